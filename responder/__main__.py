@@ -1,0 +1,5 @@
+"""`python -m responder`."""
+
+from responder.cli import app
+
+app()

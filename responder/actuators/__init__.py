@@ -1,0 +1,17 @@
+"""Actuators: the only place side effects happen. Importing this registers the built-ins."""
+
+from responder.actuators import aws
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
+from responder.actuators.registry import Registry, register, registry
+
+__all__ = [
+    "ActuationContext",
+    "ActuationResult",
+    "Actuator",
+    "Params",
+    "PlanPreview",
+    "Registry",
+    "aws",
+    "register",
+    "registry",
+]

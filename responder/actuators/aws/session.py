@@ -1,0 +1,109 @@
+"""boto3 clients for actuators: endpoint_url, botocore retries off, calls off the event loop, errors classified."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from responder.errors import PermanentActuationError, TransientActuationError
+
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+    }
+)
+
+
+def classify(exc: Exception) -> Exception:
+    """Map a botocore error to a Transient or Permanent actuation error."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        message = f"{code}: {err.get('Message', '')}"
+        if code in TRANSIENT_CODES or status >= 500 or status == 429:
+            return TransientActuationError(message, code=code)
+        return PermanentActuationError(message, code=code)
+    if isinstance(
+        exc,
+        botocore.exceptions.ConnectionError
+        | botocore.exceptions.ReadTimeoutError
+        | botocore.exceptions.ConnectTimeoutError,
+    ):
+        return TransientActuationError(f"{exc.__class__.__name__}: {exc}", code=exc.__class__.__name__)
+    if isinstance(exc, TimeoutError):
+        return TransientActuationError("call timed out", code="Timeout")
+    if isinstance(exc, botocore.exceptions.ParamValidationError):
+        return PermanentActuationError(str(exc), code="ParamValidation")
+    return exc
+
+
+class AwsSession:
+    """Creates one client per service (thread-safe), runs calls in threads with a deadline."""
+
+    def __init__(
+        self,
+        *,
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        call_timeout: float = 20.0,
+        credentials: dict[str, str] | None = None,
+    ) -> None:
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.call_timeout = call_timeout
+        creds = credentials or {}
+        self._session = boto3.session.Session(
+            region_name=region,
+            aws_access_key_id=creds.get("aws_access_key_id"),
+            aws_secret_access_key=creds.get("aws_secret_access_key"),
+        )
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._config = botocore.config.Config(
+            retries={"mode": "standard", "max_attempts": 1},
+            connect_timeout=5,
+            read_timeout=max(5, int(call_timeout)),
+        )
+
+    def client(self, service: str) -> Any:
+        """The cached boto3 client for `service`."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(
+                    service,  # type: ignore[call-overload]  # service names come from actuators, not literals
+                    endpoint_url=self.endpoint_url,
+                    config=self._config,
+                )
+            return self._clients[service]
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Run one API call in a thread; raise Transient/PermanentActuationError on failure."""
+        fn = getattr(self.client(service), operation)
+        try:
+            async with asyncio.timeout(self.call_timeout):
+                result: dict[str, Any] = await asyncio.to_thread(fn, **kwargs)
+        except Exception as exc:
+            mapped = classify(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return result

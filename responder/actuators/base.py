@@ -1,0 +1,88 @@
+"""The actuator contract: a self-describing, idempotent, verifiable side effect."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class Params(BaseModel):
+    """Base of every actuator's params model: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class AwsCaller(Protocol):
+    """What actuators use to reach AWS (implemented in actuators.aws.session)."""
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ActuationContext:
+    """What an actuator may use: the cloud, the incident it acts for, its idempotency key."""
+
+    aws: AwsCaller
+    incident: str = ""
+    key: str = ""
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ActuationResult(BaseModel):
+    """What `apply` did: whether it changed anything, and the state before and after."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    changed: bool
+    target: str
+    prior: dict[str, JsonValue] = {}
+    after: dict[str, JsonValue] = {}
+    outputs: dict[str, JsonValue] = {}
+
+
+class PlanPreview(BaseModel):
+    """What `plan` says it would do, with no side effect."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: str
+    summary: str
+
+
+class Actuator(Generic[P]):
+    """Subclass, set the class attributes, implement the three methods, then `@register`.
+
+    `apply` must be desired-state (set, never toggle), capture the prior state so `reverse`
+    can restore it, and be safe to call again. `verify` reads the post-condition back.
+    """
+
+    name: ClassVar[str]
+    params: ClassVar[type[BaseModel]]
+    permissions: ClassVar[tuple[str, ...]]
+    destructive: ClassVar[bool] = False
+    reverse: ClassVar[str | None] = None
+
+    def target(self, p: P) -> str:
+        """The one resource this call acts on (part of the idempotency key)."""
+        raise NotImplementedError
+
+    async def plan(self, p: P, ctx: ActuationContext) -> PlanPreview:
+        """Describe the change without making it."""
+        raise NotImplementedError
+
+    async def apply(self, p: P, ctx: ActuationContext) -> ActuationResult:
+        """Reach the desired state idempotently; return the prior and new state."""
+        raise NotImplementedError
+
+    async def verify(self, p: P, ctx: ActuationContext) -> bool:
+        """True when the desired state holds now (read back from the cloud)."""
+        raise NotImplementedError
+
+    def reverse_params(self, p: P, result: ActuationResult) -> dict[str, Any] | None:
+        """Params for the reverse actuator, from the params and the recorded result."""
+        return None

@@ -1,0 +1,49 @@
+"""Shared CLI output: rich for humans, one JSON document per line for machines."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from responder.models.timeline import TimelineEntry
+
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+
+
+def emit_json(value: Any) -> None:
+    """Write one JSON value and a newline to stdout."""
+    sys.stdout.write(orjson.dumps(value, default=str).decode() + "\n")
+
+
+def summarize(entry: TimelineEntry) -> str:
+    """A one-line human summary of an entry's body."""
+    b = entry.body
+    parts = []
+    for key in ("type", "runbook", "step", "actuator", "target", "status", "reason", "changed", "verified",
+                "summary", "error", "duration_ms"):
+        if key in b and b[key] not in (None, ""):
+            parts.append(f"{key}={b[key]}")
+    return " ".join(parts)
+
+
+def timeline_table(entries: Iterable[TimelineEntry], title: str = "timeline", incident: bool = True) -> Table:
+    """Entries as a rich table."""
+    table = Table(title=title, show_lines=False)
+    cols = ["seq", "time", "kind", *(["incident"] if incident else []), "detail", "hash"]
+    for col in cols:
+        table.add_column(col, overflow="fold", no_wrap=col in ("seq", "time", "kind", "hash"))
+    for e in entries:
+        row = [str(e.seq), e.at[11:23], e.kind, *([e.incident or ""] if incident else []), summarize(e), e.hash[:8]]
+        table.add_row(*row)
+    return table

@@ -1,0 +1,121 @@
+"""`responder demo`: the main job end to end on the embedded sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from responder.actuators.aws.session import AwsSession
+from responder.ingest.kafka import publish
+from responder.models.timeline import EntryKind, TimelineEntry
+from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from responder.service import Service
+from responder.settings import Settings
+from responder.timeline.chain import parse_lines, verify_entries
+
+DEMO_USER = "ml-training"
+
+
+def finding_template() -> dict[str, Any]:
+    """The bundled GuardDuty credential-exfiltration finding."""
+    text = resources.files("responder.sandbox").joinpath("findings/guardduty-credential-exfiltration.json")
+    doc: dict[str, Any] = orjson.loads(text.read_bytes())
+    return doc
+
+
+def eventbridge(finding: dict[str, Any]) -> dict[str, Any]:
+    """Wrap a finding the way EventBridge delivers it."""
+    return {
+        "version": "0", "id": f"eb-{finding['id']}", "detail-type": "GuardDuty Finding",
+        "source": "aws.guardduty", "account": finding["accountId"], "time": finding["updatedAt"],
+        "region": finding["region"], "resources": [], "detail": finding,
+    }
+
+
+async def seed_key(aws: AwsSession, user: str = DEMO_USER) -> str:
+    """Create the IAM user and an access key in the sandbox; returns the key id."""
+    await aws.call("iam", "create_user", UserName=user)
+    created = await aws.call("iam", "create_access_key", UserName=user)
+    return str(created["AccessKey"]["AccessKeyId"])
+
+
+async def key_status(aws: AwsSession, user: str, key_id: str) -> str:
+    """Status of the key as the cloud reports it."""
+    listed = await aws.call("iam", "list_access_keys", UserName=user)
+    return next(str(k["Status"]) for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key_id)
+
+
+@dataclass
+class DemoResult:
+    """What the demo observed."""
+
+    key_id: str
+    key_status: str
+    entries: list[TimelineEntry]
+    verified: int
+    head: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """The key was deactivated, exactly once, and the timeline verifies."""
+        results = [
+            e for e in self.entries
+            if e.kind == EntryKind.STEP_RESULT and e.body.get("status") == "ok" and e.body.get("target") == self.key_id
+        ]
+        return self.key_status == "Inactive" and len(results) == 1
+
+
+def default_timeline_path() -> Path:
+    """A fresh file under .responder/ for each demo run."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return Path(".responder") / f"demo-{stamp}.jsonl"
+
+
+async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0) -> DemoResult:
+    """Start the sandbox and the service, publish a finding, wait for the response, stop everything."""
+    started = time.monotonic()
+    sandbox = Sandbox()
+    await asyncio.to_thread(sandbox.start)
+    try:
+        aws = AwsSession(endpoint_url=sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS)
+        key_id = await seed_key(aws)
+        settings = Settings(
+            kafka_bootstrap=sandbox.broker.bootstrap, aws_endpoint_url=sandbox.aws.endpoint_url,
+            aws_access_key_id=SANDBOX_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=SANDBOX_CREDENTIALS["aws_secret_access_key"],
+            timeline_path=timeline, runbooks_dir=runbooks_dir, session_timeout_ms=6000, group_id="responder-demo",
+        )
+        service = Service(settings)
+        task = asyncio.create_task(service.run())
+        try:
+            await asyncio.wait_for(service.ready.wait(), 30)
+            finding = copy.deepcopy(finding_template())
+            finding["resource"]["accessKeyDetails"]["accessKeyId"] = key_id
+            now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            finding["createdAt"] = finding["updatedAt"] = now
+            incident_key = f"{finding['accountId']}:access_key:{key_id}".encode()
+            await publish(settings.kafka_bootstrap or "", "security.alerts",
+                          [orjson.dumps(eventbridge(finding))], key=incident_key)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and not service.engine.done:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # let the batch's commit land before stopping
+        finally:
+            service.request_stop()
+            await asyncio.wait_for(task, 30)
+        status = await key_status(aws, DEMO_USER, key_id)
+    finally:
+        await asyncio.to_thread(sandbox.stop)
+    data = await asyncio.to_thread(timeline.read_bytes)
+    entries = list(parse_lines(data.splitlines()))
+    count, head = verify_entries(entries)
+    return DemoResult(key_id, status, entries, count, head, time.monotonic() - started)

@@ -1,0 +1,55 @@
+"""Incidents: events with the same group key within a runbook's window join one incident."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from responder.models.event import stable_id
+
+
+@dataclass
+class Incident:
+    """An open incident and the step keys it has completed."""
+
+    id: str
+    runbook: str
+    group_key: str
+    opened_at: datetime
+    last_seen: datetime
+    events: int = 1
+    step_outputs: dict[str, dict[str, object]] = field(default_factory=dict)
+
+
+class IncidentBook:
+    """Open incidents by (runbook, group key); rebuilt from the timeline on start."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], Incident] = {}
+        self.by_id: dict[str, Incident] = {}
+
+    def find(self, runbook: str, group_key: str, at: datetime, window: float) -> Incident | None:
+        """The open incident this event joins, if any."""
+        inc = self._open.get((runbook, group_key))
+        if inc is None or at - inc.last_seen > timedelta(seconds=window):
+            return None
+        return inc
+
+    def open(self, runbook: str, group_key: str, event_id: str, at: datetime) -> Incident:
+        """Open a new incident; its id is derived from the first event, so a replay reopens the same one."""
+        inc = Incident(stable_id(runbook, group_key, event_id)[:20], runbook, group_key, at, at)
+        self._open[(runbook, group_key)] = inc
+        self.by_id[inc.id] = inc
+        return inc
+
+    def restore(self, incident_id: str, runbook: str, group_key: str, at: datetime) -> Incident:
+        """Re-create an incident read back from the timeline."""
+        inc = self.by_id.get(incident_id)
+        if inc is None:
+            inc = Incident(incident_id, runbook, group_key, at, at)
+            self.by_id[incident_id] = inc
+        current = self._open.get((runbook, group_key))
+        if current is None or current.last_seen <= at:
+            self._open[(runbook, group_key)] = inc
+        inc.last_seen = max(inc.last_seen, at)
+        return inc

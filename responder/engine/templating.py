@@ -1,0 +1,56 @@
+"""Safe templating: `${namespace.path}` lookups only. No expressions, no Jinja, no eval.
+
+A value that is exactly one placeholder becomes the typed value found at that path. A placeholder
+inside other text is replaced by the found value's text, once: the result is never scanned again,
+so `${…}`, `{{…}}` or shell metacharacters arriving in an event stay inert data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from responder.rules.conditions import lookup
+from responder.rules.operators import MISSING
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)*)\}")
+NAMESPACES = ("event", "incident", "steps")
+
+
+class TemplateError(ValueError):
+    """A placeholder that names no value."""
+
+
+def placeholders(value: Any) -> list[str]:
+    """Every path named in `value` (recursively), for load-time checks."""
+    if isinstance(value, str):
+        return PLACEHOLDER.findall(value)
+    if isinstance(value, Mapping):
+        return [p for v in value.values() for p in placeholders(v)]
+    if isinstance(value, list | tuple):
+        return [p for v in value for p in placeholders(v)]
+    return []
+
+
+def _resolve(path: str, scope: Mapping[str, Any]) -> Any:
+    if path.split(".", 1)[0] not in NAMESPACES:
+        raise TemplateError(f"${{{path}}}: paths start with one of {', '.join(NAMESPACES)}")
+    found = lookup(scope, path)
+    if found is MISSING or found is None:
+        raise TemplateError(f"${{{path}}} is not set for this event")
+    return found
+
+
+def render(value: Any, scope: Mapping[str, Any]) -> Any:
+    """Bind placeholders in `value` from `scope` by path lookup."""
+    if isinstance(value, str):
+        whole = PLACEHOLDER.fullmatch(value)
+        if whole:
+            return _resolve(whole.group(1), scope)
+        return PLACEHOLDER.sub(lambda m: str(_resolve(m.group(1), scope)), value)
+    if isinstance(value, Mapping):
+        return {k: render(v, scope) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [render(v, scope) for v in value]
+    return value

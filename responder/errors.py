@@ -1,0 +1,123 @@
+"""The one exception tree of responder, split by who has to act.
+
+::
+
+    ResponderError
+    ├── ConfigError                     → fail at start-up or in `responder runbooks validate`
+    │   ├── RunbookError                (path, line, column, reason)
+    │   ├── UnknownActuatorError        (name, known): the message lists the valid names
+    │   └── SandboxError                the embedded broker or moto server could not start
+    ├── EventRejected                   → poison or forged record: dead-letter, commit, never retry
+    │   ├── DecodeError                 not JSON, too large, unknown shape
+    │   ├── ValidationFailed            decoded but the fields are invalid
+    │   └── AuthenticationFailed        missing or bad HMAC signature
+    ├── GuardTripped                    → a guard refused automatic execution: needs approval
+    ├── TimelineError                   → the record is unwritable or does not verify
+    │   └── ChainBroken                 (seq, reason)
+    └── ActuationError                  → raised by actuators only
+        ├── TransientActuationError     throttling, 5xx, timeouts: retried with jittered backoff
+        └── PermanentActuationError     AccessDenied, NotFound, bad params: recorded, the step fails
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ResponderError(Exception):
+    """Root of every error responder raises on purpose."""
+
+
+class ConfigError(ResponderError):
+    """Configuration, runbooks or wiring are wrong; a human must fix them before start."""
+
+
+class RunbookError(ConfigError):
+    """A runbook file is invalid; carries where and why."""
+
+    def __init__(self, path: str, reason: str, line: int | None = None, column: int | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.line = line
+        self.column = column
+        where = path if line is None else f"{path}:{line}:{column or 1}"
+        super().__init__(f"{where}: {reason}")
+
+
+class UnknownActuatorError(ConfigError):
+    """A runbook names an actuator that is not registered."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = tuple(sorted(known))
+        super().__init__(f"unknown actuator {name!r}; valid choices: {', '.join(self.known)}")
+
+
+class SandboxError(ConfigError):
+    """The embedded broker or the local AWS API could not be started."""
+
+
+class EventRejected(ResponderError):
+    """A record that must never actuate: it goes to the dead-letter topic with `reason`."""
+
+    reason_code = "rejected"
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)
+
+
+class DecodeError(EventRejected):
+    """The record is not JSON, too large, or of no known shape."""
+
+    reason_code = "decode"
+
+
+class ValidationFailed(EventRejected):
+    """The record decoded but its fields do not validate."""
+
+    reason_code = "validation"
+
+
+class AuthenticationFailed(EventRejected):
+    """The record's HMAC signature is missing, unknown or wrong."""
+
+    reason_code = "authentication"
+
+
+class GuardTripped(ResponderError):
+    """A guard refused automatic execution of a step."""
+
+    def __init__(self, guard: str, detail: str) -> None:
+        self.guard = guard
+        self.detail = detail
+        super().__init__(f"{guard}: {detail}")
+
+
+class TimelineError(ResponderError):
+    """The timeline cannot be written or read."""
+
+
+class ChainBroken(TimelineError):
+    """The timeline does not verify; `seq` is the first bad entry (line number when unparsable)."""
+
+    def __init__(self, seq: int, reason: str) -> None:
+        self.seq = seq
+        self.reason = reason
+        super().__init__(f"entry {seq}: {reason}")
+
+
+class ActuationError(ResponderError):
+    """An actuator failed to reach its desired state."""
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class TransientActuationError(ActuationError):
+    """Throttling, a 5xx or a timeout: worth retrying."""
+
+
+class PermanentActuationError(ActuationError):
+    """Retrying cannot help: recorded as a failure."""

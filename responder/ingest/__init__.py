@@ -1,0 +1,1 @@
+"""Ingest: bytes in from Kafka, poison out to the dead-letter topic."""

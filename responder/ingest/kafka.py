@@ -1,0 +1,142 @@
+"""Kafka in and out (aiokafka only here): a manual-commit consumer group and the dead-letter producer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from responder.models.event import RawRecord
+
+log = structlog.get_logger(__name__)
+
+
+async def _start_with_retry(client: Any, deadline: float) -> None:
+    """aiokafka does not retry bootstrap itself; we do, for `deadline` seconds."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(KafkaConnectionError),
+        stop=stop_after_delay(deadline),
+        wait=wait_exponential_jitter(initial=0.1, max=2.0),
+        reraise=True,
+    ):
+        with attempt:
+            await client.start()
+
+
+def to_raw(msg: Any) -> RawRecord:
+    """An aiokafka ConsumerRecord as a RawRecord."""
+    return RawRecord(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key,
+        value=msg.value if msg.value is not None else b"",
+        headers=tuple((k, v if v is not None else b"") for k, v in (msg.headers or ())),
+        timestamp_ms=msg.timestamp,
+    )
+
+
+class KafkaIngest:
+    """The consumer group and the producer for dead letters; commits only what the caller says is durable."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        group_id: str,
+        deadletter_topic: str,
+        *,
+        session_timeout_ms: int = 10_000,
+        max_batch: int = 500,
+    ) -> None:
+        self.topics = list(topics)
+        self.deadletter_topic = deadletter_topic
+        self.max_batch = max_batch
+        self.consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(100, session_timeout_ms // 6),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+
+    async def start(self, deadline: float = 30.0) -> None:
+        """Connect both clients, retrying bootstrap."""
+        await _start_with_retry(self.producer, deadline)
+        await _start_with_retry(self.consumer, deadline)
+        log.info("consumer_started", topics=self.topics)
+
+    async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
+        """The next batch, by partition, in offset order."""
+        got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit the next offsets to read (last handled + 1)."""
+        if offsets:
+            await self.consumer.commit(dict(offsets))
+
+    async def deadletter(self, record: RawRecord, reason: str, detail: str) -> None:
+        """Send the original bytes, headers and the reason to the dead-letter topic; waits for the ack."""
+        headers = [
+            *record.headers,
+            ("dlq.reason", reason.encode()),
+            ("dlq.detail", detail[:2000].encode(errors="replace")),
+            ("dlq.topic", record.topic.encode()),
+            ("dlq.partition", str(record.partition).encode()),
+            ("dlq.offset", str(record.offset).encode()),
+            ("dlq.time", str(int(time.time() * 1000)).encode()),
+        ]
+        await self.producer.send_and_wait(self.deadletter_topic, record.value, key=record.key, headers=headers)
+        log.warning("record_deadlettered", reason=reason, detail=detail[:200], topic=record.topic,
+                    partition=record.partition, offset=record.offset)
+
+    async def stop(self) -> None:
+        """Leave the group and close."""
+        for client in (self.consumer, self.producer):
+            try:
+                await client.stop()
+            except KafkaError as exc:  # pragma: no cover - best effort on shutdown
+                log.warning("kafka_stop_failed", error=str(exc))
+
+
+async def publish(
+    bootstrap: str,
+    topic: str,
+    values: Sequence[bytes],
+    *,
+    key: bytes | None = None,
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> None:
+    """Send records and wait for their acks (demo, tests, tabletop injects, replays)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await _start_with_retry(producer, 15.0)
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=key, headers=list(headers))
+    finally:
+        await producer.stop()
+
+
+async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3) -> None:
+    """Create topics that do not exist yet (any Kafka; an existing topic is left alone)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await _start_with_retry(admin, 15.0)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        if missing:
+            await admin.create_topics(missing)
+    finally:
+        await admin.close()

@@ -1,0 +1,150 @@
+"""The normalised event: the only thing the rules layer sees."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+
+
+class ResourceKind(StrEnum):
+    """The kinds of thing an event can name."""
+
+    IAM_USER = "iam_user"
+    IAM_ROLE = "iam_role"
+    ACCESS_KEY = "access_key"
+    INSTANCE = "instance"
+    CONTAINER = "container"
+    POD = "pod"
+    HOST = "host"
+    IP = "ip"
+    BUCKET = "bucket"
+    SECRET = "secret"  # noqa: S105 - a resource kind, not a password
+    KMS_KEY = "kms_key"
+    MODEL = "model"
+    MODEL_VERSION = "model_version"
+    ENDPOINT = "endpoint"
+    API_KEY = "api_key"
+    FUNCTION = "function"
+    ACCOUNT = "account"
+    OTHER = "other"
+
+
+class SeverityLabel(StrEnum):
+    """Severity buckets on the 0-10 scale."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+def label_for(score: float) -> SeverityLabel:
+    """Map a 0-10 score onto its label (GuardDuty's bands)."""
+    if score >= 9.0:
+        return SeverityLabel.CRITICAL
+    if score >= 7.0:
+        return SeverityLabel.HIGH
+    if score >= 4.0:
+        return SeverityLabel.MEDIUM
+    if score >= 1.0:
+        return SeverityLabel.LOW
+    return SeverityLabel.INFO
+
+
+class Severity(BaseModel):
+    """Severity normalised to 0-10, keeping the source's own value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    score: float = Field(ge=0.0, le=10.0)
+    label: SeverityLabel
+    original: JsonValue = None
+
+    @classmethod
+    def of(cls, score: float, original: JsonValue = None) -> Severity:
+        """Build a severity from a 0-10 score, clamped."""
+        clamped = min(10.0, max(0.0, float(score)))
+        return cls(score=clamped, label=label_for(clamped), original=original)
+
+
+class Resource(BaseModel):
+    """One thing an event names: a key, an instance, a model version…"""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ResourceKind
+    id: str = Field(min_length=1, max_length=2048)
+    name: str | None = None
+    arn: str | None = None
+    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class Event(BaseModel):
+    """A security or ML signal after normalisation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    severity: Severity
+    time: AwareDatetime
+    account: str | None = None
+    region: str | None = None
+    cloud: str | None = None
+    actor: str | None = None
+    resources: tuple[Resource, ...] = ()
+    incident_key: str = Field(min_length=1)
+    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+    raw: JsonValue = None
+
+    def first(self, kind: ResourceKind) -> Resource | None:
+        """The first resource of `kind`, or None."""
+        return next((r for r in self.resources if r.kind == kind), None)
+
+    def view(self) -> dict[str, Any]:
+        """The event as the plain dict that conditions and templates read (raw excluded)."""
+        data = self.model_dump(mode="json", exclude={"raw"})
+        by_kind: dict[str, Any] = {}
+        for res in data["resources"]:
+            by_kind.setdefault(res["kind"], res)
+        data["resource"] = by_kind
+        return data
+
+
+def stable_id(*parts: str) -> str:
+    """A short, stable id from the identifying parts of a record."""
+    h = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return h[:32]
+
+
+def utc_now() -> datetime:
+    """Now, timezone-aware."""
+    return datetime.now(UTC)
+
+
+class RawRecord(BaseModel):
+    """One record as it came off a topic: bytes plus where it was."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    topic: str
+    partition: int = 0
+    offset: int = 0
+    key: bytes | None = None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
+
+    def header(self, name: str) -> bytes | None:
+        """The last header called `name`, or None."""
+        found = None
+        for k, v in self.headers:
+            if k == name:
+                found = v
+        return found

@@ -1,0 +1,93 @@
+"""The single operator table used by every condition."""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+MISSING: Any = object()
+
+
+@lru_cache(maxsize=4096)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+@lru_cache(maxsize=4096)
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern))
+
+
+@lru_cache(maxsize=1024)
+def _net(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(cidr, strict=False)
+
+
+def _num(a: Any, b: Any, cmp: Callable[[float, float], bool]) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return cmp(a, b)
+    if isinstance(a, str) and isinstance(b, str):
+        return cmp(a, b)  # type: ignore[arg-type] # ISO times and labels compare lexically
+    return False
+
+
+def _cidr(a: Any, b: Any) -> bool:
+    if not isinstance(a, str):
+        return False
+    try:
+        ip = ipaddress.ip_address(a)
+    except ValueError:
+        return False
+    nets = b if isinstance(b, list) else [b]
+    return any(ip in _net(str(n)) for n in nets)
+
+
+def _contains(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return b in a
+    if isinstance(a, list | tuple):
+        return b in a
+    return False
+
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: a is not MISSING and a == b,
+    "ne": lambda a, b: a is MISSING or a != b,
+    "in": lambda a, b: a is not MISSING and isinstance(b, list) and a in b,
+    "not_in": lambda a, b: a is MISSING or (isinstance(b, list) and a not in b),
+    "glob": lambda a, b: isinstance(a, str) and _glob(str(b)).match(a) is not None,
+    "regex": lambda a, b: isinstance(a, str) and _regex(str(b)).search(a) is not None,
+    "gt": lambda a, b: _num(a, b, lambda x, y: x > y),
+    "ge": lambda a, b: _num(a, b, lambda x, y: x >= y),
+    "lt": lambda a, b: _num(a, b, lambda x, y: x < y),
+    "le": lambda a, b: _num(a, b, lambda x, y: x <= y),
+    "exists": lambda a, b: (a is not MISSING and a is not None) == (b is None or bool(b)),
+    "contains": _contains,
+    "cidr": _cidr,
+}
+
+
+def validate_operand(op: str, value: Any) -> str | None:
+    """Why `value` is not a valid operand for `op`, or None when it is."""
+    if op not in OPERATORS:
+        return f"unknown operator {op!r}; valid choices: {', '.join(sorted(OPERATORS))}"
+    if op in ("in", "not_in") and not isinstance(value, list):
+        return f"operator {op!r} needs a list value"
+    if op == "regex":
+        try:
+            _regex(str(value))
+        except re.error as exc:
+            return f"invalid regex {value!r}: {exc}"
+    if op == "cidr":
+        try:
+            for n in value if isinstance(value, list) else [value]:
+                _net(str(n))
+        except ValueError as exc:
+            return f"invalid CIDR {value!r}: {exc}"
+    return None

@@ -1,0 +1,128 @@
+"""`responder run`: consumers → pipeline → timeline → commit, with graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from responder.actuators.aws.session import AwsSession
+from responder.actuators.base import AwsCaller
+from responder.actuators.registry import Registry
+from responder.actuators.registry import registry as default_registry
+from responder.catalog import load_runbooks
+from responder.engine.executor import Engine
+from responder.errors import ConfigError, EventRejected
+from responder.ingest.kafka import KafkaIngest
+from responder.models.event import RawRecord
+from responder.models.runbook import Runbook
+from responder.pipeline import Pipeline
+from responder.settings import Settings
+from responder.timeline.recorder import Recorder
+from responder.timeline.store import FileStore
+
+log = structlog.get_logger(__name__)
+
+NO_KAFKA = (
+    "no Kafka configured: set RESPONDER_KAFKA_BOOTSTRAP=host:port (or kafka_bootstrap in the file named by "
+    "RESPONDER_CONFIG), or run `responder run --sandbox` to start the embedded broker and a local AWS API"
+)
+
+
+def aws_from(settings: Settings) -> AwsSession:
+    """The boto3 session the actuators use, from settings."""
+    return AwsSession(
+        region=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        call_timeout=settings.aws_call_timeout,
+        credentials=settings.aws_credentials(),
+    )
+
+
+class Service:
+    """One consumer-group member: handles batches partition by partition, commits after the timeline is durable."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: Registry = default_registry,
+        aws: AwsCaller | None = None,
+        runbooks: Sequence[Runbook] | None = None,
+    ) -> None:
+        if not settings.kafka_bootstrap:
+            raise ConfigError(NO_KAFKA)
+        self.settings = settings
+        self.recorder = Recorder(FileStore(settings.timeline_path), linger=settings.timeline_linger_ms / 1000)
+        self.engine = Engine(self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run)
+        books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
+        self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes)
+        self.ingest = KafkaIngest(
+            settings.kafka_bootstrap,
+            settings.topics,
+            settings.group_id,
+            settings.deadletter_topic,
+            session_timeout_ms=settings.session_timeout_ms,
+            max_batch=settings.max_batch,
+        )
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.deadlettered: dict[str, int] = {}
+
+    def request_stop(self) -> None:
+        """Finish the batch in hand, commit it, then stop."""
+        log.info("shutdown_requested")
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Recover, consume until asked to stop, drain, close."""
+        recovered = self.engine.recover()
+        log.info("timeline_recovered", entries=recovered, inflight=len(self.engine.inflight))
+        await self.ingest.start()
+        self.ready.set()
+        try:
+            while not self._stop.is_set():
+                batch = await self.ingest.poll()
+                if batch:
+                    await self._handle_batch(batch)
+        finally:
+            await self.ingest.stop()
+            self.recorder.close()
+            log.info("service_stopped")
+
+    async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for records in batch.values():
+                tg.create_task(self._handle_partition(records))
+        await self.recorder.flush()
+        await self.ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+    async def _handle_partition(self, records: list[RawRecord]) -> None:
+        for record in records:
+            try:
+                await self.pipeline.handle(record)
+            except EventRejected as exc:
+                await self._reject(record, exc.reason_code, exc.detail)
+            except Exception as exc:
+                log.exception("record_failed", topic=record.topic, offset=record.offset)
+                await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
+
+    async def _reject(self, record: RawRecord, reason: str, detail: str) -> None:
+        self.deadlettered[reason] = self.deadlettered.get(reason, 0) + 1
+        self.pipeline.counters.rejected[reason] = self.pipeline.counters.rejected.get(reason, 0) + 1
+        await self.ingest.deadletter(record, reason, detail)
+
+
+async def serve(service: Service) -> None:
+    """Run the service until SIGTERM or SIGINT, then drain and stop."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.request_stop)
+    try:
+        await service.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

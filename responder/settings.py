@@ -1,0 +1,70 @@
+"""Settings: `RESPONDER_*` environment variables, then an optional YAML file (`RESPONDER_CONFIG`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Everything the service reads at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="RESPONDER_", env_nested_delimiter="__", extra="forbid")
+
+    kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = no Kafka")
+    topics: list[str] = Field(default_factory=lambda: ["security.alerts", "ml.drift"])
+    group_id: str = "responder"
+    deadletter_topic: str = "responder.deadletter"
+    session_timeout_ms: int = 10_000
+    max_record_bytes: int = 1024 * 1024
+    max_batch: int = 500
+
+    runbooks_dir: Path = Path("runbooks")
+    timeline_path: Path = Path(".responder/timeline.jsonl")
+    timeline_linger_ms: float = 1.0
+
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_call_timeout: float = 20.0
+
+    dry_run: bool = False
+    kill_switch: bool = False
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "info"
+    metrics_port: int | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init kwargs win, then env, then the YAML file named by RESPONDER_CONFIG."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("RESPONDER_CONFIG")
+        if config:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
+        return tuple(sources)
+
+    def aws_credentials(self) -> dict[str, str]:
+        """Explicit credentials when configured; otherwise the standard chain applies."""
+        if self.aws_access_key_id and self.aws_secret_access_key:
+            return {
+                "aws_access_key_id": self.aws_access_key_id.get_secret_value(),
+                "aws_secret_access_key": self.aws_secret_access_key.get_secret_value(),
+            }
+        return {}

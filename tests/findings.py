@@ -1,0 +1,28 @@
+"""Builders for realistic test records."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+
+from responder.demo import eventbridge, finding_template
+
+
+def guardduty_finding(key_id: str, user: str = "ml-training", *, finding_id: str | None = None,
+                      severity: float = 8, updated: str = "2026-11-25T10:00:00.000Z") -> dict[str, Any]:
+    """A raw GuardDuty credential-exfiltration finding naming `key_id` of `user`."""
+    f = copy.deepcopy(finding_template())
+    f["resource"]["accessKeyDetails"]["accessKeyId"] = key_id
+    f["resource"]["accessKeyDetails"]["userName"] = user
+    f["severity"] = severity
+    f["updatedAt"] = updated
+    if finding_id:
+        f["id"] = finding_id
+    return f
+
+
+def envelope_bytes(finding: dict[str, Any]) -> bytes:
+    """The finding wrapped as an EventBridge event, encoded."""
+    return orjson.dumps(eventbridge(finding))

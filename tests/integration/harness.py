@@ -1,0 +1,61 @@
+"""Run the real service against the test broker and moto server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from responder.actuators.aws.session import AwsSession
+from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.service import Service
+from responder.settings import Settings
+
+
+class CountingAws:
+    """Wraps the real AwsSession and counts every call by operation."""
+
+    def __init__(self, inner: AwsSession) -> None:
+        self.inner = inner
+        self.counts: dict[str, int] = {}
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Count, then forward to moto."""
+        self.counts[operation] = self.counts.get(operation, 0) + 1
+        return await self.inner.call(service, operation, **kwargs)
+
+
+def make_settings(bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, timeline: Path,
+                  runbooks_dir: Path, **extra: Any) -> Settings:
+    """Settings wired to the test broker and moto server."""
+    return Settings(
+        kafka_bootstrap=bootstrap, topics=[topics["alerts"]], deadletter_topic=topics["deadletter"],
+        group_id=f"g-{unique}", session_timeout_ms=extra.pop("session_timeout_ms", 6000),
+        aws_endpoint_url=aws.endpoint_url, timeline_path=timeline, runbooks_dir=runbooks_dir,
+        aws_access_key_id=SANDBOX_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=SANDBOX_CREDENTIALS["aws_secret_access_key"], **extra,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(service: Service) -> AsyncIterator[Service]:
+    """Start the service, wait until it consumes, stop and drain it on exit."""
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.ready.wait(), 60)
+        yield service
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, 60)
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll until `predicate()` holds; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)

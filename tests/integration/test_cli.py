@@ -1,0 +1,90 @@
+"""The CLI as a user runs it: the demo end to end, and `run` stopping cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.timeline.chain import parse_lines, verify_entries
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tansu_pids() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"tansu" in (entry / "cmdline").read_bytes().split(b"\0")[0]:
+                    pids.add(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_demo_contains_the_key_and_leaves_nothing_behind(tmp_path):
+    """`responder demo --json` reports the key Inactive, a verified timeline, and stops its broker."""
+    before = _tansu_pids()
+    timeline = tmp_path / "demo.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "responder", "demo", "--json", "--timeline", str(timeline)],
+        cwd=ROOT, capture_output=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    summary = orjson.loads(proc.stdout.splitlines()[-1])
+    assert summary["ok"] is True
+    assert summary["key_status"] == "Inactive"
+    assert verify_entries(parse_lines(timeline.read_bytes().splitlines()))[0] == summary["entries"]
+    assert _tansu_pids() <= before
+
+
+def test_run_without_kafka_explains_how_to_configure(tmp_path):
+    """`responder run` with no Kafka configured exits 3 and says how to configure one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
+    proc = subprocess.run([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env,
+                          capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 3
+    assert b"RESPONDER_KAFKA_BOOTSTRAP" in proc.stderr + proc.stdout
+
+
+def test_run_stops_cleanly_on_sigterm(kafka_bootstrap, moto_server, unique, tmp_path):
+    """SIGTERM makes `responder run` drain, leave the group and exit 0."""
+    env = {
+        **os.environ,
+        "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "RESPONDER_TOPICS": f'["alerts-{unique}"]',
+        "RESPONDER_GROUP_ID": f"g-{unique}",
+        "RESPONDER_TIMELINE_PATH": str(tmp_path / "t.jsonl"),
+        "RESPONDER_AWS_ENDPOINT_URL": moto_server.endpoint_url,
+        "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
+        "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
+        "RESPONDER_SESSION_TIMEOUT_MS": "6000",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if not line or b"consumer_started" in line:
+                break
+        if not lines[-1]:
+            pytest.fail(b"".join(lines).decode())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"service_stopped" in err

@@ -1,0 +1,59 @@
+"""Runbooks load, and bad ones fail with file, line and the valid choices."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from responder.actuators import registry
+from responder.catalog import load_runbooks
+from responder.cli import app
+from responder.errors import RunbookError
+
+GOOD = """\
+id: {id}
+trigger: {{source: guardduty, type: "*"}}
+steps:
+  - id: deactivate-key
+    actuator: {actuator}
+    with: {{user_name: "${{event.actor}}", access_key_id: "${{event.resource.access_key.id}}"}}
+"""
+
+
+def test_shipped_runbooks_load(runbooks_dir):
+    """Every runbook in runbooks/ validates."""
+    assert [rb.id for rb in load_runbooks(runbooks_dir, registry)]
+
+
+def test_unknown_actuator_names_line_and_choices(tmp_path):
+    """A misspelt actuator fails at its line and lists the registered actuators."""
+    (tmp_path / "bad.yaml").write_text(GOOD.format(id="bad", actuator="aws.iam.deactivate_acess_key"))
+    with pytest.raises(RunbookError) as info:
+        load_runbooks(tmp_path, registry)
+    assert info.value.line == 5
+    assert "aws.iam.deactivate_access_key" in str(info.value)
+
+
+def test_unknown_key_is_rejected_with_location(tmp_path):
+    """A key the schema does not know fails with the file and line."""
+    (tmp_path / "typo.yaml").write_text(
+        GOOD.format(id="typo", actuator="aws.iam.deactivate_access_key") + "stepz: []\n"
+    )
+    with pytest.raises(RunbookError) as info:
+        load_runbooks(tmp_path, registry)
+    assert "typo.yaml:7" in str(info.value)
+
+
+def test_id_must_match_file_name(tmp_path):
+    """A runbook whose id differs from its file stem is rejected."""
+    (tmp_path / "one.yaml").write_text(GOOD.format(id="two", actuator="aws.iam.deactivate_access_key"))
+    with pytest.raises(RunbookError, match="file name"):
+        load_runbooks(tmp_path, registry)
+
+
+def test_validate_command_exit_code(tmp_path, runbooks_dir):
+    """`runbooks validate` exits 0 on the shipped set and 3 on a broken one."""
+    runner = CliRunner()
+    assert runner.invoke(app, ["runbooks", "validate", str(runbooks_dir)]).exit_code == 0
+    (tmp_path / "x.yaml").write_text("id: x\n")
+    assert runner.invoke(app, ["runbooks", "validate", str(tmp_path)]).exit_code == 3

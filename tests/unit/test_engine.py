@@ -1,0 +1,132 @@
+"""The engine against a fake IAM: intent before result, idempotency, recovery, retries."""
+
+from __future__ import annotations
+
+from responder.actuators import registry
+from responder.catalog import load_runbooks
+from responder.engine import Engine
+from responder.normalise import normalise
+from responder.pipeline import Pipeline
+from responder.timeline import MemoryStore, Recorder
+from tests.fakes import FakeIam
+from tests.findings import envelope_bytes, guardduty_finding
+
+KEY = "AKIAABCDEFGHIJKLMNOP"
+
+
+def _pipeline(iam: FakeIam, store: MemoryStore, runbooks_dir, dry_run: bool = False) -> Pipeline:
+    engine = Engine(Recorder(store), registry, iam, dry_run=dry_run)
+    engine.recover()
+    return Pipeline(load_runbooks(runbooks_dir, registry), engine)
+
+
+def _kinds(store: MemoryStore) -> list[str]:
+    return [e.kind for e in Recorder(store).entries()]
+
+
+async def test_intent_is_durable_before_the_cloud_call(runbooks_dir):
+    """The step.intent entry is synced before UpdateAccessKey is called."""
+    iam, store = FakeIam(), MemoryStore()
+    iam.add_key("ml-training", KEY)
+    synced_at_call: list[int] = []
+    original = iam.call
+
+    async def spy(service, operation, **kw):
+        if operation == "update_access_key":
+            synced_at_call.append(store.synced)
+        return await original(service, operation, **kw)
+
+    iam.call = spy  # type: ignore[method-assign]
+    p = _pipeline(iam, store, runbooks_dir)
+    from responder.models import RawRecord
+
+    await p.handle(RawRecord(topic="t", value=envelope_bytes(guardduty_finding(KEY))))
+    await p.engine.recorder.flush()
+    durable = store.read()[: synced_at_call[0]]
+    assert b'"kind":"step.intent"' in durable
+    assert b'"kind":"step.result"' not in durable
+    assert iam.keys[KEY]["Status"] == "Inactive"
+
+
+async def test_redelivery_after_restart_does_not_act_again(runbooks_dir):
+    """A new engine recovered from the timeline skips a step that already has a result."""
+    from responder.models import RawRecord
+
+    iam, store = FakeIam(), MemoryStore()
+    iam.add_key("ml-training", KEY)
+    rec = RawRecord(topic="t", value=envelope_bytes(guardduty_finding(KEY)))
+    first = _pipeline(iam, store, runbooks_dir)
+    await first.handle(rec)
+    await first.engine.recorder.flush()
+    second = _pipeline(iam, store, runbooks_dir)
+    await second.handle(rec)
+    assert iam.count("update_access_key") == 1
+    assert second.engine.done
+
+
+async def test_intent_without_result_is_resolved_by_verify(runbooks_dir):
+    """After a crash between intent and result, a state already reached is recorded as recovered, not redone."""
+    from responder.models import RawRecord
+
+    iam, store = FakeIam(), MemoryStore()
+    iam.add_key("ml-training", KEY)
+    rec = RawRecord(topic="t", value=envelope_bytes(guardduty_finding(KEY)))
+    crashed = _pipeline(iam, store, runbooks_dir)
+    crashed.engine.recorder.append = _drop_results(crashed.engine.recorder.append)  # type: ignore[method-assign]
+    await crashed.handle(rec)
+    await crashed.engine.recorder.flush()
+    assert "step.result" not in _kinds(store)
+    calls = iam.count("update_access_key")
+    again = _pipeline(iam, store, runbooks_dir)
+    assert again.engine.inflight
+    await again.handle(rec)
+    await again.engine.recorder.flush()
+    assert iam.count("update_access_key") == calls
+    results = [e.body for e in Recorder(store).entries() if e.kind == "step.result"]
+    assert results[-1]["recovered"] is True
+
+
+def _drop_results(append):
+    def wrapped(kind, body, incident=None):
+        if kind == "step.result":
+            return None
+        return append(kind, body, incident)
+
+    return wrapped
+
+
+async def test_throttling_is_retried_then_succeeds(runbooks_dir):
+    """Two throttled calls are retried and the key still ends Inactive with one ok result."""
+    from responder.models import RawRecord
+
+    iam, store = FakeIam(), MemoryStore()
+    iam.add_key("ml-training", KEY)
+    iam.throttle_next = 2
+    p = _pipeline(iam, store, runbooks_dir)
+    await p.handle(RawRecord(topic="t", value=envelope_bytes(guardduty_finding(KEY))))
+    await p.engine.recorder.flush()
+    assert iam.keys[KEY]["Status"] == "Inactive"
+    results = [e.body for e in Recorder(store).entries() if e.kind == "step.result"]
+    assert [r["status"] for r in results] == ["ok"]
+
+
+async def test_dry_run_plans_and_calls_nothing(runbooks_dir):
+    """With dry_run the step is recorded as planned with concrete params and no API call is made."""
+    from responder.models import RawRecord
+
+    iam, store = FakeIam(), MemoryStore()
+    iam.add_key("ml-training", KEY)
+    p = _pipeline(iam, store, runbooks_dir, dry_run=True)
+    await p.handle(RawRecord(topic="t", value=envelope_bytes(guardduty_finding(KEY))))
+    await p.engine.recorder.flush()
+    planned = [e.body for e in Recorder(store).entries() if e.kind == "step.planned"]
+    assert planned[0]["params"] == {"user_name": "ml-training", "access_key_id": KEY}
+    assert iam.calls == []
+
+
+def test_normalise_reads_key_and_user():
+    """The EventBridge-wrapped finding yields the access key with its user name."""
+    [event] = normalise(envelope_bytes(guardduty_finding(KEY, "bob")))
+    key = event.view()["resource"]["access_key"]
+    assert key["id"] == KEY
+    assert key["attributes"]["user_name"] == "bob"

@@ -1,0 +1,110 @@
+"""The hash chain detects every kind of tampering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from responder.cli import app
+from responder.errors import ChainBroken
+from responder.timeline import FileStore, MemoryStore, Recorder
+from responder.timeline.chain import parse_lines, verify_entries
+
+
+def _write(path: Path, n: int = 6) -> list[bytes]:
+    rec = Recorder(FileStore(path), writer="test")
+    for i in range(n):
+        rec.append("step.intent", {"i": i, "text": "ü"}, incident="inc")
+    rec.close()
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def _verify(lines: list[bytes]) -> int:
+    return verify_entries(parse_lines([ln.rstrip(b"\n") for ln in lines]))[0]
+
+
+def test_intact_chain_verifies(tmp_path):
+    """An untouched file verifies and reports every entry."""
+    assert _verify(_write(tmp_path / "t.jsonl")) == 6
+
+
+def test_edit_is_detected(tmp_path):
+    """Changing a body value breaks the chain at that entry."""
+    lines = _write(tmp_path / "t.jsonl")
+    doc = orjson.loads(lines[3])
+    doc["body"]["i"] = 99
+    lines[3] = orjson.dumps(doc) + b"\n"
+    with pytest.raises(ChainBroken) as info:
+        _verify(lines)
+    assert info.value.seq == 3
+
+
+@pytest.mark.parametrize(
+    ("mutate", "first_bad"),
+    [
+        (lambda ls: ls[:2] + ls[3:], 3),  # removed
+        (lambda ls: [*ls[:2], ls[4], *ls[2:]], 4),  # inserted (a copy)
+        (lambda ls: [ls[0], ls[2], ls[1], *ls[3:]], 2),  # reordered
+    ],
+    ids=["remove", "insert", "reorder"],
+)
+def test_structural_tampering_is_detected(tmp_path, mutate, first_bad):
+    """Removing, inserting or reordering entries names the first bad one."""
+    lines = _write(tmp_path / "t.jsonl")
+    with pytest.raises(ChainBroken) as info:
+        _verify(mutate(lines))
+    assert info.value.seq == first_bad
+
+
+def test_recorder_resumes_chain_after_reopen(tmp_path):
+    """A recorder reopened on an existing file continues the same chain."""
+    path = tmp_path / "t.jsonl"
+    _write(path, 3)
+    rec = Recorder(FileStore(path), writer="again")
+    rec.append("step.result", {"ok": True})
+    rec.close()
+    assert _verify(path.read_bytes().splitlines(keepends=True)) == 4
+
+
+def test_torn_final_line_is_dropped_on_open(tmp_path):
+    """A crash mid-write leaves a partial last line; reopening drops it and the chain still verifies."""
+    path = tmp_path / "t.jsonl"
+    _write(path, 3)
+    with path.open("ab") as fh:
+        fh.write(b'{"seq":3,"wri')
+    rec = Recorder(FileStore(path))
+    assert rec.next_seq == 3
+    rec.close()
+    assert _verify(path.read_bytes().splitlines(keepends=True)) == 3
+
+
+async def test_group_commit_shares_syncs():
+    """Concurrent flushes of many appends need far fewer syncs than appends."""
+    import asyncio
+
+    store = MemoryStore()
+    rec = Recorder(store, linger=0.001)
+
+    async def one(i: int) -> None:
+        rec.append("x", {"i": i})
+        await rec.flush()
+
+    await asyncio.gather(*(one(i) for i in range(200)))
+    assert store.synced == len(store.read())
+    assert store.syncs < 20
+
+
+def test_cli_verify_exit_codes(tmp_path):
+    """`timeline verify` exits 0 on an intact file and 1 naming the entry on a tampered one."""
+    path = tmp_path / "t.jsonl"
+    lines = _write(path)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["timeline", "verify", str(path)])
+    assert ok.exit_code == 0
+    path.write_bytes(b"".join(lines[:1] + lines[2:]))
+    bad = runner.invoke(app, ["timeline", "verify", str(path), "--json"])
+    assert bad.exit_code == 1
+    assert orjson.loads(bad.stdout)["first_bad_seq"] == 2
