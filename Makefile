@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/responder demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check responder tests bench
+	$(BIN)/ruff check
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

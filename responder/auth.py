@@ -1,0 +1,49 @@
+"""HMAC-SHA256 signatures for records from producers (alerts, approvals), with several active keys for rotation.
+
+A signed record carries two headers: `responder-key-id` (which secret) and `responder-signature`
+(hex HMAC-SHA256 over the record's value bytes, or over the canonical body for approvals).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+KEY_ID_HEADER = "responder-key-id"
+SIGNATURE_HEADER = "responder-signature"
+
+
+def sign(secret: bytes, payload: bytes) -> str:
+    """Hex HMAC-SHA256 of `payload` under `secret`."""
+    return hmac.new(secret, payload, hashlib.sha256).hexdigest()
+
+
+def signed_headers(key_id: str, secret: bytes, payload: bytes) -> list[tuple[str, bytes]]:
+    """The two headers that sign `payload` (for producers: see README, 'Signing records')."""
+    return [(KEY_ID_HEADER, key_id.encode()), (SIGNATURE_HEADER, sign(secret, payload).encode())]
+
+
+class KeyRing:
+    """Active secrets by key id; verification accepts any active key, so keys can be rotated."""
+
+    def __init__(self, keys: Mapping[str, bytes | str] | None = None) -> None:
+        self._keys = {k: v.encode() if isinstance(v, str) else v for k, v in (keys or {}).items()}
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def ids(self) -> list[str]:
+        """Active key ids (never the secrets)."""
+        return sorted(self._keys)
+
+    def check(self, key_id: str | None, signature: str | None, payload: bytes) -> str | None:
+        """None when the signature is valid under an active key; otherwise why it is not."""
+        if not key_id or not signature:
+            return "unsigned: missing key id or signature header"
+        secret = self._keys.get(key_id)
+        if secret is None:
+            return f"unknown signing key id {key_id!r}"
+        if not hmac.compare_digest(sign(secret, payload), signature.strip().lower()):
+            return f"bad signature for key id {key_id!r}"
+        return None
