@@ -96,7 +96,8 @@ class Service:
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
         async with asyncio.TaskGroup() as tg:
             for records in batch.values():
-                tg.create_task(self._handle_partition(records))
+                for same_key in by_key(records):
+                    tg.create_task(self._handle_partition(same_key))
         await self.recorder.flush()
         await self.ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
@@ -114,6 +115,19 @@ class Service:
         self.deadlettered[reason] = self.deadlettered.get(reason, 0) + 1
         self.pipeline.counters.rejected[reason] = self.pipeline.counters.rejected.get(reason, 0) + 1
         await self.ingest.deadletter(record, reason, detail)
+
+
+def by_key(records: list[RawRecord]) -> list[list[RawRecord]]:
+    """Split a partition's batch by record key, keeping order within each key.
+
+    Records with the same key (the incident key) are handled in order; different keys run
+    concurrently so their intents share one group-commit fsync. The engine also serialises
+    work per incident, so a producer that keys records differently cannot make it act twice.
+    """
+    groups: dict[bytes | None, list[RawRecord]] = {}
+    for record in records:
+        groups.setdefault(record.key, []).append(record)
+    return list(groups.values())
 
 
 async def serve(service: Service) -> None:

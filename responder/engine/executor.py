@@ -37,6 +37,7 @@ class Engine:
         self.done: dict[str, dict[str, Any]] = {}
         self.inflight: dict[str, dict[str, Any]] = {}
         self.actions = 0
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
 
     def recover(self) -> int:
         """Rebuild incidents, completed and in-flight steps from the durable timeline; returns entries read."""
@@ -49,6 +50,19 @@ class Engine:
         rb, event = match.runbook, match.event
         scope: dict[str, Any] = {"event": event.view()}
         group_key = str(render(rb.group_by, scope))
+        lock, users = self._locks.setdefault((rb.id, group_key), (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                return await self._handle_locked(match, scope, group_key)
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[(rb.id, group_key)]
+
+    async def _handle_locked(self, match: Match, scope: dict[str, Any], group_key: str) -> Incident:
+        """Handle one match with its incident serialised against concurrent events of the same group."""
+        rb, event = match.runbook, match.event
         incident = self.incidents.find(rb.id, group_key, event.time, rb.window)
         base = {"event_id": event.id, "runbook": rb.ref, "group_key": group_key, "event_time": event.time.isoformat()}
         if incident is None:

@@ -130,3 +130,22 @@ def test_normalise_reads_key_and_user():
     key = event.view()["resource"]["access_key"]
     assert key["id"] == KEY
     assert key["attributes"]["user_name"] == "bob"
+
+
+async def test_concurrent_events_of_one_incident_act_once(runbooks_dir):
+    """Two findings for the same key handled concurrently open one incident and deactivate the key once."""
+    import asyncio
+
+    from responder.models import RawRecord
+
+    iam, store = FakeIam(), MemoryStore()
+    iam.add_key("ml-training", KEY)
+    p = _pipeline(iam, store, runbooks_dir)
+    a = RawRecord(topic="t", key=b"a", value=envelope_bytes(guardduty_finding(KEY, finding_id="f1")))
+    b = RawRecord(topic="t", key=b"b", value=envelope_bytes(guardduty_finding(KEY, finding_id="f2")))
+    await asyncio.gather(p.handle(a), p.handle(b))
+    await p.engine.recorder.flush()
+    kinds = _kinds(store)
+    assert kinds.count("incident.opened") == 1
+    assert kinds.count("incident.joined") == 1
+    assert iam.count("update_access_key") == 1
