@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
@@ -81,7 +82,7 @@ class Resource(BaseModel):
     id: str = Field(min_length=1, max_length=2048)
     name: str | None = None
     arn: str | None = None
-    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+    attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class Event(BaseModel):
@@ -100,15 +101,19 @@ class Event(BaseModel):
     actor: str | None = None
     resources: tuple[Resource, ...] = ()
     incident_key: str = Field(min_length=1)
-    attributes: dict[str, JsonValue] = Field(default_factory=dict)
-    raw: JsonValue = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    raw: Any = None  # the decoded record as received; already JSON, not re-validated
 
     def first(self, kind: ResourceKind) -> Resource | None:
         """The first resource of `kind`, or None."""
         return next((r for r in self.resources if r.kind == kind), None)
 
     def view(self) -> dict[str, Any]:
-        """The event as the plain dict that conditions and templates read (raw excluded)."""
+        """The event as the plain dict that conditions and templates read (raw excluded; computed once)."""
+        return self._view
+
+    @cached_property
+    def _view(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude={"raw"})
         by_kind: dict[str, Any] = {}
         for res in data["resources"]:

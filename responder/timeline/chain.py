@@ -39,7 +39,8 @@ def seal(
 ) -> TimelineEntry:
     """Build the entry that follows `prev`, with its hash."""
     digest = entry_hash(prev, seq, writer, at, kind, incident, canonical_json(body))
-    return TimelineEntry(
+    # built from values this process just produced: skip re-validating the body tree
+    return TimelineEntry.model_construct(
         seq=seq, writer=writer, at=at, kind=kind, incident=incident, body=dict(body), prev=prev, hash=digest
     )
 

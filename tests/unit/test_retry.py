@@ -1,0 +1,43 @@
+"""The retry policy: transient errors retried with backoff, permanent ones never, attempts bounded."""
+
+from __future__ import annotations
+
+import pytest
+
+from responder.actuators.retry import with_retries
+from responder.errors import PermanentActuationError, TransientActuationError
+
+
+def _flaky(failures: int, exc: Exception):
+    calls = {"n": 0}
+
+    async def fn() -> str:
+        calls["n"] += 1
+        if calls["n"] <= failures:
+            raise exc
+        return "ok"
+
+    return fn, calls
+
+
+async def test_transient_failures_are_retried_until_success():
+    """Two throttled attempts are followed by a successful third."""
+    fn, calls = _flaky(2, TransientActuationError("Throttling", code="Throttling"))
+    assert await with_retries(fn, attempts=4, deadline=10, initial=0.001) == "ok"
+    assert calls["n"] == 3
+
+
+async def test_exhausted_retries_raise_the_transient_error():
+    """With more failures than attempts the last transient error is raised after exactly `attempts` calls."""
+    fn, calls = _flaky(10, TransientActuationError("Throttling", code="Throttling"))
+    with pytest.raises(TransientActuationError):
+        await with_retries(fn, attempts=3, deadline=10, initial=0.001)
+    assert calls["n"] == 3
+
+
+async def test_permanent_errors_are_not_retried():
+    """AccessDenied-like errors fail on the first call."""
+    fn, calls = _flaky(1, PermanentActuationError("AccessDenied", code="AccessDenied"))
+    with pytest.raises(PermanentActuationError):
+        await with_retries(fn, attempts=5, deadline=10, initial=0.001)
+    assert calls["n"] == 1
