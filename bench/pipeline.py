@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder import log
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import registry
 from responder.ingest.kafka import ensure_topics
 from responder.models.runbook import Runbook
