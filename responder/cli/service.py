@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,41 @@ def register(app: typer.Typer) -> None:
     """Add the service commands to `app`."""
     app.command()(run)
     app.command()(demo)
+    app.command("sandbox")(sandbox_cmd)
+
+
+def sandbox_cmd(
+    json: Annotated[bool, typer.Option("--json", help="print the endpoints as JSON")] = False,
+) -> None:
+    """Start the embedded broker and a local AWS API until Ctrl-C; prints the settings to point at them."""
+    import signal
+    import threading
+
+    from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
+
+    log.configure("console", "warning")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Sandbox() as box:
+        env = {
+            "RESPONDER_KAFKA_BOOTSTRAP": box.broker.bootstrap,
+            "RESPONDER_AWS_ENDPOINT_URL": box.aws.endpoint_url,
+            "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
+            "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
+        }
+        if json:
+            emit_json({**env, "topics": list(box.topics)})
+        else:
+            console.print("sandbox running; in another shell:")
+            for k, v in env.items():
+                console.print(f"  export {k}={v}")
+            console.print(f"topics: {', '.join(box.topics)}\nCtrl-C stops it.")
+        sys.stdout.flush()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
 
 
 def run(

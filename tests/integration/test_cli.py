@@ -88,3 +88,24 @@ def test_run_stops_cleanly_on_sigterm(kafka_bootstrap, moto_server, unique, tmp_
             proc.kill()
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"service_stopped" in err
+
+
+def test_sandbox_command_serves_until_sigterm():
+    """`responder sandbox --json` prints reachable endpoints and stops its broker on SIGTERM."""
+    import socket
+
+    before = _tansu_pids()
+    proc = subprocess.Popen([sys.executable, "-m", "responder", "sandbox", "--json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        info = orjson.loads(proc.stdout.readline())
+        host, port = info["RESPONDER_KAFKA_BOOTSTRAP"].split(":")
+        socket.create_connection((host, int(port)), timeout=5).close()
+        assert "security.alerts" in info["topics"]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert _tansu_pids() <= before
