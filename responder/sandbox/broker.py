@@ -104,10 +104,11 @@ class Broker:
         )
         deadline = time.monotonic() + timeout
         while True:
-            if self._proc.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-800:]
+            code = self._proc.poll()
+            if code is not None:
                 self.stop()
-                raise SandboxError(f"the embedded broker exited with code {self._proc.returncode}: {tail}")
+                tail = self.log_path.read_text(errors="replace")[-800:].strip()
+                raise SandboxError(f"the embedded broker exited with code {code}: {tail}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 break
