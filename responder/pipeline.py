@@ -34,6 +34,7 @@ class Pipeline:
     def __init__(self, runbooks: Sequence[Runbook], engine: Engine, *, max_record_bytes: int = 1024 * 1024) -> None:
         self.matcher = Matcher(runbooks)
         self.engine = engine
+        engine.use_runbooks(runbooks)
         self.max_record_bytes = max_record_bytes
         self.counters = Counters()
 

@@ -13,12 +13,15 @@ from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import AwsCaller
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
+from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
 from responder.catalog import load_runbooks
 from responder.engine.executor import Engine
+from responder.engine.guards import GuardPolicy, Guards
 from responder.errors import ConfigError, EventRejected
+from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.kafka import KafkaIngest
 from responder.models.event import RawRecord
-from responder.models.runbook import Runbook
+from responder.models.runbook import Protected, Quota, Runbook
 from responder.pipeline import Pipeline
 from responder.settings import Settings
 from responder.timeline.recorder import Recorder
@@ -42,6 +45,16 @@ def aws_from(settings: Settings) -> AwsSession:
     )
 
 
+def guards_from(settings: Settings) -> Guards:
+    """The global guards configured in settings."""
+    return Guards(GuardPolicy(
+        quotas=[Quota.model_validate(q) for q in settings.guard_quotas],
+        max_targets=settings.guard_max_targets,
+        protected=Protected(ids=settings.protected_ids, tags=settings.protected_tags),
+        kill_switch=settings.kill_switch, kill_switch_file=settings.kill_switch_file,
+    ))
+
+
 class Service:
     """One consumer-group member: handles batches partition by partition, commits after the timeline is durable."""
 
@@ -57,7 +70,12 @@ class Service:
             raise ConfigError(NO_KAFKA)
         self.settings = settings
         self.recorder = Recorder(FileStore(settings.timeline_path), linger=settings.timeline_linger_ms / 1000)
-        self.engine = Engine(self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run)
+        self.publisher = KafkaPublisher(settings.kafka_bootstrap)
+        self.engine = Engine(
+            self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
+            guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
+            approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}),
+        )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes)
         self.ingest = KafkaIngest(
@@ -68,6 +86,9 @@ class Service:
             session_timeout_ms=settings.session_timeout_ms,
             max_batch=settings.max_batch,
         )
+        self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
+                                        f"{settings.group_id}.approvals",
+                                        session_timeout_ms=settings.session_timeout_ms)
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.deadlettered: dict[str, int] = {}
@@ -80,18 +101,43 @@ class Service:
     async def run(self) -> None:
         """Recover, consume until asked to stop, drain, close."""
         recovered = self.engine.recover()
-        log.info("timeline_recovered", entries=recovered, inflight=len(self.engine.inflight))
-        await self.ingest.start()
-        self.ready.set()
+        log.info("timeline_recovered", entries=recovered, inflight=len(self.engine.inflight),
+                 parked=len(self.engine.parked))
         try:
-            while not self._stop.is_set():
-                batch = await self.ingest.poll()
-                if batch:
-                    await self._handle_batch(batch)
+            await self.publisher.start()
+            await self.approvals.start()
+            await self.ingest.start()
+            self.ready.set()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._alerts_loop())
+                tg.create_task(self._approvals_loop())
         finally:
-            await self.ingest.stop()
+            for client in (self.ingest, self.approvals, self.publisher):
+                await client.stop()
             self.recorder.close()
             log.info("service_stopped")
+
+    async def _alerts_loop(self) -> None:
+        while not self._stop.is_set():
+            batch = await self.ingest.poll()
+            if batch:
+                await self._handle_batch(batch)
+
+    async def _approvals_loop(self) -> None:
+        """Signed decisions in, `on_timeout` applied to parked steps whose deadline passed."""
+        while not self._stop.is_set():
+            batch = await self.approvals.poll()
+            for records in batch.values():
+                for record in records:
+                    key_id, sig = record.header(KEY_ID_HEADER), record.header(SIGNATURE_HEADER)
+                    try:
+                        await self.engine.decide(record.value, key_id.decode(errors="replace") if key_id else None,
+                                                 sig.decode(errors="replace") if sig else None)
+                    except Exception:
+                        log.exception("approval_failed", offset=record.offset)
+            await self.engine.expire()
+            await self.recorder.flush()
+            await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
         async with asyncio.TaskGroup() as tg:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -39,7 +39,19 @@ class Settings(BaseSettings):
     aws_call_timeout: float = 20.0
 
     dry_run: bool = False
-    kill_switch: bool = False
+    kill_switch: bool = Field(default=False, description="every step needs a human approval")
+    kill_switch_file: Path | None = Field(default=None, description="kill switch is on while this file exists")
+    guard_max_targets: int | None = Field(default=None, ge=1, description="global max distinct targets per plan")
+    guard_quotas: list[dict[str, Any]] = Field(default_factory=list,
+                                               description='global quotas: [{"actuator": "aws.iam.*", "max": 5, '
+                                                           '"window": "15m"}]')
+    protected_ids: list[str] = Field(default_factory=list, description="ids/ARNs/names (globs) never touched")
+    protected_tags: dict[str, str] = Field(default_factory=dict, description="tags whose resources are never touched")
+    approvals_topic: str = "responder.approvals"
+    approval_requests_topic: str = "responder.approvals.requests"
+    approval_keys: dict[str, SecretStr] = Field(default_factory=dict, description="key id → HMAC secret")
+    approval_key_id: str | None = Field(default=None, description="key the CLI signs decisions with")
+    approval_decision_ttl: float = Field(default=900.0, gt=0, description="seconds a decision stays valid")
     log_format: Literal["json", "console"] = "json"
     log_level: str = "info"
     metrics_port: int | None = None

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
+from responder.actuators import registry as default_registry
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
+from responder.actuators.registry import Registry
 from responder.errors import PermanentActuationError, TransientActuationError
 
 
@@ -38,3 +43,69 @@ class FakeIam:
             key["Status"] = kwargs["Status"]
             return {}
         raise PermanentActuationError(f"fake IAM has no {operation}", code="NotImplemented")
+
+
+class EchoParams(Params):
+    """Free text plus a target: shows exactly what reached an actuator."""
+
+    target: str = Field(pattern=r"^[a-z0-9-]{1,32}$")
+    message: str = Field(default="", max_length=4096)
+
+
+class Echo(Actuator[EchoParams]):
+    """Records every apply; changes nothing anywhere.
+
+    Example::
+
+        - id: note
+          actuator: test.echo
+          with: {target: t1, message: "${event.actor}"}
+    """
+
+    name = "test.echo"
+    params = EchoParams
+    permissions = ("none:None",)
+
+    def __init__(self) -> None:
+        self.applied: list[EchoParams] = []
+
+    def target(self, p: EchoParams) -> str:
+        return p.target
+
+    async def plan(self, p: EchoParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=p.target, summary=f"echo to {p.target}")
+
+    async def apply(self, p: EchoParams, ctx: ActuationContext) -> ActuationResult:
+        self.applied.append(p)
+        return ActuationResult(changed=True, target=p.target, outputs={"message": p.message, "n": len(self.applied)})
+
+    async def verify(self, p: EchoParams, ctx: ActuationContext) -> bool:
+        return p in self.applied
+
+
+class Wipe(Echo):
+    """A destructive echo: approval is required by default.
+
+    Example::
+
+        - id: wipe
+          actuator: test.wipe
+          with: {target: t1}
+    """
+
+    name = "test.wipe"
+    destructive = True
+
+
+def test_registry() -> tuple[Registry, Echo, Wipe]:
+    """The built-in actuators plus a fresh Echo and Wipe."""
+    reg = Registry()
+    for actuator in default_registry:
+        reg.add(actuator)
+    echo, wipe = Echo(), Wipe()
+    reg.add(echo)
+    reg.add(wipe)
+    return reg, echo, wipe
+
+
+test_registry.__test__ = False  # type: ignore[attr-defined]

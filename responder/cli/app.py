@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from responder.cli import runbooks, service, timeline
+from responder.cli import approvals, runbooks, service, timeline
 
 app = typer.Typer(
     name="responder",
@@ -16,4 +16,5 @@ app = typer.Typer(
 )
 service.register(app)
 runbooks.register(app)
+approvals.register(app)
 app.add_typer(timeline.app, name="timeline")

@@ -1,9 +1,12 @@
-"""Run a matched runbook for one event: incident, plan each step, intent → apply → result."""
+"""Run a matched runbook for one event: incident → plan → guards → approval → intent → apply → result."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -12,83 +15,136 @@ from pydantic import ValidationError
 from responder.actuators.base import ActuationContext, AwsCaller
 from responder.actuators.registry import Registry
 from responder.actuators.retry import with_retries
+from responder.auth import KeyRing
+from responder.engine.approvals import DecisionRefused, Parked, Publisher, accept_decision, publish_request
+from responder.engine.guards import Guards, Trip
 from responder.engine.incidents import Incident, IncidentBook
+from responder.engine.planner import build_plan
 from responder.engine.templating import TemplateError, render
 from responder.errors import ActuationError, PermanentActuationError, TransientActuationError
-from responder.models.plan import idempotency_key
-from responder.models.runbook import Mode, OnFailure, Runbook, Step
+from responder.models.approval import REQUESTS_TOPIC
+from responder.models.event import Event
+from responder.models.plan import Plan, idempotency_key
+from responder.models.runbook import Mode, OnFailure, OnTimeout, Runbook, Step
 from responder.models.timeline import EntryKind
-from responder.rules.conditions import first_failure
+from responder.rules.conditions import describe, first_failure
 from responder.rules.matcher import Match
 from responder.timeline.recorder import Recorder
 
 log = structlog.get_logger(__name__)
 
 
+class Outcome(StrEnum):
+    """How one step ended for now."""
+
+    OK = "ok"
+    FAILED = "failed"
+    PARKED = "parked"
+
+
 class Engine:
     """Executes matches; remembers which step keys have results so nothing acts twice."""
 
-    def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *, dry_run: bool = False) -> None:
+    def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *, dry_run: bool = False,
+                 guards: Guards | None = None, publisher: Publisher | None = None,
+                 approval_keys: KeyRing | None = None, requests_topic: str = REQUESTS_TOPIC,
+                 clock: Callable[[], float] = time.time) -> None:
         self.recorder = recorder
         self.registry = registry
         self.aws = aws
         self.dry_run = dry_run
+        self.clock = clock
+        self.guards = guards or Guards(clock=clock)
+        self.publisher = publisher
+        self.approval_keys = approval_keys or KeyRing()
+        self.requests_topic = requests_topic
         self.incidents = IncidentBook()
+        self.runbooks: dict[str, Runbook] = {}
         self.done: dict[str, dict[str, Any]] = {}
         self.inflight: dict[str, dict[str, Any]] = {}
+        self.parked: dict[tuple[str, str], Parked] = {}
         self.actions = 0
-        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._group_locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+
+    def use_runbooks(self, runbooks: Iterable[Runbook]) -> None:
+        """The runbooks parked approvals resume with (looked up by id, checked by version)."""
+        self.runbooks = {rb.id: rb for rb in runbooks}
 
     def recover(self) -> int:
-        """Rebuild incidents, completed and in-flight steps from the durable timeline; returns entries read."""
+        """Rebuild incidents, completed, in-flight and parked steps from the durable timeline; returns entries read."""
         from responder.engine.recovery import replay
 
         return replay(self, self.recorder.entries())
 
     async def handle(self, match: Match) -> Incident:
-        """Open or join the incident, then run the runbook's steps in order."""
+        """Open, join or (in cooldown) suppress the incident, then run the runbook's steps in order."""
         rb, event = match.runbook, match.event
-        scope: dict[str, Any] = {"event": event.view()}
-        group_key = str(render(rb.group_by, scope))
-        lock, users = self._locks.setdefault((rb.id, group_key), (asyncio.Lock(), [0]))
+        group_key = str(render(rb.group_by, {"event": event.view()}))
+        lock, users = self._group_locks.setdefault((rb.id, group_key), (asyncio.Lock(), [0]))
         users[0] += 1
         try:
             async with lock:
-                return await self._handle_locked(match, scope, group_key)
+                return await self._handle_locked(rb, event, group_key)
         finally:
             users[0] -= 1
             if users[0] == 0:
-                del self._locks[(rb.id, group_key)]
+                del self._group_locks[(rb.id, group_key)]
 
-    async def _handle_locked(self, match: Match, scope: dict[str, Any], group_key: str) -> Incident:
+    async def _handle_locked(self, rb: Runbook, event: Event, group_key: str) -> Incident:
         """Handle one match with its incident serialised against concurrent events of the same group."""
-        rb, event = match.runbook, match.event
         incident = self.incidents.find(rb.id, group_key, event.time, rb.window)
         base = {"event_id": event.id, "runbook": rb.ref, "group_key": group_key, "event_time": event.time.isoformat()}
         if incident is None:
+            last = self.incidents.latest(rb.id, group_key)
+            if last is not None and rb.cooldown and event.time - last.opened_at < timedelta(seconds=rb.cooldown):
+                self.recorder.append(EntryKind.INCIDENT_SUPPRESSED, {**base, "cooldown": rb.cooldown,
+                                                                     "previous": last.id}, last.id)
+                return last
             incident = self.incidents.open(rb.id, group_key, event.id, event.time)
             self.recorder.append(EntryKind.INCIDENT_OPENED, base, incident.id)
         else:
+            repeat = incident.seen(event.id)
             incident.events += 1
             incident.last_seen = max(incident.last_seen, event.time)
-            self.recorder.append(EntryKind.INCIDENT_JOINED, base, incident.id)
-        scope["incident"] = {"id": incident.id, "group_key": group_key, "runbook": rb.id, "events": incident.events}
-        scope["steps"] = incident.step_outputs
-        with structlog.contextvars.bound_contextvars(incident=incident.id, runbook=rb.id, event_id=event.id):
-            for step in rb.steps:
-                ok = await self._run_step(rb, step, incident, scope)
-                if not ok and step.on_failure is OnFailure.STOP:
-                    break
+            self.recorder.append(EntryKind.INCIDENT_JOINED, {**base, "repeat": repeat}, incident.id)
+        incident.seen(event.id)
+        await self._run(rb, incident, event)
         return incident
 
-    async def _run_step(self, rb: Runbook, step: Step, incident: Incident, scope: dict[str, Any]) -> bool:
-        """Run one step; False when it failed."""
+    def _scope(self, incident: Incident, event: Event) -> dict[str, Any]:
+        return {"event": event.view(), "steps": incident.step_outputs,
+                "incident": {"id": incident.id, "group_key": incident.group_key, "runbook": incident.runbook,
+                             "events": incident.events}}
+
+    async def _run(self, rb: Runbook, incident: Incident, event: Event, *, start: int = 0,
+                   approved: Parked | None = None) -> None:
+        lock = self._locks.setdefault(incident.id, asyncio.Lock())
+        async with lock:
+            with structlog.contextvars.bound_contextvars(incident=incident.id, runbook=rb.id, event_id=event.id):
+                scope = self._scope(incident, event)
+                dry = self.dry_run or rb.mode is Mode.DRY_RUN
+                plan = build_plan(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
+                plan_trips = self.guards.check_plan(rb, [s.target for s in plan.steps])
+                for step in rb.steps[start:]:
+                    grant = approved if approved is not None and approved.step == step.id else None
+                    if grant is None and any(p.incident == incident.id and p.runbook == rb.ref
+                                             for p in self.parked.values()):
+                        return  # an earlier step waits for a human; later steps wait with it
+                    outcome = await self._run_step(rb, step, incident, event, scope, plan, plan_trips, grant)
+                    if outcome is Outcome.PARKED:
+                        return
+                    if outcome is Outcome.FAILED and step.on_failure is OnFailure.STOP:
+                        return
+
+    async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
+                        plan: Plan, plan_trips: list[Trip], grant: Parked | None) -> Outcome:
         rec = self.recorder
         failed_when = first_failure(step.when, scope)
         if failed_when is not None:
-            rec.append(EntryKind.STEP_SKIPPED, {"step": step.id, "reason": "when", "condition": str(failed_when)},
-                       incident.id)
-            return True
+            rec.append(EntryKind.STEP_SKIPPED, {"step": step.id, "reason": "when",
+                                                "condition": describe(failed_when)}, incident.id)
+            return Outcome.OK
         actuator = self.registry.get(step.actuator)
         try:
             params = actuator.params.model_validate(render(step.with_, scope))
@@ -96,28 +152,74 @@ class Engine:
             rec.append(EntryKind.STEP_RESULT, {"step": step.id, "actuator": step.actuator, "status": "failed",
                                                "error": f"invalid parameters: {exc}", "permanent": True}, incident.id)
             log.warning("step_params_invalid", step=step.id, error=str(exc))
-            return False
+            return Outcome.FAILED
         target = actuator.target(params)
         key = idempotency_key(incident.id, rb.ref, step.id, target)
+        values = params.model_dump(mode="json")
         head: dict[str, Any] = {"step": step.id, "actuator": step.actuator, "target": target, "key": key}
         if key in self.done:
             rec.append(EntryKind.STEP_SKIPPED, {**head, "reason": "already_done"}, incident.id)
             incident.step_outputs[step.id] = {"result": self.done[key].get("outputs", {})}
-            return self.done[key].get("status") == "ok"
+            return Outcome.OK if self.done[key].get("status") == "ok" else Outcome.FAILED
+        trips = [*plan_trips, *self.guards.check_step(rb, step.actuator, target, values, event)]
+        required = step.approval.required if step.approval.required is not None else actuator.destructive
+        reasons = [f"{t.guard}: {t.detail}" for t in trips] + (["approval required by the runbook"
+                                                                   if step.approval.required else
+                                                                   f"{step.actuator} is destructive"]
+                                                                  if required else [])
         ctx = ActuationContext(aws=self.aws, incident=incident.id, key=key)
         if self.dry_run or rb.mode is Mode.DRY_RUN:
             preview = await actuator.plan(params, ctx)
-            rec.append(EntryKind.STEP_PLANNED, {**head, "params": params.model_dump(mode="json"),
-                                                "summary": preview.summary, "dry_run": True}, incident.id)
-            return True
+            rec.append(EntryKind.STEP_PLANNED, {**head, "params": values, "summary": preview.summary,
+                                                "dry_run": True, "digest": plan.digest,
+                                                "would_require_approval": reasons,
+                                                "would_refuse": any(t.hard for t in trips)}, incident.id)
+            return Outcome.OK
+        if grant is not None and (grant.params != values or grant.target != target):
+            self.recorder.append(EntryKind.APPROVAL_REJECTED, {**head, "reason": "the step's parameters changed "
+                                                               "since the approval was requested"}, incident.id)
+            grant = None
+        approved = grant is not None
+        hard = [t for t in trips if t.hard]
+        if hard or (reasons and not approved):
+            for trip in trips:
+                rec.append(EntryKind.GUARD_TRIPPED, {**head, **trip.body()}, incident.id)
+                log.warning("guard_tripped", step=step.id, guard=trip.guard, detail=trip.detail)
+        if hard:
+            body = {**head, "status": "refused", "error": "; ".join(t.detail for t in hard), "permanent": True}
+            rec.append(EntryKind.STEP_RESULT, body, incident.id)
+            self._finish(key, body)
+            return Outcome.FAILED
+        if reasons and not approved:
+            await self._park(rb, step, incident, event, target, values, plan.digest, reasons)
+            return Outcome.PARKED
+        return await self._execute(rb, step, incident, actuator, params, ctx, head, values)
+
+    async def _park(self, rb: Runbook, step: Step, incident: Incident, event: Event, target: str,
+                    values: dict[str, Any], digest: str, reasons: list[str]) -> None:
+        parked = Parked(incident=incident.id, step=step.id, runbook=rb.ref, actuator=step.actuator, target=target,
+                        params=values, digest=digest, reasons=reasons, approvers=list(step.approval.approvers),
+                        deadline=self.clock() + step.approval.timeout, on_timeout=step.approval.on_timeout.value,
+                        event=event.model_dump(mode="json", exclude={"raw"}))
+        self.parked[(incident.id, step.id)] = parked
+        self.recorder.append(EntryKind.APPROVAL_REQUESTED, parked.body(), incident.id)
+        await self.recorder.flush()
+        sent = await publish_request(self.publisher, parked, self.requests_topic)
+        log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
+
+    async def _execute(self, rb: Runbook, step: Step, incident: Incident, actuator: Any, params: Any,
+                       ctx: ActuationContext, head: dict[str, Any], values: dict[str, Any]) -> Outcome:
+        rec, key = self.recorder, str(head["key"])
         if key in self.inflight and await self._verified(actuator, params, ctx):
             body: dict[str, Any] = {**head, "status": "ok", "changed": None, "recovered": True}
             rec.append(EntryKind.STEP_RESULT, body, incident.id)
             self._finish(key, body)
-            return True
-        intent = {**head, "params": params.model_dump(mode="json"), "destructive": actuator.destructive}
+            return Outcome.OK
+        now = self.clock()
+        intent = {**head, "params": values, "destructive": actuator.destructive, "runbook": rb.id, "clock": now}
         rec.append(EntryKind.STEP_INTENT, intent, incident.id)
         self.inflight[key] = intent
+        self.guards.record(rb.id, step.actuator, now)
         await rec.flush()
         started = time.perf_counter()
         self.actions += 1
@@ -135,7 +237,7 @@ class Engine:
             rec.append(EntryKind.STEP_RESULT, body, incident.id)
             self._finish(key, body)
             log.warning("step_failed", step=step.id, error=str(exc))
-            return False
+            return Outcome.FAILED
         body = {**head, "status": "ok", "changed": result.changed, "verified": verified,
                 "prior": result.prior, "after": result.after, "outputs": result.outputs,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
@@ -143,7 +245,64 @@ class Engine:
         self._finish(key, body)
         incident.step_outputs[step.id] = {"result": result.outputs}
         log.info("step_succeeded", step=step.id, changed=result.changed, verified=verified)
+        return Outcome.OK
+
+    async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
+        """Apply a signed decision from the approvals topic or CLI; False (and recorded) when refused."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        try:
+            decision, parked = accept_decision(value, key_id, signature, self.approval_keys, self.parked, now)
+            if self.runbooks.get(parked.runbook.split("@", 1)[0]) is None or \
+                    self.runbooks[parked.runbook.split("@", 1)[0]].ref != parked.runbook:
+                raise DecisionRefused(f"runbook {parked.runbook} is no longer loaded", decision)
+        except DecisionRefused as exc:
+            d = exc.decision
+            body = {"reason": exc.reason, "key_id": key_id, **({"step": d.step, "by": d.by} if d else {})}
+            self.recorder.append(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None)
+            await self.recorder.flush()
+            log.warning("approval_rejected", reason=exc.reason)
+            return False
+        self.recorder.append(EntryKind.APPROVAL_DECIDED, {
+            "step": decision.step, "decision": decision.decision, "by": decision.by, "reason": decision.reason,
+            "digest": decision.digest, "key_id": key_id}, decision.incident)
+        await self._release(parked, approve=decision.decision == "approve", why=f"denied by {decision.by}")
         return True
+
+    async def expire(self) -> int:
+        """Apply `on_timeout` to parked steps whose deadline has passed; returns how many were handled."""
+        now = self.clock()
+        due = [p for p in self.parked.values() if p.deadline <= now]
+        for p in due:
+            body = {"step": p.step, "on_timeout": p.on_timeout, "escalated": p.escalated}
+            if p.on_timeout == OnTimeout.ESCALATE and not p.escalated:
+                rb = self.runbooks.get(p.runbook.split("@", 1)[0])
+                timeout = next((s.approval.timeout for s in rb.steps if s.id == p.step), 3600.0) if rb else 3600.0
+                p.escalated, p.deadline = True, now + timeout
+                self.recorder.append(EntryKind.APPROVAL_ESCALATED, {**body, "deadline": p.deadline}, p.incident)
+                await self.recorder.flush()
+                await publish_request(self.publisher, p, self.requests_topic)
+                continue
+            self.recorder.append(EntryKind.APPROVAL_EXPIRED, body, p.incident)
+            await self._release(p, approve=p.on_timeout == OnTimeout.APPROVE, why="approval timed out")
+        return len(due)
+
+    async def _release(self, parked: Parked, *, approve: bool, why: str) -> None:
+        self.parked.pop((parked.incident, parked.step), None)
+        rb = self.runbooks[parked.runbook.split("@", 1)[0]]
+        incident = self.incidents.by_id[parked.incident]
+        event = Event.model_validate(parked.event)
+        index = next(i for i, s in enumerate(rb.steps) if s.id == parked.step)
+        if approve:
+            await self._run(rb, incident, event, start=index, approved=parked)
+        else:
+            key = idempotency_key(incident.id, rb.ref, parked.step, parked.target)
+            body = {"step": parked.step, "actuator": parked.actuator, "target": parked.target, "key": key,
+                    "status": "denied", "error": why, "permanent": True}
+            self.recorder.append(EntryKind.STEP_RESULT, body, incident.id)
+            self._finish(key, body)
+            if rb.steps[index].on_failure is OnFailure.CONTINUE:
+                await self._run(rb, incident, event, start=index + 1)
+        await self.recorder.flush()
 
     async def _verified(self, actuator: Any, params: Any, ctx: ActuationContext) -> bool:
         try:

@@ -19,6 +19,15 @@ class Incident:
     last_seen: datetime
     events: int = 1
     step_outputs: dict[str, dict[str, object]] = field(default_factory=dict)
+    event_ids: set[str] = field(default_factory=set)
+
+    def seen(self, event_id: str) -> bool:
+        """Whether this event id was already part of the incident (a redelivery or repeat); remembers it."""
+        if event_id in self.event_ids:
+            return True
+        if len(self.event_ids) < 10_000:
+            self.event_ids.add(event_id)
+        return False
 
 
 class IncidentBook:
@@ -35,6 +44,10 @@ class IncidentBook:
             return None
         return inc
 
+    def latest(self, runbook: str, group_key: str) -> Incident | None:
+        """The most recent incident for the key, open or not (for cooldown)."""
+        return self._open.get((runbook, group_key))
+
     def open(self, runbook: str, group_key: str, event_id: str, at: datetime) -> Incident:
         """Open a new incident; its id is derived from the first event, so a replay reopens the same one."""
         inc = Incident(stable_id(runbook, group_key, event_id)[:20], runbook, group_key, at, at)
@@ -42,7 +55,7 @@ class IncidentBook:
         self.by_id[inc.id] = inc
         return inc
 
-    def restore(self, incident_id: str, runbook: str, group_key: str, at: datetime) -> Incident:
+    def restore(self, incident_id: str, runbook: str, group_key: str, at: datetime, event_id: str = "") -> Incident:
         """Re-create an incident read back from the timeline."""
         inc = self.by_id.get(incident_id)
         if inc is None:
@@ -52,4 +65,6 @@ class IncidentBook:
         if current is None or current.last_seen <= at:
             self._open[(runbook, group_key)] = inc
         inc.last_seen = max(inc.last_seen, at)
+        if event_id:
+            inc.seen(event_id)
         return inc

@@ -1,4 +1,4 @@
-"""Rebuild engine state from the timeline: a step with a result is never repeated."""
+"""Rebuild engine state from the timeline: a step with a result is never repeated, parked steps stay parked."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from responder.engine.approvals import Parked
 from responder.models.timeline import EntryKind, TimelineEntry
 
 if TYPE_CHECKING:
     from responder.engine.executor import Engine
+
+_UNPARK = (EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED)
 
 
 def replay(engine: Engine, entries: Iterable[TimelineEntry]) -> int:
@@ -21,18 +24,43 @@ def replay(engine: Engine, entries: Iterable[TimelineEntry]) -> int:
         if entry.kind in (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED) and entry.incident:
             runbook = str(body.get("runbook", "")).split("@", 1)[0]
             at = datetime.fromisoformat(str(body["event_time"]))
-            inc = engine.incidents.restore(entry.incident, runbook, str(body.get("group_key")), at)
+            inc = engine.incidents.restore(entry.incident, runbook, str(body.get("group_key")), at,
+                                           str(body.get("event_id", "")))
             if entry.kind == EntryKind.INCIDENT_JOINED:
                 inc.events += 1
         elif entry.kind == EntryKind.STEP_INTENT:
             engine.inflight[str(body["key"])] = dict(body)
+            runbook = str(body.get("runbook", "")) or _runbook_of(engine, entry.incident)
+            clock = body.get("clock")
+            when = float(clock) if isinstance(clock, int | float) else datetime.fromisoformat(entry.at).timestamp()
+            engine.guards.record(runbook, str(body["actuator"]), when)
         elif entry.kind == EntryKind.STEP_RESULT and "key" in body:
-            key = str(body["key"])
-            engine.inflight.pop(key, None)
-            engine.done[key] = dict(body)
-            if entry.incident and body.get("status") == "ok":
-                found = engine.incidents.by_id.get(entry.incident)
-                outputs = body.get("outputs")
-                if found is not None and isinstance(outputs, dict):
-                    found.step_outputs[str(body["step"])] = {"result": outputs}
+            _result(engine, entry)
+        elif entry.kind == EntryKind.APPROVAL_REQUESTED and entry.incident:
+            engine.parked[(entry.incident, str(body["step"]))] = Parked.from_body(entry.incident, dict(body))
+        elif entry.kind == EntryKind.APPROVAL_ESCALATED and entry.incident:
+            found = engine.parked.get((entry.incident, str(body["step"])))
+            if found is not None:
+                found.escalated, found.deadline = True, float(body["deadline"])  # type: ignore[arg-type]
+        elif entry.kind in _UNPARK and entry.incident:
+            engine.parked.pop((entry.incident, str(body["step"])), None)
     return count
+
+
+def _runbook_of(engine: Engine, incident: str | None) -> str:
+    found = engine.incidents.by_id.get(incident or "")
+    return found.runbook if found is not None else ""
+
+
+def _result(engine: Engine, entry: TimelineEntry) -> None:
+    body = entry.body
+    key = str(body["key"])
+    engine.inflight.pop(key, None)
+    engine.done[key] = dict(body)
+    if entry.incident:
+        engine.parked.pop((entry.incident, str(body.get("step"))), None)
+    if entry.incident and body.get("status") == "ok":
+        found = engine.incidents.by_id.get(entry.incident)
+        outputs = body.get("outputs")
+        if found is not None and isinstance(outputs, dict):
+            found.step_outputs[str(body["step"])] = {"result": outputs}

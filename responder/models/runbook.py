@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
 
 KEBAB = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """`90`, `"90s"`, `"15m"`, `"1h"`, `"2d"` → seconds; other values are left for pydantic to reject."""
+    if isinstance(value, str):
+        found = _DURATION.match(value)
+        if not found:
+            raise ValueError(f"not a duration: {value!r} (use seconds or 500ms, 30s, 15m, 1h, 2d)")
+        return float(found.group(1)) * _UNIT[found.group(2)]
+    return value
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
+                              {"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d)?$"}],
+                    "description": "seconds, or a number with a unit: 500ms, 30s, 15m, 1h, 2d"}),
+]
 
 
 class Mode(StrEnum):
@@ -18,21 +40,29 @@ class Mode(StrEnum):
 
 
 class OnFailure(StrEnum):
-    """What the rest of the plan does when a step fails."""
+    """What the rest of the plan does when a step fails (or its approval is denied)."""
 
     STOP = "stop"
     CONTINUE = "continue"
 
 
+class OnTimeout(StrEnum):
+    """What happens when nobody decides an approval in time."""
+
+    DENY = "deny"
+    APPROVE = "approve"
+    ESCALATE = "escalate"
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
 class Condition(_Strict):
-    """One test of an event field: `{field: severity.score, op: ge, value: 7}`."""
+    """One test of a field: `{field: event.severity.score, op: ge, value: 7}`."""
 
-    field: str = Field(min_length=1)
-    op: str
+    field: str = Field(min_length=1, description="dotted path: event.…, incident.… or steps.<id>.result.…")
+    op: str = Field(description="eq, ne, in, not_in, glob, regex, gt, ge, lt, le, exists, contains, cidr")
     value: JsonValue = None
 
 
@@ -53,45 +83,76 @@ class NotOf(_Strict):
 
     not_: ConditionNode = Field(alias="not")
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
 
 ConditionNode = Annotated[Condition | AllOf | AnyOf | NotOf, Field(union_mode="left_to_right")]
 
 
 class Trigger(_Strict):
-    """Which events a runbook handles."""
+    """Which events a runbook handles: source and type globs, then conditions (implicitly all)."""
 
-    source: str = "*"
-    type: str = "*"
+    source: str = Field(default="*", description="event source, exact or glob (guardduty, falco, …)")
+    type: str = Field(default="*", description="event type glob, e.g. UnauthorizedAccess:IAMUser/*")
     conditions: list[ConditionNode] = Field(default_factory=list)
 
 
+class Quota(_Strict):
+    """At most `max` executions of actuators matching `actuator` per sliding `window`."""
+
+    actuator: str = Field(default="*", description="actuator name or glob")
+    max: int = Field(ge=0)
+    window: Duration = Field(gt=0)
+
+
+class Protected(_Strict):
+    """Resources automation must never touch: ids (globs) or tags found on the event's resources."""
+
+    ids: list[str] = Field(default_factory=list, description="exact ids, ARNs or globs of them")
+    tags: dict[str, str] = Field(default_factory=dict, description="tag key → value ('*' = any value)")
+
+
+class Guards(_Strict):
+    """Limits on what this runbook may do unattended; a tripped guard asks a human."""
+
+    max_targets: int | None = Field(default=None, ge=1, description="distinct targets per plan")
+    quotas: list[Quota] = Field(default_factory=list)
+    protected: Protected = Field(default_factory=Protected)
+
+
+class Approval(_Strict):
+    """A human decision the step waits for, bound to the plan digest."""
+
+    required: bool | None = Field(default=None, description="default: true for destructive actuators")
+    approvers: list[str] = Field(default_factory=list, description="who may decide; empty = any signed key holder")
+    timeout: Duration = Field(default=3600.0, gt=0)
+    on_timeout: OnTimeout = OnTimeout.DENY
+
+
 class Step(_Strict):
-    """One call of an actuator with parameters bound from the event."""
+    """One call of an actuator with parameters bound from the event, incident or earlier steps."""
 
     id: str = Field(pattern=KEBAB)
     actuator: str
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     when: list[ConditionNode] = Field(default_factory=list)
+    approval: Approval = Field(default_factory=Approval)
     on_failure: OnFailure = OnFailure.STOP
-    timeout: float = Field(default=30.0, gt=0, le=900)
+    timeout: Duration = Field(default=30.0, gt=0, le=900)
     retries: int = Field(default=3, ge=0, le=10)
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
 class Runbook(_Strict):
-    """A trigger, a grouping key and ordered steps."""
+    """A trigger, a grouping key, guards and ordered steps."""
 
-    id: str = Field(pattern=KEBAB)
+    id: str = Field(pattern=KEBAB, description="equal to the file name without .yaml")
     version: int | str = 1
     description: str = ""
     owner: str = ""
     mode: Mode = Mode.ENFORCE
     trigger: Trigger
-    group_by: str = "${event.incident_key}"
-    window: float = Field(default=3600.0, gt=0, description="seconds an incident stays open to new events")
+    group_by: str = Field(default="${event.incident_key}", description="template of the incident key")
+    window: Duration = Field(default=3600.0, gt=0, description="an incident stays open to events this long")
+    cooldown: Duration = Field(default=0.0, ge=0, description="no new incident for a key this soon after the last")
+    guards: Guards = Field(default_factory=Guards)
     steps: list[Step] = Field(min_length=1)
 
     @property
@@ -105,3 +166,4 @@ AnyOf.model_rebuild()
 NotOf.model_rebuild()
 Trigger.model_rebuild()
 Step.model_rebuild()
+Runbook.model_rebuild()

@@ -16,6 +16,7 @@ class EntryKind(StrEnum):
     EVENT_MATCHED = "event.matched"
     INCIDENT_OPENED = "incident.opened"
     INCIDENT_JOINED = "incident.joined"
+    INCIDENT_SUPPRESSED = "incident.suppressed"
     STEP_PLANNED = "step.planned"
     STEP_INTENT = "step.intent"
     STEP_RESULT = "step.result"
@@ -23,6 +24,9 @@ class EntryKind(StrEnum):
     GUARD_TRIPPED = "guard.tripped"
     APPROVAL_REQUESTED = "approval.requested"
     APPROVAL_DECIDED = "approval.decided"
+    APPROVAL_REJECTED = "approval.rejected"
+    APPROVAL_EXPIRED = "approval.expired"
+    APPROVAL_ESCALATED = "approval.escalated"
     CHECKPOINT = "checkpoint"
 
 

@@ -1,45 +1,130 @@
-"""Evaluate conditions (all / any / not trees of operator tests) against an event view."""
+"""Evaluate conditions (all / any / not trees of operator tests) against a scope.
+
+A scope maps namespaces (`event`, `incident`, `steps`) to plain dicts or to frozen models. Paths
+walk model *fields* only (never methods or private attributes), dict keys and list indexes;
+`event.resource.<kind>` is the event's first resource of that kind. Conditions are compiled once
+into closures at load time, so evaluation does no parsing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from enum import Enum
 from typing import Any
 
+from pydantic import BaseModel
+
+from responder.models.event import Event
 from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, NotOf
 from responder.rules.operators import MISSING, OPERATORS
 
+Predicate = Callable[[Mapping[str, Any]], bool]
+Getter = Callable[[Mapping[str, Any]], Any]
 
-def lookup(view: Mapping[str, Any], path: str) -> Any:
-    """Read a dotted path (`resource.access_key.id`, `resources.0.id`); MISSING when absent."""
-    cur: Any = view
-    for part in path.split("."):
-        if isinstance(cur, Mapping):
-            if part not in cur:
-                return MISSING
-            cur = cur[part]
-        elif isinstance(cur, list | tuple) and part.isdigit():
-            index = int(part)
-            if index >= len(cur):
-                return MISSING
-            cur = cur[index]
-        else:
+
+def _step(cur: Any, part: str) -> Any:
+    if type(cur) is dict:
+        return cur.get(part, MISSING)
+    if isinstance(cur, BaseModel):
+        if isinstance(cur, Event) and part in ("resource", "raw"):
+            if part == "raw":
+                return MISSING  # runbooks read normalised fields only, as templates do
+            by_kind: dict[str, Any] = {}
+            for res in cur.resources:
+                by_kind.setdefault(res.kind.value, res)
+            return by_kind
+        if part[:1] == "_":
             return MISSING
-    return cur
+        return cur.__dict__.get(part, MISSING)  # model fields only: never methods or private state
+    if isinstance(cur, Mapping):
+        return cur.get(part, MISSING)
+    if isinstance(cur, list | tuple) and part.isdigit():
+        index = int(part)
+        return cur[index] if index < len(cur) else MISSING
+    return MISSING
 
 
-def holds(node: ConditionNode, view: Mapping[str, Any]) -> bool:
-    """Whether one condition node holds for the view."""
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _leaf(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
+
+
+def lookup(scope: Mapping[str, Any], path: str) -> Any:
+    """Read a dotted path (`event.resource.access_key.id`, `event.resources.0.id`); MISSING when absent."""
+    return getter(path)(scope)
+
+
+def getter(path: str) -> Getter:
+    """A compiled reader for one dotted path."""
+    parts = tuple(path.split("."))
+
+    def get(scope: Mapping[str, Any]) -> Any:
+        cur: Any = scope
+        for part in parts:
+            cur = _step(cur, part)
+            if cur is MISSING:
+                return MISSING
+        return _leaf(cur)
+
+    return get
+
+
+def compile_node(node: ConditionNode) -> Predicate:
+    """One condition tree as a closure over the scope."""
     if isinstance(node, Condition):
-        return OPERATORS[node.op](lookup(view, node.field), node.value)
+        get, op, value = getter(node.field), OPERATORS[node.op], node.value
+        return lambda scope: op(get(scope), value)
     if isinstance(node, AllOf):
-        return all(holds(n, view) for n in node.all)
+        parts = [compile_node(n) for n in node.all]
+        return lambda scope: all(p(scope) for p in parts)
     if isinstance(node, AnyOf):
-        return any(holds(n, view) for n in node.any)
+        parts = [compile_node(n) for n in node.any]
+        return lambda scope: any(p(scope) for p in parts)
     if isinstance(node, NotOf):
-        return not holds(node.not_, view)
+        inner = compile_node(node.not_)
+        return lambda scope: not inner(scope)
     raise TypeError(f"not a condition: {node!r}")  # pragma: no cover
 
 
-def first_failure(nodes: Sequence[ConditionNode], view: Mapping[str, Any]) -> ConditionNode | None:
+def holds(node: ConditionNode, scope: Mapping[str, Any]) -> bool:
+    """Whether one condition node holds for the scope."""
+    return compile_node(node)(scope)
+
+
+def first_failure(nodes: Sequence[ConditionNode], scope: Mapping[str, Any]) -> ConditionNode | None:
     """The first top-level condition that does not hold, or None when all do."""
-    return next((n for n in nodes if not holds(n, view)), None)
+    return next((n for n in nodes if not holds(n, scope)), None)
+
+
+def describe(node: ConditionNode) -> str:
+    """A condition as the one-line text a human reads in explain output and the timeline."""
+    if isinstance(node, Condition):
+        return f"{node.field} {node.op} {node.value!r}"
+    if isinstance(node, AllOf):
+        return "all(" + ", ".join(describe(n) for n in node.all) + ")"
+    if isinstance(node, AnyOf):
+        return "any(" + ", ".join(describe(n) for n in node.any) + ")"
+    if isinstance(node, NotOf):
+        return f"not({describe(node.not_)})"
+    raise TypeError(f"not a condition: {node!r}")  # pragma: no cover
+
+
+def innermost_failure(node: ConditionNode, scope: Mapping[str, Any]) -> Condition | None:
+    """The leaf test that made `node` fail, where one leaf is to blame (all-of chains); else None."""
+    if isinstance(node, Condition):
+        return None if holds(node, scope) else node
+    if isinstance(node, AllOf):
+        bad = next((n for n in node.all if not holds(n, scope)), None)
+        return innermost_failure(bad, scope) if bad is not None else None
+    return None

@@ -46,3 +46,53 @@ def test_unknown_namespace_is_an_error():
     """Paths must start with event, incident or steps."""
     with pytest.raises(TemplateError):
         render("${os.environ}", SCOPE)
+
+
+INJECTIONS = ["{{7*7}}", "${event.account}", "$(id)", "`id`", "a; rm -rf / #", "x' OR '1'='1", "x" * 3000]
+
+
+async def test_injected_event_values_reach_the_actuator_verbatim(tmp_path):
+    """Through the whole engine, hostile text in an event arrives as the same inert string, never evaluated."""
+    from tests.kit import make_kit
+
+    body = 'steps:\n  - {id: note, actuator: test.echo, with: {target: t1, message: "${event.actor}"}}\n'
+    kit = make_kit(tmp_path, {"rb": body})
+    for n, payload in enumerate(INJECTIONS):
+        kit.engine.done.clear()
+        event = _event_with_actor(payload, n)
+        await kit.engine.handle(_match(kit, event))
+    assert [p.message for p in kit.echo.applied] == INJECTIONS
+
+
+async def test_injected_user_name_never_reaches_iam(tmp_path):
+    """A hostile user name in a finding is rejected by the params model: the step fails, IAM is not called."""
+    from tests.kit import make_kit
+
+    body = """\
+steps:
+  - id: deactivate
+    actuator: aws.iam.deactivate_access_key
+    with:
+      user_name: "${event.resource.access_key.attributes.user_name}"
+      access_key_id: "${event.resource.access_key.id}"
+"""
+    kit = make_kit(tmp_path, {"rb": body})
+    await kit.send(user="{{7*7}}; rm -rf /")
+    [result] = kit.entries("step.result")
+    assert result["status"] == "failed"
+    assert "invalid parameters" in result["error"]
+    assert kit.iam.calls == []
+
+
+def _event_with_actor(actor, n):
+    from responder.normalise import normalise
+    from tests.findings import envelope_bytes, guardduty_finding
+
+    [event] = normalise(envelope_bytes(guardduty_finding("AKIAABCDEFGHIJKLMNOP", finding_id=f"f{n}")))
+    return event.model_copy(update={"actor": actor})
+
+
+def _match(kit, event):
+    from responder.rules.matcher import Match
+
+    return Match(kit.pipeline.matcher.runbooks[0], event)

@@ -1,0 +1,108 @@
+"""Load runbooks from YAML: validated, with file:line:column on every error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from responder.actuators.registry import Registry
+from responder.catalog.checks import runbook_problems
+from responder.errors import ConfigError, RunbookError
+from responder.models.runbook import Runbook
+
+
+def _locate(node: yaml.Node | None, loc: Sequence[int | str]) -> tuple[int, int] | None:
+    """Line and column (1-based) of the YAML node at a pydantic error location."""
+    best = node
+    for part in loc:
+        if isinstance(best, yaml.MappingNode):
+            nxt = next((v for k, v in best.value if k.value == str(part)), None)
+            if nxt is None:
+                key = next((k for k, _ in best.value if k.value == str(part)), None)
+                best = key if key is not None else best
+                break
+            best = nxt
+        elif isinstance(best, yaml.SequenceNode) and isinstance(part, int) and part < len(best.value):
+            best = best.value[part]
+        else:
+            continue
+    if best is None:
+        return None
+    return best.start_mark.line + 1, best.start_mark.column + 1
+
+
+def _parse(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise RunbookError(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}", line, col) from exc
+
+
+def check_runbook(path: Path, registry: Registry) -> tuple[Runbook | None, list[RunbookError]]:
+    """Parse and check one file; every problem found, each with file:line:column."""
+    try:
+        root, data = _parse(path, path.read_text(encoding="utf-8"))
+    except RunbookError as exc:
+        return None, [exc]
+    if not isinstance(data, dict):
+        return None, [RunbookError(str(path), "a runbook is a YAML mapping", 1, 1)]
+    try:
+        rb = Runbook.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            where = _locate(root, err["loc"])
+            loc = ".".join(str(p) for p in err["loc"])
+            errors.append(RunbookError(str(path), f"{loc}: {err['msg']}", *(where or (None, None))))
+        return None, errors
+    problems = [RunbookError(str(path), reason, *(_locate(root, loc) or (None, None)))
+                for reason, loc in runbook_problems(rb, path.stem, registry)]
+    return (rb if not problems else None), problems
+
+
+def load_runbook(path: Path, registry: Registry) -> Runbook:
+    """Parse and validate one runbook file; the first problem is raised as RunbookError."""
+    rb, problems = check_runbook(path, registry)
+    if problems:
+        raise problems[0]
+    assert rb is not None  # no problems means a runbook
+    return rb
+
+
+def _files(directory: str | Path) -> list[Path]:
+    base = Path(directory)
+    if not base.is_dir():
+        raise ConfigError(f"runbook directory {base} does not exist")
+    return sorted([*base.rglob("*.yaml"), *base.rglob("*.yml")])
+
+
+def check_directory(directory: str | Path, registry: Registry) -> tuple[list[Runbook], list[RunbookError]]:
+    """Every runbook under `directory` and every problem in any of them (duplicate ids included)."""
+    books: list[Runbook] = []
+    errors: list[RunbookError] = []
+    seen: dict[str, Path] = {}
+    for path in _files(directory):
+        rb, problems = check_runbook(path, registry)
+        errors += problems
+        if rb is None:
+            continue
+        if rb.id in seen:
+            errors.append(RunbookError(str(path), f"duplicate runbook id {rb.id!r} (also in {seen[rb.id]})", 1, 1))
+            continue
+        seen[rb.id] = path
+        books.append(rb)
+    return books, errors
+
+
+def load_runbooks(directory: str | Path, registry: Registry) -> list[Runbook]:
+    """Every *.yaml under `directory`, sorted; the first problem is raised as RunbookError."""
+    books, errors = check_directory(directory, registry)
+    if errors:
+        raise errors[0]
+    return books

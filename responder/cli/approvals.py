@@ -1,0 +1,79 @@
+"""`responder approve|deny INCIDENT STEP --by NAME`: publish a signed decision to the approvals topic."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.models.approval import ApprovalDecision
+from responder.models.timeline import EntryKind
+from responder.settings import Settings
+from responder.timeline.chain import parse_lines
+
+By = Annotated[str, typer.Option("--by", help="who decides (must be a listed approver, if the step lists any)")]
+Reason = Annotated[str, typer.Option("--reason", help="why, for the timeline")]
+Digest = Annotated[str | None, typer.Option(help="plan digest (default: read from the timeline's request)")]
+TimelineOpt = Annotated[Path | None, typer.Option(help="timeline to read the request from")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add `approve` and `deny` to `app`."""
+    app.command()(approve)
+    app.command()(deny)
+
+
+def pending_digest(timeline: Path, incident: str, step: str) -> str | None:
+    """The digest of the latest approval request for (incident, step) on the timeline."""
+    if not timeline.exists():
+        return None
+    found = None
+    for entry in parse_lines(timeline.read_bytes().splitlines()):
+        if entry.kind == EntryKind.APPROVAL_REQUESTED and entry.incident == incident and entry.body["step"] == step:
+            found = str(entry.body["digest"])
+    return found
+
+
+def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: str | None,
+          timeline: Path | None, json: bool) -> None:
+    from responder.ingest.approvals import send_decision
+
+    settings = Settings()
+    key_id = settings.approval_key_id or next(iter(sorted(settings.approval_keys)), None)
+    if not settings.kafka_bootstrap or key_id is None or key_id not in settings.approval_keys:
+        err_console.print("✗ set RESPONDER_KAFKA_BOOTSTRAP, RESPONDER_APPROVAL_KEYS='{\"id\": \"secret\"}' and "
+                          "RESPONDER_APPROVAL_KEY_ID to sign and send decisions", markup=False)
+        raise typer.Exit(EXIT_CONFIG)
+    digest = digest or pending_digest(timeline or settings.timeline_path, incident, step)
+    if digest is None:
+        err_console.print(f"✗ no approval request for incident {incident} step {step} on the timeline; "
+                          "pass --digest", markup=False)
+        raise typer.Exit(EXIT_FAILED)
+    now = datetime.now(UTC)
+    decision = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,
+                                reason=reason, digest=digest, issued_at=now,
+                                expires_at=now + timedelta(seconds=settings.approval_decision_ttl))
+    secret = settings.approval_keys[key_id].get_secret_value().encode()
+    asyncio.run(send_decision(settings.kafka_bootstrap, settings.approvals_topic, decision, key_id, secret))
+    if json:
+        emit_json({"ok": True, "sent": decision.model_dump(mode="json"), "key_id": key_id})
+    else:
+        console.print(f"✓ {verdict} of {incident}/{step} by {by} sent to {settings.approvals_topic} "
+                      f"(digest {digest[:12]}…, signed with key {key_id})", markup=False)
+
+
+def approve(incident: str, step: str, by: By, reason: Reason = "", digest: Digest = None,
+            timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
+    """Approve a parked step: publish a signed decision bound to its plan digest."""
+    _send("approve", incident, step, by, reason, digest, timeline, json)
+
+
+def deny(incident: str, step: str, by: By, reason: Reason = "", digest: Digest = None,
+         timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
+    """Deny a parked step: publish a signed decision bound to its plan digest."""
+    _send("deny", incident, step, by, reason, digest, timeline, json)

@@ -1,0 +1,133 @@
+"""Approvals: parked steps, the requests they publish, and the checks a decision must pass.
+
+A step that needs a human is *parked*: `approval.requested` goes on the timeline (with the event, so
+a restarted service can resume it) and a request is published to `responder.approvals.requests`.
+A decision is accepted only if its HMAC signature verifies under an active approval key, it names a
+parked step, carries that step's plan digest, has not expired, and comes from a listed approver.
+
+`on_timeout`: `deny` records the step as denied; `approve` runs it (never allowed for destructive
+actuators: the loader refuses that); `escalate` re-publishes the request once, marked escalated, with
+a fresh deadline, and denies if that one lapses too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+from pydantic import ValidationError
+
+from responder.auth import KeyRing
+from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
+
+
+class Publisher(Protocol):
+    """Sends one record and waits for its ack (implemented over Kafka in responder.ingest.approvals)."""
+
+    async def publish(self, topic: str, key: bytes, value: bytes,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> None: ...
+
+
+class MemoryPublisher:
+    """Keeps published records in a list (unit tests, dry runs without Kafka)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+
+    async def publish(self, topic: str, key: bytes, value: bytes,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Remember the record."""
+        self.sent.append((topic, key, value))
+
+
+@dataclass
+class Parked:
+    """A step waiting for a decision."""
+
+    incident: str
+    step: str
+    runbook: str
+    actuator: str
+    target: str
+    params: dict[str, Any]
+    digest: str
+    reasons: list[str]
+    approvers: list[str]
+    deadline: float
+    on_timeout: str
+    event: dict[str, Any]
+    escalated: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The approval.requested timeline body (everything needed to resume after a restart)."""
+        return {"step": self.step, "runbook": self.runbook, "actuator": self.actuator, "target": self.target,
+                "params": self.params, "digest": self.digest, "reasons": self.reasons,
+                "approvers": self.approvers, "deadline": self.deadline, "on_timeout": self.on_timeout,
+                "expires_at": iso(self.deadline), "escalated": self.escalated, "event": self.event}
+
+    @classmethod
+    def from_body(cls, incident: str, body: dict[str, Any]) -> Parked:
+        """Rebuild from an approval.requested entry."""
+        keys = ("step", "runbook", "actuator", "target", "params", "digest", "reasons", "approvers", "deadline",
+                "on_timeout", "event", "escalated")
+        return cls(incident=incident, **{k: body[k] for k in keys})
+
+    def request(self) -> ApprovalRequest:
+        """The message published to the requests topic."""
+        return ApprovalRequest(
+            incident=self.incident, step=self.step, runbook=self.runbook, actuator=self.actuator,
+            target=self.target, params=self.params, digest=self.digest, reasons=self.reasons,
+            approvers=self.approvers, expires_at=datetime.fromtimestamp(self.deadline, UTC),
+            on_timeout=self.on_timeout, escalated=self.escalated,
+        )
+
+
+def iso(epoch: float) -> str:
+    """An epoch second as ISO-8601 UTC."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+async def publish_request(publisher: Publisher | None, parked: Parked, topic: str = REQUESTS_TOPIC) -> bool:
+    """Publish the request; False when there is no publisher (the timeline entry still stands)."""
+    if publisher is None:
+        return False
+    value = orjson.dumps(parked.request().model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    await publisher.publish(topic, parked.incident.encode(), value)
+    return True
+
+
+class DecisionRefused(Exception):
+    """A decision that must not be acted on; `reason` goes on the timeline."""
+
+    def __init__(self, reason: str, decision: ApprovalDecision | None = None) -> None:
+        self.reason = reason
+        self.decision = decision
+        super().__init__(reason)
+
+
+def accept_decision(value: bytes, key_id: str | None, signature: str | None, keys: KeyRing,
+                    parked: dict[tuple[str, str], Parked], now: datetime) -> tuple[ApprovalDecision, Parked]:
+    """The decision and the step it releases, or DecisionRefused saying why not."""
+    if not keys:
+        raise DecisionRefused("no approval keys are configured: decisions cannot be authenticated")
+    problem = keys.check(key_id, signature, value)
+    if problem:
+        raise DecisionRefused(problem)
+    try:
+        decision = ApprovalDecision.model_validate_json(value)
+    except ValidationError as exc:
+        raise DecisionRefused(f"malformed decision: {exc.errors()[0]['msg']}") from exc
+    found = parked.get((decision.incident, decision.step))
+    if found is None:
+        raise DecisionRefused("no approval is pending for this incident and step", decision)
+    if decision.digest != found.digest:
+        raise DecisionRefused("decision is for a different plan (digest mismatch)", decision)
+    if decision.expired(now):
+        raise DecisionRefused("decision has expired", decision)
+    if found.approvers and decision.by not in found.approvers:
+        raise DecisionRefused(f"{decision.by!r} is not an approver ({', '.join(found.approvers)})", decision)
+    return decision, found

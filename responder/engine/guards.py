@@ -1,0 +1,147 @@
+"""Guards: limits on what automation may do unattended.
+
+* quotas: sliding-window counts of executions per actuator (glob), per runbook and global;
+* max targets: distinct targets in one plan;
+* protected resources: ids/ARNs/names (globs) or tags on the event's resources: never touched;
+* kill switch: a setting, or a file whose existence turns every step into an approval request.
+
+A *soft* trip (quota, max targets, kill switch) turns the step into an approval request; a *hard* trip
+(protected resource) refuses the step outright, approval or not. Both are recorded on the timeline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from responder.models.event import Event
+from responder.models.runbook import Protected, Quota, Runbook
+
+
+@dataclass(frozen=True)
+class Trip:
+    """One guard that refused unattended execution."""
+
+    guard: str
+    detail: str
+    hard: bool = False
+
+    def body(self) -> dict[str, Any]:
+        """The timeline body of a guard.tripped entry."""
+        return {"guard": self.guard, "detail": self.detail, "hard": self.hard}
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    """The global guards (from settings), applied on top of each runbook's own."""
+
+    quotas: Sequence[Quota] = ()
+    max_targets: int | None = None
+    protected: Protected = field(default_factory=Protected)
+    kill_switch: bool = False
+    kill_switch_file: Path | None = None
+
+    def killed(self) -> bool:
+        """Whether the kill switch is on now (the file is checked on every step)."""
+        return self.kill_switch or (self.kill_switch_file is not None and self.kill_switch_file.exists())
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
+
+
+def _tags(attributes: Mapping[str, Any]) -> dict[str, str]:
+    raw = attributes.get("tags")
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    if isinstance(raw, list):  # AWS style [{Key, Value}] or [{key, value}]
+        return {str(t.get("Key", t.get("key"))): str(t.get("Value", t.get("value"))) for t in raw
+                if isinstance(t, Mapping)}
+    return {}
+
+
+def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[str, Any], event: Event) -> str | None:
+    """Why the step would touch a protected resource, or None."""
+    touched = {target, *_strings(params)}
+    for p in protected:
+        for pattern in p.ids:
+            hit = next((s for s in sorted(touched) if fnmatchcase(s, pattern)), None)
+            if hit is not None:
+                return f"{hit!r} matches protected id {pattern!r}"
+        if not p.tags:
+            continue
+        for res in event.resources:
+            if not touched & {res.id, res.arn, res.name}:
+                continue
+            tags = _tags(res.attributes)
+            for key, want in p.tags.items():
+                if key in tags and (want == "*" or tags[key] == want):
+                    return f"resource {res.id!r} carries protected tag {key}={tags[key]}"
+    return None
+
+
+class Guards:
+    """Evaluates guards and keeps the sliding windows (rebuilt from step.intent entries on recovery)."""
+
+    def __init__(self, policy: GuardPolicy | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.policy = policy or GuardPolicy()
+        self.clock = clock
+        self._runs: dict[tuple[str, str], deque[float]] = {}
+
+    def record(self, runbook_id: str, actuator: str, at: float | None = None) -> None:
+        """Count one execution of `actuator` by `runbook_id`."""
+        when = self.clock() if at is None else at
+        self._runs.setdefault((runbook_id, actuator), deque()).append(when)
+        self._runs.setdefault(("*", actuator), deque()).append(when)
+
+    def _count(self, scope: str, pattern: str, window: float) -> int:
+        horizon = self.clock() - window
+        total = 0
+        for (who, actuator), times in self._runs.items():
+            if who != scope or not fnmatchcase(actuator, pattern):
+                continue
+            while times and times[0] < horizon - 86400:  # keep a day at most
+                times.popleft()
+            total += sum(1 for t in times if t >= horizon)
+        return total
+
+    def check_plan(self, rb: Runbook, targets: Sequence[str]) -> list[Trip]:
+        """Blast radius of a whole plan."""
+        trips = []
+        distinct = len(set(targets))
+        for scope, limit in (("runbook", rb.guards.max_targets), ("global", self.policy.max_targets)):
+            if limit is not None and distinct > limit:
+                trips.append(Trip("max_targets", f"{scope} limit {limit}, plan has {distinct} targets"))
+        return trips
+
+    def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
+                   event: Event) -> list[Trip]:
+        """Guards on one step about to run; hard trips first."""
+        trips: list[Trip] = []
+        hit = protected_hit([rb.guards.protected, self.policy.protected], target, params, event)
+        if hit:
+            trips.append(Trip("protected", hit, hard=True))
+        if self.policy.killed():
+            trips.append(Trip("kill_switch", "automation is switched off: every step needs a human"))
+        for scope, quotas in ((rb.id, rb.guards.quotas), ("*", self.policy.quotas)):
+            for q in quotas:
+                if not fnmatchcase(actuator, q.actuator):
+                    continue
+                used = self._count(scope, q.actuator, q.window)
+                if used >= q.max:
+                    where = "global" if scope == "*" else f"runbook {rb.id}"
+                    trips.append(Trip("quota", f"{where}: {q.actuator} ran {used} time(s) in {q.window:g}s "
+                                               f"(max {q.max})"))
+        return trips

@@ -1,0 +1,39 @@
+"""The planner: resolve a runbook's steps for one incident into concrete, validated parameters and targets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from responder.actuators.registry import Registry
+from responder.engine.templating import TemplateError, render
+from responder.models.plan import Plan, PlannedStep, idempotency_key
+from responder.models.runbook import Runbook
+from responder.rules.conditions import first_failure
+
+
+def build_plan(rb: Runbook, incident: str, event_id: str, scope: Mapping[str, Any], registry: Registry,
+               *, dry_run: bool) -> Plan:
+    """Every step whose `when` holds and whose parameters resolve now.
+
+    Steps reading `${steps.<id>.result.…}` of a step that has not run yet are not in the plan; they are
+    planned when their inputs exist. The plan digest binds approvals to exactly these steps and values.
+    """
+    steps = []
+    for step in rb.steps:
+        if first_failure(step.when, scope) is not None:
+            continue
+        actuator = registry.get(step.actuator)
+        try:
+            params = actuator.params.model_validate(render(step.with_, scope))
+        except (TemplateError, ValidationError):
+            continue
+        target = actuator.target(params)
+        steps.append(PlannedStep(
+            step_id=step.id, actuator=step.actuator, params=params.model_dump(mode="json"), target=target,
+            key=idempotency_key(incident, rb.ref, step.id, target), destructive=actuator.destructive,
+            on_failure=step.on_failure.value, timeout=step.timeout, retries=step.retries,
+        ))
+    return Plan(incident=incident, runbook=rb.ref, event_id=event_id, dry_run=dry_run, steps=tuple(steps))

@@ -1,0 +1,73 @@
+"""Approvals over Kafka (aiokafka only here): publish requests, consume signed decisions, send a decision."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from responder.auth import signed_headers
+from responder.ingest.kafka import _start_with_retry, publish, to_raw
+from responder.models.approval import ApprovalDecision
+from responder.models.event import RawRecord
+
+log = structlog.get_logger(__name__)
+
+
+class KafkaPublisher:
+    """The engine's Publisher over one idle-cheap producer (acks=all, waits for each ack)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+
+    async def start(self, deadline: float = 30.0) -> None:
+        """Connect, retrying bootstrap."""
+        await _start_with_retry(self.producer, deadline)
+
+    async def publish(self, topic: str, key: bytes, value: bytes,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Send and wait for the ack."""
+        await self.producer.send_and_wait(topic, value, key=key, headers=list(headers))
+
+    async def stop(self) -> None:
+        """Close the producer."""
+        await self.producer.stop()
+
+
+class ApprovalIngest:
+    """A manual-commit consumer of the decisions topic (its own group: every decision is handled once)."""
+
+    def __init__(self, bootstrap: str, topic: str, group_id: str, *, session_timeout_ms: int = 10_000) -> None:
+        self.topic = topic
+        self.consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(100, session_timeout_ms // 6),
+        )
+
+    async def start(self, deadline: float = 30.0) -> None:
+        """Join the group, retrying bootstrap."""
+        await _start_with_retry(self.consumer, deadline)
+        log.info("approvals_consumer_started", topic=self.topic)
+
+    async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
+        """The next decisions, by partition."""
+        got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=100)
+        return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit after the decisions' timeline entries are durable."""
+        if offsets:
+            await self.consumer.commit(dict(offsets))
+
+    async def stop(self) -> None:
+        """Leave the group."""
+        await self.consumer.stop()
+
+
+async def send_decision(bootstrap: str, topic: str, decision: ApprovalDecision, key_id: str, secret: bytes) -> None:
+    """Sign the decision's canonical bytes and publish it keyed by incident (the CLI's path)."""
+    value = decision.canonical()
+    await publish(bootstrap, topic, [value], key=decision.incident.encode(),
+                  headers=signed_headers(key_id, secret, value))

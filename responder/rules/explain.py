@@ -1,0 +1,59 @@
+"""Explain matching: for one event, which runbooks accept it and, for the others, the first failing test."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from responder.models.event import Event
+from responder.models.runbook import Runbook
+from responder.rules.conditions import describe, holds, innermost_failure, lookup
+from responder.rules.operators import MISSING
+
+
+class Verdict(BaseModel):
+    """Why one runbook does or does not accept one event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    runbook: str
+    matched: bool
+    failed: str | None = None
+    check: str | None = None
+    expected: JsonValue = None
+    actual: JsonValue = None
+
+
+def _actual(value: Any) -> JsonValue:
+    return "<missing>" if value is MISSING else value
+
+
+def explain_one(rb: Runbook, event: Event) -> Verdict:
+    """The verdict of `rb` on `event`, naming the first check that failed."""
+    trig = rb.trigger
+    if not fnmatch.fnmatchcase(event.source, trig.source):
+        return Verdict(runbook=rb.ref, matched=False, check="source", failed=f"source glob {trig.source!r}",
+                       expected=trig.source, actual=event.source)
+    if not fnmatch.fnmatchcase(event.type, trig.type):
+        return Verdict(runbook=rb.ref, matched=False, check="type", failed=f"type glob {trig.type!r}",
+                       expected=trig.type, actual=event.type)
+    scope = {"event": event}
+    for i, node in enumerate(trig.conditions):
+        if holds(node, scope):
+            continue
+        leaf = innermost_failure(node, scope)
+        return Verdict(
+            runbook=rb.ref, matched=False, check=f"trigger.conditions[{i}]", failed=describe(node),
+            expected=None if leaf is None else leaf.value,
+            actual=None if leaf is None else _actual(lookup(scope, leaf.field)),
+        )
+    return Verdict(runbook=rb.ref, matched=True)
+
+
+def explain(runbooks: Iterable[Runbook], event: Event) -> list[Verdict]:
+    """Verdicts for every runbook, matches first, each group in load order."""
+    verdicts = [explain_one(rb, event) for rb in runbooks]
+    return [v for v in verdicts if v.matched] + [v for v in verdicts if not v.matched]

@@ -1,0 +1,154 @@
+"""A discrimination index over runbook triggers, so matching cost does not grow with the rule count.
+
+Each runbook is filed once, under its most selective *anchor*:
+
+1. exact type (no wildcard): `(source, type)`;
+2. type glob with a literal prefix (`UnauthorizedAccess:IAMUser/*`): `(source, prefix)` per prefix length;
+3. a top-level `eq` / `in` condition on an event field: `(field, value)`;
+4. exact source only;
+5. nothing indexable: the residue, checked for every event (keep it small).
+
+An event probes each family with a bounded number of dict lookups (one per distinct prefix length and
+per distinct indexed field), then the few candidates found run their compiled predicate. Wildcard or
+glob sources file under `*` and are re-checked by the predicate.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from responder.models.runbook import Condition, Runbook
+from responder.rules.conditions import Getter, Predicate, compile_node, getter
+from responder.rules.operators import MISSING
+
+_WILD = re.compile(r"[*?\[]")
+
+
+def literal_prefix(pattern: str) -> str:
+    """The characters of a glob before its first wildcard."""
+    found = _WILD.search(pattern)
+    return pattern if found is None else pattern[: found.start()]
+
+
+def _glob(pattern: str) -> Callable[[str], bool]:
+    if not _WILD.search(pattern):
+        return lambda value: value == pattern
+    if pattern == "*":
+        return lambda value: True
+    rx = re.compile(fnmatch.translate(pattern))
+    return lambda value: rx.match(value) is not None
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A runbook with its trigger compiled into one predicate over the scope `{"event": Event}`."""
+
+    order: int
+    runbook: Runbook
+    accepts: Predicate
+
+
+def compile_trigger(order: int, rb: Runbook) -> Compiled:
+    """Source and type globs, then each condition, as one closure."""
+    source_ok, type_ok = _glob(rb.trigger.source), _glob(rb.trigger.type)
+    preds = [compile_node(n) for n in rb.trigger.conditions]
+
+    def accepts(scope: Mapping[str, Any]) -> bool:
+        event = scope["event"]
+        return source_ok(event.source) and type_ok(event.type) and all(p(scope) for p in preds)
+
+    return Compiled(order, rb, accepts)
+
+
+def _eq_anchor(rb: Runbook) -> tuple[str, list[Hashable]] | None:
+    for node in rb.trigger.conditions:
+        if not isinstance(node, Condition) or not node.field.startswith("event."):
+            continue
+        if node.op == "eq" and isinstance(node.value, Hashable) and node.value is not None:
+            return node.field, [node.value]
+        if node.op == "in" and isinstance(node.value, list) and all(isinstance(v, Hashable) for v in node.value):
+            return node.field, [v for v in node.value if v is not None and isinstance(v, Hashable)]
+    return None
+
+
+class TriggerIndex:
+    """Runbooks filed by anchor; `candidates(event)` returns the few worth checking, in load order."""
+
+    def __init__(self, runbooks: Iterable[Runbook]) -> None:
+        self.compiled = [compile_trigger(i, rb) for i, rb in enumerate(runbooks)]
+        self._exact: dict[tuple[str, str], list[Compiled]] = {}
+        self._prefix: dict[int, dict[tuple[str, str], list[Compiled]]] = {}
+        self._eq: dict[str, tuple[Getter, dict[Hashable, list[Compiled]]]] = {}
+        self._source: dict[str, list[Compiled]] = {}
+        self.residue: list[Compiled] = []
+        for c in self.compiled:
+            self._file(c)
+        self._prefix_lengths = sorted(self._prefix)
+
+    def _file(self, c: Compiled) -> None:
+        trig = c.runbook.trigger
+        source = trig.source if not _WILD.search(trig.source) else "*"
+        prefix = literal_prefix(trig.type)
+        if prefix == trig.type:
+            self._exact.setdefault((source, prefix), []).append(c)
+            return
+        if prefix:
+            self._prefix.setdefault(len(prefix), {}).setdefault((source, prefix), []).append(c)
+            return
+        anchor = _eq_anchor(c.runbook)
+        if anchor is not None:
+            field, values = anchor
+            bucket = self._eq.setdefault(field, (getter(field), {}))[1]
+            for v in values:
+                bucket.setdefault(v, []).append(c)
+            return
+        if source != "*":
+            self._source.setdefault(source, []).append(c)
+            return
+        self.residue.append(c)
+
+    def candidates(self, scope: Mapping[str, Any]) -> list[Compiled]:
+        """Runbooks that may accept the event in `scope["event"]` (a superset of the matches)."""
+        event = scope["event"]
+        src, typ = event.source, event.type
+        found: list[Compiled] = []
+        for key in ((src, typ), ("*", typ)):
+            hit = self._exact.get(key)
+            if hit:
+                found += hit
+        for length in self._prefix_lengths:
+            if length > len(typ):
+                break
+            table, pre = self._prefix[length], typ[:length]
+            for key in ((src, pre), ("*", pre)):
+                hit = table.get(key)
+                if hit:
+                    found += hit
+        for get, eq_table in self._eq.values():
+            value = get(scope)
+            if value is not MISSING and isinstance(value, Hashable):
+                hit = eq_table.get(value)
+                if hit:
+                    found += hit
+        hit = self._source.get(src)
+        if hit:
+            found += hit
+        if self.residue:
+            found += self.residue
+        if len(found) > 1:
+            found = sorted({c.order: c for c in found}.values(), key=lambda c: c.order)
+        return found
+
+    def stats(self) -> dict[str, int]:
+        """How the runbooks were filed (for `runbooks explain --json` and the benchmark)."""
+        return {
+            "exact": sum(len(v) for v in self._exact.values()),
+            "prefix": sum(len(v) for t in self._prefix.values() for v in t.values()),
+            "eq": len({id(c) for _, t in self._eq.values() for v in t.values() for c in v}),
+            "source": sum(len(v) for v in self._source.values()),
+            "residue": len(self.residue),
+        }

@@ -1,0 +1,84 @@
+"""Static checks of dotted paths against the models they will read at run time.
+
+`event.…` paths are walked through the Event model's fields (and `event.resource.<kind>`);
+`incident.…` paths name the incident fields the engine binds; `steps.<id>.result.…` must name a
+step that runs earlier. Free-form maps (`attributes`, step results) accept any key below them.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Collection, Sequence
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from responder.models.event import Event, Resource, ResourceKind
+
+INCIDENT_FIELDS = ("id", "group_key", "runbook", "events")
+NAMESPACES = ("event", "incident", "steps")
+
+
+def _unwrap(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _walk(model: type[BaseModel], parts: Sequence[str], where: str) -> str | None:
+    if not parts:
+        return None
+    head, rest = parts[0], parts[1:]
+    if model is Event and head == "resource":
+        if not rest:
+            return None
+        kinds = [k.value for k in ResourceKind]
+        if rest[0] not in kinds:
+            return f"{where}.resource.{rest[0]}: unknown resource kind; valid: {', '.join(kinds)}"
+        return _walk(Resource, rest[1:], f"{where}.resource.{rest[0]}")
+    field = model.model_fields.get(head)
+    if model is Event and head == "raw":
+        return f"{where}.raw: the raw record is not readable by runbooks; use the normalised fields"
+    if field is None:
+        valid = sorted({*model.model_fields, *(["resource"] if model is Event else [])} - {"raw"})
+        return f"{where}.{head}: not a field of {model.__name__}; valid: {', '.join(valid)}"
+    return _walk_type(_unwrap(field.annotation), rest, f"{where}.{head}")
+
+
+def _walk_type(annotation: Any, rest: Sequence[str], where: str) -> str | None:
+    if not rest:
+        return None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _walk(annotation, rest, where)
+    origin = get_origin(annotation)
+    if origin is dict:
+        return None
+    if origin in (tuple, list):
+        if not rest[0].isdigit():
+            return f"{where}.{rest[0]}: a list is indexed by number ({where}.0…)"
+        return _walk_type(_unwrap(get_args(annotation)[0]), rest[1:], f"{where}.{rest[0]}")
+    if annotation is Any or str(annotation).endswith("JsonValue"):
+        return None
+    return f"{where}: is a single value; it has no field {rest[0]!r}"
+
+
+def path_problem(
+    path: str, earlier_steps: Collection[str] = (), namespaces: Collection[str] = NAMESPACES
+) -> str | None:
+    """Why `path` can never resolve, or None when it can."""
+    parts = path.split(".")
+    root = parts[0]
+    if root not in namespaces:
+        return f"{path}: paths start with one of {', '.join(namespaces)}"
+    if root == "event":
+        return _walk(Event, parts[1:], "event")
+    if root == "incident":
+        if len(parts) != 2 or parts[1] not in INCIDENT_FIELDS:
+            return f"{path}: incident fields are {', '.join(INCIDENT_FIELDS)}"
+        return None
+    if len(parts) < 3 or parts[2] != "result":
+        return f"{path}: step outputs are read as steps.<id>.result.<name>"
+    if parts[1] not in earlier_steps:
+        return f"{path}: step {parts[1]!r} does not run before this one"
+    return None

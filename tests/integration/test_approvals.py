@@ -1,0 +1,115 @@
+"""Approvals through the real broker and moto: park, restart, approve by CLI, refuse forgeries."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from responder.ingest.approvals import send_decision
+from responder.ingest.kafka import ensure_topics, publish
+from responder.models.approval import ApprovalDecision
+from responder.service import Service
+from responder.timeline.chain import parse_lines, verify_entries
+from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.harness import make_settings, running, wait_for
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "integration-approval-secret"
+
+
+def _runbooks(tmp_path: Path, runbooks_dir: Path) -> Path:
+    """The shipped runbook, with a human approval required on its step."""
+    d = tmp_path / "runbooks"
+    d.mkdir()
+    text = (runbooks_dir / "iam-credential-compromise.yaml").read_text()
+    text = text.replace("    retries: 3\n", "    retries: 3\n    approval: {required: true, approvers: [alice]}\n")
+    assert "approval:" in text
+    (d / "iam-credential-compromise.yaml").write_text(text)
+    return d
+
+
+async def _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir):
+    names = {"requests": f"req-{unique}", "decisions": f"dec-{unique}"}
+    await ensure_topics(kafka_bootstrap, list(names.values()), partitions=1)
+    await aws.call("iam", "create_user", UserName="ml-training")
+    key = (await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"]
+    settings = make_settings(
+        kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", _runbooks(tmp_path, runbooks_dir),
+        session_timeout_ms=3000, approvals_topic=names["decisions"], approval_requests_topic=names["requests"],
+        approval_keys={"k1": SECRET},
+    )
+    return names, key, settings
+
+
+async def _status(aws, key: str) -> str:
+    listed = await aws.call("iam", "list_access_keys", UserName="ml-training")
+    return next(k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key)
+
+
+def _kinds(path: Path) -> list[str]:
+    return [e.kind for e in parse_lines(path.read_bytes().splitlines())]
+
+
+async def test_parked_step_survives_restart_and_cli_approval_runs_it(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """A parked step publishes its request, survives a restart, and `responder approve` makes it run."""
+    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    first = Service(settings)
+    async with running(first):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(first.engine.parked))
+    [(incident, step)] = list(first.engine.parked)
+    assert await _status(aws, key) == "Active"
+    consumer = AIOKafkaConsumer(names["requests"], bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                group_id=f"req-{unique}")
+    await consumer.start()
+    try:
+        request = orjson.loads((await asyncio.wait_for(consumer.getone(), 20)).value)
+    finally:
+        await consumer.stop()
+    assert (request["incident"], request["step"], request["target"]) == (incident, step, key)
+
+    second = Service(settings)
+    async with running(second):
+        assert (incident, step) in second.engine.parked
+        env = {**os.environ, "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
+               "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET}).decode(), "RESPONDER_APPROVAL_KEY_ID": "k1",
+               "RESPONDER_APPROVALS_TOPIC": names["decisions"]}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "responder", "approve", incident, step, "--by", "alice", "--reason", "confirmed",
+            "--timeline", str(settings.timeline_path), cwd=ROOT, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        await wait_for(lambda: bool(second.engine.done), timeout=60)
+    assert await _status(aws, key) == "Inactive"
+    kinds = _kinds(settings.timeline_path)
+    assert kinds.index("approval.requested") < kinds.index("approval.decided") < kinds.index("step.intent")
+    verify_entries(parse_lines(settings.timeline_path.read_bytes().splitlines()))
+
+
+async def test_forged_decision_on_kafka_is_refused(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir):
+    """A decision signed with the wrong secret is recorded as rejected and the key stays Active."""
+    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    service = Service(settings)
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(service.engine.parked))
+        [(incident, step)] = list(service.engine.parked)
+        parked = service.engine.parked[(incident, step)]
+        now = datetime.now(UTC)
+        forged = ApprovalDecision(incident=incident, step=step, decision="approve", by="alice", digest=parked.digest,
+                                  issued_at=now, expires_at=now + timedelta(minutes=5))
+        await send_decision(kafka_bootstrap, names["decisions"], forged, "k1", b"not-the-secret")
+        await wait_for(lambda: "approval.rejected" in _kinds(settings.timeline_path), timeout=60)
+    assert await _status(aws, key) == "Active"
+    assert (incident, step) in service.engine.parked

@@ -1,0 +1,113 @@
+"""Build an engine and pipeline over runbooks written as YAML text, with fakes and a controllable clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from responder.actuators.registry import Registry
+from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing, signed_headers
+from responder.catalog import load_runbooks
+from responder.engine import Engine
+from responder.engine.approvals import MemoryPublisher
+from responder.engine.guards import GuardPolicy, Guards
+from responder.models import RawRecord
+from responder.models.approval import ApprovalDecision
+from responder.pipeline import Pipeline
+from responder.timeline import MemoryStore, Recorder
+from tests.fakes import Echo, FakeIam, Wipe, test_registry
+from tests.findings import envelope_bytes, guardduty_finding
+
+KEY = "AKIAABCDEFGHIJKLMNOP"
+SECRET = b"approval-secret"
+HEADER = """\
+id: {id}
+trigger: {{source: guardduty, type: "*IAMUser/*"}}
+group_by: "${{event.resource.access_key.id}}"
+"""
+
+
+class Clock:
+    """A settable wall clock (epoch seconds)."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Kit:
+    """Everything a unit test of the engine touches."""
+
+    store: MemoryStore
+    iam: FakeIam
+    echo: Echo
+    wipe: Wipe
+    publisher: MemoryPublisher
+    clock: Clock
+    runbooks_dir: Path
+    registry: Registry
+    policy: GuardPolicy = field(default_factory=GuardPolicy)
+    dry_run: bool = False
+    pipeline: Pipeline | None = None
+
+    def start(self) -> Pipeline:
+        """A fresh engine recovered from the store (as after a restart) and its pipeline."""
+        reg = self.registry
+        engine = Engine(Recorder(self.store), reg, self.iam, dry_run=self.dry_run,
+                        guards=Guards(self.policy, clock=self.clock), publisher=self.publisher,
+                        approval_keys=KeyRing({"k1": SECRET}), clock=self.clock)
+        engine.recover()
+        self.pipeline = Pipeline(load_runbooks(self.runbooks_dir, reg), engine)
+        return self.pipeline
+
+    @property
+    def engine(self) -> Engine:
+        """The current engine."""
+        assert self.pipeline is not None
+        return self.pipeline.engine
+
+    async def send(self, key: str = KEY, user: str = "ml-training", **kw: Any) -> None:
+        """Handle one GuardDuty finding naming `key` and flush."""
+        assert self.pipeline is not None
+        await self.pipeline.handle(RawRecord(topic="t", value=envelope_bytes(guardduty_finding(key, user, **kw))))
+        await self.engine.recorder.flush()
+
+    def entries(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Bodies of the durable entries (of one kind)."""
+        return [e.body for e in Recorder(self.store).entries() if kind is None or e.kind == kind]
+
+    def kinds(self) -> list[str]:
+        """Kinds of the durable entries, in order."""
+        return [e.kind for e in Recorder(self.store).entries()]
+
+
+def make_kit(tmp_path: Path, runbooks: dict[str, str], **kw: Any) -> Kit:
+    """Write runbooks (name → YAML body after the shared header) and build the kit."""
+    d = tmp_path / "runbooks"
+    d.mkdir(exist_ok=True)
+    for name, body in runbooks.items():
+        (d / f"{name}.yaml").write_text(HEADER.format(id=name) + body)
+    reg, echo, wipe = test_registry()
+    iam = FakeIam()
+    iam.add_key("ml-training", KEY)
+    kit = Kit(MemoryStore(), iam, echo, wipe, MemoryPublisher(), Clock(), d, reg, **kw)
+    kit.start()
+    return kit
+
+
+def decision(kit: Kit, incident: str, step: str, verdict: str = "approve", *, by: str = "alice",
+             digest: str | None = None, ttl: float = 600, secret: bytes = SECRET) -> tuple[bytes, str, str]:
+    """A signed decision as it arrives from Kafka: (value, key id, signature)."""
+    parked = kit.engine.parked.get((incident, step))
+    now = datetime.fromtimestamp(kit.clock(), UTC)
+    d = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,  # type: ignore[arg-type]
+                         digest=digest or (parked.digest if parked else "0" * 64), issued_at=now,
+                         expires_at=now + timedelta(seconds=ttl))
+    value = d.canonical()
+    headers = dict(signed_headers("k1", secret, value))
+    return value, headers[KEY_ID_HEADER].decode(), headers[SIGNATURE_HEADER].decode()

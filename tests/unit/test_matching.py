@@ -1,0 +1,129 @@
+"""The trigger index returns exactly what a linear scan would; explain names the first failing test."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import orjson
+from typer.testing import CliRunner
+
+from responder.cli import app
+from responder.models.event import Event, Resource, ResourceKind, Severity
+from responder.models.runbook import Runbook
+from responder.rules.conditions import lookup
+from responder.rules.explain import explain
+from responder.rules.index import TriggerIndex, literal_prefix
+from responder.rules.matcher import Matcher
+from responder.rules.operators import MISSING
+
+SOURCES = ["guardduty", "falco", "siem"]
+TYPES = ["Recon:EC2/PortProbe", "UnauthorizedAccess:IAMUser/Exfil", "UnauthorizedAccess:IAMUser/Tor", "Drift:Model/X"]
+
+
+def _rb(i: int, trigger: dict) -> Runbook:
+    return Runbook.model_validate({"id": f"rb-{i}", "trigger": trigger,
+                                   "steps": [{"id": "s", "actuator": "a", "with": {}}]})
+
+
+def _event(source: str, type_: str, account: str = "111111111111", score: float = 8.0) -> Event:
+    return Event(id="e", source=source, type=type_, severity=Severity.of(score), time=datetime(2026, 1, 1, tzinfo=UTC),
+                 account=account, incident_key="k",
+                 resources=(Resource(kind=ResourceKind.ACCESS_KEY, id="AKIA1", attributes={"user_name": "bob"}),))
+
+
+def _random_trigger(rng: random.Random) -> dict:
+    source = rng.choice([*SOURCES, "*", "guard*"])
+    type_ = rng.choice([*TYPES, "*", "UnauthorizedAccess:*", "*IAMUser/*", "Recon:EC2/*", "Drift:?odel/X"])
+    conds = rng.sample([
+        {"field": "event.account", "op": "eq", "value": rng.choice(["111111111111", "222222222222"])},
+        {"field": "event.account", "op": "in", "value": ["111111111111", "333333333333"]},
+        {"field": "event.severity.score", "op": "ge", "value": rng.choice([3, 7, 9])},
+        {"not": {"field": "event.resource.access_key.attributes.user_name", "op": "eq", "value": "root"}},
+        {"any": [{"field": "event.region", "op": "exists", "value": False},
+                 {"field": "event.type", "op": "regex", "value": "Tor$"}]},
+    ], rng.randint(0, 3))
+    return {"source": source, "type": type_, "conditions": conds}
+
+
+def test_index_agrees_with_a_linear_scan():
+    """For random rule sets and events, indexed matching returns exactly the brute-force matches, in order."""
+    rng = random.Random(7)
+    books = [_rb(i, _random_trigger(rng)) for i in range(300)]
+    matcher = Matcher(books)
+    stats = matcher.index.stats()
+    assert stats["exact"]
+    assert stats["prefix"]
+    assert stats["eq"]
+    assert stats["residue"]
+    for _ in range(300):
+        event = _event(rng.choice(SOURCES), rng.choice(TYPES), rng.choice(["111111111111", "222222222222"]),
+                       rng.uniform(0, 10))
+        expected = [v.runbook for v in explain(books, event) if v.matched]
+        got = [m.runbook.ref for m in matcher.match(event)]
+        assert got == sorted(expected, key=lambda ref: int(ref.split("@")[0][3:]))
+
+
+def test_index_narrows_candidates():
+    """An event only meets the runbooks filed under its own source/type, not the whole set."""
+    books = [_rb(i, {"source": "guardduty", "type": f"T{i}:X/Y"}) for i in range(1000)]
+    index = TriggerIndex(books)
+    assert [c.runbook.id for c in index.candidates({"event": _event("guardduty", "T7:X/Y")})] == ["rb-7"]
+
+
+def test_literal_prefix():
+    """The literal prefix stops at the first wildcard."""
+    assert literal_prefix("UnauthorizedAccess:IAMUser/*") == "UnauthorizedAccess:IAMUser/"
+    assert literal_prefix("*IAMUser*") == ""
+    assert literal_prefix("exact") == "exact"
+
+
+def test_conditions_read_fields_only():
+    """Paths read model fields, never methods or the raw record."""
+    event = _event("guardduty", "T")
+    assert lookup({"event": event}, "event.view") is MISSING
+    assert lookup({"event": event}, "event.raw") is MISSING
+    assert lookup({"event": event}, "event.resource.access_key.attributes.user_name") == "bob"
+    assert lookup({"event": event}, "event.time") == "2026-01-01T00:00:00+00:00"
+
+
+def test_explain_names_the_first_failing_check():
+    """A non-matching runbook reports the failing check, expected and actual values."""
+    books = [
+        _rb(1, {"source": "falco"}),
+        _rb(2, {"source": "guardduty", "type": "Recon:*"}),
+        _rb(3, {"conditions": [{"field": "event.severity.score", "op": "ge", "value": 5},
+                               {"all": [{"field": "event.account", "op": "eq", "value": "999"}]}]}),
+        _rb(4, {"source": "guardduty"}),
+    ]
+    verdicts = {v.runbook: v for v in explain(books, _event("guardduty", "UnauthorizedAccess:IAMUser/Tor"))}
+    assert verdicts["rb-1@1"].check == "source"
+    assert verdicts["rb-1@1"].actual == "guardduty"
+    assert verdicts["rb-2@1"].check == "type"
+    assert verdicts["rb-3@1"].check == "trigger.conditions[1]"
+    assert (verdicts["rb-3@1"].expected, verdicts["rb-3@1"].actual) == ("999", "111111111111")
+    assert verdicts["rb-4@1"].matched
+
+
+def test_explain_command_on_a_finding_file(runbooks_dir, tmp_path):
+    """`runbooks explain FILE --json` decodes the record and reports the shipped runbook as matching."""
+    from tests.findings import envelope_bytes, guardduty_finding
+
+    path = tmp_path / "finding.json"
+    path.write_bytes(envelope_bytes(guardduty_finding("AKIAABCDEFGHIJKLMNOP")))
+    result = CliRunner().invoke(app, ["runbooks", "explain", str(path), "--runbooks", str(runbooks_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads(result.stdout.splitlines()[-1])
+    assert doc["verdicts"][0] == {"runbook": "iam-credential-compromise@1", "matched": True, "failed": None,
+                                  "check": None, "expected": None, "actual": None}
+
+
+def test_explain_exits_1_when_nothing_matches(runbooks_dir, tmp_path):
+    """A low-severity finding matches nothing; explain says which condition failed and exits 1."""
+    from tests.findings import envelope_bytes, guardduty_finding
+
+    path = tmp_path / "finding.json"
+    path.write_bytes(envelope_bytes(guardduty_finding("AKIAABCDEFGHIJKLMNOP", severity=2)))
+    result = CliRunner().invoke(app, ["runbooks", "explain", str(path), "--runbooks", str(runbooks_dir)])
+    assert result.exit_code == 1
+    assert "event.severity.score ge 5" in result.stdout
