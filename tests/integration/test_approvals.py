@@ -88,7 +88,7 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
             sys.executable, "-m", "responder", "approve", incident, step, "--by", "alice", "--reason", "confirmed",
             "--timeline", str(settings.timeline_path), cwd=ROOT, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()[-2000:]
         await wait_for(lambda: bool(second.engine.done), timeout=60)
     assert await _status(aws, key) == "Inactive"

@@ -21,7 +21,7 @@ def test_binary_that_dies_is_reported_with_its_output(monkeypatch, tmp_path):
     fake.write_text("#!/bin/sh\necho 'Error: Server(Storage(FeatureNotEnabled))'\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("CALF_TANSU_BIN", str(fake))
-    with pytest.raises(SandboxError, match="exited with code 1.*FeatureNotEnabled"):
+    with pytest.raises(SandboxError, match=r"exited with code 1.*FeatureNotEnabled"):
         Broker(log_path=tmp_path / "b.log").start(timeout=5)
 
 
