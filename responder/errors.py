@@ -12,6 +12,7 @@
     │   ├── ValidationFailed            decoded but the fields are invalid
     │   └── AuthenticationFailed        missing or bad HMAC signature
     ├── GuardTripped                    → a guard refused automatic execution: needs approval
+    ├── ApprovalRefused                 → a decision that must not release a step (reason on the timeline)
     ├── TimelineError                   → the record is unwritable or does not verify
     │   └── ChainBroken                 (seq, reason)
     └── ActuationError                  → raised by actuators only
@@ -22,6 +23,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class ResponderError(Exception):
@@ -92,6 +94,15 @@ class GuardTripped(ResponderError):
         self.guard = guard
         self.detail = detail
         super().__init__(f"{guard}: {detail}")
+
+
+class ApprovalRefused(ResponderError):
+    """An approval decision that is forged, unbound, expired or from someone not listed."""
+
+    def __init__(self, reason: str, decision: Any = None) -> None:
+        self.reason = reason
+        self.decision = decision
+        super().__init__(reason)
 
 
 class TimelineError(ResponderError):

@@ -21,6 +21,7 @@ import orjson
 from pydantic import ValidationError
 
 from responder.auth import KeyRing
+from responder.errors import ApprovalRefused
 from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
 
 
@@ -100,34 +101,25 @@ async def publish_request(publisher: Publisher | None, parked: Parked, topic: st
     return True
 
 
-class DecisionRefused(Exception):
-    """A decision that must not be acted on; `reason` goes on the timeline."""
-
-    def __init__(self, reason: str, decision: ApprovalDecision | None = None) -> None:
-        self.reason = reason
-        self.decision = decision
-        super().__init__(reason)
-
-
 def accept_decision(value: bytes, key_id: str | None, signature: str | None, keys: KeyRing,
                     parked: dict[tuple[str, str], Parked], now: datetime) -> tuple[ApprovalDecision, Parked]:
-    """The decision and the step it releases, or DecisionRefused saying why not."""
+    """The decision and the step it releases, or ApprovalRefused saying why not."""
     if not keys:
-        raise DecisionRefused("no approval keys are configured: decisions cannot be authenticated")
+        raise ApprovalRefused("no approval keys are configured: decisions cannot be authenticated")
     problem = keys.check(key_id, signature, value)
     if problem:
-        raise DecisionRefused(problem)
+        raise ApprovalRefused(problem)
     try:
         decision = ApprovalDecision.model_validate_json(value)
     except ValidationError as exc:
-        raise DecisionRefused(f"malformed decision: {exc.errors()[0]['msg']}") from exc
+        raise ApprovalRefused(f"malformed decision: {exc.errors()[0]['msg']}") from exc
     found = parked.get((decision.incident, decision.step))
     if found is None:
-        raise DecisionRefused("no approval is pending for this incident and step", decision)
+        raise ApprovalRefused("no approval is pending for this incident and step", decision)
     if decision.digest != found.digest:
-        raise DecisionRefused("decision is for a different plan (digest mismatch)", decision)
+        raise ApprovalRefused("decision is for a different plan (digest mismatch)", decision)
     if decision.expired(now):
-        raise DecisionRefused("decision has expired", decision)
+        raise ApprovalRefused("decision has expired", decision)
     if found.approvers and decision.by not in found.approvers:
-        raise DecisionRefused(f"{decision.by!r} is not an approver ({', '.join(found.approvers)})", decision)
+        raise ApprovalRefused(f"{decision.by!r} is not an approver ({', '.join(found.approvers)})", decision)
     return decision, found

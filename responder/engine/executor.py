@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -16,7 +16,8 @@ from responder.actuators.base import ActuationContext, AwsCaller
 from responder.actuators.registry import Registry
 from responder.actuators.retry import with_retries
 from responder.auth import KeyRing
-from responder.engine.approvals import DecisionRefused, Parked, Publisher, accept_decision, publish_request
+from responder.engine import decisions
+from responder.engine.approvals import Parked, Publisher, publish_request
 from responder.engine.guards import Guards, Trip
 from responder.engine.incidents import Incident, IncidentBook
 from responder.engine.planner import build_plan
@@ -25,7 +26,7 @@ from responder.errors import ActuationError, PermanentActuationError, TransientA
 from responder.models.approval import REQUESTS_TOPIC
 from responder.models.event import Event
 from responder.models.plan import Plan, idempotency_key
-from responder.models.runbook import Mode, OnFailure, OnTimeout, Runbook, Step
+from responder.models.runbook import Mode, OnFailure, Runbook, Step
 from responder.models.timeline import EntryKind
 from responder.rules.conditions import describe, first_failure
 from responder.rules.matcher import Match
@@ -109,7 +110,7 @@ class Engine:
             incident.last_seen = max(incident.last_seen, event.time)
             self.recorder.append(EntryKind.INCIDENT_JOINED, {**base, "repeat": repeat}, incident.id)
         incident.seen(event.id)
-        await self._run(rb, incident, event)
+        await self.run_from(rb, incident, event)
         return incident
 
     def _scope(self, incident: Incident, event: Event) -> dict[str, Any]:
@@ -117,8 +118,9 @@ class Engine:
                 "incident": {"id": incident.id, "group_key": incident.group_key, "runbook": incident.runbook,
                              "events": incident.events}}
 
-    async def _run(self, rb: Runbook, incident: Incident, event: Event, *, start: int = 0,
-                   approved: Parked | None = None) -> None:
+    async def run_from(self, rb: Runbook, incident: Incident, event: Event, *, start: int = 0,
+                       approved: Parked | None = None) -> None:
+        """Run the runbook's steps from `start`; `approved` is the parked step a human has just released."""
         lock = self._locks.setdefault(incident.id, asyncio.Lock())
         async with lock:
             with structlog.contextvars.bound_contextvars(incident=incident.id, runbook=rb.id, event_id=event.id):
@@ -188,7 +190,7 @@ class Engine:
         if hard:
             body = {**head, "status": "refused", "error": "; ".join(t.detail for t in hard), "permanent": True}
             rec.append(EntryKind.STEP_RESULT, body, incident.id)
-            self._finish(key, body)
+            self.finish(key, body)
             return Outcome.FAILED
         if reasons and not approved:
             await self._park(rb, step, incident, event, target, values, plan.digest, reasons)
@@ -213,7 +215,7 @@ class Engine:
         if key in self.inflight and await self._verified(actuator, params, ctx):
             body: dict[str, Any] = {**head, "status": "ok", "changed": None, "recovered": True}
             rec.append(EntryKind.STEP_RESULT, body, incident.id)
-            self._finish(key, body)
+            self.finish(key, body)
             return Outcome.OK
         now = self.clock()
         intent = {**head, "params": values, "destructive": actuator.destructive, "runbook": rb.id, "clock": now}
@@ -235,74 +237,25 @@ class Engine:
                     "permanent": isinstance(exc, PermanentActuationError),
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
             rec.append(EntryKind.STEP_RESULT, body, incident.id)
-            self._finish(key, body)
+            self.finish(key, body)
             log.warning("step_failed", step=step.id, error=str(exc))
             return Outcome.FAILED
         body = {**head, "status": "ok", "changed": result.changed, "verified": verified,
                 "prior": result.prior, "after": result.after, "outputs": result.outputs,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
         rec.append(EntryKind.STEP_RESULT, body, incident.id)
-        self._finish(key, body)
+        self.finish(key, body)
         incident.step_outputs[step.id] = {"result": result.outputs}
         log.info("step_succeeded", step=step.id, changed=result.changed, verified=verified)
         return Outcome.OK
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
         """Apply a signed decision from the approvals topic or CLI; False (and recorded) when refused."""
-        now = datetime.fromtimestamp(self.clock(), UTC)
-        try:
-            decision, parked = accept_decision(value, key_id, signature, self.approval_keys, self.parked, now)
-            if self.runbooks.get(parked.runbook.split("@", 1)[0]) is None or \
-                    self.runbooks[parked.runbook.split("@", 1)[0]].ref != parked.runbook:
-                raise DecisionRefused(f"runbook {parked.runbook} is no longer loaded", decision)
-        except DecisionRefused as exc:
-            d = exc.decision
-            body = {"reason": exc.reason, "key_id": key_id, **({"step": d.step, "by": d.by} if d else {})}
-            self.recorder.append(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None)
-            await self.recorder.flush()
-            log.warning("approval_rejected", reason=exc.reason)
-            return False
-        self.recorder.append(EntryKind.APPROVAL_DECIDED, {
-            "step": decision.step, "decision": decision.decision, "by": decision.by, "reason": decision.reason,
-            "digest": decision.digest, "key_id": key_id}, decision.incident)
-        await self._release(parked, approve=decision.decision == "approve", why=f"denied by {decision.by}")
-        return True
+        return await decisions.decide(self, value, key_id, signature)
 
     async def expire(self) -> int:
         """Apply `on_timeout` to parked steps whose deadline has passed; returns how many were handled."""
-        now = self.clock()
-        due = [p for p in self.parked.values() if p.deadline <= now]
-        for p in due:
-            body = {"step": p.step, "on_timeout": p.on_timeout, "escalated": p.escalated}
-            if p.on_timeout == OnTimeout.ESCALATE and not p.escalated:
-                rb = self.runbooks.get(p.runbook.split("@", 1)[0])
-                timeout = next((s.approval.timeout for s in rb.steps if s.id == p.step), 3600.0) if rb else 3600.0
-                p.escalated, p.deadline = True, now + timeout
-                self.recorder.append(EntryKind.APPROVAL_ESCALATED, {**body, "deadline": p.deadline}, p.incident)
-                await self.recorder.flush()
-                await publish_request(self.publisher, p, self.requests_topic)
-                continue
-            self.recorder.append(EntryKind.APPROVAL_EXPIRED, body, p.incident)
-            await self._release(p, approve=p.on_timeout == OnTimeout.APPROVE, why="approval timed out")
-        return len(due)
-
-    async def _release(self, parked: Parked, *, approve: bool, why: str) -> None:
-        self.parked.pop((parked.incident, parked.step), None)
-        rb = self.runbooks[parked.runbook.split("@", 1)[0]]
-        incident = self.incidents.by_id[parked.incident]
-        event = Event.model_validate(parked.event)
-        index = next(i for i, s in enumerate(rb.steps) if s.id == parked.step)
-        if approve:
-            await self._run(rb, incident, event, start=index, approved=parked)
-        else:
-            key = idempotency_key(incident.id, rb.ref, parked.step, parked.target)
-            body = {"step": parked.step, "actuator": parked.actuator, "target": parked.target, "key": key,
-                    "status": "denied", "error": why, "permanent": True}
-            self.recorder.append(EntryKind.STEP_RESULT, body, incident.id)
-            self._finish(key, body)
-            if rb.steps[index].on_failure is OnFailure.CONTINUE:
-                await self._run(rb, incident, event, start=index + 1)
-        await self.recorder.flush()
+        return await decisions.expire(self)
 
     async def _verified(self, actuator: Any, params: Any, ctx: ActuationContext) -> bool:
         try:
@@ -310,6 +263,7 @@ class Engine:
         except (TransientActuationError, PermanentActuationError, TimeoutError):
             return False
 
-    def _finish(self, key: str, body: dict[str, Any]) -> None:
+    def finish(self, key: str, body: dict[str, Any]) -> None:
+        """Mark a step key as having its result."""
         self.inflight.pop(key, None)
         self.done[key] = body
