@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import AwsCaller
@@ -46,9 +47,13 @@ def aws_from(settings: Settings) -> AwsSession:
 
 
 def guards_from(settings: Settings) -> Guards:
-    """The global guards configured in settings."""
+    """The global guards configured in settings (a bad quota is a ConfigError at start-up)."""
+    try:
+        quotas = [Quota.model_validate(q) for q in settings.guard_quotas]
+    except ValidationError as exc:
+        raise ConfigError(f"RESPONDER_GUARD_QUOTAS: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
     return Guards(GuardPolicy(
-        quotas=[Quota.model_validate(q) for q in settings.guard_quotas],
+        quotas=quotas,
         max_targets=settings.guard_max_targets,
         protected=Protected(ids=settings.protected_ids, tags=settings.protected_tags),
         kill_switch=settings.kill_switch, kill_switch_file=settings.kill_switch_file,

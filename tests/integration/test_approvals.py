@@ -113,3 +113,27 @@ async def test_forged_decision_on_kafka_is_refused(kafka_bootstrap, aws, topics,
         await wait_for(lambda: "approval.rejected" in _kinds(settings.timeline_path), timeout=60)
     assert await _status(aws, key) == "Active"
     assert (incident, step) in service.engine.parked
+
+
+async def test_kill_switch_turns_the_step_into_a_published_request(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """With the kill switch on, the shipped runbook's step is not run: guard.tripped, a request on Kafka."""
+    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    settings = settings.model_copy(update={"kill_switch": True, "runbooks_dir": runbooks_dir})
+    service = Service(settings)
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(service.engine.parked))
+    consumer = AIOKafkaConsumer(names["requests"], bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                group_id=f"req-{unique}")
+    await consumer.start()
+    try:
+        request = orjson.loads((await asyncio.wait_for(consumer.getone(), 20)).value)
+    finally:
+        await consumer.stop()
+    assert request["reasons"][0].startswith("kill_switch")
+    assert await _status(aws, key) == "Active"
+    kinds = _kinds(settings.timeline_path)
+    assert kinds.index("guard.tripped") < kinds.index("approval.requested")
+    assert "step.intent" not in kinds

@@ -121,3 +121,19 @@ async def test_kill_switch_file_parks_every_step(tmp_path):
     await kit.send(key="AKIAABCDEFGHIJKLMNO2", user="user-2")
     assert [p.target for p in kit.echo.applied] == ["user-2"]
     assert kit.entries("guard.tripped")[0]["guard"] == "kill_switch"
+
+
+def test_settings_build_global_guards():
+    """Global guards come from settings; a malformed quota is a configuration error naming the setting."""
+    import pytest
+
+    from responder.errors import ConfigError
+    from responder.service import guards_from
+    from responder.settings import Settings
+
+    guards = guards_from(Settings(guard_quotas=[{"actuator": "aws.iam.*", "max": 5, "window": "15m"}],
+                                  protected_ids=["break-glass-*"], kill_switch=True))
+    assert guards.policy.quotas[0].window == 900
+    assert guards.policy.killed()
+    with pytest.raises(ConfigError, match="RESPONDER_GUARD_QUOTAS"):
+        guards_from(Settings(guard_quotas=[{"actuator": "x", "window": "soon"}]))
