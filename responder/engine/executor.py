@@ -164,11 +164,11 @@ class Engine:
             incident.step_outputs[step.id] = {"result": self.done[key].get("outputs", {})}
             return Outcome.OK if self.done[key].get("status") == "ok" else Outcome.FAILED
         trips = [*plan_trips, *self.guards.check_step(rb, step.actuator, target, values, event)]
-        required = step.approval.required if step.approval.required is not None else actuator.destructive
-        reasons = [f"{t.guard}: {t.detail}" for t in trips] + (["approval required by the runbook"
-                                                                   if step.approval.required else
-                                                                   f"{step.actuator} is destructive"]
-                                                                  if required else [])
+        reasons = [f"{t.guard}: {t.detail}" for t in trips]
+        if step.approval.required:
+            reasons.append("approval required by the runbook")
+        elif step.approval.required is None and actuator.destructive:
+            reasons.append(f"{step.actuator} is destructive")
         ctx = ActuationContext(aws=self.aws, incident=incident.id, key=key)
         if self.dry_run or rb.mode is Mode.DRY_RUN:
             preview = await actuator.plan(params, ctx)
