@@ -167,7 +167,7 @@ class Engine:
         reasons = [f"{t.guard}: {t.detail}" for t in trips]
         if step.approval.required:
             reasons.append("approval required by the runbook")
-        elif step.approval.required is None and actuator.destructive:
+        elif actuator.destructive:  # never waived, even if a runbook bypassed the loader
             reasons.append(f"{step.actuator} is destructive")
         ctx = ActuationContext(aws=self.aws, incident=incident.id, key=key)
         if self.dry_run or rb.mode is Mode.DRY_RUN:
