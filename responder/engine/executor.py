@@ -43,6 +43,20 @@ class Outcome(StrEnum):
     PARKED = "parked"
 
 
+class _LazyPlan:
+    """The plan of one run, built only when something needs it (a digest, a max-targets guard)."""
+
+    def __init__(self, build: Callable[[], Plan]) -> None:
+        self._build = build
+        self._plan: Plan | None = None
+
+    def get(self) -> Plan:
+        """Build once, then reuse."""
+        if self._plan is None:
+            self._plan = self._build()
+        return self._plan
+
+
 class Engine:
     """Executes matches; remembers which step keys have results so nothing acts twice."""
 
@@ -126,8 +140,9 @@ class Engine:
             with structlog.contextvars.bound_contextvars(incident=incident.id, runbook=rb.id, event_id=event.id):
                 scope = self._scope(incident, event)
                 dry = self.dry_run or rb.mode is Mode.DRY_RUN
-                plan = build_plan(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
-                plan_trips = self.guards.check_plan(rb, [s.target for s in plan.steps])
+                plan = _LazyPlan(lambda: build_plan(rb, incident.id, event.id, scope, self.registry, dry_run=dry))
+                plan_trips = self.guards.check_plan(rb, [s.target for s in plan.get().steps]) \
+                    if self.guards.limits_targets(rb) else []
                 for step in rb.steps[start:]:
                     grant = approved if approved is not None and approved.step == step.id else None
                     if grant is None and any(p.incident == incident.id and p.runbook == rb.ref
@@ -140,7 +155,7 @@ class Engine:
                         return
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
-                        plan: Plan, plan_trips: list[Trip], grant: Parked | None) -> Outcome:
+                        plan: _LazyPlan, plan_trips: list[Trip], grant: Parked | None) -> Outcome:
         rec = self.recorder
         failed_when = first_failure(step.when, scope)
         if failed_when is not None:
@@ -173,7 +188,7 @@ class Engine:
         if self.dry_run or rb.mode is Mode.DRY_RUN:
             preview = await actuator.plan(params, ctx)
             rec.append(EntryKind.STEP_PLANNED, {**head, "params": values, "summary": preview.summary,
-                                                "dry_run": True, "digest": plan.digest,
+                                                "dry_run": True, "digest": plan.get().digest,
                                                 "would_require_approval": reasons,
                                                 "would_refuse": any(t.hard for t in trips)}, incident.id)
             return Outcome.OK
@@ -193,7 +208,7 @@ class Engine:
             self.finish(key, body)
             return Outcome.FAILED
         if reasons and not approved:
-            await self._park(rb, step, incident, event, target, values, plan.digest, reasons)
+            await self._park(rb, step, incident, event, target, values, plan.get().digest, reasons)
             return Outcome.PARKED
         return await self._execute(rb, step, incident, actuator, params, ctx, head, values)
 

@@ -117,6 +117,10 @@ class Guards:
             total += sum(1 for t in times if t >= horizon)
         return total
 
+    def limits_targets(self, rb: Runbook) -> bool:
+        """Whether any max-targets guard applies to `rb` (otherwise no plan is needed up front)."""
+        return rb.guards.max_targets is not None or self.policy.max_targets is not None
+
     def check_plan(self, rb: Runbook, targets: Sequence[str]) -> list[Trip]:
         """Blast radius of a whole plan."""
         trips = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -65,6 +66,7 @@ def lookup(scope: Mapping[str, Any], path: str) -> Any:
     return getter(path)(scope)
 
 
+@lru_cache(maxsize=8192)
 def getter(path: str) -> Getter:
     """A compiled reader for one dotted path."""
     parts = tuple(path.split("."))
