@@ -48,7 +48,7 @@ def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), js
         for rb in books:
             console.print(f"[green]✓[/green] {rb.ref}  {len(rb.steps)} step(s)  mode={rb.mode.value}")
         for exc in errors:
-            err_console.print(f"[red]✗ {exc}", highlight=False, markup=False)
+            err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
     if errors:
         raise typer.Exit(EXIT_CONFIG)
 
@@ -69,10 +69,10 @@ def explain(
         books = load_runbooks(runbooks, registry)
         events = normalise(event_file.read_bytes(), fmt=fmt)
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}", markup=False)
+        err_console.print(f"✗ {exc}", style="red", markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc
     except EventRejected as exc:
-        err_console.print(f"[red]✗ {event_file}: not a decodable event: {exc}", markup=False)
+        err_console.print(f"✗ {event_file}: not a decodable event: {exc}", style="red", markup=False)
         raise typer.Exit(EXIT_USAGE) from exc
     any_match = False
     for event in events:
