@@ -63,6 +63,7 @@ class DemoResult:
     verified: int
     head: str
     seconds: float
+    broker_pid: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,6 +86,7 @@ async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0) -> De
     started = time.monotonic()
     sandbox = Sandbox()
     await asyncio.to_thread(sandbox.start)
+    broker_pid = sandbox.broker.pid
     try:
         aws = AwsSession(endpoint_url=sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS)
         key_id = await seed_key(aws)
@@ -118,4 +120,4 @@ async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0) -> De
     data = await asyncio.to_thread(timeline.read_bytes)
     entries = list(parse_lines(data.splitlines()))
     count, head = verify_entries(entries)
-    return DemoResult(key_id, status, entries, count, head, time.monotonic() - started)
+    return DemoResult(key_id, status, entries, count, head, time.monotonic() - started, broker_pid)

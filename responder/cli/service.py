@@ -42,7 +42,7 @@ def sandbox_cmd(
             "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
         }
         if json:
-            emit_json({**env, "topics": list(box.topics)})
+            emit_json({**env, "topics": list(box.topics), "broker_pid": box.broker.pid})
         else:
             console.print("sandbox running; in another shell:")
             for k, v in env.items():
@@ -122,7 +122,7 @@ def demo(
     if json:
         emit_json({"ok": result.ok, "key_id": result.key_id, "key_status": result.key_status,
                    "incident": incident, "timeline": str(path), "entries": result.verified,
-                   "head": result.head, "seconds": round(result.seconds, 2)})
+                   "head": result.head, "seconds": round(result.seconds, 2), "broker_pid": result.broker_pid})
     else:
         first = next((e.seq for e in result.entries if e.kind == "event.received"
                       and result.key_id in str(e.body)), 0)

@@ -120,6 +120,11 @@ class Broker:
         log.info("broker_started", bootstrap=self.bootstrap, storage=self.storage, pid=self._proc.pid)
         return self.bootstrap
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
     def alive(self) -> bool:
         """Whether the broker process is still running."""
         return self._proc is not None and self._proc.poll() is None

@@ -19,21 +19,17 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _tansu_pids() -> set[int]:
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if b"tansu" in (entry / "cmdline").read_bytes().split(b"\0")[0]:
-                    pids.add(int(entry.name))
-            except OSError:
-                continue
-    return pids
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live (non-zombie) process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_demo_contains_the_key_and_leaves_nothing_behind(tmp_path):
     """`responder demo --json` reports the key Inactive, a verified timeline, and stops its broker."""
-    before = _tansu_pids()
     timeline = tmp_path / "demo.jsonl"
     proc = subprocess.run(
         [sys.executable, "-m", "responder", "demo", "--json", "--timeline", str(timeline)],
@@ -44,7 +40,8 @@ def test_demo_contains_the_key_and_leaves_nothing_behind(tmp_path):
     assert summary["ok"] is True
     assert summary["key_status"] == "Inactive"
     assert verify_entries(parse_lines(timeline.read_bytes().splitlines()))[0] == summary["entries"]
-    assert _tansu_pids() <= before
+    assert summary["broker_pid"]
+    assert not _running(summary["broker_pid"])
 
 
 def test_run_without_kafka_explains_how_to_configure(tmp_path):
@@ -94,7 +91,6 @@ def test_sandbox_command_serves_until_sigterm():
     """`responder sandbox --json` prints reachable endpoints and stops its broker on SIGTERM."""
     import socket
 
-    before = _tansu_pids()
     proc = subprocess.Popen([sys.executable, "-m", "responder", "sandbox", "--json"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -108,4 +104,4 @@ def test_sandbox_command_serves_until_sigterm():
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
-    assert _tansu_pids() <= before
+    assert not _running(info["broker_pid"])
