@@ -1,6 +1,7 @@
 """Raw bytes → Events: one decoder per source format, chosen by the record's shape.
 
-Import order is detection order: the most specific shapes (envelopes) come first.
+Detection tries formats in registration order; every shape test is specific enough that the
+order does not change the result (tests/unit/test_normalise_detection.py checks this).
 """
 
 from __future__ import annotations

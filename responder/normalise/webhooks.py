@@ -84,7 +84,9 @@ def _is_group(doc: Any) -> bool:
 
 def _is_alert(doc: Any) -> bool:
     labels = doc.get("labels") if isinstance(doc, dict) else None
-    return isinstance(labels, dict) and "alertname" in labels and ("startsAt" in doc or "annotations" in doc)
+    falcosidekick = isinstance(labels, dict) and "rule" in labels and "priority" in labels
+    return isinstance(labels, dict) and "alertname" in labels and not falcosidekick \
+        and ("startsAt" in doc or "annotations" in doc)
 
 
 def alert_to_event(alert: dict[str, Any], group: dict[str, Any]) -> Event:
