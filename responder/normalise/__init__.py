@@ -13,18 +13,21 @@ import orjson
 
 from responder.errors import EventRejected, NotJson, TooLarge, UnknownShape, ValidationFailed
 from responder.models.event import Event
-from responder.normalise import (  # noqa: F401 - imported to register their decoders, in this order
+
+# isort: off
+from responder.normalise import (  # noqa: F401 - imported to register their decoders; GuardDuty first (hot path)
+    guardduty,
+    securityhub,
     cloudtrail,
     cloudwatch,
     drift,
-    falco,
-    guardduty,
-    ocsf,
-    sagemaker,
-    securityhub,
     siem,
+    ocsf,
+    falco,
+    sagemaker,
     webhooks,
 )
+# isort: on
 from responder.normalise.fields import received_at
 from responder.normalise.registry import detect, formats, known
 
@@ -49,6 +52,8 @@ def decode_doc(doc: Any, fmt: str | None = None, *, received: datetime | None = 
     `fmt` forces a format or family (per-topic `topic_formats`); `received` is the time used by
     formats that carry none (the record's broker timestamp).
     """
+    if received is None and not isinstance(doc, list):
+        return _decode_one(doc, fmt)  # the hot path: no context to set
     with received_at(received):
         if isinstance(doc, list):
             if not doc:

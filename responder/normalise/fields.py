@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import ipaddress
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,6 +109,10 @@ def valid_ip(value: Any) -> str | None:
     """The address when `value` is a syntactically valid IPv4/IPv6 address, else None (never raises)."""
     if not isinstance(value, str) or not value or len(value) > 64:
         return None
+    if ":" not in value:
+        octets = value.split(".")
+        ok = len(octets) == 4 and all(o.isdigit() and (o == "0" or o[0] != "0") and int(o) <= 255 for o in octets)
+        return value if ok and value.isascii() else None
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
@@ -125,6 +130,12 @@ _SYNONYMS = {
 }
 _WORD_TO_LABEL = {word: label for label, words in _SYNONYMS.items() for word in words}
 _BANDS = {"info": (0.0, 1.0), "low": (1.0, 4.0), "medium": (4.0, 7.0), "high": (7.0, 9.0), "critical": (9.0, 10.0)}
+
+
+@functools.lru_cache(maxsize=4096)
+def scored(score: float, original: str | int | float | None = None) -> Severity:
+    """`Severity.of`, memoised: Severity is frozen and sources repeat a handful of values."""
+    return Severity.of(score, original=original)
 
 
 def label_of(word: Any) -> str | None:

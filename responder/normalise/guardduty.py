@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from responder.errors import ValidationFailed
-from responder.models.event import Event, ResourceKind, Severity
+from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise.assemble import make_event
-from responder.normalise.fields import dig, parse_time, text, valid_ip
+from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
 from responder.normalise.registry import decoder
-from responder.normalise.resources import access_key, compact, ip_resource, res
+from responder.normalise.resources import compact, res
 
 
 def _camel(doc: Any) -> Any:
@@ -39,37 +39,56 @@ def _is_getfindings(doc: Any) -> bool:
         and "Service" in found[0]
 
 
+K = ResourceKind
+_IP_ACTIONS = ("awsApiCallAction", "networkConnectionAction", "kubernetesApiCallAction", "rdsLoginAttemptAction")
+
+
 def _remote_ips(action: dict[str, Any]) -> list[Any]:
     out = []
-    for key in ("awsApiCallAction", "networkConnectionAction", "kubernetesApiCallAction", "rdsLoginAttemptAction"):
-        out.append(dig(action, key, "remoteIpDetails", "ipAddressV4"))
-    for probe in dig(action, "portProbeAction", "portProbeDetails", default=[]) or []:
-        out.append(dig(probe, "remoteIpDetails", "ipAddressV4"))
-    return [ip for ip in out if ip]
+    for key in _IP_ACTIONS:
+        found = action.get(key)
+        if found:
+            ip = (found.get("remoteIpDetails") or {}).get("ipAddressV4")
+            if ip:
+                out.append(ip)
+    for probe in (action.get("portProbeAction") or {}).get("portProbeDetails") or ():
+        ip = (probe.get("remoteIpDetails") or {}).get("ipAddressV4")
+        if ip:
+            out.append(ip)
+    return out
 
 
-def _resources(f: dict[str, Any]) -> tuple[Any, ...]:
-    r = f.get("resource") or {}
-    key = r.get("accessKeyDetails") or {}
-    user = text(key.get("userName"))
-    items = [access_key(key.get("accessKeyId"), user, principal_id=key.get("principalId"),
-                        user_type=key.get("userType"))]
-    if user:
-        kind = ResourceKind.IAM_ROLE if key.get("userType") == "AssumedRole" else ResourceKind.IAM_USER
-        items.append(res(kind, user, name=user))
-    inst = r.get("instanceDetails") or {}
-    items.append(res(ResourceKind.INSTANCE, inst.get("instanceId"), instance_type=inst.get("instanceType")))
-    for bucket in r.get("s3BucketDetails") or []:
-        items.append(res(ResourceKind.BUCKET, bucket.get("name"), arn=bucket.get("arn")))
-    eks = r.get("eksClusterDetails") or {}
-    items.append(res(ResourceKind.OTHER, eks.get("arn") or eks.get("name"), service="eks"))
-    pod = dig(r, "kubernetesDetails", "kubernetesWorkloadDetails") or {}
-    items.append(res(ResourceKind.POD, pod.get("name"), namespace=pod.get("namespace")))
-    for c in (dig(r, "ecsClusterDetails", "taskDetails", "containers") or []):
-        items.append(res(ResourceKind.CONTAINER, c.get("name"), image=c.get("image")))
-    action = dig(f, "service", "action") or {}
-    items.extend(ip_resource(ip, role="remote") for ip in _remote_ips(action))
-    return compact(items)
+def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
+    """Resources in acting order: key, its user or role, instance, buckets, workloads, remote IPs (hot path)."""
+    items: list[Resource] = []
+    key = r.get("accessKeyDetails")
+    if key:
+        user = text(key.get("userName"))
+        if key.get("accessKeyId"):
+            attrs = {"user_name": user, "principal_id": key.get("principalId"), "user_type": key.get("userType")}
+            items.append(Resource(kind=K.ACCESS_KEY, id=str(key["accessKeyId"]).strip(),
+                                  attributes={k: v for k, v in attrs.items() if v}))
+        if user:
+            kind = K.IAM_ROLE if key.get("userType") == "AssumedRole" else K.IAM_USER
+            items.append(Resource(kind=kind, id=user, name=user))
+    inst = r.get("instanceDetails")
+    if inst and inst.get("instanceId"):
+        items.append(Resource(kind=K.INSTANCE, id=str(inst["instanceId"]),
+                              attributes={"instance_type": inst["instanceType"]} if inst.get("instanceType") else {}))
+    slow: list[Resource | None] = []
+    for bucket in r.get("s3BucketDetails") or ():
+        slow.append(res(K.BUCKET, bucket.get("name"), arn=bucket.get("arn")))
+    eks = r.get("eksClusterDetails")
+    if eks:
+        slow.append(res(K.OTHER, eks.get("arn") or eks.get("name"), service="eks"))
+    pod = dig(r, "kubernetesDetails", "kubernetesWorkloadDetails")
+    if pod:
+        slow.append(res(K.POD, pod.get("name"), namespace=pod.get("namespace")))
+    for c in dig(r, "ecsClusterDetails", "taskDetails", "containers") or ():
+        slow.append(res(K.CONTAINER, c.get("name"), image=c.get("image")))
+    items.extend(item for item in slow if item is not None)
+    items.extend(Resource(kind=K.IP, id=ip, attributes={"role": "remote"}) for ip in dict.fromkeys(ips))
+    return tuple(items) if not slow else compact(items)
 
 
 def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
@@ -79,35 +98,37 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"guardduty severity is not a number: {f.get('severity')!r}") from exc
     env = envelope or {}
-    account = f.get("accountId") or env.get("account")
-    region = f.get("region") or env.get("region")
-    mismatch = [k for k, mine in (("account", f.get("accountId")), ("region", f.get("region")))
+    account, region = f.get("accountId"), f.get("region")
+    mismatch = [k for k, mine in (("account", account), ("region", region))
                 if mine and env.get(k) and str(env[k]) != str(mine)]
-    action = dig(f, "service", "action") or {}
-    invalid_ips = [ip for ip in _remote_ips(action) if valid_ip(ip) is None]
+    service = f.get("service") or {}
+    action = service.get("action") or {}
+    resource = f.get("resource") or {}
+    key = resource.get("accessKeyDetails") or {}
+    candidates = _remote_ips(action)
+    ips = [ip for ip in candidates if valid_ip(ip) is not None]
     return make_event(
         id=str(f.get("id") or f.get("arn") or env.get("id")),
         source="guardduty",
         type=str(f["type"]),
-        severity=Severity.of(score, original=f["severity"]),
+        severity=scored(score, f["severity"]),
         time=parse_time(f.get("updatedAt") or f.get("createdAt") or env.get("time")),
-        account=account,
-        region=region,
+        account=account or env.get("account"),
+        region=region or env.get("region"),
         cloud="aws",
-        actor=dig(f, "resource", "accessKeyDetails", "principalId")
-        or dig(f, "resource", "accessKeyDetails", "userName"),
-        resources=_resources(f),
+        actor=key.get("principalId") or key.get("userName"),
+        resources=_resources(resource, ips),
         attributes={
             "title": f.get("title"),
             "arn": f.get("arn"),
-            "resource_type": dig(f, "resource", "resourceType"),
-            "sample": bool(dig(f, "service", "additionalInfo", "sample", default=False)),
-            "archived": bool(dig(f, "service", "archived", default=False)),
-            "count": dig(f, "service", "count"),
+            "resource_type": resource.get("resourceType"),
+            "sample": bool((service.get("additionalInfo") or {}).get("sample", False)),
+            "archived": bool(service.get("archived", False)),
+            "count": service.get("count"),
             "action_type": action.get("actionType"),
-            "api": dig(action, "awsApiCallAction", "api"),
-            "domain": dig(action, "dnsRequestAction", "domain"),
-            "invalid_ips": invalid_ips,
+            "api": (action.get("awsApiCallAction") or {}).get("api"),
+            "domain": (action.get("dnsRequestAction") or {}).get("domain"),
+            "invalid_ips": [ip for ip in candidates if ip not in ips],
             "envelope_mismatch": mismatch,
         },
         raw=envelope or f,

@@ -52,10 +52,13 @@ def _clean(attrs: dict[str, Any] | None) -> dict[str, Any]:
 
 def res(kind: ResourceKind, rid: Any, *, name: Any = None, arn: Any = None, **attrs: Any) -> Resource | None:
     """A resource, or None when the id is empty."""
-    ident = text(rid)
-    if ident is None:
+    if rid is None:
         return None
-    return Resource(kind=kind, id=ident[:2048], name=text(name), arn=text(arn), attributes=_clean(attrs))
+    ident = rid.strip() if isinstance(rid, str) else text(rid)
+    if not ident:
+        return None
+    return Resource(kind=kind, id=ident[:2048], name=None if name is None else text(name),
+                    arn=None if arn is None else text(arn), attributes=_clean(attrs) if attrs else {})
 
 
 def ip_resource(value: Any, **attrs: Any) -> Resource | None:
