@@ -73,7 +73,7 @@ def normalise_cmd(
                 console.print(escape(f"{path.name}: {event.source} {event.type} "
                                      f"[{event.severity.label.value} {event.severity.score:g}] "
                                      f"{event.time.isoformat()} key={event.incident_key} resources={keys}"),
-                              highlight=False)
+                              highlight=False, emoji=False)
     if failed:
         raise typer.Exit(EXIT_FAILED)
 

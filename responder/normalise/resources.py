@@ -76,7 +76,8 @@ def from_arn(arn: Any, **attrs: Any) -> Resource | None:
     if len(parts) < 6:
         return None
     service, tail = parts[2], parts[5]
-    rtype, _, rest = tail.partition("/") if "/" in tail else tail.partition(":")
+    cut = min((i for i in (tail.find("/"), tail.find(":")) if i >= 0), default=len(tail))
+    rtype, rest = tail[:cut], tail[cut + 1:]
     if service == "s3":
         return res(K.BUCKET, tail.split("/", 1)[0], arn=value, **attrs)
     if service == "iam" and tail == "root":
@@ -88,7 +89,7 @@ def from_arn(arn: Any, **attrs: Any) -> Resource | None:
         role, _, session = rest.partition("/")
         return res(K.IAM_ROLE, role, arn=value, session=session or None, **attrs)
     name = rest.rsplit("/", 1)[-1] if rest else tail
-    if kind is K.SECRET:
+    if kind in (K.SECRET, K.MODEL_VERSION):
         name = rest
     return res(kind, name, arn=value, **attrs)
 
