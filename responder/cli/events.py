@@ -10,6 +10,7 @@ import orjson
 import typer
 from rich.markup import escape
 
+from responder import log
 from responder.auth import signed_headers
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console
 from responder.errors import ConfigError, EventRejected
@@ -116,6 +117,7 @@ def publish_cmd(
     from responder.ingest.kafka import publish
 
     settings = Settings()
+    log.configure(settings.log_format, "warning")
     server = bootstrap or settings.kafka_bootstrap
     if not server:
         err_console.print("[red]✗ no Kafka: pass --bootstrap or set RESPONDER_KAFKA_BOOTSTRAP")
@@ -154,6 +156,7 @@ def replay_cmd(
     from responder.ingest.deadletter import replay_deadletters
 
     settings = Settings()
+    log.configure(settings.log_format, "warning")
     server = bootstrap or settings.kafka_bootstrap
     if not server:
         err_console.print("[red]✗ no Kafka: pass --bootstrap or set RESPONDER_KAFKA_BOOTSTRAP")
