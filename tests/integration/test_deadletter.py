@@ -1,4 +1,4 @@
-"""Poison and forged records through the real broker: dead-lettered with their reason, counted, committed, replayable."""
+"""Poison and forged records through the real broker: dead-lettered with a reason, counted, committed, replayable."""
 
 from __future__ import annotations
 
@@ -104,7 +104,8 @@ async def test_every_poison_kind_is_deadlettered_counted_committed(
     assert all(int(dict(m.headers)["dlq.time"]) > 0 for m in dead)
     assert "requires a signature" in dict(dead[4].headers)["dlq.detail"].decode()
     assert "bad signature" in dict(dead[5].headers)["dlq.detail"].decode()
-    for reason, count in {"not_json": 1, "too_large": 1, "unknown_shape": 1, "validation": 1, "authentication": 2}.items():
+    expected = {"not_json": 1, "too_large": 1, "unknown_shape": 1, "validation": 1, "authentication": 2}
+    for reason, count in expected.items():
         assert service.metrics.value("responder_deadlettered_total", reason=reason) == count
     assert service.metrics.value("responder_records_authenticated_total", key_id="k-old") == 1
     assert (status, ready, health, missing) == (200, 200, 200, 404)
