@@ -10,6 +10,7 @@ import structlog
 
 from responder.engine.executor import Engine
 from responder.engine.incidents import Incident
+from responder.errors import TooLarge
 from responder.ingest.authn import RecordAuthenticator
 from responder.metrics import Metrics
 from responder.models.event import RawRecord
@@ -50,6 +51,8 @@ class Pipeline:
         """Normalise, match and execute; timeline entries are appended (flushed by the caller)."""
         self.counters.records += 1
         self.metrics.records.labels(record.topic).inc()
+        if len(record.value) > self.max_record_bytes:  # before hashing or parsing anything
+            raise TooLarge(f"record of {len(record.value)} bytes exceeds the limit of {self.max_record_bytes}")
         signed_by = self.authenticator.verify(record)
         received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
         events = normalise(record.value, max_bytes=self.max_record_bytes, fmt=self.topic_formats.get(record.topic),
