@@ -25,7 +25,7 @@ VERDICT_SCORES = {"detected": 7.5, "suspected": 5.0}
 class DriftEvent(BaseModel):
     """The wire schema of a drift event (extra keys are refused, so typos fail loudly)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
 
     source: Literal["responder.drift"]
     model: str = Field(min_length=1, max_length=256)

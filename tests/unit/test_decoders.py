@@ -259,3 +259,12 @@ def test_detection_is_unambiguous_on_fixtures() -> None:
             for item in doc if isinstance(doc, list) else [doc]:
                 hits = [f.name for f in formats().values() if f.detect(item)]
                 assert len(hits) == 1, (path.name, hits)
+
+
+def test_drift_event_accepts_a_numeric_version_and_epoch_time() -> None:
+    """`version: 7` is read as "7" and an epoch-ms time is accepted, as monitors often emit them."""
+    [event] = decode_doc({"source": "responder.drift", "model": "m", "version": 7, "metric": "psi", "window": "1h",
+                          "statistic": 1, "threshold": 0.5, "verdict": "suspected", "time": 1764064800000})
+    assert event.first("model_version").id == "m:7"
+    assert event.time == datetime(2025, 11, 25, 10, 0, tzinfo=UTC)
+    assert event.severity.score == 5.0
