@@ -20,11 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tansu_pids() -> set[int]:
+    """Tansu brokers started from this checkout (other checkouts on the machine run their own)."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"tansu" in (entry / "cmdline").read_bytes().split(b"\0")[0]:
+                if b"tansu" in (entry / "cmdline").read_bytes().split(b"\0")[0] and \
+                        (entry / "cwd").resolve() == ROOT:
                     pids.add(int(entry.name))
             except OSError:
                 continue
