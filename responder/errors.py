@@ -9,6 +9,9 @@
     │   └── SandboxError                the embedded broker or moto server could not start
     ├── EventRejected                   → poison or forged record: dead-letter, commit, never retry
     │   ├── DecodeError                 not JSON, too large, unknown shape
+    │   │   ├── NotJson                 the bytes do not parse as JSON (reason `not_json`)
+    │   │   ├── TooLarge                over `max_record_bytes` (reason `too_large`)
+    │   │   └── UnknownShape            no decoder recognises it (reason `unknown_shape`)
     │   ├── ValidationFailed            decoded but the fields are invalid
     │   └── AuthenticationFailed        missing or bad HMAC signature
     ├── GuardTripped                    → a guard refused automatic execution: needs approval
@@ -73,6 +76,24 @@ class DecodeError(EventRejected):
     """The record is not JSON, too large, or of no known shape."""
 
     reason_code = "decode"
+
+
+class NotJson(DecodeError):
+    """The record's bytes are not JSON (or not UTF-8)."""
+
+    reason_code = "not_json"
+
+
+class TooLarge(DecodeError):
+    """The record exceeds the configured size limit."""
+
+    reason_code = "too_large"
+
+
+class UnknownShape(DecodeError):
+    """No registered decoder recognises the record (and no format was forced for its topic)."""
+
+    reason_code = "unknown_shape"
 
 
 class ValidationFailed(EventRejected):

@@ -8,6 +8,11 @@ import sys
 import structlog
 
 
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    """A logger on the *current* sys.stderr (it may be swapped, e.g. by a CLI test runner, and closed)."""
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def configure(fmt: str = "json", level: str = "info") -> None:
     """Configure structlog and the stdlib loggers it wraps."""
     lvl = logging.getLevelName(level.upper())
@@ -25,7 +30,7 @@ def configure(fmt: str = "json", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")

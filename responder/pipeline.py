@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import structlog
 
 from responder.engine.executor import Engine
 from responder.engine.incidents import Incident
+from responder.errors import TooLarge
+from responder.ingest.authn import RecordAuthenticator
+from responder.metrics import Metrics
 from responder.models.event import RawRecord
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
@@ -31,25 +35,41 @@ class Counters:
 class Pipeline:
     """Handles one raw record at a time; raises EventRejected for poison (the caller dead-letters it)."""
 
-    def __init__(self, runbooks: Sequence[Runbook], engine: Engine, *, max_record_bytes: int = 1024 * 1024) -> None:
+    def __init__(self, runbooks: Sequence[Runbook], engine: Engine, *, max_record_bytes: int = 1024 * 1024,
+                 topic_formats: Mapping[str, str] | None = None, authenticator: RecordAuthenticator | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.matcher = Matcher(runbooks)
         self.engine = engine
         engine.use_runbooks(runbooks)
         self.max_record_bytes = max_record_bytes
         self.counters = Counters()
+        self.topic_formats = dict(topic_formats or {})
+        self.authenticator = authenticator or RecordAuthenticator()
+        self.metrics = metrics or Metrics()
 
     async def handle(self, record: RawRecord) -> list[Incident]:
         """Normalise, match and execute; timeline entries are appended (flushed by the caller)."""
         self.counters.records += 1
-        events = normalise(record.value, max_bytes=self.max_record_bytes)
+        self.metrics.records.labels(record.topic).inc()
+        if len(record.value) > self.max_record_bytes:  # before hashing or parsing anything
+            raise TooLarge(f"record of {len(record.value)} bytes exceeds the limit of {self.max_record_bytes}")
+        signed_by = self.authenticator.verify(record)
+        received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
+        events = normalise(record.value, max_bytes=self.max_record_bytes, fmt=self.topic_formats.get(record.topic),
+                           received=received)
+        self.authenticator.check_sources(events, signed_by)
+        if signed_by is not None:
+            self.metrics.authenticated.labels(signed_by).inc()
         incidents: list[Incident] = []
         rec = self.engine.recorder
         for event in events:
             self.counters.events += 1
+            self.metrics.events.labels(event.source).inc()
             matches = self.matcher.match(event)
             if not matches:
                 continue
             self.counters.matched += 1
+            self.metrics.matched.inc()
             rec.append(EntryKind.EVENT_RECEIVED, {
                 "event_id": event.id, "source": event.source, "type": event.type,
                 "severity": event.severity.score, "time": event.time.isoformat(),

@@ -20,9 +20,12 @@ from responder.engine.executor import Engine
 from responder.engine.guards import GuardPolicy, Guards
 from responder.errors import ConfigError, EventRejected
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
+from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.kafka import KafkaIngest
+from responder.metrics import Metrics, MetricsServer
 from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
+from responder.normalise import known
 from responder.pipeline import Pipeline
 from responder.settings import Settings
 from responder.timeline.recorder import Recorder
@@ -82,7 +85,20 @@ class Service:
             approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}),
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
-        self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes)
+        unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
+        if unknown:
+            raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
+        self.metrics = Metrics()
+        authenticator = RecordAuthenticator(
+            {k: v.get_secret_value() for k, v in settings.event_signing_keys.items()}, settings.require_signature
+        )
+        self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes,
+                                 topic_formats=settings.topic_formats, authenticator=authenticator,
+                                 metrics=self.metrics)
+        self.metrics_server = (
+            MetricsServer(self.metrics, self.ready_now, settings.metrics_host, settings.metrics_port)
+            if settings.metrics_port is not None else None
+        )
         self.ingest = KafkaIngest(
             settings.kafka_bootstrap,
             settings.topics,
@@ -98,6 +114,10 @@ class Service:
         self._stop = asyncio.Event()
         self.deadlettered: dict[str, int] = {}
 
+    def ready_now(self) -> bool:
+        """Whether the service is consuming (what `/readyz` reports)."""
+        return self.ready.is_set() and not self._stop.is_set()
+
     def request_stop(self) -> None:
         """Finish the batch in hand, commit it, then stop."""
         log.info("shutdown_requested")
@@ -108,6 +128,8 @@ class Service:
         recovered = self.engine.recover()
         log.info("timeline_recovered", entries=recovered, inflight=len(self.engine.inflight),
                  parked=len(self.engine.parked))
+        if self.metrics_server is not None:
+            await self.metrics_server.start()
         try:
             await self.publisher.start()
             await self.approvals.start()
@@ -117,8 +139,11 @@ class Service:
                 tg.create_task(self._alerts_loop())
                 tg.create_task(self._approvals_loop())
         finally:
+            self.ready.clear()
             for client in (self.ingest, self.approvals, self.publisher):
                 await client.stop()
+            if self.metrics_server is not None:
+                await self.metrics_server.stop()
             self.recorder.close()
             log.info("service_stopped")
 
@@ -164,6 +189,7 @@ class Service:
 
     async def _reject(self, record: RawRecord, reason: str, detail: str) -> None:
         self.deadlettered[reason] = self.deadlettered.get(reason, 0) + 1
+        self.metrics.deadlettered.labels(reason).inc()
         self.pipeline.counters.rejected[reason] = self.pipeline.counters.rejected.get(reason, 0) + 1
         await self.ingest.deadletter(record, reason, detail)
 

@@ -55,6 +55,17 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     log_level: str = "info"
     metrics_port: int | None = None
+    metrics_host: str = Field(default="127.0.0.1", description="interface for /metrics, /healthz, /readyz")
+
+    topic_formats: dict[str, str] = Field(
+        default_factory=dict, description="topic → format or family (e.g. cloudtrail); unset topics: by shape"
+    )
+    event_signing_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="HMAC key id → secret for signed records; several at once for rotation"
+    )
+    require_signature: list[str] = Field(
+        default_factory=list, description="topics or event sources whose records must be signed; '*' = all"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from responder.cli import approvals, runbooks, service, timeline
+from responder.cli import approvals, events, runbooks, service, timeline
 
 app = typer.Typer(
     name="responder",
@@ -18,3 +18,4 @@ service.register(app)
 runbooks.register(app)
 approvals.register(app)
 app.add_typer(timeline.app, name="timeline")
+events.register(app)

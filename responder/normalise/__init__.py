@@ -1,38 +1,91 @@
-"""Raw bytes → Events: one decoder per source format, chosen by the record's shape."""
+"""Raw bytes → Events: one decoder per source format, chosen by the record's shape.
+
+Detection tries formats in registration order; every shape test is specific enough that the
+order does not change the result (tests/unit/test_normalise_detection.py checks this).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from responder.errors import DecodeError, EventRejected, ValidationFailed
+from responder.errors import EventRejected, NotJson, TooLarge, UnknownShape, ValidationFailed
 from responder.models.event import Event
-from responder.normalise import guardduty
-from responder.normalise.registry import detect, formats
+
+# isort: off
+from responder.normalise import (  # noqa: F401 - imported to register their decoders; GuardDuty first (hot path)
+    guardduty,
+    securityhub,
+    cloudtrail,
+    cloudwatch,
+    drift,
+    siem,
+    ocsf,
+    falco,
+    sagemaker,
+    webhooks,
+)
+# isort: on
+from responder.normalise.fields import received_at
+from responder.normalise.registry import detect, formats, known
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 
-__all__ = ["DEFAULT_MAX_BYTES", "decode_doc", "formats", "guardduty", "normalise"]
+__all__ = ["DEFAULT_MAX_BYTES", "decode_doc", "formats", "known", "normalise", "parse_documents"]
 
 
-def decode_doc(doc: Any, fmt: str | None = None) -> list[Event]:
-    """Events from an already-parsed document, by detected shape or the named format."""
-    chosen = formats()[fmt] if fmt else detect(doc)
+def _decode_one(doc: Any, fmt: str | None) -> list[Event]:
+    chosen = detect(doc, fmt)
     try:
         return chosen.decode(doc)
     except EventRejected:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ValidationFailed(f"{chosen.name}: {exc.__class__.__name__}: {exc}") from exc
 
 
-def normalise(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, fmt: str | None = None) -> list[Event]:
+def decode_doc(doc: Any, fmt: str | None = None, *, received: datetime | None = None) -> list[Event]:
+    """Events from an already-parsed document (a JSON array is decoded element by element).
+
+    `fmt` forces a format or family (per-topic `topic_formats`); `received` is the time used by
+    formats that carry none (the record's broker timestamp).
+    """
+    if received is None and not isinstance(doc, list):
+        return _decode_one(doc, fmt)  # the hot path: no context to set
+    with received_at(received):
+        if isinstance(doc, list):
+            if not doc:
+                raise UnknownShape("empty JSON array")
+            return [event for item in doc for event in _decode_one(item, fmt)]
+        return _decode_one(doc, fmt)
+
+
+def normalise(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, fmt: str | None = None,
+              received: datetime | None = None) -> list[Event]:
     """Decode one raw record into Events; raise an EventRejected subclass for poison."""
     if len(data) > max_bytes:
-        raise DecodeError(f"record of {len(data)} bytes exceeds the limit of {max_bytes}")
+        raise TooLarge(f"record of {len(data)} bytes exceeds the limit of {max_bytes}")
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"not JSON: {exc}") from exc
-    return decode_doc(doc, fmt)
+        raise NotJson(f"not JSON: {exc}") from exc
+    return decode_doc(doc, fmt, received=received)
+
+
+def parse_documents(data: bytes) -> list[Any]:
+    """The documents in a file: one JSON value (object or array), or JSON Lines (one value per line)."""
+    try:
+        return [orjson.loads(data)]
+    except orjson.JSONDecodeError as first:
+        lines = [line for line in data.splitlines() if line.strip()]
+        if len(lines) < 2:
+            raise NotJson(f"not JSON: {first}") from first
+        docs = []
+        for number, line in enumerate(lines, 1):
+            try:
+                docs.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise NotJson(f"line {number}: not JSON: {exc}") from exc
+        return docs

@@ -1,11 +1,20 @@
-"""Small typed readers shared by decoders: time parsing, safe lookups."""
+"""Small typed readers shared by decoders: lookups, time parsing, severity scales, IP checks."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import contextvars
+import functools
+import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from responder.errors import ValidationFailed
+from responder.models.event import Severity
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RECEIVED: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("received", default=None)
 
 
 def dig(doc: Any, *path: str, default: Any = None) -> Any:
@@ -18,6 +27,37 @@ def dig(doc: Any, *path: str, default: Any = None) -> Any:
     return cur
 
 
+def text(value: Any) -> str | None:
+    """A non-empty stripped string, or None (numbers are rendered, containers refused)."""
+    if value is None or isinstance(value, dict | list | bool):
+        return None
+    out = str(value).strip()
+    return out or None
+
+
+def _from_epoch(value: int | float) -> datetime:
+    magnitude = abs(value)
+    if isinstance(value, int):
+        # integers keep full precision: Falco's evt.time (ns) is beyond 2^53
+        if magnitude >= 10**17:
+            seconds, rest = divmod(value, 10**9)
+            return _EPOCH + timedelta(seconds=seconds, microseconds=rest // 1000)
+        if magnitude >= 10**14:
+            seconds, rest = divmod(value, 10**6)
+            return _EPOCH + timedelta(seconds=seconds, microseconds=rest)
+        if magnitude >= 10**11:
+            seconds, rest = divmod(value, 10**3)
+            return _EPOCH + timedelta(seconds=seconds, milliseconds=rest)
+        return _EPOCH + timedelta(seconds=value)
+    if magnitude >= 1e17:
+        return datetime.fromtimestamp(value / 1e9, UTC)
+    if magnitude >= 1e14:
+        return datetime.fromtimestamp(value / 1e6, UTC)
+    if magnitude >= 1e11:
+        return datetime.fromtimestamp(value / 1e3, UTC)
+    return datetime.fromtimestamp(value, UTC)
+
+
 def parse_time(value: Any) -> datetime:
     """UTC-aware time from ISO 8601 or epoch seconds, milliseconds or nanoseconds (by magnitude)."""
     if isinstance(value, bool) or value is None:
@@ -25,25 +65,105 @@ def parse_time(value: Any) -> datetime:
     if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
         value = float(value) if "." in value else int(value)
     if isinstance(value, int | float):
-        magnitude = abs(value)
-        if magnitude >= 1e17:
-            seconds = value / 1e9
-        elif magnitude >= 1e14:
-            seconds = value / 1e6
-        elif magnitude >= 1e11:
-            seconds = value / 1e3
-        else:
-            seconds = float(value)
-        return datetime.fromtimestamp(seconds, UTC)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        if len(text) > 5 and text[-5] in "+-" and text[-3] != ":" and text[-4:].isdigit():
-            text = f"{text[:-2]}:{text[-2:]}"
         try:
-            parsed = datetime.fromisoformat(text)
+            return _from_epoch(value)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValidationFailed(f"epoch time out of range: {value!r}") from exc
+    if isinstance(value, str):
+        raw = value.strip()
+        if raw.endswith(("Z", "z")):
+            raw = raw[:-1] + "+00:00"
+        if len(raw) > 5 and raw[-5] in "+-" and raw[-3] != ":" and raw[-4:].isdigit():
+            raw = f"{raw[:-2]}:{raw[-2:]}"
+        try:
+            parsed = datetime.fromisoformat(raw)
         except ValueError as exc:
             raise ValidationFailed(f"unparsable time: {value!r}") from exc
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValidationFailed(f"invalid time: {value!r}")
+
+
+@contextmanager
+def received_at(when: datetime | None) -> Iterator[None]:
+    """Within the block, `time_or_received` falls back to `when` (the record's broker timestamp)."""
+    token = _RECEIVED.set(when)
+    try:
+        yield
+    finally:
+        _RECEIVED.reset(token)
+
+
+def time_or_received(*candidates: Any) -> tuple[datetime, bool]:
+    """The first parsable candidate time, else the record's receive time; the flag says which."""
+    for value in candidates:
+        if value is None or value == "":
+            continue
+        try:
+            return parse_time(value), False
+        except ValidationFailed:
+            continue
+    return _RECEIVED.get() or datetime.now(UTC), True
+
+
+def valid_ip(value: Any) -> str | None:
+    """The address when `value` is a syntactically valid IPv4/IPv6 address, else None (never raises)."""
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    if ":" not in value:
+        octets = value.split(".")
+        ok = len(octets) == 4 and all(o.isdigit() and (o == "0" or o[0] != "0") and int(o) <= 255 for o in octets)
+        return value if ok and value.isascii() else None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+# Canonical 0-10 score per label, and the words sources use for each label.
+LABEL_SCORES = {"info": 0.0, "low": 2.0, "medium": 5.0, "high": 7.5, "critical": 9.5}
+_SYNONYMS = {
+    "info": ("info", "informational", "information", "debug", "none", "unknown", "ok"),
+    "low": ("low", "minor", "notice"),
+    "medium": ("medium", "moderate", "warning", "warn"),
+    "high": ("high", "error", "major", "severe", "important"),
+    "critical": ("critical", "fatal", "emergency", "alert", "page", "crit", "disaster"),
+}
+_WORD_TO_LABEL = {word: label for label, words in _SYNONYMS.items() for word in words}
+_BANDS = {"info": (0.0, 1.0), "low": (1.0, 4.0), "medium": (4.0, 7.0), "high": (7.0, 9.0), "critical": (9.0, 10.0)}
+
+
+@functools.lru_cache(maxsize=4096)
+def scored(score: float, original: str | int | float | None = None) -> Severity:
+    """`Severity.of`, memoised: Severity is frozen and sources repeat a handful of values."""
+    return Severity.of(score, original=original)
+
+
+def label_of(word: Any) -> str | None:
+    """The canonical label for a source's severity word (`Warning` → medium), or None if unknown."""
+    key = text(word)
+    return _WORD_TO_LABEL.get(key.lower()) if key else None
+
+
+def severity_from_label(word: Any, *, hint: float | None = None, default: float | None = None) -> Severity:
+    """Severity from a label word; `hint` (0-10) is kept when it falls in the label's band."""
+    label = label_of(word)
+    if label is None:
+        if hint is not None:
+            return Severity.of(hint, original=word)
+        if default is None:
+            raise ValidationFailed(f"unknown severity {word!r}")
+        return Severity.of(default, original=word)
+    low, high = _BANDS[label]
+    if hint is not None and (low <= hint < high or (label == "critical" and 9.0 <= hint <= 10.0)):
+        return Severity.of(float(hint), original=word)
+    return Severity.of(LABEL_SCORES[label], original=word)
+
+
+def number(value: Any) -> float | None:
+    """A float from a number or numeric string, else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,13 +1,15 @@
-"""GuardDuty findings: raw (camelCase), EventBridge envelope, and GetFindings responses (PascalCase)."""
+"""GuardDuty findings: raw (camelCase), EventBridge envelope (or its `detail` alone), GetFindings (PascalCase)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from responder.errors import ValidationFailed
-from responder.models.event import Event, Resource, ResourceKind, Severity, stable_id
-from responder.normalise.fields import dig, parse_time
+from responder.models.event import Event, Resource, ResourceKind
+from responder.normalise.assemble import make_event
+from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
 from responder.normalise.registry import decoder
+from responder.normalise.resources import compact, res
 
 
 def _camel(doc: Any) -> Any:
@@ -27,73 +29,110 @@ def _is_envelope(doc: Any) -> bool:
     return isinstance(doc, dict) and doc.get("source") == "aws.guardduty" and "detail" in doc
 
 
+def _is_detail_only(doc: Any) -> bool:
+    return isinstance(doc, dict) and "source" not in doc and _is_finding(doc.get("detail"))
+
+
 def _is_getfindings(doc: Any) -> bool:
-    return isinstance(doc, dict) and isinstance(doc.get("Findings"), list)
+    found = doc.get("Findings") if isinstance(doc, dict) else None
+    return isinstance(found, list) and bool(found) and isinstance(found[0], dict) and "Type" in found[0] \
+        and "Service" in found[0]
 
 
-def _resources(f: dict[str, Any]) -> list[Resource]:
-    res = f.get("resource") or {}
-    out: list[Resource] = []
-    key = res.get("accessKeyDetails") or {}
-    if key.get("accessKeyId"):
-        out.append(
-            Resource(
-                kind=ResourceKind.ACCESS_KEY,
-                id=str(key["accessKeyId"]),
-                attributes={"user_name": key.get("userName"), "user_type": key.get("userType")},
-            )
-        )
-    if key.get("userName"):
-        kind = ResourceKind.IAM_ROLE if key.get("userType") == "AssumedRole" else ResourceKind.IAM_USER
-        out.append(Resource(kind=kind, id=str(key["userName"]), name=str(key["userName"])))
-    inst = res.get("instanceDetails") or {}
-    if inst.get("instanceId"):
-        out.append(Resource(kind=ResourceKind.INSTANCE, id=str(inst["instanceId"])))
-    for bucket in res.get("s3BucketDetails") or []:
-        if bucket.get("name"):
-            out.append(Resource(kind=ResourceKind.BUCKET, id=str(bucket["name"]), arn=bucket.get("arn")))
-    remote = dig(f, "service", "action", "awsApiCallAction", "remoteIpDetails", "ipAddressV4") or dig(
-        f, "service", "action", "networkConnectionAction", "remoteIpDetails", "ipAddressV4"
-    )
-    if remote:
-        out.append(Resource(kind=ResourceKind.IP, id=str(remote)))
+K = ResourceKind
+_IP_ACTIONS = ("awsApiCallAction", "networkConnectionAction", "kubernetesApiCallAction", "rdsLoginAttemptAction")
+
+
+def _remote_ips(action: dict[str, Any]) -> list[Any]:
+    out = []
+    for key in _IP_ACTIONS:
+        found = action.get(key)
+        if found:
+            ip = (found.get("remoteIpDetails") or {}).get("ipAddressV4")
+            if ip:
+                out.append(ip)
+    for probe in (action.get("portProbeAction") or {}).get("portProbeDetails") or ():
+        ip = (probe.get("remoteIpDetails") or {}).get("ipAddressV4")
+        if ip:
+            out.append(ip)
     return out
 
 
+def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
+    """Resources in acting order: key, its user or role, instance, buckets, workloads, remote IPs (hot path)."""
+    items: list[Resource] = []
+    key = r.get("accessKeyDetails")
+    if key:
+        user = text(key.get("userName"))
+        if key.get("accessKeyId"):
+            attrs = {"user_name": user, "principal_id": key.get("principalId"), "user_type": key.get("userType")}
+            items.append(Resource(kind=K.ACCESS_KEY, id=str(key["accessKeyId"]).strip(),
+                                  attributes={k: v for k, v in attrs.items() if v}))
+        if user:
+            kind = K.IAM_ROLE if key.get("userType") == "AssumedRole" else K.IAM_USER
+            items.append(Resource(kind=kind, id=user, name=user))
+    inst = r.get("instanceDetails")
+    if inst and inst.get("instanceId"):
+        items.append(Resource(kind=K.INSTANCE, id=str(inst["instanceId"]),
+                              attributes={"instance_type": inst["instanceType"]} if inst.get("instanceType") else {}))
+    slow: list[Resource | None] = []
+    for bucket in r.get("s3BucketDetails") or ():
+        slow.append(res(K.BUCKET, bucket.get("name"), arn=bucket.get("arn")))
+    eks = r.get("eksClusterDetails")
+    if eks:
+        slow.append(res(K.OTHER, eks.get("arn") or eks.get("name"), service="eks"))
+    pod = dig(r, "kubernetesDetails", "kubernetesWorkloadDetails")
+    if pod:
+        slow.append(res(K.POD, pod.get("name"), namespace=pod.get("namespace")))
+    for c in dig(r, "ecsClusterDetails", "taskDetails", "containers") or ():
+        slow.append(res(K.CONTAINER, c.get("name"), image=c.get("image")))
+    items.extend(item for item in slow if item is not None)
+    items.extend(Resource(kind=K.IP, id=ip, attributes={"role": "remote"}) for ip in dict.fromkeys(ips))
+    return tuple(items) if not slow else compact(items)
+
+
 def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
-    """One camelCase GuardDuty finding as an Event."""
+    """One camelCase GuardDuty finding as an Event (the finding wins where the envelope disagrees)."""
     try:
         score = float(f["severity"])
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"guardduty severity is not a number: {f.get('severity')!r}") from exc
-    resources = tuple(_resources(f))
-    account = str(f.get("accountId") or (envelope or {}).get("account") or "") or None
-    region = f.get("region") or (envelope or {}).get("region")
-    primary = next((r for r in resources if r.kind != ResourceKind.IP), None)
-    subject = f"{primary.kind}:{primary.id}" if primary else f"finding:{f.get('id')}"
-    incident_key = f"{account or '-'}:{subject}"
-    actor = dig(f, "resource", "accessKeyDetails", "principalId") or dig(f, "resource", "accessKeyDetails", "userName")
-    return Event(
-        id=str(f.get("id") or stable_id(str(f.get("arn")), str(f.get("updatedAt")))),
+    env = envelope or {}
+    account, region = f.get("accountId"), f.get("region")
+    mismatch = [k for k, mine in (("account", account), ("region", region))
+                if mine and env.get(k) and str(env[k]) != str(mine)]
+    service = f.get("service") or {}
+    action = service.get("action") or {}
+    resource = f.get("resource") or {}
+    key = resource.get("accessKeyDetails") or {}
+    candidates = _remote_ips(action)
+    ips = [ip for ip in candidates if valid_ip(ip) is not None]
+    return make_event(
+        id=str(f.get("id") or f.get("arn") or env.get("id")),
         source="guardduty",
         type=str(f["type"]),
-        severity=Severity.of(score, original=f["severity"]),
-        time=parse_time(f.get("updatedAt") or f.get("createdAt") or (envelope or {}).get("time")),
-        account=account,
-        region=region,
+        severity=scored(score, f["severity"]),
+        time=parse_time(f.get("updatedAt") or f.get("createdAt") or env.get("time")),
+        account=account or env.get("account"),
+        region=region or env.get("region"),
         cloud="aws",
-        actor=actor,
-        resources=resources,
-        incident_key=incident_key,
+        actor=key.get("principalId") or key.get("userName"),
+        resources=_resources(resource, ips),
         attributes={
             "title": f.get("title"),
             "arn": f.get("arn"),
-            "sample": bool(dig(f, "service", "additionalInfo", "sample", default=False)),
-            "archived": bool(dig(f, "service", "archived", default=False)),
-            "count": dig(f, "service", "count"),
-            "action_type": dig(f, "service", "action", "actionType"),
+            "resource_type": resource.get("resourceType"),
+            "sample": bool((service.get("additionalInfo") or {}).get("sample", False)),
+            "archived": bool(service.get("archived", False)),
+            "count": service.get("count"),
+            "action_type": action.get("actionType"),
+            "api": (action.get("awsApiCallAction") or {}).get("api"),
+            "domain": (action.get("dnsRequestAction") or {}).get("domain"),
+            "invalid_ips": [ip for ip in candidates if ip not in ips],
+            "envelope_mismatch": mismatch,
         },
         raw=envelope or f,
+        subject=f"finding:{f.get('id')}",
     )
 
 
@@ -112,7 +151,13 @@ def decode_getfindings(doc: Any) -> list[Event]:
     return [finding_to_event(_camel(f)) for f in doc["Findings"]]
 
 
+@decoder("guardduty.detail", _is_detail_only)
+def decode_detail_only(doc: Any) -> list[Event]:
+    """The `detail` part of an EventBridge event without its `source` (as some docs show it)."""
+    return [finding_to_event(doc["detail"], doc)]
+
+
 @decoder("guardduty", _is_finding)
 def decode_finding(doc: Any) -> list[Event]:
-    """A raw camelCase finding (or the `detail` of an EventBridge event)."""
+    """A raw camelCase finding."""
     return [finding_to_event(doc)]

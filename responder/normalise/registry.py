@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from responder.errors import DecodeError
+from responder.errors import UnknownShape
 from responder.models.event import Event
 
 Detector = Callable[[Any], bool]
@@ -15,11 +15,16 @@ Decoder = Callable[[Any], list[Event]]
 
 @dataclass(frozen=True)
 class Format:
-    """One record format: a name, a shape test and a decoder."""
+    """One record format: a name (`family` or `family.variant`), a shape test and a decoder."""
 
     name: str
     detect: Detector
     decode: Decoder
+
+    @property
+    def family(self) -> str:
+        """The name before the first dot: `guardduty.eventbridge` → `guardduty`."""
+        return self.name.split(".", 1)[0]
 
 
 _FORMATS: dict[str, Format] = {}
@@ -40,12 +45,33 @@ def formats() -> Mapping[str, Format]:
     return dict(_FORMATS)
 
 
-def detect(doc: Any) -> Format:
-    """The first format whose shape test accepts `doc`."""
-    for fmt in _FORMATS.values():
+def known(name: str) -> bool:
+    """Whether `name` is a registered format or family (valid in `topic_formats`)."""
+    return name in _FORMATS or any(f.family == name for f in _FORMATS.values())
+
+
+def _first(doc: Any, candidates: list[Format]) -> Format | None:
+    for fmt in candidates:
         try:
             if fmt.detect(doc):
                 return fmt
-        except (KeyError, TypeError, AttributeError):
+        except (KeyError, TypeError, AttributeError, IndexError):
             continue
-    raise DecodeError(f"unknown record shape; known formats: {', '.join(_FORMATS)}")
+    return None
+
+
+def detect(doc: Any, only: str | None = None) -> Format:
+    """The first format whose shape test accepts `doc`.
+
+    With `only` (a format or family name, from `topic_formats`), detection is limited to that family and,
+    failing that, the named format is forced.
+    """
+    if only is None:
+        found = _first(doc, list(_FORMATS.values()))
+        if found is None:
+            raise UnknownShape(f"unknown record shape; known formats: {', '.join(_FORMATS)}")
+        return found
+    family = [f for f in _FORMATS.values() if f.name == only or f.family == only]
+    if not family:
+        raise UnknownShape(f"format {only!r} is not registered; known formats: {', '.join(_FORMATS)}")
+    return _first(doc, family) or _FORMATS.get(only) or family[-1]

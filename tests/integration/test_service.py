@@ -115,5 +115,5 @@ async def test_malformed_record_is_deadlettered_and_consumer_continues(
         await consumer.stop()
     headers = dict(batch.headers)
     assert batch.value == b"{not json"
-    assert headers["dlq.reason"] == b"decode"
+    assert headers["dlq.reason"] == b"not_json"
     assert headers["dlq.topic"] == topics["alerts"].encode()

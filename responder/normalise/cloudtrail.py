@@ -1,0 +1,170 @@
+"""CloudTrail records: a single record, a `Records` file, a JSON array, or the EventBridge envelope.
+
+CloudTrail has no severity; responder assigns one from a small table of sensitive calls (README,
+"Events and formats"). Resources list the acting credential first (so a burst from one key is one
+incident), then the things the call touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.models.event import Event, Resource, ResourceKind, Severity
+from responder.normalise.assemble import make_event
+from responder.normalise.fields import dig, parse_time, text, valid_ip
+from responder.normalise.registry import decoder
+from responder.normalise.resources import access_key, compact, from_arn, ip_resource, res
+
+K = ResourceKind
+HIGH = 7.5
+MEDIUM = 5.0
+LOW = 2.0
+# eventName → score; everything else is informational unless the rules below raise it
+SENSITIVE: dict[str, float] = {
+    "StopLogging": HIGH, "DeleteTrail": HIGH, "UpdateTrail": MEDIUM, "PutEventSelectors": MEDIUM,
+    "LeaveOrganization": HIGH, "DeleteDetector": HIGH, "DisableSecurityHub": HIGH,
+    "CreateAccessKey": MEDIUM, "CreateUser": MEDIUM, "CreateLoginProfile": MEDIUM, "UpdateLoginProfile": MEDIUM,
+    "AttachUserPolicy": MEDIUM, "AttachRolePolicy": MEDIUM, "PutUserPolicy": MEDIUM, "PutRolePolicy": MEDIUM,
+    "GetFederationToken": MEDIUM, "GetSecretValue": LOW, "BatchGetSecretValue": MEDIUM,
+    "ScheduleKeyDeletion": HIGH, "DisableKey": HIGH, "PutBucketPolicy": MEDIUM, "DeleteBucketPolicy": MEDIUM,
+    "ConsoleLogin": LOW, "SendCommand": LOW, "AssumeRole": 0.0,
+}
+ENVELOPE_TYPES = (
+    "AWS API Call via CloudTrail", "AWS Console Sign In via CloudTrail", "AWS Service Event via CloudTrail",
+)
+
+
+def _is_record(doc: Any) -> bool:
+    return isinstance(doc, dict) and "eventSource" in doc and "eventName" in doc and "eventTime" in doc
+
+
+def _is_records_file(doc: Any) -> bool:
+    recs = doc.get("Records") if isinstance(doc, dict) else None
+    return isinstance(recs, list) and bool(recs) and _is_record(recs[0])
+
+
+def _is_envelope(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("detail-type") in ENVELOPE_TYPES and _is_record(doc.get("detail"))
+
+
+def _severity(r: dict[str, Any]) -> Severity:
+    name = str(r.get("eventName"))
+    score = SENSITIVE.get(name, 0.0)
+    ident = r.get("userIdentity") or {}
+    params = r.get("requestParameters") or {}
+    if name == "ConsoleLogin":
+        failed = dig(r, "responseElements", "ConsoleLogin") == "Failure"
+        no_mfa = dig(r, "additionalEventData", "MFAUsed") == "No"
+        if ident.get("type") == "Root":
+            score = HIGH if not failed else MEDIUM
+        elif failed or no_mfa:
+            score = MEDIUM
+    if str(params.get("policyArn", "")).endswith("/AdministratorAccess"):
+        score = HIGH
+    if r.get("errorCode") and score < MEDIUM and r.get("errorCode") in ("AccessDenied", "UnauthorizedOperation"):
+        score = max(score, LOW)
+    return Severity.of(score, original=None)
+
+
+def _actor(ident: dict[str, Any]) -> list[Resource | None]:
+    itype = ident.get("type")
+    issuer = dig(ident, "sessionContext", "sessionIssuer") or {}
+    user = ident.get("userName") or issuer.get("userName")
+    out: list[Resource | None] = [access_key(ident.get("accessKeyId"), user if itype == "IAMUser" else None,
+                                             principal_type=itype, arn=ident.get("arn"))]
+    if itype == "Root":
+        out.append(res(K.IAM_USER, "root", arn=ident.get("arn"), root=True))
+    elif itype == "IAMUser":
+        out.append(res(K.IAM_USER, user, name=user, arn=ident.get("arn")))
+    elif itype == "AssumedRole" and issuer.get("arn"):
+        role = from_arn(issuer["arn"])
+        if role is not None:
+            out.append(role)
+            instance = str(ident.get("principalId", "")).rpartition(":")[2]
+            if instance.startswith("i-"):
+                out.append(res(K.INSTANCE, instance, role="credential_source"))
+    return out
+
+
+def _targets(r: dict[str, Any]) -> list[Resource | None]:
+    p = r.get("requestParameters") or {}
+    resp = r.get("responseElements") or {}
+    out: list[Resource | None] = []
+    new_key = resp.get("accessKey") if isinstance(resp, dict) else None
+    if isinstance(new_key, dict):
+        out.append(access_key(new_key.get("accessKeyId"), new_key.get("userName"), created=True))
+    creds = resp.get("credentials") if isinstance(resp, dict) else None
+    if isinstance(creds, dict):
+        out.append(access_key(creds.get("accessKeyId"), None, created=True, temporary=True))
+    if isinstance(p, dict):
+        out.append(res(K.IAM_USER, p.get("userName"), name=p.get("userName"), role="target"))
+        if p.get("roleArn"):
+            out.append(from_arn(p["roleArn"], role="target"))
+        out.append(res(K.IAM_ROLE, p.get("roleName"), name=p.get("roleName"), role="target"))
+        secret = p.get("secretId")
+        out.append((from_arn(secret) if str(secret).startswith("arn:") else res(K.SECRET, secret)) if secret
+                   else None)
+        for sid in p.get("secretIdList") or []:
+            out.append(from_arn(sid) if str(sid).startswith("arn:") else res(K.SECRET, sid))
+        out.append(res(K.BUCKET, p.get("bucketName")))
+        out.append(res(K.KMS_KEY, p.get("keyId")))
+        out.append(res(K.FUNCTION, p.get("functionName")))
+        out.append(res(K.ENDPOINT, p.get("endpointName")))
+        out.append(res(K.MODEL, p.get("modelName")))
+        for iid in p.get("instanceIds") or ([p["instanceId"]] if p.get("instanceId") else []):
+            out.append(res(K.INSTANCE, iid))
+    return out
+
+
+def record_to_event(r: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
+    """One CloudTrail record as an Event."""
+    env = envelope or {}
+    ident = r.get("userIdentity") or {}
+    source_ip = r.get("sourceIPAddress")
+    items = [*_actor(ident), *_targets(r), ip_resource(source_ip, role="source")]
+    return make_event(
+        id=str(r.get("eventID") or env.get("id") or f"{r['eventSource']}/{r['eventName']}@{r['eventTime']}"),
+        source="cloudtrail",
+        type=f"{r['eventSource']}/{r['eventName']}",
+        severity=_severity(r),
+        time=parse_time(r.get("eventTime") or env.get("time")),
+        account=r.get("recipientAccountId") or ident.get("accountId") or env.get("account"),
+        region=r.get("awsRegion") or env.get("region"),
+        cloud="aws",
+        actor=ident.get("arn") or ident.get("principalId"),
+        resources=compact(items),
+        attributes={
+            "event_name": r.get("eventName"),
+            "event_source": r.get("eventSource"),
+            "event_type": r.get("eventType"),
+            "read_only": r.get("readOnly"),
+            "identity_type": ident.get("type"),
+            "error_code": r.get("errorCode"),
+            "error_message": r.get("errorMessage"),
+            "source_ip": text(source_ip),
+            "source_ip_valid": valid_ip(source_ip) is not None if source_ip else None,
+            "user_agent": r.get("userAgent"),
+            "mfa_used": dig(r, "additionalEventData", "MFAUsed"),
+            "login_result": dig(r, "responseElements", "ConsoleLogin"),
+            "policy_arn": dig(r, "requestParameters", "policyArn"),
+        },
+        raw=r,
+    )
+
+
+@decoder("cloudtrail.eventbridge", _is_envelope)
+def decode_envelope(doc: Any) -> list[Event]:
+    """'AWS API Call via CloudTrail' / 'AWS Console Sign In via CloudTrail': the record is `detail`."""
+    return [record_to_event(doc["detail"], doc)]
+
+
+@decoder("cloudtrail.records", _is_records_file)
+def decode_records(doc: Any) -> list[Event]:
+    """A CloudTrail log file: `{"Records": [...]}`."""
+    return [record_to_event(r) for r in doc["Records"]]
+
+
+@decoder("cloudtrail", _is_record)
+def decode_record(doc: Any) -> list[Event]:
+    """One CloudTrail record (arrays of records are split by the caller)."""
+    return [record_to_event(doc)]

@@ -1,0 +1,79 @@
+"""CloudWatch alarm state changes: the Lambda alarm-action form and the EventBridge form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.models.event import Event, Resource, ResourceKind, Severity
+from responder.normalise.assemble import make_event
+from responder.normalise.fields import dig, time_or_received
+from responder.normalise.registry import decoder
+from responder.normalise.resources import compact, res
+
+K = ResourceKind
+STATE_SCORES = {"ALARM": 5.0, "INSUFFICIENT_DATA": 2.0, "OK": 0.0}
+# metric dimension → resource kind (SageMaker endpoints, Lambda functions, instances)
+DIMENSIONS = {"EndpointName": K.ENDPOINT, "Endpoint": K.ENDPOINT, "FunctionName": K.FUNCTION,
+              "InstanceId": K.INSTANCE, "BucketName": K.BUCKET}
+
+
+def _is_lambda_form(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("source") == "aws.cloudwatch" and isinstance(doc.get("alarmData"), dict)
+
+
+def _is_eventbridge_form(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("detail-type") == "CloudWatch Alarm State Change" \
+        and isinstance(doc.get("detail"), dict)
+
+
+def _metric_resources(config: dict[str, Any]) -> list[Resource | None]:
+    out: list[Resource | None] = []
+    for metric in config.get("metrics") or []:
+        dims = dig(metric, "metricStat", "metric", "dimensions") or {}
+        for name, kind in DIMENSIONS.items():
+            if dims.get(name):
+                out.append(res(kind, dims[name], schedule=dims.get("MonitoringSchedule") or dims.get("ScheduleName")))
+    return out
+
+
+def alarm_to_event(data: dict[str, Any], env: dict[str, Any], arn: Any) -> Event:
+    """One alarm transition; the type is the new state (ALARM, OK, INSUFFICIENT_DATA)."""
+    state = dig(data, "state", "value") or "UNKNOWN"
+    config = data.get("configuration") or {}
+    metrics = [dig(m, "metricStat", "metric") for m in config.get("metrics") or [] if dig(m, "metricStat", "metric")]
+    when, inferred = time_or_received(env.get("time"), dig(data, "state", "timestamp"))
+    alarm = res(K.OTHER, arn or data.get("alarmName"), name=data.get("alarmName"), arn=arn, service="cloudwatch")
+    return make_event(
+        id=f"{arn or data.get('alarmName')}@{dig(data, 'state', 'timestamp') or env.get('time')}",
+        source="cloudwatch",
+        type=str(state),
+        severity=Severity.of(STATE_SCORES.get(str(state), 2.0), original=state),
+        time=when,
+        time_inferred=inferred,
+        account=env.get("accountId") or env.get("account"),
+        region=env.get("region"),
+        cloud="aws",
+        resources=compact([*_metric_resources(config), alarm]),
+        attributes={
+            "alarm_name": data.get("alarmName"),
+            "previous_state": dig(data, "previousState", "value"),
+            "reason": dig(data, "state", "reason"),
+            "namespaces": sorted({str(m.get("namespace")) for m in metrics if m.get("namespace")}),
+            "metric_names": [m.get("name") for m in metrics if m.get("name")],
+            "description": config.get("description"),
+        },
+        raw=env,
+    )
+
+
+@decoder("cloudwatch", _is_lambda_form)
+def decode_lambda_form(doc: Any) -> list[Event]:
+    """`{"source": "aws.cloudwatch", "alarmArn": ..., "alarmData": {...}}` (an alarm's Lambda action)."""
+    return [alarm_to_event(doc["alarmData"], doc, doc.get("alarmArn"))]
+
+
+@decoder("cloudwatch.eventbridge", _is_eventbridge_form)
+def decode_eventbridge_form(doc: Any) -> list[Event]:
+    """`detail-type: CloudWatch Alarm State Change`, the alarm in `detail`."""
+    arn = (doc.get("resources") or [None])[0]
+    return [alarm_to_event(doc["detail"], doc, arn)]

@@ -1,0 +1,118 @@
+"""Typed resources from the identifiers sources use (ARNs, AWS resource types, IPs), and the incident key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from responder.models.event import Resource, ResourceKind
+from responder.normalise.fields import text, valid_ip
+
+K = ResourceKind
+
+# ASFF / OCSF-on-AWS resource types → kind
+AWS_TYPES: dict[str, ResourceKind] = {
+    "AwsIamAccessKey": K.ACCESS_KEY,
+    "AwsIamUser": K.IAM_USER,
+    "AwsIamRole": K.IAM_ROLE,
+    "AwsEc2Instance": K.INSTANCE,
+    "AwsS3Bucket": K.BUCKET,
+    "AwsSecretsManagerSecret": K.SECRET,
+    "AwsKmsKey": K.KMS_KEY,
+    "AwsLambdaFunction": K.FUNCTION,
+    "AwsSageMakerModel": K.MODEL,
+    "AwsSageMakerEndpoint": K.ENDPOINT,
+    "AwsEksCluster": K.OTHER,
+    "AwsEcsContainer": K.CONTAINER,
+    "Container": K.CONTAINER,
+    "AwsAccount": K.ACCOUNT,
+    "AwsApiGatewayApiKey": K.API_KEY,
+}
+
+# arn:aws:<service>:<region>:<account>:<resource> → kind, by (service, resource-type prefix)
+_ARN_KINDS: dict[tuple[str, str], ResourceKind] = {
+    ("iam", "user"): K.IAM_USER,
+    ("iam", "role"): K.IAM_ROLE,
+    ("sts", "assumed-role"): K.IAM_ROLE,
+    ("ec2", "instance"): K.INSTANCE,
+    ("s3", ""): K.BUCKET,
+    ("secretsmanager", "secret"): K.SECRET,
+    ("kms", "key"): K.KMS_KEY,
+    ("lambda", "function"): K.FUNCTION,
+    ("sagemaker", "model"): K.MODEL,
+    ("sagemaker", "model-package"): K.MODEL_VERSION,
+    ("sagemaker", "endpoint"): K.ENDPOINT,
+    ("apigateway", "apikeys"): K.API_KEY,
+}
+
+
+def _clean(attrs: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (attrs or {}).items() if v is not None and v != ""}
+
+
+def res(kind: ResourceKind, rid: Any, *, name: Any = None, arn: Any = None, **attrs: Any) -> Resource | None:
+    """A resource, or None when the id is empty."""
+    if rid is None:
+        return None
+    ident = rid.strip() if isinstance(rid, str) else text(rid)
+    if not ident:
+        return None
+    return Resource(kind=kind, id=ident[:2048], name=None if name is None else text(name),
+                    arn=None if arn is None else text(arn), attributes=_clean(attrs) if attrs else {})
+
+
+def ip_resource(value: Any, **attrs: Any) -> Resource | None:
+    """An ip resource for a valid address; None for anything else (anonymised `075.050.255.67` included)."""
+    ip = valid_ip(value)
+    return Resource(kind=K.IP, id=ip, attributes=_clean(attrs)) if ip else None
+
+
+def from_arn(arn: Any, **attrs: Any) -> Resource | None:
+    """A typed resource from an AWS ARN (user, role, instance, bucket, secret, key, function, model…)."""
+    value = text(arn)
+    if value is None or not value.startswith("arn:"):
+        return None
+    parts = value.split(":", 5)
+    if len(parts) < 6:
+        return None
+    service, tail = parts[2], parts[5]
+    cut = min((i for i in (tail.find("/"), tail.find(":")) if i >= 0), default=len(tail))
+    rtype, rest = tail[:cut], tail[cut + 1:]
+    if service == "s3":
+        return res(K.BUCKET, tail.split("/", 1)[0], arn=value, **attrs)
+    if service == "iam" and tail == "root":
+        return res(K.IAM_USER, "root", arn=value, **attrs)
+    kind = _ARN_KINDS.get((service, rtype))
+    if kind is None:
+        return res(K.OTHER, value, arn=value, service=service, **attrs)
+    if kind is K.IAM_ROLE and service == "sts":
+        role, _, session = rest.partition("/")
+        return res(K.IAM_ROLE, role, arn=value, session=session or None, **attrs)
+    name = rest.rsplit("/", 1)[-1] if rest else tail
+    if kind in (K.SECRET, K.MODEL_VERSION):
+        name = rest
+    return res(kind, name, arn=value, **attrs)
+
+
+def access_key(key_id: Any, user_name: Any = None, **attrs: Any) -> Resource | None:
+    """An access key, with the owning user's name in attributes when known."""
+    return res(K.ACCESS_KEY, key_id, user_name=text(user_name), **attrs)
+
+
+def compact(items: Iterable[Resource | None]) -> tuple[Resource, ...]:
+    """Drop Nones and exact duplicates, keeping the first occurrence order."""
+    seen: set[tuple[str, str]] = set()
+    out: list[Resource] = []
+    for item in items:
+        if item is None or (item.kind, item.id) in seen:
+            continue
+        seen.add((item.kind, item.id))
+        out.append(item)
+    return tuple(out)
+
+
+def incident_key(account: str | None, resources: tuple[Resource, ...], fallback: str) -> str:
+    """account + the primary resource (the first that is not an IP); `fallback` names the subject otherwise."""
+    primary = next((r for r in resources if r.kind is not K.IP), None) or (resources[0] if resources else None)
+    subject = f"{primary.kind.value}:{primary.id}" if primary else fallback
+    return f"{account or '-'}:{subject}"

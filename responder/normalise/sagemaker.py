@@ -1,0 +1,84 @@
+"""SageMaker Model Monitor and Clarify `constraint_violations.json` reports: one event per violation.
+
+The report carries no severity, endpoint or time. A producer may wrap it with that context
+(`endpoint_name`, `monitoring_schedule_name`, `model_name`, `account`, `region`, `time`, or the
+`EndpointName`/`MonitoringScheduleName`/`ScheduledTime` keys of a monitoring execution); otherwise the
+time is the record's receive time and the severity is medium.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.models.event import Event, ResourceKind, Severity
+from responder.normalise.assemble import make_event, raw_id
+from responder.normalise.fields import severity_from_label, text, time_or_received
+from responder.normalise.registry import decoder
+from responder.normalise.resources import compact, res
+
+K = ResourceKind
+DEFAULT_SCORE = 5.0
+
+
+def _is_report(doc: Any) -> bool:
+    violations = doc.get("violations") if isinstance(doc, dict) else None
+    return isinstance(violations, list) and bool(violations) and isinstance(violations[0], dict) \
+        and "constraint_check_type" in violations[0]
+
+
+def _ctx(doc: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if doc.get(key) not in (None, ""):
+            return doc[key]
+    return None
+
+
+def _subject(v: dict[str, Any]) -> str:
+    if v.get("feature_name"):
+        return f"feature:{v['feature_name']}"
+    if v.get("facet"):
+        return f"facet:{v['facet']}={v.get('facet_value')}:{v.get('metric_name')}"
+    return f"label:{v.get('label')}:{v.get('metric_name')}"
+
+
+def violation_to_event(v: dict[str, Any], report: dict[str, Any]) -> Event:
+    """One violation of a report, with whatever context the wrapper gave."""
+    endpoint = _ctx(report, "endpoint_name", "EndpointName")
+    model = _ctx(report, "model_name", "ModelName")
+    schedule = _ctx(report, "monitoring_schedule_name", "MonitoringScheduleName")
+    when, inferred = time_or_received(_ctx(report, "time", "ScheduledTime"))
+    sev = report.get("severity")
+    severity = severity_from_label(sev, default=DEFAULT_SCORE) if sev else Severity.of(DEFAULT_SCORE)
+    subject = _subject(v)
+    resources = compact([res(K.ENDPOINT, endpoint, schedule=schedule), res(K.MODEL, model)])
+    return make_event(
+        id=raw_id("sagemaker-model-monitor", {"v": v, "endpoint": endpoint, "schedule": schedule,
+                                              "time": when.isoformat() if not inferred else None}),
+        source="sagemaker-model-monitor",
+        type=str(v["constraint_check_type"]),
+        severity=severity,
+        time=when,
+        time_inferred=inferred,
+        account=_ctx(report, "account", "AccountId"),
+        region=_ctx(report, "region", "Region"),
+        cloud="aws",
+        resources=resources,
+        attributes={
+            "feature_name": v.get("feature_name"),
+            "metric_name": v.get("metric_name"),
+            "facet": v.get("facet"),
+            "facet_value": v.get("facet_value"),
+            "label": v.get("label"),
+            "description": text(v.get("description")),
+            "monitoring_schedule": schedule,
+            "report_version": report.get("version"),
+        },
+        raw=v,
+        subject=f"{endpoint or 'report'}:{subject}",
+    )
+
+
+@decoder("sagemaker-model-monitor", _is_report)
+def decode(doc: Any) -> list[Event]:
+    """A constraint-violations report (data quality, model quality, bias drift, feature attribution drift)."""
+    return [violation_to_event(v, doc) for v in doc["violations"]]

@@ -1,0 +1,130 @@
+"""Security Hub ASFF findings: bare, a `Findings` list, and the EventBridge Imported / Custom Action envelopes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.errors import ValidationFailed
+from responder.models.event import Event, Resource, ResourceKind
+from responder.normalise.assemble import make_event
+from responder.normalise.fields import dig, number, parse_time, severity_from_label, text
+from responder.normalise.registry import decoder
+from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, res
+
+K = ResourceKind
+ACCESS_KEY_PREFIX = "AWS::IAM::AccessKey:"
+
+
+def _is_asff(doc: Any) -> bool:
+    return isinstance(doc, dict) and "ProductArn" in doc and "AwsAccountId" in doc and "Severity" in doc
+
+
+def _is_envelope(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("source") == "aws.securityhub" and isinstance(
+        dig(doc, "detail", "findings"), list)
+
+
+def _is_list(doc: Any) -> bool:
+    found = doc.get("Findings") if isinstance(doc, dict) else None
+    return isinstance(found, list) and bool(found) and _is_asff(found[0])
+
+
+def _resource(r: dict[str, Any]) -> list[Resource | None]:
+    rtype, rid = r.get("Type"), text(r.get("Id"))
+    details = r.get("Details") or {}
+    if rid is None:
+        return []
+    if rtype == "AwsIamAccessKey":
+        d = details.get("AwsIamAccessKey") or {}
+        key = rid.removeprefix(ACCESS_KEY_PREFIX)
+        user = d.get("UserName") or d.get("PrincipalName")
+        role = K.IAM_ROLE if d.get("PrincipalType") == "AssumedRole" else K.IAM_USER
+        return [access_key(key, user, principal_type=d.get("PrincipalType"), principal_id=d.get("PrincipalId")),
+                res(role, user, name=user)]
+    if rtype == "AwsIamUser":
+        name = dig(details, "AwsIamUser", "UserName")
+        return [res(K.IAM_USER, name, name=name, arn=rid) if name else from_arn(rid)]
+    if rtype == "AwsIamRole":
+        name = dig(details, "AwsIamRole", "RoleName")
+        return [res(K.IAM_ROLE, name, name=name, arn=rid) if name else from_arn(rid)]
+    if rtype == "AwsEc2Instance":
+        out: list[Resource | None] = [res(K.INSTANCE, rid.rsplit("/", 1)[-1], arn=rid if rid.startswith("arn:")
+                                          else None, instance_type=dig(details, "AwsEc2Instance", "Type"))]
+        ips = dig(details, "AwsEc2Instance", "IpV4Addresses") or []
+        out.extend(ip_resource(ip, role="instance") for ip in ips)
+        return out
+    if rtype == "AwsAccount":
+        return [res(K.ACCOUNT, rid.rsplit(":", 1)[-1])]
+    kind = AWS_TYPES.get(str(rtype))
+    if kind is not None and rid.startswith("arn:"):
+        typed = from_arn(rid)
+        if typed is not None and typed.kind is kind:
+            return [typed]
+    return [res(kind or K.OTHER, rid, arn=rid if rid.startswith("arn:") else None, type=rtype)]
+
+
+def _severity(f: dict[str, Any]) -> Any:
+    label = dig(f, "FindingProviderFields", "Severity", "Label") or dig(f, "Severity", "Label")
+    normalized = number(dig(f, "Severity", "Normalized"))
+    hint = normalized / 10 if normalized is not None else None
+    if label is None and hint is None:
+        raise ValidationFailed("securityhub finding without Severity.Label or Severity.Normalized")
+    return severity_from_label(label, hint=hint, default=hint)
+
+
+def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
+    """One ASFF finding; keyed on its own Id and account, never on the envelope's `resources`."""
+    env = envelope or {}
+    types = f.get("Types") or dig(f, "FindingProviderFields", "Types") or []
+    product = f.get("ProductName") or dig(f, "ProductFields", "aws/securityhub/ProductName")
+    resources = compact(item for r in (f.get("Resources") or []) for item in _resource(r))
+    control = dig(f, "Compliance", "SecurityControlId") or dig(f, "ProductFields", "ControlId")
+    env_resources = env.get("resources") or []
+    return make_event(
+        id=str(f["Id"]),
+        source="securityhub",
+        type=str(types[0] if types else f.get("Title") or f.get("GeneratorId")),
+        severity=_severity(f),
+        time=parse_time(f.get("UpdatedAt") or f.get("CreatedAt") or env.get("time")),
+        account=f.get("AwsAccountId") or env.get("account"),
+        region=f.get("Region") or env.get("region") or dig(f, "Resources", default=[{}])[0].get("Region"),
+        cloud="aws",
+        actor=dig(f, "ProductFields", "aws/guardduty/service/action/awsApiCallAction/remoteIpDetails/ipAddressV4"),
+        resources=resources,
+        attributes={
+            "title": f.get("Title"),
+            "types": types,
+            "generator_id": f.get("GeneratorId"),
+            "product_arn": f.get("ProductArn"),
+            "product_name": product,
+            "control_id": control,
+            "compliance_status": dig(f, "Compliance", "Status"),
+            "workflow_status": dig(f, "Workflow", "Status"),
+            "record_state": f.get("RecordState"),
+            "detail_type": env.get("detail-type"),
+            "action_name": dig(env, "detail", "actionName"),
+            "envelope_resources": env_resources,
+            "envelope_mismatch": bool(env_resources) and env.get("detail-type", "").endswith("Imported")
+            and not any(str(f["Id"]) in str(r) for r in env_resources),
+        },
+        raw=f,
+        subject=f"finding:{f['Id']}",
+    )
+
+
+@decoder("securityhub.eventbridge", _is_envelope)
+def decode_envelope(doc: Any) -> list[Event]:
+    """'Security Hub Findings - Imported' or '- Custom Action': one event per finding."""
+    return [finding_to_event(f, doc) for f in doc["detail"]["findings"]]
+
+
+@decoder("securityhub.findings", _is_list)
+def decode_list(doc: Any) -> list[Event]:
+    """A GetFindings / BatchImportFindings body: `{"Findings": [ASFF, ...]}`."""
+    return [finding_to_event(f) for f in doc["Findings"]]
+
+
+@decoder("securityhub", _is_asff)
+def decode_finding(doc: Any) -> list[Event]:
+    """A bare ASFF finding."""
+    return [finding_to_event(doc)]

@@ -1,0 +1,229 @@
+"""SIEM detections: Microsoft Sentinel, Google SecOps (Chronicle), Datadog signals, GCP Security Command Center."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.models.event import Event, Resource, ResourceKind
+from responder.normalise.assemble import make_event, raw_id
+from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
+from responder.normalise.registry import decoder
+from responder.normalise.resources import access_key, compact, from_arn, ip_resource, res
+
+K = ResourceKind
+SENTINEL_TYPES = ("Microsoft.SecurityInsights/incidents", "Microsoft.SecurityInsights/Incidents")
+
+
+# ---- Microsoft Sentinel -------------------------------------------------------------------------
+def _sentinel_body(doc: Any) -> Any:
+    """The incident (or alert list) inside the REST example wrapper or a Logic App trigger's `object`."""
+    if isinstance(doc, dict):
+        if isinstance(dig(doc, "responses", "200", "body"), dict):
+            return doc["responses"]["200"]["body"]
+        if isinstance(doc.get("object"), dict) and "properties" in doc["object"]:
+            return doc["object"]
+    return doc
+
+
+def _is_sentinel(doc: Any) -> bool:
+    body = _sentinel_body(doc)
+    if not isinstance(body, dict):
+        return False
+    if body.get("type") in SENTINEL_TYPES or "incidentNumber" in (body.get("properties") or {}):
+        return True
+    items = body.get("value")
+    return isinstance(items, list) and bool(items) and dig(items[0], "kind") == "SecurityAlert"
+
+
+def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
+    p = item.get("properties") or {}
+    alert = item.get("kind") == "SecurityAlert"
+    title = p.get("alertType") or p.get("alertDisplayName") if alert else p.get("title")
+    when, inferred = time_or_received(p.get("timeGenerated") if alert else p.get("createdTimeUtc"),
+                                      p.get("firstActivityTimeUtc"), p.get("startTimeUtc"))
+    hosts = [res(K.HOST, e.get("hostName") or dig(e, "properties", "hostName")) for e in p.get("entities") or []]
+    return make_event(
+        id=str(item.get("name") or p.get("systemAlertId") or raw_id("sentinel", item)),
+        source="sentinel",
+        type=str(title or "incident"),
+        severity=severity_from_label(p.get("severity"), default=5.0),
+        time=when,
+        time_inferred=inferred,
+        account=subscription,
+        cloud="azure",
+        actor=dig(p, "owner", "userPrincipalName"),
+        resources=compact(hosts),
+        attributes={
+            "kind": "alert" if alert else "incident",
+            "title": p.get("title") or p.get("alertDisplayName"),
+            "status": p.get("status"),
+            "classification": p.get("classification"),
+            "incident_number": p.get("incidentNumber"),
+            "tactics": dig(p, "additionalData", "tactics") or p.get("tactics"),
+            "analytic_rule_ids": p.get("relatedAnalyticRuleIds"),
+            "product": p.get("productName") or p.get("providerName"),
+            "url": p.get("incidentUrl"),
+        },
+        raw=item,
+        subject=f"sentinel:{item.get('name')}",
+    )
+
+
+@decoder("sentinel", _is_sentinel)
+def decode_sentinel(doc: Any) -> list[Event]:
+    """A Sentinel incident, or the alerts of one (`value[]` of kind SecurityAlert)."""
+    body = _sentinel_body(doc)
+    subscription = dig(doc, "parameters", "subscriptionId") or dig(doc, "workspaceInfo", "SubscriptionId")
+    items = body["value"] if isinstance(body.get("value"), list) else [body]
+    if subscription is None:
+        parts = str(items[0].get("id", "")).split("/")
+        subscription = parts[2] if len(parts) > 2 and parts[1] == "subscriptions" else None
+    return [_sentinel_event(item, subscription) for item in items]
+
+
+# ---- Google SecOps / Chronicle -------------------------------------------------------------------
+def _is_secops(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("type") in ("RULE_DETECTION", "GCTI_FINDING") \
+        and isinstance(doc.get("detection"), list)
+
+
+def _udm_resources(doc: dict[str, Any]) -> list[Resource | None]:
+    out: list[Resource | None] = []
+    for element in doc.get("collectionElements") or []:
+        for ref in element.get("references") or []:
+            for side in ("principal", "target"):
+                entity = dig(ref, "event", side) or {}
+                out.append(res(K.HOST, entity.get("hostname"), role=side))
+                out.extend(ip_resource(ip, role=side) for ip in entity.get("ip") or [])
+    return out
+
+
+@decoder("google-secops", _is_secops)
+def decode_secops(doc: Any) -> list[Event]:
+    """A Chronicle rule detection: one event per `detection[]` entry."""
+    out = []
+    for det in doc["detection"]:
+        labels = {lab.get("key"): lab.get("value") for lab in det.get("ruleLabels") or []}
+        risk = number(det.get("riskScore"))
+        when, inferred = time_or_received(doc.get("detectionTime"), doc.get("createdTime"))
+        out.append(make_event(
+            id=str(doc.get("id") or raw_id("google-secops", doc)) + (f":{det['ruleId']}" if len(doc["detection"]) > 1
+                                                                   else ""),
+            source="google-secops",
+            type=str(det.get("ruleName") or det.get("ruleId") or doc["type"]),
+            severity=severity_from_label(labels.get("severity"), hint=risk / 10 if risk is not None else None,
+                                         default=5.0),
+            time=when,
+            time_inferred=inferred,
+            resources=compact(_udm_resources(doc)),
+            attributes={
+                "rule_id": det.get("ruleId"), "rule_version": det.get("ruleVersion"),
+                "alert_state": det.get("alertState"), "risk_score": det.get("riskScore"),
+                "detection_fields": {f.get("key"): f.get("value") for f in det.get("detectionFields") or []},
+                "url": det.get("urlBackToProduct"), "detection_type": doc["type"],
+            },
+            raw=doc,
+            subject=f"rule:{det.get('ruleId')}",
+        ))
+    return out
+
+
+# ---- Datadog security signal via EventBridge ------------------------------------------------------
+def _is_datadog(doc: Any) -> bool:
+    return isinstance(doc, dict) and (str(doc.get("source", "")).startswith("aws.partner/datadog.com")
+                                      or doc.get("detail-type") == "Datadog Alert Notification") \
+        and isinstance(dig(doc, "detail", "meta", "signal"), dict)
+
+
+def _group_by(fields: dict[str, Any]) -> list[Resource | None]:
+    out: list[Resource | None] = []
+    for key, value in fields.items():
+        name = key.lstrip("@")
+        if name.endswith(".arn") or str(value).startswith("arn:"):
+            out.append(from_arn(value))
+        elif name.endswith("accessKeyId"):
+            out.append(access_key(value))
+        elif name in ("bucket_name", "requestParameters.bucketName"):
+            out.append(res(K.BUCKET, value))
+        elif name in ("host", "hostname"):
+            out.append(res(K.HOST, value))
+        elif name in ("network.client.ip", "sourceIPAddress"):
+            out.append(ip_resource(value))
+    return out
+
+
+@decoder("datadog", _is_datadog)
+def decode_datadog(doc: Any) -> list[Event]:
+    """A Datadog security signal ('Datadog Alert Notification' on EventBridge)."""
+    d = doc["detail"]
+    signal = d["meta"]["signal"]
+    tags = dict(t.split(":", 1) for t in d.get("tags") or [] if isinstance(t, str) and ":" in t)
+    when, inferred = time_or_received(d.get("date_detected"), doc.get("time"))
+    return [make_event(
+        id=str(signal.get("id") or d.get("id") or doc.get("id")),
+        source="datadog",
+        type=str(dig(signal, "rule", "name") or signal.get("title") or d.get("msg_title")),
+        severity=severity_from_label(signal.get("severity"), default=5.0),
+        time=when,
+        time_inferred=inferred,
+        account=tags.get("account") or doc.get("account"),
+        region=tags.get("region") or doc.get("region"),
+        cloud="aws" if doc.get("account") else None,
+        actor=dig(signal, "rule", "group_by_fields", "@userIdentity.arn"),
+        resources=compact(_group_by(dig(signal, "rule", "group_by_fields") or {})),
+        attributes={
+            "title": signal.get("title"), "rule_id": dig(signal, "rule", "id"),
+            "rule_type": dig(signal, "rule", "type"), "alert_type": d.get("alert_type"),
+            "tactic": tags.get("tactic"), "technique": tags.get("technique"), "log_source": tags.get("source"),
+        },
+        raw=doc,
+    )]
+
+
+# ---- GCP Security Command Center -----------------------------------------------------------------
+GCP_KINDS = {"compute.googleapis.com/instances": K.INSTANCE, "storage.googleapis.com/buckets": K.BUCKET,
+             "iam.googleapis.com/serviceAccounts": K.IAM_USER, "secretmanager.googleapis.com/secrets": K.SECRET,
+             "cloudkms.googleapis.com/keyRings": K.KMS_KEY, "cloudfunctions.googleapis.com/functions": K.FUNCTION,
+             "aiplatform.googleapis.com/endpoints": K.ENDPOINT, "aiplatform.googleapis.com/models": K.MODEL}
+
+
+def _is_scc(doc: Any) -> bool:
+    finding = doc.get("finding") if isinstance(doc, dict) else None
+    return isinstance(finding, dict) and "category" in finding and "resourceName" in finding
+
+
+def _gcp_resource(name: str) -> Resource | None:
+    kind = next((k for prefix, k in GCP_KINDS.items() if name.startswith(f"//{prefix.split('/')[0]}")
+                 and f"/{prefix.split('/')[1]}/" in name), K.OTHER)
+    if "/serviceAccounts/" in name and "/keys/" in name:
+        kind = K.ACCESS_KEY
+    return res(kind, name, name=name.rsplit("/", 1)[-1])
+
+
+@decoder("gcp-scc", _is_scc)
+def decode_scc(doc: Any) -> list[Event]:
+    """A Security Command Center finding notification (Pub/Sub body)."""
+    f = doc["finding"]
+    resource = doc.get("resource") or {}
+    when, inferred = time_or_received(f.get("eventTime"), f.get("createTime"))
+    project = text(resource.get("projectDisplayName")) or text(resource.get("project"))
+    return [make_event(
+        id=str(f.get("name") or f.get("canonicalName")),
+        source="gcp-scc",
+        type=str(f["category"]),
+        severity=severity_from_label(f.get("severity"), default=5.0),
+        time=when,
+        time_inferred=inferred,
+        account=project,
+        cloud="gcp",
+        actor=dig(f, "access", "principalEmail"),
+        resources=compact([_gcp_resource(str(f["resourceName"])),
+                           ip_resource(dig(f, "access", "callerIp"), role="caller")]),
+        attributes={
+            "finding_class": f.get("findingClass"), "state": f.get("state"), "mute": f.get("mute"),
+            "resource_type": resource.get("type"), "tactic": dig(f, "mitreAttack", "primaryTactic"),
+            "techniques": dig(f, "mitreAttack", "primaryTechniques"), "detector": f.get("parentDisplayName"),
+            "method": dig(f, "access", "methodName"),
+        },
+        raw=doc,
+    )]

@@ -1,0 +1,135 @@
+"""Webhook bodies: Splunk alert action, Wazuh alert, Prometheus Alertmanager (v4 group or bare v2 alert)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.models.event import Event, ResourceKind, Severity
+from responder.normalise.assemble import make_event, raw_id
+from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
+from responder.normalise.registry import decoder
+from responder.normalise.resources import compact, ip_resource, res
+
+K = ResourceKind
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+# ---- Splunk -----------------------------------------------------------------------------------
+def _is_splunk(doc: Any) -> bool:
+    return isinstance(doc, dict) and "sid" in doc and "search_name" in doc
+
+
+@decoder("splunk", _is_splunk)
+def decode_splunk(doc: Any) -> list[Event]:
+    """A Splunk 'webhook' alert action body; severity from the result's `severity`/`urgency`, else medium."""
+    result = doc.get("result") or {}
+    when, inferred = time_or_received(result.get("_time"))
+    word = result.get("severity") or result.get("urgency")
+    return [make_event(
+        id=str(doc["sid"]),
+        source="splunk",
+        type=str(doc["search_name"]),
+        severity=severity_from_label(word, default=5.0),
+        time=when,
+        time_inferred=inferred,
+        actor=text(result.get("user")) or text(result.get("USER")),
+        resources=compact([res(K.HOST, result.get("host")), ip_resource(result.get("src_ip") or result.get("src"))]),
+        attributes={
+            "app": doc.get("app"), "owner": doc.get("owner"), "results_link": doc.get("results_link"),
+            "log_source": result.get("source"), "sourcetype": result.get("sourcetype"), "raw_line": result.get("_raw"),
+        },
+        raw=doc,
+        subject=f"search:{doc['search_name']}",
+    )]
+
+
+# ---- Wazuh ------------------------------------------------------------------------------------
+def _is_wazuh(doc: Any) -> bool:
+    return isinstance(doc, dict) and isinstance(doc.get("rule"), dict) and "level" in doc["rule"] \
+        and isinstance(doc.get("agent"), dict)
+
+
+@decoder("wazuh", _is_wazuh)
+def decode_wazuh(doc: Any) -> list[Event]:
+    """A Wazuh alert (alerts.json line); rule.level 0-15 is scaled to 0-10."""
+    rule = doc["rule"]
+    agent = doc["agent"]
+    level = number(rule.get("level")) or 0.0
+    when, inferred = time_or_received(doc.get("timestamp"))
+    srcip = dig(doc, "data", "srcip")
+    return [make_event(
+        id=str(doc.get("id") or raw_id("wazuh", doc)),
+        source="wazuh",
+        type=text(rule.get("description")) or f"rule {rule.get('id')}",
+        severity=Severity.of(min(level, 15.0) * 10 / 15, original=rule.get("level")),
+        time=when,
+        time_inferred=inferred,
+        actor=dig(doc, "data", "srcuser") or dig(doc, "data", "dstuser"),
+        resources=compact([res(K.HOST, agent.get("name"), agent_id=agent.get("id"), ip=agent.get("ip")),
+                           ip_resource(srcip, role="source")]),
+        attributes={
+            "rule_id": text(rule.get("id")), "groups": rule.get("groups"), "firedtimes": rule.get("firedtimes"),
+            "decoder": dig(doc, "decoder", "name"), "location": doc.get("location"),
+            "file": dig(doc, "syscheck", "path"), "srcip": text(srcip),
+        },
+        raw=doc,
+        subject=f"rule:{rule.get('id') or rule.get('description')}",
+    )]
+
+
+# ---- Prometheus Alertmanager --------------------------------------------------------------------
+def _is_group(doc: Any) -> bool:
+    return isinstance(doc, dict) and isinstance(doc.get("alerts"), list) and ("groupKey" in doc or "receiver" in doc)
+
+
+def _is_alert(doc: Any) -> bool:
+    labels = doc.get("labels") if isinstance(doc, dict) else None
+    falcosidekick = isinstance(labels, dict) and "rule" in labels and "priority" in labels
+    return isinstance(labels, dict) and "alertname" in labels and not falcosidekick \
+        and ("startsAt" in doc or "annotations" in doc)
+
+
+def alert_to_event(alert: dict[str, Any], group: dict[str, Any]) -> Event:
+    """One alert; `labels.severity` is free-form (critical, warning…), medium when absent."""
+    labels = {**(group.get("commonLabels") or {}), **(alert.get("labels") or {})}
+    annotations = {**(group.get("commonAnnotations") or {}), **(alert.get("annotations") or {})}
+    when, inferred = time_or_received(alert.get("startsAt"))
+    ends = alert.get("endsAt")
+    return make_event(
+        id=str(alert.get("fingerprint") or raw_id("alertmanager", alert)) + f"@{alert.get('startsAt')}",
+        source="alertmanager",
+        type=str(labels["alertname"]),
+        severity=severity_from_label(labels.get("severity"), default=5.0),
+        time=when,
+        time_inferred=inferred,
+        account=labels.get("account") or labels.get("account_id"),
+        region=labels.get("region"),
+        resources=compact([
+            res(K.POD, labels.get("pod"), namespace=labels.get("namespace")),
+            res(K.CONTAINER, labels.get("container")),
+            res(K.HOST, labels.get("host") or labels.get("instance") or labels.get("node")),
+            res(K.ENDPOINT, labels.get("endpoint") or labels.get("endpoint_name")),
+            res(K.MODEL, labels.get("model")),
+        ]),
+        attributes={
+            "status": alert.get("status") or group.get("status"), "receiver": group.get("receiver"),
+            "group_key": group.get("groupKey"), "summary": annotations.get("summary"),
+            "description": annotations.get("description"), "labels": labels,
+            "ends_at": ends if ends and ends != ZERO_TIME else None,
+            "generator_url": alert.get("generatorURL"),
+        },
+        raw=alert,
+        subject=f"alert:{labels['alertname']}",
+    )
+
+
+@decoder("alertmanager", _is_group)
+def decode_group(doc: Any) -> list[Event]:
+    """An Alertmanager webhook (version 4): one event per alert."""
+    return [alert_to_event(a, doc) for a in doc["alerts"]]
+
+
+@decoder("alertmanager.alert", _is_alert)
+def decode_alert(doc: Any) -> list[Event]:
+    """One bare alert, as in the API v2 POST body (arrays are split by the caller)."""
+    return [alert_to_event(doc, {})]

@@ -1,0 +1,155 @@
+"""Poison and forged records through the real broker: dead-lettered with a reason, counted, committed, replayable."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from typer.testing import CliRunner
+
+from responder.actuators.aws.session import AwsSession
+from responder.auth import signed_headers
+from responder.cli.app import app
+from responder.ingest.deadletter import replay_deadletters
+from responder.ingest.kafka import publish
+from responder.service import Service
+from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.harness import make_settings, running, wait_for
+
+pytestmark = pytest.mark.integration
+SECRET = "rotate-me-2026"
+
+
+async def _seed(aws: AwsSession, user: str = "ml-training") -> str:
+    await aws.call("iam", "create_user", UserName=user)
+    created = await aws.call("iam", "create_access_key", UserName=user)
+    return str(created["AccessKey"]["AccessKeyId"])
+
+
+async def _status(aws: AwsSession, key_id: str, user: str = "ml-training") -> str:
+    listed = await aws.call("iam", "list_access_keys", UserName=user)
+    return next(k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key_id)
+
+
+async def _read_all(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(out) < expect:
+                batch = await consumer.getmany(timeout_ms=300)
+                out += [m for msgs in batch.values() for m in msgs]
+    finally:
+        await consumer.stop()
+    return sorted(out, key=lambda m: (m.partition, m.offset))
+
+
+async def _http_get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_every_poison_kind_is_deadlettered_counted_committed(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """Not JSON, too large, unknown shape, invalid, unsigned and forged records go to the DLQ; a signed one acts."""
+    key = await _seed(aws)
+    settings = make_settings(
+        kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+        max_record_bytes=4096, require_signature=["guardduty"],
+        event_signing_keys={"k-old": "old-secret", "k-new": SECRET}, metrics_port=0,
+    )
+    finding = envelope_bytes(guardduty_finding(key))
+    drift = orjson.dumps({"source": "responder.drift", "model": "m", "version": "1", "metric": "psi",
+                          "window": "1h", "statistic": 0.3, "threshold": 0.2, "verdict": "maybe"})
+    poison = [
+        ("not_json", b"{not json", [("trace-id", b"t-1")]),
+        ("too_large", b'{"pad": "' + b"x" * 5000 + b'"}', []),
+        ("unknown_shape", b'{"hello": "world"}', []),
+        ("validation", drift, []),
+        ("authentication", finding, []),
+        ("authentication", finding, signed_headers("k-new", b"wrong-secret", finding)),
+    ]
+    service = Service(settings)
+    async with running(service):
+        assert service.metrics_server is not None
+        port = service.metrics_server.port
+        for _, value, headers in poison:
+            await publish(kafka_bootstrap, topics["alerts"], [value], key=b"same-partition", headers=headers)
+        await publish(kafka_bootstrap, topics["alerts"], [finding], key=b"same-partition",
+                      headers=signed_headers("k-old", b"old-secret", finding))
+        await wait_for(lambda: bool(service.engine.done) and service.pipeline.counters.records >= 7)
+        status, metrics_text = await _http_get(port, "/metrics")
+        ready, _ = await _http_get(port, "/readyz")
+        health, _ = await _http_get(port, "/healthz")
+        missing, _ = await _http_get(port, "/nope")
+    assert await _status(aws, key) == "Inactive"
+    dead = await _read_all(kafka_bootstrap, topics["deadletter"], len(poison))
+    assert [(dict(m.headers)["dlq.reason"].decode(), m.value) for m in dead] == [(r, v) for r, v, _ in poison]
+    first = dict(dead[0].headers)
+    assert first["trace-id"] == b"t-1"
+    assert first["dlq.topic"] == topics["alerts"].encode()
+    assert [int(dict(m.headers)["dlq.offset"]) for m in dead] == list(range(6))
+    assert all(int(dict(m.headers)["dlq.time"]) > 0 for m in dead)
+    assert "requires a signature" in dict(dead[4].headers)["dlq.detail"].decode()
+    assert "bad signature" in dict(dead[5].headers)["dlq.detail"].decode()
+    expected = {"not_json": 1, "too_large": 1, "unknown_shape": 1, "validation": 1, "authentication": 2}
+    for reason, count in expected.items():
+        assert service.metrics.value("responder_deadlettered_total", reason=reason) == count
+    assert service.metrics.value("responder_records_authenticated_total", key_id="k-old") == 1
+    assert (status, ready, health, missing) == (200, 200, 200, 404)
+    assert 'responder_deadlettered_total{reason="authentication"} 2.0' in metrics_text
+    partition = int(first["dlq.partition"])
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        tp = TopicPartition(topics["alerts"], partition)
+        committed = await admin.list_consumer_group_offsets(settings.group_id, partitions=[tp])
+    finally:
+        await admin.close()
+    assert committed[tp].offset == 7
+
+
+async def test_replay_after_the_fix_acts_on_the_record(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir):
+    """A record signed with a key not yet configured is dead-lettered; after adding the key, replay makes it act."""
+    key = await _seed(aws)
+    finding = envelope_bytes(guardduty_finding(key))
+    signed = signed_headers("k-2027", SECRET.encode(), finding)
+    common = {"require_signature": ["guardduty"], "session_timeout_ms": 3000}
+    before = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir, **common)
+    first = Service(before)
+    async with running(first):
+        await publish(kafka_bootstrap, topics["alerts"], [b"garbage"], key=key.encode())
+        await publish(kafka_bootstrap, topics["alerts"], [finding], key=key.encode(), headers=signed)
+        await wait_for(lambda: sum(first.deadlettered.values()) >= 2)
+    assert first.deadlettered == {"not_json": 1, "authentication": 1}
+    assert await _status(aws, key) == "Active"
+
+    runner = CliRunner()
+    env = {"RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_DEADLETTER_TOPIC": topics["deadletter"]}
+    dry = await asyncio.to_thread(runner.invoke, app, ["deadletter", "replay", "--dry-run", "--json"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert orjson.loads(dry.stdout)["by_reason"] == {"not_json": 1, "authentication": 1}
+    result = await replay_deadletters(kafka_bootstrap, topics["deadletter"], reason="authentication")
+    assert (result.scanned, result.replayed) == (2, 1)
+
+    fixed = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+                          event_signing_keys={"k-2027": SECRET}, **common)
+    second = Service(fixed)
+    async with running(second):
+        await wait_for(lambda: bool(second.engine.done), timeout=60)
+    assert await _status(aws, key) == "Inactive"
+    replayed = (await _read_all(kafka_bootstrap, topics["alerts"], 3))[-1]
+    assert replayed.value == finding
+    assert sorted(k for k, _ in replayed.headers) == ["responder-key-id", "responder-signature"]

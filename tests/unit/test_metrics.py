@@ -1,0 +1,50 @@
+"""The metrics registry and the /metrics, /healthz, /readyz endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+
+from responder.metrics import Metrics, MetricsServer
+
+
+async def _get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_counters_are_per_instance_and_labelled() -> None:
+    """Two Metrics objects do not share counts; labels separate reasons."""
+    a, b = Metrics(), Metrics()
+    a.deadlettered.labels("not_json").inc()
+    a.deadlettered.labels("not_json").inc()
+    a.events.labels("guardduty").inc()
+    assert a.value("responder_deadlettered_total", reason="not_json") == 2
+    assert a.value("responder_events_total", source="guardduty") == 1
+    assert b.value("responder_deadlettered_total", reason="not_json") == 0
+
+
+async def test_server_serves_metrics_health_and_readiness() -> None:
+    """/metrics has the counters, /healthz is 200, /readyz follows readiness, unknown paths are 404, POST 405."""
+    metrics = Metrics()
+    metrics.records.labels("alerts").inc(3)
+    ready = {"now": False}
+    server = MetricsServer(metrics, lambda: ready["now"], "127.0.0.1", 0)
+    port = await server.start()
+    try:
+        status, body = await _get(port, "/metrics")
+        assert status == 200
+        assert 'responder_records_total{topic="alerts"} 3.0' in body
+        assert (await _get(port, "/healthz"))[0] == 200
+        assert (await _get(port, "/readyz"))[0] == 503
+        ready["now"] = True
+        assert (await _get(port, "/readyz"))[0] == 200
+        assert (await _get(port, "/missing"))[0] == 404
+        assert (await _get(port, "/metrics", "POST"))[0] == 405
+    finally:
+        await server.stop()

@@ -1,0 +1,56 @@
+"""The pipeline's ingest edge: per-topic formats, signatures before anything acts, and the counters."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from responder.actuators import registry
+from responder.auth import signed_headers
+from responder.catalog import load_runbooks
+from responder.engine import Engine
+from responder.errors import AuthenticationFailed, TooLarge
+from responder.ingest.authn import RecordAuthenticator
+from responder.models.event import RawRecord
+from responder.pipeline import Pipeline
+from responder.timeline import MemoryStore, Recorder
+from tests.fakes import FakeIam
+from tests.findings import envelope_bytes, guardduty_finding
+
+KEY = "AKIAABCDEFGHIJKLMNOP"
+
+
+def _pipeline(iam: FakeIam, runbooks_dir, **kwargs) -> Pipeline:
+    engine = Engine(Recorder(MemoryStore()), registry, iam)
+    engine.recover()
+    return Pipeline(load_runbooks(runbooks_dir, registry), engine, **kwargs)
+
+
+async def test_forced_topic_format_decodes_what_detection_would_refuse(runbooks_dir):
+    """A topic mapped to `cloudtrail` decodes a minimal record that has no other recognisable shape."""
+    p = _pipeline(FakeIam(), runbooks_dir, topic_formats={"trail": "cloudtrail"})
+    record = orjson.dumps({"eventSource": "s3.amazonaws.com", "eventName": "GetObject", "eventTime": 1764064800})
+    await p.handle(RawRecord(topic="trail", value=record, timestamp_ms=1764064800000))
+    assert p.metrics.value("responder_events_total", source="cloudtrail") == 1
+
+
+async def test_unsigned_finding_from_a_required_source_never_acts(runbooks_dir):
+    """An unsigned GuardDuty finding is refused before matching; the same bytes signed act once."""
+    iam = FakeIam()
+    iam.add_key("ml-training", KEY)
+    p = _pipeline(iam, runbooks_dir, authenticator=RecordAuthenticator({"k": "s"}, require=["guardduty"]))
+    body = envelope_bytes(guardduty_finding(KEY))
+    with pytest.raises(AuthenticationFailed):
+        await p.handle(RawRecord(topic="alerts", value=body))
+    assert iam.count("update_access_key") == 0
+    await p.handle(RawRecord(topic="alerts", value=body, headers=tuple(signed_headers("k", b"s", body))))
+    assert iam.count("update_access_key") == 1
+    assert p.metrics.value("responder_records_authenticated_total", key_id="k") == 1
+    assert p.metrics.value("responder_events_matched_total") == 1
+
+
+async def test_oversized_record_is_refused_before_it_is_parsed_or_verified(runbooks_dir):
+    """A record over the limit raises TooLarge even on a topic that requires signatures."""
+    p = _pipeline(FakeIam(), runbooks_dir, max_record_bytes=100, authenticator=RecordAuthenticator(require=["*"]))
+    with pytest.raises(TooLarge):
+        await p.handle(RawRecord(topic="alerts", value=b"{" + b" " * 200 + b"}"))
