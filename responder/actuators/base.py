@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -23,9 +23,20 @@ class AwsCaller(Protocol):
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]: ...
 
 
+class Publisher(Protocol):
+    """Publishes one record to a topic (implemented in ingest; injected through `ActuationContext.extras`)."""
+
+    async def publish(self, topic: str, value: bytes, *, key: bytes | None = None,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> None: ...
+
+
 @dataclass(frozen=True)
 class ActuationContext:
-    """What an actuator may use: the cloud, the incident it acts for, its idempotency key."""
+    """What an actuator may use: the cloud, the incident it acts for, its idempotency key.
+
+    `extras` carries optional collaborators by name: `publisher` (a Publisher, for notify.kafka) and
+    `webhook_keys` (key id to HMAC secret bytes, for notify.webhook).
+    """
 
     aws: AwsCaller
     incident: str = ""
@@ -66,6 +77,8 @@ class Actuator(Generic[P]):
     permissions: ClassVar[tuple[str, ...]]
     destructive: ClassVar[bool] = False
     reverse: ClassVar[str | None] = None
+    irreversible: ClassVar[str] = ""
+    """Why there is no reverse actuator (required when `reverse` is None)."""
 
     def target(self, p: P) -> str:
         """The one resource this call acts on (part of the idempotency key)."""

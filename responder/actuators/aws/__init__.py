@@ -1,6 +1,29 @@
 """AWS actuators; boto3 is imported only below this package."""
 
-from responder.actuators.aws import iam
+from responder.actuators.aws import (
+    ec2,
+    ec2_forensics,
+    iam,
+    iam_keys,
+    iam_policies,
+    inference,
+    kms,
+    s3,
+    sagemaker,
+    secrets,
+)
 from responder.actuators.aws.session import AwsSession
 
-__all__ = ["AwsSession", "iam"]
+__all__ = [
+    "AwsSession",
+    "ec2",
+    "ec2_forensics",
+    "iam",
+    "iam_keys",
+    "iam_policies",
+    "inference",
+    "kms",
+    "s3",
+    "sagemaker",
+    "secrets",
+]

@@ -17,8 +17,8 @@ ACCESS_KEY_ID = r"^(AKIA|ASIA)[A-Z0-9]{12,124}$"
 class AccessKeyParams(Params):
     """One access key of one IAM user."""
 
-    user_name: str = Field(pattern=IAM_NAME)
-    access_key_id: str = Field(pattern=ACCESS_KEY_ID)
+    user_name: str = Field(pattern=IAM_NAME, examples=["ml-training"])
+    access_key_id: str = Field(pattern=ACCESS_KEY_ID, examples=["AKIAIOSFODNN7EXAMPLE"])
 
 
 async def key_status(ctx: ActuationContext, p: AccessKeyParams) -> str:
@@ -35,6 +35,7 @@ async def key_status(ctx: ActuationContext, p: AccessKeyParams) -> str:
 class _SetKeyStatus(Actuator[AccessKeyParams]):
     params = AccessKeyParams
     permissions = ("iam:ListAccessKeys", "iam:UpdateAccessKey")
+    destructive = False
     desired: str = "Inactive"
 
     def target(self, p: AccessKeyParams) -> str:

@@ -1,0 +1,263 @@
+"""EC2 containment: isolate an instance behind a rule-less quarantine group, stop it, start it again."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
+from responder.actuators.registry import register
+from responder.errors import PermanentActuationError
+
+INSTANCE_ID = r"^i-[0-9a-f]{8,17}$"
+ENI_ID = r"^eni-[0-9a-f]{8,17}$"
+SG_ID = r"^sg-[0-9a-f]{8,17}$"
+QUARANTINE_GROUP = "responder-quarantine"
+TAG_QUARANTINED = "responder:quarantined"
+
+
+class InstanceParams(Params):
+    """One EC2 instance, by id."""
+
+    instance_id: str = Field(pattern=INSTANCE_ID, examples=["i-0123456789abcdef0"])
+
+
+async def describe_instance(ctx: ActuationContext, instance_id: str) -> dict[str, Any]:
+    """The instance as DescribeInstances reports it; PermanentActuationError when it does not exist."""
+    out = await ctx.aws.call("ec2", "describe_instances", InstanceIds=[instance_id])
+    for reservation in out.get("Reservations", []):
+        for inst in reservation.get("Instances", []):
+            return dict(inst)
+    raise PermanentActuationError(f"instance {instance_id} not found", code="InvalidInstanceID.NotFound")
+
+
+async def eni_groups(ctx: ActuationContext, instance_id: str) -> dict[str, list[str]]:
+    """Security group ids of every network interface attached to the instance, by ENI id."""
+    out = await ctx.aws.call(
+        "ec2", "describe_network_interfaces", Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
+    )
+    return {
+        str(eni["NetworkInterfaceId"]): sorted(str(g["GroupId"]) for g in eni.get("Groups", []))
+        for eni in out.get("NetworkInterfaces", [])
+    }
+
+
+async def quarantine_group(ctx: ActuationContext, vpc_id: str, *, create: bool) -> str | None:
+    """The VPC's quarantine group id: created with no ingress and its default egress revoked when missing."""
+    found = await ctx.aws.call(
+        "ec2", "describe_security_groups",
+        Filters=[{"Name": "group-name", "Values": [QUARANTINE_GROUP]}, {"Name": "vpc-id", "Values": [vpc_id]}],
+    )
+    groups = found.get("SecurityGroups", [])
+    if groups:
+        group = groups[0]
+        group_id = str(group["GroupId"])
+    elif not create:
+        return None
+    else:
+        created = await ctx.aws.call(
+            "ec2", "create_security_group", GroupName=QUARANTINE_GROUP, VpcId=vpc_id,
+            Description="responder quarantine: no inbound, no outbound",
+            TagSpecifications=[{"ResourceType": "security-group",
+                                "Tags": [{"Key": "responder:purpose", "Value": "quarantine"}]}],
+        )
+        group_id = str(created["GroupId"])
+        group = (await ctx.aws.call("ec2", "describe_security_groups", GroupIds=[group_id]))["SecurityGroups"][0]
+    egress = group.get("IpPermissionsEgress") or []
+    if egress:
+        await ctx.aws.call("ec2", "revoke_security_group_egress", GroupId=group_id, IpPermissions=egress)
+    return group_id
+
+
+async def set_groups(ctx: ActuationContext, instance_id: str, groups_by_eni: dict[str, list[str]]) -> None:
+    """Set each ENI's groups; with one ENI also the instance attribute, so both views agree on every platform."""
+    for eni, groups in groups_by_eni.items():
+        await ctx.aws.call("ec2", "modify_network_interface_attribute", NetworkInterfaceId=eni, Groups=groups)
+    if len(groups_by_eni) == 1:
+        (groups,) = groups_by_eni.values()
+        await ctx.aws.call("ec2", "modify_instance_attribute", InstanceId=instance_id, Groups=groups)
+
+
+@register
+class IsolateInstance(Actuator[InstanceParams]):
+    """Put every network interface of an instance behind a quarantine group with no rules, and tag it.
+
+    The group (`responder-quarantine`, one per VPC) is created when missing and its default egress rule
+    is revoked, so the instance can neither receive nor send. The previous groups of each ENI are the
+    prior state; `aws.ec2.restore_instance_groups` puts them back. Existing connections tracked by the
+    old groups may survive the swap on AWS; snapshot and stop the instance if that matters.
+
+    Example::
+
+        - id: isolate-host
+          actuator: aws.ec2.isolate_instance
+          with:
+            instance_id: ${event.resource.instance.id}
+    """
+
+    name = "aws.ec2.isolate_instance"
+    params = InstanceParams
+    permissions = ("ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
+                   "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress", "ec2:ModifyNetworkInterfaceAttribute",
+                   "ec2:ModifyInstanceAttribute", "ec2:CreateTags")
+    destructive = False
+    reverse = "aws.ec2.restore_instance_groups"
+
+    def target(self, p: InstanceParams) -> str:
+        return p.instance_id
+
+    async def plan(self, p: InstanceParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=p.instance_id,
+                           summary=f"swap every ENI of {p.instance_id} to the {QUARANTINE_GROUP} group and tag it")
+
+    async def apply(self, p: InstanceParams, ctx: ActuationContext) -> ActuationResult:
+        inst = await describe_instance(ctx, p.instance_id)
+        group = await quarantine_group(ctx, str(inst["VpcId"]), create=True)
+        assert group is not None
+        before = await eni_groups(ctx, p.instance_id)
+        pending = {eni: [group] for eni, groups in before.items() if groups != [group]}
+        if pending:
+            await set_groups(ctx, p.instance_id, {eni: [group] for eni in before})
+        await ctx.aws.call("ec2", "create_tags", Resources=[p.instance_id],
+                           Tags=[{"Key": TAG_QUARANTINED, "Value": ctx.incident or "manual"}])
+        return ActuationResult(
+            changed=bool(pending), target=p.instance_id,
+            prior={"groups_by_eni": {k: list(v) for k, v in before.items()}},
+            after={"groups_by_eni": {eni: [group] for eni in before}},
+            outputs={"quarantine_group": group},
+        )
+
+    async def verify(self, p: InstanceParams, ctx: ActuationContext) -> bool:
+        inst = await describe_instance(ctx, p.instance_id)
+        group = await quarantine_group(ctx, str(inst["VpcId"]), create=False)
+        current = await eni_groups(ctx, p.instance_id)
+        return group is not None and bool(current) and all(g == [group] for g in current.values())
+
+    def reverse_params(self, p: InstanceParams, result: ActuationResult) -> dict[str, Any] | None:
+        prior = result.prior.get("groups_by_eni")
+        return {"instance_id": p.instance_id, "groups_by_eni": prior} if result.changed and prior else None
+
+
+class RestoreGroupsParams(Params):
+    """The groups each ENI of an instance had before isolation."""
+
+    instance_id: str = Field(pattern=INSTANCE_ID, examples=["i-0123456789abcdef0"])
+    groups_by_eni: dict[str, list[str]] = Field(min_length=1)
+
+    @field_validator("groups_by_eni")
+    @classmethod
+    def _ids(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Every key is an ENI id and every value a non-empty list of group ids."""
+        for eni, groups in value.items():
+            if not re.match(ENI_ID, eni) or not groups or not all(re.match(SG_ID, g) for g in groups):
+                raise ValueError(f"bad entry {eni!r}: {groups!r}")
+        return value
+
+
+@register
+class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
+    """Give each ENI of an instance back the groups it had before isolation and drop the quarantine tag.
+
+    Example::
+
+        - id: release-host
+          actuator: aws.ec2.restore_instance_groups
+          with:
+            instance_id: i-0123456789abcdef0
+            groups_by_eni: {eni-0123456789abcdef0: [sg-0123456789abcdef0]}
+    """
+
+    name = "aws.ec2.restore_instance_groups"
+    params = RestoreGroupsParams
+    permissions = ("ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute",
+                   "ec2:ModifyInstanceAttribute", "ec2:DeleteTags")
+    destructive = False
+    reverse = "aws.ec2.isolate_instance"
+
+    def target(self, p: RestoreGroupsParams) -> str:
+        return p.instance_id
+
+    async def plan(self, p: RestoreGroupsParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=p.instance_id, summary=f"restore the security groups of {p.instance_id}")
+
+    async def apply(self, p: RestoreGroupsParams, ctx: ActuationContext) -> ActuationResult:
+        before = await eni_groups(ctx, p.instance_id)
+        wanted = {eni: sorted(groups) for eni, groups in p.groups_by_eni.items() if eni in before}
+        changed = any(before[eni] != groups for eni, groups in wanted.items())
+        if changed:
+            await set_groups(ctx, p.instance_id, wanted)
+        await ctx.aws.call("ec2", "delete_tags", Resources=[p.instance_id], Tags=[{"Key": TAG_QUARANTINED}])
+        return ActuationResult(changed=changed, target=p.instance_id,
+                               prior={"groups_by_eni": before}, after={"groups_by_eni": wanted})
+
+    async def verify(self, p: RestoreGroupsParams, ctx: ActuationContext) -> bool:
+        current = await eni_groups(ctx, p.instance_id)
+        return all(current.get(eni) == sorted(groups) for eni, groups in p.groups_by_eni.items() if eni in current)
+
+
+class _InstanceState(Actuator[InstanceParams]):
+    params = InstanceParams
+    destructive = False
+    operation = ""
+    settled: tuple[str, ...] = ()
+
+    def target(self, p: InstanceParams) -> str:
+        return p.instance_id
+
+    async def plan(self, p: InstanceParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=p.instance_id, summary=f"{self.operation.split('_')[0]} instance {p.instance_id}")
+
+    async def apply(self, p: InstanceParams, ctx: ActuationContext) -> ActuationResult:
+        state = str((await describe_instance(ctx, p.instance_id))["State"]["Name"])
+        changed = state not in self.settled
+        if changed:
+            await ctx.aws.call("ec2", self.operation, InstanceIds=[p.instance_id])
+        after = str((await describe_instance(ctx, p.instance_id))["State"]["Name"])
+        return ActuationResult(changed=changed, target=p.instance_id, prior={"state": state}, after={"state": after})
+
+    async def verify(self, p: InstanceParams, ctx: ActuationContext) -> bool:
+        return str((await describe_instance(ctx, p.instance_id))["State"]["Name"]) in self.settled
+
+    def reverse_params(self, p: InstanceParams, result: ActuationResult) -> dict[str, Any] | None:
+        return p.model_dump() if result.changed else None
+
+
+@register
+class StopInstance(_InstanceState):
+    """Stop an instance (destructive: in-memory evidence is lost, so snapshot first and get approval).
+
+    Example::
+
+        - id: stop-host
+          actuator: aws.ec2.stop_instance
+          with:
+            instance_id: ${event.resource.instance.id}
+    """
+
+    name = "aws.ec2.stop_instance"
+    permissions = ("ec2:DescribeInstances", "ec2:StopInstances")
+    destructive = True
+    reverse = "aws.ec2.start_instance"
+    operation = "stop_instances"
+    settled = ("stopping", "stopped")
+
+
+@register
+class StartInstance(_InstanceState):
+    """Start a stopped instance (the undo of stop_instance).
+
+    Example::
+
+        - id: start-host
+          actuator: aws.ec2.start_instance
+          with: {instance_id: i-0123456789abcdef0}
+    """
+
+    name = "aws.ec2.start_instance"
+    permissions = ("ec2:DescribeInstances", "ec2:StartInstances")
+    destructive = False
+    reverse = "aws.ec2.stop_instance"
+    operation = "start_instances"
+    settled = ("pending", "running")

@@ -1,0 +1,99 @@
+"""EC2 forensics: snapshot every volume of an instance, tagged with the incident, once per idempotency key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.actuators.aws.ec2 import InstanceParams
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
+from responder.actuators.registry import register
+
+TAG_INCIDENT = "responder:incident"
+TAG_KEY = "responder:key"
+
+
+async def attached_volumes(ctx: ActuationContext, instance_id: str) -> list[str]:
+    """Ids of the EBS volumes attached to the instance, sorted."""
+    out = await ctx.aws.call(
+        "ec2", "describe_volumes", Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
+    )
+    return sorted(str(v["VolumeId"]) for v in out.get("Volumes", []))
+
+
+async def snapshots_for(ctx: ActuationContext, instance_id: str) -> dict[str, str]:
+    """Snapshots already taken for this idempotency key, by volume id (pending ones count)."""
+    out = await ctx.aws.call(
+        "ec2", "describe_snapshots", OwnerIds=["self"],
+        Filters=[{"Name": f"tag:{TAG_KEY}", "Values": [_key(ctx, instance_id)]}],
+    )
+    return {
+        str(s["VolumeId"]): str(s["SnapshotId"])
+        for s in out.get("Snapshots", [])
+        if s.get("State") in ("pending", "completed")
+    }
+
+
+def _key(ctx: ActuationContext, instance_id: str) -> str:
+    return ctx.key or f"manual:{instance_id}"
+
+
+@register
+class SnapshotVolumes(Actuator[InstanceParams]):
+    """Take a forensic snapshot of every EBS volume attached to an instance, tagged with the incident.
+
+    Snapshots carry `responder:incident` and `responder:key` (the step's idempotency key), so a retry or
+    a redelivered event finds them and takes no second copy. On AWS a snapshot starts `pending`; it is
+    point-in-time from the call, so a pending snapshot counts as taken.
+
+    Example::
+
+        - id: snapshot-disks
+          actuator: aws.ec2.snapshot_volumes
+          with:
+            instance_id: ${event.resource.instance.id}
+    """
+
+    name = "aws.ec2.snapshot_volumes"
+    params = InstanceParams
+    permissions = ("ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:CreateSnapshot", "ec2:CreateTags")
+    destructive = False
+    reverse = None
+    irreversible = "snapshots are evidence: deleting them is a separate, deliberate act, never an undo"
+
+    def target(self, p: InstanceParams) -> str:
+        return p.instance_id
+
+    async def plan(self, p: InstanceParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=p.instance_id, summary=f"snapshot every EBS volume attached to {p.instance_id}")
+
+    async def apply(self, p: InstanceParams, ctx: ActuationContext) -> ActuationResult:
+        volumes = await attached_volumes(ctx, p.instance_id)
+        taken = await snapshots_for(ctx, p.instance_id)
+        before = dict(taken)
+        for volume in volumes:
+            if volume in taken:
+                continue
+            tags = [
+                {"Key": TAG_INCIDENT, "Value": ctx.incident or "manual"},
+                {"Key": TAG_KEY, "Value": _key(ctx, p.instance_id)},
+                {"Key": "responder:instance", "Value": p.instance_id},
+            ]
+            created = await ctx.aws.call(
+                "ec2", "create_snapshot", VolumeId=volume,
+                Description=f"responder forensic snapshot of {volume} ({p.instance_id})",
+                TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags}],
+            )
+            taken[volume] = str(created["SnapshotId"])
+        return ActuationResult(
+            changed=taken != before, target=p.instance_id,
+            prior={"snapshots": dict(before)}, after={"snapshots": dict(taken)},
+            outputs={"snapshot_ids": sorted(taken.values())},
+        )
+
+    async def verify(self, p: InstanceParams, ctx: ActuationContext) -> bool:
+        volumes = await attached_volumes(ctx, p.instance_id)
+        taken = await snapshots_for(ctx, p.instance_id)
+        return bool(volumes) and all(v in taken for v in volumes)
+
+    def reverse_params(self, p: InstanceParams, result: ActuationResult) -> dict[str, Any] | None:
+        return None

@@ -1,0 +1,172 @@
+"""IAM access-key lifecycle beyond deactivation: delete (destructive) and rotate into Secrets Manager."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import Field
+
+from responder.actuators.aws.iam import ACCESS_KEY_ID, IAM_NAME, AccessKeyParams
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
+from responder.actuators.registry import register
+from responder.errors import PermanentActuationError
+
+SECRET_NAME = r"^[A-Za-z0-9/_+=.@-]{1,512}$"  # noqa: S105 - a pattern, not a password
+
+
+async def list_keys(ctx: ActuationContext, user_name: str) -> dict[str, str]:
+    """Status of each access key of the user, by key id."""
+    listed = await ctx.aws.call("iam", "list_access_keys", UserName=user_name)
+    return {str(k["AccessKeyId"]): str(k["Status"]) for k in listed.get("AccessKeyMetadata", [])}
+
+
+@register
+class DeleteAccessKey(Actuator[AccessKeyParams]):
+    """Delete an IAM access key for good (destructive: prefer aws.iam.deactivate_access_key on an alert).
+
+    Example::
+
+        - id: delete-key
+          actuator: aws.iam.delete_access_key
+          with:
+            user_name: ${event.resource.access_key.attributes.user_name}
+            access_key_id: ${event.resource.access_key.id}
+    """
+
+    name = "aws.iam.delete_access_key"
+    params = AccessKeyParams
+    permissions = ("iam:ListAccessKeys", "iam:DeleteAccessKey")
+    destructive = True
+    reverse = None
+    irreversible = "a deleted access key cannot be recovered; issue a new one with aws.iam.rotate_access_key"
+
+    def target(self, p: AccessKeyParams) -> str:
+        return p.access_key_id
+
+    async def plan(self, p: AccessKeyParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=p.access_key_id, summary=f"DELETE access key {p.access_key_id} of {p.user_name}")
+
+    async def apply(self, p: AccessKeyParams, ctx: ActuationContext) -> ActuationResult:
+        keys = await list_keys(ctx, p.user_name)
+        status = keys.get(p.access_key_id)
+        if status is not None:
+            await ctx.aws.call("iam", "delete_access_key", UserName=p.user_name, AccessKeyId=p.access_key_id)
+        return ActuationResult(changed=status is not None, target=p.access_key_id,
+                               prior={"status": status}, after={"status": None})
+
+    async def verify(self, p: AccessKeyParams, ctx: ActuationContext) -> bool:
+        return p.access_key_id not in await list_keys(ctx, p.user_name)
+
+
+class RotateKeyParams(Params):
+    """The key to replace, and the secret that receives its successor."""
+
+    user_name: str = Field(pattern=IAM_NAME, examples=["ml-training"])
+    access_key_id: str = Field(pattern=ACCESS_KEY_ID, examples=["AKIAIOSFODNN7EXAMPLE"])
+    secret_name: str = Field(pattern=SECRET_NAME, examples=["responder/iam/ml-training"])
+    delete_inactive_spare: bool = False
+
+
+async def stored_rotation(ctx: ActuationContext, secret_name: str) -> dict[str, Any] | None:
+    """The rotation record in the secret (never logged), or None when the secret does not exist."""
+    try:
+        got = await ctx.aws.call("secretsmanager", "get_secret_value", SecretId=secret_name)
+    except PermanentActuationError as exc:
+        if exc.code == "ResourceNotFoundException":
+            return None
+        raise
+    try:
+        value = orjson.loads(str(got.get("SecretString") or "{}"))
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@register
+class RotateAccessKey(Actuator[RotateKeyParams]):
+    """Issue a new access key, store it in Secrets Manager, then deactivate the old key.
+
+    IAM allows two keys per user. When the user already has another key, the rotation stops with
+    `LimitExceeded` unless that other key is Inactive and `delete_inactive_spare: true`. The secret holds
+    `{"access_key_id", "secret_access_key", "replaces"}`; a second apply finds `replaces` equal to the old
+    key and issues nothing new. Undo re-activates the old key; the new key stays (delete it by hand).
+
+    Example::
+
+        - id: rotate-key
+          actuator: aws.iam.rotate_access_key
+          with:
+            user_name: ${event.resource.access_key.attributes.user_name}
+            access_key_id: ${event.resource.access_key.id}
+            secret_name: responder/iam/ml-training
+    """
+
+    name = "aws.iam.rotate_access_key"
+    params = RotateKeyParams
+    permissions = ("iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey",
+                   "secretsmanager:GetSecretValue", "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue")
+    destructive = False
+    reverse = "aws.iam.activate_access_key"
+
+    def target(self, p: RotateKeyParams) -> str:
+        return p.access_key_id
+
+    async def plan(self, p: RotateKeyParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=p.access_key_id, summary=(
+            f"create a new key for {p.user_name} into secret {p.secret_name}, deactivate {p.access_key_id}"))
+
+    async def apply(self, p: RotateKeyParams, ctx: ActuationContext) -> ActuationResult:
+        keys = await list_keys(ctx, p.user_name)
+        if p.access_key_id not in keys:
+            raise PermanentActuationError(f"access key {p.access_key_id} not found for {p.user_name}",
+                                          code="NoSuchEntity")
+        record = await stored_rotation(ctx, p.secret_name)
+        new_id = str(record.get("access_key_id", "")) if record else ""
+        done = bool(record) and record.get("replaces") == p.access_key_id and new_id in keys  # type: ignore[union-attr]
+        changed = not done
+        if not done:
+            new_id = await self._issue(p, ctx, keys, secret_exists=record is not None)
+        if keys[p.access_key_id] != "Inactive":
+            await ctx.aws.call("iam", "update_access_key", UserName=p.user_name, AccessKeyId=p.access_key_id,
+                               Status="Inactive")
+            changed = True
+        return ActuationResult(
+            changed=changed, target=p.access_key_id,
+            prior={"status": keys[p.access_key_id], "keys": sorted(keys)},
+            after={"status": "Inactive", "new_access_key_id": new_id},
+            outputs={"new_access_key_id": new_id, "secret_name": p.secret_name},
+        )
+
+    async def _issue(self, p: RotateKeyParams, ctx: ActuationContext, keys: dict[str, str], *,
+                     secret_exists: bool) -> str:
+        others = {k: s for k, s in keys.items() if k != p.access_key_id}
+        for other, status in others.items():
+            if status != "Inactive" or not p.delete_inactive_spare:
+                raise PermanentActuationError(
+                    f"{p.user_name} already has two keys ({other} is {status}); IAM allows two. Set "
+                    "delete_inactive_spare: true to delete an Inactive spare, or remove it by hand",
+                    code="LimitExceeded")
+            await ctx.aws.call("iam", "delete_access_key", UserName=p.user_name, AccessKeyId=other)
+        created = (await ctx.aws.call("iam", "create_access_key", UserName=p.user_name))["AccessKey"]
+        value = orjson.dumps({"access_key_id": created["AccessKeyId"],
+                              "secret_access_key": created["SecretAccessKey"],
+                              "replaces": p.access_key_id, "incident": ctx.incident}).decode()
+        if secret_exists:
+            await ctx.aws.call("secretsmanager", "put_secret_value", SecretId=p.secret_name, SecretString=value)
+        else:
+            await ctx.aws.call("secretsmanager", "create_secret", Name=p.secret_name, SecretString=value,
+                               Tags=[{"Key": "responder:incident", "Value": ctx.incident or "manual"}])
+        return str(created["AccessKeyId"])
+
+    async def verify(self, p: RotateKeyParams, ctx: ActuationContext) -> bool:
+        keys = await list_keys(ctx, p.user_name)
+        record = await stored_rotation(ctx, p.secret_name) or {}
+        new_id = str(record.get("access_key_id", ""))
+        return (keys.get(p.access_key_id) == "Inactive" and record.get("replaces") == p.access_key_id
+                and keys.get(new_id) == "Active")
+
+    def reverse_params(self, p: RotateKeyParams, result: ActuationResult) -> dict[str, Any] | None:
+        if result.prior.get("status") != "Active":
+            return None
+        return {"user_name": p.user_name, "access_key_id": p.access_key_id}

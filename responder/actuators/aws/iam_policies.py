@@ -1,0 +1,237 @@
+"""IAM deny policies on a user or role: revoke its sessions, quarantine it, and put back what was there."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, Field, JsonValue
+
+from responder.actuators.aws.iam import IAM_NAME
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
+from responder.actuators.registry import register
+from responder.errors import PermanentActuationError
+
+PrincipalType = Literal["user", "role"]
+REVOKE_POLICY = "responder-revoke-older-sessions"
+QUARANTINE_POLICY = "responder-quarantine"
+RESPONDER_POLICY = r"^responder-[\w+=,.@-]{1,100}$"
+_OPS = {"user": ("UserName", "user"), "role": ("RoleName", "role")}
+
+
+async def get_inline(ctx: ActuationContext, kind: str, principal: str, policy: str) -> dict[str, Any] | None:
+    """The inline policy document, or None when the principal has no policy of that name."""
+    arg, noun = _OPS[kind]
+    try:
+        got = await ctx.aws.call("iam", f"get_{noun}_policy", **{arg: principal}, PolicyName=policy)
+    except PermanentActuationError as exc:
+        if exc.code == "NoSuchEntity":
+            return None
+        raise
+    doc = got["PolicyDocument"]
+    parsed: dict[str, Any] = orjson.loads(doc) if isinstance(doc, str) else dict(doc)
+    return parsed
+
+
+async def put_inline(ctx: ActuationContext, kind: str, principal: str, policy: str, doc: dict[str, Any]) -> None:
+    """Create or replace the inline policy."""
+    arg, noun = _OPS[kind]
+    await ctx.aws.call("iam", f"put_{noun}_policy", **{arg: principal}, PolicyName=policy,
+                       PolicyDocument=orjson.dumps(doc).decode())
+
+
+async def delete_inline(ctx: ActuationContext, kind: str, principal: str, policy: str) -> None:
+    """Remove the inline policy (absent is fine)."""
+    arg, noun = _OPS[kind]
+    try:
+        await ctx.aws.call("iam", f"delete_{noun}_policy", **{arg: principal}, PolicyName=policy)
+    except PermanentActuationError as exc:
+        if exc.code != "NoSuchEntity":
+            raise
+
+
+def deny_document(sid: str, condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A one-statement policy denying every action on every resource (optionally under a condition)."""
+    statement: dict[str, Any] = {"Sid": sid, "Effect": "Deny", "Action": "*", "Resource": "*"}
+    if condition:
+        statement["Condition"] = condition
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+class PrincipalParams(Params):
+    """An IAM user or role, by name."""
+
+    principal_type: PrincipalType = Field(examples=["user"])
+    principal_name: str = Field(pattern=IAM_NAME, examples=["ml-training"])
+
+
+class RevokeParams(PrincipalParams):
+    """Deny credentials issued before `issued_before` (default: the moment of the first apply)."""
+
+    issued_before: AwareDatetime | None = None
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cutoff(doc: dict[str, Any] | None) -> str | None:
+    for st in (doc or {}).get("Statement", []):
+        found = st.get("Condition", {}).get("DateLessThan", {}).get("aws:TokenIssueTime")
+        if found:
+            return str(found)
+    return None
+
+
+class _InlineDeny(Actuator[Any]):
+    destructive = False
+    reverse = "aws.iam.restore_inline_policy"
+    policy = ""
+
+    def target(self, p: PrincipalParams) -> str:
+        return f"{p.principal_type}/{p.principal_name}"
+
+    def reverse_params(self, p: PrincipalParams, result: ActuationResult) -> dict[str, Any] | None:
+        if not result.changed:
+            return None
+        return {"principal_type": p.principal_type, "principal_name": p.principal_name,
+                "policy_name": self.policy, "document": result.prior.get("document")}
+
+
+@register
+class RevokeSessions(_InlineDeny):
+    """Revoke every temporary credential of a user or role issued so far: deny-all on `aws:TokenIssueTime`.
+
+    This is the inline policy AWS's console "Revoke active sessions" writes. Long-term access keys carry
+    no `aws:TokenIssueTime` and are not affected (deactivate them separately). Re-applying with the same
+    idempotency key keeps the first cutoff; a later incident moves the cutoff forward, never back.
+    Note: moto ignores policy conditions, so its sandbox cannot show which sessions are denied.
+
+    Example::
+
+        - id: revoke-sessions
+          actuator: aws.iam.revoke_sessions
+          with:
+            principal_type: user
+            principal_name: ${event.resource.iam_user.name}
+    """
+
+    name = "aws.iam.revoke_sessions"
+    params = RevokeParams
+    permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:GetRolePolicy", "iam:PutRolePolicy")
+    policy = REVOKE_POLICY
+
+    async def plan(self, p: RevokeParams, ctx: ActuationContext) -> PlanPreview:
+        when = p.issued_before.isoformat() if p.issued_before else "now"
+        return PlanPreview(target=self.target(p),
+                           summary=f"deny all to {self.target(p)}'s credentials issued before {when}")
+
+    def _sid(self, ctx: ActuationContext) -> str:
+        return "ResponderRevoke" + "".join(c for c in ctx.key if c.isalnum())[:32]
+
+    async def apply(self, p: RevokeParams, ctx: ActuationContext) -> ActuationResult:
+        before = await get_inline(ctx, p.principal_type, p.principal_name, self.policy)
+        old = _cutoff(before)
+        same_key = bool(before) and before["Statement"][0].get("Sid") == self._sid(ctx)  # type: ignore[index]
+        requested = _iso(p.issued_before or datetime.now(UTC))
+        wanted = old if same_key and old and p.issued_before is None else max(old or "", requested)
+        changed = wanted != old
+        if changed:
+            doc = deny_document(self._sid(ctx), {"DateLessThan": {"aws:TokenIssueTime": wanted}})
+            await put_inline(ctx, p.principal_type, p.principal_name, self.policy, doc)
+        return ActuationResult(changed=changed, target=self.target(p), prior={"document": before, "cutoff": old},
+                               after={"cutoff": wanted}, outputs={"cutoff": wanted})
+
+    async def verify(self, p: RevokeParams, ctx: ActuationContext) -> bool:
+        cutoff = _cutoff(await get_inline(ctx, p.principal_type, p.principal_name, self.policy))
+        if cutoff is None:
+            return False
+        return p.issued_before is None or cutoff >= _iso(p.issued_before)
+
+
+@register
+class QuarantinePrincipal(_InlineDeny):
+    """Attach an explicit deny-all inline policy to a user or role: nothing it calls is allowed any more.
+
+    An inline policy (rather than the AWS-managed AWSDenyAll) needs no managed-policy ARN per partition,
+    works the same for users and roles, and is removed by name on undo.
+
+    Example::
+
+        - id: quarantine-role
+          actuator: aws.iam.quarantine_principal
+          with:
+            principal_type: role
+            principal_name: ${event.resource.iam_role.name}
+    """
+
+    name = "aws.iam.quarantine_principal"
+    params = PrincipalParams
+    permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:GetRolePolicy", "iam:PutRolePolicy")
+    policy = QUARANTINE_POLICY
+
+    async def plan(self, p: PrincipalParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=self.target(p), summary=f"attach deny-all policy {self.policy} to {self.target(p)}")
+
+    async def apply(self, p: PrincipalParams, ctx: ActuationContext) -> ActuationResult:
+        before = await get_inline(ctx, p.principal_type, p.principal_name, self.policy)
+        wanted = deny_document("ResponderQuarantine")
+        changed = before != wanted
+        if changed:
+            await put_inline(ctx, p.principal_type, p.principal_name, self.policy, wanted)
+        return ActuationResult(changed=changed, target=self.target(p), prior={"document": before},
+                               after={"document": wanted})
+
+    async def verify(self, p: PrincipalParams, ctx: ActuationContext) -> bool:
+        return await get_inline(ctx, p.principal_type, p.principal_name, self.policy) == deny_document(
+            "ResponderQuarantine")
+
+
+class RestoreInlineParams(PrincipalParams):
+    """A responder-owned inline policy and the document it should have (None: no such policy)."""
+
+    policy_name: str = Field(pattern=RESPONDER_POLICY, examples=[QUARANTINE_POLICY])
+    document: dict[str, JsonValue] | None = None
+
+
+@register
+class RestoreInlinePolicy(Actuator[RestoreInlineParams]):
+    """Put a responder-owned inline policy back as it was (delete it when there was none): the undo of deny policies.
+
+    Only policies named `responder-…` can be touched, so an undo can never remove a policy it did not write.
+
+    Example::
+
+        - id: lift-quarantine
+          actuator: aws.iam.restore_inline_policy
+          with: {principal_type: role, principal_name: inference, policy_name: responder-quarantine}
+    """
+
+    name = "aws.iam.restore_inline_policy"
+    params = RestoreInlineParams
+    permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:DeleteUserPolicy", "iam:GetRolePolicy",
+                   "iam:PutRolePolicy", "iam:DeleteRolePolicy")
+    destructive = False
+    reverse = None
+    irreversible = "it is itself an undo; re-run the original step to contain again"
+
+    def target(self, p: RestoreInlineParams) -> str:
+        return f"{p.principal_type}/{p.principal_name}/{p.policy_name}"
+
+    async def plan(self, p: RestoreInlineParams, ctx: ActuationContext) -> PlanPreview:
+        what = "delete" if p.document is None else "restore"
+        return PlanPreview(target=self.target(p), summary=f"{what} inline policy {self.target(p)}")
+
+    async def apply(self, p: RestoreInlineParams, ctx: ActuationContext) -> ActuationResult:
+        before = await get_inline(ctx, p.principal_type, p.principal_name, p.policy_name)
+        changed = before != p.document
+        if changed and p.document is None:
+            await delete_inline(ctx, p.principal_type, p.principal_name, p.policy_name)
+        elif changed:
+            await put_inline(ctx, p.principal_type, p.principal_name, p.policy_name, dict(p.document or {}))
+        return ActuationResult(changed=changed, target=self.target(p), prior={"document": before},
+                               after={"document": p.document})
+
+    async def verify(self, p: RestoreInlineParams, ctx: ActuationContext) -> bool:
+        return await get_inline(ctx, p.principal_type, p.principal_name, p.policy_name) == p.document

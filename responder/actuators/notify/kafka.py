@@ -1,0 +1,79 @@
+"""notify.kafka: publish the notification to a topic through the injected publisher (aiokafka stays in ingest)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview, Publisher
+from responder.actuators.notify.message import KEY_ID, Ledger, MessageParams, body, signing_secret
+from responder.actuators.registry import register
+from responder.auth import signed_headers
+from responder.errors import PermanentActuationError
+
+TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
+
+
+class KafkaNotifyParams(MessageParams):
+    """The topic, and optionally a configured key that signs the record."""
+
+    topic: str = Field(pattern=TOPIC, examples=["responder.notifications"])
+    key_id: str | None = Field(default=None, pattern=KEY_ID)
+
+
+def publisher(ctx: ActuationContext) -> Publisher:
+    """The publisher the service injected as `ctx.extras['publisher']`."""
+    found = ctx.extras.get("publisher")
+    if found is None:
+        raise PermanentActuationError("no Kafka publisher configured for notify.kafka", code="NoPublisher")
+    pub: Publisher = found
+    return pub
+
+
+@register
+class KafkaNotify(Actuator[KafkaNotifyParams]):
+    """Publish a JSON notification to a Kafka topic, keyed by incident (so one incident's messages stay ordered).
+
+    With `key_id`, the record carries the same HMAC headers producers use (responder-key-id,
+    responder-signature). The idempotency key travels in the `idempotency-key` header; this process
+    remembers delivered keys, so a retry after an acknowledged send publishes nothing more.
+
+    Example::
+
+        - id: announce
+          actuator: notify.kafka.publish_message
+          with:
+            topic: responder.notifications
+            title: inference host isolated
+            fields: {instance: "${event.resource.instance.id}"}
+    """
+
+    name = "notify.kafka.publish_message"
+    params = KafkaNotifyParams
+    permissions = ()
+    destructive = False
+    reverse = None
+    irreversible = "a published record cannot be unpublished"
+
+    def __init__(self) -> None:
+        self.ledger = Ledger()
+
+    def target(self, p: KafkaNotifyParams) -> str:
+        return p.topic
+
+    async def plan(self, p: KafkaNotifyParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=p.topic, summary=f"publish {p.title!r} to topic {p.topic}")
+
+    async def apply(self, p: KafkaNotifyParams, ctx: ActuationContext) -> ActuationResult:
+        if self.ledger.seen(ctx.key):
+            return ActuationResult(changed=False, target=p.topic, after={"delivered": True})
+        data = body(p, ctx)
+        headers = [("idempotency-key", ctx.key.encode())]
+        if p.key_id:
+            headers += signed_headers(p.key_id, signing_secret(ctx, p.key_id), data)
+        await publisher(ctx).publish(p.topic, data, key=(ctx.incident or None) and ctx.incident.encode(),
+                                     headers=headers)
+        self.ledger.add(ctx.key)
+        return ActuationResult(changed=True, target=p.topic, prior={"delivered": False}, after={"delivered": True})
+
+    async def verify(self, p: KafkaNotifyParams, ctx: ActuationContext) -> bool:
+        return self.ledger.seen(ctx.key)

@@ -1,0 +1,93 @@
+"""notify.webhook: POST the notification as JSON, HMAC-SHA256-signed like records from producers."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.error
+import urllib.request
+
+from pydantic import Field
+
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
+from responder.actuators.notify.message import KEY_ID, Ledger, MessageParams, body, signing_secret
+from responder.actuators.registry import register
+from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, sign
+from responder.errors import PermanentActuationError, TransientActuationError
+
+URL = r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class WebhookParams(MessageParams):
+    """Where to POST and which configured key signs the body."""
+
+    url: str = Field(pattern=URL, examples=["https://hooks.example.com/security"])
+    key_id: str = Field(pattern=KEY_ID, examples=["oncall"])
+    timeout: float = Field(default=10.0, gt=0, le=60)
+
+
+def _post(url: str, data: bytes, headers: dict[str, str], timeout: float) -> int:
+    req = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 - http(s) only (pattern)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only (pattern)
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        raise TransientActuationError(f"webhook unreachable: {exc}", code="Unreachable") from exc
+
+
+@register
+class WebhookNotify(Actuator[WebhookParams]):
+    """POST a JSON notification signed with HMAC-SHA256 (headers responder-key-id, responder-signature).
+
+    The secret comes from settings (`RESPONDER_NOTIFY_KEYS`), never from the runbook. The step's
+    idempotency key is sent as `Idempotency-Key` so receivers can drop duplicates; this process also
+    remembers delivered keys, so a retry after success does not post again. 5xx, 429 and network errors
+    are retried; other 4xx are permanent. Write `url` as a literal in the runbook, not from the event.
+
+    Example::
+
+        - id: page-oncall
+          actuator: notify.webhook.post_message
+          with:
+            url: https://hooks.example.com/security
+            key_id: oncall
+            title: credential exfiltration contained
+            severity: high
+            fields: {key: "${event.resource.access_key.id}"}
+    """
+
+    name = "notify.webhook.post_message"
+    params = WebhookParams
+    permissions = ()
+    destructive = False
+    reverse = None
+    irreversible = "a message once delivered cannot be unsent"
+
+    def __init__(self) -> None:
+        self.ledger = Ledger()
+
+    def target(self, p: WebhookParams) -> str:
+        return p.url
+
+    async def plan(self, p: WebhookParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=p.url, summary=f"POST {p.title!r} to {p.url} signed with key {p.key_id}")
+
+    async def apply(self, p: WebhookParams, ctx: ActuationContext) -> ActuationResult:
+        if self.ledger.seen(ctx.key):
+            return ActuationResult(changed=False, target=p.url, after={"delivered": True})
+        data = body(p, ctx)
+        headers = {"Content-Type": "application/json", KEY_ID_HEADER: p.key_id,
+                   SIGNATURE_HEADER: sign(signing_secret(ctx, p.key_id), data), IDEMPOTENCY_HEADER: ctx.key}
+        status = await asyncio.to_thread(_post, p.url, data, headers, p.timeout)
+        if status >= 500 or status == 429:
+            raise TransientActuationError(f"webhook answered {status}", code=f"HTTP{status}")
+        if status >= 300:
+            raise PermanentActuationError(f"webhook answered {status}", code=f"HTTP{status}")
+        self.ledger.add(ctx.key)
+        return ActuationResult(changed=True, target=p.url, prior={"delivered": False},
+                               after={"delivered": True}, outputs={"status": status})
+
+    async def verify(self, p: WebhookParams, ctx: ActuationContext) -> bool:
+        return self.ledger.seen(ctx.key)
