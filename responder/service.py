@@ -83,6 +83,7 @@ class Service:
             self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
             guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
             approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}),
+            extras={"publisher": self.publisher, "webhook_keys": settings.notify_secrets()},
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))

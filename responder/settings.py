@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     aws_secret_access_key: SecretStr | None = None
     aws_call_timeout: float = 20.0
 
+    notify_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="HMAC secrets by key id for notify.webhook / notify.kafka signatures"
+    )
+
     dry_run: bool = False
     kill_switch: bool = Field(default=False, description="every step needs a human approval")
     kill_switch_file: Path | None = Field(default=None, description="kill switch is on while this file exists")
@@ -82,6 +86,10 @@ class Settings(BaseSettings):
         if config:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
         return tuple(sources)
+
+    def notify_secrets(self) -> dict[str, bytes]:
+        """The notify signing secrets as bytes, by key id."""
+        return {k: v.get_secret_value().encode() for k, v in self.notify_keys.items()}
 
     def aws_credentials(self) -> dict[str, str]:
         """Explicit credentials when configured; otherwise the standard chain applies."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from responder.cli import approvals, events, runbooks, service, timeline
+from responder.cli import actuation, approvals, events, runbooks, service, timeline
 
 app = typer.Typer(
     name="responder",
@@ -19,3 +19,4 @@ runbooks.register(app)
 approvals.register(app)
 app.add_typer(timeline.app, name="timeline")
 events.register(app)
+actuation.register(app)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from responder.actuators import registry
+from responder.actuators.contract import examples
 from responder.catalog import check_directory, load_runbooks
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console
 from responder.errors import ConfigError, EventRejected
@@ -98,9 +99,11 @@ def list_actuators(json: JsonOpt = False) -> None:
     """Every registered actuator with its permissions, destructiveness and reverse."""
     for a in registry:
         row = {"name": a.name, "permissions": list(a.permissions), "destructive": a.destructive,
-               "reverse": a.reverse, "params": a.params.model_json_schema()}
+               "reverse": a.reverse, "irreversible": a.irreversible or None,
+               "params": a.params.model_json_schema(), "examples": examples(a)}
         if json:
             emit_json(row)
         else:
             flag = " [red]destructive[/red]" if a.destructive else ""
-            console.print(f"{a.name}{flag}  reverse={a.reverse or '-'}  permissions={', '.join(a.permissions)}")
+            console.print(f"{a.name}{flag}  reverse={a.reverse or '-'}  "
+                          f"permissions={', '.join(a.permissions) or '-'}")

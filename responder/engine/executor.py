@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -63,8 +63,9 @@ class Engine:
     def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *, dry_run: bool = False,
                  guards: Guards | None = None, publisher: Publisher | None = None,
                  approval_keys: KeyRing | None = None, requests_topic: str = REQUESTS_TOPIC,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, extras: Mapping[str, Any] | None = None) -> None:
         self.recorder = recorder
+        self.extras = dict(extras or {})
         self.registry = registry
         self.aws = aws
         self.dry_run = dry_run
@@ -184,7 +185,7 @@ class Engine:
             reasons.append("approval required by the runbook")
         elif actuator.destructive:  # never waived, even if a runbook bypassed the loader
             reasons.append(f"{step.actuator} is destructive")
-        ctx = ActuationContext(aws=self.aws, incident=incident.id, key=key)
+        ctx = ActuationContext(aws=self.aws, incident=incident.id, key=key, extras=self.extras)
         if self.dry_run or rb.mode is Mode.DRY_RUN:
             preview = await actuator.plan(params, ctx)
             rec.append(EntryKind.STEP_PLANNED, {**head, "params": values, "summary": preview.summary,

@@ -1,0 +1,82 @@
+"""`responder undo` and `responder iam-policy`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from responder.actuators import registry
+from responder.actuators.policy import actuators_used, minimal_policy
+from responder.catalog import load_runbooks
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.errors import ConfigError
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add `undo` and `iam-policy` to `app`."""
+    app.command()(undo)
+    app.command("iam-policy")(iam_policy)
+
+
+def undo(
+    incident: Annotated[str, typer.Argument(help="incident id (see `responder timeline show`)")],
+    step: Annotated[str | None, typer.Option("--step", help="undo only this step id")] = None,
+    timeline: Annotated[Path | None, typer.Option(help="timeline file (default: settings' timeline_path)")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline."""
+    from responder.engine.undo import Undoer
+    from responder.service import aws_from
+    from responder.settings import Settings
+    from responder.timeline.recorder import Recorder
+    from responder.timeline.store import FileStore
+
+    try:
+        settings = Settings()
+        path = timeline or settings.timeline_path
+        if not path.is_file():
+            raise ConfigError(f"timeline {path} does not exist")
+        recorder = Recorder(FileStore(path))
+        undoer = Undoer(recorder, registry, aws_from(settings), extras={"webhook_keys": settings.notify_secrets()})
+        try:
+            outcomes = asyncio.run(undoer.undo(incident, step))
+        finally:
+            recorder.close()
+    except ConfigError as exc:
+        err_console.print(f"[red]✗ {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
+    _report(outcomes, json)
+    if any(o["status"] == "failed" for o in outcomes):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _report(outcomes: list[dict[str, Any]], json: bool) -> None:
+    if json:
+        emit_json({"ok": not any(o["status"] == "failed" for o in outcomes), "steps": outcomes})
+        return
+    if not outcomes:
+        console.print("nothing to undo")
+    for o in outcomes:
+        mark = {"ok": "[green]✓[/green]", "failed": "[red]✗[/red]"}.get(o["status"], "[yellow]-[/yellow]")
+        detail = o.get("reverse") or o.get("reason") or ""
+        if o["status"] == "failed":
+            detail = f"{detail}: {o.get('error')}"
+        console.print(f"{mark} {o['step']} ({o['actuator']} on {o.get('target')}): {o['status']} {detail}")
+
+
+def iam_policy(
+    directory: Annotated[Path, typer.Argument(help="runbook directory")] = Path("runbooks"),
+    no_undo: Annotated[bool, typer.Option("--no-undo", help="leave out the reverse actuators' permissions")] = False,
+) -> None:
+    """Print the least-privilege IAM policy (JSON) for the actuators the runbooks use; no wildcard actions."""
+    try:
+        books = load_runbooks(directory, registry)
+    except ConfigError as exc:
+        err_console.print(f"[red]✗ {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
+    emit_json(minimal_policy(actuators_used(books, registry, with_reverse=not no_undo), registry))
