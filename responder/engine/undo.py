@@ -67,6 +67,7 @@ class Undoer:
 
     async def undo(self, incident: str, step: str | None = None) -> list[dict[str, Any]]:
         """Undo the incident's steps (or one step) newest first; returns one outcome per step considered."""
+        await self.recorder.flush()
         pending = undoable(self.recorder.entries(), incident, step)
         if step is not None and not pending:
             raise ConfigError(f"incident {incident} has no completed, not yet undone step {step!r}")

@@ -50,7 +50,8 @@ class RotateSecret(Actuator[RotateSecretParams]):
     For an emergency rotation after anomalous reads: no rotation Lambda is involved (moto's
     `rotate_secret` without a Lambda leaves AWSCURRENT with no value, and AWS would need one). The new
     version id is derived from the step's idempotency key and passed as ClientRequestToken, so a retry
-    or a redelivery finds the version and writes nothing. Consumers of the secret must re-read it.
+    or a redelivery finds the version and writes nothing; if AWSCURRENT was moved off it since, it is
+    moved back. Consumers of the secret must re-read it.
 
     Example::
 
@@ -63,7 +64,7 @@ class RotateSecret(Actuator[RotateSecretParams]):
     name = "aws.secretsmanager.rotate_secret"
     params = RotateSecretParams
     permissions = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
-                   "secretsmanager:PutSecretValue")
+                   "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage")
     destructive = False
     reverse = "aws.secretsmanager.restore_secret_version"
 
@@ -78,8 +79,12 @@ class RotateSecret(Actuator[RotateSecretParams]):
         token = rotation_token(ctx, p.secret_id)
         before = await stages(ctx, p.secret_id)
         prior_current = current_version(before)
-        changed = token not in before
-        if changed:
+        changed = prior_current != token
+        if token in before and changed:
+            await ctx.aws.call("secretsmanager", "update_secret_version_stage", SecretId=p.secret_id,
+                               VersionStage="AWSCURRENT", MoveToVersionId=token,
+                               **({"RemoveFromVersionId": prior_current} if prior_current else {}))
+        elif changed:
             value = secrets.token_urlsafe(p.length)[: p.length]
             if p.json_key:
                 value = await self._merged(ctx, p, value)
