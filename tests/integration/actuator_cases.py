@@ -15,7 +15,11 @@ from responder.errors import PermanentActuationError
 
 Params = dict[str, Any]
 ACCOUNT = "123456789012"
-TRUST = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+ENDPOINT_POLICY = "responder-isolate-endpoint-fraud-scoring-prod"
+TRUST = (
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},'
+    '"Action":"sts:AssumeRole"}]}'
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,8 @@ async def _eni_groups(aws: AwsSession, p: Params) -> dict[str, list[str]]:
 
 
 async def _unisolate(aws: AwsSession, p: Params) -> None:
-    out = await aws.call("ec2", "describe_security_groups", Filters=[{"Name": "group-name", "Values": ["inference-web"]}])
+    out = await aws.call("ec2", "describe_security_groups",
+                         Filters=[{"Name": "group-name", "Values": ["inference-web"]}])
     web = out["SecurityGroups"][0]["GroupId"]
     for eni in await _eni_groups(aws, p):
         await aws.call("ec2", "modify_network_interface_attribute", NetworkInterfaceId=eni, Groups=[web])
@@ -190,7 +195,8 @@ async def _pab(aws: AwsSession, p: Params) -> Any:
         return None
 
 
-def throttle(aws: AwsSession, service: str, times: int, code: str = "ThrottlingException", status: int = 400) -> list[str]:
+def throttle(aws: AwsSession, service: str, times: int, code: str = "ThrottlingException",
+             status: int = 400) -> list[str]:
     """Make the next `times` calls on `service` fail with `code` before reaching moto; returns the failed ops."""
     failed: list[str] = []
 
@@ -228,8 +234,8 @@ CASES = [
     Case("aws.lambda.throttle_function", "lambda", _function, _reserved,
          lambda aws, p: aws.call("lambda", "delete_function_concurrency", FunctionName=p["function_name"])),
     Case("aws.sagemaker.isolate_endpoint", "sagemaker", _endpoint,
-         lambda aws, p: _inline(aws, "role", "inference-gateway", "responder-isolate-endpoint-fraud-scoring-prod"),
-         lambda aws, p: _drop_inline(aws, "role", "inference-gateway", "responder-isolate-endpoint-fraud-scoring-prod")),
+         lambda aws, p: _inline(aws, "role", "inference-gateway", ENDPOINT_POLICY),
+         lambda aws, p: _drop_inline(aws, "role", "inference-gateway", ENDPOINT_POLICY)),
     Case("aws.s3.block_public_access", "s3", _bucket, _pab,
          lambda aws, p: aws.call("s3", "delete_public_access_block", Bucket=p["bucket"])),
 ]

@@ -1,0 +1,149 @@
+"""What each containment leaves behind on the moto server, beyond the generic apply/drift/undo contract."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from responder.actuators import registry
+from responder.actuators.base import ActuationContext
+from responder.errors import PermanentActuationError
+from tests.integration.actuator_cases import CASES
+
+pytestmark = pytest.mark.integration
+CASE = {c.actuator: c for c in CASES}
+CTX_INCIDENT = "inc0123456789abcdef0"
+CTX_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+def _ctx(aws, key: str = CTX_KEY) -> ActuationContext:
+    return ActuationContext(aws=aws, incident=CTX_INCIDENT, key=key)
+
+
+async def _run(aws, name: str, params: dict, key: str = CTX_KEY):
+    actuator = registry.get(name)
+    return await actuator.apply(actuator.params.model_validate(params), _ctx(aws, key))
+
+
+async def test_isolation_group_has_no_rules_and_instance_is_tagged(aws):
+    """The quarantine group allows nothing in or out, prior groups are recorded per ENI, the tag names the incident."""
+    params = await CASE["aws.ec2.isolate_instance"].setup(aws)
+    result = await _run(aws, "aws.ec2.isolate_instance", params)
+    group = (await aws.call("ec2", "describe_security_groups", GroupIds=[result.outputs["quarantine_group"]]))[
+        "SecurityGroups"][0]
+    assert group["GroupName"] == "responder-quarantine"
+    assert group["IpPermissions"] == []
+    assert group["IpPermissionsEgress"] == []
+    prior = result.prior["groups_by_eni"]
+    assert len(prior) == 1
+    assert all(g.startswith("sg-") for groups in prior.values() for g in groups)
+    inst = (await aws.call("ec2", "describe_instances", InstanceIds=[params["instance_id"]]))["Reservations"][0][
+        "Instances"][0]
+    assert {"Key": "responder:quarantined", "Value": CTX_INCIDENT} in inst["Tags"]
+
+
+async def test_second_instance_reuses_the_quarantine_group(aws):
+    """Two isolations in one VPC share one quarantine group."""
+    first = await _run(aws, "aws.ec2.isolate_instance", await CASE["aws.ec2.isolate_instance"].setup(aws))
+    ami = (await aws.call("ec2", "describe_images"))["Images"][0]["ImageId"]
+    other = (await aws.call("ec2", "run_instances", ImageId=ami, MinCount=1, MaxCount=1))["Instances"][0]["InstanceId"]
+    second = await _run(aws, "aws.ec2.isolate_instance", {"instance_id": other}, key="b" * 32)
+    assert first.outputs["quarantine_group"] == second.outputs["quarantine_group"]
+
+
+async def test_snapshots_are_tagged_with_the_incident(aws):
+    """Each volume gets one snapshot tagged with incident and idempotency key; another key takes another."""
+    params = await CASE["aws.ec2.snapshot_volumes"].setup(aws)
+    result = await _run(aws, "aws.ec2.snapshot_volumes", params)
+    snap = (await aws.call("ec2", "describe_snapshots", SnapshotIds=result.outputs["snapshot_ids"]))["Snapshots"][0]
+    tags = {t["Key"]: t["Value"] for t in snap["Tags"]}
+    assert tags["responder:incident"] == CTX_INCIDENT
+    assert tags["responder:key"] == CTX_KEY
+    again = await _run(aws, "aws.ec2.snapshot_volumes", params, key="c" * 32)
+    assert again.changed is True
+    assert again.outputs["snapshot_ids"] != result.outputs["snapshot_ids"]
+
+
+async def test_rotation_stores_the_new_key_and_keeps_one_active(aws):
+    """The secret holds a new, active key that replaces the old one; the old key is Inactive."""
+    params = await CASE["aws.iam.rotate_access_key"].setup(aws)
+    result = await _run(aws, "aws.iam.rotate_access_key", params)
+    stored = orjson.loads((await aws.call("secretsmanager", "get_secret_value", SecretId=params["secret_name"]))[
+        "SecretString"])
+    assert stored["replaces"] == params["access_key_id"]
+    assert stored["access_key_id"] == result.outputs["new_access_key_id"] != params["access_key_id"]
+    keys = {k["AccessKeyId"]: k["Status"] for k in (await aws.call(
+        "iam", "list_access_keys", UserName="ml-training"))["AccessKeyMetadata"]}
+    assert keys == {params["access_key_id"]: "Inactive", stored["access_key_id"]: "Active"}
+    assert "secret_access_key" not in orjson.dumps(result.model_dump()).decode()
+
+
+async def test_rotation_respects_the_two_key_limit(aws):
+    """With a second key present the rotation fails as permanent; an Inactive spare is deleted only when allowed."""
+    params = await CASE["aws.iam.rotate_access_key"].setup(aws)
+    spare = (await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"]
+    with pytest.raises(PermanentActuationError) as info:
+        await _run(aws, "aws.iam.rotate_access_key", params)
+    assert info.value.code == "LimitExceeded"
+    await aws.call("iam", "update_access_key", UserName="ml-training", AccessKeyId=spare, Status="Inactive")
+    result = await _run(aws, "aws.iam.rotate_access_key", {**params, "delete_inactive_spare": True})
+    keys = {k["AccessKeyId"] for k in (await aws.call(
+        "iam", "list_access_keys", UserName="ml-training"))["AccessKeyMetadata"]}
+    assert keys == {params["access_key_id"], result.outputs["new_access_key_id"]}
+
+
+async def test_secret_rotation_keeps_the_previous_value(aws):
+    """The new value is AWSCURRENT and differs; the old value is still readable as AWSPREVIOUS."""
+    params = await CASE["aws.secretsmanager.rotate_secret"].setup(aws)
+    result = await _run(aws, "aws.secretsmanager.rotate_secret", params)
+    sid = params["secret_id"]
+    new = await aws.call("secretsmanager", "get_secret_value", SecretId=sid, VersionId=result.outputs["version_id"])
+    old = await aws.call("secretsmanager", "get_secret_value", SecretId=sid, VersionStage="AWSPREVIOUS")
+    assert old["SecretString"] == "hunter2"
+    assert new["SecretString"] != "hunter2"
+    assert len(new["SecretString"]) == 40
+
+
+async def test_secret_rotation_of_one_json_field(aws):
+    """With json_key only that field changes; the others are kept."""
+    await aws.call("secretsmanager", "create_secret", Name="prod/db", SecretString='{"user":"app","password":"x"}')
+    result = await _run(aws, "aws.secretsmanager.rotate_secret", {"secret_id": "prod/db", "json_key": "password"})
+    got = await aws.call("secretsmanager", "get_secret_value", SecretId="prod/db",
+                         VersionId=result.outputs["version_id"])
+    doc = orjson.loads(got["SecretString"])
+    assert doc["user"] == "app"
+    assert doc["password"] != "x"
+
+
+@pytest.mark.parametrize("kind", ["user", "role"])
+async def test_revoke_sessions_denies_tokens_issued_before_now(aws, kind):
+    """For a user or a role, the inline policy denies everything for tokens issued before the cutoff."""
+    name = "ml-training"
+    if kind == "user":
+        await aws.call("iam", "create_user", UserName=name)
+    else:
+        await aws.call("iam", "create_role", RoleName=name, AssumeRolePolicyDocument="{}")
+    result = await _run(aws, "aws.iam.revoke_sessions", {"principal_type": kind, "principal_name": name})
+    arg = {"UserName": name} if kind == "user" else {"RoleName": name}
+    doc = (await aws.call("iam", f"get_{kind}_policy", **arg, PolicyName="responder-revoke-older-sessions"))[
+        "PolicyDocument"]
+    statement = doc["Statement"][0]
+    assert (statement["Effect"], statement["Action"], statement["Resource"]) == ("Deny", "*", "*")
+    assert statement["Condition"] == {"DateLessThan": {"aws:TokenIssueTime": result.outputs["cutoff"]}}
+
+
+async def test_endpoint_isolation_denies_invoke_on_exactly_that_arn(aws):
+    """The role's deny names the endpoint's ARN and only the invoke actions."""
+    params = await CASE["aws.sagemaker.isolate_endpoint"].setup(aws)
+    await _run(aws, "aws.sagemaker.isolate_endpoint", params)
+    arn = (await aws.call("sagemaker", "describe_endpoint", EndpointName="fraud-scoring-prod"))["EndpointArn"]
+    doc = (await aws.call("iam", "get_role_policy", RoleName="inference-gateway",
+                          PolicyName="responder-isolate-endpoint-fraud-scoring-prod"))["PolicyDocument"]
+    assert doc["Statement"][0]["Resource"] == arn
+    assert doc["Statement"][0]["Action"][0] == "sagemaker:InvokeEndpoint"
+
+
+async def test_missing_target_is_a_permanent_failure(aws):
+    """Acting on an instance that does not exist fails as permanent (never retried)."""
+    with pytest.raises(PermanentActuationError):
+        await _run(aws, "aws.ec2.isolate_instance", {"instance_id": "i-0123456789abcdef0"})

@@ -1,0 +1,94 @@
+"""The registry meta-test: every actuator declares itself fully (name, params, permissions, reverse, example)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import Field
+
+from responder.actuators import registry
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params
+from responder.actuators.contract import examples, problems
+from responder.actuators.policy import minimal_policy
+from responder.actuators.registry import Registry
+
+
+@pytest.mark.parametrize("actuator", list(registry), ids=lambda a: a.name)
+def test_actuator_honours_the_contract(actuator):
+    """Name pattern, params model, exact permissions, destructive flag, reverse or reason, methods, example."""
+    assert problems(actuator, registry) == []
+
+
+def test_registry_holds_the_issue_actuators():
+    """Every actuator the issue names is registered."""
+    wanted = {
+        "aws.ec2.isolate_instance", "aws.ec2.snapshot_volumes", "aws.ec2.stop_instance",
+        "aws.iam.deactivate_access_key", "aws.iam.delete_access_key", "aws.iam.rotate_access_key",
+        "aws.iam.revoke_sessions", "aws.iam.quarantine_principal", "aws.secretsmanager.rotate_secret",
+        "aws.kms.disable_key", "aws.apigateway.disable_api_key", "aws.lambda.throttle_function",
+        "aws.sagemaker.isolate_endpoint", "aws.s3.block_public_access", "notify.webhook.post_message",
+        "notify.kafka.publish_message",
+    }
+    assert wanted <= set(registry.names())
+
+
+def test_destructive_ones_are_flagged():
+    """Stopping instances, deleting keys and disabling KMS keys are destructive; containment is not."""
+    destructive = {a.name for a in registry if a.destructive}
+    assert destructive == {"aws.ec2.stop_instance", "aws.iam.delete_access_key", "aws.kms.disable_key"}
+
+
+class _Loose(Params):
+    instance_id: str = Field(pattern=r"^i-[0-9a-f]{8,17}$")
+
+
+class _Incomplete(Actuator[_Loose]):
+    """Does things.
+
+    Example::
+
+        - id: x
+          actuator: aws.ec2.other_name
+          with: {instance_id: not-an-instance}
+    """
+
+    name = "aws.ec2.BadName"
+    params = _Loose
+    permissions: ClassVar[tuple[str, ...]] = ("ec2:*",)
+
+    async def apply(self, p: _Loose, ctx: ActuationContext) -> ActuationResult:
+        return ActuationResult(changed=False, target=p.instance_id)
+
+
+def test_contract_reports_each_missing_declaration():
+    """A half-declared actuator gets one problem per gap, so the meta-test can fail."""
+    found = problems(_Incomplete(), Registry())
+    joined = "\n".join(found)
+    for expected in ("provider.service.verb_object", "wildcards", "destructive flag", "irreversible",
+                     "target() not implemented", "plan() not implemented", "verify() not implemented",
+                     "names actuator", "does not validate"):
+        assert expected in joined, expected
+
+
+def test_docstring_examples_are_parsed():
+    """The YAML after `Example::` is a list of steps naming the actuator."""
+    found = examples(registry.get("aws.ec2.isolate_instance"))
+    assert found[0]["actuator"] == "aws.ec2.isolate_instance"
+    assert found[0]["with"] == {"instance_id": "${event.resource.instance.id}"}
+
+
+def test_minimal_policy_lists_exact_actions_only():
+    """The policy for two actuators holds their actions, none with a wildcard, and nothing for notify."""
+    doc = minimal_policy(["aws.kms.disable_key", "notify.webhook.post_message"], registry)
+    actions = [a for st in doc["Statement"] for a in st["Action"]]
+    assert actions == ["kms:DescribeKey", "kms:DisableKey"]
+
+
+def test_minimal_policy_refuses_wildcards():
+    """An actuator that declares `service:*` makes the policy builder fail instead of granting it."""
+    reg = Registry()
+    bad: Any = _Incomplete()
+    reg.add(bad)
+    with pytest.raises(ValueError, match="wildcard"):
+        minimal_policy([bad.name], reg)

@@ -1,0 +1,89 @@
+"""Behaviour moto cannot model, checked against botocore's Stubber (each test says what moto gets wrong)."""
+
+from __future__ import annotations
+
+import orjson
+from botocore.stub import ANY, Stubber
+
+from responder.actuators import registry
+from responder.actuators.aws.session import AwsSession
+from responder.actuators.base import ActuationContext
+
+INSTANCE = "i-0123456789abcdef0"
+VPC = "vpc-0123456789abcdef0"
+QUARANTINE = "sg-00000000000000001"
+ENIS = {"eni-0000000000000000a": ["sg-0000000000000000a"], "eni-0000000000000000b": ["sg-0000000000000000b"]}
+
+
+def _session() -> AwsSession:
+    return AwsSession(endpoint_url="http://127.0.0.1:9", credentials={"aws_access_key_id": "x",
+                                                                      "aws_secret_access_key": "x"})
+
+
+def _describe_instance(stub: Stubber) -> None:
+    stub.add_response("describe_instances", {"Reservations": [{"Instances": [
+        {"InstanceId": INSTANCE, "VpcId": VPC, "State": {"Name": "running", "Code": 16}}]}]},
+        {"InstanceIds": [INSTANCE]})
+
+
+def _enis(groups: dict[str, list[str]]) -> dict:
+    return {"NetworkInterfaces": [{"NetworkInterfaceId": eni, "Groups": [{"GroupId": g} for g in gs]}
+                                  for eni, gs in groups.items()]}
+
+
+async def test_isolation_swaps_each_eni_of_a_multi_eni_instance():
+    """Stubber, because moto merges the instance's groups into every ENI: each ENI is swapped, and
+    ModifyInstanceAttribute (which AWS rejects for multi-ENI instances) is not called."""
+    aws = _session()
+    stub = Stubber(aws.client("ec2"))
+    _describe_instance(stub)
+    stub.add_response("describe_security_groups", {"SecurityGroups": [
+        {"GroupId": QUARANTINE, "GroupName": "responder-quarantine", "IpPermissionsEgress": []}]}, {"Filters": ANY})
+    stub.add_response("describe_network_interfaces", _enis(ENIS), {"Filters": ANY})
+    for eni in ENIS:
+        stub.add_response("modify_network_interface_attribute", {},
+                          {"NetworkInterfaceId": eni, "Groups": [QUARANTINE]})
+    stub.add_response("create_tags", {}, {"Resources": [INSTANCE], "Tags": ANY})
+    with stub:
+        result = await registry.get("aws.ec2.isolate_instance").apply(
+            registry.get("aws.ec2.isolate_instance").params.model_validate({"instance_id": INSTANCE}),
+            ActuationContext(aws=aws, incident="inc", key="k"))
+        stub.assert_no_pending_responses()
+    assert result.prior == {"groups_by_eni": ENIS}
+    assert result.changed is True
+
+
+async def test_pending_snapshot_counts_as_taken():
+    """Stubber, because moto completes snapshots at once: on AWS a retry sees `pending` and must not snapshot again."""
+    aws = _session()
+    stub = Stubber(aws.client("ec2"))
+    stub.add_response("describe_volumes", {"Volumes": [{"VolumeId": "vol-0123456789abcdef0"}]}, {"Filters": ANY})
+    stub.add_response("describe_snapshots", {"Snapshots": [
+        {"SnapshotId": "snap-0123456789abcdef0", "VolumeId": "vol-0123456789abcdef0", "State": "pending"}]},
+        {"OwnerIds": ["self"], "Filters": ANY})
+    with stub:
+        actuator = registry.get("aws.ec2.snapshot_volumes")
+        result = await actuator.apply(actuator.params.model_validate({"instance_id": INSTANCE}),
+                                      ActuationContext(aws=aws, incident="inc", key="k"))
+        stub.assert_no_pending_responses()
+    assert result.changed is False
+    assert result.outputs == {"snapshot_ids": ["snap-0123456789abcdef0"]}
+
+
+async def test_revocation_cutoff_only_moves_forward():
+    """Stubber, because moto ignores policy conditions: an existing later cutoff from another incident is kept."""
+    aws = _session()
+    stub = Stubber(aws.client("iam"))
+    later = "2099-01-01T00:00:00Z"
+    doc = {"Version": "2012-10-17", "Statement": [{"Sid": "ResponderRevokeother", "Effect": "Deny", "Action": "*",
+           "Resource": "*", "Condition": {"DateLessThan": {"aws:TokenIssueTime": later}}}]}
+    stub.add_response("get_user_policy", {"UserName": "u", "PolicyName": "responder-revoke-older-sessions",
+                                          "PolicyDocument": orjson.dumps(doc).decode()},
+                      {"UserName": "u", "PolicyName": "responder-revoke-older-sessions"})
+    with stub:
+        actuator = registry.get("aws.iam.revoke_sessions")
+        result = await actuator.apply(actuator.params.model_validate({"principal_type": "user", "principal_name": "u"}),
+                                      ActuationContext(aws=aws, incident="inc", key="k"))
+        stub.assert_no_pending_responses()
+    assert result.changed is False
+    assert result.after == {"cutoff": later}
