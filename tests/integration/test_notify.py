@@ -1,0 +1,153 @@
+"""notify.webhook against a local HTTP server and notify.kafka through the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from responder.actuators import registry
+from responder.actuators.base import ActuationContext
+from responder.actuators.retry import with_retries
+from responder.auth import KeyRing
+from responder.errors import PermanentActuationError
+from responder.ingest.kafka import ensure_topics
+from responder.ingest.publisher import KafkaPublisher
+
+pytestmark = pytest.mark.integration
+SECRET = b"webhook-secret"
+
+
+class Receiver:
+    """A local HTTP endpoint that records POSTs and answers with queued status codes (then 200)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                data = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, data))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/security"
+
+
+@pytest.fixture(name="receiver")
+def _receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    thread = threading.Thread(target=rec.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield rec
+    finally:
+        rec.server.shutdown()
+        rec.server.server_close()
+        thread.join(5)
+
+
+def _webhook(url: str, **extra):
+    actuator = registry.get("notify.webhook.post_message")
+    params = actuator.params.model_validate({"url": url, "key_id": "oncall", "title": "key contained",
+                                             "severity": "high", "fields": {"key": "AKIAIOSFODNN7EXAMPLE"},
+                                             **extra})
+    return actuator, params
+
+
+def _ctx(key: str, **extras) -> ActuationContext:
+    return ActuationContext(aws=None, incident="inc-1", key=key, extras={"webhook_keys": {"oncall": SECRET}, **extras})  # type: ignore[arg-type]
+
+
+async def test_webhook_body_is_hmac_signed(receiver):
+    """The receiver can verify the signature with the shared key and reads the incident and fields."""
+    actuator, params = _webhook(receiver.url)
+    result = await actuator.apply(params, _ctx("key-1"))
+    headers, body = receiver.requests[0]
+    assert KeyRing({"oncall": SECRET}).check(headers["responder-key-id"], headers["responder-signature"], body) is None
+    doc = orjson.loads(body)
+    assert (doc["incident"], doc["title"], doc["fields"]["key"]) == ("inc-1", "key contained", "AKIAIOSFODNN7EXAMPLE")
+    assert headers["idempotency-key"] == "key-1"
+    assert result.changed is True
+    assert await actuator.verify(params, _ctx("key-1")) is True
+
+
+async def test_webhook_sends_once_per_key(receiver):
+    """A second apply with the same idempotency key posts nothing."""
+    actuator, params = _webhook(receiver.url)
+    await actuator.apply(params, _ctx("key-2"))
+    again = await actuator.apply(params, _ctx("key-2"))
+    assert again.changed is False
+    assert len(receiver.requests) == 1
+
+
+async def test_webhook_503_is_retried_then_delivered(receiver):
+    """Two 503 answers are retried; the third attempt is delivered."""
+    receiver.statuses = [503, 503]
+    actuator, params = _webhook(receiver.url)
+    result = await with_retries(lambda: actuator.apply(params, _ctx("key-3")), attempts=4, deadline=30,
+                                initial=0.01, maximum=0.05)
+    assert result.changed is True
+    assert len(receiver.requests) == 3
+
+
+async def test_webhook_4xx_and_missing_key_are_permanent(receiver):
+    """A 403 answer, or a key id with no configured secret, fails as permanent."""
+    receiver.statuses = [403]
+    actuator, params = _webhook(receiver.url)
+    with pytest.raises(PermanentActuationError, match="403"):
+        await actuator.apply(params, _ctx("key-4"))
+    _, unknown = _webhook(receiver.url, key_id="nobody")
+    with pytest.raises(PermanentActuationError, match="no signing key"):
+        await actuator.apply(unknown, _ctx("key-5"))
+
+
+async def test_kafka_notification_reaches_the_topic_signed(kafka_bootstrap, unique):
+    """notify.kafka publishes through the injected publisher; the record is keyed by incident and signed."""
+    topic = f"notify-{unique}"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    publisher = KafkaPublisher.connect(kafka_bootstrap)
+    await publisher.start()
+    try:
+        actuator = registry.get("notify.kafka.publish_message")
+        params = actuator.params.model_validate({"topic": topic, "title": "host isolated", "key_id": "oncall",
+                                                 "fields": {"instance": "i-0123456789abcdef0"}})
+        ctx = _ctx("key-6", publisher=publisher)
+        first = await actuator.apply(params, ctx)
+        second = await actuator.apply(params, ctx)
+    finally:
+        await publisher.stop()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        got = await asyncio.wait_for(consumer.getone(), 30)
+        more = await consumer.getmany(timeout_ms=500)
+    finally:
+        await consumer.stop()
+    headers = dict(got.headers)
+    assert (first.changed, second.changed) == (True, False)
+    assert sum(len(v) for v in more.values()) == 0
+    assert got.key == b"inc-1"
+    assert orjson.loads(got.value)["fields"] == {"instance": "i-0123456789abcdef0"}
+    assert KeyRing({"oncall": SECRET}).check(headers["responder-key-id"].decode(),
+                                             headers["responder-signature"].decode(), got.value) is None
+
+
+async def test_kafka_notification_without_publisher_is_permanent():
+    """With no publisher injected the step fails as permanent, naming what is missing."""
+    actuator = registry.get("notify.kafka.publish_message")
+    params = actuator.params.model_validate({"topic": "t", "title": "x"})
+    with pytest.raises(PermanentActuationError, match="publisher"):
+        await actuator.apply(params, _ctx("key-7"))
