@@ -1,0 +1,132 @@
+"""Undo through the engine's own timeline against moto: reverse order, recorded, once; and the `undo` command."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from responder.actuators import registry
+from responder.catalog import load_runbooks
+from responder.cli import app
+from responder.engine import Engine
+from responder.engine.undo import Undoer
+from responder.models import RawRecord
+from responder.pipeline import Pipeline
+from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.timeline import MemoryStore, Recorder
+from responder.timeline.chain import parse_lines, verify_entries
+from responder.timeline.store import FileStore
+from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.actuator_cases import throttle
+
+pytestmark = pytest.mark.integration
+
+RUNBOOK = """
+id: contain-user
+trigger: {source: guardduty, type: "*IAMUser/*"}
+group_by: "${event.resource.access_key.id}"
+steps:
+  - id: deactivate-key
+    actuator: aws.iam.deactivate_access_key
+    retries: RETRIES
+    with:
+      user_name: ${event.resource.access_key.attributes.user_name}
+      access_key_id: ${event.resource.access_key.id}
+  - id: revoke-sessions
+    actuator: aws.iam.revoke_sessions
+    with: {principal_type: user, principal_name: "${event.resource.iam_user.name}"}
+"""
+
+
+async def _seed(aws) -> str:
+    await aws.call("iam", "create_user", UserName="ml-training")
+    return str((await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"])
+
+
+async def _contain(aws, store, tmp_path, retries: int = 3) -> tuple[Recorder, str, str]:
+    key = await _seed(aws)
+    (tmp_path / "rb").mkdir(exist_ok=True)
+    (tmp_path / "rb" / "contain-user.yaml").write_text(RUNBOOK.replace("RETRIES", str(retries)))
+    engine = Engine(Recorder(store), registry, aws)
+    pipeline = Pipeline(load_runbooks(tmp_path / "rb", registry), engine)
+    [incident] = await pipeline.handle(RawRecord(topic="t", value=envelope_bytes(guardduty_finding(key))))
+    await engine.recorder.flush()
+    return engine.recorder, incident.id, key
+
+
+async def _status(aws, key: str) -> str:
+    keys = (await aws.call("iam", "list_access_keys", UserName="ml-training"))["AccessKeyMetadata"]
+    return next(k["Status"] for k in keys if k["AccessKeyId"] == key)
+
+
+async def test_undo_reverses_steps_newest_first(aws, tmp_path):
+    """Undo lifts the session revocation, then re-activates the key, recording intent and result for each."""
+    recorder, incident, key = await _contain(aws, MemoryStore(), tmp_path)
+    assert await _status(aws, key) == "Inactive"
+    outcomes = await Undoer(recorder, registry, aws).undo(incident)
+    assert [(o["step"], o["reverse"], o["status"]) for o in outcomes] == [
+        ("revoke-sessions", "aws.iam.restore_inline_policy", "ok"),
+        ("deactivate-key", "aws.iam.activate_access_key", "ok"),
+    ]
+    assert await _status(aws, key) == "Active"
+    policies = await aws.call("iam", "list_user_policies", UserName="ml-training")
+    assert policies["PolicyNames"] == []
+    undo_kinds = [e.kind for e in recorder.entries() if e.kind.startswith("undo.")]
+    assert undo_kinds == ["undo.intent", "undo.result", "undo.intent", "undo.result"]
+    assert verify_entries(recorder.entries())[0] == len(list(recorder.entries()))
+
+
+async def test_undo_of_one_step_leaves_the_others(aws, tmp_path):
+    """--step undoes only that step; undoing it again is refused as nothing is left to undo."""
+    recorder, incident, key = await _contain(aws, MemoryStore(), tmp_path)
+    [outcome] = await Undoer(recorder, registry, aws).undo(incident, step="deactivate-key")
+    assert outcome["status"] == "ok"
+    assert await _status(aws, key) == "Active"
+    policies = await aws.call("iam", "list_user_policies", UserName="ml-training")
+    assert policies["PolicyNames"] == ["responder-revoke-older-sessions"]
+    from responder.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="deactivate-key"):
+        await Undoer(recorder, registry, aws).undo(incident, step="deactivate-key")
+
+
+async def test_exhausted_retries_are_recorded_as_a_failed_step(aws, tmp_path):
+    """Throttling on every IAM call exhausts the step's retries: a failed, non-permanent step.result is recorded."""
+    store = MemoryStore()
+    key = await _seed(aws)
+    failed = throttle(aws, "iam", 1000)
+    (tmp_path / "rb").mkdir()
+    (tmp_path / "rb" / "contain-user.yaml").write_text(RUNBOOK.replace("RETRIES", "1"))
+    engine = Engine(Recorder(store), registry, aws)
+    pipeline = Pipeline(load_runbooks(tmp_path / "rb", registry), engine)
+    await pipeline.handle(RawRecord(topic="t", value=envelope_bytes(guardduty_finding(key))))
+    await engine.recorder.flush()
+    results = [e.body for e in Recorder(store).entries() if e.kind == "step.result"]
+    assert len(results) == 1
+    assert (results[0]["status"], results[0]["code"], results[0]["permanent"]) == ("failed", "ThrottlingException",
+                                                                                   False)
+    assert len(failed) == 2
+
+
+def test_undo_command_restores_and_records(aws, moto_server, tmp_path):
+    """`responder undo INCIDENT --timeline PATH --json` re-activates the key and the timeline still verifies."""
+    import asyncio
+
+    path = tmp_path / "timeline.jsonl"
+    store = FileStore(path)
+    recorder, incident, key = asyncio.run(_contain(aws, store, tmp_path))
+    store.close()
+    env = {"RESPONDER_AWS_ENDPOINT_URL": moto_server.endpoint_url,
+           "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
+           "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"]}
+    result = CliRunner().invoke(app, ["undo", incident, "--timeline", str(path), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.stdout.splitlines()[-1])
+    assert summary["ok"] is True
+    assert [s["step"] for s in summary["steps"]] == ["revoke-sessions", "deactivate-key"]
+    assert asyncio.run(_status(aws, key)) == "Active"
+    entries = list(parse_lines(path.read_bytes().splitlines()))
+    assert verify_entries(entries)[0] == len(entries)
+    again = CliRunner().invoke(app, ["undo", incident, "--timeline", str(path), "--step", "deactivate-key"], env=env)
+    assert again.exit_code == 3
