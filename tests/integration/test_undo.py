@@ -115,7 +115,7 @@ def test_undo_command_restores_and_records(aws, moto_server, tmp_path):
 
     path = tmp_path / "timeline.jsonl"
     store = FileStore(path)
-    recorder, incident, key = asyncio.run(_contain(aws, store, tmp_path))
+    _, incident, key = asyncio.run(_contain(aws, store, tmp_path))
     store.close()
     env = {"RESPONDER_AWS_ENDPOINT_URL": moto_server.endpoint_url,
            "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],

@@ -1,0 +1,59 @@
+"""`responder iam-policy`, `responder actuators list --json`, and the README's actuator table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from typer.testing import CliRunner
+
+from responder.actuators import registry
+from responder.catalog import load_runbooks
+from responder.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_iam_policy_covers_the_runbooks_without_wildcards(runbooks_dir):
+    """Every AWS actuator a runbook uses (and its reverse) has its exact actions in the policy; none is a wildcard."""
+    result = CliRunner().invoke(app, ["iam-policy", str(runbooks_dir)])
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads(result.stdout)
+    actions = {a for st in doc["Statement"] for a in st["Action"]}
+    assert all("*" not in a for a in actions)
+    used = {s.actuator for rb in load_runbooks(runbooks_dir, registry) for s in rb.steps}
+    for name in used | {registry.get(n).reverse for n in used if registry.get(n).reverse}:
+        assert set(registry.get(name).permissions) <= actions, name  # type: ignore[arg-type]
+
+
+def test_iam_policy_without_undo_is_smaller(tmp_path):
+    """--no-undo leaves out the reverse actuator's actions (activate needs nothing deactivate lacks, KMS does)."""
+    (tmp_path / "kms.yaml").write_text(
+        "id: kms\ntrigger: {source: guardduty}\nsteps:\n  - id: disable\n    actuator: aws.kms.disable_key\n"
+        "    with: {key_id: 1234abcd-12ab-34cd-56ef-1234567890ab}\n")
+    full = orjson.loads(CliRunner().invoke(app, ["iam-policy", str(tmp_path)]).stdout)
+    bare = orjson.loads(CliRunner().invoke(app, ["iam-policy", str(tmp_path), "--no-undo"]).stdout)
+    assert [a for st in bare["Statement"] for a in st["Action"]] == ["kms:DescribeKey", "kms:DisableKey"]
+    assert "kms:EnableKey" in {a for st in full["Statement"] for a in st["Action"]}
+
+
+def test_iam_policy_on_a_bad_directory_exits_3(tmp_path):
+    """A missing runbook directory is a configuration error."""
+    assert CliRunner().invoke(app, ["iam-policy", str(tmp_path / "nope")]).exit_code == 3
+
+
+def test_actuators_list_json_has_the_contract():
+    """Each JSON row carries permissions, destructive, reverse or the reason there is none, and examples."""
+    result = CliRunner().invoke(app, ["actuators", "list", "--json"])
+    rows = {r["name"]: r for r in map(orjson.loads, result.stdout.splitlines())}
+    assert set(rows) == set(registry.names())
+    assert rows["aws.kms.disable_key"]["destructive"] is True
+    assert rows["aws.ec2.snapshot_volumes"]["reverse"] is None
+    assert rows["aws.ec2.snapshot_volumes"]["irreversible"]
+    assert rows["aws.ec2.isolate_instance"]["examples"][0]["actuator"] == "aws.ec2.isolate_instance"
+
+
+def test_readme_documents_every_actuator():
+    """The README's actuator table names every registered actuator."""
+    readme = (ROOT / "README.md").read_text()
+    assert [n for n in registry.names() if f"| `{n}` |" not in readme] == []
