@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import botocore.exceptions
 import orjson
+import pytest
 from botocore.stub import ANY, Stubber
 
 from responder.actuators import registry
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import ActuationContext
+from responder.errors import PermanentActuationError, TransientActuationError
 
 INSTANCE = "i-0123456789abcdef0"
 VPC = "vpc-0123456789abcdef0"
@@ -87,3 +90,21 @@ async def test_revocation_cutoff_only_moves_forward():
         stub.assert_no_pending_responses()
     assert result.changed is False
     assert result.after == {"cutoff": later}
+
+
+async def test_read_timeout_is_transient_and_access_denied_is_permanent():
+    """A botocore hook and Stubber (moto neither times out nor denies): timeouts are transient, AccessDenied is not."""
+    aws = _session()
+    client = aws.client("kms")
+
+    def timeout(**_: object) -> None:
+        raise botocore.exceptions.ReadTimeoutError(endpoint_url="http://127.0.0.1:9")
+
+    client.meta.events.register("before-call.kms.DescribeKey", timeout)
+    with pytest.raises(TransientActuationError):
+        await aws.call("kms", "describe_key", KeyId="1234abcd-12ab-34cd-56ef-1234567890ab")
+    client.meta.events.unregister("before-call.kms.DescribeKey", timeout)
+    stub = Stubber(client)
+    stub.add_client_error("describe_key", service_error_code="AccessDeniedException", http_status_code=400)
+    with stub, pytest.raises(PermanentActuationError):
+        await aws.call("kms", "describe_key", KeyId="1234abcd-12ab-34cd-56ef-1234567890ab")
