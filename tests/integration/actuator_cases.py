@@ -196,12 +196,12 @@ async def _pab(aws: AwsSession, p: Params) -> Any:
 
 
 def throttle(aws: AwsSession, service: str, times: int, code: str = "ThrottlingException",
-             status: int = 400) -> list[str]:
-    """Make the next `times` calls on `service` fail with `code` before reaching moto; returns the failed ops."""
+             status: int = 400, operation: str | None = None) -> list[str]:
+    """Make the next `times` calls on `service` (or only its `operation`) fail with `code` before reaching moto."""
     failed: list[str] = []
 
     def hook(model: Any, **_: Any) -> None:
-        if len(failed) < times:
+        if len(failed) < times and operation in (None, model.name):
             failed.append(model.name)
             raise ClientError({"Error": {"Code": code, "Message": "injected"},
                                "ResponseMetadata": {"HTTPStatusCode": status}}, model.name)

@@ -147,3 +147,20 @@ async def test_missing_target_is_a_permanent_failure(aws):
     """Acting on an instance that does not exist fails as permanent (never retried)."""
     with pytest.raises(PermanentActuationError):
         await _run(aws, "aws.ec2.isolate_instance", {"instance_id": "i-0123456789abcdef0"})
+
+
+async def test_rotation_that_cannot_store_the_key_leaves_no_orphan_and_retries_clean(aws):
+    """A throttled secret write deletes the just-created key; the retry then rotates within the two-key limit."""
+    from responder.actuators.retry import with_retries
+    from tests.integration.actuator_cases import throttle
+
+    params = await CASE["aws.iam.rotate_access_key"].setup(aws)
+    failed = throttle(aws, "secretsmanager", 2, code="InternalServiceError", status=500, operation="CreateSecret")
+    actuator = registry.get("aws.iam.rotate_access_key")
+    p = actuator.params.model_validate(params)
+    result = await with_retries(lambda: actuator.apply(p, _ctx(aws)), attempts=4, deadline=30, initial=0.01,
+                                maximum=0.05)
+    keys = {k["AccessKeyId"] for k in (await aws.call(
+        "iam", "list_access_keys", UserName="ml-training"))["AccessKeyMetadata"]}
+    assert failed == ["CreateSecret", "CreateSecret"]
+    assert keys == {params["access_key_id"], result.outputs["new_access_key_id"]}

@@ -10,7 +10,7 @@ from pydantic import Field
 from responder.actuators.aws.iam import ACCESS_KEY_ID, IAM_NAME, AccessKeyParams
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
-from responder.errors import PermanentActuationError
+from responder.errors import ActuationError, PermanentActuationError
 
 SECRET_NAME = r"^[A-Za-z0-9/_+=.@-]{1,512}$"  # noqa: S105 - a pattern, not a password
 
@@ -90,7 +90,8 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
     IAM allows two keys per user. When the user already has another key, the rotation stops with
     `LimitExceeded` unless that other key is Inactive and `delete_inactive_spare: true`. The secret holds
     `{"access_key_id", "secret_access_key", "replaces"}`; a second apply finds `replaces` equal to the old
-    key and issues nothing new. Undo re-activates the old key; the new key stays (delete it by hand).
+    key and issues nothing new. If storing the new key fails, the new key is deleted before the error is
+    raised, so a retry starts clean. Undo re-activates the old key; the new key stays (delete it by hand).
 
     Example::
 
@@ -152,11 +153,16 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
         value = orjson.dumps({"access_key_id": created["AccessKeyId"],
                               "secret_access_key": created["SecretAccessKey"],
                               "replaces": p.access_key_id, "incident": ctx.incident}).decode()
-        if secret_exists:
-            await ctx.aws.call("secretsmanager", "put_secret_value", SecretId=p.secret_name, SecretString=value)
-        else:
-            await ctx.aws.call("secretsmanager", "create_secret", Name=p.secret_name, SecretString=value,
-                               Tags=[{"Key": "responder:incident", "Value": ctx.incident or "manual"}])
+        try:
+            if secret_exists:
+                await ctx.aws.call("secretsmanager", "put_secret_value", SecretId=p.secret_name, SecretString=value)
+            else:
+                await ctx.aws.call("secretsmanager", "create_secret", Name=p.secret_name, SecretString=value,
+                                   Tags=[{"Key": "responder:incident", "Value": ctx.incident or "manual"}])
+        except ActuationError:
+            # never leave a key nobody can read: drop it, so a retry starts clean within the two-key limit
+            await ctx.aws.call("iam", "delete_access_key", UserName=p.user_name, AccessKeyId=created["AccessKeyId"])
+            raise
         return str(created["AccessKeyId"])
 
     async def verify(self, p: RotateKeyParams, ctx: ActuationContext) -> bool:
