@@ -164,3 +164,19 @@ async def test_rotation_that_cannot_store_the_key_leaves_no_orphan_and_retries_c
         "iam", "list_access_keys", UserName="ml-training"))["AccessKeyMetadata"]}
     assert failed == ["CreateSecret", "CreateSecret"]
     assert keys == {params["access_key_id"], result.outputs["new_access_key_id"]}
+
+
+async def test_a_rule_added_to_the_quarantine_group_is_drift(aws):
+    """An ingress rule added to the quarantine group makes verify False; the next apply strips it again."""
+    params = await CASE["aws.ec2.isolate_instance"].setup(aws)
+    result = await _run(aws, "aws.ec2.isolate_instance", params)
+    group = result.outputs["quarantine_group"]
+    await aws.call("ec2", "authorize_security_group_ingress", GroupId=group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    actuator = registry.get("aws.ec2.isolate_instance")
+    p = actuator.params.model_validate(params)
+    assert await actuator.verify(p, _ctx(aws)) is False
+    await actuator.apply(p, _ctx(aws))
+    assert await actuator.verify(p, _ctx(aws)) is True
+    got = (await aws.call("ec2", "describe_security_groups", GroupIds=[group]))["SecurityGroups"][0]
+    assert got["IpPermissions"] == []

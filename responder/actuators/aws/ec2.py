@@ -45,7 +45,7 @@ async def eni_groups(ctx: ActuationContext, instance_id: str) -> dict[str, list[
 
 
 async def quarantine_group(ctx: ActuationContext, vpc_id: str, *, create: bool) -> str | None:
-    """The VPC's quarantine group id: created with no ingress and its default egress revoked when missing."""
+    """The VPC's quarantine group id, stripped of every rule (create=True); None when missing or not rule-less."""
     found = await ctx.aws.call(
         "ec2", "describe_security_groups",
         Filters=[{"Name": "group-name", "Values": [QUARANTINE_GROUP]}, {"Name": "vpc-id", "Values": [vpc_id]}],
@@ -65,9 +65,15 @@ async def quarantine_group(ctx: ActuationContext, vpc_id: str, *, create: bool) 
         )
         group_id = str(created["GroupId"])
         group = (await ctx.aws.call("ec2", "describe_security_groups", GroupIds=[group_id]))["SecurityGroups"][0]
-    egress = group.get("IpPermissionsEgress") or []
-    if egress:
-        await ctx.aws.call("ec2", "revoke_security_group_egress", GroupId=group_id, IpPermissions=egress)
+    if create:  # a rule someone added to the quarantine group since is removed again
+        if group.get("IpPermissionsEgress"):
+            await ctx.aws.call("ec2", "revoke_security_group_egress", GroupId=group_id,
+                               IpPermissions=group["IpPermissionsEgress"])
+        if group.get("IpPermissions"):
+            await ctx.aws.call("ec2", "revoke_security_group_ingress", GroupId=group_id,
+                               IpPermissions=group["IpPermissions"])
+    elif group.get("IpPermissions") or group.get("IpPermissionsEgress"):
+        return None
     return group_id
 
 
@@ -100,7 +106,8 @@ class IsolateInstance(Actuator[InstanceParams]):
     name = "aws.ec2.isolate_instance"
     params = InstanceParams
     permissions = ("ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
-                   "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress", "ec2:ModifyNetworkInterfaceAttribute",
+                   "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
+                   "ec2:ModifyNetworkInterfaceAttribute",
                    "ec2:ModifyInstanceAttribute", "ec2:CreateTags")
     destructive = False
     reverse = "aws.ec2.restore_instance_groups"
