@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 
 from responder.actuators import registry
@@ -79,4 +81,5 @@ def iam_policy(
     except ConfigError as exc:
         err_console.print(f"[red]✗ {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
-    emit_json(minimal_policy(actuators_used(books, registry, with_reverse=not no_undo), registry))
+    doc = minimal_policy(actuators_used(books, registry, with_reverse=not no_undo), registry)
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
