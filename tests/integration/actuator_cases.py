@@ -210,6 +210,7 @@ def throttle(aws: AwsSession, service: str, times: int, code: str = "ThrottlingE
     return failed
 
 
+# aws.iam.delete_access_key has no drift: a deleted key cannot come back with the same id.
 CASES = [
     Case("aws.ec2.isolate_instance", "ec2", _instance, _eni_groups, _unisolate),
     Case("aws.ec2.snapshot_volumes", "ec2", _instance, _snapshots, _delete_snapshots),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,3 +153,35 @@ async def test_runbook_contains_with_its_example(runbook, aws):
     outcomes = await Undoer(engine.recorder, registry, aws).undo(incident.id)
     assert [o for o in outcomes if o["status"] == "failed"] == []
     assert not await scenario.contained(aws, ids)
+
+
+async def test_service_runs_a_runbook_and_notifies_through_its_own_producer(kafka_bootstrap, aws, topics, unique,
+                                                                            tmp_path):
+    """`responder run` wiring: a mining finding on Kafka isolates the host and the notification lands on the topic."""
+    from aiokafka import AIOKafkaConsumer
+
+    from responder.ingest.kafka import ensure_topics, publish
+    from responder.service import Service
+    from tests.integration.harness import make_settings, running, wait_for
+
+    ids = await _host(aws)
+    raw = (EXAMPLES / "compromised-inference-host.json").read_text().replace(EXAMPLE_INSTANCE, ids[EXAMPLE_INSTANCE])
+    await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [raw.encode()])
+        await wait_for(lambda: len(service.engine.done) == 3, timeout=60)
+    assert await _isolated_and_snapshotted(aws, ids)
+    consumer = AIOKafkaConsumer("responder.notifications", bootstrap_servers=kafka_bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        found: list[dict[str, Any]] = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while not found and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            found += [orjson.loads(m.value) for msgs in batch.values() for m in msgs
+                      if orjson.loads(m.value)["fields"].get("instance") == ids[EXAMPLE_INSTANCE]]
+    finally:
+        await consumer.stop()
+    assert [f["title"] for f in found] == ["inference host isolated and snapshotted"]

@@ -35,8 +35,7 @@ def _enis(groups: dict[str, list[str]]) -> dict:
 
 
 async def test_isolation_swaps_each_eni_of_a_multi_eni_instance():
-    """Stubber, because moto merges the instance's groups into every ENI: each ENI is swapped, and
-    ModifyInstanceAttribute (which AWS rejects for multi-ENI instances) is not called."""
+    """Stubber (moto merges instance groups into ENIs): every ENI is swapped, no multi-ENI ModifyInstanceAttribute."""
     aws = _session()
     stub = Stubber(aws.client("ec2"))
     _describe_instance(stub)
