@@ -24,9 +24,12 @@ class AwsCaller(Protocol):
 
 
 class Publisher(Protocol):
-    """Publishes one record to a topic (implemented in ingest; injected through `ActuationContext.extras`)."""
+    """Sends one record and waits for its ack (the service's Kafka producer in ingest, via `ActuationContext.extras`).
 
-    async def publish(self, topic: str, value: bytes, *, key: bytes | None = None,
+    The same shape as the engine's approval publisher, so the service injects one producer for both.
+    """
+
+    async def publish(self, topic: str, key: bytes, value: bytes,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None: ...
 
 

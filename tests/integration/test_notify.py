@@ -16,8 +16,8 @@ from responder.actuators.base import ActuationContext
 from responder.actuators.retry import with_retries
 from responder.auth import KeyRing
 from responder.errors import PermanentActuationError
+from responder.ingest.approvals import KafkaPublisher
 from responder.ingest.kafka import ensure_topics
-from responder.ingest.publisher import KafkaPublisher
 
 pytestmark = pytest.mark.integration
 SECRET = b"webhook-secret"
@@ -117,7 +117,7 @@ async def test_kafka_notification_reaches_the_topic_signed(kafka_bootstrap, uniq
     """notify.kafka publishes through the injected publisher; the record is keyed by incident and signed."""
     topic = f"notify-{unique}"
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
-    publisher = KafkaPublisher.connect(kafka_bootstrap)
+    publisher = KafkaPublisher(kafka_bootstrap)
     await publisher.start()
     try:
         actuator = registry.get("notify.kafka.publish_message")
@@ -151,3 +151,18 @@ async def test_kafka_notification_without_publisher_is_permanent():
     params = actuator.params.model_validate({"topic": "t", "title": "x"})
     with pytest.raises(PermanentActuationError, match="publisher"):
         await actuator.apply(params, _ctx("key-7"))
+
+
+async def test_kafka_send_failure_is_transient():
+    """A producer error (here a RuntimeError from the injected publisher) is retried as transient, not swallowed."""
+    from responder.errors import TransientActuationError
+
+    class Down:
+        async def publish(self, topic, key, value, headers=()):
+            raise RuntimeError("broker unreachable")
+
+    actuator = registry.get("notify.kafka.publish_message")
+    params = actuator.params.model_validate({"topic": "t", "title": "x"})
+    with pytest.raises(TransientActuationError, match="broker unreachable"):
+        await actuator.apply(params, _ctx("key-8", publisher=Down()))
+    assert await actuator.verify(params, _ctx("key-8")) is False

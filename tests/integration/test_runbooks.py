@@ -35,8 +35,7 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
-    async def publish(self, topic: str, value: bytes, *, key: bytes | None = None,
-                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+    async def publish(self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> None:
         """Record the topic and the decoded body."""
         self.sent.append((topic, orjson.loads(value)))
 

@@ -8,7 +8,7 @@ from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.notify.message import KEY_ID, Ledger, MessageParams, body, signing_secret
 from responder.actuators.registry import register
 from responder.auth import signed_headers
-from responder.errors import PermanentActuationError
+from responder.errors import ActuationError, PermanentActuationError, TransientActuationError
 
 TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
 
@@ -35,7 +35,8 @@ class KafkaNotify(Actuator[KafkaNotifyParams]):
 
     With `key_id`, the record carries the same HMAC headers producers use (responder-key-id,
     responder-signature). The idempotency key travels in the `idempotency-key` header; this process
-    remembers delivered keys, so a retry after an acknowledged send publishes nothing more.
+    remembers delivered keys, so a retry after an acknowledged send publishes nothing more. A failed send
+    is transient (retried with backoff).
 
     Example::
 
@@ -70,8 +71,12 @@ class KafkaNotify(Actuator[KafkaNotifyParams]):
         headers = [("idempotency-key", ctx.key.encode())]
         if p.key_id:
             headers += signed_headers(p.key_id, signing_secret(ctx, p.key_id), data)
-        await publisher(ctx).publish(p.topic, data, key=(ctx.incident or None) and ctx.incident.encode(),
-                                     headers=headers)
+        try:
+            await publisher(ctx).publish(p.topic, (ctx.incident or p.topic).encode(), data, headers)
+        except ActuationError:
+            raise
+        except Exception as exc:  # the injected producer's own errors (aiokafka stays in ingest): I/O, retry
+            raise TransientActuationError(f"publish to {p.topic} failed: {exc}", code=type(exc).__name__) from exc
         self.ledger.add(ctx.key)
         return ActuationResult(changed=True, target=p.topic, prior={"delivered": False}, after={"delivered": True})
 
