@@ -29,6 +29,8 @@ def undo(
     incident: Annotated[str, typer.Argument(help="incident id (see `responder timeline show`)")],
     step: Annotated[str | None, typer.Option("--step", help="undo only this step id")] = None,
     timeline: Annotated[Path | None, typer.Option(help="timeline file (default: settings' timeline_path)")] = None,
+    allow_destructive: Annotated[bool, typer.Option("--allow-destructive",
+                                                    help="also run reverse actuators that are destructive")] = False,
     json: JsonOpt = False,
 ) -> None:
     """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline."""
@@ -44,7 +46,8 @@ def undo(
         if not path.is_file():
             raise ConfigError(f"timeline {path} does not exist")
         recorder = Recorder(FileStore(path))
-        undoer = Undoer(recorder, registry, aws_from(settings), extras={"webhook_keys": settings.notify_secrets()})
+        undoer = Undoer(recorder, registry, aws_from(settings), extras={"webhook_keys": settings.notify_secrets()},
+                        allow_destructive=allow_destructive)
         try:
             outcomes = asyncio.run(undoer.undo(incident, step))
         finally:

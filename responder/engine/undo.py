@@ -4,7 +4,8 @@ Every `step.result` with status ok and `changed: true` names its actuator; its `
 holds the validated params. The actuator's `reverse_params(params, result)` turns the recorded prior state
 into the reverse actuator's params. Each reversal is recorded as `undo.intent` before the call and
 `undo.result` after it (or `undo.skipped` with the reason), all carrying `undoes: <step key>`; a step
-with an ok `undo.result` is not undone twice.
+with an ok `undo.result` is not undone twice. A destructive reverse (stopping an instance that a step
+started) is skipped unless explicitly allowed.
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ class Undoer:
     """Runs reversals for one incident and records each on the timeline."""
 
     def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *,
-                 extras: Mapping[str, Any] | None = None, attempts: int = 4, deadline: float = 60.0) -> None:
+                 extras: Mapping[str, Any] | None = None, attempts: int = 4, deadline: float = 60.0,
+                 allow_destructive: bool = False) -> None:
         self.recorder = recorder
+        self.allow_destructive = allow_destructive
         self.registry = registry
         self.aws = aws
         self.extras = dict(extras or {})
@@ -100,6 +103,8 @@ class Undoer:
             rparams = reverse.params.model_validate(reverse_raw)
         except ValidationError as exc:
             return self._skip(incident, head, f"recorded state does not validate: {exc.errors()[0]['msg']}")
+        if reverse.destructive and not self.allow_destructive:
+            return self._skip(incident, head, f"{reverse.name} is destructive: re-run with --allow-destructive")
         key = idempotency_key(incident, "undo", str(body["step"]), str(body["key"]))
         ctx = ActuationContext(aws=self.aws, incident=incident, key=key, extras=self.extras)
         intent = {**head, "reverse": reverse.name, "params": rparams.model_dump(mode="json"), "key": key}

@@ -130,3 +130,27 @@ def test_undo_command_restores_and_records(aws, moto_server, tmp_path):
     assert verify_entries(entries)[0] == len(entries)
     again = CliRunner().invoke(app, ["undo", incident, "--timeline", str(path), "--step", "deactivate-key"], env=env)
     assert again.exit_code == 3
+
+
+async def test_destructive_reverse_needs_explicit_permission(aws):
+    """Undoing a start (whose reverse is the destructive stop) is skipped unless allow_destructive is set."""
+    from responder.actuators.base import ActuationContext
+    from responder.models.timeline import EntryKind
+    from tests.integration.actuator_cases import _instance, _state
+
+    params = await _instance(aws)
+    await aws.call("ec2", "stop_instances", InstanceIds=[params["instance_id"]])
+    actuator = registry.get("aws.ec2.start_instance")
+    p = actuator.params.model_validate(params)
+    result = await actuator.apply(p, ActuationContext(aws=aws, incident="inc", key="k" * 32))
+    recorder = Recorder(MemoryStore())
+    head = {"step": "start", "actuator": actuator.name, "target": result.target, "key": "k" * 32}
+    recorder.append(EntryKind.STEP_INTENT, {**head, "params": params}, "inc")
+    recorder.append(EntryKind.STEP_RESULT, {**head, "status": "ok", "changed": True, "prior": result.prior,
+                                            "after": result.after, "outputs": {}}, "inc")
+    [skipped] = await Undoer(recorder, registry, aws).undo("inc")
+    assert skipped["status"] == "skipped"
+    assert "destructive" in skipped["reason"]
+    [done] = await Undoer(recorder, registry, aws, allow_destructive=True).undo("inc")
+    assert done["status"] == "ok"
+    assert await _state(aws, params) in ("stopping", "stopped")
