@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field
@@ -19,6 +20,7 @@ class FakeIam:
         self.keys: dict[str, dict[str, str]] = {}
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.throttle_next = 0
+        self.user_policies: dict[tuple[str, str], str] = {}
 
     def add_key(self, user: str, key_id: str, status: str = "Active") -> None:
         """Seed a key."""
@@ -42,7 +44,34 @@ class FakeIam:
                 raise PermanentActuationError("NoSuchEntity", code="NoSuchEntity")
             key["Status"] = kwargs["Status"]
             return {}
+        return self._policy_call(operation, kwargs)
+
+    def _policy_call(self, operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Inline user policies (revoke_sessions, quarantine_principal)."""
+        ref = (kwargs.get("UserName", ""), kwargs.get("PolicyName", ""))
+        if operation == "put_user_policy":
+            self.user_policies[ref] = kwargs["PolicyDocument"]
+            return {}
+        if operation in ("get_user_policy", "delete_user_policy"):
+            if ref not in self.user_policies:
+                raise PermanentActuationError("NoSuchEntity", code="NoSuchEntity")
+            if operation == "delete_user_policy":
+                del self.user_policies[ref]
+                return {}
+            return {"PolicyDocument": self.user_policies[ref]}
         raise PermanentActuationError(f"fake IAM has no {operation}", code="NotImplemented")
+
+
+class FakePublisher:
+    """Collects what notify.kafka publishes."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Record one message."""
+        self.sent.append((topic, key, value))
 
 
 class EchoParams(Params):

@@ -41,7 +41,7 @@ def test_run_dry_run_records_the_plan_and_calls_nothing(kafka_bootstrap, moto_se
             assert line, "responder run exited before consuming"
         asyncio.run(publish(kafka_bootstrap, topic, [envelope_bytes(guardduty_finding(KEY))], key=KEY.encode()))
         deadline = time.monotonic() + 60
-        while not (timeline.exists() and b"step.planned" in timeline.read_bytes()):
+        while not (timeline.exists() and timeline.read_bytes().count(b"step.planned") >= 3):
             assert time.monotonic() < deadline, "no step.planned recorded"
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
@@ -50,7 +50,8 @@ def test_run_dry_run_records_the_plan_and_calls_nothing(kafka_bootstrap, moto_se
         if proc.poll() is None:
             proc.kill()
     entries = list(parse_lines(timeline.read_bytes().splitlines()))
-    [planned] = [e.body for e in entries if e.kind == "step.planned"]
-    assert planned["params"] == {"user_name": "ml-training", "access_key_id": KEY}
-    assert planned["dry_run"] is True
+    planned = {e.body["step"]: e.body for e in entries if e.kind == "step.planned"}
+    assert planned["deactivate-key"]["params"] == {"user_name": "ml-training", "access_key_id": KEY}
+    assert planned["revoke-sessions"]["params"]["principal_name"] == "ml-training"
+    assert all(p["dry_run"] is True for p in planned.values())
     assert not [e for e in entries if e.kind in ("step.intent", "step.result")]

@@ -32,6 +32,10 @@ async def _status(aws: AwsSession, user: str, key_id: str) -> str:
     return next(k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key_id)
 
 
+def _deactivated(service: Service) -> int:
+    return sum(1 for body in service.engine.done.values() if body.get("step") == "deactivate-key")
+
+
 def _results(path: Path) -> list[dict[str, object]]:
     return [e.body for e in parse_lines(path.read_bytes().splitlines()) if e.kind == "step.result"]
 
@@ -62,8 +66,10 @@ async def test_same_finding_twice_acts_once(kafka_bootstrap, aws, topics, unique
         await publish(kafka_bootstrap, topics["alerts"], [record, record], key=key.encode())
         await wait_for(lambda: service.pipeline.counters.records >= 2)
     assert counting.counts.get("update_access_key") == 1
+    assert counting.counts.get("put_user_policy") == 1
     skipped = [e.body for e in parse_lines(timeline.read_bytes().splitlines()) if e.kind == "step.skipped"]
-    assert [s["reason"] for s in skipped] == ["already_done"]
+    assert [(s["step"], s["reason"]) for s in skipped] == [
+        ("deactivate-key", "already_done"), ("revoke-sessions", "already_done"), ("notify-oncall", "already_done")]
 
 
 async def test_restart_mid_stream_no_duplicate_no_loss(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir):
@@ -80,16 +86,16 @@ async def test_restart_mid_stream_no_duplicate_no_loss(kafka_bootstrap, aws, top
     async with running(first):
         for i, rec in enumerate(records):
             await publish(kafka_bootstrap, topics["alerts"], [rec, rec], key=keys[i].encode())
-        await wait_for(lambda: len(first.engine.done) >= 2)
-    done_first = len(first.engine.done)
+        await wait_for(lambda: _deactivated(first) >= 2)
+    done_first = _deactivated(first)
     second = Service(settings, aws=counting)
     async with running(second):
-        await wait_for(lambda: len(second.engine.done) == len(keys), timeout=60)
+        await wait_for(lambda: _deactivated(second) == len(keys), timeout=60)
     assert done_first < len(keys) or second.pipeline.counters.records == 0
     assert counting.counts["update_access_key"] == len(keys)
     for i, k in enumerate(keys):
         assert await _status(aws, f"user-{i}", k) == "Inactive"
-    ok = [r for r in _results(timeline) if r["status"] == "ok"]
+    ok = [r for r in _results(timeline) if r["status"] == "ok" and r["step"] == "deactivate-key"]
     assert sorted(r["target"] for r in ok) == sorted(keys)
     verify_entries(parse_lines(timeline.read_bytes().splitlines()))
 

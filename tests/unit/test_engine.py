@@ -8,14 +8,14 @@ from responder.engine import Engine
 from responder.normalise import normalise
 from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
-from tests.fakes import FakeIam
+from tests.fakes import FakeIam, FakePublisher
 from tests.findings import envelope_bytes, guardduty_finding
 
 KEY = "AKIAABCDEFGHIJKLMNOP"
 
 
 def _pipeline(iam: FakeIam, store: MemoryStore, runbooks_dir, dry_run: bool = False) -> Pipeline:
-    engine = Engine(Recorder(store), registry, iam, dry_run=dry_run)
+    engine = Engine(Recorder(store), registry, iam, dry_run=dry_run, extras={"publisher": FakePublisher()})
     engine.recover()
     return Pipeline(load_runbooks(runbooks_dir, registry), engine)
 
@@ -107,7 +107,8 @@ async def test_throttling_is_retried_then_succeeds(runbooks_dir):
     await p.engine.recorder.flush()
     assert iam.keys[KEY]["Status"] == "Inactive"
     results = [e.body for e in Recorder(store).entries() if e.kind == "step.result"]
-    assert [r["status"] for r in results] == ["ok"]
+    assert [(r["step"], r["status"]) for r in results] == [
+        ("deactivate-key", "ok"), ("revoke-sessions", "ok"), ("notify-oncall", "ok")]
 
 
 async def test_dry_run_plans_and_calls_nothing(runbooks_dir):
