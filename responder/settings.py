@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     notify_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="HMAC secrets by key id for notify.webhook / notify.kafka signatures"
     )
+    model_registry: str = Field(
+        default=".responder/models", description="model registry: a directory, s3://BUCKET/PREFIX or sagemaker+s3://…"
+    )
+    model_trusted_keys: list[Path] = Field(
+        default_factory=list, description="PEM public keys a model version must be signed by to be served"
+    )
+    model_ssm_prefix: str = "/responder/models"
+    model_deploy_poll_s: float = 5.0
+    model_deploy_timeout_s: float = 600.0
 
     dry_run: bool = False
     kill_switch: bool = Field(default=False, description="every step needs a human approval")

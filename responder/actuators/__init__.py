@@ -1,6 +1,6 @@
 """Actuators: the only place side effects happen. Importing this registers the built-ins."""
 
-from responder.actuators import aws, notify
+from responder.actuators import aws, model, notify
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import Registry, register, registry
 
@@ -12,6 +12,7 @@ __all__ = [
     "PlanPreview",
     "Registry",
     "aws",
+    "model",
     "notify",
     "register",
     "registry",

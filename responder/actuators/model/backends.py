@@ -1,0 +1,42 @@
+"""Choose the registry backend from its URL, and the model settings from the context or settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from responder.actuators.base import ActuationContext, AwsCaller
+from responder.actuators.model.local import LocalStore
+from responder.actuators.model.s3 import S3Store
+from responder.actuators.model.sagemaker import SageMakerStore
+from responder.actuators.model.versions import ModelConfig, ModelStore
+from responder.settings import Settings
+
+CONFIG_EXTRA = "models"
+
+
+def config_from(settings: Settings) -> ModelConfig:
+    """The registry URL and trusted keys from settings."""
+    return ModelConfig(
+        registry=settings.model_registry,
+        trusted_keys=tuple(settings.model_trusted_keys),
+        ssm_prefix=settings.model_ssm_prefix,
+        poll_interval=settings.model_deploy_poll_s,
+        deploy_timeout=settings.model_deploy_timeout_s,
+    )
+
+
+def context_config(ctx: ActuationContext) -> ModelConfig:
+    """`ctx.extras["models"]` when the caller passes one (tests, the CLI), else read from settings."""
+    given = ctx.extras.get(CONFIG_EXTRA)
+    if isinstance(given, ModelConfig):
+        return given
+    return config_from(Settings())
+
+
+def open_store(url: str, aws: AwsCaller, config: ModelConfig) -> ModelStore:
+    """A local directory (a path or file://), `s3://BUCKET/PREFIX` (+SSM pointer) or `sagemaker+s3://…`."""
+    if url.startswith("sagemaker+s3://"):
+        return SageMakerStore(aws, url, poll_interval=config.poll_interval, deploy_timeout=config.deploy_timeout)
+    if url.startswith("s3://"):
+        return S3Store(aws, url, config.ssm_prefix)
+    return LocalStore(Path(url.removeprefix("file://")))

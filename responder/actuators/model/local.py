@@ -1,0 +1,155 @@
+"""The local-directory registry: the embedded default used by the demo and tabletops.
+
+Layout (every name is checked against a pattern before it becomes a path)::
+
+    ROOT/<model>/versions/<version>/model/…        the artifact: a directory of files
+    ROOT/<model>/versions/<version>/model.sig      its model-signing bundle (absent = unsigned)
+    ROOT/<model>/versions/<version>/version.json   {"created": ISO-8601} (else the directory's mtime)
+    ROOT/<model>/serving                           the served version's name, replaced atomically
+    ROOT/<model>/quarantine/<version>.json         a version never to be served, and why
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from responder.actuators.model.signing import SIGNATURE_NAME, bundle_digest
+from responder.actuators.model.versions import (
+    ARTIFACT_DIR,
+    MODEL_NAME,
+    VERSION_META,
+    VERSION_NAME,
+    ModelVersion,
+    checked,
+)
+from responder.errors import PermanentActuationError
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def created_at(meta: bytes | None, fallback: datetime) -> datetime:
+    """The `created` time of a version.json, or `fallback` when absent or unreadable."""
+    if meta:
+        try:
+            value = datetime.fromisoformat(str(json.loads(meta)["created"]))
+        except (ValueError, KeyError, TypeError):
+            return fallback
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return fallback
+
+
+class LocalStore:
+    """A registry in a local directory."""
+
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _model(self, model: str) -> Path:
+        return self.root / checked(model, MODEL_NAME, "model name")
+
+    def _version(self, model: str, version: str) -> Path:
+        return self._model(model) / "versions" / checked(version, VERSION_NAME, "model version")
+
+    def _scan(self, model: str) -> list[ModelVersion]:
+        base = self._model(model) / "versions"
+        found: list[ModelVersion] = []
+        for entry in sorted(base.iterdir()) if base.is_dir() else []:
+            if not entry.is_dir() or entry.is_symlink():
+                continue
+            try:
+                checked(entry.name, VERSION_NAME, "model version")
+            except PermanentActuationError:
+                continue
+            meta = entry / VERSION_META
+            mtime = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+            sig = entry / SIGNATURE_NAME
+            found.append(ModelVersion(
+                model=model,
+                version=entry.name,
+                location=str(entry / ARTIFACT_DIR),
+                signature=str(sig) if sig.is_file() else None,
+                digest=bundle_digest(sig.read_bytes()) if sig.is_file() else None,
+                created=created_at(meta.read_bytes() if meta.is_file() else None, mtime),
+            ))
+        return sorted(found, key=lambda v: (v.created, v.version))
+
+    async def versions(self, model: str) -> list[ModelVersion]:
+        return await asyncio.to_thread(self._scan, model)
+
+    async def serving(self, model: str) -> str | None:
+        pointer = self._model(model) / "serving"
+        try:
+            value = (await asyncio.to_thread(pointer.read_text)).strip()
+        except FileNotFoundError:
+            return None
+        return value or None
+
+    async def set_serving(self, model: str, version: ModelVersion) -> None:
+        if not self._version(model, version.version).is_dir():
+            raise PermanentActuationError(f"{model} has no version {version.version}", code="NotFound")
+        await asyncio.to_thread(write_atomically, self._model(model) / "serving", f"{version.version}\n".encode())
+
+    async def quarantined(self, model: str) -> set[str]:
+        base = self._model(model) / "quarantine"
+        if not base.is_dir():
+            return set()
+        return {p.stem for p in base.glob("*.json")}
+
+    async def quarantine(self, model: str, version: str, reason: str) -> bool:
+        checked(version, VERSION_NAME, "model version")
+        mark = self._model(model) / "quarantine" / f"{version}.json"
+        if mark.exists():
+            return False
+        body = {"version": version, "reason": reason, "at": datetime.now(UTC).isoformat()}
+        await asyncio.to_thread(write_atomically, mark, json.dumps(body).encode())
+        return True
+
+    @asynccontextmanager
+    async def local_copy(self, version: ModelVersion) -> AsyncIterator[tuple[Path, Path | None]]:
+        yield Path(version.location), Path(version.signature) if version.signature else None
+
+    async def deployable(self, version: ModelVersion) -> str | None:
+        return None
+
+    async def publish(self, model: str, version: str, source: Path, signature: Path | None) -> ModelVersion:
+        target = self._version(model, version)
+        if target.exists():
+            raise PermanentActuationError(f"{model} already has a version {version}", code="AlreadyExists")
+
+        def copy() -> None:
+            target.mkdir(parents=True)
+            shutil.copytree(source, target / ARTIFACT_DIR, symlinks=True)
+            if signature is not None:
+                shutil.copyfile(signature, target / SIGNATURE_NAME)
+            (target / VERSION_META).write_text(json.dumps({"created": datetime.now(UTC).isoformat()}))
+
+        await asyncio.to_thread(copy)
+        return next(v for v in await self.versions(model) if v.version == version)

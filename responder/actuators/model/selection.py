@@ -1,0 +1,73 @@
+"""The walk back: from the serving (or reported) version to the newest older version that may be served."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from responder.actuators.model.signing import Reason, Verdict, verify
+from responder.actuators.model.versions import ModelStore, ModelVersion, Rejection
+from responder.errors import PermanentActuationError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the walk found: where it started, the chosen version (if any), and every rejection with its reason."""
+
+    model: str
+    serving: str | None
+    start: str | None
+    chosen: ModelVersion | None
+    verdict: Verdict | None
+    rejected: Sequence[Rejection] = field(default_factory=tuple)
+
+    def refusal(self) -> str:
+        """Why nothing can be switched to, naming each rejected version."""
+        why = "; ".join(f"{r.version}: {r.reason}" for r in self.rejected) or "no older version registered"
+        return f"no signed version of {self.model} older than {self.start or 'the served one'} qualifies ({why})"
+
+
+async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], quarantined: set[str]) -> Verdict:
+    """Quarantine, signature against the trusted keys, files against the signature, then deployability."""
+    if version.version in quarantined:
+        return Verdict(False, Reason.QUARANTINED, "marked never to be served")
+    try:
+        async with store.local_copy(version) as (artifact, signature):
+            verdict = await asyncio.to_thread(verify, artifact, signature, keys)
+    except PermanentActuationError as exc:
+        return Verdict(False, Reason.MISSING_ARTIFACT, str(exc))
+    if not verdict.ok:
+        return verdict
+    problem = await store.deployable(version)
+    if problem is not None:
+        return Verdict(False, Reason.NOT_DEPLOYABLE, problem)
+    return verdict
+
+
+async def select(store: ModelStore, model: str, keys: Sequence[Path], start: str | None = None) -> Selection:
+    """Walk back from `start` (default: the serving version) and return the first version that passes `check`.
+
+    Only versions strictly older than the start are candidates; when the start is not a registered
+    version (something unregistered is being served), every registered version is.
+    """
+    versions = await store.versions(model)
+    serving = await store.serving(model)
+    origin = start or serving
+    names = [v.version for v in versions]
+    older = versions[: names.index(origin)] if origin in names else versions
+    quarantined = await store.quarantined(model)
+    rejected: list[Rejection] = []
+    for candidate in reversed(older):
+        verdict = await check(store, candidate, keys, quarantined)
+        if verdict.ok:
+            return Selection(model, serving, origin, candidate, verdict, tuple(rejected))
+        reason = verdict.reason.value if verdict.reason else "rejected"
+        rejected.append(Rejection(candidate.version, reason, verdict.detail))
+        log.warning("model_version_rejected", model=model, version=candidate.version, reason=reason)
+    return Selection(model, serving, origin, None, None, tuple(rejected))
