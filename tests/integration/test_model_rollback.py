@@ -1,0 +1,141 @@
+"""Rollback to the last signed version on a real local registry with real model-signing bundles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from responder.actuators import registry
+from responder.actuators.base import ActuationContext
+from responder.actuators.model import ModelConfig
+from responder.actuators.model.backends import CONFIG_EXTRA
+from responder.actuators.model.local import LocalStore
+from responder.actuators.model.rollback import RollbackParams, VersionParams
+from responder.errors import PermanentActuationError
+from tests.modelkit import Keys, NoAws, context, make_keys, publish
+
+ROLLBACK = registry.get("model.rollback_to_last_signed")
+SWITCH = registry.get("model.switch_version")
+QUARANTINE = registry.get("model.quarantine_version")
+
+
+@pytest.fixture(name="keys")
+def _keys(tmp_path: Path) -> Keys:
+    """A trusted and an untrusted ECDSA key pair."""
+    return make_keys(tmp_path / "keys")
+
+
+@pytest.fixture(name="store")
+def _store(tmp_path: Path) -> LocalStore:
+    """An empty local registry."""
+    return LocalStore(tmp_path / "registry")
+
+
+async def _history(store: LocalStore, tmp_path: Path, keys: Keys) -> None:
+    """v1 good, v2 good but quarantined, v3 wrong key, v4 unsigned, v5 tampered after signing, v6 served."""
+    work = tmp_path / "work"
+    for version, key in (("v1", keys.private), ("v2", keys.private), ("v3", keys.wrong_private),
+                         ("v4", None), ("v5", keys.private), ("v6", keys.private)):
+        await publish(store, work, "fraud", version, key)
+    await store.quarantine("fraud", "v2", "bad data")
+    weights = store.root / "fraud" / "versions" / "v5" / "model" / "weights.bin"
+    data = bytearray(weights.read_bytes())
+    data[100] ^= 0x01
+    weights.write_bytes(bytes(data))
+    versions = {v.version: v for v in await store.versions("fraud")}
+    await store.set_serving("fraud", versions["v6"])
+
+
+async def test_walk_skips_tampered_unsigned_wrong_key_and_quarantined(store, tmp_path, keys):
+    """From v6 the rollback skips v5..v2, each with its reason, and serves v1."""
+    await _history(store, tmp_path, keys)
+    ctx = context(NoAws(), str(store.root), keys)
+    result = await ROLLBACK.apply(RollbackParams(model="fraud"), ctx)
+    assert result.changed
+    assert (result.outputs["from"], result.outputs["to"]) == ("v6", "v1")
+    reasons = [(r["version"], r["reason"]) for r in result.outputs["rejected"]]  # type: ignore[index, union-attr]
+    assert reasons == [("v5", "tampered"), ("v4", "unsigned"), ("v3", "untrusted_key"), ("v2", "quarantined")]
+    assert (store.root / "fraud" / "serving").read_text().strip() == "v1"
+    assert await ROLLBACK.verify(RollbackParams(model="fraud", from_version="v6"), ctx)
+
+
+async def test_no_signed_version_left_refuses_and_switches_nothing(store, tmp_path, keys):
+    """When every older version is rejected the step fails permanently and the pointer stays put."""
+    await _history(store, tmp_path, keys)
+    await store.quarantine("fraud", "v1", "also bad")
+    ctx = context(NoAws(), str(store.root), keys)
+    with pytest.raises(PermanentActuationError) as info:
+        await ROLLBACK.apply(RollbackParams(model="fraud"), ctx)
+    assert info.value.code == "NoSignedVersion"
+    assert "v5: tampered" in str(info.value) and "v1: quarantined" in str(info.value)
+    assert await store.serving("fraud") == "v6"
+
+
+async def test_rollback_from_a_named_version_is_idempotent(store, tmp_path, keys):
+    """Applied twice for the same bad version, the second call changes nothing."""
+    await _history(store, tmp_path, keys)
+    ctx = context(NoAws(), str(store.root), keys)
+    params = RollbackParams(model="fraud", from_version="v6")
+    first = await ROLLBACK.apply(params, ctx)
+    second = await ROLLBACK.apply(params, ctx)
+    assert first.changed and not second.changed
+    assert second.outputs["to"] == "v1"
+
+
+async def test_no_trusted_key_configured_means_refusal(store, tmp_path, keys):
+    """With no trusted key configured nothing verifies, so nothing is switched."""
+    await _history(store, tmp_path, keys)
+    config = ModelConfig(registry=str(store.root), trusted_keys=())
+    ctx = ActuationContext(aws=NoAws(), extras={CONFIG_EXTRA: config})
+    with pytest.raises(PermanentActuationError, match="v1: no_trusted_keys"):
+        await ROLLBACK.apply(RollbackParams(model="fraud"), ctx)
+    assert await store.serving("fraud") == "v6"
+
+
+async def test_reverse_switches_back_and_needs_approval(store, tmp_path, keys):
+    """The reverse is the destructive switch_version with the prior version; it restores v6."""
+    await _history(store, tmp_path, keys)
+    ctx = context(NoAws(), str(store.root), keys)
+    result = await ROLLBACK.apply(RollbackParams(model="fraud"), ctx)
+    assert ROLLBACK.reverse == SWITCH.name and SWITCH.destructive
+    back = ROLLBACK.reverse_params(RollbackParams(model="fraud"), result)
+    assert back is not None and back["version"] == "v6"
+    undone = await SWITCH.apply(VersionParams.model_validate(back), ctx)
+    assert undone.changed and await store.serving("fraud") == "v6"
+
+
+async def test_switch_refuses_a_quarantined_version(store, tmp_path, keys):
+    """A quarantined version is never served, even on an operator's switch."""
+    await _history(store, tmp_path, keys)
+    ctx = context(NoAws(), str(store.root), keys)
+    with pytest.raises(PermanentActuationError, match="quarantined"):
+        await SWITCH.apply(VersionParams(model="fraud", version="v2"), ctx)
+    assert await store.serving("fraud") == "v6"
+
+
+async def test_quarantine_is_idempotent(store, tmp_path, keys):
+    """Quarantining twice changes state once and verifies both times."""
+    await publish(store, tmp_path / "work", "fraud", "v1", keys.private)
+    ctx = context(NoAws(), str(store.root), keys)
+    params = VersionParams(model="fraud", version="v1", reason="drift")
+    assert (await QUARANTINE.apply(params, ctx)).changed
+    assert not (await QUARANTINE.apply(params, ctx)).changed
+    assert await QUARANTINE.verify(params, ctx)
+
+
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "..", ".hidden", "", "x" * 80])
+def test_names_that_could_escape_the_registry_are_rejected(bad):
+    """Model and version names are patterns, never paths."""
+    with pytest.raises(ValidationError):
+        VersionParams(model="fraud", version=bad)
+    with pytest.raises(ValidationError):
+        RollbackParams(model=bad)
+
+
+async def test_store_rejects_traversal_even_without_params(store):
+    """The store checks names itself, so a caller that skips the params model cannot escape either."""
+    with pytest.raises(PermanentActuationError):
+        await store.quarantine("fraud", "../../outside", "x")
+    assert not (store.root.parent / "outside.json").exists()
