@@ -112,7 +112,8 @@ async def test_engine_records_every_rejection_and_the_switch(store, tmp_path, ke
     entries = await _run(store.root)
     result = next(e for e in entries if e.kind == "step.result" and e.body["step"] == "roll-back")
     assert result.body["status"] == "ok"
-    assert result.body["outputs"]["from"] == "v3" and result.body["outputs"]["to"] == "v1"
+    assert result.body["outputs"]["from"] == "v3"
+    assert result.body["outputs"]["to"] == "v1"
     assert [r["reason"] for r in result.body["outputs"]["rejected"]] == ["unsigned"]
     assert RecordingNotify.sent == []
 
@@ -123,8 +124,10 @@ async def test_refusal_fails_permanently_and_escalates(store, tmp_path, keys):
     RecordingNotify.sent.clear()
     entries = await _run(store.root)
     result = next(e for e in entries if e.kind == "step.result" and e.body["step"] == "roll-back")
-    assert result.body["status"] == "failed" and result.body["permanent"] is True
-    assert result.body["code"] == "NoSignedVersion" and "v1: untrusted_key" in result.body["error"]
+    assert result.body["status"] == "failed"
+    assert result.body["permanent"] is True
+    assert result.body["code"] == "NoSignedVersion"
+    assert "v1: untrusted_key" in result.body["error"]
     assert RecordingNotify.sent == ["no signed version of fraud to roll back to"]
     assert await store.serving("fraud") == "v2"
 
@@ -151,4 +154,5 @@ def test_cli_sign_and_verify_detect_tampering(tmp_path, keys, store):
     assert runner.invoke(app, ["models", "verify", str(model)]).exit_code == 0
     (model / "config.json").write_text('{"layers": 3}')
     out = runner.invoke(app, ["models", "verify", str(model), "--json"])
-    assert out.exit_code == 1 and json.loads(out.output)["reason"] == "tampered"
+    assert out.exit_code == 1
+    assert json.loads(out.output)["reason"] == "tampered"

@@ -69,7 +69,8 @@ async def test_no_signed_version_left_refuses_and_switches_nothing(store, tmp_pa
     with pytest.raises(PermanentActuationError) as info:
         await ROLLBACK.apply(RollbackParams(model="fraud"), ctx)
     assert info.value.code == "NoSignedVersion"
-    assert "v5: tampered" in str(info.value) and "v1: quarantined" in str(info.value)
+    assert "v5: tampered" in str(info.value)
+    assert "v1: quarantined" in str(info.value)
     assert await store.serving("fraud") == "v6"
 
 
@@ -80,7 +81,8 @@ async def test_rollback_from_a_named_version_is_idempotent(store, tmp_path, keys
     params = RollbackParams(model="fraud", from_version="v6")
     first = await ROLLBACK.apply(params, ctx)
     second = await ROLLBACK.apply(params, ctx)
-    assert first.changed and not second.changed
+    assert first.changed
+    assert not second.changed
     assert second.outputs["to"] == "v1"
 
 
@@ -99,11 +101,14 @@ async def test_reverse_switches_back_and_needs_approval(store, tmp_path, keys):
     await _history(store, tmp_path, keys)
     ctx = context(NoAws(), str(store.root), keys)
     result = await ROLLBACK.apply(RollbackParams(model="fraud"), ctx)
-    assert ROLLBACK.reverse == SWITCH.name and SWITCH.destructive
+    assert ROLLBACK.reverse == SWITCH.name
+    assert SWITCH.destructive
     back = ROLLBACK.reverse_params(RollbackParams(model="fraud"), result)
-    assert back is not None and back["version"] == "v6"
+    assert back is not None
+    assert back["version"] == "v6"
     undone = await SWITCH.apply(VersionParams.model_validate(back), ctx)
-    assert undone.changed and await store.serving("fraud") == "v6"
+    assert undone.changed
+    assert await store.serving("fraud") == "v6"
 
 
 async def test_switch_refuses_a_quarantined_version(store, tmp_path, keys):
