@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from responder.actuators import registry
@@ -64,6 +66,13 @@ RUNBOOK = {
          "with": {"message": "no signed version of ${event.resource.model.id} to roll back to"}},
     ],
 }
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """The CLI binds structlog to CliRunner's streams; restore the defaults for later tests."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(name="keys")
