@@ -41,7 +41,7 @@ async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], 
         async with store.local_copy(version) as (artifact, signature):
             verdict = await asyncio.to_thread(verify, artifact, signature, keys)
     except PermanentActuationError as exc:
-        return Verdict(False, Reason.MISSING_ARTIFACT, str(exc))
+        return Verdict(False, Reason.UNSAFE_PATH if exc.code == "BadKey" else Reason.MISSING_ARTIFACT, str(exc))
     if not verdict.ok:
         return verdict
     problem = await store.deployable(version)

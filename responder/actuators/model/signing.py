@@ -35,6 +35,7 @@ class Reason(StrEnum):
     NO_TRUSTED_KEYS = "no_trusted_keys"
     QUARANTINED = "quarantined"
     MISSING_ARTIFACT = "missing_artifact"
+    UNSAFE_PATH = "unsafe_path"
     NOT_DEPLOYABLE = "not_deployable"
 
 

@@ -1,0 +1,156 @@
+"""The S3 + SSM registry on the moto server, and the SageMaker registry with botocore's Stubber.
+
+SageMaker runs on a Stubber because moto does not implement `update_endpoint` (NotImplementedError
+in-process, HTTP 500 in server mode; reference/stack-lab.md §4.4): the stub replays the exact
+describe/update calls and responses SageMaker documents, while the versions, their artifacts and
+their signatures are real objects on the moto server.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from responder.actuators import registry
+from responder.actuators.aws.session import AwsSession
+from responder.actuators.model.rollback import RollbackParams, VersionParams
+from responder.actuators.model.s3 import S3Store
+from responder.actuators.model.sagemaker import SageMakerStore
+from responder.errors import PermanentActuationError
+from tests.modelkit import Keys, context, make_keys, publish
+
+ROLLBACK = registry.get("model.rollback_to_last_signed")
+QUARANTINE = registry.get("model.quarantine_version")
+BUCKET = "models"
+URL = f"s3://{BUCKET}/registry"
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+@pytest.fixture(name="keys")
+def _keys(tmp_path: Path) -> Keys:
+    """A trusted and an untrusted ECDSA key pair."""
+    return make_keys(tmp_path / "keys")
+
+
+@pytest.fixture(name="s3store")
+async def _s3store(aws: AwsSession) -> S3Store:
+    """An S3 registry in a fresh bucket on the moto server."""
+    await aws.call("s3", "create_bucket", Bucket=BUCKET)
+    return S3Store(aws, URL)
+
+
+async def _tamper(aws: AwsSession, version: str) -> None:
+    key = f"registry/fraud/versions/{version}/model/config.json"
+    await aws.call("s3", "put_object", Bucket=BUCKET, Key=key, Body=b'{"layers": 99}')
+
+
+async def test_s3_rollback_skips_tampered_and_moves_the_ssm_pointer(aws, s3store, tmp_path, keys):
+    """v3 served, v2 changed in S3 after signing: the rollback serves v1 and SSM's history shows v3 → v1."""
+    for v in ("v1", "v2", "v3"):
+        await publish(s3store, tmp_path / "w", "fraud", v, keys.private)
+    await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
+    await _tamper(aws, "v2")
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", registry=URL), context(aws, URL, keys))
+    assert result.outputs["to"] == "v1"
+    assert [r["reason"] for r in result.outputs["rejected"]] == ["tampered"]  # type: ignore[index, union-attr]
+    history = await aws.call("ssm", "get_parameter_history", Name="/responder/models/fraud/serving")
+    assert [h["Value"] for h in history["Parameters"]] == ["v3", "v1"]
+
+
+async def test_s3_refusal_leaves_the_pointer_alone(aws, s3store, tmp_path, keys):
+    """Unsigned and wrong-key versions only: refused, and the SSM parameter still names v3."""
+    await publish(s3store, tmp_path / "w", "fraud", "v1", None)
+    await publish(s3store, tmp_path / "w", "fraud", "v2", keys.wrong_private)
+    await publish(s3store, tmp_path / "w", "fraud", "v3", keys.private)
+    await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
+    with pytest.raises(PermanentActuationError, match=r"v2: untrusted_key; v1: unsigned"):
+        await ROLLBACK.apply(RollbackParams(model="fraud", registry=URL), context(aws, URL, keys))
+    assert await s3store.serving("fraud") == "v3"
+
+
+async def test_s3_quarantine_then_rollback_skips_it(aws, s3store, tmp_path, keys):
+    """A quarantine mark in S3 is honoured by the next rollback."""
+    for v in ("v1", "v2", "v3"):
+        await publish(s3store, tmp_path / "w", "fraud", v, keys.private)
+    await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
+    ctx = context(aws, URL, keys)
+    await QUARANTINE.apply(VersionParams(model="fraud", version="v2", registry=URL), ctx)
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", registry=URL), ctx)
+    assert result.outputs["to"] == "v1"
+    assert [r["reason"] for r in result.outputs["rejected"]] == ["quarantined"]  # type: ignore[index, union-attr]
+
+
+async def test_s3_object_key_escaping_the_artifact_is_rejected(aws, s3store, tmp_path, keys):
+    """A key with `..` under a version is never written outside the temporary copy."""
+    await publish(s3store, tmp_path / "w", "fraud", "v1", keys.private)
+    await publish(s3store, tmp_path / "w", "fraud", "v2", keys.private)
+    await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
+    await aws.call("s3", "put_object", Bucket=BUCKET, Key="registry/fraud/versions/v1/model/../../../escape",
+                   Body=b"x")
+    with pytest.raises(PermanentActuationError, match="v1: unsafe_path"):
+        await ROLLBACK.apply(RollbackParams(model="fraud", registry=URL), context(aws, URL, keys))
+
+
+def _endpoint(config: str, status: str = "InService") -> dict[str, Any]:
+    return {"EndpointName": "fraud", "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/fraud",
+            "EndpointConfigName": config, "EndpointStatus": status, "CreationTime": NOW, "LastModifiedTime": NOW}
+
+
+def _expect_config(stub: Stubber, config: str, model_name: str, data_url: str) -> None:
+    stub.add_response("describe_endpoint_config", {
+        "EndpointConfigName": config, "CreationTime": NOW,
+        "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{config}",
+        "ProductionVariants": [{"VariantName": "main", "ModelName": model_name}]}, {"EndpointConfigName": config})
+    stub.add_response("describe_model", {
+        "ModelName": model_name, "CreationTime": NOW,
+        "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{model_name}",
+        "PrimaryContainer": {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/serve:1",
+                             "ModelDataUrl": data_url}}, {"ModelName": model_name})
+
+
+def _data(version: str) -> str:
+    return f"{URL}/fraud/versions/{version}/model/"
+
+
+async def test_sagemaker_rollback_updates_the_endpoint_and_reads_it_back(aws, tmp_path, keys):
+    """Serving v2 (wrong key): the endpoint is updated to fraud-v1's config, then read back through the model."""
+    await aws.call("s3", "create_bucket", Bucket=BUCKET)
+    store = SageMakerStore(aws, f"sagemaker+{URL}", poll_interval=0.0)
+    await publish(store, tmp_path / "w", "fraud", "v1", keys.private)
+    await publish(store, tmp_path / "w", "fraud", "v2", keys.wrong_private)
+    with Stubber(aws.client("sagemaker")) as stub:
+        stub.add_response("describe_endpoint", _endpoint("fraud-v2"), {"EndpointName": "fraud"})
+        _expect_config(stub, "fraud-v2", "fraud-v2", _data("v2"))
+        _expect_config(stub, "fraud-v1", "fraud-v1", _data("v1"))
+        stub.add_response("describe_endpoint", _endpoint("fraud-v2"), {"EndpointName": "fraud"})
+        stub.add_response("update_endpoint", {"EndpointArn": _endpoint("x")["EndpointArn"]},
+                          {"EndpointName": "fraud", "EndpointConfigName": "fraud-v1"})
+        stub.add_response("describe_endpoint", _endpoint("fraud-v1", "Updating"), {"EndpointName": "fraud"})
+        stub.add_response("describe_endpoint", _endpoint("fraud-v1"), {"EndpointName": "fraud"})
+        stub.add_response("describe_endpoint", _endpoint("fraud-v1"), {"EndpointName": "fraud"})
+        _expect_config(stub, "fraud-v1", "fraud-v1", _data("v1"))
+        result = await ROLLBACK.apply(RollbackParams(model="fraud", registry=f"sagemaker+{URL}"),
+                                      context(aws, f"sagemaker+{URL}", keys))
+        stub.assert_no_pending_responses()
+    assert (result.outputs["from"], result.outputs["to"]) == ("v2", "v1")
+    assert result.outputs["backend"] == "sagemaker"
+
+
+async def test_sagemaker_config_loading_other_data_is_not_deployable(aws, tmp_path, keys):
+    """A signed v1 whose endpoint config loads v2's data is rejected, and no update_endpoint is made."""
+    await aws.call("s3", "create_bucket", Bucket=BUCKET)
+    store = SageMakerStore(aws, f"sagemaker+{URL}", poll_interval=0.0)
+    await publish(store, tmp_path / "w", "fraud", "v1", keys.private)
+    await publish(store, tmp_path / "w", "fraud", "v2", None)
+    with Stubber(aws.client("sagemaker")) as stub:
+        stub.add_response("describe_endpoint", _endpoint("fraud-v2"), {"EndpointName": "fraud"})
+        _expect_config(stub, "fraud-v2", "fraud-v2", _data("v2"))
+        _expect_config(stub, "fraud-v1", "fraud-v1-model", _data("v2"))
+        with pytest.raises(PermanentActuationError, match="v1: not_deployable"):
+            await ROLLBACK.apply(RollbackParams(model="fraud", registry=f"sagemaker+{URL}"),
+                                 context(aws, f"sagemaker+{URL}", keys))
+        stub.assert_no_pending_responses()
