@@ -133,7 +133,7 @@ async def test_sagemaker_rollback_updates_the_endpoint_and_reads_it_back(aws, tm
         stub.add_response("describe_endpoint", _endpoint("fraud-v1"), {"EndpointName": "fraud"})
         stub.add_response("describe_endpoint", _endpoint("fraud-v1"), {"EndpointName": "fraud"})
         _expect_config(stub, "fraud-v1", "fraud-v1", _data("v1"))
-        result = await ROLLBACK.apply(RollbackParams(model="fraud", registry=f"sagemaker+{URL}"),
+        result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v2", registry=f"sagemaker+{URL}"),
                                       context(aws, f"sagemaker+{URL}", keys))
         stub.assert_no_pending_responses()
     assert (result.outputs["from"], result.outputs["to"]) == ("v2", "v1")

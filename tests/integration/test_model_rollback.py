@@ -144,3 +144,14 @@ async def test_store_rejects_traversal_even_without_params(store):
     with pytest.raises(PermanentActuationError):
         await store.quarantine("fraud", "../../outside", "x")
     assert not (store.root.parent / "outside.json").exists()
+
+
+async def test_stale_alert_does_not_roll_back_a_newer_good_version(store, tmp_path, keys):
+    """An alert about v5 after a good v7 was deployed changes nothing."""
+    await _history(store, tmp_path, keys)
+    await publish(store, tmp_path / "work", "fraud", "v7", keys.private)
+    await store.set_serving("fraud", (await store.versions("fraud"))[-1])
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v5"), context(NoAws(), str(store.root),
+                                                                                            keys))
+    assert not result.changed
+    assert await store.serving("fraud") == "v7"

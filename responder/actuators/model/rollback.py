@@ -10,7 +10,7 @@ from pydantic import Field
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.model.backends import context_config, open_store
 from responder.actuators.model.selection import check, select
-from responder.actuators.model.versions import MODEL_NAME, REGISTRY_URL, VERSION_NAME, ModelStore
+from responder.actuators.model.versions import MODEL_NAME, REGISTRY_URL, VERSION_NAME, ModelConfig, ModelStore
 from responder.actuators.registry import register
 from responder.errors import PermanentActuationError
 
@@ -61,6 +61,10 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
     notify step `when: [{field: steps.<id>.result.to, op: exists, value: false}]` and
     `on_failure: continue` on this step. The reverse (`model.switch_version`) needs approval.
 
+    Pass `from_version` (the version the alert names) in runbooks: then a redelivered alert, a
+    retry or crash recovery changes nothing once `from_version` is no longer served and the
+    serving version verifies, and a newer good deployment is never rolled back by a stale alert.
+
     Example::
 
         - id: roll-back
@@ -88,7 +92,16 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
     async def apply(self, p: RollbackParams, ctx: ActuationContext) -> ActuationResult:
         config = context_config(ctx)
         store = store_for(p, ctx)
-        sel = await select(store, p.model, config.trusted_keys, p.from_version)
+        serving = await store.serving(p.model)
+        if p.from_version and serving not in (None, p.from_version) and await self._good(store, p, config, serving):
+            log.info("model_rollback_not_needed", model=p.model, serving=serving, from_version=p.from_version)
+            return ActuationResult(
+                changed=False, target=self.target(p), prior={"serving": serving}, after={"serving": serving},
+                outputs={"model": p.model, "backend": store.kind, "from": serving, "to": serving,
+                         "start": p.from_version, "rejected": [],
+                         "note": f"{p.from_version} is no longer served and {serving} verifies"},
+            )
+        sel = await select(store, p.model, config.trusted_keys, p.from_version, serving)
         rejected = [r.view() for r in sel.rejected]
         if sel.chosen is None or sel.verdict is None:
             log.warning("model_rollback_refused", model=p.model, start=sel.start, rejected=len(rejected))
@@ -110,9 +123,11 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         )
 
     async def verify(self, p: RollbackParams, ctx: ActuationContext) -> bool:
-        config = context_config(ctx)
+        """Done when the serving version is not `from_version` and itself passes every check."""
         store = store_for(p, ctx)
-        serving = await store.serving(p.model)
+        return await self._good(store, p, context_config(ctx), await store.serving(p.model))
+
+    async def _good(self, store: ModelStore, p: RollbackParams, config: ModelConfig, serving: str | None) -> bool:
         if serving is None or serving == p.from_version:
             return False
         versions = {v.version: v for v in await store.versions(p.model)}

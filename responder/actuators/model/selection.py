@@ -50,14 +50,17 @@ async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], 
     return verdict
 
 
-async def select(store: ModelStore, model: str, keys: Sequence[Path], start: str | None = None) -> Selection:
+async def select(
+    store: ModelStore, model: str, keys: Sequence[Path], start: str | None = None, serving: str | None = None
+) -> Selection:
     """Walk back from `start` (default: the serving version) and return the first version that passes `check`.
 
     Only versions strictly older than the start are candidates; when the start is not a registered
-    version (something unregistered is being served), every registered version is.
+    version (something unregistered is being served), every registered version is. `serving`, when
+    the caller has just read it, saves reading it again.
     """
     versions = await store.versions(model)
-    serving = await store.serving(model)
+    serving = serving or await store.serving(model)
     origin = start or serving
     names = [v.version for v in versions]
     older = versions[: names.index(origin)] if origin in names else versions
