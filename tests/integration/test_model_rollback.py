@@ -155,3 +155,22 @@ async def test_stale_alert_does_not_roll_back_a_newer_good_version(store, tmp_pa
                                                                                             keys))
     assert not result.changed
     assert await store.serving("fraud") == "v7"
+
+
+async def test_integrity_alert_about_a_good_version_is_not_corroborated(store, tmp_path, keys):
+    """With only_if_unverified, an alert naming a version that verifies switches nothing."""
+    await _history(store, tmp_path, keys)
+    ctx = context(NoAws(), str(store.root), keys)
+    with pytest.raises(PermanentActuationError) as info:
+        await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v6", only_if_unverified=True), ctx)
+    assert info.value.code == "NotCorroborated"
+    assert await store.serving("fraud") == "v6"
+
+
+async def test_integrity_alert_about_a_tampered_version_rolls_back(store, tmp_path, keys):
+    """With only_if_unverified, a served version whose files changed is rolled back."""
+    await _history(store, tmp_path, keys)
+    (store.root / "fraud" / "versions" / "v6" / "model" / "extra.bin").write_bytes(b"implant")
+    ctx = context(NoAws(), str(store.root), keys)
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v6", only_if_unverified=True), ctx)
+    assert result.outputs["to"] == "v1"

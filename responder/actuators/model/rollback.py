@@ -20,21 +20,24 @@ log = structlog.get_logger(__name__)
 class ModelParams(Params):
     """A model in a registry (default: the `model_registry` setting)."""
 
-    model: str = Field(pattern=MODEL_NAME)
-    registry: str | None = Field(default=None, pattern=REGISTRY_URL)
+    model: str = Field(pattern=MODEL_NAME, examples=["fraud-scorer"])
+    registry: str | None = Field(default=None, pattern=REGISTRY_URL, examples=["s3://models/registry"])
 
 
 class RollbackParams(ModelParams):
     """Walk back from `from_version` (default: the serving version)."""
 
-    from_version: str | None = Field(default=None, pattern=VERSION_NAME)
+    from_version: str | None = Field(default=None, pattern=VERSION_NAME, examples=["v7"])
+    only_if_unverified: bool = Field(
+        default=False, description="act only if the start version itself fails verification (corroborates the alert)"
+    )
 
 
 class VersionParams(ModelParams):
     """One version of a model."""
 
-    version: str = Field(pattern=VERSION_NAME)
-    reason: str = Field(default="", max_length=500)
+    version: str = Field(pattern=VERSION_NAME, examples=["v7"])
+    reason: str = Field(default="", max_length=500, examples=["artifact tampered"])
 
 
 def store_for(p: ModelParams, ctx: ActuationContext) -> ModelStore:
@@ -60,6 +63,9 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
     nothing is switched and the step fails permanently (code NoSignedVersion): follow it with a
     notify step `when: [{field: steps.<id>.result.to, op: exists, value: false}]` and
     `on_failure: continue` on this step. The reverse (`model.switch_version`) needs approval.
+
+    With `only_if_unverified: true` (integrity alerts) it refuses with NotCorroborated when the
+    version the alert names verifies after all: an alert alone cannot make it switch a good model.
 
     Pass `from_version` (the version the alert names) in runbooks: then a redelivered alert, a
     retry or crash recovery changes nothing once `from_version` is no longer served and the
@@ -101,6 +107,8 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
                          "start": p.from_version, "rejected": [],
                          "note": f"{p.from_version} is no longer served and {serving} verifies"},
             )
+        if p.only_if_unverified:
+            await self._corroborate(store, p, config, p.from_version or serving)
         sel = await select(store, p.model, config.trusted_keys, p.from_version, serving)
         rejected = [r.view() for r in sel.rejected]
         if sel.chosen is None or sel.verdict is None:
@@ -121,6 +129,18 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
                      "digest": sel.verdict.digest, "key": sel.verdict.key, "location": chosen.location,
                      "rejected": rejected},
         )
+
+    async def _corroborate(self, store: ModelStore, p: RollbackParams, config: ModelConfig, start: str | None) -> None:
+        """Refuse (NotCorroborated) when the version the alert is about verifies after all."""
+        found = [v for v in await store.versions(p.model) if v.version == start]
+        if not found:
+            return
+        verdict = await check(store, found[0], config.trusted_keys, await store.quarantined(p.model))
+        if verdict.ok:
+            log.warning("model_rollback_not_corroborated", model=p.model, version=start)
+            raise PermanentActuationError(
+                f"{p.model} {start} verifies against a trusted key ({verdict.digest}); the alert is not corroborated "
+                "by the registry, so nothing was switched", code="NotCorroborated")
 
     async def verify(self, p: RollbackParams, ctx: ActuationContext) -> bool:
         """Done when the serving version is not `from_version` and itself passes every check."""
@@ -146,7 +166,8 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
 class SwitchVersion(Actuator[VersionParams]):
     """Point a model's serving pointer at one named version (not quarantined); the undo of a rollback.
 
-    Destructive: it may put back a version that was rolled away from, so it needs approval.
+    Destructive: it may put back a version that was rolled away from, so it needs approval. Its own
+    reverse is a switch back to the version served before.
 
     Example::
 
@@ -157,6 +178,7 @@ class SwitchVersion(Actuator[VersionParams]):
 
     name = "model.switch_version"
     params = VersionParams
+    reverse = "model.switch_version"
     permissions = ("s3:ListBucket", "s3:GetObject", "ssm:GetParameter", "ssm:PutParameter",
                    "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
                    "sagemaker:UpdateEndpoint")
@@ -187,6 +209,12 @@ class SwitchVersion(Actuator[VersionParams]):
     async def verify(self, p: VersionParams, ctx: ActuationContext) -> bool:
         return await store_for(p, ctx).serving(p.model) == p.version
 
+    def reverse_params(self, p: VersionParams, result: ActuationResult) -> dict[str, Any] | None:
+        prior = result.prior.get("serving")
+        if not result.changed or not isinstance(prior, str):
+            return None
+        return {"model": p.model, "registry": p.registry, "version": prior, "reason": "undo switch"}
+
 
 @register
 class QuarantineVersion(Actuator[VersionParams]):
@@ -202,6 +230,7 @@ class QuarantineVersion(Actuator[VersionParams]):
     name = "model.quarantine_version"
     params = VersionParams
     permissions = ("s3:ListBucket", "s3:PutObject")
+    irreversible = "lifting a quarantine is a deliberate manual act: delete the mark (see README, Model rollback)"
 
     def target(self, p: VersionParams) -> str:
         return f"model/{p.model}/{p.version}"
