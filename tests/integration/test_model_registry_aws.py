@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 
 from responder.actuators import registry
 from responder.actuators.aws.session import AwsSession
-from responder.actuators.model.rollback import RollbackParams, VersionParams
+from responder.actuators.model.params import RollbackParams, VersionParams
 from responder.actuators.model.s3 import S3Store
 from responder.actuators.model.sagemaker import SageMakerStore
 from responder.errors import PermanentActuationError

@@ -1,6 +1,6 @@
 """Model actuators: a signed-version registry (local, S3+SSM, SageMaker) and rollback to the last signed version."""
 
-from responder.actuators.model import rollback
+from responder.actuators.model import quarantine, rollback, switch
 from responder.actuators.model.backends import config_from, open_store
 from responder.actuators.model.selection import Selection, select
 from responder.actuators.model.signing import Reason, Verdict
@@ -16,6 +16,8 @@ __all__ = [
     "Verdict",
     "config_from",
     "open_store",
+    "quarantine",
     "rollback",
     "select",
+    "switch",
 ]

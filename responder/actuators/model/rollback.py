@@ -1,57 +1,20 @@
-"""Model actuators: roll back to the last signed version, switch back (its reverse), quarantine a version."""
+"""`model.rollback_to_last_signed`: serve the newest older version that verifies against a trusted key."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import structlog
-from pydantic import Field
 
-from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
-from responder.actuators.model.backends import context_config, open_store
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
+from responder.actuators.model.backends import context_config
+from responder.actuators.model.params import RollbackParams, read_back, store_for
 from responder.actuators.model.selection import check, select
-from responder.actuators.model.versions import MODEL_NAME, REGISTRY_URL, VERSION_NAME, ModelConfig, ModelStore
+from responder.actuators.model.versions import ModelConfig, ModelStore
 from responder.actuators.registry import register
 from responder.errors import PermanentActuationError
 
 log = structlog.get_logger(__name__)
-
-
-class ModelParams(Params):
-    """A model in a registry (default: the `model_registry` setting)."""
-
-    model: str = Field(pattern=MODEL_NAME, examples=["fraud-scorer"])
-    registry: str | None = Field(default=None, pattern=REGISTRY_URL, examples=["s3://models/registry"])
-
-
-class RollbackParams(ModelParams):
-    """Walk back from `from_version` (default: the serving version)."""
-
-    from_version: str | None = Field(default=None, pattern=VERSION_NAME, examples=["v7"])
-    only_if_unverified: bool = Field(
-        default=False, description="act only if the start version itself fails verification (corroborates the alert)"
-    )
-
-
-class VersionParams(ModelParams):
-    """One version of a model."""
-
-    version: str = Field(pattern=VERSION_NAME, examples=["v7"])
-    reason: str = Field(default="", max_length=500, examples=["artifact tampered"])
-
-
-def store_for(p: ModelParams, ctx: ActuationContext) -> ModelStore:
-    """The registry backend these params name."""
-    config = context_config(ctx)
-    return open_store(p.registry or config.registry, ctx.aws, config)
-
-
-async def read_back(store: ModelStore, model: str, expected: str) -> str | None:
-    """The serving version read back after a switch; PermanentActuationError when it is not `expected`."""
-    now = await store.serving(model)
-    if now != expected:
-        raise PermanentActuationError(f"{model} serves {now} after switching to {expected}", code="ReadBackMismatch")
-    return now
 
 
 @register
@@ -64,8 +27,9 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
     notify step `when: [{field: steps.<id>.result.to, op: exists, value: false}]` and
     `on_failure: continue` on this step. The reverse (`model.switch_version`) needs approval.
 
-    With `only_if_unverified: true` (integrity alerts) it refuses with NotCorroborated when the
-    version the alert names verifies after all: an alert alone cannot make it switch a good model.
+    With `only_if_unverified: true` (integrity alerts) it switches nothing when the version the
+    alert names verifies after all (`outputs.corroborated: false`): an alert alone cannot make it
+    replace a good model.
 
     Pass `from_version` (the version the alert names) in runbooks: then a redelivered alert, a
     retry or crash recovery changes nothing once `from_version` is no longer served and the
@@ -107,8 +71,14 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
                          "start": p.from_version, "rejected": [],
                          "note": f"{p.from_version} is no longer served and {serving} verifies"},
             )
-        if p.only_if_unverified:
-            await self._corroborate(store, p, config, p.from_version or serving)
+        if p.only_if_unverified and not await self._corroborated(store, p, config, p.from_version or serving):
+            log.warning("model_rollback_not_corroborated", model=p.model, version=p.from_version or serving)
+            return ActuationResult(
+                changed=False, target=self.target(p), prior={"serving": serving}, after={"serving": serving},
+                outputs={"model": p.model, "backend": store.kind, "from": serving, "to": serving,
+                         "start": p.from_version or serving, "rejected": [], "corroborated": False,
+                         "note": f"{p.from_version or serving} verifies against a trusted key; nothing switched"},
+            )
         sel = await select(store, p.model, config.trusted_keys, p.from_version, serving)
         rejected = [r.view() for r in sel.rejected]
         if sel.chosen is None or sel.verdict is None:
@@ -127,20 +97,15 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
             after={"serving": now},
             outputs={"model": p.model, "backend": store.kind, "from": sel.serving, "to": now, "start": sel.start,
                      "digest": sel.verdict.digest, "key": sel.verdict.key, "location": chosen.location,
-                     "rejected": rejected},
+                     "rejected": rejected, "corroborated": True},
         )
 
-    async def _corroborate(self, store: ModelStore, p: RollbackParams, config: ModelConfig, start: str | None) -> None:
-        """Refuse (NotCorroborated) when the version the alert is about verifies after all."""
+    async def _corroborated(self, store: ModelStore, p: RollbackParams, config: ModelConfig, start: str | None) -> bool:
+        """False when the version the alert is about is registered and verifies after all."""
         found = [v for v in await store.versions(p.model) if v.version == start]
         if not found:
-            return
-        verdict = await check(store, found[0], config.trusted_keys, await store.quarantined(p.model))
-        if verdict.ok:
-            log.warning("model_rollback_not_corroborated", model=p.model, version=start)
-            raise PermanentActuationError(
-                f"{p.model} {start} verifies against a trusted key ({verdict.digest}); the alert is not corroborated "
-                "by the registry, so nothing was switched", code="NotCorroborated")
+            return True
+        return not (await check(store, found[0], config.trusted_keys, await store.quarantined(p.model))).ok
 
     async def verify(self, p: RollbackParams, ctx: ActuationContext) -> bool:
         """Done when the serving version is not `from_version` and itself passes every check."""
@@ -160,90 +125,3 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         if not result.changed or not isinstance(prior, str):
             return None
         return {"model": p.model, "registry": p.registry, "version": prior, "reason": "undo rollback"}
-
-
-@register
-class SwitchVersion(Actuator[VersionParams]):
-    """Point a model's serving pointer at one named version (not quarantined); the undo of a rollback.
-
-    Destructive: it may put back a version that was rolled away from, so it needs approval. Its own
-    reverse is a switch back to the version served before.
-
-    Example::
-
-        - id: switch-back
-          actuator: model.switch_version
-          with: {model: fraud-scorer, version: v7}
-    """
-
-    name = "model.switch_version"
-    params = VersionParams
-    reverse = "model.switch_version"
-    permissions = ("s3:ListBucket", "s3:GetObject", "ssm:GetParameter", "ssm:PutParameter",
-                   "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
-                   "sagemaker:UpdateEndpoint")
-    destructive = True
-
-    def target(self, p: VersionParams) -> str:
-        return f"model/{p.model}"
-
-    async def plan(self, p: VersionParams, ctx: ActuationContext) -> PlanPreview:
-        return PlanPreview(target=self.target(p), summary=f"serve {p.model} version {p.version}")
-
-    async def apply(self, p: VersionParams, ctx: ActuationContext) -> ActuationResult:
-        store = store_for(p, ctx)
-        versions = {v.version: v for v in await store.versions(p.model)}
-        if p.version not in versions:
-            raise PermanentActuationError(f"{p.model} has no version {p.version}", code="NotFound")
-        if p.version in await store.quarantined(p.model):
-            raise PermanentActuationError(f"{p.model} {p.version} is quarantined", code="Quarantined")
-        before = await store.serving(p.model)
-        if before != p.version:
-            await store.set_serving(p.model, versions[p.version])
-        now = await read_back(store, p.model, p.version)
-        log.info("model_version_switched", model=p.model, from_version=before, to_version=now)
-        return ActuationResult(changed=before != p.version, target=self.target(p), prior={"serving": before},
-                               after={"serving": now},
-                               outputs={"model": p.model, "backend": store.kind, "from": before, "to": now})
-
-    async def verify(self, p: VersionParams, ctx: ActuationContext) -> bool:
-        return await store_for(p, ctx).serving(p.model) == p.version
-
-    def reverse_params(self, p: VersionParams, result: ActuationResult) -> dict[str, Any] | None:
-        prior = result.prior.get("serving")
-        if not result.changed or not isinstance(prior, str):
-            return None
-        return {"model": p.model, "registry": p.registry, "version": prior, "reason": "undo switch"}
-
-
-@register
-class QuarantineVersion(Actuator[VersionParams]):
-    """Mark a model version never to be served again (idempotent; lifting it is a manual act).
-
-    Example::
-
-        - id: quarantine
-          actuator: model.quarantine_version
-          with: {model: fraud-scorer, version: v7, reason: artifact tampered}
-    """
-
-    name = "model.quarantine_version"
-    params = VersionParams
-    permissions = ("s3:ListBucket", "s3:PutObject")
-    irreversible = "lifting a quarantine is a deliberate manual act: delete the mark (see README, Model rollback)"
-
-    def target(self, p: VersionParams) -> str:
-        return f"model/{p.model}/{p.version}"
-
-    async def plan(self, p: VersionParams, ctx: ActuationContext) -> PlanPreview:
-        return PlanPreview(target=self.target(p), summary=f"quarantine {p.model} version {p.version}")
-
-    async def apply(self, p: VersionParams, ctx: ActuationContext) -> ActuationResult:
-        changed = await store_for(p, ctx).quarantine(p.model, p.version, p.reason)
-        log.info("model_version_quarantined", model=p.model, version=p.version, changed=changed)
-        return ActuationResult(changed=changed, target=self.target(p), prior={"quarantined": not changed},
-                               after={"quarantined": True},
-                               outputs={"model": p.model, "version": p.version, "reason": p.reason})
-
-    async def verify(self, p: VersionParams, ctx: ActuationContext) -> bool:
-        return p.version in await store_for(p, ctx).quarantined(p.model)

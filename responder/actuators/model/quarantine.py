@@ -1,0 +1,44 @@
+"""`model.quarantine_version`: mark a version never to be served."""
+
+from __future__ import annotations
+
+import structlog
+
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
+from responder.actuators.model.params import VersionParams, store_for
+from responder.actuators.registry import register
+
+log = structlog.get_logger(__name__)
+
+
+@register
+class QuarantineVersion(Actuator[VersionParams]):
+    """Mark a model version never to be served again (idempotent; lifting it is a manual act).
+
+    Example::
+
+        - id: quarantine
+          actuator: model.quarantine_version
+          with: {model: fraud-scorer, version: v7, reason: artifact tampered}
+    """
+
+    name = "model.quarantine_version"
+    params = VersionParams
+    permissions = ("s3:ListBucket", "s3:PutObject")
+    irreversible = "lifting a quarantine is a deliberate manual act: delete the mark (see README, Model rollback)"
+
+    def target(self, p: VersionParams) -> str:
+        return f"model/{p.model}/{p.version}"
+
+    async def plan(self, p: VersionParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=self.target(p), summary=f"quarantine {p.model} version {p.version}")
+
+    async def apply(self, p: VersionParams, ctx: ActuationContext) -> ActuationResult:
+        changed = await store_for(p, ctx).quarantine(p.model, p.version, p.reason)
+        log.info("model_version_quarantined", model=p.model, version=p.version, changed=changed)
+        return ActuationResult(changed=changed, target=self.target(p), prior={"quarantined": not changed},
+                               after={"quarantined": True},
+                               outputs={"model": p.model, "version": p.version, "reason": p.reason})
+
+    async def verify(self, p: VersionParams, ctx: ActuationContext) -> bool:
+        return p.version in await store_for(p, ctx).quarantined(p.model)

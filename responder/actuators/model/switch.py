@@ -1,0 +1,68 @@
+"""`model.switch_version`: serve one named version; the (approved) undo of a rollback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
+from responder.actuators.model.params import VersionParams, read_back, store_for
+from responder.actuators.registry import register
+from responder.errors import PermanentActuationError
+
+log = structlog.get_logger(__name__)
+
+
+@register
+class SwitchVersion(Actuator[VersionParams]):
+    """Point a model's serving pointer at one named version (not quarantined); the undo of a rollback.
+
+    Destructive: it may put back a version that was rolled away from, so it needs approval. Its own
+    reverse is a switch back to the version served before.
+
+    Example::
+
+        - id: switch-back
+          actuator: model.switch_version
+          with: {model: fraud-scorer, version: v7}
+    """
+
+    name = "model.switch_version"
+    params = VersionParams
+    reverse = "model.switch_version"
+    permissions = ("s3:ListBucket", "s3:GetObject", "ssm:GetParameter", "ssm:PutParameter",
+                   "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
+                   "sagemaker:UpdateEndpoint")
+    destructive = True
+
+    def target(self, p: VersionParams) -> str:
+        return f"model/{p.model}"
+
+    async def plan(self, p: VersionParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=self.target(p), summary=f"serve {p.model} version {p.version}")
+
+    async def apply(self, p: VersionParams, ctx: ActuationContext) -> ActuationResult:
+        store = store_for(p, ctx)
+        versions = {v.version: v for v in await store.versions(p.model)}
+        if p.version not in versions:
+            raise PermanentActuationError(f"{p.model} has no version {p.version}", code="NotFound")
+        if p.version in await store.quarantined(p.model):
+            raise PermanentActuationError(f"{p.model} {p.version} is quarantined", code="Quarantined")
+        before = await store.serving(p.model)
+        if before != p.version:
+            await store.set_serving(p.model, versions[p.version])
+        now = await read_back(store, p.model, p.version)
+        log.info("model_version_switched", model=p.model, from_version=before, to_version=now)
+        return ActuationResult(changed=before != p.version, target=self.target(p), prior={"serving": before},
+                               after={"serving": now},
+                               outputs={"model": p.model, "backend": store.kind, "from": before, "to": now})
+
+    async def verify(self, p: VersionParams, ctx: ActuationContext) -> bool:
+        return await store_for(p, ctx).serving(p.model) == p.version
+
+    def reverse_params(self, p: VersionParams, result: ActuationResult) -> dict[str, Any] | None:
+        prior = result.prior.get("serving")
+        if not result.changed or not isinstance(prior, str):
+            return None
+        return {"model": p.model, "registry": p.registry, "version": prior, "reason": "undo switch"}
