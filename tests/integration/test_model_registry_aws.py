@@ -154,3 +154,14 @@ async def test_sagemaker_config_loading_other_data_is_not_deployable(aws, tmp_pa
             await ROLLBACK.apply(RollbackParams(model="fraud", registry=f"sagemaker+{URL}"),
                                  context(aws, f"sagemaker+{URL}", keys))
         stub.assert_no_pending_responses()
+
+
+async def test_sagemaker_serving_waits_for_a_deployment_in_progress(aws):
+    """While the endpoint is Updating the old config is not what it will serve: wait, then read the new one."""
+    store = SageMakerStore(aws, f"sagemaker+{URL}", poll_interval=0.0)
+    with Stubber(aws.client("sagemaker")) as stub:
+        stub.add_response("describe_endpoint", _endpoint("fraud-v1", "Updating"), {"EndpointName": "fraud"})
+        stub.add_response("describe_endpoint", _endpoint("fraud-v2"), {"EndpointName": "fraud"})
+        _expect_config(stub, "fraud-v2", "fraud-v2", _data("v2"))
+        assert await store.serving("fraud") == "v2"
+        stub.assert_no_pending_responses()

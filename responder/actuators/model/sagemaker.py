@@ -20,6 +20,7 @@ from responder.actuators.model.versions import ARTIFACT_DIR, VERSION_NAME, Model
 from responder.errors import PermanentActuationError, TransientActuationError
 
 SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+MOVING = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
 
 
 def endpoint_name(model: str) -> str:
@@ -77,8 +78,18 @@ class SageMakerStore(S3Store):
         """describe_endpoint of the model's endpoint."""
         return await self.aws.call("sagemaker", "describe_endpoint", EndpointName=endpoint_name(model))
 
+    async def settled(self, model: str) -> dict[str, Any]:
+        """describe_endpoint once the endpoint is not mid-deployment (CloudTrail reports UpdateEndpoint
+        while it is still Updating, and the config it shows then is the one being replaced)."""
+        deadline = time.monotonic() + self.deploy_timeout
+        while True:
+            desc = await self.endpoint(model)
+            if desc.get("EndpointStatus") not in MOVING or time.monotonic() > deadline:
+                return desc
+            await asyncio.sleep(self.poll_interval)
+
     async def serving(self, model: str) -> str | None:
-        desc = await self.endpoint(model)
+        desc = await self.settled(model)
         return self.version_of(model, await self._config_data_url(str(desc["EndpointConfigName"])))
 
     async def deployable(self, version: ModelVersion) -> str | None:
