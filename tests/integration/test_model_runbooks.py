@@ -1,0 +1,218 @@
+"""The shipped model runbooks, matched and run by the engine against a real local registry.
+
+Notify and endpoint isolation are stand-ins that record their calls (those actuators have their own
+tests); the model actuators, the signatures and the registry are real.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ConfigDict
+
+from responder.actuators import registry
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
+from responder.actuators.model.local import LocalStore
+from responder.actuators.registry import Registry
+from responder.catalog import load_runbooks
+from responder.engine import Engine
+from responder.models.event import Event, Resource, ResourceKind, Severity
+from responder.rules.matcher import Matcher
+from responder.timeline import MemoryStore, Recorder
+from tests.modelkit import Keys, NoAws, make_keys, publish
+
+STAND_INS = ("notify.kafka.publish_message", "aws.sagemaker.isolate_endpoint")
+T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+class AnyParams(Params):
+    """Whatever the runbook passes (the stand-in does not validate)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class StandIn(Actuator[AnyParams]):
+    """Records each call instead of acting."""
+
+    params = AnyParams
+    permissions = ("none:None",)
+
+    def __init__(self, name: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
+        self.name = name  # type: ignore[misc]
+        self.calls = calls
+
+    def target(self, p: AnyParams) -> str:
+        return self.name
+
+    async def plan(self, p: AnyParams, ctx: ActuationContext) -> PlanPreview:
+        return PlanPreview(target=self.name, summary="stand-in")
+
+    async def apply(self, p: AnyParams, ctx: ActuationContext) -> ActuationResult:
+        self.calls.append((self.name, p.model_dump()))
+        return ActuationResult(changed=True, target=self.name)
+
+    async def verify(self, p: AnyParams, ctx: ActuationContext) -> bool:
+        return True
+
+
+class World:
+    """Registry, engine and recorded stand-in calls for one test."""
+
+    def __init__(self, runbooks_dir: Path) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        reg = Registry()
+        for actuator in registry:
+            if actuator.name not in STAND_INS:
+                reg.add(actuator)
+        for name in STAND_INS:
+            reg.add(StandIn(name, self.calls))
+        self.matcher = Matcher(load_runbooks(runbooks_dir, reg))
+        self.recorder = Recorder(MemoryStore())
+        self.engine = Engine(self.recorder, reg, NoAws())
+
+    async def send(self, event: Event) -> list[str]:
+        """Run every matching runbook; the ids of those that matched."""
+        matches = self.matcher.match(event)
+        for m in matches:
+            await self.engine.handle(m)
+        return [m.runbook.id for m in matches]
+
+    def results(self, step: str) -> list[dict[str, Any]]:
+        """Bodies of the step.result entries of `step`."""
+        return [e.body for e in self.recorder_entries() if e.kind == "step.result" and e.body.get("step") == step]
+
+    def recorder_entries(self) -> list[Any]:
+        """Every entry appended so far."""
+        self.recorder.flush_sync()
+        return list(self.recorder.entries())
+
+    def sent(self, name: str) -> list[dict[str, Any]]:
+        """Params of every call of the stand-in `name`."""
+        return [p for n, p in self.calls if n == name]
+
+
+@pytest.fixture(name="keys")
+def _keys(tmp_path: Path) -> Keys:
+    """A trusted and an untrusted key pair."""
+    return make_keys(tmp_path / "keys")
+
+
+@pytest.fixture(name="store")
+def _store(tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> LocalStore:
+    """The settings' local registry, trusting `keys.public`."""
+    monkeypatch.setenv("RESPONDER_MODEL_REGISTRY", str(tmp_path / "registry"))
+    monkeypatch.setenv("RESPONDER_MODEL_TRUSTED_KEYS", json.dumps([str(keys.public)]))
+    return LocalStore(tmp_path / "registry")
+
+
+async def _versions(store: LocalStore, tmp_path: Path, signers: list[Path | None]) -> None:
+    for i, key in enumerate(signers, start=1):
+        await publish(store, tmp_path / "w", "fraud-scorer", f"v{i}", key)
+    await store.set_serving("fraud-scorer", (await store.versions("fraud-scorer"))[-1])
+
+
+def drift(verdict: str, hour: int, version: str = "v3") -> Event:
+    """A responder drift event as issue 3's decoder builds it."""
+    score = 7.5 if verdict == "detected" else 5.0
+    return Event(
+        id=f"drift-{verdict}-{hour}", source="responder.drift", type="model.drift", severity=Severity.of(score),
+        time=T0 + timedelta(hours=hour), incident_key=f"fraud-scorer:{version}",
+        resources=(Resource(kind=ResourceKind.MODEL, id="fraud-scorer"),
+                   Resource(kind=ResourceKind.MODEL_VERSION, id=f"fraud-scorer:{version}")),
+        attributes={"model": "fraud-scorer", "version": version, "metric": "psi", "window": "1h",
+                    "statistic": 0.41, "threshold": 0.2, "verdict": verdict})
+
+
+def endpoint_event(source: str, type_: str, attributes: dict[str, Any]) -> Event:
+    """A CloudTrail or CloudWatch event naming the fraud-scorer endpoint."""
+    return Event(id=f"{source}-{type_}", source=source, type=type_, severity=Severity.of(5), time=T0,
+                 account="123456789012", actor="arn:aws:iam::123456789012:role/deployer",
+                 incident_key="123456789012:fraud-scorer",
+                 resources=(Resource(kind=ResourceKind.ENDPOINT, id="fraud-scorer"),), attributes=attributes)
+
+
+async def test_suspected_drift_only_notifies(store, tmp_path, keys, runbooks_dir):
+    """Suspected drift notifies once per incident, however many windows, and never switches the model."""
+    await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
+    world = World(runbooks_dir)
+    for hour in range(4):
+        assert await world.send(drift("suspected", hour)) == ["model-drift-sustained"]
+    assert [p["title"] for p in world.sent("notify.kafka.publish_message")] == ["model drift suspected"]
+    assert world.results("roll-back") == []
+    assert await store.serving("fraud-scorer") == "v3"
+
+
+async def test_detected_drift_rolls_back_on_the_third_window(store, tmp_path, keys, runbooks_dir):
+    """Two detected windows do nothing; the third rolls v3 back to v2; a fourth changes nothing more."""
+    await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
+    world = World(runbooks_dir)
+    await world.send(drift("detected", 0))
+    await world.send(drift("detected", 1))
+    assert await store.serving("fraud-scorer") == "v3"
+    await world.send(drift("detected", 2))
+    assert await store.serving("fraud-scorer") == "v2"
+    await world.send(drift("detected", 3))
+    assert await store.serving("fraud-scorer") == "v2"
+    assert [r["outputs"]["to"] for r in world.results("roll-back") if r.get("status") == "ok"] == ["v2"]
+    assert world.sent("notify.kafka.publish_message") == []
+
+
+async def test_drift_with_no_signed_predecessor_escalates(store, tmp_path, keys, runbooks_dir):
+    """When no older version verifies, the rollback fails permanently and the escalation notifies once."""
+    await _versions(store, tmp_path, [None, keys.wrong_private, keys.private])
+    world = World(runbooks_dir)
+    for hour in range(4):
+        await world.send(drift("detected", hour))
+    assert await store.serving("fraud-scorer") == "v3"
+    failed = [r for r in world.results("roll-back") if r.get("status") == "failed"]
+    assert failed[0]["code"] == "NoSignedVersion"
+    assert [p["severity"] for p in world.sent("notify.kafka.publish_message")] == ["high"]
+
+
+async def test_unsigned_deployment_is_rolled_back_and_quarantined(store, tmp_path, keys, runbooks_dir):
+    """UpdateEndpoint to an unsigned v3: roll back to v2 and quarantine v3."""
+    await _versions(store, tmp_path, [keys.private, keys.private, None])
+    world = World(runbooks_dir)
+    event = endpoint_event("cloudtrail", "sagemaker.amazonaws.com/UpdateEndpoint", {"error_code": None})
+    assert await world.send(event) == ["model-unsigned-deployed"]
+    assert await store.serving("fraud-scorer") == "v2"
+    assert await store.quarantined("fraud-scorer") == {"v3"}
+
+
+async def test_signed_deployment_is_left_alone(store, tmp_path, keys, runbooks_dir):
+    """UpdateEndpoint to a signed v3 is a normal release: nothing switched, quarantined or sent."""
+    await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
+    world = World(runbooks_dir)
+    await world.send(endpoint_event("cloudtrail", "sagemaker.amazonaws.com/UpdateEndpoint", {}))
+    assert await store.serving("fraud-scorer") == "v3"
+    assert await store.quarantined("fraud-scorer") == set()
+    assert world.sent("notify.kafka.publish_message") == []
+
+
+async def test_tampered_artifact_isolates_rolls_back_and_quarantines(store, tmp_path, keys, runbooks_dir):
+    """An integrity alarm on a v3 whose weights changed: isolate, serve v2, quarantine v3."""
+    await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
+    (store.root / "fraud-scorer" / "versions" / "v3" / "model" / "weights.bin").write_bytes(b"backdoored")
+    world = World(runbooks_dir)
+    event = endpoint_event("cloudwatch", "ALARM", {"alarm_name": "model-integrity-fraud-scorer"})
+    assert await world.send(event) == ["model-artifact-tampered"]
+    assert world.sent("aws.sagemaker.isolate_endpoint")[0]["endpoint_name"] == "fraud-scorer"
+    assert await store.serving("fraud-scorer") == "v2"
+    assert await store.quarantined("fraud-scorer") == {"v3"}
+    assert world.sent("notify.kafka.publish_message") == []
+
+
+async def test_uncorroborated_integrity_alarm_switches_nothing_and_tells_a_human(store, tmp_path, keys,
+                                                                                 runbooks_dir):
+    """An integrity alarm while the served version verifies: no switch, no quarantine, one notification."""
+    await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
+    world = World(runbooks_dir)
+    await world.send(endpoint_event("cloudwatch", "ALARM", {"alarm_name": "model-integrity-fraud-scorer"}))
+    assert await store.serving("fraud-scorer") == "v3"
+    assert await store.quarantined("fraud-scorer") == set()
+    assert [p["title"] for p in world.sent("notify.kafka.publish_message")] == [
+        "model-integrity alarm, but the served version verifies"]
