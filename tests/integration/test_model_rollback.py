@@ -174,3 +174,12 @@ async def test_integrity_alert_about_a_tampered_version_rolls_back(store, tmp_pa
     ctx = context(NoAws(), str(store.root), keys)
     result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v6", only_if_unverified=True), ctx)
     assert result.outputs["to"] == "v1"
+
+
+async def test_plan_names_the_version_it_would_serve_and_switches_nothing(store, tmp_path, keys):
+    """The dry-run preview walks the registry read-only: it names v1 and the skipped versions."""
+    await _history(store, tmp_path, keys)
+    preview = await ROLLBACK.plan(RollbackParams(model="fraud"), context(NoAws(), str(store.root), keys))
+    assert "would serve v1 instead of v6" in preview.summary
+    assert "v5 (tampered)" in preview.summary
+    assert await store.serving("fraud") == "v6"

@@ -12,7 +12,7 @@ from responder.actuators.model.params import RollbackParams, read_back, store_fo
 from responder.actuators.model.selection import check, select
 from responder.actuators.model.versions import ModelConfig, ModelStore
 from responder.actuators.registry import register
-from responder.errors import PermanentActuationError
+from responder.errors import ActuationError, PermanentActuationError
 
 log = structlog.get_logger(__name__)
 
@@ -55,9 +55,18 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         return f"model/{p.model}"
 
     async def plan(self, p: RollbackParams, ctx: ActuationContext) -> PlanPreview:
+        """The walk is read-only, so the preview says which version would be served and what is skipped."""
         start = p.from_version or "the serving version"
-        return PlanPreview(target=self.target(p), summary=f"serve the newest version of {p.model} older than "
-                           f"{start} that verifies against a trusted key; refuse if there is none")
+        summary = (f"serve the newest version of {p.model} older than {start} that verifies against a trusted key; "
+                   "refuse if there is none")
+        try:
+            sel = await select(store_for(p, ctx), p.model, context_config(ctx).trusted_keys, p.from_version)
+        except ActuationError as exc:
+            return PlanPreview(target=self.target(p), summary=f"{summary} (registry not readable now: {exc})")
+        skipped = ", ".join(f"{r.version} ({r.reason})" for r in sel.rejected) or "none"
+        found = f"would serve {sel.chosen.version}" if sel.chosen else "would refuse: no version qualifies"
+        return PlanPreview(target=self.target(p), summary=f"{summary}: {found} instead of {sel.serving}; "
+                           f"skipped {skipped}")
 
     async def apply(self, p: RollbackParams, ctx: ActuationContext) -> ActuationResult:
         config = context_config(ctx)
