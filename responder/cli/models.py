@@ -1,67 +1,30 @@
-"""`responder models keygen|sign|verify|publish|list|rollback|switch|quarantine`.
-
-Operator commands (rollback, switch, quarantine) run the registered actuator itself, the same code
-path a runbook step takes, and record `step.intent` / `step.result` on the timeline.
-"""
+"""`responder models keygen|sign|verify|publish|list|check` (operator actions: `model_ops.py`)."""
 
 from __future__ import annotations
 
 import asyncio
-import getpass
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
-from responder import log
-from responder.actuators import registry
-from responder.actuators.aws.session import AwsSession
-from responder.actuators.base import ActuationContext
 from responder.actuators.model import config_from, open_store, signing
-from responder.actuators.model.backends import CONFIG_EXTRA
-from responder.actuators.model.selection import check
+from responder.actuators.model.selection import check as check_version
+from responder.cli import model_ops
+from responder.cli.model_common import ModelArg, RegistryOpt, context, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ActuationError, ConfigError
-from responder.models.timeline import EntryKind
-from responder.settings import Settings
-from responder.timeline.recorder import Recorder
-from responder.timeline.store import FileStore
 
 app = typer.Typer(help="Sign, verify, list, roll back and quarantine model versions.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-RegistryOpt = Annotated[str | None, typer.Option("--registry", help="registry: a directory, s3://… or sagemaker+s3://… "
-                                                  "(default: the model_registry setting)")]
-TimelineOpt = Annotated[Path | None, typer.Option(help="timeline file (default: the timeline_path setting)")]
-ModelArg = Annotated[str, typer.Argument(help="model name")]
 DirArg = Annotated[Path, typer.Argument(help="model directory", exists=True, file_okay=False)]
 SigOpt = Annotated[Path | None, typer.Option("--signature", help="bundle path (default: MODEL_DIR.sig beside it)")]
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    err_console.print(f"[red]✗ {message}")
-    return typer.Exit(code)
-
-
 def _sig(model_dir: Path, signature: Path | None) -> Path:
     return signature or model_dir.with_name(model_dir.name + ".sig")
-
-
-def _settings() -> Settings:
-    log.configure("console", "warning")
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise _fail(f"invalid settings: {exc}", EXIT_CONFIG) from exc
-
-
-def _context(settings: Settings) -> ActuationContext:
-    aws = AwsSession(region=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
-                     call_timeout=settings.aws_call_timeout, credentials=settings.aws_credentials())
-    return ActuationContext(aws=aws, incident="", key="", extras={CONFIG_EXTRA: config_from(settings)})
 
 
 @app.command()
@@ -73,7 +36,7 @@ def keygen(
     try:
         kid = signing.generate_key(private_key, public_key)
     except FileExistsError as exc:
-        raise _fail(f"{private_key} exists; not overwriting a key") from exc
+        raise fail(f"{private_key} exists; not overwriting a key") from exc
     console.print(f"✓ key {kid[:16]}…: private {private_key}, public {public_key} (add it to model_trusted_keys)")
 
 
@@ -90,7 +53,7 @@ def sign(
     try:
         digest = signing.sign(model_dir, key, out, hash_name=hash_name)
     except ConfigError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from exc
+        raise fail(str(exc), EXIT_CONFIG) from exc
     if json:
         emit_json({"ok": True, "model_dir": str(model_dir), "signature": str(out), "digest": digest})
     else:
@@ -105,7 +68,7 @@ def verify(
     json: JsonOpt = False,
 ) -> None:
     """Check MODEL_DIR against its bundle and the trusted keys; exit 1 saying why when it does not verify."""
-    keys = key or _settings().model_trusted_keys
+    keys = key or load_settings().model_trusted_keys
     verdict = signing.verify(model_dir, _sig(model_dir, signature), keys)
     if json:
         emit_json({"ok": verdict.ok, "reason": verdict.reason, "detail": verdict.detail, "key": verdict.key,
@@ -127,14 +90,14 @@ def publish(
     registry_url: RegistryOpt = None,
 ) -> None:
     """Copy MODEL_DIR (and its bundle, when there is one) into the registry as a new version."""
-    settings = _settings()
-    ctx = _context(settings)
+    settings = load_settings()
+    ctx = context(settings)
     store = open_store(registry_url or settings.model_registry, ctx.aws, config_from(settings))
     sig = _sig(model_dir, signature)
     try:
         got = asyncio.run(store.publish(model, version, model_dir, sig if sig.is_file() else None))
     except ActuationError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     console.print(f"✓ {model} {version} → {got.location}  signed={got.signature is not None}")
 
 
@@ -146,8 +109,8 @@ def list_versions(
     json: JsonOpt = False,
 ) -> None:
     """Versions oldest first, with the serving one, quarantine marks and (with --verify) each verdict."""
-    settings = _settings()
-    ctx = _context(settings)
+    settings = load_settings()
+    ctx = context(settings)
     config = config_from(settings)
     store = open_store(registry_url or settings.model_registry, ctx.aws, config)
 
@@ -157,7 +120,7 @@ def list_versions(
         for v in await store.versions(model):
             row: dict[str, Any] = {**v.view(v.version in quarantined), "serving": v.version == serving}
             if check_signatures:
-                verdict = await check(store, v, config.trusted_keys, quarantined)
+                verdict = await check_version(store, v, config.trusted_keys, quarantined)
                 row["verified"] = verdict.ok
                 row["reason"] = verdict.reason.value if verdict.reason else None
             rows.append(row)
@@ -166,7 +129,7 @@ def list_versions(
     try:
         serving, rows = asyncio.run(gather())
     except ActuationError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if json:
         emit_json({"model": model, "backend": store.kind, "serving": serving, "versions": rows})
         return
@@ -181,74 +144,35 @@ def list_versions(
     console.print(table)
 
 
-def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, json: bool) -> None:
-    """Run one actuator as an operator would a step: intent, apply, verify, result, all on the timeline."""
-    settings = _settings()
-    actuator = registry.get(actuator_name)
-    try:
-        p = actuator.params.model_validate({k: v for k, v in params.items() if v is not None})
-    except ValidationError as exc:
-        raise _fail(f"invalid parameters: {exc}", EXIT_CONFIG) from exc
-    ctx = _context(settings)
-    recorder = Recorder(FileStore(timeline or settings.timeline_path))
-    target = actuator.target(p)
-    head = {"step": "operator", "actuator": actuator_name, "target": target, "key": f"operator-{uuid.uuid4().hex}",
-            "source": "cli", "operator": getpass.getuser()}
-    recorder.append(EntryKind.STEP_INTENT, {**head, "params": p.model_dump(mode="json"),
-                                            "destructive": actuator.destructive})
-    recorder.flush_sync()
+@app.command()
+def check(model: ModelArg, registry_url: RegistryOpt = None, json: JsonOpt = False) -> None:
+    """Verify the version being served now (for a scheduled integrity check); exit 1 saying why it fails."""
+    settings = load_settings()
+    config = config_from(settings)
+    store = open_store(registry_url or settings.model_registry, context(settings).aws, config)
 
-    async def act() -> tuple[Any, bool]:
-        result = await actuator.apply(p, ctx)
-        return result, await actuator.verify(p, ctx)
+    async def run() -> tuple[str | None, Any]:
+        serving = await store.serving(model)
+        found = [v for v in await store.versions(model) if v.version == serving]
+        if not found:
+            return serving, None
+        return serving, await check_version(store, found[0], config.trusted_keys, await store.quarantined(model))
 
     try:
-        result, verified = asyncio.run(act())
+        serving, verdict = asyncio.run(run())
     except ActuationError as exc:
-        recorder.append(EntryKind.STEP_RESULT, {**head, "status": "failed", "error": str(exc), "code": exc.code,
-                                                "permanent": True})
-        recorder.close()
-        if json:
-            emit_json({"ok": False, "actuator": actuator_name, "error": str(exc), "code": exc.code})
-        raise _fail(str(exc)) from exc
-    body = {**head, "status": "ok", "changed": result.changed, "verified": verified, "prior": result.prior,
-            "after": result.after, "outputs": result.outputs}
-    entry = recorder.append(EntryKind.STEP_RESULT, body)
-    recorder.close()
+        raise fail(str(exc)) from exc
+    ok = verdict is not None and verdict.ok
+    reason = "unregistered" if verdict is None else (verdict.reason.value if verdict.reason else None)
     if json:
-        emit_json({"ok": True, **body, "timeline_seq": entry.seq})
-        return
-    for r in result.outputs.get("rejected") or []:
-        console.print(f"  skipped {r['version']}: {r['reason']} {r['detail']}")
-    console.print(f"[green]✓[/green] {actuator_name} {target}: changed={result.changed} verified={verified} "
-                  f"prior={result.prior} after={result.after}  (timeline seq {entry.seq})")
+        emit_json({"ok": ok, "model": model, "serving": serving, "reason": reason,
+                   "detail": "" if verdict is None else verdict.detail})
+    elif ok:
+        console.print(f"[green]✓ {model} serves {serving}, which verifies ({verdict.digest})")
+    else:
+        err_console.print(f"[red]✗ {model} serves {serving or 'nothing registered'}: {reason}")
+    if not ok:
+        raise typer.Exit(EXIT_FAILED)
 
 
-@app.command()
-def rollback(
-    model: ModelArg,
-    from_version: Annotated[str | None, typer.Option("--from", help="the bad version (default: serving)")] = None,
-    registry_url: RegistryOpt = None,
-    timeline: TimelineOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Serve the newest older version that verifies against a trusted key; refuse (exit 1) when none does."""
-    _operate("model.rollback_to_last_signed",
-             {"model": model, "from_version": from_version, "registry": registry_url}, timeline, json)
-
-
-@app.command()
-def switch(model: ModelArg, version: Annotated[str, typer.Argument()], registry_url: RegistryOpt = None,
-           timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
-    """Serve one named version (the undo of a rollback; not for quarantined versions)."""
-    _operate("model.switch_version", {"model": model, "version": version, "registry": registry_url,
-                                      "reason": "operator"}, timeline, json)
-
-
-@app.command()
-def quarantine(model: ModelArg, version: Annotated[str, typer.Argument()],
-               reason: Annotated[str, typer.Option(help="why")] = "", registry_url: RegistryOpt = None,
-               timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
-    """Mark VERSION never to be served again (idempotent)."""
-    _operate("model.quarantine_version", {"model": model, "version": version, "reason": reason,
-                                          "registry": registry_url}, timeline, json)
+model_ops.register(app)

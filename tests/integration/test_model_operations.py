@@ -165,3 +165,15 @@ def test_cli_sign_and_verify_detect_tampering(tmp_path, keys, store):
     out = runner.invoke(app, ["models", "verify", str(model), "--json"])
     assert out.exit_code == 1
     assert json.loads(out.output)["reason"] == "tampered"
+
+
+def test_check_fails_once_the_served_files_change(tmp_path, keys, store):
+    """`models check` exits 0 while the served version verifies and 1, naming tampering, after a change."""
+    asyncio.run(_served_after_bad(store, tmp_path, keys, good=True))
+    runner = CliRunner()
+    assert runner.invoke(app, ["models", "switch", "fraud", "v1"]).exit_code == 0
+    assert runner.invoke(app, ["models", "check", "fraud"]).exit_code == 0
+    (store.root / "fraud" / "versions" / "v1" / "model" / "config.json").write_text("{}")
+    out = runner.invoke(app, ["models", "check", "fraud", "--json"])
+    assert out.exit_code == 1
+    assert json.loads(out.output)["reason"] == "tampered"
