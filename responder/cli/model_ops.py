@@ -14,12 +14,14 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.table import Table
 
 from responder.actuators import registry
 from responder.cli.model_common import ModelArg, RegistryOpt, context, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
-from responder.errors import ActuationError
+from responder.errors import ActuationError, PermanentActuationError, TimelineError
 from responder.models.timeline import EntryKind
+from responder.timeline.chain import parse_lines
 from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
 
@@ -32,6 +34,7 @@ def register(app: typer.Typer) -> None:
     app.command()(rollback)
     app.command()(switch)
     app.command()(quarantine)
+    app.command()(history)
 
 
 def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, json: bool) -> None:
@@ -59,7 +62,7 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
         result, verified = asyncio.run(act())
     except ActuationError as exc:
         recorder.append(EntryKind.STEP_RESULT, {**head, "status": "failed", "error": str(exc), "code": exc.code,
-                                                "permanent": True})
+                                                "permanent": isinstance(exc, PermanentActuationError)})
         recorder.close()
         if json:
             emit_json({"ok": False, "actuator": actuator_name, "error": str(exc), "code": exc.code})
@@ -102,3 +105,36 @@ def quarantine(model: ModelArg, version: Annotated[str, typer.Argument()],
     """Mark VERSION never to be served again (idempotent)."""
     _operate("model.quarantine_version", {"model": model, "version": version, "reason": reason,
                                           "registry": registry_url}, timeline, json)
+
+
+POINTER_ACTUATORS = ("model.rollback_to_last_signed", "model.switch_version")
+
+
+def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
+    """Every serving-pointer change of MODEL on the timeline (runbook steps and operators), oldest first."""
+    path = timeline or load_settings().timeline_path
+    try:
+        entries = list(parse_lines(path.read_bytes().splitlines())) if path.exists() else []
+    except (OSError, TimelineError) as exc:
+        raise fail(f"cannot read {path}: {exc}") from exc
+    rows: list[dict[str, Any]] = []
+    for e in entries:
+        out = e.body.get("outputs")
+        if e.kind != EntryKind.STEP_RESULT or e.body.get("actuator") not in POINTER_ACTUATORS:
+            continue
+        if not isinstance(out, dict) or out.get("model") != model or not e.body.get("changed"):
+            continue
+        rows.append({"seq": e.seq, "at": e.at, "actuator": e.body["actuator"], "from": out.get("from"),
+                     "to": out.get("to"), "digest": out.get("digest"), "incident": e.incident,
+                     "by": e.body.get("operator") or e.body.get("step")})
+    if json:
+        for row in rows:
+            emit_json(row)
+        return
+    table = Table(title=f"{model}: serving pointer changes in {path}")
+    for col in ("seq", "at", "from", "to", "by", "incident", "digest"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(str(r["seq"]), r["at"][:19], str(r["from"]), str(r["to"]), str(r["by"]),
+                      str(r["incident"] or "-"), str(r["digest"] or "-")[:23])
+    console.print(table)

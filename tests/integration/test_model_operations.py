@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -152,6 +153,9 @@ def test_operator_cli_rollback_is_on_the_timeline(store, tmp_path, keys):
     assert json.loads(checked.output)["entries"] == 2
     again = runner.invoke(app, ["models", "rollback", "fraud"])
     assert again.exit_code == 1
+    moves = runner.invoke(app, ["models", "history", "fraud", "--json"])
+    assert [(r["from"], r["to"], r["by"]) for r in map(json.loads, moves.output.splitlines())] == [
+        ("v2", "v1", getpass.getuser())]
     assert asyncio.run(store.serving("fraud")) == "v1"
 
 
