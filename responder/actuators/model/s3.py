@@ -85,6 +85,17 @@ class S3Store:
         body: bytes = await asyncio.to_thread(obj["Body"].read)
         return body
 
+    async def _download(self, key: str, dest: Path) -> None:
+        """Stream one object to a file in a thread (weights can be gigabytes)."""
+        body = (await self.aws.call("s3", "get_object", Bucket=self.bucket, Key=key))["Body"]
+
+        def copy() -> None:
+            with dest.open("wb") as fh:
+                for chunk in body.iter_chunks(chunk_size=1 << 20):
+                    fh.write(chunk)
+
+        await asyncio.to_thread(copy)
+
     async def versions(self, model: str) -> list[ModelVersion]:
         base = self._key(checked(model, MODEL_NAME, "model name"), "versions") + "/"
         grouped: dict[str, list[dict[str, Any]]] = {}
@@ -153,7 +164,7 @@ class S3Store:
                     raise PermanentActuationError(f"unsafe file name {name!r} in {version.location}", code="BadKey")
                 dest = root / name
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                await asyncio.to_thread(dest.write_bytes, await self._get(str(obj["Key"])) or b"")
+                await self._download(str(obj["Key"]), dest)
             sig: Path | None = None
             if version.signature is not None:
                 sig = Path(tmp) / SIGNATURE_NAME
