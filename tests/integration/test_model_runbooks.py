@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ConfigDict
+from pydantic import Field, JsonValue
 
 from responder.actuators import registry
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
@@ -20,42 +20,59 @@ from responder.actuators.model.local import LocalStore
 from responder.actuators.registry import Registry
 from responder.catalog import load_runbooks
 from responder.engine import Engine
-from responder.models.event import Event, Resource, ResourceKind, Severity
+from responder.models.event import Event
+from responder.normalise import decode_doc, normalise
 from responder.rules.matcher import Matcher
 from responder.timeline import MemoryStore, Recorder
 from tests.modelkit import Keys, NoAws, make_keys, publish
 
 STAND_INS = ("notify.kafka.publish_message", "aws.sagemaker.isolate_endpoint")
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "model-runbooks"
 
 
-class AnyParams(Params):
-    """Whatever the runbook passes (the stand-in does not validate)."""
+class IsolateParams(Params):
+    """The params of aws.sagemaker.isolate_endpoint, used while that actuator is not registered."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    endpoint_name: str
+    role_names: list[str]
 
 
-class StandIn(Actuator[AnyParams]):
-    """Records each call instead of acting."""
+class NotifyParams(Params):
+    """The params of notify.kafka.publish_message, used while that actuator is not registered."""
 
-    params = AnyParams
+    topic: str
+    title: str
+    severity: str = "info"
+    fields: dict[str, JsonValue] = Field(default_factory=dict)
+    key_id: str | None = None
+
+
+FALLBACK_PARAMS: dict[str, type[Params]] = {"aws.sagemaker.isolate_endpoint": IsolateParams,
+                                             "notify.kafka.publish_message": NotifyParams}
+
+
+class StandIn(Actuator[Any]):
+    """Records each call instead of acting; validates with the real actuator's params when it is registered."""
+
     permissions = ("none:None",)
 
     def __init__(self, name: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
         self.name = name  # type: ignore[misc]
+        self.params = registry.get(name).params if name in registry else FALLBACK_PARAMS[name]  # type: ignore[misc]
         self.calls = calls
 
-    def target(self, p: AnyParams) -> str:
+    def target(self, p: Any) -> str:
         return self.name
 
-    async def plan(self, p: AnyParams, ctx: ActuationContext) -> PlanPreview:
+    async def plan(self, p: Any, ctx: ActuationContext) -> PlanPreview:
         return PlanPreview(target=self.name, summary="stand-in")
 
-    async def apply(self, p: AnyParams, ctx: ActuationContext) -> ActuationResult:
+    async def apply(self, p: Any, ctx: ActuationContext) -> ActuationResult:
         self.calls.append((self.name, p.model_dump()))
         return ActuationResult(changed=True, target=self.name)
 
-    async def verify(self, p: AnyParams, ctx: ActuationContext) -> bool:
+    async def verify(self, p: Any, ctx: ActuationContext) -> bool:
         return True
 
 
@@ -116,23 +133,18 @@ async def _versions(store: LocalStore, tmp_path: Path, signers: list[Path | None
 
 
 def drift(verdict: str, hour: int, version: str = "v3") -> Event:
-    """A responder drift event as issue 3's decoder builds it."""
-    score = 7.5 if verdict == "detected" else 5.0
-    return Event(
-        id=f"drift-{verdict}-{hour}", source="responder.drift", type="model.drift", severity=Severity.of(score),
-        time=T0 + timedelta(hours=hour), incident_key=f"fraud-scorer:{version}",
-        resources=(Resource(kind=ResourceKind.MODEL, id="fraud-scorer"),
-                   Resource(kind=ResourceKind.MODEL_VERSION, id=f"fraud-scorer:{version}")),
-        attributes={"model": "fraud-scorer", "version": version, "metric": "psi", "window": "1h",
-                    "statistic": 0.41, "threshold": 0.2, "verdict": verdict})
+    """A responder drift event, decoded by the real decoder."""
+    doc = {"source": "responder.drift", "id": f"drift-{verdict}-{hour}", "model": "fraud-scorer", "version": version,
+           "metric": "psi", "window": "1h", "statistic": 0.41, "threshold": 0.2, "verdict": verdict,
+           "time": (T0 + timedelta(hours=hour)).isoformat(), "account": "111122223333"}
+    [event] = decode_doc(doc)
+    return event
 
 
-def endpoint_event(source: str, type_: str, attributes: dict[str, Any]) -> Event:
-    """A CloudTrail or CloudWatch event naming the fraud-scorer endpoint."""
-    return Event(id=f"{source}-{type_}", source=source, type=type_, severity=Severity.of(5), time=T0,
-                 account="123456789012", actor="arn:aws:iam::123456789012:role/deployer",
-                 incident_key="123456789012:fraud-scorer",
-                 resources=(Resource(kind=ResourceKind.ENDPOINT, id="fraud-scorer"),), attributes=attributes)
+def fixture_event(name: str) -> Event:
+    """A recorded AWS event from tests/fixtures/model-runbooks, decoded by the real decoders."""
+    [event] = normalise((FIXTURES / name).read_bytes())
+    return event
 
 
 async def test_suspected_drift_only_notifies(store, tmp_path, keys, runbooks_dir):
@@ -177,8 +189,7 @@ async def test_unsigned_deployment_is_rolled_back_and_quarantined(store, tmp_pat
     """UpdateEndpoint to an unsigned v3: roll back to v2 and quarantine v3."""
     await _versions(store, tmp_path, [keys.private, keys.private, None])
     world = World(runbooks_dir)
-    event = endpoint_event("cloudtrail", "sagemaker.amazonaws.com/UpdateEndpoint", {"error_code": None})
-    assert await world.send(event) == ["model-unsigned-deployed"]
+    assert await world.send(fixture_event("cloudtrail_update_endpoint.json")) == ["model-unsigned-deployed"]
     assert await store.serving("fraud-scorer") == "v2"
     assert await store.quarantined("fraud-scorer") == {"v3"}
 
@@ -187,7 +198,7 @@ async def test_signed_deployment_is_left_alone(store, tmp_path, keys, runbooks_d
     """UpdateEndpoint to a signed v3 is a normal release: nothing switched, quarantined or sent."""
     await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
     world = World(runbooks_dir)
-    await world.send(endpoint_event("cloudtrail", "sagemaker.amazonaws.com/UpdateEndpoint", {}))
+    await world.send(fixture_event("cloudtrail_update_endpoint.json"))
     assert await store.serving("fraud-scorer") == "v3"
     assert await store.quarantined("fraud-scorer") == set()
     assert world.sent("notify.kafka.publish_message") == []
@@ -198,8 +209,7 @@ async def test_tampered_artifact_isolates_rolls_back_and_quarantines(store, tmp_
     await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
     (store.root / "fraud-scorer" / "versions" / "v3" / "model" / "weights.bin").write_bytes(b"backdoored")
     world = World(runbooks_dir)
-    event = endpoint_event("cloudwatch", "ALARM", {"alarm_name": "model-integrity-fraud-scorer"})
-    assert await world.send(event) == ["model-artifact-tampered"]
+    assert await world.send(fixture_event("cloudwatch_model_integrity.json")) == ["model-artifact-tampered"]
     assert world.sent("aws.sagemaker.isolate_endpoint")[0]["endpoint_name"] == "fraud-scorer"
     assert await store.serving("fraud-scorer") == "v2"
     assert await store.quarantined("fraud-scorer") == {"v3"}
@@ -211,7 +221,7 @@ async def test_uncorroborated_integrity_alarm_switches_nothing_and_tells_a_human
     """An integrity alarm while the served version verifies: no switch, no quarantine, one notification."""
     await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
     world = World(runbooks_dir)
-    await world.send(endpoint_event("cloudwatch", "ALARM", {"alarm_name": "model-integrity-fraud-scorer"}))
+    await world.send(fixture_event("cloudwatch_model_integrity.json"))
     assert await store.serving("fraud-scorer") == "v3"
     assert await store.quarantined("fraud-scorer") == set()
     assert [p["title"] for p in world.sent("notify.kafka.publish_message")] == [
