@@ -1,0 +1,59 @@
+"""Drift events on the real broker roll a model back through the running service, on a real registry."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from responder.actuators.model.local import LocalStore
+from responder.ingest.kafka import publish
+from responder.service import Service
+from responder.timeline.chain import parse_lines, verify_entries
+from tests.integration.harness import make_settings, running, wait_for
+from tests.modelkit import make_keys
+from tests.modelkit import publish as publish_version
+
+RUNBOOK = """\
+id: drift-rollback
+trigger: {source: responder.drift, type: model.drift,
+          conditions: [{field: event.attributes.verdict, op: eq, value: detected}]}
+group_by: "${event.attributes.model}:${event.attributes.version}"
+window: 7200
+steps:
+  - id: roll-back
+    actuator: model.rollback_to_last_signed
+    when: [{field: incident.events, op: ge, value: 3}]
+    with: {model: "${event.attributes.model}", from_version: "${event.attributes.version}"}
+"""
+
+
+async def test_third_detected_window_on_kafka_rolls_back(kafka_bootstrap, aws, topics, unique, tmp_path,
+                                                         monkeypatch):
+    """Three drift documents published to Kafka: the service serves v1 again and the timeline verifies."""
+    keys = make_keys(tmp_path / "keys")
+    monkeypatch.setenv("RESPONDER_MODEL_REGISTRY", str(tmp_path / "registry"))
+    monkeypatch.setenv("RESPONDER_MODEL_TRUSTED_KEYS", json.dumps([str(keys.public)]))
+    store = LocalStore(tmp_path / "registry")
+    await publish_version(store, tmp_path / "w", "fraud-scorer", "v1", keys.private)
+    await publish_version(store, tmp_path / "w", "fraud-scorer", "v2", keys.private)
+    await store.set_serving("fraud-scorer", (await store.versions("fraud-scorer"))[-1])
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    (books / "drift-rollback.yaml").write_text(RUNBOOK)
+    timeline = tmp_path / "t.jsonl"
+    t0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    docs = [orjson.dumps({"source": "responder.drift", "id": f"d{h}", "model": "fraud-scorer", "version": "v2",
+                          "metric": "psi", "window": "1h", "statistic": 0.4, "threshold": 0.2, "verdict": "detected",
+                          "time": (t0 + timedelta(hours=h)).isoformat()}) for h in range(3)]
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, books))
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], docs, key=b"fraud-scorer")
+        await wait_for(lambda: bool(service.engine.done), timeout=60)
+    assert await store.serving("fraud-scorer") == "v1"
+    entries = list(parse_lines(Path(timeline).read_bytes().splitlines()))
+    verify_entries(entries)
+    [result] = [e.body for e in entries if e.kind == "step.result"]
+    assert (result["outputs"]["from"], result["outputs"]["to"]) == ("v2", "v1")
