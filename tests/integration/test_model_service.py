@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 
@@ -53,7 +52,7 @@ async def test_third_detected_window_on_kafka_rolls_back(kafka_bootstrap, aws, t
         await publish(kafka_bootstrap, topics["alerts"], docs, key=b"fraud-scorer")
         await wait_for(lambda: bool(service.engine.done), timeout=60)
     assert await store.serving("fraud-scorer") == "v1"
-    entries = list(parse_lines(Path(timeline).read_bytes().splitlines()))
+    entries = list(parse_lines(timeline.read_bytes().splitlines()))
     verify_entries(entries)
     [result] = [e.body for e in entries if e.kind == "step.result"]
     assert (result["outputs"]["from"], result["outputs"]["to"]) == ("v2", "v1")
