@@ -28,7 +28,7 @@ from tests.modelkit import Keys, NoAws, make_keys, publish
 
 STAND_INS = ("notify.kafka.publish_message", "aws.sagemaker.isolate_endpoint")
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "model-runbooks"
+EXAMPLES = Path(__file__).resolve().parents[2] / "runbooks" / "examples"
 
 
 class IsolateParams(Params):
@@ -132,19 +132,25 @@ async def _versions(store: LocalStore, tmp_path: Path, signers: list[Path | None
     await store.set_serving("fraud-scorer", (await store.versions("fraud-scorer"))[-1])
 
 
-def drift(verdict: str, hour: int, version: str = "v3") -> Event:
-    """A responder drift event, decoded by the real decoder."""
-    doc = {"source": "responder.drift", "id": f"drift-{verdict}-{hour}", "model": "fraud-scorer", "version": version,
-           "metric": "psi", "window": "1h", "statistic": 0.41, "threshold": 0.2, "verdict": verdict,
-           "time": (T0 + timedelta(hours=hour)).isoformat(), "account": "111122223333"}
+def drift(verdict: str, hour: int) -> Event:
+    """The drift runbook's example document for another window and verdict, decoded by the real decoder."""
+    doc = json.loads((EXAMPLES / "model-drift-sustained.json").read_bytes())
+    doc |= {"id": f"drift-{verdict}-{hour}", "verdict": verdict, "time": (T0 + timedelta(hours=hour)).isoformat()}
     [event] = decode_doc(doc)
     return event
 
 
-def fixture_event(name: str) -> Event:
-    """A recorded AWS event from tests/fixtures/model-runbooks, decoded by the real decoders."""
-    [event] = normalise((FIXTURES / name).read_bytes())
+def example(runbook: str) -> Event:
+    """The runbook's test event from runbooks/examples, decoded by the real decoders."""
+    [event] = normalise((EXAMPLES / f"{runbook}.json").read_bytes())
     return event
+
+
+def test_each_model_runbook_has_an_example_that_matches_only_it(runbooks_dir):
+    """runbooks/examples/<id>.json decodes to an event that triggers exactly its runbook."""
+    world = World(runbooks_dir)
+    for runbook in ("model-artifact-tampered", "model-unsigned-deployed", "model-drift-sustained"):
+        assert [m.runbook.id for m in world.matcher.match(example(runbook))] == [runbook]
 
 
 async def test_suspected_drift_only_notifies(store, tmp_path, keys, runbooks_dir):
@@ -189,7 +195,7 @@ async def test_unsigned_deployment_is_rolled_back_and_quarantined(store, tmp_pat
     """UpdateEndpoint to an unsigned v3: roll back to v2 and quarantine v3."""
     await _versions(store, tmp_path, [keys.private, keys.private, None])
     world = World(runbooks_dir)
-    assert await world.send(fixture_event("cloudtrail_update_endpoint.json")) == ["model-unsigned-deployed"]
+    assert await world.send(example("model-unsigned-deployed")) == ["model-unsigned-deployed"]
     assert await store.serving("fraud-scorer") == "v2"
     assert await store.quarantined("fraud-scorer") == {"v3"}
 
@@ -198,7 +204,7 @@ async def test_signed_deployment_is_left_alone(store, tmp_path, keys, runbooks_d
     """UpdateEndpoint to a signed v3 is a normal release: nothing switched, quarantined or sent."""
     await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
     world = World(runbooks_dir)
-    await world.send(fixture_event("cloudtrail_update_endpoint.json"))
+    await world.send(example("model-unsigned-deployed"))
     assert await store.serving("fraud-scorer") == "v3"
     assert await store.quarantined("fraud-scorer") == set()
     assert world.sent("notify.kafka.publish_message") == []
@@ -209,7 +215,7 @@ async def test_tampered_artifact_isolates_rolls_back_and_quarantines(store, tmp_
     await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
     (store.root / "fraud-scorer" / "versions" / "v3" / "model" / "weights.bin").write_bytes(b"backdoored")
     world = World(runbooks_dir)
-    assert await world.send(fixture_event("cloudwatch_model_integrity.json")) == ["model-artifact-tampered"]
+    assert await world.send(example("model-artifact-tampered")) == ["model-artifact-tampered"]
     assert world.sent("aws.sagemaker.isolate_endpoint")[0]["endpoint_name"] == "fraud-scorer"
     assert await store.serving("fraud-scorer") == "v2"
     assert await store.quarantined("fraud-scorer") == {"v3"}
@@ -221,7 +227,7 @@ async def test_uncorroborated_integrity_alarm_switches_nothing_and_tells_a_human
     """An integrity alarm while the served version verifies: no switch, no quarantine, one notification."""
     await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
     world = World(runbooks_dir)
-    await world.send(fixture_event("cloudwatch_model_integrity.json"))
+    await world.send(example("model-artifact-tampered"))
     assert await store.serving("fraud-scorer") == "v3"
     assert await store.quarantined("fraud-scorer") == set()
     assert [p["title"] for p in world.sent("notify.kafka.publish_message")] == [
