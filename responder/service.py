@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import AwsCaller
+from responder.actuators.model.backends import CONFIG_EXTRA, config_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
@@ -83,7 +84,8 @@ class Service:
             self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
             guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
             approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}),
-            extras={"publisher": self.publisher, "webhook_keys": settings.notify_secrets()},
+            extras={"publisher": self.publisher, "webhook_keys": settings.notify_secrets(),
+                    CONFIG_EXTRA: config_from(settings)},
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ValidationError
 from responder.actuators.base import Actuator, Params
 from responder.actuators.registry import Registry
 
-NAME = re.compile(r"^[a-z][a-z0-9]*\.[a-z][a-z0-9]*\.[a-z][a-z0-9]*(_[a-z0-9]+)+$")
+# provider.service.verb_object; the model actuators have no cloud service: model.verb_object (issue 6 names them)
+NAME = re.compile(r"^(model\.|[a-z][a-z0-9]*\.[a-z][a-z0-9]*\.)[a-z][a-z0-9]*(_[a-z0-9]+)+$")
 PERMISSION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 METHODS = ("target", "plan", "apply", "verify")

@@ -11,6 +11,7 @@ import orjson
 import typer
 
 from responder.actuators import registry
+from responder.actuators.model.backends import CONFIG_EXTRA, config_from
 from responder.actuators.policy import actuators_used, minimal_policy
 from responder.catalog import load_runbooks
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
@@ -46,7 +47,8 @@ def undo(
         if not path.is_file():
             raise ConfigError(f"timeline {path} does not exist")
         recorder = Recorder(FileStore(path))
-        undoer = Undoer(recorder, registry, aws_from(settings), extras={"webhook_keys": settings.notify_secrets()},
+        undoer = Undoer(recorder, registry, aws_from(settings), extras={"webhook_keys": settings.notify_secrets(),
+                                                                        CONFIG_EXTRA: config_from(settings)},
                         allow_destructive=allow_destructive)
         try:
             outcomes = asyncio.run(undoer.undo(incident, step))

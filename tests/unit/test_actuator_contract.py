@@ -34,9 +34,10 @@ def test_registry_holds_the_issue_actuators():
 
 
 def test_destructive_ones_are_flagged():
-    """Stopping instances, deleting keys and disabling KMS keys are destructive; containment is not."""
+    """Stopping instances, deleting keys, disabling KMS keys and switching a model back are destructive."""
     destructive = {a.name for a in registry if a.destructive}
-    assert destructive == {"aws.ec2.stop_instance", "aws.iam.delete_access_key", "aws.kms.disable_key"}
+    assert destructive == {"aws.ec2.stop_instance", "aws.iam.delete_access_key", "aws.kms.disable_key",
+                           "model.switch_version"}
 
 
 class _Loose(Params):

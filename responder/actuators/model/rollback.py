@@ -49,6 +49,7 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
     permissions = ("s3:ListBucket", "s3:GetObject", "ssm:GetParameter", "ssm:PutParameter",
                    "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
                    "sagemaker:UpdateEndpoint")
+    destructive = False
     reverse = "model.switch_version"
 
     def target(self, p: RollbackParams) -> str:
