@@ -20,7 +20,7 @@ from responder.actuators import registry
 from responder.cli.model_common import ModelArg, RegistryOpt, context, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.errors import ActuationError, PermanentActuationError, TimelineError
-from responder.models.timeline import EntryKind
+from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline.chain import parse_lines
 from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
@@ -110,6 +110,25 @@ def quarantine(model: ModelArg, version: Annotated[str, typer.Argument()],
 POINTER_ACTUATORS = ("model.rollback_to_last_signed", "model.switch_version")
 
 
+def _pointer_change(e: TimelineEntry, model: str) -> dict[str, Any] | None:
+    """The pointer change an entry records for `model`: a step's or operator's result, or an undo's."""
+    b = e.body
+    if not b.get("changed") or b.get("status") != "ok":
+        return None
+    head = {"seq": e.seq, "at": e.at, "incident": e.incident}
+    out = b.get("outputs")
+    if e.kind == EntryKind.STEP_RESULT and b.get("actuator") in POINTER_ACTUATORS and isinstance(out, dict) \
+            and out.get("model") == model:
+        return {**head, "actuator": b["actuator"], "from": out.get("from"), "to": out.get("to"),
+                "digest": out.get("digest"), "by": b.get("operator") or b.get("step")}
+    prior, after = b.get("prior"), b.get("after")
+    if e.kind == "undo.result" and b.get("reverse") in POINTER_ACTUATORS and b.get("target") == f"model/{model}" \
+            and isinstance(prior, dict) and isinstance(after, dict):
+        return {**head, "actuator": b["reverse"], "from": prior.get("serving"), "to": after.get("serving"),
+                "digest": None, "by": f"undo of {b.get('step')}"}
+    return None
+
+
 def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
     """Every serving-pointer change of MODEL on the timeline (runbook steps and operators), oldest first."""
     path = timeline or load_settings().timeline_path
@@ -119,14 +138,9 @@ def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False
         raise fail(f"cannot read {path}: {exc}") from exc
     rows: list[dict[str, Any]] = []
     for e in entries:
-        out = e.body.get("outputs")
-        if e.kind != EntryKind.STEP_RESULT or e.body.get("actuator") not in POINTER_ACTUATORS:
-            continue
-        if not isinstance(out, dict) or out.get("model") != model or not e.body.get("changed"):
-            continue
-        rows.append({"seq": e.seq, "at": e.at, "actuator": e.body["actuator"], "from": out.get("from"),
-                     "to": out.get("to"), "digest": out.get("digest"), "incident": e.incident,
-                     "by": e.body.get("operator") or e.body.get("step")})
+        row = _pointer_change(e, model)
+        if row is not None:
+            rows.append(row)
     if json:
         for row in rows:
             emit_json(row)

@@ -20,6 +20,7 @@ from responder.actuators.model.local import LocalStore
 from responder.actuators.registry import Registry
 from responder.cli.app import app
 from responder.engine import Engine
+from responder.engine.undo import Undoer
 from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.models.runbook import Runbook
 from responder.rules.matcher import Match
@@ -181,3 +182,26 @@ def test_check_fails_once_the_served_files_change(tmp_path, keys, store):
     out = runner.invoke(app, ["models", "check", "fraud", "--json"])
     assert out.exit_code == 1
     assert json.loads(out.output)["reason"] == "tampered"
+
+
+async def test_undo_switches_back_only_when_destructive_reverses_are_allowed(store, tmp_path, keys):
+    """The reverse of a rollback needs --allow-destructive; then v2 is served again and history shows both moves."""
+    await _served_after_bad(store, tmp_path, keys, good=True)
+    recorder = Recorder(MemoryStore())
+    reg = Registry()
+    for name in ("model.rollback_to_last_signed", "model.switch_version"):
+        reg.add(registry.get(name))
+    reg.add(RecordingNotify())
+    incident = await Engine(recorder, reg, NoAws()).handle(Match(Runbook.model_validate(RUNBOOK), _event()))
+    assert await store.serving("fraud") == "v1"
+    [skipped] = await Undoer(recorder, reg, NoAws()).undo(incident.id)
+    assert skipped["status"] == "skipped"
+    assert await store.serving("fraud") == "v1"
+    [done] = await Undoer(recorder, reg, NoAws(), allow_destructive=True).undo(incident.id)
+    assert done["status"] == "ok"
+    assert await store.serving("fraud") == "v2"
+    timeline = tmp_path / "undo.jsonl"
+    await recorder.flush()
+    timeline.write_bytes(recorder.store.read())
+    out = CliRunner().invoke(app, ["models", "history", "fraud", "--timeline", str(timeline), "--json"])
+    assert [(r["from"], r["to"]) for r in map(json.loads, out.output.splitlines())] == [("v2", "v1"), ("v1", "v2")]
