@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from responder.actuators.aws.archive import S3Archive
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import AwsCaller
 from responder.actuators.model.backends import CONFIG_EXTRA, config_from
@@ -23,14 +24,15 @@ from responder.errors import ConfigError, EventRejected
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.kafka import KafkaIngest
+from responder.ingest.mirror import KafkaMirror
 from responder.metrics import Metrics, MetricsServer
 from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
 from responder.normalise import known
 from responder.pipeline import Pipeline
 from responder.settings import Settings
+from responder.timeline.archive import Archiver
 from responder.timeline.recorder import Recorder
-from responder.timeline.store import FileStore
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +66,16 @@ def guards_from(settings: Settings) -> Guards:
     ))
 
 
+def archiver_from(settings: Settings) -> Archiver | None:
+    """The segment archiver, when an archive is configured (segments are sealed at signed checkpoints)."""
+    archive = S3Archive.from_settings(settings)
+    if archive is None:
+        return None
+    if not settings.timeline_signing_key:
+        raise ConfigError("timeline_archive needs timeline_signing_key: segments are sealed at signed checkpoints")
+    return Archiver(archive)
+
+
 class Service:
     """One consumer-group member: handles batches partition by partition, commits after the timeline is durable."""
 
@@ -78,7 +90,11 @@ class Service:
         if not settings.kafka_bootstrap:
             raise ConfigError(NO_KAFKA)
         self.settings = settings
-        self.recorder = Recorder(FileStore(settings.timeline_path), linger=settings.timeline_linger_ms / 1000)
+        self.recorder = Recorder.from_settings(settings)
+        self.archiver = archiver_from(settings)
+        self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic) \
+            if settings.timeline_mirror_topic else None
+        self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap)
         self.engine = Engine(
             self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
@@ -109,10 +125,15 @@ class Service:
             settings.deadletter_topic,
             session_timeout_ms=settings.session_timeout_ms,
             max_batch=settings.max_batch,
+            on_assigned=self._on_assigned,
+            manual_assignment=settings.kafka_manual_assignment,
         )
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
                                         f"{settings.group_id}.approvals",
-                                        session_timeout_ms=settings.session_timeout_ms)
+                                        session_timeout_ms=settings.session_timeout_ms,
+                                        manual_assignment=settings.kafka_manual_assignment)
+        self._lock = asyncio.Lock()
+        self._recovered_at = -1
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.deadlettered: dict[str, int] = {}
@@ -126,35 +147,56 @@ class Service:
         log.info("shutdown_requested")
         self._stop.set()
 
-    async def run(self) -> None:
-        """Recover, consume until asked to stop, drain, close."""
+    def _recover(self) -> None:
         recovered = self.engine.recover()
+        self._recovered_at = self.recorder.next_seq
         log.info("timeline_recovered", entries=recovered, inflight=len(self.engine.inflight),
                  parked=len(self.engine.parked))
+
+    async def _on_assigned(self, partitions: list[Any]) -> None:
+        """Partitions moved to us: make the timeline durable and rebuild in-flight state before consuming."""
+        async with self._lock:
+            await self.recorder.flush()
+            if self.recorder.next_seq != self._recovered_at:
+                self._recover()
+
+    async def run(self) -> None:
+        """Recover, consume until asked to stop, drain, close."""
+        self._recover()
+        if self.archiver is not None:
+            await asyncio.to_thread(self.archiver.catch_up, self.recorder.store.read().splitlines())
         if self.metrics_server is not None:
             await self.metrics_server.start()
-        try:
-            await self.publisher.start()
-            await self.approvals.start()
-            await self.ingest.start()
-            self.ready.set()
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._alerts_loop())
-                tg.create_task(self._approvals_loop())
-        finally:
-            self.ready.clear()
-            for client in (self.ingest, self.approvals, self.publisher):
-                await client.stop()
-            if self.metrics_server is not None:
-                await self.metrics_server.stop()
-            self.recorder.close()
-            log.info("service_stopped")
+        shippers = [s for s in (self.archiver, self.mirror) if s is not None]
+        async with asyncio.TaskGroup() as shipping:  # the archive and mirror drain after the recorder closes
+            for shipper in shippers:
+                shipping.create_task(shipper.run())
+            try:
+                await self.publisher.start()
+                await self.approvals.start()
+                await self.ingest.start()
+                self.ready.set()
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._alerts_loop())
+                    tg.create_task(self._approvals_loop())
+            finally:
+                self.ready.clear()
+                for client in (self.ingest, self.approvals, self.publisher):
+                    await client.stop()
+                if self.metrics_server is not None:
+                    await self.metrics_server.stop()
+                self.recorder.close()
+                for shipper in shippers:
+                    shipper.close()
+        log.info("service_stopped")
 
     async def _alerts_loop(self) -> None:
         while not self._stop.is_set():
             batch = await self.ingest.poll()
             if batch:
                 await self._handle_batch(batch)
+            else:  # idle: a due checkpoint still seals the tail (and ships its segment)
+                await self.recorder.flush()
 
     async def _approvals_loop(self) -> None:
         """Signed decisions in, `on_timeout` applied to parked steps whose deadline passed."""
@@ -173,11 +215,12 @@ class Service:
             await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
-        async with asyncio.TaskGroup() as tg:
-            for records in batch.values():
-                for same_key in by_key(records):
-                    tg.create_task(self._handle_partition(same_key))
-        await self.recorder.flush()
+        async with self._lock:
+            async with asyncio.TaskGroup() as tg:
+                for records in batch.values():
+                    for same_key in by_key(records):
+                        tg.create_task(self._handle_partition(same_key))
+            await self.recorder.flush()
         await self.ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
     async def _handle_partition(self, records: list[RawRecord]) -> None:

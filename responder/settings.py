@@ -27,10 +27,20 @@ class Settings(BaseSettings):
     session_timeout_ms: int = 10_000
     max_record_bytes: int = 1024 * 1024
     max_batch: int = 500
+    kafka_manual_assignment: bool = Field(
+        default=False, description="own every partition without group membership (one instance; no rebalances)")
 
     runbooks_dir: Path = Path("runbooks")
     timeline_path: Path = Path(".responder/timeline.jsonl")
     timeline_linger_ms: float = 1.0
+    timeline_signing_key: SecretStr | None = Field(
+        default=None, description="base64 Ed25519 private key (`responder timeline keygen`); unset = no checkpoints")
+    timeline_verify_key: str | None = Field(default=None, description="base64 Ed25519 public key for verify")
+    timeline_checkpoint_every: int = Field(default=1000, ge=1, description="checkpoint after this many entries")
+    timeline_checkpoint_interval: float = Field(default=10.0, gt=0, description="or after this many seconds")
+    timeline_archive: str | None = Field(default=None, description="s3://bucket/prefix/ for sealed segments")
+    timeline_archive_retention_days: int = Field(default=365, ge=1)
+    timeline_mirror_topic: str | None = Field(default=None, description="Kafka topic mirroring every entry")
 
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None

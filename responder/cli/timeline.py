@@ -1,52 +1,190 @@
-"""`responder timeline verify|show`."""
+"""`responder timeline verify|show|export|keygen`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 import typer
 
-from responder.cli.output import EXIT_FAILED, console, emit_json, err_console, timeline_table
-from responder.errors import ChainBroken, TimelineError
-from responder.timeline.chain import parse_lines, verify_entries
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, timeline_table
+from responder.errors import ChainBroken, ConfigError, TimelineError
+from responder.models.timeline import TimelineEntry
+from responder.settings import Settings
+from responder.timeline.chain import parse_lines
+from responder.timeline.checkpoint import Checker, generate_keypair, key_id, load_public_key
+from responder.timeline.evidence import evidence_pack, incident_entries, render_markdown
+from responder.timeline.verify import Verification, compare_with_copy, verify_anchor_entry, verify_lines
 
-app = typer.Typer(help="Verify and show the hash-chained timeline.", no_args_is_help=True)
+app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_args_is_help=True)
 
 PathArg = Annotated[Path, typer.Argument(help="timeline JSON Lines file", exists=True, dir_okay=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+KeyOpt = Annotated[str | None, typer.Option(
+    "--public-key", help="base64 Ed25519 public key(s), comma-separated (default: RESPONDER_TIMELINE_VERIFY_KEY)")]
+ArchiveOpt = Annotated[str | None, typer.Option(
+    "--archive", help="s3://bucket/prefix/ of sealed segments (default: RESPONDER_TIMELINE_ARCHIVE)")]
+AnchorOpt = Annotated[list[Path] | None, typer.Option(
+    "--anchor", help="an externally held checkpoint entry (one JSON line); repeatable", exists=True, dir_okay=False)]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        err_console.print(f"[red]✗ settings: {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
+
+
+def verify_file(path: Path, public_key: str | None, archive: str | None, anchors: list[Path]) -> Verification:
+    """Chain, signatures, anchors, then the archive; ChainBroken names the first bad entry."""
+    from responder.actuators.aws.archive import S3Archive
+    from responder.timeline.archive import read_archive
+
+    checker = Checker.from_text(*public_key.split(",")) if public_key else None
+    lines = path.read_bytes().splitlines()
+    held = dict(verify_anchor_entry(a.read_bytes().strip(), checker) for a in anchors)
+    archived: int | None = None
+    if archive:
+        store = S3Archive.from_settings(_settings().model_copy(update={"timeline_archive": archive}))
+        assert store is not None
+        copy = read_archive(store)
+        verify_lines(copy, checker)  # the archive must itself be a valid, signed chain
+        archived = compare_with_copy(lines, copy)
+    result = verify_lines(lines, checker, held)
+    result.archived_entries = archived
+    return result
 
 
 @app.command()
-def verify(path: PathArg, json: JsonOpt = False) -> None:
-    """Check every link of the chain; exit 1 naming the first bad entry."""
+def verify(path: PathArg, public_key: KeyOpt = None, archive: ArchiveOpt = None, anchor: AnchorOpt = None,
+           json: JsonOpt = False) -> None:
+    """Check links, hashes, checkpoint signatures, anchors and the archive; exit 1 naming the first bad entry."""
+    settings = _settings()
+    public_key = public_key or settings.timeline_verify_key
+    archive = archive or settings.timeline_archive
     try:
-        count, head = verify_entries(parse_lines(path.read_bytes().splitlines()))
+        result = verify_file(path, public_key, archive, anchor or [])
     except ChainBroken as exc:
         if json:
             emit_json({"ok": False, "path": str(path), "first_bad_seq": exc.seq, "reason": exc.reason})
         else:
             err_console.print(f"[red]✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}")
         raise typer.Exit(EXIT_FAILED) from exc
+    except ConfigError as exc:
+        err_console.print(f"[red]✗ {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
     except (OSError, TimelineError) as exc:
         err_console.print(f"[red]✗ cannot read {path}: {exc}")
         raise typer.Exit(EXIT_FAILED) from exc
     if json:
-        emit_json({"ok": True, "path": str(path), "entries": count, "head": head})
-    else:
-        console.print(f"[green]✓ {path}: {count} entries verify; head {head}")
+        emit_json({"path": str(path), **result.as_dict()})
+        return
+    console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
+    signed = "signatures verified" if result.signatures_checked else "[yellow]signatures NOT checked (no public key)"
+    console.print(f"  {result.checkpoints} checkpoints, {signed}; {result.unsigned_tail} entries after the last one")
+    if result.archived_entries is not None:
+        console.print(f"  {result.archived_entries} entries match the archive {archive}")
+    if result.anchors_checked:
+        console.print(f"  anchored at seq {', '.join(map(str, result.anchors_checked))}")
 
 
 @app.command()
 def show(
     path: PathArg,
-    incident: Annotated[str | None, typer.Option(help="only this incident's entries")] = None,
+    incident: Annotated[str | None, typer.Option(help="only this incident (with the events that fed it)")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Render the timeline (or one incident's part of it)."""
-    entries = [e for e in parse_lines(path.read_bytes().splitlines()) if incident is None or e.incident == incident]
+    entries = list(parse_lines(path.read_bytes().splitlines()))
+    if incident is not None:
+        entries = incident_entries(entries, incident)
     if json:
         for e in entries:
             emit_json(e.model_dump(mode="json"))
         return
     console.print(timeline_table(entries, title=f"{path}" + (f" — incident {incident}" if incident else "")))
+
+
+@app.command()
+def export(
+    path: PathArg,
+    incident: Annotated[str, typer.Option(help="the incident to export")],
+    fmt: Annotated[str, typer.Option("--format", help="md or json")] = "md",
+    out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
+    public_key: KeyOpt = None,
+    archive: ArchiveOpt = None,
+    anchor: AnchorOpt = None,
+) -> None:
+    """Write an evidence pack: events, decisions, actions with parameters, results, durations, verification."""
+    if fmt not in ("md", "json"):
+        err_console.print("[red]✗ --format must be md or json")
+        raise typer.Exit(EXIT_CONFIG)
+    settings = _settings()
+    verification: dict[str, Any]
+    try:
+        verification = verify_file(path, public_key or settings.timeline_verify_key,
+                                   archive or settings.timeline_archive, anchor or []).as_dict()
+    except ChainBroken as exc:
+        verification = {"ok": False, "first_bad_seq": exc.seq, "reason": exc.reason}
+    entries = list(parse_lines(path.read_bytes().splitlines())) if verification["ok"] else []
+    if not entries:  # a broken file may not even parse: fall back to the lines that do
+        entries = _parsable(path)
+    pack = evidence_pack(entries, incident, verification)
+    if not pack["entries"]:
+        err_console.print(f"[red]✗ no entries for incident {incident}")
+        raise typer.Exit(EXIT_FAILED)
+    text = render_markdown(pack) if fmt == "md" else orjson.dumps(pack, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err_console.print(f"evidence pack for {incident} written to {out}")
+    if not verification["ok"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _parsable(path: Path) -> list[TimelineEntry]:
+    good: list[TimelineEntry] = []
+    for line in path.read_bytes().splitlines():
+        try:
+            good.extend(parse_lines([line]))
+        except ChainBroken:
+            continue
+    return good
+
+
+def _kind(line: bytes) -> str | None:
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return str(doc.get("kind")) if isinstance(doc, dict) else None
+
+
+@app.command()
+def anchor(path: PathArg) -> None:
+    """Print the latest checkpoint line: hold it elsewhere and pass it to `verify --anchor` to catch truncation."""
+    last = next((ln for ln in reversed(path.read_bytes().splitlines()) if _kind(ln) == "checkpoint"), None)
+    if last is None:
+        err_console.print(f"[red]✗ {path} has no checkpoint yet (is RESPONDER_TIMELINE_SIGNING_KEY set?)")
+        raise typer.Exit(EXIT_FAILED)
+    verify_anchor_entry(last, None)
+    typer.echo(last.decode())
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path | None, typer.Option(help="also write the private key to this file (mode 600)")] = None,
+) -> None:
+    """Generate an Ed25519 key pair for signing checkpoints; prints the settings to use."""
+    private, public = generate_keypair()
+    if out is not None:
+        out.write_text(private + "\n", encoding="ascii")
+        out.chmod(0o600)
+        console.print(f"private key written to {out}")
+    else:
+        console.print(f"RESPONDER_TIMELINE_SIGNING_KEY={private}", soft_wrap=True)
+    console.print(f"RESPONDER_TIMELINE_VERIFY_KEY={public}", soft_wrap=True)
+    console.print(f"# key id {key_id(load_public_key(public))}; keep the signing key secret, publish the verify key")

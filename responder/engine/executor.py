@@ -91,6 +91,11 @@ class Engine:
         """Rebuild incidents, completed, in-flight and parked steps from the durable timeline; returns entries read."""
         from responder.engine.recovery import replay
 
+        self.incidents = IncidentBook()  # a replay rebuilds everything: it may run again on partition assignment
+        self.done.clear()
+        self.inflight.clear()
+        self.parked.clear()
+        self.guards.forget_history()
         return replay(self, self.recorder.entries())
 
     async def handle(self, match: Match) -> Incident:

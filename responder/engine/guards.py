@@ -100,6 +100,10 @@ class Guards:
         self.clock = clock
         self._runs: dict[tuple[str, str], deque[float]] = {}
 
+    def forget_history(self) -> None:
+        """Drop every recorded run (before the timeline is replayed into them again)."""
+        self._runs.clear()
+
     def record(self, runbook_id: str, actuator: str, at: float | None = None) -> None:
         """Count one execution of `actuator` by `runbook_id`."""
         when = self.clock() if at is None else at

@@ -38,10 +38,13 @@ class KafkaPublisher:
 class ApprovalIngest:
     """A manual-commit consumer of the decisions topic (its own group: every decision is handled once)."""
 
-    def __init__(self, bootstrap: str, topic: str, group_id: str, *, session_timeout_ms: int = 10_000) -> None:
+    def __init__(self, bootstrap: str, topic: str, group_id: str, *, session_timeout_ms: int = 10_000,
+                 manual_assignment: bool = False) -> None:
         self.topic = topic
+        self.manual_assignment = manual_assignment
         self.consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+            *(() if manual_assignment else (topic,)), bootstrap_servers=bootstrap, group_id=group_id,
+            enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
         )
@@ -49,6 +52,10 @@ class ApprovalIngest:
     async def start(self, deadline: float = 30.0) -> None:
         """Join the group, retrying bootstrap."""
         await _start_with_retry(self.consumer, deadline)
+        if self.manual_assignment:  # one instance owns every partition; offsets still go to the group
+            await self.consumer.topics()
+            partitions = self.consumer.partitions_for_topic(self.topic) or set()
+            self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
         log.info("approvals_consumer_started", topic=self.topic)
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from responder.models.event import RawRecord
@@ -41,6 +41,24 @@ def to_raw(msg: Any) -> RawRecord:
     )
 
 
+OnAssigned = Callable[[list[TopicPartition]], Awaitable[None]]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Tells the service which partitions it now owns, so it can rebuild state before consuming them."""
+
+    def __init__(self, on_assigned: OnAssigned | None) -> None:
+        self.on_assigned = on_assigned
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("partitions_revoked", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+        if self.on_assigned is not None:
+            await self.on_assigned(sorted(assigned))
+
+
 class KafkaIngest:
     """The consumer group and the producer for dead letters; commits only what the caller says is durable."""
 
@@ -53,12 +71,15 @@ class KafkaIngest:
         *,
         session_timeout_ms: int = 10_000,
         max_batch: int = 500,
+        on_assigned: OnAssigned | None = None,
+        manual_assignment: bool = False,
     ) -> None:
         self.topics = list(topics)
+        self.manual_assignment = manual_assignment
+        self._listener = _Rebalance(on_assigned)
         self.deadletter_topic = deadletter_topic
         self.max_batch = max_batch
         self.consumer = AIOKafkaConsumer(
-            *self.topics,
             bootstrap_servers=bootstrap,
             group_id=group_id,
             enable_auto_commit=False,
@@ -72,8 +93,20 @@ class KafkaIngest:
     async def start(self, deadline: float = 30.0) -> None:
         """Connect both clients, retrying bootstrap."""
         await _start_with_retry(self.producer, deadline)
+        if not self.manual_assignment:
+            self.consumer.subscribe(self.topics, listener=self._listener)
         await _start_with_retry(self.consumer, deadline)
-        log.info("consumer_started", topics=self.topics)
+        if self.manual_assignment:
+            await self._assign_all()
+        log.info("consumer_started", topics=self.topics, manual_assignment=self.manual_assignment)
+
+    async def _assign_all(self) -> None:
+        """Own every partition without group membership (a single instance; offsets still go to the group)."""
+        await self.consumer.topics()  # refresh metadata
+        partitions = [TopicPartition(t, p) for t in self.topics for p in sorted(self.consumer.partitions_for_topic(t)
+                                                                                   or ())]
+        self.consumer.assign(partitions)
+        await self._listener.on_partitions_assigned(partitions)
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next batch, by partition, in offset order."""
@@ -82,8 +115,12 @@ class KafkaIngest:
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the next offsets to read (last handled + 1)."""
-        if offsets:
+        if not offsets:
+            return
+        try:
             await self.consumer.commit(dict(offsets))
+        except CommitFailedError as exc:  # a rebalance took the partitions: they are redelivered, and deduplicated
+            log.warning("offset_commit_failed", error=str(exc))
 
     async def deadletter(self, record: RawRecord, reason: str, detail: str) -> None:
         """Send the original bytes, headers and the reason to the dead-letter topic; waits for the ack."""

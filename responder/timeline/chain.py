@@ -19,19 +19,9 @@ def canonical_json(value: Any) -> bytes:
 
 def entry_hash(prev: str, seq: int, writer: str, at: str, kind: str, incident: str | None, body: bytes) -> str:
     """SHA-256 over length-prefixed fields, so no field can bleed into the next."""
-    h = hashlib.sha256()
-    for part in (
-        prev.encode(),
-        seq.to_bytes(8, "big"),
-        writer.encode(),
-        at.encode(),
-        kind.encode(),
-        (incident or "").encode(),
-        body,
-    ):
-        h.update(len(part).to_bytes(4, "big"))
-        h.update(part)
-    return h.hexdigest()
+    parts = (prev.encode(), seq.to_bytes(8, "big"), writer.encode(), at.encode(), kind.encode(),
+             (incident or "").encode(), body)
+    return hashlib.sha256(b"".join([len(p).to_bytes(4, "big") + p for p in parts])).hexdigest()
 
 
 def seal(

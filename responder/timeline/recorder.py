@@ -1,17 +1,24 @@
-"""The recorder: chains entries and makes them durable with group commit."""
+"""The recorder: chains entries, signs checkpoints, makes them durable with group commit, feeds sinks."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from responder.models.timeline import GENESIS_HASH, TimelineEntry
-from responder.timeline.chain import encode_line, parse_lines, seal, verify_entries
-from responder.timeline.store import TimelineStore
+import orjson
+
+from responder.errors import ChainBroken
+from responder.models.timeline import GENESIS_HASH, EntryKind, TimelineEntry
+from responder.settings import Settings
+from responder.timeline.chain import canonical_json, entry_hash, parse_lines
+from responder.timeline.checkpoint import Signer
+from responder.timeline.store import FileStore, TimelineStore
+from responder.timeline.verify import Verification, verify_lines
 
 
 def default_writer_id() -> str:
@@ -19,28 +26,68 @@ def default_writer_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class Recorder:
-    """Appends chained entries; `flush()` makes them durable, sharing one fsync between concurrent callers."""
+class DurableSink(Protocol):
+    """Told about entries once they are durable (archive, Kafka mirror); must not block."""
 
-    def __init__(self, store: TimelineStore, writer: str | None = None, linger: float = 0.0) -> None:
+    def accept(self, items: Sequence[tuple[TimelineEntry, bytes]]) -> None: ...
+
+
+class Recorder:
+    """Appends chained entries; `flush()` makes them durable, sharing one fsync between concurrent callers.
+
+    With a `signer`, a checkpoint entry signing the head is appended after every `checkpoint_every`
+    entries, or at the first append or flush once `checkpoint_interval` seconds have passed, and on close.
+    """
+
+    def __init__(
+        self,
+        store: TimelineStore,
+        writer: str | None = None,
+        linger: float = 0.0,
+        *,
+        signer: Signer | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_interval: float = 10.0,
+    ) -> None:
         self.store = store
         self.writer = writer or default_writer_id()
         self.linger = linger
-        self._pending: list[bytes] = []
+        self.signer = signer
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+        self.sinks: list[DurableSink] = []
+        self._pending: list[tuple[TimelineEntry, bytes]] = []
         self._next_seq = 0
         self._head = GENESIS_HASH
         self._durable_seq = -1
+        self._since_checkpoint = 0
+        self._checkpoint_clock = time.monotonic()
         self._flushing: asyncio.Task[None] | None = None
+        self.syncs = 0
         self._resume()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Recorder:
+        """The file-backed recorder, signing checkpoints when a key is configured."""
+        key = settings.timeline_signing_key
+        return cls(FileStore(settings.timeline_path), linger=settings.timeline_linger_ms / 1000,
+                   signer=Signer.from_text(key.get_secret_value()) if key else None,
+                   checkpoint_every=settings.timeline_checkpoint_every,
+                   checkpoint_interval=settings.timeline_checkpoint_interval)
+
     def _resume(self) -> None:
-        last: TimelineEntry | None = None
-        for last in parse_lines(self.store.read().splitlines()):  # noqa: B007 - only the last is needed
-            pass
-        if last is not None:
-            self._next_seq = last.seq + 1
-            self._head = last.hash
-            self._durable_seq = last.seq
+        """Continue after the last entry on disk (orjson only: this runs on every start)."""
+        last: dict[str, Any] | None = None
+        for number, line in enumerate(self.store.read().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                last = orjson.loads(line)
+                kind, seq, digest = last["kind"], int(last["seq"]), str(last["hash"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise ChainBroken(number, f"line {number} is not a timeline entry: {exc.__class__.__name__}") from exc
+            self._since_checkpoint = 0 if kind == EntryKind.CHECKPOINT else self._since_checkpoint + 1
+            self._next_seq, self._head, self._durable_seq = seq + 1, digest, seq
 
     @property
     def head(self) -> str:
@@ -54,15 +101,41 @@ class Recorder:
 
     def append(self, kind: str, body: Mapping[str, Any], incident: str | None = None) -> TimelineEntry:
         """Chain an entry onto the head; durable only after `flush()`."""
+        entry = self._seal(kind, body, incident)
+        if self.signer is not None:
+            self._since_checkpoint += 1
+            if self._since_checkpoint >= self.checkpoint_every or self._checkpoint_due():
+                self.checkpoint()
+        return entry
+
+    def _seal(self, kind: str, body: Mapping[str, Any], incident: str | None) -> TimelineEntry:
         at = datetime.now(UTC).isoformat(timespec="microseconds")
-        entry = seal(self._head, self._next_seq, self.writer, at, kind, incident, body)
-        self._pending.append(encode_line(entry))
-        self._head = entry.hash
+        body = dict(body)
+        digest = entry_hash(self._head, self._next_seq, self.writer, at, kind, incident, canonical_json(body))
+        doc = {"seq": self._next_seq, "writer": self.writer, "at": at, "kind": str(kind), "incident": incident,
+               "body": body, "prev": self._head, "hash": digest}
+        entry = TimelineEntry.model_construct(**doc)  # type: ignore[arg-type]  # built here, verified by hash
+        self._pending.append((entry, canonical_json(doc) + b"\n"))
+        self._head = digest
         self._next_seq += 1
         return entry
 
+    def _checkpoint_due(self) -> bool:
+        return self._since_checkpoint > 0 and time.monotonic() - self._checkpoint_clock >= self.checkpoint_interval
+
+    def checkpoint(self) -> TimelineEntry | None:
+        """Append a signed checkpoint over the current head now (None without a signer or an empty chain)."""
+        if self.signer is None or self._next_seq == 0:
+            return None
+        body = self.signer.body(self.writer, self._next_seq - 1, self._head)
+        self._since_checkpoint = 0
+        self._checkpoint_clock = time.monotonic()
+        return self._seal(EntryKind.CHECKPOINT, body, None)
+
     async def flush(self) -> None:
         """Return once every entry appended before the call is durable (group commit)."""
+        if self.signer is not None and self._checkpoint_due():
+            self.checkpoint()
         target = self._next_seq - 1
         while self._durable_seq < target:
             if self._flushing is None:
@@ -77,32 +150,42 @@ class Recorder:
             batch, upto = self._pending, self._next_seq - 1
             self._pending = []
             if batch:
-                await asyncio.to_thread(self._write_sync, b"".join(batch))
+                await asyncio.to_thread(self._write_sync, b"".join(line for _, line in batch))
             self._durable_seq = upto
+            self._notify(batch)
         finally:
             self._flushing = None
 
     def _write_sync(self, data: bytes) -> None:
         self.store.write(data)
         self.store.sync()
+        self.syncs += 1
+
+    def _notify(self, batch: Sequence[tuple[TimelineEntry, bytes]]) -> None:
+        if batch:
+            for sink in self.sinks:
+                sink.accept(batch)
 
     def flush_sync(self) -> None:
         """Synchronous flush for callers outside an event loop (CLI commands)."""
         batch, upto = self._pending, self._next_seq - 1
         self._pending = []
         if batch:
-            self._write_sync(b"".join(batch))
+            self._write_sync(b"".join(line for _, line in batch))
         self._durable_seq = upto
+        self._notify(batch)
 
     def entries(self) -> Iterator[TimelineEntry]:
         """Every durable entry, in order."""
         return parse_lines(self.store.read().splitlines())
 
-    def verify(self) -> tuple[int, str]:
-        """Verify the durable chain; (count, head) or ChainBroken."""
-        return verify_entries(self.entries())
+    def verify(self) -> Verification:
+        """Verify the durable chain (links and hashes; signatures need a Checker, see verify_lines)."""
+        return verify_lines(self.store.read().splitlines())
 
     def close(self) -> None:
-        """Flush what is pending and close the store."""
+        """Seal with a final checkpoint when anything is unsigned, flush, and close the store."""
+        if self.signer is not None and self._since_checkpoint > 0:
+            self.checkpoint()
         self.flush_sync()
         self.store.close()

@@ -1,0 +1,105 @@
+"""Signed checkpoints: an Ed25519 signature over the chain head, so a rewritten chain cannot be re-signed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from responder.errors import ConfigError
+from responder.timeline.chain import canonical_json
+
+CHECKPOINT_VERSION = 1
+
+
+def _raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """A short fingerprint of a public key (first 16 hex digits of its SHA-256)."""
+    return hashlib.sha256(_raw_public(key)).hexdigest()[:16]
+
+
+def generate_keypair() -> tuple[str, str]:
+    """A new (private, public) pair, each the base64 of the raw 32-byte key."""
+    private = Ed25519PrivateKey.generate()
+    raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return base64.b64encode(raw).decode(), base64.b64encode(_raw_public(private.public_key())).decode()
+
+
+def _decode32(text: str, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except ValueError as exc:
+        raise ConfigError(f"{what} is not base64: {exc}") from exc
+    if len(raw) != 32:
+        raise ConfigError(f"{what} must be 32 raw bytes in base64 (got {len(raw)} bytes)")
+    return raw
+
+
+def load_private_key(text: str) -> Ed25519PrivateKey:
+    """The signing key from its base64 form (as printed by `responder timeline keygen`)."""
+    return Ed25519PrivateKey.from_private_bytes(_decode32(text, "timeline signing key"))
+
+
+def load_public_key(text: str) -> Ed25519PublicKey:
+    """The verification key from its base64 form."""
+    return Ed25519PublicKey.from_public_bytes(_decode32(text, "timeline verify key"))
+
+
+def statement(writer: str, covers: int, head: str) -> bytes:
+    """The exact bytes a checkpoint signs: who wrote the chain, up to which seq, and its head hash."""
+    return canonical_json({"v": CHECKPOINT_VERSION, "writer": writer, "covers": covers, "head": head})
+
+
+class Signer:
+    """Signs chain heads with one Ed25519 key."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._key = private_key
+        self.public_key = private_key.public_key()
+        self.key_id = key_id(self.public_key)
+
+    @classmethod
+    def from_text(cls, text: str) -> Signer:
+        """A signer from the base64 private key."""
+        return cls(load_private_key(text))
+
+    def body(self, writer: str, covers: int, head: str) -> dict[str, Any]:
+        """The body of a checkpoint entry that signs `head`, the hash of entry `covers`."""
+        sig = self._key.sign(statement(writer, covers, head))
+        return {"v": CHECKPOINT_VERSION, "covers": covers, "head": head, "key_id": self.key_id,
+                "sig": base64.b64encode(sig).decode()}
+
+
+class Checker:
+    """Checks checkpoint bodies against one or more trusted public keys."""
+
+    def __init__(self, keys: list[Ed25519PublicKey]) -> None:
+        self._keys = {key_id(k): k for k in keys}
+
+    @classmethod
+    def from_text(cls, *texts: str) -> Checker:
+        """A checker trusting the base64 public keys given."""
+        return cls([load_public_key(t) for t in texts])
+
+    def problem(self, writer: str, seq: int, prev: str, body: Mapping[str, Any]) -> str | None:
+        """Why this checkpoint entry does not hold (None when it does)."""
+        if body.get("v") != CHECKPOINT_VERSION:
+            return f"checkpoint has unknown version {body.get('v')!r}"
+        if body.get("covers") != seq - 1 or body.get("head") != prev:
+            return "checkpoint does not sign the entry before it"
+        key = self._keys.get(str(body.get("key_id")))
+        if key is None:
+            return f"checkpoint signed by an untrusted key {body.get('key_id')!r}"
+        try:
+            key.verify(base64.b64decode(str(body.get("sig", ""))), statement(writer, seq - 1, prev))
+        except (InvalidSignature, ValueError):
+            return "checkpoint signature is invalid (the chain before it was rewritten or the checkpoint forged)"
+        return None

@@ -1,0 +1,128 @@
+"""One incident's part of the timeline, and the evidence pack auditors get from `responder timeline export`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from responder.models.timeline import EntryKind, TimelineEntry
+
+DECISIONS = frozenset({EntryKind.EVENT_MATCHED, EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED,
+                       EntryKind.INCIDENT_SUPPRESSED, EntryKind.STEP_PLANNED, EntryKind.STEP_SKIPPED,
+                       EntryKind.GUARD_TRIPPED, EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED,
+                       EntryKind.APPROVAL_REJECTED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_ESCALATED})
+
+
+def incident_entries(entries: Iterable[TimelineEntry], incident: str) -> list[TimelineEntry]:
+    """The incident's own entries plus the event.received/matched entries of the events that fed it."""
+    everything = list(entries)
+    feeds: set[tuple[str, str]] = set()
+    for e in everything:
+        if e.incident == incident and e.kind in (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED,
+                                                 EntryKind.INCIDENT_SUPPRESSED):
+            feeds.add((str(e.body.get("event_id")), str(e.body.get("runbook"))))
+    events = {event for event, _ in feeds}
+
+    def belongs(e: TimelineEntry) -> bool:
+        if e.kind == EntryKind.EVENT_RECEIVED:
+            return e.body.get("event_id") in events
+        if e.kind == EntryKind.EVENT_MATCHED:
+            return (str(e.body.get("event_id")), str(e.body.get("runbook"))) in feeds
+        return e.incident == incident
+
+    return [e for e in everything if belongs(e)]
+
+
+def _ms_between(start: str, end: str) -> float:
+    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000, 3)
+
+
+def _actions(entries: list[TimelineEntry]) -> list[dict[str, Any]]:
+    """Intent → result pairs by idempotency key, in the order they were intended."""
+    actions: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        key = str(e.body.get("key", ""))
+        if e.kind == EntryKind.STEP_INTENT:
+            act = actions.setdefault(key, {"step": e.body.get("step"), "actuator": e.body.get("actuator"),
+                                           "target": e.body.get("target"), "key": key, "attempts": []})
+            act["params"] = e.body.get("params")
+            act["attempts"].append({"intent_seq": e.seq, "intended_at": e.at})
+        elif e.kind == EntryKind.STEP_RESULT and key in actions:
+            act = actions[key]
+            last = act["attempts"][-1] if act["attempts"] else {}
+            last |= {"result_seq": e.seq, "finished_at": e.at, "status": e.body.get("status"),
+                     "changed": e.body.get("changed"), "verified": e.body.get("verified"),
+                     "recovered": bool(e.body.get("recovered")), "error": e.body.get("error"),
+                     "prior": e.body.get("prior"), "after": e.body.get("after"),
+                     "duration_ms": e.body.get("duration_ms")}
+            if "intended_at" in last:
+                last["elapsed_ms"] = _ms_between(last["intended_at"], e.at)
+            act["status"] = e.body.get("status")
+    for act in actions.values():
+        act.setdefault("status", "no result recorded (in flight or lost)")
+    return list(actions.values())
+
+
+def evidence_pack(
+    entries: Iterable[TimelineEntry], incident: str, verification: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Events, decisions, actions (parameters, results, durations), covering checkpoint and the verification."""
+    everything = list(entries)
+    mine = incident_entries(everything, incident)
+    last_seq = mine[-1].seq if mine else -1
+    cover = next((e for e in everything if e.kind == EntryKind.CHECKPOINT and e.seq > last_seq), None)
+    return {
+        "incident": incident,
+        "generated_from": {"entries": len(everything), "head": everything[-1].hash if everything else None},
+        "verification": dict(verification),
+        "events": [e.body | {"seq": e.seq, "recorded_at": e.at} for e in mine if e.kind == EntryKind.EVENT_RECEIVED],
+        "decisions": [{"seq": e.seq, "at": e.at, "kind": e.kind, **e.body} for e in mine if e.kind in DECISIONS],
+        "actions": _actions(mine),
+        "covering_checkpoint": cover.model_dump(mode="json") if cover else None,
+        "entries": [e.model_dump(mode="json") for e in mine],
+    }
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ") if value not in (None, "") else "–"
+
+
+def render_markdown(pack: Mapping[str, Any]) -> str:
+    """The evidence pack as a Markdown report."""
+    v = pack["verification"]
+    verdict = "VERIFIED" if v.get("ok") else f"NOT VERIFIED at entry {v.get('first_bad_seq')}: {v.get('reason')}"
+    out = [f"# Evidence pack: incident {pack['incident']}", "",
+           f"**Timeline verification: {verdict}** — {v.get('entries', '?')} entries, "
+           f"{v.get('checkpoints', 0)} checkpoints, signatures checked: {v.get('signatures_checked', False)}, "
+           f"archive compared: {v.get('archived_entries') is not None}; head `{v.get('head', '')}`", ""]
+    cover = pack.get("covering_checkpoint")
+    out += [f"Covered by signed checkpoint seq {cover['seq']} (key {cover['body'].get('key_id')})." if cover
+            else "No checkpoint after this incident's last entry yet: its tail is not signed.", ""]
+    out += ["## Events", "", "| seq | event | source | type | severity | time | resources |",
+            "|---|---|---|---|---|---|---|"]
+    for ev in pack["events"]:
+        res = ", ".join(f"{r.get('kind')}:{r.get('id')}" for r in ev.get("resources", []) if isinstance(r, dict))
+        out.append(f"| {ev['seq']} | {_cell(ev.get('event_id'))} | {_cell(ev.get('source'))} | {_cell(ev.get('type'))} "
+                   f"| {_cell(ev.get('severity'))} | {_cell(ev.get('time'))} | {_cell(res)} |")
+    out += ["", "## Decisions", "", "| seq | at | kind | detail |", "|---|---|---|---|"]
+    for d in pack["decisions"]:
+        detail = ", ".join(f"{k}={d[k]}" for k in ("runbook", "step", "reason", "summary", "guard", "detail",
+                                                   "reasons", "decision", "by", "group_key")
+                           if d.get(k) not in (None, "", []))
+        out.append(f"| {d['seq']} | {d['at']} | {d['kind']} | {_cell(detail)} |")
+    out += ["", "## Actions", ""]
+    for a in pack["actions"]:
+        out += [f"### {a['step']}: `{a['actuator']}` on `{a['target']}` — {a['status']}", "",
+                f"Parameters: `{a.get('params')}`", "",
+                "| intent seq | intended at | result seq | status | changed | verified | recovered | duration ms "
+                "| intent→result ms | error |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for t in a["attempts"]:
+            out.append(f"| {t['intent_seq']} | {t['intended_at']} | {_cell(t.get('result_seq'))} "
+                       f"| {_cell(t.get('status'))} | {_cell(t.get('changed'))} | {_cell(t.get('verified'))} "
+                       f"| {_cell(t.get('recovered'))} | {_cell(t.get('duration_ms'))} | {_cell(t.get('elapsed_ms'))} "
+                       f"| {_cell(t.get('error'))} |")
+        out.append("")
+    out += ["## Entries", "", "| seq | at | kind | hash |", "|---|---|---|---|"]
+    out += [f"| {e['seq']} | {e['at']} | {e['kind']} | `{e['hash'][:16]}` |" for e in pack["entries"]]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,147 @@
+"""Full verification: chain links, checkpoint signatures, external anchors and archived copies.
+
+The hot path parses each line with orjson (not pydantic) and rehashes it; see bench/timeline.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from responder.errors import ChainBroken
+from responder.models.timeline import GENESIS_HASH, EntryKind
+from responder.timeline.checkpoint import Checker
+
+FIELDS = frozenset(("seq", "writer", "at", "kind", "incident", "body", "prev", "hash"))
+_CHECKPOINT = EntryKind.CHECKPOINT.value
+
+
+@dataclass
+class Verification:
+    """What a successful verification established."""
+
+    entries: int = 0
+    head: str = GENESIS_HASH
+    checkpoints: int = 0
+    signatures_checked: bool = False
+    last_checkpoint: int | None = None
+    anchors_checked: list[int] = field(default_factory=list)
+    archived_entries: int | None = None
+
+    @property
+    def unsigned_tail(self) -> int:
+        """Entries after the last checkpoint: provable only by an archive, mirror or later anchor."""
+        return self.entries - (self.last_checkpoint + 1 if self.last_checkpoint is not None else 0)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready summary."""
+        return {"ok": True, "entries": self.entries, "head": self.head, "checkpoints": self.checkpoints,
+                "signatures_checked": self.signatures_checked, "last_checkpoint": self.last_checkpoint,
+                "unsigned_tail": self.unsigned_tail, "anchors_checked": self.anchors_checked,
+                "archived_entries": self.archived_entries}
+
+
+def _bad_line(seq: int, number: int, why: str) -> ChainBroken:
+    return ChainBroken(seq, f"line {number} is not a timeline entry ({why})")
+
+
+def verify_lines(
+    lines: Iterable[bytes], checker: Checker | None = None, anchors: Mapping[int, str] | None = None
+) -> Verification:
+    """Verify JSON Lines: links, seqs, hashes, checkpoint signatures and anchors (seq → hash that must be there).
+
+    Raises ChainBroken naming the first bad entry.
+    """
+    sha256, dumps, sort = hashlib.sha256, orjson.dumps, orjson.OPT_SORT_KEYS
+    expect = dict(anchors or {})
+    prev, seq, checkpoints, last_cp = GENESIS_HASH, 0, 0, None
+    for number, line in enumerate(lines, start=1):
+        if not line or line.isspace():
+            continue
+        try:
+            d = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise _bad_line(seq, number, "not JSON") from exc
+        if type(d) is not dict or d.keys() != FIELDS:
+            raise _bad_line(seq, number, "wrong fields")
+        s, w, at, kind, inc, body, p, h = (d["seq"], d["writer"], d["at"], d["kind"], d["incident"], d["body"],
+                                           d["prev"], d["hash"])
+        if type(s) is not int or type(body) is not dict:
+            raise _bad_line(seq, number, "wrong field types")
+        if s != seq:
+            raise ChainBroken(s if s > seq else seq, f"sequence gap: expected seq {seq}, found {s}")
+        if p != prev:
+            raise ChainBroken(seq, "prev does not match the hash of the entry before it")
+        try:
+            parts = (p.encode(), s.to_bytes(8, "big"), w.encode(), at.encode(), kind.encode(),
+                     (inc or "").encode(), dumps(body, option=sort))
+        except (AttributeError, TypeError) as exc:
+            raise _bad_line(seq, number, "wrong field types") from exc
+        if sha256(b"".join([len(x).to_bytes(4, "big") + x for x in parts])).hexdigest() != h:
+            raise ChainBroken(seq, "content does not match its hash (edited)")
+        if kind == _CHECKPOINT:
+            checkpoints += 1
+            last_cp = seq
+            if checker is not None:
+                problem = checker.problem(w, seq, p, body)
+                if problem is not None:
+                    raise ChainBroken(seq, problem)
+        if expect:
+            want = expect.pop(seq, None)
+            if want is not None and want != h:
+                raise ChainBroken(seq, "differs from the externally held checkpoint (rewritten)")
+        prev = h
+        seq += 1
+    if expect:
+        missing = min(expect)
+        raise ChainBroken(seq, f"truncated: a signed checkpoint exists for seq {missing}, the timeline ends "
+                               f"at seq {seq - 1}")
+    return Verification(entries=seq, head=prev, checkpoints=checkpoints, signatures_checked=checker is not None,
+                        last_checkpoint=last_cp, anchors_checked=sorted((anchors or {}).keys()))
+
+
+def verify_anchor_entry(line: bytes, checker: Checker | None) -> tuple[int, str]:
+    """Check that one checkpoint line is self-consistent and validly signed; return (seq, hash)."""
+    d = orjson.loads(line)
+    if not isinstance(d, dict) or d.get("kind") != _CHECKPOINT or d.keys() != FIELDS:
+        raise ChainBroken(-1, "the anchor is not a checkpoint entry")
+    parts = (str(d["prev"]).encode(), int(d["seq"]).to_bytes(8, "big"), str(d["writer"]).encode(),
+             str(d["at"]).encode(), str(d["kind"]).encode(), (d["incident"] or "").encode(),
+             orjson.dumps(d["body"], option=orjson.OPT_SORT_KEYS))
+    if hashlib.sha256(b"".join([len(x).to_bytes(4, "big") + x for x in parts])).hexdigest() != d["hash"]:
+        raise ChainBroken(int(d["seq"]), "the anchor checkpoint does not match its own hash")
+    if checker is not None:
+        problem = checker.problem(str(d["writer"]), int(d["seq"]), str(d["prev"]), d["body"])
+        if problem is not None:
+            raise ChainBroken(int(d["seq"]), f"the anchor: {problem}")
+    return int(d["seq"]), str(d["hash"])
+
+
+def compare_with_copy(local: Sequence[bytes], copy: Sequence[bytes], what: str = "archive") -> int:
+    """Byte-compare the local lines with an independent copy; ChainBroken at the first difference.
+
+    Returns how many entries were compared. The copy may be shorter (not yet archived) but never longer.
+    """
+    local = [ln for ln in local if ln.strip()]
+    copy = [ln for ln in copy if ln.strip()]
+    for seq, (mine, theirs) in enumerate(zip(local, copy, strict=False)):
+        if mine != theirs:
+            return _differs(seq, mine, theirs, what)
+    if len(copy) > len(local):
+        raise ChainBroken(len(local), f"truncated: the {what} holds entries up to seq {len(copy) - 1}, "
+                                      f"the timeline ends at seq {len(local) - 1}")
+    return len(copy)
+
+
+def _differs(seq: int, mine: bytes, theirs: bytes, what: str) -> int:
+    try:
+        mine_seq = orjson.loads(mine).get("seq")
+    except orjson.JSONDecodeError:
+        mine_seq = None
+    if mine_seq is not None and mine_seq != seq:
+        raise ChainBroken(seq, f"differs from the {what}: found seq {mine_seq} where the {what} has seq {seq} "
+                               "(deleted, inserted or reordered)")
+    raise ChainBroken(seq, f"differs from the {what} (edited)")

@@ -1,0 +1,54 @@
+"""Builders for timelines with checkpoints, an archive, and one incident's worth of entries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from responder.timeline import FileStore, Recorder
+from responder.timeline.archive import Archiver, MemoryArchive
+from responder.timeline.checkpoint import Signer, generate_keypair
+
+PRIVATE, PUBLIC = generate_keypair()
+
+
+def signed_recorder(path: Path, every: int = 5, interval: float = 3600.0) -> Recorder:
+    """A file recorder that checkpoints every `every` entries with the test key."""
+    return Recorder(FileStore(path), writer="test", signer=Signer.from_text(PRIVATE), checkpoint_every=every,
+                    checkpoint_interval=interval)
+
+
+def write_signed(path: Path, n: int = 20, every: int = 5) -> list[bytes]:
+    """`n` entries plus checkpoints (and a final one on close); returns the lines without newlines."""
+    rec = signed_recorder(path, every)
+    for i in range(n):
+        rec.append("step.intent", {"i": i, "text": "ü"}, incident="inc")
+    rec.close()
+    return path.read_bytes().splitlines()
+
+
+async def archived(lines: list[bytes]) -> MemoryArchive:
+    """A memory archive holding every sealed segment of `lines`."""
+    archive = MemoryArchive()
+    archiver = Archiver(archive)
+    archiver.catch_up(lines)
+    archiver.close()
+    await archiver.run()
+    return archive
+
+
+def incident_timeline(path: Path) -> Recorder:
+    """A recorder holding one event that opened incident `inc-1` and ran one step, plus unrelated noise."""
+    rec = signed_recorder(path, every=100)
+    rec.append("event.received", {"event_id": "ev-1", "source": "guardduty", "type": "UnauthorizedAccess:IAMUser/X",
+                                  "severity": 8.0, "time": "2026-11-25T10:00:00+00:00",
+                                  "resources": [{"kind": "access_key", "id": "AKIAEXAMPLE"}]})
+    rec.append("event.received", {"event_id": "ev-2", "source": "guardduty", "type": "other"})
+    rec.append("event.matched", {"event_id": "ev-1", "runbook": "rb@1"})
+    rec.append("incident.opened", {"event_id": "ev-1", "runbook": "rb@1", "group_key": "g",
+                                   "event_time": "2026-11-25T10:00:00+00:00"}, "inc-1")
+    head = {"step": "deactivate-key", "actuator": "aws.iam.deactivate_access_key", "target": "AKIAEXAMPLE", "key": "k1"}
+    rec.append("step.intent", {**head, "params": {"user_name": "u", "access_key_id": "AKIAEXAMPLE"}}, "inc-1")
+    rec.append("step.result", {**head, "status": "ok", "changed": True, "verified": True, "duration_ms": 12.5,
+                               "prior": {"status": "Active"}, "after": {"status": "Inactive"}}, "inc-1")
+    rec.append("step.intent", {"step": "x", "key": "other"}, "inc-2")
+    return rec

@@ -1,0 +1,23 @@
+"""Partition assignment rebuilds the engine's in-flight state from the durable timeline."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+
+from responder.service import Service
+from responder.settings import Settings
+
+
+async def test_assignment_flushes_and_rebuilds_inflight(tmp_path):
+    """An intent appended but not yet flushed is durable and in flight after the rebalance listener runs."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl",
+                        runbooks_dir=tmp_path, topics=["a"])
+    service = Service(settings, runbooks=[])
+    service.recorder.append("step.intent", {"key": "k1", "step": "s", "actuator": "a", "target": "t"}, "inc")
+    service.engine.done["stale"] = {}
+    await service.ingest._listener.on_partitions_assigned([TopicPartition("a", 0)])
+    assert list(service.engine.inflight) == ["k1"]
+    assert "stale" not in service.engine.done
+    assert [e.kind for e in service.recorder.entries()] == ["step.intent"]
+    for client in (service.ingest, service.approvals, service.publisher):
+        await client.stop()

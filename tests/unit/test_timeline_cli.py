@@ -1,0 +1,135 @@
+"""`responder timeline keygen|verify|show|export` from the command line."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from responder.cli import app
+from tests.timeline_builders import PUBLIC, incident_timeline, write_signed
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_env(monkeypatch):
+    """CLI defaults come from RESPONDER_* variables; tests start without any."""
+    monkeypatch.delenv("RESPONDER_CONFIG", raising=False)
+    monkeypatch.delenv("RESPONDER_TIMELINE_VERIFY_KEY", raising=False)
+    monkeypatch.delenv("RESPONDER_TIMELINE_ARCHIVE", raising=False)
+
+
+def test_keygen_prints_a_usable_pair(tmp_path, monkeypatch):
+    """keygen prints both settings; a timeline signed with the private key verifies with the public one."""
+    out = runner.invoke(app, ["timeline", "keygen"])
+    assert out.exit_code == 0
+    pairs = dict(line.split("=", 1) for line in out.stdout.splitlines() if line.startswith("RESPONDER_"))
+    monkeypatch.setenv("RESPONDER_TIMELINE_VERIFY_KEY", pairs["RESPONDER_TIMELINE_VERIFY_KEY"])
+    from responder.timeline.checkpoint import Signer
+    from tests.timeline_builders import signed_recorder
+
+    rec = signed_recorder(tmp_path / "t.jsonl")
+    rec.signer = Signer.from_text(pairs["RESPONDER_TIMELINE_SIGNING_KEY"])
+    rec.append("x", {})
+    rec.close()
+    ok = runner.invoke(app, ["timeline", "verify", str(tmp_path / "t.jsonl"), "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert orjson.loads(ok.stdout)["signatures_checked"] is True
+
+
+def test_verify_checks_signatures_and_anchor(tmp_path):
+    """verify with --public-key and --anchor passes on the intact file and names seq 12 after a cut."""
+    path = tmp_path / "t.jsonl"
+    lines = write_signed(path, n=20)
+    anchor = tmp_path / "anchor.json"
+    anchor.write_bytes(lines[-1] + b"\n")
+    args = ["timeline", "verify", str(path), "--public-key", PUBLIC, "--anchor", str(anchor), "--json"]
+    ok = runner.invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    assert orjson.loads(ok.stdout)["checkpoints"] == 4
+    path.write_bytes(b"\n".join(lines[:12]) + b"\n")
+    bad = runner.invoke(app, args)
+    assert bad.exit_code == 1
+    assert orjson.loads(bad.stdout)["first_bad_seq"] == 12
+
+
+def test_anchor_prints_the_latest_checkpoint(tmp_path):
+    """`timeline anchor` prints the last checkpoint line, which `verify --anchor` accepts."""
+    path = tmp_path / "t.jsonl"
+    lines = write_signed(path, n=7)
+    out = runner.invoke(app, ["timeline", "anchor", str(path)])
+    assert out.exit_code == 0
+    assert out.stdout.strip().encode() == lines[-1]
+    (tmp_path / "a.json").write_text(out.stdout)
+    args = ["timeline", "verify", str(path), "--public-key", PUBLIC, "--anchor", str(tmp_path / "a.json")]
+    ok = runner.invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+
+
+def test_show_incident_includes_the_events_that_fed_it(tmp_path):
+    """show --incident lists the incident's entries and its event.received/matched, not other incidents'."""
+    rec = incident_timeline(tmp_path / "t.jsonl")
+    rec.close()
+    out = runner.invoke(app, ["timeline", "show", str(tmp_path / "t.jsonl"), "--incident", "inc-1", "--json"])
+    assert out.exit_code == 0
+    kinds = [orjson.loads(line)["kind"] for line in out.stdout.splitlines()]
+    assert kinds == ["event.received", "event.matched", "incident.opened", "step.intent", "step.result"]
+
+
+def test_export_json_evidence_pack(tmp_path):
+    """export --format json holds the event, the decisions, the action with params, result, duration, verdict."""
+    rec = incident_timeline(tmp_path / "t.jsonl")
+    rec.close()
+    out = runner.invoke(app, ["timeline", "export", str(tmp_path / "t.jsonl"), "--incident", "inc-1",
+                              "--format", "json", "--public-key", PUBLIC])
+    assert out.exit_code == 0, out.output
+    pack = orjson.loads(out.stdout)
+    assert pack["verification"]["ok"] is True
+    assert pack["verification"]["signatures_checked"] is True
+    assert [e["event_id"] for e in pack["events"]] == ["ev-1"]
+    assert [d["kind"] for d in pack["decisions"]] == ["event.matched", "incident.opened"]
+    [action] = pack["actions"]
+    assert action["params"] == {"user_name": "u", "access_key_id": "AKIAEXAMPLE"}
+    [attempt] = action["attempts"]
+    assert (attempt["status"], attempt["duration_ms"], attempt["prior"]) == ("ok", 12.5, {"status": "Active"})
+    assert attempt["elapsed_ms"] >= 0
+    assert pack["covering_checkpoint"]["kind"] == "checkpoint"
+
+
+def test_export_markdown_reports_a_broken_chain(tmp_path):
+    """export --format md writes a report; on a tampered file it says NOT VERIFIED and exits 1."""
+    path = tmp_path / "t.jsonl"
+    rec = incident_timeline(path)
+    rec.close()
+    md = tmp_path / "pack.md"
+    ok = runner.invoke(app, ["timeline", "export", str(path), "--incident", "inc-1", "--out", str(md)])
+    assert ok.exit_code == 0, ok.output
+    text = md.read_text()
+    assert "Timeline verification: VERIFIED" in text
+    assert "aws.iam.deactivate_access_key" in text
+    assert "| 12.5 |" in text
+    path.write_bytes(path.read_bytes().replace(b'"status":"ok"', b'"status":"failed"'))
+    bad = runner.invoke(app, ["timeline", "export", str(path), "--incident", "inc-1"])
+    assert bad.exit_code == 1
+    assert "NOT VERIFIED at entry 5" in bad.stdout
+
+
+def test_verify_accepts_rotated_keys(tmp_path):
+    """A chain signed first with one key, then another, verifies when both are trusted, not with the new one only."""
+    from responder.timeline.checkpoint import Signer, generate_keypair
+    from tests.timeline_builders import signed_recorder
+
+    new_private, new_public = generate_keypair()
+    path = tmp_path / "t.jsonl"
+    rec = signed_recorder(path, every=2)
+    for i in range(4):
+        if i == 2:
+            rec.signer = Signer.from_text(new_private)
+        rec.append("x", {"i": i})
+    rec.close()
+    both = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", f"{PUBLIC},{new_public}"])
+    assert both.exit_code == 0, both.output
+    only_new = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", new_public, "--json"])
+    assert only_new.exit_code == 1
+    assert orjson.loads(only_new.stdout)["first_bad_seq"] == 2
