@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from responder.models.timeline import EntryKind, TimelineEntry
 
 DECISIONS = frozenset({EntryKind.EVENT_MATCHED, EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED,
@@ -114,7 +116,7 @@ def render_markdown(pack: Mapping[str, Any]) -> str:
     out += ["", "## Actions", ""]
     for a in pack["actions"]:
         out += [f"### {a['step']}: `{a['actuator']}` on `{a['target']}` — {a['status']}", "",
-                f"Parameters: `{a.get('params')}`", "",
+                f"Parameters: `{orjson.dumps(a.get('params'), option=orjson.OPT_SORT_KEYS).decode()}`", "",
                 "| intent seq | intended at | result seq | status | changed | verified | recovered | duration ms "
                 "| intent→result ms | error |", "|---|---|---|---|---|---|---|---|---|---|"]
         for t in a["attempts"]:
