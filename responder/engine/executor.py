@@ -126,17 +126,19 @@ class Engine:
             self.recorder.append(EntryKind.INCIDENT_OPENED, base, incident.id)
         else:
             repeat = incident.seen(event.id)
-            incident.events += 1
+            if not repeat:
+                incident.add(event.time)
             incident.last_seen = max(incident.last_seen, event.time)
             self.recorder.append(EntryKind.INCIDENT_JOINED, {**base, "repeat": repeat}, incident.id)
         incident.seen(event.id)
         await self.run_from(rb, incident, event)
         return incident
 
-    def _scope(self, incident: Incident, event: Event) -> dict[str, Any]:
+    def _scope(self, incident: Incident, event: Event, rb: Runbook) -> dict[str, Any]:
+        recent = incident.recent(event.time, rb.count_window or rb.window)
         return {"event": event.view(), "steps": incident.step_outputs,
                 "incident": {"id": incident.id, "group_key": incident.group_key, "runbook": incident.runbook,
-                             "events": incident.events}}
+                             "events": incident.events, "recent_events": recent}}
 
     async def run_from(self, rb: Runbook, incident: Incident, event: Event, *, start: int = 0,
                        approved: Parked | None = None) -> None:
@@ -144,7 +146,7 @@ class Engine:
         lock = self._locks.setdefault(incident.id, asyncio.Lock())
         async with lock:
             with structlog.contextvars.bound_contextvars(incident=incident.id, runbook=rb.id, event_id=event.id):
-                scope = self._scope(incident, event)
+                scope = self._scope(incident, event, rb)
                 dry = self.dry_run or rb.mode is Mode.DRY_RUN
                 plan = _LazyPlan(lambda: build_plan(rb, incident.id, event.id, scope, self.registry, dry_run=dry))
                 plan_trips = self.guards.check_plan(rb, [s.target for s in plan.get().steps]) \

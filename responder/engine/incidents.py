@@ -20,6 +20,19 @@ class Incident:
     events: int = 1
     step_outputs: dict[str, dict[str, object]] = field(default_factory=dict)
     event_ids: set[str] = field(default_factory=set)
+    times: list[datetime] = field(default_factory=list)
+
+    def add(self, at: datetime) -> None:
+        """Count one distinct event at `at` (repeats of an event id are not counted)."""
+        self.events += 1
+        self.times.append(at)
+        if len(self.times) > 10_000:
+            del self.times[: len(self.times) - 10_000]
+
+    def recent(self, now: datetime, seconds: float) -> int:
+        """Distinct events in the sliding span (now - seconds, now]."""
+        start = now - timedelta(seconds=seconds)
+        return sum(1 for t in self.times if start < t <= now)
 
     def seen(self, event_id: str) -> bool:
         """Whether this event id was already part of the incident (a redelivery or repeat); remembers it."""
@@ -50,7 +63,7 @@ class IncidentBook:
 
     def open(self, runbook: str, group_key: str, event_id: str, at: datetime) -> Incident:
         """Open a new incident; its id is derived from the first event, so a replay reopens the same one."""
-        inc = Incident(stable_id(runbook, group_key, event_id)[:20], runbook, group_key, at, at)
+        inc = Incident(stable_id(runbook, group_key, event_id)[:20], runbook, group_key, at, at, times=[at])
         self._open[(runbook, group_key)] = inc
         self.by_id[inc.id] = inc
         return inc

@@ -26,8 +26,10 @@ def replay(engine: Engine, entries: Iterable[TimelineEntry]) -> int:
             at = datetime.fromisoformat(str(body["event_time"]))
             inc = engine.incidents.restore(entry.incident, runbook, str(body.get("group_key")), at,
                                            str(body.get("event_id", "")))
-            if entry.kind == EntryKind.INCIDENT_JOINED:
-                inc.events += 1
+            if entry.kind == EntryKind.INCIDENT_OPENED and not inc.times:
+                inc.times.append(at)
+            elif entry.kind == EntryKind.INCIDENT_JOINED and not body.get("repeat"):
+                inc.add(at)
         elif entry.kind == EntryKind.STEP_INTENT:
             engine.inflight[str(body["key"])] = dict(body)
             runbook = str(body.get("runbook", "")) or _runbook_of(engine, entry.incident)

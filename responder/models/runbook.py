@@ -152,6 +152,11 @@ class Runbook(_Strict):
     group_by: str = Field(default="${event.incident_key}", description="template of the incident key")
     window: Duration = Field(default=3600.0, gt=0, description="an incident stays open to events this long")
     cooldown: Duration = Field(default=0.0, ge=0, description="no new incident for a key this soon after the last")
+    count_window: Duration | None = Field(
+        default=None, gt=0,
+        description="`incident.recent_events` counts the incident's distinct events in this sliding span "
+        "(default: window); with one event per monitoring window this expresses N of the last M windows",
+    )
     guards: Guards = Field(default_factory=Guards)
     steps: list[Step] = Field(min_length=1)
 

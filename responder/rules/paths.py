@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from responder.models.event import Event, Resource, ResourceKind
 
-INCIDENT_FIELDS = ("id", "group_key", "runbook", "events")
+INCIDENT_FIELDS = ("id", "group_key", "runbook", "events", "recent_events")
 NAMESPACES = ("event", "incident", "steps")
 
 

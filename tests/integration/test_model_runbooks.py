@@ -179,6 +179,26 @@ async def test_detected_drift_rolls_back_on_the_third_window(store, tmp_path, ke
     assert world.sent("notify.kafka.publish_message") == []
 
 
+async def test_detected_windows_spread_beyond_four_hours_do_not_roll_back(store, tmp_path, keys, runbooks_dir):
+    """Detected at hours 0, 2, 4 and 6 is never 3 of the last 4 windows: the model keeps serving."""
+    await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
+    world = World(runbooks_dir)
+    for hour in (0, 2, 4, 6):
+        await world.send(drift("detected", hour))
+    assert await store.serving("fraud-scorer") == "v3"
+    assert world.results("roll-back") == []
+
+
+async def test_a_redelivered_drift_window_is_not_counted_twice(store, tmp_path, keys, runbooks_dir):
+    """The same detected window delivered three times counts once; no rollback."""
+    await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
+    world = World(runbooks_dir)
+    for _ in range(3):
+        await world.send(drift("detected", 0))
+    await world.send(drift("detected", 1))
+    assert await store.serving("fraud-scorer") == "v3"
+
+
 async def test_drift_with_no_signed_predecessor_escalates(store, tmp_path, keys, runbooks_dir):
     """When no older version verifies, the rollback fails permanently and the escalation notifies once."""
     await _versions(store, tmp_path, [None, keys.wrong_private, keys.private])
