@@ -21,7 +21,7 @@ from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
 from responder.catalog import load_runbooks
 from responder.engine.executor import Engine
 from responder.engine.guards import GuardPolicy, Guards
-from responder.errors import ConfigError, EventRejected
+from responder.errors import ConfigError, EventRejected, TimelineError
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.kafka import KafkaIngest
@@ -231,6 +231,8 @@ class Service:
                 await self.pipeline.handle(record)
             except EventRejected as exc:
                 await self._reject(record, exc.reason_code, exc.detail)
+            except TimelineError:
+                raise  # nothing may be committed once the record cannot be written: stop, redeliver on restart
             except Exception as exc:
                 log.exception("record_failed", topic=record.topic, offset=record.offset)
                 await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")

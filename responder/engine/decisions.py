@@ -65,7 +65,9 @@ async def expire(engine: Engine) -> int:
             continue
         engine.recorder.append(EntryKind.APPROVAL_EXPIRED, body, p.incident)
         log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
-        await release(engine, p, approve=p.on_timeout == OnTimeout.APPROVE, why="approval timed out")
+        waivable = all(r == "approval required by the runbook" for r in p.reasons)
+        # only a human may waive a kill switch, quota or max-targets trip: on_timeout approve never does
+        await release(engine, p, approve=p.on_timeout == OnTimeout.APPROVE and waivable, why="approval timed out")
     return len(due)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -55,6 +55,10 @@ class _LazyPlan:
         if self._plan is None:
             self._plan = self._build()
         return self._plan
+
+
+MAX_CLOCK_SKEW = 300.0  # seconds an event's own time may run ahead of ours
+FINAL = frozenset({"ok", "denied"})  # step results that are never re-run for the same idempotency key
 
 
 class Engine:
@@ -114,6 +118,9 @@ class Engine:
 
     async def _handle_locked(self, rb: Runbook, event: Event, group_key: str) -> Incident:
         """Handle one match with its incident serialised against concurrent events of the same group."""
+        latest = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=MAX_CLOCK_SKEW)
+        if event.time > latest:  # a future-dated event must not hold an incident open for ever
+            event = event.model_copy(update={"time": latest})
         incident = self.incidents.find(rb.id, group_key, event.time, rb.window)
         base = {"event_id": event.id, "runbook": rb.ref, "group_key": group_key, "event_time": event.time.isoformat()}
         if incident is None:
@@ -182,10 +189,13 @@ class Engine:
         key = idempotency_key(incident.id, rb.ref, step.id, target)
         values = params.model_dump(mode="json")
         head: dict[str, Any] = {"step": step.id, "actuator": step.actuator, "target": target, "key": key}
-        if key in self.done:
+        status = self.done.get(key, {}).get("status")
+        if status in FINAL:
+            # success and a human denial are final; a failure or refusal is not, so a forged event
+            # cannot block containment when the real alert for the same target arrives
             rec.append(EntryKind.STEP_SKIPPED, {**head, "reason": "already_done"}, incident.id)
             incident.step_outputs[step.id] = {"result": self.done[key].get("outputs", {})}
-            return Outcome.OK if self.done[key].get("status") == "ok" else Outcome.FAILED
+            return Outcome.OK if status == "ok" else Outcome.FAILED
         trips = [*plan_trips, *self.guards.check_step(rb, step.actuator, target, values, event)]
         reasons = [f"{t.guard}: {t.detail}" for t in trips]
         if step.approval.required:
@@ -200,6 +210,9 @@ class Engine:
                                                 "would_require_approval": reasons,
                                                 "would_refuse": any(t.hard for t in trips)}, incident.id)
             return Outcome.OK
+        if key in self.inflight and self.inflight[key].get("params") == values:
+            # an intent is only written once guards and approvals passed: resolve it, never ask again
+            return await self._execute(rb, step, incident, actuator, params, ctx, head, values)
         if grant is not None and (grant.params != values or grant.target != target):
             self.recorder.append(EntryKind.APPROVAL_REJECTED, {**head, "reason": "the step's parameters changed "
                                                                "since the approval was requested"}, incident.id)
@@ -254,10 +267,13 @@ class Engine:
                 timeout=step.timeout,
             )
             verified = await self._verified(actuator, params, ctx)
-        except (ActuationError, TimeoutError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, ActuationError | TimeoutError):
+                log.exception("actuator_raised", step=step.id)
+            fallback = "Timeout" if isinstance(exc, TimeoutError) else exc.__class__.__name__
             body = {**head, "status": "failed", "error": str(exc) or "timed out",
-                    "code": getattr(exc, "code", "Timeout"),
-                    "permanent": isinstance(exc, PermanentActuationError),
+                    "code": getattr(exc, "code", fallback),
+                    "permanent": not isinstance(exc, TransientActuationError | TimeoutError),
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
             rec.append(EntryKind.STEP_RESULT, body, incident.id)
             self.finish(key, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -14,6 +15,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from responder.models.event import RawRecord
 
 log = structlog.get_logger(__name__)
+
+DLQ_MAX_VALUE = 1_000_000 - 64 * 1024  # room for the original headers and ours under a 1 MiB message
 
 
 async def _start_with_retry(client: Any, deadline: float) -> None:
@@ -133,7 +136,12 @@ class KafkaIngest:
             ("dlq.offset", str(record.offset).encode()),
             ("dlq.time", str(int(time.time() * 1000)).encode()),
         ]
-        await self.producer.send_and_wait(self.deadletter_topic, record.value, key=record.key, headers=headers)
+        value = record.value
+        if len(value) > DLQ_MAX_VALUE:  # keep the copy under the broker's 1 MiB default; the original stays put
+            headers += [("dlq.truncated", str(len(value)).encode()),
+                        ("dlq.sha256", hashlib.sha256(value).hexdigest().encode())]
+            value = value[:DLQ_MAX_VALUE]
+        await self.producer.send_and_wait(self.deadletter_topic, value, key=record.key, headers=headers)
         log.warning("record_deadlettered", reason=reason, detail=detail[:200], topic=record.topic,
                     partition=record.partition, offset=record.offset)
 

@@ -11,14 +11,17 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
+import structlog
 
-from responder.errors import ChainBroken
+from responder.errors import ChainBroken, TimelineError
 from responder.models.timeline import GENESIS_HASH, EntryKind, TimelineEntry
 from responder.settings import Settings
 from responder.timeline.chain import canonical_json, entry_hash, parse_lines
 from responder.timeline.checkpoint import Signer
 from responder.timeline.store import FileStore, TimelineStore
 from responder.timeline.verify import Verification, verify_lines
+
+log = structlog.get_logger(__name__)
 
 
 def default_writer_id() -> str:
@@ -60,6 +63,7 @@ class Recorder:
         self._next_seq = 0
         self._head = GENESIS_HASH
         self._durable_seq = -1
+        self._broken: OSError | None = None
         self._since_checkpoint = 0
         self._checkpoint_clock = time.monotonic()
         self._flushing: asyncio.Task[None] | None = None
@@ -147,10 +151,18 @@ class Recorder:
         try:
             if self.linger:
                 await asyncio.sleep(self.linger)
+            if self._broken is not None:
+                raise TimelineError(f"the timeline is unwritable since an earlier failure: {self._broken}")
             batch, upto = self._pending, self._next_seq - 1
             self._pending = []
             if batch:
-                await asyncio.to_thread(self._write_sync, b"".join(line for _, line in batch))
+                try:
+                    await asyncio.to_thread(self._write_sync, b"".join(line for _, line in batch))
+                except OSError as exc:
+                    # the entries are lost and the chain would gap: nothing may be committed after this
+                    self._broken = exc
+                    log.critical("timeline_write_failed", error=str(exc))
+                    raise TimelineError(f"timeline write failed: {exc}") from exc
             self._durable_seq = upto
             self._notify(batch)
         finally:

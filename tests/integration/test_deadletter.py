@@ -153,3 +153,21 @@ async def test_replay_after_the_fix_acts_on_the_record(kafka_bootstrap, aws, top
     replayed = (await _read_all(kafka_bootstrap, topics["alerts"], 3))[-1]
     assert replayed.value == finding
     assert sorted(k for k, _ in replayed.headers) == ["responder-key-id", "responder-signature"]
+
+
+async def test_a_poison_record_near_the_size_cap_is_deadlettered_truncated(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """A ~1 MB non-JSON record whose copy plus dlq headers would exceed 1 MiB is dead-lettered truncated."""
+    key = await _seed(aws)
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir))
+    poison = b"x" * 1_047_000
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [poison], key=b"poison")
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: any(b.get("step") == "deactivate-key" for b in service.engine.done.values()))
+    [dead] = await _read_all(kafka_bootstrap, topics["deadletter"], 1)
+    headers = dict(dead.headers)
+    assert headers["dlq.truncated"] == b"1047000"
+    assert poison.startswith(dead.value)
+    assert await _status(aws, key) == "Inactive"

@@ -160,3 +160,16 @@ steps:
     assert kit.echo.applied == []
     assert "changed" in kit.entries("approval.rejected")[0]["reason"]
     assert len(kit.entries("approval.requested")) == 2
+
+
+async def test_timeout_approve_never_waives_a_guard_trip(tmp_path):
+    """A step parked by the kill switch stays unrun when its on_timeout approve deadline passes."""
+    from responder.engine.guards import GuardPolicy
+
+    body = WIPE.replace("test.wipe", "test.echo").replace("approvers", "required: true, approvers") % "approve"
+    kit = make_kit(tmp_path, {"rb": body}, policy=GuardPolicy(kill_switch=True))
+    await kit.send()
+    kit.clock.now += 601
+    await kit.engine.expire()
+    assert kit.echo.applied == []
+    assert [r["status"] for r in kit.entries("step.result")] == ["denied"]

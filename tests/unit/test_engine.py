@@ -150,3 +150,56 @@ async def test_concurrent_events_of_one_incident_act_once(runbooks_dir):
     assert kinds.count("incident.opened") == 1
     assert kinds.count("incident.joined") == 1
     assert iam.count("update_access_key") == 1
+
+
+async def test_a_forged_failing_event_does_not_block_the_real_one(runbooks_dir):
+    """A forged finding naming the right key but a wrong user fails; the genuine finding still deactivates it."""
+    from responder.models import RawRecord
+
+    iam, store = FakeIam(), MemoryStore()
+    iam.add_key("ml-training", KEY)
+    p = _pipeline(iam, store, runbooks_dir)
+    forged = guardduty_finding(KEY, "nobody", finding_id="forged")
+    await p.handle(RawRecord(topic="t", value=envelope_bytes(forged)))
+    assert iam.keys[KEY]["Status"] == "Active"
+    await p.handle(RawRecord(topic="t", value=envelope_bytes(guardduty_finding(KEY, finding_id="real"))))
+    await p.engine.recorder.flush()
+    assert iam.keys[KEY]["Status"] == "Inactive"
+
+
+async def test_future_dated_event_cannot_hold_an_incident_open(runbooks_dir):
+    """An event dated in 2099 is clamped to now plus the allowed skew for incident windows."""
+    from datetime import UTC, datetime, timedelta
+
+    from responder.engine.executor import MAX_CLOCK_SKEW
+    from responder.models import RawRecord
+
+    iam, store = FakeIam(), MemoryStore()
+    iam.add_key("ml-training", KEY)
+    p = _pipeline(iam, store, runbooks_dir)
+    future = guardduty_finding(KEY, updated="2099-01-01T00:00:00.000Z")
+    [incident] = await p.handle(RawRecord(topic="t", value=envelope_bytes(future)))
+    assert incident.last_seen <= datetime.now(UTC) + timedelta(seconds=MAX_CLOCK_SKEW + 5)
+
+
+async def test_an_actuator_crashing_unexpectedly_still_gets_a_failed_result(runbooks_dir):
+    """A bug inside apply() is recorded as a failed step.result instead of leaving an orphan intent."""
+    from responder.models import RawRecord
+
+    iam, store = FakeIam(), MemoryStore()
+    iam.add_key("ml-training", KEY)
+    original = iam.call
+
+    async def broken(service, operation, **kw):
+        if operation == "update_access_key":
+            raise KeyError("boom")
+        return await original(service, operation, **kw)
+
+    iam.call = broken  # type: ignore[method-assign]
+    p = _pipeline(iam, store, runbooks_dir)
+    await p.handle(RawRecord(topic="t", value=envelope_bytes(guardduty_finding(KEY))))
+    await p.engine.recorder.flush()
+    [first] = [e.body for e in Recorder(store).entries() if e.kind == "step.result"][:1]
+    assert first["status"] == "failed"
+    assert first["code"] == "KeyError"
+    assert not p.engine.inflight

@@ -108,3 +108,27 @@ def test_cli_verify_exit_codes(tmp_path):
     bad = runner.invoke(app, ["timeline", "verify", str(path), "--json"])
     assert bad.exit_code == 1
     assert orjson.loads(bad.stdout)["first_bad_seq"] == 2
+
+
+async def test_a_failed_write_makes_the_recorder_refuse_further_flushes():
+    """After one failed write the lost entries would gap the chain, so every later flush raises."""
+    from responder.errors import TimelineError
+
+    class FailingOnce(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fail = True
+
+        def write(self, data: bytes) -> None:
+            if self.fail:
+                self.fail = False
+                raise OSError(28, "No space left on device")
+            super().write(data)
+
+    rec = Recorder(FailingOnce())
+    rec.append("x", {"i": 1})
+    with pytest.raises(TimelineError):
+        await rec.flush()
+    rec.append("x", {"i": 2})
+    with pytest.raises(TimelineError):
+        await rec.flush()
