@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.auth import signed_headers
 from responder.ingest.kafka import _start_with_retry, publish, to_raw
@@ -65,8 +66,14 @@ class ApprovalIngest:
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit after the decisions' timeline entries are durable."""
-        if offsets:
-            await self.consumer.commit(dict(offsets))
+        owned = self.consumer.assignment()
+        mine = {tp: off for tp, off in offsets.items() if tp in owned}
+        if not mine:
+            return
+        try:
+            await self.consumer.commit(mine)
+        except (CommitFailedError, IllegalStateError) as exc:  # redelivered decisions are refused as decided
+            log.warning("approval_commit_failed", error=str(exc))
 
     async def stop(self) -> None:
         """Leave the group."""

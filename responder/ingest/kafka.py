@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from responder.models.event import RawRecord
@@ -120,9 +120,14 @@ class KafkaIngest:
         """Commit the next offsets to read (last handled + 1)."""
         if not offsets:
             return
+        owned = self.consumer.assignment()
+        mine = {tp: off for tp, off in offsets.items() if tp in owned}  # a revoked partition is not ours to commit
+        if not mine:
+            return
         try:
-            await self.consumer.commit(dict(offsets))
-        except CommitFailedError as exc:  # a rebalance took the partitions: they are redelivered, and deduplicated
+            await self.consumer.commit(mine)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # a rebalance took the partitions: the records are redelivered to their new owner and deduplicated
             log.warning("offset_commit_failed", error=str(exc))
 
     async def deadletter(self, record: RawRecord, reason: str, detail: str) -> None:
