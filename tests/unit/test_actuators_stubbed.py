@@ -91,6 +91,24 @@ async def test_revocation_cutoff_only_moves_forward():
     assert result.after == {"cutoff": later}
 
 
+async def test_revocation_from_an_earlier_incident_does_not_verify():
+    """Stubber: with no issued_before, only a cutoff under this step's Sid verifies, not an older incident's."""
+    aws = _session()
+    stub = Stubber(aws.client("iam"))
+    actuator = registry.get("aws.iam.revoke_sessions")
+    p = actuator.params.model_validate({"principal_type": "user", "principal_name": "u"})
+    for sid in ("ResponderRevokeother", "ResponderRevokek"):
+        doc = {"Version": "2012-10-17", "Statement": [{"Sid": sid, "Effect": "Deny", "Action": "*", "Resource": "*",
+               "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2020-01-01T00:00:00Z"}}}]}
+        stub.add_response("get_user_policy", {"UserName": "u", "PolicyName": "responder-revoke-older-sessions",
+                                              "PolicyDocument": orjson.dumps(doc).decode()},
+                          {"UserName": "u", "PolicyName": "responder-revoke-older-sessions"})
+    with stub:
+        ctx = ActuationContext(aws=aws, incident="inc", key="k")
+        assert await actuator.verify(p, ctx) is False
+        assert await actuator.verify(p, ctx) is True
+        stub.assert_no_pending_responses()
+
 async def test_read_timeout_is_transient_and_access_denied_is_permanent():
     """A botocore hook and Stubber (moto neither times out nor denies): timeouts are transient, AccessDenied is not."""
     aws = _session()
