@@ -55,6 +55,28 @@ async def test_isolation_swaps_each_eni_of_a_multi_eni_instance():
     assert result.changed is True
 
 
+async def test_isolation_that_loses_the_quarantine_group_race_uses_the_winners_group():
+    """Stubber (moto has no race): InvalidGroup.Duplicate on create means another isolation won; use its group."""
+    aws = _session()
+    stub = Stubber(aws.client("ec2"))
+    _describe_instance(stub)
+    stub.add_response("describe_security_groups", {"SecurityGroups": []}, {"Filters": ANY})
+    stub.add_client_error("create_security_group", service_error_code="InvalidGroup.Duplicate", http_status_code=400)
+    stub.add_response("describe_security_groups", {"SecurityGroups": [
+        {"GroupId": QUARANTINE, "GroupName": "responder-quarantine", "IpPermissionsEgress": []}]}, {"Filters": ANY})
+    stub.add_response("describe_network_interfaces", _enis(ENIS), {"Filters": ANY})
+    for eni in ENIS:
+        stub.add_response("modify_network_interface_attribute", {},
+                          {"NetworkInterfaceId": eni, "Groups": [QUARANTINE]})
+    stub.add_response("create_tags", {}, {"Resources": [INSTANCE], "Tags": ANY})
+    with stub:
+        actuator = registry.get("aws.ec2.isolate_instance")
+        result = await actuator.apply(actuator.params.model_validate({"instance_id": INSTANCE}),
+                                      ActuationContext(aws=aws, incident="inc", key="k"))
+        stub.assert_no_pending_responses()
+    assert result.outputs["quarantine_group"] == QUARANTINE
+    assert result.changed is True
+
 async def test_pending_snapshot_counts_as_taken():
     """Stubber, because moto completes snapshots at once: on AWS a retry sees `pending` and must not snapshot again."""
     aws = _session()
