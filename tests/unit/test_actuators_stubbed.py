@@ -8,7 +8,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from responder.actuators import registry
-from responder.actuators.aws.session import AwsSession
+from responder.actuators.aws.session import AwsSession, classify
 from responder.actuators.base import ActuationContext
 from responder.errors import PermanentActuationError, TransientActuationError
 
@@ -147,3 +147,15 @@ async def test_read_timeout_is_transient_and_access_denied_is_permanent():
     stub.add_client_error("describe_key", service_error_code="AccessDeniedException", http_status_code=400)
     with stub, pytest.raises(PermanentActuationError):
         await aws.call("kms", "describe_key", KeyId="1234abcd-12ab-34cd-56ef-1234567890ab")
+
+
+
+@pytest.mark.parametrize("code", ["ConcurrentModification", "ConcurrentModificationException",
+                                  "EntityTemporarilyUnmodifiable", "TooManyUpdates", "ResourceConflictException"])
+def test_concurrent_update_conflicts_are_transient(code):
+    """A 400/409 conflict with another in-flight update is retried, not recorded as a permanent failure."""
+    exc = botocore.exceptions.ClientError({"Error": {"Code": code, "Message": "busy"},
+                                           "ResponseMetadata": {"HTTPStatusCode": 409}}, "PutRolePolicy")
+    mapped = classify(exc)
+    assert isinstance(mapped, TransientActuationError)
+    assert mapped.code == code

@@ -28,6 +28,11 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeout",
         "RequestTimeoutException",
         "PriorRequestNotComplete",
+        "ConcurrentModification",
+        "ConcurrentModificationException",
+        "EntityTemporarilyUnmodifiable",
+        "TooManyUpdates",
+        "ResourceConflictException",
     }
 )
 
