@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import botocore.exceptions
 import orjson
 import pytest
@@ -10,6 +12,7 @@ from botocore.stub import ANY, Stubber
 from responder.actuators import registry
 from responder.actuators.aws.session import AwsSession, classify
 from responder.actuators.base import ActuationContext
+from responder.actuators.model.s3 import S3Store
 from responder.errors import PermanentActuationError, TransientActuationError
 
 INSTANCE = "i-0123456789abcdef0"
@@ -159,3 +162,38 @@ def test_concurrent_update_conflicts_are_transient(code):
     mapped = classify(exc)
     assert isinstance(mapped, TransientActuationError)
     assert mapped.code == code
+
+
+class _BrokenBody:
+    """A get_object Body whose stream fails midway, as botocore's StreamingBody does on a dropped connection."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def read(self) -> bytes:
+        raise self.exc
+
+    def iter_chunks(self, chunk_size: int) -> Any:
+        yield b"partial"
+        raise self.exc
+
+
+class _BrokenStreams:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        return {"Body": _BrokenBody(self.exc)}
+
+
+@pytest.mark.parametrize("exc", [botocore.exceptions.ReadTimeoutError(endpoint_url="http://127.0.0.1:9"),
+                                 botocore.exceptions.ResponseStreamingError(error="connection reset"),
+                                 botocore.exceptions.IncompleteReadError(actual_bytes=7, expected_bytes=10)],
+                         ids=lambda e: type(e).__name__)
+async def test_model_registry_body_stream_errors_are_transient(exc, tmp_path):
+    """A registry object whose body stream fails (read or chunked download) raises TransientActuationError."""
+    store = S3Store(_BrokenStreams(exc), "s3://models/registry")
+    with pytest.raises(TransientActuationError):
+        await store._get("registry/fraud/quarantine/v1.json")
+    with pytest.raises(TransientActuationError):
+        await store._download("registry/fraud/versions/v1/model/weights.bin", tmp_path / "weights.bin")
