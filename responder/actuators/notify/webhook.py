@@ -75,6 +75,7 @@ class WebhookNotify(Actuator[WebhookParams]):
     name = "notify.webhook.post_message"
     params = WebhookParams
     permissions = ()
+    literal_params = ("url",)
     destructive = False
     reverse = None
     irreversible = "a message once delivered cannot be unsent"
