@@ -82,6 +82,8 @@ class Actuator(Generic[P]):
     reverse: ClassVar[str | None] = None
     irreversible: ClassVar[str] = ""
     """Why there is no reverse actuator (required when `reverse` is None)."""
+    literal_params: ClassVar[tuple[str, ...]] = ()
+    """Params a runbook must write as literals: a `${…}` placeholder in them is rejected at load."""
 
     def target(self, p: P) -> str:
         """The one resource this call acts on (part of the idempotency key)."""

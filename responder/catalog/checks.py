@@ -57,12 +57,16 @@ def _param(params: type[BaseModel], name: str, value: Any, earlier: list[str]) -
 
 def _step_params(rb: Runbook, i: int, registry: Registry, earlier: list[str]) -> Iterator[Problem]:
     step = rb.steps[i]
-    params = registry.get(step.actuator).params
+    actuator = registry.get(step.actuator)
+    params = actuator.params
     known = params.model_fields
     for name, value in step.with_.items():
         where: list[int | str] = ["steps", i, "with", name]
         if name not in known:
             yield f"unknown parameter {name!r} of {step.actuator}; valid: {', '.join(known)}", where
+            continue
+        if name in actuator.literal_params and placeholders(value):
+            yield f"parameter {name!r} of {step.actuator} must be a literal, not a ${{…}} placeholder", where
             continue
         problem = _param(params, name, value, earlier)
         if problem:

@@ -115,6 +115,15 @@ async def test_secret_rotation_of_one_json_field(aws):
     assert doc["password"] != "x"
 
 
+async def test_secret_rotation_refuses_a_json_secret_without_json_key(aws):
+    """A JSON object secret is not replaced by a bare token when no json_key is given."""
+    await aws.call("secretsmanager", "create_secret", Name="prod/db", SecretString='{"username":"app","password":"x"}')
+    with pytest.raises(PermanentActuationError, match="json_key"):
+        await _run(aws, "aws.secretsmanager.rotate_secret", {"secret_id": "prod/db"})
+    got = await aws.call("secretsmanager", "get_secret_value", SecretId="prod/db")
+    assert orjson.loads(got["SecretString"]) == {"username": "app", "password": "x"}
+
+
 @pytest.mark.parametrize("kind", ["user", "role"])
 async def test_revoke_sessions_denies_tokens_issued_before_now(aws, kind):
     """For a user or a role, the inline policy denies everything for tokens issued before the cutoff."""

@@ -29,13 +29,22 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.statuses: list[int] = []
+        self.gets: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 data = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, data))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/elsewhere")
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                receiver.gets.append(self.path)
+                self.send_response(200)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
@@ -112,6 +121,17 @@ async def test_webhook_4xx_and_missing_key_are_permanent(receiver):
     with pytest.raises(PermanentActuationError, match="no signing key"):
         await actuator.apply(unknown, _ctx("key-5"))
 
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_webhook_redirect_is_not_followed_and_is_permanent(receiver, status):
+    """A 3xx answer is a permanent failure; the POST is not re-sent (or turned into a GET) elsewhere."""
+    receiver.statuses = [status]
+    actuator, params = _webhook(receiver.url)
+    with pytest.raises(PermanentActuationError, match=str(status)):
+        await actuator.apply(params, _ctx(f"key-redirect-{status}"))
+    assert len(receiver.requests) == 1
+    assert receiver.gets == []
+    assert await actuator.verify(params, _ctx(f"key-redirect-{status}")) is False
 
 async def test_kafka_notification_reaches_the_topic_signed(kafka_bootstrap, unique):
     """notify.kafka publishes through the injected publisher; the record is keyed by incident and signed."""

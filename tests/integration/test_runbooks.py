@@ -188,3 +188,27 @@ async def test_service_runs_a_runbook_and_notifies_through_its_own_producer(kafk
     finally:
         await consumer.stop()
     assert [f["title"] for f in found] == ["inference host isolated and snapshotted"]
+
+
+def _matched(raw: bytes) -> list[str]:
+    books = load_runbooks(ROOT / "runbooks", registry)
+    return [m.runbook.id for e in _decode(raw) for m in Matcher(books).match(e)]
+
+
+def test_failed_secret_read_does_not_rotate():
+    """A GetSecretValue that CloudTrail records as failed (errorCode set) matches no runbook."""
+    doc = orjson.loads((EXAMPLES / "anomalous-secret-reads.json").read_bytes())
+    doc["errorCode"] = "AccessDenied"
+    assert _matched(orjson.dumps(doc)) == []
+
+
+@pytest.mark.parametrize(("runbook", "name", "benign"), [
+    ("training-data-bucket-public", "acme-training-data-prod", "public-dataset-releases"),
+    ("falco-shell-in-inference-container", "inference/vllm-server", "platform/log-observing-agent"),
+    ("falco-shell-in-inference-container", "inference/vllm-server", "backup/preserving"),
+])
+def test_benign_names_do_not_match(runbook, name, benign):
+    """The bucket/image regexes are anchored to naming conventions: a name merely containing a keyword is ignored."""
+    raw = (EXAMPLES / f"{runbook}.json").read_text()
+    assert name in raw
+    assert _matched(raw.replace(name, benign).encode()) == []

@@ -40,6 +40,10 @@ def test_destructive_ones_are_flagged():
                            "model.switch_version"}
 
 
+def test_key_rotation_may_tag_the_secret_it_creates():
+    """rotate_access_key calls CreateSecret with Tags, which also needs secretsmanager:TagResource."""
+    assert "secretsmanager:TagResource" in registry.get("aws.iam.rotate_access_key").permissions
+
 class _Loose(Params):
     instance_id: str = Field(pattern=r"^i-[0-9a-f]{8,17}$")
 

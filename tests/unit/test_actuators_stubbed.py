@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import botocore.exceptions
 import orjson
 import pytest
 from botocore.stub import ANY, Stubber
 
 from responder.actuators import registry
-from responder.actuators.aws.session import AwsSession
+from responder.actuators.aws.session import AwsSession, classify
 from responder.actuators.base import ActuationContext
+from responder.actuators.model.s3 import S3Store
 from responder.errors import PermanentActuationError, TransientActuationError
 
 INSTANCE = "i-0123456789abcdef0"
@@ -55,6 +58,28 @@ async def test_isolation_swaps_each_eni_of_a_multi_eni_instance():
     assert result.changed is True
 
 
+async def test_isolation_that_loses_the_quarantine_group_race_uses_the_winners_group():
+    """Stubber (moto has no race): InvalidGroup.Duplicate on create means another isolation won; use its group."""
+    aws = _session()
+    stub = Stubber(aws.client("ec2"))
+    _describe_instance(stub)
+    stub.add_response("describe_security_groups", {"SecurityGroups": []}, {"Filters": ANY})
+    stub.add_client_error("create_security_group", service_error_code="InvalidGroup.Duplicate", http_status_code=400)
+    stub.add_response("describe_security_groups", {"SecurityGroups": [
+        {"GroupId": QUARANTINE, "GroupName": "responder-quarantine", "IpPermissionsEgress": []}]}, {"Filters": ANY})
+    stub.add_response("describe_network_interfaces", _enis(ENIS), {"Filters": ANY})
+    for eni in ENIS:
+        stub.add_response("modify_network_interface_attribute", {},
+                          {"NetworkInterfaceId": eni, "Groups": [QUARANTINE]})
+    stub.add_response("create_tags", {}, {"Resources": [INSTANCE], "Tags": ANY})
+    with stub:
+        actuator = registry.get("aws.ec2.isolate_instance")
+        result = await actuator.apply(actuator.params.model_validate({"instance_id": INSTANCE}),
+                                      ActuationContext(aws=aws, incident="inc", key="k"))
+        stub.assert_no_pending_responses()
+    assert result.outputs["quarantine_group"] == QUARANTINE
+    assert result.changed is True
+
 async def test_pending_snapshot_counts_as_taken():
     """Stubber, because moto completes snapshots at once: on AWS a retry sees `pending` and must not snapshot again."""
     aws = _session()
@@ -91,6 +116,24 @@ async def test_revocation_cutoff_only_moves_forward():
     assert result.after == {"cutoff": later}
 
 
+async def test_revocation_from_an_earlier_incident_does_not_verify():
+    """Stubber: with no issued_before, only a cutoff under this step's Sid verifies, not an older incident's."""
+    aws = _session()
+    stub = Stubber(aws.client("iam"))
+    actuator = registry.get("aws.iam.revoke_sessions")
+    p = actuator.params.model_validate({"principal_type": "user", "principal_name": "u"})
+    for sid in ("ResponderRevokeother", "ResponderRevokek"):
+        doc = {"Version": "2012-10-17", "Statement": [{"Sid": sid, "Effect": "Deny", "Action": "*", "Resource": "*",
+               "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2020-01-01T00:00:00Z"}}}]}
+        stub.add_response("get_user_policy", {"UserName": "u", "PolicyName": "responder-revoke-older-sessions",
+                                              "PolicyDocument": orjson.dumps(doc).decode()},
+                          {"UserName": "u", "PolicyName": "responder-revoke-older-sessions"})
+    with stub:
+        ctx = ActuationContext(aws=aws, incident="inc", key="k")
+        assert await actuator.verify(p, ctx) is False
+        assert await actuator.verify(p, ctx) is True
+        stub.assert_no_pending_responses()
+
 async def test_read_timeout_is_transient_and_access_denied_is_permanent():
     """A botocore hook and Stubber (moto neither times out nor denies): timeouts are transient, AccessDenied is not."""
     aws = _session()
@@ -107,3 +150,50 @@ async def test_read_timeout_is_transient_and_access_denied_is_permanent():
     stub.add_client_error("describe_key", service_error_code="AccessDeniedException", http_status_code=400)
     with stub, pytest.raises(PermanentActuationError):
         await aws.call("kms", "describe_key", KeyId="1234abcd-12ab-34cd-56ef-1234567890ab")
+
+
+
+@pytest.mark.parametrize("code", ["ConcurrentModification", "ConcurrentModificationException",
+                                  "EntityTemporarilyUnmodifiable", "TooManyUpdates", "ResourceConflictException"])
+def test_concurrent_update_conflicts_are_transient(code):
+    """A 400/409 conflict with another in-flight update is retried, not recorded as a permanent failure."""
+    exc = botocore.exceptions.ClientError({"Error": {"Code": code, "Message": "busy"},
+                                           "ResponseMetadata": {"HTTPStatusCode": 409}}, "PutRolePolicy")
+    mapped = classify(exc)
+    assert isinstance(mapped, TransientActuationError)
+    assert mapped.code == code
+
+
+class _BrokenBody:
+    """A get_object Body whose stream fails midway, as botocore's StreamingBody does on a dropped connection."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def read(self) -> bytes:
+        raise self.exc
+
+    def iter_chunks(self, chunk_size: int) -> Any:
+        yield b"partial"
+        raise self.exc
+
+
+class _BrokenStreams:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        return {"Body": _BrokenBody(self.exc)}
+
+
+@pytest.mark.parametrize("exc", [botocore.exceptions.ReadTimeoutError(endpoint_url="http://127.0.0.1:9"),
+                                 botocore.exceptions.ResponseStreamingError(error="connection reset"),
+                                 botocore.exceptions.IncompleteReadError(actual_bytes=7, expected_bytes=10)],
+                         ids=lambda e: type(e).__name__)
+async def test_model_registry_body_stream_errors_are_transient(exc, tmp_path):
+    """A registry object whose body stream fails (read or chunked download) raises TransientActuationError."""
+    store = S3Store(_BrokenStreams(exc), "s3://models/registry")
+    with pytest.raises(TransientActuationError):
+        await store._get("registry/fraud/quarantine/v1.json")
+    with pytest.raises(TransientActuationError):
+        await store._download("registry/fraud/versions/v1/model/weights.bin", tmp_path / "weights.bin")

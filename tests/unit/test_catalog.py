@@ -57,3 +57,18 @@ def test_validate_command_exit_code(tmp_path, runbooks_dir):
     assert runner.invoke(app, ["runbooks", "validate", str(runbooks_dir)]).exit_code == 0
     (tmp_path / "x.yaml").write_text("id: x\n")
     assert runner.invoke(app, ["runbooks", "validate", str(tmp_path)]).exit_code == 3
+
+
+@pytest.mark.parametrize(("actuator", "params", "name"), [
+    ("notify.webhook.post_message", '{url: "${event.attributes.callback}", key_id: oncall, title: t}', "url"),
+    ("model.rollback_to_last_signed", '{model: fraud, registry: "${event.attributes.registry}"}', "registry"),
+])
+def test_literal_only_parameter_rejects_a_placeholder(tmp_path, actuator, params, name):
+    """A webhook url or a model registry taken from the event fails at load with file:line."""
+    (tmp_path / "lit.yaml").write_text(
+        f'id: lit\ntrigger: {{source: guardduty, type: "*"}}\ngroup_by: "${{event.actor}}"\nsteps:\n'
+        f"  - id: s\n    actuator: {actuator}\n    with: {params}\n"
+    )
+    with pytest.raises(RunbookError, match=f"{name!r} .* must be a literal") as info:
+        load_runbooks(tmp_path, registry)
+    assert "lit.yaml:7" in str(info.value)

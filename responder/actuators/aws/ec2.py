@@ -44,27 +44,36 @@ async def eni_groups(ctx: ActuationContext, instance_id: str) -> dict[str, list[
     }
 
 
-async def quarantine_group(ctx: ActuationContext, vpc_id: str, *, create: bool) -> str | None:
-    """The VPC's quarantine group id, stripped of every rule (create=True); None when missing or not rule-less."""
+async def _named_quarantine_group(ctx: ActuationContext, vpc_id: str) -> dict[str, Any] | None:
     found = await ctx.aws.call(
         "ec2", "describe_security_groups",
         Filters=[{"Name": "group-name", "Values": [QUARANTINE_GROUP]}, {"Name": "vpc-id", "Values": [vpc_id]}],
     )
     groups = found.get("SecurityGroups", [])
-    if groups:
-        group = groups[0]
+    return dict(groups[0]) if groups else None
+
+
+async def quarantine_group(ctx: ActuationContext, vpc_id: str, *, create: bool) -> str | None:
+    """The VPC's quarantine group id, stripped of every rule (create=True); None when missing or not rule-less."""
+    group = await _named_quarantine_group(ctx, vpc_id)
+    if group is not None:
         group_id = str(group["GroupId"])
     elif not create:
         return None
     else:
-        created = await ctx.aws.call(
-            "ec2", "create_security_group", GroupName=QUARANTINE_GROUP, VpcId=vpc_id,
-            Description="responder quarantine: no inbound, no outbound",
-            TagSpecifications=[{"ResourceType": "security-group",
-                                "Tags": [{"Key": "responder:purpose", "Value": "quarantine"}]}],
-        )
-        group_id = str(created["GroupId"])
-        group = (await ctx.aws.call("ec2", "describe_security_groups", GroupIds=[group_id]))["SecurityGroups"][0]
+        try:
+            created = await ctx.aws.call(
+                "ec2", "create_security_group", GroupName=QUARANTINE_GROUP, VpcId=vpc_id,
+                Description="responder quarantine: no inbound, no outbound",
+                TagSpecifications=[{"ResourceType": "security-group",
+                                    "Tags": [{"Key": "responder:purpose", "Value": "quarantine"}]}],
+            )
+            group_id = str(created["GroupId"])
+            group = (await ctx.aws.call("ec2", "describe_security_groups", GroupIds=[group_id]))["SecurityGroups"][0]
+        except PermanentActuationError as exc:  # a concurrent isolation in this VPC created it first
+            if exc.code != "InvalidGroup.Duplicate" or (group := await _named_quarantine_group(ctx, vpc_id)) is None:
+                raise
+            group_id = str(group["GroupId"])
     if create:  # a rule someone added to the quarantine group since is removed again
         if group.get("IpPermissionsEgress"):
             await ctx.aws.call("ec2", "revoke_security_group_egress", GroupId=group_id,

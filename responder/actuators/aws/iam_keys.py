@@ -106,7 +106,8 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
     name = "aws.iam.rotate_access_key"
     params = RotateKeyParams
     permissions = ("iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey",
-                   "secretsmanager:GetSecretValue", "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue")
+                   "secretsmanager:GetSecretValue", "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+                   "secretsmanager:TagResource")
     destructive = False
     reverse = "aws.iam.activate_access_key"
 

@@ -144,10 +144,13 @@ class RevokeSessions(_InlineDeny):
                                after={"cutoff": wanted}, outputs={"cutoff": wanted})
 
     async def verify(self, p: RevokeParams, ctx: ActuationContext) -> bool:
-        cutoff = _cutoff(await get_inline(ctx, p.principal_type, p.principal_name, self.policy))
+        doc = await get_inline(ctx, p.principal_type, p.principal_name, self.policy)
+        cutoff = _cutoff(doc)
         if cutoff is None:
             return False
-        return p.issued_before is None or cutoff >= _iso(p.issued_before)
+        if p.issued_before is None:  # "now" of this step: only a cutoff this step wrote proves it
+            return bool(doc) and doc["Statement"][0].get("Sid") == self._sid(ctx)  # type: ignore[index]
+        return cutoff >= _iso(p.issued_before)
 
 
 @register

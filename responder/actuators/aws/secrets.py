@@ -88,6 +88,8 @@ class RotateSecret(Actuator[RotateSecretParams]):
             value = secrets.token_urlsafe(p.length)[: p.length]
             if p.json_key:
                 value = await self._merged(ctx, p, value)
+            elif prior_current:
+                await self._refuse_json(ctx, p)
             await ctx.aws.call("secretsmanager", "put_secret_value", SecretId=p.secret_id, SecretString=value,
                                ClientRequestToken=token)
         return ActuationResult(changed=changed, target=p.secret_id,
@@ -105,6 +107,17 @@ class RotateSecret(Actuator[RotateSecretParams]):
             raise PermanentActuationError(f"{p.secret_id} is not a JSON object", code="NotJson")
         doc[p.json_key] = value
         return orjson.dumps(doc).decode()
+
+    async def _refuse_json(self, ctx: ActuationContext, p: RotateSecretParams) -> None:
+        """A JSON object secret (e.g. {username, password, host}) must not be replaced by a bare token."""
+        got = await ctx.aws.call("secretsmanager", "get_secret_value", SecretId=p.secret_id)
+        try:
+            doc = orjson.loads(str(got.get("SecretString") or ""))
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(doc, dict):
+            raise PermanentActuationError(f"{p.secret_id} holds a JSON object; set json_key to rotate one field",
+                                          code="JsonSecret")
 
     async def verify(self, p: RotateSecretParams, ctx: ActuationContext) -> bool:
         return current_version(await stages(ctx, p.secret_id)) == rotation_token(ctx, p.secret_id)

@@ -28,6 +28,11 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeout",
         "RequestTimeoutException",
         "PriorRequestNotComplete",
+        "ConcurrentModification",
+        "ConcurrentModificationException",
+        "EntityTemporarilyUnmodifiable",
+        "TooManyUpdates",
+        "ResourceConflictException",
     }
 )
 
@@ -46,7 +51,9 @@ def classify(exc: Exception) -> Exception:
         exc,
         botocore.exceptions.ConnectionError
         | botocore.exceptions.ReadTimeoutError
-        | botocore.exceptions.ConnectTimeoutError,
+        | botocore.exceptions.ConnectTimeoutError
+        | botocore.exceptions.ResponseStreamingError
+        | botocore.exceptions.IncompleteReadError,
     ):
         return TransientActuationError(f"{exc.__class__.__name__}: {exc}", code=exc.__class__.__name__)
     if isinstance(exc, TimeoutError):

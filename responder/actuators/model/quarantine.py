@@ -24,6 +24,7 @@ class QuarantineVersion(Actuator[VersionParams]):
 
     name = "model.quarantine_version"
     params = VersionParams
+    literal_params = ("registry",)
     permissions = ("s3:ListBucket", "s3:PutObject")
     destructive = False
     irreversible = "lifting a quarantine is a deliberate manual act: delete the mark (see README, Model rollback)"

@@ -46,6 +46,7 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
 
     name = "model.rollback_to_last_signed"
     params = RollbackParams
+    literal_params = ("registry",)
     permissions = ("s3:ListBucket", "s3:GetObject", "ssm:GetParameter", "ssm:PutParameter",
                    "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
                    "sagemaker:UpdateEndpoint")

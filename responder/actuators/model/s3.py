@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from responder.actuators.aws.session import classify
 from responder.actuators.base import AwsCaller
 from responder.actuators.model.local import created_at
 from responder.actuators.model.signing import SIGNATURE_NAME, bundle_digest
@@ -42,6 +43,20 @@ def split_url(url: str) -> tuple[str, str]:
     if not bucket:
         raise PermanentActuationError(f"no bucket in registry URL {url!r}", code="InvalidRegistry")
     return bucket, prefix.strip("/")
+
+
+T = TypeVar("T")
+
+
+async def streamed(read: Callable[[], T]) -> T:
+    """Read a response body in a thread; botocore streaming errors are classified like any call's."""
+    try:
+        return await asyncio.to_thread(read)
+    except Exception as exc:
+        mapped = classify(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
 
 
 class S3Store:
@@ -82,7 +97,7 @@ class S3Store:
             if exc.code in ("NoSuchKey", "404"):
                 return None
             raise
-        body: bytes = await asyncio.to_thread(obj["Body"].read)
+        body: bytes = await streamed(obj["Body"].read)
         return body
 
     async def _download(self, key: str, dest: Path) -> None:
@@ -94,7 +109,7 @@ class S3Store:
                 for chunk in body.iter_chunks(chunk_size=1 << 20):
                     fh.write(chunk)
 
-        await asyncio.to_thread(copy)
+        await streamed(copy)
 
     async def versions(self, model: str) -> list[ModelVersion]:
         base = self._key(checked(model, MODEL_NAME, "model name"), "versions") + "/"

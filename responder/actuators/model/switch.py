@@ -30,6 +30,7 @@ class SwitchVersion(Actuator[VersionParams]):
 
     name = "model.switch_version"
     params = VersionParams
+    literal_params = ("registry",)
     reverse = "model.switch_version"
     permissions = ("s3:ListBucket", "s3:GetObject", "ssm:GetParameter", "ssm:PutParameter",
                    "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",

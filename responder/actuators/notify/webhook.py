@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import urllib.error
 import urllib.request
+from http.client import HTTPMessage
+from typing import IO
 
 from pydantic import Field
 
@@ -26,10 +28,21 @@ class WebhookParams(MessageParams):
     timeout: float = Field(default=10.0, gt=0, le=60)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect (urllib would re-send the POST as a GET elsewhere): the 3xx surfaces as HTTPError."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: HTTPMessage, newurl: str) -> urllib.request.Request | None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def _post(url: str, data: bytes, headers: dict[str, str], timeout: float) -> int:
     req = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 - http(s) only (pattern)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only (pattern)
+        with _OPENER.open(req, timeout=timeout) as resp:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -44,7 +57,8 @@ class WebhookNotify(Actuator[WebhookParams]):
     The secret comes from settings (`RESPONDER_NOTIFY_KEYS`), never from the runbook. The step's
     idempotency key is sent as `Idempotency-Key` so receivers can drop duplicates; this process also
     remembers delivered keys, so a retry after success does not post again. 5xx, 429 and network errors
-    are retried; other 4xx are permanent. Write `url` as a literal in the runbook, not from the event.
+    are retried; other 4xx and 3xx (redirects are never followed) are permanent. `url` must be a literal
+    in the runbook, never from the event (the loader rejects placeholders in it).
 
     Example::
 
@@ -61,6 +75,7 @@ class WebhookNotify(Actuator[WebhookParams]):
     name = "notify.webhook.post_message"
     params = WebhookParams
     permissions = ()
+    literal_params = ("url",)
     destructive = False
     reverse = None
     irreversible = "a message once delivered cannot be unsent"
