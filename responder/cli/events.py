@@ -42,6 +42,16 @@ def summary(event: Event) -> dict[str, Any]:
     }
 
 
+def kafka_server(settings: Settings, bootstrap: str | None) -> str:
+    """--bootstrap, else the configured Kafka; exit 3 saying how to configure one when neither is set."""
+    log.configure(settings.log_format, "warning")
+    server = bootstrap or settings.kafka_bootstrap
+    if not server:
+        err_console.print("[red]✗ no Kafka: pass --bootstrap or set RESPONDER_KAFKA_BOOTSTRAP")
+        raise typer.Exit(EXIT_CONFIG)
+    return server
+
+
 @events_app.command("normalise")
 def normalise_cmd(
     paths: Paths,
@@ -117,11 +127,7 @@ def publish_cmd(
     from responder.ingest.kafka import publish
 
     settings = Settings()
-    log.configure(settings.log_format, "warning")
-    server = bootstrap or settings.kafka_bootstrap
-    if not server:
-        err_console.print("[red]✗ no Kafka: pass --bootstrap or set RESPONDER_KAFKA_BOOTSTRAP")
-        raise typer.Exit(EXIT_CONFIG)
+    server = kafka_server(settings, bootstrap)
     secret = None
     if sign_key_id is not None:
         found = settings.event_signing_keys.get(sign_key_id)
@@ -156,11 +162,7 @@ def replay_cmd(
     from responder.ingest.deadletter import replay_deadletters
 
     settings = Settings()
-    log.configure(settings.log_format, "warning")
-    server = bootstrap or settings.kafka_bootstrap
-    if not server:
-        err_console.print("[red]✗ no Kafka: pass --bootstrap or set RESPONDER_KAFKA_BOOTSTRAP")
-        raise typer.Exit(EXIT_CONFIG)
+    server = kafka_server(settings, bootstrap)
     try:
         result = asyncio.run(replay_deadletters(server, settings.deadletter_topic, reason=reason, to_topic=topic,
                                                 limit=limit, dry_run=dry_run))
