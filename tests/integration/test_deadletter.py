@@ -18,6 +18,7 @@ from responder.ingest.deadletter import replay_deadletters
 from responder.ingest.kafka import publish
 from responder.service import Service
 from tests.findings import envelope_bytes, guardduty_finding
+from tests.http import http_request
 from tests.integration.harness import make_settings, running, wait_for
 
 pytestmark = pytest.mark.integration
@@ -49,15 +50,6 @@ async def _read_all(bootstrap: str, topic: str, expect: int, timeout: float = 20
     return sorted(out, key=lambda m: (m.partition, m.offset))
 
 
-async def _http_get(port: int, path: str) -> tuple[int, str]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    await writer.drain()
-    data = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    head, _, body = data.decode().partition("\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 async def test_every_poison_kind_is_deadlettered_counted_committed(
@@ -90,10 +82,10 @@ async def test_every_poison_kind_is_deadlettered_counted_committed(
         await publish(kafka_bootstrap, topics["alerts"], [finding], key=b"same-partition",
                       headers=signed_headers("k-old", b"old-secret", finding))
         await wait_for(lambda: bool(service.engine.done) and service.pipeline.counters.records >= 7)
-        status, metrics_text = await _http_get(port, "/metrics")
-        ready, _ = await _http_get(port, "/readyz")
-        health, _ = await _http_get(port, "/healthz")
-        missing, _ = await _http_get(port, "/nope")
+        status, metrics_text = await http_request(port, "/metrics")
+        ready, _ = await http_request(port, "/readyz")
+        health, _ = await http_request(port, "/healthz")
+        missing, _ = await http_request(port, "/nope")
     assert await _status(aws, key) == "Inactive"
     dead = await _read_all(kafka_bootstrap, topics["deadletter"], len(poison))
     assert [(dict(m.headers)["dlq.reason"].decode(), m.value) for m in dead] == [(r, v) for r, v, _ in poison]

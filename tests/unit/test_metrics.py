@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from responder.metrics import Metrics, MetricsServer
-
-
-async def _get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"{method} {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-    await writer.drain()
-    data = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    head, _, body = data.decode().partition("\r\n\r\n")
-    return int(head.split()[1]), body
+from tests.http import http_request
 
 
 def test_counters_are_per_instance_and_labelled() -> None:
@@ -37,14 +25,14 @@ async def test_server_serves_metrics_health_and_readiness() -> None:
     server = MetricsServer(metrics, lambda: ready["now"], "127.0.0.1", 0)
     port = await server.start()
     try:
-        status, body = await _get(port, "/metrics")
+        status, body = await http_request(port, "/metrics")
         assert status == 200
         assert 'responder_records_total{topic="alerts"} 3.0' in body
-        assert (await _get(port, "/healthz"))[0] == 200
-        assert (await _get(port, "/readyz"))[0] == 503
+        assert (await http_request(port, "/healthz"))[0] == 200
+        assert (await http_request(port, "/readyz"))[0] == 503
         ready["now"] = True
-        assert (await _get(port, "/readyz"))[0] == 200
-        assert (await _get(port, "/missing"))[0] == 404
-        assert (await _get(port, "/metrics", "POST"))[0] == 405
+        assert (await http_request(port, "/readyz"))[0] == 200
+        assert (await http_request(port, "/missing"))[0] == 404
+        assert (await http_request(port, "/metrics", "POST"))[0] == 405
     finally:
         await server.stop()
