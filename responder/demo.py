@@ -108,7 +108,7 @@ async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0) -> De
             await publish(settings.kafka_bootstrap or "", "security.alerts",
                           [orjson.dumps(eventbridge(finding))], key=incident_key)
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and not service.engine.done:
+            while time.monotonic() < deadline and not service.engine.state.results():
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.3)  # let the batch's commit land before stopping
         finally:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -87,11 +88,13 @@ class Service:
         registry: Registry = default_registry,
         aws: AwsCaller | None = None,
         runbooks: Sequence[Runbook] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not settings.kafka_bootstrap:
             raise ConfigError(NO_KAFKA)
         self.settings = settings
-        self.recorder = Recorder.from_settings(settings)
+        self.clock = clock
+        self.recorder = Recorder.from_settings(settings, clock=clock)
         self.archiver = archiver_from(settings)
         self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic) \
             if settings.timeline_mirror_topic else None
@@ -100,7 +103,7 @@ class Service:
         self.engine = Engine(
             self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
             guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
-            approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}),
+            approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}), clock=clock,
             extras={"publisher": self.publisher, "webhook_keys": settings.notify_secrets(),
                     CONFIG_EXTRA: config_from(settings)},
         )
@@ -151,8 +154,9 @@ class Service:
     def _recover(self) -> None:
         recovered = self.engine.recover()
         self._recovered_at = self.recorder.next_seq
-        log.info("timeline_recovered", entries=recovered, inflight=len(self.engine.inflight),
-                 parked=len(self.engine.parked))
+        state = self.engine.state
+        log.info("timeline_recovered", entries=recovered, inflight=len(state.inflight()),
+                 parked=len(state.parked_steps()))
 
     async def _on_assigned(self, partitions: list[Any]) -> None:
         """Partitions moved to us: make the timeline durable and rebuild in-flight state before consuming."""
@@ -210,9 +214,10 @@ class Service:
                     try:
                         await self.engine.decide(record.value, key_id.decode(errors="replace") if key_id else None,
                                                  sig.decode(errors="replace") if sig else None)
-                    except Exception:
+                    except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self.engine.expire()
+            self.engine.evict()
             await self.recorder.flush()
             await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
@@ -233,7 +238,7 @@ class Service:
                 await self._reject(record, exc.reason_code, exc.detail)
             except TimelineError:
                 raise  # nothing may be committed once the record cannot be written: stop, redeliver on restart
-            except Exception as exc:
+            except Exception as exc:  # a record that breaks a stage (even a bug) is dead-lettered, not retried
                 log.exception("record_failed", topic=record.topic, offset=record.offset)
                 await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
 

@@ -101,6 +101,14 @@ class Actuator(Generic[P]):
         """True when the desired state holds now (read back from the cloud)."""
         raise NotImplementedError
 
+    async def observe(self, p: P, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The target's state now, in the shape of `ActuationResult.prior` / `after` (None: cannot say).
+
+        Read once before the first attempt and bound to the intent, so a retry never records its own
+        earlier change as the prior state; undo compares it with the recorded after-state.
+        """
+        return None
+
     def reverse_params(self, p: P, result: ActuationResult) -> dict[str, Any] | None:
         """Params for the reverse actuator, from the params and the recorded result."""
         return None

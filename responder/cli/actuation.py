@@ -32,6 +32,7 @@ def undo(
     timeline: Annotated[Path | None, typer.Option(help="timeline file (default: settings' timeline_path)")] = None,
     allow_destructive: Annotated[bool, typer.Option("--allow-destructive",
                                                     help="also run reverse actuators that are destructive")] = False,
+    force: Annotated[bool, typer.Option("--force", help="undo even when the target changed since the step")] = False,
     json: JsonOpt = False,
 ) -> None:
     """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline."""
@@ -49,7 +50,7 @@ def undo(
         recorder = Recorder(FileStore(path))
         undoer = Undoer(recorder, registry, aws_from(settings), extras={"webhook_keys": settings.notify_secrets(),
                                                                         CONFIG_EXTRA: config_from(settings)},
-                        allow_destructive=allow_destructive)
+                        allow_destructive=allow_destructive, force=force)
         try:
             outcomes = asyncio.run(undoer.undo(incident, step))
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -81,3 +82,21 @@ class IncidentBook:
         if event_id:
             inc.seen(event_id)
         return inc
+
+    def all(self) -> list[Incident]:
+        """Every incident the book holds, open or closed but not yet evicted."""
+        return list(self.by_id.values())
+
+    def load(self, incidents: Iterable[Incident]) -> None:
+        """Replace the book with `incidents` (a restored snapshot); the latest per key is the open one."""
+        self._open.clear()
+        self.by_id = {}
+        for inc in sorted(incidents, key=lambda i: i.last_seen):
+            self.by_id[inc.id] = inc
+            self._open[(inc.runbook, inc.group_key)] = inc
+
+    def drop(self, incident_id: str) -> None:
+        """Forget a closed incident."""
+        inc = self.by_id.pop(incident_id, None)
+        if inc is not None and self._open.get((inc.runbook, inc.group_key)) is inc:
+            del self._open[(inc.runbook, inc.group_key)]

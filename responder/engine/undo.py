@@ -6,6 +6,10 @@ into the reverse actuator's params. Each reversal is recorded as `undo.intent` b
 `undo.result` after it (or `undo.skipped` with the reason), all carrying `undoes: <step key>`; a step
 with an ok `undo.result` is not undone twice. A destructive reverse (stopping an instance that a step
 started) is skipped unless explicitly allowed.
+
+Undo is compare-and-set: it runs only while the target still holds the step's recorded after-state
+(`observe()`, or `verify()` for actuators that cannot report their state). Otherwise the step is
+skipped with the difference, and `force` (`responder undo --force`) undoes it anyway.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from pydantic import ValidationError
 
 from responder.actuators.base import ActuationContext, ActuationResult, AwsCaller
 from responder.actuators.registry import Registry
-from responder.actuators.retry import with_retries
-from responder.errors import ActuationError, ConfigError, PermanentActuationError
+from responder.engine.runner import StepCall, observe, run_step, verified
+from responder.errors import ConfigError
 from responder.models.plan import idempotency_key
+from responder.models.step import StepIntent, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline.recorder import Recorder
 
@@ -41,9 +46,9 @@ def undoable(entries: Iterable[TimelineEntry], incident: str, step: str | None =
             continue
         if e.kind == EntryKind.STEP_INTENT:
             intents[str(e.body["key"])] = e.body
-        elif e.kind == EntryKind.STEP_RESULT and e.body.get("status") == "ok" and "key" in e.body:
+        elif e.kind == EntryKind.STEP_RESULT and e.body.get("status") == StepStatus.OK and "key" in e.body:
             results.append(dict(e.body))
-        elif e.kind == UNDO_RESULT and e.body.get("status") == "ok":
+        elif e.kind == UNDO_RESULT and e.body.get("status") == StepStatus.OK:
             undone.add(str(e.body["undoes"]))
     out = []
     for body in reversed(results):
@@ -59,8 +64,9 @@ class Undoer:
 
     def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *,
                  extras: Mapping[str, Any] | None = None, attempts: int = 4, deadline: float = 60.0,
-                 allow_destructive: bool = False) -> None:
+                 allow_destructive: bool = False, force: bool = False) -> None:
         self.recorder = recorder
+        self.force = force
         self.allow_destructive = allow_destructive
         self.registry = registry
         self.aws = aws
@@ -81,7 +87,7 @@ class Undoer:
         return outcomes
 
     def _skip(self, incident: str, head: dict[str, Any], reason: str) -> dict[str, Any]:
-        out = {**head, "status": "skipped", "reason": reason}
+        out = {**head, "status": StepStatus.SKIPPED.value, "reason": reason}
         self.recorder.append(UNDO_SKIPPED, out, incident)
         return out
 
@@ -107,21 +113,29 @@ class Undoer:
             return self._skip(incident, head, f"{reverse.name} is destructive: re-run with --allow-destructive")
         key = idempotency_key(incident, "undo", str(body["step"]), str(body["key"]))
         ctx = ActuationContext(aws=self.aws, incident=incident, key=key, extras=self.extras)
-        intent = {**head, "reverse": reverse.name, "params": rparams.model_dump(mode="json"), "key": key}
-        self.recorder.append(UNDO_INTENT, intent, incident)
-        await self.recorder.flush()
-        try:
-            done = await with_retries(lambda: reverse.apply(rparams, ctx), attempts=self.attempts,
-                                      deadline=self.deadline)
-            verified = bool(await reverse.verify(rparams, ctx))
-        except (ActuationError, TimeoutError) as exc:
-            out = {**head, "reverse": reverse.name, "status": "failed", "error": str(exc) or "timed out",
-                   "code": getattr(exc, "code", "Timeout"), "permanent": isinstance(exc, PermanentActuationError)}
-            self.recorder.append(UNDO_RESULT, out, incident)
-            log.warning("undo_failed", step=body["step"], error=str(exc))
-            return out
-        out = {**head, "reverse": reverse.name, "status": "ok", "changed": done.changed, "verified": verified,
-               "prior": done.prior, "after": done.after}
-        self.recorder.append(UNDO_RESULT, out, incident)
-        log.info("step_undone", step=body["step"], reverse=reverse.name, changed=done.changed)
-        return out
+        drift = await self._drift(StepCall(actuator, params, ctx), result.after)
+        if drift is not None and not self.force:
+            return self._skip(incident, {**head, "reverse": reverse.name},
+                              f"the target changed since the step ({drift}): re-run with --force to undo anyway")
+        call = StepCall(reverse, rparams, ctx, attempts=self.attempts, timeout=self.deadline)
+        intent = StepIntent(**head, reverse=reverse.name, params=rparams.model_dump(mode="json"), key=key)
+        out = await run_step(self.recorder, call, intent, incident=incident, kinds=(UNDO_INTENT, UNDO_RESULT))
+        if out.ok:
+            log.info("step_undone", step=body["step"], reverse=reverse.name, changed=out.changed)
+        return out.body()
+
+    @staticmethod
+    async def _drift(forward: StepCall, after: Mapping[str, Any]) -> str | None:
+        """How the target differs from the step's recorded after-state, or None when it still matches.
+
+        Compare-and-set: an actuator that can report its state is compared field by field; one that
+        cannot is asked whether its desired state still holds.
+        """
+        current = await observe(forward)
+        if current is not None:
+            diff = {k: (after.get(k), current.get(k)) for k in sorted({*after, *current})
+                    if after.get(k) != current.get(k)}
+            if not diff:
+                return None
+            return "; ".join(f"{k}: recorded {was!r}, now {now!r}" for k, (was, now) in diff.items())
+        return None if await verified(forward) else f"{forward.actuator.name} no longer verifies"

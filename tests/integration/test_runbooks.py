@@ -173,7 +173,7 @@ async def test_service_runs_a_runbook_and_notifies_through_its_own_producer(kafk
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [raw.encode()])
-        await wait_for(lambda: len(service.engine.done) == 3, timeout=60)
+        await wait_for(lambda: len(service.engine.state.results()) == 3, timeout=60)
     assert await _isolated_and_snapshotted(aws, ids)
     consumer = AIOKafkaConsumer("responder.notifications", bootstrap_servers=kafka_bootstrap,
                                 auto_offset_reset="earliest", enable_auto_commit=False)

@@ -108,7 +108,7 @@ class AwsSession:
         try:
             async with asyncio.timeout(self.call_timeout):
                 result: dict[str, Any] = await asyncio.to_thread(fn, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # classify maps botocore errors; anything it does not know is re-raised as is
             mapped = classify(exc)
             if mapped is exc:
                 raise
