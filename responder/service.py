@@ -13,9 +13,8 @@ import structlog
 from pydantic import ValidationError
 
 from responder.actuators.aws.archive import S3Archive
-from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import AwsCaller
-from responder.actuators.model.backends import CONFIG_EXTRA, config_from
+from responder.actuators.context import context_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
@@ -42,16 +41,6 @@ NO_KAFKA = (
     "no Kafka configured: set RESPONDER_KAFKA_BOOTSTRAP=host:port (or kafka_bootstrap in the file named by "
     "RESPONDER_CONFIG), or run `responder run --sandbox` to start the embedded broker and a local AWS API"
 )
-
-
-def aws_from(settings: Settings) -> AwsSession:
-    """The boto3 session the actuators use, from settings."""
-    return AwsSession(
-        region=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
-        call_timeout=settings.aws_call_timeout,
-        credentials=settings.aws_credentials(),
-    )
 
 
 def guards_from(settings: Settings) -> Guards:
@@ -100,12 +89,12 @@ class Service:
             if settings.timeline_mirror_topic else None
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap)
+        context = context_from(settings, aws=aws, publisher=self.publisher)
         self.engine = Engine(
-            self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
+            self.recorder, registry, context.aws, dry_run=settings.dry_run,
             guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
             approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}), clock=clock,
-            extras={"publisher": self.publisher, "webhook_keys": settings.notify_secrets(),
-                    CONFIG_EXTRA: config_from(settings)},
+            context=context,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))

@@ -11,7 +11,6 @@ import orjson
 import typer
 
 from responder.actuators import registry
-from responder.actuators.model.backends import CONFIG_EXTRA, config_from
 from responder.actuators.policy import actuators_used, minimal_policy
 from responder.catalog import load_runbooks
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
@@ -36,8 +35,8 @@ def undo(
     json: JsonOpt = False,
 ) -> None:
     """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline."""
+    from responder.actuators.context import context_from
     from responder.engine.undo import Undoer
-    from responder.service import aws_from
     from responder.settings import Settings
     from responder.timeline.recorder import Recorder
     from responder.timeline.store import FileStore
@@ -48,9 +47,9 @@ def undo(
         if not path.is_file():
             raise ConfigError(f"timeline {path} does not exist")
         recorder = Recorder(FileStore(path))
-        undoer = Undoer(recorder, registry, aws_from(settings), extras={"webhook_keys": settings.notify_secrets(),
-                                                                        CONFIG_EXTRA: config_from(settings)},
-                        allow_destructive=allow_destructive, force=force)
+        context = context_from(settings)
+        undoer = Undoer(recorder, registry, context.aws, context=context, allow_destructive=allow_destructive,
+                        force=force)
         try:
             outcomes = asyncio.run(undoer.undo(incident, step))
         finally:

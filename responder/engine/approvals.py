@@ -15,21 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
+from responder.actuators.base import Publisher
 from responder.auth import KeyRing
 from responder.errors import ApprovalRefused
 from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
-
-
-class Publisher(Protocol):
-    """Sends one record and waits for its ack (implemented over Kafka in responder.ingest.approvals)."""
-
-    async def publish(self, topic: str, key: bytes, value: bytes,
-                      headers: Sequence[tuple[str, bytes]] = ()) -> None: ...
 
 
 class MemoryPublisher:

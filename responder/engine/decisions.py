@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import structlog
 
+from responder.actuators.base import Publisher
 from responder.auth import KeyRing
-from responder.engine.approvals import Parked, Publisher, accept_decision, publish_request
+from responder.engine.approvals import Parked, accept_decision, publish_request
 from responder.engine.incidents import Incident
 from responder.engine.state import EngineState
 from responder.errors import ApprovalRefused

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import structlog
 
-from responder.actuators.base import ActuationContext, AwsCaller
+from responder.actuators.base import ActuationContext, AwsCaller, Publisher
 from responder.actuators.registry import Registry
 from responder.auth import KeyRing
-from responder.engine.approvals import Parked, Publisher, publish_request
+from responder.engine.approvals import Parked, publish_request
 from responder.engine.decisions import Decisions
 from responder.engine.guards import Guards, Trip
 from responder.engine.incidents import Incident
@@ -66,9 +67,10 @@ class Engine:
     def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *, dry_run: bool = False,
                  guards: Guards | None = None, publisher: Publisher | None = None,
                  approval_keys: KeyRing | None = None, requests_topic: str = REQUESTS_TOPIC,
-                 clock: Callable[[], float] = time.time, extras: Mapping[str, Any] | None = None) -> None:
+                 clock: Callable[[], float] = time.time, context: ActuationContext | None = None) -> None:
+        """`context` carries the actuators' collaborators (publisher, webhook keys, model config); `aws` is theirs."""
         self.recorder = recorder
-        self.extras = dict(extras or {})
+        self.context = replace(context, aws=aws) if context is not None else ActuationContext(aws=aws)
         self.registry = registry
         self.aws = aws
         self.dry_run = dry_run
@@ -191,7 +193,7 @@ class Engine:
         actuator, target, values = resolved.actuator, resolved.target, resolved.values
         key = idempotency_key(incident.id, rb.ref, step.id, target)
         head = StepHead(step=step.id, actuator=step.actuator, target=target, key=key)
-        ctx = ActuationContext(aws=self.aws, incident=incident.id, key=key, extras=self.extras)
+        ctx = self.context.for_step(incident.id, key)
         call = StepCall(actuator, resolved.params, ctx, attempts=step.retries + 1, timeout=step.timeout)
         dry = self.dry_run or rb.mode is Mode.DRY_RUN
         done = self.state.result(key)

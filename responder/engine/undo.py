@@ -15,6 +15,7 @@ skipped with the difference, and `force` (`responder undo --force`) undoes it an
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -63,14 +64,14 @@ class Undoer:
     """Runs reversals for one incident and records each on the timeline."""
 
     def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *,
-                 extras: Mapping[str, Any] | None = None, attempts: int = 4, deadline: float = 60.0,
+                 context: ActuationContext | None = None, attempts: int = 4, deadline: float = 60.0,
                  allow_destructive: bool = False, force: bool = False) -> None:
         self.recorder = recorder
         self.force = force
         self.allow_destructive = allow_destructive
         self.registry = registry
         self.aws = aws
-        self.extras = dict(extras or {})
+        self.context = replace(context, aws=aws) if context is not None else ActuationContext(aws=aws)
         self.attempts = attempts
         self.deadline = deadline
 
@@ -112,8 +113,9 @@ class Undoer:
         if reverse.destructive and not self.allow_destructive:
             return self._skip(incident, head, f"{reverse.name} is destructive: re-run with --allow-destructive")
         key = idempotency_key(incident, "undo", str(body["step"]), str(body["key"]))
-        ctx = ActuationContext(aws=self.aws, incident=incident, key=key, extras=self.extras)
-        drift = await self._drift(StepCall(actuator, params, ctx), result.after)
+        ctx = self.context.for_step(incident, key)
+        forward = StepCall(actuator, params, self.context.for_step(incident, str(body["key"])))
+        drift = await self._drift(forward, result.after)
         if drift is not None and not self.force:
             return self._skip(incident, {**head, "reverse": reverse.name},
                               f"the target changed since the step ({drift}): re-run with --force to undo anyway")

@@ -75,8 +75,8 @@ def _webhook(url: str, **extra):
     return actuator, params
 
 
-def _ctx(key: str, **extras) -> ActuationContext:
-    return ActuationContext(aws=None, incident="inc-1", key=key, extras={"webhook_keys": {"oncall": SECRET}, **extras})  # type: ignore[arg-type]
+def _ctx(key: str) -> ActuationContext:
+    return ActuationContext(aws=None, incident="inc-1", key=key, webhook_keys={"oncall": SECRET})  # type: ignore[arg-type]
 
 
 async def test_webhook_body_is_hmac_signed(receiver):

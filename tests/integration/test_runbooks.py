@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from responder.actuators import registry
+from responder.actuators.base import ActuationContext
 from responder.catalog import load_runbooks
 from responder.engine import Engine
 from responder.engine.undo import Undoer
@@ -146,7 +147,7 @@ async def test_runbook_contains_with_its_example(runbook, aws):
     assert [m.runbook.id for e in events for m in Matcher(books).match(e)] == [runbook]
     publisher = RecordingPublisher()
     store = MemoryStore()
-    engine = Engine(Recorder(store), registry, aws, extras={"publisher": publisher})
+    engine = Engine(Recorder(store), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
     [incident] = await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))
     await engine.recorder.flush()
     results = [e.body for e in engine.recorder.entries() if e.kind == "step.result"]

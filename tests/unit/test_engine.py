@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from responder.actuators import registry
+from responder.actuators.base import ActuationContext
 from responder.catalog import load_runbooks
 from responder.engine import Engine
 from responder.normalise import normalise
@@ -15,7 +16,8 @@ KEY = "AKIAABCDEFGHIJKLMNOP"
 
 
 def _pipeline(iam: FakeIam, store: MemoryStore, runbooks_dir, dry_run: bool = False) -> Pipeline:
-    engine = Engine(Recorder(store), registry, iam, dry_run=dry_run, extras={"publisher": FakePublisher()})
+    engine = Engine(Recorder(store), registry, iam, dry_run=dry_run,
+                    context=ActuationContext(aws=iam, publisher=FakePublisher()))
     engine.recover()
     return Pipeline(load_runbooks(runbooks_dir, registry), engine)
 

@@ -11,6 +11,7 @@ import botocore.config
 import botocore.exceptions
 
 from responder.errors import PermanentActuationError, TransientActuationError
+from responder.settings import Settings
 
 TRANSIENT_CODES = frozenset(
     {
@@ -90,6 +91,12 @@ class AwsSession:
             connect_timeout=5,
             read_timeout=max(5, int(call_timeout)),
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AwsSession:
+        """The session the actuators use, from settings (region, endpoint, call timeout, credentials)."""
+        return cls(region=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
+                   call_timeout=settings.aws_call_timeout, credentials=settings.aws_credentials())
 
     def client(self, service: str) -> Any:
         """The cached boto3 client for `service`."""
