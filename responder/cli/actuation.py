@@ -15,6 +15,7 @@ from responder.actuators.policy import actuators_used, minimal_policy
 from responder.catalog import load_runbooks
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError
+from responder.models.step import StepStatus
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
@@ -58,20 +59,21 @@ def undo(
         err_console.print(f"[red]✗ {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
     _report(outcomes, json)
-    if any(o["status"] == "failed" for o in outcomes):
+    if any(o["status"] == StepStatus.FAILED for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
 
 
 def _report(outcomes: list[dict[str, Any]], json: bool) -> None:
     if json:
-        emit_json({"ok": not any(o["status"] == "failed" for o in outcomes), "steps": outcomes})
+        emit_json({"ok": not any(o["status"] == StepStatus.FAILED for o in outcomes), "steps": outcomes})
         return
     if not outcomes:
         console.print("nothing to undo")
     for o in outcomes:
-        mark = {"ok": "[green]✓[/green]", "failed": "[red]✗[/red]"}.get(o["status"], "[yellow]-[/yellow]")
+        marks = {StepStatus.OK: "[green]✓[/green]", StepStatus.FAILED: "[red]✗[/red]"}
+        mark = marks.get(o["status"], "[yellow]-[/yellow]")
         detail = o.get("reverse") or o.get("reason") or ""
-        if o["status"] == "failed":
+        if o["status"] == StepStatus.FAILED:
             detail = f"{detail}: {o.get('error')}"
         console.print(f"{mark} {o['step']} ({o['actuator']} on {o.get('target')}): {o['status']} {detail}")
 

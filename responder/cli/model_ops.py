@@ -22,7 +22,7 @@ from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.engine.runner import StepCall, run_step
 from responder.errors import TimelineError
 from responder.models.runbook import Step
-from responder.models.step import StepIntent, StepResult
+from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline.chain import parse_lines
 from responder.timeline.recorder import Recorder
@@ -115,7 +115,7 @@ POINTER_ACTUATORS = ("model.rollback_to_last_signed", "model.switch_version")
 def _pointer_change(e: TimelineEntry, model: str) -> dict[str, Any] | None:
     """The pointer change an entry records for `model`: a step's or operator's result, or an undo's."""
     b = e.body
-    if not b.get("changed") or b.get("status") != "ok":
+    if not b.get("changed") or b.get("status") != StepStatus.OK:
         return None
     head = {"seq": e.seq, "at": e.at, "incident": e.incident}
     out = b.get("outputs")
