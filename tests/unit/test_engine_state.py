@@ -9,14 +9,8 @@ from responder.engine.state import EngineSnapshot, EngineState
 from responder.service import Service
 from responder.settings import Settings
 from tests.kit import KEY, make_kit
+from tests.unit.test_guards import ECHO
 
-ECHO = """\
-{extra}
-steps:
-  - id: note
-    actuator: test.echo
-    with: {{target: "${{event.resource.access_key.attributes.user_name}}", message: hi}}
-"""
 WIPE = """\
 steps:
   - id: wipe
@@ -27,7 +21,7 @@ steps:
 
 async def test_snapshot_round_trips_through_json_and_restores_behaviour(tmp_path):
     """A restored snapshot (via JSON) remembers the done step: the next event for the key does not act again."""
-    kit = make_kit(tmp_path, {"rb": ECHO.format(extra="")})
+    kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
     await kit.send(finding_id="f1")
     wire = kit.engine.state.snapshot().model_dump_json()
     kit.engine.state.clear()
@@ -41,7 +35,7 @@ async def test_snapshot_round_trips_through_json_and_restores_behaviour(tmp_path
 async def test_snapshot_keeps_parked_steps_and_quota_windows(tmp_path):
     """Parked approvals and quota windows survive snapshot → JSON → restore into a fresh state."""
     guards = "guards: {quotas: [{actuator: test.echo, max: 1, window: 1h}]}"
-    kit = make_kit(tmp_path, {"rb": ECHO.format(extra=guards), "w": WIPE})
+    kit = make_kit(tmp_path, {"rb": ECHO.format(guards=guards), "w": WIPE})
     await kit.send(key="AKIAABCDEFGHIJKLMNO1", user="user-1")
     snap = EngineSnapshot.model_validate_json(kit.engine.state.snapshot().model_dump_json())
     state = EngineState()
@@ -52,7 +46,7 @@ async def test_snapshot_keeps_parked_steps_and_quota_windows(tmp_path):
 
 async def test_closed_incidents_are_evicted_after_window_and_cooldown_on_the_engine_clock(tmp_path):
     """An incident and its step results are dropped once window + cooldown have passed on the injected clock."""
-    kit = make_kit(tmp_path, {"rb": ECHO.format(extra="window: 10m\ncooldown: 5m")})
+    kit = make_kit(tmp_path, {"rb": ECHO.format(guards="window: 10m\ncooldown: 5m")})
     kit.clock.now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC).timestamp()
     await kit.send(finding_id="f1", updated="2026-11-25T10:00:00.000Z")
     kit.clock.now += 14 * 60
@@ -75,7 +69,7 @@ async def test_parked_incidents_are_not_evicted(tmp_path):
 async def test_quota_window_advances_on_the_injected_clock_only(tmp_path, monkeypatch):
     """A jump of the machine's clock does not free the quota; moving the engine's clock past the window does."""
     guards = "guards: {quotas: [{actuator: test.echo, max: 1, window: 60}]}"
-    kit = make_kit(tmp_path, {"rb": ECHO.format(extra=guards)})
+    kit = make_kit(tmp_path, {"rb": ECHO.format(guards=guards)})
     await kit.send(key="AKIAABCDEFGHIJKLMNO1", user="user-1")
     real = time.time()
     monkeypatch.setattr(time, "time", lambda: real + 86400)

@@ -33,6 +33,13 @@ def _lose_first_update_reply(iam: Any) -> None:
     iam.call = call
 
 
+async def _undo(kit: Any, *, force: bool = False) -> dict[str, Any]:
+    """Undo the kit's one incident (one step); its outcome."""
+    incident = next(iter(kit.engine.state.incidents.by_id))
+    [outcome] = await Undoer(kit.engine.recorder, kit.registry, kit.iam, force=force).undo(incident)
+    return outcome
+
+
 async def test_retry_after_a_lost_reply_keeps_the_before_state(tmp_path):
     """A retried apply records the state read before the first attempt as prior, so undo restores Active."""
     kit = make_kit(tmp_path, {"rb": CONTAIN})
@@ -42,9 +49,7 @@ async def test_retry_after_a_lost_reply_keeps_the_before_state(tmp_path):
     [result] = kit.entries("step.result")
     assert intent["before"] == {"status": "Active"}
     assert (result["status"], result["prior"], result["changed"]) == ("ok", {"status": "Active"}, True)
-    incident = next(iter(kit.engine.state.incidents.by_id))
-    [undone] = await Undoer(kit.engine.recorder, kit.registry, kit.iam).undo(incident)
-    assert undone["status"] == "ok"
+    assert (await _undo(kit))["status"] == "ok"
     assert kit.iam.keys[KEY]["Status"] == "Active"
 
 
@@ -52,17 +57,15 @@ async def test_undo_stops_when_the_target_changed_since_the_step(tmp_path):
     """Undo is compare-and-set: a key changed by hand since the step is not touched, and the diff is recorded."""
     kit = make_kit(tmp_path, {"rb": CONTAIN})
     await kit.send()
-    incident = next(iter(kit.engine.state.incidents.by_id))
     kit.iam.keys[KEY]["Status"] = "Active"  # someone re-activated it by hand
     updates = kit.iam.count("update_access_key")
-    [skipped] = await Undoer(kit.engine.recorder, kit.registry, kit.iam).undo(incident)
+    skipped = await _undo(kit)
     assert skipped["status"] == "skipped"
     assert "status: recorded 'Inactive', now 'Active'" in skipped["reason"]
     assert "--force" in skipped["reason"]
     assert kit.iam.count("update_access_key") == updates
     kit.iam.keys[KEY]["Status"] = "Inactive"
-    [done] = await Undoer(kit.engine.recorder, kit.registry, kit.iam).undo(incident)
-    assert done["status"] == "ok"
+    assert (await _undo(kit))["status"] == "ok"
     assert kit.iam.keys[KEY]["Status"] == "Active"
 
 
@@ -70,10 +73,8 @@ async def test_undo_with_force_proceeds_despite_the_change(tmp_path):
     """--force undoes a step even when the target no longer holds the recorded after-state."""
     kit = make_kit(tmp_path, {"rb": CONTAIN})
     await kit.send()
-    incident = next(iter(kit.engine.state.incidents.by_id))
     kit.iam.keys[KEY]["Status"] = "Active"
-    [done] = await Undoer(kit.engine.recorder, kit.registry, kit.iam, force=True).undo(incident)
-    assert done["status"] == "ok"
+    assert (await _undo(kit, force=True))["status"] == "ok"
 
 
 async def test_a_new_event_reapplies_a_step_whose_state_drifted(tmp_path):
