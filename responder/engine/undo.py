@@ -15,18 +15,18 @@ skipped with the difference, and `force` (`responder undo --force`) undoes it an
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
 from responder.actuators.base import ActuationContext, ActuationResult, AwsCaller
 from responder.actuators.registry import Registry
 from responder.engine.runner import StepCall, observe, run_step, verified
 from responder.errors import ConfigError
 from responder.models.plan import idempotency_key
-from responder.models.step import StepIntent, StepStatus
+from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline.recorder import Recorder
 
@@ -37,26 +37,37 @@ UNDO_RESULT = "undo.result"
 UNDO_SKIPPED = "undo.skipped"
 
 
-def undoable(entries: Iterable[TimelineEntry], incident: str, step: str | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Undoable:
+    """An ok step result not yet undone, with the params its intent recorded."""
+
+    result: StepResult
+    params: dict[str, JsonValue]
+
+
+def undoable(entries: Iterable[TimelineEntry], incident: str, step: str | None = None) -> list[Undoable]:
     """The incident's ok step results not yet undone, newest first, each with its intent's params."""
-    intents: dict[str, Mapping[str, Any]] = {}
-    results: list[dict[str, Any]] = []
+    intents: dict[str, StepIntent] = {}
+    results: list[StepResult] = []
     undone: set[str] = set()
     for e in entries:
         if e.incident != incident:
             continue
         if e.kind == EntryKind.STEP_INTENT:
-            intents[str(e.body["key"])] = e.body
-        elif e.kind == EntryKind.STEP_RESULT and e.body.get("status") == StepStatus.OK and "key" in e.body:
-            results.append(dict(e.body))
-        elif e.kind == UNDO_RESULT and e.body.get("status") == StepStatus.OK:
-            undone.add(str(e.body["undoes"]))
+            intent = StepIntent.read(e.body)
+            intents[str(intent.key)] = intent
+        elif e.kind in (EntryKind.STEP_RESULT, UNDO_RESULT):
+            result = StepResult.read(e.body)
+            if result.ok and e.kind == UNDO_RESULT:
+                undone.add(str(result.undoes))
+            elif result.ok and result.key is not None:
+                results.append(result)
     out = []
-    for body in reversed(results):
-        key = str(body["key"])
-        if key in undone or (step is not None and body.get("step") != step):
+    for result in reversed(results):
+        if result.key in undone or (step is not None and result.step != step):
             continue
-        out.append({**body, "params": dict(intents.get(key, {}).get("params") or {})})
+        found = intents.get(str(result.key))
+        out.append(Undoable(result, dict(found.params) if found is not None else {}))
     return out
 
 
@@ -82,8 +93,8 @@ class Undoer:
         if step is not None and not pending:
             raise ConfigError(f"incident {incident} has no completed, not yet undone step {step!r}")
         outcomes = []
-        for body in pending:
-            outcomes.append(await self._undo_one(incident, body))
+        for done in pending:
+            outcomes.append(await self._undo_one(incident, done))
         await self.recorder.flush()
         return outcomes
 
@@ -92,17 +103,18 @@ class Undoer:
         self.recorder.append(UNDO_SKIPPED, out, incident)
         return out
 
-    async def _undo_one(self, incident: str, body: dict[str, Any]) -> dict[str, Any]:
-        actuator = self.registry.get(str(body["actuator"]))
-        head = {"undoes": body["key"], "step": body["step"], "actuator": actuator.name, "target": body.get("target")}
-        if body.get("changed") is not True:
+    async def _undo_one(self, incident: str, done: Undoable) -> dict[str, Any]:
+        step = done.result
+        actuator = self.registry.get(step.actuator)
+        head = {"undoes": step.key, "step": step.step, "actuator": actuator.name, "target": step.target}
+        if step.changed is not True:
             return self._skip(incident, head, "the step changed nothing (or was recovered without prior state)")
         if actuator.reverse is None:
             return self._skip(incident, head, f"irreversible: {actuator.irreversible}")
         try:
-            params = actuator.params.model_validate(body["params"])
-            result = ActuationResult(changed=True, target=str(body.get("target", "")), prior=body.get("prior") or {},
-                                     after=body.get("after") or {}, outputs=body.get("outputs") or {})
+            params = actuator.params.model_validate(done.params)
+            result = ActuationResult(changed=True, target=step.target or "", prior=step.prior or {},
+                                     after=step.after or {}, outputs=step.outputs or {})
             reverse_raw = actuator.reverse_params(params, result)
             if reverse_raw is None:
                 return self._skip(incident, head, "nothing recorded to restore")
@@ -112,9 +124,9 @@ class Undoer:
             return self._skip(incident, head, f"recorded state does not validate: {exc.errors()[0]['msg']}")
         if reverse.destructive and not self.allow_destructive:
             return self._skip(incident, head, f"{reverse.name} is destructive: re-run with --allow-destructive")
-        key = idempotency_key(incident, "undo", str(body["step"]), str(body["key"]))
+        key = idempotency_key(incident, "undo", step.step, str(step.key))
         ctx = self.context.for_step(incident, key)
-        forward = StepCall(actuator, params, self.context.for_step(incident, str(body["key"])))
+        forward = StepCall(actuator, params, self.context.for_step(incident, str(step.key)))
         drift = await self._drift(forward, result.after)
         if drift is not None and not self.force:
             return self._skip(incident, {**head, "reverse": reverse.name},
@@ -123,7 +135,7 @@ class Undoer:
         intent = StepIntent(**head, reverse=reverse.name, params=rparams.model_dump(mode="json"), key=key)
         out = await run_step(self.recorder, call, intent, incident=incident, kinds=(UNDO_INTENT, UNDO_RESULT))
         if out.ok:
-            log.info("step_undone", step=body["step"], reverse=reverse.name, changed=out.changed)
+            log.info("step_undone", step=step.step, reverse=reverse.name, changed=out.changed)
         return out.body()
 
     @staticmethod

@@ -52,6 +52,10 @@ class StepHead(_Body):
     actuator: str
     target: str | None = None
     key: str | None = None
+    undoes: str | None = None
+    """For a reversal: the key of the step it undoes."""
+    reverse: str | None = None
+    """For a reversal: the reverse actuator that runs."""
 
 
 class StepIntent(StepHead):
