@@ -1,9 +1,10 @@
-"""Releasing parked steps: signed decisions, and `on_timeout` when nobody decides in time."""
+"""Parking steps for a human, and releasing them: signed decisions, and `on_timeout` when nobody decides in time."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -15,7 +16,7 @@ from responder.engine.state import EngineState
 from responder.errors import ApprovalRefused
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
-from responder.models.runbook import OnFailure, OnTimeout, Runbook
+from responder.models.runbook import OnFailure, OnTimeout, Runbook, Step
 from responder.models.step import StepResult, StepStatus
 from responder.models.timeline import EntryKind
 from responder.timeline.recorder import Recorder
@@ -45,6 +46,19 @@ class Decisions:
         """The loaded runbook of a parked step, only if it is still the same version."""
         rb = self._runbook_by_id(parked.runbook.split("@", 1)[0])
         return rb if rb is not None and rb.ref == parked.runbook else None
+
+    async def park(self, rb: Runbook, step: Step, incident: Incident, event: Event, target: str,
+                   values: dict[str, Any], digest: str, reasons: list[str]) -> None:
+        """Park a step until a human decides (or its timeout): record the request, then publish it."""
+        parked = Parked(incident=incident.id, step=step.id, runbook=rb.ref, actuator=step.actuator, target=target,
+                        params=values, digest=digest, reasons=reasons, approvers=list(step.approval.approvers),
+                        deadline=self.clock() + step.approval.timeout, on_timeout=step.approval.on_timeout.value,
+                        event=event.model_dump(mode="json", exclude={"raw"}))
+        self.state.park(parked)
+        self.recorder.append(EntryKind.APPROVAL_REQUESTED, parked.body(), incident.id)
+        await self.recorder.flush()
+        sent = await publish_request(self.publisher, parked, self.requests_topic)
+        log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
         """Check a signed decision and release its step; a refusal is recorded as approval.rejected."""

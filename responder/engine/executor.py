@@ -15,18 +15,18 @@ import structlog
 from responder.actuators.base import ActuationContext, AwsCaller, Publisher
 from responder.actuators.registry import Registry
 from responder.auth import KeyRing
-from responder.engine.approvals import Parked, publish_request
+from responder.engine.approvals import Parked
 from responder.engine.decisions import Decisions
 from responder.engine.guards import Guards, Trip
 from responder.engine.incidents import Incident
-from responder.engine.planner import build_plan
+from responder.engine.planner import LazyPlan, build_plan
 from responder.engine.recovery import replay
 from responder.engine.runner import Invalid, NotNow, Resolved, StepCall, resolve_step, run_step, verified
 from responder.engine.state import EngineState
 from responder.engine.templating import render
 from responder.models.approval import REQUESTS_TOPIC
 from responder.models.event import Event
-from responder.models.plan import Plan, idempotency_key
+from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, OnFailure, Runbook, Step
 from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind
@@ -42,20 +42,6 @@ class Outcome(StrEnum):
     OK = "ok"
     FAILED = "failed"
     PARKED = "parked"
-
-
-class _LazyPlan:
-    """The plan of one run, built only when something needs it (a digest, a max-targets guard)."""
-
-    def __init__(self, build: Callable[[], Plan]) -> None:
-        self._build = build
-        self._plan: Plan | None = None
-
-    def get(self) -> Plan:
-        """Build once, then reuse."""
-        if self._plan is None:
-            self._plan = self._build()
-        return self._plan
 
 
 MAX_CLOCK_SKEW = 300.0  # seconds an event's own time may run ahead of ours
@@ -163,7 +149,7 @@ class Engine:
             with structlog.contextvars.bound_contextvars(incident=incident.id, runbook=rb.id, event_id=event.id):
                 scope = self._scope(incident, event, rb)
                 dry = self.dry_run or rb.mode is Mode.DRY_RUN
-                plan = _LazyPlan(lambda: build_plan(rb, incident.id, event.id, scope, self.registry, dry_run=dry))
+                plan = LazyPlan(lambda: build_plan(rb, incident.id, event.id, scope, self.registry, dry_run=dry))
                 plan_trips = self.guards.check_plan(rb, [s.target for s in plan.get().steps]) \
                     if self.guards.limits_targets(rb) else []
                 for step in rb.steps[start:]:
@@ -177,7 +163,7 @@ class Engine:
                         return
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
-                        plan: _LazyPlan, plan_trips: list[Trip], grant: Parked | None, fresh: bool) -> Outcome:
+                        plan: LazyPlan, plan_trips: list[Trip], grant: Parked | None, fresh: bool) -> Outcome:
         rec = self.recorder
         resolved = resolve_step(step, scope, self.registry)
         if isinstance(resolved, NotNow):
@@ -240,7 +226,7 @@ class Engine:
             self.state.finish(refused, incident.id)
             return Outcome.FAILED
         if reasons and not approved:
-            await self._park(rb, step, incident, event, target, values, plan.get().digest, reasons)
+            await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest, reasons)
             return Outcome.PARKED
         return await self._execute(rb, step, incident, resolved, call, head)
 
@@ -251,18 +237,6 @@ class Engine:
             return False
         params = call.actuator.params.model_validate(applied)
         return not await verified(StepCall(call.actuator, params, call.ctx))
-
-    async def _park(self, rb: Runbook, step: Step, incident: Incident, event: Event, target: str,
-                    values: dict[str, Any], digest: str, reasons: list[str]) -> None:
-        parked = Parked(incident=incident.id, step=step.id, runbook=rb.ref, actuator=step.actuator, target=target,
-                        params=values, digest=digest, reasons=reasons, approvers=list(step.approval.approvers),
-                        deadline=self.clock() + step.approval.timeout, on_timeout=step.approval.on_timeout.value,
-                        event=event.model_dump(mode="json", exclude={"raw"}))
-        self.state.park(parked)
-        self.recorder.append(EntryKind.APPROVAL_REQUESTED, parked.body(), incident.id)
-        await self.recorder.flush()
-        sent = await publish_request(self.publisher, parked, self.requests_topic)
-        log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
     async def _execute(self, rb: Runbook, step: Step, incident: Incident, resolved: Resolved, call: StepCall,
                        head: StepHead) -> Outcome:

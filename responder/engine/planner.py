@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from responder.actuators.registry import Registry
@@ -30,3 +30,17 @@ def build_plan(rb: Runbook, incident: str, event_id: str, scope: Mapping[str, An
             retries=step.retries,
         ))
     return Plan(incident=incident, runbook=rb.ref, event_id=event_id, dry_run=dry_run, steps=tuple(steps))
+
+
+class LazyPlan:
+    """The plan of one run, built only when something needs it (a digest, a max-targets guard)."""
+
+    def __init__(self, build: Callable[[], Plan]) -> None:
+        self._build = build
+        self._plan: Plan | None = None
+
+    def get(self) -> Plan:
+        """Build once, then reuse."""
+        if self._plan is None:
+            self._plan = self._build()
+        return self._plan
