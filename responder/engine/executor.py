@@ -114,6 +114,7 @@ class Engine:
             if last is not None and rb.cooldown and event.time - last.opened_at < timedelta(seconds=rb.cooldown):
                 self.recorder.append(EntryKind.INCIDENT_SUPPRESSED, {**base, "cooldown": rb.cooldown,
                                                                      "previous": last.id}, last.id)
+                last.touched = self.clock()
                 return last
             incident = incidents.open(rb.id, group_key, event.id, event.time)
             self.recorder.append(EntryKind.INCIDENT_OPENED, base, incident.id)
@@ -124,6 +125,7 @@ class Engine:
             incident.last_seen = max(incident.last_seen, event.time)
             self.recorder.append(EntryKind.INCIDENT_JOINED, {**base, "repeat": repeat}, incident.id)
         incident.seen(event.id)
+        incident.touched = self.clock()
         await self.run_from(rb, incident, event, fresh=not repeat)
         return incident
 

@@ -22,6 +22,8 @@ class Incident:
     step_outputs: dict[str, dict[str, object]] = field(default_factory=dict)
     event_ids: set[str] = field(default_factory=set)
     times: list[datetime] = field(default_factory=list)
+    touched: float = 0.0
+    """When (engine clock, epoch seconds) an event last opened, joined or was suppressed by it."""
 
     def add(self, at: datetime) -> None:
         """Count one distinct event at `at` (repeats of an event id are not counted)."""

@@ -9,7 +9,7 @@ incidents closed for longer than their runbook's window plus cooldown, with thei
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
@@ -150,6 +150,10 @@ class EngineState:
                 inc.times.append(at)
             elif kind == EntryKind.INCIDENT_JOINED and not body.get("repeat"):
                 inc.add(at)
+            inc.touched = max(inc.touched, datetime.fromisoformat(entry.at).timestamp())
+        elif kind == EntryKind.INCIDENT_SUPPRESSED and incident in self.incidents.by_id:
+            found = self.incidents.by_id[incident]
+            found.touched = max(found.touched, datetime.fromisoformat(entry.at).timestamp())
         elif kind == EntryKind.STEP_INTENT:
             intent = StepIntent.read(body)
             when = intent.clock if intent.clock is not None else datetime.fromisoformat(entry.at).timestamp()
@@ -181,15 +185,14 @@ class EngineState:
     def evict(self, now: float, spans: Mapping[str, float]) -> list[str]:
         """Drop incidents closed at `now` and their step results; returns the ids dropped.
 
-        An incident closes `spans[runbook]` seconds (its window plus cooldown) after its last event, and
-        only when nothing of it is in flight or parked. Runbooks missing from `spans` keep theirs.
+        An incident closes `spans[runbook]` seconds (its window plus cooldown) after the engine last saw
+        an event for it (the engine's clock, not the events' own times), and only when nothing of it is in
+        flight or parked. Runbooks missing from `spans` keep theirs.
         """
         busy = {p.incident for p in self._parked.values()}
         busy |= {f.incident for f in self._inflight.values() if f.incident}
-        at = datetime.fromtimestamp(now, UTC)
         closed = [inc.id for inc in self.incidents.all()
-                  if inc.runbook in spans and inc.id not in busy
-                  and at - inc.last_seen > timedelta(seconds=spans[inc.runbook])]
+                  if inc.runbook in spans and inc.id not in busy and now - inc.touched > spans[inc.runbook]]
         gone = set(closed)
         for incident_id in closed:
             self.incidents.drop(incident_id)
