@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     timeline_signing_key: SecretStr | None = Field(
         default=None, description="base64 Ed25519 private key (`responder timeline keygen`); unset = no checkpoints")
     timeline_verify_key: str | None = Field(
-        default=None, description="base64 Ed25519 public key(s) for `timeline verify/export`; comma-separated to rotate")
+        default=None, description="base64 Ed25519 public key(s) for `timeline verify`; comma-separated to rotate")
     timeline_checkpoint_every: int = Field(default=1000, ge=1, description="checkpoint after this many entries")
     timeline_checkpoint_interval: float = Field(default=10.0, gt=0, description="or after this many seconds")
     timeline_archive: str | None = Field(
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         default=".responder/models", description="model registry: a directory, s3://BUCKET/PREFIX or sagemaker+s3://…"
     )
     model_trusted_keys: list[Path] = Field(
-        default_factory=list, description="PEM public keys a model version must be signed by to be served"
+        default_factory=list, description="PEM public keys (paths) a model version must be signed by to be served"
     )
     model_ssm_prefix: str = Field(
         default="/responder/models", description="SSM parameter prefix of the S3 registry's serving pointers")
@@ -73,19 +73,24 @@ class Settings(BaseSettings):
 
     dry_run: bool = Field(default=False, description="plan every step, call no actuator (`run --dry-run`)")
     kill_switch: bool = Field(default=False, description="every step needs a human approval")
-    kill_switch_file: Path | None = Field(default=None, description="kill switch is on while this file exists")
+    kill_switch_file: Path | None = Field(
+        default=None, description="the kill switch is on while this file exists (checked on every step)")
     guard_max_targets: int | None = Field(default=None, ge=1, description="global max distinct targets per plan")
     guard_quotas: list[dict[str, Any]] = Field(default_factory=list,
                                                description='global quotas: [{"actuator": "aws.iam.*", "max": 5, '
                                                            '"window": "15m"}]')
-    protected_ids: list[str] = Field(default_factory=list, description="ids/ARNs/names (globs) never touched")
-    protected_tags: dict[str, str] = Field(default_factory=dict, description="tags whose resources are never touched")
+    protected_ids: list[str] = Field(
+        default_factory=list, description='ids/ARNs/names (globs) never touched, e.g. ["arn:aws:iam::*:role/Break*"]')
+    protected_tags: dict[str, str] = Field(
+        default_factory=dict, description='resources carrying these tags are never touched ("*" = any value)')
     approvals_topic: str = Field(default="responder.approvals", description="where approval decisions arrive")
     approval_requests_topic: str = Field(
         default="responder.approvals.requests", description="where parked steps publish their approval requests")
-    approval_keys: dict[str, SecretStr] = Field(default_factory=dict, description="key id → HMAC secret")
-    approval_key_id: str | None = Field(default=None, description="key the CLI signs decisions with")
-    approval_decision_ttl: float = Field(default=900.0, gt=0, description="seconds a decision stays valid")
+    approval_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several at once to rotate')
+    approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")
+    approval_decision_ttl: float = Field(
+        default=900.0, gt=0, description="seconds a decision sent by the CLI stays valid")
     log_format: Literal["json", "console"] = Field(default="json", description="log renderer")
     log_level: str = Field(
         default="info", description="debug, info, warning, error or critical; an unknown name means info")
@@ -93,7 +98,8 @@ class Settings(BaseSettings):
     metrics_host: str = Field(default="127.0.0.1", description="interface for /metrics, /healthz, /readyz")
 
     topic_formats: dict[str, str] = Field(
-        default_factory=dict, description="topic → format or family (e.g. cloudtrail); unset topics: by shape"
+        default_factory=dict,
+        description='topic → format or family, e.g. {"trail.raw": "cloudtrail"}; other topics: by shape',
     )
     event_signing_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="HMAC key id → secret for signed records; several at once for rotation"
