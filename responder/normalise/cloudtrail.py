@@ -14,6 +14,7 @@ from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, parse_time, text, valid_ip
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, from_arn, ip_resource, res
+from responder.normalise.threats import CLOUDTRAIL
 
 K = ResourceKind
 HIGH = 7.5
@@ -122,10 +123,11 @@ def record_to_event(r: dict[str, Any], envelope: dict[str, Any] | None = None) -
     ident = r.get("userIdentity") or {}
     source_ip = r.get("sourceIPAddress")
     items = [*_actor(ident), *_targets(r), ip_resource(source_ip, role="source")]
+    etype = f"{r['eventSource']}/{r['eventName']}"
     return make_event(
         id=str(r.get("eventID") or env.get("id") or f"{r['eventSource']}/{r['eventName']}@{r['eventTime']}"),
         source="cloudtrail",
-        type=f"{r['eventSource']}/{r['eventName']}",
+        type=etype,
         severity=_severity(r),
         time=parse_time(r.get("eventTime") or env.get("time")),
         account=r.get("recipientAccountId") or ident.get("accountId") or env.get("account"),
@@ -149,6 +151,7 @@ def record_to_event(r: dict[str, Any], envelope: dict[str, Any] | None = None) -
             "policy_arn": dig(r, "requestParameters", "policyArn"),
         },
         raw=r,
+        threat=CLOUDTRAIL.lookup(etype, r),
     )
 
 
