@@ -112,6 +112,8 @@ def _targets(r: dict[str, Any]) -> list[Resource | None]:
         out.append(res(K.FUNCTION, p.get("functionName")))
         out.append(res(K.ENDPOINT, p.get("endpointName")))
         out.append(res(K.MODEL, p.get("modelName")))
+        if r.get("eventSource") == "cloudtrail.amazonaws.com":
+            out.append(res(K.TRAIL, p.get("name") or p.get("trailName")))
         for iid in p.get("instanceIds") or ([p["instanceId"]] if p.get("instanceId") else []):
             out.append(res(K.INSTANCE, iid))
     return out
@@ -149,6 +151,9 @@ def record_to_event(r: dict[str, Any], envelope: dict[str, Any] | None = None) -
             "mfa_used": dig(r, "additionalEventData", "MFAUsed"),
             "login_result": dig(r, "responseElements", "ConsoleLogin"),
             "policy_arn": dig(r, "requestParameters", "policyArn"),
+            "target_user": dig(r, "requestParameters", "userName"),
+            "new_access_key_id": dig(r, "responseElements", "accessKey", "accessKeyId"),
+            "model_id": dig(r, "requestParameters", "modelId"),
         },
         raw=r,
         threat=CLOUDTRAIL.lookup(etype, r),
