@@ -22,6 +22,7 @@ def _is_splunk(doc: Any) -> bool:
 
 # result fields naming an AWS access key and its user (CloudTrail sourcetype, CIM, AWS Health exposed-key events)
 KEY_FIELDS = ("access_key_id", "aws_access_key_id", "userIdentity.accessKeyId", "affectedEntities{}.entityValue")
+ACCOUNT_FIELDS = ("account", "aws_account_id", "recipientAccountId")
 USER_FIELDS = ("user_name", "userName", "userIdentity.userName", "user")
 
 
@@ -47,6 +48,7 @@ def decode_splunk(doc: Any) -> list[Event]:
         severity=severity_from_label(word, default=5.0),
         time=when,
         time_inferred=inferred,
+        account=_pick(result, ACCOUNT_FIELDS),
         actor=text(result.get("user")) or text(result.get("USER")),
         resources=compact([access_key(_pick(result, KEY_FIELDS), _pick(result, USER_FIELDS)), res(K.HOST, result.get("host")),
                            ip_resource(result.get("src_ip") or result.get("src"))]),
