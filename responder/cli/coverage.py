@@ -91,7 +91,8 @@ def markdown(cov: Coverage) -> str:
         cells = [COVERED if (category.value, s) in covered else MAPPED if category.value in cov.mapped.get(s, ())
                  else "" for s in cov.sources]
         lines.append(f"| {category.value} | " + " | ".join(cells) + " |")
-    lines += ["", "## Proofs", "", "| category | source | example (runbooks/examples/) | runbooks |", "|---|---|---|---|"]
+    lines += ["", "## Proofs", "", "| category | source | example (runbooks/examples/) | runbooks |",
+              "|---|---|---|---|"]
     for p in sorted(cov.proofs, key=lambda p: (list(ThreatCategory).index(p.category), p.source, p.example)):
         lines.append(f"| {p.category.value} | {p.source} | `{p.example}` | {', '.join(p.runbooks)} |")
     return "\n".join(lines) + "\n"

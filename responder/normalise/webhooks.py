@@ -50,16 +50,15 @@ def decode_splunk(doc: Any) -> list[Event]:
         time_inferred=inferred,
         account=_pick(result, ACCOUNT_FIELDS),
         actor=text(result.get("user")) or text(result.get("USER")),
-        resources=compact([access_key(_pick(result, KEY_FIELDS), _pick(result, USER_FIELDS)), res(K.HOST, result.get("host")),
-                           ip_resource(result.get("src_ip") or result.get("src"))]),
+        resources=compact([access_key(_pick(result, KEY_FIELDS), _pick(result, USER_FIELDS)),
+                           res(K.HOST, result.get("host")), ip_resource(result.get("src_ip") or result.get("src"))]),
         attributes={
             "app": doc.get("app"), "owner": doc.get("owner"), "results_link": doc.get("results_link"),
             "log_source": result.get("source"), "sourcetype": result.get("sourcetype"), "raw_line": result.get("_raw"),
         },
         raw=doc,
         subject=f"search:{doc['search_name']}",
-        threat=first(from_techniques(_listed(result.get("mitre_technique_id") or result.get("annotations.mitre_attack"))),
-                     SPLUNK.lookup(doc["search_name"])),
+        threat=first(from_techniques(_listed(result.get("mitre_technique_id"))), SPLUNK.lookup(doc["search_name"])),
     )]
 
 

@@ -9,9 +9,9 @@ Each runbook is filed once, under its most selective *anchor*:
 5. exact source only;
 6. nothing indexable: the residue, checked for every event (keep it small).
 
-An event probes each family with a bounded number of dict lookups (one per distinct prefix length, one for
-its threat category and one per distinct indexed field), then the few candidates found run their compiled predicate. Wildcard or
-glob sources file under `*` and are re-checked by the predicate.
+An event probes each family with a bounded number of dict lookups (one per distinct prefix length, one
+for its threat category and one per distinct indexed field), then the few candidates found run their
+compiled predicate. Wildcard or glob sources file under `*` and are re-checked by the predicate.
 """
 
 from __future__ import annotations

@@ -65,7 +65,8 @@ def test_bedrock_by_a_role_session_is_not_llmjacking():
     role["userIdentity"] = {"type": "AssumedRole", "accessKeyId": "ASIAEXAMPLE000000001",
                             "arn": "arn:aws:sts::946986569305:assumed-role/inference/app"}
     [app] = decode_doc(role)
-    assert user.threat is not None and user.threat.category is C.LLMJACKING
+    assert user.threat is not None
+    assert user.threat.category is C.LLMJACKING
     assert set(user.threat.techniques) == {"T1496.004", "AML.T0034"}
     assert app.threat is None
 
