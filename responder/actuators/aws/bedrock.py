@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from responder.actuators.aws.iam_policies import PrincipalParams, _InlineDeny, get_inline, put_inline
+from responder.actuators.aws.iam_policies import InlineDeny, PrincipalParams
 from responder.actuators.base import ActuationContext, ActuationResult, PlanPreview
 from responder.actuators.registry import register
 
@@ -33,7 +33,7 @@ def bedrock_deny(actions: list[str]) -> dict[str, Any]:
 
 
 @register
-class DenyBedrockAccess(_InlineDeny):
+class DenyBedrockAccess(InlineDeny):
     """Attach an inline policy denying `bedrock:*` (or the listed Bedrock actions) to a user or role.
 
     An explicit deny beats every allow, so model access the stolen credential enabled (PutUseCaseForModelAccess,
@@ -61,13 +61,7 @@ class DenyBedrockAccess(_InlineDeny):
                            summary=f"deny {', '.join(p.actions)} to {self.target(p)} ({self.policy})")
 
     async def apply(self, p: DenyBedrockParams, ctx: ActuationContext) -> ActuationResult:
-        before = await get_inline(ctx, p.principal_type, p.principal_name, self.policy)
-        wanted = bedrock_deny(p.actions)
-        changed = before != wanted
-        if changed:
-            await put_inline(ctx, p.principal_type, p.principal_name, self.policy, wanted)
-        return ActuationResult(changed=changed, target=self.target(p), prior={"document": before},
-                               after={"document": wanted})
+        return await self.ensure(p, ctx, bedrock_deny(p.actions))
 
     async def verify(self, p: DenyBedrockParams, ctx: ActuationContext) -> bool:
-        return await get_inline(ctx, p.principal_type, p.principal_name, self.policy) == bedrock_deny(p.actions)
+        return await self.holds(p, ctx, bedrock_deny(p.actions))
