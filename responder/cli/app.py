@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from responder.cli import actuation, approvals, coverage, events, models, runbooks, service, timeline
+from responder.cli import actuation, approvals, coverage, docs, events, models, runbooks, service, timeline
 
 app = typer.Typer(
     name="responder",
@@ -21,4 +21,5 @@ app.add_typer(timeline.app, name="timeline")
 events.register(app)
 actuation.register(app)
 app.add_typer(models.app, name="models")
+docs.register(app)
 coverage.register(app)
