@@ -6,7 +6,9 @@ problem document, counted in `responder_intake_rejected_total` by reason. Nothin
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import orjson
@@ -107,7 +109,7 @@ class Intake:
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            if "recursion" in str(exc).lower():
+            if "depth limit" in str(exc) or "recursion" in str(exc).lower():
                 raise Problem(400, "too-deep", f"JSON nesting exceeds {s.intake_max_depth} levels") from None
             raise Problem(422, "not-json", f"not JSON: {exc}") from None
         check_depth(doc, s.intake_max_depth)
@@ -194,7 +196,8 @@ async def _http_problem(request: Request, exc: Exception) -> Response:
 def create_app(intake: Intake) -> Starlette:
     """The ASGI application (the producer is started lazily and stopped on shutdown)."""
 
-    async def lifespan(app: Starlette) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             await intake.sender.start()
         except BrokerUnavailable as exc:
