@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
@@ -10,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from responder import log
-from responder.cli.output import EXIT_CONFIG, console, err_console
+from responder.cli.output import EXIT_CONFIG, err_console
 from responder.errors import ConfigError
 from responder.settings import Settings
 
@@ -53,7 +54,7 @@ def intake(
     from responder.intake.server import server
 
     if openapi:
-        console.out(orjson.dumps(openapi_document(), option=orjson.OPT_INDENT_2).decode(), highlight=False)
+        sys.stdout.write(orjson.dumps(openapi_document(), option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     overrides: dict[str, object] = {}
     if host is not None:
