@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 import uvicorn
 
+from responder.errors import ConfigError
 from responder.intake.app import Intake, create_app
 
 
@@ -13,3 +18,20 @@ def server(intake: Intake, host: str, port: int) -> uvicorn.Server:
                             server_header=False, timeout_keep_alive=5, timeout_graceful_shutdown=10,
                             lifespan="on")
     return uvicorn.Server(config)
+
+
+@contextlib.asynccontextmanager
+async def serving(intake: Intake, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[int]:
+    """Run the intake in this event loop (demo, tests); yields the bound port, stops it on exit."""
+    srv = server(intake, host, port)
+    task = asyncio.create_task(srv.serve())
+    try:
+        while not srv.started:
+            if task.done():
+                await task  # raises what prevented the start
+                raise ConfigError(f"intake could not listen on {host}:{port}")
+            await asyncio.sleep(0.02)
+        yield int(srv.servers[0].sockets[0].getsockname()[1])
+    finally:
+        srv.should_exit = True
+        await asyncio.wait_for(task, 15)
