@@ -59,10 +59,12 @@ def test_corpus_payloads_are_accepted_and_produced_keyed_by_incident(name: str, 
     answer = client.post("/v1/events/dd", content=body, headers=_bearer())
     assert answer.status_code == 202, answer.text
     doc = answer.json()
-    assert doc["produced"] >= 1 and doc["duplicates"] == 0
+    assert doc["produced"] >= 1
+    assert doc["duplicates"] == 0
     for _, value, key, _ in sender.sent:
         events = normalise(value)
-        assert key is not None and key.decode() == events[0].incident_key
+        assert key is not None
+        assert key.decode() == events[0].incident_key
 
 
 def test_alertmanager_group_becomes_one_record_per_alert(client: TestClient, sender: FakeSender) -> None:
@@ -105,7 +107,8 @@ def test_redelivery_is_acknowledged_and_not_produced_twice(client: TestClient, s
     again = client.post("/v1/events/hooks", content=body, headers=webhook_headers(body, wid="m1",
                                                                                   ts=int(time.time()) + 1))
     assert (first.status_code, again.status_code) == (202, 202)
-    assert again.json()["duplicates"] == 1 and len(sender.sent) == 1
+    assert again.json()["duplicates"] == 1
+    assert len(sender.sent) == 1
 
 
 @pytest.mark.parametrize("name", ["splunk", "alertmanager", "sentinel"])
@@ -115,7 +118,8 @@ def test_derived_delivery_keys_deduplicate(name: str, client: TestClient, sender
     client.post("/v1/events/dd", content=body, headers=_bearer())
     count = len(sender.sent)
     again = client.post("/v1/events/dd", content=body, headers=_bearer())
-    assert again.status_code == 202 and len(sender.sent) == count
+    assert again.status_code == 202
+    assert len(sender.sent) == count
 
 
 def test_splunk_url_token_is_checked_and_never_logged(client: TestClient, sender: FakeSender,
@@ -161,7 +165,9 @@ def test_bad_requests_get_a_problem_document_and_never_reach_kafka(
     assert answer.status_code == status
     assert answer.headers["content-type"] == "application/problem+json"
     problem = answer.json()
-    assert problem["status"] == status and problem["reason"] == reason and problem["detail"]
+    assert problem["status"] == status
+    assert problem["reason"] == reason
+    assert problem["detail"]
     assert sender.sent == []
     label = path.rsplit("/", 1)[-1] if path.rsplit("/", 1)[-1] in intake.auth else "unknown"
     assert intake.metrics.value("responder_intake_rejected_total", source=label, reason=reason) == 1
@@ -173,7 +179,8 @@ def test_replayed_request_is_refused(client: TestClient, sender: FakeSender, int
     headers = webhook_headers(body, wid="r1")
     assert client.post("/v1/events/hooks", content=body, headers=headers).status_code == 202
     replay = client.post("/v1/events/hooks", content=body, headers=headers)
-    assert replay.status_code == 409 and replay.json()["reason"] == "replayed"
+    assert replay.status_code == 409
+    assert replay.json()["reason"] == "replayed"
     other = body.replace(b"sudo", b"SUDO")
     reused = client.post("/v1/events/hooks", content=other, headers=webhook_headers(other, wid="r1",
                                                                                     ts=int(time.time()) + 2))
@@ -188,11 +195,13 @@ def test_kafka_down_answers_503_with_retry_after_then_accepts_the_retry(client: 
     sender.down = True
     body = corpus("splunk")
     answer = client.post("/v1/events/open", content=body, headers=JSON)
-    assert answer.status_code == 503 and int(answer.headers["retry-after"]) > 0
+    assert answer.status_code == 503
+    assert int(answer.headers["retry-after"]) > 0
     assert client.get("/readyz").status_code == 503
     sender.down = False
     retry = client.post("/v1/events/open", content=body, headers=JSON)
-    assert retry.status_code == 202 and retry.json()["produced"] == 1
+    assert retry.status_code == 202
+    assert retry.json()["produced"] == 1
 
 
 def test_rate_limit_per_source(sender: FakeSender) -> None:
@@ -201,7 +210,8 @@ def test_rate_limit_per_source(sender: FakeSender) -> None:
                                                "other": {"auth": "open"}}, intake_signing_key_id=None)
     with TestClient(create_app(Intake(settings, sender))) as client:
         answers = [client.post("/v1/events/open", content=b"{}", headers=JSON).status_code for _ in range(3)]
-        assert answers[-1] == 429 and 429 not in answers[:2]
+        assert answers[-1] == 429
+        assert 429 not in answers[:2]
         assert client.post("/v1/events/other", content=b"{}", headers=JSON).status_code == 422
 
 

@@ -91,6 +91,8 @@ async def test_deliveries_are_bounded_and_expire() -> None:
     for key in ("a", "b", "c"):
         assert await deliveries.claim(key)
         deliveries.done(key, None, ok=True)
-    assert len(deliveries) == 2 and not deliveries.seen("a") and deliveries.seen("c")
+    assert len(deliveries) == 2
+    assert not deliveries.seen("a")
+    assert deliveries.seen("c")
     now[0] = 11
     assert not deliveries.seen("c")
