@@ -12,7 +12,7 @@ from responder.engine.executor import Engine
 from responder.engine.incidents import Incident
 from responder.errors import TooLarge
 from responder.ingest.authn import RecordAuthenticator
-from responder.metrics import Metrics
+from responder.metrics import ALERT_AT, Metrics
 from responder.models.event import RawRecord
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
@@ -51,6 +51,7 @@ class Pipeline:
         """Normalise, match and execute; timeline entries are appended (flushed by the caller)."""
         self.counters.records += 1
         self.metrics.records.labels(record.topic).inc()
+        ALERT_AT.set(record.timestamp_ms / 1000 if record.timestamp_ms else None)  # this task's alert → dispatch
         if len(record.value) > self.max_record_bytes:  # before hashing or parsing anything
             raise TooLarge(f"record of {len(record.value)} bytes exceeds the limit of {self.max_record_bytes}")
         signed_by = self.authenticator.verify(record)
@@ -66,6 +67,7 @@ class Pipeline:
             self.counters.events += 1
             self.metrics.events.labels(event.source).inc()
             matches = self.matcher.match(event)
+            self.metrics.event_outcomes.labels(event.source, "matched" if matches else "unmatched").inc()
             if not matches:
                 continue
             self.counters.matched += 1

@@ -26,7 +26,7 @@ from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.kafka import KafkaIngest
 from responder.ingest.mirror import KafkaMirror
-from responder.metrics import Metrics, MetricsServer
+from responder.metrics import Metrics, MetricsServer, TimedSync, TimelineMetrics
 from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
 from responder.normalise import known
@@ -109,6 +109,11 @@ class Service:
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
         self.metrics = Metrics()
+        observed = TimelineMetrics(self.metrics)
+        self.recorder.observers.append(observed.observe)
+        self.recorder.sinks.append(observed)
+        self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
+        self.metrics.approvals_parked.set_function(lambda: len(self.engine.parked))
         authenticator = RecordAuthenticator(
             {k: v.get_secret_value() for k, v in settings.event_signing_keys.items()}, settings.require_signature
         )
@@ -195,6 +200,8 @@ class Service:
     async def _alerts_loop(self) -> None:
         while not self._stop.is_set():
             batch = await self.ingest.poll()
+            for (topic, partition), behind in self.ingest.lag().items():
+                self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
             if batch:
                 await self._handle_batch(batch)
             else:  # idle: a due checkpoint still seals the tail (and ships its segment)
