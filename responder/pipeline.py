@@ -32,6 +32,13 @@ class Counters:
     rejected: dict[str, int] = field(default_factory=dict)
 
 
+def trace_id(record: RawRecord) -> str | None:
+    """The W3C trace id from the record's `traceparent` header (set by the intake), if any."""
+    parent = record.header("traceparent")
+    parts = parent.decode(errors="replace").split("-") if parent else []
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
 class Pipeline:
     """Handles one raw record at a time; raises EventRejected for poison (the caller dead-letters it)."""
 
@@ -63,6 +70,7 @@ class Pipeline:
             self.metrics.authenticated.labels(signed_by).inc()
         incidents: list[Incident] = []
         rec = self.engine.recorder
+        trace = trace_id(record)
         for event in events:
             self.counters.events += 1
             self.metrics.events.labels(event.source).inc()
@@ -78,6 +86,7 @@ class Pipeline:
                 "resources": [{"kind": r.kind.value, "id": r.id} for r in event.resources],
                 "incident_key": event.incident_key,
                 "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+                **({"trace_id": trace} if trace else {}),
             })
             for match in matches:
                 rec.append(EntryKind.EVENT_MATCHED, {"event_id": event.id, "runbook": match.runbook.ref})

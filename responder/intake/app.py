@@ -7,6 +7,8 @@ problem document, counted in `responder_intake_rejected_total` by reason. Nothin
 from __future__ import annotations
 
 import contextlib
+import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -36,7 +38,17 @@ RETRY_AFTER_S = 5
 JSON_TYPES = ("application/json", "text/json")
 SOURCE_HEADER = "responder-intake-source"
 AUTH_KEY_HEADER = "responder-intake-auth-key"
-TRACE_HEADERS = ("traceparent", "tracestate")
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+def trace_context(request: Request) -> list[tuple[str, bytes]]:
+    """The SIEM's W3C trace context when valid, else a new one: the trace starts at the intake."""
+    parent = request.headers.get("traceparent", "").strip().lower()
+    found = TRACEPARENT.match(parent)
+    if found is None or found.group(1) == "0" * 32:
+        return [("traceparent", f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01".encode())]
+    state = request.headers.get("tracestate")
+    return [("traceparent", parent.encode())] + ([("tracestate", state.encode())] if state else [])
 
 
 class Sender(Protocol):
@@ -81,13 +93,12 @@ class Intake:
             raise ConfigError(f"intake_signing_key_id: {kid!r} is not a key of event_signing_keys")
         return kid, secret.get_secret_value().encode()
 
-    def _headers(self, record: Record, caller: Caller, request: Request) -> list[tuple[str, bytes]]:
-        headers = [(SOURCE_HEADER, caller.source.encode())]
+    def _headers(self, record: Record, caller: Caller, trace: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        headers = [(SOURCE_HEADER, caller.source.encode()), *trace]
         if caller.key_id is not None:
             headers.append((AUTH_KEY_HEADER, caller.key_id.encode()))
             if self.signing is not None:
                 headers += signed_headers(self.signing[0], self.signing[1], record.value)
-        headers += [(h, request.headers[h].encode()) for h in TRACE_HEADERS if h in request.headers]
         return headers
 
     async def accept(self, request: Request, source: str) -> dict[str, Any]:
@@ -119,14 +130,16 @@ class Intake:
             raise Problem(422, "undecodable", f"{exc.reason_code}: {exc.detail}"[:500]) from None
         if not events:
             raise Problem(422, "undecodable", "the payload holds no event")
-        produced, duplicates = await self._produce(request, caller, records_for(source, body, doc, events,
-                                                                                caller.webhook_id))
+        trace = trace_context(request)
+        produced, duplicates = await self._produce(caller, trace, records_for(source, body, doc, events,
+                                                                              caller.webhook_id))
         if replay_key is not None:
             self.replays.done(replay_key, None, True)
         return {"status": "accepted", "events": [e.id for e in events], "produced": produced,
-                "duplicates": duplicates, "incident_keys": sorted({e.incident_key for e in events})}
+                "duplicates": duplicates, "incident_keys": sorted({e.incident_key for e in events}),
+                "trace_id": trace[0][1].decode().split("-")[1]}
 
-    async def _produce(self, request: Request, caller: Caller, records: list[Record]) -> tuple[int, int]:
+    async def _produce(self, caller: Caller, trace: list[tuple[str, bytes]], records: list[Record]) -> tuple[int, int]:
         topic = self.settings.intake_sources[caller.source].topic or self.settings.intake_topic
         produced = duplicates = 0
         for record in records:
@@ -136,7 +149,7 @@ class Intake:
             ok = False
             try:
                 await self.sender.send(topic, record.value, key=record.key,
-                                       headers=self._headers(record, caller, request))
+                                       headers=self._headers(record, caller, trace))
                 ok = True
             except BrokerUnavailable as exc:
                 raise Problem(503, "broker-unavailable", str(exc), {"Retry-After": str(RETRY_AFTER_S)}) from None

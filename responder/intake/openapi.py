@@ -92,7 +92,8 @@ def openapi_document() -> dict[str, Any]:
                                             "events": {"type": "array", "items": {"type": "string"}},
                                             "produced": {"type": "integer", "minimum": 0},
                                             "duplicates": {"type": "integer", "minimum": 0},
-                                            "incident_keys": {"type": "array", "items": {"type": "string"}}}},
+                                            "incident_keys": {"type": "array", "items": {"type": "string"}},
+                                            "trace_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}},
             },
         },
     }

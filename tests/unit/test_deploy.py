@@ -71,9 +71,8 @@ def test_compose_environment_is_settings_the_code_defines(service: str, monkeypa
         monkeypatch.setenv(key, value)
     settings = Settings()
     if service == "intake":
-        from tests.intake_kit import FakeSender
-
         from responder.intake import Intake
+        from tests.intake_kit import FakeSender
 
         assert set(Intake(settings, FakeSender()).auth) >= {"splunk", "datadog", "alertmanager", "sentinel"}
 

@@ -19,6 +19,7 @@ from responder.normalise import normalise
 from tests.intake_kit import (
     BEARER,
     CORPUS_PAYLOADS,
+    HMAC_NEW,
     SIGNING,
     SPLUNK_TOKEN,
     WHSEC_OLD,
@@ -255,6 +256,30 @@ def test_traceparent_is_carried_to_kafka(client: TestClient, sender: FakeSender)
     trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     client.post("/v1/events/dd", content=corpus("splunk"), headers={**_bearer(), "traceparent": trace})
     assert ("traceparent", trace.encode()) in sender.sent[0][3]
+
+
+def test_trace_context_starts_at_the_intake_when_the_siem_sends_none(client: TestClient, sender: FakeSender) -> None:
+    """Without a valid traceparent the intake creates one; the 202 names its trace id."""
+    answer = client.post("/v1/events/dd", content=corpus("splunk"), headers={**_bearer(), "traceparent": "junk"})
+    parent = dict(sender.sent[0][3])["traceparent"].decode()
+    assert parent.split("-")[1] == answer.json()["trace_id"]
+    assert parent.startswith("00-")
+
+
+def test_no_secret_reaches_the_logs(client: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
+    """Tokens, HMAC secrets, signatures and the signing key appear in no log line, accepted or refused."""
+    body = corpus("splunk")
+    signed = webhook_headers(body, wid="logs")
+    client.post("/v1/events/hooks", content=body, headers=signed)
+    client.post("/v1/events/hooks", content=body, headers={**signed, "webhook-signature": "v1,Zm9yZ2Vk"})
+    client.post("/v1/events/dd", content=body, headers=_bearer())
+    client.post("/v1/events/dd", content=body, headers={**JSON, "authorization": f"Bearer {BEARER}x"})
+    client.post(f"/v1/events/splunk?token={SPLUNK_TOKEN}", content=body, headers=JSON)
+    out = capsys.readouterr()
+    logs = out.out + out.err
+    assert "intake_request" in logs
+    for secret in (BEARER, SPLUNK_TOKEN, SIGNING, HMAC_NEW, signed["webhook-signature"].split(",")[1], "Zm9yZ2Vk"):
+        assert secret not in logs
 
 
 def test_unknown_route_and_method_are_problem_documents(client: TestClient) -> None:
