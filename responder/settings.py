@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     )
 
     intake_host: str = Field(default="127.0.0.1", description="interface `responder intake` listens on")
-    intake_port: int = Field(default=8080, ge=0, le=65535)
+    intake_port: int = Field(default=8080, ge=0, le=65535, description="port `responder intake` listens on")
     intake_topic: str = Field(default="security.alerts", description="topic the intake produces to")
     intake_sources: dict[str, IntakeSource] = Field(
         default_factory=dict, description='source → {"auth": ..., "keys": {...}}; a source without auth is refused')
