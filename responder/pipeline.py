@@ -18,6 +18,7 @@ from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
 from responder.normalise import normalise
 from responder.rules.matcher import Matcher
+from responder.tracing import extract, trace_id_of, tracer
 
 log = structlog.get_logger(__name__)
 
@@ -30,13 +31,6 @@ class Counters:
     events: int = 0
     matched: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
-
-
-def trace_id(record: RawRecord) -> str | None:
-    """The W3C trace id from the record's `traceparent` header (set by the intake), if any."""
-    parent = record.header("traceparent")
-    parts = parent.decode(errors="replace").split("-") if parent else []
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
 
 
 class Pipeline:
@@ -56,6 +50,13 @@ class Pipeline:
 
     async def handle(self, record: RawRecord) -> list[Incident]:
         """Normalise, match and execute; timeline entries are appended (flushed by the caller)."""
+        trace = trace_id_of(record.headers)
+        structlog.contextvars.bind_contextvars(trace_id=trace)
+        with tracer.start_as_current_span("responder.record", context=extract(record.headers), attributes={
+                "messaging.destination.name": record.topic, "messaging.kafka.offset": record.offset}):
+            return await self._handle(record, trace)
+
+    async def _handle(self, record: RawRecord, trace: str | None) -> list[Incident]:
         self.counters.records += 1
         self.metrics.records.labels(record.topic).inc()
         ALERT_AT.set(record.timestamp_ms / 1000 if record.timestamp_ms else None)  # this task's alert → dispatch
@@ -63,18 +64,19 @@ class Pipeline:
             raise TooLarge(f"record of {len(record.value)} bytes exceeds the limit of {self.max_record_bytes}")
         signed_by = self.authenticator.verify(record)
         received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
-        events = normalise(record.value, max_bytes=self.max_record_bytes, fmt=self.topic_formats.get(record.topic),
-                           received=received)
+        with tracer.start_as_current_span("decode"):
+            events = normalise(record.value, max_bytes=self.max_record_bytes,
+                               fmt=self.topic_formats.get(record.topic), received=received)
         self.authenticator.check_sources(events, signed_by)
         if signed_by is not None:
             self.metrics.authenticated.labels(signed_by).inc()
         incidents: list[Incident] = []
         rec = self.engine.recorder
-        trace = trace_id(record)
         for event in events:
             self.counters.events += 1
             self.metrics.events.labels(event.source).inc()
-            matches = self.matcher.match(event)
+            with tracer.start_as_current_span("match", attributes={"responder.event_id": event.id}):
+                matches = self.matcher.match(event)
             self.metrics.event_outcomes.labels(event.source, "matched" if matches else "unmatched").inc()
             if not matches:
                 continue

@@ -34,6 +34,7 @@ from responder.pipeline import Pipeline
 from responder.settings import Settings
 from responder.timeline.archive import Archiver
 from responder.timeline.recorder import Recorder
+from responder.tracing import StepSpans
 
 log = structlog.get_logger(__name__)
 
@@ -110,7 +111,7 @@ class Service:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
         self.metrics = Metrics()
         observed = TimelineMetrics(self.metrics)
-        self.recorder.observers.append(observed.observe)
+        self.recorder.observers.extend([observed.observe, StepSpans().observe])
         self.recorder.sinks.append(observed)
         self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
         self.metrics.approvals_parked.set_function(lambda: len(self.engine.parked))

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
         default_factory=list, description="topics or event sources whose records must be signed; '*' = all"
     )
 
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); unset = no export")
     intake_host: str = Field(default="127.0.0.1", description="interface `responder intake` listens on")
     intake_port: int = Field(default=8080, ge=0, le=65535, description="port `responder intake` listens on")
     intake_topic: str = Field(default="security.alerts", description="topic the intake produces to")

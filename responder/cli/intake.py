@@ -10,7 +10,7 @@ import orjson
 import typer
 from pydantic import ValidationError
 
-from responder import log
+from responder import log, tracing
 from responder.cli.output import EXIT_CONFIG, err_console
 from responder.errors import ConfigError
 from responder.settings import Settings
@@ -63,6 +63,7 @@ def intake(
         overrides["intake_port"] = port
     settings = _settings(overrides)
     log.configure(settings.log_format, settings.log_level)
+    tracing.configure(settings.otel_exporter_otlp_endpoint, "responder-intake")
     try:
         built = build(settings)
     except ConfigError as exc:

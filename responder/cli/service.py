@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from responder import log
+from responder import log, tracing
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
 from responder.errors import ConfigError
 from responder.settings import Settings
@@ -85,6 +85,7 @@ def run(
             console.print(f"sandbox: Kafka at {box.broker.bootstrap}, AWS at {box.aws.endpoint_url}")
         settings = Settings(**overrides)  # type: ignore[arg-type]
         log.configure(settings.log_format, settings.log_level)
+        tracing.configure(settings.otel_exporter_otlp_endpoint, "responder")
 
         async def main() -> None:
             await serve(Service(settings))

@@ -7,14 +7,13 @@ problem document, counted in `responder_intake_rejected_total` by reason. Nothin
 from __future__ import annotations
 
 import contextlib
-import re
-import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import orjson
 import structlog
+from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -32,25 +31,13 @@ from responder.intake.problems import Problem
 from responder.intake.records import Record, records_for
 from responder.normalise import decode_doc
 from responder.settings import Settings
+from responder.tracing import extract, outgoing, span_attributes, tracer
 
 log = structlog.get_logger(__name__)
 RETRY_AFTER_S = 5
 JSON_TYPES = ("application/json", "text/json")
 SOURCE_HEADER = "responder-intake-source"
 AUTH_KEY_HEADER = "responder-intake-auth-key"
-TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
-
-
-def trace_context(request: Request) -> list[tuple[str, bytes]]:
-    """The SIEM's W3C trace context when valid, else a new one: the trace starts at the intake."""
-    parent = request.headers.get("traceparent", "").strip().lower()
-    found = TRACEPARENT.match(parent)
-    if found is None or found.group(1) == "0" * 32:
-        return [("traceparent", f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01".encode())]
-    state = request.headers.get("tracestate")
-    return [("traceparent", parent.encode())] + ([("tracestate", state.encode())] if state else [])
-
-
 class Sender(Protocol):
     """What the intake needs from a producer (responder.ingest.producer.AckedProducer in production)."""
 
@@ -125,19 +112,21 @@ class Intake:
             raise Problem(422, "not-json", f"not JSON: {exc}") from None
         check_depth(doc, s.intake_max_depth)
         try:
-            events = decode_doc(doc, s.intake_sources[source].format)
+            with tracer.start_as_current_span("intake.decode"):
+                events = decode_doc(doc, s.intake_sources[source].format)
         except EventRejected as exc:
             raise Problem(422, "undecodable", f"{exc.reason_code}: {exc.detail}"[:500]) from None
         if not events:
             raise Problem(422, "undecodable", "the payload holds no event")
-        trace = trace_context(request)
-        produced, duplicates = await self._produce(caller, trace, records_for(source, body, doc, events,
-                                                                              caller.webhook_id))
+        trace = outgoing()
+        with tracer.start_as_current_span("intake.produce"):
+            produced, duplicates = await self._produce(caller, trace, records_for(source, body, doc, events,
+                                                                                  caller.webhook_id))
         if replay_key is not None:
             self.replays.done(replay_key, None, True)
         return {"status": "accepted", "events": [e.id for e in events], "produced": produced,
                 "duplicates": duplicates, "incident_keys": sorted({e.incident_key for e in events}),
-                "trace_id": trace[0][1].decode().split("-")[1]}
+                "trace_id": dict(trace)["traceparent"].decode().split("-")[1]}
 
     async def _produce(self, caller: Caller, trace: list[tuple[str, bytes]], records: list[Record]) -> tuple[int, int]:
         topic = self.settings.intake_sources[caller.source].topic or self.settings.intake_topic
@@ -166,7 +155,10 @@ class Intake:
         source = request.path_params["source"]
         label = source if source in self.auth else "unknown"
         try:
-            answer: Response = JSONResponse(await self.accept(request, source), status_code=202)
+            with tracer.start_as_current_span("intake.request", context=extract(request.headers),
+                                              kind=SpanKind.SERVER, attributes=span_attributes(
+                                                  **{"responder.source": label})):
+                answer: Response = JSONResponse(await self.accept(request, source), status_code=202)
             reason = "accepted"
         except Problem as problem:
             answer, reason = problem.response(request.url.path), problem.slug

@@ -9,8 +9,10 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+from opentelemetry.trace import SpanKind
 
 from responder.errors import PermanentActuationError, TransientActuationError
+from responder.tracing import tracer
 
 TRANSIENT_CODES = frozenset(
     {
@@ -105,12 +107,14 @@ class AwsSession:
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Run one API call in a thread; raise Transient/PermanentActuationError on failure."""
         fn = getattr(self.client(service), operation)
-        try:
-            async with asyncio.timeout(self.call_timeout):
-                result: dict[str, Any] = await asyncio.to_thread(fn, **kwargs)
-        except Exception as exc:
-            mapped = classify(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
+        attributes = {"rpc.system": "aws-api", "rpc.service": service, "rpc.method": operation}
+        with tracer.start_as_current_span(f"aws.{service}.{operation}", kind=SpanKind.CLIENT, attributes=attributes):
+            try:
+                async with asyncio.timeout(self.call_timeout):
+                    result: dict[str, Any] = await asyncio.to_thread(fn, **kwargs)
+            except Exception as exc:
+                mapped = classify(exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
         return result
