@@ -18,7 +18,7 @@ from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
 from responder.normalise import normalise
 from responder.rules.matcher import Matcher
-from responder.tracing import extract, trace_id_of, tracer
+from responder.tracing import extract, span, trace_id_of
 
 log = structlog.get_logger(__name__)
 
@@ -50,10 +50,10 @@ class Pipeline:
 
     async def handle(self, record: RawRecord) -> list[Incident]:
         """Normalise, match and execute; timeline entries are appended (flushed by the caller)."""
-        trace = trace_id_of(record.headers)
+        trace = trace_id_of(record.headers) if record.header("traceparent") else None
         structlog.contextvars.bind_contextvars(trace_id=trace)
-        with tracer.start_as_current_span("responder.record", context=extract(record.headers), attributes={
-                "messaging.destination.name": record.topic, "messaging.kafka.offset": record.offset}):
+        with span("responder.record", extract(record.headers) if trace else None,
+                  attributes={"messaging.destination.name": record.topic, "messaging.kafka.offset": record.offset}):
             return await self._handle(record, trace)
 
     async def _handle(self, record: RawRecord, trace: str | None) -> list[Incident]:
@@ -64,7 +64,7 @@ class Pipeline:
             raise TooLarge(f"record of {len(record.value)} bytes exceeds the limit of {self.max_record_bytes}")
         signed_by = self.authenticator.verify(record)
         received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
-        with tracer.start_as_current_span("decode"):
+        with span("decode"):
             events = normalise(record.value, max_bytes=self.max_record_bytes,
                                fmt=self.topic_formats.get(record.topic), received=received)
         self.authenticator.check_sources(events, signed_by)
@@ -75,7 +75,7 @@ class Pipeline:
         for event in events:
             self.counters.events += 1
             self.metrics.events.labels(event.source).inc()
-            with tracer.start_as_current_span("match", attributes={"responder.event_id": event.id}):
+            with span("match", attributes={"responder.event_id": event.id}):
                 matches = self.matcher.match(event)
             self.metrics.event_outcomes.labels(event.source, "matched" if matches else "unmatched").inc()
             if not matches:

@@ -8,8 +8,9 @@ starts a trace (or continues the SIEM's), Kafka headers carry it, and the timeli
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import structlog
@@ -46,6 +47,23 @@ def configure(endpoint: str | None, service: str) -> bool:
     return True
 
 
+def active() -> bool:
+    """Whether an SDK tracer provider is installed (spans are recorded); otherwise spans are skipped."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+@contextlib.contextmanager
+def span(name: str, parent: Context | None = None, kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+         attributes: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """A current span when tracing is active; nothing at all (not even a no-op span) when it is off."""
+    if not active():
+        yield
+        return
+    with tracer.start_as_current_span(name, context=parent, kind=kind,
+                                      attributes=span_attributes(**(attributes or {}))):
+        yield
+
+
 def extract(headers: Mapping[str, str] | Iterable[tuple[str, bytes]]) -> Context:
     """The remote trace context in HTTP headers (a mapping) or Kafka headers (name, bytes pairs)."""
     carrier = dict(headers) if isinstance(headers, Mapping) else {
@@ -53,10 +71,10 @@ def extract(headers: Mapping[str, str] | Iterable[tuple[str, bytes]]) -> Context
     return _PROPAGATOR.extract(carrier)
 
 
-def outgoing() -> list[tuple[str, bytes]]:
-    """Kafka headers carrying the current trace context; a fresh trace id when there is none to carry."""
+def outgoing(incoming: Mapping[str, str] | None = None) -> list[tuple[str, bytes]]:
+    """Kafka headers carrying the current trace context (tracing off: the `incoming` one); else a new trace."""
     carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
+    _PROPAGATOR.inject(carrier, context=None if active() or incoming is None else extract(incoming))
     if "traceparent" not in carrier:
         carrier = {"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"}
     return [(k, v.encode()) for k, v in carrier.items()]

@@ -31,7 +31,7 @@ from responder.intake.problems import Problem
 from responder.intake.records import Record, records_for
 from responder.normalise import decode_doc
 from responder.settings import Settings
-from responder.tracing import extract, outgoing, span_attributes, tracer
+from responder.tracing import extract, outgoing, span
 
 log = structlog.get_logger(__name__)
 RETRY_AFTER_S = 5
@@ -110,16 +110,16 @@ class Intake:
             if "depth limit" in str(exc) or "recursion" in str(exc).lower():
                 raise Problem(400, "too-deep", f"JSON nesting exceeds {s.intake_max_depth} levels") from None
             raise Problem(422, "not-json", f"not JSON: {exc}") from None
-        check_depth(doc, s.intake_max_depth)
+        check_depth(doc, s.intake_max_depth, body)
         try:
-            with tracer.start_as_current_span("intake.decode"):
+            with span("intake.decode"):
                 events = decode_doc(doc, s.intake_sources[source].format)
         except EventRejected as exc:
             raise Problem(422, "undecodable", f"{exc.reason_code}: {exc.detail}"[:500]) from None
         if not events:
             raise Problem(422, "undecodable", "the payload holds no event")
-        trace = outgoing()
-        with tracer.start_as_current_span("intake.produce"):
+        trace = outgoing(request.headers)
+        with span("intake.produce"):
             produced, duplicates = await self._produce(caller, trace, records_for(source, body, doc, events,
                                                                                   caller.webhook_id))
         if replay_key is not None:
@@ -155,9 +155,7 @@ class Intake:
         source = request.path_params["source"]
         label = source if source in self.auth else "unknown"
         try:
-            with tracer.start_as_current_span("intake.request", context=extract(request.headers),
-                                              kind=SpanKind.SERVER, attributes=span_attributes(
-                                                  **{"responder.source": label})):
+            with span("intake.request", extract(request.headers), SpanKind.SERVER, {"responder.source": label}):
                 answer: Response = JSONResponse(await self.accept(request, source), status_code=202)
             reason = "accepted"
         except Problem as problem:

@@ -29,20 +29,25 @@ async def read_body(chunks: AsyncIterator[bytes], declared: str | None, max_byte
     return b"".join(parts)
 
 
-def check_depth(doc: Any, limit: int) -> None:
-    """400 when containers nest deeper than `limit` (iterative, so a hostile document cannot recurse)."""
-    stack: list[tuple[Any, int]] = [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
+def check_depth(doc: Any, limit: int, body: bytes | None = None) -> None:
+    """400 when containers nest deeper than `limit`; level by level, so a hostile document cannot recurse.
+
+    With the raw `body`, a document with at most `limit` opening brackets in all is passed without a walk.
+    """
+    if body is not None and body.count(b"[") + body.count(b"{") <= limit:
+        return
+    level = [doc] if isinstance(doc, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             raise Problem(400, "too-deep", f"JSON nesting exceeds {limit} levels")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        deeper = []
+        for node in level:
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, dict | list):
+                    deeper.append(child)
+        level = deeper
 
 
 class RateLimiter:

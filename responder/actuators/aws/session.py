@@ -12,7 +12,7 @@ import botocore.exceptions
 from opentelemetry.trace import SpanKind
 
 from responder.errors import PermanentActuationError, TransientActuationError
-from responder.tracing import tracer
+from responder.tracing import span
 
 TRANSIENT_CODES = frozenset(
     {
@@ -107,8 +107,8 @@ class AwsSession:
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Run one API call in a thread; raise Transient/PermanentActuationError on failure."""
         fn = getattr(self.client(service), operation)
-        attributes = {"rpc.system": "aws-api", "rpc.service": service, "rpc.method": operation}
-        with tracer.start_as_current_span(f"aws.{service}.{operation}", kind=SpanKind.CLIENT, attributes=attributes):
+        with span(f"aws.{service}.{operation}", None, SpanKind.CLIENT,
+                  {"rpc.system": "aws-api", "rpc.service": service, "rpc.method": operation}):
             try:
                 async with asyncio.timeout(self.call_timeout):
                     result: dict[str, Any] = await asyncio.to_thread(fn, **kwargs)
