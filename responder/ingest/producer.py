@@ -32,12 +32,13 @@ class AckedProducer:
         self.bootstrap = bootstrap
         self.send_timeout = send_timeout
         self._producer: Any = None
+        self._healthy = False
         self._lock = asyncio.Lock()
 
     @property
     def connected(self) -> bool:
-        """Whether a started client is available."""
-        return self._producer is not None
+        """Whether a started client is available and its last send (or check) reached the broker."""
+        return self._producer is not None and self._healthy
 
     def _new(self) -> Any:
         timeout_ms = int(self.send_timeout * 1000)
@@ -45,9 +46,11 @@ class AckedProducer:
                                 request_timeout_ms=timeout_ms, retry_backoff_ms=100)
 
     async def start(self) -> None:
-        """Connect once; raises BrokerUnavailable when the broker does not answer."""
+        """Connect (or, once connected, check the broker answers); raises BrokerUnavailable when it does not."""
         async with self._lock:
             if self._producer is not None:
+                if not self._healthy:
+                    await self._check()
                 return
             producer = self._new()
             try:
@@ -56,7 +59,15 @@ class AckedProducer:
                 await _quiet_stop(producer)
                 raise BrokerUnavailable(f"Kafka at {self.bootstrap} is unreachable: {exc.__class__.__name__}") from exc
             self._producer = producer
+            self._healthy = True
             log.info("producer_started", bootstrap=self.bootstrap)
+
+    async def _check(self) -> None:
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), self.send_timeout)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"Kafka at {self.bootstrap} does not answer: {exc.__class__.__name__}") from exc
+        self._healthy = True
 
     async def send(self, topic: str, value: bytes, *, key: bytes | None,
                    headers: Sequence[tuple[str, bytes]] = ()) -> tuple[int, int]:
@@ -68,8 +79,10 @@ class AckedProducer:
             meta = await asyncio.wait_for(
                 producer.send_and_wait(topic, value, key=key, headers=list(headers)), self.send_timeout)
         except (KafkaError, OSError, TimeoutError) as exc:
+            self._healthy = False
             log.warning("produce_failed", topic=topic, error=exc.__class__.__name__)
             raise BrokerUnavailable(f"Kafka did not acknowledge: {exc.__class__.__name__}") from exc
+        self._healthy = True
         return int(meta.partition), int(meta.offset)
 
     async def stop(self) -> None:
@@ -78,6 +91,7 @@ class AckedProducer:
             if self._producer is not None:
                 await _quiet_stop(self._producer)
                 self._producer = None
+                self._healthy = False
 
 
 async def _quiet_stop(producer: Any) -> None:

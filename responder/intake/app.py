@@ -93,7 +93,6 @@ class Intake:
         auth = self.auth.get(source)
         if auth is None:
             raise Problem(404, "unknown-source", f"no intake source {source!r} is configured")
-        self.limits[source].take()
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in JSON_TYPES and not ctype.endswith("+json"):
             raise Problem(415, "unsupported-media-type", f"Content-Type {ctype or '(none)'} is not JSON")
@@ -101,6 +100,7 @@ class Intake:
         body = await read_body(request.stream(), request.headers.get("content-length"), s.intake_max_body_bytes,
                                s.intake_read_timeout_s)
         caller = auth.check(request.headers, request.query_params, body)
+        self.limits[source].take()  # after authentication: nobody else can spend a source's rate
         replay_key = f"{caller.webhook_id}.{caller.webhook_timestamp}" if caller.webhook_id else None
         if replay_key is not None and self.replays.seen(replay_key):
             raise Problem(409, "replayed", "this webhook-id and webhook-timestamp were already delivered")

@@ -63,3 +63,20 @@ async def test_intake_answers_503_when_kafka_is_unreachable(tmp_path):
     assert answer.headers["retry-after"]
     assert answer.json()["reason"] == "broker-unavailable"
     assert ready.status_code == 503
+
+
+async def test_acked_producer_sends_and_reports_health(kafka_bootstrap, topics):
+    """The producer is connected after start, returns the record's partition and offset, and is healthy."""
+    from responder.ingest.producer import AckedProducer
+
+    producer = AckedProducer(kafka_bootstrap, send_timeout=10)
+    try:
+        await producer.start()
+        partition, offset = await producer.send(topics["alerts"], b"{}", key=b"k")
+        assert producer.connected
+        assert partition in (0, 1, 2)
+        assert offset >= 0
+        await producer.start()  # already started and healthy: a no-op
+    finally:
+        await producer.stop()
+    assert not producer.connected

@@ -216,6 +216,16 @@ def test_rate_limit_per_source(sender: FakeSender) -> None:
         assert client.post("/v1/events/other", content=b"{}", headers=JSON).status_code == 422
 
 
+def test_unauthenticated_requests_do_not_spend_the_source_rate(sender: FakeSender) -> None:
+    """Requests that fail authentication are refused without using the source's rate: the SIEM still gets in."""
+    settings = intake_settings(intake_sources={"dd": {"auth": "bearer", "keys": {"k": BEARER}, "rate_per_s": 0.01,
+                                                      "burst": 1}})
+    with TestClient(create_app(Intake(settings, sender))) as client:
+        for _ in range(3):
+            assert client.post("/v1/events/dd", content=corpus("splunk"), headers=JSON).status_code == 401
+        assert client.post("/v1/events/dd", content=corpus("splunk"), headers=_bearer()).status_code == 202
+
+
 @pytest.mark.parametrize("sources", [
     {"x": {"auth": "bearer"}},
     {"x": {"auth": "standard-webhooks", "keys": {}}},
