@@ -203,6 +203,7 @@ class KafkaCluster:
             "transaction.state.log.min.isr": str(max(1, replicas - 1)),
             "transaction.state.log.num.partitions": "5",
             "group.initial.rebalance.delay.ms": "0",
+            "group.min.session.timeout.ms": "500",
             "auto.create.topics.enable": "true",
             "delete.topic.enable": "true",
             "num.network.threads": "2",

@@ -10,12 +10,14 @@ from aiokafka import AIOKafkaConsumer
 
 from responder.actuators.aws.session import AwsSession
 from responder.ingest.kafka import publish
+from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
 from responder.timeline.chain import parse_lines, verify_entries
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.harness import CountingAws, make_settings, running, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
+kafka_bootstrap = on_apache_kafka()  # this module runs on real Apache Kafka when Java is present
 
 
 async def _seed(aws: AwsSession, user: str = "ml-training", keys: int = 1) -> list[str]:
