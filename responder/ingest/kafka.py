@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
+from responder.ingest.security import check_connection
 from responder.models.event import RawRecord
 
 log = structlog.get_logger(__name__)
@@ -76,8 +77,10 @@ class KafkaIngest:
         max_batch: int = 500,
         on_assigned: OnAssigned | None = None,
         manual_assignment: bool = False,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.topics = list(topics)
+        options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
         self.manual_assignment = manual_assignment
         self._listener = _Rebalance(on_assigned)
         self.deadletter_topic = deadletter_topic
@@ -90,8 +93,9 @@ class KafkaIngest:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **options,
         )
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options)
 
     async def start(self, deadline: float = 30.0) -> None:
         """Connect both clients, retrying bootstrap."""
@@ -166,9 +170,11 @@ async def publish(
     *,
     key: bytes | None = None,
     headers: Sequence[tuple[str, bytes]] = (),
+    options: Mapping[str, Any] | None = None,
 ) -> None:
     """Send records and wait for their acks (demo, tests, tabletop injects, replays)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await check_connection(bootstrap, options or {})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
     await _start_with_retry(producer, 15.0)
     try:
         for value in values:
@@ -177,11 +183,12 @@ async def publish(
         await producer.stop()
 
 
-async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3) -> None:
+async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
+                        options: Mapping[str, Any] | None = None) -> None:
     """Create topics that do not exist yet (any Kafka; an existing topic is left alone)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
     await _start_with_retry(admin, 15.0)
     try:
         existing = set(await admin.list_topics())

@@ -57,8 +57,8 @@ def describe(choice: str) -> str:
         "external": f"external Kafka at {os.environ.get('RESPONDER_KAFKA_BOOTSTRAP')}",
         "docker": "Apache Kafka in Docker (testcontainers)",
     }
-    extra = "" if choice == "apache" else (
-        f"; Apache Kafka tests: {apache}" if apache_available() else "; Apache Kafka tests: no Java, on the same broker")
+    also = f"; Apache Kafka tests: {apache}" if apache_available() else "; no Java: Apache Kafka tests use it too"
+    extra = "" if choice == "apache" else also
     return f"kafka broker: {names[choice]}{extra} (RESPONDER_TEST_KAFKA=tansu|apache|external|docker)"
 
 
