@@ -166,7 +166,14 @@ class Service:
 
     async def run(self) -> None:
         """Recover, consume until asked to stop, drain, close."""
-        await check_connection(self.settings.kafka_bootstrap or "", self.kafka_options)  # bad TLS/SASL: ConfigError
+        try:
+            await check_connection(self.settings.kafka_bootstrap or "", self.kafka_options)  # bad TLS/SASL
+        except ConfigError:
+            for client in (self.ingest, self.approvals, self.publisher):
+                await client.stop()  # never started; closing them keeps aiokafka from warning
+            if self.mirror is not None:
+                await self.mirror.producer.stop()
+            raise
         self._recover()
         tune_gc()
         if self.archiver is not None:

@@ -175,8 +175,8 @@ async def publish(
     """Send records and wait for their acks (demo, tests, tabletop injects, replays)."""
     await check_connection(bootstrap, options or {})
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
-    await _start_with_retry(producer, 15.0)
     try:
+        await _start_with_retry(producer, 15.0)
         for value in values:
             await producer.send_and_wait(topic, value, key=key, headers=list(headers))
     finally:

@@ -18,7 +18,13 @@ from typing import Any
 
 import structlog
 from aiokafka.abc import AbstractTokenProvider
-from aiokafka.errors import IllegalSaslStateError, KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
+from aiokafka.errors import (
+    IllegalSaslStateError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 
 from responder.errors import ConfigError
 from responder.kafka_config import KafkaSecurity
@@ -55,6 +61,7 @@ def ssl_context(sec: KafkaSecurity) -> ssl.SSLContext:
         try:
             ctx.load_cert_chain(str(sec.ssl_certfile), str(sec.ssl_keyfile) if sec.ssl_keyfile else None,
                                 password=password)
+            ctx.responder_client_cert = True  # type: ignore[attr-defined]  # read by check_connection
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"kafka_security.ssl_certfile/ssl_keyfile: cannot load the client certificate and key "
                               f"(a wrong ssl_key_password, or not PEM): {getattr(exc, 'strerror', None) or exc}"
@@ -134,6 +141,10 @@ def kafka_client_options(settings: Settings) -> KafkaOptions:
     return options
 
 
+def _has_client_cert(ctx: ssl.SSLContext) -> bool:
+    return bool(getattr(ctx, "responder_client_cert", False))
+
+
 def _hosts(bootstrap: str) -> list[tuple[str, int]]:
     out = []
     for item in bootstrap.split(","):
@@ -173,6 +184,13 @@ async def check_connection(bootstrap: str, options: Mapping[str, Any], *, timeou
                               "kafka_security.sasl_*") from exc
         except ConfigError:
             raise
+        except KafkaConnectionError as exc:
+            if "closed" in str(exc) and "ssl_context" in options and not _has_client_cert(options["ssl_context"]):
+                raise ConfigError(f"Kafka TLS: {host}:{port} closed the connection after the handshake: it probably "
+                                  "requires a client certificate (kafka_security.ssl_certfile and ssl_keyfile)"
+                                  ) from exc
+            log.warning("kafka_check_unreachable", host=host, port=port, error=str(exc)[:200])
+            continue
         except (OSError, KafkaError, TimeoutError) as exc:
             log.warning("kafka_check_unreachable", host=host, port=port, error=str(exc)[:200])
             continue
