@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.auth import signed_headers
-from responder.ingest.kafka import _start_with_retry, publish, to_raw
+from responder.ingest.kafka import _start_with_retry, all_partitions, publish, to_raw
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
 
@@ -55,9 +55,7 @@ class ApprovalIngest:
         """Join the group, retrying bootstrap."""
         await _start_with_retry(self.consumer, deadline)
         if self.manual_assignment:  # one instance owns every partition; offsets still go to the group
-            await self.consumer.topics()
-            partitions = self.consumer.partitions_for_topic(self.topic) or set()
-            self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
+            self.consumer.assign(await all_partitions(self.consumer, [self.topic]))
         log.info("approvals_consumer_started", topic=self.topic)
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:

@@ -45,6 +45,16 @@ def to_raw(msg: Any) -> RawRecord:
     )
 
 
+async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, from a full metadata fetch. (`consumer.partitions_for_topic` only knows
+    subscribed topics: on Apache Kafka it returns None before `assign`, which would assign nothing.)"""
+    cluster = await consumer._client.fetch_all_metadata()
+    missing = [t for t in topics if not cluster.partitions_for_topic(t)]
+    if missing:
+        log.warning("topics_missing", topics=missing)
+    return [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
+
+
 OnAssigned = Callable[[list[TopicPartition]], Awaitable[None]]
 
 
@@ -109,9 +119,7 @@ class KafkaIngest:
 
     async def _assign_all(self) -> None:
         """Own every partition without group membership (a single instance; offsets still go to the group)."""
-        await self.consumer.topics()  # refresh metadata
-        partitions = [TopicPartition(t, p) for t in self.topics for p in sorted(self.consumer.partitions_for_topic(t)
-                                                                                   or ())]
+        partitions = await all_partitions(self.consumer, self.topics)
         self.consumer.assign(partitions)
         await self._listener.on_partitions_assigned(partitions)
 

@@ -125,3 +125,18 @@ async def test_malformed_record_is_deadlettered_and_consumer_continues(
     assert batch.value == b"{not json"
     assert headers["dlq.reason"] == b"not_json"
     assert headers["dlq.topic"] == topics["alerts"].encode()
+
+
+async def test_manual_assignment_owns_every_partition_and_acts(kafka_bootstrap, aws, topics, unique, tmp_path,
+                                                              runbooks_dir):
+    """With kafka_manual_assignment the alert and approval consumers own every partition and a finding is acted on."""
+    [key] = await _seed(aws)
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+                             kafka_manual_assignment=True, approvals_topic=topics["deadletter"])
+    service = Service(settings)
+    async with running(service):
+        assert len(service.ingest.consumer.assignment()) == 3
+        assert len(service.approvals.consumer.assignment()) == 3
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(service.engine.done))
+    assert await _status(aws, "ml-training", key) == "Inactive"
