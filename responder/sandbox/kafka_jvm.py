@@ -290,8 +290,9 @@ class KafkaCluster:
             node.proc.wait(10)
         self._close_log(node)
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM every node at once, SIGKILL what is still running after `timeout` s."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM every node at once, SIGKILL what is still running after `timeout` s (the last nodes of a
+        cluster can wait for a controller quorum that is already gone; their data is thrown away)."""
         running = [n for n in self.nodes if n.alive()]
         for node in running:
             assert node.proc is not None
@@ -302,7 +303,7 @@ class KafkaCluster:
             try:
                 node.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("kafka_node_killed", node=node.node_id, after_seconds=timeout)
+                log.info("kafka_node_killed", node=node.node_id, after_seconds=timeout)
                 node.proc.kill()
                 node.proc.wait(10)
         for node in self.nodes:
