@@ -324,3 +324,29 @@ class KafkaCluster:
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def fetch_main() -> int:
+    """`python -m responder.sandbox.kafka_jvm`: cache the jars for the tests (`make kafka-jars`); never fails the
+    build: without Java or Maven it says the tests will use the embedded Tansu broker."""
+    if java_binary() is None:
+        print("no Java: the tests use the embedded Tansu broker (install Java 17+ for real Apache Kafka)")  # noqa: T201
+        return 0
+    cached = jars_cached()
+    if not cached and shutil.which("mvn") is None:
+        print("no Maven and no cached Kafka jars: the tests use the embedded Tansu broker")  # noqa: T201
+        return 0
+    started = time.monotonic()
+    try:
+        lib = ensure_jars()
+    except (SandboxError, subprocess.TimeoutExpired) as exc:
+        print(f"could not fetch the Apache Kafka jars ({exc}): the tests use the embedded Tansu broker")  # noqa: T201
+        return 0
+    size = sum(p.stat().st_size for p in lib.iterdir()) / 1e6
+    how = "cached" if cached else f"fetched in {time.monotonic() - started:.1f}s"
+    print(f"Apache Kafka {KAFKA_VERSION} jars {how}: {lib} ({size:.0f} MB)")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(fetch_main())
