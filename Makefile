@@ -27,7 +27,7 @@ typecheck: $(STAMP)
 
 # Real Apache Kafka for the tests: Maven fetches the broker's jars once into ~/.cache/responder (no Java: Tansu).
 kafka-jars: $(STAMP)
-	$(BIN)/python -m responder.sandbox.kafka_jvm
+	$(BIN)/python -m responder.sandbox.kafka_jars
 
 test: $(STAMP) lint kafka-jars
 	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)

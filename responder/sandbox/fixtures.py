@@ -22,7 +22,8 @@ import pytest
 from responder.actuators.aws.session import AwsSession
 from responder.sandbox.aws import SANDBOX_CREDENTIALS, AwsSandbox
 from responder.sandbox.broker import Broker
-from responder.sandbox.kafka_jvm import KAFKA_VERSION, KafkaCluster, cache_dir, jars_cached, java_binary
+from responder.sandbox.kafka_jars import KAFKA_VERSION, cache_dir, jars_cached, java_binary
+from responder.sandbox.kafka_jvm import KafkaCluster
 
 CHOICES = ("auto", "apache", "tansu", "external", "docker")
 DEFAULT_AUTO = "tansu"  # what `auto` runs the whole suite on; `apache_kafka_bootstrap` tests use Apache Kafka anyway

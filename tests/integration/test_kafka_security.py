@@ -155,8 +155,14 @@ def _run(env: dict[str, str], tmp_path: Path, moto_url: str) -> subprocess.Compl
                           timeout=90, check=False)
 
 
-def _error_lines(proc: subprocess.CompletedProcess[bytes]) -> list[str]:
-    return [line for line in (proc.stdout + proc.stderr).decode().splitlines() if line.strip()]
+def _one_line_exit_3(proc: subprocess.CompletedProcess[bytes], *needles: str) -> str:
+    """The process exited 3 and printed exactly one line, containing every needle; returns it."""
+    lines = [line for line in (proc.stdout + proc.stderr).decode().splitlines() if line.strip()]
+    assert proc.returncode == 3, lines
+    assert len(lines) == 1, lines
+    for needle in needles:
+        assert needle in lines[0]
+    return lines[0]
 
 
 def test_wrong_password_is_one_line_and_exit_3(secure_kafka, pki, moto_server, tmp_path):
@@ -166,13 +172,8 @@ def test_wrong_password_is_one_line_and_exit_3(secure_kafka, pki, moto_server, t
            "RESPONDER_KAFKA_SECURITY__SASL_MECHANISM": "SCRAM-SHA-512",
            "RESPONDER_KAFKA_SECURITY__SASL_USERNAME": SCRAM_USER,
            "RESPONDER_KAFKA_SECURITY__SASL_PASSWORD": "not-the-password"}
-    proc = _run(env, tmp_path, moto_server.endpoint_url)
-    lines = _error_lines(proc)
-    assert proc.returncode == 3, lines
-    assert len(lines) == 1, lines
-    assert "authentication failed" in lines[0]
-    assert "SCRAM-SHA-512" in lines[0]
-    assert "not-the-password" not in lines[0]
+    line = _one_line_exit_3(_run(env, tmp_path, moto_server.endpoint_url), "authentication failed", "SCRAM-SHA-512")
+    assert "not-the-password" not in line
 
 
 def test_untrusted_ca_is_one_line_and_exit_3(secure_kafka, pki, moto_server, tmp_path):
@@ -180,9 +181,4 @@ def test_untrusted_ca_is_one_line_and_exit_3(secure_kafka, pki, moto_server, tmp
     env = {"RESPONDER_KAFKA_BOOTSTRAP": secure_kafka.bootstrap("SSL"),
            "RESPONDER_KAFKA_SECURITY": Settings(kafka_security={**_mtls(pki, tmp_path), "ssl_cafile": pki.rogue_ca})
            .kafka_security.model_dump_json()}
-    proc = _run(env, tmp_path, moto_server.endpoint_url)
-    lines = _error_lines(proc)
-    assert proc.returncode == 3, lines
-    assert len(lines) == 1, lines
-    assert "not trusted" in lines[0]
-    assert "ssl_cafile" in lines[0]
+    _one_line_exit_3(_run(env, tmp_path, moto_server.endpoint_url), "not trusted", "ssl_cafile")
