@@ -1,8 +1,8 @@
 """pytest fixtures for the embedded sandbox: `pytest_plugins = ["responder.sandbox.fixtures"]`.
 
-* `kafka_bootstrap` (session): the broker chosen by `RESPONDER_TEST_KAFKA` (see `broker_choice`):
-  `external` (`RESPONDER_KAFKA_BOOTSTRAP`), `apache` (real Apache Kafka from its Maven jars, `kafka_jvm`),
-  `tansu` (the embedded broker) or `docker` (testcontainers). The pytest header says which one runs.
+* `kafka_bootstrap` (session): the broker chosen by `RESPONDER_TEST_KAFKA` (see `broker_choice`); by default
+  real Apache Kafka from its Maven jars (`kafka_jvm`) when Java is present, else the embedded Tansu broker;
+  `external` uses `RESPONDER_KAFKA_BOOTSTRAP`, `docker` testcontainers. The run says which one once, when it starts.
 * `apache_kafka_bootstrap` (session): always real Apache Kafka when Java is present (the same broker as
   `kafka_bootstrap` when that is Apache Kafka), else whatever `kafka_bootstrap` is.
 * `kafka_cluster3` (module): three Apache Kafka nodes (replication 3, min.insync.replicas 2); skipped without Java.
@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from responder.actuators.aws.session import AwsSession
 from responder.sandbox.aws import SANDBOX_CREDENTIALS, AwsSandbox
@@ -25,8 +26,9 @@ from responder.sandbox.broker import Broker
 from responder.sandbox.kafka_jars import KAFKA_VERSION, cache_dir, jars_cached, java_binary
 from responder.sandbox.kafka_jvm import KafkaCluster
 
+log = structlog.get_logger(__name__)
 CHOICES = ("auto", "apache", "tansu", "external", "docker")
-DEFAULT_AUTO = "tansu"  # what `auto` runs the whole suite on; `apache_kafka_bootstrap` tests use Apache Kafka anyway
+DEFAULT_AUTO = "apache"  # `auto` when Java is present (measured faster than Tansu here: docs/kafka.md)
 
 
 def apache_available() -> bool:
@@ -63,9 +65,14 @@ def describe(choice: str) -> str:
     return f"kafka broker: {names[choice]}{extra} (RESPONDER_TEST_KAFKA=tansu|apache|external|docker)"
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    """Say once, at the top of the run, which broker the tests use."""
-    return describe(broker_choice())
+def announce(config: pytest.Config, choice: str) -> None:
+    """Say once which broker the tests use: on the terminal (also under -q) and in the log."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n{describe(choice)}")
+    log.info("test_kafka_broker", choice=choice)
 
 
 def docker_kafka() -> Iterator[str] | None:
@@ -100,8 +107,9 @@ def _apache_kafka() -> Iterator[KafkaCluster | None]:
 @pytest.fixture(scope="session", name="chosen_kafka_bootstrap")
 def _chosen_kafka_bootstrap(request: pytest.FixtureRequest,
                             tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The broker `broker_choice()` names; the pytest header says which."""
+    """The broker `broker_choice()` names; says which when it starts."""
     choice = broker_choice()
+    announce(request.config, choice)
     if choice == "external":
         yield os.environ["RESPONDER_KAFKA_BOOTSTRAP"]
         return
