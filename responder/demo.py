@@ -18,6 +18,7 @@ from responder.actuators.aws.session import AwsSession
 from responder.errors import SandboxError
 from responder.ingest.kafka import publish
 from responder.ingest.producer import AckedProducer
+from responder.ingest.security import kafka_client_options
 from responder.intake import Intake
 from responder.intake.server import serving
 from responder.models.step import StepStatus
@@ -112,7 +113,8 @@ async def _deliver(settings: Settings, body: bytes, key: bytes, via: str) -> Non
     if via == "kafka":
         await publish(bootstrap, "security.alerts", [body], key=key)
         return
-    intake = Intake(settings, AckedProducer(bootstrap, send_timeout=settings.intake_send_timeout_s))
+    intake = Intake(settings, AckedProducer(bootstrap, send_timeout=settings.intake_send_timeout_s,
+                                        options=kafka_client_options(settings)))
     async with serving(intake) as port:
         status = await asyncio.to_thread(_post, f"http://127.0.0.1:{port}/v1/events/eventbridge", body)
     if status != 202:

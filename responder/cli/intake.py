@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from responder import log, tracing
 from responder.cli.output import EXIT_CONFIG, err_console
 from responder.errors import ConfigError
+from responder.ingest.producer import AckedProducer
+from responder.ingest.security import kafka_client_options
 from responder.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,12 +28,12 @@ def register(app: typer.Typer) -> None:
 
 def build(settings: Settings) -> Intake:
     """The intake wired to an acknowledged Kafka producer (responder.ingest.producer); ConfigError when incomplete."""
-    from responder.ingest.producer import AckedProducer
     from responder.intake import Intake
 
     if not settings.kafka_bootstrap:
         raise ConfigError("kafka_bootstrap: the intake needs Kafka (RESPONDER_KAFKA_BOOTSTRAP)")
-    return Intake(settings, AckedProducer(settings.kafka_bootstrap, send_timeout=settings.intake_send_timeout_s))
+    return Intake(settings, AckedProducer(settings.kafka_bootstrap, send_timeout=settings.intake_send_timeout_s,
+                                          options=kafka_client_options(settings)))
 
 
 def _settings(overrides: dict[str, object]) -> Settings:

@@ -1,8 +1,8 @@
 """The acknowledged producer behind the HTTP intake: one aiokafka client, `acks=all`, one place to configure it.
 
 `send()` returns only after every in-sync replica acknowledged the record, or raises
-`BrokerUnavailable` (the intake answers 503 with Retry-After). The client is built in `client_kwargs`, so
-TLS/SASL settings are added in one place.
+`BrokerUnavailable` (the intake answers 503 with Retry-After). TLS/SASL options come from
+`responder.ingest.security.kafka_client_options`, like every other client's.
 """
 
 from __future__ import annotations
@@ -20,16 +20,12 @@ from responder.errors import BrokerUnavailable
 log = structlog.get_logger(__name__)
 
 
-def client_kwargs(bootstrap: str) -> dict[str, Any]:
-    """Connection settings for an aiokafka client (the single place to add security settings)."""
-    return {"bootstrap_servers": bootstrap}
-
-
 class AckedProducer:
     """Sends records and waits for the broker's acknowledgement (`acks=all`); restarts itself after outages."""
 
-    def __init__(self, bootstrap: str, *, send_timeout: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, *, send_timeout: float = 10.0, options: dict[str, Any] | None = None) -> None:
         self.bootstrap = bootstrap
+        self.options = dict(options or {})
         self.send_timeout = send_timeout
         self._producer: Any = None
         self._healthy = False
@@ -42,7 +38,7 @@ class AckedProducer:
 
     def _new(self) -> Any:
         timeout_ms = int(self.send_timeout * 1000)
-        return AIOKafkaProducer(**client_kwargs(self.bootstrap), acks="all", linger_ms=0,
+        return AIOKafkaProducer(bootstrap_servers=self.bootstrap, **self.options, acks="all", linger_ms=0,
                                 request_timeout_ms=timeout_ms, retry_backoff_ms=100)
 
     async def start(self) -> None:
