@@ -128,6 +128,7 @@ class Service:
             max_batch=settings.max_batch,
             on_assigned=self._on_assigned,
             manual_assignment=settings.kafka_manual_assignment,
+            deadletter_max_bytes=settings.deadletter_max_bytes,
         )
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
                                         f"{settings.group_id}.approvals",

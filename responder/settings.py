@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     topics: list[str] = Field(default_factory=lambda: ["security.alerts", "ml.drift"])
     group_id: str = "responder"
     deadletter_topic: str = "responder.deadletter"
+    deadletter_max_bytes: int = Field(
+        default=1_000_000, ge=16_384,
+        description="largest dead-letter copy (key+value+headers); headers, then the value, are cut to fit")
     session_timeout_ms: int = 10_000
     max_record_bytes: int = 1024 * 1024
     max_batch: int = 500

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
@@ -163,3 +164,30 @@ async def test_a_poison_record_near_the_size_cap_is_deadlettered_truncated(
     assert headers["dlq.truncated"] == b"1047000"
     assert poison.startswith(dead.value)
     assert await _status(aws, key) == "Inactive"
+
+
+async def test_a_record_whose_copy_cannot_fit_does_not_block_its_partition(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """A 900 kB value with ten 15 kB headers is dead-lettered within the size cap; the valid alert behind it acts."""
+    key = await _seed(aws)
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir))
+    poison = b"X" * 900_000
+    fat = [(f"h{i}", b"y" * 15_000) for i in range(10)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics["alerts"], poison, key=key.encode(), headers=fat)
+    finally:
+        await producer.stop()
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: any(b.get("step") == "deactivate-key" for b in service.engine.done.values()))
+    assert await _status(aws, key) == "Inactive"
+    [dead] = await _read_all(kafka_bootstrap, topics["deadletter"], 1)
+    headers = dict(dead.headers)
+    assert headers["dlq.reason"] == b"not_json"
+    assert headers["dlq.sha256"] == hashlib.sha256(poison).hexdigest().encode()
+    assert int(headers["dlq.offset"]) == 0
+    assert len(dead.value) + sum(len(k) + len(v) for k, v in dead.headers) < 1_000_000
+    assert poison.startswith(dead.value)
