@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     guard_quotas: list[dict[str, Any]] = Field(default_factory=list,
                                                description='global quotas: [{"actuator": "aws.iam.*", "max": 5, '
                                                            '"window": "15m"}]')
-    protected_ids: list[str] = Field(default_factory=list, description="ids/ARNs/names (globs) never touched")
+    protected_ids: list[str] = Field(
+        default_factory=list, description="ids, names, path forms or ARNs (globs, case-insensitive) never touched")
     protected_tags: dict[str, str] = Field(default_factory=dict, description="tags whose resources are never touched")
     approvals_topic: str = "responder.approvals"
     approval_requests_topic: str = "responder.approvals.requests"

@@ -2,7 +2,9 @@
 
 * quotas: sliding-window counts of executions per actuator (glob), per runbook and global;
 * max targets: distinct targets in one plan;
-* protected resources: ids/ARNs/names (globs) or tags on the event's resources: never touched;
+* protected resources: ids/ARNs/names (globs, over every identifier form of the target, see
+  `protection`) or tags on the event's resources: never touched; an IAM name outside IAM's character
+  set is refused the same way;
 * kill switch: a setting, or a file whose existence turns every step into an approval request.
 
 A *soft* trip (quota, max targets, kill switch) turns the step into an approval request; a *hard* trip
@@ -13,12 +15,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form
 from responder.models.event import Event
 from responder.models.runbook import Protected, Quota, Runbook
 
@@ -51,17 +54,6 @@ class GuardPolicy:
         return self.kill_switch or (self.kill_switch_file is not None and self.kill_switch_file.exists())
 
 
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _strings(v)
-
-
 def _tags(attributes: Mapping[str, Any]) -> dict[str, str]:
     raw = attributes.get("tags")
     if isinstance(raw, Mapping):
@@ -74,16 +66,16 @@ def _tags(attributes: Mapping[str, Any]) -> dict[str, str]:
 
 def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[str, Any], event: Event) -> str | None:
     """Why the step would touch a protected resource, or None."""
-    touched = {target, *_strings(params)}
+    forms = identifier_forms(target, params, event)
     for p in protected:
         for pattern in p.ids:
-            hit = next((s for s in sorted(touched) if fnmatchcase(s, pattern)), None)
+            hit = matching_form(pattern, forms)
             if hit is not None:
-                return f"{hit!r} matches protected id {pattern!r}"
+                return f"{target!r} (as {hit!r}) matches protected id {pattern!r}"
         if not p.tags:
             continue
         for res in event.resources:
-            if not touched & {res.id, res.arn, res.name}:
+            if not forms & {f.casefold() for f in (res.id, res.arn, res.name) if f}:
                 continue
             tags = _tags(res.attributes)
             for key, want in p.tags.items():
@@ -138,7 +130,8 @@ class Guards:
                    event: Event) -> list[Trip]:
         """Guards on one step about to run; hard trips first."""
         trips: list[Trip] = []
-        hit = protected_hit([rb.guards.protected, self.policy.protected], target, params, event)
+        hit = invalid_iam_name(actuator, params) or protected_hit(
+            [rb.guards.protected, self.policy.protected], target, params, event)
         if hit:
             trips.append(Trip("protected", hit, hard=True))
         if self.policy.killed():
