@@ -67,6 +67,15 @@ def guards_from(settings: Settings) -> Guards:
     ))
 
 
+def authenticator_from(settings: Settings) -> RecordAuthenticator:
+    """Record signature checks: the keys, where signatures are required, and which sources each key may sign."""
+    unknown = sorted(set(settings.event_signing_key_sources) - set(settings.event_signing_keys))
+    if unknown:
+        raise ConfigError(f"RESPONDER_EVENT_SIGNING_KEY_SOURCES names keys that are not configured: {unknown}")
+    return RecordAuthenticator({k: v.get_secret_value() for k, v in settings.event_signing_keys.items()},
+                               settings.require_signature, settings.event_signing_key_sources)
+
+
 def archiver_from(settings: Settings) -> Archiver | None:
     """The segment archiver, when an archive is configured (segments are sealed at signed checkpoints)."""
     archive = S3Archive.from_settings(settings)
@@ -109,9 +118,7 @@ class Service:
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
         self.metrics = Metrics()
-        authenticator = RecordAuthenticator(
-            {k: v.get_secret_value() for k, v in settings.event_signing_keys.items()}, settings.require_signature
-        )
+        authenticator = authenticator_from(settings)
         self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes,
                                  topic_formats=settings.topic_formats, authenticator=authenticator,
                                  metrics=self.metrics)

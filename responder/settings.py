@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     event_signing_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="HMAC key id → secret for signed records; several at once for rotation"
     )
+    event_signing_key_sources: dict[str, list[str]] = Field(
+        default_factory=dict, description="key id → event sources (globs) it may sign; a key not listed signs any")
     require_signature: list[str] = Field(
         default_factory=list, description="topics or event sources whose records must be signed; '*' = all"
     )
