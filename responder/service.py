@@ -17,7 +17,7 @@ from responder.actuators.base import AwsCaller
 from responder.actuators.model.backends import CONFIG_EXTRA, config_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
-from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
+from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys
 from responder.catalog import load_runbooks
 from responder.engine.executor import Engine
 from responder.engine.guards import GuardPolicy, Guards
@@ -109,7 +109,9 @@ class Service:
         self.engine = Engine(
             self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
             guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
-            approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}),
+            approval_keys=ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
+                                       identities=settings.approver_identities,
+                                       max_lifetime=settings.approval_decision_max_lifetime),
             extras={"publisher": self.publisher, "webhook_keys": settings.notify_secrets(),
                     CONFIG_EXTRA: config_from(settings)},
         )

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     approval_keys: dict[str, SecretStr] = Field(default_factory=dict, description="key id → HMAC secret")
     approval_key_id: str | None = Field(default=None, description="key the CLI signs decisions with")
     approval_decision_ttl: float = Field(default=900.0, gt=0, description="seconds a decision stays valid")
+    approver_identities: dict[str, str] = Field(
+        default_factory=dict, description="approval key id → the person or team it belongs to; `by` must equal it, "
+                                          "and only a bound key can satisfy a step's `approvers`")
+    approval_decision_max_lifetime: float = Field(
+        default=3600.0, gt=0, description="longest a decision may stay valid (expires_at - now), in seconds")
     log_format: Literal["json", "console"] = "json"
     log_level: str = "info"
     metrics_port: int | None = None
