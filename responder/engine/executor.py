@@ -257,7 +257,7 @@ class Engine:
         intent = {**head, "params": values, "destructive": actuator.destructive, "runbook": rb.id, "clock": now}
         rec.append(EntryKind.STEP_INTENT, intent, incident.id)
         self.inflight[key] = intent
-        self.guards.record(rb.id, step.actuator, now)
+        self.guards.record(rb.id, step.actuator, now, key)
         await rec.flush()
         started = time.perf_counter()
         self.actions += 1
@@ -306,3 +306,4 @@ class Engine:
         """Mark a step key as having its result."""
         self.inflight.pop(key, None)
         self.done[key] = body
+        self.guards.settle(key, body)

@@ -1,6 +1,10 @@
 """Guards: limits on what automation may do unattended.
 
-* quotas: sliding-window counts of executions per actuator (glob), per runbook and global;
+* quotas: sliding-window counts of executions per actuator (glob), per runbook and global. A run is
+  counted when its intent is written (so concurrent steps cannot overrun a quota) and refunded when
+  its result is a permanent failure: nothing changed, typically because the target does not exist,
+  so bogus alerts naming missing targets cannot use up a quota. Successes and transient failures
+  (whose effect is unknown) stay counted;
 * max targets: distinct targets in one plan;
 * protected resources: ids/ARNs/names (globs, over every identifier form of the target, see
   `protection`) or tags on the event's resources: never touched; an IAM name outside IAM's character
@@ -91,16 +95,31 @@ class Guards:
         self.policy = policy or GuardPolicy()
         self.clock = clock
         self._runs: dict[tuple[str, str], deque[float]] = {}
+        self._by_key: dict[str, tuple[str, str, float]] = {}
 
     def forget_history(self) -> None:
         """Drop every recorded run (before the timeline is replayed into them again)."""
         self._runs.clear()
+        self._by_key.clear()
 
-    def record(self, runbook_id: str, actuator: str, at: float | None = None) -> None:
-        """Count one execution of `actuator` by `runbook_id`."""
+    def record(self, runbook_id: str, actuator: str, at: float | None = None, key: str | None = None) -> None:
+        """Count one execution of `actuator` by `runbook_id` (`key`: its idempotency key, for `settle`)."""
         when = self.clock() if at is None else at
         self._runs.setdefault((runbook_id, actuator), deque()).append(when)
         self._runs.setdefault(("*", actuator), deque()).append(when)
+        if key is not None:
+            self._by_key[key] = (runbook_id, actuator, when)
+
+    def settle(self, key: str, result: Mapping[str, Any]) -> None:
+        """A step's result: a permanent failure changed nothing, so its run no longer counts."""
+        run = self._by_key.pop(key, None)
+        if run is None or result.get("status") != "failed" or not result.get("permanent"):
+            return
+        runbook_id, actuator, when = run
+        for scope in (runbook_id, "*"):
+            times = self._runs.get((scope, actuator))
+            if times is not None and when in times:
+                times.remove(when)
 
     def _count(self, scope: str, pattern: str, window: float) -> int:
         horizon = self.clock() - window

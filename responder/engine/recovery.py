@@ -35,7 +35,7 @@ def replay(engine: Engine, entries: Iterable[TimelineEntry]) -> int:
             runbook = str(body.get("runbook", "")) or _runbook_of(engine, entry.incident)
             clock = body.get("clock")
             when = float(clock) if isinstance(clock, int | float) else datetime.fromisoformat(entry.at).timestamp()
-            engine.guards.record(runbook, str(body["actuator"]), when)
+            engine.guards.record(runbook, str(body["actuator"]), when, str(body["key"]))
         elif entry.kind == EntryKind.STEP_RESULT and "key" in body:
             _result(engine, entry)
         elif entry.kind == EntryKind.APPROVAL_REQUESTED and entry.incident:
@@ -59,6 +59,7 @@ def _result(engine: Engine, entry: TimelineEntry) -> None:
     key = str(body["key"])
     engine.inflight.pop(key, None)
     engine.done[key] = dict(body)
+    engine.guards.settle(key, body)
     if entry.incident:
         engine.parked.pop((entry.incident, str(body.get("step"))), None)
     if entry.incident and body.get("status") == "ok":

@@ -137,3 +137,27 @@ def test_settings_build_global_guards():
     assert guards.policy.killed()
     with pytest.raises(ConfigError, match="RESPONDER_GUARD_QUOTAS"):
         guards_from(Settings(guard_quotas=[{"actuator": "x", "window": "soon"}]))
+
+
+DEACTIVATE = """\
+guards: {quotas: [{actuator: aws.iam.*, max: 2, window: 1h}]}
+steps:
+  - id: deactivate
+    actuator: aws.iam.deactivate_access_key
+    with:
+      user_name: "${event.resource.access_key.attributes.user_name}"
+      access_key_id: "${event.resource.access_key.id}"
+"""
+
+
+async def test_bogus_alerts_naming_missing_targets_cannot_exhaust_the_quota(tmp_path):
+    """Five findings naming keys that do not exist fail permanently and spend no quota, even after a restart."""
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE})
+    for i in range(5):
+        await kit.send(key=f"AKIABOGUSBOGUSBOGUS{i}", user="ghost")
+    assert [r["status"] for r in kit.entries("step.result")] == ["failed"] * 5
+    kit.start()  # the windows are rebuilt from the timeline
+    await kit.send()
+    assert kit.entries("guard.tripped") == []
+    assert kit.entries("step.result")[-1]["status"] == "ok"
+    assert kit.iam.keys[KEY]["Status"] == "Inactive"
