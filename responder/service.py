@@ -138,11 +138,14 @@ class Service:
             on_assigned=self._on_assigned,
             manual_assignment=settings.kafka_manual_assignment,
             deadletter_max_bytes=settings.deadletter_max_bytes,
+            group_instance_id=settings.kafka_group_instance_id,
         )
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
                                         f"{settings.group_id}.approvals",
                                         session_timeout_ms=settings.session_timeout_ms,
-                                        manual_assignment=settings.kafka_manual_assignment)
+                                        manual_assignment=settings.kafka_manual_assignment,
+                                        group_instance_id=f"{settings.kafka_group_instance_id}.approvals"
+                                        if settings.kafka_group_instance_id else None)
         self._lock = asyncio.Lock()
         self._recovered_at = -1
         self.ready = asyncio.Event()

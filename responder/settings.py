@@ -28,6 +28,10 @@ class Settings(BaseSettings):
         default=1_000_000, ge=16_384,
         description="largest dead-letter copy (key+value+headers); headers, then the value, are cut to fit")
     session_timeout_ms: int = 10_000
+    kafka_group_instance_id: str | None = Field(
+        default=None, description="static group membership (KIP-345): a stable id unique per replica (e.g. the pod "
+                                  "name); a restart after a crash takes its old place without waiting for the "
+                                  "session to expire")
     max_record_bytes: int = 1024 * 1024
     max_batch: int = 500
     kafka_manual_assignment: bool = Field(

@@ -40,7 +40,7 @@ class ApprovalIngest:
     """A manual-commit consumer of the decisions topic (its own group: every decision is handled once)."""
 
     def __init__(self, bootstrap: str, topic: str, group_id: str, *, session_timeout_ms: int = 10_000,
-                 manual_assignment: bool = False) -> None:
+                 manual_assignment: bool = False, group_instance_id: str | None = None) -> None:
         self.topic = topic
         self.manual_assignment = manual_assignment
         self.consumer = AIOKafkaConsumer(
@@ -48,6 +48,7 @@ class ApprovalIngest:
             enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
+            group_instance_id=None if manual_assignment else group_instance_id,
         )
 
     async def start(self, deadline: float = 30.0) -> None:

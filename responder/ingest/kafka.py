@@ -84,6 +84,7 @@ class KafkaIngest:
         on_assigned: OnAssigned | None = None,
         manual_assignment: bool = False,
         deadletter_max_bytes: int = DLQ_MAX_BYTES,
+        group_instance_id: str | None = None,
     ) -> None:
         self.topics = list(topics)
         self.manual_assignment = manual_assignment
@@ -99,6 +100,7 @@ class KafkaIngest:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            group_instance_id=None if manual_assignment else group_instance_id,
         )
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
                                          max_request_size=max(1024 * 1024, deadletter_max_bytes + 64 * 1024))
