@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
     aws_call_timeout: float = 20.0
+    aws_account_id: str | None = Field(default=None, description="account the generated IAM policy is scoped to")
+    self_principal_arns: list[str] = Field(
+        default_factory=list, description="responder's own role/user ARNs: `iam-policy` denies changing them or their "
+                                          "keys")
+    self_policy_arns: list[str] = Field(
+        default_factory=list, description="managed policies attached to responder: `iam-policy` denies changing them")
+    self_kms_key_arns: list[str] = Field(
+        default_factory=list, description="responder's own KMS keys (timeline, secrets): `iam-policy` denies "
+                                          "disabling or re-policing them")
 
     notify_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="HMAC secrets by key id for notify.webhook / notify.kafka signatures"
