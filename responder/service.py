@@ -188,8 +188,8 @@ class Service:
                 shipping.create_task(shipper.run())
             try:
                 await self.publisher.start()
-                await self.approvals.start()
-                await self.ingest.start()
+                # both groups join at once: after a crash each may wait for its dead member's session
+                await asyncio.gather(self.approvals.start(), self.ingest.start())
                 self.ready.set()
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._alerts_loop())
