@@ -18,6 +18,15 @@ steps:
     with: {{target: "${{event.resource.access_key.attributes.user_name}}", message: hi}}
 """
 
+DEACTIVATE_STEPS = """\
+steps:
+  - id: deactivate
+    actuator: aws.iam.deactivate_access_key
+    with:
+      user_name: "${event.resource.access_key.attributes.user_name}"
+      access_key_id: "${event.resource.access_key.id}"
+"""
+
 
 async def test_quota_trip_turns_the_step_into_an_approval_request(tmp_path):
     """The third run inside the window trips the quota: guard.tripped and approval.requested, no call."""
@@ -90,14 +99,7 @@ async def test_protected_id_is_refused_even_with_approval(tmp_path):
 async def test_protected_tag_on_the_event_resource(tmp_path):
     """A target whose resource in the event carries a protected tag is refused (global setting)."""
     policy = GuardPolicy(protected=Protected(tags={"responder:protected": "*"}))
-    body = """\
-steps:
-  - id: deactivate
-    actuator: aws.iam.deactivate_access_key
-    with:
-      user_name: "${event.resource.access_key.attributes.user_name}"
-      access_key_id: "${event.resource.access_key.id}"
-"""
+    body = DEACTIVATE_STEPS
     kit = make_kit(tmp_path, {"rb": body}, policy=policy)
     [event] = normalise(envelope_bytes(guardduty_finding(KEY)))
     key = event.first(ResourceKind.ACCESS_KEY)
@@ -139,15 +141,7 @@ def test_settings_build_global_guards():
         guards_from(Settings(guard_quotas=[{"actuator": "x", "window": "soon"}]))
 
 
-DEACTIVATE = """\
-guards: {quotas: [{actuator: aws.iam.*, max: 2, window: 1h}]}
-steps:
-  - id: deactivate
-    actuator: aws.iam.deactivate_access_key
-    with:
-      user_name: "${event.resource.access_key.attributes.user_name}"
-      access_key_id: "${event.resource.access_key.id}"
-"""
+DEACTIVATE = "guards: {quotas: [{actuator: aws.iam.*, max: 2, window: 1h}]}\n" + DEACTIVATE_STEPS
 
 
 async def test_bogus_alerts_naming_missing_targets_cannot_exhaust_the_quota(tmp_path):

@@ -135,12 +135,10 @@ def test_verify_accepts_rotated_keys(tmp_path):
     assert orjson.loads(only_new.stdout)["first_bad_seq"] == 2
 
 
-def _rewrite_without_checkpoints(lines: list[bytes]) -> bytes:
-    """Edit entry 3, delete every checkpoint line, renumber and rehash: what an attacker without the key can do."""
+def _rehash(docs: list[dict]) -> bytes:
+    """Renumber and rehash entries: what an attacker without the signing key can do after a change."""
     from responder.timeline.chain import canonical_json, entry_hash
 
-    docs = [orjson.loads(ln) for ln in lines if orjson.loads(ln)["kind"] != "checkpoint"]
-    docs[3]["body"]["i"] = 999
     out, prev = [], "0" * 64
     for seq, d in enumerate(docs):
         d["seq"], d["prev"] = seq, prev
@@ -148,6 +146,13 @@ def _rewrite_without_checkpoints(lines: list[bytes]) -> bytes:
                                       canonical_json(d["body"]))
         out.append(canonical_json(d) + b"\n")
     return b"".join(out)
+
+
+def _rewrite_without_checkpoints(lines: list[bytes]) -> bytes:
+    """Edit entry 3, delete every checkpoint line, renumber and rehash."""
+    docs = [orjson.loads(ln) for ln in lines if orjson.loads(ln)["kind"] != "checkpoint"]
+    docs[3]["body"]["i"] = 999
+    return _rehash(docs)
 
 
 def test_a_rewritten_timeline_without_checkpoints_does_not_verify_with_a_key(tmp_path):
@@ -162,20 +167,10 @@ def test_a_rewritten_timeline_without_checkpoints_does_not_verify_with_a_key(tmp
 
 def test_an_unsigned_run_longer_than_the_cadence_fails(tmp_path, monkeypatch):
     """Deleting checkpoints in the middle (not the last) leaves a run longer than the cadence: it fails there."""
-    from responder.timeline.chain import canonical_json, entry_hash
-
     path = tmp_path / "t.jsonl"
-    lines = write_signed(path, n=20, every=5)
-    docs = [orjson.loads(ln) for ln in lines]
+    docs = [orjson.loads(ln) for ln in write_signed(path, n=20, every=5)]
     cps = [i for i, d in enumerate(docs) if d["kind"] == "checkpoint"]
-    keep = [d for i, d in enumerate(docs) if i not in cps[:2]]
-    out, prev = [], "0" * 64
-    for seq, d in enumerate(keep):  # rehash; the later checkpoints no longer verify, so keep their first break
-        d["seq"], d["prev"] = seq, prev
-        d["hash"] = prev = entry_hash(prev, seq, d["writer"], d["at"], d["kind"], d["incident"],
-                                      canonical_json(d["body"]))
-        out.append(canonical_json(d) + b"\n")
-    path.write_bytes(b"".join(out))
+    path.write_bytes(_rehash([d for i, d in enumerate(docs) if i not in cps[:2]]))
     monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "5")
     result = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json"])
     assert result.exit_code == 1
