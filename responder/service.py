@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
 from responder.actuators.aws.archive import S3Archive
-from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import AwsCaller
-from responder.actuators.model.backends import CONFIG_EXTRA, config_from
+from responder.actuators.context import context_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys
@@ -41,16 +41,6 @@ NO_KAFKA = (
     "no Kafka configured: set RESPONDER_KAFKA_BOOTSTRAP=host:port (or kafka_bootstrap in the file named by "
     "RESPONDER_CONFIG), or run `responder run --sandbox` to start the embedded broker and a local AWS API"
 )
-
-
-def aws_from(settings: Settings) -> AwsSession:
-    """The boto3 session the actuators use, from settings."""
-    return AwsSession(
-        region=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
-        call_timeout=settings.aws_call_timeout,
-        credentials=settings.aws_credentials(),
-    )
 
 
 def guards_from(settings: Settings) -> Guards:
@@ -96,24 +86,26 @@ class Service:
         registry: Registry = default_registry,
         aws: AwsCaller | None = None,
         runbooks: Sequence[Runbook] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not settings.kafka_bootstrap:
             raise ConfigError(NO_KAFKA)
         self.settings = settings
-        self.recorder = Recorder.from_settings(settings)
+        self.clock = clock
+        self.recorder = Recorder.from_settings(settings, clock=clock)
         self.archiver = archiver_from(settings)
         self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic) \
             if settings.timeline_mirror_topic else None
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap)
+        context = context_from(settings, aws=aws, publisher=self.publisher)
         self.engine = Engine(
-            self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
+            self.recorder, registry, context.aws, dry_run=settings.dry_run,
             guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
             approval_keys=ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
                                        identities=settings.approver_identities,
                                        max_lifetime=settings.approval_decision_max_lifetime),
-            extras={"publisher": self.publisher, "webhook_keys": settings.notify_secrets(),
-                    CONFIG_EXTRA: config_from(settings)},
+            clock=clock, context=context,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
@@ -164,8 +156,9 @@ class Service:
     def _recover(self) -> None:
         recovered = self.engine.recover()
         self._recovered_at = self.recorder.next_seq
-        log.info("timeline_recovered", entries=recovered, inflight=len(self.engine.inflight),
-                 parked=len(self.engine.parked))
+        state = self.engine.state
+        log.info("timeline_recovered", entries=recovered, inflight=len(state.inflight()),
+                 parked=len(state.parked_steps()))
 
     async def _on_assigned(self, partitions: list[Any]) -> None:
         """Partitions moved to us: make the timeline durable and rebuild in-flight state before consuming."""
@@ -223,7 +216,7 @@ class Service:
                     try:
                         await self.engine.decide(record.value, key_id.decode(errors="replace") if key_id else None,
                                                  sig.decode(errors="replace") if sig else None)
-                    except Exception:
+                    except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self.engine.expire()
             await self.recorder.flush()
@@ -246,7 +239,7 @@ class Service:
                 await self._reject(record, exc.reason_code, exc.detail)
             except TimelineError:
                 raise  # nothing may be committed once the record cannot be written: stop, redeliver on restart
-            except Exception as exc:
+            except Exception as exc:  # a record that breaks a stage (even a bug) is dead-lettered, not retried
                 log.exception("record_failed", topic=record.topic, offset=record.offset)
                 await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
 

@@ -24,6 +24,14 @@ KEY = "AKIAABCDEFGHIJKLMNOP"
 SECRET = b"approval-secret"
 APPROVER_KEYS = ApproverKeys({"k1": SECRET, "k-bob": b"bob-secret", "k-nobody": b"nobody-secret"},
                              identities={"k1": "alice", "k-bob": "bob"}, max_lifetime=3600)
+DEACTIVATE_STEPS = """\
+steps:
+  - id: deactivate
+    actuator: aws.iam.deactivate_access_key
+    with:
+      user_name: "${event.resource.access_key.attributes.user_name}"
+      access_key_id: "${event.resource.access_key.id}"
+"""
 HEADER = """\
 id: {id}
 trigger: {{source: guardduty, type: "*IAMUser/*"}}
@@ -61,7 +69,7 @@ class Kit:
         """A fresh engine recovered from the store (as after a restart) and its pipeline."""
         reg = self.registry
         engine = Engine(Recorder(self.store), reg, self.iam, dry_run=self.dry_run,
-                        guards=Guards(self.policy, clock=self.clock), publisher=self.publisher,
+                        guards=Guards(self.policy), publisher=self.publisher,
                         approval_keys=APPROVER_KEYS, clock=self.clock)
         engine.recover()
         self.pipeline = Pipeline(load_runbooks(self.runbooks_dir, reg), engine)
@@ -106,7 +114,7 @@ def decision(kit: Kit, incident: str, step: str, verdict: str = "approve", *, by
              digest: str | None = None, ttl: float = 600, secret: bytes = SECRET,
              key_id: str = "k1") -> tuple[bytes, str, str]:
     """A signed decision as it arrives from Kafka: (value, key id, signature)."""
-    parked = kit.engine.parked.get((incident, step))
+    parked = kit.engine.state.parked(incident, step)
     now = datetime.fromtimestamp(kit.clock(), UTC)
     d = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,  # type: ignore[arg-type]
                          digest=digest or (parked.digest if parked else "0" * 64), issued_at=now,

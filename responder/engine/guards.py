@@ -17,9 +17,8 @@ A *soft* trip (quota, max targets, kill switch) turns the step into an approval 
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form
 from responder.models.event import Event
 from responder.models.runbook import Protected, Quota, Runbook
+from responder.models.step import StepResult, StepStatus
 
 
 @dataclass(frozen=True)
@@ -88,32 +88,46 @@ def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[s
     return None
 
 
-class Guards:
-    """Evaluates guards and keeps the sliding windows (rebuilt from step.intent entries on recovery)."""
+@dataclass(frozen=True)
+class QuotaRun:
+    """The recorded execution times of one actuator by one runbook (`*`: by any runbook)."""
 
-    def __init__(self, policy: GuardPolicy | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.policy = policy or GuardPolicy()
-        self.clock = clock
+    runbook: str
+    actuator: str
+    times: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class QuotaCharge:
+    """A counted run whose result is not known yet (refunded if it fails permanently)."""
+
+    key: str
+    runbook: str
+    actuator: str
+    at: float
+
+
+class QuotaWindows:
+    """Sliding windows of executions per (runbook, actuator); part of the engine's state."""
+
+    def __init__(self) -> None:
         self._runs: dict[tuple[str, str], deque[float]] = {}
         self._by_key: dict[str, tuple[str, str, float]] = {}
 
-    def forget_history(self) -> None:
-        """Drop every recorded run (before the timeline is replayed into them again)."""
-        self._runs.clear()
-        self._by_key.clear()
+    def record(self, runbook_id: str, actuator: str, at: float, key: str | None = None) -> None:
+        """Count one execution of `actuator` by `runbook_id` at `at` (epoch seconds of the engine's clock).
 
-    def record(self, runbook_id: str, actuator: str, at: float | None = None, key: str | None = None) -> None:
-        """Count one execution of `actuator` by `runbook_id` (`key`: its idempotency key, for `settle`)."""
-        when = self.clock() if at is None else at
-        self._runs.setdefault((runbook_id, actuator), deque()).append(when)
-        self._runs.setdefault(("*", actuator), deque()).append(when)
-        if key is not None:
-            self._by_key[key] = (runbook_id, actuator, when)
+        `key` is the step's idempotency key: `settle` refunds the run if its result is a permanent failure.
+        """
+        self._runs.setdefault((runbook_id, actuator), deque()).append(at)
+        self._runs.setdefault(("*", actuator), deque()).append(at)
+        if key:
+            self._by_key[key] = (runbook_id, actuator, at)
 
-    def settle(self, key: str, result: Mapping[str, Any]) -> None:
+    def settle(self, key: str, result: StepResult) -> None:
         """A step's result: a permanent failure changed nothing, so its run no longer counts."""
         run = self._by_key.pop(key, None)
-        if run is None or result.get("status") != "failed" or not result.get("permanent"):
+        if run is None or result.status is not StepStatus.FAILED or not result.permanent:
             return
         runbook_id, actuator, when = run
         for scope in (runbook_id, "*"):
@@ -121,8 +135,9 @@ class Guards:
             if times is not None and when in times:
                 times.remove(when)
 
-    def _count(self, scope: str, pattern: str, window: float) -> int:
-        horizon = self.clock() - window
+    def count(self, scope: str, pattern: str, window: float, now: float) -> int:
+        """Executions by `scope` of actuators matching `pattern` in (now - window, now]."""
+        horizon = now - window
         total = 0
         for (who, actuator), times in self._runs.items():
             if who != scope or not fnmatchcase(actuator, pattern):
@@ -131,6 +146,26 @@ class Guards:
                 times.popleft()
             total += sum(1 for t in times if t >= horizon)
         return total
+
+    def runs(self) -> list[QuotaRun]:
+        """Every window, as values."""
+        return [QuotaRun(who, actuator, tuple(times)) for (who, actuator), times in self._runs.items()]
+
+    def charges(self) -> list[QuotaCharge]:
+        """The counted runs still waiting for their result, as values."""
+        return [QuotaCharge(key, *run) for key, run in self._by_key.items()]
+
+    def load(self, runs: Iterable[QuotaRun], charges: Iterable[QuotaCharge] = ()) -> None:
+        """Replace every window with `runs`, and the runs awaiting their result with `charges`."""
+        self._runs = {(r.runbook, r.actuator): deque(r.times) for r in runs}
+        self._by_key = {c.key: (c.runbook, c.actuator, c.at) for c in charges}
+
+
+class Guards:
+    """Evaluates guards against the policy and the engine's quota windows, at the engine's clock."""
+
+    def __init__(self, policy: GuardPolicy | None = None) -> None:
+        self.policy = policy or GuardPolicy()
 
     def limits_targets(self, rb: Runbook) -> bool:
         """Whether any max-targets guard applies to `rb` (otherwise no plan is needed up front)."""
@@ -146,7 +181,7 @@ class Guards:
         return trips
 
     def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
-                   event: Event) -> list[Trip]:
+                   event: Event, windows: QuotaWindows, now: float) -> list[Trip]:
         """Guards on one step about to run; hard trips first."""
         trips: list[Trip] = []
         hit = invalid_iam_name(actuator, params) or protected_hit(
@@ -159,7 +194,7 @@ class Guards:
             for q in quotas:
                 if not fnmatchcase(actuator, q.actuator):
                     continue
-                used = self._count(scope, q.actuator, q.window)
+                used = windows.count(scope, q.actuator, q.window, now)
                 if used >= q.max:
                     where = "global" if scope == "*" else f"runbook {rb.id}"
                     trips.append(Trip("quota", f"{where}: {q.actuator} ran {used} time(s) in {q.window:g}s "

@@ -8,7 +8,7 @@ from responder.models.runbook import Protected, Quota
 from responder.normalise import normalise
 from responder.rules.matcher import Match
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.kit import KEY, make_kit
+from tests.kit import DEACTIVATE_STEPS, KEY, make_kit
 
 ECHO = """\
 {guards}
@@ -17,16 +17,6 @@ steps:
     actuator: test.echo
     with: {{target: "${{event.resource.access_key.attributes.user_name}}", message: hi}}
 """
-
-DEACTIVATE_STEPS = """\
-steps:
-  - id: deactivate
-    actuator: aws.iam.deactivate_access_key
-    with:
-      user_name: "${event.resource.access_key.attributes.user_name}"
-      access_key_id: "${event.resource.access_key.id}"
-"""
-
 
 async def test_quota_trip_turns_the_step_into_an_approval_request(tmp_path):
     """The third run inside the window trips the quota: guard.tripped and approval.requested, no call."""
