@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from responder.actuators.base import ActuationContext, AwsCaller
 from responder.actuators.registry import Registry
-from responder.actuators.retry import with_retries
+from responder.actuators.retry import settled_by_verify, with_retries
 from responder.auth import KeyRing
 from responder.engine import decisions
 from responder.engine.approvals import Parked, Publisher, publish_request
@@ -263,7 +263,8 @@ class Engine:
         self.actions += 1
         try:
             result = await asyncio.wait_for(
-                with_retries(lambda: actuator.apply(params, ctx), attempts=step.retries + 1, deadline=step.timeout),
+                with_retries(lambda: actuator.apply(params, ctx), attempts=step.retries + 1, deadline=step.timeout,
+                             settled=settled_by_verify(actuator, params, ctx)),  # a lost reply: verify decides
                 timeout=step.timeout,
             )
             verified = await self._verified(actuator, params, ctx)
