@@ -140,8 +140,12 @@ class Service:
         self.deadlettered: dict[str, int] = {}
 
     def ready_now(self) -> bool:
-        """Whether the service is consuming (what `/readyz` reports)."""
-        return self.ready.is_set() and not self._stop.is_set()
+        """Whether the service is consuming and its timeline takes writes (what `/readyz` reports).
+
+        A full or failing timeline disk stalls the recorder: no step acts without a durable intent and no offset
+        is committed, so the service is unready until the write goes through (tests/faults/test_disk_faults.py).
+        """
+        return self.ready.is_set() and not self._stop.is_set() and self.recorder.stalled is None
 
     def request_stop(self) -> None:
         """Finish the batch in hand, commit it, then stop."""

@@ -84,6 +84,25 @@ def step_results(service: Service, step: str) -> dict[str, dict[str, object]]:
     return {str(b["target"]): b for b in service.engine.done.values() if b.get("step") == step}
 
 
+def marker_service(bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp: Path, bucket: str, *,
+                   retries: int = 6, step_timeout: float = 30.0, **extra: object) -> Service:
+    """The real Service running the fault-marker runbook on `bucket`, its AWS calls going through `aws`."""
+    books = tmp / "runbooks"
+    books.mkdir(parents=True, exist_ok=True)
+    text = RUNBOOK.replace("BUCKET", bucket).replace("RETRIES", str(retries)).replace("TIMEOUT", str(step_timeout))
+    (books / "fault-marker.yaml").write_text(text, encoding="utf-8")
+    registry = Registry()
+    registry.add(PutMarker())
+    settings = make_settings(bootstrap, aws, topics, unique, tmp / "timeline.jsonl", books,
+                             kafka_manual_assignment=True, aws_call_timeout=aws.call_timeout, **extra)
+    return Service(settings, registry=registry)
+
+
+async def publish_findings(bootstrap: str, topic: str, keys: list[str]) -> None:
+    """One GuardDuty finding per key."""
+    await publish(bootstrap, topic, [envelope_bytes(guardduty_finding(k)) for k in keys], key=None)
+
+
 async def cloud_fault_run(bootstrap: str, moto: AwsSandbox, topics: dict[str, str], unique: str, tmp: Path, *,
                           fault: str, arm: Callable[[FaultProxy], None], events: int = 6, retries: int = 6,
                           call_timeout: float = 1.0, step_timeout: float = 30.0, prefix: str = "AKIA",
@@ -92,25 +111,17 @@ async def cloud_fault_run(bootstrap: str, moto: AwsSandbox, topics: dict[str, st
     aws = direct(moto)
     bucket = f"effects-{unique}"
     await aws.call("s3", "create_bucket", Bucket=bucket)
-    books = tmp / "runbooks"
-    books.mkdir(parents=True, exist_ok=True)
-    text = RUNBOOK.replace("BUCKET", bucket).replace("RETRIES", str(retries)).replace("TIMEOUT", str(step_timeout))
-    (books / "fault-marker.yaml").write_text(text, encoding="utf-8")
-    registry = Registry()
-    registry.add(PutMarker())
     proxy = FaultProxy(moto.endpoint_url, matches=markers_only(bucket, prefix))
     proxy.start()
     try:
         behind = AwsSession(endpoint_url=proxy.endpoint_url, credentials=SANDBOX_CREDENTIALS, call_timeout=call_timeout)
-        settings = make_settings(bootstrap, behind, topics, unique, tmp / "timeline.jsonl", books,
-                                 kafka_manual_assignment=True, aws_call_timeout=call_timeout)
-        service = Service(settings, registry=registry)
+        service = marker_service(bootstrap, behind, topics, unique, tmp, bucket, retries=retries,
+                                 step_timeout=step_timeout)
         keys = [fake_key() for _ in range(events)]
         async with running(service):
             arm(proxy)
             started = time.monotonic()
-            await publish(bootstrap, topics["alerts"],
-                          [envelope_bytes(guardduty_finding(k)) for k in keys], key=None)
+            await publish_findings(bootstrap, topics["alerts"], keys)
             await wait_for(lambda: len(step_results(service, "escalate")) >= events, timeout=step_timeout * 4)
             took = time.monotonic() - started
         proxy.clear()
