@@ -56,7 +56,7 @@ async def with_retries(
         return await fn()  # the common case pays nothing for the retry machinery
     except TransientActuationError as exc:
         _log_first(exc)
-    await asyncio.sleep(initial * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+    await asyncio.sleep(initial * (0.5 + random.random()))  # noqa: S311  # nosec B311 # jitter, not crypto
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TransientActuationError),
         stop=stop_after_attempt(attempts - 1) | stop_after_delay(max(0.0, deadline - (time.monotonic() - started))),

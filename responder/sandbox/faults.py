@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
+from responder.errors import SandboxError
+
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"})
 OWN_HEADERS = frozenset({"content-length", "date", "server"})  # the proxy writes its own
 
@@ -120,7 +122,8 @@ class FaultProxy:
     @property
     def endpoint_url(self) -> str:
         """What the service takes as its AWS endpoint."""
-        assert self._server is not None, "the proxy is not started"
+        if self._server is None:
+            raise SandboxError("the fault proxy is not started")
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # --- arming -----------------------------------------------------------------------------------------------
