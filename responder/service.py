@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -19,6 +20,7 @@ from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
 from responder.catalog import load_runbooks
+from responder.clock import SteadyClock
 from responder.engine.executor import Engine
 from responder.engine.guards import GuardPolicy, Guards
 from responder.errors import ConfigError, EventRejected, TimelineError
@@ -53,7 +55,7 @@ def aws_from(settings: Settings) -> AwsSession:
     )
 
 
-def guards_from(settings: Settings) -> Guards:
+def guards_from(settings: Settings, clock: Callable[[], float] = time.time) -> Guards:
     """The global guards configured in settings (a bad quota is a ConfigError at start-up)."""
     try:
         quotas = [Quota.model_validate(q) for q in settings.guard_quotas]
@@ -64,7 +66,7 @@ def guards_from(settings: Settings) -> Guards:
         max_targets=settings.guard_max_targets,
         protected=Protected(ids=settings.protected_ids, tags=settings.protected_tags),
         kill_switch=settings.kill_switch, kill_switch_file=settings.kill_switch_file,
-    ))
+    ), clock=clock)
 
 
 def archiver_from(settings: Settings) -> Archiver | None:
@@ -97,9 +99,11 @@ class Service:
             if settings.timeline_mirror_topic else None
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap)
+        self.clock = SteadyClock()  # windows and deadlines ignore wall-clock steps while running (responder/clock.py)
         self.engine = Engine(
-            self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
-            guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
+            self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run, clock=self.clock,
+            guards=guards_from(settings, self.clock), publisher=self.publisher,
+            requests_topic=settings.approval_requests_topic,
             approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}),
             extras={"publisher": self.publisher, "webhook_keys": settings.notify_secrets(),
                     CONFIG_EXTRA: config_from(settings)},
