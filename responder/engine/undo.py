@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from responder.actuators.base import ActuationContext, ActuationResult, AwsCaller
 from responder.actuators.registry import Registry
-from responder.actuators.retry import with_retries
+from responder.actuators.retry import settled_by_verify, with_retries
 from responder.errors import ActuationError, ConfigError, PermanentActuationError
 from responder.models.plan import idempotency_key
 from responder.models.timeline import EntryKind, TimelineEntry
@@ -112,7 +112,8 @@ class Undoer:
         await self.recorder.flush()
         try:
             done = await with_retries(lambda: reverse.apply(rparams, ctx), attempts=self.attempts,
-                                      deadline=self.deadline)
+                                      deadline=self.deadline,
+                                      settled=settled_by_verify(reverse, rparams, ctx))  # a lost reply: verify decides
             verified = bool(await reverse.verify(rparams, ctx))
         except (ActuationError, TimeoutError) as exc:
             out = {**head, "reverse": reverse.name, "status": "failed", "error": str(exc) or "timed out",
