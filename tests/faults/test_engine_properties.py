@@ -152,7 +152,7 @@ class EngineMachine(RuleBasedStateMachine):
         incidents = sorted({e.incident for e in self._entries() if e.kind == EntryKind.STEP_RESULT and e.incident})
         incident = data.draw(st.sampled_from(incidents))
         if self.ledger.armed and self.ledger.armed.startswith("crash"):
-            self.ledger.armed = None  # a crash inside undo is a known gap: test_undo_after_a_crash_mid_undo_applies_once
+            self.ledger.armed = None  # a crash inside undo: known gap, test_undo_after_a_crash_mid_undo_applies_once
         undoer = Undoer(self.engine.recorder, self.registry, None)  # type: ignore[arg-type]
         outcomes: list[dict[str, object]] = []
 
