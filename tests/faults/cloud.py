@@ -81,7 +81,7 @@ def markers_only(bucket: str, prefix: str = "") -> Callable[[Call], bool]:
 
 def step_results(service: Service, step: str) -> dict[str, dict[str, object]]:
     """{target: result body} of one step, from the engine's finished steps."""
-    return {str(b["target"]): b for b in service.engine.done.values() if b.get("step") == step}
+    return {str(r.target): r.body() for r in service.engine.state.results() if r.step == step}
 
 
 def marker_service(bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp: Path, bucket: str, *,

@@ -99,7 +99,7 @@ async def test_a_decision_that_expired_stays_expired_after_a_backward_jump(tmp_p
 
     kit, host = _kit(tmp_path, {"rb": WIPE})
     await kit.send()
-    incident = next(iter(kit.engine.incidents.by_id))
+    incident = next(iter(kit.engine.state.incidents.by_id))
     stale = decision(kit, incident, "wipe", ttl=60)
     host.elapse(120)
     host.jump(-HOUR)
@@ -107,11 +107,11 @@ async def test_a_decision_that_expired_stays_expired_after_a_backward_jump(tmp_p
     assert kit.wipe.applied == []
 
 
-async def test_the_service_runs_its_engine_and_guards_on_one_steady_clock(tmp_path):
-    """Service wires SteadyClock into the engine and its guards (so every window above is on it)."""
+async def test_the_service_runs_its_engine_on_one_steady_clock(tmp_path):
+    """Service wires SteadyClock into the engine and the recorder by default (so every window above is on it)."""
     service = Service(Settings(kafka_bootstrap="127.0.0.1:9", timeline_path=tmp_path / "t.jsonl"))
     assert isinstance(service.engine.clock, SteadyClock)
-    assert service.engine.guards.clock is service.engine.clock
+    assert service.recorder.clock is service.engine.clock
     now = datetime.now(UTC).timestamp()
     assert abs(service.engine.clock() - now) < 5
     assert datetime.fromtimestamp(service.engine.clock(), UTC) < datetime.now(UTC) + timedelta(seconds=5)

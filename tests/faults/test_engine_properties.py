@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     def _start(self) -> None:
         self.engine = Engine(Recorder(self.store), self.registry, None,  # type: ignore[arg-type]  # no AWS
-                             guards=Guards(clock=self.clock), publisher=MemoryPublisher(),
+                             guards=Guards(), publisher=MemoryPublisher(),
                              approval_keys=KeyRing({"k1": SECRET}), clock=self.clock)
         self.engine.recover()
         self.pipeline = Pipeline(load_runbooks(self.dir, self.registry), self.engine)
@@ -126,11 +127,12 @@ class EngineMachine(RuleBasedStateMachine):
     async def _raise_crash(self) -> None:
         raise Crash("between records")
 
-    @precondition(lambda self: bool(self.engine.parked))
+    @precondition(lambda self: bool(self.engine.state.parked_steps()))
     @rule(data=st.data(), verdict=st.sampled_from(["approve", "deny"]))
     def decide(self, data: st.DataObject, verdict: str) -> None:
         """A human decides a parked step (signed)."""
-        incident, step = data.draw(st.sampled_from(sorted(self.engine.parked)))
+        parked = sorted((p.incident, p.step) for p in self.engine.state.parked_steps())
+        incident, step = data.draw(st.sampled_from(parked))
         kit = Kit.__new__(Kit)
         kit.pipeline, kit.clock = self.pipeline, self.clock  # type: ignore[assignment]
         if self.ledger.armed and self.ledger.armed.startswith("crash"):
@@ -145,14 +147,12 @@ class EngineMachine(RuleBasedStateMachine):
         self.clock.now += 601
         self._run(self.engine.expire())
 
-    @precondition(lambda self: any(b.get("status") == "ok" for b in self.engine.done.values()))
+    @precondition(lambda self: any(r.ok for r in self.engine.state.results()))
     @rule(data=st.data())
     def undo(self, data: st.DataObject) -> None:
         """An operator undoes an incident: each undone step's target gets its recorded before-state back."""
         incidents = sorted({e.incident for e in self._entries() if e.kind == EntryKind.STEP_RESULT and e.incident})
         incident = data.draw(st.sampled_from(incidents))
-        if self.ledger.armed and self.ledger.armed.startswith("crash"):
-            self.ledger.armed = None  # a crash inside undo: known gap, test_undo_after_a_crash_mid_undo_applies_once
         undoer = Undoer(self.engine.recorder, self.registry, None)  # type: ignore[arg-type]
         outcomes: list[dict[str, object]] = []
 
@@ -168,8 +168,15 @@ class EngineMachine(RuleBasedStateMachine):
 
     @invariant()
     def at_most_one_effect_per_key(self) -> None:
-        """No idempotency key ever reached the cloud twice."""
-        twice = {k: n for k, n in self.ledger.effects.items() if n > 1}
+        """No idempotency key reached the cloud more often than the timeline has durable intents for it.
+
+        A key gets a second intent only on purpose: a new, distinct alert found a succeeded step's state drifted
+        (undo, or a human) and re-applied it (issue 12 hole 15). Retries, lost replies, crashes and redeliveries
+        must never add an effect under the same intent.
+        """
+        intents = Counter(str(e.body["key"]) for e in self._entries()
+                          if e.kind in (EntryKind.STEP_INTENT, "undo.intent"))
+        twice = {k: n for k, n in self.ledger.effects.items() if n > max(1, intents[k])}
         assert not twice, twice
 
     def teardown(self) -> None:
@@ -200,13 +207,11 @@ LongEngineMachine.TestCase.settings = settings(max_examples=400, stateful_step_c
 test_engine_state_machine_long = pytest.mark.soak(LongEngineMachine.TestCase)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: Undoer does not resume an undo.intent left by a crash with verify() "
-                                       "before applying the reverse again (engine/undo.py; found by the machine above)")
 def test_undo_after_a_crash_mid_undo_applies_once():
     """An undo killed after its reverse applied, then run again, does not apply the reverse a second time."""
     m = EngineMachine()
     m.deliver(KEYS[0], 0)
-    incident = next(iter(m.engine.incidents.by_id))
+    incident = next(iter(m.engine.state.incidents.by_id))
     m.ledger.armed = "crash:after"
     undoer = Undoer(m.engine.recorder, m.registry, None)  # type: ignore[arg-type]
     m._run(undoer.undo(incident))
@@ -222,7 +227,7 @@ def test_crash_after_an_approved_step_applied_leaves_no_open_intent():
     m = EngineMachine()
     m.deliver(KEYS[0], 0)
     m.commit()
-    [(incident, step)] = list(m.engine.parked)
+    [(incident, step)] = [(p.incident, p.step) for p in m.engine.state.parked_steps()]
     kit = Kit.__new__(Kit)
     kit.pipeline, kit.clock = m.pipeline, m.clock  # type: ignore[assignment]
     signed = decision(kit, incident, step, "approve", ttl=10**6)

@@ -11,6 +11,7 @@ import botocore.config
 import botocore.exceptions
 
 from responder.errors import PermanentActuationError, TransientActuationError
+from responder.settings import Settings
 
 TRANSIENT_CODES = frozenset(
     {
@@ -95,6 +96,12 @@ class AwsSession:
             read_timeout=max(5, int(call_timeout)),
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AwsSession:
+        """The session the actuators use, from settings (region, endpoint, call timeout, credentials)."""
+        return cls(region=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
+                   call_timeout=settings.aws_call_timeout, credentials=settings.aws_credentials())
+
     def client(self, service: str) -> Any:
         """The cached boto3 client for `service`."""
         with self._lock:
@@ -116,7 +123,7 @@ class AwsSession:
         except TimeoutError:
             await self._landed(attempt)
             raise TransientActuationError("call timed out", code="Timeout") from None
-        except Exception as exc:
+        except Exception as exc:  # classify maps botocore errors; anything it does not know is re-raised as is
             mapped = classify(exc)
             if mapped is exc:
                 raise
@@ -131,7 +138,7 @@ class AwsSession:
         """
         try:
             await asyncio.wait_for(asyncio.shield(attempt), self._io_timeout + 1.0)
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever it ended with, the caller reports the timeout
             attempt.add_done_callback(_consume)
 
 
