@@ -3,8 +3,8 @@
 Faults are armed on the proxy and hit only the calls `matches` selects (default: every call):
 
 * `throttle(seconds, ratio)`: that share of calls gets the service's own throttling error (S3 `SlowDown` 503,
-  query/EC2 `Throttling`/`RequestLimitExceeded` 400, JSON `ThrottlingException` 400); deterministic, every
-  1/ratio-th call passes.
+  query `Throttling` 400, EC2 `RequestLimitExceeded` 503, JSON `ThrottlingException` 400); deterministic: at
+  ratio 0.5 every second call passes, at 1.0 none does.
 * `errors(n, status)`: the next `n` calls get an `InternalError` 5xx and never reach moto.
 * `latency(seconds, n)`: the next `n` calls wait, then reach moto (a slow API that still applies the call).
 * `resets(n)`: the next `n` connections are reset (RST) before the call reaches moto.
@@ -131,7 +131,7 @@ class FaultProxy:
         """Throttle `ratio` of the matching calls for `seconds`."""
         with self._lock:
             self._throttle_until = time.monotonic() + seconds
-            self._throttle_every = max(1, round(1 / ratio))
+            self._throttle_every = 0 if ratio >= 1 else max(1, round(1 / (1 - ratio)))  # every n-th call passes
             self._throttle_seen = 0
 
     def errors(self, n: int, status: int = 500) -> None:
@@ -172,7 +172,7 @@ class FaultProxy:
         with self._lock:
             if time.monotonic() < self._throttle_until:
                 self._throttle_seen += 1
-                if self._throttle_seen % self._throttle_every:
+                if not self._throttle_every or self._throttle_seen % self._throttle_every:
                     self.injected["throttle"] += 1
                     return "throttle"
             for kind in ("deny", "5xx", "reset", "drop", "latency"):
