@@ -35,7 +35,7 @@ bench: $(STAMP)
 # The long fault forms; the fault table is printed and written to $(FAULT_REPORT).
 FAULT_REPORT ?= .responder/fault-report.md
 soak: $(STAMP)
-	RESPONDER_FAULT_REPORT=$(FAULT_REPORT) $(BIN)/python -m pytest -m soak tests/faults $(PYTEST_ARGS)
+	RESPONDER_FAULT_REPORT=$(FAULT_REPORT) $(BIN)/python -m pytest -m soak $(PYTEST_ARGS)
 	@cat $(FAULT_REPORT)
 
 # Known vulnerabilities in the installed dependencies. Needs the PyPI/OSV advisory service, which this CI
