@@ -78,9 +78,10 @@ async def with_retries(
 def settled_by_verify(actuator: Any, params: Any, ctx: Any) -> Callable[[], Awaitable[ActuationResult | None]]:
     """A `settled` check for `with_retries`: when `verify()` says the desired state holds, the lost attempt applied.
 
-    The result says `changed` (an earlier attempt made the change) with no outputs: the reply that carried them
-    was lost. A transient error while verifying is raised, so it costs an attempt and never leads to a second
-    apply; only a definite "not there" (or a permanent error reading it) lets the retry apply again.
+    The result says `changed` (an earlier attempt made the change), with the after-state read back by
+    `observe()` and no outputs: the reply that carried them was lost. A transient error while verifying is
+    raised, so it costs an attempt and never leads to a second apply; only a definite "not there" (or a
+    permanent error reading it) lets the retry apply again.
     """
 
     async def check() -> ActuationResult | None:
@@ -90,6 +91,12 @@ def settled_by_verify(actuator: Any, params: Any, ctx: Any) -> Callable[[], Awai
             raise TransientActuationError("verify timed out", code="Timeout") from exc
         except PermanentActuationError:
             return None
-        return ActuationResult(changed=True, target=actuator.target(params)) if ok else None
+        if not ok:
+            return None
+        try:  # the after-state the lost reply carried, read back, so undo's compare-and-set has it
+            after = await actuator.observe(params, ctx) if hasattr(actuator, "observe") else None
+        except (TransientActuationError, PermanentActuationError, TimeoutError):
+            after = None
+        return ActuationResult(changed=True, target=actuator.target(params), after=after or {})
 
     return check
