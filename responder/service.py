@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -53,7 +54,7 @@ def aws_from(settings: Settings) -> AwsSession:
     )
 
 
-def guards_from(settings: Settings) -> Guards:
+def guards_from(settings: Settings, clock: Callable[[], float] = time.time) -> Guards:
     """The global guards configured in settings (a bad quota is a ConfigError at start-up)."""
     try:
         quotas = [Quota.model_validate(q) for q in settings.guard_quotas]
@@ -64,7 +65,7 @@ def guards_from(settings: Settings) -> Guards:
         max_targets=settings.guard_max_targets,
         protected=Protected(ids=settings.protected_ids, tags=settings.protected_tags),
         kill_switch=settings.kill_switch, kill_switch_file=settings.kill_switch_file,
-    ))
+    ), clock=clock)
 
 
 def archiver_from(settings: Settings) -> Archiver | None:
@@ -87,11 +88,13 @@ class Service:
         registry: Registry = default_registry,
         aws: AwsCaller | None = None,
         runbooks: Sequence[Runbook] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not settings.kafka_bootstrap:
             raise ConfigError(NO_KAFKA)
         self.settings = settings
         self.recorder = Recorder.from_settings(settings)
+        self.recorder.clock = clock  # one clock for entry times, windows, guards and approval deadlines (tabletop)
         self.archiver = archiver_from(settings)
         self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic) \
             if settings.timeline_mirror_topic else None
@@ -99,7 +102,8 @@ class Service:
         self.publisher = KafkaPublisher(settings.kafka_bootstrap)
         self.engine = Engine(
             self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
-            guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
+            guards=guards_from(settings, clock), clock=clock, publisher=self.publisher,
+            requests_topic=settings.approval_requests_topic,
             approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}),
             extras={"publisher": self.publisher, "webhook_keys": settings.notify_secrets(),
                     CONFIG_EXTRA: config_from(settings)},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from responder.cli import actuation, approvals, events, models, runbooks, service, timeline
+from responder.cli import actuation, approvals, events, models, runbooks, service, tabletop, timeline
 
 app = typer.Typer(
     name="responder",
@@ -21,3 +21,4 @@ app.add_typer(timeline.app, name="timeline")
 events.register(app)
 actuation.register(app)
 app.add_typer(models.app, name="models")
+app.add_typer(tabletop.app, name="tabletop")

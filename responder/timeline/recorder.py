@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -68,6 +68,7 @@ class Recorder:
         self._checkpoint_clock = time.monotonic()
         self._flushing: asyncio.Task[None] | None = None
         self.syncs = 0
+        self.clock: Callable[[], float] = time.time  # entry times; a tabletop injects its virtual clock
         self._resume()
 
     @classmethod
@@ -113,7 +114,7 @@ class Recorder:
         return entry
 
     def _seal(self, kind: str, body: Mapping[str, Any], incident: str | None) -> TimelineEntry:
-        at = datetime.now(UTC).isoformat(timespec="microseconds")
+        at = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="microseconds")
         body = dict(body)
         digest = entry_hash(self._head, self._next_seq, self.writer, at, kind, incident, canonical_json(body))
         doc = {"seq": self._next_seq, "writer": self.writer, "at": at, "kind": str(kind), "incident": incident,

@@ -1,0 +1,62 @@
+"""Run a set of playbooks on one sandbox (broker + moto started once, moto reset per scenario)."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from responder.actuators.registry import registry
+from responder.catalog import load_runbooks
+from responder.sandbox import Sandbox
+from responder.tabletop.grading import Card
+from responder.tabletop.models import Playbook
+from responder.tabletop.runner import Scenario
+from responder.tabletop.scorecard import build, sign_and_append
+from responder.timeline.checkpoint import Checker, Signer, generate_keypair
+
+
+class SuiteResult(BaseModel):
+    """Every scenario's card, the key that signed them, and the wall time."""
+
+    cards: list[Card]
+    key_id: str
+    public_key: str
+    wall_seconds: float
+
+    @property
+    def failed(self) -> bool:
+        """Whether any must_pass expectation failed or a scenario did not finish."""
+        return any(c.status == "FAIL" for c in self.cards)
+
+
+async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Path, work: Path | None = None,
+                    progress: Callable[[str, str], None] | None = None) -> SuiteResult:
+    """Start the sandbox, run each playbook in order, grade, sign; the sandbox is always torn down."""
+    started = time.monotonic()
+    books = load_runbooks(runbooks_dir, registry)
+    private, public = generate_keypair()
+    signer, checker = Signer.from_text(private), Checker.from_text(public)
+    sandbox = Sandbox(topics=("responder.notifications",), partitions=1)
+    await asyncio.to_thread(sandbox.start)
+    cards: list[Card] = []
+    root = Path(tempfile.mkdtemp(prefix="tabletop-")) if work is None else work
+    try:
+        for path, pb in playbooks:
+            say = (lambda msg, _id=pb.id: progress(_id, msg)) if progress else None
+            scenario = Scenario(pb, path, sandbox, books, runbooks_dir, root / pb.id, private, say)
+            (root / pb.id).mkdir(parents=True, exist_ok=True)
+            run = await scenario.run()
+            card = await build(run, checker)
+            sign_and_append(card, run, signer, scenario.clock())
+            cards.append(card)
+            if progress:
+                progress(pb.id, f"{card.status} {card.score:.0%}")
+    finally:
+        await asyncio.to_thread(sandbox.stop)
+    return SuiteResult(cards=cards, key_id=signer.key_id, public_key=public,
+                       wall_seconds=round(time.monotonic() - started, 3))
