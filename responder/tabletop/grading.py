@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from responder.errors import ChainBroken
+from responder.errors import ActuationError, ChainBroken
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.tabletop.models import Expectation, ExpectKind
 from responder.tabletop.runner import Run
@@ -108,7 +108,10 @@ async def grade(exp: Expectation, run: Run, checker: Checker) -> Grade:
         if run.aws is None:
             g.instead = "the sandbox was not reachable"
             return g
-        ok, seen = await check_state(run.aws, run.bindings, exp)
+        try:
+            ok, seen = await check_state(run.aws, run.bindings, exp)
+        except (ActuationError, KeyError) as exc:
+            ok, seen = False, f"could not read the sandbox: {exc}"
         g.status, g.evidence, g.instead = ("PASS", [seen], "") if ok else ("FAIL", [], seen)
         return g
     if exp.kind == ExpectKind.TIMELINE_VERIFIES:

@@ -86,6 +86,8 @@ def inject_records(inject: Inject, base: Path, bindings: Bindings, now: float, t
         doc = copy.deepcopy(template)
         for path, value in inject.overrides.items():
             set_path(doc, path, resolve(value, bindings, now + delay))
+        for path, values in inject.vary.items():
+            set_path(doc, path, resolve(values[n % len(values)], bindings, now + delay))
         for path in inject.unique:
             set_path(doc, path, f"{get_path(doc, path)}-{n}")
         raw = orjson.dumps(doc)

@@ -49,11 +49,11 @@ def reference_problems(pb: Playbook, base: Path, registry: Registry,
         if inject.after is not None and inject.after not in injects[:n]:
             yield (f"after: {inject.after!r} is not an earlier inject; choose from {injects[:n]}",
                    ("injects", n, "after"))
-        for path, value in inject.overrides.items():
+        for path, value in [*inject.overrides.items(), *inject.vary.items()]:
             for ref in _refs(value):
                 problem = _ref_problem(ref, names)
                 if problem:
-                    yield problem, ("injects", n, "overrides", path)
+                    yield problem, ("injects", n, "overrides" if path in inject.overrides else "vary", path)
     if len(set(injects)) != len(injects):
         yield "inject ids must be unique", ("injects",)
     for n, decision in enumerate(pb.decisions):

@@ -186,6 +186,8 @@ class Inject(_Strict):
     repeat: int = Field(default=1, ge=1, le=1000, description="distinct copies (each gets its own event id)")
     every: Duration = Field(default=0, description="virtual spacing between repeats")
     unique: list[str] = Field(default_factory=list, description="dotted paths made unique per repeat")
+    vary: dict[str, list[JsonValue]] = Field(default_factory=dict,
+                                             description="dotted path → values; repeat n takes value n mod len")
     duplicate: bool = Field(default=False, description="deliver each record twice (at-least-once redelivery)")
     reverse: bool = Field(default=False, description="deliver the repeats newest first (out of order)")
 
@@ -204,6 +206,7 @@ class Decision(_Strict):
 
     at: Duration
     step: str
+    target: str | None = Field(default=None, description="world name (or id) of the parked step's target")
     decision: Literal["approve", "deny"]
     by: str = "tabletop-approver"
     key: str = "tabletop"

@@ -180,8 +180,9 @@ class Scenario:
 
     def _decide_factory(self, decision: Any) -> Callable[[], Awaitable[None]]:
         async def decide() -> None:
+            target = self.run_state.bindings.id_of(decision.target) if decision.target else None
             found = [e for e in self.service.recorder.entries() if e.kind == EntryKind.APPROVAL_REQUESTED
-                     and e.body.get("step") == decision.step]
+                     and e.body.get("step") == decision.step and (target is None or target in str(e.body["target"]))]
             if not found:
                 self.progress(f"decision for {decision.step}: no approval request on the timeline yet")
                 return

@@ -14,6 +14,7 @@ from responder.tabletop.models import Model, Role, VersionState, World
 
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+LAMBDA_TRUST = EC2_TRUST.replace("ec2.amazonaws.com", "lambda.amazonaws.com")
 AMI = "ami-12c6146b"  # bundled with moto
 
 
@@ -122,9 +123,10 @@ async def _seed_ml(aws: AwsSession, world: World, b: Bindings) -> None:
         got = await aws.call("apigateway", "create_api_key", name=key.name, enabled=True)
         b.add("api_keys", Bound(got["id"], key.name))
     for fn in world.functions:
+        role = await aws.call("iam", "create_role", RoleName=f"{fn.name}-exec", AssumeRolePolicyDocument=LAMBDA_TRUST)
         got = await aws.call("lambda", "create_function", FunctionName=fn.name, Runtime="python3.12",
-                             Role="arn:aws:iam::123456789012:role/lambda", Handler="app.handler",
-                             Code={"ZipFile": _zip()})
+                             Role=role["Role"]["Arn"], Handler="app.handler", Code={"ZipFile": _zip()})
+        await aws.call("lambda", "put_function_concurrency", FunctionName=fn.name, ReservedConcurrentExecutions=5)
         b.add("functions", Bound(fn.name, fn.name, got["FunctionArn"]))
 
 
