@@ -19,7 +19,8 @@ from typing import Any
 
 import structlog
 
-from responder.ingest.kafka import ensure_topics, publish
+from responder.ingest.approvals import KafkaPublisher
+from responder.ingest.kafka import ensure_topics
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
@@ -94,6 +95,7 @@ class Scenario:
                        ("alerts", "drift", "deadletter", "approvals", "requests")}
         self.clock = VirtualClock(float(int(time.time())))
         self.delivered = 0
+        self.decided = False  # a decision was sent since the last settle
         self.base = 0  # records handled by services that are gone
 
     def settings(self) -> Settings:
@@ -172,8 +174,7 @@ class Scenario:
 
     def _deliver_factory(self, record: Record) -> Callable[[], Awaitable[None]]:
         async def deliver() -> None:
-            await publish(self.sandbox.broker.bootstrap, record.topic, [record.value], key=record.key,
-                          headers=record.headers)
+            await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
             if record.topic in (self.topics["alerts"], self.topics["drift"]):
                 self.delivered += 1
         return deliver
@@ -189,13 +190,15 @@ class Scenario:
             request = found[-1]
             record = decision_record(decision, self.pb, str(request.incident), str(request.body["digest"]),
                                      self.clock(), self.topics["approvals"])
-            await publish(self.sandbox.broker.bootstrap, record.topic, [record.value], key=record.key,
-                          headers=record.headers)
+            await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
+            self.decided = True
         return decide
 
     async def _drive(self, aws: FaultyAws) -> None:
         schedule = self._schedule()
         settings = self.settings()
+        self.producer = KafkaPublisher(self.sandbox.broker.bootstrap)
+        await self.producer.start()
         self._start_service(settings, aws)
         try:
             await asyncio.wait_for(self.service.ready.wait(), 30)
@@ -207,6 +210,7 @@ class Scenario:
                 await self._settle(settings, aws)
         finally:
             await self._stop_service()
+            await self.producer.stop()
 
     def _start_service(self, settings: Settings, aws: FaultyAws) -> None:
         self.service = Service(settings, aws=aws, runbooks=self.runbooks, clock=self.clock)
@@ -238,6 +242,8 @@ class Scenario:
         """Wait (on the consumers, not on time) until everything delivered so far has been handled."""
         reached_at: int | None = None
         approvals_from = self.tracked.approval_polls
+        due = any(p.deadline <= self.clock() for p in self.service.engine.parked.values())
+        rounds, self.decided = (2 if self.decided or due else 0), False
         while True:
             if any(k.reached.is_set() and not k.handled for k in aws.kills):
                 for k in aws.kills:
@@ -249,7 +255,7 @@ class Scenario:
             t = self.tracked
             if reached_at is None and self.base + t.polled >= self.delivered:
                 reached_at = t.alert_polls
-            if reached_at is not None and t.alert_polls > reached_at and t.approval_polls >= approvals_from + 2:
+            if reached_at is not None and t.alert_polls > reached_at and t.approval_polls >= approvals_from + rounds:
                 return
             await asyncio.sleep(0.005)
 
