@@ -89,9 +89,12 @@ class FaultyAws(AwsSession):
             if kill.operation == op and not kill.fired:
                 kill.hit()
         for fault in self.errors:
-            if fault.operation == op and fault.service == service and fault.start <= self.clock.offset < fault.end:
+            spent = sum(1 for i in self.injected if i["fault"] == id(fault))
+            if fault.operation == op and fault.service == service and fault.start <= self.clock.offset < fault.end \
+                    and (fault.times is None or spent < fault.times):
                 status, code = (400, "Throttling") if fault.error == "throttle" else (503, "ServiceUnavailable")
-                self.injected.append({"at": self.clock.offset, "service": service, "operation": op, "code": code})
+                self.injected.append({"at": self.clock.offset, "service": service, "operation": op, "code": code,
+                                      "fault": id(fault)})
                 return _Response(status), {"Error": {"Code": code, "Message": "tabletop fault"},
                                            "ResponseMetadata": {"HTTPStatusCode": status}}
         return None

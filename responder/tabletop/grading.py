@@ -75,8 +75,17 @@ def cite(entry: TimelineEntry, start: float) -> str:
 
 
 def _params(run: Run) -> dict[str, dict[str, Any]]:
-    return {str(e.body["key"]): p for e in run.entries
-            if e.kind == EntryKind.STEP_INTENT and "key" in e.body and isinstance(p := e.body.get("params"), dict)}
+    """Step parameters by step key (from intents) and by (incident, step, target) (from approval requests)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in run.entries:
+        params = e.body.get("params")
+        if not isinstance(params, dict):
+            continue
+        if e.kind == EntryKind.STEP_INTENT and "key" in e.body:
+            out[str(e.body["key"])] = params
+        elif e.kind == EntryKind.APPROVAL_REQUESTED:
+            out[f"{e.incident}/{e.body.get('step')}/{e.body.get('target')}"] = params
+    return out
 
 
 def _step_matches(exp: Expectation, e: TimelineEntry, params: dict[str, dict[str, Any]], run: Run) -> bool:
@@ -86,7 +95,7 @@ def _step_matches(exp: Expectation, e: TimelineEntry, params: dict[str, dict[str
     if exp.runbook and not any(m.incident == e.incident and str(m.body.get("runbook", "")).startswith(f"{exp.runbook}@")
                                for m in run.entries if m.kind == EntryKind.INCIDENT_OPENED):
         return False
-    got = params.get(str(b.get("key")), {})
+    got = params.get(str(b.get("key"))) or params.get(f"{e.incident}/{b.get('step')}/{b.get('target')}", {})
     wanted = {k: run.bindings.id_of(v) if isinstance(v, str) else v for k, v in exp.params.items()}
     return all(got.get(k) == v for k, v in wanted.items())
 

@@ -221,6 +221,7 @@ class AwsFault(_Strict):
     error: Literal["throttle", "5xx"] = "throttle"
     start: Duration = 0
     end: Duration = 3600
+    times: int | None = Field(default=None, ge=1, description="fail only the first N calls in the span")
 
 
 class KillFault(_Strict):
