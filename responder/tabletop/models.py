@@ -140,7 +140,8 @@ class World(_Strict):
         """Every referable name by kind (`keys` are the users' access-key names)."""
         return {
             "users": {u.name for u in self.users}, "keys": {k for u in self.users for k in u.keys},
-            "roles": {r.name for r in self.roles} | {i for e in self.endpoints for i in e.invokers}, "instances": {i.name for i in self.instances},
+            "roles": {r.name for r in self.roles} | {i for e in self.endpoints for i in e.invokers},
+            "instances": {i.name for i in self.instances},
             "security_groups": {g for i in self.instances for g in i.security_groups} | {"quarantine"},
             "endpoints": {e.name for e in self.endpoints}, "api_keys": {a.name for a in self.api_keys},
             "functions": {f.name for f in self.functions}, "secrets": {s.name for s in self.secrets},

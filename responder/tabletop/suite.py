@@ -46,10 +46,11 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
     cards: list[Card] = []
     root = Path(tempfile.mkdtemp(prefix="tabletop-")) if work is None else work
     try:
-        for path, pb in playbooks:
+        for n, (path, pb) in enumerate(playbooks, 1):
             say = (lambda msg, _id=pb.id: progress(_id, msg)) if progress else None
-            scenario = Scenario(pb, path, sandbox, books, runbooks_dir, root / pb.id, private, say)
-            (root / pb.id).mkdir(parents=True, exist_ok=True)
+            work_dir = root / f"{n:02d}-{pb.id}"
+            work_dir.mkdir(parents=True)
+            scenario = Scenario(pb, path, sandbox, books, runbooks_dir, work_dir, private, say)
             run = await scenario.run()
             card = await build(run, checker)
             sign_and_append(card, run, signer, scenario.clock())

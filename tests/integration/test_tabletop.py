@@ -46,7 +46,8 @@ def test_shipped_playbooks_pass_and_reports_are_written(tmp_path):
     timeline = Path(cards["leaked-access-key"]["timeline"])
     entries = list(parse_lines(timeline.read_bytes().splitlines()))
     [scorecard] = [e for e in entries if e.kind == EntryKind.TABLETOP_SCORECARD]
-    assert scorecard.body["status"] == "PASS" and scorecard.body["key_id"] == out["key_id"]
+    assert scorecard.body["status"] == "PASS"
+    assert scorecard.body["key_id"] == out["key_id"]
     assert verify_lines(timeline.read_bytes().splitlines(), Checker.from_text(out["public_key"])).checkpoints >= 1
 
 
@@ -86,6 +87,8 @@ def test_hung_and_failing_scenarios_fail_the_run(tmp_path):
     code, out = _run(str(tmp_path))
     assert code == 1
     cards = {c["playbook"]: c for c in out["cards"]}
-    assert cards["hangs"]["status"] == "FAIL" and "deadline" in cards["hangs"]["error"]
+    assert cards["hangs"]["status"] == "FAIL"
+    assert "deadline" in cards["hangs"]["error"]
     [grade] = cards["fails"]["grades"]
-    assert grade["status"] == "FAIL" and grade["instead"] == "key k is Active"
+    assert grade["status"] == "FAIL"
+    assert grade["instead"] == "key k is Active"

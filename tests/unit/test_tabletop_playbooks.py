@@ -72,10 +72,12 @@ def test_good_playbook_validates(tmp_path):
 
 def test_unknown_key_is_reported_at_its_line(tmp_path):
     """An unknown key fails with file:line:col and exit code 3."""
-    path = _write(tmp_path, GOOD.format(id="pb").replace("    resource: main\n", "    resource: main\n    colour: red\n"))
+    text = GOOD.format(id="pb").replace("    resource: main\n", "    resource: main\n    colour: red\n")
+    path = _write(tmp_path, text)
     code, out = _validate(str(path))
     assert code == 3
-    assert f"{path}:18:13" in out and "colour" in out
+    assert f"{path}:18:13" in out
+    assert "colour" in out
 
 
 def test_missing_event_file_and_unknown_names(tmp_path):
@@ -85,16 +87,21 @@ def test_missing_event_file_and_unknown_names(tmp_path):
     path = _write(tmp_path, text)
     code, out = _validate(str(path))
     assert code == 3
-    assert f"{path}:10:12" in out and "missing.json" in out
-    assert f"{path}:17:15" in out and "no keys named 'other'" in out
-    assert f"{path}:20:15" in out and "unknown actuator 'aws.iam.explode'" in out
+    assert f"{path}:10:12" in out
+    assert "missing.json" in out
+    assert f"{path}:17:15" in out
+    assert "no keys named 'other'" in out
+    assert f"{path}:20:15" in out
+    assert "unknown actuator 'aws.iam.explode'" in out
 
 
 def test_unknown_world_reference_in_override(tmp_path):
     """An override naming a world resource that does not exist is an error at the override."""
     path = _write(tmp_path, GOOD.format(id="pb").replace("world.keys.main", "world.keys.spare"))
     code, out = _validate(str(path))
-    assert code == 3 and f"{path}:12:19" in out and "no keys named 'spare'" in out
+    assert code == 3
+    assert f"{path}:12:19" in out
+    assert "no keys named 'spare'" in out
 
 
 def test_inject_binds_ids_signs_repeats_and_duplicates(tmp_path):
