@@ -98,3 +98,52 @@ def run(
         reports.print_scorecard(result, console, regressions)
     if result.failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def register(root: typer.Typer) -> None:
+    """Add `tabletop` and `replay` to the root app."""
+    root.add_typer(app, name="tabletop")
+    root.command("replay")(replay)
+
+
+def replay(
+    events: Annotated[Path, typer.Argument(help="a JSON record, or JSON Lines (an alert export, the dead-letter topic)",
+                                           exists=True, dir_okay=False)],
+    runbooks: RunbooksOpt = Path("runbooks"),
+    baseline_runbooks: Annotated[Path | None, typer.Option(
+        "--baseline-runbooks", help="runbooks to compare with: print new, removed and changed actions")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Back-test recorded events against runbooks in dry-run: incidents that would open, steps that would run."""
+    from responder import log
+    from responder.catalog import load_runbooks
+    from responder.cli.events import _record_values
+    from responder.tabletop.replay import backtest, difference
+
+    log.configure("json", "critical")
+    values = _record_values(events, split_lines=False)
+    try:
+        result = asyncio.run(backtest(values, load_runbooks(runbooks, registry), registry))
+        base = asyncio.run(backtest(values, load_runbooks(baseline_runbooks, registry), registry)) \
+            if baseline_runbooks else None
+    except ConfigError as exc:
+        err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
+        raise typer.Exit(EXIT_CONFIG) from exc
+    diff = difference(result, base) if base is not None else None
+    if json:
+        emit_json({**result.model_dump(mode="json"), **({"difference": diff} if diff is not None else {})})
+        return
+    console.print(f"{result.records} record(s): {len(result.incidents)} incident(s) would open, "
+                  f"{len(result.planned)} step(s) would run; rejected {result.rejected or 'none'}", highlight=False)
+    for p in result.planned:
+        gate = f"  [yellow](approval: {'; '.join(p.would_require_approval)})[/yellow]" if p.would_require_approval \
+            else ""
+        console.print(f"  record {p.record} {p.runbook} {p.step}: {p.actuator} on {p.target}{gate}", highlight=False)
+    if diff is not None:
+        for kind in ("new", "removed", "changed"):
+            for item in diff[kind]:
+                a = item.get("action", item)
+                console.print(f"  {kind}: record {a['record']} {a['runbook']} {a['step']} {a['actuator']} "
+                              f"on {a['target']}", highlight=False)
+        console.print(f"difference: {len(diff['new'])} new, {len(diff['removed'])} removed, "
+                      f"{len(diff['changed'])} changed", highlight=False)
