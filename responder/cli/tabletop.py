@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,9 @@ from responder.actuators.registry import registry
 from responder.catalog import check_directory
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError, RunbookError
+
+if TYPE_CHECKING:
+    from responder.tabletop.models import Playbook
 
 app = typer.Typer(help="Tabletop exercises: playbooks replayed through the real service on a sandbox cloud.",
                   no_args_is_help=True)
@@ -22,7 +25,7 @@ RunbooksOpt = Annotated[Path, typer.Option("--runbooks", help="runbook directory
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
-def _load(targets: list[Path] | None, runbooks: Path) -> tuple[list[tuple[Path, object]], list[ConfigError]]:
+def _load(targets: list[Path] | None, runbooks: Path) -> tuple[list[tuple[Path, Playbook]], list[ConfigError]]:
     from responder.tabletop.loader import check_playbooks
 
     books, book_errors = check_directory(runbooks, registry)
@@ -83,7 +86,8 @@ def run(
             console.print(f"[dim]{playbook}[/dim] {msg}", highlight=False)
 
     try:
-        result = asyncio.run(run_suite(found, runbooks, progress=progress))  # type: ignore[arg-type]
+        work = report / "work" if report else None  # timelines and registries are kept only with --report
+        result = asyncio.run(run_suite(found, runbooks, work, progress=progress))
     except (ConfigError, RunbookError) as exc:
         err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc

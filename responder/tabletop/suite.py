@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -45,10 +46,12 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
     await asyncio.to_thread(sandbox.start)
     cards: list[Card] = []
     root = Path(tempfile.mkdtemp(prefix="tabletop-")) if work is None else work
+    root.mkdir(parents=True, exist_ok=True)
     try:
         for n, (path, pb) in enumerate(playbooks, 1):
             say = (lambda msg, _id=pb.id: progress(_id, msg)) if progress else None
             work_dir = root / f"{n:02d}-{pb.id}"
+            shutil.rmtree(work_dir, ignore_errors=True)  # a report directory reused from an earlier run
             work_dir.mkdir(parents=True)
             scenario = Scenario(pb, path, sandbox, books, runbooks_dir, work_dir, private, say)
             run = await scenario.run()
@@ -59,5 +62,7 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
                 progress(pb.id, f"{card.status} {card.score:.0%}")
     finally:
         await asyncio.to_thread(sandbox.stop)
+        if work is None:  # nobody asked to keep the timelines and model registries
+            shutil.rmtree(root, ignore_errors=True)
     return SuiteResult(cards=cards, key_id=signer.key_id, public_key=public,
                        wall_seconds=round(time.monotonic() - started, 3))
