@@ -12,7 +12,8 @@ from responder.actuators.registry import Registry
 from responder.catalog.loader import locate, parse_yaml
 from responder.errors import ConfigError, PlaybookError, RunbookError
 from responder.models.runbook import Runbook
-from responder.tabletop.models import REF, ExpectKind, Playbook, StateCheck
+from responder.tabletop.expectations import ExpectKind, StateCheck
+from responder.tabletop.models import REF, Playbook
 
 Loc = tuple[int | str, ...]
 

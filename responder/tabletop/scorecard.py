@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from responder.models.timeline import EntryKind
+from responder.tabletop.expectations import ExpectKind
 from responder.tabletop.grading import CONTAINING, Card, Figures, Grade, Status, cite, grade, offset
-from responder.tabletop.models import ExpectKind
 from responder.tabletop.runner import Run
 from responder.timeline.chain import canonical_json
 from responder.timeline.checkpoint import Checker, Signer

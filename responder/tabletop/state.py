@@ -10,7 +10,7 @@ from responder.actuators.aws.sagemaker import policy_name
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.model.local import LocalStore
 from responder.errors import ActuationError
-from responder.tabletop.models import Expectation, StateCheck
+from responder.tabletop.expectations import Expectation, StateCheck
 from responder.tabletop.world import Bindings
 
 
