@@ -40,6 +40,8 @@ class StateCheck(StrEnum):
     FUNCTION_THROTTLED = "function_throttled"
     SESSIONS_REVOKED = "sessions_revoked"
     VERSION_QUARANTINED = "version_quarantined"
+    TRAIL_LOGGING = "trail_logging"
+    BEDROCK_DENIED = "bedrock_denied"
 
 
 class Expectation(BaseModel):

@@ -23,6 +23,7 @@ CHECK_KIND = {
     StateCheck.ENDPOINT_SERVING: "models", StateCheck.SECRET_ROTATED: "secrets", StateCheck.BUCKET_BLOCKED: "buckets",
     StateCheck.API_KEY_DISABLED: "api_keys", StateCheck.FUNCTION_THROTTLED: "functions",
     StateCheck.SESSIONS_REVOKED: "roles", StateCheck.VERSION_QUARANTINED: "models",
+    StateCheck.TRAIL_LOGGING: "trails", StateCheck.BEDROCK_DENIED: "users",
 }
 
 

@@ -93,6 +93,13 @@ class Bucket(_Strict):
     public: bool = True
 
 
+class Trail(_Strict):
+    """A CloudTrail trail (logging to its own bucket); `logging: false` = an attacker already stopped it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$")
+    logging: bool = True
+
+
 class VersionState(StrEnum):
     """How a registry version is published."""
 
@@ -134,6 +141,7 @@ class World(_Strict):
     secrets: list[Secret] = Field(default_factory=list)
     kms_keys: list[KmsKey] = Field(default_factory=list)
     buckets: list[Bucket] = Field(default_factory=list)
+    trails: list[Trail] = Field(default_factory=list)
     models: list[Model] = Field(default_factory=list)
     protected: list[str] = Field(default_factory=list, description="world names or ids never to be touched")
 
@@ -147,6 +155,7 @@ class World(_Strict):
             "endpoints": {e.name for e in self.endpoints}, "api_keys": {a.name for a in self.api_keys},
             "functions": {f.name for f in self.functions}, "secrets": {s.name for s in self.secrets},
             "kms_keys": {k.name for k in self.kms_keys}, "buckets": {b.name for b in self.buckets},
+            "trails": {t.name for t in self.trails},
             "models": {m.name for m in self.models},
         }
 

@@ -13,6 +13,8 @@ from responder.errors import ActuationError
 from responder.tabletop.expectations import Expectation, StateCheck
 from responder.tabletop.world import Bindings
 
+BEDROCK_POLICY = "responder-deny-bedrock"  # the inline policy aws.iam.deny_bedrock_access writes (issue 10 § 5)
+
 
 async def _safe(aws: AwsSession, service: str, op: str, **kw: Any) -> dict[str, Any] | None:
     try:
@@ -53,6 +55,13 @@ async def check_state(aws: AwsSession, b: Bindings, exp: Expectation) -> tuple[b
         roles = [exp.role] if exp.role else [r for r in ep.extra["invokers"].split(",") if r]
         missing = [r for r in roles if policy_name(name) not in await _role_policies(aws, r)]
         return bool(roles) and not missing, f"roles without a deny on {name}: {missing or 'none'}"
+    if check == StateCheck.TRAIL_LOGGING:
+        trail = await aws.call("cloudtrail", "get_trail_status", Name=name)
+        return bool(trail.get("IsLogging")), f"trail {name} IsLogging={trail.get('IsLogging')}"
+    if check == StateCheck.BEDROCK_DENIED:
+        got = await _safe(aws, "iam", "list_user_policies", UserName=name)
+        policies = sorted(got["PolicyNames"]) if got else []
+        return BEDROCK_POLICY in policies, f"user {name} inline policies {policies}"
     if check == StateCheck.SESSIONS_REVOKED:
         policies = await _role_policies(aws, name)
         return REVOKE_POLICY in policies, f"role {name} inline policies {policies}"
@@ -109,6 +118,8 @@ async def snapshot(aws: AwsSession, b: Bindings) -> dict[str, Any]:
     for name in b.by_kind.get("buckets", {}):
         got = await _safe(aws, "s3", "get_public_access_block", Bucket=name)
         out[f"buckets/{name}"] = got["PublicAccessBlockConfiguration"] if got else None
+    for name in b.by_kind.get("trails", {}):
+        out[f"trails/{name}"] = (await aws.call("cloudtrail", "get_trail_status", Name=name)).get("IsLogging")
     for name, key in b.by_kind.get("kms_keys", {}).items():
         out[f"kms_keys/{name}"] = (await aws.call("kms", "describe_key", KeyId=key.id))["KeyMetadata"]["KeyState"]
     if b.registry is not None:

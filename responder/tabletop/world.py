@@ -154,6 +154,13 @@ async def _seed_data(aws: AwsSession, world: World, b: Bindings) -> None:
                                   True)
             await aws.call("s3", "put_public_access_block", Bucket=bucket.name, PublicAccessBlockConfiguration=block)
         b.add("buckets", Bound(bucket.name, bucket.name, f"arn:aws:s3:::{bucket.name}"))
+    for trail in world.trails:
+        logs = f"{trail.name.lower().replace('_', '-')}-trail-logs"[:63]
+        await aws.call("s3", "create_bucket", Bucket=logs)
+        got = await aws.call("cloudtrail", "create_trail", Name=trail.name, S3BucketName=logs)
+        if trail.logging:
+            await aws.call("cloudtrail", "start_logging", Name=trail.name)
+        b.add("trails", Bound(trail.name, trail.name, got["TrailARN"]))
 
 
 async def _seed_models(models: list[Model], work: Path, b: Bindings) -> None:
