@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from responder.cli import actuation, approvals, events, models, runbooks, service, tabletop, timeline
+from responder.cli import actuation, approvals, docs, events, models, runbooks, service, tabletop, timeline
 
 app = typer.Typer(
     name="responder",
@@ -22,3 +22,4 @@ events.register(app)
 actuation.register(app)
 app.add_typer(models.app, name="models")
 tabletop.register(app)
+docs.register(app)

@@ -1,6 +1,6 @@
 """CloudTrail records: a single record, a `Records` file, a JSON array, or the EventBridge envelope.
 
-CloudTrail has no severity; responder assigns one from a small table of sensitive calls (README,
+CloudTrail has no severity; responder assigns one from a small table of sensitive calls (docs/events.md,
 "Events and formats"). Resources list the acting credential first (so a burst from one key is one
 incident), then the things the call touched.
 """

@@ -1,4 +1,4 @@
-"""The responder drift event: a small documented JSON any model monitor can emit (schema in README).
+"""The responder drift event: a small documented JSON any model monitor can emit (schema in docs/events.md).
 
 Required: `source: "responder.drift"`, model, version, metric, window, statistic, threshold and a
 verdict of `detected` or `suspected`. Optional: id, time, account, region, endpoint, feature,

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "runbooks" / "examples"
 EXAMPLE_INSTANCE = "i-0d2c3a1b5e6f7a8b9"
+EXAMPLE_KEY = "AKIAEXAMPLEKEYID0001"
 
 
 class RecordingPublisher:
@@ -56,6 +57,19 @@ async def _role(aws: Any) -> dict[str, str]:
 async def _revoked(aws: Any, ids: dict[str, str]) -> bool:
     names = (await aws.call("iam", "list_role_policies", RoleName="inference-host-role"))["PolicyNames"]
     return names == ["responder-revoke-older-sessions"]
+
+
+async def _user_key(aws: Any) -> dict[str, str]:
+    await aws.call("iam", "create_user", UserName="ml-training")
+    key = (await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"]
+    return {EXAMPLE_KEY: key}
+
+
+async def _key_off_and_sessions_revoked(aws: Any, ids: dict[str, str]) -> bool:
+    [key] = (await aws.call("iam", "list_access_keys", UserName="ml-training"))["AccessKeyMetadata"]
+    names = (await aws.call("iam", "list_user_policies", UserName="ml-training"))["PolicyNames"]
+    return key["AccessKeyId"] == ids[EXAMPLE_KEY] and key["Status"] == "Inactive" and names == [
+        "responder-revoke-older-sessions"]
 
 
 async def _host(aws: Any) -> dict[str, str]:
@@ -106,6 +120,7 @@ async def _rotated(aws: Any, ids: dict[str, str]) -> bool:
 
 
 SCENARIOS = {
+    "iam-credential-compromise": Scenario(_user_key, _key_off_and_sessions_revoked),
     "credential-exfiltration": Scenario(_role, _revoked),
     "compromised-inference-host": Scenario(_host, _isolated_and_snapshotted),
     "training-data-bucket-public": Scenario(_bucket, _blocked),
@@ -119,8 +134,8 @@ MODEL_RUNBOOKS = {"model-artifact-tampered", "model-unsigned-deployed", "model-d
 
 
 def test_every_runbook_has_an_example():
-    """Each shipped runbook (but the skeleton's) has a test event, and a scenario here or in test_model_runbooks."""
-    ids = {rb.id for rb in load_runbooks(ROOT / "runbooks", registry)} - {"iam-credential-compromise"}
+    """Each shipped runbook has a test event, and a scenario here or in test_model_runbooks."""
+    ids = {rb.id for rb in load_runbooks(ROOT / "runbooks", registry)}
     assert ids - MODEL_RUNBOOKS == set(SCENARIOS)
     assert ids == {p.stem for p in EXAMPLES.glob("*.json")}
 
