@@ -13,7 +13,8 @@ from pydantic import BaseModel
 
 from responder.actuators.registry import registry
 from responder.catalog import load_runbooks
-from responder.sandbox import Sandbox
+from responder.actuators.aws.session import AwsSession
+from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from responder.tabletop.grading import Card
 from responder.tabletop.models import Playbook
 from responder.tabletop.runner import Scenario
@@ -44,6 +45,9 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
     signer, checker = Signer.from_text(private), Checker.from_text(public)
     sandbox = Sandbox(topics=("responder.notifications",), partitions=1)
     await asyncio.to_thread(sandbox.start)
+    if any(pb.world.instances for _, pb in playbooks):  # moto loads its EC2 images on the first call: seconds
+        warm = AwsSession(endpoint_url=sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS, call_timeout=300)
+        await warm.call("ec2", "describe_vpcs")
     cards: list[Card] = []
     root = Path(tempfile.mkdtemp(prefix="tabletop-")) if work is None else work
     root.mkdir(parents=True, exist_ok=True)
