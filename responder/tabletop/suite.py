@@ -11,9 +11,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from responder.actuators.aws.session import AwsSession
 from responder.actuators.registry import registry
 from responder.catalog import load_runbooks
-from responder.actuators.aws.session import AwsSession
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from responder.tabletop.grading import Card
 from responder.tabletop.models import Playbook
