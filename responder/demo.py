@@ -15,6 +15,7 @@ import orjson
 
 from responder.actuators.aws.session import AwsSession
 from responder.ingest.kafka import publish
+from responder.models.step import StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from responder.service import Service
@@ -70,7 +71,8 @@ class DemoResult:
         """The key was deactivated, exactly once, and the timeline verifies."""
         results = [
             e for e in self.entries
-            if e.kind == EntryKind.STEP_RESULT and e.body.get("status") == "ok" and e.body.get("target") == self.key_id
+            if e.kind == EntryKind.STEP_RESULT and e.body.get("status") == StepStatus.OK
+            and e.body.get("target") == self.key_id
         ]
         return self.key_status == "Inactive" and len(results) == 1
 
@@ -108,7 +110,7 @@ async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0) -> De
             await publish(settings.kafka_bootstrap or "", "security.alerts",
                           [orjson.dumps(eventbridge(finding))], key=incident_key)
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and not service.engine.done:
+            while time.monotonic() < deadline and not service.engine.state.results():
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.3)  # let the batch's commit land before stopping
         finally:

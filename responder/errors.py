@@ -14,7 +14,7 @@
     │   │   └── UnknownShape            no decoder recognises it (reason `unknown_shape`)
     │   ├── ValidationFailed            decoded but the fields are invalid
     │   └── AuthenticationFailed        missing or bad HMAC signature
-    ├── GuardTripped                    → a guard refused automatic execution: needs approval
+    ├── TemplateError                   → a `${…}` placeholder names no value: the step's params are invalid
     ├── ApprovalRefused                 → a decision that must not release a step (reason on the timeline)
     ├── TimelineError                   → the record is unwritable or does not verify
     │   └── ChainBroken                 (seq, reason)
@@ -112,13 +112,8 @@ class AuthenticationFailed(EventRejected):
     reason_code = "authentication"
 
 
-class GuardTripped(ResponderError):
-    """A guard refused automatic execution of a step."""
-
-    def __init__(self, guard: str, detail: str) -> None:
-        self.guard = guard
-        self.detail = detail
-        super().__init__(f"{guard}: {detail}")
+class TemplateError(ResponderError, ValueError):
+    """A runbook placeholder names no value for this event (the step's parameters do not resolve)."""
 
 
 class ApprovalRefused(ResponderError):

@@ -20,15 +20,3 @@ def runbook_schema_text() -> str:
     """The schema as committed: sorted keys, two-space indent, trailing newline."""
     return json.dumps(runbook_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
-
-PLAYBOOK_SCHEMA_ID = "https://github.com/responder/responder/playbooks/playbook.schema.json"
-
-
-def playbook_schema_text() -> str:
-    """The tabletop playbook schema as committed (playbooks/playbook.schema.json)."""
-    from responder.tabletop.models import Playbook
-
-    schema = Playbook.model_json_schema(by_alias=True, mode="validation")
-    doc = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": PLAYBOOK_SCHEMA_ID,
-           "title": "responder tabletop playbook", **schema}
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -13,9 +13,8 @@ import structlog
 from pydantic import ValidationError
 
 from responder.actuators.aws.archive import S3Archive
-from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import AwsCaller
-from responder.actuators.model.backends import CONFIG_EXTRA, config_from
+from responder.actuators.context import context_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
@@ -44,17 +43,7 @@ NO_KAFKA = (
 )
 
 
-def aws_from(settings: Settings) -> AwsSession:
-    """The boto3 session the actuators use, from settings."""
-    return AwsSession(
-        region=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
-        call_timeout=settings.aws_call_timeout,
-        credentials=settings.aws_credentials(),
-    )
-
-
-def guards_from(settings: Settings, clock: Callable[[], float] = time.time) -> Guards:
+def guards_from(settings: Settings) -> Guards:
     """The global guards configured in settings (a bad quota is a ConfigError at start-up)."""
     try:
         quotas = [Quota.model_validate(q) for q in settings.guard_quotas]
@@ -65,7 +54,7 @@ def guards_from(settings: Settings, clock: Callable[[], float] = time.time) -> G
         max_targets=settings.guard_max_targets,
         protected=Protected(ids=settings.protected_ids, tags=settings.protected_tags),
         kill_switch=settings.kill_switch, kill_switch_file=settings.kill_switch_file,
-    ), clock=clock)
+    ))
 
 
 def archiver_from(settings: Settings) -> Archiver | None:
@@ -93,20 +82,19 @@ class Service:
         if not settings.kafka_bootstrap:
             raise ConfigError(NO_KAFKA)
         self.settings = settings
-        self.recorder = Recorder.from_settings(settings)
-        self.recorder.clock = clock  # one clock for entry times, windows, guards and approval deadlines (tabletop)
+        self.clock = clock
+        self.recorder = Recorder.from_settings(settings, clock=clock)
         self.archiver = archiver_from(settings)
         self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic) \
             if settings.timeline_mirror_topic else None
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap)
+        context = context_from(settings, aws=aws, publisher=self.publisher)
         self.engine = Engine(
-            self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
-            guards=guards_from(settings, clock), clock=clock, publisher=self.publisher,
-            requests_topic=settings.approval_requests_topic,
-            approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}),
-            extras={"publisher": self.publisher, "webhook_keys": settings.notify_secrets(),
-                    CONFIG_EXTRA: config_from(settings)},
+            self.recorder, registry, context.aws, dry_run=settings.dry_run,
+            guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
+            approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}), clock=clock,
+            context=context,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
@@ -155,8 +143,9 @@ class Service:
     def _recover(self) -> None:
         recovered = self.engine.recover()
         self._recovered_at = self.recorder.next_seq
-        log.info("timeline_recovered", entries=recovered, inflight=len(self.engine.inflight),
-                 parked=len(self.engine.parked))
+        state = self.engine.state
+        log.info("timeline_recovered", entries=recovered, inflight=len(state.inflight()),
+                 parked=len(state.parked_steps()))
 
     async def _on_assigned(self, partitions: list[Any]) -> None:
         """Partitions moved to us: make the timeline durable and rebuild in-flight state before consuming."""
@@ -214,7 +203,7 @@ class Service:
                     try:
                         await self.engine.decide(record.value, key_id.decode(errors="replace") if key_id else None,
                                                  sig.decode(errors="replace") if sig else None)
-                    except Exception:
+                    except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self.engine.expire()
             await self.recorder.flush()
@@ -237,7 +226,7 @@ class Service:
                 await self._reject(record, exc.reason_code, exc.detail)
             except TimelineError:
                 raise  # nothing may be committed once the record cannot be written: stop, redeliver on restart
-            except Exception as exc:
+            except Exception as exc:  # a record that breaks a stage (even a bug) is dead-lettered, not retried
                 log.exception("record_failed", topic=record.topic, offset=record.offset)
                 await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
 

@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
 def schema(playbook: Annotated[bool, typer.Option("--playbook", help="the tabletop playbook schema instead")]
            = False) -> None:
     """Print the runbook JSON Schema (runbooks/runbook.schema.json), or with --playbook the playbook schema."""
-    from responder.schema import playbook_schema_text, runbook_schema_text
+    from responder.schema import runbook_schema_text
+    from responder.tabletop.schema import playbook_schema_text
 
     typer.echo(playbook_schema_text() if playbook else runbook_schema_text(), nl=False)
 

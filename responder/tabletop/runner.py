@@ -242,7 +242,7 @@ class Scenario:
         """Wait (on the consumers, not on time) until everything delivered so far has been handled."""
         reached_at: int | None = None
         approvals_from = self.tracked.approval_polls
-        due = any(p.deadline <= self.clock() for p in self.service.engine.parked.values())
+        due = any(p.deadline <= self.clock() for p in self.service.engine.state.parked_steps())
         rounds, self.decided = (2 if self.decided or due else 0), False
         while True:
             if any(k.reached.is_set() and not k.handled for k in aws.kills):

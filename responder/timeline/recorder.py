@@ -51,8 +51,10 @@ class Recorder:
         signer: Signer | None = None,
         checkpoint_every: int = 1000,
         checkpoint_interval: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.writer = writer or default_writer_id()
         self.linger = linger
         self.signer = signer
@@ -65,20 +67,19 @@ class Recorder:
         self._durable_seq = -1
         self._broken: OSError | None = None
         self._since_checkpoint = 0
-        self._checkpoint_clock = time.monotonic()
+        self._checkpoint_clock = clock()
         self._flushing: asyncio.Task[None] | None = None
         self.syncs = 0
-        self.clock: Callable[[], float] = time.time  # entry times; a tabletop injects its virtual clock
         self._resume()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Recorder:
-        """The file-backed recorder, signing checkpoints when a key is configured."""
+    def from_settings(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Recorder:
+        """The file-backed recorder, signing checkpoints when a key is configured; entries are stamped by `clock`."""
         key = settings.timeline_signing_key
         return cls(FileStore(settings.timeline_path), linger=settings.timeline_linger_ms / 1000,
                    signer=Signer.from_text(key.get_secret_value()) if key else None,
                    checkpoint_every=settings.timeline_checkpoint_every,
-                   checkpoint_interval=settings.timeline_checkpoint_interval)
+                   checkpoint_interval=settings.timeline_checkpoint_interval, clock=clock)
 
     def _resume(self) -> None:
         """Continue after the last entry on disk (orjson only: this runs on every start)."""
@@ -126,7 +127,7 @@ class Recorder:
         return entry
 
     def _checkpoint_due(self) -> bool:
-        return self._since_checkpoint > 0 and time.monotonic() - self._checkpoint_clock >= self.checkpoint_interval
+        return self._since_checkpoint > 0 and self.clock() - self._checkpoint_clock >= self.checkpoint_interval
 
     def checkpoint(self) -> TimelineEntry | None:
         """Append a signed checkpoint over the current head now (None without a signer or an empty chain)."""
@@ -134,7 +135,7 @@ class Recorder:
             return None
         body = self.signer.body(self.writer, self._next_seq - 1, self._head)
         self._since_checkpoint = 0
-        self._checkpoint_clock = time.monotonic()
+        self._checkpoint_clock = self.clock()
         return self._seal(EntryKind.CHECKPOINT, body, None)
 
     async def flush(self) -> None:

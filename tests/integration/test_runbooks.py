@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from responder.actuators import registry
+from responder.actuators.base import ActuationContext
 from responder.catalog import load_runbooks
 from responder.engine import Engine
 from responder.engine.undo import Undoer
@@ -161,7 +162,7 @@ async def test_runbook_contains_with_its_example(runbook, aws):
     assert [m.runbook.id for e in events for m in Matcher(books).match(e)] == [runbook]
     publisher = RecordingPublisher()
     store = MemoryStore()
-    engine = Engine(Recorder(store), registry, aws, extras={"publisher": publisher})
+    engine = Engine(Recorder(store), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
     [incident] = await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))
     await engine.recorder.flush()
     results = [e.body for e in engine.recorder.entries() if e.kind == "step.result"]
@@ -188,7 +189,7 @@ async def test_service_runs_a_runbook_and_notifies_through_its_own_producer(kafk
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [raw.encode()])
-        await wait_for(lambda: len(service.engine.done) == 3, timeout=60)
+        await wait_for(lambda: len(service.engine.state.results()) == 3, timeout=60)
     assert await _isolated_and_snapshotted(aws, ids)
     consumer = AIOKafkaConsumer("responder.notifications", bootstrap_servers=kafka_bootstrap,
                                 auto_offset_reset="earliest", enable_auto_commit=False)

@@ -33,7 +33,7 @@ async def _status(aws: AwsSession, user: str, key_id: str) -> str:
 
 
 def _deactivated(service: Service) -> int:
-    return sum(1 for body in service.engine.done.values() if body.get("step") == "deactivate-key")
+    return sum(1 for r in service.engine.state.results() if r.step == "deactivate-key")
 
 
 def _results(path: Path) -> list[dict[str, object]]:
@@ -47,7 +47,7 @@ async def test_published_finding_deactivates_key(kafka_bootstrap, aws, topics, u
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, runbooks_dir))
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.done))
+        await wait_for(lambda: bool(service.engine.state.results()))
     assert await _status(aws, "ml-training", key) == "Inactive"
     count, _ = verify_entries(parse_lines(timeline.read_bytes().splitlines()))
     kinds = [e.kind for e in parse_lines(timeline.read_bytes().splitlines())]
@@ -110,7 +110,7 @@ async def test_malformed_record_is_deadlettered_and_consumer_continues(
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [b"{not json"], key=key.encode())
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.done))
+        await wait_for(lambda: bool(service.engine.state.results()))
     assert await _status(aws, "ml-training", key) == "Inactive"
     consumer = AIOKafkaConsumer(topics["deadletter"], bootstrap_servers=kafka_bootstrap,
                                 auto_offset_reset="earliest", group_id=f"dlq-{unique}")

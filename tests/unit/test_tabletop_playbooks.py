@@ -9,9 +9,9 @@ import orjson
 from typer.testing import CliRunner
 
 from responder.cli import app
-from responder.schema import playbook_schema_text
 from responder.tabletop.inject import inject_records
 from responder.tabletop.models import Inject
+from responder.tabletop.schema import playbook_schema_text
 from responder.tabletop.world import Bindings, Bound
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,6 +11,7 @@ import botocore.config
 import botocore.exceptions
 
 from responder.errors import PermanentActuationError, TransientActuationError
+from responder.settings import Settings
 
 TRANSIENT_CODES = frozenset(
     {
@@ -91,6 +92,12 @@ class AwsSession:
             read_timeout=max(5, int(call_timeout)),
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AwsSession:
+        """The session the actuators use, from settings (region, endpoint, call timeout, credentials)."""
+        return cls(region=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
+                   call_timeout=settings.aws_call_timeout, credentials=settings.aws_credentials())
+
     def client(self, service: str) -> Any:
         """The cached boto3 client for `service`."""
         with self._lock:
@@ -108,7 +115,7 @@ class AwsSession:
         try:
             async with asyncio.timeout(self.call_timeout):
                 result: dict[str, Any] = await asyncio.to_thread(fn, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # classify maps botocore errors; anything it does not know is re-raised as is
             mapped = classify(exc)
             if mapped is exc:
                 raise
