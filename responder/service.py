@@ -26,7 +26,7 @@ from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.kafka import KafkaIngest
 from responder.ingest.mirror import KafkaMirror
-from responder.metrics import Metrics, MetricsServer
+from responder.metrics import Metrics, MetricsServer, TimedSync, TimelineMetrics
 from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
 from responder.normalise import known
@@ -34,6 +34,7 @@ from responder.pipeline import Pipeline
 from responder.settings import Settings
 from responder.timeline.archive import Archiver
 from responder.timeline.recorder import Recorder
+from responder.tracing import StepSpans
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +102,11 @@ class Service:
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
         self.metrics = Metrics()
+        observed = TimelineMetrics(self.metrics)
+        self.recorder.observers.extend([observed.observe, StepSpans().observe])
+        self.recorder.sinks.append(observed)
+        self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
+        self.metrics.approvals_parked.set_function(lambda: len(self.engine.state.parked_steps()))
         authenticator = RecordAuthenticator(
             {k: v.get_secret_value() for k, v in settings.event_signing_keys.items()}, settings.require_signature
         )
@@ -188,6 +194,8 @@ class Service:
     async def _alerts_loop(self) -> None:
         while not self._stop.is_set():
             batch = await self.ingest.poll()
+            for (topic, partition), behind in self.ingest.lag().items():
+                self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
             if batch:
                 await self._handle_batch(batch)
             else:  # idle: a due checkpoint still seals the tail (and ships its segment)

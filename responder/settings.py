@@ -6,13 +6,29 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+IntakeAuth = Literal["standard-webhooks", "bearer", "url-token", "open"]
+
+
+class IntakeSource(BaseModel):
+    """One SIEM posting to `POST /v1/events/{source}`: how it authenticates and how fast it may post."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auth: IntakeAuth = Field(description="standard-webhooks (HMAC), bearer, url-token (Splunk) or open")
+    keys: dict[str, SecretStr] = Field(default_factory=dict,
+                                       description="key id → secret; several at once while rotating")
+    format: str | None = Field(default=None, description="decoder format or family; unset = by shape")
+    topic: str | None = Field(default=None, description="topic to produce to; unset = intake_topic")
+    rate_per_s: float = Field(default=50.0, gt=0, description="sustained requests per second")
+    burst: int = Field(default=100, ge=1, description="requests allowed at once above the rate")
 
 
 class Settings(BaseSettings):
@@ -107,6 +123,22 @@ class Settings(BaseSettings):
     require_signature: list[str] = Field(
         default_factory=list, description="topics or event sources whose records must be signed; '*' = all"
     )
+
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); unset = no export")
+    intake_host: str = Field(default="127.0.0.1", description="interface `responder intake` listens on")
+    intake_port: int = Field(default=8080, ge=0, le=65535, description="port `responder intake` listens on")
+    intake_topic: str = Field(default="security.alerts", description="topic the intake produces to")
+    intake_sources: dict[str, IntakeSource] = Field(
+        default_factory=dict, description='source → {"auth": ..., "keys": {...}}; a source without auth is refused')
+    intake_signing_key_id: str | None = Field(
+        default=None, description="event_signing_keys id the intake signs produced records with")
+    intake_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
+    intake_max_depth: int = Field(default=32, ge=2, description="deeper JSON nesting gets 400")
+    intake_read_timeout_s: float = Field(default=10.0, gt=0, description="slow clients get 408 after this")
+    intake_send_timeout_s: float = Field(default=10.0, gt=0, description="no broker ack after this = 503")
+    intake_dedupe_ttl_s: float = Field(default=86_400.0, gt=0, description="how long a delivery id is remembered")
+    intake_dedupe_max: int = Field(default=200_000, ge=1, description="delivery ids remembered at most")
 
     @classmethod
     def settings_customise_sources(

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from responder.cli import actuation, approvals, docs, events, models, runbooks, service, tabletop, timeline
+from responder.cli import (
+    actuation,
+    approvals,
+    coverage,
+    docs,
+    events,
+    intake,
+    models,
+    runbooks,
+    service,
+    tabletop,
+    timeline,
+)
 
 app = typer.Typer(
     name="responder",
@@ -15,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 service.register(app)
+intake.register(app)
 runbooks.register(app)
 approvals.register(app)
 app.add_typer(timeline.app, name="timeline")
@@ -23,3 +36,4 @@ actuation.register(app)
 app.add_typer(models.app, name="models")
 tabletop.register(app)
 docs.register(app)
+coverage.register(app)

@@ -92,6 +92,7 @@ class KafkaIngest:
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+        self._positions: dict[TopicPartition, int] = {}
 
     async def start(self, deadline: float = 30.0) -> None:
         """Connect both clients, retrying bootstrap."""
@@ -114,7 +115,20 @@ class KafkaIngest:
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next batch, by partition, in offset order."""
         got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        for tp, msgs in got.items():
+            if msgs:
+                self._positions[tp] = msgs[-1].offset + 1
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records behind the high watermark, per owned partition fetched from at least once."""
+        owned = self.consumer.assignment()
+        out = {}
+        for tp, position in self._positions.items():
+            high = self.consumer.highwater(tp) if tp in owned else None
+            if high is not None:
+                out[(tp.topic, tp.partition)] = max(0, high - position)
+        return out
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the next offsets to read (last handled + 1)."""
