@@ -59,6 +59,10 @@ class UnknownActuatorError(ConfigError):
         super().__init__(f"unknown actuator {name!r}; valid choices: {', '.join(self.known)}")
 
 
+class PlaybookError(RunbookError):
+    """A tabletop playbook file is invalid; carries where and why."""
+
+
 class SandboxError(ConfigError):
     """The embedded broker or the local AWS API could not be started."""
 

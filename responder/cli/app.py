@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from responder.cli import actuation, approvals, coverage, docs, events, intake, models, runbooks, service, timeline
+from responder.cli import (
+    actuation,
+    approvals,
+    coverage,
+    docs,
+    events,
+    intake,
+    models,
+    runbooks,
+    service,
+    tabletop,
+    timeline,
+)
 
 app = typer.Typer(
     name="responder",
@@ -22,5 +34,6 @@ app.add_typer(timeline.app, name="timeline")
 events.register(app)
 actuation.register(app)
 app.add_typer(models.app, name="models")
+tabletop.register(app)
 docs.register(app)
 coverage.register(app)

@@ -25,11 +25,13 @@ def register(app: typer.Typer) -> None:
     app.command("schema")(schema)
 
 
-def schema() -> None:
-    """Print the runbook JSON Schema (committed as runbooks/runbook.schema.json)."""
+def schema(playbook: Annotated[bool, typer.Option("--playbook", help="the tabletop playbook schema instead")]
+           = False) -> None:
+    """Print the runbook JSON Schema (runbooks/runbook.schema.json), or with --playbook the playbook schema."""
     from responder.schema import runbook_schema_text
+    from responder.tabletop.schema import playbook_schema_text
 
-    typer.echo(runbook_schema_text(), nl=False)
+    typer.echo(playbook_schema_text() if playbook else runbook_schema_text(), nl=False)
 
 
 @runbooks_app.command()

@@ -196,3 +196,23 @@ def keygen(
         console.print(f"RESPONDER_TIMELINE_SIGNING_KEY={private}", soft_wrap=True)
     console.print(f"RESPONDER_TIMELINE_VERIFY_KEY={public}", soft_wrap=True)
     console.print(f"# key id {key_id(load_public_key(public))}; keep the signing key secret, publish the verify key")
+
+
+@app.command()
+def postmortem(
+    incident: Annotated[str, typer.Argument(help="the incident id (see `responder timeline show`)")],
+    timeline: Annotated[Path | None, typer.Option(help="timeline file (default: RESPONDER_TIMELINE_PATH)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
+) -> None:
+    """Draft a postmortem in Markdown from one incident's timeline: summary, timeline, actions, approvals, undo."""
+    from responder.tabletop.postmortem import postmortem as draft
+
+    path = timeline or _settings().timeline_path
+    if not path.is_file():
+        err_console.print(f"[red]✗ no timeline at {path}")
+        raise typer.Exit(EXIT_CONFIG)
+    text = draft(parse_lines(path.read_bytes().splitlines()), incident)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    else:
+        typer.echo(text, nl=False)
