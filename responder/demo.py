@@ -81,6 +81,13 @@ def default_timeline_path() -> Path:
     return Path(".responder") / f"demo-{stamp}.jsonl"
 
 
+def default_runbooks_dir() -> Path:
+    """./runbooks when there is one (a checkout); else the runbooks shipped inside the installed wheel."""
+    local = Path("runbooks")
+    shipped = Path(str(resources.files("responder").joinpath("shipped_runbooks")))
+    return local if local.is_dir() or not shipped.is_dir() else shipped
+
+
 async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0) -> DemoResult:
     """Start the sandbox and the service, publish a finding, wait for the response, stop everything."""
     started = time.monotonic()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from responder import __version__
 from responder.cli import actuation, approvals, events, models, runbooks, service, timeline
 
 app = typer.Typer(
@@ -21,3 +24,18 @@ app.add_typer(timeline.app, name="timeline")
 events.register(app)
 actuation.register(app)
 app.add_typer(models.app, name="models")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"responder {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main(
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
+                                                 help="print the version and exit")] = None,
+) -> None:
+    """Event-driven incident response for AI workloads: Kafka alerts in, YAML runbooks, AWS actions, a verifiable
+    timeline."""

@@ -102,18 +102,19 @@ def demo(
     timeline: Annotated[
         Path | None, typer.Option(help="where to write the timeline (default: under .responder/)")
     ] = None,
-    runbooks: Annotated[Path, typer.Option(help="runbook directory")] = Path("runbooks"),
+    runbooks: Annotated[Path | None, typer.Option(
+        help="runbook directory (default: ./runbooks, else the runbooks shipped with the package)")] = None,
     json: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
 ) -> None:
     """Leaked key → GuardDuty finding on Kafka → key deactivated in a sandbox AWS → verified timeline."""
-    from responder.demo import default_timeline_path, run_demo
+    from responder.demo import default_runbooks_dir, default_timeline_path, run_demo
 
     log.configure("console", "warning")
     path = timeline or default_timeline_path()
     if not json:
         console.print("starting the embedded broker and a local AWS API, seeding an IAM user with an access key…")
     try:
-        result = asyncio.run(run_demo(path, runbooks))
+        result = asyncio.run(run_demo(path, runbooks or default_runbooks_dir()))
     except ConfigError as exc:
         err_console.print(f"[red]✗ {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
