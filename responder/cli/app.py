@@ -1,4 +1,8 @@
-"""The typer app and its command groups."""
+"""The typer app: every command module has one `typer.Typer` named `app`, added here and only here.
+
+Groups (`responder timeline …`) are added under their name; modules of top-level commands (`run`, `undo`, …)
+are added without one, which merges their commands into the root.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,39 @@ from typing import Annotated
 import typer
 
 from responder import __version__
-from responder.cli import actuation, approvals, events, models, runbooks, service, timeline
+from responder.cli import (
+    actuators,
+    approvals,
+    deadletter,
+    events,
+    model_ops,
+    models,
+    runbooks,
+    service,
+    timeline,
+    undo,
+)
+from responder.cli.options import JSON_HELP
 
 app = typer.Typer(
     name="responder",
     help="Event-driven incident response for AI workloads: Kafka alerts in, YAML runbooks, AWS actions, "
-    "a verifiable timeline.",
+    f"a verifiable timeline. --json on any command: {JSON_HELP}. Exit codes: 0 ok, 1 negative result, "
+    "2 usage, 3 bad input or configuration.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-service.register(app)
-runbooks.register(app)
-approvals.register(app)
-app.add_typer(timeline.app, name="timeline")
-events.register(app)
-actuation.register(app)
-app.add_typer(models.app, name="models")
+models.app.add_typer(model_ops.app)
+
+for module in (service, approvals, undo):
+    app.add_typer(module.app)
+for name, group in (("runbooks", runbooks.app), ("actuators", actuators.app), ("events", events.app),
+                    ("deadletter", deadletter.app), ("timeline", timeline.app), ("models", models.app)):
+    app.add_typer(group, name=name)
+# the names these commands had before they joined their groups
+app.command("schema", hidden=True)(runbooks.schema)
+app.command("iam-policy", hidden=True)(actuators.iam_policy)
 
 
 def _version(value: bool) -> None:

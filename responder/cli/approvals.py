@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from responder.cli.options import JsonOpt, TimelineOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.models.approval import ApprovalDecision
 from responder.models.timeline import EntryKind
@@ -18,14 +19,7 @@ from responder.timeline.chain import parse_lines
 By = Annotated[str, typer.Option("--by", help="who decides (must be a listed approver, if the step lists any)")]
 Reason = Annotated[str, typer.Option("--reason", help="why, for the timeline")]
 Digest = Annotated[str | None, typer.Option(help="plan digest (default: read from the timeline's request)")]
-TimelineOpt = Annotated[Path | None, typer.Option(help="timeline to read the request from")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-
-
-def register(app: typer.Typer) -> None:
-    """Add `approve` and `deny` to `app`."""
-    app.command()(approve)
-    app.command()(deny)
+app = typer.Typer()
 
 
 def pending_digest(timeline: Path, incident: str, step: str) -> str | None:
@@ -67,12 +61,14 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
                       f"(digest {digest[:12]}…, signed with key {key_id})", markup=False)
 
 
+@app.command()
 def approve(incident: str, step: str, by: By, reason: Reason = "", digest: Digest = None,
             timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
     """Approve a parked step: publish a signed decision bound to its plan digest."""
     _send("approve", incident, step, by, reason, digest, timeline, json)
 
 
+@app.command()
 def deny(incident: str, step: str, by: By, reason: Reason = "", digest: Digest = None,
          timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
     """Deny a parked step: publish a signed decision bound to its plan digest."""

@@ -1,4 +1,4 @@
-"""`responder runbooks validate` and `responder actuators list`."""
+"""`responder runbooks validate|explain|schema`."""
 
 from __future__ import annotations
 
@@ -8,23 +8,15 @@ from typing import Annotated
 import typer
 
 from responder.actuators import registry
-from responder.actuators.contract import examples
 from responder.catalog import check_directory, load_runbooks
+from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console
 from responder.errors import ConfigError, EventRejected
 
-runbooks_app = typer.Typer(help="Write, check and explain runbooks.", no_args_is_help=True)
-actuators_app = typer.Typer(help="The registered actuators.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+app = typer.Typer(help="Write, check and explain runbooks.", no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the runbook and actuator groups to `app`."""
-    app.add_typer(runbooks_app, name="runbooks")
-    app.add_typer(actuators_app, name="actuators")
-    app.command("schema")(schema)
-
-
+@app.command()
 def schema() -> None:
     """Print the runbook JSON Schema (committed as runbooks/runbook.schema.json)."""
     from responder.schema import runbook_schema_text
@@ -32,7 +24,7 @@ def schema() -> None:
     typer.echo(runbook_schema_text(), nl=False)
 
 
-@runbooks_app.command()
+@app.command()
 def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), json: JsonOpt = False) -> None:
     """Load every runbook: schema, actuators, parameters, template paths, duplicate ids; all problems listed."""
     errors: list[ConfigError]
@@ -54,7 +46,7 @@ def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), js
         raise typer.Exit(EXIT_CONFIG)
 
 
-@runbooks_app.command()
+@app.command()
 def explain(
     event_file: Annotated[Path, typer.Argument(help="a raw record in any format the normaliser decodes",
                                                exists=True, dir_okay=False)],
@@ -76,12 +68,13 @@ def explain(
         err_console.print(f"✗ {event_file}: not a decodable event: {exc}", style="red", markup=False)
         raise typer.Exit(EXIT_USAGE) from exc
     any_match = False
+    results = []
     for event in events:
         verdicts = explain_event(books, event)
         any_match |= any(v.matched for v in verdicts)
         if json:
-            emit_json({"event": {"id": event.id, "source": event.source, "type": event.type},
-                       "verdicts": [v.model_dump(mode="json") for v in verdicts]})
+            results.append({"event": {"id": event.id, "source": event.source, "type": event.type},
+                            "verdicts": [v.model_dump(mode="json") for v in verdicts]})
             continue
         console.print(f"event {event.id}  source={event.source}  type={event.type}", markup=False)
         for v in verdicts:
@@ -90,20 +83,7 @@ def explain(
             else:
                 console.print(f"  ✗ {v.runbook}: {v.check} failed: {v.failed} "
                               f"(expected {v.expected!r}, actual {v.actual!r})", markup=False)
+    if json:
+        emit_json({"matched": any_match, "events": results})
     if not any_match:
         raise typer.Exit(EXIT_FAILED)
-
-
-@actuators_app.command("list")
-def list_actuators(json: JsonOpt = False) -> None:
-    """Every registered actuator with its permissions, destructiveness and reverse."""
-    for a in registry:
-        row = {"name": a.name, "permissions": list(a.permissions), "destructive": a.destructive,
-               "reverse": a.reverse, "irreversible": a.irreversible or None,
-               "params": a.params.model_json_schema(), "examples": examples(a)}
-        if json:
-            emit_json(row)
-        else:
-            flag = " [red]destructive[/red]" if a.destructive else ""
-            console.print(f"{a.name}{flag}  reverse={a.reverse or '-'}  "
-                          f"permissions={', '.join(a.permissions) or '-'}")

@@ -10,20 +10,17 @@ from typing import Annotated
 import typer
 
 from responder import log
+from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, timeline_table
 from responder.errors import ConfigError
 from responder.settings import Settings
 
-
-def register(app: typer.Typer) -> None:
-    """Add the service commands to `app`."""
-    app.command()(run)
-    app.command()(demo)
-    app.command("sandbox")(sandbox_cmd)
+app = typer.Typer()
 
 
+@app.command("sandbox")
 def sandbox_cmd(
-    json: Annotated[bool, typer.Option("--json", help="print the endpoints as JSON")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Start the embedded broker and a local AWS API until Ctrl-C; prints the settings to point at them."""
     import signal
@@ -56,6 +53,7 @@ def sandbox_cmd(
             pass
 
 
+@app.command()
 def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="plan every step, call no actuator")] = False,
     sandbox: Annotated[bool, typer.Option("--sandbox", help="start the embedded broker and a local AWS API")] = False,
@@ -98,13 +96,14 @@ def run(
             box.stop()
 
 
+@app.command()
 def demo(
     timeline: Annotated[
         Path | None, typer.Option(help="where to write the timeline (default: under .responder/)")
     ] = None,
     runbooks: Annotated[Path | None, typer.Option(
         help="runbook directory (default: ./runbooks, else the runbooks shipped with the package)")] = None,
-    json: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Leaked key → GuardDuty finding on Kafka → key deactivated in a sandbox AWS → verified timeline."""
     from responder.demo import default_runbooks_dir, default_timeline_path, run_demo

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, timeline_table
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.models.timeline import TimelineEntry
@@ -20,7 +21,6 @@ from responder.timeline.verify import Verification, compare_with_copy, verify_an
 app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_args_is_help=True)
 
 PathArg = Annotated[Path, typer.Argument(help="timeline JSON Lines file", exists=True, dir_okay=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 KeyOpt = Annotated[str | None, typer.Option(
     "--public-key", help="base64 Ed25519 public key(s), comma-separated (default: RESPONDER_TIMELINE_VERIFY_KEY)")]
 ArchiveOpt = Annotated[str | None, typer.Option(
@@ -101,8 +101,7 @@ def show(
     if incident is not None:
         entries = incident_entries(entries, incident)
     if json:
-        for e in entries:
-            emit_json(e.model_dump(mode="json"))
+        emit_json({"path": str(path), "incident": incident, "entries": [e.model_dump(mode="json") for e in entries]})
         return
     console.print(timeline_table(entries, title=f"{path}" + (f" — incident {incident}" if incident else "")))
 

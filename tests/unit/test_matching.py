@@ -113,9 +113,10 @@ def test_explain_command_on_a_finding_file(runbooks_dir, tmp_path):
     path.write_bytes(envelope_bytes(guardduty_finding("AKIAABCDEFGHIJKLMNOP")))
     result = CliRunner().invoke(app, ["runbooks", "explain", str(path), "--runbooks", str(runbooks_dir), "--json"])
     assert result.exit_code == 0, result.output
-    doc = orjson.loads(result.stdout.splitlines()[-1])
-    assert doc["verdicts"][0] == {"runbook": "iam-credential-compromise@1", "matched": True, "failed": None,
-                                  "check": None, "expected": None, "actual": None}
+    doc = orjson.loads(result.stdout)
+    assert doc["matched"] is True
+    assert doc["events"][0]["verdicts"][0] == {"runbook": "iam-credential-compromise@1", "matched": True,
+                                               "failed": None, "check": None, "expected": None, "actual": None}
 
 
 def test_explain_exits_1_when_nothing_matches(runbooks_dir, tmp_path):

@@ -73,7 +73,7 @@ def test_show_incident_includes_the_events_that_fed_it(tmp_path):
     rec.close()
     out = runner.invoke(app, ["timeline", "show", str(tmp_path / "t.jsonl"), "--incident", "inc-1", "--json"])
     assert out.exit_code == 0
-    kinds = [orjson.loads(line)["kind"] for line in out.stdout.splitlines()]
+    kinds = [e["kind"] for e in orjson.loads(out.stdout)["entries"]]
     assert kinds == ["event.received", "event.matched", "incident.opened", "step.intent", "step.result"]
 
 

@@ -131,10 +131,10 @@ def test_durations_accept_units():
 
 
 def test_committed_schema_is_current(runbooks_dir):
-    """runbooks/runbook.schema.json equals `responder schema` output (regenerate: responder schema > …)."""
+    """runbooks/runbook.schema.json equals `responder runbooks schema` output (regenerate it with that command)."""
     committed = (runbooks_dir / "runbook.schema.json").read_text()
     assert committed == runbook_schema_text()
-    assert CliRunner().invoke(app, ["schema"]).stdout == committed
+    assert CliRunner().invoke(app, ["runbooks", "schema"]).stdout == committed
 
 
 def test_schema_rejects_unknown_keys(runbooks_dir):

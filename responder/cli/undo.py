@@ -1,31 +1,23 @@
-"""`responder undo` and `responder iam-policy`."""
+"""`responder undo INCIDENT`: run the reverse actuators of an incident's steps."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 
 from responder.actuators import registry
 from responder.actuators.model.backends import CONFIG_EXTRA, config_from
-from responder.actuators.policy import actuators_used, minimal_policy
-from responder.catalog import load_runbooks
+from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+app = typer.Typer()
 
 
-def register(app: typer.Typer) -> None:
-    """Add `undo` and `iam-policy` to `app`."""
-    app.command()(undo)
-    app.command("iam-policy")(iam_policy)
-
-
+@app.command()
 def undo(
     incident: Annotated[str, typer.Argument(help="incident id (see `responder timeline show`)")],
     step: Annotated[str | None, typer.Option("--step", help="undo only this step id")] = None,
@@ -74,17 +66,3 @@ def _report(outcomes: list[dict[str, Any]], json: bool) -> None:
         if o["status"] == "failed":
             detail = f"{detail}: {o.get('error')}"
         console.print(f"{mark} {o['step']} ({o['actuator']} on {o.get('target')}): {o['status']} {detail}")
-
-
-def iam_policy(
-    directory: Annotated[Path, typer.Argument(help="runbook directory")] = Path("runbooks"),
-    no_undo: Annotated[bool, typer.Option("--no-undo", help="leave out the reverse actuators' permissions")] = False,
-) -> None:
-    """Print the least-privilege IAM policy (JSON) for the actuators the runbooks use; no wildcard actions."""
-    try:
-        books = load_runbooks(directory, registry)
-    except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
-        raise typer.Exit(EXIT_CONFIG) from exc
-    doc = minimal_policy(actuators_used(books, registry, with_reverse=not no_undo), registry)
-    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -1,0 +1,52 @@
+"""`responder actuators list|iam-policy`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from responder.actuators import registry
+from responder.actuators.contract import examples
+from responder.actuators.policy import actuators_used, minimal_policy
+from responder.catalog import load_runbooks
+from responder.cli.options import JsonOpt
+from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
+from responder.errors import ConfigError
+
+app = typer.Typer(help="The registered actuators and the IAM policy they need.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_actuators(json: JsonOpt = False) -> None:
+    """Every registered actuator with its permissions, destructiveness and reverse."""
+    rows = []
+    for a in registry:
+        row = {"name": a.name, "permissions": list(a.permissions), "destructive": a.destructive,
+               "reverse": a.reverse, "irreversible": a.irreversible or None,
+               "params": a.params.model_json_schema(), "examples": examples(a)}
+        rows.append(row)
+        if not json:
+            flag = " [red]destructive[/red]" if a.destructive else ""
+            console.print(f"{a.name}{flag}  reverse={a.reverse or '-'}  "
+                          f"permissions={', '.join(a.permissions) or '-'}")
+    if json:
+        emit_json({"actuators": rows})
+
+
+@app.command("iam-policy")
+def iam_policy(
+    directory: Annotated[Path, typer.Argument(help="runbook directory")] = Path("runbooks"),
+    no_undo: Annotated[bool, typer.Option("--no-undo", help="leave out the reverse actuators' permissions")] = False,
+) -> None:
+    """Print the least-privilege IAM policy (JSON) for the actuators the runbooks use; no wildcard actions."""
+    try:
+        books = load_runbooks(directory, registry)
+    except ConfigError as exc:
+        err_console.print(f"[red]✗ {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
+    doc = minimal_policy(actuators_used(books, registry, with_reverse=not no_undo), registry)
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -1,0 +1,44 @@
+"""`responder deadletter replay`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
+from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
+from responder.errors import ConfigError
+from responder.settings import Settings
+
+app = typer.Typer(help="Inspect and replay the dead-letter topic.", no_args_is_help=True)
+
+
+@app.command("replay")
+def replay_cmd(
+    reason: Annotated[str | None, typer.Option(help="only records dead-lettered for this reason")] = None,
+    topic: Annotated[str | None, typer.Option(help="publish here instead of each record's original topic")] = None,
+    limit: Annotated[int | None, typer.Option(help="stop after this many records")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be replayed, send nothing")] = False,
+    bootstrap: BootstrapOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Re-publish dead-lettered records (original bytes, key and headers, without the dlq.* headers)."""
+    from responder.ingest.deadletter import replay_deadletters
+
+    settings = Settings()
+    server = kafka_server(settings, bootstrap)
+    try:
+        result = asyncio.run(replay_deadletters(server, settings.deadletter_topic, reason=reason, to_topic=topic,
+                                                limit=limit, dry_run=dry_run))
+    except ConfigError as exc:
+        err_console.print(f"[red]✗ {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
+    if json:
+        emit_json({"scanned": result.scanned, "replayed": result.replayed, "dry_run": dry_run,
+                   "by_reason": dict(result.by_reason), "targets": dict(result.targets)})
+    else:
+        verb = "would replay" if dry_run else "replayed"
+        console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s) "
+                      f"{dict(result.by_reason)} → {dict(result.targets)}", highlight=False)

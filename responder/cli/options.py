@@ -1,0 +1,46 @@
+"""Options and helpers every command group shares: `--json`, `--timeline`, `--bootstrap`, settings, failing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from responder import log
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console
+from responder.settings import Settings
+
+JSON_HELP = "print one JSON document on stdout (the whole result, never one line per item)"
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+TimelineOpt = Annotated[Path | None, typer.Option(help="timeline file (default: the timeline_path setting)")]
+BootstrapOpt = Annotated[str | None, typer.Option(help="Kafka bootstrap (default: RESPONDER_KAFKA_BOOTSTRAP)")]
+RegistryOpt = Annotated[str | None, typer.Option("--registry", help="registry: a directory, s3://… or "
+                                                  "sagemaker+s3://… (default: the model_registry setting)")]
+ModelArg = Annotated[str, typer.Argument(help="model name")]
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    """Print `message` in red on stderr; the Exit to raise."""
+    err_console.print(f"[red]✗ {message}")
+    return typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    """Settings (exit 3 when invalid), with console logging at warning level."""
+    log.configure("console", "warning")
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise fail(f"invalid settings: {exc}", EXIT_CONFIG) from exc
+
+
+def kafka_server(settings: Settings, bootstrap: str | None) -> str:
+    """--bootstrap, else the configured Kafka; exit 3 saying how to configure one when neither is set."""
+    log.configure(settings.log_format, "warning")
+    server = bootstrap or settings.kafka_bootstrap
+    if not server:
+        err_console.print("[red]✗ no Kafka: pass --bootstrap or set RESPONDER_KAFKA_BOOTSTRAP")
+        raise typer.Exit(EXIT_CONFIG)
+    return server
