@@ -6,13 +6,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from responder.settings_errors import EnvSource, SettingsInvalid, describe
 
 
 class Settings(BaseSettings):
@@ -90,6 +92,13 @@ class Settings(BaseSettings):
         default_factory=list, description="topics or event sources whose records must be signed; '*' = all"
     )
 
+    def __init__(self, **values: Any) -> None:
+        """Validate; every invalid setting is one line of a SettingsInvalid (a ConfigError: exit 3)."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsInvalid(describe(exc, type(self).model_fields)) from None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -99,10 +108,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Init kwargs win, then env, then the YAML file named by RESPONDER_CONFIG."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        """Init kwargs win, then env (lists may be comma-separated), then the YAML file named by RESPONDER_CONFIG."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, EnvSource(settings_cls)]
         config = os.environ.get("RESPONDER_CONFIG")
         if config:
+            if not Path(config).is_file():
+                raise SettingsInvalid([f"RESPONDER_CONFIG={config!r}: no such file "
+                                       "(example: RESPONDER_CONFIG=/etc/responder/responder.yaml)"])
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
         return tuple(sources)
 

@@ -6,9 +6,10 @@ are added without one, which merges their commands into the root.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from responder import __version__
 from responder.cli import (
@@ -24,9 +25,25 @@ from responder.cli import (
     undo,
 )
 from responder.cli.options import JSON_HELP
+from responder.cli.output import EXIT_CONFIG, err_console
+from responder.errors import ConfigError
+
+
+class Responder(TyperGroup):
+    """The root command: a ConfigError no command handled is one red line per problem and exit 3, never a trace."""
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; turn an unhandled ConfigError into its message on stderr and exit 3."""
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for line in str(exc).splitlines():
+                err_console.print(f"✗ {line}", style="red", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_CONFIG) from None
 
 app = typer.Typer(
     name="responder",
+    cls=Responder,
     help="Event-driven incident response for AI workloads: Kafka alerts in, YAML runbooks, AWS actions, "
     f"a verifiable timeline. --json on any command: {JSON_HELP}. Exit codes: 0 ok, 1 negative result, "
     "2 usage, 3 bad input or configuration.",

@@ -81,7 +81,7 @@ def run(
                 "aws_secret_access_key": SANDBOX_CREDENTIALS["aws_secret_access_key"],
             }
             console.print(f"sandbox: Kafka at {box.broker.bootstrap}, AWS at {box.aws.endpoint_url}")
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)
         log.configure(settings.log_format, settings.log_level)
 
         async def main() -> None:

@@ -30,11 +30,7 @@ AnchorOpt = Annotated[list[Path] | None, typer.Option(
 
 
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        err_console.print(f"[red]✗ settings: {exc}")
-        raise typer.Exit(EXIT_CONFIG) from exc
+    return Settings()
 
 
 def verify_file(path: Path, public_key: str | None, archive: str | None, anchors: list[Path]) -> Verification:
