@@ -6,7 +6,8 @@
     ├── ConfigError                     → fail at start-up or in `responder runbooks validate`
     │   ├── RunbookError                (path, line, column, reason)
     │   ├── UnknownActuatorError        (name, known): the message lists the valid names
-    │   └── SandboxError                the embedded broker or moto server could not start
+    │   ├── SandboxError                the embedded broker or moto server could not start
+    │   └── BrokerUnreachable           Kafka did not answer within kafka_connect_timeout
     ├── EventRejected                   → poison or forged record: dead-letter, commit, never retry
     │   ├── DecodeError                 not JSON, too large, unknown shape
     │   │   ├── NotJson                 the bytes do not parse as JSON (reason `not_json`)
@@ -60,6 +61,10 @@ class UnknownActuatorError(ConfigError):
 
 class SandboxError(ConfigError):
     """The embedded broker or the local AWS API could not be started."""
+
+
+class BrokerUnreachable(ConfigError):
+    """No Kafka broker answered at the configured bootstrap within the connect timeout."""
 
 
 class EventRejected(ResponderError):

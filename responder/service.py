@@ -174,9 +174,10 @@ class Service:
             for shipper in shippers:
                 shipping.create_task(shipper.run())
             try:
-                await self.publisher.start()
-                await self.approvals.start()
-                await self.ingest.start()
+                wait = self.settings.kafka_connect_timeout
+                await self.publisher.start(wait)
+                await self.approvals.start(wait)
+                await self.ingest.start(wait)
                 self.ready.set()
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._alerts_loop())

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     group_id: str = "responder"
     deadletter_topic: str = "responder.deadletter"
     session_timeout_ms: int = 10_000
+    kafka_connect_timeout: float = Field(
+        default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
     max_record_bytes: int = 1024 * 1024
     max_batch: int = 500
     kafka_manual_assignment: bool = Field(

@@ -6,7 +6,7 @@ are added without one, which merges their commands into the root.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -37,9 +37,24 @@ class Responder(TyperGroup):
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
-            for line in str(exc).splitlines():
-                err_console.print(f"✗ {line}", style="red", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_CONFIG) from None
+            _config_exit([exc])
+        except BaseExceptionGroup as group:  # from a TaskGroup: report its ConfigErrors like any other
+            found, rest = group.split(ConfigError)
+            if found is None or rest is not None:
+                raise
+            _config_exit(_leaves(found))
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    return [leaf for exc in group.exceptions
+            for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])]
+
+
+def _config_exit(errors: list[BaseException]) -> NoReturn:
+    for exc in errors:
+        for line in str(exc).splitlines():
+            err_console.print(f"✗ {line}", style="red", markup=False, highlight=False)
+    raise typer.Exit(EXIT_CONFIG) from None
 
 app = typer.Typer(
     name="responder",

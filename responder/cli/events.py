@@ -127,7 +127,8 @@ def publish_cmd(
         for path in paths:
             for value in _record_values(path, lines):
                 headers = signed_headers(sign_key_id, secret, value) if sign_key_id and secret else []
-                await publish(server, topic, [value], key=key.encode() if key else None, headers=headers)
+                await publish(server, topic, [value], key=key.encode() if key else None, headers=headers,
+                              connect_timeout=settings.kafka_connect_timeout)
                 sent += 1
         return sent
 
