@@ -18,7 +18,8 @@
     ├── GuardTripped                    → a guard refused automatic execution: needs approval
     ├── ApprovalRefused                 → a decision that must not release a step (reason on the timeline)
     ├── TimelineError                   → the record is unwritable or does not verify
-    │   └── ChainBroken                 (seq, reason)
+    │   ├── ChainBroken                 (seq, reason)
+    │   └── TimelineLocked              another process holds the file (path, holder)
     └── ActuationError                  → raised by actuators only
         ├── TransientActuationError     throttling, 5xx, timeouts: retried with jittered backoff
         └── PermanentActuationError     AccessDenied, NotFound, bad params: recorded, the step fails
@@ -142,6 +143,16 @@ class ChainBroken(TimelineError):
         self.seq = seq
         self.reason = reason
         super().__init__(f"entry {seq}: {reason}")
+
+
+class TimelineLocked(TimelineError):
+    """Another writer holds the timeline file's lock; appending too would fork the chain."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(f"timeline {path} is in use by {holder}; stop that writer first, or point --timeline "
+                         "(RESPONDER_TIMELINE_PATH) at another file")
 
 
 class ActuationError(ResponderError):

@@ -26,20 +26,41 @@ from responder.cli import (
 )
 from responder.cli.options import JSON_HELP
 from responder.cli.output import EXIT_CONFIG, err_console
-from responder.errors import ConfigError
+from responder.errors import ConfigError, TimelineError
+
+
+def _plain_metavars(cmd: Any) -> None:
+    """Help without typer's `<bool>` on flags or `<list[Path]>` on repeatable parameters: flags show no type,
+    a repeatable option or argument its item type (PATH, TEXT), as click did."""
+    help_option = cmd.get_help_option(typer.Context(cmd))
+    for param in [*cmd.params, *([help_option] if help_option is not None else [])]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif getattr(param, "multiple", False) or param.nargs != 1:
+            label = {"Path": "PATH", "str": "TEXT"}.get(param.bare_type()[5:-1], "VALUE")
+            if param.param_type_name == "argument":  # typer shows an argument's type, never its metavar
+                param.display_type_rich = lambda ctx, label=label: f"{label}..."
+            elif param.metavar is None:
+                param.metavar = label
+    for sub in getattr(cmd, "commands", {}).values():
+        _plain_metavars(sub)
 
 
 class Responder(TyperGroup):
-    """The root command: a ConfigError no command handled is one red line per problem and exit 3, never a trace."""
+    """The root command: a ConfigError or TimelineError no command handled is one red line and exit 3, no trace."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_metavars(self)
 
     def invoke(self, ctx: Any) -> Any:
-        """Run the command; turn an unhandled ConfigError into its message on stderr and exit 3."""
+        """Run the command; turn an unhandled ConfigError or TimelineError into its message and exit 3."""
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
+        except (ConfigError, TimelineError) as exc:  # a setting, a runbook, a locked or broken timeline
             _config_exit([exc])
         except BaseExceptionGroup as group:  # from a TaskGroup: report its ConfigErrors like any other
-            found, rest = group.split(ConfigError)
+            found, rest = group.split((ConfigError, TimelineError))
             if found is None or rest is not None:
                 raise
             _config_exit(_leaves(found))
