@@ -105,6 +105,9 @@ class Service:
                     CONFIG_EXTRA: config_from(settings)},
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
+        if not books:
+            log.warning("no_runbooks", runbooks_dir=str(settings.runbooks_dir),
+                        detail="every alert will be recorded and matched by nothing")
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")

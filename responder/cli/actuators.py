@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -22,8 +22,8 @@ app = typer.Typer(help="The registered actuators and the IAM policy they need.",
 
 @app.command("list")
 def list_actuators(json: JsonOpt = False) -> None:
-    """Every registered actuator with its permissions, destructiveness and reverse."""
-    rows = []
+    """Every registered actuator with its parameters (* = required), permissions, destructiveness and reverse."""
+    rows: list[dict[str, Any]] = []
     for a in registry:
         row = {"name": a.name, "permissions": list(a.permissions), "destructive": a.destructive,
                "reverse": a.reverse, "irreversible": a.irreversible or None,
@@ -33,8 +33,20 @@ def list_actuators(json: JsonOpt = False) -> None:
             flag = " [red]destructive[/red]" if a.destructive else ""
             console.print(f"{a.name}{flag}  reverse={a.reverse or '-'}  "
                           f"permissions={', '.join(a.permissions) or '-'}")
+            console.print(f"  params: {parameters(a.params.model_json_schema())}", markup=False, highlight=False)
     if json:
         emit_json({"actuators": rows})
+
+
+def parameters(schema: dict[str, Any]) -> str:
+    """`name*: type` for each parameter of a JSON Schema, required ones starred."""
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        kinds = [p.get("type") for p in prop.get("anyOf", [prop])]
+        kind = "|".join(str(k) for k in kinds if k and k != "null") or "object"
+        out.append(f"{name}{'*' if name in required else ''}: {kind}")
+    return ", ".join(out) or "-"
 
 
 @app.command("iam-policy")

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from responder.cli.options import JsonOpt, TimelineOpt
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.options import JsonOpt, TimelineOpt, resolve_incident
+from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
 from responder.models.approval import ApprovalDecision
 from responder.models.timeline import EntryKind
 from responder.settings import Settings
@@ -43,11 +43,12 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
         err_console.print("✗ set RESPONDER_KAFKA_BOOTSTRAP, RESPONDER_APPROVAL_KEYS='{\"id\": \"secret\"}' and "
                           "RESPONDER_APPROVAL_KEY_ID to sign and send decisions", markup=False)
         raise typer.Exit(EXIT_CONFIG)
+    incident = resolve_incident(timeline or settings.timeline_path, incident)
     digest = digest or pending_digest(timeline or settings.timeline_path, incident, step)
     if digest is None:
         err_console.print(f"✗ no approval request for incident {incident} step {step} on the timeline; "
                           "pass --digest", markup=False)
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_CONFIG)
     now = datetime.now(UTC)
     decision = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,
                                 reason=reason, digest=digest, issued_at=now,

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from responder.auth import signed_headers
 from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console
 from responder.errors import EventRejected
 from responder.models.event import Event
 from responder.settings import Settings
@@ -40,7 +40,7 @@ def normalise_cmd(
     fmt: Annotated[str | None, typer.Option("--format", help="force a format or family (see `events formats`)")]
     = None,
 ) -> None:
-    """Decode files into normalised events; exit 1 naming the file and the reason if one cannot be decoded."""
+    """Decode files into normalised events; exit 3 naming the file and the reason if one cannot be decoded."""
     from responder.normalise import decode_doc, known, parse_documents
 
     if fmt is not None and not known(fmt):
@@ -70,7 +70,7 @@ def normalise_cmd(
     if json:
         emit_json({"ok": not failed, **doc})
     if failed:
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_CONFIG)
 
 
 @app.command("formats")

@@ -40,3 +40,37 @@ def kafka_server(settings: Settings, bootstrap: str | None) -> str:
         err_console.print("[red]✗ no Kafka: pass --bootstrap or set RESPONDER_KAFKA_BOOTSTRAP")
         raise typer.Exit(EXIT_CONFIG)
     return server
+
+
+def incident_ids(timeline: Path) -> list[str]:
+    """Every incident id on the timeline, in order of first appearance."""
+    import orjson
+
+    seen: dict[str, None] = {}
+    for line in timeline.read_bytes().splitlines():
+        try:
+            incident = orjson.loads(line).get("incident")
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(incident, str):
+            seen.setdefault(incident)
+    return list(seen)
+
+
+def resolve_incident(timeline: Path, given: str) -> str:
+    """The incident `given` names: itself, or the one id it is a prefix of (as git's short hashes are).
+
+    Unknown or ambiguous: exit 3 listing the candidates. Without a timeline file, `given` is used as is.
+    """
+    if not timeline.is_file():
+        return given
+    ids = incident_ids(timeline)
+    if given in ids:
+        return given
+    matches = [i for i in ids if i.startswith(given)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise fail(f"incident {given!r} is ambiguous in {timeline}; candidates: {', '.join(matches)}", EXIT_CONFIG)
+    recent = ", ".join(ids[-10:]) or "none"
+    raise fail(f"no incident {given!r} in {timeline}; latest incidents: {recent}", EXIT_CONFIG)

@@ -10,7 +10,7 @@ import typer
 
 from responder.actuators import registry
 from responder.actuators.model.backends import CONFIG_EXTRA, config_from
-from responder.cli.options import JsonOpt
+from responder.cli.options import JsonOpt, resolve_incident
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError
 
@@ -19,7 +19,7 @@ app = typer.Typer()
 
 @app.command()
 def undo(
-    incident: Annotated[str, typer.Argument(help="incident id (see `responder timeline show`)")],
+    incident: Annotated[str, typer.Argument(help="incident id or a unique prefix (see `responder timeline show`)")],
     step: Annotated[str | None, typer.Option("--step", help="undo only this step id")] = None,
     timeline: Annotated[Path | None, typer.Option(help="timeline file (default: settings' timeline_path)")] = None,
     allow_destructive: Annotated[bool, typer.Option("--allow-destructive",
@@ -38,6 +38,7 @@ def undo(
         path = timeline or settings.timeline_path
         if not path.is_file():
             raise ConfigError(f"timeline {path} does not exist")
+        incident = resolve_incident(path, incident)
         recorder = Recorder(FileStore(path))
         undoer = Undoer(recorder, registry, aws_from(settings), extras={"webhook_keys": settings.notify_secrets(),
                                                                         CONFIG_EXTRA: config_from(settings)},

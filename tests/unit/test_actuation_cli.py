@@ -60,3 +60,9 @@ def test_readme_documents_every_actuator():
     assert sorted(rows) == registry.names()
     for actuator in registry:
         assert all(f"`{p}`" in rows[actuator.name] for p in actuator.permissions), actuator.name
+
+
+def test_actuators_list_shows_parameters():
+    """The human listing names each actuator's parameters, required ones starred."""
+    out = CliRunner().invoke(app, ["actuators", "list"]).stdout
+    assert "params: instance_id*: string" in out

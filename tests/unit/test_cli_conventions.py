@@ -37,3 +37,21 @@ def test_old_top_level_names_still_work() -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["schema"]).stdout == runner.invoke(app, ["runbooks", "schema"]).stdout
     assert runner.invoke(app, ["iam-policy"]).exit_code == 0
+
+
+def test_help_shows_no_typer_type_metavars() -> None:
+    """No help page shows `<bool>` on a flag or `<list[Path]>` on a repeatable option."""
+    runner = CliRunner()
+    root = typer.main.get_command(app)
+    pages = [runner.invoke(app, ["--help"]).output] + [
+        runner.invoke(app, [*name.split(), "--help"]).output for name, _ in _commands(root)]
+    for page in pages:
+        assert "<bool>" not in page
+        assert "<list[" not in page
+
+
+def test_version() -> None:
+    """`responder --version` prints the package version."""
+    from responder import __version__
+
+    assert CliRunner().invoke(app, ["--version"]).stdout.strip() == f"responder {__version__}"

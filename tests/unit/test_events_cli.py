@@ -35,11 +35,11 @@ def test_normalise_json_prints_one_document_with_the_documented_fields() -> None
 
 
 def test_normalise_fails_with_the_reason_when_a_file_cannot_be_decoded(tmp_path: Path) -> None:
-    """An unknown shape exits 1 naming the file and the reason; the good file is still printed."""
+    """An unknown shape exits 3 (bad input) naming the file and the reason; the good file is still printed."""
     bad = tmp_path / "bad.json"
     bad.write_text('{"hello": "world"}')
     result = runner.invoke(app, ["events", "normalise", str(FIXTURES / "drift_detected.json"), str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "bad.json" in result.output
     assert "unknown_shape" in result.output
     assert "model.drift" in result.stdout
