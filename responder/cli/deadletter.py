@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
 from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
@@ -40,5 +41,11 @@ def replay_cmd(
                    "by_reason": dict(result.by_reason), "targets": dict(result.targets)})
     else:
         verb = "would replay" if dry_run else "replayed"
-        console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s) "
-                      f"{dict(result.by_reason)} → {dict(result.targets)}", highlight=False)
+        console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s)", highlight=False)
+        if result.replayed:
+            table = Table("by", "value", "records")
+            for reason, n in sorted(result.by_reason.items()):
+                table.add_row("reason", reason, str(n))
+            for target, n in sorted(result.targets.items()):
+                table.add_row("to topic", target, str(n))
+            console.print(table)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 
 from responder import log
@@ -73,6 +74,8 @@ def run(
         overrides["timeline_path"] = timeline
     box: Sandbox | None = None
     try:
+        configured = Settings(**overrides)
+        log.configure(configured.log_format, configured.log_level)  # before the sandbox logs anything
         if sandbox:
             box = Sandbox().start()
             overrides |= {
@@ -80,9 +83,9 @@ def run(
                 "aws_access_key_id": SANDBOX_CREDENTIALS["aws_access_key_id"],
                 "aws_secret_access_key": SANDBOX_CREDENTIALS["aws_secret_access_key"],
             }
-            console.print(f"sandbox: Kafka at {box.broker.bootstrap}, AWS at {box.aws.endpoint_url}")
+            structlog.get_logger(__name__).info("sandbox_started", kafka=box.broker.bootstrap,
+                                                 aws=box.aws.endpoint_url)
         settings = Settings(**overrides)
-        log.configure(settings.log_format, settings.log_level)
 
         async def main() -> None:
             await serve(Service(settings))

@@ -105,3 +105,29 @@ def test_sandbox_command_serves_until_sigterm():
             proc.kill()
     assert proc.returncode == 0
     assert not _running(info["broker_pid"])
+
+
+def test_run_sandbox_logs_in_one_format(tmp_path):
+    """`run --sandbox` with JSON logs writes only JSON lines to stderr (no console lines mixed in) and nothing else."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")},
+           "RESPONDER_LOG_FORMAT": "json", "RESPONDER_TIMELINE_PATH": str(tmp_path / "t.jsonl")}
+    proc = subprocess.Popen([sys.executable, "-m", "responder", "run", "--sandbox"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if not line or b"consumer_started" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines += err.splitlines(keepends=True)
+    assert any(b"sandbox_started" in line for line in lines), b"".join(lines).decode()[-2000:]
+    for line in filter(bytes.strip, lines):
+        assert isinstance(orjson.loads(line), dict), line
+    assert out == b""
