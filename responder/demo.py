@@ -88,11 +88,17 @@ def default_runbooks_dir() -> Path:
     return local if local.is_dir() or not shipped.is_dir() else shipped
 
 
-async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0) -> DemoResult:
-    """Start the sandbox and the service, publish a finding, wait for the response, stop everything."""
+async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0,
+                   sandbox: Sandbox | None = None) -> DemoResult:
+    """Start the sandbox and the service, publish a finding, wait for the response, stop everything.
+
+    With a started `sandbox` of the caller's, use it and leave it running (`responder demo --keep`).
+    """
     started = time.monotonic()
-    sandbox = Sandbox()
-    await asyncio.to_thread(sandbox.start)
+    keep = sandbox is not None
+    if sandbox is None:
+        sandbox = Sandbox()
+        await asyncio.to_thread(sandbox.start)
     broker_pid = sandbox.broker.pid
     try:
         aws = AwsSession(endpoint_url=sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS)
@@ -123,7 +129,8 @@ async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0) -> De
             await asyncio.wait_for(task, 30)
         status = await key_status(aws, DEMO_USER, key_id)
     finally:
-        await asyncio.to_thread(sandbox.stop)
+        if not keep:
+            await asyncio.to_thread(sandbox.stop)
     data = await asyncio.to_thread(timeline.read_bytes)
     entries = list(parse_lines(data.splitlines()))
     count, head = verify_entries(entries)

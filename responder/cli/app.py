@@ -11,7 +11,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from responder import __version__
+from responder import __version__, log
 from responder.cli import (
     actuators,
     approvals,
@@ -110,5 +110,5 @@ def main(
     version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
                                                  help="print the version and exit")] = None,
 ) -> None:
-    """Event-driven incident response for AI workloads: Kafka alerts in, YAML runbooks, AWS actions, a verifiable
-    timeline."""
+    """Global options; logs go to stderr (console, warnings and up) unless a command configures them otherwise."""
+    log.configure("console", "warning")  # structlog's default would print to stdout, into a --json document

@@ -131,3 +131,32 @@ def test_run_sandbox_logs_in_one_format(tmp_path):
     for line in filter(bytes.strip, lines):
         assert isinstance(orjson.loads(line), dict), line
     assert out == b""
+
+
+def test_demo_keep_leaves_a_sandbox_to_undo_on(tmp_path):
+    """`demo --keep --json` prints one document, keeps broker and AWS up so `undo PREFIX` works, stops on SIGTERM."""
+    from responder.sandbox import free_port
+
+    timeline = tmp_path / "demo.jsonl"
+    kafka_port, aws_port = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "responder", "demo", "--keep", "--json", "--timeline", str(timeline),
+                             "--kafka-port", str(kafka_port), "--aws-port", str(aws_port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        doc = orjson.loads(proc.stdout.readline())
+        assert doc["demo"]["ok"] is True, doc
+        assert doc["RESPONDER_KAFKA_BOOTSTRAP"] == f"127.0.0.1:{kafka_port}"
+        assert doc["RESPONDER_AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{aws_port}"
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")},
+               **{k: v for k, v in doc.items() if k.startswith("RESPONDER_")}}
+        undo = subprocess.run([sys.executable, "-m", "responder", "undo", doc["demo"]["incident"][:8], "--json"],
+                              cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+        assert undo.returncode == 0, undo.stderr.decode()[-2000:]
+        assert orjson.loads(undo.stdout)["ok"] is True
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+    assert not _running(doc["broker_pid"])
