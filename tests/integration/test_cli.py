@@ -28,6 +28,20 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _run_until_consuming(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], list[bytes]]:
+    """Start `responder ARGS`; return it with its stderr lines up to `consumer_started` (or its early end)."""
+    proc = subprocess.Popen([sys.executable, "-m", "responder", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if not line or b"consumer_started" in line:
+            break
+    return proc, lines
+
+
 def test_demo_contains_the_key_and_leaves_nothing_behind(tmp_path):
     """`responder demo --json` reports the key Inactive, a verified timeline, and stops its broker."""
     timeline = tmp_path / "demo.jsonl"
@@ -66,16 +80,8 @@ def test_run_stops_cleanly_on_sigterm(kafka_bootstrap, moto_server, unique, tmp_
         "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
         "RESPONDER_SESSION_TIMEOUT_MS": "6000",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc, lines = _run_until_consuming(["run"], env)
     try:
-        deadline = time.monotonic() + 60
-        lines = []
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            lines.append(line)
-            if not line or b"consumer_started" in line:
-                break
         if not lines[-1]:
             pytest.fail(b"".join(lines).decode())
         proc.send_signal(signal.SIGTERM)
@@ -111,16 +117,8 @@ def test_run_sandbox_logs_in_one_format(tmp_path):
     """`run --sandbox` with JSON logs writes only JSON lines to stderr (no console lines mixed in) and nothing else."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")},
            "RESPONDER_LOG_FORMAT": "json", "RESPONDER_TIMELINE_PATH": str(tmp_path / "t.jsonl")}
-    proc = subprocess.Popen([sys.executable, "-m", "responder", "run", "--sandbox"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc, lines = _run_until_consuming(["run", "--sandbox"], env)
     try:
-        deadline = time.monotonic() + 90
-        lines = []
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            lines.append(line)
-            if not line or b"consumer_started" in line:
-                break
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
