@@ -20,7 +20,7 @@ def sign(secret: bytes, payload: bytes) -> str:
 
 
 def signed_headers(key_id: str, secret: bytes, payload: bytes) -> list[tuple[str, bytes]]:
-    """The two headers that sign `payload` (for producers: see README, 'Signing records')."""
+    """The two headers that sign `payload` (for producers: see docs/events.md, 'Signing records')."""
     return [(KEY_ID_HEADER, key_id.encode()), (SIGNATURE_HEADER, sign(secret, payload).encode())]
 
 

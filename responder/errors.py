@@ -15,11 +15,12 @@
     │   │   └── UnknownShape            no decoder recognises it (reason `unknown_shape`)
     │   ├── ValidationFailed            decoded but the fields are invalid
     │   └── AuthenticationFailed        missing or bad HMAC signature
-    ├── GuardTripped                    → a guard refused automatic execution: needs approval
+    ├── TemplateError                   → a `${…}` placeholder names no value: the step's params are invalid
     ├── ApprovalRefused                 → a decision that must not release a step (reason on the timeline)
     ├── TimelineError                   → the record is unwritable or does not verify
     │   ├── ChainBroken                 (seq, reason)
     │   └── TimelineLocked              another process holds the file (path, holder)
+    ├── BrokerUnavailable               → Kafka did not acknowledge a produce in time (intake answers 503)
     └── ActuationError                  → raised by actuators only
         ├── TransientActuationError     throttling, 5xx, timeouts: retried with jittered backoff
         └── PermanentActuationError     AccessDenied, NotFound, bad params: recorded, the step fails
@@ -114,13 +115,8 @@ class AuthenticationFailed(EventRejected):
     reason_code = "authentication"
 
 
-class GuardTripped(ResponderError):
-    """A guard refused automatic execution of a step."""
-
-    def __init__(self, guard: str, detail: str) -> None:
-        self.guard = guard
-        self.detail = detail
-        super().__init__(f"{guard}: {detail}")
+class TemplateError(ResponderError, ValueError):
+    """A runbook placeholder names no value for this event (the step's parameters do not resolve)."""
 
 
 class ApprovalRefused(ResponderError):
@@ -153,6 +149,10 @@ class TimelineLocked(TimelineError):
         self.holder = holder
         super().__init__(f"timeline {path} is in use by {holder}; stop that writer first, or point --timeline "
                          "(RESPONDER_TIMELINE_PATH) at another file")
+
+
+class BrokerUnavailable(ResponderError):
+    """Kafka did not acknowledge a record in time: the sender must retry (HTTP intake: 503)."""
 
 
 class ActuationError(ResponderError):

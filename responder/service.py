@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
 from responder.actuators.aws.archive import S3Archive
-from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import AwsCaller
-from responder.actuators.model.backends import CONFIG_EXTRA, config_from
+from responder.actuators.context import context_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
@@ -26,7 +26,8 @@ from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.kafka import KafkaIngest
 from responder.ingest.mirror import KafkaMirror
-from responder.metrics import Metrics, MetricsServer
+from responder.ingest.security import check_connection, kafka_client_options
+from responder.metrics import Metrics, MetricsServer, TimedSync, TimelineMetrics
 from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
 from responder.normalise import known
@@ -34,6 +35,7 @@ from responder.pipeline import Pipeline
 from responder.settings import Settings
 from responder.timeline.archive import Archiver
 from responder.timeline.recorder import Recorder
+from responder.tracing import StepSpans
 
 log = structlog.get_logger(__name__)
 
@@ -41,16 +43,6 @@ NO_KAFKA = (
     "no Kafka configured: set RESPONDER_KAFKA_BOOTSTRAP=host:port (or kafka_bootstrap in the file named by "
     "RESPONDER_CONFIG), or run `responder run --sandbox` to start the embedded broker and a local AWS API"
 )
-
-
-def aws_from(settings: Settings) -> AwsSession:
-    """The boto3 session the actuators use, from settings."""
-    return AwsSession(
-        region=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
-        call_timeout=settings.aws_call_timeout,
-        credentials=settings.aws_credentials(),
-    )
 
 
 def guards_from(settings: Settings) -> Guards:
@@ -87,22 +79,25 @@ class Service:
         registry: Registry = default_registry,
         aws: AwsCaller | None = None,
         runbooks: Sequence[Runbook] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not settings.kafka_bootstrap:
             raise ConfigError(NO_KAFKA)
         self.settings = settings
-        self.recorder = Recorder.from_settings(settings)
+        self.clock = clock
+        self.kafka_options = options = kafka_client_options(settings)  # TLS / SASL, for every client below
+        self.recorder = Recorder.from_settings(settings, clock=clock)
         self.archiver = archiver_from(settings)
-        self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic) \
+        self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic, options=options) \
             if settings.timeline_mirror_topic else None
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
-        self.publisher = KafkaPublisher(settings.kafka_bootstrap)
+        self.publisher = KafkaPublisher(settings.kafka_bootstrap, options=options)
+        context = context_from(settings, aws=aws, publisher=self.publisher)
         self.engine = Engine(
-            self.recorder, registry, aws or aws_from(settings), dry_run=settings.dry_run,
+            self.recorder, registry, context.aws, dry_run=settings.dry_run,
             guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
-            approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}),
-            extras={"publisher": self.publisher, "webhook_keys": settings.notify_secrets(),
-                    CONFIG_EXTRA: config_from(settings)},
+            approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}), clock=clock,
+            context=context,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         if not books:
@@ -112,6 +107,11 @@ class Service:
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
         self.metrics = Metrics()
+        observed = TimelineMetrics(self.metrics)
+        self.recorder.observers.extend([observed.observe, StepSpans().observe])
+        self.recorder.sinks.append(observed)
+        self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
+        self.metrics.approvals_parked.set_function(lambda: len(self.engine.state.parked_steps()))
         authenticator = RecordAuthenticator(
             {k: v.get_secret_value() for k, v in settings.event_signing_keys.items()}, settings.require_signature
         )
@@ -131,11 +131,12 @@ class Service:
             max_batch=settings.max_batch,
             on_assigned=self._on_assigned,
             manual_assignment=settings.kafka_manual_assignment,
+            options=options,
         )
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
                                         f"{settings.group_id}.approvals",
                                         session_timeout_ms=settings.session_timeout_ms,
-                                        manual_assignment=settings.kafka_manual_assignment)
+                                        manual_assignment=settings.kafka_manual_assignment, options=options)
         self._lock = asyncio.Lock()
         self._recovered_at = -1
         self.ready = asyncio.Event()
@@ -154,8 +155,9 @@ class Service:
     def _recover(self) -> None:
         recovered = self.engine.recover()
         self._recovered_at = self.recorder.next_seq
-        log.info("timeline_recovered", entries=recovered, inflight=len(self.engine.inflight),
-                 parked=len(self.engine.parked))
+        state = self.engine.state
+        log.info("timeline_recovered", entries=recovered, inflight=len(state.inflight()),
+                 parked=len(state.parked_steps()))
 
     async def _on_assigned(self, partitions: list[Any]) -> None:
         """Partitions moved to us: make the timeline durable and rebuild in-flight state before consuming."""
@@ -166,6 +168,14 @@ class Service:
 
     async def run(self) -> None:
         """Recover, consume until asked to stop, drain, close."""
+        try:
+            await check_connection(self.settings.kafka_bootstrap or "", self.kafka_options)  # bad TLS/SASL
+        except ConfigError:
+            for client in (self.ingest, self.approvals, self.publisher):
+                await client.stop()  # never started; closing them keeps aiokafka from warning
+            if self.mirror is not None:
+                await self.mirror.producer.stop()
+            raise
         self._recover()
         tune_gc()
         if self.archiver is not None:
@@ -199,6 +209,8 @@ class Service:
     async def _alerts_loop(self) -> None:
         while not self._stop.is_set():
             batch = await self.ingest.poll()
+            for (topic, partition), behind in self.ingest.lag().items():
+                self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
             if batch:
                 await self._handle_batch(batch)
             else:  # idle: a due checkpoint still seals the tail (and ships its segment)
@@ -214,7 +226,7 @@ class Service:
                     try:
                         await self.engine.decide(record.value, key_id.decode(errors="replace") if key_id else None,
                                                  sig.decode(errors="replace") if sig else None)
-                    except Exception:
+                    except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self.engine.expire()
             await self.recorder.flush()
@@ -237,7 +249,7 @@ class Service:
                 await self._reject(record, exc.reason_code, exc.detail)
             except TimelineError:
                 raise  # nothing may be committed once the record cannot be written: stop, redeliver on restart
-            except Exception as exc:
+            except Exception as exc:  # a record that breaks a stage (even a bug) is dead-lettered, not retried
                 log.exception("record_failed", topic=record.topic, offset=record.offset)
                 await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
 

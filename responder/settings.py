@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -14,7 +14,24 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from responder.kafka_config import KafkaSecurity
 from responder.settings_errors import EnvSource, SettingsInvalid, describe
+
+IntakeAuth = Literal["standard-webhooks", "bearer", "url-token", "open"]
+
+
+class IntakeSource(BaseModel):
+    """One SIEM posting to `POST /v1/events/{source}`: how it authenticates and how fast it may post."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auth: IntakeAuth = Field(description="standard-webhooks (HMAC), bearer, url-token (Splunk) or open")
+    keys: dict[str, SecretStr] = Field(default_factory=dict,
+                                       description="key id → secret; several at once while rotating")
+    format: str | None = Field(default=None, description="decoder format or family; unset = by shape")
+    topic: str | None = Field(default=None, description="topic to produce to; unset = intake_topic")
+    rate_per_s: float = Field(default=50.0, gt=0, description="sustained requests per second")
+    burst: int = Field(default=100, ge=1, description="requests allowed at once above the rate")
 
 
 class Settings(BaseSettings):
@@ -23,34 +40,44 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RESPONDER_", env_nested_delimiter="__", extra="forbid")
 
     kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = no Kafka")
-    topics: list[str] = Field(default_factory=lambda: ["security.alerts", "ml.drift"])
-    group_id: str = "responder"
-    deadletter_topic: str = "responder.deadletter"
-    session_timeout_ms: int = 10_000
+    topics: list[str] = Field(default_factory=lambda: ["security.alerts", "ml.drift"],
+                              description="topics to consume (JSON list)")
+    group_id: str = Field(default="responder", description="Kafka consumer group; replicas share it")
+    deadletter_topic: str = Field(default="responder.deadletter", description="where poison records go")
+    session_timeout_ms: int = Field(
+        default=10_000, description="Kafka consumer session timeout; a silent member is evicted after this long")
+    max_record_bytes: int = Field(default=1024 * 1024, description="larger records are dead-lettered (`too_large`)")
+    max_batch: int = Field(default=500, description="most records fetched and handled in one consumer batch")
     kafka_connect_timeout: float = Field(
         default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
-    max_record_bytes: int = 1024 * 1024
-    max_batch: int = 500
     kafka_manual_assignment: bool = Field(
         default=False, description="own every partition without group membership (one instance; no rebalances)")
+    kafka_security: KafkaSecurity = Field(
+        default_factory=KafkaSecurity, description="TLS / SASL for every Kafka client (docs/kafka.md); "
+                                                   "env RESPONDER_KAFKA_SECURITY__PROTOCOL=SASL_SSL etc.")
 
-    runbooks_dir: Path = Path("runbooks")
-    timeline_path: Path = Path(".responder/timeline.jsonl")
-    timeline_linger_ms: float = 1.0
+    runbooks_dir: Path = Field(default=Path("runbooks"), description="runbook directory (subdirectories included)")
+    timeline_path: Path = Field(default=Path(".responder/timeline.jsonl"), description="the timeline file")
+    timeline_linger_ms: float = Field(
+        default=1.0, description="how long a flush waits for more appends to share its fdatasync (group commit)")
     timeline_signing_key: SecretStr | None = Field(
         default=None, description="base64 Ed25519 private key (`responder timeline keygen`); unset = no checkpoints")
-    timeline_verify_key: str | None = Field(default=None, description="base64 Ed25519 public key for verify")
+    timeline_verify_key: str | None = Field(
+        default=None, description="base64 Ed25519 public key(s) for `timeline verify`; comma-separated to rotate")
     timeline_checkpoint_every: int = Field(default=1000, ge=1, description="checkpoint after this many entries")
     timeline_checkpoint_interval: float = Field(default=10.0, gt=0, description="or after this many seconds")
-    timeline_archive: str | None = Field(default=None, description="s3://bucket/prefix/ for sealed segments")
-    timeline_archive_retention_days: int = Field(default=365, ge=1)
+    timeline_archive: str | None = Field(
+        default=None, description="s3://bucket/prefix/ for sealed segments (needs a signing key)")
+    timeline_archive_retention_days: int = Field(
+        default=365, ge=1, description="Object Lock COMPLIANCE retention of each archived segment")
     timeline_mirror_topic: str | None = Field(default=None, description="Kafka topic mirroring every entry")
 
-    aws_region: str = "us-east-1"
-    aws_endpoint_url: str | None = None
-    aws_access_key_id: SecretStr | None = None
-    aws_secret_access_key: SecretStr | None = None
-    aws_call_timeout: float = 20.0
+    aws_region: str = Field(default="us-east-1", description="region for actuators")
+    aws_endpoint_url: str | None = Field(default=None, description="e.g. a moto server; unset = real AWS")
+    aws_access_key_id: SecretStr | None = Field(
+        default=None, description="explicit credentials (with the secret key); unset = the standard boto3 chain")
+    aws_secret_access_key: SecretStr | None = Field(default=None, description="goes with aws_access_key_id")
+    aws_call_timeout: float = Field(default=20.0, description="deadline in seconds of one AWS API call")
 
     notify_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="HMAC secrets by key id for notify.webhook / notify.kafka signatures"
@@ -59,33 +86,44 @@ class Settings(BaseSettings):
         default=".responder/models", description="model registry: a directory, s3://BUCKET/PREFIX or sagemaker+s3://…"
     )
     model_trusted_keys: list[Path] = Field(
-        default_factory=list, description="PEM public keys a model version must be signed by to be served"
+        default_factory=list, description="PEM public keys (paths) a model version must be signed by to be served"
     )
-    model_ssm_prefix: str = "/responder/models"
-    model_deploy_poll_s: float = 5.0
-    model_deploy_timeout_s: float = 600.0
+    model_ssm_prefix: str = Field(
+        default="/responder/models", description="SSM parameter prefix of the S3 registry's serving pointers")
+    model_deploy_poll_s: float = Field(
+        default=5.0, description="seconds between status reads while a SageMaker endpoint update rolls out")
+    model_deploy_timeout_s: float = Field(
+        default=600.0, description="how long a SageMaker switch may take to reach InService")
 
-    dry_run: bool = False
+    dry_run: bool = Field(default=False, description="plan every step, call no actuator (`run --dry-run`)")
     kill_switch: bool = Field(default=False, description="every step needs a human approval")
-    kill_switch_file: Path | None = Field(default=None, description="kill switch is on while this file exists")
+    kill_switch_file: Path | None = Field(
+        default=None, description="the kill switch is on while this file exists (checked on every step)")
     guard_max_targets: int | None = Field(default=None, ge=1, description="global max distinct targets per plan")
     guard_quotas: list[dict[str, Any]] = Field(default_factory=list,
                                                description='global quotas: [{"actuator": "aws.iam.*", "max": 5, '
                                                            '"window": "15m"}]')
-    protected_ids: list[str] = Field(default_factory=list, description="ids/ARNs/names (globs) never touched")
-    protected_tags: dict[str, str] = Field(default_factory=dict, description="tags whose resources are never touched")
-    approvals_topic: str = "responder.approvals"
-    approval_requests_topic: str = "responder.approvals.requests"
-    approval_keys: dict[str, SecretStr] = Field(default_factory=dict, description="key id → HMAC secret")
-    approval_key_id: str | None = Field(default=None, description="key the CLI signs decisions with")
-    approval_decision_ttl: float = Field(default=900.0, gt=0, description="seconds a decision stays valid")
-    log_format: Literal["json", "console"] = "json"
-    log_level: str = "info"
-    metrics_port: int | None = None
+    protected_ids: list[str] = Field(
+        default_factory=list, description='ids/ARNs/names (globs) never touched, e.g. ["arn:aws:iam::*:role/Break*"]')
+    protected_tags: dict[str, str] = Field(
+        default_factory=dict, description='resources carrying these tags are never touched ("*" = any value)')
+    approvals_topic: str = Field(default="responder.approvals", description="where approval decisions arrive")
+    approval_requests_topic: str = Field(
+        default="responder.approvals.requests", description="where parked steps publish their approval requests")
+    approval_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several at once to rotate')
+    approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")
+    approval_decision_ttl: float = Field(
+        default=900.0, gt=0, description="seconds a decision sent by the CLI stays valid")
+    log_format: Literal["json", "console"] = Field(default="json", description="log renderer")
+    log_level: str = Field(
+        default="info", description="debug, info, warning, error or critical; an unknown name means info")
+    metrics_port: int | None = Field(default=None, description="serve /metrics, /healthz, /readyz; unset = off")
     metrics_host: str = Field(default="127.0.0.1", description="interface for /metrics, /healthz, /readyz")
 
     topic_formats: dict[str, str] = Field(
-        default_factory=dict, description="topic → format or family (e.g. cloudtrail); unset topics: by shape"
+        default_factory=dict,
+        description='topic → format or family, e.g. {"trail.raw": "cloudtrail"}; other topics: by shape',
     )
     event_signing_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="HMAC key id → secret for signed records; several at once for rotation"
@@ -93,6 +131,22 @@ class Settings(BaseSettings):
     require_signature: list[str] = Field(
         default_factory=list, description="topics or event sources whose records must be signed; '*' = all"
     )
+
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); unset = no export")
+    intake_host: str = Field(default="127.0.0.1", description="interface `responder intake` listens on")
+    intake_port: int = Field(default=8080, ge=0, le=65535, description="port `responder intake` listens on")
+    intake_topic: str = Field(default="security.alerts", description="topic the intake produces to")
+    intake_sources: dict[str, IntakeSource] = Field(
+        default_factory=dict, description='source → {"auth": ..., "keys": {...}}; a source without auth is refused')
+    intake_signing_key_id: str | None = Field(
+        default=None, description="event_signing_keys id the intake signs produced records with")
+    intake_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
+    intake_max_depth: int = Field(default=32, ge=2, description="deeper JSON nesting gets 400")
+    intake_read_timeout_s: float = Field(default=10.0, gt=0, description="slow clients get 408 after this")
+    intake_send_timeout_s: float = Field(default=10.0, gt=0, description="no broker ack after this = 503")
+    intake_dedupe_ttl_s: float = Field(default=86_400.0, gt=0, description="how long a delivery id is remembered")
+    intake_dedupe_max: int = Field(default=200_000, ge=1, description="delivery ids remembered at most")
 
     def __init__(self, **values: Any) -> None:
         """Validate; every invalid setting is one line of a SettingsInvalid (a ConfigError: exit 3)."""

@@ -11,7 +11,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import EnvSettingsSource
 
@@ -70,16 +70,46 @@ def example(name: str, field: FieldInfo) -> str:
 
 
 def where(name: str) -> str:
-    """How the user set `name`: the environment variable, or `FILE: key` in the RESPONDER_CONFIG file."""
+    """How the user set `name` (`a__b` for a nested field): the environment variable (the nested one, or the
+    whole model's as JSON), or `FILE: key` in the RESPONDER_CONFIG file."""
     env = PREFIX + name.upper()
-    if env in os.environ or env.lower() in os.environ:
-        return env
+    for var in (env, PREFIX + name.split("__")[0].upper()):
+        if var in os.environ or var.lower() in os.environ:
+            return var
     config = os.environ.get(PREFIX + "CONFIG")
-    return f"{config}: {name}" if config else env
+    return f"{config}: {name.replace('__', '.')}" if config else env
+
+
+def _setting(loc: tuple[int | str, ...], fields: dict[str, FieldInfo]) -> tuple[str, FieldInfo | None, list[str]]:
+    """The setting an error location names, nested models' fields as `a__b` (RESPONDER_A__B), its field, and
+    the rest of the location (inside a list or dict)."""
+    name = str(loc[0]) if loc else "?"
+    field, rest = fields.get(name), [str(part) for part in loc[1:]]
+    while field is not None and rest:
+        model = _model(field.annotation)
+        if model is None:
+            break
+        name, field, rest = f"{name}__{rest[0]}", model.model_fields.get(rest[0]), rest[1:]
+    return name, field, rest
+
+
+def _model(annotation: Any) -> type[BaseModel] | None:
+    inner = _inner(annotation)
+    return inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+
+
+def _has_secret(annotation: Any) -> bool:
+    """Whether a value of this type may hold a secret: a SecretStr anywhere in it, nested models included."""
+    if "SecretStr" in str(annotation):
+        return True
+    model = _model(annotation)
+    if model is not None:
+        return any(_has_secret(f.annotation) for f in model.model_fields.values())
+    return any(_has_secret(arg) for arg in typing.get_args(annotation))
 
 
 def _shown(field: FieldInfo | None, value: Any) -> str:
-    if field is not None and "SecretStr" in str(field.annotation):
+    if field is not None and _has_secret(field.annotation):
         return "<hidden>"
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return repr(text if len(text) <= 60 else text[:57] + "...")
@@ -89,6 +119,8 @@ def problem(name: str, field: FieldInfo | None, value: Any, reason: str) -> str:
     """One line: `RESPONDER_X='value': reason (example: RESPONDER_X=…)`."""
     label = where(name)
     hint = f" (example: {PREFIX}{name.upper()}={example(name, field)})" if field is not None else ""
+    if field is not None and _model(field.annotation) is not None:  # a nested model: one variable per field
+        hint = f" (one variable per field: {PREFIX}{name.upper()}__<FIELD>)"
     return f"{label}={_shown(field, value)}: {reason}{hint}"
 
 
@@ -96,12 +128,11 @@ def describe(exc: ValidationError, fields: dict[str, FieldInfo]) -> list[str]:
     """One line per invalid setting in `exc`."""
     lines = []
     for err in exc.errors():
-        name = str(err["loc"][0]) if err["loc"] else "?"
-        field = fields.get(name)
+        name, field, rest = _setting(err["loc"], fields)
         if err["type"] == "extra_forbidden":
             lines.append(f"{where(name)}: not a setting (see docs/configuration.md or `responder --help`)")
             continue
-        detail = ".".join(map(str, err["loc"][1:]))
+        detail = ".".join(rest)
         reason = err["msg"][0].lower() + err["msg"][1:]
         lines.append(problem(name, field, err.get("input"), f"{detail}: {reason}" if detail else reason))
     return lines

@@ -59,7 +59,7 @@ class Kit:
         """A fresh engine recovered from the store (as after a restart) and its pipeline."""
         reg = self.registry
         engine = Engine(Recorder(self.store), reg, self.iam, dry_run=self.dry_run,
-                        guards=Guards(self.policy, clock=self.clock), publisher=self.publisher,
+                        guards=Guards(self.policy), publisher=self.publisher,
                         approval_keys=KeyRing({"k1": SECRET}), clock=self.clock)
         engine.recover()
         self.pipeline = Pipeline(load_runbooks(self.runbooks_dir, reg), engine)
@@ -103,7 +103,7 @@ def make_kit(tmp_path: Path, runbooks: dict[str, str], **kw: Any) -> Kit:
 def decision(kit: Kit, incident: str, step: str, verdict: str = "approve", *, by: str = "alice",
              digest: str | None = None, ttl: float = 600, secret: bytes = SECRET) -> tuple[bytes, str, str]:
     """A signed decision as it arrives from Kafka: (value, key id, signature)."""
-    parked = kit.engine.parked.get((incident, step))
+    parked = kit.engine.state.parked(incident, step)
     now = datetime.fromtimestamp(kit.clock(), UTC)
     d = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,  # type: ignore[arg-type]
                          digest=digest or (parked.digest if parked else "0" * 64), issued_at=now,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from responder.actuators.base import ActuationContext, AwsCaller
 from responder.actuators.model import ModelConfig, ModelStore
-from responder.actuators.model.backends import CONFIG_EXTRA
 from responder.actuators.model.signing import generate_key, sign
 
 
@@ -52,7 +51,7 @@ async def publish(store: ModelStore, work: Path, model: str, version: str, key: 
 def context(aws: AwsCaller, registry: str, keys: Keys) -> ActuationContext:
     """An actuation context whose model config trusts only `keys.public`."""
     config = ModelConfig(registry=registry, trusted_keys=(keys.public,), poll_interval=0.0)
-    return ActuationContext(aws=aws, extras={CONFIG_EXTRA: config})
+    return ActuationContext(aws=aws, models=config)
 
 
 class NoAws:

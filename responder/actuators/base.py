@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, JsonValue
+
+if TYPE_CHECKING:
+    from responder.actuators.model.versions import ModelConfig
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -24,9 +27,10 @@ class AwsCaller(Protocol):
 
 
 class Publisher(Protocol):
-    """Sends one record and waits for its ack (the service's Kafka producer in ingest, via `ActuationContext.extras`).
+    """Sends one record and waits for its ack (the service's Kafka producer, in responder.ingest.approvals).
 
-    The same shape as the engine's approval publisher, so the service injects one producer for both.
+    The one publisher protocol: notify.kafka publishes through it, and the engine publishes approval
+    requests through it, so the service injects one producer for both.
     """
 
     async def publish(self, topic: str, key: bytes, value: bytes,
@@ -35,16 +39,23 @@ class Publisher(Protocol):
 
 @dataclass(frozen=True)
 class ActuationContext:
-    """What an actuator may use: the cloud, the incident it acts for, its idempotency key.
+    """What an actuator may use: the cloud, the incident it acts for, its idempotency key, and collaborators.
 
-    `extras` carries optional collaborators by name: `publisher` (a Publisher, for notify.kafka) and
-    `webhook_keys` (key id to HMAC secret bytes, for notify.webhook).
+    `publisher` is for notify.kafka, `webhook_keys` (key id to HMAC secret bytes) signs notify.webhook and
+    notify.kafka records, `models` is the model registry configuration for the model.* actuators
+    (read from settings when absent).
     """
 
     aws: AwsCaller
     incident: str = ""
     key: str = ""
-    extras: Mapping[str, Any] = field(default_factory=dict)
+    publisher: Publisher | None = None
+    webhook_keys: Mapping[str, bytes] = field(default_factory=dict)
+    models: ModelConfig | None = None
+
+    def for_step(self, incident: str, key: str) -> ActuationContext:
+        """The same collaborators, acting for one incident under one idempotency key."""
+        return replace(self, incident=incident, key=key)
 
 
 class ActuationResult(BaseModel):
@@ -100,6 +111,14 @@ class Actuator(Generic[P]):
     async def verify(self, p: P, ctx: ActuationContext) -> bool:
         """True when the desired state holds now (read back from the cloud)."""
         raise NotImplementedError
+
+    async def observe(self, p: P, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The target's state now, in the shape of `ActuationResult.prior` / `after` (None: cannot say).
+
+        Read once before the first attempt and bound to the intent, so a retry never records its own
+        earlier change as the prior state; undo compares it with the recorded after-state.
+        """
+        return None
 
     def reverse_params(self, p: P, result: ActuationResult) -> dict[str, Any] | None:
         """Params for the reverse actuator, from the params and the recorded result."""

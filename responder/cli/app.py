@@ -15,8 +15,11 @@ from responder import __version__, log
 from responder.cli import (
     actuators,
     approvals,
+    coverage,
     deadletter,
+    docs,
     events,
+    intake,
     model_ops,
     models,
     runbooks,
@@ -89,7 +92,7 @@ app = typer.Typer(
 )
 models.app.add_typer(model_ops.app)
 
-for module in (service, approvals, undo):
+for module in (service, intake, approvals, undo, docs, coverage):
     app.add_typer(module.app)
 for name, group in (("runbooks", runbooks.app), ("actuators", actuators.app), ("events", events.app),
                     ("deadletter", deadletter.app), ("timeline", timeline.app), ("models", models.app)):

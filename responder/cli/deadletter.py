@@ -27,12 +27,14 @@ def replay_cmd(
 ) -> None:
     """Re-publish dead-lettered records (original bytes, key and headers, without the dlq.* headers)."""
     from responder.ingest.deadletter import replay_deadletters
+    from responder.ingest.security import kafka_client_options
 
     settings = Settings()
     server = kafka_server(settings, bootstrap)
     try:
         result = asyncio.run(replay_deadletters(server, settings.deadletter_topic, reason=reason, to_topic=topic,
-                                                limit=limit, dry_run=dry_run))
+                                                limit=limit, dry_run=dry_run,
+                                                options=kafka_client_options(settings)))
     except ConfigError as exc:
         err_console.print(f"[red]✗ {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc

@@ -111,6 +111,7 @@ def publish_cmd(
 ) -> None:
     """Publish each file as one record (JSON Lines: one per line), optionally HMAC-signed."""
     from responder.ingest.kafka import publish
+    from responder.ingest.security import kafka_client_options
 
     settings = Settings()
     server = kafka_server(settings, bootstrap)
@@ -124,13 +125,14 @@ def publish_cmd(
 
     async def main() -> int:
         sent = 0
+        options = kafka_client_options(settings)
         for path in paths:
             for value in _record_values(path, lines):
                 headers = signed_headers(sign_key_id, secret, value) if sign_key_id and secret else []
                 await publish(server, topic, [value], key=key.encode() if key else None, headers=headers,
-                              connect_timeout=settings.kafka_connect_timeout)
+                              options=options, connect_timeout=settings.kafka_connect_timeout)
                 sent += 1
         return sent
 
-    count = asyncio.run(main())
+    count = asyncio.run(main())  # a TLS / SASL failure, an unreadable secret file, no broker: one line, exit 3
     console.print(f"✓ published {count} record(s) to {topic}" + (f", signed by {sign_key_id}" if sign_key_id else ""))

@@ -20,7 +20,10 @@ from responder.actuators import registry
 from responder.cli.model_common import context
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
-from responder.errors import ActuationError, PermanentActuationError, TimelineError
+from responder.engine.runner import StepCall, run_step
+from responder.errors import TimelineError
+from responder.models.runbook import Step
+from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline.chain import parse_lines
 from responder.timeline.recorder import Recorder
@@ -30,46 +33,45 @@ app = typer.Typer()
 
 
 def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, json: bool) -> None:
-    """Run one actuator as an operator would a step: intent, apply, verify, result, all on the timeline."""
+    """Run one actuator as an operator would a step: intent, apply (retries, timeout), verify, result, all on the
+    timeline."""
     settings = load_settings()
     actuator = registry.get(actuator_name)
     try:
         p = actuator.params.model_validate({k: v for k, v in params.items() if v is not None})
     except ValidationError as exc:
         raise fail(f"invalid parameters: {exc}", EXIT_CONFIG) from exc
-    ctx = context(settings)
+    defaults = Step(id="operator", actuator=actuator_name)
+    call = StepCall(actuator, p, context(settings), attempts=defaults.retries + 1, timeout=defaults.timeout)
     recorder = Recorder(FileStore(timeline or settings.timeline_path))
     target = actuator.target(p)
-    head = {"step": "operator", "actuator": actuator_name, "target": target, "key": f"operator-{uuid.uuid4().hex}",
-            "source": "cli", "operator": getpass.getuser()}
-    recorder.append(EntryKind.STEP_INTENT, {**head, "params": p.model_dump(mode="json"),
-                                            "destructive": actuator.destructive})
-    recorder.flush_sync()
+    intent = StepIntent(step="operator", actuator=actuator_name, target=target, key=f"operator-{uuid.uuid4().hex}",
+                        source="cli", operator=getpass.getuser(), params=p.model_dump(mode="json"),
+                        destructive=actuator.destructive)
 
-    async def act() -> tuple[Any, bool]:
-        result = await actuator.apply(p, ctx)
-        return result, await actuator.verify(p, ctx)
+    async def act() -> StepResult:
+        try:
+            return await run_step(recorder, call, intent)
+        finally:
+            await recorder.flush()
 
     try:
-        result, verified = asyncio.run(act())
-    except ActuationError as exc:
-        recorder.append(EntryKind.STEP_RESULT, {**head, "status": "failed", "error": str(exc), "code": exc.code,
-                                                "permanent": isinstance(exc, PermanentActuationError)})
+        result = asyncio.run(act())
+        seq = recorder.next_seq - 1  # the step.result entry
+    finally:
         recorder.close()
+    if not result.ok:
         if json:
-            emit_json({"ok": False, "actuator": actuator_name, "error": str(exc), "code": exc.code})
-        raise fail(str(exc)) from exc
-    body = {**head, "status": "ok", "changed": result.changed, "verified": verified, "prior": result.prior,
-            "after": result.after, "outputs": result.outputs}
-    entry = recorder.append(EntryKind.STEP_RESULT, body)
-    recorder.close()
+            emit_json({"ok": False, "actuator": actuator_name, "error": result.error, "code": result.code})
+        raise fail(str(result.error))
     if json:
-        emit_json({"ok": True, **body, "timeline_seq": entry.seq})
+        emit_json({"ok": True, **result.body(), "timeline_seq": seq})
         return
-    for r in result.outputs.get("rejected") or []:
+    rejected: Any = (result.outputs or {}).get("rejected") or []
+    for r in rejected:
         console.print(f"  skipped {r['version']}: {r['reason']} {r['detail']}")
-    console.print(f"[green]✓[/green] {actuator_name} {target}: changed={result.changed} verified={verified} "
-                  f"prior={result.prior} after={result.after}  (timeline seq {entry.seq})")
+    console.print(f"[green]✓[/green] {actuator_name} {target}: changed={result.changed} verified={result.verified} "
+                  f"prior={result.prior} after={result.after}  (timeline seq {seq})")
 
 
 @app.command()
@@ -108,7 +110,7 @@ POINTER_ACTUATORS = ("model.rollback_to_last_signed", "model.switch_version")
 def _pointer_change(e: TimelineEntry, model: str) -> dict[str, Any] | None:
     """The pointer change an entry records for `model`: a step's or operator's result, or an undo's."""
     b = e.body
-    if not b.get("changed") or b.get("status") != "ok":
+    if not b.get("changed") or b.get("status") != StepStatus.OK:
         return None
     head = {"seq": e.seq, "at": e.at, "incident": e.incident}
     out = b.get("outputs")

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import structlog
 import typer
 
-from responder import log
+from responder import log, tracing
 from responder.cli.options import JsonOpt
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, timeline_table
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
 from responder.errors import ConfigError
 from responder.settings import Settings
 
@@ -105,13 +105,14 @@ def run(
             structlog.get_logger(__name__).info("sandbox_started", kafka=box.broker.bootstrap,
                                                  aws=box.aws.endpoint_url)
         settings = Settings(**overrides)
+        tracing.configure(settings.otel_exporter_otlp_endpoint, "responder")
 
         async def main() -> None:
             await serve(Service(settings))
 
         asyncio.run(main())
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
+        err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from exc
     finally:
         if box is not None:
@@ -130,17 +131,24 @@ def demo(
     kafka_port: KafkaPortOpt = None,
     aws_port: AwsPortOpt = None,
     json: JsonOpt = False,
+    via: Annotated[str, typer.Option("--via", help="kafka: publish the finding; webhook: POST it to the intake")]
+    = "kafka",
 ) -> None:
     """Leaked key → GuardDuty finding on Kafka → key deactivated in a sandbox AWS → verified timeline."""
+    if via not in ("kafka", "webhook"):
+        err_console.print(f"[red]✗ --via {via!r}: valid choices: kafka, webhook")
+        raise typer.Exit(EXIT_USAGE)
     from responder.demo import default_runbooks_dir, default_timeline_path, run_demo
 
     log.configure("console", "warning")
     path = timeline or default_timeline_path()
     if not json:
         console.print("starting the embedded broker and a local AWS API, seeding an IAM user with an access key…")
+        if via == "webhook":
+            console.print("the finding is POSTed to `responder intake` (bearer token), which produces it signed")
     box = _sandbox(kafka_port, aws_port).start() if keep else None
     try:
-        result = asyncio.run(run_demo(path, runbooks or default_runbooks_dir(), sandbox=box))
+        result = asyncio.run(run_demo(path, runbooks or default_runbooks_dir(), sandbox=box, via=via))
         summary = _demo_report(result, path, json, quiet=json and box is not None)
         if box is not None:
             short = (_incident(result) or "…")[:8]

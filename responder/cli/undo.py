@@ -9,10 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from responder.actuators import registry
-from responder.actuators.model.backends import CONFIG_EXTRA, config_from
 from responder.cli.options import JsonOpt, resolve_incident
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError
+from responder.models.step import StepStatus
 
 app = typer.Typer()
 
@@ -24,11 +24,12 @@ def undo(
     timeline: Annotated[Path | None, typer.Option(help="timeline file (default: settings' timeline_path)")] = None,
     allow_destructive: Annotated[bool, typer.Option("--allow-destructive",
                                                     help="also run reverse actuators that are destructive")] = False,
+    force: Annotated[bool, typer.Option("--force", help="undo even when the target changed since the step")] = False,
     json: JsonOpt = False,
 ) -> None:
     """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline."""
+    from responder.actuators.context import context_from
     from responder.engine.undo import Undoer
-    from responder.service import aws_from
     from responder.settings import Settings
     from responder.timeline.recorder import Recorder
     from responder.timeline.store import FileStore
@@ -40,9 +41,9 @@ def undo(
             raise ConfigError(f"timeline {path} does not exist")
         incident = resolve_incident(path, incident)
         recorder = Recorder(FileStore(path))
-        undoer = Undoer(recorder, registry, aws_from(settings), extras={"webhook_keys": settings.notify_secrets(),
-                                                                        CONFIG_EXTRA: config_from(settings)},
-                        allow_destructive=allow_destructive)
+        context = context_from(settings)
+        undoer = Undoer(recorder, registry, context.aws, context=context, allow_destructive=allow_destructive,
+                        force=force)
         try:
             outcomes = asyncio.run(undoer.undo(incident, step))
         finally:
@@ -51,19 +52,20 @@ def undo(
         err_console.print(f"[red]✗ {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
     _report(outcomes, json)
-    if any(o["status"] == "failed" for o in outcomes):
+    if any(o["status"] == StepStatus.FAILED for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
 
 
 def _report(outcomes: list[dict[str, Any]], json: bool) -> None:
     if json:
-        emit_json({"ok": not any(o["status"] == "failed" for o in outcomes), "steps": outcomes})
+        emit_json({"ok": not any(o["status"] == StepStatus.FAILED for o in outcomes), "steps": outcomes})
         return
     if not outcomes:
         console.print("nothing to undo")
     for o in outcomes:
-        mark = {"ok": "[green]✓[/green]", "failed": "[red]✗[/red]"}.get(o["status"], "[yellow]-[/yellow]")
+        marks = {StepStatus.OK: "[green]✓[/green]", StepStatus.FAILED: "[red]✗[/red]"}
+        mark = marks.get(o["status"], "[yellow]-[/yellow]")
         detail = o.get("reverse") or o.get("reason") or ""
-        if o["status"] == "failed":
+        if o["status"] == StepStatus.FAILED:
             detail = f"{detail}: {o.get('error')}"
         console.print(f"{mark} {o['step']} ({o['actuator']} on {o.get('target')}): {o['status']} {detail}")

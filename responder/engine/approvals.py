@@ -12,24 +12,18 @@ a fresh deadline, and denies if that one lapses too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
+from responder.actuators.base import Publisher
 from responder.auth import KeyRing
 from responder.errors import ApprovalRefused
 from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
-
-
-class Publisher(Protocol):
-    """Sends one record and waits for its ack (implemented over Kafka in responder.ingest.approvals)."""
-
-    async def publish(self, topic: str, key: bytes, value: bytes,
-                      headers: Sequence[tuple[str, bytes]] = ()) -> None: ...
 
 
 class MemoryPublisher:
@@ -102,7 +96,7 @@ async def publish_request(publisher: Publisher | None, parked: Parked, topic: st
 
 
 def accept_decision(value: bytes, key_id: str | None, signature: str | None, keys: KeyRing,
-                    parked: dict[tuple[str, str], Parked], now: datetime) -> tuple[ApprovalDecision, Parked]:
+                    parked: Callable[[str, str], Parked | None], now: datetime) -> tuple[ApprovalDecision, Parked]:
     """The decision and the step it releases, or ApprovalRefused saying why not."""
     if not keys:
         raise ApprovalRefused("no approval keys are configured: decisions cannot be authenticated")
@@ -113,7 +107,7 @@ def accept_decision(value: bytes, key_id: str | None, signature: str | None, key
         decision = ApprovalDecision.model_validate_json(value)
     except ValidationError as exc:
         raise ApprovalRefused(f"malformed decision: {exc.errors()[0]['msg']}") from exc
-    found = parked.get((decision.incident, decision.step))
+    found = parked(decision.incident, decision.step)
     if found is None:
         raise ApprovalRefused("no approval is pending for this incident and step", decision)
     if decision.digest != found.digest:

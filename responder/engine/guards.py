@@ -11,9 +11,8 @@ A *soft* trip (quota, max targets, kill switch) turns the step into an approval 
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -92,26 +91,29 @@ def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[s
     return None
 
 
-class Guards:
-    """Evaluates guards and keeps the sliding windows (rebuilt from step.intent entries on recovery)."""
+@dataclass(frozen=True)
+class QuotaRun:
+    """The recorded execution times of one actuator by one runbook (`*`: by any runbook)."""
 
-    def __init__(self, policy: GuardPolicy | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.policy = policy or GuardPolicy()
-        self.clock = clock
+    runbook: str
+    actuator: str
+    times: tuple[float, ...]
+
+
+class QuotaWindows:
+    """Sliding windows of executions per (runbook, actuator); part of the engine's state."""
+
+    def __init__(self) -> None:
         self._runs: dict[tuple[str, str], deque[float]] = {}
 
-    def forget_history(self) -> None:
-        """Drop every recorded run (before the timeline is replayed into them again)."""
-        self._runs.clear()
+    def record(self, runbook_id: str, actuator: str, at: float) -> None:
+        """Count one execution of `actuator` by `runbook_id` at `at` (epoch seconds of the engine's clock)."""
+        self._runs.setdefault((runbook_id, actuator), deque()).append(at)
+        self._runs.setdefault(("*", actuator), deque()).append(at)
 
-    def record(self, runbook_id: str, actuator: str, at: float | None = None) -> None:
-        """Count one execution of `actuator` by `runbook_id`."""
-        when = self.clock() if at is None else at
-        self._runs.setdefault((runbook_id, actuator), deque()).append(when)
-        self._runs.setdefault(("*", actuator), deque()).append(when)
-
-    def _count(self, scope: str, pattern: str, window: float) -> int:
-        horizon = self.clock() - window
+    def count(self, scope: str, pattern: str, window: float, now: float) -> int:
+        """Executions by `scope` of actuators matching `pattern` in (now - window, now]."""
+        horizon = now - window
         total = 0
         for (who, actuator), times in self._runs.items():
             if who != scope or not fnmatchcase(actuator, pattern):
@@ -120,6 +122,21 @@ class Guards:
                 times.popleft()
             total += sum(1 for t in times if t >= horizon)
         return total
+
+    def runs(self) -> list[QuotaRun]:
+        """Every window, as values."""
+        return [QuotaRun(who, actuator, tuple(times)) for (who, actuator), times in self._runs.items()]
+
+    def load(self, runs: Iterable[QuotaRun]) -> None:
+        """Replace every window with `runs`."""
+        self._runs = {(r.runbook, r.actuator): deque(r.times) for r in runs}
+
+
+class Guards:
+    """Evaluates guards against the policy and the engine's quota windows, at the engine's clock."""
+
+    def __init__(self, policy: GuardPolicy | None = None) -> None:
+        self.policy = policy or GuardPolicy()
 
     def limits_targets(self, rb: Runbook) -> bool:
         """Whether any max-targets guard applies to `rb` (otherwise no plan is needed up front)."""
@@ -135,7 +152,7 @@ class Guards:
         return trips
 
     def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
-                   event: Event) -> list[Trip]:
+                   event: Event, windows: QuotaWindows, now: float) -> list[Trip]:
         """Guards on one step about to run; hard trips first."""
         trips: list[Trip] = []
         hit = protected_hit([rb.guards.protected, self.policy.protected], target, params, event)
@@ -147,7 +164,7 @@ class Guards:
             for q in quotas:
                 if not fnmatchcase(actuator, q.actuator):
                     continue
-                used = self._count(scope, q.actuator, q.window)
+                used = windows.count(scope, q.actuator, q.window, now)
                 if used >= q.max:
                     where = "global" if scope == "*" else f"runbook {rb.id}"
                     trips.append(Trip("quota", f"{where}: {q.actuator} ran {used} time(s) in {q.window:g}s "

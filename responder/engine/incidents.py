@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -21,6 +22,8 @@ class Incident:
     step_outputs: dict[str, dict[str, object]] = field(default_factory=dict)
     event_ids: set[str] = field(default_factory=set)
     times: list[datetime] = field(default_factory=list)
+    touched: float = 0.0
+    """When (engine clock, epoch seconds) an event last opened, joined or was suppressed by it."""
 
     def add(self, at: datetime) -> None:
         """Count one distinct event at `at` (repeats of an event id are not counted)."""
@@ -81,3 +84,21 @@ class IncidentBook:
         if event_id:
             inc.seen(event_id)
         return inc
+
+    def all(self) -> list[Incident]:
+        """Every incident the book holds, open or closed but not yet evicted."""
+        return list(self.by_id.values())
+
+    def load(self, incidents: Iterable[Incident]) -> None:
+        """Replace the book with `incidents` (a restored snapshot); the latest per key is the open one."""
+        self._open.clear()
+        self.by_id = {}
+        for inc in sorted(incidents, key=lambda i: i.last_seen):
+            self.by_id[inc.id] = inc
+            self._open[(inc.runbook, inc.group_key)] = inc
+
+    def drop(self, incident_id: str) -> None:
+        """Forget a closed incident."""
+        inc = self.by_id.pop(incident_id, None)
+        if inc is not None and self._open.get((inc.runbook, inc.group_key)) is inc:
+            del self._open[(inc.runbook, inc.group_key)]

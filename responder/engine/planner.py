@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from responder.actuators.registry import Registry
-from responder.engine.templating import TemplateError, render
+from responder.engine.runner import Resolved, resolve_step
 from responder.models.plan import Plan, PlannedStep, idempotency_key
 from responder.models.runbook import Runbook
-from responder.rules.conditions import first_failure
 
 
 def build_plan(rb: Runbook, incident: str, event_id: str, scope: Mapping[str, Any], registry: Registry,
@@ -23,17 +20,27 @@ def build_plan(rb: Runbook, incident: str, event_id: str, scope: Mapping[str, An
     """
     steps = []
     for step in rb.steps:
-        if first_failure(step.when, scope) is not None:
+        resolved = resolve_step(step, scope, registry)
+        if not isinstance(resolved, Resolved):
             continue
-        actuator = registry.get(step.actuator)
-        try:
-            params = actuator.params.model_validate(render(step.with_, scope))
-        except (TemplateError, ValidationError):
-            continue
-        target = actuator.target(params)
         steps.append(PlannedStep(
-            step_id=step.id, actuator=step.actuator, params=params.model_dump(mode="json"), target=target,
-            key=idempotency_key(incident, rb.ref, step.id, target), destructive=actuator.destructive,
-            on_failure=step.on_failure.value, timeout=step.timeout, retries=step.retries,
+            step_id=step.id, actuator=step.actuator, params=resolved.values, target=resolved.target,
+            key=idempotency_key(incident, rb.ref, step.id, resolved.target),
+            destructive=resolved.actuator.destructive, on_failure=step.on_failure.value, timeout=step.timeout,
+            retries=step.retries,
         ))
     return Plan(incident=incident, runbook=rb.ref, event_id=event_id, dry_run=dry_run, steps=tuple(steps))
+
+
+class LazyPlan:
+    """The plan of one run, built only when something needs it (a digest, a max-targets guard)."""
+
+    def __init__(self, build: Callable[[], Plan]) -> None:
+        self._build = build
+        self._plan: Plan | None = None
+
+    def get(self) -> Plan:
+        """Build once, then reuse."""
+        if self._plan is None:
+            self._plan = self._build()
+        return self._plan

@@ -11,15 +11,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from responder.errors import TemplateError
 from responder.rules.conditions import lookup
 from responder.rules.operators import MISSING
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)*)\}")
 NAMESPACES = ("event", "incident", "steps")
-
-
-class TemplateError(ValueError):
-    """A placeholder that names no value."""
+__all__ = ["NAMESPACES", "PLACEHOLDER", "TemplateError", "placeholders", "render"]
 
 
 def placeholders(value: Any) -> list[str]:

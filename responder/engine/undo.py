@@ -6,21 +6,27 @@ into the reverse actuator's params. Each reversal is recorded as `undo.intent` b
 `undo.result` after it (or `undo.skipped` with the reason), all carrying `undoes: <step key>`; a step
 with an ok `undo.result` is not undone twice. A destructive reverse (stopping an instance that a step
 started) is skipped unless explicitly allowed.
+
+Undo is compare-and-set: it runs only while the target still holds the step's recorded after-state
+(`observe()`, or `verify()` for actuators that cannot report their state). Otherwise the step is
+skipped with the difference, and `force` (`responder undo --force`) undoes it anyway.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
 from responder.actuators.base import ActuationContext, ActuationResult, AwsCaller
 from responder.actuators.registry import Registry
-from responder.actuators.retry import with_retries
-from responder.errors import ActuationError, ConfigError, PermanentActuationError
+from responder.engine.runner import StepCall, observe, run_step, verified
+from responder.errors import ConfigError
 from responder.models.plan import idempotency_key
+from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline.recorder import Recorder
 
@@ -31,26 +37,37 @@ UNDO_RESULT = "undo.result"
 UNDO_SKIPPED = "undo.skipped"
 
 
-def undoable(entries: Iterable[TimelineEntry], incident: str, step: str | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Undoable:
+    """An ok step result not yet undone, with the params its intent recorded."""
+
+    result: StepResult
+    params: dict[str, JsonValue]
+
+
+def undoable(entries: Iterable[TimelineEntry], incident: str, step: str | None = None) -> list[Undoable]:
     """The incident's ok step results not yet undone, newest first, each with its intent's params."""
-    intents: dict[str, Mapping[str, Any]] = {}
-    results: list[dict[str, Any]] = []
+    intents: dict[str, StepIntent] = {}
+    results: list[StepResult] = []
     undone: set[str] = set()
     for e in entries:
         if e.incident != incident:
             continue
         if e.kind == EntryKind.STEP_INTENT:
-            intents[str(e.body["key"])] = e.body
-        elif e.kind == EntryKind.STEP_RESULT and e.body.get("status") == "ok" and "key" in e.body:
-            results.append(dict(e.body))
-        elif e.kind == UNDO_RESULT and e.body.get("status") == "ok":
-            undone.add(str(e.body["undoes"]))
+            intent = StepIntent.read(e.body)
+            intents[str(intent.key)] = intent
+        elif e.kind in (EntryKind.STEP_RESULT, UNDO_RESULT):
+            result = StepResult.read(e.body)
+            if result.ok and e.kind == UNDO_RESULT:
+                undone.add(str(result.undoes))
+            elif result.ok and result.key is not None:
+                results.append(result)
     out = []
-    for body in reversed(results):
-        key = str(body["key"])
-        if key in undone or (step is not None and body.get("step") != step):
+    for result in reversed(results):
+        if result.key in undone or (step is not None and result.step != step):
             continue
-        out.append({**body, "params": dict(intents.get(key, {}).get("params") or {})})
+        found = intents.get(str(result.key))
+        out.append(Undoable(result, dict(found.params) if found is not None else {}))
     return out
 
 
@@ -58,13 +75,14 @@ class Undoer:
     """Runs reversals for one incident and records each on the timeline."""
 
     def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *,
-                 extras: Mapping[str, Any] | None = None, attempts: int = 4, deadline: float = 60.0,
-                 allow_destructive: bool = False) -> None:
+                 context: ActuationContext | None = None, attempts: int = 4, deadline: float = 60.0,
+                 allow_destructive: bool = False, force: bool = False) -> None:
         self.recorder = recorder
+        self.force = force
         self.allow_destructive = allow_destructive
         self.registry = registry
         self.aws = aws
-        self.extras = dict(extras or {})
+        self.context = replace(context, aws=aws) if context is not None else ActuationContext(aws=aws)
         self.attempts = attempts
         self.deadline = deadline
 
@@ -75,27 +93,28 @@ class Undoer:
         if step is not None and not pending:
             raise ConfigError(f"incident {incident} has no completed, not yet undone step {step!r}")
         outcomes = []
-        for body in pending:
-            outcomes.append(await self._undo_one(incident, body))
+        for done in pending:
+            outcomes.append(await self._undo_one(incident, done))
         await self.recorder.flush()
         return outcomes
 
     def _skip(self, incident: str, head: dict[str, Any], reason: str) -> dict[str, Any]:
-        out = {**head, "status": "skipped", "reason": reason}
+        out = {**head, "status": StepStatus.SKIPPED.value, "reason": reason}
         self.recorder.append(UNDO_SKIPPED, out, incident)
         return out
 
-    async def _undo_one(self, incident: str, body: dict[str, Any]) -> dict[str, Any]:
-        actuator = self.registry.get(str(body["actuator"]))
-        head = {"undoes": body["key"], "step": body["step"], "actuator": actuator.name, "target": body.get("target")}
-        if body.get("changed") is not True:
+    async def _undo_one(self, incident: str, done: Undoable) -> dict[str, Any]:
+        step = done.result
+        actuator = self.registry.get(step.actuator)
+        head = {"undoes": step.key, "step": step.step, "actuator": actuator.name, "target": step.target}
+        if step.changed is not True:
             return self._skip(incident, head, "the step changed nothing (or was recovered without prior state)")
         if actuator.reverse is None:
             return self._skip(incident, head, f"irreversible: {actuator.irreversible}")
         try:
-            params = actuator.params.model_validate(body["params"])
-            result = ActuationResult(changed=True, target=str(body.get("target", "")), prior=body.get("prior") or {},
-                                     after=body.get("after") or {}, outputs=body.get("outputs") or {})
+            params = actuator.params.model_validate(done.params)
+            result = ActuationResult(changed=True, target=step.target or "", prior=step.prior or {},
+                                     after=step.after or {}, outputs=step.outputs or {})
             reverse_raw = actuator.reverse_params(params, result)
             if reverse_raw is None:
                 return self._skip(incident, head, "nothing recorded to restore")
@@ -105,23 +124,32 @@ class Undoer:
             return self._skip(incident, head, f"recorded state does not validate: {exc.errors()[0]['msg']}")
         if reverse.destructive and not self.allow_destructive:
             return self._skip(incident, head, f"{reverse.name} is destructive: re-run with --allow-destructive")
-        key = idempotency_key(incident, "undo", str(body["step"]), str(body["key"]))
-        ctx = ActuationContext(aws=self.aws, incident=incident, key=key, extras=self.extras)
-        intent = {**head, "reverse": reverse.name, "params": rparams.model_dump(mode="json"), "key": key}
-        self.recorder.append(UNDO_INTENT, intent, incident)
-        await self.recorder.flush()
-        try:
-            done = await with_retries(lambda: reverse.apply(rparams, ctx), attempts=self.attempts,
-                                      deadline=self.deadline)
-            verified = bool(await reverse.verify(rparams, ctx))
-        except (ActuationError, TimeoutError) as exc:
-            out = {**head, "reverse": reverse.name, "status": "failed", "error": str(exc) or "timed out",
-                   "code": getattr(exc, "code", "Timeout"), "permanent": isinstance(exc, PermanentActuationError)}
-            self.recorder.append(UNDO_RESULT, out, incident)
-            log.warning("undo_failed", step=body["step"], error=str(exc))
-            return out
-        out = {**head, "reverse": reverse.name, "status": "ok", "changed": done.changed, "verified": verified,
-               "prior": done.prior, "after": done.after}
-        self.recorder.append(UNDO_RESULT, out, incident)
-        log.info("step_undone", step=body["step"], reverse=reverse.name, changed=done.changed)
-        return out
+        key = idempotency_key(incident, "undo", step.step, str(step.key))
+        ctx = self.context.for_step(incident, key)
+        forward = StepCall(actuator, params, self.context.for_step(incident, str(step.key)))
+        drift = await self._drift(forward, result.after)
+        if drift is not None and not self.force:
+            return self._skip(incident, {**head, "reverse": reverse.name},
+                              f"the target changed since the step ({drift}): re-run with --force to undo anyway")
+        call = StepCall(reverse, rparams, ctx, attempts=self.attempts, timeout=self.deadline)
+        intent = StepIntent(**head, reverse=reverse.name, params=rparams.model_dump(mode="json"), key=key)
+        out = await run_step(self.recorder, call, intent, incident=incident, kinds=(UNDO_INTENT, UNDO_RESULT))
+        if out.ok:
+            log.info("step_undone", step=step.step, reverse=reverse.name, changed=out.changed)
+        return out.body()
+
+    @staticmethod
+    async def _drift(forward: StepCall, after: Mapping[str, Any]) -> str | None:
+        """How the target differs from the step's recorded after-state, or None when it still matches.
+
+        Compare-and-set: an actuator that can report its state is compared field by field; one that
+        cannot is asked whether its desired state still holds.
+        """
+        current = await observe(forward)
+        if current is not None:
+            diff = {k: (after.get(k), current.get(k)) for k in sorted({*after, *current})
+                    if after.get(k) != current.get(k)}
+            if not diff:
+                return None
+            return "; ".join(f"{k}: recorded {was!r}, now {now!r}" for k, (was, now) in diff.items())
+        return None if await verified(forward) else f"{forward.actuator.name} no longer verifies"

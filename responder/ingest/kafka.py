@@ -13,6 +13,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectio
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from responder.errors import BrokerUnreachable
+from responder.ingest.security import check_connection
 from responder.models.event import RawRecord
 
 log = structlog.get_logger(__name__)
@@ -71,6 +72,16 @@ def to_raw(msg: Any) -> RawRecord:
     )
 
 
+async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, from a full metadata fetch. (`consumer.partitions_for_topic` only knows
+    subscribed topics: on Apache Kafka it returns None before `assign`, which would assign nothing.)"""
+    cluster = await consumer._client.fetch_all_metadata()
+    missing = [t for t in topics if not cluster.partitions_for_topic(t)]
+    if missing:
+        log.warning("topics_missing", topics=missing)
+    return [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
+
+
 OnAssigned = Callable[[list[TopicPartition]], Awaitable[None]]
 
 
@@ -103,8 +114,10 @@ class KafkaIngest:
         max_batch: int = 500,
         on_assigned: OnAssigned | None = None,
         manual_assignment: bool = False,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.topics = list(topics)
+        options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
         self.manual_assignment = manual_assignment
         self._listener = _Rebalance(on_assigned)
         self.deadletter_topic = deadletter_topic
@@ -117,8 +130,10 @@ class KafkaIngest:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **options,
         )
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options)
+        self._positions: dict[TopicPartition, int] = {}
 
     async def start(self, deadline: float = 30.0) -> None:
         """Connect both clients, retrying bootstrap."""
@@ -132,16 +147,27 @@ class KafkaIngest:
 
     async def _assign_all(self) -> None:
         """Own every partition without group membership (a single instance; offsets still go to the group)."""
-        await self.consumer.topics()  # refresh metadata
-        partitions = [TopicPartition(t, p) for t in self.topics for p in sorted(self.consumer.partitions_for_topic(t)
-                                                                                   or ())]
+        partitions = await all_partitions(self.consumer, self.topics)
         self.consumer.assign(partitions)
         await self._listener.on_partitions_assigned(partitions)
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next batch, by partition, in offset order."""
         got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        for tp, msgs in got.items():
+            if msgs:
+                self._positions[tp] = msgs[-1].offset + 1
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records behind the high watermark, per owned partition fetched from at least once."""
+        owned = self.consumer.assignment()
+        out = {}
+        for tp, position in self._positions.items():
+            high = self.consumer.highwater(tp) if tp in owned else None
+            if high is not None:
+                out[(tp.topic, tp.partition)] = max(0, high - position)
+        return out
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the next offsets to read (last handled + 1)."""
@@ -193,11 +219,13 @@ async def publish(
     *,
     key: bytes | None = None,
     headers: Sequence[tuple[str, bytes]] = (),
+    options: Mapping[str, Any] | None = None,
     connect_timeout: float = 15.0,
 ) -> None:
     """Send records and wait for their acks (demo, tests, tabletop injects, replays)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await _start_with_retry(producer, connect_timeout)
+    await check_connection(bootstrap, options or {}, timeout=connect_timeout)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
+    await _start_with_retry(producer, connect_timeout)  # closes the producer itself when Kafka never answers
     try:
         for value in values:
             await producer.send_and_wait(topic, value, key=key, headers=list(headers))
@@ -205,11 +233,12 @@ async def publish(
         await producer.stop()
 
 
-async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3) -> None:
+async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
+                        options: Mapping[str, Any] | None = None) -> None:
     """Create topics that do not exist yet (any Kafka; an existing topic is left alone)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
     await _start_with_retry(admin, 15.0)
     try:
         existing = set(await admin.list_topics())

@@ -1,7 +1,8 @@
 """Raw bytes → Events: one decoder per source format, chosen by the record's shape.
 
 Detection tries formats in registration order; every shape test is specific enough that the
-order does not change the result (tests/unit/test_normalise_detection.py checks this).
+order does not change the result (tests/unit/test_decoders.py::test_detection_is_unambiguous_on_fixtures
+checks this).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class Sandbox:
         try:
             self.broker.start()
             self.broker.create_topics(self.topics, self.partitions)
-        except Exception:
+        except Exception:  # whatever failed to start, stop what did start, then re-raise
             self.stop()
             raise
         return self

@@ -137,7 +137,7 @@ class Archiver:
                 name, data = self._queue[0]
                 try:
                     await asyncio.to_thread(self.archive.put, name, data)
-                except Exception as exc:  # the archive is remote; keep the segment and retry
+                except Exception as exc:  # noqa: BLE001 - the archive is remote (any client error): keep the segment, retry
                     log.warning("segment_archive_failed", segment=name, error=str(exc))
                     if self._closing:
                         return

@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -51,33 +51,36 @@ class Recorder:
         signer: Signer | None = None,
         checkpoint_every: int = 1000,
         checkpoint_interval: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.writer = writer or default_writer_id()
         self.linger = linger
         self.signer = signer
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.sinks: list[DurableSink] = []
+        self.observers: list[Callable[[TimelineEntry], None]] = []  # called at append, in the appending task
         self._pending: list[tuple[TimelineEntry, bytes]] = []
         self._next_seq = 0
         self._head = GENESIS_HASH
         self._durable_seq = -1
         self._broken: OSError | None = None
         self._since_checkpoint = 0
-        self._checkpoint_clock = time.monotonic()
+        self._checkpoint_clock = clock()
         self._flushing: asyncio.Task[None] | None = None
         self.syncs = 0
         self._resume()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Recorder:
-        """The file-backed recorder, signing checkpoints when a key is configured."""
+    def from_settings(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Recorder:
+        """The file-backed recorder, signing checkpoints when a key is configured; entries are stamped by `clock`."""
         key = settings.timeline_signing_key
         return cls(FileStore(settings.timeline_path), linger=settings.timeline_linger_ms / 1000,
                    signer=Signer.from_text(key.get_secret_value()) if key else None,
                    checkpoint_every=settings.timeline_checkpoint_every,
-                   checkpoint_interval=settings.timeline_checkpoint_interval)
+                   checkpoint_interval=settings.timeline_checkpoint_interval, clock=clock)
 
     def _resume(self) -> None:
         """Continue after the last entry on disk (orjson only: this runs on every start)."""
@@ -111,6 +114,8 @@ class Recorder:
     def append(self, kind: str, body: Mapping[str, Any], incident: str | None = None) -> TimelineEntry:
         """Chain an entry onto the head; durable only after `flush()`."""
         entry = self._seal(kind, body, incident)
+        for observer in self.observers:
+            observer(entry)
         if self.signer is not None:
             self._since_checkpoint += 1
             if self._since_checkpoint >= self.checkpoint_every or self._checkpoint_due():
@@ -118,7 +123,7 @@ class Recorder:
         return entry
 
     def _seal(self, kind: str, body: Mapping[str, Any], incident: str | None) -> TimelineEntry:
-        at = datetime.now(UTC).isoformat(timespec="microseconds")
+        at = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="microseconds")
         body = dict(body)
         digest = entry_hash(self._head, self._next_seq, self.writer, at, kind, incident, canonical_json(body))
         doc = {"seq": self._next_seq, "writer": self.writer, "at": at, "kind": str(kind), "incident": incident,
@@ -130,7 +135,7 @@ class Recorder:
         return entry
 
     def _checkpoint_due(self) -> bool:
-        return self._since_checkpoint > 0 and time.monotonic() - self._checkpoint_clock >= self.checkpoint_interval
+        return self._since_checkpoint > 0 and self.clock() - self._checkpoint_clock >= self.checkpoint_interval
 
     def checkpoint(self) -> TimelineEntry | None:
         """Append a signed checkpoint over the current head now (None without a signer or an empty chain)."""
@@ -138,7 +143,7 @@ class Recorder:
             return None
         body = self.signer.body(self.writer, self._next_seq - 1, self._head)
         self._since_checkpoint = 0
-        self._checkpoint_clock = time.monotonic()
+        self._checkpoint_clock = self.clock()
         return self._seal(EntryKind.CHECKPOINT, body, None)
 
     async def flush(self) -> None:

@@ -23,7 +23,7 @@ from responder import log
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import Registry
-from responder.service import Service, aws_from, serve
+from responder.service import Service, serve
 from responder.settings import Settings
 
 RUNBOOK = """\
@@ -103,7 +103,7 @@ async def main() -> None:
     log.configure("json", "warning")
     registry = Registry()
     registry.add(PutMarker())
-    aws: AwsSession = aws_from(settings)
+    aws: AwsSession = AwsSession.from_settings(settings)
     go, ready = Path(os.environ["CRASH_GO_FILE"]), Path(os.environ["CRASH_READY_FILE"])
     while not _signalled(go):
         await asyncio.sleep(0.005)

@@ -66,8 +66,8 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
     first = Service(settings)
     async with running(first):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(first.engine.parked))
-    [(incident, step)] = list(first.engine.parked)
+        await wait_for(lambda: bool(first.engine.state.parked_steps()))
+    [(incident, step)] = [(p.incident, p.step) for p in first.engine.state.parked_steps()]
     assert await _status(aws, key) == "Active"
     consumer = AIOKafkaConsumer(names["requests"], bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
                                 group_id=f"req-{unique}")
@@ -80,7 +80,7 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
 
     second = Service(settings)
     async with running(second):
-        assert (incident, step) in second.engine.parked
+        assert second.engine.state.parked(incident, step) is not None
         env = {**os.environ, "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
                "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET}).decode(), "RESPONDER_APPROVAL_KEY_ID": "k1",
                "RESPONDER_APPROVALS_TOPIC": names["decisions"]}
@@ -90,7 +90,7 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         _, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()[-2000:]
-        await wait_for(lambda: bool(second.engine.done), timeout=60)
+        await wait_for(lambda: bool(second.engine.state.results()), timeout=60)
     assert await _status(aws, key) == "Inactive"
     kinds = _kinds(settings.timeline_path)
     assert kinds.index("approval.requested") < kinds.index("approval.decided") < kinds.index("step.intent")
@@ -103,16 +103,16 @@ async def test_forged_decision_on_kafka_is_refused(kafka_bootstrap, aws, topics,
     service = Service(settings)
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.parked))
-        [(incident, step)] = list(service.engine.parked)
-        parked = service.engine.parked[(incident, step)]
+        await wait_for(lambda: bool(service.engine.state.parked_steps()))
+        [(incident, step)] = [(p.incident, p.step) for p in service.engine.state.parked_steps()]
+        parked = service.engine.state.parked(incident, step)
         now = datetime.now(UTC)
         forged = ApprovalDecision(incident=incident, step=step, decision="approve", by="alice", digest=parked.digest,
                                   issued_at=now, expires_at=now + timedelta(minutes=5))
         await send_decision(kafka_bootstrap, names["decisions"], forged, "k1", b"not-the-secret")
         await wait_for(lambda: "approval.rejected" in _kinds(settings.timeline_path), timeout=60)
     assert await _status(aws, key) == "Active"
-    assert (incident, step) in service.engine.parked
+    assert service.engine.state.parked(incident, step) is not None
 
 
 async def test_kill_switch_turns_the_step_into_a_published_request(
@@ -124,7 +124,7 @@ async def test_kill_switch_turns_the_step_into_a_published_request(
     service = Service(settings)
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.parked))
+        await wait_for(lambda: bool(service.engine.state.parked_steps()))
     consumer = AIOKafkaConsumer(names["requests"], bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
                                 group_id=f"req-{unique}")
     await consumer.start()

@@ -81,7 +81,7 @@ async def test_every_poison_kind_is_deadlettered_counted_committed(
             await publish(kafka_bootstrap, topics["alerts"], [value], key=b"same-partition", headers=headers)
         await publish(kafka_bootstrap, topics["alerts"], [finding], key=b"same-partition",
                       headers=signed_headers("k-old", b"old-secret", finding))
-        await wait_for(lambda: bool(service.engine.done) and service.pipeline.counters.records >= 7)
+        await wait_for(lambda: bool(service.engine.state.results()) and service.pipeline.counters.records >= 7)
         status, metrics_text = await http_request(port, "/metrics")
         ready, _ = await http_request(port, "/readyz")
         health, _ = await http_request(port, "/healthz")
@@ -143,7 +143,7 @@ async def test_replay_after_the_fix_acts_on_the_record(kafka_bootstrap, aws, top
                           event_signing_keys={"k-2027": SECRET}, **common)
     second = Service(fixed)
     async with running(second):
-        await wait_for(lambda: bool(second.engine.done), timeout=60)
+        await wait_for(lambda: bool(second.engine.state.results()), timeout=60)
     assert await _status(aws, key) == "Inactive"
     replayed = (await _read_all(kafka_bootstrap, topics["alerts"], 3))[-1]
     assert replayed.value == finding
@@ -160,7 +160,7 @@ async def test_a_poison_record_near_the_size_cap_is_deadlettered_truncated(
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [poison], key=b"poison")
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: any(b.get("step") == "deactivate-key" for b in service.engine.done.values()))
+        await wait_for(lambda: any(r.step == "deactivate-key" for r in service.engine.state.results()))
     [dead] = await _read_all(kafka_bootstrap, topics["deadletter"], 1)
     headers = dict(dead.headers)
     assert headers["dlq.truncated"] == b"1047000"

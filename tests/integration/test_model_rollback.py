@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from responder.actuators import registry
 from responder.actuators.base import ActuationContext
 from responder.actuators.model import ModelConfig
-from responder.actuators.model.backends import CONFIG_EXTRA
 from responder.actuators.model.local import LocalStore
 from responder.actuators.model.params import RollbackParams, VersionParams
 from responder.errors import PermanentActuationError
@@ -90,7 +89,7 @@ async def test_no_trusted_key_configured_means_refusal(store, tmp_path, keys):
     """With no trusted key configured nothing verifies, so nothing is switched."""
     await _history(store, tmp_path, keys)
     config = ModelConfig(registry=str(store.root), trusted_keys=())
-    ctx = ActuationContext(aws=NoAws(), extras={CONFIG_EXTRA: config})
+    ctx = ActuationContext(aws=NoAws(), models=config)
     with pytest.raises(PermanentActuationError, match="v1: no_trusted_keys"):
         await ROLLBACK.apply(RollbackParams(model="fraud"), ctx)
     assert await store.serving("fraud") == "v6"

@@ -50,7 +50,7 @@ async def test_third_detected_window_on_kafka_rolls_back(kafka_bootstrap, aws, t
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, books))
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], docs, key=b"fraud-scorer")
-        await wait_for(lambda: bool(service.engine.done), timeout=60)
+        await wait_for(lambda: bool(service.engine.state.results()), timeout=60)
     assert await store.serving("fraud-scorer") == "v1"
     entries = list(parse_lines(timeline.read_bytes().splitlines()))
     verify_entries(entries)

@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from responder.actuators import registry
-from responder.actuators.base import ActuationContext
+from responder.actuators.base import ActuationContext, Publisher
 from responder.actuators.retry import with_retries
 from responder.auth import KeyRing
 from responder.errors import PermanentActuationError
@@ -75,8 +75,9 @@ def _webhook(url: str, **extra):
     return actuator, params
 
 
-def _ctx(key: str, **extras) -> ActuationContext:
-    return ActuationContext(aws=None, incident="inc-1", key=key, extras={"webhook_keys": {"oncall": SECRET}, **extras})  # type: ignore[arg-type]
+def _ctx(key: str, publisher: Publisher | None = None) -> ActuationContext:
+    return ActuationContext(aws=None, incident="inc-1", key=key, webhook_keys={"oncall": SECRET},  # type: ignore[arg-type]
+                            publisher=publisher)
 
 
 async def test_webhook_body_is_hmac_signed(receiver):

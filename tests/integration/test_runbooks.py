@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from responder.actuators import registry
+from responder.actuators.base import ActuationContext
 from responder.catalog import load_runbooks
 from responder.engine import Engine
 from responder.engine.undo import Undoer
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "runbooks" / "examples"
 EXAMPLE_INSTANCE = "i-0d2c3a1b5e6f7a8b9"
+EXAMPLE_KEY = "AKIAEXAMPLEKEYID0001"
 
 
 class RecordingPublisher:
@@ -56,6 +58,19 @@ async def _role(aws: Any) -> dict[str, str]:
 async def _revoked(aws: Any, ids: dict[str, str]) -> bool:
     names = (await aws.call("iam", "list_role_policies", RoleName="inference-host-role"))["PolicyNames"]
     return names == ["responder-revoke-older-sessions"]
+
+
+async def _user_key(aws: Any) -> dict[str, str]:
+    await aws.call("iam", "create_user", UserName="ml-training")
+    key = (await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"]
+    return {EXAMPLE_KEY: key}
+
+
+async def _key_off_and_sessions_revoked(aws: Any, ids: dict[str, str]) -> bool:
+    [key] = (await aws.call("iam", "list_access_keys", UserName="ml-training"))["AccessKeyMetadata"]
+    names = (await aws.call("iam", "list_user_policies", UserName="ml-training"))["PolicyNames"]
+    return key["AccessKeyId"] == ids[EXAMPLE_KEY] and key["Status"] == "Inactive" and names == [
+        "responder-revoke-older-sessions"]
 
 
 async def _host(aws: Any) -> dict[str, str]:
@@ -105,23 +120,83 @@ async def _rotated(aws: Any, ids: dict[str, str]) -> bool:
     return prev["SecretString"] == "s3cr3t"
 
 
+async def _user_with_key(aws: Any, user: str, example_key: str) -> dict[str, str]:
+    await aws.call("iam", "create_user", UserName=user)
+    key = (await aws.call("iam", "create_access_key", UserName=user))["AccessKey"]["AccessKeyId"]
+    return {example_key: key}
+
+
+async def _key_inactive(aws: Any, user: str, key: str) -> bool:
+    keys = (await aws.call("iam", "list_access_keys", UserName=user))["AccessKeyMetadata"]
+    return [k["Status"] for k in keys if k["AccessKeyId"] == key] == ["Inactive"]
+
+
+async def _inline_names(aws: Any, user: str) -> list[str]:
+    return list((await aws.call("iam", "list_user_policies", UserName=user))["PolicyNames"])
+
+
+async def _stopped_trail(aws: Any) -> dict[str, str]:
+    await aws.call("s3", "create_bucket", Bucket="acme-cloudtrail-logs")
+    await aws.call("cloudtrail", "create_trail", Name="management-events", S3BucketName="acme-cloudtrail-logs")
+    await aws.call("cloudtrail", "stop_logging", Name="management-events")
+    return await _user_with_key(aws, "ci-deployer", "AKIAEXAMPLESTOPLOG01")
+
+
+async def _logging_and_key_off(aws: Any, ids: dict[str, str]) -> bool:
+    """Undo gives the key back but never stops the trail again, so containment is judged on the key."""
+    status = await aws.call("cloudtrail", "get_trail_status", Name="management-events")
+    return bool(status["IsLogging"]) and await _key_inactive(aws, "ci-deployer", ids["AKIAEXAMPLESTOPLOG01"])
+
+
+async def _backdoor(aws: Any) -> dict[str, str]:
+    return await _user_with_key(aws, "ml-training", "AKIAEXAMPLEBACKDOOR1")
+
+
+async def _backdoor_off(aws: Any, ids: dict[str, str]) -> bool:
+    return await _key_inactive(aws, "ml-training", ids["AKIAEXAMPLEBACKDOOR1"])
+
+
+async def _jacked(aws: Any) -> dict[str, str]:
+    return await _user_with_key(aws, "ml-training", "AKIAEXAMPLELLMJACK01")
+
+
+async def _jacked_off(aws: Any, ids: dict[str, str]) -> bool:
+    return await _key_inactive(aws, "ml-training", ids["AKIAEXAMPLELLMJACK01"]) and \
+        await _inline_names(aws, "ml-training") == ["responder-deny-bedrock"]
+
+
+async def _leaked(aws: Any) -> dict[str, str]:
+    return await _user_with_key(aws, "ml-training", "AKIAEXAMPLELEAKED001")
+
+
+async def _leaked_off(aws: Any, ids: dict[str, str]) -> bool:
+    return await _key_inactive(aws, "ml-training", ids["AKIAEXAMPLELEAKED001"]) and \
+        await _inline_names(aws, "ml-training") == ["responder-revoke-older-sessions"]
+
+
 SCENARIOS = {
+    "iam-credential-compromise": Scenario(_user_key, _key_off_and_sessions_revoked),
     "credential-exfiltration": Scenario(_role, _revoked),
     "compromised-inference-host": Scenario(_host, _isolated_and_snapshotted),
     "training-data-bucket-public": Scenario(_bucket, _blocked),
     "model-extraction-probing": Scenario(_fn, _throttled),
     "anomalous-secret-reads": Scenario(_secret, _rotated),
     "falco-shell-in-inference-container": Scenario(_host, _isolated_and_snapshotted),
+    "cloudtrail-logging-stopped": Scenario(_stopped_trail, _logging_and_key_off),
+    "iam-backdoor-key": Scenario(_backdoor, _backdoor_off),
+    "llmjacking": Scenario(_jacked, _jacked_off),
+    "access-key-compromise": Scenario(_leaked, _leaked_off),
 }
 
 
 MODEL_RUNBOOKS = {"model-artifact-tampered", "model-unsigned-deployed", "model-drift-sustained"}  # test_model_runbooks
+NOTIFY_ONLY = {"model-monitor-violation"}  # no cloud change to check: test_notify_only_runbook_notifies_once
 
 
 def test_every_runbook_has_an_example():
-    """Each shipped runbook (but the skeleton's) has a test event, and a scenario here or in test_model_runbooks."""
-    ids = {rb.id for rb in load_runbooks(ROOT / "runbooks", registry)} - {"iam-credential-compromise"}
-    assert ids - MODEL_RUNBOOKS == set(SCENARIOS)
+    """Each shipped runbook has a test event, and a scenario here, in test_model_runbooks or the notify-only test."""
+    ids = {rb.id for rb in load_runbooks(ROOT / "runbooks", registry)}
+    assert ids - MODEL_RUNBOOKS - NOTIFY_ONLY == set(SCENARIOS)
     assert ids == {p.stem for p in EXAMPLES.glob("*.json")}
 
 
@@ -146,7 +221,7 @@ async def test_runbook_contains_with_its_example(runbook, aws):
     assert [m.runbook.id for e in events for m in Matcher(books).match(e)] == [runbook]
     publisher = RecordingPublisher()
     store = MemoryStore()
-    engine = Engine(Recorder(store), registry, aws, extras={"publisher": publisher})
+    engine = Engine(Recorder(store), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
     [incident] = await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))
     await engine.recorder.flush()
     results = [e.body for e in engine.recorder.entries() if e.kind == "step.result"]
@@ -156,6 +231,18 @@ async def test_runbook_contains_with_its_example(runbook, aws):
     outcomes = await Undoer(engine.recorder, registry, aws).undo(incident.id)
     assert [o for o in outcomes if o["status"] == "failed"] == []
     assert not await scenario.contained(aws, ids)
+
+
+@pytest.mark.parametrize("runbook", sorted(NOTIFY_ONLY))
+async def test_notify_only_runbook_notifies_once(runbook, aws):
+    """A notify-only runbook's example matches only it and sends exactly one notification for its incident."""
+    raw = (EXAMPLES / f"{runbook}.json").read_bytes()
+    books = load_runbooks(ROOT / "runbooks", registry)
+    assert {m.runbook.id for e in _decode(raw) for m in Matcher(books).match(e)} == {runbook}
+    publisher = RecordingPublisher()
+    engine = Engine(Recorder(MemoryStore()), registry, aws, extras={"publisher": publisher})
+    [incident] = {i.id for i in await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))}
+    assert [(topic, body["incident"]) for topic, body in publisher.sent] == [("responder.notifications", incident)]
 
 
 async def test_service_runs_a_runbook_and_notifies_through_its_own_producer(kafka_bootstrap, aws, topics, unique,
@@ -173,7 +260,7 @@ async def test_service_runs_a_runbook_and_notifies_through_its_own_producer(kafk
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [raw.encode()])
-        await wait_for(lambda: len(service.engine.done) == 3, timeout=60)
+        await wait_for(lambda: len(service.engine.state.results()) == 3, timeout=60)
     assert await _isolated_and_snapshotted(aws, ids)
     consumer = AIOKafkaConsumer("responder.notifications", bootstrap_servers=kafka_bootstrap,
                                 auto_offset_reset="earliest", enable_auto_commit=False)

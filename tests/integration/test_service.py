@@ -10,12 +10,14 @@ from aiokafka import AIOKafkaConsumer
 
 from responder.actuators.aws.session import AwsSession
 from responder.ingest.kafka import publish
+from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
 from responder.timeline.chain import parse_lines, verify_entries
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.harness import CountingAws, make_settings, running, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
+kafka_bootstrap = on_apache_kafka()  # this module runs on real Apache Kafka when Java is present
 
 
 async def _seed(aws: AwsSession, user: str = "ml-training", keys: int = 1) -> list[str]:
@@ -33,7 +35,7 @@ async def _status(aws: AwsSession, user: str, key_id: str) -> str:
 
 
 def _deactivated(service: Service) -> int:
-    return sum(1 for body in service.engine.done.values() if body.get("step") == "deactivate-key")
+    return sum(1 for r in service.engine.state.results() if r.step == "deactivate-key")
 
 
 def _results(path: Path) -> list[dict[str, object]]:
@@ -47,7 +49,7 @@ async def test_published_finding_deactivates_key(kafka_bootstrap, aws, topics, u
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, runbooks_dir))
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.done))
+        await wait_for(lambda: bool(service.engine.state.results()))
     assert await _status(aws, "ml-training", key) == "Inactive"
     count, _ = verify_entries(parse_lines(timeline.read_bytes().splitlines()))
     kinds = [e.kind for e in parse_lines(timeline.read_bytes().splitlines())]
@@ -110,7 +112,7 @@ async def test_malformed_record_is_deadlettered_and_consumer_continues(
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [b"{not json"], key=key.encode())
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.done))
+        await wait_for(lambda: bool(service.engine.state.results()))
     assert await _status(aws, "ml-training", key) == "Inactive"
     consumer = AIOKafkaConsumer(topics["deadletter"], bootstrap_servers=kafka_bootstrap,
                                 auto_offset_reset="earliest", group_id=f"dlq-{unique}")
@@ -123,3 +125,18 @@ async def test_malformed_record_is_deadlettered_and_consumer_continues(
     assert batch.value == b"{not json"
     assert headers["dlq.reason"] == b"not_json"
     assert headers["dlq.topic"] == topics["alerts"].encode()
+
+
+async def test_manual_assignment_owns_every_partition_and_acts(kafka_bootstrap, aws, topics, unique, tmp_path,
+                                                              runbooks_dir):
+    """With kafka_manual_assignment the alert and approval consumers own every partition and a finding is acted on."""
+    [key] = await _seed(aws)
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+                             kafka_manual_assignment=True, approvals_topic=topics["deadletter"])
+    service = Service(settings)
+    async with running(service):
+        assert len(service.ingest.consumer.assignment()) == 3
+        assert len(service.approvals.consumer.assignment()) == 3
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(service.engine.done))
+    assert await _status(aws, "ml-training", key) == "Inactive"

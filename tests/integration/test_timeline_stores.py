@@ -88,7 +88,7 @@ async def test_service_signs_archives_and_mirrors(kafka_bootstrap, aws, topics, 
     service = Service(settings)
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.done))
+        await wait_for(lambda: bool(service.engine.state.results()))
     lines = path.read_bytes().splitlines()
     result = verify_lines(lines, Checker.from_text(PUBLIC))
     assert result.checkpoints >= 2

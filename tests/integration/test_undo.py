@@ -106,7 +106,7 @@ async def test_exhausted_retries_are_recorded_as_a_failed_step(aws, tmp_path):
     assert len(results) == 1
     assert (results[0]["status"], results[0]["code"], results[0]["permanent"]) == ("failed", "ThrottlingException",
                                                                                    False)
-    assert len(failed) == 2
+    assert len(failed) == 3  # the before-state read once, then 1 + 1 retry attempts
 
 
 def test_undo_command_restores_and_records(aws, moto_server, tmp_path):

@@ -18,7 +18,7 @@ steps:
 
 
 def _incident(kit) -> str:
-    return next(iter(kit.engine.incidents.by_id))
+    return next(iter(kit.engine.state.incidents.by_id))
 
 
 async def test_destructive_step_parks_and_publishes_a_request(tmp_path):
@@ -120,7 +120,7 @@ async def test_parked_step_survives_restart(tmp_path):
     await kit.send()
     inc = _incident(kit)
     kit.start()
-    assert (inc, "wipe") in kit.engine.parked
+    assert kit.engine.state.parked(inc, "wipe") is not None
     assert await kit.engine.decide(*decision(kit, inc, "wipe"))
     assert [p.target for p in kit.wipe.applied] == ["t1"]
 

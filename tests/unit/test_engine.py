@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from responder.actuators import registry
+from responder.actuators.base import ActuationContext
 from responder.catalog import load_runbooks
 from responder.engine import Engine
 from responder.normalise import normalise
@@ -15,7 +16,8 @@ KEY = "AKIAABCDEFGHIJKLMNOP"
 
 
 def _pipeline(iam: FakeIam, store: MemoryStore, runbooks_dir, dry_run: bool = False) -> Pipeline:
-    engine = Engine(Recorder(store), registry, iam, dry_run=dry_run, extras={"publisher": FakePublisher()})
+    engine = Engine(Recorder(store), registry, iam, dry_run=dry_run,
+                    context=ActuationContext(aws=iam, publisher=FakePublisher()))
     engine.recover()
     return Pipeline(load_runbooks(runbooks_dir, registry), engine)
 
@@ -61,7 +63,7 @@ async def test_redelivery_after_restart_does_not_act_again(runbooks_dir):
     second = _pipeline(iam, store, runbooks_dir)
     await second.handle(rec)
     assert iam.count("update_access_key") == 1
-    assert second.engine.done
+    assert second.engine.state.results()
 
 
 async def test_intent_without_result_is_resolved_by_verify(runbooks_dir):
@@ -78,7 +80,7 @@ async def test_intent_without_result_is_resolved_by_verify(runbooks_dir):
     assert "step.result" not in _kinds(store)
     calls = iam.count("update_access_key")
     again = _pipeline(iam, store, runbooks_dir)
-    assert again.engine.inflight
+    assert again.engine.state.inflight()
     await again.handle(rec)
     await again.engine.recorder.flush()
     assert iam.count("update_access_key") == calls
@@ -202,4 +204,4 @@ async def test_an_actuator_crashing_unexpectedly_still_gets_a_failed_result(runb
     [first] = [e.body for e in Recorder(store).entries() if e.kind == "step.result"][:1]
     assert first["status"] == "failed"
     assert first["code"] == "KeyError"
-    assert not p.engine.inflight
+    assert not p.engine.state.inflight()

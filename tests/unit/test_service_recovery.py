@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 
+from responder.models.step import StepResult, StepStatus
 from responder.service import Service
 from responder.settings import Settings
 
@@ -14,10 +15,10 @@ async def test_assignment_flushes_and_rebuilds_inflight(tmp_path):
                         runbooks_dir=tmp_path, topics=["a"])
     service = Service(settings, runbooks=[])
     service.recorder.append("step.intent", {"key": "k1", "step": "s", "actuator": "a", "target": "t"}, "inc")
-    service.engine.done["stale"] = {}
+    service.engine.state.finish(StepResult(step="s", actuator="a", key="stale", status=StepStatus.OK), None)
     await service.ingest._listener.on_partitions_assigned([TopicPartition("a", 0)])
-    assert list(service.engine.inflight) == ["k1"]
-    assert "stale" not in service.engine.done
+    assert [intent.key for intent in service.engine.state.inflight()] == ["k1"]
+    assert service.engine.state.result("stale") is None
     assert [e.kind for e in service.recorder.entries()] == ["step.intent"]
     for client in (service.ingest, service.approvals, service.publisher):
         await client.stop()

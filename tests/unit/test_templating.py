@@ -58,7 +58,7 @@ async def test_injected_event_values_reach_the_actuator_verbatim(tmp_path):
     body = 'steps:\n  - {id: note, actuator: test.echo, with: {target: t1, message: "${event.actor}"}}\n'
     kit = make_kit(tmp_path, {"rb": body})
     for n, payload in enumerate(INJECTIONS):
-        kit.engine.done.clear()
+        kit.engine.state.clear()
         event = _event_with_actor(payload, n)
         await kit.engine.handle(_match(kit, event))
     assert [p.message for p in kit.echo.applied] == INJECTIONS

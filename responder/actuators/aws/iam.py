@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
@@ -61,6 +61,9 @@ class _SetKeyStatus(Actuator[AccessKeyParams]):
 
     async def verify(self, p: AccessKeyParams, ctx: ActuationContext) -> bool:
         return await key_status(ctx, p) == self.desired
+
+    async def observe(self, p: AccessKeyParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        return {"status": await key_status(ctx, p)}
 
     def reverse_params(self, p: AccessKeyParams, result: ActuationResult) -> dict[str, Any] | None:
         return p.model_dump() if result.changed else None

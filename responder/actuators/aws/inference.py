@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
@@ -48,6 +48,9 @@ class _SetApiKey(Actuator[ApiKeyParams]):
 
     async def verify(self, p: ApiKeyParams, ctx: ActuationContext) -> bool:
         return await api_key_enabled(ctx, p.api_key_id) == self.enabled
+
+    async def observe(self, p: ApiKeyParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        return {"enabled": await api_key_enabled(ctx, p.api_key_id)}
 
     def reverse_params(self, p: ApiKeyParams, result: ActuationResult) -> dict[str, Any] | None:
         return p.model_dump() if result.changed else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
@@ -46,6 +46,9 @@ class _SetKeyState(Actuator[KmsKeyParams]):
 
     async def verify(self, p: KmsKeyParams, ctx: ActuationContext) -> bool:
         return await key_state(ctx, p.key_id) == self.desired
+
+    async def observe(self, p: KmsKeyParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        return {"state": await key_state(ctx, p.key_id)}
 
     def reverse_params(self, p: KmsKeyParams, result: ActuationResult) -> dict[str, Any] | None:
         return p.model_dump() if result.changed else None

@@ -9,8 +9,11 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+from opentelemetry.trace import SpanKind
 
 from responder.errors import PermanentActuationError, TransientActuationError
+from responder.settings import Settings
+from responder.tracing import span
 
 TRANSIENT_CODES = frozenset(
     {
@@ -91,6 +94,12 @@ class AwsSession:
             read_timeout=max(5, int(call_timeout)),
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AwsSession:
+        """The session the actuators use, from settings (region, endpoint, call timeout, credentials)."""
+        return cls(region=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
+                   call_timeout=settings.aws_call_timeout, credentials=settings.aws_credentials())
+
     def client(self, service: str) -> Any:
         """The cached boto3 client for `service`."""
         with self._lock:
@@ -105,12 +114,14 @@ class AwsSession:
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Run one API call in a thread; raise Transient/PermanentActuationError on failure."""
         fn = getattr(self.client(service), operation)
-        try:
-            async with asyncio.timeout(self.call_timeout):
-                result: dict[str, Any] = await asyncio.to_thread(fn, **kwargs)
-        except Exception as exc:
-            mapped = classify(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
+        with span(f"aws.{service}.{operation}", None, SpanKind.CLIENT,
+                  {"rpc.system": "aws-api", "rpc.service": service, "rpc.method": operation}):
+            try:
+                async with asyncio.timeout(self.call_timeout):
+                    result: dict[str, Any] = await asyncio.to_thread(fn, **kwargs)
+            except Exception as exc:  # classify maps botocore errors; anything it does not know is re-raised as is
+                mapped = classify(exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
         return result

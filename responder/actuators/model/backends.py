@@ -11,8 +11,6 @@ from responder.actuators.model.sagemaker import SageMakerStore
 from responder.actuators.model.versions import ModelConfig, ModelStore
 from responder.settings import Settings
 
-CONFIG_EXTRA = "models"
-
 
 def config_from(settings: Settings) -> ModelConfig:
     """The registry URL and trusted keys from settings."""
@@ -26,11 +24,8 @@ def config_from(settings: Settings) -> ModelConfig:
 
 
 def context_config(ctx: ActuationContext) -> ModelConfig:
-    """`ctx.extras["models"]` when the caller passes one (tests, the CLI), else read from settings."""
-    given = ctx.extras.get(CONFIG_EXTRA)
-    if isinstance(given, ModelConfig):
-        return given
-    return config_from(Settings())
+    """`ctx.models` when the caller passes one (the service, the CLI, tests), else read from settings."""
+    return ctx.models if ctx.models is not None else config_from(Settings())
 
 
 def open_store(url: str, aws: AwsCaller, config: ModelConfig) -> ModelStore:

@@ -27,7 +27,7 @@ class QuarantineVersion(Actuator[VersionParams]):
     literal_params = ("registry",)
     permissions = ("s3:ListBucket", "s3:PutObject")
     destructive = False
-    irreversible = "lifting a quarantine is a deliberate manual act: delete the mark (see README, Model rollback)"
+    irreversible = "lifting a quarantine is a deliberate manual act: delete the mark (see docs/models.md)"
 
     def target(self, p: VersionParams) -> str:
         return f"model/{p.model}/{p.version}"

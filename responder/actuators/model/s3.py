@@ -52,7 +52,7 @@ async def streamed(read: Callable[[], T]) -> T:
     """Read a response body in a thread; botocore streaming errors are classified like any call's."""
     try:
         return await asyncio.to_thread(read)
-    except Exception as exc:
+    except Exception as exc:  # classify maps botocore errors; anything it does not know is re-raised as is
         mapped = classify(exc)
         if mapped is exc:
             raise

@@ -21,12 +21,10 @@ class KafkaNotifyParams(MessageParams):
 
 
 def publisher(ctx: ActuationContext) -> Publisher:
-    """The publisher the service injected as `ctx.extras['publisher']`."""
-    found = ctx.extras.get("publisher")
-    if found is None:
+    """The publisher the service injected as `ctx.publisher`."""
+    if ctx.publisher is None:
         raise PermanentActuationError("no Kafka publisher configured for notify.kafka", code="NoPublisher")
-    pub: Publisher = found
-    return pub
+    return ctx.publisher
 
 
 @register

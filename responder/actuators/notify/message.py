@@ -29,9 +29,8 @@ def body(p: MessageParams, ctx: ActuationContext) -> bytes:
 
 
 def signing_secret(ctx: ActuationContext, key_id: str) -> bytes:
-    """The HMAC secret for `key_id` from `ctx.extras['webhook_keys']`; never from the runbook or the event."""
-    keys = ctx.extras.get("webhook_keys") or {}
-    secret = keys.get(key_id)
+    """The HMAC secret for `key_id` from `ctx.webhook_keys`; never from the runbook or the event."""
+    secret = ctx.webhook_keys.get(key_id)
     if not secret:
         raise PermanentActuationError(f"no signing key {key_id!r} configured (settings: notify_keys)",
                                       code="NoSigningKey")

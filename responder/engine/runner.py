@@ -1,0 +1,148 @@
+"""The one way a step runs: resolve → intent → apply (retries, timeout) → verify → result.
+
+Runbook steps (the executor), reversals (undo) and operator commands (`responder models …`) all run
+their actuator through `run_step`, so each gets the same retries, timeout, `duration_ms`, the same
+failure bodies, and the before-state read once and bound to the intent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, JsonValue, ValidationError
+
+from responder.actuators.base import ActuationContext, Actuator
+from responder.actuators.registry import Registry
+from responder.actuators.retry import with_retries
+from responder.engine.templating import render
+from responder.errors import ActuationError, TemplateError, TransientActuationError
+from responder.models.runbook import Step
+from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
+from responder.models.timeline import EntryKind
+from responder.rules.conditions import describe, first_failure
+from responder.timeline.recorder import Recorder
+
+log = structlog.get_logger(__name__)
+
+_INTENT_ONLY = frozenset(StepIntent.model_fields) - frozenset(StepHead.model_fields)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A step whose parameters resolved and validated now."""
+
+    actuator: Actuator[Any]
+    params: BaseModel
+    target: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NotNow:
+    """A step whose `when` does not hold."""
+
+    condition: str
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A step whose parameters do not resolve or validate."""
+
+    error: str
+
+
+def resolve_step(step: Step, scope: Mapping[str, Any], registry: Registry) -> Resolved | NotNow | Invalid:
+    """Bind a runbook step to one event's scope: its actuator, validated params and target."""
+    failed_when = first_failure(step.when, scope)
+    if failed_when is not None:
+        return NotNow(describe(failed_when))
+    actuator = registry.get(step.actuator)
+    try:
+        params = actuator.params.model_validate(render(step.with_, scope))
+    except (TemplateError, ValidationError) as exc:
+        return Invalid(f"invalid parameters: {exc}")
+    return Resolved(actuator, params, actuator.target(params), params.model_dump(mode="json"))
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """One actuator call and its limits."""
+
+    actuator: Actuator[Any]
+    params: BaseModel
+    ctx: ActuationContext
+    attempts: int = 1
+    timeout: float = 30.0
+
+
+async def verified(call: StepCall) -> bool:
+    """Whether the desired state holds now; an error reading it back counts as not verified."""
+    try:
+        return bool(await call.actuator.verify(call.params, call.ctx))
+    except (ActuationError, TimeoutError):
+        return False
+
+
+async def observe(call: StepCall) -> dict[str, JsonValue] | None:
+    """The target's state now, as the actuator reports it (None when it cannot say or reading fails)."""
+    try:
+        return await call.actuator.observe(call.params, call.ctx)
+    except (ActuationError, TimeoutError) as exc:
+        log.warning("observe_failed", actuator=call.actuator.name, error=str(exc))
+        return None
+
+
+async def run_step(recorder: Recorder, call: StepCall, intent: StepIntent, *, incident: str | None = None,
+                   kinds: tuple[str, str] = (EntryKind.STEP_INTENT, EntryKind.STEP_RESULT),
+                   on_intent: Callable[[StepIntent], None] | None = None,
+                   marks: Mapping[str, Any] | None = None) -> StepResult:
+    """Record the intent (durable before the call), apply with retries and timeout, verify, record the result.
+
+    The before-state is read once here and written into the intent; a retried apply that finds its
+    own earlier (unacknowledged) change in place still reports that before-state as the prior one.
+    `marks` are added to the result body (e.g. `reapplied=True`).
+    """
+    marks = dict(marks or {})
+    before = await observe(call)
+    if before is not None:
+        intent = intent.model_copy(update={"before": before})
+    recorder.append(kinds[0], intent.body(), incident)
+    if on_intent is not None:
+        on_intent(intent)
+    await recorder.flush()
+    head = {k: v for k, v in intent.body().items() if k not in _INTENT_ONLY}
+    started = time.perf_counter()
+    try:
+        done = await asyncio.wait_for(
+            with_retries(lambda: call.actuator.apply(call.params, call.ctx), attempts=call.attempts,
+                         deadline=call.timeout),
+            timeout=call.timeout,
+        )
+        ok = await verified(call)
+    except Exception as exc:  # any actuator error, even a bug, becomes a recorded failed result
+        if not isinstance(exc, ActuationError | TimeoutError):
+            log.exception("actuator_raised", step=intent.step)
+        fallback = "Timeout" if isinstance(exc, TimeoutError) else exc.__class__.__name__
+        result = StepResult(**head, status=StepStatus.FAILED, error=str(exc) or "timed out",
+                            code=getattr(exc, "code", fallback),
+                            permanent=not isinstance(exc, TransientActuationError | TimeoutError),
+                            duration_ms=_since(started), **marks)
+        recorder.append(kinds[1], result.body(), incident)
+        log.warning("step_failed", step=intent.step, error=str(exc))
+        return result
+    prior = done.prior if before is None else before
+    changed = done.changed or (before is not None and before != done.after)
+    result = StepResult(**head, status=StepStatus.OK, changed=changed, verified=ok, prior=prior,
+                        after=done.after, outputs=done.outputs, duration_ms=_since(started), **marks)
+    recorder.append(kinds[1], result.body(), incident)
+    log.info("step_succeeded", step=intent.step, changed=changed, verified=ok)
+    return result
+
+
+def _since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

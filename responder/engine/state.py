@@ -1,0 +1,205 @@
+"""The engine's state as one value: incidents, step results, in-flight intents, parked approvals, quota windows.
+
+The state changes only through this API. `apply(entry)` folds one timeline entry into it (that is how
+`recovery` rebuilds it); the executor and the decisions module call the same methods the replay uses.
+`snapshot()` is a pydantic value that can be written elsewhere and `restore()`d, and `evict()` drops
+incidents closed for longer than their runbook's window plus cooldown, with their step results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from responder.engine.approvals import Parked
+from responder.engine.guards import QuotaRun, QuotaWindows
+from responder.engine.incidents import Incident, IncidentBook
+from responder.models.step import StepIntent, StepResult
+from responder.models.timeline import EntryKind, TimelineEntry
+
+_UNPARK = (EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED)
+
+
+class DoneStep(BaseModel):
+    """A step key's result and the incident it belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident: str | None
+    result: StepResult
+    params: dict[str, JsonValue] | None = None
+    """The params of the intent the result resolved (what `verify` re-checks on a new event)."""
+
+
+class InFlight(BaseModel):
+    """A step key's intent, written without a result yet, and the incident it belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident: str | None
+    intent: StepIntent
+
+
+class EngineSnapshot(BaseModel):
+    """Everything the engine remembers, as one serialisable value."""
+
+    incidents: list[Incident] = []
+    done: dict[str, DoneStep] = {}
+    inflight: dict[str, InFlight] = {}
+    parked: list[Parked] = []
+    quotas: list[QuotaRun] = []
+
+
+class EngineState:
+    """What the engine knows; every change goes through these methods."""
+
+    def __init__(self) -> None:
+        self.incidents = IncidentBook()
+        self.windows = QuotaWindows()
+        self._done: dict[str, DoneStep] = {}
+        self._inflight: dict[str, InFlight] = {}
+        self._parked: dict[tuple[str, str], Parked] = {}
+
+    def clear(self) -> None:
+        """Forget everything (before a replay)."""
+        self.restore(EngineSnapshot())
+
+    # reading
+
+    def result(self, key: str) -> StepResult | None:
+        """The result recorded for a step key, if any."""
+        done = self._done.get(key)
+        return done.result if done is not None else None
+
+    def applied_params(self, key: str) -> dict[str, JsonValue] | None:
+        """The params a step key's result was reached with (None when no intent was written)."""
+        done = self._done.get(key)
+        return done.params if done is not None else None
+
+    def results(self) -> list[StepResult]:
+        """Every step result held, oldest first."""
+        return [d.result for d in self._done.values()]
+
+    def intent(self, key: str) -> StepIntent | None:
+        """The intent of a step key that has no result yet."""
+        found = self._inflight.get(key)
+        return found.intent if found is not None else None
+
+    def inflight(self) -> list[StepIntent]:
+        """Intents written without a result yet."""
+        return [f.intent for f in self._inflight.values()]
+
+    def parked(self, incident: str, step: str) -> Parked | None:
+        """The parked step, if it waits for a decision."""
+        return self._parked.get((incident, step))
+
+    def parked_steps(self) -> list[Parked]:
+        """Every parked step."""
+        return list(self._parked.values())
+
+    def waiting(self, incident: str, runbook: str) -> bool:
+        """Whether a step of this incident's run of `runbook` (ref) waits for a human."""
+        return any(p.incident == incident and p.runbook == runbook for p in self._parked.values())
+
+    # changing
+
+    def intend(self, intent: StepIntent, incident: str | None, at: float) -> None:
+        """An intent was written at `at`: the step is in flight and counts against quotas."""
+        if intent.key:
+            self._inflight[intent.key] = InFlight(incident=incident, intent=intent)
+        runbook = intent.runbook or self._runbook_of(incident)
+        self.windows.record(runbook, intent.actuator, at)
+
+    def finish(self, result: StepResult, incident: str | None) -> None:
+        """A step key has its result: no longer in flight or parked; an ok result's outputs feed later steps."""
+        if not result.key:
+            return
+        pending = self._inflight.pop(result.key, None)
+        self._done[result.key] = DoneStep(incident=incident, result=result,
+                                          params=pending.intent.params if pending is not None else None)
+        if incident:
+            self._parked.pop((incident, result.step), None)
+            found = self.incidents.by_id.get(incident)
+            if found is not None and result.ok and result.outputs is not None:
+                found.step_outputs[result.step] = {"result": result.outputs}
+
+    def park(self, parked: Parked) -> None:
+        """A step waits for a decision."""
+        self._parked[(parked.incident, parked.step)] = parked
+
+    def unpark(self, incident: str, step: str) -> Parked | None:
+        """The step no longer waits (decided, expired or resumed); returns what was parked."""
+        return self._parked.pop((incident, step), None)
+
+    def escalate(self, incident: str, step: str, deadline: float) -> None:
+        """The parked step's request was re-published once, with a new deadline."""
+        found = self._parked.get((incident, step))
+        if found is not None:
+            found.escalated, found.deadline = True, deadline
+
+    def apply(self, entry: TimelineEntry) -> None:
+        """Fold one timeline entry into the state (replay after a restart or an assignment)."""
+        kind, body, incident = entry.kind, entry.body, entry.incident
+        if kind in (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED) and incident:
+            at = datetime.fromisoformat(str(body["event_time"]))
+            inc = self.incidents.restore(incident, str(body.get("runbook", "")).split("@", 1)[0],
+                                         str(body.get("group_key")), at, str(body.get("event_id", "")))
+            if kind == EntryKind.INCIDENT_OPENED and not inc.times:
+                inc.times.append(at)
+            elif kind == EntryKind.INCIDENT_JOINED and not body.get("repeat"):
+                inc.add(at)
+            inc.touched = max(inc.touched, datetime.fromisoformat(entry.at).timestamp())
+        elif kind == EntryKind.INCIDENT_SUPPRESSED and incident in self.incidents.by_id:
+            found = self.incidents.by_id[incident]
+            found.touched = max(found.touched, datetime.fromisoformat(entry.at).timestamp())
+        elif kind == EntryKind.STEP_INTENT:
+            intent = StepIntent.read(body)
+            when = intent.clock if intent.clock is not None else datetime.fromisoformat(entry.at).timestamp()
+            self.intend(intent, incident, when)
+        elif kind == EntryKind.STEP_RESULT and "key" in body:
+            self.finish(StepResult.read(body), incident)
+        elif kind == EntryKind.APPROVAL_REQUESTED and incident:
+            self.park(Parked.from_body(incident, dict(body)))
+        elif kind == EntryKind.APPROVAL_ESCALATED and incident:
+            self.escalate(incident, str(body["step"]), float(body["deadline"]))  # type: ignore[arg-type]
+        elif kind in _UNPARK and incident:
+            self.unpark(incident, str(body["step"]))
+
+    # as a value
+
+    def snapshot(self) -> EngineSnapshot:
+        """The whole state as a serialisable value."""
+        return EngineSnapshot(incidents=self.incidents.all(), done=dict(self._done), inflight=dict(self._inflight),
+                              parked=list(self._parked.values()), quotas=self.windows.runs())
+
+    def restore(self, snapshot: EngineSnapshot) -> None:
+        """Replace the whole state with `snapshot`."""
+        self.incidents.load(snapshot.incidents)
+        self.windows.load(snapshot.quotas)
+        self._done = dict(snapshot.done)
+        self._inflight = dict(snapshot.inflight)
+        self._parked = {(p.incident, p.step): p for p in snapshot.parked}
+
+    def evict(self, now: float, spans: Mapping[str, float]) -> list[str]:
+        """Drop incidents closed at `now` and their step results; returns the ids dropped.
+
+        An incident closes `spans[runbook]` seconds (its window plus cooldown) after the engine last saw
+        an event for it (the engine's clock, not the events' own times), and only when nothing of it is in
+        flight or parked. Runbooks missing from `spans` keep theirs.
+        """
+        busy = {p.incident for p in self._parked.values()}
+        busy |= {f.incident for f in self._inflight.values() if f.incident}
+        closed = [inc.id for inc in self.incidents.all()
+                  if inc.runbook in spans and inc.id not in busy and now - inc.touched > spans[inc.runbook]]
+        gone = set(closed)
+        for incident_id in closed:
+            self.incidents.drop(incident_id)
+        self._done = {k: d for k, d in self._done.items() if d.incident not in gone}
+        return closed
+
+    def _runbook_of(self, incident: str | None) -> str:
+        found = self.incidents.by_id.get(incident or "")
+        return found.runbook if found is not None else ""
+

@@ -1,0 +1,92 @@
+"""What one step did: its intent (written before the cloud call) and its result (written after).
+
+These are the bodies of `step.intent` / `step.result` (and `undo.intent` / `undo.result`) timeline
+entries. They are written from these models and read back into them; fields a writer adds for its own
+readers (`source`, `operator`, `undoes`, `reverse`, …) are kept as extra fields. Only the fields a
+writer set are written, so the bytes of older entries and their hashes stay as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+
+class StepStatus(StrEnum):
+    """How a step ended."""
+
+    OK = "ok"
+    FAILED = "failed"
+    DENIED = "denied"  # a human (or an approval timeout) said no
+    REFUSED = "refused"  # a hard guard (protected resource) said no
+    SKIPPED = "skipped"  # an undo that was not attempted
+
+    @property
+    def final(self) -> bool:
+        """Whether the result is never re-run for the same idempotency key (success or a human's denial)."""
+        return self in (StepStatus.OK, StepStatus.DENIED)
+
+
+class _Body(BaseModel):
+    """A timeline body: extra fields kept, only the fields set are written."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @classmethod
+    def read(cls, body: Mapping[str, Any]) -> Self:
+        """The model of a body read back from the timeline."""
+        return cls.model_validate(dict(body))
+
+    def body(self) -> dict[str, Any]:
+        """The timeline body: only the fields that were set, as JSON values."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class StepHead(_Body):
+    """Which step on which target, and its idempotency key."""
+
+    step: str
+    actuator: str
+    target: str | None = None
+    key: str | None = None
+    undoes: str | None = None
+    """For a reversal: the key of the step it undoes."""
+    reverse: str | None = None
+    """For a reversal: the reverse actuator that runs."""
+
+
+class StepIntent(StepHead):
+    """Written (and made durable) before the cloud call."""
+
+    params: dict[str, JsonValue] = {}
+    destructive: bool | None = None
+    runbook: str | None = None
+    clock: float | None = None
+    before: dict[str, JsonValue] | None = None
+    """The target's state read once before the first attempt; retries and undo use this, not a re-read."""
+
+
+class StepResult(StepHead):
+    """Written once the step has its result."""
+
+    status: StepStatus
+    error: str | None = None
+    code: str | None = None
+    permanent: bool | None = None
+    reason: str | None = None
+    changed: bool | None = None
+    verified: bool | None = None
+    recovered: bool | None = None
+    reapplied: bool | None = None
+    prior: dict[str, JsonValue] | None = None
+    after: dict[str, JsonValue] | None = None
+    outputs: dict[str, JsonValue] | None = None
+    duration_ms: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the step succeeded."""
+        return self.status is StepStatus.OK
