@@ -17,7 +17,7 @@ from responder.actuators.base import AwsCaller
 from responder.actuators.context import context_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
-from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
+from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys
 from responder.catalog import load_runbooks
 from responder.engine.executor import Engine
 from responder.engine.guards import GuardPolicy, Guards
@@ -59,6 +59,15 @@ def guards_from(settings: Settings) -> Guards:
     ))
 
 
+def authenticator_from(settings: Settings) -> RecordAuthenticator:
+    """Record signature checks: the keys, where signatures are required, and which sources each key may sign."""
+    unknown = sorted(set(settings.event_signing_key_sources) - set(settings.event_signing_keys))
+    if unknown:
+        raise ConfigError(f"RESPONDER_EVENT_SIGNING_KEY_SOURCES names keys that are not configured: {unknown}")
+    return RecordAuthenticator({k: v.get_secret_value() for k, v in settings.event_signing_keys.items()},
+                               settings.require_signature, settings.event_signing_key_sources)
+
+
 def archiver_from(settings: Settings) -> Archiver | None:
     """The segment archiver, when an archive is configured (segments are sealed at signed checkpoints)."""
     archive = S3Archive.from_settings(settings)
@@ -96,8 +105,10 @@ class Service:
         self.engine = Engine(
             self.recorder, registry, context.aws, dry_run=settings.dry_run,
             guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
-            approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}), clock=clock,
-            context=context,
+            approval_keys=ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
+                                       identities=settings.approver_identities,
+                                       max_lifetime=settings.approval_decision_max_lifetime),
+            clock=clock, context=context,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         if not books:
@@ -112,9 +123,7 @@ class Service:
         self.recorder.sinks.append(observed)
         self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
         self.metrics.approvals_parked.set_function(lambda: len(self.engine.state.parked_steps()))
-        authenticator = RecordAuthenticator(
-            {k: v.get_secret_value() for k, v in settings.event_signing_keys.items()}, settings.require_signature
-        )
+        authenticator = authenticator_from(settings)
         self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes,
                                  topic_formats=settings.topic_formats, authenticator=authenticator,
                                  metrics=self.metrics)
@@ -132,11 +141,15 @@ class Service:
             on_assigned=self._on_assigned,
             manual_assignment=settings.kafka_manual_assignment,
             options=options,
+            deadletter_max_bytes=settings.deadletter_max_bytes,
+            group_instance_id=settings.kafka_group_instance_id,
         )
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
                                         f"{settings.group_id}.approvals",
                                         session_timeout_ms=settings.session_timeout_ms,
-                                        manual_assignment=settings.kafka_manual_assignment, options=options)
+                                        manual_assignment=settings.kafka_manual_assignment, options=options,
+                                        group_instance_id=f"{settings.kafka_group_instance_id}.approvals"
+                                        if settings.kafka_group_instance_id else None)
         self._lock = asyncio.Lock()
         self._recovered_at = -1
         self.ready = asyncio.Event()
@@ -189,8 +202,8 @@ class Service:
             try:
                 wait = self.settings.kafka_connect_timeout
                 await self.publisher.start(wait)
-                await self.approvals.start(wait)
-                await self.ingest.start(wait)
+                # both groups join at once: after a crash each may wait for its dead member's session
+                await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait))
                 self.ready.set()
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._alerts_loop())

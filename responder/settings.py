@@ -44,8 +44,15 @@ class Settings(BaseSettings):
                               description="topics to consume (JSON list)")
     group_id: str = Field(default="responder", description="Kafka consumer group; replicas share it")
     deadletter_topic: str = Field(default="responder.deadletter", description="where poison records go")
+    deadletter_max_bytes: int = Field(
+        default=1_000_000, ge=16_384,
+        description="largest dead-letter copy (key+value+headers); headers, then the value, are cut to fit")
     session_timeout_ms: int = Field(
         default=10_000, description="Kafka consumer session timeout; a silent member is evicted after this long")
+    kafka_group_instance_id: str | None = Field(
+        default=None, description="static group membership (KIP-345): a stable id unique per replica (e.g. the pod "
+                                  "name); a restart after a crash takes its old place without waiting for the "
+                                  "session to expire")
     max_record_bytes: int = Field(default=1024 * 1024, description="larger records are dead-lettered (`too_large`)")
     max_batch: int = Field(default=500, description="most records fetched and handled in one consumer batch")
     kafka_connect_timeout: float = Field(
@@ -78,6 +85,15 @@ class Settings(BaseSettings):
         default=None, description="explicit credentials (with the secret key); unset = the standard boto3 chain")
     aws_secret_access_key: SecretStr | None = Field(default=None, description="goes with aws_access_key_id")
     aws_call_timeout: float = Field(default=20.0, description="deadline in seconds of one AWS API call")
+    aws_account_id: str | None = Field(default=None, description="account the generated IAM policy is scoped to")
+    self_principal_arns: list[str] = Field(
+        default_factory=list, description="responder's own role/user ARNs: `iam-policy` denies changing them or their "
+                                          "keys")
+    self_policy_arns: list[str] = Field(
+        default_factory=list, description="managed policies attached to responder: `iam-policy` denies changing them")
+    self_kms_key_arns: list[str] = Field(
+        default_factory=list, description="responder's own KMS keys (timeline, secrets): `iam-policy` denies "
+                                          "disabling or re-policing them")
 
     notify_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="HMAC secrets by key id for notify.webhook / notify.kafka signatures"
@@ -104,7 +120,8 @@ class Settings(BaseSettings):
                                                description='global quotas: [{"actuator": "aws.iam.*", "max": 5, '
                                                            '"window": "15m"}]')
     protected_ids: list[str] = Field(
-        default_factory=list, description='ids/ARNs/names (globs) never touched, e.g. ["arn:aws:iam::*:role/Break*"]')
+        default_factory=list, description="ids, names, path forms or ARNs (globs, case-insensitive) never touched, "
+                                          'e.g. ["arn:aws:iam::*:role/Break*"]')
     protected_tags: dict[str, str] = Field(
         default_factory=dict, description='resources carrying these tags are never touched ("*" = any value)')
     approvals_topic: str = Field(default="responder.approvals", description="where approval decisions arrive")
@@ -115,6 +132,11 @@ class Settings(BaseSettings):
     approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")
     approval_decision_ttl: float = Field(
         default=900.0, gt=0, description="seconds a decision sent by the CLI stays valid")
+    approver_identities: dict[str, str] = Field(
+        default_factory=dict, description="approval key id → the person or team it belongs to; `by` must equal it, "
+                                          "and only a bound key can satisfy a step's `approvers`")
+    approval_decision_max_lifetime: float = Field(
+        default=3600.0, gt=0, description="longest a decision may stay valid (expires_at - now), in seconds")
     log_format: Literal["json", "console"] = Field(default="json", description="log renderer")
     log_level: str = Field(
         default="info", description="debug, info, warning, error or critical; an unknown name means info")
@@ -128,6 +150,8 @@ class Settings(BaseSettings):
     event_signing_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="HMAC key id → secret for signed records; several at once for rotation"
     )
+    event_signing_key_sources: dict[str, list[str]] = Field(
+        default_factory=dict, description="key id → event sources (globs) it may sign; a key not listed signs any")
     require_signature: list[str] = Field(
         default_factory=list, description="topics or event sources whose records must be signed; '*' = all"
     )

@@ -11,11 +11,12 @@ import typer
 
 from responder.actuators import registry
 from responder.actuators.contract import examples
-from responder.actuators.policy import actuators_used, minimal_policy
+from responder.actuators.policy import PolicyScope, actuators_used, minimal_policy
 from responder.catalog import load_runbooks
 from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
 from responder.errors import ConfigError
+from responder.settings import Settings
 
 app = typer.Typer(help="The registered actuators and the IAM policy they need.", no_args_is_help=True)
 
@@ -49,6 +50,28 @@ def parameters(schema: dict[str, Any]) -> str:
     return ", ".join(out) or "-"
 
 
+def _bucket(url: str | None) -> tuple[str | None, str]:
+    """`s3://bucket/prefix` (or `sagemaker+s3://…`) → (bucket, prefix); (None, "") for anything else."""
+    if not url:
+        return None, ""
+    url = url.removeprefix("sagemaker+")
+    if not url.startswith("s3://"):
+        return None, ""
+    bucket, _, prefix = url[5:].partition("/")
+    return bucket or None, prefix
+
+
+def scope_from(settings: Settings) -> PolicyScope:
+    """What the generated policy is scoped to, and what it protects, from the settings."""
+    model_bucket, model_prefix = _bucket(settings.model_registry)
+    return PolicyScope(
+        account=settings.aws_account_id or "*", region=settings.aws_region, ssm_prefix=settings.model_ssm_prefix,
+        model_bucket=model_bucket, model_prefix=model_prefix, self_principals=settings.self_principal_arns,
+        self_policies=settings.self_policy_arns, timeline_bucket=_bucket(settings.timeline_archive)[0],
+        self_kms_keys=settings.self_kms_key_arns,
+    )
+
+
 @app.command("iam-policy")
 def iam_policy(
     directory: Annotated[Path, typer.Argument(help="runbook directory")] = Path("runbooks"),
@@ -60,5 +83,6 @@ def iam_policy(
     except ConfigError as exc:
         err_console.print(f"[red]✗ {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
-    doc = minimal_policy(actuators_used(books, registry, with_reverse=not no_undo), registry)
+    scope = scope_from(Settings())  # invalid settings: one line each, exit 3 (cli/app.py)
+    doc = minimal_policy(actuators_used(books, registry, with_reverse=not no_undo), registry, scope)
     sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")

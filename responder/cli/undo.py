@@ -13,6 +13,7 @@ from responder.cli.options import JsonOpt, resolve_incident
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError
 from responder.models.step import StepStatus
+from responder.settings import Settings
 
 app = typer.Typer()
 
@@ -30,7 +31,6 @@ def undo(
     """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline."""
     from responder.actuators.context import context_from
     from responder.engine.undo import Undoer
-    from responder.settings import Settings
     from responder.timeline.recorder import Recorder
     from responder.timeline.store import FileStore
 

@@ -37,7 +37,7 @@ async def test_alert_posted_over_http_deactivates_key(kafka_bootstrap, aws, topi
         assert answer.json()["produced"] == 1
         again = await http.post(url, content=body, headers=headers)
         assert (again.json()["produced"], again.json()["duplicates"]) == (0, 1)
-        await wait_for(lambda: bool(service.engine.done))
+        await wait_for(lambda: bool(service.engine.state.results()))
         metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
     listed = await aws.call("iam", "list_access_keys", UserName="ml-training")
     assert [k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key] == ["Inactive"]

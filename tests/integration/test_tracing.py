@@ -50,7 +50,7 @@ async def test_siem_trace_continues_to_the_aws_call(spans, kafka_bootstrap, aws,
         answer = await http.post(f"http://127.0.0.1:{port}/v1/events/eb",
                                  content=envelope_bytes(guardduty_finding(key)), headers=headers)
         assert answer.status_code == 202
-        await wait_for(lambda: bool(service.engine.done))
+        await wait_for(lambda: bool(service.engine.state.results()))
     assert answer.json()["trace_id"] == TRACE
     names = {s.name for s in spans.get_finished_spans() if format(s.context.trace_id, "032x") == TRACE}
     assert {"intake.request", "intake.decode", "intake.produce", "responder.record", "decode", "match",
