@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys
 from responder.catalog import load_runbooks
+from responder.clock import SteadyClock
 from responder.engine.executor import Engine
 from responder.engine.guards import GuardPolicy, Guards
 from responder.errors import ConfigError, EventRejected, TimelineError
@@ -88,12 +88,13 @@ class Service:
         registry: Registry = default_registry,
         aws: AwsCaller | None = None,
         runbooks: Sequence[Runbook] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not settings.kafka_bootstrap:
             raise ConfigError(NO_KAFKA)
         self.settings = settings
-        self.clock = clock
+        # by default windows and deadlines ignore wall-clock steps while running (responder/clock.py)
+        self.clock = clock = clock if clock is not None else SteadyClock()
         self.kafka_options = options = kafka_client_options(settings)  # TLS / SASL, for every client below
         self.recorder = Recorder.from_settings(settings, clock=clock)
         self.archiver = archiver_from(settings)
@@ -157,8 +158,12 @@ class Service:
         self.deadlettered: dict[str, int] = {}
 
     def ready_now(self) -> bool:
-        """Whether the service is consuming (what `/readyz` reports)."""
-        return self.ready.is_set() and not self._stop.is_set()
+        """Whether the service is consuming and its timeline takes writes (what `/readyz` reports).
+
+        A full or failing timeline disk stalls the recorder: no step acts without a durable intent and no offset
+        is committed, so the service is unready until the write goes through (tests/faults/test_disk_faults.py).
+        """
+        return self.ready.is_set() and not self._stop.is_set() and self.recorder.stalled is None
 
     def request_stop(self) -> None:
         """Finish the batch in hand, commit it, then stop."""

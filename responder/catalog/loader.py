@@ -71,7 +71,8 @@ def load_runbook(path: Path, registry: Registry) -> Runbook:
     rb, problems = check_runbook(path, registry)
     if problems:
         raise problems[0]
-    assert rb is not None  # no problems means a runbook
+    if rb is None:  # check_runbook returns problems whenever it returns no runbook
+        raise RunbookError(str(path), "not a runbook")
     return rb
 
 

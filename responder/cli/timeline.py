@@ -51,7 +51,8 @@ def verify_file(path: Path, public_key: str | None, archive: str | None, anchors
     archived: int | None = None
     if archive:
         store = S3Archive.from_settings(_settings().model_copy(update={"timeline_archive": archive}))
-        assert store is not None
+        if store is None:
+            raise ConfigError(f"--archive {archive}: not an s3://bucket/prefix/ URL")
         copy = read_archive(store)
         verify_lines(copy, checker, cadence=cadence)  # the archive must itself be a valid, signed chain
         archived = compare_with_copy(lines, copy)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import orjson
 import structlog
 
-from responder.errors import ChainBroken, TimelineError
+from responder.errors import ChainBroken
 from responder.models.timeline import GENESIS_HASH, EntryKind, TimelineEntry
 from responder.settings import Settings
 from responder.timeline.chain import canonical_json, entry_hash, parse_lines
@@ -51,6 +51,7 @@ class Recorder:
         signer: Signer | None = None,
         checkpoint_every: int = 1000,
         checkpoint_interval: float = 10.0,
+        retry_max: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -66,7 +67,11 @@ class Recorder:
         self._next_seq = 0
         self._head = GENESIS_HASH
         self._durable_seq = -1
-        self._broken: OSError | None = None
+        self.stalled: OSError | None = None  # the write error while the disk refuses entries (see _flush_once)
+        self.stalls = 0
+        self.retry_max = retry_max
+        self._retry_delay = 0.0
+        self._dirty = False
         self._since_checkpoint = 0
         self._checkpoint_clock = clock()
         self._flushing: asyncio.Task[None] | None = None
@@ -161,26 +166,47 @@ class Recorder:
         try:
             if self.linger:
                 await asyncio.sleep(self.linger)
-            if self._broken is not None:
-                raise TimelineError(f"the timeline is unwritable since an earlier failure: {self._broken}")
             batch, upto = self._pending, self._next_seq - 1
             self._pending = []
             if batch:
                 try:
                     await asyncio.to_thread(self._write_sync, b"".join(line for _, line in batch))
                 except OSError as exc:
-                    # the entries are lost and the chain would gap: nothing may be committed after this
-                    self._broken = exc
-                    log.critical("timeline_write_failed", error=str(exc))
-                    raise TimelineError(f"timeline write failed: {exc}") from exc
+                    self._pending = batch + self._pending
+                    await self._stall(exc)
+                    return  # not durable: every flush() caller keeps waiting, so nothing acts or commits
+            if self.stalled is not None:
+                log.warning("timeline_write_recovered", after=self.stalls, error=str(self.stalled))
+                self.stalled, self._retry_delay = None, 0.0
             self._durable_seq = upto
             self._notify(batch)
         finally:
             self._flushing = None
 
+    async def _stall(self, exc: OSError) -> None:
+        """The disk refused a batch (full, EIO): keep it in memory, wait, and let the next flush write it again.
+
+        The entries stay chained in memory, so the retry writes exactly the bytes that failed and the chain has
+        no gap; the store is cut back to its last sync first. While stalled the service reports unready.
+        """
+        self._dirty = True
+        self.stalled = exc
+        self.stalls += 1
+        self._retry_delay = min(self.retry_max, max(0.01, self._retry_delay * 2))
+        (log.error if self.stalls > 1 else log.critical)("timeline_write_failed", error=str(exc),
+                                                         retry_in=self._retry_delay)
+        await asyncio.sleep(self._retry_delay)
+
     def _write_sync(self, data: bytes) -> None:
-        self.store.write(data)
-        self.store.sync()
+        if self._dirty:
+            self.store.rollback()
+            self._dirty = False
+        try:
+            self.store.write(data)
+            self.store.sync()
+        except OSError:
+            self._dirty = True
+            raise
         self.syncs += 1
 
     def _notify(self, batch: Sequence[tuple[TimelineEntry, bytes]]) -> None:

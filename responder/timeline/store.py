@@ -23,6 +23,9 @@ class TimelineStore(Protocol):
 
     def sync(self) -> None: ...
 
+    def rollback(self) -> None:
+        """Drop whatever was written since the last successful `sync` (a failed write may leave a torn tail)."""
+
     def close(self) -> None: ...
 
 
@@ -50,6 +53,7 @@ class FileStore:
             raise TimelineLocked(str(self.path), self._holder()) from None
         self._claim()
         self._repair_torn_tail()
+        self._synced = self.path.stat().st_size
 
     def _claim(self) -> None:
         command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:3]]) if sys.argv and sys.argv[0] else "python"
@@ -92,6 +96,19 @@ class FileStore:
         """Flush and fdatasync."""
         self._fh.flush()
         os.fdatasync(self._fh.fileno())
+        self._synced = self._fh.tell()
+
+    def rollback(self) -> None:
+        """Reopen the file cut back to what the last sync made durable.
+
+        After ENOSPC or EIO the buffered writer and the page cache may hold part of a batch; the recorder rewrites
+        the whole batch from memory, so nothing that failed is trusted (a later fsync may not report pages the
+        kernel already dropped).
+        """
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        os.truncate(self.path, self._synced)
+        self._fh = self.path.open("ab")
 
     def close(self) -> None:
         """Close the file."""
@@ -119,6 +136,10 @@ class MemoryStore:
         """Mark everything written as durable."""
         self.synced = len(self._data)
         self.syncs += 1
+
+    def rollback(self) -> None:
+        """Forget what was written after the last sync."""
+        del self._data[self.synced:]
 
     def close(self) -> None:
         """Nothing to release."""
