@@ -33,8 +33,8 @@ def _dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     src = tmp_path_factory.mktemp("src")
     # build from exactly what the Dockerfile copies before its `pip install .`, out of the committed files
-    copied = [part for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")
-              for part in line.split()[1:-1]]
+    copied = [part for line in (ROOT / "Dockerfile").read_text().splitlines()  # not a later stage's --from copies
+              if line.startswith("COPY ") and "--from=" not in line for part in line.split()[1:-1]]
     assert {"pyproject.toml", "responder", "runbooks"} <= set(copied)
     files = subprocess.run(["git", "ls-files", "-z", *copied], cwd=ROOT, capture_output=True, check=True).stdout
     for name in filter(None, files.decode().split("\0")):
