@@ -112,6 +112,9 @@ class Service:
             clock=clock, context=context,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
+        if not books:
+            log.warning("no_runbooks", runbooks_dir=str(settings.runbooks_dir),
+                        detail="every alert will be recorded and matched by nothing")
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
@@ -202,9 +205,10 @@ class Service:
             for shipper in shippers:
                 shipping.create_task(shipper.run())
             try:
-                await self.publisher.start()
+                wait = self.settings.kafka_connect_timeout
+                await self.publisher.start(wait)
                 # both groups join at once: after a crash each may wait for its dead member's session
-                await asyncio.gather(self.approvals.start(), self.ingest.start())
+                await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait))
                 self.ready.set()
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._alerts_loop())
