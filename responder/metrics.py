@@ -1,4 +1,4 @@
-"""Prometheus counters for the ingest/normalise stages, and the small HTTP endpoint that serves them.
+"""Prometheus counters for the ingest/normalise stages and step failures, and the small HTTP endpoint that serves them.
 
 `/metrics` (Prometheus text format), `/healthz` (the loop answers) and `/readyz` (consuming) are served
 on `metrics_host:metrics_port` (127.0.0.1 by default) when `metrics_port` is set.
@@ -29,6 +29,12 @@ class Metrics:
                                     registry=self.registry)
         self.authenticated = Counter("responder_records_authenticated", "Records with a valid HMAC signature",
                                      ["key_id"], registry=self.registry)
+        self.step_failures = Counter("responder_step_failures", "Runbook steps that failed or were refused",
+                                     ["runbook", "actuator"], registry=self.registry)
+
+    def step_failed(self, runbook: str, actuator: str) -> None:
+        """Count one failed or refused step (the engine's `on_step_failed`)."""
+        self.step_failures.labels(runbook, actuator).inc()
 
     def value(self, name: str, **labels: str) -> float:
         """The current value of a sample (`responder_deadlettered_total`, reason=...), 0 when absent."""

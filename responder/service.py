@@ -90,17 +90,17 @@ class Service:
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap)
         context = context_from(settings, aws=aws, publisher=self.publisher)
+        self.metrics = Metrics()
         self.engine = Engine(
             self.recorder, registry, context.aws, dry_run=settings.dry_run,
             guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
             approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}), clock=clock,
-            context=context,
+            context=context, on_step_failed=self.metrics.step_failed,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
-        self.metrics = Metrics()
         authenticator = RecordAuthenticator(
             {k: v.get_secret_value() for k, v in settings.event_signing_keys.items()}, settings.require_signature
         )
