@@ -29,6 +29,7 @@ from responder.ingest.mirror import KafkaMirror
 from responder.metrics import Metrics, MetricsServer
 from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
+from responder.models.timeline import EntryKind
 from responder.normalise import known
 from responder.pipeline import Pipeline
 from responder.settings import Settings
@@ -86,7 +87,7 @@ class Service:
         self.recorder = Recorder.from_settings(settings, clock=clock)
         self.archiver = archiver_from(settings)
         self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic) \
-            if settings.timeline_mirror_topic else None
+            if settings.timeline_mirror_topic and not settings.dry_run else None  # a dry run produces nothing
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap)
         context = context_from(settings, aws=aws, publisher=self.publisher)
@@ -234,6 +235,12 @@ class Service:
         self.deadlettered[reason] = self.deadlettered.get(reason, 0) + 1
         self.metrics.deadlettered.labels(reason).inc()
         self.pipeline.counters.rejected[reason] = self.pipeline.counters.rejected.get(reason, 0) + 1
+        if self.settings.dry_run:  # a dry run never produces: the would-be dead letter is recorded instead
+            self.recorder.append(EntryKind.RECORD_REJECTED, {
+                "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason,
+                "detail": detail[:2000], "dry_run": True, "deadletter_topic": self.settings.deadletter_topic})
+            log.warning("record_rejected_dry_run", reason=reason, topic=record.topic, offset=record.offset)
+            return
         await self.ingest.deadletter(record, reason, detail)
 
 

@@ -108,6 +108,31 @@ def runbook_problems(rb: Runbook, stem: str, registry: Registry) -> Iterator[Pro
         yield from _conditions(step.when, ["steps", i, "when"], seen, ("event", "incident", "steps"))
         seen.append(step.id)
     yield from _escalation(rb, registry, seen)
+    yield from _outputs(rb, registry)
+
+
+def _reads(step: Step) -> Iterator[tuple[str, Sequence[int | str]]]:
+    """Every `steps.<id>.result.<key>` path a step reads, with where (relative to the step)."""
+    for name, value in step.with_.items():
+        for ref in placeholders(value):
+            yield ref, ("with", name)
+    for j, node in enumerate(step.when):
+        for cond in _leaves([node]):
+            yield cond.field, ("when", j)
+
+
+def _outputs(rb: Runbook, registry: Registry) -> Iterator[Problem]:
+    """A step output read by a later step must be one its actuator declares (`example_outputs`)."""
+    actuators = {s.id: s.actuator for s in rb.steps if s.actuator in registry}
+    for i, step in enumerate(rb.steps):
+        for ref, where in _reads(step):
+            parts = ref.split(".")
+            if parts[0] != "steps" or len(parts) < 4 or parts[1] not in actuators:
+                continue  # the path check reports these
+            declared = registry.get(actuators[parts[1]]).example_outputs
+            if parts[3] not in declared:
+                yield (f"{ref}: {actuators[parts[1]]} has no output {parts[3]!r}; "
+                       f"outputs: {', '.join(declared) or 'none'}", ["steps", i, *where])
 
 
 ESCALATION_NAMESPACES = ("event", "incident", "failure")

@@ -229,10 +229,13 @@ class Engine:
             reasons.append(f"{step.actuator} is destructive")
         if dry:
             preview = await actuator.plan(resolved.params, ctx)
+            assumed = actuator.dry_run_outputs(resolved.params)
             rec.append(EntryKind.STEP_PLANNED, {**head.body(), "params": values, "summary": preview.summary,
                                                 "dry_run": True, "digest": plan.get().digest,
                                                 "would_require_approval": reasons,
-                                                "would_refuse": any(t.hard for t in trips)}, incident.id)
+                                                "would_refuse": any(t.hard for t in trips),
+                                                **({"assumed_outputs": assumed} if assumed else {})}, incident.id)
+            incident.step_outputs[step.id] = {"result": assumed}  # later steps plan on what this one would return
             return Outcome.OK
         pending = self.state.intent(key)
         if pending is not None and pending.params == values:

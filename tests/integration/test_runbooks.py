@@ -247,9 +247,11 @@ async def test_failed_key_deactivation_escalates_and_is_counted(aws):
     assert results["escalate-oncall.deactivate-key"]["status"] == "ok"
     assert "revoke-sessions" not in results  # the runbook stopped at the failure, and still told a human
     [escalated] = [e.body for e in entries if e.kind == "step.escalated"]
-    assert escalated["step"] == "deactivate-key" and escalated["escalation"] == ["escalate-oncall.deactivate-key"]
+    assert escalated["step"] == "deactivate-key"
+    assert escalated["escalation"] == ["escalate-oncall.deactivate-key"]
     [(topic, body)] = publisher.sent
-    assert topic == "responder.notifications" and body["incident"] == incident.id
+    assert topic == "responder.notifications"
+    assert body["incident"] == incident.id
     assert body["fields"]["step"] == "deactivate-key"
     assert body["fields"]["actuator"] == "aws.iam.deactivate_access_key"
     assert body["fields"]["error"] == results["deactivate-key"]["error"]

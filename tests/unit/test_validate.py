@@ -183,10 +183,13 @@ def test_validate_warns_when_containment_has_no_escalation(tmp_path):
     result = CliRunner().invoke(app, ["runbooks", "validate", str(tmp_path), "--json"])
     assert result.exit_code == 0
     [warning] = json.loads(result.stdout)["warnings"]
-    assert warning["path"].endswith("silent.yaml") and warning["line"] == 7
+    assert warning["path"].endswith("silent.yaml")
+    assert warning["line"] == 7
     assert "no on_failure escalation" in warning["reason"]
     text = CliRunner().invoke(app, ["runbooks", "validate", str(tmp_path)])
-    assert text.exit_code == 0 and "! " in text.stderr and "silent.yaml:7" in text.stderr
+    assert text.exit_code == 0
+    assert "! " in text.stderr
+    assert "silent.yaml:7" in text.stderr
 
 
 @pytest.mark.parametrize(("kw", "needle"), [
@@ -197,7 +200,7 @@ def test_validate_warns_when_containment_has_no_escalation(tmp_path):
     ({"actuator": "test.wipe"}, "escalation runs unattended; test.wipe needs approval"),
 ])
 def test_escalation_steps_are_checked(tmp_path, kw, needle):
-    """on_failure steps read only event, incident and failure fields, have their own ids, known, unattended actuators."""
+    """on_failure steps read only event, incident and failure; own ids; known, unattended actuators."""
     _write(tmp_path, extra=_escalation(**kw))
     errors = _errors(tmp_path)
     assert [e.line for e in errors if needle in e.reason][:1] >= [12]
@@ -210,3 +213,15 @@ def test_shipped_runbooks_all_escalate(runbooks_dir):
 
     assert runbook_warnings(runbooks_dir, registry) == []
     assert all(rb.on_failure for rb in load_runbooks(runbooks_dir, registry))
+
+
+def test_a_step_output_must_be_declared_by_its_actuator(tmp_path):
+    """Reading `${steps.<id>.result.<key>}` that the step's actuator does not declare fails, naming its outputs."""
+    _write(tmp_path, extra="""\
+  - id: tell
+    actuator: notify.webhook.post_message
+    with: {url: "https://hooks.example.com/x", key_id: k1, title: t, fields: {s: "${steps.deactivate-key.result.nope}"}}
+""")
+    [err] = _errors(tmp_path)
+    assert "aws.iam.deactivate_access_key has no output 'nope'; outputs: none" in err.reason
+    assert err.line == 14
