@@ -36,9 +36,11 @@ def undo(
     json: JsonOpt = False,
 ) -> None:
     """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline."""
+    from responder.actuators.aws.session import AwsSession
     from responder.actuators.context import context_from
-    from responder.engine.undo import Undoer
+    from responder.engine.undo import Undoer, undoable
     from responder.settings import Settings
+    from responder.timeline.chain import parse_lines
     from responder.timeline.recorder import Recorder
     from responder.timeline.store import FileStore
 
@@ -47,8 +49,11 @@ def undo(
         path = timeline or settings.timeline_path
         if not path.is_file():
             raise ConfigError(f"timeline {path} does not exist")
-        recorder = Recorder(FileStore(path))
         context = context_from(settings)
+        pending = undoable(parse_lines(path.read_bytes().splitlines()), incident, step)
+        if isinstance(context.aws, AwsSession) and any(d.result.actuator.startswith("aws.") for d in pending):
+            context.aws.require_credentials()  # one line and exit 3, before anything is written
+        recorder = Recorder(FileStore(path))
         undoer = Undoer(recorder, registry, context.aws, context=context, allow_destructive=allow_destructive,
                         force=force)
         try:
@@ -56,7 +61,7 @@ def undo(
         finally:
             recorder.close()
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
+        err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from exc
     _report(outcomes, json)
     if any(o["status"] == StepStatus.FAILED for o in outcomes):
