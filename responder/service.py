@@ -21,10 +21,11 @@ from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
 from responder.catalog import load_runbooks
 from responder.engine.executor import Engine
 from responder.engine.guards import GuardPolicy, Guards
+from responder.engine.operator import Operator
 from responder.errors import ConfigError, EventRejected, TimelineError
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
-from responder.ingest.kafka import KafkaIngest
+from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
 from responder.metrics import Metrics, MetricsServer
 from responder.models.event import RawRecord
@@ -126,6 +127,12 @@ class Service:
                                         f"{settings.group_id}.approvals",
                                         session_timeout_ms=settings.session_timeout_ms,
                                         manual_assignment=settings.kafka_manual_assignment)
+        # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
+        self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
+                                 clock=clock)
+        self.operator_ingest = None if settings.dry_run else ApprovalIngest(
+            settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
+            session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment)
         self._lock = asyncio.Lock()
         self._recovered_at = -1
         self.ready = asyncio.Event()
@@ -143,6 +150,7 @@ class Service:
 
     def _recover(self) -> None:
         recovered = self.engine.recover()
+        self.operator.recover(self.recorder.entries())
         self._recovered_at = self.recorder.next_seq
         state = self.engine.state
         log.info("timeline_recovered", entries=recovered, inflight=len(state.inflight()),
@@ -170,15 +178,22 @@ class Service:
             try:
                 await self.publisher.start()
                 await self.approvals.start()
+                if self.operator_ingest is not None:
+                    await ensure_topics(str(self.settings.kafka_bootstrap), [
+                        self.settings.operator_requests_topic, self.settings.operator_replies_topic])
+                    await self.operator_ingest.start()
                 await self.ingest.start()
                 self.ready.set()
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._alerts_loop())
                     tg.create_task(self._approvals_loop())
+                    if self.operator_ingest is not None:
+                        tg.create_task(self._operator_loop(self.operator_ingest))
             finally:
                 self.ready.clear()
-                for client in (self.ingest, self.approvals, self.publisher):
-                    await client.stop()
+                for client in (self.ingest, self.approvals, self.operator_ingest, self.publisher):
+                    if client is not None:
+                        await client.stop()
                 if self.metrics_server is not None:
                     await self.metrics_server.stop()
                 self.recorder.close()
@@ -200,15 +215,29 @@ class Service:
             batch = await self.approvals.poll()
             for records in batch.values():
                 for record in records:
-                    key_id, sig = record.header(KEY_ID_HEADER), record.header(SIGNATURE_HEADER)
                     try:
-                        await self.engine.decide(record.value, key_id.decode(errors="replace") if key_id else None,
-                                                 sig.decode(errors="replace") if sig else None)
+                        await self.engine.decide(record.value, *signature(record))
                     except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self.engine.expire()
             await self.recorder.flush()
             await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+    async def _operator_loop(self, ingest: ApprovalIngest) -> None:
+        """Signed operator requests in: run under the batch lock (one writer), recorded, answered on the replies."""
+        while not self._stop.is_set():
+            batch = await ingest.poll()
+            for records in batch.values():
+                for record in records:
+                    try:
+                        async with self._lock:
+                            reply = await self.operator.handle(record.value, *signature(record))
+                        if reply is not None:
+                            await self.publisher.publish(self.settings.operator_replies_topic, reply.id.encode(),
+                                                         reply.model_dump_json().encode())
+                    except Exception:  # one bad request (even a bug) must not stop the operator consumer
+                        log.exception("operator_request_failed", offset=record.offset)
+            await ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
         async with self._lock:
@@ -242,6 +271,12 @@ class Service:
             log.warning("record_rejected_dry_run", reason=reason, topic=record.topic, offset=record.offset)
             return
         await self.ingest.deadletter(record, reason, detail)
+
+
+def signature(record: RawRecord) -> tuple[str | None, str | None]:
+    """The record's signing key id and signature headers, as text."""
+    key_id, sig = record.header(KEY_ID_HEADER), record.header(SIGNATURE_HEADER)
+    return (key_id.decode(errors="replace") if key_id else None, sig.decode(errors="replace") if sig else None)
 
 
 def tune_gc() -> None:

@@ -13,8 +13,9 @@ import typer
 from responder.actuators import registry
 from responder.actuators.policy import actuators_used, minimal_policy
 from responder.catalog import load_runbooks
+from responder.cli.operator import OFFLINE_HINT, ByOpt, Via, ViaOpt, ask
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
-from responder.errors import ConfigError
+from responder.errors import ConfigError, TimelineError
 from responder.models.step import StepStatus
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -34,8 +35,13 @@ def undo(
                                                     help="also run reverse actuators that are destructive")] = False,
     force: Annotated[bool, typer.Option("--force", help="undo even when the target changed since the step")] = False,
     json: JsonOpt = False,
+    via: ViaOpt = Via.OFFLINE,
+    by: ByOpt = None,
 ) -> None:
-    """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline."""
+    """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline.
+
+    `--via kafka` asks the running service to do it on its own timeline and prints its answer.
+    """
     from responder.actuators.aws.session import AwsSession
     from responder.actuators.context import context_from
     from responder.engine.undo import Undoer, undoable
@@ -46,6 +52,14 @@ def undo(
 
     try:
         settings = Settings()
+        if via is Via.KAFKA:
+            reply = ask(settings, "undo", {"step": step, "force": force, "allow_destructive": allow_destructive},
+                        incident=incident, by=by)
+            outcomes = reply.outcomes
+            _report(outcomes, json)
+            if not reply.ok:
+                raise typer.Exit(EXIT_FAILED)
+            return
         path = timeline or settings.timeline_path
         if not path.is_file():
             raise ConfigError(f"timeline {path} does not exist")
@@ -53,7 +67,10 @@ def undo(
         pending = undoable(parse_lines(path.read_bytes().splitlines()), incident, step)
         if isinstance(context.aws, AwsSession) and any(d.result.actuator.startswith("aws.") for d in pending):
             context.aws.require_credentials()  # one line and exit 3, before anything is written
-        recorder = Recorder(FileStore(path))
+        try:
+            recorder = Recorder(FileStore(path))
+        except TimelineError as exc:
+            raise ConfigError(f"{exc}; {OFFLINE_HINT}") from exc
         undoer = Undoer(recorder, registry, context.aws, context=context, allow_destructive=allow_destructive,
                         force=force)
         try:
