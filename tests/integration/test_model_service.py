@@ -56,3 +56,43 @@ async def test_third_detected_window_on_kafka_rolls_back(kafka_bootstrap, aws, t
     verify_entries(entries)
     [result] = [e.body for e in entries if e.kind == "step.result"]
     assert (result["outputs"]["from"], result["outputs"]["to"]) == ("v2", "v1")
+
+
+async def test_models_switch_via_kafka_runs_in_the_service(kafka_bootstrap, aws, topics, unique, tmp_path,
+                                                           monkeypatch):
+    """`models switch --via kafka`: the running service switches the pointer and records it with the operator."""
+    import asyncio
+    import os
+    import sys
+    from pathlib import Path
+
+    keys = make_keys(tmp_path / "keys")
+    monkeypatch.setenv("RESPONDER_MODEL_REGISTRY", str(tmp_path / "registry"))
+    monkeypatch.setenv("RESPONDER_MODEL_TRUSTED_KEYS", json.dumps([str(keys.public)]))
+    store = LocalStore(tmp_path / "registry")
+    for version in ("v1", "v2"):
+        await publish_version(store, tmp_path / "w", "fraud-scorer", version, keys.private)
+    await store.set_serving("fraud-scorer", (await store.versions("fraud-scorer"))[-1])
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "drift-rollback.yaml").write_text(RUNBOOK)
+    timeline = tmp_path / "t.jsonl"
+    ops = {"operator_requests_topic": f"opreq-{unique}", "operator_replies_topic": f"oprep-{unique}"}
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, tmp_path / "runbooks",
+                                    approval_keys={"ops": "operator-secret"}, **ops))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
+    env |= {"RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_APPROVAL_KEYS": '{"ops": "operator-secret"}',
+            "RESPONDER_OPERATOR_REQUESTS_TOPIC": ops["operator_requests_topic"],
+            "RESPONDER_OPERATOR_REPLIES_TOPIC": ops["operator_replies_topic"]}
+    async with running(service):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "responder", "models", "switch", "fraud-scorer", "v1", "--via", "kafka",
+            "--by", "bob", "--json", cwd=Path(__file__).resolve().parents[2], env=env,  # noqa: ASYNC240
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, err.decode()
+    assert await store.serving("fraud-scorer") == "v1"
+    assert orjson.loads(out.splitlines()[-1])["ok"] is True
+    entries = list(parse_lines(timeline.read_bytes().splitlines()))
+    assert verify_entries(entries)[0] == len(entries)
+    [result] = [e.body for e in entries if e.kind == "step.result"]
+    assert (result["actuator"], result["operator"], result["outputs"]["to"]) == ("model.switch_version", "bob", "v1")
