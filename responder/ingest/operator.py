@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from responder.auth import signed_headers
-from responder.ingest.kafka import _start_with_retry, ensure_topics, publish
+from responder.ingest.kafka import _start_with_retry, ensure_topics
 from responder.models.operator import OperatorReply, OperatorRequest
 
 log = structlog.get_logger(__name__)
@@ -21,18 +21,21 @@ async def request_and_wait(bootstrap: str, requests_topic: str, replies_topic: s
     The replies topic is read from its end as it was before the request was sent, so no earlier reply matches.
     """
     await ensure_topics(bootstrap, [requests_topic, replies_topic])
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")  # a late offset reset must not skip the reply
+    await _start_with_retry(producer, 15.0)
     await _start_with_retry(consumer, 15.0)
     try:
-        await consumer.topics()
-        parts = [TopicPartition(replies_topic, p) for p in sorted(consumer.partitions_for_topic(replies_topic) or ())]
+        # the producer waits for the topic's metadata (a consumer's topics() does not keep it on every broker)
+        parts = [TopicPartition(replies_topic, p) for p in sorted(await producer.partitions_for(replies_topic))]
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
         for tp in parts:
             consumer.seek(tp, ends[tp])
         value = request.canonical()
-        await publish(bootstrap, requests_topic, [value], key=request.key,
-                      headers=signed_headers(key_id, secret, value))
+        await producer.send_and_wait(requests_topic, value, key=request.key,
+                                     headers=signed_headers(key_id, secret, value))
         log.info("operator_request_sent", id=request.id, action=request.action, topic=requests_topic)
         async with asyncio.timeout(timeout):
             while True:
@@ -45,3 +48,4 @@ async def request_and_wait(bootstrap: str, requests_topic: str, replies_topic: s
         return None
     finally:
         await consumer.stop()
+        await producer.stop()
