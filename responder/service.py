@@ -17,7 +17,7 @@ from responder.actuators.base import AwsCaller
 from responder.actuators.context import context_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
-from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
+from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys
 from responder.catalog import load_runbooks
 from responder.engine.executor import Engine
 from responder.engine.guards import GuardPolicy, Guards
@@ -27,7 +27,8 @@ from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
-from responder.metrics import Metrics, MetricsServer
+from responder.ingest.security import check_connection, kafka_client_options
+from responder.metrics import Metrics, MetricsServer, TimedSync, TimelineMetrics
 from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
 from responder.models.timeline import EntryKind
@@ -36,6 +37,7 @@ from responder.pipeline import Pipeline
 from responder.settings import Settings
 from responder.timeline.archive import Archiver
 from responder.timeline.recorder import Recorder
+from responder.tracing import StepSpans
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +59,15 @@ def guards_from(settings: Settings) -> Guards:
         protected=Protected(ids=settings.protected_ids, tags=settings.protected_tags),
         kill_switch=settings.kill_switch, kill_switch_file=settings.kill_switch_file,
     ))
+
+
+def authenticator_from(settings: Settings) -> RecordAuthenticator:
+    """Record signature checks: the keys, where signatures are required, and which sources each key may sign."""
+    unknown = sorted(set(settings.event_signing_key_sources) - set(settings.event_signing_keys))
+    if unknown:
+        raise ConfigError(f"RESPONDER_EVENT_SIGNING_KEY_SOURCES names keys that are not configured: {unknown}")
+    return RecordAuthenticator({k: v.get_secret_value() for k, v in settings.event_signing_keys.items()},
+                               settings.require_signature, settings.event_signing_key_sources)
 
 
 def archiver_from(settings: Settings) -> Archiver | None:
@@ -85,27 +96,33 @@ class Service:
             raise ConfigError(NO_KAFKA)
         self.settings = settings
         self.clock = clock
+        self.kafka_options = options = kafka_client_options(settings)  # TLS / SASL, for every client below
         self.recorder = Recorder.from_settings(settings, clock=clock)
         self.archiver = archiver_from(settings)
-        self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic) \
+        self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic, options=options) \
             if settings.timeline_mirror_topic and not settings.dry_run else None  # a dry run produces nothing
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
-        self.publisher = KafkaPublisher(settings.kafka_bootstrap)
+        self.publisher = KafkaPublisher(settings.kafka_bootstrap, options=options)
         context = context_from(settings, aws=aws, publisher=self.publisher)
         self.metrics = Metrics()
         self.engine = Engine(
             self.recorder, registry, context.aws, dry_run=settings.dry_run,
             guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
-            approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}), clock=clock,
-            context=context, on_step_failed=self.metrics.step_failed,
+            approval_keys=ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
+                                       identities=settings.approver_identities,
+                                       max_lifetime=settings.approval_decision_max_lifetime),
+            clock=clock, context=context, on_step_failed=self.metrics.step_failed,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
-        authenticator = RecordAuthenticator(
-            {k: v.get_secret_value() for k, v in settings.event_signing_keys.items()}, settings.require_signature
-        )
+        observed = TimelineMetrics(self.metrics)
+        self.recorder.observers.extend([observed.observe, StepSpans().observe])
+        self.recorder.sinks.append(observed)
+        self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
+        self.metrics.approvals_parked.set_function(lambda: len(self.engine.state.parked_steps()))
+        authenticator = authenticator_from(settings)
         self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes,
                                  topic_formats=settings.topic_formats, authenticator=authenticator,
                                  metrics=self.metrics)
@@ -122,17 +139,23 @@ class Service:
             max_batch=settings.max_batch,
             on_assigned=self._on_assigned,
             manual_assignment=settings.kafka_manual_assignment,
+            options=options,
+            deadletter_max_bytes=settings.deadletter_max_bytes,
+            group_instance_id=settings.kafka_group_instance_id,
         )
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
                                         f"{settings.group_id}.approvals",
                                         session_timeout_ms=settings.session_timeout_ms,
-                                        manual_assignment=settings.kafka_manual_assignment)
+                                        manual_assignment=settings.kafka_manual_assignment, options=options,
+                                        group_instance_id=f"{settings.kafka_group_instance_id}.approvals"
+                                        if settings.kafka_group_instance_id else None)
         # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
         self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
                                  clock=clock)
         self.operator_ingest = None if settings.dry_run else ApprovalIngest(
             settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
-            session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment)
+            session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
+            options=options)
         self._lock = asyncio.Lock()
         self._recovered_at = -1
         self.ready = asyncio.Event()
@@ -165,6 +188,14 @@ class Service:
 
     async def run(self) -> None:
         """Recover, consume until asked to stop, drain, close."""
+        try:
+            await check_connection(self.settings.kafka_bootstrap or "", self.kafka_options)  # bad TLS/SASL
+        except ConfigError:
+            for client in (self.ingest, self.approvals, self.publisher):
+                await client.stop()  # never started; closing them keeps aiokafka from warning
+            if self.mirror is not None:
+                await self.mirror.producer.stop()
+            raise
         self._recover()
         tune_gc()
         if self.archiver is not None:
@@ -177,12 +208,13 @@ class Service:
                 shipping.create_task(shipper.run())
             try:
                 await self.publisher.start()
-                await self.approvals.start()
                 if self.operator_ingest is not None:
                     await ensure_topics(str(self.settings.kafka_bootstrap), [
-                        self.settings.operator_requests_topic, self.settings.operator_replies_topic])
-                    await self.operator_ingest.start()
-                await self.ingest.start()
+                        self.settings.operator_requests_topic, self.settings.operator_replies_topic],
+                        options=self.kafka_options)
+                # the groups join at once: after a crash each may wait for its dead member's session
+                await asyncio.gather(self.approvals.start(), self.ingest.start(),
+                                     *([self.operator_ingest.start()] if self.operator_ingest is not None else []))
                 self.ready.set()
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._alerts_loop())
@@ -191,9 +223,11 @@ class Service:
                         tg.create_task(self._operator_loop(self.operator_ingest))
             finally:
                 self.ready.clear()
-                for client in (self.ingest, self.approvals, self.operator_ingest, self.publisher):
-                    if client is not None:
-                        await client.stop()
+                clients: list[KafkaIngest | ApprovalIngest | KafkaPublisher] = [self.ingest, self.approvals]
+                if self.operator_ingest is not None:
+                    clients.append(self.operator_ingest)
+                for client in (*clients, self.publisher):
+                    await client.stop()
                 if self.metrics_server is not None:
                     await self.metrics_server.stop()
                 self.recorder.close()
@@ -204,6 +238,8 @@ class Service:
     async def _alerts_loop(self) -> None:
         while not self._stop.is_set():
             batch = await self.ingest.poll()
+            for (topic, partition), behind in self.ingest.lag().items():
+                self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
             if batch:
                 await self._handle_batch(batch)
             else:  # idle: a due checkpoint still seals the tail (and ships its segment)

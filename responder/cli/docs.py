@@ -113,11 +113,14 @@ def settings_table(root: Path) -> str:
 def runbook_table(root: Path) -> str:
     """The runbooks shipped in runbooks/: what each does, its trigger, its steps and its test event."""
     base = root / "runbooks"
-    rows = ["| runbook | what it does | trigger (`source` / `type`) | steps | test event |", "|---|---|---|---|---|"]
+    rows = ["| runbook | what it does | trigger (category; `source` / `type`) | steps | test event |",
+            "|---|---|---|---|---|"]
     for path in sorted([*base.rglob("*.yaml"), *base.rglob("*.yml")]):
         rb = load_runbook(path, registry)
         n = len(rb.trigger.conditions)
-        trigger = f"`{rb.trigger.source}` / `{rb.trigger.type}`" + (f", {n} condition{'s' * (n > 1)}" if n else "")
+        cats = ", ".join(f"`{c.value}`" for c in rb.trigger.category)
+        trigger = (f"{cats}; " if cats else "") + f"`{rb.trigger.source}` / `{rb.trigger.type}`" \
+            + (f", {n} condition{'s' * (n > 1)}" if n else "")
         steps = " → ".join(f"`{s.actuator}`" + (" (if …)" if s.when else "") for s in rb.steps)
         mode = "" if rb.mode.value == "enforce" else f" *({rb.mode.value})*"
         example = base / "examples" / f"{rb.id}.json"

@@ -53,7 +53,7 @@ def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), js
         for rb in books:
             console.print(f"[green]✓[/green] {rb.ref}  {len(rb.steps)} step(s)  mode={rb.mode.value}")
         for exc in warnings:
-            err_console.print(f"! {exc}", style="yellow", highlight=False, markup=False)
+            err_console.print(f"! {exc}", style="yellow", highlight=False, markup=False, soft_wrap=True)
         for exc in errors:
             err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
     if errors:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
-from responder.auth import KeyRing
+from responder.auth import ApproverKeys, KeyRing
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
 from responder.errors import ConfigError
@@ -72,8 +72,9 @@ class Operator:
             return self.done[request.id]
         now = datetime.fromtimestamp(self.clock(), UTC)
         head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id}
-        if request.expired(now):
-            return await self._complete(request, ok=False, error="the request expired before it was handled")
+        refusal = self._refusal(request, key_id, now)
+        if refusal is not None:
+            return await self._complete(request, ok=False, error=refusal)
         self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)
         log.info("operator_request", action=request.action, by=request.by, incident=request.incident)
         try:
@@ -83,6 +84,18 @@ class Operator:
         failed = [o for o in outcomes if o.get("status") == StepStatus.FAILED]
         return await self._complete(request, ok=not failed, outcomes=outcomes,
                                     error="; ".join(str(o.get("error")) for o in failed) or None)
+
+    def _refusal(self, request: OperatorRequest, key_id: str | None, now: datetime) -> str | None:
+        """Why a validly signed request is not acted on: expired, too long-lived, or `by` not the key's holder."""
+        if request.expired(now):
+            return "the request expired before it was handled"
+        if isinstance(self.keys, ApproverKeys):
+            holder = self.keys.identity(key_id)
+            if holder is not None and holder != request.by:
+                return f"key {key_id!r} signs for {holder!r}, not {request.by!r}"
+            if (request.expires_at - now).total_seconds() > self.keys.max_lifetime:
+                return f"the request is valid for longer than {self.keys.max_lifetime:g}s"
+        return None
 
     async def _run(self, request: OperatorRequest) -> list[dict[str, Any]]:
         if request.action == "undo":

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
+from responder.models.threat import Threat
+
 
 class ResourceKind(StrEnum):
     """The kinds of thing an event can name."""
@@ -22,6 +24,7 @@ class ResourceKind(StrEnum):
     POD = "pod"
     HOST = "host"
     IP = "ip"
+    TRAIL = "trail"
     BUCKET = "bucket"
     SECRET = "secret"  # noqa: S105 - a resource kind, not a password
     KMS_KEY = "kms_key"
@@ -102,6 +105,7 @@ class Event(BaseModel):
     resources: tuple[Resource, ...] = ()
     incident_key: str = Field(min_length=1)
     attributes: dict[str, Any] = Field(default_factory=dict)
+    threat: Threat | None = None  # normalised category + ATT&CK/ATLAS ids (docs/threats.md)
     raw: Any = None  # the decoded record as received; already JSON, not re-validated
 
     def first(self, kind: ResourceKind) -> Resource | None:

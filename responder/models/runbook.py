@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
 
+from responder.models.threat import ThreatCategory
+
 KEBAB = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -87,9 +89,25 @@ class NotOf(_Strict):
 ConditionNode = Annotated[Condition | AllOf | AnyOf | NotOf, Field(union_mode="left_to_right")]
 
 
-class Trigger(_Strict):
-    """Which events a runbook handles: source and type globs, then conditions (implicitly all)."""
+def _listed(value: Any) -> Any:
+    """`category: llmjacking` is shorthand for `category: [llmjacking]`."""
+    return [value] if isinstance(value, str) else value
 
+
+_CATEGORY = {"type": "string", "enum": [c.value for c in ThreatCategory]}
+Categories = Annotated[
+    list[ThreatCategory],
+    BeforeValidator(_listed),
+    WithJsonSchema({"anyOf": [_CATEGORY, {"type": "array", "items": _CATEGORY}],
+                    "description": "normalised threat category (or a list of them) the event must carry, "
+                                   "whatever its source (docs/threats.md)"}),
+]
+
+
+class Trigger(_Strict):
+    """Which events a runbook handles: threat category, source and type globs, then conditions (implicitly all)."""
+
+    category: Categories = Field(default_factory=list)
     source: str = Field(default="*", description="event source, exact or glob (guardduty, falco, …)")
     type: str = Field(default="*", description="event type glob, e.g. UnauthorizedAccess:IAMUser/*")
     conditions: list[ConditionNode] = Field(default_factory=list)

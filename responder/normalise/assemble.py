@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from responder.models.event import Event, Resource, Severity, stable_id
+from responder.models.threat import Threat
 from responder.normalise.resources import incident_key
 
 
@@ -32,6 +33,7 @@ def make_event(
     raw: Any = None,
     subject: str | None = None,
     time_inferred: bool = False,
+    threat: Threat | None = None,
 ) -> Event:
     """A validated Event; the incident key is account + primary resource (else `subject`, else the id)."""
     acct = str(account) if account not in (None, "") else None
@@ -51,5 +53,6 @@ def make_event(
         resources=resources,
         incident_key=incident_key(acct, resources, subject or f"{source}:{id}"),
         attributes=attrs,
+        threat=threat,
         raw=raw,
     )

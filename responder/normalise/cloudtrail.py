@@ -14,6 +14,7 @@ from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, parse_time, text, valid_ip
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, from_arn, ip_resource, res
+from responder.normalise.threats import CLOUDTRAIL
 
 K = ResourceKind
 HIGH = 7.5
@@ -111,6 +112,8 @@ def _targets(r: dict[str, Any]) -> list[Resource | None]:
         out.append(res(K.FUNCTION, p.get("functionName")))
         out.append(res(K.ENDPOINT, p.get("endpointName")))
         out.append(res(K.MODEL, p.get("modelName")))
+        if r.get("eventSource") == "cloudtrail.amazonaws.com":
+            out.append(res(K.TRAIL, p.get("name") or p.get("trailName")))
         for iid in p.get("instanceIds") or ([p["instanceId"]] if p.get("instanceId") else []):
             out.append(res(K.INSTANCE, iid))
     return out
@@ -122,10 +125,11 @@ def record_to_event(r: dict[str, Any], envelope: dict[str, Any] | None = None) -
     ident = r.get("userIdentity") or {}
     source_ip = r.get("sourceIPAddress")
     items = [*_actor(ident), *_targets(r), ip_resource(source_ip, role="source")]
+    etype = f"{r['eventSource']}/{r['eventName']}"
     return make_event(
         id=str(r.get("eventID") or env.get("id") or f"{r['eventSource']}/{r['eventName']}@{r['eventTime']}"),
         source="cloudtrail",
-        type=f"{r['eventSource']}/{r['eventName']}",
+        type=etype,
         severity=_severity(r),
         time=parse_time(r.get("eventTime") or env.get("time")),
         account=r.get("recipientAccountId") or ident.get("accountId") or env.get("account"),
@@ -147,8 +151,12 @@ def record_to_event(r: dict[str, Any], envelope: dict[str, Any] | None = None) -
             "mfa_used": dig(r, "additionalEventData", "MFAUsed"),
             "login_result": dig(r, "responseElements", "ConsoleLogin"),
             "policy_arn": dig(r, "requestParameters", "policyArn"),
+            "target_user": dig(r, "requestParameters", "userName"),
+            "new_access_key_id": dig(r, "responseElements", "accessKey", "accessKeyId"),
+            "model_id": dig(r, "requestParameters", "modelId"),
         },
         raw=r,
+        threat=CLOUDTRAIL.lookup(etype, r),
     )
 
 

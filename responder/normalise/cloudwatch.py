@@ -9,6 +9,7 @@ from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, res
+from responder.normalise.threats import CLOUDWATCH
 
 K = ResourceKind
 STATE_SCORES = {"ALARM": 5.0, "INSUFFICIENT_DATA": 2.0, "OK": 0.0}
@@ -63,6 +64,7 @@ def alarm_to_event(data: dict[str, Any], env: dict[str, Any], arn: Any) -> Event
             "description": config.get("description"),
         },
         raw=env,
+        threat=CLOUDWATCH.lookup(data.get("alarmName")) if state == "ALARM" else None,
     )
 
 

@@ -17,6 +17,7 @@ from responder.normalise.assemble import make_event, raw_id
 from responder.normalise.fields import parse_time, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, res
+from responder.normalise.threats import DRIFT
 
 SOURCE = "responder.drift"
 VERDICT_SCORES = {"detected": 7.5, "suspected": 5.0}
@@ -83,6 +84,7 @@ def drift_to_event(doc: dict[str, Any]) -> Event:
             "details": d.details,
         },
         raw=doc,
+        threat=DRIFT.lookup("model.drift"),
     )
 
 

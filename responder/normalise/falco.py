@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from responder.models.event import Event, Resource, ResourceKind, Severity
+from responder.models.threat import Threat
 from responder.normalise.assemble import make_event, raw_id
 from responder.normalise.fields import text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, ip_resource, res
+from responder.normalise.threats import FALCO, first, from_techniques
 
 K = ResourceKind
 PRIORITY_SCORES = {
@@ -56,6 +58,13 @@ def _resources(fields: dict[str, Any], hostname: Any) -> tuple[Resource, ...]:
     return compact(items)
 
 
+def _threat(rule: Any, tags: Any) -> Threat | None:
+    """The rule's row (with the rule's `T…` tags added), else the first mapped technique tag."""
+    ids = tuple(tag for tag in tags if isinstance(tag, str)) if isinstance(tags, list) else ()
+    found = FALCO.lookup(rule)
+    return found.with_techniques(ids) if found is not None else first(from_techniques(ids))
+
+
 def alert_to_event(doc: dict[str, Any]) -> Event:
     """One Falco alert; `evt.time` (epoch ns, beyond 2^53) is the fallback time."""
     fields = doc.get("output_fields") or {}
@@ -83,6 +92,7 @@ def alert_to_event(doc: dict[str, Any]) -> Event:
         },
         raw=doc,
         subject=f"rule:{doc['rule']}",
+        threat=_threat(doc["rule"], doc.get("tags")),
     )
 
 
@@ -109,6 +119,7 @@ def sidekick_to_event(doc: dict[str, Any]) -> Event:
         },
         raw=doc,
         subject=f"rule:{labels['rule']}",
+        threat=_threat(labels["rule"], None),
     )
 
 

@@ -10,6 +10,7 @@ from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, res
+from responder.normalise.threats import GUARDDUTY
 
 
 def _camel(doc: Any) -> Any:
@@ -133,6 +134,7 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
         },
         raw=envelope or f,
         subject=f"finding:{f.get('id')}",
+        threat=GUARDDUTY.lookup(f["type"]),
     )
 
 

@@ -7,10 +7,12 @@ from typing import Any
 import orjson
 
 from responder.models.event import Event, Resource, ResourceKind, Severity
+from responder.models.threat import Threat
 from responder.normalise.assemble import make_event, raw_id
 from responder.normalise.fields import dig, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, res
+from responder.normalise.threats import OCSF_TYPES, asff_threat, first, from_techniques
 
 K = ResourceKind
 FINDING_CLASSES = {2001, 2002, 2003, 2004, 2005, 2006}
@@ -85,6 +87,14 @@ def _type(doc: dict[str, Any], cls: int) -> str:
     return text(doc.get("type_name")) or f"{CLASS_NAMES.get(cls, cls)}: {activity}"
 
 
+def _threat(doc: dict[str, Any], info: dict[str, Any]) -> Threat | None:
+    """From the ATT&CK/ATLAS ids in `attacks[]` (1.1+ under finding_info), else the finding types."""
+    attacks = info.get("attacks") or doc.get("attacks") or []
+    ids = [dig(a, "technique", "uid") or dig(a, "sub_technique", "uid") for a in attacks if isinstance(a, dict)]
+    types = [x for x in info.get("types") or [] if isinstance(x, str)]
+    return first(from_techniques(ids), asff_threat(types), *(OCSF_TYPES.lookup(x) for x in types))
+
+
 def event_of(doc: dict[str, Any]) -> Event:
     """One OCSF event."""
     cls = int(doc["class_uid"])
@@ -131,6 +141,7 @@ def event_of(doc: dict[str, Any]) -> Event:
             "is_mfa": doc.get("is_mfa", dig(doc, "actor", "session", "is_mfa")),
         },
         raw=doc,
+        threat=_threat(doc, info) if cls in FINDING_CLASSES else None,
     )
 
 

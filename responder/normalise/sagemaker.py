@@ -15,6 +15,7 @@ from responder.normalise.assemble import make_event, raw_id
 from responder.normalise.fields import severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, res
+from responder.normalise.threats import SAGEMAKER
 
 K = ResourceKind
 DEFAULT_SCORE = 5.0
@@ -75,6 +76,7 @@ def violation_to_event(v: dict[str, Any], report: dict[str, Any]) -> Event:
         },
         raw=v,
         subject=f"{endpoint or 'report'}:{subject}",
+        threat=SAGEMAKER.lookup(v["constraint_check_type"]),
     )
 
 

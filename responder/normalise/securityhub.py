@@ -10,6 +10,7 @@ from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, number, parse_time, severity_from_label, text
 from responder.normalise.registry import decoder
 from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, res
+from responder.normalise.threats import SECURITYHUB, asff_threat, first
 
 K = ResourceKind
 ACCESS_KEY_PREFIX = "AWS::IAM::AccessKey:"
@@ -109,6 +110,7 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
         },
         raw=f,
         subject=f"finding:{f['Id']}",
+        threat=first(asff_threat(types), SECURITYHUB.lookup(control)),
     )
 
 

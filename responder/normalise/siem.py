@@ -9,6 +9,7 @@ from responder.normalise.assemble import make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, from_arn, ip_resource, res
+from responder.normalise.threats import DATADOG, SENTINEL, first, from_techniques
 
 K = ResourceKind
 SENTINEL_TYPES = ("Microsoft.SecurityInsights/incidents", "Microsoft.SecurityInsights/Incidents")
@@ -66,6 +67,7 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
         },
         raw=item,
         subject=f"sentinel:{item.get('name')}",
+        threat=first(from_techniques(p.get("techniques") or []), SENTINEL.lookup(title)),
     )
 
 
@@ -152,6 +154,12 @@ def _group_by(fields: dict[str, Any]) -> list[Resource | None]:
     return out
 
 
+def _dd_technique(tag: str) -> str:
+    """`technique:t1089-disabling-security-tools` → `T1089` (other tags → "")."""
+    name, _, value = tag.partition(":")
+    return value.partition("-")[0].upper() if name == "technique" else ""
+
+
 @decoder("datadog", _is_datadog)
 def decode_datadog(doc: Any) -> list[Event]:
     """A Datadog security signal ('Datadog Alert Notification' on EventBridge)."""
@@ -159,6 +167,7 @@ def decode_datadog(doc: Any) -> list[Event]:
     signal = d["meta"]["signal"]
     tags = dict(t.split(":", 1) for t in d.get("tags") or [] if isinstance(t, str) and ":" in t)
     when, inferred = time_or_received(d.get("date_detected"), doc.get("time"))
+    techniques = [_dd_technique(t) for t in d.get("tags") or [] if isinstance(t, str)]
     return [make_event(
         id=str(signal.get("id") or d.get("id") or doc.get("id")),
         source="datadog",
@@ -177,6 +186,7 @@ def decode_datadog(doc: Any) -> list[Event]:
             "tactic": tags.get("tactic"), "technique": tags.get("technique"), "log_source": tags.get("source"),
         },
         raw=doc,
+        threat=first(from_techniques(techniques), DATADOG.lookup(dig(signal, "rule", "name"))),
     )]
 
 
@@ -226,4 +236,6 @@ def decode_scc(doc: Any) -> list[Event]:
             "method": dig(f, "access", "methodName"),
         },
         raw=doc,
+        threat=from_techniques([*(dig(f, "mitreAttack", "primaryTechniques") or []),
+                                *(dig(f, "mitreAttack", "additionalTechniques") or [])]),
     )]

@@ -8,7 +8,8 @@ from responder.models.event import Event, ResourceKind, Severity
 from responder.normalise.assemble import make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
-from responder.normalise.resources import compact, ip_resource, res
+from responder.normalise.resources import access_key, compact, ip_resource, res
+from responder.normalise.threats import SPLUNK, first, from_techniques
 
 K = ResourceKind
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -17,6 +18,21 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 # ---- Splunk -----------------------------------------------------------------------------------
 def _is_splunk(doc: Any) -> bool:
     return isinstance(doc, dict) and "sid" in doc and "search_name" in doc
+
+
+# result fields naming an AWS access key and its user (CloudTrail sourcetype, CIM, AWS Health exposed-key events)
+KEY_FIELDS = ("access_key_id", "aws_access_key_id", "userIdentity.accessKeyId", "affectedEntities{}.entityValue")
+ACCOUNT_FIELDS = ("account", "aws_account_id", "recipientAccountId")
+USER_FIELDS = ("user_name", "userName", "userIdentity.userName", "user")
+
+
+def _pick(result: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    return next((result[k] for k in keys if result.get(k)), None)
+
+
+def _listed(value: Any) -> list[Any]:
+    """A Splunk multivalue field arrives as a list or a single string."""
+    return value if isinstance(value, list) else [value] if value else []
 
 
 @decoder("splunk", _is_splunk)
@@ -32,14 +48,17 @@ def decode_splunk(doc: Any) -> list[Event]:
         severity=severity_from_label(word, default=5.0),
         time=when,
         time_inferred=inferred,
+        account=_pick(result, ACCOUNT_FIELDS),
         actor=text(result.get("user")) or text(result.get("USER")),
-        resources=compact([res(K.HOST, result.get("host")), ip_resource(result.get("src_ip") or result.get("src"))]),
+        resources=compact([access_key(_pick(result, KEY_FIELDS), _pick(result, USER_FIELDS)),
+                           res(K.HOST, result.get("host")), ip_resource(result.get("src_ip") or result.get("src"))]),
         attributes={
             "app": doc.get("app"), "owner": doc.get("owner"), "results_link": doc.get("results_link"),
             "log_source": result.get("source"), "sourcetype": result.get("sourcetype"), "raw_line": result.get("_raw"),
         },
         raw=doc,
         subject=f"search:{doc['search_name']}",
+        threat=first(from_techniques(_listed(result.get("mitre_technique_id"))), SPLUNK.lookup(doc["search_name"])),
     )]
 
 

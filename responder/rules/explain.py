@@ -40,6 +40,10 @@ def explain_one(rb: Runbook, event: Event) -> Verdict:
     if not fnmatch.fnmatchcase(event.type, trig.type):
         return Verdict(runbook=rb.ref, matched=False, check="type", failed=f"type glob {trig.type!r}",
                        expected=trig.type, actual=event.type)
+    if trig.category and (event.threat is None or event.threat.category not in trig.category):
+        wanted = [c.value for c in trig.category]
+        return Verdict(runbook=rb.ref, matched=False, check="category", failed=f"threat category in {wanted}",
+                       expected=wanted, actual=event.threat.category.value if event.threat else None)
     scope = {"event": event}
     for i, node in enumerate(trig.conditions):
         if holds(node, scope):

@@ -4,13 +4,14 @@ Each runbook is filed once, under its most selective *anchor*:
 
 1. exact type (no wildcard): `(source, type)`;
 2. type glob with a literal prefix (`UnauthorizedAccess:IAMUser/*`): `(source, prefix)` per prefix length;
-3. a top-level `eq` / `in` condition on an event field: `(field, value)`;
-4. exact source only;
-5. nothing indexable: the residue, checked for every event (keep it small).
+3. threat category (`trigger.category`): one key per listed category;
+4. a top-level `eq` / `in` condition on an event field: `(field, value)`;
+5. exact source only;
+6. nothing indexable: the residue, checked for every event (keep it small).
 
-An event probes each family with a bounded number of dict lookups (one per distinct prefix length and
-per distinct indexed field), then the few candidates found run their compiled predicate. Wildcard or
-glob sources file under `*` and are re-checked by the predicate.
+An event probes each family with a bounded number of dict lookups (one per distinct prefix length, one
+for its threat category and one per distinct indexed field), then the few candidates found run their
+compiled predicate. Wildcard or glob sources file under `*` and are re-checked by the predicate.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from responder.models.runbook import Condition, Runbook
+from responder.models.threat import ThreatCategory
 from responder.rules.conditions import Getter, Predicate, compile_node, getter
 from responder.rules.operators import MISSING
 
@@ -55,11 +57,14 @@ class Compiled:
 def compile_trigger(order: int, rb: Runbook) -> Compiled:
     """Source and type globs, then each condition, as one closure."""
     source_ok, type_ok = _glob(rb.trigger.source), _glob(rb.trigger.type)
+    categories = frozenset(rb.trigger.category)
     preds = tuple(compile_node(n) for n in rb.trigger.conditions)
 
     def accepts(scope: Mapping[str, Any]) -> bool:
         event = scope["event"]
         if not (source_ok(event.source) and type_ok(event.type)):
+            return False
+        if categories and (event.threat is None or event.threat.category not in categories):
             return False
         for pred in preds:  # noqa: SIM110 - a plain loop is ~20 % faster than all(genexpr) here
             if not pred(scope):
@@ -87,6 +92,7 @@ class TriggerIndex:
         self.compiled = [compile_trigger(i, rb) for i, rb in enumerate(runbooks)]
         self._exact: dict[tuple[str, str], list[Compiled]] = {}
         self._prefix: dict[int, dict[tuple[str, str], list[Compiled]]] = {}
+        self._category: dict[ThreatCategory, list[Compiled]] = {}
         self._eq: dict[str, tuple[Getter, dict[Hashable, list[Compiled]]]] = {}
         self._source: dict[str, list[Compiled]] = {}
         self.residue: list[Compiled] = []
@@ -103,6 +109,10 @@ class TriggerIndex:
             return
         if prefix:
             self._prefix.setdefault(len(prefix), {}).setdefault((source, prefix), []).append(c)
+            return
+        if trig.category:
+            for category in dict.fromkeys(trig.category):
+                self._category.setdefault(category, []).append(c)
             return
         anchor = _eq_anchor(c.runbook)
         if anchor is not None:
@@ -133,6 +143,11 @@ class TriggerIndex:
                 hit = table.get(key)
                 if hit:
                     found += hit
+        threat = event.threat
+        if threat is not None:
+            hit = self._category.get(threat.category)
+            if hit:
+                found += hit
         for get, eq_table in self._eq.values():
             value = get(scope)
             if value is not MISSING and isinstance(value, Hashable):
@@ -153,6 +168,7 @@ class TriggerIndex:
         return {
             "exact": sum(len(v) for v in self._exact.values()),
             "prefix": sum(len(v) for t in self._prefix.values() for v in t.values()),
+            "category": len({id(c) for v in self._category.values() for c in v}),
             "eq": len({id(c) for _, t in self._eq.values() for v in t.values() for c in v}),
             "source": sum(len(v) for v in self._source.values()),
             "residue": len(self.residue),

@@ -123,6 +123,22 @@ async def _quarantine_setup(aws: AwsSession) -> Params:
     return {"principal_type": "role", "principal_name": "inference-runtime"}
 
 
+async def _stopped_trail(aws: AwsSession) -> Params:
+    await aws.call("s3", "create_bucket", Bucket="acme-cloudtrail-logs")
+    await aws.call("cloudtrail", "create_trail", Name="management-events", S3BucketName="acme-cloudtrail-logs")
+    await aws.call("cloudtrail", "stop_logging", Name="management-events")
+    return {"trail": "management-events"}
+
+
+async def _logging(aws: AwsSession, p: Params) -> bool:
+    return bool((await aws.call("cloudtrail", "get_trail_status", Name=p["trail"]))["IsLogging"])
+
+
+async def _bedrock_user(aws: AwsSession) -> Params:
+    await aws.call("iam", "create_user", UserName="ml-training")
+    return {"principal_type": "user", "principal_name": "ml-training"}
+
+
 async def _secret(aws: AwsSession) -> Params:
     await aws.call("secretsmanager", "create_secret", Name="prod/inference/db-password", SecretString="hunter2")
     return {"secret_id": "prod/inference/db-password"}
@@ -226,6 +242,11 @@ CASES = [
     Case("aws.iam.quarantine_principal", "iam", _quarantine_setup,
          lambda aws, p: _inline(aws, "role", p["principal_name"], "responder-quarantine"),
          lambda aws, p: _drop_inline(aws, "role", p["principal_name"], "responder-quarantine")),
+    Case("aws.cloudtrail.start_logging", "cloudtrail", _stopped_trail, _logging,
+         lambda aws, p: aws.call("cloudtrail", "stop_logging", Name=p["trail"])),
+    Case("aws.iam.deny_bedrock_access", "iam", _bedrock_user,
+         lambda aws, p: _inline(aws, "user", p["principal_name"], "responder-deny-bedrock"),
+         lambda aws, p: _drop_inline(aws, "user", p["principal_name"], "responder-deny-bedrock")),
     Case("aws.secretsmanager.rotate_secret", "secretsmanager", _secret, _secret_current, _secret_drift),
     Case("aws.kms.disable_key", "kms", _kms, _kms_state,
          lambda aws, p: aws.call("kms", "enable_key", KeyId=p["key_id"])),

@@ -120,6 +120,60 @@ async def _rotated(aws: Any, ids: dict[str, str]) -> bool:
     return prev["SecretString"] == "s3cr3t"
 
 
+async def _user_with_key(aws: Any, user: str, example_key: str) -> dict[str, str]:
+    await aws.call("iam", "create_user", UserName=user)
+    key = (await aws.call("iam", "create_access_key", UserName=user))["AccessKey"]["AccessKeyId"]
+    return {example_key: key}
+
+
+async def _key_inactive(aws: Any, user: str, key: str) -> bool:
+    keys = (await aws.call("iam", "list_access_keys", UserName=user))["AccessKeyMetadata"]
+    return [k["Status"] for k in keys if k["AccessKeyId"] == key] == ["Inactive"]
+
+
+async def _inline_names(aws: Any, user: str) -> list[str]:
+    return list((await aws.call("iam", "list_user_policies", UserName=user))["PolicyNames"])
+
+
+async def _stopped_trail(aws: Any) -> dict[str, str]:
+    await aws.call("s3", "create_bucket", Bucket="acme-cloudtrail-logs")
+    await aws.call("cloudtrail", "create_trail", Name="management-events", S3BucketName="acme-cloudtrail-logs")
+    await aws.call("cloudtrail", "stop_logging", Name="management-events")
+    return await _user_with_key(aws, "ci-deployer", "AKIAEXAMPLESTOPLOG01")
+
+
+async def _logging_and_key_off(aws: Any, ids: dict[str, str]) -> bool:
+    """Undo gives the key back but never stops the trail again, so containment is judged on the key."""
+    status = await aws.call("cloudtrail", "get_trail_status", Name="management-events")
+    return bool(status["IsLogging"]) and await _key_inactive(aws, "ci-deployer", ids["AKIAEXAMPLESTOPLOG01"])
+
+
+async def _backdoor(aws: Any) -> dict[str, str]:
+    return await _user_with_key(aws, "ml-training", "AKIAEXAMPLEBACKDOOR1")
+
+
+async def _backdoor_off(aws: Any, ids: dict[str, str]) -> bool:
+    return await _key_inactive(aws, "ml-training", ids["AKIAEXAMPLEBACKDOOR1"])
+
+
+async def _jacked(aws: Any) -> dict[str, str]:
+    return await _user_with_key(aws, "ml-training", "AKIAEXAMPLELLMJACK01")
+
+
+async def _jacked_off(aws: Any, ids: dict[str, str]) -> bool:
+    return await _key_inactive(aws, "ml-training", ids["AKIAEXAMPLELLMJACK01"]) and \
+        await _inline_names(aws, "ml-training") == ["responder-deny-bedrock"]
+
+
+async def _leaked(aws: Any) -> dict[str, str]:
+    return await _user_with_key(aws, "ml-training", "AKIAEXAMPLELEAKED001")
+
+
+async def _leaked_off(aws: Any, ids: dict[str, str]) -> bool:
+    return await _key_inactive(aws, "ml-training", ids["AKIAEXAMPLELEAKED001"]) and \
+        await _inline_names(aws, "ml-training") == ["responder-revoke-older-sessions"]
+
+
 SCENARIOS = {
     "iam-credential-compromise": Scenario(_user_key, _key_off_and_sessions_revoked),
     "credential-exfiltration": Scenario(_role, _revoked),
@@ -128,16 +182,21 @@ SCENARIOS = {
     "model-extraction-probing": Scenario(_fn, _throttled),
     "anomalous-secret-reads": Scenario(_secret, _rotated),
     "falco-shell-in-inference-container": Scenario(_host, _isolated_and_snapshotted),
+    "cloudtrail-logging-stopped": Scenario(_stopped_trail, _logging_and_key_off),
+    "iam-backdoor-key": Scenario(_backdoor, _backdoor_off),
+    "llmjacking": Scenario(_jacked, _jacked_off),
+    "access-key-compromise": Scenario(_leaked, _leaked_off),
 }
 
 
 MODEL_RUNBOOKS = {"model-artifact-tampered", "model-unsigned-deployed", "model-drift-sustained"}  # test_model_runbooks
+NOTIFY_ONLY = {"model-monitor-violation"}  # no cloud change to check: test_notify_only_runbook_notifies_once
 
 
 def test_every_runbook_has_an_example():
-    """Each shipped runbook has a test event, and a scenario here or in test_model_runbooks."""
+    """Each shipped runbook has a test event, and a scenario here, in test_model_runbooks or the notify-only test."""
     ids = {rb.id for rb in load_runbooks(ROOT / "runbooks", registry)}
-    assert ids - MODEL_RUNBOOKS == set(SCENARIOS)
+    assert ids - MODEL_RUNBOOKS - NOTIFY_ONLY == set(SCENARIOS)
     assert ids == {p.stem for p in EXAMPLES.glob("*.json")}
 
 
@@ -172,6 +231,18 @@ async def test_runbook_contains_with_its_example(runbook, aws):
     outcomes = await Undoer(engine.recorder, registry, aws).undo(incident.id)
     assert [o for o in outcomes if o["status"] == "failed"] == []
     assert not await scenario.contained(aws, ids)
+
+
+@pytest.mark.parametrize("runbook", sorted(NOTIFY_ONLY))
+async def test_notify_only_runbook_notifies_once(runbook, aws):
+    """A notify-only runbook's example matches only it and sends exactly one notification for its incident."""
+    raw = (EXAMPLES / f"{runbook}.json").read_bytes()
+    books = load_runbooks(ROOT / "runbooks", registry)
+    assert {m.runbook.id for e in _decode(raw) for m in Matcher(books).match(e)} == {runbook}
+    publisher = RecordingPublisher()
+    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    [incident] = {i.id for i in await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))}
+    assert [(topic, body["incident"]) for topic, body in publisher.sent] == [("responder.notifications", incident)]
 
 
 async def test_service_runs_a_runbook_and_notifies_through_its_own_producer(kafka_bootstrap, aws, topics, unique,

@@ -9,6 +9,7 @@ from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.cli import app
 from responder.errors import RunbookError
+from responder.models.threat import ThreatCategory
 
 GOOD = """\
 id: {id}
@@ -32,6 +33,19 @@ def test_unknown_actuator_names_line_and_choices(tmp_path):
         load_runbooks(tmp_path, registry)
     assert info.value.line == 5
     assert "aws.iam.deactivate_access_key" in str(info.value)
+
+
+@pytest.mark.parametrize(("category", "col"), [("lmjacking", 21), ("[model_drift, lmjacking]", 35)])
+def test_unknown_category_names_line_column_and_choices(tmp_path, category, col):
+    """A misspelt threat category (alone or in a list) fails at its line:column and lists every valid category."""
+    text = GOOD.format(id="cat", actuator="aws.iam.deactivate_access_key").replace(
+        "trigger: {source: guardduty", f"trigger: {{category: {category}, source: guardduty")
+    (tmp_path / "cat.yaml").write_text(text)
+    result = CliRunner().invoke(app, ["runbooks", "validate", str(tmp_path)])
+    assert result.exit_code == 3
+    out = " ".join(result.output.split())
+    assert f"cat.yaml:2:{col}" in out
+    assert all(f"'{c.value}'" in out for c in ThreatCategory)
 
 
 def test_unknown_key_is_rejected_with_location(tmp_path):

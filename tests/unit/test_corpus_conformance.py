@@ -88,6 +88,7 @@ CASES = [
         [
             ("access_key", "AKIAGGWFBBHBE7D3M9WI"),
             ("iam_user", "christophe"),
+            ("trail", "stratus-red-team-ct-stop-trail-buykxbqejv"),  # the trail to restart
             ("ip", "86.245.153.234"),
         ],
     ),

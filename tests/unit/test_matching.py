@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from responder.cli import app
 from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.models.runbook import Runbook
+from responder.models.threat import Threat, ThreatCategory
 from responder.rules.conditions import lookup
 from responder.rules.explain import explain
 from responder.rules.index import TriggerIndex, literal_prefix
@@ -19,6 +20,7 @@ from responder.rules.operators import MISSING
 
 SOURCES = ["guardduty", "falco", "siem"]
 TYPES = ["Recon:EC2/PortProbe", "UnauthorizedAccess:IAMUser/Exfil", "UnauthorizedAccess:IAMUser/Tor", "Drift:Model/X"]
+CATEGORIES = [ThreatCategory.LLMJACKING, ThreatCategory.CREDENTIAL_COMPROMISE, ThreatCategory.MODEL_DRIFT]
 
 
 def _rb(i: int, trigger: dict) -> Runbook:
@@ -26,9 +28,10 @@ def _rb(i: int, trigger: dict) -> Runbook:
                                    "steps": [{"id": "s", "actuator": "a", "with": {}}]})
 
 
-def _event(source: str, type_: str, account: str = "111111111111", score: float = 8.0) -> Event:
+def _event(source: str, type_: str, account: str = "111111111111", score: float = 8.0,
+           category: ThreatCategory | None = None) -> Event:
     return Event(id="e", source=source, type=type_, severity=Severity.of(score), time=datetime(2026, 1, 1, tzinfo=UTC),
-                 account=account, incident_key="k",
+                 account=account, incident_key="k", threat=Threat(category=category) if category else None,
                  resources=(Resource(kind=ResourceKind.ACCESS_KEY, id="AKIA1", attributes={"user_name": "bob"}),))
 
 
@@ -43,7 +46,8 @@ def _random_trigger(rng: random.Random) -> dict:
         {"any": [{"field": "event.region", "op": "exists", "value": False},
                  {"field": "event.type", "op": "regex", "value": "Tor$"}]},
     ], rng.randint(0, 3))
-    return {"source": source, "type": type_, "conditions": conds}
+    category = rng.choice([[], [], rng.choice(CATEGORIES).value, [c.value for c in rng.sample(CATEGORIES, 2)]])
+    return {"source": source, "type": type_, "conditions": conds, "category": category}
 
 
 def test_index_agrees_with_a_linear_scan():
@@ -55,10 +59,11 @@ def test_index_agrees_with_a_linear_scan():
     assert stats["exact"]
     assert stats["prefix"]
     assert stats["eq"]
+    assert stats["category"]
     assert stats["residue"]
     for _ in range(300):
         event = _event(rng.choice(SOURCES), rng.choice(TYPES), rng.choice(["111111111111", "222222222222"]),
-                       rng.uniform(0, 10))
+                       rng.uniform(0, 10), rng.choice([None, *CATEGORIES]))
         expected = [v.runbook for v in explain(books, event) if v.matched]
         got = [m.runbook.ref for m in matcher.match(event)]
         assert got == sorted(expected, key=lambda ref: int(ref.split("@")[0][3:]))
@@ -69,6 +74,27 @@ def test_index_narrows_candidates():
     books = [_rb(i, {"source": "guardduty", "type": f"T{i}:X/Y"}) for i in range(1000)]
     index = TriggerIndex(books)
     assert [c.runbook.id for c in index.candidates({"event": _event("guardduty", "T7:X/Y")})] == ["rb-7"]
+
+
+def test_category_is_an_exact_index_key():
+    """A runbook triggering on a category is a candidate only for events of that category (a dict probe, no scan)."""
+    cats = list(ThreatCategory)
+    books = [_rb(i, {"category": cats[i % len(cats)].value}) for i in range(1000)]
+    index = TriggerIndex(books)
+    assert index.stats()["category"] == 1000
+    assert index.stats()["residue"] == 0
+    found = index.candidates({"event": _event("splunk", "any", category=ThreatCategory.LLMJACKING)})
+    assert {c.runbook.trigger.category[0] for c in found} == {ThreatCategory.LLMJACKING}
+    assert len(found) == len([b for b in books if b.trigger.category == [ThreatCategory.LLMJACKING]])
+    assert index.candidates({"event": _event("splunk", "any")}) == []
+
+
+def test_explain_names_a_category_mismatch():
+    """A category trigger that the event's threat does not satisfy is reported as the `category` check."""
+    [verdict] = explain([_rb(1, {"category": ["llmjacking", "backdoor_credential"]})],
+                        _event("cloudtrail", "x", category=ThreatCategory.MODEL_DRIFT))
+    assert (verdict.check, verdict.expected, verdict.actual) == ("category", ["llmjacking", "backdoor_credential"],
+                                                                 "model_drift")
 
 
 def test_literal_prefix():

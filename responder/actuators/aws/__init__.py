@@ -1,6 +1,8 @@
 """AWS actuators; boto3 is imported only below this package."""
 
 from responder.actuators.aws import (
+    bedrock,
+    cloudtrail,
     ec2,
     ec2_forensics,
     iam,
@@ -16,6 +18,8 @@ from responder.actuators.aws.session import AwsSession
 
 __all__ = [
     "AwsSession",
+    "bedrock",
+    "cloudtrail",
     "ec2",
     "ec2_forensics",
     "iam",

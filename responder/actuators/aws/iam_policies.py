@@ -85,7 +85,9 @@ def _cutoff(doc: dict[str, Any] | None) -> str | None:
     return None
 
 
-class _InlineDeny(Actuator[Any]):
+class InlineDeny(Actuator[Any]):
+    """Base of the actuators that own one `responder-…` inline policy on a user or role."""
+
     destructive = False
     reverse = "aws.iam.restore_inline_policy"
     policy = ""
@@ -99,9 +101,22 @@ class _InlineDeny(Actuator[Any]):
         return {"principal_type": p.principal_type, "principal_name": p.principal_name,
                 "policy_name": self.policy, "document": result.prior.get("document")}
 
+    async def ensure(self, p: PrincipalParams, ctx: ActuationContext, wanted: dict[str, Any]) -> ActuationResult:
+        """Make the principal's policy exactly `wanted` (desired state), recording what was there."""
+        before = await get_inline(ctx, p.principal_type, p.principal_name, self.policy)
+        changed = before != wanted
+        if changed:
+            await put_inline(ctx, p.principal_type, p.principal_name, self.policy, wanted)
+        return ActuationResult(changed=changed, target=self.target(p), prior={"document": before},
+                               after={"document": wanted})
+
+    async def holds(self, p: PrincipalParams, ctx: ActuationContext, wanted: dict[str, Any]) -> bool:
+        """Whether the principal's policy is `wanted` now."""
+        return await get_inline(ctx, p.principal_type, p.principal_name, self.policy) == wanted
+
 
 @register
-class RevokeSessions(_InlineDeny):
+class RevokeSessions(InlineDeny):
     """Revoke every temporary credential of a user or role issued so far: deny-all on `aws:TokenIssueTime`.
 
     This is the inline policy AWS's console "Revoke active sessions" writes. Long-term access keys carry
@@ -156,7 +171,7 @@ class RevokeSessions(_InlineDeny):
 
 
 @register
-class QuarantinePrincipal(_InlineDeny):
+class QuarantinePrincipal(InlineDeny):
     """Attach an explicit deny-all inline policy to a user or role: nothing it calls is allowed any more.
 
     An inline policy (rather than the AWS-managed AWSDenyAll) needs no managed-policy ARN per partition,
@@ -180,17 +195,10 @@ class QuarantinePrincipal(_InlineDeny):
         return PlanPreview(target=self.target(p), summary=f"attach deny-all policy {self.policy} to {self.target(p)}")
 
     async def apply(self, p: PrincipalParams, ctx: ActuationContext) -> ActuationResult:
-        before = await get_inline(ctx, p.principal_type, p.principal_name, self.policy)
-        wanted = deny_document("ResponderQuarantine")
-        changed = before != wanted
-        if changed:
-            await put_inline(ctx, p.principal_type, p.principal_name, self.policy, wanted)
-        return ActuationResult(changed=changed, target=self.target(p), prior={"document": before},
-                               after={"document": wanted})
+        return await self.ensure(p, ctx, deny_document("ResponderQuarantine"))
 
     async def verify(self, p: PrincipalParams, ctx: ActuationContext) -> bool:
-        return await get_inline(ctx, p.principal_type, p.principal_name, self.policy) == deny_document(
-            "ResponderQuarantine")
+        return await self.holds(p, ctx, deny_document("ResponderQuarantine"))
 
 
 class RestoreInlineParams(PrincipalParams):

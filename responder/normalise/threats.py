@@ -1,0 +1,280 @@
+"""Threat classification: declarative tables from each format's native type/rule/technique to a Threat.
+
+A table maps a native key (GuardDuty finding type, CloudTrail `eventSource/eventName`, Falco rule,
+Datadog rule name…) to a Threat, exactly or by literal prefix (`Policy:S3/Bucket*`). Lookup is one dict
+probe per distinct prefix length, never a regex scan. An entry may name a qualifier (a check on the record
+the decoder passes, from the closed set in `QUALIFIERS`) for the few calls that are threats only in
+context: `CreateAccessKey` for *another* user. The tables are listed per event source in `TABLES`, which
+`responder coverage` reads (docs/threats.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from responder.models.threat import Threat, ThreatCategory, is_technique
+from responder.normalise.fields import dig
+
+C = ThreatCategory
+Qualifier = Callable[[Any], bool]
+
+
+def _other_user(record: Any) -> bool:
+    """CloudTrail: the call names a target user other than the caller (a key or login minted for someone else)."""
+    target = dig(record, "requestParameters", "userName")
+    ident = record.get("userIdentity") or {}
+    caller = ident.get("userName") or dig(ident, "sessionContext", "sessionIssuer", "userName")
+    return bool(target) and target != caller
+
+
+def _user_key(record: Any) -> bool:
+    """CloudTrail: the caller used an IAM user's long-term access key (AKIA…), the credential LLMjacking steals."""
+    ident = record.get("userIdentity") or {}
+    return ident.get("type") == "IAMUser" and str(ident.get("accessKeyId", "")).startswith("AKIA")
+
+
+def _succeeded(record: Any) -> bool:
+    """CloudTrail: the call did not fail."""
+    return not record.get("errorCode")
+
+
+QUALIFIERS: dict[str, Qualifier] = {"other_user": _other_user, "user_key": _user_key, "succeeded": _succeeded}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row: the threat, and the qualifiers the record must pass for it to apply."""
+
+    threat: Threat
+    when: tuple[str, ...] = ()
+
+    def applies(self, record: Any) -> bool:
+        """Whether every qualifier holds for `record` (no qualifier: always)."""
+        return all(QUALIFIERS[name](record) for name in self.when)
+
+
+def t(category: ThreatCategory, *techniques: str, when: Iterable[str] = ()) -> Entry:
+    """A table row (technique ids are checked when the module loads)."""
+    bad = [x for x in techniques if not is_technique(x)]
+    unknown = [q for q in when if q not in QUALIFIERS]
+    if bad or unknown:
+        raise ValueError(f"bad threat table row: techniques {bad}, qualifiers {unknown}")
+    return Entry(Threat(category=category, techniques=techniques), tuple(when))
+
+
+class ThreatTable:
+    """Exact keys and `prefix*` keys; the longest matching key wins."""
+
+    def __init__(self, rows: Mapping[str, Entry]) -> None:
+        self.rows = dict(rows)
+        self._exact = {k: v for k, v in rows.items() if not k.endswith("*")}
+        self._prefix: dict[int, dict[str, Entry]] = {}
+        for key, entry in rows.items():
+            if key.endswith("*"):
+                self._prefix.setdefault(len(key) - 1, {})[key[:-1]] = entry
+        self._lengths = sorted(self._prefix, reverse=True)
+
+    def entry(self, key: str) -> Entry | None:
+        """The row for `key`: exact first, then the longest prefix."""
+        found = self._exact.get(key)
+        if found is not None:
+            return found
+        for length in self._lengths:
+            if length <= len(key):
+                found = self._prefix[length].get(key[:length])
+                if found is not None:
+                    return found
+        return None
+
+    def lookup(self, key: Any, record: Any = None) -> Threat | None:
+        """The threat for `key` (None when unmapped or a qualifier fails on `record`)."""
+        if not isinstance(key, str):
+            return None
+        found = self.entry(key)
+        if found is None or (found.when and not found.applies(record)):
+            return None
+        return found.threat
+
+    def categories(self) -> set[ThreatCategory]:
+        """Every category a row can produce."""
+        return {e.threat.category for e in self.rows.values()}
+
+
+# ---- GuardDuty finding types (also reached from ASFF / OCSF `Types`, rewritten back) ------------------
+GUARDDUTY = ThreatTable({
+    "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration*": t(C.CREDENTIAL_EXFILTRATION, "T1552.005",
+                                                                    "T1078.004"),
+    "UnauthorizedAccess:IAMUser/*": t(C.CREDENTIAL_COMPROMISE, "T1078.004"),
+    "CredentialAccess:IAMUser/*": t(C.CREDENTIAL_COMPROMISE, "T1078.004"),
+    "InitialAccess:IAMUser/*": t(C.CREDENTIAL_COMPROMISE, "T1078.004"),
+    "Stealth:IAMUser/CloudTrailLoggingDisabled": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
+    "DefenseEvasion:IAMUser/*": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
+    "Persistence:IAMUser/*": t(C.BACKDOOR_CREDENTIAL, "T1098.001"),
+    "PrivilegeEscalation:IAMUser/*": t(C.PRIVILEGE_ESCALATION, "T1098.003"),
+    "Recon:IAMUser/*": t(C.DISCOVERY, "T1087.004"),
+    "Discovery:IAMUser/*": t(C.DISCOVERY, "T1087.004"),
+    "Policy:S3/Bucket*": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
+    "Stealth:S3/ServerAccessLoggingDisabled": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
+    "CryptoCurrency:*": t(C.CRYPTOMINING, "T1496"),
+    "Impact:EC2/BitcoinDomainRequest*": t(C.CRYPTOMINING, "T1496"),
+    "Backdoor:EC2/*": t(C.HOST_COMPROMISE, "T1071"),
+    "Trojan:EC2/*": t(C.HOST_COMPROMISE, "T1071"),
+    "UnauthorizedAccess:EC2/*": t(C.HOST_COMPROMISE, "T1110"),
+    "Execution:Runtime/*": t(C.HOST_COMPROMISE, "T1059"),
+    "CryptoCurrency:Runtime/*": t(C.CRYPTOMINING, "T1496"),
+})
+
+# ---- CloudTrail `eventSource/eventName` -------------------------------------------------------------------
+_BEDROCK_ABUSE = ("T1496.004", "AML.T0034")
+CLOUDTRAIL = ThreatTable({
+    "cloudtrail.amazonaws.com/StopLogging": t(C.DEFENSE_EVASION_LOGGING, "T1562.008", when=["succeeded"]),
+    "cloudtrail.amazonaws.com/DeleteTrail": t(C.DEFENSE_EVASION_LOGGING, "T1562.008", when=["succeeded"]),
+    "cloudtrail.amazonaws.com/PutEventSelectors": t(C.DEFENSE_EVASION_LOGGING, "T1562.008", when=["succeeded"]),
+    "guardduty.amazonaws.com/DeleteDetector": t(C.DEFENSE_EVASION_LOGGING, "T1562.001", when=["succeeded"]),
+    "iam.amazonaws.com/CreateAccessKey": t(C.BACKDOOR_CREDENTIAL, "T1098.001", when=["succeeded", "other_user"]),
+    "iam.amazonaws.com/CreateLoginProfile": t(C.BACKDOOR_CREDENTIAL, "T1098.001",
+                                              when=["succeeded", "other_user"]),
+    "bedrock.amazonaws.com/PutUseCaseForModelAccess": t(C.LLMJACKING, *_BEDROCK_ABUSE, when=["user_key"]),
+    "bedrock.amazonaws.com/CreateFoundationModelAgreement": t(C.LLMJACKING, *_BEDROCK_ABUSE, when=["user_key"]),
+    "bedrock.amazonaws.com/PutFoundationModelEntitlement": t(C.LLMJACKING, *_BEDROCK_ABUSE, when=["user_key"]),
+    "bedrock.amazonaws.com/InvokeModel*": t(C.LLMJACKING, *_BEDROCK_ABUSE, when=["user_key"]),
+    "bedrock.amazonaws.com/Converse*": t(C.LLMJACKING, *_BEDROCK_ABUSE, when=["user_key"]),
+    "secretsmanager.amazonaws.com/BatchGetSecretValue": t(C.SECRET_ACCESS, "T1555.006", when=["succeeded"]),
+})
+
+# ---- Falco rules (techniques also come from the rule's `T…` tags) ------------------------------------------
+FALCO = ThreatTable({
+    "Terminal shell in container": t(C.CONTAINER_SHELL, "T1059.004", "T1609"),
+    "Detect crypto miners using the Stratum protocol": t(C.CRYPTOMINING, "T1496"),
+    "Detect outbound connections to common miner pool ports": t(C.CRYPTOMINING, "T1496"),
+    "Write below binary dir": t(C.CONTAINER_DRIFT, "T1543"),
+    "Drop and execute new binary in container": t(C.CONTAINER_DRIFT, "T1059"),
+    "Linux Kernel Module Injection Detected": t(C.CONTAINER_DRIFT, "T1547.006"),
+})
+
+# ---- SageMaker Model Monitor / Clarify `constraint_check_type`, responder drift `type` -------------------
+SAGEMAKER = ThreatTable({key: t(C.MODEL_DRIFT) for key in (
+    "baseline_drift_check", "bias_drift_check", "feature_attribution_drift_check", "data_type_check",
+    "completeness_check", "categorical_values_check", "missing_column_check", "extra_column_check")})
+DRIFT = ThreatTable({"model.drift": t(C.MODEL_DRIFT)})
+
+# ---- CloudWatch alarm names (the naming convention of the shipped model runbooks) ------------------------
+CLOUDWATCH = ThreatTable({
+    "model-integrity-*": t(C.MODEL_TAMPERING, "AML.T0018"),
+    "model-extraction-*": t(C.MODEL_EXTRACTION, "AML.T0024.002"),
+    "model-drift-*": t(C.MODEL_DRIFT),
+})
+
+# ---- Security Hub controls (`Compliance.SecurityControlId`) -------------------------------------------------
+SECURITYHUB = ThreatTable({
+    "S3.2": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
+    "S3.3": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
+    "S3.8": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
+    "S3.19": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
+    "CloudTrail.1": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
+})
+
+# ---- SIEM rule / search / alert names (site conventions; techniques from the source win when mapped) ------
+DATADOG = ThreatTable({
+    "S3 bucket is publicly accessible*": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
+    "S3 bucket contents are publicly accessible*": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
+    "AWS CloudTrail configuration modified": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
+    "AWS IAM access key created for another user*": t(C.BACKDOOR_CREDENTIAL, "T1098.001"),
+    "AWS Bedrock*": t(C.LLMJACKING, *_BEDROCK_ABUSE),
+})
+SPLUNK = ThreatTable({
+    "AWS Exposed Access Key*": t(C.CREDENTIAL_COMPROMISE, "T1552.001", "T1078.004"),
+    "AWS Leaked Access Key*": t(C.CREDENTIAL_COMPROMISE, "T1552.001", "T1078.004"),
+    "AWS Stop CloudTrail Logging*": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
+    "AWS Bedrock*": t(C.LLMJACKING, *_BEDROCK_ABUSE),
+})
+SENTINEL = ThreatTable({
+    "AWS access key exposed*": t(C.CREDENTIAL_COMPROMISE, "T1552.001", "T1078.004"),
+    "AWS leaked access key*": t(C.CREDENTIAL_COMPROMISE, "T1552.001", "T1078.004"),
+    "AWS CloudTrail logging disabled*": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
+})
+OCSF_TYPES = ThreatTable({
+    "Model Tampering": t(C.MODEL_TAMPERING, "AML.T0018"),
+    "Unsigned Model": t(C.UNSIGNED_MODEL, "AML.T0010.003"),
+    "Model Extraction": t(C.MODEL_EXTRACTION, "AML.T0024.002"),
+})
+
+# ---- technique ids reported natively (OCSF attacks[], Datadog technique: tags, SCC mitreAttack, Falco tags)
+TECHNIQUES = ThreatTable({
+    "T1562.008": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
+    "T1098.001": t(C.BACKDOOR_CREDENTIAL, "T1098.001"),
+    "T1552.005": t(C.CREDENTIAL_EXFILTRATION, "T1552.005"),
+    "T1552.001": t(C.CREDENTIAL_COMPROMISE, "T1552.001"),
+    "T1078.004": t(C.CREDENTIAL_COMPROMISE, "T1078.004"),
+    "T1530": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
+    "T1496.004": t(C.LLMJACKING, "T1496.004"),
+    "T1496": t(C.CRYPTOMINING, "T1496"),
+    "T1609": t(C.CONTAINER_SHELL, "T1609"),
+    "T1565.001": t(C.UNAUTHORIZED_DATA_WRITE, "T1565.001"),
+    "AML.T0018*": t(C.MODEL_TAMPERING, "AML.T0018"),
+    "AML.T0010*": t(C.UNSIGNED_MODEL, "AML.T0010"),
+    "AML.T0024*": t(C.MODEL_EXTRACTION, "AML.T0024"),
+    "AML.T0034": t(C.LLMJACKING, "AML.T0034"),
+})
+
+# event source → the tables its decoder consults (what `responder coverage` can promise per column)
+TABLES: dict[str, tuple[ThreatTable, ...]] = {
+    "guardduty": (GUARDDUTY,),
+    "securityhub": (GUARDDUTY, SECURITYHUB),
+    "ocsf": (TECHNIQUES, GUARDDUTY, OCSF_TYPES),
+    "cloudtrail": (CLOUDTRAIL,),
+    "falco": (FALCO, TECHNIQUES),
+    "sagemaker-model-monitor": (SAGEMAKER,),
+    "responder.drift": (DRIFT,),
+    "cloudwatch": (CLOUDWATCH,),
+    "datadog": (TECHNIQUES, DATADOG),
+    "splunk": (TECHNIQUES, SPLUNK),
+    "sentinel": (TECHNIQUES, SENTINEL),
+    "gcp-scc": (TECHNIQUES,),
+}
+
+
+def declared() -> dict[str, set[ThreatCategory]]:
+    """Source → every category its tables can produce."""
+    return {source: set().union(*(table.categories() for table in tables)) for source, tables in TABLES.items()}
+
+
+def guardduty_type(asff_type: Any) -> str | None:
+    """`TTPs/Defense Evasion/Stealth:IAMUser-CloudTrailLoggingDisabled` → `Stealth:IAMUser/CloudTrailLoggingDisabled`.
+
+    ASFF (and OCSF mapped from it) rewrites the `/` after a GuardDuty resource type as `-`; anything else is None.
+    """
+    if not isinstance(asff_type, str):
+        return None
+    classifier = asff_type.rpartition("/")[2]
+    purpose, colon, rest = classifier.partition(":")
+    if not colon:
+        return None
+    resource, dash, family = rest.partition("-")
+    return f"{purpose}:{resource}/{family}" if dash else None
+
+
+def from_techniques(ids: Iterable[Any]) -> Threat | None:
+    """The threat of the first mapped technique id, carrying every valid id the source gave."""
+    valid = tuple(x for x in ids if isinstance(x, str) and is_technique(x))
+    for tid in valid:
+        found = TECHNIQUES.lookup(tid)
+        if found is not None:
+            return found.with_techniques(valid)
+    return None
+
+
+def first(*candidates: Threat | None) -> Threat | None:
+    """The first classification that is not None."""
+    return next((c for c in candidates if c is not None), None)
+
+
+def asff_threat(types: Iterable[Any]) -> Threat | None:
+    """The threat of the first ASFF type that is a mapped GuardDuty finding type."""
+    for value in types:
+        found = GUARDDUTY.lookup(guardduty_type(value))
+        if found is not None:
+            return found
+    return None
