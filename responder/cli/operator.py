@@ -38,6 +38,7 @@ def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: s
         by: str | None = None) -> OperatorReply:
     """Send a signed request and wait for the service's reply; ConfigError / typer.Exit on failure."""
     from responder.ingest.operator import request_and_wait
+    from responder.ingest.security import kafka_client_options
 
     key_id = settings.approval_key_id or next(iter(sorted(settings.approval_keys)), None)
     if not settings.kafka_bootstrap or key_id is None or key_id not in settings.approval_keys:
@@ -50,7 +51,7 @@ def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: s
     secret = settings.approval_keys[key_id].get_secret_value().encode()
     reply = asyncio.run(request_and_wait(settings.kafka_bootstrap, settings.operator_requests_topic,
                                          settings.operator_replies_topic, request, key_id, secret,
-                                         settings.operator_reply_timeout))
+                                         settings.operator_reply_timeout, kafka_client_options(settings)))
     if reply is None:
         err_console.print(f"✗ no answer from the service within {settings.operator_reply_timeout:g}s on "
                           f"{settings.operator_replies_topic}: is `responder run` consuming "

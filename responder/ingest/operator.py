@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -15,15 +17,17 @@ log = structlog.get_logger(__name__)
 
 
 async def request_and_wait(bootstrap: str, requests_topic: str, replies_topic: str, request: OperatorRequest,
-                           key_id: str, secret: bytes, timeout: float) -> OperatorReply | None:
+                           key_id: str, secret: bytes, timeout: float,
+                           options: Mapping[str, Any] | None = None) -> OperatorReply | None:
     """Publish the signed request keyed by incident, then wait for the reply carrying its id (None on timeout).
 
     The replies topic is read from its end as it was before the request was sent, so no earlier reply matches.
     """
-    await ensure_topics(bootstrap, [requests_topic, replies_topic])
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    options = options or {}  # TLS / SASL, as for every other client
+    await ensure_topics(bootstrap, [requests_topic, replies_topic], options=options)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **options)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")  # a late offset reset must not skip the reply
+                                auto_offset_reset="earliest", **options)  # a late offset reset must not skip the reply
     await _start_with_retry(producer, 15.0)
     await _start_with_retry(consumer, 15.0)
     try:
