@@ -34,7 +34,7 @@ class StateCheck(StrEnum):
     INSTANCE_NOT_QUARANTINED = "instance_not_quarantined"
     INVOKE_DENIED = "invoke_denied"
     ENDPOINT_SERVING = "endpoint_serving"
-    SECRET_ROTATED = "secret_rotated"  # noqa: S105 - a check name, not a password
+    SECRET_ROTATED = "secret_rotated"  # noqa: S105  # nosec B105 # a check name, not a password
     BUCKET_BLOCKED = "bucket_blocked"
     API_KEY_DISABLED = "api_key_disabled"
     FUNCTION_THROTTLED = "function_throttled"

@@ -112,7 +112,7 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
 
     name = "aws.iam.rotate_access_key"
     example_outputs: ClassVar[Mapping[str, JsonValue]] = {
-        "new_access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_name": "prod/app/aws-key",
+        "new_access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_name": "prod/app/aws-key",  # nosec B105 # an example secret name
     }
     params = RotateKeyParams
     permissions = ("iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey",
