@@ -31,11 +31,11 @@ from responder.metrics import Metrics, MetricsServer, TimedSync, TimelineMetrics
 from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
 from responder.normalise import known
-from responder.pipeline import Pipeline
+from responder.pipeline import Pipeline, Prepared
 from responder.settings import Settings
 from responder.timeline.archive import Archiver
 from responder.timeline.recorder import Recorder
-from responder.tracing import StepSpans
+from responder.tracing import StepSpans, active
 
 log = structlog.get_logger(__name__)
 
@@ -230,17 +230,46 @@ class Service:
 
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
         async with self._lock:
-            async with asyncio.TaskGroup() as tg:
-                for records in batch.values():
-                    for same_key in by_key(records):
+            if active():  # one span per record around all of its stages, as before
+                groups: Sequence[Sequence[RawRecord | Prepared]] = [g for rs in batch.values() for g in by_key(rs)]
+            else:
+                groups = await self._prepare_batch(batch)
+            if len(groups) == 1:
+                await self._handle_partition(groups[0])
+            elif groups:
+                async with asyncio.TaskGroup() as tg:
+                    for same_key in groups:
                         tg.create_task(self._handle_partition(same_key))
             await self.recorder.flush()
         await self.ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
-    async def _handle_partition(self, records: list[RawRecord]) -> None:
-        for record in records:
+    async def _prepare_batch(self, batch: dict[Any, list[RawRecord]]) -> list[list[Prepared]]:
+        """Decode and match every record inline (no task, no await per record); only the records that matched
+        are returned, grouped by key in order, to act concurrently. Poison is dead-lettered here."""
+        groups: dict[bytes | None, list[Prepared]] = {}
+        for records in batch.values():
+            for record in records:
+                try:
+                    prepared = self.pipeline.prepare(record)
+                except EventRejected as exc:
+                    await self._reject(record, exc.reason_code, exc.detail)
+                    continue
+                except Exception as exc:  # a record that breaks a stage (even a bug) is dead-lettered
+                    log.exception("record_failed", topic=record.topic, offset=record.offset)
+                    await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
+                    continue
+                if prepared.found:
+                    groups.setdefault(record.key, []).append(prepared)
+        return list(groups.values())
+
+    async def _handle_partition(self, records: Sequence[RawRecord | Prepared]) -> None:
+        for item in records:
+            record = item.record if isinstance(item, Prepared) else item
             try:
-                await self.pipeline.handle(record)
+                if isinstance(item, Prepared):
+                    await self.pipeline.act(item)
+                else:
+                    await self.pipeline.handle(item)
             except EventRejected as exc:
                 await self._reject(record, exc.reason_code, exc.detail)
             except TimelineError:

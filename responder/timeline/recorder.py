@@ -14,6 +14,7 @@ import orjson
 import structlog
 
 from responder.errors import ChainBroken, TimelineError
+from responder.models.event import built
 from responder.models.timeline import GENESIS_HASH, EntryKind, TimelineEntry
 from responder.settings import Settings
 from responder.timeline.chain import canonical_json, entry_hash, parse_lines
@@ -22,6 +23,7 @@ from responder.timeline.store import FileStore, TimelineStore
 from responder.timeline.verify import Verification, verify_lines
 
 log = structlog.get_logger(__name__)
+_ENTRY_FIELDS = frozenset(TimelineEntry.model_fields)
 
 
 def default_writer_id() -> str:
@@ -121,9 +123,9 @@ class Recorder:
         at = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="microseconds")
         body = dict(body)
         digest = entry_hash(self._head, self._next_seq, self.writer, at, kind, incident, canonical_json(body))
-        doc = {"seq": self._next_seq, "writer": self.writer, "at": at, "kind": str(kind), "incident": incident,
+        doc: dict[str, Any] = {"seq": self._next_seq, "writer": self.writer, "at": at, "kind": str(kind), "incident": incident,
                "body": body, "prev": self._head, "hash": digest}
-        entry = TimelineEntry.model_construct(**doc)  # type: ignore[arg-type]  # built here, verified by hash
+        entry: TimelineEntry = built(TimelineEntry, doc, set(_ENTRY_FIELDS))  # built here, verified by hash
         self._pending.append((entry, canonical_json(doc) + b"\n"))
         self._head = digest
         self._next_seq += 1
