@@ -148,7 +148,9 @@ class Engine:
         """
         lock = self._locks.setdefault(incident.id, asyncio.Lock())
         async with lock:
-            with structlog.contextvars.bound_contextvars(incident=incident.id, runbook=rb.id, event_id=event.id):
+            # bind/reset, not bound_contextvars(): that one copies the whole context first (~20 us per step)
+            tokens = structlog.contextvars.bind_contextvars(incident=incident.id, runbook=rb.id, event_id=event.id)
+            try:
                 scope = self._scope(incident, event, rb)
                 dry = self.dry_run or rb.mode is Mode.DRY_RUN
                 plan = LazyPlan(lambda: build_plan(rb, incident.id, event.id, scope, self.registry, dry_run=dry))
@@ -163,6 +165,8 @@ class Engine:
                         return
                     if outcome is Outcome.FAILED and step.on_failure is OnFailure.STOP:
                         return
+            finally:
+                structlog.contextvars.reset_contextvars(**tokens)
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
                         plan: LazyPlan, plan_trips: list[Trip], grant: Parked | None, fresh: bool) -> Outcome:

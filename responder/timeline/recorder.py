@@ -31,6 +31,15 @@ def default_writer_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def encode_sealed(doc: Mapping[str, Any], body_json: bytes) -> bytes:
+    """`canonical_json(doc) + b"\\n"` for a sealed entry, reusing the body's canonical bytes (the body is
+    the bulk of an entry and was just encoded for its hash): the keys in sorted order, values as orjson writes them."""
+    dump = orjson.dumps
+    return b"".join((b'{"at":', dump(doc["at"]), b',"body":', body_json, b',"hash":', dump(doc["hash"]),
+                     b',"incident":', dump(doc["incident"]), b',"kind":', dump(doc["kind"]), b',"prev":',
+                     dump(doc["prev"]), b',"seq":', dump(doc["seq"]), b',"writer":', dump(doc["writer"]), b"}\n"))
+
+
 class DurableSink(Protocol):
     """Told about entries once they are durable (archive, Kafka mirror); must not block."""
 
@@ -122,11 +131,13 @@ class Recorder:
     def _seal(self, kind: str, body: Mapping[str, Any], incident: str | None) -> TimelineEntry:
         at = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="microseconds")
         body = dict(body)
-        digest = entry_hash(self._head, self._next_seq, self.writer, at, kind, incident, canonical_json(body))
-        doc: dict[str, Any] = {"seq": self._next_seq, "writer": self.writer, "at": at, "kind": str(kind), "incident": incident,
-               "body": body, "prev": self._head, "hash": digest}
+        kind = str(kind)
+        body_json = canonical_json(body)
+        digest = entry_hash(self._head, self._next_seq, self.writer, at, kind, incident, body_json)
+        doc: dict[str, Any] = {"seq": self._next_seq, "writer": self.writer, "at": at, "kind": kind,
+                               "incident": incident, "body": body, "prev": self._head, "hash": digest}
         entry: TimelineEntry = built(TimelineEntry, doc, set(_ENTRY_FIELDS))  # built here, verified by hash
-        self._pending.append((entry, canonical_json(doc) + b"\n"))
+        self._pending.append((entry, encode_sealed(doc, body_json)))
         self._head = digest
         self._next_seq += 1
         return entry
