@@ -13,7 +13,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectio
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from responder.ingest.security import check_connection
-from responder.models.event import RawRecord
+from responder.models.event import RawRecord, built
 
 log = structlog.get_logger(__name__)
 
@@ -32,17 +32,21 @@ async def _start_with_retry(client: Any, deadline: float) -> None:
             await client.start()
 
 
+_RAW_FIELDS = frozenset(RawRecord.model_fields)
+
+
 def to_raw(msg: Any) -> RawRecord:
-    """An aiokafka ConsumerRecord as a RawRecord."""
-    return RawRecord(
-        topic=msg.topic,
-        partition=msg.partition,
-        offset=msg.offset,
-        key=msg.key,
-        value=msg.value if msg.value is not None else b"",
-        headers=tuple((k, v if v is not None else b"") for k, v in (msg.headers or ())),
-        timestamp_ms=msg.timestamp,
-    )
+    """An aiokafka ConsumerRecord as a RawRecord (aiokafka's types already are the model's: not re-validated)."""
+    record: RawRecord = built(RawRecord, {
+        "topic": msg.topic,
+        "partition": msg.partition,
+        "offset": msg.offset,
+        "key": msg.key,
+        "value": msg.value if msg.value is not None else b"",
+        "headers": tuple((k, v if v is not None else b"") for k, v in (msg.headers or ())),
+        "timestamp_ms": msg.timestamp,
+    }, set(_RAW_FIELDS))
+    return record
 
 
 async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
