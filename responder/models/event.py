@@ -126,66 +126,16 @@ class Event(BaseModel):
         return data
 
 
-_EVENT_OPTIONAL = {"account": None, "region": None, "cloud": None, "actor": None, "resources": (), "threat": None,
-                   "raw": None}
-_EVENT_FIELDS = tuple(Event.model_fields)
-_EVENT_NAMES = frozenset(_EVENT_FIELDS)
-
-
 def built(cls: type[BaseModel], values: dict[str, Any], given: set[str]) -> Any:
     """An instance of `cls` from `values` that hold every field, already checked against the schema (what
     `model_construct` does, minus its per-field loop, about 10x cheaper): only for hot paths whose caller
-    built or checked every value (the decoders' fast constructors, the recorder's sealed entries)."""
+    built or checked every value (the recorder's sealed entries, consumer records from aiokafka)."""
     obj = object.__new__(cls)
     object.__setattr__(obj, "__dict__", values)
     object.__setattr__(obj, "__pydantic_fields_set__", given)
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
-
-
-def _text(value: Any) -> bool:
-    return value is None or type(value) is str
-
-
-def resource(kind: ResourceKind, id: str, name: str | None = None, arn: str | None = None,
-             attributes: dict[str, Any] | None = None) -> Resource:
-    """`Resource(...)` without re-validating plain values the decoder built; anything unusual is validated."""
-    if type(kind) is ResourceKind and type(id) is str and 0 < len(id) <= 2048 and _text(name) and _text(arn) \
-            and (attributes is None or type(attributes) is dict):
-        given = {"kind", "id"}
-        if name is not None:
-            given.add("name")
-        if arn is not None:
-            given.add("arn")
-        if attributes is not None:
-            given.add("attributes")
-        return built(Resource, {"kind": kind, "id": id, "name": name, "arn": arn,  # type: ignore[no-any-return]
-                                 "attributes": {} if attributes is None else attributes}, given)
-    extra = {} if attributes is None else {"attributes": attributes}
-    return Resource(kind=kind, id=id, name=name, arn=arn, **extra)
-
-
-def event(**values: Any) -> Event:
-    """`Event(**values)` for decoders: the common, already well-typed case skips pydantic; anything else (a wrong
-    type, an empty id, a naive time, a list of resources) goes through full validation and fails the same way."""
-    t = values.get("time")
-    if (type(values.get("id")) is str and values["id"] and type(values.get("source")) is str and values["source"]
-            and type(values.get("type")) is str and values["type"] and type(values.get("incident_key")) is str
-            and values["incident_key"] and type(values.get("severity")) is Severity
-            and type(t) is datetime and t.tzinfo is not None and t.utcoffset() is not None
-            and all(_text(values.get(k)) for k in ("account", "region", "cloud", "actor"))
-            and type(values.get("resources", ())) is tuple
-            and all(type(r) is Resource for r in values.get("resources", ()))
-            and type(values.get("attributes", {})) is dict
-            and (values.get("threat") is None or type(values["threat"]) is Threat)
-            and values.keys() <= _EVENT_NAMES):
-        given = set(values)
-        full = {name: values[name] if name in given else _EVENT_OPTIONAL.get(name) for name in _EVENT_FIELDS}
-        if "attributes" not in given:
-            full["attributes"] = {}
-        return built(Event, full, given)  # type: ignore[no-any-return]
-    return Event(**values)
 
 
 def stable_id(*parts: str) -> str:

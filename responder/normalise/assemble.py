@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from responder.models.event import Event, Resource, Severity, event, stable_id
+from responder.models.event import Event, Resource, Severity, stable_id
 from responder.models.threat import Threat
 from responder.normalise.resources import incident_key
 
@@ -40,7 +40,7 @@ def make_event(
     attrs = {k: v for k, v in (attributes or {}).items() if v is not None and v != "" and v != [] and v != {}}
     if time_inferred:
         attrs["time_source"] = "received"
-    return event(
+    return Event(
         id=id,
         source=source,
         type=type.strip() or "unknown",
