@@ -234,9 +234,7 @@ class Service:
                 groups: Sequence[Sequence[RawRecord | Prepared]] = [g for rs in batch.values() for g in by_key(rs)]
             else:
                 groups = await self._prepare_batch(batch)
-            if len(groups) == 1:
-                await self._handle_partition(groups[0])
-            elif groups:
+            if groups:
                 async with asyncio.TaskGroup() as tg:
                     for same_key in groups:
                         tg.create_task(self._handle_partition(same_key))
@@ -251,12 +249,8 @@ class Service:
             for record in records:
                 try:
                     prepared = self.pipeline.prepare(record)
-                except EventRejected as exc:
-                    await self._reject(record, exc.reason_code, exc.detail)
-                    continue
-                except Exception as exc:  # a record that breaks a stage (even a bug) is dead-lettered
-                    log.exception("record_failed", topic=record.topic, offset=record.offset)
-                    await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
+                except Exception as exc:  # noqa: BLE001 - poison or a bug: dead-lettered by _failed
+                    await self._failed(record, exc)
                     continue
                 if prepared.found:
                     groups.setdefault(record.key, []).append(prepared)
@@ -270,13 +264,18 @@ class Service:
                     await self.pipeline.act(item)
                 else:
                     await self.pipeline.handle(item)
-            except EventRejected as exc:
-                await self._reject(record, exc.reason_code, exc.detail)
-            except TimelineError:
-                raise  # nothing may be committed once the record cannot be written: stop, redeliver on restart
-            except Exception as exc:  # a record that breaks a stage (even a bug) is dead-lettered, not retried
-                log.exception("record_failed", topic=record.topic, offset=record.offset)
-                await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - see _failed
+                await self._failed(record, exc)
+
+    async def _failed(self, record: RawRecord, exc: Exception) -> None:
+        """A stage raised: poison and bugs are dead-lettered, not retried; a timeline failure stops the service."""
+        if isinstance(exc, TimelineError):
+            raise exc  # nothing may be committed once the record cannot be written: stop, redeliver on restart
+        if isinstance(exc, EventRejected):
+            await self._reject(record, exc.reason_code, exc.detail)
+            return
+        log.error("record_failed", topic=record.topic, offset=record.offset, exc_info=exc)
+        await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
 
     async def _reject(self, record: RawRecord, reason: str, detail: str) -> None:
         self.deadlettered[reason] = self.deadlettered.get(reason, 0) + 1
