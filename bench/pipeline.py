@@ -47,6 +47,9 @@ from responder.service import Service, serve  # noqa: E402
 from responder.settings import Settings  # noqa: E402
 from tests.findings import envelope_bytes, guardduty_finding  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from _loadgen import peak_rss_mib  # noqa: E402
+
 APPLIED: dict[str, float] = {}
 
 
@@ -154,7 +157,7 @@ async def pipeline(bootstrap: str, topic: str, n: int, tmp: Path, *, acting: boo
 
 def usage() -> dict[str, float]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024}
+    return {"cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": peak_rss_mib()}
 
 
 async def replica(bootstrap: str, topic: str, out: Path) -> None:
