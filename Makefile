@@ -41,7 +41,7 @@ test: $(STAMP) lint kafka-jars
 	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # The long fault forms; the fault table is printed and written to $(FAULT_REPORT).
 FAULT_REPORT ?= .responder/fault-report.md

@@ -33,11 +33,11 @@ from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
 from responder.models.timeline import EntryKind
 from responder.normalise import known
-from responder.pipeline import Pipeline
+from responder.pipeline import Pipeline, Prepared
 from responder.settings import Settings
 from responder.timeline.archive import Archiver
 from responder.timeline.recorder import Recorder
-from responder.tracing import StepSpans
+from responder.tracing import StepSpans, active
 
 log = structlog.get_logger(__name__)
 
@@ -286,24 +286,52 @@ class Service:
 
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
         async with self._lock:
-            async with asyncio.TaskGroup() as tg:
-                for records in batch.values():
-                    for same_key in by_key(records):
+            if active():  # one span per record around all of its stages, as before
+                groups: Sequence[Sequence[RawRecord | Prepared]] = [g for rs in batch.values() for g in by_key(rs)]
+            else:
+                groups = await self._prepare_batch(batch)
+            if groups:
+                async with asyncio.TaskGroup() as tg:
+                    for same_key in groups:
                         tg.create_task(self._handle_partition(same_key))
             await self.recorder.flush()
         await self.ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
-    async def _handle_partition(self, records: list[RawRecord]) -> None:
-        for record in records:
+    async def _prepare_batch(self, batch: dict[Any, list[RawRecord]]) -> list[list[Prepared]]:
+        """Decode and match every record inline (no task, no await per record); only the records that matched
+        are returned, grouped by key in order, to act concurrently. Poison is dead-lettered here."""
+        groups: dict[bytes | None, list[Prepared]] = {}
+        for records in batch.values():
+            for record in records:
+                try:
+                    prepared = self.pipeline.prepare(record)
+                except Exception as exc:  # noqa: BLE001 - poison or a bug: dead-lettered by _failed
+                    await self._failed(record, exc)
+                    continue
+                if prepared.found:
+                    groups.setdefault(record.key, []).append(prepared)
+        return list(groups.values())
+
+    async def _handle_partition(self, records: Sequence[RawRecord | Prepared]) -> None:
+        for item in records:
+            record = item.record if isinstance(item, Prepared) else item
             try:
-                await self.pipeline.handle(record)
-            except EventRejected as exc:
-                await self._reject(record, exc.reason_code, exc.detail)
-            except TimelineError:
-                raise  # nothing may be committed once the record cannot be written: stop, redeliver on restart
-            except Exception as exc:  # a record that breaks a stage (even a bug) is dead-lettered, not retried
-                log.exception("record_failed", topic=record.topic, offset=record.offset)
-                await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
+                if isinstance(item, Prepared):
+                    await self.pipeline.act(item)
+                else:
+                    await self.pipeline.handle(item)
+            except Exception as exc:  # noqa: BLE001 - see _failed
+                await self._failed(record, exc)
+
+    async def _failed(self, record: RawRecord, exc: Exception) -> None:
+        """A stage raised: poison and bugs are dead-lettered, not retried; a timeline failure stops the service."""
+        if isinstance(exc, TimelineError):
+            raise exc  # nothing may be committed once the record cannot be written: stop, redeliver on restart
+        if isinstance(exc, EventRejected):
+            await self._reject(record, exc.reason_code, exc.detail)
+            return
+        log.error("record_failed", topic=record.topic, offset=record.offset, exc_info=exc)
+        await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
 
     async def _reject(self, record: RawRecord, reason: str, detail: str) -> None:
         self.deadlettered[reason] = self.deadlettered.get(reason, 0) + 1

@@ -9,6 +9,7 @@ starts a trace (or continues the SIEM's), Kafka headers carry it, and the timeli
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -47,8 +48,17 @@ def configure(endpoint: str | None, service: str) -> bool:
     return True
 
 
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+
+
 def active() -> bool:
-    """Whether an SDK tracer provider is installed (spans are recorded); otherwise spans are skipped."""
+    """Whether an SDK tracer provider is installed (spans are recorded); otherwise spans are skipped.
+
+    Called per record and stage: without a provider set, `get_tracer_provider()` reads the environment on
+    every call, so the unset case is answered from the module's own (set-once) global.
+    """
+    if getattr(trace, "_TRACER_PROVIDER", None) is None and not _PROVIDER_FROM_ENV:
+        return False
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 

@@ -153,7 +153,9 @@ class Engine:
         """
         lock = self._locks.setdefault(incident.id, asyncio.Lock())
         async with lock:
-            with structlog.contextvars.bound_contextvars(incident=incident.id, runbook=rb.id, event_id=event.id):
+            # bind/reset, not bound_contextvars(): that one copies the whole context first (~20 us per step)
+            tokens = structlog.contextvars.bind_contextvars(incident=incident.id, runbook=rb.id, event_id=event.id)
+            try:
                 scope = self._scope(incident, event, rb)
                 dry = self.dry_run or rb.mode is Mode.DRY_RUN
                 plan = LazyPlan(lambda: build_plan(rb, incident.id, event.id, scope, self.registry, dry_run=dry))
@@ -168,6 +170,8 @@ class Engine:
                         return
                     if outcome is Outcome.FAILED and step.on_failure is OnFailure.STOP:
                         return
+            finally:
+                structlog.contextvars.reset_contextvars(**tokens)
 
     async def _failed(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
                       plan: LazyPlan, failed: StepResult, escalating: bool) -> Outcome:

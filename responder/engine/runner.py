@@ -118,12 +118,10 @@ async def run_step(recorder: Recorder, call: StepCall, intent: StepIntent, *, in
     head = {k: v for k, v in intent.body().items() if k not in _INTENT_ONLY}
     started = time.perf_counter()
     try:
-        done = await asyncio.wait_for(
-            with_retries(lambda: call.actuator.apply(call.params, call.ctx), attempts=call.attempts,
-                         deadline=call.timeout,  # a retry after a lost reply asks verify() first (tests/faults)
-                         settled=settled_by_verify(call.actuator, call.params, call.ctx)),
-            timeout=call.timeout,
-        )
+        async with asyncio.timeout(call.timeout):  # no extra task per call, unlike wait_for on 3.11
+            done = await with_retries(lambda: call.actuator.apply(call.params, call.ctx), attempts=call.attempts,
+                                      deadline=call.timeout,  # a retry after a lost reply asks verify() first
+                                      settled=settled_by_verify(call.actuator, call.params, call.ctx))
         ok = await verified(call)
     except Exception as exc:  # any actuator error, even a bug, becomes a recorded failed result
         if not isinstance(exc, ActuationError | TimeoutError):

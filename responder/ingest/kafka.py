@@ -21,7 +21,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from responder.errors import BrokerUnreachable
 from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
 from responder.ingest.security import check_connection
-from responder.models.event import RawRecord
+from responder.models.event import RawRecord, built
 
 log = structlog.get_logger(__name__)
 
@@ -66,17 +66,21 @@ async def _start_with_retry(client: Any, deadline: float) -> None:
             "(check RESPONDER_KAFKA_BOOTSTRAP; RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait)") from exc
 
 
+_RAW_FIELDS = frozenset(RawRecord.model_fields)
+
+
 def to_raw(msg: Any) -> RawRecord:
-    """An aiokafka ConsumerRecord as a RawRecord."""
-    return RawRecord(
-        topic=msg.topic,
-        partition=msg.partition,
-        offset=msg.offset,
-        key=msg.key,
-        value=msg.value if msg.value is not None else b"",
-        headers=tuple((k, v if v is not None else b"") for k, v in (msg.headers or ())),
-        timestamp_ms=msg.timestamp,
-    )
+    """An aiokafka ConsumerRecord as a RawRecord (aiokafka's types already are the model's: not re-validated)."""
+    record: RawRecord = built(RawRecord, {
+        "topic": msg.topic,
+        "partition": msg.partition,
+        "offset": msg.offset,
+        "key": msg.key,
+        "value": msg.value if msg.value is not None else b"",
+        "headers": tuple((k, v if v is not None else b"") for k, v in (msg.headers or ())),
+        "timestamp_ms": msg.timestamp,
+    }, set(_RAW_FIELDS))
+    return record
 
 
 async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:

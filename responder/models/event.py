@@ -126,6 +126,18 @@ class Event(BaseModel):
         return data
 
 
+def built(cls: type[BaseModel], values: dict[str, Any], given: set[str]) -> Any:
+    """An instance of `cls` from `values` that hold every field, already checked against the schema (what
+    `model_construct` does, minus its per-field loop, about 10x cheaper): only for hot paths whose caller
+    built or checked every value (the recorder's sealed entries, consumer records from aiokafka)."""
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", given)
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
 def stable_id(*parts: str) -> str:
     """A short, stable id from the identifying parts of a record."""
     h = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

@@ -14,6 +14,7 @@ import orjson
 import structlog
 
 from responder.errors import ChainBroken
+from responder.models.event import built
 from responder.models.timeline import GENESIS_HASH, EntryKind, TimelineEntry
 from responder.settings import Settings
 from responder.timeline.chain import canonical_json, entry_hash, parse_lines
@@ -22,11 +23,21 @@ from responder.timeline.store import FileStore, TimelineStore
 from responder.timeline.verify import Verification, verify_lines
 
 log = structlog.get_logger(__name__)
+_ENTRY_FIELDS = frozenset(TimelineEntry.model_fields)
 
 
 def default_writer_id() -> str:
     """host:pid, so entries from different replicas are told apart."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def encode_sealed(doc: Mapping[str, Any], body_json: bytes) -> bytes:
+    """`canonical_json(doc) + b"\\n"` for a sealed entry, reusing the body's canonical bytes (the body is
+    the bulk of an entry and was just encoded for its hash): the keys in sorted order, values as orjson writes them."""
+    dump = orjson.dumps
+    return b"".join((b'{"at":', dump(doc["at"]), b',"body":', body_json, b',"hash":', dump(doc["hash"]),
+                     b',"incident":', dump(doc["incident"]), b',"kind":', dump(doc["kind"]), b',"prev":',
+                     dump(doc["prev"]), b',"seq":', dump(doc["seq"]), b',"writer":', dump(doc["writer"]), b"}\n"))
 
 
 class DurableSink(Protocol):
@@ -130,11 +141,13 @@ class Recorder:
     def _seal(self, kind: str, body: Mapping[str, Any], incident: str | None) -> TimelineEntry:
         at = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="microseconds")
         body = dict(body)
-        digest = entry_hash(self._head, self._next_seq, self.writer, at, kind, incident, canonical_json(body))
-        doc = {"seq": self._next_seq, "writer": self.writer, "at": at, "kind": str(kind), "incident": incident,
-               "body": body, "prev": self._head, "hash": digest}
-        entry = TimelineEntry.model_construct(**doc)  # type: ignore[arg-type]  # built here, verified by hash
-        self._pending.append((entry, canonical_json(doc) + b"\n"))
+        kind = str(kind)
+        body_json = canonical_json(body)
+        digest = entry_hash(self._head, self._next_seq, self.writer, at, kind, incident, body_json)
+        doc: dict[str, Any] = {"seq": self._next_seq, "writer": self.writer, "at": at, "kind": kind,
+                               "incident": incident, "body": body, "prev": self._head, "hash": digest}
+        entry: TimelineEntry = built(TimelineEntry, doc, set(_ENTRY_FIELDS))  # built here, verified by hash
+        self._pending.append((entry, encode_sealed(doc, body_json)))
         self._head = digest
         self._next_seq += 1
         return entry

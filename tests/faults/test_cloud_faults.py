@@ -42,7 +42,7 @@ async def test_cloud_fault_long_form(fault, arm, kafka_bootstrap, moto_server, t
     """The long forms: 60 s of throttling, 10 s latency, long 5xx bursts; still 0 lost, 0 duplicated."""
     moto_server.reset()
     row, _, _ = await cloud_fault_run(kafka_bootstrap, moto_server, topics, unique, tmp_path, fault=f"cloud: {fault}",
-                                      arm=arm, events=30, retries=30, call_timeout=20.0, step_timeout=120.0)
+                                      arm=arm, events=30, retries=10, call_timeout=20.0, step_timeout=120.0)
     record(row)
     assert (row.lost, row.duplicates) == (0, 0), row
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from responder.cli import app
 from responder.errors import ChainBroken
 from responder.timeline import FileStore, MemoryStore, Recorder
-from responder.timeline.chain import parse_lines, verify_entries
+from responder.timeline.chain import canonical_json, parse_lines, verify_entries
 
 
 def _write(path: Path, n: int = 6) -> list[bytes]:
@@ -136,3 +136,14 @@ async def test_a_failed_write_stalls_then_rewrites_the_same_entries_without_a_ga
     count, _ = verify_entries(parse_lines(rec.store.read().splitlines()))
     assert count == 2
     assert [e.body["i"] for e in rec.entries()] == [1, 2]
+
+
+@pytest.mark.parametrize(("incident", "body"), [(None, {"b": 1, "a": [1, {"z": None, "é": "ü\n\"x"}]}),
+                                                 ("inc-1", {}), ("i\u2028", {"k": "\u0000"})])
+def test_sealed_line_is_the_canonical_json_of_the_entry(tmp_path, incident, body):
+    """The recorder's hand-assembled line is byte-for-byte `canonical_json(entry)` (what verifiers recompute)."""
+    rec = Recorder(FileStore(tmp_path / "t.jsonl"), writer='w"1')
+    entry = rec.append("event.received", body, incident)
+    rec.flush_sync()
+    assert (tmp_path / "t.jsonl").read_bytes() == canonical_json(entry.model_dump(mode="json")) + b"\n"
+    assert rec.verify().entries == 1

@@ -1,0 +1,60 @@
+"""One poll batch through the service, without a broker: only matches act, poison is dead-lettered, commit last."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.models.event import RawRecord
+from responder.models.runbook import Runbook
+from responder.service import Service
+from responder.settings import Settings
+from tests.fakes import FakeIam
+from tests.findings import envelope_bytes, guardduty_finding
+
+RUNBOOK = Runbook.model_validate({
+    "id": "deactivate", "trigger": {"source": "guardduty", "type": "*IAMUser/*",
+                                    "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]},
+    "steps": [{"id": "deactivate", "actuator": "aws.iam.deactivate_access_key",
+               "with": {"user_name": "${event.resource.iam_user.id}",
+                        "access_key_id": "${event.resource.access_key.id}"}}],
+})
+
+
+def _record(offset: int, key: str, value: bytes, partition: int = 0) -> RawRecord:
+    return RawRecord(topic="a", partition=partition, offset=offset, key=key.encode(), value=value)
+
+
+async def test_batch_acts_on_matches_only_and_commits_after_every_entry_is_durable(tmp_path) -> None:
+    """Unmatched records leave no entry, poison is dead-lettered, matching keys act once, commit follows the fsync."""
+    iam = FakeIam()
+    keys = [f"AKIAABCDEFGHIJKLMN{i:02d}" for i in range(3)]
+    for key in keys:
+        iam.add_key("ml-training", key)
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"])
+    service = Service(settings, aws=iam, runbooks=[RUNBOOK])
+    committed: list[tuple[dict[Any, int], int, int]] = []
+    dead: list[tuple[int, str]] = []
+
+    async def commit(offsets: dict[Any, int]) -> None:
+        committed.append((dict(offsets), service.recorder.syncs, service.recorder.next_seq))
+
+    async def deadletter(record: RawRecord, reason: str, detail: str) -> None:
+        dead.append((record.offset, reason))
+
+    service.ingest.commit = commit  # type: ignore[method-assign]
+    service.ingest.deadletter = deadletter  # type: ignore[method-assign]
+    low = envelope_bytes(guardduty_finding("AKIAZZZZZZZZZZZZZZZZ", severity=2))
+    batch = {
+        ("a", 0): [_record(0, "x", low), _record(1, keys[0], envelope_bytes(guardduty_finding(keys[0]))),
+                   _record(2, "p", b"{not json"), _record(3, keys[0], envelope_bytes(guardduty_finding(keys[0])))],
+        ("a", 1): [_record(0, keys[1], envelope_bytes(guardduty_finding(keys[1])), 1), _record(1, "y", low, 1)],
+    }
+    await service._handle_batch(batch)
+    entries = list(service.recorder.entries())
+    assert dead == [(2, "not_json")]
+    assert iam.count("update_access_key") == 2
+    assert {iam.keys[k]["Status"] for k in keys[:2]} == {"Inactive"}
+    assert sum(e.kind == "event.received" for e in entries) == 3  # the two low-severity findings left nothing
+    assert committed == [({("a", 0): 4, ("a", 1): 2}, service.recorder.syncs, len(entries))]
+    for client in (service.ingest, service.approvals, service.publisher):
+        await client.stop()
