@@ -9,7 +9,7 @@ from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
 from responder.normalise.registry import decoder
-from responder.normalise.resources import compact, res
+from responder.normalise.resources import compact, credential_kind, res
 from responder.normalise.threats import GUARDDUTY
 
 
@@ -66,7 +66,8 @@ def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
     if key:
         user = text(key.get("userName"))
         if key.get("accessKeyId"):
-            attrs = {"user_name": user, "principal_id": key.get("principalId"), "user_type": key.get("userType")}
+            attrs = {"user_name": user, "principal_id": key.get("principalId"), "user_type": key.get("userType"),
+                     "credential": credential_kind(key["accessKeyId"])}
             items.append(Resource(kind=K.ACCESS_KEY, id=str(key["accessKeyId"]).strip(),
                                   attributes={k: v for k, v in attrs.items() if v}))
         if user:

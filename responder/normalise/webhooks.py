@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from responder.models.event import Event, ResourceKind, Severity
+from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.normalise.assemble import make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
@@ -24,6 +24,8 @@ def _is_splunk(doc: Any) -> bool:
 KEY_FIELDS = ("access_key_id", "aws_access_key_id", "userIdentity.accessKeyId", "affectedEntities{}.entityValue")
 ACCOUNT_FIELDS = ("account", "aws_account_id", "recipientAccountId")
 USER_FIELDS = ("user_name", "userName", "userIdentity.userName", "user")
+# the principal's type (CloudTrail userIdentity.type: IAMUser, AssumedRole, Root…)
+USER_TYPE_FIELDS = ("user_type", "userIdentity.type", "userType", "principal_type")
 
 
 def _pick(result: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -33,6 +35,17 @@ def _pick(result: dict[str, Any], keys: tuple[str, ...]) -> Any:
 def _listed(value: Any) -> list[Any]:
     """A Splunk multivalue field arrives as a list or a single string."""
     return value if isinstance(value, list) else [value] if value else []
+
+
+def _principal(result: dict[str, Any]) -> list[Resource | None]:
+    """The access key and, when the result says whose (`user_type`), the IAM user or role it belongs to."""
+    user, user_type = _pick(result, USER_FIELDS), text(_pick(result, USER_TYPE_FIELDS))
+    out = [access_key(_pick(result, KEY_FIELDS), user, user_type=user_type)]
+    if user_type == "AssumedRole":
+        out.append(res(K.IAM_ROLE, user, name=user))
+    elif user_type == "IAMUser":
+        out.append(res(K.IAM_USER, user, name=user))
+    return out
 
 
 @decoder("splunk", _is_splunk)
@@ -50,7 +63,7 @@ def decode_splunk(doc: Any) -> list[Event]:
         time_inferred=inferred,
         account=_pick(result, ACCOUNT_FIELDS),
         actor=text(result.get("user")) or text(result.get("USER")),
-        resources=compact([access_key(_pick(result, KEY_FIELDS), _pick(result, USER_FIELDS)),
+        resources=compact([*_principal(result),
                            res(K.HOST, result.get("host")), ip_resource(result.get("src_ip") or result.get("src"))]),
         attributes={
             "app": doc.get("app"), "owner": doc.get("owner"), "results_link": doc.get("results_link"),
