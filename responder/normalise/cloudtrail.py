@@ -154,6 +154,7 @@ def record_to_event(r: dict[str, Any], envelope: dict[str, Any] | None = None) -
             "target_user": dig(r, "requestParameters", "userName"),
             "new_access_key_id": dig(r, "responseElements", "accessKey", "accessKeyId"),
             "model_id": dig(r, "requestParameters", "modelId"),
+            "object_key": dig(r, "requestParameters", "key"),
         },
         raw=r,
         threat=CLOUDTRAIL.lookup(etype, r),

@@ -107,7 +107,7 @@ class InlineDeny(Actuator[Any]):
         if changed:
             await put_inline(ctx, p.principal_type, p.principal_name, self.policy, wanted)
         return ActuationResult(changed=changed, target=self.target(p), prior={"document": before},
-                               after={"document": wanted})
+                               after={"document": wanted}, outputs={"policy_name": self.policy})
 
     async def holds(self, p: PrincipalParams, ctx: ActuationContext, wanted: dict[str, Any]) -> bool:
         """Whether the principal's policy is `wanted` now."""
