@@ -21,22 +21,22 @@ from responder.rules.paths import path_problem
 Problem = tuple[str, Sequence[int | str]]
 
 
-def _leaves(nodes: Iterable[ConditionNode]) -> Iterator[Condition]:
+def leaves(nodes: Iterable[ConditionNode]) -> Iterator[Condition]:
     for n in nodes:
         if isinstance(n, Condition):
             yield n
         elif isinstance(n, AllOf):
-            yield from _leaves(n.all)
+            yield from leaves(n.all)
         elif isinstance(n, AnyOf):
-            yield from _leaves(n.any)
+            yield from leaves(n.any)
         elif isinstance(n, NotOf):
-            yield from _leaves([n.not_])
+            yield from leaves([n.not_])
 
 
 def _conditions(nodes: Sequence[ConditionNode], loc: Sequence[int | str], earlier: Iterable[str],
                 namespaces: Sequence[str]) -> Iterator[Problem]:
     for j, node in enumerate(nodes):
-        for cond in _leaves([node]):
+        for cond in leaves([node]):
             problem = validate_operand(cond.op, cond.value) or path_problem(cond.field, list(earlier), namespaces)
             if problem:
                 yield problem, [*loc, j]

@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from responder.actuators.registry import Registry
+from responder.catalog.attributes import attribute_warnings
 from responder.catalog.checks import runbook_problems
 from responder.errors import ConfigError, RunbookError
 from responder.models.runbook import Runbook
@@ -107,3 +108,16 @@ def load_runbooks(directory: str | Path, registry: Registry) -> list[Runbook]:
     if errors:
         raise errors[0]
     return books
+
+
+def directory_warnings(directory: str | Path, registry: Registry) -> list[RunbookError]:
+    """Warnings (not errors) for the valid runbooks under `directory`: unknown `event.attributes.<name>`."""
+    out: list[RunbookError] = []
+    for path in _files(directory):
+        rb, _ = check_runbook(path, registry)
+        if rb is None:
+            continue
+        root, _ = parse_yaml(path, path.read_text(encoding="utf-8"))
+        out += [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
+                for reason, loc in attribute_warnings(rb)]
+    return out

@@ -9,7 +9,7 @@ import typer
 
 from responder.actuators import registry
 from responder.actuators.contract import examples
-from responder.catalog import check_directory, load_runbooks
+from responder.catalog import check_directory, directory_warnings, load_runbooks
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console
 from responder.errors import ConfigError, EventRejected
 
@@ -38,22 +38,30 @@ def schema(playbook: Annotated[bool, typer.Option("--playbook", help="the tablet
 def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), json: JsonOpt = False) -> None:
     """Load every runbook: schema, actuators, parameters, template paths, duplicate ids; all problems listed."""
     errors: list[ConfigError]
+    warnings: list[ConfigError] = []
     try:
         books, found = check_directory(directory, registry)
         errors = list(found)
+        warnings = list(directory_warnings(directory, registry))
     except ConfigError as problem:
         errors, books = [problem], []
     if json:
-        emit_json({"ok": not errors, "runbooks": [rb.ref for rb in books], "errors": [
-            {"path": getattr(e, "path", None), "line": getattr(e, "line", None),
-             "column": getattr(e, "column", None), "reason": getattr(e, "reason", str(e))} for e in errors]})
+        emit_json({"ok": not errors, "runbooks": [rb.ref for rb in books], "errors": _listed(errors),
+                   "warnings": _listed(warnings)})
     else:
         for rb in books:
             console.print(f"[green]✓[/green] {rb.ref}  {len(rb.steps)} step(s)  mode={rb.mode.value}")
+        for exc in warnings:
+            err_console.print(f"⚠ {exc}", style="yellow", highlight=False, markup=False)
         for exc in errors:
             err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
     if errors:
         raise typer.Exit(EXIT_CONFIG)
+
+
+def _listed(problems: list[ConfigError]) -> list[dict[str, object]]:
+    return [{"path": getattr(e, "path", None), "line": getattr(e, "line", None),
+             "column": getattr(e, "column", None), "reason": getattr(e, "reason", str(e))} for e in problems]
 
 
 @runbooks_app.command()

@@ -82,13 +82,19 @@ def alarm_to_event(data: dict[str, Any], env: dict[str, Any], arn: Any) -> Event
     )
 
 
-@decoder("cloudwatch", _is_lambda_form)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+CLOUDWATCH_ATTRIBUTES = (
+    "alarm_name", "previous_state", "reason", "namespaces", "metric_names", "description",
+)
+
+
+@decoder("cloudwatch", _is_lambda_form, attributes=CLOUDWATCH_ATTRIBUTES)
 def decode_lambda_form(doc: Any) -> list[Event]:
     """`{"source": "aws.cloudwatch", "alarmArn": ..., "alarmData": {...}}` (an alarm's Lambda action)."""
     return [alarm_to_event(doc["alarmData"], doc, doc.get("alarmArn"))]
 
 
-@decoder("cloudwatch.eventbridge", _is_eventbridge_form)
+@decoder("cloudwatch.eventbridge", _is_eventbridge_form, attributes=CLOUDWATCH_ATTRIBUTES)
 def decode_eventbridge_form(doc: Any) -> list[Event]:
     """`detail-type: CloudWatch Alarm State Change`, the alarm in `detail`."""
     arn = (doc.get("resources") or [None])[0]

@@ -139,7 +139,14 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
     )
 
 
-@decoder("guardduty.eventbridge", _is_envelope)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+GUARDDUTY_ATTRIBUTES = (
+    "title", "arn", "resource_type", "sample", "archived", "count", "action_type", "api", "domain",
+    "invalid_ips", "envelope_mismatch",
+)
+
+
+@decoder("guardduty.eventbridge", _is_envelope, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_envelope(doc: Any) -> list[Event]:
     """An EventBridge 'GuardDuty Finding' event: the finding is `detail`."""
     detail = doc["detail"]
@@ -148,19 +155,19 @@ def decode_envelope(doc: Any) -> list[Event]:
     return [finding_to_event(detail, doc)]
 
 
-@decoder("guardduty.getfindings", _is_getfindings)
+@decoder("guardduty.getfindings", _is_getfindings, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_getfindings(doc: Any) -> list[Event]:
     """A GetFindings API response: one event per finding."""
     return [finding_to_event(_camel(f)) for f in doc["Findings"]]
 
 
-@decoder("guardduty.detail", _is_detail_only)
+@decoder("guardduty.detail", _is_detail_only, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_detail_only(doc: Any) -> list[Event]:
     """The `detail` part of an EventBridge event without its `source` (as some docs show it)."""
     return [finding_to_event(doc["detail"], doc)]
 
 
-@decoder("guardduty", _is_finding)
+@decoder("guardduty", _is_finding, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_finding(doc: Any) -> list[Event]:
     """A raw camelCase finding."""
     return [finding_to_event(doc)]

@@ -48,7 +48,11 @@ def _principal(result: dict[str, Any]) -> list[Resource | None]:
     return out
 
 
-@decoder("splunk", _is_splunk)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+SPLUNK_ATTRIBUTES = ("app", "owner", "results_link", "log_source", "sourcetype", "raw_line")
+
+
+@decoder("splunk", _is_splunk, attributes=SPLUNK_ATTRIBUTES)
 def decode_splunk(doc: Any) -> list[Event]:
     """A Splunk 'webhook' alert action body; severity from the result's `severity`/`urgency`, else medium."""
     result = doc.get("result") or {}
@@ -81,7 +85,11 @@ def _is_wazuh(doc: Any) -> bool:
         and isinstance(doc.get("agent"), dict)
 
 
-@decoder("wazuh", _is_wazuh)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+WAZUH_ATTRIBUTES = ("rule_id", "groups", "firedtimes", "decoder", "location", "file", "srcip")
+
+
+@decoder("wazuh", _is_wazuh, attributes=WAZUH_ATTRIBUTES)
 def decode_wazuh(doc: Any) -> list[Event]:
     """A Wazuh alert (alerts.json line); rule.level 0-15 is scaled to 0-10."""
     rule = doc["rule"]
@@ -155,13 +163,18 @@ def alert_to_event(alert: dict[str, Any], group: dict[str, Any]) -> Event:
     )
 
 
-@decoder("alertmanager", _is_group)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+ALERTMANAGER_ATTRIBUTES = ("status", "receiver", "group_key", "summary", "description", "labels", "ends_at",
+                           "generator_url")
+
+
+@decoder("alertmanager", _is_group, attributes=ALERTMANAGER_ATTRIBUTES)
 def decode_group(doc: Any) -> list[Event]:
     """An Alertmanager webhook (version 4): one event per alert."""
     return [alert_to_event(a, doc) for a in doc["alerts"]]
 
 
-@decoder("alertmanager.alert", _is_alert)
+@decoder("alertmanager.alert", _is_alert, attributes=ALERTMANAGER_ATTRIBUTES)
 def decode_alert(doc: Any) -> list[Event]:
     """One bare alert, as in the API v2 POST body (arrays are split by the caller)."""
     return [alert_to_event(doc, {})]

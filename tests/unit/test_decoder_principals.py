@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from responder.models.event import Event
 from responder.normalise import decode_doc, parse_documents
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,7 +17,7 @@ EXFIL = [
 ]
 
 
-def _event(path: Path):  # type: ignore[no-untyped-def]
+def _event(path: Path) -> Event:
     [event] = [e for doc in parse_documents(path.read_bytes()) for e in decode_doc(doc)]
     return event
 
@@ -41,7 +42,8 @@ def test_splunk_iam_user_key_is_long_term_and_names_the_user() -> None:
     assert key is not None
     assert (key.attributes["user_type"], key.attributes["credential"]) == ("IAMUser", "long_term")
     user = event.first("iam_user")
-    assert user is not None and user.id == "carol"
+    assert user is not None
+    assert user.id == "carol"
 
 
 def test_cloudwatch_alarm_names_the_api_key_from_its_dimensions() -> None:

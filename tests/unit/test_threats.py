@@ -114,4 +114,5 @@ def test_s3_object_writes_are_unauthorized_data_write_candidates():
     doc["detail"]["errorCode"] = "AccessDenied"
     assert [e.threat for e in normalise(orjson.dumps(doc))] == [None]
     found = GUARDDUTY.lookup("Impact:S3/AnomalousBehavior.Write")
-    assert found is not None and found.category is C.UNAUTHORIZED_DATA_WRITE
+    assert found is not None
+    assert found.category is C.UNAUTHORIZED_DATA_WRITE
