@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from difflib import get_close_matches
 from fnmatch import fnmatchcase
 
-from responder.catalog.checks import Problem, leaves
+from responder.catalog.checks import Problem, leaves, reads
 from responder.engine.templating import placeholders
 from responder.models.runbook import Runbook
 from responder.normalise.registry import attribute_names, sources
@@ -33,19 +33,16 @@ def trigger_sources(rb: Runbook) -> list[str]:
 
 
 def _references(rb: Runbook) -> Iterator[tuple[str, list[int | str]]]:
-    """Every path the runbook reads, with its location in the document."""
+    """Every path the runbook reads (trigger, group_by, steps, on_failure steps), with its location."""
     for j, node in enumerate(rb.trigger.conditions):
         for cond in leaves([node]):
             yield cond.field, ["trigger", "conditions", j]
     for ref in placeholders(rb.group_by):
         yield ref, ["group_by"]
-    for i, step in enumerate(rb.steps):
-        for j, node in enumerate(step.when):
-            for cond in leaves([node]):
-                yield cond.field, ["steps", i, "when", j]
-        for name, value in step.with_.items():
-            for ref in placeholders(value):
-                yield ref, ["steps", i, "with", name]
+    for section, steps in (("steps", rb.steps), ("on_failure", rb.on_failure)):
+        for i, step in enumerate(steps):
+            for ref, where in reads(step):
+                yield ref, [section, i, *where]
 
 
 def attribute_warnings(rb: Runbook) -> Iterator[Problem]:
@@ -61,5 +58,5 @@ def attribute_warnings(rb: Runbook) -> Iterator[Problem]:
         if name and name not in valid:
             close = get_close_matches(name, valid, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            yield (f"warning: {path}: no decoder of {', '.join(seen)} sets attribute {name!r}{hint}; "
+            yield (f"{path}: no decoder of {', '.join(seen)} sets attribute {name!r}{hint}; "
                    f"valid: {', '.join(sorted(valid))}"), loc

@@ -17,10 +17,13 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from responder.actuators import registry
-from responder.cli.model_common import ModelArg, RegistryOpt, context, fail, load_settings
+from responder.cli.model_common import context
+from responder.cli.operator import ByOpt, Via, ViaOpt, ask
+from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.engine.runner import StepCall, run_step
-from responder.errors import TimelineError
+from responder.errors import ConfigError, TimelineError
+from responder.models.operator import MODEL_ACTUATORS
 from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
@@ -28,22 +31,22 @@ from responder.timeline.chain import parse_lines
 from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-TimelineOpt = Annotated[Path | None, typer.Option(help="timeline file (default: the timeline_path setting)")]
+app = typer.Typer()
 
 
-def register(app: typer.Typer) -> None:
-    """Add the operator commands to the `models` group."""
-    app.command()(rollback)
-    app.command()(switch)
-    app.command()(quarantine)
-    app.command()(history)
-
-
-def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, json: bool) -> None:
+def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, json: bool,
+             via: Via = Via.OFFLINE, by: str | None = None) -> None:
     """Run one actuator as an operator would a step: intent, apply (retries, timeout), verify, result, all on the
-    timeline."""
+    timeline (`--via kafka`: the running service does it on its own timeline)."""
     settings = load_settings()
+    if via is Via.KAFKA:
+        action = next(a for a, name in MODEL_ACTUATORS.items() if name == actuator_name)
+        try:
+            reply = ask(settings, action, {k: v for k, v in params.items() if v is not None}, by=by)
+        except ConfigError as exc:
+            raise fail(str(exc), EXIT_CONFIG) from exc
+        _show(actuator_name, StepResult.read(reply.outcomes[0]), reply.timeline_seq, json)
+        return
     actuator = registry.get(actuator_name)
     try:
         p = actuator.params.model_validate({k: v for k, v in params.items() if v is not None})
@@ -68,6 +71,11 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
         seq = recorder.next_seq - 1  # the step.result entry
     finally:
         recorder.close()
+    _show(actuator_name, result, seq, json)
+
+
+def _show(actuator_name: str, result: StepResult, seq: int | None, json: bool) -> None:
+    target = result.target
     if not result.ok:
         if json:
             emit_json({"ok": False, "actuator": actuator_name, "error": result.error, "code": result.code})
@@ -82,31 +90,37 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
                   f"prior={result.prior} after={result.after}  (timeline seq {seq})")
 
 
+@app.command()
 def rollback(
     model: ModelArg,
     from_version: Annotated[str | None, typer.Option("--from", help="the bad version (default: serving)")] = None,
     registry_url: RegistryOpt = None,
     timeline: TimelineOpt = None,
     json: JsonOpt = False,
+    via: ViaOpt = Via.OFFLINE,
+    by: ByOpt = None,
 ) -> None:
     """Serve the newest older version that verifies against a trusted key; refuse (exit 1) when none does."""
     _operate("model.rollback_to_last_signed",
-             {"model": model, "from_version": from_version, "registry": registry_url}, timeline, json)
+             {"model": model, "from_version": from_version, "registry": registry_url}, timeline, json, via, by)
 
 
+@app.command()
 def switch(model: ModelArg, version: Annotated[str, typer.Argument()], registry_url: RegistryOpt = None,
-           timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
+           timeline: TimelineOpt = None, json: JsonOpt = False, via: ViaOpt = Via.OFFLINE, by: ByOpt = None) -> None:
     """Serve one named version (the undo of a rollback; not for quarantined versions)."""
     _operate("model.switch_version", {"model": model, "version": version, "registry": registry_url,
-                                      "reason": "operator"}, timeline, json)
+                                      "reason": "operator"}, timeline, json, via, by)
 
 
+@app.command()
 def quarantine(model: ModelArg, version: Annotated[str, typer.Argument()],
                reason: Annotated[str, typer.Option(help="why")] = "", registry_url: RegistryOpt = None,
-               timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
+               timeline: TimelineOpt = None, json: JsonOpt = False, via: ViaOpt = Via.OFFLINE,
+               by: ByOpt = None) -> None:
     """Mark VERSION never to be served again (idempotent)."""
     _operate("model.quarantine_version", {"model": model, "version": version, "reason": reason,
-                                          "registry": registry_url}, timeline, json)
+                                          "registry": registry_url}, timeline, json, via, by)
 
 
 POINTER_ACTUATORS = ("model.rollback_to_last_signed", "model.switch_version")
@@ -131,6 +145,7 @@ def _pointer_change(e: TimelineEntry, model: str) -> dict[str, Any] | None:
     return None
 
 
+@app.command()
 def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
     """Every serving-pointer change of MODEL on the timeline (runbook steps and operators), oldest first."""
     path = timeline or load_settings().timeline_path
@@ -144,8 +159,7 @@ def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False
         if row is not None:
             rows.append(row)
     if json:
-        for row in rows:
-            emit_json(row)
+        emit_json({"model": model, "changes": rows})
         return
     table = Table(title=f"{model}: serving pointer changes in {path}")
     for col in ("seq", "at", "from", "to", "by", "incident", "digest"):

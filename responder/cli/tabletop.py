@@ -11,6 +11,7 @@ import typer
 
 from responder.actuators.registry import registry
 from responder.catalog import check_directory
+from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError, RunbookError
 
@@ -22,7 +23,6 @@ app = typer.Typer(help="Tabletop exercises: playbooks replayed through the real 
 
 Targets = Annotated[list[Path] | None, typer.Argument(help="playbook files or directories (default: playbooks/)")]
 RunbooksOpt = Annotated[Path, typer.Option("--runbooks", help="runbook directory the service loads")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 def _load(targets: list[Path] | None, runbooks: Path) -> tuple[list[tuple[Path, Playbook]], list[ConfigError]]:
@@ -104,12 +104,10 @@ def run(
         raise typer.Exit(EXIT_FAILED)
 
 
-def register(root: typer.Typer) -> None:
-    """Add `tabletop` and `replay` to the root app."""
-    root.add_typer(app, name="tabletop")
-    root.command("replay")(replay)
+top = typer.Typer()  # `responder replay` sits at the root, beside `run`
 
 
+@top.command()
 def replay(
     events: Annotated[Path, typer.Argument(help="a JSON record, or JSON Lines (an alert export, the dead-letter topic)",
                                            exists=True, dir_okay=False)],

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, timeline_table
+from responder.cli.options import JsonOpt, resolve_incident
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.models.timeline import TimelineEntry
 from responder.settings import Settings
@@ -26,7 +27,6 @@ from responder.timeline.verify import (
 app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_args_is_help=True)
 
 PathArg = Annotated[Path, typer.Argument(help="timeline JSON Lines file", exists=True, dir_okay=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 KeyOpt = Annotated[str | None, typer.Option(
     "--public-key", help="base64 Ed25519 public key(s), comma-separated (default: RESPONDER_TIMELINE_VERIFY_KEY)")]
 ArchiveOpt = Annotated[str | None, typer.Option(
@@ -36,11 +36,7 @@ AnchorOpt = Annotated[list[Path] | None, typer.Option(
 
 
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        err_console.print(f"[red]✗ settings: {exc}")
-        raise typer.Exit(EXIT_CONFIG) from exc
+    return Settings()
 
 
 def verify_file(path: Path, public_key: str | None, archive: str | None, anchors: list[Path]) -> Verification:
@@ -85,7 +81,7 @@ def verify(path: PathArg, public_key: KeyOpt = None, archive: ArchiveOpt = None,
         raise typer.Exit(EXIT_CONFIG) from exc
     except (OSError, TimelineError) as exc:
         err_console.print(f"[red]✗ cannot read {path}: {exc}")
-        raise typer.Exit(EXIT_FAILED) from exc
+        raise typer.Exit(EXIT_CONFIG) from exc
     if json:
         emit_json({"path": str(path), **result.as_dict()})
         return
@@ -101,16 +97,17 @@ def verify(path: PathArg, public_key: KeyOpt = None, archive: ArchiveOpt = None,
 @app.command()
 def show(
     path: PathArg,
-    incident: Annotated[str | None, typer.Option(help="only this incident (with the events that fed it)")] = None,
+    incident: Annotated[str | None, typer.Option(
+        help="only this incident (id or unique prefix), with the events that fed it")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Render the timeline (or one incident's part of it)."""
     entries = list(parse_lines(path.read_bytes().splitlines()))
     if incident is not None:
+        incident = resolve_incident(path, incident)
         entries = incident_entries(entries, incident)
     if json:
-        for e in entries:
-            emit_json(e.model_dump(mode="json"))
+        emit_json({"path": str(path), "incident": incident, "entries": [e.model_dump(mode="json") for e in entries]})
         return
     console.print(timeline_table(entries, title=f"{path}" + (f" — incident {incident}" if incident else "")))
 
@@ -118,7 +115,7 @@ def show(
 @app.command()
 def export(
     path: PathArg,
-    incident: Annotated[str, typer.Option(help="the incident to export")],
+    incident: Annotated[str, typer.Option(help="the incident to export (its id or a unique prefix)")],
     fmt: Annotated[str, typer.Option("--format", help="md or json")] = "md",
     out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
     public_key: KeyOpt = None,
@@ -128,8 +125,9 @@ def export(
     """Write an evidence pack: events, decisions, actions with parameters, results, durations, verification."""
     if fmt not in ("md", "json"):
         err_console.print("[red]✗ --format must be md or json")
-        raise typer.Exit(EXIT_CONFIG)
+        raise typer.Exit(EXIT_USAGE)
     settings = _settings()
+    incident = resolve_incident(path, incident)
     verification: dict[str, Any]
     try:
         verification = verify_file(path, public_key or settings.timeline_verify_key,
@@ -142,7 +140,7 @@ def export(
     pack = evidence_pack(entries, incident, verification)
     if not pack["entries"]:
         err_console.print(f"[red]✗ no entries for incident {incident}")
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_CONFIG)
     text = render_markdown(pack) if fmt == "md" else orjson.dumps(pack, option=orjson.OPT_INDENT_2).decode() + "\n"
     if out is None:
         typer.echo(text, nl=False)

@@ -95,9 +95,14 @@ class Recorder:
                 continue
             try:
                 last = orjson.loads(line)
-                kind, seq, digest = last["kind"], int(last["seq"]), str(last["hash"])
+                kind, seq, digest, prev = last["kind"], int(last["seq"]), str(last["hash"]), str(last["prev"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise ChainBroken(number, f"line {number} is not a timeline entry: {exc.__class__.__name__}") from exc
+            if seq != self._next_seq or prev != self._head:  # links only: hashes are `timeline verify`'s job
+                reason = (f"sequence gap: expected seq {self._next_seq}, found {seq}" if seq != self._next_seq
+                          else "prev does not match the hash of the entry before it")
+                raise ChainBroken(seq, f"{reason}; refusing to append to a broken timeline "
+                                       "(`responder timeline verify` shows it)")
             self._since_checkpoint = 0 if kind == EntryKind.CHECKPOINT else self._since_checkpoint + 1
             self._next_seq, self._head, self._durable_seq = seq + 1, digest, seq
 

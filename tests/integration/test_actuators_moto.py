@@ -33,12 +33,13 @@ async def _apply(case: Case, aws: Any, params: dict[str, Any]) -> tuple[Any, Act
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.actuator)
 async def test_apply_changes_state_once(case, aws):
-    """The first apply changes the state and verifies; the second changes nothing."""
+    """The first apply changes the state, returns only declared outputs and verifies; the second changes nothing."""
     params = await case.setup(aws)
     before = await case.observe(aws, params)
     p, first = await _apply(case, aws, params)
     after = await case.observe(aws, params)
     assert first.changed is True
+    assert set(first.outputs) <= set(registry.get(case.actuator).example_outputs)
     assert after != before
     assert await registry.get(case.actuator).verify(p, _ctx(aws)) is True
     _, second = await _apply(case, aws, params)
@@ -109,3 +110,14 @@ async def test_exhausted_retries_raise_transient(aws):
     with pytest.raises(TransientActuationError):
         await with_retries(lambda: actuator.apply(p, _ctx(aws)), attempts=3, deadline=30, initial=0.01, maximum=0.02)
     assert len(failed) == 3
+
+
+async def test_restoring_a_policy_of_a_missing_user_fails(aws):
+    """The undo of revoke-sessions for a user that does not exist is an error, not a quiet `ok`."""
+    from responder.errors import PermanentActuationError
+
+    actuator = registry.get("aws.iam.restore_inline_policy")
+    p = actuator.params.model_validate({"principal_type": "user", "principal_name": "no-such-user-here",
+                                        "policy_name": "responder-revoke-older-sessions"})
+    with pytest.raises(PermanentActuationError, match="no-such-user-here"):
+        await actuator.apply(p, _ctx(aws))

@@ -149,6 +149,9 @@ async def test_replay_after_the_fix_acts_on_the_record(kafka_bootstrap, aws, top
     dry = await asyncio.to_thread(runner.invoke, app, ["deadletter", "replay", "--dry-run", "--json"], env=env)
     assert dry.exit_code == 0, dry.output
     assert orjson.loads(dry.stdout)["by_reason"] == {"not_json": 1, "authentication": 1}
+    human = await asyncio.to_thread(runner.invoke, app, ["deadletter", "replay", "--dry-run"], env=env)
+    assert "not_json" in human.stdout
+    assert "{" not in human.stdout  # a table, not a printed Python dict
     result = await replay_deadletters(kafka_bootstrap, topics["deadletter"], reason="authentication")
     assert (result.scanned, result.replayed) == (2, 1)
 

@@ -51,7 +51,7 @@ def _validate(*args: str) -> tuple[int, str]:
 
 
 def test_committed_schema_is_current():
-    """playbooks/playbook.schema.json equals `responder schema --playbook` (regenerate with that command)."""
+    """playbooks/playbook.schema.json equals `responder runbooks schema --playbook` (regenerate with that command)."""
     committed = (PLAYBOOKS / "playbook.schema.json").read_text()
     assert committed == playbook_schema_text()
     assert CliRunner().invoke(app, ["schema", "--playbook"]).stdout == committed

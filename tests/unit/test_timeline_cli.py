@@ -73,7 +73,7 @@ def test_show_incident_includes_the_events_that_fed_it(tmp_path):
     rec.close()
     out = runner.invoke(app, ["timeline", "show", str(tmp_path / "t.jsonl"), "--incident", "inc-1", "--json"])
     assert out.exit_code == 0
-    kinds = [orjson.loads(line)["kind"] for line in out.stdout.splitlines()]
+    kinds = [e["kind"] for e in orjson.loads(out.stdout)["entries"]]
     assert kinds == ["event.received", "event.matched", "incident.opened", "step.intent", "step.result"]
 
 
@@ -133,6 +133,26 @@ def test_verify_accepts_rotated_keys(tmp_path):
     only_new = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", new_public, "--json"])
     assert only_new.exit_code == 1
     assert orjson.loads(only_new.stdout)["first_bad_seq"] == 2
+
+
+def test_incident_ids_work_as_unique_prefixes(tmp_path):
+    """show/export take a unique prefix of an incident id; an ambiguous or unknown one exits 3 with candidates."""
+    rec = incident_timeline(tmp_path / "t.jsonl")
+    rec.append("step.intent", {"step": "y", "key": "k9"}, "job-77")
+    rec.close()
+    path = str(tmp_path / "t.jsonl")
+    shown = runner.invoke(app, ["timeline", "show", path, "--incident", "job", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert orjson.loads(shown.stdout)["incident"] == "job-77"
+    exported = runner.invoke(app, ["timeline", "export", path, "--incident", "jo", "--format", "json"])
+    assert exported.exit_code == 0, exported.output
+    ambiguous = runner.invoke(app, ["timeline", "show", path, "--incident", "inc"])
+    assert ambiguous.exit_code == 3
+    assert "inc-1, inc-2" in ambiguous.stderr
+    unknown = runner.invoke(app, ["undo", "zzz", "--timeline", path])
+    assert unknown.exit_code == 3
+    assert "no incident 'zzz'" in unknown.stderr
+    assert "job-77" in unknown.stderr
 
 
 def _rehash(docs: list[dict]) -> bytes:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import orjson
 from pydantic import AwareDatetime, Field, JsonValue
@@ -32,6 +33,17 @@ async def get_inline(ctx: ActuationContext, kind: str, principal: str, policy: s
     doc = got["PolicyDocument"]
     parsed: dict[str, Any] = orjson.loads(doc) if isinstance(doc, str) else dict(doc)
     return parsed
+
+
+async def require_principal(ctx: ActuationContext, kind: str, principal: str) -> None:
+    """PermanentActuationError when the user or role does not exist (GetUserPolicy's NoSuchEntity cannot tell)."""
+    arg, noun = _OPS[kind]
+    try:
+        await ctx.aws.call("iam", f"get_{noun}", **{arg: principal})
+    except PermanentActuationError as exc:
+        if exc.code == "NoSuchEntity":
+            raise PermanentActuationError(f"no such IAM {noun} {principal!r}", code=exc.code) from exc
+        raise
 
 
 async def put_inline(ctx: ActuationContext, kind: str, principal: str, policy: str, doc: dict[str, Any]) -> None:
@@ -107,7 +119,7 @@ class InlineDeny(Actuator[Any]):
         if changed:
             await put_inline(ctx, p.principal_type, p.principal_name, self.policy, wanted)
         return ActuationResult(changed=changed, target=self.target(p), prior={"document": before},
-                               after={"document": wanted}, outputs={"policy_name": self.policy})
+                               after={"document": wanted})
 
     async def holds(self, p: PrincipalParams, ctx: ActuationContext, wanted: dict[str, Any]) -> bool:
         """Whether the principal's policy is `wanted` now."""
@@ -133,6 +145,7 @@ class RevokeSessions(InlineDeny):
     """
 
     name = "aws.iam.revoke_sessions"
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {"cutoff": "2026-01-01T00:00:00Z"}
     params = RevokeParams
     permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:GetRolePolicy", "iam:PutRolePolicy")
     policy = REVOKE_POLICY
@@ -222,7 +235,7 @@ class RestoreInlinePolicy(Actuator[RestoreInlineParams]):
     name = "aws.iam.restore_inline_policy"
     params = RestoreInlineParams
     permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:DeleteUserPolicy", "iam:GetRolePolicy",
-                   "iam:PutRolePolicy", "iam:DeleteRolePolicy")
+                   "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:GetUser", "iam:GetRole")
     destructive = False
     reverse = None
     irreversible = "it is itself an undo; re-run the original step to contain again"
@@ -236,6 +249,8 @@ class RestoreInlinePolicy(Actuator[RestoreInlineParams]):
 
     async def apply(self, p: RestoreInlineParams, ctx: ActuationContext) -> ActuationResult:
         before = await get_inline(ctx, p.principal_type, p.principal_name, p.policy_name)
+        if before is None:  # no policy, or no principal at all: an undo on a missing user must not report ok
+            await require_principal(ctx, p.principal_type, p.principal_name)
         changed = before != p.document
         if changed and p.document is None:
             await delete_inline(ctx, p.principal_type, p.principal_name, p.policy_name)

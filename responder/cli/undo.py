@@ -1,0 +1,93 @@
+"""`responder undo INCIDENT`: run the reverse actuators of an incident's steps."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from responder.actuators import registry
+from responder.cli.operator import OFFLINE_HINT, ByOpt, Via, ViaOpt, ask
+from responder.cli.options import JsonOpt, resolve_incident
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.errors import ConfigError, TimelineError
+from responder.models.step import StepStatus
+from responder.settings import Settings
+
+app = typer.Typer()
+
+
+@app.command()
+def undo(
+    incident: Annotated[str, typer.Argument(help="incident id or a unique prefix (see `responder timeline show`)")],
+    step: Annotated[str | None, typer.Option("--step", help="undo only this step id")] = None,
+    timeline: Annotated[Path | None, typer.Option(help="timeline file (default: settings' timeline_path)")] = None,
+    allow_destructive: Annotated[bool, typer.Option("--allow-destructive",
+                                                    help="also run reverse actuators that are destructive")] = False,
+    force: Annotated[bool, typer.Option("--force", help="undo even when the target changed since the step")] = False,
+    json: JsonOpt = False,
+    via: ViaOpt = Via.OFFLINE,
+    by: ByOpt = None,
+) -> None:
+    """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline.
+
+    `--via kafka` asks the running service to do it on its own timeline and prints its answer.
+    """
+    from responder.actuators.aws.session import AwsSession
+    from responder.actuators.context import context_from
+    from responder.engine.undo import Undoer, undoable
+    from responder.timeline.chain import parse_lines
+    from responder.timeline.recorder import Recorder
+    from responder.timeline.store import FileStore
+
+    try:
+        settings = Settings()
+        if via is Via.KAFKA:
+            reply = ask(settings, "undo", {"step": step, "force": force, "allow_destructive": allow_destructive},
+                        incident=incident, by=by)
+            outcomes = reply.outcomes
+            _report(outcomes, json)
+            if not reply.ok:
+                raise typer.Exit(EXIT_FAILED)
+            return
+        path = timeline or settings.timeline_path
+        if not path.is_file():
+            raise ConfigError(f"timeline {path} does not exist")
+        incident = resolve_incident(path, incident)
+        context = context_from(settings)
+        pending = undoable(parse_lines(path.read_bytes().splitlines()), incident, step)
+        if isinstance(context.aws, AwsSession) and any(d.result.actuator.startswith("aws.") for d in pending):
+            context.aws.require_credentials()  # one line and exit 3, before anything is written
+        try:
+            recorder = Recorder(FileStore(path))
+        except TimelineError as exc:
+            raise ConfigError(f"{exc}; {OFFLINE_HINT}") from exc
+        undoer = Undoer(recorder, registry, context.aws, context=context, allow_destructive=allow_destructive,
+                        force=force)
+        try:
+            outcomes = asyncio.run(undoer.undo(incident, step))
+        finally:
+            recorder.close()
+    except ConfigError as exc:
+        err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG) from exc
+    _report(outcomes, json)
+    if any(o["status"] == StepStatus.FAILED for o in outcomes):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _report(outcomes: list[dict[str, Any]], json: bool) -> None:
+    if json:
+        emit_json({"ok": not any(o["status"] == StepStatus.FAILED for o in outcomes), "steps": outcomes})
+        return
+    if not outcomes:
+        console.print("nothing to undo")
+    for o in outcomes:
+        marks = {StepStatus.OK: "[green]✓[/green]", StepStatus.FAILED: "[red]✗[/red]"}
+        mark = marks.get(o["status"], "[yellow]-[/yellow]")
+        detail = o.get("reverse") or o.get("reason") or ""
+        if o["status"] == StepStatus.FAILED:
+            detail = f"{detail}: {o.get('error')}"
+        console.print(f"{mark} {o['step']} ({o['actuator']} on {o.get('target')}): {o['status']} {detail}")
