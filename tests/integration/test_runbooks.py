@@ -363,3 +363,19 @@ def test_allowed_or_failed_training_data_writes_match_nothing():
     assert _matched(orjson.dumps(pipeline)) == []
     assert _matched(orjson.dumps(refused)) == []
     assert _matched(orjson.dumps(other_role)) == ["unauthorized-training-data-write"]
+
+
+async def test_unknown_writer_that_cannot_be_quarantined_escalates(aws):
+    """When the writer's quarantine fails (no such user in moto), on_failure pages on-call and the owners still hear."""
+    raw = (EXAMPLES / "unauthorized-training-data-write.json").read_bytes()
+    books = load_runbooks(ROOT / "runbooks", registry)
+    publisher = RecordingPublisher()
+    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))
+    await engine.recorder.flush()
+    results = {e.body["step"]: e.body["status"] for e in engine.recorder.entries() if e.kind == "step.result"}
+    assert results["quarantine-user"] == "failed"
+    assert results["escalate-oncall.quarantine-user"] == "ok"
+    assert results["notify-owners"] == "ok"
+    titles = [body["title"] for _, body in publisher.sent]
+    assert "containment failed: quarantine-user (aws.iam.quarantine_principal)" in titles
