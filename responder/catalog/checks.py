@@ -21,22 +21,22 @@ from responder.rules.paths import NAMESPACES, path_problem
 Problem = tuple[str, Sequence[int | str]]
 
 
-def _leaves(nodes: Iterable[ConditionNode]) -> Iterator[Condition]:
+def leaves(nodes: Iterable[ConditionNode]) -> Iterator[Condition]:
     for n in nodes:
         if isinstance(n, Condition):
             yield n
         elif isinstance(n, AllOf):
-            yield from _leaves(n.all)
+            yield from leaves(n.all)
         elif isinstance(n, AnyOf):
-            yield from _leaves(n.any)
+            yield from leaves(n.any)
         elif isinstance(n, NotOf):
-            yield from _leaves([n.not_])
+            yield from leaves([n.not_])
 
 
 def _conditions(nodes: Sequence[ConditionNode], loc: Sequence[int | str], earlier: Iterable[str],
                 namespaces: Sequence[str]) -> Iterator[Problem]:
     for j, node in enumerate(nodes):
-        for cond in _leaves([node]):
+        for cond in leaves([node]):
             problem = validate_operand(cond.op, cond.value) or path_problem(cond.field, list(earlier), namespaces)
             if problem:
                 yield problem, [*loc, j]
@@ -111,13 +111,13 @@ def runbook_problems(rb: Runbook, stem: str, registry: Registry) -> Iterator[Pro
     yield from _outputs(rb, registry)
 
 
-def _reads(step: Step) -> Iterator[tuple[str, Sequence[int | str]]]:
-    """Every `steps.<id>.result.<key>` path a step reads, with where (relative to the step)."""
+def reads(step: Step) -> Iterator[tuple[str, Sequence[int | str]]]:
+    """Every path a step reads (parameters and `when`), with where (relative to the step)."""
     for name, value in step.with_.items():
         for ref in placeholders(value):
             yield ref, ("with", name)
     for j, node in enumerate(step.when):
-        for cond in _leaves([node]):
+        for cond in leaves([node]):
             yield cond.field, ("when", j)
 
 
@@ -125,7 +125,7 @@ def _outputs(rb: Runbook, registry: Registry) -> Iterator[Problem]:
     """A step output read by a later step must be one its actuator declares (`example_outputs`)."""
     actuators = {s.id: s.actuator for s in rb.steps if s.actuator in registry}
     for i, step in enumerate(rb.steps):
-        for ref, where in _reads(step):
+        for ref, where in reads(step):
             parts = ref.split(".")
             if parts[0] != "steps" or len(parts) < 4 or parts[1] not in actuators:
                 continue  # the path check reports these

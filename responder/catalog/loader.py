@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from responder.actuators.registry import Registry
+from responder.catalog.attributes import attribute_warnings
 from responder.catalog.checks import escalation_warnings, runbook_problems
 from responder.errors import ConfigError, RunbookError
 from responder.models.runbook import Runbook
@@ -110,7 +111,8 @@ def load_runbooks(directory: str | Path, registry: Registry) -> list[Runbook]:
 
 
 def runbook_warnings(directory: str | Path, registry: Registry) -> list[RunbookError]:
-    """Valid runbooks that are unsafe to run (containment without `on_failure` escalation), file:line:col."""
+    """Warnings for valid runbooks, file:line:col: containment without `on_failure` escalation, and
+    `event.attributes.<name>` that no decoder of the trigger's sources declares."""
     out: list[RunbookError] = []
     for path in _files(directory):
         rb, _ = check_runbook(path, registry)
@@ -118,5 +120,5 @@ def runbook_warnings(directory: str | Path, registry: Registry) -> list[RunbookE
             continue
         root, _ = parse_yaml(path, path.read_text(encoding="utf-8"))
         out += [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
-                for reason, loc in escalation_warnings(rb)]
+                for reason, loc in [*escalation_warnings(rb), *attribute_warnings(rb)]]
     return out

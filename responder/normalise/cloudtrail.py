@@ -154,25 +154,34 @@ def record_to_event(r: dict[str, Any], envelope: dict[str, Any] | None = None) -
             "target_user": dig(r, "requestParameters", "userName"),
             "new_access_key_id": dig(r, "responseElements", "accessKey", "accessKeyId"),
             "model_id": dig(r, "requestParameters", "modelId"),
+            "object_key": dig(r, "requestParameters", "key"),
         },
         raw=r,
         threat=CLOUDTRAIL.lookup(etype, r),
     )
 
 
-@decoder("cloudtrail.eventbridge", _is_envelope)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+CLOUDTRAIL_ATTRIBUTES = (
+    "event_name", "event_source", "event_type", "read_only", "identity_type", "error_code", "error_message",
+    "source_ip", "source_ip_valid", "user_agent", "mfa_used", "login_result", "policy_arn", "target_user",
+    "new_access_key_id", "model_id", "object_key",
+)
+
+
+@decoder("cloudtrail.eventbridge", _is_envelope, attributes=CLOUDTRAIL_ATTRIBUTES)
 def decode_envelope(doc: Any) -> list[Event]:
     """'AWS API Call via CloudTrail' / 'AWS Console Sign In via CloudTrail': the record is `detail`."""
     return [record_to_event(doc["detail"], doc)]
 
 
-@decoder("cloudtrail.records", _is_records_file)
+@decoder("cloudtrail.records", _is_records_file, attributes=CLOUDTRAIL_ATTRIBUTES)
 def decode_records(doc: Any) -> list[Event]:
     """A CloudTrail log file: `{"Records": [...]}`."""
     return [record_to_event(r) for r in doc["Records"]]
 
 
-@decoder("cloudtrail", _is_record)
+@decoder("cloudtrail", _is_record, attributes=CLOUDTRAIL_ATTRIBUTES)
 def decode_record(doc: Any) -> list[Event]:
     """One CloudTrail record (arrays of records are split by the caller)."""
     return [record_to_event(doc)]

@@ -27,10 +27,24 @@ def _is_eventbridge_form(doc: Any) -> bool:
         and isinstance(doc.get("detail"), dict)
 
 
+# API Gateway's own metrics carry ApiName/ApiId and Stage but never the caller's key. The documented
+# convention (docs/threats.md, "CloudWatch alarms"): a metric filter on the stage's access log
+# (`$context.identity.apiKeyId`) publishes per-key request counts with an `ApiKeyId` dimension (or
+# `ApiKey`), next to the API's `ApiId`/`ApiName` and `Stage`; the alarm on it names the key.
+API_KEY_DIMENSIONS = ("ApiKeyId", "ApiKey")
+
+
+def _api_key(dims: dict[str, Any]) -> Resource | None:
+    key = next((dims[d] for d in API_KEY_DIMENSIONS if dims.get(d)), None)
+    return res(K.API_KEY, key, api_id=dims.get("ApiId"), api_name=dims.get("ApiName"), stage=dims.get("Stage"),
+               usage_plan=dims.get("UsagePlanId"))
+
+
 def _metric_resources(config: dict[str, Any]) -> list[Resource | None]:
     out: list[Resource | None] = []
     for metric in config.get("metrics") or []:
         dims = dig(metric, "metricStat", "metric", "dimensions") or {}
+        out.append(_api_key(dims))
         for name, kind in DIMENSIONS.items():
             if dims.get(name):
                 out.append(res(kind, dims[name], schedule=dims.get("MonitoringSchedule") or dims.get("ScheduleName")))
@@ -68,13 +82,19 @@ def alarm_to_event(data: dict[str, Any], env: dict[str, Any], arn: Any) -> Event
     )
 
 
-@decoder("cloudwatch", _is_lambda_form)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+CLOUDWATCH_ATTRIBUTES = (
+    "alarm_name", "previous_state", "reason", "namespaces", "metric_names", "description",
+)
+
+
+@decoder("cloudwatch", _is_lambda_form, attributes=CLOUDWATCH_ATTRIBUTES)
 def decode_lambda_form(doc: Any) -> list[Event]:
     """`{"source": "aws.cloudwatch", "alarmArn": ..., "alarmData": {...}}` (an alarm's Lambda action)."""
     return [alarm_to_event(doc["alarmData"], doc, doc.get("alarmArn"))]
 
 
-@decoder("cloudwatch.eventbridge", _is_eventbridge_form)
+@decoder("cloudwatch.eventbridge", _is_eventbridge_form, attributes=CLOUDWATCH_ATTRIBUTES)
 def decode_eventbridge_form(doc: Any) -> list[Event]:
     """`detail-type: CloudWatch Alarm State Change`, the alarm in `detail`."""
     arn = (doc.get("resources") or [None])[0]

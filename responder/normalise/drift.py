@@ -88,7 +88,13 @@ def drift_to_event(doc: dict[str, Any]) -> Event:
     )
 
 
-@decoder("responder.drift", _is_drift)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+DRIFT_ATTRIBUTES = (
+    "model", "version", "metric", "window", "statistic", "threshold", "verdict", "feature", "details",
+)
+
+
+@decoder("responder.drift", _is_drift, attributes=DRIFT_ATTRIBUTES, source=SOURCE)
 def decode(doc: Any) -> list[Event]:
     """A responder drift event."""
     return [drift_to_event(doc)]

@@ -123,13 +123,20 @@ def sidekick_to_event(doc: dict[str, Any]) -> Event:
     )
 
 
-@decoder("falco", _is_alert)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+FALCO_ATTRIBUTES = (
+    "output", "event_source", "tags", "hostname", "proc_name", "proc_cmdline", "file", "evt_time_ns",
+    "summary", "alertmanager_severity", "via",
+)
+
+
+@decoder("falco", _is_alert, attributes=FALCO_ATTRIBUTES)
 def decode_alert(doc: Any) -> list[Event]:
     """A Falco alert."""
     return [alert_to_event(doc)]
 
 
-@decoder("falco.alertmanager", _is_sidekick_alertmanager)
+@decoder("falco.alertmanager", _is_sidekick_alertmanager, attributes=FALCO_ATTRIBUTES)
 def decode_sidekick(doc: Any) -> list[Event]:
     """One element of Falcosidekick's Alertmanager POST body (the array is split by the caller)."""
     return [sidekick_to_event(doc)]

@@ -9,7 +9,7 @@ from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
 from responder.normalise.registry import decoder
-from responder.normalise.resources import compact, res
+from responder.normalise.resources import compact, credential_kind, res
 from responder.normalise.threats import GUARDDUTY
 
 
@@ -66,7 +66,8 @@ def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
     if key:
         user = text(key.get("userName"))
         if key.get("accessKeyId"):
-            attrs = {"user_name": user, "principal_id": key.get("principalId"), "user_type": key.get("userType")}
+            attrs = {"user_name": user, "principal_id": key.get("principalId"), "user_type": key.get("userType"),
+                     "credential": credential_kind(key["accessKeyId"])}
             items.append(Resource(kind=K.ACCESS_KEY, id=str(key["accessKeyId"]).strip(),
                                   attributes={k: v for k, v in attrs.items() if v}))
         if user:
@@ -138,7 +139,14 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
     )
 
 
-@decoder("guardduty.eventbridge", _is_envelope)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+GUARDDUTY_ATTRIBUTES = (
+    "title", "arn", "resource_type", "sample", "archived", "count", "action_type", "api", "domain",
+    "invalid_ips", "envelope_mismatch",
+)
+
+
+@decoder("guardduty.eventbridge", _is_envelope, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_envelope(doc: Any) -> list[Event]:
     """An EventBridge 'GuardDuty Finding' event: the finding is `detail`."""
     detail = doc["detail"]
@@ -147,19 +155,19 @@ def decode_envelope(doc: Any) -> list[Event]:
     return [finding_to_event(detail, doc)]
 
 
-@decoder("guardduty.getfindings", _is_getfindings)
+@decoder("guardduty.getfindings", _is_getfindings, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_getfindings(doc: Any) -> list[Event]:
     """A GetFindings API response: one event per finding."""
     return [finding_to_event(_camel(f)) for f in doc["Findings"]]
 
 
-@decoder("guardduty.detail", _is_detail_only)
+@decoder("guardduty.detail", _is_detail_only, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_detail_only(doc: Any) -> list[Event]:
     """The `detail` part of an EventBridge event without its `source` (as some docs show it)."""
     return [finding_to_event(doc["detail"], doc)]
 
 
-@decoder("guardduty", _is_finding)
+@decoder("guardduty", _is_finding, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_finding(doc: Any) -> list[Event]:
     """A raw camelCase finding."""
     return [finding_to_event(doc)]

@@ -145,7 +145,14 @@ def event_of(doc: dict[str, Any]) -> Event:
     )
 
 
-@decoder("ocsf", _is_ocsf)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+OCSF_ATTRIBUTES = (
+    "class_uid", "class_name", "activity_id", "type_uid", "schema_version", "product", "vendor", "title",
+    "finding_types", "status", "source_ip", "is_mfa",
+)
+
+
+@decoder("ocsf", _is_ocsf, attributes=OCSF_ATTRIBUTES)
 def decode(doc: Any) -> list[Event]:
     """An OCSF event object (arrays of them are split by the caller)."""
     return [event_of(doc)]

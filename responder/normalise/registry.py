@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,13 +13,20 @@ Detector = Callable[[Any], bool]
 Decoder = Callable[[Any], list[Event]]
 
 
+# attributes make_event adds to any event (`time_source: received` when the record's time was unusable)
+COMMON_ATTRIBUTES = frozenset({"time_source"})
+
+
 @dataclass(frozen=True)
 class Format:
-    """One record format: a name (`family` or `family.variant`), a shape test and a decoder."""
+    """One record format: a name (`family` or `family.variant`), a shape test, a decoder, the Event
+    `source` it produces and the `event.attributes` keys it may set (declared beside the decoder)."""
 
     name: str
     detect: Detector
     decode: Decoder
+    source: str
+    attributes: frozenset[str]
 
     @property
     def family(self) -> str:
@@ -30,14 +37,30 @@ class Format:
 _FORMATS: dict[str, Format] = {}
 
 
-def decoder(name: str, detect: Detector) -> Callable[[Decoder], Decoder]:
-    """Register `fn` as the decoder of format `name`, chosen when `detect(doc)` is true."""
+def decoder(name: str, detect: Detector, *, attributes: Iterable[str], source: str | None = None,
+            ) -> Callable[[Decoder], Decoder]:
+    """Register `fn` as the decoder of format `name`, chosen when `detect(doc)` is true.
+
+    `attributes` names every `event.attributes` key the decoder can set (tests/unit/test_decoders.py checks the
+    recorded examples against it); `source` is the Event source it produces (default: the family).
+    """
 
     def wrap(fn: Decoder) -> Decoder:
-        _FORMATS[name] = Format(name, detect, fn)
+        _FORMATS[name] = Format(name, detect, fn, source or name.split(".", 1)[0],
+                                frozenset(attributes) | COMMON_ATTRIBUTES)
         return fn
 
     return wrap
+
+
+def sources() -> list[str]:
+    """Every Event source a registered decoder produces."""
+    return sorted({f.source for f in _FORMATS.values()})
+
+
+def attribute_names(source: str) -> frozenset[str]:
+    """The `event.attributes` keys the decoders producing `source` declare (empty for an unknown source)."""
+    return frozenset().union(*(f.attributes for f in _FORMATS.values() if f.source == source))
 
 
 def formats() -> Mapping[str, Format]:

@@ -94,9 +94,24 @@ def from_arn(arn: Any, **attrs: Any) -> Resource | None:
     return res(kind, name, arn=value, **attrs)
 
 
-def access_key(key_id: Any, user_name: Any = None, **attrs: Any) -> Resource | None:
-    """An access key, with the owning user's name in attributes when known."""
-    return res(K.ACCESS_KEY, key_id, user_name=text(user_name), **attrs)
+# AWS access key id prefixes: ASIA… are temporary (STS) credentials, AKIA… an IAM user's long-term key
+_KEY_PREFIXES = {"ASIA": "temporary", "AKIA": "long_term"}
+
+
+def credential_kind(key_id: Any) -> str | None:
+    """`temporary` for an ASIA… key id, `long_term` for AKIA…, None otherwise."""
+    value = text(key_id)
+    return _KEY_PREFIXES.get(value[:4]) if value else None
+
+
+def access_key(key_id: Any, user_name: Any = None, *, user_type: Any = None, **attrs: Any) -> Resource | None:
+    """An access key, with the owning user's name, its principal's `user_type` (GuardDuty's word: IAMUser,
+    AssumedRole, Root…; taken from `principal_type` when the source calls it that) and `credential`
+    (temporary / long_term, from the key id's prefix) in attributes when known: every source sets the same
+    names, so one runbook condition serves them all."""
+    kind = text(user_type) or text(attrs.get("principal_type"))
+    return res(K.ACCESS_KEY, key_id, user_name=text(user_name), user_type=kind, credential=credential_kind(key_id),
+               **attrs)
 
 
 def compact(items: Iterable[Resource | None]) -> tuple[Resource, ...]:

@@ -80,7 +80,14 @@ def violation_to_event(v: dict[str, Any], report: dict[str, Any]) -> Event:
     )
 
 
-@decoder("sagemaker-model-monitor", _is_report)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+SAGEMAKER_ATTRIBUTES = (
+    "feature_name", "metric_name", "facet", "facet_value", "label", "description", "monitoring_schedule",
+    "report_version",
+)
+
+
+@decoder("sagemaker-model-monitor", _is_report, attributes=SAGEMAKER_ATTRIBUTES)
 def decode(doc: Any) -> list[Event]:
     """A constraint-violations report (data quality, model quality, bias drift, feature attribution drift)."""
     return [violation_to_event(v, doc) for v in doc["violations"]]

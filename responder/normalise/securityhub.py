@@ -114,19 +114,26 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
     )
 
 
-@decoder("securityhub.eventbridge", _is_envelope)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+SECURITYHUB_ATTRIBUTES = (
+    "title", "types", "generator_id", "product_arn", "product_name", "control_id", "compliance_status",
+    "workflow_status", "record_state", "detail_type", "action_name", "envelope_resources", "envelope_mismatch",
+)
+
+
+@decoder("securityhub.eventbridge", _is_envelope, attributes=SECURITYHUB_ATTRIBUTES)
 def decode_envelope(doc: Any) -> list[Event]:
     """'Security Hub Findings - Imported' or '- Custom Action': one event per finding."""
     return [finding_to_event(f, doc) for f in doc["detail"]["findings"]]
 
 
-@decoder("securityhub.findings", _is_list)
+@decoder("securityhub.findings", _is_list, attributes=SECURITYHUB_ATTRIBUTES)
 def decode_list(doc: Any) -> list[Event]:
     """A GetFindings / BatchImportFindings body: `{"Findings": [ASFF, ...]}`."""
     return [finding_to_event(f) for f in doc["Findings"]]
 
 
-@decoder("securityhub", _is_asff)
+@decoder("securityhub", _is_asff, attributes=SECURITYHUB_ATTRIBUTES)
 def decode_finding(doc: Any) -> list[Event]:
     """A bare ASFF finding."""
     return [finding_to_event(doc)]

@@ -71,7 +71,12 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
     )
 
 
-@decoder("sentinel", _is_sentinel)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+SENTINEL_ATTRIBUTES = ("kind", "title", "status", "classification", "incident_number", "tactics",
+                       "analytic_rule_ids", "product", "url")
+
+
+@decoder("sentinel", _is_sentinel, attributes=SENTINEL_ATTRIBUTES)
 def decode_sentinel(doc: Any) -> list[Event]:
     """A Sentinel incident, or the alerts of one (`value[]` of kind SecurityAlert)."""
     body = _sentinel_body(doc)
@@ -100,7 +105,12 @@ def _udm_resources(doc: dict[str, Any]) -> list[Resource | None]:
     return out
 
 
-@decoder("google-secops", _is_secops)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+SECOPS_ATTRIBUTES = ("rule_id", "rule_version", "alert_state", "risk_score", "detection_fields", "url",
+                     "detection_type")
+
+
+@decoder("google-secops", _is_secops, attributes=SECOPS_ATTRIBUTES)
 def decode_secops(doc: Any) -> list[Event]:
     """A Chronicle rule detection: one event per `detection[]` entry."""
     out = []
@@ -160,7 +170,11 @@ def _dd_technique(tag: str) -> str:
     return value.partition("-")[0].upper() if name == "technique" else ""
 
 
-@decoder("datadog", _is_datadog)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+DATADOG_ATTRIBUTES = ("title", "rule_id", "rule_type", "alert_type", "tactic", "technique", "log_source")
+
+
+@decoder("datadog", _is_datadog, attributes=DATADOG_ATTRIBUTES)
 def decode_datadog(doc: Any) -> list[Event]:
     """A Datadog security signal ('Datadog Alert Notification' on EventBridge)."""
     d = doc["detail"]
@@ -210,7 +224,11 @@ def _gcp_resource(name: str) -> Resource | None:
     return res(kind, name, name=name.rsplit("/", 1)[-1])
 
 
-@decoder("gcp-scc", _is_scc)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+SCC_ATTRIBUTES = ("finding_class", "state", "mute", "resource_type", "tactic", "techniques", "detector", "method")
+
+
+@decoder("gcp-scc", _is_scc, attributes=SCC_ATTRIBUTES)
 def decode_scc(doc: Any) -> list[Event]:
     """A Security Command Center finding notification (Pub/Sub body)."""
     f = doc["finding"]

@@ -117,6 +117,7 @@ GUARDDUTY = ThreatTable({
     "Discovery:IAMUser/*": t(C.DISCOVERY, "T1087.004"),
     "Policy:S3/Bucket*": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
     "Stealth:S3/ServerAccessLoggingDisabled": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
+    "Impact:S3/AnomalousBehavior.Write": t(C.UNAUTHORIZED_DATA_WRITE, "T1565.001", "AML.T0020"),
     "CryptoCurrency:*": t(C.CRYPTOMINING, "T1496"),
     "Impact:EC2/BitcoinDomainRequest*": t(C.CRYPTOMINING, "T1496"),
     "Backdoor:EC2/*": t(C.HOST_COMPROMISE, "T1071"),
@@ -142,6 +143,12 @@ CLOUDTRAIL = ThreatTable({
     "bedrock.amazonaws.com/InvokeModel*": t(C.LLMJACKING, *_BEDROCK_ABUSE, when=["user_key"]),
     "bedrock.amazonaws.com/Converse*": t(C.LLMJACKING, *_BEDROCK_ABUSE, when=["user_key"]),
     "secretsmanager.amazonaws.com/BatchGetSecretValue": t(C.SECRET_ACCESS, "T1555.006", when=["succeeded"]),
+    # S3 data events: every successful object write is a candidate; which bucket is training data and which
+    # writers are allowed is the runbook's to say (unauthorized-training-data-write)
+    "s3.amazonaws.com/PutObject": t(C.UNAUTHORIZED_DATA_WRITE, "T1565.001", "AML.T0020", when=["succeeded"]),
+    "s3.amazonaws.com/CopyObject": t(C.UNAUTHORIZED_DATA_WRITE, "T1565.001", "AML.T0020", when=["succeeded"]),
+    "s3.amazonaws.com/CompleteMultipartUpload": t(C.UNAUTHORIZED_DATA_WRITE, "T1565.001", "AML.T0020",
+                                                  when=["succeeded"]),
 })
 
 # ---- Falco rules (techniques also come from the rule's `T…` tags) ------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from responder.models.event import Event, ResourceKind, Severity
+from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.normalise.assemble import make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
@@ -24,6 +24,8 @@ def _is_splunk(doc: Any) -> bool:
 KEY_FIELDS = ("access_key_id", "aws_access_key_id", "userIdentity.accessKeyId", "affectedEntities{}.entityValue")
 ACCOUNT_FIELDS = ("account", "aws_account_id", "recipientAccountId")
 USER_FIELDS = ("user_name", "userName", "userIdentity.userName", "user")
+# the principal's type (CloudTrail userIdentity.type: IAMUser, AssumedRole, Root…)
+USER_TYPE_FIELDS = ("user_type", "userIdentity.type", "userType", "principal_type")
 
 
 def _pick(result: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -35,7 +37,22 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value] if value else []
 
 
-@decoder("splunk", _is_splunk)
+def _principal(result: dict[str, Any]) -> list[Resource | None]:
+    """The access key and, when the result says whose (`user_type`), the IAM user or role it belongs to."""
+    user, user_type = _pick(result, USER_FIELDS), text(_pick(result, USER_TYPE_FIELDS))
+    out = [access_key(_pick(result, KEY_FIELDS), user, user_type=user_type)]
+    if user_type == "AssumedRole":
+        out.append(res(K.IAM_ROLE, user, name=user))
+    elif user_type == "IAMUser":
+        out.append(res(K.IAM_USER, user, name=user))
+    return out
+
+
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+SPLUNK_ATTRIBUTES = ("app", "owner", "results_link", "log_source", "sourcetype", "raw_line")
+
+
+@decoder("splunk", _is_splunk, attributes=SPLUNK_ATTRIBUTES)
 def decode_splunk(doc: Any) -> list[Event]:
     """A Splunk 'webhook' alert action body; severity from the result's `severity`/`urgency`, else medium."""
     result = doc.get("result") or {}
@@ -50,7 +67,7 @@ def decode_splunk(doc: Any) -> list[Event]:
         time_inferred=inferred,
         account=_pick(result, ACCOUNT_FIELDS),
         actor=text(result.get("user")) or text(result.get("USER")),
-        resources=compact([access_key(_pick(result, KEY_FIELDS), _pick(result, USER_FIELDS)),
+        resources=compact([*_principal(result),
                            res(K.HOST, result.get("host")), ip_resource(result.get("src_ip") or result.get("src"))]),
         attributes={
             "app": doc.get("app"), "owner": doc.get("owner"), "results_link": doc.get("results_link"),
@@ -68,7 +85,11 @@ def _is_wazuh(doc: Any) -> bool:
         and isinstance(doc.get("agent"), dict)
 
 
-@decoder("wazuh", _is_wazuh)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+WAZUH_ATTRIBUTES = ("rule_id", "groups", "firedtimes", "decoder", "location", "file", "srcip")
+
+
+@decoder("wazuh", _is_wazuh, attributes=WAZUH_ATTRIBUTES)
 def decode_wazuh(doc: Any) -> list[Event]:
     """A Wazuh alert (alerts.json line); rule.level 0-15 is scaled to 0-10."""
     rule = doc["rule"]
@@ -142,13 +163,18 @@ def alert_to_event(alert: dict[str, Any], group: dict[str, Any]) -> Event:
     )
 
 
-@decoder("alertmanager", _is_group)
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+ALERTMANAGER_ATTRIBUTES = ("status", "receiver", "group_key", "summary", "description", "labels", "ends_at",
+                           "generator_url")
+
+
+@decoder("alertmanager", _is_group, attributes=ALERTMANAGER_ATTRIBUTES)
 def decode_group(doc: Any) -> list[Event]:
     """An Alertmanager webhook (version 4): one event per alert."""
     return [alert_to_event(a, doc) for a in doc["alerts"]]
 
 
-@decoder("alertmanager.alert", _is_alert)
+@decoder("alertmanager.alert", _is_alert, attributes=ALERTMANAGER_ATTRIBUTES)
 def decode_alert(doc: Any) -> list[Event]:
     """One bare alert, as in the API v2 POST body (arrays are split by the caller)."""
     return [alert_to_event(doc, {})]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "runbooks" / "examples"
 EXAMPLE_INSTANCE = "i-0d2c3a1b5e6f7a8b9"
 EXAMPLE_KEY = "AKIAEXAMPLEKEYID0001"
+EXAMPLE_API_KEY = "a1b2c3d4e5"
 
 
 class RecordingPublisher:
@@ -101,12 +103,25 @@ async def _blocked(aws: Any, ids: dict[str, str]) -> bool:
 
 async def _fn(aws: Any) -> dict[str, str]:
     await _function(aws)
-    return {}
+    key = await aws.call("apigateway", "create_api_key", name="partner-key", enabled=True)
+    return {EXAMPLE_API_KEY: key["id"]}
 
 
 async def _throttled(aws: Any, ids: dict[str, str]) -> bool:
+    """The function is throttled and the API key the alarm's ApiKeyId dimension names is disabled."""
     got = await aws.call("lambda", "get_function_concurrency", FunctionName="inference-proxy")
-    return got.get("ReservedConcurrentExecutions") == 0
+    key = await aws.call("apigateway", "get_api_key", apiKey=ids[EXAMPLE_API_KEY])
+    return got.get("ReservedConcurrentExecutions") == 0 and key["enabled"] is False
+
+
+async def _writer(aws: Any) -> dict[str, str]:
+    await aws.call("s3", "create_bucket", Bucket="acme-training-data-prod")
+    return await _user_with_key(aws, "contractor-sync", "AKIAEXAMPLECONTRACT1")
+
+
+async def _writer_quarantined(aws: Any, ids: dict[str, str]) -> bool:
+    return await _key_inactive(aws, "contractor-sync", ids["AKIAEXAMPLECONTRACT1"]) and \
+        await _inline_names(aws, "contractor-sync") == ["responder-quarantine"]
 
 
 async def _secret(aws: Any) -> dict[str, str]:
@@ -186,6 +201,7 @@ SCENARIOS = {
     "iam-backdoor-key": Scenario(_backdoor, _backdoor_off),
     "llmjacking": Scenario(_jacked, _jacked_off),
     "access-key-compromise": Scenario(_leaked, _leaked_off),
+    "unauthorized-training-data-write": Scenario(_writer, _writer_quarantined),
 }
 
 
@@ -291,6 +307,7 @@ def test_failed_secret_read_does_not_rotate():
 
 @pytest.mark.parametrize(("runbook", "name", "benign"), [
     ("training-data-bucket-public", "acme-training-data-prod", "public-dataset-releases"),
+    ("unauthorized-training-data-write", "acme-training-data-prod", "public-dataset-releases"),
     ("falco-shell-in-inference-container", "inference/vllm-server", "platform/log-observing-agent"),
     ("falco-shell-in-inference-container", "inference/vllm-server", "backup/preserving"),
 ])
@@ -328,3 +345,37 @@ async def test_failed_key_deactivation_escalates_and_is_counted(aws):
     assert body["fields"]["error"] == results["deactivate-key"]["error"]
     assert metrics.value("responder_step_failures_total", runbook="iam-credential-compromise",
                          actuator="aws.iam.deactivate_access_key") == 1
+
+
+def test_allowed_or_failed_training_data_writes_match_nothing():
+    """A PutObject by the training pipeline's role, or one S3 refused, is not an unauthorized write."""
+    doc = orjson.loads((EXAMPLES / "unauthorized-training-data-write.json").read_bytes())
+    pipeline = {**doc, "detail": {**doc["detail"], "userIdentity": {
+        "type": "AssumedRole", "accessKeyId": "ASIAEXAMPLEPIPELINE1",
+        "arn": "arn:aws:sts::123456789012:assumed-role/training-pipeline/job-7",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "training-pipeline",
+                                             "arn": "arn:aws:iam::123456789012:role/training-pipeline"}}}}}
+    other_role = copy.deepcopy(pipeline)
+    other_role["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"] = "notebook-role"
+    other_role["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = \
+        "arn:aws:iam::123456789012:role/notebook-role"
+    refused = {**doc, "detail": {**doc["detail"], "errorCode": "AccessDenied"}}
+    assert _matched(orjson.dumps(pipeline)) == []
+    assert _matched(orjson.dumps(refused)) == []
+    assert _matched(orjson.dumps(other_role)) == ["unauthorized-training-data-write"]
+
+
+async def test_unknown_writer_that_cannot_be_quarantined_escalates(aws):
+    """When the writer's quarantine fails (no such user in moto), on_failure pages on-call and the owners still hear."""
+    raw = (EXAMPLES / "unauthorized-training-data-write.json").read_bytes()
+    books = load_runbooks(ROOT / "runbooks", registry)
+    publisher = RecordingPublisher()
+    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))
+    await engine.recorder.flush()
+    results = {e.body["step"]: e.body["status"] for e in engine.recorder.entries() if e.kind == "step.result"}
+    assert results["quarantine-user"] == "failed"
+    assert results["escalate-oncall.quarantine-user"] == "ok"
+    assert results["notify-owners"] == "ok"
+    titles = [body["title"] for _, body in publisher.sent]
+    assert "containment failed: quarantine-user (aws.iam.quarantine_principal)" in titles

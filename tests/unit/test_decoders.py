@@ -268,3 +268,35 @@ def test_drift_event_accepts_a_numeric_version_and_epoch_time() -> None:
     assert event.first("model_version").id == "m:7"
     assert event.time == datetime(2025, 11, 25, 10, 0, tzinfo=UTC)
     assert event.severity.score == 5.0
+
+
+def test_every_emitted_attribute_is_declared_by_its_decoder() -> None:
+    """Each attribute key a decoder sets on the recorded fixtures, examples and corpus is in its declared list."""
+    from responder.normalise.registry import detect
+    from tests.conftest import CORPUS
+
+    root = FIXTURES.parents[2]
+    paths = [*FIXTURES.iterdir(), *(root / "runbooks" / "examples").rglob("*.json"),
+             *(root / "playbooks" / "events").glob("*.json")]
+    if CORPUS.is_dir():
+        paths += [p for p in CORPUS.rglob("*.json*") if p.is_file()]
+    undeclared: dict[str, set[str]] = {}
+    decoded = 0
+    for path in paths:
+        try:
+            docs = parse_documents(path.read_bytes())
+        except (NotJson, TooLarge):
+            continue
+        for doc in docs:
+            try:
+                fmt = detect(doc)
+                events = decode_doc(doc)
+            except (UnknownShape, ValidationFailed):
+                continue
+            for event in events:
+                decoded += 1
+                extra = set(event.attributes) - fmt.attributes
+                if extra:
+                    undeclared.setdefault(fmt.name, set()).update(extra)
+    assert decoded > 50
+    assert undeclared == {}

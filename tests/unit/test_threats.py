@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import orjson
 import pytest
@@ -13,6 +14,7 @@ from responder.normalise.threats import CLOUDTRAIL, GUARDDUTY, ThreatTable, guar
 from tests.conftest import CORPUS
 
 C = ThreatCategory
+ROOT = Path(__file__).resolve().parents[2]
 corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus folder {CORPUS} is absent")
 
 
@@ -100,3 +102,17 @@ def test_source_techniques_are_kept():
     """A table threat keeps the technique ids the source reported, valid ones only, without duplicates."""
     base = Threat(category=C.CONTAINER_SHELL, techniques=("T1609",))
     assert base.with_techniques(("T1609", "T1059", "mitre_execution")).techniques == ("T1609", "T1059")
+
+
+def test_s3_object_writes_are_unauthorized_data_write_candidates():
+    """A successful CloudTrail PutObject and GuardDuty's anomalous S3 write map to unauthorized_data_write."""
+    raw = (ROOT / "runbooks/examples/unauthorized-training-data-write.json").read_bytes()
+    [event] = normalise(raw)
+    assert event.threat is not None
+    assert event.threat.category is C.UNAUTHORIZED_DATA_WRITE
+    doc = orjson.loads(raw)
+    doc["detail"]["errorCode"] = "AccessDenied"
+    assert [e.threat for e in normalise(orjson.dumps(doc))] == [None]
+    found = GUARDDUTY.lookup("Impact:S3/AnomalousBehavior.Write")
+    assert found is not None
+    assert found.category is C.UNAUTHORIZED_DATA_WRITE

@@ -248,3 +248,33 @@ def test_a_step_output_must_be_declared_by_its_actuator(tmp_path):
     [err] = _errors(tmp_path)
     assert "aws.iam.deactivate_access_key has no output 'nope'; outputs: none" in err.reason
     assert err.line == 14
+
+
+@pytest.mark.parametrize(("field", "warned"), [
+    ("event.attributes.envelope_mismach", True),
+    ("event.attributes.envelope_mismatch", False),
+])
+def test_unknown_event_attribute_is_a_warning_naming_the_valid_ones(tmp_path, field, warned):
+    """A typo under event.attributes.* warns at file:line:col with the source's attribute names; exit stays 0."""
+    _write(tmp_path, field=field, op="eq", value="true")
+    result = CliRunner().invoke(app, ["runbooks", "validate", str(tmp_path), "--json"])
+    assert result.exit_code == 0
+    warnings = [w for w in json.loads(result.stdout)["warnings"] if "event.attributes" in w["reason"]]
+    if not warned:
+        assert warnings == []
+        return
+    [w] = warnings
+    assert (w["line"], w["column"]) == (5, 7)
+    assert "no decoder of guardduty sets attribute 'envelope_mismach'" in w["reason"]
+    assert "did you mean 'envelope_mismatch'" in w["reason"]
+    assert "valid: action_type, api, archived" in w["reason"]
+
+
+def test_shipped_runbooks_read_only_declared_attributes():
+    """Every event.attributes.* the shipped runbooks read is declared by a decoder of their trigger's sources."""
+    from pathlib import Path
+
+    from responder.actuators import registry
+    from responder.catalog import runbook_warnings
+
+    assert runbook_warnings(Path(__file__).resolve().parents[2] / "runbooks", registry) == []
