@@ -56,17 +56,17 @@ def undo(
         if not path.is_file():
             raise ConfigError(f"timeline {path} does not exist")
         incident = resolve_incident(path, incident)
-        context = context_from(settings)
-        pending = undoable(parse_lines(path.read_bytes().splitlines()), incident, step)
-        if isinstance(context.aws, AwsSession) and any(d.result.actuator.startswith("aws.") for d in pending):
-            context.aws.require_credentials()  # one line and exit 3, before anything is written
         try:
-            recorder = Recorder(FileStore(path))
+            recorder = Recorder(FileStore(path))  # the lock first: a running service's file is refused as is
         except TimelineError as exc:
             raise ConfigError(f"{exc}; {OFFLINE_HINT}") from exc
-        undoer = Undoer(recorder, registry, context.aws, context=context, allow_destructive=allow_destructive,
-                        force=force)
         try:
+            context = context_from(settings)
+            pending = undoable(parse_lines(path.read_bytes().splitlines()), incident, step)
+            if isinstance(context.aws, AwsSession) and any(d.result.actuator.startswith("aws.") for d in pending):
+                context.aws.require_credentials()  # one line and exit 3, before anything is written
+            undoer = Undoer(recorder, registry, context.aws, context=context, allow_destructive=allow_destructive,
+                            force=force)
             outcomes = asyncio.run(undoer.undo(incident, step))
         finally:
             recorder.close()

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from responder.actuators.registry import Registry
-from responder.auth import KeyRing
 from responder.catalog import load_runbooks
 from responder.engine import Engine
 from responder.engine.approvals import MemoryPublisher
@@ -32,7 +31,7 @@ from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
 from tests.faults.ledger import Crash, Ledger, LedgerRestore, LedgerSet
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.kit import SECRET, Clock, Kit, decision
+from tests.kit import APPROVER_KEYS, Clock, Kit, decision
 
 KEYS = ["AKIAPROPERTY00000001", "AKIAPROPERTY00000002", "AKIAPROPERTY00000003"]
 RUNBOOK = """\
@@ -74,7 +73,7 @@ class EngineMachine(RuleBasedStateMachine):
     def _start(self) -> None:
         self.engine = Engine(Recorder(self.store), self.registry, None,  # type: ignore[arg-type]  # no AWS
                              guards=Guards(), publisher=MemoryPublisher(),
-                             approval_keys=KeyRing({"k1": SECRET}), clock=self.clock)
+                             approval_keys=APPROVER_KEYS, clock=self.clock)
         self.engine.recover()
         self.pipeline = Pipeline(load_runbooks(self.dir, self.registry), self.engine)
 
@@ -137,7 +136,7 @@ class EngineMachine(RuleBasedStateMachine):
         kit.pipeline, kit.clock = self.pipeline, self.clock  # type: ignore[assignment]
         if self.ledger.armed and self.ledger.armed.startswith("crash"):
             self.ledger.armed = None  # known gap: test_crash_after_an_approved_step_applied_leaves_no_open_intent
-        signed = decision(kit, incident, step, verdict, ttl=10**6)
+        signed = decision(kit, incident, step, verdict, ttl=3000)  # within the default maximum decision lifetime (1 h)
         self.decisions.append(signed)
         self._run(self.engine.decide(*signed))
 
@@ -230,7 +229,7 @@ def test_crash_after_an_approved_step_applied_leaves_no_open_intent():
     [(incident, step)] = [(p.incident, p.step) for p in m.engine.state.parked_steps()]
     kit = Kit.__new__(Kit)
     kit.pipeline, kit.clock = m.pipeline, m.clock  # type: ignore[assignment]
-    signed = decision(kit, incident, step, "approve", ttl=10**6)
+    signed = decision(kit, incident, step, "approve", ttl=3000)  # within the default maximum decision lifetime (1 h)
     m.decisions.append(signed)
     m.ledger.armed = "crash:after"
     m._run(m.engine.decide(*signed))

@@ -49,7 +49,8 @@ def test_replay_prints_incidents_and_steps(tmp_path):
     assert [i["runbook"] for i in out["incidents"]] == ["training-data-bucket-public@1", "compromised-inference-host@1"]
     assert [(p["record"], p["actuator"]) for p in out["planned"]] == [
         (0, "aws.s3.block_public_access"), (0, "notify.kafka.publish_message"),
-        (1, "aws.ec2.isolate_instance"), (1, "aws.ec2.snapshot_volumes")]
+        (1, "aws.ec2.isolate_instance"), (1, "aws.ec2.snapshot_volumes"),
+        (1, "notify.kafka.publish_message")]  # planned on snapshot_volumes' declared outputs (dry run)
 
 
 def test_replay_against_a_baseline_shows_new_removed_changed(tmp_path):
