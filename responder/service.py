@@ -199,8 +199,9 @@ class Service:
         try:
             await check_connection(self.settings.kafka_bootstrap or "", self.kafka_options)  # bad TLS/SASL
         except ConfigError:
-            for client in (self.ingest, self.approvals, self.publisher):
-                await client.stop()  # never started; closing them keeps aiokafka from warning
+            for client in (self.ingest, self.approvals, self.operator_ingest, self.publisher):
+                if client is not None:
+                    await client.stop()  # never started; closing them keeps aiokafka from warning
             if self.mirror is not None:
                 await self.mirror.producer.stop()
             raise
