@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck bench soak clean
+.PHONY: install demo test lint typecheck bench soak clean kafka-jars
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,7 +25,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+# Real Apache Kafka for the tests: Maven fetches the broker's jars once into ~/.cache/responder (no Java: Tansu).
+kafka-jars: $(STAMP)
+	$(BIN)/python -m responder.sandbox.kafka_jars
+
+test: $(STAMP) lint kafka-jars
 	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
 
 bench: $(STAMP)

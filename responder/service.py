@@ -26,6 +26,7 @@ from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.kafka import KafkaIngest
 from responder.ingest.mirror import KafkaMirror
+from responder.ingest.security import check_connection, kafka_client_options
 from responder.metrics import Metrics, MetricsServer
 from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
@@ -83,12 +84,13 @@ class Service:
             raise ConfigError(NO_KAFKA)
         self.settings = settings
         self.clock = clock
+        self.kafka_options = options = kafka_client_options(settings)  # TLS / SASL, for every client below
         self.recorder = Recorder.from_settings(settings, clock=clock)
         self.archiver = archiver_from(settings)
-        self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic) \
+        self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic, options=options) \
             if settings.timeline_mirror_topic else None
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
-        self.publisher = KafkaPublisher(settings.kafka_bootstrap)
+        self.publisher = KafkaPublisher(settings.kafka_bootstrap, options=options)
         context = context_from(settings, aws=aws, publisher=self.publisher)
         self.engine = Engine(
             self.recorder, registry, context.aws, dry_run=settings.dry_run,
@@ -120,11 +122,12 @@ class Service:
             max_batch=settings.max_batch,
             on_assigned=self._on_assigned,
             manual_assignment=settings.kafka_manual_assignment,
+            options=options,
         )
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
                                         f"{settings.group_id}.approvals",
                                         session_timeout_ms=settings.session_timeout_ms,
-                                        manual_assignment=settings.kafka_manual_assignment)
+                                        manual_assignment=settings.kafka_manual_assignment, options=options)
         self._lock = asyncio.Lock()
         self._recovered_at = -1
         self.ready = asyncio.Event()
@@ -156,6 +159,14 @@ class Service:
 
     async def run(self) -> None:
         """Recover, consume until asked to stop, drain, close."""
+        try:
+            await check_connection(self.settings.kafka_bootstrap or "", self.kafka_options)  # bad TLS/SASL
+        except ConfigError:
+            for client in (self.ingest, self.approvals, self.publisher):
+                await client.stop()  # never started; closing them keeps aiokafka from warning
+            if self.mirror is not None:
+                await self.mirror.producer.stop()
+            raise
         self._recover()
         tune_gc()
         if self.archiver is not None:

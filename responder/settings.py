@@ -14,6 +14,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from responder.kafka_config import KafkaSecurity
+
 
 class Settings(BaseSettings):
     """Everything the service reads at start-up."""
@@ -31,6 +33,9 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=500, description="most records fetched and handled in one consumer batch")
     kafka_manual_assignment: bool = Field(
         default=False, description="own every partition without group membership (one instance; no rebalances)")
+    kafka_security: KafkaSecurity = Field(
+        default_factory=KafkaSecurity, description="TLS / SASL for every Kafka client (docs/kafka.md); "
+                                                   "env RESPONDER_KAFKA_SECURITY__PROTOCOL=SASL_SSL etc.")
 
     runbooks_dir: Path = Field(default=Path("runbooks"), description="runbook directory (subdirectories included)")
     timeline_path: Path = Field(default=Path(".responder/timeline.jsonl"), description="the timeline file")

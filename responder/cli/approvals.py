@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.errors import ConfigError
 from responder.models.approval import ApprovalDecision
 from responder.models.timeline import EntryKind
 from responder.settings import Settings
@@ -42,6 +43,7 @@ def pending_digest(timeline: Path, incident: str, step: str) -> str | None:
 def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: str | None,
           timeline: Path | None, json: bool) -> None:
     from responder.ingest.approvals import send_decision
+    from responder.ingest.security import kafka_client_options
 
     settings = Settings()
     key_id = settings.approval_key_id or next(iter(sorted(settings.approval_keys)), None)
@@ -59,7 +61,12 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
                                 reason=reason, digest=digest, issued_at=now,
                                 expires_at=now + timedelta(seconds=settings.approval_decision_ttl))
     secret = settings.approval_keys[key_id].get_secret_value().encode()
-    asyncio.run(send_decision(settings.kafka_bootstrap, settings.approvals_topic, decision, key_id, secret))
+    try:
+        asyncio.run(send_decision(settings.kafka_bootstrap, settings.approvals_topic, decision, key_id, secret,
+                                  options=kafka_client_options(settings)))
+    except ConfigError as exc:  # a TLS / SASL failure or an unreadable secret file
+        err_console.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_CONFIG) from exc
     if json:
         emit_json({"ok": True, "sent": decision.model_dump(mode="json"), "key_id": key_id})
     else:

@@ -125,6 +125,7 @@ def publish_cmd(
 ) -> None:
     """Publish each file as one record (JSON Lines: one per line), optionally HMAC-signed."""
     from responder.ingest.kafka import publish
+    from responder.ingest.security import kafka_client_options
 
     settings = Settings()
     server = kafka_server(settings, bootstrap)
@@ -138,14 +139,20 @@ def publish_cmd(
 
     async def main() -> int:
         sent = 0
+        options = kafka_client_options(settings)
         for path in paths:
             for value in _record_values(path, lines):
                 headers = signed_headers(sign_key_id, secret, value) if sign_key_id and secret else []
-                await publish(server, topic, [value], key=key.encode() if key else None, headers=headers)
+                await publish(server, topic, [value], key=key.encode() if key else None, headers=headers,
+                              options=options)
                 sent += 1
         return sent
 
-    count = asyncio.run(main())
+    try:
+        count = asyncio.run(main())
+    except ConfigError as exc:  # a TLS / SASL failure or an unreadable secret file
+        err_console.print(f"[red]✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_CONFIG) from exc
     console.print(f"✓ published {count} record(s) to {topic}" + (f", signed by {sign_key_id}" if sign_key_id else ""))
 
 
@@ -160,12 +167,13 @@ def replay_cmd(
 ) -> None:
     """Re-publish dead-lettered records (original bytes, key and headers, without the dlq.* headers)."""
     from responder.ingest.deadletter import replay_deadletters
+    from responder.ingest.security import kafka_client_options
 
     settings = Settings()
     server = kafka_server(settings, bootstrap)
     try:
         result = asyncio.run(replay_deadletters(server, settings.deadletter_topic, reason=reason, to_topic=topic,
-                                                limit=limit, dry_run=dry_run))
+                                                limit=limit, dry_run=dry_run, options=kafka_client_options(settings)))
     except ConfigError as exc:
         err_console.print(f"[red]✗ {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc

@@ -91,7 +91,7 @@ def run(
 
         asyncio.run(main())
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
+        err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from exc
     finally:
         if box is not None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.auth import signed_headers
-from responder.ingest.kafka import _start_with_retry, publish, to_raw
+from responder.ingest.kafka import _start_with_retry, all_partitions, publish, to_raw
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
 
@@ -19,8 +20,8 @@ log = structlog.get_logger(__name__)
 class KafkaPublisher:
     """The engine's Publisher over one idle-cheap producer (acks=all, waits for each ack)."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    def __init__(self, bootstrap: str, *, options: Mapping[str, Any] | None = None) -> None:
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **(options or {}))
 
     async def start(self, deadline: float = 30.0) -> None:
         """Connect, retrying bootstrap."""
@@ -40,23 +41,21 @@ class ApprovalIngest:
     """A manual-commit consumer of the decisions topic (its own group: every decision is handled once)."""
 
     def __init__(self, bootstrap: str, topic: str, group_id: str, *, session_timeout_ms: int = 10_000,
-                 manual_assignment: bool = False) -> None:
+                 manual_assignment: bool = False, options: Mapping[str, Any] | None = None) -> None:
         self.topic = topic
         self.manual_assignment = manual_assignment
         self.consumer = AIOKafkaConsumer(
             *(() if manual_assignment else (topic,)), bootstrap_servers=bootstrap, group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(100, session_timeout_ms // 6),
+            heartbeat_interval_ms=max(100, session_timeout_ms // 6), **(options or {}),
         )
 
     async def start(self, deadline: float = 30.0) -> None:
         """Join the group, retrying bootstrap."""
         await _start_with_retry(self.consumer, deadline)
         if self.manual_assignment:  # one instance owns every partition; offsets still go to the group
-            await self.consumer.topics()
-            partitions = self.consumer.partitions_for_topic(self.topic) or set()
-            self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
+            self.consumer.assign(await all_partitions(self.consumer, [self.topic]))
         log.info("approvals_consumer_started", topic=self.topic)
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
@@ -80,8 +79,9 @@ class ApprovalIngest:
         await self.consumer.stop()
 
 
-async def send_decision(bootstrap: str, topic: str, decision: ApprovalDecision, key_id: str, secret: bytes) -> None:
+async def send_decision(bootstrap: str, topic: str, decision: ApprovalDecision, key_id: str, secret: bytes, *,
+                        options: Mapping[str, Any] | None = None) -> None:
     """Sign the decision's canonical bytes and publish it keyed by incident (the CLI's path)."""
     value = decision.canonical()
     await publish(bootstrap, topic, [value], key=decision.incident.encode(),
-                  headers=signed_headers(key_id, secret, value))
+                  headers=signed_headers(key_id, secret, value), options=options)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from responder.ingest.kafka import _start_with_retry
+from responder.ingest.security import check_connection
 
 log = structlog.get_logger(__name__)
 DLQ_PREFIX = "dlq."
@@ -45,12 +48,14 @@ async def replay_deadletters(
     limit: int | None = None,
     dry_run: bool = False,
     idle_seconds: float = 3.0,
+    options: Mapping[str, Any] | None = None,
 ) -> ReplayResult:
     """Read the whole dead-letter topic once and re-publish the matching records."""
     result = ReplayResult()
+    await check_connection(bootstrap, options or {})
     consumer = AIOKafkaConsumer(deadletter_topic, bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+                                enable_auto_commit=False, auto_offset_reset="earliest", **(options or {}))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
     await _start_with_retry(consumer, 15.0)
     await _start_with_retry(producer, 15.0)
     try:

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
+from responder.ingest.security import check_connection
 from responder.models.event import RawRecord
 
 log = structlog.get_logger(__name__)
@@ -42,6 +43,16 @@ def to_raw(msg: Any) -> RawRecord:
         headers=tuple((k, v if v is not None else b"") for k, v in (msg.headers or ())),
         timestamp_ms=msg.timestamp,
     )
+
+
+async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, from a full metadata fetch. (`consumer.partitions_for_topic` only knows
+    subscribed topics: on Apache Kafka it returns None before `assign`, which would assign nothing.)"""
+    cluster = await consumer._client.fetch_all_metadata()
+    missing = [t for t in topics if not cluster.partitions_for_topic(t)]
+    if missing:
+        log.warning("topics_missing", topics=missing)
+    return [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
 
 
 OnAssigned = Callable[[list[TopicPartition]], Awaitable[None]]
@@ -76,8 +87,10 @@ class KafkaIngest:
         max_batch: int = 500,
         on_assigned: OnAssigned | None = None,
         manual_assignment: bool = False,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.topics = list(topics)
+        options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
         self.manual_assignment = manual_assignment
         self._listener = _Rebalance(on_assigned)
         self.deadletter_topic = deadletter_topic
@@ -90,8 +103,9 @@ class KafkaIngest:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **options,
         )
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options)
 
     async def start(self, deadline: float = 30.0) -> None:
         """Connect both clients, retrying bootstrap."""
@@ -105,9 +119,7 @@ class KafkaIngest:
 
     async def _assign_all(self) -> None:
         """Own every partition without group membership (a single instance; offsets still go to the group)."""
-        await self.consumer.topics()  # refresh metadata
-        partitions = [TopicPartition(t, p) for t in self.topics for p in sorted(self.consumer.partitions_for_topic(t)
-                                                                                   or ())]
+        partitions = await all_partitions(self.consumer, self.topics)
         self.consumer.assign(partitions)
         await self._listener.on_partitions_assigned(partitions)
 
@@ -166,22 +178,25 @@ async def publish(
     *,
     key: bytes | None = None,
     headers: Sequence[tuple[str, bytes]] = (),
+    options: Mapping[str, Any] | None = None,
 ) -> None:
     """Send records and wait for their acks (demo, tests, tabletop injects, replays)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await _start_with_retry(producer, 15.0)
+    await check_connection(bootstrap, options or {})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
     try:
+        await _start_with_retry(producer, 15.0)
         for value in values:
             await producer.send_and_wait(topic, value, key=key, headers=list(headers))
     finally:
         await producer.stop()
 
 
-async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3) -> None:
+async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
+                        options: Mapping[str, Any] | None = None) -> None:
     """Create topics that do not exist yet (any Kafka; an existing topic is left alone)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
     await _start_with_retry(admin, 15.0)
     try:
         existing = set(await admin.list_topics())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -18,11 +19,12 @@ log = structlog.get_logger(__name__)
 class KafkaMirror:
     """A durable sink for the recorder: queues lines, a task produces them to one topic (one partition per writer)."""
 
-    def __init__(self, bootstrap: str, topic: str, *, retry_delay: float = 1.0) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, retry_delay: float = 1.0,
+                 options: Mapping[str, Any] | None = None) -> None:
         self.topic = topic
         self.retry_delay = retry_delay
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                         enable_idempotence=False)
+                                         enable_idempotence=False, **(options or {}))
         self._queue: list[tuple[bytes, bytes]] = []
         self._wake = asyncio.Event()
         self._closing = False

@@ -1,7 +1,11 @@
 """pytest fixtures for the embedded sandbox: `pytest_plugins = ["responder.sandbox.fixtures"]`.
 
-* `kafka_bootstrap` (session): `RESPONDER_KAFKA_BOOTSTRAP` when set (an external cluster), else
-  Apache Kafka in Docker via testcontainers when a Docker daemon answers, else the embedded Tansu broker.
+* `kafka_bootstrap` (session): the broker chosen by `RESPONDER_TEST_KAFKA` (see `broker_choice`); by default
+  real Apache Kafka from its Maven jars (`kafka_jvm`) when Java is present, else the embedded Tansu broker;
+  `external` uses `RESPONDER_KAFKA_BOOTSTRAP`, `docker` testcontainers. The run says which one once, when it starts.
+* `apache_kafka_bootstrap` (session): always real Apache Kafka when Java is present (the same broker as
+  `kafka_bootstrap` when that is Apache Kafka), else whatever `kafka_bootstrap` is.
+* `kafka_cluster3` (module): three Apache Kafka nodes (replication 3, min.insync.replicas 2); skipped without Java.
 * `moto_server` (session): a moto server on a free 127.0.0.1 port.
 * `aws`: an AwsSession (boto3, botocore retries off) on that server, reset before each test.
 """
@@ -9,13 +13,66 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import structlog
 
 from responder.actuators.aws.session import AwsSession
 from responder.sandbox.aws import SANDBOX_CREDENTIALS, AwsSandbox
 from responder.sandbox.broker import Broker
+from responder.sandbox.kafka_jars import KAFKA_VERSION, cache_dir, jars_cached, java_binary
+from responder.sandbox.kafka_jvm import KafkaCluster
+
+log = structlog.get_logger(__name__)
+CHOICES = ("auto", "apache", "tansu", "external", "docker")
+DEFAULT_AUTO = "apache"  # `auto` when Java is present (measured faster than Tansu here: docs/kafka.md)
+
+
+def apache_available() -> bool:
+    """Java is present and the jars are cached or Maven can fetch them."""
+    return java_binary() is not None and (jars_cached() or shutil.which("mvn") is not None)
+
+
+def broker_choice() -> str:
+    """`RESPONDER_TEST_KAFKA` (auto|apache|tansu|external|docker); auto = external when
+    `RESPONDER_KAFKA_BOOTSTRAP` is set, else the suite default (`DEFAULT_AUTO`), Tansu when Java is missing."""
+    choice = os.environ.get("RESPONDER_TEST_KAFKA", "auto").strip().lower() or "auto"
+    if choice not in CHOICES:
+        raise pytest.UsageError(f"RESPONDER_TEST_KAFKA={choice!r}: expected one of {', '.join(CHOICES)}")
+    if choice == "auto":
+        if os.environ.get("RESPONDER_KAFKA_BOOTSTRAP"):
+            return "external"
+        return DEFAULT_AUTO if DEFAULT_AUTO != "apache" or apache_available() else "tansu"
+    if choice == "external" and not os.environ.get("RESPONDER_KAFKA_BOOTSTRAP"):
+        raise pytest.UsageError("RESPONDER_TEST_KAFKA=external needs RESPONDER_KAFKA_BOOTSTRAP=host:port")
+    return choice
+
+
+def describe(choice: str) -> str:
+    """One line naming the broker the tests run on."""
+    apache = f"Apache Kafka {KAFKA_VERSION} (KRaft, jars in {cache_dir()})"
+    names = {
+        "apache": apache,
+        "tansu": "embedded Tansu broker",
+        "external": f"external Kafka at {os.environ.get('RESPONDER_KAFKA_BOOTSTRAP')}",
+        "docker": "Apache Kafka in Docker (testcontainers)",
+    }
+    also = f"; Apache Kafka tests: {apache}" if apache_available() else "; no Java: Apache Kafka tests use it too"
+    extra = "" if choice == "apache" else also
+    return f"kafka broker: {names[choice]}{extra} (RESPONDER_TEST_KAFKA=tansu|apache|external|docker)"
+
+
+def announce(config: pytest.Config, choice: str) -> None:
+    """Say once which broker the tests use: on the terminal (also under -q) and in the log."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n{describe(choice)}")
+    log.info("test_kafka_broker", choice=choice)
 
 
 def docker_kafka() -> Iterator[str] | None:
@@ -37,15 +94,35 @@ def docker_kafka() -> Iterator[str] | None:
     return gen()
 
 
-@pytest.fixture(scope="session", name="kafka_bootstrap")
-def _kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """External Kafka when RESPONDER_KAFKA_BOOTSTRAP is set, Docker Kafka when a daemon answers, else Tansu."""
-    external = os.environ.get("RESPONDER_KAFKA_BOOTSTRAP")
-    if external:
-        yield external
+@pytest.fixture(scope="session", name="apache_kafka")
+def _apache_kafka() -> Iterator[KafkaCluster | None]:
+    """One single-node Apache Kafka for the session when Java is present (started on first use), else None."""
+    if broker_choice() == "external" or not apache_available():
+        yield None
         return
-    docker_gen = docker_kafka()
-    if docker_gen is not None:
+    with KafkaCluster(1) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session", name="chosen_kafka_bootstrap")
+def _chosen_kafka_bootstrap(request: pytest.FixtureRequest,
+                            tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The broker `broker_choice()` names; says which when it starts."""
+    choice = broker_choice()
+    announce(request.config, choice)
+    if choice == "external":
+        yield os.environ["RESPONDER_KAFKA_BOOTSTRAP"]
+        return
+    if choice == "apache":
+        cluster: KafkaCluster | None = request.getfixturevalue("apache_kafka")
+        if cluster is None:
+            raise pytest.UsageError("RESPONDER_TEST_KAFKA=apache needs Java 17+ and Maven (or cached jars)")
+        yield cluster.bootstrap()
+        return
+    if choice == "docker":
+        docker_gen = docker_kafka()
+        if docker_gen is None:
+            raise pytest.UsageError("RESPONDER_TEST_KAFKA=docker: no Docker daemon answers")
         yield from docker_gen
         return
     broker = Broker(log_path=tmp_path_factory.mktemp("tansu") / "broker.log")
@@ -54,6 +131,45 @@ def _kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session", name="kafka_bootstrap")
+def _kafka_bootstrap(chosen_kafka_bootstrap: str) -> str:
+    """The suite's broker (`broker_choice()`); a test module can move itself to Apache Kafka with
+    `kafka_bootstrap = on_apache_kafka()`."""
+    return chosen_kafka_bootstrap
+
+
+@pytest.fixture(scope="session", name="apache_kafka_bootstrap")
+def _apache_kafka_bootstrap(request: pytest.FixtureRequest) -> str:
+    """Real Apache Kafka when Java is present; otherwise (or for an external cluster) the suite's broker."""
+    if broker_choice() in ("tansu", "docker"):
+        cluster: KafkaCluster | None = request.getfixturevalue("apache_kafka")
+        if cluster is not None:
+            return cluster.bootstrap()
+    value: str = request.getfixturevalue("chosen_kafka_bootstrap")
+    return value
+
+
+def on_apache_kafka() -> Any:
+    """A module-scoped `kafka_bootstrap` on Apache Kafka (when Java is present), whatever the suite default:
+    `kafka_bootstrap = on_apache_kafka()` in a test module moves it and every fixture built on it (`topics`)."""
+
+    @pytest.fixture(scope="module", name="kafka_bootstrap")
+    def _on_apache(apache_kafka_bootstrap: str) -> str:
+        """This module's broker: Apache Kafka."""
+        return apache_kafka_bootstrap
+
+    return _on_apache
+
+
+@pytest.fixture(scope="module", name="kafka_cluster3")
+def _kafka_cluster3() -> Iterator[KafkaCluster]:
+    """Three Apache Kafka nodes (replication factor 3, min.insync.replicas=2); skipped when Java is missing."""
+    if not apache_available():
+        pytest.skip("the 3-broker cluster needs Java 17+ and Maven (or cached jars)")
+    with KafkaCluster(3) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session", name="moto_server")

@@ -10,12 +10,14 @@ from aiokafka import AIOKafkaConsumer
 
 from responder.actuators.aws.session import AwsSession
 from responder.ingest.kafka import publish
+from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
 from responder.timeline.chain import parse_lines, verify_entries
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.harness import CountingAws, make_settings, running, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
+kafka_bootstrap = on_apache_kafka()  # this module runs on real Apache Kafka when Java is present
 
 
 async def _seed(aws: AwsSession, user: str = "ml-training", keys: int = 1) -> list[str]:
@@ -123,3 +125,18 @@ async def test_malformed_record_is_deadlettered_and_consumer_continues(
     assert batch.value == b"{not json"
     assert headers["dlq.reason"] == b"not_json"
     assert headers["dlq.topic"] == topics["alerts"].encode()
+
+
+async def test_manual_assignment_owns_every_partition_and_acts(kafka_bootstrap, aws, topics, unique, tmp_path,
+                                                              runbooks_dir):
+    """With kafka_manual_assignment the alert and approval consumers own every partition and a finding is acted on."""
+    [key] = await _seed(aws)
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+                             kafka_manual_assignment=True, approvals_topic=topics["deadletter"])
+    service = Service(settings)
+    async with running(service):
+        assert len(service.ingest.consumer.assignment()) == 3
+        assert len(service.approvals.consumer.assignment()) == 3
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(service.engine.done))
+    assert await _status(aws, "ml-training", key) == "Inactive"
