@@ -22,8 +22,10 @@ from responder.catalog import load_runbooks
 from responder.engine.executor import Engine
 from responder.engine.guards import GuardPolicy, Guards
 from responder.errors import ConfigError, EventRejected, TimelineError
+from responder.fleet import FleetState, partition_numbers
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
+from responder.ingest.changelog import Changelog
 from responder.ingest.kafka import KafkaIngest
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection, kafka_client_options
@@ -121,13 +123,22 @@ class Service:
             session_timeout_ms=settings.session_timeout_ms,
             max_batch=settings.max_batch,
             on_assigned=self._on_assigned,
+            on_revoked=self._on_revoked,
             manual_assignment=settings.kafka_manual_assignment,
+            co_partitioned=settings.changelog_topic is not None,
             options=options,
         )
+        self.fleet: FleetState | None = None
+        if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
+            self.fleet = FleetState(self.engine, Changelog(settings.kafka_bootstrap, settings.changelog_topic,
+                                                           options=options))
+            self.recorder.barriers.append(self.fleet.on_durable)
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
-                                        f"{settings.group_id}.approvals",
+                                        None if self.fleet else f"{settings.group_id}.approvals",
                                         session_timeout_ms=settings.session_timeout_ms,
-                                        manual_assignment=settings.kafka_manual_assignment, options=options)
+                                        manual_assignment=settings.kafka_manual_assignment or self.fleet is not None,
+                                        options=options)
+        self._evicted_at = clock()
         self._lock = asyncio.Lock()
         self._recovered_at = -1
         self.ready = asyncio.Event()
@@ -136,7 +147,8 @@ class Service:
 
     def ready_now(self) -> bool:
         """Whether the service is consuming (what `/readyz` reports)."""
-        return self.ready.is_set() and not self._stop.is_set()
+        restoring = self.fleet is not None and bool(self.fleet.failed)  # a partition whose state is not restored
+        return self.ready.is_set() and not self._stop.is_set() and not restoring
 
     def request_stop(self) -> None:
         """Finish the batch in hand, commit it, then stop."""
@@ -154,8 +166,32 @@ class Service:
         """Partitions moved to us: make the timeline durable and rebuild in-flight state before consuming."""
         async with self._lock:
             await self.recorder.flush()
-            if self.recorder.next_seq != self._recovered_at:
+            if self.fleet is not None:  # restore each partition's state from the changelog; pause what fails
+                failed = await self.fleet.assign(partition_numbers(partitions))
+                self.ingest.pause([tp for tp in partitions if tp.partition in failed])
+            elif self.recorder.next_seq != self._recovered_at:
                 self._recover()
+
+    async def _on_revoked(self, partitions: list[Any]) -> None:
+        """Partitions leave: finish the batch in hand, make its state durable (changelog included), forget it."""
+        if self.fleet is None:
+            return
+        async with self._lock:
+            await self.recorder.flush()
+            self.fleet.revoke(partition_numbers(partitions))
+
+    async def _fleet_upkeep(self) -> None:
+        """Retry partitions whose restore failed; evict closed incidents (tombstoning their changelog records)."""
+        assert self.fleet is not None
+        if self.fleet.failed:
+            async with self._lock:
+                failed = set(self.fleet.failed)
+                still = await self.fleet.assign(failed)
+                self.ingest.resume([tp for tp in self.ingest.assigned() if tp.partition in failed - still])
+        if self.clock() - self._evicted_at >= self.settings.evict_every:
+            self._evicted_at = self.clock()
+            async with self._lock:
+                await self.fleet.evicted(self.engine.evict())
 
     async def run(self) -> None:
         """Recover, consume until asked to stop, drain, close."""
@@ -167,7 +203,10 @@ class Service:
             if self.mirror is not None:
                 await self.mirror.producer.stop()
             raise
-        self._recover()
+        if self.fleet is None:
+            self._recover()
+        else:
+            await self.fleet.changelog.start()
         tune_gc()
         if self.archiver is not None:
             await asyncio.to_thread(self.archiver.catch_up, self.recorder.store.read().splitlines())
@@ -189,6 +228,9 @@ class Service:
                 self.ready.clear()
                 for client in (self.ingest, self.approvals, self.publisher):
                     await client.stop()
+                if self.fleet is not None:
+                    await self.recorder.flush()
+                    await self.fleet.changelog.stop()
                 if self.metrics_server is not None:
                     await self.metrics_server.stop()
                 self.recorder.close()
@@ -198,6 +240,8 @@ class Service:
 
     async def _alerts_loop(self) -> None:
         while not self._stop.is_set():
+            if self.fleet is not None:
+                await self._fleet_upkeep()
             batch = await self.ingest.poll()
             if batch:
                 await self._handle_batch(batch)
@@ -212,8 +256,13 @@ class Service:
                 for record in records:
                     key_id, sig = record.header(KEY_ID_HEADER), record.header(SIGNATURE_HEADER)
                     try:
-                        await self.engine.decide(record.value, key_id.decode(errors="replace") if key_id else None,
-                                                 sig.decode(errors="replace") if sig else None)
+                        ids = (key_id.decode(errors="replace") if key_id else None,
+                               sig.decode(errors="replace") if sig else None)
+                        if self.fleet is None:
+                            await self.engine.decide(record.value, *ids)
+                        else:  # the owner of the incident acts; others hold it until the partition comes
+                            async with self._lock:
+                                await self.fleet.decide(record.value, *ids)
                     except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self.engine.expire()
@@ -222,6 +271,8 @@ class Service:
 
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
         async with self._lock:
+            if self.fleet is not None:  # a partition revoked since the poll is its new owner's now
+                batch = {tp: rs for tp, rs in batch.items() if tp.partition in self.fleet.owned}
             async with asyncio.TaskGroup() as tg:
                 for records in batch.values():
                     for same_key in by_key(records):

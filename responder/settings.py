@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=500, description="most records fetched and handled in one consumer batch")
     kafka_manual_assignment: bool = Field(
         default=False, description="own every partition without group membership (one instance; no rebalances)")
+    changelog_topic: str | None = Field(
+        default=None, description="fleet mode: the compacted state changelog, co-partitioned with the alert "
+                                  "topics; each partition's engine state follows the partition (docs/fleet.md)")
+    evict_every: float = Field(default=60.0, gt=0, description="seconds between evictions of closed incidents")
     kafka_security: KafkaSecurity = Field(
         default_factory=KafkaSecurity, description="TLS / SASL for every Kafka client (docs/kafka.md); "
                                                    "env RESPONDER_KAFKA_SECURITY__PROTOCOL=SASL_SSL etc.")

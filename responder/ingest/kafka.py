@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
@@ -56,16 +57,20 @@ async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> l
 
 
 OnAssigned = Callable[[list[TopicPartition]], Awaitable[None]]
+OnRevoked = Callable[[list[TopicPartition]], Awaitable[None]]
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     """Tells the service which partitions it now owns, so it can rebuild state before consuming them."""
 
-    def __init__(self, on_assigned: OnAssigned | None) -> None:
+    def __init__(self, on_assigned: OnAssigned | None, on_revoked: OnRevoked | None = None) -> None:
         self.on_assigned = on_assigned
+        self.on_revoked = on_revoked
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("partitions_revoked", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in revoked))
+        if self.on_revoked is not None:
+            await self.on_revoked(sorted(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
@@ -86,13 +91,17 @@ class KafkaIngest:
         session_timeout_ms: int = 10_000,
         max_batch: int = 500,
         on_assigned: OnAssigned | None = None,
+        on_revoked: OnRevoked | None = None,
         manual_assignment: bool = False,
+        co_partitioned: bool = False,
         options: Mapping[str, Any] | None = None,
     ) -> None:
         self.topics = list(topics)
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
         self.manual_assignment = manual_assignment
-        self._listener = _Rebalance(on_assigned)
+        self._listener = _Rebalance(on_assigned, on_revoked)
+        if co_partitioned:  # partition p of every alert topic goes to one member (it owns changelog partition p)
+            options.setdefault("partition_assignment_strategy", (RangePartitionAssignor,))
         self.deadletter_topic = deadletter_topic
         self.max_batch = max_batch
         self.consumer = AIOKafkaConsumer(
@@ -127,6 +136,18 @@ class KafkaIngest:
         """The next batch, by partition, in offset order."""
         got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        """Stop fetching these partitions (their state is not restored, or their actuators are slow)."""
+        self.consumer.pause(*[tp for tp in partitions if tp in self.consumer.assignment()])
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        """Fetch these partitions again."""
+        self.consumer.resume(*[tp for tp in partitions if tp in self.consumer.assignment()])
+
+    def assigned(self) -> set[TopicPartition]:
+        """The partitions this member owns now."""
+        return set(self.consumer.assignment())
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the next offsets to read (last handled + 1)."""

@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -61,6 +61,8 @@ class Recorder:
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.sinks: list[DurableSink] = []
+        self.barriers: list[Callable[[Sequence[TimelineEntry]], Awaitable[None]]] = []
+        """Awaited with each written batch before it counts as durable (the fleet's state changelog)."""
         self._pending: list[tuple[TimelineEntry, bytes]] = []
         self._next_seq = 0
         self._head = GENESIS_HASH
@@ -165,6 +167,13 @@ class Recorder:
                     self._broken = exc
                     log.critical("timeline_write_failed", error=str(exc))
                     raise TimelineError(f"timeline write failed: {exc}") from exc
+                try:
+                    for barrier in self.barriers:
+                        await barrier([entry for entry, _ in batch])
+                except Exception as exc:
+                    self._broken = OSError(f"state changelog write failed: {exc}")
+                    log.critical("changelog_write_failed", error=str(exc))
+                    raise TimelineError(f"state changelog write failed: {exc}") from exc
             self._durable_seq = upto
             self._notify(batch)
         finally:
