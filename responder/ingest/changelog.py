@@ -95,3 +95,18 @@ class Changelog:
                                      f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
         log.info("changelog_restored", topic=self.topic, partition=partition, keys=len(out))
         return out
+
+
+async def ensure_changelog(bootstrap: str, topic: str, partitions: int, *, replication: int = 1,
+                           options: Mapping[str, Any] | None = None) -> None:
+    """Create the changelog topic (compacted, `partitions` like the alert topics) unless it exists."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
+    await _start_with_retry(admin, 15.0)
+    try:
+        if topic not in set(await admin.list_topics()):
+            await admin.create_topics([NewTopic(topic, partitions, replication,
+                                                topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        await admin.close()

@@ -100,8 +100,8 @@ class KafkaIngest:
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
         self.manual_assignment = manual_assignment
         self._listener = _Rebalance(on_assigned, on_revoked)
-        if co_partitioned:  # partition p of every alert topic goes to one member (it owns changelog partition p)
-            options.setdefault("partition_assignment_strategy", (RangePartitionAssignor,))
+        # co-partitioned: partition p of every alert topic goes to one member (it owns changelog partition p)
+        assignors = {"partition_assignment_strategy": (RangePartitionAssignor,)} if co_partitioned else {}
         self.deadletter_topic = deadletter_topic
         self.max_batch = max_batch
         self.consumer = AIOKafkaConsumer(
@@ -112,6 +112,7 @@ class KafkaIngest:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **assignors,
             **options,
         )
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options)
