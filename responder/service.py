@@ -20,6 +20,7 @@ from responder.actuators.registry import registry as default_registry
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
 from responder.catalog import load_runbooks
 from responder.engine.executor import Engine
+from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import GuardPolicy, Guards
 from responder.errors import ConfigError, EventRejected, TimelineError
 from responder.fleet import FleetState, partition_numbers
@@ -94,9 +95,13 @@ class Service:
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap, options=options)
         context = context_from(settings, aws=aws, publisher=self.publisher)
+        global_guards = guards_from(settings)
+        self.fleet_guard = FleetGuard(context.aws, settings.fleet_guard_table, global_guards.policy.quotas) \
+            if settings.fleet_guard_table else None
         self.engine = Engine(
             self.recorder, registry, context.aws, dry_run=settings.dry_run,
-            guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
+            guards=global_guards, fleet_guard=self.fleet_guard, publisher=self.publisher,
+            requests_topic=settings.approval_requests_topic,
             approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}), clock=clock,
             context=context,
         )
@@ -203,6 +208,9 @@ class Service:
             if self.mirror is not None:
                 await self.mirror.producer.stop()
             raise
+        if self.fleet_guard is not None:
+            await self.fleet_guard.ensure_table()
+            await self.fleet_guard.refresh()
         if self.fleet is None:
             self._recover()
         else:
@@ -242,6 +250,8 @@ class Service:
         while not self._stop.is_set():
             if self.fleet is not None:
                 await self._fleet_upkeep()
+            if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll
+                await self.fleet_guard.refresh()
             batch = await self.ingest.poll()
             if batch:
                 await self._handle_batch(batch)

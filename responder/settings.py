@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     changelog_topic: str | None = Field(
         default=None, description="fleet mode: the compacted state changelog, co-partitioned with the alert "
                                   "topics; each partition's engine state follows the partition (docs/fleet.md)")
+    fleet_guard_table: str | None = Field(
+        default=None, description="DynamoDB table shared by the fleet: global quotas count every replica's "
+                                  "actions and its kill switch stops every replica within one poll")
     evict_every: float = Field(default=60.0, gt=0, description="seconds between evictions of closed incidents")
     kafka_security: KafkaSecurity = Field(
         default_factory=KafkaSecurity, description="TLS / SASL for every Kafka client (docs/kafka.md); "

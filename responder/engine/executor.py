@@ -17,6 +17,7 @@ from responder.actuators.registry import Registry
 from responder.auth import KeyRing
 from responder.engine.approvals import Parked
 from responder.engine.decisions import Decisions
+from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards, Trip
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan, build_plan
@@ -53,7 +54,8 @@ class Engine:
     def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *, dry_run: bool = False,
                  guards: Guards | None = None, publisher: Publisher | None = None,
                  approval_keys: KeyRing | None = None, requests_topic: str = REQUESTS_TOPIC,
-                 clock: Callable[[], float] = time.time, context: ActuationContext | None = None) -> None:
+                 clock: Callable[[], float] = time.time, context: ActuationContext | None = None,
+                 fleet_guard: FleetGuard | None = None) -> None:
         """`context` carries the actuators' collaborators (publisher, webhook keys, model config); `aws` is theirs."""
         self.recorder = recorder
         self.context = replace(context, aws=aws) if context is not None else ActuationContext(aws=aws)
@@ -62,6 +64,7 @@ class Engine:
         self.dry_run = dry_run
         self.clock = clock
         self.guards = guards or Guards()
+        self.fleet_guard = fleet_guard  # global quotas and the kill switch shared by every replica
         self.publisher = publisher
         self.requests_topic = requests_topic
         self.state = EngineState()
@@ -195,6 +198,8 @@ class Engine:
             return Outcome.OK if done.ok else Outcome.FAILED
         trips = [*plan_trips, *self.guards.check_step(rb, step.actuator, target, values, event,
                                                       self.state.windows, self.clock())]
+        if self.fleet_guard is not None and self.fleet_guard.killed:
+            trips.append(Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
         reasons = [f"{t.guard}: {t.detail}" for t in trips]
         if step.approval.required:
             reasons.append("approval required by the runbook")
@@ -227,6 +232,12 @@ class Engine:
             rec.append(EntryKind.STEP_RESULT, refused.body(), incident.id)
             self.state.finish(refused, incident.id)
             return Outcome.FAILED
+        if not reasons and not approved and self.fleet_guard is not None:
+            full = await self.fleet_guard.acquire(step.actuator, key, self.clock())
+            if full is not None:
+                rec.append(EntryKind.GUARD_TRIPPED, {**head.body(), **full.body()}, incident.id)
+                log.warning("guard_tripped", step=step.id, guard=full.guard, detail=full.detail)
+                reasons.append(f"{full.guard}: {full.detail}")
         if reasons and not approved:
             await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest, reasons)
             return Outcome.PARKED

@@ -142,3 +142,17 @@ async def effects(aws: AwsSession, bucket: str) -> Counter[str]:
 def make_keys(n: int) -> list[str]:
     """`n` incident keys."""
     return [fake_key() for _ in range(n)]
+
+
+def kinds(fleet: Fleet, kind: str) -> list[dict[str, object]]:
+    """Every entry of `kind` in every writer's timeline."""
+    out = []
+    for path in fleet.timelines():
+        for line in path.read_bytes().splitlines():
+            try:
+                e = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if e["kind"] == kind:
+                out.append(e)
+    return out

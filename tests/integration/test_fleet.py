@@ -8,9 +8,10 @@ import time
 
 import pytest
 
+from responder.engine.fleetguard import FleetGuard
 from responder.timeline.chain import parse_lines
 from responder.timeline.verify import verify_lines
-from tests.integration.fleet import effects, make_keys, start_fleet, stream
+from tests.integration.fleet import effects, kinds, make_keys, start_fleet, stream
 
 
 async def _fleet_run(kafka_bootstrap, aws, unique, tmp_path, events: int, incidents: int) -> None:
@@ -61,3 +62,43 @@ async def test_fleet_sigkill_scale_out_rolling_restart_acts_once(kafka_bootstrap
 async def test_soak_fleet_10k_events_1k_incidents(kafka_bootstrap, aws, unique, tmp_path):
     """The issue's form: 10,000 events over 1,000 incidents through the same moves, each step acting once."""
     await _fleet_run(kafka_bootstrap, aws, unique, tmp_path, events=10_000, incidents=1_000)
+
+
+async def _settled(fleet, incidents: int) -> None:
+    """Wait until every incident has either acted or parked."""
+    deadline = time.monotonic() + 90
+    while len(fleet.done()) + len(kinds(fleet, "approval.requested")) < incidents:
+        assert time.monotonic() < deadline, fleet.logs()
+        await asyncio.sleep(0.5)
+
+
+@pytest.mark.timeout(300)
+async def test_fleet_wide_quota_and_kill_switch_hold_across_replicas(kafka_bootstrap, aws, unique, tmp_path):
+    """A global quota of 5 per 15 minutes allows 5 actions over 3 replicas; the kill switch stops all of them."""
+    fleet, topic, bucket = await start_fleet(kafka_bootstrap, aws, unique, tmp_path)
+    table = f"guards-{unique}"
+    fleet.env |= {"RESPONDER_FLEET_GUARD_TABLE": table,
+                  "RESPONDER_GUARD_QUOTAS": '[{"actuator": "test.s3.*", "max": 5, "window": 900}]'}
+    guard = FleetGuard(aws, table, [])
+    await guard.ensure_table()
+    try:
+        for n in [fleet.spawn() for _ in range(3)]:
+            await fleet.serving(n)
+        await stream(kafka_bootstrap, topic, make_keys(30), 30, redeliver=0)
+        await _settled(fleet, 30)
+        assert sum((await effects(aws, bucket)).values()) == 5
+        writers = {e["writer"] for e in kinds(fleet, "step.result")}
+        await guard.set_kill_switch(True, by="test")
+        await asyncio.sleep(1.0)  # one poll
+        await guard.set_kill_switch(False, by="test")  # quota slots free: only the switch could stop them now
+        await guard.set_kill_switch(True, by="test")
+        await asyncio.sleep(1.0)
+        await aws.call("dynamodb", "delete_item", TableName=table, Key={"pk": {"S": "quota#test.s3.*#900#0"}})
+        await stream(kafka_bootstrap, topic, make_keys(6), 6, redeliver=0)
+        await _settled(fleet, 36)
+    finally:
+        fleet.stop_all()
+    assert sum((await effects(aws, bucket)).values()) == 5, "the kill switch let a replica act"
+    tripped = [e for e in kinds(fleet, "guard.tripped") if e["body"]["guard"] == "kill_switch"]
+    assert len(tripped) == 6
+    assert len(writers) >= 1
