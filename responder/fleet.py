@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from responder.engine.executor import Engine
 from responder.engine.partitions import Partitions, cut, merge, release
+from responder.engine.state import EngineSnapshot
 from responder.errors import ChangelogError
 from responder.ingest.changelog import Changelog
 from responder.models.approval import ApprovalDecision
@@ -43,16 +44,26 @@ class FleetState:
             await self.changelog.write(partition, {i: slices.get(i) for i in incidents},
                                        quotas=self.engine.state.windows.runs())
 
-    async def evicted(self, incidents: Iterable[str]) -> None:
-        """Tombstone evicted incidents in their partitions' changelogs."""
-        by_partition: dict[int, dict[str, None]] = {}
+    async def evict(self) -> list[str]:
+        """Evict closed incidents: tombstone them, and remember their group keys' last event time."""
+        state = self.engine.state
+        keys = {i.id: (i.runbook, i.group_key) for i in state.incidents.all()}
+        incidents = self.engine.evict()
+        by_partition: dict[int, dict[str, EngineSnapshot | None]] = {}
         for incident in incidents:
             partition = self.partitions.of.get(incident)
-            if partition is not None and partition in self.owned:
-                by_partition.setdefault(partition, {})[incident] = None
+            if partition is None or partition not in self.owned:
+                continue
+            rb, group_key = keys[incident]
+            ended = state.closed_until(rb, group_key)
+            slices = by_partition.setdefault(partition, {})
+            slices[incident] = None
+            if ended is not None:
+                slices[f"~closed#{rb}#{group_key}"] = EngineSnapshot(closed=[(rb, group_key, ended)])
         self.partitions.forget(incidents)
         for partition, tombstones in by_partition.items():
             await self.changelog.write(partition, tombstones)
+        return incidents
 
     async def assign(self, partitions: Iterable[int]) -> set[int]:
         """Restore each partition's state; returns the partitions that could not be restored (not to consume)."""

@@ -185,18 +185,24 @@ class Service:
             await self.recorder.flush()
             self.fleet.revoke(partition_numbers(partitions))
 
+    async def _evict(self) -> None:
+        """Every `evict_every` seconds, forget closed incidents (in a fleet, tombstoning their changelog records)."""
+        if self.clock() - self._evicted_at < self.settings.evict_every:
+            return
+        self._evicted_at = self.clock()
+        async with self._lock:
+            gone = await self.fleet.evict() if self.fleet is not None else self.engine.evict()
+        if gone:
+            log.info("incidents_evicted", count=len(gone), open=len(self.engine.state.incidents.all()))
+
     async def _fleet_upkeep(self) -> None:
-        """Retry partitions whose restore failed; evict closed incidents (tombstoning their changelog records)."""
+        """Retry partitions whose restore failed."""
         assert self.fleet is not None
         if self.fleet.failed:
             async with self._lock:
                 failed = set(self.fleet.failed)
                 still = await self.fleet.assign(failed)
                 self.ingest.resume([tp for tp in self.ingest.assigned() if tp.partition in failed - still])
-        if self.clock() - self._evicted_at >= self.settings.evict_every:
-            self._evicted_at = self.clock()
-            async with self._lock:
-                await self.fleet.evicted(self.engine.evict())
 
     async def run(self) -> None:
         """Recover, consume until asked to stop, drain, close."""
@@ -248,6 +254,7 @@ class Service:
 
     async def _alerts_loop(self) -> None:
         while not self._stop.is_set():
+            await self._evict()
             if self.fleet is not None:
                 await self._fleet_upkeep()
             if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll

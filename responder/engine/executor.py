@@ -112,6 +112,10 @@ class Engine:
         incident = incidents.find(rb.id, group_key, event.time, rb.window)
         base = {"event_id": event.id, "runbook": rb.ref, "group_key": group_key, "event_time": event.time.isoformat()}
         repeat = False
+        ended = self.state.closed_until(rb.id, group_key) if incident is None else None
+        if ended is not None and event.time.timestamp() <= ended:  # a redelivery of an evicted incident's event
+            self.recorder.append(EntryKind.INCIDENT_SUPPRESSED, {**base, "reason": "evicted"}, None)
+            return Incident("", rb.id, group_key, event.time, event.time)
         if incident is None:
             last = incidents.latest(rb.id, group_key)
             if last is not None and rb.cooldown and event.time - last.opened_at < timedelta(seconds=rb.cooldown):

@@ -86,6 +86,7 @@ def merge(state: EngineState, slices: Iterable[EngineSnapshot]) -> None:
         snap.done.update(part.done)
         snap.inflight.update(part.inflight)
         snap.parked.extend(part.parked)
+        snap.closed.extend(part.closed)
         for run in part.quotas:
             runs.setdefault((run.runbook, run.actuator), set()).update(run.times)
     snap.quotas = [QuotaRun(rb, act, tuple(sorted(times))) for (rb, act), times in runs.items()]

@@ -8,6 +8,7 @@ incidents closed for longer than their runbook's window plus cooldown, with thei
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -20,6 +21,8 @@ from responder.models.step import StepIntent, StepResult
 from responder.models.timeline import EntryKind, TimelineEntry
 
 _UNPARK = (EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED)
+MAX_CLOSED = 100_000
+"""Group keys of evicted incidents remembered (with the time of their last event), newest kept."""
 
 
 class DoneStep(BaseModel):
@@ -50,6 +53,8 @@ class EngineSnapshot(BaseModel):
     inflight: dict[str, InFlight] = {}
     parked: list[Parked] = []
     quotas: list[QuotaRun] = []
+    closed: list[tuple[str, str, float]] = []
+    """(runbook, group key, last event time) of evicted incidents: an older redelivery must not reopen them."""
 
 
 class EngineState:
@@ -61,6 +66,7 @@ class EngineState:
         self._done: dict[str, DoneStep] = {}
         self._inflight: dict[str, InFlight] = {}
         self._parked: dict[tuple[str, str], Parked] = {}
+        self._closed: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def clear(self) -> None:
         """Forget everything (before a replay)."""
@@ -98,6 +104,10 @@ class EngineState:
     def parked_steps(self) -> list[Parked]:
         """Every parked step."""
         return list(self._parked.values())
+
+    def closed_until(self, runbook: str, group_key: str) -> float | None:
+        """The last event time of an evicted incident of this group key (None: none remembered)."""
+        return self._closed.get((runbook, group_key))
 
     def waiting(self, incident: str, runbook: str) -> bool:
         """Whether a step of this incident's run of `runbook` (ref) waits for a human."""
@@ -172,7 +182,8 @@ class EngineState:
     def snapshot(self) -> EngineSnapshot:
         """The whole state as a serialisable value."""
         return EngineSnapshot(incidents=self.incidents.all(), done=dict(self._done), inflight=dict(self._inflight),
-                              parked=list(self._parked.values()), quotas=self.windows.runs())
+                              parked=list(self._parked.values()), quotas=self.windows.runs(),
+                              closed=[(rb, key, at) for (rb, key), at in self._closed.items()])
 
     def restore(self, snapshot: EngineSnapshot) -> None:
         """Replace the whole state with `snapshot`."""
@@ -181,6 +192,9 @@ class EngineState:
         self._done = dict(snapshot.done)
         self._inflight = dict(snapshot.inflight)
         self._parked = {(p.incident, p.step): p for p in snapshot.parked}
+        self._closed = OrderedDict()
+        for rb, key, at in snapshot.closed:
+            self._remember(rb, key, at)
 
     def evict(self, now: float, spans: Mapping[str, float]) -> list[str]:
         """Drop incidents closed at `now` and their step results; returns the ids dropped.
@@ -195,9 +209,18 @@ class EngineState:
                   if inc.runbook in spans and inc.id not in busy and now - inc.touched > spans[inc.runbook]]
         gone = set(closed)
         for incident_id in closed:
+            inc = self.incidents.by_id[incident_id]
+            self._remember(inc.runbook, inc.group_key, inc.last_seen.timestamp())
             self.incidents.drop(incident_id)
         self._done = {k: d for k, d in self._done.items() if d.incident not in gone}
         return closed
+
+    def _remember(self, runbook: str, group_key: str, at: float) -> None:
+        key = (runbook, group_key)
+        self._closed[key] = max(at, self._closed.get(key, at))
+        self._closed.move_to_end(key)
+        while len(self._closed) > MAX_CLOSED:
+            self._closed.popitem(last=False)
 
     def _runbook_of(self, incident: str | None) -> str:
         found = self.incidents.by_id.get(incident or "")

@@ -2,7 +2,8 @@
 
 Partition p of the changelog holds the engine state of input partition p: one record per incident keyed
 by incident id (value: that incident's `EngineSnapshot` slice, a tombstone once it is evicted or released
-for good), plus `~quotas`, the writer's quota windows. With `cleanup.policy=compact` the broker keeps the
+for good), `~closed#<runbook>#<group key>` (the last event time of an evicted incident: an older redelivery
+does not reopen it) and `~quotas`, the writer's quota windows. With `cleanup.policy=compact` the broker keeps the
 latest record per key, so a restore reads live state, not history.
 """
 
@@ -46,10 +47,10 @@ class Changelog:
 
     async def write(self, partition: int, slices: Mapping[str, EngineSnapshot | None],
                     quotas: list[QuotaRun] | None = None) -> None:
-        """Send every slice (None: a tombstone) to `partition` and wait for all the acks."""
+        """Send every slice by key (None: a tombstone) to `partition` and wait for all the acks."""
         sends = [await self.producer.send(self.topic, None if s is None else s.model_dump_json().encode(),
-                                          key=incident.encode(), partition=partition)
-                 for incident, s in slices.items()]
+                                          key=key.encode(), partition=partition)
+                 for key, s in slices.items()]
         if quotas is not None:
             sends.append(await self.producer.send(
                 self.topic, EngineSnapshot(quotas=quotas).model_dump_json().encode(), key=QUOTAS_KEY,
