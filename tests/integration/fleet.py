@@ -53,7 +53,8 @@ class Fleet:
     async def serving(self, n: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while not (self.tmp / f"ready-{n}.serving").exists():
-            assert self.procs[n].poll() is None and time.monotonic() < deadline, f"replica {n} did not start"
+            assert self.procs[n].poll() is None, f"replica {n} exited:\n{self.logs()}"
+            assert time.monotonic() < deadline, f"replica {n} did not start"
             await asyncio.sleep(0.05)
 
     def kill(self, n: int, sig: int = signal.SIGKILL) -> int:

@@ -36,7 +36,8 @@ async def test_memory_of_evicted_group_keys_survives_a_snapshot_and_is_bounded(t
     assert len(state.snapshot().closed) == 1
     state.restore(EngineSnapshot(closed=[("rb", f"k{i}", 1.0) for i in range(MAX_CLOSED + 10)]))
     assert len(state.snapshot().closed) == MAX_CLOSED
-    assert state.closed_until("rb", "k0") is None and state.closed_until("rb", f"k{MAX_CLOSED + 9}") == 1.0
+    assert state.closed_until("rb", "k0") is None
+    assert state.closed_until("rb", f"k{MAX_CLOSED + 9}") == 1.0
 
 
 async def test_partition_slices_cut_merge_and_release(tmp_path):
@@ -55,4 +56,5 @@ async def test_partition_slices_cut_merge_and_release(tmp_path):
     merge(other, [EngineSnapshot.model_validate_json(slices[incident].model_dump_json())])
     assert other.results() == kit.engine.state.results()
     release(other, {incident})
-    assert other.results() == [] and not other.incidents.all()
+    assert other.results() == []
+    assert not other.incidents.all()
