@@ -84,9 +84,15 @@ class Recorder:
                    checkpoint_interval=settings.timeline_checkpoint_interval, clock=clock)
 
     def _resume(self) -> None:
-        """Continue after the last entry on disk (orjson only: this runs on every start)."""
+        """Continue after the last entry on disk (orjson only: this runs on every start).
+
+        A file store is read from its tail only (the last 256 KiB), so a start does not grow with history;
+        `responder timeline verify` checks the whole chain.
+        """
         last: dict[str, Any] | None = None
-        for number, line in enumerate(self.store.read().splitlines(), start=1):
+        tail = getattr(self.store, "tail", None)
+        data = tail(256 * 1024) if tail is not None else self.store.read()
+        for number, line in enumerate(data.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
