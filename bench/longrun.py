@@ -75,7 +75,8 @@ async def drive(events: int, incidents: int, days: float, directory: Path) -> No
     engine = Engine(recorder, registry, NoAws(), clock=lambda: now[0])
     engine.use_runbooks([BOOK])
     template = normalise(envelope_bytes(guardduty_finding("AKIA000000000000TMPL")))[0]
-    done, evicted_at, points = 0, now[0], {}
+    done, evicted_at = 0, now[0]
+    points: dict[str, dict[str, float]] = {}
     began = time.perf_counter()
     batch: list[Event] = []
     for i in range(incidents):
@@ -83,7 +84,8 @@ async def drive(events: int, incidents: int, days: float, directory: Path) -> No
         res = tuple(r.model_copy(update={"id": key}) if r.id.startswith("AKIA") else r for r in template.resources)
         for j in range(per):
             at = START + timedelta(seconds=i * spacing + j * 30)
-            batch.append(template.model_copy(update={"id": f"{i}-{j}", "time": at, "resources": res, "incident_key": key}))
+            batch.append(template.model_copy(update={"id": f"{i}-{j}", "time": at, "resources": res,
+                                                     "incident_key": key}))
         if len(batch) >= 256 or i == incidents - 1:
             now[0] = max(now[0], batch[-1].time.timestamp())
             await asyncio.gather(*(engine.handle(Match(BOOK, e)) for e in batch))
@@ -105,7 +107,7 @@ async def drive(events: int, incidents: int, days: float, directory: Path) -> No
     small, big = points["10k"], points["all"]
     print(f"simulated {days:g} days: {done:,} events, {incidents:,} incidents, {big['entries']:,} timeline entries "
           f"in {elapsed:.0f} s ({done / elapsed:,.0f} events/s); open incidents now {big['incidents']:,}")
-    for name, p in points.items():
+    for p in points.values():
         print(f"after {p['events']:>9,} events ({p['entries']:>9,} entries): restart {p['seconds'] * 1000:7.1f} ms, "
               f"restarted RSS {p['rss_mb']:6.1f} MB, live incidents {p['incidents']:,}, "
               f"running RSS {p['live_rss_mb']:6.1f} MB")
