@@ -57,7 +57,7 @@ def restart(directory: Path) -> dict[str, float]:
 
 def measure(directory: Path, engine: Engine) -> dict[str, float]:
     (directory / "snapshot.json").write_text(engine.state.snapshot().model_dump_json())
-    runs = []
+    runs: list[dict[str, float]] = []
     for _ in range(3):
         out = subprocess.run([sys.executable, __file__, "--restart", str(directory)], capture_output=True, check=True)
         runs.append(json.loads(out.stdout))
