@@ -6,12 +6,17 @@ import asyncio
 import signal
 import time
 
+import orjson
 import pytest
+from typer.testing import CliRunner
 
+from responder.cli import app
 from responder.engine.fleetguard import FleetGuard
 from responder.timeline.chain import parse_lines
 from responder.timeline.verify import verify_lines
 from tests.integration.fleet import effects, kinds, make_keys, start_fleet, stream
+
+runner = CliRunner()
 
 
 async def _fleet_run(kafka_bootstrap, aws, unique, tmp_path, events: int, incidents: int) -> None:
@@ -49,6 +54,22 @@ async def _fleet_run(kafka_bootstrap, aws, unique, tmp_path, events: int, incide
     opened = [e for p in fleet.timelines() for e in parse_lines(p.read_bytes().splitlines())
               if e.kind == "incident.opened"]
     assert len({e.incident for e in opened}) == incidents, "an incident was opened twice (state lost in a move)"
+    _merged_view_shows_every_writer(tmp_path, fleet.timelines())
+
+
+def _merged_view_shows_every_writer(directory, paths) -> None:
+    """`timeline verify DIR` checks every writer; `show DIR --incident X` has every writer's entries for X."""
+    assert runner.invoke(app, ["timeline", "verify", str(directory)]).exit_code == 0
+    writers: dict[str, set[tuple[str, int]]] = {}
+    for path in paths:
+        for e in parse_lines(path.read_bytes().splitlines()):
+            if e.incident:
+                writers.setdefault(e.incident, set()).add((e.writer, e.seq))
+    moved = max(writers, key=lambda i: len({w for w, _ in writers[i]}))
+    assert len({w for w, _ in writers[moved]}) > 1, "no incident moved between replicas"
+    out = runner.invoke(app, ["timeline", "show", str(directory), "--incident", moved, "--json"])
+    shown = {(d["writer"], d["seq"]) for d in map(orjson.loads, out.stdout.splitlines())}
+    assert writers[moved] <= shown
 
 
 @pytest.mark.timeout(300)
