@@ -98,9 +98,12 @@ async def drive(events: int, incidents: int, days: float, directory: Path) -> No
             if not points and done >= 10_000:
                 points["10k"] = measure(directory, engine) | {"events": done, "entries": recorder.next_seq}
                 print(f"10k point: {points['10k']}", flush=True)
-            if done % 100_000 < len_batch:
-                print(f"{done:,} events, {time.perf_counter() - began:.0f} s, RSS {rss_mb():.0f} MB, "
-                      f"open incidents {len(engine.state.incidents.all()):,}", flush=True)
+            if done % 100_000 < len_batch:  # a restart measured at every 100k events, against the 10k one
+                p = measure(directory, engine) | {"events": done, "entries": recorder.next_seq}
+                print(f"after {done:,} events ({time.perf_counter() - began:.0f} s): restart "
+                      f"{p['seconds'] * 1000:.1f} ms = {p['seconds'] / points['10k']['seconds']:.2f}x the 10k one, "
+                      f"restarted RSS {p['rss_mb']:.0f} MB, running RSS {p['live_rss_mb']:.0f} MB, "
+                      f"live incidents {p['incidents']:,}", flush=True)
     points["all"] = measure(directory, engine) | {"events": done, "entries": recorder.next_seq}
     recorder.close()
     elapsed = time.perf_counter() - began
