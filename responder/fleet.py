@@ -59,7 +59,8 @@ class FleetState:
             slices = by_partition.setdefault(partition, {})
             slices[incident] = None
             if ended is not None:
-                slices[f"~closed#{rb}#{group_key}"] = EngineSnapshot(closed=[(rb, group_key, ended)])
+                slices[f"~closed#{rb}#{group_key}"] = EngineSnapshot(closed=[(rb, group_key, ended,
+                                                                             self.engine.clock())])
         self.partitions.forget(incidents)
         for partition, tombstones in by_partition.items():
             await self.changelog.write(partition, tombstones)

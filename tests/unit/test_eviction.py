@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from responder.engine.partitions import Partitions, cut, merge, release
-from responder.engine.state import MAX_CLOSED, EngineSnapshot, EngineState
+from responder.engine.state import CLOSED_HORIZON, MAX_CLOSED, EngineSnapshot, EngineState
 from tests.kit import make_kit
 from tests.unit.test_guards import ECHO
 
@@ -25,7 +25,7 @@ async def test_redelivered_event_of_an_evicted_incident_does_not_act_again(tmp_p
 
 
 async def test_memory_of_evicted_group_keys_survives_a_snapshot_and_is_bounded(tmp_path):
-    """The closed ring travels in the snapshot and keeps at most MAX_CLOSED group keys."""
+    """The closed ring travels in the snapshot, keeps at most MAX_CLOSED group keys, and forgets after its horizon."""
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="window: 10m")})
     kit.clock.now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC).timestamp()
     await kit.send(finding_id="f1", updated="2026-11-25T10:00:00.000Z")
@@ -34,10 +34,12 @@ async def test_memory_of_evicted_group_keys_survives_a_snapshot_and_is_bounded(t
     state = EngineState()
     state.restore(EngineSnapshot.model_validate_json(kit.engine.state.snapshot().model_dump_json()))
     assert len(state.snapshot().closed) == 1
-    state.restore(EngineSnapshot(closed=[("rb", f"k{i}", 1.0) for i in range(MAX_CLOSED + 10)]))
+    state.restore(EngineSnapshot(closed=[("rb", f"k{i}", 1.0, 1.0) for i in range(MAX_CLOSED + 10)]))
     assert len(state.snapshot().closed) == MAX_CLOSED
     assert state.closed_until("rb", "k0") is None
     assert state.closed_until("rb", f"k{MAX_CLOSED + 9}") == 1.0
+    state.evict(1.0 + CLOSED_HORIZON + 1, {})
+    assert state.snapshot().closed == []
 
 
 async def test_partition_slices_cut_merge_and_release(tmp_path):
