@@ -6,6 +6,8 @@ Wired by `Service` when `changelog_topic` is set (see docs/fleet.md).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,7 +20,9 @@ from responder.engine.state import EngineSnapshot
 from responder.errors import ChangelogError
 from responder.ingest.changelog import Changelog
 from responder.models.approval import ApprovalDecision
+from responder.models.runbook import Runbook
 from responder.models.timeline import TimelineEntry
+from responder.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -117,6 +121,17 @@ class FleetState:
             if self.engine.state.parked(incident, step) is not None:
                 del self._held[(incident, step)]
                 await self.engine.decide(value, key_id, signature)
+
+
+def fleet_digest(runbooks: Iterable[Runbook], settings: Settings) -> str:
+    """What every replica must agree on: the runbooks (as loaded) and the settings that change what they do."""
+    doc = {
+        "runbooks": sorted(rb.model_dump_json() for rb in runbooks),
+        "settings": settings.model_dump_json(include={
+            "topics", "topic_formats", "changelog_topic", "guard_quotas", "guard_max_targets", "protected_ids",
+            "protected_tags", "dry_run", "require_signature"}),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 def partition_numbers(tps: Iterable[Any]) -> set[int]:

@@ -23,7 +23,7 @@ from responder.engine.executor import Engine
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import GuardPolicy, Guards
 from responder.errors import ConfigError, EventRejected, TimelineError
-from responder.fleet import FleetState, partition_numbers
+from responder.fleet import FleetState, fleet_digest, partition_numbers
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.changelog import Changelog
@@ -217,6 +217,9 @@ class Service:
         if self.fleet_guard is not None:
             await self.fleet_guard.ensure_table()
             await self.fleet_guard.refresh()
+            if self.fleet is not None:  # a replica with other runbooks/settings than the fleet's is refused
+                await self.fleet_guard.check_digest(fleet_digest(self.engine.runbooks.values(), self.settings),
+                                                    self.recorder.writer, self.settings.fleet_adopt_digest)
         if self.fleet is None:
             self._recover()
         else:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     fleet_guard_table: str | None = Field(
         default=None, description="DynamoDB table shared by the fleet: global quotas count every replica's "
                                   "actions and its kill switch stops every replica within one poll")
+    fleet_adopt_digest: bool = Field(
+        default=False, description="make this replica's runbook/settings digest the fleet's (first replica of a "
+                                   "rollout); otherwise a replica whose digest differs is refused")
     evict_every: float = Field(default=60.0, gt=0, description="seconds between evictions of closed incidents")
     kafka_security: KafkaSecurity = Field(
         default_factory=KafkaSecurity, description="TLS / SASL for every Kafka client (docs/kafka.md); "

@@ -21,12 +21,13 @@ import structlog
 
 from responder.actuators.base import AwsCaller
 from responder.engine.guards import Trip
-from responder.errors import ActuationError
+from responder.errors import ActuationError, ConfigError
 from responder.models.runbook import Quota
 
 log = structlog.get_logger(__name__)
 
 KILL_SWITCH = "kill-switch"
+DIGEST = "fleet-digest"
 
 
 class FleetGuard:
@@ -65,6 +66,32 @@ class FleetGuard:
             log.warning("fleet_kill_switch", on=killed)
         self.killed = killed
         return killed
+
+    async def check_digest(self, digest: str, writer: str, adopt: bool = False) -> None:
+        """Refuse to run with runbooks/settings that differ from the fleet's (the first replica sets them).
+
+        `adopt` makes this replica's digest the fleet's (the first replica of a rollout); ConfigError otherwise.
+        """
+        item = {"pk": {"S": DIGEST}, "digest": {"S": digest}, "writer": {"S": writer}}
+        try:
+            if adopt:
+                await self.aws.call("dynamodb", "put_item", TableName=self.table, Item=item)
+            else:
+                await self.aws.call("dynamodb", "put_item", TableName=self.table, Item=item,
+                                    ConditionExpression="attribute_not_exists(pk) OR digest = :d",
+                                    ExpressionAttributeValues={":d": {"S": digest}})
+        except ActuationError as exc:
+            if getattr(exc, "code", "") != "ConditionalCheckFailedException":
+                raise
+            got = await self.aws.call("dynamodb", "get_item", TableName=self.table, ConsistentRead=True,
+                                      Key={"pk": {"S": DIGEST}})
+            theirs = got.get("Item", {})
+            fleet, by = theirs.get("digest", {}).get("S", "?"), theirs.get("writer", {}).get("S", "?")
+            log.error("fleet_digest_mismatch", mine=digest, fleet=fleet, set_by=by)
+            raise ConfigError(f"RESPONDER_RUNBOOKS_DIR/settings: runbook digest {digest[:16]} differs from the "
+                              f"fleet's {fleet[:16]} (set by {by}); deploy the same runbooks, or set "
+                              "RESPONDER_FLEET_ADOPT_DIGEST=true on the first replica of a rollout") from exc
+        log.info("fleet_digest_checked", digest=digest, adopted=adopt)
 
     async def set_kill_switch(self, on: bool, by: str) -> None:
         """Turn the fleet's kill switch on or off."""

@@ -123,3 +123,27 @@ async def test_fleet_wide_quota_and_kill_switch_hold_across_replicas(kafka_boots
     tripped = [e for e in kinds(fleet, "guard.tripped") if e["body"]["guard"] == "kill_switch"]
     assert len(tripped) == 6
     assert len(writers) >= 1
+
+
+async def test_replica_with_other_runbooks_is_refused(aws, unique, tmp_path):
+    """The first replica's digest becomes the fleet's; another digest is refused (exit 3 wording); adopt replaces it."""
+    from responder.errors import ConfigError
+    from responder.fleet import fleet_digest
+    from responder.models.runbook import Runbook
+    from responder.settings import Settings
+
+    guard = FleetGuard(aws, f"guards-{unique}", [])
+    await guard.ensure_table()
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", changelog_topic="changelog")
+    book = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"},
+                                   "steps": [{"id": "s", "actuator": "test.s3.put_marker", "with": {}}]})
+    mine = fleet_digest([book], settings)
+    other = fleet_digest([book.model_copy(update={"window": 60.0})], settings)
+    assert mine != other
+    await guard.check_digest(mine, "replica-1")
+    await guard.check_digest(mine, "replica-2")
+    with pytest.raises(ConfigError, match="differs from the fleet's"):
+        await guard.check_digest(other, "replica-3")
+    await guard.check_digest(other, "replica-3", adopt=True)
+    with pytest.raises(ConfigError, match="set by replica-3"):
+        await guard.check_digest(mine, "replica-1")
