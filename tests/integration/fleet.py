@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -67,16 +68,7 @@ class Fleet:
 
     def done(self) -> set[str]:
         """Targets with an ok result in any writer's timeline."""
-        out: set[str] = set()
-        for path in self.timelines():
-            for line in path.read_bytes().splitlines():
-                try:
-                    e = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if e["kind"] == "step.result" and e["body"].get("status") == "ok":
-                    out.add(str(e["body"].get("target")))
-        return out
+        return {str(e["body"].get("target")) for e in kinds(self, "step.result") if e["body"].get("status") == "ok"}
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(self.tmp.glob("replica-*.log")))
@@ -145,7 +137,7 @@ def make_keys(n: int) -> list[str]:
     return [fake_key() for _ in range(n)]
 
 
-def kinds(fleet: Fleet, kind: str) -> list[dict[str, object]]:
+def kinds(fleet: Fleet, kind: str) -> list[dict[str, Any]]:
     """Every entry of `kind` in every writer's timeline."""
     out = []
     for path in fleet.timelines():
