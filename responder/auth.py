@@ -47,3 +47,20 @@ class KeyRing:
         if not hmac.compare_digest(sign(secret, payload), signature.strip().lower()):
             return f"bad signature for key id {key_id!r}"
         return None
+
+
+class ApproverKeys(KeyRing):
+    """Approval keys, each bound to the identity (a person or a team) allowed to sign as `by`.
+
+    `max_lifetime` bounds how long a signed decision may stay valid (seconds from now to `expires_at`).
+    """
+
+    def __init__(self, keys: Mapping[str, bytes | str] | None = None, *,
+                 identities: Mapping[str, str] | None = None, max_lifetime: float = 3600.0) -> None:
+        super().__init__(keys)
+        self.identities = dict(identities or {})
+        self.max_lifetime = max_lifetime
+
+    def identity(self, key_id: str | None) -> str | None:
+        """Who holds `key_id`, or None when the key is bound to no identity."""
+        return self.identities.get(key_id) if key_id else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -14,7 +15,12 @@ from typing import Any
 import orjson
 
 from responder.actuators.aws.session import AwsSession
+from responder.errors import SandboxError
 from responder.ingest.kafka import publish
+from responder.ingest.producer import AckedProducer
+from responder.ingest.security import kafka_client_options
+from responder.intake import Intake
+from responder.intake.server import serving
 from responder.models.step import StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
@@ -23,6 +29,8 @@ from responder.settings import Settings
 from responder.timeline.chain import parse_lines, verify_entries
 
 DEMO_USER = "ml-training"
+DEMO_TOKEN = "demo-eventbridge-api-destination-token"  # noqa: S105 - a sandbox-only credential
+DEMO_SIGNING = "demo-intake-signing-key"
 
 
 def finding_template() -> dict[str, Any]:
@@ -83,8 +91,38 @@ def default_timeline_path() -> Path:
     return Path(".responder") / f"demo-{stamp}.jsonl"
 
 
-async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0) -> DemoResult:
-    """Start the sandbox and the service, publish a finding, wait for the response, stop everything."""
+def webhook_settings() -> dict[str, Any]:
+    """Settings for `--via webhook`: a bearer-token source (as an EventBridge API destination sends) and signing."""
+    return {
+        "intake_sources": {"eventbridge": {"auth": "bearer", "keys": {"demo": DEMO_TOKEN}}},
+        "intake_signing_key_id": "intake", "event_signing_keys": {"intake": DEMO_SIGNING},
+        "require_signature": ["guardduty"],
+    }
+
+
+def _post(url: str, body: bytes) -> int:
+    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 - loopback http
+        "content-type": "application/json", "authorization": f"Bearer {DEMO_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+        return int(answer.status)
+
+
+async def _deliver(settings: Settings, body: bytes, key: bytes, via: str) -> None:
+    """Publish to Kafka directly, or POST to an in-process intake as a SIEM would (202 = acknowledged)."""
+    bootstrap = settings.kafka_bootstrap or ""
+    if via == "kafka":
+        await publish(bootstrap, "security.alerts", [body], key=key)
+        return
+    intake = Intake(settings, AckedProducer(bootstrap, send_timeout=settings.intake_send_timeout_s,
+                                        options=kafka_client_options(settings)))
+    async with serving(intake) as port:
+        status = await asyncio.to_thread(_post, f"http://127.0.0.1:{port}/v1/events/eventbridge", body)
+    if status != 202:
+        raise SandboxError(f"the intake answered {status}")
+
+
+async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0, via: str = "kafka") -> DemoResult:
+    """Start the sandbox and the service, deliver a finding (Kafka or webhook), wait for the response, stop."""
     started = time.monotonic()
     sandbox = Sandbox()
     await asyncio.to_thread(sandbox.start)
@@ -97,6 +135,7 @@ async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0) -> De
             aws_access_key_id=SANDBOX_CREDENTIALS["aws_access_key_id"],
             aws_secret_access_key=SANDBOX_CREDENTIALS["aws_secret_access_key"],
             timeline_path=timeline, runbooks_dir=runbooks_dir, session_timeout_ms=6000, group_id="responder-demo",
+            **(webhook_settings() if via == "webhook" else {}),
         )
         service = Service(settings)
         task = asyncio.create_task(service.run())
@@ -107,8 +146,7 @@ async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0) -> De
             now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             finding["createdAt"] = finding["updatedAt"] = now
             incident_key = f"{finding['accountId']}:access_key:{key_id}".encode()
-            await publish(settings.kafka_bootstrap or "", "security.alerts",
-                          [orjson.dumps(eventbridge(finding))], key=incident_key)
+            await _deliver(settings, orjson.dumps(eventbridge(finding)), incident_key, via)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline and not service.engine.state.results():
                 await asyncio.sleep(0.05)

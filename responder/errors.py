@@ -18,6 +18,7 @@
     ├── ApprovalRefused                 → a decision that must not release a step (reason on the timeline)
     ├── TimelineError                   → the record is unwritable or does not verify
     │   └── ChainBroken                 (seq, reason)
+    ├── BrokerUnavailable               → Kafka did not acknowledge a produce in time (intake answers 503)
     └── ActuationError                  → raised by actuators only
         ├── TransientActuationError     throttling, 5xx, timeouts: retried with jittered backoff
         └── PermanentActuationError     AccessDenied, NotFound, bad params: recorded, the step fails
@@ -132,6 +133,10 @@ class ChainBroken(TimelineError):
         self.seq = seq
         self.reason = reason
         super().__init__(f"entry {seq}: {reason}")
+
+
+class BrokerUnavailable(ResponderError):
+    """Kafka did not acknowledge a record in time: the sender must retry (HTTP intake: 503)."""
 
 
 class ActuationError(ResponderError):

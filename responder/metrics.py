@@ -1,4 +1,7 @@
-"""Prometheus counters for the ingest/normalise stages, and the small HTTP endpoint that serves them.
+"""Prometheus metrics of `responder run`, and the small HTTP endpoint that serves them.
+
+Stage counters are incremented by the pipeline and service; what the engine did (steps, guard trips, matches,
+alert → dispatch) is read off the timeline by `TimelineMetrics`, so the engine itself exports nothing.
 
 `/metrics` (Prometheus text format), `/healthz` (the loop answers) and `/readyz` (consuming) are served
 on `metrics_host:metrics_port` (127.0.0.1 by default) when `metrics_port` is set.
@@ -8,12 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from typing import Any
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from responder.models.timeline import EntryKind, TimelineEntry
 
 log = structlog.get_logger(__name__)
+
+# when the record being handled reached Kafka (epoch seconds); set by the pipeline for its task
+ALERT_AT: ContextVar[float | None] = ContextVar("responder_alert_at", default=None)
+DISPATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+FSYNC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class Metrics:
@@ -29,6 +42,24 @@ class Metrics:
                                     registry=self.registry)
         self.authenticated = Counter("responder_records_authenticated", "Records with a valid HMAC signature",
                                      ["key_id"], registry=self.registry)
+        r = self.registry
+        self.consumer_lag = Gauge("responder_consumer_lag", "Records behind the partition's high watermark",
+                                  ["topic", "partition"], registry=r)
+        self.event_outcomes = Counter("responder_event_outcomes", "Events by source and outcome (matched, unmatched)",
+                                      ["source", "outcome"], registry=r)
+        self.runbook_matches = Counter("responder_runbook_matches", "Events matched, by runbook", ["runbook"],
+                                       registry=r)
+        self.steps = Counter("responder_steps", "Step results by actuator and outcome (ok, failed, refused, ...)",
+                             ["actuator", "outcome"], registry=r)
+        self.guard_trips = Counter("responder_guard_trips", "Guards that refused automatic execution", ["guard"],
+                                   registry=r)
+        self.approvals_parked = Gauge("responder_approvals_parked", "Steps waiting for a human decision",
+                                      registry=r)
+        self.alert_to_dispatch = Histogram("responder_alert_to_dispatch_seconds",
+                                           "From the alert reaching Kafka to its step's intent being durable",
+                                           buckets=DISPATCH_BUCKETS, registry=r)
+        self.timeline_fsync = Histogram("responder_timeline_fsync_seconds", "Timeline write + fdatasync",
+                                        buckets=FSYNC_BUCKETS, registry=r)
 
     def value(self, name: str, **labels: str) -> float:
         """The current value of a sample (`responder_deadlettered_total`, reason=...), 0 when absent."""
@@ -38,6 +69,66 @@ class Metrics:
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+class TimelineMetrics:
+    """Counts what the engine recorded: a Recorder observer (at append) and durable sink (after the fsync)."""
+
+    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
+        self.metrics = metrics
+        self.clock = clock
+        self._alert_at: dict[int, float] = {}
+
+    def observe(self, entry: TimelineEntry) -> None:
+        """At append, in the appending task: remember when the alert behind a step intent arrived."""
+        if entry.kind == EntryKind.STEP_INTENT:
+            at = ALERT_AT.get()
+            if at is not None:
+                self._alert_at[entry.seq] = at
+
+    def accept(self, items: Sequence[tuple[TimelineEntry, bytes]]) -> None:
+        """Durable entries: count steps, trips and matches; an intent durable now is a dispatch."""
+        m = self.metrics
+        for entry, _ in items:
+            body: dict[str, Any] = entry.body
+            if entry.kind == EntryKind.STEP_RESULT:
+                m.steps.labels(str(body.get("actuator", "")), str(body.get("status", ""))).inc()
+            elif entry.kind == EntryKind.STEP_INTENT:
+                at = self._alert_at.pop(entry.seq, None)
+                if at is not None:
+                    m.alert_to_dispatch.observe(max(0.0, self.clock() - at))
+            elif entry.kind == EntryKind.GUARD_TRIPPED:
+                m.guard_trips.labels(str(body.get("guard", ""))).inc()
+            elif entry.kind == EntryKind.EVENT_MATCHED:
+                m.runbook_matches.labels(str(body.get("runbook", "")).split("@", 1)[0]).inc()
+
+
+class TimedSync:
+    """Wraps a timeline store so every `sync` (fdatasync) is timed into `responder_timeline_fsync_seconds`."""
+
+    def __init__(self, store: Any, histogram: Histogram) -> None:
+        self.store = store
+        self.histogram = histogram
+
+    def read(self) -> bytes:
+        """Delegate."""
+        return bytes(self.store.read())
+
+    def write(self, data: bytes) -> None:
+        """Delegate."""
+        self.store.write(data)
+
+    def sync(self) -> None:
+        """Delegate, timed."""
+        with self.histogram.time():
+            self.store.sync()
+
+    def close(self) -> None:
+        """Delegate."""
+        self.store.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
 
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}

@@ -17,7 +17,7 @@ from responder.actuators.base import AwsCaller
 from responder.actuators.context import context_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
-from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
+from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys
 from responder.catalog import load_runbooks
 from responder.engine.executor import Engine
 from responder.engine.fleetguard import FleetGuard
@@ -30,7 +30,7 @@ from responder.ingest.changelog import Changelog
 from responder.ingest.kafka import KafkaIngest
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection, kafka_client_options
-from responder.metrics import Metrics, MetricsServer
+from responder.metrics import Metrics, MetricsServer, TimedSync, TimelineMetrics
 from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
 from responder.normalise import known
@@ -38,6 +38,7 @@ from responder.pipeline import Pipeline
 from responder.settings import Settings
 from responder.timeline.archive import Archiver
 from responder.timeline.recorder import Recorder
+from responder.tracing import StepSpans
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +60,15 @@ def guards_from(settings: Settings) -> Guards:
         protected=Protected(ids=settings.protected_ids, tags=settings.protected_tags),
         kill_switch=settings.kill_switch, kill_switch_file=settings.kill_switch_file,
     ))
+
+
+def authenticator_from(settings: Settings) -> RecordAuthenticator:
+    """Record signature checks: the keys, where signatures are required, and which sources each key may sign."""
+    unknown = sorted(set(settings.event_signing_key_sources) - set(settings.event_signing_keys))
+    if unknown:
+        raise ConfigError(f"RESPONDER_EVENT_SIGNING_KEY_SOURCES names keys that are not configured: {unknown}")
+    return RecordAuthenticator({k: v.get_secret_value() for k, v in settings.event_signing_keys.items()},
+                               settings.require_signature, settings.event_signing_key_sources)
 
 
 def archiver_from(settings: Settings) -> Archiver | None:
@@ -102,17 +112,22 @@ class Service:
             self.recorder, registry, context.aws, dry_run=settings.dry_run,
             guards=global_guards, fleet_guard=self.fleet_guard, publisher=self.publisher,
             requests_topic=settings.approval_requests_topic,
-            approval_keys=KeyRing({k: v.get_secret_value() for k, v in settings.approval_keys.items()}), clock=clock,
-            context=context,
+            approval_keys=ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
+                                       identities=settings.approver_identities,
+                                       max_lifetime=settings.approval_decision_max_lifetime),
+            clock=clock, context=context,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
         self.metrics = Metrics()
-        authenticator = RecordAuthenticator(
-            {k: v.get_secret_value() for k, v in settings.event_signing_keys.items()}, settings.require_signature
-        )
+        observed = TimelineMetrics(self.metrics)
+        self.recorder.observers.extend([observed.observe, StepSpans().observe])
+        self.recorder.sinks.append(observed)
+        self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
+        self.metrics.approvals_parked.set_function(lambda: len(self.engine.state.parked_steps()))
+        authenticator = authenticator_from(settings)
         self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes,
                                  topic_formats=settings.topic_formats, authenticator=authenticator,
                                  metrics=self.metrics)
@@ -132,6 +147,8 @@ class Service:
             manual_assignment=settings.kafka_manual_assignment,
             co_partitioned=settings.changelog_topic is not None,
             options=options,
+            deadletter_max_bytes=settings.deadletter_max_bytes,
+            group_instance_id=settings.kafka_group_instance_id,
         )
         self.fleet: FleetState | None = None
         if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
@@ -142,7 +159,9 @@ class Service:
                                         None if self.fleet else f"{settings.group_id}.approvals",
                                         session_timeout_ms=settings.session_timeout_ms,
                                         manual_assignment=settings.kafka_manual_assignment or self.fleet is not None,
-                                        options=options)
+                                        options=options,
+                                        group_instance_id=f"{settings.kafka_group_instance_id}.approvals"
+                                        if settings.kafka_group_instance_id and self.fleet is None else None)
         self._evicted_at = clock()
         self._lock = asyncio.Lock()
         self._recovered_at = -1
@@ -235,8 +254,8 @@ class Service:
                 shipping.create_task(shipper.run())
             try:
                 await self.publisher.start()
-                await self.approvals.start()
-                await self.ingest.start()
+                # both groups join at once: after a crash each may wait for its dead member's session
+                await asyncio.gather(self.approvals.start(), self.ingest.start())
                 self.ready.set()
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._alerts_loop())
@@ -263,6 +282,8 @@ class Service:
             if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll
                 await self.fleet_guard.refresh()
             batch = await self.ingest.poll()
+            for (topic, partition), behind in self.ingest.lag().items():
+                self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
             if batch:
                 await self._handle_batch(batch)
             else:  # idle: a due checkpoint still seals the tail (and ships its segment)

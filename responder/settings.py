@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,6 +15,22 @@ from pydantic_settings import (
 )
 
 from responder.kafka_config import KafkaSecurity
+
+IntakeAuth = Literal["standard-webhooks", "bearer", "url-token", "open"]
+
+
+class IntakeSource(BaseModel):
+    """One SIEM posting to `POST /v1/events/{source}`: how it authenticates and how fast it may post."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auth: IntakeAuth = Field(description="standard-webhooks (HMAC), bearer, url-token (Splunk) or open")
+    keys: dict[str, SecretStr] = Field(default_factory=dict,
+                                       description="key id → secret; several at once while rotating")
+    format: str | None = Field(default=None, description="decoder format or family; unset = by shape")
+    topic: str | None = Field(default=None, description="topic to produce to; unset = intake_topic")
+    rate_per_s: float = Field(default=50.0, gt=0, description="sustained requests per second")
+    burst: int = Field(default=100, ge=1, description="requests allowed at once above the rate")
 
 
 class Settings(BaseSettings):
@@ -27,8 +43,15 @@ class Settings(BaseSettings):
                               description="topics to consume (JSON list)")
     group_id: str = Field(default="responder", description="Kafka consumer group; replicas share it")
     deadletter_topic: str = Field(default="responder.deadletter", description="where poison records go")
+    deadletter_max_bytes: int = Field(
+        default=1_000_000, ge=16_384,
+        description="largest dead-letter copy (key+value+headers); headers, then the value, are cut to fit")
     session_timeout_ms: int = Field(
         default=10_000, description="Kafka consumer session timeout; a silent member is evicted after this long")
+    kafka_group_instance_id: str | None = Field(
+        default=None, description="static group membership (KIP-345): a stable id unique per replica (e.g. the pod "
+                                  "name); a restart after a crash takes its old place without waiting for the "
+                                  "session to expire")
     max_record_bytes: int = Field(default=1024 * 1024, description="larger records are dead-lettered (`too_large`)")
     max_batch: int = Field(default=500, description="most records fetched and handled in one consumer batch")
     kafka_manual_assignment: bool = Field(
@@ -69,6 +92,15 @@ class Settings(BaseSettings):
         default=None, description="explicit credentials (with the secret key); unset = the standard boto3 chain")
     aws_secret_access_key: SecretStr | None = Field(default=None, description="goes with aws_access_key_id")
     aws_call_timeout: float = Field(default=20.0, description="deadline in seconds of one AWS API call")
+    aws_account_id: str | None = Field(default=None, description="account the generated IAM policy is scoped to")
+    self_principal_arns: list[str] = Field(
+        default_factory=list, description="responder's own role/user ARNs: `iam-policy` denies changing them or their "
+                                          "keys")
+    self_policy_arns: list[str] = Field(
+        default_factory=list, description="managed policies attached to responder: `iam-policy` denies changing them")
+    self_kms_key_arns: list[str] = Field(
+        default_factory=list, description="responder's own KMS keys (timeline, secrets): `iam-policy` denies "
+                                          "disabling or re-policing them")
 
     notify_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="HMAC secrets by key id for notify.webhook / notify.kafka signatures"
@@ -95,7 +127,8 @@ class Settings(BaseSettings):
                                                description='global quotas: [{"actuator": "aws.iam.*", "max": 5, '
                                                            '"window": "15m"}]')
     protected_ids: list[str] = Field(
-        default_factory=list, description='ids/ARNs/names (globs) never touched, e.g. ["arn:aws:iam::*:role/Break*"]')
+        default_factory=list, description="ids, names, path forms or ARNs (globs, case-insensitive) never touched, "
+                                          'e.g. ["arn:aws:iam::*:role/Break*"]')
     protected_tags: dict[str, str] = Field(
         default_factory=dict, description='resources carrying these tags are never touched ("*" = any value)')
     approvals_topic: str = Field(default="responder.approvals", description="where approval decisions arrive")
@@ -106,6 +139,11 @@ class Settings(BaseSettings):
     approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")
     approval_decision_ttl: float = Field(
         default=900.0, gt=0, description="seconds a decision sent by the CLI stays valid")
+    approver_identities: dict[str, str] = Field(
+        default_factory=dict, description="approval key id → the person or team it belongs to; `by` must equal it, "
+                                          "and only a bound key can satisfy a step's `approvers`")
+    approval_decision_max_lifetime: float = Field(
+        default=3600.0, gt=0, description="longest a decision may stay valid (expires_at - now), in seconds")
     log_format: Literal["json", "console"] = Field(default="json", description="log renderer")
     log_level: str = Field(
         default="info", description="debug, info, warning, error or critical; an unknown name means info")
@@ -119,9 +157,27 @@ class Settings(BaseSettings):
     event_signing_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="HMAC key id → secret for signed records; several at once for rotation"
     )
+    event_signing_key_sources: dict[str, list[str]] = Field(
+        default_factory=dict, description="key id → event sources (globs) it may sign; a key not listed signs any")
     require_signature: list[str] = Field(
         default_factory=list, description="topics or event sources whose records must be signed; '*' = all"
     )
+
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); unset = no export")
+    intake_host: str = Field(default="127.0.0.1", description="interface `responder intake` listens on")
+    intake_port: int = Field(default=8080, ge=0, le=65535, description="port `responder intake` listens on")
+    intake_topic: str = Field(default="security.alerts", description="topic the intake produces to")
+    intake_sources: dict[str, IntakeSource] = Field(
+        default_factory=dict, description='source → {"auth": ..., "keys": {...}}; a source without auth is refused')
+    intake_signing_key_id: str | None = Field(
+        default=None, description="event_signing_keys id the intake signs produced records with")
+    intake_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
+    intake_max_depth: int = Field(default=32, ge=2, description="deeper JSON nesting gets 400")
+    intake_read_timeout_s: float = Field(default=10.0, gt=0, description="slow clients get 408 after this")
+    intake_send_timeout_s: float = Field(default=10.0, gt=0, description="no broker ack after this = 503")
+    intake_dedupe_ttl_s: float = Field(default=86_400.0, gt=0, description="how long a delivery id is remembered")
+    intake_dedupe_max: int = Field(default=200_000, ge=1, description="delivery ids remembered at most")
 
     @classmethod
     def settings_customise_sources(

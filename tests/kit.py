@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from responder.actuators.registry import Registry
-from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing, signed_headers
+from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys, signed_headers
 from responder.catalog import load_runbooks
 from responder.engine import Engine
 from responder.engine.approvals import MemoryPublisher
@@ -22,6 +22,16 @@ from tests.findings import envelope_bytes, guardduty_finding
 
 KEY = "AKIAABCDEFGHIJKLMNOP"
 SECRET = b"approval-secret"
+APPROVER_KEYS = ApproverKeys({"k1": SECRET, "k-bob": b"bob-secret", "k-nobody": b"nobody-secret"},
+                             identities={"k1": "alice", "k-bob": "bob"}, max_lifetime=3600)
+DEACTIVATE_STEPS = """\
+steps:
+  - id: deactivate
+    actuator: aws.iam.deactivate_access_key
+    with:
+      user_name: "${event.resource.access_key.attributes.user_name}"
+      access_key_id: "${event.resource.access_key.id}"
+"""
 HEADER = """\
 id: {id}
 trigger: {{source: guardduty, type: "*IAMUser/*"}}
@@ -60,7 +70,7 @@ class Kit:
         reg = self.registry
         engine = Engine(Recorder(self.store), reg, self.iam, dry_run=self.dry_run,
                         guards=Guards(self.policy), publisher=self.publisher,
-                        approval_keys=KeyRing({"k1": SECRET}), clock=self.clock)
+                        approval_keys=APPROVER_KEYS, clock=self.clock)
         engine.recover()
         self.pipeline = Pipeline(load_runbooks(self.runbooks_dir, reg), engine)
         return self.pipeline
@@ -101,7 +111,8 @@ def make_kit(tmp_path: Path, runbooks: dict[str, str], **kw: Any) -> Kit:
 
 
 def decision(kit: Kit, incident: str, step: str, verdict: str = "approve", *, by: str = "alice",
-             digest: str | None = None, ttl: float = 600, secret: bytes = SECRET) -> tuple[bytes, str, str]:
+             digest: str | None = None, ttl: float = 600, secret: bytes = SECRET,
+             key_id: str = "k1") -> tuple[bytes, str, str]:
     """A signed decision as it arrives from Kafka: (value, key id, signature)."""
     parked = kit.engine.state.parked(incident, step)
     now = datetime.fromtimestamp(kit.clock(), UTC)
@@ -109,5 +120,5 @@ def decision(kit: Kit, incident: str, step: str, verdict: str = "approve", *, by
                          digest=digest or (parked.digest if parked else "0" * 64), issued_at=now,
                          expires_at=now + timedelta(seconds=ttl))
     value = d.canonical()
-    headers = dict(signed_headers("k1", secret, value))
+    headers = dict(signed_headers(key_id, secret, value))
     return value, headers[KEY_ID_HEADER].decode(), headers[SIGNATURE_HEADER].decode()

@@ -1,12 +1,62 @@
-"""The least-privilege IAM policy for a set of runbooks: exact actions of the actuators they use."""
+"""The least-privilege IAM policy for a set of runbooks: exact actions, scoped resources, self-protection.
+
+Allow statements list only the exact actions of the actuators used, one statement per actuator and
+service, with resources scoped to what that service's actuators can touch (IAM users and roles, KMS
+keys, secrets, functions, SSM parameters under the model prefix, the model registry's bucket) in the
+configured account and region. Services whose targets are only known at run time (EC2, API Gateway,
+SageMaker, S3 buckets for block-public-access) keep `*`.
+
+Deny statements then protect responder itself, whatever the allows say: its own role or user (and
+so its access keys) and the policies attached to it, its timeline archive bucket (no delete, no
+policy, ACL, lock or lifecycle change; writing new segments stays allowed) and its KMS keys.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from responder.actuators.registry import Registry
 from responder.models.runbook import Runbook
+
+SELF_IAM_DENY = ["iam:Put*", "iam:Delete*", "iam:Update*", "iam:Attach*", "iam:Detach*", "iam:Create*",
+                 "iam:Tag*", "iam:Untag*", "iam:Remove*", "iam:Add*", "iam:SetDefaultPolicyVersion"]
+SELF_BUCKET_DENY = ["s3:DeleteBucket*", "s3:DeleteObject*", "s3:PutBucket*", "s3:PutLifecycleConfiguration",
+                    "s3:PutEncryptionConfiguration", "s3:PutObjectAcl", "s3:PutObjectRetention",
+                    "s3:PutObjectLegalHold", "s3:BypassGovernanceRetention", "s3:PutReplicationConfiguration"]
+SELF_KMS_DENY = ["kms:Disable*", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:CreateGrant",
+                 "kms:RevokeGrant", "kms:RetireGrant", "kms:UpdateKeyDescription", "kms:CancelKeyDeletion",
+                 "kms:DeleteImportedKeyMaterial", "kms:Update*"]
+
+
+@dataclass(frozen=True)
+class PolicyScope:
+    """What the generated policy knows about the deployment (from settings; `*` where unknown)."""
+
+    account: str = "*"
+    region: str = "*"
+    ssm_prefix: str = "/responder/models"
+    model_bucket: str | None = None
+    model_prefix: str = ""
+    self_principals: Sequence[str] = ()
+    self_policies: Sequence[str] = ()
+    timeline_bucket: str | None = None
+    self_kms_keys: Sequence[str] = ()
+
+    def resources(self, service: str) -> list[str]:
+        """The resources an actuator's actions on `service` may touch; `*` when only the event can say."""
+        a, r = self.account, self.region
+        scoped = {
+            "iam": [f"arn:aws:iam::{a}:user/*", f"arn:aws:iam::{a}:role/*"],
+            "kms": [f"arn:aws:kms:{r}:{a}:key/*"],
+            "secretsmanager": [f"arn:aws:secretsmanager:{r}:{a}:secret:*"],
+            "lambda": [f"arn:aws:lambda:{r}:{a}:function:*"],
+            "ssm": [f"arn:aws:ssm:{r}:{a}:parameter/{self.ssm_prefix.strip('/')}/*"],
+        }
+        if service == "s3" and self.model_bucket:
+            return [f"arn:aws:s3:::{self.model_bucket}", f"arn:aws:s3:::{self.model_bucket}/{self.model_prefix}*"]
+        return scoped.get(service, ["*"])
 
 
 def actuators_used(runbooks: Iterable[Runbook], registry: Registry, *, with_reverse: bool = True) -> list[str]:
@@ -18,20 +68,45 @@ def actuators_used(runbooks: Iterable[Runbook], registry: Registry, *, with_reve
 
 
 def _sid(name: str) -> str:
-    return "".join(part.capitalize() for part in name.replace("_", ".").split("."))
+    return "".join(part.capitalize() for part in name.replace("_", ".").replace("-", ".").split("."))
 
 
-def minimal_policy(names: Iterable[str], registry: Registry) -> dict[str, Any]:
-    """An IAM policy document with one statement per AWS actuator, listing only its exact actions.
-
-    Resources are `*` because targets are bound from events at run time; the actions are never wildcards.
-    Actuators that need no AWS permission (notify.*) add no statement.
-    """
+def _allows(names: Iterable[str], registry: Registry, scope: PolicyScope) -> list[dict[str, Any]]:
     statements = []
     for name in sorted(set(names)):
         actions = sorted(set(registry.get(name).permissions))
         if any("*" in a for a in actions):
             raise ValueError(f"{name} declares a wildcard action: {actions}")
-        if actions:
-            statements.append({"Sid": _sid(name), "Effect": "Allow", "Action": actions, "Resource": "*"})
-    return {"Version": "2012-10-17", "Statement": statements}
+        services = sorted({a.split(":", 1)[0] for a in actions})
+        for service in services:
+            mine = [a for a in actions if a.startswith(f"{service}:")]
+            sid = _sid(name) if len(services) == 1 else _sid(name) + _sid(service)
+            resources = scope.resources(service)
+            statements.append({"Sid": sid, "Effect": "Allow", "Action": mine,
+                               "Resource": resources[0] if resources == ["*"] else resources})
+    return statements
+
+
+def _denies(scope: PolicyScope) -> list[dict[str, Any]]:
+    statements = []
+    iam = [*scope.self_principals, *scope.self_policies]
+    if iam:
+        statements.append({"Sid": "DenyResponderSelfIam", "Effect": "Deny", "Action": SELF_IAM_DENY,
+                           "Resource": sorted(iam)})
+    if scope.timeline_bucket:
+        bucket = f"arn:aws:s3:::{scope.timeline_bucket}"
+        statements.append({"Sid": "DenyResponderTimelineBucket", "Effect": "Deny", "Action": SELF_BUCKET_DENY,
+                           "Resource": [bucket, f"{bucket}/*"]})
+    if scope.self_kms_keys:
+        statements.append({"Sid": "DenyResponderKmsKeys", "Effect": "Deny", "Action": SELF_KMS_DENY,
+                           "Resource": sorted(scope.self_kms_keys)})
+    return statements
+
+
+def minimal_policy(names: Iterable[str], registry: Registry, scope: PolicyScope | None = None) -> dict[str, Any]:
+    """An IAM policy document: exact allowed actions per actuator and service, then the self-protection denies.
+
+    Actuators that need no AWS permission (notify.*) add no statement.
+    """
+    scope = scope or PolicyScope()
+    return {"Version": "2012-10-17", "Statement": [*_allows(names, registry, scope), *_denies(scope)]}

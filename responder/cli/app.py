@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from responder.cli import actuation, approvals, coverage, docs, events, models, runbooks, service, timeline
+from responder.cli import actuation, approvals, coverage, docs, events, intake, models, runbooks, service, timeline
 
 app = typer.Typer(
     name="responder",
@@ -15,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 service.register(app)
+intake.register(app)
 runbooks.register(app)
 approvals.register(app)
 app.add_typer(timeline.app, name="timeline")

@@ -51,6 +51,10 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
         err_console.print("✗ set RESPONDER_KAFKA_BOOTSTRAP, RESPONDER_APPROVAL_KEYS='{\"id\": \"secret\"}' and "
                           "RESPONDER_APPROVAL_KEY_ID to sign and send decisions", markup=False)
         raise typer.Exit(EXIT_CONFIG)
+    identity = settings.approver_identities.get(key_id)
+    if identity is not None and by != identity:
+        err_console.print(f"✗ approval key {key_id} belongs to {identity!r}: --by must be {identity!r}", markup=False)
+        raise typer.Exit(EXIT_CONFIG)
     digest = digest or pending_digest(timeline or settings.timeline_path, incident, step)
     if digest is None:
         err_console.print(f"✗ no approval request for incident {incident} step {step} on the timeline; "

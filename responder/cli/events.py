@@ -162,6 +162,7 @@ def replay_cmd(
     topic: Annotated[str | None, typer.Option(help="publish here instead of each record's original topic")] = None,
     limit: Annotated[int | None, typer.Option(help="stop after this many records")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be replayed, send nothing")] = False,
+    force: Annotated[bool, typer.Option("--force", help="send again what an earlier replay already sent")] = False,
     bootstrap: BootstrapOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -173,14 +174,17 @@ def replay_cmd(
     server = kafka_server(settings, bootstrap)
     try:
         result = asyncio.run(replay_deadletters(server, settings.deadletter_topic, reason=reason, to_topic=topic,
-                                                limit=limit, dry_run=dry_run, options=kafka_client_options(settings)))
+                                                limit=limit, dry_run=dry_run, options=kafka_client_options(settings),
+                                                force=force))
     except ConfigError as exc:
         err_console.print(f"[red]✗ {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
     if json:
         emit_json({"scanned": result.scanned, "replayed": result.replayed, "dry_run": dry_run,
+                   "already_replayed": result.already, "unreplayable": result.unreplayable,
                    "by_reason": dict(result.by_reason), "targets": dict(result.targets)})
     else:
         verb = "would replay" if dry_run else "replayed"
         console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s) "
-                      f"{dict(result.by_reason)} → {dict(result.targets)}", highlight=False)
+                      f"{dict(result.by_reason)} → {dict(result.targets)}; {result.already} already replayed, "
+                      f"{result.unreplayable} cut copies not replayable", highlight=False)

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from responder import log
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, timeline_table
+from responder import log, tracing
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
 from responder.errors import ConfigError
 from responder.settings import Settings
 
@@ -85,6 +85,7 @@ def run(
             console.print(f"sandbox: Kafka at {box.broker.bootstrap}, AWS at {box.aws.endpoint_url}")
         settings = Settings(**overrides)  # type: ignore[arg-type]
         log.configure(settings.log_format, settings.log_level)
+        tracing.configure(settings.otel_exporter_otlp_endpoint, "responder")
 
         async def main() -> None:
             await serve(Service(settings))
@@ -104,16 +105,23 @@ def demo(
     ] = None,
     runbooks: Annotated[Path, typer.Option(help="runbook directory")] = Path("runbooks"),
     json: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
+    via: Annotated[str, typer.Option("--via", help="kafka: publish the finding; webhook: POST it to the intake")]
+    = "kafka",
 ) -> None:
     """Leaked key → GuardDuty finding on Kafka → key deactivated in a sandbox AWS → verified timeline."""
+    if via not in ("kafka", "webhook"):
+        err_console.print(f"[red]✗ --via {via!r}: valid choices: kafka, webhook")
+        raise typer.Exit(EXIT_USAGE)
     from responder.demo import default_timeline_path, run_demo
 
     log.configure("console", "warning")
     path = timeline or default_timeline_path()
     if not json:
         console.print("starting the embedded broker and a local AWS API, seeding an IAM user with an access key…")
+        if via == "webhook":
+            console.print("the finding is POSTed to `responder intake` (bearer token), which produces it signed")
     try:
-        result = asyncio.run(run_demo(path, runbooks))
+        result = asyncio.run(run_demo(path, runbooks, via=via))
     except ConfigError as exc:
         err_console.print(f"[red]✗ {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc

@@ -15,7 +15,13 @@ from responder.settings import Settings
 from responder.timeline.chain import parse_lines
 from responder.timeline.checkpoint import Checker, generate_keypair, key_id, load_public_key
 from responder.timeline.evidence import evidence_pack, incident_entries, render_markdown
-from responder.timeline.verify import Verification, compare_with_copy, verify_anchor_entry, verify_lines
+from responder.timeline.verify import (
+    Verification,
+    compare_with_copy,
+    split_lines,
+    verify_anchor_entry,
+    verify_lines,
+)
 
 app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_args_is_help=True)
 
@@ -62,16 +68,17 @@ def verify_file(path: Path, public_key: str | None, archive: str | None, anchors
     from responder.timeline.archive import read_archive
 
     checker = Checker.from_text(*public_key.split(",")) if public_key else None
-    lines = path.read_bytes().splitlines()
+    cadence = _settings().timeline_checkpoint_every
+    lines = split_lines(path.read_bytes())
     held = dict(verify_anchor_entry(a.read_bytes().strip(), checker) for a in anchors)
     archived: int | None = None
     if archive:
         store = S3Archive.from_settings(_settings().model_copy(update={"timeline_archive": archive}))
         assert store is not None
         copy = read_archive(store)
-        verify_lines(copy, checker)  # the archive must itself be a valid, signed chain
+        verify_lines(copy, checker, cadence=cadence)  # the archive must itself be a valid, signed chain
         archived = compare_with_copy(lines, copy)
-    result = verify_lines(lines, checker, held)
+    result = verify_lines(lines, checker, held, cadence, strict=True)
     result.archived_entries = archived
     return result
 

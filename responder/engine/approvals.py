@@ -3,7 +3,9 @@
 A step that needs a human is *parked*: `approval.requested` goes on the timeline (with the event, so
 a restarted service can resume it) and a request is published to `responder.approvals.requests`.
 A decision is accepted only if its HMAC signature verifies under an active approval key, it names a
-parked step, carries that step's plan digest, has not expired, and comes from a listed approver.
+parked step, carries that step's plan digest, has not expired, does not live longer than the maximum
+decision lifetime, its `by` is the identity the key is bound to, and that identity is a listed
+approver (a key bound to no identity satisfies no approver list).
 
 `on_timeout`: `deny` records the step as denied; `approve` runs it (never allowed for destructive
 actuators: the loader refuses that); `escalate` re-publishes the request once, marked escalated, with
@@ -14,16 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from responder.actuators.base import Publisher
-from responder.auth import KeyRing
+from responder.auth import ApproverKeys, KeyRing
 from responder.errors import ApprovalRefused
 from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
+
+MAX_DECISION_LIFETIME = 3600.0  # seconds, when the keys do not say (`approval_decision_max_lifetime`)
 
 
 class MemoryPublisher:
@@ -114,6 +118,24 @@ def accept_decision(value: bytes, key_id: str | None, signature: str | None, key
         raise ApprovalRefused("decision is for a different plan (digest mismatch)", decision)
     if decision.expired(now):
         raise ApprovalRefused("decision has expired", decision)
-    if found.approvers and decision.by not in found.approvers:
-        raise ApprovalRefused(f"{decision.by!r} is not an approver ({', '.join(found.approvers)})", decision)
+    _check_identity(decision, key_id, keys, found, now)
     return decision, found
+
+
+def _check_identity(decision: ApprovalDecision, key_id: str | None, keys: KeyRing, found: Parked,
+                    now: datetime) -> None:
+    bound = keys if isinstance(keys, ApproverKeys) else ApproverKeys()
+    lifetime = bound.max_lifetime if isinstance(keys, ApproverKeys) else MAX_DECISION_LIFETIME
+    if decision.expires_at - max(now, decision.issued_at) > timedelta(seconds=lifetime) \
+            or decision.issued_at > now + timedelta(minutes=5):
+        raise ApprovalRefused(f"decision lifetime exceeds the maximum of {lifetime:g}s", decision)
+    identity = bound.identity(key_id)
+    if identity is not None and decision.by != identity:
+        raise ApprovalRefused(f"key {key_id!r} belongs to {identity!r}, not {decision.by!r}", decision)
+    if not found.approvers:
+        return
+    if identity is None:
+        raise ApprovalRefused(f"key {key_id!r} is bound to no identity: it cannot stand for an approver "
+                              f"({', '.join(found.approvers)})", decision)
+    if identity not in found.approvers:
+        raise ApprovalRefused(f"{identity!r} is not an approver ({', '.join(found.approvers)})", decision)

@@ -1,8 +1,14 @@
 """Guards: limits on what automation may do unattended.
 
-* quotas: sliding-window counts of executions per actuator (glob), per runbook and global;
+* quotas: sliding-window counts of executions per actuator (glob), per runbook and global. A run is
+  counted when its intent is written (so concurrent steps cannot overrun a quota) and refunded when
+  its result is a permanent failure: nothing changed, typically because the target does not exist,
+  so bogus alerts naming missing targets cannot use up a quota. Successes and transient failures
+  (whose effect is unknown) stay counted;
 * max targets: distinct targets in one plan;
-* protected resources: ids/ARNs/names (globs) or tags on the event's resources: never touched;
+* protected resources: ids/ARNs/names (globs, over every identifier form of the target, see
+  `protection`) or tags on the event's resources: never touched; an IAM name outside IAM's character
+  set is refused the same way;
 * kill switch: a setting, or a file whose existence turns every step into an approval request.
 
 A *soft* trip (quota, max targets, kill switch) turns the step into an approval request; a *hard* trip
@@ -18,8 +24,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form
 from responder.models.event import Event
 from responder.models.runbook import Protected, Quota, Runbook
+from responder.models.step import StepResult, StepStatus
 
 
 @dataclass(frozen=True)
@@ -50,17 +58,6 @@ class GuardPolicy:
         return self.kill_switch or (self.kill_switch_file is not None and self.kill_switch_file.exists())
 
 
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _strings(v)
-
-
 def _tags(attributes: Mapping[str, Any]) -> dict[str, str]:
     raw = attributes.get("tags")
     if isinstance(raw, Mapping):
@@ -73,16 +70,16 @@ def _tags(attributes: Mapping[str, Any]) -> dict[str, str]:
 
 def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[str, Any], event: Event) -> str | None:
     """Why the step would touch a protected resource, or None."""
-    touched = {target, *_strings(params)}
+    forms = identifier_forms(target, params, event)
     for p in protected:
         for pattern in p.ids:
-            hit = next((s for s in sorted(touched) if fnmatchcase(s, pattern)), None)
+            hit = matching_form(pattern, forms)
             if hit is not None:
-                return f"{hit!r} matches protected id {pattern!r}"
+                return f"{target!r} (as {hit!r}) matches protected id {pattern!r}"
         if not p.tags:
             continue
         for res in event.resources:
-            if not touched & {res.id, res.arn, res.name}:
+            if not forms & {f.casefold() for f in (res.id, res.arn, res.name) if f}:
                 continue
             tags = _tags(res.attributes)
             for key, want in p.tags.items():
@@ -100,16 +97,43 @@ class QuotaRun:
     times: tuple[float, ...]
 
 
+@dataclass(frozen=True)
+class QuotaCharge:
+    """A counted run whose result is not known yet (refunded if it fails permanently)."""
+
+    key: str
+    runbook: str
+    actuator: str
+    at: float
+
+
 class QuotaWindows:
     """Sliding windows of executions per (runbook, actuator); part of the engine's state."""
 
     def __init__(self) -> None:
         self._runs: dict[tuple[str, str], deque[float]] = {}
+        self._by_key: dict[str, tuple[str, str, float]] = {}
 
-    def record(self, runbook_id: str, actuator: str, at: float) -> None:
-        """Count one execution of `actuator` by `runbook_id` at `at` (epoch seconds of the engine's clock)."""
+    def record(self, runbook_id: str, actuator: str, at: float, key: str | None = None) -> None:
+        """Count one execution of `actuator` by `runbook_id` at `at` (epoch seconds of the engine's clock).
+
+        `key` is the step's idempotency key: `settle` refunds the run if its result is a permanent failure.
+        """
         self._runs.setdefault((runbook_id, actuator), deque()).append(at)
         self._runs.setdefault(("*", actuator), deque()).append(at)
+        if key:
+            self._by_key[key] = (runbook_id, actuator, at)
+
+    def settle(self, key: str, result: StepResult) -> None:
+        """A step's result: a permanent failure changed nothing, so its run no longer counts."""
+        run = self._by_key.pop(key, None)
+        if run is None or result.status is not StepStatus.FAILED or not result.permanent:
+            return
+        runbook_id, actuator, when = run
+        for scope in (runbook_id, "*"):
+            times = self._runs.get((scope, actuator))
+            if times is not None and when in times:
+                times.remove(when)
 
     def count(self, scope: str, pattern: str, window: float, now: float) -> int:
         """Executions by `scope` of actuators matching `pattern` in (now - window, now]."""
@@ -127,9 +151,14 @@ class QuotaWindows:
         """Every window, as values."""
         return [QuotaRun(who, actuator, tuple(times)) for (who, actuator), times in self._runs.items()]
 
-    def load(self, runs: Iterable[QuotaRun]) -> None:
-        """Replace every window with `runs`."""
+    def charges(self) -> list[QuotaCharge]:
+        """The counted runs still waiting for their result, as values."""
+        return [QuotaCharge(key, *run) for key, run in self._by_key.items()]
+
+    def load(self, runs: Iterable[QuotaRun], charges: Iterable[QuotaCharge] = ()) -> None:
+        """Replace every window with `runs`, and the runs awaiting their result with `charges`."""
         self._runs = {(r.runbook, r.actuator): deque(r.times) for r in runs}
+        self._by_key = {c.key: (c.runbook, c.actuator, c.at) for c in charges}
 
 
 class Guards:
@@ -155,7 +184,8 @@ class Guards:
                    event: Event, windows: QuotaWindows, now: float) -> list[Trip]:
         """Guards on one step about to run; hard trips first."""
         trips: list[Trip] = []
-        hit = protected_hit([rb.guards.protected, self.policy.protected], target, params, event)
+        hit = invalid_iam_name(actuator, params) or protected_hit(
+            [rb.guards.protected, self.policy.protected], target, params, event)
         if hit:
             trips.append(Trip("protected", hit, hard=True))
         if self.policy.killed():

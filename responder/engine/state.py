@@ -15,7 +15,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from responder.engine.approvals import Parked
-from responder.engine.guards import QuotaRun, QuotaWindows
+from responder.engine.guards import QuotaCharge, QuotaRun, QuotaWindows
 from responder.engine.incidents import Incident, IncidentBook
 from responder.models.step import StepIntent, StepResult
 from responder.models.timeline import EntryKind, TimelineEntry
@@ -58,6 +58,8 @@ class EngineSnapshot(BaseModel):
     closed: list[tuple[str, str, float, float]] = []
     """(runbook, group key, last event time, evicted at) of evicted incidents: an older redelivery must not
     reopen them."""
+    charges: list[QuotaCharge] = []
+    """Counted runs still waiting for their result (refunded if it is a permanent failure)."""
 
 
 class EngineState:
@@ -124,12 +126,16 @@ class EngineState:
         if intent.key:
             self._inflight[intent.key] = InFlight(incident=incident, intent=intent)
         runbook = intent.runbook or self._runbook_of(incident)
-        self.windows.record(runbook, intent.actuator, at)
+        self.windows.record(runbook, intent.actuator, at, intent.key)
 
     def finish(self, result: StepResult, incident: str | None) -> None:
-        """A step key has its result: no longer in flight or parked; an ok result's outputs feed later steps."""
+        """A step key has its result: no longer in flight or parked; an ok result's outputs feed later steps.
+
+        A permanent failure changed nothing, so its run is refunded from the quota windows.
+        """
         if not result.key:
             return
+        self.windows.settle(result.key, result)
         pending = self._inflight.pop(result.key, None)
         self._done[result.key] = DoneStep(incident=incident, result=result,
                                           params=pending.intent.params if pending is not None else None)
@@ -187,12 +193,13 @@ class EngineState:
         """The whole state as a serialisable value."""
         return EngineSnapshot(incidents=self.incidents.all(), done=dict(self._done), inflight=dict(self._inflight),
                               parked=list(self._parked.values()), quotas=self.windows.runs(),
-                              closed=[(rb, key, at, gone) for (rb, key), (at, gone) in self._closed.items()])
+                              closed=[(rb, key, at, gone) for (rb, key), (at, gone) in self._closed.items()],
+                              charges=self.windows.charges())
 
     def restore(self, snapshot: EngineSnapshot) -> None:
         """Replace the whole state with `snapshot`."""
         self.incidents.load(snapshot.incidents)
-        self.windows.load(snapshot.quotas)
+        self.windows.load(snapshot.quotas, snapshot.charges)
         self._done = dict(snapshot.done)
         self._inflight = dict(snapshot.inflight)
         self._parked = {(p.incident, p.step): p for p in snapshot.parked}

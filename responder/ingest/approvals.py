@@ -41,7 +41,8 @@ class ApprovalIngest:
     """A manual-commit consumer of the decisions topic (its own group: every decision is handled once)."""
 
     def __init__(self, bootstrap: str, topic: str, group_id: str | None, *, session_timeout_ms: int = 10_000,
-                 manual_assignment: bool = False, options: Mapping[str, Any] | None = None) -> None:
+                 manual_assignment: bool = False, options: Mapping[str, Any] | None = None,
+                 group_instance_id: str | None = None) -> None:
         self.topic = topic
         self.manual_assignment = manual_assignment
         self.consumer = AIOKafkaConsumer(
@@ -49,6 +50,7 @@ class ApprovalIngest:
             enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6), **(options or {}),
+            group_instance_id=None if manual_assignment else group_instance_id,
         )
 
     async def start(self, deadline: float = 30.0) -> None:

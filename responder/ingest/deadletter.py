@@ -2,8 +2,13 @@
 
 A dead-lettered record keeps its original value, key and headers, plus `dlq.*` headers (reason,
 detail, topic, partition, offset, time). Replay sends value, key and the original headers (without
-`dlq.*`) back to the original topic, or to `to_topic`. Replaying twice re-sends twice: that is safe
-because every effect downstream is idempotent, and `--reason` narrows what is sent.
+`dlq.*`) back to the original topic, or to `to_topic`, plus `responder-replay-of` naming the
+dead-letter record (`topic:partition:offset`). Replay is idempotent: each record sent is noted in the
+ledger topic `<deadletter_topic>.replayed` (keyed by target and dead-letter coordinates), and a later
+replay skips what the ledger holds (`force` sends again). A crash between a send and its ledger note
+can re-send that one record once; every effect downstream is idempotent anyway. Minimal dead-letter
+records, and cut copies (`dlq.truncated`, `dlq.headers_dropped`), are never replayed: they are not
+the original bytes, which are still in their topic at the named offset.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from responder.ingest.kafka import _start_with_retry
+from responder.ingest.kafka import _start_with_retry, ensure_topics
 from responder.ingest.security import check_connection
 
 log = structlog.get_logger(__name__)
 DLQ_PREFIX = "dlq."
+REPLAY_OF_HEADER = "responder-replay-of"
+NOT_ORIGINAL = ("dlq.minimal", "dlq.truncated", "dlq.headers_dropped")  # copies that are not the original record
 
 
 @dataclass
@@ -30,6 +37,8 @@ class ReplayResult:
 
     scanned: int = 0
     replayed: int = 0
+    already: int = 0
+    unreplayable: int = 0
     by_reason: Counter[str] = field(default_factory=Counter)
     targets: Counter[str] = field(default_factory=Counter)
 
@@ -37,6 +46,32 @@ class ReplayResult:
 def _header(headers: list[tuple[str, bytes]], name: str) -> str | None:
     found = [v for k, v in headers if k == name]
     return found[-1].decode(errors="replace") if found else None
+
+
+async def _drain(consumer: AIOKafkaConsumer, idle_seconds: float) -> list[Any]:
+    """Every record of the consumer's topics, read until `idle_seconds` pass without a new one."""
+    out: list[Any] = []
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since <= idle_seconds:
+        batch = await consumer.getmany(timeout_ms=300, max_records=500)
+        records = [m for msgs in batch.values() for m in msgs]
+        if records:
+            out += records
+            idle_since = time.monotonic()
+    return out
+
+
+async def _ledger(bootstrap: str, topic: str, idle_seconds: float,
+                  options: Mapping[str, Any] | None = None) -> set[bytes]:
+    """Keys already noted in the replay ledger."""
+    await ensure_topics(bootstrap, [topic], partitions=1, options=options)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **(options or {}))
+    await _start_with_retry(consumer, 15.0)
+    try:
+        return {m.key for m in await _drain(consumer, idle_seconds) if m.key is not None}
+    finally:
+        await consumer.stop()
 
 
 async def replay_deadletters(
@@ -49,10 +84,13 @@ async def replay_deadletters(
     dry_run: bool = False,
     idle_seconds: float = 3.0,
     options: Mapping[str, Any] | None = None,
+    force: bool = False,
 ) -> ReplayResult:
-    """Read the whole dead-letter topic once and re-publish the matching records."""
+    """Read the whole dead-letter topic once and re-publish the matching records not replayed before."""
     result = ReplayResult()
     await check_connection(bootstrap, options or {})
+    ledger_topic = f"{deadletter_topic}.replayed"
+    done = set() if force else await _ledger(bootstrap, ledger_topic, min(idle_seconds, 1.5), options)
     consumer = AIOKafkaConsumer(deadletter_topic, bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest", **(options or {}))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
@@ -77,9 +115,20 @@ async def replay_deadletters(
                 target = to_topic or _header(headers, "dlq.topic")
                 if not target:
                     continue
-                original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX)]
+                if any(_header(headers, h) is not None for h in NOT_ORIGINAL):
+                    result.unreplayable += 1  # not the original bytes: fetch it from its topic by offset
+                    continue
+                coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
+                ledger_key = f"{target}|{coords}".encode()
+                if ledger_key in done:
+                    result.already += 1
+                    continue
+                original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]
                 if not dry_run:
-                    await producer.send_and_wait(target, msg.value, key=msg.key, headers=original)
+                    await producer.send_and_wait(target, msg.value, key=msg.key,
+                                                 headers=[*original, (REPLAY_OF_HEADER, coords.encode())])
+                    await producer.send_and_wait(ledger_topic, coords.encode(), key=ledger_key)
+                    done.add(ledger_key)
                 result.replayed += 1
                 result.by_reason[why] += 1
                 result.targets[target] += 1
@@ -88,6 +137,7 @@ async def replay_deadletters(
     finally:
         await consumer.stop()
         await producer.stop()
-    log.info("deadletters_replayed", scanned=result.scanned, replayed=result.replayed, dry_run=dry_run,
+    log.info("deadletters_replayed", scanned=result.scanned, replayed=result.replayed, already=result.already,
+             dry_run=dry_run,
              reasons=dict(result.by_reason))
     return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -10,15 +10,22 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    MessageSizeTooLargeError,
+)
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
+from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
 from responder.ingest.security import check_connection
 from responder.models.event import RawRecord
 
 log = structlog.get_logger(__name__)
 
-DLQ_MAX_VALUE = 1_000_000 - 64 * 1024  # room for the original headers and ours under a 1 MiB message
+DLQ_ATTEMPTS = 3  # sends of one dead-letter copy before the next, smaller, form is tried
 
 
 async def _start_with_retry(client: Any, deadline: float) -> None:
@@ -95,6 +102,8 @@ class KafkaIngest:
         manual_assignment: bool = False,
         co_partitioned: bool = False,
         options: Mapping[str, Any] | None = None,
+        deadletter_max_bytes: int = DLQ_MAX_BYTES,
+        group_instance_id: str | None = None,
     ) -> None:
         self.topics = list(topics)
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
@@ -104,6 +113,7 @@ class KafkaIngest:
         assignors = {"partition_assignment_strategy": (RangePartitionAssignor,)} if co_partitioned else {}
         self.deadletter_topic = deadletter_topic
         self.max_batch = max_batch
+        self.deadletter_max_bytes = deadletter_max_bytes
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -113,9 +123,12 @@ class KafkaIngest:
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             **assignors,
+            group_instance_id=None if manual_assignment else group_instance_id,
             **options,
         )
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options)
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options,
+                                         max_request_size=max(1024 * 1024, deadletter_max_bytes + 64 * 1024))
+        self._positions: dict[TopicPartition, int] = {}
 
     async def start(self, deadline: float = 30.0) -> None:
         """Connect both clients, retrying bootstrap."""
@@ -136,6 +149,9 @@ class KafkaIngest:
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next batch, by partition, in offset order."""
         got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        for tp, msgs in got.items():
+            if msgs:
+                self._positions[tp] = msgs[-1].offset + 1
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
@@ -149,6 +165,16 @@ class KafkaIngest:
     def assigned(self) -> set[TopicPartition]:
         """The partitions this member owns now."""
         return set(self.consumer.assignment())
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records behind the high watermark, per owned partition fetched from at least once."""
+        owned = self.consumer.assignment()
+        out = {}
+        for tp, position in self._positions.items():
+            high = self.consumer.highwater(tp) if tp in owned else None
+            if high is not None:
+                out[(tp.topic, tp.partition)] = max(0, high - position)
+        return out
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the next offsets to read (last handled + 1)."""
@@ -165,24 +191,36 @@ class KafkaIngest:
             log.warning("offset_commit_failed", error=str(exc))
 
     async def deadletter(self, record: RawRecord, reason: str, detail: str) -> None:
-        """Send the original bytes, headers and the reason to the dead-letter topic; waits for the ack."""
-        headers = [
-            *record.headers,
-            ("dlq.reason", reason.encode()),
-            ("dlq.detail", detail[:2000].encode(errors="replace")),
-            ("dlq.topic", record.topic.encode()),
-            ("dlq.partition", str(record.partition).encode()),
-            ("dlq.offset", str(record.offset).encode()),
-            ("dlq.time", str(int(time.time() * 1000)).encode()),
-        ]
-        value = record.value
-        if len(value) > DLQ_MAX_VALUE:  # keep the copy under the broker's 1 MiB default; the original stays put
-            headers += [("dlq.truncated", str(len(value)).encode()),
-                        ("dlq.sha256", hashlib.sha256(value).hexdigest().encode())]
-            value = value[:DLQ_MAX_VALUE]
-        await self.producer.send_and_wait(self.deadletter_topic, value, key=record.key, headers=headers)
+        """Send a copy that fits (see `responder.ingest.dlq`) with the reason; waits for the ack.
+
+        A copy that still cannot be sent after `DLQ_ATTEMPTS` tries (too large for this broker, or
+        refused) is replaced by the minimal copy, so one record never blocks its partition. Only when
+        the minimal copy cannot be sent either (the broker is gone) does the error propagate, and
+        nothing is committed.
+        """
+        now_ms = int(time.time() * 1000)
+        copy = full_copy(record, reason, detail, now_ms, self.deadletter_max_bytes)
+        try:
+            await self._send_bounded(copy)
+        except KafkaError as exc:
+            log.error("deadletter_copy_failed", error=repr(exc), topic=record.topic, partition=record.partition,
+                      offset=record.offset, size=copy.size)
+            await self._send_bounded(minimal_copy(record, reason, detail, now_ms, repr(exc)))
         log.warning("record_deadlettered", reason=reason, detail=detail[:200], topic=record.topic,
                     partition=record.partition, offset=record.offset)
+
+    async def _send_bounded(self, copy: DeadLetter) -> None:
+        for attempt in range(DLQ_ATTEMPTS):
+            try:
+                await self.producer.send_and_wait(self.deadletter_topic, copy.value, key=copy.key,
+                                                  headers=copy.headers)
+                return
+            except MessageSizeTooLargeError:
+                raise  # the same bytes will never fit: retrying is pointless
+            except KafkaError:
+                if attempt == DLQ_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
 
     async def stop(self) -> None:
         """Leave the group and close."""

@@ -63,6 +63,7 @@ class Recorder:
         self.sinks: list[DurableSink] = []
         self.barriers: list[Callable[[Sequence[TimelineEntry]], Awaitable[None]]] = []
         """Awaited with each written batch before it counts as durable (the fleet's state changelog)."""
+        self.observers: list[Callable[[TimelineEntry], None]] = []  # called at append, in the appending task
         self._pending: list[tuple[TimelineEntry, bytes]] = []
         self._next_seq = 0
         self._head = GENESIS_HASH
@@ -116,6 +117,8 @@ class Recorder:
     def append(self, kind: str, body: Mapping[str, Any], incident: str | None = None) -> TimelineEntry:
         """Chain an entry onto the head; durable only after `flush()`."""
         entry = self._seal(kind, body, incident)
+        for observer in self.observers:
+            observer(entry)
         if self.signer is not None:
             self._since_checkpoint += 1
             if self._since_checkpoint >= self.checkpoint_every or self._checkpoint_due():

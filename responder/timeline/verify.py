@@ -48,18 +48,32 @@ def _bad_line(seq: int, number: int, why: str) -> ChainBroken:
     return ChainBroken(seq, f"line {number} is not a timeline entry ({why})")
 
 
+def split_lines(raw: bytes) -> list[bytes]:
+    """The file's lines split on LF only, so a CR, a blank line or a stray space stays visible to the check."""
+    lines = raw.split(b"\n")
+    return lines[:-1] if lines and lines[-1] == b"" else lines
+
+
 def verify_lines(
-    lines: Iterable[bytes], checker: Checker | None = None, anchors: Mapping[int, str] | None = None
+    lines: Iterable[bytes], checker: Checker | None = None, anchors: Mapping[int, str] | None = None,
+    cadence: int | None = None, *, strict: bool = False,
 ) -> Verification:
     """Verify JSON Lines: links, seqs, hashes, checkpoint signatures and anchors (seq → hash that must be there).
 
-    Raises ChainBroken naming the first bad entry.
+    With a `checker`, the chain must hold at least one signed checkpoint, and with a `cadence` no more
+    than `cadence` entries may follow one without the next (the recorder checkpoints at least that
+    often), so deleting checkpoints and rehashing fails. `strict` also requires every line to be the
+    canonical bytes of its entry (no blank lines, CR, spaces or re-ordered keys). Raises ChainBroken
+    naming the first bad entry.
     """
     sha256, dumps, sort = hashlib.sha256, orjson.dumps, orjson.OPT_SORT_KEYS
     expect = dict(anchors or {})
-    prev, seq, checkpoints, last_cp = GENESIS_HASH, 0, 0, None
+    prev, seq, checkpoints, last_cp, since_cp = GENESIS_HASH, 0, 0, None, 0
+    limit = cadence if checker is not None and cadence is not None else None
     for number, line in enumerate(lines, start=1):
         if not line or line.isspace():
+            if strict:
+                raise _bad_line(seq, number, "not canonical: a blank line")
             continue
         try:
             d = orjson.loads(line)
@@ -82,7 +96,15 @@ def verify_lines(
             raise _bad_line(seq, number, "wrong field types") from exc
         if sha256(b"".join([len(x).to_bytes(4, "big") + x for x in parts])).hexdigest() != h:
             raise ChainBroken(seq, "content does not match its hash (edited)")
-        if kind == _CHECKPOINT:
+        if strict and dumps(d, option=sort) != line:
+            raise _bad_line(seq, number, "not canonical bytes: whitespace, CR or key order differ")
+        if kind != _CHECKPOINT:
+            since_cp += 1
+            if limit is not None and since_cp > limit:
+                raise ChainBroken(seq, f"more than {limit} entries without a signed checkpoint (the cadence): "
+                                       "checkpoints were removed or the chain rewritten")
+        else:
+            since_cp = 0
             checkpoints += 1
             last_cp = seq
             if checker is not None:
@@ -95,6 +117,8 @@ def verify_lines(
                 raise ChainBroken(seq, "differs from the externally held checkpoint (rewritten)")
         prev = h
         seq += 1
+    if checker is not None and seq and not checkpoints:
+        raise ChainBroken(0, "no signed checkpoint: with a public key the chain must be covered by checkpoints")
     if expect:
         missing = min(expect)
         raise ChainBroken(seq, f"truncated: a signed checkpoint exists for seq {missing}, the timeline ends "

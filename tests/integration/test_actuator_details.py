@@ -189,3 +189,42 @@ async def test_a_rule_added_to_the_quarantine_group_is_drift(aws):
     assert await actuator.verify(p, _ctx(aws)) is True
     got = (await aws.call("ec2", "describe_security_groups", GroupIds=[group]))["SecurityGroups"][0]
     assert got["IpPermissions"] == []
+
+
+class _DropsReply:
+    """Forwards every call to moto; the first `operation` is applied and then its reply is lost."""
+
+    def __init__(self, inner, operation: str) -> None:
+        self.inner, self.operation, self.dropped = inner, operation, 0
+
+    async def call(self, service: str, operation: str, **kwargs):
+        """Apply the call; raise a transient error instead of the first reply of `operation`."""
+        from responder.errors import TransientActuationError
+
+        reply = await self.inner.call(service, operation, **kwargs)
+        if operation == self.operation and not self.dropped:
+            self.dropped += 1
+            raise TransientActuationError("connection reset after the request was applied", code="ReplyLost")
+        return reply
+
+
+async def test_rotation_whose_create_reply_is_lost_does_not_leave_a_second_new_key(aws):
+    """CreateAccessKey applied but its reply lost: the retry removes that unreadable key and issues exactly one."""
+    from responder.actuators.retry import with_retries
+
+    params = await CASE["aws.iam.rotate_access_key"].setup(aws)
+    lossy = _DropsReply(aws, "create_access_key")
+    actuator = registry.get("aws.iam.rotate_access_key")
+    p = actuator.params.model_validate(params)
+    result = await with_retries(lambda: actuator.apply(p, _ctx(lossy)), attempts=3, deadline=30, initial=0.01,
+                                maximum=0.05)
+    listed = (await aws.call("iam", "list_access_keys", UserName="ml-training"))["AccessKeyMetadata"]
+    stored = orjson.loads((await aws.call("secretsmanager", "get_secret_value",
+                                          SecretId=params["secret_name"]))["SecretString"])
+    assert lossy.dropped == 1
+    assert {k["AccessKeyId"]: k["Status"] for k in listed} == {params["access_key_id"]: "Inactive",
+                                                               result.outputs["new_access_key_id"]: "Active"}
+    assert stored["access_key_id"] == result.outputs["new_access_key_id"]
+    assert await actuator.verify(p, _ctx(aws))
+    tags = (await aws.call("iam", "list_user_tags", UserName="ml-training"))["Tags"]
+    assert not [t for t in tags if t["Key"].startswith("responder:")]

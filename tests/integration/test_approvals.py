@@ -44,7 +44,7 @@ async def _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir):
     settings = make_settings(
         kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", _runbooks(tmp_path, runbooks_dir),
         session_timeout_ms=3000, approvals_topic=names["decisions"], approval_requests_topic=names["requests"],
-        approval_keys={"k1": SECRET},
+        approval_keys={"k1": SECRET}, approver_identities={"k1": "alice"},
     )
     return names, key, settings
 
@@ -83,6 +83,7 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
         assert second.engine.state.parked(incident, step) is not None
         env = {**os.environ, "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
                "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET}).decode(), "RESPONDER_APPROVAL_KEY_ID": "k1",
+               "RESPONDER_APPROVER_IDENTITIES": '{"k1": "alice"}',
                "RESPONDER_APPROVALS_TOPIC": names["decisions"]}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "responder", "approve", incident, step, "--by", "alice", "--reason", "confirmed",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
@@ -144,7 +145,7 @@ async def test_replay_after_the_fix_acts_on_the_record(kafka_bootstrap, aws, top
     assert await _status(aws, key) == "Inactive"
     replayed = (await _read_all(kafka_bootstrap, topics["alerts"], 3))[-1]
     assert replayed.value == finding
-    assert sorted(k for k, _ in replayed.headers) == ["responder-key-id", "responder-signature"]
+    assert sorted(k for k, _ in replayed.headers) == ["responder-key-id", "responder-replay-of", "responder-signature"]
 
 
 async def test_a_poison_record_near_the_size_cap_is_deadlettered_truncated(
@@ -163,3 +164,51 @@ async def test_a_poison_record_near_the_size_cap_is_deadlettered_truncated(
     assert headers["dlq.truncated"] == b"1047000"
     assert poison.startswith(dead.value)
     assert await _status(aws, key) == "Inactive"
+
+
+async def test_a_record_whose_copy_cannot_fit_does_not_block_its_partition(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """A 900 kB value with ten 15 kB headers is dead-lettered within the size cap; the valid alert behind it acts."""
+    key = await _seed(aws)
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir))
+    poison = b"X" * 900_000
+    fat = [(f"h{i}", b"y" * 15_000) for i in range(10)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics["alerts"], poison, key=key.encode(), headers=fat)
+    finally:
+        await producer.stop()
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: any(r.step == "deactivate-key" for r in service.engine.state.results()))
+    assert await _status(aws, key) == "Inactive"
+    [dead] = await _read_all(kafka_bootstrap, topics["deadletter"], 1)
+    headers = dict(dead.headers)
+    assert headers["dlq.reason"] == b"not_json"
+    assert headers["dlq.sha256"] == hashlib.sha256(poison).hexdigest().encode()
+    assert int(headers["dlq.offset"]) == 0
+    assert len(dead.value) + sum(len(k) + len(v) for k, v in dead.headers) < 1_000_000
+    assert poison.startswith(dead.value)
+
+
+async def test_replaying_the_same_range_twice_publishes_each_record_once(kafka_bootstrap, topics, unique):
+    """Two replays of the same dead letters send each once (noted in the ledger); cut copies are never sent."""
+    dlq = topics["deadletter"]
+    coords = [("dlq.topic", topics["alerts"].encode()), ("dlq.partition", b"0"), ("dlq.offset", b"7")]
+    await publish(kafka_bootstrap, dlq, [b"{bad-1", b"{bad-2"], key=b"k",
+                  headers=[("trace", b"t"), ("dlq.reason", b"not_json"), *coords])
+    await publish(kafka_bootstrap, dlq, [b""], key=b"k",
+                  headers=[("dlq.reason", b"not_json"), ("dlq.minimal", b"too large"), *coords])
+    target = f"replayed-{unique}"
+    first = await replay_deadletters(kafka_bootstrap, dlq, to_topic=target, idle_seconds=1.5)
+    second = await replay_deadletters(kafka_bootstrap, dlq, to_topic=target, idle_seconds=1.5)
+    assert (first.replayed, first.already, first.unreplayable) == (2, 0, 1)
+    assert (second.replayed, second.already, second.unreplayable) == (0, 2, 1)
+    sent = await _read_all(kafka_bootstrap, target, 2)
+    with pytest.raises(TimeoutError):
+        await _read_all(kafka_bootstrap, target, 3, timeout=3.0)
+    assert [m.value for m in sent] == [b"{bad-1", b"{bad-2"]
+    assert [dict(m.headers)["responder-replay-of"].split(b":")[0] for m in sent] == [dlq.encode()] * 2
+    assert all("dlq.reason" not in dict(m.headers) for m in sent)

@@ -44,7 +44,7 @@ async def _keys(aws, unique: str, count: int) -> list[tuple[str, str]]:
 
 
 def _deactivated(service: Service) -> int:
-    return sum(1 for body in service.engine.done.values() if body.get("step") == "deactivate-key")
+    return sum(1 for result in service.engine.state.results() if result.step == "deactivate-key")
 
 
 async def test_leader_broker_killed_mid_stream_every_finding_acted_once(kafka_cluster3, aws, unique, tmp_path,

@@ -104,7 +104,7 @@ async def test_service_over_mutual_tls_acts_on_a_finding(secure_kafka, pki, aws,
     async with running(service):
         await publish(bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode(),
                       options=options)
-        await wait_for(lambda: bool(service.engine.done))
+        await wait_for(lambda: bool(service.engine.state.results()))
     assert await _status(aws, key) == "Inactive"
 
 
@@ -122,7 +122,7 @@ async def test_service_over_sasl_ssl_scram_acts_deadletters_and_mirrors(secure_k
     async with running(service):
         await publish(bootstrap, topics["alerts"], [b"{not json", envelope_bytes(guardduty_finding(key))],
                       key=key.encode(), options=options)
-        await wait_for(lambda: bool(service.engine.done))
+        await wait_for(lambda: bool(service.engine.state.results()))
     assert await _status(aws, key) == "Inactive"
     [dead] = await _read(bootstrap, topics["deadletter"], options, 1)
     assert dead.value == b"{not json"

@@ -185,8 +185,17 @@ def test_check_fails_once_the_served_files_change(tmp_path, keys, store):
 
 
 async def test_undo_switches_back_only_when_destructive_reverses_are_allowed(store, tmp_path, keys):
-    """The reverse of a rollback needs --allow-destructive; then v2 is served again and history shows both moves."""
-    await _served_after_bad(store, tmp_path, keys, good=True)
+    """The reverse of a rollback needs --allow-destructive; then v2 is served again and history shows both moves.
+
+    v2 is signed but tampered when the rollback runs; its artifact is restored before the undo, which
+    re-verifies it (a switch never serves a version that does not verify).
+    """
+    await publish(store, tmp_path / "w", "fraud", "v1", keys.private)
+    await publish(store, tmp_path / "w", "fraud", "v2", keys.private)
+    await store.set_serving("fraud", (await store.versions("fraud"))[-1])
+    weights = store.root / "fraud" / "versions" / "v2" / "model" / "weights.bin"
+    original = weights.read_bytes()
+    weights.write_bytes(b"tampered")
     recorder = Recorder(MemoryStore())
     reg = Registry()
     for name in ("model.rollback_to_last_signed", "model.switch_version"):
@@ -197,6 +206,7 @@ async def test_undo_switches_back_only_when_destructive_reverses_are_allowed(sto
     [skipped] = await Undoer(recorder, reg, NoAws()).undo(incident.id)
     assert skipped["status"] == "skipped"
     assert await store.serving("fraud") == "v1"
+    weights.write_bytes(original)
     [done] = await Undoer(recorder, reg, NoAws(), allow_destructive=True).undo(incident.id)
     assert done["status"] == "ok"
     assert await store.serving("fraud") == "v2"

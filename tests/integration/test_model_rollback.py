@@ -182,3 +182,32 @@ async def test_plan_names_the_version_it_would_serve_and_switches_nothing(store,
     assert "would serve v1 instead of v6" in preview.summary
     assert "v5 (tampered)" in preview.summary
     assert await store.serving("fraud") == "v6"
+
+
+@pytest.mark.parametrize(("version", "reason"), [("v5", "tampered"), ("v4", "unsigned"), ("v3", "untrusted_key")])
+async def test_switch_reverifies_the_signature_before_switching(store, tmp_path, keys, version, reason):
+    """An operator's switch to a tampered, unsigned or wrongly signed version is refused; the pointer stays."""
+    await _history(store, tmp_path, keys)
+    ctx = context(NoAws(), str(store.root), keys)
+    with pytest.raises(PermanentActuationError) as info:
+        await SWITCH.apply(VersionParams(model="fraud", version=version), ctx)
+    assert info.value.code == "NotVerified"
+    assert reason in str(info.value)
+    assert await store.serving("fraud") == "v6"
+
+
+async def test_quarantine_follows_the_artifact_digest_not_just_the_name(store, tmp_path, keys):
+    """The quarantined v1's signed artifact re-published as v9 is refused by switch and skipped by rollback."""
+    await publish(store, tmp_path / "work", "fraud", "v1", keys.private)
+    ctx = context(NoAws(), str(store.root), keys)
+    assert (await QUARANTINE.apply(VersionParams(model="fraud", version="v1", reason="poisoned"), ctx)).changed
+    v1 = next(v for v in await store.versions("fraud") if v.version == "v1")
+    assert v1.signature is not None
+    await store.publish("fraud", "v9", Path(v1.location), Path(v1.signature))
+    await publish(store, tmp_path / "work", "fraud", "v10", keys.private)
+    with pytest.raises(PermanentActuationError, match="quarantined"):
+        await SWITCH.apply(VersionParams(model="fraud", version="v9"), ctx)
+    versions = {v.version: v for v in await store.versions("fraud")}
+    await store.set_serving("fraud", versions["v10"])
+    with pytest.raises(PermanentActuationError, match="v9: quarantined"):
+        await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v10"), ctx)

@@ -240,7 +240,7 @@ async def test_notify_only_runbook_notifies_once(runbook, aws):
     books = load_runbooks(ROOT / "runbooks", registry)
     assert {m.runbook.id for e in _decode(raw) for m in Matcher(books).match(e)} == {runbook}
     publisher = RecordingPublisher()
-    engine = Engine(Recorder(MemoryStore()), registry, aws, extras={"publisher": publisher})
+    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
     [incident] = {i.id for i in await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))}
     assert [(topic, body["incident"]) for topic, body in publisher.sent] == [("responder.notifications", incident)]
 

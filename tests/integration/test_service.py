@@ -138,5 +138,5 @@ async def test_manual_assignment_owns_every_partition_and_acts(kafka_bootstrap, 
         assert len(service.ingest.consumer.assignment()) == 3
         assert len(service.approvals.consumer.assignment()) == 3
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.done))
+        await wait_for(lambda: bool(service.engine.state.results()))
     assert await _status(aws, "ml-training", key) == "Inactive"

@@ -52,3 +52,40 @@ def test_actuators_list_json_has_the_contract():
     assert rows["aws.ec2.snapshot_volumes"]["irreversible"]
     assert rows["aws.ec2.isolate_instance"]["examples"][0]["actuator"] == "aws.ec2.isolate_instance"
 
+
+def test_iam_policy_denies_responder_acting_on_itself(runbooks_dir, monkeypatch):
+    """With its own role, policy, timeline bucket and KMS key configured, the policy denies touching them."""
+    role, policy = "arn:aws:iam::123456789012:role/ResponderRole", "arn:aws:iam::123456789012:policy/responder"
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    monkeypatch.setenv("RESPONDER_SELF_PRINCIPAL_ARNS", orjson.dumps([role]).decode())
+    monkeypatch.setenv("RESPONDER_SELF_POLICY_ARNS", orjson.dumps([policy]).decode())
+    monkeypatch.setenv("RESPONDER_SELF_KMS_KEY_ARNS", orjson.dumps([key]).decode())
+    monkeypatch.setenv("RESPONDER_TIMELINE_ARCHIVE", "s3://acme-responder-timeline/prod/")
+    monkeypatch.setenv("RESPONDER_AWS_ACCOUNT_ID", "123456789012")
+    result = CliRunner().invoke(app, ["iam-policy", str(runbooks_dir)])
+    assert result.exit_code == 0, result.output
+    statements = orjson.loads(result.stdout)["Statement"]
+    denies = {st["Sid"]: st for st in statements if st["Effect"] == "Deny"}
+    assert denies["DenyResponderSelfIam"]["Resource"] == sorted([role, policy])
+    assert {"iam:Put*", "iam:Update*", "iam:Delete*", "iam:Create*"} <= set(denies["DenyResponderSelfIam"]["Action"])
+    assert denies["DenyResponderTimelineBucket"]["Resource"] == ["arn:aws:s3:::acme-responder-timeline",
+                                                                 "arn:aws:s3:::acme-responder-timeline/*"]
+    assert "s3:PutObject" not in denies["DenyResponderTimelineBucket"]["Action"]  # the archiver still writes
+    assert denies["DenyResponderKmsKeys"]["Resource"] == [key]
+    iam_allows = [st for st in statements if st["Effect"] == "Allow" and st["Action"][0].startswith("iam:")]
+    assert iam_allows
+    assert all(st["Resource"] == ["arn:aws:iam::123456789012:user/*", "arn:aws:iam::123456789012:role/*"]
+               for st in iam_allows)
+
+
+def test_iam_policy_deny_covers_every_iam_write_it_allows(runbooks_dir, monkeypatch):
+    """Each IAM action the allows grant that is not a read is matched by the self-protection deny."""
+    from fnmatch import fnmatchcase
+
+    monkeypatch.setenv("RESPONDER_SELF_PRINCIPAL_ARNS", '["arn:aws:iam::1:role/R"]')
+    statements = orjson.loads(CliRunner().invoke(app, ["iam-policy", str(runbooks_dir)]).stdout)["Statement"]
+    [deny] = [st for st in statements if st["Effect"] == "Deny"]
+    writes = {a for st in statements if st["Effect"] == "Allow" for a in st["Action"]
+              if a.startswith("iam:") and not a.split(":")[1].startswith(("Get", "List"))}
+    assert writes
+    assert all(any(fnmatchcase(a, p) for p in deny["Action"]) for a in writes)

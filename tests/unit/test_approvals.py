@@ -63,8 +63,38 @@ async def test_forged_or_unbound_decisions_are_refused_and_recorded(tmp_path):
     assert "bad signature" in reasons[0]
     assert "digest" in reasons[1]
     assert "expired" in reasons[2]
-    assert "not an approver" in reasons[3]
+    assert "belongs to 'alice'" in reasons[3]
     assert "no approval is pending" in reasons[4]
+    assert kit.wipe.applied == []
+
+
+async def test_by_must_be_the_signing_keys_identity_and_an_approver(tmp_path):
+    """Bob's key cannot sign as alice, bob is not an approver, an unbound key satisfies no approver list."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await kit.send()
+    inc = _incident(kit)
+    attempts = [
+        decision(kit, inc, "wipe", by="alice", key_id="k-bob", secret=b"bob-secret"),
+        decision(kit, inc, "wipe", by="bob", key_id="k-bob", secret=b"bob-secret"),
+        decision(kit, inc, "wipe", by="alice", key_id="k-nobody", secret=b"nobody-secret"),
+    ]
+    for value, key_id, sig in attempts:
+        assert not await kit.engine.decide(value, key_id, sig)
+    reasons = [r["reason"] for r in kit.entries("approval.rejected")]
+    assert "key 'k-bob' belongs to 'bob'" in reasons[0]
+    assert "'bob' is not an approver" in reasons[1]
+    assert "bound to no identity" in reasons[2]
+    assert kit.wipe.applied == []
+    assert await kit.engine.decide(*decision(kit, inc, "wipe"))
+    assert [p.target for p in kit.wipe.applied] == ["t1"]
+
+
+async def test_a_decision_living_longer_than_the_maximum_is_refused(tmp_path):
+    """A decision whose expires_at is ten years ahead is refused (max lifetime 1 h here); nothing runs."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await kit.send()
+    assert not await kit.engine.decide(*decision(kit, _incident(kit), "wipe", ttl=10 * 365 * 86400))
+    assert "lifetime" in kit.entries("approval.rejected")[0]["reason"]
     assert kit.wipe.applied == []
 
 

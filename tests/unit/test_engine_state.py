@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 
 from responder.engine.state import EngineSnapshot, EngineState
+from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.service import Service
 from responder.settings import Settings
 from tests.kit import KEY, make_kit
@@ -42,6 +43,22 @@ async def test_snapshot_keeps_parked_steps_and_quota_windows(tmp_path):
     state.restore(snap)
     assert [p.step for p in state.parked_steps()] == ["wipe"]
     assert state.windows.count("rb", "test.echo", 3600, kit.clock()) == 1
+
+
+def test_a_permanent_failure_after_restore_refunds_its_quota_run():
+    """An in-flight run's charge survives snapshot → JSON → restore; its permanent failure then refunds it."""
+    state = EngineState()
+    intent = StepIntent(step="s", actuator="aws.iam.x", key="k1", runbook="rb", clock=100.0)
+    state.intend(intent, None, 100.0)
+    state.intend(intent.model_copy(update={"key": "k2"}), None, 101.0)
+    restored = EngineState()
+    restored.restore(EngineSnapshot.model_validate_json(state.snapshot().model_dump_json()))
+    restored.finish(StepResult(step="s", actuator="aws.iam.x", key="k1", status=StepStatus.FAILED, permanent=True),
+                    None)
+    restored.finish(StepResult(step="s", actuator="aws.iam.x", key="k2", status=StepStatus.FAILED, permanent=False),
+                    None)
+    assert restored.windows.count("rb", "aws.iam.*", 3600, 200.0) == 1
+    assert restored.windows.count("*", "aws.iam.*", 3600, 200.0) == 1
 
 
 async def test_closed_incidents_are_evicted_after_window_and_cooldown_on_the_engine_clock(tmp_path):

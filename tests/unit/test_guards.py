@@ -8,7 +8,7 @@ from responder.models.runbook import Protected, Quota
 from responder.normalise import normalise
 from responder.rules.matcher import Match
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.kit import KEY, make_kit
+from tests.kit import DEACTIVATE_STEPS, KEY, make_kit
 
 ECHO = """\
 {guards}
@@ -17,7 +17,6 @@ steps:
     actuator: test.echo
     with: {{target: "${{event.resource.access_key.attributes.user_name}}", message: hi}}
 """
-
 
 async def test_quota_trip_turns_the_step_into_an_approval_request(tmp_path):
     """The third run inside the window trips the quota: guard.tripped and approval.requested, no call."""
@@ -90,14 +89,7 @@ async def test_protected_id_is_refused_even_with_approval(tmp_path):
 async def test_protected_tag_on_the_event_resource(tmp_path):
     """A target whose resource in the event carries a protected tag is refused (global setting)."""
     policy = GuardPolicy(protected=Protected(tags={"responder:protected": "*"}))
-    body = """\
-steps:
-  - id: deactivate
-    actuator: aws.iam.deactivate_access_key
-    with:
-      user_name: "${event.resource.access_key.attributes.user_name}"
-      access_key_id: "${event.resource.access_key.id}"
-"""
+    body = DEACTIVATE_STEPS
     kit = make_kit(tmp_path, {"rb": body}, policy=policy)
     [event] = normalise(envelope_bytes(guardduty_finding(KEY)))
     key = event.first(ResourceKind.ACCESS_KEY)
@@ -137,3 +129,19 @@ def test_settings_build_global_guards():
     assert guards.policy.killed()
     with pytest.raises(ConfigError, match="RESPONDER_GUARD_QUOTAS"):
         guards_from(Settings(guard_quotas=[{"actuator": "x", "window": "soon"}]))
+
+
+DEACTIVATE = "guards: {quotas: [{actuator: aws.iam.*, max: 2, window: 1h}]}\n" + DEACTIVATE_STEPS
+
+
+async def test_bogus_alerts_naming_missing_targets_cannot_exhaust_the_quota(tmp_path):
+    """Five findings naming keys that do not exist fail permanently and spend no quota, even after a restart."""
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE})
+    for i in range(5):
+        await kit.send(key=f"AKIABOGUSBOGUSBOGUS{i}", user="ghost")
+    assert [r["status"] for r in kit.entries("step.result")] == ["failed"] * 5
+    kit.start()  # the windows are rebuilt from the timeline
+    await kit.send()
+    assert kit.entries("guard.tripped") == []
+    assert kit.entries("step.result")[-1]["status"] == "ok"
+    assert kit.iam.keys[KEY]["Status"] == "Inactive"

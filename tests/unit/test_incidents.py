@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.kit import KEY, make_kit
+from tests.kit import DEACTIVATE_STEPS, KEY, make_kit
 
 ECHO = """\
 {extra}
@@ -82,14 +82,7 @@ steps:
 
 async def test_run_dry_run_flag_overrides_enforce(tmp_path):
     """The service-wide dry-run flag plans an enforce runbook without calling IAM."""
-    body = """\
-steps:
-  - id: deactivate
-    actuator: aws.iam.deactivate_access_key
-    with:
-      user_name: "${event.resource.access_key.attributes.user_name}"
-      access_key_id: "${event.resource.access_key.id}"
-"""
+    body = DEACTIVATE_STEPS
     kit = make_kit(tmp_path, {"rb": body}, dry_run=True)
     await kit.send()
     assert kit.entries("step.planned")[0]["summary"].startswith("set access key")

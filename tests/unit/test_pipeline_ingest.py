@@ -49,6 +49,33 @@ async def test_unsigned_finding_from_a_required_source_never_acts(runbooks_dir):
     assert p.metrics.value("responder_events_matched_total") == 1
 
 
+async def test_a_key_bound_to_one_source_cannot_sign_another(runbooks_dir):
+    """A key issued to the falco producer cannot sign a GuardDuty finding; the GuardDuty key can."""
+    iam = FakeIam()
+    iam.add_key("ml-training", KEY)
+    auth = RecordAuthenticator({"falco-k": "s1", "gd-k": "s2"}, require=["guardduty"],
+                               bindings={"falco-k": ["falco"], "gd-k": ["guardduty", "securityhub"]})
+    p = _pipeline(iam, runbooks_dir, authenticator=auth)
+    body = envelope_bytes(guardduty_finding(KEY))
+    with pytest.raises(AuthenticationFailed, match="falco-k"):
+        await p.handle(RawRecord(topic="alerts", value=body, headers=tuple(signed_headers("falco-k", b"s1", body))))
+    assert iam.count("update_access_key") == 0
+    await p.handle(RawRecord(topic="alerts", value=body, headers=tuple(signed_headers("gd-k", b"s2", body))))
+    assert iam.count("update_access_key") == 1
+
+
+def test_settings_bind_signing_keys_to_sources():
+    """`event_signing_key_sources` must name configured keys; the service builds the bound authenticator."""
+    from responder.errors import ConfigError
+    from responder.service import authenticator_from
+    from responder.settings import Settings
+
+    auth = authenticator_from(Settings(event_signing_keys={"k": "s"}, event_signing_key_sources={"k": ["falco"]}))
+    assert auth.bindings == {"k": frozenset({"falco"})}
+    with pytest.raises(ConfigError, match="RESPONDER_EVENT_SIGNING_KEY_SOURCES"):
+        authenticator_from(Settings(event_signing_key_sources={"nope": ["falco"]}))
+
+
 async def test_oversized_record_is_refused_before_it_is_parsed_or_verified(runbooks_dir):
     """A record over the limit raises TooLarge even on a topic that requires signatures."""
     p = _pipeline(FakeIam(), runbooks_dir, max_record_bytes=100, authenticator=RecordAuthenticator(require=["*"]))

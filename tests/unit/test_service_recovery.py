@@ -22,3 +22,17 @@ async def test_assignment_flushes_and_rebuilds_inflight(tmp_path):
     assert [e.kind for e in service.recorder.entries()] == ["step.intent"]
     for client in (service.ingest, service.approvals, service.publisher):
         await client.stop()
+
+
+async def test_static_membership_ids_reach_both_consumer_groups(tmp_path):
+    """kafka_group_instance_id gives the alerts and approvals consumers stable, distinct instance ids."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl",
+                        kafka_group_instance_id="responder-0")
+    service = Service(settings, runbooks=[])
+    assert service.ingest.consumer._group_instance_id == "responder-0"
+    assert service.approvals.consumer._group_instance_id == "responder-0.approvals"
+    dynamic = Service(settings.model_copy(update={"kafka_group_instance_id": None}), runbooks=[])
+    assert dynamic.ingest.consumer._group_instance_id is None
+    for svc in (service, dynamic):
+        for client in (svc.ingest, svc.approvals, svc.publisher):
+            await client.stop()

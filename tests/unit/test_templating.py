@@ -66,16 +66,9 @@ async def test_injected_event_values_reach_the_actuator_verbatim(tmp_path):
 
 async def test_injected_user_name_never_reaches_iam(tmp_path):
     """A hostile user name in a finding is rejected by the params model: the step fails, IAM is not called."""
-    from tests.kit import make_kit
+    from tests.kit import DEACTIVATE_STEPS, make_kit
 
-    body = """\
-steps:
-  - id: deactivate
-    actuator: aws.iam.deactivate_access_key
-    with:
-      user_name: "${event.resource.access_key.attributes.user_name}"
-      access_key_id: "${event.resource.access_key.id}"
-"""
+    body = DEACTIVATE_STEPS
     kit = make_kit(tmp_path, {"rb": body})
     await kit.send(user="{{7*7}}; rm -rf /")
     [result] = kit.entries("step.result")

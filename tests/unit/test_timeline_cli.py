@@ -156,3 +156,62 @@ def test_fleet_writers_verify_together_and_merge_per_incident(tmp_path):
     bad = runner.invoke(app, ["timeline", "verify", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")])
     assert bad.exit_code == 1
     assert "b.jsonl" in bad.output
+
+
+def _rehash(docs: list[dict]) -> bytes:
+    """Renumber and rehash entries: what an attacker without the signing key can do after a change."""
+    from responder.timeline.chain import canonical_json, entry_hash
+
+    out, prev = [], "0" * 64
+    for seq, d in enumerate(docs):
+        d["seq"], d["prev"] = seq, prev
+        d["hash"] = prev = entry_hash(prev, seq, d["writer"], d["at"], d["kind"], d["incident"],
+                                      canonical_json(d["body"]))
+        out.append(canonical_json(d) + b"\n")
+    return b"".join(out)
+
+
+def _rewrite_without_checkpoints(lines: list[bytes]) -> bytes:
+    """Edit entry 3, delete every checkpoint line, renumber and rehash."""
+    docs = [orjson.loads(ln) for ln in lines if orjson.loads(ln)["kind"] != "checkpoint"]
+    docs[3]["body"]["i"] = 999
+    return _rehash(docs)
+
+
+def test_a_rewritten_timeline_without_checkpoints_does_not_verify_with_a_key(tmp_path):
+    """The reproduction: edit, delete every checkpoint, recompute seq/prev/hash: verify --public-key exits 1."""
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(_rewrite_without_checkpoints(write_signed(path, n=20, every=5)))
+    assert runner.invoke(app, ["timeline", "verify", str(path)]).exit_code == 0  # links alone look fine
+    result = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json"])
+    assert result.exit_code == 1, result.output
+    assert "checkpoint" in orjson.loads(result.stdout)["reason"]
+
+
+def test_an_unsigned_run_longer_than_the_cadence_fails(tmp_path, monkeypatch):
+    """Deleting checkpoints in the middle (not the last) leaves a run longer than the cadence: it fails there."""
+    path = tmp_path / "t.jsonl"
+    docs = [orjson.loads(ln) for ln in write_signed(path, n=20, every=5)]
+    cps = [i for i, d in enumerate(docs) if d["kind"] == "checkpoint"]
+    path.write_bytes(_rehash([d for i, d in enumerate(docs) if i not in cps[:2]]))
+    monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "5")
+    result = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json"])
+    assert result.exit_code == 1
+    assert orjson.loads(result.stdout)["first_bad_seq"] == 5
+    assert "cadence" in orjson.loads(result.stdout)["reason"]
+
+
+@pytest.mark.parametrize(("name", "mutate"), [
+    ("blank line", lambda raw: raw.replace(b"\n", b"\n\n", 1)),
+    ("CRLF", lambda raw: raw.replace(b"\n", b"\r\n", 1)),
+    ("leading space", lambda raw: b" " + raw),
+    ("re-spaced JSON", lambda raw: raw.replace(b'{"at":', b'{ "at":', 1)),
+])
+def test_non_canonical_lines_fail(tmp_path, name, mutate):
+    """A blank line, a CRLF, a leading space or re-spaced JSON is not the canonical bytes: verify exits 1."""
+    path = tmp_path / "t.jsonl"
+    write_signed(path, n=6, every=5)
+    path.write_bytes(mutate(path.read_bytes()))
+    result = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json"])
+    assert result.exit_code == 1, name
+    assert "canonical" in orjson.loads(result.stdout)["reason"]

@@ -83,6 +83,9 @@ async def stored_rotation(ctx: ActuationContext, secret_name: str) -> dict[str, 
     return value if isinstance(value, dict) else {}
 
 
+ROTATING_TAG = "responder:rotating"  # on the user while a rotation is between CreateAccessKey and the secret
+
+
 @register
 class RotateAccessKey(Actuator[RotateKeyParams]):
     """Issue a new access key, store it in Secrets Manager, then deactivate the old key.
@@ -91,7 +94,10 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
     `LimitExceeded` unless that other key is Inactive and `delete_inactive_spare: true`. The secret holds
     `{"access_key_id", "secret_access_key", "replaces"}`; a second apply finds `replaces` equal to the old
     key and issues nothing new. If storing the new key fails, the new key is deleted before the error is
-    raised, so a retry starts clean. Undo re-activates the old key; the new key stays (delete it by hand).
+    raised, so a retry starts clean. Before CreateAccessKey the user is tagged `responder:rotating` with
+    the old key and the keys that existed; if the reply is lost, the retry finds the tag, deletes the
+    key it does not know (its secret is gone with the reply) and issues exactly one new key. The tag is
+    removed once the secret holds the new key. Undo re-activates the old key; the new key stays.
 
     Example::
 
@@ -106,8 +112,8 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
     name = "aws.iam.rotate_access_key"
     params = RotateKeyParams
     permissions = ("iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey",
-                   "secretsmanager:GetSecretValue", "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
-                   "secretsmanager:TagResource")
+                   "iam:ListUserTags", "iam:TagUser", "iam:UntagUser", "secretsmanager:GetSecretValue",
+                   "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource")
     destructive = False
     reverse = "aws.iam.activate_access_key"
 
@@ -127,8 +133,16 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
         new_id = str(record.get("access_key_id", "")) if record else ""
         done = bool(record) and record.get("replaces") == p.access_key_id and new_id in keys  # type: ignore[union-attr]
         changed = not done
+        pending = await self._pending(p, ctx)
+        if pending is not None and not done:
+            for orphan in [k for k in keys if k not in pending and k != p.access_key_id]:
+                # created by an earlier attempt whose reply was lost: nobody holds its secret
+                await ctx.aws.call("iam", "delete_access_key", UserName=p.user_name, AccessKeyId=orphan)
+                keys.pop(orphan)
         if not done:
             new_id = await self._issue(p, ctx, keys, secret_exists=record is not None)
+        if pending is not None or not done:
+            await ctx.aws.call("iam", "untag_user", UserName=p.user_name, TagKeys=[ROTATING_TAG])
         if keys[p.access_key_id] != "Inactive":
             await ctx.aws.call("iam", "update_access_key", UserName=p.user_name, AccessKeyId=p.access_key_id,
                                Status="Inactive")
@@ -150,6 +164,9 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
                     "delete_inactive_spare: true to delete an Inactive spare, or remove it by hand",
                     code="LimitExceeded")
             await ctx.aws.call("iam", "delete_access_key", UserName=p.user_name, AccessKeyId=other)
+        existing = ",".join(sorted(set(keys) - set(others)))  # every other key was deleted or we raised
+        await ctx.aws.call("iam", "tag_user", UserName=p.user_name,
+                           Tags=[{"Key": ROTATING_TAG, "Value": f"{p.access_key_id}|{existing}"}])
         created = (await ctx.aws.call("iam", "create_access_key", UserName=p.user_name))["AccessKey"]
         value = orjson.dumps({"access_key_id": created["AccessKeyId"],
                               "secret_access_key": created["SecretAccessKey"],
@@ -165,6 +182,15 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
             await ctx.aws.call("iam", "delete_access_key", UserName=p.user_name, AccessKeyId=created["AccessKeyId"])
             raise
         return str(created["AccessKeyId"])
+
+    async def _pending(self, p: RotateKeyParams, ctx: ActuationContext) -> set[str] | None:
+        """The keys that existed before an unfinished rotation of this key created one, or None."""
+        tags = (await ctx.aws.call("iam", "list_user_tags", UserName=p.user_name)).get("Tags", [])
+        value = next((str(t.get("Value", "")) for t in tags if t.get("Key") == ROTATING_TAG), None)
+        if value is None:
+            return None
+        replaces, _, existing = value.partition("|")
+        return set(filter(None, existing.split(","))) if replaces == p.access_key_id else None
 
     async def verify(self, p: RotateKeyParams, ctx: ActuationContext) -> bool:
         keys = await list_keys(ctx, p.user_name)

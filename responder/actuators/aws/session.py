@@ -9,9 +9,11 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+from opentelemetry.trace import SpanKind
 
 from responder.errors import PermanentActuationError, TransientActuationError
 from responder.settings import Settings
+from responder.tracing import span
 
 TRANSIENT_CODES = frozenset(
     {
@@ -112,12 +114,14 @@ class AwsSession:
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Run one API call in a thread; raise Transient/PermanentActuationError on failure."""
         fn = getattr(self.client(service), operation)
-        try:
-            async with asyncio.timeout(self.call_timeout):
-                result: dict[str, Any] = await asyncio.to_thread(fn, **kwargs)
-        except Exception as exc:  # classify maps botocore errors; anything it does not know is re-raised as is
-            mapped = classify(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
+        with span(f"aws.{service}.{operation}", None, SpanKind.CLIENT,
+                  {"rpc.system": "aws-api", "rpc.service": service, "rpc.method": operation}):
+            try:
+                async with asyncio.timeout(self.call_timeout):
+                    result: dict[str, Any] = await asyncio.to_thread(fn, **kwargs)
+            except Exception as exc:  # classify maps botocore errors; anything it does not know is re-raised as is
+                mapped = classify(exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
         return result

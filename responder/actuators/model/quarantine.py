@@ -1,4 +1,4 @@
-"""`model.quarantine_version`: mark a version never to be served."""
+"""`model.quarantine_version`: mark a version, and its artifact digest, never to be served."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import structlog
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
 from responder.actuators.model.params import VersionParams, store_for
+from responder.actuators.model.versions import digest_mark
 from responder.actuators.registry import register
 
 log = structlog.get_logger(__name__)
@@ -36,7 +37,11 @@ class QuarantineVersion(Actuator[VersionParams]):
         return PlanPreview(target=self.target(p), summary=f"quarantine {p.model} version {p.version}")
 
     async def apply(self, p: VersionParams, ctx: ActuationContext) -> ActuationResult:
-        changed = await store_for(p, ctx).quarantine(p.model, p.version, p.reason)
+        store = store_for(p, ctx)
+        changed = await store.quarantine(p.model, p.version, p.reason)
+        digest = next((v.digest for v in await store.versions(p.model) if v.version == p.version), None)
+        if digest:  # the same signed artifact under another name stays quarantined
+            changed = await store.quarantine(p.model, digest_mark(digest), f"{p.version}: {p.reason}") or changed
         log.info("model_version_quarantined", model=p.model, version=p.version, changed=changed)
         return ActuationResult(changed=changed, target=self.target(p), prior={"quarantined": not changed},
                                after={"quarantined": True},

@@ -10,7 +10,7 @@ from pathlib import Path
 import structlog
 
 from responder.actuators.model.signing import Reason, Verdict, verify
-from responder.actuators.model.versions import ModelStore, ModelVersion, Rejection
+from responder.actuators.model.versions import ModelStore, ModelVersion, Rejection, digest_mark
 from responder.errors import PermanentActuationError
 
 log = structlog.get_logger(__name__)
@@ -34,14 +34,16 @@ class Selection:
 
 
 async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], quarantined: set[str]) -> Verdict:
-    """Quarantine, signature against the trusted keys, files against the signature, then deployability."""
-    if version.version in quarantined:
+    """Quarantine (by name or artifact digest), signature against the trusted keys, files, then deployability."""
+    if version.version in quarantined or (version.digest and digest_mark(version.digest) in quarantined):
         return Verdict(False, Reason.QUARANTINED, "marked never to be served")
     try:
         async with store.local_copy(version) as (artifact, signature):
             verdict = await asyncio.to_thread(verify, artifact, signature, keys)
     except PermanentActuationError as exc:
         return Verdict(False, Reason.UNSAFE_PATH if exc.code == "BadKey" else Reason.MISSING_ARTIFACT, str(exc))
+    if verdict.digest and digest_mark(verdict.digest) in quarantined:
+        return Verdict(False, Reason.QUARANTINED, f"artifact digest {verdict.digest} is quarantined")
     if not verdict.ok:
         return verdict
     problem = await store.deployable(version)

@@ -7,7 +7,10 @@ from typing import Any
 import structlog
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
+from responder.actuators.model.backends import context_config
 from responder.actuators.model.params import VersionParams, read_back, store_for
+from responder.actuators.model.selection import check
+from responder.actuators.model.signing import Reason
 from responder.actuators.registry import register
 from responder.errors import PermanentActuationError
 
@@ -16,7 +19,11 @@ log = structlog.get_logger(__name__)
 
 @register
 class SwitchVersion(Actuator[VersionParams]):
-    """Point a model's serving pointer at one named version (not quarantined); the undo of a rollback.
+    """Point a model's serving pointer at one named version; the undo of a rollback.
+
+    The version must not be quarantined (by name or by its artifact digest) and is re-verified
+    against the trusted keys first, exactly as a rollback candidate is: an artifact changed since
+    it was signed, unsigned or signed by an untrusted key is refused.
 
     Destructive: it may put back a version that was rolled away from, so it needs approval. Its own
     reverse is a switch back to the version served before.
@@ -48,8 +55,14 @@ class SwitchVersion(Actuator[VersionParams]):
         versions = {v.version: v for v in await store.versions(p.model)}
         if p.version not in versions:
             raise PermanentActuationError(f"{p.model} has no version {p.version}", code="NotFound")
-        if p.version in await store.quarantined(p.model):
-            raise PermanentActuationError(f"{p.model} {p.version} is quarantined", code="Quarantined")
+        verdict = await check(store, versions[p.version], context_config(ctx).trusted_keys,
+                              await store.quarantined(p.model))
+        if verdict.reason is Reason.QUARANTINED:
+            raise PermanentActuationError(f"{p.model} {p.version} is quarantined: {verdict.detail}", code="Quarantined")
+        if not verdict.ok:
+            why = verdict.reason.value if verdict.reason else "rejected"
+            raise PermanentActuationError(f"{p.model} {p.version} does not verify: {why} {verdict.detail}"[:1000],
+                                          code="NotVerified")
         before = await store.serving(p.model)
         if before != p.version:
             await store.set_serving(p.model, versions[p.version])

@@ -28,6 +28,15 @@ def checked(value: str, pattern: str, what: str) -> str:
     return value
 
 
+def digest_mark(digest: str) -> str:
+    """The quarantine mark of an artifact digest (`sha256:ab…` → `sha256.ab…`, a valid version name).
+
+    Quarantining a version also marks its digest, so the same signed artifact under another version
+    name stays quarantined. 57 hex digits (228 bits) are kept: the name pattern allows 64 characters.
+    """
+    return re.sub(r"[^A-Za-z0-9]", ".", digest)[:64]
+
+
 def safe_relative(name: str) -> bool:
     """True for a relative POSIX path without `..`, empty or absolute parts (a file inside an artifact)."""
     parts = name.split("/")

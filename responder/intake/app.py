@@ -1,0 +1,218 @@
+"""The intake ASGI app: `POST /v1/events/{source}` → authenticate → limit → decode → produce (acks=all) → 202.
+
+A request is answered 202 only after Kafka acknowledged every record it became; every refusal is an RFC 9457
+problem document, counted in `responder_intake_rejected_total` by reason. Nothing refused reaches Kafka.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import orjson
+import structlog
+from opentelemetry.trace import SpanKind
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from responder.auth import signed_headers
+from responder.errors import BrokerUnavailable, ConfigError, EventRejected
+from responder.intake.auth import TOLERANCE_S, Caller, SourceAuth
+from responder.intake.deliveries import Deliveries
+from responder.intake.limits import RateLimiter, check_depth, read_body
+from responder.intake.metrics import IntakeMetrics
+from responder.intake.openapi import openapi_document
+from responder.intake.problems import Problem
+from responder.intake.records import Record, records_for
+from responder.normalise import decode_doc
+from responder.settings import Settings
+from responder.tracing import extract, outgoing, span
+
+log = structlog.get_logger(__name__)
+RETRY_AFTER_S = 5
+JSON_TYPES = ("application/json", "text/json")
+SOURCE_HEADER = "responder-intake-source"
+AUTH_KEY_HEADER = "responder-intake-auth-key"
+class Sender(Protocol):
+    """What the intake needs from a producer (responder.ingest.producer.AckedProducer in production)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None,
+                   headers: list[tuple[str, bytes]]) -> tuple[int, int]: ...
+
+    async def stop(self) -> None: ...
+
+
+class Intake:
+    """The intake's state: per-source auth and rate limits, delivery keys, the producer and metrics."""
+
+    def __init__(self, settings: Settings, sender: Sender) -> None:
+        if not settings.intake_sources:
+            raise ConfigError("intake_sources: no source configured (RESPONDER_INTAKE_SOURCES)")
+        self.settings = settings
+        self.sender = sender
+        self.auth = {name: SourceAuth(name, src) for name, src in settings.intake_sources.items()}
+        self.limits = {name: RateLimiter(src.rate_per_s, src.burst) for name, src in settings.intake_sources.items()}
+        self.deliveries = Deliveries(settings.intake_dedupe_ttl_s, settings.intake_dedupe_max)
+        self.replays = Deliveries(2 * TOLERANCE_S, settings.intake_dedupe_max)
+        self.metrics = IntakeMetrics()
+        self.signing = self._signing_key(settings)
+
+    @staticmethod
+    def _signing_key(settings: Settings) -> tuple[str, bytes] | None:
+        kid = settings.intake_signing_key_id
+        if kid is None:
+            if any(s.auth != "open" for s in settings.intake_sources.values()):
+                raise ConfigError("intake_signing_key_id: required when a source authenticates (records are "
+                                  "signed for require_signature); name a key of event_signing_keys")
+            return None
+        secret = settings.event_signing_keys.get(kid)
+        if secret is None:
+            raise ConfigError(f"intake_signing_key_id: {kid!r} is not a key of event_signing_keys")
+        return kid, secret.get_secret_value().encode()
+
+    def _headers(self, record: Record, caller: Caller, trace: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        headers = [(SOURCE_HEADER, caller.source.encode()), *trace]
+        if caller.key_id is not None:
+            headers.append((AUTH_KEY_HEADER, caller.key_id.encode()))
+            if self.signing is not None:
+                headers += signed_headers(self.signing[0], self.signing[1], record.value)
+        return headers
+
+    async def accept(self, request: Request, source: str) -> dict[str, Any]:
+        """Everything between the request and the 202 body; raises Problem for every refusal."""
+        auth = self.auth.get(source)
+        if auth is None:
+            raise Problem(404, "unknown-source", f"no intake source {source!r} is configured")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in JSON_TYPES and not ctype.endswith("+json"):
+            raise Problem(415, "unsupported-media-type", f"Content-Type {ctype or '(none)'} is not JSON")
+        s = self.settings
+        body = await read_body(request.stream(), request.headers.get("content-length"), s.intake_max_body_bytes,
+                               s.intake_read_timeout_s)
+        caller = auth.check(request.headers, request.query_params, body)
+        self.limits[source].take()  # after authentication: nobody else can spend a source's rate
+        replay_key = f"{caller.webhook_id}.{caller.webhook_timestamp}" if caller.webhook_id else None
+        if replay_key is not None and self.replays.seen(replay_key):
+            raise Problem(409, "replayed", "this webhook-id and webhook-timestamp were already delivered")
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if "depth limit" in str(exc) or "recursion" in str(exc).lower():
+                raise Problem(400, "too-deep", f"JSON nesting exceeds {s.intake_max_depth} levels") from None
+            raise Problem(422, "not-json", f"not JSON: {exc}") from None
+        check_depth(doc, s.intake_max_depth, body)
+        try:
+            with span("intake.decode"):
+                events = decode_doc(doc, s.intake_sources[source].format)
+        except EventRejected as exc:
+            raise Problem(422, "undecodable", f"{exc.reason_code}: {exc.detail}"[:500]) from None
+        if not events:
+            raise Problem(422, "undecodable", "the payload holds no event")
+        trace = outgoing(request.headers)
+        with span("intake.produce"):
+            produced, duplicates = await self._produce(caller, trace, records_for(source, body, doc, events,
+                                                                                  caller.webhook_id))
+        if replay_key is not None:
+            self.replays.done(replay_key, None, True)
+        return {"status": "accepted", "events": [e.id for e in events], "produced": produced,
+                "duplicates": duplicates, "incident_keys": sorted({e.incident_key for e in events}),
+                "trace_id": dict(trace)["traceparent"].decode().split("-")[1]}
+
+    async def _produce(self, caller: Caller, trace: list[tuple[str, bytes]], records: list[Record]) -> tuple[int, int]:
+        topic = self.settings.intake_sources[caller.source].topic or self.settings.intake_topic
+        produced = duplicates = 0
+        for record in records:
+            if not await self.deliveries.claim(record.delivery, record.digest):
+                duplicates += 1
+                continue
+            ok = False
+            try:
+                await self.sender.send(topic, record.value, key=record.key,
+                                       headers=self._headers(record, caller, trace))
+                ok = True
+            except BrokerUnavailable as exc:
+                raise Problem(503, "broker-unavailable", str(exc), {"Retry-After": str(RETRY_AFTER_S)}) from None
+            finally:
+                self.deliveries.done(record.delivery, record.digest, ok)
+            produced += 1
+        self.metrics.produced.labels(caller.source).inc(produced)
+        self.metrics.duplicates.labels(caller.source).inc(duplicates)
+        return produced, duplicates
+
+    async def post_event(self, request: Request) -> Response:
+        """`POST /v1/events/{source}`."""
+        started = time.perf_counter()
+        source = request.path_params["source"]
+        label = source if source in self.auth else "unknown"
+        try:
+            with span("intake.request", extract(request.headers), SpanKind.SERVER, {"responder.source": label}):
+                answer: Response = JSONResponse(await self.accept(request, source), status_code=202)
+            reason = "accepted"
+        except Problem as problem:
+            answer, reason = problem.response(request.url.path), problem.slug
+            self.metrics.rejected.labels(label, reason).inc()
+            if problem.status == 401:
+                self.metrics.auth_failures.labels(label, reason).inc()
+        self.metrics.requests.labels(label, str(answer.status_code)).inc()
+        self.metrics.latency.labels(label).observe(time.perf_counter() - started)
+        log.info("intake_request", source=label, status=answer.status_code, reason=reason)
+        return answer
+
+    async def healthz(self, request: Request) -> Response:
+        """The process answers."""
+        return Response(b"ok\n", media_type="text/plain")
+
+    async def readyz(self, request: Request) -> Response:
+        """Ready when the producer is connected (tries to connect when it is not)."""
+        if not self.sender.connected:
+            try:
+                await self.sender.start()
+            except BrokerUnavailable:
+                return Response(b"not ready: Kafka unreachable\n", status_code=503, media_type="text/plain")
+        return Response(b"ready\n", media_type="text/plain")
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        """Prometheus text format."""
+        return Response(self.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def openapi(self, request: Request) -> Response:
+        """The OpenAPI document (the committed docs/openapi/intake.json)."""
+        return JSONResponse(openapi_document())
+
+
+async def _http_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "not-found")
+    return Problem(exc.status_code, slug, str(exc.detail), dict(exc.headers or {})).response(request.url.path)
+
+
+def create_app(intake: Intake) -> Starlette:
+    """The ASGI application (the producer is started lazily and stopped on shutdown)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            await intake.sender.start()
+        except BrokerUnavailable as exc:
+            log.warning("intake_broker_unavailable", error=str(exc))  # /readyz says so; POSTs answer 503
+        yield
+        await intake.sender.stop()
+
+    routes = [
+        Route("/v1/events/{source}", intake.post_event, methods=["POST"]),
+        Route("/healthz", intake.healthz, methods=["GET"]),
+        Route("/readyz", intake.readyz, methods=["GET"]),
+        Route("/metrics", intake.metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", intake.openapi, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_problem}, lifespan=lifespan)

@@ -1,0 +1,71 @@
+"""Idempotency for SIEM retries: a redelivery is acknowledged again and not produced twice.
+
+In memory, bounded (`max_entries`, oldest first) and with a TTL: correct for one intake replica. Two
+replicas, or a restart, can produce a redelivery twice; the engine's step idempotency keys still make
+each effect happen once (docs/intake.md, "Limits").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from responder.intake.problems import Problem
+
+
+class Deliveries:
+    """Delivery keys that were acknowledged, and the ones being produced right now."""
+
+    def __init__(self, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._done: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[bool]] = {}
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def _expire(self) -> None:
+        now = self.clock()
+        while self._done:
+            key, (expiry, _) = next(iter(self._done.items()))
+            if expiry > now and len(self._done) <= self.max_entries:
+                break
+            del self._done[key]
+
+    def _known(self, key: str, digest: str | None) -> bool:
+        self._expire()
+        entry = self._done.get(key)
+        if entry is None:
+            return False
+        if digest is not None and entry[1] is not None and entry[1] != digest:
+            raise Problem(409, "replayed", "delivery id already used for a different body")
+        return True
+
+    async def claim(self, key: str, digest: str | None = None) -> bool:
+        """True: the caller must produce and then call `done`; False: already acknowledged (a redelivery)."""
+        while True:
+            if self._known(key, digest):
+                return False
+            pending = self._inflight.get(key)
+            if pending is None:
+                self._inflight[key] = asyncio.get_running_loop().create_future()
+                return True
+            await asyncio.shield(pending)  # the same delivery is being produced: wait for its outcome
+
+    def done(self, key: str, digest: str | None, ok: bool) -> None:
+        """Record the outcome of a claim (remembered only when acknowledged)."""
+        if ok:
+            self._done[key] = (self.clock() + self.ttl, digest)
+            self._done.move_to_end(key)
+            self._expire()
+        pending = self._inflight.pop(key, None)
+        if pending is not None and not pending.done():
+            pending.set_result(ok)
+
+    def seen(self, key: str) -> bool:
+        """Whether `key` was acknowledged and has not expired (no claim)."""
+        return self._known(key, None)

@@ -1,0 +1,99 @@
+"""The intake's OpenAPI 3.1 document (served at /openapi.json; committed as docs/openapi/intake.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.intake.problems import TITLES
+
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problem(description: str, retry_after: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {"application/problem+json": {"schema": PROBLEM}}}
+    if retry_after:
+        answer["headers"] = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
+    return answer
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "description": description, "schema": {"type": "string"}}
+
+
+def _text(description: str, *statuses: int) -> dict[str, Any]:
+    ok = {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+    return {str(s): ok if s == 200 else {**ok, "description": "not ready"} for s in statuses}
+
+
+POST_EVENT: dict[str, Any] = {
+    "operationId": "postEvent",
+    "summary": "Accept one SIEM webhook; 202 only after Kafka acknowledged it",
+    "security": [{"bearer": []}, {"urlToken": []}, {"standardWebhooks": []}, {}],
+    "parameters": [
+        {"name": "source", "in": "path", "required": True, "description": "a configured intake source",
+         "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}},
+        {"name": "token", "in": "query", "required": False, "description": "url-token sources (Splunk)",
+         "schema": {"type": "string"}},
+        _header("webhook-id", "Standard Webhooks delivery id"),
+        _header("webhook-timestamp", "Standard Webhooks unix seconds"),
+        _header("webhook-signature", "Standard Webhooks `v1,<base64>` signatures"),
+        _header("traceparent", "W3C trace context, carried to Kafka"),
+    ],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "description": "a SIEM's native payload (Splunk, Sentinel, Datadog, Alertmanager, Google SecOps, ...)",
+        "type": ["object", "array"]}}}},
+    "responses": {
+        "202": {"description": "acknowledged by Kafka (or a redelivery of an acknowledged alert)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
+        "400": _problem("JSON nested too deeply"),
+        "401": _problem("missing or bad credentials, stale timestamp"),
+        "404": _problem("unknown source"),
+        "405": _problem("method not allowed"),
+        "408": _problem("body not received in time"),
+        "409": _problem("replayed delivery"),
+        "413": _problem("body too large"),
+        "415": _problem("not JSON content"),
+        "422": _problem("not JSON, or no decoder accepts it"),
+        "429": _problem("rate limited", retry_after=True),
+        "503": _problem("Kafka did not acknowledge", retry_after=True),
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document: one POST route plus health, readiness and metrics."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "responder intake", "version": "1",
+                 "description": "SIEM webhooks in, Kafka records out (docs/intake.md)."},
+        "paths": {
+            "/v1/events/{source}": {"post": POST_EVENT},
+            "/healthz": {"get": {"operationId": "healthz", "summary": "the process answers",
+                                 "responses": _text("ok", 200)}},
+            "/readyz": {"get": {"operationId": "readyz", "summary": "Kafka is reachable",
+                                "responses": _text("ready", 200, 503)}},
+            "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus text format",
+                                 "responses": _text("metrics", 200)}},
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "urlToken": {"type": "apiKey", "in": "query", "name": "token"},
+                "standardWebhooks": {"type": "apiKey", "in": "header", "name": "webhook-signature"},
+            },
+            "schemas": {
+                "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "reason"],
+                            "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                                           "status": {"type": "integer"}, "detail": {"type": "string"},
+                                           "instance": {"type": "string"},
+                                           "reason": {"type": "string", "enum": sorted(TITLES)}}},
+                "Accepted": {"type": "object", "required": ["status", "events", "produced", "duplicates"],
+                             "properties": {"status": {"const": "accepted"},
+                                            "events": {"type": "array", "items": {"type": "string"}},
+                                            "produced": {"type": "integer", "minimum": 0},
+                                            "duplicates": {"type": "integer", "minimum": 0},
+                                            "incident_keys": {"type": "array", "items": {"type": "string"}},
+                                            "trace_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}},
+            },
+        },
+    }

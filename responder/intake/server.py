@@ -1,0 +1,37 @@
+"""Run the intake under uvicorn (no access log: a url-token source carries its secret in the query string)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import uvicorn
+
+from responder.errors import ConfigError
+from responder.intake.app import Intake, create_app
+
+
+def server(intake: Intake, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for `intake` (call `await server.serve()`; set `should_exit` to stop)."""
+    config = uvicorn.Config(create_app(intake), host=host, port=port, access_log=False, log_config=None,
+                            server_header=False, timeout_keep_alive=5, timeout_graceful_shutdown=10,
+                            lifespan="on")
+    return uvicorn.Server(config)
+
+
+@contextlib.asynccontextmanager
+async def serving(intake: Intake, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[int]:
+    """Run the intake in this event loop (demo, tests); yields the bound port, stops it on exit."""
+    srv = server(intake, host, port)
+    task = asyncio.create_task(srv.serve())
+    try:
+        while not srv.started:
+            if task.done():
+                await task  # raises what prevented the start
+                raise ConfigError(f"intake could not listen on {host}:{port}")
+            await asyncio.sleep(0.02)
+        yield int(srv.servers[0].sockets[0].getsockname()[1])
+    finally:
+        srv.should_exit = True
+        await asyncio.wait_for(task, 15)

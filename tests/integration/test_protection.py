@@ -1,0 +1,44 @@
+"""Protected ids through the running service and moto: an ARN glob protects the role a finding names by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from responder.ingest.kafka import publish
+from responder.service import Service
+from responder.timeline.chain import parse_lines
+from tests.integration.harness import make_settings, running, wait_for
+
+pytestmark = pytest.mark.integration
+EXAMPLE = Path(__file__).resolve().parents[2] / "runbooks" / "examples" / "credential-exfiltration.json"
+
+
+def _entries(path: Path) -> list[tuple[str, dict]]:
+    return [(e.kind, e.body) for e in parse_lines(path.read_bytes().splitlines())] if path.exists() else []
+
+
+async def test_readme_arn_glob_protects_the_role_named_in_a_finding(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, monkeypatch
+):
+    """RESPONDER_PROTECTED_IDS=[arn:aws:iam::*:role/ResponderRole]: no session revocation, a hard guard trip."""
+    await aws.call("iam", "create_role", RoleName="ResponderRole", AssumeRolePolicyDocument="{}")
+    monkeypatch.setenv("RESPONDER_PROTECTED_IDS", '["arn:aws:iam::*:role/ResponderRole"]')
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir)
+    assert settings.protected_ids == ["arn:aws:iam::*:role/ResponderRole"]
+    finding = EXAMPLE.read_bytes().replace(b"inference-host-role", b"ResponderRole")
+    assert b"ResponderRole" in finding
+    service = Service(settings)
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [finding], key=b"exfil")
+        await wait_for(lambda: any(k in {"guard.tripped", "step.intent"} for k, _ in _entries(settings.timeline_path)))
+    entries = _entries(settings.timeline_path)
+    trips = [b for k, b in entries if k == "guard.tripped"]
+    assert trips, orjson.dumps(entries).decode()
+    assert trips[0]["guard"] == "protected"
+    assert trips[0]["hard"] is True
+    assert not [b for k, b in entries if k == "step.intent" and b.get("actuator") == "aws.iam.revoke_sessions"]
+    policies = await aws.call("iam", "list_role_policies", RoleName="ResponderRole")
+    assert policies["PolicyNames"] == []

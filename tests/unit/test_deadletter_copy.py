@@ -1,0 +1,81 @@
+"""Dead-letter copies always fit, and a copy that cannot be sent falls back to the minimal record."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from responder.ingest import kafka
+from responder.ingest.dlq import full_copy
+from responder.ingest.kafka import KafkaIngest
+from responder.models.event import RawRecord
+
+
+def _record(value: bytes, headers: tuple[tuple[str, bytes], ...] = (), key: bytes | None = b"k") -> RawRecord:
+    return RawRecord(topic="alerts", partition=2, offset=41, key=key, value=value, headers=headers)
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=st.integers(0, 1_200_000), n_headers=st.integers(0, 30), header_size=st.integers(0, 60_000),
+       key_size=st.integers(0, 10_000), limit=st.integers(8_192, 1_000_000))
+def test_full_copy_always_fits_the_limit(value: int, n_headers: int, header_size: int, key_size: int,
+                                         limit: int) -> None:
+    """Whatever the sizes of value, headers and key, the copy fits and still names the original's digest."""
+    raw = b"X" * value
+    record = _record(raw, tuple((f"h{i}", b"y" * header_size) for i in range(n_headers)), b"k" * key_size)
+    copy = full_copy(record, "not_json", "d" * 5000, 1, limit)
+    assert copy.size <= limit
+    assert dict(copy.headers)["dlq.sha256"] == hashlib.sha256(raw).hexdigest().encode()
+    assert raw.startswith(copy.value)
+
+
+class _Producer:
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures = failures
+        self.sent: list[tuple[bytes, list[tuple[str, bytes]]]] = []
+
+    async def send_and_wait(self, topic: str, value: bytes, key: Any = None, headers: Any = ()) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append((value, list(headers)))
+
+
+async def _ingest(producer: _Producer, monkeypatch: pytest.MonkeyPatch) -> KafkaIngest:
+    monkeypatch.setattr(kafka.asyncio, "sleep", _no_sleep)
+    ingest = KafkaIngest("127.0.0.1:1", ["alerts"], "g", "dlq")
+    ingest.producer = producer
+    return ingest
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+async def test_a_refused_copy_becomes_the_minimal_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy the broker refuses as too large is replaced by reason, digest and coordinates; no exception."""
+    producer = _Producer([MessageSizeTooLargeError()])
+    ingest = await _ingest(producer, monkeypatch)
+    await ingest.deadletter(_record(b"X" * 1000, (("h", b"v"),)), "not_json", "bad")
+    [(value, headers)] = producer.sent
+    names = dict(headers)
+    assert value == b""
+    assert (names["dlq.offset"], names["dlq.partition"], names["dlq.reason"]) == (b"41", b"2", b"not_json")
+    assert names["dlq.sha256"] == hashlib.sha256(b"X" * 1000).hexdigest().encode()
+    assert "h" not in names
+    assert "dlq.minimal" in names
+
+
+async def test_transient_errors_are_retried_a_bounded_number_of_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two transient failures are retried; a broker that never answers propagates (nothing is committed)."""
+    producer = _Producer([KafkaConnectionError(), KafkaConnectionError()])
+    ingest = await _ingest(producer, monkeypatch)
+    await ingest.deadletter(_record(b"{"), "not_json", "bad")
+    assert [v for v, _ in producer.sent] == [b"{"]
+    producer.failures = [KafkaConnectionError()] * 6
+    with pytest.raises(KafkaConnectionError):
+        await ingest.deadletter(_record(b"{"), "not_json", "bad")

@@ -1,0 +1,233 @@
+"""Deployment files, checked without Docker or Kubernetes: compose, Dockerfile, Helm chart, rules, dashboard."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+
+from responder.cli import app
+from responder.intake.metrics import IntakeMetrics
+from responder.metrics import Metrics
+from responder.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "responder"
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+NOT_SETTINGS = {"RESPONDER_CONFIG"}  # the pointer to the settings file, read before Settings
+
+
+def _commands() -> set[str]:
+    group = typer.main.get_command(app)
+    return set(group.commands)  # type: ignore[attr-defined]
+
+
+def _field(env_name: str) -> str:
+    return env_name.removeprefix("RESPONDER_").lower()
+
+
+def _interpolate(value: Any) -> str:
+    return INTERPOLATION.sub(lambda m: m.group(2) or "", str(value))
+
+
+def _responder_services() -> dict[str, dict[str, Any]]:
+    return {name: svc for name, svc in COMPOSE["services"].items() if svc.get("image") == "responder:local"}
+
+
+def test_compose_runs_kafka_kraft_two_replicas_intake_and_profiles() -> None:
+    """The compose file has KRaft Kafka, the topic job, moto as sandbox, two replicas, the intake, observability."""
+    services = COMPOSE["services"]
+    assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+    assert services["aws"]["profiles"] == ["sandbox"]
+    assert {services[s]["profiles"][0] for s in ("prometheus", "grafana")} == {"observability"}
+    assert sorted(_responder_services()) == ["intake", "responder-1", "responder-2"]
+    for name, svc in _responder_services().items():
+        assert svc["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
+        assert svc["healthcheck"]["test"], name
+        assert svc["read_only"] is True
+        volume = svc["volumes"][0].split(":")[0]
+        assert volume in COMPOSE["volumes"], name
+    timelines = [svc["volumes"][0] for name, svc in _responder_services().items() if name != "intake"]
+    assert len(set(timelines)) == 2  # one timeline volume per writer
+
+
+@pytest.mark.parametrize("service", ["intake", "responder-1", "responder-2"])
+def test_compose_environment_is_settings_the_code_defines(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every RESPONDER_* variable names a Settings field, and together they load (and build the intake)."""
+    env = {k: _interpolate(v) for k, v in _responder_services()[service]["environment"].items()
+           if k.startswith("RESPONDER_")}
+    unknown = sorted(k for k in env if _field(k) not in Settings.model_fields)
+    assert unknown == []
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    if service == "intake":
+        from responder.intake import Intake
+        from tests.intake_kit import FakeSender
+
+        assert set(Intake(settings, FakeSender()).auth) >= {"splunk", "datadog", "alertmanager", "sentinel"}
+
+
+def test_compose_and_docker_commands_are_real_cli_commands() -> None:
+    """Compose commands, the Dockerfile's CMD and the Helm args are `responder` subcommands."""
+    commands = _commands()
+    for svc in _responder_services().values():
+        assert svc["command"][0] in commands
+    for template in (CHART / "templates").glob("*.yaml"):
+        for arg in re.findall(r'args: \["(\w+)"\]', template.read_text()):
+            assert arg in commands, template.name
+
+
+def test_dockerfile_entrypoint_exists_and_runs_as_non_root() -> None:
+    """ENTRYPOINT is the installed `responder` script, CMD a subcommand; multi-stage, non-root, HEALTHCHECK."""
+    text = (ROOT / "Dockerfile").read_text()
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    entry = json.loads(re.search(r"^ENTRYPOINT (.+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    cmd = json.loads(re.search(r"^CMD (.+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert entry == ["responder"]
+    assert entry[0] in scripts
+    assert cmd[0] in _commands()
+    assert len(re.findall(r"^FROM ", text, re.M)) >= 2
+    user = re.search(r"^USER (\S+)", text, re.M).group(1)  # type: ignore[union-attr]
+    assert not user.startswith(("0", "root"))
+    assert "HEALTHCHECK" in text
+    for source in re.findall(r"^COPY (?!--from)(\S+)", text, re.M):
+        assert (ROOT / source).exists(), source
+    for name in re.findall(r"\b(RESPONDER_\w+)=", text):
+        assert _field(name) in Settings.model_fields, name
+
+
+def test_topic_list_covers_the_default_topics() -> None:
+    """deploy/topics.txt creates every topic the settings name, and the changelog is co-partitioned and compacted."""
+    rows = [line.split() for line in (ROOT / "deploy" / "topics.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    topics = {name: (int(parts), config) for name, parts, config in rows}
+    s = Settings()
+    for name in [*s.topics, s.deadletter_topic, s.approvals_topic, s.approval_requests_topic, s.intake_topic]:
+        assert name in topics, name
+    partitions, config = topics["responder.changelog"]
+    assert "cleanup.policy=compact" in config
+    assert all(topics[t][0] == partitions for t in s.topics)
+
+
+# ---- Helm ----------------------------------------------------------------------------------------------
+VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
+ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
+
+
+def _rendered_by_helm() -> list[dict[str, Any]] | None:
+    helm = shutil.which("helm")
+    if helm is None:
+        return None
+    out = subprocess.run([helm, "template", "r", str(CHART), "--set", "serviceMonitor.enabled=true",
+                          "--set", "runbooks.x\\.yaml=id: x"], capture_output=True, check=True, timeout=60)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def _poor_render(text: str) -> str:
+    """Template actions removed (block actions) or replaced by a scalar (inline ones), for a YAML parse."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("{{") and stripped.endswith("}}") and ACTION.fullmatch(stripped):
+            continue
+        lines.append(ACTION.sub("x", line))
+    return "\n".join(lines)
+
+
+def test_helm_templates_render() -> None:
+    """`helm template` renders the chart (or, without helm, every template parses once actions are elided)."""
+    docs = _rendered_by_helm()
+    if docs is not None:
+        kinds = {d["kind"] for d in docs}
+        assert {"StatefulSet", "Deployment", "ConfigMap", "ServiceAccount", "PodDisruptionBudget",
+                "ServiceMonitor", "NetworkPolicy", "Service"} <= kinds
+        return
+    for template in sorted((CHART / "templates").glob("*.yaml")):
+        text = template.read_text()
+        opened = len(re.findall(r"{{-?\s*(?:if|range|with|define)\b", text))
+        closed = len(re.findall(r"{{-?\s*end\s*-?}}", text))
+        assert opened == closed, template.name
+        for doc in yaml.safe_load_all(_poor_render(text)):
+            assert doc is None or "kind" in doc, template.name
+
+
+def test_helm_values_referenced_exist_and_settings_are_valid() -> None:
+    """Every `.Values.x.y` a template uses is in values.yaml; `settings` load as Settings; env names are settings."""
+    for template in (CHART / "templates").glob("*"):
+        text = template.read_text()
+        for path in re.findall(r"\.Values((?:\.\w+)+)", text):
+            node: Any = VALUES
+            for part in path.strip(".").split("."):
+                assert isinstance(node, dict), f"{template.name}: .Values{path}"
+                assert part in node, f"{template.name}: .Values{path}"
+                node = node[part]
+        for name in re.findall(r"name: (RESPONDER_\w+)", text):
+            assert name in NOT_SETTINGS or _field(name) in Settings.model_fields, name
+    Settings(**VALUES["settings"])
+
+
+def test_helm_chart_has_probes_irsa_and_read_only_root() -> None:
+    """Probes map to /healthz and /readyz, the service account carries the IRSA annotation, root is read-only."""
+    text = "\n".join(t.read_text() for t in (CHART / "templates").glob("*.yaml"))
+    assert "path: /healthz" in text
+    assert "path: /readyz" in text
+    assert "eks.amazonaws.com/role-arn" in text
+    assert "volumeClaimTemplates" in text
+    assert VALUES["securityContext"]["readOnlyRootFilesystem"] is True
+    assert VALUES["podSecurityContext"]["runAsNonRoot"] is True
+
+
+# ---- Prometheus rules and the Grafana dashboard ----------------------------------------------------------
+def exported_metrics() -> set[str]:
+    """Every sample name the service and the intake can export."""
+    names: set[str] = set()
+    for registry in (Metrics().registry, IntakeMetrics().registry):
+        for family in registry.collect():
+            if family.type == "counter":
+                names |= {family.name + "_total", family.name + "_created"}
+            elif family.type == "histogram":
+                names |= {family.name + s for s in ("_bucket", "_sum", "_count", "_created")}
+            else:
+                names.add(family.name)
+    return names
+
+
+def _metric_names(expr: str) -> set[str]:
+    return set(re.findall(r"\b(responder_[a-z_]+)\b", expr))
+
+
+def test_alert_rules_name_exported_metrics() -> None:
+    """alerts.yml parses, covers lag, dead letters, step failures and silence, and names only exported metrics."""
+    rules = [r for g in yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"]
+             for r in g["rules"]]
+    exported = exported_metrics()
+    used: set[str] = set()
+    for rule in rules:
+        names = _metric_names(rule["expr"])
+        assert names, rule["alert"]
+        assert names <= exported, (rule["alert"], names - exported)
+        used |= names
+    assert {"responder_consumer_lag", "responder_deadlettered_total", "responder_steps_total",
+            "responder_records_total"} <= used
+
+
+def test_dashboard_parses_and_names_exported_metrics() -> None:
+    """The Grafana dashboard is JSON and every panel query names exported metrics."""
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/responder.json").read_text())
+    exported = exported_metrics()
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert exprs
+    for expr in exprs:
+        names = _metric_names(expr)
+        assert names, expr
+        assert names <= exported, names - exported

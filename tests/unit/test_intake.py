@@ -1,0 +1,302 @@
+"""The HTTP intake: auth per source, limits, idempotency, problem documents, signing, corpus payloads."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from responder.auth import KEY_ID_HEADER, KeyRing
+from responder.errors import ConfigError
+from responder.intake import Intake, create_app
+from responder.intake.auth import TOLERANCE_S
+from responder.models.event import RawRecord
+from responder.normalise import normalise
+from tests.intake_kit import (
+    BEARER,
+    CORPUS_PAYLOADS,
+    HMAC_NEW,
+    SIGNING,
+    SPLUNK_TOKEN,
+    WHSEC_OLD,
+    FakeSender,
+    corpus,
+    intake_settings,
+    webhook_headers,
+)
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(name="sender")
+def _sender() -> FakeSender:
+    return FakeSender()
+
+
+@pytest.fixture(name="intake")
+def _intake(sender: FakeSender) -> Intake:
+    return Intake(intake_settings(intake_max_body_bytes=64 * 1024, intake_max_depth=16), sender)
+
+
+@pytest.fixture(name="client")
+def _client(intake: Intake) -> Iterator[TestClient]:
+    with TestClient(create_app(intake)) as client:
+        yield client
+
+
+def _bearer() -> dict[str, str]:
+    return {**JSON, "authorization": f"Bearer {BEARER}"}
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS_PAYLOADS))
+def test_corpus_payloads_are_accepted_and_produced_keyed_by_incident(name: str, client: TestClient,
+                                                                     sender: FakeSender) -> None:
+    """Every real SIEM payload is decoded, produced keyed by its incident key, and answered 202."""
+    body = corpus(name)
+    answer = client.post("/v1/events/dd", content=body, headers=_bearer())
+    assert answer.status_code == 202, answer.text
+    doc = answer.json()
+    assert doc["produced"] >= 1
+    assert doc["duplicates"] == 0
+    for _, value, key, _ in sender.sent:
+        events = normalise(value)
+        assert key is not None
+        assert key.decode() == events[0].incident_key
+
+
+def test_alertmanager_group_becomes_one_record_per_alert(client: TestClient, sender: FakeSender) -> None:
+    """An Alertmanager group of two alerts is produced as two records, each keyed by its own alert's incident."""
+    answer = client.post("/v1/events/dd", content=corpus("alertmanager"), headers=_bearer())
+    assert answer.json()["produced"] == 2
+    docs = [orjson.loads(value) for _, value, _, _ in sender.sent]
+    assert all(len(doc["alerts"]) == 1 for doc in docs)
+    assert len({doc["alerts"][0]["fingerprint"] for doc in docs}) == 2
+
+
+def test_produced_records_carry_the_intake_signature_ingest_accepts(client: TestClient,
+                                                                    sender: FakeSender) -> None:
+    """The record's headers verify under the intake signing key, as responder.ingest checks them."""
+    client.post("/v1/events/dd", content=corpus("splunk"), headers=_bearer())
+    topic, value, key, headers = sender.sent[0]
+    record = RawRecord(topic=topic, value=value, key=key, headers=tuple(headers))
+    ring = KeyRing({"intake": SIGNING})
+    assert record.header(KEY_ID_HEADER) == b"intake"
+    assert ring.check("intake", (record.header("responder-signature") or b"").decode(), value) is None
+    assert record.header("responder-intake-auth-key") == b"k1"
+
+
+def test_standard_webhooks_any_active_key_verifies(client: TestClient, sender: FakeSender) -> None:
+    """During rotation both the old (whsec_) and the new key verify."""
+    import base64
+
+    body = corpus("splunk")
+    old = base64.b64decode(WHSEC_OLD.removeprefix("whsec_"))
+    assert client.post("/v1/events/hooks", content=body, headers=webhook_headers(body, old, "a")).status_code == 202
+    assert client.post("/v1/events/hooks", content=body.replace(b"sudo", b"SUDO"),
+                       headers=webhook_headers(body.replace(b"sudo", b"SUDO"), wid="b")).status_code == 202
+    assert len(sender.sent) == 2
+
+
+def test_redelivery_is_acknowledged_and_not_produced_twice(client: TestClient, sender: FakeSender) -> None:
+    """The same webhook-id re-signed later (a sender retry) gets 202 and produces nothing."""
+    body = corpus("datadog")
+    first = client.post("/v1/events/hooks", content=body, headers=webhook_headers(body, wid="m1"))
+    again = client.post("/v1/events/hooks", content=body, headers=webhook_headers(body, wid="m1",
+                                                                                  ts=int(time.time()) + 1))
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json()["duplicates"] == 1
+    assert len(sender.sent) == 1
+
+
+@pytest.mark.parametrize("name", ["splunk", "alertmanager", "sentinel"])
+def test_derived_delivery_keys_deduplicate(name: str, client: TestClient, sender: FakeSender) -> None:
+    """Splunk sid, Alertmanager groupKey+fingerprint+startsAt and event ids make a resend a no-op."""
+    body = corpus(name)
+    client.post("/v1/events/dd", content=body, headers=_bearer())
+    count = len(sender.sent)
+    again = client.post("/v1/events/dd", content=body, headers=_bearer())
+    assert again.status_code == 202
+    assert len(sender.sent) == count
+
+
+def test_splunk_url_token_is_checked_and_never_logged(client: TestClient, sender: FakeSender,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The URL token authenticates Splunk; a wrong one is 401; the token appears in no log line."""
+    body = corpus("splunk")
+    assert client.post(f"/v1/events/splunk?token={SPLUNK_TOKEN}", content=body, headers=JSON).status_code == 202
+    assert client.post("/v1/events/splunk?token=wrong", content=body, headers=JSON).status_code == 401
+    out = capsys.readouterr()
+    assert SPLUNK_TOKEN not in out.out + out.err
+
+
+def _deep(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+BAD = [
+    ("no credentials", "/v1/events/dd", JSON, None, 401, "unauthenticated"),
+    ("wrong bearer", "/v1/events/dd", {**JSON, "authorization": "Bearer nope"}, None, 401, "bad-signature"),
+    ("bad signature", "/v1/events/hooks", "badsig", None, 401, "bad-signature"),
+    ("stale timestamp", "/v1/events/hooks", "stale", None, 401, "stale-timestamp"),
+    ("unknown source", "/v1/events/nope", JSON, None, 404, "unknown-source"),
+    ("wrong content type", "/v1/events/open", {"content-type": "text/plain"}, None, 415, "unsupported-media-type"),
+    ("oversized", "/v1/events/open", JSON, b"[" + b"1," * 40_000 + b"1]", 413, "too-large"),
+    ("too deep", "/v1/events/open", JSON, _deep(40), 400, "too-deep"),
+    ("far too deep", "/v1/events/open", JSON, _deep(2000), 400, "too-deep"),
+    ("not JSON", "/v1/events/open", JSON, b"{nope", 422, "not-json"),
+    ("undecodable", "/v1/events/open", JSON, b'{"hello": "world"}', 422, "undecodable"),
+]
+
+
+@pytest.mark.parametrize(("case", "path", "headers", "body", "status", "reason"), BAD, ids=[b[0] for b in BAD])
+def test_bad_requests_get_a_problem_document_and_never_reach_kafka(
+        case: str, path: str, headers: object, body: bytes | None, status: int, reason: str,
+        client: TestClient, sender: FakeSender, intake: Intake) -> None:
+    """Each refusal is the right 4xx, an RFC 9457 document with the reason, counted, and produces nothing."""
+    payload = body if body is not None else corpus("splunk")
+    if headers == "badsig":
+        headers = {**webhook_headers(payload), "webhook-signature": "v1,AAAA"}
+    elif headers == "stale":
+        headers = webhook_headers(payload, ts=int(time.time()) - TOLERANCE_S - 60)
+    answer = client.post(path, content=payload, headers=headers)  # type: ignore[arg-type]
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["status"] == status
+    assert problem["reason"] == reason
+    assert problem["detail"]
+    assert sender.sent == []
+    label = path.rsplit("/", 1)[-1] if path.rsplit("/", 1)[-1] in intake.auth else "unknown"
+    assert intake.metrics.value("responder_intake_rejected_total", source=label, reason=reason) == 1
+
+
+def test_replayed_request_is_refused(client: TestClient, sender: FakeSender, intake: Intake) -> None:
+    """The identical signed request sent twice is 409 the second time; a reused id with another body too."""
+    body = corpus("splunk")
+    headers = webhook_headers(body, wid="r1")
+    assert client.post("/v1/events/hooks", content=body, headers=headers).status_code == 202
+    replay = client.post("/v1/events/hooks", content=body, headers=headers)
+    assert replay.status_code == 409
+    assert replay.json()["reason"] == "replayed"
+    other = body.replace(b"sudo", b"SUDO")
+    reused = client.post("/v1/events/hooks", content=other, headers=webhook_headers(other, wid="r1",
+                                                                                    ts=int(time.time()) + 2))
+    assert reused.status_code == 409
+    assert len(sender.sent) == 1
+    assert intake.metrics.value("responder_intake_rejected_total", source="hooks", reason="replayed") == 2
+
+
+def test_kafka_down_answers_503_with_retry_after_then_accepts_the_retry(client: TestClient,
+                                                                        sender: FakeSender) -> None:
+    """Without a broker ack the answer is 503 + Retry-After and the delivery is not remembered."""
+    sender.down = True
+    body = corpus("splunk")
+    answer = client.post("/v1/events/open", content=body, headers=JSON)
+    assert answer.status_code == 503
+    assert int(answer.headers["retry-after"]) > 0
+    assert client.get("/readyz").status_code == 503
+    sender.down = False
+    retry = client.post("/v1/events/open", content=body, headers=JSON)
+    assert retry.status_code == 202
+    assert retry.json()["produced"] == 1
+
+
+def test_rate_limit_per_source(sender: FakeSender) -> None:
+    """A source over its burst gets 429 with Retry-After; other sources are unaffected."""
+    settings = intake_settings(intake_sources={"open": {"auth": "open", "rate_per_s": 0.01, "burst": 2},
+                                               "other": {"auth": "open"}}, intake_signing_key_id=None)
+    with TestClient(create_app(Intake(settings, sender))) as client:
+        answers = [client.post("/v1/events/open", content=b"{}", headers=JSON).status_code for _ in range(3)]
+        assert answers[-1] == 429
+        assert 429 not in answers[:2]
+        assert client.post("/v1/events/other", content=b"{}", headers=JSON).status_code == 422
+
+
+def test_unauthenticated_requests_do_not_spend_the_source_rate(sender: FakeSender) -> None:
+    """Requests that fail authentication are refused without using the source's rate: the SIEM still gets in."""
+    settings = intake_settings(intake_sources={"dd": {"auth": "bearer", "keys": {"k": BEARER}, "rate_per_s": 0.01,
+                                                      "burst": 1}})
+    with TestClient(create_app(Intake(settings, sender))) as client:
+        for _ in range(3):
+            assert client.post("/v1/events/dd", content=corpus("splunk"), headers=JSON).status_code == 401
+        assert client.post("/v1/events/dd", content=corpus("splunk"), headers=_bearer()).status_code == 202
+
+
+@pytest.mark.parametrize("sources", [
+    {"x": {"auth": "bearer"}},
+    {"x": {"auth": "standard-webhooks", "keys": {}}},
+    {},
+])
+def test_source_without_auth_keys_is_refused_at_start(sources: dict[str, object], sender: FakeSender) -> None:
+    """A source needing keys but with none, or no source at all, is a ConfigError at start-up."""
+    with pytest.raises(ConfigError, match="intake_sources"):
+        Intake(intake_settings(intake_sources=sources), sender)
+
+
+def test_authenticated_sources_need_a_signing_key(sender: FakeSender) -> None:
+    """Without intake_signing_key_id the intake refuses to start when any source authenticates."""
+    with pytest.raises(ConfigError, match="intake_signing_key_id"):
+        Intake(intake_settings(intake_signing_key_id=None), sender)
+
+
+def test_source_missing_auth_is_a_settings_error() -> None:
+    """`auth` has no default: a source must say how it authenticates (or `open`)."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="auth"):
+        intake_settings(intake_sources={"x": {"keys": {"a": "b"}}})
+
+
+def test_metrics_count_requests_by_source_and_status(client: TestClient) -> None:
+    """/metrics exports requests by source and status, auth failures and latency."""
+    client.post("/v1/events/dd", content=corpus("splunk"), headers=_bearer())
+    client.post("/v1/events/dd", content=corpus("splunk"), headers=JSON)
+    text = client.get("/metrics").text
+    assert 'responder_intake_requests_total{source="dd",status="202"} 1.0' in text
+    assert 'responder_intake_auth_failures_total{reason="unauthenticated",source="dd"} 1.0' in text
+    assert "responder_intake_request_duration_seconds_bucket" in text
+
+
+def test_traceparent_is_carried_to_kafka(client: TestClient, sender: FakeSender) -> None:
+    """A SIEM's W3C traceparent continues on the produced record: same trace id (the span id may be the intake's)."""
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    answer = client.post("/v1/events/dd", content=corpus("splunk"), headers={**_bearer(), "traceparent": trace})
+    carried = dict(sender.sent[0][3])["traceparent"].decode().split("-")
+    assert carried[1] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert answer.json()["trace_id"] == carried[1]
+
+
+def test_trace_context_starts_at_the_intake_when_the_siem_sends_none(client: TestClient, sender: FakeSender) -> None:
+    """Without a valid traceparent the intake creates one; the 202 names its trace id."""
+    answer = client.post("/v1/events/dd", content=corpus("splunk"), headers={**_bearer(), "traceparent": "junk"})
+    parent = dict(sender.sent[0][3])["traceparent"].decode()
+    assert parent.split("-")[1] == answer.json()["trace_id"]
+    assert parent.startswith("00-")
+
+
+def test_no_secret_reaches_the_logs(client: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
+    """Tokens, HMAC secrets, signatures and the signing key appear in no log line, accepted or refused."""
+    body = corpus("splunk")
+    signed = webhook_headers(body, wid="logs")
+    client.post("/v1/events/hooks", content=body, headers=signed)
+    client.post("/v1/events/hooks", content=body, headers={**signed, "webhook-signature": "v1,Zm9yZ2Vk"})
+    client.post("/v1/events/dd", content=body, headers=_bearer())
+    client.post("/v1/events/dd", content=body, headers={**JSON, "authorization": f"Bearer {BEARER}x"})
+    client.post(f"/v1/events/splunk?token={SPLUNK_TOKEN}", content=body, headers=JSON)
+    out = capsys.readouterr()
+    logs = out.out + out.err
+    assert "intake_request" in logs
+    for secret in (BEARER, SPLUNK_TOKEN, SIGNING, HMAC_NEW, signed["webhook-signature"].split(",")[1], "Zm9yZ2Vk"):
+        assert secret not in logs
+
+
+def test_unknown_route_and_method_are_problem_documents(client: TestClient) -> None:
+    """404 and 405 from routing are problem documents too."""
+    missing = client.get("/nope")
+    wrong = client.get("/v1/events/dd")
+    assert (missing.status_code, wrong.status_code) == (404, 405)
+    assert json.loads(wrong.text)["reason"] == "method-not-allowed"
