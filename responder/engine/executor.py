@@ -87,7 +87,10 @@ class Engine:
 
     def evict(self) -> list[str]:
         """Forget incidents closed (window + cooldown after their last event, on the engine's clock)."""
-        return self.state.evict(self.clock(), {rb.id: rb.window + rb.cooldown for rb in self.runbooks.values()})
+        gone = self.state.evict(self.clock(), {rb.id: rb.window + rb.cooldown for rb in self.runbooks.values()})
+        for incident_id in gone:
+            self._locks.pop(incident_id, None)
+        return gone
 
     async def handle(self, match: Match) -> Incident:
         """Open, join or (in cooldown) suppress the incident, then run the runbook's steps in order."""

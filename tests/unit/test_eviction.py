@@ -60,3 +60,13 @@ async def test_partition_slices_cut_merge_and_release(tmp_path):
     release(other, {incident})
     assert other.results() == []
     assert not other.incidents.all()
+
+
+async def test_quota_windows_do_not_grow_with_history():
+    """Runs older than the longest look-back (a day) leave the quota windows as new ones are recorded."""
+    from responder.engine.guards import QuotaWindows
+
+    windows = QuotaWindows()
+    for day in range(30):
+        windows.record("rb", "test.echo", day * 86400.0)
+    assert all(len(run.times) <= 3 for run in windows.runs())
