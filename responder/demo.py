@@ -29,7 +29,7 @@ from responder.settings import Settings
 from responder.timeline.chain import parse_lines, verify_entries
 
 DEMO_USER = "ml-training"
-DEMO_TOKEN = "demo-eventbridge-api-destination-token"  # noqa: S105 - a sandbox-only credential
+DEMO_TOKEN = "demo-eventbridge-api-destination-token"  # noqa: S105  # nosec B105 # a sandbox-only credential
 DEMO_SIGNING = "demo-intake-signing-key"
 
 
@@ -91,6 +91,13 @@ def default_timeline_path() -> Path:
     return Path(".responder") / f"demo-{stamp}.jsonl"
 
 
+def default_runbooks_dir() -> Path:
+    """./runbooks when there is one (a checkout); else the runbooks shipped inside the installed wheel."""
+    local = Path("runbooks")
+    shipped = Path(str(resources.files("responder").joinpath("shipped_runbooks")))
+    return local if local.is_dir() or not shipped.is_dir() else shipped
+
+
 def webhook_settings() -> dict[str, Any]:
     """Settings for `--via webhook`: a bearer-token source (as an EventBridge API destination sends) and signing."""
     return {
@@ -103,7 +110,7 @@ def webhook_settings() -> dict[str, Any]:
 def _post(url: str, body: bytes) -> int:
     request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 - loopback http
         "content-type": "application/json", "authorization": f"Bearer {DEMO_TOKEN}"})
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310  # nosec B310 # http://127.0.0.1 intake we started
         return int(answer.status)
 
 
@@ -121,11 +128,17 @@ async def _deliver(settings: Settings, body: bytes, key: bytes, via: str) -> Non
         raise SandboxError(f"the intake answered {status}")
 
 
-async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0, via: str = "kafka") -> DemoResult:
-    """Start the sandbox and the service, deliver a finding (Kafka or webhook), wait for the response, stop."""
+async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0, via: str = "kafka",
+                   sandbox: Sandbox | None = None) -> DemoResult:
+    """Start the sandbox and the service, deliver a finding (Kafka or webhook), wait for the response, stop.
+
+    With a started `sandbox` of the caller's, use it and leave it running (`responder demo --keep`).
+    """
     started = time.monotonic()
-    sandbox = Sandbox()
-    await asyncio.to_thread(sandbox.start)
+    keep = sandbox is not None
+    if sandbox is None:
+        sandbox = Sandbox()
+        await asyncio.to_thread(sandbox.start)
     broker_pid = sandbox.broker.pid
     try:
         aws = AwsSession(endpoint_url=sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS)
@@ -156,7 +169,8 @@ async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0, via: 
             await asyncio.wait_for(task, 30)
         status = await key_status(aws, DEMO_USER, key_id)
     finally:
-        await asyncio.to_thread(sandbox.stop)
+        if not keep:
+            await asyncio.to_thread(sandbox.stop)
     data = await asyncio.to_thread(timeline.read_bytes)
     entries = list(parse_lines(data.splitlines()))
     count, head = verify_entries(entries)

@@ -6,7 +6,8 @@
     ├── ConfigError                     → fail at start-up or in `responder runbooks validate`
     │   ├── RunbookError                (path, line, column, reason)
     │   ├── UnknownActuatorError        (name, known): the message lists the valid names
-    │   └── SandboxError                the embedded broker or moto server could not start
+    │   ├── SandboxError                the embedded broker or moto server could not start
+    │   └── BrokerUnreachable           Kafka did not answer within kafka_connect_timeout
     ├── EventRejected                   → poison or forged record: dead-letter, commit, never retry
     │   ├── DecodeError                 not JSON, too large, unknown shape
     │   │   ├── NotJson                 the bytes do not parse as JSON (reason `not_json`)
@@ -17,7 +18,8 @@
     ├── TemplateError                   → a `${…}` placeholder names no value: the step's params are invalid
     ├── ApprovalRefused                 → a decision that must not release a step (reason on the timeline)
     ├── TimelineError                   → the record is unwritable or does not verify
-    │   └── ChainBroken                 (seq, reason)
+    │   ├── ChainBroken                 (seq, reason)
+    │   └── TimelineLocked              another process holds the file (path, holder)
     ├── BrokerUnavailable               → Kafka did not acknowledge a produce in time (intake answers 503)
     └── ActuationError                  → raised by actuators only
         ├── TransientActuationError     throttling, 5xx, timeouts: retried with jittered backoff
@@ -59,8 +61,16 @@ class UnknownActuatorError(ConfigError):
         super().__init__(f"unknown actuator {name!r}; valid choices: {', '.join(self.known)}")
 
 
+class PlaybookError(RunbookError):
+    """A tabletop playbook file is invalid; carries where and why."""
+
+
 class SandboxError(ConfigError):
     """The embedded broker or the local AWS API could not be started."""
+
+
+class BrokerUnreachable(ConfigError):
+    """No Kafka broker answered at the configured bootstrap within the connect timeout."""
 
 
 class EventRejected(ResponderError):
@@ -133,6 +143,16 @@ class ChainBroken(TimelineError):
         self.seq = seq
         self.reason = reason
         super().__init__(f"entry {seq}: {reason}")
+
+
+class TimelineLocked(TimelineError):
+    """Another writer holds the timeline file's lock; appending too would fork the chain."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(f"timeline {path} is in use by {holder}; stop that writer first, or point --timeline "
+                         "(RESPONDER_TIMELINE_PATH) at another file")
 
 
 class BrokerUnavailable(ResponderError):

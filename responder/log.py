@@ -33,7 +33,30 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+    _route_stdlib(renderer)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Ours, so a second `configure` replaces it (and leaves other handlers, e.g. pytest's, alone)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # the current one, as for structlog's own lines
+        super().emit(record)
+
+
+def _route_stdlib(renderer: structlog.types.Processor) -> None:
+    """Library loggers (botocore, moto, werkzeug) render with the same renderer: one log format per process."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    handler = _StderrHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True)],
+    ))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)

@@ -19,3 +19,4 @@ def runbook_schema() -> dict[str, object]:
 def runbook_schema_text() -> str:
     """The schema as committed: sorted keys, two-space indent, trailing newline."""
     return json.dumps(runbook_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys
 from responder.catalog import load_runbooks
+from responder.clock import SteadyClock
 from responder.engine.executor import Engine
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import GuardPolicy, Guards
@@ -91,12 +91,13 @@ class Service:
         registry: Registry = default_registry,
         aws: AwsCaller | None = None,
         runbooks: Sequence[Runbook] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not settings.kafka_bootstrap:
             raise ConfigError(NO_KAFKA)
         self.settings = settings
-        self.clock = clock
+        # by default windows and deadlines ignore wall-clock steps while running (responder/clock.py)
+        self.clock = clock = clock if clock is not None else SteadyClock()
         self.kafka_options = options = kafka_client_options(settings)  # TLS / SASL, for every client below
         self.recorder = Recorder.from_settings(settings, clock=clock)
         self.archiver = archiver_from(settings)
@@ -118,6 +119,9 @@ class Service:
             clock=clock, context=context,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
+        if not books:
+            log.warning("no_runbooks", runbooks_dir=str(settings.runbooks_dir),
+                        detail="every alert will be recorded and matched by nothing")
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
@@ -170,9 +174,13 @@ class Service:
         self.deadlettered: dict[str, int] = {}
 
     def ready_now(self) -> bool:
-        """Whether the service is consuming (what `/readyz` reports)."""
+        """Whether the service is consuming and its timeline takes writes (what `/readyz` reports).
+
+        A full or failing timeline disk stalls the recorder: no step acts without a durable intent and no offset
+        is committed, so the service is unready until the write goes through (tests/faults/test_disk_faults.py).
+        """
         restoring = self.fleet is not None and bool(self.fleet.failed)  # a partition whose state is not restored
-        return self.ready.is_set() and not self._stop.is_set() and not restoring
+        return self.ready.is_set() and not self._stop.is_set() and self.recorder.stalled is None and not restoring
 
     def request_stop(self) -> None:
         """Finish the batch in hand, commit it, then stop."""
@@ -253,9 +261,10 @@ class Service:
             for shipper in shippers:
                 shipping.create_task(shipper.run())
             try:
-                await self.publisher.start()
+                wait = self.settings.kafka_connect_timeout
+                await self.publisher.start(wait)
                 # both groups join at once: after a crash each may wait for its dead member's session
-                await asyncio.gather(self.approvals.start(), self.ingest.start())
+                await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait))
                 self.ready.set()
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._alerts_loop())

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from responder.kafka_config import KafkaSecurity
+from responder.settings_errors import EnvSource, SettingsInvalid, describe
 
 IntakeAuth = Literal["standard-webhooks", "bearer", "url-token", "open"]
 
@@ -54,6 +55,8 @@ class Settings(BaseSettings):
                                   "session to expire")
     max_record_bytes: int = Field(default=1024 * 1024, description="larger records are dead-lettered (`too_large`)")
     max_batch: int = Field(default=500, description="most records fetched and handled in one consumer batch")
+    kafka_connect_timeout: float = Field(
+        default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
     kafka_manual_assignment: bool = Field(
         default=False, description="own every partition without group membership (one instance; no rebalances)")
     changelog_topic: str | None = Field(
@@ -179,6 +182,13 @@ class Settings(BaseSettings):
     intake_dedupe_ttl_s: float = Field(default=86_400.0, gt=0, description="how long a delivery id is remembered")
     intake_dedupe_max: int = Field(default=200_000, ge=1, description="delivery ids remembered at most")
 
+    def __init__(self, **values: Any) -> None:
+        """Validate; every invalid setting is one line of a SettingsInvalid (a ConfigError: exit 3)."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsInvalid(describe(exc, type(self).model_fields)) from None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -188,10 +198,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Init kwargs win, then env, then the YAML file named by RESPONDER_CONFIG."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        """Init kwargs win, then env (lists may be comma-separated), then the YAML file named by RESPONDER_CONFIG."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, EnvSource(settings_cls)]
         config = os.environ.get("RESPONDER_CONFIG")
         if config:
+            if not Path(config).is_file():
+                raise SettingsInvalid([f"RESPONDER_CONFIG={config!r}: no such file "
+                                       "(example: RESPONDER_CONFIG=/etc/responder/responder.yaml)"])
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
         return tuple(sources)
 

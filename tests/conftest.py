@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 pytest_plugins = ["responder.sandbox.fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def _keep_log_config() -> Iterator[None]:
+    """Each test leaves structlog as it found it: a CLI test's `log.configure(..., "warning")` (the root command
+    does that) must not hide the info logs a later test reads."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(name="unique")

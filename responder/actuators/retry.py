@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from tenacity import (
@@ -18,7 +18,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from responder.errors import TransientActuationError
+from responder.actuators.base import ActuationResult
+from responder.errors import PermanentActuationError, TransientActuationError
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -40,8 +41,14 @@ async def with_retries(
     deadline: float,
     initial: float = 0.2,
     maximum: float = 5.0,
+    settled: Callable[[], Awaitable[T | None]] | None = None,
 ) -> T:
-    """Call `fn`, retrying TransientActuationError up to `attempts` tries within `deadline` seconds."""
+    """Call `fn`, retrying TransientActuationError up to `attempts` tries within `deadline` seconds.
+
+    `settled` runs before every retry: a transient error may come after the call was applied (its reply was
+    lost, or it timed out on our side while the API went on), so a non-None answer ends the retries with it
+    instead of applying a second time.
+    """
     if attempts <= 1:
         return await fn()
     started = time.monotonic()
@@ -49,7 +56,7 @@ async def with_retries(
         return await fn()  # the common case pays nothing for the retry machinery
     except TransientActuationError as exc:
         _log_first(exc)
-    await asyncio.sleep(initial * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+    await asyncio.sleep(initial * (0.5 + random.random()))  # noqa: S311  # nosec B311 # jitter, not crypto
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TransientActuationError),
         stop=stop_after_attempt(attempts - 1) | stop_after_delay(max(0.0, deadline - (time.monotonic() - started))),
@@ -59,5 +66,37 @@ async def with_retries(
     )
     async for attempt in retrying:
         with attempt:
+            if settled is not None:
+                done = await settled()
+                if done is not None:
+                    log.info("actuation_settled_by_verify", attempt=attempt.retry_state.attempt_number)
+                    return done
             return await fn()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def settled_by_verify(actuator: Any, params: Any, ctx: Any) -> Callable[[], Awaitable[ActuationResult | None]]:
+    """A `settled` check for `with_retries`: when `verify()` says the desired state holds, the lost attempt applied.
+
+    The result says `changed` (an earlier attempt made the change), with the after-state read back by
+    `observe()` and no outputs: the reply that carried them was lost. A transient error while verifying is
+    raised, so it costs an attempt and never leads to a second apply; only a definite "not there" (or a
+    permanent error reading it) lets the retry apply again.
+    """
+
+    async def check() -> ActuationResult | None:
+        try:
+            ok = bool(await actuator.verify(params, ctx))
+        except TimeoutError as exc:
+            raise TransientActuationError("verify timed out", code="Timeout") from exc
+        except PermanentActuationError:
+            return None
+        if not ok:
+            return None
+        try:  # the after-state the lost reply carried, read back, so undo's compare-and-set has it
+            after = await actuator.observe(params, ctx) if hasattr(actuator, "observe") else None
+        except (TransientActuationError, PermanentActuationError, TimeoutError):
+            after = None
+        return ActuationResult(changed=True, target=actuator.target(params), after=after or {})
+
+    return check

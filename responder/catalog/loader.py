@@ -15,7 +15,7 @@ from responder.errors import ConfigError, RunbookError
 from responder.models.runbook import Runbook
 
 
-def _locate(node: yaml.Node | None, loc: Sequence[int | str]) -> tuple[int, int] | None:
+def locate(node: yaml.Node | None, loc: Sequence[int | str]) -> tuple[int, int] | None:
     """Line and column (1-based) of the YAML node at a pydantic error location."""
     best = node
     for part in loc:
@@ -35,7 +35,7 @@ def _locate(node: yaml.Node | None, loc: Sequence[int | str]) -> tuple[int, int]
     return best.start_mark.line + 1, best.start_mark.column + 1
 
 
-def _parse(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
+def parse_yaml(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -47,7 +47,7 @@ def _parse(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
 def check_runbook(path: Path, registry: Registry) -> tuple[Runbook | None, list[RunbookError]]:
     """Parse and check one file; every problem found, each with file:line:column."""
     try:
-        root, data = _parse(path, path.read_text(encoding="utf-8"))
+        root, data = parse_yaml(path, path.read_text(encoding="utf-8"))
     except RunbookError as exc:
         return None, [exc]
     if not isinstance(data, dict):
@@ -57,11 +57,11 @@ def check_runbook(path: Path, registry: Registry) -> tuple[Runbook | None, list[
     except ValidationError as exc:
         errors = []
         for err in exc.errors():
-            where = _locate(root, err["loc"])
+            where = locate(root, err["loc"])
             loc = ".".join(str(p) for p in err["loc"])
             errors.append(RunbookError(str(path), f"{loc}: {err['msg']}", *(where or (None, None))))
         return None, errors
-    problems = [RunbookError(str(path), reason, *(_locate(root, loc) or (None, None)))
+    problems = [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
                 for reason, loc in runbook_problems(rb, path.stem, registry)]
     return (rb if not problems else None), problems
 
@@ -71,7 +71,8 @@ def load_runbook(path: Path, registry: Registry) -> Runbook:
     rb, problems = check_runbook(path, registry)
     if problems:
         raise problems[0]
-    assert rb is not None  # no problems means a runbook
+    if rb is None:  # check_runbook returns problems whenever it returns no runbook
+        raise RunbookError(str(path), "not a runbook")
     return rb
 
 

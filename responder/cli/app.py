@@ -1,26 +1,119 @@
-"""The typer app and its command groups."""
+"""The typer app: every command module has one `typer.Typer` named `app`, added here and only here.
+
+Groups (`responder timeline …`) are added under their name; modules of top-level commands (`run`, `undo`, …)
+are added without one, which merges their commands into the root.
+"""
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated, Any, NoReturn
 
-from responder.cli import actuation, approvals, coverage, docs, events, intake, models, runbooks, service, timeline
+import typer
+from typer.core import TyperGroup
+
+from responder import __version__, log
+from responder.cli import (
+    actuators,
+    approvals,
+    coverage,
+    deadletter,
+    docs,
+    events,
+    intake,
+    model_ops,
+    models,
+    runbooks,
+    service,
+    tabletop,
+    timeline,
+    undo,
+)
+from responder.cli.options import JSON_HELP
+from responder.cli.output import EXIT_CONFIG, err_console
+from responder.errors import ConfigError, TimelineError
+
+
+def _plain_metavars(cmd: Any) -> None:
+    """Help without typer's `<bool>` on flags or `<list[Path]>` on repeatable parameters: flags show no type,
+    a repeatable option or argument its item type (PATH, TEXT), as click did."""
+    help_option = cmd.get_help_option(typer.Context(cmd))
+    for param in [*cmd.params, *([help_option] if help_option is not None else [])]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif getattr(param, "multiple", False) or param.nargs != 1:
+            label = {"Path": "PATH", "str": "TEXT"}.get(param.bare_type()[5:-1], "VALUE")
+            if param.param_type_name == "argument":  # typer shows an argument's type, never its metavar
+                param.display_type_rich = lambda ctx, label=label: f"{label}..."
+            elif param.metavar is None:
+                param.metavar = label
+    for sub in getattr(cmd, "commands", {}).values():
+        _plain_metavars(sub)
+
+
+class Responder(TyperGroup):
+    """The root command: a ConfigError or TimelineError no command handled is one red line and exit 3, no trace."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_metavars(self)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; turn an unhandled ConfigError or TimelineError into its message and exit 3."""
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, TimelineError) as exc:  # a setting, a runbook, a locked or broken timeline
+            _config_exit([exc])
+        except BaseExceptionGroup as group:  # from a TaskGroup: report its ConfigErrors like any other
+            found, rest = group.split((ConfigError, TimelineError))
+            if found is None or rest is not None:
+                raise
+            _config_exit(_leaves(found))
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    return [leaf for exc in group.exceptions
+            for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])]
+
+
+def _config_exit(errors: list[BaseException]) -> NoReturn:
+    for exc in errors:
+        for line in str(exc).splitlines():
+            err_console.print(f"✗ {line}", style="red", markup=False, highlight=False)
+    raise typer.Exit(EXIT_CONFIG) from None
 
 app = typer.Typer(
     name="responder",
+    cls=Responder,
     help="Event-driven incident response for AI workloads: Kafka alerts in, YAML runbooks, AWS actions, "
-    "a verifiable timeline.",
+    f"a verifiable timeline. --json on any command: {JSON_HELP}. Exit codes: 0 ok, 1 negative result, "
+    "2 usage, 3 bad input or configuration.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-service.register(app)
-intake.register(app)
-runbooks.register(app)
-approvals.register(app)
-app.add_typer(timeline.app, name="timeline")
-events.register(app)
-actuation.register(app)
-app.add_typer(models.app, name="models")
-docs.register(app)
-coverage.register(app)
+models.app.add_typer(model_ops.app)
+
+for commands in (service.app, intake.app, approvals.app, undo.app, docs.app, coverage.app, tabletop.top):
+    app.add_typer(commands)
+for name, group in (("runbooks", runbooks.app), ("actuators", actuators.app), ("events", events.app),
+                    ("deadletter", deadletter.app), ("timeline", timeline.app), ("models", models.app),
+                    ("tabletop", tabletop.app)):
+    app.add_typer(group, name=name)
+# the names these commands had before they joined their groups
+app.command("schema", hidden=True)(runbooks.schema)
+app.command("iam-policy", hidden=True)(actuators.iam_policy)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"responder {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main(
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
+                                                 help="print the version and exit")] = None,
+) -> None:
+    """Global options; logs go to stderr (console, warnings and up) unless a command configures them otherwise."""
+    log.configure("console", "warning")  # structlog's default would print to stdout, into a --json document

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.options import JsonOpt, TimelineOpt, resolve_incident
+from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
 from responder.errors import ConfigError
 from responder.models.approval import ApprovalDecision
 from responder.models.timeline import EntryKind
@@ -19,14 +20,7 @@ from responder.timeline.chain import parse_lines
 By = Annotated[str, typer.Option("--by", help="who decides (must be a listed approver, if the step lists any)")]
 Reason = Annotated[str, typer.Option("--reason", help="why, for the timeline")]
 Digest = Annotated[str | None, typer.Option(help="plan digest (default: read from the timeline's request)")]
-TimelineOpt = Annotated[Path | None, typer.Option(help="timeline to read the request from")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-
-
-def register(app: typer.Typer) -> None:
-    """Add `approve` and `deny` to `app`."""
-    app.command()(approve)
-    app.command()(deny)
+app = typer.Typer()
 
 
 def pending_digest(timeline: Path, incident: str, step: str) -> str | None:
@@ -51,6 +45,7 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
         err_console.print("✗ set RESPONDER_KAFKA_BOOTSTRAP, RESPONDER_APPROVAL_KEYS='{\"id\": \"secret\"}' and "
                           "RESPONDER_APPROVAL_KEY_ID to sign and send decisions", markup=False)
         raise typer.Exit(EXIT_CONFIG)
+    incident = resolve_incident(timeline or settings.timeline_path, incident)
     identity = settings.approver_identities.get(key_id)
     if identity is not None and by != identity:
         err_console.print(f"✗ approval key {key_id} belongs to {identity!r}: --by must be {identity!r}", markup=False)
@@ -59,7 +54,7 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
     if digest is None:
         err_console.print(f"✗ no approval request for incident {incident} step {step} on the timeline; "
                           "pass --digest", markup=False)
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_CONFIG)
     now = datetime.now(UTC)
     decision = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,
                                 reason=reason, digest=digest, issued_at=now,
@@ -78,12 +73,14 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
                       f"(digest {digest[:12]}…, signed with key {key_id})", markup=False)
 
 
+@app.command()
 def approve(incident: str, step: str, by: By, reason: Reason = "", digest: Digest = None,
             timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
     """Approve a parked step: publish a signed decision bound to its plan digest."""
     _send("approve", incident, step, by, reason, digest, timeline, json)
 
 
+@app.command()
 def deny(incident: str, step: str, by: By, reason: Reason = "", digest: Digest = None,
          timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
     """Deny a parked step: publish a signed decision bound to its plan digest."""

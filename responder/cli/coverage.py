@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from responder.actuators import registry
 from responder.catalog import load_runbooks
+from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, emit_json, err_console
 from responder.errors import ConfigError, EventRejected
 from responder.models.threat import ThreatCategory
@@ -23,6 +24,8 @@ from responder.normalise.threats import TABLES, declared
 from responder.rules.matcher import Matcher
 
 COVERED, MAPPED = "✓", "·"
+
+app = typer.Typer()
 
 
 class Proof(BaseModel):
@@ -98,11 +101,12 @@ def markdown(cov: Coverage) -> str:
     return "\n".join(lines) + "\n"
 
 
+@app.command()
 def coverage(
     runbooks: Annotated[Path, typer.Option(help="runbook directory")] = Path("runbooks"),
     examples: Annotated[Path, typer.Option(help="example events (and their by-source/ folder)")] = Path(
         "runbooks/examples"),
-    json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Print the threat category × source format coverage matrix, each covered cell proven by an example."""
     try:
@@ -116,8 +120,3 @@ def coverage(
         emit_json(cov.model_dump(mode="json"))
     else:
         typer.echo(markdown(cov), nl=False)
-
-
-def register(app: typer.Typer) -> None:
-    """Add `responder coverage` to `app`."""
-    app.command("coverage")(coverage)

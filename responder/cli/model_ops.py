@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from responder.actuators import registry
-from responder.cli.model_common import ModelArg, RegistryOpt, context, fail, load_settings
+from responder.cli.model_common import context
+from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.engine.runner import StepCall, run_step
 from responder.errors import TimelineError
@@ -28,16 +29,7 @@ from responder.timeline.chain import parse_lines
 from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-TimelineOpt = Annotated[Path | None, typer.Option(help="timeline file (default: the timeline_path setting)")]
-
-
-def register(app: typer.Typer) -> None:
-    """Add the operator commands to the `models` group."""
-    app.command()(rollback)
-    app.command()(switch)
-    app.command()(quarantine)
-    app.command()(history)
+app = typer.Typer()
 
 
 def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, json: bool) -> None:
@@ -82,6 +74,7 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
                   f"prior={result.prior} after={result.after}  (timeline seq {seq})")
 
 
+@app.command()
 def rollback(
     model: ModelArg,
     from_version: Annotated[str | None, typer.Option("--from", help="the bad version (default: serving)")] = None,
@@ -94,6 +87,7 @@ def rollback(
              {"model": model, "from_version": from_version, "registry": registry_url}, timeline, json)
 
 
+@app.command()
 def switch(model: ModelArg, version: Annotated[str, typer.Argument()], registry_url: RegistryOpt = None,
            timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
     """Serve one named version (the undo of a rollback; not for quarantined versions)."""
@@ -101,6 +95,7 @@ def switch(model: ModelArg, version: Annotated[str, typer.Argument()], registry_
                                       "reason": "operator"}, timeline, json)
 
 
+@app.command()
 def quarantine(model: ModelArg, version: Annotated[str, typer.Argument()],
                reason: Annotated[str, typer.Option(help="why")] = "", registry_url: RegistryOpt = None,
                timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
@@ -131,6 +126,7 @@ def _pointer_change(e: TimelineEntry, model: str) -> dict[str, Any] | None:
     return None
 
 
+@app.command()
 def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
     """Every serving-pointer change of MODEL on the timeline (runbook steps and operators), oldest first."""
     path = timeline or load_settings().timeline_path
@@ -144,8 +140,7 @@ def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False
         if row is not None:
             rows.append(row)
     if json:
-        for row in rows:
-            emit_json(row)
+        emit_json({"model": model, "changes": rows})
         return
     table = Table(title=f"{model}: serving pointer changes in {path}")
     for col in ("seq", "at", "from", "to", "by", "incident", "digest"):

@@ -11,14 +11,13 @@ from rich.table import Table
 
 from responder.actuators.model import config_from, open_store, signing
 from responder.actuators.model.selection import check as check_version
-from responder.cli import model_ops
-from responder.cli.model_common import ModelArg, RegistryOpt, context, fail, load_settings
+from responder.cli.model_common import context
+from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ActuationError, ConfigError
 
 app = typer.Typer(help="Sign, verify, list, roll back and quarantine model versions.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 DirArg = Annotated[Path, typer.Argument(help="model directory", exists=True, file_okay=False)]
 SigOpt = Annotated[Path | None, typer.Option("--signature", help="bundle path (default: MODEL_DIR.sig beside it)")]
 
@@ -174,5 +173,3 @@ def check(model: ModelArg, registry_url: RegistryOpt = None, json: JsonOpt = Fal
     if not ok:
         raise typer.Exit(EXIT_FAILED)
 
-
-model_ops.register(app)

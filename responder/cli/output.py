@@ -13,7 +13,7 @@ from rich.table import Table
 from responder.models.timeline import TimelineEntry
 
 console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the terminal width
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -1,44 +1,40 @@
-"""`responder runbooks validate` and `responder actuators list`."""
+"""`responder runbooks validate|explain|schema`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from responder.actuators import registry
-from responder.actuators.contract import examples
 from responder.catalog import check_directory, load_runbooks
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console
+from responder.cli.options import JsonOpt
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError, EventRejected
 
-runbooks_app = typer.Typer(help="Write, check and explain runbooks.", no_args_is_help=True)
-actuators_app = typer.Typer(help="The registered actuators.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+app = typer.Typer(help="Write, check and explain runbooks.", no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the runbook and actuator groups to `app`."""
-    app.add_typer(runbooks_app, name="runbooks")
-    app.add_typer(actuators_app, name="actuators")
-    app.command("schema")(schema)
-
-
-def schema() -> None:
-    """Print the runbook JSON Schema (committed as runbooks/runbook.schema.json)."""
+@app.command()
+def schema(playbook: Annotated[bool, typer.Option("--playbook", help="the tabletop playbook schema instead")]
+           = False) -> None:
+    """Print the runbook JSON Schema (runbooks/runbook.schema.json), or with --playbook the playbook schema."""
     from responder.schema import runbook_schema_text
+    from responder.tabletop.schema import playbook_schema_text
 
-    typer.echo(runbook_schema_text(), nl=False)
+    typer.echo(playbook_schema_text() if playbook else runbook_schema_text(), nl=False)
 
 
-@runbooks_app.command()
+@app.command()
 def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), json: JsonOpt = False) -> None:
     """Load every runbook: schema, actuators, parameters, template paths, duplicate ids; all problems listed."""
     errors: list[ConfigError]
     try:
         books, found = check_directory(directory, registry)
         errors = list(found)
+        if not books and not errors:
+            errors = [ConfigError(f"{directory}: no runbooks (*.yaml) found")]
     except ConfigError as problem:
         errors, books = [problem], []
     if json:
@@ -54,56 +50,54 @@ def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), js
         raise typer.Exit(EXIT_CONFIG)
 
 
-@runbooks_app.command()
+@app.command()
 def explain(
-    event_file: Annotated[Path, typer.Argument(help="a raw record in any format the normaliser decodes",
-                                               exists=True, dir_okay=False)],
+    event_files: Annotated[list[Path], typer.Argument(help="raw records in any format the normaliser decodes",
+                                                      exists=True, dir_okay=False)],
     runbooks: Annotated[Path, typer.Option(help="runbook directory")] = Path("runbooks"),
     fmt: Annotated[str | None, typer.Option("--format", help="force a decoder instead of detecting")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Which runbooks match the event in EVENT_FILE and, for each other one, the first test that failed."""
+    """Which runbooks match each event in EVENT_FILES and, for each other one, the first test that failed.
+
+    Exit 1 when no event matches any runbook; 3 when a file is not a decodable event or the runbooks are invalid.
+    """
     from responder.normalise import normalise
     from responder.rules.explain import explain as explain_event
 
     try:
         books = load_runbooks(runbooks, registry)
-        events = normalise(event_file.read_bytes(), fmt=fmt)
     except ConfigError as exc:
         err_console.print(f"✗ {exc}", style="red", markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc
-    except EventRejected as exc:
-        err_console.print(f"✗ {event_file}: not a decodable event: {exc}", style="red", markup=False)
-        raise typer.Exit(EXIT_USAGE) from exc
-    any_match = False
-    for event in events:
-        verdicts = explain_event(books, event)
-        any_match |= any(v.matched for v in verdicts)
-        if json:
-            emit_json({"event": {"id": event.id, "source": event.source, "type": event.type},
-                       "verdicts": [v.model_dump(mode="json") for v in verdicts]})
+    any_match, undecodable = False, 0
+    results: list[dict[str, Any]] = []
+    for event_file in event_files:
+        try:
+            events = normalise(event_file.read_bytes(), fmt=fmt)
+        except (EventRejected, OSError) as exc:
+            undecodable += 1
+            err_console.print(f"✗ {event_file}: not a decodable event: {exc}", style="red", markup=False)
             continue
-        console.print(f"event {event.id}  source={event.source}  type={event.type}", markup=False)
-        for v in verdicts:
-            if v.matched:
-                console.print(f"  [green]✓ {v.runbook}[/green] matches")
-            else:
-                console.print(f"  ✗ {v.runbook}: {v.check} failed: {v.failed} "
-                              f"(expected {v.expected!r}, actual {v.actual!r})", markup=False)
+        for event in events:
+            verdicts = explain_event(books, event)
+            any_match |= any(v.matched for v in verdicts)
+            if json:
+                results.append({"path": str(event_file),
+                                "event": {"id": event.id, "source": event.source, "type": event.type},
+                                "verdicts": [v.model_dump(mode="json") for v in verdicts]})
+                continue
+            console.print(f"{event_file.name}: event {event.id}  source={event.source}  type={event.type}",
+                          markup=False)
+            for v in verdicts:
+                if v.matched:
+                    console.print(f"  [green]✓ {v.runbook}[/green] matches")
+                else:
+                    console.print(f"  ✗ {v.runbook}: {v.check} failed: {v.failed} "
+                                  f"(expected {v.expected!r}, actual {v.actual!r})", markup=False)
+    if json:
+        emit_json({"matched": any_match, "undecodable": undecodable, "events": results})
+    if undecodable:
+        raise typer.Exit(EXIT_CONFIG)
     if not any_match:
         raise typer.Exit(EXIT_FAILED)
-
-
-@actuators_app.command("list")
-def list_actuators(json: JsonOpt = False) -> None:
-    """Every registered actuator with its permissions, destructiveness and reverse."""
-    for a in registry:
-        row = {"name": a.name, "permissions": list(a.permissions), "destructive": a.destructive,
-               "reverse": a.reverse, "irreversible": a.irreversible or None,
-               "params": a.params.model_json_schema(), "examples": examples(a)}
-        if json:
-            emit_json(row)
-        else:
-            flag = " [red]destructive[/red]" if a.destructive else ""
-            console.print(f"{a.name}{flag}  reverse={a.reverse or '-'}  "
-                          f"permissions={', '.join(a.permissions) or '-'}")

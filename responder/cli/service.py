@@ -5,57 +5,75 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import structlog
 import typer
 
 from responder import log, tracing
+from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
 from responder.errors import ConfigError
 from responder.settings import Settings
 
-
-def register(app: typer.Typer) -> None:
-    """Add the service commands to `app`."""
-    app.command()(run)
-    app.command()(demo)
-    app.command("sandbox")(sandbox_cmd)
+app = typer.Typer()
 
 
-def sandbox_cmd(
-    json: Annotated[bool, typer.Option("--json", help="print the endpoints as JSON")] = False,
-) -> None:
-    """Start the embedded broker and a local AWS API until Ctrl-C; prints the settings to point at them."""
+KafkaPortOpt = Annotated[int | None, typer.Option(help="port for the embedded broker (default: a free one)")]
+AwsPortOpt = Annotated[int | None, typer.Option(help="port for the local AWS API (default: a free one)")]
+
+
+def _sandbox(kafka_port: int | None, aws_port: int | None) -> Any:
+    from responder.sandbox import AwsSandbox, Broker, Sandbox
+
+    return Sandbox(broker=Broker(port=kafka_port), aws=AwsSandbox(port=aws_port))
+
+
+def _serve_sandbox(box: Any, json: bool, extra: dict[str, str] | None = None, hint: str = "",
+                   summary: dict[str, Any] | None = None) -> None:
+    """Print the settings that point at `box` (JSON or `export` lines), then wait for Ctrl-C or SIGTERM.
+
+    With --json, one document: the settings, the topics, and the demo's `summary` when there is one.
+    """
     import signal
     import threading
 
-    from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
+    from responder.sandbox import SANDBOX_CREDENTIALS
 
-    log.configure("console", "warning")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Sandbox() as box:
-        env = {
-            "RESPONDER_KAFKA_BOOTSTRAP": box.broker.bootstrap,
-            "RESPONDER_AWS_ENDPOINT_URL": box.aws.endpoint_url,
-            "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
-            "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
-        }
-        if json:
-            emit_json({**env, "topics": list(box.topics), "broker_pid": box.broker.pid})
-        else:
-            console.print("sandbox running; in another shell:")
-            for k, v in env.items():
-                console.print(f"  export {k}={v}")
-            console.print(f"topics: {', '.join(box.topics)}\nCtrl-C stops it.")
-        sys.stdout.flush()
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+    env = {
+        "RESPONDER_KAFKA_BOOTSTRAP": box.broker.bootstrap,
+        "RESPONDER_AWS_ENDPOINT_URL": box.aws.endpoint_url,
+        "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
+        "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
+        **(extra or {}),
+    }
+    if json:
+        emit_json({**env, "topics": list(box.topics), "broker_pid": box.broker.pid,
+                   **({"demo": summary} if summary is not None else {})})
+    else:
+        console.print("sandbox running; in another shell:")
+        for k, v in env.items():
+            console.print(f"  export {k}={v}", soft_wrap=True)
+        console.print(f"{hint}topics: {', '.join(box.topics)}\nCtrl-C stops it.")
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.5):
             pass
+    except KeyboardInterrupt:
+        pass
 
 
+@app.command("sandbox")
+def sandbox_cmd(kafka_port: KafkaPortOpt = None, aws_port: AwsPortOpt = None, json: JsonOpt = False) -> None:
+    """Start the embedded broker and a local AWS API until Ctrl-C; prints the settings to point at them."""
+    log.configure("console", "warning")
+    with _sandbox(kafka_port, aws_port) as box:
+        _serve_sandbox(box, json)
+
+
+@app.command()
 def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="plan every step, call no actuator")] = False,
     sandbox: Annotated[bool, typer.Option("--sandbox", help="start the embedded broker and a local AWS API")] = False,
@@ -75,6 +93,8 @@ def run(
         overrides["timeline_path"] = timeline
     box: Sandbox | None = None
     try:
+        configured = Settings(**overrides)
+        log.configure(configured.log_format, configured.log_level)  # before the sandbox logs anything
         if sandbox:
             box = Sandbox().start()
             overrides |= {
@@ -82,9 +102,9 @@ def run(
                 "aws_access_key_id": SANDBOX_CREDENTIALS["aws_access_key_id"],
                 "aws_secret_access_key": SANDBOX_CREDENTIALS["aws_secret_access_key"],
             }
-            console.print(f"sandbox: Kafka at {box.broker.bootstrap}, AWS at {box.aws.endpoint_url}")
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-        log.configure(settings.log_format, settings.log_level)
+            structlog.get_logger(__name__).info("sandbox_started", kafka=box.broker.bootstrap,
+                                                 aws=box.aws.endpoint_url)
+        settings = Settings(**overrides)
         tracing.configure(settings.otel_exporter_otlp_endpoint, "responder")
 
         async def main() -> None:
@@ -99,12 +119,18 @@ def run(
             box.stop()
 
 
+@app.command()
 def demo(
     timeline: Annotated[
         Path | None, typer.Option(help="where to write the timeline (default: under .responder/)")
     ] = None,
-    runbooks: Annotated[Path, typer.Option(help="runbook directory")] = Path("runbooks"),
-    json: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
+    runbooks: Annotated[Path | None, typer.Option(
+        help="runbook directory (default: ./runbooks, else the runbooks shipped with the package)")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="leave the sandbox running afterwards (until Ctrl-C), to try "
+                                                       "`undo` and `timeline show` on it")] = False,
+    kafka_port: KafkaPortOpt = None,
+    aws_port: AwsPortOpt = None,
+    json: JsonOpt = False,
     via: Annotated[str, typer.Option("--via", help="kafka: publish the finding; webhook: POST it to the intake")]
     = "kafka",
 ) -> None:
@@ -112,7 +138,7 @@ def demo(
     if via not in ("kafka", "webhook"):
         err_console.print(f"[red]✗ --via {via!r}: valid choices: kafka, webhook")
         raise typer.Exit(EXIT_USAGE)
-    from responder.demo import default_timeline_path, run_demo
+    from responder.demo import default_runbooks_dir, default_timeline_path, run_demo
 
     log.configure("console", "warning")
     path = timeline or default_timeline_path()
@@ -120,17 +146,39 @@ def demo(
         console.print("starting the embedded broker and a local AWS API, seeding an IAM user with an access key…")
         if via == "webhook":
             console.print("the finding is POSTed to `responder intake` (bearer token), which produces it signed")
+    box = _sandbox(kafka_port, aws_port).start() if keep else None
     try:
-        result = asyncio.run(run_demo(path, runbooks, via=via))
+        result = asyncio.run(run_demo(path, runbooks or default_runbooks_dir(), sandbox=box, via=via))
+        summary = _demo_report(result, path, json, quiet=json and box is not None)
+        if box is not None:
+            short = (_incident(result) or "…")[:8]
+            _serve_sandbox(box, json, {"RESPONDER_TIMELINE_PATH": str(path.resolve())}, summary=summary,
+                           hint=f"try: responder timeline show {path} --incident {short}; responder undo {short}\n")
     except ConfigError as exc:
         err_console.print(f"[red]✗ {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
-    incident = next((e.incident for e in result.entries if e.kind == "incident.opened"
-                     and result.key_id in str(e.body.get("group_key"))), None)
+    finally:
+        if box is not None:
+            box.stop()
+    if not result.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _incident(result: Any) -> str | None:
+    return next((e.incident for e in result.entries if e.kind == "incident.opened"
+                 and result.key_id in str(e.body.get("group_key"))), None)
+
+
+def _demo_report(result: Any, path: Path, json: bool, quiet: bool = False) -> dict[str, Any]:
+    """Print the demo's outcome (one JSON document with --json; nothing when `quiet`); return it as a dict."""
+    incident = _incident(result)
+    summary = {"ok": result.ok, "key_id": result.key_id, "key_status": result.key_status,
+               "incident": incident, "timeline": str(path), "entries": result.verified,
+               "head": result.head, "seconds": round(result.seconds, 2), "broker_pid": result.broker_pid}
+    if quiet:
+        return summary
     if json:
-        emit_json({"ok": result.ok, "key_id": result.key_id, "key_status": result.key_status,
-                   "incident": incident, "timeline": str(path), "entries": result.verified,
-                   "head": result.head, "seconds": round(result.seconds, 2), "broker_pid": result.broker_pid})
+        emit_json(summary)
     else:
         first = next((e.seq for e in result.entries if e.kind == "event.received"
                       and result.key_id in str(e.body)), 0)
@@ -140,5 +188,4 @@ def demo(
         console.print(f"✓ timeline {path}: {result.verified} entries verify; head {result.head[:16]}…")
         verdict = "[green]PASS[/green]" if result.ok else "[red]FAIL[/red]"
         console.print(f"{verdict} leaked key contained in {result.seconds:.1f}s (sandbox start to stop)")
-    if not result.ok:
-        raise typer.Exit(EXIT_FAILED)
+    return summary

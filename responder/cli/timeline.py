@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, timeline_table
+from responder.cli.options import JsonOpt, incident_ids, resolve_incident
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.models.timeline import TimelineEntry
 from responder.settings import Settings
@@ -28,7 +29,6 @@ app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_
 PathArg = Annotated[Path, typer.Argument(help="timeline JSON Lines file", exists=True, dir_okay=False)]
 PathsArg = Annotated[list[Path], typer.Argument(
     help="timeline file(s), or a directory of *.jsonl: one file per writer (a fleet's replicas)", exists=True)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 KeyOpt = Annotated[str | None, typer.Option(
     "--public-key", help="base64 Ed25519 public key(s), comma-separated (default: RESPONDER_TIMELINE_VERIFY_KEY)")]
 ArchiveOpt = Annotated[str | None, typer.Option(
@@ -38,11 +38,7 @@ AnchorOpt = Annotated[list[Path] | None, typer.Option(
 
 
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        err_console.print(f"[red]✗ settings: {exc}")
-        raise typer.Exit(EXIT_CONFIG) from exc
+    return Settings()
 
 
 def writers(paths: list[Path]) -> list[Path]:
@@ -62,6 +58,15 @@ def merged(paths: list[Path]) -> list[TimelineEntry]:
     return entries
 
 
+def _resolve(files: list[Path], incident: str) -> str:
+    """An incident id or unique prefix, looked up in one writer's file or across several."""
+    if len(files) == 1:
+        return resolve_incident(files[0], incident)
+    ids = {i for path in files for i in incident_ids(path)}
+    matches = sorted(i for i in ids if i.startswith(incident))
+    return matches[0] if incident not in ids and len(matches) == 1 else incident
+
+
 def verify_file(path: Path, public_key: str | None, archive: str | None, anchors: list[Path]) -> Verification:
     """Chain, signatures, anchors, then the archive; ChainBroken names the first bad entry."""
     from responder.actuators.aws.archive import S3Archive
@@ -74,7 +79,8 @@ def verify_file(path: Path, public_key: str | None, archive: str | None, anchors
     archived: int | None = None
     if archive:
         store = S3Archive.from_settings(_settings().model_copy(update={"timeline_archive": archive}))
-        assert store is not None
+        if store is None:
+            raise ConfigError(f"--archive {archive}: not an s3://bucket/prefix/ URL")
         copy = read_archive(store)
         verify_lines(copy, checker, cadence=cadence)  # the archive must itself be a valid, signed chain
         archived = compare_with_copy(lines, copy)
@@ -118,7 +124,7 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         raise typer.Exit(EXIT_CONFIG) from exc
     except (OSError, TimelineError) as exc:
         err_console.print(f"[red]✗ cannot read {path}: {exc}")
-        raise typer.Exit(EXIT_FAILED) from exc
+        raise typer.Exit(EXIT_CONFIG) from exc
     if json:
         emit_json({"path": str(path), **result.as_dict()})
         return
@@ -134,16 +140,18 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
 @app.command()
 def show(
     paths: PathsArg,
-    incident: Annotated[str | None, typer.Option(help="only this incident (with the events that fed it)")] = None,
+    incident: Annotated[str | None, typer.Option(
+        help="only this incident (id or unique prefix), with the events that fed it")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Render the timeline (or one incident's part of it), every writer's entries merged in time order."""
     entries = merged(paths)
     if incident is not None:
+        incident = _resolve(writers(paths), incident)
         entries = incident_entries(entries, incident)
     if json:
-        for e in entries:
-            emit_json(e.model_dump(mode="json"))
+        emit_json({"path": ", ".join(map(str, paths)), "incident": incident,
+                   "entries": [e.model_dump(mode="json") for e in entries]})
         return
     title = ", ".join(map(str, paths)) + (f" — incident {incident}" if incident else "")
     console.print(timeline_table(entries, title=title))
@@ -152,7 +160,7 @@ def show(
 @app.command()
 def export(
     paths: PathsArg,
-    incident: Annotated[str, typer.Option(help="the incident to export")],
+    incident: Annotated[str, typer.Option(help="the incident to export (its id or a unique prefix)")],
     fmt: Annotated[str, typer.Option("--format", help="md or json")] = "md",
     out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
     public_key: KeyOpt = None,
@@ -162,9 +170,10 @@ def export(
     """Write an evidence pack: events, decisions, actions with parameters, results, durations, verification."""
     if fmt not in ("md", "json"):
         err_console.print("[red]✗ --format must be md or json")
-        raise typer.Exit(EXIT_CONFIG)
+        raise typer.Exit(EXIT_USAGE)
     settings = _settings()
     files = writers(paths)
+    incident = _resolve(files, incident)
     checks: list[dict[str, Any]] = []
     for path in files:
         try:
@@ -185,7 +194,7 @@ def export(
     pack = evidence_pack(entries, incident, verification)
     if not pack["entries"]:
         err_console.print(f"[red]✗ no entries for incident {incident}")
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_CONFIG)
     text = render_markdown(pack) if fmt == "md" else orjson.dumps(pack, option=orjson.OPT_INDENT_2).decode() + "\n"
     if out is None:
         typer.echo(text, nl=False)
@@ -239,3 +248,23 @@ def keygen(
         console.print(f"RESPONDER_TIMELINE_SIGNING_KEY={private}", soft_wrap=True)
     console.print(f"RESPONDER_TIMELINE_VERIFY_KEY={public}", soft_wrap=True)
     console.print(f"# key id {key_id(load_public_key(public))}; keep the signing key secret, publish the verify key")
+
+
+@app.command()
+def postmortem(
+    incident: Annotated[str, typer.Argument(help="the incident id (see `responder timeline show`)")],
+    timeline: Annotated[Path | None, typer.Option(help="timeline file (default: RESPONDER_TIMELINE_PATH)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
+) -> None:
+    """Draft a postmortem in Markdown from one incident's timeline: summary, timeline, actions, approvals, undo."""
+    from responder.tabletop.postmortem import postmortem as draft
+
+    path = timeline or _settings().timeline_path
+    if not path.is_file():
+        err_console.print(f"[red]✗ no timeline at {path}")
+        raise typer.Exit(EXIT_CONFIG)
+    text = draft(parse_lines(path.read_bytes().splitlines()), incident)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    else:
+        typer.echo(text, nl=False)

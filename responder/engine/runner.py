@@ -18,7 +18,7 @@ from pydantic import BaseModel, JsonValue, ValidationError
 
 from responder.actuators.base import ActuationContext, Actuator
 from responder.actuators.registry import Registry
-from responder.actuators.retry import with_retries
+from responder.actuators.retry import settled_by_verify, with_retries
 from responder.engine.templating import render
 from responder.errors import ActuationError, TemplateError, TransientActuationError
 from responder.models.runbook import Step
@@ -120,7 +120,8 @@ async def run_step(recorder: Recorder, call: StepCall, intent: StepIntent, *, in
     try:
         done = await asyncio.wait_for(
             with_retries(lambda: call.actuator.apply(call.params, call.ctx), attempts=call.attempts,
-                         deadline=call.timeout),
+                         deadline=call.timeout,  # a retry after a lost reply asks verify() first (tests/faults)
+                         settled=settled_by_verify(call.actuator, call.params, call.ctx)),
             timeout=call.timeout,
         )
         ok = await verified(call)

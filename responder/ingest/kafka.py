@@ -17,8 +17,9 @@ from aiokafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
 )
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
+from responder.errors import BrokerUnreachable
 from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
 from responder.ingest.security import check_connection
 from responder.models.event import RawRecord
@@ -28,16 +29,42 @@ log = structlog.get_logger(__name__)
 DLQ_ATTEMPTS = 3  # sends of one dead-letter copy before the next, smaller, form is tried
 
 
+def _servers(client: Any) -> str:
+    """The bootstrap servers an aiokafka client was given (for messages only)."""
+    inner = getattr(client, "client", None) or getattr(client, "_client", None)
+    servers = getattr(inner, "_bootstrap_servers", "?")
+    return servers if isinstance(servers, str) else ",".join(map(str, servers))
+
+
 async def _start_with_retry(client: Any, deadline: float) -> None:
-    """aiokafka does not retry bootstrap itself; we do, for `deadline` seconds."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(KafkaConnectionError),
-        stop=stop_after_delay(deadline),
-        wait=wait_exponential_jitter(initial=0.1, max=2.0),
-        reraise=True,
-    ):
-        with attempt:
-            await client.start()
+    """aiokafka does not retry bootstrap itself; we do, for `deadline` seconds, logging every failed attempt.
+
+    When the deadline passes the client is closed (no `Unclosed AIOKafka…` warning) and BrokerUnreachable says
+    where we tried and how to change the wait.
+    """
+    kind, servers = type(client).__name__, _servers(client)
+    log.info("kafka_connecting", client=kind, bootstrap=servers, timeout_s=deadline)
+
+    def failed(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("kafka_connect_failed", client=kind, bootstrap=servers, attempt=state.attempt_number,
+                    error=str(exc), retry_in_s=round(state.upcoming_sleep, 2))
+
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(KafkaConnectionError),
+            stop=stop_after_delay(deadline),
+            wait=wait_exponential_jitter(initial=0.1, max=2.0),
+            before_sleep=failed,
+            reraise=True,
+        ):
+            with attempt:
+                await client.start()
+    except KafkaConnectionError as exc:
+        await (client.close() if hasattr(client, "close") else client.stop())
+        raise BrokerUnreachable(
+            f"cannot reach Kafka at {servers} ({kind}): no answer in {deadline:g}s: {exc} "
+            "(check RESPONDER_KAFKA_BOOTSTRAP; RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait)") from exc
 
 
 def to_raw(msg: Any) -> RawRecord:
@@ -239,12 +266,13 @@ async def publish(
     key: bytes | None = None,
     headers: Sequence[tuple[str, bytes]] = (),
     options: Mapping[str, Any] | None = None,
+    connect_timeout: float = 15.0,
 ) -> None:
     """Send records and wait for their acks (demo, tests, tabletop injects, replays)."""
-    await check_connection(bootstrap, options or {})
+    await check_connection(bootstrap, options or {}, timeout=connect_timeout)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
+    await _start_with_retry(producer, connect_timeout)  # closes the producer itself when Kafka never answers
     try:
-        await _start_with_retry(producer, 15.0)
         for value in values:
             await producer.send_and_wait(topic, value, key=key, headers=list(headers))
     finally:

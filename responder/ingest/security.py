@@ -129,7 +129,8 @@ def kafka_client_options(settings: Settings) -> KafkaOptions:
     options["sasl_mechanism"] = sec.sasl_mechanism
     if sec.sasl_mechanism == "OAUTHBEARER":
         if sec.oauth_provider == "token-file":
-            assert sec.oauth_token_file is not None  # the settings validator guarantees it
+            if sec.oauth_token_file is None:  # the settings validator already refuses this
+                raise ConfigError("kafka_security.oauth_token_file: required with oauth_provider=token-file")
             options["sasl_oauth_token_provider"] = FileTokenProvider(sec.oauth_token_file)
         else:
             options["sasl_oauth_token_provider"] = MskIamTokenProvider(

@@ -191,7 +191,8 @@ class Intake:
 
 
 async def _http_problem(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        raise exc
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "not-found")
     return Problem(exc.status_code, slug, str(exc.detail), dict(exc.headers or {})).response(request.url.path)
 

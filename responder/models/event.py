@@ -26,7 +26,7 @@ class ResourceKind(StrEnum):
     IP = "ip"
     TRAIL = "trail"
     BUCKET = "bucket"
-    SECRET = "secret"  # noqa: S105 - a resource kind, not a password
+    SECRET = "secret"  # noqa: S105  # nosec B105 # a resource kind, not a password
     KMS_KEY = "kms_key"
     MODEL = "model"
     MODEL_VERSION = "model_version"

@@ -28,6 +28,7 @@ class EntryKind(StrEnum):
     APPROVAL_EXPIRED = "approval.expired"
     APPROVAL_ESCALATED = "approval.escalated"
     CHECKPOINT = "checkpoint"
+    TABLETOP_SCORECARD = "tabletop.scorecard"
 
 
 class TimelineEntry(BaseModel):

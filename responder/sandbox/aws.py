@@ -13,7 +13,7 @@ from responder.sandbox.broker import free_port
 
 log = structlog.get_logger(__name__)
 
-SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # nosec B105 # moto's dummy keys
 
 
 class AwsSandbox:
@@ -45,7 +45,7 @@ class AwsSandbox:
     def reset(self) -> None:
         """Wipe every resource in the sandbox."""
         req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310 - loopback
-        with urllib.request.urlopen(req, timeout=10):  # noqa: S310 - loopback
+        with urllib.request.urlopen(req, timeout=10):  # noqa: S310  # nosec B310 # http to our own loopback server
             pass
 
     def stop(self) -> None:

@@ -12,7 +12,7 @@ import base64
 import contextlib
 import os
 import shutil
-import subprocess
+import subprocess  # nosec B404 # starts java/mvn with a fixed argv, never a shell
 import tempfile
 import time
 import uuid
@@ -175,7 +175,7 @@ class KafkaCluster:
             node.workdir.mkdir(parents=True, exist_ok=True)
             (node.workdir / "server.properties").write_text(self._properties(node))
             scram = [a for s in self.scram for a in ("--add-scram", s)]
-            fmt = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            fmt = subprocess.run(  # noqa: S603  # nosec B603 # fixed argv, no shell
                 self._java(lib, "kafka.tools.StorageTool", "format", "-t", cid, "-c",
                            str(node.workdir / "server.properties"), *scram),
                 capture_output=True, timeout=120, check=False,
@@ -201,7 +201,7 @@ class KafkaCluster:
         lib = lib or ensure_jars(self.version)
         node.log_from = node.log_path.stat().st_size if node.log_path.exists() else 0
         node.log_file = node.log_path.open("ab")
-        node.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        node.proc = subprocess.Popen(  # noqa: S603  # nosec B603 # fixed argv, no shell
             self._java(lib, "kafka.Kafka", str(node.workdir / "server.properties")),
             stdout=node.log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
@@ -231,18 +231,19 @@ class KafkaCluster:
         """SIGTERM every node at once, SIGKILL what is still running after `timeout` s (the last nodes of a
         cluster can wait for a controller quorum that is already gone; their data is thrown away)."""
         running = [n for n in self.nodes if n.alive()]
-        for node in running:
-            assert node.proc is not None
-            node.proc.terminate()
+        for started in [n.proc for n in running if n.proc is not None]:
+            started.terminate()
         deadline = time.monotonic() + timeout
         for node in running:
-            assert node.proc is not None
+            proc = node.proc
+            if proc is None:
+                continue
             try:
-                node.proc.wait(max(0.1, deadline - time.monotonic()))
+                proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.info("kafka_node_killed", node=node.node_id, after_seconds=timeout)
-                node.proc.kill()
-                node.proc.wait(10)
+                proc.kill()
+                proc.wait(10)
         for node in self.nodes:
             self._close_log(node)
         if self._own_workdir and not os.environ.get("RESPONDER_KAFKA_KEEP"):

@@ -71,6 +71,10 @@ class Signer:
         """A signer from the base64 private key."""
         return cls(load_private_key(text))
 
+    def sign(self, data: bytes) -> str:
+        """Base64 Ed25519 signature of `data` (tabletop scorecards)."""
+        return base64.b64encode(self._key.sign(data)).decode()
+
     def body(self, writer: str, covers: int, head: str) -> dict[str, Any]:
         """The body of a checkpoint entry that signs `head`, the hash of entry `covers`."""
         sig = self._key.sign(statement(writer, covers, head))

@@ -51,6 +51,7 @@ class Recorder:
         signer: Signer | None = None,
         checkpoint_every: int = 1000,
         checkpoint_interval: float = 10.0,
+        retry_max: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -63,12 +64,17 @@ class Recorder:
         self.sinks: list[DurableSink] = []
         self.barriers: list[Callable[[Sequence[TimelineEntry]], Awaitable[None]]] = []
         """Awaited with each written batch before it counts as durable (the fleet's state changelog)."""
+        self._barrier_error: Exception | None = None
         self.observers: list[Callable[[TimelineEntry], None]] = []  # called at append, in the appending task
         self._pending: list[tuple[TimelineEntry, bytes]] = []
         self._next_seq = 0
         self._head = GENESIS_HASH
         self._durable_seq = -1
-        self._broken: OSError | None = None
+        self.stalled: OSError | None = None  # the write error while the disk refuses entries (see _flush_once)
+        self.stalls = 0
+        self.retry_max = retry_max
+        self._retry_delay = 0.0
+        self._dirty = False
         self._since_checkpoint = 0
         self._checkpoint_clock = clock()
         self._flushing: asyncio.Task[None] | None = None
@@ -98,9 +104,14 @@ class Recorder:
                 continue
             try:
                 last = orjson.loads(line)
-                kind, seq, digest = last["kind"], int(last["seq"]), str(last["hash"])
+                kind, seq, digest, prev = last["kind"], int(last["seq"]), str(last["hash"]), str(last["prev"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise ChainBroken(number, f"line {number} is not a timeline entry: {exc.__class__.__name__}") from exc
+            if seq != self._next_seq or prev != self._head:  # links only: hashes are `timeline verify`'s job
+                reason = (f"sequence gap: expected seq {self._next_seq}, found {seq}" if seq != self._next_seq
+                          else "prev does not match the hash of the entry before it")
+                raise ChainBroken(seq, f"{reason}; refusing to append to a broken timeline "
+                                       "(`responder timeline verify` shows it)")
             self._since_checkpoint = 0 if kind == EntryKind.CHECKPOINT else self._since_checkpoint + 1
             self._next_seq, self._head, self._durable_seq = seq + 1, digest, seq
 
@@ -164,23 +175,26 @@ class Recorder:
         try:
             if self.linger:
                 await asyncio.sleep(self.linger)
-            if self._broken is not None:
-                raise TimelineError(f"the timeline is unwritable since an earlier failure: {self._broken}")
             batch, upto = self._pending, self._next_seq - 1
             self._pending = []
             if batch:
                 try:
                     await asyncio.to_thread(self._write_sync, b"".join(line for _, line in batch))
                 except OSError as exc:
-                    # the entries are lost and the chain would gap: nothing may be committed after this
-                    self._broken = exc
-                    log.critical("timeline_write_failed", error=str(exc))
-                    raise TimelineError(f"timeline write failed: {exc}") from exc
+                    self._pending = batch + self._pending
+                    await self._stall(exc)
+                    return  # not durable: every flush() caller keeps waiting, so nothing acts or commits
+            if self.stalled is not None:
+                log.warning("timeline_write_recovered", after=self.stalls, error=str(self.stalled))
+                self.stalled, self._retry_delay = None, 0.0
+            if batch and self.barriers:
+                if self._barrier_error is not None:
+                    raise TimelineError(f"state changelog write failed earlier: {self._barrier_error}")
                 try:
                     for barrier in self.barriers:
                         await barrier([entry for entry, _ in batch])
-                except Exception as exc:
-                    self._broken = OSError(f"state changelog write failed: {exc}")
+                except Exception as exc:  # the entries are on disk but their state is not: nothing may act on them
+                    self._barrier_error = exc
                     log.critical("changelog_write_failed", error=str(exc))
                     raise TimelineError(f"state changelog write failed: {exc}") from exc
             self._durable_seq = upto
@@ -188,9 +202,30 @@ class Recorder:
         finally:
             self._flushing = None
 
+    async def _stall(self, exc: OSError) -> None:
+        """The disk refused a batch (full, EIO): keep it in memory, wait, and let the next flush write it again.
+
+        The entries stay chained in memory, so the retry writes exactly the bytes that failed and the chain has
+        no gap; the store is cut back to its last sync first. While stalled the service reports unready.
+        """
+        self._dirty = True
+        self.stalled = exc
+        self.stalls += 1
+        self._retry_delay = min(self.retry_max, max(0.01, self._retry_delay * 2))
+        (log.error if self.stalls > 1 else log.critical)("timeline_write_failed", error=str(exc),
+                                                         retry_in=self._retry_delay)
+        await asyncio.sleep(self._retry_delay)
+
     def _write_sync(self, data: bytes) -> None:
-        self.store.write(data)
-        self.store.sync()
+        if self._dirty:
+            self.store.rollback()
+            self._dirty = False
+        try:
+            self.store.write(data)
+            self.store.sync()
+        except OSError:
+            self._dirty = True
+            raise
         self.syncs += 1
 
     def _notify(self, batch: Sequence[tuple[TimelineEntry, bytes]]) -> None:

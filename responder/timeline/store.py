@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import socket
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from responder.errors import TimelineError
+from responder.errors import TimelineError, TimelineLocked
 
 
 class TimelineStore(Protocol):
@@ -18,17 +23,50 @@ class TimelineStore(Protocol):
 
     def sync(self) -> None: ...
 
+    def rollback(self) -> None:
+        """Drop whatever was written since the last successful `sync` (a failed write may leave a torn tail)."""
+
     def close(self) -> None: ...
 
 
+def holder_file(path: Path) -> Path:
+    """Beside the timeline: who holds its lock (pid, host, command, since), for the refusal message."""
+    return path.with_name(path.name + ".lock")
+
+
 class FileStore:
-    """A JSON Lines file opened for append; one fdatasync per `sync`."""
+    """A JSON Lines file opened for append under an exclusive `flock`; one fdatasync per `sync`.
+
+    A second writer (another process, or a second FileStore in this one) is refused with TimelineLocked
+    naming the holder: two writers would each chain from their own head and fork the timeline.
+    The kernel drops the lock when the holder exits, crashed or not.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("ab")
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            raise TimelineLocked(str(self.path), self._holder()) from None
+        self._claim()
         self._repair_torn_tail()
+        self._synced = self.path.stat().st_size
+
+    def _claim(self) -> None:
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:3]]) if sys.argv and sys.argv[0] else "python"
+        since = datetime.now(UTC).isoformat(timespec="seconds")
+        note = f"pid {os.getpid()} on {socket.gethostname()} ({command}, since {since})"
+        with contextlib.suppress(OSError):  # the lock is what matters; the note only makes the refusal friendlier
+            holder_file(self.path).write_text(note)
+
+    def _holder(self) -> str:
+        try:
+            return holder_file(self.path).read_text().strip() or "another process"
+        except OSError:
+            return "another process"
 
     def _repair_torn_tail(self) -> None:
         """Drop a final line without its newline: a write the crash interrupted, never synced."""
@@ -69,6 +107,19 @@ class FileStore:
         """Flush and fdatasync."""
         self._fh.flush()
         os.fdatasync(self._fh.fileno())
+        self._synced = self._fh.tell()
+
+    def rollback(self) -> None:
+        """Reopen the file cut back to what the last sync made durable.
+
+        After ENOSPC or EIO the buffered writer and the page cache may hold part of a batch; the recorder rewrites
+        the whole batch from memory, so nothing that failed is trusted (a later fsync may not report pages the
+        kernel already dropped).
+        """
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        os.truncate(self.path, self._synced)
+        self._fh = self.path.open("ab")
 
     def close(self) -> None:
         """Close the file."""
@@ -96,6 +147,10 @@ class MemoryStore:
         """Mark everything written as durable."""
         self.synced = len(self._data)
         self.syncs += 1
+
+    def rollback(self) -> None:
+        """Forget what was written after the last sync."""
+        del self._data[self.synced:]
 
     def close(self) -> None:
         """Nothing to release."""

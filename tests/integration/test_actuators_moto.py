@@ -109,3 +109,14 @@ async def test_exhausted_retries_raise_transient(aws):
     with pytest.raises(TransientActuationError):
         await with_retries(lambda: actuator.apply(p, _ctx(aws)), attempts=3, deadline=30, initial=0.01, maximum=0.02)
     assert len(failed) == 3
+
+
+async def test_restoring_a_policy_of_a_missing_user_fails(aws):
+    """The undo of revoke-sessions for a user that does not exist is an error, not a quiet `ok`."""
+    from responder.errors import PermanentActuationError
+
+    actuator = registry.get("aws.iam.restore_inline_policy")
+    p = actuator.params.model_validate({"principal_type": "user", "principal_name": "no-such-user-here",
+                                        "policy_name": "responder-revoke-older-sessions"})
+    with pytest.raises(PermanentActuationError, match="no-such-user-here"):
+        await actuator.apply(p, _ctx(aws))

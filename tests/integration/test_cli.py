@@ -28,6 +28,20 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _run_until_consuming(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], list[bytes]]:
+    """Start `responder ARGS`; return it with its stderr lines up to `consumer_started` (or its early end)."""
+    proc = subprocess.Popen([sys.executable, "-m", "responder", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if not line or b"consumer_started" in line:
+            break
+    return proc, lines
+
+
 def test_demo_contains_the_key_and_leaves_nothing_behind(tmp_path):
     """`responder demo --json` reports the key Inactive, a verified timeline, and stops its broker."""
     timeline = tmp_path / "demo.jsonl"
@@ -66,16 +80,8 @@ def test_run_stops_cleanly_on_sigterm(kafka_bootstrap, moto_server, unique, tmp_
         "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
         "RESPONDER_SESSION_TIMEOUT_MS": "6000",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc, lines = _run_until_consuming(["run"], env)
     try:
-        deadline = time.monotonic() + 60
-        lines = []
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            lines.append(line)
-            if not line or b"consumer_started" in line:
-                break
         if not lines[-1]:
             pytest.fail(b"".join(lines).decode())
         proc.send_signal(signal.SIGTERM)
@@ -105,3 +111,50 @@ def test_sandbox_command_serves_until_sigterm():
             proc.kill()
     assert proc.returncode == 0
     assert not _running(info["broker_pid"])
+
+
+def test_run_sandbox_logs_in_one_format(tmp_path):
+    """`run --sandbox` with JSON logs writes only JSON lines to stderr (no console lines mixed in) and nothing else."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")},
+           "RESPONDER_LOG_FORMAT": "json", "RESPONDER_TIMELINE_PATH": str(tmp_path / "t.jsonl")}
+    proc, lines = _run_until_consuming(["run", "--sandbox"], env)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines += err.splitlines(keepends=True)
+    assert any(b"sandbox_started" in line for line in lines), b"".join(lines).decode()[-2000:]
+    for line in filter(bytes.strip, lines):
+        assert isinstance(orjson.loads(line), dict), line
+    assert out == b""
+
+
+def test_demo_keep_leaves_a_sandbox_to_undo_on(tmp_path):
+    """`demo --keep --json` prints one document, keeps broker and AWS up so `undo PREFIX` works, stops on SIGTERM."""
+    from responder.sandbox import free_port
+
+    timeline = tmp_path / "demo.jsonl"
+    kafka_port, aws_port = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "responder", "demo", "--keep", "--json", "--timeline", str(timeline),
+                             "--kafka-port", str(kafka_port), "--aws-port", str(aws_port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        doc = orjson.loads(proc.stdout.readline())
+        assert doc["demo"]["ok"] is True, doc
+        assert doc["RESPONDER_KAFKA_BOOTSTRAP"] == f"127.0.0.1:{kafka_port}"
+        assert doc["RESPONDER_AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{aws_port}"
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")},
+               **{k: v for k, v in doc.items() if k.startswith("RESPONDER_")}}
+        undo = subprocess.run([sys.executable, "-m", "responder", "undo", doc["demo"]["incident"][:8], "--json"],
+                              cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+        assert undo.returncode == 0, undo.stderr.decode()[-2000:]
+        assert orjson.loads(undo.stdout)["ok"] is True
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+    assert not _running(doc["broker_pid"])

@@ -10,6 +10,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import IncompatibleBrokerVersion
 from typer.testing import CliRunner
 
 from responder.actuators.aws.session import AwsSession
@@ -35,6 +37,19 @@ async def _seed(aws: AwsSession, user: str = "ml-training") -> str:
 async def _status(aws: AwsSession, key_id: str, user: str = "ml-training") -> str:
     listed = await aws.call("iam", "list_access_keys", UserName=user)
     return next(k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key_id)
+
+
+async def _allow_large_records(bootstrap: str, topic: str) -> None:
+    """Raise the alert topic's record limit, as a team with big findings would (Tansu has no limit to raise)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                  configs={"max.message.bytes": str(16 * 1024 * 1024)})])
+    except IncompatibleBrokerVersion:
+        pass
+    finally:
+        await admin.close()
 
 
 async def _read_all(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[Any]:
@@ -134,6 +149,9 @@ async def test_replay_after_the_fix_acts_on_the_record(kafka_bootstrap, aws, top
     dry = await asyncio.to_thread(runner.invoke, app, ["deadletter", "replay", "--dry-run", "--json"], env=env)
     assert dry.exit_code == 0, dry.output
     assert orjson.loads(dry.stdout)["by_reason"] == {"not_json": 1, "authentication": 1}
+    human = await asyncio.to_thread(runner.invoke, app, ["deadletter", "replay", "--dry-run"], env=env)
+    assert "not_json" in human.stdout
+    assert "{" not in human.stdout  # a table, not a printed Python dict
     result = await replay_deadletters(kafka_bootstrap, topics["deadletter"], reason="authentication")
     assert (result.scanned, result.replayed) == (2, 1)
 
@@ -174,6 +192,7 @@ async def test_a_record_whose_copy_cannot_fit_does_not_block_its_partition(
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir))
     poison = b"X" * 900_000
     fat = [(f"h{i}", b"y" * 15_000) for i in range(10)]
+    await _allow_large_records(kafka_bootstrap, topics["alerts"])
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_request_size=16 * 1024 * 1024)
     await producer.start()
     try:

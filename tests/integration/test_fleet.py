@@ -68,7 +68,7 @@ def _merged_view_shows_every_writer(directory, paths) -> None:
     moved = max(writers, key=lambda i: len({w for w, _ in writers[i]}))
     assert len({w for w, _ in writers[moved]}) > 1, "no incident moved between replicas"
     out = runner.invoke(app, ["timeline", "show", str(directory), "--incident", moved, "--json"])
-    shown = {(d["writer"], d["seq"]) for d in map(orjson.loads, out.stdout.splitlines())}
+    shown = {(d["writer"], d["seq"]) for d in orjson.loads(out.stdout)["entries"]}
     assert writers[moved] <= shown
 
 

@@ -149,13 +149,13 @@ def test_operator_cli_rollback_is_on_the_timeline(store, tmp_path, keys):
     runner = CliRunner()
     out = runner.invoke(app, ["models", "rollback", "fraud", "--json"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output.splitlines()[-1])["outputs"]["to"] == "v1"
+    assert json.loads(out.output)["outputs"]["to"] == "v1"
     checked = runner.invoke(app, ["timeline", "verify", str(tmp_path / "timeline.jsonl"), "--json"])
     assert json.loads(checked.output)["entries"] == 2
     again = runner.invoke(app, ["models", "rollback", "fraud"])
     assert again.exit_code == 1
     moves = runner.invoke(app, ["models", "history", "fraud", "--json"])
-    assert [(r["from"], r["to"], r["by"]) for r in map(json.loads, moves.output.splitlines())] == [
+    assert [(r["from"], r["to"], r["by"]) for r in json.loads(moves.output)["changes"]] == [
         ("v2", "v1", getpass.getuser())]
     assert asyncio.run(store.serving("fraud")) == "v1"
 
@@ -214,4 +214,4 @@ async def test_undo_switches_back_only_when_destructive_reverses_are_allowed(sto
     await recorder.flush()
     timeline.write_bytes(recorder.store.read())
     out = CliRunner().invoke(app, ["models", "history", "fraud", "--timeline", str(timeline), "--json"])
-    assert [(r["from"], r["to"]) for r in map(json.loads, out.output.splitlines())] == [("v2", "v1"), ("v1", "v2")]
+    assert [(r["from"], r["to"]) for r in json.loads(out.output)["changes"]] == [("v2", "v1"), ("v1", "v2")]

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_iam_policy_covers_the_runbooks_without_wildcards(runbooks_dir):
     """Every AWS actuator a runbook uses (and its reverse) has its exact actions in the policy; none is a wildcard."""
-    result = CliRunner().invoke(app, ["iam-policy", str(runbooks_dir)])
+    result = CliRunner().invoke(app, ["actuators", "iam-policy", str(runbooks_dir)])
     assert result.exit_code == 0, result.output
     doc = orjson.loads(result.stdout)
     actions = {a for st in doc["Statement"] for a in st["Action"]}
@@ -31,26 +31,32 @@ def test_iam_policy_without_undo_is_smaller(tmp_path):
     (tmp_path / "kms.yaml").write_text(
         "id: kms\ntrigger: {source: guardduty}\nsteps:\n  - id: disable\n    actuator: aws.kms.disable_key\n"
         "    with: {key_id: 1234abcd-12ab-34cd-56ef-1234567890ab}\n")
-    full = orjson.loads(CliRunner().invoke(app, ["iam-policy", str(tmp_path)]).stdout)
-    bare = orjson.loads(CliRunner().invoke(app, ["iam-policy", str(tmp_path), "--no-undo"]).stdout)
+    full = orjson.loads(CliRunner().invoke(app, ["actuators", "iam-policy", str(tmp_path)]).stdout)
+    bare = orjson.loads(CliRunner().invoke(app, ["actuators", "iam-policy", str(tmp_path), "--no-undo"]).stdout)
     assert [a for st in bare["Statement"] for a in st["Action"]] == ["kms:DescribeKey", "kms:DisableKey"]
     assert "kms:EnableKey" in {a for st in full["Statement"] for a in st["Action"]}
 
 
 def test_iam_policy_on_a_bad_directory_exits_3(tmp_path):
     """A missing runbook directory is a configuration error."""
-    assert CliRunner().invoke(app, ["iam-policy", str(tmp_path / "nope")]).exit_code == 3
+    assert CliRunner().invoke(app, ["actuators", "iam-policy", str(tmp_path / "nope")]).exit_code == 3
 
 
 def test_actuators_list_json_has_the_contract():
-    """Each JSON row carries permissions, destructive, reverse or the reason there is none, and examples."""
+    """One JSON document; each actuator carries permissions, destructive, reverse or why none, and examples."""
     result = CliRunner().invoke(app, ["actuators", "list", "--json"])
-    rows = {r["name"]: r for r in map(orjson.loads, result.stdout.splitlines())}
+    rows = {r["name"]: r for r in orjson.loads(result.stdout)["actuators"]}
     assert set(rows) == set(registry.names())
     assert rows["aws.kms.disable_key"]["destructive"] is True
     assert rows["aws.ec2.snapshot_volumes"]["reverse"] is None
     assert rows["aws.ec2.snapshot_volumes"]["irreversible"]
     assert rows["aws.ec2.isolate_instance"]["examples"][0]["actuator"] == "aws.ec2.isolate_instance"
+
+
+def test_actuators_list_shows_parameters():
+    """The human listing names each actuator's parameters, required ones starred."""
+    out = CliRunner().invoke(app, ["actuators", "list"]).stdout
+    assert "params: instance_id*: string" in out
 
 
 def test_iam_policy_denies_responder_acting_on_itself(runbooks_dir, monkeypatch):

@@ -13,12 +13,15 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 runner = CliRunner()
 
 
-def test_normalise_json_prints_one_event_per_line_with_the_documented_fields() -> None:
-    """`--json` prints each event of each file with source, type, severity, label, time, resources and key."""
+def test_normalise_json_prints_one_document_with_the_documented_fields() -> None:
+    """`--json` prints one document listing each event of each file with source, type, severity, time, key."""
     result = runner.invoke(app, ["events", "normalise", "--json", str(FIXTURES / "cloudtrail_records_invalid_ip.json"),
                                  str(FIXTURES / "mixed.jsonl")])
     assert result.exit_code == 0, result.output
-    lines = [orjson.loads(line) for line in result.stdout.splitlines()]
+    doc = orjson.loads(result.stdout)
+    assert doc["ok"] is True
+    assert doc["errors"] == []
+    lines = doc["events"]
     assert [(d["source"], d["type"]) for d in lines] == [
         ("cloudtrail", "secretsmanager.amazonaws.com/GetSecretValue"),
         ("cloudtrail", "kms.amazonaws.com/ScheduleKeyDeletion"),
@@ -32,11 +35,11 @@ def test_normalise_json_prints_one_event_per_line_with_the_documented_fields() -
 
 
 def test_normalise_fails_with_the_reason_when_a_file_cannot_be_decoded(tmp_path: Path) -> None:
-    """An unknown shape exits 1 naming the file and the reason; the good file is still printed."""
+    """An unknown shape exits 3 (bad input) naming the file and the reason; the good file is still printed."""
     bad = tmp_path / "bad.json"
     bad.write_text('{"hello": "world"}')
     result = runner.invoke(app, ["events", "normalise", str(FIXTURES / "drift_detected.json"), str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "bad.json" in result.output
     assert "unknown_shape" in result.output
     assert "model.drift" in result.stdout
@@ -50,12 +53,12 @@ def test_normalise_with_a_forced_format() -> None:
     forced = runner.invoke(app, ["events", "normalise", "--json", "--format", "responder",
                                  str(FIXTURES / "drift_detected.json")])
     assert forced.exit_code == 0
-    assert orjson.loads(forced.stdout)["type"] == "model.drift"
+    assert orjson.loads(forced.stdout)["events"][0]["type"] == "model.drift"
 
 
 def test_formats_lists_every_registered_format() -> None:
     """`events formats --json` lists the formats with their family."""
     result = runner.invoke(app, ["events", "formats", "--json"])
-    names = {orjson.loads(line)["format"] for line in result.stdout.splitlines()}
+    names = {row["format"] for row in orjson.loads(result.stdout)["formats"]}
     assert {"guardduty.eventbridge", "securityhub", "ocsf", "cloudtrail.records", "falco", "responder.drift",
             "sentinel", "alertmanager"} <= names

@@ -245,9 +245,9 @@ def test_authenticated_sources_need_a_signing_key(sender: FakeSender) -> None:
 
 def test_source_missing_auth_is_a_settings_error() -> None:
     """`auth` has no default: a source must say how it authenticates (or `open`)."""
-    from pydantic import ValidationError
+    from responder.settings_errors import SettingsInvalid
 
-    with pytest.raises(ValidationError, match="auth"):
+    with pytest.raises(SettingsInvalid, match="auth"):
         intake_settings(intake_sources={"x": {"keys": {"a": "b"}}})
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from pydantic import ValidationError
 
 from responder.errors import ConfigError
 from responder.ingest.security import FileTokenProvider, MskIamTokenProvider, check_connection, kafka_client_options
 from responder.service import Service
 from responder.settings import Settings
+from responder.settings_errors import SettingsInvalid
 from tests.tlskit import make_pki
 
 
@@ -46,8 +46,8 @@ def test_env_variables_fill_the_nested_settings(monkeypatch, tmp_path):
     ({"protocol": "TLS"}, "protocol"),
 ])
 def test_inconsistent_settings_are_refused_naming_the_field(fields, names):
-    """A combination that could only fail at connect time is a validation error naming the setting."""
-    with pytest.raises(ValidationError, match=names.replace(".", r"\.")):
+    """A combination that could only fail at connect time is a settings error (exit 3) naming the setting."""
+    with pytest.raises(SettingsInvalid, match="(?i)" + names.replace(".", r"\.")):  # RESPONDER_KAFKA_SECURITY__X
         Settings(kafka_security=fields)
 
 

@@ -139,9 +139,10 @@ def test_explain_command_on_a_finding_file(runbooks_dir, tmp_path):
     path.write_bytes(envelope_bytes(guardduty_finding("AKIAABCDEFGHIJKLMNOP")))
     result = CliRunner().invoke(app, ["runbooks", "explain", str(path), "--runbooks", str(runbooks_dir), "--json"])
     assert result.exit_code == 0, result.output
-    doc = orjson.loads(result.stdout.splitlines()[-1])
-    assert doc["verdicts"][0] == {"runbook": "iam-credential-compromise@1", "matched": True, "failed": None,
-                                  "check": None, "expected": None, "actual": None}
+    doc = orjson.loads(result.stdout)
+    assert doc["matched"] is True
+    assert doc["events"][0]["verdicts"][0] == {"runbook": "iam-credential-compromise@1", "matched": True,
+                                               "failed": None, "check": None, "expected": None, "actual": None}
 
 
 def test_explain_exits_1_when_nothing_matches(runbooks_dir, tmp_path):
@@ -153,3 +154,20 @@ def test_explain_exits_1_when_nothing_matches(runbooks_dir, tmp_path):
     result = CliRunner().invoke(app, ["runbooks", "explain", str(path), "--runbooks", str(runbooks_dir)])
     assert result.exit_code == 1
     assert "event.severity.score ge 5" in result.stdout
+
+
+def test_explain_takes_several_files(runbooks_dir, tmp_path):
+    """explain FILE FILE reports every file's events in one document; an undecodable file makes it exit 3."""
+    from tests.findings import envelope_bytes, guardduty_finding
+
+    first, second, bad = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "bad.json"
+    first.write_bytes(envelope_bytes(guardduty_finding("AKIAABCDEFGHIJKLMNOP")))
+    second.write_bytes(envelope_bytes(guardduty_finding("AKIAABCDEFGHIJKLMNOQ")))
+    bad.write_text('{"hello": "world"}')
+    both = CliRunner().invoke(app, ["runbooks", "explain", str(first), str(second), "--runbooks", str(runbooks_dir),
+                                    "--json"])
+    assert both.exit_code == 0, both.output
+    assert [e["path"] for e in orjson.loads(both.stdout)["events"]] == [str(first), str(second)]
+    with_bad = CliRunner().invoke(app, ["runbooks", "explain", str(first), str(bad), "--runbooks", str(runbooks_dir)])
+    assert with_bad.exit_code == 3
+    assert "bad.json: not a decodable event" in with_bad.stderr

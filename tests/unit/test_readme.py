@@ -16,10 +16,6 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6} +(.+?) *$", re.MULTILINE)
 CITED_TEST = re.compile(r"\btests/[\w/]+\.py\b")
 
-# Written on other branches of this round and linked from the README already. Each entry turns into a
-# failure ("XPASS(strict)") once its file exists: then delete the entry, and the link is checked like the others.
-PENDING = ("playbooks/README.md",)
-
 
 def _markdown_files() -> list[Path]:
     folders = sorted(p for p in ROOT.glob("*/README.md") if not p.parent.name.startswith("."))
@@ -85,7 +81,6 @@ def test_readme_links_every_document():
     listed = set(LINK.findall(text[text.index("## Documentation"):]))
     docs = {p.relative_to(ROOT).as_posix() for p in _markdown_files() if p != README}
     assert docs - listed == set()
-    assert set(PENDING) <= listed
 
 
 @pytest.mark.parametrize("path", _markdown_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
@@ -94,21 +89,11 @@ def test_every_relative_link_resolves(path):
     broken = []
     for file, anchor in _links(path):
         target = (path.parent / file).resolve() if file else path
-        rel = target.relative_to(ROOT).as_posix() if target.is_relative_to(ROOT) else str(target)
-        if rel in PENDING and not target.exists():
-            continue  # test_pending_document_is_merged tracks it
         if not target.exists():
             broken.append(f"{file}: no such file")
         elif anchor and target.suffix == ".md" and anchor not in _anchors(target):
             broken.append(f"{file}#{anchor}: no such heading")
     assert broken == []
-
-
-@pytest.mark.parametrize("pending", PENDING)
-@pytest.mark.xfail(strict=True, reason="written on another branch; delete it from PENDING once merged")
-def test_pending_document_is_merged(pending):
-    """A document linked ahead of its branch's merge exists (xfail until then; delete it from PENDING after)."""
-    assert (ROOT / pending).is_file()
 
 
 def test_cited_test_files_exist():

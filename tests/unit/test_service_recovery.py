@@ -31,7 +31,8 @@ async def test_static_membership_ids_reach_both_consumer_groups(tmp_path):
     service = Service(settings, runbooks=[])
     assert service.ingest.consumer._group_instance_id == "responder-0"
     assert service.approvals.consumer._group_instance_id == "responder-0.approvals"
-    dynamic = Service(settings.model_copy(update={"kafka_group_instance_id": None}), runbooks=[])
+    dynamic = Service(settings.model_copy(update={"kafka_group_instance_id": None,  # one writer per timeline
+                                                   "timeline_path": tmp_path / "t2.jsonl"}), runbooks=[])
     assert dynamic.ingest.consumer._group_instance_id is None
     for svc in (service, dynamic):
         for client in (svc.ingest, svc.approvals, svc.publisher):

@@ -73,7 +73,7 @@ def test_show_incident_includes_the_events_that_fed_it(tmp_path):
     rec.close()
     out = runner.invoke(app, ["timeline", "show", str(tmp_path / "t.jsonl"), "--incident", "inc-1", "--json"])
     assert out.exit_code == 0
-    kinds = [orjson.loads(line)["kind"] for line in out.stdout.splitlines()]
+    kinds = [e["kind"] for e in orjson.loads(out.stdout)["entries"]]
     assert kinds == ["event.received", "event.matched", "incident.opened", "step.intent", "step.result"]
 
 
@@ -149,13 +149,33 @@ def test_fleet_writers_verify_together_and_merge_per_incident(tmp_path):
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.count("entries verify") == 2
     out = runner.invoke(app, ["timeline", "show", str(tmp_path), "--incident", "inc-1", "--json"])
-    shown = [orjson.loads(line) for line in out.stdout.splitlines()]
+    shown = orjson.loads(out.stdout)["entries"]
     assert {e["writer"] for e in shown} == {"replica-b", "test"}
     assert [e["kind"] for e in shown][-1] == "incident.joined"
     (tmp_path / "b.jsonl").write_bytes((tmp_path / "b.jsonl").read_bytes().replace(b"ev-9", b"ev-8"))
     bad = runner.invoke(app, ["timeline", "verify", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")])
     assert bad.exit_code == 1
     assert "b.jsonl" in bad.output
+
+
+def test_incident_ids_work_as_unique_prefixes(tmp_path):
+    """show/export take a unique prefix of an incident id; an ambiguous or unknown one exits 3 with candidates."""
+    rec = incident_timeline(tmp_path / "t.jsonl")
+    rec.append("step.intent", {"step": "y", "key": "k9"}, "job-77")
+    rec.close()
+    path = str(tmp_path / "t.jsonl")
+    shown = runner.invoke(app, ["timeline", "show", path, "--incident", "job", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert orjson.loads(shown.stdout)["incident"] == "job-77"
+    exported = runner.invoke(app, ["timeline", "export", path, "--incident", "jo", "--format", "json"])
+    assert exported.exit_code == 0, exported.output
+    ambiguous = runner.invoke(app, ["timeline", "show", path, "--incident", "inc"])
+    assert ambiguous.exit_code == 3
+    assert "inc-1, inc-2" in ambiguous.stderr
+    unknown = runner.invoke(app, ["undo", "zzz", "--timeline", path])
+    assert unknown.exit_code == 3
+    assert "no incident 'zzz'" in unknown.stderr
+    assert "job-77" in unknown.stderr
 
 
 def _rehash(docs: list[dict]) -> bytes:

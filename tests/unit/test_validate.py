@@ -131,10 +131,10 @@ def test_durations_accept_units():
 
 
 def test_committed_schema_is_current(runbooks_dir):
-    """runbooks/runbook.schema.json equals `responder schema` output (regenerate: responder schema > …)."""
+    """runbooks/runbook.schema.json equals `responder runbooks schema` output (regenerate it with that command)."""
     committed = (runbooks_dir / "runbook.schema.json").read_text()
     assert committed == runbook_schema_text()
-    assert CliRunner().invoke(app, ["schema"]).stdout == committed
+    assert CliRunner().invoke(app, ["runbooks", "schema"]).stdout == committed
 
 
 def test_schema_rejects_unknown_keys(runbooks_dir):
@@ -159,3 +159,26 @@ def test_approve_without_keys_explains_configuration(monkeypatch):
     result = CliRunner().invoke(app, ["approve", "inc", "step", "--by", "alice"])
     assert result.exit_code == 3
     assert "RESPONDER_APPROVAL_KEYS" in result.output
+
+
+def test_validate_on_a_directory_without_runbooks_fails(tmp_path):
+    """`runbooks validate` on a directory holding no runbook exits 3 saying so (it used to pass silently)."""
+    result = CliRunner().invoke(app, ["runbooks", "validate", str(tmp_path)])
+    assert result.exit_code == 3
+    assert "no runbooks" in result.stderr
+
+
+async def test_service_without_runbooks_warns(tmp_path):
+    """A service started on a directory with no runbooks logs a no_runbooks warning naming the directory."""
+    from structlog.testing import capture_logs
+
+    from responder.service import Service
+    from responder.settings import Settings
+
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path)
+    with capture_logs() as logs:
+        service = Service(settings)
+    service.recorder.close()
+    for client in (service.ingest, service.approvals, service.publisher):
+        await client.stop()
+    assert [e["runbooks_dir"] for e in logs if e["event"] == "no_runbooks"] == [str(tmp_path)]

@@ -131,7 +131,8 @@ class IsolateInstance(Actuator[InstanceParams]):
     async def apply(self, p: InstanceParams, ctx: ActuationContext) -> ActuationResult:
         inst = await describe_instance(ctx, p.instance_id)
         group = await quarantine_group(ctx, str(inst["VpcId"]), create=True)
-        assert group is not None
+        if group is None:  # create=True always returns one; a failure raises from quarantine_group
+            raise PermanentActuationError(f"no quarantine group in {inst['VpcId']}", code="QuarantineGroup")
         before = await eni_groups(ctx, p.instance_id)
         pending = {eni: [group] for eni, groups in before.items() if groups != [group]}
         if pending:

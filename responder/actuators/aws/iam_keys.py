@@ -12,7 +12,7 @@ from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.registry import register
 from responder.errors import ActuationError, PermanentActuationError
 
-SECRET_NAME = r"^[A-Za-z0-9/_+=.@-]{1,512}$"  # noqa: S105 - a pattern, not a password
+SECRET_NAME = r"^[A-Za-z0-9/_+=.@-]{1,512}$"  # noqa: S105  # nosec B105 # a pattern, not a password
 
 
 async def list_keys(ctx: ActuationContext, user_name: str) -> dict[str, str]:

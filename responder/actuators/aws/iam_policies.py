@@ -34,6 +34,17 @@ async def get_inline(ctx: ActuationContext, kind: str, principal: str, policy: s
     return parsed
 
 
+async def require_principal(ctx: ActuationContext, kind: str, principal: str) -> None:
+    """PermanentActuationError when the user or role does not exist (GetUserPolicy's NoSuchEntity cannot tell)."""
+    arg, noun = _OPS[kind]
+    try:
+        await ctx.aws.call("iam", f"get_{noun}", **{arg: principal})
+    except PermanentActuationError as exc:
+        if exc.code == "NoSuchEntity":
+            raise PermanentActuationError(f"no such IAM {noun} {principal!r}", code=exc.code) from exc
+        raise
+
+
 async def put_inline(ctx: ActuationContext, kind: str, principal: str, policy: str, doc: dict[str, Any]) -> None:
     """Create or replace the inline policy."""
     arg, noun = _OPS[kind]
@@ -222,7 +233,7 @@ class RestoreInlinePolicy(Actuator[RestoreInlineParams]):
     name = "aws.iam.restore_inline_policy"
     params = RestoreInlineParams
     permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:DeleteUserPolicy", "iam:GetRolePolicy",
-                   "iam:PutRolePolicy", "iam:DeleteRolePolicy")
+                   "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:GetUser", "iam:GetRole")
     destructive = False
     reverse = None
     irreversible = "it is itself an undo; re-run the original step to contain again"
@@ -236,6 +247,8 @@ class RestoreInlinePolicy(Actuator[RestoreInlineParams]):
 
     async def apply(self, p: RestoreInlineParams, ctx: ActuationContext) -> ActuationResult:
         before = await get_inline(ctx, p.principal_type, p.principal_name, p.policy_name)
+        if before is None:  # no policy, or no principal at all: an undo on a missing user must not report ok
+            await require_principal(ctx, p.principal_type, p.principal_name)
         changed = before != p.document
         if changed and p.document is None:
             await delete_inline(ctx, p.principal_type, p.principal_name, p.policy_name)

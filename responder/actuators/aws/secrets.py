@@ -14,7 +14,7 @@ from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.registry import register
 from responder.errors import PermanentActuationError
 
-SECRET_ID = r"^(arn:aws[\w-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]{1,512})$"  # noqa: S105 - a pattern, not a password
+SECRET_ID = r"^(arn:aws[\w-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]{1,512})$"  # noqa: S105  # nosec B105 # a pattern, not a password
 VERSION_ID = r"^[A-Za-z0-9-]{32,64}$"
 
 

@@ -53,6 +53,7 @@ def classify(exc: Exception) -> Exception:
     if isinstance(
         exc,
         botocore.exceptions.ConnectionError
+        | botocore.exceptions.HTTPClientError  # ConnectionClosedError: reset before a reply (tests/faults)
         | botocore.exceptions.ReadTimeoutError
         | botocore.exceptions.ConnectTimeoutError
         | botocore.exceptions.ResponseStreamingError
@@ -88,8 +89,11 @@ class AwsSession:
         )
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._io_timeout = 5 + max(5, int(call_timeout))  # connect + read: how long one attempt can last
         self._config = botocore.config.Config(
-            retries={"mode": "standard", "max_attempts": 1},
+            # total_max_attempts, not max_attempts: botocore reads max_attempts=1 as "one retry", and a hidden
+            # retry of a call whose reply was lost applies it twice (found by tests/faults: drop a reply)
+            retries={"mode": "standard", "total_max_attempts": 1},
             connect_timeout=5,
             read_timeout=max(5, int(call_timeout)),
         )
@@ -116,12 +120,33 @@ class AwsSession:
         fn = getattr(self.client(service), operation)
         with span(f"aws.{service}.{operation}", None, SpanKind.CLIENT,
                   {"rpc.system": "aws-api", "rpc.service": service, "rpc.method": operation}):
+            attempt = asyncio.ensure_future(asyncio.to_thread(fn, **kwargs))
             try:
                 async with asyncio.timeout(self.call_timeout):
-                    result: dict[str, Any] = await asyncio.to_thread(fn, **kwargs)
+                    result: dict[str, Any] = await asyncio.shield(attempt)
+            except TimeoutError:
+                await self._landed(attempt)
+                raise TransientActuationError("call timed out", code="Timeout") from None
             except Exception as exc:  # classify maps botocore errors; anything it does not know is re-raised as is
                 mapped = classify(exc)
                 if mapped is exc:
                     raise
                 raise mapped from exc
         return result
+
+    async def _landed(self, attempt: asyncio.Future[Any]) -> None:
+        """Wait (bounded by botocore's own timeouts) for a timed-out call's thread to finish.
+
+        The API may still apply a call we stopped waiting for. Letting the attempt end first means a retry never
+        overlaps it, and the `verify()` that runs before a retry sees its effect (tests/faults: latency).
+        """
+        try:
+            await asyncio.wait_for(asyncio.shield(attempt), self._io_timeout + 1.0)
+        except Exception:  # noqa: BLE001 - whatever it ended with, the caller reports the timeout
+            attempt.add_done_callback(_consume)
+
+
+def _consume(attempt: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned attempt's outcome so asyncio does not log it as never retrieved."""
+    if not attempt.cancelled():
+        attempt.exception()

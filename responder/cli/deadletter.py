@@ -1,0 +1,57 @@
+"""`responder deadletter replay`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
+from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
+from responder.errors import ConfigError
+from responder.settings import Settings
+
+app = typer.Typer(help="Inspect and replay the dead-letter topic.", no_args_is_help=True)
+
+
+@app.command("replay")
+def replay_cmd(
+    reason: Annotated[str | None, typer.Option(help="only records dead-lettered for this reason")] = None,
+    topic: Annotated[str | None, typer.Option(help="publish here instead of each record's original topic")] = None,
+    limit: Annotated[int | None, typer.Option(help="stop after this many records")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be replayed, send nothing")] = False,
+    force: Annotated[bool, typer.Option("--force", help="send again what an earlier replay already sent")] = False,
+    bootstrap: BootstrapOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Re-publish dead-lettered records (original bytes, key and headers, without the dlq.* headers)."""
+    from responder.ingest.deadletter import replay_deadletters
+    from responder.ingest.security import kafka_client_options
+
+    settings = Settings()
+    server = kafka_server(settings, bootstrap)
+    try:
+        result = asyncio.run(replay_deadletters(server, settings.deadletter_topic, reason=reason, to_topic=topic,
+                                                limit=limit, dry_run=dry_run,
+                                                options=kafka_client_options(settings), force=force))
+    except ConfigError as exc:
+        err_console.print(f"[red]✗ {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
+    if json:
+        emit_json({"scanned": result.scanned, "replayed": result.replayed, "dry_run": dry_run,
+                   "already_replayed": result.already, "unreplayable": result.unreplayable,
+                   "by_reason": dict(result.by_reason), "targets": dict(result.targets)})
+    else:
+        verb = "would replay" if dry_run else "replayed"
+        console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s); {result.already} "
+                      f"already replayed (--force sends them again), {result.unreplayable} cut copies not "
+                      "replayable", highlight=False)
+        if result.replayed:
+            table = Table("by", "value", "records")
+            for reason, n in sorted(result.by_reason.items()):
+                table.add_row("reason", reason, str(n))
+            for target, n in sorted(result.targets.items()):
+                table.add_row("to topic", target, str(n))
+            console.print(table)

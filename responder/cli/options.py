@@ -1,0 +1,76 @@
+"""Options and helpers every command group shares: `--json`, `--timeline`, `--bootstrap`, settings, failing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from responder import log
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console
+from responder.settings import Settings
+
+JSON_HELP = "print one JSON document on stdout (the whole result, never one line per item)"
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+TimelineOpt = Annotated[Path | None, typer.Option(help="timeline file (default: the timeline_path setting)")]
+BootstrapOpt = Annotated[str | None, typer.Option(help="Kafka bootstrap (default: RESPONDER_KAFKA_BOOTSTRAP)")]
+RegistryOpt = Annotated[str | None, typer.Option("--registry", help="registry: a directory, s3://… or "
+                                                  "sagemaker+s3://… (default: the model_registry setting)")]
+ModelArg = Annotated[str, typer.Argument(help="model name")]
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    """Print `message` in red on stderr; the Exit to raise."""
+    err_console.print(f"[red]✗ {message}")
+    return typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    """Settings, with console logging at warning level (invalid settings: SettingsInvalid, exit 3 at the root)."""
+    log.configure("console", "warning")
+    return Settings()
+
+
+def kafka_server(settings: Settings, bootstrap: str | None) -> str:
+    """--bootstrap, else the configured Kafka; exit 3 saying how to configure one when neither is set."""
+    log.configure(settings.log_format, "warning")
+    server = bootstrap or settings.kafka_bootstrap
+    if not server:
+        err_console.print("[red]✗ no Kafka: pass --bootstrap or set RESPONDER_KAFKA_BOOTSTRAP")
+        raise typer.Exit(EXIT_CONFIG)
+    return server
+
+
+def incident_ids(timeline: Path) -> list[str]:
+    """Every incident id on the timeline, in order of first appearance."""
+    import orjson
+
+    seen: dict[str, None] = {}
+    for line in timeline.read_bytes().splitlines():
+        try:
+            incident = orjson.loads(line).get("incident")
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(incident, str):
+            seen.setdefault(incident)
+    return list(seen)
+
+
+def resolve_incident(timeline: Path, given: str) -> str:
+    """The incident `given` names: itself, or the one id it is a prefix of (as git's short hashes are).
+
+    Unknown or ambiguous: exit 3 listing the candidates. Without a timeline file, `given` is used as is.
+    """
+    if not timeline.is_file():
+        return given
+    ids = incident_ids(timeline)
+    if given in ids:
+        return given
+    matches = [i for i in ids if i.startswith(given)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise fail(f"incident {given!r} is ambiguous in {timeline}; candidates: {', '.join(matches)}", EXIT_CONFIG)
+    recent = ", ".join(ids[-10:]) or "none"
+    raise fail(f"no incident {given!r} in {timeline}; latest incidents: {recent}", EXIT_CONFIG)

@@ -1,0 +1,151 @@
+"""`responder tabletop validate|run`: scripted incidents through the real service against the sandbox, graded."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from responder.actuators.registry import registry
+from responder.catalog import check_directory
+from responder.cli.options import JsonOpt
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.errors import ConfigError, RunbookError
+
+if TYPE_CHECKING:
+    from responder.tabletop.models import Playbook
+
+app = typer.Typer(help="Tabletop exercises: playbooks replayed through the real service on a sandbox cloud.",
+                  no_args_is_help=True)
+
+Targets = Annotated[list[Path] | None, typer.Argument(help="playbook files or directories (default: playbooks/)")]
+RunbooksOpt = Annotated[Path, typer.Option("--runbooks", help="runbook directory the service loads")]
+
+
+def _load(targets: list[Path] | None, runbooks: Path) -> tuple[list[tuple[Path, Playbook]], list[ConfigError]]:
+    from responder.tabletop.loader import check_playbooks
+
+    books, book_errors = check_directory(runbooks, registry)
+    errors: list[ConfigError] = list(book_errors)
+    try:
+        found, problems = check_playbooks(targets or [Path("playbooks")], registry, books)
+    except ConfigError as exc:
+        return [], [*errors, exc]
+    return list(found), [*errors, *problems]
+
+
+def _report_errors(errors: list[ConfigError], json: bool, ok: list[str]) -> None:
+    if json:
+        emit_json({"ok": not errors, "playbooks": ok, "errors": [
+            {"path": getattr(e, "path", None), "line": getattr(e, "line", None),
+             "column": getattr(e, "column", None), "reason": getattr(e, "reason", str(e))} for e in errors]})
+        return
+    for exc in errors:
+        err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
+
+
+@app.command()
+def validate(targets: Targets = None, runbooks: RunbooksOpt = Path("runbooks"), json: JsonOpt = False) -> None:
+    """Check playbooks: schema, event files, inject and world references, actuators, runbooks; all problems listed."""
+    found, errors = _load(targets, runbooks)
+    _report_errors(errors, json, [str(p) for p, _ in found])
+    if not json:
+        for path, _ in found:
+            console.print(f"[green]✓[/green] {path}")
+    if errors:
+        raise typer.Exit(EXIT_CONFIG)
+
+
+@app.command()
+def run(
+    targets: Targets = None,
+    runbooks: RunbooksOpt = Path("runbooks"),
+    json: JsonOpt = False,
+    junit: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML here")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="write Markdown, HTML and JSON reports here")] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="an earlier --json result: show regressions")]
+    = None,
+) -> None:
+    """Run playbooks on the sandbox; print the scorecard; exit 1 when a must_pass expectation fails."""
+    from responder import log
+    from responder.tabletop import report as reports
+    from responder.tabletop.suite import run_suite
+
+    log.configure("json", "critical")
+    found, errors = _load(targets, runbooks)
+    if errors:
+        _report_errors(errors, json, [])
+        raise typer.Exit(EXIT_CONFIG)
+    tty = sys.stdout.isatty() and not json
+
+    def progress(playbook: str, msg: str) -> None:
+        if tty:
+            console.print(f"[dim]{playbook}[/dim] {msg}", highlight=False)
+
+    try:
+        work = report / "work" if report else None  # timelines and registries are kept only with --report
+        result = asyncio.run(run_suite(found, runbooks, work, progress=progress))
+    except (ConfigError, RunbookError) as exc:
+        err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
+        raise typer.Exit(EXIT_CONFIG) from exc
+    regressions = reports.regressions(result, reports.load_baseline(baseline)) if baseline else []
+    if report:
+        reports.write_all(result, report, regressions)
+    if junit:
+        junit.write_text(reports.junit(result), encoding="utf-8")
+    if json:
+        emit_json({**result.model_dump(mode="json"), "regressions": regressions})
+    else:
+        reports.print_scorecard(result, console, regressions)
+    if result.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+top = typer.Typer()  # `responder replay` sits at the root, beside `run`
+
+
+@top.command()
+def replay(
+    events: Annotated[Path, typer.Argument(help="a JSON record, or JSON Lines (an alert export, the dead-letter topic)",
+                                           exists=True, dir_okay=False)],
+    runbooks: RunbooksOpt = Path("runbooks"),
+    baseline_runbooks: Annotated[Path | None, typer.Option(
+        "--baseline-runbooks", help="runbooks to compare with: print new, removed and changed actions")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Back-test recorded events against runbooks in dry-run: incidents that would open, steps that would run."""
+    from responder import log
+    from responder.catalog import load_runbooks
+    from responder.cli.events import _record_values
+    from responder.tabletop.replay import backtest, difference
+
+    log.configure("json", "critical")
+    values = _record_values(events, split_lines=False)
+    try:
+        result = asyncio.run(backtest(values, load_runbooks(runbooks, registry), registry))
+        base = asyncio.run(backtest(values, load_runbooks(baseline_runbooks, registry), registry)) \
+            if baseline_runbooks else None
+    except ConfigError as exc:
+        err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
+        raise typer.Exit(EXIT_CONFIG) from exc
+    diff = difference(result, base) if base is not None else None
+    if json:
+        emit_json({**result.model_dump(mode="json"), **({"difference": diff} if diff is not None else {})})
+        return
+    console.print(f"{result.records} record(s): {len(result.incidents)} incident(s) would open, "
+                  f"{len(result.planned)} step(s) would run; rejected {result.rejected or 'none'}", highlight=False)
+    for p in result.planned:
+        gate = f"  [yellow](approval: {'; '.join(p.would_require_approval)})[/yellow]" if p.would_require_approval \
+            else ""
+        console.print(f"  record {p.record} {p.runbook} {p.step}: {p.actuator} on {p.target}{gate}", highlight=False)
+    if diff is not None:
+        for kind in ("new", "removed", "changed"):
+            for item in diff[kind]:
+                a = item.get("action", item)
+                console.print(f"  {kind}: record {a['record']} {a['runbook']} {a['step']} {a['actuator']} "
+                              f"on {a['target']}", highlight=False)
+        console.print(f"difference: {len(diff['new'])} new, {len(diff['removed'])} removed, "
+                      f"{len(diff['changed'])} changed", highlight=False)

@@ -1,0 +1,275 @@
+"""A fault-injecting HTTP proxy on 127.0.0.1 in front of the moto server (the service's AWS endpoint in fault tests).
+
+Faults are armed on the proxy and hit only the calls `matches` selects (default: every call):
+
+* `throttle(seconds, ratio)`: that share of calls gets the service's own throttling error (S3 `SlowDown` 503,
+  query `Throttling` 400, EC2 `RequestLimitExceeded` 503, JSON `ThrottlingException` 400); deterministic: at
+  ratio 0.5 every second call passes, at 1.0 none does.
+* `errors(n, status)`: the next `n` calls get an `InternalError` 5xx and never reach moto.
+* `latency(seconds, n)`: the next `n` calls wait, then reach moto (a slow API that still applies the call).
+* `resets(n)`: the next `n` connections are reset (RST) before the call reaches moto.
+* `drops(n)`: the next `n` calls reach moto and are applied, then the connection is reset instead of the reply.
+* `deny(n)`: the next `n` calls get `AccessDenied` 403 and never reach moto.
+
+`forwarded` counts the calls that reached moto, by operation; `injected` counts the faults, by kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+from responder.errors import SandboxError
+
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"})
+OWN_HEADERS = frozenset({"content-length", "date", "server"})  # the proxy writes its own
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call as the proxy sees it."""
+
+    method: str
+    path: str
+    operation: str  # "iam:CreateUser", "s3:PutObject", "sts:GetCallerIdentity", ...
+    protocol: str  # "json", "query", "ec2" or "s3"
+
+
+def describe(method: str, path: str, headers: dict[str, str], body: bytes) -> Call:
+    """Name the operation of a botocore request (JSON target, query Action, or the S3 REST shape)."""
+    target = headers.get("x-amz-target", "")
+    if target:
+        return Call(method, path, target.rsplit(".", 1)[-1], "json")
+    auth = headers.get("authorization", "")
+    service = auth.split("Credential=", 1)[-1].split("/")[3] if "Credential=" in auth else ""
+    form = urllib.parse.parse_qs(body.decode("latin-1")) if body and b"Action=" in body else {}
+    if "Action" in form:
+        protocol = "ec2" if service == "ec2" else "query"
+        return Call(method, path, f"{service}:{form['Action'][0]}", protocol)
+    url = urllib.parse.urlsplit(path)
+    key = url.path.strip("/").partition("/")[2]
+    query = url.query
+    if method == "PUT":
+        op = "PutObject" if key else "CreateBucket"
+    elif method == "GET":
+        op = "ListObjectsV2" if "list-type=2" in query else ("GetObject" if key else "ListObjects")
+    elif method == "DELETE":
+        op = "DeleteObject" if key else "DeleteBucket"
+    elif method == "HEAD":
+        op = "HeadObject" if key else "HeadBucket"
+    else:
+        op = method
+    return Call(method, path, f"s3:{op}", "s3")
+
+
+def error_response(call: Call, status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    """An AWS-shaped error for the call's protocol, so botocore parses the code as AWS would send it."""
+    if call.protocol == "json":
+        body = f'{{"__type":"{code}","message":"{message}"}}'.encode()
+        return status, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code}, body
+    if call.protocol == "ec2":
+        body = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+                f"<RequestID>fault</RequestID></Response>").encode()
+    elif call.protocol == "query":
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+                f"</Error><RequestId>fault</RequestId></ErrorResponse>").encode()
+    else:
+        body = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>fault</RequestId></Error>".encode()
+    return status, {"Content-Type": "text/xml"}, body
+
+
+def throttling(call: Call) -> tuple[int, dict[str, str], bytes]:
+    """The throttling error each service really returns."""
+    if call.protocol == "s3":
+        return error_response(call, 503, "SlowDown", "Please reduce your request rate.")
+    if call.protocol == "ec2":
+        return error_response(call, 503, "RequestLimitExceeded", "Request limit exceeded.")
+    if call.protocol == "json":
+        return error_response(call, 400, "ThrottlingException", "Rate exceeded")
+    return error_response(call, 400, "Throttling", "Rate exceeded")
+
+
+class FaultProxy:
+    """Forwards every request to `upstream` unless an armed fault takes it; thread-safe."""
+
+    def __init__(self, upstream: str, matches: Callable[[Call], bool] | None = None) -> None:
+        parts = urllib.parse.urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.matches = matches or (lambda _call: True)
+        self.forwarded: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._throttle_until = 0.0
+        self._throttle_every = 2
+        self._throttle_seen = 0
+        self._armed: Counter[str] = Counter()
+        self._status = 500
+        self._delay = 0.0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """What the service takes as its AWS endpoint."""
+        if self._server is None:
+            raise SandboxError("the fault proxy is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # --- arming -----------------------------------------------------------------------------------------------
+    def throttle(self, seconds: float, ratio: float = 0.5) -> None:
+        """Throttle `ratio` of the matching calls for `seconds`."""
+        with self._lock:
+            self._throttle_until = time.monotonic() + seconds
+            self._throttle_every = 0 if ratio >= 1 else max(1, round(1 / (1 - ratio)))  # every n-th call passes
+            self._throttle_seen = 0
+
+    def errors(self, n: int, status: int = 500) -> None:
+        """The next `n` matching calls fail with a 5xx before reaching moto."""
+        with self._lock:
+            self._armed["5xx"], self._status = n, status
+
+    def latency(self, seconds: float, n: int = 1) -> None:
+        """The next `n` matching calls wait `seconds`, then reach moto."""
+        with self._lock:
+            self._armed["latency"], self._delay = n, seconds
+
+    def resets(self, n: int) -> None:
+        """The next `n` matching connections are reset before the call reaches moto."""
+        with self._lock:
+            self._armed["reset"] = n
+
+    def drops(self, n: int) -> None:
+        """The next `n` matching calls are applied by moto, then their reply is replaced by a reset."""
+        with self._lock:
+            self._armed["drop"] = n
+
+    def deny(self, n: int) -> None:
+        """The next `n` matching calls get AccessDenied."""
+        with self._lock:
+            self._armed["deny"] = n
+
+    def clear(self) -> None:
+        """Disarm everything."""
+        with self._lock:
+            self._armed.clear()
+            self._throttle_until = 0.0
+
+    def _take(self, call: Call) -> str | None:
+        """Which fault (if any) takes this call; consumes one shot of it."""
+        if not self.matches(call):
+            return None
+        with self._lock:
+            if time.monotonic() < self._throttle_until:
+                self._throttle_seen += 1
+                if not self._throttle_every or self._throttle_seen % self._throttle_every:
+                    self.injected["throttle"] += 1
+                    return "throttle"
+            for kind in ("deny", "5xx", "reset", "drop", "latency"):
+                if self._armed[kind] > 0:
+                    self._armed[kind] -= 1
+                    self.injected[kind] += 1
+                    return kind
+        return None
+
+    # --- serving ----------------------------------------------------------------------------------------------
+    def start(self) -> str:
+        """Listen on a free 127.0.0.1 port in a daemon thread; returns the endpoint URL."""
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Quiet."""
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                call = describe(self.command, self.path, headers, body)
+                fault = proxy._take(call)
+                if fault == "reset":
+                    self._reset()
+                    return
+                if fault in ("throttle", "5xx", "deny"):
+                    if fault == "throttle":
+                        reply = throttling(call)
+                    elif fault == "deny":
+                        reply = error_response(call, 403, "AccessDenied", "injected: not authorized")
+                    else:
+                        reply = error_response(call, proxy._status, "InternalError", "injected server error")
+                    self._reply(*reply)
+                    return
+                if fault == "latency":
+                    time.sleep(proxy._delay)
+                status, reply_headers, reply_body = proxy._forward(self.command, self.path, headers, body)
+                with proxy._lock:
+                    proxy.forwarded[call.operation] += 1
+                if fault == "drop":
+                    self._reset()
+                    return
+                self._reply(status, reply_headers, reply_body)
+
+            def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in HOP_BY_HOP and name.lower() not in OWN_HEADERS:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _reset(self) -> None:
+                """Close with SO_LINGER 0: the client sees a connection reset."""
+                with contextlib.suppress(OSError):
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                self.wfile = io.BytesIO()  # whatever the server still writes goes nowhere
+                self.close_connection = True
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve  # noqa: N815 - http.server's names
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
+        self._thread.start()
+        return self.endpoint_url
+
+    def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes
+                 ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection(*self.upstream, timeout=60)
+        try:
+            conn.request(method, path, body=body or None,
+                         headers={k: v for k, v in headers.items() if k not in HOP_BY_HOP})
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        """Stop listening."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> FaultProxy:
+        self.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

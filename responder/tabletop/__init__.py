@@ -1,0 +1,1 @@
+"""Tabletop exercises: playbooks of scripted incidents run through the real service against the sandbox."""

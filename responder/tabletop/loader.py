@@ -1,0 +1,157 @@
+"""Load playbooks: schema, then references (event files, injects, actuators, runbooks, world names), file:line:col."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from responder.actuators.registry import Registry
+from responder.catalog.loader import locate, parse_yaml
+from responder.errors import ConfigError, PlaybookError, RunbookError
+from responder.models.runbook import Runbook
+from responder.tabletop.expectations import ExpectKind, StateCheck
+from responder.tabletop.models import REF, Playbook
+
+Loc = tuple[int | str, ...]
+
+CHECK_KIND = {
+    StateCheck.KEY_INACTIVE: "keys", StateCheck.KEY_ACTIVE: "keys", StateCheck.INSTANCE_QUARANTINED: "instances",
+    StateCheck.INSTANCE_NOT_QUARANTINED: "instances", StateCheck.INVOKE_DENIED: "endpoints",
+    StateCheck.ENDPOINT_SERVING: "models", StateCheck.SECRET_ROTATED: "secrets", StateCheck.BUCKET_BLOCKED: "buckets",
+    StateCheck.API_KEY_DISABLED: "api_keys", StateCheck.FUNCTION_THROTTLED: "functions",
+    StateCheck.SESSIONS_REVOKED: "roles", StateCheck.VERSION_QUARANTINED: "models",
+    StateCheck.TRAIL_LOGGING: "trails", StateCheck.BEDROCK_DENIED: "users",
+}
+
+
+def _refs(value: object) -> Iterator[str]:
+    if isinstance(value, str) and value.startswith("${"):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _refs(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _refs(v)
+
+
+def reference_problems(pb: Playbook, base: Path, registry: Registry,
+                       runbooks: Sequence[Runbook] | None) -> Iterator[tuple[str, Loc]]:
+    """What the schema cannot see: missing files, unknown injects, actuators, runbooks, steps and world names."""
+    names = pb.world.names()
+    injects = [i.id for i in pb.injects]
+    books = {rb.id: rb for rb in runbooks} if runbooks is not None else None
+    steps = {s.id for rb in (books or {}).values() for s in rb.steps}
+    for n, inject in enumerate(pb.injects):
+        if not (base / inject.event).is_file():
+            yield f"event file {inject.event!r} does not exist (relative to {base})", ("injects", n, "event")
+        if inject.after is not None and inject.after not in injects[:n]:
+            yield (f"after: {inject.after!r} is not an earlier inject; choose from {injects[:n]}",
+                   ("injects", n, "after"))
+        for path, value in [*inject.overrides.items(), *inject.vary.items()]:
+            for ref in _refs(value):
+                problem = _ref_problem(ref, names)
+                if problem:
+                    yield problem, ("injects", n, "overrides" if path in inject.overrides else "vary", path)
+    if len(set(injects)) != len(injects):
+        yield "inject ids must be unique", ("injects",)
+    for n, decision in enumerate(pb.decisions):
+        if books is not None and decision.step not in steps:
+            yield f"step {decision.step!r} is in no loaded runbook", ("decisions", n, "step")
+        if decision.key not in pb.settings.approval_keys:
+            yield f"key {decision.key!r} is not in settings.approval_keys {sorted(pb.settings.approval_keys)}", \
+                ("decisions", n, "key")
+    for n in range(len(pb.expectations)):
+        yield from _expectation_problems(exp_index=n, pb=pb, registry=registry, books=books, names=names)
+
+
+def _ref_problem(ref: str, names: dict[str, set[str]]) -> str | None:
+    match = REF.match(ref)
+    if match is None:
+        return f"{ref!r} is not a reference: use ${{now}}, ${{now_ms}} or ${{world.KIND.NAME}}"
+    inner = match.group(1)
+    if not inner.startswith("world."):
+        return None
+    _, kind, rest = inner.split(".", 2)
+    if kind not in names:
+        return f"{ref!r}: unknown world kind {kind!r}; choose from {sorted(names)}"
+    name = rest.rsplit(".", 1)[0] if rest.endswith((".id", ".arn", ".name")) and rest not in names[kind] else rest
+    if name not in names[kind]:
+        return f"{ref!r}: no {kind} named {name!r} in world; choose from {sorted(names[kind])}"
+    return None
+
+
+def _expectation_problems(exp_index: int, pb: Playbook, registry: Registry, books: dict[str, Runbook] | None,
+                          names: dict[str, set[str]]) -> Iterator[tuple[str, Loc]]:
+    exp = pb.expectations[exp_index]
+    at: Loc = ("expectations", exp_index)
+    injects = [i.id for i in pb.injects]
+    if exp.after is not None and exp.after not in injects:
+        yield f"after: {exp.after!r} is not an inject; choose from {injects}", (*at, "after")
+    if exp.actuator is not None and exp.actuator not in registry:
+        yield f"unknown actuator {exp.actuator!r}; choose from {', '.join(registry.names())}", (*at, "actuator")
+    if books is not None and exp.runbook is not None and exp.runbook not in books:
+        yield f"unknown runbook {exp.runbook!r}; choose from {sorted(books)}", (*at, "runbook")
+    if exp.kind == ExpectKind.STATE and exp.check is not None and exp.resource is not None:
+        kind = CHECK_KIND[exp.check]
+        if exp.resource not in names[kind]:
+            yield f"no {kind} named {exp.resource!r} in world; choose from {sorted(names[kind])}", (*at, "resource")
+        if exp.role is not None and exp.role not in names["roles"]:
+            yield f"no role named {exp.role!r} in world; choose from {sorted(names['roles'])}", (*at, "role")
+    if [e.id for e in pb.expectations].count(exp.id) > 1:
+        yield f"duplicate expectation id {exp.id!r}", (*at, "id")
+
+
+def check_playbook(path: Path, registry: Registry,
+                   runbooks: Sequence[Runbook] | None = None) -> tuple[Playbook | None, list[RunbookError]]:
+    """Parse and check one playbook; every problem found, each with file:line:column."""
+    try:
+        root, data = parse_yaml(path, path.read_text(encoding="utf-8"))
+    except RunbookError as exc:
+        return None, [PlaybookError(exc.path, exc.reason, exc.line, exc.column)]
+    if not isinstance(data, dict):
+        return None, [PlaybookError(str(path), "a playbook is a YAML mapping", 1, 1)]
+    try:
+        pb = Playbook.model_validate(data)
+    except ValidationError as exc:
+        return None, [_error(path, root, err["loc"], f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+                      for err in exc.errors()]
+    problems: list[RunbookError] = [_error(path, root, loc, f"{'.'.join(str(p) for p in loc)}: {reason}")
+                for reason, loc in reference_problems(pb, path.parent, registry, runbooks)]
+    if pb.id != path.stem:
+        problems.append(_error(path, root, ("id",), f"id {pb.id!r} must match the file name {path.stem!r}"))
+    return (pb if not problems else None), problems
+
+
+def _error(path: Path, root: yaml.Node | None, loc: Sequence[int | str], reason: str) -> PlaybookError:
+    return PlaybookError(str(path), reason, *(locate(root, loc) or (None, None)))
+
+
+def playbook_files(targets: Sequence[Path]) -> list[Path]:
+    """The playbook files named, or found directly in the directories named (event files are not playbooks)."""
+    files: list[Path] = []
+    for target in targets:
+        if target.is_dir():
+            files += sorted(p for p in target.glob("*.yaml") if p.is_file())
+        elif target.is_file():
+            files.append(target)
+        else:
+            raise ConfigError(f"{target}: no such playbook file or directory")
+    return files
+
+
+def check_playbooks(
+    targets: Sequence[Path], registry: Registry, runbooks: Sequence[Runbook] | None = None,
+) -> tuple[list[tuple[Path, Playbook]], list[RunbookError]]:
+    """Every playbook under `targets` and every problem in any of them."""
+    found: list[tuple[Path, Playbook]] = []
+    errors: list[RunbookError] = []
+    for path in playbook_files(targets):
+        pb, problems = check_playbook(path, registry, runbooks)
+        errors += problems
+        if pb is not None:
+            found.append((path, pb))
+    return found, errors

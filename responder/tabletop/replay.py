@@ -1,0 +1,96 @@
+"""Back-test recorded records against runbooks in dry-run: which incidents would open, which steps would run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from responder.actuators.registry import Registry
+from responder.engine.executor import Engine
+from responder.errors import EventRejected, PermanentActuationError
+from responder.models.event import RawRecord
+from responder.models.runbook import Runbook
+from responder.models.timeline import EntryKind
+from responder.pipeline import Pipeline
+from responder.timeline.recorder import Recorder
+from responder.timeline.store import MemoryStore
+
+
+class Offline:
+    """The AwsCaller of a back-test: nothing reaches AWS (a dry-run plan that needs AWS says so)."""
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Refuse."""
+        raise PermanentActuationError(f"replay is offline: {service}.{operation} not called", code="Offline")
+
+
+class Planned(BaseModel):
+    """One step a runbook would run for one event."""
+
+    record: int
+    event_id: str
+    runbook: str
+    incident: str
+    step: str
+    actuator: str
+    target: str
+    params: dict[str, Any]
+    would_require_approval: list[str]
+
+    def key(self) -> tuple[str, str, str, str]:
+        """What identifies the same action across two rule sets."""
+        return self.event_id, self.runbook.split("@", 1)[0], self.step, self.target
+
+
+class Backtest(BaseModel):
+    """Everything the records would have caused."""
+
+    records: int
+    incidents: list[dict[str, Any]]
+    planned: list[Planned]
+    rejected: dict[str, int]
+
+
+async def backtest(values: Sequence[bytes], runbooks: Sequence[Runbook], registry: Registry) -> Backtest:
+    """Run every record through the real pipeline and engine in dry-run, with an in-memory timeline."""
+    recorder = Recorder(MemoryStore())
+    engine = Engine(recorder, registry, Offline(), dry_run=True)
+    pipeline = Pipeline(runbooks, engine)
+    rejected: dict[str, int] = {}
+    for n, value in enumerate(values):
+        try:
+            await pipeline.handle(RawRecord(topic="replay", offset=n, value=value))
+        except EventRejected as exc:
+            rejected[exc.reason_code] = rejected.get(exc.reason_code, 0) + 1
+        except PermanentActuationError:
+            rejected["needs_aws"] = rejected.get("needs_aws", 0) + 1
+    await recorder.flush()
+    entries = list(recorder.entries())
+    offset = {str(e.body.get("event_id")): o.get("offset") for e in entries
+              if e.kind == EntryKind.EVENT_RECEIVED and isinstance(o := e.body.get("origin"), dict)}
+    opened = {e.incident: e for e in entries if e.kind == EntryKind.INCIDENT_OPENED and e.incident}
+    event_of = {e.incident: str(e.body.get("event_id")) for e in entries
+                if e.kind in (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED) and e.incident}
+    planned = [Planned.model_validate({
+        "record": offset.get(event_of.get(e.incident or "", ""), -1), "event_id": event_of.get(e.incident or "", ""),
+        "runbook": opened[e.incident].body.get("runbook") if e.incident in opened else "?", "incident": e.incident,
+        "step": e.body["step"], "actuator": e.body["actuator"], "target": e.body["target"],
+        "params": e.body.get("params") or {}, "would_require_approval": e.body.get("would_require_approval") or [],
+    }) for e in entries if e.kind == EntryKind.STEP_PLANNED]
+    incidents = [{"incident": i, "runbook": e.body.get("runbook"), "group_key": e.body.get("group_key"),
+                  "event_id": e.body.get("event_id")} for i, e in opened.items()]
+    return Backtest(records=len(values), incidents=incidents, planned=planned, rejected=rejected)
+
+
+def difference(new: Backtest, base: Backtest) -> dict[str, list[dict[str, Any]]]:
+    """Actions new in `new`, removed from `base`, and changed (same event, runbook, step, target; other params)."""
+    old = {p.key(): p for p in base.planned}
+    now = {p.key(): p for p in new.planned}
+    changed = [{"action": now[k].model_dump(), "was": old[k].model_dump()} for k in now.keys() & old.keys()
+               if (now[k].actuator, now[k].params) != (old[k].actuator, old[k].params)]
+    return {"new": [now[k].model_dump() for k in sorted(now.keys() - old.keys())],
+            "removed": [old[k].model_dump() for k in sorted(old.keys() - now.keys())],
+            "changed": changed}
+

@@ -1,0 +1,265 @@
+"""Run one playbook: seed the world, run the real Service on a virtual clock, deliver injects, decisions, faults.
+
+Time moves only when the runner moves it. Between two scheduled moments the runner waits until the
+service has *settled*: every delivered record has been handed to the pipeline and the consumer loops
+have come round again (so the batch is handled, flushed and committed, and parked steps have been
+checked against the new time). Nothing sleeps on wall time to advance the scenario.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from responder.ingest.approvals import KafkaPublisher
+from responder.ingest.kafka import ensure_topics
+from responder.models.runbook import Runbook
+from responder.models.timeline import EntryKind, TimelineEntry
+from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from responder.service import Service
+from responder.settings import Settings
+from responder.tabletop.faults import FaultyAws, VirtualClock
+from responder.tabletop.inject import Record, decision_record, inject_records
+from responder.tabletop.models import Playbook
+from responder.tabletop.state import snapshot
+from responder.tabletop.world import Bindings, seed
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Run:
+    """What happened in one scenario (graded afterwards)."""
+
+    playbook: Playbook
+    path: Path
+    timeline: Path
+    bindings: Bindings = field(default_factory=Bindings)
+    start: float = 0.0
+    inject_at: dict[str, float] = field(default_factory=dict)
+    end: float = 0.0
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    deadlettered: dict[str, int] = field(default_factory=dict)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    restarts: int = 0
+    wall: float = 0.0
+    error: str | None = None
+    entries: list[TimelineEntry] = field(default_factory=list)
+    aws: FaultyAws | None = None
+
+
+class _Tracked:
+    """Counts the consumer loops' polls and the records they handed over (hooks on one Service)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.alert_polls = self.approval_polls = self.polled = self.last_batch = 0
+        alerts, approvals = service.ingest.poll, service.approvals.poll
+
+        async def alerts_poll(timeout_ms: int = 200) -> Any:
+            self.alert_polls += 1
+            got = await alerts(timeout_ms)
+            self.last_batch = sum(len(v) for v in got.values())
+            self.polled += self.last_batch
+            return got
+
+        async def approvals_poll(timeout_ms: int = 200) -> Any:
+            self.approval_polls += 1
+            return await approvals(timeout_ms)
+
+        service.ingest.poll = alerts_poll  # type: ignore[method-assign]
+        service.approvals.poll = approvals_poll  # type: ignore[method-assign]
+
+
+class Scenario:
+    """One playbook against one (shared, reset) sandbox."""
+
+    def __init__(self, pb: Playbook, path: Path, sandbox: Sandbox, runbooks: Sequence[Runbook], runbooks_dir: Path,
+                 work: Path, signing_key: str, progress: Callable[[str], None] | None = None) -> None:
+        self.pb, self.sandbox, self.runbooks, self.runbooks_dir = pb, sandbox, list(runbooks), runbooks_dir
+        self.work = work
+        self.signing_key = signing_key
+        self.progress = progress or (lambda _msg: None)
+        self.run_state = Run(pb, path, work / "timeline.jsonl")
+        nonce = uuid.uuid4().hex[:8]
+        self.topics = {name: f"tabletop.{pb.id}.{nonce}.{name}" for name in
+                       ("alerts", "drift", "deadletter", "approvals", "requests")}
+        self.clock = VirtualClock(float(int(time.time())))
+        self.delivered = 0
+        self.decided = False  # a decision was sent since the last settle
+        self.base = 0  # records handled by services that are gone
+
+    def settings(self) -> Settings:
+        """The service's settings: the sandbox, the scenario's topics, its overrides."""
+        s, t, b = self.pb.settings, self.topics, self.run_state.bindings
+        protected = [b.id_of(n) for n in self.pb.world.protected]
+        return Settings(
+            kafka_bootstrap=self.sandbox.broker.bootstrap, topics=[t["alerts"], t["drift"]],
+            group_id=f"tabletop-{t['alerts']}", deadletter_topic=t["deadletter"], kafka_manual_assignment=True,
+            approvals_topic=t["approvals"], approval_requests_topic=t["requests"],
+            runbooks_dir=self.runbooks_dir, timeline_path=self.run_state.timeline,
+            timeline_signing_key=self.signing_key, aws_endpoint_url=self.sandbox.aws.endpoint_url,
+            aws_access_key_id=SANDBOX_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=SANDBOX_CREDENTIALS["aws_secret_access_key"],
+            approval_keys=s.approval_keys, approval_decision_ttl=s.approval_decision_ttl,
+            guard_quotas=s.guard_quotas, guard_max_targets=s.guard_max_targets, protected_ids=protected,
+            protected_tags=s.protected_tags, kill_switch=s.kill_switch, dry_run=s.dry_run,
+            require_signature=[t["alerts"] if r == "alerts" else r for r in s.require_signature],
+            event_signing_keys=s.event_signing_keys,
+            model_registry=str(b.registry or self.work / "registry"),
+            model_trusted_keys=[b.trusted_key] if b.trusted_key else [],
+        )
+
+    async def run(self) -> Run:
+        """Seed, run, tear down; a scenario past its deadline is stopped and reported failed."""
+        started = time.monotonic()
+        rs = self.run_state
+        self.sandbox.aws.reset()
+        aws = FaultyAws(endpoint_url=self.sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS,
+                        clock=self.clock, faults=self.pb.faults, loop=asyncio.get_running_loop())
+        rs.aws = aws
+        rs.start = self.clock.start
+        try:
+            async with asyncio.timeout(self.pb.timeout):
+                rs.bindings = await seed(aws, self.pb.world, self.work)
+                rs.before = await snapshot(aws, rs.bindings)
+                self.progress('seeded')
+                await ensure_topics(self.sandbox.broker.bootstrap, list(self.topics.values()), partitions=1)
+                self.progress('topics')
+                await self._drive(aws)
+                rs.after = await snapshot(aws, rs.bindings)
+        except TimeoutError:
+            rs.error = f"stopped at its deadline of {self.pb.timeout:g} s (wall); the scenario hung"
+        except Exception as exc:  # a broken scenario is a failed scenario, reported with why
+            log.exception("tabletop_scenario_failed", playbook=self.pb.id)
+            rs.error = f"{exc.__class__.__name__}: {exc}"
+        finally:
+            for kill in aws.kills:
+                kill.release()
+        rs.faults = list(aws.injected)
+        rs.end = self.clock.offset
+        rs.wall = time.monotonic() - started
+        return rs
+
+    def _schedule(self) -> list[tuple[float, int, Callable[[], Awaitable[None]]]]:
+        items: list[tuple[float, int, Callable[[], Awaitable[None]]]] = []
+        at: dict[str, float] = {}
+        for inject in self.pb.injects:
+            offset = (at[inject.after] if inject.after else 0.0) + (inject.at or 0.0)
+            at[inject.id] = offset
+            self.run_state.inject_at[inject.id] = offset
+            records = inject_records(inject, self.run_state.path.parent, self.run_state.bindings,
+                                     self.clock.start + offset, self.topics, self.pb.settings.event_signing_keys)
+            for delay, record in records:
+                items.append((offset + delay, len(items), self._deliver_factory(record)))
+        for decision in self.pb.decisions:
+            items.append((decision.at, len(items), self._decide_factory(decision)))
+        last = max(t for t, _, _ in items)
+        horizon = max([last, *(at.get(e.after or self.pb.injects[0].id, 0.0) + (e.within or 0.0)
+                               for e in self.pb.expectations)])
+        items.append((horizon, len(items), self._noop))
+        return sorted(items, key=lambda i: (i[0], i[1]))
+
+    async def _noop(self) -> None:
+        return None
+
+    def _deliver_factory(self, record: Record) -> Callable[[], Awaitable[None]]:
+        async def deliver() -> None:
+            await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
+            if record.topic in (self.topics["alerts"], self.topics["drift"]):
+                self.delivered += 1
+        return deliver
+
+    def _decide_factory(self, decision: Any) -> Callable[[], Awaitable[None]]:
+        async def decide() -> None:
+            target = self.run_state.bindings.id_of(decision.target) if decision.target else None
+            found = [e for e in self.service.recorder.entries() if e.kind == EntryKind.APPROVAL_REQUESTED
+                     and e.body.get("step") == decision.step and (target is None or target in str(e.body["target"]))]
+            if not found:
+                self.progress(f"decision for {decision.step}: no approval request on the timeline yet")
+                return
+            request = found[-1]
+            record = decision_record(decision, self.pb, str(request.incident), str(request.body["digest"]),
+                                     self.clock(), self.topics["approvals"])
+            await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
+            self.decided = True
+        return decide
+
+    async def _drive(self, aws: FaultyAws) -> None:
+        schedule = self._schedule()
+        settings = self.settings()
+        self.producer = KafkaPublisher(self.sandbox.broker.bootstrap)
+        await self.producer.start()
+        self._start_service(settings, aws)
+        try:
+            await asyncio.wait_for(self.service.ready.wait(), 30)
+            self.progress('ready')
+            for offset, _, action in schedule:
+                self.clock.at(offset)
+                self.progress(f"t+{offset:g}s")
+                await action()
+                await self._settle(settings, aws)
+        finally:
+            await self._stop_service()
+            await self.producer.stop()
+
+    def _start_service(self, settings: Settings, aws: FaultyAws) -> None:
+        self.service = Service(settings, aws=aws, runbooks=self.runbooks, clock=self.clock)
+        self.tracked = _Tracked(self.service)
+        self.task = asyncio.create_task(self.service.run())
+
+    async def _stop_service(self) -> None:
+        self.run_state.deadlettered = merge(self.run_state.deadlettered, self.service.deadlettered)
+        self.service.request_stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.task, 30)
+        self.run_state.entries = list(self.service.recorder.entries())
+
+    async def _kill_and_restart(self, settings: Settings, aws: FaultyAws) -> None:
+        """As after a SIGKILL: no drain, no commit of the batch in hand; a new service resumes from the timeline."""
+        self.base += self.tracked.polled - self.tracked.last_batch
+        self.run_state.deadlettered = merge(self.run_state.deadlettered, self.service.deadlettered)
+        self.task.cancel()
+        with contextlib.suppress(BaseException):
+            await self.task
+        for kill in aws.kills:
+            kill.release()
+        self.run_state.restarts += 1
+        self.progress("service killed; restarting")
+        self._start_service(settings, aws)
+        await asyncio.wait_for(self.service.ready.wait(), 30)
+
+    async def _settle(self, settings: Settings, aws: FaultyAws) -> None:
+        """Wait (on the consumers, not on time) until everything delivered so far has been handled."""
+        reached_at: int | None = None
+        approvals_from = self.tracked.approval_polls
+        due = any(p.deadline <= self.clock() for p in self.service.engine.state.parked_steps())
+        rounds, self.decided = (2 if self.decided or due else 0), False
+        while True:
+            if any(k.reached.is_set() and not k.handled for k in aws.kills):
+                for k in aws.kills:
+                    k.handled = k.handled or k.reached.is_set()
+                await self._kill_and_restart(settings, aws)
+                reached_at, approvals_from = None, self.tracked.approval_polls
+            if self.task.done():
+                raise RuntimeError(f"the service stopped: {self.task.exception()!r}")
+            t = self.tracked
+            if reached_at is None and self.base + t.polled >= self.delivered:
+                reached_at = t.alert_polls
+            if reached_at is not None and t.alert_polls > reached_at and t.approval_polls >= approvals_from + rounds:
+                return
+            await asyncio.sleep(0.005)
+
+
+def merge(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    """Sum two counters."""
+    return {k: a.get(k, 0) + b.get(k, 0) for k in {*a, *b}}

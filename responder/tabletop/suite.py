@@ -1,0 +1,72 @@
+"""Run a set of playbooks on one sandbox (broker + moto started once, moto reset per scenario)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from responder.actuators.aws.session import AwsSession
+from responder.actuators.registry import registry
+from responder.catalog import load_runbooks
+from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from responder.tabletop.grading import Card
+from responder.tabletop.models import Playbook
+from responder.tabletop.runner import Scenario
+from responder.tabletop.scorecard import build, sign_and_append
+from responder.timeline.checkpoint import Checker, Signer, generate_keypair
+
+
+class SuiteResult(BaseModel):
+    """Every scenario's card, the key that signed them, and the wall time."""
+
+    cards: list[Card]
+    key_id: str
+    public_key: str
+    wall_seconds: float
+
+    @property
+    def failed(self) -> bool:
+        """Whether any must_pass expectation failed or a scenario did not finish."""
+        return any(c.status == "FAIL" for c in self.cards)
+
+
+async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Path, work: Path | None = None,
+                    progress: Callable[[str, str], None] | None = None) -> SuiteResult:
+    """Start the sandbox, run each playbook in order, grade, sign; the sandbox is always torn down."""
+    started = time.monotonic()
+    books = load_runbooks(runbooks_dir, registry)
+    private, public = generate_keypair()
+    signer, checker = Signer.from_text(private), Checker.from_text(public)
+    sandbox = Sandbox(topics=("responder.notifications",), partitions=1)
+    await asyncio.to_thread(sandbox.start)
+    if any(pb.world.instances for _, pb in playbooks):  # moto loads its EC2 images on the first call: seconds
+        warm = AwsSession(endpoint_url=sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS, call_timeout=300)
+        await warm.call("ec2", "describe_vpcs")
+    cards: list[Card] = []
+    root = Path(tempfile.mkdtemp(prefix="tabletop-")) if work is None else work
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        for n, (path, pb) in enumerate(playbooks, 1):
+            say = (lambda msg, _id=pb.id: progress(_id, msg)) if progress else None
+            work_dir = root / f"{n:02d}-{pb.id}"
+            shutil.rmtree(work_dir, ignore_errors=True)  # a report directory reused from an earlier run
+            work_dir.mkdir(parents=True)
+            scenario = Scenario(pb, path, sandbox, books, runbooks_dir, work_dir, private, say)
+            run = await scenario.run()
+            card = await build(run, checker)
+            sign_and_append(card, run, signer, scenario.clock())
+            cards.append(card)
+            if progress:
+                progress(pb.id, f"{card.status} {card.score:.0%}")
+    finally:
+        await asyncio.to_thread(sandbox.stop)
+        if work is None:  # nobody asked to keep the timelines and model registries
+            shutil.rmtree(root, ignore_errors=True)
+    return SuiteResult(cards=cards, key_id=signer.key_id, public_key=public,
+                       wall_seconds=round(time.monotonic() - started, 3))

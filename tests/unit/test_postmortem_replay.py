@@ -1,0 +1,72 @@
+"""`responder timeline postmortem` drafts from a real timeline; `responder replay` back-tests in dry-run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from responder.cli import app
+from tests.timeline_builders import incident_timeline
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "runbooks" / "examples"
+
+
+def test_postmortem_has_every_section(tmp_path):
+    """The draft has the summary, timeline, actions with before/after, approvals, undo and open questions."""
+    path = tmp_path / "t.jsonl"
+    rec = incident_timeline(path)
+    rec.append("approval.decided", {"step": "revoke", "decision": "deny", "by": "alice"}, "inc-1")
+    rec.append("undo.result", {"undoes": "k1", "step": "deactivate-key", "status": "ok"}, "inc-1")
+    rec.close()
+    result = CliRunner().invoke(app, ["timeline", "postmortem", "inc-1", "--timeline", str(path)])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    for heading in ("## Summary", "## Detection-to-containment timeline", "## Actions", "## Approvals and deciders",
+                    "## Undone", "## Open questions"):
+        assert heading in text
+    assert "- before: `{'status': 'Active'}`" in text
+    assert "- after: `{'status': 'Inactive'}`" in text
+    assert "decision=deny, by=alice" in text
+    assert "undo.result" in text
+    assert "ev-2" not in text  # another incident's event is not part of this one
+
+
+def _records(path: Path, names: list[str]) -> None:
+    path.write_text("".join(json.dumps(json.loads((EXAMPLES / f"{n}.json").read_text())) + "\n" for n in names))
+
+
+def test_replay_prints_incidents_and_steps(tmp_path):
+    """Recorded records open the incidents and plan the steps the runbooks would run, nothing is called."""
+    events = tmp_path / "events.jsonl"
+    _records(events, ["training-data-bucket-public", "compromised-inference-host"])
+    result = CliRunner().invoke(app, ["replay", str(events), "--runbooks", str(ROOT / "runbooks"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [i["runbook"] for i in out["incidents"]] == ["training-data-bucket-public@1", "compromised-inference-host@1"]
+    assert [(p["record"], p["actuator"]) for p in out["planned"]] == [
+        (0, "aws.s3.block_public_access"), (0, "notify.kafka.publish_message"),
+        (1, "aws.ec2.isolate_instance"), (1, "aws.ec2.snapshot_volumes")]
+
+
+def test_replay_against_a_baseline_shows_new_removed_changed(tmp_path):
+    """A runbook change is reviewed against recorded alerts: removed, new and changed actions are listed."""
+    events = tmp_path / "events.jsonl"
+    _records(events, ["training-data-bucket-public", "compromised-inference-host"])
+    new = tmp_path / "new"
+    shutil.copytree(ROOT / "runbooks", new, ignore=shutil.ignore_patterns("examples"))
+    (new / "training-data-bucket-public.yaml").unlink()
+    rb = new / "compromised-inference-host.yaml"
+    text = rb.read_text().replace("snapshot-volumes", "snapshot-disks")
+    rb.write_text(text.replace("actuator: aws.ec2.isolate_instance", "actuator: aws.ec2.stop_instance"))
+    result = CliRunner().invoke(app, ["replay", str(events), "--runbooks", str(new),
+                                      "--baseline-runbooks", str(ROOT / "runbooks"), "--json"])
+    assert result.exit_code == 0, result.output
+    diff = json.loads(result.stdout.strip().splitlines()[-1])["difference"]
+    assert sorted(a["step"] for a in diff["removed"]) == ["block-public-access", "notify-owners", "snapshot-volumes"]
+    assert [a["step"] for a in diff["new"]] == ["snapshot-disks"]
+    assert [(c["was"]["actuator"], c["action"]["actuator"]) for c in diff["changed"]] == [
+        ("aws.ec2.isolate_instance", "aws.ec2.stop_instance")]

@@ -1,0 +1,51 @@
+"""Tabletop reports: regressions against a baseline, the improvement list, JUnit XML and the SVG timelines."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree as ET
+
+from responder.tabletop.grading import Card, Figures, Grade
+from responder.tabletop.report import html_report, junit, markdown, regressions
+from responder.tabletop.suite import SuiteResult
+
+
+def _card(status: str, grade: str, contain: float | None, collateral: list[str]) -> Card:
+    g = Grade(id="key-off", kind="state", status=grade, weight=1, must_pass=True,  # type: ignore[arg-type]
+              evidence=[] if grade != "PASS" else ["key k is Inactive"],
+              instead="" if grade == "PASS" else "key k is Active")
+    incidents = [{"incident": "inc-1", "injects": [{"t": 0.0, "kind": "inject", "label": "finding"}],
+                  "entries": [{"t": 5.0, "kind": "step.result", "label": "deactivate-key", "status": "ok",
+                               "evidence": "#4 t+5s step.result status=ok"}]}]
+    return Card(playbook="leaked", title="t", path="p", status=status, score=1.0 if grade == "PASS" else 0.0,  # type: ignore[arg-type]
+                grades=[g], figures=Figures(time_to_contain=contain, collateral=collateral), timeline="t.jsonl",
+                improvements=[] if grade == "PASS" else ["Must fix: key-off"], incidents=incidents)
+
+
+def _result(card: Card) -> SuiteResult:
+    return SuiteResult(cards=[card], key_id="k", public_key="p", wall_seconds=1.0)
+
+
+def test_baseline_regressions_are_listed():
+    """A scenario or expectation that got worse, a longer time to contain and new collateral are regressions."""
+    old = _result(_card("PASS", "PASS", 5.0, [])).model_dump(mode="json")
+    now = _result(_card("FAIL", "FAIL", None, ["roles/r"]))
+    assert regressions(now, old) == [
+        "leaked: PASS → FAIL", "leaked/key-off: PASS → FAIL (key k is Active)",
+        "leaked: time to contain 5.0s → -", "leaked: new collateral ['roles/r']"]
+    assert regressions(_result(_card("PASS", "PASS", 5.0, [])), old) == []
+
+
+def test_markdown_junit_and_svg():
+    """The after-action report lists improvements, JUnit has a failure per failed expectation, HTML has an SVG."""
+    result = _result(_card("FAIL", "FAIL", None, []))
+    md = markdown(result, ["leaked: PASS → FAIL"])
+    assert "1. leaked: Must fix: key-off" in md
+    assert "## Regressions against the baseline" in md
+    suite = ET.fromstring(junit(result)).find("testsuite")
+    assert suite is not None
+    assert suite.get("failures") == "1"
+    html = html_report(result)
+    svg = html[html.index("<svg"):html.index("</svg>") + 6]
+    ns = "{http://www.w3.org/2000/svg}"
+    titles = [t.text for t in ET.fromstring(svg).iter(f"{ns}title")]  # well-formed, one mark per entry and inject
+    assert titles == ["inject finding at t+0s", "#4 t+5s step.result status=ok"]
