@@ -52,15 +52,20 @@ def restart(directory: Path) -> dict[str, float]:
     state = EngineState()
     state.restore(EngineSnapshot.model_validate_json((directory / "snapshot.json").read_bytes()))
     took = time.perf_counter() - begin
+    recorder.store.close()
     return {"seconds": took, "rss_mb": rss_mb(), "incidents": len(state.incidents.all()), "seq": recorder.next_seq}
 
 
 def measure(directory: Path, engine: Engine) -> dict[str, float]:
     (directory / "snapshot.json").write_text(engine.state.snapshot().model_dump_json())
+    engine.recorder.store.close()  # one process writes a timeline file, under its lock: hand it over
     runs: list[dict[str, float]] = []
     for _ in range(3):
-        out = subprocess.run([sys.executable, __file__, "--restart", str(directory)], capture_output=True, check=True)
+        out = subprocess.run([sys.executable, __file__, "--restart", str(directory)], capture_output=True, check=False)
+        if out.returncode:
+            raise SystemExit(out.stderr.decode()[-2000:])
         runs.append(json.loads(out.stdout))
+    engine.recorder.store = FileStore(directory / "timeline.jsonl")
     best = min(runs, key=lambda r: r["seconds"])
     return best | {"live_rss_mb": rss_mb()}
 

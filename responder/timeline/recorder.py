@@ -97,16 +97,21 @@ class Recorder:
         `responder timeline verify` checks the whole chain.
         """
         last: dict[str, Any] | None = None
+        first: dict[str, Any] | None = None
         tail = getattr(self.store, "tail", None)
         data = tail(256 * 1024) if tail is not None else self.store.read()
+        partial = tail is not None and os.path.getsize(self.store.path) > len(data)  # type: ignore[attr-defined]
         for number, line in enumerate(data.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 last = orjson.loads(line)
+                first = first if first is not None else last
                 kind, seq, digest, prev = last["kind"], int(last["seq"]), str(last["hash"]), str(last["prev"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise ChainBroken(number, f"line {number} is not a timeline entry: {exc.__class__.__name__}") from exc
+            if partial and last is first:  # the tail starts mid-chain: link checks start at its first entry
+                self._next_seq, self._head = seq, prev
             if seq != self._next_seq or prev != self._head:  # links only: hashes are `timeline verify`'s job
                 reason = (f"sequence gap: expected seq {self._next_seq}, found {seq}" if seq != self._next_seq
                           else "prev does not match the hash of the entry before it")

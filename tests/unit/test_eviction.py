@@ -70,3 +70,24 @@ async def test_quota_windows_do_not_grow_with_history():
     for day in range(30):
         windows.record("rb", "test.echo", day * 86400.0)
     assert all(len(run.times) <= 3 for run in windows.runs())
+
+
+def test_recorder_resumes_a_long_timeline_from_its_tail(tmp_path):
+    """A timeline larger than the tail read resumes at the right seq and head; the chain still verifies."""
+    from responder.timeline.recorder import Recorder
+    from responder.timeline.store import FileStore
+    from responder.timeline.verify import verify_lines
+
+    path = tmp_path / "t.jsonl"
+    first = Recorder(FileStore(path))
+    for i in range(3000):
+        first.append("note", {"i": i, "pad": "x" * 100})
+    first.flush_sync()
+    head = first.head
+    first.close()
+    assert path.stat().st_size > 256 * 1024
+    again = Recorder(FileStore(path))
+    assert (again.next_seq, again.head) == (3000, head)
+    again.append("note", {"i": 3000})
+    again.close()
+    assert verify_lines(path.read_bytes().splitlines()).entries == 3001
