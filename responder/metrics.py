@@ -60,6 +60,12 @@ class Metrics:
                                            buckets=DISPATCH_BUCKETS, registry=r)
         self.timeline_fsync = Histogram("responder_timeline_fsync_seconds", "Timeline write + fdatasync",
                                         buckets=FSYNC_BUCKETS, registry=r)
+        self.step_failures = Counter("responder_step_failures", "Runbook steps that failed or were refused",
+                                     ["runbook", "actuator"], registry=self.registry)
+
+    def step_failed(self, runbook: str, actuator: str) -> None:
+        """Count one failed or refused step (the engine's `on_step_failed`)."""
+        self.step_failures.labels(runbook, actuator).inc()
 
     def value(self, name: str, **labels: str) -> float:
         """The current value of a sample (`responder_deadlettered_total`, reason=...), 0 when absent."""

@@ -22,17 +22,19 @@ from responder.clock import SteadyClock
 from responder.engine.executor import Engine
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import GuardPolicy, Guards
+from responder.engine.operator import Operator
 from responder.errors import ConfigError, EventRejected, TimelineError
 from responder.fleet import FleetState, fleet_digest, partition_numbers
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.changelog import Changelog
-from responder.ingest.kafka import KafkaIngest
+from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection, kafka_client_options
 from responder.metrics import Metrics, MetricsServer, TimedSync, TimelineMetrics
 from responder.models.event import RawRecord
 from responder.models.runbook import Protected, Quota, Runbook
+from responder.models.timeline import EntryKind
 from responder.normalise import known
 from responder.pipeline import Pipeline
 from responder.settings import Settings
@@ -102,13 +104,14 @@ class Service:
         self.recorder = Recorder.from_settings(settings, clock=clock)
         self.archiver = archiver_from(settings)
         self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic, options=options) \
-            if settings.timeline_mirror_topic else None
+            if settings.timeline_mirror_topic and not settings.dry_run else None  # a dry run produces nothing
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap, options=options)
         context = context_from(settings, aws=aws, publisher=self.publisher)
         global_guards = guards_from(settings)
         self.fleet_guard = FleetGuard(context.aws, settings.fleet_guard_table, global_guards.policy.quotas) \
             if settings.fleet_guard_table else None
+        self.metrics = Metrics()
         self.engine = Engine(
             self.recorder, registry, context.aws, dry_run=settings.dry_run,
             guards=global_guards, fleet_guard=self.fleet_guard, publisher=self.publisher,
@@ -116,7 +119,7 @@ class Service:
             approval_keys=ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
                                        identities=settings.approver_identities,
                                        max_lifetime=settings.approval_decision_max_lifetime),
-            clock=clock, context=context,
+            clock=clock, context=context, on_step_failed=self.metrics.step_failed,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         if not books:
@@ -125,7 +128,6 @@ class Service:
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
-        self.metrics = Metrics()
         observed = TimelineMetrics(self.metrics)
         self.recorder.observers.extend([observed.observe, StepSpans().observe])
         self.recorder.sinks.append(observed)
@@ -167,6 +169,13 @@ class Service:
                                         group_instance_id=f"{settings.kafka_group_instance_id}.approvals"
                                         if settings.kafka_group_instance_id and self.fleet is None else None)
         self._evicted_at = clock()
+        # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
+        self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
+                                 clock=clock)
+        self.operator_ingest = None if settings.dry_run else ApprovalIngest(
+            settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
+            session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
+            options=options)
         self._lock = asyncio.Lock()
         self._recovered_at = -1
         self.ready = asyncio.Event()
@@ -189,6 +198,7 @@ class Service:
 
     def _recover(self) -> None:
         recovered = self.engine.recover()
+        self.operator.recover(self.recorder.entries())
         self._recovered_at = self.recorder.next_seq
         state = self.engine.state
         log.info("timeline_recovered", entries=recovered, inflight=len(state.inflight()),
@@ -263,15 +273,25 @@ class Service:
             try:
                 wait = self.settings.kafka_connect_timeout
                 await self.publisher.start(wait)
-                # both groups join at once: after a crash each may wait for its dead member's session
-                await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait))
+                if self.operator_ingest is not None:
+                    await ensure_topics(str(self.settings.kafka_bootstrap), [
+                        self.settings.operator_requests_topic, self.settings.operator_replies_topic],
+                        options=self.kafka_options)
+                # the groups join at once: after a crash each may wait for its dead member's session
+                await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait),
+                                     *([self.operator_ingest.start(wait)] if self.operator_ingest is not None else []))
                 self.ready.set()
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._alerts_loop())
                     tg.create_task(self._approvals_loop())
+                    if self.operator_ingest is not None:
+                        tg.create_task(self._operator_loop(self.operator_ingest))
             finally:
                 self.ready.clear()
-                for client in (self.ingest, self.approvals, self.publisher):
+                clients: list[KafkaIngest | ApprovalIngest | KafkaPublisher] = [self.ingest, self.approvals]
+                if self.operator_ingest is not None:
+                    clients.append(self.operator_ingest)
+                for client in (*clients, self.publisher):
                     await client.stop()
                 if self.fleet is not None:
                     await self.recorder.flush()
@@ -304,10 +324,8 @@ class Service:
             batch = await self.approvals.poll()
             for records in batch.values():
                 for record in records:
-                    key_id, sig = record.header(KEY_ID_HEADER), record.header(SIGNATURE_HEADER)
                     try:
-                        ids = (key_id.decode(errors="replace") if key_id else None,
-                               sig.decode(errors="replace") if sig else None)
+                        ids = signature(record)
                         if self.fleet is None:
                             await self.engine.decide(record.value, *ids)
                         else:  # the owner of the incident acts; others hold it until the partition comes
@@ -318,6 +336,22 @@ class Service:
             await self.engine.expire()
             await self.recorder.flush()
             await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+    async def _operator_loop(self, ingest: ApprovalIngest) -> None:
+        """Signed operator requests in: run under the batch lock (one writer), recorded, answered on the replies."""
+        while not self._stop.is_set():
+            batch = await ingest.poll()
+            for records in batch.values():
+                for record in records:
+                    try:
+                        async with self._lock:
+                            reply = await self.operator.handle(record.value, *signature(record))
+                        if reply is not None:
+                            await self.publisher.publish(self.settings.operator_replies_topic, reply.id.encode(),
+                                                         reply.model_dump_json().encode())
+                    except Exception:  # one bad request (even a bug) must not stop the operator consumer
+                        log.exception("operator_request_failed", offset=record.offset)
+            await ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
         async with self._lock:
@@ -346,7 +380,19 @@ class Service:
         self.deadlettered[reason] = self.deadlettered.get(reason, 0) + 1
         self.metrics.deadlettered.labels(reason).inc()
         self.pipeline.counters.rejected[reason] = self.pipeline.counters.rejected.get(reason, 0) + 1
+        if self.settings.dry_run:  # a dry run never produces: the would-be dead letter is recorded instead
+            self.recorder.append(EntryKind.RECORD_REJECTED, {
+                "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason,
+                "detail": detail[:2000], "dry_run": True, "deadletter_topic": self.settings.deadletter_topic})
+            log.warning("record_rejected_dry_run", reason=reason, topic=record.topic, offset=record.offset)
+            return
         await self.ingest.deadletter(record, reason, detail)
+
+
+def signature(record: RawRecord) -> tuple[str | None, str | None]:
+    """The record's signing key id and signature headers, as text."""
+    key_id, sig = record.header(KEY_ID_HEADER), record.header(SIGNATURE_HEADER)
+    return (key_id.decode(errors="replace") if key_id else None, sig.decode(errors="replace") if sig else None)
 
 
 def tune_gc() -> None:

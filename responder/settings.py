@@ -137,6 +137,13 @@ class Settings(BaseSettings):
     approvals_topic: str = Field(default="responder.approvals", description="where approval decisions arrive")
     approval_requests_topic: str = Field(
         default="responder.approvals.requests", description="where parked steps publish their approval requests")
+    operator_requests_topic: str = Field(
+        default="responder.operator.requests",
+        description="where signed operator requests (undo, models rollback|switch|quarantine --via kafka) arrive")
+    operator_replies_topic: str = Field(
+        default="responder.operator.replies", description="where the service answers operator requests")
+    operator_reply_timeout: float = Field(
+        default=60.0, gt=0, description="seconds a `--via kafka` command waits for the service's answer")
     approval_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several at once to rotate')
     approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")

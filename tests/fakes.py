@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from responder.actuators import registry as default_registry
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
@@ -93,6 +93,7 @@ class Echo(Actuator[EchoParams]):
 
     name = "test.echo"
     params = EchoParams
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {"message": "hello", "n": 1}
     permissions = ("none:None",)
 
     def __init__(self) -> None:

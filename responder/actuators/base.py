@@ -95,6 +95,12 @@ class Actuator(Generic[P]):
     """Why there is no reverse actuator (required when `reverse` is None)."""
     literal_params: ClassVar[tuple[str, ...]] = ()
     """Params a runbook must write as literals: a `${…}` placeholder in them is rejected at load."""
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {}
+    """Every key `apply` may return in `outputs`, with an example value (`${steps.<id>.result.<key>}` reads them).
+
+    A dry run plans later steps on these (see `dry_run_outputs`); the loader rejects a runbook reading a key
+    not declared here, and the contract meta-test rejects an actuator returning outputs it does not declare.
+    """
 
     def target(self, p: P) -> str:
         """The one resource this call acts on (part of the idempotency key)."""
@@ -119,6 +125,15 @@ class Actuator(Generic[P]):
         earlier change as the prior state; undo compares it with the recorded after-state.
         """
         return None
+
+    def dry_run_outputs(self, p: P) -> dict[str, JsonValue]:
+        """The outputs a dry run assumes `apply` would return for `p`.
+
+        By default `example_outputs`, where a key that is also a param (`model`, `version`, …) takes the
+        param's value.
+        """
+        given = p.model_dump(mode="json")
+        return {k: given[k] if given.get(k) is not None else v for k, v in self.example_outputs.items()}
 
     def reverse_params(self, p: P, result: ActuationResult) -> dict[str, Any] | None:
         """Params for the reverse actuator, from the params and the recorded result."""

@@ -83,6 +83,8 @@ def problems(actuator: Actuator[Any], registry: Registry) -> list[str]:
     for method in METHODS:
         if getattr(cls, method) is getattr(Actuator, method):
             out.append(f"{method}() not implemented")
+    if "outputs=" in inspect.getsource(cls) and not cls.example_outputs:
+        out.append("apply returns outputs but example_outputs declares none (a dry run plans later steps on them)")
     found = examples(actuator)
     if not found:
         out.append("docstring has no YAML step after 'Example::'")

@@ -14,9 +14,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from responder.actuators.registry import Registry
 from responder.engine.templating import PLACEHOLDER, placeholders
-from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, NotOf, OnTimeout, Runbook
+from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, NotOf, OnTimeout, Runbook, Step
 from responder.rules.operators import validate_operand
-from responder.rules.paths import path_problem
+from responder.rules.paths import NAMESPACES, path_problem
 
 Problem = tuple[str, Sequence[int | str]]
 
@@ -42,10 +42,10 @@ def _conditions(nodes: Sequence[ConditionNode], loc: Sequence[int | str], earlie
                 yield problem, [*loc, j]
 
 
-def _param(params: type[BaseModel], name: str, value: Any, earlier: list[str]) -> str | None:
+def _param(params: type[BaseModel], name: str, value: Any, earlier: list[str], namespaces: Sequence[str]) -> str | None:
     refs = placeholders(value)
     if refs:
-        return next((p for ref in refs if (p := path_problem(ref, earlier))), None)
+        return next((p for ref in refs if (p := path_problem(ref, earlier, namespaces))), None)
     field = params.model_fields[name]
     try:
         adapter: TypeAdapter[Any] = TypeAdapter(Annotated[field.annotation, field])  # type: ignore[arg-type]
@@ -55,25 +55,25 @@ def _param(params: type[BaseModel], name: str, value: Any, earlier: list[str]) -
     return None
 
 
-def _step_params(rb: Runbook, i: int, registry: Registry, earlier: list[str]) -> Iterator[Problem]:
-    step = rb.steps[i]
+def _step_params(step: Step, at: list[int | str], registry: Registry, earlier: list[str],
+                 namespaces: Sequence[str] = NAMESPACES) -> Iterator[Problem]:
     actuator = registry.get(step.actuator)
     params = actuator.params
     known = params.model_fields
     for name, value in step.with_.items():
-        where: list[int | str] = ["steps", i, "with", name]
+        where: list[int | str] = [*at, "with", name]
         if name not in known:
             yield f"unknown parameter {name!r} of {step.actuator}; valid: {', '.join(known)}", where
             continue
         if name in actuator.literal_params and placeholders(value):
             yield f"parameter {name!r} of {step.actuator} must be a literal, not a ${{…}} placeholder", where
             continue
-        problem = _param(params, name, value, earlier)
+        problem = _param(params, name, value, earlier, namespaces)
         if problem:
             yield problem, where
     for name, field in known.items():
         if field.is_required() and name not in step.with_:
-            yield f"missing parameter {name!r} required by {step.actuator}", ["steps", i, "with"]
+            yield f"missing parameter {name!r} required by {step.actuator}", [*at, "with"]
 
 
 def runbook_problems(rb: Runbook, stem: str, registry: Registry) -> Iterator[Problem]:
@@ -98,7 +98,7 @@ def runbook_problems(rb: Runbook, stem: str, registry: Registry) -> Iterator[Pro
             yield (f"unknown actuator {step.actuator!r}; valid choices: {', '.join(registry.names())}",
                    ["steps", i, "actuator"])
         else:
-            yield from _step_params(rb, i, registry, seen)
+            yield from _step_params(step, ["steps", i], registry, seen)
             if registry.get(step.actuator).destructive and step.approval.on_timeout is OnTimeout.APPROVE:
                 yield (f"step {step.id!r}: a destructive actuator cannot be approved by timeout",
                        ["steps", i, "approval", "on_timeout"])
@@ -107,3 +107,63 @@ def runbook_problems(rb: Runbook, stem: str, registry: Registry) -> Iterator[Pro
                        ["steps", i, "approval", "required"])
         yield from _conditions(step.when, ["steps", i, "when"], seen, ("event", "incident", "steps"))
         seen.append(step.id)
+    yield from _escalation(rb, registry, seen)
+    yield from _outputs(rb, registry)
+
+
+def _reads(step: Step) -> Iterator[tuple[str, Sequence[int | str]]]:
+    """Every `steps.<id>.result.<key>` path a step reads, with where (relative to the step)."""
+    for name, value in step.with_.items():
+        for ref in placeholders(value):
+            yield ref, ("with", name)
+    for j, node in enumerate(step.when):
+        for cond in _leaves([node]):
+            yield cond.field, ("when", j)
+
+
+def _outputs(rb: Runbook, registry: Registry) -> Iterator[Problem]:
+    """A step output read by a later step must be one its actuator declares (`example_outputs`)."""
+    actuators = {s.id: s.actuator for s in rb.steps if s.actuator in registry}
+    for i, step in enumerate(rb.steps):
+        for ref, where in _reads(step):
+            parts = ref.split(".")
+            if parts[0] != "steps" or len(parts) < 4 or parts[1] not in actuators:
+                continue  # the path check reports these
+            declared = registry.get(actuators[parts[1]]).example_outputs
+            if parts[3] not in declared:
+                yield (f"{ref}: {actuators[parts[1]]} has no output {parts[3]!r}; "
+                       f"outputs: {', '.join(declared) or 'none'}", ["steps", i, *where])
+
+
+ESCALATION_NAMESPACES = ("event", "incident", "failure")
+
+
+def _escalation(rb: Runbook, registry: Registry, main: list[str]) -> Iterator[Problem]:
+    """The runbook's `on_failure` steps: known, not destructive, ids apart from the steps', reading no step output."""
+    seen: list[str] = []
+    for i, step in enumerate(rb.on_failure):
+        at: list[int | str] = ["on_failure", i]
+        if step.id in seen or step.id in main:
+            yield f"duplicate step id {step.id!r} (on_failure ids differ from each other and the steps')", [*at, "id"]
+        seen.append(step.id)
+        if step.actuator not in registry:
+            yield f"unknown actuator {step.actuator!r}; valid choices: {', '.join(registry.names())}", [*at, "actuator"]
+            continue
+        if registry.get(step.actuator).destructive or step.approval.required:
+            yield (f"on_failure step {step.id!r}: escalation runs unattended; {step.actuator} needs approval",
+                   [*at, "actuator"])
+        yield from _step_params(step, at, registry, [], ESCALATION_NAMESPACES)
+        yield from _conditions(step.when, [*at, "when"], (), ESCALATION_NAMESPACES)
+
+
+def containment(rb: Runbook) -> list[str]:
+    """The runbook's steps that act on a resource (every actuator but notify.*)."""
+    return [s.id for s in rb.steps if not s.actuator.startswith("notify.")]
+
+
+def escalation_warnings(rb: Runbook) -> Iterator[Problem]:
+    """Valid but unsafe: containment steps whose failure would tell nobody (no `on_failure` block)."""
+    acting = containment(rb)
+    if acting and not rb.on_failure:
+        yield (f"steps {', '.join(acting)} contain, but the runbook has no on_failure escalation: "
+               "a failure would be silent (add on_failure: with a notify step)", ["steps"])

@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from responder.actuators.registry import Registry
-from responder.catalog.checks import runbook_problems
+from responder.catalog.checks import escalation_warnings, runbook_problems
 from responder.errors import ConfigError, RunbookError
 from responder.models.runbook import Runbook
 
@@ -107,3 +107,16 @@ def load_runbooks(directory: str | Path, registry: Registry) -> list[Runbook]:
     if errors:
         raise errors[0]
     return books
+
+
+def runbook_warnings(directory: str | Path, registry: Registry) -> list[RunbookError]:
+    """Valid runbooks that are unsafe to run (containment without `on_failure` escalation), file:line:col."""
+    out: list[RunbookError] = []
+    for path in _files(directory):
+        rb, _ = check_runbook(path, registry)
+        if rb is None:
+            continue
+        root, _ = parse_yaml(path, path.read_text(encoding="utf-8"))
+        out += [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
+                for reason, loc in escalation_warnings(rb)]
+    return out

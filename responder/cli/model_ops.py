@@ -18,10 +18,12 @@ from rich.table import Table
 
 from responder.actuators import registry
 from responder.cli.model_common import context
+from responder.cli.operator import ByOpt, Via, ViaOpt, ask
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.engine.runner import StepCall, run_step
-from responder.errors import TimelineError
+from responder.errors import ConfigError, TimelineError
+from responder.models.operator import MODEL_ACTUATORS
 from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
@@ -32,10 +34,19 @@ from responder.timeline.store import FileStore
 app = typer.Typer()
 
 
-def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, json: bool) -> None:
+def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, json: bool,
+             via: Via = Via.OFFLINE, by: str | None = None) -> None:
     """Run one actuator as an operator would a step: intent, apply (retries, timeout), verify, result, all on the
-    timeline."""
+    timeline (`--via kafka`: the running service does it on its own timeline)."""
     settings = load_settings()
+    if via is Via.KAFKA:
+        action = next(a for a, name in MODEL_ACTUATORS.items() if name == actuator_name)
+        try:
+            reply = ask(settings, action, {k: v for k, v in params.items() if v is not None}, by=by)
+        except ConfigError as exc:
+            raise fail(str(exc), EXIT_CONFIG) from exc
+        _show(actuator_name, StepResult.read(reply.outcomes[0]), reply.timeline_seq, json)
+        return
     actuator = registry.get(actuator_name)
     try:
         p = actuator.params.model_validate({k: v for k, v in params.items() if v is not None})
@@ -60,6 +71,11 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
         seq = recorder.next_seq - 1  # the step.result entry
     finally:
         recorder.close()
+    _show(actuator_name, result, seq, json)
+
+
+def _show(actuator_name: str, result: StepResult, seq: int | None, json: bool) -> None:
+    target = result.target
     if not result.ok:
         if json:
             emit_json({"ok": False, "actuator": actuator_name, "error": result.error, "code": result.code})
@@ -81,27 +97,30 @@ def rollback(
     registry_url: RegistryOpt = None,
     timeline: TimelineOpt = None,
     json: JsonOpt = False,
+    via: ViaOpt = Via.OFFLINE,
+    by: ByOpt = None,
 ) -> None:
     """Serve the newest older version that verifies against a trusted key; refuse (exit 1) when none does."""
     _operate("model.rollback_to_last_signed",
-             {"model": model, "from_version": from_version, "registry": registry_url}, timeline, json)
+             {"model": model, "from_version": from_version, "registry": registry_url}, timeline, json, via, by)
 
 
 @app.command()
 def switch(model: ModelArg, version: Annotated[str, typer.Argument()], registry_url: RegistryOpt = None,
-           timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
+           timeline: TimelineOpt = None, json: JsonOpt = False, via: ViaOpt = Via.OFFLINE, by: ByOpt = None) -> None:
     """Serve one named version (the undo of a rollback; not for quarantined versions)."""
     _operate("model.switch_version", {"model": model, "version": version, "registry": registry_url,
-                                      "reason": "operator"}, timeline, json)
+                                      "reason": "operator"}, timeline, json, via, by)
 
 
 @app.command()
 def quarantine(model: ModelArg, version: Annotated[str, typer.Argument()],
                reason: Annotated[str, typer.Option(help="why")] = "", registry_url: RegistryOpt = None,
-               timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
+               timeline: TimelineOpt = None, json: JsonOpt = False, via: ViaOpt = Via.OFFLINE,
+               by: ByOpt = None) -> None:
     """Mark VERSION never to be served again (idempotent)."""
     _operate("model.quarantine_version", {"model": model, "version": version, "reason": reason,
-                                          "registry": registry_url}, timeline, json)
+                                          "registry": registry_url}, timeline, json, via, by)
 
 
 POINTER_ACTUATORS = ("model.rollback_to_last_signed", "model.switch_version")

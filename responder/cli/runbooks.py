@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from responder.actuators import registry
-from responder.catalog import check_directory, load_runbooks
+from responder.catalog import check_directory, load_runbooks, runbook_warnings
 from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError, EventRejected
@@ -28,26 +28,37 @@ def schema(playbook: Annotated[bool, typer.Option("--playbook", help="the tablet
 
 @app.command()
 def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), json: JsonOpt = False) -> None:
-    """Load every runbook: schema, actuators, parameters, template paths, duplicate ids; all problems listed."""
+    """Load every runbook: schema, actuators, parameters, template paths, duplicate ids; all problems listed.
+
+    Warnings (`!`, exit 0): a runbook with containment steps but no `on_failure` escalation.
+    """
     errors: list[ConfigError]
+    warnings: list[ConfigError] = []
     try:
         books, found = check_directory(directory, registry)
         errors = list(found)
         if not books and not errors:
             errors = [ConfigError(f"{directory}: no runbooks (*.yaml) found")]
+        warnings = list(runbook_warnings(directory, registry))
     except ConfigError as problem:
         errors, books = [problem], []
     if json:
-        emit_json({"ok": not errors, "runbooks": [rb.ref for rb in books], "errors": [
-            {"path": getattr(e, "path", None), "line": getattr(e, "line", None),
-             "column": getattr(e, "column", None), "reason": getattr(e, "reason", str(e))} for e in errors]})
+        emit_json({"ok": not errors, "runbooks": [rb.ref for rb in books], "errors": _rows(errors),
+                   "warnings": _rows(warnings)})
     else:
         for rb in books:
             console.print(f"[green]✓[/green] {rb.ref}  {len(rb.steps)} step(s)  mode={rb.mode.value}")
+        for exc in warnings:
+            err_console.print(f"! {exc}", style="yellow", highlight=False, markup=False, soft_wrap=True)
         for exc in errors:
             err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
     if errors:
         raise typer.Exit(EXIT_CONFIG)
+
+
+def _rows(errors: list[ConfigError]) -> list[dict[str, object]]:
+    return [{"path": getattr(e, "path", None), "line": getattr(e, "line", None),
+             "column": getattr(e, "column", None), "reason": getattr(e, "reason", str(e))} for e in errors]
 
 
 @app.command()

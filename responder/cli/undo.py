@@ -9,9 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from responder.actuators import registry
+from responder.cli.operator import OFFLINE_HINT, ByOpt, Via, ViaOpt, ask
 from responder.cli.options import JsonOpt, resolve_incident
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
-from responder.errors import ConfigError
+from responder.errors import ConfigError, TimelineError
 from responder.models.step import StepStatus
 from responder.settings import Settings
 
@@ -27,21 +28,42 @@ def undo(
                                                     help="also run reverse actuators that are destructive")] = False,
     force: Annotated[bool, typer.Option("--force", help="undo even when the target changed since the step")] = False,
     json: JsonOpt = False,
+    via: ViaOpt = Via.OFFLINE,
+    by: ByOpt = None,
 ) -> None:
-    """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline."""
+    """Run the reverse actuators of an incident's steps, newest first, recording each on the timeline.
+
+    `--via kafka` asks the running service to do it on its own timeline and prints its answer.
+    """
+    from responder.actuators.aws.session import AwsSession
     from responder.actuators.context import context_from
-    from responder.engine.undo import Undoer
+    from responder.engine.undo import Undoer, undoable
+    from responder.timeline.chain import parse_lines
     from responder.timeline.recorder import Recorder
     from responder.timeline.store import FileStore
 
     try:
         settings = Settings()
+        if via is Via.KAFKA:
+            reply = ask(settings, "undo", {"step": step, "force": force, "allow_destructive": allow_destructive},
+                        incident=incident, by=by)
+            outcomes = reply.outcomes
+            _report(outcomes, json)
+            if not reply.ok:
+                raise typer.Exit(EXIT_FAILED)
+            return
         path = timeline or settings.timeline_path
         if not path.is_file():
             raise ConfigError(f"timeline {path} does not exist")
         incident = resolve_incident(path, incident)
-        recorder = Recorder(FileStore(path))
         context = context_from(settings)
+        pending = undoable(parse_lines(path.read_bytes().splitlines()), incident, step)
+        if isinstance(context.aws, AwsSession) and any(d.result.actuator.startswith("aws.") for d in pending):
+            context.aws.require_credentials()  # one line and exit 3, before anything is written
+        try:
+            recorder = Recorder(FileStore(path))
+        except TimelineError as exc:
+            raise ConfigError(f"{exc}; {OFFLINE_HINT}") from exc
         undoer = Undoer(recorder, registry, context.aws, context=context, allow_destructive=allow_destructive,
                         force=force)
         try:
@@ -49,7 +71,7 @@ def undo(
         finally:
             recorder.close()
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
+        err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from exc
     _report(outcomes, json)
     if any(o["status"] == StepStatus.FAILED for o in outcomes):

@@ -29,7 +29,7 @@ from responder.models.approval import REQUESTS_TOPIC
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, OnFailure, Runbook, Step
-from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
+from responder.models.step import Failure, StepHead, StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind
 from responder.rules.matcher import Match
 from responder.timeline.recorder import Recorder
@@ -55,8 +55,13 @@ class Engine:
                  guards: Guards | None = None, publisher: Publisher | None = None,
                  approval_keys: KeyRing | None = None, requests_topic: str = REQUESTS_TOPIC,
                  clock: Callable[[], float] = time.time, context: ActuationContext | None = None,
-                 fleet_guard: FleetGuard | None = None) -> None:
-        """`context` carries the actuators' collaborators (publisher, webhook keys, model config); `aws` is theirs."""
+                 fleet_guard: FleetGuard | None = None,
+                 on_step_failed: Callable[[str, str], None] | None = None) -> None:
+        """`context` carries the actuators' collaborators (publisher, webhook keys, model config); `aws` is theirs.
+
+        `on_step_failed(runbook, actuator)` is told of every failed or refused step (the service counts them).
+        """
+        self.on_step_failed = on_step_failed
         self.recorder = recorder
         self.context = replace(context, aws=aws) if context is not None else ActuationContext(aws=aws)
         self.registry = registry
@@ -174,8 +179,30 @@ class Engine:
                     if outcome is Outcome.FAILED and step.on_failure is OnFailure.STOP:
                         return
 
+    async def _failed(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
+                      plan: LazyPlan, failed: StepResult, escalating: bool) -> Outcome:
+        """Count a failed or refused step and run the runbook's `on_failure` steps with it as `${failure.…}`.
+
+        Each escalation step runs once per failed step and incident (its id is `<escalation>.<failed step>`);
+        a failing escalation step is counted and recorded, never escalated again.
+        """
+        if self.on_step_failed is not None:
+            self.on_step_failed(rb.id, failed.actuator)
+        if escalating or not rb.on_failure:
+            return Outcome.FAILED
+        failure = Failure.of(failed)
+        ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
+        self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids}, incident.id)
+        log.warning("step_escalated", step=failed.step, actuator=failed.actuator, error=failure.error)
+        escalation_scope = {**scope, "failure": failure.model_dump()}
+        for esc, sid in zip(rb.on_failure, ids, strict=True):
+            await self._run_step(rb, esc.model_copy(update={"id": sid}), incident, event, escalation_scope, plan,
+                                 [], None, False, escalating=True)
+        return Outcome.FAILED
+
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
-                        plan: LazyPlan, plan_trips: list[Trip], grant: Parked | None, fresh: bool) -> Outcome:
+                        plan: LazyPlan, plan_trips: list[Trip], grant: Parked | None, fresh: bool,
+                        escalating: bool = False) -> Outcome:
         rec = self.recorder
         resolved = resolve_step(step, scope, self.registry)
         if isinstance(resolved, NotNow):
@@ -187,7 +214,7 @@ class Engine:
                                  error=resolved.error, permanent=True)
             rec.append(EntryKind.STEP_RESULT, invalid.body(), incident.id)
             log.warning("step_params_invalid", step=step.id, error=resolved.error)
-            return Outcome.FAILED
+            return await self._failed(rb, incident, event, scope, plan, invalid, escalating)
         actuator, target, values = resolved.actuator, resolved.target, resolved.values
         key = idempotency_key(incident.id, rb.ref, step.id, target)
         head = StepHead(step=step.id, actuator=step.actuator, target=target, key=key)
@@ -214,15 +241,18 @@ class Engine:
             reasons.append(f"{step.actuator} is destructive")
         if dry:
             preview = await actuator.plan(resolved.params, ctx)
+            assumed = actuator.dry_run_outputs(resolved.params)
             rec.append(EntryKind.STEP_PLANNED, {**head.body(), "params": values, "summary": preview.summary,
                                                 "dry_run": True, "digest": plan.get().digest,
                                                 "would_require_approval": reasons,
-                                                "would_refuse": any(t.hard for t in trips)}, incident.id)
+                                                "would_refuse": any(t.hard for t in trips),
+                                                **({"assumed_outputs": assumed} if assumed else {})}, incident.id)
+            incident.step_outputs[step.id] = {"result": assumed}  # later steps plan on what this one would return
             return Outcome.OK
         pending = self.state.intent(key)
         if pending is not None and pending.params == values:
             # an intent is only written once guards and approvals passed: resolve it, never ask again
-            return await self._execute(rb, step, incident, resolved, call, head)
+            return await self._executed(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
         if grant is not None and (grant.params != values or grant.target != target):
             rec.append(EntryKind.APPROVAL_REJECTED, {**head.body(), "reason": "the step's parameters changed "
                                                      "since the approval was requested"}, incident.id)
@@ -238,7 +268,7 @@ class Engine:
                                  permanent=True)
             rec.append(EntryKind.STEP_RESULT, refused.body(), incident.id)
             self.state.finish(refused, incident.id)
-            return Outcome.FAILED
+            return await self._failed(rb, incident, event, scope, plan, refused, escalating)
         if not reasons and not approved and self.fleet_guard is not None:
             full = await self.fleet_guard.acquire(step.actuator, key, self.clock())
             if full is not None:
@@ -248,7 +278,15 @@ class Engine:
         if reasons and not approved:
             await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest, reasons)
             return Outcome.PARKED
-        return await self._execute(rb, step, incident, resolved, call, head)
+        return await self._executed(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
+
+    async def _executed(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
+                        plan: LazyPlan, resolved: Resolved, call: StepCall, head: StepHead,
+                        escalating: bool) -> Outcome:
+        result = await self._execute(rb, step, incident, resolved, call, head)
+        if result.ok:
+            return Outcome.OK
+        return await self._failed(rb, incident, event, scope, plan, result, escalating)
 
     async def _drifted(self, call: StepCall, key: str) -> bool:
         """Whether a succeeded step's desired state no longer holds (verified with the params it ran with)."""
@@ -259,13 +297,13 @@ class Engine:
         return not await verified(StepCall(call.actuator, params, call.ctx))
 
     async def _execute(self, rb: Runbook, step: Step, incident: Incident, resolved: Resolved, call: StepCall,
-                       head: StepHead) -> Outcome:
+                       head: StepHead) -> StepResult:
         rec, key = self.recorder, str(head.key)
         if self.state.intent(key) is not None and await verified(call):
             recovered = StepResult(**head.body(), status=StepStatus.OK, changed=None, recovered=True)
             rec.append(EntryKind.STEP_RESULT, recovered.body(), incident.id)
             self.state.finish(recovered, incident.id)
-            return Outcome.OK
+            return recovered
         previous = self.state.result(key)
         now = self.clock()
         intent = StepIntent(**head.body(), params=resolved.values, destructive=resolved.actuator.destructive,
@@ -278,7 +316,7 @@ class Engine:
         marks = {"reapplied": True} if previous is not None and previous.ok else {}
         result = await run_step(rec, call, intent, incident=incident.id, on_intent=written, marks=marks)
         self.state.finish(result, incident.id)
-        return Outcome.OK if result.ok else Outcome.FAILED
+        return result
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
         """Apply a signed decision from the approvals topic or CLI; False (and recorded) when refused."""

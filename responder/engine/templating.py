@@ -16,7 +16,7 @@ from responder.rules.conditions import lookup
 from responder.rules.operators import MISSING
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)*)\}")
-NAMESPACES = ("event", "incident", "steps")
+NAMESPACES = ("event", "incident", "steps", "failure")
 __all__ = ["NAMESPACES", "PLACEHOLDER", "TemplateError", "placeholders", "render"]
 
 

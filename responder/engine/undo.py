@@ -76,8 +76,10 @@ class Undoer:
 
     def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *,
                  context: ActuationContext | None = None, attempts: int = 4, deadline: float = 60.0,
-                 allow_destructive: bool = False, force: bool = False) -> None:
+                 allow_destructive: bool = False, force: bool = False, operator: str | None = None) -> None:
+        """`operator` (who asked, for an operator request) is recorded on each undo intent."""
         self.recorder = recorder
+        self.operator = operator
         self.force = force
         self.allow_destructive = allow_destructive
         self.registry = registry
@@ -132,7 +134,8 @@ class Undoer:
             return self._skip(incident, {**head, "reverse": reverse.name},
                               f"the target changed since the step ({drift}): re-run with --force to undo anyway")
         call = StepCall(reverse, rparams, ctx, attempts=self.attempts, timeout=self.deadline)
-        intent = StepIntent(**head, reverse=reverse.name, params=rparams.model_dump(mode="json"), key=key)
+        who = {"operator": self.operator} if self.operator else {}
+        intent = StepIntent(**head, reverse=reverse.name, params=rparams.model_dump(mode="json"), key=key, **who)
         out = await run_step(self.recorder, call, intent, incident=incident, kinds=(UNDO_INTENT, UNDO_RESULT))
         if out.ok:
             log.info("step_undone", step=step.step, reverse=reverse.name, changed=out.changed)

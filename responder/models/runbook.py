@@ -177,6 +177,11 @@ class Runbook(_Strict):
     )
     guards: Guards = Field(default_factory=Guards)
     steps: list[Step] = Field(min_length=1)
+    on_failure: list[Step] = Field(
+        default_factory=list,
+        description="escalation: steps (typically notify) run whenever a step fails or is refused; they read "
+        "${failure.step|actuator|target|status|error|code} besides event, incident and earlier steps",
+    )
 
     @property
     def ref(self) -> str:

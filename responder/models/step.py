@@ -90,3 +90,22 @@ class StepResult(StepHead):
     def ok(self) -> bool:
         """Whether the step succeeded."""
         return self.status is StepStatus.OK
+
+
+class Failure(BaseModel):
+    """What a runbook's `on_failure` steps read as `${failure.…}`: the step that failed and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    step: str
+    actuator: str
+    target: str
+    status: str
+    error: str
+    code: str
+
+    @classmethod
+    def of(cls, result: StepResult) -> Failure:
+        """The failure a failed or refused step result describes."""
+        return cls(step=result.step, actuator=result.actuator, target=result.target or "",
+                   status=result.status.value, error=result.error or "", code=result.code or "")

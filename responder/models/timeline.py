@@ -21,6 +21,8 @@ class EntryKind(StrEnum):
     STEP_INTENT = "step.intent"
     STEP_RESULT = "step.result"
     STEP_SKIPPED = "step.skipped"
+    STEP_ESCALATED = "step.escalated"
+    RECORD_REJECTED = "record.rejected"
     GUARD_TRIPPED = "guard.tripped"
     APPROVAL_REQUESTED = "approval.requested"
     APPROVAL_DECIDED = "approval.decided"

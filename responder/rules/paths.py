@@ -16,7 +16,9 @@ from pydantic import BaseModel
 from responder.models.event import Event, Resource, ResourceKind
 
 INCIDENT_FIELDS = ("id", "group_key", "runbook", "events", "recent_events")
+FAILURE_FIELDS = ("step", "actuator", "target", "status", "error", "code")
 NAMESPACES = ("event", "incident", "steps")
+"""Where a runbook step reads; a runbook's `on_failure` steps also read `failure`."""
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -73,6 +75,10 @@ def path_problem(
         return f"{path}: paths start with one of {', '.join(namespaces)}"
     if root == "event":
         return _walk(Event, parts[1:], "event")
+    if root == "failure":
+        if len(parts) != 2 or parts[1] not in FAILURE_FIELDS:
+            return f"{path}: failure fields are {', '.join(FAILURE_FIELDS)}"
+        return None
     if root == "incident":
         if len(parts) != 2 or parts[1] not in INCIDENT_FIELDS:
             return f"{path}: incident fields are {', '.join(INCIDENT_FIELDS)}"

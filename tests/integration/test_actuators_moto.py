@@ -33,12 +33,13 @@ async def _apply(case: Case, aws: Any, params: dict[str, Any]) -> tuple[Any, Act
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.actuator)
 async def test_apply_changes_state_once(case, aws):
-    """The first apply changes the state and verifies; the second changes nothing."""
+    """The first apply changes the state, returns only declared outputs and verifies; the second changes nothing."""
     params = await case.setup(aws)
     before = await case.observe(aws, params)
     p, first = await _apply(case, aws, params)
     after = await case.observe(aws, params)
     assert first.changed is True
+    assert set(first.outputs) <= set(registry.get(case.actuator).example_outputs)
     assert after != before
     assert await registry.get(case.actuator).verify(p, _ctx(aws)) is True
     _, second = await _apply(case, aws, params)

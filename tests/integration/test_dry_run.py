@@ -55,3 +55,47 @@ def test_run_dry_run_records_the_plan_and_calls_nothing(kafka_bootstrap, moto_se
     assert planned["revoke-sessions"]["params"]["principal_name"] == "ml-training"
     assert all(p["dry_run"] is True for p in planned.values())
     assert not [e for e in entries if e.kind in ("step.intent", "step.result")]
+
+
+async def _count(bootstrap: str, topic: str) -> int:
+    """Records on `topic` (0 when it does not exist)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        found = consumer.partitions_for_topic(topic) or set() if topic in await consumer.topics() else set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in found]) if found else {}
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def test_dry_run_of_the_shipped_runbooks_fails_nothing_and_produces_nothing(kafka_bootstrap, aws, topics,
+                                                                                 unique, tmp_path):
+    """Every shipped example, dry: later steps plan on declared outputs, a bad record is recorded, nothing produced."""
+    from responder.service import Service
+    from tests.integration.harness import make_settings, running, wait_for
+
+    examples = sorted((ROOT / "runbooks" / "examples").glob("*.json"))
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks",
+                             dry_run=True, timeline_mirror_topic=f"mirror-{unique}")
+    service = Service(settings)
+
+    def kinds() -> list[str]:
+        return [e.kind for e in service.recorder.entries()]
+
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [p.read_bytes() for p in examples] + [b"\x00 not a record"])
+        await wait_for(lambda: kinds().count("record.rejected") == 1 and kinds().count("incident.opened") >= 10, 60)
+    entries = list(parse_lines((tmp_path / "t.jsonl").read_bytes().splitlines()))
+    assert [e.body for e in entries if e.kind in ("step.intent", "step.result")] == []
+    planned = {(e.incident, e.body["step"]): e.body for e in entries if e.kind == "step.planned"}
+    notify = next(b for (_, step), b in planned.items() if b["params"].get("fields", {}).get("snapshots"))
+    assert notify["params"]["fields"]["snapshots"] == ["snap-0123456789abcdef0"]  # aws.ec2.snapshot_volumes' example
+    [rejected] = [e.body for e in entries if e.kind == "record.rejected"]
+    assert rejected["dry_run"] is True
+    assert rejected["deadletter_topic"] == topics["deadletter"]
+    assert await _count(kafka_bootstrap, topics["deadletter"]) == 0
+    assert await _count(kafka_bootstrap, f"mirror-{unique}") == 0

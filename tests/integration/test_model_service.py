@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 
@@ -15,6 +16,7 @@ from tests.integration.harness import make_settings, running, wait_for
 from tests.modelkit import make_keys
 from tests.modelkit import publish as publish_version
 
+ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = """\
 id: drift-rollback
 trigger: {source: responder.drift, type: model.drift,
@@ -29,19 +31,25 @@ steps:
 """
 
 
-async def test_third_detected_window_on_kafka_rolls_back(kafka_bootstrap, aws, topics, unique, tmp_path,
-                                                         monkeypatch):
-    """Three drift documents published to Kafka: the service serves v1 again and the timeline verifies."""
+async def _registry(tmp_path, monkeypatch) -> tuple[LocalStore, Path]:
+    """A local registry serving signed v2 over signed v1 (trusted), and the drift runbook's directory."""
     keys = make_keys(tmp_path / "keys")
     monkeypatch.setenv("RESPONDER_MODEL_REGISTRY", str(tmp_path / "registry"))
     monkeypatch.setenv("RESPONDER_MODEL_TRUSTED_KEYS", json.dumps([str(keys.public)]))
     store = LocalStore(tmp_path / "registry")
-    await publish_version(store, tmp_path / "w", "fraud-scorer", "v1", keys.private)
-    await publish_version(store, tmp_path / "w", "fraud-scorer", "v2", keys.private)
+    for version in ("v1", "v2"):
+        await publish_version(store, tmp_path / "w", "fraud-scorer", version, keys.private)
     await store.set_serving("fraud-scorer", (await store.versions("fraud-scorer"))[-1])
     books = tmp_path / "runbooks"
     books.mkdir()
     (books / "drift-rollback.yaml").write_text(RUNBOOK)
+    return store, books
+
+
+async def test_third_detected_window_on_kafka_rolls_back(kafka_bootstrap, aws, topics, unique, tmp_path,
+                                                         monkeypatch):
+    """Three drift documents published to Kafka: the service serves v1 again and the timeline verifies."""
+    store, books = await _registry(tmp_path, monkeypatch)
     timeline = tmp_path / "t.jsonl"
     t0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
     docs = [orjson.dumps({"source": "responder.drift", "id": f"d{h}", "model": "fraud-scorer", "version": "v2",
@@ -56,3 +64,34 @@ async def test_third_detected_window_on_kafka_rolls_back(kafka_bootstrap, aws, t
     verify_entries(entries)
     [result] = [e.body for e in entries if e.kind == "step.result"]
     assert (result["outputs"]["from"], result["outputs"]["to"]) == ("v2", "v1")
+
+
+async def test_models_switch_via_kafka_runs_in_the_service(kafka_bootstrap, aws, topics, unique, tmp_path,
+                                                           monkeypatch):
+    """`models switch --via kafka`: the running service switches the pointer and records it with the operator."""
+    import asyncio
+    import os
+    import sys
+
+    store, books = await _registry(tmp_path, monkeypatch)
+    timeline = tmp_path / "t.jsonl"
+    ops = {"operator_requests_topic": f"opreq-{unique}", "operator_replies_topic": f"oprep-{unique}"}
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, books,
+                                    approval_keys={"ops": "operator-secret"}, **ops))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
+    env |= {"RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_APPROVAL_KEYS": '{"ops": "operator-secret"}',
+            "RESPONDER_OPERATOR_REQUESTS_TOPIC": ops["operator_requests_topic"],
+            "RESPONDER_OPERATOR_REPLIES_TOPIC": ops["operator_replies_topic"]}
+    async with running(service):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "responder", "models", "switch", "fraud-scorer", "v1", "--via", "kafka",
+            "--by", "bob", "--json", cwd=ROOT, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, err.decode()
+    assert await store.serving("fraud-scorer") == "v1"
+    assert orjson.loads(out.splitlines()[-1])["ok"] is True
+    entries = list(parse_lines(timeline.read_bytes().splitlines()))
+    assert verify_entries(entries)[0] == len(entries)
+    [result] = [e.body for e in entries if e.kind == "step.result"]
+    assert (result["actuator"], result["operator"], result["outputs"]["to"]) == ("model.switch_version", "bob", "v1")

@@ -299,3 +299,32 @@ def test_benign_names_do_not_match(runbook, name, benign):
     raw = (EXAMPLES / f"{runbook}.json").read_text()
     assert name in raw
     assert _matched(raw.replace(name, benign).encode()) == []
+
+
+async def test_failed_key_deactivation_escalates_and_is_counted(aws):
+    """A key deactivation that fails in moto (no such user) runs the on_failure notify, recorded, and counts it."""
+    from responder.metrics import Metrics
+
+    raw = (EXAMPLES / "iam-credential-compromise.json").read_bytes()  # the user does not exist in moto
+    books = load_runbooks(ROOT / "runbooks", registry)
+    publisher, metrics = RecordingPublisher(), Metrics()
+    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher),
+                    on_step_failed=metrics.step_failed)
+    [incident] = await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))
+    await engine.recorder.flush()
+    entries = list(engine.recorder.entries())
+    results = {e.body["step"]: e.body for e in entries if e.kind == "step.result"}
+    assert results["deactivate-key"]["status"] == "failed"
+    assert results["escalate-oncall.deactivate-key"]["status"] == "ok"
+    assert "revoke-sessions" not in results  # the runbook stopped at the failure, and still told a human
+    [escalated] = [e.body for e in entries if e.kind == "step.escalated"]
+    assert escalated["step"] == "deactivate-key"
+    assert escalated["escalation"] == ["escalate-oncall.deactivate-key"]
+    [(topic, body)] = publisher.sent
+    assert topic == "responder.notifications"
+    assert body["incident"] == incident.id
+    assert body["fields"]["step"] == "deactivate-key"
+    assert body["fields"]["actuator"] == "aws.iam.deactivate_access_key"
+    assert body["fields"]["error"] == results["deactivate-key"]["error"]
+    assert metrics.value("responder_step_failures_total", runbook="iam-credential-compromise",
+                         actuator="aws.iam.deactivate_access_key") == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 from typer.testing import CliRunner
@@ -21,6 +23,7 @@ from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.actuator_cases import throttle
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 RUNBOOK = """
 id: contain-user
@@ -154,3 +157,55 @@ async def test_destructive_reverse_needs_explicit_permission(aws):
     [done] = await Undoer(recorder, registry, aws, allow_destructive=True).undo("inc")
     assert done["status"] == "ok"
     assert await _state(aws, params) in ("stopping", "stopped")
+
+
+async def test_undo_via_kafka_is_executed_and_recorded_by_the_running_service(kafka_bootstrap, aws, topics, unique,
+                                                                              tmp_path):
+    """`undo --via kafka` to a running service: key active again, recorded by the service alone, chain intact."""
+    import asyncio
+    import os
+    import sys
+
+    from responder.ingest.kafka import publish
+    from responder.service import Service
+    from tests.integration.harness import make_settings, running, wait_for
+
+    key = await _seed(aws)
+    (tmp_path / "rb").mkdir()
+    (tmp_path / "rb" / "contain-user.yaml").write_text(RUNBOOK.replace("RETRIES", "3"))
+    path = tmp_path / "timeline.jsonl"
+    ops = {"operator_requests_topic": f"opreq-{unique}", "operator_replies_topic": f"oprep-{unique}"}
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, path, tmp_path / "rb",
+                             approval_keys={"ops": "operator-secret"}, **ops)
+    service = Service(settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESPONDER_", "AWS_"))}
+    env |= {"RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_APPROVAL_KEYS": '{"ops": "operator-secret"}',
+            "RESPONDER_APPROVAL_KEY_ID": "ops", "RESPONDER_OPERATOR_REQUESTS_TOPIC": ops["operator_requests_topic"],
+            "RESPONDER_OPERATOR_REPLIES_TOPIC": ops["operator_replies_topic"],
+            "RESPONDER_TIMELINE_PATH": str(tmp_path / "not-the-service-timeline.jsonl")}
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: len(service.engine.state.results()) == 2, timeout=60)
+        assert await _status(aws, key) == "Inactive"
+        [incident] = {e.incident for e in service.recorder.entries() if e.kind == "incident.opened"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "responder", "undo", str(incident), "--via", "kafka", "--by", "alice", "--json",
+            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, err.decode()
+    summary = orjson.loads(out.splitlines()[-1])
+    assert summary["ok"] is True
+    assert [s["step"] for s in summary["steps"]] == ["revoke-sessions", "deactivate-key"]
+    assert await _status(aws, key) == "Active"
+    entries = list(parse_lines(path.read_bytes().splitlines()))
+    assert verify_entries(entries)[0] == len(entries)
+    assert len({e.writer for e in entries}) == 1  # the service was the only writer
+    kinds = [e.kind for e in entries]
+    assert kinds.count("undo.intent") == kinds.count("undo.result") == 2
+    [requested] = [e.body for e in entries if e.kind == "operator.requested"]
+    assert (requested["action"], requested["by"], requested["key_id"]) == ("undo", "alice", "ops")
+    assert all(e.body.get("operator") == "alice" for e in entries if e.kind == "undo.intent")
+    [completed] = [e.body for e in entries if e.kind == "operator.completed"]
+    assert completed["ok"] is True
+    assert not (tmp_path / "not-the-service-timeline.jsonl").exists()

@@ -95,3 +95,65 @@ def test_iam_policy_deny_covers_every_iam_write_it_allows(runbooks_dir, monkeypa
               if a.startswith("iam:") and not a.split(":")[1].startswith(("Get", "List"))}
     assert writes
     assert all(any(fnmatchcase(a, p) for p in deny["Action"]) for a in writes)
+
+
+def _contained_timeline(path: Path) -> None:
+    """A timeline holding one ok, changed key deactivation of incident inc1."""
+    from responder.models.step import StepIntent, StepResult, StepStatus
+    from responder.timeline import Recorder
+    from responder.timeline.store import FileStore
+
+    head = {"step": "deactivate-key", "actuator": "aws.iam.deactivate_access_key", "target": "AKIAABCDEFGHIJKLMNOP",
+            "key": "k1"}
+    recorder = Recorder(FileStore(path))
+    recorder.append("step.intent", StepIntent(**head, params={"user_name": "u", "access_key_id": head["target"]})
+                    .body(), "inc1")
+    recorder.append("step.result", StepResult(**head, status=StepStatus.OK, changed=True, prior={"status": "Active"},
+                                              after={"status": "Inactive"}).body(), "inc1")
+    recorder.close()
+
+
+def _no_aws_credentials(monkeypatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("RESPONDER_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("RESPONDER_AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+
+
+def test_undo_without_credentials_is_one_line_exit_3_and_writes_nothing(monkeypatch, tmp_path):
+    """`responder undo` with no AWS credentials prints one line naming the settings, exits 3, leaves no undo.intent."""
+    _no_aws_credentials(monkeypatch, tmp_path)
+    path = tmp_path / "t.jsonl"
+    _contained_timeline(path)
+    before = path.read_bytes()
+    result = CliRunner().invoke(app, ["undo", "inc1", "--timeline", str(path)])
+    assert result.exit_code == 3
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    [line] = result.stderr.strip().splitlines()
+    assert "no AWS credentials" in line
+    assert "RESPONDER_AWS_ACCESS_KEY_ID" in line
+    assert path.read_bytes() == before
+
+
+async def test_an_undo_intent_without_credentials_gets_a_failed_result(monkeypatch, tmp_path):
+    """Past the CLI's check, a call without credentials is a permanent failure: every undo.intent gets its result."""
+    from responder.actuators.aws.session import AwsSession
+    from responder.engine.undo import Undoer
+    from responder.timeline import Recorder
+    from responder.timeline.store import FileStore
+
+    _no_aws_credentials(monkeypatch, tmp_path)
+    path = tmp_path / "t.jsonl"
+    _contained_timeline(path)
+    recorder = Recorder(FileStore(path))
+    [outcome] = await Undoer(recorder, registry, AwsSession(endpoint_url="http://127.0.0.1:9"), force=True,
+                             attempts=1).undo("inc1")
+    recorder.close()
+    assert (outcome["status"], outcome["code"]) == ("failed", "NoCredentials")
+    kinds = [e.kind for e in Recorder(FileStore(path)).entries()]
+    assert kinds.count("undo.intent") == kinds.count("undo.result") == 1

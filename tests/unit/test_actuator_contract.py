@@ -63,7 +63,7 @@ class _Incomplete(Actuator[_Loose]):
     permissions: ClassVar[tuple[str, ...]] = ("ec2:*",)
 
     async def apply(self, p: _Loose, ctx: ActuationContext) -> ActuationResult:
-        return ActuationResult(changed=False, target=p.instance_id)
+        return ActuationResult(changed=False, target=p.instance_id, outputs={"group": "sg-1"})
 
 
 def test_contract_reports_each_missing_declaration():
@@ -72,7 +72,7 @@ def test_contract_reports_each_missing_declaration():
     joined = "\n".join(found)
     for expected in ("provider.service.verb_object", "wildcards", "destructive flag", "irreversible",
                      "target() not implemented", "plan() not implemented", "verify() not implemented",
-                     "names actuator", "does not validate"):
+                     "names actuator", "does not validate", "example_outputs declares none"):
         assert expected in joined, expected
 
 
@@ -97,3 +97,10 @@ def test_minimal_policy_refuses_wildcards():
     reg.add(bad)
     with pytest.raises(ValueError, match="wildcard"):
         minimal_policy([bad.name], reg)
+
+
+def test_dry_run_outputs_are_the_examples_with_params_filled_in():
+    """A dry run assumes the declared example outputs, with keys that are params taken from the params."""
+    actuator = registry.get("model.quarantine_version")
+    p = actuator.params.model_validate({"model": "churn", "version": "v2"})
+    assert actuator.dry_run_outputs(p) == {"model": "churn", "version": "v2", "reason": ""}

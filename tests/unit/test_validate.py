@@ -182,3 +182,69 @@ async def test_service_without_runbooks_warns(tmp_path):
     for client in (service.ingest, service.approvals, service.publisher):
         await client.stop()
     assert [e["runbooks_dir"] for e in logs if e["event"] == "no_runbooks"] == [str(tmp_path)]
+
+
+ESCALATION = """\
+on_failure:
+  - id: {id}
+    actuator: {actuator}
+    with:
+      topic: responder.notifications
+      title: "${{failure.step}} failed"
+      fields: {{error: "${{{path}}}", incident: "${{incident.id}}"}}
+"""
+
+
+def _escalation(*, id="tell-oncall", actuator="notify.kafka.publish_message", path="failure.error") -> str:
+    return ESCALATION.format(id=id, actuator=actuator, path=path)
+
+
+def test_validate_warns_when_containment_has_no_escalation(tmp_path):
+    """A containment runbook without on_failure passes with a `!` warning at its steps; with one it is clean."""
+    _write(tmp_path, "silent")
+    _write(tmp_path, "loud", extra=_escalation())
+    result = CliRunner().invoke(app, ["runbooks", "validate", str(tmp_path), "--json"])
+    assert result.exit_code == 0
+    [warning] = json.loads(result.stdout)["warnings"]
+    assert warning["path"].endswith("silent.yaml")
+    assert warning["line"] == 7
+    assert "no on_failure escalation" in warning["reason"]
+    text = CliRunner().invoke(app, ["runbooks", "validate", str(tmp_path)])
+    assert text.exit_code == 0
+    assert "! " in text.stderr
+    assert "silent.yaml:7" in text.stderr
+
+
+@pytest.mark.parametrize(("kw", "needle"), [
+    ({"path": "failure.nope"}, "failure fields are step, actuator, target, status, error, code"),
+    ({"path": "steps.deactivate-key.result.x"}, "paths start with one of event, incident, failure"),
+    ({"id": "deactivate-key"}, "duplicate step id 'deactivate-key'"),
+    ({"actuator": "aws.ec2.terminate_everything"}, "unknown actuator"),
+    ({"actuator": "test.wipe"}, "escalation runs unattended; test.wipe needs approval"),
+])
+def test_escalation_steps_are_checked(tmp_path, kw, needle):
+    """on_failure steps read only event, incident and failure; own ids; known, unattended actuators."""
+    _write(tmp_path, extra=_escalation(**kw))
+    errors = _errors(tmp_path)
+    assert [e.line for e in errors if needle in e.reason][:1] >= [12]
+
+
+def test_shipped_runbooks_all_escalate(runbooks_dir):
+    """Every shipped runbook has an on_failure block, so `runbooks validate` warns about none of them."""
+    from responder.actuators import registry
+    from responder.catalog import runbook_warnings
+
+    assert runbook_warnings(runbooks_dir, registry) == []
+    assert all(rb.on_failure for rb in load_runbooks(runbooks_dir, registry))
+
+
+def test_a_step_output_must_be_declared_by_its_actuator(tmp_path):
+    """Reading `${steps.<id>.result.<key>}` that the step's actuator does not declare fails, naming its outputs."""
+    _write(tmp_path, extra="""\
+  - id: tell
+    actuator: notify.webhook.post_message
+    with: {url: "https://hooks.example.com/x", key_id: k1, title: t, fields: {s: "${steps.deactivate-key.result.nope}"}}
+""")
+    [err] = _errors(tmp_path)
+    assert "aws.iam.deactivate_access_key has no output 'nope'; outputs: none" in err.reason
+    assert err.line == 14

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, JsonValue, field_validator
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
@@ -113,6 +114,7 @@ class IsolateInstance(Actuator[InstanceParams]):
     """
 
     name = "aws.ec2.isolate_instance"
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {"quarantine_group": "sg-0123456789abcdef0"}
     params = InstanceParams
     permissions = ("ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
                    "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import JsonValue
 
 from responder.actuators.aws.ec2 import InstanceParams
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
@@ -54,6 +57,7 @@ class SnapshotVolumes(Actuator[InstanceParams]):
     """
 
     name = "aws.ec2.snapshot_volumes"
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {"snapshot_ids": ["snap-0123456789abcdef0"]}
     params = InstanceParams
     permissions = ("ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:CreateSnapshot", "ec2:CreateTags")
     destructive = False

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import orjson
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from responder.actuators.aws.iam import ACCESS_KEY_ID, IAM_NAME, AccessKeyParams
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
@@ -110,6 +111,9 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
     """
 
     name = "aws.iam.rotate_access_key"
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {
+        "new_access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_name": "prod/app/aws-key",
+    }
     params = RotateKeyParams
     permissions = ("iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey",
                    "iam:ListUserTags", "iam:TagUser", "iam:UntagUser", "secretsmanager:GetSecretValue",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import orjson
 from pydantic import AwareDatetime, Field, JsonValue
@@ -144,6 +145,7 @@ class RevokeSessions(InlineDeny):
     """
 
     name = "aws.iam.revoke_sessions"
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {"cutoff": "2026-01-01T00:00:00Z"}
     params = RevokeParams
     permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:GetRolePolicy", "iam:PutRolePolicy")
     policy = REVOKE_POLICY

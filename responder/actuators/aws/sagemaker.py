@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, JsonValue, StringConstraints
 
 from responder.actuators.aws.iam import IAM_NAME
 from responder.actuators.aws.iam_policies import delete_inline, get_inline, put_inline
@@ -62,6 +63,7 @@ class IsolateEndpoint(Actuator[EndpointParams]):
     """
 
     name = "aws.sagemaker.isolate_endpoint"
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {"roles": ["inference-role"]}
     params = EndpointParams
     permissions = ("sagemaker:DescribeEndpoint", "iam:GetRolePolicy", "iam:PutRolePolicy")
     destructive = False

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import orjson
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
@@ -62,6 +63,7 @@ class RotateSecret(Actuator[RotateSecretParams]):
     """
 
     name = "aws.secretsmanager.rotate_secret"
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {"version_id": "0d3c2b1a-0000-4000-8000-000000000000"}
     params = RotateSecretParams
     permissions = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
                    "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage")

@@ -11,7 +11,7 @@ import botocore.config
 import botocore.exceptions
 from opentelemetry.trace import SpanKind
 
-from responder.errors import PermanentActuationError, TransientActuationError
+from responder.errors import ConfigError, PermanentActuationError, TransientActuationError
 from responder.settings import Settings
 from responder.tracing import span
 
@@ -40,6 +40,12 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+NO_CREDENTIALS = (
+    "no AWS credentials: set RESPONDER_AWS_ACCESS_KEY_ID and RESPONDER_AWS_SECRET_ACCESS_KEY, or provide them "
+    "through the standard AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, an instance role)"
+)
+
+
 def classify(exc: Exception) -> Exception:
     """Map a botocore error to a Transient or Permanent actuation error."""
     if isinstance(exc, botocore.exceptions.ClientError):
@@ -64,6 +70,8 @@ def classify(exc: Exception) -> Exception:
         return TransientActuationError("call timed out", code="Timeout")
     if isinstance(exc, botocore.exceptions.ParamValidationError):
         return PermanentActuationError(str(exc), code="ParamValidation")
+    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+        return PermanentActuationError(f"no AWS credentials: {exc}", code="NoCredentials")
     return exc
 
 
@@ -103,6 +111,11 @@ class AwsSession:
         """The session the actuators use, from settings (region, endpoint, call timeout, credentials)."""
         return cls(region=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
                    call_timeout=settings.aws_call_timeout, credentials=settings.aws_credentials())
+
+    def require_credentials(self) -> None:
+        """ConfigError (one line, naming the settings) when neither settings nor the boto3 chain give credentials."""
+        if self._session.get_credentials() is None:
+            raise ConfigError(NO_CREDENTIALS)
 
     def client(self, service: str) -> Any:
         """The cached boto3 client for `service`."""

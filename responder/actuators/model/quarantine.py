@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import structlog
+from pydantic import JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
 from responder.actuators.model.params import VersionParams, store_for
@@ -24,6 +28,9 @@ class QuarantineVersion(Actuator[VersionParams]):
     """
 
     name = "model.quarantine_version"
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {
+        "model": "fraud-scorer", "version": "v7", "reason": "artifact tampered",
+    }
     params = VersionParams
     literal_params = ("registry",)
     permissions = ("s3:ListBucket", "s3:PutObject")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import structlog
+from pydantic import JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
 from responder.actuators.model.backends import context_config
@@ -45,6 +47,11 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
     """
 
     name = "model.rollback_to_last_signed"
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {
+        "model": "fraud-scorer", "backend": "local", "from": "v7", "to": "v6", "start": "v7",
+        "digest": "sha256:0", "key": "release", "location": "models/fraud-scorer/v6", "rejected": [],
+        "corroborated": True, "note": "",
+    }
     params = RollbackParams
     literal_params = ("registry",)
     permissions = ("s3:ListBucket", "s3:GetObject", "ssm:GetParameter", "ssm:PutParameter",

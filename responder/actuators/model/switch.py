@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import structlog
+from pydantic import JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
 from responder.actuators.model.backends import context_config
@@ -36,6 +38,9 @@ class SwitchVersion(Actuator[VersionParams]):
     """
 
     name = "model.switch_version"
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {
+        "model": "fraud-scorer", "backend": "local", "from": "v6", "to": "v7",
+    }
     params = VersionParams
     literal_params = ("registry",)
     reverse = "model.switch_version"

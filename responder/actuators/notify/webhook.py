@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from http.client import HTTPMessage
-from typing import IO
+from typing import IO, ClassVar
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
 from responder.actuators.notify.message import KEY_ID, Ledger, MessageParams, body, signing_secret
@@ -73,6 +74,7 @@ class WebhookNotify(Actuator[WebhookParams]):
     """
 
     name = "notify.webhook.post_message"
+    example_outputs: ClassVar[Mapping[str, JsonValue]] = {"status": 200}
     params = WebhookParams
     permissions = ()
     literal_params = ("url",)

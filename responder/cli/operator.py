@@ -1,0 +1,63 @@
+"""`--via kafka`: an operator command sent as a signed request to the running service that owns the timeline.
+
+The service executes it through the engine's step runner, records it on its own timeline with the
+operator's identity, and answers on the replies topic; the command waits for that answer and prints it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import uuid
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console
+from responder.errors import ConfigError
+from responder.models.operator import Action, OperatorReply, OperatorRequest
+from responder.settings import Settings
+
+
+class Via(StrEnum):
+    """Where an operator command runs."""
+
+    OFFLINE = "offline"
+    KAFKA = "kafka"
+
+
+ViaOpt = Annotated[Via, typer.Option(
+    "--via", help="offline: act on a stopped service's timeline file; kafka: ask the running service to act")]
+ByOpt = Annotated[str | None, typer.Option("--by", help="who asks (recorded; default: your user name)")]
+OFFLINE_HINT = "if the service is running, use --via kafka so that it acts and records on its own timeline"
+
+
+def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: str | None = None,
+        by: str | None = None) -> OperatorReply:
+    """Send a signed request and wait for the service's reply; ConfigError / typer.Exit on failure."""
+    from responder.ingest.operator import request_and_wait
+    from responder.ingest.security import kafka_client_options
+
+    key_id = settings.approval_key_id or next(iter(sorted(settings.approval_keys)), None)
+    if not settings.kafka_bootstrap or key_id is None or key_id not in settings.approval_keys:
+        raise ConfigError("--via kafka needs RESPONDER_KAFKA_BOOTSTRAP, RESPONDER_APPROVAL_KEYS='{\"id\": \"secret\"}'"
+                          " and RESPONDER_APPROVAL_KEY_ID to sign the request")
+    now = datetime.now(UTC)
+    request = OperatorRequest(id=uuid.uuid4().hex, action=action, by=by or getpass.getuser(), incident=incident,
+                              args=args, issued_at=now,
+                              expires_at=now + timedelta(seconds=settings.approval_decision_ttl))
+    secret = settings.approval_keys[key_id].get_secret_value().encode()
+    reply = asyncio.run(request_and_wait(settings.kafka_bootstrap, settings.operator_requests_topic,
+                                         settings.operator_replies_topic, request, key_id, secret,
+                                         settings.operator_reply_timeout, kafka_client_options(settings)))
+    if reply is None:
+        err_console.print(f"✗ no answer from the service within {settings.operator_reply_timeout:g}s on "
+                          f"{settings.operator_replies_topic}: is `responder run` consuming "
+                          f"{settings.operator_requests_topic}? (request {request.id})", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)
+    if not reply.ok and not reply.outcomes:
+        err_console.print(f"✗ the service refused request {reply.id}: {reply.error}", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG if reply.error and "invalid" in reply.error else EXIT_FAILED)
+    return reply

@@ -1,0 +1,133 @@
+"""Operator requests, executed by the service that owns the timeline: checked, run through the step runner, recorded.
+
+`undo` runs the `Undoer` (reverse actuators through `run_step`); `models.rollback|switch|quarantine` run
+their actuator through `run_step`, as the offline commands do. The request (with the operator's identity and
+signing key id) is recorded as `operator.requested`, what it did as `operator.completed`; a request id that
+was already completed is answered from the timeline, never run twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from responder.actuators.base import ActuationContext
+from responder.actuators.registry import Registry
+from responder.auth import ApproverKeys, KeyRing
+from responder.engine.runner import StepCall, run_step
+from responder.engine.undo import Undoer
+from responder.errors import ConfigError
+from responder.models.operator import MODEL_ACTUATORS, OperatorReply, OperatorRequest
+from responder.models.runbook import Step
+from responder.models.step import StepIntent, StepStatus
+from responder.models.timeline import TimelineEntry
+from responder.timeline.recorder import Recorder
+
+log = structlog.get_logger(__name__)
+
+OPERATOR_REQUESTED = "operator.requested"
+OPERATOR_COMPLETED = "operator.completed"
+OPERATOR_REJECTED = "operator.rejected"
+
+
+class Operator:
+    """Applies signed operator requests to one recorder (the service's own timeline)."""
+
+    def __init__(self, recorder: Recorder, registry: Registry, context: ActuationContext, *, keys: KeyRing,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.recorder = recorder
+        self.registry = registry
+        self.context = context
+        self.keys = keys
+        self.clock = clock
+        self.done: dict[str, OperatorReply] = {}
+
+    def recover(self, entries: Iterable[TimelineEntry]) -> None:
+        """Remember the replies of completed requests (a redelivered request is answered, not re-run)."""
+        for e in entries:
+            if e.kind == OPERATOR_COMPLETED:
+                reply = OperatorReply.model_validate({**e.body, "timeline_seq": e.seq})
+                self.done[reply.id] = reply
+
+    async def handle(self, value: bytes, key_id: str | None, signature: str | None) -> OperatorReply | None:
+        """Check, record, run and record one request; None when it is not even a request (rejected, recorded)."""
+        problem = self.keys.check(key_id, signature, value)
+        request: OperatorRequest | None = None
+        if problem is None:
+            try:
+                request = OperatorRequest.model_validate_json(value)
+            except ValidationError as exc:
+                problem = f"not an operator request: {exc.errors()[0]['msg']}"
+        if problem is not None or request is None:
+            self.recorder.append(OPERATOR_REJECTED, {"reason": problem, "key_id": key_id})
+            await self.recorder.flush()
+            log.warning("operator_request_rejected", reason=problem)
+            return None
+        if request.id in self.done:
+            return self.done[request.id]
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id}
+        refusal = self._refusal(request, key_id, now)
+        if refusal is not None:
+            return await self._complete(request, ok=False, error=refusal)
+        self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)
+        log.info("operator_request", action=request.action, by=request.by, incident=request.incident)
+        try:
+            outcomes = await self._run(request)
+        except ConfigError as exc:
+            return await self._complete(request, ok=False, error=str(exc))
+        failed = [o for o in outcomes if o.get("status") == StepStatus.FAILED]
+        return await self._complete(request, ok=not failed, outcomes=outcomes,
+                                    error="; ".join(str(o.get("error")) for o in failed) or None)
+
+    def _refusal(self, request: OperatorRequest, key_id: str | None, now: datetime) -> str | None:
+        """Why a validly signed request is not acted on: expired, too long-lived, or `by` not the key's holder."""
+        if request.expired(now):
+            return "the request expired before it was handled"
+        if isinstance(self.keys, ApproverKeys):
+            holder = self.keys.identity(key_id)
+            if holder is not None and holder != request.by:
+                return f"key {key_id!r} signs for {holder!r}, not {request.by!r}"
+            if (request.expires_at - now).total_seconds() > self.keys.max_lifetime:
+                return f"the request is valid for longer than {self.keys.max_lifetime:g}s"
+        return None
+
+    async def _run(self, request: OperatorRequest) -> list[dict[str, Any]]:
+        if request.action == "undo":
+            if not request.incident:
+                raise ConfigError("undo needs an incident")
+            undoer = Undoer(self.recorder, self.registry, self.context.aws, context=self.context,
+                            allow_destructive=request.args.get("allow_destructive") is True,
+                            force=request.args.get("force") is True, operator=request.by)
+            step = request.args.get("step")
+            return await undoer.undo(request.incident, str(step) if step is not None else None)
+        name = MODEL_ACTUATORS[request.action]
+        actuator = self.registry.get(name)
+        try:
+            params = actuator.params.model_validate({k: v for k, v in request.args.items() if v is not None})
+        except ValidationError as exc:
+            raise ConfigError(f"invalid parameters: {exc.errors()[0]['msg']}") from exc
+        defaults = Step(id="operator", actuator=name)
+        call = StepCall(actuator, params, self.context.for_step(request.incident or "", f"operator-{request.id}"),
+                        attempts=defaults.retries + 1, timeout=defaults.timeout)
+        intent = StepIntent(step="operator", actuator=name, target=actuator.target(params),
+                            key=f"operator-{request.id}", source="kafka", operator=request.by,
+                            params=params.model_dump(mode="json"), destructive=actuator.destructive)
+        result = await run_step(self.recorder, call, intent, incident=request.incident)
+        return [result.body()]
+
+    async def _complete(self, request: OperatorRequest, *, ok: bool, error: str | None = None,
+                        outcomes: list[dict[str, Any]] | None = None) -> OperatorReply:
+        reply = OperatorReply(id=request.id, action=request.action, ok=ok, error=error, outcomes=outcomes or [])
+        entry = self.recorder.append(OPERATOR_COMPLETED, reply.model_dump(mode="json", exclude={"timeline_seq"}),
+                                     request.incident)
+        await self.recorder.flush()
+        reply = reply.model_copy(update={"timeline_seq": entry.seq})
+        self.done[request.id] = reply
+        log.info("operator_request_done", action=request.action, ok=ok, by=request.by)
+        return reply

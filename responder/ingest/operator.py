@@ -1,0 +1,55 @@
+"""Operator requests over Kafka (aiokafka only here): send a signed request, wait for the owning service's reply."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from responder.auth import signed_headers
+from responder.ingest.kafka import _start_with_retry, ensure_topics
+from responder.models.operator import OperatorReply, OperatorRequest
+
+log = structlog.get_logger(__name__)
+
+
+async def request_and_wait(bootstrap: str, requests_topic: str, replies_topic: str, request: OperatorRequest,
+                           key_id: str, secret: bytes, timeout: float,
+                           options: Mapping[str, Any] | None = None) -> OperatorReply | None:
+    """Publish the signed request keyed by incident, then wait for the reply carrying its id (None on timeout).
+
+    The replies topic is read from its end as it was before the request was sent, so no earlier reply matches.
+    """
+    options = options or {}  # TLS / SASL, as for every other client
+    await ensure_topics(bootstrap, [requests_topic, replies_topic], options=options)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **options)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **options)  # a late offset reset must not skip the reply
+    await _start_with_retry(producer, 15.0)
+    await _start_with_retry(consumer, 15.0)
+    try:
+        # the producer waits for the topic's metadata (a consumer's topics() does not keep it on every broker)
+        parts = [TopicPartition(replies_topic, p) for p in sorted(await producer.partitions_for(replies_topic))]
+        consumer.assign(parts)
+        ends = await consumer.end_offsets(parts)
+        for tp in parts:
+            consumer.seek(tp, ends[tp])
+        value = request.canonical()
+        await producer.send_and_wait(requests_topic, value, key=request.key,
+                                     headers=signed_headers(key_id, secret, value))
+        log.info("operator_request_sent", id=request.id, action=request.action, topic=requests_topic)
+        async with asyncio.timeout(timeout):
+            while True:
+                batch = await consumer.getmany(timeout_ms=500)
+                for msgs in batch.values():
+                    for msg in msgs:
+                        if msg.key == request.id.encode():
+                            return OperatorReply.model_validate_json(msg.value)
+    except TimeoutError:
+        return None
+    finally:
+        await consumer.stop()
+        await producer.stop()

@@ -1,0 +1,65 @@
+"""Operator requests and their replies as they travel on Kafka (pure data; signing is in responder.auth).
+
+An operator action on a running fleet (`responder undo --via kafka`, `responder models rollback|switch|
+quarantine --via kafka`) is a signed `OperatorRequest` on the operator-requests topic, keyed by incident
+(the model name for model actions). The service that owns the timeline executes it through the engine's
+step runner, records it with the operator's identity, and publishes an `OperatorReply` to the replies topic.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+
+REQUESTS_TOPIC = "responder.operator.requests"
+REPLIES_TOPIC = "responder.operator.replies"
+Action = Literal["undo", "models.rollback", "models.switch", "models.quarantine"]
+MODEL_ACTUATORS: dict[Action, str] = {
+    "models.rollback": "model.rollback_to_last_signed",
+    "models.switch": "model.switch_version",
+    "models.quarantine": "model.quarantine_version",
+}
+
+
+class OperatorRequest(BaseModel):
+    """What an operator asks the owning service to do, signed; valid until `expires_at`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[0-9a-f]{32}$", description="the reply carries it")
+    action: Action
+    by: str = Field(min_length=1, max_length=200)
+    incident: str | None = Field(default=None, max_length=200, description="for undo")
+    args: dict[str, JsonValue] = Field(
+        default_factory=dict, description="undo: step, force, allow_destructive; models.*: the actuator's params")
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime
+
+    def canonical(self) -> bytes:
+        """The exact bytes that are signed and sent as the record value."""
+        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
+    @property
+    def key(self) -> bytes:
+        """The record key: the incident (co-partitioned with its decisions), or the model."""
+        return (self.incident or str(self.args.get("model", ""))).encode()
+
+    def expired(self, now: datetime) -> bool:
+        """Whether the request is too old to act on."""
+        return now >= self.expires_at
+
+
+class OperatorReply(BaseModel):
+    """What the service did with a request: `ok`, each step's outcome, or why it refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    action: str = ""
+    ok: bool
+    error: str | None = None
+    outcomes: list[dict[str, Any]] = Field(default_factory=list)
+    timeline_seq: int | None = None

@@ -1,0 +1,60 @@
+"""Operator requests in the owning service: signed, recorded with the operator, run once, refused when stale."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from responder.actuators.base import ActuationContext
+from responder.auth import KeyRing, signed_headers
+from responder.engine.operator import Operator
+from responder.models.operator import OperatorRequest
+from responder.timeline import MemoryStore, Recorder
+from tests.fakes import FakeIam, test_registry
+
+SECRET = b"operator-secret"
+NOW = 1_800_000_000.0
+
+
+def _operator() -> Operator:
+    reg, _, _ = test_registry()
+    return Operator(Recorder(MemoryStore()), reg, ActuationContext(aws=FakeIam()), keys=KeyRing({"ops": SECRET}),
+                    clock=lambda: NOW)
+
+
+def _request(ttl: float = 60.0, **kw: object) -> tuple[bytes, str, str]:
+    at = datetime.fromtimestamp(NOW, UTC)
+    request = OperatorRequest.model_validate({"id": uuid.uuid4().hex, "action": "undo", "by": "alice",
+                                              "incident": "inc1", "issued_at": at,
+                                              "expires_at": at + timedelta(seconds=ttl), **kw})
+    value = request.canonical()
+    [(_, key_id), (_, sig)] = signed_headers("ops", SECRET, value)
+    return value, key_id.decode(), sig.decode()
+
+
+async def test_a_request_is_recorded_with_its_operator_and_run_once():
+    """A signed request is recorded as operator.requested/completed; its redelivery is answered, not re-run."""
+    op = _operator()
+    value, key_id, sig = _request()
+    first = await op.handle(value, key_id, sig)
+    again = await op.handle(value, key_id, sig)
+    assert first is not None
+    assert first.ok
+    assert again == first
+    kinds = [e.kind for e in op.recorder.entries()]
+    assert kinds == ["operator.requested", "operator.completed"]
+    requested = next(op.recorder.entries()).body
+    assert (requested["by"], requested["key_id"]) == ("alice", "ops")
+
+
+async def test_unsigned_and_expired_requests_are_refused_and_recorded():
+    """A bad signature is recorded as operator.rejected; an expired request completes not ok, running nothing."""
+    op = _operator()
+    value, key_id, _ = _request()
+    assert await op.handle(value, key_id, "00" * 32) is None
+    stale, key_id, sig = _request(ttl=-1)
+    reply = await op.handle(stale, key_id, sig)
+    assert reply is not None
+    assert not reply.ok
+    assert "expired" in str(reply.error)
+    assert [e.kind for e in op.recorder.entries()] == ["operator.rejected", "operator.completed"]
