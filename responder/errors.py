@@ -173,3 +173,7 @@ class TransientActuationError(ActuationError):
 
 class PermanentActuationError(ActuationError):
     """Retrying cannot help: recorded as a failure."""
+
+
+class ChangelogError(ResponderError):
+    """A partition's state cannot be restored (unreadable changelog, a record that does not parse, wrong fleet)."""

@@ -20,11 +20,14 @@ from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys
 from responder.catalog import load_runbooks
 from responder.clock import SteadyClock
 from responder.engine.executor import Engine
+from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.operator import Operator
 from responder.errors import ConfigError, EventRejected, TimelineError
+from responder.fleet import FleetState, fleet_digest, partition_numbers
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
+from responder.ingest.changelog import Changelog
 from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection, kafka_client_options
@@ -105,10 +108,14 @@ class Service:
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap, options=options)
         context = context_from(settings, aws=aws, publisher=self.publisher)
+        global_guards = guards_from(settings)
+        self.fleet_guard = FleetGuard(context.aws, settings.fleet_guard_table, global_guards.policy.quotas) \
+            if settings.fleet_guard_table else None
         self.metrics = Metrics()
         self.engine = Engine(
             self.recorder, registry, context.aws, dry_run=settings.dry_run,
-            guards=guards_from(settings), publisher=self.publisher, requests_topic=settings.approval_requests_topic,
+            guards=global_guards, fleet_guard=self.fleet_guard, publisher=self.publisher,
+            requests_topic=settings.approval_requests_topic,
             approval_keys=ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
                                        identities=settings.approver_identities,
                                        max_lifetime=settings.approval_decision_max_lifetime),
@@ -142,17 +149,26 @@ class Service:
             session_timeout_ms=settings.session_timeout_ms,
             max_batch=settings.max_batch,
             on_assigned=self._on_assigned,
+            on_revoked=self._on_revoked,
             manual_assignment=settings.kafka_manual_assignment,
+            co_partitioned=settings.changelog_topic is not None,
             options=options,
             deadletter_max_bytes=settings.deadletter_max_bytes,
             group_instance_id=settings.kafka_group_instance_id,
         )
+        self.fleet: FleetState | None = None
+        if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
+            self.fleet = FleetState(self.engine, Changelog(settings.kafka_bootstrap, settings.changelog_topic,
+                                                           options=options))
+            self.recorder.barriers.append(self.fleet.on_durable)
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
-                                        f"{settings.group_id}.approvals",
+                                        None if self.fleet else f"{settings.group_id}.approvals",
                                         session_timeout_ms=settings.session_timeout_ms,
-                                        manual_assignment=settings.kafka_manual_assignment, options=options,
+                                        manual_assignment=settings.kafka_manual_assignment or self.fleet is not None,
+                                        options=options,
                                         group_instance_id=f"{settings.kafka_group_instance_id}.approvals"
-                                        if settings.kafka_group_instance_id else None)
+                                        if settings.kafka_group_instance_id and self.fleet is None else None)
+        self._evicted_at = clock()
         # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
         self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
                                  clock=clock)
@@ -172,7 +188,8 @@ class Service:
         A full or failing timeline disk stalls the recorder: no step acts without a durable intent and no offset
         is committed, so the service is unready until the write goes through (tests/faults/test_disk_faults.py).
         """
-        return self.ready.is_set() and not self._stop.is_set() and self.recorder.stalled is None
+        restoring = self.fleet is not None and bool(self.fleet.failed)  # a partition whose state is not restored
+        return self.ready.is_set() and not self._stop.is_set() and self.recorder.stalled is None and not restoring
 
     def request_stop(self) -> None:
         """Finish the batch in hand, commit it, then stop."""
@@ -191,8 +208,37 @@ class Service:
         """Partitions moved to us: make the timeline durable and rebuild in-flight state before consuming."""
         async with self._lock:
             await self.recorder.flush()
-            if self.recorder.next_seq != self._recovered_at:
+            if self.fleet is not None:  # restore each partition's state from the changelog; pause what fails
+                failed = await self.fleet.assign(partition_numbers(partitions))
+                self.ingest.pause([tp for tp in partitions if tp.partition in failed])
+            elif self.recorder.next_seq != self._recovered_at:
                 self._recover()
+
+    async def _on_revoked(self, partitions: list[Any]) -> None:
+        """Partitions leave: finish the batch in hand, make its state durable (changelog included), forget it."""
+        if self.fleet is None:
+            return
+        async with self._lock:
+            await self.recorder.flush()
+            self.fleet.revoke(partition_numbers(partitions))
+
+    async def _evict(self) -> None:
+        """Every `evict_every` seconds, forget closed incidents (in a fleet, tombstoning their changelog records)."""
+        if self.clock() - self._evicted_at < self.settings.evict_every:
+            return
+        self._evicted_at = self.clock()
+        async with self._lock:
+            gone = await self.fleet.evict() if self.fleet is not None else self.engine.evict()
+        if gone:
+            log.info("incidents_evicted", count=len(gone), open=len(self.engine.state.incidents.all()))
+
+    async def _fleet_upkeep(self) -> None:
+        """Retry partitions whose restore failed."""
+        if self.fleet is not None and self.fleet.failed:
+            async with self._lock:
+                failed = set(self.fleet.failed)
+                still = await self.fleet.assign(failed)
+                self.ingest.resume([tp for tp in self.ingest.assigned() if tp.partition in failed - still])
 
     async def run(self) -> None:
         """Recover, consume until asked to stop, drain, close."""
@@ -205,7 +251,16 @@ class Service:
             if self.mirror is not None:
                 await self.mirror.producer.stop()
             raise
-        self._recover()
+        if self.fleet_guard is not None:
+            await self.fleet_guard.ensure_table()
+            await self.fleet_guard.refresh()
+            if self.fleet is not None:  # a replica with other runbooks/settings than the fleet's is refused
+                await self.fleet_guard.check_digest(fleet_digest(self.engine.runbooks.values(), self.settings),
+                                                    self.recorder.writer, self.settings.fleet_adopt_digest)
+        if self.fleet is None:
+            self._recover()
+        else:
+            await self.fleet.changelog.start()
         tune_gc()
         if self.archiver is not None:
             await asyncio.to_thread(self.archiver.catch_up, self.recorder.store.read().splitlines())
@@ -238,6 +293,9 @@ class Service:
                     clients.append(self.operator_ingest)
                 for client in (*clients, self.publisher):
                     await client.stop()
+                if self.fleet is not None:
+                    await self.recorder.flush()
+                    await self.fleet.changelog.stop()
                 if self.metrics_server is not None:
                     await self.metrics_server.stop()
                 self.recorder.close()
@@ -247,6 +305,11 @@ class Service:
 
     async def _alerts_loop(self) -> None:
         while not self._stop.is_set():
+            await self._evict()
+            if self.fleet is not None:
+                await self._fleet_upkeep()
+            if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll
+                await self.fleet_guard.refresh()
             batch = await self.ingest.poll()
             for (topic, partition), behind in self.ingest.lag().items():
                 self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
@@ -262,7 +325,12 @@ class Service:
             for records in batch.values():
                 for record in records:
                     try:
-                        await self.engine.decide(record.value, *signature(record))
+                        ids = signature(record)
+                        if self.fleet is None:
+                            await self.engine.decide(record.value, *ids)
+                        else:  # the owner of the incident acts; others hold it until the partition comes
+                            async with self._lock:
+                                await self.fleet.decide(record.value, *ids)
                     except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self.engine.expire()
@@ -287,6 +355,8 @@ class Service:
 
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
         async with self._lock:
+            if self.fleet is not None:  # a partition revoked since the poll is its new owner's now
+                batch = {tp: rs for tp, rs in batch.items() if tp.partition in self.fleet.owned}
             if active():  # one span per record around all of its stages, as before
                 groups: Sequence[Sequence[RawRecord | Prepared]] = [g for rs in batch.values() for g in by_key(rs)]
             else:

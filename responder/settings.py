@@ -59,6 +59,16 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
     kafka_manual_assignment: bool = Field(
         default=False, description="own every partition without group membership (one instance; no rebalances)")
+    changelog_topic: str | None = Field(
+        default=None, description="fleet mode: the compacted state changelog, co-partitioned with the alert "
+                                  "topics; each partition's engine state follows the partition (docs/fleet.md)")
+    fleet_guard_table: str | None = Field(
+        default=None, description="DynamoDB table shared by the fleet: global quotas count every replica's "
+                                  "actions and its kill switch stops every replica within one poll")
+    fleet_adopt_digest: bool = Field(
+        default=False, description="make this replica's runbook/settings digest the fleet's (first replica of a "
+                                   "rollout); otherwise a replica whose digest differs is refused")
+    evict_every: float = Field(default=60.0, gt=0, description="seconds between evictions of closed incidents")
     kafka_security: KafkaSecurity = Field(
         default_factory=KafkaSecurity, description="TLS / SASL for every Kafka client (docs/kafka.md); "
                                                    "env RESPONDER_KAFKA_SECURITY__PROTOCOL=SASL_SSL etc.")

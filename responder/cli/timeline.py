@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from responder.cli.options import JsonOpt, resolve_incident
+from responder.cli.options import JsonOpt, incident_ids, resolve_incident
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.models.timeline import TimelineEntry
@@ -27,6 +27,8 @@ from responder.timeline.verify import (
 app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_args_is_help=True)
 
 PathArg = Annotated[Path, typer.Argument(help="timeline JSON Lines file", exists=True, dir_okay=False)]
+PathsArg = Annotated[list[Path], typer.Argument(
+    help="timeline file(s), or a directory of *.jsonl: one file per writer (a fleet's replicas)", exists=True)]
 KeyOpt = Annotated[str | None, typer.Option(
     "--public-key", help="base64 Ed25519 public key(s), comma-separated (default: RESPONDER_TIMELINE_VERIFY_KEY)")]
 ArchiveOpt = Annotated[str | None, typer.Option(
@@ -37,6 +39,32 @@ AnchorOpt = Annotated[list[Path] | None, typer.Option(
 
 def _settings() -> Settings:
     return Settings()
+
+
+def writers(paths: list[Path]) -> list[Path]:
+    """The timeline files named, a directory standing for its *.jsonl files."""
+    out: list[Path] = []
+    for path in paths:
+        out.extend(sorted(path.glob("*.jsonl")) if path.is_dir() else [path])
+    return out
+
+
+def merged(paths: list[Path]) -> list[TimelineEntry]:
+    """Every writer's entries, in time order (ties: writer, then seq); one file keeps its own order."""
+    files = writers(paths)
+    entries = [e for path in files for e in parse_lines(path.read_bytes().splitlines())]
+    if len(files) > 1:
+        entries.sort(key=lambda e: (e.at, e.writer, e.seq))
+    return entries
+
+
+def _resolve(files: list[Path], incident: str) -> str:
+    """An incident id or unique prefix, looked up in one writer's file or across several."""
+    if len(files) == 1:
+        return resolve_incident(files[0], incident)
+    ids = {i for path in files for i in incident_ids(path)}
+    matches = sorted(i for i in ids if i.startswith(incident))
+    return matches[0] if incident not in ids and len(matches) == 1 else incident
 
 
 def verify_file(path: Path, public_key: str | None, archive: str | None, anchors: list[Path]) -> Verification:
@@ -62,14 +90,29 @@ def verify_file(path: Path, public_key: str | None, archive: str | None, anchors
 
 
 @app.command()
-def verify(path: PathArg, public_key: KeyOpt = None, archive: ArchiveOpt = None, anchor: AnchorOpt = None,
+def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = None, anchor: AnchorOpt = None,
            json: JsonOpt = False) -> None:
-    """Check links, hashes, checkpoint signatures, anchors and the archive; exit 1 naming the first bad entry."""
+    """Check every writer's chain: links, hashes, signatures, anchors, archive; exit 1 naming the first bad entry."""
     settings = _settings()
     public_key = public_key or settings.timeline_verify_key
     archive = archive or settings.timeline_archive
+    files = writers(paths)
+    if not files:
+        err_console.print(f"[red]✗ no timeline files in {', '.join(map(str, paths))}")
+        raise typer.Exit(EXIT_FAILED)
+    failed = 0
+    for path in files:
+        try:
+            _verify_one(path, public_key, archive if len(files) == 1 else None, anchor or [], json)
+        except typer.Exit:
+            failed += 1
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool) -> None:
     try:
-        result = verify_file(path, public_key, archive, anchor or [])
+        result = verify_file(path, public_key, archive, anchor)
     except ChainBroken as exc:
         if json:
             emit_json({"ok": False, "path": str(path), "first_bad_seq": exc.seq, "reason": exc.reason})
@@ -96,25 +139,27 @@ def verify(path: PathArg, public_key: KeyOpt = None, archive: ArchiveOpt = None,
 
 @app.command()
 def show(
-    path: PathArg,
+    paths: PathsArg,
     incident: Annotated[str | None, typer.Option(
         help="only this incident (id or unique prefix), with the events that fed it")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Render the timeline (or one incident's part of it)."""
-    entries = list(parse_lines(path.read_bytes().splitlines()))
+    """Render the timeline (or one incident's part of it), every writer's entries merged in time order."""
+    entries = merged(paths)
     if incident is not None:
-        incident = resolve_incident(path, incident)
+        incident = _resolve(writers(paths), incident)
         entries = incident_entries(entries, incident)
     if json:
-        emit_json({"path": str(path), "incident": incident, "entries": [e.model_dump(mode="json") for e in entries]})
+        emit_json({"path": ", ".join(map(str, paths)), "incident": incident,
+                   "entries": [e.model_dump(mode="json") for e in entries]})
         return
-    console.print(timeline_table(entries, title=f"{path}" + (f" — incident {incident}" if incident else "")))
+    title = ", ".join(map(str, paths)) + (f" — incident {incident}" if incident else "")
+    console.print(timeline_table(entries, title=title))
 
 
 @app.command()
 def export(
-    path: PathArg,
+    paths: PathsArg,
     incident: Annotated[str, typer.Option(help="the incident to export (its id or a unique prefix)")],
     fmt: Annotated[str, typer.Option("--format", help="md or json")] = "md",
     out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
@@ -127,16 +172,25 @@ def export(
         err_console.print("[red]✗ --format must be md or json")
         raise typer.Exit(EXIT_USAGE)
     settings = _settings()
-    incident = resolve_incident(path, incident)
-    verification: dict[str, Any]
-    try:
-        verification = verify_file(path, public_key or settings.timeline_verify_key,
-                                   archive or settings.timeline_archive, anchor or []).as_dict()
-    except ChainBroken as exc:
-        verification = {"ok": False, "first_bad_seq": exc.seq, "reason": exc.reason}
-    entries = list(parse_lines(path.read_bytes().splitlines())) if verification["ok"] else []
+    files = writers(paths)
+    incident = _resolve(files, incident)
+    checks: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            checks.append(verify_file(path, public_key or settings.timeline_verify_key,
+                                      (archive or settings.timeline_archive) if len(files) == 1 else None,
+                                      anchor or []).as_dict())
+        except ChainBroken as exc:
+            checks.append({"ok": False, "first_bad_seq": exc.seq, "reason": exc.reason, "path": str(path)})
+    verification = checks[0] if len(checks) == 1 else {
+        "ok": all(c["ok"] for c in checks), "entries": sum(int(c.get("entries", 0)) for c in checks),
+        "checkpoints": sum(int(c.get("checkpoints", 0)) for c in checks),
+        "signatures_checked": all(c.get("signatures_checked") for c in checks),
+        "writers": len(checks), **next(({"first_bad_seq": c["first_bad_seq"], "reason": f"{c['path']}: {c['reason']}"}
+                                        for c in checks if not c["ok"]), {})}
+    entries = merged(files) if verification["ok"] else []
     if not entries:  # a broken file may not even parse: fall back to the lines that do
-        entries = _parsable(path)
+        entries = [e for path in files for e in _parsable(path)]
     pack = evidence_pack(entries, incident, verification)
     if not pack["entries"]:
         err_console.print(f"[red]✗ no entries for incident {incident}")

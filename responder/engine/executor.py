@@ -17,6 +17,7 @@ from responder.actuators.registry import Registry
 from responder.auth import KeyRing
 from responder.engine.approvals import Parked
 from responder.engine.decisions import Decisions
+from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards, Trip
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan, build_plan
@@ -54,6 +55,7 @@ class Engine:
                  guards: Guards | None = None, publisher: Publisher | None = None,
                  approval_keys: KeyRing | None = None, requests_topic: str = REQUESTS_TOPIC,
                  clock: Callable[[], float] = time.time, context: ActuationContext | None = None,
+                 fleet_guard: FleetGuard | None = None,
                  on_step_failed: Callable[[str, str], None] | None = None) -> None:
         """`context` carries the actuators' collaborators (publisher, webhook keys, model config); `aws` is theirs.
 
@@ -67,6 +69,7 @@ class Engine:
         self.dry_run = dry_run
         self.clock = clock
         self.guards = guards or Guards()
+        self.fleet_guard = fleet_guard  # global quotas and the kill switch shared by every replica
         self.publisher = publisher
         self.requests_topic = requests_topic
         self.state = EngineState()
@@ -89,7 +92,10 @@ class Engine:
 
     def evict(self) -> list[str]:
         """Forget incidents closed (window + cooldown after their last event, on the engine's clock)."""
-        return self.state.evict(self.clock(), {rb.id: rb.window + rb.cooldown for rb in self.runbooks.values()})
+        gone = self.state.evict(self.clock(), {rb.id: rb.window + rb.cooldown for rb in self.runbooks.values()})
+        for incident_id in gone:
+            self._locks.pop(incident_id, None)
+        return gone
 
     async def handle(self, match: Match) -> Incident:
         """Open, join or (in cooldown) suppress the incident, then run the runbook's steps in order."""
@@ -114,6 +120,10 @@ class Engine:
         incident = incidents.find(rb.id, group_key, event.time, rb.window)
         base = {"event_id": event.id, "runbook": rb.ref, "group_key": group_key, "event_time": event.time.isoformat()}
         repeat = False
+        ended = self.state.closed_until(rb.id, group_key) if incident is None else None
+        if ended is not None and event.time.timestamp() <= ended:  # a redelivery of an evicted incident's event
+            self.recorder.append(EntryKind.INCIDENT_SUPPRESSED, {**base, "reason": "evicted"}, None)
+            return Incident("", rb.id, group_key, event.time, event.time)
         if incident is None:
             last = incidents.latest(rb.id, group_key)
             if last is not None and rb.cooldown and event.time - last.opened_at < timedelta(seconds=rb.cooldown):
@@ -226,6 +236,8 @@ class Engine:
             return Outcome.OK if done.ok else Outcome.FAILED
         trips = [*plan_trips, *self.guards.check_step(rb, step.actuator, target, values, event,
                                                       self.state.windows, self.clock())]
+        if self.fleet_guard is not None and self.fleet_guard.killed:
+            trips.append(Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
         reasons = [f"{t.guard}: {t.detail}" for t in trips]
         if step.approval.required:
             reasons.append("approval required by the runbook")
@@ -261,6 +273,12 @@ class Engine:
             rec.append(EntryKind.STEP_RESULT, refused.body(), incident.id)
             self.state.finish(refused, incident.id)
             return await self._failed(rb, incident, event, scope, plan, refused, escalating)
+        if not reasons and not approved and self.fleet_guard is not None:
+            full = await self.fleet_guard.acquire(step.actuator, key, self.clock())
+            if full is not None:
+                rec.append(EntryKind.GUARD_TRIPPED, {**head.body(), **full.body()}, incident.id)
+                log.warning("guard_tripped", step=step.id, guard=full.guard, detail=full.detail)
+                reasons.append(f"{full.guard}: {full.detail}")
         if reasons and not approved:
             await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest, reasons)
             return Outcome.PARKED

@@ -119,8 +119,11 @@ class QuotaWindows:
 
         `key` is the step's idempotency key: `settle` refunds the run if its result is a permanent failure.
         """
-        self._runs.setdefault((runbook_id, actuator), deque()).append(at)
-        self._runs.setdefault(("*", actuator), deque()).append(at)
+        for scope in (runbook_id, "*"):
+            times = self._runs.setdefault((scope, actuator), deque())
+            times.append(at)
+            while times[0] < at - 86400 * 2:  # count() looks back a day at most: older runs are history
+                times.popleft()
         if key:
             self._by_key[key] = (runbook_id, actuator, at)
 

@@ -8,6 +8,7 @@ incidents closed for longer than their runbook's window plus cooldown, with thei
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -20,6 +21,10 @@ from responder.models.step import StepIntent, StepResult
 from responder.models.timeline import EntryKind, TimelineEntry
 
 _UNPARK = (EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED)
+MAX_CLOSED = 100_000
+"""Group keys of evicted incidents remembered (with the time of their last event), newest kept."""
+CLOSED_HORIZON = 6 * 3600.0
+"""Seconds (engine clock) an evicted group key is remembered: Kafka redelivers only uncommitted, recent records."""
 
 
 class DoneStep(BaseModel):
@@ -50,6 +55,9 @@ class EngineSnapshot(BaseModel):
     inflight: dict[str, InFlight] = {}
     parked: list[Parked] = []
     quotas: list[QuotaRun] = []
+    closed: list[tuple[str, str, float, float]] = []
+    """(runbook, group key, last event time, evicted at) of evicted incidents: an older redelivery must not
+    reopen them."""
     charges: list[QuotaCharge] = []
     """Counted runs still waiting for their result (refunded if it is a permanent failure)."""
 
@@ -63,6 +71,7 @@ class EngineState:
         self._done: dict[str, DoneStep] = {}
         self._inflight: dict[str, InFlight] = {}
         self._parked: dict[tuple[str, str], Parked] = {}
+        self._closed: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
 
     def clear(self) -> None:
         """Forget everything (before a replay)."""
@@ -100,6 +109,11 @@ class EngineState:
     def parked_steps(self) -> list[Parked]:
         """Every parked step."""
         return list(self._parked.values())
+
+    def closed_until(self, runbook: str, group_key: str) -> float | None:
+        """The last event time of an evicted incident of this group key (None: none remembered)."""
+        found = self._closed.get((runbook, group_key))
+        return found[0] if found is not None else None
 
     def waiting(self, incident: str, runbook: str) -> bool:
         """Whether a step of this incident's run of `runbook` (ref) waits for a human."""
@@ -179,6 +193,7 @@ class EngineState:
         """The whole state as a serialisable value."""
         return EngineSnapshot(incidents=self.incidents.all(), done=dict(self._done), inflight=dict(self._inflight),
                               parked=list(self._parked.values()), quotas=self.windows.runs(),
+                              closed=[(rb, key, at, gone) for (rb, key), (at, gone) in self._closed.items()],
                               charges=self.windows.charges())
 
     def restore(self, snapshot: EngineSnapshot) -> None:
@@ -188,6 +203,9 @@ class EngineState:
         self._done = dict(snapshot.done)
         self._inflight = dict(snapshot.inflight)
         self._parked = {(p.incident, p.step): p for p in snapshot.parked}
+        self._closed = OrderedDict()
+        for rb, key, at, gone in snapshot.closed:
+            self._remember(rb, key, at, gone)
 
     def evict(self, now: float, spans: Mapping[str, float]) -> list[str]:
         """Drop incidents closed at `now` and their step results; returns the ids dropped.
@@ -201,10 +219,22 @@ class EngineState:
         closed = [inc.id for inc in self.incidents.all()
                   if inc.runbook in spans and inc.id not in busy and now - inc.touched > spans[inc.runbook]]
         gone = set(closed)
+        while self._closed and next(iter(self._closed.values()))[1] < now - CLOSED_HORIZON:
+            self._closed.popitem(last=False)
         for incident_id in closed:
+            inc = self.incidents.by_id[incident_id]
+            self._remember(inc.runbook, inc.group_key, inc.last_seen.timestamp(), now)
             self.incidents.drop(incident_id)
         self._done = {k: d for k, d in self._done.items() if d.incident not in gone}
         return closed
+
+    def _remember(self, runbook: str, group_key: str, at: float, evicted: float) -> None:
+        key = (runbook, group_key)
+        before = self._closed.get(key)
+        self._closed[key] = (max(at, before[0]) if before else at, evicted)
+        self._closed.move_to_end(key)
+        while len(self._closed) > MAX_CLOSED:
+            self._closed.popitem(last=False)
 
     def _runbook_of(self, incident: str | None) -> str:
         found = self.incidents.by_id.get(incident or "")

@@ -40,7 +40,7 @@ class KafkaPublisher:
 class ApprovalIngest:
     """A manual-commit consumer of the decisions topic (its own group: every decision is handled once)."""
 
-    def __init__(self, bootstrap: str, topic: str, group_id: str, *, session_timeout_ms: int = 10_000,
+    def __init__(self, bootstrap: str, topic: str, group_id: str | None, *, session_timeout_ms: int = 10_000,
                  manual_assignment: bool = False, options: Mapping[str, Any] | None = None,
                  group_instance_id: str | None = None) -> None:
         self.topic = topic
@@ -69,7 +69,7 @@ class ApprovalIngest:
         """Commit after the decisions' timeline entries are durable."""
         owned = self.consumer.assignment()
         mine = {tp: off for tp, off in offsets.items() if tp in owned}
-        if not mine:
+        if not mine or self.consumer._group_id is None:  # a fleet member reads every decision, commits none
             return
         try:
             await self.consumer.commit(mine)

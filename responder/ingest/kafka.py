@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
@@ -94,16 +95,20 @@ async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> l
 
 
 OnAssigned = Callable[[list[TopicPartition]], Awaitable[None]]
+OnRevoked = Callable[[list[TopicPartition]], Awaitable[None]]
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     """Tells the service which partitions it now owns, so it can rebuild state before consuming them."""
 
-    def __init__(self, on_assigned: OnAssigned | None) -> None:
+    def __init__(self, on_assigned: OnAssigned | None, on_revoked: OnRevoked | None = None) -> None:
         self.on_assigned = on_assigned
+        self.on_revoked = on_revoked
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("partitions_revoked", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in revoked))
+        if self.on_revoked is not None:
+            await self.on_revoked(sorted(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
@@ -124,7 +129,9 @@ class KafkaIngest:
         session_timeout_ms: int = 10_000,
         max_batch: int = 500,
         on_assigned: OnAssigned | None = None,
+        on_revoked: OnRevoked | None = None,
         manual_assignment: bool = False,
+        co_partitioned: bool = False,
         options: Mapping[str, Any] | None = None,
         deadletter_max_bytes: int = DLQ_MAX_BYTES,
         group_instance_id: str | None = None,
@@ -132,7 +139,9 @@ class KafkaIngest:
         self.topics = list(topics)
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
         self.manual_assignment = manual_assignment
-        self._listener = _Rebalance(on_assigned)
+        self._listener = _Rebalance(on_assigned, on_revoked)
+        # co-partitioned: partition p of every alert topic goes to one member (it owns changelog partition p)
+        assignors = {"partition_assignment_strategy": (RangePartitionAssignor,)} if co_partitioned else {}
         self.deadletter_topic = deadletter_topic
         self.max_batch = max_batch
         self.deadletter_max_bytes = deadletter_max_bytes
@@ -144,6 +153,7 @@ class KafkaIngest:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **assignors,
             group_instance_id=None if manual_assignment else group_instance_id,
             **options,
         )
@@ -174,6 +184,18 @@ class KafkaIngest:
             if msgs:
                 self._positions[tp] = msgs[-1].offset + 1
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        """Stop fetching these partitions (their state is not restored, or their actuators are slow)."""
+        self.consumer.pause(*[tp for tp in partitions if tp in self.consumer.assignment()])
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        """Fetch these partitions again."""
+        self.consumer.resume(*[tp for tp in partitions if tp in self.consumer.assignment()])
+
+    def assigned(self) -> set[TopicPartition]:
+        """The partitions this member owns now."""
+        return set(self.consumer.assignment())
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Records behind the high watermark, per owned partition fetched from at least once."""

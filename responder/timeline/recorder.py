@@ -6,14 +6,14 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
 import structlog
 
-from responder.errors import ChainBroken
+from responder.errors import ChainBroken, TimelineError
 from responder.models.event import built
 from responder.models.timeline import GENESIS_HASH, EntryKind, TimelineEntry
 from responder.settings import Settings
@@ -73,6 +73,9 @@ class Recorder:
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.sinks: list[DurableSink] = []
+        self.barriers: list[Callable[[Sequence[TimelineEntry]], Awaitable[None]]] = []
+        """Awaited with each written batch before it counts as durable (the fleet's state changelog)."""
+        self._barrier_error: Exception | None = None
         self.observers: list[Callable[[TimelineEntry], None]] = []  # called at append, in the appending task
         self._pending: list[tuple[TimelineEntry, bytes]] = []
         self._next_seq = 0
@@ -99,16 +102,27 @@ class Recorder:
                    checkpoint_interval=settings.timeline_checkpoint_interval, clock=clock)
 
     def _resume(self) -> None:
-        """Continue after the last entry on disk (orjson only: this runs on every start)."""
+        """Continue after the last entry on disk (orjson only: this runs on every start).
+
+        A file store is read from its tail only (the last 256 KiB), so a start does not grow with history;
+        `responder timeline verify` checks the whole chain.
+        """
         last: dict[str, Any] | None = None
-        for number, line in enumerate(self.store.read().splitlines(), start=1):
+        first: dict[str, Any] | None = None
+        tail = getattr(self.store, "tail", None)
+        data = tail(256 * 1024) if tail is not None else self.store.read()
+        partial = tail is not None and os.path.getsize(self.store.path) > len(data)  # type: ignore[attr-defined]
+        for number, line in enumerate(data.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 last = orjson.loads(line)
+                first = first if first is not None else last
                 kind, seq, digest, prev = last["kind"], int(last["seq"]), str(last["hash"]), str(last["prev"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise ChainBroken(number, f"line {number} is not a timeline entry: {exc.__class__.__name__}") from exc
+            if partial and last is first:  # the tail starts mid-chain: link checks start at its first entry
+                self._next_seq, self._head = seq, prev
             if seq != self._next_seq or prev != self._head:  # links only: hashes are `timeline verify`'s job
                 reason = (f"sequence gap: expected seq {self._next_seq}, found {seq}" if seq != self._next_seq
                           else "prev does not match the hash of the entry before it")
@@ -191,6 +205,16 @@ class Recorder:
             if self.stalled is not None:
                 log.warning("timeline_write_recovered", after=self.stalls, error=str(self.stalled))
                 self.stalled, self._retry_delay = None, 0.0
+            if batch and self.barriers:
+                if self._barrier_error is not None:
+                    raise TimelineError(f"state changelog write failed earlier: {self._barrier_error}")
+                try:
+                    for barrier in self.barriers:
+                        await barrier([entry for entry, _ in batch])
+                except Exception as exc:  # the entries are on disk but their state is not: nothing may act on them
+                    self._barrier_error = exc
+                    log.critical("changelog_write_failed", error=str(exc))
+                    raise TimelineError(f"state changelog write failed: {exc}") from exc
             self._durable_seq = upto
             self._notify(batch)
         finally:

@@ -88,6 +88,17 @@ class FileStore:
         except OSError as exc:
             raise TimelineError(f"cannot read {self.path}: {exc}") from exc
 
+    def tail(self, size: int) -> bytes:
+        """The last whole lines within the last `size` bytes (everything when the file is smaller)."""
+        try:
+            with self.path.open("rb") as fh:
+                end = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, end - size))
+                data = fh.read()
+        except OSError as exc:
+            raise TimelineError(f"cannot read {self.path}: {exc}") from exc
+        return data if end <= size else data[data.find(b"\n") + 1:]
+
     def write(self, data: bytes) -> None:
         """Append bytes (buffered until `sync`)."""
         self._fh.write(data)

@@ -135,6 +135,29 @@ def test_verify_accepts_rotated_keys(tmp_path):
     assert orjson.loads(only_new.stdout)["first_bad_seq"] == 2
 
 
+def test_fleet_writers_verify_together_and_merge_per_incident(tmp_path):
+    """A directory of writers verifies file by file; show merges one incident across writers; one bad file fails."""
+    from responder.timeline.recorder import Recorder
+    from responder.timeline.store import FileStore
+
+    incident_timeline(tmp_path / "a.jsonl").close()
+    second = Recorder(FileStore(tmp_path / "b.jsonl"), writer="replica-b")
+    second.append("incident.joined", {"event_id": "ev-9", "runbook": "rb@1", "group_key": "g",
+                                      "event_time": "2026-11-25T10:05:00+00:00"}, "inc-1")
+    second.close()
+    ok = runner.invoke(app, ["timeline", "verify", str(tmp_path)])
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.count("entries verify") == 2
+    out = runner.invoke(app, ["timeline", "show", str(tmp_path), "--incident", "inc-1", "--json"])
+    shown = orjson.loads(out.stdout)["entries"]
+    assert {e["writer"] for e in shown} == {"replica-b", "test"}
+    assert [e["kind"] for e in shown][-1] == "incident.joined"
+    (tmp_path / "b.jsonl").write_bytes((tmp_path / "b.jsonl").read_bytes().replace(b"ev-9", b"ev-8"))
+    bad = runner.invoke(app, ["timeline", "verify", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")])
+    assert bad.exit_code == 1
+    assert "b.jsonl" in bad.output
+
+
 def test_incident_ids_work_as_unique_prefixes(tmp_path):
     """show/export take a unique prefix of an incident id; an ambiguous or unknown one exits 3 with candidates."""
     rec = incident_timeline(tmp_path / "t.jsonl")

@@ -1,0 +1,103 @@
+"""Which input partition each incident belongs to, and the engine state cut into per-incident slices.
+
+The fleet keeps each input partition's engine state in a changelog topic co-partitioned with the alert
+topics (Kafka Streams' state stores): one record per incident, keyed by incident id, whose value is that
+incident's `EngineSnapshot` slice (the incident, its step results, in-flight intents and parked approvals).
+`Partitions` learns the partition of an incident from the timeline entries the engine writes while it
+handles a record of that partition (`event.received` carries the record's origin), cuts slices out of
+the state, merges restored slices in and releases the incidents of a revoked partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from responder.engine.guards import QuotaRun
+from responder.engine.state import EngineSnapshot, EngineState
+from responder.models.timeline import EntryKind, TimelineEntry
+
+_NAMING = (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED, EntryKind.INCIDENT_SUPPRESSED)
+
+
+class Partitions:
+    """Incident → input partition, for the partitions this replica owns."""
+
+    def __init__(self) -> None:
+        self.of: dict[str, int] = {}
+        self._origin: dict[str, int] = {}  # event id → partition, until the event's incident entry is seen
+
+    def route(self, entries: Sequence[TimelineEntry]) -> dict[int, set[str]]:
+        """The incidents each partition's entries touched (learning new incidents' partitions on the way)."""
+        touched: dict[int, set[str]] = {}
+        for entry in entries:
+            body = entry.body
+            if entry.kind == EntryKind.EVENT_RECEIVED:
+                origin = body.get("origin")
+                partition = origin.get("partition") if isinstance(origin, dict) else None
+                if isinstance(partition, int):
+                    self._origin[str(body.get("event_id"))] = partition
+                continue
+            incident = entry.incident
+            if not incident:
+                continue
+            if entry.kind in _NAMING:
+                partition = self._origin.pop(str(body.get("event_id")), None)
+                if partition is not None:
+                    self.of[incident] = partition
+            partition = self.of.get(incident)
+            if partition is not None:
+                touched.setdefault(partition, set()).add(incident)
+        if len(self._origin) > 100_000:  # events that matched nothing here never name an incident
+            self._origin.clear()
+        return touched
+
+    def owned(self, partition: int) -> set[str]:
+        """The incidents of one partition."""
+        return {i for i, p in self.of.items() if p == partition}
+
+    def forget(self, incidents: Iterable[str]) -> None:
+        """These incidents left the replica (revoked or evicted)."""
+        for incident in incidents:
+            self.of.pop(incident, None)
+
+
+def cut(state: EngineState, incidents: set[str]) -> dict[str, EngineSnapshot]:
+    """One slice per incident (incidents evicted since are absent: their changelog record is a tombstone)."""
+    snap = state.snapshot()
+    out = {i.id: EngineSnapshot(incidents=[i]) for i in snap.incidents if i.id in incidents}
+    for key, done in snap.done.items():
+        if done.incident in out:
+            out[done.incident].done[key] = done
+    for key, flying in snap.inflight.items():
+        if flying.incident in out:
+            out[flying.incident].inflight[key] = flying
+    for parked in snap.parked:
+        if parked.incident in out:
+            out[parked.incident].parked.append(parked)
+    return out
+
+
+def merge(state: EngineState, slices: Iterable[EngineSnapshot]) -> None:
+    """Add restored slices (and quota windows, as a union) to the state."""
+    snap = state.snapshot()
+    runs = {(r.runbook, r.actuator): set(r.times) for r in snap.quotas}
+    for part in slices:
+        snap.incidents.extend(part.incidents)
+        snap.done.update(part.done)
+        snap.inflight.update(part.inflight)
+        snap.parked.extend(part.parked)
+        snap.closed.extend(part.closed)
+        for run in part.quotas:
+            runs.setdefault((run.runbook, run.actuator), set()).update(run.times)
+    snap.quotas = [QuotaRun(rb, act, tuple(sorted(times))) for (rb, act), times in runs.items()]
+    state.restore(snap)
+
+
+def release(state: EngineState, incidents: set[str]) -> None:
+    """Drop the slices of incidents that moved to another replica."""
+    snap = state.snapshot()
+    snap.incidents = [i for i in snap.incidents if i.id not in incidents]
+    snap.done = {k: d for k, d in snap.done.items() if d.incident not in incidents}
+    snap.inflight = {k: f for k, f in snap.inflight.items() if f.incident not in incidents}
+    snap.parked = [p for p in snap.parked if p.incident not in incidents]
+    state.restore(snap)

@@ -1,0 +1,139 @@
+"""A fleet member's partition state: restored from the changelog on assignment, written before it is durable,
+released on revocation; approval decisions held until the incident they name is here.
+
+Wired by `Service` when `changelog_topic` is set (see docs/fleet.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from responder.engine.executor import Engine
+from responder.engine.partitions import Partitions, cut, merge, release
+from responder.engine.state import EngineSnapshot
+from responder.errors import ChangelogError
+from responder.ingest.changelog import Changelog
+from responder.models.approval import ApprovalDecision
+from responder.models.runbook import Runbook
+from responder.models.timeline import TimelineEntry
+from responder.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+MAX_HELD = 10_000  # decisions held for incidents owned elsewhere (newest kept)
+
+
+class FleetState:
+    """The partitions this replica owns and their state, kept in step with the changelog."""
+
+    def __init__(self, engine: Engine, changelog: Changelog) -> None:
+        self.engine, self.changelog = engine, changelog
+        self.partitions = Partitions()
+        self.owned: set[int] = set()
+        self.failed: dict[int, str] = {}
+        self._held: dict[tuple[str, str], tuple[bytes, str | None, str | None]] = {}
+
+    async def on_durable(self, entries: Sequence[TimelineEntry]) -> None:
+        """Write the slices of the incidents these entries touched (before the entries count as durable)."""
+        for partition, incidents in self.partitions.route(entries).items():
+            if partition not in self.owned:
+                continue  # revoked meanwhile: its new owner writes it now; a late write would overwrite theirs
+            slices = cut(self.engine.state, incidents)
+            await self.changelog.write(partition, {i: slices.get(i) for i in incidents},
+                                       quotas=self.engine.state.windows.runs())
+
+    async def evict(self) -> list[str]:
+        """Evict closed incidents: tombstone them, and remember their group keys' last event time."""
+        state = self.engine.state
+        keys = {i.id: (i.runbook, i.group_key) for i in state.incidents.all()}
+        incidents = self.engine.evict()
+        by_partition: dict[int, dict[str, EngineSnapshot | None]] = {}
+        for incident in incidents:
+            partition = self.partitions.of.get(incident)
+            if partition is None or partition not in self.owned:
+                continue
+            rb, group_key = keys[incident]
+            ended = state.closed_until(rb, group_key)
+            slices = by_partition.setdefault(partition, {})
+            slices[incident] = None
+            if ended is not None:
+                slices[f"~closed#{rb}#{group_key}"] = EngineSnapshot(closed=[(rb, group_key, ended,
+                                                                             self.engine.clock())])
+        self.partitions.forget(incidents)
+        for partition, tombstones in by_partition.items():
+            await self.changelog.write(partition, tombstones)
+        return incidents
+
+    async def assign(self, partitions: Iterable[int]) -> set[int]:
+        """Restore each partition's state; returns the partitions that could not be restored (not to consume)."""
+        for partition in sorted(set(partitions) - self.owned):
+            try:
+                slices = await self.changelog.read(partition)
+            except ChangelogError as exc:
+                self.failed[partition] = str(exc)
+                log.error("partition_restore_failed", partition=partition, error=str(exc))
+                continue
+            self.failed.pop(partition, None)
+            merge(self.engine.state, slices)
+            for part in slices:
+                for incident in part.incidents:
+                    self.partitions.of[incident.id] = partition
+            self.owned.add(partition)
+            log.info("partition_restored", partition=partition, incidents=sum(len(s.incidents) for s in slices),
+                     parked=sum(len(s.parked) for s in slices), inflight=sum(len(s.inflight) for s in slices))
+        await self._release_held()
+        return set(self.failed)
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        """Forget the state of partitions that left (their changelog is already written)."""
+        gone = set(partitions)
+        for partition in gone:
+            self.failed.pop(partition, None)
+        incidents = {i for i, p in self.partitions.of.items() if p in gone}
+        release(self.engine.state, incidents)
+        self.partitions.forget(incidents)
+        self.owned -= gone
+        log.info("partitions_released", partitions=sorted(gone), incidents=len(incidents))
+
+    async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> None:
+        """Apply a decision here when its step is parked here; hold it while its incident is owned elsewhere."""
+        try:
+            decision = ApprovalDecision.model_validate_json(value)
+        except ValidationError:
+            await self.engine.decide(value, key_id, signature)  # refused and recorded as malformed
+            return
+        if self.engine.state.parked(decision.incident, decision.step) is not None:
+            await self.engine.decide(value, key_id, signature)
+        elif decision.incident not in self.partitions.of:
+            self._held[(decision.incident, decision.step)] = (value, key_id, signature)
+            while len(self._held) > MAX_HELD:
+                del self._held[next(iter(self._held))]
+            log.info("approval_held", incident=decision.incident, step=decision.step)
+
+    async def _release_held(self) -> None:
+        for (incident, step), (value, key_id, signature) in list(self._held.items()):
+            if self.engine.state.parked(incident, step) is not None:
+                del self._held[(incident, step)]
+                await self.engine.decide(value, key_id, signature)
+
+
+def fleet_digest(runbooks: Iterable[Runbook], settings: Settings) -> str:
+    """What every replica must agree on: the runbooks (as loaded) and the settings that change what they do."""
+    doc = {
+        "runbooks": sorted(rb.model_dump_json() for rb in runbooks),
+        "settings": settings.model_dump_json(include={
+            "topics", "topic_formats", "changelog_topic", "guard_quotas", "guard_max_targets", "protected_ids",
+            "protected_tags", "dry_run", "require_signature"}),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def partition_numbers(tps: Iterable[Any]) -> set[int]:
+    """The partition numbers of topic-partitions (the alert topics are co-partitioned)."""
+    return {int(tp.partition) for tp in tps}

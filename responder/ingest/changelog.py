@@ -1,0 +1,113 @@
+"""The state changelog (aiokafka only here): one compacted topic, co-partitioned with the alert topics.
+
+Partition p of the changelog holds the engine state of input partition p: one record per incident keyed
+by incident id (value: that incident's `EngineSnapshot` slice, a tombstone once it is evicted or released
+for good), `~closed#<runbook>#<group key>` (the last event time of an evicted incident: an older redelivery
+does not reopen it) and `~quotas`, the writer's quota windows. With `cleanup.policy=compact` the broker keeps the
+latest record per key, so a restore reads live state, not history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from responder.engine.guards import QuotaRun
+from responder.engine.state import EngineSnapshot
+from responder.errors import ChangelogError
+from responder.ingest.kafka import _start_with_retry
+
+log = structlog.get_logger(__name__)
+
+QUOTAS_KEY = b"~quotas"
+
+
+class Changelog:
+    """Writes incident slices to partition p and reads partition p back, latest record per key."""
+
+    def __init__(self, bootstrap: str, topic: str, *, options: Mapping[str, Any] | None = None) -> None:
+        self.bootstrap, self.topic, self.options = bootstrap, topic, dict(options or {})
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
+                                         compression_type="gzip", max_request_size=8 * 1024 * 1024, **self.options)
+        self.writes = 0
+
+    async def start(self, deadline: float = 30.0) -> None:
+        """Connect the producer."""
+        await _start_with_retry(self.producer, deadline)
+
+    async def stop(self) -> None:
+        """Close the producer."""
+        await self.producer.stop()
+
+    async def write(self, partition: int, slices: Mapping[str, EngineSnapshot | None],
+                    quotas: list[QuotaRun] | None = None) -> None:
+        """Send every slice by key (None: a tombstone) to `partition` and wait for all the acks."""
+        sends = [await self.producer.send(self.topic, None if s is None else s.model_dump_json().encode(),
+                                          key=key.encode(), partition=partition)
+                 for key, s in slices.items()]
+        if quotas is not None:
+            sends.append(await self.producer.send(
+                self.topic, EngineSnapshot(quotas=quotas).model_dump_json().encode(), key=QUOTAS_KEY,
+                partition=partition))
+        if sends:
+            await asyncio.gather(*sends)
+            self.writes += len(sends)
+
+    async def read(self, partition: int, timeout: float = 30.0) -> list[EngineSnapshot]:
+        """The latest slice of every live key in `partition`; a record that does not parse raises ChangelogError."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", **self.options)
+        tp = TopicPartition(self.topic, partition)
+        latest: dict[bytes, bytes | None] = {}
+        try:
+            await _start_with_retry(consumer, timeout)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = (await consumer.end_offsets([tp]))[tp]
+            idle = 0
+            while True:
+                high = consumer.highwater(tp)
+                if await consumer.position(tp) >= max(end, high or 0) and (high is not None or end == 0 or idle):
+                    break
+                got = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
+                idle = 0 if got.get(tp) else idle + 1
+                if idle > 2 * timeout:
+                    raise ChangelogError(f"changelog {self.topic}[{partition}] stopped before its end offset {end}")
+                for msg in got.get(tp, []):
+                    latest[msg.key or b""] = msg.value
+        except KafkaError as exc:
+            raise ChangelogError(f"changelog {self.topic}[{partition}] is unreadable: {exc}") from exc
+        finally:
+            await consumer.stop()
+        out = []
+        for key, value in latest.items():
+            if value is None:
+                continue
+            try:
+                out.append(EngineSnapshot.model_validate_json(value))
+            except ValidationError as exc:
+                raise ChangelogError(f"changelog {self.topic}[{partition}] record {key!r} does not parse: "
+                                     f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+        log.info("changelog_restored", topic=self.topic, partition=partition, keys=len(out))
+        return out
+
+
+async def ensure_changelog(bootstrap: str, topic: str, partitions: int, *, replication: int = 1,
+                           options: Mapping[str, Any] | None = None) -> None:
+    """Create the changelog topic (compacted, `partitions` like the alert topics) unless it exists."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
+    await _start_with_retry(admin, 15.0)
+    try:
+        if topic not in set(await admin.list_topics()):
+            await admin.create_topics([NewTopic(topic, partitions, replication,
+                                                topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        await admin.close()

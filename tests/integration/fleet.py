@@ -1,0 +1,151 @@
+"""The fleet driver: N `responder run` replicas (the crash worker's real Service) in one group, with a state
+changelog; stream findings over many incidents with redeliveries while replicas are killed, added, restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from responder.actuators.aws.session import AwsSession
+from responder.ingest.changelog import ensure_changelog
+from responder.ingest.kafka import ensure_topics
+from responder.sandbox import SANDBOX_CREDENTIALS
+from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.crash import fake_key
+from tests.integration.crash_worker import write_runbook
+
+ROOT = Path(__file__).resolve().parents[2]
+PARTITIONS = 6
+
+
+@dataclass
+class Fleet:
+    """Replicas by number; each has its own timeline file (one writer per file)."""
+
+    tmp: Path
+    env: dict[str, str]
+    procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    count: int = 0
+
+    def spawn(self) -> int:
+        n = self.count = self.count + 1
+        go = self.tmp / f"go-{n}"
+        go.touch()
+        env = self.env | {"CRASH_GO_FILE": str(go), "CRASH_READY_FILE": str(self.tmp / f"ready-{n}"),
+                          "RESPONDER_TIMELINE_PATH": str(self.tmp / f"timeline-{n}.jsonl")}
+        with (self.tmp / f"replica-{n}.log").open("wb") as err:
+            self.procs[n] = subprocess.Popen([sys.executable, "-m", "tests.integration.crash_worker"], cwd=ROOT,
+                                             env=env, stdout=subprocess.DEVNULL, stderr=err)
+        return n
+
+    async def serving(self, n: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not (self.tmp / f"ready-{n}.serving").exists():
+            assert self.procs[n].poll() is None, f"replica {n} exited:\n{self.logs()}"
+            assert time.monotonic() < deadline, f"replica {n} did not start"
+            await asyncio.sleep(0.05)
+
+    def kill(self, n: int, sig: int = signal.SIGKILL) -> int:
+        proc = self.procs.pop(n)
+        proc.send_signal(sig)
+        return proc.wait(60)
+
+    def timelines(self) -> list[Path]:
+        return sorted(self.tmp.glob("timeline-*.jsonl"))
+
+    def done(self) -> set[str]:
+        """Targets with an ok result in any writer's timeline."""
+        return {str(e["body"].get("target")) for e in kinds(self, "step.result") if e["body"].get("status") == "ok"}
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(self.tmp.glob("replica-*.log")))
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+async def start_fleet(bootstrap: str, aws: AwsSession, unique: str, tmp: Path) -> tuple[Fleet, str, str]:
+    """Topics (alerts and a compacted changelog, co-partitioned), the effects bucket, the replicas' settings."""
+    topic, dlq, changelog = f"alerts-{unique}", f"dlq-{unique}", f"changelog-{unique}"
+    await ensure_topics(bootstrap, [topic, dlq], partitions=PARTITIONS)
+    await ensure_changelog(bootstrap, changelog, PARTITIONS)
+    bucket = f"effects-{unique}"
+    await aws.call("s3", "create_bucket", Bucket=bucket)
+    write_runbook(tmp / "runbooks", bucket)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")} | {
+        "PYTHONPATH": str(ROOT), "RESPONDER_KAFKA_BOOTSTRAP": bootstrap, "RESPONDER_TOPICS": f'["{topic}"]',
+        "RESPONDER_DEADLETTER_TOPIC": dlq, "RESPONDER_GROUP_ID": f"fleet-{unique}",
+        "RESPONDER_CHANGELOG_TOPIC": changelog, "RESPONDER_SESSION_TIMEOUT_MS": "6000",
+        "RESPONDER_APPROVALS_TOPIC": f"approvals-{unique}",
+        "RESPONDER_RUNBOOKS_DIR": str(tmp / "runbooks"), "RESPONDER_AWS_ENDPOINT_URL": aws.endpoint_url or "",
+        "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
+        "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
+        "RESPONDER_LOG_LEVEL": "warning", "RESPONDER_MAX_BATCH": "50",
+    }
+    return Fleet(tmp, env), topic, bucket
+
+
+async def stream(bootstrap: str, topic: str, keys: list[str], events: int, redeliver: float = 0.2) -> int:
+    """`events` findings spread over `keys` (keyed by incident), a share of them sent twice; returns records sent."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    sent = 0
+    try:
+        futures = []
+        for i in range(events):
+            key = keys[i % len(keys)]
+            value = envelope_bytes(guardduty_finding(key, finding_id=uuid.uuid4().hex))
+            for _ in range(2 if random.random() < redeliver else 1):
+                futures.append(await producer.send(topic, value, key=key.encode()))
+                sent += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def effects(aws: AwsSession, bucket: str) -> Counter[str]:
+    """Objects per marker in moto: what really happened, not what responder recorded."""
+    counts: Counter[str] = Counter()
+    kwargs: dict[str, object] = {"Bucket": bucket, "Prefix": "effects/", "MaxKeys": 1000}
+    while True:
+        listed = await aws.call("s3", "list_objects_v2", **kwargs)
+        counts.update(obj["Key"].split("/")[1] for obj in listed.get("Contents", []))
+        if not listed.get("IsTruncated"):
+            return counts
+        kwargs["ContinuationToken"] = listed["NextContinuationToken"]
+
+
+def make_keys(n: int) -> list[str]:
+    """`n` incident keys."""
+    return [fake_key() for _ in range(n)]
+
+
+def kinds(fleet: Fleet, kind: str) -> list[dict[str, Any]]:
+    """Every entry of `kind` in every writer's timeline."""
+    out = []
+    for path in fleet.timelines():
+        for line in path.read_bytes().splitlines():
+            try:
+                e = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if e["kind"] == kind:
+                out.append(e)
+    return out

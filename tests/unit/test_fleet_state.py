@@ -1,0 +1,79 @@
+"""A fleet member that cannot restore a partition does not consume it, says why, retries, and is not ready."""
+
+from __future__ import annotations
+
+from responder.engine.state import EngineSnapshot
+from responder.errors import ChangelogError
+from responder.fleet import FleetState
+from tests.kit import make_kit
+from tests.unit.test_guards import ECHO
+
+
+class FlakyChangelog:
+    """Fails to read partition 1 until `healed`."""
+
+    def __init__(self) -> None:
+        self.healed = False
+        self.written: list[tuple[int, dict[str, EngineSnapshot | None]]] = []
+
+    async def read(self, partition: int) -> list[EngineSnapshot]:
+        if partition == 1 and not self.healed:
+            raise ChangelogError("changelog t[1] record b'k' does not parse: ('incidents',): bad")
+        return []
+
+    async def write(self, partition: int, slices: dict[str, EngineSnapshot | None], quotas: object = None) -> None:
+        self.written.append((partition, dict(slices)))
+
+
+async def test_unrestorable_partition_is_reported_and_retried(tmp_path):
+    """assign() returns the partition it could not restore with the reason; a later retry takes it."""
+    kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
+    log = FlakyChangelog()
+    fleet = FleetState(kit.engine, log)  # type: ignore[arg-type]
+    assert await fleet.assign([0, 1]) == {1}
+    assert fleet.owned == {0}
+    assert "does not parse" in fleet.failed[1]
+    log.healed = True
+    assert await fleet.assign([1]) == set()
+    assert fleet.owned == {0, 1}
+    assert not fleet.failed
+
+
+async def test_revoked_partition_state_is_released_and_not_written(tmp_path):
+    """After revocation the partition's incidents leave memory and later flushes do not write its changelog."""
+    kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
+    log = FlakyChangelog()
+    fleet = FleetState(kit.engine, log)  # type: ignore[arg-type]
+    await fleet.assign([0])
+    entries = []
+    await kit.send(finding_id="f1")
+    entries = list(kit.engine.recorder.entries())
+    for e in entries:
+        if e.kind == "event.received":
+            e.body["origin"] = {"partition": 0}
+    await fleet.on_durable(entries)
+    assert log.written
+    assert log.written[-1][0] == 0
+    fleet.revoke([0])
+    assert not kit.engine.state.incidents.all()
+    log.written.clear()
+    await fleet.on_durable(entries)
+    assert log.written == []
+
+
+async def test_readyz_is_not_ready_while_a_partition_is_not_restored(tmp_path):
+    """In fleet mode `/readyz` (ready_now) says not ready while any owned partition failed to restore."""
+    from responder.service import Service
+    from responder.settings import Settings
+
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                        topics=["a"], changelog_topic="changelog")
+    service = Service(settings, runbooks=[])
+    assert service.fleet is not None
+    service.ready.set()
+    assert service.ready_now()
+    service.fleet.failed[1] = "changelog unreadable"
+    assert not service.ready_now()
+    service.recorder.close()
+    for client in (service.ingest, service.approvals, service.publisher, service.fleet.changelog):
+        await client.stop()
