@@ -20,7 +20,12 @@ async def _create(bootstrap: str, names: list[str]) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(n, 3, 3) for n in names])
+        for _ in range(100):  # right after start-up aiokafka may not know the controller yet (AttributeError)
+            try:
+                await admin.create_topics([NewTopic(n, 3, 3) for n in names])
+                break
+            except AttributeError:
+                await asyncio.sleep(0.1)
         for _ in range(100):
             [described] = await admin.describe_topics([names[0]])
             leaders = {p["partition"]: p["leader"] for p in described["partitions"]}
