@@ -293,7 +293,15 @@ async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 
     try:
         existing = set(await admin.list_topics())
         missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
-        if missing:
-            await admin.create_topics(missing)
+        for attempt in range(50):
+            if not missing:
+                break
+            try:
+                await admin.create_topics(missing)
+                break
+            except AttributeError:  # aiokafka reads cluster.controller, unknown right after a cluster starts
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.1)
     finally:
         await admin.close()
