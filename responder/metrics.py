@@ -1,7 +1,8 @@
 """Prometheus metrics of `responder run`, and the small HTTP endpoint that serves them.
 
-Stage counters are incremented by the pipeline and service; what the engine did (steps, guard trips, matches,
-alert → dispatch) is read off the timeline by `TimelineMetrics`, so the engine itself exports nothing.
+Stage counters are incremented by the pipeline and service; what the engine did (steps and step failures, guard
+trips, matches, alert → dispatch) is read off the timeline by `TimelineMetrics`, so the engine itself exports
+nothing and the step counts always agree with the `step.result` entries.
 
 `/metrics` (Prometheus text format), `/healthz` (the loop answers) and `/readyz` (consuming) are served
 on `metrics_host:metrics_port` (127.0.0.1 by default) when `metrics_port` is set.
@@ -49,8 +50,8 @@ class Metrics:
                                       ["source", "outcome"], registry=r)
         self.runbook_matches = Counter("responder_runbook_matches", "Events matched, by runbook", ["runbook"],
                                        registry=r)
-        self.steps = Counter("responder_steps", "Step results by actuator and outcome (ok, failed, refused, ...)",
-                             ["actuator", "outcome"], registry=r)
+        self.steps = Counter("responder_steps", "Step results by runbook, actuator and outcome (ok, failed, ...)",
+                             ["runbook", "actuator", "outcome"], registry=r)
         self.guard_trips = Counter("responder_guard_trips", "Guards that refused automatic execution", ["guard"],
                                    registry=r)
         self.approvals_parked = Gauge("responder_approvals_parked", "Steps waiting for a human decision",
@@ -60,12 +61,8 @@ class Metrics:
                                            buckets=DISPATCH_BUCKETS, registry=r)
         self.timeline_fsync = Histogram("responder_timeline_fsync_seconds", "Timeline write + fdatasync",
                                         buckets=FSYNC_BUCKETS, registry=r)
-        self.step_failures = Counter("responder_step_failures", "Runbook steps that failed or were refused",
+        self.step_failures = Counter("responder_step_failures", "Step results that failed or were refused",
                                      ["runbook", "actuator"], registry=self.registry)
-
-    def step_failed(self, runbook: str, actuator: str) -> None:
-        """Count one failed or refused step (the engine's `on_step_failed`)."""
-        self.step_failures.labels(runbook, actuator).inc()
 
     def value(self, name: str, **labels: str) -> float:
         """The current value of a sample (`responder_deadlettered_total`, reason=...), 0 when absent."""
@@ -77,12 +74,21 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class TimelineMetrics:
-    """Counts what the engine recorded: a Recorder observer (at append) and durable sink (after the fsync)."""
+FAILED_OUTCOMES = frozenset({"failed", "refused"})
 
-    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
+
+class TimelineMetrics:
+    """Counts what the engine recorded: a Recorder observer (at append) and durable sink (after the fsync).
+
+    `runbook_of(incident id)` names the runbook of a step result's incident (the engine's state knows every live
+    incident, recovered and handed-over ones included); "" when it does not (an operator command's step).
+    """
+
+    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.time,
+                 runbook_of: Callable[[str], str | None] | None = None) -> None:
         self.metrics = metrics
         self.clock = clock
+        self.runbook_of = runbook_of
         self._alert_at: dict[int, float] = {}
 
     def observe(self, entry: TimelineEntry) -> None:
@@ -98,7 +104,11 @@ class TimelineMetrics:
         for entry, _ in items:
             body: dict[str, Any] = entry.body
             if entry.kind == EntryKind.STEP_RESULT:
-                m.steps.labels(str(body.get("actuator", "")), str(body.get("status", ""))).inc()
+                runbook = (self.runbook_of(entry.incident) if self.runbook_of and entry.incident else None) or ""
+                actuator, outcome = str(body.get("actuator", "")), str(body.get("status", ""))
+                m.steps.labels(runbook, actuator, outcome).inc()
+                if outcome in FAILED_OUTCOMES:
+                    m.step_failures.labels(runbook, actuator).inc()
             elif entry.kind == EntryKind.STEP_INTENT:
                 at = self._alert_at.pop(entry.seq, None)
                 if at is not None:

@@ -19,7 +19,7 @@ from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
 from responder.normalise import normalise
 from responder.rules.matcher import Match, Matcher
-from responder.tracing import extract, span, trace_id_of
+from responder.tracing import current_trace_id, extract, span, stamped, trace_id_of
 
 log = structlog.get_logger(__name__)
 
@@ -107,9 +107,14 @@ class Pipeline:
         """Record the matched events and run their runbooks (in this task: its context carries the alert time)."""
         if not prepared.found:
             return []
-        record, trace = prepared.record, prepared.trace
+        record, trace = prepared.record, prepared.trace or current_trace_id()
         structlog.contextvars.bind_contextvars(trace_id=trace)
         ALERT_AT.set(record.timestamp_ms / 1000 if record.timestamp_ms else None)  # this task's alert → dispatch
+        with stamped(trace):  # every entry this record causes carries its trace id
+            return await self._act(prepared)
+
+    async def _act(self, prepared: Prepared) -> list[Incident]:
+        record = prepared.record
         incidents: list[Incident] = []
         rec = self.engine.recorder
         for event, matches in prepared.found:
@@ -121,7 +126,6 @@ class Pipeline:
                 "resources": [{"kind": r.kind.value, "id": r.id} for r in event.resources],
                 "incident_key": event.incident_key,
                 "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-                **({"trace_id": trace} if trace else {}),
             })
             for match in matches:
                 rec.append(EntryKind.EVENT_MATCHED, {"event_id": event.id, "runbook": match.runbook.ref})

@@ -40,7 +40,7 @@ from responder.pipeline import Pipeline, Prepared
 from responder.settings import Settings
 from responder.timeline.archive import Archiver
 from responder.timeline.recorder import Recorder
-from responder.tracing import StepSpans, active
+from responder.tracing import active, traced
 
 log = structlog.get_logger(__name__)
 
@@ -119,7 +119,7 @@ class Service:
             approval_keys=ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
                                        identities=settings.approver_identities,
                                        max_lifetime=settings.approval_decision_max_lifetime),
-            clock=clock, context=context, on_step_failed=self.metrics.step_failed,
+            clock=clock, context=context,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
         if not books:
@@ -128,8 +128,8 @@ class Service:
         unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
         if unknown:
             raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
-        observed = TimelineMetrics(self.metrics)
-        self.recorder.observers.extend([observed.observe, StepSpans().observe])
+        observed = TimelineMetrics(self.metrics, runbook_of=self._runbook_of)
+        self.recorder.observers.append(observed.observe)
         self.recorder.sinks.append(observed)
         self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
         self.metrics.approvals_parked.set_function(lambda: len(self.engine.state.parked_steps()))
@@ -181,6 +181,11 @@ class Service:
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.deadlettered: dict[str, int] = {}
+
+    def _runbook_of(self, incident: str) -> str | None:
+        """The runbook of a live incident: the `runbook` label of the step metrics."""
+        found = self.engine.state.incidents.by_id.get(incident)
+        return found.runbook if found is not None else None
 
     def ready_now(self) -> bool:
         """Whether the service is consuming and its timeline takes writes (what `/readyz` reports).
@@ -326,11 +331,12 @@ class Service:
                 for record in records:
                     try:
                         ids = signature(record)
-                        if self.fleet is None:
-                            await self.engine.decide(record.value, *ids)
-                        else:  # the owner of the incident acts; others hold it until the partition comes
-                            async with self._lock:
-                                await self.fleet.decide(record.value, *ids)
+                        with traced("responder.decision", record.headers):  # its entries carry the decision's trace
+                            if self.fleet is None:
+                                await self.engine.decide(record.value, *ids)
+                            else:  # the owner of the incident acts; others hold it until the partition comes
+                                async with self._lock:
+                                    await self.fleet.decide(record.value, *ids)
                     except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self.engine.expire()

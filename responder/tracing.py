@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -19,12 +20,14 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from responder.models.timeline import EntryKind, TimelineEntry
-
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("responder")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _configured = False
+
+STAMP: ContextVar[Mapping[str, str] | None] = ContextVar("responder_trace_stamp", default=None)
+"""The trace fields (`trace_id`, and `event_trace_id` when the work runs in a later trace) that every timeline
+entry appended in this context carries; set per record by the pipeline and per decision by the service."""
 
 
 def configure(endpoint: str | None, service: str) -> bool:
@@ -64,14 +67,22 @@ def active() -> bool:
 
 @contextlib.contextmanager
 def span(name: str, parent: Context | None = None, kind: trace.SpanKind = trace.SpanKind.INTERNAL,
-         attributes: Mapping[str, Any] | None = None) -> Iterator[None]:
-    """A current span when tracing is active; nothing at all (not even a no-op span) when it is off."""
+         attributes: Mapping[str, Any] | None = None) -> Iterator[trace.Span | None]:
+    """A current span when tracing is active; nothing at all (not even a no-op span) when it is off.
+
+    An exception leaving the block marks the span as failed with `error.type` = its `code` (the AWS error
+    code of an actuation error) or its class name.
+    """
     if not active():
-        yield
+        yield None
         return
     with tracer.start_as_current_span(name, context=parent, kind=kind,
-                                      attributes=span_attributes(**(attributes or {}))):
-        yield
+                                      attributes=span_attributes(**(attributes or {}))) as current:
+        try:
+            yield current
+        except Exception as exc:
+            current.set_attribute("error.type", str(getattr(exc, "code", None) or exc.__class__.__name__))
+            raise
 
 
 def extract(headers: Mapping[str, str] | Iterable[tuple[str, bytes]]) -> Context:
@@ -101,28 +112,54 @@ def span_attributes(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-class StepSpans:
-    """A Recorder observer: one span per step, from its durable intent's append to its result's.
+def current_trace_id() -> str | None:
+    """The 32-hex trace id of the current span (None when tracing is off or no span is current)."""
+    if not active():
+        return None
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
 
-    Started in the appending task, so its parent is the record's span; the AWS calls a step makes are
-    spans of their own (`aws.<service>.<Operation>`) under the same record span.
-    """
 
-    def __init__(self) -> None:
-        self._open: dict[str, trace.Span] = {}
+@contextlib.contextmanager
+def stamped(trace_id: str | None, event_trace_id: str | None = None) -> Iterator[None]:
+    """Timeline entries appended inside carry `trace_id` (and `event_trace_id`, the alert's, when it differs)."""
+    fields = {"trace_id": trace_id} if trace_id else {}
+    if event_trace_id and event_trace_id != trace_id:
+        fields["event_trace_id"] = event_trace_id
+    token = STAMP.set(fields or None)
+    try:
+        yield
+    finally:
+        STAMP.reset(token)
 
-    def observe(self, entry: TimelineEntry) -> None:
-        """Open a span at `step.intent`, close it at the matching `step.result`."""
-        body = entry.body
-        key = str(body.get("key", ""))
-        if entry.kind == EntryKind.STEP_INTENT and key:
-            self._open[key] = tracer.start_span(f"step {body.get('step')}", attributes=span_attributes(
-                **{"responder.actuator": body.get("actuator"), "responder.incident": entry.incident,
-                   "responder.target": body.get("target")}))
-        elif entry.kind == EntryKind.STEP_RESULT and key in self._open:
-            span = self._open.pop(key)
-            status = str(body.get("status"))
-            span.set_attribute("responder.status", status)
-            if status != "ok":
-                span.set_status(trace.Status(trace.StatusCode.ERROR, str(body.get("error", status))[:200]))
-            span.end()
+
+@contextlib.contextmanager
+def traced(name: str, headers: Iterable[tuple[str, bytes]]) -> Iterator[str | None]:
+    """A consumer span continuing the trace in Kafka `headers` (tracing on), and the timeline stamp with its id."""
+    headers = list(headers)
+    parent = extract(headers) if any(k == "traceparent" for k, _ in headers) else None
+    with span(name, parent, trace.SpanKind.CONSUMER):
+        trace_id = current_trace_id() or (trace_id_of(headers) if parent is not None else None)
+        with stamped(trace_id):
+            yield trace_id
+
+
+def current_stamp(field: str) -> str | None:
+    """A field of this context's timeline stamp (`trace_id`, `event_trace_id`)."""
+    fields = STAMP.get()
+    return fields.get(field) if fields else None
+
+
+def event_trace() -> str | None:
+    """The trace of the alert behind the work in this context (what a parked step keeps for its decision)."""
+    fields = STAMP.get()
+    return (fields.get("event_trace_id") or fields.get("trace_id")) if fields else None
+
+
+def ended(current: trace.Span | None, status: str, error: str | None = None) -> None:
+    """Close out a step span's outcome: `responder.status`, and an error status unless it is `ok`."""
+    if current is None:
+        return
+    current.set_attribute("responder.status", status)
+    if status != "ok":
+        current.set_status(trace.Status(trace.StatusCode.ERROR, (error or status)[:200]))

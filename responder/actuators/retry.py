@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
+from opentelemetry import trace
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -20,6 +21,7 @@ from tenacity import (
 
 from responder.actuators.base import ActuationResult
 from responder.errors import PermanentActuationError, TransientActuationError
+from responder.tracing import active, span
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -27,11 +29,14 @@ log = structlog.get_logger(__name__)
 
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
-    log.warning("actuation_retried", attempt=state.attempt_number, error=str(exc))
+    log.warning("actuation_retried", attempt=state.attempt_number + 1, error=str(exc))  # the first ran before
 
 
 def _log_first(exc: Exception) -> None:
     log.warning("actuation_retried", attempt=1, error=str(exc))
+    if active():  # the first attempt runs without a span of its own: the step's span notes its failure
+        trace.get_current_span().add_event("attempt_failed", {"responder.attempt": 1,
+                                                              "error.type": str(getattr(exc, "code", "") or "")})
 
 
 async def with_retries(
@@ -65,11 +70,13 @@ async def with_retries(
         reraise=True,
     )
     async for attempt in retrying:
-        with attempt:
+        number = attempt.retry_state.attempt_number + 1  # the first attempt ran above
+        # each retry is its own span under the step's (its AWS calls below it), with `error.type` when it fails
+        with attempt, span("retry", attributes={"responder.attempt": number}):
             if settled is not None:
                 done = await settled()
                 if done is not None:
-                    log.info("actuation_settled_by_verify", attempt=attempt.retry_state.attempt_number)
+                    log.info("actuation_settled_by_verify", attempt=number)
                     return done
             return await fn()
     raise AssertionError("unreachable")  # pragma: no cover

@@ -60,6 +60,8 @@ class Parked:
     event: dict[str, Any]
     escalated: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    trace: str | None = None
+    """The trace id of the alert that parked it (on the timeline as the request's `trace_id`/`event_trace_id`)."""
 
     def body(self) -> dict[str, Any]:
         """The approval.requested timeline body (everything needed to resume after a restart)."""
@@ -73,7 +75,8 @@ class Parked:
         """Rebuild from an approval.requested entry."""
         keys = ("step", "runbook", "actuator", "target", "params", "digest", "reasons", "approvers", "deadline",
                 "on_timeout", "event", "escalated")
-        return cls(incident=incident, **{k: body[k] for k in keys})
+        trace = body.get("event_trace_id") or body.get("trace_id")
+        return cls(incident=incident, **{k: body[k] for k in keys}, trace=str(trace) if trace else None)
 
     def request(self) -> ApprovalRequest:
         """The message published to the requests topic."""

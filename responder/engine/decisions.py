@@ -20,6 +20,7 @@ from responder.models.runbook import OnFailure, OnTimeout, Runbook, Step
 from responder.models.step import StepResult, StepStatus
 from responder.models.timeline import EntryKind
 from responder.timeline.recorder import Recorder
+from responder.tracing import current_stamp, event_trace, stamped
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +54,7 @@ class Decisions:
         parked = Parked(incident=incident.id, step=step.id, runbook=rb.ref, actuator=step.actuator, target=target,
                         params=values, digest=digest, reasons=reasons, approvers=list(step.approval.approvers),
                         deadline=self.clock() + step.approval.timeout, on_timeout=step.approval.on_timeout.value,
-                        event=event.model_dump(mode="json", exclude={"raw"}))
+                        event=event.model_dump(mode="json", exclude={"raw"}), trace=event_trace())
         self.state.park(parked)
         self.recorder.append(EntryKind.APPROVAL_REQUESTED, parked.body(), incident.id)
         await self.recorder.flush()
@@ -74,11 +75,13 @@ class Decisions:
             await self.recorder.flush()
             log.warning("approval_rejected", reason=exc.reason)
             return False
-        self.recorder.append(EntryKind.APPROVAL_DECIDED, {
-            "step": decision.step, "decision": decision.decision, "by": decision.by, "reason": decision.reason,
-            "digest": decision.digest, "key_id": key_id}, decision.incident)
-        log.info("approval_decided", step=decision.step, decision=decision.decision, by=decision.by)
-        await self.release(parked, approve=decision.decision == "approve", why=f"denied by {decision.by}")
+        # what the decision causes runs in its trace (the alert's when it came without one) and links the alert's
+        with stamped(current_stamp("trace_id") or parked.trace, parked.trace):
+            self.recorder.append(EntryKind.APPROVAL_DECIDED, {
+                "step": decision.step, "decision": decision.decision, "by": decision.by, "reason": decision.reason,
+                "digest": decision.digest, "key_id": key_id}, decision.incident)
+            log.info("approval_decided", step=decision.step, decision=decision.decision, by=decision.by)
+            await self.release(parked, approve=decision.decision == "approve", why=f"denied by {decision.by}")
         return True
 
     async def expire(self) -> int:
@@ -86,22 +89,27 @@ class Decisions:
         now = self.clock()
         due = [p for p in self.state.parked_steps() if p.deadline <= now]
         for p in due:
-            body = {"step": p.step, "on_timeout": p.on_timeout, "escalated": p.escalated}
-            if p.on_timeout == OnTimeout.ESCALATE and not p.escalated:
-                rb = self._runbook(p)
-                timeout = next((s.approval.timeout for s in rb.steps if s.id == p.step), 3600.0) if rb else 3600.0
-                self.state.escalate(p.incident, p.step, now + timeout)
-                self.recorder.append(EntryKind.APPROVAL_ESCALATED, {**body, "deadline": p.deadline}, p.incident)
-                await self.recorder.flush()
-                await publish_request(self.publisher, p, self.requests_topic)
-                log.warning("approval_escalated", step=p.step)
-                continue
-            self.recorder.append(EntryKind.APPROVAL_EXPIRED, body, p.incident)
-            log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
-            waivable = all(r == "approval required by the runbook" for r in p.reasons)
-            # only a human may waive a kill switch, quota or max-targets trip: on_timeout approve never does
-            await self.release(p, approve=p.on_timeout == OnTimeout.APPROVE and waivable, why="approval timed out")
+            with stamped(p.trace):  # a timeout is the alert's doing: its entries carry the alert's trace
+                await self._expire(p, now)
         return len(due)
+
+    async def _expire(self, p: Parked, now: float) -> None:
+        """One parked step past its deadline: escalate it once, or expire it with its `on_timeout`."""
+        body = {"step": p.step, "on_timeout": p.on_timeout, "escalated": p.escalated}
+        if p.on_timeout == OnTimeout.ESCALATE and not p.escalated:
+            rb = self._runbook(p)
+            timeout = next((s.approval.timeout for s in rb.steps if s.id == p.step), 3600.0) if rb else 3600.0
+            self.state.escalate(p.incident, p.step, now + timeout)
+            self.recorder.append(EntryKind.APPROVAL_ESCALATED, {**body, "deadline": p.deadline}, p.incident)
+            await self.recorder.flush()
+            await publish_request(self.publisher, p, self.requests_topic)
+            log.warning("approval_escalated", step=p.step)
+            return
+        self.recorder.append(EntryKind.APPROVAL_EXPIRED, body, p.incident)
+        log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
+        waivable = all(r == "approval required by the runbook" for r in p.reasons)
+        # only a human may waive a kill switch, quota or max-targets trip: on_timeout approve never does
+        await self.release(p, approve=p.on_timeout == OnTimeout.APPROVE and waivable, why="approval timed out")
 
     async def release(self, parked: Parked, *, approve: bool, why: str) -> None:
         """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure."""

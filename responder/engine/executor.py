@@ -55,13 +55,8 @@ class Engine:
                  guards: Guards | None = None, publisher: Publisher | None = None,
                  approval_keys: KeyRing | None = None, requests_topic: str = REQUESTS_TOPIC,
                  clock: Callable[[], float] = time.time, context: ActuationContext | None = None,
-                 fleet_guard: FleetGuard | None = None,
-                 on_step_failed: Callable[[str, str], None] | None = None) -> None:
-        """`context` carries the actuators' collaborators (publisher, webhook keys, model config); `aws` is theirs.
-
-        `on_step_failed(runbook, actuator)` is told of every failed or refused step (the service counts them).
-        """
-        self.on_step_failed = on_step_failed
+                 fleet_guard: FleetGuard | None = None) -> None:
+        """`context` carries the actuators' collaborators (publisher, webhook keys, model config); `aws` is theirs."""
         self.recorder = recorder
         self.context = replace(context, aws=aws) if context is not None else ActuationContext(aws=aws)
         self.registry = registry
@@ -185,13 +180,12 @@ class Engine:
 
     async def _failed(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
                       plan: LazyPlan, failed: StepResult, escalating: bool) -> Outcome:
-        """Count a failed or refused step and run the runbook's `on_failure` steps with it as `${failure.…}`.
+        """Run the runbook's `on_failure` steps with a failed or refused step as `${failure.…}`.
 
         Each escalation step runs once per failed step and incident (its id is `<escalation>.<failed step>`);
-        a failing escalation step is counted and recorded, never escalated again.
+        a failing escalation step is recorded (and so counted, by the metrics that read the timeline), never
+        escalated again.
         """
-        if self.on_step_failed is not None:
-            self.on_step_failed(rb.id, failed.actuator)
         if escalating or not rb.on_failure:
             return Outcome.FAILED
         failure = Failure.of(failed)

@@ -26,6 +26,7 @@ from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind
 from responder.rules.conditions import describe, first_failure
 from responder.timeline.recorder import Recorder
+from responder.tracing import active, ended, span
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +108,19 @@ async def run_step(recorder: Recorder, call: StepCall, intent: StepIntent, *, in
     own earlier (unacknowledged) change in place still reports that before-state as the prior one.
     `marks` are added to the result body (e.g. `reapplied=True`).
     """
+    if not active():
+        return await _run_step(recorder, call, intent, incident, kinds, on_intent, marks)
+    # the step's span is current while it runs, so the actuator's AWS calls (and each retry) are its children
+    with span(f"step {intent.step}", attributes={"responder.actuator": intent.actuator, "responder.incident": incident,
+                                                 "responder.target": intent.target, "responder.key": intent.key}) as s:
+        result = await _run_step(recorder, call, intent, incident, kinds, on_intent, marks)
+        ended(s, result.status.value, result.error)
+    return result
+
+
+async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, incident: str | None,
+                    kinds: tuple[str, str], on_intent: Callable[[StepIntent], None] | None,
+                    marks: Mapping[str, Any] | None) -> StepResult:
     marks = dict(marks or {})
     before = await observe(call)
     if before is not None:

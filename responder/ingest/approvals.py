@@ -13,6 +13,7 @@ from responder.auth import signed_headers
 from responder.ingest.kafka import _start_with_retry, all_partitions, publish, to_raw
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
+from responder.tracing import outgoing
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +84,7 @@ class ApprovalIngest:
 
 async def send_decision(bootstrap: str, topic: str, decision: ApprovalDecision, key_id: str, secret: bytes, *,
                         options: Mapping[str, Any] | None = None) -> None:
-    """Sign the decision's canonical bytes and publish it keyed by incident (the CLI's path)."""
+    """Sign the decision's canonical bytes and publish it keyed by incident (the CLI's path), in a trace of its own."""
     value = decision.canonical()
     await publish(bootstrap, topic, [value], key=decision.incident.encode(),
-                  headers=signed_headers(key_id, secret, value), options=options)
+                  headers=[*signed_headers(key_id, secret, value), *outgoing()], options=options)

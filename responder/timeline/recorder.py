@@ -21,6 +21,7 @@ from responder.timeline.chain import canonical_json, entry_hash, parse_lines
 from responder.timeline.checkpoint import Signer
 from responder.timeline.store import FileStore, TimelineStore
 from responder.timeline.verify import Verification, verify_lines
+from responder.tracing import STAMP
 
 log = structlog.get_logger(__name__)
 _ENTRY_FIELDS = frozenset(TimelineEntry.model_fields)
@@ -142,8 +143,9 @@ class Recorder:
         return self._next_seq
 
     def append(self, kind: str, body: Mapping[str, Any], incident: str | None = None) -> TimelineEntry:
-        """Chain an entry onto the head; durable only after `flush()`."""
-        entry = self._seal(kind, body, incident)
+        """Chain an entry onto the head; durable only after `flush()`. It carries this context's trace `STAMP`."""
+        stamp = STAMP.get()
+        entry = self._seal(kind, body if stamp is None else {**stamp, **body}, incident)
         for observer in self.observers:
             observer(entry)
         if self.signer is not None:

@@ -20,8 +20,8 @@ async def test_metrics_follow_an_alert_to_its_action(kafka_bootstrap, aws, topic
     m = service.metrics
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: m.value("responder_steps_total", actuator="aws.iam.deactivate_access_key",
-                                       outcome="ok") == 1)
+        await wait_for(lambda: m.value("responder_steps_total", runbook="iam-credential-compromise",
+                                       actuator="aws.iam.deactivate_access_key", outcome="ok") == 1)
         await wait_for(lambda: any(s.name == "responder_consumer_lag" for f in m.registry.collect()
                                    for s in f.samples))
     assert m.value("responder_alert_to_dispatch_seconds_count") >= 1

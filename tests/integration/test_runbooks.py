@@ -320,13 +320,13 @@ def test_benign_names_do_not_match(runbook, name, benign):
 
 async def test_failed_key_deactivation_escalates_and_is_counted(aws):
     """A key deactivation that fails in moto (no such user) runs the on_failure notify, recorded, and counts it."""
-    from responder.metrics import Metrics
+    from responder.metrics import Metrics, TimelineMetrics
 
     raw = (EXAMPLES / "iam-credential-compromise.json").read_bytes()  # the user does not exist in moto
     books = load_runbooks(ROOT / "runbooks", registry)
     publisher, metrics = RecordingPublisher(), Metrics()
-    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher),
-                    on_step_failed=metrics.step_failed)
+    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    engine.recorder.sinks.append(TimelineMetrics(metrics, runbook_of=lambda i: engine.state.incidents.by_id[i].runbook))
     [incident] = await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))
     await engine.recorder.flush()
     entries = list(engine.recorder.entries())

@@ -12,17 +12,18 @@ def _entry(seq: int, kind: str, **body: object) -> TimelineEntry:
 
 
 def test_steps_trips_and_matches_are_counted_when_durable() -> None:
-    """Results by actuator/outcome, guard trips by guard, matches by runbook id (version dropped)."""
+    """Results by runbook/actuator/outcome, failures, guard trips by guard, matches by runbook id (no version)."""
     metrics = Metrics()
-    sink = TimelineMetrics(metrics)
+    sink = TimelineMetrics(metrics, runbook_of={"i": "leaked-key"}.get)
     entries = [_entry(0, EntryKind.EVENT_MATCHED, runbook="leaked-key@3"),
                _entry(1, EntryKind.GUARD_TRIPPED, guard="quota"),
                _entry(2, EntryKind.STEP_RESULT, actuator="aws.iam.x", status="failed")]
     for e in entries:
         sink.observe(e)
-    assert metrics.value("responder_steps_total", actuator="aws.iam.x", outcome="failed") == 0
+    assert metrics.value("responder_steps_total", runbook="leaked-key", actuator="aws.iam.x", outcome="failed") == 0
     sink.accept([(e, b"") for e in entries])
-    assert metrics.value("responder_steps_total", actuator="aws.iam.x", outcome="failed") == 1
+    assert metrics.value("responder_steps_total", runbook="leaked-key", actuator="aws.iam.x", outcome="failed") == 1
+    assert metrics.value("responder_step_failures_total", runbook="leaked-key", actuator="aws.iam.x") == 1
     assert metrics.value("responder_guard_trips_total", guard="quota") == 1
     assert metrics.value("responder_runbook_matches_total", runbook="leaked-key") == 1
 
