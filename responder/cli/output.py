@@ -38,12 +38,22 @@ def summarize(entry: TimelineEntry) -> str:
 
 
 def timeline_table(entries: Iterable[TimelineEntry], title: str = "timeline", incident: bool = True) -> Table:
-    """Entries as a rich table."""
+    """Entries as a rich table; a `trace` column (the first 8 hex digits) when entries carry trace ids."""
+    entries = list(entries)
+    traced = any("trace_id" in e.body for e in entries)
     table = Table(title=title, show_lines=False)
-    cols = ["seq", "time", "kind", *(["incident"] if incident else []), "detail", "hash"]
+    cols = ["seq", "time", "kind", *(["incident"] if incident else []), "detail", *(["trace"] if traced else []),
+            "hash"]
     for col in cols:
-        table.add_column(col, overflow="fold", no_wrap=col in ("seq", "time", "kind", "hash"))
+        table.add_column(col, overflow="fold", no_wrap=col in ("seq", "time", "kind", "trace", "hash"))
     for e in entries:
-        row = [str(e.seq), e.at[11:23], e.kind, *([e.incident or ""] if incident else []), summarize(e), e.hash[:8]]
+        row = [str(e.seq), e.at[11:23], e.kind, *([e.incident or ""] if incident else []), summarize(e),
+               *([_trace_cell(e)] if traced else []), e.hash[:8]]
         table.add_row(*row)
     return table
+
+
+def _trace_cell(entry: TimelineEntry) -> str:
+    """The entry's trace id (shortened); a decision's entries add the alert's: `decision←alert`."""
+    ids = [str(entry.body[k])[:8] for k in ("trace_id", "event_trace_id") if entry.body.get(k)]
+    return "←".join(ids)

@@ -90,6 +90,10 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ") if value not in (None, "") else "–"
 
 
+def _traces(body: Mapping[str, Any]) -> str:
+    return " ← ".join(f"`{body[k]}`" for k in ("trace_id", "event_trace_id") if body.get(k))
+
+
 def render_markdown(pack: Mapping[str, Any]) -> str:
     """The evidence pack as a Markdown report."""
     v = pack["verification"]
@@ -125,6 +129,8 @@ def render_markdown(pack: Mapping[str, Any]) -> str:
                        f"| {_cell(t.get('recovered'))} | {_cell(t.get('duration_ms'))} | {_cell(t.get('elapsed_ms'))} "
                        f"| {_cell(t.get('error'))} |")
         out.append("")
-    out += ["## Entries", "", "| seq | at | kind | hash |", "|---|---|---|---|"]
-    out += [f"| {e['seq']} | {e['at']} | {e['kind']} | `{e['hash'][:16]}` |" for e in pack["entries"]]
+    out += ["## Entries", "", "Trace: the OpenTelemetry trace id the entry was recorded in (after an approval, the "
+            "decision's, then the alert's).", "", "| seq | at | kind | trace | hash |", "|---|---|---|---|---|"]
+    out += [f"| {e['seq']} | {e['at']} | {e['kind']} | {_cell(_traces(e['body']))} | `{e['hash'][:16]}` |"
+            for e in pack["entries"]]
     return "\n".join(out) + "\n"

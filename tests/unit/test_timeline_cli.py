@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from responder.cli import app
+from responder.timeline import FileStore
 from tests.timeline_builders import PUBLIC, incident_timeline, write_signed
 
 runner = CliRunner()
@@ -75,6 +76,26 @@ def test_show_incident_includes_the_events_that_fed_it(tmp_path):
     assert out.exit_code == 0
     kinds = [e["kind"] for e in orjson.loads(out.stdout)["entries"]]
     assert kinds == ["event.received", "event.matched", "incident.opened", "step.intent", "step.result"]
+
+
+def test_show_and_export_name_each_entrys_trace(tmp_path):
+    """Entries recorded under a trace stamp show it in `show` (shortened) and in full in the Markdown export."""
+    from responder.timeline.recorder import Recorder
+    from responder.tracing import stamped
+
+    rec = Recorder(FileStore(tmp_path / "t.jsonl"))
+    with stamped("a" * 32):
+        rec.append("incident.opened", {"event_id": "ev-1", "runbook": "rb@1"}, "inc-1")
+    with stamped("b" * 32, "a" * 32):
+        rec.append("approval.decided", {"step": "s", "decision": "approve"}, "inc-1")
+    rec.close()
+    out = runner.invoke(app, ["timeline", "show", str(tmp_path / "t.jsonl"), "--incident", "inc-1"],
+                        env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "aaaaaaaa" in out.stdout
+    assert "bbbbbbbb←aaaaaaaa" in out.stdout
+    md = runner.invoke(app, ["timeline", "export", str(tmp_path / "t.jsonl"), "--incident", "inc-1"])
+    assert f"| `{'b' * 32}` ← `{'a' * 32}` |" in md.stdout
 
 
 def test_export_json_evidence_pack(tmp_path):
