@@ -101,6 +101,21 @@ def outgoing(incoming: Mapping[str, str] | None = None) -> list[tuple[str, bytes
     return [(k, v.encode()) for k, v in carrier.items()]
 
 
+def propagation() -> list[tuple[str, str]]:
+    """W3C headers for a message responder sends on an alert's behalf (notifications, approval requests).
+
+    Tracing on: the current span's context. Off: the alert's trace id from the timeline stamp under a fresh
+    parent id, so the receiver still joins the alert's trace. Neither: no headers.
+    """
+    if active():
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier)
+        if carrier:
+            return list(carrier.items())
+    trace_id = current_stamp("trace_id")
+    return [("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01")] if trace_id else []
+
+
 def trace_id_of(headers: Iterable[tuple[str, bytes]]) -> str | None:
     """The 32-hex trace id in a `traceparent` header, if valid."""
     context = trace.get_current_span(extract(headers)).get_span_context()
@@ -140,8 +155,12 @@ def traced(name: str, headers: Iterable[tuple[str, bytes]]) -> Iterator[str | No
     parent = extract(headers) if any(k == "traceparent" for k, _ in headers) else None
     with span(name, parent, trace.SpanKind.CONSUMER):
         trace_id = current_trace_id() or (trace_id_of(headers) if parent is not None else None)
-        with stamped(trace_id):
-            yield trace_id
+        tokens = structlog.contextvars.bind_contextvars(trace_id=trace_id)
+        try:
+            with stamped(trace_id):
+                yield trace_id
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
 
 def current_stamp(field: str) -> str | None:

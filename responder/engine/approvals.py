@@ -26,6 +26,7 @@ from responder.actuators.base import Publisher
 from responder.auth import ApproverKeys, KeyRing
 from responder.errors import ApprovalRefused
 from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
+from responder.tracing import propagation
 
 MAX_DECISION_LIFETIME = 3600.0  # seconds, when the keys do not say (`approval_decision_max_lifetime`)
 
@@ -98,7 +99,7 @@ async def publish_request(publisher: Publisher | None, parked: Parked, topic: st
     if publisher is None:
         return False
     value = orjson.dumps(parked.request().model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    await publisher.publish(topic, parked.incident.encode(), value)
+    await publisher.publish(topic, parked.incident.encode(), value, [(k, v.encode()) for k, v in propagation()])
     return True
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from responder.metrics import Metrics, TimelineMetrics
 from responder.models import RawRecord
+from responder.models.approval import REQUESTS_TOPIC
 from responder.timeline import Recorder
-from responder.tracing import stamped
+from responder.tracing import stamped, trace_id_of
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.kit import DEACTIVATE_STEPS, KEY, Kit, decision, make_kit
 
@@ -29,6 +31,11 @@ steps:
   - id: note
     actuator: test.echo
     with: {target: t2, message: after}
+"""
+NOTIFY = """\
+  - id: tell
+    actuator: notify.kafka.publish_message
+    with: {topic: notes, title: "wiped"}
 """
 
 
@@ -118,3 +125,20 @@ async def test_step_metrics_agree_with_the_timeline_after_failures(tmp_path):
     assert metrics.value("responder_step_failures_total", runbook="contain",
                          actuator="aws.iam.deactivate_access_key") == 1
     assert metrics.value("responder_step_failures_total", runbook="contain", actuator="test.echo") == 0
+
+
+async def test_requests_and_notifications_carry_the_alerts_trace(tmp_path):
+    """An approval request and a Kafka notification sent for the alert carry a traceparent with its trace id."""
+    sent: list[tuple[str, list[tuple[str, bytes]]]] = []
+
+    class Capture:
+        async def publish(self, topic, key, value, headers=()):
+            sent.append((topic, list(headers)))
+
+    kit = make_kit(tmp_path, {"rb": WIPE + NOTIFY})
+    kit.engine.publisher = kit.engine.decisions.publisher = Capture()
+    kit.engine.context = replace(kit.engine.context, publisher=Capture())
+    await _send(kit, ALERT)
+    assert await kit.engine.decide(*decision(kit, _incident(kit), "wipe"))
+    assert [topic for topic, _ in sent] == [REQUESTS_TOPIC, "notes"]
+    assert [trace_id_of(headers) for _, headers in sent] == [ALERT, ALERT]

@@ -9,6 +9,7 @@ from responder.actuators.notify.message import KEY_ID, Ledger, MessageParams, bo
 from responder.actuators.registry import register
 from responder.auth import signed_headers
 from responder.errors import ActuationError, PermanentActuationError, TransientActuationError
+from responder.tracing import propagation
 
 TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
 
@@ -66,7 +67,7 @@ class KafkaNotify(Actuator[KafkaNotifyParams]):
         if self.ledger.seen(ctx.key):
             return ActuationResult(changed=False, target=p.topic, after={"delivered": True})
         data = body(p, ctx)
-        headers = [("idempotency-key", ctx.key.encode())]
+        headers = [("idempotency-key", ctx.key.encode()), *((k, v.encode()) for k, v in propagation())]
         if p.key_id:
             headers += signed_headers(p.key_id, signing_secret(ctx, p.key_id), data)
         try:

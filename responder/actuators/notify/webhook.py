@@ -16,6 +16,7 @@ from responder.actuators.notify.message import KEY_ID, Ledger, MessageParams, bo
 from responder.actuators.registry import register
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, sign
 from responder.errors import PermanentActuationError, TransientActuationError
+from responder.tracing import propagation
 
 URL = r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -96,7 +97,8 @@ class WebhookNotify(Actuator[WebhookParams]):
             return ActuationResult(changed=False, target=p.url, after={"delivered": True})
         data = body(p, ctx)
         headers = {"Content-Type": "application/json", KEY_ID_HEADER: p.key_id,
-                   SIGNATURE_HEADER: sign(signing_secret(ctx, p.key_id), data), IDEMPOTENCY_HEADER: ctx.key}
+                   SIGNATURE_HEADER: sign(signing_secret(ctx, p.key_id), data), IDEMPOTENCY_HEADER: ctx.key,
+                   **dict(propagation())}  # the receiver joins the alert's trace
         status = await asyncio.to_thread(_post, p.url, data, headers, p.timeout)
         if status >= 500 or status == 429:
             raise TransientActuationError(f"webhook answered {status}", code=f"HTTP{status}")
