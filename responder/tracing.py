@@ -3,7 +3,8 @@
 The API is always there (a no-op until configured). `configure(endpoint)` installs the SDK with an
 OTLP/HTTP exporter when `otel_exporter_otlp_endpoint` is set and `opentelemetry-sdk` is installed
 (extra `tracing`); otherwise nothing is exported, but the trace context still travels: the intake
-starts a trace (or continues the SIEM's), Kafka headers carry it, and the timeline records its id.
+starts a trace (or continues the SIEM's), Kafka headers carry it, and every timeline entry the alert
+causes records its id (`STAMP`, read by `Recorder.append`). docs/observability.md has the span tree.
 """
 
 from __future__ import annotations
