@@ -12,6 +12,7 @@ from responder.timeline import Recorder
 from responder.tracing import stamped, trace_id_of
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.kit import DEACTIVATE_STEPS, KEY, Kit, decision, make_kit
+from tests.unit.test_approvals import WIPE as APPROVED_WIPE
 
 ALERT = "4bf92f3577b34da6a3ce929d0e0e4736"
 DECISION = "0af7651916cd43dd8448eb211c80319c"
@@ -22,16 +23,7 @@ on_failure:
     actuator: test.echo
     with: {target: oncall, message: "${failure.step} failed"}
 """
-WIPE = """\
-steps:
-  - id: wipe
-    actuator: test.wipe
-    with: {target: t1}
-    approval: {approvers: [alice], timeout: 10m, on_timeout: deny}
-  - id: note
-    actuator: test.echo
-    with: {target: t2, message: after}
-"""
+WIPE = APPROVED_WIPE % "deny"
 NOTIFY = """\
   - id: tell
     actuator: notify.kafka.publish_message
