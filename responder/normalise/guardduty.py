@@ -11,6 +11,7 @@ from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, credential_kind, res
 from responder.normalise.threats import GUARDDUTY
+from responder.normalise.trusted import resource
 
 
 def _camel(doc: Any) -> Any:
@@ -68,14 +69,14 @@ def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
         if key.get("accessKeyId"):
             attrs = {"user_name": user, "principal_id": key.get("principalId"), "user_type": key.get("userType"),
                      "credential": credential_kind(key["accessKeyId"])}
-            items.append(Resource(kind=K.ACCESS_KEY, id=str(key["accessKeyId"]).strip(),
+            items.append(resource(K.ACCESS_KEY, str(key["accessKeyId"]).strip(),
                                   attributes={k: v for k, v in attrs.items() if v}))
         if user:
             kind = K.IAM_ROLE if key.get("userType") == "AssumedRole" else K.IAM_USER
-            items.append(Resource(kind=kind, id=user, name=user))
+            items.append(resource(kind, user, name=user))
     inst = r.get("instanceDetails")
     if inst and inst.get("instanceId"):
-        items.append(Resource(kind=K.INSTANCE, id=str(inst["instanceId"]),
+        items.append(resource(K.INSTANCE, str(inst["instanceId"]),
                               attributes={"instance_type": inst["instanceType"]} if inst.get("instanceType") else {}))
     slow: list[Resource | None] = []
     for bucket in r.get("s3BucketDetails") or ():
@@ -89,7 +90,7 @@ def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
     for c in dig(r, "ecsClusterDetails", "taskDetails", "containers") or ():
         slow.append(res(K.CONTAINER, c.get("name"), image=c.get("image")))
     items.extend(item for item in slow if item is not None)
-    items.extend(Resource(kind=K.IP, id=ip, attributes={"role": "remote"}) for ip in dict.fromkeys(ips))
+    items.extend(resource(K.IP, ip, attributes={"role": "remote"}) for ip in dict.fromkeys(ips))
     return tuple(items) if not slow else compact(items)
 
 
