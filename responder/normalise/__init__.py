@@ -29,7 +29,7 @@ from responder.normalise import (  # noqa: F401 - imported to register their dec
     webhooks,
 )
 # isort: on
-from responder.normalise.fields import received_at
+from responder.normalise.fields import RECEIVED
 from responder.normalise.registry import detect, formats, known
 
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -54,13 +54,16 @@ def decode_doc(doc: Any, fmt: str | None = None, *, received: datetime | None = 
     formats that carry none (the record's broker timestamp).
     """
     if received is None and not isinstance(doc, list):
-        return _decode_one(doc, fmt)  # the hot path: no context to set
-    with received_at(received):
+        return _decode_one(doc, fmt)  # no context to set
+    token = RECEIVED.set(received)  # what `received_at` does, minus a generator per record (the service's path)
+    try:
         if isinstance(doc, list):
             if not doc:
                 raise UnknownShape("empty JSON array")
             return [event for item in doc for event in _decode_one(item, fmt)]
         return _decode_one(doc, fmt)
+    finally:
+        RECEIVED.reset(token)
 
 
 def normalise(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, fmt: str | None = None,

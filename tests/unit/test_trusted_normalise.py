@@ -147,3 +147,23 @@ def test_mutated_guardduty_findings_decode_identically(mutations: list[tuple[tup
     except orjson.JSONEncodeError:
         return  # NaN and such cannot be sent at all
     _check(data)
+
+
+def _octets_rule(value: str) -> bool:
+    """The dotted-quad rule valid_ip applied before its regex: four ASCII-digit octets, no leading zero, <= 255."""
+    octets = value.split(".")
+    return value.isascii() and len(octets) == 4 and all(
+        o.isdigit() and (o == "0" or o[0] != "0") and int(o) <= 255 for o in octets)
+
+
+_QUADS = st.lists(st.one_of(st.integers(0, 300).map(str), st.sampled_from(["00", "01", "٣", "", " 1", "1\n", "-1"])),
+                  min_size=3, max_size=5).map(".".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(_QUADS, st.text(alphabet="0123456789.٣ \n", max_size=20)))
+def test_ipv4_check_follows_the_octet_rule(value: str) -> None:
+    """valid_ip accepts a colon-free string exactly when the octet rule does (same address back, else None)."""
+    from responder.normalise.fields import valid_ip
+
+    assert valid_ip(value) == (value if _octets_rule(value) else None)
