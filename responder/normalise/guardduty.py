@@ -102,8 +102,12 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
         raise ValidationFailed(f"guardduty severity is not a number: {f.get('severity')!r}") from exc
     env = envelope or {}
     account, region = f.get("accountId"), f.get("region")
-    mismatch = [k for k, mine in (("account", account), ("region", region))
-                if mine and env.get(k) and str(env[k]) != str(mine)]
+    mismatch = []
+    if env:  # an envelope naming another account or region than its finding
+        if account and env.get("account") and str(env["account"]) != str(account):
+            mismatch.append("account")
+        if region and env.get("region") and str(env["region"]) != str(region):
+            mismatch.append("region")
     service = f.get("service") or {}
     action = service.get("action") or {}
     resource = f.get("resource") or {}

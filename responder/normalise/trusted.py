@@ -40,7 +40,12 @@ def _opt_str(value: Any) -> bool:
 
 
 def _str_keys(attributes: Any) -> bool:
-    return type(attributes) is dict and all(type(k) is str for k in attributes)
+    if type(attributes) is not dict:
+        return False
+    for k in attributes:  # noqa: SIM110 - a loop is cheaper than all(genexpr) for a handful of keys
+        if type(k) is not str:
+            return False
+    return True
 
 
 def resource(kind: ResourceKind, id: Any, name: Any = None, arn: Any = None,
