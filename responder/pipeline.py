@@ -17,7 +17,7 @@ from responder.metrics import ALERT_AT, Metrics
 from responder.models.event import Event, RawRecord
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
-from responder.normalise import normalise
+from responder.normalise import decode_doc, head, parse
 from responder.rules.matcher import Match, Matcher
 from responder.tracing import active, extract, span, trace_id_of
 
@@ -102,15 +102,12 @@ class Pipeline:
         if len(record.value) > self.max_record_bytes:  # before hashing or parsing anything
             raise TooLarge(f"record of {len(record.value)} bytes exceeds the limit of {self.max_record_bytes}")
         signed_by = self.authenticator.verify(record)
-        received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
         traced = active()
         if traced:
             with span("decode"):
-                events = normalise(record.value, max_bytes=self.max_record_bytes,
-                                   fmt=self.topic_formats.get(record.topic), received=received)
+                events, ruled_out = self._decode(record)
         else:
-            events = normalise(record.value, max_bytes=self.max_record_bytes,
-                               fmt=self.topic_formats.get(record.topic), received=received)
+            events, ruled_out = self._decode(record)
         self.authenticator.check_sources(events, signed_by)
         if signed_by is not None:
             self._count("authenticated", signed_by)
@@ -118,7 +115,9 @@ class Pipeline:
         for event in events:
             self.counters.events += 1
             self._count("events", event.source)
-            if traced:
+            if ruled_out:
+                matches = []
+            elif traced:
                 with span("match", attributes={"responder.event_id": event.id}):
                     matches = self.matcher.match(event)
             else:
@@ -127,6 +126,18 @@ class Pipeline:
             if matches:
                 found.append((event, matches))
         return Prepared(record, trace, found)
+
+    def _decode(self, record: RawRecord) -> tuple[list[Event], bool]:
+        """The record's events, and whether they were ruled out by their head alone (no runbook can match them:
+        the list then holds only that partial event, for counting and the source check; see docs/development.md).
+        """
+        doc = parse(record.value, self.max_record_bytes)
+        fmt = self.topic_formats.get(record.topic)
+        partial = head(doc, fmt)
+        if partial is not None and self.matcher.rejects(*partial):
+            return [partial[0]], True
+        received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
+        return decode_doc(doc, fmt, received=received), False
 
     async def act(self, prepared: Prepared) -> list[Incident]:
         """Record the matched events and run their runbooks (in this task: its context carries the alert time)."""

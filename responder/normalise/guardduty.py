@@ -6,9 +6,10 @@ from typing import Any
 
 from responder.errors import ValidationFailed
 from responder.models.event import Event, Resource, ResourceKind
+from responder.normalise import trusted
 from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
-from responder.normalise.registry import decoder
+from responder.normalise.registry import decoder, head
 from responder.normalise.resources import compact, credential_kind, res
 from responder.normalise.threats import GUARDDUTY
 from responder.normalise.trusted import resource
@@ -142,6 +143,39 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
         subject=f"finding:{f.get('id')}",
         threat=GUARDDUTY.lookup(f["type"]),
     )
+
+
+HEAD_FIELDS = ("source", "type", "severity", "time", "threat")
+
+
+def finding_head(f: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
+    """`finding_to_event`'s source, type, severity, time and threat alone (raises where it would, and more)."""
+    env = envelope or {}
+    for part in (f.get("service"), f.get("resource")):
+        if part and not isinstance(part, dict):
+            raise TypeError("guardduty: service and resource are objects")
+    return trusted.head({
+        "source": "guardduty",
+        "type": str(f["type"]).strip() or "unknown",
+        "severity": scored(float(f["severity"]), f["severity"]),
+        "time": parse_time(f.get("updatedAt") or f.get("createdAt") or env.get("time")),
+        "threat": GUARDDUTY.lookup(f["type"]),
+    })
+
+
+@head("guardduty.eventbridge", HEAD_FIELDS)
+@head("guardduty.detail", HEAD_FIELDS)
+def envelope_head(doc: Any) -> Event:
+    """The head of an EventBridge envelope (or its `detail` alone)."""
+    if not _is_finding(doc["detail"]):
+        raise TypeError("guardduty envelope without a finding in detail")
+    return finding_head(doc["detail"], doc)
+
+
+@head("guardduty", HEAD_FIELDS)
+def raw_head(doc: Any) -> Event:
+    """The head of a raw finding."""
+    return finding_head(doc)
 
 
 # every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)

@@ -82,3 +82,18 @@ def event(values: dict[str, Any]) -> Event:
         return Event(**values)
     out: Event = built(Event, values, set(_EVENT_FIELDS))
     return out
+
+
+def head(values: dict[str, Any]) -> Event:
+    """A partial Event holding only `values` (a format's head, see `registry.Head`): for the matcher's eyes only,
+    never returned from the pipeline. Raises ValueError when a value is not what the full Event would hold."""
+    for name in ("id", "source", "type", "incident_key"):
+        if name in values and (type(values[name]) is not str or not values[name]):
+            raise ValueError(f"head: {name} is not a non-empty string")
+    if ("severity" in values and type(values["severity"]) is not Severity) or \
+            ("time" in values and not _aware(values["time"])) or \
+            ("threat" in values and values["threat"] is not None and type(values["threat"]) is not Threat) or \
+            not values.keys() <= _EVENT_FIELDS:
+        raise ValueError("head: a value does not have the Event field's type")
+    out: Event = built(Event, values, set(values))
+    return out
