@@ -17,9 +17,9 @@ from responder.metrics import ALERT_AT, Metrics
 from responder.models.event import Event, RawRecord
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
-from responder.normalise import normalise
+from responder.normalise import decode_doc, head, parse
 from responder.rules.matcher import Match, Matcher
-from responder.tracing import current_trace_id, extract, span, stamped, trace_id_of
+from responder.tracing import active, current_trace_id, extract, span, stamped, trace_id_of
 
 log = structlog.get_logger(__name__)
 
@@ -63,32 +63,51 @@ class Pipeline:
         self.authenticator = authenticator or RecordAuthenticator()
         self.metrics = metrics or Metrics()
         self._children: dict[tuple[str, ...], Any] = {}  # labelled metric children (labels() costs ~5 us)
+        self._pending: dict[tuple[str, ...], int] = {}  # counts not yet added to the metrics (publish_counts)
 
     def _count(self, metric: str, *labels: str) -> None:
-        child = self._children.get((metric, *labels))
-        if child is None:
-            child = self._children[(metric, *labels)] = getattr(self.metrics, metric).labels(*labels)
-        child.inc()
+        """Count one occurrence; the labelled Prometheus children are incremented by `publish_counts`."""
+        key = (metric, *labels)
+        self._pending[key] = self._pending.get(key, 0) + 1
+
+    def publish_counts(self) -> None:
+        """Add the counts gathered since the last call to the Prometheus metrics (once per batch, not per event)."""
+        pending, self._pending = self._pending, {}
+        for key, amount in pending.items():
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = getattr(self.metrics, key[0]).labels(*key[1:])
+            child.inc(amount)
 
     async def handle(self, record: RawRecord) -> list[Incident]:
         """Normalise, match and execute; timeline entries are appended (flushed by the caller)."""
         trace = trace_id_of(record.headers) if record.header("traceparent") else None
         with span("responder.record", extract(record.headers) if trace else None,
                   attributes={"messaging.destination.name": record.topic, "messaging.kafka.offset": record.offset}):
-            return await self.act(self.prepare(record))
+            try:
+                prepared = self.prepare(record)
+            finally:
+                self.publish_counts()
+            return await self.act(prepared)
 
     def prepare(self, record: RawRecord) -> Prepared:
-        """Authenticate, decode and match one record; raises EventRejected for poison."""
+        """Authenticate, decode and match one record; raises EventRejected for poison.
+
+        Counts are gathered, not published: the caller calls `publish_counts` after the batch. The `decode` and
+        `match` spans exist only while a tracer provider is installed (no context manager per event otherwise).
+        """
         trace = trace_id_of(record.headers) if record.header("traceparent") else None
         self.counters.records += 1
         self._count("records", record.topic)
         if len(record.value) > self.max_record_bytes:  # before hashing or parsing anything
             raise TooLarge(f"record of {len(record.value)} bytes exceeds the limit of {self.max_record_bytes}")
         signed_by = self.authenticator.verify(record)
-        received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
-        with span("decode"):
-            events = normalise(record.value, max_bytes=self.max_record_bytes,
-                               fmt=self.topic_formats.get(record.topic), received=received)
+        traced = active()
+        if traced:
+            with span("decode"):
+                events, ruled_out = self._decode(record)
+        else:
+            events, ruled_out = self._decode(record)
         self.authenticator.check_sources(events, signed_by)
         if signed_by is not None:
             self._count("authenticated", signed_by)
@@ -96,12 +115,29 @@ class Pipeline:
         for event in events:
             self.counters.events += 1
             self._count("events", event.source)
-            with span("match", attributes={"responder.event_id": event.id}):
+            if ruled_out:
+                matches = []
+            elif traced:
+                with span("match", attributes={"responder.event_id": event.id}):
+                    matches = self.matcher.match(event)
+            else:
                 matches = self.matcher.match(event)
             self._count("event_outcomes", event.source, "matched" if matches else "unmatched")
             if matches:
                 found.append((event, matches))
         return Prepared(record, trace, found)
+
+    def _decode(self, record: RawRecord) -> tuple[list[Event], bool]:
+        """The record's events, and whether they were ruled out by their head alone (no runbook can match them:
+        the list then holds only that partial event, for counting and the source check; see docs/development.md).
+        """
+        doc = parse(record.value, self.max_record_bytes)
+        fmt = self.topic_formats.get(record.topic)
+        partial = head(doc, fmt)
+        if partial is not None and self.matcher.rejects(*partial):
+            return [partial[0]], True
+        received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
+        return decode_doc(doc, fmt, received=received), False
 
     async def act(self, prepared: Prepared) -> list[Incident]:
         """Record the matched events and run their runbooks (in this task: its context carries the alert time)."""

@@ -387,6 +387,7 @@ class Service:
                     continue
                 if prepared.found:
                     groups.setdefault(record.key, []).append(prepared)
+        self.pipeline.publish_counts()
         return list(groups.values())
 
     async def _handle_partition(self, records: Sequence[RawRecord | Prepared]) -> None:

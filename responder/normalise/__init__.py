@@ -29,12 +29,12 @@ from responder.normalise import (  # noqa: F401 - imported to register their dec
     webhooks,
 )
 # isort: on
-from responder.normalise.fields import received_at
-from responder.normalise.registry import detect, formats, known
+from responder.normalise.fields import RECEIVED
+from responder.normalise.registry import detect, formats, head_of, known
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 
-__all__ = ["DEFAULT_MAX_BYTES", "decode_doc", "formats", "known", "normalise", "parse_documents"]
+__all__ = ["DEFAULT_MAX_BYTES", "decode_doc", "formats", "head", "known", "normalise", "parse", "parse_documents"]
 
 
 def _decode_one(doc: Any, fmt: str | None) -> list[Event]:
@@ -54,25 +54,44 @@ def decode_doc(doc: Any, fmt: str | None = None, *, received: datetime | None = 
     formats that carry none (the record's broker timestamp).
     """
     if received is None and not isinstance(doc, list):
-        return _decode_one(doc, fmt)  # the hot path: no context to set
-    with received_at(received):
+        return _decode_one(doc, fmt)  # no context to set
+    token = RECEIVED.set(received)  # what `received_at` does, minus a generator per record (the service's path)
+    try:
         if isinstance(doc, list):
             if not doc:
                 raise UnknownShape("empty JSON array")
             return [event for item in doc for event in _decode_one(item, fmt)]
         return _decode_one(doc, fmt)
+    finally:
+        RECEIVED.reset(token)
+
+
+def parse(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """The JSON document of one raw record; TooLarge or NotJson for poison."""
+    if len(data) > max_bytes:
+        raise TooLarge(f"record of {len(data)} bytes exceeds the limit of {max_bytes}")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise NotJson(f"not JSON: {exc}") from exc
 
 
 def normalise(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, fmt: str | None = None,
               received: datetime | None = None) -> list[Event]:
     """Decode one raw record into Events; raise an EventRejected subclass for poison."""
-    if len(data) > max_bytes:
-        raise TooLarge(f"record of {len(data)} bytes exceeds the limit of {max_bytes}")
+    return decode_doc(parse(data, max_bytes), fmt, received=received)
+
+
+def head(doc: Any, fmt: str | None = None) -> tuple[Event, frozenset[str]] | None:
+    """The partial event of a document whose format has a head (`registry.Head`) and the fields it holds; None
+    when there is no head or it cannot read the document (then only `decode_doc` decides)."""
+    if isinstance(doc, list):
+        return None
     try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise NotJson(f"not JSON: {exc}") from exc
-    return decode_doc(doc, fmt, received=received)
+        found = head_of(detect(doc, fmt).name)
+        return (found.build(doc), found.fields) if found is not None else None
+    except Exception:  # noqa: BLE001 - anything the head cannot read is left to the full decoder
+        return None
 
 
 def parse_documents(data: bytes) -> list[Any]:

@@ -9,6 +9,7 @@ import orjson
 
 from responder.models.event import Event, Resource, Severity, stable_id
 from responder.models.threat import Threat
+from responder.normalise import trusted
 from responder.normalise.resources import incident_key
 
 
@@ -35,24 +36,25 @@ def make_event(
     time_inferred: bool = False,
     threat: Threat | None = None,
 ) -> Event:
-    """A validated Event; the incident key is account + primary resource (else `subject`, else the id)."""
+    """An Event (built directly when `trusted`'s checks prove validation needless); the incident key is account +
+    primary resource (else `subject`, else the id)."""
     acct = str(account) if account not in (None, "") else None
     attrs = {k: v for k, v in (attributes or {}).items() if v is not None and v != "" and v != [] and v != {}}
     if time_inferred:
         attrs["time_source"] = "received"
-    return Event(
-        id=id,
-        source=source,
-        type=type.strip() or "unknown",
-        severity=severity,
-        time=time,
-        account=acct,
-        region=str(region) if region else None,
-        cloud=cloud,
-        actor=str(actor) if actor not in (None, "") else None,
-        resources=resources,
-        incident_key=incident_key(acct, resources, subject or f"{source}:{id}"),
-        attributes=attrs,
-        threat=threat,
-        raw=raw,
-    )
+    return trusted.event({
+        "id": id,
+        "source": source,
+        "type": type.strip() or "unknown",
+        "severity": severity,
+        "time": time,
+        "account": acct,
+        "region": str(region) if region else None,
+        "cloud": cloud,
+        "actor": str(actor) if actor not in (None, "") else None,
+        "resources": resources,
+        "incident_key": incident_key(acct, resources, subject or f"{source}:{id}"),
+        "attributes": attrs,
+        "threat": threat,
+        "raw": raw,
+    })

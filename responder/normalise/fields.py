@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import ipaddress
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,8 @@ from responder.errors import ValidationFailed
 from responder.models.event import Severity
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_RECEIVED: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("received", default=None)
+RECEIVED: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("received", default=None)
+"""The record's receive time while it is decoded (`received_at`; set directly by `normalise.decode_doc`)."""
 
 
 def dig(doc: Any, *path: str, default: Any = None) -> Any:
@@ -86,11 +88,11 @@ def parse_time(value: Any) -> datetime:
 @contextmanager
 def received_at(when: datetime | None) -> Iterator[None]:
     """Within the block, `time_or_received` falls back to `when` (the record's broker timestamp)."""
-    token = _RECEIVED.set(when)
+    token = RECEIVED.set(when)
     try:
         yield
     finally:
-        _RECEIVED.reset(token)
+        RECEIVED.reset(token)
 
 
 def time_or_received(*candidates: Any) -> tuple[datetime, bool]:
@@ -102,17 +104,19 @@ def time_or_received(*candidates: Any) -> tuple[datetime, bool]:
             return parse_time(value), False
         except ValidationFailed:
             continue
-    return _RECEIVED.get() or datetime.now(UTC), True
+    return RECEIVED.get() or datetime.now(UTC), True
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 def valid_ip(value: Any) -> str | None:
     """The address when `value` is a syntactically valid IPv4/IPv6 address, else None (never raises)."""
     if not isinstance(value, str) or not value or len(value) > 64:
         return None
-    if ":" not in value:
-        octets = value.split(".")
-        ok = len(octets) == 4 and all(o.isdigit() and (o == "0" or o[0] != "0") and int(o) <= 255 for o in octets)
-        return value if ok and value.isascii() else None
+    if ":" not in value:  # dotted quad: ASCII digits, no leading zero, each octet <= 255
+        return value if _IPV4.fullmatch(value) else None
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:

@@ -6,11 +6,13 @@ from typing import Any
 
 from responder.errors import ValidationFailed
 from responder.models.event import Event, Resource, ResourceKind
+from responder.normalise import trusted
 from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
-from responder.normalise.registry import decoder
+from responder.normalise.registry import decoder, head
 from responder.normalise.resources import compact, credential_kind, res
 from responder.normalise.threats import GUARDDUTY
+from responder.normalise.trusted import resource
 
 
 def _camel(doc: Any) -> Any:
@@ -68,14 +70,14 @@ def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
         if key.get("accessKeyId"):
             attrs = {"user_name": user, "principal_id": key.get("principalId"), "user_type": key.get("userType"),
                      "credential": credential_kind(key["accessKeyId"])}
-            items.append(Resource(kind=K.ACCESS_KEY, id=str(key["accessKeyId"]).strip(),
+            items.append(resource(K.ACCESS_KEY, str(key["accessKeyId"]).strip(),
                                   attributes={k: v for k, v in attrs.items() if v}))
         if user:
             kind = K.IAM_ROLE if key.get("userType") == "AssumedRole" else K.IAM_USER
-            items.append(Resource(kind=kind, id=user, name=user))
+            items.append(resource(kind, user, name=user))
     inst = r.get("instanceDetails")
     if inst and inst.get("instanceId"):
-        items.append(Resource(kind=K.INSTANCE, id=str(inst["instanceId"]),
+        items.append(resource(K.INSTANCE, str(inst["instanceId"]),
                               attributes={"instance_type": inst["instanceType"]} if inst.get("instanceType") else {}))
     slow: list[Resource | None] = []
     for bucket in r.get("s3BucketDetails") or ():
@@ -89,7 +91,7 @@ def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
     for c in dig(r, "ecsClusterDetails", "taskDetails", "containers") or ():
         slow.append(res(K.CONTAINER, c.get("name"), image=c.get("image")))
     items.extend(item for item in slow if item is not None)
-    items.extend(Resource(kind=K.IP, id=ip, attributes={"role": "remote"}) for ip in dict.fromkeys(ips))
+    items.extend(resource(K.IP, ip, attributes={"role": "remote"}) for ip in dict.fromkeys(ips))
     return tuple(items) if not slow else compact(items)
 
 
@@ -101,8 +103,12 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
         raise ValidationFailed(f"guardduty severity is not a number: {f.get('severity')!r}") from exc
     env = envelope or {}
     account, region = f.get("accountId"), f.get("region")
-    mismatch = [k for k, mine in (("account", account), ("region", region))
-                if mine and env.get(k) and str(env[k]) != str(mine)]
+    mismatch = []
+    if env:  # an envelope naming another account or region than its finding
+        if account and env.get("account") and str(env["account"]) != str(account):
+            mismatch.append("account")
+        if region and env.get("region") and str(env["region"]) != str(region):
+            mismatch.append("region")
     service = f.get("service") or {}
     action = service.get("action") or {}
     resource = f.get("resource") or {}
@@ -137,6 +143,39 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
         subject=f"finding:{f.get('id')}",
         threat=GUARDDUTY.lookup(f["type"]),
     )
+
+
+HEAD_FIELDS = ("source", "type", "severity", "time", "threat")
+
+
+def finding_head(f: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
+    """`finding_to_event`'s source, type, severity, time and threat alone (raises where it would, and more)."""
+    env = envelope or {}
+    for part in (f.get("service"), f.get("resource")):
+        if part and not isinstance(part, dict):
+            raise TypeError("guardduty: service and resource are objects")
+    return trusted.head({
+        "source": "guardduty",
+        "type": str(f["type"]).strip() or "unknown",
+        "severity": scored(float(f["severity"]), f["severity"]),
+        "time": parse_time(f.get("updatedAt") or f.get("createdAt") or env.get("time")),
+        "threat": GUARDDUTY.lookup(f["type"]),
+    })
+
+
+@head("guardduty.eventbridge", HEAD_FIELDS)
+@head("guardduty.detail", HEAD_FIELDS)
+def envelope_head(doc: Any) -> Event:
+    """The head of an EventBridge envelope (or its `detail` alone)."""
+    if not _is_finding(doc["detail"]):
+        raise TypeError("guardduty envelope without a finding in detail")
+    return finding_head(doc["detail"], doc)
+
+
+@head("guardduty", HEAD_FIELDS)
+def raw_head(doc: Any) -> Event:
+    """The head of a raw finding."""
+    return finding_head(doc)
 
 
 # every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)

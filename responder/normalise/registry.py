@@ -37,6 +37,34 @@ class Format:
 _FORMATS: dict[str, Format] = {}
 
 
+@dataclass(frozen=True)
+class Head:
+    """A format's cheap partial decoder: builds only `fields` of the one Event its record yields, each equal to
+    the full decoder's (tests/unit/test_prefilter.py), so the matcher can rule out every runbook before the rest
+    is decoded. Raises whatever it likes on a record it cannot read: the full decoder then decides."""
+
+    build: Callable[[Any], Event]
+    fields: frozenset[str]
+
+
+_HEADS: dict[str, Head] = {}
+
+
+def head(name: str, fields: Iterable[str]) -> Callable[[Callable[[Any], Event]], Callable[[Any], Event]]:
+    """Register `fn` as the head of format `name` (see `Head`)."""
+
+    def wrap(fn: Callable[[Any], Event]) -> Callable[[Any], Event]:
+        _HEADS[name] = Head(fn, frozenset(fields))
+        return fn
+
+    return wrap
+
+
+def head_of(name: str) -> Head | None:
+    """The head registered for format `name`, if any."""
+    return _HEADS.get(name)
+
+
 def decoder(name: str, detect: Detector, *, attributes: Iterable[str], source: str | None = None,
             ) -> Callable[[Decoder], Decoder]:
     """Register `fn` as the decoder of format `name`, chosen when `detect(doc)` is true.

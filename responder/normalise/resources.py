@@ -7,6 +7,7 @@ from typing import Any
 
 from responder.models.event import Resource, ResourceKind
 from responder.normalise.fields import text, valid_ip
+from responder.normalise.trusted import resource
 
 K = ResourceKind
 
@@ -57,14 +58,14 @@ def res(kind: ResourceKind, rid: Any, *, name: Any = None, arn: Any = None, **at
     ident = rid.strip() if isinstance(rid, str) else text(rid)
     if not ident:
         return None
-    return Resource(kind=kind, id=ident[:2048], name=None if name is None else text(name),
-                    arn=None if arn is None else text(arn), attributes=_clean(attrs) if attrs else {})
+    return resource(kind, ident[:2048], None if name is None else text(name), None if arn is None else text(arn),
+                    _clean(attrs) if attrs else {})
 
 
 def ip_resource(value: Any, **attrs: Any) -> Resource | None:
     """An ip resource for a valid address; None for anything else (anonymised `075.050.255.67` included)."""
     ip = valid_ip(value)
-    return Resource(kind=K.IP, id=ip, attributes=_clean(attrs)) if ip else None
+    return resource(K.IP, ip, attributes=_clean(attrs)) if ip else None
 
 
 def from_arn(arn: Any, **attrs: Any) -> Resource | None:

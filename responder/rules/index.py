@@ -22,7 +22,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from responder.models.runbook import Condition, Runbook
+from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, NotOf, Runbook
 from responder.models.threat import ThreatCategory
 from responder.rules.conditions import Getter, Predicate, compile_node, getter
 from responder.rules.operators import MISSING
@@ -47,11 +47,39 @@ def _glob(pattern: str) -> Callable[[str], bool]:
 
 @dataclass(frozen=True)
 class Compiled:
-    """A runbook with its trigger compiled into one predicate over the scope `{"event": Event}`."""
+    """A runbook with its trigger compiled into one predicate over the scope `{"event": Event}`; `reads` names
+    the top-level Event fields the predicate can read (`*` for a path outside `event`)."""
 
     order: int
     runbook: Runbook
     accepts: Predicate
+    reads: frozenset[str] = frozenset({"*"})
+
+
+def _field_of(path: str) -> str:
+    """The top-level Event field a condition path reads (`event.severity.score` → severity), `*` outside `event`."""
+    parts = path.split(".")
+    return parts[1] if parts[0] == "event" and len(parts) > 1 else "*"
+
+
+def _condition_fields(node: ConditionNode) -> set[str]:
+    if isinstance(node, Condition):
+        return {_field_of(node.field)}
+    if isinstance(node, AllOf):
+        return set().union(*(_condition_fields(n) for n in node.all))
+    if isinstance(node, AnyOf):
+        return set().union(*(_condition_fields(n) for n in node.any))
+    if isinstance(node, NotOf):
+        return _condition_fields(node.not_)
+    return {"*"}  # pragma: no cover - ConditionNode has no other kind
+
+
+def trigger_reads(rb: Runbook) -> frozenset[str]:
+    """Every top-level Event field the runbook's trigger reads: source and type always, threat for a category."""
+    fields = {"source", "type", *(["threat"] if rb.trigger.category else [])}
+    for node in rb.trigger.conditions:
+        fields |= _condition_fields(node)
+    return frozenset(fields)
 
 
 def compile_trigger(order: int, rb: Runbook) -> Compiled:
@@ -71,7 +99,7 @@ def compile_trigger(order: int, rb: Runbook) -> Compiled:
                 return False
         return True
 
-    return Compiled(order, rb, accepts)
+    return Compiled(order, rb, accepts, trigger_reads(rb))
 
 
 def _eq_anchor(rb: Runbook) -> tuple[str, list[Hashable]] | None:
@@ -99,6 +127,8 @@ class TriggerIndex:
         for c in self.compiled:
             self._file(c)
         self._prefix_lengths = sorted(self._prefix)
+        # what `candidates` reads: the anchors' fields (a partial event must carry them all to be probed)
+        self.probes = frozenset({"source", "type", "threat", *(_field_of(f) for f in self._eq)})
 
     def _file(self, c: Compiled) -> None:
         trig = c.runbook.trigger

@@ -29,6 +29,20 @@ class Matcher:
         """Runbooks the index says may accept the event."""
         return [c.runbook for c in self.index.candidates({"event": event})]
 
+    def rejects(self, head: Event, known: frozenset[str]) -> bool:
+        """Whether `head`, an event of which only the `known` fields are filled in, provably matches no runbook.
+
+        True only when the index probes nothing but known fields (so the candidates are those of the full event)
+        and every candidate reads only known fields and refuses the head. Otherwise False: decode it all.
+        """
+        if not self.index.probes <= known:
+            return False
+        scope = {"event": head}
+        for c in self.index.candidates(scope):  # noqa: SIM110 - reads better as a loop
+            if not c.reads <= known or c.accepts(scope):
+                return False
+        return True
+
     def match(self, event: Event) -> list[Match]:
         """Every runbook that accepts the event, in load order."""
         scope = {"event": event}
