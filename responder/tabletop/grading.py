@@ -40,6 +40,7 @@ class Figures(BaseModel):
     actions: int = 0
     collateral: list[str] = Field(default_factory=list)
     restarts: int = 0
+    kills: list[dict[str, Any]] = Field(default_factory=list, description="each SIGKILL: at, pid, returncode, during")
     faults_injected: int = 0
     virtual_seconds: float = 0.0
     wall_seconds: float = 0.0

@@ -9,7 +9,6 @@ checked against the new time). Nothing sleeps on wall time to advance the scenar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,11 +23,11 @@ from responder.ingest.kafka import ensure_topics
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
-from responder.service import Service
 from responder.settings import Settings
 from responder.tabletop.faults import FaultyAws, VirtualClock
+from responder.tabletop.host import ChildConfig, ChildProcess, InProcess, Status, revealed
 from responder.tabletop.inject import Record, decision_record, inject_records
-from responder.tabletop.models import Playbook
+from responder.tabletop.models import AwsFault, KillFault, Playbook
 from responder.tabletop.state import snapshot
 from responder.tabletop.world import Bindings, seed
 
@@ -51,33 +50,13 @@ class Run:
     deadlettered: dict[str, int] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
     restarts: int = 0
+    kills: list[dict[str, Any]] = field(default_factory=list)  # each SIGKILL: virtual time, pid, exit code, call
     wall: float = 0.0
     error: str | None = None
     entries: list[TimelineEntry] = field(default_factory=list)
     aws: FaultyAws | None = None
-
-
-class _Tracked:
-    """Counts the consumer loops' polls and the records they handed over (hooks on one Service)."""
-
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.alert_polls = self.approval_polls = self.polled = self.last_batch = 0
-        alerts, approvals = service.ingest.poll, service.approvals.poll
-
-        async def alerts_poll(timeout_ms: int = 200) -> Any:
-            self.alert_polls += 1
-            got = await alerts(timeout_ms)
-            self.last_batch = sum(len(v) for v in got.values())
-            self.polled += self.last_batch
-            return got
-
-        async def approvals_poll(timeout_ms: int = 200) -> Any:
-            self.approval_polls += 1
-            return await approvals(timeout_ms)
-
-        service.ingest.poll = alerts_poll  # type: ignore[method-assign]
-        service.approvals.poll = approvals_poll  # type: ignore[method-assign]
+    first_inject_wall: float | None = None  # epoch (wall) when the first alert record was delivered
+    first_action_wall: float | None = None  # epoch (wall) when the first step acted
 
 
 class Scenario:
@@ -125,11 +104,16 @@ class Scenario:
         rs = self.run_state
         self.sandbox.aws.reset()
         aws = FaultyAws(endpoint_url=self.sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS,
-                        clock=self.clock, faults=self.pb.faults, loop=asyncio.get_running_loop())
+                        clock=self.clock, faults=[f for f in self.pb.faults if isinstance(f, AwsFault)],
+                        loop=asyncio.get_running_loop())  # kill points are armed in the service's own process
         rs.aws = aws
         rs.start = self.clock.start
+        kills = sum(isinstance(f, KillFault) for f in self.pb.faults)
+        self.child = ChildProcess(self.work, rs.timeline, self.clock) if kills else None
         try:
             async with asyncio.timeout(self.pb.timeout):
+                if self.child is not None:
+                    await self.child.warm(1 + kills)  # a child per start and restart: imports overlap the seeding
                 rs.bindings = await seed(aws, self.pb.world, self.work)
                 rs.before = await snapshot(aws, rs.bindings)
                 self.progress('seeded')
@@ -143,9 +127,10 @@ class Scenario:
             log.exception("tabletop_scenario_failed", playbook=self.pb.id)
             rs.error = f"{exc.__class__.__name__}: {exc}"
         finally:
-            for kill in aws.kills:
-                kill.release()
-        rs.faults = list(aws.injected)
+            if self.child is not None:
+                await self.child.stop()  # idempotent: also reaps a spare or a child left by a hung scenario
+        # in process the service shares `aws` (its status already listed them); a child had its own
+        rs.faults = [*aws.injected, *rs.faults] if self.child is not None else list(aws.injected)
         rs.end = self.clock.offset
         rs.wall = time.monotonic() - started
         return rs
@@ -177,12 +162,13 @@ class Scenario:
             await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
             if record.topic in (self.topics["alerts"], self.topics["drift"]):
                 self.delivered += 1
+                self.run_state.first_inject_wall = self.run_state.first_inject_wall or time.time()
         return deliver
 
     def _decide_factory(self, decision: Any) -> Callable[[], Awaitable[None]]:
         async def decide() -> None:
             target = self.run_state.bindings.id_of(decision.target) if decision.target else None
-            found = [e for e in self.service.recorder.entries() if e.kind == EntryKind.APPROVAL_REQUESTED
+            found = [e for e in self.host.entries() if e.kind == EntryKind.APPROVAL_REQUESTED
                      and e.body.get("step") == decision.step and (target is None or target in str(e.body["target"]))]
             if not found:
                 self.progress(f"decision for {decision.step}: no approval request on the timeline yet")
@@ -196,63 +182,69 @@ class Scenario:
 
     async def _drive(self, aws: FaultyAws) -> None:
         schedule = self._schedule()
-        settings = self.settings()
         self.producer = KafkaPublisher(self.sandbox.broker.bootstrap)
         await self.producer.start()
-        self._start_service(settings, aws)
+        self.host = self._host(self.settings(), aws)
         try:
-            await asyncio.wait_for(self.service.ready.wait(), 30)
+            await self.host.start()
             self.progress('ready')
             for offset, _, action in schedule:
+                await self.host.at(offset)
                 self.clock.at(offset)
                 self.progress(f"t+{offset:g}s")
                 await action()
-                await self._settle(settings, aws)
+                await self._settle()
         finally:
             await self._stop_service()
             await self.producer.stop()
 
-    def _start_service(self, settings: Settings, aws: FaultyAws) -> None:
-        self.service = Service(settings, aws=aws, runbooks=self.runbooks, clock=self.clock)
-        self.tracked = _Tracked(self.service)
-        self.task = asyncio.create_task(self.service.run())
+    def _host(self, settings: Settings, aws: FaultyAws) -> InProcess | ChildProcess:
+        """A scenario with a kill fault runs its service in a child process (a real SIGKILL); others in process."""
+        if self.child is None:
+            return InProcess(settings, aws, self.clock)
+        self.child.config = ChildConfig(settings=revealed(settings), faults=list(self.pb.faults),
+                                        start=self.clock.start, now=self.clock())
+        return self.child
+
+    def _account(self, status: Status) -> None:
+        rs = self.run_state
+        rs.deadlettered = merge(rs.deadlettered, status.deadlettered)
+        rs.faults += status.injected
+        if status.first_action_wall is not None and rs.first_action_wall is None:
+            rs.first_action_wall = status.first_action_wall
 
     async def _stop_service(self) -> None:
-        self.run_state.deadlettered = merge(self.run_state.deadlettered, self.service.deadlettered)
-        self.service.request_stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.task, 30)
-        self.run_state.entries = list(self.service.recorder.entries())
+        self._account(await self.host.stop())
+        self.run_state.entries = self.host.entries()
 
-    async def _kill_and_restart(self, settings: Settings, aws: FaultyAws) -> None:
-        """As after a SIGKILL: no drain, no commit of the batch in hand; a new service resumes from the timeline."""
-        self.base += self.tracked.polled - self.tracked.last_batch
-        self.run_state.deadlettered = merge(self.run_state.deadlettered, self.service.deadlettered)
-        self.task.cancel()
-        with contextlib.suppress(BaseException):
-            await self.task
-        for kill in aws.kills:
-            kill.release()
+    async def _kill_and_restart(self, status: Status) -> None:
+        """A real SIGKILL of the service process (no drain, no commit of the batch in hand); a new process resumes
+        from the timeline and the uncommitted Kafka offsets."""
+        if not isinstance(self.host, ChildProcess):  # kill points are armed only in a child process
+            raise RuntimeError("a kill point was reached in a service that is not in its own process")
+        self.base += status.polled - status.last_batch
+        self._account(status)
+        killed = await self.host.kill()
+        self.run_state.kills.append({"at": self.clock.offset, **killed})
         self.run_state.restarts += 1
-        self.progress("service killed; restarting")
-        self._start_service(settings, aws)
-        await asyncio.wait_for(self.service.ready.wait(), 30)
+        self.progress(f"service pid {killed['pid']} SIGKILLed during {', '.join(status.kills)} "
+                      f"(exit {killed['returncode']}); restarting")
+        await self.host.start()
 
-    async def _settle(self, settings: Settings, aws: FaultyAws) -> None:
+    async def _settle(self) -> None:
         """Wait (on the consumers, not on time) until everything delivered so far has been handled."""
         reached_at: int | None = None
-        approvals_from = self.tracked.approval_polls
-        due = any(p.deadline <= self.clock() for p in self.service.engine.state.parked_steps())
-        rounds, self.decided = (2 if self.decided or due else 0), False
+        first = await self.host.status()
+        approvals_from = first.approval_polls
+        rounds, self.decided = (2 if self.decided or first.due else 0), False
         while True:
-            if any(k.reached.is_set() and not k.handled for k in aws.kills):
-                for k in aws.kills:
-                    k.handled = k.handled or k.reached.is_set()
-                await self._kill_and_restart(settings, aws)
-                reached_at, approvals_from = None, self.tracked.approval_polls
-            if self.task.done():
-                raise RuntimeError(f"the service stopped: {self.task.exception()!r}")
-            t = self.tracked
+            t = await self.host.status()
+            if t.kills:
+                await self._kill_and_restart(t)
+                reached_at, approvals_from = None, (await self.host.status()).approval_polls
+                continue
+            if not t.running:
+                raise RuntimeError(f"the service stopped: {t.error}")
             if reached_at is None and self.base + t.polled >= self.delivered:
                 reached_at = t.alert_polls
             if reached_at is not None and t.alert_polls > reached_at and t.approval_polls >= approvals_from + rounds:

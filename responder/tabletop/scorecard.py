@@ -26,7 +26,7 @@ def figures(run: Run) -> Figures:
     return Figures(
         time_to_first_action=round(offset(results[0], run.start) - first, 3) if results else None,
         time_to_contain=round(offset(containing[-1], run.start) - first, 3) if containing else None,
-        actions=len(results), collateral=[k for k in changed if k not in named], restarts=run.restarts,
+        actions=len(results), collateral=[k for k in changed if k not in named], restarts=run.restarts, kills=run.kills,
         faults_injected=len(run.faults), virtual_seconds=round(run.end, 3), wall_seconds=round(run.wall, 3),
     )
 

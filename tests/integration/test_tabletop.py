@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -35,7 +36,11 @@ def test_shipped_playbooks_pass_and_reports_are_written(tmp_path):
     assert code == 0, failed
     assert set(cards) == {p.stem for p in PLAYBOOKS.glob("*.yaml")}
     assert cards["sustained-drift"]["figures"]["virtual_seconds"] >= 7200
-    assert cards["service-killed-mid-incident"]["figures"]["restarts"] == 1
+    killed = cards["service-killed-mid-incident"]["figures"]
+    assert killed["restarts"] == 1
+    [kill] = killed["kills"]  # a real SIGKILL of the service's own process, not a cancelled task
+    assert (kill["signal"], kill["returncode"], kill["during"]) == ("SIGKILL", -9, ["UpdateAccessKey"])
+    assert kill["pid"] != os.getpid()
     assert cards["iam-throttled"]["figures"]["faults_injected"] == 2
     report = tmp_path / "report"
     assert "## Improvement list" in (report / "after-action.md").read_text()
