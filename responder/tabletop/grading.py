@@ -114,6 +114,9 @@ async def grade(exp: Expectation, run: Run, checker: Checker) -> Grade:
     """Grade one expectation against the run."""
     lo, hi = _window(exp, run)
     g = Grade(id=exp.id, kind=exp.kind.value, status="FAIL", weight=exp.weight, must_pass=exp.must_pass)
+    if exp.after in run.undelivered:
+        g.instead = f"inject {exp.after!r} was never delivered: it waited for {run.undelivered[exp.after]!r}"
+        return g
     if exp.kind == ExpectKind.STATE:
         if run.aws is None:
             g.instead = "the sandbox was not reachable"

@@ -187,7 +187,8 @@ class Inject(_Strict):
 
     id: str = Field(pattern=NAME)
     at: Duration | None = Field(default=None, description="virtual offset from the start")
-    after: str | None = Field(default=None, description="another inject's id; `at` is then the delay after it")
+    after: str | None = Field(default=None, description="another inject's id, or an expectation's id (fires once "
+                              "that expectation is first met); `at` is then the delay after it")
     transport: Literal["kafka"] = "kafka"
     topic: Literal["alerts", "drift"] = "alerts"
     event: str = Field(description="event file, relative to the playbook")

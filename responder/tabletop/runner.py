@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,12 @@ from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from responder.settings import Settings
+from responder.tabletop.expectations import Expectation
 from responder.tabletop.faults import FaultyAws, VirtualClock
 from responder.tabletop.host import ChildConfig, ChildProcess, InProcess, Status, revealed
 from responder.tabletop.inject import Record, decision_record, inject_records
-from responder.tabletop.models import AwsFault, KillFault, Playbook
+from responder.tabletop.models import AwsFault, Inject, KillFault, Playbook
+from responder.tabletop.schedule import Schedule
 from responder.tabletop.state import snapshot
 from responder.tabletop.world import Bindings, seed
 
@@ -55,6 +57,7 @@ class Run:
     error: str | None = None
     entries: list[TimelineEntry] = field(default_factory=list)
     aws: FaultyAws | None = None
+    undelivered: dict[str, str] = field(default_factory=dict)  # inject id → the anchor it waited for in vain
     first_inject_wall: float | None = None  # epoch (wall) when the first alert record was delivered
     first_action_wall: float | None = None  # epoch (wall) when the first step acted
 
@@ -63,11 +66,13 @@ class Scenario:
     """One playbook against one (shared, reset) sandbox."""
 
     def __init__(self, pb: Playbook, path: Path, sandbox: Sandbox, runbooks: Sequence[Runbook], runbooks_dir: Path,
-                 work: Path, signing_key: str, progress: Callable[[str], None] | None = None) -> None:
+                 work: Path, signing_key: str, progress: Callable[[str], None] | None = None,
+                 judge: Callable[[Expectation, Run], Awaitable[bool]] | None = None) -> None:
         self.pb, self.sandbox, self.runbooks, self.runbooks_dir = pb, sandbox, list(runbooks), runbooks_dir
         self.work = work
         self.signing_key = signing_key
         self.progress = progress or (lambda _msg: None)
+        self.judge = judge or _never
         self.run_state = Run(pb, path, work / "timeline.jsonl")
         nonce = uuid.uuid4().hex[:8]
         self.topics = {name: f"tabletop.{pb.id}.{nonce}.{name}" for name in
@@ -135,27 +140,29 @@ class Scenario:
         rs.wall = time.monotonic() - started
         return rs
 
-    def _schedule(self) -> list[tuple[float, int, Callable[[], Awaitable[None]]]]:
-        items: list[tuple[float, int, Callable[[], Awaitable[None]]]] = []
-        at: dict[str, float] = {}
-        for inject in self.pb.injects:
-            offset = (at[inject.after] if inject.after else 0.0) + (inject.at or 0.0)
-            at[inject.id] = offset
-            self.run_state.inject_at[inject.id] = offset
-            records = inject_records(inject, self.run_state.path.parent, self.run_state.bindings,
-                                     self.clock.start + offset, self.topics, self.pb.settings.event_signing_keys)
-            for delay, record in records:
-                items.append((offset + delay, len(items), self._deliver_factory(record)))
-        for decision in self.pb.decisions:
-            items.append((decision.at, len(items), self._decide_factory(decision)))
-        last = max(t for t, _, _ in items)
-        horizon = max([last, *(at.get(e.after or self.pb.injects[0].id, 0.0) + (e.within or 0.0)
-                               for e in self.pb.expectations)])
-        items.append((horizon, len(items), self._noop))
-        return sorted(items, key=lambda i: (i[0], i[1]))
+    def _schedule(self) -> Schedule:
+        rs = self.run_state
 
-    async def _noop(self) -> None:
-        return None
+        def records(inject: Inject, offset: float) -> list[tuple[float, Record]]:
+            return inject_records(inject, rs.path.parent, rs.bindings, self.clock.start + offset, self.topics,
+                                  self.pb.settings.event_signing_keys)
+        schedule = Schedule(self.pb, records, self._deliver_factory, self._decide_factory)
+        rs.inject_at = schedule.inject_at
+        return schedule
+
+    async def _check_awaited(self, schedule: Schedule, status: Status) -> None:
+        """Release the injects anchored on expectations that are met now (graded on the timeline so far)."""
+        first = self.pb.injects[0].id
+        by_id = {e.id: e for e in self.pb.expectations}
+        awaited = [by_id[n] for n in schedule.awaited() if (by_id[n].after or first) in schedule.inject_at]
+        if not awaited:
+            return
+        view = replace(self.run_state, entries=self.host.entries(),
+                       deadlettered=merge(self.run_state.deadlettered, status.deadlettered))
+        for exp in awaited:
+            if await self.judge(exp, view):
+                self.progress(f"expectation {exp.id} met at t+{self.clock.offset:g}s")
+                schedule.meet(exp.id, self.clock.offset)
 
     def _deliver_factory(self, record: Record) -> Callable[[], Awaitable[None]]:
         async def deliver() -> None:
@@ -188,12 +195,14 @@ class Scenario:
         try:
             await self.host.start()
             self.progress('ready')
-            for offset, _, action in schedule:
+            while (item := schedule.pop()) is not None:
+                offset, action = item
                 await self.host.at(offset)
                 self.clock.at(offset)
                 self.progress(f"t+{offset:g}s")
                 await action()
-                await self._settle()
+                await self._check_awaited(schedule, await self._settle())
+            self.run_state.undelivered = schedule.undelivered()
         finally:
             await self._stop_service()
             await self.producer.stop()
@@ -231,7 +240,7 @@ class Scenario:
                       f"(exit {killed['returncode']}); restarting")
         await self.host.start()
 
-    async def _settle(self) -> None:
+    async def _settle(self) -> Status:
         """Wait (on the consumers, not on time) until everything delivered so far has been handled."""
         reached_at: int | None = None
         first = await self.host.status()
@@ -248,8 +257,12 @@ class Scenario:
             if reached_at is None and self.base + t.polled >= self.delivered:
                 reached_at = t.alert_polls
             if reached_at is not None and t.alert_polls > reached_at and t.approval_polls >= approvals_from + rounds:
-                return
+                return t
             await asyncio.sleep(0.005)
+
+
+async def _never(_exp: Expectation, _run: Run) -> bool:
+    return False
 
 
 def merge(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:

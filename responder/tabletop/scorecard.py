@@ -52,14 +52,19 @@ def _named(run: Run) -> set[str]:
     return out
 
 
-def improvements(grades: list[Grade], fig: Figures, error: str | None) -> list[str]:
+def improvements(grades: list[Grade], fig: Figures, error: str | None,
+                 undelivered: dict[str, str] | None = None) -> list[str]:
     """What to fix, written from the failures."""
+    undelivered = undelivered or {}
     out = [f"The scenario did not finish: {error}. Find what blocked it before trusting the runbooks."] if error else []
     for g in grades:
         if g.status == "PASS":
             continue
         lead = "Must fix" if g.must_pass else "Improve"
         out.append(f"{lead}: expectation `{g.id}` ({g.kind}) was {g.status}: {g.instead or 'no evidence'}.")
+    for inject, anchor in undelivered.items():
+        out.append(f"Inject `{inject}` was never delivered: `{anchor}` was never met. Check that expectation "
+                   "(or the anchor chain) before relying on the rest of the scenario.")
     if fig.collateral:
         out.append(f"Review collateral changes no expectation names: {', '.join(fig.collateral)}.")
     return out
@@ -90,7 +95,7 @@ async def build(run: Run, checker: Checker) -> Card:
     fig = figures(run)
     return Card(playbook=run.playbook.id, title=run.playbook.title, path=str(run.path), status=status,
                 score=round(earned / total, 3) if total else 0.0, grades=grades, figures=fig, error=run.error,
-                timeline=str(run.timeline), improvements=improvements(grades, fig, run.error),
+                timeline=str(run.timeline), improvements=improvements(grades, fig, run.error, run.undelivered),
                 incidents=incidents(run))
 
 

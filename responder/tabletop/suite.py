@@ -15,9 +15,10 @@ from responder.actuators.aws.session import AwsSession
 from responder.actuators.registry import registry
 from responder.catalog import load_runbooks
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
-from responder.tabletop.grading import Card
+from responder.tabletop.expectations import Expectation
+from responder.tabletop.grading import Card, grade
 from responder.tabletop.models import Playbook
-from responder.tabletop.runner import Scenario
+from responder.tabletop.runner import Run, Scenario
 from responder.tabletop.scorecard import build, sign_and_append
 from responder.timeline.checkpoint import Checker, Signer, generate_keypair
 
@@ -34,6 +35,11 @@ class SuiteResult(BaseModel):
     def failed(self) -> bool:
         """Whether any must_pass expectation failed or a scenario did not finish."""
         return any(c.status == "FAIL" for c in self.cards)
+
+
+async def _met(exp: Expectation, run: Run, checker: Checker) -> bool:
+    """Whether an expectation holds on the run so far (anchors injects with `after: <expectation>`)."""
+    return (await grade(exp, run, checker)).status == "PASS"
 
 
 async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Path, work: Path | None = None,
@@ -57,7 +63,8 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
             work_dir = root / f"{n:02d}-{pb.id}"
             shutil.rmtree(work_dir, ignore_errors=True)  # a report directory reused from an earlier run
             work_dir.mkdir(parents=True)
-            scenario = Scenario(pb, path, sandbox, books, runbooks_dir, work_dir, private, say)
+            scenario = Scenario(pb, path, sandbox, books, runbooks_dir, work_dir, private, say,
+                                judge=lambda exp, run: _met(exp, run, checker))
             run = await scenario.run()
             card = await build(run, checker)
             sign_and_append(card, run, signer, scenario.clock())
