@@ -35,7 +35,12 @@ class Grade(BaseModel):
 class Figures(BaseModel):
     """Scenario figures, in virtual seconds after the first inject."""
 
-    time_to_first_action: float | None = None
+    time_to_first_action: float | None = Field(
+        default=None, description="virtual s from the first inject to the first acted step (the virtual clock stands "
+                                  "still while the service works, so a prompt response reads 0)")
+    wall_to_first_action: float | None = Field(
+        default=None, description="wall s from delivering the first alert record to recording the first acted step: "
+                                  "the service's real processing time (decode, match, guards, the AWS call)")
     time_to_contain: float | None = None
     actions: int = 0
     collateral: list[str] = Field(default_factory=list)
@@ -60,6 +65,8 @@ class Card(BaseModel):
     timeline: str
     improvements: list[str] = Field(default_factory=list)
     incidents: list[dict[str, Any]] = Field(default_factory=list, description="per-incident timeline for the SVG")
+    deliveries: list[dict[str, Any]] = Field(default_factory=list, description="each record delivered: inject, "
+                                             "virtual time, transport (kafka/webhook), auth, HTTP status, produced")
 
 
 def offset(entry: TimelineEntry, start: float) -> float:

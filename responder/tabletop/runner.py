@@ -9,6 +9,7 @@ checked against the new time). Nothing sleeps on wall time to advance the scenar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +32,7 @@ from responder.tabletop.inject import Record, decision_record, inject_records
 from responder.tabletop.models import AwsFault, Inject, KillFault, Playbook
 from responder.tabletop.schedule import Schedule
 from responder.tabletop.state import snapshot
+from responder.tabletop.webhook import SIGNING_KEY_ID, SIGNING_SECRET, WebhookIntake, webhook_intake
 from responder.tabletop.world import Bindings, seed
 
 log = structlog.get_logger(__name__)
@@ -57,6 +59,7 @@ class Run:
     error: str | None = None
     entries: list[TimelineEntry] = field(default_factory=list)
     aws: FaultyAws | None = None
+    deliveries: list[dict[str, Any]] = field(default_factory=list)  # each record: inject, transport, auth, status
     undelivered: dict[str, str] = field(default_factory=dict)  # inject id → the anchor it waited for in vain
     first_inject_wall: float | None = None  # epoch (wall) when the first alert record was delivered
     first_action_wall: float | None = None  # epoch (wall) when the first step acted
@@ -73,6 +76,8 @@ class Scenario:
         self.signing_key = signing_key
         self.progress = progress or (lambda _msg: None)
         self.judge = judge or _never
+        self.intake: WebhookIntake | None = None
+        self.webhooks = any(i.transport == "webhook" for i in pb.injects)  # then the service trusts the intake
         self.run_state = Run(pb, path, work / "timeline.jsonl")
         nonce = uuid.uuid4().hex[:8]
         self.topics = {name: f"tabletop.{pb.id}.{nonce}.{name}" for name in
@@ -98,7 +103,7 @@ class Scenario:
             guard_quotas=s.guard_quotas, guard_max_targets=s.guard_max_targets, protected_ids=protected,
             protected_tags=s.protected_tags, kill_switch=s.kill_switch, dry_run=s.dry_run,
             require_signature=[t["alerts"] if r == "alerts" else r for r in s.require_signature],
-            event_signing_keys=s.event_signing_keys,
+            event_signing_keys=s.event_signing_keys | ({SIGNING_KEY_ID: SIGNING_SECRET} if self.webhooks else {}),
             model_registry=str(b.registry or self.work / "registry"),
             model_trusted_keys=[b.trusted_key] if b.trusted_key else [],
         )
@@ -164,11 +169,19 @@ class Scenario:
                 self.progress(f"expectation {exp.id} met at t+{self.clock.offset:g}s")
                 schedule.meet(exp.id, self.clock.offset)
 
-    def _deliver_factory(self, record: Record) -> Callable[[], Awaitable[None]]:
+    def _deliver_factory(self, inject: Inject, record: Record) -> Callable[[], Awaitable[None]]:
         async def deliver() -> None:
-            await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
-            if record.topic in (self.topics["alerts"], self.topics["drift"]):
-                self.delivered += 1
+            seen: dict[str, Any] = {"inject": inject.id, "at": self.clock.offset, "transport": inject.transport}
+            if inject.transport == "webhook" and self.intake is not None:
+                posted = await self.intake.post(inject.auth, record.value, inject.signature)
+                seen |= {"auth": inject.auth.value, "http_status": posted.status}
+                produced = posted.produced  # a redelivery the intake recognised is acknowledged, not produced
+            else:
+                await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
+                produced = int(record.topic in (self.topics["alerts"], self.topics["drift"]))
+            self.delivered += produced
+            self.run_state.deliveries.append(seen | {"produced": produced})
+            if produced:
                 self.run_state.first_inject_wall = self.run_state.first_inject_wall or time.time()
         return deliver
 
@@ -189,9 +202,17 @@ class Scenario:
 
     async def _drive(self, aws: FaultyAws) -> None:
         schedule = self._schedule()
-        self.producer = KafkaPublisher(self.sandbox.broker.bootstrap)
-        await self.producer.start()
-        self.host = self._host(self.settings(), aws)
+        async with contextlib.AsyncExitStack() as stack:
+            self.producer = KafkaPublisher(self.sandbox.broker.bootstrap)
+            await self.producer.start()
+            stack.push_async_callback(self.producer.stop)
+            if self.webhooks:
+                self.intake = await stack.enter_async_context(
+                    webhook_intake(self.sandbox.broker.bootstrap, self.topics["alerts"]))
+            self.host = self._host(self.settings(), aws)
+            await self._play(schedule)
+
+    async def _play(self, schedule: Schedule) -> None:
         try:
             await self.host.start()
             self.progress('ready')
@@ -205,7 +226,6 @@ class Scenario:
             self.run_state.undelivered = schedule.undelivered()
         finally:
             await self._stop_service()
-            await self.producer.stop()
 
     def _host(self, settings: Settings, aws: FaultyAws) -> InProcess | ChildProcess:
         """A scenario with a kill fault runs its service in a child process (a real SIGKILL); others in process."""

@@ -25,7 +25,7 @@ class Schedule:
     """A heap of (virtual offset, order, action) that grows as injects become due."""
 
     def __init__(self, pb: Playbook, records: Callable[[Inject, float], list[tuple[float, Record]]],
-                 deliver: Callable[[Record], Action], decide: Callable[[Decision], Action]) -> None:
+                 deliver: Callable[[Inject, Record], Action], decide: Callable[[Decision], Action]) -> None:
         self.pb, self.records, self.deliver = pb, records, deliver
         self._heap: list[tuple[float, int, Action]] = []
         self._n = 0
@@ -60,7 +60,7 @@ class Schedule:
                 self.waiting.remove(inject)
                 moved = True
                 for delay, record in self.records(inject, offset):
-                    self._push(offset + delay, self.deliver(record))
+                    self._push(offset + delay, self.deliver(inject, record))
         first = self.pb.injects[0].id
         ends = [self.inject_at[e.after or first] + (e.within or 0.0) for e in self.pb.expectations
                 if (e.after or first) in self.inject_at]

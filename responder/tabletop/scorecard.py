@@ -25,6 +25,8 @@ def figures(run: Run) -> Figures:
     changed = sorted(k for k in {*run.before, *run.after} if run.before.get(k) != run.after.get(k))
     return Figures(
         time_to_first_action=round(offset(results[0], run.start) - first, 3) if results else None,
+        wall_to_first_action=round(run.first_action_wall - run.first_inject_wall, 3)
+        if run.first_action_wall is not None and run.first_inject_wall is not None else None,
         time_to_contain=round(offset(containing[-1], run.start) - first, 3) if containing else None,
         actions=len(results), collateral=[k for k in changed if k not in named], restarts=run.restarts, kills=run.kills,
         faults_injected=len(run.faults), virtual_seconds=round(run.end, 3), wall_seconds=round(run.wall, 3),
@@ -96,7 +98,7 @@ async def build(run: Run, checker: Checker) -> Card:
     return Card(playbook=run.playbook.id, title=run.playbook.title, path=str(run.path), status=status,
                 score=round(earned / total, 3) if total else 0.0, grades=grades, figures=fig, error=run.error,
                 timeline=str(run.timeline), improvements=improvements(grades, fig, run.error, run.undelivered),
-                incidents=incidents(run))
+                incidents=incidents(run), deliveries=run.deliveries)
 
 
 def sign_and_append(card: Card, run: Run, signer: Signer, clock: float) -> dict[str, Any]:
