@@ -69,12 +69,12 @@ class Scenario:
     """One playbook against one (shared, reset) sandbox."""
 
     def __init__(self, pb: Playbook, path: Path, sandbox: Sandbox, runbooks: Sequence[Runbook], runbooks_dir: Path,
-                 work: Path, signing_key: str, progress: Callable[[str], None] | None = None,
+                 work: Path, signing_key: str, progress: Callable[[str, str], None] | None = None,
                  judge: Callable[[Expectation, Run], Awaitable[bool]] | None = None) -> None:
         self.pb, self.sandbox, self.runbooks, self.runbooks_dir = pb, sandbox, list(runbooks), runbooks_dir
         self.work = work
         self.signing_key = signing_key
-        self.progress = progress or (lambda _msg: None)
+        self.progress = progress or (lambda _kind, _msg: None)
         self.judge = judge or _never
         self.intake: WebhookIntake | None = None
         self.webhooks = any(i.transport == "webhook" for i in pb.injects)  # then the service trusts the intake
@@ -126,9 +126,8 @@ class Scenario:
                     await self.child.warm(1 + kills)  # a child per start and restart: imports overlap the seeding
                 rs.bindings = await seed(aws, self.pb.world, self.work)
                 rs.before = await snapshot(aws, rs.bindings)
-                self.progress('seeded')
+                self.progress("setup", "world seeded")
                 await ensure_topics(self.sandbox.broker.bootstrap, list(self.topics.values()), partitions=1)
-                self.progress('topics')
                 await self._drive(aws)
                 rs.after = await snapshot(aws, rs.bindings)
         except TimeoutError:
@@ -166,7 +165,7 @@ class Scenario:
                        deadlettered=merge(self.run_state.deadlettered, status.deadlettered))
         for exp in awaited:
             if await self.judge(exp, view):
-                self.progress(f"expectation {exp.id} met at t+{self.clock.offset:g}s")
+                self.progress("expect", f"{exp.id} met at t+{self.clock.offset:g}s: releasing what waits on it")
                 schedule.meet(exp.id, self.clock.offset)
 
     def _deliver_factory(self, inject: Inject, record: Record) -> Callable[[], Awaitable[None]]:
@@ -181,6 +180,8 @@ class Scenario:
                 produced = int(record.topic in (self.topics["alerts"], self.topics["drift"]))
             self.delivered += produced
             self.run_state.deliveries.append(seen | {"produced": produced})
+            via = f"webhook {inject.auth.value} → HTTP {seen['http_status']}" if "http_status" in seen else "kafka"
+            self.progress("inject", f"{inject.id} at t+{self.clock.offset:g}s via {via}")
             if produced:
                 self.run_state.first_inject_wall = self.run_state.first_inject_wall or time.time()
         return deliver
@@ -191,7 +192,7 @@ class Scenario:
             found = [e for e in self.host.entries() if e.kind == EntryKind.APPROVAL_REQUESTED
                      and e.body.get("step") == decision.step and (target is None or target in str(e.body["target"]))]
             if not found:
-                self.progress(f"decision for {decision.step}: no approval request on the timeline yet")
+                self.progress("decision", f"{decision.step}: no approval request on the timeline yet")
                 return
             request = found[-1]
             record = decision_record(decision, self.pb, str(request.incident), str(request.body["digest"]),
@@ -215,12 +216,12 @@ class Scenario:
     async def _play(self, schedule: Schedule) -> None:
         try:
             await self.host.start()
-            self.progress('ready')
+            self.progress("setup", "service ready")
             while (item := schedule.pop()) is not None:
                 offset, action = item
                 await self.host.at(offset)
                 self.clock.at(offset)
-                self.progress(f"t+{offset:g}s")
+                self.progress("clock", f"t+{offset:g}s")
                 await action()
                 await self._check_awaited(schedule, await self._settle())
             self.run_state.undelivered = schedule.undelivered()
@@ -256,7 +257,7 @@ class Scenario:
         killed = await self.host.kill()
         self.run_state.kills.append({"at": self.clock.offset, **killed})
         self.run_state.restarts += 1
-        self.progress(f"service pid {killed['pid']} SIGKILLed during {', '.join(status.kills)} "
+        self.progress("fault", f"service pid {killed['pid']} SIGKILLed during {', '.join(status.kills)} "
                       f"(exit {killed['returncode']}); restarting")
         await self.host.start()
 

@@ -43,8 +43,12 @@ async def _met(exp: Expectation, run: Run, checker: Checker) -> bool:
 
 
 async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Path, work: Path | None = None,
-                    progress: Callable[[str, str], None] | None = None) -> SuiteResult:
-    """Start the sandbox, run each playbook in order, grade, sign; the sandbox is always torn down."""
+                    progress: Callable[[str, str, str], None] | None = None) -> SuiteResult:
+    """Start the sandbox, run each playbook in order, grade, sign; the sandbox is always torn down.
+
+    `progress(playbook, kind, text)` hears of it as it happens; kinds: start, setup, clock, inject, decision,
+    fault, expect (an expectation met or graded), done (the scenario's status and score).
+    """
     started = time.monotonic()
     books = load_runbooks(runbooks_dir, registry)
     private, public = generate_keypair()
@@ -59,7 +63,9 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
     root.mkdir(parents=True, exist_ok=True)
     try:
         for n, (path, pb) in enumerate(playbooks, 1):
-            say = (lambda msg, _id=pb.id: progress(_id, msg)) if progress else None
+            say = (lambda kind, msg, _id=pb.id: progress(_id, kind, msg)) if progress else None
+            if progress:
+                progress(pb.id, "start", f"{n}/{len(playbooks)} {pb.title}")
             work_dir = root / f"{n:02d}-{pb.id}"
             shutil.rmtree(work_dir, ignore_errors=True)  # a report directory reused from an earlier run
             work_dir.mkdir(parents=True)
@@ -70,7 +76,9 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
             sign_and_append(card, run, signer, scenario.clock())
             cards.append(card)
             if progress:
-                progress(pb.id, f"{card.status} {card.score:.0%}")
+                for g in card.grades:
+                    progress(pb.id, "expect", f"{g.status} {g.id}" + (f": {g.instead}" if g.instead else ""))
+                progress(pb.id, "done", f"{card.status} {card.score:.0%}")
     finally:
         await asyncio.to_thread(sandbox.stop)
         if work is None:  # nobody asked to keep the timelines and model registries
