@@ -42,6 +42,14 @@ def test_shipped_playbooks_pass_and_reports_are_written(tmp_path):
     assert (kill["signal"], kill["returncode"], kill["during"]) == ("SIGKILL", -9, ["UpdateAccessKey"])
     assert kill["pid"] != os.getpid()
     assert cards["iam-throttled"]["figures"]["faults_injected"] == 2
+    siem = [(d["inject"], d["transport"], d.get("auth"), d.get("http_status"), d["produced"])
+            for d in cards["stolen-instance-credentials-siem"]["deliveries"]]
+    assert siem == [("securityhub", "webhook", "bearer", 202, 1), ("splunk", "webhook", "url-token", 202, 1),
+                    ("splunk", "webhook", "url-token", 202, 0)]  # the retry is acknowledged, not produced again
+    leaked = cards["leaked-access-key"]
+    retry = [d["at"] for d in leaked["deliveries"] if d["inject"] == "attacker-retries"]
+    assert retry == [leaked["figures"]["time_to_contain"] + 10 + 120]  # 2 min after `key-deactivated` was met
+    assert leaked["figures"]["wall_to_first_action"] is not None
     report = tmp_path / "report"
     assert "## Improvement list" in (report / "after-action.md").read_text()
     assert "<svg" in (report / "scorecard.html").read_text()
