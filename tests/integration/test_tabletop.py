@@ -48,7 +48,7 @@ def test_shipped_playbooks_pass_and_reports_are_written(tmp_path):
                     ("splunk", "webhook", "url-token", 202, 0)]  # the retry is acknowledged, not produced again
     leaked = cards["leaked-access-key"]
     retry = [d["at"] for d in leaked["deliveries"] if d["inject"] == "attacker-retries"]
-    assert retry == [leaked["figures"]["time_to_contain"] + 10 + 120]  # 2 min after `key-deactivated` was met
+    assert retry == [130.0]  # the finding at 10 s, `key-deactivated` met then, and the 2 min delay
     assert leaked["figures"]["wall_to_first_action"] is not None
     report = tmp_path / "report"
     assert "## Improvement list" in (report / "after-action.md").read_text()
