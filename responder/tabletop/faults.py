@@ -79,7 +79,8 @@ class FaultyAws(AwsSession):
         super().__init__(endpoint_url=endpoint_url, credentials=credentials)
         self.clock = clock
         self.errors = [f for f in faults if isinstance(f, AwsFault)]
-        self.kills = [KillSwitch(f.kill_during, loop) for f in faults if isinstance(f, KillFault)]
+        self.kills = [KillSwitch(f.kill_during, loop) for f in faults
+                      if isinstance(f, KillFault) and f.kill_during is not None]
         self.injected: list[dict[str, Any]] = []
         self._session.events.register("before-call", self._before_call)  # type: ignore[arg-type]
 

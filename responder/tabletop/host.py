@@ -149,16 +149,18 @@ def revealed(settings: Settings) -> dict[str, Any]:
 class ChildProcess:
     """The service in its own OS process: `kill()` is a real SIGKILL, and a new child resumes from the timeline.
 
-    Children are spawned ahead of need (`warm`), one per start and restart, so that their imports overlap the
-    world seeding: a restart after a SIGKILL costs no interpreter start-up.
+    Children are spawned ahead of need (`warm`): the first while the world is seeded, a spare once it is, and
+    while kills remain a new spare as soon as a child consumes, so a restart after a SIGKILL rarely waits for
+    an interpreter start-up.
     """
 
-    def __init__(self, work: Path, timeline: Path, clock: Callable[[], float]) -> None:
-        self.work, self.timeline, self.clock = work, timeline, clock
+    def __init__(self, work: Path, timeline: Path, clock: Callable[[], float], kills: int) -> None:
+        self.work, self.timeline, self.clock, self.kills = work, timeline, clock, kills
         self.config: ChildConfig | None = None
         self.proc: asyncio.subprocess.Process | None = None
         self.spares: list[asyncio.subprocess.Process] = []
         self.last = Status()
+        self.restarts = 0
         self._lock = asyncio.Lock()
 
     async def warm(self, count: int = 1) -> None:
@@ -185,6 +187,8 @@ class ChildProcess:
                 raise RuntimeError(f"the service process stopped: {self.last.error}")
             await asyncio.sleep(0.02)
             await self.status()
+        if self.restarts < self.kills:  # another kill is coming: have its successor import now
+            await self.warm(1)
 
     async def _ask(self, op: str, **args: Any) -> dict[str, Any]:
         proc = self.proc
@@ -226,8 +230,9 @@ class ChildProcess:
         pid = self.proc.pid
         self.proc.send_signal(signal.SIGKILL)
         code = await self.proc.wait()
+        self.restarts += 1
         self.config.handled = sorted({*self.config.handled, *self.last.kills})
-        return {"pid": pid, "signal": "SIGKILL", "returncode": code, "during": self.last.kills}
+        return {"pid": pid, "signal": "SIGKILL", "returncode": code, "during": list(self.last.kills)}
 
     async def stop(self) -> Status:
         """Ask the child to drain and stop; SIGKILL it if it does not within 30 s."""

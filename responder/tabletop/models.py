@@ -254,9 +254,18 @@ class AwsFault(_Strict):
 
 
 class KillFault(_Strict):
-    """SIGKILL the service while it calls `operation` (the call never reaches AWS), then restart it."""
+    """SIGKILL the service process, then restart it: while it calls `kill_during`, or at virtual time `kill_at`."""
 
-    kill_during: str = Field(description="API name, e.g. UpdateAccessKey")
+    kill_during: str | None = Field(default=None, description="API name, e.g. UpdateAccessKey (the call never "
+                                    "reaches AWS)")
+    kill_at: Duration | None = Field(default=None, description="virtual offset: killed once everything before it "
+                                     "has been handled (open incidents, parked approvals, unfinished windows)")
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> KillFault:
+        if (self.kill_during is None) == (self.kill_at is None):
+            raise ValueError("a kill fault has exactly one of `kill_during` and `kill_at`")
+        return self
 
 
 class Playbook(_Strict):

@@ -119,12 +119,14 @@ class Scenario:
         rs.aws = aws
         rs.start = self.clock.start
         kills = sum(isinstance(f, KillFault) for f in self.pb.faults)
-        self.child = ChildProcess(self.work, rs.timeline, self.clock) if kills else None
+        self.child = ChildProcess(self.work, rs.timeline, self.clock, kills) if kills else None
         try:
             async with asyncio.timeout(self.pb.timeout):
                 if self.child is not None:
-                    await self.child.warm(1 + kills)  # a child per start and restart: imports overlap the seeding
+                    await self.child.warm(1)  # its imports overlap the seeding
                 rs.bindings = await seed(aws, self.pb.world, self.work)
+                if self.child is not None:  # a spare for the first restart (not earlier: moto's first calls
+                    await self.child.warm(2)  # are slow, and two importing interpreters starve a small machine)
                 rs.before = await snapshot(aws, rs.bindings)
                 self.progress("setup", "world seeded")
                 await ensure_topics(self.sandbox.broker.bootstrap, list(self.topics.values()), partitions=1)
@@ -150,7 +152,7 @@ class Scenario:
         def records(inject: Inject, offset: float) -> list[tuple[float, Record]]:
             return inject_records(inject, rs.path.parent, rs.bindings, self.clock.start + offset, self.topics,
                                   self.pb.settings.event_signing_keys)
-        schedule = Schedule(self.pb, records, self._deliver_factory, self._decide_factory)
+        schedule = Schedule(self.pb, records, self._deliver_factory, self._decide_factory, self._kill_now)
         rs.inject_at = schedule.inject_at
         return schedule
 
@@ -247,17 +249,23 @@ class Scenario:
         self._account(await self.host.stop())
         self.run_state.entries = self.host.entries()
 
-    async def _kill_and_restart(self, status: Status) -> None:
+    async def _kill_now(self) -> None:
+        """A `kill_at` fault: SIGKILL the service whatever it is doing, and restart it."""
+        await self._kill_and_restart(await self.host.status(), "kill_at", settled=True)
+
+    async def _kill_and_restart(self, status: Status, why: str = "", *, settled: bool = False) -> None:
         """A real SIGKILL of the service process (no drain, no commit of the batch in hand); a new process resumes
         from the timeline and the uncommitted Kafka offsets."""
         if not isinstance(self.host, ChildProcess):  # kill points are armed only in a child process
             raise RuntimeError("a kill point was reached in a service that is not in its own process")
-        self.base += status.polled - status.last_batch
+        # settled: every record polled was handled and committed; else the batch in hand will be redelivered
+        self.base += status.polled - (0 if settled else status.last_batch)
         self._account(status)
         killed = await self.host.kill()
+        killed["during"] = killed["during"] or [why]
         self.run_state.kills.append({"at": self.clock.offset, **killed})
         self.run_state.restarts += 1
-        self.progress("fault", f"service pid {killed['pid']} SIGKILLed during {', '.join(status.kills)} "
+        self.progress("fault", f"service pid {killed['pid']} SIGKILLed during {', '.join(killed['during'])} "
                       f"(exit {killed['returncode']}); restarting")
         await self.host.start()
 

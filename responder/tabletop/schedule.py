@@ -2,8 +2,9 @@
 
 An inject is due at its `at` offset, or `at` after another inject, or `at` after an expectation was
 first seen met (the runner checks the awaited expectations after each settle and calls `meet`).
-Decisions are due at their `at`. A no-op at the end of the longest expectation window keeps the
-clock moving until every window has closed. The loader has refused unknown names and cycles.
+Decisions are due at their `at`, `kill_at` faults at theirs. A no-op at the end of the longest
+expectation window keeps the clock moving until every window has closed. The loader has refused
+unknown names and cycles.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import heapq
 from collections.abc import Awaitable, Callable
 
 from responder.tabletop.inject import Record
-from responder.tabletop.models import Decision, Inject, Playbook
+from responder.tabletop.models import Decision, Inject, KillFault, Playbook
 
 Action = Callable[[], Awaitable[None]]
 
@@ -25,7 +26,8 @@ class Schedule:
     """A heap of (virtual offset, order, action) that grows as injects become due."""
 
     def __init__(self, pb: Playbook, records: Callable[[Inject, float], list[tuple[float, Record]]],
-                 deliver: Callable[[Inject, Record], Action], decide: Callable[[Decision], Action]) -> None:
+                 deliver: Callable[[Inject, Record], Action], decide: Callable[[Decision], Action],
+                 kill: Action | None = None) -> None:
         self.pb, self.records, self.deliver = pb, records, deliver
         self._heap: list[tuple[float, int, Action]] = []
         self._n = 0
@@ -36,6 +38,9 @@ class Schedule:
         for decision in pb.decisions:
             self._push(decision.at, decide(decision))
         self._release()
+        for fault in pb.faults:  # after the injects: a kill at an inject's time comes once it was handled
+            if isinstance(fault, KillFault) and fault.kill_at is not None and kill is not None:
+                self._push(fault.kill_at, kill)
 
     def _push(self, at: float, action: Action) -> None:
         heapq.heappush(self._heap, (at, self._n, action))
