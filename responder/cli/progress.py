@@ -35,8 +35,9 @@ def progress_for(total: int, *, tty: bool) -> Iterator[Report]:
         expectations: dict[str, list[str]] = {}
 
         def live(playbook: str, kind: str, text: str) -> None:
-            if kind == "expect" and text.split(" ", 1)[0] in MARKS:
-                expectations.setdefault(playbook, []).append(f"{MARKS[text.split(' ', 1)[0]]} {text.split(' ')[1].rstrip(':')}")
+            status, _, rest = text.partition(" ")
+            if kind == "expect" and status in MARKS:  # a grade: "PASS id" or "FAIL id: what happened instead"
+                expectations.setdefault(playbook, []).append(f"{MARKS[status]} {rest.split(':')[0]}")
             elif kind == "done":
                 mark = MARKS.get(text.split(" ", 1)[0], "")
                 bar.console.print(f"{mark} [bold]{playbook}[/bold] {text}  " + " ".join(expectations.pop(playbook, [])),
