@@ -81,3 +81,16 @@ def test_a_webhook_inject_cannot_name_a_topic_or_key():
     """The intake chooses the topic and the record key: a webhook inject naming them is invalid."""
     with pytest.raises(ValueError, match="webhook inject"):
         Inject.model_validate({"id": "i", "event": "e.json", "transport": "webhook", "topic": "drift"})
+
+
+def test_progress_off_a_terminal_is_plain_lines_on_stderr(capsys):
+    """Without a TTY every event but clock ticks is one plain line on stderr; stdout stays clean."""
+    from responder.cli.progress import progress_for
+
+    with progress_for(1, tty=False) as progress:
+        progress("pb", "clock", "t+10s")
+        progress("pb", "inject", "finding at t+10s via webhook bearer → HTTP 202")
+        progress("pb", "done", "PASS 100%")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == ["pb inject finding at t+10s via webhook bearer → HTTP 202", "pb done PASS 100%"]
