@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from responder.cli.output import console, err_console
 
 Report = Callable[[str, str, str], None]
-MARKS = {"PASS": "[green]✓[/green]", "FAIL": "[red]✗[/red]", "PARTIAL": "[yellow]~[/yellow]"}
+MARKS = {"PASS": "[green]✓[/green]", "FAIL": "[red]✗[/red]", "PARTIAL": "[yellow]~[/yellow]"}  # nosec B105 # grade marks
 
 
 @contextlib.contextmanager
