@@ -118,24 +118,23 @@ def test_inject_after_an_expectation_validates(tmp_path):
     assert _validate(str(_write(tmp_path, text)))[0] == 0
 
 
+def _refused_at(path: Path, where: str, message: str) -> None:
+    code, out = _validate(str(path))
+    assert (code, f"{path}:{where}" in out, message in out) == (3, True, True), out
+
+
 def test_inject_after_unknown_anchor_lists_the_choices(tmp_path):
     """An unknown `after:` is reported at its line with every inject and expectation it could name."""
     text = GOOD.format(id="pb").replace("expectations:", FOLLOW_UP.format(after="key-of") + "expectations:")
-    path = _write(tmp_path, text)
-    code, out = _validate(str(path))
-    assert code == 3
-    assert f"{path}:14:12" in out
-    assert "after: 'key-of' is neither an inject nor an expectation; choose from ['finding', 'key-off']" in out
+    _refused_at(_write(tmp_path, text), "14:12",
+                "after: 'key-of' is neither an inject nor an expectation; choose from ['finding', 'key-off']")
 
 
 def test_anchor_cycles_are_refused(tmp_path):
     """An inject waiting on an expectation whose window waits on that inject is a cycle, refused at load."""
     text = GOOD.format(id="pb").replace("expectations:", FOLLOW_UP.format(after="key-off") + "expectations:")
     path = _write(tmp_path, text.replace("    resource: main\n", "    resource: main\n    after: follow-up\n"))
-    code, out = _validate(str(path))
-    assert code == 3
-    assert f"{path}:14:12" in out
-    assert "follow-up → key-off → follow-up is a cycle" in out
+    _refused_at(path, "14:12", "follow-up → key-off → follow-up is a cycle")
 
 
 def test_inject_binds_ids_signs_repeats_and_duplicates(tmp_path):
