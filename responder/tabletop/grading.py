@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from responder.errors import ActuationError, ChainBroken
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.tabletop.expectations import Expectation, ExpectKind
-from responder.tabletop.runner import Run
+from responder.tabletop.outcome import Run
 from responder.tabletop.state import check_state
 from responder.timeline.checkpoint import Checker
 from responder.timeline.verify import verify_lines

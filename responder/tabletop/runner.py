@@ -4,6 +4,10 @@ Time moves only when the runner moves it. Between two scheduled moments the runn
 service has *settled*: every delivered record has been handed to the pipeline and the consumer loops
 have come round again (so the batch is handled, flushed and committed, and parked steps have been
 checked against the new time). Nothing sleeps on wall time to advance the scenario.
+
+The service runs in this process, or (for a playbook with a kill fault) in a child process that a real
+SIGKILL can kill (responder/tabletop/host.py); injects go to Kafka or through a real intake (webhook.py);
+when each happens is the Schedule's business (schedule.py).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,7 @@ import structlog
 from responder.ingest.approvals import KafkaPublisher
 from responder.ingest.kafka import ensure_topics
 from responder.models.runbook import Runbook
-from responder.models.timeline import EntryKind, TimelineEntry
+from responder.models.timeline import EntryKind
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from responder.settings import Settings
 from responder.tabletop.expectations import Expectation
@@ -30,39 +34,13 @@ from responder.tabletop.faults import FaultyAws, VirtualClock
 from responder.tabletop.host import ChildConfig, ChildProcess, InProcess, Status, revealed
 from responder.tabletop.inject import Record, decision_record, inject_records
 from responder.tabletop.models import AwsFault, Inject, KillFault, Playbook
+from responder.tabletop.outcome import Run, merge
 from responder.tabletop.schedule import Schedule
 from responder.tabletop.state import snapshot
 from responder.tabletop.webhook import SIGNING_KEY_ID, SIGNING_SECRET, WebhookIntake, webhook_intake
-from responder.tabletop.world import Bindings, seed
+from responder.tabletop.world import seed
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class Run:
-    """What happened in one scenario (graded afterwards)."""
-
-    playbook: Playbook
-    path: Path
-    timeline: Path
-    bindings: Bindings = field(default_factory=Bindings)
-    start: float = 0.0
-    inject_at: dict[str, float] = field(default_factory=dict)
-    end: float = 0.0
-    before: dict[str, Any] = field(default_factory=dict)
-    after: dict[str, Any] = field(default_factory=dict)
-    deadlettered: dict[str, int] = field(default_factory=dict)
-    faults: list[dict[str, Any]] = field(default_factory=list)
-    restarts: int = 0
-    kills: list[dict[str, Any]] = field(default_factory=list)  # each SIGKILL: virtual time, pid, exit code, call
-    wall: float = 0.0
-    error: str | None = None
-    entries: list[TimelineEntry] = field(default_factory=list)
-    aws: FaultyAws | None = None
-    deliveries: list[dict[str, Any]] = field(default_factory=list)  # each record: inject, transport, auth, status
-    undelivered: dict[str, str] = field(default_factory=dict)  # inject id → the anchor it waited for in vain
-    first_inject_wall: float | None = None  # epoch (wall) when the first alert record was delivered
-    first_action_wall: float | None = None  # epoch (wall) when the first step acted
 
 
 class Scenario:
@@ -292,8 +270,3 @@ class Scenario:
 
 async def _never(_exp: Expectation, _run: Run) -> bool:
     return False
-
-
-def merge(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    """Sum two counters."""
-    return {k: a.get(k, 0) + b.get(k, 0) for k in {*a, *b}}

@@ -7,7 +7,7 @@ from typing import Any
 from responder.models.timeline import EntryKind
 from responder.tabletop.expectations import ExpectKind
 from responder.tabletop.grading import CONTAINING, Card, Figures, Grade, Status, cite, grade, offset
-from responder.tabletop.runner import Run
+from responder.tabletop.outcome import Run
 from responder.timeline.chain import canonical_json
 from responder.timeline.checkpoint import Checker, Signer
 from responder.timeline.recorder import Recorder

@@ -18,7 +18,8 @@ from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from responder.tabletop.expectations import Expectation
 from responder.tabletop.grading import Card, grade
 from responder.tabletop.models import Playbook
-from responder.tabletop.runner import Run, Scenario
+from responder.tabletop.outcome import Run
+from responder.tabletop.runner import Scenario
 from responder.tabletop.scorecard import build, sign_and_append
 from responder.timeline.checkpoint import Checker, Signer, generate_keypair
 
