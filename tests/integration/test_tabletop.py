@@ -37,10 +37,10 @@ def test_shipped_playbooks_pass_and_reports_are_written(tmp_path):
     assert set(cards) == {p.stem for p in PLAYBOOKS.glob("*.yaml")}
     assert cards["sustained-drift"]["figures"]["virtual_seconds"] >= 7200
     killed = cards["service-killed-mid-incident"]["figures"]
-    assert killed["restarts"] == 2
-    # real SIGKILLs of the service's own process (not a cancelled task): mid-call, then idle at t+35s
+    assert killed["restarts"] == 1
+    # a real SIGKILL of the service's own process (not a cancelled task), mid-call
     assert [(k["at"], k["signal"], k["returncode"], k["during"]) for k in killed["kills"]] == [
-        (10.0, "SIGKILL", -9, ["UpdateAccessKey"]), (35.0, "SIGKILL", -9, ["kill_at"])]
+        (10.0, "SIGKILL", -9, ["UpdateAccessKey"])]
     assert os.getpid() not in {k["pid"] for k in killed["kills"]}
     assert cards["iam-throttled"]["figures"]["faults_injected"] == 2
     siem = [(d["inject"], d["transport"], d.get("auth"), d.get("http_status"), d["produced"])

@@ -23,7 +23,7 @@ PLAYBOOK = {
 }
 
 
-def _schedule() -> Schedule:
+def _schedule(kill=None, **extra) -> Schedule:
     def records(inject: Inject, offset: float) -> list[tuple[float, Record]]:
         return [(0.0, Record("alerts", inject.id.encode(), None, []))]
 
@@ -31,7 +31,7 @@ def _schedule() -> Schedule:
         async def run() -> None:
             return None
         return run
-    return Schedule(Playbook.model_validate(PLAYBOOK), records, action, action)
+    return Schedule(Playbook.model_validate(PLAYBOOK | extra), records, action, action, kill)
 
 
 def _drain(schedule: Schedule) -> list[float]:
@@ -59,6 +59,18 @@ def test_an_expectation_never_met_leaves_its_injects_undelivered():
     schedule = _schedule()
     _drain(schedule)
     assert schedule.undelivered() == {"retry": "contained", "later": "retry"}
+
+
+def test_a_kill_at_fault_is_scheduled_after_the_injects_of_its_time():
+    """`kill_at` puts the runner's kill at that virtual time, after an inject due at the same moment."""
+    async def kill() -> None:
+        return None
+    schedule = _schedule(kill, faults=[{"kill_at": "10s"}, {"kill_during": "UpdateAccessKey"}])
+    due = []
+    while (item := schedule.pop()) is not None:
+        due.append(item)
+    assert [at for at, _ in due] == [10.0, 10.0, 70.0]
+    assert due[1][1] is kill
 
 
 @pytest.mark.parametrize("auth", list(WebhookAuth))
