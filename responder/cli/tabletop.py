@@ -13,6 +13,7 @@ from responder.actuators.registry import registry
 from responder.catalog import check_directory
 from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.progress import progress_for
 from responder.errors import ConfigError, RunbookError
 
 if TYPE_CHECKING:
@@ -79,15 +80,10 @@ def run(
     if errors:
         _report_errors(errors, json, [])
         raise typer.Exit(EXIT_CONFIG)
-    tty = sys.stdout.isatty() and not json
-
-    def progress(playbook: str, msg: str) -> None:
-        if tty:
-            console.print(f"[dim]{playbook}[/dim] {msg}", highlight=False)
-
     try:
         work = report / "work" if report else None  # timelines and registries are kept only with --report
-        result = asyncio.run(run_suite(found, runbooks, work, progress=progress))
+        with progress_for(len(found), tty=sys.stdout.isatty() and not json) as progress:
+            result = asyncio.run(run_suite(found, runbooks, work, progress=progress))
     except (ConfigError, RunbookError) as exc:
         err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc

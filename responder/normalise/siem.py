@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+
+import orjson
 
 from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise.assemble import make_event, raw_id
@@ -42,7 +45,10 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
     title = p.get("alertType") or p.get("alertDisplayName") if alert else p.get("title")
     when, inferred = time_or_received(p.get("timeGenerated") if alert else p.get("createdTimeUtc"),
                                       p.get("firstActivityTimeUtc"), p.get("startTimeUtc"))
-    hosts = [res(K.HOST, e.get("hostName") or dig(e, "properties", "hostName")) for e in p.get("entities") or []]
+    entities = [e for e in [*(p.get("relatedEntities") or []), *(p.get("entities") or [])] if isinstance(e, dict)]
+    hosts = [res(K.HOST, _prop(e, "hostName")) for e in entities]
+    ips = [ip_resource(_prop(e, "address")) for e in entities if str(e.get("kind", "")).lower() == "ip"]
+    user = next((_prop(e, "accountName") for e in entities if str(e.get("kind", "")).lower() == "account"), None)
     return make_event(
         id=str(item.get("name") or p.get("systemAlertId") or raw_id("sentinel", item)),
         source="sentinel",
@@ -52,8 +58,8 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
         time_inferred=inferred,
         account=subscription,
         cloud="azure",
-        actor=dig(p, "owner", "userPrincipalName"),
-        resources=compact(hosts),
+        actor=user or dig(p, "owner", "userPrincipalName"),
+        resources=compact([access_key(_custom_key(p), user), res(K.IAM_USER, user), *hosts, *ips]),
         attributes={
             "kind": "alert" if alert else "incident",
             "title": p.get("title") or p.get("alertDisplayName"),
@@ -69,6 +75,25 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
         subject=f"sentinel:{item.get('name')}",
         threat=first(from_techniques(p.get("techniques") or []), SENTINEL.lookup(title)),
     )
+
+
+def _prop(entity: dict[str, Any], name: str) -> Any:
+    return entity.get(name) or dig(entity, "properties", name)
+
+
+def _custom_key(p: dict[str, Any]) -> Any:
+    """The access key id an analytics rule surfaced as a custom detail (`AccessKeyId: UserIdentityAccessKeyId`):
+    Sentinel has no access-key entity, so AWS rules carry it in `additionalData["Custom Details"]` (a JSON text
+    of name → values in the alert's ExtendedProperties, or a mapping)."""
+    for props in [p, *(dig(a, "properties") or {} for a in p.get("Alerts") or [] if isinstance(a, dict))]:
+        details = dig(props, "additionalData", "Custom Details") or props.get("customDetails")
+        if isinstance(details, str):
+            with contextlib.suppress(ValueError):
+                details = orjson.loads(details)
+        for name, value in details.items() if isinstance(details, dict) else ():
+            if str(name).lower().endswith("accesskeyid"):
+                return value[0] if isinstance(value, list) and value else value
+    return None
 
 
 # every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)

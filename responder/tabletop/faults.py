@@ -3,8 +3,9 @@
 Why hooks and not a proxy: a `before-call` handler that returns a response short-circuits the HTTP
 request inside botocore, so the actuator sees exactly what a throttled or failing AWS API returns
 (a ClientError with the real error code and HTTP status), on the real code path, with no port to
-manage. A kill fault blocks the calling thread instead: the runner then stops the service abruptly
-(the call never reaches AWS, nothing is committed) and starts a new one, as after a SIGKILL.
+manage. A kill fault (armed only in a service running in its own process, responder/tabletop/child.py)
+blocks the calling thread instead and says so in the child's status: the runner then SIGKILLs the
+process (the call never reaches AWS, nothing is committed) and starts a new one.
 """
 
 from __future__ import annotations
@@ -49,14 +50,13 @@ class _Response:
 
 
 class KillSwitch:
-    """A kill fault: the first matching call parks its thread until the runner has stopped the service."""
+    """A kill fault: the first matching call parks its thread until the runner has SIGKILLed the process."""
 
     def __init__(self, operation: str, loop: asyncio.AbstractEventLoop) -> None:
         self.operation = operation
         self.loop = loop
         self.reached = asyncio.Event()
         self.fired = False
-        self.handled = False  # the runner has killed and restarted the service for it
         self._release = threading.Event()
 
     def hit(self) -> None:
@@ -79,7 +79,8 @@ class FaultyAws(AwsSession):
         super().__init__(endpoint_url=endpoint_url, credentials=credentials)
         self.clock = clock
         self.errors = [f for f in faults if isinstance(f, AwsFault)]
-        self.kills = [KillSwitch(f.kill_during, loop) for f in faults if isinstance(f, KillFault)]
+        self.kills = [KillSwitch(f.kill_during, loop) for f in faults
+                      if isinstance(f, KillFault) and f.kill_during is not None]
         self.injected: list[dict[str, Any]] = []
         self._session.events.register("before-call", self._before_call)  # type: ignore[arg-type]
 

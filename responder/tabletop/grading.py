@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from responder.errors import ActuationError, ChainBroken
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.tabletop.expectations import Expectation, ExpectKind
-from responder.tabletop.runner import Run
+from responder.tabletop.outcome import Run
 from responder.tabletop.state import check_state
 from responder.timeline.checkpoint import Checker
 from responder.timeline.verify import verify_lines
@@ -35,11 +35,17 @@ class Grade(BaseModel):
 class Figures(BaseModel):
     """Scenario figures, in virtual seconds after the first inject."""
 
-    time_to_first_action: float | None = None
+    time_to_first_action: float | None = Field(
+        default=None, description="virtual s from the first inject to the first acted step (the virtual clock stands "
+                                  "still while the service works, so a prompt response reads 0)")
+    wall_to_first_action: float | None = Field(
+        default=None, description="wall s from delivering the first alert record to recording the first acted step: "
+                                  "the service's real processing time (decode, match, guards, the AWS call)")
     time_to_contain: float | None = None
     actions: int = 0
     collateral: list[str] = Field(default_factory=list)
     restarts: int = 0
+    kills: list[dict[str, Any]] = Field(default_factory=list, description="each SIGKILL: at, pid, returncode, during")
     faults_injected: int = 0
     virtual_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -59,6 +65,8 @@ class Card(BaseModel):
     timeline: str
     improvements: list[str] = Field(default_factory=list)
     incidents: list[dict[str, Any]] = Field(default_factory=list, description="per-incident timeline for the SVG")
+    deliveries: list[dict[str, Any]] = Field(default_factory=list, description="each record delivered: inject, "
+                                             "virtual time, transport (kafka/webhook), auth, HTTP status, produced")
 
 
 def offset(entry: TimelineEntry, start: float) -> float:
@@ -113,6 +121,9 @@ async def grade(exp: Expectation, run: Run, checker: Checker) -> Grade:
     """Grade one expectation against the run."""
     lo, hi = _window(exp, run)
     g = Grade(id=exp.id, kind=exp.kind.value, status="FAIL", weight=exp.weight, must_pass=exp.must_pass)
+    if exp.after in run.undelivered:
+        g.instead = f"inject {exp.after!r} was never delivered: it waited for {run.undelivered[exp.after]!r}"
+        return g
     if exp.kind == ExpectKind.STATE:
         if run.aws is None:
             g.instead = "the sandbox was not reachable"

@@ -48,8 +48,9 @@ def reference_problems(pb: Playbook, base: Path, registry: Registry,
     for n, inject in enumerate(pb.injects):
         if not (base / inject.event).is_file():
             yield f"event file {inject.event!r} does not exist (relative to {base})", ("injects", n, "event")
-        if inject.after is not None and inject.after not in injects[:n]:
-            yield (f"after: {inject.after!r} is not an earlier inject; choose from {injects[:n]}",
+        anchors = [*(i for i in injects if i != inject.id), *(e.id for e in pb.expectations)]
+        if inject.after is not None and inject.after not in anchors:
+            yield (f"after: {inject.after!r} is neither an inject nor an expectation; choose from {anchors}",
                    ("injects", n, "after"))
         for path, value in [*inject.overrides.items(), *inject.vary.items()]:
             for ref in _refs(value):
@@ -58,6 +59,9 @@ def reference_problems(pb: Playbook, base: Path, registry: Registry,
                     yield problem, ("injects", n, "overrides" if path in inject.overrides else "vary", path)
     if len(set(injects)) != len(injects):
         yield "inject ids must be unique", ("injects",)
+    elif cycle := _cycle(pb):
+        yield f"after: {' → '.join(cycle)} is a cycle (nothing in it could ever happen)", \
+            ("injects", injects.index(cycle[0]), "after")
     for n, decision in enumerate(pb.decisions):
         if books is not None and decision.step not in steps:
             yield f"step {decision.step!r} is in no loaded runbook", ("decisions", n, "step")
@@ -66,6 +70,21 @@ def reference_problems(pb: Playbook, base: Path, registry: Registry,
                 ("decisions", n, "key")
     for n in range(len(pb.expectations)):
         yield from _expectation_problems(exp_index=n, pb=pb, registry=registry, books=books, names=names)
+
+
+def _cycle(pb: Playbook) -> list[str]:
+    """A cycle of anchors, if any: an inject waits on its `after` (inject or expectation), an expectation's
+    window on its `after` inject (default the first inject)."""
+    first = pb.injects[0].id
+    edges = {i.id: i.after for i in pb.injects} | {e.id: e.after or first for e in pb.expectations}
+    for start in (i.id for i in pb.injects):
+        path, node = [start], edges.get(start)
+        while node is not None and node in edges:
+            if node in path:
+                return [*path[path.index(node):], node]
+            path.append(node)
+            node = edges[node]
+    return []
 
 
 def _ref_problem(ref: str, names: dict[str, set[str]]) -> str | None:

@@ -182,17 +182,29 @@ class Signature(StrEnum):
     FORGED = "forged"  # a known key id with a wrong signature
 
 
+class WebhookAuth(StrEnum):
+    """How a webhook inject authenticates to the intake (docs/intake.md)."""
+
+    STANDARD_WEBHOOKS = "standard-webhooks"
+    BEARER = "bearer"
+    URL_TOKEN = "url-token"  # noqa: S105  # nosec B105 - an auth scheme name, not a token
+
+
 class Inject(_Strict):
     """One record delivered to the service."""
 
     id: str = Field(pattern=NAME)
     at: Duration | None = Field(default=None, description="virtual offset from the start")
-    after: str | None = Field(default=None, description="another inject's id; `at` is then the delay after it")
-    transport: Literal["kafka"] = "kafka"
+    after: str | None = Field(default=None, description="another inject's id, or an expectation's id (fires once "
+                              "that expectation is first met); `at` is then the delay after it")
+    transport: Literal["kafka", "webhook"] = Field(
+        default="kafka", description="kafka: produced to the topic; webhook: POSTed to a real `responder intake`")
+    auth: WebhookAuth = Field(default=WebhookAuth.BEARER, description="webhook only: how the sender authenticates")
     topic: Literal["alerts", "drift"] = "alerts"
     event: str = Field(description="event file, relative to the playbook")
     overrides: dict[str, JsonValue] = Field(default_factory=dict, description="dotted path → value or ${ref}")
-    signature: Signature = Signature.UNSIGNED
+    signature: Signature = Field(default=Signature.UNSIGNED, description="kafka: the record's signature; webhook: "
+                                 "forged = a wrong secret (the intake refuses it), else the intake signs")
     key: str | None = Field(default=None, description="record key (default: none)")
     repeat: int = Field(default=1, ge=1, le=1000, description="distinct copies (each gets its own event id)")
     every: Duration = Field(default=0, description="virtual spacing between repeats")
@@ -201,6 +213,12 @@ class Inject(_Strict):
                                              description="dotted path → values; repeat n takes value n mod len")
     duplicate: bool = Field(default=False, description="deliver each record twice (at-least-once redelivery)")
     reverse: bool = Field(default=False, description="deliver the repeats newest first (out of order)")
+
+    @model_validator(mode="after")
+    def _webhook_fields(self) -> Inject:
+        if self.transport == "webhook" and (self.topic != "alerts" or self.key is not None):
+            raise ValueError("a webhook inject goes to the alert topic, keyed by the intake: drop `topic`/`key`")
+        return self
 
 
 class Tamper(StrEnum):
@@ -236,9 +254,18 @@ class AwsFault(_Strict):
 
 
 class KillFault(_Strict):
-    """SIGKILL the service while it calls `operation` (the call never reaches AWS), then restart it."""
+    """SIGKILL the service process, then restart it: while it calls `kill_during`, or at virtual time `kill_at`."""
 
-    kill_during: str = Field(description="API name, e.g. UpdateAccessKey")
+    kill_during: str | None = Field(default=None, description="API name, e.g. UpdateAccessKey (the call never "
+                                    "reaches AWS)")
+    kill_at: Duration | None = Field(default=None, description="virtual offset: killed once everything before it "
+                                     "has been handled (open incidents, parked approvals, unfinished windows)")
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> KillFault:
+        if (self.kill_during is None) == (self.kill_at is None):
+            raise ValueError("a kill fault has exactly one of `kill_during` and `kill_at`")
+        return self
 
 
 class Playbook(_Strict):

@@ -11,7 +11,7 @@ from xml.etree import ElementTree as ET  # nosec B405 # only writes JUnit XML; n
 from rich.console import Console
 from rich.table import Table
 
-from responder.tabletop.grading import Card
+from responder.tabletop.grading import Card, Figures
 from responder.tabletop.suite import SuiteResult
 
 COLOURS = {"PASS": "green", "FAIL": "red", "PARTIAL": "yellow"}  # nosec B105 # grade colours
@@ -19,6 +19,21 @@ COLOURS = {"PASS": "green", "FAIL": "red", "PARTIAL": "yellow"}  # nosec B105 # 
 
 def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:g}s"
+
+
+def _first(f: Figures) -> str:
+    """Time to first action: virtual, and the real processing time behind it."""
+    wall = f" (+{f.wall_to_first_action:.3f}s wall)" if f.wall_to_first_action is not None else ""
+    return _secs(f.time_to_first_action) + wall
+
+
+def _deliveries(card: Card) -> str:
+    """How each inject reached the service: transport, auth, HTTP answer, records produced."""
+    out = []
+    for d in card.deliveries:
+        via = f"webhook ({d.get('auth')}) → HTTP {d.get('http_status')}" if d["transport"] == "webhook" else "kafka"
+        out.append(f"`{d['inject']}` t+{d['at']:g}s via {via}, {d['produced']} produced")
+    return "; ".join(out)
 
 
 def print_scorecard(result: SuiteResult, console: Console, regressions: list[str]) -> None:
@@ -29,7 +44,7 @@ def print_scorecard(result: SuiteResult, console: Console, regressions: list[str
     for c in result.cards:
         f = c.figures
         table.add_row(c.playbook, f"[{COLOURS[c.status]}]{c.status}[/]", f"{c.score:.0%}",
-                      _secs(f.time_to_first_action), _secs(f.time_to_contain), str(f.actions),
+                      _first(f), _secs(f.time_to_contain), str(f.actions),
                       ", ".join(f.collateral) or "-", f"{f.wall_seconds:.1f}s")
     console.print(table)
     for c in result.cards:
@@ -87,11 +102,13 @@ def markdown(result: SuiteResult, regress: list[str]) -> str:
              "|---|---|---|---|---|---|---|"]
     for c in result.cards:
         f = c.figures
-        lines.append(f"| {c.playbook} | {c.status} | {c.score:.0%} | {_secs(f.time_to_first_action)} | "
+        lines.append(f"| {c.playbook} | {c.status} | {c.score:.0%} | {_first(f)} | "
                      f"{_secs(f.time_to_contain)} | {f.actions} | {', '.join(f.collateral) or '-'} |")
     for c in result.cards:
         lines += ["", f"## {c.playbook}: {c.title}", "", f"Status **{c.status}**, score {c.score:.0%}, "
                   f"{c.figures.virtual_seconds:g} virtual s in {c.figures.wall_seconds:g} wall s.", ""]
+        if c.deliveries:
+            lines += [f"Injects: {_deliveries(c)}.", ""]
         if c.error:
             lines += [f"Stopped: {c.error}", ""]
         for g in c.grades:

@@ -4,6 +4,10 @@ Time moves only when the runner moves it. Between two scheduled moments the runn
 service has *settled*: every delivered record has been handed to the pipeline and the consumer loops
 have come round again (so the batch is handled, flushed and committed, and parked steps have been
 checked against the new time). Nothing sleeps on wall time to advance the scenario.
+
+The service runs in this process, or (for a playbook with a kill fault) in a child process that a real
+SIGKILL can kill (responder/tabletop/host.py); injects go to Kafka or through a real intake (webhook.py);
+when each happens is the Schedule's business (schedule.py).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,73 +26,36 @@ import structlog
 from responder.ingest.approvals import KafkaPublisher
 from responder.ingest.kafka import ensure_topics
 from responder.models.runbook import Runbook
-from responder.models.timeline import EntryKind, TimelineEntry
+from responder.models.timeline import EntryKind
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
-from responder.service import Service
 from responder.settings import Settings
+from responder.tabletop.expectations import Expectation
 from responder.tabletop.faults import FaultyAws, VirtualClock
+from responder.tabletop.host import ChildConfig, ChildProcess, InProcess, Status, revealed
 from responder.tabletop.inject import Record, decision_record, inject_records
-from responder.tabletop.models import Playbook
+from responder.tabletop.models import AwsFault, Inject, KillFault, Playbook
+from responder.tabletop.outcome import Run, merge
+from responder.tabletop.schedule import Schedule
 from responder.tabletop.state import snapshot
-from responder.tabletop.world import Bindings, seed
+from responder.tabletop.webhook import SIGNING_KEY_ID, SIGNING_SECRET, WebhookIntake, webhook_intake
+from responder.tabletop.world import seed
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class Run:
-    """What happened in one scenario (graded afterwards)."""
-
-    playbook: Playbook
-    path: Path
-    timeline: Path
-    bindings: Bindings = field(default_factory=Bindings)
-    start: float = 0.0
-    inject_at: dict[str, float] = field(default_factory=dict)
-    end: float = 0.0
-    before: dict[str, Any] = field(default_factory=dict)
-    after: dict[str, Any] = field(default_factory=dict)
-    deadlettered: dict[str, int] = field(default_factory=dict)
-    faults: list[dict[str, Any]] = field(default_factory=list)
-    restarts: int = 0
-    wall: float = 0.0
-    error: str | None = None
-    entries: list[TimelineEntry] = field(default_factory=list)
-    aws: FaultyAws | None = None
-
-
-class _Tracked:
-    """Counts the consumer loops' polls and the records they handed over (hooks on one Service)."""
-
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.alert_polls = self.approval_polls = self.polled = self.last_batch = 0
-        alerts, approvals = service.ingest.poll, service.approvals.poll
-
-        async def alerts_poll(timeout_ms: int = 200) -> Any:
-            self.alert_polls += 1
-            got = await alerts(timeout_ms)
-            self.last_batch = sum(len(v) for v in got.values())
-            self.polled += self.last_batch
-            return got
-
-        async def approvals_poll(timeout_ms: int = 200) -> Any:
-            self.approval_polls += 1
-            return await approvals(timeout_ms)
-
-        service.ingest.poll = alerts_poll  # type: ignore[method-assign]
-        service.approvals.poll = approvals_poll  # type: ignore[method-assign]
 
 
 class Scenario:
     """One playbook against one (shared, reset) sandbox."""
 
     def __init__(self, pb: Playbook, path: Path, sandbox: Sandbox, runbooks: Sequence[Runbook], runbooks_dir: Path,
-                 work: Path, signing_key: str, progress: Callable[[str], None] | None = None) -> None:
+                 work: Path, signing_key: str, progress: Callable[[str, str], None] | None = None,
+                 judge: Callable[[Expectation, Run], Awaitable[bool]] | None = None) -> None:
         self.pb, self.sandbox, self.runbooks, self.runbooks_dir = pb, sandbox, list(runbooks), runbooks_dir
         self.work = work
         self.signing_key = signing_key
-        self.progress = progress or (lambda _msg: None)
+        self.progress = progress or (lambda _kind, _msg: None)
+        self.judge = judge or _never
+        self.intake: WebhookIntake | None = None
+        self.webhooks = any(i.transport == "webhook" for i in pb.injects)  # then the service trusts the intake
         self.run_state = Run(pb, path, work / "timeline.jsonl")
         nonce = uuid.uuid4().hex[:8]
         self.topics = {name: f"tabletop.{pb.id}.{nonce}.{name}" for name in
@@ -114,7 +81,7 @@ class Scenario:
             guard_quotas=s.guard_quotas, guard_max_targets=s.guard_max_targets, protected_ids=protected,
             protected_tags=s.protected_tags, kill_switch=s.kill_switch, dry_run=s.dry_run,
             require_signature=[t["alerts"] if r == "alerts" else r for r in s.require_signature],
-            event_signing_keys=s.event_signing_keys,
+            event_signing_keys=s.event_signing_keys | ({SIGNING_KEY_ID: SIGNING_SECRET} if self.webhooks else {}),
             model_registry=str(b.registry or self.work / "registry"),
             model_trusted_keys=[b.trusted_key] if b.trusted_key else [],
         )
@@ -125,16 +92,22 @@ class Scenario:
         rs = self.run_state
         self.sandbox.aws.reset()
         aws = FaultyAws(endpoint_url=self.sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS,
-                        clock=self.clock, faults=self.pb.faults, loop=asyncio.get_running_loop())
+                        clock=self.clock, faults=[f for f in self.pb.faults if isinstance(f, AwsFault)],
+                        loop=asyncio.get_running_loop())  # kill points are armed in the service's own process
         rs.aws = aws
         rs.start = self.clock.start
+        kills = sum(isinstance(f, KillFault) for f in self.pb.faults)
+        self.child = ChildProcess(self.work, rs.timeline, self.clock, kills) if kills else None
         try:
             async with asyncio.timeout(self.pb.timeout):
+                if self.child is not None:
+                    await self.child.warm(1)  # its imports overlap the seeding
                 rs.bindings = await seed(aws, self.pb.world, self.work)
+                if self.child is not None:  # a spare for the first restart (not earlier: moto's first calls
+                    await self.child.warm(2)  # are slow, and two importing interpreters starve a small machine)
                 rs.before = await snapshot(aws, rs.bindings)
-                self.progress('seeded')
+                self.progress("setup", "world seeded")
                 await ensure_topics(self.sandbox.broker.bootstrap, list(self.topics.values()), partitions=1)
-                self.progress('topics')
                 await self._drive(aws)
                 rs.after = await snapshot(aws, rs.bindings)
         except TimeoutError:
@@ -143,49 +116,63 @@ class Scenario:
             log.exception("tabletop_scenario_failed", playbook=self.pb.id)
             rs.error = f"{exc.__class__.__name__}: {exc}"
         finally:
-            for kill in aws.kills:
-                kill.release()
-        rs.faults = list(aws.injected)
+            if self.child is not None:
+                await self.child.stop()  # idempotent: also reaps a spare or a child left by a hung scenario
+        # in process the service shares `aws` (its status already listed them); a child had its own
+        rs.faults = [*aws.injected, *rs.faults] if self.child is not None else list(aws.injected)
         rs.end = self.clock.offset
         rs.wall = time.monotonic() - started
         return rs
 
-    def _schedule(self) -> list[tuple[float, int, Callable[[], Awaitable[None]]]]:
-        items: list[tuple[float, int, Callable[[], Awaitable[None]]]] = []
-        at: dict[str, float] = {}
-        for inject in self.pb.injects:
-            offset = (at[inject.after] if inject.after else 0.0) + (inject.at or 0.0)
-            at[inject.id] = offset
-            self.run_state.inject_at[inject.id] = offset
-            records = inject_records(inject, self.run_state.path.parent, self.run_state.bindings,
-                                     self.clock.start + offset, self.topics, self.pb.settings.event_signing_keys)
-            for delay, record in records:
-                items.append((offset + delay, len(items), self._deliver_factory(record)))
-        for decision in self.pb.decisions:
-            items.append((decision.at, len(items), self._decide_factory(decision)))
-        last = max(t for t, _, _ in items)
-        horizon = max([last, *(at.get(e.after or self.pb.injects[0].id, 0.0) + (e.within or 0.0)
-                               for e in self.pb.expectations)])
-        items.append((horizon, len(items), self._noop))
-        return sorted(items, key=lambda i: (i[0], i[1]))
+    def _schedule(self) -> Schedule:
+        rs = self.run_state
 
-    async def _noop(self) -> None:
-        return None
+        def records(inject: Inject, offset: float) -> list[tuple[float, Record]]:
+            return inject_records(inject, rs.path.parent, rs.bindings, self.clock.start + offset, self.topics,
+                                  self.pb.settings.event_signing_keys)
+        schedule = Schedule(self.pb, records, self._deliver_factory, self._decide_factory, self._kill_now)
+        rs.inject_at = schedule.inject_at
+        return schedule
 
-    def _deliver_factory(self, record: Record) -> Callable[[], Awaitable[None]]:
+    async def _check_awaited(self, schedule: Schedule, status: Status) -> None:
+        """Release the injects anchored on expectations that are met now (graded on the timeline so far)."""
+        first = self.pb.injects[0].id
+        by_id = {e.id: e for e in self.pb.expectations}
+        awaited = [by_id[n] for n in schedule.awaited() if (by_id[n].after or first) in schedule.inject_at]
+        if not awaited:
+            return
+        view = replace(self.run_state, entries=self.host.entries(),
+                       deadlettered=merge(self.run_state.deadlettered, status.deadlettered))
+        for exp in awaited:
+            if await self.judge(exp, view):
+                self.progress("expect", f"{exp.id} met at t+{self.clock.offset:g}s: releasing what waits on it")
+                schedule.meet(exp.id, self.clock.offset)
+
+    def _deliver_factory(self, inject: Inject, record: Record) -> Callable[[], Awaitable[None]]:
         async def deliver() -> None:
-            await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
-            if record.topic in (self.topics["alerts"], self.topics["drift"]):
-                self.delivered += 1
+            seen: dict[str, Any] = {"inject": inject.id, "at": self.clock.offset, "transport": inject.transport}
+            if inject.transport == "webhook" and self.intake is not None:
+                posted = await self.intake.post(inject.auth, record.value, inject.signature)
+                seen |= {"auth": inject.auth.value, "http_status": posted.status}
+                produced = posted.produced  # a redelivery the intake recognised is acknowledged, not produced
+            else:
+                await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
+                produced = int(record.topic in (self.topics["alerts"], self.topics["drift"]))
+            self.delivered += produced
+            self.run_state.deliveries.append(seen | {"produced": produced})
+            via = f"webhook {inject.auth.value} → HTTP {seen['http_status']}" if "http_status" in seen else "kafka"
+            self.progress("inject", f"{inject.id} at t+{self.clock.offset:g}s via {via}")
+            if produced:
+                self.run_state.first_inject_wall = self.run_state.first_inject_wall or time.time()
         return deliver
 
     def _decide_factory(self, decision: Any) -> Callable[[], Awaitable[None]]:
         async def decide() -> None:
             target = self.run_state.bindings.id_of(decision.target) if decision.target else None
-            found = [e for e in self.service.recorder.entries() if e.kind == EntryKind.APPROVAL_REQUESTED
+            found = [e for e in self.host.entries() if e.kind == EntryKind.APPROVAL_REQUESTED
                      and e.body.get("step") == decision.step and (target is None or target in str(e.body["target"]))]
             if not found:
-                self.progress(f"decision for {decision.step}: no approval request on the timeline yet")
+                self.progress("decision", f"{decision.step}: no approval request on the timeline yet")
                 return
             request = found[-1]
             record = decision_record(decision, self.pb, str(request.incident), str(request.body["digest"]),
@@ -196,70 +183,90 @@ class Scenario:
 
     async def _drive(self, aws: FaultyAws) -> None:
         schedule = self._schedule()
-        settings = self.settings()
-        self.producer = KafkaPublisher(self.sandbox.broker.bootstrap)
-        await self.producer.start()
-        self._start_service(settings, aws)
+        async with contextlib.AsyncExitStack() as stack:
+            self.producer = KafkaPublisher(self.sandbox.broker.bootstrap)
+            await self.producer.start()
+            stack.push_async_callback(self.producer.stop)
+            if self.webhooks:
+                self.intake = await stack.enter_async_context(
+                    webhook_intake(self.sandbox.broker.bootstrap, self.topics["alerts"]))
+            self.host = self._host(self.settings(), aws)
+            await self._play(schedule)
+
+    async def _play(self, schedule: Schedule) -> None:
         try:
-            await asyncio.wait_for(self.service.ready.wait(), 30)
-            self.progress('ready')
-            for offset, _, action in schedule:
+            await self.host.start()
+            self.progress("setup", "service ready")
+            while (item := schedule.pop()) is not None:
+                offset, action = item
+                await self.host.at(offset)
                 self.clock.at(offset)
-                self.progress(f"t+{offset:g}s")
+                self.progress("clock", f"t+{offset:g}s")
                 await action()
-                await self._settle(settings, aws)
+                await self._check_awaited(schedule, await self._settle())
+            self.run_state.undelivered = schedule.undelivered()
         finally:
             await self._stop_service()
-            await self.producer.stop()
 
-    def _start_service(self, settings: Settings, aws: FaultyAws) -> None:
-        self.service = Service(settings, aws=aws, runbooks=self.runbooks, clock=self.clock)
-        self.tracked = _Tracked(self.service)
-        self.task = asyncio.create_task(self.service.run())
+    def _host(self, settings: Settings, aws: FaultyAws) -> InProcess | ChildProcess:
+        """A scenario with a kill fault runs its service in a child process (a real SIGKILL); others in process."""
+        if self.child is None:
+            return InProcess(settings, aws, self.clock)
+        self.child.config = ChildConfig(settings=revealed(settings), faults=list(self.pb.faults),
+                                        start=self.clock.start, now=self.clock())
+        return self.child
+
+    def _account(self, status: Status) -> None:
+        rs = self.run_state
+        rs.deadlettered = merge(rs.deadlettered, status.deadlettered)
+        rs.faults += status.injected
+        if status.first_action_wall is not None and rs.first_action_wall is None:
+            rs.first_action_wall = status.first_action_wall
 
     async def _stop_service(self) -> None:
-        self.run_state.deadlettered = merge(self.run_state.deadlettered, self.service.deadlettered)
-        self.service.request_stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.task, 30)
-        self.run_state.entries = list(self.service.recorder.entries())
+        self._account(await self.host.stop())
+        self.run_state.entries = self.host.entries()
 
-    async def _kill_and_restart(self, settings: Settings, aws: FaultyAws) -> None:
-        """As after a SIGKILL: no drain, no commit of the batch in hand; a new service resumes from the timeline."""
-        self.base += self.tracked.polled - self.tracked.last_batch
-        self.run_state.deadlettered = merge(self.run_state.deadlettered, self.service.deadlettered)
-        self.task.cancel()
-        with contextlib.suppress(BaseException):
-            await self.task
-        for kill in aws.kills:
-            kill.release()
+    async def _kill_now(self) -> None:
+        """A `kill_at` fault: SIGKILL the service whatever it is doing, and restart it."""
+        await self._kill_and_restart(await self.host.status(), "kill_at", settled=True)
+
+    async def _kill_and_restart(self, status: Status, why: str = "", *, settled: bool = False) -> None:
+        """A real SIGKILL of the service process (no drain, no commit of the batch in hand); a new process resumes
+        from the timeline and the uncommitted Kafka offsets."""
+        if not isinstance(self.host, ChildProcess):  # kill points are armed only in a child process
+            raise RuntimeError("a kill point was reached in a service that is not in its own process")
+        # settled: every record polled was handled and committed; else the batch in hand will be redelivered
+        self.base += status.polled - (0 if settled else status.last_batch)
+        self._account(status)
+        killed = await self.host.kill()
+        killed["during"] = killed["during"] or [why]
+        self.run_state.kills.append({"at": self.clock.offset, **killed})
         self.run_state.restarts += 1
-        self.progress("service killed; restarting")
-        self._start_service(settings, aws)
-        await asyncio.wait_for(self.service.ready.wait(), 30)
+        self.progress("fault", f"service pid {killed['pid']} SIGKILLed during {', '.join(killed['during'])} "
+                      f"(exit {killed['returncode']}); restarting")
+        await self.host.start()
 
-    async def _settle(self, settings: Settings, aws: FaultyAws) -> None:
+    async def _settle(self) -> Status:
         """Wait (on the consumers, not on time) until everything delivered so far has been handled."""
         reached_at: int | None = None
-        approvals_from = self.tracked.approval_polls
-        due = any(p.deadline <= self.clock() for p in self.service.engine.state.parked_steps())
-        rounds, self.decided = (2 if self.decided or due else 0), False
+        first = await self.host.status()
+        approvals_from = first.approval_polls
+        rounds, self.decided = (2 if self.decided or first.due else 0), False
         while True:
-            if any(k.reached.is_set() and not k.handled for k in aws.kills):
-                for k in aws.kills:
-                    k.handled = k.handled or k.reached.is_set()
-                await self._kill_and_restart(settings, aws)
-                reached_at, approvals_from = None, self.tracked.approval_polls
-            if self.task.done():
-                raise RuntimeError(f"the service stopped: {self.task.exception()!r}")
-            t = self.tracked
+            t = await self.host.status()
+            if t.kills:
+                await self._kill_and_restart(t)
+                reached_at, approvals_from = None, (await self.host.status()).approval_polls
+                continue
+            if not t.running:
+                raise RuntimeError(f"the service stopped: {t.error}")
             if reached_at is None and self.base + t.polled >= self.delivered:
                 reached_at = t.alert_polls
             if reached_at is not None and t.alert_polls > reached_at and t.approval_polls >= approvals_from + rounds:
-                return
+                return t
             await asyncio.sleep(0.005)
 
 
-def merge(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    """Sum two counters."""
-    return {k: a.get(k, 0) + b.get(k, 0) for k in {*a, *b}}
+async def _never(_exp: Expectation, _run: Run) -> bool:
+    return False

@@ -7,7 +7,7 @@ from typing import Any
 from responder.models.timeline import EntryKind
 from responder.tabletop.expectations import ExpectKind
 from responder.tabletop.grading import CONTAINING, Card, Figures, Grade, Status, cite, grade, offset
-from responder.tabletop.runner import Run
+from responder.tabletop.outcome import Run
 from responder.timeline.chain import canonical_json
 from responder.timeline.checkpoint import Checker, Signer
 from responder.timeline.recorder import Recorder
@@ -25,8 +25,10 @@ def figures(run: Run) -> Figures:
     changed = sorted(k for k in {*run.before, *run.after} if run.before.get(k) != run.after.get(k))
     return Figures(
         time_to_first_action=round(offset(results[0], run.start) - first, 3) if results else None,
+        wall_to_first_action=round(run.first_action_wall - run.first_inject_wall, 3)
+        if run.first_action_wall is not None and run.first_inject_wall is not None else None,
         time_to_contain=round(offset(containing[-1], run.start) - first, 3) if containing else None,
-        actions=len(results), collateral=[k for k in changed if k not in named], restarts=run.restarts,
+        actions=len(results), collateral=[k for k in changed if k not in named], restarts=run.restarts, kills=run.kills,
         faults_injected=len(run.faults), virtual_seconds=round(run.end, 3), wall_seconds=round(run.wall, 3),
     )
 
@@ -52,14 +54,19 @@ def _named(run: Run) -> set[str]:
     return out
 
 
-def improvements(grades: list[Grade], fig: Figures, error: str | None) -> list[str]:
+def improvements(grades: list[Grade], fig: Figures, error: str | None,
+                 undelivered: dict[str, str] | None = None) -> list[str]:
     """What to fix, written from the failures."""
+    undelivered = undelivered or {}
     out = [f"The scenario did not finish: {error}. Find what blocked it before trusting the runbooks."] if error else []
     for g in grades:
         if g.status == "PASS":
             continue
         lead = "Must fix" if g.must_pass else "Improve"
         out.append(f"{lead}: expectation `{g.id}` ({g.kind}) was {g.status}: {g.instead or 'no evidence'}.")
+    for inject, anchor in undelivered.items():
+        out.append(f"Inject `{inject}` was never delivered: `{anchor}` was never met. Check that expectation "
+                   "(or the anchor chain) before relying on the rest of the scenario.")
     if fig.collateral:
         out.append(f"Review collateral changes no expectation names: {', '.join(fig.collateral)}.")
     return out
@@ -90,8 +97,8 @@ async def build(run: Run, checker: Checker) -> Card:
     fig = figures(run)
     return Card(playbook=run.playbook.id, title=run.playbook.title, path=str(run.path), status=status,
                 score=round(earned / total, 3) if total else 0.0, grades=grades, figures=fig, error=run.error,
-                timeline=str(run.timeline), improvements=improvements(grades, fig, run.error),
-                incidents=incidents(run))
+                timeline=str(run.timeline), improvements=improvements(grades, fig, run.error, run.undelivered),
+                incidents=incidents(run), deliveries=run.deliveries)
 
 
 def sign_and_append(card: Card, run: Run, signer: Signer, clock: float) -> dict[str, Any]:

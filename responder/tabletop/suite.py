@@ -15,8 +15,10 @@ from responder.actuators.aws.session import AwsSession
 from responder.actuators.registry import registry
 from responder.catalog import load_runbooks
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
-from responder.tabletop.grading import Card
+from responder.tabletop.expectations import Expectation
+from responder.tabletop.grading import Card, grade
 from responder.tabletop.models import Playbook
+from responder.tabletop.outcome import Run
 from responder.tabletop.runner import Scenario
 from responder.tabletop.scorecard import build, sign_and_append
 from responder.timeline.checkpoint import Checker, Signer, generate_keypair
@@ -36,9 +38,18 @@ class SuiteResult(BaseModel):
         return any(c.status == "FAIL" for c in self.cards)
 
 
+async def _met(exp: Expectation, run: Run, checker: Checker) -> bool:
+    """Whether an expectation holds on the run so far (anchors injects with `after: <expectation>`)."""
+    return (await grade(exp, run, checker)).status == "PASS"
+
+
 async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Path, work: Path | None = None,
-                    progress: Callable[[str, str], None] | None = None) -> SuiteResult:
-    """Start the sandbox, run each playbook in order, grade, sign; the sandbox is always torn down."""
+                    progress: Callable[[str, str, str], None] | None = None) -> SuiteResult:
+    """Start the sandbox, run each playbook in order, grade, sign; the sandbox is always torn down.
+
+    `progress(playbook, kind, text)` hears of it as it happens; kinds: start, setup, clock, inject, decision,
+    fault, expect (an expectation met or graded), done (the scenario's status and score).
+    """
     started = time.monotonic()
     books = load_runbooks(runbooks_dir, registry)
     private, public = generate_keypair()
@@ -53,17 +64,22 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
     root.mkdir(parents=True, exist_ok=True)
     try:
         for n, (path, pb) in enumerate(playbooks, 1):
-            say = (lambda msg, _id=pb.id: progress(_id, msg)) if progress else None
+            say = (lambda kind, msg, _id=pb.id: progress(_id, kind, msg)) if progress else None
+            if progress:
+                progress(pb.id, "start", f"{n}/{len(playbooks)} {pb.title}")
             work_dir = root / f"{n:02d}-{pb.id}"
             shutil.rmtree(work_dir, ignore_errors=True)  # a report directory reused from an earlier run
             work_dir.mkdir(parents=True)
-            scenario = Scenario(pb, path, sandbox, books, runbooks_dir, work_dir, private, say)
+            scenario = Scenario(pb, path, sandbox, books, runbooks_dir, work_dir, private, say,
+                                judge=lambda exp, run: _met(exp, run, checker))
             run = await scenario.run()
             card = await build(run, checker)
             sign_and_append(card, run, signer, scenario.clock())
             cards.append(card)
             if progress:
-                progress(pb.id, f"{card.status} {card.score:.0%}")
+                for g in card.grades:
+                    progress(pb.id, "expect", f"{g.status} {g.id}" + (f": {g.instead}" if g.instead else ""))
+                progress(pb.id, "done", f"{card.status} {card.score:.0%}")
     finally:
         await asyncio.to_thread(sandbox.stop)
         if work is None:  # nobody asked to keep the timelines and model registries

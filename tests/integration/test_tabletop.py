@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -35,8 +36,21 @@ def test_shipped_playbooks_pass_and_reports_are_written(tmp_path):
     assert code == 0, failed
     assert set(cards) == {p.stem for p in PLAYBOOKS.glob("*.yaml")}
     assert cards["sustained-drift"]["figures"]["virtual_seconds"] >= 7200
-    assert cards["service-killed-mid-incident"]["figures"]["restarts"] == 1
+    killed = cards["service-killed-mid-incident"]["figures"]
+    assert killed["restarts"] == 1
+    # a real SIGKILL of the service's own process (not a cancelled task), mid-call
+    assert [(k["at"], k["signal"], k["returncode"], k["during"]) for k in killed["kills"]] == [
+        (10.0, "SIGKILL", -9, ["UpdateAccessKey"])]
+    assert os.getpid() not in {k["pid"] for k in killed["kills"]}
     assert cards["iam-throttled"]["figures"]["faults_injected"] == 2
+    siem = [(d["inject"], d["transport"], d.get("auth"), d.get("http_status"), d["produced"])
+            for d in cards["stolen-instance-credentials-siem"]["deliveries"]]
+    assert siem == [("securityhub", "webhook", "bearer", 202, 1), ("splunk", "webhook", "url-token", 202, 1),
+                    ("splunk", "webhook", "url-token", 202, 0)]  # the retry is acknowledged, not produced again
+    leaked = cards["leaked-access-key"]
+    retry = [d["at"] for d in leaked["deliveries"] if d["inject"] == "attacker-retries"]
+    assert retry == [130.0]  # the finding at 10 s, `key-deactivated` met then, and the 2 min delay
+    assert leaked["figures"]["wall_to_first_action"] is not None
     report = tmp_path / "report"
     assert "## Improvement list" in (report / "after-action.md").read_text()
     assert "<svg" in (report / "scorecard.html").read_text()

@@ -102,6 +102,11 @@ EXPECTED: dict[str, list[tuple[str, str, float, str, list[tuple[str, str]]]]] = 
         ("sentinel", "Anomalous token use", 5.0, "00000000-1111-2222-3333-444444444444:sentinel:inc-9",
          []),
     ],
+    # an AWS rule's alert: the Account entity names the user, the AccessKeyId custom detail the key
+    "sentinel_alert_entities.json": [
+        ("sentinel", "AWS access key exposed", 7.5, "00000000-1111-2222-3333-444444444444:access_key:AKIAEXAMPLEKEY000009",  # noqa: E501
+         [("access_key", "AKIAEXAMPLEKEY000009"), ("iam_user", "build-bot"), ("ip", "203.0.113.9")]),
+    ],
     "splunk_urgency.json": [
         ("splunk", "Possible API key exfiltration", 9.5, "-:host:api-gw-1",
          [("host", "api-gw-1")]),

@@ -104,6 +104,39 @@ def test_unknown_world_reference_in_override(tmp_path):
     assert "no keys named 'spare'" in out
 
 
+FOLLOW_UP = """\
+  - id: follow-up
+    after: {after}
+    at: 30s
+    event: event.json
+"""
+
+
+def test_inject_after_an_expectation_validates(tmp_path):
+    """An inject may wait for an expectation to be met (`after: <expectation id>`)."""
+    text = GOOD.format(id="pb").replace("expectations:", FOLLOW_UP.format(after="key-off") + "expectations:")
+    assert _validate(str(_write(tmp_path, text)))[0] == 0
+
+
+def _refused_at(path: Path, where: str, message: str) -> None:
+    code, out = _validate(str(path))
+    assert (code, f"{path}:{where}" in out, message in out) == (3, True, True), out
+
+
+def test_inject_after_unknown_anchor_lists_the_choices(tmp_path):
+    """An unknown `after:` is reported at its line with every inject and expectation it could name."""
+    text = GOOD.format(id="pb").replace("expectations:", FOLLOW_UP.format(after="key-of") + "expectations:")
+    _refused_at(_write(tmp_path, text), "14:12",
+                "after: 'key-of' is neither an inject nor an expectation; choose from ['finding', 'key-off']")
+
+
+def test_anchor_cycles_are_refused(tmp_path):
+    """An inject waiting on an expectation whose window waits on that inject is a cycle, refused at load."""
+    text = GOOD.format(id="pb").replace("expectations:", FOLLOW_UP.format(after="key-off") + "expectations:")
+    path = _write(tmp_path, text.replace("    resource: main\n", "    resource: main\n    after: follow-up\n"))
+    _refused_at(path, "14:12", "follow-up → key-off → follow-up is a cycle")
+
+
 def test_inject_binds_ids_signs_repeats_and_duplicates(tmp_path):
     """Overrides bind sandbox ids, repeats are made unique, duplicates are delivered twice, signing adds headers."""
     (tmp_path / "e.json").write_text('{"id": "f", "detail": {"key": "x"}}')
