@@ -55,6 +55,9 @@ class Settings(BaseSettings):
                                   "session to expire")
     max_record_bytes: int = Field(default=1024 * 1024, description="larger records are dead-lettered (`too_large`)")
     max_batch: int = Field(default=500, description="most records fetched and handled in one consumer batch")
+    max_in_flight: int = Field(
+        default=1000, ge=1, description="most records of one partition polled and not yet committed; a partition "
+                                        "at the limit is paused until it drains (backpressure, docs/fleet.md)")
     kafka_connect_timeout: float = Field(
         default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
     kafka_manual_assignment: bool = Field(
