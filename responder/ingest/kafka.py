@@ -284,7 +284,7 @@ async def publish(
 
 
 async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
-                        options: Mapping[str, Any] | None = None) -> None:
+                        options: Mapping[str, Any] | None = None, replication: int = 1) -> None:
     """Create topics that do not exist yet (any Kafka; an existing topic is left alone)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -292,7 +292,7 @@ async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 
     await _start_with_retry(admin, 15.0)
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        missing = [NewTopic(n, partitions, replication) for n in names if n not in existing]
         for attempt in range(50):
             if not missing:
                 break
