@@ -156,6 +156,7 @@ class Service:
             options=options,
             deadletter_max_bytes=settings.deadletter_max_bytes,
             group_instance_id=settings.kafka_group_instance_id,
+            rebalance_timeout_ms=settings.rebalance_timeout_ms,
         )
         self.fleet: FleetState | None = None
         if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         description="largest dead-letter copy (key+value+headers); headers, then the value, are cut to fit")
     session_timeout_ms: int = Field(
         default=10_000, description="Kafka consumer session timeout; a silent member is evicted after this long")
+    rebalance_timeout_ms: int = Field(
+        default=120_000, ge=1000, description="how long a replica may take to finish the chunks in hand when its "
+                                              "partitions move; one slower than this is dropped from the group and "
+                                              "may act after its partitions moved (docs/fleet.md)")
     kafka_group_instance_id: str | None = Field(
         default=None, description="static group membership (KIP-345): a stable id unique per replica (e.g. the pod "
                                   "name); a restart after a crash takes its old place without waiting for the "

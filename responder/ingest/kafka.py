@@ -135,6 +135,7 @@ class KafkaIngest:
         options: Mapping[str, Any] | None = None,
         deadletter_max_bytes: int = DLQ_MAX_BYTES,
         group_instance_id: str | None = None,
+        rebalance_timeout_ms: int | None = None,
     ) -> None:
         self.topics = list(topics)
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
@@ -151,6 +152,9 @@ class KafkaIngest:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_timeout_ms,
+            # how long a live member may take in on_partitions_revoked (finishing the chunks in hand) before the
+            # group moves its partitions without it; aiokafka's default is the session timeout
+            rebalance_timeout_ms=max(session_timeout_ms, rebalance_timeout_ms or session_timeout_ms),
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             **assignors,
