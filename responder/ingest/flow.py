@@ -7,6 +7,10 @@ A partition is paused when one more poll could take it over `max_in_flight`, and
 by the partitions owned, however slow the actuators. A paused partition's prefetched records are dropped by
 aiokafka and fetched again from its position on resume: nothing is lost, nothing is committed early.
 
+Lanes share one batch's worth of handling: chunks start while the records being handled number at most
+`max_batch`, as one poll batch did before lanes. A chunk still running after `slow_after` seconds (its actuators
+are slow) stops counting against that share, so the other partitions keep flowing while it waits.
+
 The service (see docs/configuration.md, `RESPONDER_MAX_IN_FLIGHT`) polls, calls `Flow.submit(batch)` and polls
 again; each lane calls the handler with one partition's chunk, which acts, makes the timeline durable and
 commits that partition's offsets. The handlers run under `Gate.shared()`; rebalances, evictions and approvals
@@ -27,6 +31,7 @@ from responder.models.event import RawRecord
 
 log = structlog.get_logger(__name__)
 
+SLOW_AFTER = 1.0  # seconds a chunk may run before its partition counts as slow
 Handler = Callable[[dict[Any, list[RawRecord]]], Awaitable[None]]
 """Handles one partition's chunk and commits it (the service's batch handler)."""
 Observer = Callable[[Any, int, bool, bool], None]
@@ -95,9 +100,11 @@ class Flow:
     """Per-partition lanes with an in-flight budget; pauses and resumes partitions on `consumer`."""
 
     def __init__(self, consumer: Pausable, handle: Handler, *, max_in_flight: int, max_batch: int,
-                 observe: Observer | None = None) -> None:
+                 observe: Observer | None = None, slow_after: float = SLOW_AFTER) -> None:
         self.consumer, self.handle, self.observe = consumer, handle, observe
-        self.max_in_flight, self.max_batch = max_in_flight, max_batch
+        self.max_in_flight, self.max_batch, self.slow_after = max_in_flight, max_batch, slow_after
+        self._handling = 0  # records in chunks that are not slow (at most max_batch, or one chunk)
+        self._room = asyncio.Condition()
         self.resume_at = max(0, max_in_flight - max_batch) // 2
         self.pauses = 0
         self.peak = 0  # the most records one partition ever had in flight
@@ -159,7 +166,7 @@ class Flow:
             while lane.queue and self._failed is None:
                 chunk, lane.queue = lane.queue[: self.max_batch], lane.queue[self.max_batch:]
                 lane.running = len(chunk)
-                await self.handle({tp: chunk})
+                await self._handle_shared(tp, chunk)
                 lane.running = 0
                 self._adjust(tp, lane)
         except Exception as exc:  # noqa: BLE001 - raised to the poll loop by the next submit (or close)
@@ -169,6 +176,34 @@ class Flow:
             lane.task, lane.running = None, 0
             if self._lanes.get(tp) is lane and not lane.queue:
                 self._adjust(tp, lane)
+
+    async def _handle_shared(self, tp: Any, chunk: list[RawRecord]) -> None:
+        """Handle a chunk within the shared handling budget; a slow chunk gives its share back."""
+        n = len(chunk)
+        async with self._room:
+            await self._room.wait_for(lambda: self._handling == 0 or self._handling + n <= self.max_batch)
+            self._handling += n
+        counted = True
+        try:
+            task = asyncio.ensure_future(self.handle({tp: chunk}))
+            try:
+                done, _ = await asyncio.wait({task}, timeout=self.slow_after)
+                if not done:
+                    log.info("partition_slow", partition=str(tp), records=n)
+                    await self._release(n)
+                    counted = False
+                await task
+            except BaseException:
+                task.cancel()
+                raise
+        finally:
+            if counted:
+                await asyncio.shield(self._release(n))
+
+    async def _release(self, n: int) -> None:
+        async with self._room:
+            self._handling -= n
+            self._room.notify_all()
 
     def _adjust(self, tp: Any, lane: _Lane) -> None:
         n = lane.in_flight

@@ -55,7 +55,7 @@ async def test_slow_partition_is_paused_at_its_budget_while_others_flow_and_resu
     consumer, handler = Consumer(), Handler()
     slow, fast = ("a", 0), ("a", 1)
     handler.slow[slow] = asyncio.Event()
-    flow = Flow(consumer, handler, max_in_flight=100, max_batch=50)
+    flow = Flow(consumer, handler, max_in_flight=100, max_batch=50, slow_after=0)
     offset = 0
     for _ in range(10):  # the poll loop: a paused partition is not fetched, so it gets no more records
         batch = {fast: _records(1, offset, 50)}
@@ -158,3 +158,33 @@ async def test_gate_is_shared_by_lanes_and_exclusive_waits_for_them_and_blocks_n
     release.set()
     await asyncio.gather(*first, w, late)
     assert order[2:] == ["a out", "b out", "writer", "c in", "c out"]
+
+
+async def test_lanes_share_one_batch_of_handling_until_a_chunk_is_slow() -> None:
+    """Chunks of different partitions handle at most max_batch records at once; a slow chunk gives its share back."""
+    consumer, handler = Consumer(), Handler()
+    concurrent, peak, gate = [0], [0], asyncio.Event()
+
+    async def handle(chunk: dict[Any, list[RawRecord]]) -> None:
+        [records] = chunk.values()
+        concurrent[0] += len(records)
+        peak[0] = max(peak[0], concurrent[0])
+        await gate.wait()
+        concurrent[0] -= len(records)
+        await handler(chunk)
+
+    flow = Flow(consumer, handle, max_in_flight=1000, max_batch=10, slow_after=3600)
+    flow.submit({("a", p): _records(p, 0, 6) for p in range(3)})
+    await _settle()
+    assert concurrent[0] == 6  # one partition's chunk; the next two would exceed one batch
+    gate.set()
+    await _settle()
+    assert peak[0] == 6
+    assert sorted(handler.handled) == [("a", 0), ("a", 1), ("a", 2)]
+    gate.clear()
+    slow = Flow(consumer, handle, max_in_flight=1000, max_batch=10, slow_after=0.01)
+    slow.submit({("a", p): _records(p, 6, 6) for p in range(3)})
+    await asyncio.sleep(0.2)
+    assert concurrent[0] == 18  # each chunk turned slow and let the next one start
+    gate.set()
+    await slow.close()
