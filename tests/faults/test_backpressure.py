@@ -32,7 +32,7 @@ class Sampled:
 
     in_flight: int = 0  # most records of one partition in flight
     total: int = 0  # most records in flight over all partitions
-    lag: int = 0  # most records waiting in the broker
+    lag: int = 0  # most records seen waiting in the broker (a paused partition's high watermark is not refreshed)
     paused: int = 0  # most partitions paused at once
 
 
@@ -110,8 +110,7 @@ async def test_20x_flood_with_slow_actuators_pauses_partitions_bounds_memory_and
     assert seen.paused > 0
     assert service.flow.peak <= bound, "a partition held more than its budget"
     assert seen.in_flight <= bound
-    assert seen.total <= 3 * bound
-    assert seen.lag > seen.total, "the backlog was buffered by the service, not left in Kafka"
+    assert seen.total <= 3 * bound < len(flood), "the service held the flood instead of leaving it in Kafka"
     assert paused_metric + sum(service.metrics.value("responder_partition_pauses_total", topic=topics["alerts"],
                                                      partition=p) for p in "12") == pauses
     assert peak - grown < 32 * 1024 * 1024, "transient memory during the flood grew past the in-flight budget"
