@@ -45,6 +45,13 @@ class Handler:
         self.handled.setdefault(tp, []).extend(r.offset for r in records)
 
 
+def _blocked() -> tuple[Consumer, Handler, Any]:
+    """A consumer and a handler whose partition ("a", 0) waits until released."""
+    consumer, handler, tp = Consumer(), Handler(), ("a", 0)
+    handler.slow[tp] = asyncio.Event()
+    return consumer, handler, tp
+
+
 async def _settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
@@ -82,9 +89,7 @@ async def test_slow_partition_is_paused_at_its_budget_while_others_flow_and_resu
 
 async def test_in_flight_never_exceeds_the_larger_of_budget_and_batch() -> None:
     """With a budget below one batch, a partition takes one poll at a time (paused while it is handled)."""
-    consumer, handler = Consumer(), Handler()
-    tp = ("a", 0)
-    handler.slow[tp] = asyncio.Event()
+    consumer, handler, tp = _blocked()
     flow = Flow(consumer, handler, max_in_flight=10, max_batch=50)
     flow.submit({tp: _records(0, 0, 50)})
     assert tp in consumer.paused
@@ -97,9 +102,7 @@ async def test_in_flight_never_exceeds_the_larger_of_budget_and_batch() -> None:
 
 async def test_revoked_partition_drops_queued_records_and_close_finishes_the_chunk_in_hand() -> None:
     """drop() forgets queued records (redelivered elsewhere); close() lets the running chunk finish."""
-    consumer, handler = Consumer(), Handler()
-    tp = ("a", 0)
-    handler.slow[tp] = asyncio.Event()
+    consumer, handler, tp = _blocked()
     flow = Flow(consumer, handler, max_in_flight=1000, max_batch=10)
     flow.submit({tp: _records(0, 0, 30)})
     await _settle()
