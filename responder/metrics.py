@@ -63,6 +63,20 @@ class Metrics:
                                         buckets=FSYNC_BUCKETS, registry=r)
         self.step_failures = Counter("responder_step_failures", "Step results that failed or were refused",
                                      ["runbook", "actuator"], registry=self.registry)
+        self.partition_in_flight = Gauge("responder_partition_in_flight", "Records polled and not yet committed",
+                                         ["topic", "partition"], registry=r)
+        self.partition_paused = Gauge("responder_partition_paused", "1 while the partition is paused (backpressure)",
+                                      ["topic", "partition"], registry=r)
+        self.partition_pauses = Counter("responder_partition_pauses", "Times a partition was paused (backpressure)",
+                                        ["topic", "partition"], registry=r)
+
+    def partition_flow(self, tp: Any, in_flight: int, paused: bool, changed: bool) -> None:
+        """A partition's backpressure state (the flow control's observer)."""
+        labels = (str(tp[0]), str(tp[1]))
+        self.partition_in_flight.labels(*labels).set(in_flight)
+        self.partition_paused.labels(*labels).set(1 if paused else 0)
+        if changed and paused:
+            self.partition_pauses.labels(*labels).inc()
 
     def value(self, name: str, **labels: str) -> float:
         """The current value of a sample (`responder_deadlettered_total`, reason=...), 0 when absent."""

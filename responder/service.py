@@ -28,6 +28,7 @@ from responder.fleet import FleetState, fleet_digest, partition_numbers
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.changelog import Changelog
+from responder.ingest.flow import Flow, Gate
 from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection, kafka_client_options
@@ -155,6 +156,7 @@ class Service:
             options=options,
             deadletter_max_bytes=settings.deadletter_max_bytes,
             group_instance_id=settings.kafka_group_instance_id,
+            rebalance_timeout_ms=settings.rebalance_timeout_ms,
         )
         self.fleet: FleetState | None = None
         if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
@@ -176,7 +178,9 @@ class Service:
             settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
             options=options)
-        self._lock = asyncio.Lock()
+        self._lock = Gate()  # exclusive: rebalances, evictions, decisions; shared: the partitions' lanes
+        self.flow = Flow(self.ingest, self._handle_batch, max_in_flight=settings.max_in_flight,
+                         max_batch=settings.max_batch, observe=self.metrics.partition_flow)
         self._recovered_at = -1
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -221,6 +225,7 @@ class Service:
 
     async def _on_revoked(self, partitions: list[Any]) -> None:
         """Partitions leave: finish the batch in hand, make its state durable (changelog included), forget it."""
+        self.flow.drop(partitions)  # their queued records are the new owner's
         if self.fleet is None:
             return
         async with self._lock:
@@ -309,6 +314,14 @@ class Service:
         log.info("service_stopped")
 
     async def _alerts_loop(self) -> None:
+        try:
+            await self._consume()
+        except BaseException:
+            await self.flow.close(cancel=True)
+            raise
+        await self.flow.close()  # chunks in hand finish and commit; queued records are redelivered
+
+    async def _consume(self) -> None:
         while not self._stop.is_set():
             await self._evict()
             if self.fleet is not None:
@@ -318,9 +331,8 @@ class Service:
             batch = await self.ingest.poll()
             for (topic, partition), behind in self.ingest.lag().items():
                 self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
-            if batch:
-                await self._handle_batch(batch)
-            else:  # idle: a due checkpoint still seals the tail (and ships its segment)
+            self.flow.submit(batch)  # each partition in its lane; paused while its in-flight budget is full
+            if not batch:  # idle: a due checkpoint still seals the tail (and ships its segment)
                 await self.recorder.flush()
 
     async def _approvals_loop(self) -> None:
@@ -360,7 +372,7 @@ class Service:
             await ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
-        async with self._lock:
+        async with self._lock.shared():
             if self.fleet is not None:  # a partition revoked since the poll is its new owner's now
                 batch = {tp: rs for tp, rs in batch.items() if tp.partition in self.fleet.owned}
             if active():  # one span per record around all of its stages, as before

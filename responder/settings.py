@@ -49,12 +49,19 @@ class Settings(BaseSettings):
         description="largest dead-letter copy (key+value+headers); headers, then the value, are cut to fit")
     session_timeout_ms: int = Field(
         default=10_000, description="Kafka consumer session timeout; a silent member is evicted after this long")
+    rebalance_timeout_ms: int = Field(
+        default=120_000, ge=1000, description="how long a replica may take to finish the chunks in hand when its "
+                                              "partitions move; one slower than this is dropped from the group and "
+                                              "may act after its partitions moved (docs/fleet.md)")
     kafka_group_instance_id: str | None = Field(
         default=None, description="static group membership (KIP-345): a stable id unique per replica (e.g. the pod "
                                   "name); a restart after a crash takes its old place without waiting for the "
                                   "session to expire")
     max_record_bytes: int = Field(default=1024 * 1024, description="larger records are dead-lettered (`too_large`)")
     max_batch: int = Field(default=500, description="most records fetched and handled in one consumer batch")
+    max_in_flight: int = Field(
+        default=1000, ge=1, description="most records of one partition polled and not yet committed; a partition "
+                                        "at the limit is paused until it drains (backpressure, docs/fleet.md)")
     kafka_connect_timeout: float = Field(
         default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
     kafka_manual_assignment: bool = Field(

@@ -135,6 +135,7 @@ class KafkaIngest:
         options: Mapping[str, Any] | None = None,
         deadletter_max_bytes: int = DLQ_MAX_BYTES,
         group_instance_id: str | None = None,
+        rebalance_timeout_ms: int | None = None,
     ) -> None:
         self.topics = list(topics)
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
@@ -151,6 +152,9 @@ class KafkaIngest:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_timeout_ms,
+            # how long a live member may take in on_partitions_revoked (finishing the chunks in hand) before the
+            # group moves its partitions without it; aiokafka's default is the session timeout
+            rebalance_timeout_ms=max(session_timeout_ms, rebalance_timeout_ms or session_timeout_ms),
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             **assignors,
@@ -284,7 +288,7 @@ async def publish(
 
 
 async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
-                        options: Mapping[str, Any] | None = None) -> None:
+                        options: Mapping[str, Any] | None = None, replication: int = 1) -> None:
     """Create topics that do not exist yet (any Kafka; an existing topic is left alone)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -292,7 +296,7 @@ async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 
     await _start_with_retry(admin, 15.0)
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        missing = [NewTopic(n, partitions, replication) for n in names if n not in existing]
         for attempt in range(50):
             if not missing:
                 break

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from responder.actuators.aws.session import AwsSession
 from responder.ingest.changelog import ensure_changelog
@@ -80,11 +81,12 @@ class Fleet:
                 proc.wait(10)
 
 
-async def start_fleet(bootstrap: str, aws: AwsSession, unique: str, tmp: Path) -> tuple[Fleet, str, str]:
+async def start_fleet(bootstrap: str, aws: AwsSession, unique: str, tmp: Path, replication: int = 1
+                      ) -> tuple[Fleet, str, str]:
     """Topics (alerts and a compacted changelog, co-partitioned), the effects bucket, the replicas' settings."""
     topic, dlq, changelog = f"alerts-{unique}", f"dlq-{unique}", f"changelog-{unique}"
-    await ensure_topics(bootstrap, [topic, dlq], partitions=PARTITIONS)
-    await ensure_changelog(bootstrap, changelog, PARTITIONS)
+    await ensure_topics(bootstrap, [topic, dlq], partitions=PARTITIONS, replication=replication)
+    await ensure_changelog(bootstrap, changelog, PARTITIONS, replication=replication)
     bucket = f"effects-{unique}"
     await aws.call("s3", "create_bucket", Bucket=bucket)
     write_runbook(tmp / "runbooks", bucket)
@@ -99,6 +101,22 @@ async def start_fleet(bootstrap: str, aws: AwsSession, unique: str, tmp: Path) -
         "RESPONDER_LOG_LEVEL": "warning", "RESPONDER_MAX_BATCH": "50",
     }
     return Fleet(tmp, env), topic, bucket
+
+
+async def leader_of(bootstrap: str, topic: str, partition: int) -> int:
+    """The node id leading one partition (retries while a just-created topic has no leader yet)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        for _ in range(100):
+            [described] = await admin.describe_topics([topic])
+            leaders = {p["partition"]: p["leader"] for p in described["partitions"]}
+            if leaders.get(partition, -1) >= 0:
+                return int(leaders[partition])
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    raise AssertionError(f"no leader elected for {topic}:{partition}")
 
 
 async def stream(bootstrap: str, topic: str, keys: list[str], events: int, redeliver: float = 0.2) -> int:

@@ -58,3 +58,15 @@ async def test_batch_acts_on_matches_only_and_commits_after_every_entry_is_durab
     assert committed == [({("a", 0): 4, ("a", 1): 2}, service.recorder.syncs, len(entries))]
     for client in (service.ingest, service.approvals, service.publisher):
         await client.stop()
+
+
+async def test_group_waits_for_the_rebalance_timeout_not_the_session_timeout(tmp_path) -> None:
+    """A replica finishing slow chunks on revocation stays in the group for RESPONDER_REBALANCE_TIMEOUT_MS."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                        session_timeout_ms=6000, rebalance_timeout_ms=90_000)
+    service = Service(settings, aws=FakeIam(), runbooks=[RUNBOOK])
+    try:
+        assert service.ingest.consumer._rebalance_timeout_ms == 90_000
+    finally:
+        for client in (service.ingest, service.approvals, service.publisher):
+            await client.stop()

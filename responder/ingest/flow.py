@@ -1,0 +1,226 @@
+"""Backpressure: every partition is handled in its own lane, in order, and a partition whose in-flight records
+fill its budget is paused (`consumer.pause`) until it drains, while the other partitions keep flowing.
+
+In-flight records of a partition are those polled and not yet committed (queued in its lane or being handled).
+A partition is paused when one more poll could take it over `max_in_flight`, and resumed when it is down to
+`resume_at`. So a partition never holds more than `max(max_in_flight, max_batch)` records, and memory is bounded
+by the partitions owned, however slow the actuators. A paused partition's prefetched records are dropped by
+aiokafka and fetched again from its position on resume: nothing is lost, nothing is committed early.
+
+Lanes share one batch's worth of handling: chunks start while the records being handled number at most
+`max_batch`, as one poll batch did before lanes. A chunk still running after `slow_after` seconds (its actuators
+are slow) stops counting against that share, so the other partitions keep flowing while it waits.
+
+The service (see docs/configuration.md, `RESPONDER_MAX_IN_FLIGHT`) polls, calls `Flow.submit(batch)` and polls
+again; each lane calls the handler with one partition's chunk, which acts, makes the timeline durable and
+commits that partition's offsets. The handlers run under `Gate.shared()`; rebalances, evictions and approvals
+take the gate exclusively, so they still see no chunk half-handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from responder.models.event import RawRecord
+
+log = structlog.get_logger(__name__)
+
+SLOW_AFTER = 1.0  # seconds a chunk may run before its partition counts as slow
+Handler = Callable[[dict[Any, list[RawRecord]]], Awaitable[None]]
+"""Handles one partition's chunk and commits it (the service's batch handler)."""
+Observer = Callable[[Any, int, bool, bool], None]
+"""Told (partition, in-flight records, paused, paused just now) whenever a partition's flow changes."""
+
+
+class Pausable(Protocol):
+    """What flow control needs of a consumer."""
+
+    def pause(self, partitions: Sequence[Any]) -> None: ...
+
+    def resume(self, partitions: Sequence[Any]) -> None: ...
+
+
+class Gate:
+    """A write-preferring readers/writer lock: `async with gate` is exclusive, `async with gate.shared()` lets
+    lanes of different partitions handle their chunks at once. A waiting exclusive holder blocks new shared ones."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    async def __aenter__(self) -> None:
+        async with self._cond:
+            self._writers_waiting += 1
+            try:
+                await self._cond.wait_for(lambda: not self._writer and self._readers == 0)
+            finally:
+                self._writers_waiting -= 1
+            self._writer = True
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._cond:
+            self._writer = False
+            self._cond.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        """Held by any number of lanes at once, never together with the exclusive holder."""
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._writer and self._writers_waiting == 0)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+
+@dataclass
+class _Lane:
+    queue: list[RawRecord] = field(default_factory=list)  # polled, not started
+    running: int = 0  # records being handled now (until their commit returns)
+    task: asyncio.Task[None] | None = None
+    paused: bool = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.queue) + self.running
+
+
+class Flow:
+    """Per-partition lanes with an in-flight budget; pauses and resumes partitions on `consumer`."""
+
+    def __init__(self, consumer: Pausable, handle: Handler, *, max_in_flight: int, max_batch: int,
+                 observe: Observer | None = None, slow_after: float = SLOW_AFTER) -> None:
+        self.consumer, self.handle, self.observe = consumer, handle, observe
+        self.max_in_flight, self.max_batch, self.slow_after = max_in_flight, max_batch, slow_after
+        self._handling = 0  # records in chunks that are not slow (at most max_batch, or one chunk)
+        self._room = asyncio.Condition()
+        self.resume_at = max(0, max_in_flight - max_batch) // 2
+        self.pauses = 0
+        self.peak = 0  # the most records one partition ever had in flight
+        self._lanes: dict[Any, _Lane] = {}
+        self._failed: BaseException | None = None
+
+    def in_flight(self, partition: Any | None = None) -> int:
+        """Records polled and not yet committed: of one partition, or of all."""
+        lanes = [self._lanes[partition]] if partition in self._lanes else [] if partition is not None else list(
+            self._lanes.values())
+        return sum(lane.in_flight for lane in lanes)
+
+    def paused(self) -> set[Any]:
+        """The partitions paused for backpressure now."""
+        return {tp for tp, lane in self._lanes.items() if lane.paused}
+
+    def submit(self, batch: Mapping[Any, list[RawRecord]]) -> None:
+        """Queue a poll's records in their partitions' lanes (never waits); raises a lane's failure."""
+        if self._failed is not None:
+            raise self._failed
+        for tp, records in batch.items():
+            if not records:
+                continue
+            lane = self._lanes.setdefault(tp, _Lane())
+            lane.queue.extend(records)
+            self.peak = max(self.peak, lane.in_flight)
+            if lane.task is None:
+                lane.task = asyncio.create_task(self._run(tp, lane), name=f"lane {tp}")
+            self._adjust(tp, lane)
+
+    def drop(self, partitions: Sequence[Any]) -> None:
+        """Partitions revoked: forget their queued records (uncommitted, so redelivered to the new owner)."""
+        for tp in partitions:
+            lane = self._lanes.get(tp)
+            if lane is None:
+                continue
+            lane.queue.clear()
+            lane.paused = False  # the consumer forgets pauses with the assignment
+            if lane.task is None:
+                del self._lanes[tp]
+            self._notify(tp, lane, changed=False)
+
+    async def close(self, *, cancel: bool = False) -> None:
+        """Stop: queued records are dropped (uncommitted), chunks being handled finish (or are cancelled)."""
+        tasks = []
+        for lane in self._lanes.values():
+            lane.queue.clear()
+            if lane.task is not None:
+                tasks.append(lane.task)
+                if cancel:
+                    lane.task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._lanes.clear()
+        if self._failed is not None and not cancel:
+            raise self._failed
+
+    async def _run(self, tp: Any, lane: _Lane) -> None:
+        try:
+            while lane.queue and self._failed is None:
+                chunk, lane.queue = lane.queue[: self.max_batch], lane.queue[self.max_batch:]
+                lane.running = len(chunk)
+                await self._handle_shared(tp, chunk)
+                lane.running = 0
+                self._adjust(tp, lane)
+        except Exception as exc:  # noqa: BLE001 - raised to the poll loop by the next submit (or close)
+            self._failed = self._failed or exc
+            log.error("partition_lane_failed", partition=str(tp), error=repr(exc))
+        finally:
+            lane.task, lane.running = None, 0
+            if self._lanes.get(tp) is lane and not lane.queue:
+                self._adjust(tp, lane)
+
+    async def _handle_shared(self, tp: Any, chunk: list[RawRecord]) -> None:
+        """Handle a chunk within the shared handling budget; a slow chunk gives its share back."""
+        n = len(chunk)
+        async with self._room:
+            await self._room.wait_for(lambda: self._handling == 0 or self._handling + n <= self.max_batch)
+            self._handling += n
+        counted = True
+        try:
+            task = asyncio.ensure_future(self.handle({tp: chunk}))
+            try:
+                done, _ = await asyncio.wait({task}, timeout=self.slow_after)
+                if not done:
+                    log.info("partition_slow", partition=str(tp), records=n)
+                    await self._release(n)
+                    counted = False
+                await task
+            except BaseException:
+                task.cancel()
+                raise
+        finally:
+            if counted:
+                await asyncio.shield(self._release(n))
+
+    async def _release(self, n: int) -> None:
+        async with self._room:
+            self._handling -= n
+            self._room.notify_all()
+
+    def _adjust(self, tp: Any, lane: _Lane) -> None:
+        n = lane.in_flight
+        if not lane.paused and n > 0 and n + self.max_batch > self.max_in_flight:
+            lane.paused = True
+            self.pauses += 1
+            self.consumer.pause([tp])
+            log.info("partition_paused", partition=str(tp), in_flight=n)
+            self._notify(tp, lane, changed=True)
+        elif lane.paused and n <= self.resume_at:
+            lane.paused = False
+            self.consumer.resume([tp])
+            log.info("partition_resumed", partition=str(tp), in_flight=n)
+            self._notify(tp, lane, changed=True)
+        else:
+            self._notify(tp, lane, changed=False)
+
+    def _notify(self, tp: Any, lane: _Lane, *, changed: bool) -> None:
+        if self.observe is not None:
+            self.observe(tp, lane.in_flight, lane.paused, changed)
