@@ -77,13 +77,26 @@ def span(name: str, parent: Context | None = None, kind: trace.SpanKind = trace.
     if not active():
         yield None
         return
-    with tracer.start_as_current_span(name, context=parent, kind=kind,
+    with tracer.start_as_current_span(name, context=parent if parent is not None else _stamp_parent(), kind=kind,
                                       attributes=span_attributes(**(attributes or {}))) as current:
         try:
             yield current
         except Exception as exc:
             current.set_attribute("error.type", str(getattr(exc, "code", None) or exc.__class__.__name__))
             raise
+
+
+def _stamp_parent() -> Context | None:
+    """With no current span, the timeline stamp's trace (e.g. a timeout releasing a parked step) as the parent,
+    so the spans join the trace the entries name instead of starting a new one."""
+    if trace.get_current_span().get_span_context().is_valid:
+        return None
+    trace_id = current_stamp("trace_id")
+    if not trace_id:
+        return None
+    remote = trace.SpanContext(int(trace_id, 16), int(secrets.token_hex(8), 16), is_remote=True,
+                               trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+    return trace.set_span_in_context(trace.NonRecordingSpan(remote))
 
 
 def extract(headers: Mapping[str, str] | Iterable[tuple[str, bytes]]) -> Context:
