@@ -5,6 +5,12 @@ by incident id (value: that incident's `EngineSnapshot` slice, a tombstone once 
 for good), `~closed#<runbook>#<group key>` (the last event time of an evicted incident: an older redelivery
 does not reopen it) and `~quotas`, the writer's quota windows. With `cleanup.policy=compact` the broker keeps the
 latest record per key, so a restore reads live state, not history.
+
+A restore first writes a fence (a tombstone keyed `~fence`, acks=all) and reads up to it. The end offset and
+high watermark a consumer is told can trail acknowledged records just after a leader failover (the new leader
+learns the old one's high watermark late, and aiokafka's ListOffsets version predates KIP-207), so reading "to
+the end" could return an older slice of an incident and the step it recorded would act again. The fence was
+acknowledged after every earlier write, so once it is read every earlier record has been.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from responder.ingest.kafka import _start_with_retry
 log = structlog.get_logger(__name__)
 
 QUOTAS_KEY = b"~quotas"
+FENCE_KEY = b"~fence"
 
 
 class Changelog:
@@ -66,15 +73,13 @@ class Changelog:
         tp = TopicPartition(self.topic, partition)
         latest: dict[bytes, bytes | None] = {}
         try:
+            fence = await self.producer.send_and_wait(self.topic, None, key=FENCE_KEY, partition=partition)
             await _start_with_retry(consumer, timeout)
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
-            end = (await consumer.end_offsets([tp]))[tp]
+            end = max((await consumer.end_offsets([tp]))[tp], int(fence.offset) + 1)  # the end may be stale
             idle = 0
-            while True:
-                high = consumer.highwater(tp)
-                if await consumer.position(tp) >= max(end, high or 0) and (high is not None or end == 0 or idle):
-                    break
+            while await consumer.position(tp) < end:
                 got = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
                 idle = 0 if got.get(tp) else idle + 1
                 if idle > 2 * timeout:
