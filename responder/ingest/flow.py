@@ -32,6 +32,9 @@ from responder.models.event import RawRecord
 log = structlog.get_logger(__name__)
 
 SLOW_AFTER = 1.0  # seconds a chunk may run before its partition counts as slow
+DRAIN_DEADLINE = 20.0
+"""Seconds a graceful stop waits for the chunks in hand. Chunks still running then (their actuators hang) are
+cancelled uncommitted: their intents are durable, so the partition's next owner resolves them with verify()."""
 Handler = Callable[[dict[Any, list[RawRecord]]], Awaitable[None]]
 """Handles one partition's chunk and commits it (the service's batch handler)."""
 Observer = Callable[[Any, int, bool, bool], None]
@@ -100,9 +103,11 @@ class Flow:
     """Per-partition lanes with an in-flight budget; pauses and resumes partitions on `consumer`."""
 
     def __init__(self, consumer: Pausable, handle: Handler, *, max_in_flight: int, max_batch: int,
-                 observe: Observer | None = None, slow_after: float = SLOW_AFTER) -> None:
+                 observe: Observer | None = None, slow_after: float = SLOW_AFTER,
+                 drain_deadline: float = DRAIN_DEADLINE) -> None:
         self.consumer, self.handle, self.observe = consumer, handle, observe
         self.max_in_flight, self.max_batch, self.slow_after = max_in_flight, max_batch, slow_after
+        self.drain_deadline = drain_deadline
         self._handling = 0  # records in chunks that are not slow (at most max_batch, or one chunk)
         self._room = asyncio.Condition()
         self.resume_at = max(0, max_in_flight - max_batch) // 2
@@ -148,7 +153,8 @@ class Flow:
             self._notify(tp, lane, changed=False)
 
     async def close(self, *, cancel: bool = False) -> None:
-        """Stop: queued records are dropped (uncommitted), chunks being handled finish (or are cancelled)."""
+        """Stop: queued records are dropped (uncommitted), chunks being handled finish (or are cancelled, at once
+        or once `drain_deadline` has passed)."""
         tasks = []
         for lane in self._lanes.values():
             lane.queue.clear()
@@ -156,6 +162,12 @@ class Flow:
                 tasks.append(lane.task)
                 if cancel:
                     lane.task.cancel()
+        if tasks and not cancel:
+            _, late = await asyncio.wait(tasks, timeout=self.drain_deadline)
+            if late:
+                log.warning("drain_deadline_passed", chunks=len(late), deadline_s=self.drain_deadline)
+                for task in late:
+                    task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._lanes.clear()
         if self._failed is not None and not cancel:

@@ -116,6 +116,16 @@ async def test_revoked_partition_drops_queued_records_and_close_finishes_the_chu
     assert handler.handled[tp] == list(range(10))
 
 
+async def test_close_cancels_a_chunk_still_running_at_the_drain_deadline_without_committing_it() -> None:
+    """A graceful stop is bounded: a chunk whose actuators hang is cancelled after the drain deadline, unhandled."""
+    consumer, handler, tp = _blocked()
+    flow = Flow(consumer, handler, max_in_flight=1000, max_batch=10, drain_deadline=0.05)
+    flow.submit({tp: _records(0, 0, 10)})
+    await _settle()
+    await asyncio.wait_for(flow.close(), timeout=5)
+    assert tp not in handler.handled  # left to the next owner (redelivered; its durable intent is verified)
+
+
 async def test_a_failed_lane_is_raised_by_the_next_submit() -> None:
     """A handler error (a timeline that cannot be written) stops the poll loop, and nothing more is handled."""
     seen: list[int] = []
