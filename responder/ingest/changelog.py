@@ -77,7 +77,11 @@ class Changelog:
             await _start_with_retry(consumer, timeout)
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
-            end = max((await consumer.end_offsets([tp]))[tp], int(fence.offset) + 1)  # the end may be stale
+            told = (await consumer.end_offsets([tp]))[tp]
+            if told <= fence.offset:  # the end offset trails an acknowledged record (a leader just failed over)
+                log.warning("changelog_end_stale", topic=self.topic, partition=partition, end=told,
+                            fence=fence.offset)
+            end = max(told, int(fence.offset) + 1)
             idle = 0
             while await consumer.position(tp) < end:
                 got = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
