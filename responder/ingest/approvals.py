@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.auth import signed_headers
-from responder.ingest.kafka import _start_with_retry, all_partitions, publish, to_raw
+from responder.ingest.kafka import _start_with_retry, all_partitions, publish, stop_consumer, to_raw
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
 from responder.tracing import outgoing
@@ -79,7 +79,7 @@ class ApprovalIngest:
 
     async def stop(self) -> None:
         """Leave the group."""
-        await self.consumer.stop()
+        await stop_consumer(self.consumer)
 
 
 async def send_decision(bootstrap: str, topic: str, decision: ApprovalDecision, key_id: str, secret: bytes, *,

@@ -261,9 +261,28 @@ class KafkaIngest:
         """Leave the group and close."""
         for client in (self.consumer, self.producer):
             try:
-                await client.stop()
+                await stop_consumer(client) if client is self.consumer else await client.stop()
             except KafkaError as exc:  # pragma: no cover - best effort on shutdown
                 log.warning("kafka_stop_failed", error=str(exc))
+
+
+async def stop_consumer(consumer: Any) -> None:
+    """Close an aiokafka consumer, even while a broker it fetched from is down.
+
+    aiokafka 0.14's fetcher cancels its fetch tasks on close and awaits them: one sleeping in its retry backoff
+    (its broker is dead) raises CancelledError into the caller, which is not a cancellation of ours. A SIGTERMed
+    replica then exited with status 1 during the soak's rolling restart. That one is logged and the client closed.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # we are being cancelled: pass it on
+        log.warning("kafka_fetch_cancelled_on_stop")
+        for pending in list(getattr(consumer._fetcher, "_pending_tasks", ())):
+            pending.cancel()  # the fetches the interrupted close had not reached yet
+        await consumer._client.close()  # what stop() had left to do once the fetcher was closed
 
 
 async def publish(
