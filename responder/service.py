@@ -172,7 +172,7 @@ class Service:
         self._evicted_at = clock()
         # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
         self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
-                                 clock=clock)
+                                 clock=clock, replies=self.fleet_guard)  # completed requests, fleet-wide
         self.operator_ingest = None if settings.dry_run else ApprovalIngest(
             settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
