@@ -27,7 +27,8 @@ async def test_request_completed_by_one_replica_is_answered_not_rerun_by_another
     a, b = _replica(guard), _replica(guard)
     value, key_id, sig = _request()
     first = await a.handle(value, key_id, sig)
-    assert first is not None and first.ok
+    assert first is not None
+    assert first.ok
     again = await b.handle(value, key_id, sig)
     assert again == first
     assert [e.kind for e in b.recorder.entries()] == []  # not run, not even recorded as requested
@@ -39,7 +40,8 @@ async def test_unreachable_fleet_store_refuses_instead_of_running(aws, unique):
     op = _replica(guard)
     value, key_id, sig = _request()
     reply = await op.handle(value, key_id, sig)
-    assert reply is not None and not reply.ok
+    assert reply is not None
+    assert not reply.ok
     assert "fleet store unreachable" in (reply.error or "")
     assert [e.kind for e in op.recorder.entries()] == []
     assert reply.id not in op.done
