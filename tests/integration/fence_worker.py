@@ -19,32 +19,16 @@ from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.registry import Registry
 from responder.service import Service, serve
 from responder.settings import Settings
+from tests.integration.crash_worker import RUNBOOK as CRASH_RUNBOOK
 from tests.integration.crash_worker import PutMarker
 
-RUNBOOK = """\
-id: fence-marker
-version: 1
-description: Hold, then leave one marker object per compromised key (zombie test).
-owner: tests
-mode: enforce
-trigger:
-  source: guardduty
-  type: "*IAMUser/*"
-group_by: "${event.account}:${event.resource.access_key.id}"
-window: 3600
-steps:
+RUNBOOK = CRASH_RUNBOOK.replace("id: crash-marker", "id: fence-marker").replace("steps:\n", """steps:
   - id: hold
     actuator: test.hold
     with:
       seconds: 3
     timeout: 60
-  - id: put-marker
-    actuator: test.s3.put_marker
-    with:
-      bucket: BUCKET
-      marker: ${event.resource.access_key.id}
-    timeout: 30
-"""
+""")  # the crash runbook with a first step that holds while the replica is paused
 
 
 class HoldParams(Params):
