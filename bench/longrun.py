@@ -1,6 +1,6 @@
 """Thirty days of running, in-process: restart time and RSS stay flat in history.
 
-    PYTHONPATH=. .venv/bin/python bench/longrun.py [--events 1000000] [--incidents 100000] [--days 30]
+    PYTHONPATH=. .venv/bin/python bench/longrun.py [--events 1000000] [--incidents 100000] [--days 30] [--real-days 3]
 
 Drives the engine directly (no broker) on an injected clock: `--incidents` incidents spread over `--days`
 days, `--events / --incidents` events each, one no-op step per incident, timeline entries made durable
@@ -10,6 +10,15 @@ fresh process restarts from it: it resumes the timeline (from its tail) and rest
 bench prints that restart time and RSS for both points and their ratio, and the snapshot's size and make-up
 at every 100k events. RSS is read from /proc (the restarted process's own peak, the running one's current
 and peak).
+Restart time is the restarted process's CPU time for that work (best of 7; wall time is printed too): on a
+shared machine, wall time measures the other processes' load.
+
+`--real-days D` fast-forwards: the first 10k events and the last D days go through the engine; the incidents
+between are appended to the timeline at the format level (the first real incident's entries with new ids,
+chained and hashed as the recorder does). The restart reads the same kind of file (as long, with the same
+tail) and the snapshot the engine built over the last D days. With D ≥ 3 that snapshot is what a full run
+ends with: nothing in the state outlives 2 days (quota windows; closed incidents are kept 6 hours). A full run
+through the engine showed that (docs/fleet.md).
 Targets (DESIGN.md): restart-time ratio (1M ÷ 10k) ≤ 1.5; RSS < 300 MB.
 """
 
