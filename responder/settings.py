@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     changelog_topic: str | None = Field(
         default=None, description="fleet mode: the compacted state changelog, co-partitioned with the alert "
                                   "topics; each partition's engine state follows the partition (docs/fleet.md)")
+    kafka_transactions: Literal["auto", "on", "off"] = Field(
+        default="auto", description="fleet mode: write the changelog and commit offsets in one Kafka transaction, "
+                                    "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "
+                                    "does, Tansu does not), checked at start (docs/fleet.md)")
     fleet_guard_table: str | None = Field(
         default=None, description="DynamoDB table shared by the fleet: global quotas count every replica's "
                                   "actions and its kill switch stops every replica within one poll")
