@@ -84,6 +84,13 @@ class TimelineMetrics:
         self.metrics = metrics
         self.clock = clock
         self._alert_at: dict[int, float] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}  # labelled children: labels() costs ~5 us per entry
+
+    def _inc(self, metric: Counter, *labels: str) -> None:
+        child = self._children.get((metric, *labels))
+        if child is None:
+            child = self._children[(metric, *labels)] = metric.labels(*labels)
+        child.inc()
 
     def observe(self, entry: TimelineEntry) -> None:
         """At append, in the appending task: remember when the alert behind a step intent arrived."""
@@ -98,15 +105,15 @@ class TimelineMetrics:
         for entry, _ in items:
             body: dict[str, Any] = entry.body
             if entry.kind == EntryKind.STEP_RESULT:
-                m.steps.labels(str(body.get("actuator", "")), str(body.get("status", ""))).inc()
+                self._inc(m.steps, str(body.get("actuator", "")), str(body.get("status", "")))
             elif entry.kind == EntryKind.STEP_INTENT:
                 at = self._alert_at.pop(entry.seq, None)
                 if at is not None:
                     m.alert_to_dispatch.observe(max(0.0, self.clock() - at))
             elif entry.kind == EntryKind.GUARD_TRIPPED:
-                m.guard_trips.labels(str(body.get("guard", ""))).inc()
+                self._inc(m.guard_trips, str(body.get("guard", "")))
             elif entry.kind == EntryKind.EVENT_MATCHED:
-                m.runbook_matches.labels(str(body.get("runbook", "")).split("@", 1)[0]).inc()
+                self._inc(m.runbook_matches, str(body.get("runbook", "")).split("@", 1)[0])
 
 
 class TimedSync:

@@ -113,6 +113,8 @@ class StepSpans:
 
     def observe(self, entry: TimelineEntry) -> None:
         """Open a span at `step.intent`, close it at the matching `step.result`."""
+        if entry.kind != EntryKind.STEP_INTENT and entry.kind != EntryKind.STEP_RESULT:
+            return
         body = entry.body
         key = str(body.get("key", ""))
         if entry.kind == EntryKind.STEP_INTENT and key:
