@@ -55,6 +55,10 @@ class Settings(BaseSettings):
                                   "session to expire")
     max_record_bytes: int = Field(default=1024 * 1024, description="larger records are dead-lettered (`too_large`)")
     max_batch: int = Field(default=500, description="most records fetched and handled in one consumer batch")
+    kafka_fetch_max_wait_ms: int = Field(
+        default=20, ge=1, le=60_000,
+        description="longest a fetch waits for records; the embedded broker (Tansu) holds every fetch this long, so "
+                    "it bounds alert-to-action latency there (Apache Kafka answers as soon as a record arrives)")
     kafka_connect_timeout: float = Field(
         default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
     kafka_manual_assignment: bool = Field(

@@ -135,6 +135,7 @@ class KafkaIngest:
         options: Mapping[str, Any] | None = None,
         deadletter_max_bytes: int = DLQ_MAX_BYTES,
         group_instance_id: str | None = None,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         self.topics = list(topics)
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
@@ -153,6 +154,7 @@ class KafkaIngest:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=fetch_max_wait_ms,
             **assignors,
             group_instance_id=None if manual_assignment else group_instance_id,
             **options,
