@@ -158,6 +158,7 @@ class Service:
             deadletter_max_bytes=settings.deadletter_max_bytes,
             group_instance_id=settings.kafka_group_instance_id,
             rebalance_timeout_ms=settings.rebalance_timeout_ms,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         self.fleet: FleetState | None = None
         if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision

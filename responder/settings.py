@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(
         default=1000, ge=1, description="most records of one partition polled and not yet committed; a partition "
                                         "at the limit is paused until it drains (backpressure, docs/fleet.md)")
+    kafka_fetch_max_wait_ms: int = Field(
+        default=20, ge=1, le=60_000,
+        description="longest a fetch waits for records; the embedded broker (Tansu) holds every fetch this long, so "
+                    "it bounds alert-to-action latency there (Apache Kafka answers as soon as a record arrives)")
     kafka_connect_timeout: float = Field(
         default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
     kafka_manual_assignment: bool = Field(
