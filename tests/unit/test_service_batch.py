@@ -68,8 +68,10 @@ async def test_group_waits_for_the_rebalance_timeout_not_the_session_timeout(tmp
     try:
         assert service.ingest.consumer._rebalance_timeout_ms == 90_000
     finally:
-        for client in (service.ingest, service.approvals, service.publisher):
-            await client.stop()
+        for client in (service.ingest, service.approvals, service.operator_ingest, service.publisher):
+            if client is not None:
+                await client.stop()
+        service.recorder.close()
 
 
 async def test_the_alert_consumer_fetches_with_the_configured_wait(tmp_path) -> None:
