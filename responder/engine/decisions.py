@@ -145,6 +145,7 @@ class Decisions:
         index = next((i for i, s in enumerate(rb.steps) if s.id == parked.step), 0) if rb else 0
         if approve and rb is not None:
             await self.resume(rb, incident, event, index, parked)
+            self.state.ungrant(parked.incident, parked.step)  # the run was not cut short (skipped, re-parked, done)
         else:
             result = StepResult(step=parked.step, actuator=parked.actuator, target=parked.target, key=key,
                                 status=StepStatus.DENIED, error=why, permanent=True)

@@ -199,6 +199,8 @@ class EngineState:
             self.intend(intent, incident, when)
         elif kind == EntryKind.STEP_RESULT and "key" in body:
             self.finish(StepResult.read(body), incident)
+        elif kind == EntryKind.STEP_SKIPPED and incident:
+            self.ungrant(incident, str(body.get("step")))  # a released step whose `when` no longer held
         elif kind == EntryKind.APPROVAL_REQUESTED and incident:
             self.park(Parked.from_body(incident, dict(body)))
         elif kind == EntryKind.APPROVAL_ESCALATED and incident:
