@@ -201,7 +201,7 @@ class LongEngineMachine(EngineMachine):
 
 LongEngineMachine.TestCase.settings = settings(max_examples=400, stateful_step_count=40, deadline=None,
                                                suppress_health_check=[HealthCheck.too_slow])
-test_engine_state_machine_long = pytest.mark.soak(LongEngineMachine.TestCase)
+test_engine_state_machine_long = pytest.mark.timeout(3600)(pytest.mark.soak(LongEngineMachine.TestCase))
 
 
 def test_undo_after_a_crash_mid_undo_applies_once():

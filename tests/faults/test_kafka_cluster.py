@@ -104,6 +104,7 @@ async def test_leader_broker_killed_mid_stream_every_finding_acted_once(kafka_cl
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1200)
 async def test_successive_leaders_killed_and_down_20s(kafka_cluster3, moto_server, unique, tmp_path):
     """Three successive leaders of partition 0 SIGKILLed, each down 20 s with alerts flowing: nothing lost or twice."""
     row = await leader_kill_run(kafka_cluster3, moto_server, unique, tmp_path, fault="Kafka leader broker: 3 "

@@ -41,6 +41,7 @@ def _assert_exactly_once(stats: CrashStats) -> None:
     assert compare_with_copy(stats.lines, read_archive(stats.archive)) == len(stats.lines)
 
 
+@pytest.mark.timeout(900)  # about 3 minutes alone; more on a loaded 2-core machine
 async def test_sigkill_at_50_random_points_acts_exactly_once(kafka_bootstrap, aws, topics, unique, tmp_path):
     """50 SIGKILLs during runbook execution: one S3 effect per finding, all findings acted on, timeline verifies."""
     stats = await crash_run(kafka_bootstrap, aws, topics["alerts"], topics["deadletter"], unique, tmp_path, kills=50)
