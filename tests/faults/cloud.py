@@ -6,10 +6,13 @@ an action applied twice shows as two objects in moto whatever responder recorded
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
 
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.registry import Registry
@@ -103,8 +106,14 @@ async def publish_findings(bootstrap: str, topic: str, keys: list[str], *, keyed
     else all unkeyed (one after another)."""
     if not keyed:
         await publish(bootstrap, topic, [envelope_bytes(guardduty_finding(k)) for k in keys], key=None)
-    for k in keys if keyed else []:
-        await publish(bootstrap, topic, [envelope_bytes(guardduty_finding(k))], key=k.encode())
+        return
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:  # all sent before any ack is awaited, so they reach the service together
+        sent = [await producer.send(topic, envelope_bytes(guardduty_finding(k)), key=k.encode()) for k in keys]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
 
 
 async def cloud_fault_run(bootstrap: str, moto: AwsSandbox, topics: dict[str, str], unique: str, tmp: Path, *,
