@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: install demo test lint typecheck bench soak audit clean kafka-jars
+.PHONY: install demo test lint typecheck bench soak audit audit-offline clean kafka-jars
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip setuptools
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
@@ -53,6 +53,11 @@ soak: $(STAMP)
 # cannot reach (docs/security.md), so it is not part of `make test`.
 audit: $(STAMP)
 	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable
+
+# The same offline, against a local copy of https://github.com/pypa/advisory-database (docs/security.md)
+audit-offline: $(STAMP)
+	@test -n "$(OSV_DB)" || { echo "audit-offline: set OSV_DB to a checkout of pypa/advisory-database"; exit 3; }
+	$(BIN)/python tools/osv_audit.py --db $(OSV_DB)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .responder

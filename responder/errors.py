@@ -177,3 +177,7 @@ class PermanentActuationError(ActuationError):
 
 class ChangelogError(ResponderError):
     """A partition's state cannot be restored (unreadable changelog, a record that does not parse, wrong fleet)."""
+
+
+class ReplicaFenced(ChangelogError):
+    """Another replica took this one's partition and its transactional producer: this replica is a zombie."""

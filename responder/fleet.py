@@ -17,16 +17,17 @@ from pydantic import ValidationError
 from responder.engine.executor import Engine
 from responder.engine.partitions import Partitions, cut, merge, release
 from responder.engine.state import EngineSnapshot
-from responder.errors import ChangelogError
+from responder.errors import BrokerUnreachable, ChangelogError
 from responder.ingest.changelog import Changelog
 from responder.models.approval import ApprovalDecision
 from responder.models.runbook import Runbook
-from responder.models.timeline import TimelineEntry
+from responder.models.timeline import EntryKind, TimelineEntry
 from responder.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 MAX_HELD = 10_000  # decisions held for incidents owned elsewhere (newest kept)
+_BEFORE_ACTING = frozenset({EntryKind.STEP_INTENT, EntryKind.APPROVAL_DECIDED})
 
 
 class FleetState:
@@ -41,12 +42,13 @@ class FleetState:
 
     async def on_durable(self, entries: Sequence[TimelineEntry]) -> None:
         """Write the slices of the incidents these entries touched (before the entries count as durable)."""
+        urgent = any(e.kind in _BEFORE_ACTING for e in entries)  # committed before the actuator is called
         for partition, incidents in self.partitions.route(entries).items():
             if partition not in self.owned:
                 continue  # revoked meanwhile: its new owner writes it now; a late write would overwrite theirs
             slices = cut(self.engine.state, incidents)
             await self.changelog.write(partition, {i: slices.get(i) for i in incidents},
-                                       quotas=self.engine.state.windows.runs())
+                                       quotas=self.engine.state.windows.runs(), urgent=urgent)
 
     async def evict(self) -> list[str]:
         """Evict closed incidents: tombstone them, and remember their group keys' last event time."""
@@ -74,8 +76,10 @@ class FleetState:
         """Restore each partition's state; returns the partitions that could not be restored (not to consume)."""
         for partition in sorted(set(partitions) - self.owned):
             try:
+                if self.changelog.txn is not None:  # fence the previous owner before reading what it wrote
+                    await self.changelog.txn.assign([partition])
                 slices = await self.changelog.read(partition)
-            except ChangelogError as exc:
+            except (ChangelogError, BrokerUnreachable) as exc:
                 self.failed[partition] = str(exc)
                 log.error("partition_restore_failed", partition=partition, error=str(exc))
                 continue
@@ -89,6 +93,11 @@ class FleetState:
                      parked=sum(len(s.parked) for s in slices), inflight=sum(len(s.inflight) for s in slices))
         await self._release_held()
         return set(self.failed)
+
+    async def close(self, partitions: Iterable[int]) -> None:
+        """Close the transactional producers of partitions that left (after `revoke`)."""
+        if self.changelog.txn is not None:
+            await self.changelog.txn.revoke(partitions)
 
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget the state of partitions that left (their changelog is already written)."""

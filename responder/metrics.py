@@ -104,6 +104,13 @@ class TimelineMetrics:
         self.clock = clock
         self.runbook_of = runbook_of
         self._alert_at: dict[int, float] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}  # labelled children: labels() costs ~5 us per entry
+
+    def _inc(self, metric: Counter, *labels: str) -> None:
+        child = self._children.get((metric, *labels))
+        if child is None:
+            child = self._children[(metric, *labels)] = metric.labels(*labels)
+        child.inc()
 
     def observe(self, entry: TimelineEntry) -> None:
         """At append, in the appending task: remember when the alert behind a step intent arrived."""
@@ -128,9 +135,9 @@ class TimelineMetrics:
                 if at is not None:
                     m.alert_to_dispatch.observe(max(0.0, self.clock() - at))
             elif entry.kind == EntryKind.GUARD_TRIPPED:
-                m.guard_trips.labels(str(body.get("guard", ""))).inc()
+                self._inc(m.guard_trips, str(body.get("guard", "")))
             elif entry.kind == EntryKind.EVENT_MATCHED:
-                m.runbook_matches.labels(str(body.get("runbook", "")).split("@", 1)[0]).inc()
+                self._inc(m.runbook_matches, str(body.get("runbook", "")).split("@", 1)[0])
 
 
 class TimedSync:

@@ -25,6 +25,7 @@ from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.operator import Operator
 from responder.errors import ConfigError, EventRejected, TimelineError
 from responder.fleet import FleetState, fleet_digest, partition_numbers
+from responder.ingest import transactions
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.changelog import Changelog
@@ -157,6 +158,7 @@ class Service:
             deadletter_max_bytes=settings.deadletter_max_bytes,
             group_instance_id=settings.kafka_group_instance_id,
             rebalance_timeout_ms=settings.rebalance_timeout_ms,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         self.fleet: FleetState | None = None
         if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
@@ -173,7 +175,7 @@ class Service:
         self._evicted_at = clock()
         # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
         self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
-                                 clock=clock)
+                                 clock=clock, replies=self.fleet_guard)  # completed requests, fleet-wide
         self.operator_ingest = None if settings.dry_run else ApprovalIngest(
             settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
@@ -231,6 +233,7 @@ class Service:
         async with self._lock:
             await self.recorder.flush()
             self.fleet.revoke(partition_numbers(partitions))
+            await self.fleet.close(partition_numbers(partitions))
 
     async def _evict(self) -> None:
         """Every `evict_every` seconds, forget closed incidents (in a fleet, tombstoning their changelog records)."""
@@ -271,6 +274,9 @@ class Service:
             self._recover()
         else:
             await self.fleet.changelog.start()
+            self.fleet.changelog.txn = await transactions.choose(
+                self.settings.kafka_transactions, str(self.settings.kafka_bootstrap), self.fleet.changelog.topic,
+                self.settings.group_id, options=self.kafka_options)
         tune_gc()
         if self.archiver is not None:
             await asyncio.to_thread(self.archiver.catch_up, self.recorder.store.read().splitlines())
@@ -383,6 +389,12 @@ class Service:
                 async with asyncio.TaskGroup() as tg:
                     for same_key in groups:
                         tg.create_task(self._handle_partition(same_key))
+            txn = self.fleet.changelog.txn if self.fleet is not None else None
+            if txn is not None:  # the batch's last changelog records and its offsets: one transaction
+                with txn.hold():
+                    await self.recorder.flush()
+                    await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+                return
             await self.recorder.flush()
         await self.ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(
         default=1000, ge=1, description="most records of one partition polled and not yet committed; a partition "
                                         "at the limit is paused until it drains (backpressure, docs/fleet.md)")
+    kafka_fetch_max_wait_ms: int = Field(
+        default=20, ge=1, le=60_000,
+        description="longest a fetch waits for records; the embedded broker (Tansu) holds every fetch this long, so "
+                    "it bounds alert-to-action latency there (Apache Kafka answers as soon as a record arrives)")
     kafka_connect_timeout: float = Field(
         default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
     kafka_manual_assignment: bool = Field(
@@ -69,6 +73,10 @@ class Settings(BaseSettings):
     changelog_topic: str | None = Field(
         default=None, description="fleet mode: the compacted state changelog, co-partitioned with the alert "
                                   "topics; each partition's engine state follows the partition (docs/fleet.md)")
+    kafka_transactions: Literal["auto", "on", "off"] = Field(
+        default="auto", description="fleet mode: write the changelog and commit offsets in one Kafka transaction, "
+                                    "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "
+                                    "does, Tansu does not), checked at start (docs/fleet.md)")
     fleet_guard_table: str | None = Field(
         default=None, description="DynamoDB table shared by the fleet: global quotas count every replica's "
                                   "actions and its kill switch stops every replica within one poll")

@@ -44,3 +44,13 @@ async def topics(kafka_bootstrap: str, unique: str) -> dict[str, str]:
     names = {"alerts": f"alerts-{unique}", "deadletter": f"dlq-{unique}"}
     await ensure_topics(kafka_bootstrap, list(names.values()), partitions=3)
     return names
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the fault table (tests/faults/table.py) once every test that adds a row has run."""
+    from tests.faults.table import REPORT, write_report
+
+    text = write_report()
+    if text:
+        terminalreporter.write_sep("=", f"fault table (also in {REPORT})")
+        terminalreporter.write_line(text)

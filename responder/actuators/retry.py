@@ -24,6 +24,7 @@ from responder.errors import PermanentActuationError, TransientActuationError
 from responder.tracing import active, span
 
 T = TypeVar("T")
+MAX_BACKOFF = 5.0  # seconds between retries, unless the deadline spreads them further (with_retries)
 log = structlog.get_logger(__name__)
 
 
@@ -45,7 +46,7 @@ async def with_retries(
     attempts: int,
     deadline: float,
     initial: float = 0.2,
-    maximum: float = 5.0,
+    maximum: float | None = None,
     settled: Callable[[], Awaitable[T | None]] | None = None,
 ) -> T:
     """Call `fn`, retrying TransientActuationError up to `attempts` tries within `deadline` seconds.
@@ -53,7 +54,12 @@ async def with_retries(
     `settled` runs before every retry: a transient error may come after the call was applied (its reply was
     lost, or it timed out on our side while the API went on), so a non-None answer ends the retries with it
     instead of applying a second time.
+
+    The backoff doubles up to `maximum`, by default 5 s or `deadline / (2 * attempts)` if that is longer, so a
+    step with a long timeout spreads its attempts over it and outlasts a throttling window longer than
+    its first retries (10 retries at a 5 s cap were all spent within 40 s of a 60 s throttle).
     """
+    cap = maximum if maximum is not None else max(MAX_BACKOFF, deadline / (2 * attempts))
     if attempts <= 1:
         return await fn()
     started = time.monotonic()
@@ -65,7 +71,7 @@ async def with_retries(
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TransientActuationError),
         stop=stop_after_attempt(attempts - 1) | stop_after_delay(max(0.0, deadline - (time.monotonic() - started))),
-        wait=wait_exponential_jitter(initial=initial * 2, max=maximum),
+        wait=wait_exponential_jitter(initial=initial * 2, max=cap),
         before_sleep=_log_retry,
         reraise=True,
     )

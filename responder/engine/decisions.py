@@ -1,4 +1,10 @@
-"""Parking steps for a human, and releasing them: signed decisions, and `on_timeout` when nobody decides in time."""
+"""Parking steps for a human, and releasing them: signed decisions, and `on_timeout` when nobody decides in time.
+
+A released step stays *granted* in the state until its result is recorded. If the process dies inside it, its
+intent is open after the restart and its decision is no longer pending (the redelivered decision is refused as
+not pending): the next `decide` or `expire` resolves it once, through the executor, which verifies the open
+intent and applies only if the desired state does not hold.
+"""
 
 from __future__ import annotations
 
@@ -63,6 +69,7 @@ class Decisions:
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
         """Check a signed decision and release its step; a refusal is recorded as approval.rejected."""
+        await self.resolve_granted()
         now = datetime.fromtimestamp(self.clock(), UTC)
         try:
             decision, parked = accept_decision(value, key_id, signature, self.keys, self.state.parked, now)
@@ -86,6 +93,7 @@ class Decisions:
 
     async def expire(self) -> int:
         """Apply on_timeout to every parked step past its deadline; returns how many."""
+        await self.resolve_granted()
         now = self.clock()
         due = [p for p in self.state.parked_steps() if p.deadline <= now]
         for p in due:
@@ -105,16 +113,39 @@ class Decisions:
             await publish_request(self.publisher, p, self.requests_topic)
             log.warning("approval_escalated", step=p.step)
             return
-        self.recorder.append(EntryKind.APPROVAL_EXPIRED, body, p.incident)
-        log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
         waivable = all(r == "approval required by the runbook" for r in p.reasons)
         # only a human may waive a kill switch, quota or max-targets trip: on_timeout approve never does
-        await self.release(p, approve=p.on_timeout == OnTimeout.APPROVE and waivable, why="approval timed out")
+        approve = p.on_timeout == OnTimeout.APPROVE and waivable
+        self.recorder.append(EntryKind.APPROVAL_EXPIRED, {**body, "approve": approve}, p.incident)
+        log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
+        await self.release(p, approve=approve, why="approval timed out")
+
+    async def resolve_granted(self) -> int:
+        """Resume, once, each released step a crash cut short (read back from the timeline); returns how many.
+
+        It runs without a grant: the executor resolves the step's open intent (verify, then apply only if
+        needed) and never asks again; a step that has its result by then is skipped as already done.
+        """
+        granted = self.state.granted()
+        for p in granted:
+            self.state.ungrant(p.incident, p.step)
+            rb = self._runbook(p)
+            incident = self.state.incidents.by_id.get(p.incident)
+            if rb is None or incident is None:
+                log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
+                continue
+            index = next((i for i, s in enumerate(rb.steps) if s.id == p.step), 0)
+            log.info("granted_step_resumed", step=p.step)
+            with stamped(p.trace):  # the resumed step's entries carry the alert's trace
+                await self.resume(rb, incident, Event.model_validate(p.event), index, None)
+        return len(granted)
 
     async def release(self, parked: Parked, *, approve: bool, why: str) -> None:
         """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure."""
         self.state.unpark(parked.incident, parked.step)
         rb = self._runbook(parked)
+        if approve and rb is not None:
+            self.state.grant(parked)
         incident = self.state.incidents.by_id[parked.incident]
         if rb is None:
             approve, why = False, f"runbook {parked.runbook} is no longer loaded"
@@ -123,6 +154,7 @@ class Decisions:
         index = next((i for i, s in enumerate(rb.steps) if s.id == parked.step), 0) if rb else 0
         if approve and rb is not None:
             await self.resume(rb, incident, event, index, parked)
+            self.state.ungrant(parked.incident, parked.step)  # the run was not cut short (skipped, re-parked, done)
         else:
             result = StepResult(step=parked.step, actuator=parked.actuator, target=parked.target, key=key,
                                 status=StepStatus.DENIED, error=why, permanent=True)

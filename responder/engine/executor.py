@@ -215,7 +215,7 @@ class Engine:
             return await self._failed(rb, incident, event, scope, plan, invalid, escalating)
         actuator, target, values = resolved.actuator, resolved.target, resolved.values
         key = idempotency_key(incident.id, rb.ref, step.id, target)
-        head = StepHead(step=step.id, actuator=step.actuator, target=target, key=key)
+        head = StepHead.trusted(step=step.id, actuator=step.actuator, target=target, key=key)  # str values
         ctx = self.context.for_step(incident.id, key)
         call = StepCall(actuator, resolved.params, ctx, attempts=step.retries + 1, timeout=step.timeout)
         dry = self.dry_run or rb.mode is Mode.DRY_RUN
@@ -304,8 +304,9 @@ class Engine:
             return recovered
         previous = self.state.result(key)
         now = self.clock()
-        intent = StepIntent(**head.body(), params=resolved.values, destructive=resolved.actuator.destructive,
-                            runbook=rb.id, clock=now)
+        intent = StepIntent.trusted(step=head.step, actuator=head.actuator, target=head.target, key=head.key,
+                                    params=resolved.values, destructive=resolved.actuator.destructive,
+                                    runbook=rb.id, clock=now)  # params: the validated model's JSON dump
 
         def written(intent: StepIntent) -> None:
             self.state.intend(intent, incident.id, now)

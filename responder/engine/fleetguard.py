@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 
 KILL_SWITCH = "kill-switch"
 DIGEST = "fleet-digest"
+OPERATOR = "operator#"  # + request id: the reply of a completed operator request, seen by every replica
 
 
 class FleetGuard:
@@ -125,3 +126,20 @@ class FleetGuard:
                 raise
             return True
         return False
+
+    async def operator_reply(self, request_id: str) -> str | None:
+        """The reply (JSON) of an operator request some replica completed, or None."""
+        got = await self.aws.call("dynamodb", "get_item", TableName=self.table, ConsistentRead=True,
+                                  Key={"pk": {"S": OPERATOR + request_id}})
+        value = got.get("Item", {}).get("reply", {}).get("S")
+        return value if isinstance(value, str) else None
+
+    async def save_operator_reply(self, request_id: str, reply: str) -> None:
+        """Record a completed operator request's reply for the whole fleet (the first completion wins)."""
+        try:
+            await self.aws.call("dynamodb", "put_item", TableName=self.table,
+                                Item={"pk": {"S": OPERATOR + request_id}, "reply": {"S": reply}},
+                                ConditionExpression="attribute_not_exists(pk)")
+        except ActuationError as exc:
+            if getattr(exc, "code", "") != "ConditionalCheckFailedException":
+                raise

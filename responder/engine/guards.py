@@ -70,6 +70,8 @@ def _tags(attributes: Mapping[str, Any]) -> dict[str, str]:
 
 def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[str, Any], event: Event) -> str | None:
     """Why the step would touch a protected resource, or None."""
+    if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
+        return None
     forms = identifier_forms(target, params, event)
     for p in protected:
         for pattern in p.ids:

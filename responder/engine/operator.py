@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -21,7 +21,7 @@ from responder.actuators.registry import Registry
 from responder.auth import ApproverKeys, KeyRing
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
-from responder.errors import ConfigError
+from responder.errors import ActuationError, ConfigError
 from responder.models.operator import MODEL_ACTUATORS, OperatorReply, OperatorRequest
 from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepStatus
@@ -35,17 +35,31 @@ OPERATOR_COMPLETED = "operator.completed"
 OPERATOR_REJECTED = "operator.rejected"
 
 
+class Replies(Protocol):
+    """Where a fleet keeps completed requests' replies (`FleetGuard`: DynamoDB), so no replica re-runs one."""
+
+    async def operator_reply(self, request_id: str) -> str | None: ...
+
+    async def save_operator_reply(self, request_id: str, reply: str) -> None: ...
+
+
 class Operator:
-    """Applies signed operator requests to one recorder (the service's own timeline)."""
+    """Applies signed operator requests to one recorder (the service's own timeline).
+
+    A fleet member does not replay its timeline at start, so `recover` has nothing to read; with `replies`
+    (the fleet guard table) a completed request is remembered fleet-wide and a redelivered one, on this
+    replica after a restart or on another after a rebalance, is answered, not run again.
+    """
 
     def __init__(self, recorder: Recorder, registry: Registry, context: ActuationContext, *, keys: KeyRing,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, replies: Replies | None = None) -> None:
         self.recorder = recorder
         self.registry = registry
         self.context = context
         self.keys = keys
         self.clock = clock
         self.done: dict[str, OperatorReply] = {}
+        self.replies = replies
 
     def recover(self, entries: Iterable[TimelineEntry]) -> None:
         """Remember the replies of completed requests (a redelivered request is answered, not re-run)."""
@@ -70,6 +84,17 @@ class Operator:
             return None
         if request.id in self.done:
             return self.done[request.id]
+        if self.replies is not None:
+            try:
+                known = await self.replies.operator_reply(request.id)
+            except ActuationError as exc:  # cannot tell whether another replica ran it: do not run it now
+                log.warning("operator_replies_unreachable", id=request.id, error=str(exc))
+                return OperatorReply(id=request.id, action=request.action, ok=False,
+                                     error=f"fleet store unreachable, not run (send it again): {exc}")
+            if known is not None:
+                self.done[request.id] = OperatorReply.model_validate_json(known)
+                log.info("operator_request_answered", id=request.id, source="fleet")
+                return self.done[request.id]
         now = datetime.fromtimestamp(self.clock(), UTC)
         head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id}
         refusal = self._refusal(request, key_id, now)
@@ -129,5 +154,10 @@ class Operator:
         await self.recorder.flush()
         reply = reply.model_copy(update={"timeline_seq": entry.seq})
         self.done[request.id] = reply
+        if self.replies is not None:
+            try:
+                await self.replies.save_operator_reply(request.id, reply.model_dump_json())
+            except ActuationError as exc:  # recorded in this timeline; the fleet may run a redelivery again
+                log.error("operator_reply_not_shared", id=request.id, error=str(exc))
         log.info("operator_request_done", action=request.action, ok=ok, by=request.by)
         return reply

@@ -74,6 +74,9 @@ def cut(state: EngineState, incidents: set[str]) -> dict[str, EngineSnapshot]:
     for parked in snap.parked:
         if parked.incident in out:
             out[parked.incident].parked.append(parked)
+    for granted in snap.granted:
+        if granted.incident in out:
+            out[granted.incident].granted.append(granted)
     return out
 
 
@@ -86,6 +89,7 @@ def merge(state: EngineState, slices: Iterable[EngineSnapshot]) -> None:
         snap.done.update(part.done)
         snap.inflight.update(part.inflight)
         snap.parked.extend(part.parked)
+        snap.granted.extend(part.granted)
         snap.closed.extend(part.closed)
         for run in part.quotas:
             runs.setdefault((run.runbook, run.actuator), set()).update(run.times)
@@ -100,4 +104,5 @@ def release(state: EngineState, incidents: set[str]) -> None:
     snap.done = {k: d for k, d in snap.done.items() if d.incident not in incidents}
     snap.inflight = {k: f for k, f in snap.inflight.items() if f.incident not in incidents}
     snap.parked = [p for p in snap.parked if p.incident not in incidents]
+    snap.granted = [p for p in snap.granted if p.incident not in incidents]
     state.restore(snap)

@@ -125,11 +125,12 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     before = await observe(call)
     if before is not None:
         intent = intent.model_copy(update={"before": before})
-    recorder.append(kinds[0], intent.body(), incident)
+    written = intent.body()
+    recorder.append(kinds[0], written, incident)
     if on_intent is not None:
         on_intent(intent)
     await recorder.flush()
-    head = {k: v for k, v in intent.body().items() if k not in _INTENT_ONLY}
+    head = {k: v for k, v in written.items() if k not in _INTENT_ONLY}
     started = time.perf_counter()
     try:
         async with asyncio.timeout(call.timeout):  # no extra task per call, unlike wait_for on 3.11

@@ -60,6 +60,9 @@ class EngineSnapshot(BaseModel):
     reopen them."""
     charges: list[QuotaCharge] = []
     """Counted runs still waiting for their result (refunded if it is a permanent failure)."""
+    granted: list[Parked] = []
+    """Steps released to run (approved, or `on_timeout: approve`) that have no result yet: a crash inside one
+    leaves its intent open, and `Decisions.resolve_granted` resolves it once the service is back."""
 
 
 class EngineState:
@@ -71,6 +74,7 @@ class EngineState:
         self._done: dict[str, DoneStep] = {}
         self._inflight: dict[str, InFlight] = {}
         self._parked: dict[tuple[str, str], Parked] = {}
+        self._granted: dict[tuple[str, str], Parked] = {}
         self._closed: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
 
     def clear(self) -> None:
@@ -110,6 +114,10 @@ class EngineState:
         """Every parked step."""
         return list(self._parked.values())
 
+    def granted(self) -> list[Parked]:
+        """Steps released to run whose result is not recorded yet (their run was cut short by a crash)."""
+        return list(self._granted.values())
+
     def closed_until(self, runbook: str, group_key: str) -> float | None:
         """The last event time of an evicted incident of this group key (None: none remembered)."""
         found = self._closed.get((runbook, group_key))
@@ -141,13 +149,24 @@ class EngineState:
                                           params=pending.intent.params if pending is not None else None)
         if incident:
             self._parked.pop((incident, result.step), None)
+            self._granted.pop((incident, result.step), None)
             found = self.incidents.by_id.get(incident)
             if found is not None and result.ok and result.outputs is not None:
                 found.step_outputs[result.step] = {"result": result.outputs}
 
     def park(self, parked: Parked) -> None:
         """A step waits for a decision."""
+        self._granted.pop((parked.incident, parked.step), None)
         self._parked[(parked.incident, parked.step)] = parked
+
+    def grant(self, parked: Parked) -> None:
+        """A parked step was released to run: remembered until its result, so a crash inside it is resolved."""
+        self._parked.pop((parked.incident, parked.step), None)
+        self._granted[(parked.incident, parked.step)] = parked
+
+    def ungrant(self, incident: str, step: str) -> Parked | None:
+        """Forget a released step (it is being resolved now); returns it."""
+        return self._granted.pop((incident, step), None)
 
     def unpark(self, incident: str, step: str) -> Parked | None:
         """The step no longer waits (decided, expired or resumed); returns what was parked."""
@@ -180,12 +199,16 @@ class EngineState:
             self.intend(intent, incident, when)
         elif kind == EntryKind.STEP_RESULT and "key" in body:
             self.finish(StepResult.read(body), incident)
+        elif kind == EntryKind.STEP_SKIPPED and incident:
+            self.ungrant(incident, str(body.get("step")))  # a released step whose `when` no longer held
         elif kind == EntryKind.APPROVAL_REQUESTED and incident:
             self.park(Parked.from_body(incident, dict(body)))
         elif kind == EntryKind.APPROVAL_ESCALATED and incident:
             self.escalate(incident, str(body["step"]), float(body["deadline"]))  # type: ignore[arg-type]
         elif kind in _UNPARK and incident:
-            self.unpark(incident, str(body["step"]))
+            parked = self.unpark(incident, str(body["step"]))
+            if parked is not None and (body.get("decision") == "approve" or body.get("approve") is True):
+                self.grant(parked)
 
     # as a value
 
@@ -194,7 +217,7 @@ class EngineState:
         return EngineSnapshot(incidents=self.incidents.all(), done=dict(self._done), inflight=dict(self._inflight),
                               parked=list(self._parked.values()), quotas=self.windows.runs(),
                               closed=[(rb, key, at, gone) for (rb, key), (at, gone) in self._closed.items()],
-                              charges=self.windows.charges())
+                              charges=self.windows.charges(), granted=list(self._granted.values()))
 
     def restore(self, snapshot: EngineSnapshot) -> None:
         """Replace the whole state with `snapshot`."""
@@ -203,6 +226,7 @@ class EngineState:
         self._done = dict(snapshot.done)
         self._inflight = dict(snapshot.inflight)
         self._parked = {(p.incident, p.step): p for p in snapshot.parked}
+        self._granted = {(p.incident, p.step): p for p in snapshot.granted}
         self._closed = OrderedDict()
         for rb, key, at, gone in snapshot.closed:
             self._remember(rb, key, at, gone)
@@ -214,7 +238,7 @@ class EngineState:
         an event for it (the engine's clock, not the events' own times), and only when nothing of it is in
         flight or parked. Runbooks missing from `spans` keep theirs.
         """
-        busy = {p.incident for p in self._parked.values()}
+        busy = {p.incident for p in (*self._parked.values(), *self._granted.values())}
         busy |= {f.incident for f in self._inflight.values() if f.incident}
         closed = [inc.id for inc in self.incidents.all()
                   if inc.runbook in spans and inc.id not in busy and now - inc.touched > spans[inc.runbook]]

@@ -28,6 +28,7 @@ from responder.engine.guards import QuotaRun
 from responder.engine.state import EngineSnapshot
 from responder.errors import ChangelogError
 from responder.ingest.kafka import _start_with_retry
+from responder.ingest.transactions import Transactions
 
 log = structlog.get_logger(__name__)
 
@@ -43,33 +44,42 @@ class Changelog:
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
                                          compression_type="gzip", max_request_size=8 * 1024 * 1024, **self.options)
         self.writes = 0
+        self.txn: Transactions | None = None  # set when the broker runs transactions (responder.ingest.transactions)
 
     async def start(self, deadline: float = 30.0) -> None:
         """Connect the producer."""
         await _start_with_retry(self.producer, deadline)
 
     async def stop(self) -> None:
-        """Close the producer."""
+        """Close the producer (and the transactional ones)."""
+        if self.txn is not None:
+            await self.txn.stop()
         await self.producer.stop()
 
     async def write(self, partition: int, slices: Mapping[str, EngineSnapshot | None],
-                    quotas: list[QuotaRun] | None = None) -> None:
-        """Send every slice by key (None: a tombstone) to `partition` and wait for all the acks."""
-        sends = [await self.producer.send(self.topic, None if s is None else s.model_dump_json().encode(),
-                                          key=key.encode(), partition=partition)
-                 for key, s in slices.items()]
+                    quotas: list[QuotaRun] | None = None, *, urgent: bool = False) -> None:
+        """Send every slice by key (None: a tombstone) to `partition` and wait for all the acks.
+
+        With transactions, `urgent` (the slices carry an intent) commits the transaction at once.
+        """
+        records = [(key.encode(), None if s is None else s.model_dump_json().encode()) for key, s in slices.items()]
         if quotas is not None:
-            sends.append(await self.producer.send(
-                self.topic, EngineSnapshot(quotas=quotas).model_dump_json().encode(), key=QUOTAS_KEY,
-                partition=partition))
-        if sends:
+            records.append((QUOTAS_KEY, EngineSnapshot(quotas=quotas).model_dump_json().encode()))
+        if not records:
+            return
+        if self.txn is not None:
+            await self.txn.write(partition, records, urgent=urgent)
+        else:
+            sends = [await self.producer.send(self.topic, value, key=key, partition=partition)
+                     for key, value in records]
             await asyncio.gather(*sends)
-            self.writes += len(sends)
+        self.writes += len(records)
 
     async def read(self, partition: int, timeout: float = 30.0) -> list[EngineSnapshot]:
         """The latest slice of every live key in `partition`; a record that does not parse raises ChangelogError."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", **self.options)
+                                    auto_offset_reset="earliest", **self.options,
+                                    isolation_level="read_committed" if self.txn is not None else "read_uncommitted")
         tp = TopicPartition(self.topic, partition)
         latest: dict[bytes, bytes | None] = {}
         try:
@@ -78,7 +88,7 @@ class Changelog:
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
             told = (await consumer.end_offsets([tp]))[tp]
-            if told <= fence.offset:  # the end offset trails an acknowledged record (a leader just failed over)
+            if told <= fence.offset:  # it trails an acknowledged record: a leader just failed over (or a txn is open)
                 log.warning("changelog_end_stale", topic=self.topic, partition=partition, end=told,
                             fence=fence.offset)
             end = max(told, int(fence.offset) + 1)

@@ -136,6 +136,7 @@ class KafkaIngest:
         deadletter_max_bytes: int = DLQ_MAX_BYTES,
         group_instance_id: str | None = None,
         rebalance_timeout_ms: int | None = None,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         self.topics = list(topics)
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
@@ -157,6 +158,7 @@ class KafkaIngest:
             rebalance_timeout_ms=max(session_timeout_ms, rebalance_timeout_ms or session_timeout_ms),
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=fetch_max_wait_ms,
             **assignors,
             group_instance_id=None if manual_assignment else group_instance_id,
             **options,

@@ -40,9 +40,35 @@ class _Body(BaseModel):
         """The model of a body read back from the timeline."""
         return cls.model_validate(dict(body))
 
+    @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """An instance from values the engine built itself, already of the fields' types, without validating
+        them again (about a third of the cost); the fields given count as set, as with the constructor."""
+        obj = cls.__new__(cls)
+        fields = {**_defaults(cls), **values}
+        for name, value in fields.items():
+            if name not in values and isinstance(value, dict):  # a mutable default is never shared
+                fields[name] = dict(value)
+        object.__setattr__(obj, "__dict__", fields)
+        object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+        object.__setattr__(obj, "__pydantic_extra__", {})
+        object.__setattr__(obj, "__pydantic_private__", None)
+        return obj
+
     def body(self) -> dict[str, Any]:
         """The timeline body: only the fields that were set, as JSON values."""
         return self.model_dump(mode="json", exclude_unset=True)
+
+
+_DEFAULTS: dict[type[BaseModel], dict[str, Any]] = {}
+
+
+def _defaults(cls: type[BaseModel]) -> dict[str, Any]:
+    found = _DEFAULTS.get(cls)
+    if found is None:
+        fields = cls.model_fields.items()
+        found = _DEFAULTS[cls] = {name: f.get_default(call_default_factory=True) for name, f in fields}
+    return found
 
 
 class StepHead(_Body):

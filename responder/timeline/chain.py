@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -17,11 +17,29 @@ def canonical_json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
+def _field(value: bytes) -> bytes:
+    return len(value).to_bytes(4, "big") + value
+
+
+_SEQ_PREFIX = (8).to_bytes(4, "big")
+
+
 def entry_hash(prev: str, seq: int, writer: str, at: str, kind: str, incident: str | None, body: bytes) -> str:
     """SHA-256 over length-prefixed fields, so no field can bleed into the next."""
-    parts = (prev.encode(), seq.to_bytes(8, "big"), writer.encode(), at.encode(), kind.encode(),
-             (incident or "").encode(), body)
-    return hashlib.sha256(b"".join([len(p).to_bytes(4, "big") + p for p in parts])).hexdigest()
+    return entry_hasher(writer)(prev, seq, at, kind, incident, body)
+
+
+def entry_hasher(writer: str) -> Callable[[str, int, str, str, str | None, bytes], str]:
+    """`entry_hash` for one writer, its field encoded once (the recorder hashes every entry it appends)."""
+    writer_field, sha256 = _field(writer.encode()), hashlib.sha256
+
+    def digest(prev: str, seq: int, at: str, kind: str, incident: str | None, body: bytes) -> str:
+        p, a, k, i = prev.encode(), at.encode(), kind.encode(), (incident or "").encode()
+        return sha256(b"".join((len(p).to_bytes(4, "big"), p, _SEQ_PREFIX, seq.to_bytes(8, "big"), writer_field,
+                                len(a).to_bytes(4, "big"), a, len(k).to_bytes(4, "big"), k,
+                                len(i).to_bytes(4, "big"), i, len(body).to_bytes(4, "big"), body))).hexdigest()
+
+    return digest
 
 
 def seal(

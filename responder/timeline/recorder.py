@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import socket
 import time
@@ -17,7 +18,7 @@ from responder.errors import ChainBroken, TimelineError
 from responder.models.event import built
 from responder.models.timeline import GENESIS_HASH, EntryKind, TimelineEntry
 from responder.settings import Settings
-from responder.timeline.chain import canonical_json, entry_hash, parse_lines
+from responder.timeline.chain import canonical_json, entry_hasher, parse_lines
 from responder.timeline.checkpoint import Signer
 from responder.timeline.store import FileStore, TimelineStore
 from responder.timeline.verify import Verification, verify_lines
@@ -91,6 +92,8 @@ class Recorder:
         self._checkpoint_clock = clock()
         self._flushing: asyncio.Task[None] | None = None
         self.syncs = 0
+        self._hash = entry_hasher(self.writer)
+        self._at_second, self._at_prefix = -1, ""
         self._resume()
 
     @classmethod
@@ -154,12 +157,23 @@ class Recorder:
                 self.checkpoint()
         return entry
 
+    def _at(self) -> str:
+        """The clock as ISO 8601 with microseconds (`datetime.isoformat`'s text), the second's prefix cached."""
+        frac, whole = math.modf(self.clock())
+        second, micros = int(whole), round(frac * 1e6)
+        if micros >= 1_000_000 or micros < 0:  # rounded up to the next second, or before 1970
+            second, micros = second + micros // 1_000_000, micros % 1_000_000
+        if second != self._at_second:
+            self._at_second = second
+            self._at_prefix = datetime.fromtimestamp(second, UTC).isoformat()[:-6]  # without "+00:00"
+        return f"{self._at_prefix}.{micros:06d}+00:00"
+
     def _seal(self, kind: str, body: Mapping[str, Any], incident: str | None) -> TimelineEntry:
-        at = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="microseconds")
+        at = self._at()
         body = dict(body)
         kind = str(kind)
         body_json = canonical_json(body)
-        digest = entry_hash(self._head, self._next_seq, self.writer, at, kind, incident, body_json)
+        digest = self._hash(self._head, self._next_seq, at, kind, incident, body_json)
         doc: dict[str, Any] = {"seq": self._next_seq, "writer": self.writer, "at": at, "kind": kind,
                                "incident": incident, "body": body, "prev": self._head, "hash": digest}
         entry: TimelineEntry = built(TimelineEntry, doc, set(_ENTRY_FIELDS))  # built here, verified by hash

@@ -6,10 +6,13 @@ an action applied twice shows as two objects in moto whatever responder recorded
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
 
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.registry import Registry
@@ -98,15 +101,25 @@ def marker_service(bootstrap: str, aws: AwsSession, topics: dict[str, str], uniq
     return Service(settings, registry=registry)
 
 
-async def publish_findings(bootstrap: str, topic: str, keys: list[str]) -> None:
-    """One GuardDuty finding per key."""
-    await publish(bootstrap, topic, [envelope_bytes(guardduty_finding(k)) for k in keys], key=None)
+async def publish_findings(bootstrap: str, topic: str, keys: list[str], *, keyed: bool = False) -> None:
+    """One GuardDuty finding per key; `keyed`: each with its access key as the Kafka key (handled concurrently),
+    else all unkeyed (one after another)."""
+    if not keyed:
+        await publish(bootstrap, topic, [envelope_bytes(guardduty_finding(k)) for k in keys], key=None)
+        return
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:  # all sent before any ack is awaited, so they reach the service together
+        sent = [await producer.send(topic, envelope_bytes(guardduty_finding(k)), key=k.encode()) for k in keys]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
 
 
 async def cloud_fault_run(bootstrap: str, moto: AwsSandbox, topics: dict[str, str], unique: str, tmp: Path, *,
                           fault: str, arm: Callable[[FaultProxy], None], events: int = 6, retries: int = 6,
                           call_timeout: float = 1.0, step_timeout: float = 30.0, prefix: str = "AKIA",
-                          ) -> tuple[FaultRow, FaultProxy, Service]:
+                          keyed: bool = False) -> tuple[FaultRow, FaultProxy, Service]:
     """Publish `events` findings with the fault armed; wait until every marker step has a result; count in moto."""
     aws = direct(moto)
     bucket = f"effects-{unique}"
@@ -121,7 +134,7 @@ async def cloud_fault_run(bootstrap: str, moto: AwsSandbox, topics: dict[str, st
         async with running(service):
             arm(proxy)
             started = time.monotonic()
-            await publish_findings(bootstrap, topics["alerts"], keys)
+            await publish_findings(bootstrap, topics["alerts"], keys, keyed=keyed)
             await wait_for(lambda: len(step_results(service, "escalate")) >= events, timeout=step_timeout * 4)
             took = time.monotonic() - started
         proxy.clear()

@@ -33,16 +33,24 @@ async def test_cloud_fault_loses_nothing_and_acts_once(fault, kafka_bootstrap, m
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize(("fault", "arm"), [
     ("throttle 50% for 60 s", lambda p: p.throttle(60.0, 0.5)),
     ("latency 10 s on 3 calls (under the 20 s call timeout)", lambda p: p.latency(10.0, 3)),
     ("5xx burst of 20", lambda p: p.errors(20)),
 ])
 async def test_cloud_fault_long_form(fault, arm, kafka_bootstrap, moto_server, topics, unique, tmp_path):
-    """The long forms: 60 s of throttling, 10 s latency, long 5xx bursts; still 0 lost, 0 duplicated."""
+    """The long forms: 60 s of throttling, 10 s latency, long 5xx bursts; still 0 lost, 0 duplicated.
+
+    Findings are keyed (handled concurrently, as real findings of different incidents are) and the step has a
+    300 s timeout, over which its 10 retries spread. Unkeyed, one step met the whole 5xx burst (each retry's
+    verify() call is hit as well as the apply); with a fixed 5 s backoff cap the 10 retries were spent within
+    about 40 s of the 60 s throttle: each run lost one action (recorded failed, transient, and escalated).
+    """
     moto_server.reset()
     row, _, _ = await cloud_fault_run(kafka_bootstrap, moto_server, topics, unique, tmp_path, fault=f"cloud: {fault}",
-                                      arm=arm, events=30, retries=10, call_timeout=20.0, step_timeout=120.0)
+                                      arm=arm, events=30, retries=10, call_timeout=20.0, step_timeout=300.0,
+                                      keyed=True)
     record(row)
     assert (row.lost, row.duplicates) == (0, 0), row
 

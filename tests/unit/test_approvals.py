@@ -203,3 +203,37 @@ async def test_timeout_approve_never_waives_a_guard_trip(tmp_path):
     await kit.engine.expire()
     assert kit.echo.applied == []
     assert [r["status"] for r in kit.entries("step.result")] == ["denied"]
+
+
+class _Died(BaseException):
+    """The process died here (not an error the engine may catch)."""
+
+
+async def test_timeout_approved_step_killed_after_it_applied_is_resolved_once_after_restart(tmp_path):
+    """on_timeout approve, then a crash after the apply: the restart verifies the open intent, no re-apply."""
+    body = WIPE.replace("test.wipe", "test.echo").replace("approvers", "required: true, approvers") % "approve"
+    kit = make_kit(tmp_path, {"rb": body})
+    await kit.send()
+    applied = kit.echo.apply
+
+    async def dies_after(p, ctx):
+        await applied(p, ctx)
+        raise _Died
+
+    kit.echo.apply = dies_after  # type: ignore[method-assign]
+    kit.clock.now += 601
+    try:
+        await kit.engine.expire()
+    except _Died:
+        kit.store.rollback()
+    kit.echo.apply = applied  # type: ignore[method-assign]
+    kit.start()  # restart: replay grants the expired-approved step again, its intent open
+    assert [p.step for p in kit.engine.state.granted()] == ["wipe"]
+    await kit.engine.expire()
+    await kit.engine.expire()
+    await kit.engine.recorder.flush()
+    assert [p.target for p in kit.echo.applied] == ["t1", "t2"]
+    results = {r["step"]: r for r in kit.entries("step.result")}
+    assert results["wipe"]["recovered"] is True
+    assert results["note"]["status"] == "ok"
+    assert kit.engine.state.granted() == []

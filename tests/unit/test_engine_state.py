@@ -119,3 +119,23 @@ async def test_service_takes_one_clock_for_engine_and_timeline(tmp_path):
     service.recorder.close()
     for client in (service.ingest, service.approvals, service.publisher):
         await client.stop()
+
+
+async def test_granted_steps_survive_snapshot_and_fleet_slices(tmp_path):
+    """A released step without a result is kept through snapshot → JSON → restore and through cut/merge per incident."""
+    from responder.engine.partitions import cut, merge
+
+    kit = make_kit(tmp_path, {"w": WIPE})
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    kit.engine.state.grant(parked)
+    snap = EngineSnapshot.model_validate_json(kit.engine.state.snapshot().model_dump_json())
+    state = EngineState()
+    state.restore(snap)
+    assert [(p.incident, p.step) for p in state.granted()] == [(parked.incident, "wipe")]
+    assert state.parked_steps() == []
+    merged = EngineState()
+    merge(merged, cut(state, {parked.incident}).values())
+    assert [p.step for p in merged.granted()] == ["wipe"]
+    merged.finish(StepResult(step="wipe", actuator="test.wipe", key="k", status=StepStatus.OK), parked.incident)
+    assert merged.granted() == []

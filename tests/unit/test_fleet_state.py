@@ -12,6 +12,8 @@ from tests.unit.test_guards import ECHO
 class FlakyChangelog:
     """Fails to read partition 1 until `healed`."""
 
+    txn = None  # no Kafka transactions
+
     def __init__(self) -> None:
         self.healed = False
         self.written: list[tuple[int, dict[str, EngineSnapshot | None]]] = []
@@ -21,7 +23,8 @@ class FlakyChangelog:
             raise ChangelogError("changelog t[1] record b'k' does not parse: ('incidents',): bad")
         return []
 
-    async def write(self, partition: int, slices: dict[str, EngineSnapshot | None], quotas: object = None) -> None:
+    async def write(self, partition: int, slices: dict[str, EngineSnapshot | None], quotas: object = None,
+                    urgent: bool = False) -> None:
         self.written.append((partition, dict(slices)))
 
 

@@ -41,3 +41,27 @@ async def test_permanent_errors_are_not_retried():
     with pytest.raises(PermanentActuationError):
         await with_retries(fn, attempts=5, deadline=10, initial=0.001)
     assert calls["n"] == 1
+
+
+async def test_a_long_deadline_spreads_the_retries_past_a_60s_throttle(monkeypatch):
+    """10 retries with a 300 s deadline outlast 60 s of throttling (at a fixed 5 s cap they were spent in ~40 s)."""
+    import asyncio
+
+    now = {"t": 0.0}
+    real_sleep = asyncio.sleep
+
+    async def fake_sleep(seconds: float) -> None:
+        now["t"] += seconds
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    calls = {"n": 0}
+
+    async def throttled_for_60s() -> str:
+        calls["n"] += 1
+        if now["t"] < 60.0:
+            raise TransientActuationError("SlowDown", code="SlowDown")
+        return "ok"
+
+    assert await with_retries(throttled_for_60s, attempts=11, deadline=300, initial=0.2) == "ok"
+    assert calls["n"] <= 11

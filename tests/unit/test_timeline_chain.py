@@ -147,3 +147,32 @@ def test_sealed_line_is_the_canonical_json_of_the_entry(tmp_path, incident, body
     rec.flush_sync()
     assert (tmp_path / "t.jsonl").read_bytes() == canonical_json(entry.model_dump(mode="json")) + b"\n"
     assert rec.verify().entries == 1
+
+
+def test_entry_hash_is_sha256_over_the_length_prefixed_fields():
+    """The hash is SHA-256 of every field prefixed by its 4-byte length (seq as 8 bytes), as docs/timeline.md says."""
+    import hashlib
+
+    from responder.timeline.chain import entry_hash, entry_hasher
+
+    def reference(prev, seq, writer, at, kind, incident, body):
+        parts = (prev.encode(), seq.to_bytes(8, "big"), writer.encode(), at.encode(), kind.encode(),
+                 (incident or "").encode(), body)
+        return hashlib.sha256(b"".join(len(p).to_bytes(4, "big") + p for p in parts)).hexdigest()
+
+    for args in [("a" * 64, 7, "host:1", "2026-11-25T10:00:00.000000+00:00", "step.intent", None, b'{"a":1}'),
+                 ("", 0, "", "", "", "", b""), ("é", 2**40, "wé", "x", "k", "inc", b"\x00")]:
+        assert entry_hash(*args) == reference(*args)
+        assert entry_hasher(args[2])(args[0], args[1], *args[3:]) == reference(*args)
+
+
+@pytest.mark.parametrize("now", [0.0, 1.5e-6, 5.5e-7, 1764600000.123456, 1764600000.9999996, 1940807083.3747654])
+def test_entry_time_is_the_isoformat_of_the_clock(now):
+    """`at` is the clock's `datetime.isoformat` with microseconds, also across second boundaries and roundings."""
+    from datetime import UTC, datetime
+
+    clock = [now]
+    rec = Recorder(MemoryStore(), writer="w", clock=lambda: clock[0])
+    for t in (now, now + 0.4999996, now + 1.0000004, now):
+        clock[0] = t
+        assert rec.append("x", {}).at == datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds")

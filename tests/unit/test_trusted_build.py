@@ -16,3 +16,20 @@ def test_consumer_records_become_the_same_raw_record_as_validation_gives() -> No
     assert raw == RawRecord(topic="t", partition=2, offset=7, key=b"k", value=b"", headers=(("h", b""), ("g", b"1")),
                             timestamp_ms=123)
     assert raw.header("g") == b"1"
+
+
+def test_trusted_step_models_equal_validated_ones() -> None:
+    """`StepHead/StepIntent/StepResult.trusted` give the validated model: same fields, fields set, body and copy."""
+    from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
+
+    head = {"step": "s", "actuator": "a.b", "target": "t", "key": "k"}
+    for cls, extra in ((StepHead, {}), (StepIntent, {}), (StepIntent, {"params": {"x": [1, "y"]}, "clock": 1.5}),
+                       (StepResult, {"status": StepStatus.OK, "changed": True, "prior": None})):
+        fast, checked = cls.trusted(**head, **extra), cls(**head, **extra)
+        assert fast == checked
+        assert fast.model_fields_set == checked.model_fields_set
+        assert fast.body() == checked.body()
+        assert fast.model_copy(update={"target": "u"}).body() == checked.model_copy(update={"target": "u"}).body()
+    first, second = StepIntent.trusted(**head), StepIntent.trusted(**head)
+    assert first.params == {}
+    assert first.params is not second.params  # a mutable default is never shared

@@ -1,0 +1,190 @@
+"""Transactional changelog writes (aiokafka only here): the changelog and the offsets in one transaction, and a
+zombie replica fenced, on brokers that support transactions (Apache Kafka; not Tansu).
+
+Kafka Streams' first exactly-once mode: **one transactional producer per input partition**. Kafka Streams'
+EOS v2 uses one producer per replica and fences zombies by the consumer group's generation (KIP-447), but
+aiokafka 0.14 sends TxnOffsetCommit v0, which carries no generation. So partition p's producer has the
+transactional.id `<group>.<changelog topic>.<p>`, the same on every replica. The replica assigned p initialises
+it before it restores p: that bumps the producer epoch and aborts the previous owner's open transaction. From
+then on every changelog write or offset commit of the previous owner (a zombie) is refused with ProducerFenced,
+which ends the zombie (`replica_fenced`) before it can act: an intent must reach the changelog before its
+actuator is called.
+
+- A write that carries an intent commits at once (the intent must be visible to a new owner before acting).
+- Inside `hold()` (the end of a batch) the other writes stay in the open transaction, which `commit(offsets)`
+  commits together with the consumed offsets (`send_offsets_to_transaction`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
+
+from responder.errors import ChangelogError, ConfigError, ReplicaFenced
+from responder.ingest.kafka import _start_with_retry
+
+log = structlog.get_logger(__name__)
+
+_FENCED = (ProducerFenced,)
+
+
+def _refused(exc: BaseException) -> bool:
+    """ProducerFenced, or aiokafka's other name for it (InvalidProducerEpoch / fenced transactional id)."""
+    return isinstance(exc, _FENCED) or "fenced" in type(exc).__name__.lower() or "epoch" in type(exc).__name__.lower()
+
+
+async def supported(bootstrap: str, group_id: str, options: Mapping[str, Any] | None = None,
+                    timeout: float = 15.0) -> bool:
+    """Whether the broker runs transactions for aiokafka: a probe producer initialises a transactional id."""
+    probe = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{group_id}.probe",
+                             request_timeout_ms=int(timeout * 1000), **(options or {}))
+    try:
+        await asyncio.wait_for(probe.start(), timeout)
+        async with probe.transaction():
+            pass
+    except (KafkaError, TimeoutError, OSError) as exc:
+        log.info("kafka_transactions_unsupported", error=f"{type(exc).__name__}: {exc}")
+        return False
+    finally:
+        with contextlib.suppress(KafkaError, OSError):
+            await probe.stop()
+    return True
+
+
+class Transactions:
+    """Partition p's transactional producer, for the partitions this replica owns."""
+
+    def __init__(self, bootstrap: str, topic: str, group_id: str, *,
+                 options: Mapping[str, Any] | None = None) -> None:
+        self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
+        self.options = dict(options or {})
+        self.producers: dict[int, AIOKafkaProducer] = {}
+        self._open: set[int] = set()
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._holding = False
+        self.fenced: set[int] = set()  # once fenced, a producer is dead (aiokafka: FATAL_ERROR)
+        self.commits = 0
+
+    def transactional_id(self, partition: int) -> str:
+        """The same on every replica, so the next owner of `partition` fences the previous one."""
+        return f"{self.group_id}.{self.topic}.{partition}"
+
+    async def assign(self, partitions: Iterable[int], deadline: float = 30.0) -> None:
+        """Initialise the producers of newly owned partitions (fencing their previous owner)."""
+        for partition in sorted(set(partitions) - set(self.producers)):
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
+                                        compression_type="gzip", max_request_size=8 * 1024 * 1024,
+                                        transactional_id=self.transactional_id(partition), **self.options)
+            await _start_with_retry(producer, deadline)
+            self.producers[partition] = producer
+            self._locks.setdefault(partition, asyncio.Lock())
+            log.info("transactional_producer_started", partition=partition,
+                     transactional_id=self.transactional_id(partition))
+
+    async def revoke(self, partitions: Iterable[int]) -> None:
+        """Close the producers of partitions that left (an open transaction is aborted)."""
+        for partition in set(partitions) & set(self.producers):
+            producer = self.producers.pop(partition)
+            self.fenced.discard(partition)
+            with contextlib.suppress(KafkaError, AssertionError):  # aiokafka asserts its state machine
+                if partition in self._open:
+                    await producer.abort_transaction()
+            self._open.discard(partition)
+            with contextlib.suppress(KafkaError):
+                await producer.stop()
+
+    async def stop(self) -> None:
+        """Close every producer."""
+        await self.revoke(list(self.producers))
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Writes in this block stay in their open transaction until `commit(offsets)`."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+
+    async def write(self, partition: int, records: Sequence[tuple[bytes, bytes | None]], *,
+                    urgent: bool = False) -> None:
+        """Send `records` (key, value) to changelog partition `partition` in its transaction; commit it unless held."""
+        producer = self._producer(partition)
+        async with self._locks[partition]:
+            try:
+                await self._begin(partition, producer)
+                sends = [await producer.send(self.topic, value, key=key, partition=partition)
+                         for key, value in records]
+                await asyncio.gather(*sends)
+                if urgent or not self._holding:
+                    await self._commit(partition, producer)
+            except (KafkaError, AssertionError) as exc:  # aiokafka asserts its transaction state machine
+                raise self._failed(partition, exc) from exc
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit each owned partition's open transaction with its consumed offsets (the next offset to read)."""
+        by_partition: dict[int, dict[TopicPartition, int]] = {}
+        for tp, offset in offsets.items():
+            if tp.partition in self.producers:  # a revoked partition is not ours to commit
+                by_partition.setdefault(tp.partition, {})[tp] = offset
+        for partition in sorted(set(by_partition) | (self._open & set(self.producers))):
+            producer = self._producer(partition)
+            async with self._locks[partition]:
+                try:
+                    await self._begin(partition, producer)
+                    if by_partition.get(partition):
+                        await producer.send_offsets_to_transaction(by_partition[partition], self.group_id)
+                    await self._commit(partition, producer)
+                except (KafkaError, AssertionError) as exc:
+                    raise self._failed(partition, exc) from exc
+
+    def _producer(self, partition: int) -> AIOKafkaProducer:
+        producer = self.producers.get(partition)
+        if partition in self.fenced:
+            raise ReplicaFenced(f"changelog {self.topic}[{partition}]: this replica was fenced earlier")
+        if producer is None:
+            raise ChangelogError(f"changelog {self.topic}[{partition}]: no transactional producer (not owned)")
+        return producer
+
+    async def _begin(self, partition: int, producer: AIOKafkaProducer) -> None:
+        if partition not in self._open:
+            await producer.begin_transaction()
+            self._open.add(partition)
+
+    async def _commit(self, partition: int, producer: AIOKafkaProducer) -> None:
+        await producer.commit_transaction()
+        self._open.discard(partition)
+        self.commits += 1
+
+    def _failed(self, partition: int, exc: Exception) -> ChangelogError:
+        self._open.discard(partition)
+        if _refused(exc):
+            self.fenced.add(partition)
+            log.critical("replica_fenced", partition=partition, transactional_id=self.transactional_id(partition),
+                         error=f"{type(exc).__name__}: {exc}",
+                         detail="another replica owns this partition now; this one stops without acting")
+            return ReplicaFenced(f"changelog {self.topic}[{partition}]: this replica was fenced "
+                                 f"({type(exc).__name__}): another replica owns the partition now")
+        return ChangelogError(f"changelog {self.topic}[{partition}] transaction failed: {type(exc).__name__}: {exc}")
+
+
+async def choose(mode: str, bootstrap: str, topic: str, group_id: str, *,
+                 options: Mapping[str, Any] | None = None) -> Transactions | None:
+    """`kafka_transactions`: off = none; on = required (a broker without them is a ConfigError); auto = probed."""
+    if mode == "off":
+        log.info("kafka_transactions", enabled=False, mode=mode)
+        return None
+    ok = await supported(bootstrap, group_id, options)
+    if not ok and mode == "on":
+        raise ConfigError(f"RESPONDER_KAFKA_TRANSACTIONS=on: the broker at {bootstrap} does not run Kafka "
+                          "transactions for aiokafka (Tansu does not); set it to auto or off")
+    log.info("kafka_transactions", enabled=ok, mode=mode,
+             detail="changelog and offsets in one transaction; a zombie replica is fenced" if ok else
+             "the broker has no transactions: at-least-once with idempotent steps (docs/fleet.md)")
+    return Transactions(bootstrap, topic, group_id, options=options) if ok else None

@@ -1,0 +1,170 @@
+"""Zombie fencing with Kafka transactions (Apache Kafka): the changelog and the offsets commit in one transaction,
+and a replica whose partition moved while it was paused is refused instead of acting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from responder.engine.state import EngineSnapshot
+from responder.errors import ReplicaFenced
+from responder.ingest.changelog import Changelog, ensure_changelog
+from responder.ingest.kafka import ensure_topics
+from responder.ingest.transactions import Transactions, supported
+from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.sandbox.fixtures import on_apache_kafka
+from tests.integration.crash import fake_key
+from tests.integration.fence_worker import write_runbook
+from tests.integration.fleet import effects, stream
+
+ROOT = Path(__file__).resolve().parents[2]
+kafka_bootstrap = on_apache_kafka()
+
+
+@pytest.fixture(name="transactional")
+async def _transactional(kafka_bootstrap: str, unique: str) -> str:
+    """The broker, skipped when it has no transactions for aiokafka (Tansu)."""
+    if not await supported(kafka_bootstrap, f"probe-{unique}"):
+        pytest.skip("this broker does not run Kafka transactions for aiokafka (Tansu): docs/fleet.md")
+    return kafka_bootstrap
+
+
+async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        for _ in range(50):  # the transaction's offsets become visible once its markers are written
+            got = await consumer.committed(tp)
+            if got is not None:
+                return int(got)
+            await asyncio.sleep(0.1)
+        return None
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.timeout(120)
+async def test_new_owner_fences_the_old_ones_writes_and_commits(transactional, unique):
+    """The next owner of a partition fences the previous one: its write and its offset commit raise ReplicaFenced."""
+    topic, group = f"changelog-{unique}", f"group-{unique}"
+    await ensure_changelog(transactional, topic, 1)
+    await ensure_topics(transactional, [f"in-{unique}"], partitions=1)
+    old, new = Transactions(transactional, topic, group), Transactions(transactional, topic, group)
+    reader = Changelog(transactional, topic)
+    reader.txn = old
+    try:
+        await old.assign([0])
+        with old.hold():
+            await old.write(0, [(b"i-1", EngineSnapshot().model_dump_json().encode())])
+            await old.commit({TopicPartition(f"in-{unique}", 0): 7})
+        assert await _committed(transactional, group, TopicPartition(f"in-{unique}", 0)) == 7
+        await new.assign([0])  # the partition moved: `old` is a zombie now
+        with pytest.raises(ReplicaFenced):
+            await old.write(0, [(b"i-2", EngineSnapshot().model_dump_json().encode())], urgent=True)
+        with pytest.raises(ReplicaFenced):
+            await old.commit({TopicPartition(f"in-{unique}", 0): 9})
+        assert await _committed(transactional, group, TopicPartition(f"in-{unique}", 0)) == 7
+        await new.write(0, [(b"i-3", EngineSnapshot().model_dump_json().encode())])
+        reader.txn = new
+        assert len(await reader.read(0)) == 2  # i-1 and i-3: the zombie's i-2 never landed
+    finally:
+        await old.stop()
+        await new.stop()
+        await reader.producer.stop()
+
+
+@pytest.mark.timeout(120)
+async def test_held_writes_and_offsets_commit_together_or_not_at_all(transactional, unique):
+    """Records written inside hold() are invisible to a read_committed restore until commit(offsets)."""
+    topic, group = f"changelog-{unique}", f"group-{unique}"
+    await ensure_changelog(transactional, topic, 1)
+    await ensure_topics(transactional, [f"in-{unique}"], partitions=1)
+    txn = Transactions(transactional, topic, group)
+    reader = Changelog(transactional, topic)
+    reader.txn = Transactions(transactional, topic, f"reader-{unique}")  # read_committed, another id
+    try:
+        await txn.assign([0])
+        with txn.hold():
+            await txn.write(0, [(b"i-1", EngineSnapshot().model_dump_json().encode())])
+            assert await reader.read(0, timeout=5) == []  # open: not committed
+            await txn.commit({TopicPartition(f"in-{unique}", 0): 1})
+        assert len(await reader.read(0)) == 1
+    finally:
+        await txn.stop()
+        await reader.producer.stop()
+
+
+def _spawn(tmp: Path, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    env = env | {"FENCE_READY_FILE": str(tmp / f"ready-{name}"),
+                 "RESPONDER_TIMELINE_PATH": str(tmp / f"timeline-{name}.jsonl")}
+    with (tmp / f"replica-{name}.log").open("wb") as err:
+        return subprocess.Popen([sys.executable, "-m", "tests.integration.fence_worker"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+
+
+async def _until(check, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)
+
+
+def _has(path: Path, *needles: str) -> bool:
+    return path.exists() and any(all(n in line for n in needles) for line in path.read_text().splitlines())
+
+
+@pytest.mark.timeout(240)
+async def test_paused_replica_is_fenced_and_does_not_act_twice(transactional, aws, unique, tmp_path):
+    """Replica A pauses (SIGSTOP) mid-incident past its session; B takes the partition; A resumes, is fenced, exits."""
+    topic, changelog, bucket = f"alerts-{unique}", f"changelog-{unique}", f"effects-{unique}"
+    await ensure_topics(transactional, [topic, f"dlq-{unique}"], partitions=1)
+    await ensure_changelog(transactional, changelog, 1)
+    await aws.call("s3", "create_bucket", Bucket=bucket)
+    write_runbook(tmp_path / "runbooks", bucket)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")} | {
+        "PYTHONPATH": str(ROOT), "RESPONDER_KAFKA_BOOTSTRAP": transactional, "RESPONDER_TOPICS": f'["{topic}"]',
+        "RESPONDER_DEADLETTER_TOPIC": f"dlq-{unique}", "RESPONDER_GROUP_ID": f"fence-{unique}",
+        "RESPONDER_CHANGELOG_TOPIC": changelog, "RESPONDER_SESSION_TIMEOUT_MS": "6000",
+        "RESPONDER_APPROVALS_TOPIC": f"approvals-{unique}", "RESPONDER_KAFKA_TRANSACTIONS": "on",
+        "RESPONDER_RUNBOOKS_DIR": str(tmp_path / "runbooks"), "RESPONDER_AWS_ENDPOINT_URL": aws.endpoint_url or "",
+        "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
+        "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
+    } | {k: v for k, v in os.environ.items() if k == "FENCE_TRANSACTIONS"}  # `off` shows the duplicate it prevents
+    if os.environ.get("FENCE_TRANSACTIONS"):
+        env["RESPONDER_KAFKA_TRANSACTIONS"] = os.environ["FENCE_TRANSACTIONS"]
+    key = fake_key()
+    a = _spawn(tmp_path, "a", env)
+    b: subprocess.Popen[bytes] | None = None
+    try:
+        await _until(lambda: (tmp_path / "ready-a").exists(), "replica A did not start")
+        await stream(transactional, topic, [key], 1, redeliver=0)
+        await _until(lambda: _has(tmp_path / "timeline-a.jsonl", '"step.intent"', '"hold"'),
+                     "A did not reach the hold step")
+        a.send_signal(signal.SIGSTOP)  # a zombie-to-be: paused in the middle of the incident
+        b = _spawn(tmp_path, "b", env)
+        await _until(lambda: _has(tmp_path / "timeline-b.jsonl", '"step.result"', '"put-marker"'),
+                     "B did not take the partition over and act", timeout=90)
+        a.send_signal(signal.SIGCONT)
+        await _until(lambda: a.poll() is not None or _has(tmp_path / "timeline-a.jsonl", '"put-marker"'),
+                     "A neither stopped nor acted", timeout=60)
+        await asyncio.sleep(3.0)  # had A acted, its object would be in moto by now
+        counted = await effects(aws, bucket)
+        assert counted[key] == 1, f"the step acted {counted[key]} times:\n" + \
+            (tmp_path / "replica-a.log").read_text()[-3000:]
+        assert a.wait(30) != 0, "a fenced replica exits loudly"
+        assert "replica_fenced" in (tmp_path / "replica-a.log").read_text()
+        assert not _has(tmp_path / "timeline-a.jsonl", '"step.result"', '"put-marker"')
+    finally:
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait(10)

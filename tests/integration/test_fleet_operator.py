@@ -1,0 +1,64 @@
+"""Operator requests in a fleet: a completed request's reply is kept in the fleet guard table (moto DynamoDB),
+so a redelivery to a restarted replica (which does not replay its timeline) or to another replica is answered,
+not run again."""
+
+from __future__ import annotations
+
+from responder.actuators.base import ActuationContext
+from responder.auth import KeyRing
+from responder.engine.fleetguard import FleetGuard
+from responder.engine.operator import Operator
+from responder.timeline import MemoryStore, Recorder
+from tests.fakes import FakeIam, test_registry
+from tests.unit.test_operator import NOW, SECRET, _request
+
+
+def _replica(guard: FleetGuard | None) -> Operator:
+    """A fleet member's operator, as after a start: nothing recovered from a timeline."""
+    reg, _, _ = test_registry()
+    return Operator(Recorder(MemoryStore()), reg, ActuationContext(aws=FakeIam()), keys=KeyRing({"ops": SECRET}),
+                    clock=lambda: NOW, replies=guard)
+
+
+async def test_request_completed_by_one_replica_is_answered_not_rerun_by_another(aws, unique):
+    """Replica B (or A restarted) gets a request A completed: B answers A's reply and records nothing."""
+    guard = FleetGuard(aws, f"guards-{unique}", [])
+    await guard.ensure_table()
+    a, b = _replica(guard), _replica(guard)
+    value, key_id, sig = _request()
+    first = await a.handle(value, key_id, sig)
+    assert first is not None
+    assert first.ok
+    again = await b.handle(value, key_id, sig)
+    assert again == first
+    assert [e.kind for e in b.recorder.entries()] == []  # not run, not even recorded as requested
+
+
+async def test_unreachable_fleet_store_refuses_instead_of_running(aws, unique):
+    """When the guard table cannot be read, the request is refused (not run, not remembered) so it can be resent."""
+    guard = FleetGuard(aws, f"missing-{unique}", [])  # never created
+    op = _replica(guard)
+    value, key_id, sig = _request()
+    reply = await op.handle(value, key_id, sig)
+    assert reply is not None
+    assert not reply.ok
+    assert "fleet store unreachable" in (reply.error or "")
+    assert [e.kind for e in op.recorder.entries()] == []
+    assert reply.id not in op.done
+
+
+async def test_service_shares_operator_replies_through_the_fleet_guard(tmp_path):
+    """With a fleet guard table, `responder run` wires the operator's replies to it."""
+    from responder.service import Service
+    from responder.settings import Settings
+
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:9", fleet_guard_table="guards", changelog_topic="cl",
+                               timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path),
+                      runbooks=[])
+    assert service.fleet is not None
+    assert service.operator.replies is service.fleet_guard is not None
+    service.recorder.close()
+    for client in (service.ingest, service.approvals, service.publisher, service.fleet.changelog):
+        await client.stop()
+    if service.operator_ingest is not None:
+        await service.operator_ingest.stop()
