@@ -85,11 +85,13 @@ async def restart_run(bootstrap: str, aws: AwsSession, topics: dict[str, str], u
         workers.kill_all()
     seen = await effects(aws, bucket)
     membership = "static group_instance_id" if static else "dynamic membership"
+    broker = broker_choice()
+    caveat = " (Tansu: static membership does not shorten its rejoin, docs/security.md)" if broker == "tansu" else ""
     return record(FaultRow(
         fault=f"service: SIGKILL mid-stream, restart in its consumer groups ({membership})", events=len(keys),
         expected=len(keys), done=sum(seen[k] > 0 for k in keys), duplicates=sum(max(0, seen[k] - 1) for k in keys),
         lost=sum(seen[k] == 0 for k in keys), recover_s=first_action,
-        note=f"{broker_choice()} broker; {len(done_at_kill)} acted on before the kill; session 10000 ms; "
+        note=f"{broker} broker{caveat}; {len(done_at_kill)} acted on before the kill; session 10000 ms; "
              f"restart → groups joined {serving:.2f} s, → first action (timeline step.result)"))
 
 
