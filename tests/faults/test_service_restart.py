@@ -86,7 +86,7 @@ async def restart_run(bootstrap: str, aws: AwsSession, topics: dict[str, str], u
     seen = await effects(aws, bucket)
     membership = "static group_instance_id" if static else "dynamic membership"
     broker = broker_choice()
-    caveat = " (Tansu: static membership does not shorten its rejoin, docs/security.md)" if broker == "tansu" else ""
+    caveat = " (Tansu: even a static rejoin takes seconds, docs/security.md)" if broker == "tansu" else ""
     return record(FaultRow(
         fault=f"service: SIGKILL mid-stream, restart in its consumer groups ({membership})", events=len(keys),
         expected=len(keys), done=sum(seen[k] > 0 for k in keys), duplicates=sum(max(0, seen[k] - 1) for k in keys),
