@@ -179,7 +179,8 @@ class Service:
         self.operator_ingest = None if settings.dry_run else ApprovalIngest(
             settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
-            options=options)
+            options=options, group_instance_id=f"{settings.kafka_group_instance_id}.operator"
+            if settings.kafka_group_instance_id else None)
         self._lock = Gate()  # exclusive: rebalances, evictions, decisions; shared: the partitions' lanes
         self.flow = Flow(self.ingest, self._handle_batch, max_in_flight=settings.max_in_flight,
                          max_batch=settings.max_batch, observe=self.metrics.partition_flow)

@@ -49,7 +49,7 @@ def fake_key() -> str:
     return "AKIA" + "".join(random.choices(string.ascii_uppercase + string.digits, k=16))
 
 
-def _state(path: Path) -> tuple[set[str], dict[str, str]]:
+def timeline_state(path: Path) -> tuple[set[str], dict[str, str]]:
     """(targets with an ok result, {key with an intent but no result: writer}) in what is on disk now."""
     done: set[str] = set()
     open_keys: dict[str, str] = {}
@@ -100,12 +100,28 @@ def _logs(tmp: Path) -> str:
     return "\n".join(p.read_text(errors="replace")[-3000:] for p in tmp.glob("worker-*.log"))
 
 
-async def _ready(proc: subprocess.Popen[bytes], ready: Path, tmp: Path, timeout: float = 60) -> None:
+async def wait_ready(proc: subprocess.Popen[bytes], ready: Path, tmp: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not _exists(ready):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"worker did not become ready (rc={proc.poll()}):\n{_logs(tmp)}")
         await asyncio.sleep(0.01)
+
+
+def worker_env(bootstrap: str, aws: AwsSession, topic: str, dlq: str, unique: str, tmp: Path) -> dict[str, str]:
+    """The crash worker's environment: consumer-group mode, timeline and runbooks under `tmp`, a WORM archive
+    in bucket worm-<unique>."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")} | {
+        "PYTHONPATH": str(ROOT), "RESPONDER_KAFKA_BOOTSTRAP": bootstrap, "RESPONDER_TOPICS": f'["{topic}"]',
+        "RESPONDER_DEADLETTER_TOPIC": dlq, "RESPONDER_GROUP_ID": f"crash-{unique}",
+        "RESPONDER_TIMELINE_PATH": str(tmp / "timeline.jsonl"),
+        "RESPONDER_RUNBOOKS_DIR": str(tmp / "runbooks"), "RESPONDER_AWS_ENDPOINT_URL": aws.endpoint_url or "",
+        "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
+        "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
+        "RESPONDER_TIMELINE_SIGNING_KEY": PRIVATE, "RESPONDER_TIMELINE_CHECKPOINT_EVERY": "10",
+        "RESPONDER_TIMELINE_ARCHIVE": f"s3://worm-{unique}/", "RESPONDER_LOG_LEVEL": "warning",
+        "RESPONDER_MAX_BATCH": "10",  # small batches commit often, so a short-lived worker still makes progress
+    }
 
 
 async def crash_run(bootstrap: str, aws: AwsSession, topic: str, dlq: str, unique: str, tmp: Path, kills: int,
@@ -120,17 +136,7 @@ async def crash_run(bootstrap: str, aws: AwsSession, topic: str, dlq: str, uniqu
     archive.ensure_bucket()
     runbooks, timeline = tmp / "runbooks", tmp / "timeline.jsonl"
     write_runbook(runbooks, bucket)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")} | {
-        "PYTHONPATH": str(ROOT), "RESPONDER_KAFKA_BOOTSTRAP": bootstrap, "RESPONDER_TOPICS": f'["{topic}"]',
-        "RESPONDER_DEADLETTER_TOPIC": dlq, "RESPONDER_GROUP_ID": f"crash-{unique}",
-        "RESPONDER_KAFKA_MANUAL_ASSIGNMENT": "true", "RESPONDER_TIMELINE_PATH": str(timeline),
-        "RESPONDER_RUNBOOKS_DIR": str(runbooks), "RESPONDER_AWS_ENDPOINT_URL": aws.endpoint_url or "",
-        "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
-        "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
-        "RESPONDER_TIMELINE_SIGNING_KEY": PRIVATE, "RESPONDER_TIMELINE_CHECKPOINT_EVERY": "10",
-        "RESPONDER_TIMELINE_ARCHIVE": f"s3://worm-{unique}/", "RESPONDER_LOG_LEVEL": "warning",
-        "RESPONDER_MAX_BATCH": "10",  # small batches commit often, so a short-lived worker still makes progress
-    }
+    env = worker_env(bootstrap, aws, topic, dlq, unique, tmp) | {"RESPONDER_KAFKA_MANUAL_ASSIGNMENT": "true"}
     stats = CrashStats(archive=archive)
     workers = Workers(tmp, env)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
@@ -138,7 +144,7 @@ async def crash_run(bootstrap: str, aws: AwsSession, topic: str, dlq: str, uniqu
     try:
         current = workers.spawn()
         for _ in range(kills):
-            backlog = len(set(stats.keys) - _state(timeline)[0])
+            backlog = len(set(stats.keys) - timeline_state(timeline)[0])
             for _ in range(per_round if backlog <= max_backlog else 0):
                 key = fake_key()
                 stats.keys.append(key)
@@ -147,19 +153,19 @@ async def crash_run(bootstrap: str, aws: AwsSession, topic: str, dlq: str, uniqu
             standby = workers.spawn()
             proc, go, ready = current
             go.touch()
-            await _ready(proc, ready, tmp)
+            await wait_ready(proc, ready, tmp)
             await asyncio.sleep(random.uniform(0, max_delay))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             stats.kills += 1
             stats.first_entry_s.append(float(ready.read_text() or 0))
-            stats.mid_step += any(w.endswith(f":{proc.pid}") for w in _state(timeline)[1].values())
+            stats.mid_step += any(w.endswith(f":{proc.pid}") for w in timeline_state(timeline)[1].values())
             current = standby
         proc, go, ready = current
         go.touch()  # the last worker runs undisturbed (it may have nothing left to write: wait for it to serve)
-        await _ready(proc, ready.with_name(ready.name + ".serving"), tmp)
+        await wait_ready(proc, ready.with_name(ready.name + ".serving"), tmp)
         deadline = time.monotonic() + 180
-        while _state(timeline)[0] < set(stats.keys):
+        while timeline_state(timeline)[0] < set(stats.keys):
             assert proc.poll() is None, f"the last worker died:\n{_logs(tmp)}"
             assert time.monotonic() < deadline, "not every finding was acted on after the last restart"
             await asyncio.sleep(0.1)

@@ -24,16 +24,21 @@ async def test_assignment_flushes_and_rebuilds_inflight(tmp_path):
         await client.stop()
 
 
-async def test_static_membership_ids_reach_both_consumer_groups(tmp_path):
-    """kafka_group_instance_id gives the alerts and approvals consumers stable, distinct instance ids."""
+async def test_static_membership_ids_reach_every_consumer_group(tmp_path):
+    """kafka_group_instance_id gives the alerts, approvals and operator consumers stable, distinct instance ids."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl",
                         kafka_group_instance_id="responder-0")
     service = Service(settings, runbooks=[])
     assert service.ingest.consumer._group_instance_id == "responder-0"
     assert service.approvals.consumer._group_instance_id == "responder-0.approvals"
+    assert service.operator_ingest is not None  # a dynamic member here made a restart wait out the dead session
+    assert service.operator_ingest.consumer._group_instance_id == "responder-0.operator"
     dynamic = Service(settings.model_copy(update={"kafka_group_instance_id": None,  # one writer per timeline
                                                    "timeline_path": tmp_path / "t2.jsonl"}), runbooks=[])
     assert dynamic.ingest.consumer._group_instance_id is None
+    assert dynamic.operator_ingest is not None
+    assert dynamic.operator_ingest.consumer._group_instance_id is None
     for svc in (service, dynamic):
-        for client in (svc.ingest, svc.approvals, svc.publisher):
-            await client.stop()
+        for client in (svc.ingest, svc.approvals, svc.operator_ingest, svc.publisher):
+            if client is not None:
+                await client.stop()
