@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from responder.engine.state import EngineSnapshot
-from responder.errors import ReplicaFenced
+from responder.errors import ChangelogError, ReplicaFenced
 from responder.ingest.changelog import Changelog, ensure_changelog
 from responder.ingest.kafka import ensure_topics
 from responder.ingest.transactions import Transactions, supported
@@ -60,6 +60,7 @@ async def test_new_owner_fences_the_old_ones_writes_and_commits(transactional, u
     old, new = Transactions(transactional, topic, group), Transactions(transactional, topic, group)
     reader = Changelog(transactional, topic)
     reader.txn = old
+    await reader.start()  # a restore writes its fence first
     try:
         await old.assign([0])
         with old.hold():
@@ -83,18 +84,20 @@ async def test_new_owner_fences_the_old_ones_writes_and_commits(transactional, u
 
 @pytest.mark.timeout(120)
 async def test_held_writes_and_offsets_commit_together_or_not_at_all(transactional, unique):
-    """Records written inside hold() are invisible to a read_committed restore until commit(offsets)."""
+    """Records written inside hold() stay invisible to a read_committed restore (it fails) until commit(offsets)."""
     topic, group = f"changelog-{unique}", f"group-{unique}"
     await ensure_changelog(transactional, topic, 1)
     await ensure_topics(transactional, [f"in-{unique}"], partitions=1)
     txn = Transactions(transactional, topic, group)
     reader = Changelog(transactional, topic)
     reader.txn = Transactions(transactional, topic, f"reader-{unique}")  # read_committed, another id
+    await reader.start()  # a restore writes its fence first
     try:
         await txn.assign([0])
         with txn.hold():
             await txn.write(0, [(b"i-1", EngineSnapshot().model_dump_json().encode())])
-            assert await reader.read(0, timeout=5) == []  # open: not committed
+            with pytest.raises(ChangelogError):  # open: a restore cannot reach its fence, so it fails (and is retried)
+                await reader.read(0, timeout=3)
             await txn.commit({TopicPartition(f"in-{unique}", 0): 1})
         assert len(await reader.read(0)) == 1
     finally:
