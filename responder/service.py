@@ -333,9 +333,9 @@ class Service:
             await self._evict()
             if self.fleet is not None:
                 await self._fleet_upkeep()
-            if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll
-                await self.fleet_guard.refresh()
             batch = await self.ingest.poll()
+            if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll and after it, so a
+                await self.fleet_guard.refresh()  # record is never acted on with a switch read before it arrived
             for (topic, partition), behind in self.ingest.lag().items():
                 self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
             self.flow.submit(batch)  # each partition in its lane; paused while its in-flight budget is full
