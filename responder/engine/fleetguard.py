@@ -124,6 +124,7 @@ class FleetGuard:
                 if getattr(exc, "code", "") == "ConditionalCheckFailedException":
                     continue
                 raise
+            log.info("fleet_quota_slot_taken", quota=q.actuator, slot=slot, key=key)
             return True
         return False
 

@@ -1,10 +1,20 @@
-"""The local AWS API: a moto server on a free 127.0.0.1 port."""
+"""The local AWS API: a moto server on a free 127.0.0.1 port, with DynamoDB requests served one at a time.
+
+Why serialised: moto's conditional `PutItem`/`UpdateItem`/`DeleteItem` read the item, evaluate the condition
+(about 300 us of expression parsing) and then write, with no lock, while the server runs one thread per
+connection. Two replicas racing for one free fleet-wide quota slot could both see it free and both win:
+under load, the fleet test's quota of 5 let 6 act (docs/fleet.md). Real DynamoDB is linearizable per item,
+so the sandbox serialises every DynamoDB request (tests/integration/test_fleet_guard_race.py).
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 import urllib.request
+from collections.abc import Callable, Iterable
 from types import TracebackType
+from typing import Any
 
 import structlog
 
@@ -16,12 +26,36 @@ log = structlog.get_logger(__name__)
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # nosec B105 # moto's dummy keys
 
 
+_Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class SerialisedDynamoDB:
+    """WSGI middleware: one DynamoDB request at a time (its whole response built under the lock)."""
+
+    def __init__(self, app: _Wsgi) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return self.app(environ, start_response)
+        with self.lock:
+            response = self.app(environ, start_response)
+            try:
+                return list(response)
+            finally:
+                close = getattr(response, "close", None)
+                if close is not None:
+                    close()
+
+
 class AwsSandbox:
-    """A ThreadedMotoServer; `reset()` wipes its state."""
+    """A threaded moto server (as moto's ThreadedMotoServer, plus `SerialisedDynamoDB`); `reset()` wipes its state."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self._server: object | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -31,14 +65,20 @@ class AwsSandbox:
     def start(self) -> str:
         """Start the server in this process; returns the endpoint URL."""
         try:
-            from moto.server import ThreadedMotoServer
+            from moto.moto_server.werkzeug_app import (
+                DomainDispatcherApplication,
+                MotoRequestHandler,
+                create_backend_app,
+            )
+            from werkzeug.serving import make_server
         except ImportError as exc:
             raise SandboxError("moto[server] is not installed: pip install 'incident-responder[sandbox]'") from exc
         for key, value in SANDBOX_CREDENTIALS.items():
             os.environ.setdefault(key.upper(), value)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        server.start()
-        self._server = server
+        app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        self._thread.start()
         log.info("aws_sandbox_started", endpoint=self.endpoint_url)
         return self.endpoint_url
 
@@ -52,7 +92,11 @@ class AwsSandbox:
         """Stop the server."""
         server, self._server = self._server, None
         if server is not None:
-            server.stop()  # type: ignore[attr-defined]
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
     def __enter__(self) -> AwsSandbox:
         self.start()
