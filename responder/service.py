@@ -392,7 +392,7 @@ class Service:
                         tg.create_task(self._handle_partition(same_key))
             txn = self.fleet.changelog.txn if self.fleet is not None else None
             if txn is not None:  # the batch's last changelog records and its offsets: one transaction
-                with txn.hold():
+                with txn.hold(tp.partition for tp in batch):
                     await self.recorder.flush()
                     await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
                 return
