@@ -1,6 +1,7 @@
 """Full-pipeline benchmark through the embedded broker; every figure is a ratio to a baseline in the same run.
 
-    .venv/bin/python bench/pipeline.py [--events 20000] [--rate R] [--seconds 10] [--replicas 3] [--latency-only]
+    .venv/bin/python bench/pipeline.py [--events 20000] [--rate R] [--seconds 10] [--replicas 3]
+                                       [--latency-only] [--idle S]
 
 1. throughput, N GuardDuty findings pre-loaded per topic, drained by one process (wall events/s and
    CPU µs per event of this process; the broker is a separate process):
@@ -189,6 +190,22 @@ async def replica(bootstrap: str, topic: str, out: Path) -> None:
     out.write_bytes(orjson.dumps({"applied": APPLIED, "polled": POLLED, **usage()}))
 
 
+async def idle_cpu(bootstrap: str, seconds: float, tmp: Path) -> None:
+    """CPU of one replica with no traffic (its consumers' fetches and heartbeats), after a 5 s settle."""
+    await ensure_topics(bootstrap, ["idle"], partitions=3)
+    svc = Service(settings(bootstrap, "idle", "idle-g", tmp), aws=NoAws(), runbooks=[RUNBOOK])
+    task = asyncio.create_task(svc.run())
+    await svc.ready.wait()
+    await asyncio.sleep(5.0)
+    start, cpu = time.perf_counter(), time.process_time()
+    await asyncio.sleep(seconds)
+    share = (time.process_time() - cpu) / (time.perf_counter() - start)
+    wait = svc.ingest.fetch_wait.current if svc.ingest.fetch_wait else svc.settings.kafka_fetch_max_wait_ms
+    print(f"idle     1 replica, no traffic for {seconds:.0f} s: CPU {share:.1%} of a core (fetch wait now {wait} ms)")
+    svc.request_stop()
+    await task
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
@@ -255,6 +272,7 @@ async def main() -> None:
     ap.add_argument("--replicas", type=int, default=3)
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--latency-only", action="store_true", help="skip the throughput phases (needs --rate)")
+    ap.add_argument("--idle", type=float, default=0.0, help="only measure an idle replica's CPU for this many s")
     ap.add_argument("--replica", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--bootstrap", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -267,6 +285,9 @@ async def main() -> None:
         ap.error("--latency-only needs --rate")
     with Broker() as broker, tempfile.TemporaryDirectory() as tmpdir:
         bs, tmp, n = broker.bootstrap, Path(tmpdir), args.events
+        if args.idle:
+            await idle_cpu(bs, args.idle, tmp)
+            return
         if args.latency_only:
             await latency(bs, args.rate, args.seconds, args.replicas, tmp)
             return

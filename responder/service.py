@@ -159,6 +159,7 @@ class Service:
             group_instance_id=settings.kafka_group_instance_id,
             rebalance_timeout_ms=settings.rebalance_timeout_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            fetch_idle_wait_ms=settings.kafka_fetch_idle_wait_ms,
         )
         self.fleet: FleetState | None = None
         if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
