@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from responder.ingest.fetchwait import FetchWait
+from responder.ingest.kafka import KafkaIngest
 
 
 class Clock:
@@ -55,3 +56,21 @@ def test_a_consumer_not_started_yet_is_left_alone() -> None:
     consumer._fetcher = SimpleNamespace(_fetch_max_wait_ms=20)
     wait.observe(0)
     assert consumer._fetcher._fetch_max_wait_ms == 250
+
+
+async def test_the_alert_consumer_switches_its_fetcher_from_its_polls() -> None:
+    """KafkaIngest.poll feeds the fetch wait: an empty poll past the idle time sets the idle wait on the fetcher."""
+
+    ingest = KafkaIngest("127.0.0.1:1", ["alerts"], "g", "dlq", fetch_max_wait_ms=10, fetch_idle_wait_ms=250)
+    assert ingest.fetch_wait is not None
+    fetcher = SimpleNamespace(_fetch_max_wait_ms=10)
+    ingest.consumer._fetcher = fetcher  # what start() creates
+
+    async def nothing(**_: object) -> dict[object, list[object]]:
+        return {}
+
+    ingest.consumer.getmany = nothing
+    ingest.fetch_wait.idle_after = 0.0
+    assert await ingest.poll() == {}
+    assert fetcher._fetch_max_wait_ms == 250
+    assert KafkaIngest("127.0.0.1:1", ["alerts"], "g", "dlq").fetch_wait is None  # no idle wait given: fixed
