@@ -73,4 +73,9 @@ async def test_the_alert_consumer_switches_its_fetcher_from_its_polls() -> None:
     ingest.fetch_wait.idle_after = 0.0
     assert await ingest.poll() == {}
     assert fetcher._fetch_max_wait_ms == 250
-    assert KafkaIngest("127.0.0.1:1", ["alerts"], "g", "dlq").fetch_wait is None  # no idle wait given: fixed
+    fixed = KafkaIngest("127.0.0.1:1", ["alerts"], "g", "dlq")
+    assert fixed.fetch_wait is None  # no idle wait given: the wait stays fixed
+    for client in (ingest, fixed):
+        client.consumer._fetcher = None
+        await client.consumer.stop()
+        await client.producer.stop()
