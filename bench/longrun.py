@@ -126,16 +126,21 @@ def forward(recorder: Recorder, templates: list[tuple[str, bytes]], old: tuple[s
     recorder._head, recorder._next_seq, recorder._durable_seq = head, seq, seq - 1
 
 
-async def drive(events: int, incidents: int, days: float, directory: Path, real_days: float | None = None) -> None:
-    per = max(1, events // incidents)
-    spacing = days * 86400 / incidents
-    now = [START.timestamp()]
+def engine_on(directory: Path, now: list[float]) -> tuple[Recorder, Engine, Event]:
+    """The bench's engine on the clock `now[0]`, its recorder, and the GuardDuty event every incident copies."""
     registry = Registry()
     registry.add(QuietActuator())
     recorder = Recorder(FileStore(directory / "timeline.jsonl"), linger=0.002, clock=lambda: now[0])
     engine = Engine(recorder, registry, NoAws(), clock=lambda: now[0])
     engine.use_runbooks([BOOK])
-    template = normalise(envelope_bytes(guardduty_finding("AKIA000000000000TMPL")))[0]
+    return recorder, engine, normalise(envelope_bytes(guardduty_finding("AKIA000000000000TMPL")))[0]
+
+
+async def drive(events: int, incidents: int, days: float, directory: Path, real_days: float | None = None) -> None:
+    per = max(1, events // incidents)
+    spacing = days * 86400 / incidents
+    now = [START.timestamp()]
+    recorder, engine, template = engine_on(directory, now)
     done, evicted_at = 0, now[0]
     points: dict[str, dict[str, float]] = {}
     began = time.perf_counter()
