@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     kafka_fetch_idle_wait_ms: int = Field(
         default=250, ge=1, le=60_000,
         description="the fetch wait once no alert came for a second (the busy wait is kafka_fetch_max_wait_ms): an "
-                    "idle replica asks 4 times a second, not 50; on Tansu the first alert after a quiet spell waits "
+                    "idle replica asks 4 times a second, not 100; on Tansu the first alert after a quiet spell waits "
                     "for one such fetch (docs/kafka.md)")
     kafka_connect_timeout: float = Field(
         default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
