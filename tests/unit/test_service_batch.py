@@ -83,7 +83,8 @@ async def test_the_alert_consumer_fetches_with_the_configured_wait(tmp_path) -> 
         service = Service(settings, aws=FakeIam(), runbooks=[RUNBOOK])
         try:
             assert service.ingest.consumer._fetch_max_wait_ms == expected
-            assert service.ingest.fetch_wait is not None and service.ingest.fetch_wait.idle_ms == 250
+            assert service.ingest.fetch_wait is not None
+            assert service.ingest.fetch_wait.idle_ms == 250
         finally:
             for client in (service.ingest, service.approvals, service.operator_ingest, service.publisher):
                 if client is not None:
