@@ -1,6 +1,7 @@
 """Full-pipeline benchmark through the embedded broker; every figure is a ratio to a baseline in the same run.
 
     .venv/bin/python bench/pipeline.py [--events 20000] [--rate R] [--seconds 10] [--replicas 3]
+                                       [--latency-only] [--idle S]
 
 1. throughput, N GuardDuty findings pre-loaded per topic, drained by one process (wall events/s and
    CPU µs per event of this process; the broker is a separate process):
@@ -51,6 +52,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _loadgen import peak_rss_mib  # noqa: E402
 
 APPLIED: dict[str, float] = {}
+POLLED: dict[str, tuple[float, float]] = {}  # key -> (record's CreateTime, when the replica's poll returned it)
 
 
 class NoopParams(Params):
@@ -171,10 +173,37 @@ async def replica(bootstrap: str, topic: str, out: Path) -> None:
             (out.parent / f"{out.name}.count").write_text(str(len(APPLIED)))
             await asyncio.sleep(0.25)
 
+    poll = svc.ingest.poll
+
+    async def stamped(timeout_ms: int = 200) -> Any:
+        batch = await poll(timeout_ms)
+        now = time.time()
+        for records in batch.values():
+            for r in records:
+                POLLED.setdefault((r.key or b"").decode(), ((r.timestamp_ms or 0) / 1000, now))
+        return batch
+
+    svc.ingest.poll = stamped  # type: ignore[method-assign]
     reporter = asyncio.create_task(report())
     await serve(svc)
     reporter.cancel()
-    out.write_bytes(orjson.dumps({"applied": APPLIED, **usage()}))
+    out.write_bytes(orjson.dumps({"applied": APPLIED, "polled": POLLED, **usage()}))
+
+
+async def idle_cpu(bootstrap: str, seconds: float, tmp: Path) -> None:
+    """CPU of one replica with no traffic (its consumers' fetches and heartbeats), after a 5 s settle."""
+    await ensure_topics(bootstrap, ["idle"], partitions=3)
+    svc = Service(settings(bootstrap, "idle", "idle-g", tmp), aws=NoAws(), runbooks=[RUNBOOK])
+    task = asyncio.create_task(svc.run())
+    await svc.ready.wait()
+    await asyncio.sleep(5.0)
+    start, cpu = time.perf_counter(), time.process_time()
+    await asyncio.sleep(seconds)
+    share = (time.process_time() - cpu) / (time.perf_counter() - start)
+    wait = svc.ingest.fetch_wait.current if svc.ingest.fetch_wait else svc.settings.kafka_fetch_max_wait_ms
+    print(f"idle     1 replica, no traffic for {seconds:.0f} s: CPU {share:.1%} of a core (fetch wait now {wait} ms)")
+    svc.request_stop()
+    await task
 
 
 def pct(values: list[float], p: float) -> float:
@@ -217,6 +246,17 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
           f"{missing} not dispatched): scheduled send → actuator dispatch p50 {pct(lat, .5):.1f} ms, "
           f"p99 {pct(lat, .99):.1f} ms, p99.9 {pct(lat, .999):.1f} ms | target p99 ≤ 50 ms: "
           f"{'met' if missing == 0 and pct(lat, .99) <= 50 else 'NOT met'}")
+    polled = {k: t for r in results for k, t in r["polled"].items()}
+    stages: dict[str, list[float]] = {"scheduled → created (loadgen late)": [], "created → polled (broker + fetch)": [],
+              "polled → dispatched (replica)": []}
+    for k, t in sent["scheduled"].items():
+        if k in applied and k in polled:
+            created, seen = polled[k]
+            for (_, values), d in zip(stages.items(), (created - t, seen - created, applied[k] - seen), strict=True):
+                values.append(d)
+    for name, values in stages.items():
+        if values:
+            print(f"         {name:36} p50 {pct(values, .5):6.1f} ms, p99 {pct(values, .99):6.1f} ms")
     for name, r in [("loadgen", sent), *((f"replica {i}", r) for i, r in enumerate(results))]:
         extra = f", sends late p99 {r['late_p99_ms']:.1f} ms" if "late_p99_ms" in r else \
             f", {len(r['applied']):,} dispatched"
@@ -231,6 +271,8 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--replicas", type=int, default=3)
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--latency-only", action="store_true", help="skip the throughput phases (needs --rate)")
+    ap.add_argument("--idle", type=float, default=0.0, help="only measure an idle replica's CPU for this many s")
     ap.add_argument("--replica", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--bootstrap", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -239,8 +281,16 @@ async def main() -> None:
     if args.replica:
         await replica(args.bootstrap, "lat", args.replica)
         return
+    if args.latency_only and not args.rate:
+        ap.error("--latency-only needs --rate")
     with Broker() as broker, tempfile.TemporaryDirectory() as tmpdir:
         bs, tmp, n = broker.bootstrap, Path(tmpdir), args.events
+        if args.idle:
+            await idle_cpu(bs, args.idle, tmp)
+            return
+        if args.latency_only:
+            await latency(bs, args.rate, args.seconds, args.replicas, tmp)
+            return
         await ensure_topics(bs, ["base1", "base2", "nomatch", "acting"], partitions=3)
         acting_recs = records(n, "T")
         for topic in ("base1", "base2", "acting"):

@@ -159,6 +159,7 @@ class Service:
             group_instance_id=settings.kafka_group_instance_id,
             rebalance_timeout_ms=settings.rebalance_timeout_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            fetch_idle_wait_ms=settings.kafka_fetch_idle_wait_ms,
         )
         self.fleet: FleetState | None = None
         if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
@@ -392,7 +393,7 @@ class Service:
                         tg.create_task(self._handle_partition(same_key))
             txn = self.fleet.changelog.txn if self.fleet is not None else None
             if txn is not None:  # the batch's last changelog records and its offsets: one transaction
-                with txn.hold():
+                with txn.hold(tp.partition for tp in batch):
                     await self.recorder.flush()
                     await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
                 return

@@ -63,9 +63,15 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="most records of one partition polled and not yet committed; a partition "
                                         "at the limit is paused until it drains (backpressure, docs/fleet.md)")
     kafka_fetch_max_wait_ms: int = Field(
-        default=20, ge=1, le=60_000,
-        description="longest a fetch waits for records; the embedded broker (Tansu) holds every fetch this long, so "
-                    "it bounds alert-to-action latency there (Apache Kafka answers as soon as a record arrives)")
+        default=10, ge=1, le=60_000,
+        description="longest a fetch waits for records while alerts flow; the embedded broker (Tansu) holds a fetch "
+                    "for up to this long, so it adds to alert-to-action latency there (Apache Kafka answers as soon "
+                    "as a record arrives)")
+    kafka_fetch_idle_wait_ms: int = Field(
+        default=250, ge=1, le=60_000,
+        description="the fetch wait once no alert came for a second (the busy wait is kafka_fetch_max_wait_ms): an "
+                    "idle replica asks 4 times a second, not 100; on Tansu the first alert after a quiet spell waits "
+                    "for one such fetch (docs/kafka.md)")
     kafka_connect_timeout: float = Field(
         default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
     kafka_manual_assignment: bool = Field(

@@ -21,6 +21,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from responder.errors import BrokerUnreachable
 from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
+from responder.ingest.fetchwait import FetchWait
 from responder.ingest.security import check_connection
 from responder.models.event import RawRecord, built
 
@@ -137,6 +138,7 @@ class KafkaIngest:
         group_instance_id: str | None = None,
         rebalance_timeout_ms: int | None = None,
         fetch_max_wait_ms: int = 500,
+        fetch_idle_wait_ms: int | None = None,
     ) -> None:
         self.topics = list(topics)
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
@@ -166,6 +168,8 @@ class KafkaIngest:
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options,
                                          max_request_size=max(1024 * 1024, deadletter_max_bytes + 64 * 1024))
         self._positions: dict[TopicPartition, int] = {}
+        self.fetch_wait = None if fetch_idle_wait_ms is None else FetchWait(  # responder/ingest/fetchwait.py
+            self.consumer, busy_ms=fetch_max_wait_ms, idle_ms=fetch_idle_wait_ms)
 
     async def start(self, deadline: float = 30.0) -> None:
         """Connect both clients, retrying bootstrap."""
@@ -186,6 +190,8 @@ class KafkaIngest:
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next batch, by partition, in offset order."""
         got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        if self.fetch_wait is not None:
+            self.fetch_wait.observe(sum(map(len, got.values())), paused=bool(self.consumer.paused()))
         for tp, msgs in got.items():
             if msgs:
                 self._positions[tp] = msgs[-1].offset + 1

@@ -11,8 +11,10 @@ which ends the zombie (`replica_fenced`) before it can act: an intent must reach
 actuator is called.
 
 - A write that carries an intent commits at once (the intent must be visible to a new owner before acting).
-- Inside `hold()` (the end of a batch) the other writes stay in the open transaction, which `commit(offsets)`
-  commits together with the consumed offsets (`send_offsets_to_transaction`).
+- Inside `hold(partitions)` (the end of a lane's chunk) the other writes to those partitions stay in their open
+  transactions, which `commit(offsets)` commits together with the consumed offsets (`send_offsets_to_transaction`).
+  The hold is per partition: the lanes of responder/ingest/flow.py run concurrently, and one lane's hold or commit
+  never keeps open, commits or waits for another partition's transaction (tests/unit/test_transactions_hold.py).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class Transactions:
         self.producers: dict[int, AIOKafkaProducer] = {}
         self._open: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}
-        self._holding = False
+        self._held: dict[int, int] = {}  # partition -> lanes holding it (two alert topics share partition p)
         self.fenced: set[int] = set()  # once fenced, a producer is dead (aiokafka: FATAL_ERROR)
         self.commits = 0
 
@@ -104,13 +106,19 @@ class Transactions:
         await self.revoke(list(self.producers))
 
     @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        """Writes in this block stay in their open transaction until `commit(offsets)`."""
-        self._holding = True
+    def hold(self, partitions: Iterable[int]) -> Iterator[None]:
+        """Writes to `partitions` in this block stay in their open transactions until `commit(offsets)`; writes to
+        any other partition commit as usual."""
+        held = sorted(set(partitions))
+        for partition in held:
+            self._held[partition] = self._held.get(partition, 0) + 1
         try:
             yield
         finally:
-            self._holding = False
+            for partition in held:
+                left = self._held.pop(partition) - 1
+                if left:
+                    self._held[partition] = left
 
     async def write(self, partition: int, records: Sequence[tuple[bytes, bytes | None]], *,
                     urgent: bool = False) -> None:
@@ -122,18 +130,20 @@ class Transactions:
                 sends = [await producer.send(self.topic, value, key=key, partition=partition)
                          for key, value in records]
                 await asyncio.gather(*sends)
-                if urgent or not self._holding:
+                if urgent or partition not in self._held:
                     await self._commit(partition, producer)
             except (KafkaError, AssertionError) as exc:  # aiokafka asserts its transaction state machine
                 raise self._failed(partition, exc) from exc
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Commit each owned partition's open transaction with its consumed offsets (the next offset to read)."""
+        """Commit the transactions of the partitions in `offsets` with their consumed offsets (the next offset to read).
+
+        Only those partitions: another partition's open transaction belongs to its own lane's hold."""
         by_partition: dict[int, dict[TopicPartition, int]] = {}
         for tp, offset in offsets.items():
             if tp.partition in self.producers:  # a revoked partition is not ours to commit
                 by_partition.setdefault(tp.partition, {})[tp] = offset
-        for partition in sorted(set(by_partition) | (self._open & set(self.producers))):
+        for partition in sorted(by_partition):
             producer = self._producer(partition)
             async with self._locks[partition]:
                 try:

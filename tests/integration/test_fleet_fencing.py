@@ -63,7 +63,7 @@ async def test_new_owner_fences_the_old_ones_writes_and_commits(transactional, u
     await reader.start()  # a restore writes its fence first
     try:
         await old.assign([0])
-        with old.hold():
+        with old.hold([0]):
             await old.write(0, [(b"i-1", EngineSnapshot().model_dump_json().encode())])
             await old.commit({TopicPartition(f"in-{unique}", 0): 7})
         assert await _committed(transactional, group, TopicPartition(f"in-{unique}", 0)) == 7
@@ -94,7 +94,7 @@ async def test_held_writes_and_offsets_commit_together_or_not_at_all(transaction
     await reader.start()  # a restore writes its fence first
     try:
         await txn.assign([0])
-        with txn.hold():
+        with txn.hold([0]):
             await txn.write(0, [(b"i-1", EngineSnapshot().model_dump_json().encode())])
             with pytest.raises(ChangelogError):  # open: a restore cannot reach its fence, so it fails (and is retried)
                 await reader.read(0, timeout=3)

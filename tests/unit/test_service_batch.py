@@ -75,14 +75,16 @@ async def test_group_waits_for_the_rebalance_timeout_not_the_session_timeout(tmp
 
 
 async def test_the_alert_consumer_fetches_with_the_configured_wait(tmp_path) -> None:
-    """`kafka_fetch_max_wait_ms` reaches the alert consumer (Tansu holds each fetch that long: it bounds latency)."""
-    for wait, expected in ((None, 20), (7, 7)):
+    """`kafka_fetch_max_wait_ms` (and the idle wait) reach the alert consumer (Tansu holds fetches: latency)."""
+    for wait, expected in ((None, 10), (7, 7)):
         extra = {} if wait is None else {"kafka_fetch_max_wait_ms": wait}
         settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / f"{wait}.jsonl", topics=["a"],
                             **extra)
         service = Service(settings, aws=FakeIam(), runbooks=[RUNBOOK])
         try:
             assert service.ingest.consumer._fetch_max_wait_ms == expected
+            assert service.ingest.fetch_wait is not None
+            assert service.ingest.fetch_wait.idle_ms == 250
         finally:
             for client in (service.ingest, service.approvals, service.operator_ingest, service.publisher):
                 if client is not None:
