@@ -10,9 +10,12 @@ from responder.normalise import trusted
 from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
 from responder.normalise.registry import decoder, head
-from responder.normalise.resources import compact, credential_kind, res
+from responder.normalise.resources import _KEY_PREFIXES, compact, credential_kind, res
 from responder.normalise.threats import GUARDDUTY
 from responder.normalise.trusted import resource
+
+
+_EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing object
 
 
 def _camel(doc: Any) -> Any:
@@ -44,6 +47,7 @@ def _is_getfindings(doc: Any) -> bool:
 
 K = ResourceKind
 _IP_ACTIONS = ("awsApiCallAction", "networkConnectionAction", "kubernetesApiCallAction", "rdsLoginAttemptAction")
+_REMOTE = {"role": "remote"}
 
 
 def _remote_ips(action: dict[str, Any]) -> list[Any]:
@@ -54,11 +58,34 @@ def _remote_ips(action: dict[str, Any]) -> list[Any]:
             ip = (found.get("remoteIpDetails") or {}).get("ipAddressV4")
             if ip:
                 out.append(ip)
-    for probe in (action.get("portProbeAction") or {}).get("portProbeDetails") or ():
+    probes = action.get("portProbeAction")
+    for probe in (probes and probes.get("portProbeDetails")) or ():
         ip = (probe.get("remoteIpDetails") or {}).get("ipAddressV4")
         if ip:
             out.append(ip)
     return out
+
+
+def _key_resources(key: Any, items: list[Resource]) -> None:
+    """The access key (with its user's name, principal, user type and credential kind), then its user or role."""
+    user = text(key.get("userName"))
+    key_id = key.get("accessKeyId")
+    if key_id:
+        attrs = {}
+        if user:
+            attrs["user_name"] = user
+        principal, user_type = key.get("principalId"), key.get("userType")
+        if principal:
+            attrs["principal_id"] = principal
+        if user_type:
+            attrs["user_type"] = user_type
+        ident = key_id.strip() if type(key_id) is str else str(key_id).strip()
+        credential = _KEY_PREFIXES.get(ident[:4]) if type(key_id) is str else credential_kind(key_id)
+        if credential:
+            attrs["credential"] = credential
+        items.append(resource(K.ACCESS_KEY, ident, attributes=attrs))
+    if user:
+        items.append(resource(K.IAM_ROLE if key.get("userType") == "AssumedRole" else K.IAM_USER, user, name=user))
 
 
 def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
@@ -66,15 +93,7 @@ def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
     items: list[Resource] = []
     key = r.get("accessKeyDetails")
     if key:
-        user = text(key.get("userName"))
-        if key.get("accessKeyId"):
-            attrs = {"user_name": user, "principal_id": key.get("principalId"), "user_type": key.get("userType"),
-                     "credential": credential_kind(key["accessKeyId"])}
-            items.append(resource(K.ACCESS_KEY, str(key["accessKeyId"]).strip(),
-                                  attributes={k: v for k, v in attrs.items() if v}))
-        if user:
-            kind = K.IAM_ROLE if key.get("userType") == "AssumedRole" else K.IAM_USER
-            items.append(resource(kind, user, name=user))
+        _key_resources(key, items)
     inst = r.get("instanceDetails")
     if inst and inst.get("instanceId"):
         items.append(resource(K.INSTANCE, str(inst["instanceId"]),
@@ -85,63 +104,75 @@ def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
     eks = r.get("eksClusterDetails")
     if eks:
         slow.append(res(K.OTHER, eks.get("arn") or eks.get("name"), service="eks"))
-    pod = dig(r, "kubernetesDetails", "kubernetesWorkloadDetails")
-    if pod:
-        slow.append(res(K.POD, pod.get("name"), namespace=pod.get("namespace")))
-    for c in dig(r, "ecsClusterDetails", "taskDetails", "containers") or ():
-        slow.append(res(K.CONTAINER, c.get("name"), image=c.get("image")))
+    if "kubernetesDetails" in r:
+        pod = dig(r, "kubernetesDetails", "kubernetesWorkloadDetails")
+        if pod:
+            slow.append(res(K.POD, pod.get("name"), namespace=pod.get("namespace")))
+    if "ecsClusterDetails" in r:
+        for c in dig(r, "ecsClusterDetails", "taskDetails", "containers") or ():
+            slow.append(res(K.CONTAINER, c.get("name"), image=c.get("image")))
     items.extend(item for item in slow if item is not None)
-    items.extend(resource(K.IP, ip, attributes={"role": "remote"}) for ip in dict.fromkeys(ips))
+    if ips:
+        for ip in dict.fromkeys(ips) if len(ips) > 1 else ips:
+            items.append(resource(K.IP, ip, attributes=_REMOTE))
     return tuple(items) if not slow else compact(items)
+
+
+def _mismatch(f: dict[str, Any], env: dict[str, Any]) -> list[str]:
+    """`account` and/or `region` when the envelope names another one than its finding."""
+    out = []
+    account, region = f.get("accountId"), f.get("region")
+    if account and env.get("account") and str(env["account"]) != str(account):
+        out.append("account")
+    if region and env.get("region") and str(env["region"]) != str(region):
+        out.append("region")
+    return out
 
 
 def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
     """One camelCase GuardDuty finding as an Event (the finding wins where the envelope disagrees)."""
+    severity = f["severity"]
     try:
-        score = float(f["severity"])
+        score = float(severity)
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"guardduty severity is not a number: {f.get('severity')!r}") from exc
-    env = envelope or {}
-    account, region = f.get("accountId"), f.get("region")
-    mismatch = []
-    if env:  # an envelope naming another account or region than its finding
-        if account and env.get("account") and str(env["account"]) != str(account):
-            mismatch.append("account")
-        if region and env.get("region") and str(env["region"]) != str(region):
-            mismatch.append("region")
-    service = f.get("service") or {}
-    action = service.get("action") or {}
-    resource = f.get("resource") or {}
-    key = resource.get("accessKeyDetails") or {}
-    candidates = _remote_ips(action)
+    env = envelope or _EMPTY
+    mismatch = _mismatch(f, env) if env else []
+    service = f.get("service") or _EMPTY
+    action = service.get("action") or _EMPTY
+    resource_ = f.get("resource") or _EMPTY
+    key = resource_.get("accessKeyDetails") or _EMPTY
+    candidates = _remote_ips(action) if action else []
     ips = [ip for ip in candidates if valid_ip(ip) is not None]
+    info, api_call, dns = service.get("additionalInfo"), action.get("awsApiCallAction"), action.get("dnsRequestAction")
+    finding_type = f["type"]
     return make_event(
         id=str(f.get("id") or f.get("arn") or env.get("id")),
         source="guardduty",
-        type=str(f["type"]),
-        severity=scored(score, f["severity"]),
+        type=str(finding_type),
+        severity=scored(score, severity),
         time=parse_time(f.get("updatedAt") or f.get("createdAt") or env.get("time")),
-        account=account or env.get("account"),
-        region=region or env.get("region"),
+        account=f.get("accountId") or env.get("account"),
+        region=f.get("region") or env.get("region"),
         cloud="aws",
         actor=key.get("principalId") or key.get("userName"),
-        resources=_resources(resource, ips),
+        resources=_resources(resource_, ips),
         attributes={
             "title": f.get("title"),
             "arn": f.get("arn"),
-            "resource_type": resource.get("resourceType"),
-            "sample": bool((service.get("additionalInfo") or {}).get("sample", False)),
+            "resource_type": resource_.get("resourceType"),
+            "sample": bool((info or _EMPTY).get("sample", False)),
             "archived": bool(service.get("archived", False)),
             "count": service.get("count"),
             "action_type": action.get("actionType"),
-            "api": (action.get("awsApiCallAction") or {}).get("api"),
-            "domain": (action.get("dnsRequestAction") or {}).get("domain"),
-            "invalid_ips": [ip for ip in candidates if ip not in ips],
+            "api": (api_call or _EMPTY).get("api"),
+            "domain": (dns or _EMPTY).get("domain"),
+            "invalid_ips": [ip for ip in candidates if ip not in ips] if len(ips) != len(candidates) else [],
             "envelope_mismatch": mismatch,
         },
         raw=envelope or f,
         subject=f"finding:{f.get('id')}",
-        threat=GUARDDUTY.lookup(f["type"]),
+        threat=GUARDDUTY.lookup(finding_type),
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from responder.models.event import Event, Resource, ResourceKind, Severity, built
 from responder.models.threat import Threat
 
-_RESOURCE_FIELDS = ("kind", "id", "name", "arn", "attributes")
+_RESOURCE_FIELDS = frozenset(Resource.model_fields)
 _EVENT_FIELDS = frozenset(Event.model_fields)
 _validate = False  # True within `validating()`: every build goes through pydantic (the reference path)
 
@@ -35,10 +35,6 @@ def validating() -> Iterator[None]:
         _validate = before
 
 
-def _opt_str(value: Any) -> bool:
-    return value is None or type(value) is str
-
-
 def _str_keys(attributes: Any) -> bool:
     if type(attributes) is not dict:
         return False
@@ -52,12 +48,13 @@ def resource(kind: ResourceKind, id: Any, name: Any = None, arn: Any = None,
              attributes: dict[str, Any] | None = None) -> Resource:
     """`Resource(kind=…, id=…, name=…, arn=…, attributes=…)`, every field given."""
     attrs = {} if attributes is None else attributes
-    values = {"kind": kind, "id": id, "name": name, "arn": arn, "attributes": attrs}
     if (_validate or type(kind) is not ResourceKind or type(id) is not str or not 0 < len(id) <= 2048
-            or not _opt_str(name) or not _opt_str(arn) or not _str_keys(attrs)):
-        return Resource(**values)
-    values["attributes"] = dict(attrs)  # pydantic copies the mapping too
-    out: Resource = built(Resource, values, set(_RESOURCE_FIELDS))
+            or (name is not None and type(name) is not str) or (arn is not None and type(arn) is not str)
+            or (attrs and not _str_keys(attrs)) or type(attrs) is not dict):
+        return Resource(kind=kind, id=id, name=name, arn=arn, attributes=attrs)
+    # pydantic copies the mapping too
+    out: Resource = built(Resource, {"kind": kind, "id": id, "name": name, "arn": arn, "attributes": dict(attrs)},
+                          set(_RESOURCE_FIELDS))
     return out
 
 
@@ -66,20 +63,40 @@ def _aware(value: Any) -> bool:
 
 
 def _resources_ok(resources: Any) -> bool:
-    return type(resources) is tuple and all(type(r) is Resource for r in resources)
+    if type(resources) is not tuple:
+        return False
+    for r in resources:  # noqa: SIM110 - see _str_keys
+        if type(r) is not Resource:
+            return False
+    return True
 
 
 def event(values: dict[str, Any]) -> Event:
     """`Event(**values)`, where `values` names every field (what `assemble.make_event` passes)."""
     v = values
-    if (_validate or len(v) != len(_EVENT_FIELDS) or v.keys() != _EVENT_FIELDS
+    if (_validate or v.keys() != _EVENT_FIELDS
             or type(v["id"]) is not str or not v["id"] or type(v["source"]) is not str or not v["source"]
             or type(v["type"]) is not str or not v["type"] or type(v["incident_key"]) is not str
-            or not v["incident_key"] or not _opt_str(v["account"]) or not _opt_str(v["region"])
-            or not _opt_str(v["cloud"]) or not _opt_str(v["actor"]) or type(v["severity"]) is not Severity
+            or not v["incident_key"] or (v["account"] is not None and type(v["account"]) is not str)
+            or (v["region"] is not None and type(v["region"]) is not str)
+            or (v["cloud"] is not None and type(v["cloud"]) is not str)
+            or (v["actor"] is not None and type(v["actor"]) is not str) or type(v["severity"]) is not Severity
             or not _aware(v["time"]) or not _resources_ok(v["resources"]) or not _str_keys(v["attributes"])
             or (v["threat"] is not None and type(v["threat"]) is not Threat)):
         return Event(**values)
+    out: Event = built(Event, values, set(_EVENT_FIELDS))
+    return out
+
+
+def assembled(values: dict[str, Any]) -> Event:
+    """`event(values)` for `assemble.make_event`'s dict, whose keys, type, account, region, actor and incident key
+    are right by construction (non-empty type and key, str or None): only the values decoders pass are checked."""
+    v = values
+    if (_validate or type(v["id"]) is not str or not v["id"] or type(v["source"]) is not str or not v["source"]
+            or (v["cloud"] is not None and type(v["cloud"]) is not str) or type(v["severity"]) is not Severity
+            or not _aware(v["time"]) or not _resources_ok(v["resources"]) or not _str_keys(v["attributes"])
+            or (v["threat"] is not None and type(v["threat"]) is not Threat)):
+        return event(values)
     out: Event = built(Event, values, set(_EVENT_FIELDS))
     return out
 
