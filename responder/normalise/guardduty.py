@@ -6,11 +6,13 @@ from typing import Any
 
 from responder.errors import ValidationFailed
 from responder.models.event import Event, Resource, ResourceKind
-from responder.normalise import trusted
+from responder.normalise import guardduty_fast, trusted
 from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
 from responder.normalise.registry import decoder, head
-from responder.normalise.resources import _KEY_PREFIXES, compact, credential_kind, res
+from responder.normalise.guardduty_fast import mismatch as _mismatch
+from responder.normalise.guardduty_fast import remote_ips as _remote_ips
+from responder.normalise.resources import compact, credential_kind, res
 from responder.normalise.threats import GUARDDUTY
 from responder.normalise.trusted import resource
 
@@ -46,24 +48,7 @@ def _is_getfindings(doc: Any) -> bool:
 
 
 K = ResourceKind
-_IP_ACTIONS = ("awsApiCallAction", "networkConnectionAction", "kubernetesApiCallAction", "rdsLoginAttemptAction")
 _REMOTE = {"role": "remote"}
-
-
-def _remote_ips(action: dict[str, Any]) -> list[Any]:
-    out = []
-    for key in _IP_ACTIONS:
-        found = action.get(key)
-        if found:
-            ip = (found.get("remoteIpDetails") or {}).get("ipAddressV4")
-            if ip:
-                out.append(ip)
-    probes = action.get("portProbeAction")
-    for probe in (probes and probes.get("portProbeDetails")) or ():
-        ip = (probe.get("remoteIpDetails") or {}).get("ipAddressV4")
-        if ip:
-            out.append(ip)
-    return out
 
 
 def _key_resources(key: Any, items: list[Resource]) -> None:
@@ -79,8 +64,8 @@ def _key_resources(key: Any, items: list[Resource]) -> None:
             attrs["principal_id"] = principal
         if user_type:
             attrs["user_type"] = user_type
-        ident = key_id.strip() if type(key_id) is str else str(key_id).strip()
-        credential = _KEY_PREFIXES.get(ident[:4]) if type(key_id) is str else credential_kind(key_id)
+        ident = str(key_id).strip()
+        credential = credential_kind(key_id)
         if credential:
             attrs["credential"] = credential
         items.append(resource(K.ACCESS_KEY, ident, attributes=attrs))
@@ -116,17 +101,6 @@ def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
         for ip in dict.fromkeys(ips) if len(ips) > 1 else ips:
             items.append(resource(K.IP, ip, attributes=_REMOTE))
     return tuple(items) if not slow else compact(items)
-
-
-def _mismatch(f: dict[str, Any], env: dict[str, Any]) -> list[str]:
-    """`account` and/or `region` when the envelope names another one than its finding."""
-    out = []
-    account, region = f.get("accountId"), f.get("region")
-    if account and env.get("account") and str(env["account"]) != str(account):
-        out.append("account")
-    if region and env.get("region") and str(env["region"]) != str(region):
-        out.append("region")
-    return out
 
 
 def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
@@ -222,7 +196,7 @@ def decode_envelope(doc: Any) -> list[Event]:
     detail = doc["detail"]
     if not _is_finding(detail):
         raise ValidationFailed("guardduty envelope without a finding in detail")
-    return [finding_to_event(detail, doc)]
+    return [guardduty_fast.event(detail, doc) or finding_to_event(detail, doc)]
 
 
 @decoder("guardduty.getfindings", _is_getfindings, attributes=GUARDDUTY_ATTRIBUTES)
@@ -234,10 +208,10 @@ def decode_getfindings(doc: Any) -> list[Event]:
 @decoder("guardduty.detail", _is_detail_only, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_detail_only(doc: Any) -> list[Event]:
     """The `detail` part of an EventBridge event without its `source` (as some docs show it)."""
-    return [finding_to_event(doc["detail"], doc)]
+    return [guardduty_fast.event(doc["detail"], doc) or finding_to_event(doc["detail"], doc)]
 
 
 @decoder("guardduty", _is_finding, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_finding(doc: Any) -> list[Event]:
     """A raw camelCase finding."""
-    return [finding_to_event(doc)]
+    return [guardduty_fast.event(doc, None) or finding_to_event(doc)]

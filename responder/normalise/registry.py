@@ -120,10 +120,13 @@ def detect(doc: Any, only: str | None = None) -> Format:
     failing that, the named format is forced.
     """
     if only is None:
-        found = _first(doc, _ORDER[0])
-        if found is None:
-            raise UnknownShape(f"unknown record shape; known formats: {', '.join(_FORMATS)}")
-        return found
+        for fmt in _ORDER[0]:  # `_first`, inlined: this runs for every record
+            try:
+                if fmt.detect(doc):
+                    return fmt
+            except (KeyError, TypeError, AttributeError, IndexError):
+                continue
+        raise UnknownShape(f"unknown record shape; known formats: {', '.join(_FORMATS)}")
     family = [f for f in _FORMATS.values() if f.name == only or f.family == only]
     if not family:
         raise UnknownShape(f"format {only!r} is not registered; known formats: {', '.join(_FORMATS)}")
