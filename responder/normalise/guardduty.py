@@ -9,13 +9,12 @@ from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise import guardduty_fast, trusted
 from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
-from responder.normalise.registry import decoder, head
 from responder.normalise.guardduty_fast import mismatch as _mismatch
 from responder.normalise.guardduty_fast import remote_ips as _remote_ips
+from responder.normalise.registry import decoder, head
 from responder.normalise.resources import compact, credential_kind, res
 from responder.normalise.threats import GUARDDUTY
 from responder.normalise.trusted import resource
-
 
 _EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing object
 

@@ -18,7 +18,7 @@ from typing import Any
 from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise import trusted
 from responder.normalise.fields import parse_time, scored, valid_ip
-from responder.normalise.resources import credential_kind
+from responder.normalise.resources import KEY_PREFIXES
 from responder.normalise.threats import GUARDDUTY
 
 _IP_ACTIONS = ("awsApiCallAction", "networkConnectionAction", "kubernetesApiCallAction", "rdsLoginAttemptAction")
@@ -56,15 +56,13 @@ def mismatch(f: dict[str, Any], env: dict[str, Any]) -> list[str]:
     return out
 
 
-def _opt(value: Any) -> bool:
-    return value is None or type(value) is str
-
-
 def _key(key: dict[str, Any], items: list[Resource]) -> bool:
     """Append the access key and its user or role; False when a value is not of the common shape."""
     key_id, user, principal, user_type = key.get("accessKeyId"), key.get("userName"), key.get("principalId"), \
         key.get("userType")
-    if not (_opt(key_id) and _opt(user) and _opt(principal) and _opt(user_type)):
+    if (key_id is not None and type(key_id) is not str) or (user is not None and type(user) is not str) or \
+            (principal is not None and type(principal) is not str) or \
+            (user_type is not None and type(user_type) is not str):
         return False
     user = user.strip() or None if user else None
     if key_id:
@@ -76,7 +74,7 @@ def _key(key: dict[str, Any], items: list[Resource]) -> bool:
         if user_type:
             attrs["user_type"] = user_type
         ident = key_id.strip()
-        credential = credential_kind(ident)
+        credential = KEY_PREFIXES.get(ident[:4])  # `credential_kind` of a stripped str
         if credential:
             attrs["credential"] = credential
         found = trusted.fresh_resource(_ACCESS_KEY, ident, None, attrs)
@@ -140,7 +138,7 @@ def _event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
         return None
     env = envelope or _EMPTY
     account, region = f.get("accountId") or env.get("account"), f.get("region") or env.get("region")
-    if not (_opt(account) and _opt(region)):
+    if (account is not None and type(account) is not str) or (region is not None and type(region) is not str):
         return None
     service = f.get("service") or _EMPTY
     action = service.get("action") or _EMPTY
@@ -150,7 +148,7 @@ def _event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
     candidates = remote_ips(action) if action else []
     ips = [ip for ip in candidates if valid_ip(ip) is not None]
     resources = _resources(resource, ips)
-    if resources is None or not _opt(actor):
+    if resources is None or (actor is not None and type(actor) is not str):
         return None
     account = account or None
     attrs = {}
@@ -183,12 +181,14 @@ def _event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
         different = mismatch(f, env)
         if different:
             attrs["envelope_mismatch"] = different
-    for primary in resources:  # the incident's subject: the first resource that is not an IP, else the first
+    subject = f"finding:{finding_id}"  # the incident's: the first resource that is not an IP, else the first
+    for primary in resources:
         if primary.kind is not _IP:
             break
     else:
-        primary = resources[0] if resources else None
-    subject = f"{primary.kind._value_}:{primary.id}" if primary is not None else f"finding:{finding_id}"
+        primary = resources[0] if resources else None  # type: ignore[assignment]
+    if primary is not None:
+        subject = f"{primary.kind._value_}:{primary.id}"
     return trusted.fresh_event({
         "id": finding_id,
         "source": "guardduty",

@@ -96,13 +96,13 @@ def from_arn(arn: Any, **attrs: Any) -> Resource | None:
 
 
 # AWS access key id prefixes: ASIA… are temporary (STS) credentials, AKIA… an IAM user's long-term key
-_KEY_PREFIXES = {"ASIA": "temporary", "AKIA": "long_term"}
+KEY_PREFIXES = {"ASIA": "temporary", "AKIA": "long_term"}
 
 
 def credential_kind(key_id: Any) -> str | None:
     """`temporary` for an ASIA… key id, `long_term` for AKIA…, None otherwise."""
     value = text(key_id)
-    return _KEY_PREFIXES.get(value[:4]) if value else None
+    return KEY_PREFIXES.get(value[:4]) if value else None
 
 
 def access_key(key_id: Any, user_name: Any = None, *, user_type: Any = None, **attrs: Any) -> Resource | None:
