@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
@@ -143,6 +144,21 @@ def built(cls: type[BaseModel], values: dict[str, Any], given: set[str]) -> Any:
     _set_extra(obj, None)
     _set_private(obj, None)
     return obj
+
+
+def builder(cls: type[BaseModel]) -> Callable[[dict[str, Any]], Any]:
+    """`built(cls, values, {every field})` as one call (decoders' fast lanes, which give every field)."""
+    given = frozenset(cls.model_fields)
+
+    def build(values: dict[str, Any]) -> Any:
+        obj = object.__new__(cls)
+        _set_dict(obj, values)
+        _set_fields(obj, set(given))
+        _set_extra(obj, None)
+        _set_private(obj, None)
+        return obj
+
+    return build
 
 
 def stable_id(*parts: str) -> str:
