@@ -152,29 +152,17 @@ def _event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
         return None
     account = account or None
     attrs = {}
-    value = f.get("title")
-    if value or _kept(value):
-        attrs["title"] = value
-    value = f.get("arn")
-    if value or _kept(value):
-        attrs["arn"] = value
-    value = resource.get("resourceType")
-    if value or _kept(value):
-        attrs["resource_type"] = value
+    for name, value in (("title", f.get("title")), ("arn", f.get("arn")),
+                        ("resource_type", resource.get("resourceType"))):
+        if value or _kept(value):
+            attrs[name] = value
     attrs["sample"] = bool((service.get("additionalInfo") or _EMPTY).get("sample", False))
     attrs["archived"] = bool(service.get("archived", False))
-    value = service.get("count")
-    if value or _kept(value):
-        attrs["count"] = value
-    value = action.get("actionType")
-    if value or _kept(value):
-        attrs["action_type"] = value
-    value = (action.get("awsApiCallAction") or _EMPTY).get("api")
-    if value or _kept(value):
-        attrs["api"] = value
-    value = (action.get("dnsRequestAction") or _EMPTY).get("domain")
-    if value or _kept(value):
-        attrs["domain"] = value
+    for name, value in (("count", service.get("count")), ("action_type", action.get("actionType")),
+                        ("api", (action.get("awsApiCallAction") or _EMPTY).get("api")),
+                        ("domain", (action.get("dnsRequestAction") or _EMPTY).get("domain"))):
+        if value or _kept(value):
+            attrs[name] = value
     if len(ips) != len(candidates):
         attrs["invalid_ips"] = [ip for ip in candidates if ip not in ips]
     if env:

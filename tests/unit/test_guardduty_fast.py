@@ -20,7 +20,7 @@ from responder.normalise.fields import parse_time, scored
 from responder.normalise.threats import _MEMO_SIZE, GUARDDUTY, ThreatTable, t
 from responder.normalise.trusted import validating
 from tests.conftest import CORPUS
-from tests.findings import envelope_bytes, guardduty_finding
+from tests.findings import envelope_bytes, guardduty_finding, set_path
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "events"
 SAMPLES = sorted([*(CORPUS.glob("*/*.json") if CORPUS.is_dir() else []), *FIXTURES.glob("**/*.json")])
@@ -139,16 +139,6 @@ _PATHS = [
 _ENVELOPE = [("account",), ("region",), ("time",), ("id",)]
 
 
-def _set(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    cur = doc
-    for part in path[:-1]:
-        nxt = cur.get(part)
-        if not isinstance(nxt, dict):
-            nxt = cur[part] = {}
-        cur = nxt
-    cur[path[-1]] = value
-
-
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(_PATHS), _VALUES), max_size=4),
        st.lists(st.tuples(st.sampled_from(_ENVELOPE), _VALUES), max_size=2), st.booleans())
@@ -161,10 +151,10 @@ def test_mutated_findings_build_the_general_decoders_event(
     if instance:
         finding["resource"]["instanceDetails"] = {"instanceId": "i-0123456789abcdef0", "instanceType": "m5.large"}
     for path, value in mutations:
-        _set(finding, path, value)
+        set_path(finding, path, value)
     env = orjson.loads(envelope_bytes(finding))
     for path, value in envelope:
-        _set(env, path, value)
+        set_path(env, path, value)
     _check(env["detail"], env)
     _check(env["detail"], None)
 
