@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from responder.demo import eventbridge, finding_template  # noqa: E402
 from responder.models.event import Event  # noqa: E402
-from responder.normalise import guardduty, head, normalise  # noqa: E402
+from responder.normalise import guardduty, guardduty_fast, head, normalise  # noqa: E402
 from responder.normalise.registry import detect  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -65,7 +65,9 @@ def stages(data: bytes, seconds: float) -> None:
         ("orjson.loads", orjson.loads),
         ("detect the format", lambda _: detect(doc)),
         ("resources", lambda _: guardduty._resources(finding["resource"], ips)),
+        ("  (in the fast lane)", lambda _: guardduty_fast._resources(finding["resource"], ips)),
         ("finding → Event (incl. resources)", lambda _: guardduty.decode_envelope(doc)),
+        ("  (general decoder, fast lane not taken)", lambda _: guardduty.finding_to_event(finding, doc)),
         ("  (Event validated by pydantic instead)", lambda _: Event.model_validate(event.model_dump())),
         ("normalise (all of it)", normalise),
         ("head only (the no-match prefilter's fields)", lambda _: head(doc)),

@@ -26,3 +26,14 @@ def guardduty_finding(key_id: str, user: str = "ml-training", *, finding_id: str
 def envelope_bytes(finding: dict[str, Any]) -> bytes:
     """The finding wrapped as an EventBridge event, encoded."""
     return orjson.dumps(eventbridge(finding))
+
+
+def set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set `doc[path[0]]…[path[-1]] = value`, replacing anything on the way that is not an object."""
+    cur = doc
+    for part in path[:-1]:
+        nxt = cur.get(part)
+        if not isinstance(nxt, dict):
+            nxt = cur[part] = {}
+        cur = nxt
+    cur[path[-1]] = value

@@ -39,10 +39,12 @@ def make_event(
     """An Event (built directly when `trusted`'s checks prove validation needless); the incident key is account +
     primary resource (else `subject`, else the id)."""
     acct = str(account) if account not in (None, "") else None
-    attrs = {k: v for k, v in (attributes or {}).items() if v is not None and v != "" and v != [] and v != {}}
+    # drop None, "", [] and {} (only a falsy value can be one of the last three: compare only those)
+    attrs = {k: v for k, v in (attributes or {}).items()
+             if v is not None and (v or (v != "" and v != [] and v != {}))}
     if time_inferred:
         attrs["time_source"] = "received"
-    return trusted.event({
+    return trusted.assembled({
         "id": id,
         "source": source,
         "type": type.strip() or "unknown",

@@ -62,6 +62,14 @@ def _from_epoch(value: int | float) -> datetime:
 
 def parse_time(value: Any) -> datetime:
     """UTC-aware time from ISO 8601 or epoch seconds, milliseconds or nanoseconds (by magnitude)."""
+    if type(value) is str and value[-1:] == "Z":  # the common `…Z` form, parsed as-is (3.11 reads `Z`)
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass  # the general path below decides, with its own error
+        else:
+            if parsed.tzinfo is UTC:
+                return parsed
     if isinstance(value, bool) or value is None:
         raise ValidationFailed(f"missing or invalid time: {value!r}")
     if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():

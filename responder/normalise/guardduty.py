@@ -6,13 +6,17 @@ from typing import Any
 
 from responder.errors import ValidationFailed
 from responder.models.event import Event, Resource, ResourceKind
-from responder.normalise import trusted
+from responder.normalise import guardduty_fast, trusted
 from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
+from responder.normalise.guardduty_fast import mismatch as _mismatch
+from responder.normalise.guardduty_fast import remote_ips as _remote_ips
 from responder.normalise.registry import decoder, head
 from responder.normalise.resources import compact, credential_kind, res
 from responder.normalise.threats import GUARDDUTY
 from responder.normalise.trusted import resource
+
+_EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing object
 
 
 def _camel(doc: Any) -> Any:
@@ -43,22 +47,29 @@ def _is_getfindings(doc: Any) -> bool:
 
 
 K = ResourceKind
-_IP_ACTIONS = ("awsApiCallAction", "networkConnectionAction", "kubernetesApiCallAction", "rdsLoginAttemptAction")
+_REMOTE = {"role": "remote"}
 
 
-def _remote_ips(action: dict[str, Any]) -> list[Any]:
-    out = []
-    for key in _IP_ACTIONS:
-        found = action.get(key)
-        if found:
-            ip = (found.get("remoteIpDetails") or {}).get("ipAddressV4")
-            if ip:
-                out.append(ip)
-    for probe in (action.get("portProbeAction") or {}).get("portProbeDetails") or ():
-        ip = (probe.get("remoteIpDetails") or {}).get("ipAddressV4")
-        if ip:
-            out.append(ip)
-    return out
+def _key_resources(key: Any, items: list[Resource]) -> None:
+    """The access key (with its user's name, principal, user type and credential kind), then its user or role."""
+    user = text(key.get("userName"))
+    key_id = key.get("accessKeyId")
+    if key_id:
+        attrs = {}
+        if user:
+            attrs["user_name"] = user
+        principal, user_type = key.get("principalId"), key.get("userType")
+        if principal:
+            attrs["principal_id"] = principal
+        if user_type:
+            attrs["user_type"] = user_type
+        ident = str(key_id).strip()
+        credential = credential_kind(key_id)
+        if credential:
+            attrs["credential"] = credential
+        items.append(resource(K.ACCESS_KEY, ident, attributes=attrs))
+    if user:
+        items.append(resource(K.IAM_ROLE if key.get("userType") == "AssumedRole" else K.IAM_USER, user, name=user))
 
 
 def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
@@ -66,15 +77,7 @@ def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
     items: list[Resource] = []
     key = r.get("accessKeyDetails")
     if key:
-        user = text(key.get("userName"))
-        if key.get("accessKeyId"):
-            attrs = {"user_name": user, "principal_id": key.get("principalId"), "user_type": key.get("userType"),
-                     "credential": credential_kind(key["accessKeyId"])}
-            items.append(resource(K.ACCESS_KEY, str(key["accessKeyId"]).strip(),
-                                  attributes={k: v for k, v in attrs.items() if v}))
-        if user:
-            kind = K.IAM_ROLE if key.get("userType") == "AssumedRole" else K.IAM_USER
-            items.append(resource(kind, user, name=user))
+        _key_resources(key, items)
     inst = r.get("instanceDetails")
     if inst and inst.get("instanceId"):
         items.append(resource(K.INSTANCE, str(inst["instanceId"]),
@@ -85,63 +88,64 @@ def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:
     eks = r.get("eksClusterDetails")
     if eks:
         slow.append(res(K.OTHER, eks.get("arn") or eks.get("name"), service="eks"))
-    pod = dig(r, "kubernetesDetails", "kubernetesWorkloadDetails")
-    if pod:
-        slow.append(res(K.POD, pod.get("name"), namespace=pod.get("namespace")))
-    for c in dig(r, "ecsClusterDetails", "taskDetails", "containers") or ():
-        slow.append(res(K.CONTAINER, c.get("name"), image=c.get("image")))
+    if "kubernetesDetails" in r:
+        pod = dig(r, "kubernetesDetails", "kubernetesWorkloadDetails")
+        if pod:
+            slow.append(res(K.POD, pod.get("name"), namespace=pod.get("namespace")))
+    if "ecsClusterDetails" in r:
+        for c in dig(r, "ecsClusterDetails", "taskDetails", "containers") or ():
+            slow.append(res(K.CONTAINER, c.get("name"), image=c.get("image")))
     items.extend(item for item in slow if item is not None)
-    items.extend(resource(K.IP, ip, attributes={"role": "remote"}) for ip in dict.fromkeys(ips))
+    if ips:
+        for ip in dict.fromkeys(ips) if len(ips) > 1 else ips:
+            items.append(resource(K.IP, ip, attributes=_REMOTE))
     return tuple(items) if not slow else compact(items)
 
 
 def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
     """One camelCase GuardDuty finding as an Event (the finding wins where the envelope disagrees)."""
+    severity = f["severity"]
     try:
-        score = float(f["severity"])
+        score = float(severity)
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"guardduty severity is not a number: {f.get('severity')!r}") from exc
-    env = envelope or {}
-    account, region = f.get("accountId"), f.get("region")
-    mismatch = []
-    if env:  # an envelope naming another account or region than its finding
-        if account and env.get("account") and str(env["account"]) != str(account):
-            mismatch.append("account")
-        if region and env.get("region") and str(env["region"]) != str(region):
-            mismatch.append("region")
-    service = f.get("service") or {}
-    action = service.get("action") or {}
-    resource = f.get("resource") or {}
-    key = resource.get("accessKeyDetails") or {}
-    candidates = _remote_ips(action)
+    env = envelope or _EMPTY
+    mismatch = _mismatch(f, env) if env else []
+    service = f.get("service") or _EMPTY
+    action = service.get("action") or _EMPTY
+    resource_ = f.get("resource") or _EMPTY
+    key = resource_.get("accessKeyDetails") or _EMPTY
+    candidates = _remote_ips(action) if action else []
     ips = [ip for ip in candidates if valid_ip(ip) is not None]
+    info, api_call, dns = service.get("additionalInfo"), action.get("awsApiCallAction"), action.get("dnsRequestAction")
+    finding_type = f["type"]
     return make_event(
         id=str(f.get("id") or f.get("arn") or env.get("id")),
         source="guardduty",
-        type=str(f["type"]),
-        severity=scored(score, f["severity"]),
+        type=str(finding_type),
+        severity=scored(score, severity),
         time=parse_time(f.get("updatedAt") or f.get("createdAt") or env.get("time")),
-        account=account or env.get("account"),
-        region=region or env.get("region"),
+        account=f.get("accountId") or env.get("account"),
+        region=f.get("region") or env.get("region"),
         cloud="aws",
         actor=key.get("principalId") or key.get("userName"),
-        resources=_resources(resource, ips),
+        resources=_resources(resource_, ips),
         attributes={
             "title": f.get("title"),
             "arn": f.get("arn"),
-            "resource_type": resource.get("resourceType"),
-            "sample": bool((service.get("additionalInfo") or {}).get("sample", False)),
+            "resource_type": resource_.get("resourceType"),
+            "sample": bool((info or _EMPTY).get("sample", False)),
             "archived": bool(service.get("archived", False)),
             "count": service.get("count"),
             "action_type": action.get("actionType"),
-            "api": (action.get("awsApiCallAction") or {}).get("api"),
-            "domain": (action.get("dnsRequestAction") or {}).get("domain"),
-            "invalid_ips": [ip for ip in candidates if ip not in ips],
+            "api": (api_call or _EMPTY).get("api"),
+            "domain": (dns or _EMPTY).get("domain"),
+            "invalid_ips": [ip for ip in candidates if ip not in ips] if len(ips) != len(candidates) else [],
             "envelope_mismatch": mismatch,
         },
         raw=envelope or f,
         subject=f"finding:{f.get('id')}",
-        threat=GUARDDUTY.lookup(f["type"]),
+        threat=GUARDDUTY.lookup(finding_type),
     )
 
 
@@ -191,7 +195,7 @@ def decode_envelope(doc: Any) -> list[Event]:
     detail = doc["detail"]
     if not _is_finding(detail):
         raise ValidationFailed("guardduty envelope without a finding in detail")
-    return [finding_to_event(detail, doc)]
+    return [guardduty_fast.event(detail, doc) or finding_to_event(detail, doc)]
 
 
 @decoder("guardduty.getfindings", _is_getfindings, attributes=GUARDDUTY_ATTRIBUTES)
@@ -203,10 +207,10 @@ def decode_getfindings(doc: Any) -> list[Event]:
 @decoder("guardduty.detail", _is_detail_only, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_detail_only(doc: Any) -> list[Event]:
     """The `detail` part of an EventBridge event without its `source` (as some docs show it)."""
-    return [finding_to_event(doc["detail"], doc)]
+    return [guardduty_fast.event(doc["detail"], doc) or finding_to_event(doc["detail"], doc)]
 
 
 @decoder("guardduty", _is_finding, attributes=GUARDDUTY_ATTRIBUTES)
 def decode_finding(doc: Any) -> list[Event]:
     """A raw camelCase finding."""
-    return [finding_to_event(doc)]
+    return [guardduty_fast.event(doc, None) or finding_to_event(doc)]

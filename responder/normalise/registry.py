@@ -35,6 +35,7 @@ class Format:
 
 
 _FORMATS: dict[str, Format] = {}
+_ORDER: list[tuple[Format, ...]] = [()]  # _FORMATS' values, kept as a tuple for `detect` (hot path)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def decoder(name: str, detect: Detector, *, attributes: Iterable[str], source: s
     def wrap(fn: Decoder) -> Decoder:
         _FORMATS[name] = Format(name, detect, fn, source or name.split(".", 1)[0],
                                 frozenset(attributes) | COMMON_ATTRIBUTES)
+        _ORDER[0] = tuple(_FORMATS.values())
         return fn
 
     return wrap
@@ -101,7 +103,7 @@ def known(name: str) -> bool:
     return name in _FORMATS or any(f.family == name for f in _FORMATS.values())
 
 
-def _first(doc: Any, candidates: list[Format]) -> Format | None:
+def _first(doc: Any, candidates: Iterable[Format]) -> Format | None:
     for fmt in candidates:
         try:
             if fmt.detect(doc):
@@ -118,10 +120,13 @@ def detect(doc: Any, only: str | None = None) -> Format:
     failing that, the named format is forced.
     """
     if only is None:
-        found = _first(doc, list(_FORMATS.values()))
-        if found is None:
-            raise UnknownShape(f"unknown record shape; known formats: {', '.join(_FORMATS)}")
-        return found
+        for fmt in _ORDER[0]:  # `_first`, inlined: this runs for every record
+            try:
+                if fmt.detect(doc):
+                    return fmt
+            except (KeyError, TypeError, AttributeError, IndexError):
+                continue
+        raise UnknownShape(f"unknown record shape; known formats: {', '.join(_FORMATS)}")
     family = [f for f in _FORMATS.values() if f.name == only or f.family == only]
     if not family:
         raise UnknownShape(f"format {only!r} is not registered; known formats: {', '.join(_FORMATS)}")

@@ -96,13 +96,13 @@ def from_arn(arn: Any, **attrs: Any) -> Resource | None:
 
 
 # AWS access key id prefixes: ASIA… are temporary (STS) credentials, AKIA… an IAM user's long-term key
-_KEY_PREFIXES = {"ASIA": "temporary", "AKIA": "long_term"}
+KEY_PREFIXES = {"ASIA": "temporary", "AKIA": "long_term"}
 
 
 def credential_kind(key_id: Any) -> str | None:
     """`temporary` for an ASIA… key id, `long_term` for AKIA…, None otherwise."""
     value = text(key_id)
-    return _KEY_PREFIXES.get(value[:4]) if value else None
+    return KEY_PREFIXES.get(value[:4]) if value else None
 
 
 def access_key(key_id: Any, user_name: Any = None, *, user_type: Any = None, **attrs: Any) -> Resource | None:
@@ -127,8 +127,16 @@ def compact(items: Iterable[Resource | None]) -> tuple[Resource, ...]:
     return tuple(out)
 
 
+_IP = K.IP
+
+
 def incident_key(account: str | None, resources: tuple[Resource, ...], fallback: str) -> str:
     """account + the primary resource (the first that is not an IP); `fallback` names the subject otherwise."""
-    primary = next((r for r in resources if r.kind is not K.IP), None) or (resources[0] if resources else None)
-    subject = f"{primary.kind.value}:{primary.id}" if primary else fallback
-    return f"{account or '-'}:{subject}"
+    for primary in resources:
+        if primary.kind is not _IP:
+            break
+    else:
+        if not resources:
+            return f"{account or '-'}:{fallback}"
+        primary = resources[0]
+    return f"{account or '-'}:{primary.kind._value_}:{primary.id}"

@@ -64,6 +64,9 @@ def t(category: ThreatCategory, *techniques: str, when: Iterable[str] = ()) -> E
     return Entry(Threat(category=category, techniques=techniques), tuple(when))
 
 
+_MEMO_SIZE = 4096  # keys remembered per table; past that, lookups search (a flood of novel keys stays bounded)
+
+
 class ThreatTable:
     """Exact keys and `prefix*` keys; the longest matching key wins."""
 
@@ -75,9 +78,19 @@ class ThreatTable:
             if key.endswith("*"):
                 self._prefix.setdefault(len(key) - 1, {})[key[:-1]] = entry
         self._lengths = sorted(self._prefix, reverse=True)
+        self._memo: dict[str, Entry | None] = {}  # key → row (a source's keys are a small vocabulary)
 
     def entry(self, key: str) -> Entry | None:
         """The row for `key`: exact first, then the longest prefix."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            found = self._search(key)
+            if len(self._memo) < _MEMO_SIZE:
+                self._memo[key] = found
+            return found
+
+    def _search(self, key: str) -> Entry | None:
         found = self._exact.get(key)
         if found is not None:
             return found

@@ -18,7 +18,7 @@ from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise import normalise
 from responder.normalise.trusted import event, resource, validating
 from tests.conftest import CORPUS
-from tests.findings import envelope_bytes, guardduty_finding
+from tests.findings import envelope_bytes, guardduty_finding, set_path
 
 RECEIVED = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # records without a time of their own take this one
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "events"
@@ -124,16 +124,6 @@ _PATHS = [
 ]
 
 
-def _set(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    cur = doc
-    for part in path[:-1]:
-        nxt = cur.get(part)
-        if not isinstance(nxt, dict):
-            nxt = cur[part] = {}
-        cur = nxt
-    cur[path[-1]] = value
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(_PATHS), _TEXT | st.floats(allow_nan=True)), max_size=4))
 def test_mutated_guardduty_findings_decode_identically(mutations: list[tuple[tuple[str, ...], Any]]) -> None:
@@ -141,7 +131,7 @@ def test_mutated_guardduty_findings_decode_identically(mutations: list[tuple[tup
     finding = copy.deepcopy(guardduty_finding("AKIAEXAMPLE000000001"))
     finding["resource"]["instanceDetails"] = {"instanceId": "i-0123456789abcdef0", "instanceType": "m5.large"}
     for path, value in mutations:
-        _set(finding, path, value)
+        set_path(finding, path, value)
     try:
         data = envelope_bytes(finding)
     except orjson.JSONEncodeError:
