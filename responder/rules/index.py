@@ -41,6 +41,13 @@ def _glob(pattern: str) -> Callable[[str], bool]:
         return lambda value: value == pattern
     if pattern == "*":
         return lambda value: True
+    inner = pattern.strip("*")  # `*lit*`, `lit*` and `*lit` are plain string tests (a regex `.*` backtracks)
+    if inner and not _WILD.search(inner) and pattern.count("*") == len(pattern) - len(inner):
+        if pattern[0] == "*" and pattern[-1] == "*":
+            return lambda value: inner in value
+        if pattern[-1] == "*":
+            return lambda value: value.startswith(inner)
+        return lambda value: value.endswith(inner)
     rx = re.compile(fnmatch.translate(pattern))
     return lambda value: rx.match(value) is not None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import random
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from responder.models.runbook import Runbook
 from responder.models.threat import Threat, ThreatCategory
 from responder.rules.conditions import lookup
 from responder.rules.explain import explain
-from responder.rules.index import TriggerIndex, literal_prefix
+from responder.rules.index import TriggerIndex, _glob, literal_prefix
 from responder.rules.matcher import Matcher
 from responder.rules.operators import MISSING
 
@@ -104,6 +105,16 @@ def test_literal_prefix():
     assert literal_prefix("exact") == "exact"
 
 
+def test_trigger_globs_agree_with_fnmatchcase():
+    """Globs compiled to plain string tests (`*lit*`, `lit*`, `*lit`) decide as fnmatchcase does."""
+    values = ["", "a", "ab", "ba", "abc", "aa", "a\nb", "*", "a*b", "xIAMUser/y", "IAMUser/", "Recon:IAMUser/X"]
+    patterns = ["*", "**", "*a", "a*", "*a*", "**a**", "a**", "*IAMUser/*", "Recon:*", "a*b", "?a", "[ab]*", "*a?",
+                "a", "*a*b*", "*A*"]
+    for pattern in patterns:
+        accepts = _glob(pattern)
+        assert [accepts(v) for v in values] == [fnmatch.fnmatchcase(v, pattern) for v in values], pattern
+
+
 def test_conditions_read_fields_only():
     """Paths read model fields, never methods or the raw record."""
     event = _event("guardduty", "T")
@@ -111,6 +122,9 @@ def test_conditions_read_fields_only():
     assert lookup({"event": event}, "event.raw") is MISSING
     assert lookup({"event": event}, "event.resource.access_key.attributes.user_name") == "bob"
     assert lookup({"event": event}, "event.time") == "2026-01-01T00:00:00+00:00"
+    assert lookup({"event": event}, "event.__dict__") is MISSING
+    assert lookup({"event": event}, "event.severity._view") is MISSING
+    assert lookup({"event": {"_x": 1}}, "event._x") == 1  # a dict key, not a model's private state
 
 
 def test_explain_names_the_first_failing_check():
