@@ -28,6 +28,7 @@ from responder.rules.conditions import Getter, Predicate, compile_node, getter
 from responder.rules.operators import MISSING
 
 _WILD = re.compile(r"[*?\[]")
+MEMO = 4096  # (source, type, threat category) combinations whose candidates are remembered
 
 
 def literal_prefix(pattern: str) -> str:
@@ -131,6 +132,7 @@ class TriggerIndex:
         self._eq: dict[str, tuple[Getter, dict[Hashable, list[Compiled]]]] = {}
         self._source: dict[str, list[Compiled]] = {}
         self.residue: list[Compiled] = []
+        self._memo: dict[tuple[str, str, ThreatCategory | None], list[Compiled]] = {}
         for c in self.compiled:
             self._file(c)
         self._prefix_lengths = sorted(self._prefix)
@@ -164,7 +166,24 @@ class TriggerIndex:
         self.residue.append(c)
 
     def candidates(self, scope: Mapping[str, Any]) -> list[Compiled]:
-        """Runbooks that may accept the event in `scope["event"]` (a superset of the matches)."""
+        """Runbooks that may accept the event in `scope["event"]` (a superset of the matches), in a list that may be
+        shared between calls: do not modify it.
+
+        Without `eq` anchors the answer depends on the event's source, type and threat category alone, and is
+        remembered per combination (a stream repeats a few; at most `MEMO` are kept)."""
+        if self._eq:
+            return self._candidates(scope)
+        event = scope["event"]
+        threat = event.threat
+        key = (event.source, event.type, threat.category if threat is not None else None)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= MEMO:
+                self._memo.clear()
+            found = self._memo[key] = self._candidates(scope)
+        return found
+
+    def _candidates(self, scope: Mapping[str, Any]) -> list[Compiled]:
         event = scope["event"]
         src, typ = event.source, event.type
         found: list[Compiled] = []

@@ -28,7 +28,8 @@ def _net(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(cidr, strict=False)
 
 
-def _num(a: Any, b: Any, cmp: Callable[[Any, Any], bool]) -> bool:
+def num(a: Any, b: Any, cmp: Callable[[Any, Any], bool]) -> bool:
+    """The ordering operators: numbers with numbers (never booleans), strings with strings; otherwise False."""
     ta, tb = type(a), type(b)
     if (ta is float or ta is int) and (tb is float or tb is int):  # the common case, answered first
         return cmp(a, b)
@@ -67,14 +68,19 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "not_in": lambda a, b: a is MISSING or (isinstance(b, list) and a not in b),
     "glob": lambda a, b: isinstance(a, str) and _glob(str(b)).match(a) is not None,
     "regex": lambda a, b: isinstance(a, str) and _regex(str(b)).search(a) is not None,
-    "gt": lambda a, b: _num(a, b, operator.gt),
-    "ge": lambda a, b: _num(a, b, operator.ge),
-    "lt": lambda a, b: _num(a, b, operator.lt),
-    "le": lambda a, b: _num(a, b, operator.le),
+    "gt": lambda a, b: num(a, b, operator.gt),
+    "ge": lambda a, b: num(a, b, operator.ge),
+    "lt": lambda a, b: num(a, b, operator.lt),
+    "le": lambda a, b: num(a, b, operator.le),
     "exists": lambda a, b: (a is not MISSING and a is not None) == (b is None or bool(b)),
     "contains": _contains,
     "cidr": _cidr,
 }
+
+
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
+"""The ordering operators' comparisons: `OPERATORS[op](a, b) == num(a, b, COMPARISONS[op])`."""
 
 
 def validate_operand(op: str, value: Any) -> str | None:
