@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 
 from responder.engine.executor import Engine
@@ -140,14 +141,15 @@ class Pipeline:
         failed: list[tuple[RawRecord, Exception]] = []
         ruled: dict[tuple[str, str], int] = {}  # (topic, source) → records ruled out by their head
         quick, limit, auth = not active(), self.max_record_bytes, self.authenticator
-        formats, rejects = self.topic_formats, self.matcher.rejects
+        formats, rejects, required = self.topic_formats, self.matcher.rejects, auth.require
         for record in records:
             doc = _UNPARSED
-            if quick and len(record.value) <= limit and auth.unsigned(record):
+            value = record.value
+            if quick and len(value) <= limit and ((not required and not record.headers) or auth.unsigned(record)):
                 try:
-                    doc = parse(record.value, limit)
+                    doc = orjson.loads(value)  # `parse`'s errors are raised again by `prepare`, below
                     partial = head(doc, formats.get(record.topic))
-                    if partial is not None and rejects(*partial) and partial[0].source not in auth.require:
+                    if partial is not None and rejects(*partial) and partial[0].source not in required:
                         key = (record.topic, partial[0].source)
                         ruled[key] = ruled.get(key, 0) + 1
                         continue
