@@ -29,6 +29,7 @@ from responder.rules.operators import MISSING
 
 _WILD = re.compile(r"[*?\[]")
 MEMO = 4096  # (source, type, threat category) combinations whose candidates are remembered
+MEMO_KEY = 256  # longest source or type remembered (a record's type is the sender's to choose)
 
 
 def literal_prefix(pattern: str) -> str:
@@ -170,10 +171,11 @@ class TriggerIndex:
         shared between calls: do not modify it.
 
         Without `eq` anchors the answer depends on the event's source, type and threat category alone, and is
-        remembered per combination (a stream repeats a few; at most `MEMO` are kept)."""
-        if self._eq:
-            return self._candidates(scope)
+        remembered per combination (a stream repeats a few; at most `MEMO` are kept, of sources and types up to
+        `MEMO_KEY` characters)."""
         event = scope["event"]
+        if self._eq or len(event.type) > MEMO_KEY or len(event.source) > MEMO_KEY:  # memory stays bounded
+            return self._candidates(scope)
         threat = event.threat
         key = (event.source, event.type, threat.category if threat is not None else None)
         found = self._memo.get(key)

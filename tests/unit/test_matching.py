@@ -15,7 +15,7 @@ from responder.models.runbook import Runbook
 from responder.models.threat import Threat, ThreatCategory
 from responder.rules.conditions import lookup
 from responder.rules.explain import explain
-from responder.rules.index import TriggerIndex, _glob, literal_prefix
+from responder.rules.index import MEMO, MEMO_KEY, TriggerIndex, _glob, literal_prefix
 from responder.rules.matcher import Matcher
 from responder.rules.operators import MISSING
 
@@ -68,6 +68,28 @@ def test_index_agrees_with_a_linear_scan():
         expected = [v.runbook for v in explain(books, event) if v.matched]
         got = [m.runbook.ref for m in matcher.match(event)]
         assert got == sorted(expected, key=lambda ref: int(ref.split("@")[0][3:]))
+
+
+def test_remembered_candidates_agree_with_a_linear_scan_and_stay_bounded() -> None:
+    """Without eq anchors candidates are remembered per (source, type, category): same matches, bounded memory."""
+    rng = random.Random(11)
+    triggers = [_random_trigger(rng) for _ in range(200)]
+    for trig in triggers:
+        trig["conditions"] = [c for c in trig["conditions"] if c.get("op") not in ("eq", "in")]
+    books = [_rb(i, t) for i, t in enumerate(triggers)]
+    matcher = Matcher(books)
+    for _ in range(400):  # the same few combinations come back: answered from the memo
+        event = _event(rng.choice(SOURCES), rng.choice(TYPES), score=rng.uniform(0, 10),
+                       category=rng.choice([None, *CATEGORIES]))
+        expected = [v.runbook for v in explain(books, event) if v.matched]
+        assert [m.runbook.ref for m in matcher.match(event)] == sorted(
+            expected, key=lambda ref: int(ref.split("@")[0][3:]))
+    assert 0 < len(matcher.index._memo) <= len(SOURCES) * len(TYPES) * (1 + len(CATEGORIES))
+    for i in range(MEMO + 10):  # a sender choosing new types cannot grow it without bound
+        matcher.index.candidates({"event": _event("guardduty", f"New:{i}")})
+    matcher.index.candidates({"event": _event("guardduty", "x" * (MEMO_KEY + 1))})
+    assert len(matcher.index._memo) <= MEMO
+    assert not any(len(k[1]) > MEMO_KEY for k in matcher.index._memo)
 
 
 def test_index_narrows_candidates():
