@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 
 from responder.engine.executor import Engine
@@ -22,6 +23,7 @@ from responder.rules.matcher import Match, Matcher
 from responder.tracing import active, current_trace_id, extract, span, stamped, trace_id_of
 
 log = structlog.get_logger(__name__)
+_UNPARSED: Any = object()  # `prepare`'s record value is still bytes
 
 
 @dataclass
@@ -90,11 +92,12 @@ class Pipeline:
                 self.publish_counts()
             return await self.act(prepared)
 
-    def prepare(self, record: RawRecord) -> Prepared:
+    def prepare(self, record: RawRecord, doc: Any = _UNPARSED) -> Prepared:
         """Authenticate, decode and match one record; raises EventRejected for poison.
 
         Counts are gathered, not published: the caller calls `publish_counts` after the batch. The `decode` and
         `match` spans exist only while a tracer provider is installed (no context manager per event otherwise).
+        `doc` is the record's value already parsed (by `prepare_batch`), when it was.
         """
         trace = trace_id_of(record.headers) if record.header("traceparent") else None
         self.counters.records += 1
@@ -105,9 +108,9 @@ class Pipeline:
         traced = active()
         if traced:
             with span("decode"):
-                events, ruled_out = self._decode(record)
+                events, ruled_out = self._decode(record, doc)
         else:
-            events, ruled_out = self._decode(record)
+            events, ruled_out = self._decode(record, doc)
         self.authenticator.check_sources(events, signed_by)
         if signed_by is not None:
             self._count("authenticated", signed_by)
@@ -127,11 +130,53 @@ class Pipeline:
                 found.append((event, matches))
         return Prepared(record, trace, found)
 
-    def _decode(self, record: RawRecord) -> tuple[list[Event], bool]:
+    def prepare_batch(self, records: Iterable[RawRecord]) -> tuple[list[Prepared], list[tuple[RawRecord, Exception]]]:
+        """`prepare` over a batch: the records some runbook accepts, and those that raised (with the error).
+
+        The common record, unsigned and not required to be, ruled out by its head (no match), takes a tight path:
+        no Prepared, no per-record counter call; it is counted once per (topic, source) for the batch, exactly as
+        `prepare` counts it. Every other record (and any record while tracing) goes through `prepare` itself.
+        """
+        found: list[Prepared] = []
+        failed: list[tuple[RawRecord, Exception]] = []
+        ruled: dict[tuple[str, str], int] = {}  # (topic, source) → records ruled out by their head
+        quick, limit, auth = not active(), self.max_record_bytes, self.authenticator
+        formats, rejects, required = self.topic_formats, self.matcher.rejects, auth.require
+        for record in records:
+            doc = _UNPARSED
+            value = record.value
+            if quick and len(value) <= limit and ((not required and not record.headers) or auth.unsigned(record)):
+                try:
+                    doc = orjson.loads(value)  # `parse`'s errors are raised again by `prepare`, below
+                    partial = head(doc, formats.get(record.topic))
+                    if partial is not None and rejects(*partial) and partial[0].source not in required:
+                        key = (record.topic, partial[0].source)
+                        ruled[key] = ruled.get(key, 0) + 1
+                        continue
+                except Exception:  # noqa: BLE001 - poison (or a bug): `prepare` raises it again, counted as usual
+                    doc = _UNPARSED
+            try:
+                prepared = self.prepare(record, doc)
+            except Exception as exc:  # noqa: BLE001 - poison or a bug: the caller dead-letters it
+                failed.append((record, exc))
+                continue
+            if prepared.found:
+                found.append(prepared)
+        for (topic, source), n in ruled.items():
+            self.counters.records += n
+            self.counters.events += n
+            keys: tuple[tuple[str, ...], ...] = (("records", topic), ("events", source),
+                                                 ("event_outcomes", source, "unmatched"))
+            for counted in keys:
+                self._pending[counted] = self._pending.get(counted, 0) + n
+        return found, failed
+
+    def _decode(self, record: RawRecord, doc: Any = _UNPARSED) -> tuple[list[Event], bool]:
         """The record's events, and whether they were ruled out by their head alone (no runbook can match them:
         the list then holds only that partial event, for counting and the source check; see docs/development.md).
         """
-        doc = parse(record.value, self.max_record_bytes)
+        if doc is _UNPARSED:
+            doc = parse(record.value, self.max_record_bytes)
         fmt = self.topic_formats.get(record.topic)
         partial = head(doc, fmt)
         if partial is not None and self.matcher.rejects(*partial):

@@ -403,16 +403,12 @@ class Service:
     async def _prepare_batch(self, batch: dict[Any, list[RawRecord]]) -> list[list[Prepared]]:
         """Decode and match every record inline (no task, no await per record); only the records that matched
         are returned, grouped by key in order, to act concurrently. Poison is dead-lettered here."""
+        found, failed = self.pipeline.prepare_batch(r for records in batch.values() for r in records)
+        for record, exc in failed:
+            await self._failed(record, exc)
         groups: dict[bytes | None, list[Prepared]] = {}
-        for records in batch.values():
-            for record in records:
-                try:
-                    prepared = self.pipeline.prepare(record)
-                except Exception as exc:  # noqa: BLE001 - poison or a bug: dead-lettered by _failed
-                    await self._failed(record, exc)
-                    continue
-                if prepared.found:
-                    groups.setdefault(record.key, []).append(prepared)
+        for prepared in found:
+            groups.setdefault(prepared.record.key, []).append(prepared)
         self.pipeline.publish_counts()
         return list(groups.values())
 

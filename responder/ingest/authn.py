@@ -32,6 +32,12 @@ class RecordAuthenticator:
         """Whether every record on `topic` must be signed."""
         return "*" in self.require or topic in self.require
 
+    def unsigned(self, record: RawRecord) -> bool:
+        """Whether the record carries no signature and needs none (`verify` returns None without checking)."""
+        if record.headers and (record.header(KEY_ID_HEADER) is not None or record.header(SIGNATURE_HEADER) is not None):
+            return False
+        return not self.required_for_topic(record.topic)
+
     def verify(self, record: RawRecord) -> str | None:
         """The key id that signed the record, None when unsigned and not required; raises when forged."""
         key_id = record.header(KEY_ID_HEADER)

@@ -79,7 +79,7 @@ def to_raw(msg: Any) -> RawRecord:
         "offset": msg.offset,
         "key": msg.key,
         "value": msg.value if msg.value is not None else b"",
-        "headers": tuple((k, v if v is not None else b"") for k, v in (msg.headers or ())),
+        "headers": tuple((k, v if v is not None else b"") for k, v in msg.headers) if msg.headers else (),
         "timestamp_ms": msg.timestamp,
     }, set(_RAW_FIELDS))
     return record

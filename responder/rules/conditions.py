@@ -18,25 +18,36 @@ from pydantic import BaseModel
 
 from responder.models.event import Event
 from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, NotOf
-from responder.rules.operators import MISSING, OPERATORS
+from responder.rules.operators import COMPARISONS, MISSING, OPERATORS, num
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 Getter = Callable[[Mapping[str, Any]], Any]
 
 
+_IS_MODEL: dict[type, bool] = {}  # issubclass(cls, BaseModel), per class (isinstance on pydantic's ABC is slow)
+
+
+def _is_model(cls: type) -> bool:
+    found = _IS_MODEL.get(cls)
+    if found is None:
+        found = _IS_MODEL[cls] = issubclass(cls, BaseModel)
+    return found
+
+
 def _step(cur: Any, part: str) -> Any:
-    if type(cur) is dict:
+    cls = type(cur)
+    if cls is dict:
         return cur.get(part, MISSING)
-    if isinstance(cur, BaseModel):
-        if isinstance(cur, Event) and part in ("resource", "raw"):
+    if _is_model(cls):
+        if part[:1] == "_":
+            return MISSING
+        if (part == "resource" or part == "raw") and isinstance(cur, Event):
             if part == "raw":
                 return MISSING  # runbooks read normalised fields only, as templates do
             by_kind: dict[str, Any] = {}
             for res in cur.resources:
                 by_kind.setdefault(res.kind.value, res)
             return by_kind
-        if part[:1] == "_":
-            return MISSING
         return cur.__dict__.get(part, MISSING)  # model fields only: never methods or private state
     if isinstance(cur, Mapping):
         return cur.get(part, MISSING)
@@ -70,14 +81,22 @@ def lookup(scope: Mapping[str, Any], path: str) -> Any:
 def getter(path: str) -> Getter:
     """A compiled reader for one dotted path."""
     parts = tuple(path.split("."))
+    # (part, whether a model's field of that name is read straight from its __dict__): `_step` decides the rest
+    steps = tuple((part, part[:1] != "_" and part not in ("resource", "raw")) for part in parts)
 
     def get(scope: Mapping[str, Any]) -> Any:
         cur: Any = scope
-        for part in parts:
-            cur = _step(cur, part)
+        for part, direct in steps:  # dicts and model fields inline (the hot cases), `_step` for everything else
+            cls = type(cur)
+            if cls is dict:
+                cur = cur.get(part, MISSING)
+            elif direct and (_IS_MODEL.get(cls) or _is_model(cls)):
+                cur = cur.__dict__.get(part, MISSING)
+            else:
+                cur = _step(cur, part)
             if cur is MISSING:
                 return MISSING
-        return _leaf(cur)
+        return cur if type(cur) in _PLAIN else _leaf(cur)
 
     return get
 
@@ -86,6 +105,9 @@ def compile_node(node: ConditionNode) -> Predicate:
     """One condition tree as a closure over the scope."""
     if isinstance(node, Condition):
         get, op, value = getter(node.field), OPERATORS[node.op], node.value
+        cmp = COMPARISONS.get(node.op)
+        if cmp is not None:  # one call fewer for the common numeric test
+            return lambda scope: num(get(scope), value, cmp)
         return lambda scope: op(get(scope), value)
     if isinstance(node, AllOf):
         parts = [compile_node(n) for n in node.all]

@@ -28,6 +28,8 @@ from responder.rules.conditions import Getter, Predicate, compile_node, getter
 from responder.rules.operators import MISSING
 
 _WILD = re.compile(r"[*?\[]")
+MEMO = 4096  # (source, type, threat category) combinations whose candidates are remembered
+MEMO_KEY = 256  # longest source or type remembered (a record's type is the sender's to choose)
 
 
 def literal_prefix(pattern: str) -> str:
@@ -41,6 +43,13 @@ def _glob(pattern: str) -> Callable[[str], bool]:
         return lambda value: value == pattern
     if pattern == "*":
         return lambda value: True
+    inner = pattern.strip("*")  # `*lit*`, `lit*` and `*lit` are plain string tests (a regex `.*` backtracks)
+    if inner and not _WILD.search(inner) and pattern.count("*") == len(pattern) - len(inner):
+        if pattern[0] == "*" and pattern[-1] == "*":
+            return lambda value: inner in value
+        if pattern[-1] == "*":
+            return lambda value: value.startswith(inner)
+        return lambda value: value.endswith(inner)
     rx = re.compile(fnmatch.translate(pattern))
     return lambda value: rx.match(value) is not None
 
@@ -124,6 +133,7 @@ class TriggerIndex:
         self._eq: dict[str, tuple[Getter, dict[Hashable, list[Compiled]]]] = {}
         self._source: dict[str, list[Compiled]] = {}
         self.residue: list[Compiled] = []
+        self._memo: dict[tuple[str, str, ThreatCategory | None], list[Compiled]] = {}
         for c in self.compiled:
             self._file(c)
         self._prefix_lengths = sorted(self._prefix)
@@ -157,7 +167,25 @@ class TriggerIndex:
         self.residue.append(c)
 
     def candidates(self, scope: Mapping[str, Any]) -> list[Compiled]:
-        """Runbooks that may accept the event in `scope["event"]` (a superset of the matches)."""
+        """Runbooks that may accept the event in `scope["event"]` (a superset of the matches), in a list that may be
+        shared between calls: do not modify it.
+
+        Without `eq` anchors the answer depends on the event's source, type and threat category alone, and is
+        remembered per combination (a stream repeats a few; at most `MEMO` are kept, of sources and types up to
+        `MEMO_KEY` characters)."""
+        event = scope["event"]
+        if self._eq or len(event.type) > MEMO_KEY or len(event.source) > MEMO_KEY:  # memory stays bounded
+            return self._candidates(scope)
+        threat = event.threat
+        key = (event.source, event.type, threat.category if threat is not None else None)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= MEMO:
+                self._memo.clear()
+            found = self._memo[key] = self._candidates(scope)
+        return found
+
+    def _candidates(self, scope: Mapping[str, Any]) -> list[Compiled]:
         event = scope["event"]
         src, typ = event.source, event.type
         found: list[Compiled] = []

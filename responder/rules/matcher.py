@@ -24,6 +24,16 @@ class Matcher:
     def __init__(self, runbooks: Iterable[Runbook]) -> None:
         self.runbooks = list(runbooks)
         self.index = TriggerIndex(self.runbooks)
+        self._readable: dict[frozenset[str], tuple[bool, frozenset[int]]] = {}  # see `_within`
+
+    def _within(self, known: frozenset[str]) -> tuple[bool, frozenset[int]]:
+        """Whether the index probes only `known` fields, and the runbooks (by order) whose triggers read only them
+        (computed once per set of fields: a format's head always names the same set)."""
+        found = self._readable.get(known)
+        if found is None:
+            found = self._readable[known] = (self.index.probes <= known,
+                                             frozenset(c.order for c in self.index.compiled if c.reads <= known))
+        return found
 
     def candidates(self, event: Event) -> list[Runbook]:
         """Runbooks the index says may accept the event."""
@@ -35,11 +45,12 @@ class Matcher:
         True only when the index probes nothing but known fields (so the candidates are those of the full event)
         and every candidate reads only known fields and refuses the head. Otherwise False: decode it all.
         """
-        if not self.index.probes <= known:
+        probed, readable = self._within(known)
+        if not probed:
             return False
         scope = {"event": head}
         for c in self.index.candidates(scope):  # noqa: SIM110 - reads better as a loop
-            if not c.reads <= known or c.accepts(scope):
+            if c.order not in readable or c.accepts(scope):
                 return False
         return True
 

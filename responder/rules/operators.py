@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import operator
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -27,13 +28,17 @@ def _net(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(cidr, strict=False)
 
 
-def _num(a: Any, b: Any, cmp: Callable[[float, float], bool]) -> bool:
+def num(a: Any, b: Any, cmp: Callable[[Any, Any], bool]) -> bool:
+    """The ordering operators: numbers with numbers (never booleans), strings with strings; otherwise False."""
+    ta, tb = type(a), type(b)
+    if (ta is float or ta is int) and (tb is float or tb is int):  # the common case, answered first
+        return cmp(a, b)
     if isinstance(a, bool) or isinstance(b, bool):
         return False
     if isinstance(a, int | float) and isinstance(b, int | float):
         return cmp(a, b)
     if isinstance(a, str) and isinstance(b, str):
-        return cmp(a, b)  # type: ignore[arg-type] # ISO times and labels compare lexically
+        return cmp(a, b)  # ISO times and labels compare lexically
     return False
 
 
@@ -63,14 +68,19 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "not_in": lambda a, b: a is MISSING or (isinstance(b, list) and a not in b),
     "glob": lambda a, b: isinstance(a, str) and _glob(str(b)).match(a) is not None,
     "regex": lambda a, b: isinstance(a, str) and _regex(str(b)).search(a) is not None,
-    "gt": lambda a, b: _num(a, b, lambda x, y: x > y),
-    "ge": lambda a, b: _num(a, b, lambda x, y: x >= y),
-    "lt": lambda a, b: _num(a, b, lambda x, y: x < y),
-    "le": lambda a, b: _num(a, b, lambda x, y: x <= y),
+    "gt": lambda a, b: num(a, b, operator.gt),
+    "ge": lambda a, b: num(a, b, operator.ge),
+    "lt": lambda a, b: num(a, b, operator.lt),
+    "le": lambda a, b: num(a, b, operator.le),
     "exists": lambda a, b: (a is not MISSING and a is not None) == (b is None or bool(b)),
     "contains": _contains,
     "cidr": _cidr,
 }
+
+
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
+"""The ordering operators' comparisons: `OPERATORS[op](a, b) == num(a, b, COMPARISONS[op])`."""
 
 
 def validate_operand(op: str, value: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import random
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from responder.models.runbook import Runbook
 from responder.models.threat import Threat, ThreatCategory
 from responder.rules.conditions import lookup
 from responder.rules.explain import explain
-from responder.rules.index import TriggerIndex, literal_prefix
+from responder.rules.index import MEMO, MEMO_KEY, TriggerIndex, _glob, literal_prefix
 from responder.rules.matcher import Matcher
 from responder.rules.operators import MISSING
 
@@ -69,6 +70,28 @@ def test_index_agrees_with_a_linear_scan():
         assert got == sorted(expected, key=lambda ref: int(ref.split("@")[0][3:]))
 
 
+def test_remembered_candidates_agree_with_a_linear_scan_and_stay_bounded() -> None:
+    """Without eq anchors candidates are remembered per (source, type, category): same matches, bounded memory."""
+    rng = random.Random(11)
+    triggers = [_random_trigger(rng) for _ in range(200)]
+    for trig in triggers:
+        trig["conditions"] = [c for c in trig["conditions"] if c.get("op") not in ("eq", "in")]
+    books = [_rb(i, t) for i, t in enumerate(triggers)]
+    matcher = Matcher(books)
+    for _ in range(400):  # the same few combinations come back: answered from the memo
+        event = _event(rng.choice(SOURCES), rng.choice(TYPES), score=rng.uniform(0, 10),
+                       category=rng.choice([None, *CATEGORIES]))
+        expected = [v.runbook for v in explain(books, event) if v.matched]
+        assert [m.runbook.ref for m in matcher.match(event)] == sorted(
+            expected, key=lambda ref: int(ref.split("@")[0][3:]))
+    assert 0 < len(matcher.index._memo) <= len(SOURCES) * len(TYPES) * (1 + len(CATEGORIES))
+    for i in range(MEMO + 10):  # a sender choosing new types cannot grow it without bound
+        matcher.index.candidates({"event": _event("guardduty", f"New:{i}")})
+    matcher.index.candidates({"event": _event("guardduty", "x" * (MEMO_KEY + 1))})
+    assert len(matcher.index._memo) <= MEMO
+    assert not any(len(k[1]) > MEMO_KEY for k in matcher.index._memo)
+
+
 def test_index_narrows_candidates():
     """An event only meets the runbooks filed under its own source/type, not the whole set."""
     books = [_rb(i, {"source": "guardduty", "type": f"T{i}:X/Y"}) for i in range(1000)]
@@ -104,6 +127,16 @@ def test_literal_prefix():
     assert literal_prefix("exact") == "exact"
 
 
+def test_trigger_globs_agree_with_fnmatchcase():
+    """Globs compiled to plain string tests (`*lit*`, `lit*`, `*lit`) decide as fnmatchcase does."""
+    values = ["", "a", "ab", "ba", "abc", "aa", "a\nb", "*", "a*b", "xIAMUser/y", "IAMUser/", "Recon:IAMUser/X"]
+    patterns = ["*", "**", "*a", "a*", "*a*", "**a**", "a**", "*IAMUser/*", "Recon:*", "a*b", "?a", "[ab]*", "*a?",
+                "a", "*a*b*", "*A*"]
+    for pattern in patterns:
+        accepts = _glob(pattern)
+        assert [accepts(v) for v in values] == [fnmatch.fnmatchcase(v, pattern) for v in values], pattern
+
+
 def test_conditions_read_fields_only():
     """Paths read model fields, never methods or the raw record."""
     event = _event("guardduty", "T")
@@ -111,6 +144,9 @@ def test_conditions_read_fields_only():
     assert lookup({"event": event}, "event.raw") is MISSING
     assert lookup({"event": event}, "event.resource.access_key.attributes.user_name") == "bob"
     assert lookup({"event": event}, "event.time") == "2026-01-01T00:00:00+00:00"
+    assert lookup({"event": event}, "event.__dict__") is MISSING
+    assert lookup({"event": event}, "event.severity._view") is MISSING
+    assert lookup({"event": {"_x": 1}}, "event._x") == 1  # a dict key, not a model's private state
 
 
 def test_explain_names_the_first_failing_check():

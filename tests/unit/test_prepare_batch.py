@@ -1,0 +1,76 @@
+"""`Pipeline.prepare_batch` (the service's batch path) finds, refuses and counts exactly what `prepare` does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from responder.actuators.registry import registry
+from responder.auth import signed_headers
+from responder.engine import Engine
+from responder.ingest.authn import RecordAuthenticator
+from responder.models.event import RawRecord
+from responder.models.runbook import Runbook
+from responder.pipeline import Pipeline, Prepared
+from responder.timeline import MemoryStore, Recorder
+from tests.fakes import FakeIam
+from tests.findings import envelope_bytes, guardduty_finding
+
+RUNBOOK = Runbook.model_validate({
+    "id": "rb", "trigger": {"source": "guardduty", "type": "*IAMUser/*",
+                            "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]},
+    "steps": [{"id": "s", "actuator": "notify.log", "with": {"message": "m"}}],
+})
+LOW = envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001", severity=2))
+HIGH = envelope_bytes(guardduty_finding("AKIAEXAMPLE000000002", severity=8))
+
+
+def _batch() -> list[RawRecord]:
+    """Every kind of record: ruled out, matching, poison, oversized, signed, forged, traced, other topics."""
+    values: list[tuple[str, bytes, tuple[tuple[str, bytes], ...]]] = [
+        ("a", LOW, ()), ("a", HIGH, ()), ("a", b"{not json", ()), ("a", b"[]", ()), ("a", b" " * 5000, ()),
+        ("a", LOW, tuple(signed_headers("k", b"s", LOW))), ("a", HIGH, tuple(signed_headers("k", b"s", HIGH))),
+        ("a", LOW, tuple(signed_headers("k", b"wrong", LOW))), ("a", LOW, (("traceparent", b"00-" + b"1" * 32
+                                                                           + b"-" + b"2" * 16 + b"-01"),)),
+        ("signed", LOW, ()), ("b", LOW, ()), ("b", b'{"unknown": "shape"}', ()), ("a", LOW, ()),
+    ]
+    return [RawRecord(topic=t, offset=i, value=v, headers=h) for i, (t, v, h) in enumerate(values)]
+
+
+def _pipeline(**auth: Any) -> Pipeline:
+    engine = Engine(Recorder(MemoryStore()), registry, FakeIam())
+    return Pipeline([RUNBOOK], engine, max_record_bytes=4096, authenticator=RecordAuthenticator({"k": "s"}, **auth))
+
+
+def _seen(prepared: Prepared) -> tuple[int, str | None, list[tuple[str, list[str]]]]:
+    return prepared.record.offset, prepared.trace, [(e.id, [m.runbook.id for m in ms]) for e, ms in prepared.found]
+
+
+def _metrics(p: Pipeline) -> dict[str, Any]:
+    p.publish_counts()
+    return {m.name: sorted((tuple(sorted(s.labels.items())), s.value) for s in m.samples
+                           if s.name.endswith("_total"))
+            for m in p.metrics.registry.collect() if m.name.startswith("responder_") and m.name != "responder_build"}
+
+
+@pytest.mark.parametrize("require", [[], ["signed"], ["guardduty"], ["*"]])
+def test_the_batch_path_equals_prepare_record_by_record(require: list[str]) -> None:
+    """Same matches, same errors (by offset and type), same counters and metrics, whatever must be signed."""
+    one, batch = _pipeline(require=require), _pipeline(require=require)
+    found, failed = [], []
+    for record in _batch():
+        try:
+            prepared = one.prepare(record)
+        except Exception as exc:  # noqa: BLE001 - compared with the batch path's
+            failed.append((record.offset, type(exc)))
+            continue
+        if prepared.found:
+            found.append(_seen(prepared))
+    got, errors = batch.prepare_batch(_batch())
+    assert [_seen(p) for p in got] == found
+    assert [(r.offset, type(e)) for r, e in errors] == failed
+    assert batch.counters == one.counters
+    assert _metrics(batch) == _metrics(one)
+    assert failed  # the batch holds both kinds
+    assert found
