@@ -1,7 +1,9 @@
 """Where a scenario's service runs: in the runner's process, or in a child process a SIGKILL can really kill.
 
 Both hosts answer the same questions for the runner (`Status`): how many polls each consumer loop made,
-how many alert records were handed over, whether a parked step is due, whether a kill point was reached.
+how many alert records were polled and how many were handled (acted on, durable and committed: the poll loop
+hands records to per-partition lanes and polls again at once, so polled is not handled), whether a parked
+step is due, whether a kill point was reached.
 The child is `python -m responder.tabletop.child CONFIG`, driven over its stdin/stdout (one JSON line
 per request and per reply); the virtual clock lives in the child and moves only when told (`at`).
 """
@@ -42,7 +44,7 @@ class Status(BaseModel):
     alert_polls: int = 0
     approval_polls: int = 0
     polled: int = 0
-    last_batch: int = 0
+    handled: int = Field(default=0, description="alert records handled and committed by the partition lanes")
     due: bool = Field(default=False, description="a parked step's deadline has passed on the virtual clock")
     kills: list[str] = Field(default_factory=list, description="kill points reached (API names)")
     deadlettered: dict[str, int] = Field(default_factory=dict)
@@ -51,20 +53,23 @@ class Status(BaseModel):
 
 
 class Tracked:
-    """Counts the consumer loops' polls and the records they handed over (hooks on one Service)."""
+    """Counts the consumer loops' polls, the records polled and the records handled (hooks on one Service)."""
 
     def __init__(self, service: Service, aws: FaultyAws) -> None:
         self.service, self.aws = service, aws
-        self.alert_polls = self.approval_polls = self.polled = self.last_batch = 0
+        self.alert_polls = self.approval_polls = self.polled = self.handled = 0
         self.first_action_wall: float | None = None
-        alerts, approvals = service.ingest.poll, service.approvals.poll
+        alerts, approvals, handle = service.ingest.poll, service.approvals.poll, service.flow.handle
 
         async def alerts_poll(timeout_ms: int = 200) -> Any:
             self.alert_polls += 1
             got = await alerts(timeout_ms)
-            self.last_batch = sum(len(v) for v in got.values())
-            self.polled += self.last_batch
+            self.polled += sum(len(v) for v in got.values())
             return got
+
+        async def handled(chunk: dict[Any, list[Any]]) -> None:  # a lane's chunk: acted on, flushed, committed
+            await handle(chunk)
+            self.handled += sum(len(v) for v in chunk.values())
 
         async def approvals_poll(timeout_ms: int = 200) -> Any:
             self.approval_polls += 1
@@ -72,6 +77,7 @@ class Tracked:
 
         service.ingest.poll = alerts_poll  # type: ignore[method-assign]
         service.approvals.poll = approvals_poll  # type: ignore[method-assign]
+        service.flow.handle = handled
         service.recorder.observers.append(self._observe)
 
     def _observe(self, entry: TimelineEntry) -> None:
@@ -83,7 +89,7 @@ class Tracked:
         s = self.service
         error = repr(task.exception()) if task.done() and not task.cancelled() and task.exception() else None
         return Status(ready=s.ready.is_set(), running=not task.done(), error=error, alert_polls=self.alert_polls,
-                      approval_polls=self.approval_polls, polled=self.polled, last_batch=self.last_batch,
+                      approval_polls=self.approval_polls, polled=self.polled, handled=self.handled,
                       due=any(p.deadline <= s.clock() for p in s.engine.state.parked_steps()),
                       kills=[k.operation for k in self.aws.kills if k.reached.is_set()],
                       deadlettered=dict(s.deadlettered), injected=list(self.aws.injected),

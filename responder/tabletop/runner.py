@@ -1,9 +1,11 @@
 """Run one playbook: seed the world, run the real Service on a virtual clock, deliver injects, decisions, faults.
 
 Time moves only when the runner moves it. Between two scheduled moments the runner waits until the
-service has *settled*: every delivered record has been handed to the pipeline and the consumer loops
-have come round again (so the batch is handled, flushed and committed, and parked steps have been
-checked against the new time). Nothing sleeps on wall time to advance the scenario.
+service has *settled*: every delivered record has been handled (acted on, flushed and committed by its
+partition lane: the poll loop hands records to the lanes and polls again at once, so a record polled is not
+yet handled) and the consumer loops have come round again (so parked steps have been checked against the
+new time). Nothing sleeps on wall time to advance the scenario; a service that has not handled what it was
+sent within SETTLE_TIMEOUT wall seconds of its last progress fails the scenario instead of letting time move.
 
 The service runs in this process, or (for a playbook with a kill fault) in a child process that a real
 SIGKILL can kill (responder/tabletop/host.py); injects go to Kafka or through a real intake (webhook.py);
@@ -41,6 +43,9 @@ from responder.tabletop.webhook import SIGNING_KEY_ID, SIGNING_SECRET, WebhookIn
 from responder.tabletop.world import seed
 
 log = structlog.get_logger(__name__)
+
+SETTLE_TIMEOUT = 30.0
+"""Wall seconds a settle may wait without progress (a record handled, a restart) before the scenario fails."""
 
 
 class Scenario:
@@ -229,15 +234,14 @@ class Scenario:
 
     async def _kill_now(self) -> None:
         """A `kill_at` fault: SIGKILL the service whatever it is doing, and restart it."""
-        await self._kill_and_restart(await self.host.status(), "kill_at", settled=True)
+        await self._kill_and_restart(await self.host.status(), "kill_at")
 
-    async def _kill_and_restart(self, status: Status, why: str = "", *, settled: bool = False) -> None:
-        """A real SIGKILL of the service process (no drain, no commit of the batch in hand); a new process resumes
+    async def _kill_and_restart(self, status: Status, why: str = "") -> None:
+        """A real SIGKILL of the service process (no drain, no commit of the chunk in hand); a new process resumes
         from the timeline and the uncommitted Kafka offsets."""
         if not isinstance(self.host, ChildProcess):  # kill points are armed only in a child process
             raise RuntimeError("a kill point was reached in a service that is not in its own process")
-        # settled: every record polled was handled and committed; else the batch in hand will be redelivered
-        self.base += status.polled - (0 if settled else status.last_batch)
+        self.base += status.handled  # committed; every other record polled is redelivered to the new process
         self._account(status)
         killed = await self.host.kill()
         killed["during"] = killed["during"] or [why]
@@ -253,19 +257,33 @@ class Scenario:
         first = await self.host.status()
         approvals_from = first.approval_polls
         rounds, self.decided = (2 if self.decided or first.due else 0), False
+        progress, deadline = first.handled, time.monotonic() + SETTLE_TIMEOUT
         while True:
             t = await self.host.status()
             if t.kills:
                 await self._kill_and_restart(t)
                 reached_at, approvals_from = None, (await self.host.status()).approval_polls
+                progress, deadline = -1, time.monotonic() + SETTLE_TIMEOUT
                 continue
             if not t.running:
                 raise RuntimeError(f"the service stopped: {t.error}")
-            if reached_at is None and self.base + t.polled >= self.delivered:
+            # handled, not polled: a lane may still be acting on a record the poll loop has long passed on
+            if reached_at is None and self.base + t.handled >= self.delivered:
                 reached_at = t.alert_polls
             if reached_at is not None and t.alert_polls > reached_at and t.approval_polls >= approvals_from + rounds:
                 return t
+            if t.handled != progress:
+                progress, deadline = t.handled, time.monotonic() + SETTLE_TIMEOUT
+            elif time.monotonic() > deadline:
+                raise RuntimeError(self._stuck(t))
             await asyncio.sleep(0.005)
+
+    def _stuck(self, t: Status) -> str:
+        behind = self.delivered - self.base - t.handled
+        what = (f"{behind} of the {self.delivered} alert records delivered not handled "
+                f"({self.base + t.polled} polled)") if behind > 0 else "its consumer loops did not come round"
+        return (f"the service did not settle at t+{self.clock.offset:g}s within {SETTLE_TIMEOUT:g} s (wall): {what}; "
+                "the virtual clock was not advanced past it")
 
 
 async def _never(_exp: Expectation, _run: Run) -> bool:
