@@ -13,11 +13,21 @@ def _stderr_logger(*_args: object) -> structlog.PrintLogger:
     return structlog.PrintLogger(file=sys.stderr)
 
 
+_level = [logging.NOTSET]  # the level `configure` set last (NOTSET: not configured, every level passes)
+
+
+def enabled(level: int) -> bool:
+    """Whether the configured level lets `level` through: hot paths skip a filtered call, which still binds a
+    logger each time (cache_logger_on_first_use stays off so that `configure` can be called again)."""
+    return level >= _level[0]
+
+
 def configure(fmt: str = "json", level: str = "info") -> None:
     """Configure structlog and the stdlib loggers it wraps."""
     lvl = logging.getLevelName(level.upper())
     if not isinstance(lvl, int):
         lvl = logging.INFO
+    _level[0] = lvl
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -127,9 +127,9 @@ class TimelineMetrics:
             if entry.kind == EntryKind.STEP_RESULT:
                 runbook = (self.runbook_of(entry.incident) if self.runbook_of and entry.incident else None) or ""
                 actuator, outcome = str(body.get("actuator", "")), str(body.get("status", ""))
-                m.steps.labels(runbook, actuator, outcome).inc()
+                self._inc(m.steps, runbook, actuator, outcome)
                 if outcome in FAILED_OUTCOMES:
-                    m.step_failures.labels(runbook, actuator).inc()
+                    self._inc(m.step_failures, runbook, actuator)
             elif entry.kind == EntryKind.STEP_INTENT:
                 at = self._alert_at.pop(entry.seq, None)
                 if at is not None:

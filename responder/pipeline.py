@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from responder.engine.executor import Engine
 from responder.engine.incidents import Incident
 from responder.errors import TooLarge
 from responder.ingest.authn import RecordAuthenticator
+from responder.log import enabled as log_enabled
 from responder.metrics import ALERT_AT, Metrics
 from responder.models.event import Event, RawRecord
 from responder.models.runbook import Runbook
@@ -210,6 +212,7 @@ class Pipeline:
             })
             for match in matches:
                 rec.append(EntryKind.EVENT_MATCHED, {"event_id": event.id, "runbook": match.runbook.ref})
-                log.info("runbook_matched", runbook=match.runbook.id, event_id=event.id)
+                if log_enabled(logging.INFO):  # a filtered call still costs a logger bind per event
+                    log.info("runbook_matched", runbook=match.runbook.id, event_id=event.id)
                 incidents.append(await self.engine.handle(match))
         return incidents

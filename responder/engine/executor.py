@@ -96,7 +96,10 @@ class Engine:
         """Open, join or (in cooldown) suppress the incident, then run the runbook's steps in order."""
         rb, event = match.runbook, match.event
         group_key = str(render(rb.group_by, {"event": event.view()}))
-        lock, users = self._group_locks.setdefault((rb.id, group_key), (asyncio.Lock(), [0]))
+        held = self._group_locks.get((rb.id, group_key))  # not setdefault: that builds a lock for every event
+        if held is None:
+            held = self._group_locks[(rb.id, group_key)] = (asyncio.Lock(), [0])
+        lock, users = held
         users[0] += 1
         try:
             async with lock:
@@ -156,7 +159,9 @@ class Engine:
         `fresh` says a new, distinct event arrived: a step that already succeeded is verified again and
         re-applied (recorded `reapplied`) when its desired state no longer holds.
         """
-        lock = self._locks.setdefault(incident.id, asyncio.Lock())
+        lock = self._locks.get(incident.id)
+        if lock is None:
+            lock = self._locks[incident.id] = asyncio.Lock()
         async with lock:
             # bind/reset, not bound_contextvars(): that one copies the whole context first (~20 us per step)
             tokens = structlog.contextvars.bind_contextvars(incident=incident.id, runbook=rb.id, event_id=event.id)

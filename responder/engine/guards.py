@@ -122,7 +122,9 @@ class QuotaWindows:
         `key` is the step's idempotency key: `settle` refunds the run if its result is a permanent failure.
         """
         for scope in (runbook_id, "*"):
-            times = self._runs.setdefault((scope, actuator), deque())
+            times = self._runs.get((scope, actuator))
+            if times is None:  # not setdefault: that builds a deque on every run
+                times = self._runs[(scope, actuator)] = deque()
             times.append(at)
             while times[0] < at - 86400 * 2:  # count() looks back a day at most: older runs are history
                 times.popleft()

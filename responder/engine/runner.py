@@ -8,6 +8,7 @@ failure bodies, and the before-state read once and bound to the intent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from responder.actuators.registry import Registry
 from responder.actuators.retry import settled_by_verify, with_retries
 from responder.engine.templating import render
 from responder.errors import ActuationError, TemplateError, TransientActuationError
+from responder.log import enabled as log_enabled
 from responder.models.runbook import Step
 from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind
@@ -31,6 +33,7 @@ from responder.tracing import active, ended, span
 log = structlog.get_logger(__name__)
 
 _INTENT_ONLY = frozenset(StepIntent.model_fields) - frozenset(StepHead.model_fields)
+_RESULT_FIELDS = frozenset(StepResult.model_fields)
 
 
 @dataclass(frozen=True)
@@ -151,10 +154,14 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         return result
     prior = done.prior if before is None else before
     changed = done.changed or (before is not None and before != done.after)
-    result = StepResult(**head, status=StepStatus.OK, changed=changed, verified=ok, prior=prior,
-                        after=done.after, outputs=done.outputs, duration_ms=_since(started), **marks)
+    values = {**head, "status": StepStatus.OK, "changed": changed, "verified": ok, "prior": prior,
+              "after": done.after, "outputs": done.outputs, "duration_ms": _since(started), **marks}
+    # every value is checked already (the intent's head, the actuator's validated ActuationResult): no second
+    # validation unless a writer's extra fields ride along, which only the validating constructor keeps as extras
+    result = StepResult.trusted(**values) if values.keys() <= _RESULT_FIELDS else StepResult(**values)
     recorder.append(kinds[1], result.body(), incident)
-    log.info("step_succeeded", step=intent.step, changed=changed, verified=ok)
+    if log_enabled(logging.INFO):  # a filtered call still costs a logger bind per step
+        log.info("step_succeeded", step=intent.step, changed=changed, verified=ok)
     return result
 
 

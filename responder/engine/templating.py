@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from responder.errors import TemplateError
@@ -31,8 +32,20 @@ def placeholders(value: Any) -> list[str]:
     return []
 
 
+@lru_cache(maxsize=4096)
+def _whole(template: str) -> str | None:
+    """The path of a template that is exactly one placeholder (templates come from runbooks: a bounded set)."""
+    found = PLACEHOLDER.fullmatch(template)
+    return found.group(1) if found else None
+
+
+@lru_cache(maxsize=4096)
+def _namespaced(path: str) -> bool:
+    return path.split(".", 1)[0] in NAMESPACES
+
+
 def _resolve(path: str, scope: Mapping[str, Any]) -> Any:
-    if path.split(".", 1)[0] not in NAMESPACES:
+    if not _namespaced(path):
         raise TemplateError(f"${{{path}}}: paths start with one of {', '.join(NAMESPACES)}")
     found = lookup(scope, path)
     if found is MISSING or found is None:
@@ -43,9 +56,9 @@ def _resolve(path: str, scope: Mapping[str, Any]) -> Any:
 def render(value: Any, scope: Mapping[str, Any]) -> Any:
     """Bind placeholders in `value` from `scope` by path lookup."""
     if isinstance(value, str):
-        whole = PLACEHOLDER.fullmatch(value)
-        if whole:
-            return _resolve(whole.group(1), scope)
+        whole = _whole(value)
+        if whole is not None:
+            return _resolve(whole, scope)
         return PLACEHOLDER.sub(lambda m: str(_resolve(m.group(1), scope)), value)
     if isinstance(value, Mapping):
         return {k: render(v, scope) for k, v in value.items()}

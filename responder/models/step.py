@@ -45,10 +45,11 @@ class _Body(BaseModel):
         """An instance from values the engine built itself, already of the fields' types, without validating
         them again (about a third of the cost); the fields given count as set, as with the constructor."""
         obj = cls.__new__(cls)
-        fields = {**_defaults(cls), **values}
-        for name, value in fields.items():
-            if name not in values and isinstance(value, dict):  # a mutable default is never shared
-                fields[name] = dict(value)
+        defaults, mutable = _defaults(cls)
+        fields = {**defaults, **values}
+        for name in mutable:
+            if name not in values:  # a mutable default is never shared
+                fields[name] = dict(fields[name])
         object.__setattr__(obj, "__dict__", fields)
         object.__setattr__(obj, "__pydantic_fields_set__", set(values))
         object.__setattr__(obj, "__pydantic_extra__", {})
@@ -56,18 +57,29 @@ class _Body(BaseModel):
         return obj
 
     def body(self) -> dict[str, Any]:
-        """The timeline body: only the fields that were set, as JSON values."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        """The timeline body: only the fields that were set, as JSON values.
+
+        The fields hold JSON values already (strings, numbers, bools, None, JSON dicts, the status enum), so
+        the body is read off the instance instead of `model_dump(mode="json", exclude_unset=True)` (a third
+        of the cost); an instance with extra fields goes through pydantic.
+        """
+        if self.__pydantic_extra__:
+            return self.model_dump(mode="json", exclude_unset=True)
+        given = self.__pydantic_fields_set__
+        return {name: value.value if isinstance(value, StrEnum) else value
+                for name, value in self.__dict__.items() if name in given}
 
 
-_DEFAULTS: dict[type[BaseModel], dict[str, Any]] = {}
+_DEFAULTS: dict[type[BaseModel], tuple[dict[str, Any], tuple[str, ...]]] = {}
 
 
-def _defaults(cls: type[BaseModel]) -> dict[str, Any]:
+def _defaults(cls: type[BaseModel]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The class's field defaults, and the names of those that are dicts (copied for each instance)."""
     found = _DEFAULTS.get(cls)
     if found is None:
         fields = cls.model_fields.items()
-        found = _DEFAULTS[cls] = {name: f.get_default(call_default_factory=True) for name, f in fields}
+        defaults = {name: f.get_default(call_default_factory=True) for name, f in fields}
+        found = _DEFAULTS[cls] = (defaults, tuple(n for n, v in defaults.items() if isinstance(v, dict)))
     return found
 
 

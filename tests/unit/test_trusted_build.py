@@ -33,3 +33,21 @@ def test_trusted_step_models_equal_validated_ones() -> None:
     first, second = StepIntent.trusted(**head), StepIntent.trusted(**head)
     assert first.params == {}
     assert first.params is not second.params  # a mutable default is never shared
+
+
+def test_step_bodies_read_off_the_instance_equal_pydantic_json_dumps() -> None:
+    """`body()` (read off the instance) equals `model_dump(mode="json", exclude_unset=True)`, extras included."""
+    from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
+
+    head = {"step": "s", "actuator": "a.b", "target": "t", "key": "k"}
+    cases = [StepHead(**head), StepHead(step="s", actuator="a"), StepIntent(**head, params={"x": [1, "y"]}, clock=1.5),
+             StepIntent(**head, before={"status": "Active"}, source="cli"),  # an extra field a writer adds
+             StepIntent.trusted(**head).model_copy(update={"before": {"a": 1}}),
+             StepResult(**head, status=StepStatus.DENIED, reason="no", permanent=True),
+             StepResult.trusted(**head, status=StepStatus.OK, changed=True, verified=None, prior=None,
+                                after={"a": {"b": [1.5]}}, outputs={}, duration_ms=0.25, reapplied=True)]
+    for model in cases:
+        body = model.body()
+        assert body == model.model_dump(mode="json", exclude_unset=True)
+        assert all(type(v) is not StepStatus for v in body.values())  # the status as its JSON string
+    assert StepResult(**head, status=StepStatus.FAILED).body()["status"] == "failed"
