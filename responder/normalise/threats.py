@@ -65,6 +65,7 @@ def t(category: ThreatCategory, *techniques: str, when: Iterable[str] = ()) -> E
 
 
 _MEMO_SIZE = 4096  # keys remembered per table; past that, lookups search (a flood of novel keys stays bounded)
+_MEMO_KEY = 256  # longest key remembered: a record's type is the sender's to choose, up to the record size limit
 
 
 class ThreatTable:
@@ -86,7 +87,7 @@ class ThreatTable:
             return self._memo[key]
         except KeyError:
             found = self._search(key)
-            if len(self._memo) < _MEMO_SIZE:
+            if len(self._memo) < _MEMO_SIZE and len(key) <= _MEMO_KEY:
                 self._memo[key] = found
             return found
 

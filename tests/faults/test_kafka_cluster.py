@@ -17,6 +17,7 @@ from responder.sandbox.kafka_jvm import KafkaCluster
 from tests.faults.cloud import direct, effects, marker_service, publish_findings, step_results
 from tests.faults.table import FaultRow, record
 from tests.integration.crash import fake_key
+from tests.integration.fleet import leader_of
 from tests.integration.harness import running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
@@ -35,22 +36,6 @@ async def _create(bootstrap: str, names: list[str]) -> None:
                 await asyncio.sleep(0.1)
     finally:
         await admin.close()
-
-
-async def _leader(bootstrap: str, topic: str) -> int:
-    """The node id leading the topic's partition 0 now (after an election, once one is elected)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        for _ in range(300):
-            [described] = await admin.describe_topics([topic])
-            leaders = {p["partition"]: p["leader"] for p in described["partitions"]}
-            if leaders.get(0, -1) >= 0:
-                return int(leaders[0])
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
-    raise AssertionError("no leader elected for partition 0")
 
 
 async def leader_kill_run(cluster: KafkaCluster, moto: AwsSandbox, unique: str, tmp, *, fault: str, kills: int = 1,
@@ -78,7 +63,7 @@ async def leader_kill_run(cluster: KafkaCluster, moto: AwsSandbox, unique: str, 
         await send()
         await wait_for(lambda: len(step_results(service, "escalate")) == len(keys), timeout=60)
         for _ in range(kills):
-            node = cluster.nodes[await _leader(cluster.bootstrap(), topics["alerts"]) - 1]
+            node = cluster.nodes[await leader_of(cluster.bootstrap(), topics["alerts"], 0, wait=30.0) - 1]
             cluster.kill_node(node)
             killed = time.monotonic()
             acted = len(step_results(service, "put-marker"))

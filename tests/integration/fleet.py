@@ -103,12 +103,13 @@ async def start_fleet(bootstrap: str, aws: AwsSession, unique: str, tmp: Path, r
     return Fleet(tmp, env), topic, bucket
 
 
-async def leader_of(bootstrap: str, topic: str, partition: int) -> int:
-    """The node id leading one partition (retries while a just-created topic has no leader yet)."""
+async def leader_of(bootstrap: str, topic: str, partition: int, *, wait: float = 10.0) -> int:
+    """The node id leading one partition (retries for up to `wait` s while it has no leader: a just-created topic,
+    or an election after its leader was killed)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        for _ in range(100):
+        for _ in range(int(wait * 10)):
             [described] = await admin.describe_topics([topic])
             leaders = {p["partition"]: p["leader"] for p in described["partitions"]}
             if leaders.get(partition, -1) >= 0:

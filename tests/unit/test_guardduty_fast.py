@@ -17,7 +17,7 @@ from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise import guardduty, guardduty_fast, normalise, parse
 from responder.normalise.assemble import make_event
 from responder.normalise.fields import parse_time, scored
-from responder.normalise.threats import _MEMO_SIZE, GUARDDUTY, ThreatTable, t
+from responder.normalise.threats import _MEMO_KEY, _MEMO_SIZE, GUARDDUTY, ThreatTable, t
 from responder.normalise.trusted import validating
 from tests.conftest import CORPUS
 from tests.findings import envelope_bytes, guardduty_finding, set_path
@@ -192,6 +192,17 @@ def test_threat_rows_are_memoised_within_a_bound() -> None:
     assert first[-3:] == [t(ThreatCategory.CRYPTOMINING).threat, None, None]
     assert GUARDDUTY.lookup("UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS") == \
         GUARDDUTY.lookup("UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS")
+
+
+def test_a_long_threat_key_is_answered_but_not_remembered() -> None:
+    """A key over `_MEMO_KEY` characters (a sender's type, up to the record size limit) is looked up, never kept."""
+    from responder.models.threat import ThreatCategory
+
+    table = ThreatTable({"A:*": t(ThreatCategory.DISCOVERY)})
+    long_key = "A:" + "x" * _MEMO_KEY
+    assert table.lookup(long_key) == t(ThreatCategory.DISCOVERY).threat
+    assert table.lookup("A:short") == t(ThreatCategory.DISCOVERY).threat
+    assert set(table._memo) == {"A:short"}
 
 
 def test_make_event_drops_only_none_and_empty_attributes() -> None:
