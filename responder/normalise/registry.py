@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from responder.errors import UnknownShape
@@ -42,10 +42,17 @@ _ORDER: list[tuple[Format, ...]] = [()]  # _FORMATS' values, kept as a tuple for
 class Head:
     """A format's cheap partial decoder: builds only `fields` of the one Event its record yields, each equal to
     the full decoder's (tests/unit/test_prefilter.py), so the matcher can rule out every runbook before the rest
-    is decoded. Raises whatever it likes on a record it cannot read: the full decoder then decides."""
+    is decoded. Raises whatever it likes on a record it cannot read: the full decoder then decides.
+
+    A head may also be *keyed*: `key(doc)` picks the few document values the `keyed` fields are built from (or
+    None: use `build`), and `from_key(key)` builds exactly those fields from them alone, so that equal keys give
+    equal partial events and the matcher can remember its verdict per key (`Matcher.ruled_out`)."""
 
     build: Callable[[Any], Event]
     fields: frozenset[str]
+    key: Callable[[Any], Hashable | None] | None = None
+    from_key: Callable[[Any], Event] | None = None
+    keyed: frozenset[str] = frozenset()
 
 
 _HEADS: dict[str, Head] = {}
@@ -56,6 +63,17 @@ def head(name: str, fields: Iterable[str]) -> Callable[[Callable[[Any], Event]],
 
     def wrap(fn: Callable[[Any], Event]) -> Callable[[Any], Event]:
         _HEADS[name] = Head(fn, frozenset(fields))
+        return fn
+
+    return wrap
+
+
+def keyed_head(name: str, keyed: Iterable[str], from_key: Callable[[Any], Event],
+               ) -> Callable[[Callable[[Any], Hashable | None]], Callable[[Any], Hashable | None]]:
+    """Register `fn` as the key of format `name`'s head (registered first, with `head`; see `Head`)."""
+
+    def wrap(fn: Callable[[Any], Hashable | None]) -> Callable[[Any], Hashable | None]:
+        _HEADS[name] = replace(_HEADS[name], key=fn, from_key=from_key, keyed=frozenset(keyed))
         return fn
 
     return wrap
