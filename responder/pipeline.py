@@ -143,14 +143,18 @@ class Pipeline:
         failed: list[tuple[RawRecord, Exception]] = []
         ruled: dict[tuple[str, str], int] = {}  # (topic, source) → records ruled out by their head
         quick, limit, auth = not active(), self.max_record_bytes, self.authenticator
-        formats, ruled_out, required = self.topic_formats, self._ruled_out, auth.require
+        formats, required, verdict, by_head = self.topic_formats, auth.require, self.matcher.ruled_out, self._by_head
         for record in records:
             doc = _UNPARSED
             value = record.value
             if quick and len(value) <= limit and ((not required and not record.headers) or auth.unsigned(record)):
                 try:
                     doc = orjson.loads(value)  # `parse`'s errors are raised again by `prepare`, below
-                    partial = ruled_out(doc, formats.get(record.topic))
+                    fmt = formats.get(record.topic)
+                    by_key = keyed(doc, fmt)  # `_ruled_out`, inlined
+                    partial = verdict(*by_key) if by_key is not None else None
+                    if partial is None:
+                        partial = by_head(doc, fmt)
                     if partial is not None and partial.source not in required:
                         key = (record.topic, partial.source)
                         ruled[key] = ruled.get(key, 0) + 1
@@ -177,10 +181,11 @@ class Pipeline:
         """The partial event of a document no runbook can match, by its format's keyed head (the verdict remembered
         per key) or else its head; None when only the full decode can tell (see docs/development.md)."""
         found = keyed(doc, fmt)
-        if found is not None:
-            partial = self.matcher.ruled_out(*found)
-            if partial is not None:
-                return partial
+        partial = self.matcher.ruled_out(*found) if found is not None else None
+        return partial if partial is not None else self._by_head(doc, fmt)
+
+    def _by_head(self, doc: Any, fmt: str | None) -> Event | None:
+        """The partial event of the document's whole head when no runbook can match it, else None."""
         whole = head(doc, fmt)
         return whole[0] if whole is not None and self.matcher.rejects(*whole) else None
 

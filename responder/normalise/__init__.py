@@ -31,7 +31,7 @@ from responder.normalise import (  # noqa: F401 - imported to register their dec
 )
 # isort: on
 from responder.normalise.fields import RECEIVED
-from responder.normalise.registry import detect, formats, head_of, known
+from responder.normalise.registry import KEYED, detect, formats, head_of, known
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 
@@ -100,18 +100,20 @@ def head(doc: Any, fmt: str | None = None) -> tuple[Event, frozenset[str]] | Non
 
 
 def keyed(doc: Any, fmt: str | None = None) -> tuple[Callable[[Any], Event], Hashable, frozenset[str]] | None:
-    """A document's keyed head (`registry.Head`): its `from_key`, the document's key and the fields `from_key` builds;
-    None when the format has no keyed head or it cannot key this document (then `head` decides)."""
+    """A document's keyed head (`registry.keyed_head`): its `from_key`, the document's key and the fields
+    `from_key` builds; None when the format has no keyed head or it cannot key this document (then `head`
+    decides)."""
     if type(doc) is not dict:
         return None
     try:
-        found = head_of(detect(doc, fmt).name)
-        if found is None or found.key is None or found.from_key is None:
+        found = KEYED.get(detect(doc, fmt).name)
+        if found is None:
             return None
-        key = found.key(doc)
+        get_key, build, fields = found
+        key = get_key(doc)
     except Exception:  # noqa: BLE001 - anything the head cannot read is left to the full decoder
         return None
-    return (found.from_key, key, found.keyed) if key is not None else None
+    return (build, key, fields) if key is not None else None
 
 
 def parse_documents(data: bytes) -> list[Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from responder.errors import UnknownShape
@@ -42,20 +42,15 @@ _ORDER: list[tuple[Format, ...]] = [()]  # _FORMATS' values, kept as a tuple for
 class Head:
     """A format's cheap partial decoder: builds only `fields` of the one Event its record yields, each equal to
     the full decoder's (tests/unit/test_prefilter.py), so the matcher can rule out every runbook before the rest
-    is decoded. Raises whatever it likes on a record it cannot read: the full decoder then decides.
-
-    A head may also be *keyed*: `key(doc)` picks the few document values the `keyed` fields are built from (or
-    None: use `build`), and `from_key(key)` builds exactly those fields from them alone, so that equal keys give
-    equal partial events and the matcher can remember its verdict per key (`Matcher.ruled_out`)."""
+    is decoded. Raises whatever it likes on a record it cannot read: the full decoder then decides."""
 
     build: Callable[[Any], Event]
     fields: frozenset[str]
-    key: Callable[[Any], Hashable | None] | None = None
-    from_key: Callable[[Any], Event] | None = None
-    keyed: frozenset[str] = frozenset()
 
 
 _HEADS: dict[str, Head] = {}
+KEYED: dict[str, tuple[Callable[[Any], Hashable | None], Callable[[Any], Event], frozenset[str]]] = {}
+"""Format name → its keyed head: (key, from_key, the fields from_key builds); see `keyed_head`."""
 
 
 def head(name: str, fields: Iterable[str]) -> Callable[[Callable[[Any], Event]], Callable[[Any], Event]]:
@@ -70,10 +65,13 @@ def head(name: str, fields: Iterable[str]) -> Callable[[Callable[[Any], Event]],
 
 def keyed_head(name: str, keyed: Iterable[str], from_key: Callable[[Any], Event],
                ) -> Callable[[Callable[[Any], Hashable | None]], Callable[[Any], Hashable | None]]:
-    """Register `fn` as the key of format `name`'s head (registered first, with `head`; see `Head`)."""
+    """Register `fn` as the key of format `name`'s keyed head: `fn(doc)` picks the few document values the `keyed`
+    fields are built from (or None: then the `Head` decides), and `from_key(key)` builds exactly those fields
+    from them alone, so that equal keys give equal partial events and the matcher can remember its verdict per
+    key (`Matcher.ruled_out`). Like a `Head`, both raise on what they cannot read."""
 
     def wrap(fn: Callable[[Any], Hashable | None]) -> Callable[[Any], Hashable | None]:
-        _HEADS[name] = replace(_HEADS[name], key=fn, from_key=from_key, keyed=frozenset(keyed))
+        KEYED[name] = (fn, from_key, frozenset(keyed))
         return fn
 
     return wrap

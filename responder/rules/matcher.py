@@ -60,7 +60,7 @@ class Matcher:
         """The partial event `build(key)` when `rejects(build(key), known)`, else None (also when `build` raises).
 
         Remembered per (build, key), at most `MEMO` keys per build: `build` must read nothing but `key`, equal keys
-        giving events no condition tells apart (a format's keyed head, `normalise.registry.Head`)."""
+        giving events no condition tells apart (a format's keyed head, `normalise.registry.keyed_head`)."""
         memo = self._verdicts.get(build)
         if memo is None:
             memo = self._verdicts[build] = {}
