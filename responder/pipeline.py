@@ -20,7 +20,7 @@ from responder.metrics import ALERT_AT, Metrics
 from responder.models.event import Event, RawRecord
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
-from responder.normalise import decode_doc, head, parse
+from responder.normalise import decode_doc, head, keyed, parse
 from responder.rules.matcher import Match, Matcher
 from responder.tracing import active, current_trace_id, extract, span, stamped, trace_id_of
 
@@ -143,16 +143,20 @@ class Pipeline:
         failed: list[tuple[RawRecord, Exception]] = []
         ruled: dict[tuple[str, str], int] = {}  # (topic, source) → records ruled out by their head
         quick, limit, auth = not active(), self.max_record_bytes, self.authenticator
-        formats, rejects, required = self.topic_formats, self.matcher.rejects, auth.require
+        formats, required, verdict, by_head = self.topic_formats, auth.require, self.matcher.ruled_out, self._by_head
         for record in records:
             doc = _UNPARSED
             value = record.value
             if quick and len(value) <= limit and ((not required and not record.headers) or auth.unsigned(record)):
                 try:
                     doc = orjson.loads(value)  # `parse`'s errors are raised again by `prepare`, below
-                    partial = head(doc, formats.get(record.topic))
-                    if partial is not None and rejects(*partial) and partial[0].source not in required:
-                        key = (record.topic, partial[0].source)
+                    fmt = formats.get(record.topic)
+                    by_key = keyed(doc, fmt)  # `_ruled_out`, inlined
+                    partial = verdict(*by_key) if by_key is not None else None
+                    if partial is None:
+                        partial = by_head(doc, fmt)
+                    if partial is not None and partial.source not in required:
+                        key = (record.topic, partial.source)
                         ruled[key] = ruled.get(key, 0) + 1
                         continue
                 except Exception:  # noqa: BLE001 - poison (or a bug): `prepare` raises it again, counted as usual
@@ -173,6 +177,18 @@ class Pipeline:
                 self._pending[counted] = self._pending.get(counted, 0) + n
         return found, failed
 
+    def _ruled_out(self, doc: Any, fmt: str | None) -> Event | None:
+        """The partial event of a document no runbook can match, by its format's keyed head (the verdict remembered
+        per key) or else its head; None when only the full decode can tell (see docs/development.md)."""
+        found = keyed(doc, fmt)
+        partial = self.matcher.ruled_out(*found) if found is not None else None
+        return partial if partial is not None else self._by_head(doc, fmt)
+
+    def _by_head(self, doc: Any, fmt: str | None) -> Event | None:
+        """The partial event of the document's whole head when no runbook can match it, else None."""
+        whole = head(doc, fmt)
+        return whole[0] if whole is not None and self.matcher.rejects(*whole) else None
+
     def _decode(self, record: RawRecord, doc: Any = _UNPARSED) -> tuple[list[Event], bool]:
         """The record's events, and whether they were ruled out by their head alone (no runbook can match them:
         the list then holds only that partial event, for counting and the source check; see docs/development.md).
@@ -180,9 +196,9 @@ class Pipeline:
         if doc is _UNPARSED:
             doc = parse(record.value, self.max_record_bytes)
         fmt = self.topic_formats.get(record.topic)
-        partial = head(doc, fmt)
-        if partial is not None and self.matcher.rejects(*partial):
-            return [partial[0]], True
+        partial = self._ruled_out(doc, fmt)
+        if partial is not None:
+            return [partial], True
         received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
         return decode_doc(doc, fmt, received=received), False
 

@@ -7,6 +7,7 @@ checks this).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Any
 
@@ -30,11 +31,12 @@ from responder.normalise import (  # noqa: F401 - imported to register their dec
 )
 # isort: on
 from responder.normalise.fields import RECEIVED
-from responder.normalise.registry import detect, formats, head_of, known
+from responder.normalise.registry import KEYED, detect, formats, head_of, known
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 
-__all__ = ["DEFAULT_MAX_BYTES", "decode_doc", "formats", "head", "known", "normalise", "parse", "parse_documents"]
+__all__ = ["DEFAULT_MAX_BYTES", "decode_doc", "formats", "head", "keyed", "known", "normalise", "parse",
+           "parse_documents"]
 
 
 def _decode_one(doc: Any, fmt: str | None) -> list[Event]:
@@ -95,6 +97,23 @@ def head(doc: Any, fmt: str | None = None) -> tuple[Event, frozenset[str]] | Non
         return (found.build(doc), found.fields) if found is not None else None
     except Exception:  # noqa: BLE001 - anything the head cannot read is left to the full decoder
         return None
+
+
+def keyed(doc: Any, fmt: str | None = None) -> tuple[Callable[[Any], Event], Hashable, frozenset[str]] | None:
+    """A document's keyed head (`registry.keyed_head`): its `from_key`, the document's key and the fields
+    `from_key` builds; None when the format has no keyed head or it cannot key this document (then `head`
+    decides)."""
+    if type(doc) is not dict:
+        return None
+    try:
+        found = KEYED.get(detect(doc, fmt).name)
+        if found is None:
+            return None
+        get_key, build, fields = found
+        key = get_key(doc)
+    except Exception:  # noqa: BLE001 - anything the head cannot read is left to the full decoder
+        return None
+    return (build, key, fields) if key is not None else None
 
 
 def parse_documents(data: bytes) -> list[Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,8 @@ class Head:
 
 
 _HEADS: dict[str, Head] = {}
+KEYED: dict[str, tuple[Callable[[Any], Hashable | None], Callable[[Any], Event], frozenset[str]]] = {}
+"""Format name → its keyed head: (key, from_key, the fields from_key builds); see `keyed_head`."""
 
 
 def head(name: str, fields: Iterable[str]) -> Callable[[Callable[[Any], Event]], Callable[[Any], Event]]:
@@ -56,6 +58,20 @@ def head(name: str, fields: Iterable[str]) -> Callable[[Callable[[Any], Event]],
 
     def wrap(fn: Callable[[Any], Event]) -> Callable[[Any], Event]:
         _HEADS[name] = Head(fn, frozenset(fields))
+        return fn
+
+    return wrap
+
+
+def keyed_head(name: str, keyed: Iterable[str], from_key: Callable[[Any], Event],
+               ) -> Callable[[Callable[[Any], Hashable | None]], Callable[[Any], Hashable | None]]:
+    """Register `fn` as the key of format `name`'s keyed head: `fn(doc)` picks the few document values the `keyed`
+    fields are built from (or None: then the `Head` decides), and `from_key(key)` builds exactly those fields
+    from them alone, so that equal keys give equal partial events and the matcher can remember its verdict per
+    key (`Matcher.ruled_out`). Like a `Head`, both raise on what they cannot read."""
+
+    def wrap(fn: Callable[[Any], Hashable | None]) -> Callable[[Any], Hashable | None]:
+        KEYED[name] = (fn, from_key, frozenset(keyed))
         return fn
 
     return wrap

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from responder.models.event import Event
 from responder.models.runbook import Runbook
-from responder.rules.index import TriggerIndex
+from responder.rules.index import MEMO, TriggerIndex
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Matcher:
         self.runbooks = list(runbooks)
         self.index = TriggerIndex(self.runbooks)
         self._readable: dict[frozenset[str], tuple[bool, frozenset[int]]] = {}  # see `_within`
+        self._verdicts: dict[Callable[[Any], Event], dict[Hashable, Event | None]] = {}  # see `ruled_out`
 
     def _within(self, known: frozenset[str]) -> tuple[bool, frozenset[int]]:
         """Whether the index probes only `known` fields, and the runbooks (by order) whose triggers read only them
@@ -53,6 +55,28 @@ class Matcher:
             if c.order not in readable or c.accepts(scope):
                 return False
         return True
+
+    def ruled_out(self, build: Callable[[Any], Event], key: Hashable, known: frozenset[str]) -> Event | None:
+        """The partial event `build(key)` when `rejects(build(key), known)`, else None (also when `build` raises).
+
+        Remembered per (build, key), at most `MEMO` keys per build: `build` must read nothing but `key`, equal keys
+        giving events no condition tells apart (a format's keyed head, `normalise.registry.keyed_head`)."""
+        memo = self._verdicts.get(build)
+        if memo is None:
+            memo = self._verdicts[build] = {}
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        try:
+            partial = build(key)
+            verdict = partial if self.rejects(partial, known) else None
+        except Exception:  # noqa: BLE001 - what the head cannot build is left to the full decoder
+            verdict = None
+        if len(memo) >= MEMO:
+            memo.clear()
+        memo[key] = verdict
+        return verdict
 
     def match(self, event: Event) -> list[Match]:
         """Every runbook that accepts the event, in load order."""

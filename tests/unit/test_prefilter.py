@@ -17,8 +17,9 @@ from responder.engine import Engine
 from responder.errors import EventRejected
 from responder.models.event import Event, RawRecord
 from responder.models.runbook import Runbook
-from responder.normalise import decode_doc, head, parse
+from responder.normalise import decode_doc, guardduty, head, keyed, parse
 from responder.pipeline import Pipeline
+from responder.rules.index import MEMO
 from responder.rules.matcher import Matcher
 from responder.timeline import MemoryStore, Recorder
 from tests.conftest import CORPUS
@@ -43,10 +44,18 @@ def _full(doc: Any) -> list[Event] | None:
         return None
 
 
+_PIPELINE = Pipeline([], Engine(Recorder(MemoryStore()), registry, FakeIam()))
+
+
 def _sound(matcher: Matcher, doc: Any) -> bool:
-    """Whether the head ruled the document out; asserts that the full decode then matches nothing."""
-    partial = head(doc)
-    if partial is None or not matcher.rejects(*partial):
+    """Whether the head (or the keyed head) ruled the document out; asserts that the full decode then matches
+    nothing, and that the pipeline's verdict (keyed head first, remembered per key) is the same."""
+    partial, by_key = head(doc), keyed(doc)
+    ruled = partial is not None and matcher.rejects(*partial)
+    ruled_by_key = by_key is not None and matcher.ruled_out(*by_key) is not None
+    _PIPELINE.matcher = matcher
+    assert (_PIPELINE._ruled_out(doc, None) is not None) == (ruled or ruled_by_key)
+    if not (ruled or ruled_by_key):
         return False
     events = _full(doc)
     if events is not None:
@@ -54,14 +63,35 @@ def _sound(matcher: Matcher, doc: Any) -> bool:
     return True
 
 
+def _typed(value: Any) -> Any:
+    """A value with the Python type of every leaf, so that 1, 1.0 and True differ (the operators tell them apart)."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_typed(v) for v in value]
+    return type(value), value
+
+
+def _fields(event: Event, names: frozenset[str]) -> dict[str, Any]:
+    return {name: _typed(event.model_dump(include={name}).get(name)) for name in sorted(names)}
+
+
 def _head_equals_full(doc: Any) -> None:
-    partial, events = head(doc), _full(doc)
-    if partial is None or events is None:
+    partial, by_key, events = head(doc), keyed(doc), _full(doc)
+    if events is None:
         return
-    event, fields = partial
-    assert len(events) == 1
-    for name in fields:
-        assert getattr(event, name) == getattr(events[0], name), name
+    if partial is not None:
+        event, fields = partial
+        assert len(events) == 1
+        assert _fields(event, fields) == _fields(events[0], fields)
+    if by_key is not None:
+        build, key, fields = by_key
+        try:
+            event = build(key)
+        except Exception:  # noqa: BLE001 - a key it cannot build is never ruled out (test_a_key_that_cannot_build…)
+            return
+        assert len(events) == 1
+        assert _fields(event, fields) == _fields(events[0], fields)
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -122,7 +152,8 @@ _TRIGGER = st.fixed_dictionaries({
 }, optional={"category": st.sampled_from([["credential_exfiltration"], ["discovery", "cryptomining"]])})
 _MUTATION = st.tuples(st.sampled_from(["severity", "type", "updatedAt", "service", "resource"]),
                       st.one_of(st.floats(0, 10), st.integers(-3, 12), st.sampled_from(_TYPES), st.none(),
-                                st.sampled_from(["8", "high", "2026-11-25T10:00:00Z", "nonsense", 1.7e9]),
+                                st.sampled_from(["8", "high", "2026-11-25T10:00:00Z", "nonsense", 1.7e9, True, False,
+                                                 -0.0, 2**64 - 1, "Recon:IAMUser/" + "x" * 300]),
                                 st.just([1]), st.just({})))
 
 
@@ -140,3 +171,78 @@ def test_the_head_never_rules_out_an_event_a_generated_runbook_matches(
     books = [_runbook(t, f"gen-{i}") for i, t in enumerate(triggers)] + (SHIPPED if with_shipped else [])
     _head_equals_full(doc)
     _sound(Matcher(books), doc)
+
+
+def test_the_keyed_head_skips_the_time_and_its_verdict_is_remembered_per_key() -> None:
+    """A finding ruled out by type and severity alone is ruled out even with an unreadable time; one build per key."""
+    rb = _runbook({"source": "guardduty", "type": "*IAMUser/*",
+                   "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
+    matcher = Matcher([rb])
+    docs = [orjson.loads(envelope_bytes(guardduty_finding(f"AKIAEXAMPLE00000000{i}", severity=2, updated=when)))
+            for i, when in enumerate(["2026-11-25T10:00:00.000Z", "not a time", "2026-11-26T10:00:00.000Z"])]
+    for doc in docs[1:]:
+        doc["time"] = "not a time"
+    assert head(docs[1]) is None  # the whole head cannot read it
+    built: list[Any] = []
+
+    def counting(key: Any) -> Event:
+        built.append(key)
+        return guardduty.finding_partial(key)
+
+    for doc in docs:
+        found = keyed(doc)
+        assert found is not None
+        assert found[0] is guardduty.finding_partial
+        assert matcher.ruled_out(counting, found[1], found[2]) is not None
+        assert _sound(matcher, doc)
+    assert len(built) == 1
+
+
+def test_a_runbook_reading_the_time_is_decided_by_the_whole_head() -> None:
+    """The keyed head holds no time: a candidate reading `event.time` leaves the verdict to the head that has it."""
+    rb = _runbook({"source": "guardduty", "conditions": [{"field": "event.time", "op": "lt", "value": "2000"}]})
+    doc = orjson.loads(envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001", severity=2)))
+    found = keyed(doc)
+    assert found is not None
+    assert "time" not in found[2]
+    assert Matcher([rb]).ruled_out(*found) is None
+    assert _sound(Matcher([rb]), doc)  # the whole head rules it out (2026 is not before 2000)
+
+
+def test_equal_keys_give_events_no_condition_tells_apart() -> None:
+    """Severities 1, 1.0, True, -0.0, 0.0, "1": the key differs wherever the full decoder's typed values differ."""
+    docs = []
+    for severity in (1, 1.0, True, -0.0, 0.0, 0, "1", 2**70):
+        finding = guardduty_finding("AKIAEXAMPLE000000001")
+        finding["severity"] = severity
+        docs.append(orjson.loads(envelope_bytes(finding)) if severity != 2**70 else {**orjson.loads(
+            envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001"))), "detail": finding})
+    keys = [(found[1], _fields(found[0](found[1]), found[2])) for d in docs if (found := keyed(d)) is not None]
+    assert len(keys) == 5  # a boolean, a string and a 64-bit overflow are not keyed (the whole head decides)
+    for key, fields in keys:
+        for other, other_fields in keys:
+            if key == other:
+                assert fields == other_fields
+
+
+def test_a_key_that_cannot_build_is_never_ruled_out() -> None:
+    """A build that raises (a severity float() refuses) is remembered as 'not ruled out'; the full path decides."""
+    matcher = Matcher(SHIPPED)
+
+    def broken(key: Any) -> Event:
+        raise OverflowError(key)
+
+    assert matcher.ruled_out(broken, ("x",), frozenset({"source", "type", "severity", "threat"})) is None
+
+
+def test_the_verdict_memory_is_bounded() -> None:
+    """At most MEMO keys are remembered per keyed head, whatever the stream's vocabulary."""
+    rb = _runbook({"source": "guardduty", "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
+    matcher = Matcher([rb])
+    doc = orjson.loads(envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001", severity=2)))
+    found = keyed(doc)
+    assert found is not None
+    build, _, fields = found
+    for i in range(MEMO + 10):
+        assert matcher.ruled_out(build, (f"Recon:IAMUser/T{i}", int, 2), fields) is not None
+    assert 0 < len(matcher._verdicts[build]) <= MEMO

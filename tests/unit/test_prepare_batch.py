@@ -9,6 +9,7 @@ import pytest
 from responder.actuators.registry import registry
 from responder.auth import signed_headers
 from responder.engine import Engine
+from responder.errors import ValidationFailed
 from responder.ingest.authn import RecordAuthenticator
 from responder.models.event import RawRecord
 from responder.models.runbook import Runbook
@@ -24,6 +25,9 @@ RUNBOOK = Runbook.model_validate({
 })
 LOW = envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001", severity=2))
 HIGH = envelope_bytes(guardduty_finding("AKIAEXAMPLE000000002", severity=8))
+# an unreadable time: ruled out by type and severity when low (the keyed head), dead-lettered when high
+LOW_NO_TIME = envelope_bytes(guardduty_finding("AKIAEXAMPLE000000003", severity=2, updated="soon"))
+HIGH_NO_TIME = envelope_bytes(guardduty_finding("AKIAEXAMPLE000000004", severity=8, updated="soon"))
 
 
 def _batch() -> list[RawRecord]:
@@ -34,6 +38,7 @@ def _batch() -> list[RawRecord]:
         ("a", LOW, tuple(signed_headers("k", b"wrong", LOW))), ("a", LOW, (("traceparent", b"00-" + b"1" * 32
                                                                            + b"-" + b"2" * 16 + b"-01"),)),
         ("signed", LOW, ()), ("b", LOW, ()), ("b", b'{"unknown": "shape"}', ()), ("a", LOW, ()),
+        ("a", LOW_NO_TIME, ()), ("a", HIGH_NO_TIME, ()), ("signed", LOW_NO_TIME, ()),
     ]
     return [RawRecord(topic=t, offset=i, value=v, headers=h) for i, (t, v, h) in enumerate(values)]
 
@@ -74,3 +79,6 @@ def test_the_batch_path_equals_prepare_record_by_record(require: list[str]) -> N
     assert _metrics(batch) == _metrics(one)
     assert failed  # the batch holds both kinds
     assert found
+    if require in ([], ["signed"]):  # (otherwise every unsigned GuardDuty record is refused)
+        assert (14, ValidationFailed) in failed  # a matching candidate with an unreadable time is poison
+        assert 13 not in [offset for offset, _ in failed]  # but a finding no runbook can match is not
