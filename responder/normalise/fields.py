@@ -144,7 +144,7 @@ _WORD_TO_LABEL = {word: label for label, words in _SYNONYMS.items() for word in 
 _BANDS = {"info": (0.0, 1.0), "low": (1.0, 4.0), "medium": (4.0, 7.0), "high": (7.0, 9.0), "critical": (9.0, 10.0)}
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096, typed=True)
 def scored(score: float, original: str | int | float | None = None) -> Severity:
     """`Severity.of`, memoised: Severity is frozen and sources repeat a handful of values."""
     return Severity.of(score, original=original)

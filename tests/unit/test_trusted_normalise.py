@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from responder.errors import EventRejected
 from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise import normalise
+from responder.normalise.fields import scored
 from responder.normalise.trusted import event, resource, validating
 from tests.conftest import CORPUS
 from tests.findings import envelope_bytes, guardduty_finding, set_path
@@ -157,3 +158,9 @@ def test_ipv4_check_follows_the_octet_rule(value: str) -> None:
     from responder.normalise.fields import valid_ip
 
     assert valid_ip(value) == (value if _octets_rule(value) else None)
+
+
+def test_a_memoised_severity_keeps_the_type_of_its_original_value() -> None:
+    """`scored` remembers 1, 1.0 and True apart, so `severity.original` is the sender's value, not a cached twin."""
+    originals = [scored(1.0, value).original for value in (1, 1.0, True)]
+    assert [type(o) for o in originals] == [int, float, bool]
