@@ -117,6 +117,8 @@ def time_or_received(*candidates: Any) -> tuple[datetime, bool]:
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+is_ipv4 = _IPV4.fullmatch
+"""Whether a str is a dotted quad `valid_ip` accepts (ASCII digits, no leading zero, octets <= 255): a match or None."""
 
 
 def valid_ip(value: Any) -> str | None:
