@@ -104,6 +104,7 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
         if not resource.keys().isdisjoint(_SLOW):
             return None
         items: list[Resource] = []  # resources in acting order: key, its user or role, instance, remote IPs
+        subject = subject_id = None  # the incident's: the first that is not an IP (they come last), else the first
         key = resource.get("accessKeyDetails")
         actor = None
         if key:
@@ -133,11 +134,14 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
                     return None
                 items.append(_new_resource({"kind": _ACCESS_KEY, "id": ident, "name": None, "arn": None,
                                             "attributes": key_attrs}))
+                subject, subject_id = "access_key", ident
             if user:
                 if len(user) > 2048:
                     return None
-                items.append(_new_resource({"kind": _IAM_ROLE if user_type == "AssumedRole" else _IAM_USER,
-                                            "id": user, "name": user, "arn": None, "attributes": {}}))
+                kind = _IAM_ROLE if user_type == "AssumedRole" else _IAM_USER
+                items.append(_new_resource({"kind": kind, "id": user, "name": user, "arn": None, "attributes": {}}))
+                if subject is None:
+                    subject, subject_id = kind._value_, user
         inst = resource.get("instanceDetails")
         if inst:
             instance_id = inst.get("instanceId")
@@ -147,6 +151,8 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
                 instance_type = inst.get("instanceType")
                 items.append(_new_resource({"kind": _INSTANCE, "id": instance_id, "name": None, "arn": None,
                                             "attributes": {"instance_type": instance_type} if instance_type else {}}))
+                if subject is None:
+                    subject, subject_id = "instance", instance_id
         candidates = remote_ips(action) if action else []
         ips = candidates
         for ip in candidates:  # dotted quads are checked here; anything else by `valid_ip` (IPv6, or invalid)
@@ -156,29 +162,32 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
         for ip in dict.fromkeys(ips) if len(ips) > 1 else ips:  # a valid address is 1–64 characters
             items.append(_new_resource({"kind": _IP, "id": ip, "name": None, "arn": None,
                                         "attributes": {"role": "remote"}}))
+            if subject is None:
+                subject, subject_id = "ip", ip
         attrs: dict[str, Any] = {}
         value = f.get("title")
-        if value or _kept(value):
+        if value is not None and (value or _kept(value)):
             attrs["title"] = value
         value = f.get("arn")
-        if value or _kept(value):
+        if value is not None and (value or _kept(value)):
             attrs["arn"] = value
         value = resource.get("resourceType")
-        if value or _kept(value):
+        if value is not None and (value or _kept(value)):
             attrs["resource_type"] = value
-        attrs["sample"] = bool((service.get("additionalInfo") or _EMPTY).get("sample", False))
-        attrs["archived"] = bool(service.get("archived", False))
+        # `not not x` is `bool(x)` without a call
+        attrs["sample"] = not not (service.get("additionalInfo") or _EMPTY).get("sample", False)  # noqa: SIM208
+        attrs["archived"] = not not service.get("archived", False)  # noqa: SIM208
         value = service.get("count")
-        if value or _kept(value):
+        if value is not None and (value or _kept(value)):
             attrs["count"] = value
         value = action.get("actionType")
-        if value or _kept(value):
+        if value is not None and (value or _kept(value)):
             attrs["action_type"] = value
         value = (action.get("awsApiCallAction") or _EMPTY).get("api")
-        if value or _kept(value):
+        if value is not None and (value or _kept(value)):
             attrs["api"] = value
         value = (action.get("dnsRequestAction") or _EMPTY).get("domain")
-        if value or _kept(value):
+        if value is not None and (value or _kept(value)):
             attrs["domain"] = value
         if ips is not candidates and len(ips) != len(candidates):
             attrs["invalid_ips"] = [ip for ip in candidates if ip not in ips]
@@ -188,15 +197,12 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
             if different:
                 attrs["envelope_mismatch"] = different
         account = account or None
-        if items:  # the incident's subject: the first resource that is not an IP (they come last), else the first
-            primary = items[0]
-            incident = f"{account or '-'}:{primary.kind._value_}:{primary.id}"
-        else:
-            incident = f"{account or '-'}:finding:{finding_id}"
+        if subject is None:
+            subject, subject_id = "finding", finding_id
         when = f.get("updatedAt") or f.get("createdAt") or env.get("time")
         time = None
         if type(when) is str and when[-1:] == "Z":  # `parse_time`'s shortcut for the common `…Z` form, inline
-            try:
+            try:  # noqa: SIM105 - contextlib.suppress costs a context manager per record
                 time = _fromisoformat(when)
             except ValueError:
                 pass
@@ -214,7 +220,7 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
             "cloud": "aws",
             "actor": actor,
             "resources": tuple(items),
-            "incident_key": incident,
+            "incident_key": f"{account or '-'}:{subject}:{subject_id}",
             "attributes": attrs,
             "threat": threat,
             "raw": envelope or f,
