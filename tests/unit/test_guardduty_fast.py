@@ -217,7 +217,7 @@ def test_make_event_drops_only_none_and_empty_attributes() -> None:
 
 
 def test_lane_events_share_a_fields_set_that_model_copy_does_not_touch() -> None:
-    """`model_copy(update=…)` of a lane-built Event copies its fields set: the next lane Event still names every field."""
+    """`model_copy(update=…)` of a lane Event copies its fields set: the next lane Event still names every field."""
     f = guardduty_finding("AKIAEXAMPLE000000001")
     first = guardduty_fast.event(f, None)
     assert first is not None
