@@ -17,12 +17,13 @@ hypothesis-mutated findings.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from socket import AF_INET as _AF_INET
 from typing import Any
 
 from responder.models.event import Event, Resource, ResourceKind, builder
 from responder.models.threat import Threat
 from responder.normalise import trusted
-from responder.normalise.fields import is_ipv4, parse_time, scored, valid_ip
+from responder.normalise.fields import check_quad, parse_time, scored, valid_ip
 from responder.normalise.resources import KEY_PREFIXES
 from responder.normalise.threats import _MEMO_KEY, _MEMO_SIZE, GUARDDUTY
 
@@ -155,10 +156,11 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
                     subject, subject_id = "instance", instance_id
         candidates = remote_ips(action) if action else []
         ips = candidates
-        for ip in candidates:  # dotted quads are checked here; anything else by `valid_ip` (IPv6, or invalid)
-            if type(ip) is not str or not is_ipv4(ip):
-                ips = [ip for ip in candidates if valid_ip(ip) is not None]
-                break
+        try:  # dotted quads are checked here; anything else by `valid_ip` (IPv6, or invalid)
+            for ip in candidates:
+                check_quad(_AF_INET, ip)
+        except (OSError, ValueError, TypeError):
+            ips = [ip for ip in candidates if valid_ip(ip) is not None]
         for ip in dict.fromkeys(ips) if len(ips) > 1 else ips:  # a valid address is 1–64 characters
             items.append(_new_resource({"kind": _IP, "id": ip, "name": None, "arn": None,
                                         "attributes": {"role": "remote"}}))

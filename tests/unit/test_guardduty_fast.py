@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,22 @@ def test_finding_types_are_remembered_within_the_threat_tables_bounds() -> None:
     finally:
         guardduty_fast._TYPES.clear()
         guardduty_fast._TYPES.update(saved)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(
+    st.text(alphabet="0123456789.", max_size=20),
+    st.builds("{}.{}.{}.{}".format, *[st.one_of(st.integers(0, 300), st.sampled_from(["00", "01", "007", ""]))] * 4),
+    st.text(max_size=20)))
+def test_the_quad_check_accepts_exactly_what_valid_ip_accepts_without_a_colon(value: str) -> None:
+    """`fields.check_quad` (the C library's inet_pton where it agrees) accepts a colon-free string iff `valid_ip`
+    does (the regex): the lane's IP check and the general decoder's keep the same addresses."""
+    from responder.normalise.fields import _regex_quad, check_quad, valid_ip
+
+    for check in (check_quad, _regex_quad):  # the one in use, and the fallback where inet_pton disagrees
+        try:
+            check(socket.AF_INET, value)
+            accepted = True
+        except (OSError, ValueError, TypeError):
+            accepted = False
+        assert accepted == (":" not in value and valid_ip(value) is not None)
