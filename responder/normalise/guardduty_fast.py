@@ -34,6 +34,7 @@ _ACCESS_KEY, _IAM_ROLE, _IAM_USER = ResourceKind.ACCESS_KEY, ResourceKind.IAM_RO
 _INSTANCE, _IP = ResourceKind.INSTANCE, ResourceKind.IP
 _new_resource, _new_event = builder(Resource), builder(Event)
 _fromisoformat = datetime.fromisoformat
+_OPTIONAL = ("title", "arn", "resource_type", "count", "action_type", "api", "domain")  # kept when not empty
 _TYPES: dict[str, tuple[str, Threat | None]] = {}  # finding type → (stripped, threat row): a small vocabulary
 
 
@@ -166,31 +167,18 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
                                         "attributes": {"role": "remote"}}))
             if subject is None:
                 subject, subject_id = "ip", ip
-        attrs: dict[str, Any] = {}
-        value = f.get("title")
-        if value is not None and (value or _kept(value)):
-            attrs["title"] = value
-        value = f.get("arn")
-        if value is not None and (value or _kept(value)):
-            attrs["arn"] = value
-        value = resource.get("resourceType")
-        if value is not None and (value or _kept(value)):
-            attrs["resource_type"] = value
-        # `not not x` is `bool(x)` without a call
-        attrs["sample"] = not not (service.get("additionalInfo") or _EMPTY).get("sample", False)  # noqa: SIM208
-        attrs["archived"] = not not service.get("archived", False)  # noqa: SIM208
-        value = service.get("count")
-        if value is not None and (value or _kept(value)):
-            attrs["count"] = value
-        value = action.get("actionType")
-        if value is not None and (value or _kept(value)):
-            attrs["action_type"] = value
-        value = (action.get("awsApiCallAction") or _EMPTY).get("api")
-        if value is not None and (value or _kept(value)):
-            attrs["api"] = value
-        value = (action.get("dnsRequestAction") or _EMPTY).get("domain")
-        if value is not None and (value or _kept(value)):
-            attrs["domain"] = value
+        attrs: dict[str, Any] = {  # then what `make_event` drops is dropped (None, "", [], {}), in this order
+            "title": f.get("title"), "arn": f.get("arn"), "resource_type": resource.get("resourceType"),
+            "sample": not not (service.get("additionalInfo") or _EMPTY).get("sample", False),  # noqa: SIM208
+            "archived": not not service.get("archived", False),  # noqa: SIM208 - `bool(x)` without a call
+            "count": service.get("count"), "action_type": action.get("actionType"),
+            "api": (action.get("awsApiCallAction") or _EMPTY).get("api"),
+            "domain": (action.get("dnsRequestAction") or _EMPTY).get("domain"),
+        }
+        for name in _OPTIONAL:
+            value = attrs[name]
+            if value is None or not (value or _kept(value)):
+                del attrs[name]
         if ips is not candidates and len(ips) != len(candidates):
             attrs["invalid_ips"] = [ip for ip in candidates if ip not in ips]
         # `str(e) != str(f)` implies `e != f` for a str f (only a str equals a str): `mismatch` only when they differ
