@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from responder.models.event import Event, Resource, ResourceKind, Severity, builder, built
+from responder.models.event import Event, Resource, ResourceKind, Severity, built
 from responder.models.threat import Threat
 
 _RESOURCE_FIELDS = frozenset(Resource.model_fields)
@@ -98,26 +98,6 @@ def assembled(values: dict[str, Any]) -> Event:
             or (v["threat"] is not None and type(v["threat"]) is not Threat)):
         return event(values)
     out: Event = built(Event, values, set(_EVENT_FIELDS))
-    return out
-
-
-_new_resource, _new_event = builder(Resource), builder(Event)
-
-
-def fresh_resource(kind: ResourceKind, id: str, name: str | None, attributes: dict[str, Any]) -> Resource | None:
-    """A Resource from values whose types the caller built (a str id, a str or None name, a new dict with str
-    keys, which the Resource keeps); None when the id is empty or too long (the caller then takes the checked
-    path, which raises the model's error)."""
-    if not 0 < len(id) <= 2048:
-        return None
-    out: Resource = _new_resource({"kind": kind, "id": id, "name": name, "arn": None, "attributes": attributes})
-    return out
-
-
-def fresh_event(values: dict[str, Any]) -> Event:
-    """An Event from `values` built field by field, in declaration order, with the model's types and constraints
-    by construction (a decoder's fast lane; tests/unit/test_guardduty_fast.py compares it with `event`)."""
-    out: Event = _new_event(values)
     return out
 
 

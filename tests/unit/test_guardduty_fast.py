@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,69 @@ def test_make_event_drops_only_none_and_empty_attributes() -> None:
     assert list(event.attributes.items()) == [("e", 0), ("f", 0.0), ("g", False), ("h", "x"), ("i", [0]),
                                               ("j", {"k": None}), ("k", " ")]
     assert event.incident_key == "-:ip:1.2.3.4"
+
+
+def test_lane_events_share_a_fields_set_that_model_copy_does_not_touch() -> None:
+    """`model_copy(update=…)` of a lane Event copies its fields set: the next lane Event still names every field."""
+    f = guardduty_finding("AKIAEXAMPLE000000001")
+    first = guardduty_fast.event(f, None)
+    assert first is not None
+    copied = first.model_copy(update={"actor": "someone"})
+    assert copied.actor == "someone"
+    assert copied.model_fields_set is not first.model_fields_set
+    second = guardduty_fast.event(f, None)
+    assert second is not None
+    assert second.model_fields_set == set(Event.model_fields) == first.model_fields_set
+    assert all(r.model_fields_set == set(Resource.model_fields) for r in second.resources)
+
+
+def test_builder_refuses_a_model_that_is_not_frozen() -> None:
+    """A shared fields set is only sound for frozen models: `builder` of a mutable model raises TypeError."""
+    from pydantic import BaseModel
+
+    from responder.models.event import builder
+
+    class Mutable(BaseModel):
+        x: int = 0
+
+    with pytest.raises(TypeError, match="not frozen"):
+        builder(Mutable)
+
+
+def test_finding_types_are_remembered_within_the_threat_tables_bounds() -> None:
+    """The lane remembers at most `_MEMO_SIZE` finding types, none over `_MEMO_KEY` characters, and answers alike."""
+    f = guardduty_finding("AKIAEXAMPLE000000001")
+    saved = dict(guardduty_fast._TYPES)
+    try:
+        guardduty_fast._TYPES.clear()
+        for i in range(_MEMO_SIZE + 10):
+            f["type"] = f" Recon:IAMUser/T{i} "
+            assert _check(f, None)
+        f["type"] = "Recon:IAMUser/" + "x" * _MEMO_KEY
+        assert _check(f, None)
+        assert len(guardduty_fast._TYPES) == _MEMO_SIZE
+        assert all(len(k) <= _MEMO_KEY for k in guardduty_fast._TYPES)
+        f["type"] = " Recon:IAMUser/T3 "
+        assert _check(f, None)  # remembered: still the general decoder's event
+    finally:
+        guardduty_fast._TYPES.clear()
+        guardduty_fast._TYPES.update(saved)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(
+    st.text(alphabet="0123456789.", max_size=20),
+    st.builds("{}.{}.{}.{}".format, *[st.one_of(st.integers(0, 300), st.sampled_from(["00", "01", "007", ""]))] * 4),
+    st.text(max_size=20)))
+def test_the_quad_check_accepts_exactly_what_valid_ip_accepts_without_a_colon(value: str) -> None:
+    """`fields.check_quad` (the C library's inet_pton where it agrees) accepts a colon-free string iff `valid_ip`
+    does (the regex): the lane's IP check and the general decoder's keep the same addresses."""
+    from responder.normalise.fields import _regex_quad, check_quad, valid_ip
+
+    for check in (check_quad, _regex_quad):  # the one in use, and the fallback where inet_pton disagrees
+        try:
+            check(socket.AF_INET, value)
+            accepted = True
+        except (OSError, ValueError, TypeError):
+            accepted = False
+        assert accepted == (":" not in value and valid_ip(value) is not None)
