@@ -75,8 +75,7 @@ async def _consumer(tmp_path: Path) -> AsyncIterator[Consumer]:
     yield consumer
     service = consumer.service
     service.recorder.close()
-    for client in (service.ingest, service.approvals, service.publisher):
-        await client.stop()
+    await service.close_unstarted()
 
 
 TOPICS = st.sampled_from([DEFAULT_TOPIC, *(f"as-{name}" for name in FORMATS)])
