@@ -41,6 +41,7 @@ from responder.tabletop.world import seed
 
 log = structlog.get_logger(__name__)
 
+
 class Scenario:
     """One playbook against one (shared, reset) sandbox."""
 
