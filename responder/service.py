@@ -255,17 +255,22 @@ class Service:
                 still = await self.fleet.assign(failed)
                 self.ingest.resume([tp for tp in self.ingest.assigned() if tp.partition in failed - still])
 
-    async def run(self) -> None:
-        """Recover, consume until asked to stop, drain, close."""
-        try:
-            await check_connection(self.settings.kafka_bootstrap or "", self.kafka_options)  # bad TLS/SASL
-        except ConfigError:
-            for client in (self.ingest, self.approvals, self.operator_ingest, self.publisher):
-                if client is not None:
-                    await client.stop()  # never started; closing them keeps aiokafka from warning
-            if self.mirror is not None:
-                await self.mirror.producer.stop()
-            raise
+    async def close_unstarted(self) -> None:
+        """Close the Kafka clients `__init__` built, for a service that never started them (or failed to start).
+
+        aiokafka warns `Unclosed AIOKafkaConsumer` when one is collected unclosed, even if it never connected.
+        """
+        for client in (self.ingest, self.approvals, self.operator_ingest, self.publisher):
+            if client is not None:
+                await client.stop()
+        if self.mirror is not None:
+            await self.mirror.producer.stop()
+        if self.fleet is not None:
+            await self.fleet.changelog.stop()
+
+    async def _prepare(self) -> None:
+        """Everything before the clients start: refuse bad TLS/SASL or another fleet digest, recover, listen."""
+        await check_connection(self.settings.kafka_bootstrap or "", self.kafka_options)  # bad TLS/SASL
         if self.fleet_guard is not None:
             await self.fleet_guard.ensure_table()
             await self.fleet_guard.refresh()
@@ -284,6 +289,14 @@ class Service:
             await asyncio.to_thread(self.archiver.catch_up, self.recorder.store.read().splitlines())
         if self.metrics_server is not None:
             await self.metrics_server.start()
+
+    async def run(self) -> None:
+        """Recover, consume until asked to stop, drain, close."""
+        try:
+            await self._prepare()
+        except BaseException:  # bad TLS/SASL, another fleet digest, a broken timeline, a metrics port in use...
+            await self.close_unstarted()
+            raise
         shippers = [s for s in (self.archiver, self.mirror) if s is not None]
         async with asyncio.TaskGroup() as shipping:  # the archive and mirror drain after the recorder closes
             for shipper in shippers:

@@ -1,11 +1,7 @@
 """Run one playbook: seed the world, run the real Service on a virtual clock, deliver injects, decisions, faults.
 
-Time moves only when the runner moves it. Between two scheduled moments the runner waits until the
-service has *settled*: every delivered record has been handled (acted on, flushed and committed by its
-partition lane: the poll loop hands records to the lanes and polls again at once, so a record polled is not
-yet handled) and the consumer loops have come round again (so parked steps have been checked against the
-new time). Nothing sleeps on wall time to advance the scenario; a service that has not handled what it was
-sent within SETTLE_TIMEOUT wall seconds of its last progress fails the scenario instead of letting time move.
+Time moves only when the runner moves it: between two scheduled moments the runner waits until the service
+has *settled* (settle.py), and fails the scenario rather than move time past records not handled.
 
 The service runs in this process, or (for a playbook with a kill fault) in a child process that a real
 SIGKILL can kill (responder/tabletop/host.py); injects go to Kafka or through a real intake (webhook.py);
@@ -38,14 +34,12 @@ from responder.tabletop.inject import Record, decision_record, inject_records
 from responder.tabletop.models import AwsFault, Inject, KillFault, Playbook
 from responder.tabletop.outcome import Run, merge
 from responder.tabletop.schedule import Schedule
+from responder.tabletop.settle import Tally, settle
 from responder.tabletop.state import snapshot
 from responder.tabletop.webhook import SIGNING_KEY_ID, SIGNING_SECRET, WebhookIntake, webhook_intake
 from responder.tabletop.world import seed
 
 log = structlog.get_logger(__name__)
-
-SETTLE_TIMEOUT = 30.0
-"""Wall seconds a settle may wait without progress (a record handled, a restart) before the scenario fails."""
 
 
 class Scenario:
@@ -66,9 +60,7 @@ class Scenario:
         self.topics = {name: f"tabletop.{pb.id}.{nonce}.{name}" for name in
                        ("alerts", "drift", "deadletter", "approvals", "requests")}
         self.clock = VirtualClock(float(int(time.time())))
-        self.delivered = 0
-        self.decided = False  # a decision was sent since the last settle
-        self.base = 0  # records handled by services that are gone
+        self.tally = Tally()
 
     def settings(self) -> Settings:
         """The service's settings: the sandbox, the scenario's topics, its overrides."""
@@ -163,7 +155,7 @@ class Scenario:
             else:
                 await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
                 produced = int(record.topic in (self.topics["alerts"], self.topics["drift"]))
-            self.delivered += produced
+            self.tally.delivered += produced
             self.run_state.deliveries.append(seen | {"produced": produced})
             via = f"webhook {inject.auth.value} → HTTP {seen['http_status']}" if "http_status" in seen else "kafka"
             self.progress("inject", f"{inject.id} at t+{self.clock.offset:g}s via {via}")
@@ -183,7 +175,7 @@ class Scenario:
             record = decision_record(decision, self.pb, str(request.incident), str(request.body["digest"]),
                                      self.clock(), self.topics["approvals"])
             await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
-            self.decided = True
+            self.tally.decided = True
         return decide
 
     async def _drive(self, aws: FaultyAws) -> None:
@@ -208,7 +200,8 @@ class Scenario:
                 self.clock.at(offset)
                 self.progress("clock", f"t+{offset:g}s")
                 await action()
-                await self._check_awaited(schedule, await self._settle())
+                settled = await settle(self.host, self.tally, self._kill_and_restart, self.clock.offset)
+                await self._check_awaited(schedule, settled)
             self.run_state.undelivered = schedule.undelivered()
         finally:
             await self._stop_service()
@@ -241,7 +234,7 @@ class Scenario:
         from the timeline and the uncommitted Kafka offsets."""
         if not isinstance(self.host, ChildProcess):  # kill points are armed only in a child process
             raise RuntimeError("a kill point was reached in a service that is not in its own process")
-        self.base += status.handled  # committed; every other record polled is redelivered to the new process
+        self.tally.base += status.handled  # committed; every other record polled is redelivered to the new process
         self._account(status)
         killed = await self.host.kill()
         killed["during"] = killed["during"] or [why]
@@ -250,40 +243,6 @@ class Scenario:
         self.progress("fault", f"service pid {killed['pid']} SIGKILLed during {', '.join(killed['during'])} "
                       f"(exit {killed['returncode']}); restarting")
         await self.host.start()
-
-    async def _settle(self) -> Status:
-        """Wait (on the consumers, not on time) until everything delivered so far has been handled."""
-        reached_at: int | None = None
-        first = await self.host.status()
-        approvals_from = first.approval_polls
-        rounds, self.decided = (2 if self.decided or first.due else 0), False
-        progress, deadline = first.handled, time.monotonic() + SETTLE_TIMEOUT
-        while True:
-            t = await self.host.status()
-            if t.kills:
-                await self._kill_and_restart(t)
-                reached_at, approvals_from = None, (await self.host.status()).approval_polls
-                progress, deadline = -1, time.monotonic() + SETTLE_TIMEOUT
-                continue
-            if not t.running:
-                raise RuntimeError(f"the service stopped: {t.error}")
-            # handled, not polled: a lane may still be acting on a record the poll loop has long passed on
-            if reached_at is None and self.base + t.handled >= self.delivered:
-                reached_at = t.alert_polls
-            if reached_at is not None and t.alert_polls > reached_at and t.approval_polls >= approvals_from + rounds:
-                return t
-            if t.handled != progress:
-                progress, deadline = t.handled, time.monotonic() + SETTLE_TIMEOUT
-            elif time.monotonic() > deadline:
-                raise RuntimeError(self._stuck(t))
-            await asyncio.sleep(0.005)
-
-    def _stuck(self, t: Status) -> str:
-        behind = self.delivered - self.base - t.handled
-        what = (f"{behind} of the {self.delivered} alert records delivered not handled "
-                f"({self.base + t.polled} polled)") if behind > 0 else "its consumer loops did not come round"
-        return (f"the service did not settle at t+{self.clock.offset:g}s within {SETTLE_TIMEOUT:g} s (wall): {what}; "
-                "the virtual clock was not advanced past it")
 
 
 async def _never(_exp: Expectation, _run: Run) -> bool:

@@ -115,3 +115,5 @@ async def test_the_service_runs_its_engine_on_one_steady_clock(tmp_path):
     now = datetime.now(UTC).timestamp()
     assert abs(service.engine.clock() - now) < 5
     assert datetime.fromtimestamp(service.engine.clock(), UTC) < datetime.now(UTC) + timedelta(seconds=5)
+    service.recorder.close()
+    await service.close_unstarted()

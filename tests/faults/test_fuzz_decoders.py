@@ -4,6 +4,7 @@ and every rejection is a dead-letter with a reason that names what was wrong (ne
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +64,18 @@ class Consumer:
             assert reason in REASONS, f"{reason}: {detail}"
 
 
-_BUILT: dict[str, Consumer] = {}
-
-
 @pytest.fixture(name="consumer")
-async def _consumer(tmp_path_factory: pytest.TempPathFactory) -> Consumer:
-    """One consumer for the module (runbooks and the engine built once; its Kafka clients are never started)."""
-    if "c" not in _BUILT:
-        _BUILT["c"] = Consumer(tmp_path_factory.mktemp("fuzz"))
-    return _BUILT["c"]
+async def _consumer(tmp_path: Path) -> AsyncIterator[Consumer]:
+    """One consumer per test, shared by its examples; its Kafka clients are never started, and closed after.
+
+    Not kept in a module-level dict: its two never-closed AIOKafkaConsumers lived until the interpreter exited
+    and printed the `Unclosed AIOKafkaConsumer` line at the end of the full test run.
+    """
+    consumer = Consumer(tmp_path / "fuzz")
+    yield consumer
+    service = consumer.service
+    service.recorder.close()
+    await service.close_unstarted()
 
 
 TOPICS = st.sampled_from([DEFAULT_TOPIC, *(f"as-{name}" for name in FORMATS)])

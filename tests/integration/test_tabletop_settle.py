@@ -10,7 +10,7 @@ import pytest
 
 from responder.actuators.registry import registry
 from responder.service import Service
-from responder.tabletop import runner
+from responder.tabletop import settle
 from responder.tabletop.loader import check_playbooks
 from responder.tabletop.suite import run_suite
 
@@ -66,7 +66,7 @@ def test_clock_waits_for_a_slow_lane(tmp_path, monkeypatch):
 def test_a_service_that_never_handles_fails_loudly(tmp_path, monkeypatch):
     """A lane stuck longer than the settle timeout fails the scenario with what was not handled; time stays put."""
     _slow_lanes(monkeypatch, 6.0)  # past the settle timeout; short, as the stop drains it
-    monkeypatch.setattr(runner, "SETTLE_TIMEOUT", 2.0)
+    monkeypatch.setattr(settle, "SETTLE_TIMEOUT", 2.0)
     card = _run(tmp_path)
     assert card["status"] == "FAIL"
     assert "did not settle at t+10s" in card["error"]

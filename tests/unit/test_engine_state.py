@@ -117,8 +117,7 @@ async def test_service_takes_one_clock_for_engine_and_timeline(tmp_path):
     assert entry.at == datetime.fromtimestamp(1_700_000_000.0, UTC).isoformat(timespec="microseconds")
     assert service.engine.clock() == 1_700_000_000.0
     service.recorder.close()
-    for client in (service.ingest, service.approvals, service.publisher):
-        await client.stop()
+    await service.close_unstarted()
 
 
 async def test_granted_steps_survive_snapshot_and_fleet_slices(tmp_path):

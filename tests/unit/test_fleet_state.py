@@ -78,5 +78,4 @@ async def test_readyz_is_not_ready_while_a_partition_is_not_restored(tmp_path):
     service.fleet.failed[1] = "changelog unreadable"
     assert not service.ready_now()
     service.recorder.close()
-    for client in (service.ingest, service.approvals, service.publisher, service.fleet.changelog):
-        await client.stop()
+    await service.close_unstarted()

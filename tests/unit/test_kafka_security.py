@@ -94,8 +94,7 @@ async def test_every_service_client_gets_the_security_options(tmp_path):
             assert inner._sasl_mechanism == "PLAIN"
             assert inner._ssl_context is service.kafka_options["ssl_context"]
     finally:
-        for client in clients:
-            await client.stop()
+        await service.close_unstarted()
         service.recorder.close()
 
 

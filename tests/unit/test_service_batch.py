@@ -56,8 +56,7 @@ async def test_batch_acts_on_matches_only_and_commits_after_every_entry_is_durab
     assert {iam.keys[k]["Status"] for k in keys[:2]} == {"Inactive"}
     assert sum(e.kind == "event.received" for e in entries) == 3  # the two low-severity findings left nothing
     assert committed == [({("a", 0): 4, ("a", 1): 2}, service.recorder.syncs, len(entries))]
-    for client in (service.ingest, service.approvals, service.publisher):
-        await client.stop()
+    await service.close_unstarted()
 
 
 async def test_group_waits_for_the_rebalance_timeout_not_the_session_timeout(tmp_path) -> None:
@@ -68,9 +67,7 @@ async def test_group_waits_for_the_rebalance_timeout_not_the_session_timeout(tmp
     try:
         assert service.ingest.consumer._rebalance_timeout_ms == 90_000
     finally:
-        for client in (service.ingest, service.approvals, service.operator_ingest, service.publisher):
-            if client is not None:
-                await client.stop()
+        await service.close_unstarted()
         service.recorder.close()
 
 
@@ -86,7 +83,5 @@ async def test_the_alert_consumer_fetches_with_the_configured_wait(tmp_path) -> 
             assert service.ingest.fetch_wait is not None
             assert service.ingest.fetch_wait.idle_ms == 250
         finally:
-            for client in (service.ingest, service.approvals, service.operator_ingest, service.publisher):
-                if client is not None:
-                    await client.stop()
+            await service.close_unstarted()
             service.recorder.close()

@@ -20,8 +20,7 @@ async def test_assignment_flushes_and_rebuilds_inflight(tmp_path):
     assert [intent.key for intent in service.engine.state.inflight()] == ["k1"]
     assert service.engine.state.result("stale") is None
     assert [e.kind for e in service.recorder.entries()] == ["step.intent"]
-    for client in (service.ingest, service.approvals, service.publisher):
-        await client.stop()
+    await service.close_unstarted()
 
 
 async def test_static_membership_ids_reach_every_consumer_group(tmp_path):
@@ -39,6 +38,4 @@ async def test_static_membership_ids_reach_every_consumer_group(tmp_path):
     assert dynamic.operator_ingest is not None
     assert dynamic.operator_ingest.consumer._group_instance_id is None
     for svc in (service, dynamic):
-        for client in (svc.ingest, svc.approvals, svc.operator_ingest, svc.publisher):
-            if client is not None:
-                await client.stop()
+        await svc.close_unstarted()

@@ -179,8 +179,7 @@ async def test_service_without_runbooks_warns(tmp_path):
     with capture_logs() as logs:
         service = Service(settings)
     service.recorder.close()
-    for client in (service.ingest, service.approvals, service.publisher):
-        await client.stop()
+    await service.close_unstarted()
     assert [e["runbooks_dir"] for e in logs if e["event"] == "no_runbooks"] == [str(tmp_path)]
 
 
