@@ -55,49 +55,30 @@ def test_step_bodies_read_off_the_instance_equal_pydantic_json_dumps() -> None:
 
 async def test_run_step_records_the_same_bodies_with_and_without_an_observing_actuator() -> None:
     """The intent carries `before` only from an actuator that observes; the result entry is the result's `body()`."""
-    from typing import Any, ClassVar
+    from typing import Any
 
     from pydantic import JsonValue
 
-    from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
+    from responder.actuators.base import ActuationContext
     from responder.engine.runner import StepCall, run_step
     from responder.models.step import StepIntent, StepResult
     from responder.timeline.recorder import Recorder
     from responder.timeline.store import MemoryStore
+    from tests.fakes import Echo, EchoParams
 
-    class KeyParams(Params):
-        key_id: str
-
-    class Blind(Actuator[KeyParams]):
-        name = "test.blind"
-        params: ClassVar[type[KeyParams]] = KeyParams
-        permissions = ("none:None",)
-
-        def target(self, p: KeyParams) -> str:
-            return p.key_id
-
-        async def plan(self, p: KeyParams, ctx: ActuationContext) -> PlanPreview:
-            return PlanPreview(target=p.key_id, summary="x")
-
-        async def apply(self, p: KeyParams, ctx: ActuationContext) -> ActuationResult:
-            return ActuationResult(changed=False, target=p.key_id, after={"status": "Inactive"}, outputs={"n": 1})
-
-        async def verify(self, p: KeyParams, ctx: ActuationContext) -> bool:
-            return True
-
-    class Seeing(Blind):
+    class Seeing(Echo):
         name = "test.seeing"
 
-        async def observe(self, p: KeyParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        async def observe(self, p: EchoParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
             return {"status": "Active"}
 
     bodies: dict[str, Any] = {}
-    for actuator in (Blind(), Seeing()):
+    for actuator in (Echo(), Seeing()):
         rec = Recorder(MemoryStore(), writer="w")
         appended: list[Any] = []
         rec.observers.append(appended.append)
-        intent = StepIntent.trusted(step="s", actuator=actuator.name, target="K", key="k", params={"key_id": "K"})
-        call = StepCall(actuator, KeyParams(key_id="K"), ActuationContext(aws=None))  # type: ignore[arg-type]
+        intent = StepIntent.trusted(step="s", actuator=actuator.name, target="K", key="k", params={"target": "k1"})
+        call = StepCall(actuator, EchoParams(target="k1"), ActuationContext(aws=None))  # type: ignore[arg-type]
         result = await run_step(rec, call, intent, incident="i", marks={"reapplied": True})
         rec.close()
         written, done = [e.body for e in rec.entries()]
@@ -108,10 +89,10 @@ async def test_run_step_records_the_same_bodies_with_and_without_an_observing_ac
         assert done["reapplied"] is True
         assert rec.verify().entries == 2
         bodies[actuator.name] = (written, done)
-    assert "before" not in bodies["test.blind"][0]
+    assert "before" not in bodies["test.echo"][0]
     assert bodies["test.seeing"][0]["before"] == {"status": "Active"}
-    assert bodies["test.blind"][1]["changed"] is False  # nothing observed: only apply's own word
-    assert bodies["test.seeing"][1]["changed"] is True  # observed Active, now Inactive
+    assert bodies["test.echo"][1]["prior"] == {}  # nothing observed: apply's own word
+    assert bodies["test.seeing"][1]["prior"] == {"status": "Active"}
 
 
 def test_sealed_entries_of_many_kinds_hash_and_encode_like_the_reference() -> None:
