@@ -34,6 +34,8 @@ log = structlog.get_logger(__name__)
 
 _INTENT_ONLY = frozenset(StepIntent.model_fields) - frozenset(StepHead.model_fields)
 _RESULT_FIELDS = frozenset(StepResult.model_fields)
+_CANNOT_OBSERVE = Actuator.observe
+_OK = StepStatus.OK.value
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,9 @@ async def run_step(recorder: Recorder, call: StepCall, intent: StepIntent, *, in
 async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, incident: str | None,
                     kinds: tuple[str, str], on_intent: Callable[[StepIntent], None] | None,
                     marks: Mapping[str, Any] | None) -> StepResult:
-    marks = dict(marks or {})
-    before = await observe(call)
+    marks = marks or {}
+    # an actuator that keeps the base `observe` cannot say (None): no coroutine to await for it
+    before = await observe(call) if type(call.actuator).observe is not _CANNOT_OBSERVE else None
     if before is not None:
         intent = intent.model_copy(update={"before": before})
     written = intent.body()
@@ -158,8 +161,13 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
               "after": done.after, "outputs": done.outputs, "duration_ms": _since(started), **marks}
     # every value is checked already (the intent's head, the actuator's validated ActuationResult): no second
     # validation unless a writer's extra fields ride along, which only the validating constructor keeps as extras
-    result = StepResult.trusted(**values) if values.keys() <= _RESULT_FIELDS else StepResult(**values)
-    recorder.append(kinds[1], result.body(), incident)
+    if values.keys() <= _RESULT_FIELDS:
+        result = StepResult.trusted(**values)
+        body = {**values, "status": _OK}  # what `result.body()` gives: the fields set, JSON values already
+    else:
+        result = StepResult(**values)
+        body = result.body()
+    recorder.append(kinds[1], body, incident)
     if log_enabled(logging.INFO):  # a filtered call still costs a logger bind per step
         log.info("step_succeeded", step=intent.step, changed=changed, verified=ok)
     return result

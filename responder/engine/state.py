@@ -130,7 +130,8 @@ class EngineState:
 
     def waiting(self, incident: str, runbook: str) -> bool:
         """Whether a step of this incident's run of `runbook` (ref) waits for a human."""
-        return any(p.incident == incident and p.runbook == runbook for p in self._parked.values())
+        parked = self._parked
+        return bool(parked) and any(p.incident == incident and p.runbook == runbook for p in parked.values())
 
     # changing
 

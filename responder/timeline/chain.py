@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from hashlib import sha256
 from typing import Any
 
 import orjson
 
 from responder.errors import ChainBroken
+from responder.models.event import built
 from responder.models.timeline import GENESIS_HASH, TimelineEntry
+
+_ENTRY_FIELDS = frozenset(TimelineEntry.model_fields)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -30,16 +33,49 @@ def entry_hash(prev: str, seq: int, writer: str, at: str, kind: str, incident: s
 
 
 def entry_hasher(writer: str) -> Callable[[str, int, str, str, str | None, bytes], str]:
-    """`entry_hash` for one writer, its field encoded once (the recorder hashes every entry it appends)."""
-    writer_field, sha256 = _field(writer.encode()), hashlib.sha256
+    """`entry_hash` for one writer, its field encoded once."""
+    return Sealer(writer).hash
 
-    def digest(prev: str, seq: int, at: str, kind: str, incident: str | None, body: bytes) -> str:
-        p, a, k, i = prev.encode(), at.encode(), kind.encode(), (incident or "").encode()
-        return sha256(b"".join((len(p).to_bytes(4, "big"), p, _SEQ_PREFIX, seq.to_bytes(8, "big"), writer_field,
-                                len(a).to_bytes(4, "big"), a, len(k).to_bytes(4, "big"), k,
-                                len(i).to_bytes(4, "big"), i, len(body).to_bytes(4, "big"), body))).hexdigest()
 
-    return digest
+class Sealer:
+    """Seals entries for one writer: the hash and the JSON line from one canonical encoding of the body, the
+    writer's and each kind's bytes encoded once (the recorder seals every entry it appends)."""
+
+    def __init__(self, writer: str) -> None:
+        self.writer = writer
+        self._writer_field, self._writer_json = _field(writer.encode()), orjson.dumps(writer)
+        self._kinds: dict[str, tuple[bytes, bytes]] = {}  # kind -> (hash field, JSON)
+
+    def hash(self, prev: str, seq: int, at: str, kind: str, incident: str | None, body: bytes) -> str:
+        """`entry_hash` with this writer."""
+        return self._digest(prev, seq, at.encode(), _field(kind.encode()), incident, body)
+
+    def _digest(self, prev: str, seq: int, at: bytes, kind: bytes, incident: str | None, body: bytes) -> str:
+        p, i = prev.encode(), (incident or "").encode()
+        return sha256(b"".join((len(p).to_bytes(4, "big"), p, _SEQ_PREFIX, seq.to_bytes(8, "big"), self._writer_field,
+                                len(at).to_bytes(4, "big"), at, kind, len(i).to_bytes(4, "big"), i,
+                                len(body).to_bytes(4, "big"), body))).hexdigest()
+
+    def seal(self, prev: str, seq: int, at: str, kind: str, incident: str | None,
+             body: dict[str, Any]) -> tuple[TimelineEntry, bytes]:
+        """The entry after `prev` (taking `body`, which the caller no longer changes) and its line, which is
+        `canonical_json(entry) + b"\\n"`: keys in sorted order, values as orjson writes them. `at` is ISO 8601
+        text (nothing to escape)."""
+        dumps = orjson.dumps
+        body_json = dumps(body, option=orjson.OPT_SORT_KEYS)
+        known = self._kinds.get(kind)
+        if known is None:
+            known = (_field(kind.encode()), dumps(kind))
+            if len(self._kinds) < 256:  # the vocabulary is small; an open-ended caller must not grow this
+                self._kinds[kind] = known
+        a = at.encode()
+        digest = self._digest(prev, seq, a, known[0], incident, body_json)
+        line = b"".join((b'{"at":"', a, b'","body":', body_json, b',"hash":"', digest.encode(), b'","incident":',
+                         dumps(incident), b',"kind":', known[1], b',"prev":', dumps(prev), b',"seq":', b"%d" % seq,
+                         b',"writer":', self._writer_json, b"}\n"))
+        doc = {"seq": seq, "writer": self.writer, "at": at, "kind": kind, "incident": incident, "body": body,
+               "prev": prev, "hash": digest}
+        return built(TimelineEntry, doc, set(_ENTRY_FIELDS)), line  # built here, verified by hash
 
 
 def seal(

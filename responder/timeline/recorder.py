@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import socket
 import time
@@ -15,31 +14,20 @@ import orjson
 import structlog
 
 from responder.errors import ChainBroken, TimelineError
-from responder.models.event import built
 from responder.models.timeline import GENESIS_HASH, EntryKind, TimelineEntry
 from responder.settings import Settings
-from responder.timeline.chain import canonical_json, entry_hasher, parse_lines
+from responder.timeline.chain import Sealer, parse_lines
 from responder.timeline.checkpoint import Signer
 from responder.timeline.store import FileStore, TimelineStore
 from responder.timeline.verify import Verification, verify_lines
 from responder.tracing import STAMP
 
 log = structlog.get_logger(__name__)
-_ENTRY_FIELDS = frozenset(TimelineEntry.model_fields)
 
 
 def default_writer_id() -> str:
     """host:pid, so entries from different replicas are told apart."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def encode_sealed(doc: Mapping[str, Any], body_json: bytes) -> bytes:
-    """`canonical_json(doc) + b"\\n"` for a sealed entry, reusing the body's canonical bytes (the body is
-    the bulk of an entry and was just encoded for its hash): the keys in sorted order, values as orjson writes them."""
-    dump = orjson.dumps
-    return b"".join((b'{"at":', dump(doc["at"]), b',"body":', body_json, b',"hash":', dump(doc["hash"]),
-                     b',"incident":', dump(doc["incident"]), b',"kind":', dump(doc["kind"]), b',"prev":',
-                     dump(doc["prev"]), b',"seq":', dump(doc["seq"]), b',"writer":', dump(doc["writer"]), b"}\n"))
 
 
 class DurableSink(Protocol):
@@ -92,7 +80,7 @@ class Recorder:
         self._checkpoint_clock = clock()
         self._flushing: asyncio.Task[None] | None = None
         self.syncs = 0
-        self._hash = entry_hasher(self.writer)
+        self._sealer = Sealer(self.writer)
         self._at_second, self._at_prefix = -1, ""
         self._resume()
 
@@ -148,7 +136,7 @@ class Recorder:
     def append(self, kind: str, body: Mapping[str, Any], incident: str | None = None) -> TimelineEntry:
         """Chain an entry onto the head; durable only after `flush()`. It carries this context's trace `STAMP`."""
         stamp = STAMP.get()
-        entry = self._seal(kind, body if stamp is None else {**stamp, **body}, incident)
+        entry = self._seal(kind, dict(body) if stamp is None else {**stamp, **body}, incident)
         for observer in self.observers:
             observer(entry)
         if self.signer is not None:
@@ -159,8 +147,9 @@ class Recorder:
 
     def _at(self) -> str:
         """The clock as ISO 8601 with microseconds (`datetime.isoformat`'s text), the second's prefix cached."""
-        frac, whole = math.modf(self.clock())
-        second, micros = int(whole), round(frac * 1e6)
+        now = self.clock()
+        second = int(now)  # toward zero, as math.modf
+        micros = round((now - second) * 1e6)  # exact: the fraction of a float is representable
         if micros >= 1_000_000 or micros < 0:  # rounded up to the next second, or before 1970
             second, micros = second + micros // 1_000_000, micros % 1_000_000
         if second != self._at_second:
@@ -168,17 +157,12 @@ class Recorder:
             self._at_prefix = datetime.fromtimestamp(second, UTC).isoformat()[:-6]  # without "+00:00"
         return f"{self._at_prefix}.{micros:06d}+00:00"
 
-    def _seal(self, kind: str, body: Mapping[str, Any], incident: str | None) -> TimelineEntry:
-        at = self._at()
-        body = dict(body)
-        kind = str(kind)
-        body_json = canonical_json(body)
-        digest = self._hash(self._head, self._next_seq, at, kind, incident, body_json)
-        doc: dict[str, Any] = {"seq": self._next_seq, "writer": self.writer, "at": at, "kind": kind,
-                               "incident": incident, "body": body, "prev": self._head, "hash": digest}
-        entry: TimelineEntry = built(TimelineEntry, doc, set(_ENTRY_FIELDS))  # built here, verified by hash
-        self._pending.append((entry, encode_sealed(doc, body_json)))
-        self._head = digest
+    def _seal(self, kind: str, body: dict[str, Any], incident: str | None) -> TimelineEntry:
+        """Chain an entry with `body`, a dict the caller made for it (kept, never copied again)."""
+        sealed = self._sealer.seal(self._head, self._next_seq, self._at(), str(kind), incident, body)
+        self._pending.append(sealed)
+        entry = sealed[0]
+        self._head = entry.hash
         self._next_seq += 1
         return entry
 
@@ -192,7 +176,7 @@ class Recorder:
         body = self.signer.body(self.writer, self._next_seq - 1, self._head)
         self._since_checkpoint = 0
         self._checkpoint_clock = self.clock()
-        return self._seal(EntryKind.CHECKPOINT, body, None)
+        return self._seal(EntryKind.CHECKPOINT, dict(body), None)
 
     async def flush(self) -> None:
         """Return once every entry appended before the call is durable (group commit)."""
