@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _loadgen import peak_rss_mib  # noqa: E402
 
 APPLIED: dict[str, float] = {}
+LOAD_CPU = [0.0, 0.0]  # the replica's process CPU time at its first polled record and at its last dispatch
 POLLED: dict[str, tuple[float, float]] = {}  # key -> (record's CreateTime, when the replica's poll returned it)
 
 
@@ -74,6 +75,7 @@ class NoopActuator(Actuator[NoopParams]):
 
     async def apply(self, p: NoopParams, ctx: ActuationContext) -> ActuationResult:
         APPLIED.setdefault(p.access_key_id, time.time())
+        LOAD_CPU[1] = time.process_time()
         return ActuationResult(changed=True, target=p.access_key_id)
 
     async def verify(self, p: NoopParams, ctx: ActuationContext) -> bool:
@@ -178,16 +180,26 @@ async def replica(bootstrap: str, topic: str, out: Path) -> None:
     async def stamped(timeout_ms: int = 200) -> Any:
         batch = await poll(timeout_ms)
         now = time.time()
+        if batch and not LOAD_CPU[0]:
+            LOAD_CPU[0] = time.process_time()
         for records in batch.values():
             for r in records:
                 POLLED.setdefault((r.key or b"").decode(), ((r.timestamp_ms or 0) / 1000, now))
         return batch
 
     svc.ingest.poll = stamped  # type: ignore[method-assign]
+    handle, chunks = svc.flow.handle, [0]
+
+    async def counted(batch: Any) -> None:
+        chunks[0] += 1
+        await handle(batch)
+
+    svc.flow.handle = counted
     reporter = asyncio.create_task(report())
     await serve(svc)
     reporter.cancel()
-    out.write_bytes(orjson.dumps({"applied": APPLIED, "polled": POLLED, **usage()}))
+    out.write_bytes(orjson.dumps({"applied": APPLIED, "polled": POLLED, "load_cpu_s": LOAD_CPU[1] - LOAD_CPU[0],
+                                  "chunks": chunks[0], "fsyncs": svc.recorder.syncs, **usage()}))
 
 
 async def idle_cpu(bootstrap: str, seconds: float, tmp: Path) -> None:
@@ -206,12 +218,18 @@ async def idle_cpu(bootstrap: str, seconds: float, tmp: Path) -> None:
     await task
 
 
+def cpu_of(pid: int) -> float:
+    """Seconds of CPU a process (the broker) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
 
-async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tmp: Path) -> None:
+async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tmp: Path, broker: int) -> None:
     topic, n = "lat", int(rate * seconds)
     await ensure_topics(bootstrap, [topic], partitions=max(3, replicas))
     py, me = sys.executable, str(Path(__file__).resolve())
@@ -222,10 +240,12 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
             await asyncio.sleep(0.1)
         await asyncio.sleep(7.0)  # the group settles (each join rebalances): warm-up excluded from the numbers
         gen_out = tmp / "loadgen.json"
+        broker_cpu = cpu_of(broker)
         gen = subprocess.Popen([py, str(ROOT / "bench" / "_loadgen.py"), bootstrap, topic, "--rate", str(rate),
                                 "--count", str(n), "--out", str(gen_out)])
         while gen.poll() is None:
             await asyncio.sleep(0.2)
+        broker_cpu = cpu_of(broker) - broker_cpu
         deadline = time.time() + 60
         while time.time() < deadline:
             counts = [(o.parent / f"{o.name}.count") for o in outs]
@@ -257,9 +277,11 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
     for name, values in stages.items():
         if values:
             print(f"         {name:36} p50 {pct(values, .5):6.1f} ms, p99 {pct(values, .99):6.1f} ms")
+    print(f"         broker     CPU {broker_cpu:6.2f} s ({broker_cpu / seconds:4.0%} of a core) while the load ran")
     for name, r in [("loadgen", sent), *((f"replica {i}", r) for i, r in enumerate(results))]:
         extra = f", sends late p99 {r['late_p99_ms']:.1f} ms" if "late_p99_ms" in r else \
-            f", {len(r['applied']):,} dispatched"
+            f", {len(r['applied']):,} dispatched, {r['load_cpu_s'] / max(1, len(r['applied'])) * 1e6:5.0f} µs CPU " \
+            f"per dispatched event (first poll → last dispatch), {r['chunks']:,} chunks, {r['fsyncs']:,} fsyncs"
         print(f"         {name:10} CPU {r['cpu_s']:6.2f} s ({r['cpu_s'] / seconds:4.0%} of a core), "
               f"peak RSS {r['rss_mib']:6.1f} MiB{extra}")
 
@@ -291,7 +313,7 @@ async def main() -> None:
             await idle_cpu(bs, args.idle, tmp)
             return
         if args.latency_only:
-            await latency(bs, args.rate, args.seconds, args.replicas, tmp)
+            await latency(bs, args.rate, args.seconds, args.replicas, tmp, broker.pid or 0)
             return
         await ensure_topics(bs, ["base1", "base2", "nomatch", "acting"], partitions=3)
         acting_recs = records(n, "T")
@@ -317,7 +339,7 @@ async def main() -> None:
             rate = args.rate or min(2000.0, phases["acting"][0][0] / 2)
             why = "given" if args.rate else ("2,000" if rate == 2000 else "half the acting throughput")
             print(f"latency rate {rate:,.0f} ev/s ({why})")
-            await latency(bs, rate, args.seconds, args.replicas, tmp)
+            await latency(bs, rate, args.seconds, args.replicas, tmp, broker.pid or 0)
 
 
 if __name__ == "__main__":
