@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import resource
 import signal
@@ -164,8 +165,24 @@ def usage() -> dict[str, float]:
     return {"cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": peak_rss_mib()}
 
 
+def gc_pauses() -> list[float]:
+    """Durations of the cyclic collector's runs in this process once the load reached it (seconds)."""
+    pauses: list[float] = []
+    started = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif LOAD_CPU[0]:
+            pauses.append(time.perf_counter() - started[0])
+
+    gc.callbacks.append(timed)
+    return pauses
+
+
 async def replica(bootstrap: str, topic: str, out: Path) -> None:
     """One `Service` of the latency test's group; writes progress while running and its results on SIGTERM."""
+    pauses = gc_pauses()
     svc = Service(settings(bootstrap, topic, "lat-g", out.parent), aws=NoAws(), runbooks=[RUNBOOK])
 
     async def report() -> None:
@@ -199,7 +216,8 @@ async def replica(bootstrap: str, topic: str, out: Path) -> None:
     await serve(svc)
     reporter.cancel()
     out.write_bytes(orjson.dumps({"applied": APPLIED, "polled": POLLED, "load_cpu_s": LOAD_CPU[1] - LOAD_CPU[0],
-                                  "chunks": chunks[0], "fsyncs": svc.recorder.syncs, **usage()}))
+                                  "chunks": chunks[0], "fsyncs": svc.recorder.syncs,
+                                  "gc": [len(pauses), max(pauses, default=0.0), sum(pauses)], **usage()}))
 
 
 async def idle_cpu(bootstrap: str, seconds: float, tmp: Path) -> None:
@@ -279,9 +297,10 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
             print(f"         {name:36} p50 {pct(values, .5):6.1f} ms, p99 {pct(values, .99):6.1f} ms")
     print(f"         broker     CPU {broker_cpu:6.2f} s ({broker_cpu / seconds:4.0%} of a core) while the load ran")
     for name, r in [("loadgen", sent), *((f"replica {i}", r) for i, r in enumerate(results))]:
-        extra = f", sends late p99 {r['late_p99_ms']:.1f} ms" if "late_p99_ms" in r else \
-            f", {len(r['applied']):,} dispatched, {r['load_cpu_s'] / max(1, len(r['applied'])) * 1e6:5.0f} µs CPU " \
-            f"per dispatched event (first poll → last dispatch), {r['chunks']:,} chunks, {r['fsyncs']:,} fsyncs"
+        extra = f", sends late p99 {r['late_p99_ms']:.1f} ms" if "late_p99_ms" in r else (
+            f", {len(r['applied']):,} dispatched, {r['load_cpu_s'] / max(1, len(r['applied'])) * 1e6:5.0f} µs CPU "
+            f"per dispatched event (first poll → last dispatch), {r['chunks']:,} chunks, {r['fsyncs']:,} fsyncs, "
+            f"{r['gc'][0]} GC runs (longest {r['gc'][1] * 1000:.1f} ms, {r['gc'][2] * 1000:.0f} ms in all)")
         print(f"         {name:10} CPU {r['cpu_s']:6.2f} s ({r['cpu_s'] / seconds:4.0%} of a core), "
               f"peak RSS {r['rss_mib']:6.1f} MiB{extra}")
 

@@ -184,7 +184,7 @@ class Service:
             options=options, group_instance_id=f"{settings.kafka_group_instance_id}.operator"
             if settings.kafka_group_instance_id else None)
         # offsets committed at most every kafka_commit_interval_ms, after the timeline is durable (commits.py)
-        self.commits = OffsetCommits(self.ingest.commit, self.recorder.flush,
+        self.commits = OffsetCommits(lambda offsets: self.ingest.commit(offsets), self.recorder.flush,
                                      interval=settings.kafka_commit_interval_ms / 1000)
         self._lock = Gate()  # exclusive: rebalances, evictions, decisions; shared: the partitions' lanes
         self.flow = Flow(self.ingest, self._handle_batch, max_in_flight=settings.max_in_flight,
