@@ -24,6 +24,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+import structlog
+
+log = structlog.get_logger(__name__)
+
+CLOSE_DEADLINE = 20.0  # seconds a graceful stop waits to commit (as long as the lanes' drain, flow.py)
 Commit = Callable[[Mapping[Any, int]], Awaitable[None]]
 Flush = Callable[[], Awaitable[None]]
 
@@ -81,12 +86,20 @@ class OffsetCommits:
         for tp in partitions:
             self._pending.pop(tp, None)
 
-    async def close(self) -> None:
-        """Graceful stop (after the lanes drained): wait for a commit under way, then commit what is left."""
-        if self._task is not None:
-            task, self._task = self._task, None
-            await task
-        await self.commit()
+    async def close(self, deadline: float = CLOSE_DEADLINE) -> None:
+        """Graceful stop (after the lanes drained): wait for a commit under way, then commit what is left.
+
+        A timeline that cannot be made durable (a stalled disk) would hold the stop for ever: after `deadline`
+        seconds the commit is abandoned, and its records are redelivered to the next owner."""
+        try:
+            async with asyncio.timeout(deadline):
+                if self._task is not None:
+                    task, self._task = self._task, None
+                    await task
+                await self.commit()
+        except TimeoutError:
+            log.warning("offset_commit_abandoned", deadline_s=deadline, partitions=len(self._pending),
+                        detail="the timeline did not become durable in time: the records are redelivered")
 
     async def cancel(self) -> None:
         """Stop without committing (the service failed): a commit under way is cancelled."""

@@ -123,3 +123,18 @@ async def test_cancel_commits_nothing() -> None:
     await asyncio.sleep(0.01)
     await commits.cancel()
     assert [c for c in broker.calls if c[0] == "commit"] == []
+
+
+async def test_close_gives_up_on_a_timeline_that_never_becomes_durable() -> None:
+    """A stop does not hang on a stalled disk: after its deadline the offsets are left uncommitted."""
+    broker, now = Broker(), [0.0]
+    stalled = asyncio.Event()
+
+    async def never() -> None:
+        await stalled.wait()
+
+    commits = OffsetCommits(broker.commit, never, interval=0.1, clock=lambda: now[0])
+    commits.handled({"p0": 3})
+    await commits.close(deadline=0.05)
+    assert broker.calls == []
+    assert commits.pending() == {"p0": 3}
