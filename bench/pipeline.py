@@ -165,16 +165,16 @@ def usage() -> dict[str, float]:
     return {"cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": peak_rss_mib()}
 
 
-def gc_pauses() -> list[float]:
-    """Durations of the cyclic collector's runs in this process once the load reached it (seconds)."""
-    pauses: list[float] = []
+def gc_pauses() -> list[tuple[int, float]]:
+    """(generation, seconds) of the cyclic collector's runs in this process once the load reached it."""
+    pauses: list[tuple[int, float]] = []
     started = [0.0]
 
     def timed(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             started[0] = time.perf_counter()
         elif LOAD_CPU[0]:
-            pauses.append(time.perf_counter() - started[0])
+            pauses.append((info["generation"], time.perf_counter() - started[0]))
 
     gc.callbacks.append(timed)
     return pauses
@@ -217,7 +217,7 @@ async def replica(bootstrap: str, topic: str, out: Path) -> None:
     reporter.cancel()
     out.write_bytes(orjson.dumps({"applied": APPLIED, "polled": POLLED, "load_cpu_s": LOAD_CPU[1] - LOAD_CPU[0],
                                   "chunks": chunks[0], "fsyncs": svc.recorder.syncs,
-                                  "gc": [len(pauses), max(pauses, default=0.0), sum(pauses)], **usage()}))
+                                  "gc": pauses, **usage()}))
 
 
 async def idle_cpu(bootstrap: str, seconds: float, tmp: Path) -> None:
@@ -300,7 +300,7 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
         extra = f", sends late p99 {r['late_p99_ms']:.1f} ms" if "late_p99_ms" in r else (
             f", {len(r['applied']):,} dispatched, {r['load_cpu_s'] / max(1, len(r['applied'])) * 1e6:5.0f} µs CPU "
             f"per dispatched event (first poll → last dispatch), {r['chunks']:,} chunks, {r['fsyncs']:,} fsyncs, "
-            f"{r['gc'][0]} GC runs (longest {r['gc'][1] * 1000:.1f} ms, {r['gc'][2] * 1000:.0f} ms in all)")
+            f"GC runs (generation: ms) {' '.join(f'{g}: {d * 1000:.1f}' for g, d in r['gc']) or 'none'}")
         print(f"         {name:10} CPU {r['cpu_s']:6.2f} s ({r['cpu_s'] / seconds:4.0%} of a core), "
               f"peak RSS {r['rss_mib']:6.1f} MiB{extra}")
 
