@@ -35,6 +35,17 @@ def _committer(broker: Broker, now: list[float], interval: float = 0.1) -> Offse
     return OffsetCommits(broker.commit, broker.flush, interval=interval, clock=lambda: now[0])
 
 
+async def _started(broker: Broker, offsets: dict[Any, int]) -> OffsetCommits:
+    """A committer whose interval has passed, with `offsets` handled and its background commit started."""
+    now = [0.0]
+    commits = _committer(broker, now)
+    now[0] = 1.0
+    commits.handled(offsets)
+    commits.tick()
+    await asyncio.sleep(0.01)
+    return commits
+
+
 async def test_offsets_are_committed_after_a_flush_and_keep_the_highest() -> None:
     """A commit flushes first, then commits each partition's highest handled offset, in one request."""
     broker, now = Broker(), [0.0]
@@ -71,13 +82,9 @@ async def test_tick_commits_in_the_background_only_once_the_interval_passed() ->
 
 async def test_a_chunk_handled_during_a_commit_stays_pending() -> None:
     """An offset that passed the one being committed is committed next time, not dropped."""
-    broker, now = Broker(), [0.0]
+    broker = Broker()
     broker.gate = asyncio.Event()
-    commits = _committer(broker, now)
-    now[0] = 1.0
-    commits.handled({"p0": 4})
-    commits.tick()
-    await asyncio.sleep(0.01)  # flushed; the commit request is in flight
+    commits = await _started(broker, {"p0": 4})  # flushed; the commit request is in flight
     commits.handled({"p0": 8})
     broker.gate.set()
     await asyncio.sleep(0.01)
@@ -99,13 +106,9 @@ async def test_revoked_partitions_are_committed_alone_and_assigned_ones_forgotte
 
 async def test_a_failed_flush_commits_nothing_and_the_next_tick_raises_it() -> None:
     """A timeline that cannot be made durable is never passed by a commit; its error stops the poll loop."""
-    broker, now = Broker(), [0.0]
+    broker = Broker()
     broker.flush_fails = True
-    commits = _committer(broker, now)
-    now[0] = 1.0
-    commits.handled({"p0": 3})
-    commits.tick()
-    await asyncio.sleep(0.01)
+    commits = await _started(broker, {"p0": 3})
     with pytest.raises(TimelineError):
         commits.tick()
     assert broker.calls == []
@@ -114,13 +117,9 @@ async def test_a_failed_flush_commits_nothing_and_the_next_tick_raises_it() -> N
 
 async def test_cancel_commits_nothing() -> None:
     """A failed service stops its committer without committing what is pending."""
-    broker, now = Broker(), [0.0]
+    broker = Broker()
     broker.gate = asyncio.Event()
-    commits = _committer(broker, now)
-    now[0] = 1.0
-    commits.handled({"p0": 3})
-    commits.tick()
-    await asyncio.sleep(0.01)
+    commits = await _started(broker, {"p0": 3})
     await commits.cancel()
     assert [c for c in broker.calls if c[0] == "commit"] == []
 
