@@ -15,13 +15,16 @@
 2. latency: `--replicas` `Service` processes in one consumer group, fed by a separate open-loop load
    generator process (bench/_loadgen.py) at R events/s for `--seconds`; latency is actuator dispatch
    minus the *scheduled* send time. R defaults to min(2,000, half the measured acting throughput).
-   Prints p50 / p99 / p99.9, and CPU and peak RSS of every process. Target: p99 ≤ 50 ms.
+   Prints p50 / p99 / p99.9, and CPU and peak RSS of every process; per replica also the CPU per dispatched
+   event between its first polled record and its last dispatch (start-up excluded), its chunks, fsyncs and
+   collector runs under load; and the broker's CPU while the load ran. Target: p99 ≤ 50 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import resource
 import signal
@@ -52,6 +55,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _loadgen import peak_rss_mib  # noqa: E402
 
 APPLIED: dict[str, float] = {}
+LOAD_CPU = [0.0, 0.0]  # the replica's process CPU time at its first polled record and once its last dispatch is seen
 POLLED: dict[str, tuple[float, float]] = {}  # key -> (record's CreateTime, when the replica's poll returned it)
 
 
@@ -162,32 +166,62 @@ def usage() -> dict[str, float]:
     return {"cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": peak_rss_mib()}
 
 
+def gc_pauses() -> list[tuple[int, float]]:
+    """(generation, seconds) of the cyclic collector's runs in this process once the load reached it."""
+    pauses: list[tuple[int, float]] = []
+    started = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif LOAD_CPU[0]:
+            pauses.append((info["generation"], time.perf_counter() - started[0]))
+
+    gc.callbacks.append(timed)
+    return pauses
+
+
 async def replica(bootstrap: str, topic: str, out: Path) -> None:
     """One `Service` of the latency test's group; writes progress while running and its results on SIGTERM."""
+    pauses = gc_pauses()
     svc = Service(settings(bootstrap, topic, "lat-g", out.parent), aws=NoAws(), runbooks=[RUNBOOK])
 
     async def report() -> None:
         await svc.ready.wait()
         (out.parent / f"{out.name}.ready").touch()
+        seen = -1
         while True:
-            (out.parent / f"{out.name}.count").write_text(str(len(APPLIED)))
-            await asyncio.sleep(0.25)
+            if len(APPLIED) != seen:  # CPU read here, not per dispatch: process_time() is a syscall
+                seen, LOAD_CPU[1] = len(APPLIED), time.process_time()
+                (out.parent / f"{out.name}.count").write_text(str(seen))
+            await asyncio.sleep(0.1)
 
     poll = svc.ingest.poll
 
     async def stamped(timeout_ms: int = 200) -> Any:
         batch = await poll(timeout_ms)
         now = time.time()
+        if batch and not LOAD_CPU[0]:
+            LOAD_CPU[0] = time.process_time()
         for records in batch.values():
             for r in records:
                 POLLED.setdefault((r.key or b"").decode(), ((r.timestamp_ms or 0) / 1000, now))
         return batch
 
     svc.ingest.poll = stamped  # type: ignore[method-assign]
+    handle, chunks = svc.flow.handle, [0]
+
+    async def counted(batch: Any) -> None:
+        chunks[0] += 1
+        await handle(batch)
+
+    svc.flow.handle = counted
     reporter = asyncio.create_task(report())
     await serve(svc)
     reporter.cancel()
-    out.write_bytes(orjson.dumps({"applied": APPLIED, "polled": POLLED, **usage()}))
+    out.write_bytes(orjson.dumps({"applied": APPLIED, "polled": POLLED, "load_cpu_s": LOAD_CPU[1] - LOAD_CPU[0],
+                                  "chunks": chunks[0], "fsyncs": svc.recorder.syncs,
+                                  "gc": pauses, **usage()}))
 
 
 async def idle_cpu(bootstrap: str, seconds: float, tmp: Path) -> None:
@@ -206,12 +240,18 @@ async def idle_cpu(bootstrap: str, seconds: float, tmp: Path) -> None:
     await task
 
 
+def cpu_of(pid: int) -> float:
+    """Seconds of CPU a process (the broker) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
 
-async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tmp: Path) -> None:
+async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tmp: Path, broker: int) -> None:
     topic, n = "lat", int(rate * seconds)
     await ensure_topics(bootstrap, [topic], partitions=max(3, replicas))
     py, me = sys.executable, str(Path(__file__).resolve())
@@ -222,10 +262,12 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
             await asyncio.sleep(0.1)
         await asyncio.sleep(7.0)  # the group settles (each join rebalances): warm-up excluded from the numbers
         gen_out = tmp / "loadgen.json"
+        broker_cpu = cpu_of(broker)
         gen = subprocess.Popen([py, str(ROOT / "bench" / "_loadgen.py"), bootstrap, topic, "--rate", str(rate),
                                 "--count", str(n), "--out", str(gen_out)])
         while gen.poll() is None:
             await asyncio.sleep(0.2)
+        broker_cpu = cpu_of(broker) - broker_cpu
         deadline = time.time() + 60
         while time.time() < deadline:
             counts = [(o.parent / f"{o.name}.count") for o in outs]
@@ -257,9 +299,12 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
     for name, values in stages.items():
         if values:
             print(f"         {name:36} p50 {pct(values, .5):6.1f} ms, p99 {pct(values, .99):6.1f} ms")
+    print(f"         broker     CPU {broker_cpu:6.2f} s ({broker_cpu / seconds:4.0%} of a core) while the load ran")
     for name, r in [("loadgen", sent), *((f"replica {i}", r) for i, r in enumerate(results))]:
-        extra = f", sends late p99 {r['late_p99_ms']:.1f} ms" if "late_p99_ms" in r else \
-            f", {len(r['applied']):,} dispatched"
+        extra = f", sends late p99 {r['late_p99_ms']:.1f} ms" if "late_p99_ms" in r else (
+            f", {len(r['applied']):,} dispatched, {r['load_cpu_s'] / max(1, len(r['applied'])) * 1e6:5.0f} µs CPU "
+            f"per dispatched event (first poll → last dispatch), {r['chunks']:,} chunks, {r['fsyncs']:,} fsyncs, "
+            f"GC runs (generation: ms) {' '.join(f'{g}: {d * 1000:.1f}' for g, d in r['gc']) or 'none'}")
         print(f"         {name:10} CPU {r['cpu_s']:6.2f} s ({r['cpu_s'] / seconds:4.0%} of a core), "
               f"peak RSS {r['rss_mib']:6.1f} MiB{extra}")
 
@@ -291,7 +336,7 @@ async def main() -> None:
             await idle_cpu(bs, args.idle, tmp)
             return
         if args.latency_only:
-            await latency(bs, args.rate, args.seconds, args.replicas, tmp)
+            await latency(bs, args.rate, args.seconds, args.replicas, tmp, broker.pid or 0)
             return
         await ensure_topics(bs, ["base1", "base2", "nomatch", "acting"], partitions=3)
         acting_recs = records(n, "T")
@@ -317,7 +362,7 @@ async def main() -> None:
             rate = args.rate or min(2000.0, phases["acting"][0][0] / 2)
             why = "given" if args.rate else ("2,000" if rate == 2000 else "half the acting throughput")
             print(f"latency rate {rate:,.0f} ev/s ({why})")
-            await latency(bs, rate, args.seconds, args.replicas, tmp)
+            await latency(bs, rate, args.seconds, args.replicas, tmp, broker.pid or 0)
 
 
 if __name__ == "__main__":

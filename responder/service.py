@@ -29,6 +29,7 @@ from responder.ingest import transactions
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.authn import RecordAuthenticator
 from responder.ingest.changelog import Changelog
+from responder.ingest.commits import OffsetCommits
 from responder.ingest.flow import Flow, Gate
 from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
@@ -182,6 +183,9 @@ class Service:
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
             options=options, group_instance_id=f"{settings.kafka_group_instance_id}.operator"
             if settings.kafka_group_instance_id else None)
+        # offsets committed at most every kafka_commit_interval_ms, after the timeline is durable (commits.py)
+        self.commits = OffsetCommits(lambda offsets: self.ingest.commit(offsets), self.recorder.flush,
+                                     interval=settings.kafka_commit_interval_ms / 1000)
         self._lock = Gate()  # exclusive: rebalances, evictions, decisions; shared: the partitions' lanes
         self.flow = Flow(self.ingest, self._handle_batch, max_in_flight=settings.max_in_flight,
                          max_batch=settings.max_batch, observe=self.metrics.partition_flow)
@@ -219,6 +223,7 @@ class Service:
 
     async def _on_assigned(self, partitions: list[Any]) -> None:
         """Partitions moved to us: make the timeline durable and rebuild in-flight state before consuming."""
+        self.commits.forget(partitions)  # offsets marked under an earlier assignment are not ours to commit
         async with self._lock:
             await self.recorder.flush()
             if self.fleet is not None:  # restore each partition's state from the changelog; pause what fails
@@ -231,9 +236,11 @@ class Service:
         """Partitions leave: finish the batch in hand, make its state durable (changelog included), forget it."""
         self.flow.drop(partitions)  # their queued records are the new owner's
         if self.fleet is None:
+            await self.commits.commit(partitions)  # what this member handled of them, durable first
             return
-        async with self._lock:
+        async with self._lock:  # the chunks in hand finish first
             await self.recorder.flush()
+            await self.commits.commit(partitions)  # what this member handled of them
             self.fleet.revoke(partition_numbers(partitions))
             await self.fleet.close(partition_numbers(partitions))
 
@@ -339,8 +346,10 @@ class Service:
             await self._consume()
         except BaseException:
             await self.flow.close(cancel=True)
+            await self.commits.cancel()  # nothing more is committed once the service failed
             raise
-        await self.flow.close()  # chunks in hand finish and commit; queued records are redelivered
+        await self.flow.close()  # chunks in hand finish; queued records are redelivered
+        await self.commits.close()  # every record handled is committed, its entries durable first
 
     async def _consume(self) -> None:
         while not self._stop.is_set():
@@ -353,6 +362,7 @@ class Service:
             for (topic, partition), behind in self.ingest.lag().items():
                 self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
             self.flow.submit(batch)  # each partition in its lane; paused while its in-flight budget is full
+            self.commits.tick()  # the offsets the lanes handled, when kafka_commit_interval_ms has passed
             if not batch:  # idle: a due checkpoint still seals the tail (and ships its segment)
                 await self.recorder.flush()
 
@@ -410,8 +420,13 @@ class Service:
                     await self.recorder.flush()
                     await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
                 return
-            await self.recorder.flush()
-        await self.ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            if self.fleet is not None or not self.commits.interval:  # in a fleet the chunk's state reaches the
+                await self.recorder.flush()  # changelog before the gate lets a rebalance or an eviction in
+            if self.commits.interval:  # committed with the others, after a flush (responder/ingest/commits.py)
+                self.commits.handled(offsets)
+                return
+        await self.ingest.commit(offsets)
 
     async def _prepare_batch(self, batch: dict[Any, list[RawRecord]]) -> list[list[Prepared]]:
         """Decode and match every record inline (no task, no await per record); only the records that matched

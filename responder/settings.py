@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         description="the fetch wait once no alert came for a second (the busy wait is kafka_fetch_max_wait_ms): an "
                     "idle replica asks 4 times a second, not 100; on Tansu the first alert after a quiet spell waits "
                     "for one such fetch (docs/kafka.md)")
+    kafka_commit_interval_ms: int = Field(
+        default=100, ge=0, le=60_000,
+        description="how often the alert consumer commits its offsets (always after the timeline entries of every "
+                    "record up to them are durable, and on revoke and stop); a crash redelivers at most this long's "
+                    "records, which act on nothing twice (step keys). 0 = after every chunk. Transactions mode "
+                    "commits each chunk in its transaction (docs/fleet.md)")
     kafka_connect_timeout: float = Field(
         default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
     kafka_manual_assignment: bool = Field(

@@ -1,7 +1,8 @@
 """Backpressure: every partition is handled in its own lane, in order, and a partition whose in-flight records
 fill its budget is paused (`consumer.pause`) until it drains, while the other partitions keep flowing.
 
-In-flight records of a partition are those polled and not yet committed (queued in its lane or being handled).
+In-flight records of a partition are those polled and not yet handled (queued in its lane or being handled); a
+handled chunk's offsets are committed within `kafka_commit_interval_ms` (responder/ingest/commits.py).
 A partition is paused when one more poll could take it over `max_in_flight`, and resumed when it is down to
 `resume_at`. So a partition never holds more than `max(max_in_flight, max_batch)` records, and memory is bounded
 by the partitions owned, however slow the actuators. A paused partition's prefetched records are dropped by
@@ -12,8 +13,9 @@ Lanes share one batch's worth of handling: chunks start while the records being 
 are slow) stops counting against that share, so the other partitions keep flowing while it waits.
 
 The service (see docs/configuration.md, `RESPONDER_MAX_IN_FLIGHT`) polls, calls `Flow.submit(batch)` and polls
-again; each lane calls the handler with one partition's chunk, which acts, makes the timeline durable and
-commits that partition's offsets. The handlers run under `Gate.shared()`; rebalances, evictions and approvals
+again; each lane calls the handler with one partition's chunk, which acts and marks that partition's offsets for
+the next coalesced commit (or, with an interval of 0 or in transactions mode, makes the timeline durable and
+commits them itself). The handlers run under `Gate.shared()`; rebalances, evictions and approvals
 take the gate exclusively, so they still see no chunk half-handled.
 """
 

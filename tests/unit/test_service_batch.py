@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from responder.models.event import RawRecord
 from responder.models.runbook import Runbook
 from responder.service import Service
@@ -24,13 +26,16 @@ def _record(offset: int, key: str, value: bytes, partition: int = 0) -> RawRecor
     return RawRecord(topic="a", partition=partition, offset=offset, key=key.encode(), value=value)
 
 
-async def test_batch_acts_on_matches_only_and_commits_after_every_entry_is_durable(tmp_path) -> None:
-    """Unmatched records leave no entry, poison is dead-lettered, matching keys act once, commit follows the fsync."""
+@pytest.mark.parametrize("interval_ms", [0, 100])
+async def test_batch_acts_on_matches_only_and_commits_after_every_entry_is_durable(tmp_path, interval_ms) -> None:
+    """Unmatched records leave no entry, poison is dead-lettered, matching keys act once, commit follows the fsync
+    (at once with kafka_commit_interval_ms=0; otherwise the offsets wait for the next coalesced commit)."""
     iam = FakeIam()
     keys = [f"AKIAABCDEFGHIJKLMN{i:02d}" for i in range(3)]
     for key in keys:
         iam.add_key("ml-training", key)
-    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"])
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                        kafka_commit_interval_ms=interval_ms)
     service = Service(settings, aws=iam, runbooks=[RUNBOOK])
     committed: list[tuple[dict[Any, int], int, int]] = []
     dead: list[tuple[int, str]] = []
@@ -50,6 +55,11 @@ async def test_batch_acts_on_matches_only_and_commits_after_every_entry_is_durab
         ("a", 1): [_record(0, keys[1], envelope_bytes(guardduty_finding(keys[1])), 1), _record(1, "y", low, 1)],
     }
     await service._handle_batch(batch)
+    if interval_ms:
+        assert committed == []
+        assert service.commits.pending() == {("a", 0): 4, ("a", 1): 2}
+        await service.commits.commit()
+        assert service.commits.pending() == {}
     entries = list(service.recorder.entries())
     assert dead == [(2, "not_json")]
     assert iam.count("update_access_key") == 2
@@ -57,6 +67,7 @@ async def test_batch_acts_on_matches_only_and_commits_after_every_entry_is_durab
     assert sum(e.kind == "event.received" for e in entries) == 3  # the two low-severity findings left nothing
     assert committed == [({("a", 0): 4, ("a", 1): 2}, service.recorder.syncs, len(entries))]
     await service.close_unstarted()
+    service.recorder.close()
 
 
 async def test_group_waits_for_the_rebalance_timeout_not_the_session_timeout(tmp_path) -> None:
