@@ -124,6 +124,10 @@ class Flow:
             self._lanes.values())
         return sum(lane.in_flight for lane in lanes)
 
+    def idle(self) -> bool:
+        """Whether no partition has records queued or a chunk in hand."""
+        return all(lane.task is None and not lane.queue for lane in self._lanes.values())
+
     def paused(self) -> set[Any]:
         """The partitions paused for backpressure now."""
         return {tp for tp, lane in self._lanes.items() if lane.paused}
