@@ -5,8 +5,9 @@ out of the collector, and generation 0 collects after 50,000 allocations instead
 makes many short-lived dicts and few cycles (about 2x the throughput, bench/pipeline.py). A collection at that
 threshold takes 15–40 ms, and every record arriving meanwhile waits for it.
 
-`when_idle()` is called by the poll loop when no partition has a chunk in hand: it collects the young
-generations then, while nothing waits, once at least `IDLE_YOUNG` objects are pending. It takes generation 0,
+`when_idle()` is called by the partition lanes (`Flow(on_idle=…)`) when a chunk ends and no partition has
+records queued or a chunk in hand: it collects the young generations then, between chunks rather than inside
+one, once at least `IDLE_YOUNG` objects are pending. It takes generation 0,
 or generation 1 when that one is due, and leaves generation 2 to CPython's own collection and its heuristics
 (it stops short of making one due). A replica that is never idle (a backlog) collects exactly as before.
 """

@@ -188,7 +188,8 @@ class Service:
                                      interval=settings.kafka_commit_interval_ms / 1000)
         self._lock = Gate()  # exclusive: rebalances, evictions, decisions; shared: the partitions' lanes
         self.flow = Flow(self.ingest, self._handle_batch, max_in_flight=settings.max_in_flight,
-                         max_batch=settings.max_batch, observe=self.metrics.partition_flow)
+                         max_batch=settings.max_batch, observe=self.metrics.partition_flow,
+                         on_idle=collector.when_idle)  # young generations collected between chunks, not inside
         self._recovered_at = -1
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -356,8 +357,6 @@ class Service:
             await self._evict()
             if self.fleet is not None:
                 await self._fleet_upkeep()
-            if self.flow.idle():  # no chunk in hand: collect the young generations now, not in the middle of one
-                collector.when_idle()
             batch = await self.ingest.poll()
             if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll and after it, so a
                 await self.fleet_guard.refresh()  # record is never acted on with a switch read before it arrived

@@ -106,8 +106,9 @@ class Flow:
 
     def __init__(self, consumer: Pausable, handle: Handler, *, max_in_flight: int, max_batch: int,
                  observe: Observer | None = None, slow_after: float = SLOW_AFTER,
-                 drain_deadline: float = DRAIN_DEADLINE) -> None:
+                 drain_deadline: float = DRAIN_DEADLINE, on_idle: Callable[[], object] | None = None) -> None:
         self.consumer, self.handle, self.observe = consumer, handle, observe
+        self.on_idle = on_idle  # called when a lane's last chunk leaves no partition with work in hand
         self.max_in_flight, self.max_batch, self.slow_after = max_in_flight, max_batch, slow_after
         self.drain_deadline = drain_deadline
         self._handling = 0  # records in chunks that are not slow (at most max_batch, or one chunk)
@@ -194,6 +195,8 @@ class Flow:
             lane.task, lane.running = None, 0
             if self._lanes.get(tp) is lane and not lane.queue:
                 self._adjust(tp, lane)
+            if self.on_idle is not None and self._failed is None and self.idle():
+                self.on_idle()
 
     async def _handle_shared(self, tp: Any, chunk: list[RawRecord]) -> None:
         """Handle a chunk within the shared handling budget; a slow chunk gives its share back."""

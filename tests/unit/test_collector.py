@@ -86,13 +86,15 @@ class _Consumer:
 
 
 async def test_flow_is_idle_only_with_no_chunk_in_hand_or_queued() -> None:
-    """Flow.idle() is false from submit until the partition's lane has handled its records."""
+    """Flow.idle() is false from submit until the lane has handled its records; on_idle is called then, once."""
     handled: list[int] = []
+    idle_calls: list[bool] = []
 
     async def handle(batch: dict[Any, list[RawRecord]]) -> None:
         handled.extend(len(rs) for rs in batch.values())
+        assert not idle_calls  # not while a chunk is in hand
 
-    flow = Flow(_Consumer(), handle, max_in_flight=100, max_batch=10)
+    flow = Flow(_Consumer(), handle, max_in_flight=100, max_batch=10, on_idle=lambda: idle_calls.append(flow.idle()))
     assert flow.idle()
     record = RawRecord(topic="t", partition=0, offset=0, key=None, value=b"{}", headers=(), timestamp_ms=0)
     flow.submit({"tp0": [record]})
@@ -103,4 +105,5 @@ async def test_flow_is_idle_only_with_no_chunk_in_hand_or_queued() -> None:
         await asyncio.sleep(0)
     assert handled == [1]
     assert flow.idle()
+    assert idle_calls == [True]
     await flow.close()
