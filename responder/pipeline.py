@@ -26,6 +26,7 @@ from responder.tracing import active, current_trace_id, extract, span, stamped, 
 
 log = structlog.get_logger(__name__)
 _UNPARSED: Any = object()  # `prepare`'s record value is still bytes
+_UNCHECKED: Any = object()  # `prepare` has not yet asked the heads whether the record can match
 
 
 @dataclass
@@ -94,12 +95,13 @@ class Pipeline:
                 self.publish_counts()
             return await self.act(prepared)
 
-    def prepare(self, record: RawRecord, doc: Any = _UNPARSED) -> Prepared:
+    def prepare(self, record: RawRecord, doc: Any = _UNPARSED, ruled: Event | None = _UNCHECKED) -> Prepared:
         """Authenticate, decode and match one record; raises EventRejected for poison.
 
         Counts are gathered, not published: the caller calls `publish_counts` after the batch. The `decode` and
         `match` spans exist only while a tracer provider is installed (no context manager per event otherwise).
-        `doc` is the record's value already parsed (by `prepare_batch`), when it was.
+        `doc` is the record's value already parsed (by `prepare_batch`), when it was, and `ruled` what the heads
+        said of it (`_ruled_out`: the partial event no runbook can match, or None), when they were asked.
         """
         trace = trace_id_of(record.headers) if record.header("traceparent") else None
         self.counters.records += 1
@@ -110,9 +112,9 @@ class Pipeline:
         traced = active()
         if traced:
             with span("decode"):
-                events, ruled_out = self._decode(record, doc)
+                events, ruled_out = self._decode(record, doc, ruled)
         else:
-            events, ruled_out = self._decode(record, doc)
+            events, ruled_out = self._decode(record, doc, ruled)
         self.authenticator.check_sources(events, signed_by)
         if signed_by is not None:
             self._count("authenticated", signed_by)
@@ -145,7 +147,7 @@ class Pipeline:
         quick, limit, auth = not active(), self.max_record_bytes, self.authenticator
         formats, required, verdict, by_head = self.topic_formats, auth.require, self.matcher.ruled_out, self._by_head
         for record in records:
-            doc = _UNPARSED
+            doc, partial = _UNPARSED, _UNCHECKED
             value = record.value
             if quick and len(value) <= limit and ((not required and not record.headers) or auth.unsigned(record)):
                 try:
@@ -160,9 +162,9 @@ class Pipeline:
                         ruled[key] = ruled.get(key, 0) + 1
                         continue
                 except Exception:  # noqa: BLE001 - poison (or a bug): `prepare` raises it again, counted as usual
-                    doc = _UNPARSED
+                    doc, partial = _UNPARSED, _UNCHECKED
             try:
-                prepared = self.prepare(record, doc)
+                prepared = self.prepare(record, doc, partial)  # the heads are not asked twice
             except Exception as exc:  # noqa: BLE001 - poison or a bug: the caller dead-letters it
                 failed.append((record, exc))
                 continue
@@ -189,14 +191,15 @@ class Pipeline:
         whole = head(doc, fmt)
         return whole[0] if whole is not None and self.matcher.rejects(*whole) else None
 
-    def _decode(self, record: RawRecord, doc: Any = _UNPARSED) -> tuple[list[Event], bool]:
+    def _decode(self, record: RawRecord, doc: Any = _UNPARSED, ruled: Event | None = _UNCHECKED,
+                ) -> tuple[list[Event], bool]:
         """The record's events, and whether they were ruled out by their head alone (no runbook can match them:
         the list then holds only that partial event, for counting and the source check; see docs/development.md).
         """
         if doc is _UNPARSED:
             doc = parse(record.value, self.max_record_bytes)
         fmt = self.topic_formats.get(record.topic)
-        partial = self._ruled_out(doc, fmt)
+        partial = self._ruled_out(doc, fmt) if ruled is _UNCHECKED else ruled
         if partial is not None:
             return [partial], True
         received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+import responder.pipeline as pipeline_module
 from responder.actuators.registry import registry
 from responder.auth import signed_headers
 from responder.engine import Engine
@@ -82,3 +83,19 @@ def test_the_batch_path_equals_prepare_record_by_record(require: list[str]) -> N
     if require in ([], ["signed"]):  # (otherwise every unsigned GuardDuty record is refused)
         assert (14, ValidationFailed) in failed  # a matching candidate with an unreadable time is poison
         assert 13 not in [offset for offset, _ in failed]  # but a finding no runbook can match is not
+
+
+def test_a_matching_record_asks_its_head_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch path hands `prepare` the heads' answer: a record that matches builds its whole head once, not twice."""
+    built: list[int] = []
+    real = pipeline_module.head
+
+    def counting(doc: Any, fmt: str | None = None) -> Any:
+        built.append(1)
+        return real(doc, fmt)
+
+    monkeypatch.setattr(pipeline_module, "head", counting)
+    found, failed = _pipeline().prepare_batch([RawRecord(topic="a", offset=0, value=HIGH, headers=())])
+    assert [_seen(p)[0] for p in found] == [0]
+    assert failed == []
+    assert len(built) == 1
