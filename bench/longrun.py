@@ -45,8 +45,8 @@ from responder.engine.state import EngineSnapshot, EngineState
 from responder.models.event import Event
 from responder.normalise import normalise
 from responder.rules.matcher import Match
-from responder.timeline.chain import canonical_json, entry_hash, parse_lines
-from responder.timeline.recorder import Recorder, encode_sealed
+from responder.timeline.chain import canonical_json, parse_lines
+from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
 from tests.findings import envelope_bytes, guardduty_finding
 
@@ -115,13 +115,12 @@ def forward(recorder: Recorder, templates: list[tuple[str, bytes]], old: tuple[s
     the engine. Uses the recorder's chain head directly: a bench shortcut, not an API."""
     at = datetime.fromtimestamp(recorder.clock(), UTC).isoformat(timespec="microseconds")
     lines = []
-    head, seq, writer = recorder._head, recorder._next_seq, recorder.writer
+    head, seq, sealer = recorder._head, recorder._next_seq, recorder._sealer
     for kind, body in templates:
         body_json = body.replace(old[0].encode(), new[0].encode()).replace(old[1].encode(), new[1].encode())
-        digest = entry_hash(head, seq, writer, at, kind, new[0], body_json)
-        lines.append(encode_sealed({"at": at, "hash": digest, "incident": new[0], "kind": kind, "prev": head,
-                                    "seq": seq, "writer": writer}, body_json))
-        head, seq = digest, seq + 1
+        head, line = sealer.line(head, seq, at, kind, new[0], body_json)
+        lines.append(line)
+        seq += 1
     recorder.store.write(b"".join(lines))
     recorder._head, recorder._next_seq, recorder._durable_seq = head, seq, seq - 1
 

@@ -59,10 +59,17 @@ class Sealer:
     def seal(self, prev: str, seq: int, at: str, kind: str, incident: str | None,
              body: dict[str, Any]) -> tuple[TimelineEntry, bytes]:
         """The entry after `prev` (taking `body`, which the caller no longer changes) and its line, which is
-        `canonical_json(entry) + b"\\n"`: keys in sorted order, values as orjson writes them. `at` is ISO 8601
-        text (nothing to escape)."""
+        `canonical_json(entry) + b"\\n"`."""
+        digest, line = self.line(prev, seq, at, kind, incident, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+        doc = {"seq": seq, "writer": self.writer, "at": at, "kind": kind, "incident": incident, "body": body,
+               "prev": prev, "hash": digest}
+        return built(TimelineEntry, doc, set(_ENTRY_FIELDS)), line  # built here, verified by hash
+
+    def line(self, prev: str, seq: int, at: str, kind: str, incident: str | None,
+             body_json: bytes) -> tuple[str, bytes]:
+        """The hash and the JSON line of the entry after `prev` whose body's canonical encoding is `body_json`: keys
+        in sorted order, values as orjson writes them. `at` is ISO 8601 text (nothing to escape)."""
         dumps = orjson.dumps
-        body_json = dumps(body, option=orjson.OPT_SORT_KEYS)
         known = self._kinds.get(kind)
         if known is None:
             known = (_field(kind.encode()), dumps(kind))
@@ -70,12 +77,9 @@ class Sealer:
                 self._kinds[kind] = known
         a = at.encode()
         digest = self._digest(prev, seq, a, known[0], incident, body_json)
-        line = b"".join((b'{"at":"', a, b'","body":', body_json, b',"hash":"', digest.encode(), b'","incident":',
-                         dumps(incident), b',"kind":', known[1], b',"prev":', dumps(prev), b',"seq":', b"%d" % seq,
-                         b',"writer":', self._writer_json, b"}\n"))
-        doc = {"seq": seq, "writer": self.writer, "at": at, "kind": kind, "incident": incident, "body": body,
-               "prev": prev, "hash": digest}
-        return built(TimelineEntry, doc, set(_ENTRY_FIELDS)), line  # built here, verified by hash
+        return digest, b"".join((b'{"at":"', a, b'","body":', body_json, b',"hash":"', digest.encode(),
+                                 b'","incident":', dumps(incident), b',"kind":', known[1], b',"prev":', dumps(prev),
+                                 b',"seq":', b"%d" % seq, b',"writer":', self._writer_json, b"}\n"))
 
 
 def seal(
