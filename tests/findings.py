@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+from functools import cache
 from typing import Any
 
 import orjson
@@ -10,10 +10,15 @@ import orjson
 from responder.demo import eventbridge, finding_template
 
 
+@cache
+def _template() -> bytes:
+    return orjson.dumps(finding_template())
+
+
 def guardduty_finding(key_id: str, user: str = "ml-training", *, finding_id: str | None = None,
                       severity: float = 8, updated: str = "2026-11-25T10:00:00.000Z") -> dict[str, Any]:
     """A raw GuardDuty credential-exfiltration finding naming `key_id` of `user`."""
-    f = copy.deepcopy(finding_template())
+    f: dict[str, Any] = orjson.loads(_template())  # a fresh copy: cheaper than deepcopy
     f["resource"]["accessKeyDetails"]["accessKeyId"] = key_id
     f["resource"]["accessKeyDetails"]["userName"] = user
     f["severity"] = severity
