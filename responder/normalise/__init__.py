@@ -19,6 +19,7 @@ from responder.models.event import Event
 # isort: off
 from responder.normalise import (  # noqa: F401 - imported to register their decoders; GuardDuty first (hot path)
     guardduty,
+    guardduty_heads,
     securityhub,
     cloudtrail,
     cloudwatch,
