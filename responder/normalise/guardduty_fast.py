@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from socket import AF_INET as _AF_INET
 from typing import Any
 
-from responder.models.event import Event, Resource, ResourceKind, builder
+from responder.models.event import Event, Resource, ResourceKind, Severity, builder
 from responder.models.threat import Threat
 from responder.normalise import trusted
 from responder.normalise.fields import check_quad, parse_time, scored, valid_ip
@@ -28,14 +28,13 @@ from responder.normalise.resources import KEY_PREFIXES
 from responder.normalise.threats import _MEMO_KEY, _MEMO_SIZE, GUARDDUTY
 
 _IP_ACTIONS = ("awsApiCallAction", "networkConnectionAction", "kubernetesApiCallAction", "rdsLoginAttemptAction")
-_SLOW = ("s3BucketDetails", "eksClusterDetails", "kubernetesDetails", "ecsClusterDetails")  # general path only
 _EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing object
 _ACCESS_KEY, _IAM_ROLE, _IAM_USER = ResourceKind.ACCESS_KEY, ResourceKind.IAM_ROLE, ResourceKind.IAM_USER
 _INSTANCE, _IP = ResourceKind.INSTANCE, ResourceKind.IP
 _new_resource, _new_event = builder(Resource), builder(Event)
 _fromisoformat = datetime.fromisoformat
-_OPTIONAL = ("title", "arn", "resource_type", "count", "action_type", "api", "domain")  # kept when not empty
 _TYPES: dict[str, tuple[str, Threat | None]] = {}  # finding type → (stripped, threat row): a small vocabulary
+_SEVERITIES: dict[tuple[Any, type], Severity] = {}  # (severity, its type) → `scored`'s Severity, as its memo keys it
 
 
 def remote_ips(action: dict[str, Any]) -> list[Any]:
@@ -82,6 +81,14 @@ def _typed(finding_type: Any) -> tuple[str, Threat | None] | None:
     return out
 
 
+def _scored(severity: int | float) -> Severity:
+    """`scored(float(severity), severity)`, remembered for at most `_MEMO_SIZE` severities (sources repeat a few)."""
+    out = scored(float(severity), severity)
+    if len(_SEVERITIES) < _MEMO_SIZE:
+        _SEVERITIES[severity, type(severity)] = out
+    return out
+
+
 def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
     """`finding_to_event(f, envelope)` for a finding of the common shape; None for any other (see module doc)."""
     if trusted.validating_now:
@@ -103,7 +110,8 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
         service = f.get("service") or _EMPTY
         action = service.get("action") or _EMPTY
         resource = f.get("resource") or _EMPTY
-        if not resource.keys().isdisjoint(_SLOW):
+        if "s3BucketDetails" in resource or "eksClusterDetails" in resource or "kubernetesDetails" in resource \
+                or "ecsClusterDetails" in resource:  # the general path's resources
             return None
         items: list[Resource] = []  # resources in acting order: key, its user or role, instance, remote IPs
         subject = subject_id = None  # the incident's: the first that is not an IP (they come last), else the first
@@ -167,18 +175,28 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
                                         "attributes": {"role": "remote"}}))
             if subject is None:
                 subject, subject_id = "ip", ip
-        attrs: dict[str, Any] = {  # then what `make_event` drops is dropped (None, "", [], {}), in this order
-            "title": f.get("title"), "arn": f.get("arn"), "resource_type": resource.get("resourceType"),
-            "sample": not not (service.get("additionalInfo") or _EMPTY).get("sample", False),  # noqa: SIM208
-            "archived": not not service.get("archived", False),  # noqa: SIM208 - `bool(x)` without a call
-            "count": service.get("count"), "action_type": action.get("actionType"),
-            "api": (action.get("awsApiCallAction") or _EMPTY).get("api"),
-            "domain": (action.get("dnsRequestAction") or _EMPTY).get("domain"),
-        }
-        for name in _OPTIONAL:
-            value = attrs[name]
-            if value is None or not (value or _kept(value)):
-                del attrs[name]
+        # the attributes `make_event` keeps (not None, "", [] or {}), in `finding_to_event`'s order
+        title, arn, resource_type = f.get("title"), f.get("arn"), resource.get("resourceType")
+        attrs: dict[str, Any] = {}
+        if title or (title is not None and _kept(title)):
+            attrs["title"] = title
+        if arn or (arn is not None and _kept(arn)):
+            attrs["arn"] = arn
+        if resource_type or (resource_type is not None and _kept(resource_type)):
+            attrs["resource_type"] = resource_type
+        attrs["sample"] = not not (service.get("additionalInfo") or _EMPTY).get("sample", False)  # noqa: SIM208
+        attrs["archived"] = not not service.get("archived", False)  # noqa: SIM208 - `bool(x)` without a call
+        count, action_type = service.get("count"), action.get("actionType")
+        api, domain = (action.get("awsApiCallAction") or _EMPTY).get("api"), \
+            (action.get("dnsRequestAction") or _EMPTY).get("domain")
+        if count or (count is not None and _kept(count)):
+            attrs["count"] = count
+        if action_type or (action_type is not None and _kept(action_type)):
+            attrs["action_type"] = action_type
+        if api or (api is not None and _kept(api)):
+            attrs["api"] = api
+        if domain or (domain is not None and _kept(domain)):
+            attrs["domain"] = domain
         if ips is not candidates and len(ips) != len(candidates):
             attrs["invalid_ips"] = [ip for ip in candidates if ip not in ips]
         # `str(e) != str(f)` implies `e != f` for a str f (only a str equals a str): `mismatch` only when they differ
@@ -203,7 +221,7 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
             "id": finding_id,
             "source": "guardduty",
             "type": stripped,
-            "severity": scored(float(severity), severity),
+            "severity": _SEVERITIES.get((severity, type(severity))) or _scored(severity),
             "time": time,
             "account": account,
             "region": region or None,
