@@ -232,16 +232,18 @@ def test_lane_events_share_a_fields_set_that_model_copy_does_not_touch() -> None
 
 
 def test_builder_refuses_a_model_that_is_not_frozen() -> None:
-    """A shared fields set is only sound for frozen models: `builder` of a mutable model raises TypeError."""
+    """A shared fields set is only sound for frozen models: `builder` or `tuple_builder` of a mutable one raises."""
     from pydantic import BaseModel
 
-    from responder.models.event import builder
+    from responder.models.event import builder, tuple_builder
 
     class Mutable(BaseModel):
         x: int = 0
 
     with pytest.raises(TypeError, match="not frozen"):
         builder(Mutable)
+    with pytest.raises(TypeError, match="not frozen"):
+        tuple_builder(Mutable)
 
 
 def test_finding_types_are_remembered_within_the_threat_tables_bounds() -> None:
