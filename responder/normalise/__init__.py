@@ -59,8 +59,8 @@ def decode_doc(doc: Any, fmt: str | None = None, *, received: datetime | None = 
     """
     if fmt is None and type(doc) is dict and doc.get("source") == "aws.guardduty":  # the hot path, undetected:
         detail = doc.get("detail")  # `detect` gives it to `guardduty.decode_envelope` (the first format), which
-        if type(detail) is dict and "resource" in detail and "service" in detail:  # returns the lane's Event
-            event = _guardduty_lane(detail, doc)  # (its `type` and `severity` it reads itself); reads no `received`
+        if type(detail) is dict:  # returns the lane's Event (`_is_finding`'s four keys the lane reads itself);
+            event = _guardduty_lane(detail, doc)  # it reads no `received`
             if event is not None:
                 return [event]
     if received is None and not isinstance(doc, list):

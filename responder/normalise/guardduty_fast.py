@@ -107,9 +107,9 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
         account, region = f_account or e_account, f_region or e_region
         if (account is not None and type(account) is not str) or (region is not None and type(region) is not str):
             return None
-        service = f.get("service") or _EMPTY
+        service = f["service"] or _EMPTY  # `_is_finding` makes sure of both keys before the lane is called
         action = service.get("action") or _EMPTY
-        resource = f.get("resource") or _EMPTY
+        resource = f["resource"] or _EMPTY
         if "s3BucketDetails" in resource or "eksClusterDetails" in resource or "kubernetesDetails" in resource \
                 or "ecsClusterDetails" in resource:  # the general path's resources
             return None
