@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from socket import AF_INET as _AF_INET
 from typing import Any
 
-from responder.models.event import Event, Resource, ResourceKind, builder
+from responder.models.event import Event, Resource, ResourceKind, Severity, builder, tuple_builder
 from responder.models.threat import Threat
 from responder.normalise import trusted
 from responder.normalise.fields import check_quad, parse_time, scored, valid_ip
@@ -28,14 +28,13 @@ from responder.normalise.resources import KEY_PREFIXES
 from responder.normalise.threats import _MEMO_KEY, _MEMO_SIZE, GUARDDUTY
 
 _IP_ACTIONS = ("awsApiCallAction", "networkConnectionAction", "kubernetesApiCallAction", "rdsLoginAttemptAction")
-_SLOW = ("s3BucketDetails", "eksClusterDetails", "kubernetesDetails", "ecsClusterDetails")  # general path only
 _EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing object
 _ACCESS_KEY, _IAM_ROLE, _IAM_USER = ResourceKind.ACCESS_KEY, ResourceKind.IAM_ROLE, ResourceKind.IAM_USER
 _INSTANCE, _IP = ResourceKind.INSTANCE, ResourceKind.IP
-_new_resource, _new_event = builder(Resource), builder(Event)
+_new_resources, _new_event = tuple_builder(Resource), builder(Event)
 _fromisoformat = datetime.fromisoformat
-_OPTIONAL = ("title", "arn", "resource_type", "count", "action_type", "api", "domain")  # kept when not empty
 _TYPES: dict[str, tuple[str, Threat | None]] = {}  # finding type → (stripped, threat row): a small vocabulary
+_SEVERITIES: dict[tuple[Any, type], Severity] = {}  # (severity, its type) → `scored`'s Severity, as its memo keys it
 
 
 def remote_ips(action: dict[str, Any]) -> list[Any]:
@@ -82,6 +81,14 @@ def _typed(finding_type: Any) -> tuple[str, Threat | None] | None:
     return out
 
 
+def _scored(severity: int | float) -> Severity:
+    """`scored(float(severity), severity)`, remembered for at most `_MEMO_SIZE` severities (sources repeat a few)."""
+    out = scored(float(severity), severity)
+    if len(_SEVERITIES) < _MEMO_SIZE:
+        _SEVERITIES[severity, type(severity)] = out
+    return out
+
+
 def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
     """`finding_to_event(f, envelope)` for a finding of the common shape; None for any other (see module doc)."""
     if trusted.validating_now:
@@ -100,12 +107,13 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
         account, region = f_account or e_account, f_region or e_region
         if (account is not None and type(account) is not str) or (region is not None and type(region) is not str):
             return None
-        service = f.get("service") or _EMPTY
+        service = f["service"] or _EMPTY  # `_is_finding` makes sure of both keys before the lane is called
         action = service.get("action") or _EMPTY
-        resource = f.get("resource") or _EMPTY
-        if not resource.keys().isdisjoint(_SLOW):
+        resource = f["resource"] or _EMPTY
+        if "s3BucketDetails" in resource or "eksClusterDetails" in resource or "kubernetesDetails" in resource \
+                or "ecsClusterDetails" in resource:  # the general path's resources
             return None
-        items: list[Resource] = []  # resources in acting order: key, its user or role, instance, remote IPs
+        items: list[dict[str, Any]] = []  # the resources' values in acting order: key, user or role, instance, IPs
         subject = subject_id = None  # the incident's: the first that is not an IP (they come last), else the first
         key = resource.get("accessKeyDetails")
         actor = None
@@ -121,27 +129,29 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
             actor = principal or user or None
             user = user.strip() or None if user else None
             if key_id:
-                key_attrs = {}
-                if user:
-                    key_attrs["user_name"] = user
-                if principal:
-                    key_attrs["principal_id"] = principal
-                if user_type:
-                    key_attrs["user_type"] = user_type
+                if user and principal and user_type:  # the common case, as one literal
+                    key_attrs = {"user_name": user, "principal_id": principal, "user_type": user_type}
+                else:
+                    key_attrs = {}
+                    if user:
+                        key_attrs["user_name"] = user
+                    if principal:
+                        key_attrs["principal_id"] = principal
+                    if user_type:
+                        key_attrs["user_type"] = user_type
                 ident = key_id.strip()
                 credential = KEY_PREFIXES.get(ident[:4])  # `credential_kind` of a stripped str
                 if credential:
                     key_attrs["credential"] = credential
                 if not 0 < len(ident) <= 2048:
                     return None
-                items.append(_new_resource({"kind": _ACCESS_KEY, "id": ident, "name": None, "arn": None,
-                                            "attributes": key_attrs}))
+                items.append({"kind": _ACCESS_KEY, "id": ident, "name": None, "arn": None, "attributes": key_attrs})
                 subject, subject_id = "access_key", ident
             if user:
                 if len(user) > 2048:
                     return None
                 kind = _IAM_ROLE if user_type == "AssumedRole" else _IAM_USER
-                items.append(_new_resource({"kind": kind, "id": user, "name": user, "arn": None, "attributes": {}}))
+                items.append({"kind": kind, "id": user, "name": user, "arn": None, "attributes": {}})
                 if subject is None:
                     subject, subject_id = kind._value_, user
         inst = resource.get("instanceDetails")
@@ -151,11 +161,16 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
                 if type(instance_id) is not str or len(instance_id) > 2048:
                     return None
                 instance_type = inst.get("instanceType")
-                items.append(_new_resource({"kind": _INSTANCE, "id": instance_id, "name": None, "arn": None,
-                                            "attributes": {"instance_type": instance_type} if instance_type else {}}))
+                items.append({"kind": _INSTANCE, "id": instance_id, "name": None, "arn": None,
+                              "attributes": {"instance_type": instance_type} if instance_type else {}})
                 if subject is None:
                     subject, subject_id = "instance", instance_id
-        candidates = remote_ips(action) if action else []
+        api_call = action.get("awsApiCallAction")
+        if len(action) == 2 and api_call and "actionType" in action:  # an API call alone: `remote_ips`, inline
+            ip = (api_call.get("remoteIpDetails") or _EMPTY).get("ipAddressV4")
+            candidates = [ip] if ip else []
+        else:
+            candidates = remote_ips(action) if action else []
         ips = candidates
         try:  # dotted quads are checked here; anything else by `valid_ip` (IPv6, or invalid)
             for ip in candidates:
@@ -163,22 +178,31 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
         except (OSError, ValueError, TypeError):
             ips = [ip for ip in candidates if valid_ip(ip) is not None]
         for ip in dict.fromkeys(ips) if len(ips) > 1 else ips:  # a valid address is 1–64 characters
-            items.append(_new_resource({"kind": _IP, "id": ip, "name": None, "arn": None,
-                                        "attributes": {"role": "remote"}}))
+            items.append({"kind": _IP, "id": ip, "name": None, "arn": None, "attributes": {"role": "remote"}})
             if subject is None:
                 subject, subject_id = "ip", ip
-        attrs: dict[str, Any] = {  # then what `make_event` drops is dropped (None, "", [], {}), in this order
-            "title": f.get("title"), "arn": f.get("arn"), "resource_type": resource.get("resourceType"),
-            "sample": not not (service.get("additionalInfo") or _EMPTY).get("sample", False),  # noqa: SIM208
-            "archived": not not service.get("archived", False),  # noqa: SIM208 - `bool(x)` without a call
-            "count": service.get("count"), "action_type": action.get("actionType"),
-            "api": (action.get("awsApiCallAction") or _EMPTY).get("api"),
-            "domain": (action.get("dnsRequestAction") or _EMPTY).get("domain"),
-        }
-        for name in _OPTIONAL:
-            value = attrs[name]
-            if value is None or not (value or _kept(value)):
-                del attrs[name]
+        # the attributes `make_event` keeps (not None, "", [] or {}), in `finding_to_event`'s order
+        title, arn, resource_type = f.get("title"), f.get("arn"), resource.get("resourceType")
+        attrs: dict[str, Any] = {}
+        if title or (title is not None and _kept(title)):
+            attrs["title"] = title
+        if arn or (arn is not None and _kept(arn)):
+            attrs["arn"] = arn
+        if resource_type or (resource_type is not None and _kept(resource_type)):
+            attrs["resource_type"] = resource_type
+        attrs["sample"] = not not (service.get("additionalInfo") or _EMPTY).get("sample", False)  # noqa: SIM208
+        attrs["archived"] = not not service.get("archived", False)  # noqa: SIM208 - `bool(x)` without a call
+        count, action_type = service.get("count"), action.get("actionType")
+        api, domain = (api_call or _EMPTY).get("api"), \
+            (action.get("dnsRequestAction") or _EMPTY).get("domain")
+        if count or (count is not None and _kept(count)):
+            attrs["count"] = count
+        if action_type or (action_type is not None and _kept(action_type)):
+            attrs["action_type"] = action_type
+        if api or (api is not None and _kept(api)):
+            attrs["api"] = api
+        if domain or (domain is not None and _kept(domain)):
+            attrs["domain"] = domain
         if ips is not candidates and len(ips) != len(candidates):
             attrs["invalid_ips"] = [ip for ip in candidates if ip not in ips]
         # `str(e) != str(f)` implies `e != f` for a str f (only a str equals a str): `mismatch` only when they differ
@@ -203,13 +227,13 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
             "id": finding_id,
             "source": "guardduty",
             "type": stripped,
-            "severity": scored(float(severity), severity),
+            "severity": _SEVERITIES.get((severity, type(severity))) or _scored(severity),
             "time": time,
             "account": account,
             "region": region or None,
             "cloud": "aws",
             "actor": actor,
-            "resources": tuple(items),
+            "resources": _new_resources(items),
             "incident_key": f"{account or '-'}:{subject}:{subject_id}",
             "attributes": attrs,
             "threat": threat,

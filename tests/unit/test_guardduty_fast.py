@@ -232,16 +232,18 @@ def test_lane_events_share_a_fields_set_that_model_copy_does_not_touch() -> None
 
 
 def test_builder_refuses_a_model_that_is_not_frozen() -> None:
-    """A shared fields set is only sound for frozen models: `builder` of a mutable model raises TypeError."""
+    """A shared fields set is only sound for frozen models: `builder` or `tuple_builder` of a mutable one raises."""
     from pydantic import BaseModel
 
-    from responder.models.event import builder
+    from responder.models.event import builder, tuple_builder
 
     class Mutable(BaseModel):
         x: int = 0
 
     with pytest.raises(TypeError, match="not frozen"):
         builder(Mutable)
+    with pytest.raises(TypeError, match="not frozen"):
+        tuple_builder(Mutable)
 
 
 def test_finding_types_are_remembered_within_the_threat_tables_bounds() -> None:
@@ -281,3 +283,24 @@ def test_the_quad_check_accepts_exactly_what_valid_ip_accepts_without_a_colon(va
         except (OSError, ValueError, TypeError):
             accepted = False
         assert accepted == (":" not in value and valid_ip(value) is not None)
+
+
+def test_severities_are_remembered_with_their_type_within_a_bound() -> None:
+    """8 and 8.0 keep their own `original` (the memo keys the type); at most `_MEMO_SIZE` severities are kept."""
+    f = guardduty_finding("AKIAEXAMPLE000000001")
+    saved = dict(guardduty_fast._SEVERITIES)
+    try:
+        guardduty_fast._SEVERITIES.clear()
+        for severity in (8, 8.0, 8, 8.0):
+            f["severity"] = severity
+            event = guardduty_fast.event(f, None)
+            assert event is not None
+            assert type(event.severity.original) is type(severity)
+            assert _check(f, None)
+        for i in range(_MEMO_SIZE + 10):
+            f["severity"] = i / (_MEMO_SIZE + 10) * 10
+            assert _check(f, None)
+        assert len(guardduty_fast._SEVERITIES) == _MEMO_SIZE
+    finally:
+        guardduty_fast._SEVERITIES.clear()
+        guardduty_fast._SEVERITIES.update(saved)

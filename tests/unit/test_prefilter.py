@@ -17,7 +17,7 @@ from responder.engine import Engine
 from responder.errors import EventRejected
 from responder.models.event import Event, RawRecord
 from responder.models.runbook import Runbook
-from responder.normalise import decode_doc, guardduty, head, keyed, parse
+from responder.normalise import decode_doc, guardduty_heads, head, keyed, parse
 from responder.pipeline import Pipeline
 from responder.rules.index import MEMO
 from responder.rules.matcher import Matcher
@@ -187,12 +187,12 @@ def test_the_keyed_head_skips_the_time_and_its_verdict_is_remembered_per_key() -
 
     def counting(key: Any) -> Event:
         built.append(key)
-        return guardduty.finding_partial(key)
+        return guardduty_heads.finding_partial(key)
 
     for doc in docs:
         found = keyed(doc)
         assert found is not None
-        assert found[0] is guardduty.finding_partial
+        assert found[0] is guardduty_heads.finding_partial
         assert matcher.ruled_out(counting, found[1], found[2]) is not None
         assert _sound(matcher, doc)
     assert len(built) == 1
