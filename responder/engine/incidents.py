@@ -34,8 +34,11 @@ class Incident:
 
     def recent(self, now: datetime, seconds: float) -> int:
         """Distinct events in the sliding span (now - seconds, now]."""
+        times = self.times
         start = now - timedelta(seconds=seconds)
-        return sum(1 for t in self.times if start < t <= now)
+        if len(times) == 1:  # a new incident: no generator for its one event
+            return 1 if start < times[0] <= now else 0
+        return sum(1 for t in times if start < t <= now)
 
     def seen(self, event_id: str) -> bool:
         """Whether this event id was already part of the incident (a redelivery or repeat); remembers it."""

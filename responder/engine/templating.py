@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from responder.errors import TemplateError
-from responder.rules.conditions import lookup
+from responder.rules.conditions import Getter, getter, lookup
 from responder.rules.operators import MISSING
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)*)\}")
@@ -33,10 +33,14 @@ def placeholders(value: Any) -> list[str]:
 
 
 @lru_cache(maxsize=4096)
-def _whole(template: str) -> str | None:
-    """The path of a template that is exactly one placeholder (templates come from runbooks: a bounded set)."""
+def _whole(template: str) -> tuple[str, Getter | None] | None:
+    """The path of a template that is exactly one placeholder, with its compiled reader when the path is in a
+    namespace (templates come from runbooks: a bounded set)."""
     found = PLACEHOLDER.fullmatch(template)
-    return found.group(1) if found else None
+    if not found:
+        return None
+    path = found.group(1)
+    return path, getter(path) if _namespaced(path) else None
 
 
 @lru_cache(maxsize=4096)
@@ -58,7 +62,13 @@ def render(value: Any, scope: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         whole = _whole(value)
         if whole is not None:
-            return _resolve(whole, scope)
+            path, get = whole
+            if get is None:
+                return _resolve(path, scope)  # raises: not a namespace
+            found = get(scope)
+            if found is MISSING or found is None:
+                raise TemplateError(f"${{{path}}} is not set for this event")
+            return found
         return PLACEHOLDER.sub(lambda m: str(_resolve(m.group(1), scope)), value)
     if isinstance(value, Mapping):
         return {k: render(v, scope) for k, v in value.items()}

@@ -89,3 +89,14 @@ def _match(kit, event):
     from responder.rules.matcher import Match
 
     return Match(kit.pipeline.matcher.runbooks[0], event)
+
+
+def test_whole_placeholder_reads_as_lookup_does():
+    """A whole placeholder gives what lookup gives; a value of None is an error, as a missing one is."""
+    from responder.rules.conditions import lookup
+
+    scope = {"event": {"a": {"b": [1, {"c": "x"}]}, "none": None}}
+    assert render("${event.a.b.1.c}", scope) == lookup(scope, "event.a.b.1.c") == "x"
+    assert render("${event.a.b}", scope) == [1, {"c": "x"}]
+    with pytest.raises(TemplateError, match="not set"):
+        render("${event.none}", scope)
