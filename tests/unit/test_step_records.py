@@ -28,7 +28,8 @@ def test_model_copy_of_a_trusted_instance_leaves_the_shared_set_alone():
     a, b = _intent("k1"), _intent("k2")
     copied = a.model_copy(update={"before": {"state": "on"}})
     assert copied.body()["before"] == {"state": "on"}
-    assert "before" not in a.body() and "before" not in b.body()
+    assert "before" not in a.body()
+    assert "before" not in b.body()
     assert "before" not in _intent("k3").__pydantic_fields_set__
 
 
@@ -50,7 +51,8 @@ def test_state_records_share_fields_sets_and_snapshot_as_validated_records():
     again = EngineState()
     again.restore(EngineSnapshot.model_validate_json(snap.model_dump_json()))
     assert again.snapshot().model_dump_json() == snap.model_dump_json()
-    assert again.intent("k2") == state.intent("k2") and again.result("k1") == state.result("k1")
+    assert again.intent("k2") == state.intent("k2")
+    assert again.result("k1") == state.result("k1")
 
 
 def test_lazy_plan_of_builds_once_when_asked(monkeypatch):
@@ -65,5 +67,6 @@ def test_lazy_plan_of_builds_once_when_asked(monkeypatch):
     monkeypatch.setattr("responder.engine.planner.build_plan", build)
     lazy = LazyPlan.of("rb", "i", "e", {"s": 1}, "reg", dry_run=True)  # type: ignore[arg-type]
     assert calls == []
-    assert lazy.get() is plan and lazy.get() is plan
+    assert lazy.get() is plan
+    assert lazy.get() is plan
     assert calls == [("rb", "i", "e", {"s": 1}, "reg", {"dry_run": True})]
