@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from responder.actuators.registry import Registry
@@ -35,9 +36,18 @@ def build_plan(rb: Runbook, incident: str, event_id: str, scope: Mapping[str, An
 class LazyPlan:
     """The plan of one run, built only when something needs it (a digest, a max-targets guard)."""
 
+    __slots__ = ("_build", "_plan")
+
     def __init__(self, build: Callable[[], Plan]) -> None:
         self._build = build
         self._plan: Plan | None = None
+
+    @classmethod
+    def of(cls, rb: Runbook, incident: str, event_id: str, scope: Mapping[str, Any], registry: Registry,
+           *, dry_run: bool) -> LazyPlan:
+        """`build_plan(...)` when needed, holding its arguments in a partial: a closure over the run's locals
+        turns each of them into a cell, containers the cyclic collector walks as long as the run is alive."""
+        return cls(partial(build_plan, rb, incident, event_id, scope, registry, dry_run=dry_run))
 
     def get(self) -> Plan:
         """Build once, then reuse."""

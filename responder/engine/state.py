@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from responder.engine.approvals import Parked
 from responder.engine.guards import QuotaCharge, QuotaRun, QuotaWindows
 from responder.engine.incidents import Incident, IncidentBook
-from responder.models.event import built
+from responder.models.event import builder
 from responder.models.step import StepIntent, StepResult
 from responder.models.timeline import EntryKind, TimelineEntry
 
@@ -48,8 +48,8 @@ class InFlight(BaseModel):
     intent: StepIntent
 
 
-_DONE_SET = frozenset(DoneStep.model_fields)
-_INFLIGHT_SET = frozenset(InFlight.model_fields)
+_done_step = builder(DoneStep)  # values of the checked types already: no validation walk over the params per step,
+_in_flight = builder(InFlight)  # and one fields-set shared by every record (the state keeps one per step key)
 
 
 class EngineSnapshot(BaseModel):
@@ -137,8 +137,8 @@ class EngineState:
 
     def intend(self, intent: StepIntent, incident: str | None, at: float) -> None:
         """An intent was written at `at`: the step is in flight and counts against quotas."""
-        if intent.key:  # values of the checked types already: no validation walk over the params per step
-            self._inflight[intent.key] = built(InFlight, {"incident": incident, "intent": intent}, set(_INFLIGHT_SET))
+        if intent.key:
+            self._inflight[intent.key] = _in_flight({"incident": incident, "intent": intent})
         runbook = intent.runbook or self._runbook_of(incident)
         self.windows.record(runbook, intent.actuator, at, intent.key)
 
@@ -152,8 +152,7 @@ class EngineState:
         self.windows.settle(result.key, result)
         pending = self._inflight.pop(result.key, None)
         params = pending.intent.params if pending is not None else None
-        self._done[result.key] = built(DoneStep, {"incident": incident, "result": result, "params": params},
-                                       set(_DONE_SET))  # checked values: no validation walk per step
+        self._done[result.key] = _done_step({"incident": incident, "result": result, "params": params})
         if incident:
             self._parked.pop((incident, result.step), None)
             self._granted.pop((incident, result.step), None)

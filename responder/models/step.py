@@ -14,6 +14,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
+from responder.models.event import built
+
 
 class StepStatus(StrEnum):
     """How a step ended."""
@@ -44,16 +46,13 @@ class _Body(BaseModel):
     def trusted(cls, **values: Any) -> Self:
         """An instance from values the engine built itself, already of the fields' types, without validating
         them again (about a third of the cost); the fields given count as set, as with the constructor."""
-        obj = cls.__new__(cls)
         defaults, mutable = _defaults(cls)
         fields = {**defaults, **values}
         for name in mutable:
             if name not in values:  # a mutable default is never shared
                 fields[name] = dict(fields[name])
-        object.__setattr__(obj, "__dict__", fields)
-        object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-        object.__setattr__(obj, "__pydantic_extra__", {})
-        object.__setattr__(obj, "__pydantic_private__", None)
+        obj: Self = built(cls, fields, _given(cls, tuple(values)))
+        object.__setattr__(obj, "__pydantic_extra__", {})  # no extras, as pydantic leaves them (empty: untracked)
         return obj
 
     def body(self) -> dict[str, Any]:
@@ -71,6 +70,21 @@ class _Body(BaseModel):
 
 
 _DEFAULTS: dict[type[BaseModel], tuple[dict[str, Any], tuple[str, ...]]] = {}
+_GIVEN: dict[tuple[type[BaseModel], tuple[str, ...]], set[str]] = {}
+"""One fields-set per model and set of given names, shared by the `trusted` instances (frozen: never added to;
+`model_copy` copies it first). A set per instance was a container more per step for the cyclic collector, kept
+as long as the engine state keeps the step's result."""
+_GIVEN_MAX = 512
+
+
+def _given(cls: type[BaseModel], names: tuple[str, ...]) -> set[str]:
+    """The shared fields-set of these names (a fresh one past `_GIVEN_MAX` combinations)."""
+    found = _GIVEN.get((cls, names))
+    if found is None:
+        found = set(names)
+        if len(_GIVEN) < _GIVEN_MAX:
+            _GIVEN[(cls, names)] = found
+    return found
 
 
 def _defaults(cls: type[BaseModel]) -> tuple[dict[str, Any], tuple[str, ...]]:
