@@ -212,26 +212,22 @@ class Pipeline:
         record, trace = prepared.record, prepared.trace or current_trace_id()
         structlog.contextvars.bind_contextvars(trace_id=trace)
         ALERT_AT.set(record.timestamp_ms / 1000 if record.timestamp_ms else None)  # this task's alert → dispatch
-        with stamped(trace):  # every entry this record causes carries its trace id
-            return await self._act(prepared)
-
-    async def _act(self, prepared: Prepared) -> list[Incident]:
-        record = prepared.record
         incidents: list[Incident] = []
-        rec = self.engine.recorder
-        for event, matches in prepared.found:
-            self.counters.matched += 1
-            self.metrics.matched.inc()
-            rec.append(EntryKind.EVENT_RECEIVED, {
-                "event_id": event.id, "source": event.source, "type": event.type,
-                "severity": event.severity.score, "time": event.time.isoformat(),
-                "resources": [{"kind": r.kind.value, "id": r.id} for r in event.resources],
-                "incident_key": event.incident_key,
-                "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-            })
-            for match in matches:
-                rec.append(EntryKind.EVENT_MATCHED, {"event_id": event.id, "runbook": match.runbook.ref})
-                if log_enabled(logging.INFO):  # a filtered call still costs a logger bind per event
-                    log.info("runbook_matched", runbook=match.runbook.id, event_id=event.id)
-                incidents.append(await self.engine.handle(match))
+        rec, handle = self.engine.recorder, self.engine.handle
+        with stamped(trace):  # every entry this record causes carries its trace id
+            for event, matches in prepared.found:
+                self.counters.matched += 1
+                self.metrics.matched.inc()
+                rec.append(EntryKind.EVENT_RECEIVED, {
+                    "event_id": event.id, "source": event.source, "type": event.type,
+                    "severity": event.severity.score, "time": event.time.isoformat(),
+                    "resources": [{"kind": r.kind.value, "id": r.id} for r in event.resources],
+                    "incident_key": event.incident_key,
+                    "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+                })
+                for match in matches:
+                    rec.append(EntryKind.EVENT_MATCHED, {"event_id": event.id, "runbook": match.runbook.ref})
+                    if log_enabled(logging.INFO):  # a filtered call still costs a logger bind per event
+                        log.info("runbook_matched", runbook=match.runbook.id, event_id=event.id)
+                    incidents.append(await handle(match))
         return incidents

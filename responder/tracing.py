@@ -149,17 +149,27 @@ def current_trace_id() -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
-@contextlib.contextmanager
-def stamped(trace_id: str | None, event_trace_id: str | None = None) -> Iterator[None]:
+class _Stamped:
+    """`stamped`'s context manager: a plain class, a third of a generator-based one's cost (once per record)."""
+
+    __slots__ = ("fields", "token")
+
+    def __init__(self, fields: Mapping[str, str] | None) -> None:
+        self.fields = fields
+
+    def __enter__(self) -> None:
+        self.token = STAMP.set(self.fields)
+
+    def __exit__(self, *exc: object) -> None:
+        STAMP.reset(self.token)
+
+
+def stamped(trace_id: str | None, event_trace_id: str | None = None) -> contextlib.AbstractContextManager[None]:
     """Timeline entries appended inside carry `trace_id` (and `event_trace_id`, the alert's, when it differs)."""
     fields = {"trace_id": trace_id} if trace_id else {}
     if event_trace_id and event_trace_id != trace_id:
         fields["event_trace_id"] = event_trace_id
-    token = STAMP.set(fields or None)
-    try:
-        yield
-    finally:
-        STAMP.reset(token)
+    return _Stamped(fields or None)
 
 
 @contextlib.contextmanager

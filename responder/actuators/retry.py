@@ -59,14 +59,34 @@ async def with_retries(
     step with a long timeout spreads its attempts over it and outlasts a throttling window longer than
     its first retries (10 retries at a 5 s cap were all spent within 40 s of a 60 s throttle).
     """
-    cap = maximum if maximum is not None else max(MAX_BACKOFF, deadline / (2 * attempts))
     if attempts <= 1:
         return await fn()
     started = time.monotonic()
     try:
         return await fn()  # the common case pays nothing for the retry machinery
     except TransientActuationError as exc:
-        _log_first(exc)
+        first = exc
+    return await retry_after(first, fn, attempts=attempts, deadline=deadline, started=started, initial=initial,
+                             maximum=maximum, settled=settled)
+
+
+async def retry_after(
+    exc: TransientActuationError,
+    fn: Callable[[], Awaitable[T]],
+    *,
+    attempts: int,
+    deadline: float,
+    started: float,
+    initial: float = 0.2,
+    maximum: float | None = None,
+    settled: Callable[[], Awaitable[T | None]] | None = None,
+) -> T:
+    """`with_retries` from its second attempt: the first (begun at `started`, `time.monotonic()`) raised `exc`.
+
+    For a caller that makes the first attempt itself, so the common case builds no closure for the retries.
+    """
+    cap = maximum if maximum is not None else max(MAX_BACKOFF, deadline / (2 * attempts))
+    _log_first(exc)
     await asyncio.sleep(initial * (0.5 + random.random()))  # noqa: S311  # nosec B311 # jitter, not crypto
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TransientActuationError),

@@ -7,19 +7,19 @@ failure bodies, and the before-state read once and bound to the intent.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from pydantic import BaseModel, JsonValue, ValidationError
 
 from responder.actuators.base import ActuationContext, Actuator
 from responder.actuators.registry import Registry
-from responder.actuators.retry import settled_by_verify, with_retries
+from responder.actuators.retry import retry_after, settled_by_verify
+from responder.engine.deadline import deadline_in, within
 from responder.engine.templating import render
 from responder.errors import ActuationError, TemplateError, TransientActuationError
 from responder.log import enabled as log_enabled
@@ -38,9 +38,8 @@ _CANNOT_OBSERVE = Actuator.observe
 _OK = StepStatus.OK.value
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """A step whose parameters resolved and validated now."""
+class Resolved(NamedTuple):
+    """A step whose parameters resolved and validated now (a named tuple: built once per step, 2x cheaper)."""
 
     actuator: Actuator[Any]
     params: BaseModel
@@ -75,9 +74,8 @@ def resolve_step(step: Step, scope: Mapping[str, Any], registry: Registry) -> Re
     return Resolved(actuator, params, actuator.target(params), params.model_dump(mode="json"))
 
 
-@dataclass(frozen=True)
-class StepCall:
-    """One actuator call and its limits."""
+class StepCall(NamedTuple):
+    """One actuator call and its limits (a named tuple: built once per step, 2x cheaper than a frozen dataclass)."""
 
     actuator: Actuator[Any]
     params: BaseModel
@@ -103,18 +101,25 @@ async def observe(call: StepCall) -> dict[str, JsonValue] | None:
         return None
 
 
-async def run_step(recorder: Recorder, call: StepCall, intent: StepIntent, *, incident: str | None = None,
-                   kinds: tuple[str, str] = (EntryKind.STEP_INTENT, EntryKind.STEP_RESULT),
-                   on_intent: Callable[[StepIntent], None] | None = None,
-                   marks: Mapping[str, Any] | None = None) -> StepResult:
+def run_step(recorder: Recorder, call: StepCall, intent: StepIntent, *, incident: str | None = None,
+             kinds: tuple[str, str] = (EntryKind.STEP_INTENT, EntryKind.STEP_RESULT),
+             on_intent: Callable[[StepIntent], None] | None = None,
+             marks: Mapping[str, Any] | None = None) -> Coroutine[Any, Any, StepResult]:
     """Record the intent (durable before the call), apply with retries and timeout, verify, record the result.
 
     The before-state is read once here and written into the intent; a retried apply that finds its
     own earlier (unacknowledged) change in place still reports that before-state as the prior one.
-    `marks` are added to the result body (e.g. `reapplied=True`).
+    `marks` are added to the result body (e.g. `reapplied=True`). Returns the coroutine to await (no
+    coroutine of its own in between when tracing is off).
     """
     if not active():
-        return await _run_step(recorder, call, intent, incident, kinds, on_intent, marks)
+        return _run_step(recorder, call, intent, incident, kinds, on_intent, marks)
+    return _traced(recorder, call, intent, incident, kinds, on_intent, marks)
+
+
+async def _traced(recorder: Recorder, call: StepCall, intent: StepIntent, incident: str | None,
+                  kinds: tuple[str, str], on_intent: Callable[[StepIntent], None] | None,
+                  marks: Mapping[str, Any] | None) -> StepResult:
     # the step's span is current while it runs, so the actuator's AWS calls (and each retry) are its children
     with span(f"step {intent.step}", attributes={"responder.actuator": intent.actuator, "responder.incident": incident,
                                                  "responder.target": intent.target, "responder.key": intent.key}) as s:
@@ -137,13 +142,26 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         on_intent(intent)
     await recorder.flush()
     head = {k: v for k, v in written.items() if k not in _INTENT_ONLY}
-    started = time.perf_counter()
+    actuator, params, ctx = call.actuator, call.params, call.ctx
+    started, since, deadline = time.perf_counter(), time.monotonic(), deadline_in(call.timeout)
     try:
-        async with asyncio.timeout(call.timeout):  # no extra task per call, unlike wait_for on 3.11
-            done = await with_retries(lambda: call.actuator.apply(call.params, call.ctx), attempts=call.attempts,
-                                      deadline=call.timeout,  # a retry after a lost reply asks verify() first
-                                      settled=settled_by_verify(call.actuator, call.params, call.ctx))
-        ok = await verified(call)
+        # the step's timeout (`asyncio.timeout`'s, its timer armed only if the step suspends) covers every attempt
+        try:  # the first attempt of `with_retries`, inline: no closure or coroutine of its own per step
+            done = await within(actuator.apply(params, ctx), deadline)
+            first = None
+        except TransientActuationError as exc:
+            if call.attempts <= 1:
+                raise
+            first = exc
+        if first is not None:
+            done = await within(retry_after(first, lambda: actuator.apply(params, ctx), attempts=call.attempts,
+                                            deadline=call.timeout, started=since,  # a retry after a lost reply
+                                            settled=settled_by_verify(actuator, params, ctx)),  # asks verify() first
+                                deadline)
+        try:  # `verified(call)`, inline
+            ok = bool(await actuator.verify(params, ctx))
+        except (ActuationError, TimeoutError):
+            ok = False
     except Exception as exc:  # any actuator error, even a bug, becomes a recorded failed result
         if not isinstance(exc, ActuationError | TimeoutError):
             log.exception("actuator_raised", step=intent.step)

@@ -1,0 +1,190 @@
+"""The engine's step path: resolve → already done? → guards, quotas, kill switch → approval → intent → apply → result.
+
+`StepRunning` is mixed into `Engine` (responder/engine/executor.py), whose collaborators it uses, so a step costs no
+indirection; a failed or refused step runs the runbook's `on_failure` steps here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from responder.actuators.base import ActuationContext
+from responder.actuators.registry import Registry
+from responder.engine.approvals import Parked
+from responder.engine.decisions import Decisions
+from responder.engine.fleetguard import FleetGuard
+from responder.engine.guards import Guards, Trip
+from responder.engine.incidents import Incident
+from responder.engine.planner import LazyPlan
+from responder.engine.runner import Invalid, NotNow, Resolved, StepCall, resolve_step, run_step, verified
+from responder.engine.state import EngineState
+from responder.models.event import Event
+from responder.models.plan import idempotency_key
+from responder.models.runbook import Mode, Runbook, Step
+from responder.models.step import Failure, StepHead, StepIntent, StepResult, StepStatus
+from responder.models.timeline import EntryKind
+from responder.timeline.recorder import Recorder
+
+log = structlog.get_logger(__name__)
+
+
+class Outcome(StrEnum):
+    """How one step ended for now."""
+
+    OK = "ok"
+    FAILED = "failed"
+    PARKED = "parked"
+
+
+class StepRunning:
+    """Runs one runbook step for an incident, so no step key acts twice (mixed into `Engine`)."""
+
+    recorder: Recorder
+    registry: Registry
+    context: ActuationContext
+    dry_run: bool
+    clock: Callable[[], float]
+    guards: Guards
+    fleet_guard: FleetGuard | None
+    decisions: Decisions
+    state: EngineState
+    actions: int
+
+    async def _failed(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
+                      plan: LazyPlan, failed: StepResult, escalating: bool) -> Outcome:
+        """Run the runbook's `on_failure` steps with a failed or refused step as `${failure.…}`.
+
+        Each escalation step runs once per failed step and incident (its id is `<escalation>.<failed step>`);
+        a failing escalation step is recorded (and so counted, by the metrics that read the timeline), never
+        escalated again.
+        """
+        if escalating or not rb.on_failure:
+            return Outcome.FAILED
+        failure = Failure.of(failed)
+        ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
+        self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids}, incident.id)
+        log.warning("step_escalated", step=failed.step, actuator=failed.actuator, error=failure.error)
+        escalation_scope = {**scope, "failure": failure.model_dump()}
+        for esc, sid in zip(rb.on_failure, ids, strict=True):
+            await self._run_step(rb, esc.model_copy(update={"id": sid}), incident, event, escalation_scope, plan,
+                                 [], None, False, escalating=True)
+        return Outcome.FAILED
+
+    async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
+                        plan: LazyPlan, plan_trips: list[Trip], grant: Parked | None, fresh: bool,
+                        escalating: bool = False) -> Outcome:
+        rec = self.recorder
+        resolved = resolve_step(step, scope, self.registry)
+        if isinstance(resolved, NotNow):
+            rec.append(EntryKind.STEP_SKIPPED, {"step": step.id, "reason": "when", "condition": resolved.condition},
+                       incident.id)
+            return Outcome.OK
+        if isinstance(resolved, Invalid):
+            invalid = StepResult(step=step.id, actuator=step.actuator, status=StepStatus.FAILED,
+                                 error=resolved.error, permanent=True)
+            rec.append(EntryKind.STEP_RESULT, invalid.body(), incident.id)
+            log.warning("step_params_invalid", step=step.id, error=resolved.error)
+            return await self._failed(rb, incident, event, scope, plan, invalid, escalating)
+        actuator, target, values = resolved.actuator, resolved.target, resolved.values
+        key = idempotency_key(incident.id, rb.ref, step.id, target)
+        head = StepHead.trusted(step=step.id, actuator=step.actuator, target=target, key=key)  # str values
+        ctx = self.context.for_step(incident.id, key)
+        call = StepCall(actuator, resolved.params, ctx, attempts=step.retries + 1, timeout=step.timeout)
+        dry = self.dry_run or rb.mode is Mode.DRY_RUN
+        done = self.state.result(key)
+        if done is not None and done.status.final and grant is None \
+                and not (fresh and done.ok and not dry and await self._drifted(call, key)):
+            # success and a human denial are final; a failure or refusal is not, so a forged event
+            # cannot block containment when the real alert for the same target arrives. A success whose
+            # state drifted (e.g. a key re-activated by hand) runs again on a new, distinct event.
+            rec.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done"}, incident.id)
+            incident.step_outputs[step.id] = {"result": done.outputs or {}}
+            return Outcome.OK if done.ok else Outcome.FAILED
+        trips = [*plan_trips, *self.guards.check_step(rb, step.actuator, target, values, event,
+                                                      self.state.windows, self.clock())]
+        if self.fleet_guard is not None and self.fleet_guard.killed:
+            trips.append(Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
+        reasons = [f"{t.guard}: {t.detail}" for t in trips]
+        if step.approval.required:
+            reasons.append("approval required by the runbook")
+        elif actuator.destructive:  # never waived, even if a runbook bypassed the loader
+            reasons.append(f"{step.actuator} is destructive")
+        if dry:
+            preview = await actuator.plan(resolved.params, ctx)
+            assumed = actuator.dry_run_outputs(resolved.params)
+            rec.append(EntryKind.STEP_PLANNED, {**head.body(), "params": values, "summary": preview.summary,
+                                                "dry_run": True, "digest": plan.get().digest,
+                                                "would_require_approval": reasons,
+                                                "would_refuse": any(t.hard for t in trips),
+                                                **({"assumed_outputs": assumed} if assumed else {})}, incident.id)
+            incident.step_outputs[step.id] = {"result": assumed}  # later steps plan on what this one would return
+            return Outcome.OK
+        pending = self.state.intent(key)
+        if pending is not None and pending.params == values:
+            # an intent is only written once guards and approvals passed: resolve it, never ask again
+            return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
+        if grant is not None and (grant.params != values or grant.target != target):
+            rec.append(EntryKind.APPROVAL_REJECTED, {**head.body(), "reason": "the step's parameters changed "
+                                                     "since the approval was requested"}, incident.id)
+            grant = None
+        approved = grant is not None
+        hard = [t for t in trips if t.hard]
+        if hard or (reasons and not approved):
+            for trip in trips:
+                rec.append(EntryKind.GUARD_TRIPPED, {**head.body(), **trip.body()}, incident.id)
+                log.warning("guard_tripped", step=step.id, guard=trip.guard, detail=trip.detail)
+        if hard:
+            refused = StepResult(**head.body(), status=StepStatus.REFUSED, error="; ".join(t.detail for t in hard),
+                                 permanent=True)
+            rec.append(EntryKind.STEP_RESULT, refused.body(), incident.id)
+            self.state.finish(refused, incident.id)
+            return await self._failed(rb, incident, event, scope, plan, refused, escalating)
+        if not reasons and not approved and self.fleet_guard is not None:
+            full = await self.fleet_guard.acquire(step.actuator, key, self.clock())
+            if full is not None:
+                rec.append(EntryKind.GUARD_TRIPPED, {**head.body(), **full.body()}, incident.id)
+                log.warning("guard_tripped", step=step.id, guard=full.guard, detail=full.detail)
+                reasons.append(f"{full.guard}: {full.detail}")
+        if reasons and not approved:
+            await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest, reasons)
+            return Outcome.PARKED
+        return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
+
+    async def _drifted(self, call: StepCall, key: str) -> bool:
+        """Whether a succeeded step's desired state no longer holds (verified with the params it ran with)."""
+        applied = self.state.applied_params(key)
+        if applied is None:
+            return False
+        params = call.actuator.params.model_validate(applied)
+        return not await verified(StepCall(call.actuator, params, call.ctx))
+
+    async def _execute(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
+                       plan: LazyPlan, resolved: Resolved, call: StepCall, head: StepHead,
+                       escalating: bool) -> Outcome:
+        """Run a step cleared to act (or resolve its earlier intent), then escalate if it failed."""
+        rec, key = self.recorder, str(head.key)
+        if self.state.intent(key) is not None and await verified(call):
+            recovered = StepResult(**head.body(), status=StepStatus.OK, changed=None, recovered=True)
+            rec.append(EntryKind.STEP_RESULT, recovered.body(), incident.id)
+            self.state.finish(recovered, incident.id)
+            return Outcome.OK
+        previous = self.state.result(key)
+        now = self.clock()
+        intent = StepIntent.trusted(step=head.step, actuator=head.actuator, target=head.target, key=head.key,
+                                    params=resolved.values, destructive=resolved.actuator.destructive,
+                                    runbook=rb.id, clock=now)  # params: the validated model's JSON dump
+
+        def written(intent: StepIntent) -> None:
+            self.state.intend(intent, incident.id, now)
+            self.actions += 1
+
+        marks = {"reapplied": True} if previous is not None and previous.ok else {}
+        result = await run_step(rec, call, intent, incident=incident.id, on_intent=written, marks=marks)
+        self.state.finish(result, incident.id)
+        if result.ok:
+            return Outcome.OK
+        return await self._failed(rb, incident, event, scope, plan, result, escalating)

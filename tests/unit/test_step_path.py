@@ -1,0 +1,94 @@
+"""The acting path's plumbing, kept while it was flattened: log context, first-attempt retries, step timeout."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from responder.errors import TransientActuationError
+from tests.kit import KEY, make_kit
+
+STEP = """\
+steps:
+  - id: deactivate
+    actuator: aws.iam.deactivate_access_key
+    retries: {retries}
+    timeout: {timeout}
+    with:
+      user_name: "${{event.resource.access_key.attributes.user_name}}"
+      access_key_id: "${{event.resource.access_key.id}}"
+"""
+
+
+def _on_update(iam: Any, effect: Any) -> list[dict[str, Any]]:
+    """Run `effect()` (awaited) before each UpdateAccessKey; the log context seen at each call."""
+    original, seen = iam.call, []
+
+    async def call(service: str, operation: str, **kw: Any) -> dict[str, Any]:
+        if operation == "update_access_key":
+            seen.append(structlog.contextvars.get_contextvars())
+            await effect(len(seen))
+        return dict(await original(service, operation, **kw))
+
+    iam.call = call
+    return seen
+
+
+async def _nothing(n: int) -> None:
+    return None
+
+
+async def test_a_step_logs_with_its_incident_runbook_and_event_and_unbinds_them_after(tmp_path: Path) -> None:
+    """The actuator runs with incident, runbook and event_id in the log context; they are gone once it returns."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+    seen = _on_update(kit.iam, _nothing)
+    await kit.send()
+    [opened] = kit.entries("incident.opened")
+    [context] = seen
+    incident = next(iter(kit.engine.state.incidents.by_id))
+    assert (context["incident"], context["runbook"], context["event_id"]) == (incident, "rb", opened["event_id"])
+    assert not {"incident", "runbook", "event_id"} & structlog.contextvars.get_contextvars().keys()
+
+
+async def test_a_transient_first_attempt_without_retries_fails_once_as_transient(tmp_path: Path) -> None:
+    """retries: 0 — a transient error on the first attempt fails the step (not permanent), with one call."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+
+    async def throttled(n: int) -> None:
+        raise TransientActuationError("Rate exceeded", code="Throttling")
+
+    seen = _on_update(kit.iam, throttled)
+    await kit.send()
+    [result] = kit.entries("step.result")
+    assert (result["status"], result["code"], result["permanent"], len(seen)) == ("failed", "Throttling", False, 1)
+
+
+async def test_a_transient_first_attempt_is_retried_until_it_succeeds(tmp_path: Path) -> None:
+    """retries: 2 — a transient error on the first attempt is retried (verify asked first), and the step succeeds."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=2, timeout=30)})
+
+    async def first_throttled(n: int) -> None:
+        if n == 1:
+            raise TransientActuationError("Rate exceeded", code="Throttling")
+
+    seen = _on_update(kit.iam, first_throttled)
+    await kit.send()
+    [result] = kit.entries("step.result")
+    assert (result["status"], len(seen), kit.iam.keys[KEY]["Status"]) == ("ok", 2, "Inactive")
+
+
+async def test_a_step_that_outlasts_its_timeout_fails_with_timeout(tmp_path: Path) -> None:
+    """A step whose actuator hangs fails at its own timeout, recorded as a transient Timeout."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=0.05)})
+
+    async def hang(n: int) -> None:
+        await asyncio.sleep(30)
+
+    _on_update(kit.iam, hang)
+    await asyncio.wait_for(kit.send(), 10)
+    [result] = kit.entries("step.result")
+    assert (result["status"], result["code"], result["permanent"]) == ("failed", "Timeout", False)
+    assert kit.iam.keys[KEY]["Status"] == "Active"
