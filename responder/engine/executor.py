@@ -24,7 +24,7 @@ from responder.engine.decisions import Decisions
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards
 from responder.engine.incidents import Incident
-from responder.engine.planner import LazyPlan, build_plan
+from responder.engine.planner import LazyPlan
 from responder.engine.recovery import replay
 from responder.engine.state import EngineState
 from responder.engine.steps import Outcome, StepRunning
@@ -183,7 +183,7 @@ class Engine(StepRunning):
         try:
             scope = self._scope(incident, event, rb)
             dry = self.dry_run or rb.mode is Mode.DRY_RUN
-            plan = LazyPlan(lambda: build_plan(rb, incident.id, event.id, scope, self.registry, dry_run=dry))
+            plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
             plan_trips = self.guards.check_plan(rb, [s.target for s in plan.get().steps]) \
                 if self.guards.limits_targets(rb) else []
             for step in rb.steps[start:]:

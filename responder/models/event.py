@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from math import isfinite
-from typing import Any
+from typing import Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 from pydantic_core import to_jsonable_python
@@ -123,9 +123,17 @@ class Event(BaseModel):
     def _view(self) -> dict[str, Any]:
         return event_view(self)
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """pydantic's copy, without the cached view: a copy with new values (a clamped time) reads its own."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_view", None)
+        return copied
+
 
 
 _TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+_ORIGINAL: TypeAdapter[JsonValue] = TypeAdapter(JsonValue)  # a JsonValue field keeps NaN and infinities (Any does not)
+_SCALARS = frozenset((str, int, float, bool, type(None)))
 _PLAIN = frozenset((str, int, bool, type(None)))
 _STR = frozenset((str,))
 
@@ -192,7 +200,7 @@ def event_view(event: Event) -> dict[str, Any]:
         "id": d["id"], "source": d["source"], "type": d["type"],
         "severity": {"score": score if type(score) is float else _json(score),
                      "label": text(sev["label"]) or _json(sev["label"]),
-                     "original": original if type(original) is int or type(original) is str else _json(original)},
+                     "original": original if type(original) in _SCALARS else _ORIGINAL.dump_python(original, mode="json")},
         "time": json_time(d["time"]),
         "account": d["account"], "region": d["region"], "cloud": d["cloud"], "actor": d["actor"],
         "resources": resources, "incident_key": d["incident_key"], "attributes": _json(d["attributes"]),
