@@ -45,12 +45,15 @@ async def test_cancelling_one_waiter_leaves_the_shared_flush_to_the_others() -> 
     await _until(store.entered)  # one write of all three entries is under way
     tasks[1].cancel()
     await asyncio.sleep(0.01)
-    assert not tasks[0].done() and not tasks[2].done()  # still waiting for the fsync
+    assert not tasks[0].done()  # still waiting for the fsync
+    assert not tasks[2].done()
     store.release.set()
-    assert await tasks[0] == 0 and await tasks[2] == 2
+    assert await tasks[0] == 0
+    assert await tasks[2] == 2
     with pytest.raises(asyncio.CancelledError):
         await tasks[1]
-    assert store.syncs == 1 and store.synced == len(store.read())
+    assert store.syncs == 1
+    assert store.synced == len(store.read())
     assert [e.body["i"] for e in rec.entries()] == [0, 1, 2]
 
 
@@ -97,7 +100,8 @@ async def test_a_cancelled_waiter_during_a_stall_leaves_the_others_waiting() -> 
         await asyncio.sleep(0.005)
     tasks[0].cancel()
     await asyncio.sleep(0.05)
-    assert not tasks[1].done() and not tasks[2].done()
+    assert not tasks[1].done()
+    assert not tasks[2].done()
     store.full = False
     await asyncio.gather(tasks[1], tasks[2])
     assert tasks[0].cancelled()
