@@ -163,7 +163,7 @@ class Recorder:
         sealer = self._sealer
         sealed = sealer.seal(self._head, self._next_seq, self._at(), kind, incident, body)
         self._pending.append(sealed)
-        self._head = sealer.last  # the entry's hash (a model's attribute reads cost a __getattr__ hook each)
+        self._head = sealer.last  # the entry's hash, the same str
         self._next_seq += 1
         return sealed[0]
 
