@@ -23,6 +23,8 @@ from responder.timeline.verify import Verification, verify_lines
 from responder.tracing import STAMP
 
 log = structlog.get_logger(__name__)
+_MILLIS = [f"{n:03d}" for n in range(1000)]  # the digits of an `at`'s microseconds, in two halves
+_MICROS = [f"{n:03d}+00:00" for n in range(1000)]
 
 
 def default_writer_id() -> str:
@@ -155,8 +157,8 @@ class Recorder:
             second, micros = second + micros // 1_000_000, micros % 1_000_000
         if second != self._at_second:
             self._at_second = second
-            self._at_prefix = datetime.fromtimestamp(second, UTC).isoformat()[:-6]  # without "+00:00"
-        return f"{self._at_prefix}.{micros:06d}+00:00"
+            self._at_prefix = datetime.fromtimestamp(second, UTC).isoformat()[:-6] + "."  # without "+00:00"
+        return f"{self._at_prefix}{_MILLIS[micros // 1000]}{_MICROS[micros % 1000]}"  # a third of {micros:06d}'s cost
 
     def _seal(self, kind: str, body: dict[str, Any], incident: str | None) -> TimelineEntry:
         """Chain an entry with `body`, a dict the caller made for it (kept, never copied again)."""
