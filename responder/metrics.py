@@ -106,11 +106,11 @@ class TimelineMetrics:
         self._alert_at: dict[int, float] = {}
         self._children: dict[tuple[Any, ...], Any] = {}  # labelled children: labels() costs ~5 us per entry
 
-    def _inc(self, metric: Counter, *labels: str) -> None:
+    def _inc(self, metric: Counter, *labels: str, amount: int = 1) -> None:
         child = self._children.get((metric, *labels))
         if child is None:
             child = self._children[(metric, *labels)] = metric.labels(*labels)
-        child.inc()
+        child.inc(amount)
 
     def observe(self, entry: TimelineEntry) -> None:
         """At append, in the appending task: remember when the alert behind a step intent arrived."""
@@ -120,24 +120,38 @@ class TimelineMetrics:
                 self._alert_at[entry.seq] = at
 
     def accept(self, items: Sequence[tuple[TimelineEntry, bytes]]) -> None:
-        """Durable entries: count steps, trips and matches; an intent durable now is a dispatch."""
-        m = self.metrics
+        """Durable entries: count steps, trips and matches; an intent durable now is a dispatch.
+
+        Counts are summed over the batch and added once per label set (the same totals at every scrape: a scrape
+        runs on the loop, never inside this call); the intents of the batch became durable at one moment, so
+        the clock is read once for them.
+        """
+        m, counts, now = self.metrics, dict[tuple[Any, ...], int](), None
         for entry, _ in items:
-            body: dict[str, Any] = entry.body
-            if entry.kind == EntryKind.STEP_RESULT:
-                runbook = (self.runbook_of(entry.incident) if self.runbook_of and entry.incident else None) or ""
+            kind = entry.kind
+            if kind == EntryKind.STEP_RESULT:
+                body: dict[str, Any] = entry.body
+                incident = entry.incident
+                runbook = (self.runbook_of(incident) if self.runbook_of and incident else None) or ""
                 actuator, outcome = str(body.get("actuator", "")), str(body.get("status", ""))
-                self._inc(m.steps, runbook, actuator, outcome)
+                key: tuple[Any, ...] = (m.steps, runbook, actuator, outcome)
+                counts[key] = counts.get(key, 0) + 1
                 if outcome in FAILED_OUTCOMES:
-                    self._inc(m.step_failures, runbook, actuator)
-            elif entry.kind == EntryKind.STEP_INTENT:
+                    key = (m.step_failures, runbook, actuator)
+                    counts[key] = counts.get(key, 0) + 1
+            elif kind == EntryKind.STEP_INTENT:
                 at = self._alert_at.pop(entry.seq, None)
                 if at is not None:
-                    m.alert_to_dispatch.observe(max(0.0, self.clock() - at))
-            elif entry.kind == EntryKind.GUARD_TRIPPED:
-                self._inc(m.guard_trips, str(body.get("guard", "")))
-            elif entry.kind == EntryKind.EVENT_MATCHED:
-                self._inc(m.runbook_matches, str(body.get("runbook", "")).split("@", 1)[0])
+                    now = self.clock() if now is None else now
+                    m.alert_to_dispatch.observe(max(0.0, now - at))
+            elif kind == EntryKind.GUARD_TRIPPED:
+                key = (m.guard_trips, str(entry.body.get("guard", "")))
+                counts[key] = counts.get(key, 0) + 1
+            elif kind == EntryKind.EVENT_MATCHED:
+                key = (m.runbook_matches, str(entry.body.get("runbook", "")).split("@", 1)[0])
+                counts[key] = counts.get(key, 0) + 1
+        for (metric, *labels), n in counts.items():
+            self._inc(metric, *labels, amount=n)
 
 
 class TimedSync:

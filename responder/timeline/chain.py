@@ -9,10 +9,8 @@ from typing import Any
 import orjson
 
 from responder.errors import ChainBroken
-from responder.models.event import built
+from responder.models.event import builder
 from responder.models.timeline import GENESIS_HASH, TimelineEntry
-
-_ENTRY_FIELDS = frozenset(TimelineEntry.model_fields)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -25,6 +23,7 @@ def _field(value: bytes) -> bytes:
 
 
 _SEQ_PREFIX = (8).to_bytes(4, "big")
+_HASH_FIELD = (64).to_bytes(4, "big")  # a hex SHA-256 is 64 characters
 
 
 def entry_hash(prev: str, seq: int, writer: str, at: str, kind: str, incident: str | None, body: bytes) -> str:
@@ -39,12 +38,20 @@ def entry_hasher(writer: str) -> Callable[[str, int, str, str, str | None, bytes
 
 class Sealer:
     """Seals entries for one writer: the hash and the JSON line from one canonical encoding of the body, the
-    writer's and each kind's bytes encoded once (the recorder seals every entry it appends)."""
+    writer's and each kind's bytes encoded once, and the encodings of the last hash it made and of the last
+    incident kept for the next entry (the recorder seals every entry it appends, each after the one before)."""
 
     def __init__(self, writer: str) -> None:
         self.writer = writer
         self._writer_field, self._writer_json = _field(writer.encode()), orjson.dumps(writer)
-        self._kinds: dict[str, tuple[bytes, bytes]] = {}  # kind -> (hash field, JSON)
+        self._tail = b',"writer":' + self._writer_json + b"}\n"
+        self._kinds: dict[str, tuple[bytes, bytes, str]] = {}  # kind -> (hash field, line piece, plain str)
+        self.last = ""
+        """The hash of the last entry sealed."""
+        self._last_field, self._last_json = b"", b""  # its two encodings, for the entry after it
+        self._incident: str | None = None
+        self._incident_field, self._incident_json = _field(b""), b"null"
+        self._build = builder(TimelineEntry)
 
     def hash(self, prev: str, seq: int, at: str, kind: str, incident: str | None, body: bytes) -> str:
         """`entry_hash` with this writer."""
@@ -60,26 +67,42 @@ class Sealer:
              body: dict[str, Any]) -> tuple[TimelineEntry, bytes]:
         """The entry after `prev` (taking `body`, which the caller no longer changes) and its line, which is
         `canonical_json(entry) + b"\\n"`."""
-        digest, line = self.line(prev, seq, at, kind, incident, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
-        doc = {"seq": seq, "writer": self.writer, "at": at, "kind": kind, "incident": incident, "body": body,
-               "prev": prev, "hash": digest}
-        return built(TimelineEntry, doc, set(_ENTRY_FIELDS)), line  # built here, verified by hash
+        digest, line, plain = self._line(prev, seq, at, kind, incident, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+        return self._build({"seq": seq, "writer": self.writer, "at": at, "kind": plain, "incident": incident,
+                            "body": body, "prev": prev, "hash": digest}), line  # built here, verified by hash
 
     def line(self, prev: str, seq: int, at: str, kind: str, incident: str | None,
              body_json: bytes) -> tuple[str, bytes]:
         """The hash and the JSON line of the entry after `prev` whose body's canonical encoding is `body_json`: keys
         in sorted order, values as orjson writes them. `at` is ISO 8601 text (nothing to escape)."""
-        dumps = orjson.dumps
+        digest, line, _ = self._line(prev, seq, at, kind, incident, body_json)
+        return digest, line
+
+    def _line(self, prev: str, seq: int, at: str, kind: str, incident: str | None,
+              body_json: bytes) -> tuple[str, bytes, str]:
         known = self._kinds.get(kind)
         if known is None:
-            known = (_field(kind.encode()), dumps(kind))
+            plain = str(kind)
+            known = (_field(plain.encode()), b',"kind":' + orjson.dumps(plain) + b',"prev":', plain)
             if len(self._kinds) < 256:  # the vocabulary is small; an open-ended caller must not grow this
                 self._kinds[kind] = known
+        if prev is self.last:
+            prev_field, prev_json = self._last_field, self._last_json
+        else:
+            p = prev.encode()
+            prev_field, prev_json = len(p).to_bytes(4, "big") + p, orjson.dumps(prev)
+        if incident != self._incident:
+            self._incident = incident
+            self._incident_field, self._incident_json = _field((incident or "").encode()), orjson.dumps(incident)
         a = at.encode()
-        digest = self._digest(prev, seq, a, known[0], incident, body_json)
-        return digest, b"".join((b'{"at":"', a, b'","body":', body_json, b',"hash":"', digest.encode(),
-                                 b'","incident":', dumps(incident), b',"kind":', known[1], b',"prev":', dumps(prev),
-                                 b',"seq":', b"%d" % seq, b',"writer":', self._writer_json, b"}\n"))
+        digest = sha256(b"".join((prev_field, _SEQ_PREFIX, seq.to_bytes(8, "big"), self._writer_field,
+                                  len(a).to_bytes(4, "big"), a, known[0], self._incident_field,
+                                  len(body_json).to_bytes(4, "big"), body_json))).hexdigest()
+        d = digest.encode()
+        self.last, self._last_field, self._last_json = digest, _HASH_FIELD + d, b'"' + d + b'"'
+        return digest, b"".join((b'{"at":"', a, b'","body":', body_json, b',"hash":"', d, b'","incident":',
+                                 self._incident_json, known[1], prev_json, b',"seq":', b"%d" % seq,
+                                 self._tail)), known[2]
 
 
 def seal(
