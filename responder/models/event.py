@@ -200,7 +200,8 @@ def event_view(event: Event) -> dict[str, Any]:
         "id": d["id"], "source": d["source"], "type": d["type"],
         "severity": {"score": score if type(score) is float else _json(score),
                      "label": text(sev["label"]) or _json(sev["label"]),
-                     "original": original if type(original) in _SCALARS else _ORIGINAL.dump_python(original, mode="json")},
+                     "original": original if type(original) in _SCALARS
+                     else _ORIGINAL.dump_python(original, mode="json")},
         "time": json_time(d["time"]),
         "account": d["account"], "region": d["region"], "cloud": d["cloud"], "actor": d["actor"],
         "resources": resources, "incident_key": d["incident_key"], "attributes": _json(d["attributes"]),
