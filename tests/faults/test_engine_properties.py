@@ -157,7 +157,10 @@ class EngineMachine(RuleBasedStateMachine):
             outcomes.extend(await undoer.undo(incident))
 
         self._run(go())
-        results = {str(e.body["key"]): e.body for e in self._entries() if e.kind == EntryKind.STEP_RESULT}
+        # the result an undo reverses: the newest of its key with a recorded prior (a re-applied step whose reply
+        # was lost has none, and the undo skips it for the one before it, under the same key)
+        results = {str(e.body["key"]): e.body for e in self._entries()
+                   if e.kind == EntryKind.STEP_RESULT and (e.body.get("prior") or {}).get("value") is not None}
         for out in outcomes:
             if out.get("status") == "ok":
                 prior = results[str(out["undoes"])]["prior"]
