@@ -7,6 +7,7 @@ failure bodies, and the before-state read once and bound to the intent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -19,7 +20,6 @@ from pydantic import BaseModel, JsonValue, ValidationError
 from responder.actuators.base import ActuationContext, Actuator
 from responder.actuators.registry import Registry
 from responder.actuators.retry import retry_after, settled_by_verify
-from responder.engine.deadline import deadline_in, within
 from responder.engine.templating import render
 from responder.errors import ActuationError, TemplateError, TransientActuationError
 from responder.log import enabled as log_enabled
@@ -143,21 +143,20 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     await recorder.flush()
     head = {k: v for k, v in written.items() if k not in _INTENT_ONLY}
     actuator, params, ctx = call.actuator, call.params, call.ctx
-    started, since, deadline = time.perf_counter(), time.monotonic(), deadline_in(call.timeout)
+    started, since = time.perf_counter(), time.monotonic()
     try:
-        # the step's timeout (`asyncio.timeout`'s, its timer armed only if the step suspends) covers every attempt
-        try:  # the first attempt of `with_retries`, inline: no closure or coroutine of its own per step
-            done = await within(actuator.apply(params, ctx), deadline)
-            first = None
-        except TransientActuationError as exc:
-            if call.attempts <= 1:
-                raise
-            first = exc
-        if first is not None:
-            done = await within(retry_after(first, lambda: actuator.apply(params, ctx), attempts=call.attempts,
-                                            deadline=call.timeout, started=since,  # a retry after a lost reply
-                                            settled=settled_by_verify(actuator, params, ctx)),  # asks verify() first
-                                deadline)
+        async with asyncio.timeout(call.timeout):  # no extra task per call, unlike wait_for on 3.11
+            try:  # the first attempt of `with_retries`, inline: no closure or coroutine of its own per step
+                done = await actuator.apply(params, ctx)
+                first = None
+            except TransientActuationError as exc:
+                if call.attempts <= 1:
+                    raise
+                first = exc
+            if first is not None:
+                done = await retry_after(first, lambda: actuator.apply(params, ctx), attempts=call.attempts,
+                                         deadline=call.timeout, started=since,  # a retry after a lost reply
+                                         settled=settled_by_verify(actuator, params, ctx))  # asks verify() first
         try:  # `verified(call)`, inline
             ok = bool(await actuator.verify(params, ctx))
         except (ActuationError, TimeoutError):
