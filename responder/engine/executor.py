@@ -112,7 +112,7 @@ class Engine(StepRunning):
         try:
             await lock.acquire()
             try:
-                incident, fresh = self._admit(rb, event, group_key)
+                incident, fresh, event = self._admit(rb, event, group_key)  # the event's time clamped, if need be
                 if fresh is not None:
                     await self.run_from(rb, incident, event, fresh=fresh)
                 return incident
@@ -123,9 +123,9 @@ class Engine(StepRunning):
             if users[0] == 0:
                 del self._group_locks[(rb.id, group_key)]
 
-    def _admit(self, rb: Runbook, event: Event, group_key: str) -> tuple[Incident, bool | None]:
-        """Open, join or suppress the event's incident (under the group's lock); and whether the event is new to it
-        (`fresh`), or None when it was suppressed (no step runs)."""
+    def _admit(self, rb: Runbook, event: Event, group_key: str) -> tuple[Incident, bool | None, Event]:
+        """Open, join or suppress the event's incident (under the group's lock); whether the event is new to it
+        (`fresh`), or None when it was suppressed (no step runs); and the event, its time clamped to our clock."""
         latest = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=MAX_CLOCK_SKEW)
         if event.time > latest:  # a future-dated event must not hold an incident open for ever
             event = event.model_copy(update={"time": latest})
@@ -136,14 +136,14 @@ class Engine(StepRunning):
         ended = self.state.closed_until(rb.id, group_key) if incident is None else None
         if ended is not None and event.time.timestamp() <= ended:  # a redelivery of an evicted incident's event
             self.recorder.append(EntryKind.INCIDENT_SUPPRESSED, {**base, "reason": "evicted"}, None)
-            return Incident("", rb.id, group_key, event.time, event.time), None
+            return Incident("", rb.id, group_key, event.time, event.time), None, event
         if incident is None:
             last = incidents.latest(rb.id, group_key)
             if last is not None and rb.cooldown and event.time - last.opened_at < timedelta(seconds=rb.cooldown):
                 self.recorder.append(EntryKind.INCIDENT_SUPPRESSED, {**base, "cooldown": rb.cooldown,
                                                                      "previous": last.id}, last.id)
                 last.touched = self.clock()
-                return last, None
+                return last, None, event
             incident = incidents.open(rb.id, group_key, event.id, event.time)
             self.recorder.append(EntryKind.INCIDENT_OPENED, base, incident.id)
         else:
@@ -154,7 +154,7 @@ class Engine(StepRunning):
             self.recorder.append(EntryKind.INCIDENT_JOINED, {**base, "repeat": repeat}, incident.id)
         incident.seen(event.id)
         incident.touched = self.clock()
-        return incident, not repeat
+        return incident, not repeat, event
 
     def _scope(self, incident: Incident, event: Event, rb: Runbook) -> dict[str, Any]:
         recent = incident.recent(event.time, rb.count_window or rb.window)

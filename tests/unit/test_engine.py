@@ -184,6 +184,31 @@ async def test_future_dated_event_cannot_hold_an_incident_open(runbooks_dir):
     assert incident.last_seen <= datetime.now(UTC) + timedelta(seconds=MAX_CLOCK_SKEW + 5)
 
 
+async def test_the_steps_of_a_future_dated_event_see_its_clamped_time(runbooks_dir):
+    """The runbook's steps run with the clamped event: its time and the view templates read are no later than now."""
+    from datetime import UTC, datetime, timedelta
+
+    from responder.engine.executor import MAX_CLOCK_SKEW
+    from responder.models import RawRecord
+
+    iam, store = FakeIam(), MemoryStore()
+    iam.add_key("ml-training", KEY)
+    p = _pipeline(iam, store, runbooks_dir)
+    seen = []
+    run_from = p.engine.run_from
+
+    async def spy(rb, incident, event, **kw):
+        seen.append(event)
+        await run_from(rb, incident, event, **kw)
+
+    p.engine.run_from = spy
+    future = guardduty_finding(KEY, updated="2099-01-01T00:00:00.000Z")
+    await p.handle(RawRecord(topic="t", value=envelope_bytes(future)))
+    latest = datetime.now(UTC) + timedelta(seconds=MAX_CLOCK_SKEW + 5)
+    assert seen and all(e.time <= latest for e in seen)
+    assert all(datetime.fromisoformat(e.view()["time"]) <= latest for e in seen)
+
+
 async def test_an_actuator_crashing_unexpectedly_still_gets_a_failed_result(runbooks_dir):
     """A bug inside apply() is recorded as a failed step.result instead of leaving an orphan intent."""
     from responder.models import RawRecord
