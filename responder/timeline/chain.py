@@ -48,7 +48,7 @@ class Sealer:
         self._kinds: dict[str, tuple[bytes, bytes, str]] = {}  # kind -> (hash field, line piece, plain str)
         self.last = ""
         """The hash of the last entry sealed."""
-        self._last_field, self._last_json = b"", b""  # its two encodings, for the entry after it
+        self._last_field, self._last_json = _field(b""), b'""'  # its two encodings, for the entry after it
         self._incident: str | None = None
         self._incident_field, self._incident_json = _field(b""), b"null"
         self._build = builder(TimelineEntry)
