@@ -208,6 +208,7 @@ def event_view(event: Event) -> dict[str, Any]:
         "threat": threat, "resource": by_kind,
     }
 
+
 _SLOTS = BaseModel.__dict__
 _set_dict = _SLOTS["__dict__"].__set__  # the slots' own setters: cheaper than four object.__setattr__ calls
 _set_fields = _SLOTS["__pydantic_fields_set__"].__set__
