@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from responder.engine.incidents import Incident
-from responder.models.event import Event, Resource, ResourceKind, Severity, json_time
+from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.models.threat import Threat, ThreatCategory
+from responder.models.view import json_time
 from responder.normalise import normalise
 from tests.conftest import CORPUS
 
