@@ -60,12 +60,24 @@ def collector_time() -> list[float]:
     return spent
 
 
-async def once(raws: list[RawRecord], chunk: int, tmp: Path, n: int) -> tuple[float, float, int]:
-    """(CPU µs per event, collector µs per event, fsyncs) of one service handling every record."""
-    settings = Settings(kafka_bootstrap="127.0.0.1:9", topics=["acting"], group_id=f"g{n}", max_batch=chunk,
-                        timeline_path=tmp / f"timeline{n}.jsonl", deadletter_topic="bench-dlq")
+def raw_records(n: int, prefix: str, stamp: int) -> list[RawRecord]:
+    """`n` of `bench/pipeline.py`'s acting records (one access key each) as polled from partition 0."""
+    return [RawRecord(topic="acting", partition=0, offset=i, key=k, value=v, timestamp_ms=stamp)
+            for i, (k, v) in enumerate(records(n, prefix))]
+
+
+def acting_service(chunk: int, timeline: Path) -> Service:
+    """A service with the benchmark runbook, never started: its batch handler is driven directly."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", topics=["acting"], group_id="bench-acting", max_batch=chunk,
+                        timeline_path=timeline, deadletter_topic="bench-dlq")
     svc = Service(settings, aws=NoAws(), runbooks=[RUNBOOK])
     svc.commits.handled = lambda offsets: None  # type: ignore[method-assign]  # nothing to commit to
+    return svc
+
+
+async def once(raws: list[RawRecord], chunk: int, tmp: Path, n: int) -> tuple[float, float, int]:
+    """(CPU µs per event, collector µs per event, fsyncs) of one service handling every record."""
+    svc = acting_service(chunk, tmp / f"timeline{n}.jsonl")
     part: Any = _Partition()
     gc.collect()
     collector.tune()
@@ -107,8 +119,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         results = []
         for n in range(args.repeat):
-            raws = [RawRecord(topic="acting", partition=0, offset=i, key=k, value=v, timestamp_ms=stamp)
-                    for i, (k, v) in enumerate(records(args.events, f"R{n}"))]
+            raws = raw_records(args.events, f"R{n}", stamp)
             if args.gc_off:
                 gc.disable()
             results.append(await once(raws, args.chunk, Path(tmpdir), n))

@@ -29,14 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from acting import _Partition  # noqa: E402
-from pipeline import RUNBOOK, NoAws, NoopActuator, records  # noqa: E402
+from acting import _Partition, acting_service, raw_records  # noqa: E402
+from pipeline import NoopActuator  # noqa: E402
 
 from responder import collector, log  # noqa: E402
 from responder.actuators.registry import registry  # noqa: E402
-from responder.models.event import RawRecord  # noqa: E402
 from responder.service import Service  # noqa: E402
-from responder.settings import Settings  # noqa: E402
 
 
 async def main() -> None:
@@ -50,19 +48,21 @@ async def main() -> None:
     args = ap.parse_args()
     log.configure("console", "warning")
     registry.add(NoopActuator())
+    with tempfile.TemporaryDirectory() as tmp:
+        svc = acting_service(args.chunk, Path(tmp) / "timeline.jsonl")
+        try:
+            await probe(svc, args)
+        finally:
+            await svc.close_unstarted()
+            svc.recorder.close()
+
+
+async def probe(svc: Service, args: argparse.Namespace) -> None:
+    """Warm the service up with one chunk, then take the reading `args` asks for."""
     stamp = int(time.time() * 1000)
-    tmp = Path(tempfile.mkdtemp())
-    settings = Settings(kafka_bootstrap="127.0.0.1:9", topics=["acting"], group_id="g", max_batch=args.chunk,
-                        timeline_path=tmp / "t.jsonl", deadletter_topic="bench-dlq")
-    svc = Service(settings, aws=NoAws(), runbooks=[RUNBOOK])
-    svc.commits.handled = lambda offsets: None  # type: ignore[method-assign]
     part: Any = _Partition()
-    # warm up (first chunk compiles caches)
-    warm = [RawRecord(topic="acting", partition=0, offset=i, key=k, value=v, timestamp_ms=stamp)
-            for i, (k, v) in enumerate(records(args.chunk, "W"))]
-    await svc._handle_batch({part: warm})
-    raws = [RawRecord(topic="acting", partition=0, offset=i, key=k, value=v, timestamp_ms=stamp)
-            for i, (k, v) in enumerate(records(args.events, "R"))]
+    await svc._handle_batch({part: raw_records(args.chunk, "W", stamp)})  # the first chunk fills the caches
+    raws = raw_records(args.events, "R", stamp)
     n = len(raws)
     if args.peak:
         gc.collect()
