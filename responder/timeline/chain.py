@@ -116,11 +116,6 @@ def seal(
     )
 
 
-def encode_line(entry: TimelineEntry) -> bytes:
-    """One JSON Lines record."""
-    return canonical_json(entry.model_dump(mode="json")) + b"\n"
-
-
 def parse_lines(lines: Iterable[bytes]) -> Iterator[TimelineEntry]:
     """Parse JSON Lines into entries; an unparsable line raises ChainBroken with its line number."""
     for number, line in enumerate(lines, start=1):
