@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from socket import AF_INET as _AF_INET
 from typing import Any
 
-from responder.models.event import Event, Resource, ResourceKind, Severity, builder, tuple_builder
+from responder.models.event import Event, Resource, ResourceKind, builder, tuple_builder
 from responder.models.threat import Threat
 from responder.normalise import trusted
 from responder.normalise.fields import check_quad, parse_time, scored, valid_ip
@@ -34,7 +34,6 @@ _INSTANCE, _IP = ResourceKind.INSTANCE, ResourceKind.IP
 _new_resources, _new_event = tuple_builder(Resource), builder(Event)
 _fromisoformat = datetime.fromisoformat
 _TYPES: dict[str, tuple[str, Threat | None]] = {}  # finding type → (stripped, threat row): a small vocabulary
-_SEVERITIES: dict[tuple[Any, type], Severity] = {}  # (severity, its type) → `scored`'s Severity, as its memo keys it
 
 
 def remote_ips(action: dict[str, Any]) -> list[Any]:
@@ -78,14 +77,6 @@ def _typed(finding_type: Any) -> tuple[str, Threat | None] | None:
     out = (finding_type.strip(), GUARDDUTY.lookup(finding_type))
     if len(_TYPES) < _MEMO_SIZE and len(finding_type) <= _MEMO_KEY:
         _TYPES[finding_type] = out
-    return out
-
-
-def _scored(severity: int | float) -> Severity:
-    """`scored(float(severity), severity)`, remembered for at most `_MEMO_SIZE` severities (sources repeat a few)."""
-    out = scored(float(severity), severity)
-    if len(_SEVERITIES) < _MEMO_SIZE:
-        _SEVERITIES[severity, type(severity)] = out
     return out
 
 
@@ -227,7 +218,7 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
             "id": finding_id,
             "source": "guardduty",
             "type": stripped,
-            "severity": _SEVERITIES.get((severity, type(severity))) or _scored(severity),
+            "severity": scored(float(severity), severity),  # memoised, keyed by the type too
             "time": time,
             "account": account,
             "region": region or None,
