@@ -10,7 +10,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.auth import signed_headers
-from responder.ingest.kafka import _start_with_retry, all_partitions, publish, stop_consumer, to_raw
+from responder.ingest.clients import _start_with_retry, publish, stop_consumer
+from responder.ingest.kafka import all_partitions, to_raw
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
 from responder.tracing import outgoing

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from responder.engine.guards import QuotaRun
 from responder.engine.state import EngineSnapshot
 from responder.errors import ChangelogError
-from responder.ingest.kafka import _start_with_retry
+from responder.ingest.clients import _start_with_retry
 from responder.ingest.transactions import Transactions
 
 log = structlog.get_logger(__name__)

@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from responder.ingest.kafka import _start_with_retry, ensure_topics
+from responder.ingest.clients import _start_with_retry, ensure_topics
 from responder.ingest.security import check_connection
 
 log = structlog.get_logger(__name__)

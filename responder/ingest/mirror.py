@@ -10,7 +10,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from responder.ingest.kafka import _start_with_retry
+from responder.ingest.clients import _start_with_retry
 from responder.models.timeline import TimelineEntry
 
 log = structlog.get_logger(__name__)

@@ -10,7 +10,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from responder.auth import signed_headers
-from responder.ingest.kafka import _start_with_retry, ensure_topics
+from responder.ingest.clients import _start_with_retry, ensure_topics
 from responder.models.operator import OperatorReply, OperatorRequest
 
 log = structlog.get_logger(__name__)

@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from responder.errors import ChangelogError, ConfigError, ReplicaFenced
-from responder.ingest.kafka import _start_with_retry
+from responder.ingest.clients import _start_with_retry
 
 log = structlog.get_logger(__name__)
 

@@ -1,28 +1,28 @@
-"""The recorder: chains entries, signs checkpoints, makes them durable with group commit, feeds sinks."""
+"""The recorder: chains entries, signs checkpoints; its base `GroupCommit` (durable.py) makes them durable."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
-import structlog
 
-from responder.errors import ChainBroken, TimelineError
+from responder.errors import ChainBroken
 from responder.models.timeline import GENESIS_HASH, EntryKind, TimelineEntry
 from responder.settings import Settings
 from responder.timeline.chain import Sealer, parse_lines
 from responder.timeline.checkpoint import Signer
+from responder.timeline.durable import DurableSink, GroupCommit
 from responder.timeline.store import FileStore, TimelineStore
 from responder.timeline.verify import Verification, verify_lines
 from responder.tracing import STAMP
 
-log = structlog.get_logger(__name__)
+__all__ = ["DurableSink", "Recorder", "default_writer_id"]
+
 _MILLIS = [f"{n:03d}" for n in range(1000)]  # the digits of an `at`'s microseconds, in two halves
 _MICROS = [f"{n:03d}+00:00" for n in range(1000)]
 
@@ -32,13 +32,7 @@ def default_writer_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class DurableSink(Protocol):
-    """Told about entries once they are durable (archive, Kafka mirror); must not block."""
-
-    def accept(self, items: Sequence[tuple[TimelineEntry, bytes]]) -> None: ...
-
-
-class Recorder:
+class Recorder(GroupCommit):
     """Appends chained entries; `flush()` makes them durable, sharing one fsync between concurrent callers.
 
     With a `signer`, a checkpoint entry signing the head is appended after every `checkpoint_every`
@@ -57,32 +51,17 @@ class Recorder:
         retry_max: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store
+        super().__init__(store, linger, retry_max)
         self.clock = clock
         self.writer = writer or default_writer_id()
-        self.linger = linger
         self.signer = signer
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
-        self.sinks: list[DurableSink] = []
-        self.barriers: list[Callable[[Sequence[TimelineEntry]], Awaitable[None]]] = []
-        """Awaited with each written batch before it counts as durable (the fleet's state changelog)."""
-        self._barrier_error: Exception | None = None
         self.observers: list[Callable[[TimelineEntry], None]] = []  # called at append, in the appending task
-        self._pending: list[tuple[TimelineEntry, bytes]] = []
         self._next_seq = 0
         self._head = GENESIS_HASH
-        self._durable_seq = -1
-        self.stalled: OSError | None = None  # the write error while the disk refuses entries (see _flush_once)
-        self.stalls = 0
-        self.retry_max = retry_max
-        self._retry_delay = 0.0
-        self._dirty = False
         self._since_checkpoint = 0
         self._checkpoint_clock = clock()
-        self._flushing: asyncio.Task[None] | None = None
-        self._waiters: list[asyncio.Future[None]] = []  # the callers of flush() the running flush wakes
-        self.syncs = 0
         self._sealer = Sealer(self.writer)
         self._at_second, self._at_prefix = -1, ""
         self._resume()
@@ -180,114 +159,6 @@ class Recorder:
         self._since_checkpoint = 0
         self._checkpoint_clock = self.clock()
         return self._seal(EntryKind.CHECKPOINT, dict(body), None)
-
-    async def flush(self) -> None:
-        """Return once every entry appended before the call is durable (group commit).
-
-        Each caller waits on a future of its own, resolved when the running flush ends: cancelling one caller
-        cancels only its future, never the flush the others wait for (what `asyncio.shield` gave, for one
-        future per caller instead of a future and two callbacks).
-        """
-        if self.signer is not None and self._checkpoint_due():
-            self.checkpoint()
-        target = self._next_seq - 1
-        while self._durable_seq < target:
-            if self._flushing is None:
-                self._flushing = asyncio.create_task(self._flush_once())
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-
-    async def _flush_once(self) -> None:
-        """One group commit; at its end every caller waiting on it wakes, with its error when it failed."""
-        error: BaseException | None = None
-        try:
-            await self._commit()
-        except Exception as exc:  # noqa: BLE001 - handed to every waiter, as awaiting the task would
-            error = exc
-        except BaseException as exc:  # cancelled (loop teardown): the waiters are cancelled too
-            error = exc
-            raise
-        finally:
-            self._flushing = None
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if waiter.done():  # its caller was cancelled
-                    continue
-                if error is None:
-                    waiter.set_result(None)
-                elif isinstance(error, Exception):
-                    waiter.set_exception(error)
-                else:
-                    waiter.cancel()
-
-    async def _commit(self) -> None:
-        if self.linger:
-            await asyncio.sleep(self.linger)
-        batch, upto = self._pending, self._next_seq - 1
-        self._pending = []
-        if batch:
-            try:
-                await asyncio.to_thread(self._write_sync, b"".join([line for _, line in batch]))
-            except OSError as exc:
-                self._pending = batch + self._pending
-                await self._stall(exc)
-                return  # not durable: every flush() caller keeps waiting, so nothing acts or commits
-        if self.stalled is not None:
-            log.warning("timeline_write_recovered", after=self.stalls, error=str(self.stalled))
-            self.stalled, self._retry_delay = None, 0.0
-        if batch and self.barriers:
-            if self._barrier_error is not None:
-                raise TimelineError(f"state changelog write failed earlier: {self._barrier_error}")
-            try:
-                for barrier in self.barriers:
-                    await barrier([entry for entry, _ in batch])
-            except Exception as exc:  # the entries are on disk but their state is not: nothing may act on them
-                self._barrier_error = exc
-                log.critical("changelog_write_failed", error=str(exc))
-                raise TimelineError(f"state changelog write failed: {exc}") from exc
-        self._durable_seq = upto
-        self._notify(batch)
-
-    async def _stall(self, exc: OSError) -> None:
-        """The disk refused a batch (full, EIO): keep it in memory, wait, and let the next flush write it again.
-
-        The entries stay chained in memory, so the retry writes exactly the bytes that failed and the chain has
-        no gap; the store is cut back to its last sync first. While stalled the service reports unready.
-        """
-        self._dirty = True
-        self.stalled = exc
-        self.stalls += 1
-        self._retry_delay = min(self.retry_max, max(0.01, self._retry_delay * 2))
-        (log.error if self.stalls > 1 else log.critical)("timeline_write_failed", error=str(exc),
-                                                         retry_in=self._retry_delay)
-        await asyncio.sleep(self._retry_delay)
-
-    def _write_sync(self, data: bytes) -> None:
-        if self._dirty:
-            self.store.rollback()
-            self._dirty = False
-        try:
-            self.store.write(data)
-            self.store.sync()
-        except OSError:
-            self._dirty = True
-            raise
-        self.syncs += 1
-
-    def _notify(self, batch: Sequence[tuple[TimelineEntry, bytes]]) -> None:
-        if batch:
-            for sink in self.sinks:
-                sink.accept(batch)
-
-    def flush_sync(self) -> None:
-        """Synchronous flush for callers outside an event loop (CLI commands)."""
-        batch, upto = self._pending, self._next_seq - 1
-        self._pending = []
-        if batch:
-            self._write_sync(b"".join(line for _, line in batch))
-        self._durable_seq = upto
-        self._notify(batch)
 
     def entries(self) -> Iterator[TimelineEntry]:
         """Every durable entry, in order."""
