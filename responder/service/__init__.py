@@ -1,0 +1,14 @@
+"""`responder run`: one consumer-group member, `Service` (core.py), and `serve`, which runs it until a signal.
+
+The modules: core (construction from settings), wiring (the settings checked first: guards, record signatures,
+archive), batches (a chunk of records through the pipeline), partitions (assignment, recovery, eviction),
+running (start, the consume loops, drain, close) and parts (what the mixins share).
+"""
+
+from responder.service.batches import by_key
+from responder.service.core import Service, serve
+from responder.service.running import signature
+from responder.service.wiring import NO_KAFKA, archiver_from, authenticator_from, guards_from
+
+__all__ = ["NO_KAFKA", "Service", "archiver_from", "authenticator_from", "by_key", "guards_from", "serve",
+           "signature"]

@@ -1,0 +1,111 @@
+"""A chunk of records through the pipeline: decode and match inline, act per key concurrently, commit after durable.
+
+`BatchHandling` is mixed into `Service` (responder/service/core.py): `Flow` calls `_handle_batch` once per chunk of
+a partition's lane, which runs `_prepare_batch` and a `_handle_partition` task per key, with no layer in between.
+Poison and bugs are dead-lettered (`_failed`, `_reject`); a timeline failure stops the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from responder.errors import EventRejected, TimelineError
+from responder.models.event import RawRecord
+from responder.models.timeline import EntryKind
+from responder.pipeline import Prepared
+from responder.service.parts import Parts
+from responder.tracing import active
+
+log = structlog.get_logger(__name__)
+
+
+class BatchHandling(Parts):
+    """Handles a chunk of one partition's records and marks or commits its offsets (mixed into `Service`)."""
+
+    async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
+        async with self._lock.shared():
+            if self.fleet is not None:  # a partition revoked since the poll is its new owner's now
+                batch = {tp: rs for tp, rs in batch.items() if tp.partition in self.fleet.owned}
+            if active():  # one span per record around all of its stages, as before
+                groups: Sequence[Sequence[RawRecord | Prepared]] = [g for rs in batch.values() for g in by_key(rs)]
+            else:
+                groups = await self._prepare_batch(batch)
+            if groups:
+                async with asyncio.TaskGroup() as tg:
+                    for same_key in groups:
+                        tg.create_task(self._handle_partition(same_key))
+            txn = self.fleet.changelog.txn if self.fleet is not None else None
+            if txn is not None:  # the batch's last changelog records and its offsets: one transaction
+                with txn.hold(tp.partition for tp in batch):
+                    await self.recorder.flush()
+                    await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+                return
+            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            if self.fleet is not None or not self.commits.interval:  # in a fleet the chunk's state reaches the
+                await self.recorder.flush()  # changelog before the gate lets a rebalance or an eviction in
+            if self.commits.interval:  # committed with the others, after a flush (responder/ingest/commits.py)
+                self.commits.handled(offsets)
+                return
+        await self.ingest.commit(offsets)
+
+    async def _prepare_batch(self, batch: dict[Any, list[RawRecord]]) -> list[list[Prepared]]:
+        """Decode and match every record inline (no task, no await per record); only the records that matched
+        are returned, grouped by key in order, to act concurrently. Poison is dead-lettered here."""
+        found, failed = self.pipeline.prepare_batch(r for records in batch.values() for r in records)
+        for record, exc in failed:
+            await self._failed(record, exc)
+        groups: dict[bytes | None, list[Prepared]] = {}
+        for prepared in found:
+            groups.setdefault(prepared.record.key, []).append(prepared)
+        self.pipeline.publish_counts()
+        return list(groups.values())
+
+    async def _handle_partition(self, records: Sequence[RawRecord | Prepared]) -> None:
+        for item in records:
+            record = item.record if isinstance(item, Prepared) else item
+            try:
+                if isinstance(item, Prepared):
+                    await self.pipeline.act(item)
+                else:
+                    await self.pipeline.handle(item)
+            except Exception as exc:  # noqa: BLE001 - see _failed
+                await self._failed(record, exc)
+
+    async def _failed(self, record: RawRecord, exc: Exception) -> None:
+        """A stage raised: poison and bugs are dead-lettered, not retried; a timeline failure stops the service."""
+        if isinstance(exc, TimelineError):
+            raise exc  # nothing may be committed once the record cannot be written: stop, redeliver on restart
+        if isinstance(exc, EventRejected):
+            await self._reject(record, exc.reason_code, exc.detail)
+            return
+        log.error("record_failed", topic=record.topic, offset=record.offset, exc_info=exc)
+        await self._reject(record, "internal", f"{exc.__class__.__name__}: {exc}")
+
+    async def _reject(self, record: RawRecord, reason: str, detail: str) -> None:
+        self.deadlettered[reason] = self.deadlettered.get(reason, 0) + 1
+        self.metrics.deadlettered.labels(reason).inc()
+        self.pipeline.counters.rejected[reason] = self.pipeline.counters.rejected.get(reason, 0) + 1
+        if self.settings.dry_run:  # a dry run never produces: the would-be dead letter is recorded instead
+            self.recorder.append(EntryKind.RECORD_REJECTED, {
+                "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason,
+                "detail": detail[:2000], "dry_run": True, "deadletter_topic": self.settings.deadletter_topic})
+            log.warning("record_rejected_dry_run", reason=reason, topic=record.topic, offset=record.offset)
+            return
+        await self.ingest.deadletter(record, reason, detail)
+
+
+def by_key(records: list[RawRecord]) -> list[list[RawRecord]]:
+    """Split a partition's batch by record key, keeping order within each key.
+
+    Records with the same key (the incident key) are handled in order; different keys run
+    concurrently so their intents share one group-commit fsync. The engine also serialises
+    work per incident, so a producer that keys records differently cannot make it act twice.
+    """
+    groups: dict[bytes | None, list[RawRecord]] = {}
+    for record in records:
+        groups.setdefault(record.key, []).append(record)
+    return list(groups.values())

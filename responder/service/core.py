@@ -1,0 +1,188 @@
+"""`responder run`: consumers → pipeline → timeline → commit, with graceful shutdown.
+
+`Service` builds its collaborators from settings here; what it does with them is in the mixins it is made of:
+`BatchHandling` (responder/service/batches.py: a chunk of records through the pipeline, then its offsets),
+`PartitionKeeping` (partitions.py: assignment, recovery, eviction, the fleet's restores) and `Running`
+(running.py: start, the alert, approval and operator loops, drain, close). `Parts` (parts.py) declares what they share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from responder import collector
+from responder.actuators.base import AwsCaller
+from responder.actuators.context import context_from
+from responder.actuators.registry import Registry
+from responder.actuators.registry import registry as default_registry
+from responder.auth import ApproverKeys
+from responder.catalog import load_runbooks
+from responder.clock import SteadyClock
+from responder.engine.executor import Engine
+from responder.engine.fleetguard import FleetGuard
+from responder.engine.operator import Operator
+from responder.errors import ConfigError
+from responder.fleet import FleetState
+from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
+from responder.ingest.changelog import Changelog
+from responder.ingest.commits import OffsetCommits
+from responder.ingest.flow import Flow, Gate
+from responder.ingest.kafka import KafkaIngest
+from responder.ingest.mirror import KafkaMirror
+from responder.ingest.security import kafka_client_options
+from responder.metrics import Metrics, MetricsServer, TimedSync, TimelineMetrics
+from responder.models.runbook import Runbook
+from responder.normalise import known
+from responder.pipeline import Pipeline
+from responder.service.batches import BatchHandling
+from responder.service.running import Running
+from responder.service.wiring import NO_KAFKA, archiver_from, authenticator_from, guards_from
+from responder.settings import Settings
+from responder.timeline.recorder import Recorder
+
+log = structlog.get_logger(__name__)
+
+
+class Service(BatchHandling, Running):
+    """One consumer-group member: handles batches partition by partition, commits after the timeline is durable."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: Registry = default_registry,
+        aws: AwsCaller | None = None,
+        runbooks: Sequence[Runbook] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not settings.kafka_bootstrap:
+            raise ConfigError(NO_KAFKA)
+        self.settings = settings
+        # by default windows and deadlines ignore wall-clock steps while running (responder/clock.py)
+        self.clock = clock = clock if clock is not None else SteadyClock()
+        self.kafka_options = options = kafka_client_options(settings)  # TLS / SASL, for every client below
+        self.recorder = Recorder.from_settings(settings, clock=clock)
+        self.archiver = archiver_from(settings)
+        self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic, options=options) \
+            if settings.timeline_mirror_topic and not settings.dry_run else None  # a dry run produces nothing
+        self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
+        self.publisher = KafkaPublisher(settings.kafka_bootstrap, options=options)
+        context = context_from(settings, aws=aws, publisher=self.publisher)
+        global_guards = guards_from(settings)
+        self.fleet_guard = FleetGuard(context.aws, settings.fleet_guard_table, global_guards.policy.quotas) \
+            if settings.fleet_guard_table else None
+        self.metrics = Metrics()
+        self.engine = Engine(
+            self.recorder, registry, context.aws, dry_run=settings.dry_run,
+            guards=global_guards, fleet_guard=self.fleet_guard, publisher=self.publisher,
+            requests_topic=settings.approval_requests_topic,
+            approval_keys=ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
+                                       identities=settings.approver_identities,
+                                       max_lifetime=settings.approval_decision_max_lifetime),
+            clock=clock, context=context,
+        )
+        books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
+        if not books:
+            log.warning("no_runbooks", runbooks_dir=str(settings.runbooks_dir),
+                        detail="every alert will be recorded and matched by nothing")
+        unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
+        if unknown:
+            raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
+        observed = TimelineMetrics(self.metrics, runbook_of=self._runbook_of)
+        self.recorder.observers.append(observed.observe)
+        self.recorder.sinks.append(observed)
+        self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
+        self.metrics.approvals_parked.set_function(lambda: len(self.engine.state.parked_steps()))
+        authenticator = authenticator_from(settings)
+        self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes,
+                                 topic_formats=settings.topic_formats, authenticator=authenticator,
+                                 metrics=self.metrics)
+        self.metrics_server = (
+            MetricsServer(self.metrics, self.ready_now, settings.metrics_host, settings.metrics_port)
+            if settings.metrics_port is not None else None
+        )
+        self.ingest = KafkaIngest(
+            settings.kafka_bootstrap,
+            settings.topics,
+            settings.group_id,
+            settings.deadletter_topic,
+            session_timeout_ms=settings.session_timeout_ms,
+            max_batch=settings.max_batch,
+            on_assigned=self._on_assigned,
+            on_revoked=self._on_revoked,
+            manual_assignment=settings.kafka_manual_assignment,
+            co_partitioned=settings.changelog_topic is not None,
+            options=options,
+            deadletter_max_bytes=settings.deadletter_max_bytes,
+            group_instance_id=settings.kafka_group_instance_id,
+            rebalance_timeout_ms=settings.rebalance_timeout_ms,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            fetch_idle_wait_ms=settings.kafka_fetch_idle_wait_ms,
+        )
+        self.fleet = None
+        if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
+            self.fleet = FleetState(self.engine, Changelog(settings.kafka_bootstrap, settings.changelog_topic,
+                                                           options=options))
+            self.recorder.barriers.append(self.fleet.on_durable)
+        self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
+                                        None if self.fleet else f"{settings.group_id}.approvals",
+                                        session_timeout_ms=settings.session_timeout_ms,
+                                        manual_assignment=settings.kafka_manual_assignment or self.fleet is not None,
+                                        options=options,
+                                        group_instance_id=f"{settings.kafka_group_instance_id}.approvals"
+                                        if settings.kafka_group_instance_id and self.fleet is None else None)
+        self._evicted_at = clock()
+        # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
+        self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
+                                 clock=clock, replies=self.fleet_guard)  # completed requests, fleet-wide
+        self.operator_ingest = None if settings.dry_run else ApprovalIngest(
+            settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
+            session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
+            options=options, group_instance_id=f"{settings.kafka_group_instance_id}.operator"
+            if settings.kafka_group_instance_id else None)
+        # offsets committed at most every kafka_commit_interval_ms, after the timeline is durable (commits.py)
+        self.commits = OffsetCommits(lambda offsets: self.ingest.commit(offsets), self.recorder.flush,
+                                     interval=settings.kafka_commit_interval_ms / 1000)
+        self._lock = Gate()  # exclusive: rebalances, evictions, decisions; shared: the partitions' lanes
+        self.flow = Flow(self.ingest, self._handle_batch, max_in_flight=settings.max_in_flight,
+                         max_batch=settings.max_batch, observe=self.metrics.partition_flow,
+                         on_idle=collector.when_idle)  # young generations collected between chunks, not inside
+        self._recovered_at = -1
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.deadlettered = {}
+
+    def _runbook_of(self, incident: str) -> str | None:
+        """The runbook of a live incident: the `runbook` label of the step metrics."""
+        found = self.engine.state.incidents.by_id.get(incident)
+        return found.runbook if found is not None else None
+
+    def ready_now(self) -> bool:
+        """Whether the service is consuming and its timeline takes writes (what `/readyz` reports).
+
+        A full or failing timeline disk stalls the recorder: no step acts without a durable intent and no offset
+        is committed, so the service is unready until the write goes through (tests/faults/test_disk_faults.py).
+        """
+        restoring = self.fleet is not None and bool(self.fleet.failed)  # a partition whose state is not restored
+        return self.ready.is_set() and not self._stop.is_set() and self.recorder.stalled is None and not restoring
+
+    def request_stop(self) -> None:
+        """Finish the batch in hand, commit it, then stop."""
+        log.info("shutdown_requested")
+        self._stop.set()
+
+
+async def serve(service: Service) -> None:
+    """Run the service until SIGTERM or SIGINT, then drain and stop."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.request_stop)
+    try:
+        await service.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,56 @@
+"""The collaborators one `Service` holds, declared once for the mixins that share them.
+
+`Service.__init__` (responder/service/core.py) builds them; `BatchHandling`, `PartitionKeeping` and `Running` are
+mixed into `Service` and read them straight off the instance, so a batch costs no indirection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from responder.engine.executor import Engine
+from responder.engine.fleetguard import FleetGuard
+from responder.engine.operator import Operator
+from responder.fleet import FleetState
+from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
+from responder.ingest.commits import OffsetCommits
+from responder.ingest.flow import Flow, Gate
+from responder.ingest.kafka import KafkaIngest
+from responder.ingest.mirror import KafkaMirror
+from responder.ingest.security import KafkaOptions
+from responder.metrics import Metrics, MetricsServer
+from responder.pipeline import Pipeline
+from responder.settings import Settings
+from responder.timeline.archive import Archiver
+from responder.timeline.recorder import Recorder
+
+
+class Parts:
+    """What a service is made of: settings, clients, engine, pipeline, timeline, and its run state."""
+
+    settings: Settings
+    clock: Callable[[], float]
+    kafka_options: KafkaOptions  # TLS / SASL, for every Kafka client
+    recorder: Recorder
+    archiver: Archiver | None
+    mirror: KafkaMirror | None
+    publisher: KafkaPublisher
+    fleet_guard: FleetGuard | None
+    metrics: Metrics
+    engine: Engine
+    pipeline: Pipeline
+    metrics_server: MetricsServer | None
+    ingest: KafkaIngest
+    fleet: FleetState | None  # fleet mode: state follows its partition
+    approvals: ApprovalIngest
+    operator: Operator
+    operator_ingest: ApprovalIngest | None  # None in a dry run
+    commits: OffsetCommits
+    flow: Flow
+    ready: asyncio.Event
+    deadlettered: dict[str, int]  # records dead-lettered (or, in a dry run, recorded as rejected) by reason
+    _lock: Gate  # exclusive: rebalances, evictions, decisions; shared: the partitions' lanes
+    _stop: asyncio.Event
+    _evicted_at: float
+    _recovered_at: int  # the timeline's next sequence number at the last recovery

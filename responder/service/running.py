@@ -1,0 +1,175 @@
+"""A service's life: check and recover, start the clients, run the alert, approval and operator loops, drain, close.
+
+`Running` is mixed into `Service` (responder/service/core.py). The alert loop polls and hands each partition's
+records to `Flow`, whose lanes call `BatchHandling._handle_batch`; between polls it evicts closed incidents and
+retries the fleet's failed restores (`PartitionKeeping`). Decisions and operator requests have their own loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from responder import collector
+from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER
+from responder.fleet import fleet_digest
+from responder.ingest import transactions
+from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
+from responder.ingest.kafka import KafkaIngest, ensure_topics
+from responder.ingest.security import check_connection
+from responder.models.event import RawRecord
+from responder.service.partitions import PartitionKeeping
+from responder.tracing import traced
+
+log = structlog.get_logger(__name__)
+
+
+class Running(PartitionKeeping):
+    """Start, consume until asked to stop, drain and close (mixed into `Service`)."""
+
+    async def _prepare(self) -> None:
+        """Everything before the clients start: refuse bad TLS/SASL or another fleet digest, recover, listen."""
+        await check_connection(self.settings.kafka_bootstrap or "", self.kafka_options)  # bad TLS/SASL
+        if self.fleet_guard is not None:
+            await self.fleet_guard.ensure_table()
+            await self.fleet_guard.refresh()
+            if self.fleet is not None:  # a replica with other runbooks/settings than the fleet's is refused
+                await self.fleet_guard.check_digest(fleet_digest(self.engine.runbooks.values(), self.settings),
+                                                    self.recorder.writer, self.settings.fleet_adopt_digest)
+        if self.fleet is None:
+            self._recover()
+        else:
+            await self.fleet.changelog.start()
+            self.fleet.changelog.txn = await transactions.choose(
+                self.settings.kafka_transactions, str(self.settings.kafka_bootstrap), self.fleet.changelog.topic,
+                self.settings.group_id, options=self.kafka_options)
+        collector.tune()
+        if self.archiver is not None:
+            await asyncio.to_thread(self.archiver.catch_up, self.recorder.store.read().splitlines())
+        if self.metrics_server is not None:
+            await self.metrics_server.start()
+
+    async def run(self) -> None:
+        """Recover, consume until asked to stop, drain, close."""
+        try:
+            await self._prepare()
+        except BaseException:  # bad TLS/SASL, another fleet digest, a broken timeline, a metrics port in use...
+            await self.close_unstarted()
+            raise
+        shippers = [s for s in (self.archiver, self.mirror) if s is not None]
+        async with asyncio.TaskGroup() as shipping:  # the archive and mirror drain after the recorder closes
+            for shipper in shippers:
+                shipping.create_task(shipper.run())
+            try:
+                wait = self.settings.kafka_connect_timeout
+                await self.publisher.start(wait)
+                if self.operator_ingest is not None:
+                    await ensure_topics(str(self.settings.kafka_bootstrap), [
+                        self.settings.operator_requests_topic, self.settings.operator_replies_topic],
+                        options=self.kafka_options)
+                # the groups join at once: after a crash each may wait for its dead member's session
+                await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait),
+                                     *([self.operator_ingest.start(wait)] if self.operator_ingest is not None else []))
+                self.ready.set()
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._alerts_loop())
+                    tg.create_task(self._approvals_loop())
+                    if self.operator_ingest is not None:
+                        tg.create_task(self._operator_loop(self.operator_ingest))
+            finally:
+                self.ready.clear()
+                clients: list[KafkaIngest | ApprovalIngest | KafkaPublisher] = [self.ingest, self.approvals]
+                if self.operator_ingest is not None:
+                    clients.append(self.operator_ingest)
+                for client in (*clients, self.publisher):
+                    await client.stop()
+                if self.fleet is not None:
+                    await self.recorder.flush()
+                    await self.fleet.changelog.stop()
+                if self.metrics_server is not None:
+                    await self.metrics_server.stop()
+                self.recorder.close()
+                for shipper in shippers:
+                    shipper.close()
+        log.info("service_stopped")
+
+    async def close_unstarted(self) -> None:
+        """Close the Kafka clients `__init__` built, for a service that never started them (or failed to start).
+
+        aiokafka warns `Unclosed AIOKafkaConsumer` when one is collected unclosed, even if it never connected.
+        """
+        for client in (self.ingest, self.approvals, self.operator_ingest, self.publisher):
+            if client is not None:
+                await client.stop()
+        if self.mirror is not None:
+            await self.mirror.producer.stop()
+        if self.fleet is not None:
+            await self.fleet.changelog.stop()
+
+    async def _alerts_loop(self) -> None:
+        try:
+            await self._consume()
+        except BaseException:
+            await self.flow.close(cancel=True)
+            await self.commits.cancel()  # nothing more is committed once the service failed
+            raise
+        await self.flow.close()  # chunks in hand finish; queued records are redelivered
+        await self.commits.close()  # every record handled is committed, its entries durable first
+
+    async def _consume(self) -> None:
+        while not self._stop.is_set():
+            await self._evict()
+            if self.fleet is not None:
+                await self._fleet_upkeep()
+            batch = await self.ingest.poll()
+            if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll and after it, so a
+                await self.fleet_guard.refresh()  # record is never acted on with a switch read before it arrived
+            for (topic, partition), behind in self.ingest.lag().items():
+                self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
+            self.flow.submit(batch)  # each partition in its lane; paused while its in-flight budget is full
+            self.commits.tick()  # the offsets the lanes handled, when kafka_commit_interval_ms has passed
+            if not batch:  # idle: a due checkpoint still seals the tail (and ships its segment)
+                await self.recorder.flush()
+
+    async def _approvals_loop(self) -> None:
+        """Signed decisions in, `on_timeout` applied to parked steps whose deadline passed."""
+        while not self._stop.is_set():
+            batch = await self.approvals.poll()
+            for records in batch.values():
+                for record in records:
+                    try:
+                        ids = signature(record)
+                        with traced("responder.decision", record.headers):  # its entries carry the decision's trace
+                            if self.fleet is None:
+                                await self.engine.decide(record.value, *ids)
+                            else:  # the owner of the incident acts; others hold it until the partition comes
+                                async with self._lock:
+                                    await self.fleet.decide(record.value, *ids)
+                    except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
+                        log.exception("approval_failed", offset=record.offset)
+            await self.engine.expire()
+            await self.recorder.flush()
+            await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+    async def _operator_loop(self, ingest: ApprovalIngest) -> None:
+        """Signed operator requests in: run under the batch lock (one writer), recorded, answered on the replies."""
+        while not self._stop.is_set():
+            batch = await ingest.poll()
+            for records in batch.values():
+                for record in records:
+                    try:
+                        async with self._lock:
+                            reply = await self.operator.handle(record.value, *signature(record))
+                        if reply is not None:
+                            await self.publisher.publish(self.settings.operator_replies_topic, reply.id.encode(),
+                                                         reply.model_dump_json().encode())
+                    except Exception:  # one bad request (even a bug) must not stop the operator consumer
+                        log.exception("operator_request_failed", offset=record.offset)
+            await ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+
+def signature(record: RawRecord) -> tuple[str | None, str | None]:
+    """The record's signing key id and signature headers, as text."""
+    key_id, sig = record.header(KEY_ID_HEADER), record.header(SIGNATURE_HEADER)
+    return (key_id.decode(errors="replace") if key_id else None, sig.decode(errors="replace") if sig else None)

@@ -1,0 +1,54 @@
+"""Settings → the service's collaborators that need checking first: guards, record signatures, the archive.
+
+Each refuses a bad setting with a ConfigError at start-up, before any client is built.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from responder.actuators.aws.archive import S3Archive
+from responder.engine.guards import GuardPolicy, Guards
+from responder.errors import ConfigError
+from responder.ingest.authn import RecordAuthenticator
+from responder.models.runbook import Protected, Quota
+from responder.settings import Settings
+from responder.timeline.archive import Archiver
+
+NO_KAFKA = (
+    "no Kafka configured: set RESPONDER_KAFKA_BOOTSTRAP=host:port (or kafka_bootstrap in the file named by "
+    "RESPONDER_CONFIG), or run `responder run --sandbox` to start the embedded broker and a local AWS API"
+)
+
+
+def guards_from(settings: Settings) -> Guards:
+    """The global guards configured in settings (a bad quota is a ConfigError at start-up)."""
+    try:
+        quotas = [Quota.model_validate(q) for q in settings.guard_quotas]
+    except ValidationError as exc:
+        raise ConfigError(f"RESPONDER_GUARD_QUOTAS: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+    return Guards(GuardPolicy(
+        quotas=quotas,
+        max_targets=settings.guard_max_targets,
+        protected=Protected(ids=settings.protected_ids, tags=settings.protected_tags),
+        kill_switch=settings.kill_switch, kill_switch_file=settings.kill_switch_file,
+    ))
+
+
+def authenticator_from(settings: Settings) -> RecordAuthenticator:
+    """Record signature checks: the keys, where signatures are required, and which sources each key may sign."""
+    unknown = sorted(set(settings.event_signing_key_sources) - set(settings.event_signing_keys))
+    if unknown:
+        raise ConfigError(f"RESPONDER_EVENT_SIGNING_KEY_SOURCES names keys that are not configured: {unknown}")
+    return RecordAuthenticator({k: v.get_secret_value() for k, v in settings.event_signing_keys.items()},
+                               settings.require_signature, settings.event_signing_key_sources)
+
+
+def archiver_from(settings: Settings) -> Archiver | None:
+    """The segment archiver, when an archive is configured (segments are sealed at signed checkpoints)."""
+    archive = S3Archive.from_settings(settings)
+    if archive is None:
+        return None
+    if not settings.timeline_signing_key:
+        raise ConfigError("timeline_archive needs timeline_signing_key: segments are sealed at signed checkpoints")
+    return Archiver(archive)
