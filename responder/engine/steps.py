@@ -162,6 +162,13 @@ class StepRunning:
         params = call.actuator.params.model_validate(applied)
         return not await verified(StepCall(call.actuator, params, call.ctx))
 
+    def _intended(self, intent: StepIntent, incident: str | None) -> None:
+        """`run_step`'s `on_intent`: the intent is written (stamped with the engine's clock when built), so the step
+        is in flight and counts against quotas. A method, not a closure per step (four GC-tracked objects fewer
+        alive while the step waits on the group commit)."""
+        self.state.intend(intent, incident, intent.clock if intent.clock is not None else self.clock())
+        self.actions += 1
+
     async def _execute(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
                        plan: LazyPlan, resolved: Resolved, call: StepCall, head: StepHead,
                        escalating: bool) -> Outcome:
@@ -173,17 +180,11 @@ class StepRunning:
             self.state.finish(recovered, incident.id)
             return Outcome.OK
         previous = self.state.result(key)
-        now = self.clock()
         intent = StepIntent.trusted(step=head.step, actuator=head.actuator, target=head.target, key=head.key,
                                     params=resolved.values, destructive=resolved.actuator.destructive,
-                                    runbook=rb.id, clock=now)  # params: the validated model's JSON dump
-
-        def written(intent: StepIntent) -> None:
-            self.state.intend(intent, incident.id, now)
-            self.actions += 1
-
+                                    runbook=rb.id, clock=self.clock())  # params: the validated model's JSON dump
         marks = {"reapplied": True} if previous is not None and previous.ok else {}
-        result = await run_step(rec, call, intent, incident=incident.id, on_intent=written, marks=marks)
+        result = await run_step(rec, call, intent, incident=incident.id, on_intent=self._intended, marks=marks)
         self.state.finish(result, incident.id)
         if result.ok:
             return Outcome.OK
