@@ -194,8 +194,8 @@ class Engine(StepRunning):
             dry = self.dry_run or rb.mode is Mode.DRY_RUN
             plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
             plan_trips = self.guards.check_plan(rb, [s.target for s in plan.get().steps]) \
-                if self.guards.limits_targets(rb) else []
-            for step in rb.steps[start:]:
+                if self.guards.limits_targets(rb) else ()  # no list kept while the steps run
+            for step in rb.steps[start:] if start else rb.steps:  # no copy of the steps for a run from the first
                 grant = approved if approved is not None and approved.step == step.id else None
                 if grant is None and self.state.waiting(incident.id, rb.ref):
                     return  # an earlier step waits for a human; later steps wait with it

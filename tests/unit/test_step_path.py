@@ -125,3 +125,19 @@ async def test_a_group_lock_is_dropped_once_no_event_holds_it(tmp_path: Path) ->
     await asyncio.gather(kit.send(), kit.send())
     assert held[0] == 2
     assert kit.engine._group_locks == {}
+
+
+async def test_a_dry_run_step_records_its_would_be_approvals_as_a_list(tmp_path: Path) -> None:
+    """The in-memory step.planned body (what observers and sinks see) holds a list, as read back from disk."""
+    body = """\
+mode: dry_run
+steps:
+  - {id: wipe, actuator: test.wipe, with: {target: t2}}
+"""
+    kit = make_kit(tmp_path, {"rb": body})
+    seen: list[Any] = []
+    kit.engine.recorder.observers.append(lambda entry: seen.append(entry.body))
+    await kit.send()
+    [planned] = [b for b in seen if "would_require_approval" in b]
+    assert type(planned["would_require_approval"]) is list
+    assert planned["would_require_approval"] == ["test.wipe is destructive"]
