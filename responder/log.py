@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
+from typing import Any
 
 import structlog
 
@@ -20,6 +22,15 @@ def enabled(level: int) -> bool:
     """Whether the configured level lets `level` through: hot paths skip a filtered call, which still binds a
     logger each time (cache_logger_on_first_use stays off so that `configure` can be called again)."""
     return level >= _level[0]
+
+
+def context_vars(*keys: str) -> tuple[ContextVar[Any], ...]:
+    """The context variables behind structlog's `bind_contextvars(key=…)` (its tokens name them), for hot paths
+    that set them directly: `bind_contextvars` looks each variable up by a name it formats, and builds a dict of
+    keyword arguments and one of tokens, per call."""
+    tokens = structlog.contextvars.bind_contextvars(**dict.fromkeys(keys))
+    structlog.contextvars.reset_contextvars(**tokens)
+    return tuple(token.var for token in tokens.values())
 
 
 def configure(fmt: str = "json", level: str = "info") -> None:

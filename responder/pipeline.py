@@ -15,6 +15,7 @@ from responder.engine.executor import Engine
 from responder.engine.incidents import Incident
 from responder.errors import TooLarge
 from responder.ingest.authn import RecordAuthenticator
+from responder.log import context_vars
 from responder.log import enabled as log_enabled
 from responder.metrics import ALERT_AT, Metrics
 from responder.models.event import Event, RawRecord
@@ -22,9 +23,10 @@ from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
 from responder.normalise import decode_doc, head, keyed, parse
 from responder.rules.matcher import Match, Matcher
-from responder.tracing import active, current_trace_id, extract, span, stamped, trace_id_of
+from responder.tracing import STAMP, active, current_trace_id, extract, span, stamp_of, trace_id_of
 
 log = structlog.get_logger(__name__)
+_TRACE_ID, = context_vars("trace_id")  # structlog's, set directly
 _UNPARSED: Any = object()  # `prepare`'s record value is still bytes
 _UNCHECKED: Any = object()  # `prepare` has not yet asked the heads whether the record can match
 
@@ -210,11 +212,12 @@ class Pipeline:
         if not prepared.found:
             return []
         record, trace = prepared.record, prepared.trace or current_trace_id()
-        structlog.contextvars.bind_contextvars(trace_id=trace)
+        _TRACE_ID.set(trace)  # `bind_contextvars(trace_id=trace)`, without its lookup by name and dicts
         ALERT_AT.set(record.timestamp_ms / 1000 if record.timestamp_ms else None)  # this task's alert → dispatch
         incidents: list[Incident] = []
-        rec, handle = self.engine.recorder, self.engine.handle
-        with stamped(trace):  # every entry this record causes carries its trace id
+        rec, engine = self.engine.recorder, self.engine
+        stamp = STAMP.set(stamp_of(trace))  # `with stamped(trace)` without its object and bound __exit__ kept
+        try:  # every entry this record causes carries its trace id
             for event, matches in prepared.found:
                 self.counters.matched += 1
                 self.metrics.matched.inc()
@@ -229,5 +232,7 @@ class Pipeline:
                     rec.append(EntryKind.EVENT_MATCHED, {"event_id": event.id, "runbook": match.runbook.ref})
                     if log_enabled(logging.INFO):  # a filtered call still costs a logger bind per event
                         log.info("runbook_matched", runbook=match.runbook.id, event_id=event.id)
-                    incidents.append(await handle(match))
+                    incidents.append(await engine.handle(match))  # no bound method kept meanwhile
+        finally:
+            STAMP.reset(stamp)
         return incidents

@@ -164,12 +164,17 @@ class _Stamped:
         STAMP.reset(self.token)
 
 
-def stamped(trace_id: str | None, event_trace_id: str | None = None) -> contextlib.AbstractContextManager[None]:
-    """Timeline entries appended inside carry `trace_id` (and `event_trace_id`, the alert's, when it differs)."""
+def stamp_of(trace_id: str | None, event_trace_id: str | None = None) -> Mapping[str, str] | None:
+    """The `STAMP` that makes entries carry `trace_id` (and `event_trace_id`, the alert's, when it differs)."""
     fields = {"trace_id": trace_id} if trace_id else {}
     if event_trace_id and event_trace_id != trace_id:
         fields["event_trace_id"] = event_trace_id
-    return _Stamped(fields or None)
+    return fields or None
+
+
+def stamped(trace_id: str | None, event_trace_id: str | None = None) -> contextlib.AbstractContextManager[None]:
+    """Timeline entries appended inside carry `trace_id` (and `event_trace_id`, the alert's, when it differs)."""
+    return _Stamped(stamp_of(trace_id, event_trace_id))
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +28,7 @@ from responder.engine.recovery import replay
 from responder.engine.state import EngineState
 from responder.engine.steps import Outcome, StepRunning
 from responder.engine.templating import render
+from responder.log import context_vars
 from responder.models.approval import REQUESTS_TOPIC
 from responder.models.event import Event
 from responder.models.runbook import Mode, OnFailure, Runbook
@@ -39,17 +39,21 @@ from responder.timeline.recorder import Recorder
 log = structlog.get_logger(__name__)
 
 
-def _log_vars(*keys: str) -> tuple[ContextVar[Any], ...]:
-    """The context variables behind structlog's `bind_contextvars(key=…)` (its tokens name them), set directly."""
-    tokens = structlog.contextvars.bind_contextvars(**dict.fromkeys(keys))
-    structlog.contextvars.reset_contextvars(**tokens)
-    return tuple(token.var for token in tokens.values())
-
-
-_INCIDENT, _RUNBOOK, _EVENT_ID = _log_vars("incident", "runbook", "event_id")
+_INCIDENT, _RUNBOOK, _EVENT_ID = context_vars("incident", "runbook", "event_id")  # structlog's, set directly
 
 
 MAX_CLOCK_SKEW = 300.0  # seconds an event's own time may run ahead of ours
+
+
+class _Group:
+    """An incident group's lock and how many events hold or wait for it (dropped at none): one GC-tracked object
+    per event in flight, where a (lock, [count]) pair was two more."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 class Engine(StepRunning):
@@ -78,7 +82,7 @@ class Engine(StepRunning):
                                    resume=self._resume)
         self.actions = 0
         self._locks: dict[str, asyncio.Lock] = {}
-        self._group_locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+        self._group_locks: dict[tuple[str, str], _Group] = {}
 
     def use_runbooks(self, runbooks: Iterable[Runbook]) -> None:
         """The runbooks parked approvals resume with (looked up by id, checked by version)."""
@@ -104,24 +108,24 @@ class Engine(StepRunning):
         """
         rb, event = match.runbook, match.event
         group_key = str(render(rb.group_by, {"event": event.view()}))
-        held = self._group_locks.get((rb.id, group_key))  # not setdefault: that builds a lock for every event
+        key = (rb.id, group_key)
+        held = self._group_locks.get(key)  # not setdefault: that builds a lock for every event
         if held is None:
-            held = self._group_locks[(rb.id, group_key)] = (asyncio.Lock(), [0])
-        lock, users = held
-        users[0] += 1
+            held = self._group_locks[key] = _Group()
+        held.users += 1
         try:
-            await lock.acquire()
+            await held.lock.acquire()
             try:
                 incident, fresh, event = self._admit(rb, event, group_key)  # the event's time clamped, if need be
                 if fresh is not None:
                     await self.run_from(rb, incident, event, fresh=fresh)
                 return incident
             finally:
-                lock.release()
+                held.lock.release()
         finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._group_locks[(rb.id, group_key)]
+            held.users -= 1
+            if held.users == 0:
+                del self._group_locks[key]
 
     def _admit(self, rb: Runbook, event: Event, group_key: str) -> tuple[Incident, bool | None, Event]:
         """Open, join or suppress the event's incident (under the group's lock); whether the event is new to it
@@ -177,16 +181,21 @@ class Engine(StepRunning):
         if lock is None:
             lock = self._locks[incident.id] = asyncio.Lock()
         await lock.acquire()  # not `async with`: two coroutines fewer per event
-        # structlog's own context variables set and reset directly: `bound_contextvars()` copies the whole context
-        # first (~20 us per step), `bind_contextvars` looks each variable up by a name it formats (~3 us)
-        tokens = _INCIDENT.set(incident.id), _RUNBOOK.set(rb.id), _EVENT_ID.set(event.id)
+        # structlog's own context variables set directly: `bound_contextvars()` copies the whole context first
+        # (~20 us per step), `bind_contextvars` looks each variable up by a name it formats (~3 us). Their values
+        # before are set back after (an unbound one is Ellipsis, which structlog leaves out, as its own unbind
+        # does): plain values kept while the steps run, where reset tokens were four GC-tracked objects.
+        was_incident, was_runbook, was_event = _INCIDENT.get(), _RUNBOOK.get(), _EVENT_ID.get()
+        _INCIDENT.set(incident.id)
+        _RUNBOOK.set(rb.id)
+        _EVENT_ID.set(event.id)
         try:
             scope = self._scope(incident, event, rb)
             dry = self.dry_run or rb.mode is Mode.DRY_RUN
             plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
             plan_trips = self.guards.check_plan(rb, [s.target for s in plan.get().steps]) \
-                if self.guards.limits_targets(rb) else []
-            for step in rb.steps[start:]:
+                if self.guards.limits_targets(rb) else ()  # no list kept while the steps run
+            for step in rb.steps[start:] if start else rb.steps:  # no copy of the steps for a run from the first
                 grant = approved if approved is not None and approved.step == step.id else None
                 if grant is None and self.state.waiting(incident.id, rb.ref):
                     return  # an earlier step waits for a human; later steps wait with it
@@ -196,9 +205,9 @@ class Engine(StepRunning):
                 if outcome is Outcome.FAILED and step.on_failure is OnFailure.STOP:
                     return
         finally:
-            _EVENT_ID.reset(tokens[2])
-            _RUNBOOK.reset(tokens[1])
-            _INCIDENT.reset(tokens[0])
+            _EVENT_ID.set(was_event)
+            _RUNBOOK.set(was_runbook)
+            _INCIDENT.set(was_incident)
             lock.release()
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 from typing import Any
 
 from responder.actuators.registry import Registry
@@ -34,23 +33,28 @@ def build_plan(rb: Runbook, incident: str, event_id: str, scope: Mapping[str, An
 
 
 class LazyPlan:
-    """The plan of one run, built only when something needs it (a digest, a max-targets guard)."""
+    """The plan of one run, built only when something needs it (a digest, a max-targets guard).
 
-    __slots__ = ("_build", "_plan")
+    It holds `build_plan`'s arguments in its own slots: one object the cyclic collector walks for as long as the
+    run is alive (a partial was three: itself, its arguments and its keywords; a closure, a cell per argument)."""
 
-    def __init__(self, build: Callable[[], Plan]) -> None:
-        self._build = build
+    __slots__ = ("_dry_run", "_event_id", "_incident", "_plan", "_rb", "_registry", "_scope")
+
+    def __init__(self, rb: Runbook, incident: str, event_id: str, scope: Mapping[str, Any], registry: Registry,
+                 dry_run: bool) -> None:
+        self._rb, self._incident, self._event_id, self._scope = rb, incident, event_id, scope
+        self._registry, self._dry_run = registry, dry_run
         self._plan: Plan | None = None
 
     @classmethod
     def of(cls, rb: Runbook, incident: str, event_id: str, scope: Mapping[str, Any], registry: Registry,
            *, dry_run: bool) -> LazyPlan:
-        """`build_plan(...)` when needed, holding its arguments in a partial: a closure over the run's locals
-        turns each of them into a cell, containers the cyclic collector walks as long as the run is alive."""
-        return cls(partial(build_plan, rb, incident, event_id, scope, registry, dry_run=dry_run))
+        """`build_plan(...)` with these arguments, when needed."""
+        return cls(rb, incident, event_id, scope, registry, dry_run)
 
     def get(self) -> Plan:
         """Build once, then reuse."""
         if self._plan is None:
-            self._plan = self._build()
+            self._plan = build_plan(self._rb, self._incident, self._event_id, self._scope, self._registry,
+                                    dry_run=self._dry_run)
         return self._plan

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import structlog
 from pydantic import BaseModel, JsonValue, ValidationError
 
-from responder.actuators.base import ActuationContext, Actuator
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.registry import Registry
 from responder.actuators.retry import retry_after, settled_by_verify
 from responder.engine.templating import render
@@ -103,7 +103,7 @@ async def observe(call: StepCall) -> dict[str, JsonValue] | None:
 
 def run_step(recorder: Recorder, call: StepCall, intent: StepIntent, *, incident: str | None = None,
              kinds: tuple[str, str] = (EntryKind.STEP_INTENT, EntryKind.STEP_RESULT),
-             on_intent: Callable[[StepIntent], None] | None = None,
+             on_intent: Callable[[StepIntent, str | None], None] | None = None,
              marks: Mapping[str, Any] | None = None) -> Coroutine[Any, Any, StepResult]:
     """Record the intent (durable before the call), apply with retries and timeout, verify, record the result.
 
@@ -118,7 +118,7 @@ def run_step(recorder: Recorder, call: StepCall, intent: StepIntent, *, incident
 
 
 async def _traced(recorder: Recorder, call: StepCall, intent: StepIntent, incident: str | None,
-                  kinds: tuple[str, str], on_intent: Callable[[StepIntent], None] | None,
+                  kinds: tuple[str, str], on_intent: Callable[[StepIntent, str | None], None] | None,
                   marks: Mapping[str, Any] | None) -> StepResult:
     # the step's span is current while it runs, so the actuator's AWS calls (and each retry) are its children
     with span(f"step {intent.step}", attributes={"responder.actuator": intent.actuator, "responder.incident": incident,
@@ -129,7 +129,7 @@ async def _traced(recorder: Recorder, call: StepCall, intent: StepIntent, incide
 
 
 async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, incident: str | None,
-                    kinds: tuple[str, str], on_intent: Callable[[StepIntent], None] | None,
+                    kinds: tuple[str, str], on_intent: Callable[[StepIntent, str | None], None] | None,
                     marks: Mapping[str, Any] | None) -> StepResult:
     marks = marks or {}
     # an actuator that keeps the base `observe` cannot say (None): no coroutine to await for it
@@ -139,7 +139,7 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     written = intent.body()
     recorder.append(kinds[0], written, incident)
     if on_intent is not None:
-        on_intent(intent)
+        on_intent(intent, incident)
     await recorder.flush()
     head = {k: v for k, v in written.items() if k not in _INTENT_ONLY}
     actuator, params, ctx = call.actuator, call.params, call.ctx
@@ -154,9 +154,7 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
                     raise
                 first = exc
             if first is not None:
-                done = await retry_after(first, lambda: actuator.apply(params, ctx), attempts=call.attempts,
-                                         deadline=call.timeout, started=since,  # a retry after a lost reply
-                                         settled=settled_by_verify(actuator, params, ctx))  # asks verify() first
+                done = await _retried(first, call, since)
         try:  # `verified(call)`, inline
             ok = bool(await actuator.verify(params, ctx))
         except (ActuationError, TimeoutError):
@@ -188,6 +186,15 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     if log_enabled(logging.INFO):  # a filtered call still costs a logger bind per step
         log.info("step_succeeded", step=intent.step, changed=changed, verified=ok)
     return result
+
+
+def _retried(first: TransientActuationError, call: StepCall, since: float) -> Awaitable[ActuationResult]:
+    """The attempts after a transient first one, up to the call's limits (a retry after a lost reply asks
+    `verify()` first). Its own function: the closure over the call lives only here, so `_run_step` keeps no
+    cells (three GC-tracked containers per running step, alive while it waits on the group commit)."""
+    actuator, params, ctx = call.actuator, call.params, call.ctx
+    return retry_after(first, lambda: actuator.apply(params, ctx), attempts=call.attempts, deadline=call.timeout,
+                       started=since, settled=settled_by_verify(actuator, params, ctx))
 
 
 def _since(started: float) -> float:

@@ -92,3 +92,52 @@ async def test_a_step_that_outlasts_its_timeout_fails_with_timeout(tmp_path: Pat
     [result] = kit.entries("step.result")
     assert (result["status"], result["code"], result["permanent"]) == ("failed", "Timeout", False)
     assert kit.iam.keys[KEY]["Status"] == "Active"
+
+
+async def test_the_actuator_runs_with_the_records_trace_id_in_the_log_context(tmp_path: Path) -> None:
+    """The pipeline binds the record's trace id (None without a traceparent) for the step's logs, as structlog's own."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+    seen = _on_update(kit.iam, _nothing)
+    await kit.send()
+    [context] = seen
+    assert "trace_id" in context
+    assert context["trace_id"] is None
+
+
+def test_the_step_path_keeps_no_cells_while_a_step_waits() -> None:
+    """`_run_step` and `_execute` make no closure cells: containers the collector walks per step in flight."""
+    from responder.engine import runner
+    from responder.engine.steps import StepRunning
+
+    assert runner._run_step.__code__.co_cellvars == ()
+    assert StepRunning._execute.__code__.co_cellvars == ()
+
+
+async def test_a_group_lock_is_dropped_once_no_event_holds_it(tmp_path: Path) -> None:
+    """Concurrent events of one group share a lock, dropped when the last of them is done."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+    held: list[int] = []
+
+    async def look(n: int) -> None:
+        held.append(sum(g.users for g in kit.engine._group_locks.values()))
+
+    _on_update(kit.iam, look)
+    await asyncio.gather(kit.send(), kit.send())
+    assert held[0] == 2
+    assert kit.engine._group_locks == {}
+
+
+async def test_a_dry_run_step_records_its_would_be_approvals_as_a_list(tmp_path: Path) -> None:
+    """The in-memory step.planned body (what observers and sinks see) holds a list, as read back from disk."""
+    body = """\
+mode: dry_run
+steps:
+  - {id: wipe, actuator: test.wipe, with: {target: t2}}
+"""
+    kit = make_kit(tmp_path, {"rb": body})
+    seen: list[Any] = []
+    kit.engine.recorder.observers.append(lambda entry: seen.append(entry.body))
+    await kit.send()
+    [planned] = [b for b in seen if "would_require_approval" in b]
+    assert type(planned["would_require_approval"]) is list
+    assert planned["would_require_approval"] == ["test.wipe is destructive"]
