@@ -80,7 +80,7 @@ async def once(raws: list[RawRecord], chunk: int, tmp: Path, n: int) -> tuple[fl
     svc = acting_service(chunk, tmp / f"timeline{n}.jsonl")
     part: Any = _Partition()
     gc.collect()
-    collector.tune()
+    collector.tune(chunk)
     spent = collector_time()
     cpu = time.process_time()
     for i in range(0, len(raws), chunk):

@@ -105,7 +105,7 @@ async def probe(svc: Service, args: argparse.Namespace) -> None:
         return
     if args.tuned:
         gc.collect()
-        collector.tune()
+        collector.tune(args.chunk)
         if args.thresholds:
             gc.set_threshold(*map(int, args.thresholds.split(",")))
         stats: dict[int, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0])

@@ -44,7 +44,7 @@ class Running(PartitionKeeping):
             self.fleet.changelog.txn = await transactions.choose(
                 self.settings.kafka_transactions, str(self.settings.kafka_bootstrap), self.fleet.changelog.topic,
                 self.settings.group_id, options=self.kafka_options)
-        collector.tune()
+        collector.tune(self.settings.max_batch)
         if self.archiver is not None:
             await asyncio.to_thread(self.archiver.catch_up, self.recorder.store.read().splitlines())
         if self.metrics_server is not None:

@@ -12,6 +12,11 @@ import pytest
 from responder import collector
 from responder.ingest.flow import Flow
 from responder.models.event import RawRecord
+from responder.service import Service
+from responder.settings import Settings
+from tests.fakes import FakeIam
+from tests.findings import envelope_bytes, guardduty_finding
+from tests.unit.test_service_batch import RUNBOOK
 
 
 @pytest.fixture
@@ -107,3 +112,38 @@ async def test_flow_is_idle_only_with_no_chunk_in_hand_or_queued() -> None:
     assert flow.idle()
     assert idle_calls == [True]
     await flow.close()
+
+
+def test_generation_zero_threshold_scales_with_the_chunk_and_keeps_its_floor() -> None:
+    """Generation 0 collects above PEAK_PER_RECORD objects per record of a chunk, at least 50,000; older unchanged."""
+    assert collector.thresholds(10) == collector.THRESHOLDS
+    assert collector.thresholds(2_000) == (collector.PEAK_PER_RECORD * 2_000, *collector.THRESHOLDS[1:])
+
+
+async def test_a_full_chunk_of_acting_records_sets_off_no_collection_inside_it(tmp_path: Any,
+                                                                              collections: list[int]) -> None:
+    """With the service's thresholds for its max_batch, a chunk of acting records (each its own incident and step,
+    all waiting on one group commit) is handled without a generation-0 collection walking it."""
+    size = 600  # its peak is above the old fixed threshold of 50,000 objects
+    iam = FakeIam()
+    keys = [f"AKIA{i:016d}" for i in range(size)]
+    for key in keys:
+        iam.add_key("ml-training", key)
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                        max_batch=size)
+    service = Service(settings, aws=iam, runbooks=[RUNBOOK])
+
+    async def commit(offsets: dict[Any, int]) -> None:
+        """Nothing to commit to."""
+
+    service.ingest.commit = commit  # type: ignore[method-assign]
+    chunk = [RawRecord(topic="a", partition=0, offset=i, key=k.encode(), value=envelope_bytes(guardduty_finding(k)))
+             for i, k in enumerate(keys)]
+    gc.set_threshold(*collector.thresholds(settings.max_batch))
+    gc.collect()
+    collections.clear()
+    await service._handle_batch({("a", 0): chunk})
+    assert service.engine.actions == size
+    assert collections == []
+    await service.close_unstarted()
+    service.recorder.close()
