@@ -9,6 +9,8 @@ from typing import Any
 import structlog
 
 from responder.errors import TransientActuationError
+from responder.models.event import RawRecord
+from tests.findings import envelope_bytes, guardduty_finding
 from tests.kit import KEY, make_kit
 
 STEP = """\
@@ -95,13 +97,16 @@ async def test_a_step_that_outlasts_its_timeout_fails_with_timeout(tmp_path: Pat
 
 
 async def test_the_actuator_runs_with_the_records_trace_id_in_the_log_context(tmp_path: Path) -> None:
-    """The pipeline binds the record's trace id (None without a traceparent) for the step's logs, as structlog's own."""
+    """The pipeline binds the trace id of the record's traceparent for the step's logs, as structlog's own."""
     kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
     seen = _on_update(kit.iam, _nothing)
-    await kit.send()
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert kit.pipeline is not None
+    await kit.pipeline.handle(RawRecord(topic="t", value=envelope_bytes(guardduty_finding(KEY, "ml-training")),
+                                        headers=(("traceparent", f"00-{trace}-00f067aa0ba902b7-01".encode()),)))
+    await kit.engine.recorder.flush()
     [context] = seen
-    assert "trace_id" in context
-    assert context["trace_id"] is None
+    assert context["trace_id"] == trace
 
 
 def test_the_step_path_keeps_no_cells_while_a_step_waits() -> None:
