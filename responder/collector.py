@@ -2,13 +2,14 @@
 
 `tune(max_batch)` runs once the service has started: objects alive then (modules, runbooks, recovered state) are
 frozen out of the collector, and generation 0 collects after `PEAK_PER_RECORD` × `max_batch` net allocations
-(at least 50,000) instead of 700. The hot path makes many short-lived containers and no cycles; what makes
-generation 0 due is what is alive at once, and that peaks inside a chunk, when every task of the chunk waits on
-the timeline's group commit (about 100 tracked objects per acting record, bench/gc_objects.py --peak). Below that
-peak, a large chunk set off several collections each walking every object of the chunk in flight; above it, a
-collection mostly comes once the chunk's objects are gone, and walks the engine state's survivors, each once.
-The price is the pause of the collection that does run: it walks at most about the threshold's objects (≈ 1 µs
-each: about 0.1 s at the default `max_batch` of 500, 0.4 s at 2,000), and every record arriving meanwhile waits.
+(at least 50,000, at most `MOST_YOUNG`) instead of 700. The hot path makes many short-lived containers and no
+cycles; what makes generation 0 due is what is alive at once, and that peaks inside a chunk, when every task of
+the chunk waits on the timeline's group commit (about 100 tracked objects per acting record,
+bench/gc_objects.py --peak). Below that peak, a large chunk set off several collections, each walking every
+object of the chunk in flight; above it, a collection mostly comes once the chunk's objects are gone, and walks
+the engine state's survivors, each once. The price is the pause of the collection that does run: it walks at
+most about the threshold's objects (≈ 1 µs each: about 0.1 s at the default `max_batch` of 500, 0.4 s at 2,000,
+about 1 s at most), and every record arriving meanwhile waits.
 A replica with idle moments never gets there (below).
 
 `when_idle()` is called by the partition lanes (`Flow(on_idle=…)`) when a chunk ends and no partition has
@@ -26,13 +27,16 @@ THRESHOLDS = (50_000, 20, 50)
 PEAK_PER_RECORD = 200
 """Generation 0's threshold per record of a chunk: twice the tracked objects alive per acting record at a chunk's
 peak (bench/gc_objects.py --peak), room for runbooks with more steps."""
+MOST_YOUNG = 1_000_000
+"""Generation 0's threshold at most (a collection of about 1 s, well inside a consumer's session timeout), whatever
+`max_batch` says."""
 IDLE_YOUNG = 5_000
 """Young objects worth a collection in an idle moment (about 1 ms of collecting)."""
 
 
 def thresholds(max_batch: int) -> tuple[int, int, int]:
     """The collector's thresholds for chunks of up to `max_batch` records: generation 0's above a chunk's peak."""
-    return max(THRESHOLDS[0], PEAK_PER_RECORD * max_batch), THRESHOLDS[1], THRESHOLDS[2]
+    return min(MOST_YOUNG, max(THRESHOLDS[0], PEAK_PER_RECORD * max_batch)), THRESHOLDS[1], THRESHOLDS[2]
 
 
 def tune(max_batch: int) -> None:

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
                                   "name); a restart after a crash takes its old place without waiting for the "
                                   "session to expire")
     max_record_bytes: int = Field(default=1024 * 1024, description="larger records are dead-lettered (`too_large`)")
-    max_batch: int = Field(default=500, description="most records fetched and handled in one consumer batch")
+    max_batch: int = Field(default=500, ge=1, description="most records fetched and handled in one consumer batch")
     max_in_flight: int = Field(
         default=1000, ge=1, description="most records of one partition polled and not yet committed; a partition "
                                         "at the limit is paused until it drains (backpressure, docs/fleet.md)")

@@ -114,10 +114,12 @@ async def test_flow_is_idle_only_with_no_chunk_in_hand_or_queued() -> None:
     await flow.close()
 
 
-def test_generation_zero_threshold_scales_with_the_chunk_and_keeps_its_floor() -> None:
-    """Generation 0 collects above PEAK_PER_RECORD objects per record of a chunk, at least 50,000; older unchanged."""
+def test_generation_zero_threshold_scales_with_the_chunk_within_its_bounds() -> None:
+    """Generation 0 collects above PEAK_PER_RECORD objects per record of a chunk, between 50,000 and MOST_YOUNG;
+    the older generations' thresholds are unchanged."""
     assert collector.thresholds(10) == collector.THRESHOLDS
     assert collector.thresholds(2_000) == (collector.PEAK_PER_RECORD * 2_000, *collector.THRESHOLDS[1:])
+    assert collector.thresholds(1_000_000) == (collector.MOST_YOUNG, *collector.THRESHOLDS[1:])
 
 
 async def test_a_full_chunk_of_acting_records_sets_off_no_collection_inside_it(tmp_path: Any,
