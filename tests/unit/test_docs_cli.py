@@ -32,7 +32,7 @@ def test_check_names_a_stale_copy_and_changes_nothing(tmp_path):
     """A hand-edited generated row fails --check (exit 1, file named, untouched); `responder docs` repairs it."""
     root = _copy(tmp_path)
     page = root / "docs" / "configuration.md"
-    row = "| `RESPONDER_MAX_BATCH` | int | `500` |"
+    row = "| `RESPONDER_MAX_BATCH` | int (≥ 1) | `500` |"
     stale = page.read_text().replace(row, row.replace("500", "50"))
     assert stale != page.read_text()
     page.write_text(stale)
