@@ -1,7 +1,10 @@
-"""Full-pipeline benchmark through the embedded broker; every figure is a ratio to a baseline in the same run.
+"""Full-pipeline benchmark through a broker; every figure is a ratio to a baseline in the same run.
 
     .venv/bin/python bench/pipeline.py [--events 20000] [--rate R] [--seconds 10] [--replicas 3]
-                                       [--latency-only] [--idle S]
+                                       [--latency-only] [--idle S] [--broker tansu|apache|auto]
+
+The broker is the embedded Tansu broker unless `--broker` says otherwise (`apache`: one Apache Kafka node
+from its Maven jars, as the fleet tests use; it needs Java).
 
 1. throughput, N GuardDuty findings pre-loaded per topic, drained by one process (wall events/s and
    CPU µs per event of this process; the broker is a separate process):
@@ -47,6 +50,8 @@ from responder.actuators.registry import registry  # noqa: E402
 from responder.ingest.kafka import ensure_topics  # noqa: E402
 from responder.models.runbook import Runbook  # noqa: E402
 from responder.sandbox import Broker  # noqa: E402
+from responder.sandbox.kafka_jars import java_binary  # noqa: E402
+from responder.sandbox.kafka_jvm import KafkaCluster  # noqa: E402
 from responder.service import Service, serve  # noqa: E402
 from responder.settings import Settings  # noqa: E402
 from tests.findings import envelope_bytes, guardduty_finding  # noqa: E402
@@ -309,6 +314,30 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
               f"peak RSS {r['rss_mib']:6.1f} MiB{extra}")
 
 
+class ApacheBroker:
+    """One Apache Kafka node (KRaft) from its Maven jars, shaped like the embedded `Broker` for this script."""
+
+    def __init__(self) -> None:
+        self.cluster = KafkaCluster(nodes=1)
+        self.bootstrap, self.pid = "", 0
+
+    def __enter__(self) -> ApacheBroker:
+        self.bootstrap = self.cluster.start()
+        proc = self.cluster.nodes[0].proc
+        self.pid = proc.pid if proc is not None else 0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cluster.stop()
+
+
+def open_broker(kind: str) -> Any:
+    """The broker the run uses: `tansu` (embedded), `apache`, or `auto` (Apache Kafka when Java is present)."""
+    if kind == "apache" or (kind == "auto" and java_binary() is not None):
+        return ApacheBroker()
+    return Broker()
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=20_000)
@@ -320,6 +349,9 @@ async def main() -> None:
     ap.add_argument("--idle", type=float, default=0.0, help="only measure an idle replica's CPU for this many s")
     ap.add_argument("--only", choices=("nomatch", "acting"), help="run the baseline and this throughput phase only "
                     "(quicker; implies --skip-latency)")
+    ap.add_argument("--broker", choices=("auto", "tansu", "apache"), default="tansu",
+                    help="tansu: the embedded broker (default); apache: Apache Kafka from its Maven jars (needs "
+                         "Java); auto: apache when Java is present")
     ap.add_argument("--replica", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--bootstrap", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -330,7 +362,7 @@ async def main() -> None:
         return
     if args.latency_only and not args.rate:
         ap.error("--latency-only needs --rate")
-    with Broker() as broker, tempfile.TemporaryDirectory() as tmpdir:
+    with open_broker(args.broker) as broker, tempfile.TemporaryDirectory() as tmpdir:
         bs, tmp, n = broker.bootstrap, Path(tmpdir), args.events
         if args.idle:
             await idle_cpu(bs, args.idle, tmp)
