@@ -57,7 +57,7 @@ from responder.settings import Settings  # noqa: E402
 from tests.findings import envelope_bytes, guardduty_finding  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from _loadgen import peak_rss_mib  # noqa: E402
+from _loadgen import peak_rss_mib, template  # noqa: E402
 
 APPLIED: dict[str, float] = {}
 LOAD_CPU = [0.0, 0.0]  # the replica's process CPU time at its first polled record and once its last dispatch is seen
@@ -256,7 +256,8 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
 
-async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tmp: Path, broker: int) -> None:
+async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tmp: Path, broker: int,
+                  tick_ms: float = 0.0) -> None:
     topic, n = "lat", int(rate * seconds)
     await ensure_topics(bootstrap, [topic], partitions=max(3, replicas))
     py, me = sys.executable, str(Path(__file__).resolve())
@@ -266,10 +267,12 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
         while not all((o.parent / f"{o.name}.ready").exists() for o in outs):
             await asyncio.sleep(0.1)
         await asyncio.sleep(7.0)  # the group settles (each join rebalances): warm-up excluded from the numbers
-        gen_out = tmp / "loadgen.json"
+        gen_out, envelope = tmp / "loadgen.json", tmp / "envelope.json"
+        envelope.write_bytes(template())  # built here: the generator then need not import tests.findings
         broker_cpu = cpu_of(broker)
         gen = subprocess.Popen([py, str(ROOT / "bench" / "_loadgen.py"), bootstrap, topic, "--rate", str(rate),
-                                "--count", str(n), "--out", str(gen_out)])
+                                "--count", str(n), "--template", str(envelope), "--tick-ms", str(tick_ms),
+                                "--out", str(gen_out)])
         while gen.poll() is None:
             await asyncio.sleep(0.2)
         broker_cpu = cpu_of(broker) - broker_cpu
@@ -306,7 +309,10 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
             print(f"         {name:36} p50 {pct(values, .5):6.1f} ms, p99 {pct(values, .99):6.1f} ms")
     print(f"         broker     CPU {broker_cpu:6.2f} s ({broker_cpu / seconds:4.0%} of a core) while the load ran")
     for name, r in [("loadgen", sent), *((f"replica {i}", r) for i, r in enumerate(results))]:
-        extra = f", sends late p99 {r['late_p99_ms']:.1f} ms" if "late_p99_ms" in r else (
+        extra = (f", sends late p99 {r['late_p99_ms']:.1f} ms; CPU {r['startup_cpu_s']:.2f} s starting, "
+                 f"{r['load_cpu_s']:.2f} s during the load ({r['load_cpu_s'] / r['load_s']:.0%} of a core over "
+                 f"{r['load_s']:.1f} s, {r['load_cpu_s'] / n * 1e6:.0f} µs per record, {r['batches']:,} batches)"
+                 ) if "late_p99_ms" in r else (
             f", {len(r['applied']):,} dispatched, {r['load_cpu_s'] / max(1, len(r['applied'])) * 1e6:5.0f} µs CPU "
             f"per dispatched event (first poll → last dispatch), {r['chunks']:,} chunks, {r['fsyncs']:,} fsyncs, "
             f"GC runs (generation: ms) {' '.join(f'{g}: {d * 1000:.1f}' for g, d in r['gc']) or 'none'}")
@@ -352,6 +358,8 @@ async def main() -> None:
     ap.add_argument("--broker", choices=("auto", "tansu", "apache"), default="tansu",
                     help="tansu: the embedded broker (default); apache: Apache Kafka from its Maven jars (needs "
                          "Java); auto: apache when Java is present")
+    ap.add_argument("--loadgen-tick-ms", type=float, default=0.0, help="the load generator wakes at most this often "
+                    "(default 0: as each record falls due); a record may then wait that long, counted in its latency")
     ap.add_argument("--replica", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--bootstrap", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -368,7 +376,7 @@ async def main() -> None:
             await idle_cpu(bs, args.idle, tmp)
             return
         if args.latency_only:
-            await latency(bs, args.rate, args.seconds, args.replicas, tmp, broker.pid or 0)
+            await latency(bs, args.rate, args.seconds, args.replicas, tmp, broker.pid or 0, args.loadgen_tick_ms)
             return
         await ensure_topics(bs, ["base1", "base2", "nomatch", "acting"], partitions=3)
         acting_recs = records(n, "T")
