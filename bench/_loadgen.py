@@ -1,6 +1,7 @@
 """Open-loop load generator for bench/pipeline.py, run as its own process (`make bench` skips `_*.py`).
 
-    python bench/_loadgen.py BOOTSTRAP TOPIC --rate R --count N [--start-at EPOCH] [--template FILE] --out FILE.json
+    python bench/_loadgen.py BOOTSTRAP TOPIC --rate R --count N [--start-at EPOCH] [--template FILE] [--tick-ms T]
+                             --out FILE.json
 
 Record i is due at `start + i / rate` (start: `--start-at`, or 0.5 s after the producer connected if
 later) and is stamped with that *scheduled* time (header `bench-scheduled`), not the time it was actually
@@ -15,6 +16,8 @@ computed once, as aiokafka's default partitioner would (murmur2 of the key). A d
 straight to its partition's open batch (`create_batch`/`send_batch`): the batch the producer has not
 taken yet, as `send()` would, or a new one, timestamped when appended. So there is no per-record
 `send()` (its coroutine, futures and accumulator look-ups) and no record waits for a later request.
+What is left during the load is the loop's wake-up per record and a produce request per batch; `--tick-ms T`
+wakes at most every T ms (fewer of both), so a record may wait up to T ms, counted in its latency.
 
 Writes {"scheduled": {key: epoch}, "cpu_s", "startup_cpu_s", "load_cpu_s", "load_s", "batches",
 "rss_mib", "late_p99_ms"} to FILE: `load_cpu_s` is the CPU from the first send to the end of the flush,
@@ -102,8 +105,7 @@ class Batches:
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     envelope = args.template.read_bytes() if args.template else template()
-    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", linger_ms=1,
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", linger_ms=1)  # as before
     await producer.start()
     scheduled: dict[str, float] = {}
     late: list[float] = []
