@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pipeline.py [--events 20000] [--rate R] [--seconds 10] [--replicas 3]
                                        [--latency-only] [--idle S] [--broker tansu|apache|auto]
+                                       [--loadgen-tick-ms T]
 
 The broker is the embedded Tansu broker unless `--broker` says otherwise (`apache`: one Apache Kafka node
 from its Maven jars, as the fleet tests use; it needs Java).
