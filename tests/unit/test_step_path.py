@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,55 @@ async def test_a_step_that_outlasts_its_timeout_fails_with_timeout(tmp_path: Pat
         await asyncio.sleep(30)
 
     _on_update(kit.iam, hang)
+    await asyncio.wait_for(kit.send(), 10)
+    [result] = kit.entries("step.result")
+    assert (result["status"], result["code"], result["permanent"]) == ("failed", "Timeout", False)
+    assert kit.iam.keys[KEY]["Status"] == "Active"
+
+
+async def test_a_step_blocked_past_its_timeout_before_suspending_times_out_at_its_first_wait(tmp_path: Path) -> None:
+    """The deadline counts from the step's start: time spent before the actuator's first suspension counts."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=0.1)})
+
+    async def block_then_wait(n: int) -> None:
+        time.sleep(0.3)  # noqa: ASYNC251 - holds the loop past the deadline, then waits within a fresh timeout
+        await asyncio.sleep(0.01)
+
+    _on_update(kit.iam, block_then_wait)
+    await asyncio.wait_for(kit.send(), 10)
+    [result] = kit.entries("step.result")
+    assert (result["status"], result["code"], result["permanent"]) == ("failed", "Timeout", False)
+
+
+async def test_a_step_whose_actuator_never_suspends_schedules_no_timeout_timer(tmp_path: Path) -> None:
+    """An actuator done without a suspension runs with no timer: a timeout could never have interrupted it."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+    loop, timers = asyncio.get_running_loop(), []
+    call_at = loop.call_at
+
+    def counted(when: float, callback: Any, *args: Any, **kw: Any) -> asyncio.TimerHandle:
+        if isinstance(getattr(callback, "__self__", None), asyncio.Timeout):
+            timers.append(when)
+        return call_at(when, callback, *args, **kw)
+
+    loop.call_at = counted  # type: ignore[method-assign]
+    try:
+        await kit.send()
+    finally:
+        del loop.call_at
+    [result] = kit.entries("step.result")
+    assert (result["status"], timers) == ("ok", [])
+
+
+async def test_a_step_that_suspends_then_outlasts_its_timeout_is_cancelled_at_the_deadline(tmp_path: Path) -> None:
+    """An actuator past its first suspension is still bounded: a later wait that outlasts the deadline fails it."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=0.05)})
+
+    async def wait_then_hang(n: int) -> None:
+        await asyncio.sleep(0)
+        await asyncio.sleep(30)
+
+    _on_update(kit.iam, wait_then_hang)
     await asyncio.wait_for(kit.send(), 10)
     [result] = kit.entries("step.result")
     assert (result["status"], result["code"], result["permanent"]) == ("failed", "Timeout", False)
