@@ -196,3 +196,16 @@ steps:
     [planned] = [b for b in seen if "would_require_approval" in b]
     assert type(planned["would_require_approval"]) is list
     assert planned["would_require_approval"] == ["test.wipe is destructive"]
+
+
+async def test_the_received_entry_names_each_resource_by_its_kind_text_and_id(tmp_path: Path) -> None:
+    """event.received lists the event's resources as {kind, id}, the kind as its plain text, in the event's order."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+    seen: list[Any] = []
+    kit.engine.recorder.observers.append(lambda entry: seen.append(entry.body))
+    await kit.send()
+    [received] = kit.entries("event.received")
+    kinds = [r["kind"] for r in received["resources"]]
+    assert kinds[:2] == ["access_key", "iam_user"]
+    assert {"kind": "access_key", "id": KEY} in received["resources"]
+    assert [type(r["kind"]) for r in seen[0]["resources"]] == [str] * len(kinds)
