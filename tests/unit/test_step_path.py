@@ -209,3 +209,42 @@ async def test_the_received_entry_names_each_resource_by_its_kind_text_and_id(tm
     assert kinds[:2] == ["access_key", "iam_user"]
     assert {"kind": "access_key", "id": KEY} in received["resources"]
     assert [type(r["kind"]) for r in seen[0]["resources"]] == [str] * len(kinds)
+
+
+async def test_events_of_one_group_take_turns_and_leave_no_lock_behind(tmp_path: Path) -> None:
+    """Concurrent events of one group run one after another (the later ones find the step done); no lock is kept."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+
+    async def slow(n: int) -> None:
+        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)
+
+    seen = _on_update(kit.iam, slow)
+    await asyncio.gather(kit.send(), kit.send(), kit.send())
+    steps = [k for k in kit.kinds() if k.startswith("step.")]
+    assert (steps, len(seen)) == (["step.intent", "step.result", "step.skipped", "step.skipped"], 1)
+    assert (kit.engine._group_locks, kit.engine._locks) == ({}, {})
+
+
+async def test_an_event_cancelled_while_waiting_its_turn_blocks_no_later_event(tmp_path: Path) -> None:
+    """A waiting event that is cancelled gives up its place: the holder ends, a later event runs, nothing is kept."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+    go = asyncio.Event()
+
+    async def held(n: int) -> None:
+        await go.wait()
+
+    _on_update(kit.iam, held)
+    first = asyncio.create_task(kit.send())
+    while not kit.engine._group_locks:
+        await asyncio.sleep(0)
+    waiting = asyncio.create_task(kit.send())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    waiting.cancel()
+    go.set()
+    await asyncio.wait_for(first, 10)
+    await asyncio.wait_for(kit.send(), 10)
+    assert waiting.cancelled()
+    assert [k for k in kit.kinds() if k.startswith("step.")] == ["step.intent", "step.result", "step.skipped"]
+    assert (kit.engine._group_locks, kit.engine._locks) == ({}, {})
