@@ -217,14 +217,14 @@ class Pipeline:
         incidents: list[Incident] = []
         rec, engine = self.engine.recorder, self.engine
         stamp = STAMP.set(stamp_of(trace))  # `with stamped(trace)` without its object and bound __exit__ kept
-        try:  # every entry this record causes carries its trace id
+        try:  # every entry this record causes carries its trace id; `_value_`: an enum's value without its descriptor
             for event, matches in prepared.found:
                 self.counters.matched += 1
                 self.metrics.matched.inc()
                 rec.append(EntryKind.EVENT_RECEIVED, {
                     "event_id": event.id, "source": event.source, "type": event.type,
                     "severity": event.severity.score, "time": event.time.isoformat(),
-                    "resources": [{"kind": r.kind.value, "id": r.id} for r in event.resources],
+                    "resources": [{"kind": r.kind._value_, "id": r.id} for r in event.resources],
                     "incident_key": event.incident_key,
                     "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
                 })

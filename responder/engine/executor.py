@@ -45,15 +45,29 @@ _INCIDENT, _RUNBOOK, _EVENT_ID = context_vars("incident", "runbook", "event_id")
 MAX_CLOCK_SKEW = 300.0  # seconds an event's own time may run ahead of ours
 
 
-class _Group:
-    """An incident group's lock and how many events hold or wait for it (dropped at none): one GC-tracked object
-    per event in flight, where a (lock, [count]) pair was two more."""
+class _Turns:
+    """One at a time in an incident group (or an incident): how many runs hold or wait for it, dropped at none.
+
+    The first run goes at once and makes no lock. A lock is made only when a second run arrives while the first
+    holds the turn: it takes the lock for the holder (free, so no wait), then waits on it, and so does every later
+    run while the lock exists; each run releases the lock at its end if one exists by then. So runs wait in arrival
+    order on one `asyncio.Lock`, as before, and an uncontended run costs no lock, acquire or release.
+    """
 
     __slots__ = ("lock", "users")
 
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()
+        self.lock: asyncio.Lock | None = None
         self.users = 0
+
+    async def wait(self) -> None:
+        """Wait for the turn (only called while another run holds or waits for it)."""
+        lock = self.lock
+        if lock is None:
+            lock = self.lock = asyncio.Lock()
+            await lock.acquire()  # for the run holding the turn: a new lock is free, no wait
+        await lock.acquire()
+
 
 
 class Engine(StepRunning):
@@ -81,8 +95,8 @@ class Engine(StepRunning):
                                    requests_topic=requests_topic, clock=clock, runbook=self.runbooks.get,
                                    resume=self._resume)
         self.actions = 0
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._group_locks: dict[tuple[str, str], _Group] = {}
+        self._locks: dict[str, _Turns] = {}
+        self._group_locks: dict[tuple[str, str], _Turns] = {}
 
     def use_runbooks(self, runbooks: Iterable[Runbook]) -> None:
         """The runbooks parked approvals resume with (looked up by id, checked by version)."""
@@ -95,33 +109,32 @@ class Engine(StepRunning):
 
     def evict(self) -> list[str]:
         """Forget incidents closed (window + cooldown after their last event, on the engine's clock)."""
-        gone = self.state.evict(self.clock(), {rb.id: rb.window + rb.cooldown for rb in self.runbooks.values()})
-        for incident_id in gone:
-            self._locks.pop(incident_id, None)
-        return gone
+        return self.state.evict(self.clock(), {rb.id: rb.window + rb.cooldown for rb in self.runbooks.values()})
 
     async def handle(self, match: Match) -> Incident:
         """Open, join or (in cooldown) suppress the incident, then run the runbook's steps in order.
 
-        The incident is serialised against concurrent events of the same group (the group's lock, held while
-        its steps run). `acquire`/`release`, not `async with`: two coroutines fewer per lock and event.
+        The incident is serialised against concurrent events of the same group (the group's turn, held while
+        its steps run; a lock only while another event of the group waits, see `_Turns`).
         """
         rb, event = match.runbook, match.event
         group_key = str(render(rb.group_by, {"event": event.view()}))
         key = (rb.id, group_key)
-        held = self._group_locks.get(key)  # not setdefault: that builds a lock for every event
+        held = self._group_locks.get(key)  # not setdefault: that builds one for every event
         if held is None:
-            held = self._group_locks[key] = _Group()
+            held = self._group_locks[key] = _Turns()
         held.users += 1
         try:
-            await held.lock.acquire()
+            if held.users > 1:
+                await held.wait()
             try:
                 incident, fresh, event = self._admit(rb, event, group_key)  # the event's time clamped, if need be
                 if fresh is not None:
                     await self.run_from(rb, incident, event, fresh=fresh)
                 return incident
             finally:
-                held.lock.release()
+                if held.lock is not None:  # the turn's end: the next waiting event, if any, goes
+                    held.lock.release()
         finally:
             held.users -= 1
             if held.users == 0:
@@ -177,10 +190,16 @@ class Engine(StepRunning):
         `fresh` says a new, distinct event arrived: a step that already succeeded is verified again and
         re-applied (recorded `reapplied`) when its desired state no longer holds.
         """
-        lock = self._locks.get(incident.id)
-        if lock is None:
-            lock = self._locks[incident.id] = asyncio.Lock()
-        await lock.acquire()  # not `async with`: two coroutines fewer per event
+        turns = self._locks.get(incident.id)  # one run at a time per incident (a resumed approval, a new event)
+        if turns is None:
+            turns = self._locks[incident.id] = _Turns()
+        turns.users += 1
+        try:
+            if turns.users > 1:
+                await turns.wait()
+        except BaseException:  # cancelled while waiting: never held the turn
+            self._leave(incident.id, turns)
+            raise
         # structlog's own context variables set directly: `bound_contextvars()` copies the whole context first
         # (~20 us per step), `bind_contextvars` looks each variable up by a name it formats (~3 us). Their values
         # before are set back after (an unbound one is Ellipsis, which structlog leaves out, as its own unbind
@@ -208,7 +227,15 @@ class Engine(StepRunning):
             _EVENT_ID.set(was_event)
             _RUNBOOK.set(was_runbook)
             _INCIDENT.set(was_incident)
-            lock.release()
+            if turns.lock is not None:  # the turn's end: the next waiting run, if any, goes
+                turns.lock.release()
+            self._leave(incident.id, turns)
+
+    def _leave(self, incident_id: str, turns: _Turns) -> None:
+        """One run fewer holds or waits for the incident's turn; forgotten at none."""
+        turns.users -= 1
+        if turns.users == 0:
+            del self._locks[incident_id]
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
         """Apply a signed decision from the approvals topic or CLI; False (and recorded) when refused."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 import structlog
 from pydantic import BaseModel, JsonValue, ValidationError
@@ -36,6 +37,7 @@ _INTENT_ONLY = frozenset(StepIntent.model_fields) - frozenset(StepHead.model_fie
 _RESULT_FIELDS = frozenset(StepResult.model_fields)
 _CANNOT_OBSERVE = Actuator.observe
 _OK = StepStatus.OK.value
+_T = TypeVar("_T")
 
 
 class Resolved(NamedTuple):
@@ -142,23 +144,16 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         on_intent(intent, incident)
     await recorder.flush()
     head = {k: v for k, v in written.items() if k not in _INTENT_ONLY}
-    actuator, params, ctx = call.actuator, call.params, call.ctx
     started, since = time.perf_counter(), time.monotonic()
     try:
-        async with asyncio.timeout(call.timeout):  # no extra task per call, unlike wait_for on 3.11
-            try:  # the first attempt of `with_retries`, inline: no closure or coroutine of its own per step
-                done = await actuator.apply(params, ctx)
-                first = None
-            except TransientActuationError as exc:
-                if call.attempts <= 1:
-                    raise
-                first = exc
-            if first is not None:
-                done = await _retried(first, call, since)
-        try:  # `verified(call)`, inline
-            ok = bool(await actuator.verify(params, ctx))
-        except (ActuationError, TimeoutError):
-            ok = False
+        acting = _applied(call, since)
+        try:  # a timeout can only interrupt a suspension: an actuator done without one needs no timer
+            waiting = acting.send(None)
+        except StopIteration as stop:
+            done, ok = stop.value
+        else:  # suspended: from here under the step's deadline, counted from its start as `asyncio.timeout` would
+            async with asyncio.timeout_at(_deadline(since, call.timeout)):
+                done, ok = await _resumed(acting, waiting)
     except Exception as exc:  # any actuator error, even a bug, becomes a recorded failed result
         if not isinstance(exc, ActuationError | TimeoutError):
             log.exception("actuator_raised", step=intent.step)
@@ -186,6 +181,52 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     if log_enabled(logging.INFO):  # a filtered call still costs a logger bind per step
         log.info("step_succeeded", step=intent.step, changed=changed, verified=ok)
     return result
+
+
+async def _applied(call: StepCall, since: float) -> tuple[ActuationResult, bool]:
+    """Apply (the first attempt inline, then `_retried`) and verify: the part of a step its timeout bounds."""
+    actuator, params, ctx = call.actuator, call.params, call.ctx
+    try:
+        done = await actuator.apply(params, ctx)
+        first = None
+    except TransientActuationError as exc:
+        if call.attempts <= 1:
+            raise
+        first = exc
+    if first is not None:
+        done = await _retried(first, call, since)
+    try:  # `verified(call)`, inline
+        ok = bool(await actuator.verify(params, ctx))
+    except (ActuationError, TimeoutError):
+        ok = False
+    return done, ok
+
+
+def _deadline(since: float, timeout: float) -> float:
+    """The loop time `timeout` seconds after `since` (a `time.monotonic()` reading)."""
+    return asyncio.get_running_loop().time() - (time.monotonic() - since) + timeout
+
+
+@types.coroutine
+def _resumed(coro: Coroutine[Any, Any, _T], waiting: Any) -> Generator[Any, Any, _T]:
+    """What `await coro` does, for a coroutine already run up to its first suspension (which yielded `waiting`):
+    each value its task sends, or exception it throws (a cancellation), is passed on to it."""
+    while True:
+        try:
+            sent = yield waiting
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - thrown in by the task: the coroutine's to handle
+            try:
+                waiting = coro.throw(exc)
+            except StopIteration as stop:
+                return cast("_T", stop.value)
+        else:
+            try:
+                waiting = coro.send(sent)
+            except StopIteration as stop:
+                return cast("_T", stop.value)
 
 
 def _retried(first: TransientActuationError, call: StepCall, since: float) -> Awaitable[ActuationResult]:

@@ -6,7 +6,6 @@ import hashlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import cached_property
 from typing import Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
@@ -114,14 +113,17 @@ class Event(BaseModel):
         return next((r for r in self.resources if r.kind == kind), None)
 
     def view(self) -> dict[str, Any]:
-        """The event as the plain dict that conditions and templates read (raw excluded; computed once)."""
-        return self._view
+        """The event as the plain dict that conditions and templates read (raw excluded; computed once).
 
-    @cached_property
-    def _view(self) -> dict[str, Any]:
-        from responder.models.view import event_view
+        Kept in the instance's `__dict__` under `_view`, as a `cached_property` would keep it, without the
+        property's Python-level `__get__` and lock on the first read (once per event, on the acting path).
+        """
+        found: dict[str, Any] | None = self.__dict__.get("_view")
+        if found is None:
+            from responder.models.view import event_view
 
-        return event_view(self)
+            found = self.__dict__["_view"] = event_view(self)
+        return found
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """pydantic's copy, without the cached view: a copy with new values (a clamped time) reads its own."""

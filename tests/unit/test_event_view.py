@@ -130,3 +130,13 @@ def test_a_copy_with_a_new_time_has_its_own_view() -> None:
     clamped = event.model_copy(update={"time": datetime(2026, 12, 2, tzinfo=UTC)})
     assert clamped.view()["time"] == "2026-12-02T00:00:00Z"
     assert event.view()["time"] == "2030-01-01T00:00:00Z"
+
+
+def test_the_view_is_built_once_per_event_and_not_a_field() -> None:
+    """`view()` gives the same dict at every read, and the kept view is no field of the event's dump or equality."""
+    event = Event(id="e", source="s", type="t", severity=Severity.of(5), incident_key="k",
+                  time=datetime(2030, 1, 1, tzinfo=UTC))
+    twin = event.model_copy()
+    assert event.view() is event.view()
+    assert "_view" not in event.model_dump()
+    assert event == twin

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,55 @@ async def test_a_step_that_outlasts_its_timeout_fails_with_timeout(tmp_path: Pat
     assert kit.iam.keys[KEY]["Status"] == "Active"
 
 
+async def test_a_step_blocked_past_its_timeout_before_suspending_times_out_at_its_first_wait(tmp_path: Path) -> None:
+    """The deadline counts from the step's start: time spent before the actuator's first suspension counts."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=0.1)})
+
+    async def block_then_wait(n: int) -> None:
+        time.sleep(0.3)  # noqa: ASYNC251 - holds the loop past the deadline, then waits within a fresh timeout
+        await asyncio.sleep(0.01)
+
+    _on_update(kit.iam, block_then_wait)
+    await asyncio.wait_for(kit.send(), 10)
+    [result] = kit.entries("step.result")
+    assert (result["status"], result["code"], result["permanent"]) == ("failed", "Timeout", False)
+
+
+async def test_a_step_whose_actuator_never_suspends_schedules_no_timeout_timer(tmp_path: Path) -> None:
+    """An actuator done without a suspension runs with no timer: a timeout could never have interrupted it."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+    loop, timers = asyncio.get_running_loop(), []
+    call_at = loop.call_at
+
+    def counted(when: float, callback: Any, *args: Any, **kw: Any) -> asyncio.TimerHandle:
+        if isinstance(getattr(callback, "__self__", None), asyncio.Timeout):
+            timers.append(when)
+        return call_at(when, callback, *args, **kw)
+
+    loop.call_at = counted  # type: ignore[method-assign]
+    try:
+        await kit.send()
+    finally:
+        del loop.call_at
+    [result] = kit.entries("step.result")
+    assert (result["status"], timers) == ("ok", [])
+
+
+async def test_a_step_that_suspends_then_outlasts_its_timeout_is_cancelled_at_the_deadline(tmp_path: Path) -> None:
+    """An actuator past its first suspension is still bounded: a later wait that outlasts the deadline fails it."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=0.05)})
+
+    async def wait_then_hang(n: int) -> None:
+        await asyncio.sleep(0)
+        await asyncio.sleep(30)
+
+    _on_update(kit.iam, wait_then_hang)
+    await asyncio.wait_for(kit.send(), 10)
+    [result] = kit.entries("step.result")
+    assert (result["status"], result["code"], result["permanent"]) == ("failed", "Timeout", False)
+    assert kit.iam.keys[KEY]["Status"] == "Active"
+
+
 async def test_the_actuator_runs_with_the_records_trace_id_in_the_log_context(tmp_path: Path) -> None:
     """The pipeline binds the trace id of the record's traceparent for the step's logs, as structlog's own."""
     kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
@@ -146,3 +196,55 @@ steps:
     [planned] = [b for b in seen if "would_require_approval" in b]
     assert type(planned["would_require_approval"]) is list
     assert planned["would_require_approval"] == ["test.wipe is destructive"]
+
+
+async def test_the_received_entry_names_each_resource_by_its_kind_text_and_id(tmp_path: Path) -> None:
+    """event.received lists the event's resources as {kind, id}, the kind as its plain text, in the event's order."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+    seen: list[Any] = []
+    kit.engine.recorder.observers.append(lambda entry: seen.append(entry.body))
+    await kit.send()
+    [received] = kit.entries("event.received")
+    kinds = [r["kind"] for r in received["resources"]]
+    assert kinds[:2] == ["access_key", "iam_user"]
+    assert {"kind": "access_key", "id": KEY} in received["resources"]
+    assert [type(r["kind"]) for r in seen[0]["resources"]] == [str] * len(kinds)
+
+
+async def test_events_of_one_group_take_turns_and_leave_no_lock_behind(tmp_path: Path) -> None:
+    """Concurrent events of one group run one after another (the later ones find the step done); no lock is kept."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+
+    async def slow(n: int) -> None:
+        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)
+
+    seen = _on_update(kit.iam, slow)
+    await asyncio.gather(kit.send(), kit.send(), kit.send())
+    steps = [k for k in kit.kinds() if k.startswith("step.")]
+    assert (steps, len(seen)) == (["step.intent", "step.result", "step.skipped", "step.skipped"], 1)
+    assert (kit.engine._group_locks, kit.engine._locks) == ({}, {})
+
+
+async def test_an_event_cancelled_while_waiting_its_turn_blocks_no_later_event(tmp_path: Path) -> None:
+    """A waiting event that is cancelled gives up its place: the holder ends, a later event runs, nothing is kept."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
+    go = asyncio.Event()
+
+    async def held(n: int) -> None:
+        await go.wait()
+
+    _on_update(kit.iam, held)
+    first = asyncio.create_task(kit.send())
+    while not kit.engine._group_locks:
+        await asyncio.sleep(0)
+    waiting = asyncio.create_task(kit.send())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    waiting.cancel()
+    go.set()
+    await asyncio.wait_for(first, 10)
+    await asyncio.wait_for(kit.send(), 10)
+    assert waiting.cancelled()
+    assert [k for k in kit.kinds() if k.startswith("step.")] == ["step.intent", "step.result", "step.skipped"]
+    assert (kit.engine._group_locks, kit.engine._locks) == ({}, {})
