@@ -150,10 +150,14 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         try:  # a timeout can only interrupt a suspension: an actuator done without one needs no timer
             waiting = acting.send(None)
         except StopIteration as stop:
-            done, ok = stop.value
+            done = stop.value
         else:  # suspended: from here under the step's deadline, counted from its start as `asyncio.timeout` would
             async with asyncio.timeout_at(_deadline(since, call.timeout)):
-                done, ok = await _resumed(acting, waiting)
+                done = await _resumed(acting, waiting)
+        try:  # `verified(call)`, inline, after the timeout as before: an applied change is not failed by it
+            ok = bool(await call.actuator.verify(call.params, call.ctx))
+        except (ActuationError, TimeoutError):
+            ok = False
     except Exception as exc:  # any actuator error, even a bug, becomes a recorded failed result
         if not isinstance(exc, ActuationError | TimeoutError):
             log.exception("actuator_raised", step=intent.step)
@@ -183,23 +187,15 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     return result
 
 
-async def _applied(call: StepCall, since: float) -> tuple[ActuationResult, bool]:
-    """Apply (the first attempt inline, then `_retried`) and verify: the part of a step its timeout bounds."""
-    actuator, params, ctx = call.actuator, call.params, call.ctx
+async def _applied(call: StepCall, since: float) -> ActuationResult:
+    """Apply: the first attempt inline, then `_retried` after a transient failure (what the step's timeout bounds)."""
     try:
-        done = await actuator.apply(params, ctx)
-        first = None
+        return await call.actuator.apply(call.params, call.ctx)
     except TransientActuationError as exc:
         if call.attempts <= 1:
             raise
         first = exc
-    if first is not None:
-        done = await _retried(first, call, since)
-    try:  # `verified(call)`, inline
-        ok = bool(await actuator.verify(params, ctx))
-    except (ActuationError, TimeoutError):
-        ok = False
-    return done, ok
+    return await _retried(first, call, since)
 
 
 def _deadline(since: float, timeout: float) -> float:

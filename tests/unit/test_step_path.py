@@ -146,6 +146,25 @@ async def test_a_step_that_suspends_then_outlasts_its_timeout_is_cancelled_at_th
     assert kit.iam.keys[KEY]["Status"] == "Active"
 
 
+async def test_a_slow_verify_after_an_applied_change_is_not_failed_by_the_steps_timeout(tmp_path: Path) -> None:
+    """The timeout bounds apply and its retries, not verify: a change made in time is recorded ok, verified."""
+    kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=1.0)})
+    original, updated = kit.iam.call, []
+
+    async def call(service: str, operation: str, **kw: Any) -> dict[str, Any]:
+        if operation == "update_access_key":
+            updated.append(operation)
+        elif operation == "list_access_keys" and updated:  # verify's read, after the change: past the deadline
+            await asyncio.sleep(1.2)
+        return dict(await original(service, operation, **kw))
+
+    kit.iam.call = call
+    await asyncio.wait_for(kit.send(), 10)
+    [result] = kit.entries("step.result")
+    assert (result["status"], result["changed"], result["verified"]) == ("ok", True, True)
+    assert kit.iam.keys[KEY]["Status"] == "Inactive"
+
+
 async def test_the_actuator_runs_with_the_records_trace_id_in_the_log_context(tmp_path: Path) -> None:
     """The pipeline binds the trace id of the record's traceparent for the step's logs, as structlog's own."""
     kit = make_kit(tmp_path, {"rb": STEP.format(retries=0, timeout=30)})
