@@ -118,13 +118,7 @@ class Recorder(GroupCommit):
     def append(self, kind: str, body: Mapping[str, Any], incident: str | None = None) -> TimelineEntry:
         """Chain an entry onto the head; durable only after `flush()`. It carries this context's trace `STAMP`."""
         stamp = STAMP.get()
-        sealer = self._sealer  # `_seal`, inline: one call fewer per entry
-        sealed = sealer.seal(self._head, self._next_seq, self._at(), kind, incident,
-                             dict(body) if stamp is None else {**stamp, **body})
-        self._pending.append(sealed)
-        self._head = sealer.last  # the entry's hash, the same str
-        self._next_seq += 1
-        entry = sealed[0]
+        entry = self._seal(kind, dict(body) if stamp is None else {**stamp, **body}, incident)
         for observer in self.observers:
             observer(entry)
         if self.signer is not None:
