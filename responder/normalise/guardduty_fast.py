@@ -25,7 +25,8 @@ from responder.models.threat import Threat
 from responder.normalise import trusted
 from responder.normalise.fields import check_quad, parse_time, scored, valid_ip
 from responder.normalise.resources import KEY_PREFIXES
-from responder.normalise.threats import _MEMO_KEY, _MEMO_SIZE, GUARDDUTY
+from responder.normalise.threat_table import _MEMO_KEY, _MEMO_SIZE
+from responder.normalise.threats import GUARDDUTY
 
 _IP_ACTIONS = ("awsApiCallAction", "networkConnectionAction", "kubernetesApiCallAction", "rdsLoginAttemptAction")
 _EMPTY: dict[str, Any] = {}  # read-only stand-in for a missing object

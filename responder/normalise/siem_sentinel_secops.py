@@ -1,0 +1,171 @@
+"""SIEM incidents and detections: Microsoft Sentinel incidents and alerts, Google SecOps (Chronicle) rule detections.
+
+Both are read as the SIEM's API or automation hands them over: a Sentinel incident (or the alerts of one) in the
+REST example wrapper or a Logic App trigger's `object`, a Chronicle detection with one event per `detection[]`
+entry. Datadog signals and GCP SCC findings are in responder.normalise.siem_datadog_scc; responder.normalise.siem
+imports both modules, Sentinel and SecOps first, so the decoders register in the order they always had.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import orjson
+
+from responder.models.event import Event, Resource, ResourceKind
+from responder.normalise.assemble import make_event, raw_id
+from responder.normalise.fields import dig, number, severity_from_label, time_or_received
+from responder.normalise.registry import decoder
+from responder.normalise.resources import access_key, compact, ip_resource, res
+from responder.normalise.threats import SENTINEL, first, from_techniques
+
+K = ResourceKind
+SENTINEL_TYPES = ("Microsoft.SecurityInsights/incidents", "Microsoft.SecurityInsights/Incidents")
+
+
+# ---- Microsoft Sentinel -------------------------------------------------------------------------
+def _sentinel_body(doc: Any) -> Any:
+    """The incident (or alert list) inside the REST example wrapper or a Logic App trigger's `object`."""
+    if isinstance(doc, dict):
+        if isinstance(dig(doc, "responses", "200", "body"), dict):
+            return doc["responses"]["200"]["body"]
+        if isinstance(doc.get("object"), dict) and "properties" in doc["object"]:
+            return doc["object"]
+    return doc
+
+
+def _is_sentinel(doc: Any) -> bool:
+    body = _sentinel_body(doc)
+    if not isinstance(body, dict):
+        return False
+    if body.get("type") in SENTINEL_TYPES or "incidentNumber" in (body.get("properties") or {}):
+        return True
+    items = body.get("value")
+    return isinstance(items, list) and bool(items) and dig(items[0], "kind") == "SecurityAlert"
+
+
+def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
+    p = item.get("properties") or {}
+    alert = item.get("kind") == "SecurityAlert"
+    title = p.get("alertType") or p.get("alertDisplayName") if alert else p.get("title")
+    when, inferred = time_or_received(p.get("timeGenerated") if alert else p.get("createdTimeUtc"),
+                                      p.get("firstActivityTimeUtc"), p.get("startTimeUtc"))
+    entities = [e for e in [*(p.get("relatedEntities") or []), *(p.get("entities") or [])] if isinstance(e, dict)]
+    hosts = [res(K.HOST, _prop(e, "hostName")) for e in entities]
+    ips = [ip_resource(_prop(e, "address")) for e in entities if str(e.get("kind", "")).lower() == "ip"]
+    user = next((_prop(e, "accountName") for e in entities if str(e.get("kind", "")).lower() == "account"), None)
+    return make_event(
+        id=str(item.get("name") or p.get("systemAlertId") or raw_id("sentinel", item)),
+        source="sentinel",
+        type=str(title or "incident"),
+        severity=severity_from_label(p.get("severity"), default=5.0),
+        time=when,
+        time_inferred=inferred,
+        account=subscription,
+        cloud="azure",
+        actor=user or dig(p, "owner", "userPrincipalName"),
+        resources=compact([access_key(_custom_key(p), user), res(K.IAM_USER, user), *hosts, *ips]),
+        attributes={
+            "kind": "alert" if alert else "incident",
+            "title": p.get("title") or p.get("alertDisplayName"),
+            "status": p.get("status"),
+            "classification": p.get("classification"),
+            "incident_number": p.get("incidentNumber"),
+            "tactics": dig(p, "additionalData", "tactics") or p.get("tactics"),
+            "analytic_rule_ids": p.get("relatedAnalyticRuleIds"),
+            "product": p.get("productName") or p.get("providerName"),
+            "url": p.get("incidentUrl"),
+        },
+        raw=item,
+        subject=f"sentinel:{item.get('name')}",
+        threat=first(from_techniques(p.get("techniques") or []), SENTINEL.lookup(title)),
+    )
+
+
+def _prop(entity: dict[str, Any], name: str) -> Any:
+    return entity.get(name) or dig(entity, "properties", name)
+
+
+def _custom_key(p: dict[str, Any]) -> Any:
+    """The access key id an analytics rule surfaced as a custom detail (`AccessKeyId: UserIdentityAccessKeyId`):
+    Sentinel has no access-key entity, so AWS rules carry it in `additionalData["Custom Details"]` (a JSON text
+    of name → values in the alert's ExtendedProperties, or a mapping)."""
+    for props in [p, *(dig(a, "properties") or {} for a in p.get("Alerts") or [] if isinstance(a, dict))]:
+        details = dig(props, "additionalData", "Custom Details") or props.get("customDetails")
+        if isinstance(details, str):
+            with contextlib.suppress(ValueError):
+                details = orjson.loads(details)
+        for name, value in details.items() if isinstance(details, dict) else ():
+            if str(name).lower().endswith("accesskeyid"):
+                return value[0] if isinstance(value, list) and value else value
+    return None
+
+
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+SENTINEL_ATTRIBUTES = ("kind", "title", "status", "classification", "incident_number", "tactics",
+                       "analytic_rule_ids", "product", "url")
+
+
+@decoder("sentinel", _is_sentinel, attributes=SENTINEL_ATTRIBUTES)
+def decode_sentinel(doc: Any) -> list[Event]:
+    """A Sentinel incident, or the alerts of one (`value[]` of kind SecurityAlert)."""
+    body = _sentinel_body(doc)
+    subscription = dig(doc, "parameters", "subscriptionId") or dig(doc, "workspaceInfo", "SubscriptionId")
+    items = body["value"] if isinstance(body.get("value"), list) else [body]
+    if subscription is None:
+        parts = str(items[0].get("id", "")).split("/")
+        subscription = parts[2] if len(parts) > 2 and parts[1] == "subscriptions" else None
+    return [_sentinel_event(item, subscription) for item in items]
+
+
+# ---- Google SecOps / Chronicle -------------------------------------------------------------------
+def _is_secops(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("type") in ("RULE_DETECTION", "GCTI_FINDING") \
+        and isinstance(doc.get("detection"), list)
+
+
+def _udm_resources(doc: dict[str, Any]) -> list[Resource | None]:
+    out: list[Resource | None] = []
+    for element in doc.get("collectionElements") or []:
+        for ref in element.get("references") or []:
+            for side in ("principal", "target"):
+                entity = dig(ref, "event", side) or {}
+                out.append(res(K.HOST, entity.get("hostname"), role=side))
+                out.extend(ip_resource(ip, role=side) for ip in entity.get("ip") or [])
+    return out
+
+
+# every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
+SECOPS_ATTRIBUTES = ("rule_id", "rule_version", "alert_state", "risk_score", "detection_fields", "url",
+                     "detection_type")
+
+
+@decoder("google-secops", _is_secops, attributes=SECOPS_ATTRIBUTES)
+def decode_secops(doc: Any) -> list[Event]:
+    """A Chronicle rule detection: one event per `detection[]` entry."""
+    out = []
+    for det in doc["detection"]:
+        labels = {lab.get("key"): lab.get("value") for lab in det.get("ruleLabels") or []}
+        risk = number(det.get("riskScore"))
+        when, inferred = time_or_received(doc.get("detectionTime"), doc.get("createdTime"))
+        out.append(make_event(
+            id=str(doc.get("id") or raw_id("google-secops", doc)) + (f":{det['ruleId']}" if len(doc["detection"]) > 1
+                                                                   else ""),
+            source="google-secops",
+            type=str(det.get("ruleName") or det.get("ruleId") or doc["type"]),
+            severity=severity_from_label(labels.get("severity"), hint=risk / 10 if risk is not None else None,
+                                         default=5.0),
+            time=when,
+            time_inferred=inferred,
+            resources=compact(_udm_resources(doc)),
+            attributes={
+                "rule_id": det.get("ruleId"), "rule_version": det.get("ruleVersion"),
+                "alert_state": det.get("alertState"), "risk_score": det.get("riskScore"),
+                "detection_fields": {f.get("key"): f.get("value") for f in det.get("detectionFields") or []},
+                "url": det.get("urlBackToProduct"), "detection_type": doc["type"],
+            },
+            raw=doc,
+            subject=f"rule:{det.get('ruleId')}",
+        ))
+    return out
