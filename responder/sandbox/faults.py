@@ -12,6 +12,8 @@ Faults are armed on the proxy and hit only the calls `matches` selects (default:
 * `deny(n)`: the next `n` calls get `AccessDenied` 403 and never reach moto.
 
 `forwarded` counts the calls that reached moto, by operation; `injected` counts the faults, by kind.
+Naming a request's operation (`Call`, `describe`) and the AWS-shaped error replies (`error_response`,
+`throttling`) are in `responder.sandbox.calls` (re-exported here).
 """
 
 from __future__ import annotations
@@ -26,78 +28,16 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 from responder.errors import SandboxError
+from responder.sandbox.calls import Call, describe, error_response, throttling
+
+__all__ = ["HOP_BY_HOP", "OWN_HEADERS", "Call", "FaultProxy", "describe", "error_response", "throttling"]
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"})
 OWN_HEADERS = frozenset({"content-length", "date", "server"})  # the proxy writes its own
-
-
-@dataclass(frozen=True)
-class Call:
-    """One API call as the proxy sees it."""
-
-    method: str
-    path: str
-    operation: str  # "iam:CreateUser", "s3:PutObject", "sts:GetCallerIdentity", ...
-    protocol: str  # "json", "query", "ec2" or "s3"
-
-
-def describe(method: str, path: str, headers: dict[str, str], body: bytes) -> Call:
-    """Name the operation of a botocore request (JSON target, query Action, or the S3 REST shape)."""
-    target = headers.get("x-amz-target", "")
-    if target:
-        return Call(method, path, target.rsplit(".", 1)[-1], "json")
-    auth = headers.get("authorization", "")
-    service = auth.split("Credential=", 1)[-1].split("/")[3] if "Credential=" in auth else ""
-    form = urllib.parse.parse_qs(body.decode("latin-1")) if body and b"Action=" in body else {}
-    if "Action" in form:
-        protocol = "ec2" if service == "ec2" else "query"
-        return Call(method, path, f"{service}:{form['Action'][0]}", protocol)
-    url = urllib.parse.urlsplit(path)
-    key = url.path.strip("/").partition("/")[2]
-    query = url.query
-    if method == "PUT":
-        op = "PutObject" if key else "CreateBucket"
-    elif method == "GET":
-        op = "ListObjectsV2" if "list-type=2" in query else ("GetObject" if key else "ListObjects")
-    elif method == "DELETE":
-        op = "DeleteObject" if key else "DeleteBucket"
-    elif method == "HEAD":
-        op = "HeadObject" if key else "HeadBucket"
-    else:
-        op = method
-    return Call(method, path, f"s3:{op}", "s3")
-
-
-def error_response(call: Call, status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
-    """An AWS-shaped error for the call's protocol, so botocore parses the code as AWS would send it."""
-    if call.protocol == "json":
-        body = f'{{"__type":"{code}","message":"{message}"}}'.encode()
-        return status, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code}, body
-    if call.protocol == "ec2":
-        body = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
-                f"<RequestID>fault</RequestID></Response>").encode()
-    elif call.protocol == "query":
-        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
-                f"</Error><RequestId>fault</RequestId></ErrorResponse>").encode()
-    else:
-        body = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>fault</RequestId></Error>".encode()
-    return status, {"Content-Type": "text/xml"}, body
-
-
-def throttling(call: Call) -> tuple[int, dict[str, str], bytes]:
-    """The throttling error each service really returns."""
-    if call.protocol == "s3":
-        return error_response(call, 503, "SlowDown", "Please reduce your request rate.")
-    if call.protocol == "ec2":
-        return error_response(call, 503, "RequestLimitExceeded", "Request limit exceeded.")
-    if call.protocol == "json":
-        return error_response(call, 400, "ThrottlingException", "Rate exceeded")
-    return error_response(call, 400, "Throttling", "Rate exceeded")
 
 
 class FaultProxy:

@@ -10,7 +10,7 @@ from pathlib import Path
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.model.local import LocalStore
 from responder.actuators.model.signing import generate_key, sign
-from responder.tabletop.models import Model, Role, VersionState, World
+from responder.tabletop.resources import Model, Role, VersionState, World
 
 EC2_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})

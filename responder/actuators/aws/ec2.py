@@ -1,4 +1,8 @@
-"""EC2 containment: isolate an instance behind a rule-less quarantine group, stop it, start it again."""
+"""EC2 containment: isolate an instance behind a rule-less quarantine group, and restore its groups.
+
+Stopping and starting an instance (`aws.ec2.stop_instance`, `aws.ec2.start_instance`) are in
+`responder.actuators.aws.ec2_state`, which uses this module's `InstanceParams` and `describe_instance`.
+"""
 
 from __future__ import annotations
 
@@ -214,69 +218,3 @@ class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
     async def verify(self, p: RestoreGroupsParams, ctx: ActuationContext) -> bool:
         current = await eni_groups(ctx, p.instance_id)
         return all(current.get(eni) == sorted(groups) for eni, groups in p.groups_by_eni.items() if eni in current)
-
-
-class _InstanceState(Actuator[InstanceParams]):
-    params = InstanceParams
-    destructive = False
-    operation = ""
-    settled: tuple[str, ...] = ()
-
-    def target(self, p: InstanceParams) -> str:
-        return p.instance_id
-
-    async def plan(self, p: InstanceParams, ctx: ActuationContext) -> PlanPreview:
-        return PlanPreview(target=p.instance_id, summary=f"{self.operation.split('_')[0]} instance {p.instance_id}")
-
-    async def apply(self, p: InstanceParams, ctx: ActuationContext) -> ActuationResult:
-        state = str((await describe_instance(ctx, p.instance_id))["State"]["Name"])
-        changed = state not in self.settled
-        if changed:
-            await ctx.aws.call("ec2", self.operation, InstanceIds=[p.instance_id])
-        after = str((await describe_instance(ctx, p.instance_id))["State"]["Name"])
-        return ActuationResult(changed=changed, target=p.instance_id, prior={"state": state}, after={"state": after})
-
-    async def verify(self, p: InstanceParams, ctx: ActuationContext) -> bool:
-        return str((await describe_instance(ctx, p.instance_id))["State"]["Name"]) in self.settled
-
-    def reverse_params(self, p: InstanceParams, result: ActuationResult) -> dict[str, Any] | None:
-        return p.model_dump() if result.changed else None
-
-
-@register
-class StopInstance(_InstanceState):
-    """Stop an instance (destructive: in-memory evidence is lost, so snapshot first and get approval).
-
-    Example::
-
-        - id: stop-host
-          actuator: aws.ec2.stop_instance
-          with:
-            instance_id: ${event.resource.instance.id}
-    """
-
-    name = "aws.ec2.stop_instance"
-    permissions = ("ec2:DescribeInstances", "ec2:StopInstances")
-    destructive = True
-    reverse = "aws.ec2.start_instance"
-    operation = "stop_instances"
-    settled = ("stopping", "stopped")
-
-
-@register
-class StartInstance(_InstanceState):
-    """Start a stopped instance (the undo of stop_instance).
-
-    Example::
-
-        - id: start-host
-          actuator: aws.ec2.start_instance
-          with: {instance_id: i-0123456789abcdef0}
-    """
-
-    name = "aws.ec2.start_instance"
-    permissions = ("ec2:DescribeInstances", "ec2:StartInstances")
-    destructive = False
-    reverse = "aws.ec2.stop_instance"
-    operation = "start_instances"
-    settled = ("pending", "running")
