@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from responder.engine.guards import QuotaRun
 from responder.engine.state import EngineSnapshot
 from responder.errors import ChangelogError
-from responder.ingest.clients import _start_with_retry
+from responder.ingest.clients import _start_with_retry, with_admin
 from responder.ingest.transactions import Transactions
 
 log = structlog.get_logger(__name__)
@@ -119,14 +119,13 @@ class Changelog:
 
 async def ensure_changelog(bootstrap: str, topic: str, partitions: int, *, replication: int = 1,
                            options: Mapping[str, Any] | None = None) -> None:
-    """Create the changelog topic (compacted, `partitions` like the alert topics) unless it exists."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    """Create the changelog topic (compacted, `partitions` like the alert topics) unless it exists; waits out a
+    cluster that is still starting (`with_admin`)."""
+    from aiokafka.admin import NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
-    await _start_with_retry(admin, 15.0)
-    try:
+    async def create(admin: Any) -> None:
         if topic not in set(await admin.list_topics()):
             await admin.create_topics([NewTopic(topic, partitions, replication,
                                                 topic_configs={"cleanup.policy": "compact"})])
-    finally:
-        await admin.close()
+
+    await with_admin(bootstrap, create, options=options)

@@ -4,18 +4,21 @@ and the one-off producer and admin calls (`publish`, `ensure_topics`). The consu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from responder.errors import BrokerUnreachable
 from responder.ingest.security import check_connection
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 def _servers(client: Any) -> str:
@@ -96,25 +99,45 @@ async def publish(
         await producer.stop()
 
 
+NOT_READY = (NodeNotReadyError, KafkaConnectionError, AttributeError)
+"""What an admin call raises while a cluster is still starting: a KRaft broker can answer the bootstrap metadata
+before it knows of any unfenced broker, so the client has no node to ask (NodeNotReadyError, node id None); a
+connection is refused; or aiokafka reads `cluster.controller` before one is known (AttributeError)."""
+
+
+async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
+                     options: Mapping[str, Any] | None = None, deadline: float = 15.0) -> T:
+    """`call(admin)` on a new admin client, closed after it. While the cluster is not ready (`NOT_READY`) the call
+    is made again on another new client, so with fresh metadata, until `deadline` seconds have passed; then the
+    last error is raised. Any other error is raised at once."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    stop, delay = time.monotonic() + deadline, 0.1
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
+        await _start_with_retry(admin, max(1.0, stop - time.monotonic()))
+        try:
+            return await call(admin)
+        except NOT_READY as exc:
+            if time.monotonic() + delay > stop:
+                raise
+            log.warning("kafka_admin_not_ready", bootstrap=bootstrap, error=repr(exc), retry_in_s=delay)
+        finally:
+            await admin.close()
+        await asyncio.sleep(delay)
+        delay = min(1.0, delay * 2)
+
+
 async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
                         options: Mapping[str, Any] | None = None, replication: int = 1) -> None:
-    """Create topics that do not exist yet (any Kafka; an existing topic is left alone)."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    """Create topics that do not exist yet (any Kafka; an existing topic is left alone); waits out a cluster that
+    is still starting (`with_admin`)."""
+    from aiokafka.admin import NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
-    await _start_with_retry(admin, 15.0)
-    try:
+    async def create(admin: Any) -> None:  # the topics are listed again on every attempt
         existing = set(await admin.list_topics())
         missing = [NewTopic(n, partitions, replication) for n in names if n not in existing]
-        for attempt in range(50):
-            if not missing:
-                break
-            try:
-                await admin.create_topics(missing)
-                break
-            except AttributeError:  # aiokafka reads cluster.controller, unknown right after a cluster starts
-                if attempt == 49:
-                    raise
-                await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
+        if missing:
+            await admin.create_topics(missing)
+
+    await with_admin(bootstrap, create, options=options)

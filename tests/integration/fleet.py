@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,10 @@ class Fleet:
                 proc.wait(10)
 
 
-async def start_fleet(bootstrap: str, aws: AwsSession, unique: str, tmp: Path, replication: int = 1
-                      ) -> tuple[Fleet, str, str]:
-    """Topics (alerts and a compacted changelog, co-partitioned), the effects bucket, the replicas' settings."""
+async def start_fleet(bootstrap: str, aws: AwsSession, unique: str, tmp: Path, replication: int = 1,
+                      settings: Mapping[str, str] | None = None) -> tuple[Fleet, str, str]:
+    """Topics (alerts and a compacted changelog, co-partitioned), the effects bucket, the replicas' settings
+    (`settings`: more `RESPONDER_*` variables for every replica, over the defaults here)."""
     topic, dlq, changelog = f"alerts-{unique}", f"dlq-{unique}", f"changelog-{unique}"
     await ensure_topics(bootstrap, [topic, dlq], partitions=PARTITIONS, replication=replication)
     await ensure_changelog(bootstrap, changelog, PARTITIONS, replication=replication)
@@ -99,7 +101,7 @@ async def start_fleet(bootstrap: str, aws: AwsSession, unique: str, tmp: Path, r
         "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
         "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
         "RESPONDER_LOG_LEVEL": "warning", "RESPONDER_MAX_BATCH": "50",
-    }
+    } | dict(settings or {})
     return Fleet(tmp, env), topic, bucket
 
 

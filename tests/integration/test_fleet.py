@@ -25,10 +25,10 @@ runner = CliRunner()
 
 
 async def _fleet_run(kafka_bootstrap, aws, unique, tmp_path, events: int, incidents: int, *, cluster=None,
-                     moves: bool = True) -> None:
+                     moves: bool = True, settings: dict[str, str] | None = None) -> None:
     """SIGKILL, add and rolling restart (`moves`); on a 3-broker `cluster`, also kill partition 0's leader broker."""
     fleet, topic, bucket = await start_fleet(kafka_bootstrap, aws, unique, tmp_path,
-                                             replication=3 if cluster else 1)
+                                             replication=3 if cluster else 1, settings=settings)
     keys = make_keys(incidents)
     killed_node = None
     try:
@@ -108,11 +108,13 @@ async def test_fleet_on_3_brokers_leader_killed_mid_stream_acts_once(kafka_clust
 @pytest.mark.soak
 @pytest.mark.apache_kafka
 @pytest.mark.timeout(3600)
-async def test_soak_fleet_10k_events_1k_incidents(kafka_cluster3, aws, unique, tmp_path):
+@pytest.mark.parametrize("transactions", ["auto", "off"])
+async def test_soak_fleet_10k_events_1k_incidents(kafka_cluster3, aws, unique, tmp_path, transactions):
     """The issue's form on 3 brokers: 10,000 events over 1,000 incidents with redeliveries, SIGKILL, add, rolling
-    restart and a leader broker killed mid-stream; each step acts once."""
+    restart and a leader broker killed mid-stream; each step acts once, with Kafka transactions (auto: on, as
+    Apache Kafka has them) and without them (off: the changelog's fence alone, the path of brokers without)."""
     await _fleet_run(kafka_cluster3.bootstrap(), aws, unique, tmp_path, events=10_000, incidents=1_000,
-                     cluster=kafka_cluster3)
+                     cluster=kafka_cluster3, settings={"RESPONDER_KAFKA_TRANSACTIONS": transactions})
 
 
 async def _settled(fleet, incidents: int) -> None:

@@ -1,0 +1,86 @@
+"""Admin calls on a cluster that is still starting: retried on a new client until ready, others raised at once."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import aiokafka.admin
+import pytest
+from aiokafka.errors import NodeNotReadyError
+
+from responder.ingest.changelog import ensure_changelog
+from responder.ingest.clients import ensure_topics, with_admin
+
+
+class _Admin:
+    """An admin client whose first `not_ready` clients' metadata has no broker yet (as a KRaft broker just up)."""
+
+    made: ClassVar[list[_Admin]] = []
+    not_ready = 0
+    topics: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, **_: Any) -> None:
+        self.closed = False
+        self.ready = len(_Admin.made) >= _Admin.not_ready
+        _Admin.made.append(self)
+
+    async def start(self) -> None:
+        """Bootstrap succeeds: the broker answers, with no broker in its metadata."""
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def list_topics(self) -> list[str]:
+        if not self.ready:
+            raise NodeNotReadyError("Attempt to send a request to node which is not ready (node id None).")
+        return list(_Admin.topics)
+
+    async def create_topics(self, new: list[Any]) -> None:
+        for t in new:
+            assert t.name not in _Admin.topics, f"{t.name} created twice"
+            _Admin.topics[t.name] = {"partitions": t.num_partitions, "configs": t.topic_configs}
+
+
+@pytest.fixture
+def admin(monkeypatch: pytest.MonkeyPatch) -> type[_Admin]:
+    _Admin.made, _Admin.not_ready, _Admin.topics = [], 0, {}
+    monkeypatch.setattr(aiokafka.admin, "AIOKafkaAdminClient", _Admin)
+    return _Admin
+
+
+async def test_topics_are_created_once_the_cluster_has_brokers(admin):
+    """ensure_topics waits out two clients with no broker in their metadata, then creates only what is missing."""
+    admin.not_ready, admin.topics = 2, {"alerts": {}}
+    await ensure_topics("127.0.0.1:9", ["alerts", "dlq"], partitions=6)
+    assert admin.topics["dlq"]["partitions"] == 6
+    assert len(admin.made) == 3
+    assert all(a.closed for a in admin.made)
+
+
+async def test_the_changelog_is_created_compacted_once_the_cluster_has_brokers(admin):
+    """ensure_changelog retries the same way and creates the topic compacted."""
+    admin.not_ready = 1
+    await ensure_changelog("127.0.0.1:9", "changelog", 6)
+    assert admin.topics["changelog"] == {"partitions": 6, "configs": {"cleanup.policy": "compact"}}
+    assert len(admin.made) == 2
+    assert all(a.closed for a in admin.made)
+
+
+async def test_a_cluster_never_ready_raises_after_the_deadline(admin):
+    """Past the deadline the last NodeNotReadyError is raised, and every client was closed."""
+    admin.not_ready = 10**6
+    with pytest.raises(NodeNotReadyError):
+        await with_admin("127.0.0.1:9", lambda a: a.list_topics(), deadline=0.5)
+    assert len(admin.made) >= 2
+    assert all(a.closed for a in admin.made)
+
+
+async def test_an_error_that_is_not_about_readiness_is_raised_at_once(admin):
+    """Any other error is not retried: one client, closed."""
+    async def broken(_: Any) -> None:
+        raise ValueError("bad request")
+
+    with pytest.raises(ValueError, match="bad request"):
+        await with_admin("127.0.0.1:9", broken)
+    assert len(admin.made) == 1
+    assert admin.made[0].closed
