@@ -115,7 +115,7 @@ async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
     stop, delay = time.monotonic() + deadline, 0.1
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
-        await _start_with_retry(admin, max(1.0, stop - time.monotonic()))
+        await _start_with_retry(admin, max(1.0, round(stop - time.monotonic(), 1)))
         try:
             return await call(admin)
         except NOT_READY as exc:

@@ -41,6 +41,7 @@ class Fleet:
     env: dict[str, str]
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     count: int = 0
+    fenced: list[int] = field(default_factory=list)
 
     def spawn(self) -> int:
         n = self.count = self.count + 1
@@ -64,6 +65,22 @@ class Fleet:
         proc = self.procs.pop(n)
         proc.send_signal(sig)
         return proc.wait(60)
+
+    def restart_fenced(self) -> None:
+        """A replica that exited because another one took its partition and fenced it (`replica_fenced`: a zombie,
+        e.g. starved past its session timeout on a loaded machine) stops by design, for its supervisor to start it
+        again (docs/fleet.md): so does this one. Any other exit fails the test, with the logs."""
+        for n, proc in list(self.procs.items()):
+            if proc.poll() is None:
+                continue
+            assert self.was_fenced(n), f"replica {n} exited with {proc.returncode}:\n{self.logs()}"
+            del self.procs[n]
+            self.fenced.append(n)
+            self.spawn()
+
+    def was_fenced(self, n: int) -> bool:
+        """Whether replica n logged that another replica fenced it (and so stopped, by design)."""
+        return '"event": "replica_fenced"' in (self.tmp / f"replica-{n}.log").read_text(errors="replace")
 
     def timelines(self) -> list[Path]:
         return sorted(self.tmp.glob("timeline-*.jsonl"))

@@ -49,13 +49,20 @@ async def _fleet_run(kafka_bootstrap, aws, unique, tmp_path, events: int, incide
             cluster.kill_node(killed_node)
         await second
         for n in list(fleet.procs) if moves else []:  # rolling restart: SIGTERM one, start its replacement, next
-            assert fleet.kill(n, signal.SIGTERM) == 0, fleet.logs()
-            await fleet.serving(fleet.spawn())
+            fleet.restart_fenced()
+            if n in fleet.procs:  # not fenced and restarted meanwhile
+                code = fleet.kill(n, signal.SIGTERM)
+                assert code == 0 or fleet.was_fenced(n), f"replica {n} exited with {code}:\n{fleet.logs()}"
+                if code:
+                    fleet.fenced.append(n)
+                await fleet.serving(fleet.spawn())
         await stream(kafka_bootstrap, topic, keys[: incidents // 10], incidents // 10)  # redeliveries after moves
         deadline = time.monotonic() + 120 + events // 50
         while fleet.done() < set(keys):
             assert time.monotonic() < deadline, f"missing {len(set(keys) - fleet.done())}:\n{fleet.logs()}"
+            fleet.restart_fenced()
             await asyncio.sleep(0.5)
+        print(f"fleet: {len(fleet.fenced)} replicas fenced (zombies) and started again: {fleet.fenced}")
         await asyncio.sleep(2.0)  # let the redelivered tail drain before counting
     finally:
         fleet.stop_all()
