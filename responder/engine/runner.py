@@ -154,10 +154,7 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         else:  # suspended: from here under the step's deadline, counted from its start as `asyncio.timeout` would
             async with asyncio.timeout_at(_deadline(since, call.timeout)):
                 done = await _resumed(acting, waiting)
-        try:  # `verified(call)`, inline, after the timeout as before: an applied change is not failed by it
-            ok = bool(await call.actuator.verify(call.params, call.ctx))
-        except (ActuationError, TimeoutError):
-            ok = False
+        ok = await verified(call)  # after the timeout, as before: an applied change is not failed by it
     except Exception as exc:  # any actuator error, even a bug, becomes a recorded failed result
         if not isinstance(exc, ActuationError | TimeoutError):
             log.exception("actuator_raised", step=intent.step)
