@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         default="auto", description="fleet mode: write the changelog and commit offsets in one Kafka transaction, "
                                     "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "
                                     "does, Tansu does not), checked at start (docs/fleet.md)")
+    fenced_rejoins: int = Field(
+        default=5, ge=0, le=100, description="fleet mode: a replica fenced by another (it was paused past its "
+                                             "session) drops its state and rejoins the group in-process, at most "
+                                             "this many times an hour; then, or at once with 0, it exits 75 for its "
+                                             "supervisor (docs/fleet.md)")
     fleet_guard_table: str | None = Field(
         default=None, description="DynamoDB table shared by the fleet: global quotas count every replica's "
                                   "actions and its kill switch stops every replica within one poll")

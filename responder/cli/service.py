@@ -12,8 +12,17 @@ import typer
 
 from responder import log, tracing
 from responder.cli.options import JsonOpt
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
-from responder.errors import ConfigError
+from responder.cli.output import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_TEMPFAIL,
+    EXIT_USAGE,
+    console,
+    emit_json,
+    err_console,
+    timeline_table,
+)
+from responder.errors import ConfigError, ReplicaFenced
 from responder.settings import Settings
 
 app = typer.Typer()
@@ -82,7 +91,7 @@ def run(
 ) -> None:
     """Run the service: consume alerts, run runbooks, record the timeline, until SIGTERM/SIGINT."""
     from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
-    from responder.service import Service, serve
+    from responder.service import Service, serve_rejoining
 
     overrides: dict[str, object] = {}
     if dry_run:
@@ -107,13 +116,16 @@ def run(
         settings = Settings(**overrides)
         tracing.configure(settings.otel_exporter_otlp_endpoint, "responder")
 
-        async def main() -> None:
-            await serve(Service(settings))
+        async def main() -> None:  # a fenced replica rejoins in-process (responder/service/rejoin.py)
+            await serve_rejoining(lambda: Service(settings), rejoins=settings.fenced_rejoins)
 
         asyncio.run(main())
     except ConfigError as exc:
         err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from exc
+    except ReplicaFenced as exc:  # fenced more often than fenced_rejoins allows: for the supervisor to restart
+        err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_TEMPFAIL) from exc
     finally:
         if box is not None:
             box.stop()

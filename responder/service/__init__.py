@@ -2,13 +2,15 @@
 
 The modules: core (construction from settings), wiring (the settings checked first: guards, record signatures,
 archive), batches (a chunk of records through the pipeline), partitions (assignment, recovery, eviction),
-running (start, the consume loops, drain, close) and parts (what the mixins share).
+running (start, the consume loops, drain, close), parts (what the mixins share) and rejoin (a fenced replica
+rejoins its group in-process: `serve_rejoining`, what `responder run` uses).
 """
 
 from responder.service.batches import by_key
 from responder.service.core import Service, serve
+from responder.service.rejoin import fenced, serve_rejoining
 from responder.service.running import signature
 from responder.service.wiring import NO_KAFKA, archiver_from, authenticator_from, guards_from
 
-__all__ = ["NO_KAFKA", "Service", "archiver_from", "authenticator_from", "by_key", "guards_from", "serve",
-           "signature"]
+__all__ = ["NO_KAFKA", "Service", "archiver_from", "authenticator_from", "by_key", "fenced", "guards_from",
+           "serve", "serve_rejoining", "signature"]

@@ -30,6 +30,9 @@ class PartitionKeeping(Parts):
     async def _on_assigned(self, partitions: list[Any]) -> None:
         """Partitions moved to us: make the timeline durable and rebuild in-flight state before consuming."""
         self.commits.forget(partitions)  # offsets marked under an earlier assignment are not ours to commit
+        if self._stop.is_set():  # stopping (asked to, or failed: fenced): neither restored nor consumed here, and
+            log.info("partitions_assigned_while_stopping", partitions=len(partitions))  # their producers are
+            return  # not initialised, which would fence the replica that owns them now
         async with self._lock:
             await self.recorder.flush()
             if self.fleet is not None:  # restore each partition's state from the changelog; pause what fails

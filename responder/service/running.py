@@ -111,6 +111,7 @@ class Running(PartitionKeeping):
         try:
             await self._consume()
         except BaseException:
+            self._stop.set()  # stopping: a partition assigned from now on is not restored (partitions.py)
             await self.flow.close(cancel=True)
             await self.commits.cancel()  # nothing more is committed once the service failed
             raise

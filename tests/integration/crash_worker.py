@@ -23,7 +23,7 @@ from responder import log
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import Registry
-from responder.service import Service, serve
+from responder.service import Service, serve_rejoining
 from responder.settings import Settings
 
 RUNBOOK = """\
@@ -107,8 +107,16 @@ async def main() -> None:
     go, ready = Path(os.environ["CRASH_GO_FILE"]), Path(os.environ["CRASH_READY_FILE"])
     while not _signalled(go):
         await asyncio.sleep(0.005)
-    service = Service(settings, registry=registry, aws=aws)
-    task = asyncio.create_task(serve(service))
+    built: list[Service] = []
+
+    def build() -> Service:  # as `responder run` does: a fenced replica rejoins with a new service
+        built.append(Service(settings, registry=registry, aws=aws))
+        return built[-1]
+
+    task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins))
+    while not built:
+        await asyncio.sleep(0.001)
+    service = built[0]
     await service.ready.wait()
     os.close(os.open(f"{ready}.serving", os.O_CREAT | os.O_WRONLY, 0o644))
     consuming, start = time.monotonic(), service.recorder.next_seq

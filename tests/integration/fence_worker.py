@@ -2,7 +2,7 @@
 is paused there) and whose second step leaves a new S3 object per call (counted in moto).
 
 Run as `python -m tests.integration.fence_worker` with RESPONDER_* settings in the environment; it creates
-`FENCE_READY_FILE` once it consumes.
+`FENCE_READY_FILE` once it consumes, and `FENCE_READY_FILE.2` once the service it rebuilt after a fence does.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from responder import log
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import Registry
-from responder.service import Service, serve
+from responder.service import Service, serve_rejoining
 from responder.settings import Settings
 from tests.integration.crash_worker import RUNBOOK as CRASH_RUNBOOK
 from tests.integration.crash_worker import PutMarker
@@ -78,11 +78,21 @@ async def main() -> None:
     registry = Registry()
     registry.add(PutMarker())
     registry.add(Hold())
-    service = Service(settings, registry=registry, aws=AwsSession.from_settings(settings))
-    task = asyncio.create_task(serve(service))
-    await service.ready.wait()
+    built: list[Service] = []
+
+    def build() -> Service:  # as `responder run` does: a fenced replica rejoins with a new service
+        built.append(Service(settings, registry=registry, aws=AwsSession.from_settings(settings)))
+        return built[-1]
+
+    task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins))
     ready = Path(os.environ["FENCE_READY_FILE"])
-    os.close(os.open(ready, os.O_CREAT | os.O_WRONLY, 0o644))
+    served = 0
+    while not task.done():  # FENCE_READY_FILE once the first service consumes, `<it>.<n>` once the n-th does
+        if len(built) > served and built[served].ready.is_set():
+            name = ready if served == 0 else Path(f"{ready}.{served + 1}")
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644))
+            served += 1
+        await asyncio.sleep(0.01)
     await task
 
 

@@ -67,9 +67,10 @@ class Fleet:
         return proc.wait(60)
 
     def restart_fenced(self) -> None:
-        """A replica that exited because another one took its partition and fenced it (`replica_fenced`: a zombie,
-        e.g. starved past its session timeout on a loaded machine) stops by design, for its supervisor to start it
-        again (docs/fleet.md): so does this one. Any other exit fails the test, with the logs."""
+        """A replica fenced by another one that took its partition (`replica_fenced`: a zombie, e.g. starved past
+        its session timeout on a loaded machine) rejoins in-process; one fenced more often than
+        RESPONDER_FENCED_REJOINS allows exits by design, for its supervisor to start it again (docs/fleet.md):
+        so does this one. Any other exit fails the test, with the logs."""
         for n, proc in list(self.procs.items()):
             if proc.poll() is None:
                 continue
@@ -81,6 +82,11 @@ class Fleet:
     def was_fenced(self, n: int) -> bool:
         """Whether replica n logged that another replica fenced it (and so stopped, by design)."""
         return '"event": "replica_fenced"' in (self.tmp / f"replica-{n}.log").read_text(errors="replace")
+
+    def rejoins(self) -> int:
+        """How many times a fenced replica rejoined in-process (`replica_rejoining`), over every replica's log."""
+        return sum(p.read_text(errors="replace").count('"event": "replica_rejoining"')
+                   for p in self.tmp.glob("replica-*.log"))
 
     def timelines(self) -> list[Path]:
         return sorted(self.tmp.glob("timeline-*.jsonl"))

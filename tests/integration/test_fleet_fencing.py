@@ -1,5 +1,5 @@
 """Zombie fencing with Kafka transactions (Apache Kafka): the changelog and the offsets commit in one transaction,
-and a replica whose partition moved while it was paused is refused instead of acting."""
+and a replica whose partition moved while it was paused is refused instead of acting, then rejoins in-process."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from responder.ingest.kafka import ensure_topics
 from responder.ingest.transactions import Transactions, supported
 from responder.sandbox import SANDBOX_CREDENTIALS
 from responder.sandbox.fixtures import on_apache_kafka
+from responder.timeline.verify import verify_lines
 from tests.integration.crash import fake_key
 from tests.integration.fence_worker import write_runbook
 from tests.integration.fleet import effects, stream
@@ -120,13 +121,22 @@ async def _until(check, what: str, timeout: float = 60) -> None:
         await asyncio.sleep(0.1)
 
 
+def _events(path: Path) -> list[str]:
+    """The event names a replica logged (JSON lines), in order."""
+    return [line.split('"event": "', 1)[1].split('"', 1)[0] for line in path.read_text(errors="replace").splitlines()
+            if '"event": "' in line]
+
+
 def _has(path: Path, *needles: str) -> bool:
     return path.exists() and any(all(n in line for n in needles) for line in path.read_text().splitlines())
 
 
 @pytest.mark.timeout(240)
-async def test_paused_replica_is_fenced_and_does_not_act_twice(transactional, aws, unique, tmp_path):
-    """Replica A pauses (SIGSTOP) mid-incident past its session; B takes the partition; A resumes, is fenced, exits."""
+@pytest.mark.parametrize("rejoins", ["5", "0"])
+async def test_paused_replica_is_fenced_and_does_not_act_twice(transactional, aws, unique, tmp_path, rejoins):
+    """Replica A pauses (SIGSTOP) mid-incident past its session; B takes the partition; A resumes and is fenced
+    without acting; then A rejoins in-process and the fleet handles the next incident once (rejoins 5), or A exits
+    for its supervisor (rejoins 0)."""
     topic, changelog, bucket = f"alerts-{unique}", f"changelog-{unique}", f"effects-{unique}"
     await ensure_topics(transactional, [topic, f"dlq-{unique}"], partitions=1)
     await ensure_changelog(transactional, changelog, 1)
@@ -137,15 +147,17 @@ async def test_paused_replica_is_fenced_and_does_not_act_twice(transactional, aw
         "RESPONDER_DEADLETTER_TOPIC": f"dlq-{unique}", "RESPONDER_GROUP_ID": f"fence-{unique}",
         "RESPONDER_CHANGELOG_TOPIC": changelog, "RESPONDER_SESSION_TIMEOUT_MS": "6000",
         "RESPONDER_APPROVALS_TOPIC": f"approvals-{unique}", "RESPONDER_KAFKA_TRANSACTIONS": "on",
+        "RESPONDER_FENCED_REJOINS": rejoins,
         "RESPONDER_RUNBOOKS_DIR": str(tmp_path / "runbooks"), "RESPONDER_AWS_ENDPOINT_URL": aws.endpoint_url or "",
         "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
         "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
     } | {k: v for k, v in os.environ.items() if k == "FENCE_TRANSACTIONS"}  # `off` shows the duplicate it prevents
     if os.environ.get("FENCE_TRANSACTIONS"):
         env["RESPONDER_KAFKA_TRANSACTIONS"] = os.environ["FENCE_TRANSACTIONS"]
-    key = fake_key()
+    key, later = fake_key(), fake_key()
     a = _spawn(tmp_path, "a", env)
     b: subprocess.Popen[bytes] | None = None
+    log_a = tmp_path / "replica-a.log"
     try:
         await _until(lambda: (tmp_path / "ready-a").exists(), "replica A did not start")
         await stream(transactional, topic, [key], 1, redeliver=0)
@@ -156,15 +168,37 @@ async def test_paused_replica_is_fenced_and_does_not_act_twice(transactional, aw
         await _until(lambda: _has(tmp_path / "timeline-b.jsonl", '"step.result"', '"put-marker"'),
                      "B did not take the partition over and act", timeout=90)
         a.send_signal(signal.SIGCONT)
-        await _until(lambda: a.poll() is not None or _has(tmp_path / "timeline-a.jsonl", '"put-marker"'),
-                     "A neither stopped nor acted", timeout=60)
+        await _until(lambda: a.poll() is not None or "replica_fenced" in log_a.read_text(errors="replace")
+                     or _has(tmp_path / "timeline-a.jsonl", '"put-marker"'), "A neither was fenced nor acted",
+                     timeout=60)
         await asyncio.sleep(3.0)  # had A acted, its object would be in moto by now
         counted = await effects(aws, bucket)
-        assert counted[key] == 1, f"the step acted {counted[key]} times:\n" + \
-            (tmp_path / "replica-a.log").read_text()[-3000:]
-        assert a.wait(30) != 0, "a fenced replica exits loudly"
-        assert "replica_fenced" in (tmp_path / "replica-a.log").read_text()
+        assert counted[key] == 1, f"the step acted {counted[key]} times:\n" + log_a.read_text()[-3000:]
+        assert "replica_fenced" in log_a.read_text()
         assert not _has(tmp_path / "timeline-a.jsonl", '"step.result"', '"put-marker"')
+        await _until(lambda: a.poll() is not None or "replica_rejoining" in log_a.read_text(), "A did not stop")
+        dying = _events(log_a)
+        dying = dying[dying.index("replica_fenced"):]  # until the new service starts (or the process exits)
+        dying = dying[:dying.index("replica_rejoining")] if "replica_rejoining" in dying else dying
+        assert "transactional_producer_started" not in dying, f"the fenced service fenced the new owner: {dying}"
+        if rejoins == "0":
+            assert a.wait(30) != 0, "a fenced replica with no rejoins left exits loudly"
+            assert "replica_fenced_exiting" in log_a.read_text()
+            return
+        await _until(lambda: (tmp_path / "ready-a.2").exists(), "A did not rejoin:\n" + log_a.read_text()[-3000:],
+                     timeout=90)
+        assert a.poll() is None
+        assert "replica_rejoining" in log_a.read_text()
+        await stream(transactional, topic, [later], 1, redeliver=0)  # whichever of A and B owns it now
+        await _until(lambda: any(_has(tmp_path / f"timeline-{n}.jsonl", '"step.result"', '"put-marker"', later)
+                                 for n in "ab"), "the fleet did not handle the next incident", timeout=90)
+        a.send_signal(signal.SIGTERM)
+        assert a.wait(60) == 0, "the rejoined replica stops cleanly:\n" + log_a.read_text()[-3000:]
+        counted = await effects(aws, bucket)
+        assert (counted[key], counted[later]) == (1, 1), counted
+        for name in "ab":
+            lines = (tmp_path / f"timeline-{name}.jsonl").read_bytes().splitlines()
+            assert verify_lines(lines).entries == len(lines)  # A's two services wrote one chain
     finally:
         for proc in (a, b):
             if proc is not None and proc.poll() is None:

@@ -1,0 +1,93 @@
+"""A fenced replica rejoins its group in-process, as a Kafka Streams instance does after its tasks were lost.
+
+A replica is fenced (`replica_fenced`, responder/ingest/transactions.py) when another one took its partition while
+it was paused or starved past its session: its next changelog write or offset commit is refused, so it stops
+before the actuator call that intent was for. Its in-memory state is stale from then on. `serve_rejoining` drops
+the whole service (state, clients, producers, the timeline file's lock) and builds a new one from the same
+settings, which joins the group again and restores whatever partitions it is given from the changelog. Only a
+fence is handled so: any other failure, or a stop requested meanwhile, ends the loop as before. More than
+`rejoins` fences within an hour end it with `ReplicaFenced`, which `responder run` turns into exit 75
+(EX_TEMPFAIL), for a supervisor to start the process again: a replica fenced that often is starved, and a fresh
+process is the better cure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+
+import structlog
+
+from responder.errors import ReplicaFenced
+from responder.service.core import Service
+
+log = structlog.get_logger(__name__)
+
+WINDOW_S = 3600.0
+"""The rejoins allowed (`fenced_rejoins`) are counted over this many seconds."""
+
+
+def fenced(exc: BaseException) -> bool:
+    """Whether `exc` is a fence and nothing else: every leaf of an exception group, followed through the errors it
+    was raised from (a TimelineError from the changelog barrier), is a ReplicaFenced."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(fenced(leaf) for leaf in exc.exceptions)
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ReplicaFenced):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__
+    return False
+
+
+async def serve_rejoining(build: Callable[[], Service], *, rejoins: int, backoff: float = 1.0) -> None:
+    """Run `build()` until SIGTERM or SIGINT, as `serve` does; when it ends fenced, build and run a new one after
+    `backoff` seconds (doubled after each fence, at most 30), at most `rejoins` times an hour."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    current: list[Service] = []
+
+    def on_signal() -> None:
+        stopping.set()
+        for service in current:
+            service.request_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    fences: deque[float] = deque()
+    delay = backoff
+    try:
+        while not stopping.is_set():
+            current[:] = [build()]
+            try:
+                await current[0].run()
+                return
+            except BaseException as exc:
+                if stopping.is_set() or not fenced(exc):
+                    raise
+                now = time.monotonic()
+                while fences and now - fences[0] > WINDOW_S:
+                    fences.popleft()
+                if len(fences) >= rejoins:
+                    log.critical("replica_fenced_exiting", fences_in_window=len(fences) + 1, rejoins=rejoins,
+                                 detail="fenced more often than fenced_rejoins allows: exiting for the supervisor")
+                    raise ReplicaFenced(f"this replica was fenced {len(fences) + 1} times within "
+                                        f"{WINDOW_S:.0f} s (RESPONDER_FENCED_REJOINS={rejoins}): another replica "
+                                        "owns its partitions; start it again") from exc
+                fences.append(now)
+                log.warning("replica_rejoining", rejoin=len(fences), of=rejoins, in_s=delay,
+                            detail="state dropped; a new member joins the group and restores from the changelog")
+            current.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+            delay = min(30.0, delay * 2)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+

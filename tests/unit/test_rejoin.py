@@ -1,0 +1,128 @@
+"""A fenced replica rejoins in-process (`serve_rejoining`), a bounded number of times, and `responder run` exits 75
+when it has no rejoin left; anything but a fence ends the service as before."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+from typer.testing import CliRunner
+
+from responder.cli import app
+from responder.errors import ConfigError, ReplicaFenced, TimelineError
+from responder.service import fenced, serve_rejoining
+
+
+def _fence() -> BaseException:
+    """What a fenced service's run() raises: a TimelineError from the changelog barrier, in nested task groups."""
+    try:
+        try:
+            raise ReplicaFenced("changelog c[0]: this replica was fenced")
+        except ReplicaFenced as exc:
+            raise TimelineError("state changelog write failed") from exc
+    except TimelineError as exc:
+        return ExceptionGroup("run", [ExceptionGroup("alerts", [exc])])
+
+
+class _Service:
+    """Stands in for `Service`: run() raises the next of `outcomes` (None: returns), request_stop() is recorded."""
+
+    def __init__(self, outcome: BaseException | None, hold: asyncio.Event | None = None) -> None:
+        self.outcome, self.hold, self.stopped = outcome, hold, False
+
+    async def run(self) -> None:
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.outcome is not None:
+            raise self.outcome
+
+    def request_stop(self) -> None:
+        self.stopped = True
+        if self.hold is not None:
+            self.hold.set()
+
+
+def _builder(outcomes: list[BaseException | None]) -> tuple[Any, list[_Service]]:
+    built: list[_Service] = []
+
+    def build() -> Any:
+        built.append(_Service(outcomes[len(built)]))
+        return built[-1]
+
+    return build, built
+
+
+def test_a_fence_is_told_from_other_failures():
+    """Only an error whose every leaf comes from a ReplicaFenced counts as a fence."""
+    assert fenced(_fence())
+    assert fenced(ReplicaFenced("p"))
+    assert not fenced(TimelineError("disk full"))
+    assert not fenced(ExceptionGroup("run", [_fence(), TimelineError("disk full")]))
+    assert not fenced(ExceptionGroup("run", [ConfigError("bad")]))
+
+
+async def test_a_fenced_service_is_replaced_by_a_new_one():
+    """After a fence a new service is built and run; its clean end ends serving, with `replica_rejoining` logged."""
+    build, built = _builder([_fence(), None])
+    with capture_logs() as logs:
+        await serve_rejoining(build, rejoins=3, backoff=0.01)
+    assert len(built) == 2
+    assert [e["event"] for e in logs if e["event"].startswith("replica_")] == ["replica_rejoining"]
+
+
+async def test_any_other_failure_ends_serving_at_once():
+    """A failure that is not a fence (a broken timeline) propagates; no second service is built."""
+    build, built = _builder([TimelineError("disk full"), None])
+    with pytest.raises(TimelineError, match="disk full"):
+        await serve_rejoining(build, rejoins=3, backoff=0.01)
+    assert len(built) == 1
+
+
+@pytest.mark.parametrize("rejoins", [0, 2])
+async def test_rejoins_are_bounded(rejoins):
+    """`rejoins` fences are survived; the next one raises ReplicaFenced (0: the first one does)."""
+    build, built = _builder([_fence()] * (rejoins + 1) + [None])
+    with capture_logs() as logs, pytest.raises(ReplicaFenced, match=f"fenced {rejoins + 1} times"):
+        await serve_rejoining(build, rejoins=rejoins, backoff=0.001)
+    assert len(built) == rejoins + 1
+    assert logs[-1]["event"] == "replica_fenced_exiting"
+
+
+async def test_a_signal_while_waiting_to_rejoin_stops_serving():
+    """SIGTERM during the backoff after a fence ends serving without building another service."""
+    build, built = _builder([_fence(), None])
+    task = asyncio.create_task(serve_rejoining(build, rejoins=3, backoff=30))
+    while not built:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(task, 5)
+    assert len(built) == 1
+
+
+async def test_a_signal_stops_the_running_service():
+    """SIGTERM while a service runs asks it to stop (drain and commit), and serving ends when it has."""
+    hold = asyncio.Event()
+    service = _Service(None, hold)
+    task = asyncio.create_task(serve_rejoining(lambda: service, rejoins=3))  # type: ignore[arg-type, return-value]
+    await asyncio.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(task, 5)
+    assert service.stopped
+
+
+def test_run_exits_75_when_no_rejoin_is_left(monkeypatch):
+    """`responder run` turns a final ReplicaFenced into one red line and exit 75 (EX_TEMPFAIL), no traceback."""
+    async def fenced_for_good(build: Any, *, rejoins: int) -> None:
+        raise ReplicaFenced("this replica was fenced 6 times within 3600 s")
+
+    monkeypatch.setattr("responder.service.serve_rejoining", fenced_for_good)
+    monkeypatch.setenv("RESPONDER_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 75, result.output
+    assert "fenced 6 times" in result.output
+    assert "Traceback" not in result.output
