@@ -102,7 +102,22 @@ async def publish(
 NOT_READY = (NodeNotReadyError, KafkaConnectionError, AttributeError)
 """What an admin call raises while a cluster is still starting: a KRaft broker can answer the bootstrap metadata
 before it knows of any unfenced broker, so the client has no node to ask (NodeNotReadyError, node id None); a
-connection is refused; or aiokafka reads `cluster.controller` before one is known (AttributeError)."""
+connection is refused; or aiokafka reads `cluster.controller` before one is known (AttributeError, counted only
+when aiokafka itself raised it: `not_ready`)."""
+
+
+def not_ready(exc: BaseException) -> bool:
+    """Whether `exc` says the cluster is still starting (`NOT_READY`). An AttributeError counts only when it was
+    raised inside aiokafka (its admin client's `cluster.controller.nodeId` while no controller is known): one
+    raised by the caller's own code is a bug, raised at once."""
+    if not isinstance(exc, NOT_READY):
+        return False
+    if not isinstance(exc, AttributeError):
+        return True
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "aiokafka" in tb.tb_frame.f_code.co_filename.replace("\\", "/").split("/")
 
 
 async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
@@ -119,7 +134,7 @@ async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
         try:
             return await call(admin)
         except NOT_READY as exc:
-            if time.monotonic() + delay > stop:
+            if not not_ready(exc) or time.monotonic() + delay > stop:
                 raise
             log.warning("kafka_admin_not_ready", bootstrap=bootstrap, error=repr(exc), retry_in_s=delay)
         finally:

@@ -84,3 +84,35 @@ async def test_an_error_that_is_not_about_readiness_is_raised_at_once(admin):
         await with_admin("127.0.0.1:9", broken)
     assert len(admin.made) == 1
     assert admin.made[0].closed
+
+
+def _in_aiokafka() -> Any:
+    """A function whose code is aiokafka's file, reading a controller that is not known yet (as the admin client)."""
+    scope: dict[str, Any] = {}
+    exec(compile("def controller_id(cluster):\n    return cluster.controller.nodeId\n",  # fixed text
+                 "/site-packages/aiokafka/admin/client.py", "exec"), scope)
+    return scope["controller_id"]
+
+
+async def test_aiokafkas_unknown_controller_is_waited_out(admin):
+    """An AttributeError raised inside aiokafka (no controller known yet) is retried on a new client."""
+    controller_id, calls = _in_aiokafka(), []
+
+    async def create(_: Any) -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            controller_id(type("Cluster", (), {"controller": None})())
+        return "created"
+
+    assert await with_admin("127.0.0.1:9", create) == "created"
+    assert len(admin.made) == 3
+
+
+async def test_an_attribute_error_in_the_callers_code_is_raised_at_once(admin):
+    """An AttributeError from the caller's own code is a bug: raised at once, not retried for 15 s."""
+    async def buggy(_: Any) -> None:
+        None.nodeId  # type: ignore[attr-defined]  # noqa: B018
+
+    with pytest.raises(AttributeError):
+        await with_admin("127.0.0.1:9", buggy)
+    assert len(admin.made) == 1
