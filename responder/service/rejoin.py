@@ -48,7 +48,7 @@ def fenced(exc: BaseException) -> bool:
 
 async def serve_rejoining(build: Callable[[], Service], *, rejoins: int, backoff: float = 1.0) -> None:
     """Run `build()` until SIGTERM or SIGINT, as `serve` does; when it ends fenced, build and run a new one after
-    `backoff` seconds (doubled after each fence, at most 30), at most `rejoins` times an hour."""
+    `backoff` seconds (doubled after each fence, at most 10), at most `rejoins` times an hour."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     current: list[Service] = []
@@ -86,7 +86,7 @@ async def serve_rejoining(build: Callable[[], Service], *, rejoins: int, backoff
             current.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
-            delay = min(30.0, delay * 2)
+            delay = min(10.0, delay * 2)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
