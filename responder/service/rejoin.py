@@ -90,4 +90,3 @@ async def serve_rejoining(build: Callable[[], Service], *, rejoins: int, backoff
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-
