@@ -19,6 +19,7 @@ from responder.cli import (
     deadletter,
     docs,
     events,
+    fleet,
     intake,
     model_ops,
     models,
@@ -86,7 +87,7 @@ app = typer.Typer(
     cls=Responder,
     help="Event-driven incident response for AI workloads: Kafka alerts in, YAML runbooks, AWS actions, "
     f"a verifiable timeline. --json on any command: {JSON_HELP}. Exit codes: 0 ok, 1 negative result, "
-    "2 usage, 3 bad input or configuration.",
+    "2 usage, 3 bad input or configuration, 75 (run) a fleet replica fenced too often: start it again.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -97,7 +98,7 @@ for commands in (service.app, intake.app, approvals.app, undo.app, docs.app, cov
     app.add_typer(commands)
 for name, group in (("runbooks", runbooks.app), ("actuators", actuators.app), ("events", events.app),
                     ("deadletter", deadletter.app), ("timeline", timeline.app), ("models", models.app),
-                    ("tabletop", tabletop.app)):
+                    ("tabletop", tabletop.app), ("fleet", fleet.app)):
     app.add_typer(group, name=name)
 # the names these commands had before they joined their groups
 app.command("schema", hidden=True)(runbooks.schema)

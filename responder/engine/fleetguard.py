@@ -31,6 +31,11 @@ DIGEST = "fleet-digest"
 OPERATOR = "operator#"  # + request id: the reply of a completed operator request, seen by every replica
 
 
+def slot_key(q: Quota, slot: int) -> str:
+    """The item key of slot `slot` of global quota `q`."""
+    return f"quota#{q.actuator}#{q.window:g}#{slot}"
+
+
 class FleetGuard:
     """Global quotas and the kill switch in one DynamoDB table (partition key `pk`, a string)."""
 
@@ -62,9 +67,11 @@ class FleetGuard:
         except ActuationError as exc:
             log.warning("fleet_guard_unreadable", error=str(exc))
             return self.killed
-        killed = got.get("Item", {}).get("on", {}).get("BOOL") is True
+        item = got.get("Item", {})
+        killed = item.get("on", {}).get("BOOL") is True
         if killed != self.killed:
-            log.warning("fleet_kill_switch", on=killed)
+            log.warning("fleet_kill_switch", on=killed, by=item.get("by", {}).get("S"),
+                        reason=item.get("reason", {}).get("S"), at=item.get("at", {}).get("S"))
         self.killed = killed
         return killed
 
@@ -94,10 +101,11 @@ class FleetGuard:
                               "RESPONDER_FLEET_ADOPT_DIGEST=true on the first replica of a rollout") from exc
         log.info("fleet_digest_checked", digest=digest, adopted=adopt)
 
-    async def set_kill_switch(self, on: bool, by: str) -> None:
-        """Turn the fleet's kill switch on or off."""
+    async def set_kill_switch(self, on: bool, by: str, reason: str = "", at: str = "") -> None:
+        """Turn the fleet's kill switch on or off, saying who, why and when (ISO 8601)."""
         await self.aws.call("dynamodb", "put_item", TableName=self.table,
-                            Item={"pk": {"S": KILL_SWITCH}, "on": {"BOOL": on}, "by": {"S": by}})
+                            Item={"pk": {"S": KILL_SWITCH}, "on": {"BOOL": on}, "by": {"S": by},
+                                  "reason": {"S": reason}, "at": {"S": at}})
 
     async def acquire(self, actuator: str, key: str, now: float) -> Trip | None:
         """Take one slot of every global quota matching `actuator` for step `key`; a Trip when one is full."""
@@ -115,7 +123,7 @@ class FleetGuard:
             try:
                 await self.aws.call(
                     "dynamodb", "put_item", TableName=self.table,
-                    Item={"pk": {"S": f"quota#{q.actuator}#{q.window:g}#{slot}"}, "at": {"N": repr(now)},
+                    Item={"pk": {"S": slot_key(q, slot)}, "at": {"N": repr(now)},
                           "key": {"S": key}},
                     ConditionExpression="attribute_not_exists(pk) OR #at <= :expired OR #key = :key",
                     ExpressionAttributeNames={"#at": "at", "#key": "key"},
