@@ -12,6 +12,7 @@ import asyncio
 import getpass
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -40,6 +41,22 @@ def _guard(settings: Settings) -> FleetGuard:
                       guards_from(settings).policy.quotas)
 
 
+def _status_after(guard: FleetGuard, change: Callable[[], Awaitable[None]] | None, doing: str) -> FleetStatus:
+    """The table's state, read back (consistently) after `change`; exit 3 naming the table when it does not exist
+    (ConfigError, at the root) or AWS refuses or cannot be reached."""
+    async def run() -> FleetStatus:
+        await require_table(guard)
+        if change is not None:
+            await change()
+        return await read_status(guard, time.time())
+
+    try:
+        return asyncio.run(run())
+    except ActuationError as exc:
+        err_console.print(f"✗ cannot {doing} the fleet guard table {guard.table}: {exc}", markup=False)
+        raise typer.Exit(EXIT_CONFIG) from exc
+
+
 def _print(status: FleetStatus) -> None:
     ks = status.kill_switch
     state = "[bold red]ON[/]" if ks.on else "[green]off[/]"
@@ -58,17 +75,7 @@ def _print(status: FleetStatus) -> None:
 @app.command("status")
 def status_cmd(json: JsonOpt = False) -> None:
     """The kill switch (who set it, why, when), the fleet's runbook digest and the global quota slots in use."""
-    guard = _guard(load_settings())
-
-    async def read() -> FleetStatus:
-        await require_table(guard)
-        return await read_status(guard, time.time())
-
-    try:
-        status = asyncio.run(read())
-    except ActuationError as exc:
-        err_console.print(f"✗ cannot read the fleet guard table {guard.table}: {exc}", markup=False)
-        raise typer.Exit(EXIT_CONFIG) from exc
+    status = _status_after(_guard(load_settings()), None, "read")
     if json:
         emit_json(status.model_dump(mode="json"))
     else:
@@ -93,16 +100,7 @@ def kill_switch(
     who = by or f"{getpass.getuser()}@{socket.gethostname()}"
     at = datetime.now(UTC).isoformat(timespec="seconds")
 
-    async def flip() -> FleetStatus:
-        await require_table(guard)
-        await guard.set_kill_switch(state == "on", who, reason.strip(), at)
-        return await read_status(guard, time.time())  # read back, consistently
-
-    try:
-        status = asyncio.run(flip())
-    except ActuationError as exc:
-        err_console.print(f"✗ cannot write the fleet guard table {guard.table}: {exc}", markup=False)
-        raise typer.Exit(EXIT_CONFIG) from exc
+    status = _status_after(guard, lambda: guard.set_kill_switch(state == "on", who, reason.strip(), at), "write")
     if json:
         emit_json(status.model_dump(mode="json"))
         return
