@@ -23,6 +23,7 @@ from responder.cli import (
     intake,
     model_ops,
     models,
+    pending,
     runbooks,
     service,
     tabletop,
@@ -98,7 +99,7 @@ for commands in (service.app, intake.app, approvals.app, undo.app, docs.app, cov
     app.add_typer(commands)
 for name, group in (("runbooks", runbooks.app), ("actuators", actuators.app), ("events", events.app),
                     ("deadletter", deadletter.app), ("timeline", timeline.app), ("models", models.app),
-                    ("tabletop", tabletop.app), ("fleet", fleet.app)):
+                    ("tabletop", tabletop.app), ("fleet", fleet.app), ("approvals", pending.app)):
     app.add_typer(group, name=name)
 # the names these commands had before they joined their groups
 app.command("schema", hidden=True)(runbooks.schema)

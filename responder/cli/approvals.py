@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from responder.cli.options import JsonOpt, TimelineOpt, resolve_incident
+from responder.cli.options import JsonOpt, TimelineOpt, incident_ids, resolve_incident
 from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
+from responder.cli.pending import request_on_kafka
 from responder.errors import ConfigError
 from responder.models.approval import ApprovalDecision
 from responder.models.timeline import EntryKind
@@ -19,7 +20,8 @@ from responder.timeline.chain import parse_lines
 
 By = Annotated[str, typer.Option("--by", help="who decides (must be a listed approver, if the step lists any)")]
 Reason = Annotated[str, typer.Option("--reason", help="why, for the timeline")]
-Digest = Annotated[str | None, typer.Option(help="plan digest (default: read from the timeline's request)")]
+Digest = Annotated[str | None, typer.Option(help="plan digest (default: the request's, from the timeline, else "
+                                                 "from approval_requests_topic)")]
 app = typer.Typer()
 
 
@@ -45,16 +47,17 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
         err_console.print("✗ set RESPONDER_KAFKA_BOOTSTRAP, RESPONDER_APPROVAL_KEYS='{\"id\": \"secret\"}' and "
                           "RESPONDER_APPROVAL_KEY_ID to sign and send decisions", markup=False)
         raise typer.Exit(EXIT_CONFIG)
-    incident = resolve_incident(timeline or settings.timeline_path, incident)
     identity = settings.approver_identities.get(key_id)
     if identity is not None and by != identity:
         err_console.print(f"✗ approval key {key_id} belongs to {identity!r}: --by must be {identity!r}", markup=False)
         raise typer.Exit(EXIT_CONFIG)
-    digest = digest or pending_digest(timeline or settings.timeline_path, incident, step)
-    if digest is None:
-        err_console.print(f"✗ no approval request for incident {incident} step {step} on the timeline; "
-                          "pass --digest", markup=False)
-        raise typer.Exit(EXIT_CONFIG)
+    path = timeline or settings.timeline_path
+    if path.is_file() and any(i.startswith(incident) for i in incident_ids(path)):
+        incident = resolve_incident(path, incident)
+        digest = digest or pending_digest(path, incident, step)
+    if digest is None:  # not on this timeline (in a fleet, another replica's): the request the fleet published
+        request = request_on_kafka(settings, incident, step)
+        incident, digest = request.incident, request.digest
     now = datetime.now(UTC)
     decision = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,
                                 reason=reason, digest=digest, issued_at=now,

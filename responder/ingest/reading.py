@@ -1,0 +1,53 @@
+"""Read a topic from its beginning to its end as it was when the read started (aiokafka only here).
+
+For the operator commands that look at what the fleet published (`responder approvals pending`, and `approve`
+or `deny` finding a request's plan digest): no consumer group, no commit, every partition, and a bound, so a
+topic that keeps growing does not keep the command reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from responder.errors import BrokerUnreachable
+from responder.ingest.clients import _start_with_retry
+from responder.models.event import RawRecord
+
+
+async def read_to_end(bootstrap: str, topic: str, *, options: Mapping[str, Any] | None = None,
+                      timeout: float = 30.0) -> list[RawRecord]:
+    """Every record of `topic` up to the end offsets read at the start, in partition then offset order; an empty
+    list when the topic does not exist. BrokerUnreachable when the records cannot be read within `timeout`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **(options or {}))
+    await _start_with_retry(consumer, min(timeout, 15.0))
+    try:
+        async with asyncio.timeout(timeout):
+            if topic not in await consumer.topics():  # never created: nothing was published (not auto-created)
+                return []
+            consumer.subscribe([topic])  # without a group: every partition, assigned once the metadata is in
+            while not consumer.assignment():
+                await asyncio.sleep(0.05)
+            parts = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+            ends = await consumer.end_offsets(parts)
+            out: dict[int, list[RawRecord]] = {tp.partition: [] for tp in parts}
+            left = {tp for tp in parts if await consumer.position(tp) < ends[tp]}
+            while left:
+                batch = await consumer.getmany(*left, timeout_ms=500)
+                for tp, msgs in batch.items():
+                    out[tp.partition] += [_record(topic, tp, m) for m in msgs if m.offset < ends[tp]]
+                left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
+        return [r for p in sorted(out) for r in out[p]]
+    except TimeoutError as exc:
+        raise BrokerUnreachable(f"could not read {topic} at {bootstrap} to its end within {timeout:g} s") from exc
+    finally:
+        await consumer.stop()
+
+
+def _record(topic: str, tp: TopicPartition, m: Any) -> RawRecord:
+    return RawRecord(topic=topic, partition=tp.partition, offset=m.offset, key=m.key, value=m.value or b"",
+                     headers=tuple((k, v or b"") for k, v in m.headers or ()), timestamp_ms=m.timestamp)

@@ -1,0 +1,99 @@
+"""Approvals read from Kafka, for an operator who has no replica's timeline: `responder approvals pending` lists
+what waits (forged decisions do not hide it), and `approve` by incident prefix finds the plan digest on the
+requests topic and releases the step (through the real broker and moto)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from responder.ingest.approvals import send_decision
+from responder.ingest.kafka import publish
+from responder.models.approval import ApprovalDecision
+from responder.service import Service
+from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.harness import running, wait_for
+from tests.integration.test_approvals import SECRET, _setup, _status
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "responder", *args, cwd=ROOT, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kafka(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """A parked step shows as waiting; a forged decision is counted, not taken as the answer; `approve` with a
+    prefix of the incident id and no timeline signs the right digest, the step runs, and nothing waits any more."""
+    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")} | {
+        "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET}).decode(),
+        "RESPONDER_APPROVAL_KEY_ID": "k1", "RESPONDER_APPROVER_IDENTITIES": '{"k1": "alice"}',
+        "RESPONDER_APPROVALS_TOPIC": names["decisions"], "RESPONDER_APPROVAL_REQUESTS_TOPIC": names["requests"],
+        "RESPONDER_TIMELINE_PATH": str(tmp_path / "operator-has-no-timeline.jsonl")}
+    service = Service(settings)
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(service.engine.state.parked_steps()))
+        [parked] = service.engine.state.parked_steps()
+        now = datetime.now(UTC)
+        forged = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
+                                  digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5))
+        await send_decision(kafka_bootstrap, names["decisions"], forged, "k1", b"not-the-secret")
+
+        async def listed() -> list[dict[str, object]]:
+            code, out, err = await _cli(env, "approvals", "pending", "--json")
+            assert code == 0, err[-2000:]
+            return list(orjson.loads(out)["pending"])
+
+        waiting = []
+        for _ in range(50):  # the request is published right after the step parks
+            waiting = await listed()
+            if waiting:
+                break
+            await asyncio.sleep(0.2)
+        [item] = waiting
+        assert (item["request"]["incident"], item["request"]["step"], item["request"]["target"]) == (
+            parked.incident, parked.step, key)
+        assert item["request"]["digest"] == parked.digest
+        assert item["answer"] is None
+        assert item["forged"] == 1  # seen, not taken as the answer
+        assert await _status(aws, key) == "Active"
+
+        code, _, err = await _cli(env, "approve", parked.incident[:10], parked.step, "--by", "alice",
+                                  "--reason", "confirmed on the bridge")
+        assert code == 0, err[-2000:]
+        await wait_for(lambda: bool(service.engine.state.results()), timeout=60)
+        assert await listed() == []
+        code, out, _ = await _cli(env, "approvals", "pending", "--all", "--json")
+        [answered] = orjson.loads(out)["pending"]
+        assert answered["answer"] == {"decision": "approve", "by": "alice", "verified": True}
+    assert await _status(aws, key) == "Inactive"
+
+
+async def test_no_request_for_the_incident_is_one_line_and_exit_3(kafka_bootstrap, unique, tmp_path):
+    """`approve` for an incident no replica published a request for exits 3 naming the topic; `pending` on topics
+    never created says nothing waits."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")} | {
+        "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_APPROVAL_KEYS": '{"k1": "s"}',
+        "RESPONDER_APPROVAL_KEY_ID": "k1", "RESPONDER_APPROVALS_TOPIC": f"dec-{unique}",
+        "RESPONDER_APPROVAL_REQUESTS_TOPIC": f"req-{unique}", "RESPONDER_TIMELINE_PATH": str(tmp_path / "none.jsonl")}
+    code, out, _ = await _cli(env, "approvals", "pending")
+    assert code == 0
+    assert "no approval is waiting" in out
+    code, _, err = await _cli(env, "approve", "inc-nope", "revoke", "--by", "alice")
+    assert code == 3
+    assert f"req-{unique}" in err
+    assert "Traceback" not in err
