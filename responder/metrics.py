@@ -188,9 +188,10 @@ _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Servic
 class MetricsServer:
     """`/metrics`, `/healthz`, `/readyz` over plain HTTP/1.1 on asyncio (no extra thread, no framework)."""
 
-    def __init__(self, metrics: Metrics, ready: Callable[[], bool], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, metrics: Metrics, ready: Callable[[], bool], host: str = "127.0.0.1", port: int = 0, *,
+                 why: Callable[[], str | None] | None = None) -> None:
         self.metrics = metrics
-        self.ready = ready
+        self.ready, self.why = ready, why  # why: the reason a 503 from /readyz gives, in its body
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
@@ -219,7 +220,10 @@ class MetricsServer:
         if route == "/healthz":
             return 200, b"ok\n", "text/plain"
         if route == "/readyz":
-            return (200, b"ready\n", "text/plain") if self.ready() else (503, b"not ready\n", "text/plain")
+            if self.ready():
+                return 200, b"ready\n", "text/plain"
+            reason = self.why() if self.why is not None else None
+            return 503, f"not ready: {reason}\n".encode() if reason else b"not ready\n", "text/plain; charset=utf-8"
         return 404, b"not found\n", "text/plain"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

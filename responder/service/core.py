@@ -102,7 +102,8 @@ class Service(BatchHandling, Running):
                                  topic_formats=settings.topic_formats, authenticator=authenticator,
                                  metrics=self.metrics)
         self.metrics_server = (
-            MetricsServer(self.metrics, self.ready_now, settings.metrics_host, settings.metrics_port)
+            MetricsServer(self.metrics, self.ready_now, settings.metrics_host, settings.metrics_port,
+                          why=self.unready)
             if settings.metrics_port is not None else None
         )
         self.ingest = KafkaIngest(
@@ -167,8 +168,21 @@ class Service(BatchHandling, Running):
         A full or failing timeline disk stalls the recorder: no step acts without a durable intent and no offset
         is committed, so the service is unready until the write goes through (tests/faults/test_disk_faults.py).
         """
-        restoring = self.fleet is not None and bool(self.fleet.failed)  # a partition whose state is not restored
-        return self.ready.is_set() and not self._stop.is_set() and self.recorder.stalled is None and not restoring
+        return self.unready() is None
+
+    def unready(self) -> str | None:
+        """Why the service is not ready (the body of a 503 from `/readyz`), or None when it is."""
+        if self._stop.is_set():
+            return "stopping"
+        if not self.ready.is_set():
+            return "starting: joining the consumer group"
+        if self.recorder.stalled is not None:
+            return f"timeline stalled, no step acts until it takes writes: {self.recorder.stalled}"
+        if self.fleet is not None and self.fleet.failed:  # a partition whose state is not restored
+            failed = sorted(self.fleet.failed.items())
+            return (f"partition(s) {', '.join(str(p) for p, _ in failed)} not restored (paused, retried each poll): "
+                    f"{failed[0][1]}")
+        return None
 
     def request_stop(self) -> None:
         """Finish the batch in hand, commit it, then stop."""

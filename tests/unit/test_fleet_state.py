@@ -65,7 +65,8 @@ async def test_revoked_partition_state_is_released_and_not_written(tmp_path):
 
 
 async def test_readyz_is_not_ready_while_a_partition_is_not_restored(tmp_path):
-    """In fleet mode `/readyz` (ready_now) says not ready while any owned partition failed to restore."""
+    """In fleet mode `/readyz` (ready_now) says not ready, and which partitions and why, while any owned partition
+    failed to restore."""
     from responder.service import Service
     from responder.settings import Settings
 
@@ -77,5 +78,9 @@ async def test_readyz_is_not_ready_while_a_partition_is_not_restored(tmp_path):
     assert service.ready_now()
     service.fleet.failed[1] = "changelog unreadable"
     assert not service.ready_now()
+    assert service.unready() == "partition(s) 1 not restored (paused, retried each poll): changelog unreadable"
+    service.fleet.failed.clear()
+    service.request_stop()
+    assert service.unready() == "stopping"
     service.recorder.close()
     await service.close_unstarted()

@@ -17,6 +17,20 @@ def test_counters_are_per_instance_and_labelled() -> None:
     assert b.value("responder_deadlettered_total", reason="not_json") == 0
 
 
+async def test_readyz_says_why_it_is_not_ready() -> None:
+    """A 503 from /readyz carries the service's reason in its body; once ready it is a plain 200."""
+    reason: dict[str, str | None] = {"now": "partition(s) 1 not restored: changelog unreadable"}
+    server = MetricsServer(Metrics(), lambda: reason["now"] is None, "127.0.0.1", 0, why=lambda: reason["now"])
+    port = await server.start()
+    try:
+        status, body = await http_request(port, "/readyz")
+        assert (status, body.strip()) == (503, "not ready: partition(s) 1 not restored: changelog unreadable")
+        reason["now"] = None
+        assert await http_request(port, "/readyz") == (200, "ready\n")
+    finally:
+        await server.stop()
+
+
 async def test_server_serves_metrics_health_and_readiness() -> None:
     """/metrics has the counters, /healthz is 200, /readyz follows readiness, unknown paths are 404, POST 405."""
     metrics = Metrics()
