@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from responder.auth import ApproverKeys
 from responder.cli.options import BootstrapOpt, JsonOpt, fail, kafka_server, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.engine.pending import Pending, latest_requests, pending
@@ -40,12 +41,19 @@ def _read(settings: Settings, server: str, topics: list[str]) -> list[list[RawRe
         raise fail(str(exc), EXIT_CONFIG) from exc
 
 
+def _keys(settings: Settings) -> ApproverKeys | None:
+    return ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()}) \
+        if settings.approval_keys else None
+
+
 def request_on_kafka(settings: Settings, incident: str, step: str) -> ApprovalRequest:
     """The latest request for `step` of the incident `incident` names (its id, or a unique prefix of it), from
-    `approval_requests_topic`; exit 3 naming the candidates when there is none or the prefix is ambiguous."""
+    `approval_requests_topic`, among those a replica signed with one of the approval keys; exit 3 naming the
+    candidates when there is none or the prefix is ambiguous."""
     topic = settings.approval_requests_topic
     (records,) = _read(settings, kafka_server(settings, None), [topic])
-    requests = latest_requests(records)
+    read = latest_requests(records, _keys(settings))
+    requests = read.latest
     ids = list(dict.fromkeys(i for i, _ in requests))
     matches = [incident] if incident in ids else [i for i in ids if i.startswith(incident)]
     if len(matches) > 1:
@@ -53,8 +61,9 @@ def request_on_kafka(settings: Settings, incident: str, step: str) -> ApprovalRe
     found = requests.get((matches[0], step)) if matches else None
     if found is None:
         steps = ", ".join(f"{i} {s}" for i, s in list(requests)[-10:]) or "none"
-        raise fail(f"no approval request for incident {incident} step {step} on {topic}; latest requests: {steps}",
-                   EXIT_CONFIG)
+        refused = f" ({read.refused} record(s) refused: not signed by an approval key)" if read.refused else ""
+        raise fail(f"no approval request for incident {incident} step {step} on {topic}{refused}; latest requests: "
+                   f"{steps}", EXIT_CONFIG)
     return found
 
 
@@ -85,16 +94,21 @@ def pending_cmd(
     json: JsonOpt = False,
 ) -> None:
     """Parked steps waiting for a decision, fleet-wide: the requests no verified decision answers yet."""
-    from responder.auth import ApproverKeys
-
     settings = load_settings()
     server = kafka_server(settings, bootstrap)
     requests, decisions = _read(settings, server, [settings.approval_requests_topic, settings.approvals_topic])
-    keys = ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()}) \
-        if settings.approval_keys else None
+    keys = _keys(settings)
     now = datetime.now(UTC)
     items = pending(requests, decisions, keys, now, include_answered=all_, include_expired=all_)
+    refused = latest_requests(requests, keys).refused
     if json:
-        emit_json({"pending": [i.model_dump(mode="json") for i in items], "signatures_checked": keys is not None})
-    else:
-        _print(items, now)
+        emit_json({"pending": [i.model_dump(mode="json") for i in items], "signatures_checked": keys is not None,
+                   "requests_refused": refused})
+        return
+    _print(items, now)
+    if keys is None:
+        console.print("! RESPONDER_APPROVAL_KEYS is not set: requests and decisions are shown unverified",
+                      markup=False)
+    if refused:
+        console.print(f"! {refused} record(s) on {settings.approval_requests_topic} refused: not a request signed "
+                      "by an approval key (forged, or from a replica without keys)", markup=False)

@@ -23,7 +23,7 @@ import orjson
 from pydantic import ValidationError
 
 from responder.actuators.base import Publisher
-from responder.auth import ApproverKeys, KeyRing
+from responder.auth import ApproverKeys, KeyRing, signed_headers
 from responder.errors import ApprovalRefused
 from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
 from responder.tracing import propagation
@@ -94,12 +94,16 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
-async def publish_request(publisher: Publisher | None, parked: Parked, topic: str = REQUESTS_TOPIC) -> bool:
-    """Publish the request; False when there is no publisher (the timeline entry still stands)."""
+async def publish_request(publisher: Publisher | None, parked: Parked, topic: str = REQUESTS_TOPIC,
+                          signer: tuple[str, bytes] | None = None) -> bool:
+    """Publish the request, signed with `signer` (key id, secret) when given, as decisions are: the operator's
+    `approvals pending` and `approve` then trust only requests a replica signed (responder/engine/pending.py).
+    False when there is no publisher (the timeline entry still stands)."""
     if publisher is None:
         return False
     value = orjson.dumps(parked.request().model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    await publisher.publish(topic, parked.incident.encode(), value, [(k, v.encode()) for k, v in propagation()])
+    headers = [(k, v.encode()) for k, v in propagation()] + (signed_headers(*signer, value) if signer else [])
+    await publisher.publish(topic, parked.incident.encode(), value, headers)
     return True
 
 

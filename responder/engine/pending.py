@@ -2,10 +2,12 @@
 `approvals_topic`. `responder approvals pending` prints them; `approve` and `deny` find a request's plan digest
 here when the operator has no replica's timeline.
 
-A step that parks publishes its request (again when it escalates); the latest request of an (incident, step) is
-the one that counts. A decision answers it when it names the same digest. With approval keys configured, a
-decision whose signature does not verify answers nothing (a forged decision must not hide a request), and is
-counted; without keys the decision is shown as unverified.
+A step that parks publishes its request (again when it escalates), signed with the replica's first approval
+key; the latest request of an (incident, step) is the one that counts. A decision answers it when it names the
+same digest. With approval keys configured, only signed requests count: one that does not verify (unsigned, or
+forged by whoever can write to the topic) could show an operator another target than the plan its digest binds,
+so it is refused and counted, never used. Likewise a decision that does not verify answers nothing (a forged
+decision must not hide a request), and is counted. Without keys both are shown as unverified.
 """
 
 from __future__ import annotations
@@ -44,17 +46,38 @@ def _header(record: RawRecord, name: str) -> str | None:
     return value.decode(errors="replace") if value else None
 
 
-def latest_requests(records: Iterable[RawRecord]) -> dict[tuple[str, str], ApprovalRequest]:
-    """The latest well-formed request of each (incident, step), in the order the topic holds them."""
+class Requests(BaseModel):
+    """The latest trusted request of each (incident, step), in the order the topic holds them, and how many
+    records were refused (not a request, or with keys configured, not signed by one of them)."""
+
+    model_config = ConfigDict(frozen=True)
+    latest: dict[tuple[str, str], ApprovalRequest]
+    refused: int = 0
+
+
+def _verified(record: RawRecord, keys: KeyRing | None) -> bool | None:
+    """Whether `record` is signed by one of `keys`; None without keys (nothing to check with)."""
+    if not keys:
+        return None
+    return keys.check(_header(record, KEY_ID_HEADER), _header(record, SIGNATURE_HEADER), record.value) is None
+
+
+def latest_requests(records: Iterable[RawRecord], keys: KeyRing | None = None) -> Requests:
+    """The latest request of each parked step among the well-formed (and, with `keys`, signed) records."""
     found: dict[tuple[str, str], ApprovalRequest] = {}
+    refused = 0
     for record in records:
         try:
             request = ApprovalRequest.model_validate_json(record.value)
         except ValidationError:
-            continue  # not ours to judge here: the replicas only publish well-formed requests
+            refused += 1
+            continue
+        if _verified(record, keys) is False:
+            refused += 1
+            continue
         found.pop((request.incident, request.step), None)
         found[(request.incident, request.step)] = request
-    return found
+    return Requests(latest=found, refused=refused)
 
 
 def pending(requests: Iterable[RawRecord], decisions: Iterable[RawRecord], keys: KeyRing | None,
@@ -68,14 +91,13 @@ def pending(requests: Iterable[RawRecord], decisions: Iterable[RawRecord], keys:
         except ValidationError:
             continue
         at = (decision.incident, decision.step, decision.digest)
-        verified = None if not keys else keys.check(_header(record, KEY_ID_HEADER), _header(record, SIGNATURE_HEADER),
-                                                    record.value) is None
+        verified = _verified(record, keys)
         if verified is False:
             forged[at] = forged.get(at, 0) + 1
             continue
         answers[at] = Answer(decision=decision.decision, by=decision.by, verified=verified)
     out = []
-    for (incident, step), request in latest_requests(requests).items():
+    for (incident, step), request in latest_requests(requests, keys).latest.items():
         at = (incident, step, request.digest)
         item = Pending(request=request, answer=answers.get(at), expired=request.expires_at <= now,
                        forged=forged.get(at, 0))

@@ -35,8 +35,9 @@ async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kafka(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """A parked step shows as waiting; a forged decision is counted, not taken as the answer; `approve` with a
-    prefix of the incident id and no timeline signs the right digest, the step runs, and nothing waits any more."""
+    """A parked step shows as waiting, as the replica's signed request says (an unsigned decoy request is refused);
+    a forged decision is counted, not taken as the answer; `approve` with a prefix of the incident id and no
+    timeline signs the right digest, the step runs, and nothing waits any more."""
     names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")} | {
         "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET}).decode(),
@@ -52,10 +53,14 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
         forged = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
                                   digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5))
         await send_decision(kafka_bootstrap, names["decisions"], forged, "k1", b"not-the-secret")
+        decoy = parked.request().model_copy(update={"target": "AKIA-LOOKS-HARMLESS"})  # unsigned, published later
+        await publish(kafka_bootstrap, names["requests"], [orjson.dumps(decoy.model_dump(mode="json"))],
+                      key=parked.incident.encode())
 
         async def listed() -> list[dict[str, object]]:
             code, out, err = await _cli(env, "approvals", "pending", "--json")
             assert code == 0, err[-2000:]
+            assert orjson.loads(out)["requests_refused"] == 1  # the decoy
             return list(orjson.loads(out)["pending"])
 
         waiting = []

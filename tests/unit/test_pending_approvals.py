@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from responder.auth import KeyRing, signed_headers
-from responder.engine.pending import pending
+from responder.engine.pending import latest_requests, pending
 from responder.models.approval import ApprovalDecision, ApprovalRequest
 from responder.models.event import RawRecord
 
@@ -15,12 +15,15 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 KEYS = KeyRing({"k1": "secret"})
 
 
-def _request(digest: str = "a" * 64, *, minutes: int = 30, escalated: bool = False, step: str = "revoke") -> RawRecord:
-    request = ApprovalRequest(incident="inc-1", step=step, runbook="rb", actuator="aws.iam.deactivate_access_key",
-                              target="AKIA1", params={}, digest=digest, reasons=["approval required"],
+def _request(digest: str = "a" * 64, *, minutes: int = 30, escalated: bool = False, target: str = "AKIA1",
+             secret: str | None = "secret") -> RawRecord:
+    request = ApprovalRequest(incident="inc-1", step="revoke", runbook="rb", actuator="aws.iam.deactivate_access_key",
+                              target=target, params={}, digest=digest, reasons=["approval required"],
                               approvers=["alice"], expires_at=NOW + timedelta(minutes=minutes), on_timeout="deny",
                               escalated=escalated)
-    return RawRecord(topic="req", value=orjson.dumps(request.model_dump(mode="json")))
+    value = orjson.dumps(request.model_dump(mode="json"))
+    headers = tuple(signed_headers("k1", secret.encode(), value)) if secret else ()
+    return RawRecord(topic="req", value=value, headers=headers)
 
 
 def _decision(digest: str = "a" * 64, secret: str | None = "secret") -> RawRecord:
@@ -41,6 +44,18 @@ def test_the_latest_request_of_a_step_counts():
     """A step re-published (escalated, with a new plan) is listed once, as its latest request."""
     [item] = pending([_request("a" * 64), _request("b" * 64, escalated=True)], [], KEYS, NOW)
     assert (item.request.digest, item.request.escalated) == ("b" * 64, True)
+
+
+def test_a_request_not_signed_by_a_replica_is_refused():
+    """With keys, a later request that is unsigned or forged (another target shown for the same digest) is refused
+    and counted; the replica's signed request is the one listed."""
+    records = [_request(), _request(target="AKIA-BENIGN", secret=None), _request(target="AKIA-BENIGN", secret="x")]
+    found = latest_requests(records, KEYS)
+    assert found.refused == 2
+    assert found.latest[("inc-1", "revoke")].target == "AKIA1"
+    [item] = pending(records, [], KEYS, NOW)
+    assert item.request.target == "AKIA1"
+    assert latest_requests(records, None).latest[("inc-1", "revoke")].target == "AKIA-BENIGN"  # nothing to check
 
 
 def test_a_verified_decision_for_the_digest_answers_it():
@@ -77,3 +92,4 @@ def test_records_that_are_not_requests_or_decisions_are_skipped():
     """Bytes that do not parse as a request or a decision are skipped, not fatal."""
     junk = RawRecord(topic="x", value=b"{not json")
     assert len(pending([junk, _request()], [junk], KEYS, NOW)) == 1
+    assert latest_requests([junk], KEYS).refused == 1
