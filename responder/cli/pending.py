@@ -53,14 +53,14 @@ def request_on_kafka(settings: Settings, incident: str, step: str) -> ApprovalRe
     topic = settings.approval_requests_topic
     (records,) = _read(settings, kafka_server(settings, None), [topic])
     read = latest_requests(records, _keys(settings))
-    requests = read.latest
-    ids = list(dict.fromkeys(i for i, _ in requests))
+    latest = read.latest
+    ids = list(dict.fromkeys(i for i, _ in latest))
     matches = [incident] if incident in ids else [i for i in ids if i.startswith(incident)]
     if len(matches) > 1:
         raise fail(f"incident {incident!r} is ambiguous on {topic}; candidates: {', '.join(matches)}", EXIT_CONFIG)
-    found = requests.get((matches[0], step)) if matches else None
+    found = latest.get((matches[0], step)) if matches else None
     if found is None:
-        steps = ", ".join(f"{i} {s}" for i, s in list(requests)[-10:]) or "none"
+        steps = ", ".join(f"{i} {s}" for i, s in list(latest)[-10:]) or "none"
         refused = f" ({read.refused} record(s) refused: not signed by an approval key)" if read.refused else ""
         raise fail(f"no approval request for incident {incident} step {step} on {topic}{refused}; latest requests: "
                    f"{steps}", EXIT_CONFIG)
