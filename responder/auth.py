@@ -37,10 +37,6 @@ class KeyRing:
         """Active key ids (never the secrets)."""
         return sorted(self._keys)
 
-    def signer(self) -> tuple[str, bytes] | None:
-        """(key id, secret) of the first active key, for what the service itself signs (its approval requests)."""
-        return next(((k, self._keys[k]) for k in sorted(self._keys)), None)
-
     def check(self, key_id: str | None, signature: str | None, payload: bytes) -> str | None:
         """None when the signature is valid under an active key; otherwise why it is not."""
         if not key_id or not signature:

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from responder.cli.options import JsonOpt, TimelineOpt, incident_ids, resolve_incident
+from responder.cli.options import JsonOpt, TimelineOpt, fail, incident_ids
 from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
-from responder.cli.pending import request_on_kafka
+from responder.cli.pending import fleet_request
 from responder.errors import ConfigError
 from responder.models.approval import ApprovalDecision
 from responder.models.timeline import EntryKind
@@ -52,12 +52,20 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
         err_console.print(f"✗ approval key {key_id} belongs to {identity!r}: --by must be {identity!r}", markup=False)
         raise typer.Exit(EXIT_CONFIG)
     path = timeline or settings.timeline_path
-    if path.is_file() and any(i.startswith(incident) for i in incident_ids(path)):
-        incident = resolve_incident(path, incident)
-        digest = digest or pending_digest(path, incident, step)
-    if digest is None:  # not on this timeline (in a fleet, another replica's): the request the fleet published
-        request = request_on_kafka(settings, incident, step)
-        incident, digest = request.incident, request.digest
+    local = incident_ids(path) if path.is_file() else []
+    found = pending_digest(path, incident, step) if incident in local else None
+    request, where = None, "the timeline"
+    if found is None:  # a prefix, or a request this timeline does not have (in a fleet, another replica's)
+        incident, request, where = fleet_request(settings, incident, step, local)
+        found = (pending_digest(path, incident, step) if incident in local else None) or \
+            (request.digest if request is not None else None)
+    if digest is not None and found not in (None, digest):
+        err_console.print(f"! --digest {digest[:12]}… is not the request's {found[:12]}…: the engine refuses a "
+                          "decision for another plan", markup=False)
+    digest = digest or found
+    if digest is None:
+        raise fail(f"no approval request for incident {incident} step {step} on {path} or {where}; pass --digest",
+                   EXIT_CONFIG)
     now = datetime.now(UTC)
     decision = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,
                                 reason=reason, digest=digest, issued_at=now,
@@ -72,7 +80,8 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
     if json:
         emit_json({"ok": True, "sent": decision.model_dump(mode="json"), "key_id": key_id})
     else:
-        console.print(f"✓ {verdict} of {incident}/{step} by {by} sent to {settings.approvals_topic} "
+        what = f" ({request.actuator} on {request.target})" if request is not None else ""
+        console.print(f"✓ {verdict} of {incident}/{step}{what} by {by} sent to {settings.approvals_topic} "
                       f"(digest {digest[:12]}…, signed with key {key_id})", markup=False)
 
 

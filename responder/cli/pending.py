@@ -3,7 +3,7 @@
 In a fleet the request of a parked step is on one replica's timeline, which the on-call engineer rarely has. Every
 request is also published to `approval_requests_topic`, and every decision to `approvals_topic`, so this command
 reads both and lists the requests no decision answers yet (responder/engine/pending.py). `approve` and `deny` use
-the same requests to find an incident by its id prefix and the plan digest to sign (`request_on_kafka`).
+the same requests to find an incident by its id prefix and the plan digest to sign (`fleet_request`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from responder.errors import BrokerUnreachable, ConfigError
 from responder.models.approval import ApprovalRequest
 from responder.models.event import RawRecord
 from responder.settings import Settings
+from responder.timeline.checkpoint import Checker
 
 app = typer.Typer(help="Approvals across the fleet, read from Kafka.")
 
@@ -42,29 +43,36 @@ def _read(settings: Settings, server: str, topics: list[str]) -> list[list[RawRe
 
 
 def _keys(settings: Settings) -> ApproverKeys | None:
-    return ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()}) \
-        if settings.approval_keys else None
+    """The approval keys with their identities, as the service builds them (decisions are judged as it would)."""
+    if not settings.approval_keys:
+        return None
+    return ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
+                        identities=settings.approver_identities, max_lifetime=settings.approval_decision_max_lifetime)
 
 
-def request_on_kafka(settings: Settings, incident: str, step: str) -> ApprovalRequest:
-    """The latest request for `step` of the incident `incident` names (its id, or a unique prefix of it), from
-    `approval_requests_topic`, among those a replica signed with one of the approval keys; exit 3 naming the
-    candidates when there is none or the prefix is ambiguous."""
+def _checker(settings: Settings) -> Checker | None:
+    """The replicas' public timeline keys, which check the requests they sign; None when not configured."""
+    keys = [k.strip() for k in (settings.timeline_verify_key or "").split(",") if k.strip()]
+    return Checker.from_text(*keys) if keys else None
+
+
+def fleet_request(settings: Settings, given: str, step: str,
+                  local: list[str]) -> tuple[str, ApprovalRequest | None, str]:
+    """(incident, its latest signed request for `step` on Kafka or None, where it was looked for): the incident
+    `given` names, as an id or a unique prefix among this timeline's ids (`local`) and the fleet's requests
+    together; exit 3 listing the candidates when it names several. Not found anywhere: `given`, None."""
     topic = settings.approval_requests_topic
     (records,) = _read(settings, kafka_server(settings, None), [topic])
-    read = latest_requests(records, _keys(settings))
-    latest = read.latest
-    ids = list(dict.fromkeys(i for i, _ in latest))
-    matches = [incident] if incident in ids else [i for i in ids if i.startswith(incident)]
+    read = latest_requests(records, _checker(settings))
+    remote = list(dict.fromkeys(i for i, _ in read.latest))
+    matches = [given] if given in local or given in remote else \
+        sorted({i for i in (*local, *remote) if i.startswith(given)})
     if len(matches) > 1:
-        raise fail(f"incident {incident!r} is ambiguous on {topic}; candidates: {', '.join(matches)}", EXIT_CONFIG)
-    found = latest.get((matches[0], step)) if matches else None
-    if found is None:
-        steps = ", ".join(f"{i} {s}" for i, s in list(latest)[-10:]) or "none"
-        refused = f" ({read.refused} record(s) refused: not signed by an approval key)" if read.refused else ""
-        raise fail(f"no approval request for incident {incident} step {step} on {topic}{refused}; latest requests: "
-                   f"{steps}", EXIT_CONFIG)
-    return found
+        raise fail(f"incident {given!r} is ambiguous on the timeline and {topic}; candidates: {', '.join(matches)}",
+                   EXIT_CONFIG)
+    refused = f" ({read.refused} record(s) there refused: not a request signed by a replica)" if read.refused else ""
+    incident = matches[0] if matches else given
+    return incident, read.latest.get((incident, step)), f"{topic}{refused}"
 
 
 def _print(items: list[Pending], now: datetime) -> None:
@@ -82,9 +90,8 @@ def _print(items: list[Pending], now: datetime) -> None:
                       + (" escalated" if r.escalated else ""), markup=False)
         console.print(f"    runbook {r.runbook}, digest {r.digest[:12]}…, approvers {', '.join(r.approvers) or 'any'}; "
                       f"why: {'; '.join(r.reasons)}", markup=False)
-        if item.forged:
-            console.print(f"    ! {item.forged} decision(s) for this plan did not verify and were ignored",
-                          markup=False)
+        for why in item.refused:
+            console.print(f"    ! a decision that answers nothing: {why}", markup=False)
 
 
 @app.command("pending")
@@ -97,18 +104,20 @@ def pending_cmd(
     settings = load_settings()
     server = kafka_server(settings, bootstrap)
     requests, decisions = _read(settings, server, [settings.approval_requests_topic, settings.approvals_topic])
-    keys = _keys(settings)
+    keys, checker = _keys(settings), _checker(settings)
     now = datetime.now(UTC)
-    items = pending(requests, decisions, keys, now, include_answered=all_, include_expired=all_)
-    refused = latest_requests(requests, keys).refused
+    items = pending(requests, decisions, keys, now, checker=checker, include_answered=all_, include_expired=all_)
+    refused = latest_requests(requests, checker).refused
     if json:
-        emit_json({"pending": [i.model_dump(mode="json") for i in items], "signatures_checked": keys is not None,
-                   "requests_refused": refused})
+        emit_json({"pending": [i.model_dump(mode="json") for i in items], "decisions_checked": keys is not None,
+                   "requests_checked": checker is not None, "requests_refused": refused})
         return
     _print(items, now)
-    if keys is None:
-        console.print("! RESPONDER_APPROVAL_KEYS is not set: requests and decisions are shown unverified",
+    if checker is None:
+        console.print("! RESPONDER_TIMELINE_VERIFY_KEY is not set: requests are shown as published, unverified",
                       markup=False)
+    if keys is None:
+        console.print("! RESPONDER_APPROVAL_KEYS is not set: decisions are shown unverified", markup=False)
     if refused:
         console.print(f"! {refused} record(s) on {settings.approval_requests_topic} refused: not a request signed "
-                      "by an approval key (forged, or from a replica without keys)", markup=False)
+                      "by a replica's timeline key", markup=False)

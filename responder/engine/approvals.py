@@ -23,9 +23,10 @@ import orjson
 from pydantic import ValidationError
 
 from responder.actuators.base import Publisher
-from responder.auth import ApproverKeys, KeyRing, signed_headers
+from responder.auth import ApproverKeys, KeyRing
 from responder.errors import ApprovalRefused
 from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
+from responder.timeline.checkpoint import Signer
 from responder.tracing import propagation
 
 MAX_DECISION_LIFETIME = 3600.0  # seconds, when the keys do not say (`approval_decision_max_lifetime`)
@@ -94,15 +95,31 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
+REQUEST_KEY_HEADER = "responder-request-key-id"
+REQUEST_SIGNATURE_HEADER = "responder-request-signature"
+REQUEST_DOMAIN = b"responder approval request v1\n"
+"""Prefixed to a request's value before it is signed: a request signature can stand for nothing else the same key
+signs (timeline checkpoints, tabletop scorecards)."""
+
+
+def request_headers(signer: Signer | None, value: bytes) -> list[tuple[str, bytes]]:
+    """The headers that sign a published request with the timeline's Ed25519 key (none without one)."""
+    if signer is None:
+        return []
+    return [(REQUEST_KEY_HEADER, signer.key_id.encode()), (REQUEST_SIGNATURE_HEADER,
+                                                          signer.sign(REQUEST_DOMAIN + value).encode())]
+
+
 async def publish_request(publisher: Publisher | None, parked: Parked, topic: str = REQUESTS_TOPIC,
-                          signer: tuple[str, bytes] | None = None) -> bool:
-    """Publish the request, signed with `signer` (key id, secret) when given, as decisions are: the operator's
-    `approvals pending` and `approve` then trust only requests a replica signed (responder/engine/pending.py).
-    False when there is no publisher (the timeline entry still stands)."""
+                          signer: Signer | None = None) -> bool:
+    """Publish the request, signed with the replica's timeline key (`signer`, Ed25519) when it has one: the
+    operator's `approvals pending` and `approve` then trust only requests a replica signed, checked with the
+    public key (responder/engine/pending.py). An approver's HMAC key would not do: operators hold those, and
+    could then sign requests. False when there is no publisher (the timeline entry still stands)."""
     if publisher is None:
         return False
     value = orjson.dumps(parked.request().model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    headers = [(k, v.encode()) for k, v in propagation()] + (signed_headers(*signer, value) if signer else [])
+    headers = [(k, v.encode()) for k, v in propagation()] + request_headers(signer, value)
     await publisher.publish(topic, parked.incident.encode(), value, headers)
     return True
 
@@ -126,12 +143,14 @@ def accept_decision(value: bytes, key_id: str | None, signature: str | None, key
         raise ApprovalRefused("decision is for a different plan (digest mismatch)", decision)
     if decision.expired(now):
         raise ApprovalRefused("decision has expired", decision)
-    _check_identity(decision, key_id, keys, found, now)
+    check_identity(decision, key_id, keys, found.approvers, now)
     return decision, found
 
 
-def _check_identity(decision: ApprovalDecision, key_id: str | None, keys: KeyRing, found: Parked,
-                    now: datetime) -> None:
+def check_identity(decision: ApprovalDecision, key_id: str | None, keys: KeyRing, approvers: Sequence[str],
+                   now: datetime) -> None:
+    """ApprovalRefused unless the decision's lifetime is within bounds and its signing key stands for `by`, one of
+    `approvers` (when the step names any). Also what `responder approvals pending` applies to a decision it sees."""
     bound = keys if isinstance(keys, ApproverKeys) else ApproverKeys()
     lifetime = bound.max_lifetime if isinstance(keys, ApproverKeys) else MAX_DECISION_LIFETIME
     if decision.expires_at - max(now, decision.issued_at) > timedelta(seconds=lifetime) \
@@ -140,10 +159,10 @@ def _check_identity(decision: ApprovalDecision, key_id: str | None, keys: KeyRin
     identity = bound.identity(key_id)
     if identity is not None and decision.by != identity:
         raise ApprovalRefused(f"key {key_id!r} belongs to {identity!r}, not {decision.by!r}", decision)
-    if not found.approvers:
+    if not approvers:
         return
     if identity is None:
         raise ApprovalRefused(f"key {key_id!r} is bound to no identity: it cannot stand for an approver "
-                              f"({', '.join(found.approvers)})", decision)
-    if identity not in found.approvers:
-        raise ApprovalRefused(f"{identity!r} is not an approver ({', '.join(found.approvers)})", decision)
+                              f"({', '.join(approvers)})", decision)
+    if identity not in approvers:
+        raise ApprovalRefused(f"{identity!r} is not an approver ({', '.join(approvers)})", decision)

@@ -64,7 +64,7 @@ class Decisions:
         self.state.park(parked)
         self.recorder.append(EntryKind.APPROVAL_REQUESTED, parked.body(), incident.id)
         await self.recorder.flush()
-        sent = await publish_request(self.publisher, parked, self.requests_topic, self.keys.signer())
+        sent = await publish_request(self.publisher, parked, self.requests_topic, self.recorder.signer)
         log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
@@ -110,7 +110,7 @@ class Decisions:
             self.state.escalate(p.incident, p.step, now + timeout)
             self.recorder.append(EntryKind.APPROVAL_ESCALATED, {**body, "deadline": p.deadline}, p.incident)
             await self.recorder.flush()
-            await publish_request(self.publisher, p, self.requests_topic, self.keys.signer())
+            await publish_request(self.publisher, p, self.requests_topic, self.recorder.signer)
             log.warning("approval_escalated", step=p.step)
             return
         waivable = all(r == "approval required by the runbook" for r in p.reasons)

@@ -2,24 +2,32 @@
 `approvals_topic`. `responder approvals pending` prints them; `approve` and `deny` find a request's plan digest
 here when the operator has no replica's timeline.
 
-A step that parks publishes its request (again when it escalates), signed with the replica's first approval
-key; the latest request of an (incident, step) is the one that counts. A decision answers it when it names the
-same digest. With approval keys configured, only signed requests count: one that does not verify (unsigned, or
-forged by whoever can write to the topic) could show an operator another target than the plan its digest binds,
-so it is refused and counted, never used. Likewise a decision that does not verify answers nothing (a forged
-decision must not hide a request), and is counted. Without keys both are shown as unverified.
+A step that parks publishes its request (again when it escalates); the latest request of an (incident, step) is
+the one that counts. A replica with a timeline signing key signs each request (Ed25519, responder/engine/
+approvals.py); with the public key (`RESPONDER_TIMELINE_VERIFY_KEY`) only signed requests count. One that does not
+verify (unsigned, or written by whoever can write to the topic) could show the operator another target than the
+plan its digest binds, so it is refused and counted, never used.
+
+A decision answers a request when it names the same digest and the engine would accept it: its HMAC signature
+verifies under `RESPONDER_APPROVAL_KEYS`, its key stands for its `by`, `by` is one of the request's approvers, and
+it had not expired when it was published (`check_identity`, as the engine applies it). Any other decision answers
+nothing and is listed with why: a forged or unauthorised "approve" must not hide a waiting step. Without approval
+keys a decision is shown as unverified.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, KeyRing
+from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys
+from responder.engine.approvals import REQUEST_DOMAIN, REQUEST_KEY_HEADER, REQUEST_SIGNATURE_HEADER, check_identity
+from responder.errors import ApprovalRefused
 from responder.models.approval import ApprovalDecision, ApprovalRequest
 from responder.models.event import RawRecord
+from responder.timeline.checkpoint import Checker
 
 
 class Answer(BaseModel):
@@ -28,17 +36,27 @@ class Answer(BaseModel):
     model_config = ConfigDict(frozen=True)
     decision: str
     by: str
-    verified: bool | None  # None: no approval keys here to check its signature
+    verified: bool | None  # None: no approval keys here to check it
 
 
 class Pending(BaseModel):
-    """The latest request of a parked step, and the decision published for it, if any."""
+    """The latest request of a parked step, the decision that answers it, if any, and the decisions that do not."""
 
     model_config = ConfigDict(frozen=True)
     request: ApprovalRequest
+    request_verified: bool | None  # None: no public key here to check the replica's signature
     answer: Answer | None = None
     expired: bool
-    forged: int = 0  # decisions for this digest whose signature did not verify
+    refused: list[str] = []  # why each decision for this plan answers nothing (forged, not an approver, expired)
+
+
+class Requests(BaseModel):
+    """The latest trusted request of each (incident, step), in the order the topic holds them, and how many
+    records were refused (not a request, or, with a public key, not signed by a replica)."""
+
+    model_config = ConfigDict(frozen=True)
+    latest: dict[tuple[str, str], ApprovalRequest]
+    refused: int = 0
 
 
 def _header(record: RawRecord, name: str) -> str | None:
@@ -46,24 +64,16 @@ def _header(record: RawRecord, name: str) -> str | None:
     return value.decode(errors="replace") if value else None
 
 
-class Requests(BaseModel):
-    """The latest trusted request of each (incident, step), in the order the topic holds them, and how many
-    records were refused (not a request, or with keys configured, not signed by one of them)."""
-
-    model_config = ConfigDict(frozen=True)
-    latest: dict[tuple[str, str], ApprovalRequest]
-    refused: int = 0
-
-
-def _verified(record: RawRecord, keys: KeyRing | None) -> bool | None:
-    """Whether `record` is signed by one of `keys`; None without keys (nothing to check with)."""
-    if not keys:
+def request_signed(record: RawRecord, checker: Checker | None) -> bool | None:
+    """Whether a replica's timeline key signed this request record; None without public keys to check with."""
+    if checker is None:
         return None
-    return keys.check(_header(record, KEY_ID_HEADER), _header(record, SIGNATURE_HEADER), record.value) is None
+    return checker.verifies(_header(record, REQUEST_KEY_HEADER), _header(record, REQUEST_SIGNATURE_HEADER),
+                            REQUEST_DOMAIN + record.value)
 
 
-def latest_requests(records: Iterable[RawRecord], keys: KeyRing | None = None) -> Requests:
-    """The latest request of each parked step among the well-formed (and, with `keys`, signed) records."""
+def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None) -> Requests:
+    """The latest request of each parked step among the well-formed (and, with `checker`, signed) records."""
     found: dict[tuple[str, str], ApprovalRequest] = {}
     refused = 0
     for record in records:
@@ -72,7 +82,7 @@ def latest_requests(records: Iterable[RawRecord], keys: KeyRing | None = None) -
         except ValidationError:
             refused += 1
             continue
-        if _verified(record, keys) is False:
+        if request_signed(record, checker) is False:
             refused += 1
             continue
         found.pop((request.incident, request.step), None)
@@ -80,27 +90,49 @@ def latest_requests(records: Iterable[RawRecord], keys: KeyRing | None = None) -
     return Requests(latest=found, refused=refused)
 
 
-def pending(requests: Iterable[RawRecord], decisions: Iterable[RawRecord], keys: KeyRing | None,
-            now: datetime, *, include_answered: bool = False, include_expired: bool = False) -> list[Pending]:
-    """The latest request of every parked step, with its decision; by default only those still waiting."""
-    answers: dict[tuple[str, str, str], Answer] = {}
-    forged: dict[tuple[str, str, str], int] = {}
+def _judge(record: RawRecord, decision: ApprovalDecision, request: ApprovalRequest,
+           keys: ApproverKeys | None) -> Answer | str:
+    """The answer `decision` gives `request`, or why it gives none (as the engine would refuse it)."""
+    if not keys:
+        return Answer(decision=decision.decision, by=decision.by, verified=None)
+    key_id = _header(record, KEY_ID_HEADER)
+    problem = keys.check(key_id, _header(record, SIGNATURE_HEADER), record.value)
+    if problem:
+        return f"{decision.decision} by {decision.by}: {problem}"
+    published = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else decision.issued_at
+    try:
+        check_identity(decision, key_id, keys, request.approvers, published)
+    except ApprovalRefused as exc:
+        return f"{decision.decision} by {decision.by}: {exc}"
+    if decision.expired(published):
+        return f"{decision.decision} by {decision.by}: expired before it was published"
+    return Answer(decision=decision.decision, by=decision.by, verified=True)
+
+
+def pending(requests: Iterable[RawRecord], decisions: Iterable[RawRecord], keys: ApproverKeys | None,
+            now: datetime, *, checker: Checker | None = None, include_answered: bool = False,
+            include_expired: bool = False) -> list[Pending]:
+    """The latest request of every parked step, with its answer; by default only those still waiting."""
+    latest = latest_requests(requests, checker).latest
+    answers: dict[tuple[str, str], Answer] = {}
+    refused: dict[tuple[str, str], list[str]] = {}
     for record in decisions:
         try:
             decision = ApprovalDecision.model_validate_json(record.value)
         except ValidationError:
             continue
-        at = (decision.incident, decision.step, decision.digest)
-        verified = _verified(record, keys)
-        if verified is False:
-            forged[at] = forged.get(at, 0) + 1
-            continue
-        answers[at] = Answer(decision=decision.decision, by=decision.by, verified=verified)
+        request = latest.get((decision.incident, decision.step))
+        if request is None or request.digest != decision.digest:
+            continue  # another plan's decision (an older request, or nothing we list)
+        judged = _judge(record, decision, request, keys)
+        if isinstance(judged, Answer):
+            answers[(decision.incident, decision.step)] = judged
+        else:
+            refused.setdefault((decision.incident, decision.step), []).append(judged)
     out = []
-    for (incident, step), request in latest_requests(requests, keys).latest.items():
-        at = (incident, step, request.digest)
-        item = Pending(request=request, answer=answers.get(at), expired=request.expires_at <= now,
-                       forged=forged.get(at, 0))
+    for at, request in latest.items():
+        item = Pending(request=request, request_verified=None if checker is None else True, answer=answers.get(at),
+                       expired=request.expires_at <= now, refused=refused.get(at, []))
         if (item.answer is None or include_answered) and (not item.expired or include_expired):
             out.append(item)
     return out

@@ -93,6 +93,17 @@ class Checker:
         """A checker trusting the base64 public keys given."""
         return cls([load_public_key(t) for t in texts])
 
+    def verifies(self, key_id: str | None, signature: str | None, data: bytes) -> bool:
+        """Whether `signature` (base64 Ed25519) over `data` is valid under the trusted key `key_id`."""
+        key = self._keys.get(key_id or "")
+        if key is None or not signature:
+            return False
+        try:
+            key.verify(base64.b64decode(signature), data)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
     def problem(self, writer: str, seq: int, prev: str, body: Mapping[str, Any]) -> str | None:
         """Why this checkpoint entry does not hold (None when it does)."""
         if body.get("v") != CHECKPOINT_VERSION:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from responder.ingest.approvals import send_decision
 from responder.ingest.kafka import publish
 from responder.models.approval import ApprovalDecision
 from responder.service import Service
+from responder.timeline.checkpoint import generate_keypair
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.harness import running, wait_for
 from tests.integration.test_approvals import SECRET, _setup, _status
@@ -36,13 +38,20 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
     """A parked step shows as waiting, as the replica's signed request says (an unsigned decoy request is refused);
-    a forged decision is counted, not taken as the answer; `approve` with a prefix of the incident id and no
-    timeline signs the right digest, the step runs, and nothing waits any more."""
+    a forged decision and one by a non-approver are listed as refused, not taken as the answer; `approve` with a
+    prefix of the incident id and no timeline signs the right digest, the step runs, and nothing waits any more."""
     names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    private, public = generate_keypair()  # the replicas' timeline key signs their requests
+    settings = settings.model_copy(update={
+        "timeline_signing_key": SecretStr(private),
+        "approval_keys": {"k1": SecretStr(SECRET), "k2": SecretStr("bob-secret")},
+        "approver_identities": {"k1": "alice", "k2": "bob"}})
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")} | {
-        "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET}).decode(),
-        "RESPONDER_APPROVAL_KEY_ID": "k1", "RESPONDER_APPROVER_IDENTITIES": '{"k1": "alice"}',
+        "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET, "k2": "bob-secret"}).decode(),
+        "RESPONDER_APPROVAL_KEY_ID": "k1", "RESPONDER_APPROVER_IDENTITIES": '{"k1": "alice", "k2": "bob"}',
         "RESPONDER_APPROVALS_TOPIC": names["decisions"], "RESPONDER_APPROVAL_REQUESTS_TOPIC": names["requests"],
+        "RESPONDER_TIMELINE_VERIFY_KEY": public,
         "RESPONDER_TIMELINE_PATH": str(tmp_path / "operator-has-no-timeline.jsonl")}
     service = Service(settings)
     async with running(service):
@@ -53,6 +62,8 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
         forged = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
                                   digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5))
         await send_decision(kafka_bootstrap, names["decisions"], forged, "k1", b"not-the-secret")
+        by_bob = forged.model_copy(update={"by": "bob"})  # a valid key, but bob is not a listed approver
+        await send_decision(kafka_bootstrap, names["decisions"], by_bob, "k2", b"bob-secret")
         decoy = parked.request().model_copy(update={"target": "AKIA-LOOKS-HARMLESS"})  # unsigned, published later
         await publish(kafka_bootstrap, names["requests"], [orjson.dumps(decoy.model_dump(mode="json"))],
                       key=parked.incident.encode())
@@ -74,7 +85,9 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
             parked.incident, parked.step, key)
         assert item["request"]["digest"] == parked.digest
         assert item["answer"] is None
-        assert item["forged"] == 1  # seen, not taken as the answer
+        assert item["request_verified"] is True
+        assert len(item["refused"]) == 2  # the forged one and bob's: seen, neither taken as the answer
+        assert any("not an approver" in why for why in item["refused"])
         assert await _status(aws, key) == "Active"
 
         code, _, err = await _cli(env, "approve", parked.incident[:10], parked.step, "--by", "alice",

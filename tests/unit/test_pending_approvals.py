@@ -1,4 +1,5 @@
-"""Which approvals a fleet still waits on, from its published requests and decisions (responder/engine/pending.py)."""
+"""Which approvals a fleet still waits on, from its published requests and decisions (responder/engine/pending.py):
+requests trusted only when a replica signed them, decisions only when the engine would accept them."""
 
 from __future__ import annotations
 
@@ -6,90 +7,102 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from responder.auth import KeyRing, signed_headers
+from responder.auth import ApproverKeys, signed_headers
+from responder.engine.approvals import request_headers
 from responder.engine.pending import latest_requests, pending
 from responder.models.approval import ApprovalDecision, ApprovalRequest
 from responder.models.event import RawRecord
+from responder.timeline.checkpoint import Checker, Signer, generate_keypair
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
-KEYS = KeyRing({"k1": "secret"})
+KEYS = ApproverKeys({"k1": "secret", "k2": "bob-secret"}, identities={"k1": "alice", "k2": "bob"})
+PRIVATE, PUBLIC = generate_keypair()
+REPLICA, CHECKER = Signer.from_text(PRIVATE), Checker.from_text(PUBLIC)
 
 
 def _request(digest: str = "a" * 64, *, minutes: int = 30, escalated: bool = False, target: str = "AKIA1",
-             secret: str | None = "secret") -> RawRecord:
+             signer: Signer | None = REPLICA) -> RawRecord:
     request = ApprovalRequest(incident="inc-1", step="revoke", runbook="rb", actuator="aws.iam.deactivate_access_key",
                               target=target, params={}, digest=digest, reasons=["approval required"],
                               approvers=["alice"], expires_at=NOW + timedelta(minutes=minutes), on_timeout="deny",
                               escalated=escalated)
-    value = orjson.dumps(request.model_dump(mode="json"))
-    headers = tuple(signed_headers("k1", secret.encode(), value)) if secret else ()
-    return RawRecord(topic="req", value=value, headers=headers)
+    value = orjson.dumps(request.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return RawRecord(topic="req", value=value, headers=tuple(request_headers(signer, value)))
 
 
-def _decision(digest: str = "a" * 64, secret: str | None = "secret") -> RawRecord:
-    decision = ApprovalDecision(incident="inc-1", step="revoke", decision="approve", by="alice", digest=digest,
+def _decision(digest: str = "a" * 64, *, by: str = "alice", key: tuple[str, str] | None = ("k1", "secret"),
+              published: datetime = NOW) -> RawRecord:
+    decision = ApprovalDecision(incident="inc-1", step="revoke", decision="approve", by=by, digest=digest,
                                 issued_at=NOW, expires_at=NOW + timedelta(minutes=5))
     value = decision.canonical()
-    headers = tuple(signed_headers("k1", secret.encode(), value)) if secret else ()
-    return RawRecord(topic="dec", value=value, headers=headers)
+    headers = tuple(signed_headers(key[0], key[1].encode(), value)) if key else ()
+    return RawRecord(topic="dec", value=value, headers=headers, timestamp_ms=int(published.timestamp() * 1000))
 
 
 def test_a_request_with_no_decision_waits():
-    """One request and no decision: it is listed, not expired, with no answer."""
-    [item] = pending([_request()], [], KEYS, NOW)
-    assert (item.request.step, item.answer, item.expired) == ("revoke", None, False)
+    """One signed request and no decision: it is listed as verified, not expired, with no answer."""
+    [item] = pending([_request()], [], KEYS, NOW, checker=CHECKER)
+    assert (item.request.step, item.answer, item.expired, item.request_verified) == ("revoke", None, False, True)
 
 
 def test_the_latest_request_of_a_step_counts():
     """A step re-published (escalated, with a new plan) is listed once, as its latest request."""
-    [item] = pending([_request("a" * 64), _request("b" * 64, escalated=True)], [], KEYS, NOW)
+    [item] = pending([_request("a" * 64), _request("b" * 64, escalated=True)], [], KEYS, NOW, checker=CHECKER)
     assert (item.request.digest, item.request.escalated) == ("b" * 64, True)
 
 
 def test_a_request_not_signed_by_a_replica_is_refused():
-    """With keys, a later request that is unsigned or forged (another target shown for the same digest) is refused
-    and counted; the replica's signed request is the one listed."""
-    records = [_request(), _request(target="AKIA-BENIGN", secret=None), _request(target="AKIA-BENIGN", secret="x")]
-    found = latest_requests(records, KEYS)
+    """With the replicas' public key, a later request that is unsigned, or signed by another key, is refused and
+    counted (it could show another target for the same digest); the replica's request is the one listed."""
+    stranger = Signer.from_text(generate_keypair()[0])
+    records = [_request(), _request(target="AKIA-BENIGN", signer=None), _request(target="AKIA-BENIGN", signer=stranger)]
+    found = latest_requests(records, CHECKER)
     assert found.refused == 2
     assert found.latest[("inc-1", "revoke")].target == "AKIA1"
-    [item] = pending(records, [], KEYS, NOW)
+    [item] = pending(records, [], KEYS, NOW, checker=CHECKER)
     assert item.request.target == "AKIA1"
-    assert latest_requests(records, None).latest[("inc-1", "revoke")].target == "AKIA-BENIGN"  # nothing to check
+    assert latest_requests(records, None).latest[("inc-1", "revoke")].target == "AKIA-BENIGN"  # nothing to check with
 
 
-def test_a_verified_decision_for_the_digest_answers_it():
-    """A decision signed with a configured key and naming the digest answers the request (listed only with --all)."""
-    assert pending([_request()], [_decision()], KEYS, NOW) == []
-    [item] = pending([_request()], [_decision()], KEYS, NOW, include_answered=True)
+def test_an_accepted_decision_for_the_digest_answers_it():
+    """alice's decision, signed with her key and naming the digest, answers the request (listed with --all only)."""
+    assert pending([_request()], [_decision()], KEYS, NOW, checker=CHECKER) == []
+    [item] = pending([_request()], [_decision()], KEYS, NOW, checker=CHECKER, include_answered=True)
     assert item.answer is not None
     assert (item.answer.decision, item.answer.by, item.answer.verified) == ("approve", "alice", True)
 
 
-def test_a_forged_or_stale_decision_does_not_hide_a_request():
-    """A decision that does not verify, or names another plan's digest, leaves the request waiting."""
-    [item] = pending([_request()], [_decision(secret="wrong"), _decision(secret=None), _decision("c" * 64)], KEYS,
-                     NOW)
+def test_decisions_the_engine_would_refuse_do_not_hide_a_request():
+    """Forged, unsigned, signed by a non-approver, signed as someone else, or expired when published: each is
+    listed with why, and the request still waits. A decision for another plan is not this request's at all."""
+    decisions = [_decision(key=("k1", "wrong")), _decision(key=None), _decision(by="bob", key=("k2", "bob-secret")),
+                 _decision(by="alice", key=("k2", "bob-secret")), _decision(published=NOW + timedelta(minutes=9)),
+                 _decision("c" * 64)]
+    [item] = pending([_request()], decisions, KEYS, NOW, checker=CHECKER)
     assert item.answer is None
-    assert item.forged == 2
+    assert len(item.refused) == 5
+    assert any("not an approver" in why for why in item.refused)
+    assert any("belongs to 'bob'" in why for why in item.refused)
+    assert any("expired" in why for why in item.refused)
 
 
 def test_without_keys_a_decision_is_shown_unverified():
     """With no approval keys to check signatures, a decision answers the request but says it was not verified."""
-    [item] = pending([_request()], [_decision(secret="wrong")], None, NOW, include_answered=True)
+    [item] = pending([_request()], [_decision(key=("k1", "wrong"))], None, NOW, include_answered=True)
     assert item.answer is not None
     assert item.answer.verified is None
+    assert item.request_verified is None
 
 
 def test_an_expired_request_is_listed_only_when_asked():
     """A request past its deadline (the replica applied on_timeout) is left out unless include_expired."""
-    assert pending([_request(minutes=-1)], [], KEYS, NOW) == []
-    [item] = pending([_request(minutes=-1)], [], KEYS, NOW, include_expired=True)
+    assert pending([_request(minutes=-1)], [], KEYS, NOW, checker=CHECKER) == []
+    [item] = pending([_request(minutes=-1)], [], KEYS, NOW, checker=CHECKER, include_expired=True)
     assert item.expired
 
 
 def test_records_that_are_not_requests_or_decisions_are_skipped():
-    """Bytes that do not parse as a request or a decision are skipped, not fatal."""
+    """Bytes that do not parse as a request or a decision are skipped, not fatal (a request-shaped one is counted)."""
     junk = RawRecord(topic="x", value=b"{not json")
-    assert len(pending([junk, _request()], [junk], KEYS, NOW)) == 1
-    assert latest_requests([junk], KEYS).refused == 1
+    assert len(pending([junk, _request()], [junk], KEYS, NOW, checker=CHECKER)) == 1
+    assert latest_requests([junk], CHECKER).refused == 1
