@@ -41,7 +41,8 @@ class FleetGuard:
 
     def __init__(self, aws: AwsCaller, table: str, quotas: Sequence[Quota]) -> None:
         self.aws, self.table, self.quotas = aws, table, list(quotas)
-        self.killed = False
+        self.killed = True  # fails closed: until the switch has been read once, every step waits for a human
+        self.read_once = False
 
     async def ensure_table(self) -> None:
         """Create the table (on-demand) unless it exists."""
@@ -60,16 +61,23 @@ class FleetGuard:
                 raise
 
     async def refresh(self) -> bool:
-        """Read the kill switch (once per poll); a read failure keeps the last known value."""
+        """Read the kill switch (once per poll); a read failure keeps the last known value, and before the first
+        successful read that value is "on" (fail closed: a replica that cannot see the switch acts on nothing
+        unattended, as a quota it cannot take trips)."""
         try:
             got = await self.aws.call("dynamodb", "get_item", TableName=self.table, ConsistentRead=True,
                                       Key={"pk": {"S": KILL_SWITCH}})
         except ActuationError as exc:
-            log.warning("fleet_guard_unreadable", error=str(exc))
+            log.warning("fleet_guard_unreadable", error=str(exc), kill_switch_assumed=self.killed,
+                        detail="the last value read stands; before the first read, the switch counts as on")
             return self.killed
         item = got.get("Item", {})
         killed = item.get("on", {}).get("BOOL") is True
-        if killed != self.killed:
+        if not self.read_once:
+            self.read_once = True
+            (log.warning if killed else log.info)("fleet_kill_switch_read", on=killed, by=item.get("by", {}).get("S"),
+                                                  reason=item.get("reason", {}).get("S"))
+        elif killed != self.killed:
             log.warning("fleet_kill_switch", on=killed, by=item.get("by", {}).get("S"),
                         reason=item.get("reason", {}).get("S"), at=item.get("at", {}).get("S"))
         self.killed = killed

@@ -119,6 +119,11 @@ class Flow:
         self._lanes: dict[Any, _Lane] = {}
         self._failed: BaseException | None = None
 
+    @property
+    def failed(self) -> BaseException | None:
+        """The first lane failure, which the next `submit` raises (None while every lane is well)."""
+        return self._failed
+
     def in_flight(self, partition: Any | None = None) -> int:
         """Records polled and not yet committed: of one partition, or of all."""
         lanes = [self._lanes[partition]] if partition in self._lanes else [] if partition is not None else list(

@@ -30,16 +30,26 @@ class PartitionKeeping(Parts):
     async def _on_assigned(self, partitions: list[Any]) -> None:
         """Partitions moved to us: make the timeline durable and rebuild in-flight state before consuming."""
         self.commits.forget(partitions)  # offsets marked under an earlier assignment are not ours to commit
-        if self._stop.is_set():  # stopping (asked to, or failed: fenced): neither restored nor consumed here, and
-            log.info("partitions_assigned_while_stopping", partitions=len(partitions))  # their producers are
-            return  # not initialised, which would fence the replica that owns them now
+        if self._stopping(partitions):
+            return
         async with self._lock:
+            if self._stopping(partitions):  # a lane failed (fenced) while this waited for the gate
+                return
             await self.recorder.flush()
             if self.fleet is not None:  # restore each partition's state from the changelog; pause what fails
                 failed = await self.fleet.assign(partition_numbers(partitions))
                 self.ingest.pause([tp for tp in partitions if tp.partition in failed])
             elif self.recorder.next_seq != self._recovered_at:
                 self._recover()
+
+    def _stopping(self, partitions: list[Any]) -> bool:
+        """Whether this service is stopping (asked to, or a lane failed: fenced). Partitions assigned to it then
+        are neither restored nor consumed here, and their producers are not initialised, which would fence the
+        replica that owns them now."""
+        if not (self._stop.is_set() or self.flow.failed is not None):
+            return False
+        log.info("partitions_assigned_while_stopping", partitions=len(partitions))
+        return True
 
     async def _on_revoked(self, partitions: list[Any]) -> None:
         """Partitions leave: finish the batch in hand, make its state durable (changelog included), forget it."""

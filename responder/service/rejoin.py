@@ -19,11 +19,13 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
 from responder.errors import ReplicaFenced
 from responder.service.core import Service
+from responder.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -46,9 +48,23 @@ def fenced(exc: BaseException) -> bool:
     return False
 
 
-async def serve_rejoining(build: Callable[[], Service], *, rejoins: int, backoff: float = 1.0) -> None:
-    """Run `build()` until SIGTERM or SIGINT, as `serve` does; when it ends fenced, build and run a new one after
-    `backoff` seconds (doubled after each fence, at most 10), at most `rejoins` times an hour."""
+def rebuilds(settings: Settings, **kwargs: Any) -> Callable[[Service | None], Service]:
+    """What `serve_rejoining` builds services with: the first from `settings`; each one after a fence with the
+    runbooks the first one loaded (a rejoin is no hot reload: the directory may have changed under a running
+    fleet, whose digest must not move) and without `fleet_adopt_digest` (only a deliberate start adopts)."""
+    def build(previous: Service | None) -> Service:
+        if previous is None:
+            return Service(settings, **kwargs)
+        return Service(settings.model_copy(update={"fleet_adopt_digest": False}),
+                       **{**kwargs, "runbooks": list(previous.engine.runbooks.values())})
+    return build
+
+
+async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins: int, backoff: float = 1.0) -> None:
+    """Run `build(None)` until SIGTERM or SIGINT, as `serve` does; when it ends fenced, build and run a new one
+    (`build(the fenced one)`, see `rebuilds`) after `backoff` seconds (doubled after each fence, at most 10), at
+    most `rejoins` times an hour. A stop asked for while fenced ends serving cleanly: the partitions are another
+    replica's already."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     current: list[Service] = []
@@ -61,16 +77,19 @@ async def serve_rejoining(build: Callable[[], Service], *, rejoins: int, backoff
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     fences: deque[float] = deque()
-    delay = backoff
+    delay, previous = backoff, None
     try:
         while not stopping.is_set():
-            current[:] = [build()]
+            current[:] = [build(previous)]
             try:
                 await current[0].run()
                 return
             except BaseException as exc:
-                if stopping.is_set() or not fenced(exc):
+                if not fenced(exc):
                     raise
+                if stopping.is_set():
+                    log.info("replica_fenced_while_stopping", detail="its partitions are another replica's already")
+                    return
                 now = time.monotonic()
                 while fences and now - fences[0] > WINDOW_S:
                     fences.popleft()
@@ -83,7 +102,7 @@ async def serve_rejoining(build: Callable[[], Service], *, rejoins: int, backoff
                 fences.append(now)
                 log.warning("replica_rejoining", rejoin=len(fences), of=rejoins, in_s=delay,
                             detail="state dropped; a new member joins the group and restores from the changelog")
-            current.clear()
+            previous = current.pop()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
             delay = min(10.0, delay * 2)

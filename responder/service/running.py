@@ -8,6 +8,7 @@ retries the fleet's failed restores (`PartitionKeeping`). Decisions and operator
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 
@@ -17,9 +18,11 @@ from responder.fleet import fleet_digest
 from responder.ingest import transactions
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.kafka import KafkaIngest, ensure_topics
+from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection
 from responder.models.event import RawRecord
 from responder.service.partitions import PartitionKeeping
+from responder.timeline.archive import Archiver
 from responder.tracing import traced
 
 log = structlog.get_logger(__name__)
@@ -79,20 +82,28 @@ class Running(PartitionKeeping):
                         tg.create_task(self._operator_loop(self.operator_ingest))
             finally:
                 self.ready.clear()
-                clients: list[KafkaIngest | ApprovalIngest | KafkaPublisher] = [self.ingest, self.approvals]
-                if self.operator_ingest is not None:
-                    clients.append(self.operator_ingest)
-                for client in (*clients, self.publisher):
-                    await client.stop()
-                if self.fleet is not None:
-                    await self.recorder.flush()
-                    await self.fleet.changelog.stop()
-                if self.metrics_server is not None:
-                    await self.metrics_server.stop()
-                self.recorder.close()
-                for shipper in shippers:
-                    shipper.close()
+                await self._close_started(shippers)
         log.info("service_stopped")
+
+    async def _close_started(self, shippers: list[Archiver | KafkaMirror]) -> None:
+        """Stop the clients, make the fleet's last state durable, stop the changelog and the metrics server, close
+        the timeline and the shippers, in that order. Each step runs even when one before it failed (the failure
+        is raised once all ran): a fenced replica's last flush fails, and its timeline lock, port and producers
+        must still be released before `serve_rejoining` builds the next service (tests/unit/test_rejoin.py)."""
+        clients: list[KafkaIngest | ApprovalIngest | KafkaPublisher] = [self.ingest, self.approvals]
+        if self.operator_ingest is not None:
+            clients.append(self.operator_ingest)
+        async with contextlib.AsyncExitStack() as stack:  # callbacks run last pushed, first
+            for shipper in shippers:
+                stack.callback(shipper.close)
+            stack.callback(self.recorder.close)
+            if self.metrics_server is not None:
+                stack.push_async_callback(self.metrics_server.stop)
+            if self.fleet is not None:
+                stack.push_async_callback(self.fleet.changelog.stop)
+                stack.push_async_callback(self.recorder.flush)
+            for client in reversed((*clients, self.publisher)):
+                stack.push_async_callback(client.stop)
 
     async def close_unstarted(self) -> None:
         """Close the Kafka clients `__init__` built, for a service that never started them (or failed to start).

@@ -118,7 +118,8 @@ class GroupCommit(ABC):
             self.stalled, self._retry_delay = None, 0.0
         if batch and self.barriers:
             if self._barrier_error is not None:
-                raise TimelineError(f"state changelog write failed earlier: {self._barrier_error}")
+                raise TimelineError(f"state changelog write failed earlier: {self._barrier_error}") \
+                    from self._barrier_error  # a fence stays a fence for whoever flushes next (service/rejoin.py)
             try:
                 for barrier in self.barriers:
                     await barrier([entry for entry, _ in batch])

@@ -169,8 +169,11 @@ class Recorder(GroupCommit):
         return verify_lines(self.store.read().splitlines())
 
     def close(self) -> None:
-        """Seal with a final checkpoint when anything is unsigned, flush, and close the store."""
-        if self.signer is not None and self._since_checkpoint > 0:
-            self.checkpoint()
-        self.flush_sync()
-        self.store.close()
+        """Seal with a final checkpoint when anything is unsigned, flush, and close the store: closed (its lock
+        released) even when the last write fails, so that a service built after this one can open the file."""
+        try:
+            if self.signer is not None and self._since_checkpoint > 0:
+                self.checkpoint()
+            self.flush_sync()
+        finally:
+            self.store.close()

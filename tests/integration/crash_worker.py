@@ -23,7 +23,7 @@ from responder import log
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import Registry
-from responder.service import Service, serve_rejoining
+from responder.service import Service, rebuilds, serve_rejoining
 from responder.settings import Settings
 
 RUNBOOK = """\
@@ -109,8 +109,10 @@ async def main() -> None:
         await asyncio.sleep(0.005)
     built: list[Service] = []
 
-    def build() -> Service:  # as `responder run` does: a fenced replica rejoins with a new service
-        built.append(Service(settings, registry=registry, aws=aws))
+    make = rebuilds(settings, registry=registry, aws=aws)
+
+    def build(previous: Service | None) -> Service:  # as `responder run` does: a fenced replica rejoins
+        built.append(make(previous))
         return built[-1]
 
     task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins))

@@ -17,7 +17,7 @@ from responder import log
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import Registry
-from responder.service import Service, serve_rejoining
+from responder.service import Service, rebuilds, serve_rejoining
 from responder.settings import Settings
 from tests.integration.crash_worker import RUNBOOK as CRASH_RUNBOOK
 from tests.integration.crash_worker import PutMarker
@@ -80,8 +80,10 @@ async def main() -> None:
     registry.add(Hold())
     built: list[Service] = []
 
-    def build() -> Service:  # as `responder run` does: a fenced replica rejoins with a new service
-        built.append(Service(settings, registry=registry, aws=AwsSession.from_settings(settings)))
+    make = rebuilds(settings, registry=registry, aws=AwsSession.from_settings(settings))
+
+    def build(previous: Service | None) -> Service:  # as `responder run` does: a fenced replica rejoins
+        built.append(make(previous))
         return built[-1]
 
     task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,11 @@ from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.errors import ConfigError, ReplicaFenced, TimelineError
-from responder.service import fenced, serve_rejoining
+from responder.service import Service, fenced, rebuilds, serve_rejoining
+from responder.settings import Settings
+from responder.timeline import FileStore, MemoryStore, Recorder
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fence() -> BaseException:
@@ -49,7 +55,8 @@ class _Service:
 def _builder(outcomes: list[BaseException | None]) -> tuple[Any, list[_Service]]:
     built: list[_Service] = []
 
-    def build() -> Any:
+    def build(previous: Any) -> Any:
+        assert previous is (built[-1] if built else None)  # each rebuild is handed the fenced service
         built.append(_Service(outcomes[len(built)]))
         return built[-1]
 
@@ -108,11 +115,108 @@ async def test_a_signal_stops_the_running_service():
     """SIGTERM while a service runs asks it to stop (drain and commit), and serving ends when it has."""
     hold = asyncio.Event()
     service = _Service(None, hold)
-    task = asyncio.create_task(serve_rejoining(lambda: service, rejoins=3))  # type: ignore[arg-type, return-value]
+    task = asyncio.create_task(serve_rejoining(lambda _: service, rejoins=3))  # type: ignore[arg-type, return-value]
     await asyncio.sleep(0.05)
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.wait_for(task, 5)
     assert service.stopped
+
+
+async def test_a_stop_asked_for_while_fenced_ends_cleanly():
+    """A SIGTERM that arrives while the running service is failing fenced ends serving without an error (the
+    partitions are another replica's already) and builds nothing more."""
+    fence = _fence()
+
+    class _Stopped(_Service):
+        async def run(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(0.05)  # the handler runs: a stop is asked for
+            raise fence
+
+    built: list[_Service] = []
+
+    def build(previous: Any) -> Any:
+        built.append(_Stopped(None))
+        return built[-1]
+
+    with capture_logs() as logs:
+        await serve_rejoining(build, rejoins=3, backoff=0.01)
+    assert len(built) == 1
+    assert "replica_fenced_while_stopping" in [e["event"] for e in logs]
+
+
+def test_a_later_flush_still_carries_the_fence():
+    """After a fenced changelog write, the next flush's 'failed earlier' error is raised from the fence too, so a
+    loop that flushes second (approvals, operator) still reads as fenced, not as another failure."""
+    async def run() -> list[BaseException]:
+        recorder = Recorder(MemoryStore(), writer="w")
+
+        async def barrier(entries: Any) -> None:
+            raise ReplicaFenced("changelog c[0]: fenced")
+
+        recorder.barriers.append(barrier)
+        seen = []
+        for _ in range(2):
+            recorder.append("step.intent", {"n": 1}, incident="inc-1")
+            try:
+                await recorder.flush()
+            except TimelineError as exc:
+                seen.append(exc)
+        return seen
+
+    first, second = asyncio.run(run())
+    assert "failed earlier" in str(second)
+    assert fenced(first)
+    assert fenced(second)
+
+
+def test_rebuilds_keep_the_runbooks_and_never_adopt(tmp_path):
+    """A service rebuilt after a fence runs the runbooks the first one loaded, even if the directory changed
+    since, and never adopts its digest as the fleet's."""
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    shutil.copy(ROOT / "runbooks" / "iam-credential-compromise.yaml", runbooks)
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=runbooks,
+                        topics=["a"], changelog_topic="changelog", fleet_adopt_digest=True)
+    build = rebuilds(settings)
+
+    async def run() -> tuple[Any, Any]:
+        first = build(None)
+        loaded = sorted(first.engine.runbooks)
+        await first.close_unstarted()
+        first.recorder.close()
+        for path in runbooks.iterdir():  # the directory changes under the running fleet
+            path.unlink()
+        second = build(first)
+        try:
+            return loaded, (sorted(second.engine.runbooks), second.settings.fleet_adopt_digest)
+        finally:
+            await second.close_unstarted()
+            second.recorder.close()
+
+    loaded, (again, adopt) = asyncio.run(run())
+    assert loaded
+    assert again == loaded
+    assert adopt is False
+
+
+async def test_a_failed_last_flush_still_releases_the_timeline_and_the_port(tmp_path, monkeypatch):
+    """When the fenced service's last flush fails, its teardown still closes the timeline (its lock released, so
+    the next service opens it) and stops the metrics server (its port free)."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                        topics=["a"], changelog_topic="changelog", metrics_port=0)
+    service = Service(settings, runbooks=[])
+    assert service.metrics_server is not None
+    await service.metrics_server.start()
+
+    async def fenced_flush() -> None:
+        raise _fence().exceptions[0].exceptions[0]  # type: ignore[union-attr]
+
+    monkeypatch.setattr(service.recorder, "flush", fenced_flush)
+    with pytest.raises(TimelineError):
+        await service._close_started([])
+    assert service.metrics_server._server is None
+    FileStore(settings.timeline_path).close()  # TimelineLocked if the lock were still held
 
 
 def test_run_exits_75_when_no_rejoin_is_left(monkeypatch):
