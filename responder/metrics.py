@@ -222,8 +222,9 @@ class MetricsServer:
         if route == "/readyz":
             if self.ready():
                 return 200, b"ready\n", "text/plain"
-            reason = self.why() if self.why is not None else None
-            return 503, f"not ready: {reason}\n".encode() if reason else b"not ready\n", "text/plain; charset=utf-8"
+            reason = (self.why() if self.why is not None else None) or ""
+            body = f"not ready: {reason[:300]}\n" if reason else "not ready\n"  # bounded: errors quote inputs
+            return 503, body.encode(), "text/plain; charset=utf-8"
         return 404, b"not found\n", "text/plain"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

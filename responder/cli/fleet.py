@@ -64,8 +64,9 @@ def _print(status: FleetStatus) -> None:
     console.print(f"  kill switch  {state}" + (f"  (by {ks.by}, {ks.at}: {ks.reason})" if ks.by else "  (never set)"))
     console.print(f"  digest       {status.digest or '-'}" + (f"  (set by {status.digest_set_by})"
                                                               if status.digest_set_by else ""))
-    for q in status.quotas:
-        console.print(f"  quota        {q.actuator}: {len(q.taken)} of {q.max} taken in the last {q.window_s:g} s")
+    for q in status.quotas:  # the quotas as RESPONDER_GUARD_QUOTAS is set where this runs: the slots are shared
+        console.print(f"  quota        {q.actuator}: {len(q.taken)} of {q.max} taken in the last {q.window_s:g} s "
+                      "(as RESPONDER_GUARD_QUOTAS is set here)", markup=False)
         for slot in q.taken:
             console.print(f"                 slot {slot.slot}: {slot.key} ({slot.age_s:g} s ago)", markup=False)
     if not status.quotas:
@@ -74,7 +75,8 @@ def _print(status: FleetStatus) -> None:
 
 @app.command("status")
 def status_cmd(json: JsonOpt = False) -> None:
-    """The kill switch (who set it, why, when), the fleet's runbook digest and the global quota slots in use."""
+    """The kill switch (who set it, why, when), the fleet's runbook digest and the global quota slots in use (for the
+    quotas RESPONDER_GUARD_QUOTAS names here: set it as the fleet's replicas have it)."""
     status = _status_after(_guard(load_settings()), None, "read")
     if json:
         emit_json(status.model_dump(mode="json"))
