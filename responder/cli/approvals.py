@@ -55,7 +55,10 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
     local = incident_ids(path) if path.is_file() else []
     found = pending_digest(path, incident, step) if incident in local else None
     request, where = None, "the timeline"
-    if found is None:  # a prefix, or a request this timeline does not have (in a fleet, another replica's)
+    if found is None and digest is not None:  # the operator names the plan: no need to look for it on Kafka
+        close = [i for i in local if i.startswith(incident)]  # a plan's digest binds its incident: a wrong one
+        incident = close[0] if incident not in local and len(close) == 1 else incident  # is refused, not run
+    elif found is None:  # a prefix, or a request this timeline does not have (in a fleet, another replica's)
         incident, request, where = fleet_request(settings, incident, step, local)
         found = (pending_digest(path, incident, step) if incident in local else None) or \
             (request.digest if request is not None else None)

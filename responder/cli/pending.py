@@ -85,7 +85,8 @@ def _print(items: list[Pending], now: datetime) -> None:
         when = f"expired {-left} s ago" if item.expired else f"{left} s left, then {r.on_timeout}"
         answer = item.answer
         state = "waiting" if answer is None else (
-            f"{answer.decision} by {answer.by}" + ("" if answer.verified else " (signature not checked)"))
+            f"{answer.decision} by {answer.by}" + ("" if answer.verified else " (signature not checked)")
+            + (", expired by now: if the step still waits, decide again" if answer.lapsed else ""))
         console.print(f"{r.incident} {r.step}: {r.actuator} on {r.target} [{state}; {when}]"
                       + (" escalated" if r.escalated else ""), markup=False)
         console.print(f"    runbook {r.runbook}, digest {r.digest[:12]}…, approvers {', '.join(r.approvers) or 'any'}; "
@@ -118,6 +119,9 @@ def pending_cmd(
                       markup=False)
     if keys is None:
         console.print("! RESPONDER_APPROVAL_KEYS is not set: decisions are shown unverified", markup=False)
+    else:
+        console.print("decisions are judged with this machine's RESPONDER_APPROVAL_KEYS, RESPONDER_APPROVER_IDENTITIES"
+                      " and RESPONDER_APPROVAL_DECISION_MAX_LIFETIME: set them as the replicas have them", markup=False)
     if refused:
         console.print(f"! {refused} record(s) on {settings.approval_requests_topic} refused: not a request signed "
                       "by a replica's timeline key", markup=False)

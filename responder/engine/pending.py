@@ -37,6 +37,7 @@ class Answer(BaseModel):
     decision: str
     by: str
     verified: bool | None  # None: no approval keys here to check it
+    lapsed: bool = False  # expired by now: if the step still waits (the engine had not applied it), decide again
 
 
 class Pending(BaseModel):
@@ -57,6 +58,7 @@ class Requests(BaseModel):
     model_config = ConfigDict(frozen=True)
     latest: dict[tuple[str, str], ApprovalRequest]
     refused: int = 0
+    first_ms: dict[tuple[str, str, str], int] = {}  # when each (incident, step, digest) was first requested
 
 
 def _header(record: RawRecord, name: str) -> str | None:
@@ -75,6 +77,7 @@ def request_signed(record: RawRecord, checker: Checker | None) -> bool | None:
 def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None) -> Requests:
     """The latest request of each parked step among the well-formed (and, with `checker`, signed) records."""
     found: dict[tuple[str, str], ApprovalRequest] = {}
+    first_ms: dict[tuple[str, str, str], int] = {}
     refused = 0
     for record in records:
         try:
@@ -87,33 +90,43 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
             continue
         found.pop((request.incident, request.step), None)
         found[(request.incident, request.step)] = request
-    return Requests(latest=found, refused=refused)
+        stamp = _stamp(record)
+        if stamp is not None:
+            first_ms.setdefault((request.incident, request.step, request.digest), stamp)
+    return Requests(latest=found, refused=refused, first_ms=first_ms)
+
+
+def _stamp(record: RawRecord) -> int | None:
+    """The record's timestamp in ms, None when it has none (-1 from an old message format)."""
+    return record.timestamp_ms if record.timestamp_ms is not None and record.timestamp_ms > 0 else None
 
 
 def _judge(record: RawRecord, decision: ApprovalDecision, request: ApprovalRequest,
-           keys: ApproverKeys | None) -> Answer | str:
+           keys: ApproverKeys | None, now: datetime) -> Answer | str:
     """The answer `decision` gives `request`, or why it gives none (as the engine would refuse it)."""
     if not keys:
-        return Answer(decision=decision.decision, by=decision.by, verified=None)
+        return Answer(decision=decision.decision, by=decision.by, verified=None, lapsed=decision.expired(now))
     key_id = _header(record, KEY_ID_HEADER)
     problem = keys.check(key_id, _header(record, SIGNATURE_HEADER), record.value)
     if problem:
         return f"{decision.decision} by {decision.by}: {problem}"
-    published = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else decision.issued_at
+    stamp = _stamp(record)
+    published = datetime.fromtimestamp(stamp / 1000, UTC) if stamp is not None else decision.issued_at
     try:
         check_identity(decision, key_id, keys, request.approvers, published)
     except ApprovalRefused as exc:
         return f"{decision.decision} by {decision.by}: {exc}"
     if decision.expired(published):
         return f"{decision.decision} by {decision.by}: expired before it was published"
-    return Answer(decision=decision.decision, by=decision.by, verified=True)
+    return Answer(decision=decision.decision, by=decision.by, verified=True, lapsed=decision.expired(now))
 
 
 def pending(requests: Iterable[RawRecord], decisions: Iterable[RawRecord], keys: ApproverKeys | None,
             now: datetime, *, checker: Checker | None = None, include_answered: bool = False,
             include_expired: bool = False) -> list[Pending]:
     """The latest request of every parked step, with its answer; by default only those still waiting."""
-    latest = latest_requests(requests, checker).latest
+    read = latest_requests(requests, checker)
+    latest = read.latest
     answers: dict[tuple[str, str], Answer] = {}
     refused: dict[tuple[str, str], list[str]] = {}
     for record in decisions:
@@ -124,15 +137,19 @@ def pending(requests: Iterable[RawRecord], decisions: Iterable[RawRecord], keys:
         request = latest.get((decision.incident, decision.step))
         if request is None or request.digest != decision.digest:
             continue  # another plan's decision (an older request, or nothing we list)
-        judged = _judge(record, decision, request, keys)
+        asked, stamp = read.first_ms.get((request.incident, request.step, request.digest)), _stamp(record)
+        if asked is not None and stamp is not None and stamp < asked:
+            continue  # published before this plan was ever requested: the answer to an earlier parking
+        judged = _judge(record, decision, request, keys, now)
         if isinstance(judged, Answer):
-            answers[(decision.incident, decision.step)] = judged
+            answers.setdefault((decision.incident, decision.step), judged)  # the engine applies the first
         else:
             refused.setdefault((decision.incident, decision.step), []).append(judged)
     out = []
     for at, request in latest.items():
         item = Pending(request=request, request_verified=None if checker is None else True, answer=answers.get(at),
                        expired=request.expires_at <= now, refused=refused.get(at, []))
-        if (item.answer is None or include_answered) and (not item.expired or include_expired):
+        waiting = item.answer is None or item.answer.lapsed
+        if (waiting or include_answered) and (not item.expired or include_expired):
             out.append(item)
     return out

@@ -1,7 +1,8 @@
 """A chunk of records through the pipeline: decode and match inline, act per key concurrently, commit after durable.
 
 `BatchHandling` is mixed into `Service` (responder/service/core.py): `Flow` calls `_handle_batch` once per chunk of
-a partition's lane, which runs `_prepare_batch` and a `_handle_partition` task per key, with no layer in between.
+a partition's lane, which takes the gate's shared side and runs `_handle_chunk`: `_prepare_batch`, then a
+`_handle_partition` task per key. A chunk that fails marks the service stopping before it leaves the gate.
 Poison and bugs are dead-lettered (`_failed`, `_reject`); a timeline failure stops the service.
 """
 
@@ -28,29 +29,42 @@ class BatchHandling(Parts):
 
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
         async with self._lock.shared():
-            if self.fleet is not None:  # a partition revoked since the poll is its new owner's now
-                batch = {tp: rs for tp, rs in batch.items() if tp.partition in self.fleet.owned}
-            if active():  # one span per record around all of its stages, as before
-                groups: Sequence[Sequence[RawRecord | Prepared]] = [g for rs in batch.values() for g in by_key(rs)]
-            else:
-                groups = await self._prepare_batch(batch)
-            if groups:
-                async with asyncio.TaskGroup() as tg:
-                    for same_key in groups:
-                        tg.create_task(self._handle_partition(same_key))
-            txn = self.fleet.changelog.txn if self.fleet is not None else None
-            if txn is not None:  # the batch's last changelog records and its offsets: one transaction
-                with txn.hold(tp.partition for tp in batch):
-                    await self.recorder.flush()
-                    await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-                return
-            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-            if self.fleet is not None or not self.commits.interval:  # in a fleet the chunk's state reaches the
-                await self.recorder.flush()  # changelog before the gate lets a rebalance or an eviction in
-            if self.commits.interval:  # committed with the others, after a flush (responder/ingest/commits.py)
-                self.commits.handled(offsets)
-                return
-        await self.ingest.commit(offsets)
+            try:
+                offsets = await self._handle_chunk(batch)
+            except Exception:
+                # the lane fails and the service with it: stopping from now on, before the gate lets a waiting
+                # assignment in, so that it neither restores nor fences the new owner (partitions.py)
+                self._stop.set()
+                raise
+        if offsets is not None:
+            await self.ingest.commit(offsets)
+
+    async def _handle_chunk(self, batch: dict[Any, list[RawRecord]]) -> dict[Any, int] | None:
+        """Under the gate's shared side: the chunk through the pipeline, its entries durable; the offsets left to
+        commit after the gate (None when they were committed here, or left to the coalesced commits)."""
+        if self.fleet is not None:  # a partition revoked since the poll is its new owner's now
+            batch = {tp: rs for tp, rs in batch.items() if tp.partition in self.fleet.owned}
+        if active():  # one span per record around all of its stages, as before
+            groups: Sequence[Sequence[RawRecord | Prepared]] = [g for rs in batch.values() for g in by_key(rs)]
+        else:
+            groups = await self._prepare_batch(batch)
+        if groups:
+            async with asyncio.TaskGroup() as tg:
+                for same_key in groups:
+                    tg.create_task(self._handle_partition(same_key))
+        txn = self.fleet.changelog.txn if self.fleet is not None else None
+        if txn is not None:  # the batch's last changelog records and its offsets: one transaction
+            with txn.hold(tp.partition for tp in batch):
+                await self.recorder.flush()
+                await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            return None
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        if self.fleet is not None or not self.commits.interval:  # in a fleet the chunk's state reaches the
+            await self.recorder.flush()  # changelog before the gate lets a rebalance or an eviction in
+        if self.commits.interval:  # committed with the others, after a flush (responder/ingest/commits.py)
+            self.commits.handled(offsets)
+            return None
+        return offsets
 
     async def _prepare_batch(self, batch: dict[Any, list[RawRecord]]) -> list[list[Prepared]]:
         """Decode and match every record inline (no task, no await per record); only the records that matched

@@ -8,7 +8,7 @@ retries the fleet's failed restores (`PartitionKeeping`). Decisions and operator
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -64,6 +64,7 @@ class Running(PartitionKeeping):
         async with asyncio.TaskGroup() as shipping:  # the archive and mirror drain after the recorder closes
             for shipper in shippers:
                 shipping.create_task(shipper.run())
+            failing = True  # until the loops end without an error: then a teardown failure is the one to raise
             try:
                 wait = self.settings.kafka_connect_timeout
                 await self.publisher.start(wait)
@@ -80,30 +81,45 @@ class Running(PartitionKeeping):
                     tg.create_task(self._approvals_loop())
                     if self.operator_ingest is not None:
                         tg.create_task(self._operator_loop(self.operator_ingest))
+                failing = False
             finally:
                 self.ready.clear()
-                await self._close_started(shippers)
+                try:
+                    await self._close_started(shippers)
+                except Exception as exc:
+                    if not failing:
+                        raise
+                    # the error that stopped the service (a fence) is the one raised, not a teardown's after it
+                    log.error("service_close_failed", error=f"{type(exc).__name__}: {exc}")
         log.info("service_stopped")
 
     async def _close_started(self, shippers: list[Archiver | KafkaMirror]) -> None:
         """Stop the clients, make the fleet's last state durable, stop the changelog and the metrics server, close
-        the timeline and the shippers, in that order. Each step runs even when one before it failed (the failure
-        is raised once all ran): a fenced replica's last flush fails, and its timeline lock, port and producers
-        must still be released before `serve_rejoining` builds the next service (tests/unit/test_rejoin.py)."""
+        the timeline and the shippers, in that order. Each step runs even when one before it failed, and the first
+        failure is raised once all ran (later ones are logged): a fenced replica's last flush fails, and its
+        timeline lock, port and producers must still be released before `serve_rejoining` builds the next
+        service (tests/unit/test_rejoin.py)."""
         clients: list[KafkaIngest | ApprovalIngest | KafkaPublisher] = [self.ingest, self.approvals]
         if self.operator_ingest is not None:
             clients.append(self.operator_ingest)
-        async with contextlib.AsyncExitStack() as stack:  # callbacks run last pushed, first
-            for shipper in shippers:
-                stack.callback(shipper.close)
-            stack.callback(self.recorder.close)
-            if self.metrics_server is not None:
-                stack.push_async_callback(self.metrics_server.stop)
-            if self.fleet is not None:
-                stack.push_async_callback(self.fleet.changelog.stop)
-                stack.push_async_callback(self.recorder.flush)
-            for client in reversed((*clients, self.publisher)):
-                stack.push_async_callback(client.stop)
+        steps: list[Callable[[], Awaitable[None] | None]] = [client.stop for client in (*clients, self.publisher)]
+        if self.fleet is not None:
+            steps += [self.recorder.flush, self.fleet.changelog.stop]
+        if self.metrics_server is not None:
+            steps.append(self.metrics_server.stop)
+        steps += [self.recorder.close, *(shipper.close for shipper in shippers)]
+        first: BaseException | None = None
+        for step in steps:
+            try:
+                done = step()
+                if done is not None:
+                    await done
+            except BaseException as exc:  # noqa: BLE001 - raised below, once every step ran
+                if first is not None:
+                    log.error("service_close_step_failed", error=f"{type(exc).__name__}: {exc}")
+                first = first or exc
+        if first is not None:
+            raise first
 
     async def close_unstarted(self) -> None:
         """Close the Kafka clients `__init__` built, for a service that never started them (or failed to start).

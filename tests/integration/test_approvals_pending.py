@@ -97,7 +97,7 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
         assert await listed() == []
         code, out, _ = await _cli(env, "approvals", "pending", "--all", "--json")
         [answered] = orjson.loads(out)["pending"]
-        assert answered["answer"] == {"decision": "approve", "by": "alice", "verified": True}
+        assert answered["answer"] == {"decision": "approve", "by": "alice", "verified": True, "lapsed": False}
     assert await _status(aws, key) == "Inactive"
 
 

@@ -27,7 +27,8 @@ def _request(digest: str = "a" * 64, *, minutes: int = 30, escalated: bool = Fal
                               approvers=["alice"], expires_at=NOW + timedelta(minutes=minutes), on_timeout="deny",
                               escalated=escalated)
     value = orjson.dumps(request.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    return RawRecord(topic="req", value=value, headers=tuple(request_headers(signer, value)))
+    return RawRecord(topic="req", value=value, headers=tuple(request_headers(signer, value)),
+                     timestamp_ms=int(NOW.timestamp() * 1000))
 
 
 def _decision(digest: str = "a" * 64, *, by: str = "alice", key: tuple[str, str] | None = ("k1", "secret"),
@@ -84,6 +85,20 @@ def test_decisions_the_engine_would_refuse_do_not_hide_a_request():
     assert any("not an approver" in why for why in item.refused)
     assert any("belongs to 'bob'" in why for why in item.refused)
     assert any("expired" in why for why in item.refused)
+
+
+def test_a_decision_from_before_the_request_answers_nothing():
+    """A decision published before its plan was first requested (an earlier parking of the same plan) is ignored."""
+    assert len(pending([_request()], [_decision(published=NOW - timedelta(minutes=1))], KEYS, NOW,
+                       checker=CHECKER)) == 1
+
+
+def test_an_answer_that_has_expired_by_now_does_not_hide_the_request():
+    """An accepted decision past its expiry by now is shown with the request, which stays listed: if the engine
+    had not applied it in time, the step still waits and needs a new decision."""
+    [item] = pending([_request()], [_decision()], KEYS, NOW + timedelta(minutes=6), checker=CHECKER)
+    assert item.answer is not None
+    assert item.answer.lapsed
 
 
 def test_without_keys_a_decision_is_shown_unverified():

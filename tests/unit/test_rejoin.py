@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.errors import ConfigError, ReplicaFenced, TimelineError
+from responder.models.event import RawRecord
 from responder.service import Service, fenced, rebuilds, serve_rejoining
 from responder.settings import Settings
 from responder.timeline import FileStore, MemoryStore, Recorder
@@ -217,6 +218,60 @@ async def test_a_failed_last_flush_still_releases_the_timeline_and_the_port(tmp_
         await service._close_started([])
     assert service.metrics_server._server is None
     FileStore(settings.timeline_path).close()  # TimelineLocked if the lock were still held
+
+
+async def test_the_first_teardown_failure_is_the_one_raised(tmp_path, monkeypatch):
+    """A later step that also fails (the metrics server here) is logged, and the fence from the flush before it is
+    what the teardown raises: the replica still reads as fenced and rejoins."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                        topics=["a"], changelog_topic="changelog", metrics_port=0)
+    service = Service(settings, runbooks=[])
+    assert service.metrics_server is not None
+
+    async def fenced_flush() -> None:
+        raise _fence().exceptions[0].exceptions[0]  # type: ignore[union-attr]
+
+    async def broken_stop() -> None:
+        raise OSError("socket")
+
+    monkeypatch.setattr(service.recorder, "flush", fenced_flush)
+    monkeypatch.setattr(service.metrics_server, "stop", broken_stop)
+    with capture_logs() as logs, pytest.raises(TimelineError) as raised:
+        await service._close_started([])
+    assert fenced(raised.value)
+    assert "service_close_step_failed" in [e["event"] for e in logs]
+    FileStore(settings.timeline_path).close()
+
+
+async def test_a_failed_chunk_marks_the_service_stopping_before_the_gate_opens(tmp_path, monkeypatch):
+    """A chunk that fails fenced sets the stop before it releases the gate, so an assignment waiting for the gate
+    neither restores the partition nor initialises its producer (which would fence the new owner)."""
+    from aiokafka import TopicPartition
+
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                        topics=["a"], changelog_topic="changelog")
+    service = Service(settings, runbooks=[])
+    assert service.fleet is not None
+    service.fleet.owned.add(0)
+    restored: list[Any] = []
+
+    async def fenced_chunk(batch: Any) -> None:
+        raise ReplicaFenced("changelog changelog[0]: fenced")
+
+    async def assign(partitions: Any) -> set[int]:
+        restored.append(partitions)
+        return set()
+
+    monkeypatch.setattr(service, "_prepare_batch", fenced_chunk)
+    monkeypatch.setattr(service.fleet, "assign", assign)
+    tp = TopicPartition("a", 0)
+    with pytest.raises(ReplicaFenced):
+        await service._handle_batch({tp: [RawRecord(topic="a", value=b"{}")]})
+    assert service._stop.is_set()
+    await service._on_assigned([TopicPartition("a", 1)])
+    assert restored == []
+    await service.close_unstarted()
+    service.recorder.close()
 
 
 def test_run_exits_75_when_no_rejoin_is_left(monkeypatch):
