@@ -262,7 +262,7 @@ async def test_a_failed_chunk_marks_the_service_stopping_before_the_gate_opens(t
         restored.append(partitions)
         return set()
 
-    monkeypatch.setattr(service, "_prepare_batch", fenced_chunk)
+    monkeypatch.setattr(service, "_handle_chunk", fenced_chunk)  # the chunk's work, whichever path (traced or not)
     monkeypatch.setattr(service.fleet, "assign", assign)
     tp = TopicPartition("a", 0)
     with pytest.raises(ReplicaFenced):
