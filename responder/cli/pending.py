@@ -14,13 +14,13 @@ from typing import Annotated
 
 import typer
 
-from responder.auth import ApproverKeys
 from responder.cli.options import BootstrapOpt, JsonOpt, fail, kafka_server, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.engine.pending import Pending, latest_requests, pending
 from responder.errors import BrokerUnreachable, ConfigError
 from responder.models.approval import ApprovalRequest
 from responder.models.event import RawRecord
+from responder.service.wiring import approver_keys
 from responder.settings import Settings
 from responder.timeline.checkpoint import Checker
 
@@ -42,20 +42,6 @@ def _read(settings: Settings, server: str, topics: list[str]) -> list[list[RawRe
         raise fail(str(exc), EXIT_CONFIG) from exc
 
 
-def _keys(settings: Settings) -> ApproverKeys | None:
-    """The approval keys with their identities, as the service builds them (decisions are judged as it would)."""
-    if not settings.approval_keys:
-        return None
-    return ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
-                        identities=settings.approver_identities, max_lifetime=settings.approval_decision_max_lifetime)
-
-
-def _checker(settings: Settings) -> Checker | None:
-    """The replicas' public timeline keys, which check the requests they sign; None when not configured."""
-    keys = [k.strip() for k in (settings.timeline_verify_key or "").split(",") if k.strip()]
-    return Checker.from_text(*keys) if keys else None
-
-
 def fleet_request(settings: Settings, given: str, step: str,
                   local: list[str]) -> tuple[str, ApprovalRequest | None, str]:
     """(incident, its latest signed request for `step` on Kafka or None, where it was looked for): the incident
@@ -63,7 +49,7 @@ def fleet_request(settings: Settings, given: str, step: str,
     together; exit 3 listing the candidates when it names several. Not found anywhere: `given`, None."""
     topic = settings.approval_requests_topic
     (records,) = _read(settings, kafka_server(settings, None), [topic])
-    read = latest_requests(records, _checker(settings))
+    read = latest_requests(records, Checker.from_setting(settings.timeline_verify_key))
     remote = list(dict.fromkeys(i for i, _ in read.latest))
     matches = [given] if given in local or given in remote else \
         sorted({i for i in (*local, *remote) if i.startswith(given)})
@@ -105,10 +91,12 @@ def pending_cmd(
     settings = load_settings()
     server = kafka_server(settings, bootstrap)
     requests, decisions = _read(settings, server, [settings.approval_requests_topic, settings.approvals_topic])
-    keys, checker = _keys(settings), _checker(settings)
+    keys = approver_keys(settings) if settings.approval_keys else None
+    checker = Checker.from_setting(settings.timeline_verify_key)
     now = datetime.now(UTC)
-    items = pending(requests, decisions, keys, now, checker=checker, include_answered=all_, include_expired=all_)
-    refused = latest_requests(requests, checker).refused
+    read = latest_requests(requests, checker)
+    items = pending(read, decisions, keys, now, include_answered=all_, include_expired=all_)
+    refused = read.refused
     if json:
         emit_json({"pending": [i.model_dump(mode="json") for i in items], "decisions_checked": keys is not None,
                    "requests_checked": checker is not None, "requests_refused": refused})

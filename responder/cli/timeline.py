@@ -72,7 +72,7 @@ def verify_file(path: Path, public_key: str | None, archive: str | None, anchors
     from responder.actuators.aws.archive import S3Archive
     from responder.timeline.archive import read_archive
 
-    checker = Checker.from_text(*public_key.split(",")) if public_key else None
+    checker = Checker.from_setting(public_key)
     cadence = _settings().timeline_checkpoint_every
     lines = split_lines(path.read_bytes())
     held = dict(verify_anchor_entry(a.read_bytes().strip(), checker) for a in anchors)

@@ -59,6 +59,7 @@ class Requests(BaseModel):
     latest: dict[tuple[str, str], ApprovalRequest]
     refused: int = 0
     first_ms: dict[tuple[str, str, str], int] = {}  # when each (incident, step, digest) was first requested
+    checked: bool = False  # whether the signatures were checked (a public key was given)
 
 
 def _header(record: RawRecord, name: str) -> str | None:
@@ -93,7 +94,7 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         stamp = _stamp(record)
         if stamp is not None:
             first_ms.setdefault((request.incident, request.step, request.digest), stamp)
-    return Requests(latest=found, refused=refused, first_ms=first_ms)
+    return Requests(latest=found, refused=refused, first_ms=first_ms, checked=checker is not None)
 
 
 def _stamp(record: RawRecord) -> int | None:
@@ -121,11 +122,10 @@ def _judge(record: RawRecord, decision: ApprovalDecision, request: ApprovalReque
     return Answer(decision=decision.decision, by=decision.by, verified=True, lapsed=decision.expired(now))
 
 
-def pending(requests: Iterable[RawRecord], decisions: Iterable[RawRecord], keys: ApproverKeys | None,
-            now: datetime, *, checker: Checker | None = None, include_answered: bool = False,
-            include_expired: bool = False) -> list[Pending]:
-    """The latest request of every parked step, with its answer; by default only those still waiting."""
-    read = latest_requests(requests, checker)
+def pending(read: Requests, decisions: Iterable[RawRecord], keys: ApproverKeys | None, now: datetime, *,
+            include_answered: bool = False, include_expired: bool = False) -> list[Pending]:
+    """The latest request of every parked step (`read`: `latest_requests`), with its answer; by default only those
+    still waiting."""
     latest = read.latest
     answers: dict[tuple[str, str], Answer] = {}
     refused: dict[tuple[str, str], list[str]] = {}
@@ -147,7 +147,7 @@ def pending(requests: Iterable[RawRecord], decisions: Iterable[RawRecord], keys:
             refused.setdefault((decision.incident, decision.step), []).append(judged)
     out = []
     for at, request in latest.items():
-        item = Pending(request=request, request_verified=None if checker is None else True, answer=answers.get(at),
+        item = Pending(request=request, request_verified=True if read.checked else None, answer=answers.get(at),
                        expired=request.expires_at <= now, refused=refused.get(at, []))
         waiting = item.answer is None or item.answer.lapsed
         if (waiting or include_answered) and (not item.expired or include_expired):

@@ -19,7 +19,6 @@ from responder.actuators.base import AwsCaller
 from responder.actuators.context import context_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
-from responder.auth import ApproverKeys
 from responder.catalog import load_runbooks
 from responder.clock import SteadyClock
 from responder.engine.executor import Engine
@@ -40,7 +39,7 @@ from responder.normalise import known
 from responder.pipeline import Pipeline
 from responder.service.batches import BatchHandling
 from responder.service.running import Running
-from responder.service.wiring import NO_KAFKA, archiver_from, authenticator_from, guards_from
+from responder.service.wiring import NO_KAFKA, approver_keys, archiver_from, authenticator_from, guards_from
 from responder.settings import Settings
 from responder.timeline.recorder import Recorder
 
@@ -80,9 +79,7 @@ class Service(BatchHandling, Running):
             self.recorder, registry, context.aws, dry_run=settings.dry_run,
             guards=global_guards, fleet_guard=self.fleet_guard, publisher=self.publisher,
             requests_topic=settings.approval_requests_topic,
-            approval_keys=ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
-                                       identities=settings.approver_identities,
-                                       max_lifetime=settings.approval_decision_max_lifetime),
+            approval_keys=approver_keys(settings),
             clock=clock, context=context,
         )
         books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from responder.actuators.aws.archive import S3Archive
+from responder.auth import ApproverKeys
 from responder.engine.guards import GuardPolicy, Guards
 from responder.errors import ConfigError
 from responder.ingest.authn import RecordAuthenticator
@@ -33,6 +34,13 @@ def guards_from(settings: Settings) -> Guards:
         protected=Protected(ids=settings.protected_ids, tags=settings.protected_tags),
         kill_switch=settings.kill_switch, kill_switch_file=settings.kill_switch_file,
     ))
+
+
+def approver_keys(settings: Settings) -> ApproverKeys:
+    """The approval keys with the identities they stand for and the longest decision lifetime: what the engine
+    accepts decisions with, and what `responder approvals pending` judges them with."""
+    return ApproverKeys({k: v.get_secret_value() for k, v in settings.approval_keys.items()},
+                        identities=settings.approver_identities, max_lifetime=settings.approval_decision_max_lifetime)
 
 
 def authenticator_from(settings: Settings) -> RecordAuthenticator:

@@ -93,6 +93,12 @@ class Checker:
         """A checker trusting the base64 public keys given."""
         return cls([load_public_key(t) for t in texts])
 
+    @classmethod
+    def from_setting(cls, keys: str | None) -> Checker | None:
+        """A checker from `timeline_verify_key` / `--public-key`: comma-separated base64 keys; None when unset."""
+        texts = [k.strip() for k in (keys or "").split(",") if k.strip()]
+        return cls.from_text(*texts) if texts else None
+
     def verifies(self, key_id: str | None, signature: str | None, data: bytes) -> bool:
         """Whether `signature` (base64 Ed25519) over `data` is valid under the trusted key `key_id`."""
         key = self._keys.get(key_id or "")

@@ -42,13 +42,13 @@ def _decision(digest: str = "a" * 64, *, by: str = "alice", key: tuple[str, str]
 
 def test_a_request_with_no_decision_waits():
     """One signed request and no decision: it is listed as verified, not expired, with no answer."""
-    [item] = pending([_request()], [], KEYS, NOW, checker=CHECKER)
+    [item] = pending(latest_requests([_request()], CHECKER), [], KEYS, NOW)
     assert (item.request.step, item.answer, item.expired, item.request_verified) == ("revoke", None, False, True)
 
 
 def test_the_latest_request_of_a_step_counts():
     """A step re-published (escalated, with a new plan) is listed once, as its latest request."""
-    [item] = pending([_request("a" * 64), _request("b" * 64, escalated=True)], [], KEYS, NOW, checker=CHECKER)
+    [item] = pending(latest_requests([_request("a" * 64), _request("b" * 64, escalated=True)], CHECKER), [], KEYS, NOW)
     assert (item.request.digest, item.request.escalated) == ("b" * 64, True)
 
 
@@ -60,15 +60,15 @@ def test_a_request_not_signed_by_a_replica_is_refused():
     found = latest_requests(records, CHECKER)
     assert found.refused == 2
     assert found.latest[("inc-1", "revoke")].target == "AKIA1"
-    [item] = pending(records, [], KEYS, NOW, checker=CHECKER)
+    [item] = pending(latest_requests(records, CHECKER), [], KEYS, NOW)
     assert item.request.target == "AKIA1"
     assert latest_requests(records, None).latest[("inc-1", "revoke")].target == "AKIA-BENIGN"  # nothing to check with
 
 
 def test_an_accepted_decision_for_the_digest_answers_it():
     """alice's decision, signed with her key and naming the digest, answers the request (listed with --all only)."""
-    assert pending([_request()], [_decision()], KEYS, NOW, checker=CHECKER) == []
-    [item] = pending([_request()], [_decision()], KEYS, NOW, checker=CHECKER, include_answered=True)
+    assert pending(latest_requests([_request()], CHECKER), [_decision()], KEYS, NOW) == []
+    [item] = pending(latest_requests([_request()], CHECKER), [_decision()], KEYS, NOW, include_answered=True)
     assert item.answer is not None
     assert (item.answer.decision, item.answer.by, item.answer.verified) == ("approve", "alice", True)
 
@@ -79,7 +79,7 @@ def test_decisions_the_engine_would_refuse_do_not_hide_a_request():
     decisions = [_decision(key=("k1", "wrong")), _decision(key=None), _decision(by="bob", key=("k2", "bob-secret")),
                  _decision(by="alice", key=("k2", "bob-secret")), _decision(published=NOW + timedelta(minutes=9)),
                  _decision("c" * 64)]
-    [item] = pending([_request()], decisions, KEYS, NOW, checker=CHECKER)
+    [item] = pending(latest_requests([_request()], CHECKER), decisions, KEYS, NOW)
     assert item.answer is None
     assert len(item.refused) == 5
     assert any("not an approver" in why for why in item.refused)
@@ -89,21 +89,21 @@ def test_decisions_the_engine_would_refuse_do_not_hide_a_request():
 
 def test_a_decision_from_before_the_request_answers_nothing():
     """A decision published before its plan was first requested (an earlier parking of the same plan) is ignored."""
-    assert len(pending([_request()], [_decision(published=NOW - timedelta(minutes=1))], KEYS, NOW,
-                       checker=CHECKER)) == 1
+    assert len(pending(latest_requests([_request()], CHECKER), [_decision(published=NOW - timedelta(minutes=1))],
+                       KEYS, NOW)) == 1
 
 
 def test_an_answer_that_has_expired_by_now_does_not_hide_the_request():
     """An accepted decision past its expiry by now is shown with the request, which stays listed: if the engine
     had not applied it in time, the step still waits and needs a new decision."""
-    [item] = pending([_request()], [_decision()], KEYS, NOW + timedelta(minutes=6), checker=CHECKER)
+    [item] = pending(latest_requests([_request()], CHECKER), [_decision()], KEYS, NOW + timedelta(minutes=6))
     assert item.answer is not None
     assert item.answer.lapsed
 
 
 def test_without_keys_a_decision_is_shown_unverified():
     """With no approval keys to check signatures, a decision answers the request but says it was not verified."""
-    [item] = pending([_request()], [_decision(key=("k1", "wrong"))], None, NOW, include_answered=True)
+    [item] = pending(latest_requests([_request()]), [_decision(key=("k1", "wrong"))], None, NOW, include_answered=True)
     assert item.answer is not None
     assert item.answer.verified is None
     assert item.request_verified is None
@@ -111,13 +111,13 @@ def test_without_keys_a_decision_is_shown_unverified():
 
 def test_an_expired_request_is_listed_only_when_asked():
     """A request past its deadline (the replica applied on_timeout) is left out unless include_expired."""
-    assert pending([_request(minutes=-1)], [], KEYS, NOW, checker=CHECKER) == []
-    [item] = pending([_request(minutes=-1)], [], KEYS, NOW, checker=CHECKER, include_expired=True)
+    assert pending(latest_requests([_request(minutes=-1)], CHECKER), [], KEYS, NOW) == []
+    [item] = pending(latest_requests([_request(minutes=-1)], CHECKER), [], KEYS, NOW, include_expired=True)
     assert item.expired
 
 
 def test_records_that_are_not_requests_or_decisions_are_skipped():
     """Bytes that do not parse as a request or a decision are skipped, not fatal (a request-shaped one is counted)."""
     junk = RawRecord(topic="x", value=b"{not json")
-    assert len(pending([junk, _request()], [junk], KEYS, NOW, checker=CHECKER)) == 1
+    assert len(pending(latest_requests([junk, _request()], CHECKER), [junk], KEYS, NOW)) == 1
     assert latest_requests([junk], CHECKER).refused == 1
