@@ -196,6 +196,17 @@ class MetricsServer:
         self.port = port
         self._server: asyncio.Server | None = None
 
+    @property
+    def listening(self) -> bool:
+        """Whether `start` bound the port and `stop` has not closed it."""
+        return self._server is not None
+
+    def attach(self, metrics: Metrics, ready: Callable[[], bool], why: Callable[[], str | None]) -> None:
+        """Answer for another service from now on: a replica that rejoins after a fence keeps its port, so its
+        probes never see a refused connection while it drops one service and builds the next
+        (responder/service/rejoin.py)."""
+        self.metrics, self.ready, self.why = metrics, ready, why
+
     async def start(self) -> int:
         """Listen; returns the bound port (useful when `port` is 0)."""
         self._server = await asyncio.start_server(self._handle, self.host, self.port)

@@ -91,7 +91,7 @@ def run(
 ) -> None:
     """Run the service: consume alerts, run runbooks, record the timeline, until SIGTERM/SIGINT."""
     from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
-    from responder.service import rebuilds, serve_rejoining
+    from responder.service import health_server, rebuilds, serve_rejoining
 
     overrides: dict[str, object] = {}
     if dry_run:
@@ -117,7 +117,9 @@ def run(
         tracing.configure(settings.otel_exporter_otlp_endpoint, "responder")
 
         async def main() -> None:  # a fenced replica rejoins in-process (responder/service/rejoin.py)
-            await serve_rejoining(rebuilds(settings), rejoins=settings.fenced_rejoins)
+            health = health_server(settings)  # the process's: it keeps its port while a fenced replica rejoins
+            await serve_rejoining(rebuilds(settings, metrics_server=health), rejoins=settings.fenced_rejoins,
+                                  health=health)
 
         asyncio.run(main())
     except ConfigError as exc:

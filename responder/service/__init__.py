@@ -8,9 +8,9 @@ rejoins its group in-process: `serve_rejoining`, what `responder run` uses).
 
 from responder.service.batches import by_key
 from responder.service.core import Service, serve
-from responder.service.rejoin import fenced, rebuilds, serve_rejoining
+from responder.service.rejoin import fenced, health_server, rebuilds, serve_rejoining
 from responder.service.running import signature
 from responder.service.wiring import NO_KAFKA, archiver_from, authenticator_from, guards_from
 
 __all__ = ["NO_KAFKA", "Service", "archiver_from", "authenticator_from", "by_key", "fenced", "guards_from",
-           "rebuilds", "serve", "serve_rejoining", "signature"]
+           "health_server", "rebuilds", "serve", "serve_rejoining", "signature"]

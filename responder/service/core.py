@@ -57,6 +57,7 @@ class Service(BatchHandling, Running):
         aws: AwsCaller | None = None,
         runbooks: Sequence[Runbook] | None = None,
         clock: Callable[[], float] | None = None,
+        metrics_server: MetricsServer | None = None,
     ) -> None:
         if not settings.kafka_bootstrap:
             raise ConfigError(NO_KAFKA)
@@ -98,7 +99,8 @@ class Service(BatchHandling, Running):
         self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes,
                                  topic_formats=settings.topic_formats, authenticator=authenticator,
                                  metrics=self.metrics)
-        self.metrics_server = (
+        self.shares_metrics_server = metrics_server is not None  # handed in by `rebuilds`: it outlives the service
+        self.metrics_server = metrics_server or (
             MetricsServer(self.metrics, self.ready_now, settings.metrics_host, settings.metrics_port,
                           why=self.unready)
             if settings.metrics_port is not None else None
@@ -153,6 +155,8 @@ class Service(BatchHandling, Running):
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.deadlettered = {}
+        if metrics_server is not None:  # answers for this service from now on, once it is whole
+            metrics_server.attach(self.metrics, self.ready_now, self.unready)
 
     def _runbook_of(self, incident: str) -> str | None:
         """The runbook of a live incident: the `runbook` label of the step metrics."""

@@ -41,6 +41,7 @@ class Parts:
     engine: Engine
     pipeline: Pipeline
     metrics_server: MetricsServer | None
+    shares_metrics_server: bool  # handed in by `rebuilds`: outlives the service, which neither stops it nor owns it
     ingest: KafkaIngest
     fleet: FleetState | None  # fleet mode: state follows its partition
     approvals: ApprovalIngest

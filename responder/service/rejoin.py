@@ -9,12 +9,18 @@ fence is handled so: any other failure, or a stop requested meanwhile, ends the 
 `rejoins` fences within an hour end it with `ReplicaFenced`, which `responder run` turns into exit 75
 (EX_TEMPFAIL), for a supervisor to start the process again: a replica fenced that often is starved, and a fresh
 process is the better cure.
+
+The metrics server (`/healthz`, `/readyz`, `/metrics`) is the process's, not a service's: `rebuilds` hands the same one
+to each service it builds, which answers for it while it runs. Between two services `/healthz` stays 200 (the
+process is alive and rejoining: a liveness probe must not kill it) and `/readyz` is 503 saying so; `/metrics` shows
+the fenced service's counters until the next one starts from zero, as after any restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
 from collections import deque
@@ -24,6 +30,7 @@ from typing import Any
 import structlog
 
 from responder.errors import ReplicaFenced
+from responder.metrics import Metrics, MetricsServer
 from responder.service.core import Service
 from responder.settings import Settings
 
@@ -48,10 +55,20 @@ def fenced(exc: BaseException) -> bool:
     return False
 
 
+def health_server(settings: Settings) -> MetricsServer | None:
+    """The process's metrics server (None when `metrics_port` is unset), for `rebuilds` and `serve_rejoining`: it
+    answers 503 "starting" until the first service is built and attaches itself; that service starts it."""
+    if settings.metrics_port is None:
+        return None
+    return MetricsServer(Metrics(), lambda: False, settings.metrics_host, settings.metrics_port,
+                         why=lambda: "starting")
+
+
 def rebuilds(settings: Settings, **kwargs: Any) -> Callable[[Service | None], Service]:
     """What `serve_rejoining` builds services with: the first from `settings`; each one after a fence with the
     runbooks the first one loaded (a rejoin is no hot reload: the directory may have changed under a running
-    fleet, whose digest must not move) and without `fleet_adopt_digest` (only a deliberate start adopts)."""
+    fleet, whose digest must not move) and without `fleet_adopt_digest` (only a deliberate start adopts). A
+    `metrics_server` in `kwargs` is handed to every one of them (see `health_server`)."""
     def build(previous: Service | None) -> Service:
         if previous is None:
             return Service(settings, **kwargs)
@@ -60,11 +77,13 @@ def rebuilds(settings: Settings, **kwargs: Any) -> Callable[[Service | None], Se
     return build
 
 
-async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins: int, backoff: float = 1.0) -> None:
+async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins: int, backoff: float = 1.0,
+                          health: MetricsServer | None = None) -> None:
     """Run `build(None)` until SIGTERM or SIGINT, as `serve` does; when it ends fenced, build and run a new one
     (`build(the fenced one)`, see `rebuilds`) after `backoff` seconds (doubled after each fence, at most 10), at
     most `rejoins` times an hour. A stop asked for while fenced ends serving cleanly: the partitions are another
-    replica's already."""
+    replica's already. `health`, the metrics server the services were built with, says "rejoining" between two
+    of them and is stopped when serving ends."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     current: list[Service] = []
@@ -102,6 +121,10 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
                 fences.append(now)
                 log.warning("replica_rejoining", rejoin=len(fences), of=rejoins, in_s=delay,
                             detail="state dropped; a new member joins the group and restores from the changelog")
+                if health is not None:
+                    why = (f"rejoining after a fence ({len(fences)} of {rejoins} rejoins this hour): the state was "
+                           f"dropped; a new member joins the group in {delay:g} s and restores from the changelog")
+                    health.attach(health.metrics, lambda: False, functools.partial(str, why))
             previous = current.pop()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
@@ -109,3 +132,5 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if health is not None:
+            await health.stop()

@@ -50,7 +50,7 @@ class Running(PartitionKeeping):
         collector.tune(self.settings.max_batch)
         if self.archiver is not None:
             await asyncio.to_thread(self.archiver.catch_up, self.recorder.store.read().splitlines())
-        if self.metrics_server is not None:
+        if self.metrics_server is not None and not self.metrics_server.listening:  # a rebuilt one kept its port
             await self.metrics_server.start()
 
     async def run(self) -> None:
@@ -105,7 +105,7 @@ class Running(PartitionKeeping):
         steps: list[Callable[[], Awaitable[None] | None]] = [client.stop for client in (*clients, self.publisher)]
         if self.fleet is not None:
             steps += [self.recorder.flush, self.fleet.changelog.stop]
-        if self.metrics_server is not None:
+        if self.metrics_server is not None and not self.shares_metrics_server:
             steps.append(self.metrics_server.stop)
         steps += [self.recorder.close, *(shipper.close for shipper in shippers)]
         first: BaseException | None = None

@@ -17,7 +17,7 @@ from responder import log
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import Registry
-from responder.service import Service, rebuilds, serve_rejoining
+from responder.service import Service, health_server, rebuilds, serve_rejoining
 from responder.settings import Settings
 from tests.integration.crash_worker import RUNBOOK as CRASH_RUNBOOK
 from tests.integration.crash_worker import PutMarker
@@ -80,13 +80,14 @@ async def main() -> None:
     registry.add(Hold())
     built: list[Service] = []
 
-    make = rebuilds(settings, registry=registry, aws=AwsSession.from_settings(settings))
+    health = health_server(settings)  # as `responder run`: the process's, kept across a rejoin
+    make = rebuilds(settings, registry=registry, aws=AwsSession.from_settings(settings), metrics_server=health)
 
     def build(previous: Service | None) -> Service:  # as `responder run` does: a fenced replica rejoins
         built.append(make(previous))
         return built[-1]
 
-    task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins))
+    task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins, health=health))
     ready = Path(os.environ["FENCE_READY_FILE"])
     served = 0
     while not task.done():  # FENCE_READY_FILE once the first service consumes, `<it>.<n>` once the n-th does

@@ -20,8 +20,10 @@ from responder.ingest.changelog import Changelog, ensure_changelog
 from responder.ingest.kafka import ensure_topics
 from responder.ingest.transactions import Transactions, supported
 from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.sandbox.broker import free_port
 from responder.sandbox.fixtures import on_apache_kafka
 from responder.timeline.verify import verify_lines
+from tests.http import http_request
 from tests.integration.crash import fake_key
 from tests.integration.fence_worker import write_runbook
 from tests.integration.fleet import effects, stream
@@ -127,6 +129,26 @@ def _events(path: Path) -> list[str]:
             if '"event": "' in line]
 
 
+class _Probe:
+    """Polls a replica's /readyz every 50 ms, as an orchestrator's probes would: what it answered, and whether the
+    port ever refused a connection (a paused process times out instead, which is no refusal)."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.bodies, self.refused = port, set[str](), 0
+        self.task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                _, body = await asyncio.wait_for(http_request(self.port, "/readyz"), 1)
+                self.bodies.add(body)
+            except ConnectionRefusedError:
+                self.refused += 1
+            except (TimeoutError, OSError):
+                pass
+            await asyncio.sleep(0.05)
+
+
 def _has(path: Path, *needles: str) -> bool:
     return path.exists() and any(all(n in line for n in needles) for line in path.read_text().splitlines())
 
@@ -155,11 +177,14 @@ async def test_paused_replica_is_fenced_and_does_not_act_twice(transactional, aw
     if os.environ.get("FENCE_TRANSACTIONS"):
         env["RESPONDER_KAFKA_TRANSACTIONS"] = os.environ["FENCE_TRANSACTIONS"]
     key, later = fake_key(), fake_key()
-    a = _spawn(tmp_path, "a", env)
+    port = free_port()
+    a = _spawn(tmp_path, "a", env | {"RESPONDER_METRICS_PORT": str(port)})
     b: subprocess.Popen[bytes] | None = None
     log_a = tmp_path / "replica-a.log"
+    probe: _Probe | None = None
     try:
         await _until(lambda: (tmp_path / "ready-a").exists(), "replica A did not start")
+        probe = _Probe(port)
         await stream(transactional, topic, [key], 1, redeliver=0)
         await _until(lambda: _has(tmp_path / "timeline-a.jsonl", '"step.intent"', '"hold"'),
                      "A did not reach the hold step")
@@ -192,6 +217,10 @@ async def test_paused_replica_is_fenced_and_does_not_act_twice(transactional, aw
         await stream(transactional, topic, [later], 1, redeliver=0)  # whichever of A and B owns it now
         await _until(lambda: any(_has(tmp_path / f"timeline-{n}.jsonl", '"step.result"', '"put-marker"', later)
                                  for n in "ab"), "the fleet did not handle the next incident", timeout=90)
+        probe.task.cancel()
+        assert probe.refused == 0, "A's probes were refused while it rejoined"  # the port is the process's
+        assert any("rejoining after a fence (1 of 5" in body for body in probe.bodies), probe.bodies
+        assert "ready\n" in probe.bodies
         a.send_signal(signal.SIGTERM)
         assert a.wait(60) == 0, "the rejoined replica stops cleanly:\n" + log_a.read_text()[-3000:]
         counted = await effects(aws, bucket)
@@ -200,6 +229,8 @@ async def test_paused_replica_is_fenced_and_does_not_act_twice(transactional, aw
             lines = (tmp_path / f"timeline-{name}.jsonl").read_bytes().splitlines()
             assert verify_lines(lines).entries == len(lines)  # A's two services wrote one chain
     finally:
+        if probe is not None:
+            probe.task.cancel()
         for proc in (a, b):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)

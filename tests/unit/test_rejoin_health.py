@@ -1,0 +1,115 @@
+"""The metrics server is the process's: it keeps its port while a fenced replica drops its service and builds the
+next one, /healthz stays 200 and /readyz says the replica is rejoining (responder/service/rejoin.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+from responder.errors import ReplicaFenced, TimelineError
+from responder.metrics import MetricsServer
+from responder.service import Service, health_server, rebuilds, serve_rejoining
+from responder.settings import Settings
+from tests.http import http_request
+
+
+def _fence() -> BaseException:
+    """What a fenced service's run() raises: a TimelineError from the changelog barrier."""
+    try:
+        raise ReplicaFenced("changelog c[0]: this replica was fenced")
+    except ReplicaFenced as exc:
+        try:
+            raise TimelineError("state changelog write failed") from exc
+        except TimelineError as err:
+            return ExceptionGroup("run", [err])
+
+
+def _settings(tmp_path: Any) -> Settings:
+    return Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                    topics=["a"], metrics_host="127.0.0.1", metrics_port=0)
+
+
+async def _refused(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return True
+    writer.close()
+    return False
+
+
+async def test_probes_answer_between_a_fence_and_the_next_service(tmp_path):
+    """After a fence, during the backoff, /healthz is 200 and /readyz is 503 saying the replica rejoins; when
+    serving ends the port is closed."""
+    health = health_server(_settings(tmp_path))
+    assert health is not None
+    port = await health.start()
+    built: list[Any] = []
+
+    class _Fenced:
+        async def run(self) -> None:
+            raise _fence()
+
+        def request_stop(self) -> None:
+            """Nothing runs by then."""
+
+    def build(previous: Any) -> Any:
+        built.append(_Fenced())
+        return built[-1]
+
+    task = asyncio.create_task(serve_rejoining(build, rejoins=3, backoff=30, health=health))
+    for _ in range(500):  # the fence is seen within a few loop turns; bounded so that a missing reason fails
+        if built and "rejoining" in (await http_request(port, "/readyz"))[1]:
+            break
+        await asyncio.sleep(0.01)
+    status, body = await http_request(port, "/readyz")
+    assert status == 503
+    assert "rejoining after a fence (1 of 3 rejoins this hour)" in body
+    assert await http_request(port, "/healthz") == (200, "ok\n")
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(task, 5)
+    assert len(built) == 1
+    assert not health.listening
+    assert await _refused(port)
+
+
+async def test_a_rebuilt_service_answers_on_the_port_its_predecessor_kept(tmp_path, monkeypatch):
+    """Services built by `rebuilds` with a shared server attach it, start it only when it is not listening yet,
+    and leave it listening at teardown; the next one's /readyz is its own."""
+    async def reachable(*_: Any) -> None:
+        return None
+
+    monkeypatch.setattr("responder.service.running.check_connection", reachable)
+    health = health_server(_settings(tmp_path))
+    assert isinstance(health, MetricsServer)
+    build = rebuilds(_settings(tmp_path), metrics_server=health, runbooks=[])
+    first: Service = build(None)
+    assert first.metrics_server is health
+    await first._prepare()  # starts it: the first service reaches the point where a lone one listens
+    port = health.port
+    assert health.listening
+    assert (await http_request(port, "/readyz")) == (503, "not ready: starting: joining the consumer group\n")
+    await first._close_started([])
+    assert health.listening  # the process keeps its port across the rebuild
+    second: Service = build(first)
+    await second._prepare()  # would fail with the port in use if it started the server again
+    second.ready.set()
+    assert (await http_request(port, "/readyz")) == (200, "ready\n")
+    await second._close_started([])
+    await second.close_unstarted()
+    await first.close_unstarted()
+    await health.stop()
+    assert await _refused(port)
+
+
+async def test_a_lone_service_still_owns_its_server(tmp_path):
+    """A service built without a shared server (tests, `serve`) makes its own from the settings and stops it."""
+    service = Service(_settings(tmp_path), runbooks=[])
+    assert service.metrics_server is not None
+    assert not service.shares_metrics_server
+    port = await service.metrics_server.start()
+    await service._close_started([])
+    await service.close_unstarted()
+    assert await _refused(port)
