@@ -69,6 +69,8 @@ class Metrics:
                                       ["topic", "partition"], registry=r)
         self.partition_pauses = Counter("responder_partition_pauses", "Times a partition was paused (backpressure)",
                                         ["topic", "partition"], registry=r)
+        self.rejoins = Counter("responder_replica_rejoins", "Times this process rejoined its group after a fence "
+                               "(carried from service to service: responder/service/rejoin.py)", registry=r)
 
     def partition_flow(self, tp: Any, in_flight: int, paused: bool, changed: bool) -> None:
         """A partition's backpressure state (the flow control's observer)."""

@@ -68,12 +68,16 @@ def rebuilds(settings: Settings, **kwargs: Any) -> Callable[[Service | None], Se
     """What `serve_rejoining` builds services with: the first from `settings`; each one after a fence with the
     runbooks the first one loaded (a rejoin is no hot reload: the directory may have changed under a running
     fleet, whose digest must not move) and without `fleet_adopt_digest` (only a deliberate start adopts). A
-    `metrics_server` in `kwargs` is handed to every one of them (see `health_server`)."""
+    `metrics_server` in `kwargs` is handed to every one of them (see `health_server`), and each one's
+    `responder_replica_rejoins_total` goes on from the fenced one's, so the counter never falls."""
     def build(previous: Service | None) -> Service:
         if previous is None:
             return Service(settings, **kwargs)
-        return Service(settings.model_copy(update={"fleet_adopt_digest": False}),
-                       **{**kwargs, "runbooks": list(previous.engine.runbooks.values())})
+        service = Service(settings.model_copy(update={"fleet_adopt_digest": False}),
+                          **{**kwargs, "runbooks": list(previous.engine.runbooks.values())})
+        # one count for the process: the new service's counter starts where the fenced one's ended, plus this one
+        service.metrics.rejoins.inc(previous.metrics.value("responder_replica_rejoins_total") + 1)
+        return service
     return build
 
 

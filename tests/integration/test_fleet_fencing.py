@@ -221,6 +221,7 @@ async def test_paused_replica_is_fenced_and_does_not_act_twice(transactional, aw
         assert probe.refused == 0, "A's probes were refused while it rejoined"  # the port is the process's
         assert any("rejoining after a fence (1 of 5" in body for body in probe.bodies), probe.bodies
         assert "ready\n" in probe.bodies
+        assert "responder_replica_rejoins_total 1.0" in (await http_request(port, "/metrics"))[1]
         a.send_signal(signal.SIGTERM)
         assert a.wait(60) == 0, "the rejoined replica stops cleanly:\n" + log_a.read_text()[-3000:]
         counted = await effects(aws, bucket)

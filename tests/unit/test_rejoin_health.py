@@ -77,7 +77,7 @@ async def test_probes_answer_between_a_fence_and_the_next_service(tmp_path):
 
 async def test_a_rebuilt_service_answers_on_the_port_its_predecessor_kept(tmp_path, monkeypatch):
     """Services built by `rebuilds` with a shared server attach it, start it only when it is not listening yet,
-    and leave it listening at teardown; the next one's /readyz is its own."""
+    and leave it listening at teardown; the next one's /readyz is its own, its rejoin counter goes on."""
     async def reachable(*_: Any) -> None:
         return None
 
@@ -98,6 +98,10 @@ async def test_a_rebuilt_service_answers_on_the_port_its_predecessor_kept(tmp_pa
     second.ready.set()
     assert (await http_request(port, "/readyz")) == (200, "ready\n")
     await second._close_started([])
+    third: Service = build(second)
+    assert [s.metrics.value("responder_replica_rejoins_total") for s in (first, second, third)] == [0, 1, 2]
+    assert "responder_replica_rejoins_total 2.0" in (await http_request(port, "/metrics"))[1]
+    await third.close_unstarted()
     await second.close_unstarted()
     await first.close_unstarted()
     await health.stop()
