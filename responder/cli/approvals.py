@@ -5,35 +5,82 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import typer
 
 from responder.cli.options import JsonOpt, TimelineOpt, fail, incident_ids
 from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
-from responder.cli.pending import fleet_request
+from responder.cli.pending import FleetRequest, fleet_request
 from responder.errors import ConfigError
-from responder.models.approval import ApprovalDecision
+from responder.models.approval import ApprovalDecision, ApprovalRequest
 from responder.models.timeline import EntryKind
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
 
 By = Annotated[str, typer.Option("--by", help="who decides (must be a listed approver, if the step lists any)")]
 Reason = Annotated[str, typer.Option("--reason", help="why, for the timeline")]
-Digest = Annotated[str | None, typer.Option(help="plan digest (default: the request's, from the timeline, else "
-                                                 "from approval_requests_topic)")]
+Digest = Annotated[str | None, typer.Option(help="plan digest (default: the newest request's, on the timeline or "
+                                                 "approval_requests_topic; with --digest Kafka is not read)")]
 app = typer.Typer()
 
 
-def pending_digest(timeline: Path, incident: str, step: str) -> str | None:
-    """The digest of the latest approval request for (incident, step) on the timeline."""
+class LocalRequest(NamedTuple):
+    """The timeline's latest approval request for a step: its plan digest, and when that plan was first requested
+    (since the step last had another)."""
+
+    digest: str
+    at: datetime | None  # None: an `at` that does not parse
+
+
+def timeline_request(timeline: Path, incident: str, step: str) -> LocalRequest | None:
+    """The latest approval request for (incident, step) on the timeline, dated as the fleet's are
+    (`Requests.since`): by its plan's first request since the step last had another plan, so that the same plan
+    requested again (an escalation) does not look newer than a re-plan elsewhere in between."""
     if not timeline.exists():
         return None
     found = None
     for entry in parse_lines(timeline.read_bytes().splitlines()):
         if entry.kind == EntryKind.APPROVAL_REQUESTED and entry.incident == incident and entry.body["step"] == step:
-            found = str(entry.body["digest"])
-    return found
+            found = entry if found is None or found.body["digest"] != entry.body["digest"] else found
+    if found is None:
+        return None
+    try:
+        at: datetime | None = datetime.fromisoformat(found.at)
+    except ValueError:
+        at = None
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)  # the recorder writes UTC without an offset
+    return LocalRequest(str(found.body["digest"]), at)
+
+
+def _time(when: datetime | None) -> str:
+    return when.isoformat(timespec="milliseconds") if when is not None else "no time"
+
+
+def newest(mine: LocalRequest | None, fleet: FleetRequest, topic: str) -> tuple[str | None, ApprovalRequest | None]:
+    """The digest to sign and the fleet's request it is (for the success line): the newer of the timeline's request
+    and the fleet's (another replica may have re-planned the step since). One line on stderr when they differ, or
+    when the topic was not read and the timeline's is used as it is."""
+    theirs = fleet.request
+    if mine is not None and fleet.unread is not None:  # the timeline has it: a single replica's operator goes on
+        err_console.print(f"! the fleet's requests topic {topic} was not read ({fleet.unread}): signing the "
+                          f"timeline's request {mine.digest[:12]}… ({_time(mine.at)}); if another replica has "
+                          "re-planned the step since, the engine refuses it as for another plan", markup=False)
+        return mine.digest, None
+    if mine is None:
+        return (theirs.digest if theirs is not None else None), theirs
+    if theirs is None or theirs.digest == mine.digest:
+        return mine.digest, theirs
+    ours, other = f"{mine.digest[:12]}… ({_time(mine.at)})", f"{topic} ({fleet.origin}, {_time(fleet.published)})"
+    if fleet.published is not None and mine.at is not None and fleet.published > mine.at:
+        err_console.print(f"! a newer request on {other} supersedes the timeline's {ours}: signing "
+                          f"{theirs.digest[:12]}…", markup=False)
+        return theirs.digest, theirs
+    why = "is newer than" if fleet.published is not None and mine.at is not None else "cannot be dated against"
+    err_console.print(f"! the timeline's request {ours} {why} the request for another plan ({theirs.digest[:12]}…) "
+                      f"on {other}: signing the timeline's; pass --digest to sign the other", markup=False)
+    return mine.digest, None
 
 
 def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: str | None,
@@ -53,15 +100,19 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
         raise typer.Exit(EXIT_CONFIG)
     path = timeline or settings.timeline_path
     local = incident_ids(path) if path.is_file() else []
-    found = pending_digest(path, incident, step) if incident in local else None
+    mine = timeline_request(path, incident, step) if incident in local else None
     request, where = None, "the timeline"
-    if found is None and digest is not None:  # the operator names the plan: no need to look for it on Kafka
+    if digest is not None:  # the operator names the plan: nothing is read from Kafka
         close = [i for i in local if i.startswith(incident)]  # a plan's digest binds its incident: a wrong one
         incident = close[0] if incident not in local and len(close) == 1 else incident  # is refused, not run
-    elif found is None:  # a prefix, or a request this timeline does not have (in a fleet, another replica's)
-        incident, request, where = fleet_request(settings, incident, step, local)
-        found = (pending_digest(path, incident, step) if incident in local else None) or \
-            (request.digest if request is not None else None)
+        found = mine.digest if mine is not None else None
+    else:  # the newest request wins: in a fleet, another replica may have re-planned the step since the timeline's
+        fleet = fleet_request(settings, incident, step, local, tolerate=mine is not None)
+        if fleet.incident != incident:  # a prefix
+            incident = fleet.incident
+            mine = timeline_request(path, incident, step) if incident in local else None
+        found, request = newest(mine, fleet, settings.approval_requests_topic)
+        where = fleet.where
     if digest is not None and found not in (None, digest):
         err_console.print(f"! --digest {digest[:12]}… is not the request's {found[:12]}…: the engine refuses a "
                           "decision for another plan", markup=False)

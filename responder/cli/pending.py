@@ -3,12 +3,14 @@
 In a fleet the request of a parked step is on one replica's timeline, which the on-call engineer rarely has. Every
 request is also published to `approval_requests_topic`, and every decision to `approvals_topic`, so this command
 reads both and lists the requests no decision answers yet (responder/engine/pending.py). `approve` and `deny` use
-the same requests to find an incident by its id prefix and the plan digest to sign (`fleet_request`).
+the same requests to find an incident by its id prefix and the plan digest to sign (`fleet_request`): the newer of
+the timeline's request and the fleet's, since another replica may have re-planned the step after its partition moved.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -16,8 +18,9 @@ import typer
 
 from responder.cli.options import BootstrapOpt, JsonOpt, fail, kafka_server, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
+from responder.engine.approvals import REQUEST_KEY_HEADER
 from responder.engine.pending import Pending, latest_requests, pending
-from responder.errors import BrokerUnreachable, ConfigError
+from responder.errors import ConfigError
 from responder.models.approval import ApprovalRequest
 from responder.models.event import RawRecord
 from responder.service.wiring import approver_keys
@@ -28,6 +31,7 @@ app = typer.Typer(help="Approvals across the fleet, read from Kafka.")
 
 
 def _read(settings: Settings, server: str, topics: list[str]) -> list[list[RawRecord]]:
+    """Each topic's records to its end; BrokerUnreachable or ConfigError (a TLS / SASL failure) when not read."""
     from responder.ingest.reading import read_to_end
     from responder.ingest.security import kafka_client_options
 
@@ -36,19 +40,45 @@ def _read(settings: Settings, server: str, topics: list[str]) -> list[list[RawRe
     async def read() -> list[list[RawRecord]]:
         return list(await asyncio.gather(*(read_to_end(server, t, options=options) for t in topics)))
 
-    try:
-        return asyncio.run(read())
-    except (BrokerUnreachable, ConfigError) as exc:  # no broker, a TLS / SASL failure
-        raise fail(str(exc), EXIT_CONFIG) from exc
+    return asyncio.run(read())
 
 
-def fleet_request(settings: Settings, given: str, step: str,
-                  local: list[str]) -> tuple[str, ApprovalRequest | None, str]:
-    """(incident, its latest signed request for `step` on Kafka or None, where it was looked for): the incident
-    `given` names, as an id or a unique prefix among this timeline's ids (`local`) and the fleet's requests
-    together; exit 3 listing the candidates when it names several. Not found anywhere: `given`, None."""
+@dataclass(frozen=True)
+class FleetRequest:
+    """What `fleet_request` found on the requests topic."""
+
+    incident: str  # the incident `given` names: itself, or the one its prefix names
+    request: ApprovalRequest | None  # the latest trusted request for the step; None: none there, or not read
+    where: str  # the topic, and how many records there were refused
+    published: datetime | None = None  # when the request's plan was published (its record's timestamp)
+    origin: str = ""  # which record that was, and the replica key that signed it
+    unread: str | None = None  # why the topic could not be read; None: it was
+
+
+def _origin(record: RawRecord | None) -> tuple[datetime | None, str]:
+    """When a request record was published (None: no timestamp) and where it is, for the operator."""
+    if record is None:
+        return None, ""
+    key = record.header(REQUEST_KEY_HEADER)
+    stamp = record.timestamp_ms if record.timestamp_ms is not None and record.timestamp_ms > 0 else None
+    return (datetime.fromtimestamp(stamp / 1000, UTC) if stamp is not None else None,
+            f"partition {record.partition} offset {record.offset}, "
+            + (f"signed by replica key {key.decode(errors='replace')}" if key else "unsigned"))
+
+
+def fleet_request(settings: Settings, given: str, step: str, local: list[str], *,
+                  tolerate: bool = False) -> FleetRequest:
+    """The incident `given` names, as an id or a unique prefix among this timeline's ids (`local`) and the fleet's
+    requests together, with its latest signed request for `step` on Kafka; exit 3 listing the candidates when it
+    names several. Not found anywhere: `given`, no request. A topic that cannot be read exits 3, or with
+    `tolerate` (the timeline has the request) is returned as `unread`."""
     topic = settings.approval_requests_topic
-    (records,) = _read(settings, kafka_server(settings, None), [topic])
+    try:
+        (records,) = _read(settings, kafka_server(settings, None), [topic])
+    except ConfigError as exc:  # no broker (BrokerUnreachable), a TLS / SASL failure, a topic too slow to read
+        if not tolerate:
+            raise fail(str(exc), EXIT_CONFIG) from exc
+        return FleetRequest(given, None, topic, unread=str(exc))
     read = latest_requests(records, Checker.from_setting(settings.timeline_verify_key))
     remote = list(dict.fromkeys(i for i, _ in read.latest))
     matches = [given] if given in local or given in remote else \
@@ -58,7 +88,8 @@ def fleet_request(settings: Settings, given: str, step: str,
                    EXIT_CONFIG)
     refused = f" ({read.refused} record(s) there refused: not a request signed by a replica)" if read.refused else ""
     incident = matches[0] if matches else given
-    return incident, read.latest.get((incident, step)), f"{topic}{refused}"
+    published, origin = _origin(read.since.get((incident, step)))
+    return FleetRequest(incident, read.latest.get((incident, step)), f"{topic}{refused}", published, origin)
 
 
 def _print(items: list[Pending], now: datetime) -> None:
@@ -90,7 +121,10 @@ def pending_cmd(
     """Parked steps waiting for a decision, fleet-wide: the requests no verified decision answers yet."""
     settings = load_settings()
     server = kafka_server(settings, bootstrap)
-    requests, decisions = _read(settings, server, [settings.approval_requests_topic, settings.approvals_topic])
+    try:
+        requests, decisions = _read(settings, server, [settings.approval_requests_topic, settings.approvals_topic])
+    except ConfigError as exc:  # no broker (BrokerUnreachable), a TLS / SASL failure
+        raise fail(str(exc), EXIT_CONFIG) from exc
     keys = approver_keys(settings) if settings.approval_keys else None
     checker = Checker.from_setting(settings.timeline_verify_key)
     now = datetime.now(UTC)

@@ -60,6 +60,8 @@ class Requests(BaseModel):
     refused: int = 0
     first_ms: dict[tuple[str, str, str], int] = {}  # when each (incident, step, digest) was first requested
     checked: bool = False  # whether the signatures were checked (a public key was given)
+    since: dict[tuple[str, str], RawRecord] = {}  # the record that published each step's latest plan (its first
+    # since another plan for the step): when, and under which replica key, that plan was requested
 
 
 def _header(record: RawRecord, name: str) -> str | None:
@@ -79,6 +81,7 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
     """The latest request of each parked step among the well-formed (and, with `checker`, signed) records."""
     found: dict[tuple[str, str], ApprovalRequest] = {}
     first_ms: dict[tuple[str, str, str], int] = {}
+    since: dict[tuple[str, str], RawRecord] = {}
     refused = 0
     for record in records:
         try:
@@ -89,12 +92,15 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         if request_signed(record, checker) is False:
             refused += 1
             continue
-        found.pop((request.incident, request.step), None)
-        found[(request.incident, request.step)] = request
+        at = (request.incident, request.step)
+        previous = found.pop(at, None)
+        found[at] = request
+        if previous is None or previous.digest != request.digest:  # a new plan, not the same one re-published
+            since[at] = record
         stamp = _stamp(record)
         if stamp is not None:
             first_ms.setdefault((request.incident, request.step, request.digest), stamp)
-    return Requests(latest=found, refused=refused, first_ms=first_ms, checked=checker is not None)
+    return Requests(latest=found, refused=refused, first_ms=first_ms, checked=checker is not None, since=since)
 
 
 def _stamp(record: RawRecord) -> int | None:

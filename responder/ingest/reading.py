@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from responder.errors import BrokerUnreachable
 from responder.ingest.clients import _start_with_retry
@@ -21,7 +22,8 @@ from responder.models.event import RawRecord
 async def read_to_end(bootstrap: str, topic: str, *, options: Mapping[str, Any] | None = None,
                       timeout: float = 30.0) -> list[RawRecord]:
     """Every record of `topic` up to the end offsets read at the start, in partition then offset order; an empty
-    list when the topic does not exist. BrokerUnreachable when the records cannot be read within `timeout`."""
+    list when the topic does not exist. BrokerUnreachable when the records cannot be read within `timeout`, or
+    Kafka refuses the read (an ACL)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **(options or {}))
     await _start_with_retry(consumer, min(timeout, 15.0))
@@ -44,6 +46,8 @@ async def read_to_end(bootstrap: str, topic: str, *, options: Mapping[str, Any] 
         return [r for p in sorted(out) for r in out[p]]
     except TimeoutError as exc:
         raise BrokerUnreachable(f"could not read {topic} at {bootstrap} to its end within {timeout:g} s") from exc
+    except KafkaError as exc:  # not authorised to read the topic, an unknown partition...: one line, no traceback
+        raise BrokerUnreachable(f"could not read {topic} at {bootstrap}: {type(exc).__name__}: {exc}") from exc
     finally:
         await consumer.stop()
 

@@ -1,30 +1,43 @@
-"""`approve` by incident prefix in a fleet: the prefix is resolved against the local timeline and the fleet's
-signed requests together, so it never silently picks the local incident when the operator meant another."""
+"""`approve` in a fleet: an incident prefix is resolved against the local timeline and the fleet's signed requests
+together, so it never silently picks the local incident when the operator meant another; and the newest request
+for the step, on the timeline or on Kafka, gives the plan digest to sign (another replica may have re-planned it)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
 import typer
+from click.testing import Result
+from typer.testing import CliRunner
 
+from responder.cli import app
 from responder.cli import pending as cli_pending
 from responder.engine.approvals import request_headers
-from responder.models.approval import ApprovalRequest
+from responder.errors import BrokerUnreachable
+from responder.ingest import approvals as ingest_approvals
+from responder.models.approval import ApprovalDecision, ApprovalRequest
 from responder.models.event import RawRecord
+from responder.models.timeline import EntryKind
 from responder.settings import Settings
+from responder.timeline import Recorder
 from responder.timeline.checkpoint import Signer, generate_keypair
+from responder.timeline.store import FileStore
 
 PRIVATE, PUBLIC = generate_keypair()
+T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+LOCAL, REPLANNED = "a" * 64, "b" * 64
 
 
-def _published(incident: str, digest: str) -> RawRecord:
+def _published(incident: str, digest: str, at: datetime | None = None) -> RawRecord:
     request = ApprovalRequest(incident=incident, step="revoke", runbook="rb", actuator="aws.iam.deactivate_access_key",
                               target="AKIA1", params={}, digest=digest, reasons=["approval required"], approvers=[],
                               expires_at=datetime.now(UTC) + timedelta(hours=1), on_timeout="deny")
     value = orjson.dumps(request.model_dump(mode="json"))
-    return RawRecord(topic="req", value=value, headers=tuple(request_headers(Signer.from_text(PRIVATE), value)))
+    return RawRecord(topic="req", value=value, headers=tuple(request_headers(Signer.from_text(PRIVATE), value)),
+                     timestamp_ms=int(at.timestamp() * 1000) if at is not None else None)
 
 
 @pytest.fixture
@@ -50,16 +63,115 @@ def test_a_prefix_matching_the_timeline_and_kafka_differently_is_refused(on_kafk
 def test_a_unique_prefix_finds_the_request_on_kafka(on_kafka):
     """A prefix only the fleet's requests have resolves to that incident and its latest signed request."""
     on_kafka.append(_published("7f3a9-kafka", "b" * 64))
-    incident, request, _ = cli_pending.fleet_request(_settings(), "7f3a", "revoke", ["0000-local"])
-    assert incident == "7f3a9-kafka"
-    assert request is not None
-    assert request.digest == "b" * 64
+    found = cli_pending.fleet_request(_settings(), "7f3a", "revoke", ["0000-local"])
+    assert found.incident == "7f3a9-kafka"
+    assert found.request is not None
+    assert found.request.digest == "b" * 64
 
 
 def test_an_unsigned_request_is_not_a_candidate(on_kafka):
     """With the replicas' public key configured, an unsigned request on the topic is neither matched nor used."""
     forged = _published("7f3a9-kafka", "b" * 64).model_copy(update={"headers": ()})
     on_kafka.append(forged)
-    incident, request, where = cli_pending.fleet_request(_settings(), "7f3a", "revoke", [])
-    assert (incident, request) == ("7f3a", None)
-    assert "1 record(s) there refused" in where
+    found = cli_pending.fleet_request(_settings(), "7f3a", "revoke", [])
+    assert (found.incident, found.request) == ("7f3a", None)
+    assert "1 record(s) there refused" in found.where
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[ApprovalDecision]:
+    """The decisions `approve` sends (instead of a broker), with the settings it needs to sign one."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("RESPONDER_"):
+            monkeypatch.delenv(name)
+    for name, value in {"KAFKA_BOOTSTRAP": "127.0.0.1:9", "APPROVAL_KEYS": '{"k1": "s"}', "APPROVAL_KEY_ID": "k1",
+                        "TIMELINE_VERIFY_KEY": PUBLIC, "TIMELINE_PATH": str(tmp_path / "none.jsonl")}.items():
+        monkeypatch.setenv(f"RESPONDER_{name}", value)
+    decisions: list[ApprovalDecision] = []
+
+    async def send(bootstrap: str, topic: str, decision: ApprovalDecision, key_id: str, secret: bytes,
+                   **_: object) -> None:
+        decisions.append(decision)
+
+    monkeypatch.setattr(ingest_approvals, "send_decision", send)
+    return decisions
+
+
+def _timeline(path: Path, digest: str, at: datetime) -> Path:
+    """A timeline on which this replica requested approval of inc-1's step `revoke` for `digest` at `at`."""
+    recorder = Recorder(FileStore(path), clock=at.timestamp)
+    recorder.append(EntryKind.APPROVAL_REQUESTED, {"step": "revoke", "digest": digest}, "inc-1")
+    recorder.close()
+    return path
+
+
+def _approve(path: Path) -> Result:
+    return CliRunner().invoke(app, ["approve", "inc-1", "revoke", "--by", "alice", "--timeline", str(path)])
+
+
+def test_a_newer_request_on_kafka_supersedes_the_timelines(on_kafka, sent, tmp_path):
+    """The step re-planned by another replica after this timeline's request: the Kafka digest is signed, and why."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
+    on_kafka.extend([_published("inc-1", LOCAL, T0), _published("inc-1", REPLANNED, T0 + timedelta(seconds=30))])
+    result = _approve(path)
+    assert result.exit_code == 0, result.stderr
+    assert [d.digest for d in sent] == [REPLANNED]
+    [line] = result.stderr.strip().splitlines()
+    assert "newer request on responder.approvals.requests" in line
+    assert f"timeline's {LOCAL[:12]}" in line
+
+
+def test_an_older_request_on_kafka_does_not_override_the_timelines(on_kafka, sent, tmp_path):
+    """A request on Kafka for another plan, published before this timeline's request: the timeline's is signed."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
+    on_kafka.append(_published("inc-1", REPLANNED, T0 - timedelta(seconds=30)))
+    result = _approve(path)
+    assert result.exit_code == 0, result.stderr
+    assert [d.digest for d in sent] == [LOCAL]
+    [line] = result.stderr.strip().splitlines()
+    assert f"timeline's request {LOCAL[:12]}" in line
+    assert "is newer than" in line
+
+
+def test_kafka_unreachable_signs_the_timelines_request_with_a_warning(monkeypatch, sent, tmp_path):
+    """The requests topic cannot be read: the timeline's digest is signed, exit 0, and stderr says it was not read."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
+
+    def unreachable(settings: Settings, server: str, topics: list[str]) -> list[list[RawRecord]]:
+        raise BrokerUnreachable("could not read responder.approvals.requests at 127.0.0.1:9 to its end within 30 s")
+
+    monkeypatch.setattr(cli_pending, "_read", unreachable)
+    result = _approve(path)
+    assert result.exit_code == 0, result.stderr
+    assert [d.digest for d in sent] == [LOCAL]
+    [line] = result.stderr.strip().splitlines()
+    assert "requests topic responder.approvals.requests was not read" in line
+
+
+def test_a_plan_requested_again_after_the_timelines_counts_from_its_latest_request(on_kafka, sent, tmp_path):
+    """Kafka's plan, first requested before the timeline's and requested again after it (the partition came back
+    to its replica, which re-planned), is the newer one: its time is its latest request's, not its first."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
+    on_kafka.extend([_published("inc-1", REPLANNED, T0 - timedelta(seconds=30)), _published("inc-1", LOCAL, T0),
+                     _published("inc-1", REPLANNED, T0 + timedelta(seconds=30))])
+    result = _approve(path)
+    assert result.exit_code == 0, result.stderr
+    assert [d.digest for d in sent] == [REPLANNED]
+
+
+def test_the_same_plan_requested_again_on_the_timeline_keeps_its_first_time(on_kafka, sent, tmp_path):
+    """The timeline's plan requested again after another replica re-planned the step is dated by its first request,
+    as the fleet's are: the re-plan in between is newer and is signed."""
+    path = tmp_path / "t.jsonl"
+    now = [T0.timestamp()]
+    recorder = Recorder(FileStore(path), clock=lambda: now[0])
+    for _ in range(2):  # the same plan, requested again (an escalation) a minute later
+        recorder.append(EntryKind.APPROVAL_REQUESTED, {"step": "revoke", "digest": LOCAL}, "inc-1")
+        now[0] += 60
+    recorder.close()
+    on_kafka.extend([_published("inc-1", LOCAL, T0), _published("inc-1", REPLANNED, T0 + timedelta(seconds=30))])
+    result = _approve(path)
+    assert result.exit_code == 0, result.stderr
+    assert [d.digest for d in sent] == [REPLANNED]
