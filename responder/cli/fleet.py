@@ -3,7 +3,9 @@
 The kill switch is the fleet's emergency brake: while it is on, every replica holds each unattended step for a
 human approval, from its next poll (docs/fleet.md). These commands read and write the same DynamoDB items the
 replicas do, with the operator's AWS credentials; they refuse a table that does not exist, so that a mistyped name
-never looks like a fleet that was stopped.
+never looks like a fleet that was stopped. `kill-switch` writes only if the switch is still what it read (a
+conditional PutItem): when two operators change it at once, the second is told what the first did (exit 3), instead
+of silently undoing it.
 """
 
 from __future__ import annotations
@@ -14,19 +16,20 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
 from responder.cli.options import JsonOpt, load_settings
 from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console
 from responder.engine.fleetguard import FleetGuard
-from responder.engine.fleetstatus import FleetStatus, read_status, require_table
+from responder.engine.fleetstatus import FleetStatus, KillSwitch, SwitchChange, read_status, require_table, set_switch
 from responder.errors import ActuationError
 from responder.settings import Settings
 
 app = typer.Typer(help="The fleet's shared guards: the kill switch, the runbook digest, global quota slots.")
 STATES = ("on", "off")
+T = TypeVar("T")
 
 
 def _guard(settings: Settings) -> FleetGuard:
@@ -41,20 +44,26 @@ def _guard(settings: Settings) -> FleetGuard:
                       guards_from(settings).policy.quotas)
 
 
-def _status_after(guard: FleetGuard, change: Callable[[], Awaitable[None]] | None, doing: str) -> FleetStatus:
-    """The table's state, read back (consistently) after `change`; exit 3 naming the table when it does not exist
+def _on_table(guard: FleetGuard, work: Callable[[], Awaitable[T]], doing: str) -> T:
+    """`work`'s result once the table is known to exist; exit 3 naming the table when it does not exist
     (ConfigError, at the root) or AWS refuses or cannot be reached."""
-    async def run() -> FleetStatus:
+    async def run() -> T:
         await require_table(guard)
-        if change is not None:
-            await change()
-        return await read_status(guard, time.time())
+        return await work()
 
     try:
         return asyncio.run(run())
     except ActuationError as exc:
         err_console.print(f"✗ cannot {doing} the fleet guard table {guard.table}: {exc}", markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc
+
+
+def _described(ks: KillSwitch) -> str:
+    """The switch in a few words: its state, who set it so, when and why."""
+    state = "ON" if ks.on else "off"
+    if not ks.by:
+        return f"{state} (never set)"
+    return f"{state} (set by {ks.by} at {ks.at or '?'}: {ks.reason or 'no reason given'})"
 
 
 def _print(status: FleetStatus) -> None:
@@ -77,7 +86,8 @@ def _print(status: FleetStatus) -> None:
 def status_cmd(json: JsonOpt = False) -> None:
     """The kill switch (who set it, why, when), the fleet's runbook digest and the global quota slots in use (for the
     quotas RESPONDER_GUARD_QUOTAS names here: set it as the fleet's replicas have it)."""
-    status = _status_after(_guard(load_settings()), None, "read")
+    guard = _guard(load_settings())
+    status = _on_table(guard, lambda: read_status(guard, time.time()), "read")
     if json:
         emit_json(status.model_dump(mode="json"))
     else:
@@ -91,7 +101,8 @@ def kill_switch(
     by: Annotated[str | None, typer.Option("--by", help="who (default: user@host)")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Turn the fleet-wide kill switch on or off; every replica follows it from its next poll."""
+    """Turn the fleet-wide kill switch on or off; every replica follows it from its next poll. Exits 3, writing
+    nothing, if another operator changed the switch meanwhile; `off` when it is already off writes nothing."""
     if state not in STATES:
         err_console.print(f"✗ kill-switch {state!r}: valid choices: {', '.join(STATES)}", markup=False)
         raise typer.Exit(EXIT_USAGE)
@@ -101,15 +112,31 @@ def kill_switch(
     guard = _guard(load_settings())
     who = by or f"{getpass.getuser()}@{socket.gethostname()}"
     at = datetime.now(UTC).isoformat(timespec="seconds")
+    wanted = KillSwitch(on=state == "on", by=who, reason=reason.strip(), at=at)
 
-    status = _status_after(guard, lambda: guard.set_kill_switch(state == "on", who, reason.strip(), at), "write")
+    async def change() -> tuple[SwitchChange, FleetStatus]:
+        done = await set_switch(guard, wanted)  # conditional: refused if another operator changed it meanwhile
+        return done, await read_status(guard, time.time())
+
+    done, status = _on_table(guard, change, "write")
+    if done.outcome == "conflict":
+        err_console.print(f"✗ the fleet kill switch in {guard.table} changed after it was read: it is now "
+                          f"{_described(done.now)}; nothing written. Read it (responder fleet status), then run "
+                          "the command again if it is still needed", markup=False)
+        raise typer.Exit(EXIT_CONFIG)
     if json:
         emit_json(status.model_dump(mode="json"))
         return
-    ks = status.kill_switch
-    if ks.on:
+    ks, before = done.now, done.before
+    if done.outcome == "unchanged":
+        console.print(f"✓ fleet kill switch already off in {guard.table}: {_described(before)}; nothing written",
+                      markup=False)
+    elif ks.on:
         console.print(f"✓ fleet kill switch ON in {guard.table} (by {ks.by}): every replica holds unattended steps "
                       "for a human approval from its next poll", markup=False)
+        if before.on:
+            console.print(f"  it was already on; replaced: {_described(before)}", markup=False)
     else:
         console.print(f"✓ fleet kill switch off in {guard.table} (by {ks.by}): replicas act unattended again from "
                       "their next poll", markup=False)
+        console.print(f"  cleared: {_described(before)}", markup=False)
