@@ -20,67 +20,69 @@ from responder.timeline.chain import parse_lines
 
 By = Annotated[str, typer.Option("--by", help="who decides (must be a listed approver, if the step lists any)")]
 Reason = Annotated[str, typer.Option("--reason", help="why, for the timeline")]
-Digest = Annotated[str | None, typer.Option(help="plan digest (default: the newest request's, on the timeline or "
-                                                 "approval_requests_topic; with --digest Kafka is not read)")]
+Digest = Annotated[str | None, typer.Option(help="plan digest (default: the request's, on the timeline and "
+                                                 "approval_requests_topic, which must agree; with --digest Kafka "
+                                                 "is not read)")]
 app = typer.Typer()
 
 
 class LocalRequest(NamedTuple):
-    """The timeline's latest approval request for a step: its plan digest, and when that plan was first requested
-    (since the step last had another)."""
+    """The timeline's latest approval request for a step: its plan digest, and when it was recorded."""
 
     digest: str
-    at: datetime | None  # None: an `at` that does not parse
+    at: str
 
 
 def timeline_request(timeline: Path, incident: str, step: str) -> LocalRequest | None:
-    """The latest approval request for (incident, step) on the timeline, dated as the fleet's are
-    (`Requests.since`): by its plan's first request since the step last had another plan, so that the same plan
-    requested again (an escalation) does not look newer than a re-plan elsewhere in between."""
+    """The latest approval request for (incident, step) on the timeline."""
     if not timeline.exists():
         return None
     found = None
     for entry in parse_lines(timeline.read_bytes().splitlines()):
         if entry.kind == EntryKind.APPROVAL_REQUESTED and entry.incident == incident and entry.body["step"] == step:
-            found = entry if found is None or found.body["digest"] != entry.body["digest"] else found
-    if found is None:
-        return None
-    try:
-        at: datetime | None = datetime.fromisoformat(found.at)
-    except ValueError:
-        at = None
-    if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)  # the recorder writes UTC without an offset
-    return LocalRequest(str(found.body["digest"]), at)
+            found = LocalRequest(str(entry.body["digest"]), entry.at)
+    return found
 
 
-def _time(when: datetime | None) -> str:
-    return when.isoformat(timespec="milliseconds") if when is not None else "no time"
+def _two_plans(incident: str, step: str, mine: LocalRequest, theirs: ApprovalRequest, fleet: FleetRequest,
+               topic: str) -> typer.Exit:
+    """Exit 3 showing both plans: the timeline names one, the fleet's latest request another. Neither is signed
+    by default: the later one may be a re-plan by the replica that took the partition over, or a record someone
+    else published; only the operator, who sees both, may choose it (`--digest`)."""
+    earlier = fleet.placed.get(mine.digest)
+    latest = fleet.placed.get(theirs.digest)
+    order = (f"published after the timeline's plan on the same partition (offset {latest[1]} > {earlier[1]})"
+             if earlier is not None and latest is not None and earlier[0] == latest[0] else
+             "the timeline's plan is not on the topic, so the two cannot be ordered")
+    err_console.print(f"✗ two plans wait for {incident}/{step}:\n"  # no markup: the request's text is data
+                      f"  timeline: {mine.digest} (requested at {mine.at})\n"
+                      f"  {topic}: {theirs.digest} ({theirs.actuator} on {theirs.target}, params "
+                      f"{dict(theirs.params)}; {fleet.origin}; {order})\n"
+                      "the engine acts only on the plan it parked: pass --digest with the one to decide "
+                      "(`responder approvals pending` shows what the fleet waits on)", markup=False, style="red")
+    return typer.Exit(EXIT_CONFIG)
 
 
-def newest(mine: LocalRequest | None, fleet: FleetRequest, topic: str) -> tuple[str | None, ApprovalRequest | None]:
-    """The digest to sign and the fleet's request it is (for the success line): the newer of the timeline's request
-    and the fleet's (another replica may have re-planned the step since). One line on stderr when they differ, or
-    when the topic was not read and the timeline's is used as it is."""
+def newest(incident: str, step: str, mine: LocalRequest | None, fleet: FleetRequest,
+           topic: str) -> tuple[str | None, ApprovalRequest | None]:
+    """The digest to sign and the fleet's request it is (for the success line): the timeline's and the fleet's
+    request must name the same plan; when they differ nothing is signed (`_two_plans`). One line on stderr when
+    the topic was not read and the timeline's is used as it is, or when the fleet's request is unverified."""
     theirs = fleet.request
     if mine is not None and fleet.unread is not None:  # the timeline has it: a single replica's operator goes on
         err_console.print(f"! the fleet's requests topic {topic} was not read ({fleet.unread}): signing the "
-                          f"timeline's request {mine.digest[:12]}… ({_time(mine.at)}); if another replica has "
-                          "re-planned the step since, the engine refuses it as for another plan", markup=False)
+                          f"timeline's request {mine.digest[:12]}… ({mine.at}); if another replica has re-planned "
+                          "the step since, the engine refuses it as for another plan", markup=False)
         return mine.digest, None
+    if theirs is not None and not fleet.verified and (mine is None or theirs.digest == mine.digest):
+        err_console.print(f"! the request on {topic} ({fleet.origin}) is not a replica's verified request: what it "
+                          "says of the plan is unchecked; the digest binds the plan the engine parked",
+                          markup=False)
     if mine is None:
         return (theirs.digest if theirs is not None else None), theirs
     if theirs is None or theirs.digest == mine.digest:
         return mine.digest, theirs
-    ours, other = f"{mine.digest[:12]}… ({_time(mine.at)})", f"{topic} ({fleet.origin}, {_time(fleet.published)})"
-    if fleet.published is not None and mine.at is not None and fleet.published > mine.at:
-        err_console.print(f"! a newer request on {other} supersedes the timeline's {ours}: signing "
-                          f"{theirs.digest[:12]}…", markup=False)
-        return theirs.digest, theirs
-    why = "is newer than" if fleet.published is not None and mine.at is not None else "cannot be dated against"
-    err_console.print(f"! the timeline's request {ours} {why} the request for another plan ({theirs.digest[:12]}…) "
-                      f"on {other}: signing the timeline's; pass --digest to sign the other", markup=False)
-    return mine.digest, None
+    raise _two_plans(incident, step, mine, theirs, fleet, topic)
 
 
 def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: str | None,
@@ -100,18 +102,19 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
         raise typer.Exit(EXIT_CONFIG)
     path = timeline or settings.timeline_path
     local = incident_ids(path) if path.is_file() else []
-    mine = timeline_request(path, incident, step) if incident in local else None
     request, where = None, "the timeline"
     if digest is not None:  # the operator names the plan: nothing is read from Kafka
         close = [i for i in local if i.startswith(incident)]  # a plan's digest binds its incident: a wrong one
         incident = close[0] if incident not in local and len(close) == 1 else incident  # is refused, not run
+        mine = timeline_request(path, incident, step) if incident in local else None
         found = mine.digest if mine is not None else None
-    else:  # the newest request wins: in a fleet, another replica may have re-planned the step since the timeline's
+    else:  # the timeline's request and the fleet's must agree: another replica may have re-planned the step
+        mine = timeline_request(path, incident, step) if incident in local else None
         fleet = fleet_request(settings, incident, step, local, tolerate=mine is not None)
         if fleet.incident != incident:  # a prefix
             incident = fleet.incident
             mine = timeline_request(path, incident, step) if incident in local else None
-        found, request = newest(mine, fleet, settings.approval_requests_topic)
+        found, request = newest(incident, step, mine, fleet, settings.approval_requests_topic)
         where = fleet.where
     if digest is not None and found not in (None, digest):
         err_console.print(f"! --digest {digest[:12]}… is not the request's {found[:12]}…: the engine refuses a "

@@ -3,14 +3,14 @@
 In a fleet the request of a parked step is on one replica's timeline, which the on-call engineer rarely has. Every
 request is also published to `approval_requests_topic`, and every decision to `approvals_topic`, so this command
 reads both and lists the requests no decision answers yet (responder/engine/pending.py). `approve` and `deny` use
-the same requests to find an incident by its id prefix and the plan digest to sign (`fleet_request`): the newer of
-the timeline's request and the fleet's, since another replica may have re-planned the step after its partition moved.
+the same requests to find an incident by its id prefix and the plan digest to sign (`fleet_request`); it must
+agree with the timeline's request (another replica may have re-planned the step after its partition moved).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -30,7 +30,7 @@ from responder.timeline.checkpoint import Checker
 app = typer.Typer(help="Approvals across the fleet, read from Kafka.")
 
 
-def _read(settings: Settings, server: str, topics: list[str]) -> list[list[RawRecord]]:
+def _read(settings: Settings, server: str, topics: list[str], timeout: float = 30.0) -> list[list[RawRecord]]:
     """Each topic's records to its end; BrokerUnreachable or ConfigError (a TLS / SASL failure) when not read."""
     from responder.ingest.reading import read_to_end
     from responder.ingest.security import kafka_client_options
@@ -38,44 +38,46 @@ def _read(settings: Settings, server: str, topics: list[str]) -> list[list[RawRe
     options = kafka_client_options(settings)
 
     async def read() -> list[list[RawRecord]]:
-        return list(await asyncio.gather(*(read_to_end(server, t, options=options) for t in topics)))
+        return list(await asyncio.gather(*(read_to_end(server, t, options=options, timeout=timeout) for t in topics)))
 
     return asyncio.run(read())
 
 
 @dataclass(frozen=True)
 class FleetRequest:
-    """What `fleet_request` found on the requests topic."""
+    """What `fleet_request` found on the requests topic for one step."""
 
     incident: str  # the incident `given` names: itself, or the one its prefix names
     request: ApprovalRequest | None  # the latest trusted request for the step; None: none there, or not read
     where: str  # the topic, and how many records there were refused
-    published: datetime | None = None  # when the request's plan was published (its record's timestamp)
-    origin: str = ""  # which record that was, and the replica key that signed it
+    origin: str = ""  # where the latest request is, and whether a replica's signature on it was verified
+    verified: bool = False  # a replica's timeline key signed it (checked with RESPONDER_TIMELINE_VERIFY_KEY)
+    placed: dict[str, tuple[int, int]] = field(default_factory=dict)  # each plan digest's last request for the
+    # step: (partition, offset); the latest request is the last of them
     unread: str | None = None  # why the topic could not be read; None: it was
 
 
-def _origin(record: RawRecord | None) -> tuple[datetime | None, str]:
-    """When a request record was published (None: no timestamp) and where it is, for the operator."""
+def _origin(record: RawRecord | None, checked: bool) -> str:
+    """Where a request record is, and whether its signature was verified, for the operator."""
     if record is None:
-        return None, ""
+        return ""
     key = record.header(REQUEST_KEY_HEADER)
-    stamp = record.timestamp_ms if record.timestamp_ms is not None and record.timestamp_ms > 0 else None
-    return (datetime.fromtimestamp(stamp / 1000, UTC) if stamp is not None else None,
-            f"partition {record.partition} offset {record.offset}, "
-            + (f"signed by replica key {key.decode(errors='replace')}" if key else "unsigned"))
+    claimed = key.decode(errors="replace") if key else None
+    signed = f"signature verified (replica key {claimed})" if checked else \
+        f"NOT verified (RESPONDER_TIMELINE_VERIFY_KEY unset; {f'claims key {claimed}' if claimed else 'unsigned'})"
+    return f"partition {record.partition} offset {record.offset}, {signed}"
 
 
 def fleet_request(settings: Settings, given: str, step: str, local: list[str], *,
                   tolerate: bool = False) -> FleetRequest:
     """The incident `given` names, as an id or a unique prefix among this timeline's ids (`local`) and the fleet's
-    requests together, with its latest signed request for `step` on Kafka; exit 3 listing the candidates when it
+    requests together, with its latest trusted request for `step` on Kafka; exit 3 listing the candidates when it
     names several. Not found anywhere: `given`, no request. A topic that cannot be read exits 3, or with
-    `tolerate` (the timeline has the request) is returned as `unread`."""
+    `tolerate` (the timeline has the request; the read is then given 10 s) is returned as `unread`."""
     topic = settings.approval_requests_topic
     try:
-        (records,) = _read(settings, kafka_server(settings, None), [topic])
-    except ConfigError as exc:  # no broker (BrokerUnreachable), a TLS / SASL failure, a topic too slow to read
+        (records,) = _read(settings, kafka_server(settings, None), [topic], timeout=10.0 if tolerate else 30.0)
+    except ConfigError as exc:  # no broker (BrokerUnreachable), a TLS / SASL failure, an ACL, a slow topic
         if not tolerate:
             raise fail(str(exc), EXIT_CONFIG) from exc
         return FleetRequest(given, None, topic, unread=str(exc))
@@ -88,8 +90,9 @@ def fleet_request(settings: Settings, given: str, step: str, local: list[str], *
                    EXIT_CONFIG)
     refused = f" ({read.refused} record(s) there refused: not a request signed by a replica)" if read.refused else ""
     incident = matches[0] if matches else given
-    published, origin = _origin(read.since.get((incident, step)))
-    return FleetRequest(incident, read.latest.get((incident, step)), f"{topic}{refused}", published, origin)
+    placed = {digest: at for (i, s, digest), at in read.placed.items() if (i, s) == (incident, step)}
+    return FleetRequest(incident, read.latest.get((incident, step)), f"{topic}{refused}",
+                        _origin(read.record.get((incident, step)), read.checked), read.checked, placed)
 
 
 def _print(items: list[Pending], now: datetime) -> None:

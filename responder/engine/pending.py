@@ -60,8 +60,9 @@ class Requests(BaseModel):
     refused: int = 0
     first_ms: dict[tuple[str, str, str], int] = {}  # when each (incident, step, digest) was first requested
     checked: bool = False  # whether the signatures were checked (a public key was given)
-    since: dict[tuple[str, str], RawRecord] = {}  # the record that published each step's latest plan (its first
-    # since another plan for the step): when, and under which replica key, that plan was requested
+    record: dict[tuple[str, str], RawRecord] = {}  # the record of each step's latest request: where it is
+    placed: dict[tuple[str, str, str], tuple[int, int]] = {}  # (partition, offset) of each plan's last request:
+    # a step's requests share its incident's partition, so the offsets order two plans without any clock
 
 
 def _header(record: RawRecord, name: str) -> str | None:
@@ -81,7 +82,8 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
     """The latest request of each parked step among the well-formed (and, with `checker`, signed) records."""
     found: dict[tuple[str, str], ApprovalRequest] = {}
     first_ms: dict[tuple[str, str, str], int] = {}
-    since: dict[tuple[str, str], RawRecord] = {}
+    record_of: dict[tuple[str, str], RawRecord] = {}
+    placed: dict[tuple[str, str, str], tuple[int, int]] = {}
     refused = 0
     for record in records:
         try:
@@ -93,14 +95,15 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
             refused += 1
             continue
         at = (request.incident, request.step)
-        previous = found.pop(at, None)
+        found.pop(at, None)
         found[at] = request
-        if previous is None or previous.digest != request.digest:  # a new plan, not the same one re-published
-            since[at] = record
+        record_of[at] = record
+        placed[(*at, request.digest)] = (record.partition, record.offset)
         stamp = _stamp(record)
         if stamp is not None:
             first_ms.setdefault((request.incident, request.step, request.digest), stamp)
-    return Requests(latest=found, refused=refused, first_ms=first_ms, checked=checker is not None, since=since)
+    return Requests(latest=found, refused=refused, first_ms=first_ms, checked=checker is not None, record=record_of,
+                    placed=placed)
 
 
 def _stamp(record: RawRecord) -> int | None:

@@ -44,7 +44,8 @@ def _published(incident: str, digest: str, at: datetime | None = None) -> RawRec
 def on_kafka(monkeypatch: pytest.MonkeyPatch) -> list[RawRecord]:
     """What the requests topic holds (instead of a broker)."""
     records: list[RawRecord] = []
-    monkeypatch.setattr(cli_pending, "_read", lambda settings, server, topics: [records])
+    monkeypatch.setattr(cli_pending, "_read", lambda settings, server, topics, timeout=30.0: [
+        [r.model_copy(update={"offset": i}) for i, r in enumerate(records)]])  # one partition, in order
     return records
 
 
@@ -111,36 +112,63 @@ def _approve(path: Path) -> Result:
     return CliRunner().invoke(app, ["approve", "inc-1", "revoke", "--by", "alice", "--timeline", str(path)])
 
 
-def test_a_newer_request_on_kafka_supersedes_the_timelines(on_kafka, sent, tmp_path):
-    """The step re-planned by another replica after this timeline's request: the Kafka digest is signed, and why."""
+def test_two_plans_are_shown_and_neither_is_signed(on_kafka, sent, tmp_path):
+    """The timeline and the topic's latest request name different plans: exit 3 showing both, nothing sent."""
     path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
     on_kafka.extend([_published("inc-1", LOCAL, T0), _published("inc-1", REPLANNED, T0 + timedelta(seconds=30))])
     result = _approve(path)
-    assert result.exit_code == 0, result.stderr
-    assert [d.digest for d in sent] == [REPLANNED]
-    [line] = result.stderr.strip().splitlines()
-    assert "newer request on responder.approvals.requests" in line
-    assert f"timeline's {LOCAL[:12]}" in line
+    assert result.exit_code == 3, result.stderr
+    assert sent == []
+    assert f"timeline: {LOCAL}" in result.stderr
+    assert f"responder.approvals.requests: {REPLANNED}" in result.stderr
+    assert "published after the timeline's plan on the same partition (offset 1 > 0)" in result.stderr
+    assert "signature verified" in result.stderr
 
 
-def test_an_older_request_on_kafka_does_not_override_the_timelines(on_kafka, sent, tmp_path):
-    """A request on Kafka for another plan, published before this timeline's request: the timeline's is signed."""
+def test_a_plan_the_topic_does_not_order_against_the_timelines_is_refused(on_kafka, sent, tmp_path):
+    """The topic holds only another plan, however recent its timestamp: exit 3, the two cannot be ordered."""
     path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
-    on_kafka.append(_published("inc-1", REPLANNED, T0 - timedelta(seconds=30)))
+    on_kafka.append(_published("inc-1", REPLANNED, T0 + timedelta(days=365)))
     result = _approve(path)
+    assert result.exit_code == 3, result.stderr
+    assert sent == []
+    assert "cannot be ordered" in result.stderr
+
+
+def test_a_forged_future_request_does_not_replace_the_timelines(on_kafka, sent, tmp_path, monkeypatch):
+    """Without a verify key, an unsigned request stamped in the future is shown as unverified and signs nothing."""
+    monkeypatch.delenv("RESPONDER_TIMELINE_VERIFY_KEY")
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
+    forged = _published("inc-1", REPLANNED, T0 + timedelta(days=365)).model_copy(update={"headers": ()})
+    on_kafka.extend([_published("inc-1", LOCAL, T0), forged])
+    result = _approve(path)
+    assert result.exit_code == 3, result.stderr
+    assert sent == []
+    assert "NOT verified (RESPONDER_TIMELINE_VERIFY_KEY unset; unsigned)" in result.stderr
+
+
+def test_digest_chooses_between_two_plans_without_reading_kafka(monkeypatch, sent, tmp_path):
+    """With --digest (and a prefix) the operator's plan is signed unread from Kafka, warned if not the timeline's."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
+
+    def unread(*_: object, **__: object) -> list[list[RawRecord]]:
+        raise AssertionError("the topic was read")
+
+    monkeypatch.setattr(cli_pending, "_read", unread)
+    result = CliRunner().invoke(app, ["approve", "inc", "revoke", "--by", "alice", "--timeline", str(path),
+                                      "--digest", REPLANNED])
     assert result.exit_code == 0, result.stderr
-    assert [d.digest for d in sent] == [LOCAL]
-    [line] = result.stderr.strip().splitlines()
-    assert f"timeline's request {LOCAL[:12]}" in line
-    assert "is newer than" in line
+    assert [(d.incident, d.digest) for d in sent] == [("inc-1", REPLANNED)]
+    assert f"--digest {REPLANNED[:12]}… is not the request's {LOCAL[:12]}…" in result.stderr
 
 
 def test_kafka_unreachable_signs_the_timelines_request_with_a_warning(monkeypatch, sent, tmp_path):
     """The requests topic cannot be read: the timeline's digest is signed, exit 0, and stderr says it was not read."""
     path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
 
-    def unreachable(settings: Settings, server: str, topics: list[str]) -> list[list[RawRecord]]:
-        raise BrokerUnreachable("could not read responder.approvals.requests at 127.0.0.1:9 to its end within 30 s")
+    def unreachable(settings: Settings, server: str, topics: list[str], timeout: float) -> list[list[RawRecord]]:
+        assert timeout == 10.0  # the timeline has the request: the operator does not wait 30 s for the fleet's
+        raise BrokerUnreachable("could not read responder.approvals.requests at 127.0.0.1:9 to its end within 10 s")
 
     monkeypatch.setattr(cli_pending, "_read", unreachable)
     result = _approve(path)
@@ -150,28 +178,23 @@ def test_kafka_unreachable_signs_the_timelines_request_with_a_warning(monkeypatc
     assert "requests topic responder.approvals.requests was not read" in line
 
 
-def test_a_plan_requested_again_after_the_timelines_counts_from_its_latest_request(on_kafka, sent, tmp_path):
-    """Kafka's plan, first requested before the timeline's and requested again after it (the partition came back
-    to its replica, which re-planned), is the newer one: its time is its latest request's, not its first."""
+def test_agreeing_requests_are_signed_with_the_fleets_plan_shown(on_kafka, sent, tmp_path):
+    """The timeline and the topic name the same plan: it is signed, and the success line names its target."""
     path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
-    on_kafka.extend([_published("inc-1", REPLANNED, T0 - timedelta(seconds=30)), _published("inc-1", LOCAL, T0),
-                     _published("inc-1", REPLANNED, T0 + timedelta(seconds=30))])
+    on_kafka.append(_published("inc-1", LOCAL, T0))
     result = _approve(path)
     assert result.exit_code == 0, result.stderr
-    assert [d.digest for d in sent] == [REPLANNED]
+    assert [d.digest for d in sent] == [LOCAL]
+    assert "aws.iam.deactivate_access_key on AKIA1" in result.stdout
+    assert result.stderr == ""
 
 
-def test_the_same_plan_requested_again_on_the_timeline_keeps_its_first_time(on_kafka, sent, tmp_path):
-    """The timeline's plan requested again after another replica re-planned the step is dated by its first request,
-    as the fleet's are: the re-plan in between is newer and is signed."""
-    path = tmp_path / "t.jsonl"
-    now = [T0.timestamp()]
-    recorder = Recorder(FileStore(path), clock=lambda: now[0])
-    for _ in range(2):  # the same plan, requested again (an escalation) a minute later
-        recorder.append(EntryKind.APPROVAL_REQUESTED, {"step": "revoke", "digest": LOCAL}, "inc-1")
-        now[0] += 60
-    recorder.close()
-    on_kafka.extend([_published("inc-1", LOCAL, T0), _published("inc-1", REPLANNED, T0 + timedelta(seconds=30))])
-    result = _approve(path)
+def test_an_unverified_fleet_request_is_signed_with_a_warning(on_kafka, sent, monkeypatch):
+    """Without a verify key and without a timeline, the topic's request is signed, and stderr says it is unchecked."""
+    monkeypatch.delenv("RESPONDER_TIMELINE_VERIFY_KEY")
+    on_kafka.append(_published("inc-1", REPLANNED, T0))
+    result = CliRunner().invoke(app, ["approve", "inc-1", "revoke", "--by", "alice"])
     assert result.exit_code == 0, result.stderr
     assert [d.digest for d in sent] == [REPLANNED]
+    assert "is not a replica's verified request" in result.stderr
+    assert "claims key" in result.stderr
