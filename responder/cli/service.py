@@ -118,8 +118,7 @@ def run(
 
         async def main() -> None:  # a fenced replica rejoins in-process (responder/service/rejoin.py)
             health = health_server(settings)  # the process's: it keeps its port while a fenced replica rejoins
-            await serve_rejoining(rebuilds(settings, metrics_server=health), rejoins=settings.fenced_rejoins,
-                                  health=health)
+            await serve_rejoining(rebuilds(settings, metrics_server=health), rejoins=settings.fenced_rejoins)
 
         asyncio.run(main())
     except ConfigError as exc:

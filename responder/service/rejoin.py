@@ -56,8 +56,9 @@ def fenced(exc: BaseException) -> bool:
 
 
 def health_server(settings: Settings) -> MetricsServer | None:
-    """The process's metrics server (None when `metrics_port` is unset), for `rebuilds` and `serve_rejoining`: it
-    answers 503 "starting" until the first service is built and attaches itself; that service starts it."""
+    """The process's metrics server (None when `metrics_port` is unset), for `rebuilds(metrics_server=...)`: each
+    service built attaches it; the first one starts it where a lone service starts its own (after recovery), and
+    `serve_rejoining` stops it when serving ends."""
     if settings.metrics_port is None:
         return None
     return MetricsServer(Metrics(), lambda: False, settings.metrics_host, settings.metrics_port,
@@ -81,13 +82,22 @@ def rebuilds(settings: Settings, **kwargs: Any) -> Callable[[Service | None], Se
     return build
 
 
-async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins: int, backoff: float = 1.0,
-                          health: MetricsServer | None = None) -> None:
+def _rejoining(health: MetricsServer, rejoin: int, rejoins: int, delay: float) -> None:
+    """Between two services: /readyz says why it is 503, and /metrics shows a registry with only the rejoin count
+    (the fenced service's partition gauges are another replica's now)."""
+    why = (f"rejoining after a fence ({rejoin} of {rejoins} rejoins this hour): the state was dropped; a new "
+           f"member joins the group in {delay:g} s and restores from the changelog")
+    between = Metrics()
+    between.rejoins.inc(health.metrics.value("responder_replica_rejoins_total") + 1)  # as the next one will have
+    health.attach(between, lambda: False, functools.partial(str, why))
+
+
+async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins: int, backoff: float = 1.0) -> None:
     """Run `build(None)` until SIGTERM or SIGINT, as `serve` does; when it ends fenced, build and run a new one
     (`build(the fenced one)`, see `rebuilds`) after `backoff` seconds (doubled after each fence, at most 10), at
     most `rejoins` times an hour. A stop asked for while fenced ends serving cleanly: the partitions are another
-    replica's already. `health`, the metrics server the services were built with, says "rejoining" between two
-    of them and is stopped when serving ends."""
+    replica's already. A metrics server the services share (`shares_metrics_server`) is this loop's: it says
+    "rejoining" between two services, and is stopped when serving ends, however it ends."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     current: list[Service] = []
@@ -101,9 +111,12 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
         loop.add_signal_handler(sig, on_signal)
     fences: deque[float] = deque()
     delay, previous = backoff, None
+    health: MetricsServer | None = None
     try:
         while not stopping.is_set():
             current[:] = [build(previous)]
+            if getattr(current[0], "shares_metrics_server", False):
+                health = current[0].metrics_server
             try:
                 await current[0].run()
                 return
@@ -126,9 +139,7 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
                 log.warning("replica_rejoining", rejoin=len(fences), of=rejoins, in_s=delay,
                             detail="state dropped; a new member joins the group and restores from the changelog")
                 if health is not None:
-                    why = (f"rejoining after a fence ({len(fences)} of {rejoins} rejoins this hour): the state was "
-                           f"dropped; a new member joins the group in {delay:g} s and restores from the changelog")
-                    health.attach(health.metrics, lambda: False, functools.partial(str, why))
+                    _rejoining(health, len(fences), rejoins, delay)
             previous = current.pop()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)

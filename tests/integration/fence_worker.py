@@ -87,7 +87,7 @@ async def main() -> None:
         built.append(make(previous))
         return built[-1]
 
-    task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins, health=health))
+    task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins))
     ready = Path(os.environ["FENCE_READY_FILE"])
     served = 0
     while not task.done():  # FENCE_READY_FILE once the first service consumes, `<it>.<n>` once the n-th does

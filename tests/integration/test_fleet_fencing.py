@@ -134,14 +134,15 @@ class _Probe:
     port ever refused a connection (a paused process times out instead, which is no refusal)."""
 
     def __init__(self, port: int) -> None:
-        self.port, self.bodies, self.refused = port, set[str](), 0
+        self.port, self.bodies, self.refused = port, list[str](), 0  # each change of answer, in order
         self.task = asyncio.create_task(self._poll())
 
     async def _poll(self) -> None:
         while True:
             try:
                 _, body = await asyncio.wait_for(http_request(self.port, "/readyz"), 1)
-                self.bodies.add(body)
+                if not self.bodies or self.bodies[-1] != body:
+                    self.bodies.append(body)
             except ConnectionRefusedError:
                 self.refused += 1
             except (TimeoutError, OSError):
@@ -217,10 +218,12 @@ async def test_paused_replica_is_fenced_and_does_not_act_twice(transactional, aw
         await stream(transactional, topic, [later], 1, redeliver=0)  # whichever of A and B owns it now
         await _until(lambda: any(_has(tmp_path / f"timeline-{n}.jsonl", '"step.result"', '"put-marker"', later)
                                  for n in "ab"), "the fleet did not handle the next incident", timeout=90)
+        assert not probe.task.done(), probe.task  # the poller ran throughout
         probe.task.cancel()
         assert probe.refused == 0, "A's probes were refused while it rejoined"  # the port is the process's
-        assert any("rejoining after a fence (1 of 5" in body for body in probe.bodies), probe.bodies
-        assert "ready\n" in probe.bodies
+        rejoining = [i for i, body in enumerate(probe.bodies) if "rejoining after a fence (1 of 5" in body]
+        assert rejoining, probe.bodies
+        assert "ready\n" in probe.bodies[rejoining[0]:], probe.bodies  # the rebuilt service, on the same port
         assert "responder_replica_rejoins_total 1.0" in (await http_request(port, "/metrics"))[1]
         a.send_signal(signal.SIGTERM)
         assert a.wait(60) == 0, "the rejoined replica stops cleanly:\n" + log_a.read_text()[-3000:]

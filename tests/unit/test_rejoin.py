@@ -276,7 +276,7 @@ async def test_a_failed_chunk_marks_the_service_stopping_before_the_gate_opens(t
 
 def test_run_exits_75_when_no_rejoin_is_left(monkeypatch):
     """`responder run` turns a final ReplicaFenced into one red line and exit 75 (EX_TEMPFAIL), no traceback."""
-    async def fenced_for_good(build: Any, *, rejoins: int, health: Any) -> None:
+    async def fenced_for_good(build: Any, *, rejoins: int) -> None:
         raise ReplicaFenced("this replica was fenced 6 times within 3600 s")
 
     monkeypatch.setattr("responder.service.serve_rejoining", fenced_for_good)

@@ -8,8 +8,10 @@ import os
 import signal
 from typing import Any
 
+import pytest
+
 from responder.errors import ReplicaFenced, TimelineError
-from responder.metrics import MetricsServer
+from responder.metrics import Metrics, MetricsServer
 from responder.service import Service, health_server, rebuilds, serve_rejoining
 from responder.settings import Settings
 from tests.http import http_request
@@ -40,26 +42,38 @@ async def _refused(port: int) -> bool:
     return False
 
 
+class _Fake:
+    """Stands in for a service built with the shared server: run() raises `outcome` (None: waits for a stop)."""
+
+    shares_metrics_server = True
+
+    def __init__(self, server: MetricsServer, outcome: BaseException | None) -> None:
+        self.metrics_server, self.outcome, self.stop = server, outcome, asyncio.Event()
+        metrics = Metrics()
+        metrics.consumer_lag.labels("alerts", "0").set(42)  # a partition gauge of this service's
+        server.attach(metrics, lambda: True, lambda: None)
+
+    async def run(self) -> None:
+        if self.outcome is not None:
+            raise self.outcome
+        await self.stop.wait()
+
+    def request_stop(self) -> None:
+        self.stop.set()
+
+
 async def test_probes_answer_between_a_fence_and_the_next_service(tmp_path):
-    """After a fence, during the backoff, /healthz is 200 and /readyz is 503 saying the replica rejoins; when
-    serving ends the port is closed."""
+    """During the backoff after a fence /healthz is 200, /readyz 503 says why, and /metrics holds only the count."""
     health = health_server(_settings(tmp_path))
     assert health is not None
     port = await health.start()
-    built: list[Any] = []
-
-    class _Fenced:
-        async def run(self) -> None:
-            raise _fence()
-
-        def request_stop(self) -> None:
-            """Nothing runs by then."""
+    built: list[_Fake] = []
 
     def build(previous: Any) -> Any:
-        built.append(_Fenced())
+        built.append(_Fake(health, _fence()))
         return built[-1]
 
-    task = asyncio.create_task(serve_rejoining(build, rejoins=3, backoff=30, health=health))
+    task = asyncio.create_task(serve_rejoining(build, rejoins=3, backoff=30))
     for _ in range(500):  # the fence is seen within a few loop turns; bounded so that a missing reason fails
         if built and "rejoining" in (await http_request(port, "/readyz"))[1]:
             break
@@ -68,6 +82,9 @@ async def test_probes_answer_between_a_fence_and_the_next_service(tmp_path):
     assert status == 503
     assert "rejoining after a fence (1 of 3 rejoins this hour)" in body
     assert await http_request(port, "/healthz") == (200, "ok\n")
+    exposed = (await http_request(port, "/metrics"))[1]
+    assert "responder_replica_rejoins_total 1.0" in exposed
+    assert "responder_consumer_lag{" not in exposed  # the fenced service's partitions are another replica's
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.wait_for(task, 5)
     assert len(built) == 1
@@ -75,9 +92,23 @@ async def test_probes_answer_between_a_fence_and_the_next_service(tmp_path):
     assert await _refused(port)
 
 
+async def test_a_rebuilt_service_that_fails_otherwise_closes_the_port(tmp_path):
+    """A service rebuilt after a fence that then fails with another error ends serving, and the port is closed."""
+    health = health_server(_settings(tmp_path))
+    assert health is not None
+    port = await health.start()
+    outcomes: list[BaseException] = [_fence(), RuntimeError("broken")]
+
+    def build(previous: Any) -> Any:
+        return _Fake(health, outcomes.pop(0))
+
+    with pytest.raises(RuntimeError):
+        await serve_rejoining(build, rejoins=3, backoff=0.01)
+    assert await _refused(port)
+
+
 async def test_a_rebuilt_service_answers_on_the_port_its_predecessor_kept(tmp_path, monkeypatch):
-    """Services built by `rebuilds` with a shared server attach it, start it only when it is not listening yet,
-    and leave it listening at teardown; the next one's /readyz is its own, its rejoin counter goes on."""
+    """Rebuilt services attach the shared server, start it once, leave it listening, and carry the rejoin count."""
     async def reachable(*_: Any) -> None:
         return None
 
