@@ -102,7 +102,7 @@ def kill_switch(
     json: JsonOpt = False,
 ) -> None:
     """Turn the fleet-wide kill switch on or off; every replica follows it from its next poll. Exits 3, writing
-    nothing, if another operator changed the switch meanwhile; `off` when it is already off writes nothing."""
+    nothing, if another operator turned the switch the other way meanwhile; `off` when it is off writes nothing."""
     if state not in STATES:
         err_console.print(f"✗ kill-switch {state!r}: valid choices: {', '.join(STATES)}", markup=False)
         raise typer.Exit(EXIT_USAGE)
@@ -114,23 +114,31 @@ def kill_switch(
     at = datetime.now(UTC).isoformat(timespec="seconds")
     wanted = KillSwitch(on=state == "on", by=who, reason=reason.strip(), at=at)
 
-    async def change() -> tuple[SwitchChange, FleetStatus]:
+    async def change() -> tuple[SwitchChange, FleetStatus | None, str | None]:
         done = await set_switch(guard, wanted)  # conditional: refused if another operator changed it meanwhile
-        return done, await read_status(guard, time.time())
+        if done.outcome == "conflict":
+            return done, None, None
+        try:
+            return done, await read_status(guard, time.time()), None
+        except ActuationError as exc:  # written: a read-back refused (no BatchGetItem right) does not undo that
+            return done, None, str(exc)
 
-    done, status = _on_table(guard, change, "write")
-    if done.outcome == "conflict":
+    done, status, unread = _on_table(guard, change, "write")
+    if done.outcome == "conflict" and done.now.on != wanted.on:
         err_console.print(f"✗ the fleet kill switch in {guard.table} changed after it was read: it is now "
                           f"{_described(done.now)}; nothing written. Read it (responder fleet status), then run "
                           "the command again if it is still needed", markup=False)
         raise typer.Exit(EXIT_CONFIG)
+    if unread is not None:
+        err_console.print(f"! the switch is written, but the table could not be read back: {unread}", markup=False)
     if json:
-        emit_json(status.model_dump(mode="json"))
+        emit_json(status.model_dump(mode="json") if status is not None else
+                  {"table": guard.table, "kill_switch": done.now.model_dump(mode="json")})
         return
     ks, before = done.now, done.before
-    if done.outcome == "unchanged":
-        console.print(f"✓ fleet kill switch already off in {guard.table}: {_described(before)}; nothing written",
-                      markup=False)
+    if done.outcome != "written":  # already off, or another operator set it as wanted meanwhile
+        console.print(f"✓ fleet kill switch already {'ON' if ks.on else 'off'} in {guard.table}: {_described(ks)}; "
+                      "nothing written", markup=False)
     elif ks.on:
         console.print(f"✓ fleet kill switch ON in {guard.table} (by {ks.by}): every replica holds unattended steps "
                       "for a human approval from its next poll", markup=False)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
+from typing import Any
 
 import structlog
 
@@ -34,6 +35,11 @@ OPERATOR = "operator#"  # + request id: the reply of a completed operator reques
 def slot_key(q: Quota, slot: int) -> str:
     """The item key of slot `slot` of global quota `q`."""
     return f"quota#{q.actuator}#{q.window:g}#{slot}"
+
+
+def switch_item(on: bool, by: str, reason: str, at: str) -> dict[str, Any]:
+    """The kill-switch item every replica reads: on or off, who, why and when."""
+    return {"pk": {"S": KILL_SWITCH}, "on": {"BOOL": on}, "by": {"S": by}, "reason": {"S": reason}, "at": {"S": at}}
 
 
 class FleetGuard:
@@ -110,10 +116,9 @@ class FleetGuard:
         log.info("fleet_digest_checked", digest=digest, adopted=adopt)
 
     async def set_kill_switch(self, on: bool, by: str, reason: str = "", at: str = "") -> None:
-        """Turn the fleet's kill switch on or off, saying who, why and when (ISO 8601)."""
-        await self.aws.call("dynamodb", "put_item", TableName=self.table,
-                            Item={"pk": {"S": KILL_SWITCH}, "on": {"BOOL": on}, "by": {"S": by},
-                                  "reason": {"S": reason}, "at": {"S": at}})
+        """Turn the fleet's kill switch on or off, saying who, why and when (ISO 8601), whatever it was: for tests
+        and scripts; `responder fleet kill-switch` writes the same item only if it is still as read."""
+        await self.aws.call("dynamodb", "put_item", TableName=self.table, Item=switch_item(on, by, reason, at))
 
     async def acquire(self, actuator: str, key: str, now: float) -> Trip | None:
         """Take one slot of every global quota matching `actuator` for step `key`; a Trip when one is full."""

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from responder.engine.fleetguard import DIGEST, KILL_SWITCH, FleetGuard, slot_key
+from responder.engine.fleetguard import DIGEST, KILL_SWITCH, FleetGuard, slot_key, switch_item
 from responder.errors import ActuationError, ConfigError, TransientActuationError
 
 log = structlog.get_logger(__name__)
@@ -20,7 +20,7 @@ log = structlog.get_logger(__name__)
 BATCH_KEYS = 100  # BatchGetItem's limit on keys per request
 BATCH_RETRIES = 5  # further requests for the keys DynamoDB left unprocessed (throttling, 16 MB), then an error
 BATCH_BACKOFF_S = 0.05  # before the first retry; doubled before each next one (0.05 + 0.1 + … ≈ 1.5 s in all)
-SWITCH_FIELDS = ("on", "by", "reason", "at")  # the kill-switch item's attributes, as FleetGuard.set_kill_switch
+SWITCH_FIELDS = ("on", "by", "reason", "at")  # the kill-switch item's attributes (fleetguard.switch_item)
 
 
 class KillSwitch(BaseModel):
@@ -157,10 +157,9 @@ def _unchanged(seen: dict[str, Any]) -> dict[str, Any]:
 
 
 async def put_switch(guard: FleetGuard, switch: KillSwitch, seen: dict[str, Any]) -> bool:
-    """Write the kill switch (the item FleetGuard.set_kill_switch writes, which every replica reads) only if its
-    item is still `seen`, as read before; False, and nothing written, when it changed meanwhile."""
-    item = {"pk": {"S": KILL_SWITCH}, "on": {"BOOL": switch.on}, "by": {"S": switch.by},
-            "reason": {"S": switch.reason}, "at": {"S": switch.at}}
+    """Write the kill switch (`switch_item`, which every replica reads) only if its item is still `seen`, as read
+    before; False, and nothing written, when it changed meanwhile."""
+    item = switch_item(switch.on, switch.by, switch.reason, switch.at)
     try:
         await guard.aws.call("dynamodb", "put_item", TableName=guard.table, Item=item, **_unchanged(seen))
     except ActuationError as exc:

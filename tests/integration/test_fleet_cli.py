@@ -13,9 +13,11 @@ from typer.testing import CliRunner
 
 from responder.actuators.aws.session import AwsSession
 from responder.cli import app
+from responder.cli import fleet as cli_fleet
 from responder.engine import fleetstatus
 from responder.engine.fleetguard import KILL_SWITCH, FleetGuard, slot_key
 from responder.engine.fleetstatus import KillSwitch, put_switch
+from responder.errors import ActuationError
 from responder.models.runbook import Quota
 from responder.sandbox import SANDBOX_CREDENTIALS
 
@@ -138,6 +140,36 @@ def test_a_switch_changed_between_read_and_write_is_not_overwritten(fleet_env, m
     assert "nothing written" in line
     assert "run the command again" in line
     assert (_switch_item(fleet_env) or {})["by"] == {"S": "bob"}
+    assert asyncio.run(fleet_env.refresh()) is True
+
+
+def test_a_concurrent_change_to_the_wanted_state_is_a_success(fleet_env, monkeypatch):
+    """`on` while another operator turns the switch on between the read and the write: exit 0, theirs kept."""
+    read = fleetstatus.read_switch
+
+    async def read_then_bob_turns_it_on(guard: FleetGuard) -> tuple[KillSwitch, dict[str, Any]]:
+        seen = await read(guard)
+        await fleet_env.set_kill_switch(True, *BOBS)
+        return seen
+
+    monkeypatch.setattr(fleetstatus, "read_switch", read_then_bob_turns_it_on)
+    got = _cli("kill-switch", "on", "--reason", "IR-44", "--by", "carol")
+    assert got.exit_code == 0, got.output
+    assert "already ON" in got.stdout
+    assert "bob" in got.stdout
+    assert (_switch_item(fleet_env) or {})["by"] == {"S": "bob"}
+
+
+def test_a_read_back_refused_after_the_write_is_not_a_failure(fleet_env, monkeypatch):
+    """The switch written but the status read back refused (no BatchGetItem right): exit 0, the switch is on."""
+    async def refused(guard: FleetGuard, now: float) -> None:
+        raise ActuationError("AccessDeniedException: not authorized to perform dynamodb:BatchGetItem")
+
+    monkeypatch.setattr(cli_fleet, "read_status", refused)
+    got = _cli("kill-switch", "on", "--reason", "IR-45", "--by", "carol")
+    assert got.exit_code == 0, got.output
+    assert "could not be read back" in got.stderr
+    assert "ON" in got.stdout
     assert asyncio.run(fleet_env.refresh()) is True
 
 
