@@ -58,6 +58,17 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
         await wait_for(lambda: bool(service.engine.state.parked_steps()))
         [parked] = service.engine.state.parked_steps()
+
+        async def listed(decoys: int = 1) -> list[dict[str, object]]:
+            code, out, err = await _cli(env, "approvals", "pending", "--json")
+            assert code == 0, err[-2000:]
+            assert orjson.loads(out)["requests_refused"] == decoys
+            return list(orjson.loads(out)["pending"])
+
+        for _ in range(50):  # the request is published right after the step parks; a decision stamped before it
+            if await listed(decoys=0):  # would be ignored as answering an earlier parking, so it is waited for
+                break
+            await asyncio.sleep(0.2)
         now = datetime.now(UTC)
         forged = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
                                   digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5))
@@ -67,19 +78,7 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
         decoy = parked.request().model_copy(update={"target": "AKIA-LOOKS-HARMLESS"})  # unsigned, published later
         await publish(kafka_bootstrap, names["requests"], [orjson.dumps(decoy.model_dump(mode="json"))],
                       key=parked.incident.encode())
-
-        async def listed() -> list[dict[str, object]]:
-            code, out, err = await _cli(env, "approvals", "pending", "--json")
-            assert code == 0, err[-2000:]
-            assert orjson.loads(out)["requests_refused"] == 1  # the decoy
-            return list(orjson.loads(out)["pending"])
-
-        waiting = []
-        for _ in range(50):  # the request is published right after the step parks
-            waiting = await listed()
-            if waiting:
-                break
-            await asyncio.sleep(0.2)
+        waiting = await listed()
         [item] = waiting
         assert (item["request"]["incident"], item["request"]["step"], item["request"]["target"]) == (
             parked.incident, parked.step, key)
