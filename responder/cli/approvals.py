@@ -5,84 +5,37 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import Annotated
 
 import typer
 
 from responder.cli.options import JsonOpt, TimelineOpt, fail, incident_ids
-from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
-from responder.cli.pending import FleetRequest, fleet_request
+from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console, plain
+from responder.cli.pending import fleet_request
+from responder.cli.plans import choose, timeline_request
 from responder.errors import ConfigError
-from responder.models.approval import ApprovalDecision, ApprovalRequest
-from responder.models.timeline import EntryKind
+from responder.models.approval import ApprovalDecision
 from responder.settings import Settings
-from responder.timeline.chain import parse_lines
 
 By = Annotated[str, typer.Option("--by", help="who decides (must be a listed approver, if the step lists any)")]
 Reason = Annotated[str, typer.Option("--reason", help="why, for the timeline")]
-Digest = Annotated[str | None, typer.Option(help="plan digest (default: the request's, on the timeline and "
-                                                 "approval_requests_topic, which must agree; with --digest Kafka "
-                                                 "is not read)")]
+Digest = Annotated[str | None, typer.Option(help="plan digest (default: the one plan the timeline and "
+                                                 "approval_requests_topic name for the step; when they name several, "
+                                                 "choose one here)")]
 app = typer.Typer()
 
 
-class LocalRequest(NamedTuple):
-    """The timeline's latest approval request for a step: its plan digest, and when it was recorded."""
-
-    digest: str
-    at: str
-
-
-def timeline_request(timeline: Path, incident: str, step: str) -> LocalRequest | None:
-    """The latest approval request for (incident, step) on the timeline."""
-    if not timeline.exists():
-        return None
-    found = None
-    for entry in parse_lines(timeline.read_bytes().splitlines()):
-        if entry.kind == EntryKind.APPROVAL_REQUESTED and entry.incident == incident and entry.body["step"] == step:
-            found = LocalRequest(str(entry.body["digest"]), entry.at)
-    return found
-
-
-def _two_plans(incident: str, step: str, mine: LocalRequest, theirs: ApprovalRequest, fleet: FleetRequest,
-               topic: str) -> typer.Exit:
-    """Exit 3 showing both plans: the timeline names one, the fleet's latest request another. Neither is signed
-    by default: the later one may be a re-plan by the replica that took the partition over, or a record someone
-    else published; only the operator, who sees both, may choose it (`--digest`)."""
-    earlier = fleet.placed.get(mine.digest)
-    latest = fleet.placed.get(theirs.digest)
-    order = (f"published after the timeline's plan on the same partition (offset {latest[1]} > {earlier[1]})"
-             if earlier is not None and latest is not None and earlier[0] == latest[0] else
-             "the timeline's plan is not on the topic, so the two cannot be ordered")
-    err_console.print(f"✗ two plans wait for {incident}/{step}:\n"  # no markup: the request's text is data
-                      f"  timeline: {mine.digest} (requested at {mine.at})\n"
-                      f"  {topic}: {theirs.digest} ({theirs.actuator} on {theirs.target}, params "
-                      f"{dict(theirs.params)}; {fleet.origin}; {order})\n"
-                      "the engine acts only on the plan it parked: pass --digest with the one to decide "
-                      "(`responder approvals pending` shows what the fleet waits on)", markup=False, style="red")
-    return typer.Exit(EXIT_CONFIG)
-
-
-def newest(incident: str, step: str, mine: LocalRequest | None, fleet: FleetRequest,
-           topic: str) -> tuple[str | None, ApprovalRequest | None]:
-    """The digest to sign and the fleet's request it is (for the success line): the timeline's and the fleet's
-    request must name the same plan; when they differ nothing is signed (`_two_plans`). One line on stderr when
-    the topic was not read and the timeline's is used as it is, or when the fleet's request is unverified."""
-    theirs = fleet.request
-    if mine is not None and fleet.unread is not None:  # the timeline has it: a single replica's operator goes on
-        err_console.print(f"! the fleet's requests topic {topic} was not read ({fleet.unread}): signing the "
-                          f"timeline's request {mine.digest[:12]}… ({mine.at}); if another replica has re-planned "
-                          "the step since, the engine refuses it as for another plan", markup=False)
-        return mine.digest, None
-    if theirs is not None and not fleet.verified and (mine is None or theirs.digest == mine.digest):
-        err_console.print(f"! the request on {topic} ({fleet.origin}) is not a replica's verified request: what it "
-                          "says of the plan is unchecked; the digest binds the plan the engine parked",
-                          markup=False)
-    if mine is None:
-        return (theirs.digest if theirs is not None else None), theirs
-    if theirs is None or theirs.digest == mine.digest:
-        return mine.digest, theirs
-    raise _two_plans(incident, step, mine, theirs, fleet, topic)
+def _fleet_id(settings: Settings, given: str, step: str, local: list[str], digest: str) -> tuple[str, str | None]:
+    """With --digest, an incident the timeline does not have: (its full id, resolved on the requests topic, and
+    `digest` if a request there names it, else the latest's, for the warning); as given when the topic cannot be
+    read, with a warning."""
+    fleet = fleet_request(settings, given, step, local, tolerate=True)
+    if fleet.unread is not None:
+        err_console.print(f"! {settings.approval_requests_topic} was not read ({plain(fleet.unread)}): the decision "
+                          f"is for the incident id exactly as given, {plain(given)!r}", markup=False)
+        return given, None
+    named = [p.request.digest for p in fleet.plans]
+    return fleet.incident, (digest if digest in named else (named[-1] if named else None))
 
 
 def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: str | None,
@@ -103,26 +56,28 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
     path = timeline or settings.timeline_path
     local = incident_ids(path) if path.is_file() else []
     request, where = None, "the timeline"
-    if digest is not None:  # the operator names the plan: nothing is read from Kafka
+    mine = timeline_request(path, incident, step) if incident in local else None
+    if digest is not None:  # the operator names the plan: Kafka is read only to resolve an id the timeline lacks
         close = [i for i in local if i.startswith(incident)]  # a plan's digest binds its incident: a wrong one
         incident = close[0] if incident not in local and len(close) == 1 else incident  # is refused, not run
         mine = timeline_request(path, incident, step) if incident in local else None
         found = mine.digest if mine is not None else None
-    else:  # the timeline's request and the fleet's must agree: another replica may have re-planned the step
-        mine = timeline_request(path, incident, step) if incident in local else None
+        if incident not in local:
+            incident, found = _fleet_id(settings, incident, step, local, digest)
+    else:  # the timeline's request and the fleet's must name one plan: another replica may have re-planned it
         fleet = fleet_request(settings, incident, step, local, tolerate=mine is not None)
         if fleet.incident != incident:  # a prefix
             incident = fleet.incident
             mine = timeline_request(path, incident, step) if incident in local else None
-        found, request = newest(incident, step, mine, fleet, settings.approval_requests_topic)
+        found, request = choose(incident, step, mine, fleet, settings.approval_requests_topic, datetime.now(UTC))
         where = fleet.where
     if digest is not None and found not in (None, digest):
         err_console.print(f"! --digest {digest[:12]}… is not the request's {found[:12]}…: the engine refuses a "
-                          "decision for another plan", markup=False)
+                          "decision for another plan", markup=False)  # found: the timeline's, or the topic's
     digest = digest or found
     if digest is None:
-        raise fail(f"no approval request for incident {incident} step {step} on {path} or {where}; pass --digest",
-                   EXIT_CONFIG)
+        raise fail(plain(f"no approval request for incident {incident} step {step} on {path} or {where}; pass "
+                         "--digest"), EXIT_CONFIG)
     now = datetime.now(UTC)
     decision = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,
                                 reason=reason, digest=digest, issued_at=now,
@@ -137,7 +92,7 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
     if json:
         emit_json({"ok": True, "sent": decision.model_dump(mode="json"), "key_id": key_id})
     else:
-        what = f" ({request.actuator} on {request.target})" if request is not None else ""
+        what = plain(f" ({request.actuator} on {request.target})") if request is not None else ""
         console.print(f"✓ {verdict} of {incident}/{step}{what} by {by} sent to {settings.approvals_topic} "
                       f"(digest {digest[:12]}…, signed with key {key_id})", markup=False)
 

@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 import typer
+from rich.markup import escape
 
 from responder.cli.options import JsonOpt, load_settings
-from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console, plain
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.fleetstatus import FleetStatus, KillSwitch, SwitchChange, read_status, require_table, set_switch
 from responder.errors import ActuationError
@@ -63,21 +64,22 @@ def _described(ks: KillSwitch) -> str:
     state = "ON" if ks.on else "off"
     if not ks.by:
         return f"{state} (never set)"
-    return f"{state} (set by {ks.by} at {ks.at or '?'}: {ks.reason or 'no reason given'})"
+    return plain(f"{state} (set by {ks.by} at {ks.at or '?'}: {ks.reason or 'no reason given'})")
 
 
 def _print(status: FleetStatus) -> None:
     ks = status.kill_switch
     state = "[bold red]ON[/]" if ks.on else "[green]off[/]"
     console.print(f"fleet guard table {status.table}")
-    console.print(f"  kill switch  {state}" + (f"  (by {ks.by}, {ks.at}: {ks.reason})" if ks.by else "  (never set)"))
-    console.print(f"  digest       {status.digest or '-'}" + (f"  (set by {status.digest_set_by})"
-                                                              if status.digest_set_by else ""))
+    said = escape(plain(f"  (by {ks.by}, {ks.at}: {ks.reason})")) if ks.by else "  (never set)"  # an operator's
+    console.print(f"  kill switch  {state}{said}")  # words, not markup
+    console.print(plain(f"  digest       {status.digest or '-'}" + (f"  (set by {status.digest_set_by})"
+                                                                    if status.digest_set_by else "")), markup=False)
     for q in status.quotas:  # the quotas as RESPONDER_GUARD_QUOTAS is set where this runs: the slots are shared
         console.print(f"  quota        {q.actuator}: {len(q.taken)} of {q.max} taken in the last {q.window_s:g} s "
                       "(as RESPONDER_GUARD_QUOTAS is set here)", markup=False)
         for slot in q.taken:
-            console.print(f"                 slot {slot.slot}: {slot.key} ({slot.age_s:g} s ago)", markup=False)
+            console.print(plain(f"                 slot {slot.slot}: {slot.key} ({slot.age_s:g} s ago)"), markup=False)
     if not status.quotas:
         console.print("  quota        none (RESPONDER_GUARD_QUOTAS)")
 
@@ -131,9 +133,10 @@ def kill_switch(
         raise typer.Exit(EXIT_CONFIG)
     if unread is not None:
         err_console.print(f"! the switch is written, but the table could not be read back: {unread}", markup=False)
-    if json:
-        emit_json(status.model_dump(mode="json") if status is not None else
-                  {"table": guard.table, "kill_switch": done.now.model_dump(mode="json")})
+    if json:  # the status read back, with what the command did: written, unchanged (already so), or conflict
+        shown = status.model_dump(mode="json") if status is not None else \
+            {"table": guard.table, "kill_switch": done.now.model_dump(mode="json")}
+        emit_json(shown | {"outcome": done.outcome, "read_back_error": unread})
         return
     ks, before = done.now, done.before
     if done.outcome != "written":  # already off, or another operator set it as wanted meanwhile

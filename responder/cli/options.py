@@ -21,8 +21,9 @@ ModelArg = Annotated[str, typer.Argument(help="model name")]
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    """Print `message` in red on stderr; the Exit to raise."""
-    err_console.print(f"[red]✗ {message}")
+    """Print `message` in red on stderr (as it is: it may quote what an alert or Kafka said, so no markup); the
+    Exit to raise."""
+    err_console.print(f"✗ {message}", style="red", markup=False)
     return typer.Exit(code)
 
 

@@ -22,6 +22,12 @@ EXIT_CONFIG = 3
 EXIT_TEMPFAIL = 75  # sysexits' EX_TEMPFAIL: try again later (a fenced replica, for its supervisor to restart)
 
 
+def plain(text: object) -> str:
+    """`text` safe to print for a human: characters that are not printable (escape sequences, newlines, bidi
+    overrides) written as Python escapes. For what came from Kafka or an alert, printed with `markup=False`."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def emit_json(value: Any) -> None:
     """Write one JSON value and a newline to stdout."""
     sys.stdout.write(orjson.dumps(value, default=str).decode() + "\n")

@@ -17,9 +17,8 @@ from typing import Annotated
 import typer
 
 from responder.cli.options import BootstrapOpt, JsonOpt, fail, kafka_server, load_settings
-from responder.cli.output import EXIT_CONFIG, console, emit_json
-from responder.engine.approvals import REQUEST_KEY_HEADER
-from responder.engine.pending import Pending, latest_requests, pending
+from responder.cli.output import EXIT_CONFIG, console, emit_json, plain
+from responder.engine.pending import Pending, Published, latest_requests, pending
 from responder.errors import ConfigError
 from responder.models.approval import ApprovalRequest
 from responder.models.event import RawRecord
@@ -50,28 +49,23 @@ class FleetRequest:
     incident: str  # the incident `given` names: itself, or the one its prefix names
     request: ApprovalRequest | None  # the latest trusted request for the step; None: none there, or not read
     where: str  # the topic, and how many records there were refused
-    origin: str = ""  # where the latest request is, and whether a replica's signature on it was verified
-    verified: bool = False  # a replica's timeline key signed it (checked with RESPONDER_TIMELINE_VERIFY_KEY)
-    placed: dict[str, tuple[int, int]] = field(default_factory=dict)  # each plan digest's last request for the
-    # step: (partition, offset); the latest request is the last of them
+    verified: bool = False  # a replica's timeline key signed them (checked with RESPONDER_TIMELINE_VERIFY_KEY)
+    plans: list[Published] = field(default_factory=list)  # every plan requested for the step, in the order read
     unread: str | None = None  # why the topic could not be read; None: it was
 
 
-def _origin(record: RawRecord | None, checked: bool) -> str:
-    """Where a request record is, and whether its signature was verified, for the operator."""
-    if record is None:
-        return ""
-    key = record.header(REQUEST_KEY_HEADER)
-    claimed = key.decode(errors="replace") if key else None
-    signed = f"signature verified (replica key {claimed})" if checked else \
-        f"NOT verified (RESPONDER_TIMELINE_VERIFY_KEY unset; {f'claims key {claimed}' if claimed else 'unsigned'})"
-    return f"partition {record.partition} offset {record.offset}, {signed}"
+def origin(plan: Published, checked: bool) -> str:
+    """Where a plan's request is, and whether its signature was verified, for the operator."""
+    signed = f"signature verified (replica key {plain(plan.key_id)})" if checked else \
+        ("NOT verified (RESPONDER_TIMELINE_VERIFY_KEY unset; "
+         + (f"claims key {plain(plan.key_id)})" if plan.key_id else "unsigned)"))
+    return f"partition {plan.partition} offset {plan.offset}, {signed}"
 
 
 def fleet_request(settings: Settings, given: str, step: str, local: list[str], *,
                   tolerate: bool = False) -> FleetRequest:
     """The incident `given` names, as an id or a unique prefix among this timeline's ids (`local`) and the fleet's
-    requests together, with its latest trusted request for `step` on Kafka; exit 3 listing the candidates when it
+    requests together, with the trusted requests for `step` on Kafka; exit 3 listing the candidates when it
     names several. Not found anywhere: `given`, no request. A topic that cannot be read exits 3, or with
     `tolerate` (the timeline has the request; the read is then given 10 s) is returned as `unread`."""
     topic = settings.approval_requests_topic
@@ -86,13 +80,12 @@ def fleet_request(settings: Settings, given: str, step: str, local: list[str], *
     matches = [given] if given in local or given in remote else \
         sorted({i for i in (*local, *remote) if i.startswith(given)})
     if len(matches) > 1:
-        raise fail(f"incident {given!r} is ambiguous on the timeline and {topic}; candidates: {', '.join(matches)}",
-                   EXIT_CONFIG)
-    refused = f" ({read.refused} record(s) there refused: not a request signed by a replica)" if read.refused else ""
+        raise fail(plain(f"incident {given!r} is ambiguous on the timeline and {topic}; candidates: "
+                         f"{', '.join(matches)}"), EXIT_CONFIG)
+    refused = f" ({read.refused} record(s) there refused: not a replica's request)" if read.refused else ""
     incident = matches[0] if matches else given
-    placed = {digest: at for (i, s, digest), at in read.placed.items() if (i, s) == (incident, step)}
-    return FleetRequest(incident, read.latest.get((incident, step)), f"{topic}{refused}",
-                        _origin(read.record.get((incident, step)), read.checked), read.checked, placed)
+    return FleetRequest(incident, read.latest.get((incident, step)), f"{topic}{refused}", read.checked,
+                        list(read.plans.get((incident, step), {}).values()))
 
 
 def _print(items: list[Pending], now: datetime) -> None:
@@ -107,12 +100,12 @@ def _print(items: list[Pending], now: datetime) -> None:
         state = "waiting" if answer is None else (
             f"{answer.decision} by {answer.by}" + ("" if answer.verified else " (signature not checked)")
             + (", expired by now: if the step still waits, decide again" if answer.lapsed else ""))
-        console.print(f"{r.incident} {r.step}: {r.actuator} on {r.target} [{state}; {when}]"
-                      + (" escalated" if r.escalated else ""), markup=False)
-        console.print(f"    runbook {r.runbook}, digest {r.digest[:12]}…, approvers {', '.join(r.approvers) or 'any'}; "
-                      f"why: {'; '.join(r.reasons)}", markup=False)
+        console.print(plain(f"{r.incident} {r.step}: {r.actuator} on {r.target} [{state}; {when}]"
+                            + (" escalated" if r.escalated else "")), markup=False)  # what Kafka said: no markup,
+        console.print(plain(f"    runbook {r.runbook}, digest {r.digest[:12]}…, approvers "  # no control characters
+                            f"{', '.join(r.approvers) or 'any'}; why: {'; '.join(r.reasons)}"), markup=False)
         for why in item.refused:
-            console.print(f"    ! a decision that answers nothing: {why}", markup=False)
+            console.print(plain(f"    ! a decision that answers nothing: {why}"), markup=False)
 
 
 @app.command("pending")

@@ -51,6 +51,16 @@ class Pending(BaseModel):
     refused: list[str] = []  # why each decision for this plan answers nothing (forged, not an approver, expired)
 
 
+class Published(BaseModel):
+    """One plan requested for a step: its last request on the topic, where that is, and the key it claims."""
+
+    model_config = ConfigDict(frozen=True)
+    request: ApprovalRequest
+    partition: int
+    offset: int
+    key_id: str | None  # the replica key its headers name (verified only when `Requests.checked`)
+
+
 class Requests(BaseModel):
     """The latest trusted request of each (incident, step), in the order the topic holds them, and how many
     records were refused (not a request, or, with a public key, not signed by a replica)."""
@@ -60,9 +70,8 @@ class Requests(BaseModel):
     refused: int = 0
     first_ms: dict[tuple[str, str, str], int] = {}  # when each (incident, step, digest) was first requested
     checked: bool = False  # whether the signatures were checked (a public key was given)
-    record: dict[tuple[str, str], RawRecord] = {}  # the record of each step's latest request: where it is
-    placed: dict[tuple[str, str, str], tuple[int, int]] = {}  # (partition, offset) of each plan's last request:
-    # a step's requests share its incident's partition, so the offsets order two plans without any clock
+    plans: dict[tuple[str, str], dict[str, Published]] = {}  # every plan requested for each step, by digest,
+    # in the order read: `approve` signs one only when the step has no other (a replay or a re-plan is a choice)
 
 
 def _header(record: RawRecord, name: str) -> str | None:
@@ -82,8 +91,7 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
     """The latest request of each parked step among the well-formed (and, with `checker`, signed) records."""
     found: dict[tuple[str, str], ApprovalRequest] = {}
     first_ms: dict[tuple[str, str, str], int] = {}
-    record_of: dict[tuple[str, str], RawRecord] = {}
-    placed: dict[tuple[str, str, str], tuple[int, int]] = {}
+    plans: dict[tuple[str, str], dict[str, Published]] = {}
     refused = 0
     for record in records:
         try:
@@ -97,13 +105,14 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         at = (request.incident, request.step)
         found.pop(at, None)
         found[at] = request
-        record_of[at] = record
-        placed[(*at, request.digest)] = (record.partition, record.offset)
+        step_plans = plans.setdefault(at, {})
+        step_plans.pop(request.digest, None)  # its last request counts, in the order read
+        step_plans[request.digest] = Published(request=request, partition=record.partition, offset=record.offset,
+                                               key_id=_header(record, REQUEST_KEY_HEADER))
         stamp = _stamp(record)
         if stamp is not None:
             first_ms.setdefault((request.incident, request.step, request.digest), stamp)
-    return Requests(latest=found, refused=refused, first_ms=first_ms, checked=checker is not None, record=record_of,
-                    placed=placed)
+    return Requests(latest=found, refused=refused, first_ms=first_ms, checked=checker is not None, plans=plans)
 
 
 def _stamp(record: RawRecord) -> int | None:

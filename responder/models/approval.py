@@ -23,7 +23,7 @@ class ApprovalRequest(BaseModel):
     actuator: str
     target: str
     params: dict[str, JsonValue]
-    digest: str = Field(description="plan digest the decision must carry")
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="plan digest the decision must carry")
     reasons: list[str]
     approvers: list[str]
     expires_at: AwareDatetime

@@ -12,8 +12,9 @@ process is the better cure.
 
 The metrics server (`/healthz`, `/readyz`, `/metrics`) is the process's, not a service's: `rebuilds` hands the same one
 to each service it builds, which answers for it while it runs. Between two services `/healthz` stays 200 (the
-process is alive and rejoining: a liveness probe must not kill it) and `/readyz` is 503 saying so; `/metrics` shows
-the fenced service's counters until the next one starts from zero, as after any restart.
+process is alive and rejoining: a liveness probe must not kill it), `/readyz` is 503 saying so, and `/metrics`
+holds only `responder_replica_rejoins_total`; the next service's counters start from zero, as after any restart,
+except that one, which goes on.
 """
 
 from __future__ import annotations

@@ -55,6 +55,18 @@ def _switch_item(guard: FleetGuard) -> dict[str, Any] | None:
 BOBS = ("bob", "IR-43: still revoking keys", "2026-12-03T10:00:00+00:00")
 
 
+def _bob_races(guard: FleetGuard, monkeypatch: pytest.MonkeyPatch, *, on: bool) -> None:
+    """Bob sets the switch (`on`) between the command's read and its write, through the test's own client."""
+    read = fleetstatus.read_switch
+
+    async def read_then_bob_sets_it(table: FleetGuard) -> tuple[KillSwitch, dict[str, Any]]:
+        seen = await read(table)
+        await guard.set_kill_switch(on, *BOBS)
+        return seen
+
+    monkeypatch.setattr(fleetstatus, "read_switch", read_then_bob_sets_it)
+
+
 def test_the_kill_switch_reaches_every_replica_and_says_who_and_why(fleet_env):
     """`kill-switch on` is what a replica's next refresh reads, with by, reason and time; `off` releases it."""
     assert asyncio.run(fleet_env.refresh()) is False
@@ -124,14 +136,7 @@ def test_off_when_already_off_is_a_success_that_writes_nothing(fleet_env):
 def test_a_switch_changed_between_read_and_write_is_not_overwritten(fleet_env, monkeypatch):
     """A switch another operator changed between `off`'s read and write: exit 3, one line naming it, not overwritten."""
     asyncio.run(fleet_env.set_kill_switch(True, "alice", "IR-42", "2026-12-03T09:00:00+00:00"))
-    read = fleetstatus.read_switch
-
-    async def read_then_bob_turns_it_on(guard: FleetGuard) -> tuple[KillSwitch, dict[str, Any]]:
-        seen = await read(guard)
-        await fleet_env.set_kill_switch(True, *BOBS)  # the same table, through the test's own client
-        return seen
-
-    monkeypatch.setattr(fleetstatus, "read_switch", read_then_bob_turns_it_on)
+    _bob_races(fleet_env, monkeypatch, on=True)
     got = _cli("kill-switch", "off", "--reason", "IR-42 contained", "--by", "carol")
     assert got.exit_code == 3, got.output
     (line,) = got.stderr.strip().splitlines()
@@ -145,19 +150,23 @@ def test_a_switch_changed_between_read_and_write_is_not_overwritten(fleet_env, m
 
 def test_a_concurrent_change_to_the_wanted_state_is_a_success(fleet_env, monkeypatch):
     """`on` while another operator turns the switch on between the read and the write: exit 0, theirs kept."""
-    read = fleetstatus.read_switch
-
-    async def read_then_bob_turns_it_on(guard: FleetGuard) -> tuple[KillSwitch, dict[str, Any]]:
-        seen = await read(guard)
-        await fleet_env.set_kill_switch(True, *BOBS)
-        return seen
-
-    monkeypatch.setattr(fleetstatus, "read_switch", read_then_bob_turns_it_on)
+    _bob_races(fleet_env, monkeypatch, on=True)
     got = _cli("kill-switch", "on", "--reason", "IR-44", "--by", "carol")
     assert got.exit_code == 0, got.output
     assert "already ON" in got.stdout
     assert "bob" in got.stdout
     assert (_switch_item(fleet_env) or {})["by"] == {"S": "bob"}
+
+
+def test_off_while_another_turns_it_off_is_a_success_with_the_outcome_in_json(fleet_env, monkeypatch):
+    """`off --json` while another operator turns the switch off meanwhile: exit 0, outcome "conflict", theirs kept."""
+    asyncio.run(fleet_env.set_kill_switch(True, "alice", "IR-42", "2026-12-03T09:00:00+00:00"))
+    _bob_races(fleet_env, monkeypatch, on=False)
+    got = _cli("kill-switch", "off", "--reason", "IR-42 contained", "--by", "carol", "--json")
+    assert got.exit_code == 0, got.output
+    shown = orjson.loads(got.stdout)
+    assert (shown["outcome"], shown["read_back_error"]) == ("conflict", None)
+    assert shown["kill_switch"]["by"] == "bob"
 
 
 def test_a_read_back_refused_after_the_write_is_not_a_failure(fleet_env, monkeypatch):

@@ -1,6 +1,7 @@
 """`approve` in a fleet: an incident prefix is resolved against the local timeline and the fleet's signed requests
-together, so it never silently picks the local incident when the operator meant another; and the newest request
-for the step, on the timeline or on Kafka, gives the plan digest to sign (another replica may have re-planned it)."""
+together, so it never silently picks the local incident when the operator meant another; and a plan is signed only
+when the timeline and the topic name one for the step (a re-plan, a forged or a replayed request is a choice shown
+to the operator, made with --digest)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,14 @@ T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 LOCAL, REPLANNED = "a" * 64, "b" * 64
 
 
-def _published(incident: str, digest: str, at: datetime | None = None) -> RawRecord:
+def _published(incident: str, digest: str, at: datetime | None = None, *, target: str = "AKIA1",
+               expires: timedelta = timedelta(hours=1), partition: int = 0) -> RawRecord:
     request = ApprovalRequest(incident=incident, step="revoke", runbook="rb", actuator="aws.iam.deactivate_access_key",
-                              target="AKIA1", params={}, digest=digest, reasons=["approval required"], approvers=[],
-                              expires_at=datetime.now(UTC) + timedelta(hours=1), on_timeout="deny")
+                              target=target, params={}, digest=digest, reasons=["approval required"], approvers=[],
+                              expires_at=datetime.now(UTC) + expires, on_timeout="deny")
     value = orjson.dumps(request.model_dump(mode="json"))
     return RawRecord(topic="req", value=value, headers=tuple(request_headers(Signer.from_text(PRIVATE), value)),
-                     timestamp_ms=int(at.timestamp() * 1000) if at is not None else None)
+                     timestamp_ms=int(at.timestamp() * 1000) if at is not None else None, partition=partition)
 
 
 @pytest.fixture
@@ -113,26 +115,36 @@ def _approve(path: Path) -> Result:
 
 
 def test_two_plans_are_shown_and_neither_is_signed(on_kafka, sent, tmp_path):
-    """The timeline and the topic's latest request name different plans: exit 3 showing both, nothing sent."""
+    """The timeline and the topic's latest request name different plans: exit 3 listing both, nothing sent."""
     path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
     on_kafka.extend([_published("inc-1", LOCAL, T0), _published("inc-1", REPLANNED, T0 + timedelta(seconds=30))])
     result = _approve(path)
     assert result.exit_code == 3, result.stderr
     assert sent == []
+    assert "2 plans for inc-1/revoke; none is signed without --digest" in result.stderr
     assert f"timeline: {LOCAL}" in result.stderr
     assert f"responder.approvals.requests: {REPLANNED}" in result.stderr
-    assert "published after the timeline's plan on the same partition (offset 1 > 0)" in result.stderr
     assert "signature verified" in result.stderr
 
 
-def test_a_plan_the_topic_does_not_order_against_the_timelines_is_refused(on_kafka, sent, tmp_path):
-    """The topic holds only another plan, however recent its timestamp: exit 3, the two cannot be ordered."""
-    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
-    on_kafka.append(_published("inc-1", REPLANNED, T0 + timedelta(days=365)))
-    result = _approve(path)
+def test_a_replayed_plan_is_not_signed_without_the_timeline(on_kafka, sent):
+    """No timeline, a re-plan, then the first plan's signed request replayed: exit 3 listing both, nothing sent."""
+    on_kafka.extend([_published("inc-1", LOCAL, T0), _published("inc-1", REPLANNED, T0),
+                     _published("inc-1", LOCAL, T0)])
+    result = CliRunner().invoke(app, ["deny", "inc-1", "revoke", "--by", "alice"])
     assert result.exit_code == 3, result.stderr
     assert sent == []
-    assert "cannot be ordered" in result.stderr
+    assert LOCAL in result.stderr
+    assert REPLANNED in result.stderr
+
+
+def test_requests_on_several_partitions_are_flagged(on_kafka, sent):
+    """Plans on two partitions (a replica publishes on its incident's): exit 3, saying not all are a replica's."""
+    on_kafka.extend([_published("inc-1", LOCAL, T0), _published("inc-1", REPLANNED, T0, partition=5)])
+    result = CliRunner().invoke(app, ["approve", "inc-1", "revoke", "--by", "alice"])
+    assert result.exit_code == 3, result.stderr
+    assert "requests on several partitions" in result.stderr
+    assert "partition 5 offset 1" in result.stderr
 
 
 def test_a_forged_future_request_does_not_replace_the_timelines(on_kafka, sent, tmp_path, monkeypatch):
@@ -147,8 +159,41 @@ def test_a_forged_future_request_does_not_replace_the_timelines(on_kafka, sent, 
     assert "NOT verified (RESPONDER_TIMELINE_VERIFY_KEY unset; unsigned)" in result.stderr
 
 
+def test_what_kafka_says_is_printed_without_escapes_or_markup(on_kafka, sent, tmp_path):
+    """A target with a terminal escape, a newline faking a timeline line and rich markup is shown escaped."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
+    target = "AKIA1\x1b[2J\n  timeline: " + "c" * 64 + " [link=https://evil.example/]x[/link]"
+    on_kafka.append(_published("inc-1", REPLANNED, T0, target=target))
+    result = _approve(path)
+    assert result.exit_code == 3, result.stderr
+    assert "\x1b" not in result.stderr
+    assert "\\x1b[2J\\n  timeline: ccc" in result.stderr  # one line, escaped
+    assert not any(line.startswith("  timeline: ccc") for line in result.stderr.splitlines())
+    assert "[link=https://evil.example/]x[/link]" in result.stderr
+
+
+def test_an_incident_id_with_markup_is_refused_cleanly(on_kafka, sent):
+    """An ambiguous prefix whose candidates hold rich markup exits 3 with the ids as they are, not a traceback."""
+    on_kafka.extend([_published("7f3a[/][/]x", LOCAL, T0), _published("7f3a9", REPLANNED, T0)])
+    result = CliRunner().invoke(app, ["approve", "7f3a", "revoke", "--by", "alice"])
+    assert result.exit_code == 3, result.output
+    assert "7f3a[/][/]x" in result.stderr
+
+
+def test_expired_plans_do_not_count(on_kafka, sent):
+    """An expired request for another plan is ignored; when every request has expired, exit 3 saying so."""
+    on_kafka.extend([_published("inc-1", LOCAL, T0, expires=timedelta(minutes=-5)), _published("inc-1", REPLANNED)])
+    result = CliRunner().invoke(app, ["approve", "inc-1", "revoke", "--by", "alice"])
+    assert result.exit_code == 0, result.stderr
+    assert [d.digest for d in sent] == [REPLANNED]
+    on_kafka[1:] = []
+    again = CliRunner().invoke(app, ["approve", "inc-1", "revoke", "--by", "alice"])
+    assert again.exit_code == 3
+    assert "expired" in again.stderr
+
+
 def test_digest_chooses_between_two_plans_without_reading_kafka(monkeypatch, sent, tmp_path):
-    """With --digest (and a prefix) the operator's plan is signed unread from Kafka, warned if not the timeline's."""
+    """With --digest (and a prefix the timeline resolves) the operator's plan is signed unread from Kafka, warned."""
     path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
 
     def unread(*_: object, **__: object) -> list[list[RawRecord]]:
@@ -160,6 +205,15 @@ def test_digest_chooses_between_two_plans_without_reading_kafka(monkeypatch, sen
     assert result.exit_code == 0, result.stderr
     assert [(d.incident, d.digest) for d in sent] == [("inc-1", REPLANNED)]
     assert f"--digest {REPLANNED[:12]}… is not the request's {LOCAL[:12]}…" in result.stderr
+
+
+def test_digest_with_an_id_the_timeline_lacks_is_resolved_on_kafka(on_kafka, sent):
+    """With --digest and no timeline, a prefix is resolved to the full id on the requests topic, not sent as is."""
+    on_kafka.extend([_published("inc-1", LOCAL, T0), _published("inc-1", REPLANNED, T0)])
+    result = CliRunner().invoke(app, ["approve", "inc", "revoke", "--by", "alice", "--digest", REPLANNED])
+    assert result.exit_code == 0, result.stderr
+    assert [(d.incident, d.digest) for d in sent] == [("inc-1", REPLANNED)]
+    assert result.stderr == ""
 
 
 def test_kafka_unreachable_signs_the_timelines_request_with_a_warning(monkeypatch, sent, tmp_path):
@@ -198,3 +252,12 @@ def test_an_unverified_fleet_request_is_signed_with_a_warning(on_kafka, sent, mo
     assert [d.digest for d in sent] == [REPLANNED]
     assert "is not a replica's verified request" in result.stderr
     assert "claims key" in result.stderr
+
+
+def test_a_request_with_a_malformed_digest_is_refused_and_counted(on_kafka):
+    """A request whose digest is not 64 lowercase hex characters is refused, never offered for signing."""
+    bad = _published("inc-1", LOCAL, T0).value.replace(LOCAL.encode(), b"../../x")
+    on_kafka.append(RawRecord(topic="req", value=bad, headers=tuple(request_headers(Signer.from_text(PRIVATE), bad))))
+    found = cli_pending.fleet_request(_settings(), "inc-1", "revoke", [])
+    assert found.plans == []
+    assert "1 record(s) there refused" in found.where

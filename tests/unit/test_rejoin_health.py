@@ -13,6 +13,7 @@ import pytest
 from responder.errors import ReplicaFenced, TimelineError
 from responder.metrics import Metrics, MetricsServer
 from responder.service import Service, health_server, rebuilds, serve_rejoining
+from responder.service.rejoin import _rejoining
 from responder.settings import Settings
 from tests.http import http_request
 
@@ -148,3 +149,15 @@ async def test_a_lone_service_still_owns_its_server(tmp_path):
     await service._close_started([])
     await service.close_unstarted()
     assert await _refused(port)
+
+
+def test_the_count_between_services_goes_on_from_the_fenced_ones(tmp_path):
+    """A service that had rejoined once is fenced again: between services the count shows 2, not 1."""
+    health = health_server(_settings(tmp_path))
+    assert health is not None
+    once = Metrics()
+    once.rejoins.inc(1)
+    health.attach(once, lambda: True, lambda: None)
+    _rejoining(health, 2, 5, 2.0)
+    assert health.metrics.value("responder_replica_rejoins_total") == 2
+    assert "rejoining after a fence (2 of 5 rejoins this hour)" in (health.why() or "")
