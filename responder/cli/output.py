@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,8 +13,8 @@ from rich.table import Table
 
 from responder.models.timeline import TimelineEntry
 
-console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the terminal width
+console = Console(width=None if sys.stdout.isatty() else 120, emoji=False)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)  # an error stays one line, whatever the terminal width
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -22,10 +23,22 @@ EXIT_CONFIG = 3
 EXIT_TEMPFAIL = 75  # sysexits' EX_TEMPFAIL: try again later (a fenced replica, for its supervisor to restart)
 
 
+_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # letters that print as nothing (Hangul fillers, braille blank)
+
+
+def _shown(c: str) -> str:
+    if c == "\\":
+        return "\\\\"  # so that an escape below cannot be faked by the text itself
+    if c.isprintable() and c not in _BLANK and unicodedata.category(c) not in ("Mn", "Me"):
+        return c
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+
+
 def plain(text: object) -> str:
-    """`text` safe to print for a human: characters that are not printable (escape sequences, newlines, bidi
-    overrides) written as Python escapes. For what came from Kafka or an alert, printed with `markup=False`."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    """`text` safe to print for a human: what does not print as itself (escape sequences, newlines, bidi overrides,
+    zero-width, combining and blank characters) written as a Python escape, and a backslash doubled. For what came
+    from Kafka or an alert, printed with `markup=False` (the consoles never turn `:name:` into an emoji)."""
+    return "".join(c if " " <= c < "\x7f" and c != "\\" else _shown(c) for c in str(text))
 
 
 def emit_json(value: Any) -> None:

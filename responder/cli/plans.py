@@ -17,22 +17,25 @@ from typing import NamedTuple
 
 import typer
 
-from responder.cli.options import fail
+from responder.cli.options import fail, incident_ids
 from responder.cli.output import EXIT_CONFIG, err_console, plain
-from responder.cli.pending import FleetRequest, origin
+from responder.cli.pending import FleetRequest, fleet_request, origin
 from responder.engine.pending import Published
 from responder.models.approval import ApprovalRequest
 from responder.models.timeline import EntryKind
+from responder.settings import Settings
 from responder.timeline.chain import parse_lines
 
 
 class LocalRequest(NamedTuple):
-    """The timeline's latest approval request for a step: its plan digest, when, and what it would run."""
+    """The timeline's latest approval request for a step: its plan digest, when, what it would run, and until when
+    it waits (epoch seconds; None when the entry does not say)."""
 
     digest: str
     at: str
     actuator: str
     target: str
+    deadline: float | None
 
 
 def timeline_request(timeline: Path, incident: str, step: str) -> LocalRequest | None:
@@ -42,8 +45,10 @@ def timeline_request(timeline: Path, incident: str, step: str) -> LocalRequest |
     found = None
     for entry in parse_lines(timeline.read_bytes().splitlines()):
         if entry.kind == EntryKind.APPROVAL_REQUESTED and entry.incident == incident and entry.body["step"] == step:
+            deadline = entry.body.get("deadline")
             found = LocalRequest(str(entry.body["digest"]), entry.at, str(entry.body.get("actuator", "?")),
-                                 str(entry.body.get("target", "?")))
+                                 str(entry.body.get("target", "?")),
+                                 float(deadline) if isinstance(deadline, int | float) else None)
     return found
 
 
@@ -68,17 +73,88 @@ def _several(incident: str, step: str, mine: LocalRequest | None, fleet: FleetRe
     return typer.Exit(EXIT_CONFIG)
 
 
+class Resolved(NamedTuple):
+    """What `approve` signs: the incident's full id, the plan digest, and the fleet's request for it (if read)."""
+
+    incident: str
+    digest: str
+    request: ApprovalRequest | None
+
+
+def resolve(settings: Settings, given: str, step: str, timeline: Path, digest: str | None,
+            now: datetime) -> Resolved:
+    """The incident `given` names (an id or a unique prefix, on the timeline and the requests topic together) and
+    the plan to decide: `digest` (or a unique prefix of a plan's) when given, which a request must name when the
+    topic was read; else the one plan the requests name (`choose`). Exit 3 with what is known otherwise."""
+    local = incident_ids(timeline) if timeline.is_file() else []
+    close = [i for i in local if i.startswith(given)]
+    local_id = given if given in local else (close[0] if len(close) == 1 else None)
+    fleet = fleet_request(settings, given, step, local, tolerate=local_id is not None)
+    topic = settings.approval_requests_topic
+    if fleet.unread is not None:  # only when the timeline resolved the id: a single replica's operator goes on
+        incident = str(local_id)
+        err_console.print(f"! the fleet's requests topic {topic} was not read ({plain(fleet.unread)}): using the "
+                          "timeline alone; if another replica has re-planned the step since, the engine refuses "
+                          "the decision as for another plan", markup=False)
+    else:
+        incident = fleet.incident
+    mine = timeline_request(timeline, incident, step) if incident in local else None
+    if digest is not None:
+        return Resolved(incident, _named(digest, incident, step, mine, fleet, topic), fleet.request)
+    chosen, request = choose(incident, step, mine, fleet, topic, now)
+    if chosen is None:
+        raise fail(plain(f"no approval request for incident {incident} step {step} on {timeline} or {fleet.where}; "
+                         "pass --digest"), EXIT_CONFIG)
+    return Resolved(incident, chosen, request)
+
+
+def _named(digest: str, incident: str, step: str, mine: LocalRequest | None, fleet: FleetRequest,
+           topic: str) -> str:
+    """The full digest the operator named (or a unique prefix of a known plan's): exit 3 when the topic was read
+    and no request for the step names it, since the engine would refuse the decision."""
+    known = list(dict.fromkeys([*([mine.digest] if mine else []), *(p.request.digest for p in fleet.plans)]))
+    wanted = digest.strip().lower()
+    if len(wanted) < 64:
+        matches = [d for d in known if d.startswith(wanted)] if wanted else []
+        if len(matches) != 1:
+            raise fail(f"--digest {plain(digest)!r} is not 64 hex characters and is the prefix of "
+                       f"{'no' if not matches else 'more than one'} plan requested for {plain(incident)}/"
+                       f"{plain(step)}{': ' + ', '.join(known) if known else ''}", EXIT_CONFIG)
+        wanted = matches[0]
+    if not (len(wanted) == 64 and all(c in "0123456789abcdef" for c in wanted)):
+        raise fail(f"--digest {plain(digest)!r} is not a plan digest (64 hex characters)", EXIT_CONFIG)
+    if fleet.unread is None and wanted not in known:
+        raise fail(f"no request for {plain(incident)}/{plain(step)} names --digest {wanted}: the engine refuses a "
+                   "decision for a plan it did not park; requested: " + (", ".join(known) or "none"), EXIT_CONFIG)
+    if mine is not None and mine.digest != wanted:
+        err_console.print(f"! --digest {wanted[:12]}… is not the timeline's request {mine.digest[:12]}…: the "
+                          "engine acts on the plan it parked", markup=False)
+    return wanted
+
+
+def _unbacked(incident: str, step: str, mine: LocalRequest, fleet: FleetRequest, topic: str, now: datetime,
+              others: bool) -> None:
+    """The topic was read and holds no unexpired request for the timeline's plan: exit 3 when the timeline's
+    deadline has passed too (the step no longer waits); else one line saying the topic does not back it."""
+    if mine.deadline is not None and mine.deadline <= now.timestamp() and not others:
+        raise fail(plain(f"the timeline's request for {incident}/{step} expired at "
+                         f"{datetime.fromtimestamp(mine.deadline, now.tzinfo).isoformat()} and {topic} holds no "
+                         "unexpired one: the step no longer waits for a decision"), EXIT_CONFIG)
+    if not others:
+        err_console.print(plain(f"! {topic} holds no unexpired request for the timeline's plan {mine.digest[:12]}… "
+                                f"({len(fleet.plans)} plan(s) there): the step may no longer wait"), markup=False)
+
+
 def choose(incident: str, step: str, mine: LocalRequest | None, fleet: FleetRequest, topic: str,
            now: datetime) -> tuple[str | None, ApprovalRequest | None]:
     """The digest to sign and the fleet's request for it (for the success line): the one plan the timeline and the
-    topic's unexpired requests name, else exit 3 listing them (`_several`). One line on stderr when the topic was
-    not read and the timeline's request is used as it is, or when the topic's request is not verified."""
-    if mine is not None and fleet.unread is not None:  # the timeline has it: a single replica's operator goes on
-        err_console.print(f"! the fleet's requests topic {topic} was not read ({plain(fleet.unread)}): signing the "
-                          f"timeline's request {mine.digest[:12]}… ({mine.at}); if another replica has re-planned "
-                          "the step since, the engine refuses it as for another plan", markup=False)
-        return mine.digest, None
+    topic's unexpired requests name, else exit 3 listing them (`_several`). One line on stderr when the topic's
+    request is not verified, or does not back the timeline's."""
+    if fleet.unread is not None:  # the timeline's alone (`resolve` said so)
+        return (mine.digest if mine is not None else None), None
     live = [p for p in fleet.plans if p.request.expires_at > now]
+    if mine is not None and not any(p.request.digest == mine.digest for p in live):
+        _unbacked(incident, step, mine, fleet, topic, now, bool(live))
     if mine is None and not live and fleet.plans:
         raise fail(f"the request(s) for {plain(incident)}/{plain(step)} on {topic} expired (the latest at "
                    f"{fleet.plans[-1].request.expires_at.isoformat()}): the step no longer waits for a decision "

@@ -103,12 +103,17 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
             refused += 1
             continue
         at = (request.incident, request.step)
-        found.pop(at, None)
-        found[at] = request
         step_plans = plans.setdefault(at, {})
-        step_plans.pop(request.digest, None)  # its last request counts, in the order read
+        known = step_plans.pop(request.digest, None)  # each plan once, where it was last requested; with the latest
+        # deadline any of its requests gave (an escalation extends it: a replayed older copy must not shorten it,
+        # which would hide a waiting step from `pending` and make `approve` call it expired)
+        if known is not None and known.request.expires_at > request.expires_at:
+            request = request.model_copy(update={"expires_at": known.request.expires_at,
+                                                 "escalated": known.request.escalated or request.escalated})
         step_plans[request.digest] = Published(request=request, partition=record.partition, offset=record.offset,
                                                key_id=_header(record, REQUEST_KEY_HEADER))
+        found.pop(at, None)
+        found[at] = request
         stamp = _stamp(record)
         if stamp is not None:
             first_ms.setdefault((request.incident, request.step, request.digest), stamp)

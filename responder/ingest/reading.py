@@ -16,6 +16,8 @@ from aiokafka.errors import KafkaError
 
 from responder.errors import BrokerUnreachable
 from responder.ingest.clients import _start_with_retry
+from responder.ingest.kafka import to_raw
+from responder.ingest.unreadable import Unreadable, getmany_past
 from responder.models.event import RawRecord
 
 
@@ -26,9 +28,9 @@ async def read_to_end(bootstrap: str, topic: str, *, options: Mapping[str, Any] 
     Kafka refuses the read (an ACL)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **(options or {}))
-    await _start_with_retry(consumer, min(timeout, 15.0))
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout):  # connecting included: `timeout` bounds the whole read
+            await _start_with_retry(consumer, min(timeout, 15.0))
             if topic not in await consumer.topics():  # never created: nothing was published (not auto-created)
                 return []
             consumer.subscribe([topic])  # without a group: every partition, assigned once the metadata is in
@@ -39,9 +41,10 @@ async def read_to_end(bootstrap: str, topic: str, *, options: Mapping[str, Any] 
             out: dict[int, list[RawRecord]] = {tp.partition: [] for tp in parts}
             left = {tp for tp in parts if await consumer.position(tp) < ends[tp]}
             while left:
-                batch = await consumer.getmany(*left, timeout_ms=500)
-                for tp, msgs in batch.items():
-                    out[tp.partition] += [_record(topic, tp, m) for m in msgs if m.offset < ends[tp]]
+                batch = await getmany_past(consumer, *left, timeout_ms=500, max_records=500)
+                for tp, msgs in batch.items():  # one the client cannot parse comes as an empty, unreadable record
+                    out[tp.partition] += [to_raw(m) if isinstance(m, Unreadable) else _record(topic, tp, m)
+                                          for m in msgs if m.offset < ends[tp]]
                 left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
         return [r for p in sorted(out) for r in out[p]]
     except TimeoutError as exc:

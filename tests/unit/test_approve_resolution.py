@@ -167,7 +167,7 @@ def test_what_kafka_says_is_printed_without_escapes_or_markup(on_kafka, sent, tm
     result = _approve(path)
     assert result.exit_code == 3, result.stderr
     assert "\x1b" not in result.stderr
-    assert "\\x1b[2J\\n  timeline: ccc" in result.stderr  # one line, escaped
+    assert "\\x1b[2J\\x0a  timeline: ccc" in result.stderr  # one line, escaped
     assert not any(line.startswith("  timeline: ccc") for line in result.stderr.splitlines())
     assert "[link=https://evil.example/]x[/link]" in result.stderr
 
@@ -192,19 +192,24 @@ def test_expired_plans_do_not_count(on_kafka, sent):
     assert "expired" in again.stderr
 
 
-def test_digest_chooses_between_two_plans_without_reading_kafka(monkeypatch, sent, tmp_path):
-    """With --digest (and a prefix the timeline resolves) the operator's plan is signed unread from Kafka, warned."""
+def test_digest_chooses_between_two_plans(on_kafka, sent, tmp_path):
+    """--digest as a 12-character prefix (as `pending` shows it) signs that plan, warned if not the timeline's."""
     path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
-
-    def unread(*_: object, **__: object) -> list[list[RawRecord]]:
-        raise AssertionError("the topic was read")
-
-    monkeypatch.setattr(cli_pending, "_read", unread)
+    on_kafka.extend([_published("inc-1", LOCAL, T0), _published("inc-1", REPLANNED, T0)])
     result = CliRunner().invoke(app, ["approve", "inc", "revoke", "--by", "alice", "--timeline", str(path),
-                                      "--digest", REPLANNED])
+                                      "--digest", REPLANNED[:12]])
     assert result.exit_code == 0, result.stderr
     assert [(d.incident, d.digest) for d in sent] == [("inc-1", REPLANNED)]
-    assert f"--digest {REPLANNED[:12]}… is not the request's {LOCAL[:12]}…" in result.stderr
+    assert f"--digest {REPLANNED[:12]}… is not the timeline's request {LOCAL[:12]}…" in result.stderr
+
+
+def test_a_digest_no_request_names_is_refused(on_kafka, sent):
+    """--digest naming a plan no request for the step names (or not a digest at all) exits 3 and sends nothing."""
+    on_kafka.append(_published("inc-1", LOCAL, T0))
+    for given in ("c" * 64, "zz", "c" * 12):
+        result = CliRunner().invoke(app, ["approve", "inc-1", "revoke", "--by", "alice", "--digest", given])
+        assert result.exit_code == 3, (given, result.output)
+    assert sent == []
 
 
 def test_digest_with_an_id_the_timeline_lacks_is_resolved_on_kafka(on_kafka, sent):
@@ -261,3 +266,38 @@ def test_a_request_with_a_malformed_digest_is_refused_and_counted(on_kafka):
     found = cli_pending.fleet_request(_settings(), "inc-1", "revoke", [])
     assert found.plans == []
     assert "1 record(s) there refused" in found.where
+
+
+def test_a_replayed_older_copy_does_not_shorten_a_plans_deadline(on_kafka, sent):
+    """A plan escalated (a later deadline), then its first request replayed: it still waits and is signed."""
+    first = _published("inc-1", LOCAL, T0, expires=timedelta(minutes=-5))
+    on_kafka.extend([first, _published("inc-1", LOCAL, T0, expires=timedelta(hours=1)), first])
+    result = CliRunner().invoke(app, ["deny", "inc-1", "revoke", "--by", "alice"])
+    assert result.exit_code == 0, result.stderr
+    assert [d.digest for d in sent] == [LOCAL]
+
+
+def test_a_timeline_request_the_topic_does_not_back_is_warned_of_or_refused(on_kafka, sent, tmp_path):
+    """The topic holds no unexpired request for the timeline's plan: a warning; with its deadline passed, exit 3."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
+    result = _approve(path)
+    assert result.exit_code == 0, result.stderr
+    assert "holds no unexpired request for the timeline's plan" in result.stderr
+    late = tmp_path / "late.jsonl"
+    recorder = Recorder(FileStore(late), clock=T0.timestamp)
+    recorder.append(EntryKind.APPROVAL_REQUESTED, {"step": "revoke", "digest": LOCAL,
+                                                   "deadline": (T0 + timedelta(minutes=5)).timestamp()}, "inc-1")
+    recorder.close()
+    expired = _approve(late)
+    assert expired.exit_code == 3
+    assert "no longer waits" in expired.stderr
+    assert [d.digest for d in sent] == [LOCAL]
+
+
+def test_the_success_line_escapes_the_incident_id(on_kafka, sent):
+    """An incident id from Kafka with a terminal escape is printed escaped in the success line."""
+    on_kafka.append(_published("inc-\x1b]0;owned\x07", LOCAL, T0))
+    result = CliRunner().invoke(app, ["approve", "inc-", "revoke", "--by", "alice"])
+    assert result.exit_code == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    assert "inc-\\x1b]0;owned\\x07/revoke" in result.stdout
