@@ -101,12 +101,6 @@ class TooLarge(DecodeError):
     reason_code = "too_large"
 
 
-class UnreadableRecord(DecodeError):
-    """The Kafka client could not parse the record (a header key that is not UTF-8): stepped over, its bytes unseen."""
-
-    reason_code = "unreadable"
-
-
 class UnknownShape(DecodeError):
     """No registered decoder recognises the record (and no format was forced for its topic)."""
 

@@ -12,7 +12,6 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from responder.auth import signed_headers
 from responder.ingest.clients import _start_with_retry, publish, stop_consumer
 from responder.ingest.kafka import all_partitions, to_raw
-from responder.ingest.unreadable import Unreadable, getmany_past
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
 from responder.tracing import outgoing
@@ -65,9 +64,8 @@ class ApprovalIngest:
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next decisions, by partition."""
-        got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=100)  # one that cannot be
-        kept = {tp: [to_raw(m) for m in msgs if not isinstance(m, Unreadable)] for tp, msgs in got.items()}
-        return {tp: records for tp, records in kept.items() if records}  # parsed is logged and stepped over
+        got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=100)
+        return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit after the decisions' timeline entries are durable."""

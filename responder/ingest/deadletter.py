@@ -24,7 +24,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from responder.ingest.clients import _start_with_retry, ensure_topics
 from responder.ingest.security import check_connection
-from responder.ingest.unreadable import Unreadable, getmany_past
 
 log = structlog.get_logger(__name__)
 DLQ_PREFIX = "dlq."
@@ -54,8 +53,8 @@ async def _drain(consumer: AIOKafkaConsumer, idle_seconds: float) -> list[Any]:
     out: list[Any] = []
     idle_since = time.monotonic()
     while time.monotonic() - idle_since <= idle_seconds:
-        batch = await getmany_past(consumer, timeout_ms=300, max_records=500)
-        records = [m for msgs in batch.values() for m in msgs if not isinstance(m, Unreadable)]
+        batch = await consumer.getmany(timeout_ms=300, max_records=500)
+        records = [m for msgs in batch.values() for m in msgs]
         if records:
             out += records
             idle_since = time.monotonic()
@@ -100,8 +99,8 @@ async def replay_deadletters(
     try:
         idle_since = time.monotonic()
         while limit is None or result.replayed < limit:
-            batch = await getmany_past(consumer, timeout_ms=300, max_records=500)
-            records = [m for msgs in batch.values() for m in msgs if not isinstance(m, Unreadable)]  # logged
+            batch = await consumer.getmany(timeout_ms=300, max_records=500)
+            records = [m for msgs in batch.values() for m in msgs]
             if not records:
                 if time.monotonic() - idle_since > idle_seconds:
                     break

@@ -18,7 +18,6 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, Me
 from responder.ingest.clients import _start_with_retry, ensure_topics, publish, stop_consumer
 from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
 from responder.ingest.fetchwait import FetchWait
-from responder.ingest.unreadable import Unreadable, getmany_past
 from responder.models.event import RawRecord, built
 
 __all__ = ["DLQ_ATTEMPTS", "KafkaIngest", "OnAssigned", "OnRevoked", "_start_with_retry", "all_partitions",
@@ -33,10 +32,7 @@ _RAW_FIELDS = frozenset(RawRecord.model_fields)
 
 
 def to_raw(msg: Any) -> RawRecord:
-    """An aiokafka ConsumerRecord as a RawRecord (aiokafka's types already are the model's: not re-validated); a
-    record the client could not parse (`Unreadable`) as an empty one that says why, for the dead-letter topic."""
-    if isinstance(msg, Unreadable):
-        return RawRecord(topic=msg.topic, partition=msg.partition, offset=msg.offset, value=b"", unreadable=msg.error)
+    """An aiokafka ConsumerRecord as a RawRecord (aiokafka's types already are the model's: not re-validated)."""
     record: RawRecord = built(RawRecord, {
         "topic": msg.topic,
         "partition": msg.partition,
@@ -45,7 +41,6 @@ def to_raw(msg: Any) -> RawRecord:
         "value": msg.value if msg.value is not None else b"",
         "headers": tuple((k, v if v is not None else b"") for k, v in msg.headers) if msg.headers else (),
         "timestamp_ms": msg.timestamp,
-        "unreadable": None,
     }, set(_RAW_FIELDS))
     return record
 
@@ -154,7 +149,7 @@ class KafkaIngest:
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next batch, by partition, in offset order."""
-        got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=self.max_batch)
+        got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
         if self.fetch_wait is not None:
             self.fetch_wait.observe(sum(map(len, got.values())), paused=bool(self.consumer.paused()))
         for tp, msgs in got.items():

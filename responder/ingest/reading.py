@@ -16,8 +16,6 @@ from aiokafka.errors import KafkaError
 
 from responder.errors import BrokerUnreachable
 from responder.ingest.clients import _start_with_retry
-from responder.ingest.kafka import to_raw
-from responder.ingest.unreadable import Unreadable, getmany_past
 from responder.models.event import RawRecord
 
 
@@ -41,16 +39,18 @@ async def read_to_end(bootstrap: str, topic: str, *, options: Mapping[str, Any] 
             out: dict[int, list[RawRecord]] = {tp.partition: [] for tp in parts}
             left = {tp for tp in parts if await consumer.position(tp) < ends[tp]}
             while left:
-                batch = await getmany_past(consumer, *left, timeout_ms=500, max_records=500)
-                for tp, msgs in batch.items():  # one the client cannot parse comes as an empty, unreadable record
-                    out[tp.partition] += [to_raw(m) if isinstance(m, Unreadable) else _record(topic, tp, m)
-                                          for m in msgs if m.offset < ends[tp]]
+                batch = await consumer.getmany(*left, timeout_ms=500)
+                for tp, msgs in batch.items():
+                    out[tp.partition] += [_record(topic, tp, m) for m in msgs if m.offset < ends[tp]]
                 left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
         return [r for p in sorted(out) for r in out[p]]
     except TimeoutError as exc:
         raise BrokerUnreachable(f"could not read {topic} at {bootstrap} to its end within {timeout:g} s") from exc
     except KafkaError as exc:  # not authorised to read the topic, an unknown partition...: one line, no traceback
         raise BrokerUnreachable(f"could not read {topic} at {bootstrap}: {type(exc).__name__}: {exc}") from exc
+    except UnicodeDecodeError as exc:  # a record the client cannot parse (a header key that is not UTF-8)
+        raise BrokerUnreachable(f"could not read {topic} at {bootstrap}: a record there cannot be parsed by the "
+                                f"Kafka client ({exc})") from exc
     finally:
         await consumer.stop()
 

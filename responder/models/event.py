@@ -213,7 +213,6 @@ class RawRecord(BaseModel):
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
     timestamp_ms: int | None = None
-    unreadable: str | None = None  # the client could not parse it (responder/ingest/unreadable.py): why
 
     def header(self, name: str) -> bytes | None:
         """The last header called `name`, or None."""

@@ -36,3 +36,21 @@ async def test_a_refused_read_is_one_clear_error(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(BrokerUnreachable, match="could not read requests at k:9: TopicAuthorizationFailedError"):
         await reading.read_to_end("k:9", "requests")
     assert _Refused.stopped
+
+
+class _Unparsable(_Refused):
+    """A consumer whose topic holds a record the client cannot parse (a header key that is not UTF-8)."""
+
+    async def topics(self) -> set[str]:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+
+async def test_an_unparsable_record_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record the Kafka client cannot parse raises BrokerUnreachable saying so, not a UnicodeDecodeError."""
+    async def started(client: Any, deadline: float) -> None:
+        return None
+
+    monkeypatch.setattr(reading, "AIOKafkaConsumer", _Unparsable)
+    monkeypatch.setattr(reading, "_start_with_retry", started)
+    with pytest.raises(BrokerUnreachable, match="a record there cannot be parsed by the Kafka client"):
+        await reading.read_to_end("k:9", "requests")
