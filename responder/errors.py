@@ -155,6 +155,11 @@ class TimelineLocked(TimelineError):
                          "(RESPONDER_TIMELINE_PATH) at another file")
 
 
+class UnparsableRecord(ResponderError):
+    """A record the Kafka client cannot parse (a header key that is not UTF-8): its consumer cannot pass it by
+    itself, and stops with this error naming where it stood (docs/faults.md)."""
+
+
 class BrokerUnavailable(ResponderError):
     """Kafka did not acknowledge a record in time: the sender must retry (HTTP intake: 503)."""
 

@@ -11,7 +11,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.auth import signed_headers
 from responder.ingest.clients import _start_with_retry, publish, stop_consumer
-from responder.ingest.kafka import all_partitions, to_raw
+from responder.ingest.kafka import all_partitions, to_raw, unparsable
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
 from responder.tracing import outgoing
@@ -64,7 +64,10 @@ class ApprovalIngest:
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next decisions, by partition."""
-        got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=100)
+        try:
+            got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=100)
+        except UnicodeDecodeError as exc:
+            raise await unparsable(self.consumer, exc) from exc
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError
 
+from responder.errors import UnparsableRecord
 from responder.ingest.clients import _start_with_retry, ensure_topics, publish, stop_consumer
 from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
 from responder.ingest.fetchwait import FetchWait
@@ -43,6 +44,19 @@ def to_raw(msg: Any) -> RawRecord:
         "timestamp_ms": msg.timestamp,
     }, set(_RAW_FIELDS))
     return record
+
+
+async def unparsable(consumer: AIOKafkaConsumer, exc: UnicodeDecodeError) -> UnparsableRecord:
+    """The error to stop with when aiokafka cannot parse a record (it raises at every poll, before the record: a
+    consumer cannot step over it safely, see docs/faults.md), logged with where each partition stood: the record
+    is at or after one of those offsets."""
+    where = [f"{tp.topic}[{tp.partition}]@{await consumer.position(tp)}"
+             for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition))]
+    detail = ("a record the Kafka client cannot parse (a header key that is not UTF-8?) stops this consumer at "
+              "every poll; find it at or after these offsets, and move the consumer group past it "
+              "(docs/faults.md, 'A record the Kafka client cannot parse')")
+    log.critical("record_unparsable", error=str(exc), positions=where, detail=detail)
+    return UnparsableRecord(f"{detail}: {', '.join(where)} ({exc})")
 
 
 async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
@@ -149,7 +163,10 @@ class KafkaIngest:
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next batch, by partition, in offset order."""
-        got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        try:
+            got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        except UnicodeDecodeError as exc:
+            raise await unparsable(self.consumer, exc) from exc
         if self.fetch_wait is not None:
             self.fetch_wait.observe(sum(map(len, got.values())), paused=bool(self.consumer.paused()))
         for tp, msgs in got.items():

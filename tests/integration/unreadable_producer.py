@@ -1,0 +1,41 @@
+"""Produce records whose header key is not UTF-8, as any client may (run with AIOKAFKA_NO_EXTENSIONS=1: the
+pure-Python record builder asks the key to encode itself, and this one encodes to bytes that do not decode).
+
+    python -m tests.integration.unreadable_producer BOOTSTRAP TOPIC KEY VALUE_FILE...
+
+Each value file is sent in turn, in one batch on KEY's partition; a file named `*.bad` gets the bad header key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+
+class BadKey(str):
+    """A header key whose UTF-8 encoding is not UTF-8."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff\xfe-not-utf-8"
+
+
+async def main(bootstrap: str, topic: str, key: str, values: list[tuple[bytes, bool]]) -> None:
+    """Send the values as one batch, in order (True: with the bad header key)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=200, acks="all")
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, value, key=key.encode(), headers=[(BadKey("k"), b"v")] if bad else [])
+                for value, bad in values]
+        await producer.flush()
+        for fut in sent:
+            await fut
+    finally:
+        await producer.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3],
+                     [(Path(f).read_bytes(), f.endswith(".bad")) for f in sys.argv[4:]]))
