@@ -54,8 +54,7 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
     if json:
         emit_json({"ok": True, "sent": decision.model_dump(mode="json"), "key_id": key_id})
     else:
-        what = f" ({request.actuator} on {request.target})" if request is not None and request.digest == digest \
-            else ""
+        what = f" ({request.actuator} on {request.target})" if request is not None else ""  # the signed plan's
         console.print(plain(f"✓ {verdict} of {incident}/{step}{what} by {by} sent to {settings.approvals_topic} "
                             f"(digest {digest[:12]}…, signed with key {key_id})"), markup=False)
 

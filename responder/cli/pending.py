@@ -47,11 +47,19 @@ class FleetRequest:
     """What `fleet_request` found on the requests topic for one step."""
 
     incident: str  # the incident `given` names: itself, or the one its prefix names
-    request: ApprovalRequest | None  # the latest trusted request for the step; None: none there, or not read
     where: str  # the topic, and how many records there were refused
     verified: bool = False  # a replica's timeline key signed them (checked with RESPONDER_TIMELINE_VERIFY_KEY)
     plans: list[Published] = field(default_factory=list)  # every plan requested for the step, in the order read
     unread: str | None = None  # why the topic could not be read; None: it was
+
+    @property
+    def request(self) -> ApprovalRequest | None:
+        """The latest trusted request for the step; None: none there, or not read."""
+        return self.plans[-1].request if self.plans else None
+
+    def plan(self, digest: str) -> ApprovalRequest | None:
+        """The request for the plan `digest`, if one was read."""
+        return next((p.request for p in self.plans if p.request.digest == digest), None)
 
 
 def origin(plan: Published, checked: bool) -> str:
@@ -74,7 +82,7 @@ def fleet_request(settings: Settings, given: str, step: str, local: list[str], *
     except ConfigError as exc:  # no broker (BrokerUnreachable), a TLS / SASL failure, an ACL, a slow topic
         if not tolerate:
             raise fail(str(exc), EXIT_CONFIG) from exc
-        return FleetRequest(given, None, topic, unread=str(exc))
+        return FleetRequest(given, topic, unread=str(exc))
     read = latest_requests(records, Checker.from_setting(settings.timeline_verify_key))
     remote = list(dict.fromkeys(i for i, _ in read.latest))
     matches = [given] if given in local or given in remote else \
@@ -84,7 +92,7 @@ def fleet_request(settings: Settings, given: str, step: str, local: list[str], *
                          f"{', '.join(matches)}"), EXIT_CONFIG)
     refused = f" ({read.refused} record(s) there refused: not a replica's request)" if read.refused else ""
     incident = matches[0] if matches else given
-    return FleetRequest(incident, read.latest.get((incident, step)), f"{topic}{refused}", read.checked,
+    return FleetRequest(incident, f"{topic}{refused}", read.checked,
                         list(read.plans.get((incident, step), {}).values()))
 
 

@@ -100,7 +100,8 @@ def resolve(settings: Settings, given: str, step: str, timeline: Path, digest: s
         incident = fleet.incident
     mine = timeline_request(timeline, incident, step) if incident in local else None
     if digest is not None:
-        return Resolved(incident, _named(digest, incident, step, mine, fleet, topic), fleet.request)
+        named = _named(digest, incident, step, mine, fleet, topic)
+        return Resolved(incident, named, fleet.plan(named))
     chosen, request = choose(incident, step, mine, fleet, topic, now)
     if chosen is None:
         raise fail(plain(f"no approval request for incident {incident} step {step} on {timeline} or {fleet.where}; "

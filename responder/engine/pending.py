@@ -66,12 +66,16 @@ class Requests(BaseModel):
     records were refused (not a request, or, with a public key, not signed by a replica)."""
 
     model_config = ConfigDict(frozen=True)
-    latest: dict[tuple[str, str], ApprovalRequest]
     refused: int = 0
     first_ms: dict[tuple[str, str, str], int] = {}  # when each (incident, step, digest) was first requested
     checked: bool = False  # whether the signatures were checked (a public key was given)
     plans: dict[tuple[str, str], dict[str, Published]] = {}  # every plan requested for each step, by digest,
     # in the order read: `approve` signs one only when the step has no other (a replay or a re-plan is a choice)
+
+    @property
+    def latest(self) -> dict[tuple[str, str], ApprovalRequest]:
+        """The latest request of each step (its last plan read), the steps in the order of their last request."""
+        return {at: next(reversed(by_digest.values())).request for at, by_digest in self.plans.items()}
 
 
 def _header(record: RawRecord, name: str) -> str | None:
@@ -89,7 +93,6 @@ def request_signed(record: RawRecord, checker: Checker | None) -> bool | None:
 
 def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None) -> Requests:
     """The latest request of each parked step among the well-formed (and, with `checker`, signed) records."""
-    found: dict[tuple[str, str], ApprovalRequest] = {}
     first_ms: dict[tuple[str, str, str], int] = {}
     plans: dict[tuple[str, str], dict[str, Published]] = {}
     refused = 0
@@ -103,7 +106,8 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
             refused += 1
             continue
         at = (request.incident, request.step)
-        step_plans = plans.setdefault(at, {})
+        step_plans = plans.pop(at, {})  # the step moves to the end: `latest` lists steps by their last request
+        plans[at] = step_plans
         known = step_plans.pop(request.digest, None)  # each plan once, where it was last requested; with the latest
         # deadline any of its requests gave (an escalation extends it: a replayed older copy must not shorten it,
         # which would hide a waiting step from `pending` and make `approve` call it expired)
@@ -112,12 +116,10 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
                                                  "escalated": known.request.escalated or request.escalated})
         step_plans[request.digest] = Published(request=request, partition=record.partition, offset=record.offset,
                                                key_id=_header(record, REQUEST_KEY_HEADER))
-        found.pop(at, None)
-        found[at] = request
         stamp = _stamp(record)
         if stamp is not None:
             first_ms.setdefault((request.incident, request.step, request.digest), stamp)
-    return Requests(latest=found, refused=refused, first_ms=first_ms, checked=checker is not None, plans=plans)
+    return Requests(refused=refused, first_ms=first_ms, checked=checker is not None, plans=plans)
 
 
 def _stamp(record: RawRecord) -> int | None:

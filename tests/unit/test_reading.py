@@ -26,18 +26,6 @@ class _Refused:
         _Refused.stopped = True
 
 
-async def test_a_refused_read_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Kafka refusing the read (not authorised) raises BrokerUnreachable naming the topic, and the consumer stops."""
-    async def started(client: Any, deadline: float) -> None:
-        return None
-
-    monkeypatch.setattr(reading, "AIOKafkaConsumer", _Refused)
-    monkeypatch.setattr(reading, "_start_with_retry", started)
-    with pytest.raises(BrokerUnreachable, match="could not read requests at k:9: TopicAuthorizationFailedError"):
-        await reading.read_to_end("k:9", "requests")
-    assert _Refused.stopped
-
-
 class _Unparsable(_Refused):
     """A consumer whose topic holds a record the client cannot parse (a header key that is not UTF-8)."""
 
@@ -45,12 +33,18 @@ class _Unparsable(_Refused):
         raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
 
 
-async def test_an_unparsable_record_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A record the Kafka client cannot parse raises BrokerUnreachable saying so, not a UnicodeDecodeError."""
+@pytest.mark.parametrize(("consumer", "said"), [
+    (_Refused, "could not read requests at k:9: TopicAuthorizationFailedError"),
+    (_Unparsable, "could not read requests at k:9: a record there cannot be parsed by the Kafka client"),
+])
+async def test_a_failed_read_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, consumer: type, said: str) -> None:
+    """An ACL refusal or an unparsable record raises BrokerUnreachable naming the topic, and the consumer stops."""
     async def started(client: Any, deadline: float) -> None:
         return None
 
-    monkeypatch.setattr(reading, "AIOKafkaConsumer", _Unparsable)
+    _Refused.stopped = False
+    monkeypatch.setattr(reading, "AIOKafkaConsumer", consumer)
     monkeypatch.setattr(reading, "_start_with_retry", started)
-    with pytest.raises(BrokerUnreachable, match="a record there cannot be parsed by the Kafka client"):
+    with pytest.raises(BrokerUnreachable, match=said):
         await reading.read_to_end("k:9", "requests")
+    assert _Refused.stopped
