@@ -101,6 +101,13 @@ class TooLarge(DecodeError):
     reason_code = "too_large"
 
 
+class UnreadableRecord(DecodeError):
+    """The Kafka client could not parse the record (a header key that is not UTF-8, a batch that fails its CRC or
+    cannot be decompressed): read by responder/ingest/recordbatch.py and dead-lettered with its bytes."""
+
+    reason_code = "unreadable"
+
+
 class UnknownShape(DecodeError):
     """No registered decoder recognises the record (and no format was forced for its topic)."""
 
@@ -156,8 +163,8 @@ class TimelineLocked(TimelineError):
 
 
 class UnparsableRecord(ResponderError):
-    """A record the Kafka client cannot parse (a header key that is not UTF-8): its consumer cannot pass it by
-    itself, and stops with this error naming where it stood (docs/faults.md)."""
+    """A record the Kafka client cannot parse, which reading the fetch again (responder/ingest/unreadable.py) did
+    not get past either: its consumer stops with this error naming where it stood (docs/faults.md)."""
 
 
 class BrokerUnavailable(ResponderError):

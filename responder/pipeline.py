@@ -13,7 +13,7 @@ import structlog
 
 from responder.engine.executor import Engine
 from responder.engine.incidents import Incident
-from responder.errors import TooLarge
+from responder.errors import TooLarge, UnreadableRecord
 from responder.ingest.authn import RecordAuthenticator
 from responder.log import context_vars
 from responder.log import enabled as log_enabled
@@ -108,6 +108,8 @@ class Pipeline:
         trace = trace_id_of(record.headers) if record.header("traceparent") else None
         self.counters.records += 1
         self._count("records", record.topic)
+        if record.unreadable is not None:  # the Kafka client could not parse it (responder/ingest/recordbatch.py)
+            raise UnreadableRecord(f"the Kafka client could not parse this record: {record.unreadable}")
         if len(record.value) > self.max_record_bytes:  # before hashing or parsing anything
             raise TooLarge(f"record of {len(record.value)} bytes exceeds the limit of {self.max_record_bytes}")
         signed_by = self.authenticator.verify(record)
@@ -151,7 +153,8 @@ class Pipeline:
         for record in records:
             doc, partial = _UNPARSED, _UNCHECKED
             value = record.value
-            if quick and len(value) <= limit and ((not required and not record.headers) or auth.unsigned(record)):
+            if quick and len(value) <= limit and record.unreadable is None and (
+                    (not required and not record.headers) or auth.unsigned(record)):
                 try:
                     doc = orjson.loads(value)  # `parse`'s errors are raised again by `prepare`, below
                     fmt = formats.get(record.topic)

@@ -97,6 +97,9 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
     plans: dict[tuple[str, str], dict[str, Published]] = {}
     refused = 0
     for record in records:
+        if record.unreadable is not None:  # the Kafka client could not parse it: not as its replica sent it
+            refused += 1
+            continue
         try:
             request = ApprovalRequest.model_validate_json(record.value)
         except ValidationError:

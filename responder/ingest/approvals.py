@@ -11,7 +11,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.auth import signed_headers
 from responder.ingest.clients import _start_with_retry, publish, stop_consumer
-from responder.ingest.kafka import all_partitions, to_raw, unparsable
+from responder.ingest.kafka import all_partitions, to_raw
+from responder.ingest.unreadable import getmany_past
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
 from responder.tracing import outgoing
@@ -64,10 +65,7 @@ class ApprovalIngest:
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next decisions, by partition."""
-        try:
-            got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=100)
-        except UnicodeDecodeError as exc:
-            raise await unparsable(self.consumer, exc) from exc
+        got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=100)  # `unreadable` ones too
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:

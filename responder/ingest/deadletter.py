@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from responder.ingest.clients import _start_with_retry, ensure_topics
 from responder.ingest.security import check_connection
+from responder.ingest.unreadable import Unreadable, getmany_past
 
 log = structlog.get_logger(__name__)
 DLQ_PREFIX = "dlq."
@@ -53,8 +54,8 @@ async def _drain(consumer: AIOKafkaConsumer, idle_seconds: float) -> list[Any]:
     out: list[Any] = []
     idle_since = time.monotonic()
     while time.monotonic() - idle_since <= idle_seconds:
-        batch = await consumer.getmany(timeout_ms=300, max_records=500)
-        records = [m for msgs in batch.values() for m in msgs]
+        batch = await getmany_past(consumer, timeout_ms=300, max_records=500)
+        records = [m for msgs in batch.values() for m in msgs if not isinstance(m, Unreadable)]  # logged there
         if records:
             out += records
             idle_since = time.monotonic()
@@ -99,8 +100,8 @@ async def replay_deadletters(
     try:
         idle_since = time.monotonic()
         while limit is None or result.replayed < limit:
-            batch = await consumer.getmany(timeout_ms=300, max_records=500)
-            records = [m for msgs in batch.values() for m in msgs]
+            batch = await getmany_past(consumer, timeout_ms=300, max_records=500)
+            records = [m for msgs in batch.values() for m in msgs if not isinstance(m, Unreadable)]  # logged there
             if not records:
                 if time.monotonic() - idle_since > idle_seconds:
                     break

@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError
 
-from responder.errors import UnparsableRecord
 from responder.ingest.clients import _start_with_retry, ensure_topics, publish, stop_consumer
 from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
 from responder.ingest.fetchwait import FetchWait
+from responder.ingest.unreadable import Unreadable, getmany_past
 from responder.models.event import RawRecord, built
 
 __all__ = ["DLQ_ATTEMPTS", "KafkaIngest", "OnAssigned", "OnRevoked", "_start_with_retry", "all_partitions",
@@ -33,7 +33,11 @@ _RAW_FIELDS = frozenset(RawRecord.model_fields)
 
 
 def to_raw(msg: Any) -> RawRecord:
-    """An aiokafka ConsumerRecord as a RawRecord (aiokafka's types already are the model's: not re-validated)."""
+    """An aiokafka ConsumerRecord (or a `Read`) as a RawRecord (aiokafka's types already are the model's: not
+    re-validated); an `Unreadable` as a record that says why, with its bytes, for the dead-letter topic."""
+    if isinstance(msg, Unreadable):
+        return RawRecord(topic=msg.topic, partition=msg.partition, offset=msg.offset, key=msg.key, value=msg.value,
+                         headers=msg.headers, timestamp_ms=msg.timestamp, unreadable=msg.error)
     record: RawRecord = built(RawRecord, {
         "topic": msg.topic,
         "partition": msg.partition,
@@ -42,21 +46,9 @@ def to_raw(msg: Any) -> RawRecord:
         "value": msg.value if msg.value is not None else b"",
         "headers": tuple((k, v if v is not None else b"") for k, v in msg.headers) if msg.headers else (),
         "timestamp_ms": msg.timestamp,
+        "unreadable": None,
     }, set(_RAW_FIELDS))
     return record
-
-
-async def unparsable(consumer: AIOKafkaConsumer, exc: UnicodeDecodeError) -> UnparsableRecord:
-    """The error to stop with when aiokafka cannot parse a record (it raises at every poll, before the record: a
-    consumer cannot step over it safely, see docs/faults.md), logged with where each partition stood: the record
-    is at or after one of those offsets."""
-    where = [f"{tp.topic}[{tp.partition}]@{await consumer.position(tp)}"
-             for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition))]
-    detail = ("a record the Kafka client cannot parse (a header key that is not UTF-8?) stops this consumer at "
-              "every poll; find it at or after these offsets, and move the consumer group past it "
-              "(docs/faults.md, 'A record the Kafka client cannot parse')")
-    log.critical("record_unparsable", error=str(exc), positions=where, detail=detail)
-    return UnparsableRecord(f"{detail}: {', '.join(where)} ({exc})")
 
 
 async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
@@ -162,11 +154,8 @@ class KafkaIngest:
         await self._listener.on_partitions_assigned(partitions)
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
-        """The next batch, by partition, in offset order."""
-        try:
-            got = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
-        except UnicodeDecodeError as exc:
-            raise await unparsable(self.consumer, exc) from exc
+        """The next batch, by partition, in offset order (a record the client cannot parse: `unreadable`)."""
+        got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=self.max_batch)
         if self.fetch_wait is not None:
             self.fetch_wait.observe(sum(map(len, got.values())), paused=bool(self.consumer.paused()))
         for tp, msgs in got.items():

@@ -11,11 +11,13 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from responder.errors import BrokerUnreachable
+from responder.errors import BrokerUnreachable, UnparsableRecord
 from responder.ingest.clients import _start_with_retry
+from responder.ingest.kafka import to_raw
+from responder.ingest.unreadable import getmany_past
 from responder.models.event import RawRecord
 
 
@@ -39,22 +41,17 @@ async def read_to_end(bootstrap: str, topic: str, *, options: Mapping[str, Any] 
             out: dict[int, list[RawRecord]] = {tp.partition: [] for tp in parts}
             left = {tp for tp in parts if await consumer.position(tp) < ends[tp]}
             while left:
-                batch = await consumer.getmany(*left, timeout_ms=500)
-                for tp, msgs in batch.items():
-                    out[tp.partition] += [_record(topic, tp, m) for m in msgs if m.offset < ends[tp]]
+                batch = await getmany_past(consumer, *left, timeout_ms=500, max_records=500)
+                for tp, msgs in batch.items():  # one the client cannot parse comes as `unreadable` (refused)
+                    out[tp.partition] += [to_raw(m) for m in msgs if m.offset < ends[tp]]
                 left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
         return [r for p in sorted(out) for r in out[p]]
     except TimeoutError as exc:
         raise BrokerUnreachable(f"could not read {topic} at {bootstrap} to its end within {timeout:g} s") from exc
     except KafkaError as exc:  # not authorised to read the topic, an unknown partition...: one line, no traceback
         raise BrokerUnreachable(f"could not read {topic} at {bootstrap}: {type(exc).__name__}: {exc}") from exc
-    except UnicodeDecodeError as exc:  # a record the client cannot parse (a header key that is not UTF-8)
-        raise BrokerUnreachable(f"could not read {topic} at {bootstrap}: a record there cannot be parsed by the "
-                                f"Kafka client ({exc})") from exc
+    except UnparsableRecord as exc:  # not even read again by responder/ingest/unreadable.py
+        raise BrokerUnreachable(f"could not read {topic} at {bootstrap}: {exc}") from exc
     finally:
         await consumer.stop()
 
-
-def _record(topic: str, tp: TopicPartition, m: Any) -> RawRecord:
-    return RawRecord(topic=topic, partition=tp.partition, offset=m.offset, key=m.key, value=m.value or b"",
-                     headers=tuple((k, v or b"") for k, v in m.headers or ()), timestamp_ms=m.timestamp)

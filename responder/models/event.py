@@ -213,6 +213,7 @@ class RawRecord(BaseModel):
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
     timestamp_ms: int | None = None
+    unreadable: str | None = None  # the Kafka client could not parse it (responder/ingest/recordbatch.py): why
 
     def header(self, name: str) -> bytes | None:
         """The last header called `name`, or None."""

@@ -165,7 +165,7 @@ class Running(PartitionKeeping):
         while not self._stop.is_set():
             batch = await self.approvals.poll()
             for records in batch.values():
-                for record in records:
+                for record in readable(records):
                     try:
                         ids = signature(record)
                         with traced("responder.decision", record.headers):  # its entries carry the decision's trace
@@ -185,7 +185,7 @@ class Running(PartitionKeeping):
         while not self._stop.is_set():
             batch = await ingest.poll()
             for records in batch.values():
-                for record in records:
+                for record in readable(records):
                     try:
                         async with self._lock:
                             reply = await self.operator.handle(record.value, *signature(record))
@@ -195,6 +195,16 @@ class Running(PartitionKeeping):
                     except Exception:  # one bad request (even a bug) must not stop the operator consumer
                         log.exception("operator_request_failed", offset=record.offset)
             await ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+
+def readable(records: list[RawRecord]) -> list[RawRecord]:
+    """The records the Kafka client could parse; each other one is logged and passed over (committed with them):
+    a decision or request is acted on only as its signer sent it."""
+    for record in records:
+        if record.unreadable is not None:
+            log.error("signed_record_unreadable", topic=record.topic, partition=record.partition,
+                      offset=record.offset, error=record.unreadable)
+    return [record for record in records if record.unreadable is None]
 
 
 def signature(record: RawRecord) -> tuple[str | None, str | None]:

@@ -1,9 +1,10 @@
 """Produce records whose header key is not UTF-8, as any client may (run with AIOKAFKA_NO_EXTENSIONS=1: the
 pure-Python record builder asks the key to encode itself, and this one encodes to bytes that do not decode).
 
-    python -m tests.integration.unreadable_producer BOOTSTRAP TOPIC KEY VALUE_FILE...
+    python -m tests.integration.unreadable_producer BOOTSTRAP TOPIC KEY VALUE_FILE... [--partition N] [--gzip]
 
-Each value file is sent in turn, in one batch on KEY's partition; a file named `*.bad` gets the bad header key.
+Each value file is sent in turn, in one batch on KEY's partition (or partition N); a file named `*.bad` gets the
+bad header key; `--gzip` compresses the batch.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ class BadKey(str):
         return b"\xff\xfe-not-utf-8"
 
 
-async def main(bootstrap: str, topic: str, key: str, values: list[tuple[bytes, bool]]) -> None:
+async def main(bootstrap: str, topic: str, key: str, values: list[tuple[bytes, bool]], partition: int | None,
+               gzip: bool) -> None:
     """Send the values as one batch, in order (True: with the bad header key)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=200, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=200, acks="all",
+                                compression_type="gzip" if gzip else None)
     await producer.start()
     try:
-        sent = [await producer.send(topic, value, key=key.encode(), headers=[(BadKey("k"), b"v")] if bad else [])
+        sent = [await producer.send(topic, value, key=key.encode(), partition=partition,
+                                    headers=[(BadKey("k"), b"v")] if bad else [])
                 for value, bad in values]
         await producer.flush()
         for fut in sent:
@@ -37,5 +41,8 @@ async def main(bootstrap: str, topic: str, key: str, values: list[tuple[bytes, b
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3],
-                     [(Path(f).read_bytes(), f.endswith(".bad")) for f in sys.argv[4:]]))
+    args = sys.argv[4:]
+    part = int(args[args.index("--partition") + 1]) if "--partition" in args else None
+    files = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] != "--partition")]
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], [(Path(f).read_bytes(), f.endswith(".bad")) for f in files],
+                     part, "--gzip" in args))

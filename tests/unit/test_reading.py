@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import TopicAuthorizationFailedError
 
-from responder.errors import BrokerUnreachable
+from responder.errors import BrokerUnreachable, UnparsableRecord
 from responder.ingest import reading
 
 
@@ -27,15 +27,15 @@ class _Refused:
 
 
 class _Unparsable(_Refused):
-    """A consumer whose topic holds a record the client cannot parse (a header key that is not UTF-8)."""
+    """A consumer whose topic holds a record neither the client nor the tolerant reader gets past."""
 
     async def topics(self) -> set[str]:
-        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+        raise UnparsableRecord("a record the Kafka client cannot parse stops this consumer")
 
 
 @pytest.mark.parametrize(("consumer", "said"), [
     (_Refused, "could not read requests at k:9: TopicAuthorizationFailedError"),
-    (_Unparsable, "could not read requests at k:9: a record there cannot be parsed by the Kafka client"),
+    (_Unparsable, "could not read requests at k:9: a record the Kafka client cannot parse"),
 ])
 async def test_a_failed_read_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, consumer: type, said: str) -> None:
     """An ACL refusal or an unparsable record raises BrokerUnreachable naming the topic, and the consumer stops."""

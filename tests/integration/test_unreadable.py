@@ -1,0 +1,153 @@
+"""A record the Kafka client cannot parse (a header key that is not UTF-8, which the broker accepts from any
+producer) is read past once and dead-lettered with its bytes, instead of stopping its partition for ever; no other
+record is lost on the way."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.consumer import fetcher
+
+from responder.ingest.kafka import ensure_topics
+from responder.ingest.reading import read_to_end
+from responder.ingest.unreadable import Unreadable, getmany_past
+from responder.sandbox.fixtures import on_apache_kafka
+from responder.service import Service
+from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.harness import make_settings, running, wait_for
+from tests.integration.test_deadletter import _read_all, _seed, _status
+
+pytestmark = pytest.mark.integration
+kafka_bootstrap = on_apache_kafka()  # the broker aiokafka meets in production, when Java is present
+ROOT = Path(__file__).resolve().parents[2]
+_SENT = itertools.count()  # value files' names
+
+
+async def _produce(bootstrap: str, topic: str, tmp: Path, values: list[tuple[bytes, bool]], *extra: str) -> None:
+    """Send `values` in one batch; those marked True carry a header key that is not UTF-8."""
+    files = []
+    for value, bad in values:
+        path = tmp / f"v{next(_SENT)}{'.bad' if bad else '.ok'}"
+        path.write_bytes(value)
+        files.append(str(path))
+    env = dict(os.environ, AIOKAFKA_NO_EXTENSIONS="1", PYTHONPATH=str(ROOT))
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tests.integration.unreadable_producer",
+                                             bootstrap, topic, "k", *files, *extra], check=True, env=env, cwd=ROOT,
+                            timeout=60)
+
+
+async def _poll_for_ever(consumer: AIOKafkaConsumer) -> None:
+    """What a consumer without the second read does: poll, and raise on the same record each time."""
+    while True:
+        await consumer.getmany(timeout_ms=500)
+
+
+async def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    return consumer
+
+
+async def _take(consumer: AIOKafkaConsumer, want: int, most: int = 100) -> list[Any]:
+    """Records from getmany_past until `want` came, then one more poll that must bring none."""
+    seen: list[Any] = []
+    async with asyncio.timeout(30):
+        while len(seen) < want:
+            batch = await getmany_past(consumer, timeout_ms=500, max_records=most)
+            seen += [m for msgs in batch.values() for m in msgs]
+    assert await getmany_past(consumer, timeout_ms=1000, max_records=most) == {}
+    return seen
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+async def test_a_record_in_the_middle_of_a_batch_is_read_past_once(kafka_bootstrap, unique, tmp_path, gzip):
+    """Plain aiokafka raises at every poll; getmany_past hands out the records around it, each once, and the bad
+    one once as Unreadable with its value, at its offset (a compressed batch too)."""
+    topic = f"unreadable-{unique}"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    extra = ("--gzip",) if gzip else ()
+    await _produce(kafka_bootstrap, topic, tmp_path, [(b"a", False), (b"b", True), (b"c", False)], *extra)
+    await _produce(kafka_bootstrap, topic, tmp_path, [(b"d", False)])  # another batch
+    consumer = await _consumer(kafka_bootstrap, topic)
+    try:
+        with pytest.raises(UnicodeDecodeError):
+            await asyncio.wait_for(_poll_for_ever(consumer), 20)
+        consumer.seek(TopicPartition(topic, 0), 0)
+        seen = await _take(consumer, 4)
+    finally:
+        await consumer.stop()
+    assert [(m.offset, m.value, isinstance(m, Unreadable)) for m in seen] == \
+        [(0, b"a", False), (1, b"b", True), (2, b"c", False), (3, b"d", False)]
+    assert "header key is not UTF-8" in seen[1].error
+    read = await read_to_end(kafka_bootstrap, topic)  # `approvals pending` reads past it too, and refuses it
+    assert [(r.offset, r.unreadable is not None) for r in read] == [(0, False), (1, True), (2, False), (3, False)]
+
+
+async def test_no_other_partition_loses_a_record(kafka_bootstrap, unique, tmp_path, monkeypatch):
+    """Records of another partition that the poll which raised had already taken are read again: every good record
+    of both partitions comes out, and the unreadable one exactly once."""
+    shuffle = fetcher.random.shuffle
+
+    def partition_1_first(items: list[Any]) -> None:  # aiokafka shuffles a fetch's partitions: here p1, then p0,
+        if items and isinstance(items[0], tuple) and isinstance(items[0][0], TopicPartition):  # so the poll takes
+            items.sort(key=lambda item: -item[0].partition)  # p1's records before p0 raises
+        else:
+            shuffle(items)
+
+    monkeypatch.setattr(fetcher.random, "shuffle", partition_1_first)
+    topic = f"unreadable2-{unique}"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=2)
+    for round_ in range(3):
+        await _produce(kafka_bootstrap, topic, tmp_path, [(f"p1-{round_}-{i}".encode(), False) for i in range(50)],
+                       "--partition", "1")
+    await _produce(kafka_bootstrap, topic, tmp_path, [(b"p0-a", False), (b"p0-bad", True), (b"p0-c", False)],
+                   "--partition", "0")
+    consumer = await _consumer(kafka_bootstrap, topic)
+    try:
+        seen = await _take(consumer, 153, most=1000)
+    finally:
+        await consumer.stop()
+    good = {(m.partition, m.value) for m in seen if not isinstance(m, Unreadable)}
+    assert good == {(1, f"p1-{r}-{i}".encode()) for r in range(3) for i in range(50)} | {(0, b"p0-a"), (0, b"p0-c")}
+    assert [(m.partition, m.offset) for m in seen if isinstance(m, Unreadable)] == [(0, 1)]
+
+
+async def test_the_service_deadletters_it_and_acts_on_the_alerts_around_it(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """An unreadable finding between two leaked-key findings: both keys are contained, it is dead-lettered as
+    `unreadable` with its bytes and offset (and not acted on), and the offsets are committed past all three."""
+    before, middle, after = await _seed(aws, "ml-a"), await _seed(aws, "ml-m"), await _seed(aws, "ml-b")
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir)
+    service = Service(settings)
+    unreadable = envelope_bytes(guardduty_finding(middle, user="ml-m"))
+    async with running(service):
+        for value, bad in [(envelope_bytes(guardduty_finding(before, user="ml-a")), False), (unreadable, True),
+                           (envelope_bytes(guardduty_finding(after, user="ml-b")), False)]:
+            await _produce(kafka_bootstrap, topics["alerts"], tmp_path, [(value, bad)], "--partition", "0")
+        await wait_for(lambda: len(service.engine.state.results()) >= 2 and service.pipeline.counters.records >= 3,
+                       timeout=60)
+    assert (await _status(aws, before, "ml-a"), await _status(aws, after, "ml-b")) == ("Inactive", "Inactive")
+    assert await _status(aws, middle, "ml-m") == "Active"  # its alert is on the dead-letter topic, not acted on
+    [dead] = await _read_all(kafka_bootstrap, topics["deadletter"], 1)
+    headers = dict(dead.headers)
+    assert (headers["dlq.reason"], headers["dlq.offset"], dead.value) == (b"unreadable", b"1", unreadable)
+    assert b"header key is not UTF-8" in headers["dlq.detail"]
+    assert service.metrics.value("responder_deadlettered_total", reason="unreadable") == 1
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        tp = TopicPartition(topics["alerts"], 0)
+        committed = await admin.list_consumer_group_offsets(settings.group_id, partitions=[tp])
+    finally:
+        await admin.close()
+    assert committed[tp].offset == 3

@@ -1,0 +1,155 @@
+"""The tolerant record-batch reader: what aiokafka reads it reads the same; what aiokafka cannot parse comes out as
+`Unreadable` in its place, with its bytes, and the records around it are kept."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from aiokafka import codec
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.record.util import calc_crc32c, encode_varint
+
+from responder.ingest import recordbatch
+from responder.ingest.recordbatch import Read, Unreadable, read_fetched
+
+Rec = tuple[bytes | None, bytes | None, list[tuple[bytes, bytes]]]  # key, value, raw header keys and values
+_CODECS = {"gzip": (1, codec.gzip_encode), "snappy": (2, codec.snappy_encode), "lz4": (3, codec.lz4_encode),
+           "zstd": (4, codec.zstd_encode)}
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    encode_varint(n, out.append)
+    return bytes(out)
+
+
+def _field(b: bytes | None) -> bytes:
+    return _varint(-1) if b is None else _varint(len(b)) + b
+
+
+def batch(base: int, records: list[Rec], *, compression: str | None = None, attributes: int = 0,
+          ts: int = 1_000) -> bytes:
+    """A v2 record batch as any producer may write it (header keys are raw bytes: any bytes at all)."""
+    body = b""
+    for i, (key, value, headers) in enumerate(records):
+        rec = b"\x00" + _varint(i) + _varint(i) + _field(key) + _field(value) + _varint(len(headers))
+        rec += b"".join(_field(k) + _field(v) for k, v in headers)
+        body += _varint(len(rec)) + rec
+    if compression is not None:
+        kind, encode = _CODECS[compression]
+        attributes |= kind
+        body = encode(body)
+    tail = struct.pack(">hiqqqhii", attributes, len(records) - 1, ts, ts + len(records) - 1, -1, -1, -1,
+                       len(records)) + body
+    crc = calc_crc32c(tail)
+    return struct.pack(">qiib", base, 4 + 1 + 4 + len(tail), -1, 2) + struct.pack(">I", crc) + tail
+
+
+GOOD: list[Rec] = [(b"k0", b"v0", []), (b"k1", None, [(b"h", b"x")]), (None, b"v2", [(b"a", b"1"), (b"b", b"")])]
+
+
+def test_a_good_batch_reads_as_aiokafka_reads_it():
+    """Offsets, timestamps, keys, values and headers of aiokafka's own batch come out as aiokafka parses them."""
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0, producer_id=-1,
+                                        producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+    for i, (key, value, headers) in enumerate(GOOD):
+        builder.append(i, timestamp=5_000 + i, key=key, value=value, headers=[(k.decode(), v) for k, v in headers])
+    buf = bytes(builder.build())
+    theirs = [(r.offset, r.timestamp, r.key, r.value, tuple(r.headers)) for r in MemoryRecords(buf).next_batch()]
+    got, after = read_fetched("t", 3, buf, 0, 100)
+    assert [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in got] == theirs
+    assert all(isinstance(r, Read) and (r.topic, r.partition) == ("t", 3) for r in got)
+    assert after == 3
+
+
+def test_the_test_encoder_writes_batches_aiokafka_reads():
+    """The encoder the other tests use writes what aiokafka parses (so their batches are real ones)."""
+    buf = batch(7, GOOD, compression="gzip")
+    assert [(r.offset, r.key, r.value) for r in MemoryRecords(buf).next_batch()] == \
+        [(7, b"k0", b"v0"), (8, b"k1", None), (9, None, b"v2")]
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "snappy", "lz4", "zstd"])
+def test_a_header_key_that_is_not_utf8_is_unreadable_in_its_place(compression):
+    """aiokafka raises on the batch; the reader gives the records before and after, and the bad one with its
+    value and its keys escaped, at its offset."""
+    records = [GOOD[0], (b"k1", b'{"x": 1}', [(b"\xff\xfe-key", b"v")]), GOOD[2]]
+    buf = batch(10, records, compression=compression)
+    with pytest.raises(UnicodeDecodeError):
+        list(MemoryRecords(buf).next_batch())
+    got, after = read_fetched("t", 0, buf, 10, 100)
+    assert [type(r).__name__ for r in got] == ["Read", "Unreadable", "Read"]
+    bad = got[1]
+    assert isinstance(bad, Unreadable)
+    assert (bad.offset, bad.first, bad.key, bad.value, bad.headers) == \
+        (11, 11, b"k1", b'{"x": 1}', (("\\xff\\xfe-key", b"v"),))
+    assert "header key is not UTF-8" in bad.error
+    assert [r.value for r in got] == [b"v0", b'{"x": 1}', b"v2"]
+    assert after == 13
+
+
+def test_a_batch_whose_crc_fails_is_one_unreadable_covering_its_offsets():
+    """A flipped byte: the whole batch comes out once, its bytes as value, at its last offset; the next batch is
+    read."""
+    bad = bytearray(batch(0, GOOD))
+    bad[-1] ^= 0x01
+    buf = bytes(bad) + batch(3, [GOOD[0]])
+    got, after = read_fetched("t", 0, buf, 0, 100)
+    assert isinstance(got[0], Unreadable)
+    assert (got[0].first, got[0].offset, got[0].value) == (0, 2, bytes(bad))
+    assert "CRC" in got[0].error
+    assert [(type(r).__name__, r.offset) for r in got[1:]] == [("Read", 3)]
+    assert after == 4
+
+
+def test_a_batch_with_a_codec_not_installed_is_unreadable(monkeypatch):
+    """No decompressor for the batch's codec: the batch is one Unreadable that names the codec."""
+    monkeypatch.setitem(recordbatch._DECODERS, 3, ("lz4", codec.lz4_decode, lambda: False))
+    got, after = read_fetched("t", 0, batch(0, GOOD, compression="lz4"), 0, 100)
+    assert len(got) == 1
+    assert isinstance(got[0], Unreadable)
+    assert "lz4" in got[0].error
+    assert after == 3
+
+
+def test_a_malformed_record_makes_the_rest_of_its_batch_unreadable():
+    """A record whose length runs past the batch (its CRC valid): the records before it are read, the rest is one
+    Unreadable at the batch's last offset."""
+    good = batch(0, GOOD)
+    body = bytearray(good[61:])
+    first_len = body[0] // 2  # the first record's zigzag length, one byte here
+    body[1 + first_len] = 0x7E  # the second record's length: 63, more than is left
+    tail = good[21:61] + bytes(body)
+    buf = good[:17] + struct.pack(">I", calc_crc32c(tail)) + tail
+    got, after = read_fetched("t", 0, buf, 0, 100)
+    assert [(type(r).__name__, r.offset) for r in got] == [("Read", 0), ("Unreadable", 2)]
+    assert isinstance(got[1], Unreadable)
+    assert got[1].first == 1
+    assert "malformed" in got[1].error
+    assert after == 3
+
+
+def test_it_starts_at_the_position_and_stops_at_whole_batches():
+    """Records before the position are skipped; a batch cut short by the fetch is left for the next fetch; reading
+    stops after the batch that reaches `most`."""
+    buf = batch(0, GOOD) + batch(3, GOOD) + batch(6, GOOD)
+    got, after = read_fetched("t", 0, buf, 1, 100)
+    assert [r.offset for r in got] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert after == 9
+    got, after = read_fetched("t", 0, buf[:-5], 1, 100)
+    assert [r.offset for r in got] == [1, 2, 3, 4, 5]
+    assert after == 6
+    got, after = read_fetched("t", 0, buf, 0, 4)
+    assert [r.offset for r in got] == [0, 1, 2, 3, 4, 5]
+    assert after == 6
+    assert read_fetched("t", 0, b"", 5, 100) == ([], 5)
+
+
+def test_control_batches_are_passed_over():
+    """A transaction marker batch gives no record and moves the offset past it."""
+    got, after = read_fetched("t", 0, batch(0, [(b"\x00\x00\x00\x00", b"", [])], attributes=0x20) + batch(1, GOOD),
+                              0, 100)
+    assert [r.offset for r in got] == [1, 2, 3]
+    assert after == 4
