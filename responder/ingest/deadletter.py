@@ -116,7 +116,8 @@ async def replay_deadletters(
                 target = to_topic or _header(headers, "dlq.topic")
                 if not target:
                     continue
-                if any(_header(headers, h) is not None for h in NOT_ORIGINAL):
+                if any(_header(headers, h) is not None for h in NOT_ORIGINAL) or \
+                        _header(headers, "dlq.reason") == "unreadable":  # its header keys escaped, or a batch
                     result.unreplayable += 1  # not the original bytes: fetch it from its topic by offset
                     continue
                 coords = f"{msg.topic}:{msg.partition}:{msg.offset}"

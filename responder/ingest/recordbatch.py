@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import codec
-from aiokafka.record.util import calc_crc32c, decode_varint
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.record.util import calc_crc32c
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")  # 61 bytes, no padding
+_PREFIX = struct.Struct(">qi4xb")  # base offset, length, magic: where every format agrees (v0/v1 put a CRC there)
 _CRC_FROM = 21  # the CRC covers the batch from its attributes on
 _CONTROL, _LOG_APPEND_TIME, _CODEC = 0x20, 0x08, 0x07
 _DECODERS: dict[int, tuple[str, Callable[[bytes], bytes], Callable[[], bool]]] = {
@@ -66,42 +68,65 @@ class _Malformed(ValueError):
     """A record's framing does not hold."""
 
 
-def read_fetched(topic: str, partition: int, buf: bytes, position: int,
-                 most: int) -> tuple[list[Read | Unreadable], int]:
+def read_fetched(topic: str, partition: int, buf: bytes, position: int, most: int,
+                 high: int | None = None) -> tuple[list[Read | Unreadable], int]:
     """The records of `buf` (a fetch response's bytes for one partition) from `position`, whole batches, until at
-    least `most` are read; and the offset after the last batch read (`position` when none was whole)."""
+    least `most` are read; and the offset after the last batch read (`position` when none was whole). `high`,
+    the partition's high watermark, bounds a corrupted batch at the end of `buf`. Batches must follow each other
+    in offset order: one that does not ends the read there."""
     out: list[Read | Unreadable] = []
-    pos, after = 0, position
-    while len(out) < most and pos + _HEADER.size <= len(buf):
-        base, length, _epoch, magic = _HEADER.unpack_from(buf, pos)[:4]
+    pos, after, first = 0, position, True
+    while len(out) < most and pos + _PREFIX.size <= len(buf):
+        base, length, magic = _PREFIX.unpack_from(buf, pos)
         end = pos + 12 + length
-        if length < _HEADER.size - 12 or end > len(buf):
-            break  # the fetch cut the last batch short: it is fetched again from `after`
-        batch = bytes(buf[pos:end])
+        if end > len(buf) or length < _PREFIX.size - 12 or (not first and base < after):
+            break  # cut short by the fetch (fetched again from `after`), or not a batch where one should follow
+        batch, first = bytes(buf[pos:end]), False
         pos = end
-        if magic != 2:  # a v0/v1 message: aiokafka reads those without headers; one here is passed on whole
-            out.append(Unreadable(topic, partition, max(base, position), max(base, position), None, None, batch, (),
-                                  f"a message in the legacy format (magic {magic}), not read here"))
-            after = max(base, position) + 1
+        if magic < 2:
+            if base >= position:  # a v0/v1 message set entry stands at its last offset
+                out += _legacy(topic, partition, batch, position, base)
+                after = base + 1
             continue
+        if length < _HEADER.size - 12:
+            break
+        following = _PREFIX.unpack_from(buf, end)[0] if end + 8 <= len(buf) else None
+        bound = following - 1 if following is not None else (high - 1 if high is not None else None)
+        crc_ok = calc_crc32c(batch[_CRC_FROM:]) == _HEADER.unpack_from(batch)[4]
         last = base + _HEADER.unpack_from(batch)[6]
+        if not crc_ok and not (base <= last and (bound is None or last <= bound)):  # the delta is corrupted too
+            last = max(bound if bound is not None else base, base)
         if last < position:
             continue  # before the position (a compressed batch the fetch started inside of)
-        out += _batch(topic, partition, batch, max(base, position), last)
+        out += _batch(topic, partition, batch, max(base, position), last, crc_ok)
         after = last + 1
     return out, after
 
 
-def _batch(topic: str, partition: int, batch: bytes, start: int, last: int) -> list[Read | Unreadable]:
+def _legacy(topic: str, partition: int, entry: bytes, position: int, offset: int) -> list[Read | Unreadable]:
+    """A message set entry in the v0/v1 format, read by aiokafka (no headers there), or one `Unreadable`."""
+    try:
+        batch = MemoryRecords(entry).next_batch()
+        if batch is None or not batch.validate_crc():
+            raise _Malformed("its CRC does not match")
+        return [Read(topic, partition, r.offset, r.timestamp, r.key, r.value, ()) for r in batch
+                if r.offset >= position]
+    except Exception as exc:  # noqa: BLE001 - whatever aiokafka raises, the verdict is the same
+        return [Unreadable(topic, partition, offset, max(position, offset), None, None, entry, (),
+                           f"a message in the legacy format (offset {offset}) cannot be read: {exc!r}")]
+
+
+def _batch(topic: str, partition: int, batch: bytes, start: int, last: int, crc_ok: bool) -> list[Read | Unreadable]:
     """The records of one v2 batch from offset `start`, or one `Unreadable` for what cannot be read."""
-    (base, _len, _epoch, _magic, crc, attributes, _delta, base_ts, max_ts, _pid, _pepoch, _seq,
+    (base, _len, _epoch, _magic, _crc, attributes, _delta, base_ts, max_ts, _pid, _pepoch, _seq,
      count) = _HEADER.unpack_from(batch)
 
     def whole(why: str, first: int = start) -> list[Read | Unreadable]:
+        first = min(first, last)  # a batch whose records outnumber its offsets: it still ends at `last`
         return [Unreadable(topic, partition, last, first, None, None, batch, (),
                            f"record batch at offsets {base}-{last}, from {first}: {why}")]
 
-    if calc_crc32c(batch[_CRC_FROM:]) != crc:
+    if not crc_ok:
         return whole("its CRC-32C does not match (corrupted): none of its records can be trusted")
     if attributes & _CONTROL:
         return []  # a transaction marker, never handed out
@@ -120,7 +145,7 @@ def _batch(topic: str, partition: int, batch: bytes, start: int, last: int) -> l
     for _ in range(count):
         try:
             pos, offset, ts, key, value, raw_headers = _record(payload, pos, base, base_ts)
-        except (_Malformed, ValueError, IndexError) as exc:
+        except _Malformed as exc:
             first = max(start, out[-1].offset + 1) if out else start
             return [*out, *whole(f"a record from offset {first} on is malformed ({exc})", first)]
         if offset < start:
@@ -146,9 +171,25 @@ def _checked(topic: str, partition: int, offset: int, stamp: int, key: bytes | N
     return Read(topic, partition, offset, stamp, key, value, headers)
 
 
+def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """A zigzag varint at `pos` that must end before `end` (aiokafka's compiled decoder reads past a buffer)."""
+    result = shift = 0
+    while True:
+        if pos >= end:
+            raise _Malformed("a varint runs past its record")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+        if shift >= 64:
+            raise _Malformed("a varint longer than 64 bits")
+
+
 def _bytes(buf: bytes, pos: int, end: int) -> tuple[bytes | None, int]:
     """A varint-length-prefixed field (-1: null), bounded by the record's end."""
-    size, pos = decode_varint(buf, pos)
+    size, pos = _varint(buf, pos, end)
     if size < 0:
         return None, pos
     if pos + size > end:
@@ -159,16 +200,16 @@ def _bytes(buf: bytes, pos: int, end: int) -> tuple[bytes | None, int]:
 def _record(buf: bytes, pos: int, base: int, base_ts: int,
             ) -> tuple[int, int, int, bytes | None, bytes | None, list[tuple[bytes, bytes]]]:
     """(position after it, offset, timestamp, key, value, raw headers) of the record at `pos`."""
-    length, pos = decode_varint(buf, pos)
+    length, pos = _varint(buf, pos, len(buf))
     end = pos + length
     if length < 1 or end > len(buf):
         raise _Malformed(f"a record of {length} bytes in {len(buf) - pos} left")
     pos += 1  # attributes: unused in v2
-    ts_delta, pos = decode_varint(buf, pos)
-    offset_delta, pos = decode_varint(buf, pos)
+    ts_delta, pos = _varint(buf, pos, end)
+    offset_delta, pos = _varint(buf, pos, end)
     key, pos = _bytes(buf, pos, end)
     value, pos = _bytes(buf, pos, end)
-    n, pos = decode_varint(buf, pos)
+    n, pos = _varint(buf, pos, end)
     if n < 0 or n > length:
         raise _Malformed(f"{n} headers")
     headers = []

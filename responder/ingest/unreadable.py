@@ -4,23 +4,31 @@ When `getmany()` raises while it parses a fetch (see `responder.ingest.recordbat
 taken from other partitions are lost with the call, and the position of the partition it failed on stays before
 the record: every later poll raises again. So, on that error only:
 
-1. every partition whose position moved during the failed poll is set back to where it stood before it (those
+1. the partition that raised is found (its buffered result's record generator ended with the error);
+2. every partition the failed poll moved is set back: to where it stood before the poll, or, when the poll
+   started it (a first poll, a new assignment), to its committed offset or the reset policy's earliest (those
    records are fetched again: nothing is lost, as the poll never returned them);
-2. the unpaused partitions asked for are fetched once more, by this module, from the leaders, and read with the
-   tolerant reader: good records come out as `Read`, the bad ones as `Unreadable` in their place;
-3. each partition read is moved to the end of the batches read, and the poll returns them.
+3. the unpaused partitions asked for are fetched once more, by this module, from their leaders, and read with
+   the tolerant reader, the partition that raised first, whole batches, until `max_records`: good records come
+   out as `Read`, the bad ones as `Unreadable` in their place;
+4. unless a rebalance came meanwhile (then nothing is returned and the next poll starts over), each partition
+   read is moved past the batches read, and the poll returns them.
 
 The caller dead-letters each `Unreadable` (its bytes and reason) and commits it like any other record. A batch
 holds one producer's records; only a malformed record, or a whole batch that fails its CRC or cannot be
-decompressed, is ever an `Unreadable`. When the second read makes no progress either (the leader is unknown,
-the broker answers with an error), the poll stops with `UnparsableRecord`, naming where each partition stood.
-Private aiokafka state is read here only (positions, leaders, the fetch size), with aiokafka pinned below 0.15.
+decompressed, is ever an `Unreadable`. When `STALLS` second reads in a row do not move the partition that raised
+(its leader gone, the broker refusing the fetch), the poll stops with `UnparsableRecord`, naming where each
+partition stood; a read_committed consumer stops at once (aborted transactions are not read here). aiokafka's
+private state is read here (positions, buffered results, leaders, fetch sizes) and one counter is written (its
+fetch count, which `fetch_context` leaves raised after an error), with aiokafka pinned below 0.15.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import weakref
 from collections import defaultdict
 from typing import Any
 
@@ -37,7 +45,7 @@ __all__ = ["Read", "Unreadable", "getmany_past", "unparsable"]
 log = structlog.get_logger(__name__)
 
 _PARSE_ERRORS = (UnicodeDecodeError, CorruptRecordException, UnsupportedCodecError)
-_READ_UNCOMMITTED = 0
+_READ_UNCOMMITTED, _EARLIEST = 0, -2  # aiokafka's isolation level and OffsetResetStrategy.EARLIEST
 
 
 def _positions(consumer: AIOKafkaConsumer) -> tuple[Any, dict[TopicPartition, int]]:
@@ -54,16 +62,8 @@ def _positions(consumer: AIOKafkaConsumer) -> tuple[Any, dict[TopicPartition, in
     return assignment, out
 
 
-async def _settled(consumer: AIOKafkaConsumer, assignment: Any,
-                   timeout_ms: int) -> tuple[Any, dict[TopicPartition, int]]:
-    """`_positions` once every assigned partition has its starting position (a new assignment is still looking
-    it up), waiting at most `timeout_ms`: a poll that raises can only give back records from a known start."""
-    missing = [tp for tp in assignment.tps if not assignment.state_value(tp).has_valid_position]
-    with contextlib.suppress(TimeoutError, KafkaError, IllegalStateError):
-        async with asyncio.timeout(timeout_ms / 1000):
-            for tp in missing:
-                await consumer.position(tp)
-    return _positions(consumer)
+_stalls: weakref.WeakKeyDictionary[Any, tuple[TopicPartition | None, int, int]] = weakref.WeakKeyDictionary()
+STALLS = 5  # second reads in a row that do not move the partition that raised, before the consumer stops
 
 
 async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, timeout_ms: int,
@@ -71,8 +71,6 @@ async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, 
     """`consumer.getmany(...)`; when it cannot parse what it fetched, the same partitions read by
     `responder.ingest.recordbatch` instead (records, and `Unreadable` in place of what cannot be parsed)."""
     before_assignment, before = _positions(consumer)
-    if before_assignment is not None and len(before) < len(before_assignment.tps):  # after an assignment: wait
-        before_assignment, before = await _settled(consumer, before_assignment, timeout_ms)  # for each start
     try:
         got: dict[TopicPartition, list[Any]] = await consumer.getmany(*partitions, timeout_ms=timeout_ms,
                                                                       max_records=max_records)
@@ -81,37 +79,88 @@ async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, 
         error: Exception = exc
     subscription = consumer._subscription
     subscription._fetch_count = max(0, subscription._fetch_count - 1)  # aiokafka's fetch_context has no finally
-    now, advanced = _give_back(consumer, before_assignment, before)
+    culprit = _raised(consumer)  # before any seek: a seek drops the fetcher's buffered result
+    if consumer._fetcher._isolation_level != _READ_UNCOMMITTED:  # aborted transactions are not read here
+        raise await unparsable(consumer, error) from error
+    assignment, now = _positions(consumer)
+    now, advanced = await _give_back(consumer, before if assignment is before_assignment else {}, now)
     wanted, paused = set(partitions) if partitions else set(now), consumer.paused()
-    todo = sorted((tp for tp in now if tp in wanted and tp not in paused),  # the one that raised never advanced:
-                  key=lambda tp: (tp in advanced, tp.topic, tp.partition))  # read first, within `max_records`
+    todo = sorted((tp for tp in now if tp in wanted and tp not in paused),  # the one that raised first, within
+                  key=lambda tp: (tp != culprit, tp in advanced, tp.topic, tp.partition))  # `max_records`
     read = await _read_again(consumer, {tp: now[tp] for tp in todo}, max_records)
-    moved = False
+    if _positions(consumer)[0] is not assignment or not assignment.active or subscription.reassignment_in_progress:
+        return {}  # a rebalance while reading again: what was read may not be ours; the next poll starts over
     for tp, (records, after) in read.items():
-        if after > now[tp] and tp in consumer.assignment():
+        if after > now[tp]:
             consumer.seek(tp, after)
-            moved = True
         for record in records:
             if isinstance(record, Unreadable):
                 log.error("record_unreadable", topic=tp.topic, partition=tp.partition, offset=record.offset,
                           first=record.first, error=record.error, client_error=repr(error))
-    if not moved:
-        raise await unparsable(consumer, error) from error
+    await _check_progress(consumer, culprit, now, read, error)
     return {tp: records for tp, (records, _) in read.items() if records}
 
 
-def _give_back(consumer: AIOKafkaConsumer, before_assignment: Any,
-               before: dict[TopicPartition, int]) -> tuple[dict[TopicPartition, int], set[TopicPartition]]:
-    """Set back each partition the failed poll moved (its records went down with it), unless a rebalance came
-    meanwhile (positions then come from the committed offsets, and are kept); the positions now, and the
-    partitions that had moved."""
-    assignment, now = _positions(consumer)
-    if assignment is not before_assignment:
-        return now, set()
-    advanced = {tp for tp, was in before.items() if now.get(tp, was) > was}
-    for tp in advanced:
-        consumer.seek(tp, before[tp])
-    return {tp: min(offset, before.get(tp, offset)) for tp, offset in now.items()}, advanced
+def _raised(consumer: AIOKafkaConsumer) -> TopicPartition | None:
+    """The partition whose records the failed poll was parsing: its buffered result's record generator ended by
+    the error (a drained result is removed, an untouched or partly taken one is still suspended)."""
+    for tp, result in consumer._fetcher._records.items():
+        records = getattr(result, "_partition_records", None)
+        iterator = getattr(records, "_records_iterator", None)
+        if iterator is not None and inspect.isgenerator(iterator) and \
+                inspect.getgeneratorstate(iterator) == inspect.GEN_CLOSED:
+            return tp
+    return None
+
+
+async def _give_back(consumer: AIOKafkaConsumer, before: dict[TopicPartition, int],
+                     now: dict[TopicPartition, int]) -> tuple[dict[TopicPartition, int], set[TopicPartition]]:
+    """Set back each partition the failed poll moved (its records went down with it): to where it stood before
+    the poll, or, for a partition it started (a new assignment, a first poll), to where it started, its committed
+    offset or the reset policy's; the positions now, and the partitions that had moved."""
+    advanced = set()
+    for tp, offset in now.items():
+        start = before[tp] if tp in before else await _start_of(consumer, tp)
+        if start is not None and offset > start:
+            consumer.seek(tp, start)
+            now[tp] = start
+            advanced.add(tp)
+    return now, advanced
+
+
+async def _start_of(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """Where a partition's consumption starts: its committed offset, else the earliest offset when the reset
+    policy says so; None when that cannot be known (then its position is kept)."""
+    with contextlib.suppress(KafkaError, IllegalStateError, TimeoutError):
+        async with asyncio.timeout(10):
+            if consumer._group_id is not None:
+                committed = await consumer.committed(tp)
+                if committed is not None:
+                    return int(committed)
+            if consumer._fetcher._default_reset_strategy == _EARLIEST:
+                return int((await consumer.beginning_offsets([tp]))[tp])
+    return None
+
+
+async def _check_progress(consumer: AIOKafkaConsumer, culprit: TopicPartition | None, now: dict[TopicPartition, int],
+                          read: dict[TopicPartition, tuple[list[Read | Unreadable], int]], error: Exception) -> None:
+    """Stop with `UnparsableRecord` once `STALLS` second reads in a row have not moved the partition that raised
+    (or, when it is not known, any partition): a leader gone for a moment is waited for, a read that can never
+    get past the record is not."""
+    moved = culprit in read and read[culprit][1] > now[culprit] if culprit is not None else \
+        any(after > now[tp] for tp, (_, after) in read.items())
+    if moved:
+        _stalls.pop(consumer, None)
+        return
+    where = now.get(culprit, -1) if culprit is not None else -1
+    last_tp, last_at, count = _stalls.get(consumer, (None, -1, 0))
+    count = count + 1 if (last_tp, last_at) == (culprit, where) else 1
+    _stalls[consumer] = (culprit, where, count)
+    log.warning("unreadable_reread_stalled", partition=f"{culprit.topic}[{culprit.partition}]" if culprit else None,
+                position=where, attempt=count, limit=STALLS)
+    if count >= STALLS:
+        _stalls.pop(consumer, None)
+        raise await unparsable(consumer, error) from error
 
 
 async def _read_again(consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int],
@@ -124,7 +173,7 @@ async def _read_again(consumer: AIOKafkaConsumer, positions: dict[TopicPartition
         leader = client.cluster.leader_for_partition(tp)
         if leader is not None and leader >= 0:
             by_leader[leader].append(tp)
-    fetched: dict[TopicPartition, bytes] = {}
+    fetched: dict[TopicPartition, tuple[bytes, int]] = {}
     for leader, tps in by_leader.items():
         topics: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         for tp in tps:
@@ -133,17 +182,20 @@ async def _read_again(consumer: AIOKafkaConsumer, positions: dict[TopicPartition
         try:
             response = await client.send(leader, request)
         except KafkaError as exc:
-            log.warning("unreadable_refetch_failed", leader=leader, error=repr(exc))
+            log.warning("unreadable_reread_failed", leader=leader, error=repr(exc))
             continue
         for topic, parts in response.topics:
-            for partition, error_code, _high, *rest in parts:
+            for partition, error_code, high, *rest in parts:
                 if error_code == 0:
-                    fetched[TopicPartition(topic, partition)] = rest[-1] or b""
+                    fetched[TopicPartition(topic, partition)] = (rest[-1] or b"", high)
+                else:
+                    log.warning("unreadable_reread_refused", topic=topic, partition=partition, error_code=error_code)
     out: dict[TopicPartition, tuple[list[Read | Unreadable], int]] = {}
     left = most
     for tp, position in positions.items():
         if left > 0 and tp in fetched:
-            out[tp] = read_fetched(tp.topic, tp.partition, fetched[tp], position, left)
+            buf, high = fetched[tp]
+            out[tp] = read_fetched(tp.topic, tp.partition, buf, position, left, high)
             left -= len(out[tp][0])
     return out
 

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.consumer import fetcher
 
+from responder.ingest import unreadable
 from responder.ingest.kafka import ensure_topics
 from responder.ingest.reading import read_to_end
 from responder.ingest.unreadable import Unreadable, getmany_past
@@ -104,6 +105,15 @@ async def test_no_other_partition_loses_a_record(kafka_bootstrap, unique, tmp_pa
             shuffle(items)
 
     monkeypatch.setattr(fetcher.random, "shuffle", partition_1_first)
+    set_back: list[set[TopicPartition]] = []
+    give_back = unreadable._give_back
+
+    async def spied(*args: Any) -> Any:
+        now, advanced = await give_back(*args)
+        set_back.append(set(advanced))
+        return now, advanced
+
+    monkeypatch.setattr(unreadable, "_give_back", spied)
     topic = f"unreadable2-{unique}"
     await ensure_topics(kafka_bootstrap, [topic], partitions=2)
     for round_ in range(3):
@@ -119,6 +129,7 @@ async def test_no_other_partition_loses_a_record(kafka_bootstrap, unique, tmp_pa
     good = {(m.partition, m.value) for m in seen if not isinstance(m, Unreadable)}
     assert good == {(1, f"p1-{r}-{i}".encode()) for r in range(3) for i in range(50)} | {(0, b"p0-a"), (0, b"p0-c")}
     assert [(m.partition, m.offset) for m in seen if isinstance(m, Unreadable)] == [(0, 1)]
+    assert TopicPartition(topic, 1) in set().union(*set_back), "the failed poll never took p1's records"
 
 
 async def test_the_service_deadletters_it_and_acts_on_the_alerts_around_it(

@@ -153,3 +153,61 @@ def test_control_batches_are_passed_over():
                               0, 100)
     assert [r.offset for r in got] == [1, 2, 3]
     assert after == 4
+
+
+@pytest.mark.parametrize(("delta", "high", "covers"), [
+    (1_000_000, None, (0, 2)),  # bounded by the next batch's base offset
+    (-5, None, (0, 2)),
+    (1_000_000, 3, (0, 2)),
+])
+def test_a_corrupted_batch_is_bounded_by_what_follows_it(delta, high, covers):
+    """A batch whose CRC fails cannot be trusted for its own last offset either: it covers up to the next batch,
+    and the next batch is read in order."""
+    bad = bytearray(batch(0, GOOD))
+    struct.pack_into(">i", bad, 23, delta)  # lastOffsetDelta, under the CRC: the CRC now fails
+    got, after = read_fetched("t", 0, bytes(bad) + batch(3, GOOD), 0, 100, high)
+    assert isinstance(got[0], Unreadable)
+    assert (got[0].first, got[0].offset) == covers
+    assert [r.offset for r in got[1:]] == [3, 4, 5]
+    assert after == 6
+
+
+def test_a_corrupted_last_batch_is_bounded_by_the_high_watermark():
+    """With nothing after it in the fetch, the high watermark bounds a corrupted batch's last offset."""
+    bad = bytearray(batch(10, GOOD))
+    struct.pack_into(">i", bad, 23, 1_000_000)
+    got, after = read_fetched("t", 0, bytes(bad), 10, 100, high=13)
+    assert [(type(r).__name__, r.offset) for r in got] == [("Unreadable", 12)]
+    assert after == 13
+
+
+def test_a_batch_out_of_offset_order_ends_the_read():
+    """A batch whose base offset goes back ends the read before it: nothing is handed out of order."""
+    got, after = read_fetched("t", 0, batch(0, GOOD) + batch(1, GOOD), 0, 100)
+    assert [r.offset for r in got] == [0, 1, 2]
+    assert after == 3
+
+
+def test_a_legacy_message_is_read_as_aiokafka_reads_it():
+    """A v0/v1 message set entry comes out as its record; one before the position is skipped."""
+    from aiokafka.record.legacy_records import LegacyRecordBatchBuilder
+
+    entries = b""
+    for offset in (5, 6):
+        builder = LegacyRecordBatchBuilder(magic=1, compression_type=0, batch_size=1 << 16)
+        builder.append(offset, timestamp=1_000, key=b"k", value=b"v%d" % offset)
+        entries += bytes(builder.build())
+    got, after = read_fetched("t", 0, entries, 6, 100)
+    assert [(type(r).__name__, r.offset, r.value) for r in got] == [("Read", 6, b"v6")]
+    assert after == 7
+
+
+def test_a_varint_running_past_its_record_is_malformed():
+    """A record that ends inside a varint is malformed: the reader never reads past the payload."""
+    good = batch(0, [GOOD[0]])
+    body = good[61:] + b"\x80"  # a second record whose length varint never ends
+    tail = good[21:57] + struct.pack(">i", 2) + body
+    buf = struct.pack(">qiib", 0, 9 + len(tail), -1, 2) + struct.pack(">I", calc_crc32c(tail)) + tail
+    got, _ = read_fetched("t", 0, buf, 0, 100)
+    assert [(type(r).__name__, r.offset) for r in got] == [("Read", 0), ("Unreadable", 0)]
+    assert "varint runs past" in got[1].error

@@ -27,36 +27,64 @@ class _State:
         return self.position is not None
 
 
-class _Consumer:
-    """What getmany_past reads of an AIOKafkaConsumer; its poll moves `moves` by 3, then raises (as on the other
-    partition's record)."""
+def _ended_by_an_error() -> Any:
+    """A record generator as aiokafka leaves it after it raised while parsing."""
+    def records() -> Any:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+        yield
+    gen = records()
+    with pytest.raises(UnicodeDecodeError):
+        next(gen)
+    return gen
 
-    def __init__(self, logs: dict[TopicPartition, bytes], *, rebalance: bool = False, moves: TopicPartition = P1,
-                 ) -> None:
+
+class _Consumer:
+    """What getmany_past reads of an AIOKafkaConsumer: its poll moves `moves` by 3 (records it then loses), then
+    raises on `raises`' record."""
+
+    def __init__(self, logs: dict[TopicPartition, bytes], *, raises: TopicPartition = P0,
+                 moves: TopicPartition | None = P1, rebalance: str = "", committed: int | None = None) -> None:
         self.states = {P0: _State(0), P1: _State(0)}
-        self.assignment_obj = SimpleNamespace(tps=set(self.states), state_value=self.states.get)
-        self._subscription = SimpleNamespace(subscription=SimpleNamespace(assignment=self.assignment_obj),
-                                             _fetch_count=0)
-        self._fetcher = SimpleNamespace(_max_partition_fetch_bytes=1 << 20, _fetch_max_bytes=1 << 20)
+        self._subscription = SimpleNamespace(subscription=self._new_assignment(), _fetch_count=0,
+                                             reassignment_in_progress=False)
+        self._fetcher = SimpleNamespace(_max_partition_fetch_bytes=1 << 20, _fetch_max_bytes=1 << 20, _records={},
+                                        _isolation_level=0, _default_reset_strategy=-2)
         self._client = SimpleNamespace(cluster=SimpleNamespace(leader_for_partition=lambda tp: 1), send=self.send)
-        self.logs, self.rebalance, self.moves, self.seeks, self.fetched = logs, rebalance, moves, [], []
+        self._group_id = "g"
+        self.logs, self.raises, self.moves = logs, raises, moves
+        self.rebalance, self.committed_at = rebalance, committed
+        self.seeks: list[tuple[int, int]] = []
+
+    def _new_assignment(self) -> Any:
+        return SimpleNamespace(assignment=SimpleNamespace(tps=set(self.states), state_value=self.states.get,
+                                                          active=True))
 
     async def getmany(self, *partitions: Any, timeout_ms: int, max_records: int) -> Any:
         self._subscription._fetch_count += 1
-        self.states[self.moves].position = 3
-        if self.rebalance:  # a new assignment object: its positions come from the committed offsets
-            self._subscription.subscription = SimpleNamespace(assignment=SimpleNamespace(
-                tps=set(self.states), state_value=self.states.get))
+        if self.moves is not None:
+            self.states[self.moves].position = 3
+        if self.rebalance == "during the poll":  # a new assignment object, its positions from committed offsets
+            self._subscription.subscription = self._new_assignment()
+        self._fetcher._records = {self.raises: SimpleNamespace(_partition_records=SimpleNamespace(
+            _records_iterator=_ended_by_an_error()))}
         raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
 
     async def send(self, node: int, request: Any) -> Any:
+        if self.rebalance == "during the second read":
+            self._subscription.subscription = self._new_assignment()
         parts = [(p, 0, 99, self.logs.get(TopicPartition(t, p), b"")) for t, ps in request.topics for p, at, _ in ps]
-        self.fetched += [(p, at) for _, ps in request.topics for p, at, _ in ps]
         return SimpleNamespace(topics=[("t", parts)])
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self.committed_at
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, 0)
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.seeks.append((tp.partition, offset))
         self.states[tp].position = offset
+        self._fetcher._records.pop(tp, None)
 
     def paused(self) -> set[TopicPartition]:
         return set()
@@ -68,11 +96,15 @@ class _Consumer:
         return self.states[tp].position or 0
 
 
+async def _poll(consumer: _Consumer, most: int = 100) -> Any:
+    return await getmany_past(consumer, timeout_ms=10, max_records=most)  # type: ignore[arg-type]
+
+
 async def test_the_partitions_the_failed_poll_moved_are_set_back_and_read_again():
     """P1's three records, taken by the poll that raised, come out again; P0's bad record as Unreadable; both
     partitions end past what was read, and aiokafka's fetch count is given back."""
     consumer = _Consumer({P0: batch(0, BAD), P1: batch(0, GOOD)})
-    got = await getmany_past(consumer, timeout_ms=10, max_records=100)  # type: ignore[arg-type]
+    got = await _poll(consumer)
     assert [m.offset for m in got[P1]] == [0, 1, 2]
     assert [type(m) for m in got[P0]] == [Unreadable]
     assert consumer.seeks[0] == (1, 0)
@@ -81,25 +113,48 @@ async def test_the_partitions_the_failed_poll_moved_are_set_back_and_read_again(
 
 
 async def test_the_partition_that_raised_is_read_first_within_the_budget():
-    """With room for one batch, P1 (which did not move, so raised) is read and P0 is left where it was set back."""
-    consumer = _Consumer({P0: batch(0, GOOD), P1: batch(0, BAD)}, moves=P0)
-    got = await getmany_past(consumer, timeout_ms=10, max_records=1)  # type: ignore[arg-type]
+    """With room for one batch, P1 (whose records the poll was parsing when it raised) is read, and P0 is left
+    where it stood, though it comes first by number."""
+    consumer = _Consumer({P0: batch(0, GOOD), P1: batch(0, BAD)}, raises=P1, moves=None)
+    got = await _poll(consumer, most=1)
     assert list(got) == [P1]
     assert consumer.states[P0].position == 0
 
 
-async def test_after_a_rebalance_no_position_is_set_back():
-    """Positions that came from a new assignment are kept: setting them back could skip or repeat another
-    owner's records."""
-    consumer = _Consumer({P0: batch(0, BAD), P1: batch(3, GOOD)}, rebalance=True)
-    got = await getmany_past(consumer, timeout_ms=10, max_records=100)  # type: ignore[arg-type]
-    assert (1, 0) not in consumer.seeks
-    assert [m.offset for m in got[P1]] == [3, 4, 5]
+async def test_after_a_rebalance_in_the_poll_a_moved_partition_goes_back_to_its_committed_offset():
+    """The poll that raised took P1's records under a new assignment: P1 goes back to its committed offset (not
+    the old position) and its records from there come out."""
+    consumer = _Consumer({P0: batch(0, BAD), P1: batch(0, GOOD)}, rebalance="during the poll", committed=1)
+    got = await _poll(consumer)
+    assert (1, 1) in consumer.seeks
+    assert [m.offset for m in got[P1]] == [1, 2]
 
 
-async def test_a_second_read_that_gets_nowhere_stops_with_one_error(monkeypatch: pytest.MonkeyPatch):
-    """The broker gives nothing back to the second read: UnparsableRecord naming each partition's position."""
-    consumer = _Consumer({})
+async def test_a_rebalance_during_the_second_read_returns_nothing_and_moves_nothing_forward():
+    """What was read again may belong to another member now: nothing is returned and no partition is moved past
+    it (the positions set back stay set back)."""
+    consumer = _Consumer({P0: batch(0, BAD), P1: batch(0, GOOD)}, rebalance="during the second read")
+    assert await _poll(consumer) == {}
+    assert consumer.seeks == [(1, 0)]
+
+
+async def test_a_second_read_that_never_moves_the_partition_stops_after_the_limit(monkeypatch: pytest.MonkeyPatch):
+    """The broker gives nothing back for the partition that raised: the poll returns what else it read until
+    STALLS polls in a row got nowhere, then UnparsableRecord names each partition's position."""
     monkeypatch.setattr(unreadable.log, "critical", lambda *a, **k: None)
-    with pytest.raises(UnparsableRecord, match=r"t\[0\]@0, t\[1\]@0"):
-        await getmany_past(consumer, timeout_ms=10, max_records=100)  # type: ignore[arg-type]
+    consumer = _Consumer({P1: batch(0, GOOD)}, moves=None)
+    for _ in range(unreadable.STALLS - 1):
+        await _poll(consumer)
+        consumer.seek(P1, 0)
+    with pytest.raises(UnparsableRecord, match=r"t\[0\]@0, t\[1\]@3"):
+        await _poll(consumer)
+
+
+async def test_a_read_committed_consumer_stops_at_once(monkeypatch: pytest.MonkeyPatch):
+    """The second read does not apply aborted transactions: a read_committed consumer stops instead of reading
+    them."""
+    monkeypatch.setattr(unreadable.log, "critical", lambda *a, **k: None)
+    consumer = _Consumer({P0: batch(0, BAD)})
+    consumer._fetcher._isolation_level = 1
+    with pytest.raises(UnparsableRecord):
+        await _poll(consumer)
