@@ -71,9 +71,10 @@ class _Malformed(ValueError):
 def read_fetched(topic: str, partition: int, buf: bytes, position: int, most: int,
                  high: int | None = None) -> tuple[list[Read | Unreadable], int]:
     """The records of `buf` (a fetch response's bytes for one partition) from `position`, whole batches, until at
-    least `most` are read; and the offset after the last batch read (`position` when none was whole). `high`,
-    the partition's high watermark, bounds a corrupted batch at the end of `buf`. Batches must follow each other
-    in offset order: one that does not ends the read there."""
+    least `most` are read; and the offset after the last batch read (`position` when none was whole). Batches must
+    follow each other in offset order and start below `high` (the high watermark): one that does not ends the
+    read there. A batch whose CRC fails ends where the next sound batch in `buf` begins; without one, its extent
+    is unknown and the read ends before it."""
     out: list[Read | Unreadable] = []
     pos, after, first = 0, position, True
     while len(out) < most and pos + _PREFIX.size <= len(buf):
@@ -88,19 +89,36 @@ def read_fetched(topic: str, partition: int, buf: bytes, position: int, most: in
                 out += _legacy(topic, partition, batch, position, base)
                 after = base + 1
             continue
-        if length < _HEADER.size - 12:
-            break
-        following = _PREFIX.unpack_from(buf, end)[0] if end + 8 <= len(buf) else None
-        bound = following - 1 if following is not None else (high - 1 if high is not None else None)
-        crc_ok = calc_crc32c(batch[_CRC_FROM:]) == _HEADER.unpack_from(batch)[4]
+        if length < _HEADER.size - 12 or (high is not None and base >= high):
+            break  # not a batch: its offset is past the end of the log
+        crc_ok = _crc_ok(batch)
         last = base + _HEADER.unpack_from(batch)[6]
-        if not crc_ok and not (base <= last and (bound is None or last <= bound)):  # the delta is corrupted too
-            last = max(bound if bound is not None else base, base)
+        if not crc_ok:  # its own header is suspect: it ends where the next sound batch begins, if one follows
+            following = _sound_base(buf, end)
+            if following is None or following <= base:
+                break  # its extent cannot be known: the read stalls there, and stops loudly (unreadable.py)
+            last = following - 1
         if last < position:
             continue  # before the position (a compressed batch the fetch started inside of)
         out += _batch(topic, partition, batch, max(base, position), last, crc_ok)
         after = last + 1
     return out, after
+
+
+def _crc_ok(batch: bytes) -> bool:
+    """Whether a v2 batch's CRC-32C (over its attributes and all that follows) matches."""
+    return bool(calc_crc32c(batch[_CRC_FROM:]) == _HEADER.unpack_from(batch)[4])
+
+
+def _sound_base(buf: bytes, pos: int) -> int | None:
+    """The base offset of the v2 batch at `pos` when it is whole in `buf` and its CRC matches, else None."""
+    if pos + _HEADER.size > len(buf):
+        return None
+    base, length, magic = _PREFIX.unpack_from(buf, pos)
+    end = pos + 12 + length
+    if magic != 2 or length < _HEADER.size - 12 or end > len(buf) or not _crc_ok(bytes(buf[pos:end])):
+        return None
+    return int(base)
 
 
 def _legacy(topic: str, partition: int, entry: bytes, position: int, offset: int) -> list[Read | Unreadable]:

@@ -26,7 +26,6 @@ fetch count, which `fetch_context` leaves raised after an error), with aiokafka 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import weakref
 from collections import defaultdict
@@ -62,8 +61,8 @@ def _positions(consumer: AIOKafkaConsumer) -> tuple[Any, dict[TopicPartition, in
     return assignment, out
 
 
-_stalls: weakref.WeakKeyDictionary[Any, tuple[TopicPartition | None, int, int]] = weakref.WeakKeyDictionary()
-STALLS = 5  # second reads in a row that do not move the partition that raised, before the consumer stops
+_stalls: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # consumer → second reads in a row
+STALLS = 5  # that do not move the partition that raised, before the consumer stops
 
 
 async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, timeout_ms: int,
@@ -83,7 +82,10 @@ async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, 
     if consumer._fetcher._isolation_level != _READ_UNCOMMITTED:  # aborted transactions are not read here
         raise await unparsable(consumer, error) from error
     assignment, now = _positions(consumer)
-    now, advanced = await _give_back(consumer, before if assignment is before_assignment else {}, now)
+    given_back = await _give_back(consumer, assignment, before if assignment is before_assignment else {}, now, error)
+    if given_back is None:
+        return {}  # a rebalance while the starts were looked up: positions come from the committed offsets again
+    now, advanced = given_back
     wanted, paused = set(partitions) if partitions else set(now), consumer.paused()
     todo = sorted((tp for tp in now if tp in wanted and tp not in paused),  # the one that raised first, within
                   key=lambda tp: (tp != culprit, tp in advanced, tp.topic, tp.partition))  # `max_records`
@@ -113,51 +115,64 @@ def _raised(consumer: AIOKafkaConsumer) -> TopicPartition | None:
     return None
 
 
-async def _give_back(consumer: AIOKafkaConsumer, before: dict[TopicPartition, int],
-                     now: dict[TopicPartition, int]) -> tuple[dict[TopicPartition, int], set[TopicPartition]]:
+async def _give_back(consumer: AIOKafkaConsumer, assignment: Any, before: dict[TopicPartition, int],
+                     now: dict[TopicPartition, int],
+                     error: Exception) -> tuple[dict[TopicPartition, int], set[TopicPartition]] | None:
     """Set back each partition the failed poll moved (its records went down with it): to where it stood before
     the poll, or, for a partition it started (a new assignment, a first poll), to where it started, its committed
-    offset or the reset policy's; the positions now, and the partitions that had moved."""
-    advanced = set()
-    for tp, offset in now.items():
-        start = before[tp] if tp in before else await _start_of(consumer, tp)
-        if start is not None and offset > start:
-            consumer.seek(tp, start)
-            now[tp] = start
-            advanced.add(tp)
-    return now, advanced
+    offset or the reset policy's earliest; the positions now, and the partitions that had moved. None when a
+    rebalance came while the starts were looked up (nothing is set back then: that assignment starts afresh).
+    A start that cannot be learned stops the consumer (`UnparsableRecord`): a position the poll moved is never
+    kept, as the records it passed were handed to no one."""
+    starts = dict(before)
+    unknown = [tp for tp in now if tp not in before]
+    if unknown:
+        try:
+            starts.update(await _starts_of(consumer, unknown))
+        except (KafkaError, IllegalStateError, TimeoutError, LookupError) as exc:
+            log.error("unreadable_start_unknown", partitions=[f"{tp.topic}[{tp.partition}]" for tp in unknown],
+                      error=repr(exc))
+            raise await unparsable(consumer, error) from exc
+    if _positions(consumer)[0] is not assignment:  # no await from here on: the assignment is the one read
+        return None
+    advanced = {tp for tp, offset in now.items() if offset > starts[tp]}
+    for tp in advanced:
+        consumer.seek(tp, starts[tp])
+    return {tp: min(offset, starts[tp]) for tp, offset in now.items()}, advanced
 
 
-async def _start_of(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
-    """Where a partition's consumption starts: its committed offset, else the earliest offset when the reset
-    policy says so; None when that cannot be known (then its position is kept)."""
-    with contextlib.suppress(KafkaError, IllegalStateError, TimeoutError):
-        async with asyncio.timeout(10):
-            if consumer._group_id is not None:
-                committed = await consumer.committed(tp)
-                if committed is not None:
-                    return int(committed)
-            if consumer._fetcher._default_reset_strategy == _EARLIEST:
-                return int((await consumer.beginning_offsets([tp]))[tp])
-    return None
+async def _starts_of(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Where each partition's consumption starts: its committed offset, else the earliest offset under that reset
+    policy; one lookup of each kind, within 10 s. LookupError for a partition whose start cannot be known."""
+    out: dict[TopicPartition, int] = {}
+    async with asyncio.timeout(10):
+        if consumer._group_id is not None:
+            committed = await consumer._coordinator.fetch_committed_offsets(tps)
+            out = {tp: int(meta.offset) for tp, meta in committed.items() if meta is not None and meta.offset >= 0}
+        rest = [tp for tp in tps if tp not in out]
+        if rest and consumer._fetcher._default_reset_strategy != _EARLIEST:
+            raise LookupError(f"no committed offset, and the reset policy is not earliest: {rest}")
+        if rest:
+            out.update({tp: int(offset) for tp, offset in (await consumer.beginning_offsets(rest)).items()})
+    return out
 
 
 async def _check_progress(consumer: AIOKafkaConsumer, culprit: TopicPartition | None, now: dict[TopicPartition, int],
                           read: dict[TopicPartition, tuple[list[Read | Unreadable], int]], error: Exception) -> None:
     """Stop with `UnparsableRecord` once `STALLS` second reads in a row have not moved the partition that raised
     (or, when it is not known, any partition): a leader gone for a moment is waited for, a read that can never
-    get past the record is not."""
+    get past the record is not. A culprit left where it was is seeked there, dropping aiokafka's ended result."""
     moved = culprit in read and read[culprit][1] > now[culprit] if culprit is not None else \
         any(after > now[tp] for tp, (_, after) in read.items())
     if moved:
         _stalls.pop(consumer, None)
         return
-    where = now.get(culprit, -1) if culprit is not None else -1
-    last_tp, last_at, count = _stalls.get(consumer, (None, -1, 0))
-    count = count + 1 if (last_tp, last_at) == (culprit, where) else 1
-    _stalls[consumer] = (culprit, where, count)
+    if culprit is not None and culprit in now and culprit in consumer.assignment():
+        consumer.seek(culprit, now[culprit])
+    count = _stalls.get(consumer, 0) + 1
+    _stalls[consumer] = count
     log.warning("unreadable_reread_stalled", partition=f"{culprit.topic}[{culprit.partition}]" if culprit else None,
-                position=where, attempt=count, limit=STALLS)
+                position=now.get(culprit, -1) if culprit else -1, attempt=count, limit=STALLS)
     if count >= STALLS:
         _stalls.pop(consumer, None)
         raise await unparsable(consumer, error) from error

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from responder.errors import UnparsableRecord
 from responder.ingest import unreadable
@@ -51,6 +52,7 @@ class _Consumer:
                                         _isolation_level=0, _default_reset_strategy=-2)
         self._client = SimpleNamespace(cluster=SimpleNamespace(leader_for_partition=lambda tp: 1), send=self.send)
         self._group_id = "g"
+        self._coordinator = SimpleNamespace(fetch_committed_offsets=self.fetch_committed_offsets)
         self.logs, self.raises, self.moves = logs, raises, moves
         self.rebalance, self.committed_at = rebalance, committed
         self.seeks: list[tuple[int, int]] = []
@@ -75,8 +77,13 @@ class _Consumer:
         parts = [(p, 0, 99, self.logs.get(TopicPartition(t, p), b"")) for t, ps in request.topics for p, at, _ in ps]
         return SimpleNamespace(topics=[("t", parts)])
 
-    async def committed(self, tp: TopicPartition) -> int | None:
-        return self.committed_at
+    async def fetch_committed_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, Any]:
+        if self.rebalance == "during the lookup":
+            self._subscription.subscription = self._new_assignment()
+        if self.rebalance == "lookup fails":
+            raise KafkaTimeoutError()
+        offset = -1 if self.committed_at is None else self.committed_at
+        return {tp: SimpleNamespace(offset=offset) for tp in tps}
 
     async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return dict.fromkeys(tps, 0)
@@ -156,5 +163,33 @@ async def test_a_read_committed_consumer_stops_at_once(monkeypatch: pytest.Monke
     monkeypatch.setattr(unreadable.log, "critical", lambda *a, **k: None)
     consumer = _Consumer({P0: batch(0, BAD)})
     consumer._fetcher._isolation_level = 1
+    with pytest.raises(UnparsableRecord):
+        await _poll(consumer)
+
+
+async def test_a_first_poll_sets_a_moved_partition_back_to_the_earliest_without_a_committed_offset():
+    """No position before the poll and nothing committed: under the earliest policy P1 goes back to 0, so the
+    records the poll took come out."""
+    consumer = _Consumer({P0: batch(0, BAD), P1: batch(0, GOOD)})
+    consumer.states[P1].position = None
+    got = await _poll(consumer)
+    assert (1, 0) in consumer.seeks
+    assert [m.offset for m in got[P1]] == [0, 1, 2]
+
+
+async def test_a_rebalance_while_the_starts_are_looked_up_sets_nothing_back():
+    """The assignment changed during the committed-offset lookup: no seek into it, nothing returned."""
+    consumer = _Consumer({P0: batch(0, BAD), P1: batch(0, GOOD)}, rebalance="during the lookup")
+    consumer.states[P1].position = None
+    assert await _poll(consumer) == {}
+    assert consumer.seeks == []
+
+
+async def test_a_start_that_cannot_be_learned_stops_rather_than_keep_a_moved_position(monkeypatch: pytest.MonkeyPatch):
+    """The committed-offset lookup fails: the consumer stops (a restart resumes from the committed offsets) instead
+    of keeping P1 past records it never handed out."""
+    monkeypatch.setattr(unreadable.log, "critical", lambda *a, **k: None)
+    consumer = _Consumer({P0: batch(0, BAD), P1: batch(0, GOOD)}, rebalance="lookup fails")
+    consumer.states[P1].position = None
     with pytest.raises(UnparsableRecord):
         await _poll(consumer)
