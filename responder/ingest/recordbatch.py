@@ -76,15 +76,16 @@ def read_fetched(topic: str, partition: int, buf: bytes, position: int, most: in
     read there. A batch whose CRC fails ends where the next sound batch in `buf` begins; without one, its extent
     is unknown and the read ends before it."""
     out: list[Read | Unreadable] = []
-    pos, after, first = 0, position, True
+    pos, after, expect = 0, position, -1  # expect: the lowest base the next batch may have (read or skipped)
     while len(out) < most and pos + _PREFIX.size <= len(buf):
         base, length, magic = _PREFIX.unpack_from(buf, pos)
         end = pos + 12 + length
-        if end > len(buf) or length < _PREFIX.size - 12 or (not first and base < after):
+        if end > len(buf) or length < _PREFIX.size - 12 or base < expect:
             break  # cut short by the fetch (fetched again from `after`), or not a batch where one should follow
-        batch, first = bytes(buf[pos:end]), False
+        batch = bytes(buf[pos:end])
         pos = end
         if magic < 2:
+            expect = base + 1
             if base >= position:  # a v0/v1 message set entry stands at its last offset
                 out += _legacy(topic, partition, batch, position, base)
                 after = base + 1
@@ -94,10 +95,11 @@ def read_fetched(topic: str, partition: int, buf: bytes, position: int, most: in
         crc_ok = _crc_ok(batch)
         last = base + _HEADER.unpack_from(batch)[6]
         if not crc_ok:  # its own header is suspect: it ends where the next sound batch begins, if one follows
-            following = _sound_base(buf, end)
-            if following is None or following <= base:
+            following = _sound_base(buf, end)  # (its base is outside its CRC too: bounded by the high watermark)
+            if following is None or following <= base or (high is not None and following > high):
                 break  # its extent cannot be known: the read stalls there, and stops loudly (unreadable.py)
             last = following - 1
+        expect = last + 1
         if last < position:
             continue  # before the position (a compressed batch the fetch started inside of)
         out += _batch(topic, partition, batch, max(base, position), last, crc_ok)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 import weakref
 from collections import defaultdict
 from typing import Any
@@ -61,7 +62,8 @@ def _positions(consumer: AIOKafkaConsumer) -> tuple[Any, dict[TopicPartition, in
     return assignment, out
 
 
-_stalls: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # consumer → second reads in a row
+_stalls: weakref.WeakKeyDictionary[Any, tuple[Any, int]] = weakref.WeakKeyDictionary()  # consumer → (assignment,
+# second reads in a row)
 STALLS = 5  # that do not move the partition that raised, before the consumer stops
 
 
@@ -77,10 +79,12 @@ async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, 
     except _PARSE_ERRORS as exc:
         error: Exception = exc
     subscription = consumer._subscription
-    subscription._fetch_count = max(0, subscription._fetch_count - 1)  # aiokafka's fetch_context has no finally
+    subscription._fetch_count = max(0, subscription._fetch_count - 1)  # aiokafka's fetch_context has no finally:
+    if subscription._fetch_count == 0:  # what its end would have done, or the poll-interval check never fires
+        subscription._last_fetch_ended = time.monotonic()
     culprit = _raised(consumer)  # before any seek: a seek drops the fetcher's buffered result
     if consumer._fetcher._isolation_level != _READ_UNCOMMITTED:  # aborted transactions are not read here
-        raise await unparsable(consumer, error) from error
+        raise unparsable(consumer, error) from error
     assignment, now = _positions(consumer)
     given_back = await _give_back(consumer, assignment, before if assignment is before_assignment else {}, now, error)
     if given_back is None:
@@ -132,7 +136,7 @@ async def _give_back(consumer: AIOKafkaConsumer, assignment: Any, before: dict[T
         except (KafkaError, IllegalStateError, TimeoutError, LookupError) as exc:
             log.error("unreadable_start_unknown", partitions=[f"{tp.topic}[{tp.partition}]" for tp in unknown],
                       error=repr(exc))
-            raise await unparsable(consumer, error) from exc
+            raise unparsable(consumer, error) from exc
     if _positions(consumer)[0] is not assignment:  # no await from here on: the assignment is the one read
         return None
     advanced = {tp for tp, offset in now.items() if offset > starts[tp]}
@@ -169,13 +173,15 @@ async def _check_progress(consumer: AIOKafkaConsumer, culprit: TopicPartition | 
         return
     if culprit is not None and culprit in now and culprit in consumer.assignment():
         consumer.seek(culprit, now[culprit])
-    count = _stalls.get(consumer, 0) + 1
-    _stalls[consumer] = count
+    assignment = _positions(consumer)[0]
+    was, count = _stalls.get(consumer, (None, 0))
+    count = count + 1 if was is assignment else 1  # a new assignment starts the count again
+    _stalls[consumer] = (assignment, count)
     log.warning("unreadable_reread_stalled", partition=f"{culprit.topic}[{culprit.partition}]" if culprit else None,
                 position=now.get(culprit, -1) if culprit else -1, attempt=count, limit=STALLS)
     if count >= STALLS:
         _stalls.pop(consumer, None)
-        raise await unparsable(consumer, error) from error
+        raise unparsable(consumer, error) from error
 
 
 async def _read_again(consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int],
@@ -215,10 +221,11 @@ async def _read_again(consumer: AIOKafkaConsumer, positions: dict[TopicPartition
     return out
 
 
-async def unparsable(consumer: AIOKafkaConsumer, exc: Exception) -> UnparsableRecord:
+def unparsable(consumer: AIOKafkaConsumer, exc: Exception) -> UnparsableRecord:
     """The error to stop with when neither aiokafka nor the tolerant reader gets past a record, logged with where
-    each partition stood: the record is at or after one of those offsets."""
-    where = [f"{tp.topic}[{tp.partition}]@{await consumer.position(tp)}"
+    each partition stood (`?`: no position yet): the record is at or after one of those offsets."""
+    positions = _positions(consumer)[1]
+    where = [f"{tp.topic}[{tp.partition}]@{positions.get(tp, '?')}"
              for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition))]
     detail = ("a record the Kafka client cannot parse stops this consumer, and reading the fetch again did not get "
               "past it; find it at or after these offsets, and move the consumer group past it "

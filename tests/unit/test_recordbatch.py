@@ -217,3 +217,23 @@ def test_a_varint_running_past_its_record_is_malformed():
     got, _ = read_fetched("t", 0, buf, 0, 100)
     assert [(type(r).__name__, r.offset) for r in got] == [("Read", 0), ("Unreadable", 0)]
     assert "varint runs past" in got[1].error
+
+
+def test_batches_before_the_position_are_skipped_in_order_after_a_corrupted_one():
+    """A corrupted batch the broker still returns for a later position, then sound batches that also end before
+    the position: all are skipped (not taken as out of order), and the batch at the position is read."""
+    bad = bytearray(batch(100, GOOD))
+    struct.pack_into(">i", bad, 23, 10)  # claims 100-110: the broker looks batches up by that, so it comes back
+    got, after = read_fetched("t", 0, bytes(bad) + batch(103, GOOD) + batch(106, GOOD), 106, 100, high=109)
+    assert [r.offset for r in got] == [106, 107, 108]
+    assert after == 109
+
+
+def test_a_sound_batch_with_a_base_past_the_high_watermark_bounds_nothing():
+    """The batch after a corrupted one claims a base past the log's end (its base is outside its CRC): the
+    corrupted batch's extent is unknown, and the read ends before it."""
+    bad = bytearray(batch(0, GOOD))
+    struct.pack_into(">i", bad, 23, 9)
+    got, after = read_fetched("t", 0, bytes(bad) + batch(1 << 40, GOOD), 0, 100, high=6)
+    assert got == []
+    assert after == 0

@@ -117,6 +117,7 @@ async def test_the_partitions_the_failed_poll_moved_are_set_back_and_read_again(
     assert consumer.seeks[0] == (1, 0)
     assert (consumer.states[P0].position, consumer.states[P1].position) == (1, 3)
     assert consumer._subscription._fetch_count == 0
+    assert consumer._subscription._last_fetch_ended > 0  # aiokafka's poll-interval check goes on counting
 
 
 async def test_the_partition_that_raised_is_read_first_within_the_budget():
@@ -193,3 +194,24 @@ async def test_a_start_that_cannot_be_learned_stops_rather_than_keep_a_moved_pos
     consumer.states[P1].position = None
     with pytest.raises(UnparsableRecord):
         await _poll(consumer)
+
+
+async def test_a_new_assignment_starts_the_stall_count_again(monkeypatch: pytest.MonkeyPatch):
+    """Stalls counted under one assignment do not count under the next: it takes STALLS stalls after it."""
+    monkeypatch.setattr(unreadable.log, "critical", lambda *a, **k: None)
+    consumer = _Consumer({P1: batch(0, GOOD)}, moves=None)
+    for _ in range(unreadable.STALLS - 1):
+        await _poll(consumer)
+    consumer._subscription.subscription = consumer._new_assignment()
+    for _ in range(unreadable.STALLS - 1):
+        await _poll(consumer)
+    with pytest.raises(UnparsableRecord, match=r"t\[0\]@0"):
+        await _poll(consumer)
+
+
+def test_the_stop_names_a_partition_without_a_position_without_waiting_for_one():
+    """A partition whose start is still being looked up is shown as `?`: the stop never waits on the broker."""
+    consumer = _Consumer({})
+    consumer.states[P1].position = None
+    error = unreadable.unparsable(consumer, ValueError("x"))  # type: ignore[arg-type]
+    assert "t[0]@0, t[1]@?" in str(error)
