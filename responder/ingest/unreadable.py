@@ -62,9 +62,8 @@ def _positions(consumer: AIOKafkaConsumer) -> tuple[Any, dict[TopicPartition, in
     return assignment, out
 
 
-_stalls: weakref.WeakKeyDictionary[Any, tuple[Any, int]] = weakref.WeakKeyDictionary()  # consumer → (assignment,
-# second reads in a row)
-STALLS = 5  # that do not move the partition that raised, before the consumer stops
+STALLS = 5  # second reads in a row, under one assignment, that do not move the partition that raised: then stop
+_stalls: weakref.WeakKeyDictionary[Any, tuple[Any, int]] = weakref.WeakKeyDictionary()  # consumer → them so far
 
 
 async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, timeout_ms: int,
@@ -103,7 +102,7 @@ async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, 
             if isinstance(record, Unreadable):
                 log.error("record_unreadable", topic=tp.topic, partition=tp.partition, offset=record.offset,
                           first=record.first, error=record.error, client_error=repr(error))
-    await _check_progress(consumer, culprit, now, read, error)
+    _check_progress(consumer, culprit, now, read, error)
     return {tp: records for tp, (records, _) in read.items() if records}
 
 
@@ -161,8 +160,8 @@ async def _starts_of(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> d
     return out
 
 
-async def _check_progress(consumer: AIOKafkaConsumer, culprit: TopicPartition | None, now: dict[TopicPartition, int],
-                          read: dict[TopicPartition, tuple[list[Read | Unreadable], int]], error: Exception) -> None:
+def _check_progress(consumer: AIOKafkaConsumer, culprit: TopicPartition | None, now: dict[TopicPartition, int],
+                    read: dict[TopicPartition, tuple[list[Read | Unreadable], int]], error: Exception) -> None:
     """Stop with `UnparsableRecord` once `STALLS` second reads in a row have not moved the partition that raised
     (or, when it is not known, any partition): a leader gone for a moment is waited for, a read that can never
     get past the record is not. A culprit left where it was is seeked there, dropping aiokafka's ended result."""
