@@ -15,7 +15,6 @@ acknowledged after every earlier write, so once it is read every earlier record 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +26,7 @@ from pydantic import ValidationError
 from responder.engine.guards import QuotaRun
 from responder.engine.state import EngineSnapshot
 from responder.errors import ChangelogError
-from responder.ingest.clients import _start_with_retry, with_admin
+from responder.ingest.clients import _start_with_retry, send_all, with_admin
 from responder.ingest.transactions import Transactions
 
 log = structlog.get_logger(__name__)
@@ -70,9 +69,7 @@ class Changelog:
         if self.txn is not None:
             await self.txn.write(partition, records, urgent=urgent)
         else:
-            sends = [await self.producer.send(self.topic, value, key=key, partition=partition)
-                     for key, value in records]
-            await asyncio.gather(*sends)
+            await send_all(self.producer, self.topic, records, partition)
         self.writes += len(records)
 
     async def read(self, partition: int, timeout: float = 30.0) -> list[EngineSnapshot]:

@@ -106,6 +106,21 @@ connection is refused; or aiokafka reads `cluster.controller` before one is know
 when aiokafka itself raised it: `not_ready`)."""
 
 
+async def send_all(producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes, bytes | None]],
+                   partition: int) -> None:
+    """Send `records` (key, value) to `partition` and wait for every ack; raise the first failure. Every send's
+    outcome is collected, so a fenced or failed batch leaves no "Future exception was never retrieved" behind."""
+    sends: list[asyncio.Future[Any]] = []
+    try:
+        for key, value in records:
+            sends.append(await producer.send(topic, value, key=key, partition=partition))
+    finally:
+        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
 def not_ready(exc: BaseException) -> bool:
     """Whether `exc` says the cluster is still starting (`NOT_READY`). An AttributeError counts only when it was
     raised inside aiokafka (its admin client's `cluster.controller.nodeId` while no controller is known): one

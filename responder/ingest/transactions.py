@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from responder.errors import ChangelogError, ConfigError, ReplicaFenced
-from responder.ingest.clients import _start_with_retry
+from responder.ingest.clients import _start_with_retry, send_all
 
 log = structlog.get_logger(__name__)
 
@@ -127,9 +127,7 @@ class Transactions:
         async with self._locks[partition]:
             try:
                 await self._begin(partition, producer)
-                sends = [await producer.send(self.topic, value, key=key, partition=partition)
-                         for key, value in records]
-                await asyncio.gather(*sends)
+                await send_all(producer, self.topic, records, partition)
                 if urgent or partition not in self._held:
                     await self._commit(partition, producer)
             except (KafkaError, AssertionError) as exc:  # aiokafka asserts its transaction state machine
