@@ -1,4 +1,5 @@
-"""A tolerant reader of Kafka record batches (format v2), for the fetches aiokafka cannot parse.
+"""A tolerant reader of Kafka record batches (format v2, and v0/v1 message sets through aiokafka), for the fetches
+aiokafka cannot parse.
 
 aiokafka parses a fetched batch while `getmany()` hands its records out. A record it cannot parse (a header key
 that is not UTF-8: the broker takes any bytes from any producer), a batch whose CRC fails or one compressed with
@@ -73,8 +74,8 @@ def read_fetched(topic: str, partition: int, buf: bytes, position: int, most: in
     """The records of `buf` (a fetch response's bytes for one partition) from `position`, whole batches, until at
     least `most` are read; and the offset after the last batch read (`position` when none was whole). Batches must
     follow each other in offset order and start below `high` (the high watermark): one that does not ends the
-    read there. A batch whose CRC fails ends where the next sound batch in `buf` begins; without one, its extent
-    is unknown and the read ends before it."""
+    read there. A batch whose CRC fails ends where the batch right after it in `buf` begins, if that one is sound;
+    otherwise its extent is unknown and the read ends before it."""
     out: list[Read | Unreadable] = []
     pos, after, expect = 0, position, -1  # expect: the lowest base the next batch may have (read or skipped)
     while len(out) < most and pos + _PREFIX.size <= len(buf):
@@ -94,7 +95,7 @@ def read_fetched(topic: str, partition: int, buf: bytes, position: int, most: in
             break  # not a batch: its offset is past the end of the log
         crc_ok = _crc_ok(batch)
         last = base + _HEADER.unpack_from(batch)[6]
-        if not crc_ok:  # its own header is suspect: it ends where the next sound batch begins, if one follows
+        if not crc_ok:  # its own header is suspect: it ends where the batch after it begins, if that one is sound
             following = _sound_base(buf, end)  # (its base is outside its CRC too: bounded by the high watermark)
             if following is None or following <= base or (high is not None and following > high):
                 break  # its extent cannot be known: the read stalls there, and stops loudly (unreadable.py)
