@@ -22,9 +22,10 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from responder.errors import UnreadableRecord
 from responder.ingest.clients import _start_with_retry, ensure_topics
 from responder.ingest.security import check_connection
-from responder.ingest.unreadable import Unreadable, getmany_past
+from responder.ingest.unreadable import getmany_past, readable
 
 log = structlog.get_logger(__name__)
 DLQ_PREFIX = "dlq."
@@ -54,8 +55,7 @@ async def _drain(consumer: AIOKafkaConsumer, idle_seconds: float) -> list[Any]:
     out: list[Any] = []
     idle_since = time.monotonic()
     while time.monotonic() - idle_since <= idle_seconds:
-        batch = await getmany_past(consumer, timeout_ms=300, max_records=500)
-        records = [m for msgs in batch.values() for m in msgs if not isinstance(m, Unreadable)]  # logged there
+        records, _ = readable(await getmany_past(consumer, timeout_ms=300, max_records=500))
         if records:
             out += records
             idle_since = time.monotonic()
@@ -100,9 +100,10 @@ async def replay_deadletters(
     try:
         idle_since = time.monotonic()
         while limit is None or result.replayed < limit:
-            batch = await getmany_past(consumer, timeout_ms=300, max_records=500)
-            records = [m for msgs in batch.values() for m in msgs if not isinstance(m, Unreadable)]  # logged there
-            if not records:
+            records, unreadable = readable(await getmany_past(consumer, timeout_ms=300, max_records=500))
+            result.scanned += unreadable  # a dead letter the client cannot parse: counted, never re-published
+            result.unreplayable += unreadable
+            if not records and not unreadable:
                 if time.monotonic() - idle_since > idle_seconds:
                     break
                 continue
@@ -117,7 +118,7 @@ async def replay_deadletters(
                 if not target:
                     continue
                 if any(_header(headers, h) is not None for h in NOT_ORIGINAL) or \
-                        _header(headers, "dlq.reason") == "unreadable":  # its header keys escaped, or a batch
+                        why == UnreadableRecord.reason_code:  # its header keys escaped, or a whole batch
                     result.unreplayable += 1  # not the original bytes: fetch it from its topic by offset
                     continue
                 coords = f"{msg.topic}:{msg.partition}:{msg.offset}"

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from responder.auth import signed_headers
 from responder.ingest.clients import _start_with_retry, ensure_topics
-from responder.ingest.unreadable import Unreadable, getmany_past
+from responder.ingest.unreadable import getmany_past, readable
 from responder.models.operator import OperatorReply, OperatorRequest
 
 log = structlog.get_logger(__name__)
@@ -44,11 +44,10 @@ async def request_and_wait(bootstrap: str, requests_topic: str, replies_topic: s
         log.info("operator_request_sent", id=request.id, action=request.action, topic=requests_topic)
         async with asyncio.timeout(timeout):
             while True:
-                batch = await getmany_past(consumer, timeout_ms=500, max_records=500)
-                for msgs in batch.values():
-                    for msg in msgs:  # one the client cannot parse is not a reply as the replica sent it
-                        if not isinstance(msg, Unreadable) and msg.key == request.id.encode():
-                            return OperatorReply.model_validate_json(msg.value)
+                replies, _ = readable(await getmany_past(consumer, timeout_ms=500, max_records=500))
+                for msg in replies:  # one the client cannot parse is not a reply as the replica sent it
+                    if msg.key == request.id.encode():
+                        return OperatorReply.model_validate_json(msg.value)
     except TimeoutError:
         return None
     finally:

@@ -154,7 +154,9 @@ def _batch(topic: str, partition: int, batch: bytes, start: int, last: int, crc_
     payload = batch[_HEADER.size:]
     kind = attributes & _CODEC
     if kind:
-        name, decode, available = _DECODERS.get(kind, (f"codec {kind}", _unknown, lambda: False))
+        if kind not in _DECODERS:
+            return whole(f"compressed with codec {kind}, which Kafka does not define")
+        name, decode, available = _DECODERS[kind]
         if not available():
             return whole(f"compressed with {name}, which this installation cannot decompress")
         try:
@@ -174,10 +176,6 @@ def _batch(topic: str, partition: int, batch: bytes, start: int, last: int, crc_
         stamp = max_ts if attributes & _LOG_APPEND_TIME else ts
         out.append(_checked(topic, partition, offset, stamp, key, value, raw_headers))
     return out
-
-
-def _unknown(payload: bytes) -> bytes:
-    raise ValueError("unknown codec")
 
 
 def _checked(topic: str, partition: int, offset: int, stamp: int, key: bytes | None, value: bytes | None,

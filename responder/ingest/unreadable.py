@@ -40,7 +40,7 @@ from aiokafka.protocol.fetch import FetchRequest
 from responder.errors import UnparsableRecord
 from responder.ingest.recordbatch import Read, Unreadable, read_fetched
 
-__all__ = ["Read", "Unreadable", "getmany_past", "unparsable"]
+__all__ = ["Read", "Unreadable", "getmany_past", "readable", "unparsable"]
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +104,14 @@ async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, 
                           first=record.first, error=record.error, client_error=repr(error))
     _check_progress(consumer, culprit, now, read, error)
     return {tp: records for tp, (records, _) in read.items() if records}
+
+
+def readable(batch: dict[TopicPartition, list[Any]]) -> tuple[list[Any], int]:
+    """A `getmany_past` batch's records that the client could parse, in order, and how many it could not (each
+    already logged as `record_unreadable`), for a reader that has no dead-letter path of its own."""
+    records = [m for msgs in batch.values() for m in msgs]
+    kept = [m for m in records if not isinstance(m, Unreadable)]
+    return kept, len(records) - len(kept)
 
 
 def _raised(consumer: AIOKafkaConsumer) -> TopicPartition | None:

@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.consumer import fetcher
 
 from responder.ingest import unreadable
+from responder.ingest.deadletter import replay_deadletters
 from responder.ingest.kafka import ensure_topics
 from responder.ingest.reading import read_to_end
 from responder.ingest.unreadable import Unreadable, getmany_past
@@ -162,3 +163,14 @@ async def test_the_service_deadletters_it_and_acts_on_the_alerts_around_it(
     finally:
         await admin.close()
     assert committed[tp].offset == 3
+
+
+async def test_replay_counts_an_unreadable_dead_letter_and_sends_the_rest(kafka_bootstrap, unique, tmp_path):
+    """A record the client cannot parse on the dead-letter topic is counted (scanned, unreplayable), not skipped
+    unseen, and the readable one after it is replayed."""
+    topic = f"dlq-unreadable-{unique}"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    await _produce(kafka_bootstrap, topic, tmp_path, [(b"bad", True), (b"good", False)])
+    result = await replay_deadletters(kafka_bootstrap, topic, to_topic=f"back-{unique}", dry_run=True,
+                                      idle_seconds=2.0, force=True)
+    assert (result.scanned, result.unreplayable, result.replayed) == (2, 1, 1)

@@ -114,6 +114,18 @@ def test_a_batch_with_a_codec_not_installed_is_unreadable(monkeypatch):
     assert after == 3
 
 
+def test_a_batch_with_a_codec_kafka_does_not_define_is_unreadable():
+    """Codec bits 5-7 name no Kafka codec: the batch is one Unreadable saying so."""
+    bad = bytearray(batch(0, GOOD))
+    struct.pack_into(">h", bad, 21, 6)  # attributes: codec 6
+    bad[17:21] = struct.pack(">I", calc_crc32c(bytes(bad[21:])))
+    got, after = read_fetched("t", 0, bytes(bad), 0, 100)
+    assert len(got) == 1
+    assert isinstance(got[0], Unreadable)
+    assert "codec 6" in got[0].error
+    assert after == 3
+
+
 def test_a_malformed_record_makes_the_rest_of_its_batch_unreadable():
     """A record whose length runs past the batch (its CRC valid): the records before it are read, the rest is one
     Unreadable at the batch's last offset."""

@@ -215,3 +215,11 @@ def test_the_stop_names_a_partition_without_a_position_without_waiting_for_one()
     consumer.states[P1].position = None
     error = unreadable.unparsable(consumer, ValueError("x"))  # type: ignore[arg-type]
     assert "t[0]@0, t[1]@?" in str(error)
+
+
+def test_readable_keeps_the_parsed_records_in_order_and_counts_the_rest():
+    """`readable` drops the Unreadable ones (already logged) and says how many there were."""
+    bad = Unreadable("t", 0, 1, 1, None, None, b"x", (), "why")
+    kept, dropped = unreadable.readable({P0: ["a", bad, "b"], P1: ["c"]})
+    assert kept == ["a", "b", "c"]
+    assert dropped == 1
