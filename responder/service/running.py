@@ -14,6 +14,7 @@ import structlog
 
 from responder import collector
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER
+from responder.engine.operator import OPERATOR_REJECTED
 from responder.fleet import fleet_digest
 from responder.ingest import transactions
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
@@ -21,6 +22,7 @@ from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection
 from responder.models.event import RawRecord
+from responder.models.timeline import EntryKind
 from responder.service.partitions import PartitionKeeping
 from responder.timeline.archive import Archiver
 from responder.tracing import traced
@@ -165,7 +167,7 @@ class Running(PartitionKeeping):
         while not self._stop.is_set():
             batch = await self.approvals.poll()
             for records in batch.values():
-                for record in readable(records):
+                for record in await self._readable(records, EntryKind.APPROVAL_REJECTED):
                     try:
                         ids = signature(record)
                         with traced("responder.decision", record.headers):  # its entries carry the decision's trace
@@ -180,12 +182,27 @@ class Running(PartitionKeeping):
             await self.recorder.flush()
             await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
+    async def _readable(self, records: list[RawRecord], rejected: str) -> list[RawRecord]:
+        """The records the Kafka client could parse. Each other one is refused like a forged decision or request
+        (`rejected`, with its place and the client's error, made durable) and committed with the rest: a decision
+        or request is acted on only as its signer sent it."""
+        refused = [record for record in records if record.unreadable is not None]
+        for record in refused:
+            self.recorder.append(rejected, {
+                "reason": f"the Kafka client cannot parse the record: {record.unreadable}", "key_id": None,
+                "topic": record.topic, "partition": record.partition, "offset": record.offset})
+            log.error("signed_record_unreadable", topic=record.topic, partition=record.partition,
+                      offset=record.offset, error=record.unreadable)
+        if refused:
+            await self.recorder.flush()
+        return [record for record in records if record.unreadable is None]
+
     async def _operator_loop(self, ingest: ApprovalIngest) -> None:
         """Signed operator requests in: run under the batch lock (one writer), recorded, answered on the replies."""
         while not self._stop.is_set():
             batch = await ingest.poll()
             for records in batch.values():
-                for record in readable(records):
+                for record in await self._readable(records, OPERATOR_REJECTED):
                     try:
                         async with self._lock:
                             reply = await self.operator.handle(record.value, *signature(record))
@@ -195,16 +212,6 @@ class Running(PartitionKeeping):
                     except Exception:  # one bad request (even a bug) must not stop the operator consumer
                         log.exception("operator_request_failed", offset=record.offset)
             await ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-
-
-def readable(records: list[RawRecord]) -> list[RawRecord]:
-    """The records the Kafka client could parse; each other one is logged and passed over (committed with them):
-    a decision or request is acted on only as its signer sent it."""
-    for record in records:
-        if record.unreadable is not None:
-            log.error("signed_record_unreadable", topic=record.topic, partition=record.partition,
-                      offset=record.offset, error=record.unreadable)
-    return [record for record in records if record.unreadable is None]
 
 
 def signature(record: RawRecord) -> tuple[str | None, str | None]:

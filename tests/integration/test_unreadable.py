@@ -9,6 +9,7 @@ import itertools
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,18 @@ from aiokafka.consumer import fetcher
 
 from responder.ingest import unreadable
 from responder.ingest.deadletter import replay_deadletters
-from responder.ingest.kafka import ensure_topics
+from responder.ingest.kafka import ensure_topics, publish
 from responder.ingest.reading import read_to_end
 from responder.ingest.unreadable import Unreadable, getmany_past
+from responder.models.approval import ApprovalDecision
 from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
+from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.harness import make_settings, running, wait_for
+from tests.integration.test_approvals import SECRET as APPROVAL_SECRET
+from tests.integration.test_approvals import _setup as approvals_setup
+from tests.integration.test_approvals import _status as approvals_status
 from tests.integration.test_deadletter import _read_all, _seed, _status
 
 pytestmark = pytest.mark.integration
@@ -174,3 +180,36 @@ async def test_replay_counts_an_unreadable_dead_letter_and_sends_the_rest(kafka_
     result = await replay_deadletters(kafka_bootstrap, topic, to_topic=f"back-{unique}", dry_run=True,
                                       idle_seconds=2.0, force=True)
     assert (result.scanned, result.unreplayable, result.replayed) == (2, 1, 1)
+
+
+async def test_an_unreadable_decision_is_refused_on_the_timeline_and_the_next_one_acts(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """A validly signed approval the client cannot parse is recorded as approval.rejected with its offset and not
+    acted on; the same decision sent readable after it releases the step."""
+    names, key, settings = await approvals_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    service = Service(settings)
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(service.engine.state.parked_steps()), timeout=60)
+        [parked] = service.engine.state.parked_steps()
+        now = datetime.now(UTC)
+        value = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
+                                 digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5)).canonical()
+        signer = ("--sign", f"k1:{APPROVAL_SECRET}")
+        await _produce(kafka_bootstrap, names["decisions"], tmp_path, [(value, True)], *signer)
+        await wait_for(lambda: bool(_entries(settings.timeline_path, "approval.rejected")), timeout=60)
+        assert service.engine.state.parked(parked.incident, parked.step) is not None
+        assert await approvals_status(aws, key) == "Active"
+        await _produce(kafka_bootstrap, names["decisions"], tmp_path, [(value, False)], *signer)
+        await wait_for(lambda: bool(service.engine.state.results()), timeout=60)
+    assert await approvals_status(aws, key) == "Inactive"
+    [refused] = _entries(settings.timeline_path, "approval.rejected")
+    assert (refused["topic"], refused["partition"], refused["offset"]) == (names["decisions"], 0, 0)
+    assert "header key is not UTF-8" in refused["reason"]
+    assert len(_entries(settings.timeline_path, "approval.decided")) == 1
+
+
+def _entries(path: Path, kind: str) -> list[dict[str, Any]]:
+    """The bodies of the timeline's entries of one kind, in order."""
+    return [e.body for e in parse_lines(path.read_bytes().splitlines()) if e.kind == kind]

@@ -2,9 +2,11 @@
 pure-Python record builder asks the key to encode itself, and this one encodes to bytes that do not decode).
 
     python -m tests.integration.unreadable_producer BOOTSTRAP TOPIC KEY VALUE_FILE... [--partition N] [--gzip]
+                                                    [--sign KEY_ID:SECRET]
 
 Each value file is sent in turn, in one batch on KEY's partition (or partition N); a file named `*.bad` gets the
-bad header key; `--gzip` compresses the batch.
+bad header key; `--gzip` compresses the batch; `--sign` adds the two headers that sign each value
+(responder.auth.signed_headers), as the approvals CLI does.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from responder.auth import signed_headers
+
 
 class BadKey(str):
     """A header key whose UTF-8 encoding is not UTF-8."""
@@ -24,14 +28,15 @@ class BadKey(str):
 
 
 async def main(bootstrap: str, topic: str, key: str, values: list[tuple[bytes, bool]], partition: int | None,
-               gzip: bool) -> None:
-    """Send the values as one batch, in order (True: with the bad header key)."""
+               gzip: bool, signer: tuple[str, bytes] | None) -> None:
+    """Send the values as one batch, in order (True: with the bad header key), signed when `signer` is given."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=200, acks="all",
                                 compression_type="gzip" if gzip else None)
     await producer.start()
     try:
         sent = [await producer.send(topic, value, key=key.encode(), partition=partition,
-                                    headers=[(BadKey("k"), b"v")] if bad else [])
+                                    headers=[*(signed_headers(*signer, value) if signer else []),
+                                             *([(BadKey("k"), b"v")] if bad else [])])
                 for value, bad in values]
         await producer.flush()
         for fut in sent:
@@ -43,6 +48,8 @@ async def main(bootstrap: str, topic: str, key: str, values: list[tuple[bytes, b
 if __name__ == "__main__":
     args = sys.argv[4:]
     part = int(args[args.index("--partition") + 1]) if "--partition" in args else None
-    files = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] != "--partition")]
+    key_id, _, secret = args[args.index("--sign") + 1].partition(":") if "--sign" in args else ("", "", "")
+    files = [a for i, a in enumerate(args)
+             if not a.startswith("--") and (i == 0 or args[i - 1] not in ("--partition", "--sign"))]
     asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], [(Path(f).read_bytes(), f.endswith(".bad")) for f in files],
-                     part, "--gzip" in args))
+                     part, "--gzip" in args, (key_id, secret.encode()) if key_id else None))

@@ -96,3 +96,24 @@ async def test_the_alert_consumer_fetches_with_the_configured_wait(tmp_path) -> 
         finally:
             await service.close_unstarted()
             service.recorder.close()
+
+
+@pytest.mark.parametrize("kind", ["approval.rejected", "operator.rejected"])
+async def test_a_signed_record_the_client_cannot_parse_is_refused_durably_and_the_rest_pass(tmp_path, kind) -> None:
+    """A decision or operator request the Kafka client could not parse is left out, recorded as refused with its
+    place and the client's error, and made durable; the readable records around it pass in order."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"])
+    service = Service(settings, aws=FakeIam(), runbooks=[RUNBOOK])
+    try:
+        records = [_record(0, "d", b"first"), _record(1, "d", b"\xff"), _record(2, "d", b"last")]
+        records[1] = records[1].model_copy(update={"unreadable": "header key is not UTF-8"})
+        passed = await service._readable(records, kind)
+        assert [r.offset for r in passed] == [0, 2]
+        assert service.recorder.syncs >= 1  # durable before the offsets are committed
+        assert service.recorder.next_seq == 1
+        [entry] = [e for e in service.recorder.entries() if e.kind == kind]
+        assert (entry.body["topic"], entry.body["partition"], entry.body["offset"]) == ("a", 0, 1)
+        assert entry.body["reason"] == "the Kafka client cannot parse the record: header key is not UTF-8"
+    finally:
+        await service.close_unstarted()
+        service.recorder.close()
