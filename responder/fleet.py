@@ -83,6 +83,10 @@ class FleetState:
                 self.failed[partition] = str(exc)
                 log.error("partition_restore_failed", partition=partition, error=str(exc))
                 continue
+            except Exception as exc:  # a bug too: the partition is never consumed unrestored
+                self.failed[partition] = f"{type(exc).__name__}: {exc}"
+                log.exception("partition_restore_failed", partition=partition, error=self.failed[partition])
+                continue
             self.failed.pop(partition, None)
             merge(self.engine.state, slices)
             for part in slices:

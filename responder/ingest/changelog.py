@@ -89,16 +89,19 @@ class Changelog:
                 log.warning("changelog_end_stale", topic=self.topic, partition=partition, end=told,
                             fence=fence.offset)
             end = max(told, int(fence.offset) + 1)
-            idle = 0
-            while await consumer.position(tp) < end:
+            idle, at = 0, 0
+            while (at := await consumer.position(tp)) < end:
                 got = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
                 idle = 0 if got.get(tp) else idle + 1
                 if idle > 2 * timeout:
                     raise ChangelogError(f"changelog {self.topic}[{partition}] stopped before its end offset {end}")
                 for msg in got.get(tp, []):
                     latest[msg.key or b""] = msg.value
-        except KafkaError as exc:
+        except KafkaError as exc:  # a corrupt batch or a codec the client lacks among them: never read past
             raise ChangelogError(f"changelog {self.topic}[{partition}] is unreadable: {exc}") from exc
+        except UnicodeDecodeError as exc:  # a header key that is not UTF-8: the client raises at every poll
+            raise ChangelogError(f"changelog {self.topic}[{partition}] has a record the Kafka client cannot parse "
+                                 f"at or after offset {at} (a header key that is not UTF-8: {exc})") from exc
         finally:
             await consumer.stop()
         out = []

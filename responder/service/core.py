@@ -152,6 +152,7 @@ class Service(BatchHandling, Running):
                          max_batch=settings.max_batch, observe=self.metrics.partition_flow,
                          on_idle=collector.when_idle)  # young generations collected between chunks, not inside
         self._recovered_at = -1
+        self._assign_failed: BaseException | None = None
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.deadlettered = {}

@@ -32,15 +32,21 @@ class PartitionKeeping(Parts):
         self.commits.forget(partitions)  # offsets marked under an earlier assignment are not ours to commit
         if self._stopping(partitions):
             return
-        async with self._lock:
-            if self._stopping(partitions):  # a lane failed (fenced) while this waited for the gate
-                return
-            await self.recorder.flush()
-            if self.fleet is not None:  # restore each partition's state from the changelog; pause what fails
-                failed = await self.fleet.assign(partition_numbers(partitions))
-                self.ingest.pause([tp for tp in partitions if tp.partition in failed])
-            elif self.recorder.next_seq != self._recovered_at:
-                self._recover()
+        try:
+            async with self._lock:
+                if self._stopping(partitions):  # a lane failed (fenced) while this waited for the gate
+                    return
+                await self.recorder.flush()
+                if self.fleet is not None:  # restore each partition's state from the changelog; pause what fails
+                    failed = await self.fleet.assign(partition_numbers(partitions))
+                    self.ingest.pause([tp for tp in partitions if tp.partition in failed])
+                elif self.recorder.next_seq != self._recovered_at:
+                    self._recover()
+        except Exception as exc:  # raised by the next poll: aiokafka would log it and consume on
+            self.ingest.pause(partitions)  # never consumed without their state
+            self._assign_failed = self._assign_failed or exc
+            log.error("partitions_assign_failed", partitions=sorted(map(str, partitions)),
+                      error=f"{type(exc).__name__}: {exc}", exc_info=exc)
 
     def _stopping(self, partitions: list[Any]) -> bool:
         """Whether this service is stopping (asked to, or a lane failed: fenced). Partitions assigned to it then
@@ -58,10 +64,12 @@ class PartitionKeeping(Parts):
             await self.commits.commit(partitions)  # what this member handled of them, durable first
             return
         async with self._lock:  # the chunks in hand finish first
-            await self.recorder.flush()
-            await self.commits.commit(partitions)  # what this member handled of them
-            self.fleet.revoke(partition_numbers(partitions))
-            await self.fleet.close(partition_numbers(partitions))
+            try:
+                await self.recorder.flush()
+                await self.commits.commit(partitions)  # what this member handled of them
+            finally:  # their state leaves with them even when that failed: a stale copy is never kept to act on
+                self.fleet.revoke(partition_numbers(partitions))
+                await self.fleet.close(partition_numbers(partitions))
 
     async def _evict(self) -> None:
         """Every `evict_every` seconds, forget closed incidents (in a fleet, tombstoning their changelog records)."""

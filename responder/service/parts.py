@@ -55,3 +55,4 @@ class Parts:
     _stop: asyncio.Event
     _evicted_at: float
     _recovered_at: int  # the timeline's next sequence number at the last recovery
+    _assign_failed: BaseException | None  # what an assignment raised (the partitions paused); the next poll raises it

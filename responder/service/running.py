@@ -153,6 +153,8 @@ class Running(PartitionKeeping):
             if self.fleet is not None:
                 await self._fleet_upkeep()
             batch = await self.ingest.poll()
+            if self._assign_failed is not None:  # partitions given to us could not be taken on (paused meanwhile)
+                raise self._assign_failed
             if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll and after it, so a
                 await self.fleet_guard.refresh()  # record is never acted on with a switch read before it arrived
             for (topic, partition), behind in self.ingest.lag().items():

@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.consumer import fetcher
 
 from responder.ingest import unreadable
+from responder.ingest.changelog import ensure_changelog
 from responder.ingest.deadletter import replay_deadletters
 from responder.ingest.kafka import ensure_topics, publish
 from responder.ingest.reading import read_to_end
@@ -213,3 +214,29 @@ async def test_an_unreadable_decision_is_refused_on_the_timeline_and_the_next_on
 def _entries(path: Path, kind: str) -> list[dict[str, Any]]:
     """The bodies of the timeline's entries of one kind, in order."""
     return [e.body for e in parse_lines(path.read_bytes().splitlines()) if e.kind == kind]
+
+
+async def test_a_changelog_record_the_client_cannot_parse_stops_that_partitions_restore_loudly(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """A fleet replica whose changelog partition 0 holds a record the client cannot parse does not restore it and
+    does not consume it (not ready, saying why; its finding is not acted on); partition 1 is restored and acts."""
+    changelog = f"changelog-{unique}"
+    await ensure_changelog(kafka_bootstrap, changelog, 3)
+    await _produce(kafka_bootstrap, changelog, tmp_path, [(b"{}", True)], "--partition", "0")
+    held, acted = await _seed(aws, "ml-h"), await _seed(aws, "ml-x")
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+                             changelog_topic=changelog)
+    service = Service(settings)
+    async with running(service):
+        assert service.fleet is not None
+        await wait_for(lambda: 0 in service.fleet.failed and {1, 2} <= service.fleet.owned, timeout=60)
+        for value, partition in [(envelope_bytes(guardduty_finding(held, user="ml-h")), "0"),
+                                 (envelope_bytes(guardduty_finding(acted, user="ml-x")), "1")]:
+            await _produce(kafka_bootstrap, topics["alerts"], tmp_path, [(value, False)], "--partition", partition)
+        await wait_for(lambda: len(service.engine.state.results()) >= 1, timeout=60)
+        await asyncio.sleep(2.0)  # had partition 0 been consumed, its finding would have acted by now
+        assert not service.ready_now()
+        assert "cannot parse at or after offset 0" in (service.unready() or "")
+        assert service.pipeline.counters.records == 1
+    assert (await _status(aws, held, "ml-h"), await _status(aws, acted, "ml-x")) == ("Active", "Inactive")
