@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from responder.settings import Settings
 log = structlog.get_logger(__name__)
 
 MAX_HELD = 10_000  # decisions held for incidents owned elsewhere (newest kept)
+RETRY_MAX_S = 60.0  # the longest wait between two restore attempts of a partition
 _BEFORE_ACTING = frozenset({EntryKind.STEP_INTENT, EntryKind.APPROVAL_DECIDED})
 
 
@@ -38,6 +40,7 @@ class FleetState:
         self.partitions = Partitions()
         self.owned: set[int] = set()
         self.failed: dict[int, str] = {}
+        self._retry: dict[int, tuple[float, float]] = {}  # a failed partition -> (next retry, backoff), monotonic
         self._held: dict[tuple[str, str], tuple[bytes, str | None, str | None]] = {}
 
     async def on_durable(self, entries: Sequence[TimelineEntry]) -> None:
@@ -79,15 +82,11 @@ class FleetState:
                 if self.changelog.txn is not None:  # fence the previous owner before reading what it wrote
                     await self.changelog.txn.assign([partition])
                 slices = await self.changelog.read(partition)
-            except (ChangelogError, BrokerUnreachable) as exc:
-                self.failed[partition] = str(exc)
-                log.error("partition_restore_failed", partition=partition, error=str(exc))
-                continue
-            except Exception as exc:  # a bug too: the partition is never consumed unrestored
-                self.failed[partition] = f"{type(exc).__name__}: {exc}"
-                log.exception("partition_restore_failed", partition=partition, error=self.failed[partition])
+            except Exception as exc:  # noqa: BLE001 - a bug too: the partition is never consumed unrestored
+                self._failed(partition, exc)
                 continue
             self.failed.pop(partition, None)
+            self._retry.pop(partition, None)
             merge(self.engine.state, slices)
             for part in slices:
                 for incident in part.incidents:
@@ -97,6 +96,22 @@ class FleetState:
                      parked=sum(len(s.parked) for s in slices), inflight=sum(len(s.inflight) for s in slices))
         await self._release_held()
         return set(self.failed)
+
+    def _failed(self, partition: int, exc: Exception) -> None:
+        """Record why `partition` was not restored and when to try again (1 s, doubling to RETRY_MAX_S); the
+        traceback of an unexpected error is logged when the reason is new."""
+        why = str(exc) if isinstance(exc, (ChangelogError, BrokerUnreachable)) else f"{type(exc).__name__}: {exc}"
+        new = self.failed.get(partition) != why
+        self.failed[partition] = why
+        backoff = min(RETRY_MAX_S, self._retry[partition][1] * 2) if partition in self._retry else 1.0
+        self._retry[partition] = (time.monotonic() + backoff, backoff)
+        log.error("partition_restore_failed", partition=partition, error=why, retry_in_s=backoff,
+                  exc_info=exc if new and why.startswith(type(exc).__name__) else None)
+
+    def due(self) -> set[int]:
+        """The failed partitions whose next restore attempt is due."""
+        now = time.monotonic()
+        return {p for p in self.failed if self._retry.get(p, (0.0, 0.0))[0] <= now}
 
     async def close(self, partitions: Iterable[int]) -> None:
         """Close the transactional producers of partitions that left (after `revoke`)."""
@@ -108,6 +123,7 @@ class FleetState:
         gone = set(partitions)
         for partition in gone:
             self.failed.pop(partition, None)
+            self._retry.pop(partition, None)
         incidents = {i for i, p in self.partitions.of.items() if p in gone}
         release(self.engine.state, incidents)
         self.partitions.forget(incidents)

@@ -79,6 +79,7 @@ class Changelog:
                                     isolation_level="read_committed" if self.txn is not None else "read_uncommitted")
         tp = TopicPartition(self.topic, partition)
         latest: dict[bytes, bytes | None] = {}
+        at = 0  # the position before the poll that raised
         try:
             fence = await self.producer.send_and_wait(self.topic, None, key=FENCE_KEY, partition=partition)
             await _start_with_retry(consumer, timeout)
@@ -89,7 +90,7 @@ class Changelog:
                 log.warning("changelog_end_stale", topic=self.topic, partition=partition, end=told,
                             fence=fence.offset)
             end = max(told, int(fence.offset) + 1)
-            idle, at = 0, 0
+            idle = 0
             while (at := await consumer.position(tp)) < end:
                 got = await consumer.getmany(tp, timeout_ms=500, max_records=10_000)
                 idle = 0 if got.get(tp) else idle + 1

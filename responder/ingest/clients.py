@@ -4,6 +4,7 @@ and the one-off producer and admin calls (`publish`, `ensure_topics`). The consu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -32,7 +33,7 @@ async def _start_with_retry(client: Any, deadline: float) -> None:
     """aiokafka does not retry bootstrap itself; we do, for `deadline` seconds, logging every failed attempt.
 
     When the deadline passes the client is closed (no `Unclosed AIOKafka…` warning) and BrokerUnreachable says
-    where we tried and how to change the wait.
+    where we tried and how to change the wait; any other error from `start()` closes it too, and is raised.
     """
     kind, servers = type(client).__name__, _servers(client)
     log.info("kafka_connecting", client=kind, bootstrap=servers, timeout_s=deadline)
@@ -52,8 +53,11 @@ async def _start_with_retry(client: Any, deadline: float) -> None:
         ):
             with attempt:
                 await client.start()
-    except KafkaConnectionError as exc:
-        await (client.close() if hasattr(client, "close") else client.stop())
+    except Exception as exc:
+        with contextlib.suppress(Exception):  # never left half started; the start's own error is the one raised
+            await (client.close() if hasattr(client, "close") else client.stop())
+        if not isinstance(exc, KafkaConnectionError):
+            raise
         raise BrokerUnreachable(
             f"cannot reach Kafka at {servers} ({kind}): no answer in {deadline:g}s: {exc} "
             "(check RESPONDER_KAFKA_BOOTSTRAP; RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait)") from exc

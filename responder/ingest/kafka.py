@@ -134,6 +134,7 @@ class KafkaIngest:
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options,
                                          max_request_size=max(1024 * 1024, deadletter_max_bytes + 64 * 1024))
         self._positions: dict[TopicPartition, int] = {}
+        self.held: set[TopicPartition] = set()  # paused until their state is in: `resume` leaves them paused
         self.fetch_wait = None if fetch_idle_wait_ms is None else FetchWait(  # responder/ingest/fetchwait.py
             self.consumer, busy_ms=fetch_max_wait_ms, idle_ms=fetch_idle_wait_ms)
 
@@ -164,12 +165,22 @@ class KafkaIngest:
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
-        """Stop fetching these partitions (their state is not restored, or their actuators are slow)."""
+        """Stop fetching these partitions for a while (their actuators are slow)."""
         self.consumer.pause(*[tp for tp in partitions if tp in self.consumer.assignment()])
 
     def resume(self, partitions: Sequence[TopicPartition]) -> None:
-        """Fetch these partitions again."""
-        self.consumer.resume(*[tp for tp in partitions if tp in self.consumer.assignment()])
+        """Fetch these partitions again, except those held (see `hold`)."""
+        self.consumer.resume(*[tp for tp in partitions if tp in self.consumer.assignment() and tp not in self.held])
+
+    def hold(self, partitions: Sequence[TopicPartition]) -> None:
+        """Pause these partitions until `release`, whatever `resume` is asked meanwhile (their state is not in)."""
+        self.held.update(partitions)
+        self.pause(partitions)
+
+    def release(self, partitions: Sequence[TopicPartition]) -> None:
+        """Fetch held partitions again (their state is in)."""
+        self.held.difference_update(partitions)
+        self.resume(partitions)
 
     def assigned(self) -> set[TopicPartition]:
         """The partitions this member owns now."""

@@ -30,6 +30,8 @@ class BatchHandling(Parts):
     async def _handle_batch(self, batch: dict[Any, list[RawRecord]]) -> None:
         async with self._lock.shared():
             try:
+                if self._rebalance_error is not None:  # nothing is handled (or committed) after a failed rebalance
+                    raise self._rebalance_error
                 offsets = await self._handle_chunk(batch)
             except Exception:
                 # the lane fails and the service with it: stopping from now on, before the gate lets a waiting

@@ -152,7 +152,7 @@ class Service(BatchHandling, Running):
                          max_batch=settings.max_batch, observe=self.metrics.partition_flow,
                          on_idle=collector.when_idle)  # young generations collected between chunks, not inside
         self._recovered_at = -1
-        self._assign_failed: BaseException | None = None
+        self._rebalance_error: BaseException | None = None
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.deadlettered = {}
@@ -180,10 +180,12 @@ class Service(BatchHandling, Running):
             return "starting: joining the consumer group"
         if self.recorder.stalled is not None:
             return f"timeline stalled, no step acts until it takes writes: {self.recorder.stalled}"
+        if self._rebalance_error is not None:
+            return f"a rebalance failed, stopping: {type(self._rebalance_error).__name__}: {self._rebalance_error}"
         if self.fleet is not None and self.fleet.failed:  # a partition whose state is not restored
             failed = sorted(self.fleet.failed.items())
-            return (f"partition(s) {', '.join(str(p) for p, _ in failed)} not restored (paused, retried each poll): "
-                    f"{failed[0][1]}")
+            return (f"partition(s) {', '.join(str(p) for p, _ in failed)} not restored (paused, retried with "
+                    f"backoff): {failed[0][1]}")
         return None
 
     def request_stop(self) -> None:

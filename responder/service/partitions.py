@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from responder.fleet import partition_numbers
+from responder.fleet import FleetState, partition_numbers
 from responder.service.parts import Parts
 
 log = structlog.get_logger(__name__)
@@ -28,8 +28,13 @@ class PartitionKeeping(Parts):
                  parked=len(state.parked_steps()))
 
     async def _on_assigned(self, partitions: list[Any]) -> None:
-        """Partitions moved to us: make the timeline durable and rebuild in-flight state before consuming."""
+        """Partitions moved to us: held at once, the timeline made durable and their state rebuilt, then released.
+
+        aiokafka starts fetching a new assignment while this callback runs, so the partitions are held (paused)
+        before its first await and released only once their state is in: nothing of theirs is fetched before. A
+        partition whose restore failed stays held (`_fleet_upkeep` retries it)."""
         self.commits.forget(partitions)  # offsets marked under an earlier assignment are not ours to commit
+        self.ingest.hold(partitions)
         if self._stopping(partitions):
             return
         try:
@@ -37,16 +42,14 @@ class PartitionKeeping(Parts):
                 if self._stopping(partitions):  # a lane failed (fenced) while this waited for the gate
                     return
                 await self.recorder.flush()
-                if self.fleet is not None:  # restore each partition's state from the changelog; pause what fails
+                failed: set[int] = set()
+                if self.fleet is not None:  # restore each partition's state from the changelog
                     failed = await self.fleet.assign(partition_numbers(partitions))
-                    self.ingest.pause([tp for tp in partitions if tp.partition in failed])
                 elif self.recorder.next_seq != self._recovered_at:
                     self._recover()
-        except Exception as exc:  # raised by the next poll: aiokafka would log it and consume on
-            self.ingest.pause(partitions)  # never consumed without their state
-            self._assign_failed = self._assign_failed or exc
-            log.error("partitions_assign_failed", partitions=sorted(map(str, partitions)),
-                      error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+                self.ingest.release([tp for tp in partitions if tp.partition not in failed])
+        except Exception as exc:  # noqa: BLE001 - kept and raised by the next chunk and poll; the partitions stay held
+            self._rebalance_failed("assigned", partitions, exc)
 
     def _stopping(self, partitions: list[Any]) -> bool:
         """Whether this service is stopping (asked to, or a lane failed: fenced). Partitions assigned to it then
@@ -60,16 +63,43 @@ class PartitionKeeping(Parts):
     async def _on_revoked(self, partitions: list[Any]) -> None:
         """Partitions leave: finish the batch in hand, make its state durable (changelog included), forget it."""
         self.flow.drop(partitions)  # their queued records are the new owner's
-        if self.fleet is None:
-            await self.commits.commit(partitions)  # what this member handled of them, durable first
-            return
-        async with self._lock:  # the chunks in hand finish first
-            try:
-                await self.recorder.flush()
-                await self.commits.commit(partitions)  # what this member handled of them
-            finally:  # their state leaves with them even when that failed: a stale copy is never kept to act on
-                self.fleet.revoke(partition_numbers(partitions))
-                await self.fleet.close(partition_numbers(partitions))
+        self.ingest.held.difference_update(partitions)
+        try:
+            if self.fleet is None:
+                await self.commits.commit(partitions)  # what this member handled of them, durable first
+                return
+            async with self._lock:  # the chunks in hand finish first
+                await self._hand_over(self.fleet, partitions)
+        except Exception as exc:  # noqa: BLE001 - kept and raised by the next chunk and poll
+            self._rebalance_failed("revoked", partitions, exc)
+
+    async def _hand_over(self, fleet: FleetState, partitions: list[Any]) -> None:
+        """Commit what this member handled of leaving partitions, durable first, then forget their state and close
+        their producers, whatever the commit did (a stale copy is never kept to act on if they come back); the
+        first failure is raised after."""
+        failure: Exception | None = None
+        try:
+            await self.recorder.flush()
+            await self.commits.commit(partitions)  # what this member handled of them
+        except Exception as exc:  # noqa: BLE001 - raised below, once the state is forgotten
+            failure = exc
+        numbers = partition_numbers(partitions)
+        fleet.revoke(numbers)
+        try:
+            await fleet.close(numbers)
+        except Exception as exc:
+            if failure is None:
+                raise
+            log.error("partition_producers_close_failed", error=f"{type(exc).__name__}: {exc}")
+        if failure is not None:
+            raise failure
+
+    def _rebalance_failed(self, when: str, partitions: list[Any], exc: Exception) -> None:
+        """aiokafka logs and swallows what a rebalance callback raises, then consumes on: the error is kept, the
+        next chunk and the next poll raise it (the service stops loudly; a fence rejoins), and `/readyz` says it."""
+        self._rebalance_error = self._rebalance_error or exc
+        log.error("rebalance_failed", when=when, partitions=sorted(map(str, partitions)),
+                  error=f"{type(exc).__name__}: {exc}", exc_info=exc)
 
     async def _evict(self) -> None:
         """Every `evict_every` seconds, forget closed incidents (in a fleet, tombstoning their changelog records)."""
@@ -82,9 +112,9 @@ class PartitionKeeping(Parts):
             log.info("incidents_evicted", count=len(gone), open=len(self.engine.state.incidents.all()))
 
     async def _fleet_upkeep(self) -> None:
-        """Retry partitions whose restore failed."""
-        if self.fleet is not None and self.fleet.failed:
+        """Retry the partitions whose restore failed, each when its backoff has passed; release what comes back."""
+        if self.fleet is not None and self.fleet.due():
             async with self._lock:
-                failed = set(self.fleet.failed)
-                still = await self.fleet.assign(failed)
-                self.ingest.resume([tp for tp in self.ingest.assigned() if tp.partition in failed - still])
+                due = self.fleet.due()
+                still = await self.fleet.assign(due)
+                self.ingest.release([tp for tp in self.ingest.assigned() if tp.partition in due - still])

@@ -55,4 +55,4 @@ class Parts:
     _stop: asyncio.Event
     _evicted_at: float
     _recovered_at: int  # the timeline's next sequence number at the last recovery
-    _assign_failed: BaseException | None  # what an assignment raised (the partitions paused); the next poll raises it
+    _rebalance_error: BaseException | None  # what a rebalance callback raised; the next chunk and poll raise it

@@ -77,6 +77,8 @@ class Running(PartitionKeeping):
                 # the groups join at once: after a crash each may wait for its dead member's session
                 await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait),
                                      *([self.operator_ingest.start(wait)] if self.operator_ingest is not None else []))
+                if self._rebalance_error is not None:  # a manual assignment runs its callback inside start()
+                    raise self._rebalance_error
                 self.ready.set()
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._alerts_loop())
@@ -153,8 +155,8 @@ class Running(PartitionKeeping):
             if self.fleet is not None:
                 await self._fleet_upkeep()
             batch = await self.ingest.poll()
-            if self._assign_failed is not None:  # partitions given to us could not be taken on (paused meanwhile)
-                raise self._assign_failed
+            if self._rebalance_error is not None:  # a rebalance callback failed (aiokafka only logged it)
+                raise self._rebalance_error
             if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll and after it, so a
                 await self.fleet_guard.refresh()  # record is never acted on with a switch read before it arrived
             for (topic, partition), behind in self.ingest.lag().items():

@@ -220,23 +220,34 @@ async def test_a_changelog_record_the_client_cannot_parse_stops_that_partitions_
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
     """A fleet replica whose changelog partition 0 holds a record the client cannot parse does not restore it and
-    does not consume it (not ready, saying why; its finding is not acted on); partition 1 is restored and acts."""
+    does not consume it (paused, nothing committed, not ready and saying why; its finding, there before the
+    replica started, is not acted on); partition 1 is restored and acts."""
     changelog = f"changelog-{unique}"
     await ensure_changelog(kafka_bootstrap, changelog, 3)
     await _produce(kafka_bootstrap, changelog, tmp_path, [(b"{}", True)], "--partition", "0")
     held, acted = await _seed(aws, "ml-h"), await _seed(aws, "ml-x")
+    await _produce(kafka_bootstrap, topics["alerts"], tmp_path,
+                   [(envelope_bytes(guardduty_finding(held, user="ml-h")), False)], "--partition", "0")
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
                              changelog_topic=changelog)
     service = Service(settings)
+    p0 = TopicPartition(topics["alerts"], 0)
     async with running(service):
         assert service.fleet is not None
         await wait_for(lambda: 0 in service.fleet.failed and {1, 2} <= service.fleet.owned, timeout=60)
-        for value, partition in [(envelope_bytes(guardduty_finding(held, user="ml-h")), "0"),
-                                 (envelope_bytes(guardduty_finding(acted, user="ml-x")), "1")]:
-            await _produce(kafka_bootstrap, topics["alerts"], tmp_path, [(value, False)], "--partition", partition)
+        await _produce(kafka_bootstrap, topics["alerts"], tmp_path,
+                       [(envelope_bytes(guardduty_finding(acted, user="ml-x")), False)], "--partition", "1")
         await wait_for(lambda: len(service.engine.state.results()) >= 1, timeout=60)
         await asyncio.sleep(2.0)  # had partition 0 been consumed, its finding would have acted by now
+        assert p0 in service.ingest.consumer.paused()
         assert not service.ready_now()
         assert "cannot parse at or after offset 0" in (service.unready() or "")
         assert service.pipeline.counters.records == 1
     assert (await _status(aws, held, "ml-h"), await _status(aws, acted, "ml-x")) == ("Active", "Inactive")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.group_id, partitions=[p0])
+    finally:
+        await admin.close()
+    assert committed.get(p0) is None or committed[p0].offset <= 0

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 
 from responder.engine.state import EngineSnapshot
-from responder.errors import ChainBroken, ChangelogError
+from responder.errors import ChainBroken, ChangelogError, ReplicaFenced
 from responder.fleet import FleetState
+from responder.models.event import RawRecord
 from responder.service import Service
+from responder.service.rejoin import fenced
 from responder.settings import Settings
 from tests.kit import make_kit
 from tests.unit.test_guards import ECHO
@@ -84,7 +86,7 @@ async def test_readyz_is_not_ready_while_a_partition_is_not_restored(tmp_path):
     assert service.ready_now()
     service.fleet.failed[1] = "changelog unreadable"
     assert not service.ready_now()
-    assert service.unready() == "partition(s) 1 not restored (paused, retried each poll): changelog unreadable"
+    assert service.unready() == "partition(s) 1 not restored (paused, retried with backoff): changelog unreadable"
     service.fleet.failed.clear()
     service.request_stop()
     assert service.unready() == "stopping"
@@ -117,49 +119,128 @@ def _fleet_service(tmp_path: Path) -> Service:
     return Service(settings, runbooks=[])
 
 
-async def test_an_assignment_that_fails_pauses_its_partitions_and_the_next_poll_raises(tmp_path):
-    """aiokafka logs and swallows what a rebalance callback raises, then consumes: the partitions are paused instead,
-    and the alert loop raises the error at its next poll (the service stops loudly)."""
+class _Consumer:
+    """What KafkaIngest asks of aiokafka's consumer to pause and resume: the calls, in order."""
+
+    def __init__(self, assigned: list[TopicPartition]) -> None:
+        self.assigned, self.calls = set(assigned), []
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.calls.append(("pause", sorted(tps)))
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.calls.append(("resume", sorted(tps)))
+
+
+@pytest.fixture
+def partitions() -> list[TopicPartition]:
+    return [TopicPartition("a", 0), TopicPartition("a", 1)]
+
+
+async def test_assigned_partitions_are_held_before_the_restore_and_a_failed_one_stays_held(tmp_path, partitions):
+    """The partitions are paused before the restore's first await (aiokafka fetches a new assignment meanwhile);
+    the restored one is resumed after it, the failed one stays paused even when backpressure resumes it."""
+    service = _fleet_service(tmp_path)
+    assert service.fleet is not None
+    real, consumer = service.ingest.consumer, _Consumer(partitions)
+    service.ingest.consumer = consumer  # type: ignore[assignment]
+    seen: list[Any] = []
+
+    async def assign(numbers: Any) -> set[int]:
+        seen.append(list(consumer.calls))
+        return {1}
+
+    service.fleet.assign = assign  # type: ignore[method-assign]
+    try:
+        await service._on_assigned(partitions)
+        assert seen == [[("pause", partitions)]]
+        assert consumer.calls[-1] == ("resume", [partitions[0]])
+        service.ingest.resume(partitions)  # what Flow does when a lane drains
+        assert consumer.calls[-1] == ("resume", [partitions[0]])
+        await service._on_revoked(partitions)
+        assert not service.ingest.held
+    finally:
+        service.ingest.consumer = real
+        service.recorder.close()
+        await service.close_unstarted()
+
+
+async def test_an_assignment_that_fails_holds_its_partitions_and_nothing_is_handled_after(tmp_path, partitions):
+    """aiokafka logs and swallows what a rebalance callback raises, then consumes: the partitions stay paused, the
+    next chunk and the next poll raise the error (the service stops loudly), and `/readyz` says why."""
     service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"]),
                       runbooks=[])
-    paused: list[Any] = []
-    broken = ChainBroken(3, "hash mismatch")
+    real, consumer = service.ingest.consumer, _Consumer(partitions)
+    service.ingest.consumer = consumer  # type: ignore[assignment]
 
     def recover() -> None:
-        raise broken
+        raise ChainBroken(3, "hash mismatch")
 
     async def poll(timeout_ms: int = 200) -> dict[Any, list[Any]]:
         return {}
 
     service._recover = recover  # type: ignore[method-assign]
-    service.ingest.pause = paused.extend  # type: ignore[method-assign]
     service.ingest.poll = poll  # type: ignore[method-assign]
     try:
-        partitions = [TopicPartition("a", 0), TopicPartition("a", 1)]
         await service._on_assigned(partitions)  # does not raise: aiokafka would only log it
-        assert paused == partitions
+        assert consumer.calls == [("pause", partitions)]
+        service.ready.set()
+        assert service.unready() == "a rebalance failed, stopping: ChainBroken: entry 3: hash mismatch"
         with pytest.raises(ChainBroken, match="hash mismatch"):
             await service._consume()
+        with pytest.raises(ChainBroken, match="hash mismatch"):  # a chunk polled before it is not handled either
+            await service._handle_batch({partitions[0]: [RawRecord(topic="a", value=b"{}")]})
     finally:
+        service.ingest.consumer = real
         service.recorder.close()
         await service.close_unstarted()
 
 
-async def test_revoked_partitions_state_is_forgotten_even_when_their_commit_fails(tmp_path):
-    """A fleet member whose last commit of revoked partitions fails still forgets their state, so it never acts on
-    a stale copy if they come back."""
+async def test_a_fence_at_revocation_forgets_the_state_and_the_next_poll_rejoins(tmp_path):
+    """A fleet member fenced while committing revoked partitions still forgets their state (never a stale copy to
+    act on if they come back), and the fence is raised by the next poll, where `serve_rejoining` sees it."""
     service = _fleet_service(tmp_path)
     assert service.fleet is not None
     service.fleet.owned = {0, 1}
 
     async def commit(partitions: Any = None) -> None:
-        raise KafkaError("CommitFailedError")
+        raise ReplicaFenced("changelog changelog[0]: fenced")
+
+    async def poll(timeout_ms: int = 200) -> dict[Any, list[Any]]:
+        return {}
 
     service.commits.commit = commit  # type: ignore[method-assign]
+    service.ingest.poll = poll  # type: ignore[method-assign]
     try:
-        with pytest.raises(KafkaError):
-            await service._on_revoked([TopicPartition("a", 0)])
+        await service._on_revoked([TopicPartition("a", 0)])  # does not raise: aiokafka would only log it
         assert service.fleet.owned == {1}
+        with pytest.raises(ReplicaFenced) as raised:
+            await service._consume()
+        assert fenced(raised.value)
     finally:
         service.recorder.close()
         await service.close_unstarted()
+
+
+def test_a_failed_restore_is_retried_with_a_doubling_backoff(tmp_path, monkeypatch):
+    """A partition that keeps failing is retried after 1 s, then 2, 4 ... up to 60 s, not at every poll; a restore
+    that succeeds clears it."""
+    kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
+    fleet = FleetState(kit.engine, FlakyChangelog())  # type: ignore[arg-type]
+    now = [1000.0]
+    monkeypatch.setattr("responder.fleet.time.monotonic", lambda: now[0])
+    waits = []
+    for _ in range(8):
+        fleet._failed(1, ChangelogError("unreadable"))
+        assert fleet.due() == set()
+        start = now[0]
+        while not fleet.due():
+            now[0] += 0.5
+        waits.append(now[0] - start)
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    fleet.changelog.healed = True  # type: ignore[attr-defined]
+    assert asyncio.run(fleet.assign(fleet.due())) == set()
+    assert (fleet.failed, fleet.due()) == ({}, set())

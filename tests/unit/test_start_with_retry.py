@@ -1,0 +1,41 @@
+"""`_start_with_retry`: a client whose start fails is closed whatever the error, so a retried restore (a fleet
+partition's producer, every few seconds) never leaves started-but-unclosed clients behind."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, UnsupportedVersionError
+
+from responder.errors import BrokerUnreachable
+from responder.ingest.clients import _start_with_retry
+
+
+class _Client:
+    """A client whose start raises `error`; counts its stops."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error, self.stops = error, 0
+        self._client = None
+
+    async def start(self) -> None:
+        raise self.error
+
+    async def stop(self) -> None:
+        self.stops += 1
+
+
+@pytest.mark.parametrize("error", [UnsupportedVersionError("InitProducerId"), ValueError("bad option")])
+async def test_a_start_that_fails_otherwise_closes_the_client_and_raises_its_own_error(error) -> None:
+    """An error that is not a connection failure is raised as it is, after the client was stopped."""
+    client = _Client(error)
+    with pytest.raises(type(error)):
+        await _start_with_retry(client, deadline=0.2)
+    assert client.stops == 1
+
+
+async def test_no_answer_within_the_deadline_closes_the_client_and_says_where() -> None:
+    """A connection failure is retried until the deadline, then the client is stopped and BrokerUnreachable raised."""
+    client = _Client(KafkaConnectionError("no route"))
+    with pytest.raises(BrokerUnreachable, match=r"no answer in 0\.2s"):
+        await _start_with_retry(client, deadline=0.2)
+    assert client.stops == 1
