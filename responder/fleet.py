@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import structlog
@@ -35,8 +35,8 @@ _BEFORE_ACTING = frozenset({EntryKind.STEP_INTENT, EntryKind.APPROVAL_DECIDED})
 class FleetState:
     """The partitions this replica owns and their state, kept in step with the changelog."""
 
-    def __init__(self, engine: Engine, changelog: Changelog) -> None:
-        self.engine, self.changelog = engine, changelog
+    def __init__(self, engine: Engine, changelog: Changelog, clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine, self.changelog, self.clock = engine, changelog, clock  # `clock` paces the restore retries
         self.partitions = Partitions()
         self.owned: set[int] = set()
         self.failed: dict[int, str] = {}
@@ -98,19 +98,20 @@ class FleetState:
         return set(self.failed)
 
     def _failed(self, partition: int, exc: Exception) -> None:
-        """Record why `partition` was not restored and when to try again (1 s, doubling to RETRY_MAX_S); the
-        traceback of an unexpected error is logged when the reason is new."""
-        why = str(exc) if isinstance(exc, (ChangelogError, BrokerUnreachable)) else f"{type(exc).__name__}: {exc}"
-        new = self.failed.get(partition) != why
+        """Record why `partition` was not restored and when to try again (1 s, doubling to RETRY_MAX_S); an
+        unexpected error's traceback is logged whenever the reason changes."""
+        expected = isinstance(exc, (ChangelogError, BrokerUnreachable))
+        why = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+        changed = self.failed.get(partition) != why
         self.failed[partition] = why
         backoff = min(RETRY_MAX_S, self._retry[partition][1] * 2) if partition in self._retry else 1.0
-        self._retry[partition] = (time.monotonic() + backoff, backoff)
+        self._retry[partition] = (self.clock() + backoff, backoff)
         log.error("partition_restore_failed", partition=partition, error=why, retry_in_s=backoff,
-                  exc_info=exc if new and why.startswith(type(exc).__name__) else None)
+                  exc_info=exc if changed and not expected else None)
 
     def due(self) -> set[int]:
         """The failed partitions whose next restore attempt is due."""
-        now = time.monotonic()
+        now = self.clock()
         return {p for p in self.failed if self._retry.get(p, (0.0, 0.0))[0] <= now}
 
     async def close(self, partitions: Iterable[int]) -> None:

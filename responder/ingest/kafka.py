@@ -158,7 +158,7 @@ class KafkaIngest:
         """The next batch, by partition, in offset order (a record the client cannot parse: `unreadable`)."""
         got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=self.max_batch)
         if self.fetch_wait is not None:
-            self.fetch_wait.observe(sum(map(len, got.values())), paused=bool(self.consumer.paused()))
+            self.fetch_wait.observe(sum(map(len, got.values())), paused=bool(self.consumer.paused() - self.held))
         for tp, msgs in got.items():
             if msgs:
                 self._positions[tp] = msgs[-1].offset + 1

@@ -52,10 +52,10 @@ class PartitionKeeping(Parts):
             self._rebalance_failed("assigned", partitions, exc)
 
     def _stopping(self, partitions: list[Any]) -> bool:
-        """Whether this service is stopping (asked to, or a lane failed: fenced). Partitions assigned to it then
-        are neither restored nor consumed here, and their producers are not initialised, which would fence the
-        replica that owns them now."""
-        if not (self._stop.is_set() or self.flow.failed is not None):
+        """Whether this service is stopping (asked to, a lane failed: fenced, or a rebalance failed). Partitions
+        assigned to it then are neither restored nor consumed here, and their producers are not initialised,
+        which would fence the replica that owns them now."""
+        if not (self._stop.is_set() or self.flow.failed is not None or self._rebalance_error is not None):
             return False
         log.info("partitions_assigned_while_stopping", partitions=len(partitions))
         return True

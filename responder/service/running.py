@@ -151,6 +151,8 @@ class Running(PartitionKeeping):
 
     async def _consume(self) -> None:
         while not self._stop.is_set():
+            if self._rebalance_error is not None:  # a rebalance callback failed (aiokafka only logged it)
+                raise self._rebalance_error
             await self._evict()
             if self.fleet is not None:
                 await self._fleet_upkeep()

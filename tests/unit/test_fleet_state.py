@@ -141,22 +141,26 @@ def partitions() -> list[TopicPartition]:
 
 
 async def test_assigned_partitions_are_held_before_the_restore_and_a_failed_one_stays_held(tmp_path, partitions):
-    """The partitions are paused before the restore's first await (aiokafka fetches a new assignment meanwhile);
-    the restored one is resumed after it, the failed one stays paused even when backpressure resumes it."""
+    """The partitions are paused before the callback's first await (aiokafka fetches a new assignment meanwhile);
+    the restored one is resumed after the restore, the failed one stays paused even when backpressure resumes it."""
     service = _fleet_service(tmp_path)
     assert service.fleet is not None
     real, consumer = service.ingest.consumer, _Consumer(partitions)
     service.ingest.consumer = consumer  # type: ignore[assignment]
     seen: list[Any] = []
 
+    async def flush() -> None:  # the callback's first await
+        seen.append(list(consumer.calls))
+
     async def assign(numbers: Any) -> set[int]:
         seen.append(list(consumer.calls))
         return {1}
 
+    service.recorder.flush = flush  # type: ignore[method-assign]
     service.fleet.assign = assign  # type: ignore[method-assign]
     try:
         await service._on_assigned(partitions)
-        assert seen == [[("pause", partitions)]]
+        assert seen == [[("pause", partitions)]] * 2
         assert consumer.calls[-1] == ("resume", [partitions[0]])
         service.ingest.resume(partitions)  # what Flow does when a lane drains
         assert consumer.calls[-1] == ("resume", [partitions[0]])
@@ -225,13 +229,12 @@ async def test_a_fence_at_revocation_forgets_the_state_and_the_next_poll_rejoins
         await service.close_unstarted()
 
 
-def test_a_failed_restore_is_retried_with_a_doubling_backoff(tmp_path, monkeypatch):
-    """A partition that keeps failing is retried after 1 s, then 2, 4 ... up to 60 s, not at every poll; a restore
-    that succeeds clears it."""
+def test_a_failed_restore_is_retried_with_a_doubling_backoff(tmp_path):
+    """A partition that keeps failing is due again after 1 s, then 2, 4 ... up to 60 s; a restore that succeeds
+    clears it."""
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
-    fleet = FleetState(kit.engine, FlakyChangelog())  # type: ignore[arg-type]
     now = [1000.0]
-    monkeypatch.setattr("responder.fleet.time.monotonic", lambda: now[0])
+    fleet = FleetState(kit.engine, FlakyChangelog(), clock=lambda: now[0])  # type: ignore[arg-type]
     waits = []
     for _ in range(8):
         fleet._failed(1, ChangelogError("unreadable"))
@@ -244,3 +247,56 @@ def test_a_failed_restore_is_retried_with_a_doubling_backoff(tmp_path, monkeypat
     fleet.changelog.healed = True  # type: ignore[attr-defined]
     assert asyncio.run(fleet.assign(fleet.due())) == set()
     assert (fleet.failed, fleet.due()) == ({}, set())
+    fleet._failed(1, ChangelogError("unreadable"))
+    fleet.revoke([1])
+    assert (fleet.failed, fleet._retry) == ({}, {})
+
+
+async def test_the_poll_loop_retries_a_failed_partition_only_when_due_and_releases_it(tmp_path, partitions):
+    """`_fleet_upkeep` (once per poll) leaves a failed partition alone until its backoff passed, then restores and
+    resumes it."""
+    service = _fleet_service(tmp_path)
+    assert service.fleet is not None
+    real, consumer = service.ingest.consumer, _Consumer(partitions)
+    service.ingest.consumer = consumer  # type: ignore[assignment]
+    now = [0.0]
+    service.fleet.clock = lambda: now[0]
+    tries: list[Any] = []
+
+    async def assign(numbers: Any) -> set[int]:
+        tries.append(set(numbers))
+        return set()
+
+    service.ingest.hold([partitions[1]])
+    service.fleet._failed(1, ChangelogError("unreadable"))
+    service.fleet.assign = assign  # type: ignore[method-assign]
+    try:
+        for _ in range(5):
+            await service._fleet_upkeep()
+        assert tries == []
+        now[0] = 1.0
+        await service._fleet_upkeep()
+        assert tries == [{1}]
+        assert consumer.calls[-1] == ("resume", [partitions[1]])
+        assert not service.ingest.held
+    finally:
+        service.ingest.consumer = real
+        service.recorder.close()
+        await service.close_unstarted()
+
+
+async def test_a_single_replica_holds_then_releases_every_assigned_partition(tmp_path, partitions):
+    """Without a fleet, the assigned partitions are paused before the timeline is flushed and recovered, and all
+    resumed after."""
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"]),
+                      runbooks=[])
+    real, consumer = service.ingest.consumer, _Consumer(partitions)
+    service.ingest.consumer = consumer  # type: ignore[assignment]
+    try:
+        await service._on_assigned(partitions)
+        assert consumer.calls == [("pause", partitions), ("resume", partitions)]
+        assert service._rebalance_error is None
+    finally:
+        service.ingest.consumer = real
+        service.recorder.close()
+        await service.close_unstarted()
