@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +137,19 @@ class _Consumer:
         self.calls.append(("resume", sorted(tps)))
 
 
+@contextlib.asynccontextmanager
+async def _consuming(service: Service, partitions: list[TopicPartition]) -> AsyncIterator[_Consumer]:
+    """`service` with a recording consumer in place of aiokafka's (assigned `partitions`); closed after."""
+    real, consumer = service.ingest.consumer, _Consumer(partitions)
+    service.ingest.consumer = consumer  # type: ignore[assignment]
+    try:
+        yield consumer
+    finally:
+        service.ingest.consumer = real
+        service.recorder.close()
+        await service.close_unstarted()
+
+
 @pytest.fixture
 def partitions() -> list[TopicPartition]:
     return [TopicPartition("a", 0), TopicPartition("a", 1)]
@@ -145,20 +160,18 @@ async def test_assigned_partitions_are_held_before_the_restore_and_a_failed_one_
     the restored one is resumed after the restore, the failed one stays paused even when backpressure resumes it."""
     service = _fleet_service(tmp_path)
     assert service.fleet is not None
-    real, consumer = service.ingest.consumer, _Consumer(partitions)
-    service.ingest.consumer = consumer  # type: ignore[assignment]
-    seen: list[Any] = []
+    async with _consuming(service, partitions) as consumer:
+        seen: list[Any] = []
 
-    async def flush() -> None:  # the callback's first await
-        seen.append(list(consumer.calls))
+        async def flush() -> None:  # the callback's first await
+            seen.append(list(consumer.calls))
 
-    async def assign(numbers: Any) -> set[int]:
-        seen.append(list(consumer.calls))
-        return {1}
+        async def assign(numbers: Any) -> set[int]:
+            seen.append(list(consumer.calls))
+            return {1}
 
-    service.recorder.flush = flush  # type: ignore[method-assign]
-    service.fleet.assign = assign  # type: ignore[method-assign]
-    try:
+        service.recorder.flush = flush  # type: ignore[method-assign]
+        service.fleet.assign = assign  # type: ignore[method-assign]
         await service._on_assigned(partitions)
         assert seen == [[("pause", partitions)]] * 2
         assert consumer.calls[-1] == ("resume", [partitions[0]])
@@ -166,10 +179,6 @@ async def test_assigned_partitions_are_held_before_the_restore_and_a_failed_one_
         assert consumer.calls[-1] == ("resume", [partitions[0]])
         await service._on_revoked(partitions)
         assert not service.ingest.held
-    finally:
-        service.ingest.consumer = real
-        service.recorder.close()
-        await service.close_unstarted()
 
 
 async def test_an_assignment_that_fails_holds_its_partitions_and_nothing_is_handled_after(tmp_path, partitions):
@@ -177,18 +186,16 @@ async def test_an_assignment_that_fails_holds_its_partitions_and_nothing_is_hand
     next chunk and the next poll raise the error (the service stops loudly), and `/readyz` says why."""
     service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"]),
                       runbooks=[])
-    real, consumer = service.ingest.consumer, _Consumer(partitions)
-    service.ingest.consumer = consumer  # type: ignore[assignment]
+    async with _consuming(service, partitions) as consumer:
 
-    def recover() -> None:
-        raise ChainBroken(3, "hash mismatch")
+        def recover() -> None:
+            raise ChainBroken(3, "hash mismatch")
 
-    async def poll(timeout_ms: int = 200) -> dict[Any, list[Any]]:
-        return {}
+        async def poll(timeout_ms: int = 200) -> dict[Any, list[Any]]:
+            return {}
 
-    service._recover = recover  # type: ignore[method-assign]
-    service.ingest.poll = poll  # type: ignore[method-assign]
-    try:
+        service._recover = recover  # type: ignore[method-assign]
+        service.ingest.poll = poll  # type: ignore[method-assign]
         await service._on_assigned(partitions)  # does not raise: aiokafka would only log it
         assert consumer.calls == [("pause", partitions)]
         service.ready.set()
@@ -197,10 +204,6 @@ async def test_an_assignment_that_fails_holds_its_partitions_and_nothing_is_hand
             await service._consume()
         with pytest.raises(ChainBroken, match="hash mismatch"):  # a chunk polled before it is not handled either
             await service._handle_batch({partitions[0]: [RawRecord(topic="a", value=b"{}")]})
-    finally:
-        service.ingest.consumer = real
-        service.recorder.close()
-        await service.close_unstarted()
 
 
 async def test_a_fence_at_revocation_forgets_the_state_and_the_next_poll_rejoins(tmp_path):
@@ -257,20 +260,18 @@ async def test_the_poll_loop_retries_a_failed_partition_only_when_due_and_releas
     resumes it."""
     service = _fleet_service(tmp_path)
     assert service.fleet is not None
-    real, consumer = service.ingest.consumer, _Consumer(partitions)
-    service.ingest.consumer = consumer  # type: ignore[assignment]
-    now = [0.0]
-    service.fleet.clock = lambda: now[0]
-    tries: list[Any] = []
+    async with _consuming(service, partitions) as consumer:
+        now = [0.0]
+        service.fleet.clock = lambda: now[0]
+        tries: list[Any] = []
 
-    async def assign(numbers: Any) -> set[int]:
-        tries.append(set(numbers))
-        return set()
+        async def assign(numbers: Any) -> set[int]:
+            tries.append(set(numbers))
+            return set()
 
-    service.ingest.hold([partitions[1]])
-    service.fleet._failed(1, ChangelogError("unreadable"))
-    service.fleet.assign = assign  # type: ignore[method-assign]
-    try:
+        service.ingest.hold([partitions[1]])
+        service.fleet._failed(1, ChangelogError("unreadable"))
+        service.fleet.assign = assign  # type: ignore[method-assign]
         for _ in range(5):
             await service._fleet_upkeep()
         assert tries == []
@@ -279,10 +280,6 @@ async def test_the_poll_loop_retries_a_failed_partition_only_when_due_and_releas
         assert tries == [{1}]
         assert consumer.calls[-1] == ("resume", [partitions[1]])
         assert not service.ingest.held
-    finally:
-        service.ingest.consumer = real
-        service.recorder.close()
-        await service.close_unstarted()
 
 
 async def test_a_single_replica_holds_then_releases_every_assigned_partition(tmp_path, partitions):
@@ -290,13 +287,7 @@ async def test_a_single_replica_holds_then_releases_every_assigned_partition(tmp
     resumed after."""
     service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"]),
                       runbooks=[])
-    real, consumer = service.ingest.consumer, _Consumer(partitions)
-    service.ingest.consumer = consumer  # type: ignore[assignment]
-    try:
+    async with _consuming(service, partitions) as consumer:
         await service._on_assigned(partitions)
         assert consumer.calls == [("pause", partitions), ("resume", partitions)]
         assert service._rebalance_error is None
-    finally:
-        service.ingest.consumer = real
-        service.recorder.close()
-        await service.close_unstarted()
