@@ -40,6 +40,7 @@ class FleetState:
         self.partitions = Partitions()
         self.owned: set[int] = set()
         self.failed: dict[int, str] = {}
+        self.restoring: set[int] = set()  # being fenced and read now (held until adopted)
         self._retry: dict[int, tuple[float, float]] = {}  # a failed partition -> (next retry, backoff), monotonic
         self._held: dict[tuple[str, str], tuple[bytes, str | None, str | None]] = {}
 
@@ -76,26 +77,42 @@ class FleetState:
         return incidents
 
     async def assign(self, partitions: Iterable[int]) -> set[int]:
-        """Restore each partition's state; returns the partitions that could not be restored (not to consume)."""
+        """Restore each partition's state; returns the partitions that could not be restored (not to consume).
+        The service runs the two halves apart, each partition on its own (`fetch` outside its batch gate, `adopt`
+        under it)."""
         for partition in sorted(set(partitions) - self.owned):
-            try:
-                if self.changelog.txn is not None:  # fence the previous owner before reading what it wrote
-                    await self.changelog.txn.assign([partition])
-                slices = await self.changelog.read(partition)
-            except Exception as exc:  # noqa: BLE001 - a bug too: the partition is never consumed unrestored
-                self._failed(partition, exc)
-                continue
-            self.failed.pop(partition, None)
-            self._retry.pop(partition, None)
-            merge(self.engine.state, slices)
-            for part in slices:
-                for incident in part.incidents:
-                    self.partitions.of[incident.id] = partition
-            self.owned.add(partition)
-            log.info("partition_restored", partition=partition, incidents=sum(len(s.incidents) for s in slices),
-                     parked=sum(len(s.parked) for s in slices), inflight=sum(len(s.inflight) for s in slices))
-        await self._release_held()
+            slices = await self.fetch(partition)
+            if slices is not None:
+                self.adopt(partition, slices)
+        await self.release_held()
         return set(self.failed)
+
+    async def fetch(self, partition: int) -> list[EngineSnapshot] | None:
+        """Fence the partition's previous owner and read its changelog. No engine state is touched, so the lanes of
+        the partitions already in go on meanwhile. If the fence or the read fails (whatever it raises, a bug
+        included: the partition is never consumed unrestored), the partition is recorded in `failed` and None is
+        returned."""
+        self.restoring.add(partition)  # until adopted or failed (`interrupted` if the caller is cancelled)
+        try:
+            if self.changelog.txn is not None:  # fence the previous owner before reading what it wrote
+                await self.changelog.txn.assign([partition])
+            return await self.changelog.read(partition)
+        except Exception as exc:  # noqa: BLE001 - a bug too: the partition is never consumed unrestored
+            self._failed(partition, exc)
+            return None
+
+    def adopt(self, partition: int, slices: list[EngineSnapshot]) -> None:
+        """Merge what `fetch` read: the partition is owned from now on (its changelog written by this replica)."""
+        self.restoring.discard(partition)
+        self.failed.pop(partition, None)
+        self._retry.pop(partition, None)
+        merge(self.engine.state, slices)
+        for part in slices:
+            for incident in part.incidents:
+                self.partitions.of[incident.id] = partition
+        self.owned.add(partition)
+        log.info("partition_restored", partition=partition, incidents=sum(len(s.incidents) for s in slices),
+                 parked=sum(len(s.parked) for s in slices), inflight=sum(len(s.inflight) for s in slices))
 
     def _failed(self, partition: int, exc: Exception) -> None:
         """Record why `partition` was not restored and when to try again (1 s, doubling to RETRY_MAX_S); an
@@ -103,11 +120,18 @@ class FleetState:
         expected = isinstance(exc, (ChangelogError, BrokerUnreachable))
         why = str(exc) if expected else f"{type(exc).__name__}: {exc}"
         changed = self.failed.get(partition) != why
+        self.restoring.discard(partition)
         self.failed[partition] = why
         backoff = min(RETRY_MAX_S, self._retry[partition][1] * 2) if partition in self._retry else 1.0
         self._retry[partition] = (self.clock() + backoff, backoff)
         log.error("partition_restore_failed", partition=partition, error=why, retry_in_s=backoff,
                   exc_info=exc if changed and not expected else None)
+
+    def interrupted(self, partitions: Iterable[int]) -> None:
+        """A restore of `partitions` was cut short (cancelled): those not yet adopted are failed, to be retried while
+        they are still ours (a revocation forgets them)."""
+        for partition in sorted(self.restoring & set(partitions)):
+            self._failed(partition, ChangelogError(f"the restore of partition {partition} was interrupted"))
 
     def due(self) -> set[int]:
         """The failed partitions whose next restore attempt is due."""
@@ -122,6 +146,7 @@ class FleetState:
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget the state of partitions that left (their changelog is already written)."""
         gone = set(partitions)
+        self.restoring -= gone
         for partition in gone:
             self.failed.pop(partition, None)
             self._retry.pop(partition, None)
@@ -146,7 +171,8 @@ class FleetState:
                 del self._held[next(iter(self._held))]
             log.info("approval_held", incident=decision.incident, step=decision.step)
 
-    async def _release_held(self) -> None:
+    async def release_held(self) -> None:
+        """Apply the decisions held for steps that are parked here now (their partition was just restored)."""
         for (incident, step), (value, key_id, signature) in list(self._held.items()):
             if self.engine.state.parked(incident, step) is not None:
                 del self._held[(incident, step)]

@@ -33,7 +33,8 @@ async def _start_with_retry(client: Any, deadline: float) -> None:
     """aiokafka does not retry bootstrap itself; we do, for `deadline` seconds, logging every failed attempt.
 
     When the deadline passes the client is closed (no `Unclosed AIOKafka…` warning) and BrokerUnreachable says
-    where we tried and how to change the wait; any other error from `start()` closes it too, and is raised.
+    where we tried and how to change the wait; any other error from `start()`, or a cancellation, closes it too,
+    and is raised.
     """
     kind, servers = type(client).__name__, _servers(client)
     log.info("kafka_connecting", client=kind, bootstrap=servers, timeout_s=deadline)
@@ -53,7 +54,7 @@ async def _start_with_retry(client: Any, deadline: float) -> None:
         ):
             with attempt:
                 await client.start()
-    except Exception as exc:
+    except BaseException as exc:  # a cancelled start too (a restore ended by a revocation): closed, then raised
         with contextlib.suppress(Exception):  # never left half started; the start's own error is the one raised
             await (client.close() if hasattr(client, "close") else client.stop())
         if not isinstance(exc, KafkaConnectionError):

@@ -153,6 +153,8 @@ class Service(BatchHandling, Running):
                          on_idle=collector.when_idle)  # young generations collected between chunks, not inside
         self._recovered_at = -1
         self._rebalance_error: BaseException | None = None
+        self._restorers: dict[int, asyncio.Task[None]] = {}
+        self._adopting: set[int] = set()
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.deadlettered = {}
@@ -186,6 +188,9 @@ class Service(BatchHandling, Running):
             failed = sorted(self.fleet.failed.items())
             return (f"partition(s) {', '.join(str(p) for p, _ in failed)} not restored (paused, retried with "
                     f"backoff): {failed[0][1]}")
+        if self.fleet is not None and self.fleet.restoring:
+            restoring = ", ".join(map(str, sorted(self.fleet.restoring)))
+            return f"partition(s) {restoring} being restored from the changelog (paused until then)"
         return None
 
     def request_stop(self) -> None:

@@ -2,10 +2,12 @@
 
 `PartitionKeeping` is mixed into `Service` (responder/service/core.py). Every change of what the service holds
 runs under the exclusive side of the batch gate, after the timeline is durable, so no chunk is in hand meanwhile.
+A fleet's restore reads the changelog before it takes the gate, in the background (`_restore`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -28,28 +30,84 @@ class PartitionKeeping(Parts):
                  parked=len(state.parked_steps()))
 
     async def _on_assigned(self, partitions: list[Any]) -> None:
-        """Partitions moved to us: held at once, the timeline made durable and their state rebuilt, then released.
+        """Partitions moved to us: held at once, their state rebuilt, then released.
 
         aiokafka starts fetching a new assignment while this callback runs, so the partitions are held (paused)
-        before its first await and released only once their state is in: nothing of theirs is fetched before. A
-        partition whose restore failed stays held (`_fleet_upkeep` retries it)."""
+        before its first await and released only once their state is in: nothing of theirs is fetched before. In a
+        fleet the restore runs in the background (`_restore`): aiokafka sends no heartbeat while this callback runs,
+        and a restore longer than the session timeout would cost the membership. A partition whose restore failed
+        stays held (`_fleet_upkeep` retries it)."""
         self.commits.forget(partitions)  # offsets marked under an earlier assignment are not ours to commit
         self.ingest.hold(partitions)
         if self._stopping(partitions):
+            return
+        if self.fleet is not None:
+            await self._end_restore()  # none runs: the revocation before this assignment ended it
+            self._restore_in_background(partition_numbers(partitions))
             return
         try:
             async with self._lock:
                 if self._stopping(partitions):  # a lane failed (fenced) while this waited for the gate
                     return
                 await self.recorder.flush()
-                failed: set[int] = set()
-                if self.fleet is not None:  # restore each partition's state from the changelog
-                    failed = await self.fleet.assign(partition_numbers(partitions))
-                elif self.recorder.next_seq != self._recovered_at:
+                if self.recorder.next_seq != self._recovered_at:
                     self._recover()
-                self.ingest.release([tp for tp in partitions if tp.partition not in failed])
+                self.ingest.release(partitions)
         except Exception as exc:  # noqa: BLE001 - kept and raised by the next chunk and poll; the partitions stay held
             self._rebalance_failed("assigned", partitions, exc)
+
+    def _restore_in_background(self, partitions: set[int]) -> None:
+        """Start restoring each of `partitions` on its own (one that is being restored already is left to it)."""
+        for partition in sorted(partitions):
+            running = self._restorers.get(partition)
+            if running is None or running.done():
+                self._restorers[partition] = asyncio.create_task(self._restore(partition),
+                                                                 name=f"responder-restore-{partition}")
+
+    async def _restore(self, partition: int) -> None:
+        """Fence and read the partition's changelog outside the gate (the lanes of the partitions already in go on,
+        and so do the other restores), then, under it, merge what was read and release the partition. One that
+        failed stays held, retried by `_fleet_upkeep`; one interrupted (a revocation, the service stopping) is
+        failed, to be retried if it is still ours."""
+        fleet = self.fleet
+        if fleet is None:  # only started in fleet mode
+            return
+        try:
+            if self._stopping_restore(partition):
+                return
+            slices = await fleet.fetch(partition)
+            if slices is None:
+                return
+            async with self._lock:
+                self._adopting.add(partition)  # from here a revocation waits for the end instead of cancelling
+                if self._stopping_restore(partition):
+                    return
+                await self.recorder.flush()
+                fleet.adopt(partition, slices)
+                self.ingest.release([tp for tp in self.ingest.assigned() if tp.partition == partition])
+                await fleet.release_held()
+        except asyncio.CancelledError:
+            fleet.interrupted([partition])
+            raise
+        except Exception as exc:  # noqa: BLE001 - kept and raised by the next chunk and poll; the partition stays held
+            self._rebalance_failed("restore", [partition], exc)
+        finally:
+            self._adopting.discard(partition)
+            fleet.restoring.discard(partition)
+
+    def _stopping_restore(self, partition: int) -> bool:
+        return self._stopping([tp for tp in self.ingest.assigned() if tp.partition == partition])
+
+    async def _end_restore(self) -> None:
+        """Before a revocation or the end of the service: a restore still fencing or reading is cancelled (it must not
+        fence the next owner of a partition that left), one merging is waited for."""
+        running = [task for task in self._restorers.values() if not task.done()]
+        for partition, task in self._restorers.items():
+            if partition not in self._adopting:
+                task.cancel()
+        if running:
+            await asyncio.wait(running)
+        self._restorers.clear()
 
     def _stopping(self, partitions: list[Any]) -> bool:
         """Whether this service is stopping (asked to, a lane failed: fenced, or a rebalance failed). Partitions
@@ -68,6 +126,7 @@ class PartitionKeeping(Parts):
             if self.fleet is None:
                 await self.commits.commit(partitions)  # what this member handled of them, durable first
                 return
+            await self._end_restore()  # a fence or a read of theirs must not outlive their revocation
             async with self._lock:  # the chunks in hand finish first
                 await self._hand_over(self.fleet, partitions)
         except Exception as exc:  # noqa: BLE001 - kept and raised by the next chunk and poll
@@ -111,10 +170,7 @@ class PartitionKeeping(Parts):
         if gone:
             log.info("incidents_evicted", count=len(gone), open=len(self.engine.state.incidents.all()))
 
-    async def _fleet_upkeep(self) -> None:
-        """Retry the partitions whose restore failed, each when its backoff has passed; release what comes back."""
-        if self.fleet is not None and self.fleet.due():
-            async with self._lock:
-                due = self.fleet.due()
-                still = await self.fleet.assign(due)
-                self.ingest.release([tp for tp in self.ingest.assigned() if tp.partition in due - still])
+    def _fleet_upkeep(self) -> None:
+        """Retry, in the background, the partitions whose restore failed, each once its backoff has passed."""
+        if self.fleet is not None and (due := self.fleet.due()):
+            self._restore_in_background(due)

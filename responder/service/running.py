@@ -106,7 +106,8 @@ class Running(PartitionKeeping):
         clients: list[KafkaIngest | ApprovalIngest | KafkaPublisher] = [self.ingest, self.approvals]
         if self.operator_ingest is not None:
             clients.append(self.operator_ingest)
-        steps: list[Callable[[], Awaitable[None] | None]] = [client.stop for client in (*clients, self.publisher)]
+        steps: list[Callable[[], Awaitable[None] | None]] = [self._end_restore]  # started before the loops ran
+        steps += [client.stop for client in (*clients, self.publisher)]
         if self.fleet is not None:
             steps += [self.recorder.flush, self.fleet.changelog.stop]
         if self.metrics_server is not None and not self.shares_metrics_server:
@@ -143,9 +144,11 @@ class Running(PartitionKeeping):
             await self._consume()
         except BaseException:
             self._stop.set()  # stopping: a partition assigned from now on is not restored (partitions.py)
+            await self._end_restore()
             await self.flow.close(cancel=True)
             await self.commits.cancel()  # nothing more is committed once the service failed
             raise
+        await self._end_restore()
         await self.flow.close()  # chunks in hand finish; queued records are redelivered
         await self.commits.close()  # every record handled is committed, its entries durable first
 
@@ -154,8 +157,7 @@ class Running(PartitionKeeping):
             if self._rebalance_error is not None:  # a rebalance callback failed (aiokafka only logged it)
                 raise self._rebalance_error
             await self._evict()
-            if self.fleet is not None:
-                await self._fleet_upkeep()
+            self._fleet_upkeep()
             batch = await self.ingest.poll()
             if self._rebalance_error is not None:  # a rebalance callback failed (aiokafka only logged it)
                 raise self._rebalance_error

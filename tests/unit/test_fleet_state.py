@@ -155,30 +155,157 @@ def partitions() -> list[TopicPartition]:
     return [TopicPartition("a", 0), TopicPartition("a", 1)]
 
 
-async def test_assigned_partitions_are_held_before_the_restore_and_a_failed_one_stays_held(tmp_path, partitions):
-    """The partitions are paused before the callback's first await (aiokafka fetches a new assignment meanwhile);
-    the restored one is resumed after the restore, the failed one stays paused even when backpressure resumes it."""
+class SlowChangelog(FlakyChangelog):
+    """Partition 1 does not parse; the reads of `slow` partitions wait for `go`, noting whether they were cancelled."""
+
+    def __init__(self, slow: frozenset[int] = frozenset({0, 1})) -> None:
+        super().__init__()
+        self.slow, self.go, self.reading, self.cancelled = slow, asyncio.Event(), asyncio.Event(), []
+
+    async def read(self, partition: int) -> list[EngineSnapshot]:
+        self.reading.set()
+        try:
+            if partition in self.slow:
+                await self.go.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(partition)
+            raise
+        return await super().read(partition)
+
+
+async def test_assigned_partitions_are_held_and_restored_in_the_background(tmp_path, partitions):
+    """The callback holds the partitions and returns without waiting for the restore (aiokafka sends no heartbeat
+    while it runs); `/readyz` says which are being restored; the restored one is resumed after, the failed one stays
+    paused even when backpressure resumes it."""
     service = _fleet_service(tmp_path)
     assert service.fleet is not None
+    log = SlowChangelog()
+    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
     async with _consuming(service, partitions) as consumer:
-        seen: list[Any] = []
-
-        async def flush() -> None:  # the callback's first await
-            seen.append(list(consumer.calls))
-
-        async def assign(numbers: Any) -> set[int]:
-            seen.append(list(consumer.calls))
-            return {1}
-
-        service.recorder.flush = flush  # type: ignore[method-assign]
-        service.fleet.assign = assign  # type: ignore[method-assign]
-        await service._on_assigned(partitions)
-        assert seen == [[("pause", partitions)]] * 2
+        service.ready.set()
+        await asyncio.wait_for(service._on_assigned(partitions), 10)  # a hang guard: it must not wait for the read
+        await log.reading.wait()
+        assert consumer.calls == [("pause", partitions)]
+        assert service.unready() == "partition(s) 0, 1 being restored from the changelog (paused until then)"
+        log.go.set()
+        await asyncio.gather(*service._restorers.values())
         assert consumer.calls[-1] == ("resume", [partitions[0]])
+        assert service.fleet.owned == {0}
+        assert service.unready() is not None
+        assert service.unready().startswith("partition(s) 1 not restored")
         service.ingest.resume(partitions)  # what Flow does when a lane drains
         assert consumer.calls[-1] == ("resume", [partitions[0]])
         await service._on_revoked(partitions)
         assert not service.ingest.held
+
+
+async def test_a_slow_restore_holds_up_no_other_partitions_restore(tmp_path, partitions):
+    """Each partition is restored on its own: while partition 0's read waits, partition 2's is merged and released,
+    and partition 1's failure (it does not parse) is recorded."""
+    service = _fleet_service(tmp_path)
+    assert service.fleet is not None
+    log = SlowChangelog(slow=frozenset({0}))
+    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
+    three = [*partitions, TopicPartition("a", 2)]
+    async with _consuming(service, three) as consumer:
+        await service._on_assigned(three)
+        await asyncio.wait_for(asyncio.gather(service._restorers[1], service._restorers[2]), 10)  # a hang guard
+        assert service.fleet.owned == {2}
+        assert consumer.calls[-1] == ("resume", [three[2]])
+        assert set(service.fleet.failed) == {1}
+        assert service.fleet.restoring == {0}
+        log.go.set()
+        await service._restorers[0]
+        assert service.fleet.owned == {0, 2}
+
+
+async def test_the_lanes_and_the_poll_loop_go_on_while_a_restore_reads(tmp_path, partitions):
+    """A restore fences and reads outside the batch gate and off the poll loop: a lane takes the gate's shared side
+    and the poll loop's upkeep returns while the read waits."""
+    service = _fleet_service(tmp_path)
+    assert service.fleet is not None
+    log = SlowChangelog()
+    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
+    async with _consuming(service, partitions):
+        service.fleet.owned.add(0)
+        service.fleet._failed(1, ChangelogError("unreadable"))
+        service.fleet._retry[1] = (0.0, 1.0)  # due now
+        service._fleet_upkeep()  # not a coroutine: nothing for the poll loop to wait for
+        await log.reading.wait()
+
+        async def lane() -> None:
+            async with service._lock.shared():
+                pass
+
+        await asyncio.wait_for(lane(), 10)  # a deadlock guard, not a timing: the gate is free
+        log.go.set()
+        await service._restorers[1]
+        assert service.fleet.failed[1].startswith("changelog t[1] record b'k' does not parse")
+
+
+async def test_a_revocation_cancels_a_restore_that_reads_and_it_is_never_adopted(tmp_path, partitions):
+    """A partition revoked while its changelog is read: the read is cancelled before the revocation goes on (no
+    fence or read outlives it), nothing is adopted or left failed, and nothing of it is released."""
+    service = _fleet_service(tmp_path)
+    assert service.fleet is not None
+    log = SlowChangelog()
+    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
+    async with _consuming(service, partitions) as consumer:
+        await service._on_assigned(partitions)
+        await log.reading.wait()
+        restores = list(service._restorers.values())
+        await asyncio.wait_for(service._on_revoked(partitions), 10)  # a hang guard: the read is cancelled
+        assert sorted(log.cancelled) == [0, 1]
+        assert [task.cancelled() for task in restores] == [True, True]
+        assert (service.fleet.owned, service.fleet.failed, service.fleet.restoring) == (set(), {}, set())
+        assert consumer.calls == [("pause", partitions)]
+        assert service._rebalance_error is None
+
+
+async def test_an_interrupted_restore_of_a_partition_still_ours_is_retried(tmp_path, partitions):
+    """A restore cut short (the service's restore ended while the read ran) leaves the partition failed with the
+    reason and due for a retry in 1 s, so a partition still assigned is never left held for good."""
+    service = _fleet_service(tmp_path)
+    assert service.fleet is not None
+    log = SlowChangelog()
+    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
+    now = [0.0]
+    service.fleet.clock = lambda: now[0]
+    async with _consuming(service, partitions):
+        await service._on_assigned([partitions[0]])
+        await log.reading.wait()
+        await asyncio.wait_for(service._end_restore(), 10)  # a hang guard: the read is cancelled
+        assert service.fleet.failed == {0: "the restore of partition 0 was interrupted"}
+        assert service.fleet.due() == set()
+        now[0] = 1.0
+        assert service.fleet.due() == {0}
+
+
+async def test_a_revocation_waits_for_a_restore_that_merges(tmp_path, partitions):
+    """Once a restore merges under the gate it is not cancelled: the revocation waits for it to end (a decision held
+    for the partition may be acting), then forgets the partition."""
+    service = _fleet_service(tmp_path)
+    assert service.fleet is not None
+    service.fleet.changelog.read = FlakyChangelog().read  # type: ignore[method-assign]
+    merging, go = asyncio.Event(), asyncio.Event()
+
+    async def release_held() -> None:
+        merging.set()
+        await go.wait()
+
+    service.fleet.release_held = release_held  # type: ignore[method-assign]
+    async with _consuming(service, partitions):
+        await service._on_assigned([partitions[0]])
+        await merging.wait()
+        restore = service._restorers[0]
+        revoking = asyncio.create_task(service._on_revoked([partitions[0]]))
+        for _ in range(20):  # the revocation runs as far as it can
+            await asyncio.sleep(0)
+        assert not revoking.done()
+        go.set()
+        await revoking
+        assert not restore.cancelled()
+        assert service.fleet.owned == set()
 
 
 async def test_an_assignment_that_fails_holds_its_partitions_and_nothing_is_handled_after(tmp_path, partitions):
@@ -256,8 +383,8 @@ def test_a_failed_restore_is_retried_with_a_doubling_backoff(tmp_path):
 
 
 async def test_the_poll_loop_retries_a_failed_partition_only_when_due_and_releases_it(tmp_path, partitions):
-    """`_fleet_upkeep` (once per poll) leaves a failed partition alone until its backoff passed, then restores and
-    resumes it."""
+    """`_fleet_upkeep` (once per poll) leaves a failed partition alone until its backoff passed, then restores it in
+    the background and resumes it; it starts no second restore while one runs."""
     service = _fleet_service(tmp_path)
     assert service.fleet is not None
     async with _consuming(service, partitions) as consumer:
@@ -265,21 +392,26 @@ async def test_the_poll_loop_retries_a_failed_partition_only_when_due_and_releas
         service.fleet.clock = lambda: now[0]
         tries: list[Any] = []
 
-        async def assign(numbers: Any) -> set[int]:
-            tries.append(set(numbers))
-            return set()
+        async def fetch(partition: int) -> list[EngineSnapshot]:
+            tries.append(partition)
+            return []
 
         service.ingest.hold([partitions[1]])
         service.fleet._failed(1, ChangelogError("unreadable"))
-        service.fleet.assign = assign  # type: ignore[method-assign]
+        service.fleet.fetch = fetch  # type: ignore[method-assign]
         for _ in range(5):
-            await service._fleet_upkeep()
-        assert tries == []
+            service._fleet_upkeep()
+        assert service._restorers == {}
         now[0] = 1.0
-        await service._fleet_upkeep()
-        assert tries == [{1}]
+        service._fleet_upkeep()
+        first = service._restorers[1]
+        service._fleet_upkeep()
+        assert service._restorers[1] is first
+        await first
+        assert tries == [1]
         assert consumer.calls[-1] == ("resume", [partitions[1]])
         assert not service.ingest.held
+        assert service.fleet.owned == {1}
 
 
 async def test_a_single_replica_holds_then_releases_every_assigned_partition(tmp_path, partitions):

@@ -258,18 +258,18 @@ async def test_a_failed_chunk_marks_the_service_stopping_before_the_gate_opens(t
     async def fenced_chunk(batch: Any) -> None:
         raise ReplicaFenced("changelog changelog[0]: fenced")
 
-    async def assign(partitions: Any) -> set[int]:
-        restored.append(partitions)
-        return set()
+    async def fetch(partition: int) -> list[Any]:
+        restored.append(partition)
+        return []
 
     monkeypatch.setattr(service, "_handle_chunk", fenced_chunk)  # the chunk's work, whichever path (traced or not)
-    monkeypatch.setattr(service.fleet, "assign", assign)
+    monkeypatch.setattr(service.fleet, "fetch", fetch)
     tp = TopicPartition("a", 0)
     with pytest.raises(ReplicaFenced):
         await service._handle_batch({tp: [RawRecord(topic="a", value=b"{}")]})
     assert service._stop.is_set()
     await service._on_assigned([TopicPartition("a", 1)])
-    assert restored == []
+    assert (restored, service._restorers) == ([], {})
     await service.close_unstarted()
     service.recorder.close()
 

@@ -3,6 +3,8 @@ partition's producer, every few seconds) never leaves started-but-unclosed clien
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiokafka.errors import KafkaConnectionError, UnsupportedVersionError
 
@@ -38,4 +40,23 @@ async def test_no_answer_within_the_deadline_closes_the_client_and_says_where() 
     client = _Client(KafkaConnectionError("no route"))
     with pytest.raises(BrokerUnreachable, match=r"no answer in 0\.2s"):
         await _start_with_retry(client, deadline=0.2)
+    assert client.stops == 1
+
+
+async def test_a_cancelled_start_closes_the_client() -> None:
+    """A start cancelled while it waits (a fleet's restore ended by a revocation) stops the client, then the
+    cancellation goes on."""
+    started = asyncio.Event()
+
+    class _Waiting(_Client):
+        async def start(self) -> None:
+            started.set()
+            await asyncio.Event().wait()
+
+    client = _Waiting(ValueError("never raised"))
+    task = asyncio.create_task(_start_with_retry(client, deadline=30))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
     assert client.stops == 1
