@@ -6,6 +6,7 @@ Wired by `Service` when `changelog_topic` is set (see docs/fleet.md).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -29,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 MAX_HELD = 10_000  # decisions held for incidents owned elsewhere (newest kept)
 RETRY_MAX_S = 60.0  # the longest wait between two restore attempts of a partition
+RESTORES_AT_ONCE = 8  # partitions fenced and read at the same time (each opens a producer and a consumer)
 _BEFORE_ACTING = frozenset({EntryKind.STEP_INTENT, EntryKind.APPROVAL_DECIDED})
 
 
@@ -41,6 +43,7 @@ class FleetState:
         self.owned: set[int] = set()
         self.failed: dict[int, str] = {}
         self.restoring: set[int] = set()  # being fenced and read now (held until adopted)
+        self._slots = asyncio.Semaphore(RESTORES_AT_ONCE)
         self._retry: dict[int, tuple[float, float]] = {}  # a failed partition -> (next retry, backoff), monotonic
         self._held: dict[tuple[str, str], tuple[bytes, str | None, str | None]] = {}
 
@@ -94,9 +97,10 @@ class FleetState:
         returned."""
         self.restoring.add(partition)  # until adopted or failed (`interrupted` if the caller is cancelled)
         try:
-            if self.changelog.txn is not None:  # fence the previous owner before reading what it wrote
-                await self.changelog.txn.assign([partition])
-            return await self.changelog.read(partition)
+            async with self._slots:  # a large assignment opens a few clients at a time
+                if self.changelog.txn is not None:  # fence the previous owner before reading what it wrote
+                    await self.changelog.txn.assign([partition])
+                return await self.changelog.read(partition)
         except Exception as exc:  # noqa: BLE001 - a bug too: the partition is never consumed unrestored
             self._failed(partition, exc)
             return None
@@ -127,11 +131,22 @@ class FleetState:
         log.error("partition_restore_failed", partition=partition, error=why, retry_in_s=backoff,
                   exc_info=exc if changed and not expected else None)
 
-    def interrupted(self, partitions: Iterable[int]) -> None:
-        """A restore of `partitions` was cut short (cancelled): those not yet adopted are failed, to be retried while
-        they are still ours (a revocation forgets them)."""
-        for partition in sorted(self.restoring & set(partitions)):
-            self._failed(partition, ChangelogError(f"the restore of partition {partition} was interrupted"))
+    def interrupted(self, partition: int) -> None:
+        """The restore of a partition still ours was cut short (cancelled) before it was adopted: it is failed, to be
+        retried in 1 s (not an error: a restore is cut short whenever the replica stops)."""
+        if partition in self.restoring:
+            self.restoring.discard(partition)
+            self.failed[partition] = f"the restore of partition {partition} was interrupted"
+            self._retry[partition] = (self.clock() + 1.0, 1.0)
+            log.info("partition_restore_interrupted", partition=partition, retry_in_s=1.0)
+
+    def abandon(self, partitions: Iterable[int]) -> None:
+        """Partitions being revoked: no longer failed, due or being restored (their state is forgotten by `revoke`,
+        once the chunks in hand finished)."""
+        for partition in partitions:
+            self.restoring.discard(partition)
+            self.failed.pop(partition, None)
+            self._retry.pop(partition, None)
 
     def due(self) -> set[int]:
         """The failed partitions whose next restore attempt is due."""
@@ -146,10 +161,7 @@ class FleetState:
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget the state of partitions that left (their changelog is already written)."""
         gone = set(partitions)
-        self.restoring -= gone
-        for partition in gone:
-            self.failed.pop(partition, None)
-            self._retry.pop(partition, None)
+        self.abandon(gone)
         incidents = {i for i, p in self.partitions.of.items() if p in gone}
         release(self.engine.state, incidents)
         self.partitions.forget(incidents)

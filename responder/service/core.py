@@ -155,6 +155,7 @@ class Service(BatchHandling, Running):
         self._rebalance_error: BaseException | None = None
         self._restorers: dict[int, asyncio.Task[None]] = {}
         self._adopting: set[int] = set()
+        self._given: set[int] = set()
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.deadlettered = {}

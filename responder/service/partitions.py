@@ -39,6 +39,7 @@ class PartitionKeeping(Parts):
         stays held (`_fleet_upkeep` retries it)."""
         self.commits.forget(partitions)  # offsets marked under an earlier assignment are not ours to commit
         self.ingest.hold(partitions)
+        self._given |= partition_numbers(partitions)
         if self._stopping(partitions):
             return
         if self.fleet is not None:
@@ -57,10 +58,14 @@ class PartitionKeeping(Parts):
             self._rebalance_failed("assigned", partitions, exc)
 
     def _restore_in_background(self, partitions: set[int]) -> None:
-        """Start restoring each of `partitions` on its own (one that is being restored already is left to it)."""
-        for partition in sorted(partitions):
+        """Start restoring each of `partitions` that is still ours on its own (one being restored is left to it);
+        none once the service is stopping."""
+        if self.fleet is None or self._is_stopping():
+            return
+        for partition in sorted(partitions & self._given):
             running = self._restorers.get(partition)
             if running is None or running.done():
+                self.fleet.restoring.add(partition)  # `/readyz` says so from now on
                 self._restorers[partition] = asyncio.create_task(self._restore(partition),
                                                                  name=f"responder-restore-{partition}")
 
@@ -80,14 +85,15 @@ class PartitionKeeping(Parts):
                 return
             async with self._lock:
                 self._adopting.add(partition)  # from here a revocation waits for the end instead of cancelling
-                if self._stopping_restore(partition):
+                if partition not in self._given or self._stopping_restore(partition):
                     return
                 await self.recorder.flush()
                 fleet.adopt(partition, slices)
                 self.ingest.release([tp for tp in self.ingest.assigned() if tp.partition == partition])
                 await fleet.release_held()
         except asyncio.CancelledError:
-            fleet.interrupted([partition])
+            if partition in self._given:  # still ours: retried (a revoked one is forgotten)
+                fleet.interrupted(partition)
             raise
         except Exception as exc:  # noqa: BLE001 - kept and raised by the next chunk and poll; the partition stays held
             self._rebalance_failed("restore", [partition], exc)
@@ -101,27 +107,33 @@ class PartitionKeeping(Parts):
     async def _end_restore(self) -> None:
         """Before a revocation or the end of the service: a restore still fencing or reading is cancelled (it must not
         fence the next owner of a partition that left), one merging is waited for."""
-        running = [task for task in self._restorers.values() if not task.done()]
-        for partition, task in self._restorers.items():
-            if partition not in self._adopting:
-                task.cancel()
-        if running:
-            await asyncio.wait(running)
+        while running := {p: task for p, task in self._restorers.items() if not task.done()}:
+            for partition, task in running.items():  # a task started meanwhile is seen by the next round
+                if partition not in self._adopting:
+                    task.cancel()
+            await asyncio.wait(running.values())
         self._restorers.clear()
 
     def _stopping(self, partitions: list[Any]) -> bool:
         """Whether this service is stopping (asked to, a lane failed: fenced, or a rebalance failed). Partitions
         assigned to it then are neither restored nor consumed here, and their producers are not initialised,
         which would fence the replica that owns them now."""
-        if not (self._stop.is_set() or self.flow.failed is not None or self._rebalance_error is not None):
+        if not self._is_stopping():
             return False
         log.info("partitions_assigned_while_stopping", partitions=len(partitions))
         return True
+
+    def _is_stopping(self) -> bool:
+        return self._stop.is_set() or self.flow.failed is not None or self._rebalance_error is not None
 
     async def _on_revoked(self, partitions: list[Any]) -> None:
         """Partitions leave: finish the batch in hand, make its state durable (changelog included), forget it."""
         self.flow.drop(partitions)  # their queued records are the new owner's
         self.ingest.held.difference_update(partitions)
+        numbers = partition_numbers(partitions)
+        self._given -= numbers  # from now on no restore of theirs starts, and none of theirs is retried
+        if self.fleet is not None:
+            self.fleet.abandon(numbers)
         try:
             if self.fleet is None:
                 await self.commits.commit(partitions)  # what this member handled of them, durable first

@@ -57,4 +57,5 @@ class Parts:
     _recovered_at: int  # the timeline's next sequence number at the last recovery
     _rebalance_error: BaseException | None  # what a rebalance callback raised; the next chunk and poll raise it
     _restorers: dict[int, asyncio.Task[None]]  # a fleet's restore of each assigned or failed partition (background)
+    _given: set[int]  # the partition numbers assigned to this service, as its rebalance callbacks were told
     _adopting: set[int]  # partitions whose restore merges under the gate: a revocation waits for it, not cancels it

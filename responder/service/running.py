@@ -106,6 +106,7 @@ class Running(PartitionKeeping):
         clients: list[KafkaIngest | ApprovalIngest | KafkaPublisher] = [self.ingest, self.approvals]
         if self.operator_ingest is not None:
             clients.append(self.operator_ingest)
+        self._stop.set()  # an assignment during the teardown (a join in progress) starts no restore
         steps: list[Callable[[], Awaitable[None] | None]] = [self._end_restore]  # started before the loops ran
         steps += [client.stop for client in (*clients, self.publisher)]
         if self.fleet is not None:

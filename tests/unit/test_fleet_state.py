@@ -173,14 +173,19 @@ class SlowChangelog(FlakyChangelog):
         return await super().read(partition)
 
 
+def _slow_service(tmp_path: Path, slow: frozenset[int] = frozenset({0, 1})) -> tuple[Service, SlowChangelog]:
+    """A fleet service whose changelog reads are `SlowChangelog`'s."""
+    service, log = _fleet_service(tmp_path), SlowChangelog(slow)
+    assert service.fleet is not None
+    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
+    return service, log
+
+
 async def test_assigned_partitions_are_held_and_restored_in_the_background(tmp_path, partitions):
     """The callback holds the partitions and returns without waiting for the restore (aiokafka sends no heartbeat
     while it runs); `/readyz` says which are being restored; the restored one is resumed after, the failed one stays
     paused even when backpressure resumes it."""
-    service = _fleet_service(tmp_path)
-    assert service.fleet is not None
-    log = SlowChangelog()
-    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
+    service, log = _slow_service(tmp_path)
     async with _consuming(service, partitions) as consumer:
         service.ready.set()
         await asyncio.wait_for(service._on_assigned(partitions), 10)  # a hang guard: it must not wait for the read
@@ -202,10 +207,7 @@ async def test_assigned_partitions_are_held_and_restored_in_the_background(tmp_p
 async def test_a_slow_restore_holds_up_no_other_partitions_restore(tmp_path, partitions):
     """Each partition is restored on its own: while partition 0's read waits, partition 2's is merged and released,
     and partition 1's failure (it does not parse) is recorded."""
-    service = _fleet_service(tmp_path)
-    assert service.fleet is not None
-    log = SlowChangelog(slow=frozenset({0}))
-    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
+    service, log = _slow_service(tmp_path, slow=frozenset({0}))
     three = [*partitions, TopicPartition("a", 2)]
     async with _consuming(service, three) as consumer:
         await service._on_assigned(three)
@@ -222,12 +224,10 @@ async def test_a_slow_restore_holds_up_no_other_partitions_restore(tmp_path, par
 async def test_the_lanes_and_the_poll_loop_go_on_while_a_restore_reads(tmp_path, partitions):
     """A restore fences and reads outside the batch gate and off the poll loop: a lane takes the gate's shared side
     and the poll loop's upkeep returns while the read waits."""
-    service = _fleet_service(tmp_path)
-    assert service.fleet is not None
-    log = SlowChangelog()
-    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
+    service, log = _slow_service(tmp_path)
     async with _consuming(service, partitions):
         service.fleet.owned.add(0)
+        service._given = {0, 1}
         service.fleet._failed(1, ChangelogError("unreadable"))
         service.fleet._retry[1] = (0.0, 1.0)  # due now
         service._fleet_upkeep()  # not a coroutine: nothing for the poll loop to wait for
@@ -246,10 +246,7 @@ async def test_the_lanes_and_the_poll_loop_go_on_while_a_restore_reads(tmp_path,
 async def test_a_revocation_cancels_a_restore_that_reads_and_it_is_never_adopted(tmp_path, partitions):
     """A partition revoked while its changelog is read: the read is cancelled before the revocation goes on (no
     fence or read outlives it), nothing is adopted or left failed, and nothing of it is released."""
-    service = _fleet_service(tmp_path)
-    assert service.fleet is not None
-    log = SlowChangelog()
-    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
+    service, log = _slow_service(tmp_path)
     async with _consuming(service, partitions) as consumer:
         await service._on_assigned(partitions)
         await log.reading.wait()
@@ -265,10 +262,7 @@ async def test_a_revocation_cancels_a_restore_that_reads_and_it_is_never_adopted
 async def test_an_interrupted_restore_of_a_partition_still_ours_is_retried(tmp_path, partitions):
     """A restore cut short (the service's restore ended while the read ran) leaves the partition failed with the
     reason and due for a retry in 1 s, so a partition still assigned is never left held for good."""
-    service = _fleet_service(tmp_path)
-    assert service.fleet is not None
-    log = SlowChangelog()
-    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
+    service, log = _slow_service(tmp_path)
     now = [0.0]
     service.fleet.clock = lambda: now[0]
     async with _consuming(service, partitions):
@@ -281,19 +275,25 @@ async def test_an_interrupted_restore_of_a_partition_still_ours_is_retried(tmp_p
         assert service.fleet.due() == {0}
 
 
-async def test_a_revocation_waits_for_a_restore_that_merges(tmp_path, partitions):
-    """Once a restore merges under the gate it is not cancelled: the revocation waits for it to end (a decision held
-    for the partition may be acting), then forgets the partition."""
-    service = _fleet_service(tmp_path)
-    assert service.fleet is not None
-    service.fleet.changelog.read = FlakyChangelog().read  # type: ignore[method-assign]
+def _merging_waits(fleet: FleetState) -> tuple[asyncio.Event, asyncio.Event]:
+    """(merging, go): a restore that merges sets `merging`, then waits for `go` before it ends."""
     merging, go = asyncio.Event(), asyncio.Event()
 
     async def release_held() -> None:
         merging.set()
         await go.wait()
 
-    service.fleet.release_held = release_held  # type: ignore[method-assign]
+    fleet.release_held = release_held  # type: ignore[method-assign]
+    return merging, go
+
+
+async def test_a_revocation_waits_for_a_restore_that_merges(tmp_path, partitions):
+    """Once a restore merges under the gate it is not cancelled: the revocation waits for it to end (a decision held
+    for the partition may be acting), then forgets the partition."""
+    service = _fleet_service(tmp_path)
+    assert service.fleet is not None
+    service.fleet.changelog.read = FlakyChangelog().read  # type: ignore[method-assign]
+    merging, go = _merging_waits(service.fleet)
     async with _consuming(service, partitions):
         await service._on_assigned([partitions[0]])
         await merging.wait()
@@ -306,6 +306,92 @@ async def test_a_revocation_waits_for_a_restore_that_merges(tmp_path, partitions
         await revoking
         assert not restore.cancelled()
         assert service.fleet.owned == set()
+
+
+async def test_no_restore_starts_for_a_partition_being_revoked(tmp_path, partitions):
+    """A revocation cancels the reads in progress and then waits for the chunks in hand while the poll loop goes
+    on: the revoked partition is neither failed (`/readyz` does not wait for the hand-over) nor retried, so no fence
+    or read of it comes after the revocation; the partition still ours is retried."""
+    service, log = _slow_service(tmp_path)
+    now = [0.0]
+    service.fleet.clock = lambda: now[0]
+    async with _consuming(service, partitions):
+        in_lane, done = asyncio.Event(), asyncio.Event()
+
+        async def lane() -> None:  # a chunk in hand
+            async with service._lock.shared():
+                in_lane.set()
+                await done.wait()
+
+        chunk = asyncio.create_task(lane())
+        await in_lane.wait()
+        await service._on_assigned(partitions)
+        await log.reading.wait()
+        revoking = asyncio.create_task(service._on_revoked([partitions[1]]))
+        for _ in range(20):  # the revocation runs as far as it can: it waits for the gate
+            await asyncio.sleep(0)
+        assert not revoking.done()
+        assert sorted(log.cancelled) == [0, 1]
+        assert set(service.fleet.failed) == {0}  # interrupted, still ours
+        now[0] = 1.0
+        service._fleet_upkeep()  # a poll meanwhile, once the retry is due
+        assert set(service._restorers) == {0}
+        done.set()
+        await asyncio.gather(chunk, revoking)
+        assert 1 not in service.fleet.restoring | set(service.fleet.failed) | service.fleet.owned
+        log.go.set()
+        await service._restorers[0]
+        assert service.fleet.owned == {0}
+
+
+async def test_ending_the_restores_also_ends_one_started_while_it_waited(tmp_path, partitions):
+    """`_end_restore` waits for a merging restore; a restore started meanwhile (the poll loop went on) is ended too,
+    never left running unseen."""
+    service, log = _slow_service(tmp_path, slow=frozenset({1}))
+    merging, go = _merging_waits(service.fleet)
+    async with _consuming(service, partitions):
+        await service._on_assigned([partitions[0]])
+        await merging.wait()
+        ending = asyncio.create_task(service._end_restore())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        service._given.add(1)
+        service._restore_in_background({1})
+        late = service._restorers[1]
+        await log.reading.wait()
+        go.set()
+        await asyncio.wait_for(ending, 10)  # a hang guard: the late read is cancelled
+        assert late.cancelled()
+        assert log.cancelled == [1]
+
+
+async def test_the_teardown_ends_the_restores_and_starts_none(tmp_path, partitions):
+    """A service closing cancels a restore that still reads, and an assignment that comes during the teardown (a
+    join in progress) starts no restore."""
+    service, log = _slow_service(tmp_path)
+    await service._on_assigned([partitions[0]])  # the consumer is never started: it only records the assignment
+    await log.reading.wait()
+    reading = service._restorers[0]
+    await asyncio.wait_for(service._close_started([]), 10)  # a hang guard: the read is cancelled
+    assert reading.cancelled()
+    await service._on_assigned([partitions[1]])
+    assert service._restorers == {}
+
+
+async def test_a_failing_poll_loop_ends_the_restores(tmp_path, partitions):
+    """When the alert loop fails, a restore that still reads is cancelled before the loop's error goes up."""
+    service, log = _slow_service(tmp_path)
+
+    async def consume() -> None:
+        await service._on_assigned([partitions[0]])
+        await log.reading.wait()
+        raise ChangelogError("the poll failed")
+
+    service._consume = consume  # type: ignore[method-assign]
+    async with _consuming(service, partitions):
+        with pytest.raises(ChangelogError, match="the poll failed"):
+            await asyncio.wait_for(service._alerts_loop(), 10)  # a hang guard: the read is cancelled
+        assert log.cancelled == [0]
 
 
 async def test_an_assignment_that_fails_holds_its_partitions_and_nothing_is_handled_after(tmp_path, partitions):
@@ -396,6 +482,7 @@ async def test_the_poll_loop_retries_a_failed_partition_only_when_due_and_releas
             tries.append(partition)
             return []
 
+        service._given = {0, 1}
         service.ingest.hold([partitions[1]])
         service.fleet._failed(1, ChangelogError("unreadable"))
         service.fleet.fetch = fetch  # type: ignore[method-assign]
