@@ -66,8 +66,11 @@ class Gate:
             self._writers_waiting += 1
             try:
                 await self._cond.wait_for(lambda: not self._writer and self._readers == 0)
-            finally:
+            except BaseException:  # cancelled while waiting: lanes that waited behind this writer may go in now
                 self._writers_waiting -= 1
+                self._cond.notify_all()
+                raise
+            self._writers_waiting -= 1
             self._writer = True
 
     async def __aexit__(self, *exc: object) -> None:

@@ -85,10 +85,10 @@ class PartitionKeeping(Parts):
                 return
             async with self._lock:
                 self._adopting.add(partition)  # from here a revocation waits for the end instead of cancelling
-                if partition not in self._given or self._stopping_restore(partition):
-                    return
                 await self.recorder.flush()
-                fleet.adopt(partition, slices)
+                if partition not in self._given or self._stopping_restore(partition):  # revoked during the flush
+                    return
+                fleet.adopt(partition, slices)  # no await since the check
                 self.ingest.release([tp for tp in self.ingest.assigned() if tp.partition == partition])
                 await fleet.release_held()
         except asyncio.CancelledError:
@@ -112,6 +112,12 @@ class PartitionKeeping(Parts):
                 if partition not in self._adopting:
                     task.cancel()
             await asyncio.wait(running.values())
+        if self.fleet is not None:  # a task cancelled before its first step never left `restoring` itself
+            for partition in sorted(self.fleet.restoring & set(self._restorers)):
+                if partition in self._given:
+                    self.fleet.interrupted(partition)
+                else:
+                    self.fleet.restoring.discard(partition)
         self._restorers.clear()
 
     def _stopping(self, partitions: list[Any]) -> bool:

@@ -344,6 +344,46 @@ async def test_no_restore_starts_for_a_partition_being_revoked(tmp_path, partiti
         assert service.fleet.owned == {0}
 
 
+async def test_a_partition_revoked_while_its_restore_flushes_is_not_adopted(tmp_path, partitions):
+    """A revocation that begins while the restore makes the timeline durable under the gate waits for it, and the
+    restore then neither adopts the partition nor resumes it."""
+    service = _fleet_service(tmp_path)
+    service.fleet.changelog.read = FlakyChangelog().read  # type: ignore[method-assign]
+    flushing, go, flushes = asyncio.Event(), asyncio.Event(), [0]
+
+    async def flush() -> None:  # the restore's flush waits; the hand-over's does not
+        flushes[0] += 1
+        if flushes[0] == 1:
+            flushing.set()
+            await go.wait()
+
+    service.recorder.flush = flush  # type: ignore[method-assign]
+    async with _consuming(service, partitions) as consumer:
+        await service._on_assigned([partitions[0]])
+        await flushing.wait()
+        revoking = asyncio.create_task(service._on_revoked([partitions[0]]))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not revoking.done()
+        go.set()
+        await revoking
+        assert service.fleet.owned == set()
+        assert consumer.calls == [("pause", [partitions[0]])]
+
+
+async def test_a_restore_cancelled_before_its_first_step_is_not_left_restoring(tmp_path, partitions):
+    """A restore ended before its task ran: a partition still ours is failed and retried, one no longer ours is
+    forgotten; neither stays `being restored` for `/readyz`."""
+    service, _ = _slow_service(tmp_path)
+    async with _consuming(service, partitions):
+        service._given = {0, 1}
+        service._restore_in_background({0, 1})
+        service._given.discard(1)  # as a revocation of 1 would
+        await service._end_restore()
+        assert service.fleet.restoring == set()
+        assert service.fleet.failed == {0: "the restore of partition 0 was interrupted"}
+
+
 async def test_ending_the_restores_also_ends_one_started_while_it_waited(tmp_path, partitions):
     """`_end_restore` waits for a merging restore; a restore started meanwhile (the poll loop went on) is ended too,
     never left running unseen."""
@@ -355,6 +395,7 @@ async def test_ending_the_restores_also_ends_one_started_while_it_waited(tmp_pat
         ending = asyncio.create_task(service._end_restore())
         for _ in range(5):
             await asyncio.sleep(0)
+        log.reading.clear()  # partition 0's read is done: wait for partition 1's
         service._given.add(1)
         service._restore_in_background({1})
         late = service._restorers[1]

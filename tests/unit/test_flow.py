@@ -173,6 +173,35 @@ async def test_gate_is_shared_by_lanes_and_exclusive_waits_for_them_and_blocks_n
     assert order[2:] == ["a out", "b out", "writer", "c in", "c out"]
 
 
+async def test_a_cancelled_exclusive_waiter_lets_the_lanes_behind_it_in() -> None:
+    """An exclusive holder cancelled while it waits (a fleet restore ended by a revocation) lets in the lanes that
+    waited behind it at once, while an earlier lane still holds the gate."""
+    gate, inside, release = Gate(), [], asyncio.Event()
+
+    async def lane(name: str) -> None:
+        async with gate.shared():
+            inside.append(name)
+            await release.wait()
+
+    async def writer() -> None:
+        async with gate:
+            inside.append("writer")
+
+    first = asyncio.create_task(lane("a"))
+    await _settle()
+    w = asyncio.create_task(writer())
+    await _settle()
+    late = asyncio.create_task(lane("b"))
+    await _settle()
+    assert inside == ["a"]
+    w.cancel()
+    await _settle()
+    assert inside == ["a", "b"]
+    release.set()
+    await asyncio.gather(first, late)
+    assert w.cancelled()
+
+
 async def test_lanes_share_one_batch_of_handling_until_a_chunk_is_slow() -> None:
     """Chunks of different partitions handle at most max_batch records at once; a slow chunk gives its share back."""
     consumer, handler = Consumer(), Handler()
