@@ -79,19 +79,9 @@ class FleetState:
             await self.changelog.write(partition, tombstones)
         return incidents
 
-    async def assign(self, partitions: Iterable[int]) -> set[int]:
-        """Restore each partition's state; returns the partitions that could not be restored (not to consume).
-        The service runs the two halves apart, each partition on its own (`fetch` outside its batch gate, `adopt`
-        under it)."""
-        for partition in sorted(set(partitions) - self.owned):
-            slices = await self.fetch(partition)
-            if slices is not None:
-                self.adopt(partition, slices)
-        await self.release_held()
-        return set(self.failed)
-
     async def fetch(self, partition: int) -> list[EngineSnapshot] | None:
-        """Fence the partition's previous owner and read its changelog. No engine state is touched, so the lanes of
+        """Fence the partition's previous owner and read its changelog (the service's restore runs this outside its
+        batch gate, then `adopt` under it, each partition on its own). No engine state is touched, so the lanes of
         the partitions already in go on meanwhile. If the fence or the read fails (whatever it raises, a bug
         included: the partition is never consumed unrestored), the partition is recorded in `failed` and None is
         returned."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from responder.catalog import load_runbooks
 from responder.engine import Engine
 from responder.engine.approvals import MemoryPublisher
 from responder.engine.guards import GuardPolicy, Guards
+from responder.fleet import FleetState
 from responder.models import RawRecord
 from responder.models.approval import ApprovalDecision
 from responder.pipeline import Pipeline
@@ -122,3 +124,14 @@ def decision(kit: Kit, incident: str, step: str, verdict: str = "approve", *, by
     value = d.canonical()
     headers = dict(signed_headers(key_id, secret, value))
     return value, headers[KEY_ID_HEADER].decode(), headers[SIGNATURE_HEADER].decode()
+
+
+async def restore(fleet: FleetState, partitions: Iterable[int]) -> set[int]:
+    """What the service's background restores do, in one call and one partition after another: fetch and adopt
+    each partition not yet owned, apply the held decisions; the partitions that could not be restored."""
+    for partition in sorted(set(partitions) - fleet.owned):
+        slices = await fleet.fetch(partition)
+        if slices is not None:
+            fleet.adopt(partition, slices)
+    await fleet.release_held()
+    return set(fleet.failed)

@@ -18,7 +18,7 @@ from responder.models.event import RawRecord
 from responder.service import Service
 from responder.service.rejoin import fenced
 from responder.settings import Settings
-from tests.kit import make_kit
+from tests.kit import make_kit, restore
 from tests.unit.test_guards import ECHO
 
 
@@ -42,15 +42,15 @@ class FlakyChangelog:
 
 
 async def test_unrestorable_partition_is_reported_and_retried(tmp_path):
-    """assign() returns the partition it could not restore with the reason; a later retry takes it."""
+    """A restore reports the partition it could not read with the reason; a later retry takes it."""
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
     log = FlakyChangelog()
     fleet = FleetState(kit.engine, log)  # type: ignore[arg-type]
-    assert await fleet.assign([0, 1]) == {1}
+    assert await restore(fleet, [0, 1]) == {1}
     assert fleet.owned == {0}
     assert "does not parse" in fleet.failed[1]
     log.healed = True
-    assert await fleet.assign([1]) == set()
+    assert await restore(fleet, [1]) == set()
     assert fleet.owned == {0, 1}
     assert not fleet.failed
 
@@ -60,7 +60,7 @@ async def test_revoked_partition_state_is_released_and_not_written(tmp_path):
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
     log = FlakyChangelog()
     fleet = FleetState(kit.engine, log)  # type: ignore[arg-type]
-    await fleet.assign([0])
+    await restore(fleet, [0])
     entries = []
     await kit.send(finding_id="f1")
     entries = list(kit.engine.recorder.entries())
@@ -110,7 +110,7 @@ async def test_an_unexpected_restore_error_fails_that_partition_only(tmp_path):
     and the other partitions are restored."""
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
     fleet = FleetState(kit.engine, BuggyChangelog())  # type: ignore[arg-type]
-    assert await fleet.assign([0, 1, 2]) == {1}
+    assert await restore(fleet, [0, 1, 2]) == {1}
     assert fleet.owned == {0, 2}
     assert fleet.failed[1].startswith("UnicodeDecodeError: 'utf-8' codec can't decode")
 
@@ -502,7 +502,7 @@ def test_a_failed_restore_is_retried_with_a_doubling_backoff(tmp_path):
         waits.append(now[0] - start)
     assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
     fleet.changelog.healed = True  # type: ignore[attr-defined]
-    assert asyncio.run(fleet.assign(fleet.due())) == set()
+    assert asyncio.run(restore(fleet, fleet.due())) == set()
     assert (fleet.failed, fleet.due()) == ({}, set())
     fleet._failed(1, ChangelogError("unreadable"))
     fleet.revoke([1])
