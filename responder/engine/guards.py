@@ -4,7 +4,8 @@
   counted when its intent is written (so concurrent steps cannot overrun a quota) and refunded when
   its result is a permanent failure: nothing changed, typically because the target does not exist,
   so bogus alerts naming missing targets cannot use up a quota. Successes and transient failures
-  (whose effect is unknown) stay counted;
+  (whose effect is unknown) stay counted. While some of the windows are not in yet (a fleet replica
+  restoring a partition, `Guards.uncounted`), a quota that applies cannot be counted and trips too;
 * max targets: distinct targets in one plan;
 * protected resources: ids/ARNs/names (globs, over every identifier form of the target, see
   `protection`) or tags on the event's resources: never touched; an IAM name outside IAM's character
@@ -18,7 +19,7 @@ A *soft* trip (quota, max targets, kill switch) turns the step into an approval 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -173,6 +174,11 @@ class Guards:
 
     def __init__(self, policy: GuardPolicy | None = None) -> None:
         self.policy = policy or GuardPolicy()
+        self.uncounted: Callable[[], str | None] | None = None
+        """Why some quota windows are not counted now (None when all are): a fleet replica's partitions still being
+        restored carry theirs. Set by the service in fleet mode."""
+        self.global_shared = False
+        """Whether the global quotas are also counted fleet-wide (the DynamoDB guard), which needs no local windows."""
 
     def limits_targets(self, rb: Runbook) -> bool:
         """Whether any max-targets guard applies to `rb` (otherwise no plan is needed up front)."""
@@ -202,8 +208,13 @@ class Guards:
                 if not fnmatchcase(actuator, q.actuator):
                     continue
                 used = windows.count(scope, q.actuator, q.window, now)
+                where = "global" if scope == "*" else f"runbook {rb.id}"
                 if used >= q.max:
-                    where = "global" if scope == "*" else f"runbook {rb.id}"
                     trips.append(Trip("quota", f"{where}: {q.actuator} ran {used} time(s) in {q.window:g}s "
                                                f"(max {q.max})"))
+                elif self.uncounted is not None and not (scope == "*" and self.global_shared):
+                    missing = self.uncounted()  # fails safe: a count that may be short asks a human
+                    if missing is not None:
+                        trips.append(Trip("quota", f"{where}: {q.actuator} cannot be counted while {missing} "
+                                                   f"({used} counted here, max {q.max})"))
         return trips

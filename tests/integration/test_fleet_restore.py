@@ -4,6 +4,7 @@ answer, a changelog that stops short) holds up neither the replica's other parti
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,35 +28,47 @@ async def _contained(aws: Any, key: str, user: str) -> None:
             await asyncio.sleep(0.2)
 
 
+async def _held_fleet(kafka_bootstrap: str, aws: Any, topics: dict[str, str], unique: str, tmp_path: Path,
+                     runbooks_dir: Path, **extra: Any) -> tuple[Service, asyncio.Event]:
+    """A fleet replica (its changelog made, 3 partitions) whose changelog read of partition 0 waits until the returned
+    event is set, as if the broker did not answer for it; the other partitions read as usual."""
+    changelog = f"changelog-{unique}"
+    await ensure_changelog(kafka_bootstrap, changelog, 3)
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+                                    changelog_topic=changelog, session_timeout_ms=6000, **extra))
+    assert service.fleet is not None
+    go, real = asyncio.Event(), service.fleet.changelog.read
+
+    async def read(partition: int, timeout: float = 30.0) -> list[object]:
+        if partition == 0:
+            await go.wait()
+        return await real(partition, timeout)
+
+    service.fleet.changelog.read = read  # type: ignore[assignment,method-assign]
+    return service, go
+
+
+async def _send(kafka_bootstrap: str, topic: str, tmp_path: Path, key: str, user: str, partition: int) -> None:
+    """Produce a GuardDuty finding naming the access key to one partition of the alert topic."""
+    await _produce(kafka_bootstrap, topic, tmp_path, [(envelope_bytes(guardduty_finding(key, user=user)), False)],
+                   "--partition", str(partition))
+
+
 async def test_a_restore_that_waits_holds_up_neither_the_other_partitions_nor_the_membership(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
     """Partition 0's changelog read waits past the session timeout: partition 1's finding is contained meanwhile
     (counted in moto), the replica keeps its group generation (no rebalance), `/readyz` says 0 is being restored and
     its finding is not acted on; once the read goes on, 0 is restored and its finding is contained."""
-    changelog = f"changelog-{unique}"
-    await ensure_changelog(kafka_bootstrap, changelog, 3)
     waiting, other = await _seed(aws, "ml-w"), await _seed(aws, "ml-o")
-    await _produce(kafka_bootstrap, topics["alerts"], tmp_path,
-                   [(envelope_bytes(guardduty_finding(waiting, user="ml-w")), False)], "--partition", "0")
-    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
-                             changelog_topic=changelog, session_timeout_ms=6000)
-    service = Service(settings)
-    assert service.fleet is not None
-    go, real = asyncio.Event(), service.fleet.changelog.read
-
-    async def read(partition: int, timeout: float = 30.0) -> list[object]:
-        if partition == 0:  # as if the broker did not answer for partition 0's changelog
-            await go.wait()
-        return await real(partition, timeout)
-
-    service.fleet.changelog.read = read  # type: ignore[assignment,method-assign]
+    await _send(kafka_bootstrap, topics["alerts"], tmp_path, waiting, "ml-w", 0)
+    service, go = await _held_fleet(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     async with running(service):
         fleet = service.fleet
+        assert fleet is not None
         await wait_for(lambda: {1, 2} <= fleet.owned and 0 in fleet.restoring, timeout=60)
         generation = service.ingest.consumer._coordinator.generation
-        await _produce(kafka_bootstrap, topics["alerts"], tmp_path,
-                       [(envelope_bytes(guardduty_finding(other, user="ml-o")), False)], "--partition", "1")
+        await _send(kafka_bootstrap, topics["alerts"], tmp_path, other, "ml-o", 1)
         await _contained(aws, other, "ml-o")
         await asyncio.sleep(8.0)  # past the 6 s session timeout: heartbeats went on while the read waited
         assert service.ingest.consumer._coordinator.generation == generation
@@ -66,3 +79,29 @@ async def test_a_restore_that_waits_holds_up_neither_the_other_partitions_nor_th
         await _contained(aws, waiting, "ml-w")
         assert service.ready_now()
         assert service.ingest.consumer._coordinator.generation == generation
+
+
+async def test_a_quota_is_not_counted_short_while_a_partition_is_restored(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """With a quota on IAM actions, partition 1's finding asks a human while partition 0 is still being restored (its
+    windows are not in: the count could be short), and nothing acts; once 0 is restored, findings act again."""
+    early, later = await _seed(aws, "ml-e"), await _seed(aws, "ml-l")
+    service, go = await _held_fleet(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir,
+                                    guard_quotas=[{"actuator": "aws.iam.*", "max": 5, "window": 900}])
+    async with running(service):
+        fleet = service.fleet
+        assert fleet is not None
+        await wait_for(lambda: {1, 2} <= fleet.owned and 0 in fleet.restoring, timeout=60)
+        await _send(kafka_bootstrap, topics["alerts"], tmp_path, early, "ml-e", 1)
+        await wait_for(lambda: any(e.kind == "approval.requested" for e in service.recorder.entries()), timeout=60)
+        [trip] = [e.body for e in service.recorder.entries() if e.kind == "guard.tripped"]
+        assert trip["guard"] == "quota"
+        assert "partition(s) 0 are not restored yet" in trip["detail"], trip
+        assert await _status(aws, early, "ml-e") == "Active"
+        go.set()
+        await wait_for(lambda: 0 in fleet.owned, timeout=60)
+        assert fleet.uncounted() is None
+        await _send(kafka_bootstrap, topics["alerts"], tmp_path, later, "ml-l", 1)
+        await _contained(aws, later, "ml-l")
+        assert await _status(aws, early, "ml-e") == "Active"  # parked: a human decides, not the restore's end
