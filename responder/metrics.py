@@ -156,34 +156,6 @@ class TimelineMetrics:
             self._inc(metric, *labels, amount=n)
 
 
-class TimedSync:
-    """Wraps a timeline store so every `sync` (fdatasync) is timed into `responder_timeline_fsync_seconds`."""
-
-    def __init__(self, store: Any, histogram: Histogram) -> None:
-        self.store = store
-        self.histogram = histogram
-
-    def read(self) -> bytes:
-        """Delegate."""
-        return bytes(self.store.read())
-
-    def write(self, data: bytes) -> None:
-        """Delegate."""
-        self.store.write(data)
-
-    def sync(self) -> None:
-        """Delegate, timed."""
-        with self.histogram.time():
-            self.store.sync()
-
-    def close(self) -> None:
-        """Delegate."""
-        self.store.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 

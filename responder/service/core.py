@@ -33,7 +33,8 @@ from responder.ingest.flow import Flow, Gate
 from responder.ingest.kafka import KafkaIngest
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import kafka_client_options
-from responder.metrics import Metrics, MetricsServer, TimedSync, TimelineMetrics
+from responder.instruments import HeldPartitions, TimedSync
+from responder.metrics import Metrics, MetricsServer, TimelineMetrics
 from responder.models.runbook import Runbook
 from responder.normalise import known
 from responder.pipeline import Pipeline
@@ -123,6 +124,7 @@ class Service(BatchHandling, Running):
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             fetch_idle_wait_ms=settings.kafka_fetch_idle_wait_ms,
         )
+        self.metrics.registry.register(HeldPartitions(lambda: self.ingest.held))  # read at each scrape
         self.fleet = None
         if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
             self.fleet = FleetState(self.engine, Changelog(settings.kafka_bootstrap, settings.changelog_topic,

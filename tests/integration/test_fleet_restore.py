@@ -58,8 +58,9 @@ async def test_a_restore_that_waits_holds_up_neither_the_other_partitions_nor_th
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
     """Partition 0's changelog read waits past the session timeout: partition 1's finding is contained meanwhile
-    (counted in moto), the replica keeps its group generation (no rebalance), `/readyz` says 0 is being restored and
-    its finding is not acted on; once the read goes on, 0 is restored and its finding is contained."""
+    (counted in moto), the replica keeps its group generation (no rebalance), `/readyz` and `responder_partition_held`
+    say 0 is being restored and its finding is not acted on; once the read goes on, 0 is restored and its finding
+    is contained."""
     waiting, other = await _seed(aws, "ml-w"), await _seed(aws, "ml-o")
     await _send(kafka_bootstrap, topics["alerts"], tmp_path, waiting, "ml-w", 0)
     service, go = await _held_fleet(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
@@ -73,11 +74,15 @@ async def test_a_restore_that_waits_holds_up_neither_the_other_partitions_nor_th
         await asyncio.sleep(8.0)  # past the 6 s session timeout: heartbeats went on while the read waited
         assert service.ingest.consumer._coordinator.generation == generation
         assert service.unready() == "partition(s) 0 being restored from the changelog (paused until then)"
+        held = {"topic": topics["alerts"], "partition": "0"}
+        assert service.metrics.value("responder_partition_held", **held) == 1
+        assert service.metrics.value("responder_partition_held", **{**held, "partition": "1"}) == 0
         assert await _status(aws, waiting, "ml-w") == "Active"
         go.set()
         await wait_for(lambda: 0 in fleet.owned, timeout=60)
         await _contained(aws, waiting, "ml-w")
         assert service.ready_now()
+        assert service.metrics.value("responder_partition_held", **held) == 0
         assert service.ingest.consumer._coordinator.generation == generation
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from aiokafka import TopicPartition
+
+from responder.instruments import HeldPartitions
 from responder.metrics import Metrics, MetricsServer
 from tests.http import http_request
 
@@ -15,6 +18,18 @@ def test_counters_are_per_instance_and_labelled() -> None:
     assert a.value("responder_deadlettered_total", reason="not_json") == 2
     assert a.value("responder_events_total", source="guardduty") == 1
     assert b.value("responder_deadlettered_total", reason="not_json") == 0
+
+
+def test_held_partitions_are_read_at_each_scrape() -> None:
+    """`responder_partition_held` is 1 for each partition held now, and has no sample once it is released."""
+    metrics, held = Metrics(), {TopicPartition("alerts", 2), TopicPartition("alerts", 0)}
+    metrics.registry.register(HeldPartitions(lambda: held))
+    assert metrics.value("responder_partition_held", topic="alerts", partition="0") == 1
+    assert metrics.value("responder_partition_held", topic="alerts", partition="2") == 1
+    assert b'responder_partition_held{partition="0",topic="alerts"} 1.0' in metrics.exposition()
+    held.discard(TopicPartition("alerts", 0))
+    assert metrics.value("responder_partition_held", topic="alerts", partition="0") == 0
+    assert b'partition="0"' not in metrics.exposition()
 
 
 async def test_readyz_says_why_it_is_not_ready() -> None:
