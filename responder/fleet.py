@@ -138,16 +138,6 @@ class FleetState:
             self.failed.pop(partition, None)
             self._retry.pop(partition, None)
 
-    def uncounted(self) -> str | None:
-        """Why some quota windows are not counted now: the partitions given to this replica and not restored yet
-        (being restored, or failed) carry the windows their previous owner wrote (`Guards.uncounted`); None when
-        every given partition is in."""
-        missing = self.restoring | self.failed.keys()
-        if not missing:
-            return None
-        named = ", ".join(map(str, sorted(missing)))
-        return f"partition(s) {named} are not restored yet (their quota windows are not in)"
-
     def due(self) -> set[int]:
         """The failed partitions whose next restore attempt is due."""
         now = self.clock()

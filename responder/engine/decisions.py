@@ -17,6 +17,7 @@ import structlog
 from responder.actuators.base import Publisher
 from responder.auth import KeyRing
 from responder.engine.approvals import Parked, accept_decision, publish_request
+from responder.engine.guards import UNCOUNTED
 from responder.engine.incidents import Incident
 from responder.engine.state import EngineState
 from responder.errors import ApprovalRefused
@@ -139,6 +140,39 @@ class Decisions:
             with stamped(p.trace):  # the resumed step's entries carry the alert's trace
                 await self.resume(rb, incident, Event.model_validate(p.event), index, None)
         return len(granted)
+
+    def uncounted(self) -> list[Parked]:
+        """The parked steps asked for only because a quota could not be counted yet (`quota_uncounted`)."""
+        mark = f"{UNCOUNTED}:"
+        return [p for p in self.state.parked_steps() if p.reasons and all(r.startswith(mark) for r in p.reasons)]
+
+    async def recheck(self) -> int:
+        """Take up again each step parked only because a quota could not be counted, now that it can (the caller
+        says so): its request is withdrawn (`approval.withdrawn`) and the step goes through its guards again, so it
+        acts, or asks again for what trips now (a full quota). Returns how many.
+
+        Released as a decision releases a step (granted until its result), so a crash before the step's intent is
+        durable resumes it once (`resolve_granted`) rather than leaving it neither parked nor run. A step that is
+        not one of its runbook's steps (an `on_failure` step) or whose runbook changed stays for a human.
+        """
+        taken = 0
+        for p in self.uncounted():
+            rb, incident = self._runbook(p), self.state.incidents.by_id.get(p.incident)
+            index = next((i for i, s in enumerate(rb.steps) if s.id == p.step), None) if rb is not None else None
+            if rb is None or incident is None or index is None:
+                continue
+            self.state.grant(p)  # no longer parked; resumed once after a crash
+            with stamped(p.trace):  # the step's entries carry the alert's trace, as a decision's would
+                self.recorder.append(EntryKind.APPROVAL_WITHDRAWN, {
+                    "step": p.step, "reason": "every quota it was asked for can be counted now: its guards are "
+                                              "checked again"}, p.incident)
+                log.info("approval_withdrawn", step=p.step)
+                await self.resume(rb, incident, Event.model_validate(p.event), index, None)
+            self.state.ungrant(p.incident, p.step)  # the run was not cut short (done, skipped or parked again)
+            taken += 1
+        if taken:
+            await self.recorder.flush()
+        return taken
 
     async def release(self, parked: Parked, *, approve: bool, why: str) -> None:
         """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure."""

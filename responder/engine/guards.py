@@ -5,7 +5,8 @@
   its result is a permanent failure: nothing changed, typically because the target does not exist,
   so bogus alerts naming missing targets cannot use up a quota. Successes and transient failures
   (whose effect is unknown) stay counted. While some of the windows are not in yet (a fleet replica
-  restoring a partition, `Guards.uncounted`), a quota that applies cannot be counted and trips too;
+  restoring a partition, `Guards.uncounted`), a quota that applies and is not full trips `quota_uncounted`:
+  the step is parked, and taken up again by itself once the count is complete (`Decisions.recheck`);
 * max targets: distinct targets in one plan;
 * protected resources: ids/ARNs/names (globs, over every identifier form of the target, see
   `protection`) or tags on the event's resources: never touched; an IAM name outside IAM's character
@@ -29,6 +30,9 @@ from responder.engine.protection import identifier_forms, invalid_iam_name, matc
 from responder.models.event import Event
 from responder.models.runbook import Protected, Quota, Runbook
 from responder.models.step import StepResult, StepStatus
+
+UNCOUNTED = "quota_uncounted"
+"""The guard of a quota that cannot be counted yet: its parked steps are checked again once it can."""
 
 
 @dataclass(frozen=True)
@@ -213,8 +217,8 @@ class Guards:
                     trips.append(Trip("quota", f"{where}: {q.actuator} ran {used} time(s) in {q.window:g}s "
                                                f"(max {q.max})"))
                 elif self.uncounted is not None and not (scope == "*" and self.global_shared):
-                    missing = self.uncounted()  # fails safe: a count that may be short asks a human
+                    missing = self.uncounted()  # fails safe: a count that may be short waits (parked)
                     if missing is not None:
-                        trips.append(Trip("quota", f"{where}: {q.actuator} cannot be counted while {missing} "
-                                                   f"({used} counted here, max {q.max})"))
+                        trips.append(Trip(UNCOUNTED, f"{where}: {q.actuator} cannot be counted while {missing} "
+                                                     f"({used} counted here, max {q.max})"))
         return trips

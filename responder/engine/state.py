@@ -21,7 +21,7 @@ from responder.models.event import builder
 from responder.models.step import StepIntent, StepResult
 from responder.models.timeline import EntryKind, TimelineEntry
 
-_UNPARK = (EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED)
+_UNPARK = (EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_WITHDRAWN)
 MAX_CLOSED = 100_000
 """Group keys of evicted incidents remembered (with the time of their last event), newest kept."""
 CLOSED_HORIZON = 6 * 3600.0
@@ -213,7 +213,8 @@ class EngineState:
             self.escalate(incident, str(body["step"]), float(body["deadline"]))  # type: ignore[arg-type]
         elif kind in _UNPARK and incident:
             parked = self.unpark(incident, str(body["step"]))
-            if parked is not None and (body.get("decision") == "approve" or body.get("approve") is True):
+            if parked is not None and (body.get("decision") == "approve" or body.get("approve") is True
+                                       or kind == EntryKind.APPROVAL_WITHDRAWN):  # released: resumed once
                 self.grant(parked)
 
     # as a value

@@ -29,6 +29,7 @@ class EntryKind(StrEnum):
     APPROVAL_REJECTED = "approval.rejected"
     APPROVAL_EXPIRED = "approval.expired"
     APPROVAL_ESCALATED = "approval.escalated"
+    APPROVAL_WITHDRAWN = "approval.withdrawn"
     CHECKPOINT = "checkpoint"
     TABLETOP_SCORECARD = "tabletop.scorecard"
 

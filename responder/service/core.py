@@ -130,7 +130,7 @@ class Service(BatchHandling, Running):
             self.fleet = FleetState(self.engine, Changelog(settings.kafka_bootstrap, settings.changelog_topic,
                                                            options=options))
             self.recorder.barriers.append(self.fleet.on_durable)
-            global_guards.uncounted = self.fleet.uncounted  # a quota that cannot be counted yet asks a human
+            global_guards.uncounted = self._uncounted  # a quota that cannot be counted yet waits, parked
             global_guards.global_shared = self.fleet_guard is not None
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
                                         None if self.fleet else f"{settings.group_id}.approvals",

@@ -188,6 +188,25 @@ class PartitionKeeping(Parts):
         if gone:
             log.info("incidents_evicted", count=len(gone), open=len(self.engine.state.incidents.all()))
 
+    def _uncounted(self) -> str | None:
+        """Why some quota windows are not counted now (`Guards.uncounted`): the partitions given to this replica whose
+        state is not in (being restored, failed, or cut short by a stop) carry the windows their previous owner
+        wrote. None once every given partition is in, and outside a fleet."""
+        fleet = self.fleet
+        if fleet is None or self._given <= fleet.owned:
+            return None
+        missing = ", ".join(map(str, sorted(self._given - fleet.owned)))
+        return f"partition(s) {missing} are not restored yet (their quota windows are not in)"
+
+    async def _recheck(self) -> None:
+        """Once every given partition is in, take up again the steps parked because a quota could not be counted
+        (under the exclusive gate, as a decision is applied in a fleet)."""
+        if self.fleet is None or self._uncounted() is not None or not self.engine.decisions.uncounted():
+            return
+        async with self._lock:
+            if self._uncounted() is None and not self._is_stopping():  # no partition came in while this waited
+                await self.engine.decisions.recheck()
+
     def _fleet_upkeep(self) -> None:
         """Retry, in the background, the partitions whose restore failed, each once its backoff has passed."""
         if self.fleet is not None and (due := self.fleet.due()):

@@ -188,6 +188,7 @@ class Running(PartitionKeeping):
                     except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self.engine.expire()
+            await self._recheck()  # a quota that can be counted again: its parked steps go on by themselves
             await self.recorder.flush()
             await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 

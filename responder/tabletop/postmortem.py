@@ -12,10 +12,10 @@ from responder.timeline.evidence import evidence_pack, incident_entries
 
 TIMELINE_KINDS = (EntryKind.EVENT_RECEIVED, EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED,
                   EntryKind.GUARD_TRIPPED, EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED,
-                  EntryKind.APPROVAL_REJECTED, EntryKind.APPROVAL_EXPIRED, EntryKind.STEP_RESULT,
-                  EntryKind.STEP_SKIPPED, UNDO_RESULT, UNDO_SKIPPED)
+                  EntryKind.APPROVAL_REJECTED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_WITHDRAWN,
+                  EntryKind.STEP_RESULT, EntryKind.STEP_SKIPPED, UNDO_RESULT, UNDO_SKIPPED)
 APPROVAL_KINDS = (EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_REJECTED,
-                  EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_ESCALATED)
+                  EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_ESCALATED, EntryKind.APPROVAL_WITHDRAWN)
 
 
 def _t(entry: TimelineEntry, start: datetime) -> str:
@@ -84,7 +84,8 @@ def _questions(mine: list[TimelineEntry], actions: list[dict[str, Any]], undone:
         if a["status"] != "ok":
             qs.append(f"- Step `{a['step']}` ended `{a['status']}`: was the target contained another way?")
     parked = {(e.body.get("step")) for e in mine if e.kind == EntryKind.APPROVAL_REQUESTED}
-    decided = {(e.body.get("step")) for e in mine if e.kind in (EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED)}
+    decided = {(e.body.get("step")) for e in mine
+               if e.kind in (EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_WITHDRAWN)}
     qs += [f"- Step `{s}` waited for approval and nobody decided: why?" for s in sorted(parked - decided, key=str)]
     qs += [f"- Guard `{e.body.get('guard')}` tripped on `{e.body.get('step')}`: right limit, or a runbook to tune?"
            for e in mine if e.kind == EntryKind.GUARD_TRIPPED]

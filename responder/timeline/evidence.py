@@ -13,7 +13,8 @@ from responder.models.timeline import EntryKind, TimelineEntry
 DECISIONS = frozenset({EntryKind.EVENT_MATCHED, EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED,
                        EntryKind.INCIDENT_SUPPRESSED, EntryKind.STEP_PLANNED, EntryKind.STEP_SKIPPED,
                        EntryKind.GUARD_TRIPPED, EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED,
-                       EntryKind.APPROVAL_REJECTED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_ESCALATED})
+                       EntryKind.APPROVAL_REJECTED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_ESCALATED,
+                       EntryKind.APPROVAL_WITHDRAWN})
 
 
 def incident_entries(entries: Iterable[TimelineEntry], incident: str) -> list[TimelineEntry]:

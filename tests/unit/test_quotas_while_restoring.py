@@ -1,31 +1,98 @@
-"""A quota that cannot be counted (a fleet replica still restoring a partition that carries quota windows) asks a
-human, as a quota that is full does; one that can be counted is not affected."""
+"""A quota that cannot be counted (a fleet replica still restoring a partition that carries quota windows) parks the
+step, which goes on by itself once the count is complete; a quota that can be counted is not affected."""
 
 from __future__ import annotations
 
-import asyncio
+from pathlib import Path
 
-from responder.engine.guards import GuardPolicy
-from responder.fleet import FleetState
+from responder.engine.guards import UNCOUNTED, GuardPolicy
 from responder.models.runbook import Quota
-from tests.kit import make_kit, restore
-from tests.unit.test_fleet_state import FlakyChangelog
+from responder.models.timeline import EntryKind
+from responder.service import Service
+from responder.settings import Settings
+from tests.kit import Kit, make_kit
+from tests.unit.test_fleet_state import _fleet_service
 from tests.unit.test_guards import ECHO
 
 QUOTA = "guards: {quotas: [{actuator: test.*, max: 5, window: 1h}]}"
+APPROVED = QUOTA + """
+steps:
+  - id: note
+    actuator: test.echo
+    approval: {required: true}
+    with: {target: "${event.resource.access_key.attributes.user_name}", message: hi}
+"""
 MISSING = "partition(s) 1 are not restored yet (their quota windows are not in)"
 
 
-async def test_a_runbook_quota_that_cannot_be_counted_asks_a_human(tmp_path):
-    """While windows are missing, a step under a runbook quota trips it (soft: an approval request), nothing runs."""
-    kit = make_kit(tmp_path, {"rb": ECHO.format(guards=QUOTA)})
+async def _parked(tmp_path: Path, guards: str = QUOTA, **kw: object) -> Kit:
+    """A kit whose one step was parked because its quota could not be counted."""
+    kit = make_kit(tmp_path, {"rb": ECHO.format(guards=guards)}, **kw)
     kit.engine.guards.uncounted = lambda: MISSING
     await kit.send()
+    return kit
+
+
+async def test_a_runbook_quota_that_cannot_be_counted_parks_the_step(tmp_path):
+    """While windows are missing, a step under a runbook quota trips `quota_uncounted` (soft); nothing runs."""
+    kit = await _parked(tmp_path)
     assert kit.echo.applied == []
     [trip] = kit.entries("guard.tripped")
-    assert (trip["guard"], trip["hard"]) == ("quota", False)
+    assert (trip["guard"], trip["hard"]) == (UNCOUNTED, False)
     assert trip["detail"] == f"runbook rb: test.* cannot be counted while {MISSING} (0 counted here, max 5)"
-    assert kit.entries("approval.requested")[0]["reasons"] == [f"quota: {trip['detail']}"]
+    assert kit.entries("approval.requested")[0]["reasons"] == [f"{UNCOUNTED}: {trip['detail']}"]
+
+
+async def test_the_parked_step_goes_on_by_itself_once_the_count_is_complete(tmp_path):
+    """Once the windows are in, the request is withdrawn and the step runs; a restart does not park it again."""
+    kit = await _parked(tmp_path)
+    kit.engine.guards.uncounted = lambda: None
+    assert await kit.engine.decisions.recheck() == 1
+    assert [p.target for p in kit.echo.applied] == ["ml-training"]
+    kinds = kit.kinds()
+    assert kinds.index("approval.requested") < kinds.index("approval.withdrawn") < kinds.index("step.intent")
+    assert kit.entries("approval.withdrawn")[0]["step"] == "note"
+    kit.start()
+    assert kit.engine.state.parked_steps() == []
+    assert kit.engine.state.granted() == []
+    assert await kit.engine.decisions.recheck() == 0
+
+
+async def test_a_quota_full_once_counted_asks_again_for_that(tmp_path):
+    """A step taken up again trips the quota if it is full by then: parked again, for a human, with that reason."""
+    kit = await _parked(tmp_path, guards="guards: {quotas: [{actuator: test.*, max: 1, window: 1h}]}")
+    kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the restored windows: one run already
+    kit.engine.guards.uncounted = lambda: None
+    assert await kit.engine.decisions.recheck() == 1
+    assert kit.echo.applied == []
+    [again] = kit.engine.state.parked_steps()
+    assert again.reasons == ["quota: runbook rb: test.* ran 1 time(s) in 3600s (max 1)"]
+    assert kit.engine.decisions.uncounted() == []
+
+
+async def test_a_step_parked_for_other_reasons_too_waits_for_a_human(tmp_path):
+    """A step that also needs a human for another reason (here the runbook's approval) is not taken up again."""
+    kit = make_kit(tmp_path, {"rb": APPROVED})
+    kit.engine.guards.uncounted = lambda: MISSING
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    assert parked.reasons[-1] == "approval required by the runbook"
+    kit.engine.guards.uncounted = lambda: None
+    assert await kit.engine.decisions.recheck() == 0
+    assert kit.echo.applied == []
+
+
+async def test_a_crash_after_the_withdrawal_resumes_the_step_once(tmp_path):
+    """A withdrawal made durable without the step's intent (a crash between) is resumed once after the restart."""
+    kit = await _parked(tmp_path)
+    [parked] = kit.engine.state.parked_steps()
+    kit.engine.recorder.append(EntryKind.APPROVAL_WITHDRAWN, {"step": parked.step, "reason": "test"}, parked.incident)
+    await kit.engine.recorder.flush()
+    kit.start()
+    assert [p.step for p in kit.engine.state.granted()] == ["note"]
+    await kit.engine.expire()  # resolves released steps first, as a decision would
+    assert [p.target for p in kit.echo.applied] == ["ml-training"]
+    assert kit.engine.state.granted() == []
 
 
 async def test_a_quota_that_can_be_counted_or_does_not_apply_is_not_affected(tmp_path):
@@ -50,7 +117,7 @@ async def test_a_full_quota_says_it_is_full_not_uncounted(tmp_path):
     kit.engine.guards.uncounted = lambda: MISSING
     await kit.send(key="AKIAABCDEFGHIJKLMNO2", user="user-2")
     [trip] = kit.entries("guard.tripped")
-    assert trip["detail"] == "runbook rb: test.* ran 1 time(s) in 3600s (max 1)"
+    assert (trip["guard"], trip["detail"]) == ("quota", "runbook rb: test.* ran 1 time(s) in 3600s (max 1)")
 
 
 async def test_a_global_quota_counted_fleet_wide_needs_no_local_windows(tmp_path):
@@ -68,30 +135,46 @@ async def test_a_global_quota_counted_fleet_wide_needs_no_local_windows(tmp_path
     assert trip["detail"].startswith(f"global: test.* cannot be counted while {MISSING}")
 
 
-async def test_the_fleet_names_the_partitions_not_restored_until_each_is_in_or_revoked(tmp_path):
-    """`FleetState.uncounted` names the partitions being restored and those that failed; None once each is adopted
-    or revoked."""
-    kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
-    log = FlakyChangelog()
-    fleet = FleetState(kit.engine, log)  # type: ignore[arg-type]
-    assert fleet.uncounted() is None
-    gate = asyncio.Event()
-    real = log.read
+async def test_a_fleet_replica_counts_windows_missing_for_every_given_partition_not_in(tmp_path):
+    """A fleet service's guards name the partitions given and not restored (whatever stopped them); none once all
+    are in; the global quotas are shared only with a fleet guard table; a single replica counts no missing windows."""
+    svc = _fleet_service(tmp_path)
+    assert svc.fleet is not None
+    assert svc.engine.guards.uncounted == svc._uncounted
+    assert svc.engine.guards.global_shared is False
+    svc._given, svc.fleet.owned = {0, 1, 2}, {0}
+    assert svc._uncounted() == "partition(s) 1, 2 are not restored yet (their quota windows are not in)"
+    svc.fleet.owned = {0, 1, 2, 3}  # 3: being revoked (no longer given, not yet released)
+    assert svc._uncounted() is None
+    shared = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "s.jsonl", topics=["a"],
+                              runbooks_dir=tmp_path, changelog_topic="changelog", fleet_guard_table="guards"),
+                     runbooks=[])
+    assert shared.engine.guards.global_shared is True
+    single = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "x.jsonl", topics=["a"],
+                              runbooks_dir=tmp_path), runbooks=[])
+    assert single.engine.guards.uncounted is None
+    for service in (svc, shared, single):
+        service.recorder.close()
+        await service.close_unstarted()
 
-    async def read(partition: int) -> list[object]:
-        await gate.wait()
-        return await real(partition)
 
-    log.read = read  # type: ignore[method-assign,assignment]
-    reading = asyncio.create_task(fleet.fetch(2))
-    await asyncio.sleep(0)
-    assert await restore(fleet, []) == set()
-    assert fleet.uncounted() == "partition(s) 2 are not restored yet (their quota windows are not in)"
-    log.read = real  # type: ignore[method-assign]
-    assert await restore(fleet, [0, 1]) == {1}
-    assert fleet.uncounted() == "partition(s) 1, 2 are not restored yet (their quota windows are not in)"
-    gate.set()
-    fleet.adopt(2, await reading or [])
-    assert fleet.uncounted() == MISSING
-    fleet.abandon([1])
-    assert fleet.uncounted() is None
+async def test_a_fleet_replica_takes_the_steps_up_again_only_once_every_partition_is_in(tmp_path):
+    """`_recheck` leaves the parked steps while a given partition is not in, and takes them up once all are."""
+    svc = _fleet_service(tmp_path)
+    assert svc.fleet is not None
+    calls: list[int] = []
+
+    async def recheck() -> int:
+        calls.append(1)
+        return 1
+
+    svc.engine.decisions.recheck = recheck  # type: ignore[method-assign]
+    svc.engine.decisions.uncounted = lambda: [object()]  # type: ignore[method-assign,list-item]
+    svc._given, svc.fleet.owned = {0, 1}, {0}
+    await svc._recheck()
+    assert calls == []
+    svc.fleet.owned = {0, 1}
+    await svc._recheck()
+    assert calls == [1]
+    svc.recorder.close()
+    await svc.close_unstarted()
