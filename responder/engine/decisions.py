@@ -35,6 +35,12 @@ Resume = Callable[[Runbook, Incident, Event, int, Parked | None], Awaitable[None
 """Run a runbook's steps from an index; the parked step a human released, if any."""
 
 
+def _only_uncounted(parked: Parked) -> bool:
+    """Whether the step was parked only because a quota could not be counted yet."""
+    mark = f"{UNCOUNTED}:"
+    return bool(parked.reasons) and all(r.startswith(mark) for r in parked.reasons)
+
+
 class Decisions:
     """Applies decisions and timeouts to the parked steps of an `EngineState`."""
 
@@ -143,36 +149,33 @@ class Decisions:
 
     def uncounted(self) -> list[Parked]:
         """The parked steps asked for only because a quota could not be counted yet (`quota_uncounted`)."""
-        mark = f"{UNCOUNTED}:"
-        return [p for p in self.state.parked_steps() if p.reasons and all(r.startswith(mark) for r in p.reasons)]
+        return [p for p in self.state.parked_steps() if _only_uncounted(p)]
 
-    async def recheck(self) -> int:
-        """Take up again each step parked only because a quota could not be counted, now that it can (the caller
-        says so): its request is withdrawn (`approval.withdrawn`) and the step goes through its guards again, so it
-        acts, or asks again for what trips now (a full quota). Returns how many.
+    async def recheck(self, parked: Parked) -> bool:
+        """Take up again a step parked only because a quota could not be counted, now that it can (the caller says
+        so): its request is withdrawn (`approval.withdrawn`) and the step goes through its guards again, so it acts,
+        or asks again for what trips now (a full quota). False when it no longer waits for that reason alone (decided
+        meanwhile), or waits for a human: its runbook changed version, or it is not one of the runbook's steps.
 
         Released as a decision releases a step (granted until its result), so a crash before the step's intent is
-        durable resumes it once (`resolve_granted`) rather than leaving it neither parked nor run. A step that is
-        not one of its runbook's steps (an `on_failure` step) or whose runbook changed stays for a human.
+        durable resumes it once (`resolve_granted`), and a fleet slice cut meanwhile carries it as granted.
         """
-        taken = 0
-        for p in self.uncounted():
-            rb, incident = self._runbook(p), self.state.incidents.by_id.get(p.incident)
-            index = next((i for i, s in enumerate(rb.steps) if s.id == p.step), None) if rb is not None else None
-            if rb is None or incident is None or index is None:
-                continue
-            self.state.grant(p)  # no longer parked; resumed once after a crash
-            with stamped(p.trace):  # the step's entries carry the alert's trace, as a decision's would
-                self.recorder.append(EntryKind.APPROVAL_WITHDRAWN, {
-                    "step": p.step, "reason": "every quota it was asked for can be counted now: its guards are "
-                                              "checked again"}, p.incident)
-                log.info("approval_withdrawn", step=p.step)
-                await self.resume(rb, incident, Event.model_validate(p.event), index, None)
-            self.state.ungrant(p.incident, p.step)  # the run was not cut short (done, skipped or parked again)
-            taken += 1
-        if taken:
-            await self.recorder.flush()
-        return taken
+        if self.state.parked(parked.incident, parked.step) is not parked or not _only_uncounted(parked):
+            return False
+        rb, incident = self._runbook(parked), self.state.incidents.by_id.get(parked.incident)
+        index = next((i for i, s in enumerate(rb.steps) if s.id == parked.step), None) if rb is not None else None
+        if rb is None or incident is None or index is None:
+            return False
+        self.state.grant(parked)  # no longer parked; resumed once after a crash
+        with stamped(parked.trace):  # the step's entries carry the alert's trace, as a decision's would
+            self.recorder.append(EntryKind.APPROVAL_WITHDRAWN, {
+                "step": parked.step, "reason": "every quota it was asked for can be counted now: its guards are "
+                                               "checked again"}, parked.incident)
+            log.info("approval_withdrawn", step=parked.step)
+            await self.resume(rb, incident, Event.model_validate(parked.event), index, None)
+        self.state.ungrant(parked.incident, parked.step)  # the run was not cut short (done, skipped or parked again)
+        await self.recorder.flush()
+        return True
 
     async def release(self, parked: Parked, *, approve: bool, why: str) -> None:
         """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure."""

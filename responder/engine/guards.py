@@ -198,8 +198,9 @@ class Guards:
         return trips
 
     def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
-                   event: Event, windows: QuotaWindows, now: float) -> list[Trip]:
-        """Guards on one step about to run; hard trips first."""
+                   event: Event, windows: QuotaWindows, now: float, *, escalating: bool = False) -> list[Trip]:
+        """Guards on one step about to run; hard trips first. An `on_failure` step (`escalating`: it tells a human
+        that containment failed) is not held for a count that may be short, only for a full quota."""
         trips: list[Trip] = []
         hit = invalid_iam_name(actuator, params) or protected_hit(
             [rb.guards.protected, self.policy.protected], target, params, event)
@@ -216,7 +217,7 @@ class Guards:
                 if used >= q.max:
                     trips.append(Trip("quota", f"{where}: {q.actuator} ran {used} time(s) in {q.window:g}s "
                                                f"(max {q.max})"))
-                elif self.uncounted is not None and not (scope == "*" and self.global_shared):
+                elif self.uncounted is not None and not escalating and not (scope == "*" and self.global_shared):
                     missing = self.uncounted()  # fails safe: a count that may be short waits (parked)
                     if missing is not None:
                         trips.append(Trip(UNCOUNTED, f"{where}: {q.actuator} cannot be counted while {missing} "

@@ -189,23 +189,30 @@ class PartitionKeeping(Parts):
             log.info("incidents_evicted", count=len(gone), open=len(self.engine.state.incidents.all()))
 
     def _uncounted(self) -> str | None:
-        """Why some quota windows are not counted now (`Guards.uncounted`): the partitions given to this replica whose
-        state is not in (being restored, failed, or cut short by a stop) carry the windows their previous owner
-        wrote. None once every given partition is in, and outside a fleet."""
+        """Why some quota windows are not counted now (`Guards.uncounted`): a partition given to this replica whose
+        state is not in (being restored, failed, or cut short by a stop) carries the windows its previous owner wrote,
+        and while a revocation hands partitions over, those being restored are no longer given but were never counted.
+        None once what is given is what is owned, and outside a fleet."""
         fleet = self.fleet
-        if fleet is None or self._given <= fleet.owned:
+        if fleet is None or self._given == fleet.owned:
             return None
-        missing = ", ".join(map(str, sorted(self._given - fleet.owned)))
-        return f"partition(s) {missing} are not restored yet (their quota windows are not in)"
+        coming, leaving = sorted(self._given - fleet.owned), sorted(fleet.owned - self._given)
+        why = [f"partition(s) {', '.join(map(str, coming))} are not restored yet (their quota windows are not in)"
+               ] if coming else []
+        if leaving:
+            why.append(f"partition(s) {', '.join(map(str, leaving))} are being handed over")
+        return " and ".join(why)
 
     async def _recheck(self) -> None:
-        """Once every given partition is in, take up again the steps parked because a quota could not be counted
-        (under the exclusive gate, as a decision is applied in a fleet)."""
-        if self.fleet is None or self._uncounted() is not None or not self.engine.decisions.uncounted():
+        """Once what is given is owned, take up again, one at a time under the exclusive gate (as a decision is
+        applied in a fleet; the lanes go on between two), the steps parked because a quota could not be counted."""
+        if self.fleet is None or self._uncounted() is not None:
             return
-        async with self._lock:
-            if self._uncounted() is None and not self._is_stopping():  # no partition came in while this waited
-                await self.engine.decisions.recheck()
+        for parked in self.engine.decisions.uncounted():
+            async with self._lock:
+                if self._uncounted() is not None or self._is_stopping():  # a rebalance came while this waited
+                    return
+                await self.engine.decisions.recheck(parked)
 
     def _fleet_upkeep(self) -> None:
         """Retry, in the background, the partitions whose restore failed, each once its backoff has passed."""

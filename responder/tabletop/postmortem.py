@@ -83,10 +83,13 @@ def _questions(mine: list[TimelineEntry], actions: list[dict[str, Any]], undone:
     for a in actions:
         if a["status"] != "ok":
             qs.append(f"- Step `{a['step']}` ended `{a['status']}`: was the target contained another way?")
-    parked = {(e.body.get("step")) for e in mine if e.kind == EntryKind.APPROVAL_REQUESTED}
-    decided = {(e.body.get("step")) for e in mine
-               if e.kind in (EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_WITHDRAWN)}
-    qs += [f"- Step `{s}` waited for approval and nobody decided: why?" for s in sorted(parked - decided, key=str)]
+    last: dict[object, str] = {}  # each step's last approval entry: a withdrawn request may be asked again
+    for e in mine:
+        if e.kind in (EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED,
+                      EntryKind.APPROVAL_WITHDRAWN):
+            last[e.body.get("step")] = e.kind
+    waiting = [s for s, kind in last.items() if kind == EntryKind.APPROVAL_REQUESTED]
+    qs += [f"- Step `{s}` waited for approval and nobody decided: why?" for s in sorted(waiting, key=str)]
     qs += [f"- Guard `{e.body.get('guard')}` tripped on `{e.body.get('step')}`: right limit, or a runbook to tune?"
            for e in mine if e.kind == EntryKind.GUARD_TRIPPED]
     if undone:

@@ -35,6 +35,22 @@ def test_postmortem_has_every_section(tmp_path):
     assert "ev-2" not in text  # another incident's event is not part of this one
 
 
+def test_postmortem_asks_about_a_request_only_while_it_is_the_last_word(tmp_path):
+    """A withdrawn request (its quota could be counted again) is no open question; one asked again after it is."""
+    path = tmp_path / "t.jsonl"
+    rec = incident_timeline(path)
+    for step in ("taken-up", "asked-again"):
+        rec.append("approval.requested", {"step": step, "reasons": ["quota_uncounted: ..."]}, "inc-1")
+        rec.append("approval.withdrawn", {"step": step, "reason": "every quota ... can be counted now"}, "inc-1")
+    rec.append("approval.requested", {"step": "asked-again", "reasons": ["quota: full"]}, "inc-1")
+    rec.close()
+    result = CliRunner().invoke(app, ["timeline", "postmortem", "inc-1", "--timeline", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Step `asked-again` waited for approval and nobody decided" in result.stdout
+    assert "Step `taken-up` waited" not in result.stdout
+    assert "approval.withdrawn" in result.stdout
+
+
 def _records(path: Path, names: list[str]) -> None:
     path.write_text("".join(json.dumps(json.loads((EXAMPLES / f"{n}.json").read_text())) + "\n" for n in names))
 

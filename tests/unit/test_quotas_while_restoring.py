@@ -10,9 +10,10 @@ from responder.models.runbook import Quota
 from responder.models.timeline import EntryKind
 from responder.service import Service
 from responder.settings import Settings
-from tests.kit import Kit, make_kit
+from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
 from tests.unit.test_fleet_state import _fleet_service
 from tests.unit.test_guards import ECHO
+from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
 QUOTA = "guards: {quotas: [{actuator: test.*, max: 5, window: 1h}]}"
 APPROVED = QUOTA + """
@@ -23,6 +24,11 @@ steps:
     with: {target: "${event.resource.access_key.attributes.user_name}", message: hi}
 """
 MISSING = "partition(s) 1 are not restored yet (their quota windows are not in)"
+
+
+async def _recheck(kit: Kit) -> int:
+    """Take up every step parked only for a quota that could not be counted, as the service does; how many."""
+    return sum([await kit.engine.decisions.recheck(p) for p in kit.engine.decisions.uncounted()])
 
 
 async def _parked(tmp_path: Path, guards: str = QUOTA, **kw: object) -> Kit:
@@ -47,7 +53,7 @@ async def test_the_parked_step_goes_on_by_itself_once_the_count_is_complete(tmp_
     """Once the windows are in, the request is withdrawn and the step runs; a restart does not park it again."""
     kit = await _parked(tmp_path)
     kit.engine.guards.uncounted = lambda: None
-    assert await kit.engine.decisions.recheck() == 1
+    assert await _recheck(kit) == 1
     assert [p.target for p in kit.echo.applied] == ["ml-training"]
     kinds = kit.kinds()
     assert kinds.index("approval.requested") < kinds.index("approval.withdrawn") < kinds.index("step.intent")
@@ -55,7 +61,7 @@ async def test_the_parked_step_goes_on_by_itself_once_the_count_is_complete(tmp_
     kit.start()
     assert kit.engine.state.parked_steps() == []
     assert kit.engine.state.granted() == []
-    assert await kit.engine.decisions.recheck() == 0
+    assert await _recheck(kit) == 0
 
 
 async def test_a_quota_full_once_counted_asks_again_for_that(tmp_path):
@@ -63,7 +69,7 @@ async def test_a_quota_full_once_counted_asks_again_for_that(tmp_path):
     kit = await _parked(tmp_path, guards="guards: {quotas: [{actuator: test.*, max: 1, window: 1h}]}")
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the restored windows: one run already
     kit.engine.guards.uncounted = lambda: None
-    assert await kit.engine.decisions.recheck() == 1
+    assert await _recheck(kit) == 1
     assert kit.echo.applied == []
     [again] = kit.engine.state.parked_steps()
     assert again.reasons == ["quota: runbook rb: test.* ran 1 time(s) in 3600s (max 1)"]
@@ -78,7 +84,7 @@ async def test_a_step_parked_for_other_reasons_too_waits_for_a_human(tmp_path):
     [parked] = kit.engine.state.parked_steps()
     assert parked.reasons[-1] == "approval required by the runbook"
     kit.engine.guards.uncounted = lambda: None
-    assert await kit.engine.decisions.recheck() == 0
+    assert await _recheck(kit) == 0
     assert kit.echo.applied == []
 
 
@@ -93,6 +99,39 @@ async def test_a_crash_after_the_withdrawal_resumes_the_step_once(tmp_path):
     await kit.engine.expire()  # resolves released steps first, as a decision would
     assert [p.target for p in kit.echo.applied] == ["ml-training"]
     assert kit.engine.state.granted() == []
+
+
+async def test_a_step_taken_up_again_is_released_while_it_runs(tmp_path):
+    """While the withdrawn step runs it is granted, not parked (so a crash or a fleet slice cut then keeps it), and a
+    step decided meanwhile is not taken up."""
+    kit = await _parked(tmp_path)
+    kit.engine.guards.uncounted = lambda: None
+    [parked] = kit.engine.decisions.uncounted()
+    seen: list[tuple[list[str], int]] = []
+    resume = kit.engine.decisions.resume
+
+    async def watched(*args: object) -> None:
+        state = kit.engine.state
+        seen.append(([p.step for p in state.granted()], len(state.parked_steps())))
+        await resume(*args)  # type: ignore[arg-type]
+
+    kit.engine.decisions.resume = watched  # type: ignore[assignment]
+    assert await kit.engine.decisions.recheck(parked) is True
+    assert seen == [(["note"], 0)]
+    assert kit.engine.state.granted() == []
+    assert await kit.engine.decisions.recheck(parked) is False  # no longer parked: nothing taken up twice
+    assert len(kit.echo.applied) == 1
+
+
+async def test_an_escalation_step_is_not_held_for_a_count_that_may_be_short(tmp_path):
+    """An `on_failure` step tells a human that containment failed: it runs while windows are missing (a full quota
+    still holds it)."""
+    quota = "guards: {quotas: [{actuator: test.*, max: 5, window: 1h}]}\n"
+    kit = make_kit(tmp_path, {"rb": quota + DEACTIVATE_STEPS + ESCALATE})
+    kit.engine.guards.uncounted = lambda: MISSING
+    await kit.send(key=MISSING_KEY)
+    assert [p.target for p in kit.echo.applied] == ["oncall"]
+    assert kit.entries("guard.tripped") == []
 
 
 async def test_a_quota_that_can_be_counted_or_does_not_apply_is_not_affected(tmp_path):
@@ -137,15 +176,21 @@ async def test_a_global_quota_counted_fleet_wide_needs_no_local_windows(tmp_path
 
 async def test_a_fleet_replica_counts_windows_missing_for_every_given_partition_not_in(tmp_path):
     """A fleet service's guards name the partitions given and not restored (whatever stopped them); none once all
-    are in; the global quotas are shared only with a fleet guard table; a single replica counts no missing windows."""
+    are in; while a revocation hands partitions over (those restoring are no longer given but were never counted); the
+    global quotas are shared only with a fleet guard table; a single replica counts no missing windows."""
     svc = _fleet_service(tmp_path)
     assert svc.fleet is not None
     assert svc.engine.guards.uncounted == svc._uncounted
     assert svc.engine.guards.global_shared is False
     svc._given, svc.fleet.owned = {0, 1, 2}, {0}
     assert svc._uncounted() == "partition(s) 1, 2 are not restored yet (their quota windows are not in)"
-    svc.fleet.owned = {0, 1, 2, 3}  # 3: being revoked (no longer given, not yet released)
+    svc.fleet.owned = {0, 1, 2}
     assert svc._uncounted() is None
+    svc._given = {2}  # a revocation: 0 and 1 are no longer given, and not released yet
+    assert svc._uncounted() == "partition(s) 0, 1 are being handed over"
+    svc._given = {2, 3}
+    assert svc._uncounted() == ("partition(s) 3 are not restored yet (their quota windows are not in) and "
+                                "partition(s) 0, 1 are being handed over")
     shared = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "s.jsonl", topics=["a"],
                               runbooks_dir=tmp_path, changelog_topic="changelog", fleet_guard_table="guards"),
                      runbooks=[])
@@ -159,22 +204,24 @@ async def test_a_fleet_replica_counts_windows_missing_for_every_given_partition_
 
 
 async def test_a_fleet_replica_takes_the_steps_up_again_only_once_every_partition_is_in(tmp_path):
-    """`_recheck` leaves the parked steps while a given partition is not in, and takes them up once all are."""
+    """`_recheck` leaves the parked steps while a given partition is not in, takes them up one at a time once all
+    are, and stops as soon as a rebalance makes the count incomplete again."""
     svc = _fleet_service(tmp_path)
     assert svc.fleet is not None
-    calls: list[int] = []
+    fleet, calls = svc.fleet, []
 
-    async def recheck() -> int:
-        calls.append(1)
-        return 1
+    async def recheck(parked: object) -> bool:
+        calls.append(parked)
+        svc._given = {0, 1, 2}  # a partition comes in between two steps
+        return True
 
-    svc.engine.decisions.recheck = recheck  # type: ignore[method-assign]
-    svc.engine.decisions.uncounted = lambda: [object()]  # type: ignore[method-assign,list-item]
-    svc._given, svc.fleet.owned = {0, 1}, {0}
+    svc.engine.decisions.recheck = recheck  # type: ignore[method-assign,assignment]
+    svc.engine.decisions.uncounted = lambda: ["a", "b"]  # type: ignore[method-assign,list-item,return-value]
+    svc._given, fleet.owned = {0, 1}, {0}
     await svc._recheck()
     assert calls == []
-    svc.fleet.owned = {0, 1}
+    fleet.owned = {0, 1}
     await svc._recheck()
-    assert calls == [1]
+    assert calls == ["a"]
     svc.recorder.close()
     await svc.close_unstarted()
