@@ -148,8 +148,15 @@ class Decisions:
         return len(granted)
 
     def uncounted(self) -> list[Parked]:
-        """The parked steps asked for only because a quota could not be counted yet (`quota_uncounted`)."""
-        return [p for p in self.state.parked_steps() if _only_uncounted(p)]
+        """The parked steps asked for only because a quota could not be counted yet (`quota_uncounted`) that `recheck`
+        can take up (see there)."""
+        return [p for p in self.state.parked_steps() if _only_uncounted(p) and self._resumable(p) is not None]
+
+    def _resumable(self, parked: Parked) -> tuple[Runbook, Incident, int] | None:
+        """The loaded runbook (same version), incident and index of a parked runbook step; None otherwise."""
+        rb, incident = self._runbook(parked), self.state.incidents.by_id.get(parked.incident)
+        index = next((i for i, s in enumerate(rb.steps) if s.id == parked.step), None) if rb is not None else None
+        return (rb, incident, index) if rb is not None and incident is not None and index is not None else None
 
     async def recheck(self, parked: Parked) -> bool:
         """Take up again a step parked only because a quota could not be counted, now that it can (the caller says
@@ -160,12 +167,10 @@ class Decisions:
         Released as a decision releases a step (granted until its result), so a crash before the step's intent is
         durable resumes it once (`resolve_granted`), and a fleet slice cut meanwhile carries it as granted.
         """
-        if self.state.parked(parked.incident, parked.step) is not parked or not _only_uncounted(parked):
+        found = self._resumable(parked)
+        if self.state.parked(parked.incident, parked.step) is not parked or not _only_uncounted(parked) or not found:
             return False
-        rb, incident = self._runbook(parked), self.state.incidents.by_id.get(parked.incident)
-        index = next((i for i, s in enumerate(rb.steps) if s.id == parked.step), None) if rb is not None else None
-        if rb is None or incident is None or index is None:
-            return False
+        rb, incident, index = found
         self.state.grant(parked)  # no longer parked; resumed once after a crash
         with stamped(parked.trace):  # the step's entries carry the alert's trace, as a decision's would
             self.recorder.append(EntryKind.APPROVAL_WITHDRAWN, {

@@ -160,6 +160,7 @@ class Service(BatchHandling, Running):
         self._restorers: dict[int, asyncio.Task[None]] = {}
         self._adopting: set[int] = set()
         self._given: set[int] = set()
+        self._leaving_unrestored: set[int] = set()
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.deadlettered = {}

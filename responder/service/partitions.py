@@ -137,6 +137,8 @@ class PartitionKeeping(Parts):
         self.flow.drop(partitions)  # their queued records are the new owner's
         self.ingest.held.difference_update(partitions)
         numbers = partition_numbers(partitions)
+        if self.fleet is not None:  # the chunks in hand still count quotas short of these (`_uncounted`)
+            self._leaving_unrestored |= (numbers & self._given) - self.fleet.owned
         self._given -= numbers  # from now on no restore of theirs starts, and none of theirs is retried
         if self.fleet is not None:
             self.fleet.abandon(numbers)
@@ -147,6 +149,7 @@ class PartitionKeeping(Parts):
             await self._end_restore()  # a fence or a read of theirs must not outlive their revocation
             async with self._lock:  # the chunks in hand finish first
                 await self._hand_over(self.fleet, partitions)
+                self._leaving_unrestored -= numbers  # their state is forgotten: nothing counts short of them now
         except Exception as exc:  # noqa: BLE001 - kept and raised by the next chunk and poll
             self._rebalance_failed("revoked", partitions, exc)
 
@@ -191,21 +194,17 @@ class PartitionKeeping(Parts):
     def _uncounted(self) -> str | None:
         """Why some quota windows are not counted now (`Guards.uncounted`): a partition given to this replica whose
         state is not in (being restored, failed, or cut short by a stop) carries the windows its previous owner wrote,
-        and while a revocation hands partitions over, those being restored are no longer given but were never counted.
-        None once what is given is what is owned, and outside a fleet."""
+        and so does one revoked before its state was in, until the hand-over has forgotten the state its windows would
+        have counted for. None otherwise, and outside a fleet."""
         fleet = self.fleet
-        if fleet is None or self._given == fleet.owned:
+        if fleet is None or (self._given <= fleet.owned and not self._leaving_unrestored):
             return None
-        coming, leaving = sorted(self._given - fleet.owned), sorted(fleet.owned - self._given)
-        why = [f"partition(s) {', '.join(map(str, coming))} are not restored yet (their quota windows are not in)"
-               ] if coming else []
-        if leaving:
-            why.append(f"partition(s) {', '.join(map(str, leaving))} are being handed over")
-        return " and ".join(why)
+        missing = sorted((self._given - fleet.owned) | self._leaving_unrestored)
+        return f"partition(s) {', '.join(map(str, missing))} are not restored yet (their quota windows are not in)"
 
     async def _recheck(self) -> None:
-        """Once what is given is owned, take up again, one at a time under the exclusive gate (as a decision is
-        applied in a fleet; the lanes go on between two), the steps parked because a quota could not be counted."""
+        """Once every given partition is in, take up again, one at a time under the exclusive gate (as a decision is
+        applied in a fleet), the steps parked because a quota could not be counted; the lanes run between two."""
         if self.fleet is None or self._uncounted() is not None:
             return
         for parked in self.engine.decisions.uncounted():
@@ -213,6 +212,7 @@ class PartitionKeeping(Parts):
                 if self._uncounted() is not None or self._is_stopping():  # a rebalance came while this waited
                     return
                 await self.engine.decisions.recheck(parked)
+            await asyncio.sleep(0)  # the lanes woken as the gate was left take it before the next step
 
     def _fleet_upkeep(self) -> None:
         """Retry, in the background, the partitions whose restore failed, each once its backoff has passed."""

@@ -58,4 +58,5 @@ class Parts:
     _rebalance_error: BaseException | None  # what a rebalance callback raised; the next chunk and poll raise it
     _restorers: dict[int, asyncio.Task[None]]  # a fleet's restore of each assigned or failed partition (background)
     _given: set[int]  # the partition numbers assigned to this service, as its rebalance callbacks were told
+    _leaving_unrestored: set[int]  # revoked before their state was in: their quota windows were never counted
     _adopting: set[int]  # partitions whose restore merges under the gate: a revocation waits for it, not cancels it

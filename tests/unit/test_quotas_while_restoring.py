@@ -3,7 +3,10 @@ step, which goes on by itself once the count is complete; a quota that can be co
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+
+from aiokafka import TopicPartition
 
 from responder.engine.guards import UNCOUNTED, GuardPolicy
 from responder.models.runbook import Quota
@@ -11,7 +14,7 @@ from responder.models.timeline import EntryKind
 from responder.service import Service
 from responder.settings import Settings
 from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
-from tests.unit.test_fleet_state import _fleet_service
+from tests.unit.test_fleet_state import _consuming, _fleet_service, _slow_service
 from tests.unit.test_guards import ECHO
 from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
@@ -86,6 +89,15 @@ async def test_a_step_parked_for_other_reasons_too_waits_for_a_human(tmp_path):
     kit.engine.guards.uncounted = lambda: None
     assert await _recheck(kit) == 0
     assert kit.echo.applied == []
+
+
+async def test_a_step_whose_runbook_is_gone_is_not_offered_for_a_take_up(tmp_path):
+    """A step the take-up would refuse (its runbook no longer loaded at that version) is not listed, so the service
+    does not take the gate for it at every pass; it waits for its timeout."""
+    kit = await _parked(tmp_path)
+    assert len(kit.engine.decisions.uncounted()) == 1
+    kit.engine.runbooks.clear()
+    assert kit.engine.decisions.uncounted() == []
 
 
 async def test_a_crash_after_the_withdrawal_resumes_the_step_once(tmp_path):
@@ -176,8 +188,7 @@ async def test_a_global_quota_counted_fleet_wide_needs_no_local_windows(tmp_path
 
 async def test_a_fleet_replica_counts_windows_missing_for_every_given_partition_not_in(tmp_path):
     """A fleet service's guards name the partitions given and not restored (whatever stopped them); none once all
-    are in; while a revocation hands partitions over (those restoring are no longer given but were never counted); the
-    global quotas are shared only with a fleet guard table; a single replica counts no missing windows."""
+    are in; the global quotas are shared only with a fleet guard table; a single replica counts no missing windows."""
     svc = _fleet_service(tmp_path)
     assert svc.fleet is not None
     assert svc.engine.guards.uncounted == svc._uncounted
@@ -186,11 +197,8 @@ async def test_a_fleet_replica_counts_windows_missing_for_every_given_partition_
     assert svc._uncounted() == "partition(s) 1, 2 are not restored yet (their quota windows are not in)"
     svc.fleet.owned = {0, 1, 2}
     assert svc._uncounted() is None
-    svc._given = {2}  # a revocation: 0 and 1 are no longer given, and not released yet
-    assert svc._uncounted() == "partition(s) 0, 1 are being handed over"
-    svc._given = {2, 3}
-    assert svc._uncounted() == ("partition(s) 3 are not restored yet (their quota windows are not in) and "
-                                "partition(s) 0, 1 are being handed over")
+    svc._given = {2}  # a revocation of 0 and 1, both restored: every window was counted
+    assert svc._uncounted() is None
     shared = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "s.jsonl", topics=["a"],
                               runbooks_dir=tmp_path, changelog_topic="changelog", fleet_guard_table="guards"),
                      runbooks=[])
@@ -223,5 +231,64 @@ async def test_a_fleet_replica_takes_the_steps_up_again_only_once_every_partitio
     fleet.owned = {0, 1}
     await svc._recheck()
     assert calls == ["a"]
+    svc.recorder.close()
+    await svc.close_unstarted()
+
+
+async def test_a_partition_revoked_before_it_was_restored_counts_as_missing_until_the_hand_over(tmp_path):
+    """The chunks a revocation waits for still count quotas short of a partition revoked while it was being restored
+    (no longer given, never counted), until the hand-over has forgotten the state; one that was restored does not."""
+    partitions = [TopicPartition("a", 0), TopicPartition("a", 1)]
+    service, _ = _slow_service(tmp_path, frozenset({1}))
+    assert service.fleet is not None
+    async with _consuming(service, partitions):
+        await service._on_assigned(partitions)
+        await asyncio.wait_for(service._restorers[0], 10)
+        assert service._uncounted() == MISSING
+        in_hand, done = asyncio.Event(), asyncio.Event()
+
+        async def chunk() -> None:
+            async with service._lock.shared():
+                in_hand.set()
+                await done.wait()
+
+        lane = asyncio.create_task(chunk())
+        await in_hand.wait()
+        revoking = asyncio.create_task(service._on_revoked(partitions))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not revoking.done()
+        assert service._given == set()
+        assert service._uncounted() == MISSING  # 1: revoked while restoring, never counted
+        done.set()
+        await asyncio.gather(lane, revoking)
+        assert service._uncounted() is None
+        assert service._leaving_unrestored == set()
+
+
+async def test_the_lanes_run_between_two_steps_taken_up(tmp_path):
+    """`_recheck` leaves the gate between two steps long enough for a lane waiting on it to handle its chunk."""
+    svc = _fleet_service(tmp_path)
+    order: list[str] = []
+    asked = asyncio.Event()
+
+    async def recheck(parked: object) -> bool:
+        order.append(f"step {parked}")
+        if parked == "a":
+            asyncio.get_running_loop().call_soon(asked.set)
+            await asyncio.sleep(0.01)  # the lane asks for the gate meanwhile
+        return True
+
+    async def lane() -> None:
+        await asked.wait()
+        async with svc._lock.shared():
+            order.append("lane")
+
+    svc.engine.decisions.recheck = recheck  # type: ignore[method-assign,assignment]
+    svc.engine.decisions.uncounted = lambda: ["a", "b", "c"]  # type: ignore[method-assign,list-item,return-value]
+    waiting = asyncio.create_task(lane())
+    await svc._recheck()
+    await waiting
+    assert order == ["step a", "lane", "step b", "step c"]
     svc.recorder.close()
     await svc.close_unstarted()
