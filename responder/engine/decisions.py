@@ -33,6 +33,8 @@ log = structlog.get_logger(__name__)
 
 Resume = Callable[[Runbook, Incident, Event, int, Parked | None], Awaitable[None]]
 """Run a runbook's steps from an index; the parked step a human released, if any."""
+Escalate = Callable[[Runbook, Incident, Event, Parked], Awaitable[None]]
+"""Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with."""
 
 
 def _only_uncounted(parked: Parked) -> bool:
@@ -46,7 +48,7 @@ class Decisions:
 
     def __init__(self, state: EngineState, recorder: Recorder, *, keys: KeyRing, publisher: Publisher | None,
                  requests_topic: str, clock: Callable[[], float], runbook: Callable[[str], Runbook | None],
-                 resume: Resume) -> None:
+                 resume: Resume, escalate: Escalate) -> None:
         self.state = state
         self.recorder = recorder
         self.keys = keys
@@ -55,6 +57,7 @@ class Decisions:
         self.clock = clock
         self._runbook_by_id = runbook
         self.resume = resume
+        self.escalate = escalate
 
     def _runbook(self, parked: Parked) -> Runbook | None:
         """The loaded runbook of a parked step, only if it is still the same version."""
@@ -141,10 +144,13 @@ class Decisions:
             if rb is None or incident is None:
                 log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
                 continue
-            index = next((i for i, s in enumerate(rb.steps) if s.id == p.step), 0)
+            index = next((i for i, s in enumerate(rb.steps) if s.id == p.step), None)
             log.info("granted_step_resumed", step=p.step)
             with stamped(p.trace):  # the resumed step's entries carry the alert's trace
-                await self.resume(rb, incident, Event.model_validate(p.event), index, None)
+                if index is None:  # a released `on_failure` step: it alone, as released
+                    await self.escalate(rb, incident, Event.model_validate(p.event), p)
+                else:
+                    await self.resume(rb, incident, Event.model_validate(p.event), index, None)
         return len(granted)
 
     def uncounted(self) -> list[Parked]:
@@ -193,15 +199,18 @@ class Decisions:
             approve, why = False, f"runbook {parked.runbook} is no longer loaded"
         key = idempotency_key(incident.id, parked.runbook, parked.step, parked.target)
         event = Event.model_validate(parked.event)
-        index = next((i for i, s in enumerate(rb.steps) if s.id == parked.step), 0) if rb else 0
+        index = next((i for i, s in enumerate(rb.steps) if s.id == parked.step), None) if rb else None
         if approve and rb is not None:
-            await self.resume(rb, incident, event, index, parked)
+            if index is None:  # an `on_failure` step: not one of the runbook's steps, it runs alone
+                await self.escalate(rb, incident, event, parked)
+            else:
+                await self.resume(rb, incident, event, index, parked)
             self.state.ungrant(parked.incident, parked.step)  # the run was not cut short (skipped, re-parked, done)
         else:
             result = StepResult(step=parked.step, actuator=parked.actuator, target=parked.target, key=key,
                                 status=StepStatus.DENIED, error=why, permanent=True)
             self.recorder.append(EntryKind.STEP_RESULT, result.body(), incident.id)
             self.state.finish(result, incident.id)
-            if rb is not None and rb.steps[index].on_failure is OnFailure.CONTINUE:
+            if rb is not None and index is not None and rb.steps[index].on_failure is OnFailure.CONTINUE:
                 await self.resume(rb, incident, event, index + 1, None)
         await self.recorder.flush()

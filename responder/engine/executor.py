@@ -93,7 +93,7 @@ class Engine(StepRunning):
         self.runbooks: dict[str, Runbook] = {}
         self.decisions = Decisions(self.state, recorder, keys=approval_keys or KeyRing(), publisher=publisher,
                                    requests_topic=requests_topic, clock=clock, runbook=self.runbooks.get,
-                                   resume=self._resume)
+                                   resume=self._resume, escalate=self._resume_escalation)
         self.actions = 0
         self._locks: dict[str, _Turns] = {}
         self._group_locks: dict[tuple[str, str], _Turns] = {}
@@ -183,12 +183,16 @@ class Engine(StepRunning):
                       approved: Parked | None) -> None:
         await self.run_from(rb, incident, event, start=start, approved=approved)
 
+    async def _resume_escalation(self, rb: Runbook, incident: Incident, event: Event, parked: Parked) -> None:
+        await self.run_from(rb, incident, event, approved=parked, escalation=True)
+
     async def run_from(self, rb: Runbook, incident: Incident, event: Event, *, start: int = 0,
-                       approved: Parked | None = None, fresh: bool = False) -> None:
+                       approved: Parked | None = None, fresh: bool = False, escalation: bool = False) -> None:
         """Run the runbook's steps from `start`; `approved` is the parked step a human has just released.
 
         `fresh` says a new, distinct event arrived: a step that already succeeded is verified again and
-        re-applied (recorded `reapplied`) when its desired state no longer holds.
+        re-applied (recorded `reapplied`) when its desired state no longer holds. With `escalation`, `approved` is an
+        `on_failure` step released by a human (or resumed after a crash): it alone runs, in the incident's turn.
         """
         turns = self._locks.get(incident.id)  # one run at a time per incident (a resumed approval, a new event)
         if turns is None:
@@ -212,6 +216,9 @@ class Engine(StepRunning):
             scope = self._scope(incident, event, rb)
             dry = self.dry_run or rb.mode is Mode.DRY_RUN
             plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
+            if escalation and approved is not None:
+                await self._released_escalation(rb, incident, event, plan, approved)
+                return
             plan_trips = self.guards.check_plan(rb, [s.target for s in plan.get().steps]) \
                 if self.guards.limits_targets(rb) else ()  # no list kept while the steps run
             for step in rb.steps[start:] if start else rb.steps:  # no copy of the steps for a run from the first

@@ -140,11 +140,7 @@ class StepRunning:
                 rec.append(EntryKind.GUARD_TRIPPED, {**head.body(), **trip.body()}, incident.id)
                 log.warning("guard_tripped", step=step.id, guard=trip.guard, detail=trip.detail)
         if hard:
-            refused = StepResult(**head.body(), status=StepStatus.REFUSED, error="; ".join(t.detail for t in hard),
-                                 permanent=True)
-            rec.append(EntryKind.STEP_RESULT, refused.body(), incident.id)
-            self.state.finish(refused, incident.id)
-            return await self._failed(rb, incident, event, scope, plan, refused, escalating)
+            return await self._failed(rb, incident, event, scope, plan, self._refused(head, hard, incident), escalating)
         if not reasons and not approved and self.fleet_guard is not None:
             full = await self.fleet_guard.acquire(step.actuator, key, self.clock())
             if full is not None:
@@ -155,6 +151,50 @@ class StepRunning:
             await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest, list(reasons))
             return Outcome.PARKED
         return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
+
+    async def _released_escalation(self, rb: Runbook, incident: Incident, event: Event, plan: LazyPlan,
+                                   parked: Parked) -> Outcome:
+        """Run an `on_failure` step a human released (or one a crash cut short after its release) with the parameters
+        it was parked with: the approval's digest covers exactly those, and the failure they were rendered from is not
+        kept. It is not one of the runbook's steps, so nothing runs after it, and it never escalates again."""
+        esc = next((e for e in rb.on_failure if parked.step.startswith(f"{e.id}.")), None)
+        key = idempotency_key(incident.id, rb.ref, parked.step, parked.target)
+        head = StepHead.trusted(step=parked.step, actuator=parked.actuator, target=parked.target, key=key)
+        done = self.state.result(key)
+        if done is not None and done.status.final:
+            self.recorder.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done"}, incident.id)
+            return Outcome.OK if done.ok else Outcome.FAILED
+        actuator = self.registry.get(parked.actuator)
+        try:
+            if esc is None or esc.actuator != parked.actuator:
+                raise ValueError(f"the runbook has no on_failure step {parked.step!r} for {parked.actuator}")
+            params = actuator.params.model_validate(parked.params)
+        except ValueError as exc:  # pydantic's ValidationError is one
+            failed = StepResult(**head.body(), status=StepStatus.FAILED, error=f"invalid parameters: {exc}",
+                                permanent=True)
+            self.recorder.append(EntryKind.STEP_RESULT, failed.body(), incident.id)
+            self.state.finish(failed, incident.id)
+            return Outcome.FAILED
+        hard = [t for t in self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
+                                                  self.state.windows, self.clock(), escalating=True) if t.hard]
+        if hard:  # approved or not, a protected resource is never touched
+            for trip in hard:
+                self.recorder.append(EntryKind.GUARD_TRIPPED, {**head.body(), **trip.body()}, incident.id)
+            self._refused(head, hard, incident)
+            return Outcome.FAILED
+        call = StepCall(actuator, params, self.context.for_step(incident.id, key), attempts=esc.retries + 1,
+                        timeout=esc.timeout)
+        return await self._execute(rb, esc.model_copy(update={"id": parked.step}), incident, event, {}, plan,
+                                   Resolved(actuator, params, parked.target, dict(parked.params)), call, head,
+                                   escalating=True)
+
+    def _refused(self, head: StepHead, hard: Sequence[Trip], incident: Incident) -> StepResult:
+        """Record a step refused by hard trips (a protected resource: never run, approval or not)."""
+        refused = StepResult(**head.body(), status=StepStatus.REFUSED, error="; ".join(t.detail for t in hard),
+                             permanent=True)
+        self.recorder.append(EntryKind.STEP_RESULT, refused.body(), incident.id)
+        self.state.finish(refused, incident.id)
+        return refused
 
     async def _drifted(self, call: StepCall, key: str) -> bool:
         """Whether a succeeded step's desired state no longer holds (verified with the params it ran with)."""
