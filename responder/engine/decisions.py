@@ -149,6 +149,7 @@ class Decisions:
             with stamped(p.trace):  # the resumed step's entries carry the alert's trace
                 if index is None:  # a released `on_failure` step: it alone, as released
                     await self.escalate(rb, incident, Event.model_validate(p.event), p)
+                    await self._after_escalation(rb, incident, Event.model_validate(p.event), p)
                 else:
                     await self.resume(rb, incident, Event.model_validate(p.event), index, None)
         return len(granted)
@@ -188,6 +189,14 @@ class Decisions:
         await self.recorder.flush()
         return True
 
+    async def _after_escalation(self, rb: Runbook, incident: Incident, event: Event, parked: Parked) -> None:
+        """Once a parked `on_failure` step is decided, the steps after the failed one run if it said `continue` (they
+        waited while the escalation was parked)."""
+        failed = parked.step.split(".", 1)[-1]
+        index = next((i for i, s in enumerate(rb.steps) if s.id == failed), None)
+        if index is not None and rb.steps[index].on_failure is OnFailure.CONTINUE:
+            await self.resume(rb, incident, event, index + 1, None)
+
     async def release(self, parked: Parked, *, approve: bool, why: str) -> None:
         """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure."""
         self.state.unpark(parked.incident, parked.step)
@@ -203,6 +212,7 @@ class Decisions:
         if approve and rb is not None:
             if index is None:  # an `on_failure` step: not one of the runbook's steps, it runs alone
                 await self.escalate(rb, incident, event, parked)
+                await self._after_escalation(rb, incident, event, parked)
             else:
                 await self.resume(rb, incident, event, index, parked)
             self.state.ungrant(parked.incident, parked.step)  # the run was not cut short (skipped, re-parked, done)
@@ -211,6 +221,8 @@ class Decisions:
                                 status=StepStatus.DENIED, error=why, permanent=True)
             self.recorder.append(EntryKind.STEP_RESULT, result.body(), incident.id)
             self.state.finish(result, incident.id)
-            if rb is not None and index is not None and rb.steps[index].on_failure is OnFailure.CONTINUE:
+            if rb is not None and index is None:
+                await self._after_escalation(rb, incident, event, parked)
+            elif rb is not None and index is not None and rb.steps[index].on_failure is OnFailure.CONTINUE:
                 await self.resume(rb, incident, event, index + 1, None)
         await self.recorder.flush()

@@ -155,8 +155,8 @@ class StepRunning:
     async def _released_escalation(self, rb: Runbook, incident: Incident, event: Event, plan: LazyPlan,
                                    parked: Parked) -> Outcome:
         """Run an `on_failure` step a human released (or one a crash cut short after its release) with the parameters
-        it was parked with: the approval's digest covers exactly those, and the failure they were rendered from is not
-        kept. It is not one of the runbook's steps, so nothing runs after it, and it never escalates again."""
+        it was parked with (published in its request; the failure they were rendered from is not kept). It is not one
+        of the runbook's steps and never escalates again; a dry run only plans it."""
         esc = next((e for e in rb.on_failure if parked.step.startswith(f"{e.id}.")), None)
         key = idempotency_key(incident.id, rb.ref, parked.step, parked.target)
         head = StepHead.trusted(step=parked.step, actuator=parked.actuator, target=parked.target, key=key)
@@ -167,14 +167,23 @@ class StepRunning:
         actuator = self.registry.get(parked.actuator)
         try:
             if esc is None or esc.actuator != parked.actuator:
-                raise ValueError(f"the runbook has no on_failure step {parked.step!r} for {parked.actuator}")
+                raise ValueError(f"the runbook has no step or on_failure step {parked.step!r} for {parked.actuator} "
+                                 "(edited without a new version?)")
             params = actuator.params.model_validate(parked.params)
+            if actuator.target(params) != parked.target:
+                raise ValueError(f"they now name {actuator.target(params)!r}, not {parked.target!r}")
         except ValueError as exc:  # pydantic's ValidationError is one
             failed = StepResult(**head.body(), status=StepStatus.FAILED, error=f"invalid parameters: {exc}",
                                 permanent=True)
             self.recorder.append(EntryKind.STEP_RESULT, failed.body(), incident.id)
             self.state.finish(failed, incident.id)
             return Outcome.FAILED
+        ctx = self.context.for_step(incident.id, key)
+        if self.dry_run or rb.mode is Mode.DRY_RUN:
+            preview = await actuator.plan(params, ctx)
+            self.recorder.append(EntryKind.STEP_PLANNED, {**head.body(), "params": parked.params, "dry_run": True,
+                                                         "summary": preview.summary}, incident.id)
+            return Outcome.OK
         hard = [t for t in self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
                                                   self.state.windows, self.clock(), escalating=True) if t.hard]
         if hard:  # approved or not, a protected resource is never touched
@@ -182,8 +191,7 @@ class StepRunning:
                 self.recorder.append(EntryKind.GUARD_TRIPPED, {**head.body(), **trip.body()}, incident.id)
             self._refused(head, hard, incident)
             return Outcome.FAILED
-        call = StepCall(actuator, params, self.context.for_step(incident.id, key), attempts=esc.retries + 1,
-                        timeout=esc.timeout)
+        call = StepCall(actuator, params, ctx, attempts=esc.retries + 1, timeout=esc.timeout)
         return await self._execute(rb, esc.model_copy(update={"id": parked.step}), incident, event, {}, plan,
                                    Resolved(actuator, params, parked.target, dict(parked.params)), call, head,
                                    escalating=True)

@@ -9,15 +9,27 @@ import pytest
 
 from responder.engine.guards import GuardPolicy
 from responder.models.runbook import Protected
-from tests.kit import DEACTIVATE_STEPS, Kit, decision, make_kit
+from tests.kit import DEACTIVATE_STEPS, KEY, Kit, decision, make_kit
 from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
 FULL = "guards: {quotas: [{actuator: test.*, max: 1, window: 1h}]}\n"
+CONTINUING = f"""\
+steps:
+  - id: deactivate
+    actuator: aws.iam.deactivate_access_key
+    on_failure: continue
+    with:
+      user_name: "${{event.resource.access_key.attributes.user_name}}"
+      access_key_id: "${{event.resource.access_key.id}}"
+  - id: after
+    actuator: aws.iam.deactivate_access_key
+    with: {{user_name: ml-training, access_key_id: {KEY}}}
+"""
 
 
-async def _escalation_parked(tmp_path: Path) -> tuple[Kit, str]:
+async def _escalation_parked(tmp_path: Path, steps: str = DEACTIVATE_STEPS, **kw: object) -> tuple[Kit, str]:
     """A kit whose deactivation failed and whose escalation step waits for a human (its quota is full)."""
-    kit = make_kit(tmp_path, {"rb": FULL + DEACTIVATE_STEPS + ESCALATE})
+    kit = make_kit(tmp_path, {"rb": FULL + steps + ESCALATE}, **kw)
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the quota is full
     await kit.send(key=MISSING_KEY)
     [parked] = kit.engine.state.parked_steps()
@@ -78,3 +90,27 @@ async def test_an_approved_escalation_step_still_never_touches_a_protected_resou
     assert await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
     assert kit.echo.applied == []
     assert _acted(kit) == [("deactivate", "failed"), ("tell.deactivate", "refused")]
+
+
+async def test_the_steps_after_a_failed_step_that_continues_run_once_its_escalation_is_decided(tmp_path):
+    """Steps after a failed `continue` step wait while its escalation is parked, and run once it is approved or
+    denied."""
+    for verdict in ("approve", "deny"):
+        (tmp_path / verdict).mkdir()
+        kit, incident = await _escalation_parked(tmp_path / verdict, CONTINUING)
+        assert [s for s, _ in _acted(kit)] == ["deactivate"]  # `after` waits with the escalation
+        assert await kit.engine.decide(*decision(kit, incident, "tell.deactivate", verdict))
+        assert _acted(kit) == [("deactivate", "failed"),
+                               ("tell.deactivate", "ok" if verdict == "approve" else "denied"), ("after", "ok")]
+        assert kit.iam.keys[KEY]["Status"] == "Inactive"
+
+
+async def test_a_released_escalation_step_is_only_planned_in_a_dry_run(tmp_path):
+    """Released while the service runs dry (a restart with dry-run on), the escalation step is planned, not run."""
+    kit, incident = await _escalation_parked(tmp_path)
+    kit.dry_run = True
+    kit.start()
+    assert await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
+    assert kit.echo.applied == []
+    [planned] = kit.entries("step.planned")
+    assert (planned["step"], planned["dry_run"]) == ("tell.deactivate", True)
