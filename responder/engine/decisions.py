@@ -37,6 +37,14 @@ Escalate = Callable[[Runbook, Incident, Event, Parked], Awaitable[None]]
 """Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with."""
 
 
+def after_escalation(rb: Runbook, step: str) -> int | None:
+    """Where the runbook goes on once the parked `on_failure` step `step` (`<escalation>.<failed step>`) is decided:
+    the index after the failed step when it said `continue`, else None (the run stops there)."""
+    failed = step.split(".", 1)[-1]
+    index = next((i for i, s in enumerate(rb.steps) if s.id == failed), None)
+    return index + 1 if index is not None and rb.steps[index].on_failure is OnFailure.CONTINUE else None
+
+
 def _only_uncounted(parked: Parked) -> bool:
     """Whether the step was parked only because a quota could not be counted yet."""
     mark = f"{UNCOUNTED}:"
@@ -147,9 +155,8 @@ class Decisions:
             index = next((i for i, s in enumerate(rb.steps) if s.id == p.step), None)
             log.info("granted_step_resumed", step=p.step)
             with stamped(p.trace):  # the resumed step's entries carry the alert's trace
-                if index is None:  # a released `on_failure` step: it alone, as released
+                if index is None:  # a released `on_failure` step: it alone, as released (then the steps after)
                     await self.escalate(rb, incident, Event.model_validate(p.event), p)
-                    await self._after_escalation(rb, incident, Event.model_validate(p.event), p)
                 else:
                     await self.resume(rb, incident, Event.model_validate(p.event), index, None)
         return len(granted)
@@ -189,14 +196,6 @@ class Decisions:
         await self.recorder.flush()
         return True
 
-    async def _after_escalation(self, rb: Runbook, incident: Incident, event: Event, parked: Parked) -> None:
-        """Once a parked `on_failure` step is decided, the steps after the failed one run if it said `continue` (they
-        waited while the escalation was parked)."""
-        failed = parked.step.split(".", 1)[-1]
-        index = next((i for i, s in enumerate(rb.steps) if s.id == failed), None)
-        if index is not None and rb.steps[index].on_failure is OnFailure.CONTINUE:
-            await self.resume(rb, incident, event, index + 1, None)
-
     async def release(self, parked: Parked, *, approve: bool, why: str) -> None:
         """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure."""
         self.state.unpark(parked.incident, parked.step)
@@ -210,9 +209,8 @@ class Decisions:
         event = Event.model_validate(parked.event)
         index = next((i for i, s in enumerate(rb.steps) if s.id == parked.step), None) if rb else None
         if approve and rb is not None:
-            if index is None:  # an `on_failure` step: not one of the runbook's steps, it runs alone
+            if index is None:  # an `on_failure` step: it runs alone, then the steps after a failed `continue` one
                 await self.escalate(rb, incident, event, parked)
-                await self._after_escalation(rb, incident, event, parked)
             else:
                 await self.resume(rb, incident, event, index, parked)
             self.state.ungrant(parked.incident, parked.step)  # the run was not cut short (skipped, re-parked, done)
@@ -221,8 +219,8 @@ class Decisions:
                                 status=StepStatus.DENIED, error=why, permanent=True)
             self.recorder.append(EntryKind.STEP_RESULT, result.body(), incident.id)
             self.state.finish(result, incident.id)
-            if rb is not None and index is None:
-                await self._after_escalation(rb, incident, event, parked)
-            elif rb is not None and index is not None and rb.steps[index].on_failure is OnFailure.CONTINUE:
-                await self.resume(rb, incident, event, index + 1, None)
+            after = (after_escalation(rb, parked.step) if index is None else
+                     index + 1 if rb.steps[index].on_failure is OnFailure.CONTINUE else None) if rb else None
+            if rb is not None and after is not None:  # the steps after a denied step (or escalation) that continue
+                await self.resume(rb, incident, event, after, None)
         await self.recorder.flush()

@@ -19,7 +19,7 @@ from responder.actuators.base import ActuationContext, AwsCaller, Publisher
 from responder.actuators.registry import Registry
 from responder.auth import KeyRing
 from responder.engine.approvals import Parked
-from responder.engine.decisions import Decisions
+from responder.engine.decisions import Decisions, after_escalation
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards
 from responder.engine.incidents import Incident
@@ -192,7 +192,8 @@ class Engine(StepRunning):
 
         `fresh` says a new, distinct event arrived: a step that already succeeded is verified again and
         re-applied (recorded `reapplied`) when its desired state no longer holds. With `escalation`, `approved` is an
-        `on_failure` step released by a human (or resumed after a crash): it alone runs, in the incident's turn.
+        `on_failure` step released by a human (or resumed after a crash): it runs alone, then, in the same turn, the
+        steps after the failed step if it said `continue` (they waited while the escalation was parked).
         """
         turns = self._locks.get(incident.id)  # one run at a time per incident (a resumed approval, a new event)
         if turns is None:
@@ -216,9 +217,12 @@ class Engine(StepRunning):
             scope = self._scope(incident, event, rb)
             dry = self.dry_run or rb.mode is Mode.DRY_RUN
             plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
-            if escalation and approved is not None:
+            if escalation and approved is not None:  # then, in the same turn, the steps after a failed `continue` one
                 await self._released_escalation(rb, incident, event, plan, approved)
-                return
+                after = after_escalation(rb, approved.step)
+                if after is None:
+                    return
+                start, approved = after, None
             plan_trips = self.guards.check_plan(rb, [s.target for s in plan.get().steps]) \
                 if self.guards.limits_targets(rb) else ()  # no list kept while the steps run
             for step in rb.steps[start:] if start else rb.steps:  # no copy of the steps for a run from the first
