@@ -124,7 +124,8 @@ class Decisions:
         body = {"step": p.step, "on_timeout": p.on_timeout, "escalated": p.escalated}
         if p.on_timeout == OnTimeout.ESCALATE and not p.escalated:
             rb = self._runbook(p)
-            timeout = next((s.approval.timeout for s in rb.steps if s.id == p.step), 3600.0) if rb else 3600.0
+            timeout = next((s.approval.timeout for s in (*rb.steps, *rb.on_failure)  # an escalation: `<id>.<failed>`
+                            if p.step == s.id or p.step.startswith(f"{s.id}.")), 3600.0) if rb else 3600.0
             self.state.escalate(p.incident, p.step, now + timeout)
             self.recorder.append(EntryKind.APPROVAL_ESCALATED, {**body, "deadline": p.deadline}, p.incident)
             await self.recorder.flush()

@@ -114,3 +114,19 @@ async def test_a_released_escalation_step_is_only_planned_in_a_dry_run(tmp_path)
     assert kit.echo.applied == []
     [planned] = kit.entries("step.planned")
     assert (planned["step"], planned["dry_run"]) == ("tell.deactivate", True)
+
+
+async def test_a_parked_escalation_step_escalated_on_timeout_waits_its_own_timeout_again(tmp_path):
+    """`on_timeout: escalate` on an escalation step re-publishes it with that step's own timeout, not an hour."""
+    slow = ESCALATE.replace("    actuator: test.echo\n", "    actuator: test.echo\n    approval: {timeout: 120, "
+                            "on_timeout: escalate}\n")
+    kit = make_kit(tmp_path, {"rb": FULL + DEACTIVATE_STEPS + slow})
+    kit.engine.state.windows.record("rb", "test.echo", kit.clock())
+    await kit.send(key=MISSING_KEY)
+    [parked] = kit.engine.state.parked_steps()
+    assert parked.deadline == kit.clock() + 120
+    kit.clock.now += 121
+    await kit.engine.expire()
+    [again] = kit.engine.state.parked_steps()
+    assert again.escalated
+    assert again.deadline == kit.clock() + 120
