@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from responder.engine import Engine
 from responder.engine.approvals import MemoryPublisher
 from responder.engine.guards import GuardPolicy, Guards
 from responder.fleet import FleetState
+from responder.ingest.flow import Gate
 from responder.models import RawRecord
 from responder.models.approval import ApprovalDecision
 from responder.pipeline import Pipeline
@@ -135,3 +137,18 @@ async def restore(fleet: FleetState, partitions: Iterable[int]) -> set[int]:
             fleet.adopt(partition, slices)
     await fleet.release_held()
     return set(fleet.failed)
+
+
+async def chunk_in_hand(gate: Gate) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """A lane holding `gate`'s shared side (a chunk in hand) until the returned event is set; returns once it holds
+    it, with its task."""
+    in_hand, done = asyncio.Event(), asyncio.Event()
+
+    async def lane() -> None:
+        async with gate.shared():
+            in_hand.set()
+            await done.wait()
+
+    task = asyncio.create_task(lane())
+    await in_hand.wait()
+    return task, done

@@ -109,6 +109,11 @@ class Decisions:
             await self.release(parked, approve=decision.decision == "approve", why=f"denied by {decision.by}")
         return True
 
+    def due(self) -> bool:
+        """Whether `expire` has anything to do now: a released step a crash cut short, or a step past its deadline."""
+        now = self.clock()
+        return bool(self.state.granted()) or any(p.deadline <= now for p in self.state.parked_steps())
+
     async def expire(self) -> int:
         """Apply on_timeout to every parked step past its deadline; returns how many."""
         await self.resolve_granted()

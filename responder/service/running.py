@@ -187,10 +187,21 @@ class Running(PartitionKeeping):
                                     await self.fleet.decide(record.value, *ids)
                     except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
-            await self.engine.expire()
+            await self._expire()
             await self._recheck()  # a quota that can be counted again: its parked steps go on by themselves
             await self.recorder.flush()
             await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+    async def _expire(self) -> None:
+        """`on_timeout` for the parked steps past their deadline, and the released steps a crash cut short. They may
+        act, so in a fleet they run under the exclusive gate, as decisions do (never while a revocation hands their
+        partition over), which is taken only when one is due."""
+        if self.fleet is None:
+            await self.engine.expire()
+        elif self.engine.decisions.due():
+            async with self._lock:
+                if not self._is_stopping():
+                    await self.engine.expire()
 
     async def _readable(self, records: list[RawRecord], rejected: str) -> list[RawRecord]:
         """The records the Kafka client could parse. Each other one is refused like a forged decision or request

@@ -13,7 +13,7 @@ from responder.models.runbook import Quota
 from responder.models.timeline import EntryKind
 from responder.service import Service
 from responder.settings import Settings
-from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
+from tests.kit import DEACTIVATE_STEPS, Kit, chunk_in_hand, make_kit
 from tests.unit.test_fleet_state import _consuming, _fleet_service, _slow_service
 from tests.unit.test_guards import ECHO
 from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
@@ -245,15 +245,7 @@ async def test_a_partition_revoked_before_it_was_restored_counts_as_missing_unti
         await service._on_assigned(partitions)
         await asyncio.wait_for(service._restorers[0], 10)
         assert service._uncounted() == MISSING
-        in_hand, done = asyncio.Event(), asyncio.Event()
-
-        async def chunk() -> None:
-            async with service._lock.shared():
-                in_hand.set()
-                await done.wait()
-
-        lane = asyncio.create_task(chunk())
-        await in_hand.wait()
+        lane, done = await chunk_in_hand(service._lock)
         revoking = asyncio.create_task(service._on_revoked(partitions))
         for _ in range(20):
             await asyncio.sleep(0)
