@@ -164,11 +164,11 @@ class StepRunning:
         if done is not None and done.status.final:
             self.recorder.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done"}, incident.id)
             return Outcome.OK if done.ok else Outcome.FAILED
-        actuator = self.registry.get(parked.actuator)
         try:
-            if esc is None or esc.actuator != parked.actuator:
+            if esc is None or esc.actuator != parked.actuator:  # before the lookup: it may name no actuator now
                 raise ValueError(f"the runbook has no step or on_failure step {parked.step!r} for {parked.actuator} "
                                  "(edited without a new version?)")
+            actuator = self.registry.get(parked.actuator)  # the loaded runbook's: checked against the registry
             params = actuator.params.model_validate(parked.params)
             if actuator.target(params) != parked.target:
                 raise ValueError(f"they now name {actuator.target(params)!r}, not {parked.target!r}")

@@ -3,6 +3,7 @@ with: the runbook is not run again from its first step."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,16 @@ async def test_a_parked_escalation_step_escalated_on_timeout_waits_its_own_timeo
     [again] = kit.engine.state.parked_steps()
     assert again.escalated
     assert again.deadline == kit.clock() + 120
+
+
+async def test_an_escalation_step_whose_actuator_is_gone_is_recorded_failed_not_raised(tmp_path):
+    """A parked escalation naming an actuator its runbook no longer uses (edited without a new version, the actuator
+    no longer installed) is recorded failed with why; the decision path does not raise."""
+    kit, incident = await _escalation_parked(tmp_path)
+    [parked] = kit.engine.state.parked_steps()
+    kit.engine.state.park(dataclasses.replace(parked, actuator="gone.actuator"))
+    assert await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
+    [failed] = [b for b in kit.entries("step.result") if b["step"] == "tell.deactivate"]
+    assert failed["status"] == "failed"
+    assert "has no step or on_failure step 'tell.deactivate' for gone.actuator" in str(failed["error"])
+    assert kit.echo.applied == []
