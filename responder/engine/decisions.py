@@ -33,8 +33,9 @@ log = structlog.get_logger(__name__)
 
 Resume = Callable[[Runbook, Incident, Event, int, Parked | None], Awaitable[None]]
 """Run a runbook's steps from an index; the parked step a human released, if any."""
-Escalate = Callable[[Runbook, Incident, Event, Parked], Awaitable[None]]
-"""Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with."""
+Escalate = Callable[[Runbook, Incident, Event, Parked, bool], Awaitable[None]]
+"""Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with;
+True when a crash cut its release short (its guards are checked again if it wrote no intent)."""
 
 
 def after_escalation(rb: Runbook, step: str) -> int | None:
@@ -162,7 +163,7 @@ class Decisions:
             log.info("granted_step_resumed", step=p.step)
             with stamped(p.trace):  # the resumed step's entries carry the alert's trace
                 if index is None:  # a released `on_failure` step: it alone, as released (then the steps after)
-                    await self.escalate(rb, incident, Event.model_validate(p.event), p)
+                    await self.escalate(rb, incident, Event.model_validate(p.event), p, True)
                 else:
                     await self.resume(rb, incident, Event.model_validate(p.event), index, None)
         return len(granted)
@@ -216,7 +217,7 @@ class Decisions:
         index = next((i for i, s in enumerate(rb.steps) if s.id == parked.step), None) if rb else None
         if approve and rb is not None:
             if index is None:  # an `on_failure` step: it runs alone, then the steps after a failed `continue` one
-                await self.escalate(rb, incident, event, parked)
+                await self.escalate(rb, incident, event, parked, False)
             else:
                 await self.resume(rb, incident, event, index, parked)
             self.state.ungrant(parked.incident, parked.step)  # the run was not cut short (skipped, re-parked, done)

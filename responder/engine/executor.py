@@ -1,7 +1,8 @@
 """Run a matched runbook for one event: incident → plan → guards → approval → intent → apply → result.
 
 `Engine` opens, joins or suppresses the incident and runs the runbook's steps in order; each step's own path
-(guards, approval, intent, apply, escalation) is `StepRunning`'s, in responder/engine/steps.py.
+(guards, approval, intent, apply, escalation) is `StepRunning`'s, in responder/engine/steps.py; releasing a parked
+escalation step is `EscalationRelease`'s, in responder/engine/escalation.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -20,13 +21,14 @@ from responder.actuators.registry import Registry
 from responder.auth import KeyRing
 from responder.engine.approvals import Parked
 from responder.engine.decisions import Decisions, after_escalation
+from responder.engine.escalation import EscalationRelease
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan
 from responder.engine.recovery import replay
 from responder.engine.state import EngineState
-from responder.engine.steps import Outcome, StepRunning
+from responder.engine.steps import Outcome
 from responder.engine.templating import render
 from responder.log import context_vars
 from responder.models.approval import REQUESTS_TOPIC
@@ -70,7 +72,7 @@ class _Turns:
 
 
 
-class Engine(StepRunning):
+class Engine(EscalationRelease):
     """Executes matches against one `EngineState`, so no step key acts twice."""
 
     def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *, dry_run: bool = False,
@@ -183,17 +185,19 @@ class Engine(StepRunning):
                       approved: Parked | None) -> None:
         await self.run_from(rb, incident, event, start=start, approved=approved)
 
-    async def _resume_escalation(self, rb: Runbook, incident: Incident, event: Event, parked: Parked) -> None:
-        await self.run_from(rb, incident, event, approved=parked, escalation=True)
+    async def _resume_escalation(self, rb: Runbook, incident: Incident, event: Event, parked: Parked,
+                                 resumed: bool) -> None:
+        await self.run_from(rb, incident, event, approved=parked, escalation="resumed" if resumed else "released")
 
     async def run_from(self, rb: Runbook, incident: Incident, event: Event, *, start: int = 0,
-                       approved: Parked | None = None, fresh: bool = False, escalation: bool = False) -> None:
+                       approved: Parked | None = None, fresh: bool = False,
+                       escalation: Literal["released", "resumed"] | None = None) -> None:
         """Run the runbook's steps from `start`; `approved` is the parked step a human has just released.
 
         `fresh` says a new, distinct event arrived: a step that already succeeded is verified again and
         re-applied (recorded `reapplied`) when its desired state no longer holds. With `escalation`, `approved` is an
-        `on_failure` step released by a human (or resumed after a crash): it runs alone, then, in the same turn, the
-        steps after the failed step if it said `continue` (they waited while the escalation was parked).
+        `on_failure` step released by a human (or `resumed` after a crash cut its release short): it runs alone, then,
+        in the same turn, the steps after the failed step if it said `continue` (they waited while it was parked).
         """
         turns = self._locks.get(incident.id)  # one run at a time per incident (a resumed approval, a new event)
         if turns is None:
@@ -218,9 +222,9 @@ class Engine(StepRunning):
             dry = self.dry_run or rb.mode is Mode.DRY_RUN
             plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
             if escalation and approved is not None:  # then, in the same turn, the steps after a failed `continue` one
-                await self._released_escalation(rb, incident, event, plan, approved)
+                outcome = await self._released_escalation(rb, incident, event, plan, approved, escalation == "resumed")
                 after = after_escalation(rb, approved.step)
-                if after is None:
+                if after is None or outcome is Outcome.PARKED:
                     return
                 start, approved = after, None
             plan_trips = self.guards.check_plan(rb, [s.target for s in plan.get().steps]) \

@@ -152,50 +152,6 @@ class StepRunning:
             return Outcome.PARKED
         return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
 
-    async def _released_escalation(self, rb: Runbook, incident: Incident, event: Event, plan: LazyPlan,
-                                   parked: Parked) -> Outcome:
-        """Run an `on_failure` step a human released (or one a crash cut short after its release) with the parameters
-        it was parked with (published in its request; the failure they were rendered from is not kept). It is not one
-        of the runbook's steps and never escalates again; a dry run only plans it."""
-        esc = next((e for e in rb.on_failure if parked.step.startswith(f"{e.id}.")), None)
-        key = idempotency_key(incident.id, rb.ref, parked.step, parked.target)
-        head = StepHead.trusted(step=parked.step, actuator=parked.actuator, target=parked.target, key=key)
-        done = self.state.result(key)
-        if done is not None and done.status.final:
-            self.recorder.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done"}, incident.id)
-            return Outcome.OK if done.ok else Outcome.FAILED
-        try:
-            if esc is None or esc.actuator != parked.actuator:  # before the lookup: it may name no actuator now
-                raise ValueError(f"the runbook has no step or on_failure step {parked.step!r} for {parked.actuator} "
-                                 "(edited without a new version?)")
-            actuator = self.registry.get(parked.actuator)  # the loaded runbook's: checked against the registry
-            params = actuator.params.model_validate(parked.params)
-            if actuator.target(params) != parked.target:
-                raise ValueError(f"they now name {actuator.target(params)!r}, not {parked.target!r}")
-        except ValueError as exc:  # pydantic's ValidationError is one
-            failed = StepResult(**head.body(), status=StepStatus.FAILED, error=f"invalid parameters: {exc}",
-                                permanent=True)
-            self.recorder.append(EntryKind.STEP_RESULT, failed.body(), incident.id)
-            self.state.finish(failed, incident.id)
-            return Outcome.FAILED
-        ctx = self.context.for_step(incident.id, key)
-        if self.dry_run or rb.mode is Mode.DRY_RUN:
-            preview = await actuator.plan(params, ctx)
-            self.recorder.append(EntryKind.STEP_PLANNED, {**head.body(), "params": parked.params, "dry_run": True,
-                                                         "summary": preview.summary}, incident.id)
-            return Outcome.OK
-        hard = [t for t in self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
-                                                  self.state.windows, self.clock(), escalating=True) if t.hard]
-        if hard:  # approved or not, a protected resource is never touched
-            for trip in hard:
-                self.recorder.append(EntryKind.GUARD_TRIPPED, {**head.body(), **trip.body()}, incident.id)
-            self._refused(head, hard, incident)
-            return Outcome.FAILED
-        call = StepCall(actuator, params, ctx, attempts=esc.retries + 1, timeout=esc.timeout)
-        return await self._execute(rb, esc.model_copy(update={"id": parked.step}), incident, event, {}, plan,
-                                   Resolved(actuator, params, parked.target, dict(parked.params)), call, head,
-                                   escalating=True)
-
     def _refused(self, head: StepHead, hard: Sequence[Trip], incident: Incident) -> StepResult:
         """Record a step refused by hard trips (a protected resource: never run, approval or not)."""
         refused = StepResult(**head.body(), status=StepStatus.REFUSED, error="; ".join(t.detail for t in hard),

@@ -38,6 +38,10 @@ async def _escalation_parked(tmp_path: Path, steps: str = DEACTIVATE_STEPS, **kw
     return kit, parked.incident
 
 
+class _Died(BaseException):
+    """The process died here (not an error the engine may catch)."""
+
+
 def _acted(kit: Kit) -> list[tuple[str, str]]:
     """(step, status) of every step result, in order."""
     return [(str(b["step"]), str(b["status"])) for b in kit.entries("step.result")]
@@ -82,6 +86,63 @@ async def test_an_escalation_step_cut_short_after_its_release_runs_once_after_th
     await kit.engine.recorder.flush()
     assert [p.target for p in kit.echo.applied] == ["oncall"]
     assert _acted(kit) == [("deactivate", "failed"), ("tell.deactivate", "ok")]
+
+
+async def _released_then_crashed(tmp_path: Path) -> Kit:
+    """A kit whose approved escalation step was cut short by a crash before its intent, restarted."""
+    kit, incident = await _escalation_parked(tmp_path)
+
+    async def crash(*args: object) -> None:
+        raise RuntimeError("killed")
+
+    kit.engine.decisions.escalate = crash  # type: ignore[assignment]
+    with pytest.raises(RuntimeError, match="killed"):
+        await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
+    await kit.engine.recorder.flush()
+    return kit
+
+
+async def test_an_escalation_step_cut_short_is_parked_again_when_the_kill_switch_is_on_after_the_restart(tmp_path):
+    """Resumed after a crash with no intent written, the released escalation goes through its guards again: a kill
+    switch turned on meanwhile parks it again for a human; approved again, it runs once."""
+    kit = await _released_then_crashed(tmp_path)
+    kit.policy = dataclasses.replace(kit.policy, kill_switch=True)
+    kit.start()
+    await kit.engine.expire()
+    assert kit.echo.applied == []
+    [again] = kit.engine.state.parked_steps()
+    assert again.step == "tell.deactivate"
+    assert any(r.startswith("kill_switch") for r in again.reasons)
+    assert kit.kinds().count("approval.requested") == 2
+    assert kit.engine.state.granted() == []
+    assert await kit.engine.decide(*decision(kit, again.incident, "tell.deactivate"))
+    assert [p.target for p in kit.echo.applied] == ["oncall"]
+    assert _acted(kit) == [("deactivate", "failed"), ("tell.deactivate", "ok")]
+
+
+async def test_an_escalation_step_cut_short_after_its_intent_is_resolved_not_asked_again(tmp_path):
+    """A released escalation whose intent was durable before the crash is resolved after the restart (its guards
+    passed when the intent was written), even with the kill switch on now."""
+    kit, incident = await _escalation_parked(tmp_path)
+    applied = kit.echo.apply
+
+    async def dies_after(p, ctx):
+        await applied(p, ctx)
+        raise _Died
+
+    kit.echo.apply = dies_after  # type: ignore[method-assign]
+    with pytest.raises(_Died):
+        await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
+    kit.echo.apply = applied  # type: ignore[method-assign]
+    kit.policy = dataclasses.replace(kit.policy, kill_switch=True)
+    kit.start()
+    assert [p.step for p in kit.engine.state.granted()] == ["tell.deactivate"]
+    await kit.engine.expire()
+    await kit.engine.recorder.flush()
+    assert kit.engine.state.parked_steps() == []
+    assert [p.target for p in kit.echo.applied] == ["oncall"]  # verified, not applied again
+    [resolved] = [b for b in kit.entries("step.result") if b["step"] == "tell.deactivate"]
+    assert (resolved["status"], resolved["recovered"]) == ("ok", True)
 
 
 async def test_an_approved_escalation_step_still_never_touches_a_protected_resource(tmp_path):

@@ -1,0 +1,102 @@
+"""Releasing a parked `on_failure` step: it is not one of its runbook's steps, so it runs alone, as it was parked.
+
+`EscalationRelease` is mixed into `Engine` (responder/engine/executor.py) on top of `StepRunning`, whose step path
+(intent, apply, result) it ends in.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from responder.engine.approvals import Parked
+from responder.engine.guards import Trip
+from responder.engine.incidents import Incident
+from responder.engine.planner import LazyPlan
+from responder.engine.runner import Resolved, StepCall
+from responder.engine.steps import Outcome, StepRunning
+from responder.models.event import Event
+from responder.models.plan import idempotency_key
+from responder.models.runbook import Mode, Runbook, Step
+from responder.models.step import StepHead, StepResult, StepStatus
+from responder.models.timeline import EntryKind
+
+log = structlog.get_logger(__name__)
+
+
+class EscalationRelease(StepRunning):
+    """Runs a released escalation step (mixed into `Engine`)."""
+
+    async def _released_escalation(self, rb: Runbook, incident: Incident, event: Event, plan: LazyPlan,
+                                   parked: Parked, resumed: bool) -> Outcome:
+        """Run an `on_failure` step a human released (or one a crash cut short after its release) with the parameters
+        it was parked with (published in its request; the failure they were rendered from is not kept). It is not one
+        of the runbook's steps and never escalates again; a dry run only plans it.
+
+        `resumed` (a crash cut it short) with no intent written yet: its guards are checked again, as for a runbook
+        step resumed after a crash, so a kill switch or full quota turned on meanwhile parks it again."""
+        esc = next((e for e in rb.on_failure if parked.step.startswith(f"{e.id}.")), None)
+        key = idempotency_key(incident.id, rb.ref, parked.step, parked.target)
+        head = StepHead.trusted(step=parked.step, actuator=parked.actuator, target=parked.target, key=key)
+        done = self.state.result(key)
+        if done is not None and done.status.final:
+            self.recorder.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done"}, incident.id)
+            return Outcome.OK if done.ok else Outcome.FAILED
+        try:
+            if esc is None or esc.actuator != parked.actuator:  # before the lookup: it may name no actuator now
+                raise ValueError(f"the runbook has no step or on_failure step {parked.step!r} for {parked.actuator} "
+                                 "(edited without a new version?)")
+            actuator = self.registry.get(parked.actuator)  # the loaded runbook's: checked against the registry
+            params = actuator.params.model_validate(parked.params)
+            if actuator.target(params) != parked.target:
+                raise ValueError(f"they now name {actuator.target(params)!r}, not {parked.target!r}")
+        except ValueError as exc:  # pydantic's ValidationError is one
+            failed = StepResult(**head.body(), status=StepStatus.FAILED, error=f"invalid parameters: {exc}",
+                                permanent=True)
+            self.recorder.append(EntryKind.STEP_RESULT, failed.body(), incident.id)
+            self.state.finish(failed, incident.id)
+            return Outcome.FAILED
+        ctx = self.context.for_step(incident.id, key)
+        if self.dry_run or rb.mode is Mode.DRY_RUN:
+            preview = await actuator.plan(params, ctx)
+            self.recorder.append(EntryKind.STEP_PLANNED, {**head.body(), "params": parked.params, "dry_run": True,
+                                                         "summary": preview.summary}, incident.id)
+            return Outcome.OK
+        hard = [t for t in self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
+                                                  self.state.windows, self.clock(), escalating=True) if t.hard]
+        if hard:  # approved or not, a protected resource is never touched
+            for trip in hard:
+                self.recorder.append(EntryKind.GUARD_TRIPPED, {**head.body(), **trip.body()}, incident.id)
+            self._refused(head, hard, incident)
+            return Outcome.FAILED
+        step = esc.model_copy(update={"id": parked.step})
+        if resumed and self.state.intent(key) is None and await self._parked_again(rb, step, incident, event, plan,
+                                                                                 parked, head):
+            return Outcome.PARKED
+        call = StepCall(actuator, params, ctx, attempts=esc.retries + 1, timeout=esc.timeout)
+        return await self._execute(rb, step, incident, event, {}, plan,
+                                   Resolved(actuator, params, parked.target, dict(parked.params)), call, head,
+                                   escalating=True)
+
+    async def _parked_again(self, rb: Runbook, step: Step, incident: Incident, event: Event, plan: LazyPlan,
+                            parked: Parked, head: StepHead) -> bool:
+        """Park again a released escalation step a crash cut short before its intent, if its soft guards (kill
+        switch, a full quota, its runbook's approval) trip now: the grant was for the run the crash ended."""
+        trips = [*self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
+                                         self.state.windows, self.clock(), escalating=True)]
+        if self.fleet_guard is not None and self.fleet_guard.killed:
+            trips.append(Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
+        reasons = [f"{t.guard}: {t.detail}" for t in trips]
+        if step.approval.required:
+            reasons.append("approval required by the runbook")
+        if not reasons and self.fleet_guard is not None:
+            full = await self.fleet_guard.acquire(parked.actuator, str(head.key), self.clock())
+            if full is not None:
+                trips.append(full)
+                reasons.append(f"{full.guard}: {full.detail}")
+        for trip in trips:
+            self.recorder.append(EntryKind.GUARD_TRIPPED, {**head.body(), **trip.body()}, incident.id)
+            log.warning("guard_tripped", step=step.id, guard=trip.guard, detail=trip.detail)
+        if reasons:
+            await self.decisions.park(rb, step, incident, event, parked.target, dict(parked.params),
+                                      plan.get().digest, reasons)
+        return bool(reasons)
