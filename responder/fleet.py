@@ -158,8 +158,14 @@ class FleetState:
         self.owned -= gone
         log.info("partitions_released", partitions=sorted(gone), incidents=len(incidents))
 
-    async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> None:
-        """Apply a decision here when its step is parked here; hold it while its incident is owned elsewhere."""
+    async def decide(self, value: bytes, key_id: str | None, signature: str | None, *,
+                     replayed: bool = False) -> None:
+        """Apply a decision here when its step is parked here; hold it while its incident is owned elsewhere.
+
+        One for an incident owned here whose step does not wait (decided or timed out already, never parked) is
+        refused and recorded (`approval.rejected`) as on a single replica, unless it was `replayed`: read again at a
+        start (every member reads every decision from the first), it was handled when it came.
+        """
         try:
             decision = ApprovalDecision.model_validate_json(value)
         except ValidationError:
@@ -167,7 +173,10 @@ class FleetState:
             return
         if self.engine.state.parked(decision.incident, decision.step) is not None:
             await self.engine.decide(value, key_id, signature)
-        elif decision.incident not in self.partitions.of:
+        elif decision.incident in self.partitions.of:
+            if not replayed:
+                await self.engine.decide(value, key_id, signature)  # refused: nothing of it waits here
+        else:
             self._held[(decision.incident, decision.step)] = (value, key_id, signature)
             while len(self._held) > MAX_HELD:
                 del self._held[next(iter(self._held))]

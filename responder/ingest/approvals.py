@@ -48,6 +48,8 @@ class ApprovalIngest:
                  group_instance_id: str | None = None) -> None:
         self.topic = topic
         self.manual_assignment = manual_assignment
+        self.reads_all = group_id is None  # a fleet member: every decision, from the first, at each start
+        self._ends: dict[TopicPartition, int] = {}  # then the end offsets when it started
         self.consumer = AIOKafkaConsumer(
             *(() if manual_assignment else (topic,)), bootstrap_servers=bootstrap, group_id=group_id,
             enable_auto_commit=False,
@@ -60,7 +62,10 @@ class ApprovalIngest:
         """Join the group, retrying bootstrap."""
         await _start_with_retry(self.consumer, deadline)
         if self.manual_assignment:  # one instance owns every partition; offsets still go to the group
-            self.consumer.assign(await all_partitions(self.consumer, [self.topic]))
+            assigned = await all_partitions(self.consumer, [self.topic])
+            self.consumer.assign(assigned)
+            if self.reads_all:
+                self._ends = dict(await self.consumer.end_offsets(list(assigned)))
         log.info("approvals_consumer_started", topic=self.topic)
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
@@ -68,11 +73,16 @@ class ApprovalIngest:
         got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=100)  # `unreadable` ones too
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
 
+    def replayed(self, record: RawRecord) -> bool:
+        """Whether a member that reads every decision read this one again: it was on the topic before the member
+        started (handled then by whichever member owned its incident)."""
+        return record.offset < self._ends.get(TopicPartition(record.topic, record.partition), 0)
+
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit after the decisions' timeline entries are durable."""
         owned = self.consumer.assignment()
         mine = {tp: off for tp, off in offsets.items() if tp in owned}
-        if not mine or self.consumer._group_id is None:  # a fleet member reads every decision, commits none
+        if not mine or self.reads_all:  # a fleet member reads every decision, commits none
             return
         try:
             await self.consumer.commit(mine)

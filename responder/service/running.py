@@ -184,7 +184,8 @@ class Running(PartitionKeeping):
                                 await self.engine.decide(record.value, *ids)
                             else:  # the owner of the incident acts; others hold it until the partition comes
                                 async with self._lock:
-                                    await self.fleet.decide(record.value, *ids)
+                                    await self.fleet.decide(record.value, *ids,
+                                                            replayed=self.approvals.replayed(record))
                     except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self._expire()

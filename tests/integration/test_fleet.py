@@ -230,7 +230,9 @@ async def _approve_all(bootstrap: str, topic: str, requested: list[dict]) -> Non
 @pytest.mark.timeout(300)
 async def test_approvals_parked_before_their_partition_moved_run_once_after_it_moved(kafka_bootstrap, aws, unique,
                                                                                     tmp_path):
-    """Steps parked on a replica that is then SIGKILLed (and one added) are approved after the move: each acts once."""
+    """Steps parked on a replica that is then SIGKILLed (and one added) are approved after the move: each acts once; a
+    late decision is recorded rejected once, by its incident's owner, and a member started after reads the decisions
+    again without recording them."""
     fleet, topic, bucket = await start_fleet(kafka_bootstrap, aws, unique, tmp_path)
     book = tmp_path / "runbooks" / "crash-marker.yaml"
     book.write_text(book.read_text().replace("    timeout: 30\n",
@@ -262,8 +264,19 @@ async def test_approvals_parked_before_their_partition_moved_run_once_after_it_m
             assert time.monotonic() < deadline, f"missing {set(parked_keys) - fleet.done()}:\n{fleet.logs()}"
             await asyncio.sleep(0.5)
         await asyncio.sleep(3.0)  # a second execution (by a holder of the decision) would show by now
+        late = next(e for e in before if e["body"]["target"] in parked_keys)
+        await _approve_all(kafka_bootstrap, decisions, [late])  # its step waits no more: its owner records why
+        deadline = time.monotonic() + 60
+        while not kinds(fleet, "approval.rejected"):
+            assert time.monotonic() < deadline, f"the late decision was not recorded:\n{fleet.logs()}"
+            await asyncio.sleep(0.5)
+        await fleet.serving(fleet.spawn())  # it reads every decision again at its start, and records none of them
+        await asyncio.sleep(5.0)  # another member recording a decision would show by now
     finally:
         fleet.stop_all()
+    [rejected] = kinds(fleet, "approval.rejected")
+    assert (rejected["incident"], rejected["body"]["reason"]) == (
+        late["incident"], "no approval is pending for this incident and step")
     counted = await effects(aws, bucket)
     assert {k: counted[k] for k in parked_keys} == dict.fromkeys(parked_keys, 1), "an approved step acted twice"
     assert not set(probes) & set(counted), "a step acted without its approval"

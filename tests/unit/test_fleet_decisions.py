@@ -1,0 +1,81 @@
+"""In a fleet, the owner of an incident records a decision its step no longer waits for, as a single replica does,
+unless it only read it again at its start; a member that does not own the incident holds the decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from responder.fleet import FleetState
+from responder.ingest.approvals import ApprovalIngest
+from responder.models.event import RawRecord
+from tests.kit import Kit, decision, make_kit
+from tests.unit.test_approvals import WIPE
+
+
+async def _owned_and_decided(tmp_path: Any) -> tuple[Kit, FleetState, str, tuple[bytes, str, str]]:
+    """A fleet member owning an incident whose parked step was approved (so it waits no more); that decision."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    fleet = FleetState(kit.engine, changelog=None)  # type: ignore[arg-type]  # no partition moves here
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    fleet.partitions.of[parked.incident] = 0
+    approval = decision(kit, parked.incident, "wipe")
+    await fleet.decide(*approval)
+    assert [p.target for p in kit.wipe.applied] == ["t1"]
+    return kit, fleet, parked.incident, approval
+
+
+async def test_a_late_decision_on_the_owner_is_recorded_rejected(tmp_path):
+    """A decision arriving after its step was decided is refused and recorded by the incident's owner, not dropped;
+    nothing runs again."""
+    kit, fleet, incident, _ = await _owned_and_decided(tmp_path)
+    await fleet.decide(*decision(kit, incident, "wipe", "deny", by="alice"))
+    [rejected] = kit.entries("approval.rejected")
+    assert rejected["reason"] == "no approval is pending for this incident and step"
+    assert rejected["step"] == "wipe"
+    assert [p.target for p in kit.wipe.applied] == ["t1"]
+
+
+async def test_a_decision_read_again_at_a_start_is_not_recorded_twice(tmp_path):
+    """The owner reading again, at its start, a decision it already applied records nothing new."""
+    kit, fleet, _, approval = await _owned_and_decided(tmp_path)
+    await fleet.decide(*approval, replayed=True)
+    assert kit.entries("approval.rejected") == []
+    assert kit.kinds().count("approval.decided") == 1
+
+
+async def test_a_forged_decision_for_an_owned_incident_is_recorded(tmp_path):
+    """A decision with a bad signature for an incident owned here, whose step waits no more, is recorded rejected."""
+    kit, fleet, incident, _ = await _owned_and_decided(tmp_path)
+    await fleet.decide(*decision(kit, incident, "wipe", secret=b"wrong"))
+    [rejected] = kit.entries("approval.rejected")
+    assert "signature" in str(rejected["reason"])
+
+
+async def test_a_decision_for_an_incident_owned_elsewhere_is_held_not_recorded(tmp_path):
+    """A member not owning the incident holds the decision and records nothing."""
+    kit, fleet, incident, _ = await _owned_and_decided(tmp_path)
+    fleet.partitions.of.clear()
+    await fleet.decide(*decision(kit, incident, "wipe", "deny"))
+    assert kit.entries("approval.rejected") == []
+    assert list(fleet._held) == [(incident, "wipe")]
+
+
+async def test_a_member_reading_every_decision_knows_which_it_reads_again():
+    """Records before the end offsets taken at the start are read again; later ones, and other partitions, are not."""
+    ingest = ApprovalIngest("127.0.0.1:9", "approvals", None, manual_assignment=True)
+    assert ingest.reads_all
+    ingest._ends = {TopicPartition("approvals", 0): 5}
+
+    def record(partition: int, offset: int) -> RawRecord:
+        return RawRecord(topic="approvals", partition=partition, offset=offset, value=b"{}")
+
+    assert ingest.replayed(record(0, 4))
+    assert not ingest.replayed(record(0, 5))
+    assert not ingest.replayed(record(1, 0))
+    grouped = ApprovalIngest("127.0.0.1:9", "approvals", "g.approvals")
+    assert not grouped.reads_all
+    for each in (ingest, grouped):
+        await each.consumer.stop()
