@@ -140,3 +140,27 @@ async def test_manual_assignment_owns_every_partition_and_acts(kafka_bootstrap, 
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
         await wait_for(lambda: bool(service.engine.state.results()))
     assert await _status(aws, "ml-training", key) == "Inactive"
+
+
+async def test_a_manual_assignment_that_fails_fails_the_start(kafka_bootstrap, aws, topics, unique, tmp_path,
+                                                             runbooks_dir):
+    """A manual assignment runs its callback inside the consumer's start: when it fails, the service never says it
+    is ready and `run` raises why (aiokafka would only have logged it)."""
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+                             kafka_manual_assignment=True, approvals_topic=topics["deadletter"])
+    service = Service(settings)
+    readied: list[bool] = []
+
+    def broken(partitions: object) -> None:
+        raise RuntimeError("the partitions' state is not rebuilt")
+
+    service.ingest.release = broken  # type: ignore[method-assign]
+    service.ready.set = lambda: readied.append(True)  # type: ignore[method-assign]
+    failed: list[str] = []
+    try:
+        await asyncio.wait_for(service.run(), 60)
+    except* RuntimeError as group:  # raised out of the shippers' task group
+        failed = [str(e) for e in group.exceptions]
+    assert failed == ["the partitions' state is not rebuilt"]
+    assert readied == []
+    assert service.unready() is not None
