@@ -1,37 +1,20 @@
-"""Settings: `RESPONDER_*` environment variables, then an optional YAML file (`RESPONDER_CONFIG`)."""
+"""Settings: `RESPONDER_*` environment variables, then an optional YAML file (`RESPONDER_CONFIG`).
+
+Where the values are read from is `responder.settings_errors.sources`; the models of nested settings are in
+`responder.kafka_config` (`kafka_security`) and `responder.intake_config` (`intake_sources`).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from responder.intake_config import IntakeSource
 from responder.kafka_config import KafkaSecurity
-from responder.settings_errors import EnvSource, SettingsInvalid, describe
-
-IntakeAuth = Literal["standard-webhooks", "bearer", "url-token", "open"]
-
-
-class IntakeSource(BaseModel):
-    """One SIEM posting to `POST /v1/events/{source}`: how it authenticates and how fast it may post."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    auth: IntakeAuth = Field(description="standard-webhooks (HMAC), bearer, url-token (Splunk) or open")
-    keys: dict[str, SecretStr] = Field(default_factory=dict,
-                                       description="key id → secret; several at once while rotating")
-    format: str | None = Field(default=None, description="decoder format or family; unset = by shape")
-    topic: str | None = Field(default=None, description="topic to produce to; unset = intake_topic")
-    rate_per_s: float = Field(default=50.0, gt=0, description="sustained requests per second")
-    burst: int = Field(default=100, ge=1, description="requests allowed at once above the rate")
+from responder.settings_errors import SettingsInvalid, describe, sources
 
 
 class Settings(BaseSettings):
@@ -238,14 +221,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Init kwargs win, then env (lists may be comma-separated), then the YAML file named by RESPONDER_CONFIG."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, EnvSource(settings_cls)]
-        config = os.environ.get("RESPONDER_CONFIG")
-        if config:
-            if not Path(config).is_file():
-                raise SettingsInvalid([f"RESPONDER_CONFIG={config!r}: no such file "
-                                       "(example: RESPONDER_CONFIG=/etc/responder/responder.yaml)"])
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
-        return tuple(sources)
+        return sources(settings_cls, init_settings)
 
     def notify_secrets(self) -> dict[str, bytes]:
         """The notify signing secrets as bytes, by key id."""

@@ -1,6 +1,7 @@
 """Settings problems as one line each: which variable, what is wrong with its value, and an example.
 
-Also the environment source that accepts `a,b` where a list is expected (`RESPONDER_TOPICS=security.alerts`).
+Also where settings are read from (`sources`): the environment source that accepts `a,b` where a list is
+expected (`RESPONDER_TOPICS=security.alerts`), then the YAML file named by RESPONDER_CONFIG, which must exist.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import EnvSettingsSource
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, YamlConfigSettingsSource
 
 from responder.errors import ConfigError
 
@@ -150,3 +151,16 @@ class EnvSource(EnvSettingsSource):
                 return [part.strip() for part in value.split(",") if part.strip()]
             kind = "a JSON object" if _origin(field.annotation) is dict else "valid JSON"
             raise SettingsInvalid([problem(field_name, field, value, f"not {kind}")]) from None
+
+
+def sources(settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+    """Init kwargs win, then env (lists may be comma-separated), then the YAML file named by RESPONDER_CONFIG."""
+    found: list[PydanticBaseSettingsSource] = [init_settings, EnvSource(settings_cls)]
+    config = os.environ.get("RESPONDER_CONFIG")
+    if config:
+        if not Path(config).is_file():
+            raise SettingsInvalid([f"RESPONDER_CONFIG={config!r}: no such file "
+                                   "(example: RESPONDER_CONFIG=/etc/responder/responder.yaml)"])
+        found.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
+    return tuple(found)

@@ -16,7 +16,7 @@ from responder.engine import Engine
 from responder.engine.approvals import MemoryPublisher
 from responder.engine.guards import GuardPolicy, Guards
 from responder.fleet import FleetState
-from responder.ingest.flow import Gate
+from responder.ingest.gate import Gate
 from responder.models import RawRecord
 from responder.models.approval import ApprovalDecision
 from responder.pipeline import Pipeline

@@ -8,21 +8,15 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from responder.cli.options import JsonOpt, incident_ids, resolve_incident
+from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
+from responder.cli.timeline_files import merged, parsable, resolve, verify_file, writers
 from responder.errors import ChainBroken, ConfigError, TimelineError
-from responder.models.timeline import TimelineEntry
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
-from responder.timeline.checkpoint import Checker, generate_keypair, key_id, load_public_key
+from responder.timeline.checkpoint import generate_keypair, key_id, load_public_key
 from responder.timeline.evidence import evidence_pack, incident_entries, render_markdown
-from responder.timeline.verify import (
-    Verification,
-    compare_with_copy,
-    split_lines,
-    verify_anchor_entry,
-    verify_lines,
-)
+from responder.timeline.verify import verify_anchor_entry
 
 app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_args_is_help=True)
 
@@ -39,54 +33,6 @@ AnchorOpt = Annotated[list[Path] | None, typer.Option(
 
 def _settings() -> Settings:
     return Settings()
-
-
-def writers(paths: list[Path]) -> list[Path]:
-    """The timeline files named, a directory standing for its *.jsonl files."""
-    out: list[Path] = []
-    for path in paths:
-        out.extend(sorted(path.glob("*.jsonl")) if path.is_dir() else [path])
-    return out
-
-
-def merged(paths: list[Path]) -> list[TimelineEntry]:
-    """Every writer's entries, in time order (ties: writer, then seq); one file keeps its own order."""
-    files = writers(paths)
-    entries = [e for path in files for e in parse_lines(path.read_bytes().splitlines())]
-    if len(files) > 1:
-        entries.sort(key=lambda e: (e.at, e.writer, e.seq))
-    return entries
-
-
-def _resolve(files: list[Path], incident: str) -> str:
-    """An incident id or unique prefix, looked up in one writer's file or across several."""
-    if len(files) == 1:
-        return resolve_incident(files[0], incident)
-    ids = {i for path in files for i in incident_ids(path)}
-    matches = sorted(i for i in ids if i.startswith(incident))
-    return matches[0] if incident not in ids and len(matches) == 1 else incident
-
-
-def verify_file(path: Path, public_key: str | None, archive: str | None, anchors: list[Path]) -> Verification:
-    """Chain, signatures, anchors, then the archive; ChainBroken names the first bad entry."""
-    from responder.actuators.aws.archive import S3Archive
-    from responder.timeline.archive import read_archive
-
-    checker = Checker.from_setting(public_key)
-    cadence = _settings().timeline_checkpoint_every
-    lines = split_lines(path.read_bytes())
-    held = dict(verify_anchor_entry(a.read_bytes().strip(), checker) for a in anchors)
-    archived: int | None = None
-    if archive:
-        store = S3Archive.from_settings(_settings().model_copy(update={"timeline_archive": archive}))
-        if store is None:
-            raise ConfigError(f"--archive {archive}: not an s3://bucket/prefix/ URL")
-        copy = read_archive(store)
-        verify_lines(copy, checker, cadence=cadence)  # the archive must itself be a valid, signed chain
-        archived = compare_with_copy(lines, copy)
-    result = verify_lines(lines, checker, held, cadence, strict=True)
-    result.archived_entries = archived
-    return result
 
 
 @app.command()
@@ -147,7 +93,7 @@ def show(
     """Render the timeline (or one incident's part of it), every writer's entries merged in time order."""
     entries = merged(paths)
     if incident is not None:
-        incident = _resolve(writers(paths), incident)
+        incident = resolve(writers(paths), incident)
         entries = incident_entries(entries, incident)
     if json:
         emit_json({"path": ", ".join(map(str, paths)), "incident": incident,
@@ -173,7 +119,7 @@ def export(
         raise typer.Exit(EXIT_USAGE)
     settings = _settings()
     files = writers(paths)
-    incident = _resolve(files, incident)
+    incident = resolve(files, incident)
     checks: list[dict[str, Any]] = []
     for path in files:
         try:
@@ -190,7 +136,7 @@ def export(
                                         for c in checks if not c["ok"]), {})}
     entries = merged(files) if verification["ok"] else []
     if not entries:  # a broken file may not even parse: fall back to the lines that do
-        entries = [e for path in files for e in _parsable(path)]
+        entries = [e for path in files for e in parsable(path)]
     pack = evidence_pack(entries, incident, verification)
     if not pack["entries"]:
         err_console.print(f"[red]✗ no entries for incident {incident}")
@@ -203,16 +149,6 @@ def export(
         err_console.print(f"evidence pack for {incident} written to {out}")
     if not verification["ok"]:
         raise typer.Exit(EXIT_FAILED)
-
-
-def _parsable(path: Path) -> list[TimelineEntry]:
-    good: list[TimelineEntry] = []
-    for line in path.read_bytes().splitlines():
-        try:
-            good.extend(parse_lines([line]))
-        except ChainBroken:
-            continue
-    return good
 
 
 def _kind(line: bytes) -> str | None:

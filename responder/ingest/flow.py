@@ -15,15 +15,14 @@ are slow) stops counting against that share, so the other partitions keep flowin
 The service (see docs/configuration.md, `RESPONDER_MAX_IN_FLIGHT`) polls, calls `Flow.submit(batch)` and polls
 again; each lane calls the handler with one partition's chunk, which acts and marks that partition's offsets for
 the next coalesced commit (or, with an interval of 0 or in transactions mode, makes the timeline durable and
-commits them itself). The handlers run under `Gate.shared()`; rebalances, evictions and approvals
-take the gate exclusively, so they still see no chunk half-handled.
+commits them itself). The handlers run under `Gate.shared()` (responder/ingest/gate.py); rebalances, evictions
+and approvals take the gate exclusively, so they still see no chunk half-handled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,47 +48,6 @@ class Pausable(Protocol):
     def pause(self, partitions: Sequence[Any]) -> None: ...
 
     def resume(self, partitions: Sequence[Any]) -> None: ...
-
-
-class Gate:
-    """A write-preferring readers/writer lock: `async with gate` is exclusive, `async with gate.shared()` lets
-    lanes of different partitions handle their chunks at once. A waiting exclusive holder blocks new shared ones."""
-
-    def __init__(self) -> None:
-        self._cond = asyncio.Condition()
-        self._readers = 0
-        self._writer = False
-        self._writers_waiting = 0
-
-    async def __aenter__(self) -> None:
-        async with self._cond:
-            self._writers_waiting += 1
-            try:
-                await self._cond.wait_for(lambda: not self._writer and self._readers == 0)
-            except BaseException:  # cancelled while waiting: lanes that waited behind this writer may go in now
-                self._writers_waiting -= 1
-                self._cond.notify_all()
-                raise
-            self._writers_waiting -= 1
-            self._writer = True
-
-    async def __aexit__(self, *exc: object) -> None:
-        async with self._cond:
-            self._writer = False
-            self._cond.notify_all()
-
-    @contextlib.asynccontextmanager
-    async def shared(self) -> AsyncIterator[None]:
-        """Held by any number of lanes at once, never together with the exclusive holder."""
-        async with self._cond:
-            await self._cond.wait_for(lambda: not self._writer and self._writers_waiting == 0)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            async with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from responder.errors import ConfigError
 from responder.intake.problems import Problem
-from responder.settings import IntakeSource
+from responder.intake_config import IntakeSource
 
 TOLERANCE_S = 300
 

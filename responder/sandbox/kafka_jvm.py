@@ -4,87 +4,33 @@ The jars come from `kafka_jars.ensure_jars()` (Maven, cached once per machine).
 `KafkaCluster(nodes=1|3)` formats storage and starts each node (broker + controller) on free
 127.0.0.1 ports, waits until every node is serving, and stops them (SIGTERM, then SIGKILL).
 No Kafka client library is used here: readiness is read from the broker's own log.
+A node's configuration (`server.properties`, listeners, the cluster id) is built in `kafka_node`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import shutil
 import subprocess  # nosec B404 # starts java/mvn with a fixed argv, never a shell
 import tempfile
 import time
-import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 import structlog
 
 from responder.errors import SandboxError
 from responder.sandbox.broker import _die_with_parent, free_port
 from responder.sandbox.kafka_jars import KAFKA_VERSION, ensure_jars, java_binary
+from responder.sandbox.kafka_node import LOG4J, KafkaNode, Listener, cluster_id, server_properties
 
 log = structlog.get_logger(__name__)
 
 JAVA_OPTS = ("-Xms64m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData",
              "-Djava.awt.headless=true")
 READY_LINE = "Kafka Server started"
-LOG4J = """log4j.rootLogger=INFO, out
-log4j.appender.out=org.apache.log4j.ConsoleAppender
-log4j.appender.out.layout=org.apache.log4j.PatternLayout
-log4j.appender.out.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.state.change.logger=WARN
-log4j.logger.kafka.log=WARN
-log4j.logger.org.apache.kafka.storage=WARN
-log4j.logger.kafka.coordinator=WARN
-log4j.logger.org.apache.kafka.coordinator=WARN
-log4j.logger.org.apache.kafka.raft=WARN
-log4j.logger.org.apache.kafka.controller=WARN
-log4j.logger.kafka.server.metadata=WARN
-log4j.logger.org.apache.kafka.image=WARN
-"""
-
-
-def cluster_id() -> str:
-    """A Kafka Uuid string (22 url-safe base64 characters, not starting with '-')."""
-    while True:
-        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not text.startswith("-"):
-            return text
-
-
-@dataclass
-class Listener:
-    """An extra client listener: its name, security protocol and `listener.name.<name>.*` settings."""
-
-    name: str
-    protocol: str
-    config: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class KafkaNode:
-    """One JVM: a broker and a controller (combined mode) with its own ports and log dir."""
-
-    node_id: int
-    workdir: Path
-    ports: dict[str, int]
-    proc: subprocess.Popen[bytes] | None = None
-    log_file: IO[bytes] | None = None
-    log_from: int = 0  # where the current run's output starts in the log
-
-    @property
-    def log_path(self) -> Path:
-        """The node's stdout/stderr (its log4j output)."""
-        return self.workdir / "server.log"
-
-    def alive(self) -> bool:
-        """Whether the JVM is running."""
-        return self.proc is not None and self.proc.poll() is None
 
 
 class KafkaCluster:
@@ -117,45 +63,7 @@ class KafkaCluster:
             ",".join(f"127.0.0.1:{n.ports[listener]}" for n in self.nodes)
 
     def _properties(self, node: KafkaNode) -> str:
-        replicas = min(3, self.size)
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.ports['CONTROLLER']}" for n in self.nodes)
-        protocols = {"PLAINTEXT": "PLAINTEXT", "CONTROLLER": "PLAINTEXT"} | {x.name: x.protocol for x in self.listeners}
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": str(node.node_id),
-            "controller.quorum.voters": voters,
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in node.ports.items()),
-            "advertised.listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in node.ports.items()
-                                             if n != "CONTROLLER"),
-            "listener.security.protocol.map": ",".join(f"{n}:{p}" for n, p in protocols.items()),
-            "log.dirs": str(node.workdir / "data"),
-            "num.partitions": "3",
-            "default.replication.factor": str(replicas),
-            "min.insync.replicas": str(max(1, replicas - 1)),
-            "offsets.topic.replication.factor": str(replicas),
-            "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": str(replicas),
-            "transaction.state.log.min.isr": str(max(1, replicas - 1)),
-            "transaction.state.log.num.partitions": "5",
-            "group.initial.rebalance.delay.ms": "0",
-            "group.min.session.timeout.ms": "500",
-            "auto.create.topics.enable": "true",
-            "delete.topic.enable": "true",
-            "num.network.threads": "2",
-            "num.io.threads": "2",
-            "background.threads": "2",
-            "num.recovery.threads.per.data.dir": "1",
-            "log.cleaner.threads": "1",
-            "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
-            "controlled.shutdown.enable": "true",
-            "unclean.leader.election.enable": "false",
-        }
-        for lst in self.listeners:
-            props |= {f"listener.name.{lst.name.lower()}.{k}": v for k, v in lst.config.items()}
-        props |= self.config
-        return "".join(f"{k}={v}\n" for k, v in props.items())
+        return server_properties(node, self.nodes, self.listeners, self.config)
 
     def _java(self, lib: Path, main: str, *args: str) -> list[str]:
         java = java_binary()

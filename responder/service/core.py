@@ -29,7 +29,8 @@ from responder.fleet import FleetState
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.changelog import Changelog
 from responder.ingest.commits import OffsetCommits
-from responder.ingest.flow import Flow, Gate
+from responder.ingest.flow import Flow
+from responder.ingest.gate import Gate
 from responder.ingest.kafka import KafkaIngest
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import kafka_client_options

@@ -15,7 +15,8 @@ from responder.engine.operator import Operator
 from responder.fleet import FleetState
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.commits import OffsetCommits
-from responder.ingest.flow import Flow, Gate
+from responder.ingest.flow import Flow
+from responder.ingest.gate import Gate
 from responder.ingest.kafka import KafkaIngest
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import KafkaOptions

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from responder.ingest.flow import Flow, Gate
+from responder.ingest.flow import Flow
+from responder.ingest.gate import Gate
 from responder.models.event import RawRecord
 
 

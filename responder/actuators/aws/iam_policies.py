@@ -1,4 +1,7 @@
-"""IAM deny policies on a user or role: revoke its sessions, quarantine it, and put back what was there."""
+"""IAM deny policies on a user or role: revoke its sessions, quarantine it, and put back what was there.
+
+The inline-policy calls they make (and the deny-all document) are in `responder.actuators.aws.iam_inline`.
+"""
 
 from __future__ import annotations
 
@@ -6,69 +9,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-import orjson
 from pydantic import AwareDatetime, Field, JsonValue
 
 from responder.actuators.aws.iam import IAM_NAME
+from responder.actuators.aws.iam_inline import delete_inline, deny_document, get_inline, put_inline, require_principal
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
-from responder.errors import PermanentActuationError
 
 PrincipalType = Literal["user", "role"]
 REVOKE_POLICY = "responder-revoke-older-sessions"
 QUARANTINE_POLICY = "responder-quarantine"
 RESPONDER_POLICY = r"^responder-[\w+=,.@-]{1,100}$"
-_OPS = {"user": ("UserName", "user"), "role": ("RoleName", "role")}
-
-
-async def get_inline(ctx: ActuationContext, kind: str, principal: str, policy: str) -> dict[str, Any] | None:
-    """The inline policy document, or None when the principal has no policy of that name."""
-    arg, noun = _OPS[kind]
-    try:
-        got = await ctx.aws.call("iam", f"get_{noun}_policy", **{arg: principal}, PolicyName=policy)
-    except PermanentActuationError as exc:
-        if exc.code == "NoSuchEntity":
-            return None
-        raise
-    doc = got["PolicyDocument"]
-    parsed: dict[str, Any] = orjson.loads(doc) if isinstance(doc, str) else dict(doc)
-    return parsed
-
-
-async def require_principal(ctx: ActuationContext, kind: str, principal: str) -> None:
-    """PermanentActuationError when the user or role does not exist (GetUserPolicy's NoSuchEntity cannot tell)."""
-    arg, noun = _OPS[kind]
-    try:
-        await ctx.aws.call("iam", f"get_{noun}", **{arg: principal})
-    except PermanentActuationError as exc:
-        if exc.code == "NoSuchEntity":
-            raise PermanentActuationError(f"no such IAM {noun} {principal!r}", code=exc.code) from exc
-        raise
-
-
-async def put_inline(ctx: ActuationContext, kind: str, principal: str, policy: str, doc: dict[str, Any]) -> None:
-    """Create or replace the inline policy."""
-    arg, noun = _OPS[kind]
-    await ctx.aws.call("iam", f"put_{noun}_policy", **{arg: principal}, PolicyName=policy,
-                       PolicyDocument=orjson.dumps(doc).decode())
-
-
-async def delete_inline(ctx: ActuationContext, kind: str, principal: str, policy: str) -> None:
-    """Remove the inline policy (absent is fine)."""
-    arg, noun = _OPS[kind]
-    try:
-        await ctx.aws.call("iam", f"delete_{noun}_policy", **{arg: principal}, PolicyName=policy)
-    except PermanentActuationError as exc:
-        if exc.code != "NoSuchEntity":
-            raise
-
-
-def deny_document(sid: str, condition: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A one-statement policy denying every action on every resource (optionally under a condition)."""
-    statement: dict[str, Any] = {"Sid": sid, "Effect": "Deny", "Action": "*", "Resource": "*"}
-    if condition:
-        statement["Condition"] = condition
-    return {"Version": "2012-10-17", "Statement": [statement]}
 
 
 class PrincipalParams(Params):

@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, JsonValue, StringConstraints
 
 from responder.actuators.aws.iam import IAM_NAME
-from responder.actuators.aws.iam_policies import delete_inline, get_inline, put_inline
+from responder.actuators.aws.iam_inline import delete_inline, get_inline, put_inline
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
 

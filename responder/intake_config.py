@@ -1,0 +1,28 @@
+"""How each SIEM posting to the intake authenticates and how fast it may post: the `intake_sources` settings.
+
+Environment: `RESPONDER_INTAKE_SOURCES='{"splunk": {"auth": "url-token", "keys": {"k1": "…"}}}'` (source → its
+settings, as JSON), or an `intake_sources:` mapping in the YAML file. `responder.intake.auth` checks requests
+against them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+IntakeAuth = Literal["standard-webhooks", "bearer", "url-token", "open"]
+
+
+class IntakeSource(BaseModel):
+    """One SIEM posting to `POST /v1/events/{source}`: how it authenticates and how fast it may post."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auth: IntakeAuth = Field(description="standard-webhooks (HMAC), bearer, url-token (Splunk) or open")
+    keys: dict[str, SecretStr] = Field(default_factory=dict,
+                                       description="key id → secret; several at once while rotating")
+    format: str | None = Field(default=None, description="decoder format or family; unset = by shape")
+    topic: str | None = Field(default=None, description="topic to produce to; unset = intake_topic")
+    rate_per_s: float = Field(default=50.0, gt=0, description="sustained requests per second")
+    burst: int = Field(default=100, ge=1, description="requests allowed at once above the rate")
