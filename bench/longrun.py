@@ -41,7 +41,8 @@ from responder import log
 from responder.actuators.base import ActuationContext, ActuationResult
 from responder.actuators.registry import Registry
 from responder.engine.executor import Engine
-from responder.engine.state import EngineSnapshot, EngineState
+from responder.engine.snapshot import EngineSnapshot
+from responder.engine.state import EngineState
 from responder.models.event import Event
 from responder.normalise import normalise
 from responder.rules.matcher import Match

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from responder.engine.executor import Engine
 from responder.engine.partitions import Partitions, cut, merge, release
-from responder.engine.state import EngineSnapshot
+from responder.engine.snapshot import EngineSnapshot
 from responder.errors import BrokerUnreachable, ChangelogError
 from responder.ingest.changelog import Changelog
 from responder.models.approval import ApprovalDecision

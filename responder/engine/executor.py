@@ -7,7 +7,6 @@ escalation step is `EscalationRelease`'s, in responder/engine/escalation.py.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -30,6 +29,7 @@ from responder.engine.recovery import replay
 from responder.engine.state import EngineState
 from responder.engine.steps import Outcome
 from responder.engine.templating import render
+from responder.engine.turns import Turns
 from responder.log import context_vars
 from responder.models.approval import REQUESTS_TOPIC
 from responder.models.event import Event
@@ -45,31 +45,6 @@ _INCIDENT, _RUNBOOK, _EVENT_ID = context_vars("incident", "runbook", "event_id")
 
 
 MAX_CLOCK_SKEW = 300.0  # seconds an event's own time may run ahead of ours
-
-
-class _Turns:
-    """One at a time in an incident group (or an incident): how many runs hold or wait for it, dropped at none.
-
-    The first run goes at once and makes no lock. A lock is made only when a second run arrives while the first
-    holds the turn: it takes the lock for the holder (free, so no wait), then waits on it, and so does every later
-    run while the lock exists; each run releases the lock at its end if one exists by then. So runs wait in arrival
-    order on one `asyncio.Lock`, as before, and an uncontended run costs no lock, acquire or release.
-    """
-
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock: asyncio.Lock | None = None
-        self.users = 0
-
-    async def wait(self) -> None:
-        """Wait for the turn (only called while another run holds or waits for it)."""
-        lock = self.lock
-        if lock is None:
-            lock = self.lock = asyncio.Lock()
-            await lock.acquire()  # for the run holding the turn: a new lock is free, no wait
-        await lock.acquire()
-
 
 
 class Engine(EscalationRelease):
@@ -97,8 +72,8 @@ class Engine(EscalationRelease):
                                    requests_topic=requests_topic, clock=clock, runbook=self.runbooks.get,
                                    resume=self._resume, escalate=self._resume_escalation)
         self.actions = 0
-        self._locks: dict[str, _Turns] = {}
-        self._group_locks: dict[tuple[str, str], _Turns] = {}
+        self._locks: dict[str, Turns] = {}
+        self._group_locks: dict[tuple[str, str], Turns] = {}
 
     def use_runbooks(self, runbooks: Iterable[Runbook]) -> None:
         """The runbooks parked approvals resume with (looked up by id, checked by version)."""
@@ -117,14 +92,14 @@ class Engine(EscalationRelease):
         """Open, join or (in cooldown) suppress the incident, then run the runbook's steps in order.
 
         The incident is serialised against concurrent events of the same group (the group's turn, held while
-        its steps run; a lock only while another event of the group waits, see `_Turns`).
+        its steps run; a lock only while another event of the group waits, see `Turns`).
         """
         rb, event = match.runbook, match.event
         group_key = str(render(rb.group_by, {"event": event.view()}))
         key = (rb.id, group_key)
         held = self._group_locks.get(key)  # not setdefault: that builds one for every event
         if held is None:
-            held = self._group_locks[key] = _Turns()
+            held = self._group_locks[key] = Turns()
         held.users += 1
         try:
             if held.users > 1:
@@ -201,7 +176,7 @@ class Engine(EscalationRelease):
         """
         turns = self._locks.get(incident.id)  # one run at a time per incident (a resumed approval, a new event)
         if turns is None:
-            turns = self._locks[incident.id] = _Turns()
+            turns = self._locks[incident.id] = Turns()
         turns.users += 1
         try:
             if turns.users > 1:
@@ -246,7 +221,7 @@ class Engine(EscalationRelease):
                 turns.lock.release()
             self._leave(incident.id, turns)
 
-    def _leave(self, incident_id: str, turns: _Turns) -> None:
+    def _leave(self, incident_id: str, turns: Turns) -> None:
         """One run fewer holds or waits for the incident's turn; forgotten at none."""
         turns.users -= 1
         if turns.users == 0:

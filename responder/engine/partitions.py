@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from responder.engine.guards import QuotaRun
-from responder.engine.state import EngineSnapshot, EngineState
+from responder.engine.snapshot import EngineSnapshot
+from responder.engine.state import EngineState
 from responder.models.timeline import EntryKind, TimelineEntry
 
 _NAMING = (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED, EntryKind.INCIDENT_SUPPRESSED)

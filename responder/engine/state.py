@@ -2,8 +2,8 @@
 
 The state changes only through this API. `apply(entry)` folds one timeline entry into it (that is how
 `recovery` rebuilds it); the executor and the decisions module call the same methods the replay uses.
-`snapshot()` is a pydantic value that can be written elsewhere and `restore()`d, and `evict()` drops
-incidents closed for longer than their runbook's window plus cooldown, with their step results.
+`snapshot()` is a pydantic value (responder/engine/snapshot.py) that can be written elsewhere and `restore()`d,
+and `evict()` drops incidents closed for longer than their runbook's window plus cooldown, with their step results.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import JsonValue
 
 from responder.engine.approvals import Parked
-from responder.engine.guards import QuotaCharge, QuotaRun, QuotaWindows
-from responder.engine.incidents import Incident, IncidentBook
-from responder.models.event import builder
+from responder.engine.guards import QuotaWindows
+from responder.engine.incidents import IncidentBook
+from responder.engine.snapshot import DoneStep, EngineSnapshot, InFlight, done_record, inflight_record
 from responder.models.step import StepIntent, StepResult
 from responder.models.timeline import EntryKind, TimelineEntry
 
@@ -26,48 +26,6 @@ MAX_CLOSED = 100_000
 """Group keys of evicted incidents remembered (with the time of their last event), newest kept."""
 CLOSED_HORIZON = 6 * 3600.0
 """Seconds (engine clock) an evicted group key is remembered: Kafka redelivers only uncommitted, recent records."""
-
-
-class DoneStep(BaseModel):
-    """A step key's result and the incident it belongs to."""
-
-    model_config = ConfigDict(frozen=True)
-
-    incident: str | None
-    result: StepResult
-    params: dict[str, JsonValue] | None = None
-    """The params of the intent the result resolved (what `verify` re-checks on a new event)."""
-
-
-class InFlight(BaseModel):
-    """A step key's intent, written without a result yet, and the incident it belongs to."""
-
-    model_config = ConfigDict(frozen=True)
-
-    incident: str | None
-    intent: StepIntent
-
-
-_done_step = builder(DoneStep)  # values of the checked types already: no validation walk over the params per step,
-_in_flight = builder(InFlight)  # and one fields-set shared by every record (the state keeps one per step key)
-
-
-class EngineSnapshot(BaseModel):
-    """Everything the engine remembers, as one serialisable value."""
-
-    incidents: list[Incident] = []
-    done: dict[str, DoneStep] = {}
-    inflight: dict[str, InFlight] = {}
-    parked: list[Parked] = []
-    quotas: list[QuotaRun] = []
-    closed: list[tuple[str, str, float, float]] = []
-    """(runbook, group key, last event time, evicted at) of evicted incidents: an older redelivery must not
-    reopen them."""
-    charges: list[QuotaCharge] = []
-    """Counted runs still waiting for their result (refunded if it is a permanent failure)."""
-    granted: list[Parked] = []
-    """Steps released to run (approved, or `on_timeout: approve`) that have no result yet: a crash inside one
-    leaves its intent open, and `Decisions.resolve_granted` resolves it once the service is back."""
 
 
 class EngineState:
@@ -138,7 +96,7 @@ class EngineState:
     def intend(self, intent: StepIntent, incident: str | None, at: float) -> None:
         """An intent was written at `at`: the step is in flight and counts against quotas."""
         if intent.key:
-            self._inflight[intent.key] = _in_flight({"incident": incident, "intent": intent})
+            self._inflight[intent.key] = inflight_record({"incident": incident, "intent": intent})
         runbook = intent.runbook or self._runbook_of(incident)
         self.windows.record(runbook, intent.actuator, at, intent.key)
 
@@ -152,7 +110,7 @@ class EngineState:
         self.windows.settle(result.key, result)
         pending = self._inflight.pop(result.key, None)
         params = pending.intent.params if pending is not None else None
-        self._done[result.key] = _done_step({"incident": incident, "result": result, "params": params})
+        self._done[result.key] = done_record({"incident": incident, "result": result, "params": params})
         if incident:
             self._parked.pop((incident, result.step), None)
             self._granted.pop((incident, result.step), None)

@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from responder.engine.guards import QuotaRun
-from responder.engine.state import EngineSnapshot
+from responder.engine.snapshot import EngineSnapshot
 from responder.errors import ChangelogError
 from responder.ingest.clients import _start_with_retry, send_all, with_admin
 from responder.ingest.transactions import Transactions

@@ -6,7 +6,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from responder.engine.incidents import Incident
-from responder.engine.state import EngineSnapshot
+from responder.engine.snapshot import EngineSnapshot
 from responder.errors import ChangelogError
 from responder.ingest.changelog import Changelog, ensure_changelog
 

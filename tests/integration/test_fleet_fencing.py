@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from responder.engine.state import EngineSnapshot
+from responder.engine.snapshot import EngineSnapshot
 from responder.errors import ChangelogError, ReplicaFenced
 from responder.ingest.changelog import Changelog, ensure_changelog
 from responder.ingest.kafka import ensure_topics

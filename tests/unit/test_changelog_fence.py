@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from responder.engine.incidents import Incident
-from responder.engine.state import EngineSnapshot
+from responder.engine.snapshot import EngineSnapshot
 from responder.ingest import changelog as changelog_module
 from responder.ingest.changelog import Changelog
 

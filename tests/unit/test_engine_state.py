@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from responder.engine.state import EngineSnapshot, EngineState
+from responder.engine.snapshot import EngineSnapshot
+from responder.engine.state import EngineState
 from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.service import Service
 from responder.settings import Settings

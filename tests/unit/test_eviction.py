@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from responder.engine.partitions import Partitions, cut, merge, release
-from responder.engine.state import CLOSED_HORIZON, MAX_CLOSED, EngineSnapshot, EngineState
+from responder.engine.snapshot import EngineSnapshot
+from responder.engine.state import CLOSED_HORIZON, MAX_CLOSED, EngineState
 from tests.kit import make_kit
 from tests.unit.test_guards import ECHO
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from responder.engine.state import EngineSnapshot
+from responder.engine.snapshot import EngineSnapshot
 from responder.errors import ChainBroken, ChangelogError, ReplicaFenced
 from responder.fleet import FleetState
 from responder.models.event import RawRecord

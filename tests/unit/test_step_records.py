@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from responder.engine.planner import LazyPlan
-from responder.engine.state import DoneStep, EngineSnapshot, EngineState, InFlight
+from responder.engine.snapshot import DoneStep, EngineSnapshot, InFlight
+from responder.engine.state import EngineState
 from responder.models.plan import Plan
 from responder.models.step import StepIntent, StepResult, StepStatus
 

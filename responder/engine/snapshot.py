@@ -1,0 +1,57 @@
+"""The engine's state as a serialisable value (`EngineSnapshot`), and the records it keeps per step key.
+
+`EngineState` (responder/engine/state.py) holds these and changes only through its methods; a fleet cuts the
+snapshot into per-incident slices (responder/engine/partitions.py) and writes them to the changelog.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from responder.engine.approvals import Parked
+from responder.engine.guards import QuotaCharge, QuotaRun
+from responder.engine.incidents import Incident
+from responder.models.event import builder
+from responder.models.step import StepIntent, StepResult
+
+
+class DoneStep(BaseModel):
+    """A step key's result and the incident it belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident: str | None
+    result: StepResult
+    params: dict[str, JsonValue] | None = None
+    """The params of the intent the result resolved (what `verify` re-checks on a new event)."""
+
+
+class InFlight(BaseModel):
+    """A step key's intent, written without a result yet, and the incident it belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident: str | None
+    intent: StepIntent
+
+
+done_record = builder(DoneStep)  # values of the checked types already: no validation walk over the params per step,
+inflight_record = builder(InFlight)  # and one fields-set shared by every record (the state keeps one per step key)
+
+
+class EngineSnapshot(BaseModel):
+    """Everything the engine remembers, as one serialisable value."""
+
+    incidents: list[Incident] = []
+    done: dict[str, DoneStep] = {}
+    inflight: dict[str, InFlight] = {}
+    parked: list[Parked] = []
+    quotas: list[QuotaRun] = []
+    closed: list[tuple[str, str, float, float]] = []
+    """(runbook, group key, last event time, evicted at) of evicted incidents: an older redelivery must not
+    reopen them."""
+    charges: list[QuotaCharge] = []
+    """Counted runs still waiting for their result (refunded if it is a permanent failure)."""
+    granted: list[Parked] = []
+    """Steps released to run (approved, or `on_timeout: approve`) that have no result yet: a crash inside one
+    leaves its intent open, and `Decisions.resolve_granted` resolves it once the service is back."""
