@@ -30,6 +30,8 @@ from responder.timeline.checkpoint import Signer
 from responder.tracing import propagation
 
 MAX_DECISION_LIFETIME = 3600.0  # seconds, when the keys do not say (`approval_decision_max_lifetime`)
+RUNBOOK_APPROVAL = "approval required by the runbook"
+"""The reason a step with `approval.required` is parked: the only one `on_timeout: approve` waives."""
 
 
 class MemoryPublisher:
@@ -64,6 +66,9 @@ class Parked:
     extra: dict[str, Any] = field(default_factory=dict)
     trace: str | None = None
     """The trace id of the alert that parked it (on the timeline as the request's `trace_id`/`event_trace_id`)."""
+    timed_out: bool = False
+    """Released by its timeout (`on_timeout: approve`), not a human: that waives the runbook's own approval only, so
+    a guard that trips when it runs (a kill switch turned on, a quota filled since it was parked) parks it again."""
 
     def body(self) -> dict[str, Any]:
         """The approval.requested timeline body (everything needed to resume after a restart)."""

@@ -9,6 +9,7 @@ intent and applies only if the desired state does not hold.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ import structlog
 
 from responder.actuators.base import Publisher
 from responder.auth import KeyRing
-from responder.engine.approvals import Parked, accept_decision, publish_request
+from responder.engine.approvals import RUNBOOK_APPROVAL, Parked, accept_decision, publish_request
 from responder.engine.guards import UNCOUNTED
 from responder.engine.incidents import Incident
 from responder.engine.state import EngineState
@@ -138,12 +139,12 @@ class Decisions:
             await publish_request(self.publisher, p, self.requests_topic, self.recorder.signer)
             log.warning("approval_escalated", step=p.step)
             return
-        waivable = all(r == "approval required by the runbook" for r in p.reasons)
+        waivable = all(r == RUNBOOK_APPROVAL for r in p.reasons)  # and its guards are checked when it runs
         # only a human may waive a kill switch, quota or max-targets trip: on_timeout approve never does
         approve = p.on_timeout == OnTimeout.APPROVE and waivable
         self.recorder.append(EntryKind.APPROVAL_EXPIRED, {**body, "approve": approve}, p.incident)
         log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
-        await self.release(p, approve=approve, why="approval timed out")
+        await self.release(replace(p, timed_out=True) if approve else p, approve=approve, why="approval timed out")
 
     async def resolve_granted(self) -> int:
         """Resume, once, each released step a crash cut short (read back from the timeline); returns how many.

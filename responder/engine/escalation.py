@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import structlog
 
-from responder.engine.approvals import Parked
+from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
 from responder.engine.guards import Trip
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan
@@ -87,7 +87,7 @@ class EscalationRelease(StepRunning):
             trips.append(Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
         reasons = [f"{t.guard}: {t.detail}" for t in trips]
         if step.approval.required:
-            reasons.append("approval required by the runbook")
+            reasons.append(RUNBOOK_APPROVAL)
         if not reasons and self.fleet_guard is not None:
             full = await self.fleet_guard.acquire(parked.actuator, str(head.key), self.clock())
             if full is not None:

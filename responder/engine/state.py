@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from pydantic import JsonValue
@@ -173,7 +174,7 @@ class EngineState:
             parked = self.unpark(incident, str(body["step"]))
             if parked is not None and (body.get("decision") == "approve" or body.get("approve") is True
                                        or kind == EntryKind.APPROVAL_WITHDRAWN):  # released: resumed once
-                self.grant(parked)
+                self.grant(replace(parked, timed_out=True) if kind == EntryKind.APPROVAL_EXPIRED else parked)
 
     # as a value
 

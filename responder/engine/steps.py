@@ -14,7 +14,7 @@ import structlog
 
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
-from responder.engine.approvals import Parked
+from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
 from responder.engine.decisions import Decisions
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards, Trip
@@ -112,7 +112,7 @@ class StepRunning:
             trips = (*trips, Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
         reasons = tuple([f"{t.guard}: {t.detail}" for t in trips]) if trips else ()
         if step.approval.required:
-            reasons = (*reasons, "approval required by the runbook")
+            reasons = (*reasons, RUNBOOK_APPROVAL)
         elif actuator.destructive:  # never waived, even if a runbook bypassed the loader
             reasons = (*reasons, f"{step.actuator} is destructive")
         if dry:
@@ -133,7 +133,9 @@ class StepRunning:
             rec.append(EntryKind.APPROVAL_REJECTED, {**head.body(), "reason": "the step's parameters changed "
                                                      "since the approval was requested"}, incident.id)
             grant = None
-        approved = grant is not None
+        human = grant is not None and not grant.timed_out
+        # a timeout's approval waives the runbook's own approval only, never a guard that trips now
+        approved = human or (grant is not None and all(r == RUNBOOK_APPROVAL for r in reasons))
         hard = tuple([t for t in trips if t.hard]) if trips else ()
         if hard or (reasons and not approved):
             for trip in trips:
@@ -141,12 +143,12 @@ class StepRunning:
                 log.warning("guard_tripped", step=step.id, guard=trip.guard, detail=trip.detail)
         if hard:
             return await self._failed(rb, incident, event, scope, plan, self._refused(head, hard, incident), escalating)
-        if not reasons and not approved and self.fleet_guard is not None:
+        if not human and (approved or not reasons) and self.fleet_guard is not None:
             full = await self.fleet_guard.acquire(step.actuator, key, self.clock())
             if full is not None:
                 rec.append(EntryKind.GUARD_TRIPPED, {**head.body(), **full.body()}, incident.id)
                 log.warning("guard_tripped", step=step.id, guard=full.guard, detail=full.detail)
-                reasons = (*reasons, f"{full.guard}: {full.detail}")
+                reasons, approved = (*reasons, f"{full.guard}: {full.detail}"), False
         if reasons and not approved:
             await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest, list(reasons))
             return Outcome.PARKED
