@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from responder.engine.approvals import decision_id
 from responder.engine.executor import Engine
 from responder.engine.partitions import Partitions, cut, merge, release
 from responder.engine.snapshot import EngineSnapshot
@@ -162,16 +163,19 @@ class FleetState:
                      replayed: bool = False) -> None:
         """Apply a decision here when its step is parked here; hold it while its incident is owned elsewhere.
 
-        One for an incident owned here whose step does not wait (decided or timed out already, never parked) is
-        refused and recorded (`approval.rejected`) as on a single replica, unless it was `replayed`: read again at a
-        start (every member reads every decision from the first), it was handled when it came.
+        One already applied to its incident (here or by its previous owner) is left alone: it was recorded then. One
+        for an incident owned here whose step does not wait (timed out already, never parked) is refused and recorded
+        (`approval.rejected`) as on a single replica, unless it was `replayed`: read again at a start (every member
+        reads every decision from the first), it was handled when it came.
         """
         try:
             decision = ApprovalDecision.model_validate_json(value)
         except ValidationError:
             await self.engine.decide(value, key_id, signature)  # refused and recorded as malformed
             return
-        if self.engine.state.parked(decision.incident, decision.step) is not None:
+        if self.engine.state.used(decision.incident, decision_id(value)):
+            log.info("approval_already_applied", incident=decision.incident, step=decision.step)  # recorded then
+        elif self.engine.state.parked(decision.incident, decision.step) is not None:
             await self.engine.decide(value, key_id, signature)
         elif decision.incident in self.partitions.of:
             if not replayed:
@@ -185,7 +189,9 @@ class FleetState:
     async def release_held(self) -> None:
         """Apply the decisions held for steps that are parked here now (their partition was just restored)."""
         for (incident, step), (value, key_id, signature) in list(self._held.items()):
-            if self.engine.state.parked(incident, step) is not None:
+            if self.engine.state.used(incident, decision_id(value)):
+                del self._held[(incident, step)]  # its previous owner applied it (and recorded it)
+            elif self.engine.state.parked(incident, step) is not None:
                 del self._held[(incident, step)]
                 await self.engine.decide(value, key_id, signature)
 

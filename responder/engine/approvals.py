@@ -14,6 +14,7 @@ a fresh deadline, and denies if that one lapses too.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,9 +67,10 @@ class Parked:
     extra: dict[str, Any] = field(default_factory=dict)
     trace: str | None = None
     """The trace id of the alert that parked it (on the timeline as the request's `trace_id`/`event_trace_id`)."""
-    timed_out: bool = False
-    """Released by its timeout (`on_timeout: approve`), not a human: that waives the runbook's own approval only, so
-    a guard that trips when it runs (a kill switch turned on, a quota filled since it was parked) parks it again."""
+    unattended: bool = False
+    """Released with no human at hand: by its timeout (`on_timeout: approve`), or resumed after a crash cut its release
+    short. That waives the runbook's own approval only, so a guard that trips when it runs (a kill switch turned on,
+    a quota filled since it was parked) parks it again, for a new decision (one decision releases a step once)."""
 
     def body(self) -> dict[str, Any]:
         """The approval.requested timeline body (everything needed to resume after a restart)."""
@@ -127,6 +129,11 @@ async def publish_request(publisher: Publisher | None, parked: Parked, topic: st
     headers = [(k, v.encode()) for k, v in propagation()] + request_headers(signer, value)
     await publisher.publish(topic, parked.incident.encode(), value, headers)
     return True
+
+
+def decision_id(value: bytes) -> str:
+    """What tells one signed decision from another (its signature covers these bytes): each releases a step once."""
+    return hashlib.sha256(value).hexdigest()[:32]
 
 
 def accept_decision(value: bytes, key_id: str | None, signature: str | None, keys: KeyRing,

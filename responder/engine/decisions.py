@@ -17,7 +17,7 @@ import structlog
 
 from responder.actuators.base import Publisher
 from responder.auth import KeyRing
-from responder.engine.approvals import RUNBOOK_APPROVAL, Parked, accept_decision, publish_request
+from responder.engine.approvals import RUNBOOK_APPROVAL, Parked, accept_decision, decision_id, publish_request
 from responder.engine.guards import UNCOUNTED
 from responder.engine.incidents import Incident
 from responder.engine.state import EngineState
@@ -93,6 +93,9 @@ class Decisions:
         now = datetime.fromtimestamp(self.clock(), UTC)
         try:
             decision, parked = accept_decision(value, key_id, signature, self.keys, self.state.parked, now)
+            if self.state.used(decision.incident, used := decision_id(value)):
+                raise ApprovalRefused("this decision was applied already: a step parked again needs a new one",
+                                      decision)
             if self._runbook(parked) is None:
                 raise ApprovalRefused(f"runbook {parked.runbook} is no longer loaded", decision)
         except ApprovalRefused as exc:
@@ -106,7 +109,8 @@ class Decisions:
         with stamped(current_stamp("trace_id") or parked.trace, parked.trace):
             self.recorder.append(EntryKind.APPROVAL_DECIDED, {
                 "step": decision.step, "decision": decision.decision, "by": decision.by, "reason": decision.reason,
-                "digest": decision.digest, "key_id": key_id}, decision.incident)
+                "digest": decision.digest, "key_id": key_id, "decision_id": used}, decision.incident)
+            self.state.use(decision.incident, used)
             log.info("approval_decided", step=decision.step, decision=decision.decision, by=decision.by)
             await self.release(parked, approve=decision.decision == "approve", why=f"denied by {decision.by}")
         return True
@@ -144,13 +148,15 @@ class Decisions:
         approve = p.on_timeout == OnTimeout.APPROVE and waivable
         self.recorder.append(EntryKind.APPROVAL_EXPIRED, {**body, "approve": approve}, p.incident)
         log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
-        await self.release(replace(p, timed_out=True) if approve else p, approve=approve, why="approval timed out")
+        await self.release(replace(p, unattended=True) if approve else p, approve=approve, why="approval timed out")
 
     async def resolve_granted(self) -> int:
         """Resume, once, each released step a crash cut short (read back from the timeline); returns how many.
 
-        It runs without a grant: the executor resolves the step's open intent (verify, then apply only if
-        needed) and never asks again; a step that has its result by then is skipped as already done.
+        The executor resolves the step's open intent (verify, then apply only if needed) and never asks again; a
+        step that has its result by then is skipped as already done. One that wrote no intent runs under its release,
+        unattended now: that waives the runbook's own approval only, so a guard that trips now (a kill switch turned
+        on meanwhile) parks it again, and the decision that released it, delivered again, is refused as used.
         """
         granted = self.state.granted()
         for p in granted:
@@ -165,8 +171,8 @@ class Decisions:
             with stamped(p.trace):  # the resumed step's entries carry the alert's trace
                 if index is None:  # a released `on_failure` step: it alone, as released (then the steps after)
                     await self.escalate(rb, incident, Event.model_validate(p.event), p, True)
-                else:
-                    await self.resume(rb, incident, Event.model_validate(p.event), index, None)
+                else:  # under its release, unattended now: a guard that trips parks it for a new decision
+                    await self.resume(rb, incident, Event.model_validate(p.event), index, replace(p, unattended=True))
         return len(granted)
 
     def uncounted(self) -> list[Parked]:

@@ -24,6 +24,8 @@ class Incident:
     times: list[datetime] = field(default_factory=list)
     touched: float = 0.0
     """When (engine clock, epoch seconds) an event last opened, joined or was suppressed by it."""
+    decisions: set[str] = field(default_factory=set)
+    """The ids (`decision_id`) of the decisions applied to its steps: a decision delivered again is refused."""
 
     def add(self, at: datetime) -> None:
         """Count one distinct event at `at` (repeats of an event id are not counted)."""

@@ -87,6 +87,11 @@ class EngineState:
         found = self._closed.get((runbook, group_key))
         return found[0] if found is not None else None
 
+    def used(self, incident: str, decision: str) -> bool:
+        """Whether this decision (`decision_id`) was applied to a step of the incident already."""
+        found = self.incidents.by_id.get(incident)
+        return found is not None and decision in found.decisions
+
     def waiting(self, incident: str, runbook: str) -> bool:
         """Whether a step of this incident's run of `runbook` (ref) waits for a human."""
         parked = self._parked
@@ -123,6 +128,12 @@ class EngineState:
         """A step waits for a decision."""
         self._granted.pop((parked.incident, parked.step), None)
         self._parked[(parked.incident, parked.step)] = parked
+
+    def use(self, incident: str, decision: str) -> None:
+        """A decision was applied to a step of the incident: it releases nothing again."""
+        found = self.incidents.by_id.get(incident)
+        if found is not None:
+            found.decisions.add(decision)
 
     def grant(self, parked: Parked) -> None:
         """A parked step was released to run: remembered until its result, so a crash inside it is resolved."""
@@ -171,10 +182,12 @@ class EngineState:
         elif kind == EntryKind.APPROVAL_ESCALATED and incident:
             self.escalate(incident, str(body["step"]), float(body["deadline"]))  # type: ignore[arg-type]
         elif kind in _UNPARK and incident:
+            if kind == EntryKind.APPROVAL_DECIDED and body.get("decision_id"):
+                self.use(incident, str(body["decision_id"]))
             parked = self.unpark(incident, str(body["step"]))
             if parked is not None and (body.get("decision") == "approve" or body.get("approve") is True
                                        or kind == EntryKind.APPROVAL_WITHDRAWN):  # released: resumed once
-                self.grant(replace(parked, timed_out=True) if kind == EntryKind.APPROVAL_EXPIRED else parked)
+                self.grant(replace(parked, unattended=True) if kind == EntryKind.APPROVAL_EXPIRED else parked)
 
     # as a value
 

@@ -133,8 +133,8 @@ class StepRunning:
             rec.append(EntryKind.APPROVAL_REJECTED, {**head.body(), "reason": "the step's parameters changed "
                                                      "since the approval was requested"}, incident.id)
             grant = None
-        human = grant is not None and not grant.timed_out
-        # a timeout's approval waives the runbook's own approval only, never a guard that trips now
+        human = grant is not None and not grant.unattended
+        # a release with no human at hand (a timeout, a crash) waives the runbook's approval only, never a guard
         approved = human or (grant is not None and all(r == RUNBOOK_APPROVAL for r in reasons))
         hard = tuple([t for t in trips if t.hard]) if trips else ()
         if hard or (reasons and not approved):

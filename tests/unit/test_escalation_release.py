@@ -88,24 +88,26 @@ async def test_an_escalation_step_cut_short_after_its_release_runs_once_after_th
     assert _acted(kit) == [("deactivate", "failed"), ("tell.deactivate", "ok")]
 
 
-async def _released_then_crashed(tmp_path: Path) -> Kit:
-    """A kit whose approved escalation step was cut short by a crash before its intent, restarted."""
+async def _released_then_crashed(tmp_path: Path) -> tuple[Kit, tuple[bytes, str, str]]:
+    """A kit whose approved escalation step was cut short by a crash before its intent; the decision."""
     kit, incident = await _escalation_parked(tmp_path)
 
     async def crash(*args: object) -> None:
         raise RuntimeError("killed")
 
     kit.engine.decisions.escalate = crash  # type: ignore[assignment]
+    approval = decision(kit, incident, "tell.deactivate")
     with pytest.raises(RuntimeError, match="killed"):
-        await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
+        await kit.engine.decide(*approval)
     await kit.engine.recorder.flush()
-    return kit
+    return kit, approval
 
 
 async def test_an_escalation_step_cut_short_is_parked_again_when_the_kill_switch_is_on_after_the_restart(tmp_path):
     """Resumed after a crash with no intent written, the released escalation goes through its guards again: a kill
-    switch turned on meanwhile parks it again for a human; approved again, it runs once."""
-    kit = await _released_then_crashed(tmp_path)
+    switch turned on meanwhile parks it again for a human. The decision that released it, delivered again, is refused
+    as used; a new one runs it once."""
+    kit, approval = await _released_then_crashed(tmp_path)
     kit.policy = dataclasses.replace(kit.policy, kill_switch=True)
     kit.start()
     await kit.engine.expire()
@@ -115,6 +117,10 @@ async def test_an_escalation_step_cut_short_is_parked_again_when_the_kill_switch
     assert any(r.startswith("kill_switch") for r in again.reasons)
     assert kit.kinds().count("approval.requested") == 2
     assert kit.engine.state.granted() == []
+    assert not await kit.engine.decide(*approval)  # redelivered: its offset was not committed before the crash
+    assert kit.echo.applied == []
+    assert kit.entries("approval.rejected")[-1]["reason"].startswith("this decision was applied already")
+    kit.clock.now += 1
     assert await kit.engine.decide(*decision(kit, again.incident, "tell.deactivate"))
     assert [p.target for p in kit.echo.applied] == ["oncall"]
     assert _acted(kit) == [("deactivate", "failed"), ("tell.deactivate", "ok")]

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from responder.engine.approvals import decision_id
+from responder.engine.snapshot import EngineSnapshot
 from responder.fleet import FleetState
 from responder.ingest.approvals import ApprovalIngest
 from responder.models.event import RawRecord
@@ -39,11 +41,42 @@ async def test_a_late_decision_on_the_owner_is_recorded_rejected(tmp_path):
 
 
 async def test_a_decision_read_again_at_a_start_is_not_recorded_twice(tmp_path):
-    """The owner reading again, at its start, a decision it already applied records nothing new."""
-    kit, fleet, _, approval = await _owned_and_decided(tmp_path)
-    await fleet.decide(*approval, replayed=True)
+    """The owner reading again, at its start, a decision it refused then records nothing new."""
+    kit, fleet, incident, _ = await _owned_and_decided(tmp_path)
+    late = decision(kit, incident, "wipe", "deny")
+    await fleet.decide(*late)
+    await fleet.decide(*late, replayed=True)
+    assert len(kit.entries("approval.rejected")) == 1
+
+
+async def test_a_decision_applied_by_the_previous_owner_is_not_recorded_by_the_new_one(tmp_path):
+    """A member that reads a decision only after the incident moved to it (its approvals consumer lagging) finds it
+    applied already, in the slice the changelog carried, and records nothing; so does the owner reading it again."""
+    kit, fleet, incident, approval = await _owned_and_decided(tmp_path)
+    await fleet.decide(*approval)
+    (tmp_path / "new-owner").mkdir()
+    other = make_kit(tmp_path / "new-owner", {"rb": WIPE % "deny"})
+    other.engine.state.restore(EngineSnapshot.model_validate_json(kit.engine.state.snapshot().model_dump_json()))
+    moved = FleetState(other.engine, changelog=None)  # type: ignore[arg-type]
+    moved.partitions.of[incident] = 0
+    await moved.decide(*approval)
     assert kit.entries("approval.rejected") == []
-    assert kit.kinds().count("approval.decided") == 1
+    assert other.entries("approval.rejected") == []
+    assert [p.target for p in kit.wipe.applied] == ["t1"]
+
+
+async def test_a_held_decision_applied_elsewhere_is_dropped_when_the_partition_comes(tmp_path):
+    """A decision held while the incident was owned elsewhere is dropped, not refused, once the restored incident
+    shows it applied."""
+    kit, fleet, incident, approval = await _owned_and_decided(tmp_path)
+    fleet.partitions.of.clear()
+    fleet.engine.state.incidents.by_id[incident].decisions.clear()
+    await fleet.decide(*approval)  # held: owned elsewhere, not known applied
+    assert list(fleet._held) == [(incident, "wipe")]
+    fleet.engine.state.use(incident, decision_id(approval[0]))  # the restored slice says it was applied
+    await fleet.release_held()
+    assert fleet._held == {}
+    assert kit.entries("approval.rejected") == []
 
 
 async def test_a_forged_decision_for_an_owned_incident_is_recorded(tmp_path):

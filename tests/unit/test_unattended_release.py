@@ -1,5 +1,6 @@
-"""`on_timeout: approve` waives a runbook's own approval only: a guard that trips when the released step runs (a kill
-switch turned on, a quota filled since it was parked, a fleet-wide quota) parks it again, as it would any step."""
+"""A release with no human at hand (`on_timeout: approve`, or a released step resumed after a crash) waives a runbook's
+own approval only: a guard that trips when the step runs (a kill switch turned on, a quota filled since it was parked,
+a fleet-wide quota) parks it again, and a decision releases a step once."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import dataclasses
 
 import pytest
 
-from responder.engine.approvals import RUNBOOK_APPROVAL
+from responder.engine.approvals import RUNBOOK_APPROVAL, decision_id
 from responder.engine.guards import GuardPolicy, Trip
+from responder.engine.snapshot import EngineSnapshot
+from responder.engine.state import EngineState
 from tests.kit import Kit, decision, make_kit
 from tests.unit.test_approvals import WIPE
 
@@ -117,6 +120,66 @@ async def test_a_timeout_release_replayed_after_a_crash_is_still_a_timeout_relea
     await kit.engine.recorder.flush()
     kit.start()
     [replayed] = kit.engine.state.granted()
-    assert live.timed_out
-    assert replayed.timed_out
+    assert live.unattended
+    assert replayed.unattended
     assert dataclasses.asdict(live) == dataclasses.asdict(replayed)
+
+
+async def _approved_then_crashed(tmp_path) -> tuple[Kit, tuple[bytes, str, str]]:
+    """A kit whose parked step a human approved, cut short by a crash before its intent; the decision."""
+    kit = await _parked(tmp_path)
+    [parked] = kit.engine.state.parked_steps()
+
+    async def crash(*args: object) -> None:
+        raise RuntimeError("killed")
+
+    kit.engine.decisions.resume = crash  # type: ignore[assignment]
+    approval = decision(kit, parked.incident, "wipe")
+    with pytest.raises(RuntimeError, match="killed"):
+        await kit.engine.decide(*approval)
+    await kit.engine.recorder.flush()
+    return kit, approval
+
+
+async def test_an_approved_step_cut_short_before_its_intent_runs_after_the_restart_without_asking_again(tmp_path):
+    """Resumed after a crash, an approved step runs under its release (the runbook's approval was given) and the
+    steps after it follow; nobody is asked again."""
+    kit, approval = await _approved_then_crashed(tmp_path)
+    kit.start()
+    await kit.engine.expire()
+    assert [p.target for p in kit.echo.applied] == ["t1", "t2"]
+    assert kit.kinds().count("approval.requested") == 1
+    assert not await kit.engine.decide(*approval)  # delivered again after the crash: nothing waits for it
+    assert [p.target for p in kit.echo.applied] == ["t1", "t2"]
+
+
+async def test_an_approved_step_cut_short_is_parked_again_by_a_kill_switch_and_its_decision_is_not_reused(tmp_path):
+    """A kill switch turned on before the restart parks the resumed step again; the decision that released it,
+    delivered again, is refused as used (it would waive the switch); a new decision runs it."""
+    kit, approval = await _approved_then_crashed(tmp_path)
+    kit.policy = GuardPolicy(kill_switch=True)
+    kit.start()
+    await kit.engine.expire()
+    assert kit.echo.applied == []
+    [again] = kit.engine.state.parked_steps()
+    assert [r.split(":")[0] for r in again.reasons] == ["kill_switch", RUNBOOK_APPROVAL]
+    assert not await kit.engine.decide(*approval)
+    assert kit.entries("approval.rejected")[-1]["reason"] == (
+        "this decision was applied already: a step parked again needs a new one")
+    assert kit.echo.applied == []
+    kit.clock.now += 1
+    assert await kit.engine.decide(*decision(kit, again.incident, "wipe"))
+    assert [p.target for p in kit.echo.applied] == ["t1"]
+
+
+async def test_a_used_decision_is_remembered_by_replay_and_carried_by_the_incident(tmp_path):
+    """Which decisions were applied is rebuilt from the timeline and travels with the incident's snapshot."""
+    kit, approval = await _approved_then_crashed(tmp_path)
+    [incident] = kit.engine.state.incidents.all()
+    live = set(incident.decisions)
+    kit.start()
+    [replayed] = kit.engine.state.incidents.all()
+    assert live == replayed.decisions == {decision_id(approval[0])}
+    restored = EngineState()
+    restored.restore(EngineSnapshot.model_validate_json(kit.engine.state.snapshot().model_dump_json()))
+    assert restored.used(replayed.id, decision_id(approval[0]))

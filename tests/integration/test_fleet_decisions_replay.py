@@ -1,0 +1,40 @@
+"""A fleet member reads every decision from the first at each start; it tells those it reads again (on the topic
+before it started) from new ones by the end offsets its approvals consumer read when it started."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka import TopicPartition
+
+from responder.ingest.changelog import ensure_changelog
+from responder.ingest.kafka import ensure_topics, publish
+from responder.models.event import RawRecord
+from responder.sandbox.fixtures import on_apache_kafka
+from responder.service import Service
+from tests.integration.harness import make_settings, running
+
+pytestmark = pytest.mark.integration
+kafka_bootstrap = on_apache_kafka()
+
+
+async def test_a_fleet_member_tells_the_decisions_it_reads_again_from_new_ones(kafka_bootstrap, aws, topics, unique,
+                                                                                tmp_path, runbooks_dir):
+    """Two records on a decisions partition before the start are read again; the offsets after them are new."""
+    approvals, changelog = f"approvals-{unique}", f"changelog-{unique}"
+    await ensure_topics(kafka_bootstrap, [approvals], partitions=2)
+    await ensure_changelog(kafka_bootstrap, changelog, 3)
+    await publish(kafka_bootstrap, approvals, [b"{}", b"{}"], key=b"same-partition")
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+                                    changelog_topic=changelog, approvals_topic=approvals))
+    async with running(service):
+        ends = service.approvals._ends
+    assert sorted(ends.values()) == [0, 2]
+    [(filled, end)] = [(tp, n) for tp, n in ends.items() if n]
+    assert filled.topic == approvals
+    assert set(ends) == {TopicPartition(approvals, 0), TopicPartition(approvals, 1)}
+
+    def at(offset: int) -> RawRecord:
+        return RawRecord(topic=approvals, partition=filled.partition, offset=offset, value=b"{}")
+
+    assert service.approvals.replayed(at(end - 1))
+    assert not service.approvals.replayed(at(end))
