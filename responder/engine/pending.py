@@ -67,7 +67,7 @@ class Requests(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     refused: int = 0
-    first_ms: dict[tuple[str, str, str], int] = {}  # when each (incident, step, digest) was first requested
+    asked_ms: dict[tuple[str, str, str], int] = {}  # when each (incident, step, digest) was last requested
     checked: bool = False  # whether the signatures were checked (a public key was given)
     plans: dict[tuple[str, str], dict[str, Published]] = {}  # every plan requested for each step, by digest,
     # in the order read: `approve` signs one only when the step has no other (a replay or a re-plan is a choice)
@@ -93,7 +93,7 @@ def request_signed(record: RawRecord, checker: Checker | None) -> bool | None:
 
 def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None) -> Requests:
     """The latest request of each parked step among the well-formed (and, with `checker`, signed) records."""
-    first_ms: dict[tuple[str, str, str], int] = {}
+    asked_ms: dict[tuple[str, str, str], int] = {}
     plans: dict[tuple[str, str], dict[str, Published]] = {}
     refused = 0
     for record in records:
@@ -121,8 +121,9 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
                                                key_id=_header(record, REQUEST_KEY_HEADER))
         stamp = _stamp(record)
         if stamp is not None:
-            first_ms.setdefault((request.incident, request.step, request.digest), stamp)
-    return Requests(refused=refused, first_ms=first_ms, checked=checker is not None, plans=plans)
+            at_plan = (request.incident, request.step, request.digest)
+            asked_ms[at_plan] = max(stamp, asked_ms.get(at_plan, stamp))
+    return Requests(refused=refused, asked_ms=asked_ms, checked=checker is not None, plans=plans)
 
 
 def _stamp(record: RawRecord) -> int | None:
@@ -165,9 +166,11 @@ def pending(read: Requests, decisions: Iterable[RawRecord], keys: ApproverKeys |
         request = latest.get((decision.incident, decision.step))
         if request is None or request.digest != decision.digest:
             continue  # another plan's decision (an older request, or nothing we list)
-        asked, stamp = read.first_ms.get((request.incident, request.step, request.digest)), _stamp(record)
+        asked, stamp = read.asked_ms.get((request.incident, request.step, request.digest)), _stamp(record)
         if asked is not None and stamp is not None and stamp < asked:
-            continue  # published before this plan was ever requested: the answer to an earlier parking
+            # published before the plan's last request: the answer to an earlier parking, or the decision a step
+            # parked again after (a crash cut its release short and a guard trips now) already used
+            continue
         judged = _judge(record, decision, request, keys, now)
         if isinstance(judged, Answer):
             answers.setdefault((decision.incident, decision.step), judged)  # the engine applies the first

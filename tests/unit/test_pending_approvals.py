@@ -93,6 +93,18 @@ def test_a_decision_from_before_the_request_answers_nothing():
                        KEYS, NOW)) == 1
 
 
+def test_a_step_parked_again_after_its_decision_is_listed_as_waiting():
+    """The same plan requested again after a decision (a crash cut its release short and a guard parked it again;
+    the engine refuses that decision as used) is listed as waiting: the earlier decision answers nothing."""
+    again = _request()
+    again = RawRecord(topic="req", value=again.value, headers=again.headers,
+                      timestamp_ms=int((NOW + timedelta(minutes=2)).timestamp() * 1000))
+    earlier = _decision(published=NOW + timedelta(minutes=1))
+    [item] = pending(latest_requests([_request(), again], CHECKER), [earlier], KEYS, NOW + timedelta(minutes=3))
+    assert item.answer is None
+    assert pending(latest_requests([_request()], CHECKER), [earlier], KEYS, NOW + timedelta(minutes=3)) == []
+
+
 def test_an_answer_that_has_expired_by_now_does_not_hide_the_request():
     """An accepted decision past its expiry by now is shown with the request, which stays listed: if the engine
     had not applied it in time, the step still waits and needs a new decision."""
