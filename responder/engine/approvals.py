@@ -67,6 +67,9 @@ class Parked:
     extra: dict[str, Any] = field(default_factory=dict)
     trace: str | None = None
     """The trace id of the alert that parked it (on the timeline as the request's `trace_id`/`event_trace_id`)."""
+    waived: bool = False
+    """Its runbook's own approval was given (a human or its timeout released it) before a guard parked it again: it
+    is not asked for again, only the guard's trip is (so a quota that can be counted again takes it up by itself)."""
     unattended: bool = False
     """Released with no human at hand: by its timeout (`on_timeout: approve`), or resumed after a crash cut its release
     short. That waives the runbook's own approval only, so a guard that trips when it runs (a kill switch turned on,
@@ -77,7 +80,8 @@ class Parked:
         return {"step": self.step, "runbook": self.runbook, "actuator": self.actuator, "target": self.target,
                 "params": self.params, "digest": self.digest, "reasons": self.reasons,
                 "approvers": self.approvers, "deadline": self.deadline, "on_timeout": self.on_timeout,
-                "expires_at": iso(self.deadline), "escalated": self.escalated, "event": self.event}
+                "expires_at": iso(self.deadline), "escalated": self.escalated, "event": self.event,
+                **({"waived": True} if self.waived else {})}
 
     @classmethod
     def from_body(cls, incident: str, body: dict[str, Any]) -> Parked:
@@ -85,7 +89,8 @@ class Parked:
         keys = ("step", "runbook", "actuator", "target", "params", "digest", "reasons", "approvers", "deadline",
                 "on_timeout", "event", "escalated")
         trace = body.get("event_trace_id") or body.get("trace_id")
-        return cls(incident=incident, **{k: body[k] for k in keys}, trace=str(trace) if trace else None)
+        return cls(incident=incident, **{k: body[k] for k in keys}, trace=str(trace) if trace else None,
+                   waived=body.get("waived") is True)
 
     def request(self) -> ApprovalRequest:
         """The message published to the requests topic."""

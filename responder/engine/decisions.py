@@ -75,12 +75,13 @@ class Decisions:
         return rb if rb is not None and rb.ref == parked.runbook else None
 
     async def park(self, rb: Runbook, step: Step, incident: Incident, event: Event, target: str,
-                   values: dict[str, Any], digest: str, reasons: list[str]) -> None:
-        """Park a step until a human decides (or its timeout): record the request, then publish it."""
+                   values: dict[str, Any], digest: str, reasons: list[str], *, waived: bool = False) -> None:
+        """Park a step until a human decides (or its timeout): record the request, then publish it. `waived`: its
+        runbook's own approval was given already (`Parked.waived`)."""
         parked = Parked(incident=incident.id, step=step.id, runbook=rb.ref, actuator=step.actuator, target=target,
                         params=values, digest=digest, reasons=reasons, approvers=list(step.approval.approvers),
                         deadline=self.clock() + step.approval.timeout, on_timeout=step.approval.on_timeout.value,
-                        event=event.model_dump(mode="json", exclude={"raw"}), trace=event_trace())
+                        event=event.model_dump(mode="json", exclude={"raw"}), trace=event_trace(), waived=waived)
         self.state.park(parked)
         self.recorder.append(EntryKind.APPROVAL_REQUESTED, parked.body(), incident.id)
         await self.recorder.flush()
@@ -143,8 +144,9 @@ class Decisions:
             await publish_request(self.publisher, p, self.requests_topic, self.recorder.signer)
             log.warning("approval_escalated", step=p.step)
             return
-        waivable = all(r == RUNBOOK_APPROVAL for r in p.reasons)  # and its guards are checked when it runs
-        # only a human may waive a kill switch, quota or max-targets trip: on_timeout approve never does
+        # only a human may waive a kill switch, quota or max-targets trip: on_timeout approve never does; a quota that
+        # could not be counted yet is no trip to waive, and the released step's guards are checked when it runs
+        waivable = all(r == RUNBOOK_APPROVAL or r.startswith(f"{UNCOUNTED}:") for r in p.reasons)
         approve = p.on_timeout == OnTimeout.APPROVE and waivable
         self.recorder.append(EntryKind.APPROVAL_EXPIRED, {**body, "approve": approve}, p.incident)
         log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
@@ -205,7 +207,9 @@ class Decisions:
                 "step": parked.step, "reason": "every quota it was asked for can be counted now: its guards are "
                                                "checked again"}, parked.incident)
             log.info("approval_withdrawn", step=parked.step)
-            await self.resume(rb, incident, Event.model_validate(parked.event), index, None)
+            # a step whose runbook's approval was given goes on under it; any other is asked for it as usual
+            await self.resume(rb, incident, Event.model_validate(parked.event), index,
+                              replace(parked, unattended=True) if parked.waived else None)
         self.state.ungrant(parked.incident, parked.step)  # the run was not cut short (done, skipped or parked again)
         await self.recorder.flush()
         return True

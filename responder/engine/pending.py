@@ -122,7 +122,8 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         stamp = _stamp(record)
         if stamp is not None:
             at_plan = (request.incident, request.step, request.digest)
-            asked_ms[at_plan] = max(stamp, asked_ms.get(at_plan, stamp))
+            if at_plan not in asked_ms or not request.escalated:  # an escalation re-publishes the same parking
+                asked_ms[at_plan] = max(stamp, asked_ms.get(at_plan, stamp))
     return Requests(refused=refused, asked_ms=asked_ms, checked=checker is not None, plans=plans)
 
 

@@ -150,7 +150,10 @@ class StepRunning:
                 log.warning("guard_tripped", step=step.id, guard=full.guard, detail=full.detail)
                 reasons, approved = (*reasons, f"{full.guard}: {full.detail}"), False
         if reasons and not approved:
-            await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest, list(reasons))
+            waived = grant is not None and grant.unattended  # its runbook's approval given: a guard is asked
+            await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest,
+                                      [r for r in reasons if r != RUNBOOK_APPROVAL] if waived else list(reasons),
+                                      waived=waived)
             return Outcome.PARKED
         return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
 

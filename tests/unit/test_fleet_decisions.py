@@ -8,6 +8,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from responder.engine.approvals import decision_id
+from responder.engine.partitions import cut, merge, release
 from responder.engine.snapshot import EngineSnapshot
 from responder.fleet import FleetState
 from responder.ingest.approvals import ApprovalIngest
@@ -69,11 +70,13 @@ async def test_a_held_decision_applied_elsewhere_is_dropped_when_the_partition_c
     """A decision held while the incident was owned elsewhere is dropped, not refused, once the restored incident
     shows it applied."""
     kit, fleet, incident, approval = await _owned_and_decided(tmp_path)
+    [applied] = cut(kit.engine.state, {incident}).values()  # the slice its owner wrote to the changelog
+    release(kit.engine.state, {incident})  # then the incident was not here
     fleet.partitions.of.clear()
-    fleet.engine.state.incidents.by_id[incident].decisions.clear()
-    await fleet.decide(*approval)  # held: owned elsewhere, not known applied
+    await fleet.decide(*approval)  # held: owned elsewhere
     assert list(fleet._held) == [(incident, "wipe")]
-    fleet.engine.state.use(incident, decision_id(approval[0]))  # the restored slice says it was applied
+    merge(kit.engine.state, [applied])  # the partition comes: its slice is restored
+    assert kit.engine.state.used(incident, decision_id(approval[0]))
     await fleet.release_held()
     assert fleet._held == {}
     assert kit.entries("approval.rejected") == []

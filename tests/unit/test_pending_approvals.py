@@ -105,6 +105,16 @@ def test_a_step_parked_again_after_its_decision_is_listed_as_waiting():
     assert pending(latest_requests([_request()], CHECKER), [earlier], KEYS, NOW + timedelta(minutes=3)) == []
 
 
+def test_a_decision_published_before_an_escalation_of_its_request_still_answers_it():
+    """An escalation re-publishes the same parking: a decision published before it (the engine had not read it yet)
+    still answers the request."""
+    escalated = _request(escalated=True, minutes=60)
+    escalated = RawRecord(topic="req", value=escalated.value, headers=escalated.headers,
+                          timestamp_ms=int((NOW + timedelta(minutes=2)).timestamp() * 1000))
+    earlier = _decision(published=NOW + timedelta(minutes=1))
+    assert pending(latest_requests([_request(), escalated], CHECKER), [earlier], KEYS, NOW + timedelta(minutes=3)) == []
+
+
 def test_an_answer_that_has_expired_by_now_does_not_hide_the_request():
     """An accepted decision past its expiry by now is shown with the request, which stays listed: if the engine
     had not applied it in time, the step still waits and needs a new decision."""

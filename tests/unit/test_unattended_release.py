@@ -58,7 +58,8 @@ async def test_a_kill_switch_turned_on_after_the_park_is_not_waived_by_the_timeo
     assert kit.echo.applied == []
     [again] = kit.engine.state.parked_steps()
     assert again.step == "wipe"
-    assert [r.split(":")[0] for r in again.reasons] == ["kill_switch", RUNBOOK_APPROVAL]
+    assert [r.split(":")[0] for r in again.reasons] == ["kill_switch"]  # the runbook's approval was given
+    assert again.waived
     assert [b["guard"] for b in kit.entries("guard.tripped")] == ["kill_switch"]
     kit.clock.now += 601
     await kit.engine.expire()
@@ -93,7 +94,7 @@ async def test_a_step_released_by_its_timeout_takes_a_fleet_wide_quota_slot(tmp_
     await kit.engine.expire()
     assert kit.echo.applied == []
     [again] = kit.engine.state.parked_steps()
-    assert again.reasons == [RUNBOOK_APPROVAL, "quota: fleet-wide: test.echo is full"]
+    assert again.reasons == ["quota: fleet-wide: test.echo is full"]
 
 
 async def test_a_human_approval_still_waives_a_kill_switch_turned_on_after_the_park(tmp_path):
@@ -162,7 +163,7 @@ async def test_an_approved_step_cut_short_is_parked_again_by_a_kill_switch_and_i
     await kit.engine.expire()
     assert kit.echo.applied == []
     [again] = kit.engine.state.parked_steps()
-    assert [r.split(":")[0] for r in again.reasons] == ["kill_switch", RUNBOOK_APPROVAL]
+    assert [r.split(":")[0] for r in again.reasons] == ["kill_switch"]
     assert not await kit.engine.decide(*approval)
     assert kit.entries("approval.rejected")[-1]["reason"] == (
         "this decision was applied already: a step parked again needs a new one")
@@ -183,3 +184,42 @@ async def test_a_used_decision_is_remembered_by_replay_and_carried_by_the_incide
     restored = EngineState()
     restored.restore(EngineSnapshot.model_validate_json(kit.engine.state.snapshot().model_dump_json()))
     assert restored.used(replayed.id, decision_id(approval[0]))
+
+
+async def test_a_timeout_release_while_a_quota_cannot_be_counted_goes_on_once_it_can(tmp_path):
+    """Released by its timeout while a fleet partition is being restored (its quota cannot be counted), the step is
+    parked again for that alone, its runbook's approval given (`waived`); once the count is complete the take-up
+    runs it, with no human and no denial at the next timeout."""
+    kit = await _parked(tmp_path, QUOTA + APPROVED_ON_TIMEOUT)
+    restoring = ["partition(s) 3 are not restored yet"]
+    kit.engine.guards.uncounted = lambda: restoring[0] if restoring else None
+    kit.clock.now += 601
+    await kit.engine.expire()
+    assert kit.echo.applied == []
+    [again] = kit.engine.state.parked_steps()
+    assert again.waived
+    assert [r.split(":")[0] for r in again.reasons] == ["quota_uncounted"]
+    kit.start()  # replay keeps it waived
+    kit.engine.guards.uncounted = lambda: None
+    [replayed] = kit.engine.state.parked_steps()
+    assert replayed.waived
+    assert await kit.engine.decisions.recheck(replayed)
+    assert [p.target for p in kit.echo.applied] == ["t1"]
+    assert [s for s, _ in _results(kit)] == ["wipe"]  # `note` waits: its quota is full now (max 1)
+
+
+async def test_a_step_parked_only_for_an_uncounted_quota_is_checked_again_at_its_timeout(tmp_path):
+    """`on_timeout: approve` on a step still parked for a quota that cannot be counted yet releases it to be checked
+    again (no trip is waived): parked again while the count is short, it runs once the count is complete."""
+    kit = await _parked(tmp_path, QUOTA + APPROVED_ON_TIMEOUT)
+    restoring = ["partition(s) 3 are not restored yet"]
+    kit.engine.guards.uncounted = lambda: restoring[0] if restoring else None
+    for _ in range(2):  # released by the timeout, parked again for the count, then released by the next timeout
+        kit.clock.now += 601
+        await kit.engine.expire()
+        assert kit.echo.applied == []
+    restoring.clear()
+    kit.clock.now += 601
+    await kit.engine.expire()
+    assert [p.target for p in kit.echo.applied] == ["t1"]
+    assert [e["approve"] for e in kit.entries("approval.expired")] == [True, True, True]
