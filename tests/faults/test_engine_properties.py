@@ -4,16 +4,20 @@ redeliveries, transient faults, crashes, approvals and undo. It checks:
 
 * at most one effect per idempotency key (counted in the ledger, not in the timeline);
 * every intent ends with a result once the uncommitted events are redelivered after the last crash;
-* undo restores the before-state the timeline recorded.
+* undo restores the before-state the timeline recorded;
+* the state rebuilt from the durable timeline (as after a restart) has the same parked and released steps, results,
+  intents and used decisions as the live state, whatever the kill switch and approvals did.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -22,8 +26,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from responder.actuators.registry import Registry
 from responder.catalog import load_runbooks
 from responder.engine import Engine
-from responder.engine.approvals import MemoryPublisher
-from responder.engine.guards import Guards
+from responder.engine.approvals import MemoryPublisher, Parked
+from responder.engine.guards import GuardPolicy, Guards
+from responder.engine.state import EngineState
 from responder.engine.undo import Undoer
 from responder.models import RawRecord
 from responder.models.timeline import EntryKind
@@ -47,6 +52,10 @@ steps:
     actuator: ledger.set
     with: {target: "G${event.resource.access_key.id}", value: locked}
     approval: {required: true, approvers: [alice], timeout: 10m, on_timeout: deny}
+  - id: unattended
+    actuator: ledger.set
+    with: {target: "U${event.resource.access_key.id}", value: locked}
+    approval: {required: true, approvers: [alice], timeout: 10m, on_timeout: approve}
 """
 FAULTS = ["lost_reply:after", "error:before", "crash:before", "crash:after"]
 
@@ -68,11 +77,12 @@ class EngineMachine(RuleBasedStateMachine):
         self.delivered: list[bytes] = []  # alerts since the last "commit": redelivered after a crash
         self.decisions: list[tuple[bytes, str, str]] = []  # decisions since the last commit, likewise
         self.crashes = 0
+        self.killed = False  # the kill switch (a setting: it survives a restart)
         self._start()
 
     def _start(self) -> None:
         self.engine = Engine(Recorder(self.store), self.registry, None,  # type: ignore[arg-type]  # no AWS
-                             guards=Guards(), publisher=MemoryPublisher(),
+                             guards=Guards(GuardPolicy(kill_switch=self.killed)), publisher=MemoryPublisher(),
                              approval_keys=APPROVER_KEYS, clock=self.clock)
         self.engine.recover()
         self.pipeline = Pipeline(load_runbooks(self.dir, self.registry), self.engine)
@@ -138,9 +148,15 @@ class EngineMachine(RuleBasedStateMachine):
         self.decisions.append(signed)
         self._run(self.engine.decide(*signed))
 
+    @rule(on=st.booleans())
+    def kill_switch(self, on: bool) -> None:
+        """An operator turns the kill switch on or off: every step then needs a human (a timeout never waives it)."""
+        self.killed = on
+        self.engine.guards.policy = GuardPolicy(kill_switch=on)
+
     @rule()
     def expire(self) -> None:
-        """Ten minutes pass: parked steps past their deadline are denied."""
+        """Ten minutes pass: parked steps past their deadline are denied (or released, for `on_timeout: approve`)."""
         self.clock.now += 601
         self._run(self.engine.expire())
 
@@ -178,6 +194,25 @@ class EngineMachine(RuleBasedStateMachine):
                           if e.kind in (EntryKind.STEP_INTENT, "undo.intent"))
         twice = {k: n for k, n in self.ledger.effects.items() if n > max(1, intents[k])}
         assert not twice, twice
+
+    @invariant()
+    def replay_rebuilds_the_live_state(self) -> None:
+        """The durable timeline, replayed, gives the state the engine holds: parked and released steps (with how they
+        were released), step results and intents, and the decisions each incident used."""
+        replayed = EngineState()
+        for entry in self._entries():
+            replayed.apply(entry)
+        live = self.engine.state
+
+        def canonical(parked: Parked) -> bytes:  # the event's keys come back sorted from the timeline
+            return orjson.dumps(dataclasses.asdict(parked), option=orjson.OPT_SORT_KEYS)
+
+        def view(state: EngineState) -> tuple[object, ...]:
+            return (sorted(map(canonical, state.parked_steps())), sorted(map(canonical, state.granted())),
+                    sorted((r.key, r.status) for r in state.results()), sorted(i.key for i in state.inflight()),
+                    sorted((i.id, sorted(i.decisions)) for i in state.incidents.all()))
+
+        assert view(replayed) == view(live)
 
     def teardown(self) -> None:
         """Redeliver what was not committed (as after a restart); then every intent has its result."""
