@@ -32,7 +32,8 @@ from responder.tracing import propagation
 
 MAX_DECISION_LIFETIME = 3600.0  # seconds, when the keys do not say (`approval_decision_max_lifetime`)
 RUNBOOK_APPROVAL = "approval required by the runbook"
-"""The reason a step with `approval.required` is parked: the only one `on_timeout: approve` waives."""
+"""The reason a step with `approval.required` is parked: the only one a release with no human at hand waives
+(`on_timeout: approve` also releases a step held by a quota that cannot be counted yet, to be checked again)."""
 
 
 class MemoryPublisher:

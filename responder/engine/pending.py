@@ -111,6 +111,7 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         at = (request.incident, request.step)
         step_plans = plans.pop(at, {})  # the step moves to the end: `latest` lists steps by their last request
         plans[at] = step_plans
+        escalation = request.escalated  # this record's own: the merge below may carry an earlier copy's
         known = step_plans.pop(request.digest, None)  # each plan once, where it was last requested; with the latest
         # deadline any of its requests gave (an escalation extends it: a replayed older copy must not shorten it,
         # which would hide a waiting step from `pending` and make `approve` call it expired)
@@ -122,7 +123,7 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         stamp = _stamp(record)
         if stamp is not None:
             at_plan = (request.incident, request.step, request.digest)
-            if at_plan not in asked_ms or not request.escalated:  # an escalation re-publishes the same parking
+            if at_plan not in asked_ms or not escalation:  # an escalation re-publishes the same parking
                 asked_ms[at_plan] = max(stamp, asked_ms.get(at_plan, stamp))
     return Requests(refused=refused, asked_ms=asked_ms, checked=checker is not None, plans=plans)
 

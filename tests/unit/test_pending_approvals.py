@@ -115,6 +115,19 @@ def test_a_decision_published_before_an_escalation_of_its_request_still_answers_
     assert pending(latest_requests([_request(), escalated], CHECKER), [earlier], KEYS, NOW + timedelta(minutes=3)) == []
 
 
+def test_a_parking_after_an_escalation_with_an_earlier_deadline_is_still_a_new_parking():
+    """A step parked again (not escalated) after an escalation of the same plan, with an earlier deadline than the
+    escalation's, is a new parking: a decision published before it answers nothing."""
+    def at(record: RawRecord, minutes: int) -> RawRecord:
+        return RawRecord(topic="req", value=record.value, headers=record.headers,
+                         timestamp_ms=int((NOW + timedelta(minutes=minutes)).timestamp() * 1000))
+
+    requests = [_request(), at(_request(escalated=True, minutes=60), 2), at(_request(minutes=40), 4)]
+    [item] = pending(latest_requests(requests, CHECKER), [_decision(published=NOW + timedelta(minutes=3))], KEYS,
+                     NOW + timedelta(minutes=5))
+    assert item.answer is None
+
+
 def test_an_answer_that_has_expired_by_now_does_not_hide_the_request():
     """An accepted decision past its expiry by now is shown with the request, which stays listed: if the engine
     had not applied it in time, the step still waits and needs a new decision."""
