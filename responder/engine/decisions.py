@@ -39,11 +39,20 @@ Escalate = Callable[[Runbook, Incident, Event, Parked, bool], Awaitable[None]]
 True when a crash cut its release short (its guards are checked again if it wrote no intent)."""
 
 
+def step_index(rb: Runbook, step: str) -> int | None:
+    """The index of the runbook step `step`; None for any other id (an `on_failure` step's, or one gone)."""
+    return next((i for i, s in enumerate(rb.steps) if s.id == step), None)
+
+
+def escalation_step(rb: Runbook, step: str) -> Step | None:
+    """The `on_failure` step an escalation id (`<escalation>.<failed step>`) was made from, if the runbook has it."""
+    return next((e for e in rb.on_failure if step.startswith(f"{e.id}.")), None)
+
+
 def after_escalation(rb: Runbook, step: str) -> int | None:
     """Where the runbook goes on once the parked `on_failure` step `step` (`<escalation>.<failed step>`) is decided:
     the index after the failed step when it said `continue`, else None (the run stops there)."""
-    failed = step.split(".", 1)[-1]
-    index = next((i for i, s in enumerate(rb.steps) if s.id == failed), None)
+    index = step_index(rb, step.split(".", 1)[-1])
     return index + 1 if index is not None and rb.steps[index].on_failure is OnFailure.CONTINUE else None
 
 
@@ -136,8 +145,9 @@ class Decisions:
         body = {"step": p.step, "on_timeout": p.on_timeout, "escalated": p.escalated}
         if p.on_timeout == OnTimeout.ESCALATE and not p.escalated:
             rb = self._runbook(p)
-            timeout = next((s.approval.timeout for s in (*rb.steps, *rb.on_failure)  # an escalation: `<id>.<failed>`
-                            if p.step == s.id or p.step.startswith(f"{s.id}.")), 3600.0) if rb else 3600.0
+            at = step_index(rb, p.step) if rb else None  # the runbook's step, or an escalation's `on_failure` step
+            step = rb.steps[at] if rb and at is not None else escalation_step(rb, p.step) if rb else None
+            timeout = step.approval.timeout if step is not None else 3600.0
             self.state.escalate(p.incident, p.step, now + timeout)
             self.recorder.append(EntryKind.APPROVAL_ESCALATED, {**body, "deadline": p.deadline}, p.incident)
             await self.recorder.flush()
@@ -168,7 +178,7 @@ class Decisions:
             if rb is None or incident is None:
                 log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
                 continue
-            index = next((i for i, s in enumerate(rb.steps) if s.id == p.step), None)
+            index = step_index(rb, p.step)
             log.info("granted_step_resumed", step=p.step)
             with stamped(p.trace):  # the resumed step's entries carry the alert's trace
                 if index is None:  # a released `on_failure` step: it alone, as released (then the steps after)
@@ -185,7 +195,7 @@ class Decisions:
     def _resumable(self, parked: Parked) -> tuple[Runbook, Incident, int] | None:
         """The loaded runbook (same version), incident and index of a parked runbook step; None otherwise."""
         rb, incident = self._runbook(parked), self.state.incidents.by_id.get(parked.incident)
-        index = next((i for i, s in enumerate(rb.steps) if s.id == parked.step), None) if rb is not None else None
+        index = step_index(rb, parked.step) if rb is not None else None
         return (rb, incident, index) if rb is not None and incident is not None and index is not None else None
 
     async def recheck(self, parked: Parked) -> bool:
@@ -225,7 +235,7 @@ class Decisions:
             approve, why = False, f"runbook {parked.runbook} is no longer loaded"
         key = idempotency_key(incident.id, parked.runbook, parked.step, parked.target)
         event = Event.model_validate(parked.event)
-        index = next((i for i, s in enumerate(rb.steps) if s.id == parked.step), None) if rb else None
+        index = step_index(rb, parked.step) if rb else None
         if approve and rb is not None:
             if index is None:  # an `on_failure` step: it runs alone, then the steps after a failed `continue` one
                 await self.escalate(rb, incident, event, parked, False)

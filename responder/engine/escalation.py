@@ -9,6 +9,7 @@ from __future__ import annotations
 import structlog
 
 from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
+from responder.engine.decisions import escalation_step
 from responder.engine.guards import Trip
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan
@@ -34,7 +35,7 @@ class EscalationRelease(StepRunning):
 
         `resumed` (a crash cut it short) with no intent written yet: its guards are checked again, as for a runbook
         step resumed after a crash, so a kill switch or full quota turned on meanwhile parks it again."""
-        esc = next((e for e in rb.on_failure if parked.step.startswith(f"{e.id}.")), None)
+        esc = escalation_step(rb, parked.step)
         key = idempotency_key(incident.id, rb.ref, parked.step, parked.target)
         head = StepHead.trusted(step=parked.step, actuator=parked.actuator, target=parked.target, key=key)
         done = self.state.result(key)
