@@ -215,11 +215,13 @@ class EngineMachine(RuleBasedStateMachine):
         assert view(replayed) == view(live)
 
     def teardown(self) -> None:
-        """Redeliver what was not committed (as after a restart); then every intent has its result."""
+        """Redeliver what was not committed (as after a restart) and resume the released steps a crash cut short (as
+        the approvals loop does within 200 ms); then every intent has its result."""
         self.ledger.armed = None
         self.store.rollback()
         self._start()
         self._redeliver()
+        self._run(self.engine.decisions.resolve_granted())
         entries = self._entries()
         intents = {str(e.body["key"]) for e in entries if e.kind == EntryKind.STEP_INTENT}
         results = {str(e.body["key"]) for e in entries if e.kind == EntryKind.STEP_RESULT}
