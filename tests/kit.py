@@ -116,13 +116,15 @@ def make_kit(tmp_path: Path, runbooks: dict[str, str], **kw: Any) -> Kit:
 
 def decision(kit: Kit, incident: str, step: str, verdict: str = "approve", *, by: str = "alice",
              digest: str | None = None, ttl: float = 600, secret: bytes = SECRET,
-             key_id: str = "k1") -> tuple[bytes, str, str]:
-    """A signed decision as it arrives from Kafka: (value, key id, signature)."""
+             key_id: str = "k1", request: str | None = None) -> tuple[bytes, str, str]:
+    """A signed decision as it arrives from Kafka: (value, key id, signature), answering the step's request (its
+    parking's id) unless `request` names another."""
     parked = kit.engine.state.parked(incident, step)
     now = datetime.fromtimestamp(kit.clock(), UTC)
     d = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,  # type: ignore[arg-type]
                          digest=digest or (parked.digest if parked else "0" * 64), issued_at=now,
-                         expires_at=now + timedelta(seconds=ttl))
+                         expires_at=now + timedelta(seconds=ttl),
+                         request_id=request or (parked.request_id if parked else None))
     value = d.canonical()
     headers = dict(signed_headers(key_id, secret, value))
     return value, headers[KEY_ID_HEADER].decode(), headers[SIGNATURE_HEADER].decode()

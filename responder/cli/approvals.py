@@ -1,4 +1,5 @@
-"""`responder approve|deny INCIDENT STEP --by NAME`: publish a signed decision to the approvals topic."""
+"""`responder approve|deny INCIDENT STEP --by NAME`: publish a signed decision to the approvals topic, naming the plan
+digest and the request it answers (responder/cli/plans.py)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,10 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
         err_console.print(f"✗ approval key {key_id} belongs to {identity!r}: --by must be {identity!r}", markup=False)
         raise typer.Exit(EXIT_CONFIG)
     now = datetime.now(UTC)
-    incident, digest, request = resolve(settings, incident, step, timeline or settings.timeline_path, digest, now)
+    incident, digest, request, request_id = resolve(settings, incident, step, timeline or settings.timeline_path,
+                                                    digest, now)
     decision = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,
-                                reason=reason, digest=digest, issued_at=now,
+                                reason=reason, digest=digest, issued_at=now, request_id=request_id,
                                 expires_at=now + timedelta(seconds=settings.approval_decision_ttl))
     secret = settings.approval_keys[key_id].get_secret_value().encode()
     try:
@@ -55,19 +57,20 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
         emit_json({"ok": True, "sent": decision.model_dump(mode="json"), "key_id": key_id})
     else:
         what = f" ({request.actuator} on {request.target})" if request is not None else ""  # the signed plan's
+        answers = f"request {request_id[:12]}…" if request_id else "no request id (a request from before ids)"
         console.print(plain(f"✓ {verdict} of {incident}/{step}{what} by {by} sent to {settings.approvals_topic} "
-                            f"(digest {digest[:12]}…, signed with key {key_id})"), markup=False)
+                            f"(digest {digest[:12]}…, {answers}, signed with key {key_id})"), markup=False)
 
 
 @app.command()
 def approve(incident: str, step: str, by: By, reason: Reason = "", digest: Digest = None,
             timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
-    """Approve a parked step: publish a signed decision bound to its plan digest."""
+    """Approve a parked step: publish a signed decision bound to its plan digest and request."""
     _send("approve", incident, step, by, reason, digest, timeline, json)
 
 
 @app.command()
 def deny(incident: str, step: str, by: By, reason: Reason = "", digest: Digest = None,
          timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
-    """Deny a parked step: publish a signed decision bound to its plan digest."""
+    """Deny a parked step: publish a signed decision bound to its plan digest and request."""
     _send("deny", incident, step, by, reason, digest, timeline, json)

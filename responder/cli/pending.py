@@ -3,8 +3,9 @@
 In a fleet the request of a parked step is on one replica's timeline, which the on-call engineer rarely has. Every
 request is also published to `approval_requests_topic`, and every decision to `approvals_topic`, so this command
 reads both and lists the requests no decision answers yet (responder/engine/pending.py). `approve` and `deny` use
-the same requests to find an incident by its id prefix and the plan digest to sign (`fleet_request`); it must
-agree with the timeline's request (another replica may have re-planned the step after its partition moved).
+the same requests to find an incident by its id prefix, the plan digest to sign and the request id to name
+(`fleet_request`); it must agree with the timeline's request (another replica may have re-planned the step after
+its partition moved).
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def _print(items: list[Pending], now: datetime) -> None:
             + (", expired by now: if the step still waits, decide again" if answer.lapsed else ""))
         console.print(plain(f"{r.incident} {r.step}: {r.actuator} on {r.target} [{state}; {when}]"
                             + (" escalated" if r.escalated else "")), markup=False)  # what Kafka said: no markup,
-        console.print(plain(f"    runbook {r.runbook}, digest {r.digest[:12]}…, approvers "  # no control characters
+        asked = f"request {r.request_id[:12]}…, " if r.request_id else ""
+        console.print(plain(f"    runbook {r.runbook}, digest {r.digest[:12]}…, {asked}approvers "  # no control chars
                             f"{', '.join(r.approvers) or 'any'}; why: {'; '.join(r.reasons)}"), markup=False)
         for why in item.refused:
             console.print(plain(f"    ! a decision that answers nothing: {why}"), markup=False)

@@ -7,10 +7,14 @@ write to the topic published a request, or replayed an old signed one (a signatu
 it was published). Neither the order of records nor their timestamps tell those apart, so the command signs a
 plan only when the step has no other (unexpired) one; otherwise it exits 3 listing them all, for the operator to
 choose with `--digest`. Everything printed that came from Kafka goes through `plain` (no markup, no escapes).
+
+A decision also names the request it answers (each parking of a step has its own id, which the engine checks):
+the id of the topic's latest request for the signed plan, else the timeline's (`request_id`).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -21,21 +25,22 @@ from responder.cli.options import fail, incident_ids
 from responder.cli.output import EXIT_CONFIG, err_console, plain
 from responder.cli.pending import FleetRequest, fleet_request, origin
 from responder.engine.pending import Published
-from responder.models.approval import ApprovalRequest
+from responder.models.approval import REQUEST_ID, ApprovalRequest
 from responder.models.timeline import EntryKind
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
 
 
 class LocalRequest(NamedTuple):
-    """The timeline's latest approval request for a step: its plan digest, when, what it would run, and until when
-    it waits (epoch seconds; None when the entry does not say)."""
+    """The timeline's latest approval request for a step: its plan digest, when, what it would run, until when
+    it waits (epoch seconds; None when the entry does not say), and its request id (None before requests had ids)."""
 
     digest: str
     at: str
     actuator: str
     target: str
     deadline: float | None
+    request_id: str | None = None
 
 
 def timeline_request(timeline: Path, incident: str, step: str) -> LocalRequest | None:
@@ -45,10 +50,12 @@ def timeline_request(timeline: Path, incident: str, step: str) -> LocalRequest |
     found = None
     for entry in parse_lines(timeline.read_bytes().splitlines()):
         if entry.kind == EntryKind.APPROVAL_REQUESTED and entry.incident == incident and entry.body["step"] == step:
-            deadline = entry.body.get("deadline")
+            deadline, request_id = entry.body.get("deadline"), entry.body.get("request_id")
             found = LocalRequest(str(entry.body["digest"]), entry.at, str(entry.body.get("actuator", "?")),
                                  str(entry.body.get("target", "?")),
-                                 float(deadline) if isinstance(deadline, int | float) else None)
+                                 float(deadline) if isinstance(deadline, int | float) else None,
+                                 request_id if isinstance(request_id, str) and re.fullmatch(REQUEST_ID, request_id)
+                                 else None)
     return found
 
 
@@ -74,18 +81,21 @@ def _several(incident: str, step: str, mine: LocalRequest | None, fleet: FleetRe
 
 
 class Resolved(NamedTuple):
-    """What `approve` signs: the incident's full id, the plan digest, and the fleet's request for it (if read)."""
+    """What `approve` signs: the incident's full id, the plan digest, the fleet's request for it (if read), and the
+    id of the request the decision answers (None: a request published before requests had ids)."""
 
     incident: str
     digest: str
     request: ApprovalRequest | None
+    request_id: str | None = None
 
 
 def resolve(settings: Settings, given: str, step: str, timeline: Path, digest: str | None,
             now: datetime) -> Resolved:
     """The incident `given` names (an id or a unique prefix, on the timeline and the requests topic together) and
     the plan to decide: `digest` (or a unique prefix of a plan's) when given, which a request must name when the
-    topic was read; else the one plan the requests name (`choose`). Exit 3 with what is known otherwise."""
+    topic was read; else the one plan the requests name (`choose`). Exit 3 with what is known otherwise. The
+    request id is that of the plan's request (`request_id`)."""
     local = incident_ids(timeline) if timeline.is_file() else []
     close = [i for i in local if i.startswith(given)]
     local_id = given if given in local else (close[0] if len(close) == 1 else None)
@@ -101,12 +111,32 @@ def resolve(settings: Settings, given: str, step: str, timeline: Path, digest: s
     mine = timeline_request(timeline, incident, step) if incident in local else None
     if digest is not None:
         named = _named(digest, incident, step, mine, fleet, topic)
-        return Resolved(incident, named, fleet.plan(named))
+        return Resolved(incident, named, fleet.plan(named), request_id(named, mine, fleet, topic))
     chosen, request = choose(incident, step, mine, fleet, topic, now)
     if chosen is None:
         raise fail(plain(f"no approval request for incident {incident} step {step} on {timeline} or {fleet.where}; "
                          "pass --digest"), EXIT_CONFIG)
-    return Resolved(incident, chosen, request)
+    return Resolved(incident, chosen, request, request_id(chosen, mine, fleet, topic))
+
+
+def request_id(digest: str, mine: LocalRequest | None, fleet: FleetRequest, topic: str) -> str | None:
+    """The id of the request a decision for plan `digest` answers: the topic's latest request for the plan when the
+    topic was read and holds one, else the timeline's latest request when it is for the plan; None when neither
+    has one (published before requests had ids). One line on stderr when the two differ: the topic's is used."""
+    local = mine.request_id if mine is not None and mine.digest == digest else None
+    published = fleet.plan(digest) if fleet.unread is None else None
+    if published is None:
+        return local
+    if mine is not None and mine.digest == digest and published.request_id != local:
+        err_console.print(plain(f"! {topic}'s latest request for plan {digest[:12]}… is request "
+                                f"{_short(published.request_id)}, the timeline's is {_short(local)}: the decision "
+                                "names the topic's (the engine refuses a decision for another parking of the step; "
+                                "`responder approvals pending` shows the fleet's latest)"), markup=False)
+    return published.request_id
+
+
+def _short(request: str | None) -> str:
+    return f"{request[:12]}…" if request else "none (published before requests had ids)"
 
 
 def _named(digest: str, incident: str, step: str, mine: LocalRequest | None, fleet: FleetRequest,

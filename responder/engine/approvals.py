@@ -3,9 +3,10 @@
 A step that needs a human is *parked*: `approval.requested` goes on the timeline (with the event, so
 a restarted service can resume it) and a request is published to `responder.approvals.requests`.
 A decision is accepted only if its HMAC signature verifies under an active approval key, it names a
-parked step, carries that step's plan digest, has not expired, does not live longer than the maximum
-decision lifetime, its `by` is the identity the key is bound to, and that identity is a listed
-approver (a key bound to no identity satisfies no approver list).
+parked step, carries that step's plan digest and the id of the request it waits on (each parking has its own,
+so a decision answers one parking, not whatever parks the same plan later), was not applied already, has not
+expired, does not live longer than the maximum decision lifetime, its `by` is the identity the key is bound
+to, and that identity is a listed approver (a key bound to no identity satisfies no approver list).
 
 `on_timeout`: `deny` records the step as denied; `approve` runs it (never allowed for destructive
 actuators: the loader refuses that); `escalate` re-publishes the request once, marked escalated, with
@@ -15,6 +16,7 @@ a fresh deadline, and denies if that one lapses too.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -75,6 +77,9 @@ class Parked:
     """Released with no human at hand: by its timeout (`on_timeout: approve`), or resumed after a crash cut its release
     short. That waives the runbook's own approval only, so a guard that trips when it runs (a kill switch turned on,
     a quota filled since it was parked) parks it again, for a new decision (one decision releases a step once)."""
+    request_id: str | None = None
+    """This parking's id (random, kept through an escalation and a fleet hand-over), which a decision must name; None
+    for a step parked before requests had ids, which a decision naming none answers."""
 
     def body(self) -> dict[str, Any]:
         """The approval.requested timeline body (everything needed to resume after a restart)."""
@@ -82,16 +87,17 @@ class Parked:
                 "params": self.params, "digest": self.digest, "reasons": self.reasons,
                 "approvers": self.approvers, "deadline": self.deadline, "on_timeout": self.on_timeout,
                 "expires_at": iso(self.deadline), "escalated": self.escalated, "event": self.event,
-                **({"waived": True} if self.waived else {})}
+                **({"waived": True} if self.waived else {}),
+                **({"request_id": self.request_id} if self.request_id else {})}
 
     @classmethod
     def from_body(cls, incident: str, body: dict[str, Any]) -> Parked:
         """Rebuild from an approval.requested entry."""
         keys = ("step", "runbook", "actuator", "target", "params", "digest", "reasons", "approvers", "deadline",
                 "on_timeout", "event", "escalated")
-        trace = body.get("event_trace_id") or body.get("trace_id")
+        trace, request = body.get("event_trace_id") or body.get("trace_id"), body.get("request_id")
         return cls(incident=incident, **{k: body[k] for k in keys}, trace=str(trace) if trace else None,
-                   waived=body.get("waived") is True)
+                   waived=body.get("waived") is True, request_id=request if isinstance(request, str) else None)
 
     def request(self) -> ApprovalRequest:
         """The message published to the requests topic."""
@@ -99,7 +105,7 @@ class Parked:
             incident=self.incident, step=self.step, runbook=self.runbook, actuator=self.actuator,
             target=self.target, params=self.params, digest=self.digest, reasons=self.reasons,
             approvers=self.approvers, expires_at=datetime.fromtimestamp(self.deadline, UTC),
-            on_timeout=self.on_timeout, escalated=self.escalated,
+            on_timeout=self.on_timeout, escalated=self.escalated, request_id=self.request_id,
         )
 
 
@@ -142,9 +148,17 @@ def decision_id(value: bytes) -> str:
     return hashlib.sha256(value).hexdigest()[:32]
 
 
+def new_request_id() -> str:
+    """A parking's id: random, so no two parkings of a step share one (a decision answers one of them)."""
+    return secrets.token_hex(16)
+
+
 def accept_decision(value: bytes, key_id: str | None, signature: str | None, keys: KeyRing,
-                    parked: Callable[[str, str], Parked | None], now: datetime) -> tuple[ApprovalDecision, Parked]:
-    """The decision and the step it releases, or ApprovalRefused saying why not."""
+                    parked: Callable[[str, str], Parked | None], now: datetime,
+                    used: Callable[[str, str], bool] = lambda incident, decision: False,
+                    ) -> tuple[ApprovalDecision, Parked]:
+    """The decision and the step it releases, or ApprovalRefused saying why not. `used`: whether a decision id
+    (`decision_id`) was applied to the incident already."""
     if not keys:
         raise ApprovalRefused("no approval keys are configured: decisions cannot be authenticated")
     problem = keys.check(key_id, signature, value)
@@ -159,10 +173,26 @@ def accept_decision(value: bytes, key_id: str | None, signature: str | None, key
         raise ApprovalRefused("no approval is pending for this incident and step", decision)
     if decision.digest != found.digest:
         raise ApprovalRefused("decision is for a different plan (digest mismatch)", decision)
+    if used(decision.incident, decision_id(value)):
+        raise ApprovalRefused("this decision was applied already: a step parked again needs a new one", decision)
+    if decision.request_id != found.request_id:
+        raise ApprovalRefused(other_request(decision.request_id, found.request_id), decision)
     if decision.expired(now):
         raise ApprovalRefused("decision has expired", decision)
     check_identity(decision, key_id, keys, found.approvers, now)
     return decision, found
+
+
+def other_request(named: str | None, waiting: str | None) -> str:
+    """Why a decision that names request `named` does not answer the parking `waiting` (the ids differ)."""
+    if waiting is None:
+        return (f"decision names request {named}, but the step was parked before requests had ids: decide it "
+                "with a decision that names none")
+    if named is None:
+        return (f"decision names no request: the step waits on request {waiting}, and a decision must name the "
+                "request it answers (`responder approve` copies it from the request)")
+    return (f"decision answers request {named}, not request {waiting} the step waits on: it was parked again "
+            "since, and the new request needs its own decision")
 
 
 def check_identity(decision: ApprovalDecision, key_id: str | None, keys: KeyRing, approvers: Sequence[str],

@@ -17,8 +17,15 @@ import structlog
 
 from responder.actuators.base import Publisher
 from responder.auth import KeyRing
-from responder.engine.approvals import RUNBOOK_APPROVAL, Parked, accept_decision, decision_id, publish_request
-from responder.engine.guards import UNCOUNTED
+from responder.engine.approvals import (
+    RUNBOOK_APPROVAL,
+    Parked,
+    accept_decision,
+    decision_id,
+    new_request_id,
+    publish_request,
+)
+from responder.engine.guards import UNCOUNTED, only_uncounted
 from responder.engine.incidents import Incident
 from responder.engine.state import EngineState
 from responder.errors import ApprovalRefused
@@ -56,12 +63,6 @@ def after_escalation(rb: Runbook, step: str) -> int | None:
     return index + 1 if index is not None and rb.steps[index].on_failure is OnFailure.CONTINUE else None
 
 
-def _only_uncounted(parked: Parked) -> bool:
-    """Whether the step was parked only because a quota could not be counted yet."""
-    mark = f"{UNCOUNTED}:"
-    return bool(parked.reasons) and all(r.startswith(mark) for r in parked.reasons)
-
-
 class Decisions:
     """Applies decisions and timeouts to the parked steps of an `EngineState`."""
 
@@ -90,7 +91,8 @@ class Decisions:
         parked = Parked(incident=incident.id, step=step.id, runbook=rb.ref, actuator=step.actuator, target=target,
                         params=values, digest=digest, reasons=reasons, approvers=list(step.approval.approvers),
                         deadline=self.clock() + step.approval.timeout, on_timeout=step.approval.on_timeout.value,
-                        event=event.model_dump(mode="json", exclude={"raw"}), trace=event_trace(), waived=waived)
+                        event=event.model_dump(mode="json", exclude={"raw"}), trace=event_trace(), waived=waived,
+                        request_id=new_request_id())
         self.state.park(parked)
         self.recorder.append(EntryKind.APPROVAL_REQUESTED, parked.body(), incident.id)
         await self.recorder.flush()
@@ -102,10 +104,8 @@ class Decisions:
         await self.resolve_granted()
         now = datetime.fromtimestamp(self.clock(), UTC)
         try:
-            decision, parked = accept_decision(value, key_id, signature, self.keys, self.state.parked, now)
-            if self.state.used(decision.incident, used := decision_id(value)):
-                raise ApprovalRefused("this decision was applied already: a step parked again needs a new one",
-                                      decision)
+            decision, parked = accept_decision(value, key_id, signature, self.keys, self.state.parked, now,
+                                               self.state.used)
             if self._runbook(parked) is None:
                 raise ApprovalRefused(f"runbook {parked.runbook} is no longer loaded", decision)
         except ApprovalRefused as exc:
@@ -119,7 +119,8 @@ class Decisions:
         with stamped(current_stamp("trace_id") or parked.trace, parked.trace):
             self.recorder.append(EntryKind.APPROVAL_DECIDED, {
                 "step": decision.step, "decision": decision.decision, "by": decision.by, "reason": decision.reason,
-                "digest": decision.digest, "key_id": key_id, "decision_id": used}, decision.incident)
+                "digest": decision.digest, "key_id": key_id, "decision_id": (used := decision_id(value)),
+                **({"request_id": decision.request_id} if decision.request_id else {})}, decision.incident)
             self.state.use(decision.incident, used)
             log.info("approval_decided", step=decision.step, decision=decision.decision, by=decision.by)
             await self.release(parked, approve=decision.decision == "approve", why=f"denied by {decision.by}")
@@ -190,7 +191,7 @@ class Decisions:
     def uncounted(self) -> list[Parked]:
         """The parked steps asked for only because a quota could not be counted yet (`quota_uncounted`) that `recheck`
         can take up (see there)."""
-        return [p for p in self.state.parked_steps() if _only_uncounted(p) and self._resumable(p) is not None]
+        return [p for p in self.state.parked_steps() if only_uncounted(p.reasons) and self._resumable(p) is not None]
 
     def _resumable(self, parked: Parked) -> tuple[Runbook, Incident, int] | None:
         """The loaded runbook (same version), incident and index of a parked runbook step; None otherwise."""
@@ -208,7 +209,8 @@ class Decisions:
         durable resumes it once (`resolve_granted`), and a fleet slice cut meanwhile carries it as granted.
         """
         found = self._resumable(parked)
-        if self.state.parked(parked.incident, parked.step) is not parked or not _only_uncounted(parked) or not found:
+        if self.state.parked(parked.incident, parked.step) is not parked or not found \
+                or not only_uncounted(parked.reasons):
             return False
         rb, incident, index = found
         self.state.grant(parked)  # no longer parked; resumed once after a crash

@@ -33,8 +33,10 @@ class EscalationRelease(StepRunning):
         it was parked with (published in its request; the failure they were rendered from is not kept). It is not one
         of the runbook's steps and never escalates again; a dry run only plans it.
 
-        `resumed` (a crash cut it short) with no intent written yet: its guards are checked again, as for a runbook
-        step resumed after a crash, so a kill switch or full quota turned on meanwhile parks it again."""
+        With no intent written yet, its soft guards are checked again, as for a runbook step: a human's release
+        waives the guards their request named, and a guard that tripped since (a kill switch turned on after they read
+        it) parks it again; a release with no human at hand (its timeout, or `resumed`: a crash cut it short) waives
+        none."""
         esc = escalation_step(rb, parked.step)
         key = idempotency_key(incident.id, rb.ref, parked.step, parked.target)
         head = StepHead.trusted(step=parked.step, actuator=parked.actuator, target=parked.target, key=key)
@@ -70,8 +72,8 @@ class EscalationRelease(StepRunning):
             self._refused(head, hard, incident)
             return Outcome.FAILED
         step = esc.model_copy(update={"id": parked.step})
-        if resumed and self.state.intent(key) is None and await self._parked_again(rb, step, incident, event, plan,
-                                                                                 parked, head):
+        if self.state.intent(key) is None and await self._parked_again(rb, step, incident, event, plan, parked, head,
+                                                                      resumed):
             return Outcome.PARKED
         call = StepCall(actuator, params, ctx, attempts=esc.retries + 1, timeout=esc.timeout)
         return await self._execute(rb, step, incident, event, {}, plan,
@@ -79,17 +81,22 @@ class EscalationRelease(StepRunning):
                                    escalating=True)
 
     async def _parked_again(self, rb: Runbook, step: Step, incident: Incident, event: Event, plan: LazyPlan,
-                            parked: Parked, head: StepHead) -> bool:
-        """Park again a released escalation step a crash cut short before its intent, if its soft guards (kill
-        switch, a full quota, its runbook's approval) trip now: the grant was for the run the crash ended."""
+                            parked: Parked, head: StepHead, resumed: bool) -> bool:
+        """Park again a released escalation step, before its intent, if a soft guard its release does not waive trips
+        now (a kill switch, a full quota; after a crash, its runbook's approval too: the grant was for the run the
+        crash ended)."""
+        human = not resumed and not parked.unattended
+        asked = {r.split(":", 1)[0] for r in parked.reasons} if human else set()
         trips = [*self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
                                          self.state.windows, self.clock(), escalating=True)]
         if self.fleet_guard is not None and self.fleet_guard.killed:
             trips.append(Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
-        reasons = [f"{t.guard}: {t.detail}" for t in trips]
-        if step.approval.required:
+        if all(t.guard in asked for t in trips):  # what the human waived (none for a release without one)
+            trips = []
+        reasons = [f"{t.guard}: {t.detail}" for t in trips]  # a new request names every trip, waived before or not
+        if step.approval.required and resumed:
             reasons.append(RUNBOOK_APPROVAL)
-        if not reasons and self.fleet_guard is not None:
+        if not reasons and not human and self.fleet_guard is not None:
             full = await self.fleet_guard.acquire(parked.actuator, str(head.key), self.clock())
             if full is not None:
                 trips.append(full)

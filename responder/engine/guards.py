@@ -35,6 +35,11 @@ UNCOUNTED = "quota_uncounted"
 """The guard of a quota that cannot be counted yet: its parked steps are checked again once it can."""
 
 
+def only_uncounted(reasons: list[str]) -> bool:
+    """Whether a step was parked for these reasons only because a quota could not be counted yet."""
+    return bool(reasons) and all(r.startswith(f"{UNCOUNTED}:") for r in reasons)
+
+
 @dataclass(frozen=True)
 class Trip:
     """One guard that refused unattended execution."""

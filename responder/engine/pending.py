@@ -8,11 +8,15 @@ approvals.py); with the public key (`RESPONDER_TIMELINE_VERIFY_KEY`) only signed
 verify (unsigned, or written by whoever can write to the topic) could show the operator another target than the
 plan its digest binds, so it is refused and counted, never used.
 
-A decision answers a request when it names the same digest and the engine would accept it: its HMAC signature
-verifies under `RESPONDER_APPROVAL_KEYS`, its key stands for its `by`, `by` is one of the request's approvers, and
-it had not expired when it was published (`check_identity`, as the engine applies it). Any other decision answers
-nothing and is listed with why: a forged or unauthorised "approve" must not hide a waiting step. Without approval
-keys a decision is shown as unverified.
+Each parking of a step has a random request id (an escalation re-publishes the same one). A decision answers the
+step's latest request when it names the same digest and the same request id, and the engine would accept it: its
+HMAC signature verifies under `RESPONDER_APPROVAL_KEYS`, its key stands for its `by`, `by` is one of the request's
+approvers, and it had not expired when it was published (`check_identity`, as the engine applies it). A decision
+naming another request id answered another parking and is skipped, as another plan's is. One naming no id, for a
+request that has one, is refused by the engine (`other_request`). Requests and decisions from before ids existed
+have none: then a decision published before the plan's last request answers nothing (an earlier parking), by the
+records' timestamps. Any decision for the request that answers nothing is listed with why: a forged or
+unauthorised "approve" must not hide a waiting step. Without approval keys a decision is shown as unverified.
 """
 
 from __future__ import annotations
@@ -23,7 +27,13 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys
-from responder.engine.approvals import REQUEST_DOMAIN, REQUEST_KEY_HEADER, REQUEST_SIGNATURE_HEADER, check_identity
+from responder.engine.approvals import (
+    REQUEST_DOMAIN,
+    REQUEST_KEY_HEADER,
+    REQUEST_SIGNATURE_HEADER,
+    check_identity,
+    other_request,
+)
 from responder.errors import ApprovalRefused
 from responder.models.approval import ApprovalDecision, ApprovalRequest
 from responder.models.event import RawRecord
@@ -95,6 +105,7 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
     """The latest request of each parked step among the well-formed (and, with `checker`, signed) records."""
     asked_ms: dict[tuple[str, str, str], int] = {}
     plans: dict[tuple[str, str], dict[str, Published]] = {}
+    seen: dict[tuple[str, str], set[str]] = {}  # the request ids read so far for each step
     refused = 0
     for record in records:
         if record.unreadable is not None:  # the Kafka client could not parse it: not as its replica sent it
@@ -114,10 +125,15 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         escalation = request.escalated  # this record's own: the merge below may carry an earlier copy's
         known = step_plans.pop(request.digest, None)  # each plan once, where it was last requested; with the latest
         # deadline any of its requests gave (an escalation extends it: a replayed older copy must not shorten it,
-        # which would hide a waiting step from `pending` and make `approve` call it expired)
-        if known is not None and known.request.expires_at > request.expires_at:
-            request = request.model_copy(update={"expires_at": known.request.expires_at,
-                                                 "escalated": known.request.escalated or request.escalated})
+        # which would hide a waiting step from `pending` and make `approve` call it expired), and that copy's
+        # request id (a replayed copy must not bring back an earlier parking's, which a used decision names)
+        if known is not None and _older(request, known.request, seen.get(at, set())):
+            was = known.request
+            escalated = was.escalated or (request.escalated and request.request_id == was.request_id)
+            request = request.model_copy(update={"expires_at": was.expires_at, "escalated": escalated,
+                                                 "request_id": was.request_id})
+        if request.request_id is not None:
+            seen.setdefault(at, set()).add(request.request_id)
         step_plans[request.digest] = Published(request=request, partition=record.partition, offset=record.offset,
                                                key_id=_header(record, REQUEST_KEY_HEADER))
         stamp = _stamp(record)
@@ -128,18 +144,29 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
     return Requests(refused=refused, asked_ms=asked_ms, checked=checker is not None, plans=plans)
 
 
+def _older(later: ApprovalRequest, known: ApprovalRequest, seen: set[str]) -> bool:
+    """Whether `later`, read after `known` for the same plan, is a replayed older copy: it expires earlier and is not
+    a parking not seen before (a new id), or it repeats the id of a parking before `known`'s."""
+    new = later.request_id is not None and later.request_id not in seen
+    earlier_parking = later.request_id in seen and later.request_id != known.request_id
+    return earlier_parking or (known.expires_at > later.expires_at and not new)
+
+
 def _stamp(record: RawRecord) -> int | None:
     """The record's timestamp in ms, None when it has none (-1 from an old message format)."""
     return record.timestamp_ms if record.timestamp_ms is not None and record.timestamp_ms > 0 else None
 
 
 def _judge(record: RawRecord, decision: ApprovalDecision, request: ApprovalRequest,
-           keys: ApproverKeys | None, now: datetime) -> Answer | str:
-    """The answer `decision` gives `request`, or why it gives none (as the engine would refuse it)."""
+           keys: ApproverKeys | None, now: datetime, mismatch: str | None = None) -> Answer | str:
+    """The answer `decision` gives `request`, or why it gives none (as the engine would refuse it, in its order:
+    the signature, then `mismatch`, the request the decision names, then who signed it)."""
     if not keys:
+        if mismatch is not None:
+            return f"{decision.decision} by {decision.by}: {mismatch}"
         return Answer(decision=decision.decision, by=decision.by, verified=None, lapsed=decision.expired(now))
     key_id = _header(record, KEY_ID_HEADER)
-    problem = keys.check(key_id, _header(record, SIGNATURE_HEADER), record.value)
+    problem = keys.check(key_id, _header(record, SIGNATURE_HEADER), record.value) or mismatch
     if problem:
         return f"{decision.decision} by {decision.by}: {problem}"
     stamp = _stamp(record)
@@ -168,12 +195,15 @@ def pending(read: Requests, decisions: Iterable[RawRecord], keys: ApproverKeys |
         request = latest.get((decision.incident, decision.step))
         if request is None or request.digest != decision.digest:
             continue  # another plan's decision (an older request, or nothing we list)
+        if decision.request_id is not None and decision.request_id != request.request_id:
+            continue  # it answered another parking of the step (an earlier one, used or not)
         asked, stamp = read.asked_ms.get((request.incident, request.step, request.digest)), _stamp(record)
-        if asked is not None and stamp is not None and stamp < asked:
-            # published before the plan's last request: the answer to an earlier parking, or the decision a step
-            # parked again after (a crash cut its release short and a guard trips now) already used
+        if decision.request_id is None and asked is not None and stamp is not None and stamp < asked:
+            # no id, and published before the plan's last request: the answer to an earlier parking, or the
+            # decision a step parked again after (a crash cut its release short and a guard trips now) already used
             continue
-        judged = _judge(record, decision, request, keys, now)
+        mismatch = other_request(None, request.request_id) if decision.request_id != request.request_id else None
+        judged = _judge(record, decision, request, keys, now, mismatch)
         if isinstance(judged, Answer):
             answers.setdefault((decision.incident, decision.step), judged)  # the engine applies the first
         else:

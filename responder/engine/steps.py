@@ -134,8 +134,11 @@ class StepRunning:
                                                      "since the approval was requested"}, incident.id)
             grant = None
         human = grant is not None and not grant.unattended
-        # a release with no human at hand (a timeout, a crash) waives the runbook's approval only, never a guard
-        approved = human or (grant is not None and all(r == RUNBOOK_APPROVAL for r in reasons))
+        # a human waives what their request asked (the runbook's approval and the guards it named), not a guard that
+        # tripped since (a kill switch turned on after they read it); a release with no human at hand (a timeout, a
+        # crash) waives the runbook's approval only
+        asked = {r.split(":", 1)[0] for r in grant.reasons} if grant is not None and human else set()
+        approved = grant is not None and all(r == RUNBOOK_APPROVAL or r.split(":", 1)[0] in asked for r in reasons)
         hard = tuple([t for t in trips if t.hard]) if trips else ()
         if hard or (reasons and not approved):
             for trip in trips:
@@ -150,7 +153,7 @@ class StepRunning:
                 log.warning("guard_tripped", step=step.id, guard=full.guard, detail=full.detail)
                 reasons, approved = (*reasons, f"{full.guard}: {full.detail}"), False
         if reasons and not approved:
-            waived = grant is not None and grant.unattended  # its runbook's approval given: a guard is asked
+            waived = grant is not None  # its runbook's approval given: only the guard that tripped since is asked
             await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest,
                                       [r for r in reasons if r != RUNBOOK_APPROVAL] if waived else list(reasons),
                                       waived=waived)

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 REQUESTS_TOPIC = "responder.approvals.requests"
 DECISIONS_TOPIC = "responder.approvals"
+REQUEST_ID = r"^[0-9a-f]{32}$"
 
 
 class ApprovalRequest(BaseModel):
@@ -29,10 +30,12 @@ class ApprovalRequest(BaseModel):
     expires_at: AwareDatetime
     on_timeout: str
     escalated: bool = False
+    request_id: str | None = Field(default=None, pattern=REQUEST_ID,
+                                   description="this parking's id, which a decision must copy (none before 2026-12-04)")
 
 
 class ApprovalDecision(BaseModel):
-    """A human's signed answer; valid only for the digest it names and until `expires_at`."""
+    """A human's signed answer to one request; valid only for the request and digest it names, until `expires_at`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -44,10 +47,13 @@ class ApprovalDecision(BaseModel):
     digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     issued_at: AwareDatetime
     expires_at: AwareDatetime
+    request_id: str | None = Field(default=None, pattern=REQUEST_ID,
+                                   description="the request it answers: a step parked again waits on a new one")
 
     def canonical(self) -> bytes:
-        """The exact bytes that are signed and sent as the record value."""
-        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        """The exact bytes that are signed and sent as the record value (no `request_id` key when it has none, as a
+        decision for a request published before requests had ids)."""
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True), option=orjson.OPT_SORT_KEYS)
 
     def expired(self, now: datetime) -> bool:
         """Whether the decision is too old to act on."""

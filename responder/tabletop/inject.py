@@ -110,15 +110,16 @@ def _signature(how: Signature, value: bytes, keys: dict[str, str]) -> list[tuple
 
 
 def decision_record(d: Decision, pb: Playbook, incident: str, digest: str, now: float,
-                    topic: str) -> Record:
-    """The signed decision record for a parked step, tampered as the playbook says."""
+                    topic: str, request_id: str | None = None) -> Record:
+    """The signed decision record for a parked step, answering its request `request_id` (None: a request from before
+    requests had ids), tampered as the playbook says."""
     issued = datetime.fromtimestamp(now, UTC)
     ttl = timedelta(seconds=pb.settings.approval_decision_ttl)
     if d.tamper == Tamper.EXPIRED:
         issued -= ttl * 2
     decision = ApprovalDecision(incident=incident, step=d.step, decision=d.decision, by=d.by,
                                 reason=f"tabletop {pb.id}", issued_at=issued, expires_at=issued + ttl,
-                                digest="0" * 64 if d.tamper == Tamper.WRONG_DIGEST else digest)
+                                digest="0" * 64 if d.tamper == Tamper.WRONG_DIGEST else digest, request_id=request_id)
     value = decision.canonical()
     secret = pb.settings.approval_keys[d.key].encode()
     headers = signed_headers(d.key, b"forged-secret" if d.tamper == Tamper.FORGED else secret, value)

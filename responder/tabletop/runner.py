@@ -171,9 +171,10 @@ class Scenario:
             if not found:
                 self.progress("decision", f"{decision.step}: no approval request on the timeline yet")
                 return
-            request = found[-1]
+            request = found[-1]  # the latest parking: the decision names its request id, as `responder approve` does
+            asked = request.body.get("request_id")
             record = decision_record(decision, self.pb, str(request.incident), str(request.body["digest"]),
-                                     self.clock(), self.topics["approvals"])
+                                     self.clock(), self.topics["approvals"], asked if isinstance(asked, str) else None)
             await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
             self.tally.decided = True
         return decide

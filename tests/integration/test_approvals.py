@@ -61,7 +61,8 @@ def _kinds(path: Path) -> list[str]:
 async def test_parked_step_survives_restart_and_cli_approval_runs_it(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """A parked step publishes its request, survives a restart, and `responder approve` makes it run."""
+    """A parked step publishes its request (with its request id), survives a restart, and `responder approve` makes it
+    run with a decision naming that request."""
     names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     first = Service(settings)
     async with running(first):
@@ -77,6 +78,7 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
     finally:
         await consumer.stop()
     assert (request["incident"], request["step"], request["target"]) == (incident, step, key)
+    assert request["request_id"] == first.engine.state.parked(incident, step).request_id
 
     second = Service(settings)
     async with running(second):
@@ -95,7 +97,10 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
     assert await _status(aws, key) == "Inactive"
     kinds = _kinds(settings.timeline_path)
     assert kinds.index("approval.requested") < kinds.index("approval.decided") < kinds.index("step.intent")
-    verify_entries(parse_lines(settings.timeline_path.read_bytes().splitlines()))
+    entries = parse_lines(settings.timeline_path.read_bytes().splitlines())
+    [decided] = [e.body for e in entries if e.kind == "approval.decided"]
+    assert decided["request_id"] == request["request_id"]  # the decision `approve` sent named the request
+    verify_entries(entries)
 
 
 async def test_forged_decision_on_kafka_is_refused(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir):
@@ -109,7 +114,7 @@ async def test_forged_decision_on_kafka_is_refused(kafka_bootstrap, aws, topics,
         parked = service.engine.state.parked(incident, step)
         now = datetime.now(UTC)
         forged = ApprovalDecision(incident=incident, step=step, decision="approve", by="alice", digest=parked.digest,
-                                  issued_at=now, expires_at=now + timedelta(minutes=5))
+                                  issued_at=now, expires_at=now + timedelta(minutes=5), request_id=parked.request_id)
         await send_decision(kafka_bootstrap, names["decisions"], forged, "k1", b"not-the-secret")
         await wait_for(lambda: "approval.rejected" in _kinds(settings.timeline_path), timeout=60)
     assert await _status(aws, key) == "Active"

@@ -18,6 +18,7 @@ from responder.ingest.approvals import send_decision
 from responder.ingest.kafka import publish
 from responder.models.approval import ApprovalDecision
 from responder.service import Service
+from responder.timeline.chain import parse_lines
 from responder.timeline.checkpoint import generate_keypair
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.harness import running, wait_for
@@ -39,7 +40,8 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
 ):
     """A parked step shows as waiting, as the replica's signed request says (an unsigned decoy request is refused);
     a forged decision and one by a non-approver are listed as refused, not taken as the answer; `approve` with a
-    prefix of the incident id and no timeline signs the right digest, the step runs, and nothing waits any more."""
+    prefix of the incident id and no timeline signs the right digest and request id, the step runs, and nothing
+    waits any more."""
     names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     private, public = generate_keypair()  # the replicas' timeline key signs their requests
     settings = settings.model_copy(update={
@@ -71,7 +73,8 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
             await asyncio.sleep(0.2)
         now = datetime.now(UTC)
         forged = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
-                                  digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5))
+                                  digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
+                                  request_id=parked.request_id)
         await send_decision(kafka_bootstrap, names["decisions"], forged, "k1", b"not-the-secret")
         by_bob = forged.model_copy(update={"by": "bob"})  # a valid key, but bob is not a listed approver
         await send_decision(kafka_bootstrap, names["decisions"], by_bob, "k2", b"bob-secret")
@@ -82,7 +85,7 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
         [item] = waiting
         assert (item["request"]["incident"], item["request"]["step"], item["request"]["target"]) == (
             parked.incident, parked.step, key)
-        assert item["request"]["digest"] == parked.digest
+        assert (item["request"]["digest"], item["request"]["request_id"]) == (parked.digest, parked.request_id)
         assert item["answer"] is None
         assert item["request_verified"] is True
         assert len(item["refused"]) == 2  # the forged one and bob's: seen, neither taken as the answer
@@ -97,6 +100,9 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
         code, out, _ = await _cli(env, "approvals", "pending", "--all", "--json")
         [answered] = orjson.loads(out)["pending"]
         assert answered["answer"] == {"decision": "approve", "by": "alice", "verified": True, "lapsed": False}
+        [decided] = [e.body for e in parse_lines(settings.timeline_path.read_bytes().splitlines())
+                     if e.kind == "approval.decided"]
+        assert decided["request_id"] == parked.request_id  # `approve` named the request it found on Kafka
     assert await _status(aws, key) == "Inactive"
 
 

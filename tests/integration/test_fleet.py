@@ -223,7 +223,7 @@ async def _approve_all(bootstrap: str, topic: str, requested: list[dict]) -> Non
     for entry in requested:
         decision = ApprovalDecision(incident=entry["incident"], step=entry["body"]["step"], decision="approve",
                                     by="alice", digest=entry["body"]["digest"], issued_at=now,
-                                    expires_at=now + timedelta(minutes=10))
+                                    expires_at=now + timedelta(minutes=10), request_id=entry["body"]["request_id"])
         await send_decision(bootstrap, topic, decision, "k1", APPROVAL_SECRET.encode())
 
 

@@ -40,7 +40,8 @@ async def test_secrets_never_reach_logs_or_timeline(kafka_bootstrap, aws, topics
         [parked] = service.engine.state.parked_steps()
         now = datetime.now(UTC)
         decision = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
-                                    digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5))
+                                    digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
+                                    request_id=parked.request_id)
         await send_decision(kafka_bootstrap, names["decisions"], decision, "k1", b"not-the-secret")
         await wait_for(lambda: "approval.rejected" in _kinds(settings.timeline_path), timeout=60)
         await send_decision(kafka_bootstrap, names["decisions"], decision, "k1", SECRET.encode())

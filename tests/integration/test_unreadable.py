@@ -196,7 +196,8 @@ async def test_an_unreadable_decision_is_refused_on_the_timeline_and_the_next_on
         [parked] = service.engine.state.parked_steps()
         now = datetime.now(UTC)
         value = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
-                                 digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5)).canonical()
+                                 digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
+                                 request_id=parked.request_id).canonical()
         signer = ("--sign", f"k1:{APPROVAL_SECRET}")
         await _produce(kafka_bootstrap, names["decisions"], tmp_path, [(value, True)], *signer)
         await wait_for(lambda: bool(_entries(settings.timeline_path, "approval.rejected")), timeout=60)

@@ -1,7 +1,8 @@
 """`approve` in a fleet: an incident prefix is resolved against the local timeline and the fleet's signed requests
 together, so it never silently picks the local incident when the operator meant another; and a plan is signed only
 when the timeline and the topic name one for the step (a re-plan, a forged or a replayed request is a choice shown
-to the operator, made with --digest)."""
+to the operator, made with --digest); the decision names the request it answers (the topic's latest for the plan,
+else the timeline's)."""
 
 from __future__ import annotations
 
@@ -30,13 +31,14 @@ from responder.timeline.store import FileStore
 PRIVATE, PUBLIC = generate_keypair()
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 LOCAL, REPLANNED = "a" * 64, "b" * 64
+FIRST, SECOND = "1" * 32, "2" * 32  # two parkings' request ids
 
 
 def _published(incident: str, digest: str, at: datetime | None = None, *, target: str = "AKIA1",
-               expires: timedelta = timedelta(hours=1), partition: int = 0) -> RawRecord:
+               expires: timedelta = timedelta(hours=1), partition: int = 0, request_id: str | None = None) -> RawRecord:
     request = ApprovalRequest(incident=incident, step="revoke", runbook="rb", actuator="aws.iam.deactivate_access_key",
                               target=target, params={}, digest=digest, reasons=["approval required"], approvers=[],
-                              expires_at=datetime.now(UTC) + expires, on_timeout="deny")
+                              expires_at=datetime.now(UTC) + expires, on_timeout="deny", request_id=request_id)
     value = orjson.dumps(request.model_dump(mode="json"))
     return RawRecord(topic="req", value=value, headers=tuple(request_headers(Signer.from_text(PRIVATE), value)),
                      timestamp_ms=int(at.timestamp() * 1000) if at is not None else None, partition=partition)
@@ -102,10 +104,11 @@ def sent(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[ApprovalDecisi
     return decisions
 
 
-def _timeline(path: Path, digest: str, at: datetime) -> Path:
+def _timeline(path: Path, digest: str, at: datetime, request_id: str | None = None) -> Path:
     """A timeline on which this replica requested approval of inc-1's step `revoke` for `digest` at `at`."""
     recorder = Recorder(FileStore(path), clock=at.timestamp)
-    recorder.append(EntryKind.APPROVAL_REQUESTED, {"step": "revoke", "digest": digest}, "inc-1")
+    recorder.append(EntryKind.APPROVAL_REQUESTED, {"step": "revoke", "digest": digest,
+                                                   **({"request_id": request_id} if request_id else {})}, "inc-1")
     recorder.close()
     return path
 
@@ -301,3 +304,86 @@ def test_the_success_line_escapes_the_incident_id(on_kafka, sent):
     assert result.exit_code == 0, result.stderr
     assert "\x1b" not in result.stdout
     assert "inc-\\x1b]0;owned\\x07/revoke" in result.stdout
+
+
+def test_the_decision_names_the_topics_latest_request_for_the_plan(on_kafka, sent):
+    """No timeline: the decision names the request id of the topic's latest request for the plan (an escalation
+    that came later), and the success line shows it."""
+    on_kafka.extend([_published("inc-1", LOCAL, T0, request_id=FIRST),
+                     _published("inc-1", LOCAL, T0, request_id=SECOND, expires=timedelta(hours=2))])
+    result = CliRunner().invoke(app, ["approve", "inc-1", "revoke", "--by", "alice"])
+    assert result.exit_code == 0, result.stderr
+    assert [d.request_id for d in sent] == [SECOND]
+    assert f"request {SECOND[:12]}…" in result.stdout
+    assert result.stderr == ""
+
+
+def test_the_json_output_carries_the_full_request_id(on_kafka, sent):
+    """`--json` shows the signed decision with its full request id."""
+    on_kafka.append(_published("inc-1", LOCAL, T0, request_id=FIRST))
+    result = CliRunner().invoke(app, ["deny", "inc-1", "revoke", "--by", "alice", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert orjson.loads(result.stdout)["sent"]["request_id"] == FIRST
+
+
+def test_the_timelines_request_id_is_named_when_the_topic_has_none_for_the_plan(monkeypatch, sent, tmp_path):
+    """The topic cannot be read: the decision names the timeline's request id for the plan."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0, request_id=FIRST)
+
+    def unreachable(settings: Settings, server: str, topics: list[str], timeout: float) -> list[list[RawRecord]]:
+        raise BrokerUnreachable("could not read responder.approvals.requests")
+
+    monkeypatch.setattr(cli_pending, "_read", unreachable)
+    result = _approve(path)
+    assert result.exit_code == 0, result.stderr
+    assert [(d.digest, d.request_id) for d in sent] == [(LOCAL, FIRST)]
+
+
+def test_agreeing_request_ids_are_named_without_a_warning(on_kafka, sent, tmp_path):
+    """The timeline and the topic name the same request for the plan: it is named, and stderr is empty."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0, request_id=FIRST)
+    on_kafka.append(_published("inc-1", LOCAL, T0, request_id=FIRST))
+    result = _approve(path)
+    assert result.exit_code == 0, result.stderr
+    assert [d.request_id for d in sent] == [FIRST]
+    assert result.stderr == ""
+
+
+def test_request_ids_that_differ_name_the_topics_with_one_warning(on_kafka, sent, tmp_path):
+    """The timeline's request for the plan and the topic's latest name different requests: the topic's is named,
+    and one `!` line on stderr says so."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0, request_id=FIRST)
+    on_kafka.append(_published("inc-1", LOCAL, T0, request_id=SECOND))
+    result = _approve(path)
+    assert result.exit_code == 0, result.stderr
+    assert [d.request_id for d in sent] == [SECOND]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("! ")
+    assert f"request {SECOND[:12]}…, the timeline's is {FIRST[:12]}…" in line
+    assert "approvals pending" in line
+
+
+def test_the_timelines_request_for_another_plan_is_not_named(on_kafka, sent, tmp_path):
+    """--digest chooses the topic's re-plan: the decision names that plan's request, not the timeline's request
+    for its own plan, and nothing warns of differing ids."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0, request_id=FIRST)
+    on_kafka.extend([_published("inc-1", LOCAL, T0, request_id=FIRST),
+                     _published("inc-1", REPLANNED, T0, request_id=SECOND)])
+    result = CliRunner().invoke(app, ["approve", "inc-1", "revoke", "--by", "alice", "--timeline", str(path),
+                                      "--digest", REPLANNED])
+    assert result.exit_code == 0, result.stderr
+    assert [(d.digest, d.request_id) for d in sent] == [(REPLANNED, SECOND)]
+    assert "the timeline's is" not in result.stderr
+
+
+def test_requests_from_before_ids_give_a_decision_with_none(on_kafka, sent, tmp_path):
+    """Neither the timeline's request nor the topic's has an id (published before ids): the decision names none,
+    its signed bytes have no request_id key, and the success line says so."""
+    path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
+    on_kafka.append(_published("inc-1", LOCAL, T0))
+    result = _approve(path)
+    assert result.exit_code == 0, result.stderr
+    [decision] = sent
+    assert decision.request_id is None
+    assert b"request_id" not in decision.canonical()
+    assert "no request id" in result.stdout

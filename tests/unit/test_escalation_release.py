@@ -211,3 +211,19 @@ async def test_an_escalation_step_whose_actuator_is_gone_is_recorded_failed_not_
     assert failed["status"] == "failed"
     assert "has no step or on_failure step 'tell.deactivate' for gone.actuator" in str(failed["error"])
     assert kit.echo.applied == []
+
+
+async def test_an_escalation_step_a_human_released_is_parked_again_by_a_kill_switch_turned_on_since(tmp_path):
+    """A human's release waives the guards their request named (the full quota), not a kill switch turned on after
+    they read it: the step is parked again, its new request naming both, and an approval of that request runs it."""
+    kit, incident = await _escalation_parked(tmp_path)
+    kit.engine.guards.policy = GuardPolicy(kill_switch=True)
+    assert await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
+    assert kit.echo.applied == []
+    [again] = kit.engine.state.parked_steps()
+    assert again.step == "tell.deactivate"
+    assert [r.split(":")[0] for r in again.reasons] == ["kill_switch", "quota"]  # every trip, for the new request
+    kit.clock.now += 1
+    assert await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
+    assert [(p.target, p.message) for p in kit.echo.applied] == [("oncall", "deactivate failed")]
+

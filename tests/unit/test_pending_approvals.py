@@ -1,5 +1,6 @@
 """Which approvals a fleet still waits on, from its published requests and decisions (responder/engine/pending.py):
-requests trusted only when a replica signed them, decisions only when the engine would accept them."""
+requests trusted only when a replica signed them, decisions only when the engine would accept them (for the request
+they name, when they name one)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from responder.auth import ApproverKeys, signed_headers
-from responder.engine.approvals import request_headers
+from responder.engine.approvals import other_request, request_headers
 from responder.engine.pending import latest_requests, pending
 from responder.models.approval import ApprovalDecision, ApprovalRequest
 from responder.models.event import RawRecord
@@ -18,23 +19,24 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 KEYS = ApproverKeys({"k1": "secret", "k2": "bob-secret"}, identities={"k1": "alice", "k2": "bob"})
 PRIVATE, PUBLIC = generate_keypair()
 REPLICA, CHECKER = Signer.from_text(PRIVATE), Checker.from_text(PUBLIC)
+FIRST, SECOND = "1" * 32, "2" * 32  # two parkings' request ids
 
 
 def _request(digest: str = "a" * 64, *, minutes: int = 30, escalated: bool = False, target: str = "AKIA1",
-             signer: Signer | None = REPLICA) -> RawRecord:
+             signer: Signer | None = REPLICA, request_id: str | None = None) -> RawRecord:
     request = ApprovalRequest(incident="inc-1", step="revoke", runbook="rb", actuator="aws.iam.deactivate_access_key",
                               target=target, params={}, digest=digest, reasons=["approval required"],
                               approvers=["alice"], expires_at=NOW + timedelta(minutes=minutes), on_timeout="deny",
-                              escalated=escalated)
+                              escalated=escalated, request_id=request_id)
     value = orjson.dumps(request.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     return RawRecord(topic="req", value=value, headers=tuple(request_headers(signer, value)),
                      timestamp_ms=int(NOW.timestamp() * 1000))
 
 
 def _decision(digest: str = "a" * 64, *, by: str = "alice", key: tuple[str, str] | None = ("k1", "secret"),
-              published: datetime = NOW) -> RawRecord:
+              published: datetime = NOW, request_id: str | None = None) -> RawRecord:
     decision = ApprovalDecision(incident="inc-1", step="revoke", decision="approve", by=by, digest=digest,
-                                issued_at=NOW, expires_at=NOW + timedelta(minutes=5))
+                                issued_at=NOW, expires_at=NOW + timedelta(minutes=5), request_id=request_id)
     value = decision.canonical()
     headers = tuple(signed_headers(key[0], key[1].encode(), value)) if key else ()
     return RawRecord(topic="dec", value=value, headers=headers, timestamp_ms=int(published.timestamp() * 1000))
@@ -156,3 +158,67 @@ def test_records_that_are_not_requests_or_decisions_are_skipped():
     junk = RawRecord(topic="x", value=b"{not json")
     assert len(pending(latest_requests([junk, _request()], CHECKER), [junk], KEYS, NOW)) == 1
     assert latest_requests([junk], CHECKER).refused == 1
+
+
+def _at(record: RawRecord, minutes: int) -> RawRecord:
+    """The record as published `minutes` after NOW."""
+    return record.model_copy(update={"timestamp_ms": int((NOW + timedelta(minutes=minutes)).timestamp() * 1000)})
+
+
+def test_a_decision_naming_the_requests_id_answers_it_whenever_it_was_published():
+    """A decision naming the latest request's id answers it, even stamped before the request (no timestamp guess)."""
+    requests = [_at(_request(request_id=FIRST), 2)]
+    assert pending(latest_requests(requests, CHECKER), [_decision(request_id=FIRST)], KEYS, NOW) == []
+
+
+def test_a_decision_naming_another_request_answers_nothing_and_is_not_listed():
+    """The plan parked again (a new request id): a decision for the earlier parking, published after the new
+    request, neither answers it nor is listed as refused: it answered the earlier parking."""
+    requests = [_request(request_id=FIRST), _at(_request(request_id=SECOND), 1)]
+    [item] = pending(latest_requests(requests, CHECKER), [_decision(request_id=FIRST, published=NOW + timedelta(
+        minutes=2))], KEYS, NOW + timedelta(minutes=3))
+    assert (item.request.request_id, item.answer, item.refused) == (SECOND, None, [])
+
+
+def test_a_decision_naming_no_request_for_one_that_has_an_id_is_refused():
+    """A decision with no request id for a request that has one does not hide it: it is listed with the engine's
+    reason (after a bad signature, as the engine checks that first), with approval keys here or without."""
+    decisions = [_decision(), _decision(key=("k1", "wrong"))]
+    [item] = pending(latest_requests([_request(request_id=FIRST)], CHECKER), decisions, KEYS, NOW)
+    assert item.answer is None
+    assert item.refused[0] == f"approve by alice: {other_request(None, FIRST)}"
+    assert "names no request" not in item.refused[1]
+    [unkeyed] = pending(latest_requests([_request(request_id=FIRST)], CHECKER), [_decision()], None, NOW)
+    assert (unkeyed.answer, len(unkeyed.refused)) == (None, 1)
+
+
+def test_a_replayed_older_copy_keeps_the_newer_parkings_request_id():
+    """The first parking's request replayed after a second parking of the plan (later deadline) leaves the second's
+    id, deadline and escalation listed; so does a replayed escalation of the first with a later deadline."""
+    first, second = _request(request_id=FIRST), _request(request_id=SECOND, minutes=50, escalated=True)
+    found = latest_requests([first, second, first], CHECKER).latest[("inc-1", "revoke")]
+    assert (found.request_id, found.expires_at, found.escalated) == (SECOND, NOW + timedelta(minutes=50), True)
+    escalated_first = _request(request_id=FIRST, minutes=60, escalated=True)
+    found = latest_requests([first, escalated_first, _request(request_id=SECOND, minutes=40), escalated_first],
+                            CHECKER).latest[("inc-1", "revoke")]
+    assert (found.request_id, found.expires_at, found.escalated) == (SECOND, NOW + timedelta(minutes=40), False)
+
+
+def test_a_new_parking_with_an_earlier_deadline_than_an_escalation_is_listed_as_it_is():
+    """A new request id after an escalation of the same plan is a new parking, not a replayed copy: its own
+    (earlier) deadline and request id are listed, and a decision for it answers it."""
+    requests = [_request(request_id=FIRST), _request(request_id=FIRST, minutes=60, escalated=True),
+                _request(request_id=SECOND, minutes=40)]
+    found = latest_requests(requests, CHECKER).latest[("inc-1", "revoke")]
+    assert (found.request_id, found.expires_at, found.escalated) == (SECOND, NOW + timedelta(minutes=40), False)
+    assert pending(latest_requests(requests, CHECKER), [_decision(request_id=SECOND)], KEYS, NOW) == []
+
+
+def test_without_request_ids_the_publication_times_decide_as_before():
+    """Requests and decisions from before ids existed: a decision published after the plan's last request answers
+    it, one published before answers nothing and is not listed (regression guard for pre-upgrade records)."""
+    requests = [_at(_request(), 1)]
+    assert pending(latest_requests(requests, CHECKER), [_decision(published=NOW + timedelta(minutes=2))], KEYS,
+                   NOW + timedelta(minutes=3)) == []
+    [item] = pending(latest_requests(requests, CHECKER), [_decision()], KEYS, NOW + timedelta(minutes=3))
+    assert (item.answer, item.refused) == (None, [])

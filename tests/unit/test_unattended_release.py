@@ -97,11 +97,18 @@ async def test_a_step_released_by_its_timeout_takes_a_fleet_wide_quota_slot(tmp_
     assert again.reasons == ["quota: fleet-wide: test.echo is full"]
 
 
-async def test_a_human_approval_still_waives_a_kill_switch_turned_on_after_the_park(tmp_path):
-    """Only a human may waive a kill switch: their approval runs the step it names."""
+async def test_a_human_approval_waives_a_kill_switch_only_once_a_request_asked_for_it(tmp_path):
+    """A human waives what their request named: a kill switch turned on after the park parks the approved step again
+    (its runbook's approval given), and an approval of that request, which names the switch, runs it."""
     kit = await _parked(tmp_path)
     kit.engine.guards.policy = GuardPolicy(kill_switch=True)
     [parked] = kit.engine.state.parked_steps()
+    assert await kit.engine.decide(*decision(kit, parked.incident, "wipe"))
+    assert kit.echo.applied == []
+    [again] = kit.engine.state.parked_steps()
+    assert again.waived
+    assert [r.split(":")[0] for r in again.reasons] == ["kill_switch"]
+    kit.clock.now += 1
     assert await kit.engine.decide(*decision(kit, parked.incident, "wipe"))
     assert [p.target for p in kit.echo.applied] == ["t1"]
 
