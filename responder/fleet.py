@@ -46,7 +46,7 @@ class FleetState:
         self.restoring: set[int] = set()  # being fenced and read now (held until adopted)
         self._slots = asyncio.Semaphore(RESTORES_AT_ONCE)
         self._retry: dict[int, tuple[float, float]] = {}  # a failed partition -> (next retry, backoff), monotonic
-        self._held: dict[tuple[str, str], tuple[bytes, str | None, str | None]] = {}
+        self._held: dict[tuple[str, str, str], tuple[bytes, str | None, str | None]] = {}  # (incident, step, id)
 
     async def on_durable(self, entries: Sequence[TimelineEntry]) -> None:
         """Write the slices of the incidents these entries touched (before the entries count as durable)."""
@@ -181,19 +181,24 @@ class FleetState:
             if not replayed:
                 await self.engine.decide(value, key_id, signature)  # refused: nothing of it waits here
         else:
-            self._held[(decision.incident, decision.step)] = (value, key_id, signature)
+            # each decision held apart: a replayed one for an earlier parking does not push out the one that answers
+            self._held[(decision.incident, decision.step, decision_id(value))] = (value, key_id, signature)
             while len(self._held) > MAX_HELD:
                 del self._held[next(iter(self._held))]
             log.info("approval_held", incident=decision.incident, step=decision.step)
 
     async def release_held(self) -> None:
-        """Apply the decisions held for steps that are parked here now (their partition was just restored)."""
-        for (incident, step), (value, key_id, signature) in list(self._held.items()):
-            if self.engine.state.used(incident, decision_id(value)):
-                del self._held[(incident, step)]  # its previous owner applied it (and recorded it)
-            elif self.engine.state.parked(incident, step) is not None:
-                del self._held[(incident, step)]
+        """Apply the decisions held for steps that are parked here now (their partition was just restored); drop those
+        for an incident owned here now whose step does not wait (a decision answers one parking, which is over)."""
+        for (incident, step, used), (value, key_id, signature) in list(self._held.items()):
+            if self.engine.state.used(incident, used):
+                del self._held[(incident, step, used)]  # its previous owner applied it (and recorded it)
+            elif self.engine.state.parked(incident, step) is not None:  # (one for another parking: refused, recorded)
+                del self._held[(incident, step, used)]
                 await self.engine.decide(value, key_id, signature)
+            elif incident in self.partitions.of:
+                del self._held[(incident, step, used)]
+                log.info("approval_held_dropped", incident=incident, step=step)
 
 
 def fleet_digest(runbooks: Iterable[Runbook], settings: Settings) -> str:

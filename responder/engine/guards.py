@@ -19,6 +19,7 @@ A *soft* trip (quota, max targets, kill switch) turns the step into an approval 
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,15 @@ from responder.models.runbook import Protected, Quota, Runbook
 from responder.models.step import StepResult, StepStatus
 
 UNCOUNTED = "quota_uncounted"
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 """The guard of a quota that cannot be counted yet: its parked steps are checked again once it can."""
+
+
+def reason_shape(reason: str) -> str:
+    """A parked step's reason without its numbers: what a human who approved a request naming it waived. The same
+    guard in the same scope (the runbook's quota, not the global or the fleet-wide one; the local kill switch, not the
+    fleet's), however many runs it counts now."""
+    return _NUMBERS.sub("#", reason)
 
 
 def only_uncounted(reasons: list[str]) -> bool:

@@ -127,7 +127,10 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         # deadline any of its requests gave (an escalation extends it: a replayed older copy must not shorten it,
         # which would hide a waiting step from `pending` and make `approve` call it expired), and that copy's
         # request id (a replayed copy must not bring back an earlier parking's, which a used decision names)
-        if known is not None and _older(request, known.request, seen.get(at, set())):
+        ids = seen.get(at, set())
+        if known is not None and request.request_id in ids and request.request_id != known.request.request_id:
+            request = known.request  # a replayed copy of a parking before `known`'s: its reasons and approvers too
+        elif known is not None and _older(request, known.request, ids):
             was = known.request
             escalated = was.escalated or (request.escalated and request.request_id == was.request_id)
             request = request.model_copy(update={"expires_at": was.expires_at, "escalated": escalated,
@@ -145,11 +148,10 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
 
 
 def _older(later: ApprovalRequest, known: ApprovalRequest, seen: set[str]) -> bool:
-    """Whether `later`, read after `known` for the same plan, is a replayed older copy: it expires earlier and is not
-    a parking not seen before (a new id), or it repeats the id of a parking before `known`'s."""
+    """Whether `later`, read after `known` for the same plan (and not a copy of an earlier parking), is a replayed
+    older copy of it: it expires earlier and is not a parking not seen before (a new id)."""
     new = later.request_id is not None and later.request_id not in seen
-    earlier_parking = later.request_id in seen and later.request_id != known.request_id
-    return earlier_parking or (known.expires_at > later.expires_at and not new)
+    return known.expires_at > later.expires_at and not new
 
 
 def _stamp(record: RawRecord) -> int | None:

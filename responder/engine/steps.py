@@ -17,7 +17,7 @@ from responder.actuators.registry import Registry
 from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
 from responder.engine.decisions import Decisions
 from responder.engine.fleetguard import FleetGuard
-from responder.engine.guards import Guards, Trip
+from responder.engine.guards import Guards, Trip, reason_shape
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan
 from responder.engine.runner import Invalid, NotNow, Resolved, StepCall, resolve_step, run_step, verified
@@ -31,6 +31,13 @@ from responder.timeline.recorder import Recorder
 
 log = structlog.get_logger(__name__)
 
+
+
+def _waives(asked: Sequence[str], reasons: Sequence[str]) -> bool:
+    """Whether a release waives every reason the step is held for now: the runbook's approval, and each guard the
+    human's request named (`asked`, by guard and scope: `reason_shape`)."""
+    shapes = {reason_shape(r) for r in asked}
+    return all(r == RUNBOOK_APPROVAL or reason_shape(r) in shapes for r in reasons)
 
 class Outcome(StrEnum):
     """How one step ended for now."""
@@ -137,8 +144,7 @@ class StepRunning:
         # a human waives what their request asked (the runbook's approval and the guards it named), not a guard that
         # tripped since (a kill switch turned on after they read it); a release with no human at hand (a timeout, a
         # crash) waives the runbook's approval only
-        asked = {r.split(":", 1)[0] for r in grant.reasons} if grant is not None and human else set()
-        approved = grant is not None and all(r == RUNBOOK_APPROVAL or r.split(":", 1)[0] in asked for r in reasons)
+        approved = grant is not None and _waives(grant.reasons if human else (), reasons)
         hard = tuple([t for t in trips if t.hard]) if trips else ()
         if hard or (reasons and not approved):
             for trip in trips:

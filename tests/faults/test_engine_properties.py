@@ -5,6 +5,7 @@ redeliveries, transient faults, crashes, approvals and undo. It checks:
 * at most one effect per idempotency key (counted in the ledger, not in the timeline);
 * every intent ends with a result once the uncommitted events are redelivered after the last crash;
 * undo restores the before-state the timeline recorded;
+* while the kill switch is on, a step acts only when a human approved a request that named the switch;
 * the state rebuilt from the durable timeline (as after a restart) has the same parked and released steps, results,
   intents and used decisions as the live state, whatever the kill switch and approvals did.
 """
@@ -78,6 +79,8 @@ class EngineMachine(RuleBasedStateMachine):
         self.decisions: list[tuple[bytes, str, str]] = []  # decisions since the last commit, likewise
         self.crashes = 0
         self.killed = False  # the kill switch (a setting: it survives a restart)
+        self.late: list[tuple[bytes, str, str]] = []  # decisions signed, not delivered yet
+        self.kill_marks: list[tuple[int, bool]] = []  # (durable entries when the switch was set, on or off)
         self._start()
 
     def _start(self) -> None:
@@ -148,11 +151,31 @@ class EngineMachine(RuleBasedStateMachine):
         self.decisions.append(signed)
         self._run(self.engine.decide(*signed))
 
+    @precondition(lambda self: bool(self.engine.state.parked_steps()))
+    @rule(data=st.data())
+    def sign_late(self, data: st.DataObject) -> None:
+        """A human signs an approval of a parked step's request now; it reaches the engine later (`deliver_late`),
+        maybe after the step was released by its timeout and parked again."""
+        parked = sorted((p.incident, p.step) for p in self.engine.state.parked_steps())
+        incident, step = data.draw(st.sampled_from(parked))
+        kit = Kit.__new__(Kit)
+        kit.pipeline, kit.clock = self.pipeline, self.clock  # type: ignore[assignment]
+        self.late.append(decision(kit, incident, step, "approve", ttl=2999))  # not the bytes `decide` signs
+
+    @precondition(lambda self: bool(self.late))
+    @rule()
+    def deliver_late(self) -> None:
+        """The decision signed first arrives."""
+        signed = self.late.pop(0)
+        self.decisions.append(signed)
+        self._run(self.engine.decide(*signed))
+
     @rule(on=st.booleans())
     def kill_switch(self, on: bool) -> None:
         """An operator turns the kill switch on or off: every step then needs a human (a timeout never waives it)."""
         self.killed = on
         self.engine.guards.policy = GuardPolicy(kill_switch=on)
+        self.kill_marks.append((len(self._entries()), on))  # every entry before it is durable (each rule flushes)
 
     @rule()
     def expire(self) -> None:
@@ -194,6 +217,32 @@ class EngineMachine(RuleBasedStateMachine):
                           if e.kind in (EntryKind.STEP_INTENT, "undo.intent"))
         twice = {k: n for k, n in self.ledger.effects.items() if n > max(1, intents[k])}
         assert not twice, twice
+
+    @invariant()
+    def only_a_human_asked_about_the_kill_switch_runs_a_step_over_it(self) -> None:
+        """A step acts (a new intent) while the kill switch is on only when a human approved a request that named the
+        switch: never under a timeout, a crash resumption, or an approval of a request read before the switch."""
+        asked: dict[object, list[str]] = {}  # request id → the reasons it named
+        cleared: set[tuple[str | None, str]] = set()  # (incident, step) a human released over the switch
+        open_keys: set[str] = set()
+        marks = iter(self.kill_marks)
+        mark, killed = next(marks, None), False
+        for at, e in enumerate(self._entries()):
+            while mark is not None and mark[0] <= at:
+                killed, mark = mark[1], next(marks, None)
+            body = e.body
+            if e.kind == EntryKind.APPROVAL_REQUESTED:
+                asked[body.get("request_id")] = list(body["reasons"])  # type: ignore[arg-type]
+            elif e.kind == EntryKind.APPROVAL_DECIDED and body["decision"] == "approve" \
+                    and any(str(r).startswith("kill_switch:") for r in asked.get(body.get("request_id"), [])):
+                cleared.add((e.incident, str(body["step"])))
+            elif e.kind == EntryKind.STEP_RESULT:
+                open_keys.discard(str(body.get("key")))
+            elif e.kind == EntryKind.STEP_INTENT and str(body["key"]) not in open_keys:
+                open_keys.add(str(body["key"]))
+                if killed:
+                    assert (e.incident, str(body["step"])) in cleared, (at, body)
+                    cleared.discard((e.incident, str(body["step"])))
 
     @invariant()
     def replay_rebuilds_the_live_state(self) -> None:

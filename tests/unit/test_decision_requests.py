@@ -1,5 +1,6 @@
 """A decision answers the request it names (each parking of a step has its own id), not any later parking of the
-same plan: a human's approval given for one request never releases the step once it was parked again."""
+same plan: a human's approval given for one request never releases the step once it was parked again, and it waives
+the guards that request named (by guard and scope), not one that tripped since."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import dataclasses
 
 import orjson
 
-from responder.engine.approvals import Parked
-from responder.engine.guards import GuardPolicy
+from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
+from responder.engine.guards import GuardPolicy, reason_shape
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.models.approval import ApprovalRequest
+from responder.models.runbook import Quota
 from tests.kit import Kit, decision, make_kit
 from tests.unit.test_approvals import WIPE
-from tests.unit.test_unattended_release import APPROVED_ON_TIMEOUT
+from tests.unit.test_unattended_release import APPROVED_ON_TIMEOUT, QUOTA, FakeFleetGuard
 
 
 async def _parked(tmp_path, body: str = APPROVED_ON_TIMEOUT) -> tuple[Kit, Parked]:
@@ -122,3 +124,46 @@ async def test_the_request_id_survives_a_restart_a_snapshot_and_an_old_slice(tmp
     body = kit.entries("approval.requested")[0]
     del body["request_id"]
     assert Parked.from_body(parked.incident, body).request_id is None
+
+
+async def test_an_approval_of_a_full_runbook_quota_does_not_waive_the_global_quota_filled_since(tmp_path):
+    """A human who approved a step over its runbook's full quota did not approve it over the global quota, which
+    filled after they read the request: the step is parked again for that one, with both named."""
+    kit = make_kit(tmp_path, {"rb": QUOTA + APPROVED_ON_TIMEOUT},
+                   policy=GuardPolicy(quotas=[Quota(actuator="test.*", max=2, window=3600)]))
+    kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the runbook's quota (max 1) is full; 1 of 2
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    assert [r.split(":")[0] for r in parked.reasons] == ["quota", RUNBOOK_APPROVAL]
+    kit.engine.state.windows.record("other", "test.echo", kit.clock())  # another runbook filled the global one
+    assert await kit.engine.decide(*decision(kit, parked.incident, "wipe"))
+    assert kit.echo.applied == []
+    [again] = kit.engine.state.parked_steps()
+    assert [r.split(":", 2)[:2] for r in again.reasons] == [["quota", " runbook rb"], ["quota", " global"]]
+    kit.clock.now += 1
+    assert await kit.engine.decide(*decision(kit, parked.incident, "wipe"))
+    assert [p.target for p in kit.echo.applied] == ["t1"]
+
+
+async def test_an_approval_over_the_local_kill_switch_does_not_waive_the_fleets(tmp_path):
+    """The fleet's kill switch, turned on after a human read a request naming the local one, parks the approved step
+    again, its new request naming both."""
+    kit, _ = await _parked(tmp_path)
+    kit.engine.guards.policy = GuardPolicy(kill_switch=True)
+    kit.clock.now += 601
+    await kit.engine.expire()  # released by its timeout, parked again for the local switch
+    [local] = kit.engine.state.parked_steps()
+    kit.engine.fleet_guard = FakeFleetGuard(full=False)  # type: ignore[assignment]
+    kit.engine.fleet_guard.killed = True  # type: ignore[union-attr]
+    assert await kit.engine.decide(*decision(kit, local.incident, "wipe"))
+    assert kit.echo.applied == []
+    [again] = kit.engine.state.parked_steps()
+    assert [r.split(":")[0] for r in again.reasons] == ["kill_switch", "kill_switch"]
+
+
+def test_a_reason_keeps_its_guard_and_scope_without_its_numbers():
+    """What a human waived is matched by guard and scope, not by the counts in its text."""
+    assert reason_shape("quota: runbook rb: test.* ran 1 time(s) in 3600s (max 1)") == \
+        reason_shape("quota: runbook rb: test.* ran 4 time(s) in 3600s (max 1)")
+    assert reason_shape("quota: runbook rb: test.* ran 1 time(s) in 3600s (max 1)") != \
+        reason_shape("quota: global: test.* ran 1 time(s) in 3600s (max 1)")

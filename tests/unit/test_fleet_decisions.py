@@ -74,7 +74,7 @@ async def test_a_held_decision_applied_elsewhere_is_dropped_when_the_partition_c
     release(kit.engine.state, {incident})  # then the incident was not here
     fleet.partitions.of.clear()
     await fleet.decide(*approval)  # held: owned elsewhere
-    assert list(fleet._held) == [(incident, "wipe")]
+    assert list(fleet._held) == [(incident, "wipe", decision_id(approval[0]))]
     merge(kit.engine.state, [applied])  # the partition comes: its slice is restored
     assert kit.engine.state.used(incident, decision_id(approval[0]))
     await fleet.release_held()
@@ -94,9 +94,31 @@ async def test_a_decision_for_an_incident_owned_elsewhere_is_held_not_recorded(t
     """A member not owning the incident holds the decision and records nothing."""
     kit, fleet, incident, _ = await _owned_and_decided(tmp_path)
     fleet.partitions.of.clear()
-    await fleet.decide(*decision(kit, incident, "wipe", "deny"))
+    held = decision(kit, incident, "wipe", "deny")
+    await fleet.decide(*held)
     assert kit.entries("approval.rejected") == []
-    assert list(fleet._held) == [(incident, "wipe")]
+    assert list(fleet._held) == [(incident, "wipe", decision_id(held[0]))]
+
+
+async def test_a_decision_for_an_earlier_parking_held_after_the_right_one_does_not_push_it_out(tmp_path):
+    """Two decisions held for one step (the one that answers its request, then one replayed for an earlier parking):
+    when the partition comes, the right one releases the step, and the other is dropped, not left held."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    fleet = FleetState(kit.engine, changelog=None)  # type: ignore[arg-type]
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    right = decision(kit, parked.incident, "wipe")
+    stale = decision(kit, parked.incident, "wipe", request="f" * 32, ttl=599)
+    [moving] = cut(kit.engine.state, {parked.incident}).values()
+    release(kit.engine.state, {parked.incident})  # owned elsewhere while the decisions come
+    await fleet.decide(*right)
+    await fleet.decide(*stale)
+    assert len(fleet._held) == 2
+    merge(kit.engine.state, [moving])  # the partition comes
+    fleet.partitions.of[parked.incident] = 0
+    await fleet.release_held()
+    assert [p.target for p in kit.wipe.applied] == ["t1"]
+    assert fleet._held == {}
 
 
 async def test_a_member_reading_every_decision_knows_which_it_reads_again():

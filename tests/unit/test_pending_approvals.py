@@ -23,9 +23,10 @@ FIRST, SECOND = "1" * 32, "2" * 32  # two parkings' request ids
 
 
 def _request(digest: str = "a" * 64, *, minutes: int = 30, escalated: bool = False, target: str = "AKIA1",
-             signer: Signer | None = REPLICA, request_id: str | None = None) -> RawRecord:
+             signer: Signer | None = REPLICA, request_id: str | None = None,
+             reasons: tuple[str, ...] = ("approval required",)) -> RawRecord:
     request = ApprovalRequest(incident="inc-1", step="revoke", runbook="rb", actuator="aws.iam.deactivate_access_key",
-                              target=target, params={}, digest=digest, reasons=["approval required"],
+                              target=target, params={}, digest=digest, reasons=list(reasons),
                               approvers=["alice"], expires_at=NOW + timedelta(minutes=minutes), on_timeout="deny",
                               escalated=escalated, request_id=request_id)
     value = orjson.dumps(request.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
@@ -193,11 +194,13 @@ def test_a_decision_naming_no_request_for_one_that_has_an_id_is_refused():
 
 
 def test_a_replayed_older_copy_keeps_the_newer_parkings_request_id():
-    """The first parking's request replayed after a second parking of the plan (later deadline) leaves the second's
-    id, deadline and escalation listed; so does a replayed escalation of the first with a later deadline."""
-    first, second = _request(request_id=FIRST), _request(request_id=SECOND, minutes=50, escalated=True)
+    """The first parking's request replayed after a second parking of the plan (later deadline) leaves the second
+    listed whole (id, deadline, escalation, reasons); so does a replayed escalation of the first with a later one."""
+    first = _request(request_id=FIRST)
+    second = _request(request_id=SECOND, minutes=50, escalated=True, reasons=("kill_switch: switched off",))
     found = latest_requests([first, second, first], CHECKER).latest[("inc-1", "revoke")]
     assert (found.request_id, found.expires_at, found.escalated) == (SECOND, NOW + timedelta(minutes=50), True)
+    assert found.reasons == ["kill_switch: switched off"]  # what the human approving the second is shown
     escalated_first = _request(request_id=FIRST, minutes=60, escalated=True)
     found = latest_requests([first, escalated_first, _request(request_id=SECOND, minutes=40), escalated_first],
                             CHECKER).latest[("inc-1", "revoke")]
