@@ -33,15 +33,18 @@ from responder.models.runbook import Protected, Quota, Runbook
 from responder.models.step import StepResult, StepStatus
 
 UNCOUNTED = "quota_uncounted"
-_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 """The guard of a quota that cannot be counted yet: its parked steps are checked again once it can."""
+_COUNTS = re.compile(r"(?<= ran )\d+(?= time\(s\))"  # a quota's runs in its window
+                     r"|(?<= cannot be counted while ).*(?= \(\d+ counted here)"  # the partitions not restored yet
+                     r"|\d+(?= counted here)")
 
 
 def reason_shape(reason: str) -> str:
-    """A parked step's reason without its numbers: what a human who approved a request naming it waived. The same
-    guard in the same scope (the runbook's quota, not the global or the fleet-wide one; the local kill switch, not the
-    fleet's), however many runs it counts now."""
-    return _NUMBERS.sub("#", reason)
+    """A parked step's reason without what it counts now: what a human who approved a request naming it waived. The
+    same guard in the same scope, with the same limits (the runbook's quota of 3 an hour, not its quota of 1 a minute,
+    the global or the fleet-wide one; the local kill switch, not the fleet's), however many runs it counts now, and
+    whichever partitions are still not restored."""
+    return _COUNTS.sub("#", reason)
 
 
 def only_uncounted(reasons: list[str]) -> bool:

@@ -129,8 +129,9 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         # request id (a replayed copy must not bring back an earlier parking's, which a used decision names)
         ids = seen.get(at, set())
         if known is not None and request.request_id in ids and request.request_id != known.request.request_id:
-            request = known.request  # a replayed copy of a parking before `known`'s: its reasons and approvers too
-        elif known is not None and _older(request, known.request, ids):
+            step_plans[request.digest] = known  # a replayed copy of a parking before `known`'s: `known` stays whole
+            continue  # (its reasons, approvers, where it was read and when it was asked)
+        if known is not None and _older(request, known.request, ids):
             was = known.request
             escalated = was.escalated or (request.escalated and request.request_id == was.request_id)
             request = request.model_copy(update={"expires_at": was.expires_at, "escalated": escalated,

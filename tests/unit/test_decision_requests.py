@@ -161,9 +161,31 @@ async def test_an_approval_over_the_local_kill_switch_does_not_waive_the_fleets(
     assert [r.split(":")[0] for r in again.reasons] == ["kill_switch", "kill_switch"]
 
 
-def test_a_reason_keeps_its_guard_and_scope_without_its_numbers():
-    """What a human waived is matched by guard and scope, not by the counts in its text."""
-    assert reason_shape("quota: runbook rb: test.* ran 1 time(s) in 3600s (max 1)") == \
-        reason_shape("quota: runbook rb: test.* ran 4 time(s) in 3600s (max 1)")
-    assert reason_shape("quota: runbook rb: test.* ran 1 time(s) in 3600s (max 1)") != \
-        reason_shape("quota: global: test.* ran 1 time(s) in 3600s (max 1)")
+def test_a_reason_keeps_its_guard_scope_and_limits_without_what_it_counts():
+    """What a human waived is matched by guard, scope and limits, not by the runs or partitions its text counts."""
+    hourly = "quota: runbook rb: test.* ran {} time(s) in 3600s (max 3)"
+    assert reason_shape(hourly.format(3)) == reason_shape(hourly.format(7))
+    assert reason_shape(hourly.format(3)) != reason_shape("quota: global: test.* ran 3 time(s) in 3600s (max 3)")
+    assert reason_shape(hourly.format(3)) != reason_shape("quota: runbook rb: test.* ran 3 time(s) in 60s (max 3)")
+    assert reason_shape(hourly.format(3)) != reason_shape("quota: runbook rb: test.* ran 3 time(s) in 3600s (max 1)")
+    uncounted = "quota_uncounted: runbook rb: test.* cannot be counted while {} ({} counted here, max 3)"
+    assert reason_shape(uncounted.format("partition(s) 3, 5 are not restored yet", 1)) == \
+        reason_shape(uncounted.format("partition(s) 5 are not restored yet", 2))
+
+
+async def test_an_approval_of_a_full_burst_quota_does_not_waive_an_hourly_quota_filled_since(tmp_path):
+    """Two quotas on one actuator pattern: approving a step held by the full one-minute quota does not run it over the
+    hourly quota, which filled after the request was read."""
+    quotas = "guards: {quotas: [{actuator: test.*, max: 1, window: 60}, {actuator: test.*, max: 3, window: 3600}]}\n"
+    kit = make_kit(tmp_path, {"rb": quotas + APPROVED_ON_TIMEOUT})
+    kit.engine.state.windows.record("rb", "test.echo", kit.clock())
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    assert [r.split(":")[0] for r in parked.reasons] == ["quota", RUNBOOK_APPROVAL]
+    for _ in range(2):  # other steps of the runbook ran meanwhile: the hour is full
+        kit.engine.state.windows.record("rb", "test.echo", kit.clock())
+    kit.clock.now += 120  # and the minute is over when the human decides
+    assert await kit.engine.decide(*decision(kit, parked.incident, "wipe"))
+    assert kit.echo.applied == []
+    [again] = kit.engine.state.parked_steps()
+    assert [r.split(" in ")[1] for r in again.reasons] == ["3600s (max 3)"]

@@ -137,3 +137,23 @@ async def test_a_member_reading_every_decision_knows_which_it_reads_again():
     assert not grouped.reads_all
     for each in (ingest, grouped):
         await each.consumer.stop()
+
+
+async def test_a_held_decision_read_again_at_the_start_for_an_earlier_parking_is_not_recorded_again(tmp_path):
+    """A decision for an earlier parking, read again at a start and held until the partition comes, is not refused and
+    recorded a second time (it was when it first came); the one that answers the step's request still releases it."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    fleet = FleetState(kit.engine, changelog=None)  # type: ignore[arg-type]
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    right = decision(kit, parked.incident, "wipe")
+    stale = decision(kit, parked.incident, "wipe", request="f" * 32, ttl=599)
+    [moving] = cut(kit.engine.state, {parked.incident}).values()
+    release(kit.engine.state, {parked.incident})
+    await fleet.decide(*stale, replayed=True)
+    await fleet.decide(*right, replayed=True)
+    merge(kit.engine.state, [moving])
+    fleet.partitions.of[parked.incident] = 0
+    await fleet.release_held()
+    assert kit.entries("approval.rejected") == []
+    assert [p.target for p in kit.wipe.applied] == ["t1"]

@@ -198,9 +198,12 @@ def test_a_replayed_older_copy_keeps_the_newer_parkings_request_id():
     listed whole (id, deadline, escalation, reasons); so does a replayed escalation of the first with a later one."""
     first = _request(request_id=FIRST)
     second = _request(request_id=SECOND, minutes=50, escalated=True, reasons=("kill_switch: switched off",))
-    found = latest_requests([first, second, first], CHECKER).latest[("inc-1", "revoke")]
+    read = latest_requests([first, second.model_copy(update={"offset": 1}), first.model_copy(update={"offset": 2})],
+                           CHECKER)
+    found = read.latest[("inc-1", "revoke")]
     assert (found.request_id, found.expires_at, found.escalated) == (SECOND, NOW + timedelta(minutes=50), True)
     assert found.reasons == ["kill_switch: switched off"]  # what the human approving the second is shown
+    assert read.plans[("inc-1", "revoke")]["a" * 64].offset == 1  # and where it was read
     escalated_first = _request(request_id=FIRST, minutes=60, escalated=True)
     found = latest_requests([first, escalated_first, _request(request_id=SECOND, minutes=40), escalated_first],
                             CHECKER).latest[("inc-1", "revoke")]
