@@ -3,6 +3,7 @@ unless it only read it again at its start; a member that does not own the incide
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -28,6 +29,30 @@ async def _owned_and_decided(tmp_path: Any) -> tuple[Kit, FleetState, str, tuple
     await fleet.decide(*approval)
     assert [p.target for p in kit.wipe.applied] == ["t1"]
     return kit, fleet, parked.incident, approval
+
+
+Signed = tuple[bytes, str, str]
+
+
+async def _moving_with_two_decisions(tmp_path: Any) -> tuple[Kit, FleetState, Signed, Signed,
+                                                               Callable[[], Awaitable[None]]]:
+    """A member whose parked step's incident is owned elsewhere for now; a decision answering its request, one naming
+    an earlier parking, and what brings the partition here (restore, then release the held decisions)."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    fleet = FleetState(kit.engine, changelog=None)  # type: ignore[arg-type]
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    right = decision(kit, parked.incident, "wipe")
+    stale = decision(kit, parked.incident, "wipe", request="f" * 32, ttl=599)
+    [moving] = cut(kit.engine.state, {parked.incident}).values()
+    release(kit.engine.state, {parked.incident})  # owned elsewhere while the decisions come
+
+    async def arrive() -> None:
+        merge(kit.engine.state, [moving])
+        fleet.partitions.of[parked.incident] = 0
+        await fleet.release_held()
+
+    return kit, fleet, right, stale, arrive
 
 
 async def test_a_late_decision_on_the_owner_is_recorded_rejected(tmp_path):
@@ -103,20 +128,11 @@ async def test_a_decision_for_an_incident_owned_elsewhere_is_held_not_recorded(t
 async def test_a_decision_for_an_earlier_parking_held_after_the_right_one_does_not_push_it_out(tmp_path):
     """Two decisions held for one step (the one that answers its request, then one replayed for an earlier parking):
     when the partition comes, the right one releases the step, and the other is dropped, not left held."""
-    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
-    fleet = FleetState(kit.engine, changelog=None)  # type: ignore[arg-type]
-    await kit.send()
-    [parked] = kit.engine.state.parked_steps()
-    right = decision(kit, parked.incident, "wipe")
-    stale = decision(kit, parked.incident, "wipe", request="f" * 32, ttl=599)
-    [moving] = cut(kit.engine.state, {parked.incident}).values()
-    release(kit.engine.state, {parked.incident})  # owned elsewhere while the decisions come
+    kit, fleet, right, stale, arrive = await _moving_with_two_decisions(tmp_path)
     await fleet.decide(*right)
     await fleet.decide(*stale)
     assert len(fleet._held) == 2
-    merge(kit.engine.state, [moving])  # the partition comes
-    fleet.partitions.of[parked.incident] = 0
-    await fleet.release_held()
+    await arrive()
     assert [p.target for p in kit.wipe.applied] == ["t1"]
     assert fleet._held == {}
 
@@ -142,18 +158,9 @@ async def test_a_member_reading_every_decision_knows_which_it_reads_again():
 async def test_a_held_decision_read_again_at_the_start_for_an_earlier_parking_is_not_recorded_again(tmp_path):
     """A decision for an earlier parking, read again at a start and held until the partition comes, is not refused and
     recorded a second time (it was when it first came); the one that answers the step's request still releases it."""
-    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
-    fleet = FleetState(kit.engine, changelog=None)  # type: ignore[arg-type]
-    await kit.send()
-    [parked] = kit.engine.state.parked_steps()
-    right = decision(kit, parked.incident, "wipe")
-    stale = decision(kit, parked.incident, "wipe", request="f" * 32, ttl=599)
-    [moving] = cut(kit.engine.state, {parked.incident}).values()
-    release(kit.engine.state, {parked.incident})
+    kit, fleet, right, stale, arrive = await _moving_with_two_decisions(tmp_path)
     await fleet.decide(*stale, replayed=True)
     await fleet.decide(*right, replayed=True)
-    merge(kit.engine.state, [moving])
-    fleet.partitions.of[parked.incident] = 0
-    await fleet.release_held()
+    await arrive()
     assert kit.entries("approval.rejected") == []
     assert [p.target for p in kit.wipe.applied] == ["t1"]
