@@ -46,9 +46,9 @@ class FleetState:
         self.restoring: set[int] = set()  # being fenced and read now (held until adopted)
         self._slots = asyncio.Semaphore(RESTORES_AT_ONCE)
         self._retry: dict[int, tuple[float, float]] = {}  # a failed partition -> (next retry, backoff), monotonic
-        self._held: dict[tuple[str, str, str], tuple[bytes, str | None, str | None, bool]] = {}
-        """(incident, step, decision id) → the decision (value, key id, signature) and whether it was read again at
-        the start (`decide`'s `replayed`)."""
+        self._held: dict[tuple[str, str, str], tuple[bytes, str | None, str | None, str | None]] = {}
+        """(incident, step, decision id) → the decision (value, key id, signature), and the request id it names if
+        it was read again at the start (`decide`'s `replayed`; "" for one naming none), else None."""
 
     async def on_durable(self, entries: Sequence[TimelineEntry]) -> None:
         """Write the slices of the incidents these entries touched (before the entries count as durable)."""
@@ -184,7 +184,8 @@ class FleetState:
                 await self.engine.decide(value, key_id, signature)  # refused: nothing of it waits here
         else:
             # each decision held apart: a replayed one for an earlier parking does not push out the one that answers
-            self._held[(decision.incident, decision.step, decision_id(value))] = (value, key_id, signature, replayed)
+            again = (decision.request_id or "") if replayed else None
+            self._held[(decision.incident, decision.step, decision_id(value))] = (value, key_id, signature, again)
             while len(self._held) > MAX_HELD:
                 del self._held[next(iter(self._held))]
             log.info("approval_held", incident=decision.incident, step=decision.step)
@@ -192,13 +193,13 @@ class FleetState:
     async def release_held(self) -> None:
         """Apply the decisions held for steps that are parked here now (their partition was just restored); drop those
         for an incident owned here now whose step does not wait (a decision answers one parking, which is over)."""
-        for (incident, step, used), (value, key_id, signature, replayed) in list(self._held.items()):
+        for (incident, step, used), (value, key_id, signature, again) in list(self._held.items()):
             if self.engine.state.used(incident, used):
                 del self._held[(incident, step, used)]  # its previous owner applied it (and recorded it)
             elif (parked := self.engine.state.parked(incident, step)) is not None:
                 del self._held[(incident, step, used)]
                 # one for another parking is refused and recorded, unless read again at the start (recorded then)
-                if not replayed or ApprovalDecision.model_validate_json(value).request_id == parked.request_id:
+                if again is None or again == (parked.request_id or ""):
                     await self.engine.decide(value, key_id, signature)
             elif incident in self.partitions.of:
                 del self._held[(incident, step, used)]

@@ -123,14 +123,15 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         step_plans = plans.pop(at, {})  # the step moves to the end: `latest` lists steps by their last request
         plans[at] = step_plans
         escalation = request.escalated  # this record's own: the merge below may carry an earlier copy's
-        known = step_plans.pop(request.digest, None)  # each plan once, where it was last requested; with the latest
+        known = step_plans.get(request.digest)  # each plan once, where it was last requested; with the latest
         # deadline any of its requests gave (an escalation extends it: a replayed older copy must not shorten it,
         # which would hide a waiting step from `pending` and make `approve` call it expired), and that copy's
         # request id (a replayed copy must not bring back an earlier parking's, which a used decision names)
         ids = seen.get(at, set())
         if known is not None and request.request_id in ids and request.request_id != known.request.request_id:
-            step_plans[request.digest] = known  # a replayed copy of a parking before `known`'s: `known` stays whole
-            continue  # (its reasons, approvers, where it was read and when it was asked)
+            continue  # a replayed copy of a parking before `known`'s: `known` stays whole, and where it was in the
+            # order read (its reasons, approvers, where it was read and when it was asked)
+        step_plans.pop(request.digest, None)  # this plan moves to the end: the step's last plan read
         if known is not None and _older(request, known.request, ids):
             was = known.request
             escalated = was.escalated or (request.escalated and request.request_id == was.request_id)

@@ -228,3 +228,12 @@ def test_without_request_ids_the_publication_times_decide_as_before():
                    NOW + timedelta(minutes=3)) == []
     [item] = pending(latest_requests(requests, CHECKER), [_decision()], KEYS, NOW + timedelta(minutes=3))
     assert (item.answer, item.refused) == (None, [])
+
+
+def test_a_replayed_copy_of_an_earlier_parking_does_not_make_its_plan_the_latest():
+    """After a step's plan was re-planned, a replayed copy of an earlier parking of the first plan leaves the new plan
+    the step's latest request (its place in the order read is kept)."""
+    first, second = _request(request_id=FIRST), _request(request_id=SECOND)
+    third = _request("b" * 64, request_id="c" * 32)
+    found = latest_requests([first, second, third, first], CHECKER).latest[("inc-1", "revoke")]
+    assert (found.digest, found.request_id) == ("b" * 64, "c" * 32)
