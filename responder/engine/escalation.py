@@ -10,11 +10,11 @@ import structlog
 
 from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
 from responder.engine.decisions import escalation_step
-from responder.engine.guards import Trip, reason_shape
+from responder.engine.guards import Trip
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan
 from responder.engine.runner import Resolved, StepCall
-from responder.engine.steps import Outcome, StepRunning
+from responder.engine.steps import Outcome, StepRunning, waives
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, Runbook, Step
@@ -86,14 +86,13 @@ class EscalationRelease(StepRunning):
         now (a kill switch, a full quota; after a crash, its runbook's approval too: the grant was for the run the
         crash ended)."""
         human = not resumed and not parked.unattended
-        asked = {reason_shape(r) for r in parked.reasons} if human else set()
         trips = [*self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
                                          self.state.windows, self.clock(), escalating=True)]
         if self.fleet_guard is not None and self.fleet_guard.killed:
             trips.append(Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
-        if all(reason_shape(f"{t.guard}: {t.detail}") in asked for t in trips):  # the human waived them all
-            trips = []
         reasons = [f"{t.guard}: {t.detail}" for t in trips]  # a new request names every trip, waived before or not
+        if waives(parked.reasons if human else (), reasons):  # the human waived them all (or none trips)
+            trips, reasons = [], []
         if step.approval.required and resumed:
             reasons.append(RUNBOOK_APPROVAL)
         if not reasons and not human and self.fleet_guard is not None:

@@ -32,12 +32,12 @@ from responder.timeline.recorder import Recorder
 log = structlog.get_logger(__name__)
 
 
-
-def _waives(asked: Sequence[str], reasons: Sequence[str]) -> bool:
-    """Whether a release waives every reason the step is held for now: the runbook's approval, and each guard the
-    human's request named (`asked`, by guard and scope: `reason_shape`)."""
+def waives(asked: Sequence[str], reasons: Sequence[str]) -> bool:
+    """Whether a release waives every reason a step is held for now: the runbook's approval, and each guard the
+    human's request named (`asked`, matched by guard, scope and limits: `reason_shape`; none without a human)."""
     shapes = {reason_shape(r) for r in asked}
     return all(r == RUNBOOK_APPROVAL or reason_shape(r) in shapes for r in reasons)
+
 
 class Outcome(StrEnum):
     """How one step ended for now."""
@@ -144,7 +144,7 @@ class StepRunning:
         # a human waives what their request asked (the runbook's approval and the guards it named), not a guard that
         # tripped since (a kill switch turned on after they read it); a release with no human at hand (a timeout, a
         # crash) waives the runbook's approval only
-        approved = grant is not None and _waives(grant.reasons if human else (), reasons)
+        approved = grant is not None and waives(grant.reasons if human else (), reasons)
         hard = tuple([t for t in trips if t.hard]) if trips else ()
         if hard or (reasons and not approved):
             for trip in trips:
