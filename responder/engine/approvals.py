@@ -77,6 +77,10 @@ class Parked:
     """Released with no human at hand: by its timeout (`on_timeout: approve`), or resumed after a crash cut its release
     short. That waives the runbook's own approval only, so a guard that trips when it runs (a kill switch turned on,
     a quota filled since it was parked) parks it again, for a new decision (one decision releases a step once)."""
+    settles: bool = False
+    """Released or denied by a decision (or timeout) whose run records its end (`approval.settled`): once the step is
+    past, a restart before that end takes up the steps after it. False for a step released before runs recorded
+    their end, whose run a restart never takes up again past the step."""
     request_id: str | None = None
     """This parking's id (random, kept through an escalation and a fleet hand-over), which a decision must name; None
     for a step parked before requests had ids, which a decision naming none answers."""

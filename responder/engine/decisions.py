@@ -27,11 +27,12 @@ from responder.engine.approvals import (
 )
 from responder.engine.guards import UNCOUNTED, only_uncounted
 from responder.engine.incidents import Incident
+from responder.engine.positions import after_decided, escalation_step, step_index
 from responder.engine.state import EngineState
 from responder.errors import ApprovalRefused
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
-from responder.models.runbook import OnFailure, OnTimeout, Runbook, Step
+from responder.models.runbook import OnTimeout, Runbook, Step
 from responder.models.step import StepResult, StepStatus
 from responder.models.timeline import EntryKind
 from responder.timeline.recorder import Recorder
@@ -44,23 +45,6 @@ Resume = Callable[[Runbook, Incident, Event, int, Parked | None], Awaitable[None
 Escalate = Callable[[Runbook, Incident, Event, Parked, bool], Awaitable[None]]
 """Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with;
 True when a crash cut its release short (its guards are checked again if it wrote no intent)."""
-
-
-def step_index(rb: Runbook, step: str) -> int | None:
-    """The index of the runbook step `step`; None for any other id (an `on_failure` step's, or one gone)."""
-    return next((i for i, s in enumerate(rb.steps) if s.id == step), None)
-
-
-def escalation_step(rb: Runbook, step: str) -> Step | None:
-    """The `on_failure` step an escalation id (`<escalation>.<failed step>`) was made from, if the runbook has it."""
-    return next((e for e in rb.on_failure if step.startswith(f"{e.id}.")), None)
-
-
-def after_escalation(rb: Runbook, step: str) -> int | None:
-    """Where the runbook goes on once the parked `on_failure` step `step` (`<escalation>.<failed step>`) is decided:
-    the index after the failed step when it said `continue`, else None (the run stops there)."""
-    index = step_index(rb, step.split(".", 1)[-1])
-    return index + 1 if index is not None and rb.steps[index].on_failure is OnFailure.CONTINUE else None
 
 
 class Decisions:
@@ -120,6 +104,7 @@ class Decisions:
             self.recorder.append(EntryKind.APPROVAL_DECIDED, {
                 "step": decision.step, "decision": decision.decision, "by": decision.by, "reason": decision.reason,
                 "digest": decision.digest, "key_id": key_id, "decision_id": (used := decision_id(value)),
+                "settles": True,
                 **({"request_id": decision.request_id} if decision.request_id else {})}, decision.incident)
             self.state.use(decision.incident, used)
             log.info("approval_decided", step=decision.step, decision=decision.decision, by=decision.by)
@@ -127,9 +112,11 @@ class Decisions:
         return True
 
     def due(self) -> bool:
-        """Whether `expire` has anything to do now: a released step a crash cut short, or a step past its deadline."""
+        """Whether `expire` has anything to do now: a released step (or the steps after a decided one) a crash cut
+        short, or a step past its deadline."""
         now = self.clock()
-        return bool(self.state.granted()) or any(p.deadline <= now for p in self.state.parked_steps())
+        return bool(self.state.granted()) or bool(self.state.continuing()) \
+            or any(p.deadline <= now for p in self.state.parked_steps())
 
     async def expire(self) -> int:
         """Apply on_timeout to every parked step past its deadline; returns how many."""
@@ -159,7 +146,7 @@ class Decisions:
         # could not be counted yet is no trip to waive, and the released step's guards are checked when it runs
         waivable = all(r == RUNBOOK_APPROVAL or r.startswith(f"{UNCOUNTED}:") for r in p.reasons)
         approve = p.on_timeout == OnTimeout.APPROVE and waivable
-        self.recorder.append(EntryKind.APPROVAL_EXPIRED, {**body, "approve": approve}, p.incident)
+        self.recorder.append(EntryKind.APPROVAL_EXPIRED, {**body, "approve": approve, "settles": True}, p.incident)
         log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
         await self.release(replace(p, unattended=True) if approve else p, approve=approve, why="approval timed out")
 
@@ -170,23 +157,52 @@ class Decisions:
         step that has its result by then is skipped as already done. One that wrote no intent runs under its release,
         unattended now: that waives the runbook's own approval only, so a guard that trips now (a kill switch turned
         on meanwhile) parks it again, and the decision that released it, delivered again, is refused as used.
+        A crash after a decided step was past but before its run recorded its end (`approval.settled`) left the steps
+        after it: they run now, as the next alert would run them (a step done is skipped, an open intent resolved).
         """
+        carried = self.state.continuing()
+        for p, ok in carried:
+            if self.state.settle(p.incident, p.step):  # not taken up meanwhile
+                await self._go_on(p, ok)
         granted = self.state.granted()
         for p in granted:
-            self.state.ungrant(p.incident, p.step)
+            if self.state.ungrant(p.incident, p.step) is None:
+                continue  # resumed meanwhile
             rb = self._runbook(p)
             incident = self.state.incidents.by_id.get(p.incident)
-            if rb is None or incident is None:
-                log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
-                continue
-            index = step_index(rb, p.step)
-            log.info("granted_step_resumed", step=p.step)
             with stamped(p.trace):  # the resumed step's entries carry the alert's trace
-                if index is None:  # a released `on_failure` step: it alone, as released (then the steps after)
+                if rb is None or incident is None:
+                    log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
+                elif (index := step_index(rb, p.step)) is None:  # a released `on_failure` step: it alone, as
+                    log.info("granted_step_resumed", step=p.step)  # released (then the steps after)
                     await self.escalate(rb, incident, Event.model_validate(p.event), p, True)
                 else:  # under its release, unattended now: a guard that trips parks it for a new decision
+                    log.info("granted_step_resumed", step=p.step)
                     await self.resume(rb, incident, Event.model_validate(p.event), index, replace(p, unattended=True))
-        return len(granted)
+                self._settled(p)
+        if granted or carried:
+            await self.recorder.flush()
+        return len(granted) + len(carried)
+
+    async def _go_on(self, p: Parked, ok: bool) -> None:
+        """Run the steps after a decided step past whose run a crash cut short, then record that run's end."""
+        rb, incident = self._runbook(p), self.state.incidents.by_id.get(p.incident)
+        after = after_decided(rb, p.step, ok=ok) if rb is not None and incident is not None else None
+        with stamped(p.trace):  # the steps' entries carry the alert's trace
+            if after is not None and rb is not None and incident is not None:
+                log.info("decided_run_resumed", step=p.step, at=rb.steps[after].id)
+                await self.resume(rb, incident, Event.model_validate(p.event), after, None)
+            elif rb is None or incident is None:
+                log.warning("decided_run_not_resumed", step=p.step, runbook=p.runbook)
+            self._settled(p)
+
+    def _settled(self, p: Parked) -> None:
+        """The run a decision (or timeout) began has ended: recorded unless the step waits again, so a restart does
+        not take up the steps after it a second time."""
+        self.state.settle(p.incident, p.step)
+        if self.state.parked(p.incident, p.step) is None:
+            self.recorder.append(EntryKind.APPROVAL_SETTLED, {
+                "step": p.step, **({"request_id": p.request_id} if p.request_id else {})}, p.incident)
 
     def uncounted(self) -> list[Parked]:
         """The parked steps asked for only because a quota could not be counted yet (`quota_uncounted`) that `recheck`
@@ -217,12 +233,12 @@ class Decisions:
         with stamped(parked.trace):  # the step's entries carry the alert's trace, as a decision's would
             self.recorder.append(EntryKind.APPROVAL_WITHDRAWN, {
                 "step": parked.step, "reason": "every quota it was asked for can be counted now: its guards are "
-                                               "checked again"}, parked.incident)
+                                               "checked again", "settles": True}, parked.incident)
             log.info("approval_withdrawn", step=parked.step)
             # a step whose runbook's approval was given goes on under it; any other is asked for it as usual
             await self.resume(rb, incident, Event.model_validate(parked.event), index,
                               replace(parked, unattended=True) if parked.waived else None)
-        self.state.ungrant(parked.incident, parked.step)  # the run was not cut short (done, skipped or parked again)
+        self._settled(parked)  # the run was not cut short (done, skipped or parked again)
         await self.recorder.flush()
         return True
 
@@ -232,6 +248,8 @@ class Decisions:
         rb = self._runbook(parked)
         if approve and rb is not None:
             self.state.grant(parked)
+        else:
+            self.state.deny(parked)
         incident = self.state.incidents.by_id[parked.incident]
         if rb is None:
             approve, why = False, f"runbook {parked.runbook} is no longer loaded"
@@ -243,14 +261,13 @@ class Decisions:
                 await self.escalate(rb, incident, event, parked, False)
             else:
                 await self.resume(rb, incident, event, index, parked)
-            self.state.ungrant(parked.incident, parked.step)  # the run was not cut short (skipped, re-parked, done)
         else:
             result = StepResult(step=parked.step, actuator=parked.actuator, target=parked.target, key=key,
                                 status=StepStatus.DENIED, error=why, permanent=True)
             self.recorder.append(EntryKind.STEP_RESULT, result.body(), incident.id)
             self.state.finish(result, incident.id)
-            after = (after_escalation(rb, parked.step) if index is None else
-                     index + 1 if rb.steps[index].on_failure is OnFailure.CONTINUE else None) if rb else None
+            after = after_decided(rb, parked.step, ok=False) if rb else None
             if rb is not None and after is not None:  # the steps after a denied step (or escalation) that continue
                 await self.resume(rb, incident, event, after, None)
+        self._settled(parked)  # the run was not cut short (skipped, re-parked, done)
         await self.recorder.flush()

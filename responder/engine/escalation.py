@@ -9,10 +9,10 @@ from __future__ import annotations
 import structlog
 
 from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
-from responder.engine.decisions import escalation_step
 from responder.engine.guards import Trip
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan
+from responder.engine.positions import escalation_step
 from responder.engine.runner import Resolved, StepCall
 from responder.engine.steps import Outcome, StepRunning, waives
 from responder.models.event import Event

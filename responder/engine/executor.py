@@ -19,12 +19,13 @@ from responder.actuators.base import ActuationContext, AwsCaller, Publisher
 from responder.actuators.registry import Registry
 from responder.auth import KeyRing
 from responder.engine.approvals import Parked
-from responder.engine.decisions import Decisions, after_escalation
+from responder.engine.decisions import Decisions
 from responder.engine.escalation import EscalationRelease
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan
+from responder.engine.positions import after_escalation
 from responder.engine.recovery import replay
 from responder.engine.state import EngineState
 from responder.engine.steps import Outcome

@@ -78,6 +78,9 @@ def cut(state: EngineState, incidents: set[str]) -> dict[str, EngineSnapshot]:
     for granted in snap.granted:
         if granted.incident in out:
             out[granted.incident].granted.append(granted)
+    for carried in snap.continuing:
+        if carried[0].incident in out:
+            out[carried[0].incident].continuing.append(carried)
     return out
 
 
@@ -91,6 +94,7 @@ def merge(state: EngineState, slices: Iterable[EngineSnapshot]) -> None:
         snap.inflight.update(part.inflight)
         snap.parked.extend(part.parked)
         snap.granted.extend(part.granted)
+        snap.continuing.extend(part.continuing)
         snap.closed.extend(part.closed)
         for run in part.quotas:
             runs.setdefault((run.runbook, run.actuator), set()).update(run.times)
@@ -106,4 +110,5 @@ def release(state: EngineState, incidents: set[str]) -> None:
     snap.inflight = {k: f for k, f in snap.inflight.items() if f.incident not in incidents}
     snap.parked = [p for p in snap.parked if p.incident not in incidents]
     snap.granted = [p for p in snap.granted if p.incident not in incidents]
+    snap.continuing = [c for c in snap.continuing if c[0].incident not in incidents]
     state.restore(snap)

@@ -39,6 +39,7 @@ class EngineState:
         self._inflight: dict[str, InFlight] = {}
         self._parked: dict[tuple[str, str], Parked] = {}
         self._granted: dict[tuple[str, str], Parked] = {}
+        self._continuing: dict[tuple[str, str], tuple[Parked, bool]] = {}
         self._closed: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
 
     def clear(self) -> None:
@@ -82,6 +83,11 @@ class EngineState:
         """Steps released to run whose result is not recorded yet (their run was cut short by a crash)."""
         return list(self._granted.values())
 
+    def continuing(self) -> list[tuple[Parked, bool]]:
+        """Released (or denied) steps that are past, with whether they passed (ok or skipped), whose run has not
+        recorded its end (`approval.settled`): the steps after them are taken up once the service is back."""
+        return list(self._continuing.values())
+
     def closed_until(self, runbook: str, group_key: str) -> float | None:
         """The last event time of an evicted incident of this group key (None: none remembered)."""
         found = self._closed.get((runbook, group_key))
@@ -119,7 +125,7 @@ class EngineState:
         self._done[result.key] = done_record({"incident": incident, "result": result, "params": params})
         if incident:
             self._parked.pop((incident, result.step), None)
-            self._granted.pop((incident, result.step), None)
+            self.passed(incident, result.step, ok=result.ok)
             found = self.incidents.by_id.get(incident)
             if found is not None and result.ok and result.outputs is not None:
                 found.step_outputs[result.step] = {"result": result.outputs}
@@ -135,10 +141,29 @@ class EngineState:
         if found is not None:
             found.decisions.add(decision)
 
-    def grant(self, parked: Parked) -> None:
-        """A parked step was released to run: remembered until its result, so a crash inside it is resolved."""
+    def grant(self, parked: Parked, *, settles: bool = True) -> None:
+        """A parked step was released to run: remembered until its result, so a crash inside it is resolved; with
+        `settles` (`Parked.settles`), then until its run's end, so a crash before that takes up the steps after it."""
         self._parked.pop((parked.incident, parked.step), None)
-        self._granted[(parked.incident, parked.step)] = parked
+        self._granted[(parked.incident, parked.step)] = \
+            parked if parked.settles is settles else replace(parked, settles=settles)
+
+    def passed(self, incident: str, step: str, *, ok: bool = True) -> None:
+        """A released step has its result (or was skipped): its run goes on to the steps after it."""
+        granted = self._granted.pop((incident, step), None)
+        if granted is not None and granted.settles:
+            self._continuing[(incident, step)] = (granted, ok)
+
+    def deny(self, parked: Parked, *, settles: bool = True) -> None:
+        """A parked step was denied: its run goes on to the steps after it that may run (a `continue` step's), and
+        with `settles` a crash before that run's end takes them up."""
+        if settles:
+            self._continuing[(parked.incident, parked.step)] = (replace(parked, settles=True), False)
+
+    def settle(self, incident: str, step: str) -> bool:
+        """The run a decision (or timeout) began has ended (`approval.settled`); whether it went past the step."""
+        self._granted.pop((incident, step), None)
+        return self._continuing.pop((incident, step), None) is not None
 
     def ungrant(self, incident: str, step: str) -> Parked | None:
         """Forget a released step (it is being resolved now); returns it."""
@@ -176,7 +201,7 @@ class EngineState:
         elif kind == EntryKind.STEP_RESULT and "key" in body:
             self.finish(StepResult.read(body), incident)
         elif kind == EntryKind.STEP_SKIPPED and incident:
-            self.ungrant(incident, str(body.get("step")))  # a released step whose `when` no longer held
+            self.passed(incident, str(body.get("step")))  # a released step whose `when` no longer held
         elif kind == EntryKind.APPROVAL_REQUESTED and incident:
             self.park(Parked.from_body(incident, dict(body)))
         elif kind == EntryKind.APPROVAL_ESCALATED and incident:
@@ -184,10 +209,15 @@ class EngineState:
         elif kind in _UNPARK and incident:
             if kind == EntryKind.APPROVAL_DECIDED and body.get("decision_id"):
                 self.use(incident, str(body["decision_id"]))
-            parked = self.unpark(incident, str(body["step"]))
+            parked, settles = self.unpark(incident, str(body["step"])), body.get("settles") is True
             if parked is not None and (body.get("decision") == "approve" or body.get("approve") is True
                                        or kind == EntryKind.APPROVAL_WITHDRAWN):  # released: resumed once
-                self.grant(replace(parked, unattended=True) if kind == EntryKind.APPROVAL_EXPIRED else parked)
+                self.grant(replace(parked, unattended=True) if kind == EntryKind.APPROVAL_EXPIRED else parked,
+                           settles=settles)
+            elif parked is not None:
+                self.deny(parked, settles=settles)
+        elif kind == EntryKind.APPROVAL_SETTLED and incident:
+            self.settle(incident, str(body.get("step")))
 
     # as a value
 
@@ -196,7 +226,8 @@ class EngineState:
         return EngineSnapshot(incidents=self.incidents.all(), done=dict(self._done), inflight=dict(self._inflight),
                               parked=list(self._parked.values()), quotas=self.windows.runs(),
                               closed=[(rb, key, at, gone) for (rb, key), (at, gone) in self._closed.items()],
-                              charges=self.windows.charges(), granted=list(self._granted.values()))
+                              charges=self.windows.charges(), granted=list(self._granted.values()),
+                              continuing=list(self._continuing.values()))
 
     def restore(self, snapshot: EngineSnapshot) -> None:
         """Replace the whole state with `snapshot`."""
@@ -206,6 +237,7 @@ class EngineState:
         self._inflight = dict(snapshot.inflight)
         self._parked = {(p.incident, p.step): p for p in snapshot.parked}
         self._granted = {(p.incident, p.step): p for p in snapshot.granted}
+        self._continuing = {(p.incident, p.step): (p, ok) for p, ok in snapshot.continuing}
         self._closed = OrderedDict()
         for rb, key, at, gone in snapshot.closed:
             self._remember(rb, key, at, gone)
@@ -218,6 +250,7 @@ class EngineState:
         flight or parked. Runbooks missing from `spans` keep theirs.
         """
         busy = {p.incident for p in (*self._parked.values(), *self._granted.values())}
+        busy |= {incident for incident, _ in self._continuing}
         busy |= {f.incident for f in self._inflight.values() if f.incident}
         closed = [inc.id for inc in self.incidents.all()
                   if inc.runbook in spans and inc.id not in busy and now - inc.touched > spans[inc.runbook]]

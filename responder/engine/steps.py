@@ -89,6 +89,8 @@ class StepRunning:
         if isinstance(resolved, NotNow):
             rec.append(EntryKind.STEP_SKIPPED, {"step": step.id, "reason": "when", "condition": resolved.condition},
                        incident.id)
+            if grant is not None:  # a released step whose `when` no longer holds: its run goes on past it
+                self.state.passed(incident.id, step.id)
             return Outcome.OK
         if isinstance(resolved, Invalid):
             invalid = StepResult(step=step.id, actuator=step.actuator, status=StepStatus.FAILED,

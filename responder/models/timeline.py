@@ -30,6 +30,7 @@ class EntryKind(StrEnum):
     APPROVAL_EXPIRED = "approval.expired"
     APPROVAL_ESCALATED = "approval.escalated"
     APPROVAL_WITHDRAWN = "approval.withdrawn"
+    APPROVAL_SETTLED = "approval.settled"
     CHECKPOINT = "checkpoint"
     TABLETOP_SCORECARD = "tabletop.scorecard"
 

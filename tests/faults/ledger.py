@@ -1,8 +1,8 @@
 """A fake cloud for the engine's property test: one value per target, and a log of every effect by idempotency key.
 
 Every apply that reaches the "cloud" is logged, even when it changes nothing, so a second apply for one key shows.
-One armed fault hits the next apply: a transient error before it or after it (the reply is lost), or a crash
-(`Crash`, a BaseException the engine does not catch) before or after it.
+One armed fault hits the next apply (of a target starting with `only`, when set): a transient error before it or
+after it (the reply is lost), or a crash (`Crash`, a BaseException the engine does not catch) before or after it.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ class Ledger:
         self.state: dict[str, str] = {}
         self.effects: Counter[str] = Counter()
         self.armed: str | None = None
+        self.only = ""
 
-    def strike(self, when: str) -> None:
-        """Fire the armed fault if it belongs at this point (`before` or `after` the change)."""
+    def strike(self, when: str, target: str) -> None:
+        """Fire the armed fault if it belongs at this point (`before` or `after` the change) and target."""
         fault = self.armed
-        if fault is None or not fault.endswith(when):
+        if fault is None or not fault.endswith(when) or not target.startswith(self.only):
             return
         self.armed = None
         if fault.startswith("crash"):
@@ -71,11 +72,11 @@ class LedgerSet(Actuator[SetParams]):
         return PlanPreview(target=p.target, summary=f"set {p.target} to {p.value}")
 
     async def apply(self, p: SetParams, ctx: ActuationContext) -> ActuationResult:
-        self.ledger.strike("before")
+        self.ledger.strike("before", p.target)
         prior = self.ledger.state.get(p.target, "open")
         self.ledger.state[p.target] = p.value
         self.ledger.effects[ctx.key] += 1
-        self.ledger.strike("after")
+        self.ledger.strike("after", p.target)
         return ActuationResult(changed=prior != p.value, target=p.target, prior={"value": prior},
                                after={"value": p.value})
 

@@ -53,6 +53,9 @@ steps:
     actuator: ledger.set
     with: {target: "G${event.resource.access_key.id}", value: locked}
     approval: {required: true, approvers: [alice], timeout: 10m, on_timeout: deny}
+  - id: follow
+    actuator: ledger.set
+    with: {target: "F${event.resource.access_key.id}", value: locked}
   - id: unattended
     actuator: ledger.set
     with: {target: "U${event.resource.access_key.id}", value: locked}
@@ -258,6 +261,7 @@ class EngineMachine(RuleBasedStateMachine):
 
         def view(state: EngineState) -> tuple[object, ...]:
             return (sorted(map(canonical, state.parked_steps())), sorted(map(canonical, state.granted())),
+                    sorted((canonical(p), ok) for p, ok in state.continuing()),
                     sorted((r.key, r.status) for r in state.results()), sorted(i.key for i in state.inflight()),
                     sorted((i.id, sorted(i.decisions)) for i in state.incidents.all()))
 
@@ -275,6 +279,8 @@ class EngineMachine(RuleBasedStateMachine):
         intents = {str(e.body["key"]) for e in entries if e.kind == EntryKind.STEP_INTENT}
         results = {str(e.body["key"]) for e in entries if e.kind == EntryKind.STEP_RESULT}
         assert intents <= results, f"intents without a result: {sorted(intents - results)}"
+        assert not self.engine.state.granted()
+        assert not self.engine.state.continuing()
         self.at_most_one_effect_per_key()
         self.loop.close()
 
@@ -305,9 +311,9 @@ def test_undo_after_a_crash_mid_undo_applies_once():
     m.at_most_one_effect_per_key()
 
 
-@pytest.mark.parametrize("fault", ["crash:after", "crash:before"])
-def test_crash_inside_an_approved_step_is_resolved_once_on_redelivery(fault):
-    """An approved step killed before or after it applied is resolved (verify, apply if needed) once, on restart."""
+def _approved_with(fault: str, only: str = "") -> tuple[EngineMachine, str]:
+    """A committed alert's gated step approved with `fault` armed for the next apply (of a target starting with
+    `only`), then a later sweep; every intent then has its result. The machine, and the step approved."""
     m = EngineMachine()
     m.deliver(KEYS[0], 0)
     m.commit()
@@ -316,14 +322,36 @@ def test_crash_inside_an_approved_step_is_resolved_once_on_redelivery(fault):
     kit.pipeline, kit.clock = m.pipeline, m.clock  # type: ignore[assignment]
     signed = decision(kit, incident, step, "approve", ttl=3000)  # within the default maximum decision lifetime (1 h)
     m.decisions.append(signed)
-    m.ledger.armed = fault
-    m._run(m.engine.decide(*signed))  # dies inside the step; restarts; the decision is redelivered
-    m._run(m.engine.expire())  # a later sweep finds nothing left to resolve
+    m.ledger.armed, m.ledger.only = fault, only
+    m._run(m.engine.decide(*signed))
+    m._run(m.engine.expire())  # a later sweep
     entries = m._entries()
     intents = {str(e.body["key"]) for e in entries if e.kind == EntryKind.STEP_INTENT}
     assert intents <= {str(e.body["key"]) for e in entries if e.kind == EntryKind.STEP_RESULT}
+    return m, step
+
+
+@pytest.mark.parametrize("fault", ["crash:after", "crash:before"])
+def test_crash_inside_an_approved_step_is_resolved_once_on_redelivery(fault):
+    """An approved step killed before or after it applied is resolved (verify, apply if needed) once, on restart."""
+    m, step = _approved_with(fault)  # dies inside the step; restarts; the decision is redelivered
+    entries = m._entries()
     results = [e.body for e in entries if e.kind == EntryKind.STEP_RESULT and e.body.get("step") == step]
     assert [r["status"] for r in results] == ["ok"]
     assert m.ledger.state[f"G{KEYS[0]}"] == "locked"
     assert m.ledger.effects[str(results[0]["key"])] == 1
     assert not m.engine.state.granted()
+
+
+@pytest.mark.parametrize("fault", ["crash:after", "crash:before"])
+def test_a_crash_inside_the_step_after_an_approved_one_is_resolved_once(fault):
+    """Killed inside the step that follows an approved one (the decision is used, the alert committed): the restart
+    resolves that step's intent once and goes on to the steps after it."""
+    m, _ = _approved_with(fault, only="F")  # dies inside `follow`; restarts; the decision is redelivered, refused
+    entries = m._entries()
+    assert m.ledger.state[f"F{KEYS[0]}"] == "locked"
+    [follow] = [e.body for e in entries if e.kind == EntryKind.STEP_RESULT and e.body.get("step") == "follow"]
+    assert m.ledger.effects[str(follow["key"])] == 1
+    assert [p.step for p in m.engine.state.parked_steps()] == ["unattended"]
+    assert not m.engine.state.granted()
+    assert not m.engine.state.continuing()

@@ -78,7 +78,7 @@ async def test_a_later_decision_links_its_own_trace_and_the_alerts(tmp_path):
     later = [e for e in Recorder(kit.store).entries() if e.seq > max(e.seq for e in Recorder(kit.store).entries()
                                                                       if e.kind == "approval.requested")]
     assert [e.kind for e in later] == ["approval.decided", "step.intent", "step.result", "step.intent",
-                                       "step.result"]
+                                       "step.result", "approval.settled"]
     assert {(e.body["trace_id"], e.body["event_trace_id"]) for e in later} == {(DECISION, ALERT)}
 
 

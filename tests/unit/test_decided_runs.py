@@ -1,0 +1,174 @@
+"""The run a decision (or timeout) begins goes on past its step to the steps after it; it records its end
+(`approval.settled`), and a crash after the step is past but before that end leaves the steps after it, which the
+service takes up once it is back (the redelivered decision is refused as used, and the alert is not redelivered)."""
+
+from __future__ import annotations
+
+import orjson
+
+from responder.engine.partitions import cut, merge
+from responder.engine.state import EngineState
+from responder.timeline import MemoryStore
+from tests.kit import Kit, decision, make_kit
+from tests.unit.test_approvals import WIPE
+
+CONTINUE = WIPE.replace("    with: {target: t1}\n", "    with: {target: t1}\n    on_failure: continue\n")
+
+
+def _incident(kit: Kit) -> str:
+    return next(iter(kit.engine.state.incidents.by_id))
+
+
+def _crash_after(kit: Kit, kind: str, step: str) -> None:
+    """SIGKILL once the `kind` entry of `step` is durable, before anything after it is: the timeline keeps only
+    what came up to it, and the service starts again from it."""
+    lines = kit.store.read().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines)
+              if (e := orjson.loads(line))["kind"] == kind and e["body"].get("step") == step)
+    kept = MemoryStore()
+    kept.write(b"".join(lines[:at + 1]))
+    kept.sync()
+    kit.store = kept
+    kit.start()
+
+
+async def _decided(kit: Kit, verdict: str = "approve") -> None:
+    await kit.send()
+    assert await kit.engine.decide(*decision(kit, _incident(kit), "wipe", verdict))
+
+
+def _steps(kit: Kit, kind: str) -> list[str]:
+    return [str(b["step"]) for b in kit.entries(kind)]
+
+
+async def test_a_run_that_ended_records_it_and_a_restart_takes_nothing_up(tmp_path):
+    """An approved step and the one after it run; the run's end is recorded, so a restart runs nothing again."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await _decided(kit)
+    assert _steps(kit, "approval.settled") == ["wipe"]
+    assert kit.entries("approval.decided")[0]["settles"] is True
+    before = kit.kinds()
+    kit.start()
+    assert not kit.engine.decisions.due()
+    await kit.engine.expire()
+    assert kit.kinds() == before
+    assert [p.target for p in kit.echo.applied] == ["t2"]
+
+
+async def test_a_crash_after_the_approved_step_leaves_the_steps_after_it_to_the_restart(tmp_path):
+    """Killed once the approved step's result is durable, before the next step wrote anything: after the restart the
+    next step runs once, and the run's end is recorded."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await _decided(kit)
+    echoed = list(kit.echo.applied)
+    kit.echo.applied.clear()
+    _crash_after(kit, "step.result", "wipe")
+    assert kit.engine.decisions.due()
+    await kit.engine.expire()
+    assert kit.echo.applied == echoed
+    assert _steps(kit, "step.result") == ["wipe", "note"]
+    assert _steps(kit, "approval.settled") == ["wipe"]
+    assert not kit.engine.state.continuing()
+    kit.start()  # and once only
+    await kit.engine.expire()
+    assert kit.echo.applied == echoed
+
+
+async def test_a_crash_inside_the_step_after_the_approved_one_resolves_its_intent(tmp_path):
+    """Killed while the step after the approved one was acting (its intent durable, no result): the restart verifies
+    it and does not apply it again."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await _decided(kit)
+    _crash_after(kit, "step.intent", "note")
+    await kit.engine.expire()
+    assert [p.target for p in kit.echo.applied] == ["t2"]  # the one apply before the crash, verified after it
+    [*_, last] = kit.entries("step.result")
+    assert (last["step"], last["status"], last.get("recovered")) == ("note", "ok", True)
+
+
+async def test_a_crash_after_a_denial_runs_the_steps_a_continue_step_lets_run(tmp_path):
+    """A denied step that says `continue`: killed after its denial is durable, the steps after it run after the
+    restart; one that says `stop` (the default) leaves them, and only the run's end is recorded."""
+    kit = make_kit(tmp_path, {"rb": CONTINUE % "deny"})
+    await _decided(kit, "deny")
+    assert [p.target for p in kit.echo.applied] == ["t2"]
+    kit.echo.applied.clear()
+    _crash_after(kit, "step.result", "wipe")
+    await kit.engine.expire()
+    assert [p.target for p in kit.echo.applied] == ["t2"]
+    assert _steps(kit, "approval.settled") == ["wipe"]
+
+    (tmp_path / "stop").mkdir()
+    stop = make_kit(tmp_path / "stop", {"rb": WIPE % "deny"})
+    await _decided(stop, "deny")
+    _crash_after(stop, "step.result", "wipe")
+    assert stop.engine.decisions.due()
+    await stop.engine.expire()
+    assert stop.echo.applied == []
+    assert _steps(stop, "approval.settled") == ["wipe"]
+    assert not stop.engine.decisions.due()
+
+
+async def test_a_timeout_approval_goes_on_after_a_crash_too(tmp_path):
+    """`on_timeout: approve` releases the step; killed after its result, the next step runs after the restart."""
+    body = WIPE.replace("test.wipe", "test.echo").replace("approvers", "required: true, approvers") % "approve"
+    kit = make_kit(tmp_path, {"rb": body})
+    await kit.send()
+    kit.clock.now += 601
+    await kit.engine.expire()
+    assert kit.entries("approval.expired")[0]["settles"] is True
+    _crash_after(kit, "step.result", "wipe")
+    kit.echo.applied.clear()
+    await kit.engine.expire()
+    assert [p.target for p in kit.echo.applied] == ["t2"]
+
+
+async def test_a_decision_recorded_before_runs_recorded_their_end_is_not_taken_up_again(tmp_path):
+    """A timeline written before `approval.settled` existed (its decisions say nothing of `settles`): a restart
+    does not run the steps after a decided step again, as before."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await _decided(kit)
+    old = b"".join(line.replace(b',"settles":true', b"") for line in kit.store.read().splitlines(keepends=True)
+                   if b'"approval.settled"' not in line)  # read as entries only: the chain is not checked here
+    store = MemoryStore()
+    store.write(old)
+    store.sync()
+    kit.store = store
+    _crash_after(kit, "step.result", "wipe")
+    kit.echo.applied.clear()
+    assert not kit.engine.decisions.due()
+    await kit.engine.expire()
+    assert kit.echo.applied == []
+
+
+async def test_a_fleet_slice_carries_the_steps_left_after_a_decided_one(tmp_path):
+    """A slice cut while the steps after an approved one are left carries them; the replica that restores it runs
+    them."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await _decided(kit)
+    _crash_after(kit, "step.result", "wipe")
+    incident = _incident(kit)
+    [carried] = kit.engine.state.continuing()
+    assert (carried[0].step, carried[1]) == ("wipe", True)
+    [part] = cut(kit.engine.state, {incident}).values()
+    moved = EngineState()
+    merge(moved, [part.model_validate_json(part.model_dump_json())])
+    assert [(p.step, ok) for p, ok in moved.continuing()] == [("wipe", True)]
+    kit.engine.state.restore(moved.snapshot())
+    kit.echo.applied.clear()
+    await kit.engine.expire()
+    assert [p.target for p in kit.echo.applied] == ["t2"]
+
+
+async def test_a_changed_runbook_leaves_the_steps_after_a_decided_one_and_says_so(tmp_path):
+    """The runbook changed version before the restart: the steps after the decided one are not run under the new
+    version (the next alert runs it); the run's end is recorded so the restart does not try again."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await _decided(kit)
+    (kit.runbooks_dir / "rb.yaml").write_text((kit.runbooks_dir / "rb.yaml").read_text() + "version: 2\n")
+    _crash_after(kit, "step.result", "wipe")
+    kit.echo.applied.clear()
+    await kit.engine.expire()
+    assert kit.echo.applied == []
+    assert _steps(kit, "approval.settled") == ["wipe"]
+    assert not kit.engine.decisions.due()
