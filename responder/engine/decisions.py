@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -42,9 +42,11 @@ log = structlog.get_logger(__name__)
 
 Resume = Callable[[Runbook, Incident, Event, int, Parked | None], Awaitable[None]]
 """Run a runbook's steps from an index; the parked step a human released, if any."""
-Escalate = Callable[[Runbook, Incident, Event, Parked, bool], Awaitable[None]]
-"""Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with;
-True when a crash cut its release short (its guards are checked again if it wrote no intent)."""
+EscalationRun = Literal["released", "resumed", "failed"]
+Escalate = Callable[[Runbook, Incident, Event, Parked, EscalationRun], Awaitable[None]]
+"""Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with:
+`released`, or `resumed` when a crash cut its release short (its guards are checked again if it wrote no intent); or
+`failed`: the `on_failure` steps of a decided runbook step that failed, whose escalation a crash cut short."""
 
 
 class Decisions:
@@ -160,10 +162,6 @@ class Decisions:
         A crash after a decided step was past but before its run recorded its end (`approval.settled`) left the steps
         after it: they run now, as the next alert would run them (a step done is skipped, an open intent resolved).
         """
-        carried = self.state.continuing()
-        for p, ok in carried:
-            if self.state.settle(p.incident, p.step):  # not taken up meanwhile
-                await self._go_on(p, ok)
         granted = self.state.granted()
         for p in granted:
             if self.state.ungrant(p.incident, p.step) is None:
@@ -175,25 +173,34 @@ class Decisions:
                     log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
                 elif (index := step_index(rb, p.step)) is None:  # a released `on_failure` step: it alone, as
                     log.info("granted_step_resumed", step=p.step)  # released (then the steps after)
-                    await self.escalate(rb, incident, Event.model_validate(p.event), p, True)
+                    await self.escalate(rb, incident, Event.model_validate(p.event), p, "resumed")
                 else:  # under its release, unattended now: a guard that trips parks it for a new decision
                     log.info("granted_step_resumed", step=p.step)
                     await self.resume(rb, incident, Event.model_validate(p.event), index, replace(p, unattended=True))
                 self._settled(p)
+        carried = self.state.continuing()  # after the granted ones: a step both granted and past is resumed as granted
+        for p, ok in carried:
+            if self.state.settle(p.incident, p.step):  # not taken up meanwhile
+                await self._go_on(p, ok)
         if granted or carried:
             await self.recorder.flush()
         return len(granted) + len(carried)
 
     async def _go_on(self, p: Parked, ok: bool) -> None:
-        """Run the steps after a decided step past whose run a crash cut short, then record that run's end."""
+        """Run the steps after a decided step past whose run a crash cut short, then record that run's end. A failed
+        step whose escalation the crash cut short (an `on_failure` step's intent open) escalates again first."""
         rb, incident = self._runbook(p), self.state.incidents.by_id.get(p.incident)
         after = after_decided(rb, p.step, ok=ok) if rb is not None and incident is not None else None
+        escalations = {f"{e.id}.{p.step}" for e in rb.on_failure} if rb is not None and not ok else set()
         with stamped(p.trace):  # the steps' entries carry the alert's trace
-            if after is not None and rb is not None and incident is not None:
+            if rb is None or incident is None:
+                log.warning("decided_run_not_resumed", step=p.step, runbook=p.runbook)
+            elif escalations & self.state.open_steps(p.incident) and step_index(rb, p.step) is not None:
+                log.info("decided_run_resumed", step=p.step, at="on_failure")
+                await self.escalate(rb, incident, Event.model_validate(p.event), p, "failed")  # then the steps after
+            elif after is not None:
                 log.info("decided_run_resumed", step=p.step, at=rb.steps[after].id)
                 await self.resume(rb, incident, Event.model_validate(p.event), after, None)
-            elif rb is None or incident is None:
-                log.warning("decided_run_not_resumed", step=p.step, runbook=p.runbook)
             self._settled(p)
 
     def _settled(self, p: Parked) -> None:
@@ -258,7 +265,7 @@ class Decisions:
         index = step_index(rb, parked.step) if rb else None
         if approve and rb is not None:
             if index is None:  # an `on_failure` step: it runs alone, then the steps after a failed `continue` one
-                await self.escalate(rb, incident, event, parked, False)
+                await self.escalate(rb, incident, event, parked, "released")
             else:
                 await self.resume(rb, incident, event, index, parked)
         else:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
@@ -19,13 +19,13 @@ from responder.actuators.base import ActuationContext, AwsCaller, Publisher
 from responder.actuators.registry import Registry
 from responder.auth import KeyRing
 from responder.engine.approvals import Parked
-from responder.engine.decisions import Decisions
+from responder.engine.decisions import Decisions, EscalationRun
 from responder.engine.escalation import EscalationRelease
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan
-from responder.engine.positions import after_escalation
+from responder.engine.positions import after_escalation, step_index
 from responder.engine.recovery import replay
 from responder.engine.state import EngineState
 from responder.engine.steps import Outcome
@@ -34,6 +34,7 @@ from responder.engine.turns import Turns
 from responder.log import context_vars
 from responder.models.approval import REQUESTS_TOPIC
 from responder.models.event import Event
+from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, OnFailure, Runbook
 from responder.models.timeline import EntryKind
 from responder.rules.matcher import Match
@@ -162,18 +163,21 @@ class Engine(EscalationRelease):
         await self.run_from(rb, incident, event, start=start, approved=approved)
 
     async def _resume_escalation(self, rb: Runbook, incident: Incident, event: Event, parked: Parked,
-                                 resumed: bool) -> None:
-        await self.run_from(rb, incident, event, approved=parked, escalation="resumed" if resumed else "released")
+                                 how: EscalationRun) -> None:
+        await self.run_from(rb, incident, event, approved=parked, escalation=how)
 
     async def run_from(self, rb: Runbook, incident: Incident, event: Event, *, start: int = 0,
                        approved: Parked | None = None, fresh: bool = False,
-                       escalation: Literal["released", "resumed"] | None = None) -> None:
+                       escalation: EscalationRun | None = None) -> None:
         """Run the runbook's steps from `start`; `approved` is the parked step a human has just released.
 
         `fresh` says a new, distinct event arrived: a step that already succeeded is verified again and
         re-applied (recorded `reapplied`) when its desired state no longer holds. With `escalation`, `approved` is an
         `on_failure` step released by a human (or `resumed` after a crash cut its release short): it runs alone, then,
         in the same turn, the steps after the failed step if it said `continue` (they waited while it was parked).
+        With `failed`, `approved` is a decided runbook step that failed, whose escalation a crash cut short: its
+        `on_failure` steps run again (one done is skipped, an open intent resolved), then the steps after it if it
+        said `continue`.
         """
         turns = self._locks.get(incident.id)  # one run at a time per incident (a resumed approval, a new event)
         if turns is None:
@@ -197,7 +201,16 @@ class Engine(EscalationRelease):
             scope = self._scope(incident, event, rb)
             dry = self.dry_run or rb.mode is Mode.DRY_RUN
             plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
-            if escalation and approved is not None:  # then, in the same turn, the steps after a failed `continue` one
+            if escalation == "failed" and approved is not None:  # a crash cut short a decided step's escalation
+                index, failed = step_index(rb, approved.step), self.state.result(
+                    idempotency_key(incident.id, rb.ref, approved.step, approved.target))
+                if index is None or failed is None or failed.ok:
+                    return
+                await self._failed(rb, incident, event, scope, plan, failed, False)  # done ones skipped, open resolved
+                if rb.steps[index].on_failure is OnFailure.STOP:
+                    return
+                start, approved = index + 1, None
+            elif escalation and approved is not None:  # then, in the same turn, the steps after a failed `continue` one
                 outcome = await self._released_escalation(rb, incident, event, plan, approved, escalation == "resumed")
                 after = after_escalation(rb, approved.step)
                 if after is None or outcome is Outcome.PARKED:

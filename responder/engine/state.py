@@ -71,6 +71,10 @@ class EngineState:
         """Intents written without a result yet."""
         return [f.intent for f in self._inflight.values()]
 
+    def open_steps(self, incident: str) -> set[str]:
+        """The steps of an incident whose intent has no result yet."""
+        return {f.intent.step for f in self._inflight.values() if f.incident == incident}
+
     def parked(self, incident: str, step: str) -> Parked | None:
         """The parked step, if it waits for a decision."""
         return self._parked.get((incident, step))
@@ -131,8 +135,9 @@ class EngineState:
                 found.step_outputs[result.step] = {"result": result.outputs}
 
     def park(self, parked: Parked) -> None:
-        """A step waits for a decision."""
+        """A step waits for a decision (again: a new parking replaces the run an earlier decision began)."""
         self._granted.pop((parked.incident, parked.step), None)
+        self._continuing.pop((parked.incident, parked.step), None)
         self._parked[(parked.incident, parked.step)] = parked
 
     def use(self, incident: str, decision: str) -> None:

@@ -6,8 +6,9 @@ redeliveries, transient faults, crashes, approvals and undo. It checks:
 * every intent ends with a result once the uncommitted events are redelivered after the last crash;
 * undo restores the before-state the timeline recorded;
 * while the kill switch is on, a step acts only when a human approved a request that named the switch;
-* the state rebuilt from the durable timeline (as after a restart) has the same parked and released steps, results,
-  intents and used decisions as the live state, whatever the kill switch and approvals did.
+* the state rebuilt from the durable timeline (as after a restart) has the same parked, released and continuing steps,
+  results, intents and used decisions as the live state, whatever the kill switch and approvals did;
+* after the last restart, no released step and no run a decision began is left unfinished.
 """
 
 from __future__ import annotations
@@ -132,7 +133,18 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(fault=st.sampled_from(FAULTS))
     def arm(self, fault: str) -> None:
         """The next cloud call fails, loses its reply, or the process dies around it."""
-        self.ledger.armed = fault
+        self.ledger.armed, self.ledger.only = fault, ""
+
+    @rule(fault=st.sampled_from(FAULTS))
+    def arm_after_approval(self, fault: str) -> None:
+        """Likewise, but for the next call of the step after the approved one (`follow`): the run a decision began
+        is cut short past the decided step."""
+        self.ledger.armed, self.ledger.only = fault, "F"
+
+    @rule(key=st.sampled_from(KEYS))
+    def reopen(self, key: str) -> None:
+        """Someone re-opens a gated target by hand: a new, distinct alert finds it drifted and asks again."""
+        self.ledger.state[f"G{key}"] = "open"
 
     @rule()
     def crash(self) -> None:

@@ -8,11 +8,14 @@ import orjson
 
 from responder.engine.partitions import cut, merge
 from responder.engine.state import EngineState
-from responder.timeline import MemoryStore
-from tests.kit import Kit, decision, make_kit
+from responder.timeline import MemoryStore, Recorder
+from tests.kit import DEACTIVATE_STEPS, Kit, decision, make_kit
 from tests.unit.test_approvals import WIPE
+from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
 CONTINUE = WIPE.replace("    with: {target: t1}\n", "    with: {target: t1}\n    on_failure: continue\n")
+GATED_DEACTIVATE = DEACTIVATE_STEPS.replace("    with:\n", "    approval: {required: true, approvers: [alice]}\n"
+                                                          "    with:\n") + ESCALATE
 
 
 def _incident(kit: Kit) -> str:
@@ -20,11 +23,11 @@ def _incident(kit: Kit) -> str:
 
 
 def _crash_after(kit: Kit, kind: str, step: str) -> None:
-    """SIGKILL once the `kind` entry of `step` is durable, before anything after it is: the timeline keeps only
-    what came up to it, and the service starts again from it."""
+    """SIGKILL once the last `kind` entry of `step` is durable, before anything after it is: the timeline keeps
+    only what came up to it, and the service starts again from it."""
     lines = kit.store.read().splitlines(keepends=True)
-    at = next(i for i, line in enumerate(lines)
-              if (e := orjson.loads(line))["kind"] == kind and e["body"].get("step") == step)
+    at = max(i for i, line in enumerate(lines)
+             if (e := orjson.loads(line))["kind"] == kind and e["body"].get("step") == step)
     kept = MemoryStore()
     kept.write(b"".join(lines[:at + 1]))
     kept.sync()
@@ -172,3 +175,47 @@ async def test_a_changed_runbook_leaves_the_steps_after_a_decided_one_and_says_s
     assert kit.echo.applied == []
     assert _steps(kit, "approval.settled") == ["wipe"]
     assert not kit.engine.decisions.due()
+
+
+def _replayed(kit: Kit) -> EngineState:
+    """The state a restart would rebuild from the timeline now."""
+    state = EngineState()
+    for entry in Recorder(kit.store).entries():
+        state.apply(entry)
+    return state
+
+
+async def test_a_new_parking_of_the_step_replaces_the_run_a_crash_cut_short(tmp_path):
+    """Before the sweep, a new alert finds the approved step's state drifted and parks it again: the old run is over
+    (live and replayed alike), and a crash inside the step once approved again resolves it, not the steps after."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await _decided(kit)
+    _crash_after(kit, "step.result", "wipe")
+    kit.wipe.applied.clear()  # undone by hand
+    await kit.send(finding_id="f-again")
+    assert [p.step for p in kit.engine.state.parked_steps()] == ["wipe"]
+    assert kit.engine.state.continuing() == _replayed(kit).continuing() == []
+    assert await kit.engine.decide(*decision(kit, _incident(kit), "wipe"))
+    _crash_after(kit, "step.intent", "wipe")
+    await kit.engine.expire()
+    assert not kit.engine.state.inflight()
+    wiped = [b for b in kit.entries("step.result") if b["step"] == "wipe"]
+    assert [(b["status"], b.get("recovered")) for b in wiped] == [("ok", None), ("ok", True)]
+    assert [p.target for p in kit.wipe.applied] == ["t1"]
+
+
+async def test_a_crash_inside_the_escalation_of_an_approved_step_that_failed_resolves_it(tmp_path):
+    """An approved step failed and its `on_failure` step was acting when the process died: after the restart the
+    escalation's intent is resolved (verified, not sent again), and the run's end is recorded."""
+    kit = make_kit(tmp_path, {"rb": GATED_DEACTIVATE})
+    await kit.send(key=MISSING_KEY)
+    assert await kit.engine.decide(*decision(kit, _incident(kit), "deactivate"))
+    assert [p.message for p in kit.echo.applied] == ["deactivate failed"]
+    _crash_after(kit, "step.intent", "tell.deactivate")
+    assert kit.engine.state.inflight()
+    await kit.engine.expire()
+    assert not kit.engine.state.inflight()
+    assert [p.message for p in kit.echo.applied] == ["deactivate failed"]
+    [*_, told] = kit.entries("step.result")
+    assert (told["step"], told["status"], told.get("recovered")) == ("tell.deactivate", "ok", True)
+    assert _steps(kit, "approval.settled") == ["deactivate"]
