@@ -1,17 +1,18 @@
 """Parking steps for a human, and releasing them: signed decisions, and `on_timeout` when nobody decides in time.
 
-A released step stays *granted* in the state until its result is recorded. If the process dies inside it, its
-intent is open after the restart and its decision is no longer pending (the redelivered decision is refused as
-not pending): the next `decide` or `expire` resolves it once, through the executor, which verifies the open
-intent and applies only if the desired state does not hold.
+A released step stays *granted* in the state until its result is recorded, then *continuing* until its run
+records its end (`approval.settled`). If the process dies in between, its decision is no longer pending (the
+redelivered decision is refused as used): the next `decide` or `expire` takes the run up once
+(responder/engine/resumption.py), through the executor, which verifies an open intent and applies only if the desired
+state does not hold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
@@ -28,6 +29,7 @@ from responder.engine.approvals import (
 from responder.engine.guards import UNCOUNTED, only_uncounted
 from responder.engine.incidents import Incident
 from responder.engine.positions import after_decided, escalation_step, step_index
+from responder.engine.resumption import Escalate, Resume, Resumption
 from responder.engine.state import EngineState
 from responder.errors import ApprovalRefused
 from responder.models.event import Event
@@ -40,16 +42,7 @@ from responder.tracing import current_stamp, event_trace, stamped
 
 log = structlog.get_logger(__name__)
 
-Resume = Callable[[Runbook, Incident, Event, int, Parked | None], Awaitable[None]]
-"""Run a runbook's steps from an index; the parked step a human released, if any."""
-EscalationRun = Literal["released", "resumed", "failed"]
-Escalate = Callable[[Runbook, Incident, Event, Parked, EscalationRun], Awaitable[None]]
-"""Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with:
-`released`, or `resumed` when a crash cut its release short (its guards are checked again if it wrote no intent); or
-`failed`: the `on_failure` steps of a decided runbook step that failed, whose escalation a crash cut short."""
-
-
-class Decisions:
+class Decisions(Resumption):
     """Applies decisions and timeouts to the parked steps of an `EngineState`."""
 
     def __init__(self, state: EngineState, recorder: Recorder, *, keys: KeyRing, publisher: Publisher | None,
@@ -64,11 +57,7 @@ class Decisions:
         self._runbook_by_id = runbook
         self.resume = resume
         self.escalate = escalate
-
-    def _runbook(self, parked: Parked) -> Runbook | None:
-        """The loaded runbook of a parked step, only if it is still the same version."""
-        rb = self._runbook_by_id(parked.runbook.split("@", 1)[0])
-        return rb if rb is not None and rb.ref == parked.runbook else None
+        self._taking = set()
 
     async def park(self, rb: Runbook, step: Step, incident: Incident, event: Event, target: str,
                    values: dict[str, Any], digest: str, reasons: list[str], *, waived: bool = False) -> None:
@@ -151,65 +140,6 @@ class Decisions:
         self.recorder.append(EntryKind.APPROVAL_EXPIRED, {**body, "approve": approve, "settles": True}, p.incident)
         log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
         await self.release(replace(p, unattended=True) if approve else p, approve=approve, why="approval timed out")
-
-    async def resolve_granted(self) -> int:
-        """Resume, once, each released step a crash cut short (read back from the timeline); returns how many.
-
-        The executor resolves the step's open intent (verify, then apply only if needed) and never asks again; a
-        step that has its result by then is skipped as already done. One that wrote no intent runs under its release,
-        unattended now: that waives the runbook's own approval only, so a guard that trips now (a kill switch turned
-        on meanwhile) parks it again, and the decision that released it, delivered again, is refused as used.
-        A crash after a decided step was past but before its run recorded its end (`approval.settled`) left the steps
-        after it: they run now, as the next alert would run them (a step done is skipped, an open intent resolved).
-        """
-        granted = self.state.granted()
-        for p in granted:
-            if self.state.ungrant(p.incident, p.step) is None:
-                continue  # resumed meanwhile
-            rb = self._runbook(p)
-            incident = self.state.incidents.by_id.get(p.incident)
-            with stamped(p.trace):  # the resumed step's entries carry the alert's trace
-                if rb is None or incident is None:
-                    log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
-                elif (index := step_index(rb, p.step)) is None:  # a released `on_failure` step: it alone, as
-                    log.info("granted_step_resumed", step=p.step)  # released (then the steps after)
-                    await self.escalate(rb, incident, Event.model_validate(p.event), p, "resumed")
-                else:  # under its release, unattended now: a guard that trips parks it for a new decision
-                    log.info("granted_step_resumed", step=p.step)
-                    await self.resume(rb, incident, Event.model_validate(p.event), index, replace(p, unattended=True))
-                self._settled(p)
-        carried = self.state.continuing()  # after the granted ones: a step both granted and past is resumed as granted
-        for p, ok in carried:
-            if self.state.settle(p.incident, p.step):  # not taken up meanwhile
-                await self._go_on(p, ok)
-        if granted or carried:
-            await self.recorder.flush()
-        return len(granted) + len(carried)
-
-    async def _go_on(self, p: Parked, ok: bool) -> None:
-        """Run the steps after a decided step past whose run a crash cut short, then record that run's end. A failed
-        step whose escalation the crash cut short (an `on_failure` step's intent open) escalates again first."""
-        rb, incident = self._runbook(p), self.state.incidents.by_id.get(p.incident)
-        after = after_decided(rb, p.step, ok=ok) if rb is not None and incident is not None else None
-        escalations = {f"{e.id}.{p.step}" for e in rb.on_failure} if rb is not None and not ok else set()
-        with stamped(p.trace):  # the steps' entries carry the alert's trace
-            if rb is None or incident is None:
-                log.warning("decided_run_not_resumed", step=p.step, runbook=p.runbook)
-            elif escalations & self.state.open_steps(p.incident) and step_index(rb, p.step) is not None:
-                log.info("decided_run_resumed", step=p.step, at="on_failure")
-                await self.escalate(rb, incident, Event.model_validate(p.event), p, "failed")  # then the steps after
-            elif after is not None:
-                log.info("decided_run_resumed", step=p.step, at=rb.steps[after].id)
-                await self.resume(rb, incident, Event.model_validate(p.event), after, None)
-            self._settled(p)
-
-    def _settled(self, p: Parked) -> None:
-        """The run a decision (or timeout) began has ended: recorded unless the step waits again, so a restart does
-        not take up the steps after it a second time."""
-        self.state.settle(p.incident, p.step)
-        if self.state.parked(p.incident, p.step) is None:
-            self.recorder.append(EntryKind.APPROVAL_SETTLED, {
-                "step": p.step, **({"request_id": p.request_id} if p.request_id else {})}, p.incident)
 
     def uncounted(self) -> list[Parked]:
         """The parked steps asked for only because a quota could not be counted yet (`quota_uncounted`) that `recheck`

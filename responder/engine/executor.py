@@ -19,7 +19,7 @@ from responder.actuators.base import ActuationContext, AwsCaller, Publisher
 from responder.actuators.registry import Registry
 from responder.auth import KeyRing
 from responder.engine.approvals import Parked
-from responder.engine.decisions import Decisions, EscalationRun
+from responder.engine.decisions import Decisions
 from responder.engine.escalation import EscalationRelease
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards
@@ -27,6 +27,7 @@ from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan
 from responder.engine.positions import after_escalation, step_index
 from responder.engine.recovery import replay
+from responder.engine.resumption import EscalationRun
 from responder.engine.state import EngineState
 from responder.engine.steps import Outcome
 from responder.engine.templating import render
@@ -175,9 +176,9 @@ class Engine(EscalationRelease):
         re-applied (recorded `reapplied`) when its desired state no longer holds. With `escalation`, `approved` is an
         `on_failure` step released by a human (or `resumed` after a crash cut its release short): it runs alone, then,
         in the same turn, the steps after the failed step if it said `continue` (they waited while it was parked).
-        With `failed`, `approved` is a decided runbook step that failed, whose escalation a crash cut short: its
-        `on_failure` steps run again (one done is skipped, an open intent resolved), then the steps after it if it
-        said `continue`.
+        With `failed`, `approved` is a decided runbook step that did not pass, whose run a crash cut short: the
+        `on_failure` steps of a failure that had not started run, an open one is resolved (`_escalated_again`), then
+        the steps after it run if it said `continue`.
         """
         turns = self._locks.get(incident.id)  # one run at a time per incident (a resumed approval, a new event)
         if turns is None:
@@ -201,13 +202,12 @@ class Engine(EscalationRelease):
             scope = self._scope(incident, event, rb)
             dry = self.dry_run or rb.mode is Mode.DRY_RUN
             plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
-            if escalation == "failed" and approved is not None:  # a crash cut short a decided step's escalation
+            if escalation == "failed" and approved is not None:  # a decided step that did not pass, after a crash
                 index, failed = step_index(rb, approved.step), self.state.result(
                     idempotency_key(incident.id, rb.ref, approved.step, approved.target))
-                if index is None or failed is None or failed.ok:
-                    return
-                await self._failed(rb, incident, event, scope, plan, failed, False)  # done ones skipped, open resolved
-                if rb.steps[index].on_failure is OnFailure.STOP:
+                if failed is not None:  # its escalation, if the crash cut it short (not a denial's: it has none)
+                    await self._escalated_again(rb, incident, event, scope, plan, failed)
+                if index is None or rb.steps[index].on_failure is OnFailure.STOP:
                     return
                 start, approved = index + 1, None
             elif escalation and approved is not None:  # then, in the same turn, the steps after a failed `continue` one

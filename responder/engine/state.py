@@ -75,6 +75,11 @@ class EngineState:
         """The steps of an incident whose intent has no result yet."""
         return {f.intent.step for f in self._inflight.values() if f.incident == incident}
 
+    def started(self, incident: str) -> set[str]:
+        """The steps of an incident with a result, an open intent, a parking or a release (a scan: not per step)."""
+        return {d.result.step for d in self._done.values() if d.incident == incident} | self.open_steps(incident) \
+            | {s for i, s in (*self._parked, *self._granted) if i == incident}
+
     def parked(self, incident: str, step: str) -> Parked | None:
         """The parked step, if it waits for a decision."""
         return self._parked.get((incident, step))
@@ -91,6 +96,10 @@ class EngineState:
         """Released (or denied) steps that are past, with whether they passed (ok or skipped), whose run has not
         recorded its end (`approval.settled`): the steps after them are taken up once the service is back."""
         return list(self._continuing.values())
+
+    def continues(self, incident: str, step: str) -> bool:
+        """Whether a decided step past still waits for its run's end (`continuing`)."""
+        return (incident, step) in self._continuing
 
     def closed_until(self, runbook: str, group_key: str) -> float | None:
         """The last event time of an evicted incident of this group key (None: none remembered)."""

@@ -81,6 +81,25 @@ class StepRunning:
                                  [], None, False, escalating=True)
         return Outcome.FAILED
 
+    async def _escalated_again(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
+                               plan: LazyPlan, failed: StepResult) -> None:
+        """Finish the escalation of a failed or refused step that a crash cut short: each `on_failure` step that
+        wrote nothing yet runs, one whose intent is open is resolved; one done, failed, parked or released is left
+        as it is. Recorded `step.escalated` again (marked `resumed`) only if none of them had started."""
+        if not rb.on_failure or failed.status not in (StepStatus.FAILED, StepStatus.REFUSED):
+            return
+        ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
+        started = self.state.started(incident.id)
+        failure = Failure.of(failed)
+        if not started.intersection(ids):
+            self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids,
+                                                            "resumed": True}, incident.id)
+        escalation_scope = {**scope, "failure": failure.model_dump()}
+        for esc, sid in zip(rb.on_failure, ids, strict=True):
+            if sid not in started or sid in self.state.open_steps(incident.id):
+                await self._run_step(rb, esc.model_copy(update={"id": sid}), incident, event, escalation_scope,
+                                     plan, [], None, False, escalating=True)
+
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
                         plan: LazyPlan, plan_trips: Sequence[Trip], grant: Parked | None, fresh: bool,
                         escalating: bool = False) -> Outcome:

@@ -5,11 +5,13 @@ service takes up once it is back (the redelivered decision is refused as used, a
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from responder.engine.partitions import cut, merge
 from responder.engine.state import EngineState
 from responder.timeline import MemoryStore, Recorder
-from tests.kit import DEACTIVATE_STEPS, Kit, decision, make_kit
+from tests.fakes import Echo
+from tests.kit import DEACTIVATE_STEPS, HEADER, Kit, decision, make_kit
 from tests.unit.test_approvals import WIPE
 from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
@@ -219,3 +221,104 @@ async def test_a_crash_inside_the_escalation_of_an_approved_step_that_failed_res
     [*_, told] = kit.entries("step.result")
     assert (told["step"], told["status"], told.get("recovered")) == ("tell.deactivate", "ok", True)
     assert _steps(kit, "approval.settled") == ["deactivate"]
+
+PAGED_TOO = "guards: {quotas: [{actuator: test.page, max: 0, window: 1h}]}\n" + GATED_DEACTIVATE.replace(
+    "on_failure:\n", "on_failure:\n  - id: page\n    actuator: test.page\n    with: {target: pager}\n")
+
+
+class Pager(Echo):
+    """An echo with a name of its own, so a quota can hold it alone."""
+
+    name = "test.page"
+
+
+async def _failed_with_page_parked(tmp_path) -> Kit:
+    """An approved deactivation that failed: its first escalation step (`page`, its quota full) waits for a human,
+    the second (`tell`) ran."""
+    kit = make_kit(tmp_path, {})
+    kit.registry.add(Pager())
+    (kit.runbooks_dir / "rb.yaml").write_text(HEADER.format(id="rb") + PAGED_TOO)
+    kit.start()
+    await kit.send(key=MISSING_KEY)
+    assert await kit.engine.decide(*decision(kit, _incident(kit), "deactivate"))
+    assert [p.step for p in kit.engine.state.parked_steps()] == ["page.deactivate"]
+    assert [p.message for p in kit.echo.applied] == ["deactivate failed"]
+    return kit
+
+
+async def test_finishing_an_escalation_leaves_a_step_waiting_for_a_human_as_it_is(tmp_path):
+    """Killed inside the second escalation step while the first waits for a human: the sweep resolves the second
+    and neither asks again for the first nor records the escalation twice."""
+    kit = await _failed_with_page_parked(tmp_path)
+    [asked] = kit.entries("approval.requested")[1:]
+    _crash_after(kit, "step.intent", "tell.deactivate")
+    await kit.engine.expire()
+    assert not kit.engine.state.inflight()
+    assert [b["request_id"] for b in kit.entries("approval.requested")[1:]] == [asked["request_id"]]
+    assert [p.request_id for p in kit.engine.state.parked_steps()] == [asked["request_id"]]
+    assert len(kit.entries("step.escalated")) == 1
+    assert [p.message for p in kit.echo.applied] == ["deactivate failed"]
+
+
+async def test_an_escalation_step_that_had_not_started_runs_after_the_crash(tmp_path):
+    """Killed once the first escalation step's request was durable, before the second wrote anything: the sweep runs
+    the second (the on-call notice is not lost) and leaves the first waiting."""
+    kit = await _failed_with_page_parked(tmp_path)
+    kit.echo.applied.clear()
+    _crash_after(kit, "approval.requested", "page.deactivate")
+    await kit.engine.expire()
+    assert [p.message for p in kit.echo.applied] == ["deactivate failed"]
+    assert [p.step for p in kit.engine.state.parked_steps()] == ["page.deactivate"]
+    assert len(kit.entries("step.escalated")) == 1
+    assert _steps(kit, "approval.settled") == ["deactivate"]
+
+
+async def test_a_denied_step_is_not_escalated_after_a_crash(tmp_path):
+    """A denial has no escalation: killed after it, the sweep runs no `on_failure` step for it."""
+    kit = make_kit(tmp_path, {"rb": GATED_DEACTIVATE})
+    await kit.send(key=MISSING_KEY)
+    assert await kit.engine.decide(*decision(kit, _incident(kit), "deactivate", "deny"))
+    _crash_after(kit, "step.result", "deactivate")
+    await kit.engine.expire()
+    assert kit.echo.applied == []
+    assert kit.entries("step.escalated") == []
+    assert _steps(kit, "approval.settled") == ["deactivate"]
+
+
+async def test_a_run_taken_up_after_a_crash_stays_in_the_fleet_slice_until_it_ends(tmp_path):
+    """While the sweep runs the steps after a decided step, the incident's slice still carries it, so a crash (or a
+    hand-over) during that run leaves it to the next owner."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await _decided(kit)
+    _crash_after(kit, "step.result", "wipe")
+    incident, seen = _incident(kit), []
+    apply = kit.echo.apply
+
+    async def spy(p, ctx):  # what a slice cut while the step after it acts carries
+        seen.append([(c.step, ok) for c, ok in cut(kit.engine.state, {incident})[incident].continuing])
+        return await apply(p, ctx)
+
+    kit.echo.apply = spy  # type: ignore[method-assign]
+    await kit.engine.expire()
+    assert seen == [[("wipe", True)]]
+    assert not kit.engine.state.continuing()
+
+
+async def test_a_run_that_raises_is_not_taken_up_again_until_a_restart(tmp_path):
+    """A bug that raises inside a taken-up run is not retried at every sweep: the run is dropped here, and, with no
+    end recorded, a restart takes it up again."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await _decided(kit)
+    _crash_after(kit, "step.result", "wipe")
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    kit.engine.decisions.resume = broken  # type: ignore[assignment]
+    kit.echo.applied.clear()
+    with pytest.raises(RuntimeError, match="a bug"):
+        await kit.engine.expire()
+    assert not kit.engine.decisions.due()
+    kit.start()
+    await kit.engine.expire()
+    assert [p.target for p in kit.echo.applied] == ["t2"]

@@ -1,0 +1,136 @@
+"""Taking up, once the service is back, what a crash cut short of a decided step's run (`Resumption`, mixed into
+`Decisions`).
+
+A decision, a timeout or a withdrawn request begins a run: the decided step (released, or denied), then the steps
+after it that may run. The run records its end (`approval.settled`). Until then the state keeps the step *granted*
+(released, no result yet) and then *continuing* (past: its result, skip or denial), live, in snapshots and fleet
+slices alike, so a crash anywhere in the run leaves what the next `decide` or `expire` needs to finish it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Literal
+
+import structlog
+
+from responder.engine.approvals import Parked
+from responder.engine.incidents import Incident
+from responder.engine.positions import after_decided, step_index
+from responder.engine.state import EngineState
+from responder.models.event import Event
+from responder.models.runbook import Runbook
+from responder.models.timeline import EntryKind
+from responder.timeline.recorder import Recorder
+from responder.tracing import stamped
+
+log = structlog.get_logger(__name__)
+
+Resume = Callable[[Runbook, Incident, Event, int, Parked | None], Awaitable[None]]
+"""Run a runbook's steps from an index; the parked step a human released, if any."""
+EscalationRun = Literal["released", "resumed", "failed"]
+Escalate = Callable[[Runbook, Incident, Event, Parked, EscalationRun], Awaitable[None]]
+"""Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with:
+`released`, or `resumed` when a crash cut its release short (its guards are checked again if it wrote no intent); or
+`failed`: a decided runbook step that did not pass, whose escalation (if it failed) a crash may have cut short."""
+
+
+class Resumption:
+    """Resumes the decided steps' runs a crash cut short (mixed into `Decisions`, whose collaborators it uses)."""
+
+    state: EngineState
+    recorder: Recorder
+    resume: Resume
+    escalate: Escalate
+    _runbook_by_id: Callable[[str], Runbook | None]
+    _taking: set[tuple[str, str]]
+
+    def _runbook(self, parked: Parked) -> Runbook | None:
+        """The loaded runbook of a parked step, only if it is still the same version."""
+        rb = self._runbook_by_id(parked.runbook.split("@", 1)[0])
+        return rb if rb is not None and rb.ref == parked.runbook else None
+
+    async def resolve_granted(self) -> int:
+        """Take up, once, each decided step's run a crash cut short (read back from the timeline or a fleet slice);
+        returns how many.
+
+        A released step with no result yet: the executor resolves its open intent (verify, then apply only if
+        needed) and never asks again. One that wrote no intent runs under its release, unattended now: that waives
+        the runbook's own approval only, so a guard that trips now (a kill switch turned on meanwhile) parks it again,
+        and the decision that released it, delivered again, is refused as used. A step past (`continuing`): the steps
+        after it run, as the next alert would run them (a step done is skipped, an open intent resolved); a failed
+        one's escalation is finished first. Each stays granted or continuing until its run's end is recorded, so a
+        crash (or a hand-over) during this run leaves it to be taken up again.
+        """
+        granted = self.state.granted()
+        for p in granted:
+            with self._taking_up(p) as mine:
+                if mine:
+                    await self._resume_granted(p)
+        carried = self.state.continuing()  # after the granted ones: one granted and then past is resumed as granted
+        for p, ok in carried:
+            with self._taking_up(p) as mine:
+                if mine and self.state.continues(p.incident, p.step):
+                    await self._go_on(p, ok)
+        if granted or carried:
+            await self.recorder.flush()
+        return len(granted) + len(carried)
+
+    @contextmanager
+    def _taking_up(self, p: Parked) -> Iterator[bool]:
+        """Whether this sweep takes up the step's run (no other is at it); an error in it drops the run here (a
+        restart takes it up again: no `approval.settled` was written), so a bug does not repeat at every sweep."""
+        key = (p.incident, p.step)
+        if key in self._taking:
+            yield False
+            return
+        self._taking.add(key)
+        try:
+            yield True
+        except Exception:
+            self.state.settle(p.incident, p.step)
+            log.exception("decided_run_failed", step=p.step)
+            raise
+        finally:
+            self._taking.discard(key)
+
+    async def _resume_granted(self, p: Parked) -> None:
+        """Run a released step a crash cut short (and the steps after it), then record its run's end."""
+        rb, incident = self._runbook(p), self.state.incidents.by_id.get(p.incident)
+        with stamped(p.trace):  # the resumed step's entries carry the alert's trace
+            if rb is None or incident is None:
+                log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
+            elif (index := step_index(rb, p.step)) is None:  # a released `on_failure` step: it alone, as released
+                log.info("granted_step_resumed", step=p.step)  # (then the steps after)
+                await self.escalate(rb, incident, Event.model_validate(p.event), p, "resumed")
+            else:  # under its release, unattended now: a guard that trips parks it for a new decision
+                log.info("granted_step_resumed", step=p.step)
+                await self.resume(rb, incident, Event.model_validate(p.event), index, replace(p, unattended=True))
+            self._settled(p)
+
+    async def _go_on(self, p: Parked, ok: bool) -> None:
+        """Run the steps after a decided step past whose run a crash cut short, then record that run's end. One that
+        did not pass goes through the executor's `failed` run: its escalation is finished if it failed, then the
+        steps after it run if it said `continue`."""
+        rb, incident = self._runbook(p), self.state.incidents.by_id.get(p.incident)
+        after = after_decided(rb, p.step, ok=ok) if rb is not None else None
+        with stamped(p.trace):  # the steps' entries carry the alert's trace
+            if rb is None or incident is None:
+                log.warning("decided_run_not_resumed", step=p.step, runbook=p.runbook)
+            elif not ok and step_index(rb, p.step) is not None:
+                log.info("decided_run_resumed", step=p.step, at="on_failure")
+                await self.escalate(rb, incident, Event.model_validate(p.event), p, "failed")
+            elif after is not None:
+                log.info("decided_run_resumed", step=p.step, at=rb.steps[after].id)
+                await self.resume(rb, incident, Event.model_validate(p.event), after, None)
+            self._settled(p)
+
+    def _settled(self, p: Parked) -> None:
+        """The run a decision (or timeout) began has ended: recorded unless the step waits again, so a restart does
+        not take up the steps after it a second time."""
+        self.state.settle(p.incident, p.step)
+        if self.state.parked(p.incident, p.step) is None:
+            self.recorder.append(EntryKind.APPROVAL_SETTLED, {
+                "step": p.step, **({"request_id": p.request_id} if p.request_id else {})}, p.incident)
