@@ -57,7 +57,7 @@ class Decisions(Resumption):
         self._runbook_by_id = runbook
         self.resume = resume
         self.escalate = escalate
-        self._taking = set()
+        self._dropped = set()
 
     async def park(self, rb: Runbook, step: Step, incident: Incident, event: Event, target: str,
                    values: dict[str, Any], digest: str, reasons: list[str], *, waived: bool = False) -> None:
@@ -106,8 +106,7 @@ class Decisions(Resumption):
         """Whether `expire` has anything to do now: a released step (or the steps after a decided one) a crash cut
         short, or a step past its deadline."""
         now = self.clock()
-        return bool(self.state.granted()) or bool(self.state.continuing()) \
-            or any(p.deadline <= now for p in self.state.parked_steps())
+        return self.runs_due() or any(p.deadline <= now for p in self.state.parked_steps())
 
     async def expire(self) -> int:
         """Apply on_timeout to every parked step past its deadline; returns how many."""

@@ -176,8 +176,8 @@ class Engine(EscalationRelease):
         re-applied (recorded `reapplied`) when its desired state no longer holds. With `escalation`, `approved` is an
         `on_failure` step released by a human (or `resumed` after a crash cut its release short): it runs alone, then,
         in the same turn, the steps after the failed step if it said `continue` (they waited while it was parked).
-        With `failed`, `approved` is a decided runbook step that did not pass, whose run a crash cut short: the
-        `on_failure` steps of a failure that had not started run, an open one is resolved (`_escalated_again`), then
+        With `failed`, `approved` is a decided runbook step that did not pass, whose run a crash cut short: a failure's
+        `on_failure` steps go through the step path again, those waiting for a human left (`_escalated_again`), then
         the steps after it run if it said `continue`.
         """
         turns = self._locks.get(incident.id)  # one run at a time per incident (a resumed approval, a new event)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
 
+from responder.engine.approvals import Parked
 from responder.engine.state import EngineState
-from responder.models.timeline import TimelineEntry
+from responder.models.step import StepIntent, StepResult
+from responder.models.timeline import EntryKind, TimelineEntry
+
+_UNPARK = (EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_WITHDRAWN)
 
 
 def replay(state: EngineState, entries: Iterable[TimelineEntry]) -> int:
@@ -17,5 +23,48 @@ def replay(state: EngineState, entries: Iterable[TimelineEntry]) -> int:
     count = 0
     for entry in entries:
         count += 1
-        state.apply(entry)
+        fold(state, entry)
     return count
+
+
+def fold(state: EngineState, entry: TimelineEntry) -> None:
+    """Fold one timeline entry into `state` (replay after a restart or an assignment), through its methods."""
+    kind, body, incident = entry.kind, entry.body, entry.incident
+    if kind in (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED) and incident:
+        at = datetime.fromisoformat(str(body["event_time"]))
+        inc = state.incidents.restore(incident, str(body.get("runbook", "")).split("@", 1)[0],
+                                     str(body.get("group_key")), at, str(body.get("event_id", "")))
+        if kind == EntryKind.INCIDENT_OPENED and not inc.times:
+            inc.times.append(at)
+        elif kind == EntryKind.INCIDENT_JOINED and not body.get("repeat"):
+            inc.add(at)
+        inc.touched = max(inc.touched, datetime.fromisoformat(entry.at).timestamp())
+    elif kind == EntryKind.INCIDENT_SUPPRESSED and incident in state.incidents.by_id:
+        found = state.incidents.by_id[incident]
+        found.touched = max(found.touched, datetime.fromisoformat(entry.at).timestamp())
+    elif kind == EntryKind.STEP_INTENT:
+        intent = StepIntent.read(body)
+        when = intent.clock if intent.clock is not None else datetime.fromisoformat(entry.at).timestamp()
+        state.intend(intent, incident, when)
+    elif kind == EntryKind.STEP_RESULT and "key" in body:
+        state.finish(StepResult.read(body), incident)
+    elif kind == EntryKind.STEP_ESCALATED and incident:
+        state.escalate_failure(incident, str(body.get("step")))
+    elif kind == EntryKind.STEP_SKIPPED and incident:
+        state.passed(incident, str(body.get("step")))  # a released step whose `when` no longer held
+    elif kind == EntryKind.APPROVAL_REQUESTED and incident:
+        state.park(Parked.from_body(incident, dict(body)))
+    elif kind == EntryKind.APPROVAL_ESCALATED and incident:
+        state.escalate(incident, str(body["step"]), float(body["deadline"]))  # type: ignore[arg-type]
+    elif kind in _UNPARK and incident:
+        if kind == EntryKind.APPROVAL_DECIDED and body.get("decision_id"):
+            state.use(incident, str(body["decision_id"]))
+        parked, settles = state.unpark(incident, str(body["step"])), body.get("settles") is True
+        if parked is not None and (body.get("decision") == "approve" or body.get("approve") is True
+                                   or kind == EntryKind.APPROVAL_WITHDRAWN):  # released: resumed once
+            state.grant(replace(parked, unattended=True) if kind == EntryKind.APPROVAL_EXPIRED else parked,
+                       settles=settles)
+        elif parked is not None:
+            state.deny(parked, settles=settles)
+    elif kind == EntryKind.APPROVAL_SETTLED and incident:
+        state.settle(incident, str(body.get("step")))

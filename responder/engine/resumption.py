@@ -9,8 +9,7 @@ slices alike, so a crash anywhere in the run leaves what the next `decide` or `e
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Literal
 
@@ -45,7 +44,9 @@ class Resumption:
     resume: Resume
     escalate: Escalate
     _runbook_by_id: Callable[[str], Runbook | None]
-    _taking: set[tuple[str, str]]
+    _dropped: set[tuple[str, str]]
+    """Runs a bug stopped in this process: not taken up again here (their state is kept, so a restart or the next
+    owner of their partition does)."""
 
     def _runbook(self, parked: Parked) -> Runbook | None:
         """The loaded runbook of a parked step, only if it is still the same version."""
@@ -64,37 +65,32 @@ class Resumption:
         one's escalation is finished first. Each stays granted or continuing until its run's end is recorded, so a
         crash (or a hand-over) during this run leaves it to be taken up again.
         """
-        granted = self.state.granted()
+        granted = [p for p in self.state.granted() if (p.incident, p.step) not in self._dropped]
         for p in granted:
-            with self._taking_up(p) as mine:
-                if mine:
-                    await self._resume_granted(p)
-        carried = self.state.continuing()  # after the granted ones: one granted and then past is resumed as granted
-        for p, ok in carried:
-            with self._taking_up(p) as mine:
-                if mine and self.state.continues(p.incident, p.step):
-                    await self._go_on(p, ok)
+            await self._taken_up(p, self._resume_granted(p))
+        # after the granted ones: one granted and then past is resumed as granted
+        carried = [c for c in self.state.continuing() if (c[0].incident, c[0].step) not in self._dropped]
+        for p, ok, _ in carried:
+            if self.state.continues(p.incident, p.step):
+                await self._taken_up(p, self._go_on(p, ok))
         if granted or carried:
             await self.recorder.flush()
         return len(granted) + len(carried)
 
-    @contextmanager
-    def _taking_up(self, p: Parked) -> Iterator[bool]:
-        """Whether this sweep takes up the step's run (no other is at it); an error in it drops the run here (a
-        restart takes it up again: no `approval.settled` was written), so a bug does not repeat at every sweep."""
-        key = (p.incident, p.step)
-        if key in self._taking:
-            yield False
-            return
-        self._taking.add(key)
+    def runs_due(self) -> bool:
+        """Whether a decided step's run a crash cut short waits to be taken up here."""
+        dropped = self._dropped
+        return any((p.incident, p.step) not in dropped for p in self.state.granted()) \
+            or any((c[0].incident, c[0].step) not in dropped for c in self.state.continuing())
+
+    async def _taken_up(self, p: Parked, run: Awaitable[None]) -> None:
+        """Run one taken-up run; a bug in it is logged and the run dropped in this process only (its state kept, no
+        `approval.settled` written), so it does not repeat at every sweep nor stop the others."""
         try:
-            yield True
+            await run
         except Exception:
-            self.state.settle(p.incident, p.step)
-            log.exception("decided_run_failed", step=p.step)
-            raise
-        finally:
-            self._taking.discard(key)
+            self._dropped.add((p.incident, p.step))
+            log.exception("decided_run_failed", step=p.step, incident=p.incident)
 
     async def _resume_granted(self, p: Parked) -> None:
         """Run a released step a crash cut short (and the steps after it), then record its run's end."""

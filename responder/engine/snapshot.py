@@ -55,6 +55,7 @@ class EngineSnapshot(BaseModel):
     granted: list[Parked] = []
     """Steps released to run (approved, or `on_timeout: approve`) that have no result yet: a crash inside one
     leaves its intent open, and `Decisions.resolve_granted` resolves it once the service is back."""
-    continuing: list[tuple[Parked, bool]] = []
-    """Released or denied steps past (with whether they passed), whose run has not recorded its end: a crash after
-    one leaves the steps after it, which `Decisions.resolve_granted` takes up once the service is back."""
+    continuing: list[tuple[Parked, bool, bool]] = []
+    """Released or denied steps past (with whether they passed, and whether their failure was escalated), whose run
+    has not recorded its end: a crash after one leaves the steps after it, which `Decisions.resolve_granted` takes up
+    once the service is back."""

@@ -1,7 +1,7 @@
 """The engine's state as one value: incidents, step results, in-flight intents, parked approvals, quota windows.
 
-The state changes only through this API. `apply(entry)` folds one timeline entry into it (that is how
-`recovery` rebuilds it); the executor and the decisions module call the same methods the replay uses.
+The state changes only through this API. `recovery.fold(state, entry)` folds one timeline entry into it through the
+same methods the executor and the decisions module call.
 `snapshot()` is a pydantic value (responder/engine/snapshot.py) that can be written elsewhere and `restore()`d,
 and `evict()` drops incidents closed for longer than their runbook's window plus cooldown, with their step results.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
 
 from pydantic import JsonValue
 
@@ -20,9 +19,7 @@ from responder.engine.guards import QuotaWindows
 from responder.engine.incidents import IncidentBook
 from responder.engine.snapshot import DoneStep, EngineSnapshot, InFlight, done_record, inflight_record
 from responder.models.step import StepIntent, StepResult
-from responder.models.timeline import EntryKind, TimelineEntry
 
-_UNPARK = (EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_WITHDRAWN)
 MAX_CLOSED = 100_000
 """Group keys of evicted incidents remembered (with the time of their last event), newest kept."""
 CLOSED_HORIZON = 6 * 3600.0
@@ -39,7 +36,7 @@ class EngineState:
         self._inflight: dict[str, InFlight] = {}
         self._parked: dict[tuple[str, str], Parked] = {}
         self._granted: dict[tuple[str, str], Parked] = {}
-        self._continuing: dict[tuple[str, str], tuple[Parked, bool]] = {}
+        self._continuing: dict[tuple[str, str], tuple[Parked, bool, bool]] = {}
         self._closed: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
 
     def clear(self) -> None:
@@ -71,15 +68,6 @@ class EngineState:
         """Intents written without a result yet."""
         return [f.intent for f in self._inflight.values()]
 
-    def open_steps(self, incident: str) -> set[str]:
-        """The steps of an incident whose intent has no result yet."""
-        return {f.intent.step for f in self._inflight.values() if f.incident == incident}
-
-    def started(self, incident: str) -> set[str]:
-        """The steps of an incident with a result, an open intent, a parking or a release (a scan: not per step)."""
-        return {d.result.step for d in self._done.values() if d.incident == incident} | self.open_steps(incident) \
-            | {s for i, s in (*self._parked, *self._granted) if i == incident}
-
     def parked(self, incident: str, step: str) -> Parked | None:
         """The parked step, if it waits for a decision."""
         return self._parked.get((incident, step))
@@ -92,14 +80,24 @@ class EngineState:
         """Steps released to run whose result is not recorded yet (their run was cut short by a crash)."""
         return list(self._granted.values())
 
-    def continuing(self) -> list[tuple[Parked, bool]]:
-        """Released (or denied) steps that are past, with whether they passed (ok or skipped), whose run has not
-        recorded its end (`approval.settled`): the steps after them are taken up once the service is back."""
+    def continuing(self) -> list[tuple[Parked, bool, bool]]:
+        """Released (or denied) steps that are past, with whether they passed (ok or skipped) and whether their failure
+        was escalated (`step.escalated`), whose run has not recorded its end (`approval.settled`): the steps after
+        them are taken up once the service is back."""
         return list(self._continuing.values())
 
     def continues(self, incident: str, step: str) -> bool:
         """Whether a decided step past still waits for its run's end (`continuing`)."""
         return (incident, step) in self._continuing
+
+    def escalated(self, incident: str, step: str) -> bool:
+        """Whether the failure of a decided step past was escalated in its run (`step.escalated` recorded)."""
+        found = self._continuing.get((incident, step))
+        return found is not None and found[2]
+
+    def waits(self, incident: str, step: str) -> bool:
+        """Whether a step waits for a human, or runs under a release (parked or granted)."""
+        return (incident, step) in self._parked or (incident, step) in self._granted
 
     def closed_until(self, runbook: str, group_key: str) -> float | None:
         """The last event time of an evicted incident of this group key (None: none remembered)."""
@@ -166,13 +164,19 @@ class EngineState:
         """A released step has its result (or was skipped): its run goes on to the steps after it."""
         granted = self._granted.pop((incident, step), None)
         if granted is not None and granted.settles:
-            self._continuing[(incident, step)] = (granted, ok)
+            self._continuing[(incident, step)] = (granted, ok, False)
+
+    def escalate_failure(self, incident: str, step: str) -> None:
+        """A step's failure was escalated (`step.escalated`): noted on its decided run, if one goes on past it."""
+        found = self._continuing.get((incident, step))
+        if found is not None:
+            self._continuing[(incident, step)] = (found[0], found[1], True)
 
     def deny(self, parked: Parked, *, settles: bool = True) -> None:
         """A parked step was denied: its run goes on to the steps after it that may run (a `continue` step's), and
         with `settles` a crash before that run's end takes them up."""
         if settles:
-            self._continuing[(parked.incident, parked.step)] = (replace(parked, settles=True), False)
+            self._continuing[(parked.incident, parked.step)] = (replace(parked, settles=True), False, False)
 
     def settle(self, incident: str, step: str) -> bool:
         """The run a decision (or timeout) began has ended (`approval.settled`); whether it went past the step."""
@@ -193,46 +197,6 @@ class EngineState:
         if found is not None:
             found.escalated, found.deadline = True, deadline
 
-    def apply(self, entry: TimelineEntry) -> None:
-        """Fold one timeline entry into the state (replay after a restart or an assignment)."""
-        kind, body, incident = entry.kind, entry.body, entry.incident
-        if kind in (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED) and incident:
-            at = datetime.fromisoformat(str(body["event_time"]))
-            inc = self.incidents.restore(incident, str(body.get("runbook", "")).split("@", 1)[0],
-                                         str(body.get("group_key")), at, str(body.get("event_id", "")))
-            if kind == EntryKind.INCIDENT_OPENED and not inc.times:
-                inc.times.append(at)
-            elif kind == EntryKind.INCIDENT_JOINED and not body.get("repeat"):
-                inc.add(at)
-            inc.touched = max(inc.touched, datetime.fromisoformat(entry.at).timestamp())
-        elif kind == EntryKind.INCIDENT_SUPPRESSED and incident in self.incidents.by_id:
-            found = self.incidents.by_id[incident]
-            found.touched = max(found.touched, datetime.fromisoformat(entry.at).timestamp())
-        elif kind == EntryKind.STEP_INTENT:
-            intent = StepIntent.read(body)
-            when = intent.clock if intent.clock is not None else datetime.fromisoformat(entry.at).timestamp()
-            self.intend(intent, incident, when)
-        elif kind == EntryKind.STEP_RESULT and "key" in body:
-            self.finish(StepResult.read(body), incident)
-        elif kind == EntryKind.STEP_SKIPPED and incident:
-            self.passed(incident, str(body.get("step")))  # a released step whose `when` no longer held
-        elif kind == EntryKind.APPROVAL_REQUESTED and incident:
-            self.park(Parked.from_body(incident, dict(body)))
-        elif kind == EntryKind.APPROVAL_ESCALATED and incident:
-            self.escalate(incident, str(body["step"]), float(body["deadline"]))  # type: ignore[arg-type]
-        elif kind in _UNPARK and incident:
-            if kind == EntryKind.APPROVAL_DECIDED and body.get("decision_id"):
-                self.use(incident, str(body["decision_id"]))
-            parked, settles = self.unpark(incident, str(body["step"])), body.get("settles") is True
-            if parked is not None and (body.get("decision") == "approve" or body.get("approve") is True
-                                       or kind == EntryKind.APPROVAL_WITHDRAWN):  # released: resumed once
-                self.grant(replace(parked, unattended=True) if kind == EntryKind.APPROVAL_EXPIRED else parked,
-                           settles=settles)
-            elif parked is not None:
-                self.deny(parked, settles=settles)
-        elif kind == EntryKind.APPROVAL_SETTLED and incident:
-            self.settle(incident, str(body.get("step")))
-
     # as a value
 
     def snapshot(self) -> EngineSnapshot:
@@ -251,7 +215,7 @@ class EngineState:
         self._inflight = dict(snapshot.inflight)
         self._parked = {(p.incident, p.step): p for p in snapshot.parked}
         self._granted = {(p.incident, p.step): p for p in snapshot.granted}
-        self._continuing = {(p.incident, p.step): (p, ok) for p, ok in snapshot.continuing}
+        self._continuing = {(p.incident, p.step): (p, ok, esc) for p, ok, esc in snapshot.continuing}
         self._closed = OrderedDict()
         for rb, key, at, gone in snapshot.closed:
             self._remember(rb, key, at, gone)

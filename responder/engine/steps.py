@@ -74,6 +74,7 @@ class StepRunning:
         failure = Failure.of(failed)
         ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
         self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids}, incident.id)
+        self.state.escalate_failure(incident.id, failed.step)
         log.warning("step_escalated", step=failed.step, actuator=failed.actuator, error=failure.error)
         escalation_scope = {**scope, "failure": failure.model_dump()}
         for esc, sid in zip(rb.on_failure, ids, strict=True):
@@ -83,20 +84,22 @@ class StepRunning:
 
     async def _escalated_again(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
                                plan: LazyPlan, failed: StepResult) -> None:
-        """Finish the escalation of a failed or refused step that a crash cut short: each `on_failure` step that
-        wrote nothing yet runs, one whose intent is open is resolved; one done, failed, parked or released is left
-        as it is. Recorded `step.escalated` again (marked `resumed`) only if none of them had started."""
+        """Finish the escalation of a decided step that failed or was refused, which a crash may have cut short: each
+        `on_failure` step goes through the step path as `_failed` sends it (one done is skipped, an open intent
+        resolved, a failure tried again, one never started runs), except one waiting for a human or running under a
+        release, which is left as it is. `step.escalated` is recorded (marked `resumed`) only if the run had not
+        recorded it."""
         if not rb.on_failure or failed.status not in (StepStatus.FAILED, StepStatus.REFUSED):
             return
         ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
-        started = self.state.started(incident.id)
         failure = Failure.of(failed)
-        if not started.intersection(ids):
+        if not self.state.escalated(incident.id, failed.step):
             self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids,
                                                             "resumed": True}, incident.id)
+            self.state.escalate_failure(incident.id, failed.step)
         escalation_scope = {**scope, "failure": failure.model_dump()}
         for esc, sid in zip(rb.on_failure, ids, strict=True):
-            if sid not in started or sid in self.state.open_steps(incident.id):
+            if not self.state.waits(incident.id, sid):
                 await self._run_step(rb, esc.model_copy(update={"id": sid}), incident, event, escalation_scope,
                                      plan, [], None, False, escalating=True)
 

@@ -30,6 +30,7 @@ from responder.catalog import load_runbooks
 from responder.engine import Engine
 from responder.engine.approvals import MemoryPublisher, Parked
 from responder.engine.guards import GuardPolicy, Guards
+from responder.engine.recovery import fold
 from responder.engine.state import EngineState
 from responder.engine.undo import Undoer
 from responder.models import RawRecord
@@ -265,7 +266,7 @@ class EngineMachine(RuleBasedStateMachine):
         were released), step results and intents, and the decisions each incident used."""
         replayed = EngineState()
         for entry in self._entries():
-            replayed.apply(entry)
+            fold(replayed, entry)
         live = self.engine.state
 
         def canonical(parked: Parked) -> bytes:  # the event's keys come back sorted from the timeline
@@ -273,7 +274,7 @@ class EngineMachine(RuleBasedStateMachine):
 
         def view(state: EngineState) -> tuple[object, ...]:
             return (sorted(map(canonical, state.parked_steps())), sorted(map(canonical, state.granted())),
-                    sorted((canonical(p), ok) for p, ok in state.continuing()),
+                    sorted((canonical(p), ok, escalated) for p, ok, escalated in state.continuing()),
                     sorted((r.key, r.status) for r in state.results()), sorted(i.key for i in state.inflight()),
                     sorted((i.id, sorted(i.decisions)) for i in state.incidents.all()))
 
