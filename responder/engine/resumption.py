@@ -19,6 +19,7 @@ from responder.engine.approvals import Parked
 from responder.engine.incidents import Incident
 from responder.engine.positions import after_decided, step_index
 from responder.engine.state import EngineState
+from responder.errors import ChangelogError, TimelineError
 from responder.models.event import Event
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
@@ -85,9 +86,12 @@ class Resumption:
 
     async def _taken_up(self, p: Parked, run: Awaitable[None]) -> None:
         """Run one taken-up run; a bug in it is logged and the run dropped in this process only (its state kept, no
-        `approval.settled` written), so it does not repeat at every sweep nor stop the others."""
+        `approval.settled` written), so it does not repeat at every sweep nor stop the others. A write the timeline or
+        changelog refused (a disk error, a replica fenced) goes up as before: the service handles those."""
         try:
             await run
+        except (TimelineError, ChangelogError):  # the timeline or changelog refused a write (a fence): not a bug here
+            raise
         except Exception:
             self._dropped.add((p.incident, p.step))
             log.exception("decided_run_failed", step=p.step, incident=p.incident)

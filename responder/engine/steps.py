@@ -115,9 +115,13 @@ class StepRunning:
                 self.state.passed(incident.id, step.id)
             return Outcome.OK
         if isinstance(resolved, Invalid):
+            # a released step's result is keyed as the parked step (its run goes on past it, with its escalation)
+            released = {"target": grant.target, "key": idempotency_key(incident.id, rb.ref, step.id, grant.target)} \
+                if grant is not None else {}
             invalid = StepResult(step=step.id, actuator=step.actuator, status=StepStatus.FAILED,
-                                 error=resolved.error, permanent=True)
+                                 error=resolved.error, permanent=True, **released)
             rec.append(EntryKind.STEP_RESULT, invalid.body(), incident.id)
+            self.state.finish(invalid, incident.id)  # as the replay does (a result without a key changes nothing)
             log.warning("step_params_invalid", step=step.id, error=resolved.error)
             return await self._failed(rb, incident, event, scope, plan, invalid, escalating)
         actuator, target, values = resolved.actuator, resolved.target, resolved.values

@@ -62,6 +62,10 @@ steps:
     actuator: ledger.set
     with: {target: "U${event.resource.access_key.id}", value: locked}
     approval: {required: true, approvers: [alice], timeout: 10m, on_timeout: approve}
+on_failure:
+  - id: tell
+    actuator: ledger.set
+    with: {target: "E${event.resource.access_key.id}", value: told}
 """
 FAULTS = ["lost_reply:after", "error:before", "crash:before", "crash:after"]
 

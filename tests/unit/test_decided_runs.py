@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from pydantic import Field
 
 from responder.engine.partitions import cut, merge
 from responder.engine.recovery import fold
 from responder.engine.state import EngineState
-from responder.errors import PermanentActuationError
+from responder.errors import PermanentActuationError, TimelineError
 from responder.timeline import MemoryStore, Recorder
-from tests.fakes import Echo
+from tests.fakes import Echo, EchoParams
 from tests.kit import DEACTIVATE_STEPS, HEADER, Kit, decision, make_kit
 from tests.unit.test_approvals import WIPE
 from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
@@ -307,17 +308,23 @@ async def test_a_run_taken_up_after_a_crash_stays_in_the_fleet_slice_until_it_en
     assert not kit.engine.state.continuing()
 
 
-async def test_a_run_that_raises_is_not_taken_up_again_until_a_restart(tmp_path):
-    """A bug that raises inside a taken-up run neither stops the sweep nor repeats at every sweep: the run is dropped
-    in this process only, its state kept (for a fleet slice), and, with no end recorded, a restart takes it up."""
+async def _taken_up_raising(tmp_path, error: Exception) -> Kit:
+    """A kit killed after its approved step's result, whose run, once taken up, raises `error`."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await _decided(kit)
     _crash_after(kit, "step.result", "wipe")
 
-    async def broken(*args: object) -> None:
-        raise RuntimeError("a bug")
+    async def raising(*args: object) -> None:
+        raise error
 
-    kit.engine.decisions.resume = broken  # type: ignore[assignment]
+    kit.engine.decisions.resume = raising  # type: ignore[assignment]
+    return kit
+
+
+async def test_a_run_that_raises_is_not_taken_up_again_until_a_restart(tmp_path):
+    """A bug that raises inside a taken-up run neither stops the sweep nor repeats at every sweep: the run is dropped
+    in this process only, its state kept (for a fleet slice), and, with no end recorded, a restart takes it up."""
+    kit = await _taken_up_raising(tmp_path, RuntimeError("a bug"))
     kit.echo.applied.clear()
     await kit.engine.expire()
     assert not kit.engine.decisions.due()
@@ -380,3 +387,37 @@ async def test_an_escalation_recorded_before_the_crash_is_not_recorded_again(tmp
     assert len(kit.entries("step.escalated")) == 1
     assert kit.echo.applied == []
     assert _steps(kit, "approval.settled") == ["deactivate"]
+
+
+class Narrower(EchoParams):
+    """What an upgrade of the actuator might accept: the parked step's target no longer."""
+
+    target: str = Field(pattern=r"^x$")
+
+
+async def test_a_released_step_whose_params_no_longer_validate_is_past_once(tmp_path):
+    """A released step whose parameters no longer validate fails (keyed as the parked step) and is escalated once;
+    killed after its escalation, the restart neither runs it again nor escalates it a second time."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny" + ESCALATE})
+    await kit.send()
+    kit.wipe.params = Narrower  # type: ignore[misc]
+    assert await kit.engine.decide(*decision(kit, _incident(kit), "wipe"))
+    assert [p.message for p in kit.echo.applied] == ["wipe failed"]
+    kit.wipe.params = EchoParams  # type: ignore[misc]  # the runbook loads again after the restart
+    _crash_after(kit, "step.result", "tell.wipe")
+    [(_, ok, escalated)] = kit.engine.state.continuing()
+    assert (ok, escalated) == (False, True)
+    await kit.engine.expire()
+    assert kit.wipe.applied == []
+    assert len(kit.entries("step.escalated")) == 1
+    assert [b["status"] for b in kit.entries("step.result") if b["step"] == "wipe"] == ["failed"]
+    assert _steps(kit, "approval.settled") == ["wipe"]
+
+
+async def test_a_write_the_timeline_refuses_inside_a_taken_up_run_goes_up(tmp_path):
+    """A refused timeline or changelog write (a disk error, a fenced replica) is not taken for a bug of one run: it
+    goes up to the service, and the run is not dropped."""
+    kit = await _taken_up_raising(tmp_path, TimelineError("the disk is full"))
+    with pytest.raises(TimelineError, match="disk is full"):
+        await kit.engine.expire()
+    assert kit.engine.decisions.due()
