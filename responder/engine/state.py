@@ -77,7 +77,7 @@ class EngineState:
         return list(self._parked.values())
 
     def granted(self) -> list[Parked]:
-        """Steps released to run whose result is not recorded yet (their run was cut short by a crash)."""
+        """Steps released to run whose result is not recorded yet (while they run, or cut short by a crash)."""
         return list(self._granted.values())
 
     def continuing(self) -> list[tuple[Parked, bool, bool]]:
@@ -182,10 +182,6 @@ class EngineState:
         """The run a decision (or timeout) began has ended (`approval.settled`); whether it went past the step."""
         self._granted.pop((incident, step), None)
         return self._continuing.pop((incident, step), None) is not None
-
-    def ungrant(self, incident: str, step: str) -> Parked | None:
-        """Forget a released step (it is being resolved now); returns it."""
-        return self._granted.pop((incident, step), None)
 
     def unpark(self, incident: str, step: str) -> Parked | None:
         """The step no longer waits (decided, expired or resumed); returns what was parked."""
