@@ -105,17 +105,21 @@ class Decisions(Resumption):
     def due(self) -> bool:
         """Whether `expire` has anything to do now: a released step (or the steps after a decided one) a crash cut
         short, or a step past its deadline."""
-        now = self.clock()
-        return self.runs_due() or any(p.deadline <= now for p in self.state.parked_steps())
+        return self.runs_due() or bool(self._past_deadline())
+
+    def _past_deadline(self) -> list[Parked]:
+        """The parked steps past their deadline, but for one whose expiry a bug stopped in this process."""
+        now, dropped = self.clock(), self._dropped
+        return [p for p in self.state.parked_steps() if p.deadline <= now and (p.incident, p.step) not in dropped]
 
     async def expire(self) -> int:
-        """Apply on_timeout to every parked step past its deadline; returns how many."""
+        """Apply on_timeout to every parked step past its deadline; returns how many. A bug in one is logged and that
+        step left alone in this process (`_taken_up`), so it neither stops the others nor the service."""
         await self.resolve_granted()
-        now = self.clock()
-        due = [p for p in self.state.parked_steps() if p.deadline <= now]
+        now, due = self.clock(), self._past_deadline()
         for p in due:
             with stamped(p.trace):  # a timeout is the alert's doing: its entries carry the alert's trace
-                await self._expire(p, now)
+                await self._taken_up(p, self._expire(p, now))
         return len(due)
 
     async def _expire(self, p: Parked, now: float) -> None:

@@ -46,8 +46,8 @@ class Resumption:
     escalate: Escalate
     _runbook_by_id: Callable[[str], Runbook | None]
     _dropped: set[tuple[str, str]]
-    """Runs a bug stopped in this process: not taken up again here (their state is kept, so a restart or the next
-    owner of their partition does)."""
+    """Runs (and timeouts) a bug stopped in this process: not taken up again here (their state is kept, so a restart
+    or the next owner of their partition does)."""
 
     def _runbook(self, parked: Parked) -> Runbook | None:
         """The loaded runbook of a parked step, only if it is still the same version."""
@@ -85,9 +85,10 @@ class Resumption:
             or any((c[0].incident, c[0].step) not in dropped for c in self.state.continuing())
 
     async def _taken_up(self, p: Parked, run: Awaitable[None]) -> None:
-        """Run one taken-up run; a bug in it is logged and the run dropped in this process only (its state kept, no
-        `approval.settled` written), so it does not repeat at every sweep nor stop the others. A write the timeline or
-        changelog refused (a disk error, a replica fenced) goes up as before: the service handles those."""
+        """Run one taken-up run (or a timeout's expiry); a bug in it is logged and the run dropped in this process only
+        (its state kept, no `approval.settled` written), so it does not repeat at every sweep nor stop the others. A
+        write the timeline or changelog refused (a disk error, a replica fenced) goes up as before: the service
+        handles those."""
         try:
             await run
         except (TimelineError, ChangelogError):  # the timeline or changelog refused a write (a fence): not a bug here

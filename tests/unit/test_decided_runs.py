@@ -421,3 +421,25 @@ async def test_a_write_the_timeline_refuses_inside_a_taken_up_run_goes_up(tmp_pa
     with pytest.raises(TimelineError, match="disk is full"):
         await kit.engine.expire()
     assert kit.engine.decisions.due()
+
+
+async def test_a_bug_in_one_timeout_leaves_the_others_and_the_service_running(tmp_path):
+    """A timeout whose release raises (a bug) is logged and left alone in this process; the other steps past their
+    deadline are still expired, and the sweep returns instead of stopping the approvals loop."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await kit.send()
+    kit.iam.add_key("ml-training", "AKIAOTHERKEY00000000")
+    await kit.send(key="AKIAOTHERKEY00000000")
+    broken, release = _incident(kit), kit.engine.decisions.release
+
+    async def release_or_raise(parked, **kw):  # type: ignore[no-untyped-def]
+        if parked.incident == broken:
+            raise RuntimeError("a bug")
+        await release(parked, **kw)
+
+    kit.engine.decisions.release = release_or_raise  # type: ignore[method-assign]
+    kit.clock.now += 601
+    await kit.engine.expire()
+    assert [b["status"] for b in kit.entries("step.result")] == ["denied"]
+    assert [p.incident for p in kit.engine.state.parked_steps()] == [broken]
+    assert not kit.engine.decisions.due()
