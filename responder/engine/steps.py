@@ -62,46 +62,39 @@ class StepRunning:
     actions: int
 
     async def _failed(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
-                      plan: LazyPlan, failed: StepResult, escalating: bool) -> Outcome:
+                      plan: LazyPlan, failed: StepResult, escalating: bool, *, resumed: bool = False) -> Outcome:
         """Run the runbook's `on_failure` steps with a failed or refused step as `${failure.…}`.
 
         Each escalation step runs once per failed step and incident (its id is `<escalation>.<failed step>`);
         a failing escalation step is recorded (and so counted, by the metrics that read the timeline), never
-        escalated again.
+        escalated again. One that waits for a human (parked by an earlier failure of the step) or runs under a
+        release is left as it is. `resumed`: the escalation of a decided step's failure that a crash may have cut
+        short (`_escalated_again`): `step.escalated` is recorded, marked `resumed`, only if its run had not yet.
         """
         if escalating or not rb.on_failure:
             return Outcome.FAILED
         failure = Failure.of(failed)
         ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
-        self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids}, incident.id)
-        self.state.escalate_failure(incident.id, failed.step)
-        log.warning("step_escalated", step=failed.step, actuator=failed.actuator, error=failure.error)
-        escalation_scope = {**scope, "failure": failure.model_dump()}
-        for esc, sid in zip(rb.on_failure, ids, strict=True):
-            await self._run_step(rb, esc.model_copy(update={"id": sid}), incident, event, escalation_scope, plan,
-                                 [], None, False, escalating=True)
-        return Outcome.FAILED
-
-    async def _escalated_again(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
-                               plan: LazyPlan, failed: StepResult) -> None:
-        """Finish the escalation of a decided step that failed or was refused, which a crash may have cut short: each
-        `on_failure` step goes through the step path as `_failed` sends it (one done is skipped, an open intent
-        resolved, a failure tried again, one never started runs), except one waiting for a human or running under a
-        release, which is left as it is. `step.escalated` is recorded (marked `resumed`) only if the run had not
-        recorded it."""
-        if not rb.on_failure or failed.status not in (StepStatus.FAILED, StepStatus.REFUSED):
-            return
-        ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
-        failure = Failure.of(failed)
-        if not self.state.escalated(incident.id, failed.step):
+        if not (resumed and self.state.escalated(incident.id, failed.step)):
             self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids,
-                                                            "resumed": True}, incident.id)
+                                                            **({"resumed": True} if resumed else {})}, incident.id)
             self.state.escalate_failure(incident.id, failed.step)
+            log.warning("step_escalated", step=failed.step, actuator=failed.actuator, error=failure.error,
+                        resumed=resumed)
         escalation_scope = {**scope, "failure": failure.model_dump()}
         for esc, sid in zip(rb.on_failure, ids, strict=True):
             if not self.state.waits(incident.id, sid):
                 await self._run_step(rb, esc.model_copy(update={"id": sid}), incident, event, escalation_scope,
                                      plan, [], None, False, escalating=True)
+        return Outcome.FAILED
+
+    async def _escalated_again(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
+                               plan: LazyPlan, failed: StepResult) -> None:
+        """Finish the escalation of a decided step that failed or was refused (a denial has none), which a crash may
+        have cut short: each `on_failure` step goes through the step path again (one done is skipped, an open intent
+        resolved, a failure tried again, one never started runs)."""
+        if failed.status in (StepStatus.FAILED, StepStatus.REFUSED):
+            await self._failed(rb, incident, event, scope, plan, failed, False, resumed=True)
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
                         plan: LazyPlan, plan_trips: Sequence[Trip], grant: Parked | None, fresh: bool,
