@@ -29,7 +29,7 @@ from responder.engine.approvals import (
 from responder.engine.guards import UNCOUNTED, only_uncounted
 from responder.engine.incidents import Incident
 from responder.engine.positions import after_decided, escalation_step, step_index
-from responder.engine.resumption import Escalate, Resume, Resumption
+from responder.engine.resumption import Escalate, Resume, Resumption, parking
 from responder.engine.state import EngineState
 from responder.errors import ApprovalRefused
 from responder.models.event import Event
@@ -110,7 +110,7 @@ class Decisions(Resumption):
     def _past_deadline(self) -> list[Parked]:
         """The parked steps past their deadline, but for one whose expiry a bug stopped in this process."""
         now, dropped = self.clock(), self._dropped
-        return [p for p in self.state.parked_steps() if p.deadline <= now and (p.incident, p.step) not in dropped]
+        return [p for p in self.state.parked_steps() if p.deadline <= now and parking(p) not in dropped]
 
     async def expire(self) -> int:
         """Apply on_timeout to every parked step past its deadline; returns how many. A bug in one is logged and that
@@ -146,8 +146,10 @@ class Decisions(Resumption):
 
     def uncounted(self) -> list[Parked]:
         """The parked steps asked for only because a quota could not be counted yet (`quota_uncounted`) that `recheck`
-        can take up (see there)."""
-        return [p for p in self.state.parked_steps() if only_uncounted(p.reasons) and self._resumable(p) is not None]
+        can take up (see there), but for one whose re-check a bug stopped in this process."""
+        dropped = self._dropped
+        return [p for p in self.state.parked_steps()
+                if only_uncounted(p.reasons) and parking(p) not in dropped and self._resumable(p) is not None]
 
     def _resumable(self, parked: Parked) -> tuple[Runbook, Incident, int] | None:
         """The loaded runbook (same version), incident and index of a parked runbook step; None otherwise."""
@@ -159,7 +161,9 @@ class Decisions(Resumption):
         """Take up again a step parked only because a quota could not be counted, now that it can (the caller says
         so): its request is withdrawn (`approval.withdrawn`) and the step goes through its guards again, so it acts,
         or asks again for what trips now (a full quota). False when it no longer waits for that reason alone (decided
-        meanwhile), or waits for a human: its runbook changed version, or it is not one of the runbook's steps.
+        meanwhile), or waits for a human: its runbook changed version, or it is not one of the runbook's steps; and
+        when a bug stopped it, which is logged and leaves that parking alone in this process (`_taken_up`), so the
+        other steps and the service go on.
 
         Released as a decision releases a step (granted until its result), so a crash before the step's intent is
         durable resumes it once (`resolve_granted`), and a fleet slice cut meanwhile carries it as granted.
@@ -168,7 +172,10 @@ class Decisions(Resumption):
         if self.state.parked(parked.incident, parked.step) is not parked or not found \
                 or not only_uncounted(parked.reasons):
             return False
-        rb, incident, index = found
+        return await self._taken_up(parked, self._withdrawn(parked, *found))
+
+    async def _withdrawn(self, parked: Parked, rb: Runbook, incident: Incident, index: int) -> None:
+        """Withdraw a re-checked step's request and run it (and the steps after it) through its guards again."""
         self.state.grant(parked)  # no longer parked; resumed once after a crash
         with stamped(parked.trace):  # the step's entries carry the alert's trace, as a decision's would
             self.recorder.append(EntryKind.APPROVAL_WITHDRAWN, {
@@ -180,7 +187,6 @@ class Decisions(Resumption):
                               replace(parked, unattended=True) if parked.waived else None)
         self._settled(parked)  # the run was not cut short (done, skipped or parked again)
         await self.recorder.flush()
-        return True
 
     async def release(self, parked: Parked, *, approve: bool, why: str) -> None:
         """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure."""

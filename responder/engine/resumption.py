@@ -35,6 +35,14 @@ Escalate = Callable[[Runbook, Incident, Event, Parked, EscalationRun], Awaitable
 """Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with:
 `released`, or `resumed` when a crash cut its release short (its guards are checked again if it wrote no intent); or
 `failed`: a decided runbook step that did not pass, whose escalation (if it failed) a crash may have cut short."""
+Parking = tuple[str, str, str | None, float]
+"""One parking of a step: its incident, step, request id and deadline. The id is kept through an escalation, whose new
+deadline then gives it another try; a step parked again gets a new id, and a legacy one (no id) a new deadline."""
+
+
+def parking(p: Parked) -> Parking:
+    """The parking a parked, granted or continuing step belongs to."""
+    return p.incident, p.step, p.request_id, p.deadline
 
 
 class Resumption:
@@ -45,9 +53,9 @@ class Resumption:
     resume: Resume
     escalate: Escalate
     _runbook_by_id: Callable[[str], Runbook | None]
-    _dropped: set[tuple[str, str]]
-    """Runs (and timeouts) a bug stopped in this process: not taken up again here (their state is kept, so a restart
-    or the next owner of their partition does)."""
+    _dropped: set[Parking]
+    """The parkings whose run, timeout or re-check a bug stopped in this process: not taken up again here (their state
+    is kept, so a restart or the next owner of their partition does). A new parking of the same step is not one."""
 
     def _runbook(self, parked: Parked) -> Runbook | None:
         """The loaded runbook of a parked step, only if it is still the same version."""
@@ -66,11 +74,11 @@ class Resumption:
         one's escalation is finished first. Each stays granted or continuing until its run's end is recorded, so a
         crash (or a hand-over) during this run leaves it to be taken up again.
         """
-        granted = [p for p in self.state.granted() if (p.incident, p.step) not in self._dropped]
+        granted = [p for p in self.state.granted() if parking(p) not in self._dropped]
         for p in granted:
             await self._taken_up(p, self._resume_granted(p))
         # after the granted ones: one granted and then past is resumed as granted
-        carried = [c for c in self.state.continuing() if (c[0].incident, c[0].step) not in self._dropped]
+        carried = [c for c in self.state.continuing() if parking(c[0]) not in self._dropped]
         for p, ok, _ in carried:
             if self.state.continues(p.incident, p.step):
                 await self._taken_up(p, self._go_on(p, ok))
@@ -81,21 +89,23 @@ class Resumption:
     def runs_due(self) -> bool:
         """Whether a decided step's run a crash cut short waits to be taken up here."""
         dropped = self._dropped
-        return any((p.incident, p.step) not in dropped for p in self.state.granted()) \
-            or any((c[0].incident, c[0].step) not in dropped for c in self.state.continuing())
+        return any(parking(p) not in dropped for p in self.state.granted()) \
+            or any(parking(c[0]) not in dropped for c in self.state.continuing())
 
-    async def _taken_up(self, p: Parked, run: Awaitable[None]) -> None:
-        """Run one taken-up run (or a timeout's expiry); a bug in it is logged and the run dropped in this process only
-        (its state kept, no `approval.settled` written), so it does not repeat at every sweep nor stop the others. A
-        write the timeline or changelog refused (a disk error, a replica fenced) goes up as before: the service
-        handles those."""
+    async def _taken_up(self, p: Parked, run: Awaitable[None]) -> bool:
+        """Run one taken-up run (or a timeout's expiry, or a re-check); whether it ended. A bug in it is logged and its
+        parking dropped in this process only (its state kept, no `approval.settled` written), so it does not repeat at
+        every sweep nor stop the others. A write the timeline or changelog refused (a disk error, a replica fenced)
+        goes up as before: the service handles those."""
         try:
             await run
         except (TimelineError, ChangelogError):  # the timeline or changelog refused a write (a fence): not a bug here
             raise
         except Exception:
-            self._dropped.add((p.incident, p.step))
+            self._dropped.add(parking(p))
             log.exception("decided_run_failed", step=p.step, incident=p.incident)
+            return False
+        return True
 
     async def _resume_granted(self, p: Parked) -> None:
         """Run a released step a crash cut short (and the steps after it), then record its run's end."""

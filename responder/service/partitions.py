@@ -204,7 +204,8 @@ class PartitionKeeping(Parts):
 
     async def _recheck(self) -> None:
         """Once every given partition is in, take up again, one at a time under the exclusive gate (as a decision is
-        applied in a fleet), the steps parked because a quota could not be counted; the lanes run between two."""
+        applied in a fleet), the steps parked because a quota could not be counted; the lanes run between two. A bug in
+        one is logged and leaves that step alone in this process (`Decisions.recheck`): the loop goes on."""
         if self.fleet is None or self._uncounted() is not None:
             return
         for parked in self.engine.decisions.uncounted():

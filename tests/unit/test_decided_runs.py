@@ -8,6 +8,7 @@ import orjson
 import pytest
 from pydantic import Field
 
+from responder.engine.guards import GuardPolicy
 from responder.engine.partitions import cut, merge
 from responder.engine.recovery import fold
 from responder.engine.state import EngineState
@@ -443,3 +444,30 @@ async def test_a_bug_in_one_timeout_leaves_the_others_and_the_service_running(tm
     assert [b["status"] for b in kit.entries("step.result")] == ["denied"]
     assert [p.incident for p in kit.engine.state.parked_steps()] == [broken]
     assert not kit.engine.decisions.due()
+
+
+async def test_a_step_parked_again_after_a_bug_in_its_timeout_has_its_new_timeout(tmp_path):
+    """A bug leaves alone only the parking it stopped: the same step, approved by a human and parked again for a kill
+    switch (a new request), is expired at its new deadline in the same process."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await kit.send()
+    release = kit.engine.decisions.release
+
+    async def raise_once(parked, **kw):  # type: ignore[no-untyped-def]
+        kit.engine.decisions.release = release  # type: ignore[method-assign]
+        raise RuntimeError("a bug")
+
+    kit.engine.decisions.release = raise_once  # type: ignore[method-assign]
+    kit.clock.now += 601
+    await kit.engine.expire()
+    [first] = kit.engine.state.parked_steps()
+    kit.engine.guards.policy = GuardPolicy(kill_switch=True)
+    assert await kit.engine.decide(*decision(kit, _incident(kit), "wipe"))
+    [again] = kit.engine.state.parked_steps()
+    assert again.request_id != first.request_id
+    assert not kit.engine.decisions.due()
+    kit.clock.now += 601
+    assert kit.engine.decisions.due()
+    assert await kit.engine.expire() == 1
+    assert [(b["step"], b["status"]) for b in kit.entries("step.result")] == [("wipe", "denied")]
+    assert kit.engine.state.parked_steps() == []

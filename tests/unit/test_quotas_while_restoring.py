@@ -284,3 +284,29 @@ async def test_the_lanes_run_between_two_steps_taken_up(tmp_path):
     assert order == ["step a", "lane", "step b", "step c"]
     svc.recorder.close()
     await svc.close_unstarted()
+
+
+async def test_a_bug_in_one_recheck_leaves_the_others_and_a_restart_takes_it_up(tmp_path):
+    """A re-checked step whose run raises (a bug) is logged and left alone in this process, the other one still runs,
+    and the service's sweep does not stop; the step stays released, so a restart runs it once."""
+    kit = await _parked(tmp_path)
+    await kit.send(key="AKIAABCDEFGHIJKLMNO1", user="user-1")
+    [broken, fine] = sorted(kit.engine.decisions.uncounted(), key=lambda p: p.target != "ml-training")
+    resume = kit.engine.decisions.resume
+
+    async def resume_or_raise(rb, incident, event, index, parked):  # type: ignore[no-untyped-def]
+        if incident.id == broken.incident:
+            raise RuntimeError("a bug")
+        await resume(rb, incident, event, index, parked)
+
+    kit.engine.decisions.resume = resume_or_raise  # type: ignore[method-assign]
+    kit.engine.guards.uncounted = lambda: None
+    assert await _recheck(kit) == 1
+    assert [p.target for p in kit.echo.applied] == [fine.target]
+    assert kit.engine.decisions.uncounted() == []
+    assert [p.incident for p in kit.engine.state.granted()] == [broken.incident]
+    assert not kit.engine.decisions.due()  # not taken up again here
+    kit.start()
+    await kit.engine.expire()
+    assert sorted(p.target for p in kit.echo.applied) == ["ml-training", "user-1"]
+    assert kit.engine.state.granted() == []
