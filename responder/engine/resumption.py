@@ -36,8 +36,9 @@ Escalate = Callable[[Runbook, Incident, Event, Parked, EscalationRun], Awaitable
 `released`, or `resumed` when a crash cut its release short (its guards are checked again if it wrote no intent); or
 `failed`: a decided runbook step that did not pass, whose escalation (if it failed) a crash may have cut short."""
 Parking = tuple[str, str, str | None, float]
-"""One parking of a step: its incident, step, request id and deadline. The id is kept through an escalation, whose new
-deadline then gives it another try; a step parked again gets a new id, and a legacy one (no id) a new deadline."""
+"""One parking of a step: its incident, step, request id and deadline. A step parked again gets a new id (a legacy one,
+with no id, a new deadline); an escalation keeps the id and moves the deadline, so a bug after it has one more try,
+at the escalated deadline, which then expires the step instead of escalating it again."""
 
 
 def parking(p: Parked) -> Parking:
@@ -54,8 +55,9 @@ class Resumption:
     escalate: Escalate
     _runbook_by_id: Callable[[str], Runbook | None]
     _dropped: set[Parking]
-    """The parkings whose run, timeout or re-check a bug stopped in this process: not taken up again here (their state
-    is kept, so a restart or the next owner of their partition does). A new parking of the same step is not one."""
+    """The parkings whose run, timeout or re-check a bug stopped in this process: not taken up again here, also if their
+    partition comes back to this process (their state is kept, so a restart, or another replica that owns their
+    partition next, does). A new parking of the same step is not one."""
 
     def _runbook(self, parked: Parked) -> Runbook | None:
         """The loaded runbook of a parked step, only if it is still the same version."""
@@ -97,12 +99,13 @@ class Resumption:
         parking dropped in this process only (its state kept, no `approval.settled` written), so it does not repeat at
         every sweep nor stop the others. A write the timeline or changelog refused (a disk error, a replica fenced)
         goes up as before: the service handles those."""
+        key = parking(p)  # as it was taken up (an escalation moves the deadline in place)
         try:
             await run
         except (TimelineError, ChangelogError):  # the timeline or changelog refused a write (a fence): not a bug here
             raise
         except Exception:
-            self._dropped.add(parking(p))
+            self._dropped.add(key)
             log.exception("decided_run_failed", step=p.step, incident=p.incident)
             return False
         return True

@@ -471,3 +471,30 @@ async def test_a_step_parked_again_after_a_bug_in_its_timeout_has_its_new_timeou
     assert await kit.engine.expire() == 1
     assert [(b["step"], b["status"]) for b in kit.entries("step.result")] == [("wipe", "denied")]
     assert kit.engine.state.parked_steps() == []
+
+
+async def test_a_bug_after_a_timeouts_escalation_leaves_the_escalated_deadline(tmp_path, monkeypatch):
+    """A timeout whose escalation is recorded and then hits a bug (publishing the request again) is left alone until
+    the escalated deadline, which then expires the step (escalated once) instead of leaving it parked for ever."""
+    import responder.engine.decisions as decisions
+
+    kit = make_kit(tmp_path, {"rb": WIPE % "escalate"})
+    await kit.send()
+    publish = decisions.publish_request
+
+    async def raise_once(*args, **kw):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(decisions, "publish_request", publish)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(decisions, "publish_request", raise_once)
+    kit.clock.now += 601
+    await kit.engine.expire()
+    [escalated] = kit.engine.state.parked_steps()
+    assert escalated.escalated
+    assert not kit.engine.decisions.due()
+    kit.clock.now += 601
+    assert kit.engine.decisions.due()
+    assert await kit.engine.expire() == 1
+    assert _steps(kit, "approval.escalated") == ["wipe"]
+    assert [(b["step"], b["status"]) for b in kit.entries("step.result")] == [("wipe", "denied")]
+    assert kit.engine.state.parked_steps() == []
