@@ -155,8 +155,13 @@ class StepRunning:
             return Outcome.OK
         pending = self.state.intent(key)
         if pending is not None and pending.params == values:
-            # an intent is only written once guards and approvals passed: resolve it, never ask again
-            return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
+            # an intent is only written once guards and approvals passed: resolve it, never ask again; unless a guard
+            # that stops automation tripped since (a kill switch turned on, a protected id added): then it acts only
+            # if a human clears it, as a new step would, once verify() shows the crash cut it short before it acted
+            if not any(t.hard or t.guard == "kill_switch" for t in trips):
+                return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
+            if await verified(call):
+                return self._recovered(head, incident)
         if grant is not None and (grant.params != values or grant.target != target):
             rec.append(EntryKind.APPROVAL_REJECTED, {**head.body(), "reason": "the step's parameters changed "
                                                      "since the approval was requested"}, incident.id)
@@ -187,6 +192,13 @@ class StepRunning:
             return Outcome.PARKED
         return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
 
+    def _recovered(self, head: StepHead, incident: Incident) -> Outcome:
+        """Record a step whose open intent verify() shows applied (the crash came after it acted)."""
+        recovered = StepResult(**head.body(), status=StepStatus.OK, changed=None, recovered=True)
+        self.recorder.append(EntryKind.STEP_RESULT, recovered.body(), incident.id)
+        self.state.finish(recovered, incident.id)
+        return Outcome.OK
+
     def _refused(self, head: StepHead, hard: Sequence[Trip], incident: Incident) -> StepResult:
         """Record a step refused by hard trips (a protected resource: never run, approval or not)."""
         refused = StepResult(**head.body(), status=StepStatus.REFUSED, error="; ".join(t.detail for t in hard),
@@ -216,10 +228,7 @@ class StepRunning:
         """Run a step cleared to act (or resolve its earlier intent), then escalate if it failed."""
         rec, key = self.recorder, str(head.key)
         if self.state.intent(key) is not None and await verified(call):
-            recovered = StepResult(**head.body(), status=StepStatus.OK, changed=None, recovered=True)
-            rec.append(EntryKind.STEP_RESULT, recovered.body(), incident.id)
-            self.state.finish(recovered, incident.id)
-            return Outcome.OK
+            return self._recovered(head, incident)
         previous = self.state.result(key)
         intent = StepIntent.trusted(step=head.step, actuator=head.actuator, target=head.target, key=head.key,
                                     params=resolved.values, destructive=resolved.actuator.destructive,
