@@ -13,7 +13,7 @@ from responder.engine.guards import Trip
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan
 from responder.engine.positions import escalation_step
-from responder.engine.runner import Resolved, StepCall
+from responder.engine.runner import Resolved, StepCall, verified
 from responder.engine.steps import Outcome, StepRunning, waives
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
@@ -36,7 +36,8 @@ class EscalationRelease(StepRunning):
         With no intent written yet, its soft guards are checked again, as for a runbook step: a human's release
         waives the guards their request named, and a guard that tripped since (a kill switch turned on after they read
         it) parks it again; a release with no human at hand (its timeout, or `resumed`: a crash cut it short) waives
-        none."""
+        none. An intent a crash left open is resolved without asking, unless the kill switch is on or the target is
+        protected now: then one verify() shows applied is recorded, and one not applied is parked or refused."""
         esc = escalation_step(rb, parked.step)
         key = idempotency_key(incident.id, rb.ref, parked.step, parked.target)
         head = StepHead.trusted(step=parked.step, actuator=parked.actuator, target=parked.target, key=key)
@@ -66,16 +67,21 @@ class EscalationRelease(StepRunning):
             return Outcome.OK
         hard = [t for t in self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
                                                   self.state.windows, self.clock(), escalating=True) if t.hard]
+        call = StepCall(actuator, params, ctx, attempts=esc.retries + 1, timeout=esc.timeout)
+        # an intent a crash left open is resolved without asking, as on the runbook's steps, unless a guard that stops
+        # automation tripped since: then verify() decides, and one not applied goes through the guards below
+        killed = self.guards.policy.killed() or (self.fleet_guard is not None and self.fleet_guard.killed)
+        opened = self.state.intent(key) is not None
+        if opened and (hard or killed) and await verified(call):
+            return self._recovered(head, incident)
         if hard:  # approved or not, a protected resource is never touched
             for trip in hard:
                 self.recorder.append(EntryKind.GUARD_TRIPPED, {**head.body(), **trip.body()}, incident.id)
             self._refused(head, hard, incident)
             return Outcome.FAILED
         step = esc.model_copy(update={"id": parked.step})
-        if self.state.intent(key) is None and await self._parked_again(rb, step, incident, event, plan, parked, head,
-                                                                      resumed):
+        if (not opened or killed) and await self._parked_again(rb, step, incident, event, plan, parked, head, resumed):
             return Outcome.PARKED
-        call = StepCall(actuator, params, ctx, attempts=esc.retries + 1, timeout=esc.timeout)
         return await self._execute(rb, step, incident, event, {}, plan,
                                    Resolved(actuator, params, parked.target, dict(parked.params)), call, head,
                                    escalating=True)

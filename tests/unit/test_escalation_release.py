@@ -151,6 +151,31 @@ async def test_an_escalation_step_cut_short_after_its_intent_is_resolved_not_ask
     assert (resolved["status"], resolved["recovered"]) == ("ok", True)
 
 
+async def test_an_escalation_step_cut_short_before_it_applied_is_parked_when_the_kill_switch_is_on(tmp_path):
+    """A released escalation killed after its intent but before it acted is not applied unattended after a restart
+    made with the kill switch on: verify() shows it not applied, so it is parked for a human, who runs it once."""
+    kit, incident = await _escalation_parked(tmp_path)
+    applied = kit.echo.apply
+
+    async def dies_before(p, ctx):  # type: ignore[no-untyped-def]
+        raise _Died
+
+    kit.echo.apply = dies_before  # type: ignore[method-assign]
+    with pytest.raises(_Died):
+        await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
+    kit.echo.apply = applied  # type: ignore[method-assign]
+    kit.policy = dataclasses.replace(kit.policy, kill_switch=True)
+    kit.start()
+    await kit.engine.expire()
+    assert kit.echo.applied == []
+    [again] = kit.engine.state.parked_steps()
+    assert any(r.startswith("kill_switch") for r in again.reasons)
+    kit.clock.now += 1
+    assert await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
+    assert [p.target for p in kit.echo.applied] == ["oncall"]
+    assert _acted(kit) == [("deactivate", "failed"), ("tell.deactivate", "ok")]
+
+
 async def test_an_approved_escalation_step_still_never_touches_a_protected_resource(tmp_path):
     """A protected target refuses the released escalation step, as it refuses any approved step."""
     kit, incident = await _escalation_parked(tmp_path)
