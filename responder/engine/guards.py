@@ -27,7 +27,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form
+from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form, resource_forms
 from responder.models.event import Event
 from responder.models.runbook import Protected, Quota, Runbook
 from responder.models.step import StepResult, StepStatus
@@ -90,11 +90,12 @@ def _tags(attributes: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
-def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[str, Any], event: Event) -> str | None:
-    """Why the step would touch a protected resource, or None."""
+def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[str, Any], event: Event,
+                  actuator: str = "") -> str | None:
+    """Why the step (of `actuator`) would touch a protected resource, or None."""
     if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
         return None
-    forms = identifier_forms(target, params, event)
+    forms = identifier_forms(target, params, event, actuator)
     for p in protected:
         for pattern in p.ids:
             hit = matching_form(pattern, forms)
@@ -103,7 +104,7 @@ def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[s
         if not p.tags:
             continue
         for res in event.resources:
-            if not forms & {f.casefold() for f in (res.id, res.arn, res.name) if f}:
+            if not forms & resource_forms(res, event.account):
                 continue
             tags = _tags(res.attributes)
             for key, want in p.tags.items():
@@ -219,8 +220,8 @@ class Guards:
         """Guards on one step about to run; hard trips first. An `on_failure` step (`escalating`: it tells a human
         that containment failed) is not held for a count that may be short, only for a full quota."""
         trips: list[Trip] = []
-        hit = invalid_iam_name(actuator, params) or protected_hit(
-            [rb.guards.protected, self.policy.protected], target, params, event)
+        hit = invalid_iam_name(params) or protected_hit(
+            [rb.guards.protected, self.policy.protected], target, params, event, actuator)
         if hit:
             trips.append(Trip("protected", hit, hard=True))
         if self.policy.killed():

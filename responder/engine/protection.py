@@ -5,8 +5,19 @@ known by many forms: the actuator's target string, its parameters, and every for
 resources those name (id, name, ARN, unique id such as AIDA…/AROA…/AKIA…, path). IAM names are
 case-insensitive in AWS, so all matching is case-insensitive (for other ids that can only protect
 more). An ARN pattern is matched part by part against ARN forms, including the ARN an IAM path form
-implies in the event's account (any account when the event names none), so
-`arn:aws:iam::*:role/ResponderRole` protects a role a finding names only as `ResponderRole`.
+implies, so `arn:aws:iam::*:role/ResponderRole` protects a role a finding names only as `ResponderRole`.
+
+Protection is deliberately account-agnostic for names: responder acts only in the account of its own
+credentials (no actuator assumes a role elsewhere), whatever account a finding claims, so every IAM ARN form
+is also built in any account (`*`, which matches whatever account a pattern names) and an ARN given for
+another account is expanded to its name and path forms and that any-account ARN.
+`arn:aws:iam::123456789012:user/ml-training` thus protects the user `ml-training` however a finding names it,
+claiming account 999999999999 included (it also protects a same-named user in another account: safe, since
+responder never acts there). Outside IAM the same holds through `arnforms`: a Lambda function, KMS key,
+secret, trail or bucket ARN expands to its name, and a name given to the parameter that takes one
+(`function_name`, an `aws.kms.*` step's `key_id`, `secret_id`, `secret_name`, `bucket`, `trail`) or carried
+by an event resource of that kind yields its ARN in any region and account. Every item of `role_names` is a
+role name, and IAM's character set is checked on every IAM name parameter whatever the actuator.
 """
 
 from __future__ import annotations
@@ -16,13 +27,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
+from responder.engine.arnforms import KIND_SERVICE, NAME_PARAMS, arn_forms, name_forms, pattern_variants
 from responder.models.event import Event, Resource, ResourceKind
 
 IAM_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,128}")  # IAM's own character set, ASCII only
-IAM_NAME_PARAMS = ("user_name", "role_name", "group_name", "principal_name", "policy_name")
+IAM_NAME_PARAMS = ("user_name", "role_name", "group_name", "principal_name", "policy_name", "role_names")
 IAM_KINDS = ("user", "role", "group", "policy", "instance-profile")
 _PATH_FORM = re.compile(r"(user|role|group|policy|instance-profile)/(?:[^/]+/)*([^/]+)", re.IGNORECASE)
-_KIND_OF_PARAM = {"user_name": "user", "role_name": "role", "group_name": "group"}
+_KIND_OF_PARAM = {"user_name": "user", "role_name": "role", "group_name": "group", "role_names": "role"}
 _RESOURCE_KIND = {ResourceKind.IAM_USER: "user", ResourceKind.IAM_ROLE: "role"}
 _UNIQUE_ID = re.compile(r"(A[A-Z]{3}[A-Z0-9]{12,})(?::.*)?")  # AIDA…, AROA…, AKIA…, ASIA… (`AROA…:session`)
 
@@ -38,24 +50,29 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(v)
 
 
-def invalid_iam_name(actuator: str, params: Mapping[str, Any]) -> str | None:
-    """Why an IAM actuator's name parameter is not an IAM name (a look-alike letter, a space…), or None."""
-    if not actuator.startswith("aws.iam."):
-        return None
+def _listed(value: Any) -> list[str]:
+    """A parameter's string, or the strings of its list (`role_names`)."""
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list | tuple) else []
+
+
+def invalid_iam_name(params: Mapping[str, Any]) -> str | None:
+    """Why an IAM name parameter, of any actuator, is not an IAM name (a look-alike letter, a space…), or None."""
     for name in IAM_NAME_PARAMS:
-        value = params.get(name)
-        if isinstance(value, str) and not IAM_NAME.fullmatch(value):
-            return f"{name} {value!r} is outside IAM's character set [A-Za-z0-9_+=,.@-]"
+        for value in _listed(params.get(name)):
+            if not IAM_NAME.fullmatch(value):
+                return f"{name} {value!r} is outside IAM's character set [A-Za-z0-9_+=,.@-]"
     return None
 
 
 def _iam_forms(kind: str, path_form: str, account: str | None) -> Iterator[str]:
-    """`role/a/b/X` → `X`, `role/X`, `role/a/b/X` and their ARNs."""
+    """`role/a/b/X` → `X`, `role/X`, `role/a/b/X` and their ARNs in any account (`*`) and in `account`."""
     name = path_form.rsplit("/", 1)[-1]
-    acct = account or "*"
     for form in {f"{kind}/{name}", path_form}:
         yield form
-        yield f"arn:aws:iam::{acct}:{form}"
+        for acct in {"*", account or "*"}:  # never only the account a finding claims: see the module docstring
+            yield f"arn:aws:iam::{acct}:{form}"
     yield name
 
 
@@ -65,6 +82,10 @@ def _resource_forms(res: Resource, account: str | None) -> Iterator[str]:
         yield res.name
     if res.arn:
         yield res.arn
+    service = KIND_SERVICE.get(res.kind)
+    if service is not None:  # a function, key, secret, trail or bucket named by name: its any-account ARN
+        for value in (res.id, res.name):
+            yield from name_forms(service, value or "")
     for key in ("principal_id", "unique_id", "role_id", "user_id", "path", "user_name"):
         value = res.attributes.get(key)
         if isinstance(value, str) and value:
@@ -96,42 +117,53 @@ def _expand(raw: str, account: str | None) -> Iterator[str]:
                 yield from _iam_forms("role", "role/" + resource.split("/")[1], parts[4] or account)
             elif service == "iam" and _PATH_FORM.fullmatch(resource):
                 yield from _iam_forms(resource.split("/", 1)[0], resource, parts[4] or account)
+            else:  # lambda, kms, secretsmanager, cloudtrail, s3: the names the ARN carries
+                yield from arn_forms(service, resource)
     unique = _UNIQUE_ID.fullmatch(raw)
     if unique:
         yield unique.group(1)
 
 
-def identifier_forms(target: str, params: Mapping[str, Any], event: Event) -> set[str]:
+def resource_forms(res: Resource, account: str | None) -> set[str]:
+    """Every form, lower-cased, under which an event resource is known."""
+    return {f.casefold() for o in _resource_forms(res, account) for f in _expand(o, account)}
+
+
+def identifier_forms(target: str, params: Mapping[str, Any], event: Event, actuator: str = "") -> set[str]:
     """Every form, lower-cased, under which the step's target (and what its parameters name) is known."""
     account = event.account
     raw = {target, *_strings(params)}
     for key, kind in _KIND_OF_PARAM.items():
-        value = params.get(key)
-        if isinstance(value, str):
-            raw.add(f"{kind}/{value}")
+        raw.update(f"{kind}/{value}" for value in _listed(params.get(key)))
     if isinstance(params.get("principal_type"), str) and isinstance(params.get("principal_name"), str):
         raw.add(f"{params['principal_type']}/{params['principal_name']}")
+    for key, service in NAME_PARAMS.items():
+        if key == "key_id" and actuator.startswith("notify."):  # a signing key id, not a KMS key
+            continue
+        raw.update(f for value in _listed(params.get(key)) for f in name_forms(service, value))
     forms = {f.casefold() for r in raw for f in _expand(r, account)}
     for res in event.resources:  # a resource the step names brings all its other names
-        own = {f.casefold() for f in _resource_forms(res, account)}
+        own = resource_forms(res, account)
         if own & forms:
-            forms |= {f for o in own for f in _expand(o, account)}
+            forms |= own
     return forms
 
 
 def _arn_match(pattern: str, form: str) -> bool:
+    """Part by part; a form's `*` region (3) or account (4) matches whatever the pattern names there."""
     want, have = pattern.split(":", 5), form.split(":", 5)
     if len(want) != 6 or len(have) != 6:
         return False
-    return all(fnmatchcase(h, w) or (i == 4 and h == "*") for i, (w, h) in enumerate(zip(want, have, strict=True)))
+    return all(fnmatchcase(h, w) or (i in (3, 4) and h == "*") for i, (w, h) in enumerate(zip(want, have, strict=True)))
 
 
 def matching_form(pattern: str, forms: Iterable[str]) -> str | None:
     """The first form `pattern` protects (case-insensitive; ARN patterns part by part), or None."""
     want = pattern.casefold()
+    wants = pattern_variants(want) if want.startswith("arn:") else []
     for form in sorted(forms):
         if fnmatchcase(form, want):
             return form
-        if want.startswith("arn:") and form.startswith("arn:") and _arn_match(want, form):
+        if form.startswith("arn:") and any(_arn_match(w, form) for w in wants):
             return form
     return None

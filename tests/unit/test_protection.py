@@ -37,9 +37,8 @@ def test_every_form_of_a_role_named_by_name_is_protected(pattern: str) -> None:
     assert _hit(pattern, "role/ResponderRole", ROLE_PARAMS) is not None
 
 
-def test_an_arn_for_another_account_or_role_does_not_match() -> None:
-    """The ARN's account and resource still count: another account's role or another role is not protected."""
-    assert _hit("arn:aws:iam::999999999999:role/ResponderRole", "role/ResponderRole", ROLE_PARAMS) is None
+def test_an_arn_for_another_role_does_not_match() -> None:
+    """The ARN's resource still counts: another role, or a user of the role's name, is not protected."""
     assert _hit("arn:aws:iam::*:role/ResponderRole", "role/Other", {**ROLE_PARAMS, "principal_name": "Other"}) is None
     assert _hit("arn:aws:iam::*:user/ResponderRole", "role/ResponderRole", ROLE_PARAMS) is None
 
@@ -72,7 +71,7 @@ def test_an_assumed_role_session_arn_is_its_role() -> None:
 
 def test_look_alike_iam_names_are_refused() -> None:
     """A Cyrillic `е` in `brеak-glass-admin` is not a valid IAM name: refused, not treated as another name."""
-    assert invalid_iam_name("aws.iam.deactivate_access_key", {"user_name": "br\u0435ak-glass-admin"}) is not None
-    assert invalid_iam_name("aws.iam.revoke_sessions", {"principal_name": "Responder Role"}) is not None
-    assert invalid_iam_name("aws.iam.revoke_sessions", {"principal_name": "svc+ci=x,y.z@w-1_2"}) is None
-    assert invalid_iam_name("notify.kafka.publish_message", {"title": "br\u0435ak"}) is None
+    assert invalid_iam_name({"user_name": "br\u0435ak-glass-admin"}) is not None
+    assert invalid_iam_name({"principal_name": "Responder Role"}) is not None
+    assert invalid_iam_name({"principal_name": "svc+ci=x,y.z@w-1_2"}) is None
+    assert invalid_iam_name({"title": "br\u0435ak"}) is None

@@ -1,0 +1,148 @@
+"""Protected ids match across accounts, across ARN and name forms outside IAM, and over every `role_names` item."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import responder.actuators.aws  # registers the AWS actuators
+import responder.actuators.notify  # noqa: F401  # registers the notify actuators
+from responder.actuators.registry import registry
+from responder.demo import eventbridge
+from responder.engine.guards import GuardPolicy, Guards, QuotaWindows, Trip
+from responder.engine.runner import Resolved, resolve_step
+from responder.models import RawRecord
+from responder.models.event import Event, Resource, ResourceKind
+from responder.models.runbook import Protected, Runbook, Step
+from tests.findings import guardduty_finding
+from tests.kit import DEACTIVATE_STEPS, KEY, make_kit
+from tests.unit.test_protection import _event
+
+KMS_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:inference-proxy"
+
+
+def _trips(protected: list[str], actuator: str, with_: dict[str, Any], event: Event | None = None,
+           tags: dict[str, str] | None = None) -> list[Trip]:
+    """The guard trips of one step of `actuator`, resolved and validated as the engine does."""
+    event = event or _event()
+    step = Step.model_validate({"id": "s", "actuator": actuator, "with": with_})
+    resolved = resolve_step(step, {"event": event.model_dump(mode="json")}, registry)
+    assert isinstance(resolved, Resolved), resolved
+    rb = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
+                                 "steps": [step.model_dump(by_alias=True)]})
+    guards = Guards(GuardPolicy(protected=Protected(ids=protected, tags=tags or {})))
+    return guards.check_step(rb, actuator, resolved.target, resolved.values, event, QuotaWindows(), 0.0)
+
+
+def _refused(*args: Any, **kw: Any) -> bool:
+    return any(t.hard for t in _trips(*args, **kw))
+
+
+async def test_a_finding_claiming_another_account_does_not_unprotect_the_pinned_user(tmp_path: Path) -> None:
+    """A user protected by its ARN in the responder's account is refused when a finding claims another account."""
+    policy = GuardPolicy(protected=Protected(ids=["arn:aws:iam::123456789012:user/ml-training"]))
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS}, policy=policy)
+    finding = guardduty_finding(KEY, finding_id="f-elsewhere")
+    finding["accountId"] = "999999999999"
+    envelope = eventbridge(finding)
+    envelope["account"] = "999999999999"
+    assert kit.pipeline is not None
+    await kit.pipeline.handle(RawRecord(topic="t", value=orjson.dumps(envelope)))
+    await kit.engine.recorder.flush()
+    assert kit.iam.count("update_access_key") == 0
+    assert [t["guard"] for t in kit.entries("guard.tripped")] == ["protected"]
+
+
+def test_an_iam_arn_in_another_account_is_protected_by_the_pinned_arn() -> None:
+    """A target given as another account's ARN of the pinned user's name is refused (responder acts in its own)."""
+    pinned = ["arn:aws:iam::123456789012:user/ml-training"]
+    params = {"principal_type": "user", "principal_name": "ml-training"}
+    assert _refused(pinned, "aws.iam.revoke_sessions", params, _event(account="999999999999"))
+    other = Resource(kind=ResourceKind.IAM_USER, id="arn:aws:iam::999999999999:user/ml-training")
+    assert _refused(pinned, "aws.iam.revoke_sessions", params, _event(other, account=None))
+
+
+def test_a_lambda_function_protected_by_name_is_refused_when_named_by_arn() -> None:
+    """A function protected by name is refused when the step names it by (qualified or not) ARN."""
+    assert _refused(["inference-proxy"], "aws.lambda.throttle_function", {"function_name": LAMBDA_ARN})
+    event = _event(Resource(kind=ResourceKind.FUNCTION, id=f"{LAMBDA_ARN}:live"))
+    assert _refused(["inference-proxy"], "aws.lambda.throttle_function", {"function_name": "inference-proxy"}, event)
+
+
+def test_a_lambda_function_protected_by_arn_is_refused_when_named_by_name() -> None:
+    """A function protected by ARN (a region and account pinned, or globbed) is refused when named by name."""
+    for pattern in (LAMBDA_ARN, "arn:aws:lambda:*:*:function:inference-*"):
+        assert _refused([pattern], "aws.lambda.throttle_function", {"function_name": "inference-proxy"}), pattern
+
+
+def test_a_kms_key_is_protected_by_id_or_arn_however_the_step_names_it() -> None:
+    """A KMS key protected by id is refused when given by ARN, and protected by ARN when given by id."""
+    arn = f"arn:aws:kms:us-east-1:123456789012:key/{KMS_ID}"
+    assert _refused([KMS_ID], "aws.kms.disable_key", {"key_id": arn})
+    assert _refused([arn], "aws.kms.disable_key", {"key_id": KMS_ID})
+    alias = Resource(kind=ResourceKind.KMS_KEY, id=KMS_ID, arn="arn:aws:kms:us-east-1:123456789012:alias/prod-data")
+    assert _refused(["alias/prod-data"], "aws.kms.disable_key", {"key_id": KMS_ID}, _event(alias))
+
+
+def test_a_notify_signing_key_id_is_not_a_kms_key() -> None:
+    """A notify step's `key_id` (a signing key) is not refused by a pattern protecting every KMS key."""
+    with_ = {"url": "https://hooks.example.com/x", "key_id": "oncall", "title": "contained"}
+    assert not _refused(["arn:aws:kms:*:*:key/*"], "notify.webhook.post_message", with_)
+
+
+def test_a_secret_is_protected_by_name_or_arn_however_the_step_names_it() -> None:
+    """A secret's ARN (with AWS's 6-character suffix) and its name protect each other."""
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-password-AbCdEf"
+    actuator = "aws.secretsmanager.rotate_secret"
+    assert _refused(["prod/db-password"], actuator, {"secret_id": arn})
+    for pattern in (arn, "arn:aws:secretsmanager:*:*:secret:prod/db-password-??????",
+                    "arn:aws:secretsmanager:*:*:secret:prod/*"):
+        assert _refused([pattern], actuator, {"secret_id": "prod/db-password"}), pattern
+
+
+def test_a_trail_and_a_bucket_are_protected_by_name_or_arn() -> None:
+    """A trail and a bucket are refused by their ARN when named by name, and by name when the event gives an ARN."""
+    trail_arn = "arn:aws:cloudtrail:us-east-1:123456789012:trail/management-events"
+    assert _refused([trail_arn], "aws.cloudtrail.start_logging", {"trail": "management-events"})
+    assert _refused(["management-events"], "aws.cloudtrail.start_logging", {"trail": trail_arn})
+    assert _refused(["arn:aws:s3:::training-data-*"], "aws.s3.block_public_access", {"bucket": "training-data-prod"})
+    obj = Resource(kind=ResourceKind.BUCKET, id="arn:aws:s3:::training-data-prod/shard-0001.parquet")
+    assert _refused(["training-data-prod"], "aws.s3.block_public_access", {"bucket": "training-data-prod"},
+                    _event(obj))
+
+
+def test_a_protected_tag_on_a_resource_named_by_arn_protects_it_named_by_name() -> None:
+    """A protected tag on a function the event gives by ARN refuses a step naming the function by name."""
+    fn = Resource(kind=ResourceKind.FUNCTION, id=LAMBDA_ARN, attributes={"tags": {"responder:protected": "1"}})
+    assert _refused([], "aws.lambda.throttle_function", {"function_name": "inference-proxy"}, _event(fn),
+                    tags={"responder:protected": "*"})
+
+
+@pytest.mark.parametrize(("actuator", "with_"), [
+    ("aws.iam.revoke_sessions", {"principal_type": "role", "principal_name": "inference-gateway"}),
+    ("aws.s3.block_public_access", {"bucket": "inference-proxy"}),
+])
+def test_an_arn_pattern_never_protects_another_kind_by_its_name(actuator: str, with_: dict[str, Any]) -> None:
+    """A Lambda ARN glob protects functions only: a role or a bucket is not refused by it."""
+    assert not _refused(["arn:aws:lambda:*:*:function:*"], actuator, with_)
+
+
+def test_a_role_in_role_names_is_protected_by_its_arn() -> None:
+    """A role listed in `role_names` of a SageMaker step is refused by the role's ARN pattern."""
+    with_ = {"endpoint_name": "fraud-scoring", "role_names": ["inference-gateway", "ResponderRole"]}
+    assert _refused(["arn:aws:iam::*:role/ResponderRole"], "aws.sagemaker.isolate_endpoint", with_)
+
+
+def test_a_look_alike_name_in_role_names_is_refused_whatever_the_actuator() -> None:
+    """An IAM name outside IAM's character set is refused in `role_names` of a non-IAM actuator."""
+    trips = Guards(GuardPolicy()).check_step(
+        Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
+                                "steps": [{"id": "s", "actuator": "aws.sagemaker.isolate_endpoint"}]}),
+        "aws.sagemaker.isolate_endpoint", "fraud-scoring",
+        {"endpoint_name": "fraud-scoring", "role_names": ["inference-gateway", "R\u0435sponderRole"]},
+        _event(), QuotaWindows(), 0.0)
+    assert [t.guard for t in trips if t.hard] == ["protected"]
