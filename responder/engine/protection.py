@@ -60,7 +60,10 @@ def _listed(value: Any) -> list[str]:
 def invalid_iam_name(params: Mapping[str, Any]) -> str | None:
     """Why an IAM name parameter, of any actuator, is not an IAM name (a look-alike letter, a space…), or None."""
     for name in IAM_NAME_PARAMS:
-        for value in _listed(params.get(name)):
+        given = params.get(name)
+        if given is None:  # the common step names none: no list built
+            continue
+        for value in _listed(given):
             if not IAM_NAME.fullmatch(value):
                 return f"{name} {value!r} is outside IAM's character set [A-Za-z0-9_+=,.@-]"
     return None
