@@ -17,7 +17,8 @@ shared machine, wall time measures the other processes' load.
 between are appended to the timeline at the format level (the first real incident's entries with new ids,
 chained and hashed as the recorder does). The restart reads the same kind of file (as long, with the same
 tail) and the snapshot the engine built over the last D days. With D ≥ 3 that snapshot is what a full run
-ends with: nothing in the state outlives 2 days (quota windows; closed incidents are kept 6 hours). A full run
+ends with: nothing in the state outlives 2 days (quota windows keep a run only as long as a configured quota that
+can count it looks back, and this runbook has none; closed incidents are kept 6 hours). A full run
 through the engine showed that (docs/fleet.md).
 Targets (DESIGN.md): restart-time ratio (1M ÷ 10k) ≤ 1.5; RSS < 300 MB.
 """

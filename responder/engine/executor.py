@@ -79,9 +79,12 @@ class Engine(EscalationRelease):
         self._group_locks: dict[tuple[str, str], Turns] = {}
 
     def use_runbooks(self, runbooks: Iterable[Runbook]) -> None:
-        """The runbooks parked approvals resume with (looked up by id, checked by version)."""
+        """The runbooks parked approvals resume with (looked up by id, checked by version); their quotas and the
+        global ones are what the quota windows keep runs for."""
         self.runbooks.clear()
         self.runbooks.update((rb.id, rb) for rb in runbooks)
+        self.state.windows.configure(self.guards.policy.quotas,
+                                     {rb.id: rb.guards.quotas for rb in self.runbooks.values()})
 
     def recover(self) -> int:
         """Rebuild incidents, completed, in-flight and parked steps from the durable timeline; returns entries read."""

@@ -9,12 +9,22 @@ fail over, and moto serves it for the tests. A guard topic would need a leader r
 A global quota of `max` actions per `window` seconds is `max` slot items per quota. Taking a slot is a
 conditional put that succeeds only if the slot is free (never taken, or taken more than `window` ago) or was
 taken by the same step key (a retry). So at most `max` actions start in any window, fleet-wide, whatever the
-number of replicas. The kill switch is one item read once per poll by every replica.
+number of replicas. A slot this step key took afresh is given back (a conditional delete: only while it still
+holds this key and this take's time) when another matching quota is full, and when the step's result is a
+permanent failure (nothing changed, as a local window's refund); a slot it already held stays. The kill switch is
+one item read once per poll by every replica.
+
+Expiry compares each slot's `at` with the caller's clock (DynamoDB has no server time for a condition): a replica
+whose clock runs ahead sees other replicas' slots expire early. `ensure_table` logs `fleet_clock_skew` when the
+local clock and AWS's (a response's `Date` header) differ by more than `MAX_SKEW_S`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -24,12 +34,15 @@ from responder.actuators.base import AwsCaller
 from responder.engine.guards import Trip
 from responder.errors import ActuationError, ConfigError
 from responder.models.runbook import Quota
+from responder.models.step import StepResult, StepStatus
 
 log = structlog.get_logger(__name__)
 
 KILL_SWITCH = "kill-switch"
 DIGEST = "fleet-digest"
 OPERATOR = "operator#"  # + request id: the reply of a completed operator request, seen by every replica
+MAX_SKEW_S = 5.0  # seconds between the local clock and AWS's before `fleet_clock_skew` (the Date header: whole seconds)
+MAX_HELD = 10_000  # step keys whose fresh slots are remembered until their result (oldest forgotten: slots expire)
 
 
 def slot_key(q: Quota, slot: int) -> str:
@@ -42,29 +55,59 @@ def switch_item(on: bool, by: str, reason: str, at: str) -> dict[str, Any]:
     return {"pk": {"S": KILL_SWITCH}, "on": {"BOOL": on}, "by": {"S": by}, "reason": {"S": reason}, "at": {"S": at}}
 
 
+@dataclass(frozen=True)
+class Slot:
+    """A slot a step key took: its item key and the take's time (as written), and whether the key held it already."""
+
+    pk: str
+    at: str
+    fresh: bool
+
+
 class FleetGuard:
     """Global quotas and the kill switch in one DynamoDB table (partition key `pk`, a string)."""
 
-    def __init__(self, aws: AwsCaller, table: str, quotas: Sequence[Quota]) -> None:
-        self.aws, self.table, self.quotas = aws, table, list(quotas)
+    def __init__(self, aws: AwsCaller, table: str, quotas: Sequence[Quota],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.aws, self.table, self.quotas, self.clock = aws, table, list(quotas), clock  # `clock`: the skew check's
         self.killed = True  # fails closed: until the switch has been read once, every step waits for a human
         self.read_once = False
+        self._held: dict[str, list[Slot]] = {}  # step key → the slots it took afresh, until its result
 
     async def ensure_table(self) -> None:
         """Create the table (on-demand) unless it exists."""
         try:
-            await self.aws.call("dynamodb", "describe_table", TableName=self.table)
+            got = await self.aws.call("dynamodb", "describe_table", TableName=self.table)
         except ActuationError:
             pass
         else:
+            self.check_clock(got)
             return
         try:
-            await self.aws.call("dynamodb", "create_table", TableName=self.table, BillingMode="PAY_PER_REQUEST",
-                                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+            got = await self.aws.call("dynamodb", "create_table", TableName=self.table, BillingMode="PAY_PER_REQUEST",
+                                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                                      KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
         except ActuationError as exc:  # another replica created it meanwhile
             if getattr(exc, "code", "") != "ResourceInUseException":
                 raise
+            return
+        self.check_clock(got)
+
+    def check_clock(self, response: Mapping[str, Any]) -> float | None:
+        """The local clock minus AWS's (a response's `Date` header; None without one), logged as `fleet_clock_skew`
+        when it exceeds MAX_SKEW_S: slot expiry compares slot times with each replica's own clock."""
+        date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        try:
+            theirs = parsedate_to_datetime(date).timestamp() if isinstance(date, str) else None
+        except (TypeError, ValueError):
+            theirs = None
+        if theirs is None:
+            return None
+        skew = self.clock() - theirs
+        if abs(skew) > MAX_SKEW_S:
+            log.warning("fleet_clock_skew", skew_s=round(skew, 1), limit_s=MAX_SKEW_S,
+                        detail="fleet-wide quota slots expire by each replica's clock: sync every replica with NTP")
+        return skew
 
     async def refresh(self) -> bool:
         """Read the kill switch (once per poll); a read failure keeps the last known value, and before the first
@@ -121,33 +164,70 @@ class FleetGuard:
         await self.aws.call("dynamodb", "put_item", TableName=self.table, Item=switch_item(on, by, reason, at))
 
     async def acquire(self, actuator: str, key: str, now: float) -> Trip | None:
-        """Take one slot of every global quota matching `actuator` for step `key`; a Trip when one is full."""
+        """Take one slot of every global quota matching `actuator` for step `key`; a Trip when one is full (or the
+        table cannot be reached), after giving back the slots this call took afresh for the others."""
+        taken: list[Slot] = []
         for q in self.quotas:
+            if not fnmatchcase(actuator, q.actuator):
+                continue
             try:
-                taken = not fnmatchcase(actuator, q.actuator) or await self._take(q, key, now)
+                slot = await self._take(q, key, now)
             except ActuationError as exc:  # unreachable: fail safe, a human decides
+                await self._release(key, taken, "quota_store_unavailable")
                 return Trip("quota", f"fleet-wide quota store unavailable: {exc}")
-            if not taken:
+            if slot is None:
+                await self._release(key, taken, "another_quota_full")
                 return Trip("quota", f"fleet-wide: {q.actuator} ran {q.max} time(s) in {q.window:g}s (max {q.max})")
+            taken.append(slot)
+        fresh = [s for s in taken if s.fresh]
+        if fresh:
+            self._held[key] = fresh
+            if len(self._held) > MAX_HELD:  # results that never came (a step cut short): their slots just expire
+                del self._held[next(iter(self._held))]
         return None
 
-    async def _take(self, q: Quota, key: str, now: float) -> bool:
+    async def settle(self, key: str, result: StepResult) -> None:
+        """A step's result: a permanent failure changed nothing, so the slots its run took afresh are given back."""
+        held = self._held.pop(key, None) if self._held else None
+        if held is not None and result.status is StepStatus.FAILED and result.permanent:
+            await self._release(key, held, "permanent_failure")
+
+    async def _take(self, q: Quota, key: str, now: float) -> Slot | None:
+        at = repr(now)
         for slot in range(q.max):
             try:
-                await self.aws.call(
+                got = await self.aws.call(
                     "dynamodb", "put_item", TableName=self.table,
-                    Item={"pk": {"S": slot_key(q, slot)}, "at": {"N": repr(now)},
+                    Item={"pk": {"S": slot_key(q, slot)}, "at": {"N": at},
                           "key": {"S": key}},
                     ConditionExpression="attribute_not_exists(pk) OR #at <= :expired OR #key = :key",
                     ExpressionAttributeNames={"#at": "at", "#key": "key"},
-                    ExpressionAttributeValues={":expired": {"N": repr(now - q.window)}, ":key": {"S": key}})
+                    ExpressionAttributeValues={":expired": {"N": repr(now - q.window)}, ":key": {"S": key}},
+                    ReturnValues="ALL_OLD")
             except ActuationError as exc:
                 if getattr(exc, "code", "") == "ConditionalCheckFailedException":
                     continue
                 raise
-            log.info("fleet_quota_slot_taken", quota=q.actuator, slot=slot, key=key)
-            return True
-        return False
+            old = got.get("Attributes", {})
+            held = old.get("key", {}).get("S") == key and float(old.get("at", {}).get("N", "-inf")) > now - q.window
+            log.info("fleet_quota_slot_taken", quota=q.actuator, slot=slot, key=key, held_already=held)
+            return Slot(slot_key(q, slot), at, fresh=not held)
+        return None
+
+    async def _release(self, key: str, slots: Sequence[Slot], reason: str) -> None:
+        """Give back slots taken afresh for `key`: each only while it still holds this key and this take's time."""
+        for slot in slots:
+            if not slot.fresh:
+                continue
+            try:
+                await self.aws.call("dynamodb", "delete_item", TableName=self.table, Key={"pk": {"S": slot.pk}},
+                                    ConditionExpression="#key = :key AND #at = :at",
+                                    ExpressionAttributeNames={"#at": "at", "#key": "key"},
+                                    ExpressionAttributeValues={":key": {"S": key}, ":at": {"N": slot.at}})
+            except ActuationError as exc:  # taken since (kept), or unreachable: it frees itself at its window's end
+                log.warning("fleet_quota_slot_kept", slot=slot.pk, key=key, reason=reason, error=str(exc))
+                continue
+            log.info("fleet_quota_slot_released", slot=slot.pk, key=key, reason=reason)
 
     async def operator_reply(self, request_id: str) -> str | None:
         """The reply (JSON) of an operator request some replica completed, or None."""

@@ -4,9 +4,11 @@
   counted when its intent is written (so concurrent steps cannot overrun a quota) and refunded when
   its result is a permanent failure: nothing changed, typically because the target does not exist,
   so bogus alerts naming missing targets cannot use up a quota. Successes and transient failures
-  (whose effect is unknown) stay counted. While some of the windows are not in yet (a fleet replica
-  restoring a partition, `Guards.uncounted`), a quota that applies and is not full trips `quota_uncounted`:
-  the step is parked, and taken up again by itself once the count is complete (`Decisions.recheck`);
+  (whose effect is unknown) stay counted. The windows (`QuotaWindows`, responder/engine/quotas.py) keep each
+  run as long as the longest configured quota that can count it looks back. While some of the windows are not
+  in yet (a fleet replica restoring a partition, `Guards.uncounted`), a quota that applies and is not full trips
+  `quota_uncounted`: the step is parked, and taken up again by itself once the count is complete
+  (`Decisions.recheck`);
 * max targets: distinct targets in one plan;
 * protected resources: ids/ARNs/names (globs, over every identifier form of the target, see
   `protection`) or tags on the event's resources: never touched; an IAM name outside IAM's character
@@ -20,17 +22,16 @@ A *soft* trip (quota, max targets, kill switch) turns the step into an approval 
 from __future__ import annotations
 
 import re
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form, resource_forms
+from responder.engine.quotas import QuotaWindows
 from responder.models.event import Event
 from responder.models.runbook import Protected, Quota, Runbook
-from responder.models.step import StepResult, StepStatus
 
 UNCOUNTED = "quota_uncounted"
 """The guard of a quota that cannot be counted yet: its parked steps are checked again once it can."""
@@ -111,84 +112,6 @@ def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[s
                 if key in tags and (want == "*" or tags[key] == want):
                     return f"resource {res.id!r} carries protected tag {key}={tags[key]}"
     return None
-
-
-@dataclass(frozen=True)
-class QuotaRun:
-    """The recorded execution times of one actuator by one runbook (`*`: by any runbook)."""
-
-    runbook: str
-    actuator: str
-    times: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class QuotaCharge:
-    """A counted run whose result is not known yet (refunded if it fails permanently)."""
-
-    key: str
-    runbook: str
-    actuator: str
-    at: float
-
-
-class QuotaWindows:
-    """Sliding windows of executions per (runbook, actuator); part of the engine's state."""
-
-    def __init__(self) -> None:
-        self._runs: dict[tuple[str, str], deque[float]] = {}
-        self._by_key: dict[str, tuple[str, str, float]] = {}
-
-    def record(self, runbook_id: str, actuator: str, at: float, key: str | None = None) -> None:
-        """Count one execution of `actuator` by `runbook_id` at `at` (epoch seconds of the engine's clock).
-
-        `key` is the step's idempotency key: `settle` refunds the run if its result is a permanent failure.
-        """
-        for scope in (runbook_id, "*"):
-            times = self._runs.get((scope, actuator))
-            if times is None:  # not setdefault: that builds a deque on every run
-                times = self._runs[(scope, actuator)] = deque()
-            times.append(at)
-            while times[0] < at - 86400 * 2:  # count() looks back a day at most: older runs are history
-                times.popleft()
-        if key:
-            self._by_key[key] = (runbook_id, actuator, at)
-
-    def settle(self, key: str, result: StepResult) -> None:
-        """A step's result: a permanent failure changed nothing, so its run no longer counts."""
-        run = self._by_key.pop(key, None)
-        if run is None or result.status is not StepStatus.FAILED or not result.permanent:
-            return
-        runbook_id, actuator, when = run
-        for scope in (runbook_id, "*"):
-            times = self._runs.get((scope, actuator))
-            if times is not None and when in times:
-                times.remove(when)
-
-    def count(self, scope: str, pattern: str, window: float, now: float) -> int:
-        """Executions by `scope` of actuators matching `pattern` in (now - window, now]."""
-        horizon = now - window
-        total = 0
-        for (who, actuator), times in self._runs.items():
-            if who != scope or not fnmatchcase(actuator, pattern):
-                continue
-            while times and times[0] < horizon - 86400:  # keep a day at most
-                times.popleft()
-            total += sum(1 for t in times if t >= horizon)
-        return total
-
-    def runs(self) -> list[QuotaRun]:
-        """Every window, as values."""
-        return [QuotaRun(who, actuator, tuple(times)) for (who, actuator), times in self._runs.items()]
-
-    def charges(self) -> list[QuotaCharge]:
-        """The counted runs still waiting for their result, as values."""
-        return [QuotaCharge(key, *run) for key, run in self._by_key.items()]
-
-    def load(self, runs: Iterable[QuotaRun], charges: Iterable[QuotaCharge] = ()) -> None:
-        """Replace every window with `runs`, and the runs awaiting their result with `charges`."""
-        self._runs = {(r.runbook, r.actuator): deque(r.times) for r in runs}
-        self._by_key = {c.key: (c.runbook, c.actuator, c.at) for c in charges}
 
 
 class Guards:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from responder.engine.guards import QuotaRun
+from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.models.timeline import EntryKind, TimelineEntry

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from responder.engine.approvals import Parked
-from responder.engine.guards import QuotaCharge, QuotaRun
 from responder.engine.incidents import Incident
+from responder.engine.quotas import QuotaCharge, QuotaRun
 from responder.models.event import builder
 from responder.models.step import StepIntent, StepResult
 

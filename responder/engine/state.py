@@ -15,8 +15,8 @@ from dataclasses import replace
 from pydantic import JsonValue
 
 from responder.engine.approvals import Parked
-from responder.engine.guards import QuotaWindows
 from responder.engine.incidents import IncidentBook
+from responder.engine.quotas import QuotaWindows
 from responder.engine.snapshot import DoneStep, EngineSnapshot, InFlight, done_record, inflight_record
 from responder.models.step import StepIntent, StepResult
 
@@ -217,7 +217,8 @@ class EngineState:
             self._remember(rb, key, at, gone)
 
     def evict(self, now: float, spans: Mapping[str, float]) -> list[str]:
-        """Drop incidents closed at `now` and their step results; returns the ids dropped.
+        """Drop incidents closed at `now` and their step results, and the quota runs no quota counts any more;
+        returns the incident ids dropped.
 
         An incident closes `spans[runbook]` seconds (its window plus cooldown) after the engine last saw
         an event for it (the engine's clock, not the events' own times), and only when nothing of it is in
@@ -236,6 +237,7 @@ class EngineState:
             self._remember(inc.runbook, inc.group_key, inc.last_seen.timestamp(), now)
             self.incidents.drop(incident_id)
         self._done = {k: d for k, d in self._done.items() if d.incident not in gone}
+        self.windows.prune(now)
         return closed
 
     def _remember(self, runbook: str, group_key: str, at: float, evicted: float) -> None:

@@ -236,6 +236,8 @@ class StepRunning:
         marks = {"reapplied": True} if previous is not None and previous.ok else {}
         result = await run_step(rec, call, intent, incident=incident.id, on_intent=self._intended, marks=marks)
         self.state.finish(result, incident.id)
+        if self.fleet_guard is not None:  # a permanent failure gives back its fleet-wide slots too
+            await self.fleet_guard.settle(key, result)
         if result.ok:
             return Outcome.OK
         return await self._failed(rb, incident, event, scope, plan, result, escalating)

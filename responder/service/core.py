@@ -75,7 +75,7 @@ class Service(BatchHandling, Running):
         self.publisher = KafkaPublisher(settings.kafka_bootstrap, options=options)
         context = context_from(settings, aws=aws, publisher=self.publisher)
         global_guards = guards_from(settings)
-        self.fleet_guard = FleetGuard(context.aws, settings.fleet_guard_table, global_guards.policy.quotas) \
+        self.fleet_guard = FleetGuard(context.aws, settings.fleet_guard_table, global_guards.policy.quotas, clock) \
             if settings.fleet_guard_table else None
         self.metrics = Metrics()
         self.engine = Engine(

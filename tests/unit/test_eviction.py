@@ -64,10 +64,13 @@ async def test_partition_slices_cut_merge_and_release(tmp_path):
 
 
 async def test_quota_windows_do_not_grow_with_history():
-    """Runs older than the longest look-back (a day) leave the quota windows as new ones are recorded."""
-    from responder.engine.guards import QuotaWindows
+    """Runs older than the longest look-back of the quotas (a day here) leave the windows as new ones are recorded."""
+    from responder.engine.quotas import QuotaWindows
+    from responder.models.runbook import Quota
 
     windows = QuotaWindows()
+    windows.configure([Quota(actuator="test.*", max=5, window=86400)], {"rb": [Quota(actuator="test.*", max=1,
+                                                                                      window=86400)]})
     for day in range(30):
         windows.record("rb", "test.echo", day * 86400.0)
     assert all(len(run.times) <= 3 for run in windows.runs())

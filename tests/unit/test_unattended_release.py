@@ -12,6 +12,7 @@ from responder.engine.approvals import RUNBOOK_APPROVAL, decision_id
 from responder.engine.guards import GuardPolicy, Trip
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
+from responder.models.step import StepResult
 from tests.kit import Kit, decision, make_kit
 from tests.unit.test_approvals import WIPE
 
@@ -33,6 +34,9 @@ class FakeFleetGuard:
             return Trip("quota", f"fleet-wide: {actuator} is full")
         self.taken.append(key)
         return None
+
+    async def settle(self, key: str, result: StepResult) -> None:
+        """A step's result: the real guard gives back a permanent failure's slots; this one keeps `taken`."""
 
 
 async def _parked(tmp_path, body: str = APPROVED_ON_TIMEOUT) -> Kit:

@@ -1,0 +1,135 @@
+"""Quota windows: the execution times per (runbook, actuator) the guards count (responder/engine/guards.py).
+
+A run is kept as long as the longest window of a configured quota that can count it (the runbook's quotas whose
+actuator glob matches, for its runbook's window; the global quotas, for the `*` window), so a weekly quota counts
+a week; a run no quota can count is not kept. Runs are pruned as they are recorded (the window recorded into) and
+by `prune` (every window, at eviction), never while counting: two quotas of the same actuator with different
+windows share one window of runs. Until `configure` has been called (a replay before the runbooks are known),
+nothing is pruned. Each window stays sorted, so `count` is a bisection, with no allocation.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from responder.models.runbook import Quota
+from responder.models.step import StepResult, StepStatus
+
+
+@dataclass(frozen=True)
+class QuotaRun:
+    """The recorded execution times of one actuator by one runbook (`*`: by any runbook)."""
+
+    runbook: str
+    actuator: str
+    times: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class QuotaCharge:
+    """A counted run whose result is not known yet (refunded if it fails permanently)."""
+
+    key: str
+    runbook: str
+    actuator: str
+    at: float
+
+
+class QuotaWindows:
+    """Sliding windows of executions per (runbook, actuator); part of the engine's state."""
+
+    def __init__(self) -> None:
+        self._runs: dict[tuple[str, str], deque[float]] = {}
+        self._by_key: dict[str, tuple[str, str, float]] = {}
+        self._quotas: dict[str, tuple[Quota, ...]] | None = None  # scope → the quotas counting it; None: not known
+        self._keep: dict[tuple[str, str], float] = {}  # (scope, actuator) → seconds its runs are kept
+
+    def configure(self, global_quotas: Sequence[Quota], runbook_quotas: Mapping[str, Sequence[Quota]]) -> None:
+        """The quotas that count these windows: the global ones (scope `*`) and each runbook's (by runbook id).
+
+        Runs older than what every quota that can count them looks back are dropped now (relative to the latest run
+        recorded: the engine's clock has passed it) and from then on."""
+        self._quotas = {**{rb: tuple(q) for rb, q in runbook_quotas.items()}, "*": tuple(global_quotas)}
+        self._keep = {}
+        latest = max((times[-1] for times in self._runs.values() if times), default=None)
+        if latest is not None:
+            self.prune(latest)
+
+    def keeps(self, scope: str, actuator: str) -> float | None:
+        """Seconds a run of `actuator` by `scope` is kept: the longest window of the configured quotas that can count
+        it (0: none can); None until the quotas are configured (every run is kept)."""
+        if self._quotas is None:
+            return None
+        found = self._keep.get((scope, actuator))
+        if found is None:
+            windows = [q.window for q in self._quotas.get(scope, ()) if fnmatchcase(actuator, q.actuator)]
+            found = self._keep[(scope, actuator)] = max(windows, default=0.0)
+        return found
+
+    def record(self, runbook_id: str, actuator: str, at: float, key: str | None = None) -> None:
+        """Count one execution of `actuator` by `runbook_id` at `at` (epoch seconds of the engine's clock).
+
+        `key` is the step's idempotency key: `settle` refunds the run if its result is a permanent failure.
+        """
+        for scope in (runbook_id, "*"):
+            times = self._runs.get((scope, actuator))
+            if times is None:  # not setdefault: that builds a deque on every run
+                times = self._runs[(scope, actuator)] = deque()
+            if not times or times[-1] <= at:
+                times.append(at)
+            else:  # an intent stamped before one recorded already (concurrent steps): the window stays sorted
+                insort(times, at)
+            keep = self.keeps(scope, actuator)
+            if keep is not None:
+                while times[0] < at - keep:  # no quota that can count it looks back that far
+                    times.popleft()
+        if key:
+            self._by_key[key] = (runbook_id, actuator, at)
+
+    def settle(self, key: str, result: StepResult) -> None:
+        """A step's result: a permanent failure changed nothing, so its run no longer counts."""
+        run = self._by_key.pop(key, None)
+        if run is None or result.status is not StepStatus.FAILED or not result.permanent:
+            return
+        runbook_id, actuator, when = run
+        for scope in (runbook_id, "*"):
+            times = self._runs.get((scope, actuator))
+            if times is not None and when in times:
+                times.remove(when)
+
+    def count(self, scope: str, pattern: str, window: float, now: float) -> int:
+        """Executions by `scope` of actuators matching `pattern` since `now - window` (nothing is dropped here)."""
+        horizon = now - window
+        total = 0
+        for (who, actuator), times in self._runs.items():
+            if who == scope and fnmatchcase(actuator, pattern):
+                total += len(times) - bisect_left(times, horizon)
+        return total
+
+    def prune(self, now: float) -> None:
+        """Drop the runs no configured quota can count at `now` any more, and the windows left empty."""
+        if self._quotas is None:
+            return
+        for pair, times in list(self._runs.items()):
+            keep = self.keeps(*pair) or 0.0  # configured: a float
+            while times and times[0] < now - keep:
+                times.popleft()
+            if not times:
+                del self._runs[pair]
+
+    def runs(self) -> list[QuotaRun]:
+        """Every window, as values."""
+        return [QuotaRun(who, actuator, tuple(times)) for (who, actuator), times in self._runs.items()]
+
+    def charges(self) -> list[QuotaCharge]:
+        """The counted runs still waiting for their result, as values."""
+        return [QuotaCharge(key, *run) for key, run in self._by_key.items()]
+
+    def load(self, runs: Iterable[QuotaRun], charges: Iterable[QuotaCharge] = ()) -> None:
+        """Replace every window with `runs` (kept sorted), and the runs awaiting their result with `charges`."""
+        self._runs = {(r.runbook, r.actuator): deque(sorted(r.times)) for r in runs}
+        self._by_key = {c.key: (c.runbook, c.actuator, c.at) for c in charges}
