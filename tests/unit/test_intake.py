@@ -237,6 +237,17 @@ def test_source_without_auth_keys_is_refused_at_start(sources: dict[str, object]
         Intake(intake_settings(intake_sources=sources), sender)
 
 
+@pytest.mark.parametrize("secret", ["", "whsec_", "short-secret", "whsec_" + "c2hvcnQtc2VjcmV0"])
+@pytest.mark.parametrize("auth", ["standard-webhooks", "bearer", "url-token"])
+def test_empty_or_short_secret_is_refused_at_start(auth: str, secret: str, sender: FakeSender) -> None:
+    """A key of fewer than 16 bytes (after whsec_ decoding), empty included, is a ConfigError naming it."""
+    sources = {"w": {"auth": auth, "keys": {"k": secret}}}
+    with pytest.raises(ConfigError, match=r"^intake_sources\.w\.keys\.k: .*at least 16 bytes") as refused:
+        Intake(intake_settings(intake_sources=sources), sender)
+    assert "\n" not in str(refused.value)
+    assert secret.removeprefix("whsec_") == "" or secret.removeprefix("whsec_") not in str(refused.value)
+
+
 def test_authenticated_sources_need_a_signing_key(sender: FakeSender) -> None:
     """Without intake_signing_key_id the intake refuses to start when any source authenticates."""
     with pytest.raises(ConfigError, match="intake_signing_key_id"):
