@@ -101,7 +101,7 @@ class Intake:
                                s.intake_read_timeout_s)
         caller = auth.check(request.headers, request.query_params, body)
         self.limits[source].take()  # after authentication: nobody else can spend a source's rate
-        replay_key = f"{caller.webhook_id}.{caller.webhook_timestamp}" if caller.webhook_id else None
+        replay_key = f"{source}\x1f{caller.webhook_id}.{caller.webhook_timestamp}" if caller.webhook_id else None
         if replay_key is not None and self.replays.seen(replay_key):
             raise Problem(409, "replayed", "this webhook-id and webhook-timestamp were already delivered")
         try:

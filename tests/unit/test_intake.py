@@ -190,6 +190,18 @@ def test_replayed_request_is_refused(client: TestClient, sender: FakeSender, int
     assert intake.metrics.value("responder_intake_rejected_total", source="hooks", reason="replayed") == 2
 
 
+def test_replay_is_per_source(sender: FakeSender) -> None:
+    """One source's webhook-id and timestamp do not make another source's delivery a 409 replay."""
+    secrets = {"a": "secret-of-source-a", "b": "secret-of-source-b"}
+    sources = {name: {"auth": "standard-webhooks", "keys": {"k": secret}} for name, secret in secrets.items()}
+    stamp = int(time.time())
+    with TestClient(create_app(Intake(intake_settings(intake_sources=sources), sender))) as client:
+        for name, body in (("a", corpus("splunk")), ("b", corpus("datadog"))):
+            headers = webhook_headers(body, secrets[name].encode(), wid="evt-1", ts=stamp)
+            assert client.post(f"/v1/events/{name}", content=body, headers=headers).status_code == 202
+    assert [headers[0][1] for _, _, _, headers in sender.sent] == [b"a", b"b"]
+
+
 def test_kafka_down_answers_503_with_retry_after_then_accepts_the_retry(client: TestClient,
                                                                         sender: FakeSender) -> None:
     """Without a broker ack the answer is 503 + Retry-After and the delivery is not remembered."""
