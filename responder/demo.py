@@ -121,7 +121,8 @@ async def _deliver(settings: Settings, body: bytes, key: bytes, via: str) -> Non
         await publish(bootstrap, "security.alerts", [body], key=key)
         return
     intake = Intake(settings, AckedProducer(bootstrap, send_timeout=settings.intake_send_timeout_s,
-                                        options=kafka_client_options(settings)))
+                                        options=kafka_client_options(settings),
+                                        max_value_bytes=settings.intake_max_body_bytes))
     async with serving(intake) as port:
         status = await asyncio.to_thread(_post, f"http://127.0.0.1:{port}/v1/events/eventbridge", body)
     if status != 202:

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from responder.auth import signed_headers
-from responder.errors import BrokerUnavailable, ConfigError, EventRejected
+from responder.errors import BrokerUnavailable, ConfigError, EventRejected, RecordTooLarge
 from responder.intake.auth import TOLERANCE_S, Caller, SourceAuth
 from responder.intake.deliveries import Deliveries
 from responder.intake.limits import RateLimiter, check_depth, read_body
@@ -38,6 +38,8 @@ RETRY_AFTER_S = 5
 JSON_TYPES = ("application/json", "text/json")
 SOURCE_HEADER = "responder-intake-source"
 AUTH_KEY_HEADER = "responder-intake-auth-key"
+
+
 class Sender(Protocol):
     """What the intake needs from a producer (responder.ingest.producer.AckedProducer in production)."""
 
@@ -142,6 +144,8 @@ class Intake:
                 ok = True
             except BrokerUnavailable as exc:
                 raise Problem(503, "broker-unavailable", str(exc), {"Retry-After": str(RETRY_AFTER_S)}) from None
+            except RecordTooLarge as exc:  # a retry cannot succeed: not 503
+                raise Problem(413, "too-large", str(exc)) from None
             finally:
                 self.deliveries.done(record.delivery, record.digest, ok)
             produced += 1
