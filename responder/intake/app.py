@@ -122,8 +122,8 @@ class Intake:
             raise Problem(422, "undecodable", "the payload holds no event")
         trace = outgoing(request.headers)
         with span("intake.produce"):
-            produced, duplicates = await self._produce(caller, trace, records_for(source, body, doc, events,
-                                                                                  caller.webhook_id))
+            records = records_for(source, body, doc, events, caller.webhook_id, s.intake_sources[source].format)
+            produced, duplicates = await self._produce(caller, trace, records)
         if replay_key is not None:
             self.replays.done(replay_key, None, True)
         return {"status": "accepted", "events": [e.id for e in events], "produced": produced,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
 from responder.auth import KEY_ID_HEADER, KeyRing
-from responder.errors import ConfigError
+from responder.errors import BrokerUnavailable, ConfigError
 from responder.intake import Intake, create_app
 from responder.intake.auth import TOLERANCE_S
 from responder.models.event import RawRecord
@@ -200,6 +201,78 @@ def test_replay_is_per_source(sender: FakeSender) -> None:
             headers = webhook_headers(body, secrets[name].encode(), wid="evt-1", ts=stamp)
             assert client.post(f"/v1/events/{name}", content=body, headers=headers).status_code == 202
     assert [headers[0][1] for _, _, _, headers in sender.sent] == [b"a", b"b"]
+
+
+def _splunk_on(host: str) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(corpus("splunk"))
+    doc["sid"] += host
+    doc["result"]["host"] = host
+    return doc
+
+
+def _one_key_per_record(sender: FakeSender) -> list[tuple[bytes, list[str]]]:
+    """(key, incident keys of its events) per produced record; each record must hold its key's events only."""
+    out = []
+    for _, value, key, _ in sender.sent:
+        assert key is not None
+        keys = [e.incident_key for e in normalise(value)]
+        assert set(keys) == {key.decode()}, (key, keys)
+        out.append((key, keys))
+    return out
+
+
+def test_a_batch_becomes_one_record_per_incident_key(client: TestClient, sender: FakeSender) -> None:
+    """A JSON array over two resources is one record per incident key, each holding its elements in order."""
+    batch = [_splunk_on("host-a"), _splunk_on("host-b"), _splunk_on("host-a")]
+    answer = client.post("/v1/events/dd", content=orjson.dumps(batch), headers=_bearer())
+    assert answer.status_code == 202
+    assert answer.json()["produced"] == 2
+    records = _one_key_per_record(sender)
+    assert [len(keys) for _, keys in records] == [2, 1]
+    assert [d["sid"] for d in orjson.loads(sender.sent[0][1])] == [batch[0]["sid"], batch[2]["sid"]]
+
+
+def test_a_signed_alertmanager_group_is_split_per_incident_key(client: TestClient, sender: FakeSender) -> None:
+    """A Standard Webhooks delivery of a group over two resources is one record per key, retried as a whole."""
+    doc = orjson.loads(corpus("alertmanager"))
+    doc["alerts"][1]["labels"]["host"] = "orion"
+    body = orjson.dumps(doc)
+    assert len({e.incident_key for e in normalise(body)}) == 2
+    assert client.post("/v1/events/hooks", content=body, headers=webhook_headers(body, wid="g1")).status_code == 202
+    assert len(_one_key_per_record(sender)) == 2
+    retry = client.post("/v1/events/hooks", content=body, headers=webhook_headers(body, wid="g1",
+                                                                                  ts=int(time.time()) + 1))
+    assert retry.json()["duplicates"] == 2
+    assert len(sender.sent) == 2
+
+
+class _FailsOnce(FakeSender):
+    """Fails the `nth` send once, as a broker that did not acknowledge it."""
+
+    def __init__(self, nth: int) -> None:
+        super().__init__()
+        self.calls = 0
+        self.nth = nth
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None,
+                   headers: list[tuple[str, bytes]]) -> tuple[int, int]:
+        self.calls += 1
+        if self.calls == self.nth:
+            raise BrokerUnavailable("not acknowledged")
+        return await super().send(topic, value, key=key, headers=headers)
+
+
+def test_a_partly_failed_batch_is_503_and_its_retry_sends_only_what_is_missing() -> None:
+    """When one key's record is not acknowledged the answer is 503; the retry produces only that record."""
+    sender = _FailsOnce(nth=2)
+    body = orjson.dumps([_splunk_on("host-a"), _splunk_on("host-b")])
+    with TestClient(create_app(Intake(intake_settings(), sender))) as client:
+        assert client.post("/v1/events/dd", content=body, headers=_bearer()).status_code == 503
+        retry = client.post("/v1/events/dd", content=body, headers=_bearer())
+    assert retry.status_code == 202
+    assert (retry.json()["produced"], retry.json()["duplicates"]) == (1, 1)
+    keys = [key for key, _ in _one_key_per_record(sender)]
+    assert len(keys) == len(set(keys)) == 2  # each key's record produced once
 
 
 def test_kafka_down_answers_503_with_retry_after_then_accepts_the_retry(client: TestClient,
