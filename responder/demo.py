@@ -101,7 +101,7 @@ def default_runbooks_dir() -> Path:
 def webhook_settings() -> dict[str, Any]:
     """Settings for `--via webhook`: a bearer-token source (as an EventBridge API destination sends) and signing."""
     return {
-        "intake_sources": {"eventbridge": {"auth": "bearer", "keys": {"demo": DEMO_TOKEN}}},
+        "intake_sources": {"eventbridge": {"auth": "bearer", "keys": {"demo": DEMO_TOKEN}, "format": "guardduty"}},
         "intake_signing_key_id": "intake", "event_signing_keys": {"intake": DEMO_SIGNING},
         "require_signature": ["guardduty"],
     }

@@ -29,6 +29,7 @@ from responder.intake.metrics import IntakeMetrics
 from responder.intake.openapi import openapi_document
 from responder.intake.problems import Problem
 from responder.intake.records import Record, records_for
+from responder.models.event import Event
 from responder.normalise import decode_doc
 from responder.settings import Settings
 from responder.tracing import extract, outgoing, span
@@ -120,6 +121,7 @@ class Intake:
             raise Problem(422, "undecodable", f"{exc.reason_code}: {exc.detail}"[:500]) from None
         if not events:
             raise Problem(422, "undecodable", "the payload holds no event")
+        self._check_pinned(caller, events)
         trace = outgoing(request.headers)
         with span("intake.produce"):
             records = records_for(source, body, doc, events, caller.webhook_id, s.intake_sources[source].format)
@@ -129,6 +131,20 @@ class Intake:
         return {"status": "accepted", "events": [e.id for e in events], "produced": produced,
                 "duplicates": duplicates, "incident_keys": sorted({e.incident_key for e in events}),
                 "trace_id": dict(trace)["traceparent"].decode().split("-")[1]}
+
+    def _check_pinned(self, caller: Caller, events: list[Event]) -> None:
+        """403 when a signed record would carry an event source of require_signature that the source did not pin.
+
+        The intake signs what any authenticated source sends: without this, a Datadog token could have a forged
+        GuardDuty finding signed (hole 5). A source whose `format` is set decodes with that decoder only.
+        """
+        if caller.key_id is None or self.settings.intake_sources[caller.source].format is not None:
+            return
+        guarded = sorted({e.source for e in events} & set(self.settings.require_signature))
+        if guarded:
+            raise Problem(403, "format-not-pinned", f"{', '.join(guarded)} requires a signature (require_signature); "
+                          f"the intake signs it only from a source that pins it: set intake_sources."
+                          f"{caller.source}.format")
 
     async def _produce(self, caller: Caller, trace: list[tuple[str, bytes]], records: list[Record]) -> tuple[int, int]:
         topic = self.settings.intake_sources[caller.source].topic or self.settings.intake_topic

@@ -13,12 +13,14 @@ from starlette.testclient import TestClient
 
 from responder.auth import KEY_ID_HEADER, KeyRing
 from responder.errors import BrokerUnavailable, ConfigError
+from responder.ingest.authn import RecordAuthenticator
 from responder.intake import Intake, create_app
 from responder.intake.auth import TOLERANCE_S
 from responder.models.event import RawRecord
 from responder.normalise import normalise
 from tests.intake_kit import (
     BEARER,
+    CORPUS,
     CORPUS_PAYLOADS,
     HMAC_NEW,
     SIGNING,
@@ -331,6 +333,35 @@ def test_empty_or_short_secret_is_refused_at_start(auth: str, secret: str, sende
         Intake(intake_settings(intake_sources=sources), sender)
     assert "\n" not in str(refused.value)
     assert secret.removeprefix("whsec_") == "" or secret.removeprefix("whsec_") not in str(refused.value)
+
+
+GUARDDUTY = CORPUS / "guardduty" / "eventbridge_detail_only_unauthorizedaccess_ec2_sshbruteforce.json"
+
+
+def test_an_unpinned_source_cannot_have_a_required_source_signed(sender: FakeSender) -> None:
+    """A GuardDuty finding (require_signature) POSTed with a Datadog token to an unpinned source is 403, unsigned."""
+    settings = intake_settings(require_signature=["guardduty"])
+    with TestClient(create_app(Intake(settings, sender))) as client:
+        answer = client.post("/v1/events/dd", content=GUARDDUTY.read_bytes(), headers=_bearer())
+        assert client.post("/v1/events/dd", content=corpus("datadog"), headers=_bearer()).status_code == 202
+    assert answer.status_code == 403
+    assert answer.json()["reason"] == "format-not-pinned"
+    assert "intake_sources.dd.format" in answer.json()["detail"]
+    assert [normalise(value)[0].source for _, value, _, _ in sender.sent] == ["datadog"]
+
+
+def test_a_source_pinned_to_a_required_format_delivers_it_signed(sender: FakeSender) -> None:
+    """A source whose `format` pins guardduty delivers GuardDuty findings that require_signature accepts."""
+    sources = {"gd": {"auth": "bearer", "keys": {"k1": BEARER}, "format": "guardduty"}}
+    settings = intake_settings(require_signature=["guardduty"], intake_sources=sources)
+    with TestClient(create_app(Intake(settings, sender))) as client:
+        assert client.post("/v1/events/gd", content=GUARDDUTY.read_bytes(), headers=_bearer()).status_code == 202
+    topic, value, key, headers = sender.sent[0]
+    record = RawRecord(topic=topic, value=value, key=key, headers=tuple(headers))
+    consumer = RecordAuthenticator(KeyRing({"intake": SIGNING}), require=["guardduty"])
+    signed_by = consumer.verify(record)
+    assert signed_by == "intake"
+    consumer.check_sources(normalise(value), signed_by)  # what `responder run` does: accepted
 
 
 def test_authenticated_sources_need_a_signing_key(sender: FakeSender) -> None:
