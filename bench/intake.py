@@ -31,7 +31,7 @@ from responder.sandbox import Broker
 from tests.findings import envelope_bytes, guardduty_finding
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "bench-token"
+TOKEN = "bench-token-not-a-secret"
 
 
 def bodies(n: int, prefix: str) -> list[tuple[bytes, bytes]]:

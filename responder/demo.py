@@ -101,7 +101,7 @@ def default_runbooks_dir() -> Path:
 def webhook_settings() -> dict[str, Any]:
     """Settings for `--via webhook`: a bearer-token source (as an EventBridge API destination sends) and signing."""
     return {
-        "intake_sources": {"eventbridge": {"auth": "bearer", "keys": {"demo": DEMO_TOKEN}}},
+        "intake_sources": {"eventbridge": {"auth": "bearer", "keys": {"demo": DEMO_TOKEN}, "format": "guardduty"}},
         "intake_signing_key_id": "intake", "event_signing_keys": {"intake": DEMO_SIGNING},
         "require_signature": ["guardduty"],
     }
@@ -121,7 +121,8 @@ async def _deliver(settings: Settings, body: bytes, key: bytes, via: str) -> Non
         await publish(bootstrap, "security.alerts", [body], key=key)
         return
     intake = Intake(settings, AckedProducer(bootstrap, send_timeout=settings.intake_send_timeout_s,
-                                        options=kafka_client_options(settings)))
+                                        options=kafka_client_options(settings),
+                                        max_value_bytes=settings.intake_max_body_bytes))
     async with serving(intake) as port:
         status = await asyncio.to_thread(_post, f"http://127.0.0.1:{port}/v1/events/eventbridge", body)
     if status != 202:

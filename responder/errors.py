@@ -21,6 +21,7 @@
     │   ├── ChainBroken                 (seq, reason)
     │   └── TimelineLocked              another process holds the file (path, holder)
     ├── BrokerUnavailable               → Kafka did not acknowledge a produce in time (intake answers 503)
+    ├── RecordTooLarge                  → Kafka refuses the record for its size: never retry (intake answers 413)
     └── ActuationError                  → raised by actuators only
         ├── TransientActuationError     throttling, 5xx, timeouts: retried with jittered backoff
         └── PermanentActuationError     AccessDenied, NotFound, bad params: recorded, the step fails
@@ -169,6 +170,10 @@ class UnparsableRecord(ResponderError):
 
 class BrokerUnavailable(ResponderError):
     """Kafka did not acknowledge a record in time: the sender must retry (HTTP intake: 503)."""
+
+
+class RecordTooLarge(ResponderError):
+    """The producer or the broker refuses a record for its size; a retry cannot succeed (HTTP intake: 413)."""
 
 
 class ActuationError(ResponderError):

@@ -199,7 +199,10 @@ class Settings(BaseSettings):
         default=None, description="event_signing_keys id the intake signs produced records with")
     intake_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
     intake_max_depth: int = Field(default=32, ge=2, description="deeper JSON nesting gets 400")
-    intake_read_timeout_s: float = Field(default=10.0, gt=0, description="slow clients get 408 after this")
+    intake_read_timeout_s: float = Field(
+        default=10.0, gt=0, description="the request head, then the body, each within this or 408 (closed)")
+    intake_max_connections: int = Field(
+        default=512, ge=1, description="open intake connections at most; one more is answered 503 and closed")
     intake_send_timeout_s: float = Field(default=10.0, gt=0, description="no broker ack after this = 503")
     intake_dedupe_ttl_s: float = Field(default=86_400.0, gt=0, description="how long a delivery id is remembered")
     intake_dedupe_max: int = Field(default=200_000, ge=1, description="delivery ids remembered at most")

@@ -12,7 +12,7 @@ from responder.settings import Settings
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 WHSEC_OLD = "whsec_" + "b2xkLXNlY3JldC1vbGQtb2xkLW9sZA=="  # base64("old-secret-old-old-old")
-HMAC_NEW = "new-hmac-secret"
+HMAC_NEW = "new-hmac-secret-2026"
 BEARER = "bearer-token-123"
 SPLUNK_TOKEN = "splunk-url-token-456"
 SIGNING = "intake-signing-secret"

@@ -30,7 +30,8 @@ def build(settings: Settings) -> Intake:
     if not settings.kafka_bootstrap:
         raise ConfigError("kafka_bootstrap: the intake needs Kafka (RESPONDER_KAFKA_BOOTSTRAP)")
     return Intake(settings, AckedProducer(settings.kafka_bootstrap, send_timeout=settings.intake_send_timeout_s,
-                                          options=kafka_client_options(settings)))
+                                          options=kafka_client_options(settings),
+                                          max_value_bytes=settings.intake_max_body_bytes))
 
 
 @app.command()

@@ -1,8 +1,9 @@
 """The acknowledged producer behind the HTTP intake: one aiokafka client, `acks=all`, one place to configure it.
 
 `send()` returns only after every in-sync replica acknowledged the record, or raises
-`BrokerUnavailable` (the intake answers 503 with Retry-After). TLS/SASL options come from
-`responder.ingest.security.kafka_client_options`, like every other client's.
+`BrokerUnavailable` (the intake answers 503 with Retry-After), or `RecordTooLarge` when the client's
+`max_request_size` or the broker's `max.message.bytes` refuses it (permanent: the intake answers 413).
+TLS/SASL options come from `responder.ingest.security.kafka_client_options`, like every other client's.
 """
 
 from __future__ import annotations
@@ -13,19 +14,25 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 
-from responder.errors import BrokerUnavailable
+from responder.errors import BrokerUnavailable, RecordTooLarge
 
 log = structlog.get_logger(__name__)
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+RECORD_HEADROOM_BYTES = 64 * 1024  # a record is its value plus key, headers and batch framing
 
 
 class AckedProducer:
     """Sends records and waits for the broker's acknowledgement (`acks=all`); restarts itself after outages."""
 
-    def __init__(self, bootstrap: str, *, send_timeout: float = 10.0, options: dict[str, Any] | None = None) -> None:
+    def __init__(self, bootstrap: str, *, send_timeout: float = 10.0, options: dict[str, Any] | None = None,
+                 max_value_bytes: int | None = None) -> None:
+        """`max_value_bytes`: the largest value to send; `max_request_size` gets RECORD_HEADROOM_BYTES above it."""
         self.bootstrap = bootstrap
         self.options = dict(options or {})
+        if max_value_bytes is not None:
+            self.options["max_request_size"] = max_value_bytes + RECORD_HEADROOM_BYTES
         self.send_timeout = send_timeout
         self._producer: Any = None
         self._healthy = False
@@ -74,6 +81,10 @@ class AckedProducer:
         try:
             meta = await asyncio.wait_for(
                 producer.send_and_wait(topic, value, key=key, headers=list(headers)), self.send_timeout)
+        except TOO_LARGE as exc:  # the broker answered (or the client refused before sending): not an outage
+            log.warning("produce_refused_too_large", topic=topic, size=len(value), error=exc.__class__.__name__)
+            raise RecordTooLarge(f"Kafka refuses a record of {len(value)} bytes ({exc.__class__.__name__}); the "
+                                 f"topic's max.message.bytes must allow it plus {RECORD_HEADROOM_BYTES} bytes") from exc
         except (KafkaError, OSError, TimeoutError) as exc:
             self._healthy = False
             log.warning("produce_failed", topic=topic, error=exc.__class__.__name__)

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from responder.auth import signed_headers
-from responder.errors import BrokerUnavailable, ConfigError, EventRejected
+from responder.errors import BrokerUnavailable, ConfigError, EventRejected, RecordTooLarge
 from responder.intake.auth import TOLERANCE_S, Caller, SourceAuth
 from responder.intake.deliveries import Deliveries
 from responder.intake.limits import RateLimiter, check_depth, read_body
@@ -29,6 +29,7 @@ from responder.intake.metrics import IntakeMetrics
 from responder.intake.openapi import openapi_document
 from responder.intake.problems import Problem
 from responder.intake.records import Record, records_for
+from responder.models.event import Event
 from responder.normalise import decode_doc
 from responder.settings import Settings
 from responder.tracing import extract, outgoing, span
@@ -38,6 +39,8 @@ RETRY_AFTER_S = 5
 JSON_TYPES = ("application/json", "text/json")
 SOURCE_HEADER = "responder-intake-source"
 AUTH_KEY_HEADER = "responder-intake-auth-key"
+
+
 class Sender(Protocol):
     """What the intake needs from a producer (responder.ingest.producer.AckedProducer in production)."""
 
@@ -101,7 +104,7 @@ class Intake:
                                s.intake_read_timeout_s)
         caller = auth.check(request.headers, request.query_params, body)
         self.limits[source].take()  # after authentication: nobody else can spend a source's rate
-        replay_key = f"{caller.webhook_id}.{caller.webhook_timestamp}" if caller.webhook_id else None
+        replay_key = f"{source}\x1f{caller.webhook_id}.{caller.webhook_timestamp}" if caller.webhook_id else None
         if replay_key is not None and self.replays.seen(replay_key):
             raise Problem(409, "replayed", "this webhook-id and webhook-timestamp were already delivered")
         try:
@@ -118,15 +121,30 @@ class Intake:
             raise Problem(422, "undecodable", f"{exc.reason_code}: {exc.detail}"[:500]) from None
         if not events:
             raise Problem(422, "undecodable", "the payload holds no event")
+        self._check_pinned(caller, events)
         trace = outgoing(request.headers)
         with span("intake.produce"):
-            produced, duplicates = await self._produce(caller, trace, records_for(source, body, doc, events,
-                                                                                  caller.webhook_id))
+            records = records_for(source, body, doc, events, caller.webhook_id, s.intake_sources[source].format)
+            produced, duplicates = await self._produce(caller, trace, records)
         if replay_key is not None:
             self.replays.done(replay_key, None, True)
         return {"status": "accepted", "events": [e.id for e in events], "produced": produced,
                 "duplicates": duplicates, "incident_keys": sorted({e.incident_key for e in events}),
                 "trace_id": dict(trace)["traceparent"].decode().split("-")[1]}
+
+    def _check_pinned(self, caller: Caller, events: list[Event]) -> None:
+        """403 when a signed record would carry an event source of require_signature that the source did not pin.
+
+        The intake signs what any authenticated source sends: without this, a Datadog token could have a forged
+        GuardDuty finding signed (hole 5). A source whose `format` is set decodes with that decoder only.
+        """
+        if caller.key_id is None or self.settings.intake_sources[caller.source].format is not None:
+            return
+        guarded = sorted({e.source for e in events} & set(self.settings.require_signature))
+        if guarded:
+            raise Problem(403, "format-not-pinned", f"{', '.join(guarded)} requires a signature (require_signature); "
+                          f"the intake signs it only from a source that pins it: set intake_sources."
+                          f"{caller.source}.format")
 
     async def _produce(self, caller: Caller, trace: list[tuple[str, bytes]], records: list[Record]) -> tuple[int, int]:
         topic = self.settings.intake_sources[caller.source].topic or self.settings.intake_topic
@@ -142,6 +160,8 @@ class Intake:
                 ok = True
             except BrokerUnavailable as exc:
                 raise Problem(503, "broker-unavailable", str(exc), {"Retry-After": str(RETRY_AFTER_S)}) from None
+            except RecordTooLarge as exc:  # a retry cannot succeed: not 503
+                raise Problem(413, "too-large", str(exc)) from None
             finally:
                 self.deliveries.done(record.delivery, record.digest, ok)
             produced += 1

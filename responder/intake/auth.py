@@ -24,6 +24,7 @@ from responder.intake.problems import Problem
 from responder.intake_config import IntakeSource
 
 TOLERANCE_S = 300
+MIN_SECRET_BYTES = 16  # 128 bits; Standard Webhooks senders issue 24-64 random bytes
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,19 @@ class Caller:
     webhook_timestamp: str | None = None
 
 
-def _secret_bytes(secret: str) -> bytes:
+def _secret_bytes(source: str, kid: str, secret: str) -> bytes:
+    """The key's bytes; ConfigError (naming the setting, never the secret) when it is not usable."""
+    where = f"intake_sources.{source}.keys.{kid}"
+    raw = secret.encode()
     if secret.startswith("whsec_"):
         try:
-            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            raw = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
         except binascii.Error as exc:
-            raise ConfigError("intake_sources: a whsec_ key is not valid base64") from exc
-    return secret.encode()
+            raise ConfigError(f"{where}: a whsec_ key is not valid base64") from exc
+    if len(raw) < MIN_SECRET_BYTES:
+        raise ConfigError(f"{where}: a secret must be at least {MIN_SECRET_BYTES} bytes (after whsec_ decoding), "
+                          f"got {len(raw)}; anyone could guess a shorter one")
+    return raw
 
 
 def standard_webhooks_signature(secret: bytes, webhook_id: str, timestamp: str, body: bytes) -> str:
@@ -63,7 +70,7 @@ class SourceAuth:
         self.name = name
         self.method = source.auth
         self.clock = clock
-        self.keys = {kid: _secret_bytes(v.get_secret_value()) for kid, v in source.keys.items()}
+        self.keys = {kid: _secret_bytes(name, kid, v.get_secret_value()) for kid, v in source.keys.items()}
         if self.method != "open" and not self.keys:
             raise ConfigError(f"intake_sources.{name}: auth {self.method} needs at least one key in `keys` "
                               "(or mark the source `auth: open` explicitly)")

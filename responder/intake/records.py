@@ -1,10 +1,16 @@
 """Which Kafka records a decoded webhook becomes, keyed by incident key, with their delivery (idempotency) keys.
 
-* a Standard Webhooks delivery is one record; its key is the `webhook-id` (a reused id with another body is a replay);
+Every record holds the events of one incident key only, so one resource's alerts stay ordered on one partition:
+a body whose events share a key is one record (the body as received); a JSON array, or an Alertmanager group,
+with several keys becomes one record per key holding that key's elements (alerts) in their order. One JSON
+object that decodes to several keys and is neither cannot be split: it stays one record, keyed by its first.
+
+* a Standard Webhooks delivery is deduplicated on its `webhook-id` (per key when split); a reused id with another
+  body is a replay;
 * an Alertmanager group becomes one record per alert (the group with that alert only), each keyed by its own
   incident key and deduplicated on groupKey + status + fingerprint + startsAt;
 * a Splunk alert is deduplicated on its search id (`sid`);
-* anything else on the decoded event ids.
+* anything else on the decoded event ids of each record.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 import orjson
 
 from responder.models.event import Event
+from responder.normalise import decode_doc
 
 
 @dataclass(frozen=True)
@@ -43,14 +50,42 @@ def _alertmanager(source: str, body: bytes, doc: dict[str, Any], events: list[Ev
     return out
 
 
-def records_for(source: str, body: bytes, doc: Any, events: list[Event], webhook_id: str | None) -> list[Record]:
+def _is_alertmanager(doc: Any, events: list[Event]) -> bool:
+    return isinstance(doc, dict) and isinstance(doc.get("alerts"), list) and events[0].source == "alertmanager" \
+        and len(doc["alerts"]) == len(events)
+
+
+def _parts(body: bytes, doc: Any, events: list[Event], fmt: str | None) -> list[tuple[bytes, bytes, list[Event]]]:
+    """(key, value, events) per incident key, in first-seen order; the body itself when there is one key."""
+    if len({e.incident_key for e in events}) == 1 or not (isinstance(doc, list) or _is_alertmanager(doc, events)):
+        return [(events[0].incident_key.encode(), body, events)]
+    if isinstance(doc, list):
+        items: list[Any] = doc
+        per_item = [decode_doc(item, fmt) for item in doc]  # as decode_doc decoded the array, element by element
+    else:
+        items, per_item = doc["alerts"], [[e] for e in events]
+    grouped: dict[str, tuple[list[Any], list[Event]]] = {}
+    for item, decoded in zip(items, per_item, strict=True):
+        group = grouped.setdefault((decoded or events)[0].incident_key, ([], []))
+        group[0].append(item)
+        group[1].extend(decoded)
+    return [(key.encode(), orjson.dumps(sub if isinstance(doc, list) else {**doc, "alerts": sub}), evs)
+            for key, (sub, evs) in grouped.items()]
+
+
+def records_for(source: str, body: bytes, doc: Any, events: list[Event], webhook_id: str | None,
+                fmt: str | None = None) -> list[Record]:
     """The records to produce for one accepted request (never empty: `events` is not empty)."""
-    key = events[0].incident_key.encode()
     if webhook_id is not None:
-        return [Record(body, key, f"wh:{_hash(source, webhook_id)}", hashlib.sha256(body).hexdigest())]
-    if isinstance(doc, dict) and isinstance(doc.get("alerts"), list) and events[0].source == "alertmanager" \
-            and len(doc["alerts"]) == len(events):
+        digest = hashlib.sha256(body).hexdigest()
+        parts = _parts(body, doc, events, fmt)
+        if len(parts) == 1:
+            return [Record(body, parts[0][0], f"wh:{_hash(source, webhook_id)}", digest)]
+        return [Record(value, key, f"wh:{_hash(source, webhook_id, key.decode())}", digest)
+                for key, value, _ in parts]
+    if _is_alertmanager(doc, events):
         return _alertmanager(source, body, doc, events)
     if isinstance(doc, dict) and events[0].source == "splunk" and doc.get("sid"):
-        return [Record(body, key, f"splunk:{_hash(source, str(doc['sid']))}", None)]
-    return [Record(body, key, "ev:" + _hash(source, *sorted(e.id for e in events)), None)]
+        return [Record(body, events[0].incident_key.encode(), f"splunk:{_hash(source, str(doc['sid']))}", None)]
+    return [Record(value, key, "ev:" + _hash(source, *sorted(e.id for e in evs)), None)
+            for key, value, evs in _parts(body, doc, events, fmt)]

@@ -1,4 +1,8 @@
-"""Run the intake under uvicorn (no access log: a url-token source carries its secret in the query string)."""
+"""Run the intake under uvicorn (no access log: a url-token source carries its secret in the query string).
+
+The HTTP protocol is uvicorn's httptools one with a request-head deadline and a bound on open connections
+(`responder.intake.connections`).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,15 @@ import uvicorn
 
 from responder.errors import ConfigError
 from responder.intake.app import Intake, create_app
+from responder.intake.connections import guarded_protocol
 
 
 def server(intake: Intake, host: str, port: int) -> uvicorn.Server:
     """A uvicorn server for `intake` (call `await server.serve()`; set `should_exit` to stop)."""
+    s = intake.settings
     config = uvicorn.Config(create_app(intake), host=host, port=port, access_log=False, log_config=None,
                             server_header=False, timeout_keep_alive=5, timeout_graceful_shutdown=10,
-                            lifespan="on")
+                            lifespan="on", http=guarded_protocol(s.intake_read_timeout_s, s.intake_max_connections))
     return uvicorn.Server(config)
 
 

@@ -92,6 +92,7 @@ class WebhookIntake:
 async def webhook_intake(bootstrap: str, topic: str) -> AsyncIterator[WebhookIntake]:
     """Run the intake for the scenario on a free loopback port."""
     settings = Settings(**intake_settings(bootstrap, topic))
-    intake = Intake(settings, AckedProducer(bootstrap, send_timeout=settings.intake_send_timeout_s))
+    intake = Intake(settings, AckedProducer(bootstrap, send_timeout=settings.intake_send_timeout_s,
+                                            max_value_bytes=settings.intake_max_body_bytes))
     async with serving(intake) as port:
         yield WebhookIntake(f"http://127.0.0.1:{port}")

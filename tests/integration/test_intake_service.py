@@ -25,7 +25,8 @@ async def test_alert_posted_over_http_deactivates_key(kafka_bootstrap, aws, topi
     settings = make_settings(
         kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
         event_signing_keys={"intake": SIGNING}, require_signature=["guardduty"], intake_topic=topics["alerts"],
-        intake_signing_key_id="intake", intake_sources={"eventbridge": {"auth": "bearer", "keys": {"t1": TOKEN}}},
+        intake_signing_key_id="intake", intake_sources={"eventbridge": {"auth": "bearer", "keys": {"t1": TOKEN},
+                                                                        "format": "guardduty"}},
     )
     service = Service(settings)
     body = envelope_bytes(guardduty_finding(key))

@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
 from responder.auth import KEY_ID_HEADER, KeyRing
-from responder.errors import ConfigError
+from responder.errors import BrokerUnavailable, ConfigError
+from responder.ingest.authn import RecordAuthenticator
 from responder.intake import Intake, create_app
 from responder.intake.auth import TOLERANCE_S
 from responder.models.event import RawRecord
 from responder.normalise import normalise
 from tests.intake_kit import (
     BEARER,
+    CORPUS,
     CORPUS_PAYLOADS,
     HMAC_NEW,
     SIGNING,
@@ -190,6 +193,90 @@ def test_replayed_request_is_refused(client: TestClient, sender: FakeSender, int
     assert intake.metrics.value("responder_intake_rejected_total", source="hooks", reason="replayed") == 2
 
 
+def test_replay_is_per_source(sender: FakeSender) -> None:
+    """One source's webhook-id and timestamp do not make another source's delivery a 409 replay."""
+    secrets = {"a": "secret-of-source-a", "b": "secret-of-source-b"}
+    sources = {name: {"auth": "standard-webhooks", "keys": {"k": secret}} for name, secret in secrets.items()}
+    stamp = int(time.time())
+    with TestClient(create_app(Intake(intake_settings(intake_sources=sources), sender))) as client:
+        for name, body in (("a", corpus("splunk")), ("b", corpus("datadog"))):
+            headers = webhook_headers(body, secrets[name].encode(), wid="evt-1", ts=stamp)
+            assert client.post(f"/v1/events/{name}", content=body, headers=headers).status_code == 202
+    assert [headers[0][1] for _, _, _, headers in sender.sent] == [b"a", b"b"]
+
+
+def _splunk_on(host: str) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(corpus("splunk"))
+    doc["sid"] += host
+    doc["result"]["host"] = host
+    return doc
+
+
+def _one_key_per_record(sender: FakeSender) -> list[tuple[bytes, list[str]]]:
+    """(key, incident keys of its events) per produced record; each record must hold its key's events only."""
+    out = []
+    for _, value, key, _ in sender.sent:
+        assert key is not None
+        keys = [e.incident_key for e in normalise(value)]
+        assert set(keys) == {key.decode()}, (key, keys)
+        out.append((key, keys))
+    return out
+
+
+def test_a_batch_becomes_one_record_per_incident_key(client: TestClient, sender: FakeSender) -> None:
+    """A JSON array over two resources is one record per incident key, each holding its elements in order."""
+    batch = [_splunk_on("host-a"), _splunk_on("host-b"), _splunk_on("host-a")]
+    answer = client.post("/v1/events/dd", content=orjson.dumps(batch), headers=_bearer())
+    assert answer.status_code == 202
+    assert answer.json()["produced"] == 2
+    records = _one_key_per_record(sender)
+    assert [len(keys) for _, keys in records] == [2, 1]
+    assert [d["sid"] for d in orjson.loads(sender.sent[0][1])] == [batch[0]["sid"], batch[2]["sid"]]
+
+
+def test_a_signed_alertmanager_group_is_split_per_incident_key(client: TestClient, sender: FakeSender) -> None:
+    """A Standard Webhooks delivery of a group over two resources is one record per key, retried as a whole."""
+    doc = orjson.loads(corpus("alertmanager"))
+    doc["alerts"][1]["labels"]["host"] = "orion"
+    body = orjson.dumps(doc)
+    assert len({e.incident_key for e in normalise(body)}) == 2
+    assert client.post("/v1/events/hooks", content=body, headers=webhook_headers(body, wid="g1")).status_code == 202
+    assert len(_one_key_per_record(sender)) == 2
+    retry = client.post("/v1/events/hooks", content=body, headers=webhook_headers(body, wid="g1",
+                                                                                  ts=int(time.time()) + 1))
+    assert retry.json()["duplicates"] == 2
+    assert len(sender.sent) == 2
+
+
+class _FailsOnce(FakeSender):
+    """Fails the `nth` send once, as a broker that did not acknowledge it."""
+
+    def __init__(self, nth: int) -> None:
+        super().__init__()
+        self.calls = 0
+        self.nth = nth
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None,
+                   headers: list[tuple[str, bytes]]) -> tuple[int, int]:
+        self.calls += 1
+        if self.calls == self.nth:
+            raise BrokerUnavailable("not acknowledged")
+        return await super().send(topic, value, key=key, headers=headers)
+
+
+def test_a_partly_failed_batch_is_503_and_its_retry_sends_only_what_is_missing() -> None:
+    """When one key's record is not acknowledged the answer is 503; the retry produces only that record."""
+    sender = _FailsOnce(nth=2)
+    body = orjson.dumps([_splunk_on("host-a"), _splunk_on("host-b")])
+    with TestClient(create_app(Intake(intake_settings(), sender))) as client:
+        assert client.post("/v1/events/dd", content=body, headers=_bearer()).status_code == 503
+        retry = client.post("/v1/events/dd", content=body, headers=_bearer())
+    assert retry.status_code == 202
+    assert (retry.json()["produced"], retry.json()["duplicates"]) == (1, 1)
+    keys = [key for key, _ in _one_key_per_record(sender)]
+    assert len(keys) == len(set(keys)) == 2  # each key's record produced once
+
+
 def test_kafka_down_answers_503_with_retry_after_then_accepts_the_retry(client: TestClient,
                                                                         sender: FakeSender) -> None:
     """Without a broker ack the answer is 503 + Retry-After and the delivery is not remembered."""
@@ -235,6 +322,46 @@ def test_source_without_auth_keys_is_refused_at_start(sources: dict[str, object]
     """A source needing keys but with none, or no source at all, is a ConfigError at start-up."""
     with pytest.raises(ConfigError, match="intake_sources"):
         Intake(intake_settings(intake_sources=sources), sender)
+
+
+@pytest.mark.parametrize("secret", ["", "whsec_", "short-secret", "whsec_" + "c2hvcnQtc2VjcmV0"])
+@pytest.mark.parametrize("auth", ["standard-webhooks", "bearer", "url-token"])
+def test_empty_or_short_secret_is_refused_at_start(auth: str, secret: str, sender: FakeSender) -> None:
+    """A key of fewer than 16 bytes (after whsec_ decoding), empty included, is a ConfigError naming it."""
+    sources = {"w": {"auth": auth, "keys": {"k": secret}}}
+    with pytest.raises(ConfigError, match=r"^intake_sources\.w\.keys\.k: .*at least 16 bytes") as refused:
+        Intake(intake_settings(intake_sources=sources), sender)
+    assert "\n" not in str(refused.value)
+    assert secret.removeprefix("whsec_") == "" or secret.removeprefix("whsec_") not in str(refused.value)
+
+
+GUARDDUTY = CORPUS / "guardduty" / "eventbridge_detail_only_unauthorizedaccess_ec2_sshbruteforce.json"
+
+
+def test_an_unpinned_source_cannot_have_a_required_source_signed(sender: FakeSender) -> None:
+    """A GuardDuty finding (require_signature) POSTed with a Datadog token to an unpinned source is 403, unsigned."""
+    settings = intake_settings(require_signature=["guardduty"])
+    with TestClient(create_app(Intake(settings, sender))) as client:
+        answer = client.post("/v1/events/dd", content=GUARDDUTY.read_bytes(), headers=_bearer())
+        assert client.post("/v1/events/dd", content=corpus("datadog"), headers=_bearer()).status_code == 202
+    assert answer.status_code == 403
+    assert answer.json()["reason"] == "format-not-pinned"
+    assert "intake_sources.dd.format" in answer.json()["detail"]
+    assert [normalise(value)[0].source for _, value, _, _ in sender.sent] == ["datadog"]
+
+
+def test_a_source_pinned_to_a_required_format_delivers_it_signed(sender: FakeSender) -> None:
+    """A source whose `format` pins guardduty delivers GuardDuty findings that require_signature accepts."""
+    sources = {"gd": {"auth": "bearer", "keys": {"k1": BEARER}, "format": "guardduty"}}
+    settings = intake_settings(require_signature=["guardduty"], intake_sources=sources)
+    with TestClient(create_app(Intake(settings, sender))) as client:
+        assert client.post("/v1/events/gd", content=GUARDDUTY.read_bytes(), headers=_bearer()).status_code == 202
+    topic, value, key, headers = sender.sent[0]
+    record = RawRecord(topic=topic, value=value, key=key, headers=tuple(headers))
+    consumer = RecordAuthenticator(KeyRing({"intake": SIGNING}), require=["guardduty"])
+    signed_by = consumer.verify(record)
+    assert signed_by == "intake"
+    consumer.check_sources(normalise(value), signed_by)  # what `responder run` does: accepted
 
 
 def test_authenticated_sources_need_a_signing_key(sender: FakeSender) -> None:
