@@ -110,7 +110,9 @@ class Settings(BaseSettings):
         default=None, description="explicit credentials (with the secret key); unset = the standard boto3 chain")
     aws_secret_access_key: SecretStr | None = Field(default=None, description="goes with aws_access_key_id")
     aws_call_timeout: float = Field(default=20.0, description="deadline in seconds of one AWS API call")
-    aws_account_id: str | None = Field(default=None, description="account the generated IAM policy is scoped to")
+    aws_account_id: str | None = Field(
+        default=None, description="responder's own account: the generated IAM policy is scoped to it, and protected "
+                                  "ids pinned to an account are matched in it (unset: in any account)")
     self_principal_arns: list[str] = Field(
         default_factory=list, description="responder's own role/user ARNs: `iam-policy` denies changing them or their "
                                           "keys")

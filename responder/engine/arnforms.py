@@ -1,20 +1,22 @@
-"""The names an AWS ARN outside IAM carries, and the ARN, in any region and account, a bare name implies.
+"""The names an AWS ARN outside IAM carries, and the ARN a bare name implies where responder acts (`Home`).
 
 The actuators take a Lambda function, a KMS key, a secret or a trail by name or ARN and a bucket by name, so
 a protected id must match whichever is given: `arn:aws:lambda:us-east-1:123456789012:function:NAME:live`
 expands to `NAME` (and the ARN itself), and the name `NAME` given to `function_name` to
-`arn:aws:lambda:*:*:function:NAME`, whose `*` region and account match any a protected ARN pattern names
-(responder acts only in its own credentials' account, so over-protecting the same name elsewhere is safe).
-A secret's ARN ends in `-` and 6 random characters AWS adds to its name: it expands both with and without
-them, and a protected secret ARN pattern ending in `-??????`, `-*` or 6 such characters also matches
-without them. A bare name pattern is never derived from an ARN pattern (`…:function:*` must not protect
-every target of every kind).
+`arn:*:lambda:REGION:ACCOUNT:function:NAME` in responder's own region and account (`aws_region`,
+`aws_account_id`; `*` where unknown), whose `*` parts match whatever a protected ARN pattern names there. An ARN
+given with its own region and account keeps them: its names are protected by name, its ARN by the patterns it
+matches. A secret's ARN ends in `-` and 6 random characters AWS adds to its name: it expands both with and without
+them, and a protected secret ARN pattern ending in `-??????`, `-*` or 6 such characters also matches without them.
+A bare name pattern is never derived from an ARN pattern (`…:function:*` must not protect every target of every
+kind).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from responder.models.event import ResourceKind
 
@@ -24,18 +26,36 @@ NAME_PARAMS = {"function_name": "lambda", "key_id": "kms", "secret_id": "secrets
                "secret_name": "secretsmanager", "bucket": "s3", "trail": "cloudtrail"}
 KIND_SERVICE = {ResourceKind.FUNCTION: "lambda", ResourceKind.KMS_KEY: "kms", ResourceKind.SECRET: "secretsmanager",
                 ResourceKind.TRAIL: "cloudtrail", ResourceKind.BUCKET: "s3"}
-_ARN_OF = {"lambda": "arn:aws:lambda:*:*:function:{}", "kms": "arn:aws:kms:*:*:key/{}",
-           "secretsmanager": "arn:aws:secretsmanager:*:*:secret:{}", "cloudtrail": "arn:aws:cloudtrail:*:*:trail/{}",
-           "s3": "arn:aws:s3:::{}"}
+_ARN_OF = {"lambda": "function:{}", "kms": "key/{}", "secretsmanager": "secret:{}", "cloudtrail": "trail/{}"}
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 _SECRET_PATTERN_SUFFIX = re.compile(r"-(?:[A-Za-z0-9]{6}|\?{6}|\*)$")
 
 
-def any_arn(service: str, name: str) -> str:
-    """The ARN of resource `name` of `service` in any region and account (`*`)."""
-    if service == "kms" and name.casefold().startswith("alias/"):
-        return f"arn:aws:kms:*:*:{name}"
-    return _ARN_OF[service].format(name)
+@dataclass(frozen=True)
+class Home:
+    """Where responder acts: the account of its credentials (`aws_account_id`) and its region (`aws_region`); None
+    where not known, which derived forms then leave open (`*`: any)."""
+
+    account: str | None = None
+    region: str | None = None
+
+    def accounts(self, claimed: str | None) -> set[str]:
+        """The accounts an IAM name is protected in: responder's own (any when unknown) and the one claimed for it
+        (a finding's, an ARN's), never only the claimed one: a finding may name another account than the one the
+        actuators act in."""
+        return {self.account or "*", *((claimed,) if claimed else ())}
+
+
+ANYWHERE = Home()
+"""Where nothing is known of responder's account and region: every derived form leaves them open."""
+
+
+def home_arn(service: str, name: str, home: Home) -> str:
+    """The ARN of resource `name` of `service` where responder acts (partition open: `*`)."""
+    if service == "s3":
+        return f"arn:*:s3:::{name}"
+    resource = name if service == "kms" and name.casefold().startswith("alias/") else _ARN_OF[service].format(name)
+    return f"arn:*:{service}:{home.region or '*'}:{home.account or '*'}:{resource}"
 
 
 def _names(service: str, resource: str) -> list[str]:
@@ -55,16 +75,14 @@ def _names(service: str, resource: str) -> list[str]:
 
 
 def arn_forms(service: str, resource: str) -> Iterator[str]:
-    """Each name a (non-IAM) ARN carries, with its ARN in any region and account."""
-    for name in _names(service, resource):
-        yield name
-        yield any_arn(service, name)
+    """Each name a (non-IAM) ARN carries (the ARN itself is kept by the caller, with its own region and account)."""
+    yield from _names(service, resource)
 
 
-def name_forms(service: str, value: str) -> Iterator[str]:
-    """The any-region, any-account ARN of a resource given by name (an ARN is expanded as such)."""
+def name_forms(service: str, value: str, home: Home) -> Iterator[str]:
+    """The ARN, where responder acts, of a resource given by name (an ARN is expanded as such)."""
     if value and not value.startswith("arn:"):
-        yield any_arn(service, value)
+        yield home_arn(service, value, home)
 
 
 def pattern_variants(pattern: str) -> list[str]:

@@ -28,7 +28,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form, resource_forms
+from responder.engine.arnforms import ANYWHERE, Home
+from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form
 from responder.engine.quotas import QuotaWindows
 from responder.models.event import Event
 from responder.models.runbook import Protected, Quota, Runbook
@@ -75,6 +76,9 @@ class GuardPolicy:
     protected: Protected = field(default_factory=Protected)
     kill_switch: bool = False
     kill_switch_file: Path | None = None
+    home: Home = field(default_factory=Home)
+    """Where responder acts (`aws_account_id`, `aws_region`): the account and region a protected id is matched in
+    for a target given by name."""
 
     def killed(self) -> bool:
         """Whether the kill switch is on now (the file is checked on every step)."""
@@ -92,21 +96,20 @@ def _tags(attributes: Mapping[str, Any]) -> dict[str, str]:
 
 
 def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[str, Any], event: Event,
-                  actuator: str = "") -> str | None:
-    """Why the step (of `actuator`) would touch a protected resource, or None."""
+                  actuator: str = "", home: Home = ANYWHERE) -> str | None:
+    """Why the step (of `actuator`, acting in `home`) would touch a protected resource, or None."""
     if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
         return None
-    forms = identifier_forms(target, params, event, actuator)
+    forms, named = identifier_forms(target, params, event, actuator, home)
+    ordered = sorted(forms)  # once for every pattern: the first form a pattern matches is the one reported
     for p in protected:
         for pattern in p.ids:
-            hit = matching_form(pattern, forms)
+            hit = matching_form(pattern, ordered)
             if hit is not None:
                 return f"{target!r} (as {hit!r}) matches protected id {pattern!r}"
         if not p.tags:
             continue
-        for res in event.resources:
-            if not forms & resource_forms(res, event.account):
-                continue
+        for res in named:
             tags = _tags(res.attributes)
             for key, want in p.tags.items():
                 if key in tags and (want == "*" or tags[key] == want):
@@ -144,7 +147,7 @@ class Guards:
         that containment failed) is not held for a count that may be short, only for a full quota."""
         trips: list[Trip] = []
         hit = invalid_iam_name(params) or protected_hit(
-            [rb.guards.protected, self.policy.protected], target, params, event, actuator)
+            [rb.guards.protected, self.policy.protected], target, params, event, actuator, self.policy.home)
         if hit:
             trips.append(Trip("protected", hit, hard=True))
         if self.policy.killed():

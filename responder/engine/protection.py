@@ -7,17 +7,16 @@ case-insensitive in AWS, so all matching is case-insensitive (for other ids that
 more). An ARN pattern is matched part by part against ARN forms, including the ARN an IAM path form
 implies, so `arn:aws:iam::*:role/ResponderRole` protects a role a finding names only as `ResponderRole`.
 
-Protection is deliberately account-agnostic for names: responder acts only in the account of its own
-credentials (no actuator assumes a role elsewhere), whatever account a finding claims, so every IAM ARN form
-is also built in any account (`*`, which matches whatever account a pattern names) and an ARN given for
-another account is expanded to its name and path forms and that any-account ARN.
-`arn:aws:iam::123456789012:user/ml-training` thus protects the user `ml-training` however a finding names it,
-claiming account 999999999999 included (it also protects a same-named user in another account: safe, since
-responder never acts there). Outside IAM the same holds through `arnforms`: a Lambda function, KMS key,
-secret, trail or bucket ARN expands to its name, and a name given to the parameter that takes one
-(`function_name`, an `aws.kms.*` step's `key_id`, `secret_id`, `secret_name`, `bucket`, `trail`) or carried
-by an event resource of that kind yields its ARN in any region and account. Every item of `role_names` is a
-role name, and IAM's character set is checked on every IAM name parameter whatever the actuator.
+A finding's account does not decide where responder acts: the actuators act in the account of its own
+credentials (no actuator assumes a role elsewhere). IAM ARN forms are therefore built in responder's own account
+(`Home`, from `aws_account_id`; any account, `*`, while unknown) as well as in the account the event or a target
+ARN claims, with the partition left open. `arn:aws:iam::123456789012:user/ml-training` thus protects the user
+`ml-training` however a finding names it, claiming account 999999999999 included, while a pattern pinned to
+another account protects nothing here once responder's own is known. Outside IAM the same holds through
+`arnforms`: a Lambda function, KMS key, secret, trail or bucket ARN expands to its name, and a name given to the
+parameter that takes one (`function_name`, an `aws.kms.*` step's `key_id`, `secret_id`, `secret_name`, `bucket`,
+`trail`) or carried by an event resource of that kind yields its ARN where responder acts. Every item of
+`role_names` is a role name, and IAM's character set is checked on every IAM name parameter whatever the actuator.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-from responder.engine.arnforms import KIND_SERVICE, NAME_PARAMS, arn_forms, name_forms, pattern_variants
+from responder.engine.arnforms import ANYWHERE, KIND_SERVICE, NAME_PARAMS, Home, arn_forms, name_forms, pattern_variants
 from responder.models.event import Event, Resource, ResourceKind
 
 IAM_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,128}")  # IAM's own character set, ASCII only
@@ -69,57 +68,59 @@ def invalid_iam_name(params: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _iam_forms(kind: str, path_form: str, account: str | None) -> Iterator[str]:
-    """`role/a/b/X` → `X`, `role/X`, `role/a/b/X` and their ARNs in any account (`*`) and in `account`."""
+def _iam_forms(kind: str, path_form: str, accounts: set[str]) -> Iterator[str]:
+    """`role/a/b/X` → `X`, `role/X`, `role/a/b/X` and their ARNs in `accounts` (`Home.accounts`; partition open)."""
     name = path_form.rsplit("/", 1)[-1]
     for form in {f"{kind}/{name}", path_form}:
         yield form
-        for acct in {"*", account or "*"}:  # never only the account a finding claims: see the module docstring
-            yield f"arn:aws:iam::{acct}:{form}"
+        for acct in accounts:
+            yield f"arn:*:iam::{acct}:{form}"
     yield name
 
 
-def _resource_forms(res: Resource, account: str | None) -> Iterator[str]:
+def _resource_values(res: Resource) -> Iterator[str]:
+    """What an event resource gives of itself (expanded by `_expand`): id, name, ARN, ids and names in attributes."""
     yield res.id
     if res.name:
         yield res.name
     if res.arn:
         yield res.arn
-    service = KIND_SERVICE.get(res.kind)
-    if service is not None:  # a function, key, secret, trail or bucket named by name: its any-account ARN
-        for value in (res.id, res.name):
-            yield from name_forms(service, value or "")
     for key in ("principal_id", "unique_id", "role_id", "user_id", "path", "user_name"):
         value = res.attributes.get(key)
         if isinstance(value, str) and value:
             yield value
-            unique = _UNIQUE_ID.fullmatch(value)
-            if unique:
-                yield unique.group(1)
+
+
+def _resource_derived(res: Resource, account: str | None, home: Home) -> Iterator[str]:
+    """The forms an event resource's kind implies (complete as they are: `_expand` would add nothing)."""
+    service = KIND_SERVICE.get(res.kind)
+    if service is not None:  # a function, key, secret, trail or bucket named by name: its ARN where responder acts
+        for value in (res.id, res.name):
+            yield from name_forms(service, value or "", home)
     kind = _RESOURCE_KIND.get(res.kind)
     if kind is not None:
         path = res.attributes.get("path")
         prefix = path.strip("/") + "/" if isinstance(path, str) and path.strip("/") else ""
-        yield from _iam_forms(kind, f"{kind}/{prefix}{res.name or res.id}", account)
+        yield from _iam_forms(kind, f"{kind}/{prefix}{res.name or res.id}", home.accounts(account))
     user = res.attributes.get("user_name")
     if res.kind is ResourceKind.ACCESS_KEY and isinstance(user, str) and user:
         kind = "role" if res.attributes.get("user_type") == "AssumedRole" else "user"
-        yield from _iam_forms(kind, f"{kind}/{user}", account)
+        yield from _iam_forms(kind, f"{kind}/{user}", home.accounts(account))
 
 
-def _expand(raw: str, account: str | None) -> Iterator[str]:
+def _expand(raw: str, account: str | None, home: Home) -> Iterator[str]:
     yield raw
     path = _PATH_FORM.fullmatch(raw)
     if path:
-        yield from _iam_forms(path.group(1).lower(), raw, account)
+        yield from _iam_forms(path.group(1).lower(), raw, home.accounts(account))
     if raw.startswith("arn:"):
         parts = raw.split(":", 5)
         if len(parts) == 6:
             service, resource = parts[2], parts[5]
             if service == "sts" and resource.startswith("assumed-role/"):  # the session's role
-                yield from _iam_forms("role", "role/" + resource.split("/")[1], parts[4] or account)
+                yield from _iam_forms("role", "role/" + resource.split("/")[1], home.accounts(parts[4] or account))
             elif service == "iam" and _PATH_FORM.fullmatch(resource):
-                yield from _iam_forms(resource.split("/", 1)[0], resource, parts[4] or account)
+                yield from _iam_forms(resource.split("/", 1)[0], resource, home.accounts(parts[4] or account))
             else:  # lambda, kms, secretsmanager, cloudtrail, s3: the names the ARN carries
                 yield from arn_forms(service, resource)
     unique = _UNIQUE_ID.fullmatch(raw)
@@ -127,13 +128,17 @@ def _expand(raw: str, account: str | None) -> Iterator[str]:
         yield unique.group(1)
 
 
-def resource_forms(res: Resource, account: str | None) -> set[str]:
+def resource_forms(res: Resource, account: str | None, home: Home) -> set[str]:
     """Every form, lower-cased, under which an event resource is known."""
-    return {f.casefold() for o in _resource_forms(res, account) for f in _expand(o, account)}
+    forms = {f.casefold() for value in _resource_values(res) for f in _expand(value, account, home)}
+    forms.update(f.casefold() for f in _resource_derived(res, account, home))
+    return forms
 
 
-def identifier_forms(target: str, params: Mapping[str, Any], event: Event, actuator: str = "") -> set[str]:
-    """Every form, lower-cased, under which the step's target (and what its parameters name) is known."""
+def identifier_forms(target: str, params: Mapping[str, Any], event: Event, actuator: str = "",
+                     home: Home = ANYWHERE) -> tuple[set[str], list[Resource]]:
+    """Every form, lower-cased, under which the step's target (and what its parameters name) is known, and the event
+    resources it names (each brings all its forms)."""
     account = event.account
     raw = {target, *_strings(params)}
     for key, kind in _KIND_OF_PARAM.items():
@@ -143,28 +148,32 @@ def identifier_forms(target: str, params: Mapping[str, Any], event: Event, actua
     for key, service in NAME_PARAMS.items():
         if key == "key_id" and actuator.startswith("notify."):  # a signing key id, not a KMS key
             continue
-        raw.update(f for value in _listed(params.get(key)) for f in name_forms(service, value))
-    forms = {f.casefold() for r in raw for f in _expand(r, account)}
+        raw.update(f for value in _listed(params.get(key)) for f in name_forms(service, value, home))
+    forms = {f.casefold() for r in raw for f in _expand(r, account, home)}
+    named: list[Resource] = []
     for res in event.resources:  # a resource the step names brings all its other names
-        own = resource_forms(res, account)
+        own = resource_forms(res, account, home)
         if own & forms:
             forms |= own
-    return forms
+            named.append(res)
+    return forms, named
 
 
 def _arn_match(pattern: str, form: str) -> bool:
-    """Part by part; a form's `*` region (3) or account (4) matches whatever the pattern names there."""
+    """Part by part; a form's `*` partition (1), region (3) or account (4) matches whatever the pattern names there."""
     want, have = pattern.split(":", 5), form.split(":", 5)
     if len(want) != 6 or len(have) != 6:
         return False
-    return all(fnmatchcase(h, w) or (i in (3, 4) and h == "*") for i, (w, h) in enumerate(zip(want, have, strict=True)))
+    return all(fnmatchcase(h, w) or (i in (1, 3, 4) and h == "*")
+               for i, (w, h) in enumerate(zip(want, have, strict=True)))
 
 
 def matching_form(pattern: str, forms: Iterable[str]) -> str | None:
-    """The first form `pattern` protects (case-insensitive; ARN patterns part by part), or None."""
+    """The first form `pattern` protects (case-insensitive; ARN patterns part by part), or None; `forms` in the order
+    to report the first of (sorted by the caller, once for every pattern)."""
     want = pattern.casefold()
     wants = pattern_variants(want) if want.startswith("arn:") else []
-    for form in sorted(forms):
+    for form in forms:
         if fnmatchcase(form, want):
             return form
         if form.startswith("arn:") and any(_arn_match(w, form) for w in wants):

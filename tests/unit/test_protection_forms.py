@@ -12,6 +12,7 @@ import responder.actuators.aws  # registers the AWS actuators
 import responder.actuators.notify  # noqa: F401  # registers the notify actuators
 from responder.actuators.registry import registry
 from responder.demo import eventbridge
+from responder.engine.arnforms import ANYWHERE, Home
 from responder.engine.guards import GuardPolicy, Guards, QuotaWindows, Trip
 from responder.engine.runner import Resolved, resolve_step
 from responder.models import RawRecord
@@ -26,7 +27,7 @@ LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:inference-proxy"
 
 
 def _trips(protected: list[str], actuator: str, with_: dict[str, Any], event: Event | None = None,
-           tags: dict[str, str] | None = None) -> list[Trip]:
+           tags: dict[str, str] | None = None, home: Home = ANYWHERE) -> list[Trip]:
     """The guard trips of one step of `actuator`, resolved and validated as the engine does."""
     event = event or _event()
     step = Step.model_validate({"id": "s", "actuator": actuator, "with": with_})
@@ -34,7 +35,7 @@ def _trips(protected: list[str], actuator: str, with_: dict[str, Any], event: Ev
     assert isinstance(resolved, Resolved), resolved
     rb = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                                  "steps": [step.model_dump(by_alias=True)]})
-    guards = Guards(GuardPolicy(protected=Protected(ids=protected, tags=tags or {})))
+    guards = Guards(GuardPolicy(protected=Protected(ids=protected, tags=tags or {}), home=home))
     return guards.check_step(rb, actuator, resolved.target, resolved.values, event, QuotaWindows(), 0.0)
 
 
@@ -146,3 +147,47 @@ def test_a_look_alike_name_in_role_names_is_refused_whatever_the_actuator() -> N
         {"endpoint_name": "fraud-scoring", "role_names": ["inference-gateway", "R\u0435sponderRole"]},
         _event(), QuotaWindows(), 0.0)
     assert [t.guard for t in trips if t.hard] == ["protected"]
+
+
+OURS = Home(account="222222222222", region="us-east-1")
+
+
+def test_a_wildcard_pinned_to_another_account_leaves_ours_when_our_account_is_known() -> None:
+    """With `aws_account_id` set, `arn:aws:iam::111111111111:role/*` (another account's roles, from a shared list)
+    does not protect every role in the account responder acts in; the same pattern for ours does."""
+    role = {"principal_type": "role", "principal_name": "app-worker"}
+    assert not _refused(["arn:aws:iam::111111111111:role/*"], "aws.iam.quarantine_principal", role, home=OURS)
+    assert _refused(["arn:aws:iam::222222222222:role/*"], "aws.iam.quarantine_principal", role, home=OURS)
+
+
+def test_an_account_pinned_pattern_protects_in_every_account_while_ours_is_unknown() -> None:
+    """Without `aws_account_id` the account a name is acted on in is unknown, so an account-pinned pattern protects
+    the name in any account (more protection, never less)."""
+    assert _refused(["arn:aws:iam::111111111111:role/*"], "aws.iam.quarantine_principal",
+                    {"principal_type": "role", "principal_name": "app-worker"})
+
+
+def test_a_finding_claiming_another_account_does_not_unprotect_ours_when_it_is_known() -> None:
+    """With our account known, a pattern pinned to it protects a user a finding claims for another account."""
+    assert _refused(["arn:aws:iam::222222222222:user/ml-training"], "aws.iam.deactivate_access_key",
+                    {"user_name": "ml-training", "access_key_id": KEY}, _event(account="999999999999"), home=OURS)
+
+
+def test_a_wildcard_pinned_to_another_region_leaves_our_functions() -> None:
+    """A function pattern pinned to another region and account protects neither a function given by its full ARN
+    here nor one given by name (acted on in our region); pinned to ours, it protects both."""
+    here = {"function_name": "arn:aws:lambda:us-east-1:222222222222:function:inference-proxy"}
+    named = {"function_name": "inference-proxy"}
+    for given in (here, named):
+        assert not _refused(["arn:aws:lambda:eu-west-1:111111111111:function:*"], "aws.lambda.throttle_function",
+                            given, home=OURS)
+        assert _refused(["arn:aws:lambda:us-east-1:222222222222:function:*"], "aws.lambda.throttle_function",
+                        given, home=OURS)
+
+
+def test_a_pattern_in_another_partition_protects_a_name() -> None:
+    """A GovCloud ARN pattern protects a role or function given by name (the partition of a name is left open)."""
+    assert _refused(["arn:aws-us-gov:iam::*:role/ResponderRole"], "aws.iam.quarantine_principal",
+                    {"principal_type": "role", "principal_name": "ResponderRole"})
+    assert _refused(["arn:aws-us-gov:lambda:*:*:function:inference-proxy"], "aws.lambda.throttle_function",
+                    {"function_name": "inference-proxy"})
