@@ -175,6 +175,9 @@ class FleetGuard:
             except ActuationError as exc:  # unreachable: fail safe, a human decides
                 await self._release(key, taken, "quota_store_unavailable")
                 return Trip("quota", f"fleet-wide quota store unavailable: {exc}")
+            except Exception:  # a bug or an unclassified error: the slots taken afresh are given back, then it goes up
+                await self._release(key, taken, "acquire_failed")
+                raise
             if slot is None:
                 await self._release(key, taken, "another_quota_full")
                 return Trip("quota", f"fleet-wide: {q.actuator} ran {q.max} time(s) in {q.window:g}s (max {q.max})")

@@ -4,20 +4,25 @@ A run is kept as long as the longest window of a configured quota that can count
 actuator glob matches, for its runbook's window; the global quotas, for the `*` window), so a weekly quota counts
 a week; a run no quota can count is not kept. Runs are pruned as they are recorded (the window recorded into) and
 by `prune` (every window, at eviction), never while counting: two quotas of the same actuator with different
-windows share one window of runs. Until `configure` has been called (a replay before the runbooks are known),
-nothing is pruned. Each window stays sorted, so `count` is a bisection, with no allocation.
+windows share one window of runs. Every run is kept at least `MIN_KEEP` (2 days, as before quotas were
+configured here), so a quota added or lengthened by a redeploy counts the last 2 days at once even where only the
+fleet changelog (not the timeline) restores the windows. Until `configure` has been called (a replay before the
+runbooks are known), nothing is pruned. Each window is a sorted list, so `count` is a bisection, with no
+allocation.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from responder.models.runbook import Quota
 from responder.models.step import StepResult, StepStatus
+
+MIN_KEEP = 2 * 86400.0
+"""Seconds every run is kept, whatever the quotas configured now (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class QuotaWindows:
     """Sliding windows of executions per (runbook, actuator); part of the engine's state."""
 
     def __init__(self) -> None:
-        self._runs: dict[tuple[str, str], deque[float]] = {}
+        self._runs: dict[tuple[str, str], list[float]] = {}
         self._by_key: dict[str, tuple[str, str, float]] = {}
         self._quotas: dict[str, tuple[Quota, ...]] | None = None  # scope → the quotas counting it; None: not known
         self._keep: dict[tuple[str, str], float] = {}  # (scope, actuator) → seconds its runs are kept
@@ -61,13 +66,13 @@ class QuotaWindows:
 
     def keeps(self, scope: str, actuator: str) -> float | None:
         """Seconds a run of `actuator` by `scope` is kept: the longest window of the configured quotas that can count
-        it (0: none can); None until the quotas are configured (every run is kept)."""
+        it, and at least `MIN_KEEP`; None until the quotas are configured (every run is kept)."""
         if self._quotas is None:
             return None
         found = self._keep.get((scope, actuator))
         if found is None:
             windows = [q.window for q in self._quotas.get(scope, ()) if fnmatchcase(actuator, q.actuator)]
-            found = self._keep[(scope, actuator)] = max(windows, default=0.0)
+            found = self._keep[(scope, actuator)] = max([MIN_KEEP, *windows])
         return found
 
     def record(self, runbook_id: str, actuator: str, at: float, key: str | None = None) -> None:
@@ -77,16 +82,15 @@ class QuotaWindows:
         """
         for scope in (runbook_id, "*"):
             times = self._runs.get((scope, actuator))
-            if times is None:  # not setdefault: that builds a deque on every run
-                times = self._runs[(scope, actuator)] = deque()
+            if times is None:  # not setdefault: that builds a list on every run
+                times = self._runs[(scope, actuator)] = []
             if not times or times[-1] <= at:
                 times.append(at)
             else:  # an intent stamped before one recorded already (concurrent steps): the window stays sorted
                 insort(times, at)
             keep = self.keeps(scope, actuator)
-            if keep is not None:
-                while times[0] < at - keep:  # no quota that can count it looks back that far
-                    times.popleft()
+            if keep is not None and times[0] < at - keep:  # no quota that can count it looks back that far
+                del times[:bisect_left(times, at - keep)]
         if key:
             self._by_key[key] = (runbook_id, actuator, at)
 
@@ -116,8 +120,8 @@ class QuotaWindows:
             return
         for pair, times in list(self._runs.items()):
             keep = self.keeps(*pair) or 0.0  # configured: a float
-            while times and times[0] < now - keep:
-                times.popleft()
+            if times and times[0] < now - keep:
+                del times[:bisect_left(times, now - keep)]
             if not times:
                 del self._runs[pair]
 
@@ -131,5 +135,5 @@ class QuotaWindows:
 
     def load(self, runs: Iterable[QuotaRun], charges: Iterable[QuotaCharge] = ()) -> None:
         """Replace every window with `runs` (kept sorted), and the runs awaiting their result with `charges`."""
-        self._runs = {(r.runbook, r.actuator): deque(sorted(r.times)) for r in runs}
+        self._runs = {(r.runbook, r.actuator): sorted(r.times) for r in runs}
         self._by_key = {c.key: (c.runbook, c.actuator, c.at) for c in charges}

@@ -80,8 +80,8 @@ def test_counting_drops_no_run_whatever_the_order_runs_were_recorded_in():
 
 
 def test_windows_keep_runs_only_as_long_as_a_configured_quota_looks_back():
-    """Memory stays bounded: runs outlive the longest quota that can count them by nothing, uncounted ones are not kept,
-    and eviction drops the windows no quota counts any more."""
+    """Memory stays bounded: runs outlive the longest quota that can count them (and 2 days) by nothing, uncounted
+    ones are kept 2 days, and eviction drops the windows no quota counts any more."""
     windows = QuotaWindows()
     windows.configure([Quota(actuator="a.*", max=5, window=2 * DAY)], {"rb": [Quota(actuator="a.b", max=1,
                                                                                      window=7 * DAY)]})
@@ -89,20 +89,33 @@ def test_windows_keep_runs_only_as_long_as_a_configured_quota_looks_back():
         windows.record("rb", "a.b", day * DAY)
         windows.record("rb", "x.y", day * DAY)  # no quota counts it
     held = {(r.runbook, r.actuator): len(r.times) for r in windows.runs()}
-    assert held == {("rb", "a.b"): 8, ("*", "a.b"): 3, ("rb", "x.y"): 1, ("*", "x.y"): 1}
+    assert held == {("rb", "a.b"): 8, ("*", "a.b"): 3, ("rb", "x.y"): 3, ("*", "x.y"): 3}
     windows.prune(40 * DAY)
     assert windows.runs() == []
 
 
 def test_runs_recorded_before_the_quotas_are_known_are_kept_until_they_are():
-    """A replay before the runbooks are loaded keeps every run; configuring drops those no quota counts."""
+    """A replay before the runbooks are loaded keeps every run; configuring drops those no quota (nor 2 days) keeps."""
     windows = QuotaWindows()
     for day in range(10):
         windows.record("rb", "a.b", day * DAY)
     assert windows.count("rb", "a.*", 30 * DAY, 9 * DAY) == 10
     windows.configure([], {"rb": [Quota(actuator="a.*", max=1, window=3 * DAY)]})
     assert [len(r.times) for r in windows.runs() if r.runbook == "rb"] == [4]
-    assert [r for r in windows.runs() if r.runbook == "*"] == [QuotaRun("*", "a.b", (9 * DAY,))]
+    assert [r for r in windows.runs() if r.runbook == "*"] == [QuotaRun("*", "a.b", (7 * DAY, 8 * DAY, 9 * DAY))]
+
+
+def test_a_quota_lengthened_after_a_restore_from_slices_counts_the_last_two_days():
+    """A fleet replica restores its windows from changelog slices only: a quota raised from an hour to a day by a
+    redeploy still counts a run 3 hours old, kept as every run is, 2 days."""
+    old = QuotaWindows()
+    old.configure([], {"rb": [Quota(actuator="a.*", max=1, window=3600)]})
+    old.record("rb", "a.b", 0.0)
+    old.record("rb", "a.b", 10_800.0 - 1)  # a later run prunes by the old, short window
+    new = QuotaWindows()
+    new.load(old.runs())
+    new.configure([], {"rb": [Quota(actuator="a.*", max=1, window=DAY)]})
+    assert new.count("rb", "a.*", DAY, 10_800.0) == 2
 
 
 def test_a_weekly_quota_s_runs_travel_in_snapshots_and_changelog_slices():
