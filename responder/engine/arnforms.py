@@ -22,8 +22,9 @@ from responder.models.event import ResourceKind
 
 # the parameter that names a resource by name or ARN → its service (a notify actuator's `key_id` is a
 # signing key id, not a KMS key: `identifier_forms` leaves it out)
-NAME_PARAMS = {"function_name": "lambda", "key_id": "kms", "secret_id": "secretsmanager",
-               "secret_name": "secretsmanager", "bucket": "s3", "trail": "cloudtrail"}
+SECRETS = "secretsmanager"  # nosec B105 - the AWS service's name, not a password
+NAME_PARAMS = {"function_name": "lambda", "key_id": "kms", "secret_id": SECRETS, "secret_name": SECRETS,
+               "bucket": "s3", "trail": "cloudtrail"}
 KIND_SERVICE = {ResourceKind.FUNCTION: "lambda", ResourceKind.KMS_KEY: "kms", ResourceKind.SECRET: "secretsmanager",
                 ResourceKind.TRAIL: "cloudtrail", ResourceKind.BUCKET: "s3"}
 _ARN_OF = {"lambda": "function:{}", "kms": "key/{}", "secretsmanager": "secret:{}", "cloudtrail": "trail/{}"}
