@@ -27,7 +27,7 @@ from responder.intake.deliveries import Deliveries
 from responder.intake.limits import RateLimiter, check_depth, read_body
 from responder.intake.metrics import IntakeMetrics
 from responder.intake.openapi import openapi_document
-from responder.intake.problems import Problem
+from responder.intake.problems import CLOSE, Problem
 from responder.intake.records import Record, records_for
 from responder.models.event import Event
 from responder.normalise import decode_doc
@@ -95,10 +95,10 @@ class Intake:
         """Everything between the request and the 202 body; raises Problem for every refusal."""
         auth = self.auth.get(source)
         if auth is None:
-            raise Problem(404, "unknown-source", f"no intake source {source!r} is configured")
+            raise Problem(404, "unknown-source", f"no intake source {source!r} is configured", CLOSE)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in JSON_TYPES and not ctype.endswith("+json"):
-            raise Problem(415, "unsupported-media-type", f"Content-Type {ctype or '(none)'} is not JSON")
+            raise Problem(415, "unsupported-media-type", f"Content-Type {ctype or '(none)'} is not JSON", CLOSE)
         s = self.settings
         body = await read_body(request.stream(), request.headers.get("content-length"), s.intake_max_body_bytes,
                                s.intake_read_timeout_s)
