@@ -133,18 +133,27 @@ class Intake:
                 "trace_id": dict(trace)["traceparent"].decode().split("-")[1]}
 
     def _check_pinned(self, caller: Caller, events: list[Event]) -> None:
-        """403 when a signed record would carry an event source of require_signature that the source did not pin.
+        """403 when the intake would sign what an authenticated source without `format` sent, and it matters.
 
-        The intake signs what any authenticated source sends: without this, a Datadog token could have a forged
-        GuardDuty finding signed (hole 5). A source whose `format` is set decodes with that decoder only.
+        The intake signs what any authenticated source sends with one key: without this, a Datadog token could
+        have a forged GuardDuty finding signed (hole 5). A source whose `format` is set decodes with that decoder
+        only. When `require_signature` holds `*` or the source's target topic, every signed record counts, so
+        every authenticated source must pin `format`; otherwise only the event sources it names are guarded.
         """
-        if caller.key_id is None or self.settings.intake_sources[caller.source].format is not None:
+        source = self.settings.intake_sources[caller.source]
+        if caller.key_id is None or source.format is not None:
             return
-        guarded = sorted({e.source for e in events} & set(self.settings.require_signature))
+        require = set(self.settings.require_signature)
+        topic = source.topic or self.settings.intake_topic
+        fix = f"set intake_sources.{caller.source}.format"
+        if "*" in require or topic in require:
+            what = "'*'" if "*" in require else f"topic {topic!r}"
+            raise Problem(403, "format-not-pinned", f"require_signature holds {what}: the intake signs records "
+                          f"there only from a source that pins its format: {fix}")
+        guarded = sorted({e.source for e in events} & require)
         if guarded:
             raise Problem(403, "format-not-pinned", f"{', '.join(guarded)} requires a signature (require_signature); "
-                          f"the intake signs it only from a source that pins it: set intake_sources."
-                          f"{caller.source}.format")
+                          f"the intake signs it only from a source that pins it: {fix}")
 
     async def _produce(self, caller: Caller, trace: list[tuple[str, bytes]], records: list[Record]) -> tuple[int, int]:
         topic = self.settings.intake_sources[caller.source].topic or self.settings.intake_topic

@@ -23,7 +23,7 @@ TITLES = {
     "not-json": "Body is not JSON",
     "undecodable": "Payload does not decode as an event",
     "rate-limited": "Too many requests for this source",
-    "format-not-pinned": "This event source needs an intake source with a pinned format",
+    "format-not-pinned": "This delivery needs an intake source with a pinned format",
     "slow-client": "Request body not received in time",
     "broker-unavailable": "Kafka did not acknowledge; retry later",
     "not-found": "Not found",

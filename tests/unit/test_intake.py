@@ -427,3 +427,19 @@ def test_unknown_route_and_method_are_problem_documents(client: TestClient) -> N
     wrong = client.get("/v1/events/dd")
     assert (missing.status_code, wrong.status_code) == (404, 405)
     assert json.loads(wrong.text)["reason"] == "method-not-allowed"
+
+
+@pytest.mark.parametrize("require", [["*"], ["security.alerts"]])
+def test_require_signature_of_every_record_needs_every_authenticated_source_pinned(
+        sender: FakeSender, require: list[str]) -> None:
+    """With `*` or the intake's topic in require_signature, an unpinned authenticated source is 403, nothing signed."""
+    settings = intake_settings(require_signature=require)
+    with TestClient(create_app(Intake(settings, sender))) as client:
+        forged = client.post("/v1/events/dd", content=GUARDDUTY.read_bytes(), headers=_bearer())
+        pinned = client.post(f"/v1/events/splunk?token={SPLUNK_TOKEN}", content=corpus("splunk"),
+                             headers={"content-type": "application/json"})
+    assert forged.status_code == 403
+    assert forged.json()["reason"] == "format-not-pinned"
+    assert "intake_sources.dd.format" in forged.json()["detail"]
+    assert pinned.status_code == 202
+    assert [normalise(value)[0].source for _, value, _, _ in sender.sent] == ["splunk"]
