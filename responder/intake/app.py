@@ -28,7 +28,7 @@ from responder.intake.limits import RateLimiter, check_depth, read_body
 from responder.intake.metrics import IntakeMetrics
 from responder.intake.openapi import openapi_document
 from responder.intake.problems import CLOSE, Problem
-from responder.intake.records import Record, records_for
+from responder.intake.records import Record, records_for, webhook_delivery
 from responder.models.event import Event
 from responder.normalise import decode_doc
 from responder.settings import Settings
@@ -122,6 +122,8 @@ class Intake:
         if not events:
             raise Problem(422, "undecodable", "the payload holds no event")
         self._check_pinned(caller, events)
+        if caller.webhook_id is not None:  # before splitting: the same id with another body is a replay (409)
+            self.deliveries.bind(*webhook_delivery(source, caller.webhook_id, body))
         trace = outgoing(request.headers)
         with span("intake.produce"):
             records = records_for(source, body, doc, events, caller.webhook_id, s.intake_sources[source].format)

@@ -6,7 +6,7 @@ with several keys becomes one record per key holding that key's elements (alerts
 object that decodes to several keys and is neither cannot be split: it stays one record, keyed by its first.
 
 * a Standard Webhooks delivery is deduplicated on its `webhook-id` (per key when split); a reused id with another
-  body is a replay;
+  body is a replay, refused before splitting (`webhook_delivery`, remembered once per delivery);
 * an Alertmanager group becomes one record per alert (the group with that alert only), each keyed by its own
   incident key and deduplicated on groupKey + status + fingerprint + startsAt;
 * a Splunk alert is deduplicated on its search id (`sid`);
@@ -37,6 +37,11 @@ class Record:
 
 def _hash(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def webhook_delivery(source: str, webhook_id: str, body: bytes) -> tuple[str, str]:
+    """The key and body digest that bind a Standard Webhooks delivery id to its body, whatever its split."""
+    return f"whid:{_hash(source, webhook_id)}", hashlib.sha256(body).hexdigest()
 
 
 def _alertmanager(source: str, body: bytes, doc: dict[str, Any], events: list[Event]) -> list[Record]:

@@ -443,3 +443,16 @@ def test_require_signature_of_every_record_needs_every_authenticated_source_pinn
     assert "intake_sources.dd.format" in forged.json()["detail"]
     assert pinned.status_code == 202
     assert [normalise(value)[0].source for _, value, _, _ in sender.sent] == ["splunk"]
+
+
+def test_a_reused_webhook_id_with_another_body_is_409_whatever_the_split(sender: FakeSender) -> None:
+    """The same webhook-id with another body is 409 and produces nothing, even when the body splits differently."""
+    with TestClient(create_app(Intake(intake_settings(), sender))) as client:
+        one = orjson.dumps(_splunk_on("host-a"))
+        assert client.post("/v1/events/hooks", content=one, headers=webhook_headers(one, wid="m1")).status_code == 202
+        two = orjson.dumps([_splunk_on("host-a"), _splunk_on("host-b")])
+        answer = client.post("/v1/events/hooks", content=two,
+                             headers=webhook_headers(two, wid="m1", ts=int(time.time()) + 1))
+    assert answer.status_code == 409
+    assert answer.json()["reason"] == "replayed"
+    assert len(sender.sent) == 1
