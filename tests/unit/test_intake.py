@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from responder.auth import KEY_ID_HEADER, KeyRing
-from responder.errors import BrokerUnavailable, ConfigError
+from responder.errors import BrokerUnavailable, ConfigError, RecordTooLarge
 from responder.ingest.authn import RecordAuthenticator
 from responder.intake import Intake, create_app
 from responder.intake.auth import TOLERANCE_S
@@ -456,3 +456,26 @@ def test_a_reused_webhook_id_with_another_body_is_409_whatever_the_split(sender:
     assert answer.status_code == 409
     assert answer.json()["reason"] == "replayed"
     assert len(sender.sent) == 1
+
+
+class _TooLargeSecond(FakeSender):
+    calls = 0
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None,
+                   headers: list[tuple[str, bytes]]) -> tuple[int, int]:
+        self.calls += 1
+        if self.calls == 2:
+            raise RecordTooLarge("the record exceeds max_request_size")
+        return await super().send(topic, value, key=key, headers=headers)
+
+
+def test_a_record_too_large_mid_batch_does_not_lose_the_records_after_it() -> None:
+    """One record too large for Kafka in a batch: the others are still produced, and 413 names the refused one."""
+    sender = _TooLargeSecond()
+    with TestClient(create_app(Intake(intake_settings(), sender))) as client:
+        body = orjson.dumps([_splunk_on("host-a"), _splunk_on("host-b"), _splunk_on("host-c")])
+        answer = client.post("/v1/events/dd", content=body, headers=_bearer())
+    assert answer.status_code == 413
+    assert "record 2 " in answer.json()["detail"]
+    assert "host-b" in answer.json()["detail"]
+    assert [key.rsplit(b":", 1)[-1] for _, _, key, _ in sender.sent] == [b"host-a", b"host-c"]
