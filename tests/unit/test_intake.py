@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -479,3 +480,21 @@ def test_a_record_too_large_mid_batch_does_not_lose_the_records_after_it() -> No
     assert "record 2 " in answer.json()["detail"]
     assert "host-b" in answer.json()["detail"]
     assert [key.rsplit(b":", 1)[-1] for _, _, key, _ in sender.sent] == [b"host-a", b"host-c"]
+
+
+def test_an_alertmanager_group_over_several_keys_inside_an_array_is_split_per_key(
+        client: TestClient, sender: FakeSender) -> None:
+    """An array holding a multi-key Alertmanager group and a Splunk alert: every record holds one incident key."""
+    doc = orjson.loads(corpus("alertmanager"))
+    doc["alerts"][1]["labels"]["host"] = "orion"
+    answer = client.post("/v1/events/dd", content=orjson.dumps([doc, _splunk_on("host-a")]), headers=_bearer())
+    assert answer.status_code == 202
+    assert len(_one_key_per_record(sender)) == 3
+
+
+def test_an_incident_key_over_1_kib_is_hashed_into_the_kafka_key(client: TestClient, sender: FakeSender) -> None:
+    """A payload-chosen incident key over 1 KiB becomes its SHA-256 as the Kafka key (it only routes)."""
+    body = orjson.dumps(_splunk_on("h" * 5000))
+    assert client.post("/v1/events/dd", content=body, headers=_bearer()).status_code == 202
+    key = sender.sent[0][2]
+    assert key == b"sha256:" + hashlib.sha256(normalise(body)[0].incident_key.encode()).hexdigest().encode()
