@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import structlog
@@ -20,39 +20,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from responder.auth import signed_headers
-from responder.errors import BrokerUnavailable, ConfigError, EventRejected, RecordTooLarge
-from responder.intake.auth import TOLERANCE_S, Caller, SourceAuth
+from responder.errors import BrokerUnavailable, ConfigError, EventRejected
+from responder.intake.auth import TOLERANCE_S, SourceAuth
 from responder.intake.deliveries import Deliveries
 from responder.intake.limits import RateLimiter, check_depth, read_body
 from responder.intake.metrics import IntakeMetrics
 from responder.intake.openapi import openapi_document
-from responder.intake.problems import Problem
-from responder.intake.records import Record, records_for
-from responder.models.event import Event
+from responder.intake.problems import CLOSE, Problem
+from responder.intake.produce import RecordProducer, Sender, check_pinned
+from responder.intake.records import records_for, webhook_delivery
 from responder.normalise import decode_doc
 from responder.settings import Settings
 from responder.tracing import extract, outgoing, span
 
 log = structlog.get_logger(__name__)
-RETRY_AFTER_S = 5
 JSON_TYPES = ("application/json", "text/json")
-SOURCE_HEADER = "responder-intake-source"
-AUTH_KEY_HEADER = "responder-intake-auth-key"
-
-
-class Sender(Protocol):
-    """What the intake needs from a producer (responder.ingest.producer.AckedProducer in production)."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    async def start(self) -> None: ...
-
-    async def send(self, topic: str, value: bytes, *, key: bytes | None,
-                   headers: list[tuple[str, bytes]]) -> tuple[int, int]: ...
-
-    async def stop(self) -> None: ...
 
 
 class Intake:
@@ -69,6 +51,7 @@ class Intake:
         self.replays = Deliveries(2 * TOLERANCE_S, settings.intake_dedupe_max)
         self.metrics = IntakeMetrics()
         self.signing = self._signing_key(settings)
+        self.producer = RecordProducer(settings, sender, self.deliveries, self.metrics, self.signing)
 
     @staticmethod
     def _signing_key(settings: Settings) -> tuple[str, bytes] | None:
@@ -83,22 +66,14 @@ class Intake:
             raise ConfigError(f"intake_signing_key_id: {kid!r} is not a key of event_signing_keys")
         return kid, secret.get_secret_value().encode()
 
-    def _headers(self, record: Record, caller: Caller, trace: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-        headers = [(SOURCE_HEADER, caller.source.encode()), *trace]
-        if caller.key_id is not None:
-            headers.append((AUTH_KEY_HEADER, caller.key_id.encode()))
-            if self.signing is not None:
-                headers += signed_headers(self.signing[0], self.signing[1], record.value)
-        return headers
-
     async def accept(self, request: Request, source: str) -> dict[str, Any]:
         """Everything between the request and the 202 body; raises Problem for every refusal."""
         auth = self.auth.get(source)
         if auth is None:
-            raise Problem(404, "unknown-source", f"no intake source {source!r} is configured")
+            raise Problem(404, "unknown-source", f"no intake source {source!r} is configured", CLOSE)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in JSON_TYPES and not ctype.endswith("+json"):
-            raise Problem(415, "unsupported-media-type", f"Content-Type {ctype or '(none)'} is not JSON")
+            raise Problem(415, "unsupported-media-type", f"Content-Type {ctype or '(none)'} is not JSON", CLOSE)
         s = self.settings
         body = await read_body(request.stream(), request.headers.get("content-length"), s.intake_max_body_bytes,
                                s.intake_read_timeout_s)
@@ -121,53 +96,18 @@ class Intake:
             raise Problem(422, "undecodable", f"{exc.reason_code}: {exc.detail}"[:500]) from None
         if not events:
             raise Problem(422, "undecodable", "the payload holds no event")
-        self._check_pinned(caller, events)
+        check_pinned(s, caller, events)
+        if caller.webhook_id is not None:  # before splitting: the same id with another body is a replay (409)
+            self.deliveries.bind(*webhook_delivery(source, caller.webhook_id, body))
         trace = outgoing(request.headers)
         with span("intake.produce"):
             records = records_for(source, body, doc, events, caller.webhook_id, s.intake_sources[source].format)
-            produced, duplicates = await self._produce(caller, trace, records)
+            produced, duplicates = await self.producer.produce(caller, trace, records)
         if replay_key is not None:
             self.replays.done(replay_key, None, True)
         return {"status": "accepted", "events": [e.id for e in events], "produced": produced,
                 "duplicates": duplicates, "incident_keys": sorted({e.incident_key for e in events}),
                 "trace_id": dict(trace)["traceparent"].decode().split("-")[1]}
-
-    def _check_pinned(self, caller: Caller, events: list[Event]) -> None:
-        """403 when a signed record would carry an event source of require_signature that the source did not pin.
-
-        The intake signs what any authenticated source sends: without this, a Datadog token could have a forged
-        GuardDuty finding signed (hole 5). A source whose `format` is set decodes with that decoder only.
-        """
-        if caller.key_id is None or self.settings.intake_sources[caller.source].format is not None:
-            return
-        guarded = sorted({e.source for e in events} & set(self.settings.require_signature))
-        if guarded:
-            raise Problem(403, "format-not-pinned", f"{', '.join(guarded)} requires a signature (require_signature); "
-                          f"the intake signs it only from a source that pins it: set intake_sources."
-                          f"{caller.source}.format")
-
-    async def _produce(self, caller: Caller, trace: list[tuple[str, bytes]], records: list[Record]) -> tuple[int, int]:
-        topic = self.settings.intake_sources[caller.source].topic or self.settings.intake_topic
-        produced = duplicates = 0
-        for record in records:
-            if not await self.deliveries.claim(record.delivery, record.digest):
-                duplicates += 1
-                continue
-            ok = False
-            try:
-                await self.sender.send(topic, record.value, key=record.key,
-                                       headers=self._headers(record, caller, trace))
-                ok = True
-            except BrokerUnavailable as exc:
-                raise Problem(503, "broker-unavailable", str(exc), {"Retry-After": str(RETRY_AFTER_S)}) from None
-            except RecordTooLarge as exc:  # a retry cannot succeed: not 503
-                raise Problem(413, "too-large", str(exc)) from None
-            finally:
-                self.deliveries.done(record.delivery, record.digest, ok)
-            produced += 1
-        self.metrics.produced.labels(caller.source).inc(produced)
-        self.metrics.duplicates.labels(caller.source).inc(duplicates)
-        return produced, duplicates
 
     async def post_event(self, request: Request) -> Response:
         """`POST /v1/events/{source}`."""

@@ -1,12 +1,20 @@
 """Connection limits uvicorn does not enforce: a deadline for the request head, and a bound on open connections.
 
-uvicorn times only the idle gap between keep-alive requests: a client that connects and sends nothing, or
-trickles header lines, holds its connection (a file descriptor) for ever, and `limit_concurrency` answers 503
-only once a request head is complete. `guarded_protocol` closes such connections:
+uvicorn times only the idle gap between keep-alive requests, and any byte received cancels that timer: a client
+that connects and sends nothing, trickles header lines, sends bare CRLFs after a response, or trickles the body of
+a request answered before its body was read, holds its connection (a file descriptor) for ever, and
+`limit_concurrency` answers 503 only once a request head is complete. `guarded_protocol` closes such connections:
 
-* the request head (request line and headers) must arrive within `intake_read_timeout_s` of the connection,
-  or of the first byte of the next request on a kept-alive connection: `408` and the connection is closed;
+* whenever no request is running, a deadline runs from the first byte received (CRLF junk included) or from the
+  connection: the request head (request line and headers) must arrive within `intake_read_timeout_s`, else
+  `408` and the connection is closed. A pipelined head waiting behind a running request is timed once that
+  request is answered (uvicorn stops reading meanwhile);
+* a request answered before its body was fully received is not kept alive: the connection is closed after the
+  answer (the intake's own early answers say `connection: close`);
 * a connection over `intake_max_connections` open at once is answered `503` and closed at once.
+
+This relies on uvicorn's `HttpToolsProtocol` internals (`cycle`, `pipeline`, `on_response_complete`,
+`_unset_keepalive_if_required`): pyproject.toml caps uvicorn to the versions checked.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._in_head = False  # the parser is inside a request head
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection; over the bound answer 503 and close, else start the head deadline."""
@@ -47,6 +56,10 @@ class GuardedProtocol(HttpToolsProtocol):
             transport.close()
             return
         self._arm()
+
+    def _busy(self) -> bool:
+        """A request is being answered, or waits behind one (the app times its body, uvicorn pauses reading)."""
+        return (self.cycle is not None and not self.cycle.response_complete) or bool(self.pipeline)
 
     def _arm(self) -> None:
         if self._head_timer is None:
@@ -64,15 +77,35 @@ class GuardedProtocol(HttpToolsProtocol):
             self.transport.write(HEAD_TIMEOUT)
             self.transport.close()
 
+    def data_received(self, data: bytes) -> None:
+        """Any byte while no request runs (uvicorn cancels its keep-alive timer on it) starts the head deadline."""
+        if not self._busy():
+            self._arm()
+        super().data_received(data)
+
     def on_message_begin(self) -> None:
-        """A request starts (the first, or the next one on a kept-alive connection): its head is timed."""
-        self._arm()
+        """A request starts: its head is timed now, or once the requests ahead of it are answered."""
+        self._in_head = True
+        if not self._busy():
+            self._arm()
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
         """The head arrived in time: the body is timed by the app (`read_body`)."""
+        self._in_head = False
         self._disarm()
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        """Close after an answer sent before the request body was received; time a head waiting behind it."""
+        cycle = self.cycle
+        if cycle is not None and cycle.response_complete and cycle.more_body and not self.transport.is_closing():
+            log.info("intake_body_abandoned")
+            self.transport.close()
+        super().on_response_complete()
+        if self._in_head and not self._busy() and not self.transport.is_closing():
+            self._unset_keepalive_if_required()
+            self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the deadline with the connection."""

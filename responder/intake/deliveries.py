@@ -66,6 +66,11 @@ class Deliveries:
         if pending is not None and not pending.done():
             pending.set_result(ok)
 
+    def bind(self, key: str, digest: str) -> None:
+        """Remember that delivery `key` carries the body `digest`; 409 when it was used for another body."""
+        if not self._known(key, digest):
+            self.done(key, digest, True)
+
     def seen(self, key: str) -> bool:
         """Whether `key` was acknowledged and has not expired (no claim)."""
         return self._known(key, None)

@@ -8,13 +8,16 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from responder.intake.problems import Problem
+from responder.intake.problems import CLOSE, Problem
 
 
 async def read_body(chunks: AsyncIterator[bytes], declared: str | None, max_bytes: int, timeout: float) -> bytes:
-    """The body, refused with 413 as soon as it passes `max_bytes` (never buffered past it), 408 when slow."""
+    """The body, refused with 413 as soon as it passes `max_bytes` (never buffered past it), 408 when slow.
+
+    Both refusals abandon the body: they say `connection: close`, so the connection is closed after them.
+    """
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise Problem(413, "too-large", f"Content-Length {declared} exceeds {max_bytes} bytes")
+        raise Problem(413, "too-large", f"Content-Length {declared} exceeds {max_bytes} bytes", CLOSE)
     parts: list[bytes] = []
     size = 0
     try:
@@ -22,10 +25,10 @@ async def read_body(chunks: AsyncIterator[bytes], declared: str | None, max_byte
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
-                    raise Problem(413, "too-large", f"body exceeds {max_bytes} bytes")
+                    raise Problem(413, "too-large", f"body exceeds {max_bytes} bytes", CLOSE)
                 parts.append(chunk)
     except TimeoutError:
-        raise Problem(408, "slow-client", f"body not received within {timeout:g}s") from None
+        raise Problem(408, "slow-client", f"body not received within {timeout:g}s", CLOSE) from None
     return b"".join(parts)
 
 

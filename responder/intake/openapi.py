@@ -47,7 +47,8 @@ POST_EVENT: dict[str, Any] = {
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
         "400": _problem("JSON nested too deeply"),
         "401": _problem("missing or bad credentials, stale timestamp"),
-        "403": _problem("an event source of require_signature from an intake source without `format`"),
+        "403": _problem("an event source of require_signature (any, with `*` or the target topic there) from an "
+                         "authenticated intake source without `format`"),
         "404": _problem("unknown source"),
         "405": _problem("method not allowed"),
         "408": _problem("body not received in time"),

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 PROBLEM_TYPE = "tag:responder,2026:problem/"  # RFC 4151 tag URI: absolute, never dereferenced
 MEDIA_TYPE = "application/problem+json"
+CLOSE = {"Connection": "close"}  # on an answer sent before the body was read: the connection is not reused
 
 TITLES = {
     "unauthenticated": "Authentication required",
@@ -22,7 +23,7 @@ TITLES = {
     "not-json": "Body is not JSON",
     "undecodable": "Payload does not decode as an event",
     "rate-limited": "Too many requests for this source",
-    "format-not-pinned": "This event source needs an intake source with a pinned format",
+    "format-not-pinned": "This delivery needs an intake source with a pinned format",
     "slow-client": "Request body not received in time",
     "broker-unavailable": "Kafka did not acknowledge; retry later",
     "not-found": "Not found",
@@ -37,7 +38,7 @@ class Problem(Exception):
         self.status = status
         self.slug = slug
         self.detail = detail
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
         super().__init__(f"{status} {slug}: {detail}")
 
     def document(self, instance: str) -> dict[str, Any]:

@@ -2,11 +2,17 @@
 
 Every record holds the events of one incident key only, so one resource's alerts stay ordered on one partition:
 a body whose events share a key is one record (the body as received); a JSON array, or an Alertmanager group,
-with several keys becomes one record per key holding that key's elements (alerts) in their order. One JSON
-object that decodes to several keys and is neither cannot be split: it stays one record, keyed by its first.
+with several keys becomes one record per key holding that key's elements (alerts) in their order; an
+Alertmanager group inside an array is split per key too. One JSON object that decodes to several keys and is
+neither (alone, or as an array element) cannot be split: it stays one record (or element), keyed by its first
+key; an array element that decodes to no event goes with the array's first key.
+
+The Kafka key is the incident key, or, over MAX_KEY_BYTES (it comes from the payload), its SHA-256 in hex: the key
+only chooses the partition, so the same incident key still lands on one, and the record's headroom above
+`intake_max_body_bytes` (64 KiB) holds.
 
 * a Standard Webhooks delivery is deduplicated on its `webhook-id` (per key when split); a reused id with another
-  body is a replay;
+  body is a replay, refused before splitting (`webhook_delivery`, remembered once per delivery);
 * an Alertmanager group becomes one record per alert (the group with that alert only), each keyed by its own
   incident key and deduplicated on groupKey + status + fingerprint + startsAt;
 * a Splunk alert is deduplicated on its search id (`sid`);
@@ -35,8 +41,22 @@ class Record:
     digest: str | None  # when set, the same delivery key with another digest is a replay
 
 
+MAX_KEY_BYTES = 1024
+
+
+def kafka_key(incident_key: str) -> bytes:
+    """The record's Kafka key: the incident key, hashed when longer than MAX_KEY_BYTES."""
+    key = incident_key.encode()
+    return key if len(key) <= MAX_KEY_BYTES else b"sha256:" + hashlib.sha256(key).hexdigest().encode()
+
+
 def _hash(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def webhook_delivery(source: str, webhook_id: str, body: bytes) -> tuple[str, str]:
+    """The key and body digest that bind a Standard Webhooks delivery id to its body, whatever its split."""
+    return f"whid:{_hash(source, webhook_id)}", hashlib.sha256(body).hexdigest()
 
 
 def _alertmanager(source: str, body: bytes, doc: dict[str, Any], events: list[Event]) -> list[Record]:
@@ -46,7 +66,7 @@ def _alertmanager(source: str, body: bytes, doc: dict[str, Any], events: list[Ev
         delivery = "am:" + _hash(source, str(doc.get("groupKey")), status, str(alert.get("fingerprint")),
                                  str(alert.get("startsAt")))
         value = body if len(doc["alerts"]) == 1 else orjson.dumps({**doc, "alerts": [alert]})
-        out.append(Record(value, event.incident_key.encode(), delivery, None))
+        out.append(Record(value, kafka_key(event.incident_key), delivery, None))
     return out
 
 
@@ -58,19 +78,35 @@ def _is_alertmanager(doc: Any, events: list[Event]) -> bool:
 def _parts(body: bytes, doc: Any, events: list[Event], fmt: str | None) -> list[tuple[bytes, bytes, list[Event]]]:
     """(key, value, events) per incident key, in first-seen order; the body itself when there is one key."""
     if len({e.incident_key for e in events}) == 1 or not (isinstance(doc, list) or _is_alertmanager(doc, events)):
-        return [(events[0].incident_key.encode(), body, events)]
+        return [(kafka_key(events[0].incident_key), body, events)]
     if isinstance(doc, list):
         items: list[Any] = doc
         per_item = [decode_doc(item, fmt) for item in doc]  # as decode_doc decoded the array, element by element
     else:
         items, per_item = doc["alerts"], [[e] for e in events]
     grouped: dict[str, tuple[list[Any], list[Event]]] = {}
-    for item, decoded in zip(items, per_item, strict=True):
+    for item, decoded in _split_groups(items, per_item, isinstance(doc, list)):
         group = grouped.setdefault((decoded or events)[0].incident_key, ([], []))
         group[0].append(item)
         group[1].extend(decoded)
-    return [(key.encode(), orjson.dumps(sub if isinstance(doc, list) else {**doc, "alerts": sub}), evs)
+    return [(kafka_key(key), orjson.dumps(sub if isinstance(doc, list) else {**doc, "alerts": sub}), evs)
             for key, (sub, evs) in grouped.items()]
+
+
+def _split_groups(items: list[Any], per_item: list[list[Event]], in_array: bool) -> list[tuple[Any, list[Event]]]:
+    """(element, its events); an Alertmanager group in an array over several keys becomes one group per key."""
+    out: list[tuple[Any, list[Event]]] = []
+    for item, decoded in zip(items, per_item, strict=True):
+        if not (in_array and len({e.incident_key for e in decoded}) > 1 and _is_alertmanager(item, decoded)):
+            out.append((item, decoded))
+            continue
+        by_key: dict[str, tuple[list[Any], list[Event]]] = {}
+        for alert, event in zip(item["alerts"], decoded, strict=True):
+            part = by_key.setdefault(event.incident_key, ([], []))
+            part[0].append(alert)
+            part[1].append(event)
+        out += [({**item, "alerts": alerts}, evs) for alerts, evs in by_key.values()]
+    return out
 
 
 def records_for(source: str, body: bytes, doc: Any, events: list[Event], webhook_id: str | None,
@@ -86,6 +122,6 @@ def records_for(source: str, body: bytes, doc: Any, events: list[Event], webhook
     if _is_alertmanager(doc, events):
         return _alertmanager(source, body, doc, events)
     if isinstance(doc, dict) and events[0].source == "splunk" and doc.get("sid"):
-        return [Record(body, events[0].incident_key.encode(), f"splunk:{_hash(source, str(doc['sid']))}", None)]
+        return [Record(body, kafka_key(events[0].incident_key), f"splunk:{_hash(source, str(doc['sid']))}", None)]
     return [Record(value, key, "ev:" + _hash(source, *sorted(e.id for e in evs)), None)
             for key, value, evs in _parts(body, doc, events, fmt)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from responder.auth import KEY_ID_HEADER, KeyRing
-from responder.errors import BrokerUnavailable, ConfigError
+from responder.errors import BrokerUnavailable, ConfigError, RecordTooLarge
 from responder.ingest.authn import RecordAuthenticator
 from responder.intake import Intake, create_app
 from responder.intake.auth import TOLERANCE_S
@@ -427,3 +428,73 @@ def test_unknown_route_and_method_are_problem_documents(client: TestClient) -> N
     wrong = client.get("/v1/events/dd")
     assert (missing.status_code, wrong.status_code) == (404, 405)
     assert json.loads(wrong.text)["reason"] == "method-not-allowed"
+
+
+@pytest.mark.parametrize("require", [["*"], ["security.alerts"]])
+def test_require_signature_of_every_record_needs_every_authenticated_source_pinned(
+        sender: FakeSender, require: list[str]) -> None:
+    """With `*` or the intake's topic in require_signature, an unpinned authenticated source is 403, nothing signed."""
+    settings = intake_settings(require_signature=require)
+    with TestClient(create_app(Intake(settings, sender))) as client:
+        forged = client.post("/v1/events/dd", content=GUARDDUTY.read_bytes(), headers=_bearer())
+        pinned = client.post(f"/v1/events/splunk?token={SPLUNK_TOKEN}", content=corpus("splunk"),
+                             headers={"content-type": "application/json"})
+    assert forged.status_code == 403
+    assert forged.json()["reason"] == "format-not-pinned"
+    assert "intake_sources.dd.format" in forged.json()["detail"]
+    assert pinned.status_code == 202
+    assert [normalise(value)[0].source for _, value, _, _ in sender.sent] == ["splunk"]
+
+
+def test_a_reused_webhook_id_with_another_body_is_409_whatever_the_split(sender: FakeSender) -> None:
+    """The same webhook-id with another body is 409 and produces nothing, even when the body splits differently."""
+    with TestClient(create_app(Intake(intake_settings(), sender))) as client:
+        one = orjson.dumps(_splunk_on("host-a"))
+        assert client.post("/v1/events/hooks", content=one, headers=webhook_headers(one, wid="m1")).status_code == 202
+        two = orjson.dumps([_splunk_on("host-a"), _splunk_on("host-b")])
+        answer = client.post("/v1/events/hooks", content=two,
+                             headers=webhook_headers(two, wid="m1", ts=int(time.time()) + 1))
+    assert answer.status_code == 409
+    assert answer.json()["reason"] == "replayed"
+    assert len(sender.sent) == 1
+
+
+class _TooLargeSecond(FakeSender):
+    calls = 0
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None,
+                   headers: list[tuple[str, bytes]]) -> tuple[int, int]:
+        self.calls += 1
+        if self.calls == 2:
+            raise RecordTooLarge("the record exceeds max_request_size")
+        return await super().send(topic, value, key=key, headers=headers)
+
+
+def test_a_record_too_large_mid_batch_does_not_lose_the_records_after_it() -> None:
+    """One record too large for Kafka in a batch: the others are still produced, and 413 names the refused one."""
+    sender = _TooLargeSecond()
+    with TestClient(create_app(Intake(intake_settings(), sender))) as client:
+        body = orjson.dumps([_splunk_on("host-a"), _splunk_on("host-b"), _splunk_on("host-c")])
+        answer = client.post("/v1/events/dd", content=body, headers=_bearer())
+    assert answer.status_code == 413
+    assert "record 2 " in answer.json()["detail"]
+    assert "host-b" in answer.json()["detail"]
+    assert [key.rsplit(b":", 1)[-1] for _, _, key, _ in sender.sent] == [b"host-a", b"host-c"]
+
+
+def test_an_alertmanager_group_over_several_keys_inside_an_array_is_split_per_key(
+        client: TestClient, sender: FakeSender) -> None:
+    """An array holding a multi-key Alertmanager group and a Splunk alert: every record holds one incident key."""
+    doc = orjson.loads(corpus("alertmanager"))
+    doc["alerts"][1]["labels"]["host"] = "orion"
+    answer = client.post("/v1/events/dd", content=orjson.dumps([doc, _splunk_on("host-a")]), headers=_bearer())
+    assert answer.status_code == 202
+    assert len(_one_key_per_record(sender)) == 3
+
+
+def test_an_incident_key_over_1_kib_is_hashed_into_the_kafka_key(client: TestClient, sender: FakeSender) -> None:
+    """A payload-chosen incident key over 1 KiB becomes its SHA-256 as the Kafka key (it only routes)."""
+    body = orjson.dumps(_splunk_on("h" * 5000))
+    assert client.post("/v1/events/dd", content=body, headers=_bearer()).status_code == 202
+    key = sender.sent[0][2]
+    assert key == b"sha256:" + hashlib.sha256(normalise(body)[0].incident_key.encode()).hexdigest().encode()

@@ -9,7 +9,7 @@ import pytest
 
 from responder.intake import Intake
 from responder.intake.server import serving
-from tests.intake_kit import FakeSender, intake_settings
+from tests.intake_kit import BEARER, FakeSender, corpus, intake_settings
 
 TIMEOUT_S = 0.5
 CAP_S = 15.0  # a safety cap on every wait, so a regression fails instead of hanging; never asserted on
@@ -94,3 +94,80 @@ async def test_connections_over_intake_max_connections_are_answered_503_and_clos
                 break
             await asyncio.sleep(0.05)
     held[1][1].close()
+
+
+async def test_a_bare_crlf_after_a_response_does_not_hold_the_connection(port: int) -> None:
+    """A CRLF after an answered request (which stops uvicorn's keep-alive timer) starts the head deadline: 408."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(HEALTHZ)
+        await asyncio.wait_for(reader.readuntil(b"ok\n"), CAP_S)
+        writer.write(b"\r\n")
+        assert (await _closed_by_server(reader)).startswith(b"HTTP/1.1 408 ")
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("path", [b"/v1/events/nope", b"/not-a-route"])
+async def test_an_answer_sent_before_the_body_arrived_closes_the_connection(port: int, path: bytes) -> None:
+    """A request answered before its body was received (404 unknown source or route) is closed, not kept alive."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                 b"content-length: 100000\r\n\r\n")
+
+    async def trickle() -> None:
+        while True:
+            await asyncio.sleep(TIMEOUT_S / 5)
+            writer.write(b"x")
+            await writer.drain()
+
+    feeder = asyncio.create_task(trickle())
+    try:
+        assert (await _closed_by_server(reader)).startswith(b"HTTP/1.1 404 ")
+    finally:
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        writer.close()
+
+
+async def test_a_body_timeout_answers_408_and_closes_the_connection(port: int) -> None:
+    """A body not received within intake_read_timeout_s is answered 408 slow-client, with connection: close."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /v1/events/dd HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                 b"authorization: Bearer " + BEARER.encode() + b"\r\ncontent-length: 1000\r\n\r\n{")
+    try:
+        answer = await _closed_by_server(reader)
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert b"connection: close" in answer
+        assert b"slow-client" in answer
+    finally:
+        writer.close()
+
+
+class _SlowSender(FakeSender):
+    async def send(self, topic: str, value: bytes, *, key: bytes | None,
+                   headers: list[tuple[str, bytes]]) -> tuple[int, int]:
+        await asyncio.sleep(2 * TIMEOUT_S)
+        return await super().send(topic, value, key=key, headers=headers)
+
+
+async def test_a_pipelined_head_is_timed_only_once_the_requests_ahead_are_answered() -> None:
+    """A partial head pipelined behind a slow request (uvicorn stops reading meanwhile) is not cut off with 408."""
+    body = corpus("splunk")
+    post = (b"POST /v1/events/dd HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nauthorization: Bearer "
+            + BEARER.encode() + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    async with serving(Intake(intake_settings(intake_read_timeout_s=TIMEOUT_S), _SlowSender())) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(post)
+            await writer.drain()
+            await asyncio.sleep(TIMEOUT_S / 5)  # the app has read the body: it no longer resumes reading
+            writer.write(HEALTHZ + b"GET /hea")
+            await writer.drain()
+            await asyncio.sleep(TIMEOUT_S / 5)
+            writer.write(b"lthz HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n")
+            answers = await _closed_by_server(reader)
+        finally:
+            writer.close()
+    assert answers.startswith(b"HTTP/1.1 202 "), answers
+    assert answers.count(b"HTTP/1.1 200 ") == 2, answers

@@ -1,0 +1,116 @@
+"""Producing an accepted request's records: signing headers, the pinned-format check, and the send loop.
+
+Every record is sent even when one of them is too large for Kafka (a retry cannot succeed for that one, so
+the rest must not wait on it): the answer is then `413` naming the records refused, the others acknowledged.
+A broker failure stops at once with `503`: the retry sends only what was not acknowledged.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from responder.auth import signed_headers
+from responder.errors import BrokerUnavailable, RecordTooLarge
+from responder.intake.auth import Caller
+from responder.intake.deliveries import Deliveries
+from responder.intake.metrics import IntakeMetrics
+from responder.intake.problems import Problem
+from responder.intake.records import Record
+from responder.models.event import Event
+from responder.settings import Settings
+
+RETRY_AFTER_S = 5
+SOURCE_HEADER = "responder-intake-source"
+AUTH_KEY_HEADER = "responder-intake-auth-key"
+
+
+class Sender(Protocol):
+    """What the intake needs from a producer (responder.ingest.producer.AckedProducer in production)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None,
+                   headers: list[tuple[str, bytes]]) -> tuple[int, int]: ...
+
+    async def stop(self) -> None: ...
+
+
+def check_pinned(settings: Settings, caller: Caller, events: list[Event]) -> None:
+    """403 when the intake would sign what an authenticated source without `format` sent, and it matters.
+
+    The intake signs what any authenticated source sends with one key: without this, a Datadog token could
+    have a forged GuardDuty finding signed (hole 5). A source whose `format` is set decodes with that decoder
+    only. When `require_signature` holds `*` or the source's target topic, every signed record counts, so
+    every authenticated source must pin `format`; otherwise only the event sources it names are guarded.
+    """
+    source = settings.intake_sources[caller.source]
+    if caller.key_id is None or source.format is not None:
+        return
+    require = set(settings.require_signature)
+    topic = source.topic or settings.intake_topic
+    fix = f"set intake_sources.{caller.source}.format"
+    if "*" in require or topic in require:
+        what = "'*'" if "*" in require else f"topic {topic!r}"
+        raise Problem(403, "format-not-pinned", f"require_signature holds {what}: the intake signs records "
+                      f"there only from a source that pins its format: {fix}")
+    guarded = sorted({e.source for e in events} & require)
+    if guarded:
+        raise Problem(403, "format-not-pinned", f"{', '.join(guarded)} requires a signature (require_signature); "
+                      f"the intake signs it only from a source that pins it: {fix}")
+
+
+class RecordProducer:
+    """Sends records with their headers (signed for an authenticated caller), each delivery key once."""
+
+    def __init__(self, settings: Settings, sender: Sender, deliveries: Deliveries, metrics: IntakeMetrics,
+                 signing: tuple[str, bytes] | None) -> None:
+        self.settings = settings
+        self.sender = sender
+        self.deliveries = deliveries
+        self.metrics = metrics
+        self.signing = signing
+
+    def headers(self, record: Record, caller: Caller, trace: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        """The record's Kafka headers: the intake source, the trace context, the auth key and the signature."""
+        headers = [(SOURCE_HEADER, caller.source.encode()), *trace]
+        if caller.key_id is not None:
+            headers.append((AUTH_KEY_HEADER, caller.key_id.encode()))
+            if self.signing is not None:
+                headers += signed_headers(self.signing[0], self.signing[1], record.value)
+        return headers
+
+    async def produce(self, caller: Caller, trace: list[tuple[str, bytes]], records: list[Record]) -> tuple[int, int]:
+        """(produced, duplicates); 503 on a broker failure, 413 naming the records too large after the others."""
+        topic = self.settings.intake_sources[caller.source].topic or self.settings.intake_topic
+        produced = duplicates = 0
+        too_large: list[str] = []
+        try:
+            for n, record in enumerate(records, 1):
+                if not await self.deliveries.claim(record.delivery, record.digest):
+                    duplicates += 1
+                    continue
+                ok = False
+                try:
+                    await self.sender.send(topic, record.value, key=record.key,
+                                           headers=self.headers(record, caller, trace))
+                    ok = True
+                except BrokerUnavailable as exc:
+                    raise Problem(503, "broker-unavailable", str(exc), {"Retry-After": str(RETRY_AFTER_S)}) from None
+                except RecordTooLarge as exc:  # a retry cannot succeed for this one: send the others
+                    too_large.append(f"record {n} (incident key {record.key.decode(errors='replace')[:200]!r}): "
+                                     f"{exc}"[:300])
+                    continue
+                finally:
+                    self.deliveries.done(record.delivery, record.digest, ok)
+                produced += 1
+        finally:
+            self.metrics.produced.labels(caller.source).inc(produced)
+            self.metrics.duplicates.labels(caller.source).inc(duplicates)
+        if too_large:
+            raise Problem(413, "too-large", f"{len(too_large)} of {len(records)} records too large for Kafka, the "
+                          f"others acknowledged ({produced} produced, {duplicates} duplicates): "
+                          + "; ".join(too_large))
+        return produced, duplicates
