@@ -207,7 +207,9 @@ class Settings(BaseSettings):
         default=512, ge=1, description="open intake connections at most; one more is answered 503 and closed")
     intake_send_timeout_s: float = Field(default=10.0, gt=0, description="no broker ack after this = 503")
     intake_dedupe_ttl_s: float = Field(default=86_400.0, gt=0, description="how long a delivery id is remembered")
-    intake_dedupe_max: int = Field(default=200_000, ge=1, description="delivery ids remembered at most")
+    intake_dedupe_max: int = Field(
+        default=200_000, ge=1, description="delivery entries remembered at most (a Standard Webhooks delivery takes "
+                                           "one for its id and one per record)")
 
     def __init__(self, **values: Any) -> None:
         """Validate; every invalid setting is one line of a SettingsInvalid (a ConfigError: exit 3)."""

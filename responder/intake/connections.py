@@ -11,7 +11,10 @@ a request answered before its body was read, holds its connection (a file descri
   request is answered (uvicorn stops reading meanwhile);
 * a request answered before its body was fully received is not kept alive: the connection is closed after the
   answer (the intake's own early answers say `connection: close`);
-* a connection over `intake_max_connections` open at once is answered `503` and closed at once.
+* a connection over `intake_max_connections` open at once is answered `503` and closed at once;
+* a client that stops reading its answers (pipelined requests it never reads: uvicorn then waits for the write to
+  drain, with no timeout, and times nothing else) has `intake_read_timeout_s` to read again once the server's
+  write buffer is full, else the connection is dropped.
 
 This relies on uvicorn's `HttpToolsProtocol` internals (`cycle`, `pipeline`, `on_response_complete`,
 `_unset_keepalive_if_required`): pyproject.toml caps uvicorn to the versions checked.
@@ -45,6 +48,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._stall_timer: asyncio.TimerHandle | None = None
         self._in_head = False  # the parser is inside a request head
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -69,6 +73,11 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+
+    def _unstall(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
 
     def _head_overdue(self) -> None:
         self._head_timer = None
@@ -107,9 +116,27 @@ class GuardedProtocol(HttpToolsProtocol):
             self._unset_keepalive_if_required()
             self._arm()
 
+    def pause_writing(self) -> None:
+        """The write buffer is full (the client does not read its answers): it has the head timeout to read again."""
+        super().pause_writing()
+        if self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(self.head_timeout_s, self._stalled)
+
+    def resume_writing(self) -> None:
+        """The client reads again."""
+        self._unstall()
+        super().resume_writing()
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        if not self.transport.is_closing():
+            log.info("intake_write_stalled", timeout_s=self.head_timeout_s)
+            self.transport.abort()  # close() would wait for the buffer the client does not read
+
     def connection_lost(self, exc: Exception | None) -> None:
-        """Forget the deadline with the connection."""
+        """Forget the deadlines with the connection."""
         self._disarm()
+        self._unstall()
         super().connection_lost(exc)
 
 
