@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
+import pytest
 from pydantic import Field, JsonValue
 
 from responder.actuators import registry as default_registry
@@ -139,3 +141,26 @@ def test_registry() -> tuple[Registry, Echo, Wipe]:
 
 
 test_registry.__test__ = False  # type: ignore[attr-defined]
+
+
+class Killed(BaseException):
+    """The process died here (not an error the engine may catch)."""
+
+
+@contextmanager
+def dying(echo: Echo, *, applied: bool) -> Iterator[None]:
+    """Within the block, the echo actuator's next apply kills the process once its intent is durable (after the call
+    took effect, if `applied`); the block must die of it. The actuator is whole again after."""
+    real = echo.apply
+
+    async def die(p: EchoParams, ctx: ActuationContext) -> ActuationResult:
+        if applied:
+            await real(p, ctx)
+        raise Killed
+
+    echo.apply = die  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Killed):
+            yield
+    finally:
+        echo.apply = real  # type: ignore[method-assign]

@@ -59,8 +59,9 @@ def home_arn(service: str, name: str, home: Home) -> str:
     return f"arn:*:{service}:{home.region or '*'}:{home.account or '*'}:{resource}"
 
 
-def _names(service: str, resource: str) -> list[str]:
-    """The names an ARN's resource part carries (`function:NAME:qualifier` → NAME); none for other services."""
+def arn_forms(service: str, resource: str) -> list[str]:
+    """The names a (non-IAM) ARN's resource part carries (`function:NAME:qualifier` → NAME); none for other
+    services (the ARN itself is kept by the caller, with its own region and account)."""
     kind, _, rest = resource.partition("/" if service in ("kms", "cloudtrail") else ":")
     if service == "lambda" and kind == "function" and rest:
         return [rest.split(":", 1)[0]]
@@ -73,11 +74,6 @@ def _names(service: str, resource: str) -> list[str]:
     if service == "s3" and resource:
         return [resource.split("/", 1)[0]]  # `bucket/key` (an object) → its bucket
     return []
-
-
-def arn_forms(service: str, resource: str) -> Iterator[str]:
-    """Each name a (non-IAM) ARN carries (the ARN itself is kept by the caller, with its own region and account)."""
-    yield from _names(service, resource)
 
 
 def name_forms(service: str, value: str, home: Home) -> Iterator[str]:

@@ -10,6 +10,7 @@ import pytest
 
 from responder.engine.guards import GuardPolicy
 from responder.models.runbook import Protected
+from tests.fakes import dying
 from tests.kit import DEACTIVATE_STEPS, KEY, Kit, decision, make_kit
 from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
@@ -38,8 +39,15 @@ async def _escalation_parked(tmp_path: Path, steps: str = DEACTIVATE_STEPS, **kw
     return kit, parked.incident
 
 
-class _Died(BaseException):
-    """The process died here (not an error the engine may catch)."""
+async def _released_then_killed(tmp_path: Path, *, applied: bool) -> tuple[Kit, str]:
+    """The parked escalation approved, the process killed inside it once its intent is durable (after it acted, if
+    `applied`), and started again with the kill switch on."""
+    kit, incident = await _escalation_parked(tmp_path)
+    with dying(kit.echo, applied=applied):
+        await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
+    kit.policy = dataclasses.replace(kit.policy, kill_switch=True)
+    kit.start()
+    return kit, incident
 
 
 def _acted(kit: Kit) -> list[tuple[str, str]]:
@@ -129,19 +137,7 @@ async def test_an_escalation_step_cut_short_is_parked_again_when_the_kill_switch
 async def test_an_escalation_step_cut_short_after_its_intent_is_resolved_not_asked_again(tmp_path):
     """A released escalation whose intent was durable before the crash is resolved after the restart (its guards
     passed when the intent was written), even with the kill switch on now."""
-    kit, incident = await _escalation_parked(tmp_path)
-    applied = kit.echo.apply
-
-    async def dies_after(p, ctx):
-        await applied(p, ctx)
-        raise _Died
-
-    kit.echo.apply = dies_after  # type: ignore[method-assign]
-    with pytest.raises(_Died):
-        await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
-    kit.echo.apply = applied  # type: ignore[method-assign]
-    kit.policy = dataclasses.replace(kit.policy, kill_switch=True)
-    kit.start()
+    kit, _ = await _released_then_killed(tmp_path, applied=True)
     assert [p.step for p in kit.engine.state.granted()] == ["tell.deactivate"]
     await kit.engine.expire()
     await kit.engine.recorder.flush()
@@ -154,18 +150,7 @@ async def test_an_escalation_step_cut_short_after_its_intent_is_resolved_not_ask
 async def test_an_escalation_step_cut_short_before_it_applied_is_parked_when_the_kill_switch_is_on(tmp_path):
     """A released escalation killed after its intent but before it acted is not applied unattended after a restart
     made with the kill switch on: verify() shows it not applied, so it is parked for a human, who runs it once."""
-    kit, incident = await _escalation_parked(tmp_path)
-    applied = kit.echo.apply
-
-    async def dies_before(p, ctx):  # type: ignore[no-untyped-def]
-        raise _Died
-
-    kit.echo.apply = dies_before  # type: ignore[method-assign]
-    with pytest.raises(_Died):
-        await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))
-    kit.echo.apply = applied  # type: ignore[method-assign]
-    kit.policy = dataclasses.replace(kit.policy, kill_switch=True)
-    kit.start()
+    kit, incident = await _released_then_killed(tmp_path, applied=False)
     await kit.engine.expire()
     assert kit.echo.applied == []
     [again] = kit.engine.state.parked_steps()

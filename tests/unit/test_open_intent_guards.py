@@ -4,35 +4,20 @@ what it does not is acted on only as a new step would be (parked for a human, or
 
 from __future__ import annotations
 
-import pytest
-
 from responder.engine.guards import GuardPolicy
 from responder.models.runbook import Protected
-from tests.fakes import EchoParams
+from tests.fakes import EchoParams, dying
 from tests.kit import Kit, decision, make_kit
 from tests.unit.test_guards import ECHO
 
 KEY, USER = "AKIAABCDEFGHIJKLMNO1", "user-1"
 
 
-class _Killed(BaseException):
-    """The process died here (not an error the engine may catch)."""
-
-
 async def _crashed_inside_the_step(tmp_path, *, applied: bool) -> Kit:
     """A kit killed inside its one step, its intent durable with no result; `applied`: after the call took effect."""
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
-    real = kit.echo.apply
-
-    async def die(p, ctx):  # type: ignore[no-untyped-def]
-        if applied:
-            await real(p, ctx)
-        raise _Killed
-
-    kit.echo.apply = die  # type: ignore[method-assign]
-    with pytest.raises(_Killed):
+    with dying(kit.echo, applied=applied):
         await kit.send(key=KEY, user=USER)
-    kit.echo.apply = real  # type: ignore[method-assign]
     assert len(kit.entries("step.intent")) == 1
     assert kit.entries("step.result") == []
     return kit
