@@ -35,19 +35,32 @@ def _severity(doc: dict[str, Any]) -> Severity:
     return severity_from_label(doc.get("severity"), default=0.0)
 
 
-def _typed(r: dict[str, Any]) -> Resource | None:
+def _access_key(uid: str, data: Any) -> list[Resource | None]:
+    """The key of an ASFF `AwsIamAccessKey` resource and its principal, named as Security Hub's decoder names them
+    (user_type from `PrincipalType`, then the IAM role or user), so one runbook serves both sources."""
+    if isinstance(data, str):
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            data = {}
+    details = dig(data, "AwsIamAccessKey")
+    details = details if isinstance(details, dict) else {}
+    user, principal_type = details.get("PrincipalName") or details.get("UserName"), details.get("PrincipalType")
+    role = K.IAM_ROLE if principal_type == "AssumedRole" else K.IAM_USER
+    return [access_key(uid.removeprefix("AWS::IAM::AccessKey:"), user, principal_type=principal_type,
+                       principal_id=details.get("PrincipalId")), res(role, user, name=user)]
+
+
+def _typed(r: dict[str, Any]) -> list[Resource | None]:
     uid, rtype = text(r.get("uid")), str(r.get("type") or "")
     if uid is None:
-        return res(K.OTHER, r.get("name"), type=rtype or None)
+        return [res(K.OTHER, r.get("name"), type=rtype or None)]
     if rtype == "AwsIamAccessKey" or uid.startswith("AWS::IAM::AccessKey:"):
-        data = r.get("data")
-        if isinstance(data, str):
-            try:
-                data = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                data = {}
-        user = dig(data, "AwsIamAccessKey", "PrincipalName") or dig(data, "AwsIamAccessKey", "UserName")
-        return access_key(uid.removeprefix("AWS::IAM::AccessKey:"), user)
+        return _access_key(uid, r.get("data"))
+    return [_other(r, uid, rtype)]
+
+
+def _other(r: dict[str, Any], uid: str, rtype: str) -> Resource | None:
     if rtype == "AwsAccount":
         return res(K.ACCOUNT, uid.rsplit(":", 1)[-1])
     kind = AWS_TYPES.get(rtype)
@@ -106,9 +119,9 @@ def event_of(doc: dict[str, Any]) -> Event:
     items.extend(_identity(doc.get("user"), "target"))
     for r in doc.get("resources") or []:
         if isinstance(r, dict):
-            items.append(_typed(r))
+            items.extend(_typed(r))
     if isinstance(doc.get("resource"), dict):
-        items.append(_typed(doc["resource"]))
+        items.extend(_typed(doc["resource"]))
     src_ip = dig(doc, "src_endpoint", "ip")
     items.append(ip_resource(src_ip, role="source"))
     when, inferred = time_or_received(doc.get("time"), doc.get("time_dt"), info.get("created_time"))

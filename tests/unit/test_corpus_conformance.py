@@ -360,6 +360,7 @@ CASES = [
         "AWS CloudTrail trail arn:aws:cloudtrail:us-east-2:111111111111:trail/delete-me was disabled.", 2.0,
         [
             ("access_key", "ASIATMJPC7EXAMPLE"),
+            ("iam_role", "Admin"),
         ],
     ),
     Case(

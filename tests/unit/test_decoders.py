@@ -72,7 +72,7 @@ EXPECTED: dict[str, list[tuple[str, str, float, str, list[tuple[str, str]]]]] = 
         ("ocsf", "Old schema finding", 7.5, "111122223333:function:scorer",
          [("function", "scorer")]),
         ("ocsf", "ExfilRule", 9.5, "111122223333:access_key:AKIAEXAMPLEKEY000001",
-         [("access_key", "AKIAEXAMPLEKEY000001")]),
+         [("access_key", "AKIAEXAMPLEKEY000001"), ("iam_user", "svc-ml")]),
         ("ocsf", "Bucket encryption", 5.0, "-:bucket:model-artifacts",
          [("bucket", "model-artifacts")]),
         ("ocsf", "iam.amazonaws.com/CreateUser", 0.0, "-:access_key:AKIAEXAMPLEKEY000002",

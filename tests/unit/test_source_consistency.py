@@ -1,0 +1,56 @@
+"""One threat, one answer: the same finding wrapped by another source names the same target and runbook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from responder.actuators import registry
+from responder.catalog import load_runbooks
+from responder.models.event import Event
+from responder.normalise import decode_doc
+from responder.rules.matcher import Matcher
+from tests.conftest import CORPUS
+
+ROOT = Path(__file__).resolve().parents[2]
+EXFIL_TYPE = "TTPs/Initial Access/UnauthorizedAccess:IAMUser-InstanceCredentialExfiltration.OutsideAWS"
+
+
+def _doc(rel: str) -> Any:
+    return orjson.loads((CORPUS / rel).read_bytes())
+
+
+def _principal(event: Event) -> tuple[Any, ...]:
+    key, role = event.first("access_key"), event.first("iam_role")
+    assert key is not None
+    return (key.id, key.attributes.get("user_name"), key.attributes.get("user_type"),
+            key.attributes.get("credential"), role and role.id)
+
+
+def test_ocsf_copy_of_a_guardduty_finding_names_the_principal_as_security_hub_does() -> None:
+    """OCSF's AwsIamAccessKey resource carries the same user_type and iam_role as the ASFF finding it maps."""
+    [asff] = decode_doc(_doc("securityhub/asff_guardduty_stealth_iamuser_cloudtrailloggingdisabled.json"))
+    [ocsf] = decode_doc(_doc("ocsf/detection_finding_2004_securityhub_guardduty_cloudtrail_disabled.json"))
+    assert _principal(ocsf) == _principal(asff) == ("ASIATMJPC7EXAMPLE", "Admin", "AssumedRole", "temporary",
+                                                    "Admin")
+
+
+def test_instance_credential_exfiltration_is_contained_whichever_source_reports_it(runbooks_dir: Path) -> None:
+    """The exfiltration finding via Security Hub and via OCSF both match credential-exfiltration, on the same role."""
+    matcher = Matcher(load_runbooks(runbooks_dir, registry))
+    asff = orjson.loads((ROOT / "playbooks/events/securityhub-instance-credential-exfiltration.json").read_bytes())
+    ocsf = _doc("ocsf/detection_finding_2004_securityhub_guardduty_cloudtrail_disabled.json")
+    ocsf["finding_info"]["types"] = [EXFIL_TYPE]
+    ocsf["severity_id"], ocsf["severity"] = 4, "High"  # the ASFF copy's HIGH
+    ocsf["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {
+        "PrincipalId": "AROAEXAMPLEROLE00001:i-0d2c3a1b5e6f7a8b9", "PrincipalName": "inference-host-role",
+        "PrincipalType": "AssumedRole"}}).decode()
+    ocsf["resources"][0]["uid"] = "AWS::IAM::AccessKey:ASIAEXAMPLEEXFIL0001"
+    found = {}
+    for doc in (asff, ocsf):
+        [event] = decode_doc(doc)
+        found[event.source] = ([m.runbook.id for m in matcher.match(event)], _principal(event))
+    assert found["ocsf"] == found["securityhub"]
+    assert found["ocsf"][0] == ["credential-exfiltration"]
