@@ -64,6 +64,14 @@ def _resource(r: dict[str, Any]) -> list[Resource | None]:
     return [res(kind or K.OTHER, rid, arn=rid if rid.startswith("arn:") else None, type=rtype)]
 
 
+def _by_aws(f: dict[str, Any], product: str) -> bool:
+    """Whether the finding's `ProductArn` is AWS's own `product` (`…::product/aws/guardduty`). Security Hub lets an
+    importer write only its own product's ARN, so a custom or partner finding cannot claim AWS's (its `Types` and
+    `Compliance` fields are whatever the importer wrote)."""
+    arn = f.get("ProductArn")
+    return type(arn) is str and arn.startswith("arn:") and arn.rpartition(":")[2] == f"product/aws/{product}"
+
+
 def _severity(f: dict[str, Any]) -> Any:
     label = dig(f, "FindingProviderFields", "Severity", "Label") or dig(f, "Severity", "Label")
     normalized = number(dig(f, "Severity", "Normalized"))
@@ -110,7 +118,8 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
         },
         raw=f,
         subject=f"finding:{f['Id']}",
-        threat=first(asff_threat(types), SECURITYHUB.lookup(control)),
+        threat=first(asff_threat(types) if _by_aws(f, "guardduty") else None,
+                     SECURITYHUB.lookup(control) if _by_aws(f, "securityhub") else None),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,33 @@ def test_instance_credential_exfiltration_is_contained_whichever_source_reports_
         found[event.source] = ([m.runbook.id for m in matcher.match(event)], _principal(event))
     assert found["ocsf"] == found["securityhub"]
     assert found["ocsf"][0] == ["credential-exfiltration"]
+
+
+def _custom_product(finding: dict[str, Any]) -> dict[str, Any]:
+    forged = copy.deepcopy(finding)
+    forged["ProductArn"] = "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default"
+    forged["ProductFields"] = {"aws/securityhub/ProductName": "Default", "aws/securityhub/CompanyName": "Personal"}
+    return forged
+
+
+def test_a_custom_product_finding_does_not_pass_for_guardduty() -> None:
+    """An ASFF finding imported under a custom product with a GuardDuty type gets no GuardDuty threat."""
+    finding = orjson.loads((ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
+    [real] = decode_doc(finding)
+    assert real.threat is not None
+    [forged] = decode_doc(_custom_product(finding))
+    assert forged.type == real.type
+    assert forged.threat is None
+
+
+def test_a_custom_product_finding_does_not_pass_for_a_security_hub_control() -> None:
+    """Only Security Hub's own control findings are classified by their SecurityControlId."""
+    finding = {"SchemaVersion": "2018-10-08", "Id": "f-1", "AwsAccountId": "123456789012",
+               "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/securityhub", "Types": [],
+               "Severity": {"Label": "HIGH"}, "UpdatedAt": "2026-11-25T11:00:00Z", "Compliance": {
+                   "Status": "FAILED", "SecurityControlId": "S3.8"},
+               "Resources": [{"Type": "AwsS3Bucket", "Id": "arn:aws:s3:::training-data-prod"}]}
+    [real] = decode_doc(finding)
+    assert real.threat is not None
+    [forged] = decode_doc(_custom_product(finding))
+    assert forged.threat is None
