@@ -47,7 +47,8 @@ def _decode_one(doc: Any, fmt: str | None) -> list[Event]:
         return chosen.decode(doc)
     except EventRejected:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+    # RecursionError: a record nested deeper than the interpreter's limit (orjson reads 1,024 levels) is poison too
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
         raise ValidationFailed(f"{chosen.name}: {exc.__class__.__name__}: {exc}") from exc
 
 

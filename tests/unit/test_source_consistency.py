@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from responder.actuators import registry
 from responder.catalog import load_runbooks
+from responder.errors import ValidationFailed
 from responder.models.event import Event
-from responder.normalise import decode_doc
+from responder.normalise import decode_doc, normalise
 from responder.rules.matcher import Matcher
 from tests.conftest import CORPUS
 
@@ -85,3 +87,11 @@ def test_a_custom_product_finding_does_not_pass_for_a_security_hub_control() -> 
     assert real.threat is not None
     [forged] = decode_doc(_custom_product(finding))
     assert forged.threat is None
+
+
+def test_a_deeply_nested_getfindings_response_is_a_validation_failure() -> None:
+    """A GetFindings body nested past the interpreter's recursion limit is rejected, not a RecursionError."""
+    deep = b"[" * 1000 + b"]" * 1000
+    data = b'{"Findings": [{"Type": "Recon:IAMUser/X", "Service": {}, "Severity": 5, "Extra": ' + deep + b"}]}"
+    with pytest.raises(ValidationFailed):
+        normalise(data)
