@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic_core import to_jsonable_python
 
 from responder.models.event import Event
 from responder.models.runbook import Runbook
@@ -28,7 +29,8 @@ class Verdict(BaseModel):
 
 
 def _actual(value: Any) -> JsonValue:
-    return "<missing>" if value is MISSING else value
+    """The value a failed test read, as JSON (a path may end on models: `event.resources` is a tuple of them)."""
+    return "<missing>" if value is MISSING else to_jsonable_python(value, inf_nan_mode="null")  # type: ignore[no-any-return]
 
 
 def explain_one(rb: Runbook, event: Event) -> Verdict:

@@ -117,8 +117,10 @@ def _eq_anchor(rb: Runbook) -> tuple[str, list[Hashable]] | None:
             continue
         if node.op == "eq" and isinstance(node.value, Hashable) and node.value is not None:
             return node.field, [node.value]
-        if node.op == "in" and isinstance(node.value, list) and all(isinstance(v, Hashable) for v in node.value):
-            return node.field, [v for v in node.value if v is not None and isinstance(v, Hashable)]
+        # `in: [null, …]` holds for a field that is null, which `candidates` never probes: not an anchor
+        if node.op == "in" and isinstance(node.value, list) and all(
+                v is not None and isinstance(v, Hashable) for v in node.value):
+            return node.field, list(node.value)
     return None
 
 
@@ -209,7 +211,10 @@ class TriggerIndex:
         for get, eq_table in self._eq.values():
             value = get(scope)
             if value is not MISSING and isinstance(value, Hashable):
-                hit = eq_table.get(value)
+                try:
+                    hit = eq_table.get(value)
+                except TypeError:  # a tuple holding a dict (`event.resources`) is Hashable but does not hash:
+                    continue  # it equals no anchor value, all of which hash
                 if hit:
                     found += hit
         hit = self._source.get(src)

@@ -207,3 +207,31 @@ def test_explain_takes_several_files(runbooks_dir, tmp_path):
     with_bad = CliRunner().invoke(app, ["runbooks", "explain", str(first), str(bad), "--runbooks", str(runbooks_dir)])
     assert with_bad.exit_code == 3
     assert "bad.json: not a decodable event" in with_bad.stderr
+
+
+def test_an_in_anchor_listing_null_matches_what_a_linear_scan_matches() -> None:
+    """`in: [null, …]` holds for a field that is null; the index must not drop the runbook for such an event."""
+    books = [_rb(0, {"conditions": [{"field": "event.region", "op": "in", "value": [None, "us-east-1"]}]}),
+             _rb(1, {"conditions": [{"field": "event.region", "op": "in", "value": [None]}]})]
+    event = _event("guardduty", "Recon:EC2/PortProbe")
+    assert event.region is None
+    expected = [v.runbook for v in explain(books, event) if v.matched]
+    assert expected == ["rb-0@1", "rb-1@1"]
+    assert [m.runbook.ref for m in Matcher(books).match(event)] == expected
+
+
+def test_an_eq_anchor_on_an_unhashable_field_value_does_not_break_matching() -> None:
+    """A runbook comparing a whole list of resources never crashes matching for every event and every runbook."""
+    books = [_rb(0, {"conditions": [{"field": "event.resources", "op": "eq", "value": "AKIA1"}]}),
+             _rb(1, {"source": "guardduty"})]
+    event = _event("guardduty", "Recon:EC2/PortProbe")
+    assert [m.runbook.ref for m in Matcher(books).match(event)] == ["rb-1@1"]
+
+
+def test_explain_reports_a_failed_test_on_a_value_that_is_not_json() -> None:
+    """`runbooks explain` names the failed check even when the field read is a tuple of resources."""
+    books = [_rb(0, {"conditions": [{"field": "event.resources", "op": "eq", "value": "AKIA1"}]})]
+    [verdict] = explain(books, _event("guardduty", "Recon:EC2/PortProbe"))
+    assert (verdict.matched, verdict.check) == (False, "trigger.conditions[0]")
+    assert isinstance(verdict.actual, list)
+    assert verdict.actual[0]["id"] == "AKIA1"
