@@ -30,7 +30,7 @@ class Verdict(BaseModel):
 
 def _actual(value: Any) -> JsonValue:
     """The value a failed test read, as JSON (a path may end on models: `event.resources` is a tuple of them)."""
-    return "<missing>" if value is MISSING else to_jsonable_python(value, inf_nan_mode="null")  # type: ignore[no-any-return]
+    return "<missing>" if value is MISSING else to_jsonable_python(value, inf_nan_mode="null")
 
 
 def explain_one(rb: Runbook, event: Event) -> Verdict:

@@ -120,7 +120,7 @@ def _eq_anchor(rb: Runbook) -> tuple[str, list[Hashable]] | None:
         # `in: [null, …]` holds for a field that is null, which `candidates` never probes: not an anchor
         if node.op == "in" and isinstance(node.value, list) and all(
                 v is not None and isinstance(v, Hashable) for v in node.value):
-            return node.field, list(node.value)
+            return node.field, [v for v in node.value if isinstance(v, Hashable)]  # all of them
     return None
 
 
