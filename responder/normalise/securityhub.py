@@ -76,6 +76,10 @@ def _severity(f: dict[str, Any]) -> Any:
     label = dig(f, "FindingProviderFields", "Severity", "Label") or dig(f, "Severity", "Label")
     normalized = number(dig(f, "Severity", "Normalized"))
     hint = normalized / 10 if normalized is not None else None
+    if _by_aws(f, "guardduty"):  # GuardDuty's own 0-10 number, as the guardduty decoder reads it (Normalized is not)
+        native = number(dig(f, "FindingProviderFields", "Severity", "Original"))
+        native = native if native is not None else number(dig(f, "Severity", "Product"))
+        hint = native if native is not None else hint
     if label is None and hint is None:
         raise ValidationFailed("securityhub finding without Severity.Label or Severity.Normalized")
     return severity_from_label(label, hint=hint, default=hint)

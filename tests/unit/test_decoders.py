@@ -93,7 +93,7 @@ EXPECTED: dict[str, list[tuple[str, str, float, str, list[tuple[str, str]]]]] = 
          [("host", "build-7"), ("ip", "10.0.0.7")]),
     ],
     "securityhub_imported_mismatch.json": [
-        ("securityhub", "TTPs/Credential Access/UnauthorizedAccess:IAMUser-InstanceCredentialExfiltration.OutsideAWS", 7.0, "111122223333:access_key:ASIAQWERTYUIOPASDFGH",  # noqa: E501
+        ("securityhub", "TTPs/Credential Access/UnauthorizedAccess:IAMUser-InstanceCredentialExfiltration.OutsideAWS", 8.0, "111122223333:access_key:ASIAQWERTYUIOPASDFGH",  # noqa: E501
          [("access_key", "ASIAQWERTYUIOPASDFGH"), ("iam_role", "ml-inference-role")]),
         ("securityhub", "Software and Configuration Checks/Industry and Regulatory Standards", 9.0, "111122223333:bucket:training-data-bucket",  # noqa: E501
          [("bucket", "training-data-bucket")]),

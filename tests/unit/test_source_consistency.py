@@ -95,3 +95,19 @@ def test_a_deeply_nested_getfindings_response_is_a_validation_failure() -> None:
     data = b'{"Findings": [{"Type": "Recon:IAMUser/X", "Service": {}, "Severity": 5, "Extra": ' + deep + b"}]}"
     with pytest.raises(ValidationFailed):
         normalise(data)
+
+
+def test_the_security_hub_copy_of_a_guardduty_finding_keeps_guardduty_s_score(runbooks_dir: Path) -> None:
+    """A medium GuardDuty finding (5) scores 5 in its ASFF copy too, not Normalized/10, so both reach a runbook."""
+    matcher = Matcher(load_runbooks(runbooks_dir, registry))
+    finding = orjson.loads((ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
+    finding["Severity"] = {"Label": "MEDIUM", "Normalized": 40, "Product": 5}
+    finding["FindingProviderFields"]["Severity"] = {"Label": "MEDIUM", "Original": "5"}
+    [asff] = decode_doc(finding)
+    gd = _doc("guardduty/raw_finding_recon_iamuser_maliciousipcaller_custom.json")
+    gd.update(type="UnauthorizedAccess:IAMUser/MaliciousIPCaller", severity=5)
+    gd["resource"]["accessKeyDetails"]["accessKeyId"] = "AKIAIOSFODNN7EXAMPLE"
+    [native] = decode_doc(gd)
+    assert asff.severity.score == native.severity.score == 5.0
+    assert [m.runbook.id for m in matcher.match(native)] == ["iam-credential-compromise"]
+    assert [m.runbook.id for m in matcher.match(asff)] == ["access-key-compromise"]
