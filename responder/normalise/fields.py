@@ -183,6 +183,17 @@ def label_of(word: Any) -> str | None:
     return _WORD_TO_LABEL.get(key.lower()) if key else None
 
 
+def _fits(label: str, score: float) -> bool:
+    low, high = _BANDS[label]
+    return low <= score < high or (label == "critical" and 9.0 <= score <= 10.0)
+
+
+def in_band(word: Any, score: float) -> bool:
+    """Whether `score` (0-10) lies in the band of the label `word` names (False for an unknown word, NaN)."""
+    label = label_of(word)
+    return label is not None and _fits(label, score)
+
+
 def severity_from_label(word: Any, *, hint: float | None = None, default: float | None = None) -> Severity:
     """Severity from a label word; `hint` (0-10) is kept when it falls in the label's band."""
     label = label_of(word)
@@ -192,8 +203,7 @@ def severity_from_label(word: Any, *, hint: float | None = None, default: float 
         if default is None:
             raise ValidationFailed(f"unknown severity {word!r}")
         return Severity.of(default, original=word)
-    low, high = _BANDS[label]
-    if hint is not None and (low <= hint < high or (label == "critical" and 9.0 <= hint <= 10.0)):
+    if hint is not None and _fits(label, hint):
         return Severity.of(float(hint), original=word)
     return Severity.of(LABEL_SCORES[label], original=word)
 

@@ -12,7 +12,7 @@ from responder.normalise.assemble import make_event, raw_id
 from responder.normalise.fields import dig, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, res
-from responder.normalise.threats import OCSF_TYPES, asff_threat, first, from_techniques
+from responder.normalise.threats import OCSF_TYPES, asff_threat, aws_product, first, from_techniques
 
 K = ResourceKind
 FINDING_CLASSES = {2001, 2002, 2003, 2004, 2005, 2006}
@@ -101,11 +101,14 @@ def _type(doc: dict[str, Any], cls: int) -> str:
 
 
 def _threat(doc: dict[str, Any], info: dict[str, Any]) -> Threat | None:
-    """From the ATT&CK/ATLAS ids in `attacks[]` (1.1+ under finding_info), else the finding types."""
+    """From the ATT&CK/ATLAS ids in `attacks[]` (1.1+ under finding_info), else the finding types: GuardDuty's
+    only in GuardDuty's own finding (`metadata.product.uid` is the ASFF ProductArn Security Lake copied)."""
     attacks = info.get("attacks") or doc.get("attacks") or []
     ids = [dig(a, "technique", "uid") or dig(a, "sub_technique", "uid") for a in attacks if isinstance(a, dict)]
     types = [x for x in info.get("types") or [] if isinstance(x, str)]
-    return first(from_techniques(ids), asff_threat(types), *(OCSF_TYPES.lookup(x) for x in types))
+    guardduty = aws_product(dig(doc, "metadata", "product", "uid"), "guardduty")
+    return first(from_techniques(ids), asff_threat(types) if guardduty else None,
+                 *(OCSF_TYPES.lookup(x) for x in types))
 
 
 def event_of(doc: dict[str, Any]) -> Event:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from responder.errors import ValidationFailed
 from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise.assemble import make_event
-from responder.normalise.fields import dig, number, parse_time, severity_from_label, text
+from responder.normalise.fields import dig, in_band, number, parse_time, severity_from_label, text
 from responder.normalise.registry import decoder
 from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, res
-from responder.normalise.threats import SECURITYHUB, asff_threat, first
+from responder.normalise.threats import SECURITYHUB, asff_threat, aws_product, first
 
 K = ResourceKind
 ACCESS_KEY_PREFIX = "AWS::IAM::AccessKey:"
@@ -64,31 +65,37 @@ def _resource(r: dict[str, Any]) -> list[Resource | None]:
     return [res(kind or K.OTHER, rid, arn=rid if rid.startswith("arn:") else None, type=rtype)]
 
 
-def _by_aws(f: dict[str, Any], product: str) -> bool:
-    """Whether the finding's `ProductArn` is AWS's own `product` (`…::product/aws/guardduty`). Security Hub lets an
-    importer write only its own product's ARN, so a custom or partner finding cannot claim AWS's (its `Types` and
-    `Compliance` fields are whatever the importer wrote)."""
-    arn = f.get("ProductArn")
-    return type(arn) is str and arn.startswith("arn:") and arn.rpartition(":")[2] == f"product/aws/{product}"
-
-
-def _severity(f: dict[str, Any]) -> Any:
-    label = dig(f, "FindingProviderFields", "Severity", "Label") or dig(f, "Severity", "Label")
+def _severity(f: dict[str, Any], guardduty: bool) -> Any:
+    """The label (the provider's first), scored by the first number inside its band: for GuardDuty's own finding,
+    GuardDuty's 0-10 number as its decoder reads it (the provider's `Original` or `Product`, then the top-level
+    `Product` an analyst may rewrite), then `Normalized/10`; else the label's own score."""
+    provider = dig(f, "FindingProviderFields", "Severity")
+    label = dig(provider, "Label") or dig(f, "Severity", "Label")
     normalized = number(dig(f, "Severity", "Normalized"))
-    hint = normalized / 10 if normalized is not None else None
-    if _by_aws(f, "guardduty"):  # GuardDuty's own 0-10 number, as the guardduty decoder reads it (Normalized is not)
-        native = number(dig(f, "FindingProviderFields", "Severity", "Original"))
-        native = native if native is not None else number(dig(f, "Severity", "Product"))
-        hint = native if native is not None else hint
-    if label is None and hint is None:
+    hints = [number(dig(provider, "Original")), number(dig(provider, "Product")),
+             number(dig(f, "Severity", "Product"))] if guardduty else []
+    hints.append(normalized / 10 if normalized is not None else None)
+    finite = [h for h in hints if h is not None and math.isfinite(h)]  # "NaN", "Infinity", "1e400" are not scores
+    if label is None and not finite:
         raise ValidationFailed("securityhub finding without Severity.Label or Severity.Normalized")
-    return severity_from_label(label, hint=hint, default=hint)
+    fit = next((h for h in finite if in_band(label, h)), None)
+    return severity_from_label(label, hint=fit, default=finite[0] if finite else None)
+
+
+def _type(f: dict[str, Any], types: list[Any]) -> str:
+    """`Types[0]`, else the title, else the generator ("" when none: `make_event` says `unknown`)."""
+    return text(types[0] if types else None) or text(f.get("Title")) or text(f.get("GeneratorId")) or ""
 
 
 def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
     """One ASFF finding; keyed on its own Id and account, never on the envelope's `resources`."""
     env = envelope or {}
     types = f.get("Types") or dig(f, "FindingProviderFields", "Types") or []
+    types = types if isinstance(types, list) else []
+    # GuardDuty types and Security Hub controls classify only AWS's own findings: any principal allowed
+    # securityhub:BatchImportFindings can import one under its own product with whatever Types it likes
+    arn = f.get("ProductArn")
+    guardduty, securityhub = aws_product(arn, "guardduty"), aws_product(arn, "securityhub")
     product = f.get("ProductName") or dig(f, "ProductFields", "aws/securityhub/ProductName")
     resources = compact(item for r in (f.get("Resources") or []) for item in _resource(r))
     control = dig(f, "Compliance", "SecurityControlId") or dig(f, "ProductFields", "ControlId")
@@ -96,8 +103,8 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
     return make_event(
         id=str(f["Id"]),
         source="securityhub",
-        type=str(types[0] if types else f.get("Title") or f.get("GeneratorId")),
-        severity=_severity(f),
+        type=_type(f, types),
+        severity=_severity(f, guardduty),
         time=parse_time(f.get("UpdatedAt") or f.get("CreatedAt") or env.get("time")),
         account=f.get("AwsAccountId") or env.get("account"),
         region=f.get("Region") or env.get("region") or dig(f, "Resources", default=[{}])[0].get("Region"),
@@ -122,8 +129,7 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
         },
         raw=f,
         subject=f"finding:{f['Id']}",
-        threat=first(asff_threat(types) if _by_aws(f, "guardduty") else None,
-                     SECURITYHUB.lookup(control) if _by_aws(f, "securityhub") else None),
+        threat=first(asff_threat(types) if guardduty else None, SECURITYHUB.lookup(control) if securityhub else None),
     )
 
 

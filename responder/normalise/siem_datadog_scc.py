@@ -65,7 +65,7 @@ def decode_datadog(doc: Any) -> list[Event]:
     return [make_event(
         id=str(signal.get("id") or d.get("id") or doc.get("id")),
         source="datadog",
-        type=str(dig(signal, "rule", "name") or signal.get("title") or d.get("msg_title")),
+        type=text(dig(signal, "rule", "name")) or text(signal.get("title")) or text(d.get("msg_title")) or "",
         severity=severity_from_label(signal.get("severity"), default=5.0),
         time=when,
         time_inferred=inferred,

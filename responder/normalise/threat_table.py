@@ -83,7 +83,7 @@ class ThreatTable:
         try:
             return self._memo[key]
         except KeyError:
-            found = self._search(key)
+            found = self._search(key.strip())  # the type as `make_event` stores it: padding is no disguise
             if len(self._memo) < _MEMO_SIZE and len(key) <= _MEMO_KEY:
                 self._memo[key] = found
             return found

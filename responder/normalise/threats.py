@@ -17,7 +17,7 @@ from responder.normalise.threat_table import _MEMO_KEY, _MEMO_SIZE, QUALIFIERS, 
 
 __all__ = ["CLOUDTRAIL", "CLOUDWATCH", "DATADOG", "DRIFT", "FALCO", "GUARDDUTY", "OCSF_TYPES", "QUALIFIERS",
            "SAGEMAKER", "SECURITYHUB", "SENTINEL", "SPLUNK", "TABLES", "TECHNIQUES", "_MEMO_KEY", "_MEMO_SIZE", "C",
-           "Entry", "Qualifier", "ThreatTable", "asff_threat", "declared", "first", "from_techniques",
+           "Entry", "Qualifier", "ThreatTable", "asff_threat", "aws_product", "declared", "first", "from_techniques",
            "guardduty_type", "t"]
 
 C = ThreatCategory
@@ -197,6 +197,16 @@ def from_techniques(ids: Iterable[Any]) -> Threat | None:
 def first(*candidates: Threat | None) -> Threat | None:
     """The first classification that is not None."""
     return next((c for c in candidates if c is not None), None)
+
+
+def aws_product(arn: Any, product: str) -> bool:
+    """Whether `arn` is Security Hub's ARN for AWS's own `product`, in any partition and region:
+    `arn:aws:securityhub:us-east-1::product/aws/guardduty` (ASFF `ProductArn`; Security Hub's OCSF findings say
+    `productv2`). AWS's (and partners') product ARNs name no account; a custom integration's does
+    (`…:123456789012:product/123456789012/default`), and Security Hub lets an importer write only its own, so a
+    finding imported by anyone allowed `securityhub:BatchImportFindings` cannot claim AWS's."""
+    return type(arn) is str and arn.startswith("arn:") and ":securityhub:" in arn and arn.endswith(
+        (f"::product/aws/{product}", f"::productv2/aws/{product}"))
 
 
 def asff_threat(types: Iterable[Any]) -> Threat | None:

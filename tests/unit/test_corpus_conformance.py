@@ -407,7 +407,7 @@ CASES = [
     ),
     Case(
         "securityhub/asff_guardduty_unauthorizedaccess_ec2_sshbruteforce_docs.json", 1, "securityhub",
-        "TTPs/Initial Access/UnauthorizedAccess:EC2-SSHBruteForce", 5.0,  # label MEDIUM; GuardDuty's 2 is not in it
+        "TTPs/Initial Access/UnauthorizedAccess:EC2-SSHBruteForce", 4.0,  # MEDIUM: GuardDuty's 2 is not, 40 is
         [
             ("instance", "i-0c10c2c7863d1a356"),
             ("ip", "18.234.130.16"),

@@ -111,3 +111,99 @@ def test_the_security_hub_copy_of_a_guardduty_finding_keeps_guardduty_s_score(ru
     assert asff.severity.score == native.severity.score == 5.0
     assert [m.runbook.id for m in matcher.match(native)] == ["iam-credential-compromise"]
     assert [m.runbook.id for m in matcher.match(asff)] == ["access-key-compromise"]
+
+
+def _ocsf_guardduty() -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads((ROOT / "runbooks/examples/by-source/cloudtrail-logging-stopped.ocsf.json")
+                                       .read_bytes())
+    return doc
+
+
+def test_the_ocsf_copy_of_a_custom_product_finding_does_not_pass_for_guardduty() -> None:
+    """OCSF (Security Lake) keeps the ASFF ProductArn in metadata.product.uid: a custom product's copy gets no
+    GuardDuty threat, however it names itself."""
+    [real] = decode_doc(_ocsf_guardduty())
+    assert real.threat is not None
+    forged = _ocsf_guardduty()
+    forged["metadata"]["product"]["uid"] = "arn:aws:securityhub:us-east-2:123456789012:product/123456789012/default"
+    [event] = decode_doc(forged)
+    assert (event.type, event.threat) == (real.type, None)
+    del forged["metadata"]["product"]["uid"]
+    assert decode_doc(forged)[0].threat is None
+
+
+@pytest.mark.parametrize(("arn", "aws_own"), [
+    ("arn:aws:securityhub:us-east-1::product/aws/guardduty", True),
+    ("arn:aws-cn:securityhub:cn-north-1::product/aws/guardduty", True),
+    ("arn:aws-us-gov:securityhub:us-gov-west-1::product/aws/guardduty", True),
+    ("arn:aws:securityhub:us-east-1:123456789012:product/aws/guardduty", False),
+    ("arn:aws:securityhub:us-east-1::product/aws/guardduty/x", False),
+    ("arn:aws:inspector:us-east-1::product/aws/guardduty", False),
+])
+def test_only_aws_s_own_guardduty_product_arn_is_trusted(arn: str, aws_own: bool) -> None:
+    """AWS's products have no account in their ARN, in any partition; an ARN naming an account is not AWS's."""
+    finding = orjson.loads((ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
+    finding["ProductArn"] = arn
+    [event] = decode_doc(finding)
+    assert (event.threat is not None) is aws_own
+
+
+def _medium_guardduty(original: Any) -> dict[str, Any]:
+    finding = orjson.loads((ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
+    finding["Severity"] = {"Label": "MEDIUM", "Normalized": 40}
+    finding["FindingProviderFields"]["Severity"] = {"Label": "MEDIUM", "Original": original}
+    return dict(finding)
+
+
+@pytest.mark.parametrize("original", ["NaN", "Infinity", "1e400", "99", "-1", "2"])
+def test_guardduty_s_number_outside_its_label_leaves_the_normalized_score(original: str) -> None:
+    """An `Original` that is not a number inside the label's band (NaN, infinite, huge, another band) is skipped:
+    Normalized/10 is scored as before, never the number and never a crash."""
+    [event] = decode_doc(_medium_guardduty(original))
+    assert event.severity.score == 4.0
+
+
+def test_guardduty_s_own_severity_fields_win_over_the_customer_s() -> None:
+    """FindingProviderFields.Severity.Product (GuardDuty's) is read before the top-level Severity.Product, which
+    BatchUpdateFindings lets any analyst rewrite."""
+    finding = _medium_guardduty("5")
+    finding["Severity"] = {"Label": "HIGH", "Normalized": 70, "Product": 8.9}
+    finding["FindingProviderFields"]["Severity"] = {"Label": "HIGH", "Product": 8}
+    [event] = decode_doc(finding)
+    assert event.severity.score == 8.0
+
+
+def test_a_security_hub_finding_with_no_type_title_or_generator_is_unknown() -> None:
+    """A finding naming none of Types, Title or GeneratorId gets the type `unknown`, never the string `None`."""
+    finding = orjson.loads((ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
+    for key in ("Types", "Title", "GeneratorId"):
+        finding.pop(key, None)
+    finding["FindingProviderFields"].pop("Types", None)
+    [event] = decode_doc(finding)
+    assert event.type == "unknown"
+
+
+def _datadog(**signal: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads((ROOT / "tests/fixtures/events/datadog_access_key.json").read_bytes())
+    doc["detail"]["meta"]["signal"].update(signal)
+    return doc
+
+
+def test_a_datadog_signal_with_no_rule_name_or_title_is_unknown() -> None:
+    """A Datadog signal naming no rule, title or message title gets the type `unknown`, never the string `None`."""
+    doc = _datadog(title=None)
+    del doc["detail"]["meta"]["signal"]["rule"]["name"]
+    [event] = decode_doc(doc)
+    assert event.type == "unknown"
+
+
+def test_a_padded_type_is_classified_as_the_type_it_is_stored_as() -> None:
+    """The threat tables read the type as `event.type` holds it (stripped): padding evades neither."""
+    doc = _datadog()
+    doc["detail"]["meta"]["signal"]["rule"]["name"] = "AWS CloudTrail configuration modified \n"
+    gd = _doc("guardduty/raw_finding_recon_iamuser_maliciousipcaller_custom.json")
+    gd["type"] = " " + gd["type"]
+    for record in (doc, gd):
+        [event] = decode_doc(record)
+        assert event.type == event.type.strip()
+        assert event.threat is not None, event.type
