@@ -96,9 +96,15 @@ def _params(run: Run) -> dict[str, dict[str, Any]]:
     return out
 
 
+def same_step(wanted: str | None, got: object) -> bool:
+    """Whether a recorded step id is the one named: equal, or an escalation `<wanted>.<failed step>` of the
+    `on_failure` step `wanted` (runbook step ids have no dots)."""
+    return wanted is None or got == wanted or str(got).startswith(f"{wanted}.")
+
+
 def _step_matches(exp: Expectation, e: TimelineEntry, params: dict[str, dict[str, Any]], run: Run) -> bool:
     b = e.body
-    if (exp.actuator and b.get("actuator") != exp.actuator) or (exp.step and b.get("step") != exp.step):
+    if (exp.actuator and b.get("actuator") != exp.actuator) or not same_step(exp.step, b.get("step")):
         return False
     if exp.runbook and not any(m.incident == e.incident and str(m.body.get("runbook", "")).startswith(f"{exp.runbook}@")
                                for m in run.entries if m.kind == EntryKind.INCIDENT_OPENED):
