@@ -173,12 +173,9 @@ def _grade_entries(exp: Expectation, run: Run, g: Grade, lo: float, hi: float) -
     candidates = [e for e in run.entries if e.kind == kind]
     if exp.kind == ExpectKind.RUNBOOK_MATCHED:
         found = [e for e in candidates if str(e.body.get("runbook", "")).startswith(f"{exp.runbook}@")]
-    elif exp.kind == ExpectKind.GUARD_TRIPPED:
+    elif exp.kind == ExpectKind.GUARD_TRIPPED:  # step, actuator, runbook and params hold as for a step result
         found = [e for e in candidates if (not exp.reason or exp.reason in str(e.body.get("guard", "")))
-                 and (not exp.step or e.body.get("step") == exp.step)]
-    elif exp.kind == ExpectKind.APPROVAL_REQUESTED:
-        found = [e for e in candidates if (not exp.step or e.body.get("step") == exp.step)
-                 and (not exp.actuator or e.body.get("actuator") == exp.actuator)]
+                 and _step_matches(exp, e, params, run)]
     else:
         found = [e for e in candidates if _step_matches(exp, e, params, run)]
     if exp.kind == ExpectKind.STEP_NOT_DONE:

@@ -48,3 +48,23 @@ def test_shipped_no_escalation_expectation_fails_when_an_escalation_ran():
                                                   "actuator": "notify.kafka.publish_message", "target": "t"})
     assert _grade(exp, _run(pb, [escalated])) == "FAIL"
 
+
+def test_approval_and_guard_expectations_hold_to_their_runbook_and_params():
+    """`approval_requested` / `guard_tripped` naming `runbook` or `params` are not met by another runbook or target."""
+    pb = _playbook(world={"users": [{"name": "alice", "keys": ["main", "spare"]}]})
+    opened = _entry(1, EntryKind.INCIDENT_OPENED, {"runbook": "iam-backdoor-key@1"}, incident="inc-b")
+    parked = _entry(2, EntryKind.APPROVAL_REQUESTED, {"step": "deactivate-key", "actuator": "aws.iam.deactivate_key",
+                                                      "target": "AKIASPARE", "params": {"access_key_id": "AKIASPARE"}},
+                    incident="inc-b")
+    tripped = _entry(3, EntryKind.GUARD_TRIPPED, {"step": "deactivate-key", "actuator": "aws.iam.deactivate_key",
+                                                  "target": "AKIASPARE", "guard": "quota"}, incident="inc-b")
+    run = _run(pb, [opened, parked, tripped])
+    other_runbook = {"runbook": "access-key-compromise", "step": "deactivate-key"}
+    assert _grade(Expectation(id="a", kind="approval_requested", **other_runbook), run) == "FAIL"  # type: ignore[arg-type]
+    assert _grade(Expectation(id="g", kind="guard_tripped", reason="quota", **other_runbook), run) == "FAIL"  # type: ignore[arg-type]
+    wrong_key = Expectation(id="p", kind="approval_requested", step="deactivate-key",  # type: ignore[arg-type]
+                            params={"access_key_id": "AKIAMAIN"})
+    assert _grade(wrong_key, run) == "FAIL"
+    same = Expectation(id="s", kind="approval_requested", runbook="iam-backdoor-key",  # type: ignore[arg-type]
+                       params={"access_key_id": "AKIASPARE"})
+    assert _grade(same, run) == "PASS"
