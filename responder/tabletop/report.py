@@ -11,6 +11,7 @@ from xml.etree import ElementTree as ET  # nosec B405 # only writes JUnit XML; n
 from rich.console import Console
 from rich.table import Table
 
+from responder.errors import ConfigError
 from responder.tabletop.grading import Card, Figures
 from responder.tabletop.suite import SuiteResult
 
@@ -62,9 +63,16 @@ def print_scorecard(result: SuiteResult, console: Console, regressions: list[str
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
-    """An earlier `--json` result."""
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+    """An earlier `--json` result (ConfigError when it cannot be read as one)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"baseline {path}: {exc}") from exc
+    cards = data.get("cards") if isinstance(data, dict) else None
+    if not isinstance(cards, list) or not all(isinstance(c, dict) and "playbook" in c and "status" in c
+                                              for c in cards):
+        raise ConfigError(f"baseline {path}: not a `tabletop run --json` result (no `cards` with playbook and status)")
+    return dict(data)
 
 
 RANK = {"PASS": 2, "PARTIAL": 1, "FAIL": 0}  # nosec B105 # grade order

@@ -49,3 +49,34 @@ def test_markdown_junit_and_svg():
     ns = "{http://www.w3.org/2000/svg}"
     titles = [t.text for t in ET.fromstring(svg).iter(f"{ns}title")]  # well-formed, one mark per entry and inject
     assert titles == ["inject finding at t+0s", "#4 t+5s step.result status=ok"]
+
+
+def test_unreadable_baseline_is_refused_before_the_run(tmp_path, monkeypatch):
+    """`tabletop run --baseline` with a missing or malformed file exits 3 with a message, before any scenario runs."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    import responder.tabletop.suite as suite
+    from responder.cli import app
+
+    ran: list[int] = []
+
+    async def fake_suite(*_args: object, **_kw: object) -> SuiteResult:
+        ran.append(1)
+        return _result(_card("PASS", "PASS", 5.0, []))
+
+    monkeypatch.setattr(suite, "run_suite", fake_suite)
+    (tmp_path / "event.json").write_text("{}")
+    (tmp_path / "pb.yaml").write_text("id: pb\ntitle: t\nobjectives: [o]\ninjects:\n  - id: i\n    event: event.json\n"
+                                      "expectations:\n  - id: v\n    kind: timeline_verifies\n")
+    runbooks = str(Path(__file__).resolve().parents[2] / "runbooks")
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for baseline in ("missing.json", "bad.json", "list.json"):
+        result = CliRunner().invoke(app, ["tabletop", "run", str(tmp_path / "pb.yaml"), "--runbooks", runbooks,
+                                          "--baseline", str(tmp_path / baseline)])
+        assert (result.exit_code, result.exception is None or isinstance(result.exception, SystemExit)) == (3, True), \
+            (baseline, result.output, result.exception)
+        assert baseline in result.output.replace("\n", "")
+    assert ran == []
