@@ -9,6 +9,7 @@ from typing import Any
 from xml.etree import ElementTree as ET  # nosec B405 # only writes JUnit XML; nothing is parsed
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from responder.errors import ConfigError
@@ -50,14 +51,14 @@ def print_scorecard(result: SuiteResult, console: Console, regressions: list[str
     console.print(table)
     for c in result.cards:
         if c.error:
-            console.print(f"[red]✗ {c.playbook}: {c.error}[/red]", highlight=False)
+            console.print(f"[red]✗ {c.playbook}: {escape(c.error)}[/red]", highlight=False)
         for g in c.grades:
             if g.status != "PASS":
                 must = " (must pass)" if g.must_pass else ""
-                console.print(f"[{COLOURS[g.status]}]{g.status}[/] {c.playbook}/{g.id}{must}: {g.instead}",
+                console.print(f"[{COLOURS[g.status]}]{g.status}[/] {c.playbook}/{g.id}{must}: {escape(g.instead)}",
                               highlight=False, markup=True)
     for line in regressions:
-        console.print(f"[red]regression[/red] {line}", highlight=False)
+        console.print(f"[red]regression[/red] {escape(line)}", highlight=False)
     passed = sum(c.status == "PASS" for c in result.cards)
     console.print(f"{passed}/{len(result.cards)} scenarios passed in {result.wall_seconds:.1f}s wall", highlight=False)
 

@@ -80,3 +80,21 @@ def test_unreadable_baseline_is_refused_before_the_run(tmp_path, monkeypatch):
             (baseline, result.output, result.exception)
         assert baseline in result.output.replace("\n", "")
     assert ran == []
+
+
+def test_console_scorecard_prints_scenario_text_literally():
+    """Brackets in what happened (errors, targets) are printed as written: not read as Rich markup, never a crash."""
+    import io
+
+    from rich.console import Console
+
+    from responder.tabletop.report import print_scorecard
+
+    card = _card("FAIL", "FAIL", None, [])
+    card.grades[0].instead = "error=1 validation error [type=missing, input_value={}] see [/docs]"
+    card.error = "RuntimeError: the service stopped: [/bad] [bold]x"
+    out = io.StringIO()
+    print_scorecard(_result(card), Console(file=out, width=300, color_system=None), [])
+    text = out.getvalue()
+    assert "[type=missing, input_value={}] see [/docs]" in text
+    assert "the service stopped: [/bad] [bold]x" in text
