@@ -141,8 +141,10 @@ def replay(
     if diff is not None:
         for kind in ("new", "removed", "changed"):
             for item in diff[kind]:
-                a = item.get("action", item)
+                a, was = item.get("action", item), item.get("was", {})
+                before, after = was.get("would_require_approval"), a["would_require_approval"]
+                gate = f" (approval: {before or 'none'} → {after or 'none'})" if was and before != after else ""
                 console.print(f"  {kind}: record {a['record']} {a['runbook']} {a['step']} {a['actuator']} "
-                              f"on {a['target']}", highlight=False)
+                              f"on {a['target']}{gate}", highlight=False, markup=False)
         console.print(f"difference: {len(diff['new'])} new, {len(diff['removed'])} removed, "
                       f"{len(diff['changed'])} changed", highlight=False)

@@ -85,11 +85,13 @@ async def backtest(values: Sequence[bytes], runbooks: Sequence[Runbook], registr
 
 
 def difference(new: Backtest, base: Backtest) -> dict[str, list[dict[str, Any]]]:
-    """Actions new in `new`, removed from `base`, and changed (same event, runbook, step, target; other params)."""
+    """Actions new in `new`, removed from `base`, and changed (same event, runbook, step, target; another actuator,
+    other params, or another need for approval: a gate added or dropped)."""
     old = {p.key(): p for p in base.planned}
     now = {p.key(): p for p in new.planned}
-    changed = [{"action": now[k].model_dump(), "was": old[k].model_dump()} for k in now.keys() & old.keys()
-               if (now[k].actuator, now[k].params) != (old[k].actuator, old[k].params)]
+    changed = [{"action": now[k].model_dump(), "was": old[k].model_dump()} for k in sorted(now.keys() & old.keys())
+               if (now[k].actuator, now[k].params, now[k].would_require_approval)
+               != (old[k].actuator, old[k].params, old[k].would_require_approval)]
     return {"new": [now[k].model_dump() for k in sorted(now.keys() - old.keys())],
             "removed": [old[k].model_dump() for k in sorted(old.keys() - now.keys())],
             "changed": changed}

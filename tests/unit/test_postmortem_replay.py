@@ -87,3 +87,18 @@ def test_replay_against_a_baseline_shows_new_removed_changed(tmp_path):
     assert [a["step"] for a in diff["new"]] == ["snapshot-disks"]
     assert [(c["was"]["actuator"], c["action"]["actuator"]) for c in diff["changed"]] == [
         ("aws.ec2.isolate_instance", "aws.ec2.stop_instance")]
+
+
+def test_replay_difference_shows_an_approval_gate_removed():
+    """A runbook change that drops the human approval of an action (same actuator and params) is a changed action."""
+    from responder.tabletop.replay import Backtest, Planned, difference
+
+    step = {"record": 0, "event_id": "ev-1", "runbook": "rb@2", "incident": "inc-1", "step": "isolate",
+            "actuator": "aws.ec2.isolate_instance", "target": "i-1", "params": {"instance_id": "i-1"}}
+    gated = Planned.model_validate({**step, "would_require_approval": ["runbook approval"]})
+    ungated = Planned.model_validate({**step, "would_require_approval": []})
+    new = Backtest(records=1, incidents=[], planned=[ungated], rejected={})
+    base = Backtest(records=1, incidents=[], planned=[gated], rejected={})
+    changed = difference(new, base)["changed"]
+    assert [(c["was"]["would_require_approval"], c["action"]["would_require_approval"]) for c in changed] == [
+        (["runbook approval"], [])]
