@@ -12,6 +12,7 @@ from responder.actuators.registry import Registry
 from responder.catalog.loader import locate, parse_yaml
 from responder.errors import ConfigError, PlaybookError, RunbookError
 from responder.models.runbook import Runbook
+from responder.tabletop.decisions import problems as decision_problems
 from responder.tabletop.expectations import ExpectKind, StateCheck
 from responder.tabletop.models import REF, Playbook, Signature
 
@@ -66,12 +67,7 @@ def reference_problems(pb: Playbook, base: Path, registry: Registry,
     elif cycle := _cycle(pb):
         yield f"after: {' → '.join(cycle)} is a cycle (nothing in it could ever happen)", \
             ("injects", injects.index(cycle[0]), "after")
-    for n, decision in enumerate(pb.decisions):
-        if books is not None and decision.step not in steps:
-            yield f"step {decision.step!r} is in no loaded runbook", ("decisions", n, "step")
-        if decision.key not in pb.settings.approval_keys:
-            yield f"key {decision.key!r} is not in settings.approval_keys {sorted(pb.settings.approval_keys)}", \
-                ("decisions", n, "key")
+    yield from decision_problems(pb, base, runbooks, steps)
     for n in range(len(pb.expectations)):
         yield from _expectation_problems(exp_index=n, pb=pb, registry=registry, books=books, names=names)
 
