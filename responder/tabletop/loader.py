@@ -91,6 +91,11 @@ def _step_problem(step: str, books: dict[str, Runbook], runbook: str | None) -> 
         return None if step in names else \
             f"step {step!r} is not a step of runbook {runbook!r}; choose from {sorted(names)}"
     every = list(books.values())
+    mains = sorted(rb.id for rb in every if any(s.id == step for s in rb.steps))
+    escalating = sorted(rb.id for rb in every if any(e.id == step for e in rb.on_failure))
+    if mains and escalating:  # `step` alone would match either runbook's: the grade could not tell them apart
+        return (f"step {step!r} is a step of {mains} and an on_failure step of {escalating}: name `runbook` to say "
+                "which (or the escalation `<on_failure step>.<step>`)")
     if step in step_names(every, escalations=True) | step_names(every, escalations=False):
         return None
     return (f"step {step!r} is in no loaded runbook; choose from {sorted(step_names(every, escalations=False))} "

@@ -71,3 +71,21 @@ def test_signed_kafka_inject_needs_a_signing_key(tmp_path):
     out = result.output.replace("\n", "")
     assert (result.exit_code, f"{path}:15:16" in out, "settings.event_signing_keys is empty" in out) == \
         (3, True, True), out
+
+
+def test_step_both_a_step_and_an_escalation_needs_its_runbook(tmp_path):
+    """A bare `step` that one runbook runs and another escalates with is ambiguous: refused unless `runbook` says."""
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    text = (ROOT / "runbooks" / "access-key-compromise.yaml").read_text()
+    (books / "access-key-compromise.yaml").write_text(text)
+    paging = text.replace("id: access-key-compromise", "id: paging").replace("id: notify-oncall",
+                                                                               "id: escalate-oncall")
+    (books / "paging.yaml").write_text(paging[:paging.index("on_failure:   #")])
+    (tmp_path / "event.json").write_text("{}")
+    path = tmp_path / "pb.yaml"
+    for scope, refused in (("", True), ("    runbook: access-key-compromise\n", False)):
+        path.write_text(HEAD + f"  - id: quiet\n    kind: step_not_done\n{scope}    step: escalate-oncall\n")
+        result = CliRunner().invoke(app, ["tabletop", "validate", "--runbooks", str(books), str(path)])
+        out = result.output.replace("\n", "")
+        assert (result.exit_code, "name `runbook` to say which" in out) == ((3, True) if refused else (0, False)), out
