@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET  # nosec B405 # only writes JUnit XML; nothing is parsed
 
+from pydantic import BaseModel, Field, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from responder.errors import ConfigError
-from responder.tabletop.grading import Card, Figures
+from responder.tabletop.grading import Card, Figures, Status
 from responder.tabletop.suite import SuiteResult
 
 COLOURS = {"PASS": "green", "FAIL": "red", "PARTIAL": "yellow"}  # nosec B105 # grade colours
@@ -63,16 +64,40 @@ def print_scorecard(result: SuiteResult, console: Console, regressions: list[str
     console.print(f"{passed}/{len(result.cards)} scenarios passed in {result.wall_seconds:.1f}s wall", highlight=False)
 
 
+class _Grade(BaseModel):
+    id: str
+    status: Status
+
+
+class _Figures(BaseModel):
+    time_to_contain: float | None = None
+    collateral: list[str] = Field(default_factory=list)
+
+
+class _Card(BaseModel):
+    playbook: str
+    status: Status
+    grades: list[_Grade] = Field(default_factory=list)
+    figures: _Figures = Field(default_factory=_Figures)
+
+
+class _Baseline(BaseModel):
+    """What `regressions` reads of a baseline (other keys are ignored)."""
+
+    cards: list[_Card]
+
+
 def load_baseline(path: Path) -> dict[str, Any]:
-    """An earlier `--json` result (ConfigError when it cannot be read as one)."""
+    """An earlier `--json` result (ConfigError when it cannot be read as one, or lacks what `regressions` reads)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        _Baseline.model_validate(data)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"baseline {path}: {exc}") from exc
-    cards = data.get("cards") if isinstance(data, dict) else None
-    if not isinstance(cards, list) or not all(isinstance(c, dict) and "playbook" in c and "status" in c
-                                              for c in cards):
-        raise ConfigError(f"baseline {path}: not a `tabletop run --json` result (no `cards` with playbook and status)")
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"baseline {path}: not a `tabletop run --json` result: "
+                          f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from exc
     return dict(data)
 
 

@@ -98,3 +98,23 @@ def test_console_scorecard_prints_scenario_text_literally():
     text = out.getvalue()
     assert "[type=missing, input_value={}] see [/docs]" in text
     assert "the service stopped: [/bad] [bold]x" in text
+
+
+def test_baseline_must_hold_what_regressions_read(tmp_path):
+    """A baseline whose statuses or grades `regressions` could not read is refused at load (not after the run)."""
+    import json
+
+    import pytest
+
+    from responder.errors import ConfigError
+    from responder.tabletop.report import load_baseline
+
+    good = _result(_card("FAIL", "FAIL", None, [])).model_dump(mode="json")
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    assert load_baseline(tmp_path / "good.json") == good
+    bad_grade = {"cards": [{"playbook": "leaked", "status": "PASS", "grades": [{"id": "key-off"}]}]}
+    bad_status = {"cards": [{"playbook": "leaked", "status": "GREEN"}]}
+    for name, doc, where in (("grade", bad_grade, "cards.0.grades.0.status"), ("status", bad_status, "cards.0.status")):
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+        with pytest.raises(ConfigError, match=f"not a `tabletop run --json` result: {where}"):
+            load_baseline(tmp_path / f"{name}.json")
