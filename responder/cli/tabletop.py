@@ -142,8 +142,9 @@ def replay(
         for kind in ("new", "removed", "changed"):
             for item in diff[kind]:
                 a, was = item.get("action", item), item.get("was", {})
-                before, after = was.get("would_require_approval"), a["would_require_approval"]
-                gate = f" (approval: {before or 'none'} → {after or 'none'})" if was and before != after else ""
+                before, after = ("; ".join(x) or "none" for x in (was.get("would_require_approval", []),
+                                                                   a["would_require_approval"]))
+                gate = f" (approval: {before} → {after})" if was and before != after else ""
                 console.print(f"  {kind}: record {a['record']} {a['runbook']} {a['step']} {a['actuator']} "
                               f"on {a['target']}{gate}", highlight=False, markup=False)
         console.print(f"difference: {len(diff['new'])} new, {len(diff['removed'])} removed, "
