@@ -146,6 +146,11 @@ def _expectation_problems(exp_index: int, pb: Playbook, registry: Registry, book
         yield f"unknown runbook {exp.runbook!r}; choose from {sorted(books)}", (*at, "runbook")
     if books is not None and exp.step is not None and (problem := _step_problem(exp.step, books, exp.runbook)):
         yield problem, (*at, "step")
+    refused = (exp.kind == ExpectKind.GUARD_TRIPPED and bool(exp.reason) and str(exp.reason) in "protected") or \
+        (exp.kind == ExpectKind.STEP_DONE and exp.status == "refused")
+    if refused and exp.params:  # a hard trip refuses the step before any intent or approval request holds them
+        yield ("`params` cannot be checked on a refused step (a protected resource refuses it before its params are "
+               "recorded); name it by `step`, `actuator` or `runbook`"), (*at, "params")
     if exp.check in (StateCheck.ENDPOINT_SERVING, StateCheck.VERSION_QUARANTINED):
         model = next((m for m in pb.world.models if m.name == exp.resource), None)
         versions = sorted(v.version for v in model.versions) if model is not None else []

@@ -89,3 +89,12 @@ def test_step_both_a_step_and_an_escalation_needs_its_runbook(tmp_path):
         result = CliRunner().invoke(app, ["tabletop", "validate", "--runbooks", str(books), str(path)])
         out = result.output.replace("\n", "")
         assert (result.exit_code, "name `runbook` to say which" in out) == ((3, True) if refused else (0, False)), out
+
+
+def test_params_on_a_refused_step_are_refused(tmp_path):
+    """`params` on a protected trip or a refused step could never match (none are recorded for it): refused."""
+    tail = "  - id: kept\n    kind: guard_tripped\n    reason: protected\n    params: {access_key_id: main}\n"
+    _refused(tmp_path, tail, "19:13", "`params` cannot be checked on a refused step")
+    tail = ("  - id: kept\n    kind: step_done\n    actuator: aws.iam.deactivate_access_key\n    status: refused\n"
+            "    params: {access_key_id: main}\n")
+    _refused(tmp_path, tail, "20:13", "`params` cannot be checked on a refused step")
