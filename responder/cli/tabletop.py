@@ -81,13 +81,14 @@ def run(
         _report_errors(errors, json, [])
         raise typer.Exit(EXIT_CONFIG)
     try:
+        old = reports.load_baseline(baseline) if baseline else None  # refused before the run, not after it
         work = report / "work" if report else None  # timelines and registries are kept only with --report
         with progress_for(len(found), tty=sys.stdout.isatty() and not json) as progress:
             result = asyncio.run(run_suite(found, runbooks, work, progress=progress))
     except (ConfigError, RunbookError) as exc:
         err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc
-    regressions = reports.regressions(result, reports.load_baseline(baseline)) if baseline else []
+    regressions = reports.regressions(result, old) if old is not None else []
     if report:
         reports.write_all(result, report, regressions)
     if junit:
@@ -140,8 +141,11 @@ def replay(
     if diff is not None:
         for kind in ("new", "removed", "changed"):
             for item in diff[kind]:
-                a = item.get("action", item)
+                a, was = item.get("action", item), item.get("was", {})
+                before, after = ("; ".join(x) or "none" for x in (was.get("would_require_approval", []),
+                                                                   a["would_require_approval"]))
+                gate = f" (approval: {before} → {after})" if was and before != after else ""
                 console.print(f"  {kind}: record {a['record']} {a['runbook']} {a['step']} {a['actuator']} "
-                              f"on {a['target']}", highlight=False)
+                              f"on {a['target']}{gate}", highlight=False, markup=False)
         console.print(f"difference: {len(diff['new'])} new, {len(diff['removed'])} removed, "
                       f"{len(diff['changed'])} changed", highlight=False)

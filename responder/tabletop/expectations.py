@@ -69,6 +69,8 @@ class Expectation(BaseModel):
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> Expectation:
+        if self.kind == ExpectKind.RUNBOOK_MATCHED and self.runbook is None:
+            raise ValueError("a runbook_matched expectation needs `runbook`")
         if self.kind == ExpectKind.STATE and (self.check is None or self.resource is None):
             raise ValueError("a state expectation needs `check` and `resource`")
         if self.kind in (ExpectKind.STEP_DONE, ExpectKind.STEP_NOT_DONE) and not (self.actuator or self.step):

@@ -96,9 +96,15 @@ def _params(run: Run) -> dict[str, dict[str, Any]]:
     return out
 
 
+def same_step(wanted: str | None, got: object) -> bool:
+    """Whether a recorded step id is the one named: equal, or an escalation `<wanted>.<failed step>` of the
+    `on_failure` step `wanted` (runbook step ids have no dots)."""
+    return wanted is None or got == wanted or str(got).startswith(f"{wanted}.")
+
+
 def _step_matches(exp: Expectation, e: TimelineEntry, params: dict[str, dict[str, Any]], run: Run) -> bool:
     b = e.body
-    if (exp.actuator and b.get("actuator") != exp.actuator) or (exp.step and b.get("step") != exp.step):
+    if (exp.actuator and b.get("actuator") != exp.actuator) or not same_step(exp.step, b.get("step")):
         return False
     if exp.runbook and not any(m.incident == e.incident and str(m.body.get("runbook", "")).startswith(f"{exp.runbook}@")
                                for m in run.entries if m.kind == EntryKind.INCIDENT_OPENED):
@@ -167,12 +173,9 @@ def _grade_entries(exp: Expectation, run: Run, g: Grade, lo: float, hi: float) -
     candidates = [e for e in run.entries if e.kind == kind]
     if exp.kind == ExpectKind.RUNBOOK_MATCHED:
         found = [e for e in candidates if str(e.body.get("runbook", "")).startswith(f"{exp.runbook}@")]
-    elif exp.kind == ExpectKind.GUARD_TRIPPED:
+    elif exp.kind == ExpectKind.GUARD_TRIPPED:  # step, actuator, runbook and params hold as for a step result
         found = [e for e in candidates if (not exp.reason or exp.reason in str(e.body.get("guard", "")))
-                 and (not exp.step or e.body.get("step") == exp.step)]
-    elif exp.kind == ExpectKind.APPROVAL_REQUESTED:
-        found = [e for e in candidates if (not exp.step or e.body.get("step") == exp.step)
-                 and (not exp.actuator or e.body.get("actuator") == exp.actuator)]
+                 and _step_matches(exp, e, params, run)]
     else:
         found = [e for e in candidates if _step_matches(exp, e, params, run)]
     if exp.kind == ExpectKind.STEP_NOT_DONE:

@@ -12,8 +12,9 @@ from responder.actuators.registry import Registry
 from responder.catalog.loader import locate, parse_yaml
 from responder.errors import ConfigError, PlaybookError, RunbookError
 from responder.models.runbook import Runbook
+from responder.tabletop.decisions import problems as decision_problems
 from responder.tabletop.expectations import ExpectKind, StateCheck
-from responder.tabletop.models import REF, Playbook
+from responder.tabletop.models import REF, Playbook, Signature
 
 Loc = tuple[int | str, ...]
 
@@ -44,10 +45,14 @@ def reference_problems(pb: Playbook, base: Path, registry: Registry,
     names = pb.world.names()
     injects = [i.id for i in pb.injects]
     books = {rb.id: rb for rb in runbooks} if runbooks is not None else None
-    steps = {s.id for rb in (books or {}).values() for s in rb.steps}
+    steps = step_names(list((books or {}).values()), escalations=True)
     for n, inject in enumerate(pb.injects):
         if not (base / inject.event).is_file():
             yield f"event file {inject.event!r} does not exist (relative to {base})", ("injects", n, "event")
+        signs = inject.transport == "kafka" and inject.signature != Signature.UNSIGNED
+        if signs and not pb.settings.event_signing_keys:
+            yield (f"signature {inject.signature.value!r} signs with the first event signing key, but settings."
+                   "event_signing_keys is empty (the record would go out unsigned)"), ("injects", n, "signature")
         anchors = [*(i for i in injects if i != inject.id), *(e.id for e in pb.expectations)]
         if inject.after is not None and inject.after not in anchors:
             yield (f"after: {inject.after!r} is neither an inject nor an expectation; choose from {anchors}",
@@ -62,14 +67,39 @@ def reference_problems(pb: Playbook, base: Path, registry: Registry,
     elif cycle := _cycle(pb):
         yield f"after: {' → '.join(cycle)} is a cycle (nothing in it could ever happen)", \
             ("injects", injects.index(cycle[0]), "after")
-    for n, decision in enumerate(pb.decisions):
-        if books is not None and decision.step not in steps:
-            yield f"step {decision.step!r} is in no loaded runbook", ("decisions", n, "step")
-        if decision.key not in pb.settings.approval_keys:
-            yield f"key {decision.key!r} is not in settings.approval_keys {sorted(pb.settings.approval_keys)}", \
-                ("decisions", n, "key")
+    yield from decision_problems(pb, base, runbooks, steps)
     for n in range(len(pb.expectations)):
         yield from _expectation_problems(exp_index=n, pb=pb, registry=registry, books=books, names=names)
+
+
+def step_names(books: Sequence[Runbook], *, escalations: bool) -> set[str]:
+    """The step ids a result can carry: each runbook step, and each escalation `<on_failure step>.<failed step>`;
+    with `escalations` off, the `on_failure` step ids themselves instead (an expectation naming one matches every
+    escalation it made)."""
+    out: set[str] = set()
+    for rb in books:
+        out |= {s.id for s in rb.steps}
+        for esc in rb.on_failure:
+            out |= {f"{esc.id}.{s.id}" for s in rb.steps} if escalations else {esc.id}
+    return out
+
+
+def _step_problem(step: str, books: dict[str, Runbook], runbook: str | None) -> str | None:
+    """Why an expectation's `step` could never match a result (None when it can)."""
+    if runbook is not None and runbook in books:
+        names = step_names([books[runbook]], escalations=True) | step_names([books[runbook]], escalations=False)
+        return None if step in names else \
+            f"step {step!r} is not a step of runbook {runbook!r}; choose from {sorted(names)}"
+    every = list(books.values())
+    mains = sorted(rb.id for rb in every if any(s.id == step for s in rb.steps))
+    escalating = sorted(rb.id for rb in every if any(e.id == step for e in rb.on_failure))
+    if mains and escalating:  # `step` alone would match either runbook's: the grade could not tell them apart
+        return (f"step {step!r} is a step of {mains} and an on_failure step of {escalating}: name `runbook` to say "
+                "which (or the escalation `<on_failure step>.<step>`)")
+    if step in step_names(every, escalations=True) | step_names(every, escalations=False):
+        return None
+    return (f"step {step!r} is in no loaded runbook; choose from {sorted(step_names(every, escalations=False))} "
+            "or an escalation `<on_failure step>.<step>`")
 
 
 def _cycle(pb: Playbook) -> list[str]:
@@ -114,6 +144,20 @@ def _expectation_problems(exp_index: int, pb: Playbook, registry: Registry, book
         yield f"unknown actuator {exp.actuator!r}; choose from {', '.join(registry.names())}", (*at, "actuator")
     if books is not None and exp.runbook is not None and exp.runbook not in books:
         yield f"unknown runbook {exp.runbook!r}; choose from {sorted(books)}", (*at, "runbook")
+    if books is not None and exp.step is not None and (problem := _step_problem(exp.step, books, exp.runbook)):
+        yield problem, (*at, "step")
+    refused = (exp.kind == ExpectKind.GUARD_TRIPPED and bool(exp.reason) and str(exp.reason) in "protected") or \
+        (exp.kind == ExpectKind.STEP_DONE and exp.status == "refused")
+    if refused and exp.params:  # a hard trip refuses the step before any intent or approval request holds them
+        yield ("`params` cannot be checked on a refused step (a protected resource refuses it before its params are "
+               "recorded); name it by `step`, `actuator` or `runbook`"), (*at, "params")
+    if exp.check in (StateCheck.ENDPOINT_SERVING, StateCheck.VERSION_QUARANTINED):
+        model = next((m for m in pb.world.models if m.name == exp.resource), None)
+        versions = sorted(v.version for v in model.versions) if model is not None else []
+        if exp.version is None:
+            yield f"a {exp.check.value} check needs `version`; choose from {versions}", at
+        elif model is not None and exp.version not in versions:
+            yield f"model {exp.resource!r} has no version {exp.version!r}; choose from {versions}", (*at, "version")
     if exp.kind == ExpectKind.STATE and exp.check is not None and exp.resource is not None:
         kind = CHECK_KIND[exp.check]
         if exp.resource not in names[kind]:

@@ -35,6 +35,7 @@ class Run:
     aws: FaultyAws | None = None
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # each record: inject, transport, auth, status
     undelivered: dict[str, str] = field(default_factory=dict)  # inject id → the anchor it waited for in vain
+    unanswered: dict[int, str] = field(default_factory=dict)  # decision index → why it found no request to answer
     first_inject_wall: float | None = None  # epoch (wall) when the first alert record was delivered
     first_action_wall: float | None = None  # epoch (wall) when the first step acted
 

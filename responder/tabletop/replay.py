@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from responder.actuators.registry import Registry
 from responder.engine.executor import Engine
+from responder.engine.guards import reason_shape
 from responder.errors import EventRejected, PermanentActuationError
 from responder.models.event import RawRecord
 from responder.models.runbook import Runbook
@@ -85,12 +86,18 @@ async def backtest(values: Sequence[bytes], runbooks: Sequence[Runbook], registr
 
 
 def difference(new: Backtest, base: Backtest) -> dict[str, list[dict[str, Any]]]:
-    """Actions new in `new`, removed from `base`, and changed (same event, runbook, step, target; other params)."""
+    """Actions new in `new`, removed from `base`, and changed (same event, runbook, step, target; another actuator,
+    other params, or another need for approval: a gate added or dropped)."""
     old = {p.key(): p for p in base.planned}
     now = {p.key(): p for p in new.planned}
-    changed = [{"action": now[k].model_dump(), "was": old[k].model_dump()} for k in now.keys() & old.keys()
-               if (now[k].actuator, now[k].params) != (old[k].actuator, old[k].params)]
+    changed = [{"action": now[k].model_dump(), "was": old[k].model_dump()} for k in sorted(now.keys() & old.keys())
+               if _compared(now[k]) != _compared(old[k])]
     return {"new": [now[k].model_dump() for k in sorted(now.keys() - old.keys())],
             "removed": [old[k].model_dump() for k in sorted(old.keys() - now.keys())],
             "changed": changed}
 
+
+def _compared(p: Planned) -> tuple[str, dict[str, Any], set[str]]:
+    """What makes an action changed: actuator, params, and its gates (each approval reason without what it counts
+    now: a quota that ran 3 times in the baseline and 4 here is the same gate)."""
+    return p.actuator, p.params, {reason_shape(r) for r in p.would_require_approval}

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET  # nosec B405 # only writes JUnit XML; nothing is parsed
 
+from pydantic import BaseModel, Field, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from responder.tabletop.grading import Card, Figures
+from responder.errors import ConfigError
+from responder.tabletop.grading import Card, Figures, Status
 from responder.tabletop.suite import SuiteResult
 
 COLOURS = {"PASS": "green", "FAIL": "red", "PARTIAL": "yellow"}  # nosec B105 # grade colours
@@ -49,22 +52,53 @@ def print_scorecard(result: SuiteResult, console: Console, regressions: list[str
     console.print(table)
     for c in result.cards:
         if c.error:
-            console.print(f"[red]✗ {c.playbook}: {c.error}[/red]", highlight=False)
+            console.print(f"[red]✗ {c.playbook}: {escape(c.error)}[/red]", highlight=False)
         for g in c.grades:
             if g.status != "PASS":
                 must = " (must pass)" if g.must_pass else ""
-                console.print(f"[{COLOURS[g.status]}]{g.status}[/] {c.playbook}/{g.id}{must}: {g.instead}",
+                console.print(f"[{COLOURS[g.status]}]{g.status}[/] {c.playbook}/{g.id}{must}: {escape(g.instead)}",
                               highlight=False, markup=True)
     for line in regressions:
-        console.print(f"[red]regression[/red] {line}", highlight=False)
+        console.print(f"[red]regression[/red] {escape(line)}", highlight=False)
     passed = sum(c.status == "PASS" for c in result.cards)
     console.print(f"{passed}/{len(result.cards)} scenarios passed in {result.wall_seconds:.1f}s wall", highlight=False)
 
 
+class _Grade(BaseModel):
+    id: str
+    status: Status
+
+
+class _Figures(BaseModel):
+    time_to_contain: float | None = None
+    collateral: list[str] = Field(default_factory=list)
+
+
+class _Card(BaseModel):
+    playbook: str
+    status: Status
+    grades: list[_Grade] = Field(default_factory=list)
+    figures: _Figures = Field(default_factory=_Figures)
+
+
+class _Baseline(BaseModel):
+    """What `regressions` reads of a baseline (other keys are ignored)."""
+
+    cards: list[_Card]
+
+
 def load_baseline(path: Path) -> dict[str, Any]:
-    """An earlier `--json` result."""
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+    """An earlier `--json` result (ConfigError when it cannot be read as one, or lacks what `regressions` reads)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        _Baseline.model_validate(data)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"baseline {path}: {exc}") from exc
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"baseline {path}: not a `tabletop run --json` result: "
+                          f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from exc
+    return dict(data)
 
 
 RANK = {"PASS": 2, "PARTIAL": 1, "FAIL": 0}  # nosec B105 # grade order

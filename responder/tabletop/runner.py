@@ -24,14 +24,14 @@ import structlog
 from responder.ingest.approvals import KafkaPublisher
 from responder.ingest.kafka import ensure_topics
 from responder.models.runbook import Runbook
-from responder.models.timeline import EntryKind
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from responder.settings import Settings
+from responder.tabletop.decisions import answer, index_of
 from responder.tabletop.expectations import Expectation
 from responder.tabletop.faults import FaultyAws, VirtualClock
 from responder.tabletop.host import ChildConfig, ChildProcess, InProcess, Status, revealed
-from responder.tabletop.inject import Record, decision_record, inject_records
-from responder.tabletop.models import AwsFault, Inject, KillFault, Playbook
+from responder.tabletop.inject import Record, inject_records
+from responder.tabletop.models import AwsFault, Decision, Inject, KillFault, Playbook
 from responder.tabletop.outcome import Run, merge
 from responder.tabletop.schedule import Schedule
 from responder.tabletop.settle import Tally, settle
@@ -163,19 +163,15 @@ class Scenario:
                 self.run_state.first_inject_wall = self.run_state.first_inject_wall or time.time()
         return deliver
 
-    def _decide_factory(self, decision: Any) -> Callable[[], Awaitable[None]]:
+    def _decide_factory(self, decision: Decision) -> Callable[[], Awaitable[None]]:
         async def decide() -> None:
-            target = self.run_state.bindings.id_of(decision.target) if decision.target else None
-            found = [e for e in self.host.entries() if e.kind == EntryKind.APPROVAL_REQUESTED
-                     and e.body.get("step") == decision.step and (target is None or target in str(e.body["target"]))]
-            if not found:
-                self.progress("decision", f"{decision.step}: no approval request on the timeline yet")
+            got = answer(decision, self.pb, self.host.entries(), self.run_state.bindings, self.clock(),
+                         self.topics["approvals"])
+            if isinstance(got, str):  # graded a must-pass FAIL (decisions.py): never silently dropped
+                self.run_state.unanswered[index_of(self.pb, decision)] = got
+                self.progress("decision", got)
                 return
-            request = found[-1]  # the latest parking: the decision names its request id, as `responder approve` does
-            asked = request.body.get("request_id")
-            record = decision_record(decision, self.pb, str(request.incident), str(request.body["digest"]),
-                                     self.clock(), self.topics["approvals"], asked if isinstance(asked, str) else None)
-            await self.producer.publish(record.topic, record.key or b"", record.value, record.headers)
+            await self.producer.publish(got.topic, got.key or b"", got.value, got.headers)
             self.tally.decided = True
         return decide
 

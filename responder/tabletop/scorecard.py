@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from responder.models.timeline import EntryKind
+from responder.tabletop.decisions import DECISION
+from responder.tabletop.decisions import grades as decision_grades
 from responder.tabletop.expectations import ExpectKind
 from responder.tabletop.grading import CONTAINING, Card, Figures, Grade, Status, cite, grade, offset
 from responder.tabletop.outcome import Run
@@ -62,6 +64,9 @@ def improvements(grades: list[Grade], fig: Figures, error: str | None,
     for g in grades:
         if g.status == "PASS":
             continue
+        if g.kind == DECISION:
+            out.append(f"Must fix: decision `{g.id}` answered nothing, {g.instead}. Fix its step, target or time.")
+            continue
         lead = "Must fix" if g.must_pass else "Improve"
         out.append(f"{lead}: expectation `{g.id}` ({g.kind}) was {g.status}: {g.instead or 'no evidence'}.")
     for inject, anchor in undelivered.items():
@@ -86,7 +91,7 @@ def incidents(run: Run) -> list[dict[str, Any]]:
 
 async def build(run: Run, checker: Checker) -> Card:
     """Grade every expectation and compute the figures."""
-    grades = [await grade(e, run, checker) for e in run.playbook.expectations]
+    grades = [*[await grade(e, run, checker) for e in run.playbook.expectations], *decision_grades(run)]
     total = sum(g.weight for g in grades)
     earned = sum(g.weight * (1.0 if g.status == "PASS" else 0.5 if g.status == "PARTIAL" else 0.0) for g in grades)
     status: Status = "PASS"

@@ -87,3 +87,51 @@ def test_replay_against_a_baseline_shows_new_removed_changed(tmp_path):
     assert [a["step"] for a in diff["new"]] == ["snapshot-disks"]
     assert [(c["was"]["actuator"], c["action"]["actuator"]) for c in diff["changed"]] == [
         ("aws.ec2.isolate_instance", "aws.ec2.stop_instance")]
+
+
+def test_replay_difference_shows_an_approval_gate_removed():
+    """A runbook change that drops the human approval of an action (same actuator and params) is a changed action."""
+    from responder.tabletop.replay import Backtest, Planned, difference
+
+    step = {"record": 0, "event_id": "ev-1", "runbook": "rb@2", "incident": "inc-1", "step": "isolate",
+            "actuator": "aws.ec2.isolate_instance", "target": "i-1", "params": {"instance_id": "i-1"}}
+    gated = Planned.model_validate({**step, "would_require_approval": ["runbook approval"]})
+    ungated = Planned.model_validate({**step, "would_require_approval": []})
+    new = Backtest(records=1, incidents=[], planned=[ungated], rejected={})
+    base = Backtest(records=1, incidents=[], planned=[gated], rejected={})
+    changed = difference(new, base)["changed"]
+    assert [(c["was"]["would_require_approval"], c["action"]["would_require_approval"]) for c in changed] == [
+        (["runbook approval"], [])]
+
+
+def test_replay_difference_ignores_what_a_gate_counts():
+    """The same quota gate counting 3 runs in the baseline and 4 now is no change; a dropped gate is one."""
+    from responder.tabletop.replay import Backtest, Planned, difference
+
+    step = {"record": 0, "event_id": "ev-1", "runbook": "rb@2", "incident": "inc-1", "step": "isolate",
+            "actuator": "aws.ec2.isolate_instance", "target": "i-1", "params": {"instance_id": "i-1"}}
+
+    def planned(*reasons: str) -> Backtest:
+        p = Planned.model_validate({**step, "would_require_approval": list(reasons)})
+        return Backtest(records=1, incidents=[], planned=[p], rejected={})
+
+    quota = "quota: runbook rb: aws.ec2.isolate_instance ran {} time(s) in 3600s (max 3)"
+    assert difference(planned(quota.format(4)), planned(quota.format(3)))["changed"] == []
+    assert len(difference(planned(), planned(quota.format(3)))["changed"]) == 1
+
+
+def test_replay_prints_an_added_gate_as_text(tmp_path):
+    """`replay --baseline-runbooks` prints a step that now needs approval with the reasons, not a Python list."""
+    events = tmp_path / "events.jsonl"
+    _records(events, ["compromised-inference-host"])
+    new = tmp_path / "new"
+    shutil.copytree(ROOT / "runbooks", new, ignore=shutil.ignore_patterns("examples"))
+    rb = new / "compromised-inference-host.yaml"
+    rb.write_text(rb.read_text().replace("    actuator: aws.ec2.isolate_instance\n",
+                                         "    actuator: aws.ec2.isolate_instance\n    approval: {required: true}\n"))
+    result = CliRunner().invoke(app, ["replay", str(events), "--runbooks", str(new),
+                                      "--baseline-runbooks", str(ROOT / "runbooks")])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())  # the console wraps long lines
+    assert "isolate-host aws.ec2.isolate_instance on " in out
+    assert "(approval: none → approval required by the runbook)" in out

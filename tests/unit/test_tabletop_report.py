@@ -49,3 +49,72 @@ def test_markdown_junit_and_svg():
     ns = "{http://www.w3.org/2000/svg}"
     titles = [t.text for t in ET.fromstring(svg).iter(f"{ns}title")]  # well-formed, one mark per entry and inject
     assert titles == ["inject finding at t+0s", "#4 t+5s step.result status=ok"]
+
+
+def test_unreadable_baseline_is_refused_before_the_run(tmp_path, monkeypatch):
+    """`tabletop run --baseline` with a missing or malformed file exits 3 with a message, before any scenario runs."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    import responder.tabletop.suite as suite
+    from responder.cli import app
+
+    ran: list[int] = []
+
+    async def fake_suite(*_args: object, **_kw: object) -> SuiteResult:
+        ran.append(1)
+        return _result(_card("PASS", "PASS", 5.0, []))
+
+    monkeypatch.setattr(suite, "run_suite", fake_suite)
+    (tmp_path / "event.json").write_text("{}")
+    (tmp_path / "pb.yaml").write_text("id: pb\ntitle: t\nobjectives: [o]\ninjects:\n  - id: i\n    event: event.json\n"
+                                      "expectations:\n  - id: v\n    kind: timeline_verifies\n")
+    runbooks = str(Path(__file__).resolve().parents[2] / "runbooks")
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for baseline in ("missing.json", "bad.json", "list.json"):
+        result = CliRunner().invoke(app, ["tabletop", "run", str(tmp_path / "pb.yaml"), "--runbooks", runbooks,
+                                          "--baseline", str(tmp_path / baseline)])
+        assert (result.exit_code, result.exception is None or isinstance(result.exception, SystemExit)) == (3, True), \
+            (baseline, result.output, result.exception)
+        assert baseline in result.output.replace("\n", "")
+    assert ran == []
+
+
+def test_console_scorecard_prints_scenario_text_literally():
+    """Brackets in what happened (errors, targets) are printed as written: not read as Rich markup, never a crash."""
+    import io
+
+    from rich.console import Console
+
+    from responder.tabletop.report import print_scorecard
+
+    card = _card("FAIL", "FAIL", None, [])
+    card.grades[0].instead = "error=1 validation error [type=missing, input_value={}] see [/docs]"
+    card.error = "RuntimeError: the service stopped: [/bad] [bold]x"
+    out = io.StringIO()
+    print_scorecard(_result(card), Console(file=out, width=300, color_system=None), [])
+    text = out.getvalue()
+    assert "[type=missing, input_value={}] see [/docs]" in text
+    assert "the service stopped: [/bad] [bold]x" in text
+
+
+def test_baseline_must_hold_what_regressions_read(tmp_path):
+    """A baseline whose statuses or grades `regressions` could not read is refused at load (not after the run)."""
+    import json
+
+    import pytest
+
+    from responder.errors import ConfigError
+    from responder.tabletop.report import load_baseline
+
+    good = _result(_card("FAIL", "FAIL", None, [])).model_dump(mode="json")
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    assert load_baseline(tmp_path / "good.json") == good
+    bad_grade = {"cards": [{"playbook": "leaked", "status": "PASS", "grades": [{"id": "key-off"}]}]}
+    bad_status = {"cards": [{"playbook": "leaked", "status": "GREEN"}]}
+    for name, doc, where in (("grade", bad_grade, "cards.0.grades.0.status"), ("status", bad_status, "cards.0.status")):
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+        with pytest.raises(ConfigError, match=f"not a `tabletop run --json` result: {where}"):
+            load_baseline(tmp_path / f"{name}.json")
