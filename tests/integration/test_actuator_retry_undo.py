@@ -1,0 +1,73 @@
+"""A retried step (its first reply lost) must still record the prior state that undo restores, on moto."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from responder.actuators import registry
+from responder.actuators.base import ActuationContext
+from responder.engine.runner import StepCall, run_step
+from responder.engine.undo import Undoer
+from responder.errors import TransientActuationError
+from responder.models.step import StepIntent
+from responder.timeline import MemoryStore, Recorder
+from tests.integration.actuator_cases import CASES
+
+pytestmark = pytest.mark.integration
+CASE = {c.actuator: c for c in CASES}
+INCIDENT = "inc0123456789abcdef0"
+KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+class DropsReply:
+    """Forwards every call; the first `operation` is applied on the server and then its reply is lost."""
+
+    def __init__(self, inner: Any, operation: str) -> None:
+        self.inner, self.operation, self.dropped = inner, operation, 0
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Apply the call; raise a transient error instead of the first reply of `operation`."""
+        reply: dict[str, Any] = await self.inner.call(service, operation, **kwargs)
+        if operation == self.operation and not self.dropped:
+            self.dropped += 1
+            raise TransientActuationError("connection reset after the request was applied", code="ReplyLost")
+        return reply
+
+
+async def contained_with_lost_reply(aws: Any, name: str, operation: str) -> tuple[Recorder, dict[str, Any]]:
+    """Run `name` as a step through `run_step` (3 attempts) with the first reply of `operation` lost."""
+    params = await CASE[name].setup(aws)
+    actuator = registry.get(name)
+    p = actuator.params.model_validate(params)
+    lossy = DropsReply(aws, operation)
+    recorder = Recorder(MemoryStore())
+    call = StepCall(actuator, p, ActuationContext(aws=lossy, incident=INCIDENT, key=KEY), attempts=3, timeout=30)
+    intent = StepIntent(step="contain", actuator=name, target=actuator.target(p), key=KEY,
+                        params=p.model_dump(mode="json"))
+    result = await run_step(recorder, call, intent, incident=INCIDENT)
+    assert lossy.dropped == 1
+    assert result.ok
+    assert result.changed
+    return recorder, params
+
+
+async def test_isolation_whose_tag_reply_is_lost_can_still_be_undone(aws):
+    """Isolation settled by verify after a lost CreateTags reply records the old groups, so undo restores them."""
+    recorder, params = await contained_with_lost_reply(aws, "aws.ec2.isolate_instance", "create_tags")
+    observe = CASE["aws.ec2.isolate_instance"].observe
+    assert list((await observe(aws, params)).values()) == [["responder-quarantine"]]
+    outcomes = await Undoer(recorder, registry, aws, attempts=1).undo(INCIDENT)
+    assert [o["status"] for o in outcomes] == ["ok"], outcomes
+    assert list((await observe(aws, params)).values()) == [["inference-web"]]
+
+
+async def test_endpoint_isolation_whose_reply_is_lost_can_still_be_undone(aws):
+    """Endpoint isolation settled by verify after a lost PutRolePolicy reply records the roles; undo releases them."""
+    recorder, params = await contained_with_lost_reply(aws, "aws.sagemaker.isolate_endpoint", "put_role_policy")
+    observe = CASE["aws.sagemaker.isolate_endpoint"].observe
+    assert await observe(aws, params) is not None
+    outcomes = await Undoer(recorder, registry, aws, attempts=1).undo(INCIDENT)
+    assert [o["status"] for o in outcomes] == ["ok"], outcomes
+    assert await observe(aws, params) is None
