@@ -36,9 +36,10 @@ class DropsReply:
         return reply
 
 
-async def contained_with_lost_reply(aws: Any, name: str, operation: str) -> tuple[Recorder, dict[str, Any]]:
+async def contained_with_lost_reply(aws: Any, name: str, operation: str,
+                                    params: dict[str, Any] | None = None) -> tuple[Recorder, dict[str, Any]]:
     """Run `name` as a step through `run_step` (3 attempts) with the first reply of `operation` lost."""
-    params = await CASE[name].setup(aws)
+    params = params or await CASE[name].setup(aws)
     actuator = registry.get(name)
     p = actuator.params.model_validate(params)
     lossy = DropsReply(aws, operation)
@@ -71,3 +72,41 @@ async def test_endpoint_isolation_whose_reply_is_lost_can_still_be_undone(aws):
     outcomes = await Undoer(recorder, registry, aws, attempts=1).undo(INCIDENT)
     assert [o["status"] for o in outcomes] == ["ok"], outcomes
     assert await observe(aws, params) is None
+
+
+PARTIAL_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": False, "BlockPublicPolicy": False,
+                 "RestrictPublicBuckets": False}
+NARROW_DENY = ('{"Version":"2012-10-17","Statement":[{"Sid":"ResponderDenyBedrock","Effect":"Deny",'
+               '"Action":["bedrock:InvokeModel"],"Resource":"*"}]}')
+
+
+async def _partial_block(aws: Any) -> dict[str, Any]:
+    params = await CASE["aws.s3.block_public_access"].setup(aws)
+    await aws.call("s3", "put_public_access_block", Bucket=params["bucket"],
+                   PublicAccessBlockConfiguration=PARTIAL_BLOCK)
+    return params
+
+
+async def _narrow_deny(aws: Any) -> dict[str, Any]:
+    params = await CASE["aws.iam.deny_bedrock_access"].setup(aws)
+    await aws.call("iam", "put_user_policy", UserName=params["principal_name"], PolicyName="responder-deny-bedrock",
+                   PolicyDocument=NARROW_DENY)
+    return params
+
+
+@pytest.mark.parametrize(("name", "operation", "prepare"), [
+    ("aws.s3.block_public_access", "put_public_access_block", _partial_block),
+    ("aws.lambda.throttle_function", "put_function_concurrency", None),
+    ("aws.iam.deny_bedrock_access", "put_user_policy", _narrow_deny),
+    ("aws.iam.quarantine_principal", "put_role_policy", None),
+    ("aws.secretsmanager.rotate_secret", "put_secret_value", None),
+])
+async def test_undo_after_a_lost_reply_restores_the_state_from_before_the_step(aws, name, operation, prepare):
+    """A step settled by verify after a lost reply is undone back to the state before it, not to a blank one."""
+    params = await prepare(aws) if prepare else await CASE[name].setup(aws)
+    before = await CASE[name].observe(aws, params)
+    recorder, _ = await contained_with_lost_reply(aws, name, operation, params)
+    assert await CASE[name].observe(aws, params) != before
+    outcomes = await Undoer(recorder, registry, aws, attempts=1).undo(INCIDENT)
+    assert [o["status"] for o in outcomes] == ["ok"], outcomes
+    assert await CASE[name].observe(aws, params) == before
