@@ -74,7 +74,9 @@ class BlockPublicAccess(Actuator[BucketParams]):
 
     async def observe(self, p: BucketParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         """The configuration before the first attempt: after a lost reply undo still restores it, not deletes it."""
-        return {"configuration": await public_access_block(ctx, p.bucket)}
+        conf = await public_access_block(ctx, p.bucket)
+        configuration: JsonValue = None if conf is None else {**conf}
+        return {"configuration": configuration}
 
     def reverse_params(self, p: BucketParams, result: ActuationResult) -> dict[str, Any] | None:
         if not result.changed:
