@@ -136,6 +136,9 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         versions = {v.version: v for v in await store.versions(p.model)}
         if serving not in versions:
             return False
+        bad = versions[p.from_version].digest if p.from_version in versions else None
+        if bad and versions[serving].digest == bad:  # the bad artifact under another version name
+            return False
         return (await check(store, versions[serving], config.trusted_keys, await store.quarantined(p.model))).ok
 
     def reverse_params(self, p: RollbackParams, result: ActuationResult) -> dict[str, Any] | None:
