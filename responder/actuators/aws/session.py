@@ -36,6 +36,12 @@ TRANSIENT_CODES = frozenset(
         "EntityTemporarilyUnmodifiable",
         "TooManyUpdates",
         "ResourceConflictException",
+        # the rest of botocore's standard-mode throttling codes (botocore's own retries are off: total_max_attempts=1)
+        "RequestThrottledException",
+        "EC2ThrottledException",
+        "BandwidthLimitExceeded",
+        "TransactionInProgressException",
+        "LimitExceededException",
     }
 )
 
