@@ -117,3 +117,34 @@ async def test_rollback_without_from_version_is_not_settled_by_a_transient_error
     assert result.ok
     assert await store.serving("fraud") == "v1"
 
+
+
+class EndpointStuck:
+    """A SageMaker API whose endpoint sits in `status` on the old config after UpdateEndpoint."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """describe_endpoint reports `status`; update_endpoint is accepted."""
+        if operation == "describe_endpoint":
+            return {"EndpointName": "fraud", "EndpointConfigName": "fraud-v1", "EndpointStatus": self.status}
+        assert operation == "update_endpoint", operation
+        return {}
+
+
+@pytest.mark.parametrize("status", ["UpdateRollbackFailed", "OutOfService", "Deleting"])
+async def test_sagemaker_switch_to_a_terminal_endpoint_state_fails_permanently(status):
+    """An endpoint left UpdateRollbackFailed/OutOfService/Deleting fails the switch at once, not after a timeout."""
+    from datetime import UTC, datetime
+
+    from responder.actuators.model.sagemaker import SageMakerStore
+    from responder.actuators.model.versions import ModelVersion
+    from responder.errors import PermanentActuationError
+
+    store = SageMakerStore(EndpointStuck(status), f"sagemaker+{URL}", poll_interval=0.0, deploy_timeout=0.05)
+    version = ModelVersion(model="fraud", version="v2", location=f"{URL}/fraud/versions/v2/model/", signature=None,
+                           digest=None, created=datetime(2026, 1, 1, tzinfo=UTC))
+    with pytest.raises(PermanentActuationError) as info:
+        await store.set_serving("fraud", version)
+    assert info.value.code == "DeployFailed"
