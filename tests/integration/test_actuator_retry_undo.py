@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 
 from responder.actuators import registry
+from responder.actuators.aws.sagemaker import policy_name
 from responder.actuators.base import ActuationContext
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
 from responder.errors import TransientActuationError
-from responder.models.step import StepIntent
+from responder.models.step import StepIntent, StepResult, StepStatus
+from responder.models.timeline import EntryKind
 from responder.timeline import MemoryStore, Recorder
 from tests.integration.actuator_cases import CASES
 
@@ -107,6 +109,35 @@ async def test_undo_after_a_lost_reply_restores_the_state_from_before_the_step(a
     before = await CASE[name].observe(aws, params)
     recorder, _ = await contained_with_lost_reply(aws, name, operation, params)
     assert await CASE[name].observe(aws, params) != before
+    outcomes = await Undoer(recorder, registry, aws, attempts=1).undo(INCIDENT)
+    assert [o["status"] for o in outcomes] == ["ok"], outcomes
+    assert await CASE[name].observe(aws, params) == before
+
+
+def _old_revoke_after(after: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    return {"cutoff": after["cutoff"]}  # before e1fc035: no document
+
+
+def _old_endpoint_after(after: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    return {"policy": policy_name(params["endpoint_name"])}  # before fd37775
+
+
+@pytest.mark.parametrize(("name", "old_after"), [
+    ("aws.iam.revoke_sessions", _old_revoke_after),
+    ("aws.sagemaker.isolate_endpoint", _old_endpoint_after),
+])
+async def test_a_step_recorded_with_an_older_after_state_shape_is_still_undone(aws, name, old_after):
+    """A step whose result an older release recorded (an after-state without today's observe() fields) is undone."""
+    params = await CASE[name].setup(aws)
+    before = await CASE[name].observe(aws, params)
+    actuator = registry.get(name)
+    p = actuator.params.model_validate(params)
+    done = await actuator.apply(p, ActuationContext(aws=aws, incident=INCIDENT, key=KEY))
+    recorder = Recorder(MemoryStore())
+    head = {"step": "contain", "actuator": name, "target": actuator.target(p), "key": KEY}
+    recorder.append(EntryKind.STEP_INTENT, StepIntent(**head, params=p.model_dump(mode="json")).body(), INCIDENT)
+    recorder.append(EntryKind.STEP_RESULT, StepResult(**head, status=StepStatus.OK, changed=True, prior=done.prior,
+                                                      after=old_after(done.after, params)).body(), INCIDENT)
     outcomes = await Undoer(recorder, registry, aws, attempts=1).undo(INCIDENT)
     assert [o["status"] for o in outcomes] == ["ok"], outcomes
     assert await CASE[name].observe(aws, params) == before
