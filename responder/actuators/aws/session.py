@@ -40,8 +40,9 @@ TRANSIENT_CODES = frozenset(
         "RequestThrottledException",
         "EC2ThrottledException",
         "BandwidthLimitExceeded",
-        "TransactionInProgressException",
-        "LimitExceededException",
+        "TransactionInProgressException",  # DynamoDB: the same ClientRequestToken still running; idempotent
+        # not LimitExceededException: Secrets Manager and KMS send it (400) for a quota a retry cannot lift, which
+        # would only delay the failure reaching a human; API Gateway's rate limit sends it as 429, retried below
     }
 )
 
