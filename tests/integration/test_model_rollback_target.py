@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from responder.actuators import registry
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.model.local import LocalStore
-from responder.actuators.model.params import RollbackParams
+from responder.actuators.model.params import RollbackParams, pin_start
 from responder.actuators.model.s3 import S3Store
 from responder.actuators.model.signing import sign
 from responder.engine.runner import StepCall, run_step
@@ -97,10 +98,6 @@ async def test_model_actuators_declare_every_action_they_call_on_s3(aws: AwsSess
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="without from_version (and without only_if_unverified) verify() cannot tell "
-                   "whether this step rolled back: it says done whenever the serving version verifies, so a retry "
-                   "after a transient error is settled without rolling back; pinning the start version needs the "
-                   "intent's before-state in verify (or from_version required), a change beyond this actuator")
 async def test_rollback_without_from_version_is_not_settled_by_a_transient_error(aws: AwsSession, tmp_path, keys):
     """A throttled registry read on the first attempt must not make the step succeed with the drifting model served."""
     await aws.call("s3", "create_bucket", Bucket=BUCKET)
@@ -108,15 +105,26 @@ async def test_rollback_without_from_version_is_not_settled_by_a_transient_error
     for v in ("v1", "v2"):
         await publish(store, tmp_path / "w", "fraud", v, keys.private)
     await store.set_serving("fraud", (await store.versions("fraud"))[-1])
+    ctx = context(aws, URL, keys)
+    # no from_version given, as `responder models rollback fraud`: the version served now is pinned as the start
+    p = RollbackParams.model_validate(await pin_start({"model": "fraud", "registry": URL}, ctx))
+    assert p.from_version == "v2"
     throttle(aws, "s3", 1, code="SlowDown", status=503, operation="GetObject")
-    p = RollbackParams(model="fraud", registry=URL)
-    call = StepCall(ROLLBACK, p, context(aws, URL, keys), attempts=3, timeout=60)
+    call = StepCall(ROLLBACK, p, ctx, attempts=3, timeout=60)
     intent = StepIntent(step="roll-back", actuator=ROLLBACK.name, target=ROLLBACK.target(p), key="k" * 32,
                         params=p.model_dump(mode="json"))
     result = await run_step(Recorder(MemoryStore()), call, intent, incident="inc")
     assert result.ok
     assert await store.serving("fraud") == "v1"
 
+
+def test_rollback_params_naming_no_start_are_rejected():
+    """Neither from_version nor only_if_unverified: refused, naming both choices (verify() could not tell)."""
+    with pytest.raises(ValidationError, match="valid choices: from_version, only_if_unverified"):
+        RollbackParams(model="fraud")
+    with pytest.raises(ValidationError):
+        RollbackParams(model="fraud", only_if_unverified=False)
+    assert RollbackParams(model="fraud", only_if_unverified=True).from_version is None
 
 
 class EndpointStuck:
