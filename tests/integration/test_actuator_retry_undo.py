@@ -96,11 +96,32 @@ async def _narrow_deny(aws: Any) -> dict[str, Any]:
     return params
 
 
+EARLIER_QUARANTINE = ('{"Version":"2012-10-17","Statement":[{"Sid":"Earlier","Effect":"Deny",'
+                      '"Action":["s3:*"],"Resource":"*"}]}')
+EARLIER_REVOKE = ('{"Version":"2012-10-17","Statement":[{"Sid":"ResponderRevokeEarlierIncident","Effect":"Deny",'
+                  '"Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2020-01-01T00:00:00Z"}}}]}')
+
+
+async def _earlier_quarantine(aws: Any) -> dict[str, Any]:
+    params = await CASE["aws.iam.quarantine_principal"].setup(aws)
+    await aws.call("iam", "put_role_policy", RoleName=params["principal_name"], PolicyName="responder-quarantine",
+                   PolicyDocument=EARLIER_QUARANTINE)
+    return params
+
+
+async def _earlier_revocation(aws: Any) -> dict[str, Any]:
+    params = await CASE["aws.iam.revoke_sessions"].setup(aws)
+    await aws.call("iam", "put_user_policy", UserName=params["principal_name"],
+                   PolicyName="responder-revoke-older-sessions", PolicyDocument=EARLIER_REVOKE)
+    return params
+
+
 @pytest.mark.parametrize(("name", "operation", "prepare"), [
     ("aws.s3.block_public_access", "put_public_access_block", _partial_block),
     ("aws.lambda.throttle_function", "put_function_concurrency", None),
     ("aws.iam.deny_bedrock_access", "put_user_policy", _narrow_deny),
-    ("aws.iam.quarantine_principal", "put_role_policy", None),
+    ("aws.iam.quarantine_principal", "put_role_policy", _earlier_quarantine),
+    ("aws.iam.revoke_sessions", "put_user_policy", _earlier_revocation),
     ("aws.secretsmanager.rotate_secret", "put_secret_value", None),
 ])
 async def test_undo_after_a_lost_reply_restores_the_state_from_before_the_step(aws, name, operation, prepare):
