@@ -74,6 +74,10 @@ def _step_params(step: Step, at: list[int | str], registry: Registry, earlier: l
     for name, field in known.items():
         if field.is_required() and name not in step.with_:
             yield f"missing parameter {name!r} required by {step.actuator}", [*at, "with"]
+    one_of: tuple[str, ...] = getattr(params, "required_one_of", ())
+    if one_of and not any(step.with_.get(name) not in (None, False) for name in one_of):  # a placeholder counts
+        yield (f"{step.actuator} needs one of the parameters {', '.join(one_of)} (set, not null or false); "
+               f"valid choices: {', '.join(one_of)}"), [*at, "with"]
 
 
 def runbook_problems(rb: Runbook, stem: str, registry: Registry) -> Iterator[Problem]:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from responder.actuators import registry
+from responder.actuators.model.params import pin_start
 from responder.cli.model_common import context
 from responder.cli.operator import ByOpt, Via, ViaOpt, ask
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
@@ -32,6 +33,7 @@ from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
 
 app = typer.Typer()
+ROLLBACK = "model.rollback_to_last_signed"
 
 
 def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, json: bool,
@@ -48,12 +50,18 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
         _show(actuator_name, StepResult.read(reply.outcomes[0]), reply.timeline_seq, json)
         return
     actuator = registry.get(actuator_name)
+    ctx = context(settings)
+    raw = {k: v for k, v in params.items() if v is not None}
     try:
-        p = actuator.params.model_validate({k: v for k, v in params.items() if v is not None})
+        if actuator_name == ROLLBACK:  # without --from: from the version served now, so verify() can tell
+            raw = asyncio.run(pin_start(raw, ctx))
+        p = actuator.params.model_validate(raw)
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_CONFIG) from exc
     except ValidationError as exc:
         raise fail(f"invalid parameters: {exc}", EXIT_CONFIG) from exc
     defaults = Step(id="operator", actuator=actuator_name)
-    call = StepCall(actuator, p, context(settings), attempts=defaults.retries + 1, timeout=defaults.timeout)
+    call = StepCall(actuator, p, ctx, attempts=defaults.retries + 1, timeout=defaults.timeout)
     recorder = Recorder(FileStore(timeline or settings.timeline_path))
     target = actuator.target(p)
     intent = StepIntent(step="operator", actuator=actuator_name, target=target, key=f"operator-{uuid.uuid4().hex}",
@@ -93,7 +101,7 @@ def _show(actuator_name: str, result: StepResult, seq: int | None, json: bool) -
 @app.command()
 def rollback(
     model: ModelArg,
-    from_version: Annotated[str | None, typer.Option("--from", help="the bad version (default: serving)")] = None,
+    from_version: Annotated[str | None, typer.Option("--from", help="the bad version (default: served now)")] = None,
     registry_url: RegistryOpt = None,
     timeline: TimelineOpt = None,
     json: JsonOpt = False,

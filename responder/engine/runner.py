@@ -134,10 +134,11 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
                     kinds: tuple[str, str], on_intent: Callable[[StepIntent, str | None], None] | None,
                     marks: Mapping[str, Any] | None) -> StepResult:
     marks = marks or {}
-    # an actuator that keeps the base `observe` cannot say (None): no coroutine to await for it
-    before = await observe(call) if type(call.actuator).observe is not _CANNOT_OBSERVE else None
-    if before is not None:
-        intent = intent.model_copy(update={"before": before})
+    before = intent.before  # set: an open intent's, read before a crash cut its first run short (steps._execute)
+    if before is None and type(call.actuator).observe is not _CANNOT_OBSERVE:  # the base `observe` cannot say
+        before = await observe(call)
+        if before is not None:
+            intent = intent.model_copy(update={"before": before})
     written = intent.body()
     recorder.append(kinds[0], written, incident)
     if on_intent is not None:

@@ -227,12 +227,17 @@ class StepRunning:
                        escalating: bool) -> Outcome:
         """Run a step cleared to act (or resolve its earlier intent), then escalate if it failed."""
         rec, key = self.recorder, str(head.key)
-        if self.state.intent(key) is not None and await verified(call):
+        pending = self.state.intent(key)
+        if pending is not None and await verified(call):
             return self._recovered(head, incident)
         previous = self.state.result(key)
+        # an open intent's before-state was read before its first attempt, which a crash may have cut short after a
+        # partial change: reading it again would record that partial change as the state undo restores
+        before = pending.before if pending is not None and pending.params == resolved.values else None
         intent = StepIntent.trusted(step=head.step, actuator=head.actuator, target=head.target, key=head.key,
                                     params=resolved.values, destructive=resolved.actuator.destructive,
-                                    runbook=rb.id, clock=self.clock())  # params: the validated model's JSON dump
+                                    runbook=rb.id, clock=self.clock(),  # params: the validated model's JSON dump
+                                    **({"before": before} if before is not None else {}))
         marks = {"reapplied": True} if previous is not None and previous.ok else {}
         result = await run_step(rec, call, intent, incident=incident.id, on_intent=self._intended, marks=marks)
         self.state.finish(result, incident.id)

@@ -145,13 +145,14 @@ class Undoer:
     async def _drift(forward: StepCall, after: Mapping[str, Any]) -> str | None:
         """How the target differs from the step's recorded after-state, or None when it still matches.
 
-        Compare-and-set: an actuator that can report its state is compared field by field; one that
-        cannot is asked whether its desired state still holds.
+        Compare-and-set: an actuator that can report its state is compared field by field, over the fields
+        the step recorded; one that cannot, or a step whose recorded after-state has fields `observe()` does
+        not report (recorded before the actuator could observe, or in an older shape), or none at all, is
+        asked whether its desired state still holds.
         """
         current = await observe(forward)
-        if current is not None:
-            diff = {k: (after.get(k), current.get(k)) for k in sorted({*after, *current})
-                    if after.get(k) != current.get(k)}
+        if current is not None and after and after.keys() <= current.keys():
+            diff = {k: (after.get(k), current.get(k)) for k in sorted(after) if after.get(k) != current.get(k)}
             if not diff:
                 return None
             return "; ".join(f"{k}: recorded {was!r}, now {now!r}" for k, (was, now) in diff.items())

@@ -62,7 +62,7 @@ RUNBOOK = {
     "group_by": "${event.incident_key}",
     "steps": [
         {"id": "roll-back", "actuator": "model.rollback_to_last_signed", "on_failure": "continue",
-         "with": {"model": "${event.resource.model.id}"}},
+         "with": {"model": "${event.resource.model.id}", "only_if_unverified": True}},
         {"id": "escalate", "actuator": "test.notify",
          "when": [{"field": "steps.roll-back.result.to", "op": "exists", "value": False}],
          "with": {"message": "no signed version of ${event.resource.model.id} to roll back to"}},
@@ -150,6 +150,9 @@ def test_operator_cli_rollback_is_on_the_timeline(store, tmp_path, keys):
     out = runner.invoke(app, ["models", "rollback", "fraud", "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["outputs"]["to"] == "v1"
+    intent = next(json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()
+                  if json.loads(line)["kind"] == "step.intent")
+    assert intent["body"]["params"]["from_version"] == "v2"  # no --from: the version served then, pinned
     checked = runner.invoke(app, ["timeline", "verify", str(tmp_path / "timeline.jsonl"), "--json"])
     assert json.loads(checked.output)["entries"] == 2
     again = runner.invoke(app, ["models", "rollback", "fraud"])

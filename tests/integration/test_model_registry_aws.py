@@ -54,7 +54,8 @@ async def test_s3_rollback_skips_tampered_and_moves_the_ssm_pointer(aws, s3store
         await publish(s3store, tmp_path / "w", "fraud", v, keys.private)
     await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
     await _tamper(aws, "v2")
-    result = await ROLLBACK.apply(RollbackParams(model="fraud", registry=URL), context(aws, URL, keys))
+    p = RollbackParams(model="fraud", from_version="v3", registry=URL)
+    result = await ROLLBACK.apply(p, context(aws, URL, keys))
     assert result.outputs["to"] == "v1"
     assert [r["reason"] for r in result.outputs["rejected"]] == ["tampered"]  # type: ignore[index, union-attr]
     history = await aws.call("ssm", "get_parameter_history", Name="/responder/models/fraud/serving")
@@ -68,7 +69,7 @@ async def test_s3_refusal_leaves_the_pointer_alone(aws, s3store, tmp_path, keys)
     await publish(s3store, tmp_path / "w", "fraud", "v3", keys.private)
     await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
     with pytest.raises(PermanentActuationError, match=r"v2: untrusted_key; v1: unsigned"):
-        await ROLLBACK.apply(RollbackParams(model="fraud", registry=URL), context(aws, URL, keys))
+        await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v3", registry=URL), context(aws, URL, keys))
     assert await s3store.serving("fraud") == "v3"
 
 
@@ -79,7 +80,7 @@ async def test_s3_quarantine_then_rollback_skips_it(aws, s3store, tmp_path, keys
     await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
     ctx = context(aws, URL, keys)
     await QUARANTINE.apply(VersionParams(model="fraud", version="v2", registry=URL), ctx)
-    result = await ROLLBACK.apply(RollbackParams(model="fraud", registry=URL), ctx)
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v3", registry=URL), ctx)
     assert result.outputs["to"] == "v1"
     assert [r["reason"] for r in result.outputs["rejected"]] == ["quarantined"]  # type: ignore[index, union-attr]
 
@@ -92,7 +93,7 @@ async def test_s3_object_key_escaping_the_artifact_is_rejected(aws, s3store, tmp
     await aws.call("s3", "put_object", Bucket=BUCKET, Key="registry/fraud/versions/v1/model/../../../escape",
                    Body=b"x")
     with pytest.raises(PermanentActuationError, match="v1: unsafe_path"):
-        await ROLLBACK.apply(RollbackParams(model="fraud", registry=URL), context(aws, URL, keys))
+        await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v2", registry=URL), context(aws, URL, keys))
 
 
 def _endpoint(config: str, status: str = "InService") -> dict[str, Any]:
@@ -151,7 +152,7 @@ async def test_sagemaker_config_loading_other_data_is_not_deployable(aws, tmp_pa
         _expect_config(stub, "fraud-v2", "fraud-v2", _data("v2"))
         _expect_config(stub, "fraud-v1", "fraud-v1-model", _data("v2"))
         with pytest.raises(PermanentActuationError, match="v1: not_deployable"):
-            await ROLLBACK.apply(RollbackParams(model="fraud", registry=f"sagemaker+{URL}"),
+            await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v2", registry=f"sagemaker+{URL}"),
                                  context(aws, f"sagemaker+{URL}", keys))
         stub.assert_no_pending_responses()
 

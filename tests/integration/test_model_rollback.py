@@ -51,7 +51,7 @@ async def test_walk_skips_tampered_unsigned_wrong_key_and_quarantined(store, tmp
     """From v6 the rollback skips v5..v2, each with its reason, and serves v1."""
     await _history(store, tmp_path, keys)
     ctx = context(NoAws(), str(store.root), keys)
-    result = await ROLLBACK.apply(RollbackParams(model="fraud"), ctx)
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v6"), ctx)
     assert result.changed
     assert (result.outputs["from"], result.outputs["to"]) == ("v6", "v1")
     reasons = [(r["version"], r["reason"]) for r in result.outputs["rejected"]]  # type: ignore[index, union-attr]
@@ -66,7 +66,7 @@ async def test_no_signed_version_left_refuses_and_switches_nothing(store, tmp_pa
     await store.quarantine("fraud", "v1", "also bad")
     ctx = context(NoAws(), str(store.root), keys)
     with pytest.raises(PermanentActuationError) as info:
-        await ROLLBACK.apply(RollbackParams(model="fraud"), ctx)
+        await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v6"), ctx)
     assert info.value.code == "NoSignedVersion"
     assert "v5: tampered" in str(info.value)
     assert "v1: quarantined" in str(info.value)
@@ -91,7 +91,7 @@ async def test_no_trusted_key_configured_means_refusal(store, tmp_path, keys):
     config = ModelConfig(registry=str(store.root), trusted_keys=())
     ctx = ActuationContext(aws=NoAws(), models=config)
     with pytest.raises(PermanentActuationError, match="v1: no_trusted_keys"):
-        await ROLLBACK.apply(RollbackParams(model="fraud"), ctx)
+        await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v6"), ctx)
     assert await store.serving("fraud") == "v6"
 
 
@@ -99,10 +99,10 @@ async def test_reverse_switches_back_and_needs_approval(store, tmp_path, keys):
     """The reverse is the destructive switch_version with the prior version; it restores v6."""
     await _history(store, tmp_path, keys)
     ctx = context(NoAws(), str(store.root), keys)
-    result = await ROLLBACK.apply(RollbackParams(model="fraud"), ctx)
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v6"), ctx)
     assert ROLLBACK.reverse == SWITCH.name
     assert SWITCH.destructive
-    back = ROLLBACK.reverse_params(RollbackParams(model="fraud"), result)
+    back = ROLLBACK.reverse_params(RollbackParams(model="fraud", from_version="v6"), result)
     assert back is not None
     assert back["version"] == "v6"
     undone = await SWITCH.apply(VersionParams.model_validate(back), ctx)
@@ -178,7 +178,8 @@ async def test_integrity_alert_about_a_tampered_version_rolls_back(store, tmp_pa
 async def test_plan_names_the_version_it_would_serve_and_switches_nothing(store, tmp_path, keys):
     """The dry-run preview walks the registry read-only: it names v1 and the skipped versions."""
     await _history(store, tmp_path, keys)
-    preview = await ROLLBACK.plan(RollbackParams(model="fraud"), context(NoAws(), str(store.root), keys))
+    p = RollbackParams(model="fraud", from_version="v6")
+    preview = await ROLLBACK.plan(p, context(NoAws(), str(store.root), keys))
     assert "would serve v1 instead of v6" in preview.summary
     assert "v5 (tampered)" in preview.summary
     assert await store.serving("fraud") == "v6"

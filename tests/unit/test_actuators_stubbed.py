@@ -113,7 +113,7 @@ async def test_revocation_cutoff_only_moves_forward():
                                       ActuationContext(aws=aws, incident="inc", key="k"))
         stub.assert_no_pending_responses()
     assert result.changed is False
-    assert result.after == {"cutoff": later}
+    assert result.after == {"document": doc, "cutoff": later}
 
 
 async def test_revocation_from_an_earlier_incident_does_not_verify():

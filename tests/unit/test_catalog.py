@@ -73,6 +73,30 @@ def test_validate_command_exit_code(tmp_path, runbooks_dir):
     assert runner.invoke(app, ["runbooks", "validate", str(tmp_path)]).exit_code == 3
 
 
+@pytest.mark.parametrize("params", ["{model: fraud}", "{model: fraud, from_version: null, only_if_unverified: false}"])
+def test_rollback_naming_no_start_version_fails_at_load(tmp_path, params):
+    """A rollback step with neither from_version nor only_if_unverified fails at load: file:line and both choices."""
+    (tmp_path / "rb.yaml").write_text(
+        'id: rb\ntrigger: {source: guardduty, type: "*"}\ngroup_by: "${event.actor}"\nsteps:\n'
+        f"  - id: s\n    actuator: model.rollback_to_last_signed\n    with: {params}\n"
+    )
+    with pytest.raises(RunbookError, match="valid choices: from_version, only_if_unverified") as info:
+        load_runbooks(tmp_path, registry)
+    assert "rb.yaml:7" in str(info.value)
+
+
+@pytest.mark.parametrize("params", ['{model: fraud, from_version: "${event.attributes.version}"}',
+                                    "{model: fraud, only_if_unverified: true}"])
+def test_rollback_naming_its_start_version_loads(tmp_path, params):
+    """from_version (a placeholder counts) or only_if_unverified: true is enough for a rollback step to load."""
+    (tmp_path / "rb.yaml").write_text(
+        'id: rb\ntrigger: {source: guardduty, type: "*"}\ngroup_by: "${event.actor}"\nsteps:\n'
+        f"  - id: s\n    actuator: model.rollback_to_last_signed\n    with: {params}\n"
+        "    on_failure: continue\n"
+    )
+    assert [rb.id for rb in load_runbooks(tmp_path, registry)] == ["rb"]
+
+
 @pytest.mark.parametrize(("actuator", "params", "name"), [
     ("notify.webhook.post_message", '{url: "${event.attributes.callback}", key_id: oncall, title: t}', "url"),
     ("model.rollback_to_last_signed", '{model: fraud, registry: "${event.attributes.registry}"}', "registry"),

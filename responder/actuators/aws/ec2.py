@@ -158,6 +158,11 @@ class IsolateInstance(Actuator[InstanceParams]):
         current = await eni_groups(ctx, p.instance_id)
         return group is not None and bool(current) and all(g == [group] for g in current.values())
 
+    async def observe(self, p: InstanceParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """Each ENI's groups, read before the first attempt: a retry after a lost reply (or after some ENIs
+        were swapped) still records the groups from before the isolation, which undo puts back."""
+        return {"groups_by_eni": {k: list(v) for k, v in (await eni_groups(ctx, p.instance_id)).items()}}
+
     def reverse_params(self, p: InstanceParams, result: ActuationResult) -> dict[str, Any] | None:
         prior = result.prior.get("groups_by_eni")
         return {"instance_id": p.instance_id, "groups_by_eni": prior} if result.changed and prior else None

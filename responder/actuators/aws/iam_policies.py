@@ -76,6 +76,11 @@ class InlineDeny(Actuator[Any]):
         """Whether the principal's policy is `wanted` now."""
         return await get_inline(ctx, p.principal_type, p.principal_name, self.policy) == wanted
 
+    async def observe(self, p: PrincipalParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The policy document now (None: no such policy), read before the first attempt: a step settled by
+        verify after a lost reply still records the document undo must put back."""
+        return {"document": await get_inline(ctx, p.principal_type, p.principal_name, self.policy)}
+
 
 @register
 class RevokeSessions(InlineDeny):
@@ -116,11 +121,17 @@ class RevokeSessions(InlineDeny):
         requested = _iso(p.issued_before or datetime.now(UTC))
         wanted = old if same_key and old and p.issued_before is None else max(old or "", requested)
         changed = wanted != old
+        doc = before
         if changed:
             doc = deny_document(self._sid(ctx), {"DateLessThan": {"aws:TokenIssueTime": wanted}})
             await put_inline(ctx, p.principal_type, p.principal_name, self.policy, doc)
         return ActuationResult(changed=changed, target=self.target(p), prior={"document": before, "cutoff": old},
-                               after={"cutoff": wanted}, outputs={"cutoff": wanted})
+                               after={"document": doc, "cutoff": wanted}, outputs={"cutoff": wanted})
+
+    async def observe(self, p: PrincipalParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The document and its cutoff now: the shape of `prior` and `after`."""
+        doc = await get_inline(ctx, p.principal_type, p.principal_name, self.policy)
+        return {"document": doc, "cutoff": _cutoff(doc)}
 
     async def verify(self, p: RevokeParams, ctx: ActuationContext) -> bool:
         doc = await get_inline(ctx, p.principal_type, p.principal_name, self.policy)

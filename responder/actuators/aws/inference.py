@@ -143,6 +143,10 @@ class ThrottleFunction(Actuator[FunctionParams]):
     async def verify(self, p: FunctionParams, ctx: ActuationContext) -> bool:
         return await reserved(ctx, p.function_name) == 0
 
+    async def observe(self, p: FunctionParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The reservation before the first attempt: after a lost reply undo still restores it, not removes it."""
+        return {"reserved": await reserved(ctx, p.function_name)}
+
     def reverse_params(self, p: FunctionParams, result: ActuationResult) -> dict[str, Any] | None:
         if not result.changed:
             return None

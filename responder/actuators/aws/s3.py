@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
@@ -71,6 +71,12 @@ class BlockPublicAccess(Actuator[BucketParams]):
 
     async def verify(self, p: BucketParams, ctx: ActuationContext) -> bool:
         return await public_access_block(ctx, p.bucket) == ALL_ON
+
+    async def observe(self, p: BucketParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The configuration before the first attempt: after a lost reply undo still restores it, not deletes it."""
+        conf = await public_access_block(ctx, p.bucket)
+        configuration: JsonValue = None if conf is None else {**conf}
+        return {"configuration": configuration}
 
     def reverse_params(self, p: BucketParams, result: ActuationResult) -> dict[str, Any] | None:
         if not result.changed:

@@ -84,16 +84,21 @@ class IsolateEndpoint(Actuator[EndpointParams]):
                 await put_inline(ctx, "role", role, policy_name(p.endpoint_name), doc)
                 added.append(role)
         return ActuationResult(changed=bool(added), target=p.endpoint_name,
-                               prior={"roles_without_deny": added},
-                               after={"policy": policy_name(p.endpoint_name)},
+                               prior={"roles_without_deny": added}, after={"roles_without_deny": []},
                                outputs={"roles": list(p.role_names)})
 
-    async def verify(self, p: EndpointParams, ctx: ActuationContext) -> bool:
+    async def _without_deny(self, p: EndpointParams, ctx: ActuationContext) -> list[str]:
         doc = deny_invoke(await endpoint_arn(ctx, p.endpoint_name))
-        for role in p.role_names:
-            if await get_inline(ctx, "role", role, policy_name(p.endpoint_name)) != doc:
-                return False
-        return True
+        return [role for role in p.role_names
+                if await get_inline(ctx, "role", role, policy_name(p.endpoint_name)) != doc]
+
+    async def verify(self, p: EndpointParams, ctx: ActuationContext) -> bool:
+        return not await self._without_deny(p, ctx)
+
+    async def observe(self, p: EndpointParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The roles still without the deny, read before the first attempt: a retry after a lost reply (or a
+        partial first attempt) records them all, so undo releases every role this step denied."""
+        return {"roles_without_deny": list(await self._without_deny(p, ctx))}
 
     def reverse_params(self, p: EndpointParams, result: ActuationResult) -> dict[str, Any] | None:
         added = result.prior.get("roles_without_deny")

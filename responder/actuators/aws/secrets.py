@@ -124,6 +124,10 @@ class RotateSecret(Actuator[RotateSecretParams]):
     async def verify(self, p: RotateSecretParams, ctx: ActuationContext) -> bool:
         return current_version(await stages(ctx, p.secret_id)) == rotation_token(ctx, p.secret_id)
 
+    async def observe(self, p: RotateSecretParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The AWSCURRENT version before the first attempt: after a lost reply undo can still move the label back."""
+        return {"current_version": current_version(await stages(ctx, p.secret_id))}
+
     def reverse_params(self, p: RotateSecretParams, result: ActuationResult) -> dict[str, Any] | None:
         prior = result.prior.get("current_version")
         if not result.changed or not prior:

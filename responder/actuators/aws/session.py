@@ -36,6 +36,13 @@ TRANSIENT_CODES = frozenset(
         "EntityTemporarilyUnmodifiable",
         "TooManyUpdates",
         "ResourceConflictException",
+        # the rest of botocore's standard-mode throttling codes (botocore's own retries are off: total_max_attempts=1)
+        "RequestThrottledException",
+        "EC2ThrottledException",
+        "BandwidthLimitExceeded",
+        "TransactionInProgressException",  # DynamoDB: the same ClientRequestToken still running; idempotent
+        # not LimitExceededException: Secrets Manager and KMS send it (400) for a quota a retry cannot lift, which
+        # would only delay the failure reaching a human; API Gateway's rate limit sends it as 429, retried below
     }
 )
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any, ClassVar, Self
+
+from pydantic import Field, model_validator
 
 from responder.actuators.base import ActuationContext, Params
 from responder.actuators.model.backends import context_config, open_store
 from responder.actuators.model.versions import MODEL_NAME, REGISTRY_URL, VERSION_NAME, ModelStore
-from responder.errors import PermanentActuationError
+from responder.errors import ActuationError, ConfigError, PermanentActuationError
+
+START_CHOICES = ("from_version", "only_if_unverified")
+NEEDS_START = ("name the version to roll back from: from_version (the version the alert names, e.g. "
+               "${event.attributes.version}), or only_if_unverified: true (act only if the serving version fails "
+               "verification); valid choices: from_version, only_if_unverified")
 
 
 class ModelParams(Params):
@@ -18,12 +25,43 @@ class ModelParams(Params):
 
 
 class RollbackParams(ModelParams):
-    """Walk back from `from_version` (default: the serving version)."""
+    """Walk back from `from_version`; without it (only with `only_if_unverified`), from the serving version.
+
+    One of the two is required: with neither, `verify()` cannot tell a rollback this step made from a
+    good version served all along, so a retry after a transient error would settle the step as done with
+    the bad version still served. The loader rejects a runbook step that sets neither (`required_one_of`).
+    """
+
+    required_one_of: ClassVar[tuple[str, ...]] = START_CHOICES
 
     from_version: str | None = Field(default=None, pattern=VERSION_NAME, examples=["v7"])
     only_if_unverified: bool = Field(
         default=False, description="act only if the start version itself fails verification (corroborates the alert)"
     )
+
+    @model_validator(mode="after")
+    def _start_named(self) -> Self:
+        """`from_version` or `only_if_unverified: true`: what makes the step's verify() mean "rolled back"."""
+        if self.from_version is None and not self.only_if_unverified:
+            raise ValueError(NEEDS_START)
+        return self
+
+
+async def pin_start(raw: dict[str, Any], ctx: ActuationContext) -> dict[str, Any]:
+    """Rollback params as an operator gave them, with `from_version` set to the version served now when they name
+    neither it nor `only_if_unverified` (`responder models rollback` without `--from`); ConfigError when the
+    registry cannot say (nothing served, or not readable)."""
+    if raw.get("from_version") is not None or raw.get("only_if_unverified") is True:
+        return raw
+    try:
+        store = open_store(raw.get("registry") or context_config(ctx).registry, ctx.aws, context_config(ctx))
+        serving = await store.serving(str(raw.get("model")))
+    except ActuationError as exc:
+        raise ConfigError(f"cannot read which version of {raw.get('model')} is served (name it with --from): "
+                          f"{exc}") from exc
+    if serving is None:
+        raise ConfigError(f"no version of {raw.get('model')} is served: name the bad one with --from")
+    return {**raw, "from_version": serving}
 
 
 class VersionParams(ModelParams):

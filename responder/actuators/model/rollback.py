@@ -33,9 +33,10 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
     alert names verifies after all (`outputs.corroborated: false`): an alert alone cannot make it
     replace a good model.
 
-    Pass `from_version` (the version the alert names) in runbooks: then a redelivered alert, a
-    retry or crash recovery changes nothing once `from_version` is no longer served and the
-    serving version verifies, and a newer good deployment is never rolled back by a stale alert.
+    Set `from_version` (the version the alert names) or `only_if_unverified: true`; a step with
+    neither is rejected at load. With `from_version` a redelivered alert, a retry or crash recovery
+    changes nothing once `from_version` is no longer served and the serving version verifies, and
+    a newer good deployment is never rolled back by a stale alert.
 
     Example::
 
@@ -135,6 +136,9 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
             return False
         versions = {v.version: v for v in await store.versions(p.model)}
         if serving not in versions:
+            return False
+        bad = versions[p.from_version].digest if p.from_version in versions else None
+        if bad and versions[serving].digest == bad:  # the bad artifact under another version name
             return False
         return (await check(store, versions[serving], config.trusted_keys, await store.quarantined(p.model))).ok
 

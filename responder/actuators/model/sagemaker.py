@@ -113,7 +113,8 @@ class SageMakerStore(S3Store):
             status = desc.get("EndpointStatus")
             if status == "InService" and desc.get("EndpointConfigName") == config:
                 return
-            if status == "Failed" or (status == "InService" and desc.get("FailureReason")):
+            # not InService and not moving (Failed, UpdateRollbackFailed, OutOfService, Deleting) will not get there
+            if status not in MOVING and (status != "InService" or desc.get("FailureReason")):
                 raise PermanentActuationError(
                     f"endpoint {model} is {status} on {desc.get('EndpointConfigName')}, not {config}: "
                     f"{desc.get('FailureReason', '')}", code="DeployFailed")

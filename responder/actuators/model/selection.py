@@ -66,10 +66,13 @@ async def select(
     origin = start or serving
     names = [v.version for v in versions]
     older = versions[: names.index(origin)] if origin in names else versions
+    bad = versions[names.index(origin)].digest if origin in names else None
     quarantined = await store.quarantined(model)
     rejected: list[Rejection] = []
     for candidate in reversed(older):
         verdict = await check(store, candidate, keys, quarantined)
+        if bad and bad in (candidate.digest, verdict.digest):  # the artifact rolled away from, published twice
+            verdict = Verdict(False, Reason.SAME_ARTIFACT, f"the same signed artifact ({bad}) as {origin}")
         if verdict.ok:
             return Selection(model, serving, origin, candidate, verdict, tuple(rejected))
         reason = verdict.reason.value if verdict.reason else "rejected"

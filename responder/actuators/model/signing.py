@@ -37,6 +37,7 @@ class Reason(StrEnum):
     MISSING_ARTIFACT = "missing_artifact"
     UNSAFE_PATH = "unsafe_path"
     NOT_DEPLOYABLE = "not_deployable"
+    SAME_ARTIFACT = "same_artifact"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -50,6 +51,8 @@ def _post(url: str, data: bytes, headers: dict[str, str], timeout: float) -> int
         return int(exc.code)
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         raise TransientActuationError(f"webhook unreachable: {exc}", code="Unreachable") from exc
+    except http.client.HTTPException as exc:  # not HTTP (BadStatusLine, IncompleteRead), e.g. from a broken proxy
+        raise TransientActuationError(f"webhook answered no valid HTTP: {exc!r}"[:500], code="BadResponse") from exc
 
 
 @register

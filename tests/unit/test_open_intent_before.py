@@ -1,0 +1,43 @@
+"""A step whose intent a crash left open, run again, records the before-state that intent read, not a re-read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import JsonValue
+
+from responder.actuators.base import ActuationContext, ActuationResult
+from tests.fakes import Echo, EchoParams, Killed
+from tests.kit import make_kit
+from tests.unit.test_guards import ECHO
+
+KEY, USER = "AKIAABCDEFGHIJKLMNO1", "user-1"
+
+
+async def test_a_step_cut_short_after_a_partial_change_records_the_state_from_before_it(tmp_path, monkeypatch):
+    """The first run changed part of the target and died: the rerun's prior is the intent's, not the partial state."""
+    target: dict[str, str] = {"state": "original"}
+
+    async def observe(self: Echo, p: EchoParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        return dict(target)
+
+    monkeypatch.setattr(Echo, "observe", observe)
+    kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
+    real = kit.echo.apply
+
+    async def partial(p: EchoParams, ctx: ActuationContext) -> ActuationResult:
+        target["state"] = "half-isolated"  # one of two ENIs swapped, say, then the process died
+        raise Killed
+
+    kit.echo.apply = partial  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        await kit.send(key=KEY, user=USER)
+    kit.echo.apply = real  # type: ignore[method-assign]
+    kit.start()
+    await kit.send(key=KEY, user=USER)
+    intents: list[dict[str, Any]] = kit.entries("step.intent")
+    assert [i["before"] for i in intents] == [{"state": "original"}] * 2
+    [result] = kit.entries("step.result")
+    assert result["status"] == "ok"
+    assert result["prior"] == {"state": "original"}
