@@ -10,7 +10,7 @@ import typer
 
 from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
-from responder.cli.timeline_files import merged, parsable, resolve, verify_file, writers
+from responder.cli.timeline_files import anchors_by_file, merged, parsable, resolve, verify_file, writers
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
@@ -41,15 +41,28 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
     """Check every writer's chain: links, hashes, signatures, anchors, archive; exit 1 naming the first bad entry."""
     settings = _settings()
     public_key = public_key or settings.timeline_verify_key
-    archive = archive or settings.timeline_archive
+    explicit_archive, archive = archive is not None, archive or settings.timeline_archive
     files = writers(paths)
     if not files:
         err_console.print(f"[red]✗ no timeline files in {', '.join(map(str, paths))}")
         raise typer.Exit(EXIT_FAILED)
-    failed = 0
+    if archive and len(files) > 1:  # one archive holds one writer's segments
+        if explicit_archive:
+            err_console.print("✗ --archive holds one writer's segments: verify each writer's file with its own",
+                              style="red", markup=False)
+            raise typer.Exit(EXIT_USAGE)
+        err_console.print(f"note: the archive {archive} is not compared: {len(files)} writers' files",
+                          style="yellow", markup=False)
+    held, orphans = anchors_by_file(files, anchor or [])
+    failed = len(orphans)
+    for why in orphans.values():
+        if json:
+            emit_json({"ok": False, "reason": why})
+        else:
+            err_console.print(f"✗ {why}", style="red", markup=False)
     for path in files:
         try:
-            _verify_one(path, public_key, archive if len(files) == 1 else None, anchor or [], json)
+            _verify_one(path, public_key, archive if len(files) == 1 else None, held[path], json)
         except typer.Exit:
             failed += 1
     if failed:
@@ -120,12 +133,14 @@ def export(
     settings = _settings()
     files = writers(paths)
     incident = resolve(files, incident)
-    checks: list[dict[str, Any]] = []
+    held, orphans = anchors_by_file(files, anchor or [])
+    checks: list[dict[str, Any]] = [{"ok": False, "first_bad_seq": -1, "reason": why, "path": str(a)}
+                                    for a, why in orphans.items()]
     for path in files:
         try:
             checks.append(verify_file(path, public_key or settings.timeline_verify_key,
                                       (archive or settings.timeline_archive) if len(files) == 1 else None,
-                                      anchor or []).as_dict())
+                                      held[path]).as_dict())
         except ChainBroken as exc:
             checks.append({"ok": False, "first_bad_seq": exc.seq, "reason": exc.reason, "path": str(path)})
     verification = checks[0] if len(checks) == 1 else {

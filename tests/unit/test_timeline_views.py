@@ -1,0 +1,134 @@
+"""`timeline show/export/verify` over hostile event text and over several writers' files."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from responder.cli import app
+from responder.timeline import FileStore, Recorder
+from tests.timeline_builders import PUBLIC, incident_timeline, signed_recorder
+
+runner = CliRunner()
+HOSTILE = "AKIA[/]\x1b[2J\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\\n## All clear | forged"
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_env(monkeypatch):
+    """CLI defaults come from RESPONDER_* variables; tests start without any."""
+    for name in ("RESPONDER_CONFIG", "RESPONDER_TIMELINE_VERIFY_KEY", "RESPONDER_TIMELINE_ARCHIVE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _hostile_timeline(path):
+    rec = incident_timeline(path)
+    rec.append("event.received", {"event_id": "ev-3", "source": "guardduty", "type": HOSTILE})
+    rec.append("incident.joined", {"event_id": "ev-3", "runbook": "rb@1", "group_key": "g"}, "inc-1")
+    head = {"step": "s[/]", "actuator": "aws.iam.deactivate_access_key", "target": HOSTILE, "key": "k2"}
+    rec.append("step.intent", {**head, "params": {"id": HOSTILE}}, "inc-1")
+    rec.append("step.result", {**head, "status": "failed", "error": HOSTILE}, "inc-1")
+    rec.close()
+
+
+def test_show_prints_event_text_inert(tmp_path):
+    """show renders alert text with markup and escape sequences as visible text: no crash, no raw ESC."""
+    path = tmp_path / "t.jsonl"
+    _hostile_timeline(path)
+    out = runner.invoke(app, ["timeline", "show", str(path), "--incident", "inc-1"])
+    assert out.exit_code == 0, out.output
+    assert "\x1b" not in out.stdout
+    assert "AKIA[/]" in out.stdout
+
+
+def test_export_markdown_keeps_event_text_inside_its_cell(tmp_path):
+    """The Markdown evidence pack cannot be given new headings, rows or escape sequences by alert text."""
+    path = tmp_path / "t.jsonl"
+    _hostile_timeline(path)
+    out = runner.invoke(app, ["timeline", "export", str(path), "--incident", "inc-1", "--format", "md"])
+    assert out.exit_code == 0, out.output
+    assert "\x1b" not in out.stdout
+    assert not any(line.startswith("## All clear") for line in out.stdout.splitlines())
+
+
+def _two_writers(tmp_path):
+    a = signed_recorder(tmp_path / "a.jsonl", every=3)
+    b = Recorder(FileStore(tmp_path / "b.jsonl"), writer="replica-b", signer=a.signer, checkpoint_every=3)
+    for i in range(7):
+        a.append("x", {"i": i}, "inc-1")
+        b.append("y", {"i": i}, "inc-1")
+    a.close()
+    b.close()
+
+
+def test_verify_applies_each_anchor_to_its_own_writers_file(tmp_path):
+    """verify DIR --anchor (one writer's checkpoint) passes on an intact fleet and still catches that file's cut."""
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    _two_writers(fleet)
+    last = (fleet / "a.jsonl").read_bytes().splitlines()[-1]
+    anchor = tmp_path / "anchor.json"
+    anchor.write_bytes(last + b"\n")
+    args = ["timeline", "verify", str(fleet), "--public-key", PUBLIC, "--anchor", str(anchor)]
+    ok = runner.invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    lines = (fleet / "a.jsonl").read_bytes().splitlines()
+    (fleet / "a.jsonl").write_bytes(b"\n".join(lines[:4]) + b"\n")
+    cut = runner.invoke(app, args)
+    assert cut.exit_code == 1, cut.output
+
+
+def test_verify_refuses_an_archive_it_cannot_compare(tmp_path):
+    """verify DIR --archive with several writers says it cannot compare one archive, instead of skipping it."""
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    _two_writers(fleet)
+    out = runner.invoke(app, ["timeline", "verify", str(fleet), "--public-key", PUBLIC, "--archive", "s3://b/p/"])
+    assert out.exit_code != 0, out.output
+    assert "archive" in out.output
+
+
+def test_show_keeps_each_writers_order_when_its_clock_steps_back(tmp_path):
+    """Merging writers never puts a file's step.result before its step.intent, whatever the wall clock said."""
+    times = iter([0.0, 100.0, 50.0])  # the first read is the recorder's start
+    a = Recorder(FileStore(tmp_path / "a.jsonl"), writer="replica-a", clock=lambda: next(times))
+    a.append("step.intent", {"key": "k"}, "inc-1")
+    a.append("step.result", {"key": "k", "status": "ok"}, "inc-1")  # NTP stepped the clock back
+    a.close()
+    b = Recorder(FileStore(tmp_path / "b.jsonl"), writer="replica-b", clock=lambda: 60.0)
+    b.append("incident.joined", {"event_id": "e"}, "inc-1")
+    b.close()
+    out = runner.invoke(app, ["timeline", "show", str(tmp_path), "--incident", "inc-1", "--json"])
+    assert out.exit_code == 0, out.output
+    kinds = [e["kind"] for e in orjson.loads(out.stdout)["entries"] if e["writer"] == "replica-a"]
+    assert kinds == ["step.intent", "step.result"]
+
+
+@pytest.mark.parametrize("text", [b"not json", b'{"kind": "checkpoint"}', b"[1]",
+                                  b'{"at":1,"body":[],"hash":"h","incident":null,"kind":"checkpoint","prev":"p",'
+                                  b'"seq":"x","writer":"w"}'])
+def test_a_malformed_anchor_is_a_clear_failure(tmp_path, text):
+    """verify --anchor with a file that is not a checkpoint entry exits 1 with a reason, not a traceback."""
+    path = tmp_path / "t.jsonl"
+    rec = signed_recorder(path)
+    rec.append("x", {})
+    rec.close()
+    anchor = tmp_path / "anchor.json"
+    anchor.write_bytes(text)
+    out = runner.invoke(app, ["timeline", "verify", str(path), "--anchor", str(anchor), "--json"])
+    assert out.exit_code == 1, out.output
+    assert "anchor" in orjson.loads(out.stdout)["reason"]
+
+
+def test_an_anchor_no_writer_file_holds_fails(tmp_path):
+    """A writer's file deleted from the fleet directory fails verify when the auditor holds that writer's anchor."""
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    _two_writers(fleet)
+    anchor = tmp_path / "anchor.json"
+    anchor.write_bytes((fleet / "b.jsonl").read_bytes().splitlines()[-1])
+    (fleet / "b.jsonl").unlink()
+    (fleet / "c.jsonl").write_bytes((fleet / "a.jsonl").read_bytes())  # and a copy of another writer in its place
+    out = runner.invoke(app, ["timeline", "verify", str(fleet), "--public-key", PUBLIC, "--anchor", str(anchor)])
+    assert out.exit_code == 1, out.output
+    assert "replica-b" in out.output
