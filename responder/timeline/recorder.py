@@ -124,7 +124,7 @@ class Recorder(GroupCommit):
     def append(self, kind: str, body: Mapping[str, Any], incident: str | None = None) -> TimelineEntry:
         """Chain an entry onto the head; durable only after `flush()`. It carries this context's trace `STAMP`."""
         stamp = STAMP.get()
-        entry = self._seal(kind, dict(body) if stamp is None else {**stamp, **body}, incident)
+        entry = self._seal(kind, dict(body) if stamp is None else {**stamp, **body}, incident or None)
         for observer in self.observers:
             observer(entry)
         if self.signer is not None:
