@@ -60,13 +60,14 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
             emit_json({"ok": False, "reason": why})
         else:
             err_console.print(f"✗ {why}", style="red", markup=False)
+    unchecked = 0
     for path in files:
         try:
             _verify_one(path, public_key, archive if len(files) == 1 else None, held[path], json)
-        except typer.Exit:
-            failed += 1
-    if failed:
-        raise typer.Exit(EXIT_FAILED)
+        except typer.Exit as exc:
+            failed, unchecked = failed + (exc.exit_code == EXIT_FAILED), unchecked + (exc.exit_code != EXIT_FAILED)
+    if failed or unchecked:  # a file that does not verify is the answer; one that could not be checked is not
+        raise typer.Exit(EXIT_FAILED if failed else EXIT_CONFIG)
 
 
 def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool) -> None:
@@ -76,13 +77,14 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         if json:
             emit_json({"ok": False, "path": str(path), "first_bad_seq": exc.seq, "reason": exc.reason})
         else:
-            err_console.print(f"[red]✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}")
+            err_console.print(f"✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}", style="red",
+                              markup=False)
         raise typer.Exit(EXIT_FAILED) from exc
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
+        err_console.print(f"✗ {exc}", style="red", markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc
     except (OSError, TimelineError) as exc:
-        err_console.print(f"[red]✗ cannot read {path}: {exc}")
+        err_console.print(f"✗ cannot check {path}: {exc}", style="red", markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc
     if json:
         emit_json({"path": str(path), **result.as_dict()})

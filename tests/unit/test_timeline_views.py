@@ -132,3 +132,18 @@ def test_an_anchor_no_writer_file_holds_fails(tmp_path):
     out = runner.invoke(app, ["timeline", "verify", str(fleet), "--public-key", PUBLIC, "--anchor", str(anchor)])
     assert out.exit_code == 1, out.output
     assert "replica-b" in out.output
+
+
+def test_an_unreachable_archive_is_a_clear_error(tmp_path, monkeypatch):
+    """verify --archive against an S3 endpoint that refuses connections exits 3 with one line, no traceback."""
+    path = tmp_path / "t.jsonl"
+    rec = signed_recorder(path)
+    rec.append("x", {})
+    rec.close()
+    monkeypatch.setenv("RESPONDER_AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard: nothing listens
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    out = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--archive", "s3://b/t/"])
+    assert out.exit_code == 3, out.output
+    assert "archive" in out.output
+    assert isinstance(out.exception, SystemExit)  # an Exit, not an escaped botocore error
