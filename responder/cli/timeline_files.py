@@ -8,7 +8,8 @@ from pathlib import Path
 
 import orjson
 
-from responder.cli.options import incident_ids, resolve_incident
+from responder.cli.options import fail, incident_ids, resolve_incident
+from responder.cli.output import EXIT_CONFIG
 from responder.errors import ChainBroken, ConfigError
 from responder.models.timeline import TimelineEntry
 from responder.settings import Settings
@@ -54,8 +55,15 @@ def resolve(files: list[Path], incident: str) -> str:
     if len(files) == 1:
         return resolve_incident(files[0], incident)
     ids = {i for path in files for i in incident_ids(path)}
+    if incident in ids:
+        return incident
     matches = sorted(i for i in ids if i.startswith(incident))
-    return matches[0] if incident not in ids and len(matches) == 1 else incident
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise fail(f"incident {incident!r} is ambiguous across {len(files)} timeline files; candidates: "
+                   f"{', '.join(matches)}", EXIT_CONFIG)
+    raise fail(f"no incident {incident!r} in {len(files)} timeline files", EXIT_CONFIG)
 
 
 def anchors_by_file(files: list[Path], anchors: list[Path]) -> tuple[dict[Path, list[Path]], dict[Path, str]]:

@@ -147,3 +147,15 @@ def test_an_unreachable_archive_is_a_clear_error(tmp_path, monkeypatch):
     assert out.exit_code == 3, out.output
     assert "archive" in out.output
     assert isinstance(out.exception, SystemExit)  # an Exit, not an escaped botocore error
+
+
+@pytest.mark.parametrize("given", ["inc", "zzz"])
+def test_an_ambiguous_or_unknown_incident_across_writers_exits_3(tmp_path, given):
+    """Across several writers' files, an ambiguous or unknown incident is refused as in one file, not shown empty."""
+    rec = incident_timeline(tmp_path / "a.jsonl")
+    rec.close()
+    other = Recorder(FileStore(tmp_path / "b.jsonl"), writer="replica-b")
+    other.append("step.intent", {"key": "k"}, "inc-3")
+    other.close()
+    out = runner.invoke(app, ["timeline", "show", str(tmp_path), "--incident", given])
+    assert out.exit_code == 3, out.output
