@@ -136,8 +136,6 @@ def verify_entries(entries: Iterable[TimelineEntry]) -> tuple[int, str]:
             raise ChainBroken(entry.seq, f"sequence gap: expected seq {expected_seq}, found {entry.seq}")
         if entry.prev != prev:
             raise ChainBroken(entry.seq, "prev does not match the hash of the entry before it")
-        if entry.incident == "":  # hashed as no incident: only null says that
-            raise ChainBroken(entry.seq, "an empty incident id (only null means no incident)")
         digest = entry_hash(
             entry.prev, entry.seq, entry.writer, entry.at, entry.kind, entry.incident, canonical_json(entry.body)
         )

@@ -83,8 +83,8 @@ def verify_lines(
             raise _bad_line(seq, number, "wrong fields")
         s, w, at, kind, inc, body, p, h = (d["seq"], d["writer"], d["at"], d["kind"], d["incident"], d["body"],
                                            d["prev"], d["hash"])
-        if type(s) is not int or type(body) is not dict or not (inc is None or (type(inc) is str and inc)):
-            raise _bad_line(seq, number, "wrong field types")  # "", false, 0… would hash as no incident (null)
+        if type(s) is not int or type(body) is not dict or not (inc is None or type(inc) is str):
+            raise _bad_line(seq, number, "wrong field types")  # false, 0, [], {} would hash as no incident (null)
         if s != seq:
             raise ChainBroken(s if s > seq else seq, f"sequence gap: expected seq {seq}, found {s}")
         if p != prev:
