@@ -10,7 +10,7 @@ import typer
 
 from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
-from responder.cli.timeline_files import anchors_by_file, merged, parsable, resolve, verify_file, writers
+from responder.cli.timeline_files import anchors_by_file, interleave, merged, parsable, resolve, verify_file, writers
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
@@ -153,7 +153,7 @@ def export(
                                         for c in checks if not c["ok"]), {})}
     entries = merged(files) if verification["ok"] else []
     if not entries:  # a broken file may not even parse: fall back to the lines that do
-        entries = [e for path in files for e in parsable(path)]
+        entries = interleave([parsable(path) for path in files])
     pack = evidence_pack(entries, incident, verification)
     if not pack["entries"]:
         err_console.print(f"[red]✗ no entries for incident {incident}")

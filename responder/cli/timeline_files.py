@@ -35,7 +35,12 @@ def writers(paths: list[Path]) -> list[Path]:
 def merged(paths: list[Path]) -> list[TimelineEntry]:
     """Every writer's entries interleaved in time order (ties: writer, then seq); each file keeps its own (chain)
     order even where its clock stepped back, so no result shows before its intent."""
-    chains = [list(parse_lines(path.read_bytes().splitlines())) for path in writers(paths)]
+    return interleave([list(parse_lines(path.read_bytes().splitlines())) for path in writers(paths)])
+
+
+def interleave(chains: list[list[TimelineEntry]]) -> list[TimelineEntry]:
+    """Files' entries merged by (at, writer, seq), each file's taken in its own order (heapq.merge only ever
+    compares the files' next entries, so an `at` that steps back within a file never reorders it)."""
     return list(heapq.merge(*chains, key=lambda e: (e.at, e.writer, e.seq)))
 
 
@@ -81,7 +86,7 @@ def anchors_by_file(files: list[Path], anchors: list[Path]) -> tuple[dict[Path, 
     for path in files:
         raw = path.read_bytes()
         for a, needle in needles.items():
-            if needle is None or needle[1] in raw:
+            if needle is None or needle[1] + b"\n" in raw or raw.endswith(needle[1]):  # a line's end, not a body's
                 held[path].append(a)  # an unreadable anchor is refused by the check of every file
     for a, needle in needles.items():
         if needle is not None and not any(a in mine for mine in held.values()):
@@ -91,7 +96,8 @@ def anchors_by_file(files: list[Path], anchors: list[Path]) -> tuple[dict[Path, 
 
 
 def _writer_needle(anchor: Path) -> tuple[str, bytes] | None:
-    """The anchor's writer and how each of its canonical lines ends; None when the anchor does not parse."""
+    """The anchor's writer and how each of its canonical lines ends (`writer` is the last key; a body ending in a
+    `writer` key is followed by `,"hash"`); None when the anchor does not parse."""
     try:
         writer = orjson.loads(anchor.read_bytes()).get("writer")
     except (orjson.JSONDecodeError, AttributeError):

@@ -159,3 +159,37 @@ def test_an_ambiguous_or_unknown_incident_across_writers_exits_3(tmp_path, given
     other.close()
     out = runner.invoke(app, ["timeline", "show", str(tmp_path), "--incident", given])
     assert out.exit_code == 3, out.output
+
+
+def test_an_anchor_is_not_given_to_a_file_whose_entry_body_names_its_writer(tmp_path):
+    """A body ending in `"writer": <the anchor's writer>` (alert or operator text) does not make its file that
+    writer's: verify DIR --anchor of an intact fleet passes."""
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    _two_writers(fleet)
+    b = Recorder(FileStore(fleet / "b.jsonl"), writer="replica-b")
+    b.append("event.received", {"event_id": "e", "writer": "test"}, None)  # "test": a.jsonl's writer
+    b.close()
+    anchor = tmp_path / "anchor.json"
+    anchor.write_bytes((fleet / "a.jsonl").read_bytes().splitlines()[-1])
+    out = runner.invoke(app, ["timeline", "verify", str(fleet), "--anchor", str(anchor)])
+    assert out.exit_code == 0, out.output
+
+
+def test_export_of_a_fleet_that_does_not_verify_keeps_the_merged_order(tmp_path):
+    """A broken fleet's evidence pack lists the readable entries interleaved by time as `show` does, not by file."""
+    ticks = iter(range(100))
+    a = Recorder(FileStore(tmp_path / "a.jsonl"), writer="replica-a", clock=lambda: float(next(ticks)))
+    b = Recorder(FileStore(tmp_path / "b.jsonl"), writer="replica-b", clock=lambda: float(next(ticks)))
+    for i in range(3):
+        a.append("step.intent", {"key": f"a{i}"}, "inc-1")
+        b.append("step.intent", {"key": f"b{i}"}, "inc-1")
+    a.close()
+    b.close()
+    lines = (tmp_path / "b.jsonl").read_bytes().replace(b'"key":"b2"', b'"key":"bX"')
+    (tmp_path / "b.jsonl").write_bytes(lines)  # edited: b does not verify, but every line still parses
+    shown = runner.invoke(app, ["timeline", "show", str(tmp_path), "--incident", "inc-1", "--json"])
+    out = runner.invoke(app, ["timeline", "export", str(tmp_path), "--incident", "inc-1", "--format", "json"])
+    assert out.exit_code == 1, out.output
+    exported = [e["hash"] for e in orjson.loads(out.stdout)["entries"]]
+    assert exported == [e["hash"] for e in orjson.loads(shown.stdout)["entries"]]
