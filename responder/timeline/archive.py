@@ -106,7 +106,9 @@ class Archiver:
             first, last, name = done[-1]
             if self.archive.get(name) != b"".join(ln + b"\n" for ln in local[first:last + 1]):
                 raise TimelineError(f"the archive's last segment {name} is not this timeline's entries {first}..{last}:"
-                                    " the archive holds another timeline (give each writer its own prefix)")
+                                    " the archive holds another timeline (give each writer its own prefix), or this "
+                                    "file was replaced or cut back (`responder timeline verify --archive` compares "
+                                    "them)")
         self._first = done[-1][1] + 1 if done else 0
         start = self._first
         for seq, line in enumerate(local):

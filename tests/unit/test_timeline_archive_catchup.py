@@ -6,7 +6,9 @@ import pytest
 
 from responder.errors import TimelineError
 from responder.timeline.archive import Archiver, read_archive
-from tests.timeline_builders import archived, write_signed
+from responder.timeline.checkpoint import Checker
+from responder.timeline.verify import compare_with_copy, verify_lines
+from tests.timeline_builders import PUBLIC, archived, signed_recorder, write_signed
 
 
 async def test_an_archive_of_another_timeline_is_refused_at_catch_up(tmp_path):
@@ -29,3 +31,37 @@ async def test_catch_up_resumes_its_own_archive(tmp_path):
     archiver.close()
     await archiver.run()
     assert read_archive(archive) == later
+
+
+async def test_a_file_cut_back_behind_its_archive_is_refused_at_catch_up(tmp_path):
+    """A file restored from an older copy (shorter than its archive) is refused, naming that cause too."""
+    lines = write_signed(tmp_path / "a.jsonl", n=12, every=5)
+    archive = await archived(lines)
+    with pytest.raises(TimelineError, match="cut back"):
+        Archiver(archive).catch_up(lines[:8])
+
+
+async def test_a_restart_owing_a_checkpoint_archives_everything(tmp_path):
+    """After a crash that tore a checkpoint and left a sealed segment unuploaded, the resumed recorder's owed
+    checkpoint (pending at catch-up) seals the next segment: the archive ends equal to the file, and verifies."""
+    path = tmp_path / "a.jsonl"
+    rec = signed_recorder(path, every=5)
+    for i in range(15):
+        rec.append("x", {"i": i})
+    rec.flush_sync()
+    rec.store.close()
+    raw = path.read_bytes()
+    path.write_bytes(raw[:raw.rstrip(b"\n").rfind(b"\n") + 30])  # the third checkpoint torn by the crash
+    archive = await archived(raw.splitlines()[:6])  # only the first segment was uploaded
+    again = signed_recorder(path, every=5)
+    archiver = Archiver(archive)
+    again.sinks.append(archiver)
+    assert archiver.catch_up(path.read_bytes().splitlines()) == 6
+    again.append("x", {"i": 15})
+    again.close()
+    archiver.close()
+    await archiver.run()
+    lines = path.read_bytes().splitlines()
+    copy = read_archive(archive)
+    verify_lines(copy, Checker.from_text(PUBLIC), cadence=5)
+    assert compare_with_copy(lines, copy) == len(lines)
