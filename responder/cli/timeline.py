@@ -55,9 +55,9 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
                           style="yellow", markup=False)
     held, orphans = anchors_by_file(files, anchor or [])
     failed = len(orphans)
-    for why in orphans.values():
-        if json:
-            emit_json({"ok": False, "reason": why})
+    for a, why in orphans.items():
+        if json:  # the shape of a file that does not verify (and of export's checks), the anchor as its path
+            emit_json({"ok": False, "path": str(a), "first_bad_seq": -1, "reason": why})
         else:
             err_console.print(f"✗ {why}", style="red", markup=False)
     unchecked = 0

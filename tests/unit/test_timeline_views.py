@@ -129,9 +129,13 @@ def test_an_anchor_no_writer_file_holds_fails(tmp_path):
     anchor.write_bytes((fleet / "b.jsonl").read_bytes().splitlines()[-1])
     (fleet / "b.jsonl").unlink()
     (fleet / "c.jsonl").write_bytes((fleet / "a.jsonl").read_bytes())  # and a copy of another writer in its place
-    out = runner.invoke(app, ["timeline", "verify", str(fleet), "--public-key", PUBLIC, "--anchor", str(anchor)])
+    args = ["timeline", "verify", str(fleet), "--public-key", PUBLIC, "--anchor", str(anchor)]
+    out = runner.invoke(app, args)
     assert out.exit_code == 1, out.output
     assert "replica-b" in out.output
+    js = runner.invoke(app, [*args, "--json"])
+    orphan = orjson.loads(js.stdout.splitlines()[0])
+    assert (orphan["ok"], orphan["path"], orphan["first_bad_seq"]) == (False, str(anchor), -1)
 
 
 def test_an_unreachable_archive_is_a_clear_error(tmp_path, monkeypatch):
