@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from responder.timeline import FileStore, Recorder
 from responder.timeline.checkpoint import Checker
 from responder.timeline.verify import verify_lines
 from tests.timeline_builders import PUBLIC, signed_recorder
@@ -44,3 +45,17 @@ def test_an_unsigned_run_longer_than_the_resume_window_is_counted(tmp_path):
         again.append("x", {"i": i})
     again.close()
     verify_lines(path.read_bytes().splitlines(), CHECKER, cadence=10, strict=True)
+
+
+def test_a_last_entry_longer_than_the_resume_window_is_resumed_after(tmp_path):
+    """A restart whose last entry alone outgrows the 256 KiB tail continues after it, not from seq 0."""
+    path = tmp_path / "t.jsonl"
+    rec = Recorder(FileStore(path), writer="w")
+    rec.append("x", {"i": 0})
+    rec.append("step.result", {"after": "x" * 300_000})  # a large actuator output, then a crash or an unsigned stop
+    rec.close()
+    again = Recorder(FileStore(path), writer="w")
+    assert again.next_seq == 2
+    again.append("x", {"i": 2})
+    again.close()
+    verify_lines(path.read_bytes().splitlines(), strict=True)
