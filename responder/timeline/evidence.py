@@ -68,14 +68,25 @@ def _actions(entries: list[TimelineEntry]) -> list[dict[str, Any]]:
     return list(actions.values())
 
 
+def _covering(everything: list[TimelineEntry], last: TimelineEntry) -> TimelineEntry | None:
+    """The first checkpoint after `last` on its own chain, followed by `prev` links: several writers' files are
+    merged, and another file's checkpoint (whatever its seq) covers nothing of this one."""
+    after = {e.prev: e for e in everything}
+    entry = after.get(last.hash)
+    for _ in everything:  # bounded: a file that does not verify may link in a cycle
+        if entry is None or entry.kind == EntryKind.CHECKPOINT:
+            return entry
+        entry = after.get(entry.hash)
+    return None
+
+
 def evidence_pack(
     entries: Iterable[TimelineEntry], incident: str, verification: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Events, decisions, actions (parameters, results, durations), covering checkpoint and the verification."""
     everything = list(entries)
     mine = incident_entries(everything, incident)
-    last_seq = mine[-1].seq if mine else -1
-    cover = next((e for e in everything if e.kind == EntryKind.CHECKPOINT and e.seq > last_seq), None)
+    cover = _covering(everything, mine[-1]) if mine else None
     return {
         "incident": incident,
         "generated_from": {"entries": len(everything), "head": everything[-1].hash if everything else None},

@@ -197,3 +197,18 @@ def test_export_of_a_fleet_that_does_not_verify_keeps_the_merged_order(tmp_path)
     assert out.exit_code == 1, out.output
     exported = [e["hash"] for e in orjson.loads(out.stdout)["entries"]]
     assert exported == [e["hash"] for e in orjson.loads(shown.stdout)["entries"]]
+
+
+def test_export_names_a_covering_checkpoint_only_from_the_incidents_own_chain(tmp_path):
+    """Across writers, another file's later checkpoint (a higher seq of its own chain) does not cover the incident."""
+    a = Recorder(FileStore(tmp_path / "a.jsonl"), writer="replica-a")  # unsigned: nothing covers inc-1
+    for i in range(3):
+        a.append("step.intent", {"key": f"a{i}"}, "inc-1")
+    a.close()
+    b = signed_recorder(tmp_path / "b.jsonl", every=3)
+    for i in range(7):
+        b.append("x", {"i": i}, "inc-2")
+    b.close()
+    out = runner.invoke(app, ["timeline", "export", str(tmp_path), "--incident", "inc-1", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert orjson.loads(out.stdout)["covering_checkpoint"] is None
