@@ -59,10 +59,11 @@ class MemoryArchive:
 
 
 def segments(archive: SegmentArchive) -> list[tuple[int, int, str]]:
-    """(first, last, name) of every segment, in order."""
+    """(first, last, name) of every segment, in order: the prefix's own, not those under a longer prefix (another
+    replica's `<prefix><host>/`); a name may start with "/" (an archive named without its prefix's trailing slash)."""
     found = []
     for name in archive.names():
-        m = SEGMENT_NAME.match(name.rsplit("/", 1)[-1])
+        m = SEGMENT_NAME.match(name.removeprefix("/"))
         if m:
             found.append((int(m.group(1)), int(m.group(2)), name))
     return sorted(found)

@@ -65,3 +65,13 @@ async def test_a_restart_owing_a_checkpoint_archives_everything(tmp_path):
     copy = read_archive(archive)
     verify_lines(copy, Checker.from_text(PUBLIC), cadence=5)
     assert compare_with_copy(lines, copy) == len(lines)
+
+
+async def test_segments_under_a_nested_prefix_are_not_this_archives(tmp_path):
+    """A replica on `timeline/` does not take segments of one on `timeline/<host>/` (fleet.md's layout) as its own."""
+    lines = write_signed(tmp_path / "a.jsonl", n=12, every=5)
+    archive = await archived(lines)
+    theirs = await archived(write_signed(tmp_path / "b.jsonl", n=30, every=5))
+    archive.objects.update({f"host-b/{name}": data for name, data in theirs.objects.items()})
+    assert read_archive(archive) == lines
+    assert Archiver(archive).catch_up(lines) == len(lines)
