@@ -53,7 +53,7 @@ def incident_ids(timeline: Path) -> list[str]:
             incident = orjson.loads(line).get("incident")
         except (orjson.JSONDecodeError, AttributeError):
             continue
-        if isinstance(incident, str):
+        if isinstance(incident, str) and incident:  # "" (an empty id, as recorded before null) is no incident
             seen.setdefault(incident)
     return list(seen)
 

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from responder.models.timeline import TimelineEntry
 
@@ -61,7 +62,7 @@ def timeline_table(entries: Iterable[TimelineEntry], title: str = "timeline", in
     """Entries as a rich table; a `trace` column (the first 8 hex digits) when entries carry trace ids."""
     entries = list(entries)
     traced = any("trace_id" in e.body for e in entries)
-    table = Table(title=title, show_lines=False)
+    table = Table(title=Text(plain(title)), show_lines=False)
     cols = ["seq", "time", "kind", *(["incident"] if incident else []), "detail", *(["trace"] if traced else []),
             "hash"]
     for col in cols:
@@ -69,7 +70,7 @@ def timeline_table(entries: Iterable[TimelineEntry], title: str = "timeline", in
     for e in entries:
         row = [str(e.seq), e.at[11:23], e.kind, *([e.incident or ""] if incident else []), summarize(e),
                *([_trace_cell(e)] if traced else []), e.hash[:8]]
-        table.add_row(*row)
+        table.add_row(*(Text(plain(cell)) for cell in row))  # alert text: no markup, no escape sequences
     return table
 
 

@@ -10,7 +10,7 @@ import typer
 
 from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
-from responder.cli.timeline_files import merged, parsable, resolve, verify_file, writers
+from responder.cli.timeline_files import anchors_by_file, interleave, merged, parsable, resolve, verify_file, writers
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
@@ -41,19 +41,33 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
     """Check every writer's chain: links, hashes, signatures, anchors, archive; exit 1 naming the first bad entry."""
     settings = _settings()
     public_key = public_key or settings.timeline_verify_key
-    archive = archive or settings.timeline_archive
+    explicit_archive, archive = archive is not None, archive or settings.timeline_archive
     files = writers(paths)
     if not files:
         err_console.print(f"[red]✗ no timeline files in {', '.join(map(str, paths))}")
         raise typer.Exit(EXIT_FAILED)
-    failed = 0
+    if archive and len(files) > 1:  # one archive holds one writer's segments
+        if explicit_archive:
+            err_console.print("✗ --archive holds one writer's segments: verify each writer's file with its own",
+                              style="red", markup=False)
+            raise typer.Exit(EXIT_USAGE)
+        err_console.print(f"note: the archive {archive} is not compared: {len(files)} writers' files",
+                          style="yellow", markup=False)
+    held, orphans = anchors_by_file(files, anchor or [])
+    failed = len(orphans)
+    for a, why in orphans.items():
+        if json:  # the shape of a file that does not verify (and of export's checks), the anchor as its path
+            emit_json({"ok": False, "path": str(a), "first_bad_seq": -1, "reason": why})
+        else:
+            err_console.print(f"✗ {why}", style="red", markup=False)
+    unchecked = 0
     for path in files:
         try:
-            _verify_one(path, public_key, archive if len(files) == 1 else None, anchor or [], json)
-        except typer.Exit:
-            failed += 1
-    if failed:
-        raise typer.Exit(EXIT_FAILED)
+            _verify_one(path, public_key, archive if len(files) == 1 else None, held[path], json)
+        except typer.Exit as exc:
+            failed, unchecked = failed + (exc.exit_code == EXIT_FAILED), unchecked + (exc.exit_code != EXIT_FAILED)
+    if failed or unchecked:  # a file that does not verify is the answer; one that could not be checked is not
+        raise typer.Exit(EXIT_FAILED if failed else EXIT_CONFIG)
 
 
 def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool) -> None:
@@ -63,13 +77,14 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         if json:
             emit_json({"ok": False, "path": str(path), "first_bad_seq": exc.seq, "reason": exc.reason})
         else:
-            err_console.print(f"[red]✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}")
+            err_console.print(f"✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}", style="red",
+                              markup=False)
         raise typer.Exit(EXIT_FAILED) from exc
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
+        err_console.print(f"✗ {exc}", style="red", markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc
     except (OSError, TimelineError) as exc:
-        err_console.print(f"[red]✗ cannot read {path}: {exc}")
+        err_console.print(f"✗ cannot check {path}: {exc}", style="red", markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc
     if json:
         emit_json({"path": str(path), **result.as_dict()})
@@ -120,12 +135,14 @@ def export(
     settings = _settings()
     files = writers(paths)
     incident = resolve(files, incident)
-    checks: list[dict[str, Any]] = []
+    held, orphans = anchors_by_file(files, anchor or [])
+    checks: list[dict[str, Any]] = [{"ok": False, "first_bad_seq": -1, "reason": why, "path": str(a)}
+                                    for a, why in orphans.items()]
     for path in files:
         try:
             checks.append(verify_file(path, public_key or settings.timeline_verify_key,
                                       (archive or settings.timeline_archive) if len(files) == 1 else None,
-                                      anchor or []).as_dict())
+                                      held[path]).as_dict())
         except ChainBroken as exc:
             checks.append({"ok": False, "first_bad_seq": exc.seq, "reason": exc.reason, "path": str(path)})
     verification = checks[0] if len(checks) == 1 else {
@@ -136,7 +153,7 @@ def export(
                                         for c in checks if not c["ok"]), {})}
     entries = merged(files) if verification["ok"] else []
     if not entries:  # a broken file may not even parse: fall back to the lines that do
-        entries = [e for path in files for e in parsable(path)]
+        entries = interleave([parsable(path) for path in files])
     pack = evidence_pack(entries, incident, verification)
     if not pack["entries"]:
         err_console.print(f"[red]✗ no entries for incident {incident}")

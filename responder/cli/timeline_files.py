@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import heapq
 from pathlib import Path
 
-from responder.cli.options import incident_ids, resolve_incident
+import orjson
+
+from responder.cli.options import fail, incident_ids, resolve_incident
+from responder.cli.output import EXIT_CONFIG
 from responder.errors import ChainBroken, ConfigError
 from responder.models.timeline import TimelineEntry
 from responder.settings import Settings
@@ -29,12 +33,15 @@ def writers(paths: list[Path]) -> list[Path]:
 
 
 def merged(paths: list[Path]) -> list[TimelineEntry]:
-    """Every writer's entries, in time order (ties: writer, then seq); one file keeps its own order."""
-    files = writers(paths)
-    entries = [e for path in files for e in parse_lines(path.read_bytes().splitlines())]
-    if len(files) > 1:
-        entries.sort(key=lambda e: (e.at, e.writer, e.seq))
-    return entries
+    """Every writer's entries interleaved in time order (ties: writer, then seq); each file keeps its own (chain)
+    order even where its clock stepped back, so no result shows before its intent."""
+    return interleave([list(parse_lines(path.read_bytes().splitlines())) for path in writers(paths)])
+
+
+def interleave(chains: list[list[TimelineEntry]]) -> list[TimelineEntry]:
+    """Files' entries merged by (at, writer, seq), each file's taken in its own order (heapq.merge only ever
+    compares the files' next entries, so an `at` that steps back within a file never reorders it)."""
+    return list(heapq.merge(*chains, key=lambda e: (e.at, e.writer, e.seq)))
 
 
 def parsable(path: Path) -> list[TimelineEntry]:
@@ -53,8 +60,49 @@ def resolve(files: list[Path], incident: str) -> str:
     if len(files) == 1:
         return resolve_incident(files[0], incident)
     ids = {i for path in files for i in incident_ids(path)}
+    if incident in ids:
+        return incident
     matches = sorted(i for i in ids if i.startswith(incident))
-    return matches[0] if incident not in ids and len(matches) == 1 else incident
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise fail(f"incident {incident!r} is ambiguous across {len(files)} timeline files; candidates: "
+                   f"{', '.join(matches)}", EXIT_CONFIG)
+    raise fail(f"no incident {incident!r} in {len(files)} timeline files", EXIT_CONFIG)
+
+
+def anchors_by_file(files: list[Path], anchors: list[Path]) -> tuple[dict[Path, list[Path]], dict[Path, str]]:
+    """Which anchors each file is checked against, and the anchors no file holds a writer of (why, by anchor).
+
+    One file takes every anchor. Across several writers' files an anchor belongs to the files holding entries of
+    the writer that signed it (`host:pid`: a replica's restarts add writers to its own file only); an anchor none
+    holds is a writer's file deleted, replaced or cut before that writer's first entry.
+    """
+    if len(files) <= 1:
+        return {f: list(anchors) for f in files}, {}
+    held: dict[Path, list[Path]] = {f: [] for f in files}
+    orphans: dict[Path, str] = {}
+    needles = {a: _writer_needle(a) for a in anchors}
+    for path in files:
+        raw = path.read_bytes()
+        for a, needle in needles.items():
+            if needle is None or needle[1] + b"\n" in raw or raw.endswith(needle[1]):  # a line's end, not a body's
+                held[path].append(a)  # an unreadable anchor is refused by the check of every file
+    for a, needle in needles.items():
+        if needle is not None and not any(a in mine for mine in held.values()):
+            orphans[a] = (f"anchor {a}: no timeline file holds entries of writer {needle[0]!r}, which signed it "
+                          "(its file deleted, replaced, or cut before that writer's first entry)")
+    return held, orphans
+
+
+def _writer_needle(anchor: Path) -> tuple[str, bytes] | None:
+    """The anchor's writer and how each of its canonical lines ends (`writer` is the last key; a body ending in a
+    `writer` key is followed by `,"hash"`); None when the anchor does not parse."""
+    try:
+        writer = orjson.loads(anchor.read_bytes()).get("writer")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return (writer, b',"writer":' + orjson.dumps(writer) + b"}") if isinstance(writer, str) else None
 
 
 def verify_file(path: Path, public_key: str | None, archive: str | None, anchors: list[Path]) -> Verification:

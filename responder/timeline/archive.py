@@ -59,10 +59,11 @@ class MemoryArchive:
 
 
 def segments(archive: SegmentArchive) -> list[tuple[int, int, str]]:
-    """(first, last, name) of every segment, in order."""
+    """(first, last, name) of every segment, in order: the prefix's own, not those under a longer prefix (another
+    replica's `<prefix><host>/`); a name may start with "/" (an archive named without its prefix's trailing slash)."""
     found = []
     for name in archive.names():
-        m = SEGMENT_NAME.match(name.rsplit("/", 1)[-1])
+        m = SEGMENT_NAME.match(name.removeprefix("/"))
         if m:
             found.append((int(m.group(1)), int(m.group(2)), name))
     return sorted(found)
@@ -95,11 +96,23 @@ class Archiver:
         self.uploaded = 0
 
     def catch_up(self, lines: Iterable[bytes]) -> int:
-        """Queue what a previous run sealed but did not upload; returns the next seq to archive."""
+        """Queue what a previous run sealed but did not upload; returns the next seq to archive.
+
+        The last archived segment must be this timeline's own lines: a prefix holding another writer's segments
+        (two replicas given one prefix) or an older file's would otherwise leave this one's entries unarchived.
+        """
+        local = [ln for ln in lines if ln.strip()]
         done = segments(self.archive)
+        if done:
+            first, last, name = done[-1]
+            if self.archive.get(name) != b"".join(ln + b"\n" for ln in local[first:last + 1]):
+                raise TimelineError(f"the archive's last segment {name} is not this timeline's entries {first}..{last}:"
+                                    " the archive holds another timeline (give each writer its own prefix), or this "
+                                    "file was replaced or cut back (`responder timeline verify --archive` compares "
+                                    "them)")
         self._first = done[-1][1] + 1 if done else 0
         start = self._first
-        for seq, line in enumerate(ln for ln in lines if ln.strip()):
+        for seq, line in enumerate(local):
             if seq >= start:
                 self._take(seq, str(orjson.loads(line).get("kind")), line)
         return start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -67,14 +68,25 @@ def _actions(entries: list[TimelineEntry]) -> list[dict[str, Any]]:
     return list(actions.values())
 
 
+def _covering(everything: list[TimelineEntry], last: TimelineEntry) -> TimelineEntry | None:
+    """The first checkpoint after `last` on its own chain, followed by `prev` links: several writers' files are
+    merged, and another file's checkpoint (whatever its seq) covers nothing of this one."""
+    after = {e.prev: e for e in everything}
+    entry = after.get(last.hash)
+    for _ in everything:  # bounded: a file that does not verify may link in a cycle
+        if entry is None or entry.kind == EntryKind.CHECKPOINT:
+            return entry
+        entry = after.get(entry.hash)
+    return None
+
+
 def evidence_pack(
     entries: Iterable[TimelineEntry], incident: str, verification: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Events, decisions, actions (parameters, results, durations), covering checkpoint and the verification."""
     everything = list(entries)
     mine = incident_entries(everything, incident)
-    last_seq = mine[-1].seq if mine else -1
-    cover = next((e for e in everything if e.kind == EntryKind.CHECKPOINT and e.seq > last_seq), None)
+    cover = _covering(everything, mine[-1]) if mine else None
     return {
         "incident": incident,
         "generated_from": {"entries": len(everything), "head": everything[-1].hash if everything else None},
@@ -87,24 +99,46 @@ def evidence_pack(
     }
 
 
+_MARKDOWN = frozenset("`*_[]<>|~")  # what could start markup, a link, a code span or a new cell
+
+
+def _visible(c: str) -> str:
+    return c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" \
+        if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+
+
 def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ") if value not in (None, "") else "–"
+    """Text from the timeline (an alert's, possibly) as inert Markdown: markup characters backslash-escaped, what
+    does not print as itself (newline, ESC, bidi override) written as a visible escape, a backslash shown doubled."""
+    if value in (None, ""):
+        return "–"
+    return "".join("\\\\\\\\" if c == "\\" else f"\\{c}" if c in _MARKDOWN else _visible(c) for c in str(value))
+
+
+def _code(value: Any, *, json: bool = False) -> str:
+    """A code span holding `value` literally: fenced by more backticks than it holds in a row, `|` escaped for the
+    table, what does not print written as a visible escape and a backslash doubled (in JSON, already escapes)."""
+    text = "".join("\\\\" if c == "\\" and not json else _visible(c) for c in str(value)).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _traces(body: Mapping[str, Any]) -> str:
-    return " ← ".join(f"`{body[k]}`" for k in ("trace_id", "event_trace_id") if body.get(k))
+    return " ← ".join(_code(body[k]) for k in ("trace_id", "event_trace_id") if body.get(k)) or "–"
 
 
 def render_markdown(pack: Mapping[str, Any]) -> str:
     """The evidence pack as a Markdown report."""
     v = pack["verification"]
-    verdict = "VERIFIED" if v.get("ok") else f"NOT VERIFIED at entry {v.get('first_bad_seq')}: {v.get('reason')}"
-    out = [f"# Evidence pack: incident {pack['incident']}", "",
+    verdict = ("VERIFIED" if v.get("ok")
+               else f"NOT VERIFIED at entry {v.get('first_bad_seq')}: {_cell(v.get('reason'))}")
+    out = [f"# Evidence pack: incident {_cell(pack['incident'])}", "",
            f"**Timeline verification: {verdict}** — {v.get('entries', '?')} entries, "
            f"{v.get('checkpoints', 0)} checkpoints, signatures checked: {v.get('signatures_checked', False)}, "
            f"archive compared: {v.get('archived_entries') is not None}; head `{v.get('head', '')}`", ""]
     cover = pack.get("covering_checkpoint")
-    out += [f"Covered by signed checkpoint seq {cover['seq']} (key {cover['body'].get('key_id')})." if cover
+    out += [f"Covered by signed checkpoint seq {cover['seq']} (key {_cell(cover['body'].get('key_id'))})." if cover
             else "No checkpoint after this incident's last entry yet: its tail is not signed.", ""]
     out += ["## Events", "", "| seq | event | source | type | severity | time | resources |",
             "|---|---|---|---|---|---|---|"]
@@ -117,21 +151,22 @@ def render_markdown(pack: Mapping[str, Any]) -> str:
         detail = ", ".join(f"{k}={d[k]}" for k in ("runbook", "step", "reason", "summary", "guard", "detail",
                                                    "reasons", "decision", "by", "group_key")
                            if d.get(k) not in (None, "", []))
-        out.append(f"| {d['seq']} | {d['at']} | {d['kind']} | {_cell(detail)} |")
+        out.append(f"| {d['seq']} | {_cell(d['at'])} | {_cell(d['kind'])} | {_cell(detail)} |")
     out += ["", "## Actions", ""]
     for a in pack["actions"]:
-        out += [f"### {a['step']}: `{a['actuator']}` on `{a['target']}` — {a['status']}", "",
-                f"Parameters: `{orjson.dumps(a.get('params'), option=orjson.OPT_SORT_KEYS).decode()}`", "",
+        out += [f"### {_cell(a['step'])}: {_code(a['actuator'])} on {_code(a['target'])} — {_cell(a['status'])}", "",
+                f"Parameters: {_code(orjson.dumps(a.get('params'), option=orjson.OPT_SORT_KEYS).decode(), json=True)}",
+                "",
                 "| intent seq | intended at | result seq | status | changed | verified | recovered | duration ms "
                 "| intent→result ms | error |", "|---|---|---|---|---|---|---|---|---|---|"]
         for t in a["attempts"]:
-            out.append(f"| {t['intent_seq']} | {t['intended_at']} | {_cell(t.get('result_seq'))} "
+            out.append(f"| {t['intent_seq']} | {_cell(t['intended_at'])} | {_cell(t.get('result_seq'))} "
                        f"| {_cell(t.get('status'))} | {_cell(t.get('changed'))} | {_cell(t.get('verified'))} "
                        f"| {_cell(t.get('recovered'))} | {_cell(t.get('duration_ms'))} | {_cell(t.get('elapsed_ms'))} "
                        f"| {_cell(t.get('error'))} |")
         out.append("")
     out += ["## Entries", "", "Trace: the OpenTelemetry trace id the entry was recorded in (after an approval, the "
             "decision's, then the alert's).", "", "| seq | at | kind | trace | hash |", "|---|---|---|---|---|"]
-    out += [f"| {e['seq']} | {e['at']} | {e['kind']} | {_cell(_traces(e['body']))} | `{e['hash'][:16]}` |"
+    out += [f"| {e['seq']} | {_cell(e['at'])} | {_cell(e['kind'])} | {_traces(e['body'])} | {_code(e['hash'][:16])} |"
             for e in pack["entries"]]
     return "\n".join(out) + "\n"

@@ -79,9 +79,12 @@ class Recorder(GroupCommit):
         """Continue after the last entry on disk (orjson only: this runs on every start).
 
         A file store is read from its tail only (the last 256 KiB), so a start does not grow with history;
-        `responder timeline verify` checks the whole chain.
+        `responder timeline verify` checks the whole chain. With a signer, a checkpoint is owed at once when the
+        unsigned run on disk already reaches the cadence (a crash tore the checkpoint after its last entry) or
+        is longer than the tail read (its length unknown): `verify` allows no more than the cadence.
         """
         last: dict[str, Any] | None = None
+        signed = False
         first: dict[str, Any] | None = None
         tail = getattr(self.store, "tail", None)
         data = tail(256 * 1024) if tail is not None else self.store.read()
@@ -102,8 +105,11 @@ class Recorder(GroupCommit):
                           else "prev does not match the hash of the entry before it")
                 raise ChainBroken(seq, f"{reason}; refusing to append to a broken timeline "
                                        "(`responder timeline verify` shows it)")
+            signed = signed or kind == EntryKind.CHECKPOINT
             self._since_checkpoint = 0 if kind == EntryKind.CHECKPOINT else self._since_checkpoint + 1
             self._next_seq, self._head, self._durable_seq = seq + 1, digest, seq
+        if self._since_checkpoint >= self.checkpoint_every or (partial and not signed and self._since_checkpoint):
+            self.checkpoint()
 
     @property
     def head(self) -> str:
@@ -118,7 +124,7 @@ class Recorder(GroupCommit):
     def append(self, kind: str, body: Mapping[str, Any], incident: str | None = None) -> TimelineEntry:
         """Chain an entry onto the head; durable only after `flush()`. It carries this context's trace `STAMP`."""
         stamp = STAMP.get()
-        entry = self._seal(kind, dict(body) if stamp is None else {**stamp, **body}, incident)
+        entry = self._seal(kind, dict(body) if stamp is None else {**stamp, **body}, incident or None)
         for observer in self.observers:
             observer(entry)
         if self.signer is not None:

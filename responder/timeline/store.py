@@ -89,15 +89,21 @@ class FileStore:
             raise TimelineError(f"cannot read {self.path}: {exc}") from exc
 
     def tail(self, size: int) -> bytes:
-        """The last whole lines within the last `size` bytes (everything when the file is smaller)."""
+        """The last whole lines within the last `size` bytes (everything when the file is smaller), and at least
+        the last line however long: a window inside one line is doubled until a line starts in it."""
         try:
             with self.path.open("rb") as fh:
                 end = fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, end - size))
-                data = fh.read()
+                while True:
+                    start = max(0, end - size)
+                    fh.seek(start)
+                    data = fh.read()
+                    cut = data.find(b"\n") + 1
+                    if start == 0 or 0 < cut < len(data):
+                        return data if start == 0 else data[cut:]
+                    size *= 2
         except OSError as exc:
             raise TimelineError(f"cannot read {self.path}: {exc}") from exc
-        return data if end <= size else data[data.find(b"\n") + 1:]
 
     def write(self, data: bytes) -> None:
         """Append bytes (buffered until `sync`)."""

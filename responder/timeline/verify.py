@@ -83,8 +83,8 @@ def verify_lines(
             raise _bad_line(seq, number, "wrong fields")
         s, w, at, kind, inc, body, p, h = (d["seq"], d["writer"], d["at"], d["kind"], d["incident"], d["body"],
                                            d["prev"], d["hash"])
-        if type(s) is not int or type(body) is not dict:
-            raise _bad_line(seq, number, "wrong field types")
+        if type(s) is not int or type(body) is not dict or not (inc is None or type(inc) is str):
+            raise _bad_line(seq, number, "wrong field types")  # false, 0, [], {} would hash as no incident (null)
         if s != seq:
             raise ChainBroken(s if s > seq else seq, f"sequence gap: expected seq {seq}, found {s}")
         if p != prev:
@@ -129,19 +129,24 @@ def verify_lines(
 
 def verify_anchor_entry(line: bytes, checker: Checker | None) -> tuple[int, str]:
     """Check that one checkpoint line is self-consistent and validly signed; return (seq, hash)."""
-    d = orjson.loads(line)
+    try:
+        d = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ChainBroken(-1, "the anchor is not a checkpoint entry (not JSON)") from exc
     if not isinstance(d, dict) or d.get("kind") != _CHECKPOINT or d.keys() != FIELDS:
         raise ChainBroken(-1, "the anchor is not a checkpoint entry")
-    parts = (str(d["prev"]).encode(), int(d["seq"]).to_bytes(8, "big"), str(d["writer"]).encode(),
-             str(d["at"]).encode(), str(d["kind"]).encode(), (d["incident"] or "").encode(),
-             orjson.dumps(d["body"], option=orjson.OPT_SORT_KEYS))
+    if type(d["seq"]) is not int or d["seq"] < 0 or type(d["body"]) is not dict or d["incident"] is not None \
+            or not all(isinstance(d[k], str) for k in ("prev", "writer", "at", "hash")):
+        raise ChainBroken(-1, "the anchor is not a checkpoint entry (wrong field types)")
+    parts = (d["prev"].encode(), d["seq"].to_bytes(8, "big"), d["writer"].encode(), d["at"].encode(),
+             _CHECKPOINT.encode(), b"", orjson.dumps(d["body"], option=orjson.OPT_SORT_KEYS))
     if hashlib.sha256(b"".join([len(x).to_bytes(4, "big") + x for x in parts])).hexdigest() != d["hash"]:
-        raise ChainBroken(int(d["seq"]), "the anchor checkpoint does not match its own hash")
+        raise ChainBroken(d["seq"], "the anchor checkpoint does not match its own hash")
     if checker is not None:
-        problem = checker.problem(str(d["writer"]), int(d["seq"]), str(d["prev"]), d["body"])
+        problem = checker.problem(d["writer"], d["seq"], d["prev"], d["body"])
         if problem is not None:
-            raise ChainBroken(int(d["seq"]), f"the anchor: {problem}")
-    return int(d["seq"]), str(d["hash"])
+            raise ChainBroken(d["seq"], f"the anchor: {problem}")
+    return d["seq"], d["hash"]
 
 
 def compare_with_copy(local: Sequence[bytes], copy: Sequence[bytes], what: str = "archive") -> int:

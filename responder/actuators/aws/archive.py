@@ -83,15 +83,22 @@ class S3Archive:
             raise TimelineError(f"cannot archive {name}: {code or exc}") from exc
 
     def names(self) -> list[str]:
-        """Every segment name under the prefix."""
+        """Every segment name under the prefix; TimelineError when the archive cannot be listed."""
         out: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
-            out.extend(obj["Key"][len(self.prefix):] for obj in page.get("Contents", []))
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+                out.extend(obj["Key"][len(self.prefix):] for obj in page.get("Contents", []))
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise TimelineError(f"cannot list the archive s3://{self.bucket}/{self.prefix}: {exc}") from exc
         return sorted(out)
 
     def get(self, name: str) -> bytes:
-        """A segment's bytes (the current version)."""
-        body: bytes = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"].read()
+        """A segment's bytes (the current version); TimelineError when it cannot be read."""
+        try:
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"].read()
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise TimelineError(f"cannot read {name} from the archive s3://{self.bucket}/{self.prefix}: {exc}") \
+                from exc
         return body
 
     def retention_of(self, name: str) -> tuple[str | None, datetime | None]:

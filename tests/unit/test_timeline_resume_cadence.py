@@ -1,0 +1,61 @@
+"""A timeline a crash cut short still verifies under the cadence once the recorder resumes it."""
+
+from __future__ import annotations
+
+import orjson
+
+from responder.timeline import FileStore, Recorder
+from responder.timeline.checkpoint import Checker
+from responder.timeline.verify import verify_lines
+from tests.timeline_builders import PUBLIC, signed_recorder
+
+CHECKER = Checker.from_text(PUBLIC)
+
+
+def test_a_checkpoint_lost_to_a_torn_write_is_owed_at_resume(tmp_path):
+    """The entry that reached the cadence is on disk, its checkpoint torn: the resumed chain still verifies."""
+    path = tmp_path / "t.jsonl"
+    rec = signed_recorder(path, every=5)
+    for i in range(5):
+        rec.append("x", {"i": i})  # the fifth appends a checkpoint right after it
+    rec.flush_sync()
+    rec.store.close()
+    raw = path.read_bytes()
+    cut = raw.rstrip(b"\n").rfind(b"\n") + 1
+    assert orjson.loads(raw[cut:])["kind"] == "checkpoint"
+    path.write_bytes(raw[:cut + 40])  # the crash tore the checkpoint line: it is dropped on reopen
+    again = signed_recorder(path, every=5)
+    for i in range(3):
+        again.append("x", {"i": i})
+    again.close()
+    verify_lines(path.read_bytes().splitlines(), CHECKER, cadence=5, strict=True)
+
+
+def test_an_unsigned_run_longer_than_the_resume_window_is_counted(tmp_path):
+    """A resume that reads only the file's tail checkpoints early enough that no run exceeds the cadence."""
+    path = tmp_path / "t.jsonl"
+    rec = signed_recorder(path, every=10)
+    big = "x" * 40_000  # nine such entries outgrow the 256 KiB tail a resume reads
+    for i in range(9):
+        rec.append("x", {"i": i, "pad": big})
+    rec.flush_sync()
+    rec.store.close()  # a crash: no closing checkpoint
+    again = signed_recorder(path, every=10)
+    for i in range(4):
+        again.append("x", {"i": i})
+    again.close()
+    verify_lines(path.read_bytes().splitlines(), CHECKER, cadence=10, strict=True)
+
+
+def test_a_last_entry_longer_than_the_resume_window_is_resumed_after(tmp_path):
+    """A restart whose last entry alone outgrows the 256 KiB tail continues after it, not from seq 0."""
+    path = tmp_path / "t.jsonl"
+    rec = Recorder(FileStore(path), writer="w")
+    rec.append("x", {"i": 0})
+    rec.append("step.result", {"after": "x" * 300_000})  # a large actuator output, then a crash or an unsigned stop
+    rec.close()
+    again = Recorder(FileStore(path), writer="w")
+    assert again.next_seq == 2
+    again.append("x", {"i": 2})
+    again.close()
+    verify_lines(path.read_bytes().splitlines(), strict=True)
