@@ -133,6 +133,11 @@ class Actuator(Generic[P]):
         """
         return None
 
+    async def operator_params(self, raw: dict[str, Any], ctx: ActuationContext) -> dict[str, Any]:
+        """Params an operator gave (`responder models …`, an operator request), completed from the world before
+        they are validated: by default as given; ConfigError when a missing one cannot be found."""
+        return raw
+
     def dry_run_outputs(self, p: P) -> dict[str, JsonValue]:
         """The outputs a dry run assumes `apply` would return for `p`.
 

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from responder.actuators import registry
-from responder.actuators.model.params import pin_start
 from responder.cli.model_common import context
 from responder.cli.operator import ByOpt, Via, ViaOpt, ask
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
@@ -33,7 +32,6 @@ from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
 
 app = typer.Typer()
-ROLLBACK = "model.rollback_to_last_signed"
 
 
 def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, json: bool,
@@ -53,8 +51,7 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
     ctx = context(settings)
     raw = {k: v for k, v in params.items() if v is not None}
     try:
-        if actuator_name == ROLLBACK:  # without --from: from the version served now, so verify() can tell
-            raw = asyncio.run(pin_start(raw, ctx))
+        raw = asyncio.run(actuator.operator_params(raw, ctx))  # rollback without --from: the version served now
         p = actuator.params.model_validate(raw)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc

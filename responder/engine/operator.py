@@ -17,7 +17,6 @@ import structlog
 from pydantic import ValidationError
 
 from responder.actuators.base import ActuationContext
-from responder.actuators.model.params import pin_start
 from responder.actuators.registry import Registry
 from responder.auth import ApproverKeys, KeyRing
 from responder.engine.runner import StepCall, run_step
@@ -134,9 +133,8 @@ class Operator:
             return await undoer.undo(request.incident, str(step) if step is not None else None)
         name = MODEL_ACTUATORS[request.action]
         actuator = self.registry.get(name)
-        raw = {k: v for k, v in request.args.items() if v is not None}
-        if request.action == "models.rollback":  # no --from: from the version served now (ConfigError if unknown)
-            raw = await pin_start(raw, self.context)
+        # e.g. models.rollback without --from: from the version served now (ConfigError if unknown)
+        raw = await actuator.operator_params({k: v for k, v in request.args.items() if v is not None}, self.context)
         try:
             params = actuator.params.model_validate(raw)
         except ValidationError as exc:

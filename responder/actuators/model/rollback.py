@@ -10,7 +10,7 @@ from pydantic import JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
 from responder.actuators.model.backends import context_config
-from responder.actuators.model.params import RollbackParams, read_back, store_for
+from responder.actuators.model.params import RollbackParams, pin_start, read_back, store_for
 from responder.actuators.model.selection import check, select
 from responder.actuators.model.versions import ModelConfig, ModelStore
 from responder.actuators.registry import register
@@ -63,6 +63,10 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
 
     def target(self, p: RollbackParams) -> str:
         return f"model/{p.model}"
+
+    async def operator_params(self, raw: dict[str, Any], ctx: ActuationContext) -> dict[str, Any]:
+        """Without `from_version` (nor `only_if_unverified`): from the version served now, so verify() can tell."""
+        return await pin_start(raw, ctx)
 
     async def plan(self, p: RollbackParams, ctx: ActuationContext) -> PlanPreview:
         """The walk is read-only, so the preview says which version would be served and what is skipped."""
