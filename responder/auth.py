@@ -44,7 +44,8 @@ class KeyRing:
         secret = self._keys.get(key_id)
         if secret is None:
             return f"unknown signing key id {key_id!r}"
-        if not hmac.compare_digest(sign(secret, payload), signature.strip().lower()):
+        # as bytes: compare_digest raises TypeError on str that is not ASCII (a header any producer may write)
+        if not hmac.compare_digest(sign(secret, payload).encode(), signature.strip().lower().encode()):
             return f"bad signature for key id {key_id!r}"
         return None
 
