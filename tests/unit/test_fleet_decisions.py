@@ -164,3 +164,16 @@ async def test_a_held_decision_read_again_at_the_start_for_an_earlier_parking_is
     await arrive()
     assert kit.entries("approval.rejected") == []
     assert [p.target for p in kit.wipe.applied] == ["t1"]
+
+
+async def test_forged_decisions_held_for_an_incident_owned_elsewhere_do_not_push_out_a_signed_one(tmp_path,
+                                                                                                  monkeypatch):
+    """Decisions that do not verify are not held (a flood of them pushed the signed one out of the bounded hold)."""
+    monkeypatch.setattr("responder.fleet.MAX_HELD", 2)
+    kit, fleet, right, _, arrive = await _moving_with_two_decisions(tmp_path)
+    await fleet.decide(*right)
+    for n in range(3):  # each one distinct, none signed with an approval key
+        await fleet.decide(*decision(kit, "inc-forged", "wipe", secret=b"forged", ttl=600 + n))
+    await arrive()
+    assert [p.target for p in kit.wipe.applied] == ["t1"]
+    assert fleet._held == {}
