@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
@@ -133,8 +133,10 @@ class Operator:
             return await undoer.undo(request.incident, str(step) if step is not None else None)
         name = MODEL_ACTUATORS[request.action]
         actuator = self.registry.get(name)
+        given = {k: v for k, v in request.args.items() if v is not None}
+        _check_given(actuator.params, given)  # before they reach the world (a registry opened from them)
         # e.g. models.rollback without --from: from the version served now (ConfigError if unknown)
-        raw = await actuator.operator_params({k: v for k, v in request.args.items() if v is not None}, self.context)
+        raw = await actuator.operator_params(given, self.context)
         try:
             params = actuator.params.model_validate(raw)
         except ValidationError as exc:
@@ -163,3 +165,14 @@ class Operator:
                 log.error("operator_reply_not_shared", id=request.id, error=str(exc))
         log.info("operator_request_done", action=request.action, ok=ok, by=request.by)
         return reply
+
+
+def _check_given(schema: type[BaseModel], given: dict[str, Any]) -> None:
+    """ConfigError when an arg the operator gave is not valid under the actuator's params schema (an unknown name, a
+    wrong type or pattern); what is missing (to be completed by `operator_params`) is checked once completed."""
+    try:
+        schema.model_validate(given)
+    except ValidationError as exc:
+        bad = [e for e in exc.errors() if e["loc"] and e["type"] != "missing"]
+        if bad:
+            raise ConfigError(f"invalid parameters: {bad[0]['loc'][0]}: {bad[0]['msg']}") from exc

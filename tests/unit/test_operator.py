@@ -58,3 +58,17 @@ async def test_unsigned_and_expired_requests_are_refused_and_recorded():
     assert not reply.ok
     assert "expired" in str(reply.error)
     assert [e.kind for e in op.recorder.entries()] == ["operator.rejected", "operator.completed"]
+
+
+async def test_model_args_outside_the_params_schema_are_refused_and_recorded():
+    """A rollback whose args break the schema (a registry that is no URL string) completes not ok, recorded with
+    the reason, instead of reaching the registry first and escaping `handle` with no reply."""
+    op = _operator()
+    for registry in (5, ["s3://x"]):
+        value, key_id, sig = _request(action="models.rollback", incident=None,
+                                      args={"model": "fraud-scorer", "registry": registry})
+        reply = await op.handle(value, key_id, sig)
+        assert reply is not None
+        assert not reply.ok
+        assert "invalid parameters" in str(reply.error)
+    assert [e.kind for e in op.recorder.entries()][-1] == "operator.completed"
