@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
 
 from responder.auth import signed_headers
 from responder.ingest.clients import _start_with_retry, ensure_topics
@@ -45,11 +46,29 @@ async def request_and_wait(bootstrap: str, requests_topic: str, replies_topic: s
         async with asyncio.timeout(timeout):
             while True:
                 replies, _ = readable(await getmany_past(consumer, timeout_ms=500, max_records=500))
-                for msg in replies:  # one the client cannot parse is not a reply as the replica sent it
-                    if msg.key == request.id.encode():
-                        return OperatorReply.model_validate_json(msg.value)
+                # one the client cannot parse is not a reply as the replica sent it
+                reply = reply_for(((msg.key, msg.value) for msg in replies), request.id)
+                if reply is not None:
+                    return reply
     except TimeoutError:
         return None
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+def reply_for(records: Iterable[tuple[bytes | None, bytes]], request_id: str) -> OperatorReply | None:
+    """The first of (key, value) records that is a reply to `request_id`: one keyed by it that is no reply, or
+    names another id (whoever may write to the topic wrote it), is skipped with a warning, not raised."""
+    for key, value in records:
+        if key != request_id.encode():
+            continue
+        try:
+            reply = OperatorReply.model_validate_json(value)
+        except ValidationError as exc:
+            log.warning("operator_reply_malformed", id=request_id, error=exc.errors()[0]["msg"])
+            continue
+        if reply.id == request_id:
+            return reply
+        log.warning("operator_reply_malformed", id=request_id, error=f"names request {reply.id[:64]!r}")
+    return None

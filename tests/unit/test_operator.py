@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from responder.actuators.base import ActuationContext
 from responder.auth import KeyRing, signed_headers
 from responder.engine.operator import Operator
-from responder.models.operator import OperatorRequest
+from responder.ingest.operator import reply_for
+from responder.models.operator import OperatorReply, OperatorRequest
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam, test_registry
 
@@ -72,3 +73,14 @@ async def test_model_args_outside_the_params_schema_are_refused_and_recorded():
         assert not reply.ok
         assert "invalid parameters" in str(reply.error)
     assert [e.kind for e in op.recorder.entries()][-1] == "operator.completed"
+
+
+def test_a_reply_record_that_is_not_a_reply_is_skipped_while_waiting():
+    """A record keyed by the request id that is no reply (or names another id) does not end the wait with a traceback;
+    the service's reply after it is the answer."""
+    rid = "a" * 32
+    good = OperatorReply(id=rid, action="undo", ok=True).model_dump_json().encode()
+    other = OperatorReply(id="b" * 32, action="undo", ok=True).model_dump_json().encode()
+    records = [(rid.encode(), b"not json"), (rid.encode(), b'{"id": 1}'), (rid.encode(), other), (rid.encode(), good)]
+    assert reply_for(records, rid) == OperatorReply(id=rid, action="undo", ok=True)
+    assert reply_for(records[:3], rid) is None
