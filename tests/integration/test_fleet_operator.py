@@ -25,6 +25,8 @@ async def test_request_completed_by_one_replica_is_answered_not_rerun_by_another
     guard = FleetGuard(aws, f"guards-{unique}", [])
     await guard.ensure_table()
     a, b = _replica(guard), _replica(guard)
+    a.recorder.append("incident.opened", {"runbook": "rb"}, "inc1")  # A ran the incident's steps
+    await a.recorder.flush()
     value, key_id, sig = _request()
     first = await a.handle(value, key_id, sig)
     assert first is not None

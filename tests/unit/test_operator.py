@@ -36,6 +36,8 @@ def _request(ttl: float = 60.0, **kw: object) -> tuple[bytes, str, str]:
 async def test_a_request_is_recorded_with_its_operator_and_run_once():
     """A signed request is recorded as operator.requested/completed; its redelivery is answered, not re-run."""
     op = _operator()
+    op.recorder.append("incident.opened", {"runbook": "rb"}, "inc1")
+    await op.recorder.flush()
     value, key_id, sig = _request()
     first = await op.handle(value, key_id, sig)
     again = await op.handle(value, key_id, sig)
@@ -43,8 +45,8 @@ async def test_a_request_is_recorded_with_its_operator_and_run_once():
     assert first.ok
     assert again == first
     kinds = [e.kind for e in op.recorder.entries()]
-    assert kinds == ["operator.requested", "operator.completed"]
-    requested = next(op.recorder.entries()).body
+    assert kinds == ["incident.opened", "operator.requested", "operator.completed"]
+    requested = list(op.recorder.entries())[1].body
     assert (requested["by"], requested["key_id"]) == ("alice", "ops")
 
 
@@ -84,3 +86,17 @@ def test_a_reply_record_that_is_not_a_reply_is_skipped_while_waiting():
     records = [(rid.encode(), b"not json"), (rid.encode(), b'{"id": 1}'), (rid.encode(), other), (rid.encode(), good)]
     assert reply_for(records, rid) == OperatorReply(id=rid, action="undo", ok=True)
     assert reply_for(records[:3], rid) is None
+
+
+async def test_an_undo_for_an_incident_not_on_the_timeline_is_refused_not_answered_ok():
+    """An undo naming an incident this service's timeline does not hold (a prefix, a typo, another replica's) is
+    refused, as offline `undo` refuses it, instead of answered ok with 'nothing to undo'."""
+    op = _operator()
+    op.recorder.append("incident.opened", {"runbook": "rb"}, "inc-full-id")
+    await op.recorder.flush()
+    value, key_id, sig = _request(incident="inc-full")
+    reply = await op.handle(value, key_id, sig)
+    assert reply is not None
+    assert not reply.ok
+    assert "inc-full" in str(reply.error)
+    assert [e.kind for e in op.recorder.entries()][-1] == "operator.completed"
