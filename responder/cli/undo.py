@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from responder.actuators import registry
 from responder.cli.operator import OFFLINE_HINT, ByOpt, Via, ViaOpt, ask
 from responder.cli.options import JsonOpt, resolve_incident
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, plain
 from responder.errors import ConfigError, TimelineError
 from responder.models.step import StepStatus
 from responder.settings import Settings
@@ -84,10 +85,11 @@ def _report(outcomes: list[dict[str, Any]], json: bool) -> None:
         return
     if not outcomes:
         console.print("nothing to undo")
-    for o in outcomes:
-        marks = {StepStatus.OK: "[green]✓[/green]", StepStatus.FAILED: "[red]✗[/red]"}
-        mark = marks.get(o["status"], "[yellow]-[/yellow]")
+    for o in outcomes:  # as text: a target or an error may hold anything (an alert's, the replies topic's)
+        marks = {StepStatus.OK: ("✓", "green"), StepStatus.FAILED: ("✗", "red")}
+        mark, style = marks.get(o["status"], ("-", "yellow"))
         detail = o.get("reverse") or o.get("reason") or ""
         if o["status"] == StepStatus.FAILED:
             detail = f"{detail}: {o.get('error')}"
-        console.print(f"{mark} {o['step']} ({o['actuator']} on {o.get('target')}): {o['status']} {detail}")
+        line = plain(f"{o['step']} ({o['actuator']} on {o.get('target')}): {o['status']} {detail}")
+        console.print(Text.assemble((mark, style), " ", line))

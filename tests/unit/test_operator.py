@@ -100,3 +100,15 @@ async def test_an_undo_for_an_incident_not_on_the_timeline_is_refused_not_answer
     assert not reply.ok
     assert "inc-full" in str(reply.error)
     assert [e.kind for e in op.recorder.entries()][-1] == "operator.completed"
+
+
+def test_undo_outcomes_are_printed_as_text_not_markup(capsys):
+    """An outcome's target or reason (from an alert, or from whoever writes the replies topic) is printed as it is:
+    rich markup in it neither fails the command nor styles or links the line."""
+    from responder.cli.undo import _report
+
+    _report([{"step": "s", "actuator": "a", "target": "[/red]AKIA1", "status": "skipped",
+              "reason": "[link=https://evil.example]ok[/link]"}], json=False)
+    out = capsys.readouterr().out
+    assert "[/red]AKIA1" in out
+    assert "[link=https://evil.example]ok[/link]" in out
