@@ -55,6 +55,19 @@ def _param(params: type[BaseModel], name: str, value: Any, earlier: list[str], n
     return None
 
 
+def _sets(params: type[BaseModel], name: str, value: Any) -> bool:
+    """Whether a step's value sets a `required_one_of` parameter: a placeholder does (it is checked when it resolves);
+    a literal does unless it validates to null or false ("false", "no" and 0 are false to a bool field)."""
+    if value is None or placeholders(value) or name not in params.model_fields:
+        return value is not None
+    field = params.model_fields[name]
+    try:
+        value = TypeAdapter(Annotated[field.annotation, field]).validate_python(value)  # type: ignore[arg-type]
+    except ValidationError:
+        return True  # reported as the parameter's own problem
+    return value is not None and value is not False
+
+
 def _step_params(step: Step, at: list[int | str], registry: Registry, earlier: list[str],
                  namespaces: Sequence[str] = NAMESPACES) -> Iterator[Problem]:
     actuator = registry.get(step.actuator)
@@ -75,7 +88,7 @@ def _step_params(step: Step, at: list[int | str], registry: Registry, earlier: l
         if field.is_required() and name not in step.with_:
             yield f"missing parameter {name!r} required by {step.actuator}", [*at, "with"]
     one_of: tuple[str, ...] = getattr(params, "required_one_of", ())
-    if one_of and not any(step.with_.get(name) not in (None, False) for name in one_of):  # a placeholder counts
+    if one_of and not any(_sets(params, name, step.with_.get(name)) for name in one_of):
         yield (f"{step.actuator} needs one of the parameters {', '.join(one_of)} (set, not null or false); "
                f"valid choices: {', '.join(one_of)}"), [*at, "with"]
 

@@ -3,7 +3,8 @@
 `undo` runs the `Undoer` (reverse actuators through `run_step`); `models.rollback|switch|quarantine` run
 their actuator through `run_step`, as the offline commands do. The request (with the operator's identity and
 signing key id) is recorded as `operator.requested`, what it did as `operator.completed`; a request id that
-was already completed is answered from the timeline, never run twice.
+was already completed is answered from the timeline, never run twice; one whose intent a crash left open runs again
+with that intent's params (as `operator_params` completed them the first time).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from responder.errors import ActuationError, ConfigError
 from responder.models.operator import MODEL_ACTUATORS, OperatorReply, OperatorRequest
 from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepStatus
-from responder.models.timeline import TimelineEntry
+from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline.recorder import Recorder
 
 log = structlog.get_logger(__name__)
@@ -33,6 +34,8 @@ log = structlog.get_logger(__name__)
 OPERATOR_REQUESTED = "operator.requested"
 OPERATOR_COMPLETED = "operator.completed"
 OPERATOR_REJECTED = "operator.rejected"
+OPERATOR_KEY = "operator-"
+"""Prefix of an operator request's step key (then the request id)."""
 
 
 class Replies(Protocol):
@@ -60,6 +63,9 @@ class Operator:
         self.clock = clock
         self.done: dict[str, OperatorReply] = {}
         self.replies = replies
+        self.started: dict[str, dict[str, Any]] = {}
+        """Params of requests whose step intent is recorded with no completion (a crash cut them short): a rerun keeps
+        them, as completed by `operator_params` the first time (a rollback's start: not the version it switched to)."""
 
     def recover(self, entries: Iterable[TimelineEntry]) -> None:
         """Remember the replies of completed requests (a redelivered request is answered, not re-run)."""
@@ -67,6 +73,10 @@ class Operator:
             if e.kind == OPERATOR_COMPLETED:
                 reply = OperatorReply.model_validate({**e.body, "timeline_seq": e.seq})
                 self.done[reply.id] = reply
+                self.started.pop(reply.id, None)
+            elif e.kind == EntryKind.STEP_INTENT and str(e.body.get("key", "")).startswith(OPERATOR_KEY) \
+                    and isinstance(params := e.body.get("params"), dict):
+                self.started[str(e.body["key"]).removeprefix(OPERATOR_KEY)] = dict(params)
 
     async def handle(self, value: bytes, key_id: str | None, signature: str | None) -> OperatorReply | None:
         """Check, record, run and record one request; None when it is not even a request (rejected, recorded)."""
@@ -138,17 +148,19 @@ class Operator:
         actuator = self.registry.get(name)
         given = {k: v for k, v in request.args.items() if v is not None}
         _check_given(actuator.params, given)  # before they reach the world (a registry opened from them)
-        # e.g. models.rollback without --from: from the version served now (ConfigError if unknown)
-        raw = await actuator.operator_params(given, self.context)
+        raw = self.started.pop(request.id, None)  # cut short by a crash: as completed then, not from the world now
+        if raw is None:  # e.g. models.rollback without --from: from the version served now (ConfigError if unknown)
+            raw = await actuator.operator_params(given, self.context)
         try:
             params = actuator.params.model_validate(raw)
         except ValidationError as exc:
             raise ConfigError(f"invalid parameters: {exc.errors()[0]['msg']}") from exc
         defaults = Step(id="operator", actuator=name)
-        call = StepCall(actuator, params, self.context.for_step(request.incident or "", f"operator-{request.id}"),
+        key = f"{OPERATOR_KEY}{request.id}"
+        call = StepCall(actuator, params, self.context.for_step(request.incident or "", key),
                         attempts=defaults.retries + 1, timeout=defaults.timeout)
         intent = StepIntent(step="operator", actuator=name, target=actuator.target(params),
-                            key=f"operator-{request.id}", source="kafka", operator=request.by,
+                            key=key, source="kafka", operator=request.by,
                             params=params.model_dump(mode="json"), destructive=actuator.destructive)
         result = await run_step(self.recorder, call, intent, incident=request.incident)
         return [result.body()]

@@ -18,6 +18,7 @@ from responder.engine.approvals import Parked
 from responder.engine.incidents import IncidentBook
 from responder.engine.quotas import QuotaWindows
 from responder.engine.snapshot import DoneStep, EngineSnapshot, InFlight, done_record, inflight_record
+from responder.models.plan import idempotency_key
 from responder.models.step import StepIntent, StepResult
 
 MAX_CLOSED = 100_000
@@ -142,7 +143,14 @@ class EngineState:
                 found.step_outputs[result.step] = {"result": result.outputs}
 
     def park(self, parked: Parked) -> None:
-        """A step waits for a decision (again: a new parking replaces the run an earlier decision began)."""
+        """A step waits for a decision (again: a new parking replaces the run an earlier decision began). Its intent a
+        crash left open forgets its before-state: a human may change the target meanwhile, so the run they release
+        reads it again (undo must not restore the older state over their change)."""
+        key = idempotency_key(parked.incident, parked.runbook, parked.step, parked.target)
+        found = self._inflight.get(key)
+        if found is not None and found.intent.before is not None:
+            self._inflight[key] = inflight_record({"incident": found.incident,
+                                                   "intent": found.intent.model_copy(update={"before": None})})
         self._granted.pop((parked.incident, parked.step), None)
         self._continuing.pop((parked.incident, parked.step), None)
         self._parked[(parked.incident, parked.step)] = parked

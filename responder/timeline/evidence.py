@@ -68,16 +68,26 @@ def _actions(entries: list[TimelineEntry]) -> list[dict[str, Any]]:
     return list(actions.values())
 
 
-def _covering(everything: list[TimelineEntry], last: TimelineEntry) -> TimelineEntry | None:
-    """The first checkpoint after `last` on its own chain, followed by `prev` links: several writers' files are
-    merged, and another file's checkpoint (whatever its seq) covers nothing of this one."""
+def _covering(everything: list[TimelineEntry], mine: list[TimelineEntry]) -> TimelineEntry | None:
+    """The first checkpoint after the incident's last entry on that entry's own chain (followed by `prev` links), or
+    None unless every entry of the incident has one after it on its own chain: several writers' files are merged, an
+    incident may have moved between them, and one file's checkpoint (whatever its seq) covers nothing of another.
+    Each link is followed once (a walk stops at an entry already known covered)."""
     after = {e.prev: e for e in everything}
-    entry = after.get(last.hash)
-    for _ in everything:  # bounded: a file that does not verify may link in a cycle
-        if entry is None or entry.kind == EntryKind.CHECKPOINT:
-            return entry
-        entry = after.get(entry.hash)
-    return None
+    covered: set[str] = set()
+    cover: TimelineEntry | None = None
+    for last in reversed(mine):
+        walked, entry = [last.hash], after.get(last.hash)
+        for _ in everything:  # bounded: a file that does not verify may link in a cycle
+            if entry is None or entry.kind == EntryKind.CHECKPOINT or entry.hash in covered:
+                break
+            walked.append(entry.hash)
+            entry = after.get(entry.hash)
+        if entry is None or not (entry.kind == EntryKind.CHECKPOINT or entry.hash in covered):
+            return None
+        cover = cover or entry
+        covered.update(walked)
+    return cover
 
 
 def evidence_pack(
@@ -86,7 +96,7 @@ def evidence_pack(
     """Events, decisions, actions (parameters, results, durations), covering checkpoint and the verification."""
     everything = list(entries)
     mine = incident_entries(everything, incident)
-    cover = _covering(everything, mine[-1]) if mine else None
+    cover = _covering(everything, mine)
     return {
         "incident": incident,
         "generated_from": {"entries": len(everything), "head": everything[-1].hash if everything else None},

@@ -17,7 +17,7 @@ from responder.settings import Settings
 from responder.timeline.chain import Sealer, parse_lines
 from responder.timeline.checkpoint import Signer
 from responder.timeline.durable import DurableSink, GroupCommit
-from responder.timeline.store import FileStore, TimelineStore
+from responder.timeline.store import TAIL_WINDOW, FileStore, TimelineStore
 from responder.timeline.verify import Verification, verify_lines
 from responder.tracing import STAMP
 
@@ -87,7 +87,7 @@ class Recorder(GroupCommit):
         signed = False
         first: dict[str, Any] | None = None
         tail = getattr(self.store, "tail", None)
-        data = tail(256 * 1024) if tail is not None else self.store.read()
+        data = tail(TAIL_WINDOW) if tail is not None else self.store.read()
         partial = tail is not None and os.path.getsize(self.store.path) > len(data)  # type: ignore[attr-defined]
         for number, line in enumerate(data.splitlines(), start=1):
             if not line.strip():

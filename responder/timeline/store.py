@@ -13,6 +13,9 @@ from typing import Protocol
 
 from responder.errors import TimelineError, TimelineLocked
 
+TAIL_WINDOW = 256 * 1024
+"""Bytes a start reads back from the end of a file timeline first (doubled while they hold no whole line)."""
+
 
 class TimelineStore(Protocol):
     """Append-only byte storage; `sync` makes everything written so far durable."""
@@ -69,17 +72,24 @@ class FileStore:
             return "another process"
 
     def _repair_torn_tail(self) -> None:
-        """Drop a final line without its newline: a write the crash interrupted, never synced."""
+        """Drop a final line without its newline: a write the crash interrupted, never synced. Read back from the end
+        in doubling windows until a newline, so a start after a crash does not read the whole history."""
         size = self.path.stat().st_size
         if size == 0:
             return
         with self.path.open("rb") as fh:
-            fh.seek(max(0, size - 1))
+            fh.seek(size - 1)
             if fh.read(1) == b"\n":
                 return
-            data = self.path.read_bytes()
-        cut = data.rfind(b"\n") + 1
-        os.truncate(self.path, cut)
+            window = TAIL_WINDOW
+            while True:
+                start = max(0, size - window)
+                fh.seek(start)
+                found = fh.read(size - start).rfind(b"\n")
+                if found >= 0 or start == 0:
+                    break
+                window *= 2
+        os.truncate(self.path, start + found + 1)  # nothing whole (found -1 at start 0): cut back to empty
 
     def read(self) -> bytes:
         """Everything on disk."""
@@ -91,6 +101,7 @@ class FileStore:
     def tail(self, size: int) -> bytes:
         """The last whole lines within the last `size` bytes (everything when the file is smaller), and at least
         the last line however long: a window inside one line is doubled until a line starts in it."""
+        size = max(size, 1)  # a window of no bytes would double for ever
         try:
             with self.path.open("rb") as fh:
                 end = fh.seek(0, os.SEEK_END)

@@ -73,7 +73,10 @@ def test_validate_command_exit_code(tmp_path, runbooks_dir):
     assert runner.invoke(app, ["runbooks", "validate", str(tmp_path)]).exit_code == 3
 
 
-@pytest.mark.parametrize("params", ["{model: fraud}", "{model: fraud, from_version: null, only_if_unverified: false}"])
+@pytest.mark.parametrize("params", ["{model: fraud}", "{model: fraud, from_version: null, only_if_unverified: false}",
+                                    '{model: fraud, only_if_unverified: "false"}',
+                                    '{model: fraud, only_if_unverified: "no"}',
+                                    "{model: fraud, only_if_unverified: 0}"])
 def test_rollback_naming_no_start_version_fails_at_load(tmp_path, params):
     """A rollback step with neither from_version nor only_if_unverified fails at load: file:line and both choices."""
     (tmp_path / "rb.yaml").write_text(

@@ -8,8 +8,9 @@ import pytest
 from pydantic import JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult
+from responder.engine.guards import GuardPolicy
 from tests.fakes import Echo, EchoParams, Killed
-from tests.kit import make_kit
+from tests.kit import decision, make_kit
 from tests.unit.test_guards import ECHO
 
 KEY, USER = "AKIAABCDEFGHIJKLMNO1", "user-1"
@@ -41,3 +42,38 @@ async def test_a_step_cut_short_after_a_partial_change_records_the_state_from_be
     [result] = kit.entries("step.result")
     assert result["status"] == "ok"
     assert result["prior"] == {"state": "original"}
+
+
+@pytest.mark.parametrize("restart", [False, True])
+async def test_an_open_intent_parked_again_records_the_state_a_human_left_not_the_one_from_before_the_crash(
+        tmp_path, monkeypatch, restart):
+    """Re-parked after the crash (kill switch) and changed by hand before the release: the prior is what the human
+    left, so undo does not restore the state from before the crash over their change."""
+    target: dict[str, str] = {"state": "original"}
+
+    async def observe(self: Echo, p: EchoParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        return dict(target)
+
+    monkeypatch.setattr(Echo, "observe", observe)
+    kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
+    real = kit.echo.apply
+
+    async def partial(p: EchoParams, ctx: ActuationContext) -> ActuationResult:
+        target["state"] = "half-isolated"
+        raise Killed
+
+    kit.echo.apply = partial  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        await kit.send(key=KEY, user=USER)
+    kit.echo.apply = real  # type: ignore[method-assign]
+    kit.policy = GuardPolicy(kill_switch=True)
+    kit.start()
+    await kit.send(key=KEY, user=USER)
+    [parked] = kit.engine.state.parked_steps()
+    target["state"] = "fixed-by-hand"  # a human works on the target while the step waits for them
+    if restart:  # the service restarts meanwhile: the replay forgets the open intent's before-state as well
+        kit.start()
+    assert await kit.engine.decide(*decision(kit, parked.incident, "note"))
+    [result] = kit.entries("step.result")
+    assert result["status"] == "ok"
+    assert result["prior"] == {"state": "fixed-by-hand"}

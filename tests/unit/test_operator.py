@@ -5,13 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from responder.actuators import registry as actuators
 from responder.actuators.base import ActuationContext
+from responder.actuators.model.local import LocalStore
 from responder.auth import KeyRing, signed_headers
 from responder.engine.operator import Operator
 from responder.ingest.operator import reply_for
 from responder.models.operator import OperatorReply, OperatorRequest
 from responder.timeline import MemoryStore, Recorder
-from tests.fakes import FakeIam, test_registry
+from tests.fakes import FakeIam, Killed, test_registry
+from tests.modelkit import NoAws, context, make_keys, publish
 
 SECRET = b"operator-secret"
 NOW = 1_800_000_000.0
@@ -112,3 +117,34 @@ def test_undo_outcomes_are_printed_as_text_not_markup(capsys):
     out = capsys.readouterr().out
     assert "[/red]AKIA1" in out
     assert "[link=https://evil.example]ok[/link]" in out
+
+
+async def test_a_rollback_cut_short_after_its_switch_is_not_rolled_back_again_when_redelivered(tmp_path, monkeypatch):
+    """A rollback pinned to the version served when it first ran keeps that start on its rerun after a crash, so the
+    redelivered request does not pin the version it rolled back to and walk back a second time."""
+    keys = make_keys(tmp_path / "keys")
+    store = LocalStore(tmp_path / "registry")
+    for v in ("v1", "v2", "v3"):
+        await publish(store, tmp_path / "work", "fraud", v, keys.private)
+    await store.set_serving("fraud", (await store.versions("fraud"))[-1])
+    recorder = Recorder(MemoryStore())
+    op = Operator(recorder, actuators, context(NoAws(), str(store.root), keys), keys=KeyRing({"ops": SECRET}),
+                  clock=lambda: NOW)
+    value, key_id, sig = _request(action="models.rollback", incident=None,
+                                  args={"model": "fraud", "registry": str(store.root)})
+    rollback = type(actuators.get("model.rollback_to_last_signed"))
+
+    async def killed(self: object, *args: object) -> bool:
+        raise Killed  # the process died after the switch, before the result
+
+    monkeypatch.setattr(rollback, "verify", killed)
+    with pytest.raises(Killed):
+        await op.handle(value, key_id, sig)
+    assert await store.serving("fraud") == "v2"
+    monkeypatch.undo()
+    again = Operator(Recorder(recorder.store), actuators, op.context, keys=KeyRing({"ops": SECRET}), clock=lambda: NOW)
+    again.recover(again.recorder.entries())
+    reply = await again.handle(value, key_id, sig)
+    assert reply is not None
+    assert reply.ok
+    assert await store.serving("fraud") == "v2"

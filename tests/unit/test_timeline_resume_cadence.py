@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
+import pytest
 
 from responder.timeline import FileStore, Recorder
 from responder.timeline.checkpoint import Checker
@@ -59,3 +62,38 @@ def test_a_last_entry_longer_than_the_resume_window_is_resumed_after(tmp_path):
     again.append("x", {"i": 2})
     again.close()
     verify_lines(path.read_bytes().splitlines(), strict=True)
+
+
+def test_a_torn_tail_is_dropped_without_reading_the_whole_history(tmp_path, monkeypatch):
+    """A start after a crash that tore the last write reads back from the end only, however long the file is."""
+    path = tmp_path / "t.jsonl"
+    rec = Recorder(FileStore(path), writer="w")
+    for i in range(3):
+        rec.append("x", {"i": i, "pad": "p" * 100_000})
+    rec.close()
+    whole = path.read_bytes()
+    with path.open("ab") as fh:
+        fh.write(b'{"seq":3,"torn":"' + b"t" * 200_000)  # a torn write longer than one window
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("a start read the whole file"))
+    again = Recorder(FileStore(path), writer="w")
+    assert again.next_seq == 3
+    again.close()
+    monkeypatch.undo()
+    assert path.read_bytes() == whole
+
+
+def test_a_torn_file_with_no_whole_line_is_emptied(tmp_path):
+    """A first write torn before its newline leaves nothing to keep: the file is cut back to empty."""
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"seq":0,"torn":"' + b"t" * 200_000)
+    FileStore(path).close()
+    assert path.read_bytes() == b""
+
+
+def test_a_tail_of_no_bytes_still_ends_with_the_last_line(tmp_path):
+    """tail(0) returns the last line rather than doubling a window of nothing for ever."""
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"a":1}\n{"b":2}\n')
+    store = FileStore(path)
+    assert store.tail(0).endswith(b'\n{"b":2}\n')
+    store.close()

@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.timeline import FileStore, Recorder
-from tests.timeline_builders import PUBLIC, incident_timeline, signed_recorder
+from responder.timeline.checkpoint import Signer
+from tests.timeline_builders import PRIVATE, PUBLIC, incident_timeline, signed_recorder
 
 runner = CliRunner()
 HOSTILE = "AKIA[/]\x1b[2J\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\\n## All clear | forged"
@@ -212,3 +213,21 @@ def test_export_names_a_covering_checkpoint_only_from_the_incidents_own_chain(tm
     out = runner.invoke(app, ["timeline", "export", str(tmp_path), "--incident", "inc-1", "--format", "json"])
     assert out.exit_code == 0, out.output
     assert orjson.loads(out.stdout)["covering_checkpoint"] is None
+
+
+def test_export_names_no_covering_checkpoint_when_one_writer_left_the_incident_unsigned(tmp_path):
+    """An incident that moved between replicas is covered only if each writer's chain signs its entries there."""
+    a = Recorder(FileStore(tmp_path / "a.jsonl"), writer="replica-a", clock=lambda: 1_800_000_000.0)
+    for i in range(3):  # unsigned on replica-a: no checkpoint after them
+        a.append("step.intent", {"key": f"a{i}"}, "inc-1")
+    a.close()
+    b = Recorder(FileStore(tmp_path / "b.jsonl"), writer="replica-b", signer=Signer.from_text(PRIVATE),
+                 checkpoint_every=3, clock=lambda: 1_800_000_100.0)
+    for i in range(3):  # then on replica-b, which signs them
+        b.append("step.intent", {"key": f"b{i}"}, "inc-1")
+    b.close()
+    out = runner.invoke(app, ["timeline", "export", str(tmp_path), "--incident", "inc-1", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    pack = orjson.loads(out.stdout)
+    assert pack["entries"][-1]["body"] == {"key": "b2"}
+    assert pack["covering_checkpoint"] is None
