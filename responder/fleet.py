@@ -216,7 +216,8 @@ def fleet_digest(runbooks: Iterable[Runbook], settings: Settings) -> str:
         "runbooks": sorted(rb.model_dump_json() for rb in runbooks),
         "settings": settings.model_dump_json(include={
             "topics", "topic_formats", "changelog_topic", "guard_quotas", "guard_max_targets", "protected_ids",
-            "protected_tags", "dry_run", "require_signature"}),
+            "protected_tags", "dry_run", "require_signature", "aws_account_id", "aws_region", "approver_identities",
+            "event_signing_key_sources"}),
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
         default=1_000_000, ge=16_384,
         description="largest dead-letter copy (key+value+headers); headers, then the value, are cut to fit")
     session_timeout_ms: int = Field(
-        default=10_000, description="Kafka consumer session timeout; a silent member is evicted after this long")
+        default=10_000, ge=1000,
+        description="Kafka consumer session timeout; a silent member is evicted after this long")
     rebalance_timeout_ms: int = Field(
         default=120_000, ge=1000, description="how long a replica may take to finish the chunks in hand when its "
                                               "partitions move; one slower than this is dropped from the group and "
@@ -40,7 +41,8 @@ class Settings(BaseSettings):
         default=None, description="static group membership (KIP-345): a stable id unique per replica (e.g. the pod "
                                   "name); a restart after a crash takes its old place without waiting for the "
                                   "session to expire")
-    max_record_bytes: int = Field(default=1024 * 1024, description="larger records are dead-lettered (`too_large`)")
+    max_record_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="larger records are dead-lettered (`too_large`)")
     max_batch: int = Field(default=500, ge=1, description="most records fetched and handled in one consumer batch")
     max_in_flight: int = Field(
         default=1000, ge=1, description="most records of one partition polled and not yet committed; a partition "
@@ -91,7 +93,7 @@ class Settings(BaseSettings):
     runbooks_dir: Path = Field(default=Path("runbooks"), description="runbook directory (subdirectories included)")
     timeline_path: Path = Field(default=Path(".responder/timeline.jsonl"), description="the timeline file")
     timeline_linger_ms: float = Field(
-        default=1.0, description="how long a flush waits for more appends to share its fdatasync (group commit)")
+        default=1.0, ge=0, description="how long a flush waits for more appends to share its fdatasync (group commit)")
     timeline_signing_key: SecretStr | None = Field(
         default=None, description="base64 Ed25519 private key (`responder timeline keygen`); unset = no checkpoints")
     timeline_verify_key: str | None = Field(
@@ -109,7 +111,7 @@ class Settings(BaseSettings):
     aws_access_key_id: SecretStr | None = Field(
         default=None, description="explicit credentials (with the secret key); unset = the standard boto3 chain")
     aws_secret_access_key: SecretStr | None = Field(default=None, description="goes with aws_access_key_id")
-    aws_call_timeout: float = Field(default=20.0, description="deadline in seconds of one AWS API call")
+    aws_call_timeout: float = Field(default=20.0, gt=0, description="deadline in seconds of one AWS API call")
     aws_account_id: str | None = Field(
         default=None, description="responder's own account: the generated IAM policy is scoped to it, and protected "
                                   "ids pinned to an account are matched in it (unset: in any account)")
@@ -134,9 +136,9 @@ class Settings(BaseSettings):
     model_ssm_prefix: str = Field(
         default="/responder/models", description="SSM parameter prefix of the S3 registry's serving pointers")
     model_deploy_poll_s: float = Field(
-        default=5.0, description="seconds between status reads while a SageMaker endpoint update rolls out")
+        default=5.0, gt=0, description="seconds between status reads while a SageMaker endpoint update rolls out")
     model_deploy_timeout_s: float = Field(
-        default=600.0, description="how long a SageMaker switch may take to reach InService")
+        default=600.0, gt=0, description="how long a SageMaker switch may take to reach InService")
 
     dry_run: bool = Field(default=False, description="plan every step, call no actuator (`run --dry-run`)")
     kill_switch: bool = Field(default=False, description="every step needs a human approval")
@@ -174,7 +176,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field(default="json", description="log renderer")
     log_level: str = Field(
         default="info", description="debug, info, warning, error or critical; an unknown name means info")
-    metrics_port: int | None = Field(default=None, description="serve /metrics, /healthz, /readyz; unset = off")
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="serve /metrics, /healthz, /readyz; unset = off")
     metrics_host: str = Field(default="127.0.0.1", description="interface for /metrics, /healthz, /readyz")
 
     topic_formats: dict[str, str] = Field(

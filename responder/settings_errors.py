@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import typing
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, YamlConfigSettingsSource
@@ -153,14 +156,62 @@ class EnvSource(EnvSettingsSource):
             raise SettingsInvalid([problem(field_name, field, value, f"not {kind}")]) from None
 
 
+NOT_SETTINGS = frozenset({"CONFIG", "TEST_KAFKA", "KAFKA_CACHE", "KAFKA_VERSION", "KAFKA_KEEP", "KAFKA_JAVA_OPTS",
+                          "SOAK_KILLS", "FAULT_REPORT", "TABLETOP_CHILD_LOG"})
+"""RESPONDER_* variables read by other parts (RESPONDER_CONFIG, the test and bench harnesses), not settings."""
+_SERVICE_LINK = re.compile(r"^(SERVICE_HOST|SERVICE_PORT.*|PORT(_\d+_(TCP|UDP|SCTP).*)?)$")
+"""What Kubernetes injects for a Service named `responder` (RESPONDER_SERVICE_HOST, RESPONDER_PORT_9102_TCP, …)."""
+
+
+def misspelt(fields: dict[str, FieldInfo]) -> list[str]:
+    """One line per RESPONDER_* variable that is no setting but close to one (RESPONDER_KILL_SWICH): ignoring it
+    would leave the setting it meant at its default. Names close to none are left alone (other tools' variables)."""
+    names = [name.upper() for name in fields]
+    lines = []
+    for var in sorted(os.environ):
+        rest = var[len(PREFIX):].upper() if var.upper().startswith(PREFIX) else None
+        if rest is None or rest in NOT_SETTINGS or _SERVICE_LINK.match(rest) or rest.split("__")[0] in names:
+            continue
+        close = get_close_matches(rest, names, n=1, cutoff=0.8)
+        if close:
+            lines.append(f"{var}: not a setting; did you mean {PREFIX}{close[0]}? (see docs/configuration.md)")
+    return lines
+
+
+def _config_problem(config: str) -> str | None:
+    """Why the RESPONDER_CONFIG file cannot be read as settings (YAML syntax, not a mapping, a repeated key), by
+    line; never quoting its text, which may hold secrets."""
+    try:
+        root = yaml.compose(Path(config).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot read: {exc}"
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return f"invalid YAML{f' at line {mark.line + 1}' if mark else ''}: {getattr(exc, 'problem', None) or 'syntax'}"
+    if root is not None and not isinstance(root, yaml.MappingNode):
+        return f"not a mapping of setting: value (line {root.start_mark.line + 1})"
+    keys: set[str] = set()
+    for key, _ in root.value if root is not None else []:
+        if key.value in keys:
+            return f"duplicate key {key.value!r} at line {key.start_mark.line + 1} (YAML would keep only the last)"
+        keys.add(key.value)
+    return None
+
+
 def sources(settings_cls: type[BaseSettings],
             init_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
     """Init kwargs win, then env (lists may be comma-separated), then the YAML file named by RESPONDER_CONFIG."""
+    typos = misspelt(settings_cls.model_fields)
+    if typos:
+        raise SettingsInvalid(typos)
     found: list[PydanticBaseSettingsSource] = [init_settings, EnvSource(settings_cls)]
     config = os.environ.get("RESPONDER_CONFIG")
     if config:
         if not Path(config).is_file():
             raise SettingsInvalid([f"RESPONDER_CONFIG={config!r}: no such file "
                                    "(example: RESPONDER_CONFIG=/etc/responder/responder.yaml)"])
+        bad = _config_problem(config)
+        if bad:
+            raise SettingsInvalid([f"RESPONDER_CONFIG={config!r}: {bad}"])
         found.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
     return tuple(found)

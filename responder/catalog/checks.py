@@ -13,8 +13,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from responder.actuators.registry import Registry
+from responder.catalog.operands import operand_type_problem
 from responder.engine.templating import PLACEHOLDER, placeholders
 from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, NotOf, OnTimeout, Runbook, Step
+from responder.normalise.registry import sources
 from responder.rules.operators import validate_operand
 from responder.rules.paths import NAMESPACES, path_problem
 
@@ -37,7 +39,8 @@ def _conditions(nodes: Sequence[ConditionNode], loc: Sequence[int | str], earlie
                 namespaces: Sequence[str]) -> Iterator[Problem]:
     for j, node in enumerate(nodes):
         for cond in leaves([node]):
-            problem = validate_operand(cond.op, cond.value) or path_problem(cond.field, list(earlier), namespaces)
+            problem = (validate_operand(cond.op, cond.value) or path_problem(cond.field, list(earlier), namespaces)
+                       or operand_type_problem(cond.field, cond.op, cond.value))
             if problem:
                 yield problem, [*loc, j]
 
@@ -97,6 +100,10 @@ def runbook_problems(rb: Runbook, stem: str, registry: Registry) -> Iterator[Pro
     """Everything wrong with a schema-valid runbook, in document order."""
     if rb.id != stem:
         yield f"id {rb.id!r} must equal the file name {stem!r}", ["id"]
+    known = sources()
+    if not any(fnmatchcase(source, rb.trigger.source) for source in known):
+        yield (f"trigger.source {rb.trigger.source!r} matches no event source (case matters); "
+               f"valid choices: {', '.join(known)}"), ["trigger", "source"]
     yield from _conditions(rb.trigger.conditions, ["trigger", "conditions"], (), ("event",))
     for ref in placeholders(rb.group_by):
         problem = path_problem(ref, (), ("event",))

@@ -36,19 +36,67 @@ def locate(node: yaml.Node | None, loc: Sequence[int | str]) -> tuple[int, int] 
     return best.start_mark.line + 1, best.start_mark.column + 1
 
 
+MAX_NODES = 100_000
+"""The most YAML nodes a runbook may expand to, aliases followed (a large runbook has a few thousand)."""
+MERGE = "tag:yaml.org,2002:merge"
+
+
+def _size(node: yaml.Node, sizes: dict[int, int], path: Path) -> int:
+    """Nodes under `node` with aliases expanded (memoised: an alias bomb costs its file size); raises on a
+    duplicate mapping key (YAML keeps the last one silently) or an alias that contains itself."""
+    known = sizes.get(id(node))
+    if known is not None:
+        if known < 0:
+            raise RunbookError(str(path), "an alias refers to a node that contains it", *_mark(node))
+        return known
+    sizes[id(node)] = -1
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        keys: set[str] = set()
+        for key, value in node.value:
+            if key.tag != MERGE and isinstance(key, yaml.ScalarNode):
+                if key.value in keys:
+                    raise RunbookError(str(path), f"duplicate key {key.value!r} (YAML would keep only the last)",
+                                       *_mark(key))
+                keys.add(key.value)
+            total += _size(key, sizes, path) + _size(value, sizes, path)
+    elif isinstance(node, yaml.SequenceNode):
+        total += sum(_size(item, sizes, path) for item in node.value)
+    if total > MAX_NODES:
+        raise RunbookError(str(path), f"aliases expand to more than {MAX_NODES} YAML nodes", *_mark(node))
+    sizes[id(node)] = total
+    return total
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
 def parse_yaml(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            _size(root, {}, path)
+        return root, yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise RunbookError(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}", line, col) from exc
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunbookError(str(path), f"not UTF-8 (byte {exc.start}): save the runbook as UTF-8") from exc
+    except OSError as exc:
+        raise RunbookError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+
+
 def check_runbook(path: Path, registry: Registry) -> tuple[Runbook | None, list[RunbookError]]:
     """Parse and check one file; every problem found, each with file:line:column."""
     try:
-        root, data = parse_yaml(path, path.read_text(encoding="utf-8"))
+        root, data = parse_yaml(path, _read(path))
     except RunbookError as exc:
         return None, [exc]
     if not isinstance(data, dict):
@@ -118,7 +166,7 @@ def runbook_warnings(directory: str | Path, registry: Registry) -> list[RunbookE
         rb, _ = check_runbook(path, registry)
         if rb is None:
             continue
-        root, _ = parse_yaml(path, path.read_text(encoding="utf-8"))
+        root, _ = parse_yaml(path, _read(path))
         out += [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
                 for reason, loc in [*escalation_warnings(rb), *attribute_warnings(rb)]]
     return out

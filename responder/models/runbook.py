@@ -6,13 +6,15 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
 
 from responder.models.threat import ThreatCategory
 
 KEBAB = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+MAX_DURATION = 365 * 86400.0
+"""The longest window, cooldown or timeout: longer ones (or `.inf`) overflow the dates the engine computes."""
 
 
 def parse_duration(value: Any) -> Any:
@@ -25,12 +27,19 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
+def _bounded(seconds: float) -> float:
+    if not seconds <= MAX_DURATION:  # NaN and infinities too
+        raise ValueError(f"{seconds:g} s is too long: at most 365d ({MAX_DURATION:.0f} s)")
+    return seconds
+
+
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
+    AfterValidator(_bounded),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "maximum": MAX_DURATION},
                               {"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d)?$"}],
-                    "description": "seconds, or a number with a unit: 500ms, 30s, 15m, 1h, 2d"}),
+                    "description": "seconds, or a number with a unit: 500ms, 30s, 15m, 1h, 2d; at most 365d"}),
 ]
 
 

@@ -89,6 +89,8 @@ def validate_operand(op: str, value: Any) -> str | None:
         return f"unknown operator {op!r}; valid choices: {', '.join(sorted(OPERATORS))}"
     if op in ("in", "not_in") and not isinstance(value, list):
         return f"operator {op!r} needs a list value"
+    if op == "exists" and value is not None and not isinstance(value, bool):
+        return f"operator 'exists' takes true or false (or no value, meaning true), not {value!r}"
     if op == "regex":
         try:
             _regex(str(value))

@@ -88,3 +88,30 @@ def path_problem(
     if parts[1] not in earlier_steps:
         return f"{path}: step {parts[1]!r} does not run before this one"
     return None
+
+
+def _leaf(model: type[BaseModel], parts: Sequence[str]) -> Any:
+    if not parts:
+        return model
+    head, rest = parts[0], parts[1:]
+    if model is Event and head == "resource":
+        return _leaf(Resource, rest[1:]) if rest else None
+    field = model.model_fields.get(head)
+    return None if field is None else _leaf_type(_unwrap(field.annotation), rest)
+
+
+def _leaf_type(annotation: Any, rest: Sequence[str]) -> Any:
+    if not rest:
+        return annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _leaf(annotation, rest)
+    if get_origin(annotation) in (tuple, list) and rest[0].isdigit():
+        return _leaf_type(_unwrap(get_args(annotation)[0]), rest[1:])
+    return None
+
+
+def event_leaf(path: str) -> Any:
+    """The type an `event.…` path reads (`str`, `float`, an enum, a model…), or None where it is free-form or not
+    an event path (attributes, step results)."""
+    parts = path.split(".")
+    return _leaf(Event, parts[1:]) if parts[0] == "event" else None

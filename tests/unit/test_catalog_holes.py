@@ -1,0 +1,141 @@
+"""Runbooks that loaded but could not work (or changed meaning) now fail at load with file:line and the choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from responder.actuators import registry
+from responder.catalog import check_directory
+from responder.cli import app
+from responder.errors import RunbookError
+
+RB = """\
+id: rb
+trigger:
+  source: {source}
+  conditions:
+    - {{field: {field}, op: {op}, value: {value}}}
+steps:
+  - id: deactivate-key
+    actuator: aws.iam.deactivate_access_key
+    with:
+      user_name: "${{event.actor}}"
+      access_key_id: "${{event.resource.access_key.id}}"
+"""
+
+
+def _errors(tmp_path: Path, text: str | None = None, *, raw: bytes | None = None, **kw: str) -> list[RunbookError]:
+    path = tmp_path / "rb.yaml"
+    if raw is not None:
+        path.write_bytes(raw)
+    else:
+        fields = {"source": "guardduty", "field": "event.severity.score", "op": "ge", "value": "5", **kw}
+        path.write_text(text if text is not None else RB.format(**fields))
+    return check_directory(tmp_path, registry)[1]
+
+
+def test_a_duplicate_key_is_an_error_at_its_second_line(tmp_path):
+    """`mode: dry_run` then `mode: enforce` used to load as enforce silently; now the second key is an error."""
+    [err] = _errors(tmp_path, RB.format(source="guardduty", field="event.actor", op="exists", value="true")
+                    + "mode: dry_run\nmode: enforce\n")
+    assert "duplicate key 'mode'" in err.reason
+    assert (err.line, err.column) == (13, 1)
+
+
+def test_a_merge_key_may_override_what_it_merges(tmp_path):
+    """A `<<:` merge key is not a duplicate: keys beside it override the merged ones, as YAML defines."""
+    text = RB.format(source="guardduty", field="event.actor", op="exists", value="true").replace(
+        "    with:\n", "    with:\n      <<: {user_name: x}\n")
+    assert _errors(tmp_path, text) == []
+
+
+def test_an_alias_bomb_fails_at_load_without_expanding(tmp_path):
+    """Nested aliases that expand to millions of nodes are refused at load (they hung validate and every event)."""
+    lines = ["        a0: &a0 [x]"] + [
+        f"        a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    text = ("id: rb\ntrigger: {source: guardduty}\nsteps:\n  - id: s\n    actuator: notify.kafka.publish_message\n"
+            "    with:\n      topic: t\n      title: t\n      fields:\n" + "\n".join(lines) + "\n")
+    [err] = _errors(tmp_path, text)
+    assert "aliases expand to more than" in err.reason
+    assert err.line is not None
+
+
+def test_a_file_that_is_not_utf8_is_a_runbook_error(tmp_path):
+    """A runbook file with invalid UTF-8 is reported with its path and exit 3, not a UnicodeDecodeError traceback."""
+    [err] = _errors(tmp_path, raw=b"id: rb\ndescription: \xff\xfe\n")
+    assert "not UTF-8" in err.reason
+    result = CliRunner().invoke(app, ["runbooks", "validate", str(tmp_path)])
+    assert result.exit_code == 3
+    assert "Traceback" not in result.output
+
+
+def test_a_trigger_source_that_no_decoder_produces_is_an_error(tmp_path):
+    """`source: gaurdduty` could never match an event; it fails at its line naming the valid sources."""
+    [err] = _errors(tmp_path, source="gaurdduty")
+    assert "matches no event source" in err.reason
+    assert "guardduty" in err.reason
+    assert "falco" in err.reason
+    assert (err.line, err.column) == (3, 11)
+
+
+def test_a_trigger_source_glob_matching_some_source_loads(tmp_path):
+    """A glob naming some decoder's source (`guard*`, `*`) is fine."""
+    assert _errors(tmp_path, source="'guard*'") == []
+    assert _errors(tmp_path, source="'*'") == []
+
+
+@pytest.mark.parametrize("duration", [".inf", "1.0e+20"])
+@pytest.mark.parametrize("where", ["window: {}\n", "cooldown: {}\n", "count_window: {}\n"])
+def test_a_duration_too_long_to_compute_with_fails_at_load(tmp_path, duration, where):
+    """An infinite or astronomically long window loaded, then raised OverflowError on the first event's timedelta."""
+    [err] = _errors(tmp_path, RB.format(source="guardduty", field="event.actor", op="exists", value="true")
+                    + where.format(duration))
+    assert "at most" in err.reason
+    assert err.line == 12
+
+
+def test_an_approval_that_never_expires_fails_at_load(tmp_path):
+    """approval.timeout: .inf loaded, then failed converting the deadline to a date; approvals must expire."""
+    [err] = _errors(tmp_path, RB.format(source="guardduty", field="event.actor", op="exists", value="true")
+                    + "    approval: {required: true, timeout: .inf}\n")
+    assert "at most" in err.reason
+    assert err.line == 12
+
+
+@pytest.mark.parametrize(("field", "op", "value", "needle"), [
+    ("event.account", "eq", "123456789012", "event.account is text"),  # unquoted: YAML reads an int
+    ("event.account", "in", "[123456789012, '210987654321']", "event.account is text"),
+    ("event.severity.score", "ge", "'7'", "event.severity.score is a number"),
+    ("event.severity.label", "eq", "hihg", "valid choices: info, low, medium, high, critical"),
+    ("event.threat.category", "in", "[llmjacking, lmjacking]", "valid choices:"),
+    ("event.actor", "eq", "no", "event.actor is text"),  # YAML 1.1: `no` is false
+])
+def test_a_condition_value_that_can_never_match_its_field_fails(tmp_path, field, op, value, needle):
+    """A condition value whose type (or enum choice) never equals the typed field's used to never match, silently."""
+    [err] = _errors(tmp_path, field=field, op=op, value=value)
+    assert needle in err.reason, err.reason
+    assert err.line == 5
+
+
+@pytest.mark.parametrize(("field", "op", "value"), [
+    ("event.account", "eq", "'123456789012'"),
+    ("event.actor", "eq", "null"),
+    ("event.severity.score", "ge", "7"),
+    ("event.severity.score", "in", "[7, 8.5]"),
+    ("event.severity.label", "in", "[high, critical]"),
+    ("event.attributes.anything", "eq", "7"),
+    ("event.time", "ge", "'2024-01-01T00:00:00Z'"),
+])
+def test_a_condition_value_of_the_fields_type_loads(tmp_path, field, op, value):
+    """Values that fit the field's type (and free-form attributes) still load."""
+    assert _errors(tmp_path, field=field, op=op, value=value) == []
+
+
+@pytest.mark.parametrize("value", ["'false'", "'no'", "0", "[]"])
+def test_exists_takes_only_true_false_or_nothing(tmp_path, value):
+    """`exists: 'false'` was truthy (the field must exist), the opposite of what it says; only true/false/null load."""
+    [err] = _errors(tmp_path, field="event.actor", op="exists", value=value)
+    assert "operator 'exists' takes true or false" in err.reason
