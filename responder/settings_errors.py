@@ -159,8 +159,18 @@ class EnvSource(EnvSettingsSource):
 NOT_SETTINGS = frozenset({"CONFIG", "TEST_KAFKA", "KAFKA_CACHE", "KAFKA_VERSION", "KAFKA_KEEP", "KAFKA_JAVA_OPTS",
                           "SOAK_KILLS", "FAULT_REPORT", "TABLETOP_CHILD_LOG"})
 """RESPONDER_* variables read by other parts (RESPONDER_CONFIG, the test and bench harnesses), not settings."""
-_SERVICE_LINK = re.compile(r"^(SERVICE_HOST|SERVICE_PORT.*|PORT(_\d+_(TCP|UDP|SCTP).*)?)$")
-"""What Kubernetes injects for a Service named `responder` (RESPONDER_SERVICE_HOST, RESPONDER_PORT_9102_TCP, …)."""
+_SERVICE_LINK = re.compile(r"^(.+_)?(SERVICE_HOST|SERVICE_PORT(_.+)?|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$")
+"""What Kubernetes injects for every Service of the namespace whose name starts with `responder`: `responder` itself
+(RESPONDER_SERVICE_HOST, RESPONDER_PORT_9102_TCP_ADDR), but also `responder-kafka-bootstrap` (a Strimzi cluster named
+responder: RESPONDER_KAFKA_BOOTSTRAP_SERVICE_HOST, …)."""
+_LINK_VALUE = re.compile(r"^(tcp|udp|sctp)://[^/\s]+:\d+$")
+"""The value of a Service's bare `<NAME>_PORT` link (tcp://10.0.0.1:9092): a typo of a port setting holds a number."""
+
+
+def service_link(rest: str, value: str) -> bool:
+    """Whether RESPONDER_`rest`=`value` is a Kubernetes service link (or a Docker link), not a misspelt setting."""
+    return _SERVICE_LINK.match(rest) is not None or (
+        (rest == "PORT" or rest.endswith("_PORT")) and _LINK_VALUE.match(value.strip()) is not None)
 
 
 def misspelt(fields: dict[str, FieldInfo]) -> list[str]:
@@ -170,7 +180,8 @@ def misspelt(fields: dict[str, FieldInfo]) -> list[str]:
     lines = []
     for var in sorted(os.environ):
         rest = var[len(PREFIX):].upper() if var.upper().startswith(PREFIX) else None
-        if rest is None or rest in NOT_SETTINGS or _SERVICE_LINK.match(rest) or rest.split("__")[0] in names:
+        if rest is None or rest in NOT_SETTINGS or service_link(rest, os.environ[var]) \
+                or rest.split("__")[0] in names:
             continue
         close = get_close_matches(rest, names, n=1, cutoff=0.8)
         if close:

@@ -51,6 +51,23 @@ def test_variables_that_are_not_typos_are_left_alone(monkeypatch, variable):
     assert Settings().kill_switch is False
 
 
+@pytest.mark.parametrize(("variable", "value"), [
+    ("RESPONDER_KAFKA_BOOTSTRAP_PORT", "tcp://10.0.0.7:9092"),  # Strimzi's responder-kafka-bootstrap Service
+    ("RESPONDER_TIMELINE_PORT", "tcp://[fd00::7]:8080"),  # a Service named responder-timeline
+    ("RESPONDER_METRIC_PORT", "udp://10.0.0.7:9102"),
+])
+def test_service_links_of_other_responder_services_are_left_alone(monkeypatch, variable, value):
+    """Kubernetes links every Service of the namespace: responder-kafka-bootstrap's stopped the replica with exit 3."""
+    monkeypatch.setenv(variable, value)
+    assert Settings().kill_switch is False
+
+
+def test_a_misspelt_port_setting_holding_a_number_is_still_an_error(monkeypatch):
+    """Only a tcp://host:port value makes a `…_PORT` name a service link: RESPONDER_METRIC_PORT=9102 is a typo."""
+    monkeypatch.setenv("RESPONDER_METRIC_PORT", "9102")
+    assert "did you mean RESPONDER_METRICS_PORT?" in _one_line(monkeypatch)
+
+
 @pytest.mark.parametrize(("variable", "value", "says"), [
     ("RESPONDER_METRICS_PORT", "70000", "less than or equal to 65535"),
     ("RESPONDER_METRICS_PORT", "-1", "greater than or equal to 0"),
