@@ -210,15 +210,22 @@ class FleetState:
                 log.info("approval_held_dropped", incident=incident, step=step)
 
 
+DIGESTED = frozenset({"topics", "topic_formats", "changelog_topic", "guard_quotas", "guard_max_targets",
+                      "protected_ids", "protected_tags", "dry_run", "require_signature"})
+DIGESTED_IF_SET = frozenset({"aws_account_id", "aws_region", "approver_identities", "event_signing_key_sources"})
+"""Digested since 2026-12-04, each only when not at its default: a fleet that sets none of them kept its digest
+through the upgrade (no `RESPONDER_FLEET_ADOPT_DIGEST` needed). Key ids, identities and source globs: no secret."""
+
+
 def fleet_digest(runbooks: Iterable[Runbook], settings: Settings) -> str:
     """What every replica must agree on: the runbooks (as loaded) and the settings that change what they do."""
-    doc = {
+    doc: dict[str, Any] = {
         "runbooks": sorted(rb.model_dump_json() for rb in runbooks),
-        "settings": settings.model_dump_json(include={
-            "topics", "topic_formats", "changelog_topic", "guard_quotas", "guard_max_targets", "protected_ids",
-            "protected_tags", "dry_run", "require_signature", "aws_account_id", "aws_region", "approver_identities",
-            "event_signing_key_sources"}),
+        "settings": settings.model_dump_json(include=set(DIGESTED)),
     }
+    protection = settings.model_dump(mode="json", include=set(DIGESTED_IF_SET), exclude_defaults=True)
+    if protection:
+        doc["protection"] = protection  # its maps sorted by key below: the order they were written in is no change
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 

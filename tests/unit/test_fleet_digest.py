@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from responder.actuators import registry
@@ -20,3 +23,21 @@ def test_a_setting_that_changes_protection_or_approval_changes_the_digest(runboo
     """Two replicas differing in protection home, approver bindings or key scopes had the same digest."""
     books = load_runbooks(runbooks_dir, registry)
     assert fleet_digest(books, Settings()) != fleet_digest(books, Settings(**change))
+
+
+def test_a_fleet_that_sets_none_of_the_newly_digested_settings_keeps_its_digest_through_the_upgrade(runbooks_dir):
+    """32446ba changed every fleet's digest: the first upgraded replica was refused unless it adopted the digest."""
+    books = load_runbooks(runbooks_dir, registry)
+    settings = Settings(topics=["a"], protected_ids=["i-1"])
+    before = {"runbooks": sorted(rb.model_dump_json() for rb in books), "settings": settings.model_dump_json(include={
+        "topics", "topic_formats", "changelog_topic", "guard_quotas", "guard_max_targets", "protected_ids",
+        "protected_tags", "dry_run", "require_signature"})}  # the digest as computed before 2026-12-04
+    assert fleet_digest(books, settings) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()
+
+
+def test_the_order_identities_and_key_sources_are_written_in_does_not_change_the_digest(runbooks_dir):
+    """Two replicas given the same maps in another order are one fleet."""
+    books = load_runbooks(runbooks_dir, registry)
+    one = Settings(approver_identities={"k1": "alice", "k2": "bob"}, event_signing_key_sources={"a": ["x"], "b": ["y"]})
+    two = Settings(approver_identities={"k2": "bob", "k1": "alice"}, event_signing_key_sources={"b": ["y"], "a": ["x"]})
+    assert fleet_digest(books, one) == fleet_digest(books, two)
