@@ -84,11 +84,12 @@ def parse_yaml(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
         raise RunbookError(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}", line, col) from exc
 
 
-def _read(path: Path) -> str:
+def read_source(path: Path) -> str:
+    """The text of a runbook or playbook file; RunbookError (file, one line) when it is not UTF-8 or unreadable."""
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise RunbookError(str(path), f"not UTF-8 (byte {exc.start}): save the runbook as UTF-8") from exc
+        raise RunbookError(str(path), f"not UTF-8 (byte {exc.start}): save the file as UTF-8") from exc
     except OSError as exc:
         raise RunbookError(str(path), f"cannot read: {exc.strerror or exc}") from exc
 
@@ -96,7 +97,7 @@ def _read(path: Path) -> str:
 def check_runbook(path: Path, registry: Registry) -> tuple[Runbook | None, list[RunbookError]]:
     """Parse and check one file; every problem found, each with file:line:column."""
     try:
-        root, data = parse_yaml(path, _read(path))
+        root, data = parse_yaml(path, read_source(path))
     except RunbookError as exc:
         return None, [exc]
     if not isinstance(data, dict):
@@ -166,7 +167,7 @@ def runbook_warnings(directory: str | Path, registry: Registry) -> list[RunbookE
         rb, _ = check_runbook(path, registry)
         if rb is None:
             continue
-        root, _ = parse_yaml(path, _read(path))
+        root, _ = parse_yaml(path, read_source(path))
         out += [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
                 for reason, loc in [*escalation_warnings(rb), *attribute_warnings(rb)]]
     return out

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from responder.actuators.registry import Registry
-from responder.catalog.loader import locate, parse_yaml
+from responder.catalog.loader import locate, parse_yaml, read_source
 from responder.errors import ConfigError, PlaybookError, RunbookError
 from responder.models.runbook import Runbook
 from responder.tabletop.decisions import problems as decision_problems
@@ -172,7 +172,7 @@ def check_playbook(path: Path, registry: Registry,
                    runbooks: Sequence[Runbook] | None = None) -> tuple[Playbook | None, list[RunbookError]]:
     """Parse and check one playbook; every problem found, each with file:line:column."""
     try:
-        root, data = parse_yaml(path, path.read_text(encoding="utf-8"))
+        root, data = parse_yaml(path, read_source(path))
     except RunbookError as exc:
         return None, [PlaybookError(exc.path, exc.reason, exc.line, exc.column)]
     if not isinstance(data, dict):

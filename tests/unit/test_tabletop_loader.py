@@ -98,3 +98,12 @@ def test_params_on_a_refused_step_are_refused(tmp_path):
     tail = ("  - id: kept\n    kind: step_done\n    actuator: aws.iam.deactivate_access_key\n    status: refused\n"
             "    params: {access_key_id: main}\n")
     _refused(tmp_path, tail, "20:13", "`params` cannot be checked on a refused step")
+
+
+def test_a_playbook_that_is_not_utf8_is_one_line(tmp_path):
+    """`tabletop validate` on a Latin-1 playbook was a UnicodeDecodeError traceback (a runbook was one line)."""
+    path = tmp_path / "pb.yaml"
+    path.write_bytes(HEAD.replace("title: t", "title: caf\xe9").encode("latin-1"))
+    result = CliRunner().invoke(app, ["tabletop", "validate", "--runbooks", str(ROOT / "runbooks"), str(path)])
+    assert (result.exit_code, result.exception is None or isinstance(result.exception, SystemExit)) == (3, True)
+    assert "not UTF-8" in result.output
