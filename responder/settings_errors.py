@@ -193,7 +193,9 @@ def _config_problem(config: str) -> str | None:
     """Why the RESPONDER_CONFIG file cannot be read as settings (YAML syntax, not a mapping, a repeated key), by
     line; never quoting its text, which may hold secrets."""
     try:
-        root = yaml.compose(Path(config).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        text = Path(config).read_text(encoding="utf-8")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        yaml.safe_load(text)  # what composes may still not construct (a key that is a list: found unhashable key)
     except (OSError, UnicodeDecodeError) as exc:
         return f"cannot read: {exc}"
     except yaml.YAMLError as exc:
@@ -201,11 +203,28 @@ def _config_problem(config: str) -> str | None:
         return f"invalid YAML{f' at line {mark.line + 1}' if mark else ''}: {getattr(exc, 'problem', None) or 'syntax'}"
     if root is not None and not isinstance(root, yaml.MappingNode):
         return f"not a mapping of setting: value (line {root.start_mark.line + 1})"
-    keys: set[str] = set()
-    for key, _ in root.value if root is not None else []:
-        if key.value in keys:
-            return f"duplicate key {key.value!r} at line {key.start_mark.line + 1} (YAML would keep only the last)"
-        keys.add(key.value)
+    return _repeated_key(root) if root is not None else None
+
+
+def _repeated_key(root: yaml.Node) -> str | None:
+    """The first key repeated in a mapping of the file, at any depth (`protected_tags`, `guard_quotas` too)."""
+    todo, seen = [root], set()
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue  # an alias: checked where it was anchored
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if key.value in keys:
+                        return (f"duplicate key {key.value!r} at line {key.start_mark.line + 1} "
+                                "(YAML would keep only the last)")
+                    keys.add(key.value)
+                todo.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
     return None
 
 

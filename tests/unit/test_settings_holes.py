@@ -90,6 +90,8 @@ def test_a_nonsense_number_is_refused(monkeypatch, variable, value, says):
     ("kill_switch: [\n", "invalid YAML"),
     ("- kill_switch\n", "not a mapping"),
     ("kill_switch: true\nkill_switch: false\n", "duplicate key 'kill_switch'"),
+    ("protected_tags:\n  env: prod\n  env: production\n", "duplicate key 'env' at line 3"),  # a protection lost
+    ("? [a]\n: 1\n", "invalid YAML at line 1: found unhashable key"),  # was a TypeError traceback
 ])
 def test_a_broken_config_file_is_one_line(monkeypatch, tmp_path, text, says):
     """RESPONDER_CONFIG naming invalid YAML, a list or a file repeating a key was a traceback or silently the last."""
