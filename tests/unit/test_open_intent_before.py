@@ -16,39 +16,9 @@ from tests.unit.test_guards import ECHO
 KEY, USER = "AKIAABCDEFGHIJKLMNO1", "user-1"
 
 
-async def test_a_step_cut_short_after_a_partial_change_records_the_state_from_before_it(tmp_path, monkeypatch):
-    """The first run changed part of the target and died: the rerun's prior is the intent's, not the partial state."""
-    target: dict[str, str] = {"state": "original"}
-
-    async def observe(self: Echo, p: EchoParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
-        return dict(target)
-
-    monkeypatch.setattr(Echo, "observe", observe)
-    kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
-    real = kit.echo.apply
-
-    async def partial(p: EchoParams, ctx: ActuationContext) -> ActuationResult:
-        target["state"] = "half-isolated"  # one of two ENIs swapped, say, then the process died
-        raise Killed
-
-    kit.echo.apply = partial  # type: ignore[method-assign]
-    with pytest.raises(Killed):
-        await kit.send(key=KEY, user=USER)
-    kit.echo.apply = real  # type: ignore[method-assign]
-    kit.start()
-    await kit.send(key=KEY, user=USER)
-    intents: list[dict[str, Any]] = kit.entries("step.intent")
-    assert [i["before"] for i in intents] == [{"state": "original"}] * 2
-    [result] = kit.entries("step.result")
-    assert result["status"] == "ok"
-    assert result["prior"] == {"state": "original"}
-
-
-@pytest.mark.parametrize("restart", [False, True])
-async def test_an_open_intent_parked_again_records_the_state_a_human_left_not_the_one_from_before_the_crash(
-        tmp_path, monkeypatch, restart):
-    """Re-parked after the crash (kill switch) and changed by hand before the release: the prior is what the human
-    left, so undo does not restore the state from before the crash over their change."""
+async def _crashed_half_way(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, str]]:
+    """A kit whose first run changed part of the target (one of two ENIs swapped, say) and then died, and the
+    target the echo actuator observes."""
     target: dict[str, str] = {"state": "original"}
 
     async def observe(self: Echo, p: EchoParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
@@ -66,6 +36,27 @@ async def test_an_open_intent_parked_again_records_the_state_a_human_left_not_th
     with pytest.raises(Killed):
         await kit.send(key=KEY, user=USER)
     kit.echo.apply = real  # type: ignore[method-assign]
+    return kit, target
+
+
+async def test_a_step_cut_short_after_a_partial_change_records_the_state_from_before_it(tmp_path, monkeypatch):
+    """The first run changed part of the target and died: the rerun's prior is the intent's, not the partial state."""
+    kit, _ = await _crashed_half_way(tmp_path, monkeypatch)
+    kit.start()
+    await kit.send(key=KEY, user=USER)
+    intents: list[dict[str, Any]] = kit.entries("step.intent")
+    assert [i["before"] for i in intents] == [{"state": "original"}] * 2
+    [result] = kit.entries("step.result")
+    assert result["status"] == "ok"
+    assert result["prior"] == {"state": "original"}
+
+
+@pytest.mark.parametrize("restart", [False, True])
+async def test_an_open_intent_parked_again_records_the_state_a_human_left_not_the_one_from_before_the_crash(
+        tmp_path, monkeypatch, restart):
+    """Re-parked after the crash (kill switch) and changed by hand before the release: the prior is what the human
+    left, so undo does not restore the state from before the crash over their change."""
+    kit, target = await _crashed_half_way(tmp_path, monkeypatch)
     kit.policy = GuardPolicy(kill_switch=True)
     kit.start()
     await kit.send(key=KEY, user=USER)
