@@ -207,8 +207,7 @@ class Pipeline:
         partial = self._ruled_out(doc, fmt) if ruled is _UNCHECKED else ruled
         if partial is not None:
             return [partial], True
-        received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC) if record.timestamp_ms else None
-        return decode_doc(doc, fmt, received=received), False
+        return decode_doc(doc, fmt, received=_received(record.timestamp_ms)), False
 
     async def act(self, prepared: Prepared) -> list[Incident]:
         """Record the matched events and run their runbooks (in this task: its context carries the alert time)."""
@@ -239,3 +238,14 @@ class Pipeline:
         finally:
             STAMP.reset(stamp)
         return incidents
+
+
+def _received(stamp_ms: int | None) -> datetime | None:
+    """The record's Kafka timestamp as a time, None when it has none or it is out of range: a producer sets it
+    (CreateTime), in µs by mistake or to any int64, and the broker keeps it; the finding is decoded all the same."""
+    if not stamp_ms:
+        return None
+    try:
+        return datetime.fromtimestamp(stamp_ms / 1000, UTC)
+    except (ValueError, OverflowError, OSError):  # a year past 9999 or before 1
+        return None

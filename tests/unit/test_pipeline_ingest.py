@@ -81,3 +81,13 @@ async def test_oversized_record_is_refused_before_it_is_parsed_or_verified(runbo
     p = _pipeline(FakeIam(), runbooks_dir, max_record_bytes=100, authenticator=RecordAuthenticator(require=["*"]))
     with pytest.raises(TooLarge):
         await p.handle(RawRecord(topic="alerts", value=b"{" + b" " * 200 + b"}"))
+
+
+@pytest.mark.parametrize("stamp", [1_764_064_800_000_000, 2**62, -(2**62)])
+async def test_a_record_timestamp_out_of_datetime_range_still_acts(runbooks_dir, stamp):
+    """A finding whose Kafka timestamp a producer set in µs (or any int64) acts as usual, not dead-lettered."""
+    iam = FakeIam()
+    iam.add_key("ml-training", KEY)
+    p = _pipeline(iam, runbooks_dir)
+    await p.handle(RawRecord(topic="alerts", value=envelope_bytes(guardduty_finding(KEY)), timestamp_ms=stamp))
+    assert iam.count("update_access_key") == 1
