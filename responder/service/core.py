@@ -157,6 +157,7 @@ class Service(BatchHandling, Running):
                          max_batch=settings.max_batch, observe=self.metrics.partition_flow,
                          on_idle=collector.when_idle)  # young generations collected between chunks, not inside
         self._recovered_at = -1
+        self._rebalances = 0
         self._rebalance_error: BaseException | None = None
         self._restorers: dict[int, asyncio.Task[None]] = {}
         self._adopting: set[int] = set()

@@ -37,6 +37,7 @@ class PartitionKeeping(Parts):
         fleet the restore runs in the background (`_restore`): aiokafka sends no heartbeat while this callback runs,
         and a restore longer than the session timeout would cost the membership. A partition whose restore failed
         stays held (`_fleet_upkeep` retries it)."""
+        self._rebalances += 1  # a poll's records from before this are not handled (`Running._consume`)
         self.commits.forget(partitions)  # offsets marked under an earlier assignment are not ours to commit
         self.ingest.hold(partitions)
         self._given |= partition_numbers(partitions)
@@ -134,6 +135,7 @@ class PartitionKeeping(Parts):
 
     async def _on_revoked(self, partitions: list[Any]) -> None:
         """Partitions leave: finish the batch in hand, make its state durable (changelog included), forget it."""
+        self._rebalances += 1
         self.flow.drop(partitions)  # their queued records are the new owner's
         self.ingest.held.difference_update(partitions)
         numbers = partition_numbers(partitions)

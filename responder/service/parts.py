@@ -56,6 +56,7 @@ class Parts:
     _stop: asyncio.Event
     _evicted_at: float
     _recovered_at: int  # the timeline's next sequence number at the last recovery
+    _rebalances: int  # rebalance callbacks run so far (revocations and assignments)
     _rebalance_error: BaseException | None  # what a rebalance callback raised; the next chunk and poll raise it
     _restorers: dict[int, asyncio.Task[None]]  # a fleet's restore of each assigned or failed partition (background)
     _given: set[int]  # the partition numbers assigned to this service, as its rebalance callbacks were told

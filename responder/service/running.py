@@ -163,7 +163,14 @@ class Running(PartitionKeeping):
             if self._rebalance_error is not None:  # a rebalance callback failed (aiokafka only logged it)
                 raise self._rebalance_error
             if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll and after it, so a
-                await self.fleet_guard.refresh()  # record is never acted on with a switch read before it arrived
+                rebalances = self._rebalances  # record is never acted on with a switch read before it arrived
+                await self.fleet_guard.refresh()
+                if self._rebalances != rebalances and batch:  # the assignment reset the positions (the revocation
+                    # dropped what the lanes had queued): these come again, after what was dropped, from the
+                    # committed offsets; handled now they would pass those records (and go to the lanes of
+                    # partitions no longer ours)
+                    log.info("poll_dropped_after_rebalance", records=sum(map(len, batch.values())))
+                    batch = {}
             for (topic, partition), behind in self.ingest.lag().items():
                 self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
             self.flow.submit(batch)  # each partition in its lane; paused while its in-flight budget is full
