@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -207,7 +206,7 @@ class Pipeline:
         partial = self._ruled_out(doc, fmt) if ruled is _UNCHECKED else ruled
         if partial is not None:
             return [partial], True
-        return decode_doc(doc, fmt, received=_received(record.timestamp_ms)), False
+        return decode_doc(doc, fmt, received=record.stamped()), False
 
     async def act(self, prepared: Prepared) -> list[Incident]:
         """Record the matched events and run their runbooks (in this task: its context carries the alert time)."""
@@ -239,13 +238,3 @@ class Pipeline:
             STAMP.reset(stamp)
         return incidents
 
-
-def _received(stamp_ms: int | None) -> datetime | None:
-    """The record's Kafka timestamp as a time, None when it has none or it is out of range: a producer sets it
-    (CreateTime), in µs by mistake or to any int64, and the broker keeps it; the finding is decoded all the same."""
-    if not stamp_ms:
-        return None
-    try:
-        return datetime.fromtimestamp(stamp_ms / 1000, UTC)
-    except (ValueError, OverflowError, OSError):  # a year past 9999 or before 1
-        return None

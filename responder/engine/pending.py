@@ -22,7 +22,7 @@ unauthorised "approve" must not hide a waiting step. Without approval keys a dec
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -173,8 +173,7 @@ def _judge(record: RawRecord, decision: ApprovalDecision, request: ApprovalReque
     problem = keys.check(key_id, _header(record, SIGNATURE_HEADER), record.value) or mismatch
     if problem:
         return f"{decision.decision} by {decision.by}: {problem}"
-    stamp = _stamp(record)
-    published = datetime.fromtimestamp(stamp / 1000, UTC) if stamp is not None else decision.issued_at
+    published = record.stamped() or decision.issued_at
     try:
         check_identity(decision, key_id, keys, request.approvers, published)
     except ApprovalRefused as exc:

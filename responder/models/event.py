@@ -215,6 +215,16 @@ class RawRecord(BaseModel):
     timestamp_ms: int | None = None
     unreadable: str | None = None  # the Kafka client could not parse it (responder/ingest/recordbatch.py): why
 
+    def stamped(self) -> datetime | None:
+        """The record's Kafka timestamp as a time; None when it has none (-1 or 0 from an old message format) or it
+        is out of range: a producer sets it (CreateTime), in µs by mistake or to any int64, and the broker keeps it."""
+        if not self.timestamp_ms or self.timestamp_ms < 0:
+            return None
+        try:
+            return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+        except (ValueError, OverflowError, OSError):  # a year past 9999
+            return None
+
     def header(self, name: str) -> bytes | None:
         """The last header called `name`, or None."""
         found = None

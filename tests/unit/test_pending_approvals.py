@@ -237,3 +237,10 @@ def test_a_replayed_copy_of_an_earlier_parking_does_not_make_its_plan_the_latest
     third = _request("b" * 64, request_id="c" * 32)
     found = latest_requests([first, second, third, first], CHECKER).latest[("inc-1", "revoke")]
     assert (found.digest, found.request_id) == ("b" * 64, "c" * 32)
+
+
+def test_a_decision_stamped_out_of_datetime_range_is_judged_by_its_issue_time():
+    """A decision record whose Kafka timestamp a producer set in µs (a year past 9999) is judged as published when
+    issued, not a ValueError that stops `approvals pending`."""
+    decision = _decision().model_copy(update={"timestamp_ms": int(NOW.timestamp() * 1000) * 1000})
+    assert pending(latest_requests([_request()], CHECKER), [decision], KEYS, NOW) == []
