@@ -18,6 +18,8 @@ from responder.engine.state import EngineState
 from responder.models.timeline import EntryKind, TimelineEntry
 
 _NAMING = (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED, EntryKind.INCIDENT_SUPPRESSED)
+MAX_ORIGINS = 100_000
+"""Event ids whose partition is remembered (newest kept): an event names one incident per runbook it matches."""
 
 
 class Partitions:
@@ -25,7 +27,7 @@ class Partitions:
 
     def __init__(self) -> None:
         self.of: dict[str, int] = {}
-        self._origin: dict[str, int] = {}  # event id → partition, until the event's incident entry is seen
+        self._origin: dict[str, int] = {}  # event id → partition (every runbook it matches names an incident)
 
     def route(self, entries: Sequence[TimelineEntry]) -> dict[int, set[str]]:
         """The incidents each partition's entries touched (learning new incidents' partitions on the way)."""
@@ -36,20 +38,23 @@ class Partitions:
                 origin = body.get("origin")
                 partition = origin.get("partition") if isinstance(origin, dict) else None
                 if isinstance(partition, int):
-                    self._origin[str(body.get("event_id"))] = partition
+                    event = str(body.get("event_id"))
+                    self._origin.pop(event, None)  # re-inserted: newest last
+                    self._origin[event] = partition
                 continue
             incident = entry.incident
             if not incident:
                 continue
             if entry.kind in _NAMING:
-                partition = self._origin.pop(str(body.get("event_id")), None)
+                partition = self._origin.get(str(body.get("event_id")))  # not popped: another runbook's may follow
                 if partition is not None:
                     self.of[incident] = partition
             partition = self.of.get(incident)
             if partition is not None:
                 touched.setdefault(partition, set()).add(incident)
-        if len(self._origin) > 100_000:  # events that matched nothing here never name an incident
-            self._origin.clear()
+        if len(self._origin) > MAX_ORIGINS:  # the oldest half: their records were handled long ago
+            for event in list(self._origin)[: MAX_ORIGINS // 2]:
+                del self._origin[event]
         return touched
 
     def owned(self, partition: int) -> set[str]:
