@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from responder.engine.incidents import Incident
 from responder.engine.partitions import Partitions, cut, merge
+from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
+from responder.errors import ChangelogError
+from responder.ingest import changelog as changelog_module
+from responder.ingest.changelog import QUOTAS_KEY, Changelog
 from responder.models.timeline import TimelineEntry
 from tests.kit import Kit, make_kit
 from tests.unit.test_approvals import WIPE
+from tests.unit.test_changelog_fence import StaleConsumer, StaleLeaderLog
 from tests.unit.test_guards import ECHO
 
 
@@ -36,3 +45,41 @@ async def test_every_incident_an_event_opens_learns_its_partition(tmp_path: Path
                       for s in cut(kit.engine.state, parts.owned(4)).values()])
     assert new_owner.results() == kit.engine.state.results()
     assert new_owner.parked_steps() == kit.engine.state.parked_steps()
+
+
+async def _changelog_holding(monkeypatch: pytest.MonkeyPatch,
+                             records: list[tuple[bytes, bytes | None]]) -> Changelog:
+    """A changelog whose partition holds `records` (served by the fence test's in-memory log and consumer)."""
+    StaleConsumer.log = log = StaleLeaderLog(records, visible=len(records))
+    monkeypatch.setattr(changelog_module, "AIOKafkaConsumer", StaleConsumer)
+    changelog = Changelog("127.0.0.1:1", "changelog")
+    await changelog.stop()  # never started: the fake log stands in for the producer
+    monkeypatch.setattr(changelog, "producer", log)
+    return changelog
+
+
+@pytest.mark.parametrize("value", [b"{}", b'{"version": "0", "detail-type": "GuardDuty Finding", "detail": {}}',
+                                   EngineSnapshot().model_dump_json().encode()])
+async def test_a_changelog_record_that_holds_no_slice_stops_the_restore(monkeypatch: pytest.MonkeyPatch,
+                                                                        value: bytes) -> None:
+    """A record under an incident's key that is JSON but carries no slice of it (another producer's, an empty one) is
+    not read as an empty slice: the restore fails loudly, as for a record that does not parse."""
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    live = EngineSnapshot(incidents=[Incident("i1", "rb", "g1", at, at)])
+    changelog = await _changelog_holding(monkeypatch, [(b"i1", live.model_dump_json().encode()), (b"i2", value)])
+    with pytest.raises(ChangelogError, match="i2"):
+        await changelog.read(0)
+
+
+async def test_the_changelog_keys_a_fleet_writes_are_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An incident's slice, the quota windows and an evicted group key's record all read back; tombstones drop keys."""
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    records = [(b"i1", EngineSnapshot(incidents=[Incident("i1", "rb", "g1", at, at)]).model_dump_json().encode()),
+               (b"i2", EngineSnapshot(incidents=[Incident("i2", "rb", "g2", at, at)]).model_dump_json().encode()),
+               (b"i2", None),
+               (QUOTAS_KEY, EngineSnapshot(quotas=[QuotaRun("rb", "test.echo", (1.0,))]).model_dump_json().encode()),
+               (b"~closed#rb#g3", EngineSnapshot(closed=[("rb", "g3", 1.0, 2.0)]).model_dump_json().encode())]
+    restored = await (await _changelog_holding(monkeypatch, records)).read(0)
+    assert [i.id for s in restored for i in s.incidents] == ["i1"]
+    assert [r.times for s in restored for r in s.quotas] == [(1.0,)]
+    assert [c for s in restored for c in s.closed] == [("rb", "g3", 1.0, 2.0)]
