@@ -10,6 +10,7 @@ the state, merges restored slices in and releases the incidents of a revoked par
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from responder.engine.quotas import QuotaRun
@@ -90,9 +91,10 @@ def cut(state: EngineState, incidents: set[str]) -> dict[str, EngineSnapshot]:
 
 
 def merge(state: EngineState, slices: Iterable[EngineSnapshot]) -> None:
-    """Add restored slices (and quota windows, as a union) to the state."""
+    """Add restored slices (and quota windows, as a union: each time as often as the window holding it most often
+    has it, so runs recorded at one clock reading stay apart and a run read back from several keys counts once)."""
     snap = state.snapshot()
-    runs = {(r.runbook, r.actuator): set(r.times) for r in snap.quotas}
+    runs = {(r.runbook, r.actuator): Counter(r.times) for r in snap.quotas}
     for part in slices:
         snap.incidents.extend(part.incidents)
         snap.done.update(part.done)
@@ -102,8 +104,9 @@ def merge(state: EngineState, slices: Iterable[EngineSnapshot]) -> None:
         snap.continuing.extend(part.continuing)
         snap.closed.extend(part.closed)
         for run in part.quotas:
-            runs.setdefault((run.runbook, run.actuator), set()).update(run.times)
-    snap.quotas = [QuotaRun(rb, act, tuple(sorted(times))) for (rb, act), times in runs.items()]
+            pair = (run.runbook, run.actuator)
+            runs[pair] = runs.get(pair, Counter()) | Counter(run.times)
+    snap.quotas = [QuotaRun(rb, act, tuple(sorted(times.elements()))) for (rb, act), times in runs.items()]
     state.restore(snap)
 
 

@@ -83,3 +83,13 @@ async def test_the_changelog_keys_a_fleet_writes_are_restored(monkeypatch: pytes
     assert [i.id for s in restored for i in s.incidents] == ["i1"]
     assert [r.times for s in restored for r in s.quotas] == [(1.0,)]
     assert [c for s in restored for c in s.closed] == [("rb", "g3", 1.0, 2.0)]
+
+
+def test_merging_a_partition_keeps_runs_recorded_at_the_same_time() -> None:
+    """Two runs at one clock reading count twice after a partition is merged in; a run written twice counts once."""
+    state = EngineState()
+    state.windows.record("rb", "test.echo", 100.0, "k1")
+    state.windows.record("rb", "test.echo", 100.0, "k2")
+    same = EngineSnapshot(quotas=state.windows.runs())  # this replica's own windows, read back from another key
+    merge(state, [same, EngineSnapshot(quotas=[QuotaRun("rb", "test.echo", (50.0, 100.0))])])
+    assert state.windows.count("rb", "test.*", 3600, 200.0) == 3
