@@ -2,8 +2,8 @@
 
 Partition p of the changelog holds the engine state of input partition p: one record per incident keyed
 by incident id (value: that incident's `EngineSnapshot` slice, a tombstone once it is evicted or released
-for good), `~closed#<runbook>#<group key>` (the last event time of an evicted incident: an older redelivery
-does not reopen it) and `~quotas`, the writer's quota windows. With `cleanup.policy=compact` the broker keeps the
+for good), `~closed#<runbook>#<group key>` (the event time up to which an evicted incident stays quiet: no event
+up to it reopens it) and `~quotas`, the writer's quota windows. With `cleanup.policy=compact` the broker keeps the
 latest record per key, so a restore reads live state, not history.
 
 A restore first writes a fence (a tombstone keyed `~fence`, acks=all) and reads up to it. The end offset and
