@@ -61,7 +61,7 @@ class FleetState:
                                        quotas=self.engine.state.windows.runs(), urgent=urgent)
 
     async def evict(self) -> list[str]:
-        """Evict closed incidents: tombstone them, and remember their group keys' last event time."""
+        """Evict closed incidents: tombstone them, and remember up to which event time their group keys stay quiet."""
         state = self.engine.state
         keys = {i.id: (i.runbook, i.group_key) for i in state.incidents.all()}
         incidents = self.engine.evict()

@@ -92,7 +92,7 @@ class Engine(EscalationRelease):
 
     def evict(self) -> list[str]:
         """Forget incidents closed (window + cooldown after their last event, on the engine's clock)."""
-        return self.state.evict(self.clock(), {rb.id: rb.window + rb.cooldown for rb in self.runbooks.values()})
+        return self.state.evict(self.clock(), {rb.id: (rb.window, rb.cooldown) for rb in self.runbooks.values()})
 
     async def handle(self, match: Match) -> Incident:
         """Open, join or (in cooldown) suppress the incident, then run the runbook's steps in order.

@@ -42,6 +42,11 @@ class Incident:
             return 1 if start < times[0] <= now else 0
         return sum(1 for t in times if start < t <= now)
 
+    def quiet_until(self, window: float, cooldown: float) -> float:
+        """The latest event time (epoch seconds) this incident would still take in, by joining it (within `window` of
+        its last event) or by its `cooldown` (from its opening): once it is evicted, no event up to then acts."""
+        return max(self.last_seen.timestamp() + window, self.opened_at.timestamp() + cooldown)
+
     def seen(self, event_id: str) -> bool:
         """Whether this event id was already part of the incident (a redelivery or repeat); remembers it."""
         if event_id in self.event_ids:

@@ -10,6 +10,7 @@ the state, merges restored slices in and releases the incidents of a revoked par
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from responder.engine.quotas import QuotaRun
@@ -18,6 +19,8 @@ from responder.engine.state import EngineState
 from responder.models.timeline import EntryKind, TimelineEntry
 
 _NAMING = (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED, EntryKind.INCIDENT_SUPPRESSED)
+MAX_ORIGINS = 100_000
+"""Event ids whose partition is remembered (newest kept): an event names one incident per runbook it matches."""
 
 
 class Partitions:
@@ -25,7 +28,7 @@ class Partitions:
 
     def __init__(self) -> None:
         self.of: dict[str, int] = {}
-        self._origin: dict[str, int] = {}  # event id → partition, until the event's incident entry is seen
+        self._origin: dict[str, int] = {}  # event id → partition (every runbook it matches names an incident)
 
     def route(self, entries: Sequence[TimelineEntry]) -> dict[int, set[str]]:
         """The incidents each partition's entries touched (learning new incidents' partitions on the way)."""
@@ -36,20 +39,23 @@ class Partitions:
                 origin = body.get("origin")
                 partition = origin.get("partition") if isinstance(origin, dict) else None
                 if isinstance(partition, int):
-                    self._origin[str(body.get("event_id"))] = partition
+                    event = str(body.get("event_id"))
+                    self._origin.pop(event, None)  # re-inserted: newest last
+                    self._origin[event] = partition
                 continue
             incident = entry.incident
             if not incident:
                 continue
             if entry.kind in _NAMING:
-                partition = self._origin.pop(str(body.get("event_id")), None)
+                partition = self._origin.get(str(body.get("event_id")))  # not popped: another runbook's may follow
                 if partition is not None:
                     self.of[incident] = partition
             partition = self.of.get(incident)
             if partition is not None:
                 touched.setdefault(partition, set()).add(incident)
-        if len(self._origin) > 100_000:  # events that matched nothing here never name an incident
-            self._origin.clear()
+        if len(self._origin) > MAX_ORIGINS:  # the oldest half: their records were handled long ago
+            for event in list(self._origin)[: MAX_ORIGINS // 2]:
+                del self._origin[event]
         return touched
 
     def owned(self, partition: int) -> set[str]:
@@ -85,9 +91,10 @@ def cut(state: EngineState, incidents: set[str]) -> dict[str, EngineSnapshot]:
 
 
 def merge(state: EngineState, slices: Iterable[EngineSnapshot]) -> None:
-    """Add restored slices (and quota windows, as a union) to the state."""
+    """Add restored slices (and quota windows, as a union: each time as often as the window holding it most often
+    has it, so runs recorded at one clock reading stay apart and a run read back from several keys counts once)."""
     snap = state.snapshot()
-    runs = {(r.runbook, r.actuator): set(r.times) for r in snap.quotas}
+    runs = {(r.runbook, r.actuator): Counter(r.times) for r in snap.quotas}
     for part in slices:
         snap.incidents.extend(part.incidents)
         snap.done.update(part.done)
@@ -97,8 +104,9 @@ def merge(state: EngineState, slices: Iterable[EngineSnapshot]) -> None:
         snap.continuing.extend(part.continuing)
         snap.closed.extend(part.closed)
         for run in part.quotas:
-            runs.setdefault((run.runbook, run.actuator), set()).update(run.times)
-    snap.quotas = [QuotaRun(rb, act, tuple(sorted(times))) for (rb, act), times in runs.items()]
+            pair = (run.runbook, run.actuator)
+            runs[pair] = runs.get(pair, Counter()) | Counter(run.times)
+    snap.quotas = [QuotaRun(rb, act, tuple(sorted(times.elements()))) for (rb, act), times in runs.items()]
     state.restore(snap)
 
 

@@ -48,7 +48,7 @@ class EngineSnapshot(BaseModel):
     parked: list[Parked] = []
     quotas: list[QuotaRun] = []
     closed: list[tuple[str, str, float, float]] = []
-    """(runbook, group key, last event time, evicted at) of evicted incidents: an older redelivery must not
+    """(runbook, group key, quiet until, evicted at) of evicted incidents: an event no later must not
     reopen them."""
     charges: list[QuotaCharge] = []
     """Counted runs still waiting for their result (refunded if it is a permanent failure)."""

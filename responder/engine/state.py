@@ -101,7 +101,7 @@ class EngineState:
         return (incident, step) in self._parked or (incident, step) in self._granted
 
     def closed_until(self, runbook: str, group_key: str) -> float | None:
-        """The last event time of an evicted incident of this group key (None: none remembered)."""
+        """Up to which event time an evicted incident of this group key suppresses events (None: none remembered)."""
         found = self._closed.get((runbook, group_key))
         return found[0] if found is not None else None
 
@@ -224,25 +224,24 @@ class EngineState:
         for rb, key, at, gone in snapshot.closed:
             self._remember(rb, key, at, gone)
 
-    def evict(self, now: float, spans: Mapping[str, float]) -> list[str]:
+    def evict(self, now: float, spans: Mapping[str, tuple[float, float]]) -> list[str]:
         """Drop incidents closed at `now` and their step results, and the quota runs no quota counts any more;
-        returns the incident ids dropped.
+        returns the incident ids dropped. `spans[runbook]` is its (window, cooldown); runbooks missing keep theirs.
 
-        An incident closes `spans[runbook]` seconds (its window plus cooldown) after the engine last saw
-        an event for it (the engine's clock, not the events' own times), and only when nothing of it is in
-        flight or parked. Runbooks missing from `spans` keep theirs.
-        """
+        An incident closes window plus cooldown seconds after the engine last saw an event for it (the engine's
+        clock), and only when nothing of it is in flight or parked. Events timed up to what it would still have taken
+        in (`Incident.quiet_until`) are suppressed after it."""
         busy = {p.incident for p in (*self._parked.values(), *self._granted.values())}
         busy |= {incident for incident, _ in self._continuing}
         busy |= {f.incident for f in self._inflight.values() if f.incident}
         closed = [inc.id for inc in self.incidents.all()
-                  if inc.runbook in spans and inc.id not in busy and now - inc.touched > spans[inc.runbook]]
+                  if inc.runbook in spans and inc.id not in busy and now - inc.touched > sum(spans[inc.runbook])]
         gone = set(closed)
         while self._closed and next(iter(self._closed.values()))[1] < now - CLOSED_HORIZON:
             self._closed.popitem(last=False)
         for incident_id in closed:
             inc = self.incidents.by_id[incident_id]
-            self._remember(inc.runbook, inc.group_key, inc.last_seen.timestamp(), now)
+            self._remember(inc.runbook, inc.group_key, inc.quiet_until(*spans[inc.runbook]), now)
             self.incidents.drop(incident_id)
         self._done = {k: d for k, d in self._done.items() if d.incident not in gone}
         self.windows.prune(now)

@@ -2,8 +2,8 @@
 
 Partition p of the changelog holds the engine state of input partition p: one record per incident keyed
 by incident id (value: that incident's `EngineSnapshot` slice, a tombstone once it is evicted or released
-for good), `~closed#<runbook>#<group key>` (the last event time of an evicted incident: an older redelivery
-does not reopen it) and `~quotas`, the writer's quota windows. With `cleanup.policy=compact` the broker keeps the
+for good), `~closed#<runbook>#<group key>` (the event time up to which an evicted incident stays quiet: no event
+up to it reopens it) and `~quotas`, the writer's quota windows. With `cleanup.policy=compact` the broker keeps the
 latest record per key, so a restore reads live state, not history.
 
 A restore first writes a fence (a tombstone keyed `~fence`, acks=all) and reads up to it. The end offset and
@@ -105,17 +105,24 @@ class Changelog:
                                  f"at or after offset {at} (a header key that is not UTF-8: {exc})") from exc
         finally:
             await consumer.stop()
-        out = []
-        for key, value in latest.items():
-            if value is None:
-                continue
-            try:
-                out.append(EngineSnapshot.model_validate_json(value))
-            except ValidationError as exc:
-                raise ChangelogError(f"changelog {self.topic}[{partition}] record {key!r} does not parse: "
-                                     f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+        out = [_slice(self.topic, partition, key, value) for key, value in latest.items() if value is not None]
         log.info("changelog_restored", topic=self.topic, partition=partition, keys=len(out))
         return out
+
+
+def _slice(topic: str, partition: int, key: bytes, value: bytes) -> EngineSnapshot:
+    """A record's slice; ChangelogError unless it parses and is what its key says (an incident's key: that incident's
+    slice), so another producer's JSON, which would parse as an empty slice, is never read as one."""
+    try:
+        found = EngineSnapshot.model_validate_json(value)
+    except ValidationError as exc:
+        raise ChangelogError(f"changelog {topic}[{partition}] record {key!r} does not parse: "
+                             f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+    if not found.model_fields_set or (not key.startswith(b"~") and [i.id for i in found.incidents] != [key.decode(
+            errors="replace")]):
+        raise ChangelogError(f"changelog {topic}[{partition}] record {key!r} does not parse: it holds no slice of "
+                             f"its key (fields {sorted(found.model_fields_set)})")
+    return found
 
 
 async def ensure_changelog(bootstrap: str, topic: str, partitions: int, *, replication: int = 1,

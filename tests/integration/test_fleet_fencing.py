@@ -9,11 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from responder.engine.incidents import Incident
 from responder.engine.snapshot import EngineSnapshot
 from responder.errors import ChangelogError, ReplicaFenced
 from responder.ingest.changelog import Changelog, ensure_changelog
@@ -38,6 +40,13 @@ async def _transactional(kafka_bootstrap: str, unique: str) -> str:
     if not await supported(kafka_bootstrap, f"probe-{unique}"):
         pytest.skip("this broker does not run Kafka transactions for aiokafka (Tansu): docs/fleet.md")
     return kafka_bootstrap
+
+
+def _slice(incident: str) -> tuple[bytes, bytes]:
+    """A changelog record holding a slice of `incident` (a restore refuses one that holds none of its key)."""
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    held = EngineSnapshot(incidents=[Incident(incident, "rb", incident, at, at)])
+    return incident.encode(), held.model_dump_json().encode()
 
 
 async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
@@ -67,16 +76,16 @@ async def test_new_owner_fences_the_old_ones_writes_and_commits(transactional, u
     try:
         await old.assign([0])
         with old.hold([0]):
-            await old.write(0, [(b"i-1", EngineSnapshot().model_dump_json().encode())])
+            await old.write(0, [_slice("i-1")])
             await old.commit({TopicPartition(f"in-{unique}", 0): 7})
         assert await _committed(transactional, group, TopicPartition(f"in-{unique}", 0)) == 7
         await new.assign([0])  # the partition moved: `old` is a zombie now
         with pytest.raises(ReplicaFenced):
-            await old.write(0, [(b"i-2", EngineSnapshot().model_dump_json().encode())], urgent=True)
+            await old.write(0, [_slice("i-2")], urgent=True)
         with pytest.raises(ReplicaFenced):
             await old.commit({TopicPartition(f"in-{unique}", 0): 9})
         assert await _committed(transactional, group, TopicPartition(f"in-{unique}", 0)) == 7
-        await new.write(0, [(b"i-3", EngineSnapshot().model_dump_json().encode())])
+        await new.write(0, [_slice("i-3")])
         reader.txn = new
         assert len(await reader.read(0)) == 2  # i-1 and i-3: the zombie's i-2 never landed
     finally:
@@ -98,7 +107,7 @@ async def test_held_writes_and_offsets_commit_together_or_not_at_all(transaction
     try:
         await txn.assign([0])
         with txn.hold([0]):
-            await txn.write(0, [(b"i-1", EngineSnapshot().model_dump_json().encode())])
+            await txn.write(0, [_slice("i-1")])
             with pytest.raises(ChangelogError):  # open: a restore cannot reach its fence, so it fails (and is retried)
                 await reader.read(0, timeout=3)
             await txn.commit({TopicPartition(f"in-{unique}", 0): 1})

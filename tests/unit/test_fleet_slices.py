@@ -1,0 +1,95 @@
+"""What a fleet member writes to the changelog for its incidents, and what a new owner makes of it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from responder.engine.incidents import Incident
+from responder.engine.partitions import Partitions, cut, merge
+from responder.engine.quotas import QuotaRun
+from responder.engine.snapshot import EngineSnapshot
+from responder.engine.state import EngineState
+from responder.errors import ChangelogError
+from responder.ingest import changelog as changelog_module
+from responder.ingest.changelog import QUOTAS_KEY, Changelog
+from responder.models.timeline import TimelineEntry
+from tests.kit import Kit, make_kit
+from tests.unit.test_approvals import WIPE
+from tests.unit.test_changelog_fence import StaleConsumer, StaleLeaderLog
+from tests.unit.test_guards import ECHO
+
+
+def _from_partition(kit: Kit, partition: int) -> list[TimelineEntry]:
+    """The kit's durable entries, as if its records had come from `partition` (the kit's carry no origin)."""
+    entries = list(kit.engine.recorder.entries())
+    for entry in entries:
+        if entry.kind == "event.received":
+            entry.body["origin"] = {"partition": partition}
+    return entries
+
+
+async def test_every_incident_an_event_opens_learns_its_partition(tmp_path: Path) -> None:
+    """An event matching two runbooks opens two incidents; both are routed to the event's partition and move."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny", "rb2": ECHO.format(guards="")})
+    await kit.send()
+    incidents = {i.id for i in kit.engine.state.incidents.all()}
+    assert len(incidents) == 2
+    parts = Partitions()
+    assert parts.route(_from_partition(kit, 4)) == {4: incidents}
+    assert parts.owned(4) == incidents
+    new_owner = EngineState()
+    merge(new_owner, [EngineSnapshot.model_validate_json(s.model_dump_json())
+                      for s in cut(kit.engine.state, parts.owned(4)).values()])
+    assert new_owner.results() == kit.engine.state.results()
+    assert new_owner.parked_steps() == kit.engine.state.parked_steps()
+
+
+async def _changelog_holding(monkeypatch: pytest.MonkeyPatch,
+                             records: list[tuple[bytes, bytes | None]]) -> Changelog:
+    """A changelog whose partition holds `records` (served by the fence test's in-memory log and consumer)."""
+    StaleConsumer.log = log = StaleLeaderLog(records, visible=len(records))
+    monkeypatch.setattr(changelog_module, "AIOKafkaConsumer", StaleConsumer)
+    changelog = Changelog("127.0.0.1:1", "changelog")
+    await changelog.stop()  # never started: the fake log stands in for the producer
+    monkeypatch.setattr(changelog, "producer", log)
+    return changelog
+
+
+@pytest.mark.parametrize("value", [b"{}", b'{"version": "0", "detail-type": "GuardDuty Finding", "detail": {}}',
+                                   EngineSnapshot().model_dump_json().encode()])
+async def test_a_changelog_record_that_holds_no_slice_stops_the_restore(monkeypatch: pytest.MonkeyPatch,
+                                                                        value: bytes) -> None:
+    """A record under an incident's key that is JSON but carries no slice of it (another producer's, an empty one) is
+    not read as an empty slice: the restore fails loudly, as for a record that does not parse."""
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    live = EngineSnapshot(incidents=[Incident("i1", "rb", "g1", at, at)])
+    changelog = await _changelog_holding(monkeypatch, [(b"i1", live.model_dump_json().encode()), (b"i2", value)])
+    with pytest.raises(ChangelogError, match="i2"):
+        await changelog.read(0)
+
+
+async def test_the_changelog_keys_a_fleet_writes_are_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An incident's slice, the quota windows and an evicted group key's record all read back; tombstones drop keys."""
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    records = [(b"i1", EngineSnapshot(incidents=[Incident("i1", "rb", "g1", at, at)]).model_dump_json().encode()),
+               (b"i2", EngineSnapshot(incidents=[Incident("i2", "rb", "g2", at, at)]).model_dump_json().encode()),
+               (b"i2", None),
+               (QUOTAS_KEY, EngineSnapshot(quotas=[QuotaRun("rb", "test.echo", (1.0,))]).model_dump_json().encode()),
+               (b"~closed#rb#g3", EngineSnapshot(closed=[("rb", "g3", 1.0, 2.0)]).model_dump_json().encode())]
+    restored = await (await _changelog_holding(monkeypatch, records)).read(0)
+    assert [i.id for s in restored for i in s.incidents] == ["i1"]
+    assert [r.times for s in restored for r in s.quotas] == [(1.0,)]
+    assert [c for s in restored for c in s.closed] == [("rb", "g3", 1.0, 2.0)]
+
+
+def test_merging_a_partition_keeps_runs_recorded_at_the_same_time() -> None:
+    """Two runs at one clock reading count twice after a partition is merged in; a run written twice counts once."""
+    state = EngineState()
+    state.windows.record("rb", "test.echo", 100.0, "k1")
+    state.windows.record("rb", "test.echo", 100.0, "k2")
+    same = EngineSnapshot(quotas=state.windows.runs())  # this replica's own windows, read back from another key
+    merge(state, [same, EngineSnapshot(quotas=[QuotaRun("rb", "test.echo", (50.0, 100.0))])])
+    assert state.windows.count("rb", "test.*", 3600, 200.0) == 3
