@@ -237,4 +237,3 @@ class Pipeline:
         finally:
             STAMP.reset(stamp)
         return incidents
-
