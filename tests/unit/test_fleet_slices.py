@@ -16,6 +16,7 @@ from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.errors import ChangelogError
+from responder.fleet import FleetState
 from responder.ingest import changelog as changelog_module
 from responder.ingest.changelog import QUOTAS_KEY, Changelog
 from responder.models.event import RawRecord
@@ -158,3 +159,28 @@ async def test_a_fleet_chunk_handled_settles_its_partitions(tmp_path: Path) -> N
         fleet.changelog = real
         service.recorder.close()
         await service.close_unstarted()
+
+
+async def test_every_record_a_fleet_writes_restores(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The records the fleet's own writers put in the changelog (slices of two runbooks' incidents, empty and full
+    quota windows, an eviction's tombstone and `~closed#`) are read back by a restore, none refused."""
+    written: list[tuple[bytes, bytes | None]] = []
+
+    async def send_all(producer: Any, topic: str, records: list[tuple[bytes, bytes | None]], partition: int) -> None:
+        written.extend(records)
+
+    monkeypatch.setattr(changelog_module, "send_all", send_all)
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny", "rb2": ECHO.format(guards="window: 5m\ncooldown: 1h")})
+    changelog = Changelog("127.0.0.1:1", "changelog")
+    await changelog.stop()
+    fleet = FleetState(kit.engine, changelog)
+    fleet.owned = {0}
+    await changelog.write(0, {}, quotas=[])  # a replica's windows before its first run
+    await kit.send()
+    await fleet.on_durable(_from_partition(kit, 0))
+    kit.clock.now += 3 * 3600
+    assert await fleet.evict()  # rb2's incident (rb's waits for its approval)
+    assert {key[:8] for key, _ in written} >= {b"~quotas", b"~closed#"}
+    restored = await (await _changelog_holding(monkeypatch, written)).read(0)
+    assert [i.runbook for s in restored for i in s.incidents] == ["rb"]
+    assert [c[0] for s in restored for c in s.closed] == ["rb2"]
