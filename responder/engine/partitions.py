@@ -19,8 +19,6 @@ from responder.engine.state import EngineState
 from responder.models.timeline import EntryKind, TimelineEntry
 
 _NAMING = (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED, EntryKind.INCIDENT_SUPPRESSED)
-MAX_ORIGINS = 100_000
-"""Event ids whose partition is remembered (newest kept): an event names one incident per runbook it matches."""
 
 
 class Partitions:
@@ -29,6 +27,7 @@ class Partitions:
     def __init__(self) -> None:
         self.of: dict[str, int] = {}
         self._origin: dict[str, int] = {}  # event id → partition (every runbook it matches names an incident)
+        self._handling: dict[tuple[str, int], list[str]] = {}  # (topic, partition) → its chunk in hand's event ids
 
     def route(self, entries: Sequence[TimelineEntry]) -> dict[int, set[str]]:
         """The incidents each partition's entries touched (learning new incidents' partitions on the way)."""
@@ -37,11 +36,10 @@ class Partitions:
             body = entry.body
             if entry.kind == EntryKind.EVENT_RECEIVED:
                 origin = body.get("origin")
-                partition = origin.get("partition") if isinstance(origin, dict) else None
-                if isinstance(partition, int):
+                if isinstance(origin, dict) and isinstance(partition := origin.get("partition"), int):
                     event = str(body.get("event_id"))
-                    self._origin.pop(event, None)  # re-inserted: newest last
                     self._origin[event] = partition
+                    self._handling.setdefault((str(origin.get("topic")), partition), []).append(event)
                 continue
             incident = entry.incident
             if not incident:
@@ -53,10 +51,18 @@ class Partitions:
             partition = self.of.get(incident)
             if partition is not None:
                 touched.setdefault(partition, set()).add(incident)
-        if len(self._origin) > MAX_ORIGINS:  # the oldest half: their records were handled long ago
-            for event in list(self._origin)[: MAX_ORIGINS // 2]:
-                del self._origin[event]
         return touched
+
+    def settle(self, chunk: Iterable[tuple[str, int]]) -> None:
+        """A chunk of these (topic, partition)s is handled and its entries are routed (durable): every incident its
+        events named knows its partition, so their origins are forgotten. Only then: a runbook's steps may run for
+        minutes (a slow actuator) before the event's next runbook names its incident, while the other lanes go on,
+        so a cap on the events remembered would forget one still needed. A lane handles one chunk at a time: the
+        origins kept are those of the chunks in hand."""
+        for key in chunk:
+            for event in self._handling.pop(key, ()):
+                if self._origin.get(event) == key[1]:
+                    del self._origin[event]
 
     def owned(self, partition: int) -> set[str]:
         """The incidents of one partition."""

@@ -54,15 +54,19 @@ class BatchHandling(Parts):
             async with asyncio.TaskGroup() as tg:
                 for same_key in groups:
                     tg.create_task(self._handle_partition(same_key))
-        txn = self.fleet.changelog.txn if self.fleet is not None else None
-        if txn is not None:  # the batch's last changelog records and its offsets: one transaction
+        fleet = self.fleet
+        txn = fleet.changelog.txn if fleet is not None else None
+        if fleet is not None and txn is not None:  # the batch's last changelog records and its offsets: one txn
             with txn.hold(tp.partition for tp in batch):
                 await self.recorder.flush()
+                fleet.partitions.settle((tp.topic, tp.partition) for tp in batch)
                 await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
             return None
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         if self.fleet is not None or not self.commits.interval:  # in a fleet the chunk's state reaches the
             await self.recorder.flush()  # changelog before the gate lets a rebalance or an eviction in
+        if fleet is not None:  # its entries are routed: its events' origins are not needed any more
+            fleet.partitions.settle((tp.topic, tp.partition) for tp in batch)
         if self.commits.interval:  # committed with the others, after a flush (responder/ingest/commits.py)
             self.commits.handled(offsets)
             return None

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
+from pydantic import JsonValue
 
 from responder.engine.incidents import Incident
 from responder.engine.partitions import Partitions, cut, merge
@@ -13,12 +16,17 @@ from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.errors import ChangelogError
+from responder.fleet import FleetState
 from responder.ingest import changelog as changelog_module
 from responder.ingest.changelog import QUOTAS_KEY, Changelog
+from responder.models.event import RawRecord
 from responder.models.timeline import TimelineEntry
+from responder.service import Service
+from responder.settings import Settings
 from tests.kit import Kit, make_kit
 from tests.unit.test_approvals import WIPE
 from tests.unit.test_changelog_fence import StaleConsumer, StaleLeaderLog
+from tests.unit.test_fleet_state import FlakyChangelog
 from tests.unit.test_guards import ECHO
 
 
@@ -45,6 +53,38 @@ async def test_every_incident_an_event_opens_learns_its_partition(tmp_path: Path
                       for s in cut(kit.engine.state, parts.owned(4)).values()])
     assert new_owner.results() == kit.engine.state.results()
     assert new_owner.parked_steps() == kit.engine.state.parked_steps()
+
+
+def _entry(kind: str, event: str, incident: str | None = None, partition: int = 4) -> TimelineEntry:
+    """A durable entry of `kind` about `event` (an `event.received` carries its record's origin, topic a)."""
+    body: dict[str, JsonValue] = {"event_id": event}
+    if kind == "event.received":
+        body["origin"] = {"topic": "a", "partition": partition, "offset": 0}
+    return TimelineEntry.model_construct(seq=0, writer="w", at="", kind=kind, incident=incident, body=body,
+                                         prev="", hash="")
+
+
+def test_a_runbook_naming_its_incident_after_a_flood_of_other_events_learns_its_partition() -> None:
+    """An event's second runbook names its incident only once the first one's steps ran (a slow actuator); the
+    other lanes meanwhile handle 100,001 events: its origin is still known then."""
+    parts = Partitions()
+    parts.route([_entry("event.received", "e"), _entry("incident.opened", "e", "i1")])
+    parts.route([_entry("event.received", f"o{n}", partition=5) for n in range(100_001)])
+    parts.route([_entry("incident.opened", "e", "i2")])
+    assert parts.owned(4) == {"i1", "i2"}
+
+
+def test_a_handled_chunk_leaves_no_origin_behind() -> None:
+    """Once a chunk of a partition is handled (its entries routed), its events' origins are forgotten: what is kept
+    is bounded by the chunks in hand, and the other partitions' are kept."""
+    parts = Partitions()
+    parts.route([_entry("event.received", "e4"), _entry("event.received", "e5", partition=5)])
+    parts.settle([("a", 4)])
+    parts.route([_entry("incident.opened", "e4", "i4"), _entry("incident.opened", "e5", "i5")])
+    assert parts.of == {"i5": 5}
+    parts.settle([("a", 5)])
+    assert not parts._origin
+    assert not parts._handling
 
 
 async def _changelog_holding(monkeypatch: pytest.MonkeyPatch,
@@ -93,3 +133,54 @@ def test_merging_a_partition_keeps_runs_recorded_at_the_same_time() -> None:
     same = EngineSnapshot(quotas=state.windows.runs())  # this replica's own windows, read back from another key
     merge(state, [same, EngineSnapshot(quotas=[QuotaRun("rb", "test.echo", (50.0, 100.0))])])
     assert state.windows.count("rb", "test.*", 3600, 200.0) == 3
+
+
+async def test_a_fleet_chunk_handled_settles_its_partitions(tmp_path: Path) -> None:
+    """A fleet replica's chunk, once its entries are durable, settles its partitions' origins (the memory bound)."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                        changelog_topic="changelog")
+    service = Service(settings, runbooks=[])
+    fleet = service.fleet
+    assert fleet is not None
+    real, fleet.changelog = fleet.changelog, FlakyChangelog()  # type: ignore[assignment]
+    fleet.owned = {0}
+    settled: list[list[tuple[str, int]]] = []
+
+    async def quiet(*args: Any) -> None:
+        pass
+
+    fleet.partitions.settle = lambda chunk: settled.append(list(chunk))  # type: ignore[method-assign]
+    service.ingest.deadletter = quiet  # type: ignore[method-assign]
+    service.ingest.commit = quiet  # type: ignore[method-assign]
+    try:
+        await service._handle_batch({TopicPartition("a", 0): [RawRecord(topic="a", value=b"{}")]})
+        assert settled == [[("a", 0)]]
+    finally:
+        fleet.changelog = real
+        service.recorder.close()
+        await service.close_unstarted()
+
+
+async def test_every_record_a_fleet_writes_restores(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The records the fleet's own writers put in the changelog (slices of two runbooks' incidents, empty and full
+    quota windows, an eviction's tombstone and `~closed#`) are read back by a restore, none refused."""
+    written: list[tuple[bytes, bytes | None]] = []
+
+    async def send_all(producer: Any, topic: str, records: list[tuple[bytes, bytes | None]], partition: int) -> None:
+        written.extend(records)
+
+    monkeypatch.setattr(changelog_module, "send_all", send_all)
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny", "rb2": ECHO.format(guards="window: 5m\ncooldown: 1h")})
+    changelog = Changelog("127.0.0.1:1", "changelog")
+    await changelog.stop()
+    fleet = FleetState(kit.engine, changelog)
+    fleet.owned = {0}
+    await changelog.write(0, {}, quotas=[])  # a replica's windows before its first run
+    await kit.send()
+    await fleet.on_durable(_from_partition(kit, 0))
+    kit.clock.now += 3 * 3600
+    assert await fleet.evict()  # rb2's incident (rb's waits for its approval)
+    assert {key[:8] for key, _ in written} >= {b"~quotas", b"~closed#"}
+    restored = await (await _changelog_holding(monkeypatch, written)).read(0)
+    assert [i.runbook for s in restored for i in s.incidents] == ["rb"]
+    assert [c[0] for s in restored for c in s.closed] == ["rb2"]
