@@ -55,6 +55,13 @@ def switch_item(on: bool, by: str, reason: str, at: str) -> dict[str, Any]:
     return {"pk": {"S": KILL_SWITCH}, "on": {"BOOL": on}, "by": {"S": by}, "reason": {"S": reason}, "at": {"S": at}}
 
 
+def switch_on(item: Mapping[str, Any]) -> bool:
+    """Whether the kill-switch item says on: off only when never set or a boolean false; an `on` of another type (an
+    item edited by hand, `"true"` or `1`) counts as on, failing closed."""
+    on = item.get("on")
+    return on is not None and (not isinstance(on, Mapping) or on.get("BOOL") is not False)
+
+
 @dataclass(frozen=True)
 class Slot:
     """A slot a step key took: its item key and the take's time (as written), and whether the key held it already."""
@@ -121,7 +128,7 @@ class FleetGuard:
                         detail="the last value read stands; before the first read, the switch counts as on")
             return self.killed
         item = got.get("Item", {})
-        killed = item.get("on", {}).get("BOOL") is True
+        killed = switch_on(item)
         if not self.read_once:
             self.read_once = True
             (log.warning if killed else log.info)("fleet_kill_switch_read", on=killed, by=item.get("by", {}).get("S"),

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from responder.engine.fleetguard import DIGEST, KILL_SWITCH, FleetGuard, slot_key, switch_item
+from responder.engine.fleetguard import DIGEST, KILL_SWITCH, FleetGuard, slot_key, switch_item, switch_on
 from responder.errors import ActuationError, ConfigError, TransientActuationError
 
 log = structlog.get_logger(__name__)
@@ -129,7 +129,7 @@ def _text(item: dict[str, Any], name: str) -> str:
 
 
 def _switch(item: dict[str, Any]) -> KillSwitch:
-    return KillSwitch(on=item.get("on", {}).get("BOOL") is True, by=_text(item, "by"), reason=_text(item, "reason"),
+    return KillSwitch(on=switch_on(item), by=_text(item, "by"), reason=_text(item, "reason"),
                       at=_text(item, "at"))
 
 

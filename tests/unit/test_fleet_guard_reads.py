@@ -46,3 +46,17 @@ async def test_a_failed_read_keeps_the_last_value_read():
     assert await guard.refresh() is False
     table.down = True
     assert await guard.refresh() is False
+
+
+async def test_a_switch_edited_by_hand_with_another_type_counts_as_on():
+    """An `on` written by hand as a string or a number (`"true"`, `1`, even `"false"`) is not a boolean false: the
+    replica holds unattended steps (fails closed) rather than reading it as off; a boolean false and no item are off."""
+    table = _Table()
+    guard = FleetGuard(table, "guards", [])
+    for on in ({"S": "true"}, {"N": "1"}, {"S": "false"}, {"NULL": True}):
+        table.item = {"on": on}
+        assert await guard.refresh() is True, on
+    table.item = {"on": {"BOOL": False}}
+    assert await guard.refresh() is False
+    table.item = None
+    assert await guard.refresh() is False
