@@ -63,6 +63,9 @@ class Metrics:
                                         buckets=FSYNC_BUCKETS, registry=r)
         self.step_failures = Counter("responder_step_failures", "Step results that failed or were refused",
                                      ["runbook", "actuator"], registry=self.registry)
+        self.escalation_failures = Counter("responder_escalation_failures", "on_failure (escalation) step results "
+                                           "that failed or were refused: a failure nobody was told of",
+                                           ["runbook", "actuator"], registry=r)
         self.partition_in_flight = Gauge("responder_partition_in_flight", "Records polled and not yet committed",
                                          ["topic", "partition"], registry=r)
         self.partition_paused = Gauge("responder_partition_paused", "1 while the partition is paused (backpressure)",
@@ -141,6 +144,9 @@ class TimelineMetrics:
                 if outcome in FAILED_OUTCOMES:
                     key = (m.step_failures, runbook, actuator)
                     counts[key] = counts.get(key, 0) + 1
+                    if "." in str(body.get("step", "")):  # `<escalation>.<failed step>`: step ids are kebab-case
+                        key = (m.escalation_failures, runbook, actuator)
+                        counts[key] = counts.get(key, 0) + 1
             elif kind == EntryKind.STEP_INTENT:
                 at = self._alert_at.pop(entry.seq, None)
                 if at is not None:

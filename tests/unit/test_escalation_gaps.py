@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
+from responder.metrics import Metrics, TimelineMetrics
 from tests.kit import DEACTIVATE_STEPS, Kit, decision, make_kit
 from tests.unit.test_decided_runs import _crash_after
-from tests.unit.test_trace_timeline import ESCALATE
+from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
 TIMED = DEACTIVATE_STEPS.replace("    with:\n", "    approval: {required: true, timeout: 60, on_timeout: %s}\n"
                                                   "    with:\n") + ESCALATE
@@ -75,3 +78,28 @@ async def test_a_crash_after_a_timeout_denial_escalates_once_after_the_restart(t
     kit.start()
     await kit.engine.expire()
     assert [b["step"] for b in kit.entries("step.result")].count("tell.deactivate") == 1
+
+
+BROKEN_ESCALATION = """\
+on_failure:
+  - id: tell
+    actuator: test.echo
+    with: {target: "${failure.code}", message: "${failure.step} failed"}
+"""
+
+
+async def test_a_failed_escalation_has_its_own_alertable_metric(tmp_path):
+    """An escalation whose placeholder resolves to an invalid value fails: it is counted apart from step failures and
+    an alert rule fires on one."""
+    kit = make_kit(tmp_path, {"contain": DEACTIVATE_STEPS + BROKEN_ESCALATION})
+    metrics = Metrics()
+    kit.engine.recorder.sinks.append(TimelineMetrics(
+        metrics, runbook_of=lambda i: kit.engine.state.incidents.by_id[i].runbook))
+    await kit.send(key=MISSING_KEY)
+    assert [(b["step"], b["status"]) for b in kit.entries("step.result")] == [
+        ("deactivate", "failed"), ("tell.deactivate", "failed")]
+    assert metrics.value("responder_escalation_failures_total", runbook="contain", actuator="test.echo") == 1
+    assert metrics.value("responder_escalation_failures_total", runbook="contain",
+                         actuator="aws.iam.deactivate_access_key") == 0
+    rules = yaml.safe_load((Path(__file__).parents[2] / "deploy/prometheus/alerts.yml").read_text())["groups"]
+    assert any("responder_escalation_failures_total" in r["expr"] for g in rules for r in g["rules"])
