@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from responder.metrics import Metrics, TimelineMetrics
-from tests.kit import DEACTIVATE_STEPS, Kit, decision, make_kit
+from tests.kit import DEACTIVATE_STEPS, KEY, Kit, decision, make_kit
 from tests.unit.test_decided_runs import _crash_after
 from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
@@ -103,3 +104,15 @@ async def test_a_failed_escalation_has_its_own_alertable_metric(tmp_path):
                          actuator="aws.iam.deactivate_access_key") == 0
     rules = yaml.safe_load((Path(__file__).parents[2] / "deploy/prometheus/alerts.yml").read_text())["groups"]
     assert any("responder_escalation_failures_total" in r["expr"] for g in rules for r in g["rules"])
+
+
+@pytest.mark.xfail(strict=True, reason="a dry run records would_refuse on the planned step but plans no on_failure "
+                   "step for it: showing the escalation needs a dry-run 'would fail' path (design decision)")
+async def test_a_dry_run_plans_the_escalation_of_a_step_it_would_refuse(tmp_path):
+    """A dry run of a step a protected id would refuse also plans the escalation that refusal would run."""
+    protected = f"guards: {{protected: {{ids: [{KEY}]}}}}\n"
+    kit = make_kit(tmp_path, {"rb": protected + DEACTIVATE_STEPS + ESCALATE}, dry_run=True)
+    await kit.send()
+    [planned] = [b for b in kit.entries("step.planned") if b["step"] == "deactivate"]
+    assert planned["would_refuse"] is True
+    assert [b["step"] for b in kit.entries("step.planned")] == ["deactivate", "tell.deactivate"]
