@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from responder.engine.approvals import TIMED_OUT
 from responder.models.timeline import EntryKind, TimelineEntry
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,9 @@ class Metrics:
                                         buckets=FSYNC_BUCKETS, registry=r)
         self.step_failures = Counter("responder_step_failures", "Step results that failed or were refused",
                                      ["runbook", "actuator"], registry=self.registry)
+        self.escalation_failures = Counter("responder_escalation_failures", "on_failure (escalation) step results "
+                                           "that failed, were refused or timed out: a failure nobody was told of",
+                                           ["runbook", "actuator"], registry=r)
         self.partition_in_flight = Gauge("responder_partition_in_flight", "Records polled and not yet committed",
                                          ["topic", "partition"], registry=r)
         self.partition_paused = Gauge("responder_partition_paused", "1 while the partition is paused (backpressure)",
@@ -140,6 +144,10 @@ class TimelineMetrics:
                 counts[key] = counts.get(key, 0) + 1
                 if outcome in FAILED_OUTCOMES:
                     key = (m.step_failures, runbook, actuator)
+                    counts[key] = counts.get(key, 0) + 1
+                # `<escalation>.<failed step>` (step ids are kebab-case) that failed, or lapsed: nobody was told
+                if (outcome in FAILED_OUTCOMES or body.get("code") == TIMED_OUT) and "." in str(body.get("step", "")):
+                    key = (m.escalation_failures, runbook, actuator)
                     counts[key] = counts.get(key, 0) + 1
             elif kind == EntryKind.STEP_INTENT:
                 at = self._alert_at.pop(entry.seq, None)

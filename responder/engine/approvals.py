@@ -36,6 +36,9 @@ MAX_DECISION_LIFETIME = 3600.0  # seconds, when the keys do not say (`approval_d
 RUNBOOK_APPROVAL = "approval required by the runbook"
 """The reason a step with `approval.required` is parked: the only one a release with no human at hand waives
 (`on_timeout: approve` also releases a step held by a quota that cannot be counted yet, to be checked again)."""
+TIMED_OUT = "ApprovalTimeout"
+"""The `code` of a step denied because its approval timed out: nobody decided, so its failure is escalated (a human's
+denial is not: they decided)."""
 
 
 class MemoryPublisher:

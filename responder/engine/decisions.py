@@ -20,6 +20,7 @@ from responder.actuators.base import Publisher
 from responder.auth import KeyRing
 from responder.engine.approvals import (
     RUNBOOK_APPROVAL,
+    TIMED_OUT,
     Parked,
     accept_decision,
     decision_id,
@@ -142,7 +143,8 @@ class Decisions(Resumption):
         approve = p.on_timeout == OnTimeout.APPROVE and waivable
         self.recorder.append(EntryKind.APPROVAL_EXPIRED, {**body, "approve": approve, "settles": True}, p.incident)
         log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
-        await self.release(replace(p, unattended=True) if approve else p, approve=approve, why="approval timed out")
+        await self.release(replace(p, unattended=True) if approve else p, approve=approve, why="approval timed out",
+                           timed_out=True)
 
     def uncounted(self) -> list[Parked]:
         """The parked steps asked for only because a quota could not be counted yet (`quota_uncounted`) that `recheck`
@@ -188,8 +190,9 @@ class Decisions(Resumption):
         self._settled(parked)  # the run was not cut short (done, skipped or parked again)
         await self.recorder.flush()
 
-    async def release(self, parked: Parked, *, approve: bool, why: str) -> None:
-        """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure."""
+    async def release(self, parked: Parked, *, approve: bool, why: str, timed_out: bool = False) -> None:
+        """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure. A runbook step
+        denied by its timeout (nobody decided) is escalated first, as a failure is."""
         self.state.unpark(parked.incident, parked.step)
         rb = self._runbook(parked)
         if approve and rb is not None:
@@ -208,12 +211,15 @@ class Decisions(Resumption):
             else:
                 await self.resume(rb, incident, event, index, parked)
         else:
+            lapsed = {"code": TIMED_OUT} if timed_out and rb is not None else {}
             result = StepResult(step=parked.step, actuator=parked.actuator, target=parked.target, key=key,
-                                status=StepStatus.DENIED, error=why, permanent=True)
+                                status=StepStatus.DENIED, error=why, permanent=True, **lapsed)
             self.recorder.append(EntryKind.STEP_RESULT, result.body(), incident.id)
             self.state.finish(result, incident.id)
             after = after_decided(rb, parked.step, ok=False) if rb else None
-            if rb is not None and after is not None:  # the steps after a denied step (or escalation) that continue
+            if rb is not None and lapsed and index is not None:  # its escalation, then the steps after it that go on
+                await self.escalate(rb, incident, event, parked, "expired")
+            elif rb is not None and after is not None:  # the steps after a denied step (or escalation) that continue
                 await self.resume(rb, incident, event, after, None)
         self._settled(parked)  # the run was not cut short (skipped, re-parked, done)
         await self.recorder.flush()

@@ -205,11 +205,12 @@ class Engine(EscalationRelease):
             scope = self._scope(incident, event, rb)
             dry = self.dry_run or rb.mode is Mode.DRY_RUN
             plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
-            if escalation == "failed" and approved is not None:  # a decided step that did not pass, after a crash
+            if escalation in ("failed", "expired") and approved is not None:  # a decided step that did not pass
                 index, failed = step_index(rb, approved.step), self.state.result(
                     idempotency_key(incident.id, rb.ref, approved.step, approved.target))
-                if failed is not None:  # its escalation, if the crash cut it short (not a denial's: it has none)
-                    await self._escalated_again(rb, incident, event, scope, plan, failed)
+                if failed is not None:  # its escalation (a human's denial has none), or what a crash left of it
+                    await self._escalated_again(rb, incident, event, scope, plan, failed,
+                                                resumed=escalation == "failed")
                 if index is None or rb.steps[index].on_failure is OnFailure.STOP:
                     return
                 start, approved = index + 1, None

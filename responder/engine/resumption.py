@@ -30,11 +30,12 @@ log = structlog.get_logger(__name__)
 
 Resume = Callable[[Runbook, Incident, Event, int, Parked | None], Awaitable[None]]
 """Run a runbook's steps from an index; the parked step a human released, if any."""
-EscalationRun = Literal["released", "resumed", "failed"]
+EscalationRun = Literal["released", "resumed", "failed", "expired"]
 Escalate = Callable[[Runbook, Incident, Event, Parked, EscalationRun], Awaitable[None]]
 """Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with:
-`released`, or `resumed` when a crash cut its release short (its guards are checked again if it wrote no intent); or
-`failed`: a decided runbook step that did not pass, whose escalation (if it failed) a crash may have cut short."""
+`released`, or `resumed` when a crash cut its release short (its guards are checked again if it wrote no intent);
+`failed`: a decided runbook step that did not pass, whose escalation (if it failed or timed out) a crash may have cut
+short; or `expired`: a runbook step its timeout has just denied, whose escalation runs now."""
 Parking = tuple[str, str, str | None, float]
 """One parking of a step: its incident, step, request id and deadline. A step parked again gets a new id (a legacy one,
 with no id, a new deadline); an escalation keeps the id and moves the deadline, so a bug after it has one more try,

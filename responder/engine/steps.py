@@ -14,7 +14,7 @@ import structlog
 
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
-from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
+from responder.engine.approvals import RUNBOOK_APPROVAL, TIMED_OUT, Parked
 from responder.engine.decisions import Decisions
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards, Trip, reason_shape
@@ -89,12 +89,14 @@ class StepRunning:
         return Outcome.FAILED
 
     async def _escalated_again(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
-                               plan: LazyPlan, failed: StepResult) -> None:
-        """Finish the escalation of a decided step that failed or was refused (a denial has none), which a crash may
-        have cut short: each `on_failure` step goes through the step path again (one done is skipped, an open intent
-        resolved, a failure tried again, one never started runs)."""
-        if failed.status in (StepStatus.FAILED, StepStatus.REFUSED):
-            await self._failed(rb, incident, event, scope, plan, failed, False, resumed=True)
+                               plan: LazyPlan, failed: StepResult, *, resumed: bool = True) -> None:
+        """Escalate a decided step that failed, was refused or was denied by its timeout (a human's denial has none):
+        at once (`resumed` False), or finishing what a crash may have cut short: each `on_failure` step goes through
+        the step path again (one done is skipped, an open intent resolved, a failure tried again, one never started
+        runs)."""
+        if failed.status in (StepStatus.FAILED, StepStatus.REFUSED) \
+                or (failed.status is StepStatus.DENIED and failed.code == TIMED_OUT):
+            await self._failed(rb, incident, event, scope, plan, failed, False, resumed=resumed)
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
                         plan: LazyPlan, plan_trips: Sequence[Trip], grant: Parked | None, fresh: bool,

@@ -1,0 +1,118 @@
+"""Every way a containment step ends without containing reaches a human: an `on_failure` escalation runs, once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from responder.metrics import Metrics, TimelineMetrics
+from tests.kit import DEACTIVATE_STEPS, KEY, Kit, decision, make_kit
+from tests.unit.test_decided_runs import _crash_after
+from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
+
+TIMED = DEACTIVATE_STEPS.replace("    with:\n", "    approval: {required: true, timeout: 60, on_timeout: %s}\n"
+                                                  "    with:\n") + ESCALATE
+
+
+def _incident(kit: Kit) -> str:
+    return next(iter(kit.engine.state.incidents.by_id))
+
+
+def _told(kit: Kit) -> list[tuple[str, str]]:
+    """(target, message) of every escalation the fake notifier delivered."""
+    return [(p.target, p.message) for p in kit.echo.applied]
+
+
+async def _timed_out(tmp_path: Path, on_timeout: str = "deny") -> Kit:
+    """A kit whose gated deactivation waited past its timeout and was expired."""
+    kit = make_kit(tmp_path, {"rb": TIMED % on_timeout})
+    await kit.send()
+    assert [p.step for p in kit.engine.state.parked_steps()] == ["deactivate"]
+    kit.clock.now += 61
+    assert await kit.engine.expire() == 1
+    await kit.engine.recorder.flush()
+    return kit
+
+
+async def test_a_containment_step_denied_by_its_timeout_is_escalated(tmp_path):
+    """Nobody answered the approval request: the step is denied and its on_failure escalation tells on-call."""
+    kit = await _timed_out(tmp_path)
+    assert next((b["step"], b["status"]) for b in kit.entries("step.result")) == ("deactivate", "denied")
+    assert _told(kit) == [("oncall", "deactivate failed")]
+    [escalated] = kit.entries("step.escalated")
+    assert escalated["status"] == "denied"
+    assert escalated["code"] == "ApprovalTimeout"
+    assert "resumed" not in escalated
+
+
+async def test_an_escalated_timeout_that_cannot_be_waived_is_escalated(tmp_path):
+    """`on_timeout: escalate` re-asks once; when that lapses too, the denial is escalated (once)."""
+    kit = await _timed_out(tmp_path, "escalate")
+    assert _told(kit) == []  # re-asked, not denied yet
+    kit.clock.now += 61
+    assert await kit.engine.expire() == 1
+    await kit.engine.recorder.flush()
+    assert _told(kit) == [("oncall", "deactivate failed")]
+
+
+async def test_a_human_denial_is_not_escalated(tmp_path):
+    """A human who denies the step decided: nobody else is paged about it."""
+    kit = make_kit(tmp_path, {"rb": TIMED % "deny"})
+    await kit.send()
+    assert await kit.engine.decide(*decision(kit, _incident(kit), "deactivate", "deny"))
+    assert _told(kit) == []
+    assert kit.entries("step.escalated") == []
+
+
+async def test_a_crash_after_a_timeout_denial_escalates_once_after_the_restart(tmp_path):
+    """Killed once the timed-out denial is durable and before its escalation: the restart escalates, once."""
+    kit = await _timed_out(tmp_path)
+    _crash_after(kit, "step.result", "deactivate")
+    kit.echo.applied.clear()
+    await kit.engine.expire()
+    await kit.engine.expire()
+    await kit.engine.recorder.flush()
+    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert len(kit.entries("step.escalated")) == 1
+    kit.start()
+    await kit.engine.expire()
+    assert [b["step"] for b in kit.entries("step.result")].count("tell.deactivate") == 1
+
+
+BROKEN_ESCALATION = """\
+on_failure:
+  - id: tell
+    actuator: test.echo
+    with: {target: "${failure.code}", message: "${failure.step} failed"}
+"""
+
+
+async def test_a_failed_escalation_has_its_own_alertable_metric(tmp_path):
+    """An escalation whose placeholder resolves to an invalid value fails: it is counted apart from step failures and
+    an alert rule fires on one."""
+    kit = make_kit(tmp_path, {"contain": DEACTIVATE_STEPS + BROKEN_ESCALATION})
+    metrics = Metrics()
+    kit.engine.recorder.sinks.append(TimelineMetrics(
+        metrics, runbook_of=lambda i: kit.engine.state.incidents.by_id[i].runbook))
+    await kit.send(key=MISSING_KEY)
+    assert [(b["step"], b["status"]) for b in kit.entries("step.result")] == [
+        ("deactivate", "failed"), ("tell.deactivate", "failed")]
+    assert metrics.value("responder_escalation_failures_total", runbook="contain", actuator="test.echo") == 1
+    assert metrics.value("responder_escalation_failures_total", runbook="contain",
+                         actuator="aws.iam.deactivate_access_key") == 0
+    rules = yaml.safe_load((Path(__file__).parents[2] / "deploy/prometheus/alerts.yml").read_text())["groups"]
+    assert any("responder_escalation_failures_total" in r["expr"] for g in rules for r in g["rules"])
+
+
+@pytest.mark.xfail(strict=True, reason="a dry run records would_refuse on the planned step but plans no on_failure "
+                   "step for it: showing the escalation needs a dry-run 'would fail' path (design decision)")
+async def test_a_dry_run_plans_the_escalation_of_a_step_it_would_refuse(tmp_path):
+    """A dry run of a step a protected id would refuse also plans the escalation that refusal would run."""
+    protected = f"guards: {{protected: {{ids: [{KEY}]}}}}\n"
+    kit = make_kit(tmp_path, {"rb": protected + DEACTIVATE_STEPS + ESCALATE}, dry_run=True)
+    await kit.send()
+    [planned] = [b for b in kit.entries("step.planned") if b["step"] == "deactivate"]
+    assert planned["would_refuse"] is True
+    assert [b["step"] for b in kit.entries("step.planned")] == ["deactivate", "tell.deactivate"]
