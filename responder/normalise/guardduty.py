@@ -12,7 +12,7 @@ from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
 from responder.normalise.guardduty_fast import mismatch as _mismatch
 from responder.normalise.guardduty_fast import remote_ips as _remote_ips
 from responder.normalise.registry import decoder
-from responder.normalise.resources import compact, credential_kind, res
+from responder.normalise.resources import compact, credential_kind, principal_kind, res
 from responder.normalise.threats import GUARDDUTY
 from responder.normalise.trusted import resource
 
@@ -51,7 +51,8 @@ _REMOTE = {"role": "remote"}
 
 
 def _key_resources(key: Any, items: list[Resource]) -> None:
-    """The access key (with its user's name, principal, user type and credential kind), then its user or role."""
+    """The access key (with its user's name, principal, user type and credential kind), then its IAM user or role
+    when `userType` is IAMUser or AssumedRole."""
     user = text(key.get("userName"))
     key_id = key.get("accessKeyId")
     if key_id:
@@ -69,7 +70,9 @@ def _key_resources(key: Any, items: list[Resource]) -> None:
             attrs["credential"] = credential
         items.append(resource(K.ACCESS_KEY, ident, attributes=attrs))
     if user:
-        items.append(resource(K.IAM_ROLE if key.get("userType") == "AssumedRole" else K.IAM_USER, user, name=user))
+        kind = principal_kind(key.get("userType"))
+        if kind is not None:
+            items.append(resource(kind, user, name=user))
 
 
 def _resources(r: dict[str, Any], ips: list[str]) -> tuple[Resource, ...]:

@@ -142,10 +142,13 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
             if user:
                 if len(user) > 2048:
                     return None
-                kind = _IAM_ROLE if user_type == "AssumedRole" else _IAM_USER
-                items.append({"kind": kind, "id": user, "name": user, "arn": None, "attributes": {}})
-                if subject is None:
-                    subject, subject_id = kind._value_, user
+                # an IAM user or role only by `userType` (`resources.PRINCIPAL_KINDS`); a FederatedUser's name is
+                # its caller's choice, Root is no IAM user: those and a missing type keep only the key
+                kind = _IAM_USER if user_type == "IAMUser" else _IAM_ROLE if user_type == "AssumedRole" else None
+                if kind is not None:
+                    items.append({"kind": kind, "id": user, "name": user, "arn": None, "attributes": {}})
+                    if subject is None:
+                        subject, subject_id = kind._value_, user
         inst = resource.get("instanceDetails")
         if inst:
             instance_id = inst.get("instanceId")

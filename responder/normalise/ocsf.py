@@ -11,7 +11,7 @@ from responder.models.threat import Threat
 from responder.normalise.assemble import make_event, raw_id
 from responder.normalise.fields import dig, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
-from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, res
+from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, principal, res
 from responder.normalise.threats import OCSF_TYPES, asff_threat, aws_product, first, from_techniques
 
 K = ResourceKind
@@ -46,9 +46,8 @@ def _access_key(uid: str, data: Any) -> list[Resource | None]:
     details = dig(data, "AwsIamAccessKey")
     details = details if isinstance(details, dict) else {}
     user, principal_type = details.get("PrincipalName") or details.get("UserName"), details.get("PrincipalType")
-    role = K.IAM_ROLE if principal_type == "AssumedRole" else K.IAM_USER
     return [access_key(uid.removeprefix("AWS::IAM::AccessKey:"), user, principal_type=principal_type,
-                       principal_id=details.get("PrincipalId")), res(role, user, name=user)]
+                       principal_id=details.get("PrincipalId")), principal(principal_type, user, name=user)]
 
 
 def _typed(r: dict[str, Any]) -> list[Resource | None]:
@@ -81,9 +80,10 @@ def _identity(user: dict[str, Any] | None, role: str) -> list[Resource | None]:
     out: list[Resource | None] = [access_key(user.get("credential_uid"), name)]
     if uid and uid.startswith("arn:"):
         out.append(from_arn(uid, role=role))
-    elif uid or name:
-        kind = K.IAM_ROLE if utype == "AssumedRole" else K.IAM_USER
-        out.append(res(kind, name or uid, name=name, uid=uid, role=role))
+    elif uid or name:  # an IAM user or role only for type IAMUser / AssumedRole (`resources.PRINCIPAL_KINDS`);
+        # anyone else (a FederatedUser names itself, Root, an Okta user…) stays in view as `other`, with its type
+        out.append(principal(utype, name or uid, name=name, uid=uid, role=role)
+                   or res(K.OTHER, name or uid, name=name, uid=uid, role=role, user_type=text(utype)))
     return out
 
 

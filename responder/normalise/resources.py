@@ -115,6 +115,25 @@ def access_key(key_id: Any, user_name: Any = None, *, user_type: Any = None, **a
                **attrs)
 
 
+# a principal's type (GuardDuty `userType`, ASFF `PrincipalType`, OCSF `actor.user.type`, Splunk `user_type`) →
+# the resource its user name names. Only these two: Root is the account, not an IAM user; a FederatedUser's
+# user name is the session name whoever called sts:GetFederationToken chose (it may spell a real IAM user's
+# name); AWSService, a missing or an unknown type say nothing either. Those keep only the access key, whose
+# `user_name` and `user_type` attributes still show them.
+PRINCIPAL_KINDS: dict[str, ResourceKind] = {"IAMUser": K.IAM_USER, "AssumedRole": K.IAM_ROLE}
+
+
+def principal_kind(user_type: Any) -> ResourceKind | None:
+    """`iam_user` for exactly IAMUser, `iam_role` for exactly AssumedRole, None for any other type or none."""
+    return PRINCIPAL_KINDS.get(user_type) if type(user_type) is str else None
+
+
+def principal(user_type: Any, rid: Any, *, name: Any, **attrs: Any) -> Resource | None:
+    """The IAM user or role a principal's user name names, only when its type is IAMUser or AssumedRole."""
+    kind = principal_kind(user_type)
+    return res(kind, rid, name=name, **attrs) if kind is not None else None
+
+
 def compact(items: Iterable[Resource | None]) -> tuple[Resource, ...]:
     """Drop Nones and exact duplicates, keeping the first occurrence order."""
     seen: set[tuple[str, str]] = set()

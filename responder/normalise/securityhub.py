@@ -10,7 +10,7 @@ from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise.assemble import make_event
 from responder.normalise.fields import dig, in_band, number, parse_time, severity_from_label, text
 from responder.normalise.registry import decoder
-from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, res
+from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, principal, res
 from responder.normalise.threats import SECURITYHUB, asff_threat, aws_product, first
 
 K = ResourceKind
@@ -40,9 +40,9 @@ def _resource(r: dict[str, Any]) -> list[Resource | None]:
         d = details.get("AwsIamAccessKey") or {}
         key = rid.removeprefix(ACCESS_KEY_PREFIX)
         user = d.get("UserName") or d.get("PrincipalName")
-        role = K.IAM_ROLE if d.get("PrincipalType") == "AssumedRole" else K.IAM_USER
+        # the IAM user or role only for PrincipalType IAMUser / AssumedRole (`resources.PRINCIPAL_KINDS`)
         return [access_key(key, user, principal_type=d.get("PrincipalType"), principal_id=d.get("PrincipalId")),
-                res(role, user, name=user)]
+                principal(d.get("PrincipalType"), user, name=user)]
     if rtype == "AwsIamUser":
         name = dig(details, "AwsIamUser", "UserName")
         return [res(K.IAM_USER, name, name=name, arn=rid) if name else from_arn(rid)]

@@ -8,7 +8,7 @@ from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.normalise.assemble import make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
-from responder.normalise.resources import access_key, compact, ip_resource, res
+from responder.normalise.resources import access_key, compact, ip_resource, principal, res
 from responder.normalise.threats import SPLUNK, first, from_techniques
 
 K = ResourceKind
@@ -40,12 +40,7 @@ def _listed(value: Any) -> list[Any]:
 def _principal(result: dict[str, Any]) -> list[Resource | None]:
     """The access key and, when the result says whose (`user_type`), the IAM user or role it belongs to."""
     user, user_type = _pick(result, USER_FIELDS), text(_pick(result, USER_TYPE_FIELDS))
-    out = [access_key(_pick(result, KEY_FIELDS), user, user_type=user_type)]
-    if user_type == "AssumedRole":
-        out.append(res(K.IAM_ROLE, user, name=user))
-    elif user_type == "IAMUser":
-        out.append(res(K.IAM_USER, user, name=user))
-    return out
+    return [access_key(_pick(result, KEY_FIELDS), user, user_type=user_type), principal(user_type, user, name=user)]
 
 
 # every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)

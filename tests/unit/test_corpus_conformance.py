@@ -330,7 +330,7 @@ CASES = [
         "ocsf/authentication_3002_okta.json", 1, "ocsf",
         "Authentication: Logon", 0.0,
         [
-            ("iam_user", "John Doe"),
+            ("other", "John Doe"),  # an Okta user (type "User"), not an IAM user
             ("ip", "10.0.0.1"),
         ],
     ),

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
+from responder.actuators import registry
+from responder.catalog import load_runbooks
 from responder.models.event import Event
-from responder.normalise import decode_doc, parse_documents
+from responder.normalise import decode_doc, guardduty, guardduty_fast, parse_documents
+from responder.rules.matcher import Matcher
+from tests.findings import guardduty_finding
 
 ROOT = Path(__file__).resolve().parents[2]
 EXFIL = [
@@ -54,3 +61,94 @@ def test_cloudwatch_alarm_names_the_api_key_from_its_dimensions() -> None:
     assert key.id == "a1b2c3d4e5"
     assert (key.attributes["api_id"], key.attributes["stage"]) == ("k7x2q9abcd", "prod")
     assert event.first("function") is not None
+
+
+# A principal's user name is an IAM user's only when its type says IAMUser (an IAM role's for AssumedRole): a
+# FederatedUser's name is the session name its caller chose, Root is the account, and a missing type says nothing.
+WRITE = "TTPs/Impact/Impact:S3-AnomalousBehavior.Write"
+TRAINING_BUCKET = "arn:aws:s3:::acme-training-data-prod"
+NOT_A_USER = ["FederatedUser", "Root", "AWSService", None]
+
+
+def _guardduty_write(user_type: str | None) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(
+        (ROOT / "runbooks/examples/by-source/unauthorized-training-data-write.guardduty-s3-write.json").read_bytes())
+    key = doc["resource"]["accessKeyDetails"]
+    key["userName"] = "victim"
+    key.pop("userType")
+    if user_type is not None:
+        key["userType"] = user_type
+    return doc
+
+
+def _asff_write(user_type: str | None) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(
+        (ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
+    doc["Types"] = doc["FindingProviderFields"]["Types"] = [WRITE]
+    [key] = [r for r in doc["Resources"] if r["Type"] == "AwsIamAccessKey"]
+    key["Details"]["AwsIamAccessKey"] = {"PrincipalName": "victim", "PrincipalId": "AIDAEXAMPLEVICTIM0001"} | (
+        {"PrincipalType": user_type} if user_type is not None else {})
+    doc["Resources"].append({"Type": "AwsS3Bucket", "Id": TRAINING_BUCKET})
+    return doc
+
+
+def _ocsf_write(user_type: str | None) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(
+        (ROOT / "runbooks/examples/by-source/cloudtrail-logging-stopped.ocsf.json").read_bytes())
+    doc["finding_info"]["types"] = [WRITE]
+    doc["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {"PrincipalName": "victim"} | (
+        {"PrincipalType": user_type} if user_type is not None else {})}).decode()
+    doc["resources"].append({"type": "AwsS3Bucket", "uid": TRAINING_BUCKET})
+    return doc
+
+
+WRITES = [_guardduty_write, _asff_write, _ocsf_write]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    """The shipped runbooks' matcher."""
+    return Matcher(load_runbooks(ROOT / "runbooks", registry))
+
+
+@pytest.mark.parametrize("user_type", NOT_A_USER)
+@pytest.mark.parametrize("build", WRITES, ids=lambda f: f.__name__.strip("_"))
+def test_a_principal_that_is_not_an_iam_user_is_not_quarantined_as_one(
+        build: Callable[[str | None], dict[str, Any]], user_type: str | None, matcher: Matcher) -> None:
+    """A FederatedUser/Root/AWSService/untyped writer named like an IAM user yields no iam_user and no quarantine."""
+    [event] = decode_doc(build(user_type))
+    assert event.first("iam_user") is None
+    assert event.first("iam_role") is None
+    key = event.first("access_key")
+    assert key is not None
+    assert key.attributes["user_name"] == "victim"
+    assert key.attributes.get("user_type") == user_type
+    assert "unauthorized-training-data-write" not in [m.runbook.id for m in matcher.match(event)]
+
+
+@pytest.mark.parametrize(("user_type", "kind"), [("IAMUser", "iam_user"), ("AssumedRole", "iam_role")])
+@pytest.mark.parametrize("build", WRITES, ids=lambda f: f.__name__.strip("_"))
+def test_an_iam_user_or_role_writer_is_still_named_and_quarantined(
+        build: Callable[[str | None], dict[str, Any]], user_type: str, kind: str, matcher: Matcher) -> None:
+    """An IAMUser (AssumedRole) writer yields its iam_user (iam_role) and matches unauthorized-training-data-write."""
+    [event] = decode_doc(build(user_type))
+    principal = event.first(kind)
+    assert principal is not None
+    assert principal.id == "victim"
+    assert "unauthorized-training-data-write" in [m.runbook.id for m in matcher.match(event)]
+
+
+@pytest.mark.parametrize("user_type", ["IAMUser", "AssumedRole", *NOT_A_USER])
+def test_the_guardduty_fast_lane_names_the_principal_as_the_general_decoder_does(user_type: str | None) -> None:
+    """The fast lane takes a key-only finding of any userType and builds the general decoder's resources."""
+    finding = guardduty_finding("AKIAIOSFODNN7EXAMPLE", "victim")
+    key = finding["resource"]["accessKeyDetails"]
+    key.pop("userType", None)
+    if user_type is not None:
+        key["userType"] = user_type
+    fast = guardduty_fast.event(finding, None)
+    assert fast is not None
+    assert fast == guardduty.finding_to_event(finding)
+    expected = {"IAMUser": "iam_user", "AssumedRole": "iam_role"}.get(user_type or "")
+    assert [r.kind.value for r in fast.resources if r.kind.value in ("iam_user", "iam_role")] == \
+        ([expected] if expected else [])

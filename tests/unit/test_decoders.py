@@ -72,13 +72,13 @@ EXPECTED: dict[str, list[tuple[str, str, float, str, list[tuple[str, str]]]]] = 
         ("ocsf", "Old schema finding", 7.5, "111122223333:function:scorer",
          [("function", "scorer")]),
         ("ocsf", "ExfilRule", 9.5, "111122223333:access_key:AKIAEXAMPLEKEY000001",
-         [("access_key", "AKIAEXAMPLEKEY000001"), ("iam_user", "svc-ml")]),
+         [("access_key", "AKIAEXAMPLEKEY000001")]),  # no PrincipalType: svc-ml is no IAM user we can vouch for
         ("ocsf", "Bucket encryption", 5.0, "-:bucket:model-artifacts",
          [("bucket", "model-artifacts")]),
         ("ocsf", "iam.amazonaws.com/CreateUser", 0.0, "-:access_key:AKIAEXAMPLEKEY000002",
          [("access_key", "AKIAEXAMPLEKEY000002"), ("iam_user", "alice"), ("iam_user", "backdoor")]),
-        ("ocsf", "Authentication: Logon", 2.0, "-:iam_user:bob",
-         [("iam_user", "bob"), ("ip", "203.0.113.9")]),
+        ("ocsf", "Authentication: Logon", 2.0, "-:other:bob",  # an untyped (Okta) user is no IAM user
+         [("other", "bob"), ("ip", "203.0.113.9")]),
         ("ocsf", "sagemaker.amazonaws.com/UpdateEndpoint", 0.0, "-:iam_role:Deployer",
          [("iam_role", "Deployer")]),
     ],
