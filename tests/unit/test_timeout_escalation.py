@@ -77,14 +77,20 @@ async def test_an_escalation_step_denied_by_its_timeout_is_not_escalated_again(t
     assert _steps(kit, "step.escalated") == ["deactivate"]
 
 
-async def test_an_escalation_denied_by_its_timeout_counts_as_a_failed_escalation(tmp_path):
-    """Nobody was told when an escalation step's own approval lapsed: `responder_escalation_failures_total` counts
-    it (a human's denial of one is a decision, not counted)."""
-    kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
+def _metered(kit: Kit) -> Metrics:
+    """Metrics fed by the kit's timeline, with the escalation's quota (test.echo) already full: it parks."""
     metrics = Metrics()
     kit.engine.recorder.sinks.append(TimelineMetrics(
         metrics, runbook_of=lambda i: kit.engine.state.incidents.by_id[i].runbook))
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())
+    return metrics
+
+
+async def test_an_escalation_denied_by_its_timeout_counts_as_a_failed_escalation(tmp_path):
+    """Nobody was told when an escalation step's own approval lapsed: `responder_escalation_failures_total` counts
+    it (a human's denial of one is a decision, not counted)."""
+    kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
+    metrics = _metered(kit)
     await kit.send()
     await _lapse(kit)
     await _lapse(kit, 3601)
@@ -94,10 +100,7 @@ async def test_an_escalation_denied_by_its_timeout_counts_as_a_failed_escalation
 async def test_a_human_denial_of_a_parked_escalation_step_is_not_counted_as_a_failed_escalation(tmp_path):
     """A human who denies a parked escalation step decided: the failed-escalation alert does not fire."""
     kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
-    metrics = Metrics()
-    kit.engine.recorder.sinks.append(TimelineMetrics(
-        metrics, runbook_of=lambda i: kit.engine.state.incidents.by_id[i].runbook))
-    kit.engine.state.windows.record("rb", "test.echo", kit.clock())
+    metrics = _metered(kit)
     await kit.send()
     await _lapse(kit)
     assert await kit.engine.decide(*decision(kit, _incident(kit), "tell.deactivate", "deny"))
@@ -115,13 +118,11 @@ def _legacy(kit: Kit, upto: str, step: str) -> None:
             line = line.replace(b',"code":"ApprovalTimeout"', b"")
             assert b"ApprovalTimeout" not in line
         lines.append(line)
-    at = max(i for i, line in enumerate(lines)
-             if (e := orjson.loads(line))["kind"] == upto and e["body"].get("step") == step)
-    old = MemoryStore()
-    old.write(b"".join(lines[:at + 1]))
-    old.sync()
-    kit.store = old
-    kit.start()
+    rewritten = MemoryStore()
+    rewritten.write(b"".join(lines))
+    rewritten.sync()
+    kit.store = rewritten
+    _crash_after(kit, upto, step)
 
 
 @pytest.mark.parametrize("upto", ["step.result", "approval.expired"])
