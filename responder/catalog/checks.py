@@ -190,4 +190,5 @@ def escalation_warnings(rb: Runbook) -> Iterator[Problem]:
     acting = containment(rb)
     if acting and not rb.on_failure:
         yield (f"steps {', '.join(acting)} contain, but the runbook has no on_failure escalation: "
-               "a failure would be silent (add on_failure: with a notify step)", ["steps"])
+               "a failure would reach only the last resort, escalation.missed and the alert ResponderEscalationFailed "
+               "(add on_failure: with a notify step)", ["steps"])
