@@ -192,7 +192,8 @@ class Decisions(Resumption):
 
     async def release(self, parked: Parked, *, approve: bool, why: str, timed_out: bool = False) -> None:
         """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure. A runbook step
-        denied by its timeout (nobody decided) is escalated first, as a failure is."""
+        denied by its timeout (nobody decided) is escalated first, as a failure is; so is one whose runbook was
+        replaced or removed while it waited (`_orphaned`)."""
         self.state.unpark(parked.incident, parked.step)
         rb = self._runbook(parked)
         if approve and rb is not None:
@@ -211,7 +212,7 @@ class Decisions(Resumption):
             else:
                 await self.resume(rb, incident, event, index, parked)
         else:
-            lapsed = {"code": TIMED_OUT} if timed_out and rb is not None else {}
+            lapsed = {"code": TIMED_OUT} if timed_out else {}
             result = StepResult(step=parked.step, actuator=parked.actuator, target=parked.target, key=key,
                                 status=StepStatus.DENIED, error=why, permanent=True, **lapsed)
             self.recorder.append(EntryKind.STEP_RESULT, result.body(), incident.id)
@@ -221,5 +222,7 @@ class Decisions(Resumption):
                 await self.escalate(rb, incident, event, parked, "expired")
             elif rb is not None and after is not None:  # the steps after a denied step (or escalation) that continue
                 await self.resume(rb, incident, event, after, None)
+            elif rb is None and timed_out:  # its runbook was replaced or removed while nobody decided it
+                await self._orphaned(parked, incident, event)
         self._settled(parked)  # the run was not cut short (skipped, re-parked, done)
         await self.recorder.flush()

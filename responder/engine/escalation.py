@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 
 from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
@@ -85,6 +87,17 @@ class EscalationRelease(StepRunning):
         return await self._execute(rb, step, incident, event, {}, plan,
                                    Resolved(actuator, params, parked.target, dict(parked.params)), call, head,
                                    escalating=True)
+
+    async def _replaced_escalation(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
+                                   plan: LazyPlan, parked: Parked) -> None:
+        """Escalate with `rb`, the loaded version of its runbook, a step denied because the version it waited under
+        is no longer loaded (`runbook_was` and `escalated_with` say so on `step.escalated`, or on `escalation.missed`
+        when `rb` has no `on_failure`). Once: a crash after `step.escalated` finishes its escalation steps only."""
+        failed = self.state.result(idempotency_key(incident.id, parked.runbook, parked.step, parked.target))
+        if failed is not None:
+            await self._failed(rb, incident, event, scope, plan, failed, False,
+                               resumed=self.state.escalated(incident.id, parked.step),
+                               origin={"runbook_was": parked.runbook, "escalated_with": rb.ref})
 
     async def _parked_again(self, rb: Runbook, step: Step, incident: Incident, event: Event, plan: LazyPlan,
                             parked: Parked, head: StepHead, resumed: bool) -> bool:

@@ -1,0 +1,98 @@
+"""A step parked under a runbook that was replaced or removed before its decision still reaches a human."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from responder.catalog import load_runbooks
+from responder.metrics import Metrics
+from tests.kit import DEACTIVATE_STEPS, HEADER, Kit, make_kit
+from tests.unit.test_decided_runs import _crash_after
+from tests.unit.test_escalation_last_resort import _metered, _missed, _told
+from tests.unit.test_trace_timeline import ESCALATE
+
+TIMED = DEACTIVATE_STEPS.replace("    with:\n", "    approval: {required: true, timeout: 60, on_timeout: %s}\n"
+                                                  "    with:\n")
+
+
+def _reload(kit: Kit, tmp_path: Path, body: str | None) -> None:
+    """Replace runbook `rb` by `body` (version 2), or remove it (None), as a hot reload does."""
+    path = kit.runbooks_dir / "rb.yaml"
+    if body is None:
+        path.unlink()
+        (kit.runbooks_dir / "other.yaml").write_text(HEADER.format(id="other") + DEACTIVATE_STEPS + ESCALATE)
+    else:
+        path.write_text(HEADER.format(id="rb") + "version: 2\n" + body)
+    kit.engine.use_runbooks(load_runbooks(kit.runbooks_dir, kit.registry))
+
+
+async def _parked_then_replaced(tmp_path: Path, body: str | None, on_timeout: str = "deny") -> tuple[Kit, Metrics]:
+    kit = make_kit(tmp_path, {"rb": TIMED % on_timeout + ESCALATE})
+    metrics = _metered(kit)
+    await kit.send()
+    assert [p.step for p in kit.engine.state.parked_steps()] == ["deactivate"]
+    _reload(kit, tmp_path, body)
+    kit.clock.now += 61
+    assert await kit.engine.expire() == 1
+    await kit.engine.recorder.flush()
+    return kit, metrics
+
+
+async def test_a_timed_out_step_of_a_replaced_runbook_is_escalated_with_the_new_version(tmp_path):
+    """The runbook got a new version while its step waited: the lapse is escalated with the new version's on_failure,
+    and the record says which version told on-call."""
+    kit, metrics = await _parked_then_replaced(tmp_path, TIMED % "deny" + ESCALATE)
+    assert _told(kit) == [("oncall", "deactivate failed")]
+    [escalated] = kit.entries("step.escalated")
+    assert (escalated["runbook_was"], escalated["escalated_with"]) == ("rb@1", "rb@2")
+    assert kit.entries("escalation.missed") == []
+    assert _missed(metrics, "rb") == 0
+
+
+async def test_an_approved_by_timeout_step_of_a_replaced_runbook_is_escalated(tmp_path):
+    """`on_timeout: approve` meant the step to act; it cannot under a replaced runbook, so on-call is told."""
+    kit, _ = await _parked_then_replaced(tmp_path, TIMED % "deny" + ESCALATE, "approve")
+    assert _told(kit) == [("oncall", "deactivate failed")]
+
+
+async def test_a_timed_out_step_of_a_replaced_runbook_without_on_failure_is_a_missed_escalation(tmp_path):
+    """The new version has no on_failure: the last resort is recorded, logged and counted so the alert fires."""
+    kit, metrics = await _parked_then_replaced(tmp_path, TIMED % "deny")
+    [missed] = kit.entries("escalation.missed")
+    assert (missed["step"], missed["reason"], missed["runbook_was"]) == ("deactivate", "no_on_failure", "rb@1")
+    assert _missed(metrics, "rb") == 1
+
+
+async def test_a_timed_out_step_of_a_removed_runbook_is_a_missed_escalation(tmp_path):
+    """No version of the runbook is loaded any more: the denial is recorded as a missed escalation and counted."""
+    kit, metrics = await _parked_then_replaced(tmp_path, None)
+    assert _told(kit) == []
+    [missed] = kit.entries("escalation.missed")
+    assert (missed["step"], missed["reason"], missed["runbook_was"]) == ("deactivate", "runbook_removed", "rb@1")
+    assert _missed(metrics, "rb") == 1
+
+
+async def _restarted_after_denial(kit: Kit) -> None:
+    """Killed once the denial is durable, started again (with the runbooks on disk), swept twice: nothing left."""
+    _crash_after(kit, "step.result", "deactivate")
+    kit.echo.applied.clear()
+    for _ in range(2):
+        await kit.engine.expire()
+    await kit.engine.recorder.flush()
+
+
+async def test_a_crash_before_the_escalation_of_a_replaced_runbooks_step_escalates_once_after_the_restart(tmp_path):
+    """Killed once the denial is durable and before its escalation: the restart, with the new version loaded, escalates
+    it once with that version's on_failure."""
+    kit, _ = await _parked_then_replaced(tmp_path, TIMED % "deny" + ESCALATE)
+    await _restarted_after_denial(kit)
+    assert _told(kit) == [("oncall", "deactivate failed")]
+    [escalated] = kit.entries("step.escalated")
+    assert escalated["escalated_with"] == "rb@2"
+
+
+async def test_a_crash_before_a_removed_runbooks_missed_escalation_records_it_once_after_the_restart(tmp_path):
+    """Killed once the denial is durable: the restart, the runbook gone, records the missed escalation, once."""
+    kit, _ = await _parked_then_replaced(tmp_path, None)
+    await _restarted_after_denial(kit)
+    assert [m["reason"] for m in kit.entries("escalation.missed")] == ["runbook_removed"]
