@@ -9,6 +9,8 @@ from responder.metrics import Metrics
 from tests.kit import DEACTIVATE_STEPS, HEADER, Kit, make_kit
 from tests.unit.test_decided_runs import _crash_after
 from tests.unit.test_escalation_last_resort import _metered, _missed, _told
+from tests.unit.test_escalation_release import FULL
+from tests.unit.test_timeout_escalation import GATED, _lapse
 from tests.unit.test_trace_timeline import ESCALATE
 
 TIMED = DEACTIVATE_STEPS.replace("    with:\n", "    approval: {required: true, timeout: 60, on_timeout: %s}\n"
@@ -96,3 +98,20 @@ async def test_a_crash_before_a_removed_runbooks_missed_escalation_records_it_on
     kit, _ = await _parked_then_replaced(tmp_path, None)
     await _restarted_after_denial(kit)
     assert [m["reason"] for m in kit.entries("escalation.missed")] == ["runbook_removed"]
+
+
+async def test_a_parked_escalation_step_of_a_replaced_runbook_counts_as_a_failed_escalation(tmp_path):
+    """An escalation step waiting on a full quota when its runbook is replaced is denied at its timeout: counted as a
+    failed escalation (the alert fires), never escalated again."""
+    kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
+    metrics = _metered(kit)
+    kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the escalation's quota is full: it parks
+    await kit.send()
+    await _lapse(kit)
+    assert [p.step for p in kit.engine.state.parked_steps()] == ["tell.deactivate"]
+    _reload(kit, tmp_path, FULL + GATED % "stop")
+    await _lapse(kit, 3601)
+    [denied] = [b for b in kit.entries("step.result") if b["step"] == "tell.deactivate"]
+    assert (denied["status"], denied["code"]) == ("denied", "ApprovalTimeout")
+    assert metrics.value("responder_escalation_failures_total", runbook="rb", actuator="test.echo") == 1
+    assert [b["step"] for b in kit.entries("step.escalated")] == ["deactivate"]
