@@ -13,6 +13,7 @@ import structlog
 from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
 from responder.engine.guards import Trip
 from responder.engine.incidents import Incident
+from responder.engine.lastresort import escalates
 from responder.engine.planner import LazyPlan
 from responder.engine.positions import escalation_step
 from responder.engine.runner import Resolved, StepCall, verified
@@ -87,6 +88,15 @@ class EscalationRelease(StepRunning):
         return await self._execute(rb, step, incident, event, {}, plan,
                                    Resolved(actuator, params, parked.target, dict(parked.params)), call, head,
                                    escalating=True)
+
+    async def _escalated_again(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
+                               plan: LazyPlan, failed: StepResult, *, resumed: bool = True) -> None:
+        """Escalate a decided step that failed, was refused or was denied by its timeout (a human's denial has none):
+        at once (`resumed` False), or finishing what a crash may have cut short: each `on_failure` step goes through
+        the step path again (one done is skipped, an open intent resolved, a failure tried again, one never started
+        runs)."""
+        if escalates(failed):
+            await self._failed(rb, incident, event, scope, plan, failed, False, resumed=resumed)
 
     async def _replaced_escalation(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
                                    plan: LazyPlan, parked: Parked) -> None:

@@ -19,7 +19,7 @@ from responder.engine.decisions import Decisions
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards, Trip, reason_shape
 from responder.engine.incidents import Incident
-from responder.engine.lastresort import escalates, record_missed
+from responder.engine.lastresort import record_missed
 from responder.engine.planner import LazyPlan
 from responder.engine.runner import Invalid, NotNow, Resolved, StepCall, resolve_step, run_step, verified
 from responder.engine.state import EngineState
@@ -72,7 +72,8 @@ class StepRunning:
         a failing escalation step is recorded (and so counted, by the metrics that read the timeline), never
         escalated again. One that waits for a human (parked by an earlier failure of the step) or runs under a
         release is left as it is. `resumed`: the escalation of a decided step's failure that a crash may have cut
-        short (`_escalated_again`): `step.escalated` is recorded, marked `resumed`, only if its run had not yet.
+        short (`_escalated_again`, responder/engine/escalation.py): `step.escalated` is recorded, marked `resumed`,
+        only if its run had not yet.
         With no `on_failure` step, or each skipped by its `when`, the last resort: `escalation.missed`
         (responder/engine/lastresort.py). `intended`: what a step whose parameters did not resolve was meant to act
         on; `origin`: the step waited under another version of the runbook (`runbook_was`, `escalated_with`).
@@ -105,15 +106,6 @@ class StepRunning:
         if len(skipped) == len(ids) and not told:  # nobody was told
             record_missed(self.recorder, incident.id, failure, "when", dry_run=dry, escalation=skipped, **note)
         return Outcome.FAILED
-
-    async def _escalated_again(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
-                               plan: LazyPlan, failed: StepResult, *, resumed: bool = True) -> None:
-        """Escalate a decided step that failed, was refused or was denied by its timeout (a human's denial has none):
-        at once (`resumed` False), or finishing what a crash may have cut short: each `on_failure` step goes through
-        the step path again (one done is skipped, an open intent resolved, a failure tried again, one never started
-        runs)."""
-        if escalates(failed):
-            await self._failed(rb, incident, event, scope, plan, failed, False, resumed=resumed)
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
                         plan: LazyPlan, plan_trips: Sequence[Trip], grant: Parked | None, fresh: bool,
