@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from responder.metrics import Metrics, TimelineMetrics
+from responder.timeline import Recorder
+from responder.timeline.evidence import evidence_pack
 from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
 from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
@@ -86,3 +88,13 @@ async def test_failure_target_names_what_an_unresolved_step_was_meant_to_act_on(
     assert message == "unresolved: user_name=ml-training, access_key_id=${event.resource.access_key.attributes.nothere}"
     [escalated] = kit.entries("step.escalated")
     assert escalated["target"] == message
+
+
+async def test_an_incidents_evidence_pack_lists_its_missed_escalation(tmp_path):
+    """`responder timeline export` shows auditors that nobody was told: escalation.missed is among the decisions."""
+    kit = make_kit(tmp_path, {"contain": DEACTIVATE_STEPS})
+    await kit.send(key=MISSING_KEY)
+    incident = next(iter(kit.engine.state.incidents.by_id))
+    pack = evidence_pack(Recorder(kit.store).entries(), incident, {"ok": True})
+    assert [(d["step"], d["reason"]) for d in pack["decisions"] if d["kind"] == "escalation.missed"] == [
+        ("deactivate", "no_on_failure")]
