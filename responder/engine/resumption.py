@@ -24,7 +24,7 @@ from responder.errors import ChangelogError, TimelineError
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import Runbook
-from responder.models.step import Failure
+from responder.models.step import Failure, StepResult, StepStatus
 from responder.models.timeline import EntryKind
 from responder.timeline.recorder import Recorder
 from responder.tracing import stamped
@@ -120,7 +120,9 @@ class Resumption:
         """Run a released step a crash cut short (and the steps after it), then record its run's end."""
         rb, incident = self._runbook(p), self.state.incidents.by_id.get(p.incident)
         with stamped(p.trace):  # the resumed step's entries carry the alert's trace
-            if rb is None or incident is None:
+            if rb is None and incident is not None:  # its runbook replaced or removed since: it cannot run
+                await self._unrunnable(p, incident)
+            elif rb is None or incident is None:
                 log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
             elif (index := step_index(rb, p.step)) is None:  # a released `on_failure` step: it alone, as released
                 log.info("granted_step_resumed", step=p.step)  # (then the steps after)
@@ -149,6 +151,20 @@ class Resumption:
                 log.info("decided_run_resumed", step=p.step, at=rb.steps[after].id)
                 await self.resume(rb, incident, Event.model_validate(p.event), after, None)
             self._settled(p)
+
+    async def _unrunnable(self, p: Parked, incident: Incident) -> None:
+        """A released step a crash cut short, whose runbook is no longer loaded at its version after the restart: it
+        cannot run under another version, so it is recorded failed (an open intent may have acted: verify() is not
+        asked under a runbook no longer loaded) and escalated (`_orphaned`); an escalation step's failure is counted
+        as a failed escalation."""
+        key = idempotency_key(p.incident, p.runbook, p.step, p.target)
+        result = StepResult(step=p.step, actuator=p.actuator, target=p.target, key=key, status=StepStatus.FAILED,
+                            permanent=True, error=f"runbook {p.runbook} is no longer loaded: the released step did not "
+                                              "run after the restart (if its intent is recorded, it may have acted)")
+        self.recorder.append(EntryKind.STEP_RESULT, result.body(), incident.id)
+        self.state.finish(result, incident.id)
+        log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
+        await self._orphaned(p, incident, Event.model_validate(p.event))
 
     async def _orphaned(self, p: Parked, incident: Incident, event: Event) -> None:
         """Escalate a runbook step denied by its timeout after the version of its runbook it waited under was replaced

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from responder.catalog import load_runbooks
 from responder.metrics import Metrics
-from tests.kit import DEACTIVATE_STEPS, HEADER, Kit, make_kit
+from tests.kit import DEACTIVATE_STEPS, HEADER, Kit, decision, make_kit
 from tests.unit.test_decided_runs import _crash_after
 from tests.unit.test_escalation_last_resort import _metered, _missed, _told
 from tests.unit.test_escalation_release import FULL
@@ -115,3 +115,20 @@ async def test_a_parked_escalation_step_of_a_replaced_runbook_counts_as_a_failed
     assert (denied["status"], denied["code"]) == ("denied", "ApprovalTimeout")
     assert metrics.value("responder_escalation_failures_total", runbook="rb", actuator="test.echo") == 1
     assert [b["step"] for b in kit.entries("step.escalated")] == ["deactivate"]
+
+
+async def test_a_released_step_a_crash_cut_short_is_escalated_when_the_restart_loads_a_new_version(tmp_path):
+    """Approved, then killed before its result was durable; the restart loads a new version of the runbook: the step
+    cannot run under it, so it is recorded failed (what it may have done unknown) and escalated with that version."""
+    kit = make_kit(tmp_path, {"rb": TIMED % "deny" + ESCALATE})
+    await kit.send()
+    assert await kit.engine.decide(*decision(kit, next(iter(kit.engine.state.incidents.by_id)), "deactivate"))
+    _reload(kit, tmp_path, TIMED % "deny" + ESCALATE)
+    _crash_after(kit, "approval.decided", "deactivate")
+    await kit.engine.expire()
+    await kit.engine.recorder.flush()
+    [failed] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    assert (failed["status"], failed["permanent"]) == ("failed", True)
+    assert "no longer loaded" in failed["error"]
+    assert [(b["step"], b["escalated_with"]) for b in kit.entries("step.escalated")] == [("deactivate", "rb@2")]
+    assert [m for m in kit.echo.applied if m.target == "oncall"]
