@@ -61,14 +61,15 @@ class Decisions(Resumption):
         self._dropped = set()
 
     async def park(self, rb: Runbook, step: Step, incident: Incident, event: Event, target: str,
-                   values: dict[str, Any], digest: str, reasons: list[str], *, waived: bool = False) -> None:
+                   values: dict[str, Any], digest: str, reasons: list[str], *, waived: bool = False,
+                   alone: bool = False) -> None:
         """Park a step until a human decides (or its timeout): record the request, then publish it. `waived`: its
-        runbook's own approval was given already (`Parked.waived`)."""
+        runbook's own approval was given already (`Parked.waived`); `alone`: nothing runs after it (`Parked.alone`)."""
         parked = Parked(incident=incident.id, step=step.id, runbook=rb.ref, actuator=step.actuator, target=target,
                         params=values, digest=digest, reasons=reasons, approvers=list(step.approval.approvers),
                         deadline=self.clock() + step.approval.timeout, on_timeout=step.approval.on_timeout.value,
                         event=event.model_dump(mode="json", exclude={"raw"}), trace=event_trace(), waived=waived,
-                        request_id=new_request_id())
+                        request_id=new_request_id(), alone=alone)
         self.state.park(parked)
         self.recorder.append(EntryKind.APPROVAL_REQUESTED, parked.body(), incident.id)
         await self.recorder.flush()
@@ -217,7 +218,7 @@ class Decisions(Resumption):
                                 status=StepStatus.DENIED, error=why, permanent=True, **lapsed)
             self.recorder.append(EntryKind.STEP_RESULT, result.body(), incident.id)
             self.state.finish(result, incident.id)
-            after = after_decided(rb, parked.step, ok=False) if rb else None
+            after = after_decided(rb, parked.step, ok=False) if rb and not parked.alone else None
             if rb is not None and lapsed and index is not None:  # its escalation, then the steps after it that go on
                 await self.escalate(rb, incident, event, parked, "expired")
             elif rb is not None and after is not None:  # the steps after a denied step (or escalation) that continue

@@ -134,5 +134,5 @@ class EscalationRelease(StepRunning):
             log.warning("guard_tripped", step=step.id, guard=trip.guard, detail=trip.detail)
         if reasons:
             await self.decisions.park(rb, step, incident, event, parked.target, dict(parked.params),
-                                      plan.get().digest, reasons)
+                                      plan.get().digest, reasons, alone=parked.alone)
         return bool(reasons)

@@ -219,7 +219,7 @@ class Engine(EscalationRelease):
                 start, approved = index + 1, None
             elif escalation and approved is not None:  # then, in the same turn, the steps after a failed `continue` one
                 outcome = await self._released_escalation(rb, incident, event, plan, approved, escalation == "resumed")
-                after = after_escalation(rb, approved.step)
+                after = None if approved.alone else after_escalation(rb, approved.step)
                 if after is None or outcome is Outcome.PARKED:
                     return
                 start, approved = after, None

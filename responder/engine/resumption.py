@@ -137,7 +137,7 @@ class Resumption:
         did not pass goes through the executor's `failed` run: its escalation is finished if it failed, then the
         steps after it run if it said `continue`."""
         rb, incident = self._runbook(p), self.state.incidents.by_id.get(p.incident)
-        after = after_decided(rb, p.step, ok=ok) if rb is not None else None
+        after = after_decided(rb, p.step, ok=ok) if rb is not None and not p.alone else None
         with stamped(p.trace):  # the steps' entries carry the alert's trace
             if rb is None and incident is not None and not ok:  # denied as its runbook was replaced or removed
                 log.info("decided_run_resumed", step=p.step, at="replaced")

@@ -100,7 +100,8 @@ class StepRunning:
         for esc, sid in zip(rb.on_failure, ids, strict=True):
             if not self.state.waits(incident.id, sid):
                 outcome = await self._run_step(rb, esc.model_copy(update={"id": sid}), incident, event,
-                                               escalation_scope, plan, [], None, False, escalating=True)
+                                               escalation_scope, plan, [], None, False, escalating=True,
+                                               alone=origin is not None)
                 if outcome is Outcome.SKIPPED:
                     skipped.append(sid)
         if len(skipped) == len(ids) and not told:  # nobody was told
@@ -109,7 +110,7 @@ class StepRunning:
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
                         plan: LazyPlan, plan_trips: Sequence[Trip], grant: Parked | None, fresh: bool,
-                        escalating: bool = False) -> Outcome:
+                        escalating: bool = False, alone: bool = False) -> Outcome:
         rec = self.recorder
         resolved = resolve_step(step, scope, self.registry)
         if isinstance(resolved, NotNow):
@@ -200,7 +201,7 @@ class StepRunning:
             waived = grant is not None  # its runbook's approval given: only the guard that tripped since is asked
             await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest,
                                       [r for r in reasons if r != RUNBOOK_APPROVAL] if waived else list(reasons),
-                                      waived=waived)
+                                      waived=waived, alone=alone)
             return Outcome.PARKED
         return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
 

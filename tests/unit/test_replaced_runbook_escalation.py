@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from responder.catalog import load_runbooks
+from responder.engine.approvals import Parked
+from responder.engine.partitions import cut, merge
+from responder.engine.recovery import replay
+from responder.engine.snapshot import EngineSnapshot
+from responder.engine.state import EngineState
 from responder.metrics import Metrics
 from tests.kit import DEACTIVATE_STEPS, HEADER, Kit, decision, make_kit
 from tests.unit.test_decided_runs import _crash_after
 from tests.unit.test_escalation_last_resort import _metered, _missed, _told
-from tests.unit.test_escalation_release import FULL
+from tests.unit.test_escalation_release import CONTINUING, FULL
 from tests.unit.test_timeout_escalation import GATED, _lapse
 from tests.unit.test_trace_timeline import ESCALATE
 
@@ -132,3 +139,63 @@ async def test_a_released_step_a_crash_cut_short_is_escalated_when_the_restart_l
     assert "no longer loaded" in failed["error"]
     assert [(b["step"], b["escalated_with"]) for b in kit.entries("step.escalated")] == [("deactivate", "rb@2")]
     assert [m for m in kit.echo.applied if m.target == "oncall"]
+
+
+GO_ON = CONTINUING.replace("    on_failure: continue\n", "    on_failure: continue\n"
+                           "    approval: {required: true, timeout: 60, on_timeout: deny}\n") + ESCALATE
+
+
+async def _replaced_escalation_parked(tmp_path: Path) -> tuple[Kit, Parked]:
+    """`deactivate` (`continue`) lapsed after its runbook got version 2, whose escalation step waits (full quota)."""
+    kit = make_kit(tmp_path, {"rb": FULL + GO_ON})
+    kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the escalation's quota is full: it parks
+    await kit.send()
+    _reload(kit, tmp_path, FULL + GO_ON)
+    await _lapse(kit)
+    [parked] = kit.engine.state.parked_steps()
+    return kit, parked
+
+
+@pytest.mark.parametrize("verdict", ["approve", "deny", None])
+async def test_a_replaced_runbooks_parked_escalation_never_runs_the_new_versions_steps_after_it(tmp_path, verdict):
+    """The new version's escalation step waits (full quota) and is then approved, denied or lapses: the steps after the
+    failed one, though it says `continue`, are the new version's, which never matched this event: none runs."""
+    kit, parked = await _replaced_escalation_parked(tmp_path)
+    assert (parked.step, parked.runbook) == ("tell.deactivate", "rb@2")
+    if verdict is None:
+        await _lapse(kit, 3601)
+    else:
+        assert await kit.engine.decide(*decision(kit, parked.incident, "tell.deactivate", verdict))
+    await kit.engine.recorder.flush()
+    assert "after" not in [b["step"] for b in kit.entries("step.intent")]
+    assert kit.engine.state.parked_steps() == []
+    assert (_told(kit) != []) is (verdict == "approve")
+
+
+@pytest.mark.parametrize("cut", ["approval.decided", "step.result"])
+async def test_a_replaced_runbooks_escalation_cut_short_by_a_crash_runs_nothing_after_it_on_restart(tmp_path, cut):
+    """Killed after the human approved the new version's parked escalation step (before or after its result): the
+    restart finishes it and still runs none of the new version's steps after the failed one."""
+    kit, parked = await _replaced_escalation_parked(tmp_path)
+    assert await kit.engine.decide(*decision(kit, parked.incident, "tell.deactivate"))
+    _crash_after(kit, cut, "tell.deactivate")
+    assert kit.engine.state.granted() or kit.engine.state.continuing()
+    for _ in range(2):
+        await kit.engine.expire()
+    await kit.engine.recorder.flush()
+    assert "after" not in [b["step"] for b in kit.entries("step.intent")]
+    assert kit.engine.state.granted() == []
+    assert kit.engine.state.continuing() == []
+
+
+async def test_a_fleet_slice_and_the_timeline_keep_a_replaced_runbooks_escalation_alone(tmp_path):
+    """`alone` survives a changelog slice (hand-over) and a timeline replay, so no replica runs the steps after it."""
+    kit, parked = await _replaced_escalation_parked(tmp_path)
+    assert parked.alone
+    [cut_slice] = cut(kit.engine.state, {parked.incident}).values()
+    adopted = EngineState()
+    merge(adopted, [EngineSnapshot.model_validate_json(cut_slice.model_dump_json())])
+    assert [p.alone for p in adopted.parked_steps()] == [True]
+    replayed = EngineState()
+    replay(replayed, kit.engine.recorder.entries())
+    assert [p.alone for p in replayed.parked_steps()] == [True]
