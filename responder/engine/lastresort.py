@@ -2,8 +2,9 @@
 
 A step that failed, was refused or was denied by its timeout is escalated with its runbook's `on_failure` steps
 (responder/engine/steps.py). When none can run (the runbook has none, every one was skipped by its `when`, or the
-runbook the step was parked under is no longer loaded), the failure is recorded as `escalation.missed`: the metrics
-count it in `responder_escalation_failures_total`, so the alert `ResponderEscalationFailed` pages whoever it routes to.
+runbook the step was parked under is no longer loaded, or only in dry_run mode), the failure is recorded as
+`escalation.missed`: the metrics count it in `responder_escalation_failures_total`, so the alert
+`ResponderEscalationFailed` pages whoever it routes to.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from responder.timeline.recorder import Recorder
 
 log = structlog.get_logger(__name__)
 
-Missed = Literal["no_on_failure", "when", "runbook_removed"]
+Missed = Literal["no_on_failure", "when", "runbook_removed", "dry_run"]
 """Why no escalation step told anyone: the runbook has no `on_failure` steps; each was skipped by its `when`; the
-runbook the step was parked under is no longer loaded, at any version."""
+runbook the step was parked under is no longer loaded, at any version; or the version loaded now runs in dry_run
+mode, so its `on_failure` steps would only be planned for a step that waited (and so failed) for real."""
 
 DETAILS: dict[Missed, str] = {
     "no_on_failure": "the runbook has no on_failure steps",
     "when": "the `when` of every on_failure step did not hold",
     "runbook_removed": "the runbook the step waited under is no longer loaded",
+    "dry_run": "the runbook's version loaded now runs in dry_run mode: its on_failure steps would only be planned",
 }
 
 

@@ -23,7 +23,7 @@ from responder.engine.state import EngineState
 from responder.errors import ChangelogError, TimelineError
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
-from responder.models.runbook import Runbook
+from responder.models.runbook import Mode, Runbook
 from responder.models.step import Failure, StepResult, StepStatus
 from responder.models.timeline import EntryKind
 from responder.timeline.recorder import Recorder
@@ -169,17 +169,19 @@ class Resumption:
     async def _orphaned(self, p: Parked, incident: Incident, event: Event) -> None:
         """Escalate a runbook step denied by its timeout after the version of its runbook it waited under was replaced
         or removed (nobody could decide it: a decision is refused then): with the loaded version's `on_failure`, or,
-        with no version loaded, the last resort, `escalation.missed`. An escalation step's own denial is not escalated
+        with no version loaded, or one in dry_run mode (its escalation would only be planned for a step that waited for
+        real), the last resort, `escalation.missed`. An escalation step's own denial is not escalated
         (its `code: ApprovalTimeout` counts it as a failed escalation); nor is a denial recorded before this release
         (no `code`)."""
         failed = self.state.result(idempotency_key(p.incident, p.runbook, p.step, p.target))
         if "." in p.step or failed is None or not escalates(failed):  # `<escalation>.<failed step>`: kebab ids
             return
         current = self._runbook_by_id(p.runbook.split("@", 1)[0])
-        if current is not None:
+        if current is not None and current.mode is not Mode.DRY_RUN:
             await self.escalate(current, incident, event, p, "replaced")
         elif not self.state.escalated(p.incident, p.step):
-            record_missed(self.recorder, p.incident, Failure.of(failed), "runbook_removed", runbook_was=p.runbook)
+            record_missed(self.recorder, p.incident, Failure.of(failed), "dry_run" if current else "runbook_removed",
+                          runbook_was=p.runbook)
             self.state.escalate_failure(p.incident, p.step)
 
     def _settled(self, p: Parked) -> None:

@@ -199,3 +199,15 @@ async def test_a_fleet_slice_and_the_timeline_keep_a_replaced_runbooks_escalatio
     replayed = EngineState()
     replay(replayed, kit.engine.recorder.entries())
     assert [p.alone for p in replayed.parked_steps()] == [True]
+
+
+@pytest.mark.parametrize("escalation", [ESCALATE, ""])
+async def test_a_live_steps_lapse_under_a_new_dry_run_version_is_a_counted_missed_escalation(tmp_path, escalation):
+    """The runbook was switched to `mode: dry_run` while its live step waited: that version's on_failure would only be
+    planned, so the real lapse is the last resort, recorded live and counted (never a dry-run plan nobody reads)."""
+    kit, metrics = await _parked_then_replaced(tmp_path, "mode: dry_run\n" + TIMED % "deny" + escalation)
+    assert _told(kit) == []
+    [missed] = kit.entries("escalation.missed")
+    assert (missed["step"], missed["reason"], missed["runbook_was"]) == ("deactivate", "dry_run", "rb@1")
+    assert "dry_run" not in missed
+    assert _missed(metrics, "rb") == 1
