@@ -158,9 +158,11 @@ class Resumption:
         asked under a runbook no longer loaded) and escalated (`_orphaned`); an escalation step's failure is counted
         as a failed escalation."""
         key = idempotency_key(p.incident, p.runbook, p.step, p.target)
+        acted = self.state.intent(key) is not None  # it may have: not permanent, so its quota run is not refunded
         result = StepResult(step=p.step, actuator=p.actuator, target=p.target, key=key, status=StepStatus.FAILED,
-                            permanent=True, error=f"runbook {p.runbook} is no longer loaded: the released step did not "
-                                              "run after the restart (if its intent is recorded, it may have acted)")
+                            permanent=None if acted else True,
+                            error=f"runbook {p.runbook} is no longer loaded: the released step did not run after the "
+                                  "restart" + (" (its intent is recorded: it may have acted)" if acted else ""))
         self.recorder.append(EntryKind.STEP_RESULT, result.body(), incident.id)
         self.state.finish(result, incident.id)
         log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)

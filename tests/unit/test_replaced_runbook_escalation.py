@@ -211,3 +211,19 @@ async def test_a_live_steps_lapse_under_a_new_dry_run_version_is_a_counted_misse
     assert (missed["step"], missed["reason"], missed["runbook_was"]) == ("deactivate", "dry_run", "rb@1")
     assert "dry_run" not in missed
     assert _missed(metrics, "rb") == 1
+
+
+async def test_a_released_step_that_may_have_acted_keeps_its_quota_run_when_the_restart_loads_a_new_version(tmp_path):
+    """Killed once the approved step's intent was durable: recorded failed under the new version, it may have acted, so
+    its run still counts against the quota (a permanent failure changed nothing and is refunded: this is not one)."""
+    kit = make_kit(tmp_path, {"rb": "guards: {quotas: [{actuator: aws.*, max: 5, window: 1h}]}\n"
+                                    + TIMED % "deny" + ESCALATE})
+    await kit.send()
+    assert await kit.engine.decide(*decision(kit, next(iter(kit.engine.state.incidents.by_id)), "deactivate"))
+    _reload(kit, tmp_path, TIMED % "deny" + ESCALATE)
+    _crash_after(kit, "step.intent", "deactivate")
+    await kit.engine.expire()
+    await kit.engine.recorder.flush()
+    [failed] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    assert (failed["status"], failed.get("permanent")) == ("failed", None)
+    assert kit.engine.state.windows.count("rb", "aws.*", 3600, kit.clock()) == 1
