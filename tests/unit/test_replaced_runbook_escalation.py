@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,17 +125,25 @@ async def test_a_parked_escalation_step_of_a_replaced_runbook_counts_as_a_failed
     assert [b["step"] for b in kit.entries("step.escalated")] == ["deactivate"]
 
 
-async def test_a_released_step_a_crash_cut_short_is_escalated_when_the_restart_loads_a_new_version(tmp_path):
-    """Approved, then killed before its result was durable; the restart loads a new version of the runbook: the step
-    cannot run under it, so it is recorded failed (what it may have done unknown) and escalated with that version."""
-    kit = make_kit(tmp_path, {"rb": TIMED % "deny" + ESCALATE})
+async def _released_then_restarted_under_a_new_version(tmp_path: Path, guards: str,
+                                                      cut: str) -> tuple[Kit, dict[str, Any]]:
+    """`deactivate` approved, version 2 of its runbook loaded, the process killed once the last `cut` entry of the step
+    is durable and started again: the step's result after one sweep."""
+    kit = make_kit(tmp_path, {"rb": guards + TIMED % "deny" + ESCALATE})
     await kit.send()
     assert await kit.engine.decide(*decision(kit, next(iter(kit.engine.state.incidents.by_id)), "deactivate"))
     _reload(kit, tmp_path, TIMED % "deny" + ESCALATE)
-    _crash_after(kit, "approval.decided", "deactivate")
+    _crash_after(kit, cut, "deactivate")
     await kit.engine.expire()
     await kit.engine.recorder.flush()
     [failed] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    return kit, failed
+
+
+async def test_a_released_step_a_crash_cut_short_is_escalated_when_the_restart_loads_a_new_version(tmp_path):
+    """Approved, then killed before its result was durable; the restart loads a new version of the runbook: the step
+    cannot run under it, so it is recorded failed (what it may have done unknown) and escalated with that version."""
+    kit, failed = await _released_then_restarted_under_a_new_version(tmp_path, "", "approval.decided")
     assert (failed["status"], failed["permanent"]) == ("failed", True)
     assert "no longer loaded" in failed["error"]
     assert [(b["step"], b["escalated_with"]) for b in kit.entries("step.escalated")] == [("deactivate", "rb@2")]
@@ -216,14 +225,7 @@ async def test_a_live_steps_lapse_under_a_new_dry_run_version_is_a_counted_misse
 async def test_a_released_step_that_may_have_acted_keeps_its_quota_run_when_the_restart_loads_a_new_version(tmp_path):
     """Killed once the approved step's intent was durable: recorded failed under the new version, it may have acted, so
     its run still counts against the quota (a permanent failure changed nothing and is refunded: this is not one)."""
-    kit = make_kit(tmp_path, {"rb": "guards: {quotas: [{actuator: aws.*, max: 5, window: 1h}]}\n"
-                                    + TIMED % "deny" + ESCALATE})
-    await kit.send()
-    assert await kit.engine.decide(*decision(kit, next(iter(kit.engine.state.incidents.by_id)), "deactivate"))
-    _reload(kit, tmp_path, TIMED % "deny" + ESCALATE)
-    _crash_after(kit, "step.intent", "deactivate")
-    await kit.engine.expire()
-    await kit.engine.recorder.flush()
-    [failed] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    kit, failed = await _released_then_restarted_under_a_new_version(
+        tmp_path, "guards: {quotas: [{actuator: aws.*, max: 5, window: 1h}]}\n", "step.intent")
     assert (failed["status"], failed.get("permanent")) == ("failed", None)
     assert kit.engine.state.windows.count("rb", "aws.*", 3600, kit.clock()) == 1
