@@ -125,12 +125,13 @@ class Decisions(Resumption):
         return len(due)
 
     async def _expire(self, p: Parked, now: float) -> None:
-        """One parked step past its deadline: escalate it once, or expire it with its `on_timeout`."""
+        """One parked step past its deadline: escalate it once, or expire it with its `on_timeout`; a step whose runbook
+        is no longer loaded at its version is not asked again (every decision on it is refused): it expires."""
         body = {"step": p.step, "on_timeout": p.on_timeout, "escalated": p.escalated}
-        if p.on_timeout == OnTimeout.ESCALATE and not p.escalated:
-            rb = self._runbook(p)
-            at = step_index(rb, p.step) if rb else None  # the runbook's step, or an escalation's `on_failure` step
-            step = rb.steps[at] if rb and at is not None else escalation_step(rb, p.step) if rb else None
+        rb = self._runbook(p)
+        if p.on_timeout == OnTimeout.ESCALATE and not p.escalated and rb is not None:
+            at = step_index(rb, p.step)  # the runbook's step, or an escalation's `on_failure` step
+            step = rb.steps[at] if at is not None else escalation_step(rb, p.step)
             timeout = step.approval.timeout if step is not None else 3600.0
             self.state.escalate(p.incident, p.step, now + timeout)
             self.recorder.append(EntryKind.APPROVAL_ESCALATED, {**body, "deadline": p.deadline}, p.incident)

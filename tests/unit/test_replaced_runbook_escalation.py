@@ -229,3 +229,12 @@ async def test_a_released_step_that_may_have_acted_keeps_its_quota_run_when_the_
         tmp_path, "guards: {quotas: [{actuator: aws.*, max: 5, window: 1h}]}\n", "step.intent")
     assert (failed["status"], failed.get("permanent")) == ("failed", None)
     assert kit.engine.state.windows.count("rb", "aws.*", 3600, kit.clock()) == 1
+
+
+async def test_an_on_timeout_escalate_step_of_a_replaced_runbook_is_escalated_at_its_first_lapse(tmp_path):
+    """`on_timeout: escalate` re-asks the approvers once, but nobody can approve a step of a replaced runbook: its first
+    lapse denies it and tells on-call, instead of re-publishing a request every decision on is refused."""
+    kit, _ = await _parked_then_replaced(tmp_path, TIMED % "deny" + ESCALATE, "escalate")
+    assert kit.entries("approval.escalated") == []
+    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert kit.engine.state.parked_steps() == []
