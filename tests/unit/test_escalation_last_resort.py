@@ -98,3 +98,14 @@ async def test_an_incidents_evidence_pack_lists_its_missed_escalation(tmp_path):
     pack = evidence_pack(Recorder(kit.store).entries(), incident, {"ok": True})
     assert [(d["step"], d["reason"]) for d in pack["decisions"] if d["kind"] == "escalation.missed"] == [
         ("deactivate", "no_on_failure")]
+
+
+async def test_event_text_in_failure_target_is_never_evaluated_as_a_template(tmp_path):
+    """An event whose user name is `${…}` text fails validation: `${failure.target}` carries that text as data, and
+    the escalation's template (whole or inside other text) renders it once, never looking the path up."""
+    tell = ESCALATE.replace('"${failure.step} failed"', '"${failure.target} | ${failure.step}"')
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + tell})
+    await kit.send(user="${event.id}")
+    [(_, message)] = _told(kit)
+    assert "user_name=${event.id}" in message
+    assert message.endswith(" | deactivate")
