@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from responder.metrics import Metrics, TimelineMetrics
+from responder.tabletop.postmortem import postmortem
 from responder.timeline import Recorder
 from responder.timeline.evidence import evidence_pack
 from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
@@ -109,3 +110,12 @@ async def test_event_text_in_failure_target_is_never_evaluated_as_a_template(tmp
     [(_, message)] = _told(kit)
     assert "user_name=${event.id}" in message
     assert message.endswith(" | deactivate")
+
+
+async def test_a_postmortem_draft_shows_and_asks_about_a_missed_escalation(tmp_path):
+    """`responder timeline postmortem` puts escalation.missed in its timeline and asks who learned of the failure."""
+    kit = make_kit(tmp_path, {"contain": DEACTIVATE_STEPS})
+    await kit.send(key=MISSING_KEY)
+    draft = postmortem(Recorder(kit.store).entries(), next(iter(kit.engine.state.incidents.by_id)))
+    assert "| escalation.missed | step=deactivate" in draft
+    assert "- Step `deactivate` failed and no escalation step told anyone (no_on_failure)" in draft
