@@ -10,6 +10,7 @@ from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.catalog.defaults import with_default_escalation
 from responder.errors import ConfigError
+from responder.fleet import fleet_digest
 from responder.pipeline import Pipeline
 from responder.service import Service
 from responder.settings import Settings
@@ -67,3 +68,14 @@ async def test_the_service_gives_runbooks_without_on_failure_the_default_of_its_
     finally:
         service.recorder.close()
         await service.close_unstarted()
+
+
+def test_the_fleet_digest_covers_the_default_so_replicas_must_agree_on_it(tmp_path):
+    """Replicas with another `default_on_failure` escalate differently: their digests differ (a rollout adopts it);
+    a runbook with its own on_failure, or an empty default, leaves the digest as it was."""
+    kit = make_kit(tmp_path, {"bare": DEACTIVATE_STEPS})
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", topics=["a"])
+    books = load_runbooks(kit.runbooks_dir, kit.registry)
+    plain = fleet_digest(books, settings)
+    assert fleet_digest(with_default_escalation(books, [], kit.registry), settings) == plain
+    assert fleet_digest(with_default_escalation(books, PAGE, kit.registry), settings) != plain
