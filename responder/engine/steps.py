@@ -66,18 +66,15 @@ class StepRunning:
     async def _failed(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
                       plan: LazyPlan, failed: StepResult, escalating: bool, *, resumed: bool = False,
                       intended: str | None = None, origin: dict[str, str] | None = None) -> Outcome:
-        """Run the runbook's `on_failure` steps with a failed or refused step as `${failure.…}`.
-
-        Each escalation step runs once per failed step and incident (its id is `<escalation>.<failed step>`);
-        a failing escalation step is recorded (and so counted, by the metrics that read the timeline), never
-        escalated again. One that waits for a human (parked by an earlier failure of the step) or runs under a
-        release is left as it is. `resumed`: the escalation of a decided step's failure that a crash may have cut
-        short (`_escalated_again`, responder/engine/escalation.py): `step.escalated` is recorded, marked `resumed`,
-        only if its run had not yet.
+        """Run the runbook's `on_failure` steps with a failed or refused step as `${failure.…}`: each once per failed
+        step and incident (id `<escalation>.<failed step>`); a failing one is recorded (and so counted, by the metrics
+        that read the timeline), never escalated again; one that waits for a human or runs under a release is left.
+        `resumed`: what a crash may have cut short of a decided step's escalation (`_escalated_again`,
+        responder/engine/escalation.py): `step.escalated` is recorded, marked `resumed`, only if its run had not yet.
         With no `on_failure` step, or each skipped by its `when`, the last resort: `escalation.missed`
         (responder/engine/lastresort.py). `intended`: what a step whose parameters did not resolve was meant to act
-        on; `origin`: the step waited under another version of the runbook (`runbook_was`, `escalated_with`).
-        """
+        on; `origin`: the step waited under another version of the runbook (`runbook_was`, `escalated_with`), so an
+        escalation step that parks is `alone` (nothing of this version runs after it)."""
         if escalating:
             return Outcome.FAILED
         failure, note = Failure.of(failed, intended), origin or {}
