@@ -77,13 +77,17 @@ class Decisions(Resumption):
         log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
-        """Check a signed decision and release its step; a refusal is recorded as approval.rejected."""
+        """Check a signed decision and release its step; a refusal is recorded as approval.rejected. A verified approval
+        of a step whose runbook is no longer loaded at its version is refused, and the step lapses at once (`_lapsed`):
+        the containment the human wanted cannot happen, so on-call hears of it now, not at the step's timeout."""
         await self.resolve_granted()
         now = datetime.fromtimestamp(self.clock(), UTC)
+        unloaded: Parked | None = None
         try:
             decision, parked = accept_decision(value, key_id, signature, self.keys, self.state.parked, now,
                                                self.state.used)
             if self._runbook(parked) is None:
+                unloaded = parked if decision.decision == "approve" else None
                 raise ApprovalRefused(f"runbook {parked.runbook} is no longer loaded", decision)
         except ApprovalRefused as exc:
             d = exc.decision
@@ -91,6 +95,9 @@ class Decisions(Resumption):
             self.recorder.append(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None)
             await self.recorder.flush()
             log.warning("approval_rejected", reason=exc.reason)
+            if unloaded is not None:
+                with stamped(unloaded.trace):
+                    await self._taken_up(unloaded, self._lapsed(unloaded, exc.reason))
             return False
         # what the decision causes runs in its trace (the alert's when it came without one) and links the alert's
         with stamped(current_stamp("trace_id") or parked.trace, parked.trace):
@@ -123,6 +130,15 @@ class Decisions(Resumption):
             with stamped(p.trace):  # a timeout is the alert's doing: its entries carry the alert's trace
                 await self._taken_up(p, self._expire(p, now))
         return len(due)
+
+    async def _lapsed(self, p: Parked, why: str) -> None:
+        """A step no decision can release now (its runbook is no longer loaded) lapses before its deadline: denied and
+        escalated as its timeout would deny it (`code: ApprovalTimeout`)."""
+        self.recorder.append(EntryKind.APPROVAL_EXPIRED, {"step": p.step, "on_timeout": p.on_timeout, "approve": False,
+                                                          "escalated": p.escalated, "settles": True, "reason": why},
+                             p.incident)
+        log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
+        await self.release(p, approve=False, why=why, timed_out=True)
 
     async def _expire(self, p: Parked, now: float) -> None:
         """One parked step past its deadline: escalate it once, or expire it with its `on_timeout`; a step whose runbook

@@ -238,3 +238,30 @@ async def test_an_on_timeout_escalate_step_of_a_replaced_runbook_is_escalated_at
     assert kit.entries("approval.escalated") == []
     assert _told(kit) == [("oncall", "deactivate failed")]
     assert kit.engine.state.parked_steps() == []
+
+
+@pytest.mark.parametrize("verdict", ["approve", "deny"])
+async def test_an_approval_refused_because_the_runbook_was_replaced_escalates_at_once(tmp_path, verdict):
+    """A human approves a step whose runbook got a new version: the approval is refused (it cannot run under it), and
+    the containment they wanted did not happen, so the step lapses now and on-call is told, not at its timeout; a
+    human's denial is refused and left to the timeout, as before (nobody is paged for a decision not to act)."""
+    kit = make_kit(tmp_path, {"rb": TIMED % "deny" + ESCALATE})
+    await kit.send()
+    _reload(kit, tmp_path, TIMED % "deny" + ESCALATE)
+    incident = next(iter(kit.engine.state.incidents.by_id))
+    assert not await kit.engine.decide(*decision(kit, incident, "deactivate", verdict))
+    [rejected] = kit.entries("approval.rejected")
+    assert "no longer loaded" in rejected["reason"]
+    if verdict == "deny":
+        assert [p.step for p in kit.engine.state.parked_steps()] == ["deactivate"]
+        assert _told(kit) == []
+        return
+    assert kit.engine.state.parked_steps() == []
+    [denied] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    assert (denied["status"], denied["code"]) == ("denied", "ApprovalTimeout")
+    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert [b["escalated_with"] for b in kit.entries("step.escalated")] == ["rb@2"]
+    _crash_after(kit, "approval.settled", "deactivate")  # replayed: nothing parked, nothing taken up again
+    assert await kit.engine.expire() == 0
+    assert kit.engine.state.parked_steps() == []
+    assert len(kit.entries("step.escalated")) == 1
