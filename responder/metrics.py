@@ -65,7 +65,8 @@ class Metrics:
         self.step_failures = Counter("responder_step_failures", "Step results that failed or were refused",
                                      ["runbook", "actuator"], registry=self.registry)
         self.escalation_failures = Counter("responder_escalation_failures", "on_failure (escalation) step results "
-                                           "that failed, were refused or timed out: a failure nobody was told of",
+                                           "that failed, were refused or timed out, and failures no escalation step "
+                                           "could tell anyone of (escalation.missed): a failure nobody was told of",
                                            ["runbook", "actuator"], registry=r)
         self.partition_in_flight = Gauge("responder_partition_in_flight", "Records polled and not yet committed",
                                          ["topic", "partition"], registry=r)
@@ -149,6 +150,11 @@ class TimelineMetrics:
                 if (outcome in FAILED_OUTCOMES or body.get("code") == TIMED_OUT) and "." in str(body.get("step", "")):
                     key = (m.escalation_failures, runbook, actuator)
                     counts[key] = counts.get(key, 0) + 1
+            elif kind == EntryKind.ESCALATION_MISSED and not entry.body.get("dry_run"):
+                # a failure no escalation step told anyone of: labelled with the failed step's actuator
+                runbook = (self.runbook_of(entry.incident) if self.runbook_of and entry.incident else None) or ""
+                key = (m.escalation_failures, runbook, str(entry.body.get("actuator", "")))
+                counts[key] = counts.get(key, 0) + 1
             elif kind == EntryKind.STEP_INTENT:
                 at = self._alert_at.pop(entry.seq, None)
                 if at is not None:

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
                                                    "env RESPONDER_KAFKA_SECURITY__PROTOCOL=SASL_SSL etc.")
 
     runbooks_dir: Path = Field(default=Path("runbooks"), description="runbook directory (subdirectories included)")
+    default_on_failure: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="escalation steps, written as a runbook's on_failure block (JSON list), run for a failure in a "
+                    "runbook that has none, checked against every such runbook at start-up; without it (or when it "
+                    "cannot tell anyone) a failure is recorded as escalation.missed and counted in "
+                    "responder_escalation_failures_total (docs/runbooks.md)")
     timeline_path: Path = Field(default=Path(".responder/timeline.jsonl"), description="the timeline file")
     timeline_linger_ms: float = Field(
         default=1.0, ge=0, description="how long a flush waits for more appends to share its fdatasync (group commit)")

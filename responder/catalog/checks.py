@@ -180,6 +180,11 @@ def _escalation(rb: Runbook, registry: Registry, main: list[str]) -> Iterator[Pr
         yield from _conditions(step.when, [*at, "when"], (), ESCALATION_NAMESPACES)
 
 
+def escalation_problems(rb: Runbook, registry: Registry) -> Iterator[Problem]:
+    """What is wrong with the runbook's `on_failure` steps (a service-wide default's: responder/catalog/defaults.py)."""
+    return _escalation(rb, registry, [s.id for s in rb.steps])
+
+
 def containment(rb: Runbook) -> list[str]:
     """The runbook's steps that act on a resource (every actuator but notify.*)."""
     return [s.id for s in rb.steps if not s.actuator.startswith("notify.")]
@@ -190,4 +195,5 @@ def escalation_warnings(rb: Runbook) -> Iterator[Problem]:
     acting = containment(rb)
     if acting and not rb.on_failure:
         yield (f"steps {', '.join(acting)} contain, but the runbook has no on_failure escalation: "
-               "a failure would be silent (add on_failure: with a notify step)", ["steps"])
+               "unless the service sets default_on_failure, a failure reaches only the last resort, escalation.missed "
+               "and the alert ResponderEscalationFailed (add on_failure: with a notify step)", ["steps"])

@@ -87,6 +87,10 @@ class Parked:
     request_id: str | None = None
     """This parking's id (random, kept through an escalation and a fleet hand-over), which a decision must name; None
     for a step parked before requests had ids, which a decision naming none answers."""
+    alone: bool = False
+    """An `on_failure` step escalating a failure under another version of its runbook (one replaced while the failed
+    step waited): once it is decided, none of its runbook's steps runs after it, `continue` or not (that version never
+    matched the event)."""
 
     def body(self) -> dict[str, Any]:
         """The approval.requested timeline body (everything needed to resume after a restart)."""
@@ -94,7 +98,7 @@ class Parked:
                 "params": self.params, "digest": self.digest, "reasons": self.reasons,
                 "approvers": self.approvers, "deadline": self.deadline, "on_timeout": self.on_timeout,
                 "expires_at": iso(self.deadline), "escalated": self.escalated, "event": self.event,
-                **({"waived": True} if self.waived else {}),
+                **({"waived": True} if self.waived else {}), **({"alone": True} if self.alone else {}),
                 **({"request_id": self.request_id} if self.request_id else {})}
 
     @classmethod
@@ -104,7 +108,8 @@ class Parked:
                 "on_timeout", "event", "escalated")
         trace, request = body.get("event_trace_id") or body.get("trace_id"), body.get("request_id")
         return cls(incident=incident, **{k: body[k] for k in keys}, trace=str(trace) if trace else None,
-                   waived=body.get("waived") is True, request_id=request if isinstance(request, str) else None)
+                   waived=body.get("waived") is True, alone=body.get("alone") is True,
+                   request_id=request if isinstance(request, str) else None)
 
     def request(self) -> ApprovalRequest:
         """The message published to the requests topic."""

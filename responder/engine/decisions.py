@@ -61,14 +61,15 @@ class Decisions(Resumption):
         self._dropped = set()
 
     async def park(self, rb: Runbook, step: Step, incident: Incident, event: Event, target: str,
-                   values: dict[str, Any], digest: str, reasons: list[str], *, waived: bool = False) -> None:
+                   values: dict[str, Any], digest: str, reasons: list[str], *, waived: bool = False,
+                   alone: bool = False) -> None:
         """Park a step until a human decides (or its timeout): record the request, then publish it. `waived`: its
-        runbook's own approval was given already (`Parked.waived`)."""
+        runbook's own approval was given already (`Parked.waived`); `alone`: nothing runs after it (`Parked.alone`)."""
         parked = Parked(incident=incident.id, step=step.id, runbook=rb.ref, actuator=step.actuator, target=target,
                         params=values, digest=digest, reasons=reasons, approvers=list(step.approval.approvers),
                         deadline=self.clock() + step.approval.timeout, on_timeout=step.approval.on_timeout.value,
                         event=event.model_dump(mode="json", exclude={"raw"}), trace=event_trace(), waived=waived,
-                        request_id=new_request_id())
+                        request_id=new_request_id(), alone=alone)
         self.state.park(parked)
         self.recorder.append(EntryKind.APPROVAL_REQUESTED, parked.body(), incident.id)
         await self.recorder.flush()
@@ -76,13 +77,17 @@ class Decisions(Resumption):
         log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
-        """Check a signed decision and release its step; a refusal is recorded as approval.rejected."""
+        """Check a signed decision and release its step; a refusal is recorded as approval.rejected. A verified approval
+        of a step whose runbook is no longer loaded at its version is refused, and the step lapses at once (`_lapsed`):
+        the containment the human wanted cannot happen, so on-call hears of it now, not at the step's timeout."""
         await self.resolve_granted()
         now = datetime.fromtimestamp(self.clock(), UTC)
+        unloaded: Parked | None = None
         try:
             decision, parked = accept_decision(value, key_id, signature, self.keys, self.state.parked, now,
                                                self.state.used)
             if self._runbook(parked) is None:
+                unloaded = parked if decision.decision == "approve" else None
                 raise ApprovalRefused(f"runbook {parked.runbook} is no longer loaded", decision)
         except ApprovalRefused as exc:
             d = exc.decision
@@ -90,6 +95,9 @@ class Decisions(Resumption):
             self.recorder.append(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None)
             await self.recorder.flush()
             log.warning("approval_rejected", reason=exc.reason)
+            if unloaded is not None:
+                with stamped(unloaded.trace):
+                    await self._taken_up(unloaded, self._lapsed(unloaded, exc.reason))
             return False
         # what the decision causes runs in its trace (the alert's when it came without one) and links the alert's
         with stamped(current_stamp("trace_id") or parked.trace, parked.trace):
@@ -123,13 +131,23 @@ class Decisions(Resumption):
                 await self._taken_up(p, self._expire(p, now))
         return len(due)
 
+    async def _lapsed(self, p: Parked, why: str) -> None:
+        """A step no decision can release now (its runbook is no longer loaded) lapses before its deadline: denied and
+        escalated as its timeout would deny it (`code: ApprovalTimeout`)."""
+        self.recorder.append(EntryKind.APPROVAL_EXPIRED, {"step": p.step, "on_timeout": p.on_timeout, "approve": False,
+                                                          "escalated": p.escalated, "settles": True, "reason": why},
+                             p.incident)
+        log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
+        await self.release(p, approve=False, why=why, timed_out=True)
+
     async def _expire(self, p: Parked, now: float) -> None:
-        """One parked step past its deadline: escalate it once, or expire it with its `on_timeout`."""
+        """One parked step past its deadline: escalate it once, or expire it with its `on_timeout`; a step whose runbook
+        is no longer loaded at its version is not asked again (every decision on it is refused): it expires."""
         body = {"step": p.step, "on_timeout": p.on_timeout, "escalated": p.escalated}
-        if p.on_timeout == OnTimeout.ESCALATE and not p.escalated:
-            rb = self._runbook(p)
-            at = step_index(rb, p.step) if rb else None  # the runbook's step, or an escalation's `on_failure` step
-            step = rb.steps[at] if rb and at is not None else escalation_step(rb, p.step) if rb else None
+        rb = self._runbook(p)
+        if p.on_timeout == OnTimeout.ESCALATE and not p.escalated and rb is not None:
+            at = step_index(rb, p.step)  # the runbook's step, or an escalation's `on_failure` step
+            step = rb.steps[at] if at is not None else escalation_step(rb, p.step)
             timeout = step.approval.timeout if step is not None else 3600.0
             self.state.escalate(p.incident, p.step, now + timeout)
             self.recorder.append(EntryKind.APPROVAL_ESCALATED, {**body, "deadline": p.deadline}, p.incident)
@@ -192,7 +210,8 @@ class Decisions(Resumption):
 
     async def release(self, parked: Parked, *, approve: bool, why: str, timed_out: bool = False) -> None:
         """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure. A runbook step
-        denied by its timeout (nobody decided) is escalated first, as a failure is."""
+        denied by its timeout (nobody decided) is escalated first, as a failure is; so is one whose runbook was
+        replaced or removed while it waited (`_orphaned`)."""
         self.state.unpark(parked.incident, parked.step)
         rb = self._runbook(parked)
         if approve and rb is not None:
@@ -211,15 +230,17 @@ class Decisions(Resumption):
             else:
                 await self.resume(rb, incident, event, index, parked)
         else:
-            lapsed = {"code": TIMED_OUT} if timed_out and rb is not None else {}
+            lapsed = {"code": TIMED_OUT} if timed_out else {}
             result = StepResult(step=parked.step, actuator=parked.actuator, target=parked.target, key=key,
                                 status=StepStatus.DENIED, error=why, permanent=True, **lapsed)
             self.recorder.append(EntryKind.STEP_RESULT, result.body(), incident.id)
             self.state.finish(result, incident.id)
-            after = after_decided(rb, parked.step, ok=False) if rb else None
+            after = after_decided(rb, parked.step, ok=False) if rb and not parked.alone else None
             if rb is not None and lapsed and index is not None:  # its escalation, then the steps after it that go on
                 await self.escalate(rb, incident, event, parked, "expired")
             elif rb is not None and after is not None:  # the steps after a denied step (or escalation) that continue
                 await self.resume(rb, incident, event, after, None)
+            elif rb is None and timed_out:  # its runbook was replaced or removed while nobody decided it
+                await self._orphaned(parked, incident, event)
         self._settled(parked)  # the run was not cut short (skipped, re-parked, done)
         await self.recorder.flush()

@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 
 from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
 from responder.engine.guards import Trip
 from responder.engine.incidents import Incident
+from responder.engine.lastresort import escalates
 from responder.engine.planner import LazyPlan
 from responder.engine.positions import escalation_step
 from responder.engine.runner import Resolved, StepCall, verified
@@ -86,6 +89,26 @@ class EscalationRelease(StepRunning):
                                    Resolved(actuator, params, parked.target, dict(parked.params)), call, head,
                                    escalating=True)
 
+    async def _escalated_again(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
+                               plan: LazyPlan, failed: StepResult, *, resumed: bool = True) -> None:
+        """Escalate a decided step that failed, was refused or was denied by its timeout (a human's denial has none):
+        at once (`resumed` False), or finishing what a crash may have cut short: each `on_failure` step goes through
+        the step path again (one done is skipped, an open intent resolved, a failure tried again, one never started
+        runs)."""
+        if escalates(failed):
+            await self._failed(rb, incident, event, scope, plan, failed, False, resumed=resumed)
+
+    async def _replaced_escalation(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
+                                   plan: LazyPlan, parked: Parked) -> None:
+        """Escalate with `rb`, the loaded version of its runbook, a step denied because the version it waited under
+        is no longer loaded (`runbook_was` and `escalated_with` say so on `step.escalated`, or on `escalation.missed`
+        when `rb` has no `on_failure`). Once: a crash after `step.escalated` finishes its escalation steps only."""
+        failed = self.state.result(idempotency_key(incident.id, parked.runbook, parked.step, parked.target))
+        if failed is not None:
+            await self._failed(rb, incident, event, scope, plan, failed, False,
+                               resumed=self.state.escalated(incident.id, parked.step),
+                               origin={"runbook_was": parked.runbook, "escalated_with": rb.ref})
+
     async def _parked_again(self, rb: Runbook, step: Step, incident: Incident, event: Event, plan: LazyPlan,
                             parked: Parked, head: StepHead, resumed: bool) -> bool:
         """Park again a released escalation step, before its intent, if a soft guard its release does not waive trips
@@ -111,5 +134,5 @@ class EscalationRelease(StepRunning):
             log.warning("guard_tripped", step=step.id, guard=trip.guard, detail=trip.detail)
         if reasons:
             await self.decisions.park(rb, step, incident, event, parked.target, dict(parked.params),
-                                      plan.get().digest, reasons)
+                                      plan.get().digest, reasons, alone=parked.alone)
         return bool(reasons)

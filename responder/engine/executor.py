@@ -205,6 +205,9 @@ class Engine(EscalationRelease):
             scope = self._scope(incident, event, rb)
             dry = self.dry_run or rb.mode is Mode.DRY_RUN
             plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
+            if escalation == "replaced" and approved is not None:  # escalated by its runbook's new version, alone
+                await self._replaced_escalation(rb, incident, event, scope, plan, approved)
+                return
             if escalation in ("failed", "expired") and approved is not None:  # a decided step that did not pass
                 index, failed = step_index(rb, approved.step), self.state.result(
                     idempotency_key(incident.id, rb.ref, approved.step, approved.target))
@@ -216,7 +219,7 @@ class Engine(EscalationRelease):
                 start, approved = index + 1, None
             elif escalation and approved is not None:  # then, in the same turn, the steps after a failed `continue` one
                 outcome = await self._released_escalation(rb, incident, event, plan, approved, escalation == "resumed")
-                after = after_escalation(rb, approved.step)
+                after = None if approved.alone else after_escalation(rb, approved.step)
                 if after is None or outcome is Outcome.PARKED:
                     return
                 start, approved = after, None

@@ -48,7 +48,7 @@ def fold(state: EngineState, entry: TimelineEntry) -> None:
         state.intend(intent, incident, when)
     elif kind == EntryKind.STEP_RESULT and "key" in body:
         state.finish(StepResult.read(body), incident)
-    elif kind == EntryKind.STEP_ESCALATED and incident:
+    elif kind in (EntryKind.STEP_ESCALATED, EntryKind.ESCALATION_MISSED) and incident:
         state.escalate_failure(incident, str(body.get("step")))
     elif kind == EntryKind.STEP_SKIPPED and incident:
         state.passed(incident, str(body.get("step")))  # a released step whose `when` no longer held

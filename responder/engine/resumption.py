@@ -17,11 +17,14 @@ import structlog
 
 from responder.engine.approvals import Parked
 from responder.engine.incidents import Incident
+from responder.engine.lastresort import escalates, record_missed
 from responder.engine.positions import after_decided, step_index
 from responder.engine.state import EngineState
 from responder.errors import ChangelogError, TimelineError
 from responder.models.event import Event
-from responder.models.runbook import Runbook
+from responder.models.plan import idempotency_key
+from responder.models.runbook import Mode, Runbook
+from responder.models.step import Failure, StepResult, StepStatus
 from responder.models.timeline import EntryKind
 from responder.timeline.recorder import Recorder
 from responder.tracing import stamped
@@ -30,12 +33,14 @@ log = structlog.get_logger(__name__)
 
 Resume = Callable[[Runbook, Incident, Event, int, Parked | None], Awaitable[None]]
 """Run a runbook's steps from an index; the parked step a human released, if any."""
-EscalationRun = Literal["released", "resumed", "failed", "expired"]
+EscalationRun = Literal["released", "resumed", "failed", "expired", "replaced"]
 Escalate = Callable[[Runbook, Incident, Event, Parked, EscalationRun], Awaitable[None]]
 """Run a released `on_failure` step (not one of the runbook's steps) alone, with the parameters it was parked with:
 `released`, or `resumed` when a crash cut its release short (its guards are checked again if it wrote no intent);
 `failed`: a decided runbook step that did not pass, whose escalation (if it failed or timed out) a crash may have cut
-short; or `expired`: a runbook step its timeout has just denied, whose escalation runs now."""
+short; `expired`: a runbook step its timeout has just denied, whose escalation runs now; or `replaced`: a runbook
+step denied because the version of its runbook it waited under is no longer loaded, escalated with the loaded
+version's `on_failure` (the Runbook passed), and nothing else of it run."""
 Parking = tuple[str, str, str | None, float]
 """One parking of a step: its incident, step, request id and deadline. A step parked again gets a new id (a legacy one,
 with no id, a new deadline); an escalation keeps the id and moves the deadline, so a bug after it has one more try,
@@ -115,7 +120,9 @@ class Resumption:
         """Run a released step a crash cut short (and the steps after it), then record its run's end."""
         rb, incident = self._runbook(p), self.state.incidents.by_id.get(p.incident)
         with stamped(p.trace):  # the resumed step's entries carry the alert's trace
-            if rb is None or incident is None:
+            if rb is None and incident is not None:  # its runbook replaced or removed since: it cannot run
+                await self._unrunnable(p, incident)
+            elif rb is None or incident is None:
                 log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
             elif (index := step_index(rb, p.step)) is None:  # a released `on_failure` step: it alone, as released
                 log.info("granted_step_resumed", step=p.step)  # (then the steps after)
@@ -130,9 +137,12 @@ class Resumption:
         did not pass goes through the executor's `failed` run: its escalation is finished if it failed, then the
         steps after it run if it said `continue`."""
         rb, incident = self._runbook(p), self.state.incidents.by_id.get(p.incident)
-        after = after_decided(rb, p.step, ok=ok) if rb is not None else None
+        after = after_decided(rb, p.step, ok=ok) if rb is not None and not p.alone else None
         with stamped(p.trace):  # the steps' entries carry the alert's trace
-            if rb is None or incident is None:
+            if rb is None and incident is not None and not ok:  # denied as its runbook was replaced or removed
+                log.info("decided_run_resumed", step=p.step, at="replaced")
+                await self._orphaned(p, incident, Event.model_validate(p.event))
+            elif rb is None or incident is None:
                 log.warning("decided_run_not_resumed", step=p.step, runbook=p.runbook)
             elif not ok and step_index(rb, p.step) is not None:
                 log.info("decided_run_resumed", step=p.step, at="on_failure")
@@ -141,6 +151,40 @@ class Resumption:
                 log.info("decided_run_resumed", step=p.step, at=rb.steps[after].id)
                 await self.resume(rb, incident, Event.model_validate(p.event), after, None)
             self._settled(p)
+
+    async def _unrunnable(self, p: Parked, incident: Incident) -> None:
+        """A released step a crash cut short, whose runbook is no longer loaded at its version after the restart: it
+        cannot run under another version, so it is recorded failed (an open intent may have acted: verify() is not
+        asked under a runbook no longer loaded) and escalated (`_orphaned`); an escalation step's failure is counted
+        as a failed escalation."""
+        key = idempotency_key(p.incident, p.runbook, p.step, p.target)
+        acted = self.state.intent(key) is not None  # it may have: not permanent, so its quota run is not refunded
+        result = StepResult(step=p.step, actuator=p.actuator, target=p.target, key=key, status=StepStatus.FAILED,
+                            permanent=None if acted else True,
+                            error=f"runbook {p.runbook} is no longer loaded: the released step did not run after the "
+                                  "restart" + (" (its intent is recorded: it may have acted)" if acted else ""))
+        self.recorder.append(EntryKind.STEP_RESULT, result.body(), incident.id)
+        self.state.finish(result, incident.id)
+        log.warning("granted_step_not_resumed", step=p.step, runbook=p.runbook)
+        await self._orphaned(p, incident, Event.model_validate(p.event))
+
+    async def _orphaned(self, p: Parked, incident: Incident, event: Event) -> None:
+        """Escalate a runbook step denied by its timeout after the version of its runbook it waited under was replaced
+        or removed (nobody could decide it: a decision is refused then): with the loaded version's `on_failure`, or,
+        with no version loaded, or one in dry_run mode (its escalation would only be planned for a step that waited for
+        real), the last resort, `escalation.missed`. An escalation step's own denial is not escalated
+        (its `code: ApprovalTimeout` counts it as a failed escalation); nor is a denial recorded before this release
+        (no `code`)."""
+        failed = self.state.result(idempotency_key(p.incident, p.runbook, p.step, p.target))
+        if "." in p.step or failed is None or not escalates(failed):  # `<escalation>.<failed step>`: kebab ids
+            return
+        current = self._runbook_by_id(p.runbook.split("@", 1)[0])
+        if current is not None and current.mode is not Mode.DRY_RUN:
+            await self.escalate(current, incident, event, p, "replaced")
+        elif not self.state.escalated(p.incident, p.step):
+            record_missed(self.recorder, p.incident, Failure.of(failed), "dry_run" if current else "runbook_removed",
+                          runbook_was=p.runbook)
+            self.state.escalate_failure(p.incident, p.step)
 
     def _settled(self, p: Parked) -> None:
         """The run a decision (or timeout) began has ended: recorded unless the step waits again, so a restart does

@@ -58,9 +58,25 @@ class NotNow:
 
 @dataclass(frozen=True)
 class Invalid:
-    """A step whose parameters do not resolve or validate."""
+    """A step whose parameters do not resolve or validate; `intended`: what it was meant to act on (`intended`)."""
 
     error: str
+    intended: str = ""
+
+
+def intended(with_: Mapping[str, Any], scope: Mapping[str, Any]) -> str:
+    """What a step whose parameters did not resolve or validate was meant to act on, for `${failure.target}`: each
+    parameter's value where it resolves to a scalar, as the runbook wrote it where it does not (its text, never
+    evaluated; a value from the event is data here too: rendered once, never scanned again)."""
+    parts = []
+    for name, value in with_.items():
+        try:
+            got = render(value, scope)
+        except TemplateError:
+            got = value
+        shown = got if isinstance(got, str | int | float | bool) else value
+        parts.append(f"{name}={str(shown)[:200]}")
+    return "unresolved: " + ", ".join(parts)
 
 
 def resolve_step(step: Step, scope: Mapping[str, Any], registry: Registry) -> Resolved | NotNow | Invalid:
@@ -72,7 +88,7 @@ def resolve_step(step: Step, scope: Mapping[str, Any], registry: Registry) -> Re
     try:
         params = actuator.params.model_validate(render(step.with_, scope))
     except (TemplateError, ValidationError) as exc:
-        return Invalid(f"invalid parameters: {exc}")
+        return Invalid(f"invalid parameters: {exc}", intended(step.with_, scope))
     return Resolved(actuator, params, actuator.target(params), params.model_dump(mode="json"))
 
 

@@ -14,11 +14,12 @@ import structlog
 
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
-from responder.engine.approvals import RUNBOOK_APPROVAL, TIMED_OUT, Parked
+from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
 from responder.engine.decisions import Decisions
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards, Trip, reason_shape
 from responder.engine.incidents import Incident
+from responder.engine.lastresort import record_missed
 from responder.engine.planner import LazyPlan
 from responder.engine.runner import Invalid, NotNow, Resolved, StepCall, resolve_step, run_step, verified
 from responder.engine.state import EngineState
@@ -45,6 +46,7 @@ class Outcome(StrEnum):
     OK = "ok"
     FAILED = "failed"
     PARKED = "parked"
+    SKIPPED = "skipped"  # an escalation step whose `when` did not hold (a runbook step's skip is OK)
 
 
 class StepRunning:
@@ -62,45 +64,50 @@ class StepRunning:
     actions: int
 
     async def _failed(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
-                      plan: LazyPlan, failed: StepResult, escalating: bool, *, resumed: bool = False) -> Outcome:
-        """Run the runbook's `on_failure` steps with a failed or refused step as `${failure.…}`.
-
-        Each escalation step runs once per failed step and incident (its id is `<escalation>.<failed step>`);
-        a failing escalation step is recorded (and so counted, by the metrics that read the timeline), never
-        escalated again. One that waits for a human (parked by an earlier failure of the step) or runs under a
-        release is left as it is. `resumed`: the escalation of a decided step's failure that a crash may have cut
-        short (`_escalated_again`): `step.escalated` is recorded, marked `resumed`, only if its run had not yet.
-        """
-        if escalating or not rb.on_failure:
+                      plan: LazyPlan, failed: StepResult, escalating: bool, *, resumed: bool = False,
+                      intended: str | None = None, origin: dict[str, str] | None = None) -> Outcome:
+        """Run the runbook's `on_failure` steps with a failed or refused step as `${failure.…}`: each once per failed
+        step and incident (id `<escalation>.<failed step>`); a failing one is recorded (and so counted, by the metrics
+        that read the timeline), never escalated again; one that waits for a human or runs under a release is left.
+        `resumed`: what a crash may have cut short of a decided step's escalation (`_escalated_again`,
+        responder/engine/escalation.py): `step.escalated` is recorded, marked `resumed`, only if its run had not yet.
+        With no `on_failure` step, or each skipped by its `when`, the last resort: `escalation.missed`
+        (responder/engine/lastresort.py). `intended`: what a step whose parameters did not resolve was meant to act
+        on; `origin`: the step waited under another version of the runbook (`runbook_was`, `escalated_with`), so an
+        escalation step that parks is `alone` (nothing of this version runs after it)."""
+        if escalating:
             return Outcome.FAILED
-        failure = Failure.of(failed)
+        failure, note = Failure.of(failed, intended), origin or {}
+        told = resumed and self.state.escalated(incident.id, failed.step)  # recorded before a crash
+        dry = self.dry_run or rb.mode is Mode.DRY_RUN
+        if not rb.on_failure:
+            if not told:
+                record_missed(self.recorder, incident.id, failure, "no_on_failure", dry_run=dry, **note)
+                self.state.escalate_failure(incident.id, failed.step)
+            return Outcome.FAILED
         ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
-        if not (resumed and self.state.escalated(incident.id, failed.step)):
-            self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids,
+        if not told:
+            self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids, **note,
                                                             **({"resumed": True} if resumed else {})}, incident.id)
             self.state.escalate_failure(incident.id, failed.step)
             log.warning("step_escalated", step=failed.step, actuator=failed.actuator, error=failure.error,
                         resumed=resumed)
         escalation_scope = {**scope, "failure": failure.model_dump()}
+        skipped = []
         for esc, sid in zip(rb.on_failure, ids, strict=True):
             if not self.state.waits(incident.id, sid):
-                await self._run_step(rb, esc.model_copy(update={"id": sid}), incident, event, escalation_scope,
-                                     plan, [], None, False, escalating=True)
+                outcome = await self._run_step(rb, esc.model_copy(update={"id": sid}), incident, event,
+                                               escalation_scope, plan, [], None, False, escalating=True,
+                                               alone=origin is not None)
+                if outcome is Outcome.SKIPPED:
+                    skipped.append(sid)
+        if len(skipped) == len(ids) and not told:  # nobody was told
+            record_missed(self.recorder, incident.id, failure, "when", dry_run=dry, escalation=skipped, **note)
         return Outcome.FAILED
-
-    async def _escalated_again(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
-                               plan: LazyPlan, failed: StepResult, *, resumed: bool = True) -> None:
-        """Escalate a decided step that failed, was refused or was denied by its timeout (a human's denial has none):
-        at once (`resumed` False), or finishing what a crash may have cut short: each `on_failure` step goes through
-        the step path again (one done is skipped, an open intent resolved, a failure tried again, one never started
-        runs)."""
-        if failed.status in (StepStatus.FAILED, StepStatus.REFUSED) \
-                or (failed.status is StepStatus.DENIED and failed.code == TIMED_OUT):
-            await self._failed(rb, incident, event, scope, plan, failed, False, resumed=resumed)
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
                         plan: LazyPlan, plan_trips: Sequence[Trip], grant: Parked | None, fresh: bool,
-                        escalating: bool = False) -> Outcome:
+                        escalating: bool = False, alone: bool = False) -> Outcome:
         rec = self.recorder
         resolved = resolve_step(step, scope, self.registry)
         if isinstance(resolved, NotNow):
@@ -108,7 +115,7 @@ class StepRunning:
                        incident.id)
             if grant is not None:  # a released step whose `when` no longer holds: its run goes on past it
                 self.state.passed(incident.id, step.id)
-            return Outcome.OK
+            return Outcome.SKIPPED if escalating else Outcome.OK
         if isinstance(resolved, Invalid):
             # a released step's result is keyed as the parked step (its run goes on past it, with its escalation)
             released = {"target": grant.target, "key": idempotency_key(incident.id, rb.ref, step.id, grant.target)} \
@@ -118,7 +125,8 @@ class StepRunning:
             rec.append(EntryKind.STEP_RESULT, invalid.body(), incident.id)
             self.state.finish(invalid, incident.id)  # as the replay does (a result without a key changes nothing)
             log.warning("step_params_invalid", step=step.id, error=resolved.error)
-            return await self._failed(rb, incident, event, scope, plan, invalid, escalating)
+            return await self._failed(rb, incident, event, scope, plan, invalid, escalating,
+                                      intended=resolved.intended)
         actuator, target, values = resolved.actuator, resolved.target, resolved.values
         key = idempotency_key(incident.id, rb.ref, step.id, target)
         head = StepHead.trusted(step=step.id, actuator=step.actuator, target=target, key=key)  # str values
@@ -190,7 +198,7 @@ class StepRunning:
             waived = grant is not None  # its runbook's approval given: only the guard that tripped since is asked
             await self.decisions.park(rb, step, incident, event, target, values, plan.get().digest,
                                       [r for r in reasons if r != RUNBOOK_APPROVAL] if waived else list(reasons),
-                                      waived=waived)
+                                      waived=waived, alone=alone)
             return Outcome.PARKED
         return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
 

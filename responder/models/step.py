@@ -157,7 +157,8 @@ class Failure(BaseModel):
     code: str
 
     @classmethod
-    def of(cls, result: StepResult) -> Failure:
-        """The failure a failed or refused step result describes."""
-        return cls(step=result.step, actuator=result.actuator, target=result.target or "",
+    def of(cls, result: StepResult, intended: str | None = None) -> Failure:
+        """The failure a failed or refused step result describes; `intended` names what a step whose parameters did not
+        resolve (so it has no target) was meant to act on."""
+        return cls(step=result.step, actuator=result.actuator, target=result.target or intended or "",
                    status=result.status.value, error=result.error or "", code=result.code or "")

@@ -22,6 +22,7 @@ class EntryKind(StrEnum):
     STEP_RESULT = "step.result"
     STEP_SKIPPED = "step.skipped"
     STEP_ESCALATED = "step.escalated"
+    ESCALATION_MISSED = "escalation.missed"
     RECORD_REJECTED = "record.rejected"
     GUARD_TRIPPED = "guard.tripped"
     APPROVAL_REQUESTED = "approval.requested"

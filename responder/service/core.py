@@ -20,6 +20,7 @@ from responder.actuators.context import context_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
 from responder.catalog import load_runbooks
+from responder.catalog.defaults import with_default_escalation
 from responder.clock import SteadyClock
 from responder.engine.executor import Engine
 from responder.engine.fleetguard import FleetGuard
@@ -85,7 +86,9 @@ class Service(BatchHandling, Running):
             approval_keys=approver_keys(settings),
             clock=clock, context=context,
         )
-        books = list(runbooks) if runbooks is not None else load_runbooks(settings.runbooks_dir, registry)
+        books = with_default_escalation(runbooks if runbooks is not None else
+                                        load_runbooks(settings.runbooks_dir, registry),
+                                        settings.default_on_failure, registry)
         if not books:
             log.warning("no_runbooks", runbooks_dir=str(settings.runbooks_dir),
                         detail="every alert will be recorded and matched by nothing")

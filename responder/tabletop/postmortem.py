@@ -13,7 +13,7 @@ from responder.timeline.evidence import evidence_pack, incident_entries
 TIMELINE_KINDS = (EntryKind.EVENT_RECEIVED, EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED,
                   EntryKind.GUARD_TRIPPED, EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED,
                   EntryKind.APPROVAL_REJECTED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_WITHDRAWN,
-                  EntryKind.STEP_RESULT, EntryKind.STEP_SKIPPED, UNDO_RESULT, UNDO_SKIPPED)
+                  EntryKind.STEP_RESULT, EntryKind.STEP_SKIPPED, EntryKind.ESCALATION_MISSED, UNDO_RESULT, UNDO_SKIPPED)
 APPROVAL_KINDS = (EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_REJECTED,
                   EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_ESCALATED, EntryKind.APPROVAL_WITHDRAWN)
 
@@ -88,6 +88,8 @@ def _questions(mine: list[TimelineEntry], actions: list[dict[str, Any]], undone:
         if e.kind in (EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED,
                       EntryKind.APPROVAL_WITHDRAWN):
             last[e.body.get("step")] = e.kind
+    qs += [f"- Step `{e.body.get('step')}` failed and no escalation step told anyone ({e.body.get('reason')}): who "
+           "learned of it, and when?" for e in mine if e.kind == EntryKind.ESCALATION_MISSED]
     waiting = [s for s, kind in last.items() if kind == EntryKind.APPROVAL_REQUESTED]
     qs += [f"- Step `{s}` waited for approval and nobody decided: why?" for s in sorted(waiting, key=str)]
     qs += [f"- Guard `{e.body.get('guard')}` tripped on `{e.body.get('step')}`: right limit, or a runbook to tune?"

@@ -15,7 +15,7 @@ DECISIONS = frozenset({EntryKind.EVENT_MATCHED, EntryKind.INCIDENT_OPENED, Entry
                        EntryKind.INCIDENT_SUPPRESSED, EntryKind.STEP_PLANNED, EntryKind.STEP_SKIPPED,
                        EntryKind.GUARD_TRIPPED, EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED,
                        EntryKind.APPROVAL_REJECTED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_ESCALATED,
-                       EntryKind.APPROVAL_WITHDRAWN, EntryKind.APPROVAL_SETTLED})
+                       EntryKind.APPROVAL_WITHDRAWN, EntryKind.APPROVAL_SETTLED, EntryKind.ESCALATION_MISSED})
 
 
 def incident_entries(entries: Iterable[TimelineEntry], incident: str) -> list[TimelineEntry]:
