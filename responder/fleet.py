@@ -166,8 +166,8 @@ class FleetState:
         """Apply a decision here when its step is parked here; hold it while its incident is owned elsewhere.
 
         One already applied to its incident (here or by its previous owner) is left alone: it was recorded then. One
-        for an incident owned elsewhere whose signature does not verify is not held (logged; the owner, if one reads
-        it, records it: one read while the partition moves is only logged). One
+        for an incident owned elsewhere whose signature does not verify is not held, but recorded here as refused
+        (the owner records it too; while the partition moves there is none), unless it was `replayed`. One
         for an incident owned here whose step does not wait (timed out already, never parked) is refused and recorded
         (`approval.rejected`) as on a single replica, unless it was `replayed`: read again at a start (every member
         reads every decision from the first), it was handled when it came.
@@ -185,8 +185,11 @@ class FleetState:
             if not replayed:
                 await self.engine.decide(value, key_id, signature)  # refused: nothing of it waits here
         elif (forged := self.engine.decisions.keys.check(key_id, signature, value)) is not None:
-            # not held: a flood of such records would push signed ones out of the bounded hold (`docs/fleet.md`)
+            # not held: a flood of such records would push signed ones out of the bounded hold (`docs/fleet.md`); but
+            # recorded, as the owner records it, since while the partition moves no owner reads it
             log.warning("approval_not_held", incident=decision.incident, step=decision.step, reason=forged)
+            if not replayed:  # read again at a start: recorded when it first came
+                await self.engine.decisions.reject(forged, key_id, decision)
         else:
             # each decision held apart: a replayed one for an earlier parking does not push out the one that answers
             again = (decision.request_id or "") if replayed else None

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from responder.actuators.base import Publisher
-from responder.auth import KeyRing
+from responder.auth import KeyRing, bounded
 from responder.engine.approvals import (
     RUNBOOK_APPROVAL,
     TIMED_OUT,
@@ -33,6 +33,7 @@ from responder.engine.positions import after_decided, escalation_step, step_inde
 from responder.engine.resumption import Escalate, Resume, Resumption, parking
 from responder.engine.state import EngineState
 from responder.errors import ApprovalRefused
+from responder.models.approval import ApprovalDecision
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import OnTimeout, Runbook, Step
@@ -75,6 +76,13 @@ class Decisions(Resumption):
         sent = await publish_request(self.publisher, parked, self.requests_topic, self.recorder.signer)
         log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
+    async def reject(self, reason: str, key_id: str | None, d: ApprovalDecision | None) -> None:
+        """Record a refused decision as `approval.rejected`, durable (the key id its sender chose, cut short)."""
+        body = {"reason": reason, "key_id": bounded(key_id), **({"step": d.step, "by": d.by} if d else {})}
+        self.recorder.append(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None)
+        await self.recorder.flush()
+        log.warning("approval_rejected", reason=reason)
+
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
         """Check a signed decision and release its step; a refusal is recorded as approval.rejected."""
         await self.resolve_granted()
@@ -85,11 +93,7 @@ class Decisions(Resumption):
             if self._runbook(parked) is None:
                 raise ApprovalRefused(f"runbook {parked.runbook} is no longer loaded", decision)
         except ApprovalRefused as exc:
-            d = exc.decision
-            body = {"reason": exc.reason, "key_id": key_id, **({"step": d.step, "by": d.by} if d else {})}
-            self.recorder.append(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None)
-            await self.recorder.flush()
-            log.warning("approval_rejected", reason=exc.reason)
+            await self.reject(exc.reason, key_id, exc.decision)
             return False
         # what the decision causes runs in its trace (the alert's when it came without one) and links the alert's
         with stamped(current_stamp("trace_id") or parked.trace, parked.trace):

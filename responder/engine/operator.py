@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
-from responder.auth import ApproverKeys, KeyRing
+from responder.auth import ApproverKeys, KeyRing, bounded
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
 from responder.errors import ActuationError, ConfigError
@@ -34,6 +34,8 @@ log = structlog.get_logger(__name__)
 OPERATOR_REQUESTED = "operator.requested"
 OPERATOR_COMPLETED = "operator.completed"
 OPERATOR_REJECTED = "operator.rejected"
+OPERATOR_REFUSED = "operator.refused"
+"""A valid request not run for now (the fleet store that says whether it ran already is unreachable)."""
 OPERATOR_KEY = "operator-"
 """Prefix of an operator request's step key (then the request id)."""
 
@@ -88,7 +90,7 @@ class Operator:
             except ValidationError as exc:
                 problem = f"not an operator request: {exc.errors()[0]['msg']}"
         if problem is not None or request is None:
-            self.recorder.append(OPERATOR_REJECTED, {"reason": problem, "key_id": key_id})
+            self.recorder.append(OPERATOR_REJECTED, {"reason": problem, "key_id": bounded(key_id)})
             await self.recorder.flush()
             log.warning("operator_request_rejected", reason=problem)
             return None
@@ -98,9 +100,12 @@ class Operator:
             try:
                 known = await self.replies.operator_reply(request.id)
             except ActuationError as exc:  # cannot tell whether another replica ran it: do not run it now
+                error = f"fleet store unreachable, not run (send it again): {exc}"
+                self.recorder.append(OPERATOR_REFUSED, {"id": request.id, "action": request.action, "by": request.by,
+                                                        "key_id": key_id, "reason": error}, request.incident)
+                await self.recorder.flush()  # not completed: a redelivery may run it
                 log.warning("operator_replies_unreachable", id=request.id, error=str(exc))
-                return OperatorReply(id=request.id, action=request.action, ok=False,
-                                     error=f"fleet store unreachable, not run (send it again): {exc}")
+                return OperatorReply(id=request.id, action=request.action, ok=False, error=error)
             if known is not None:
                 self.done[request.id] = OperatorReply.model_validate_json(known)
                 log.info("operator_request_answered", id=request.id, source="fleet")

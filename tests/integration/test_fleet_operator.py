@@ -37,7 +37,8 @@ async def test_request_completed_by_one_replica_is_answered_not_rerun_by_another
 
 
 async def test_unreachable_fleet_store_refuses_instead_of_running(aws, unique):
-    """When the guard table cannot be read, the request is refused (not run, not remembered) so it can be resent."""
+    """When the guard table cannot be read, the request is refused (not run, not remembered) so it can be resent;
+    the refusal is recorded on the timeline as `operator.refused` with the request and why, not as completed."""
     guard = FleetGuard(aws, f"missing-{unique}", [])  # never created
     op = _replica(guard)
     value, key_id, sig = _request()
@@ -45,7 +46,10 @@ async def test_unreachable_fleet_store_refuses_instead_of_running(aws, unique):
     assert reply is not None
     assert not reply.ok
     assert "fleet store unreachable" in (reply.error or "")
-    assert [e.kind for e in op.recorder.entries()] == []
+    [refused] = op.recorder.entries()
+    assert refused.kind == "operator.refused"
+    assert (refused.body["id"], refused.body["action"], refused.body["key_id"]) == (reply.id, "undo", "ops")
+    assert "fleet store unreachable" in refused.body["reason"]
     assert reply.id not in op.done
 
 

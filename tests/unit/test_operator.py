@@ -148,3 +148,13 @@ async def test_a_rollback_cut_short_after_its_switch_is_not_rolled_back_again_wh
     assert reply is not None
     assert reply.ok
     assert await store.serving("fraud") == "v2"
+
+
+async def test_a_long_forged_key_id_is_cut_in_the_rejection_record():
+    """A key id the sender chose is copied into `operator.rejected` (and its reason) cut to a fixed length, marked."""
+    op = _operator()
+    value = _request()[0]
+    await op.handle(value, "k" * 10_000, "00" * 32)
+    [rejected] = [e.body for e in op.recorder.entries() if e.kind == "operator.rejected"]
+    assert rejected["key_id"] == "k" * 64 + "…[+9936 chars]"
+    assert len(rejected["reason"]) < 200
