@@ -163,6 +163,9 @@ class Settings(BaseSettings):
         default="responder.operator.replies", description="where the service answers operator requests")
     operator_reply_timeout: float = Field(
         default=60.0, gt=0, description="seconds a `--via kafka` command waits for the service's answer")
+    operator_unverified_replies: bool = Field(
+        default=False, description="let `--via kafka` accept a reply it cannot verify (no timeline_verify_key), "
+                                   "printed as UNVERIFIED; otherwise such a command is refused before it is sent")
     approval_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several at once to rotate')
     approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")

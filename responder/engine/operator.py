@@ -23,7 +23,14 @@ from responder.auth import ApproverKeys, KeyRing, bounded
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
 from responder.errors import ActuationError, ConfigError
-from responder.models.operator import MODEL_ACTUATORS, OperatorReply, OperatorRequest
+from responder.models.operator import (
+    MODEL_ACTUATORS,
+    REPLY_DOMAIN,
+    REPLY_KEY_HEADER,
+    REPLY_SIGNATURE_HEADER,
+    OperatorReply,
+    OperatorRequest,
+)
 from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
@@ -79,6 +86,16 @@ class Operator:
             elif e.kind == EntryKind.STEP_INTENT and str(e.body.get("key", "")).startswith(OPERATOR_KEY) \
                     and isinstance(params := e.body.get("params"), dict):
                 self.started[str(e.body["key"]).removeprefix(OPERATOR_KEY)] = dict(params)
+
+    def publication(self, reply: OperatorReply) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """The reply's record value and headers: signed with the timeline's Ed25519 key (over `REPLY_DOMAIN` and the
+        value, which names the request id) when the service has one, so the CLI can tell it from a forged reply."""
+        value = reply.model_dump_json().encode()
+        signer = self.recorder.signer
+        if signer is None:
+            return value, []
+        return value, [(REPLY_KEY_HEADER, signer.key_id.encode()),
+                       (REPLY_SIGNATURE_HEADER, signer.sign(REPLY_DOMAIN + value).encode())]
 
     async def handle(self, value: bytes, key_id: str | None, signature: str | None) -> OperatorReply | None:
         """Check, record, run and record one request; None when it is not even a request (rejected, recorded)."""

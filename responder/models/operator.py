@@ -16,6 +16,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 REQUESTS_TOPIC = "responder.operator.requests"
 REPLIES_TOPIC = "responder.operator.replies"
+REPLY_KEY_HEADER = "responder-reply-key-id"
+REPLY_SIGNATURE_HEADER = "responder-reply-signature"
+REPLY_DOMAIN = b"responder operator reply v1\n"
+"""Prefixed to a reply's value before the replica signs it (Ed25519, its timeline key): a reply signature can stand
+for nothing else that key signs (approval requests, checkpoints, scorecards)."""
 Action = Literal["undo", "models.rollback", "models.switch", "models.quarantine"]
 MODEL_ACTUATORS: dict[Action, str] = {
     "models.rollback": "model.rollback_to_last_signed",
@@ -63,3 +68,14 @@ class OperatorReply(BaseModel):
     error: str | None = None
     outcomes: list[dict[str, Any]] = Field(default_factory=list)
     timeline_seq: int | None = None
+
+
+class ReplyWait(BaseModel):
+    """What a `--via kafka` command heard back: the reply it accepts (None: none by the timeout), whether its
+    signature was checked (False: no public key, accepted unverified), and why each other reply was refused."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reply: OperatorReply | None = None
+    verified: bool = False
+    refused: list[str] = Field(default_factory=list)

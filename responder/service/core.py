@@ -149,6 +149,8 @@ class Service(BatchHandling, Running):
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
             options=options, group_instance_id=f"{settings.kafka_group_instance_id}.operator"
             if settings.kafka_group_instance_id else None)
+        if self.operator_ingest is not None and self.recorder.signer is None:
+            log.warning("operator_replies_unsigned", effect="`--via kafka` refuses them unless told to trust them")
         # offsets committed at most every kafka_commit_interval_ms, after the timeline is durable (commits.py)
         self.commits = OffsetCommits(lambda offsets: self.ingest.commit(offsets), self.recorder.flush,
                                      interval=settings.kafka_commit_interval_ms / 1000)

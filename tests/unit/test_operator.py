@@ -12,7 +12,7 @@ from responder.actuators.base import ActuationContext
 from responder.actuators.model.local import LocalStore
 from responder.auth import KeyRing, signed_headers
 from responder.engine.operator import Operator
-from responder.ingest.operator import reply_for
+from responder.ingest.operator import ReplyFilter
 from responder.models.operator import OperatorReply, OperatorRequest
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam, Killed, test_registry
@@ -85,12 +85,14 @@ async def test_model_args_outside_the_params_schema_are_refused_and_recorded():
 def test_a_reply_record_that_is_not_a_reply_is_skipped_while_waiting():
     """A record keyed by the request id that is no reply (or names another id) does not end the wait with a traceback;
     the service's reply after it is the answer."""
-    rid = "a" * 32
+    value, _, _ = _request()
+    request = OperatorRequest.model_validate_json(value)
+    rid = request.id
     good = OperatorReply(id=rid, action="undo", ok=True).model_dump_json().encode()
     other = OperatorReply(id="b" * 32, action="undo", ok=True).model_dump_json().encode()
-    records = [(rid.encode(), b"not json"), (rid.encode(), b'{"id": 1}'), (rid.encode(), other), (rid.encode(), good)]
-    assert reply_for(records, rid) == OperatorReply(id=rid, action="undo", ok=True)
-    assert reply_for(records[:3], rid) is None
+    records = [(rid.encode(), v, []) for v in (b"not json", b'{"id": 1}', other, good)]
+    assert ReplyFilter(request, None).first(records) == OperatorReply(id=rid, action="undo", ok=True)
+    assert ReplyFilter(request, None).first(records[:3]) is None
 
 
 async def test_an_undo_for_an_incident_not_on_the_timeline_is_refused_not_answered_ok():

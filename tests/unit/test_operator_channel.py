@@ -1,0 +1,103 @@
+"""The operator channel's trust: replies signed by the replica and checked by the CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from responder.actuators.base import ActuationContext
+from responder.auth import KeyRing
+from responder.engine.operator import Operator
+from responder.errors import ConfigError
+from responder.ingest.operator import ReplyFilter
+from responder.models.operator import REPLY_SIGNATURE_HEADER, OperatorReply, OperatorRequest
+from responder.settings import Settings
+from responder.timeline import MemoryStore, Recorder
+from responder.timeline.checkpoint import Checker, Signer, generate_keypair
+from tests.fakes import FakeIam, test_registry
+from tests.unit.test_operator import NOW, SECRET, _request
+
+PRIVATE, PUBLIC = generate_keypair()
+
+
+async def _operator(signer: Signer | None = None) -> Operator:
+    reg, _, _ = test_registry()
+    recorder = Recorder(MemoryStore(), signer=signer)
+    recorder.append("incident.opened", {"runbook": "rb"}, "inc1")
+    await recorder.flush()
+    return Operator(recorder, reg, ActuationContext(aws=FakeIam()), keys=KeyRing({"ops": SECRET, "viewer": SECRET}),
+                    clock=lambda: NOW)
+
+
+def _record(op: Operator, reply: OperatorReply) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    value, headers = op.publication(reply)
+    return reply.id.encode(), value, headers
+
+
+async def test_a_signed_reply_verifies_and_forged_or_replayed_ones_are_refused():
+    """The CLI accepts the replica-signed reply naming its request; unsigned, tampered, wrongly keyed, replayed (another
+    request's genuine reply) and other-action replies are refused, each with why, and do not end the wait."""
+    op = await _operator(signer=Signer.from_text(PRIVATE))
+    value, key_id, sig = _request()
+    request = OperatorRequest.model_validate_json(value)
+    genuine = await op.handle(value, key_id, sig)
+    assert genuine is not None
+    assert genuine.ok
+    old_value, old_key, old_sig = _request()
+    old = await op.handle(old_value, old_key, old_sig)
+    assert old is not None
+    key, body, headers = _record(op, genuine)
+    claim = OperatorReply(id=request.id, action="undo", ok=True, outcomes=[{"status": "ok"}])
+    forged = _record(await _operator(signer=Signer.from_text(generate_keypair()[0])), claim)
+    tampered = (key, body.replace(b'"ok":true', b'"ok":false'), headers)
+    replayed = (key, _record(op, old)[1], _record(op, old)[2])  # keyed by this request, body of the old reply
+    other_action = _record(op, claim.model_copy(update={"action": "models.switch"}))
+    bad_sig = (key, body, [(k, b"AAAA" if k == REPLY_SIGNATURE_HEADER else v) for k, v in headers])
+    wait = ReplyFilter(request, Checker.from_text(PUBLIC))
+    refused = [(key, claim.model_dump_json().encode(), []), forged, tampered, replayed, other_action, bad_sig]
+    assert wait.first(refused) is None
+    assert len(wait.refused) == len(refused)
+    assert "unsigned" in wait.refused[0]
+    assert "does not verify" in wait.refused[1]
+    assert "names request" in wait.refused[3]
+    assert "answers action" in wait.refused[4]
+    assert wait.first([*refused, (key, body, headers)]) == genuine
+
+
+async def test_a_service_without_a_timeline_key_sends_unsigned_replies():
+    """With no timeline signing key the reply goes out unsigned (a CLI with a public key refuses it)."""
+    op = await _operator()
+    reply = OperatorReply(id="a" * 32, action="undo", ok=True)
+    assert op.publication(reply) == (reply.model_dump_json().encode(), [])
+
+
+def test_via_kafka_without_a_public_key_is_refused_before_sending():
+    """`--via kafka` with no RESPONDER_TIMELINE_VERIFY_KEY (and unverified replies not allowed) is a config error
+    raised before any request is sent; a verify key that is not one is a config error too."""
+    from responder.cli.operator import ask
+
+    base = {"kafka_bootstrap": "127.0.0.1:9", "approval_keys": {"ops": "s"}, "approval_key_id": "ops"}
+    with pytest.raises(ConfigError, match="RESPONDER_TIMELINE_VERIFY_KEY"):
+        ask(Settings(**base), "undo", {}, incident="inc1")
+    with pytest.raises(ConfigError, match="timeline verify key"):
+        ask(Settings(**base, timeline_verify_key="not-a-key"), "undo", {}, incident="inc1")
+
+
+def test_an_unverified_reply_is_accepted_only_when_allowed_and_then_flagged(monkeypatch, capsys):
+    """With operator_unverified_replies on and no public key, the reply is accepted (no checker is passed) and the
+    command says loudly on stderr that it is UNVERIFIED."""
+    import responder.ingest.operator as channel
+    from responder.cli.operator import ask
+    from responder.models.operator import ReplyWait
+
+    seen: list[object] = []
+
+    async def answered(*args: object) -> ReplyWait:
+        seen.append(args[-1])
+        return ReplyWait(reply=OperatorReply(id="a" * 32, action="undo", ok=True), verified=False)
+
+    monkeypatch.setattr(channel, "request_and_wait", answered)
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", approval_keys={"ops": "s"}, approval_key_id="ops",
+                        operator_unverified_replies=True)
+    assert ask(settings, "undo", {}, incident="inc1").ok
+    assert seen == [None]
+    assert "UNVERIFIED reply" in capsys.readouterr().err
