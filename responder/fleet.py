@@ -216,9 +216,11 @@ class FleetState:
 
 DIGESTED = frozenset({"topics", "topic_formats", "changelog_topic", "guard_quotas", "guard_max_targets",
                       "protected_ids", "protected_tags", "dry_run", "require_signature"})
-DIGESTED_IF_SET = frozenset({"aws_account_id", "aws_region", "approver_identities", "event_signing_key_sources"})
-"""Digested since 2026-12-04, each only when not at its default: a fleet that sets none of them kept its digest
-through the upgrade (no `RESPONDER_FLEET_ADOPT_DIGEST` needed). Key ids, identities and source globs: no secret."""
+DIGESTED_IF_SET = frozenset({"aws_account_id", "aws_region", "approver_identities", "event_signing_key_sources",
+                             "operator_permissions"})
+"""Digested since 2026-12-04 (operator_permissions since 2026-12-05), each only when not at its default: a fleet that
+sets none of them kept its digest through the upgrade (no `RESPONDER_FLEET_ADOPT_DIGEST` needed). Key ids,
+identities, source globs and command names: no secret."""
 
 
 def fleet_digest(runbooks: Iterable[Runbook], settings: Settings) -> str:

@@ -10,7 +10,7 @@ with that intent's params (as `operator_params` completed them the first time).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -64,8 +64,11 @@ class Operator:
     """
 
     def __init__(self, recorder: Recorder, registry: Registry, context: ActuationContext, *, keys: KeyRing,
-                 clock: Callable[[], float] = time.time, replies: Replies | None = None) -> None:
+                 clock: Callable[[], float] = time.time, replies: Replies | None = None,
+                 permissions: Mapping[str, Collection[str]] | None = None) -> None:
         self.recorder = recorder
+        self.permissions = dict(permissions or {})
+        """Key id → the commands it may send (`operator_permissions`); a key not named may send none."""
         self.registry = registry
         self.context = context
         self.keys = keys
@@ -143,9 +146,14 @@ class Operator:
                                     error="; ".join(str(o.get("error")) for o in failed) or None)
 
     def _refusal(self, request: OperatorRequest, key_id: str | None, now: datetime) -> str | None:
-        """Why a validly signed request is not acted on: expired, too long-lived, or `by` not the key's holder."""
+        """Why a validly signed request is not acted on: expired, not granted to its key, too long-lived, or `by` not
+        the key's holder."""
         if request.expired(now):
             return "the request expired before it was handled"
+        granted = self.permissions.get(key_id or "", ())
+        if missing := [c for c in commands(request) if c not in granted]:
+            return (f"key {key_id!r} may not send {', '.join(missing)}: operator_permissions grants it "
+                    f"{', '.join(sorted(granted)) or 'nothing'}")
         if isinstance(self.keys, ApproverKeys):
             holder = self.keys.identity(key_id)
             if holder is not None and holder != request.by:
@@ -202,6 +210,15 @@ class Operator:
                 log.error("operator_reply_not_shared", id=request.id, error=str(exc))
         log.info("operator_request_done", action=request.action, ok=ok, by=request.by)
         return reply
+
+
+def commands(request: OperatorRequest) -> list[str]:
+    """The `operator_permissions` a request needs: its action, and for an undo `undo.force` / `undo.destructive`
+    when it asks for them."""
+    if request.action != "undo":
+        return [request.action]
+    return ["undo"] + [name for name, arg in (("undo.force", "force"), ("undo.destructive", "allow_destructive"))
+                       if request.args.get(arg) is True]
 
 
 def _check_given(schema: type[BaseModel], given: dict[str, Any]) -> None:

@@ -143,12 +143,15 @@ class Service(BatchHandling, Running):
         self._evicted_at = clock()
         # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
         self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
-                                 clock=clock, replies=self.fleet_guard)  # completed requests, fleet-wide
+                                 clock=clock, replies=self.fleet_guard,  # completed requests, fleet-wide
+                                 permissions=settings.operator_permissions)
         self.operator_ingest = None if settings.dry_run else ApprovalIngest(
             settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
             options=options, group_instance_id=f"{settings.kafka_group_instance_id}.operator"
             if settings.kafka_group_instance_id else None)
+        if self.operator_ingest is not None and not settings.operator_permissions:
+            log.warning("operator_permissions_unset", effect="every operator request is refused")
         if self.operator_ingest is not None and self.recorder.signer is None:
             log.warning("operator_replies_unsigned", effect="`--via kafka` refuses them unless told to trust them")
         # offsets committed at most every kafka_commit_interval_ms, after the timeline is durable (commits.py)

@@ -10,14 +10,14 @@ from responder.engine.fleetguard import FleetGuard
 from responder.engine.operator import Operator
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam, test_registry
-from tests.unit.test_operator import NOW, SECRET, _request
+from tests.unit.test_operator import ALL, NOW, SECRET, _request
 
 
 def _replica(guard: FleetGuard | None) -> Operator:
     """A fleet member's operator, as after a start: nothing recovered from a timeline."""
     reg, _, _ = test_registry()
     return Operator(Recorder(MemoryStore()), reg, ActuationContext(aws=FakeIam()), keys=KeyRing({"ops": SECRET}),
-                    clock=lambda: NOW, replies=guard)
+                    clock=lambda: NOW, replies=guard, permissions=ALL)
 
 
 async def test_request_completed_by_one_replica_is_answered_not_rerun_by_another(aws, unique):

@@ -79,7 +79,8 @@ async def test_models_switch_via_kafka_runs_in_the_service(kafka_bootstrap, aws,
     ops = {"operator_requests_topic": f"opreq-{unique}", "operator_replies_topic": f"oprep-{unique}"}
     private, public = generate_keypair()
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, books,
-                                    approval_keys={"ops": "operator-secret"}, timeline_signing_key=private, **ops))
+                                    approval_keys={"ops": "operator-secret"}, timeline_signing_key=private,
+                                    operator_permissions={"ops": ["models.switch"]}, **ops))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
     env |= {"RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_APPROVAL_KEYS": '{"ops": "operator-secret"}',
             "RESPONDER_TIMELINE_VERIFY_KEY": public,

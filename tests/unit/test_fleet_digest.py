@@ -18,6 +18,7 @@ from responder.settings import Settings
     {"aws_region": "eu-west-1"},  # and in this region
     {"approver_identities": {"k1": "alice"}},  # who may satisfy a step's approvers
     {"event_signing_key_sources": {"k1": ["falco"]}},  # which records are authentic, so may act
+    {"operator_permissions": {"k1": ["undo"]}},  # which key may undo a containment through any replica
 ])
 def test_a_setting_that_changes_protection_or_approval_changes_the_digest(runbooks_dir, change):
     """Two replicas differing in protection home, approver bindings or key scopes had the same digest."""

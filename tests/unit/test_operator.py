@@ -20,12 +20,14 @@ from tests.modelkit import NoAws, context, make_keys, publish
 
 SECRET = b"operator-secret"
 NOW = 1_800_000_000.0
+ALL = {"ops": ["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch", "models.quarantine"]}
+"""`operator_permissions` granting the test key every command."""
 
 
 def _operator() -> Operator:
     reg, _, _ = test_registry()
     return Operator(Recorder(MemoryStore()), reg, ActuationContext(aws=FakeIam()), keys=KeyRing({"ops": SECRET}),
-                    clock=lambda: NOW)
+                    clock=lambda: NOW, permissions=ALL)
 
 
 def _request(ttl: float = 60.0, **kw: object) -> tuple[bytes, str, str]:
@@ -131,7 +133,7 @@ async def test_a_rollback_cut_short_after_its_switch_is_not_rolled_back_again_wh
     await store.set_serving("fraud", (await store.versions("fraud"))[-1])
     recorder = Recorder(MemoryStore())
     op = Operator(recorder, actuators, context(NoAws(), str(store.root), keys), keys=KeyRing({"ops": SECRET}),
-                  clock=lambda: NOW)
+                  clock=lambda: NOW, permissions=ALL)
     value, key_id, sig = _request(action="models.rollback", incident=None,
                                   args={"model": "fraud", "registry": str(store.root)})
     rollback = type(actuators.get("model.rollback_to_last_signed"))
@@ -144,7 +146,8 @@ async def test_a_rollback_cut_short_after_its_switch_is_not_rolled_back_again_wh
         await op.handle(value, key_id, sig)
     assert await store.serving("fraud") == "v2"
     monkeypatch.undo()
-    again = Operator(Recorder(recorder.store), actuators, op.context, keys=KeyRing({"ops": SECRET}), clock=lambda: NOW)
+    again = Operator(Recorder(recorder.store), actuators, op.context, keys=KeyRing({"ops": SECRET}), clock=lambda: NOW,
+                     permissions=ALL)
     again.recover(again.recorder.entries())
     reply = await again.handle(value, key_id, sig)
     assert reply is not None

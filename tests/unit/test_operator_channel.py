@@ -1,31 +1,32 @@
-"""The operator channel's trust: replies signed by the replica and checked by the CLI."""
+"""The operator channel's trust: replies signed by the replica and checked by the CLI, requests authorised per key."""
 
 from __future__ import annotations
 
 import pytest
 
 from responder.actuators.base import ActuationContext
-from responder.auth import KeyRing
+from responder.auth import KeyRing, signed_headers
 from responder.engine.operator import Operator
 from responder.errors import ConfigError
 from responder.ingest.operator import ReplyFilter
 from responder.models.operator import REPLY_SIGNATURE_HEADER, OperatorReply, OperatorRequest
 from responder.settings import Settings
+from responder.settings_errors import SettingsInvalid
 from responder.timeline import MemoryStore, Recorder
 from responder.timeline.checkpoint import Checker, Signer, generate_keypair
 from tests.fakes import FakeIam, test_registry
-from tests.unit.test_operator import NOW, SECRET, _request
+from tests.unit.test_operator import ALL, NOW, SECRET, _request
 
 PRIVATE, PUBLIC = generate_keypair()
 
 
-async def _operator(signer: Signer | None = None) -> Operator:
+async def _operator(permissions: dict[str, list[str]] | None = ALL, signer: Signer | None = None) -> Operator:
     reg, _, _ = test_registry()
     recorder = Recorder(MemoryStore(), signer=signer)
     recorder.append("incident.opened", {"runbook": "rb"}, "inc1")
     await recorder.flush()
     return Operator(recorder, reg, ActuationContext(aws=FakeIam()), keys=KeyRing({"ops": SECRET, "viewer": SECRET}),
-                    clock=lambda: NOW)
+                    clock=lambda: NOW, permissions=permissions)
 
 
 def _record(op: Operator, reply: OperatorReply) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
@@ -80,6 +81,44 @@ def test_via_kafka_without_a_public_key_is_refused_before_sending():
         ask(Settings(**base), "undo", {}, incident="inc1")
     with pytest.raises(ConfigError, match="timeline verify key"):
         ask(Settings(**base, timeline_verify_key="not-a-key"), "undo", {}, incident="inc1")
+
+
+async def test_a_request_from_a_key_not_granted_its_command_is_refused_and_recorded():
+    """A key may send only what `operator_permissions` grants it: undo without undo.force cannot force, a key not
+    named can send nothing, and with no permissions at all every request is refused; each refusal is recorded and
+    answered, and nothing runs."""
+    op = await _operator({"ops": ["undo"]})
+    forced, key_id, sig = _request(args={"force": True, "allow_destructive": True})
+    reply = await op.handle(forced, key_id, sig)
+    assert reply is not None
+    assert not reply.ok
+    assert "may not send undo.force, undo.destructive" in str(reply.error)
+    assert "grants it undo" in str(reply.error)
+    value = _request()[0]
+    [(_, viewer), (_, viewer_sig)] = signed_headers("viewer", SECRET, value)
+    denied = await op.handle(value, viewer.decode(), viewer_sig.decode())
+    assert denied is not None
+    assert "grants it nothing" in str(denied.error)
+    assert [e.kind for e in op.recorder.entries()][1:] == ["operator.completed", "operator.completed"]
+    unset = await _operator(None)
+    plain, key_id, sig = _request()
+    refused = await unset.handle(plain, key_id, sig)
+    assert refused is not None
+    assert "may not send undo" in str(refused.error)
+    allowed = await op.handle(plain, key_id, sig)
+    assert allowed is not None
+    assert allowed.ok
+
+
+def test_an_unknown_command_in_operator_permissions_is_one_line_naming_the_setting():
+    """`operator_permissions` naming a command that does not exist fails to load: one line naming the setting and
+    the valid commands."""
+    with pytest.raises(SettingsInvalid) as err:
+        Settings(operator_permissions={"ops": ["undo", "undo.everything"]})
+    [line] = err.value.problems
+    assert "RESPONDER_OPERATOR_PERMISSIONS" in line
+    assert "undo.everything" in line
+    assert "'models.switch'" in line
 
 
 def test_an_unverified_reply_is_accepted_only_when_allowed_and_then_flagged(monkeypatch, capsys):
