@@ -61,7 +61,7 @@ def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: s
                                          settings.operator_reply_timeout, kafka_client_options(settings), checker))
     reply = heard.reply
     if reply is None:
-        refused = f"; refused {len(heard.refused)} forged or mismatched replies ({'; '.join(heard.refused[:3])})" \
+        refused = f"; refused {heard.refused_count} forged or mismatched replies ({'; '.join(heard.refused[:3])})" \
             if heard.refused else ""
         err_console.print(f"✗ no {'verified ' if checker else ''}answer from the service within "
                           f"{settings.operator_reply_timeout:g}s on {settings.operator_replies_topic}{refused}: is "

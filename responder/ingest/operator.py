@@ -64,14 +64,16 @@ async def request_and_wait(bootstrap: str, requests_topic: str, replies_topic: s
                 # one the client cannot parse is not a reply as the replica sent it
                 reply = wanted.first((msg.key, msg.value, list(msg.headers or ())) for msg in replies)
                 if reply is not None:
-                    return ReplyWait(reply=reply, verified=checker is not None, refused=wanted.refused)
+                    return ReplyWait(reply=reply, verified=checker is not None, refused=wanted.refused,
+                                     refused_count=wanted.count)
     except TimeoutError:
-        return ReplyWait(refused=wanted.refused)
+        return ReplyWait(refused=wanted.refused, refused_count=wanted.count)
     finally:
         await consumer.stop()
         await producer.stop()
 
 
+REFUSALS_KEPT = 10
 Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 """A reply record's key, value and headers."""
 
@@ -85,6 +87,8 @@ class ReplyFilter:
         self.request = request
         self.checker = checker
         self.refused: list[str] = []
+        """Why the first `REFUSALS_KEPT` were refused (a flood of forged replies keeps no more)."""
+        self.count = 0
 
     def first(self, records: Iterable[Record]) -> OperatorReply | None:
         """The first of `records` that is the reply, or None."""
@@ -94,7 +98,9 @@ class ReplyFilter:
             problem, reply = self._check(value, dict(headers))
             if reply is not None:
                 return reply
-            self.refused.append(problem)
+            self.count += 1
+            if len(self.refused) < REFUSALS_KEPT:
+                self.refused.append(problem)
             log.warning("operator_reply_refused", id=self.request.id, error=problem)
         return None
 

@@ -72,10 +72,12 @@ class OperatorReply(BaseModel):
 
 class ReplyWait(BaseModel):
     """What a `--via kafka` command heard back: the reply it accepts (None: none by the timeout), whether its
-    signature was checked (False: no public key, accepted unverified), and why each other reply was refused."""
+    signature was checked (False: no public key, accepted unverified), how many other replies were refused and why
+    (the first few, `responder.ingest.operator.REFUSALS_KEPT`)."""
 
     model_config = ConfigDict(frozen=True)
 
     reply: OperatorReply | None = None
     verified: bool = False
     refused: list[str] = Field(default_factory=list)
+    refused_count: int = 0
