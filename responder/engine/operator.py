@@ -45,6 +45,9 @@ OPERATOR_REFUSED = "operator.refused"
 """A valid request not run for now (the fleet store that says whether it ran already is unreachable)."""
 OPERATOR_KEY = "operator-"
 """Prefix of an operator request's step key (then the request id)."""
+NOT_HELD = frozenset({OPERATOR_REQUESTED, OPERATOR_COMPLETED, OPERATOR_REFUSED, EntryKind.APPROVAL_REJECTED})
+"""Entries that name an incident without showing this replica holds it: recorded from a request or a decision whose
+sender names the incident (a refused decision needs no key); an undo of it is refused, not "nothing to undo"."""
 
 
 class Replies(Protocol):
@@ -166,7 +169,7 @@ class Operator:
         if request.action == "undo":
             if not request.incident:
                 raise ConfigError("undo needs an incident")
-            if not any(e.incident == request.incident for e in self.recorder.entries()):  # as offline undo refuses it
+            if not any(e.incident == request.incident and e.kind not in NOT_HELD for e in self.recorder.entries()):
                 raise ConfigError(f"incident {request.incident!r} is not on this service's timeline: name it in full "
                                   "(`responder timeline show`); in a fleet, the replica that ran its steps holds it")
             undoer = Undoer(self.recorder, self.registry, self.context.aws, context=self.context,

@@ -152,3 +152,33 @@ def test_a_flood_of_forged_replies_is_counted_and_only_the_first_reasons_are_kep
     wait = ReplyFilter(request, Checker.from_text(PUBLIC))
     assert wait.first([(request.id.encode(), forged, [])] * 1000) is None
     assert (wait.count, len(wait.refused)) == (1000, REFUSALS_KEPT)
+
+
+@pytest.mark.parametrize("kind", ["approval.rejected", "operator.refused", "operator.completed", "operator.requested"])
+async def test_a_refusal_naming_an_incident_does_not_make_it_held_here(kind):
+    """An incident on this timeline only through a refused decision (anyone may write one) or an operator request's
+    record (a refused undo, an unreachable fleet store) is not held here: an undo of it is refused, not answered
+    ok with "nothing to undo" while another replica holds its steps."""
+    op = await _operator()
+    op.recorder.append(kind, {"reason": "refused"}, "inc-elsewhere")
+    await op.recorder.flush()
+    assert await _undo_elsewhere(op) == (False, True)
+
+
+async def test_an_undo_refused_for_its_permissions_then_granted_is_still_refused_on_a_replica_without_it():
+    """An undo refused because its key lacked the permission, sent again once granted to a replica that does not hold
+    the incident, is refused there (not on its timeline), not answered ok with nothing undone."""
+    op = await _operator({"ops": []})
+    value, key_id, sig = _request(incident="inc-elsewhere")
+    refused = await op.handle(value, key_id, sig)
+    assert refused is not None
+    assert "may not send undo" in str(refused.error)
+    op.permissions = {"ops": ["undo"]}
+    assert await _undo_elsewhere(op) == (False, True)
+
+
+async def _undo_elsewhere(op: Operator) -> tuple[bool, bool]:
+    """Send `undo inc-elsewhere`: whether it was answered ok, and whether refused as not on this timeline."""
+    reply = await op.handle(*_request(incident="inc-elsewhere"))
+    assert reply is not None
+    return reply.ok, "not on this service's timeline" in str(reply.error)
