@@ -230,6 +230,8 @@ def fleet_digest(runbooks: Iterable[Runbook], settings: Settings) -> str:
         "settings": settings.model_dump_json(include=set(DIGESTED)),
     }
     protection = settings.model_dump(mode="json", include=set(DIGESTED_IF_SET), exclude_defaults=True)
+    if grants := {k: sorted(set(c)) for k, c in protection.pop("operator_permissions", {}).items() if c}:
+        protection["operator_permissions"] = grants  # a grant's order, repeats or an empty one are no change
     if protection:
         doc["protection"] = protection  # its maps sorted by key below: the order they were written in is no change
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
