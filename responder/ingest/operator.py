@@ -1,8 +1,9 @@
 """Operator requests over Kafka (aiokafka only here): send a signed request, wait for the owning service's reply.
 
-A replica signs each reply with its timeline key (Ed25519 over `REPLY_DOMAIN` + the value, which names the request
-id): with the public key (a `Checker`) only a reply that verifies and names this request counts, so whoever can
-write to the replies topic cannot show the operator a false answer, nor replay an old one.
+A replica signs each reply with its timeline key (Ed25519 over `reply_signed`: the digest of the request it answers
+and the value): with the public key (a `Checker`) only a reply that verifies for this request's exact bytes counts,
+so whoever can write to the replies topic cannot show the operator a false answer, nor replay an old one, and a
+reply to another request sent under this one's id (by another key holder) is not this one's answer.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from responder.auth import signed_headers
 from responder.ingest.clients import _start_with_retry, ensure_topics
 from responder.ingest.unreadable import getmany_past, readable
 from responder.models.operator import (
-    REPLY_DOMAIN,
     REPLY_KEY_HEADER,
     REPLY_SIGNATURE_HEADER,
     OperatorReply,
     OperatorRequest,
     ReplyWait,
+    reply_signed,
+    request_digest,
 )
 from responder.timeline.checkpoint import Checker
 
@@ -81,11 +83,13 @@ Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 class ReplyFilter:
     """Picks the reply to one request from the replies topic; each other record keyed by its id is refused, with
     why kept in `refused` (a reply that is no reply, names another request or action, or, with a checker, is not
-    signed by a trusted replica key: whoever may write to the topic wrote it, or replays an old reply)."""
+    signed by a trusted replica key for this request's bytes: whoever may write to the topic wrote it, replays an old
+    reply, or the replica answered another request sent under this one's id)."""
 
     def __init__(self, request: OperatorRequest, checker: Checker | None) -> None:
         self.request = request
         self.checker = checker
+        self.digest = request_digest(request.canonical())  # the bytes sent: what the replica's signature covers
         self.refused: list[str] = []
         """Why the first `REFUSALS_KEPT` were refused (a flood of forged replies keeps no more)."""
         self.count = 0
@@ -118,6 +122,7 @@ class ReplyFilter:
             signature = headers.get(REPLY_SIGNATURE_HEADER, b"").decode(errors="replace")
             if not key_id or not signature:
                 return "unsigned (no replica signature headers)", None
-            if not self.checker.verifies(key_id, signature, REPLY_DOMAIN + value):
-                return f"signature does not verify under a trusted replica key (key id {key_id[:64]!r})", None
+            if not self.checker.verifies(key_id, signature, reply_signed(self.digest, value)):
+                return f"signature does not verify for this request under a trusted replica key (key id " \
+                       f"{key_id[:64]!r})", None
         return "", reply

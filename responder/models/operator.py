@@ -8,6 +8,7 @@ step runner, records it with the operator's identity, and publishes an `Operator
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,8 +20,8 @@ REPLIES_TOPIC = "responder.operator.replies"
 REPLY_KEY_HEADER = "responder-reply-key-id"
 REPLY_SIGNATURE_HEADER = "responder-reply-signature"
 REPLY_DOMAIN = b"responder operator reply v1\n"
-"""Prefixed to a reply's value before the replica signs it (Ed25519, its timeline key): a reply signature can stand
-for nothing else that key signs (approval requests, checkpoints, scorecards)."""
+"""Prefixed to what a replica signs for a reply (Ed25519, its timeline key, `reply_signed`): a reply signature can
+stand for nothing else that key signs (approval requests, checkpoints, scorecards)."""
 Action = Literal["undo", "models.rollback", "models.switch", "models.quarantine"]
 MODEL_ACTUATORS: dict[Action, str] = {
     "models.rollback": "model.rollback_to_last_signed",
@@ -81,3 +82,13 @@ class ReplyWait(BaseModel):
     verified: bool = False
     refused: list[str] = Field(default_factory=list)
     refused_count: int = 0
+
+
+def request_digest(value: bytes) -> str:
+    """SHA-256 (hex) of a request record's value: what its reply is bound to (another request may claim its id)."""
+    return hashlib.sha256(value).hexdigest()
+
+
+def reply_signed(request: str, reply: bytes) -> bytes:
+    """What a replica signs for a reply: `REPLY_DOMAIN`, the digest of the request it answers, the reply's value."""
+    return REPLY_DOMAIN + request.encode() + b"\n" + reply

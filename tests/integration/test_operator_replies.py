@@ -14,25 +14,20 @@ from aiokafka import AIOKafkaConsumer
 
 from responder.ingest.clients import ensure_topics
 from responder.ingest.kafka import publish
-from responder.models.operator import (
-    REPLY_DOMAIN,
-    REPLY_KEY_HEADER,
-    REPLY_SIGNATURE_HEADER,
-    OperatorReply,
-    OperatorRequest,
-)
+from responder.models import operator as wire
+from responder.models.operator import OperatorReply, OperatorRequest
 from responder.timeline.checkpoint import Signer, generate_keypair
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _signed(signer: Signer | None, reply: OperatorReply) -> tuple[bytes, list[tuple[str, bytes]]]:
+def _signed(signer: Signer | None, reply: OperatorReply, request: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
     value = reply.model_dump_json().encode()
     if signer is None:
         return value, []
-    return value, [(REPLY_KEY_HEADER, signer.key_id.encode()),
-                   (REPLY_SIGNATURE_HEADER, signer.sign(REPLY_DOMAIN + value).encode())]
+    signature = signer.sign(wire.reply_signed(wire.request_digest(request), value))
+    return value, [(wire.REPLY_KEY_HEADER, signer.key_id.encode()), (wire.REPLY_SIGNATURE_HEADER, signature.encode())]
 
 
 async def _answer(bootstrap: str, requests: str, replies: str, signers: list[tuple[Signer | None, bool]]) -> None:
@@ -45,11 +40,12 @@ async def _answer(bootstrap: str, requests: str, replies: str, signers: list[tup
                 pass
     finally:
         await consumer.stop()
-    [request] = [OperatorRequest.model_validate_json(m.value) for msgs in batch.values() for m in msgs]
+    [sent] = [m.value for msgs in batch.values() for m in msgs]
+    request = OperatorRequest.model_validate_json(sent)
     for signer, replay in signers:  # a replay: a reply the replica signed for another request
         reply = OperatorReply(id="f" * 32 if replay else request.id, action=request.action, ok=True,
                               outcomes=[{"step": "deactivate-key", "status": "ok"}])
-        value, headers = _signed(signer, reply)
+        value, headers = _signed(signer, reply, sent)
         await publish(bootstrap, replies, [value], key=request.id.encode(), headers=headers)
 
 

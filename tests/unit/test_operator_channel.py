@@ -29,8 +29,8 @@ async def _operator(permissions: dict[str, list[str]] | None = ALL, signer: Sign
                     clock=lambda: NOW, permissions=permissions)
 
 
-def _record(op: Operator, reply: OperatorReply) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    value, headers = op.publication(reply)
+def _record(op: Operator, reply: OperatorReply, request: bytes) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    value, headers = op.publication(reply, request)
     return reply.id.encode(), value, headers
 
 
@@ -46,12 +46,12 @@ async def test_a_signed_reply_verifies_and_forged_or_replayed_ones_are_refused()
     old_value, old_key, old_sig = _request()
     old = await op.handle(old_value, old_key, old_sig)
     assert old is not None
-    key, body, headers = _record(op, genuine)
+    key, body, headers = _record(op, genuine, value)
     claim = OperatorReply(id=request.id, action="undo", ok=True, outcomes=[{"status": "ok"}])
-    forged = _record(await _operator(signer=Signer.from_text(generate_keypair()[0])), claim)
+    forged = _record(await _operator(signer=Signer.from_text(generate_keypair()[0])), claim, value)
     tampered = (key, body.replace(b'"ok":true', b'"ok":false'), headers)
-    replayed = (key, _record(op, old)[1], _record(op, old)[2])  # keyed by this request, body of the old reply
-    other_action = _record(op, claim.model_copy(update={"action": "models.switch"}))
+    replayed = (key, *_record(op, old, old_value)[1:])  # keyed by this request, the old request's genuine reply
+    other_action = _record(op, claim.model_copy(update={"action": "models.switch"}), value)
     bad_sig = (key, body, [(k, b"AAAA" if k == REPLY_SIGNATURE_HEADER else v) for k, v in headers])
     wait = ReplyFilter(request, Checker.from_text(PUBLIC))
     refused = [(key, claim.model_dump_json().encode(), []), forged, tampered, replayed, other_action, bad_sig]
@@ -68,7 +68,7 @@ async def test_a_service_without_a_timeline_key_sends_unsigned_replies():
     """With no timeline signing key the reply goes out unsigned (a CLI with a public key refuses it)."""
     op = await _operator()
     reply = OperatorReply(id="a" * 32, action="undo", ok=True)
-    assert op.publication(reply) == (reply.model_dump_json().encode(), [])
+    assert op.publication(reply, b"{}") == (reply.model_dump_json().encode(), [])
 
 
 def test_via_kafka_without_a_public_key_is_refused_before_sending():
@@ -182,3 +182,50 @@ async def _undo_elsewhere(op: Operator) -> tuple[bool, bool]:
     reply = await op.handle(*_request(incident="inc-elsewhere"))
     assert reply is not None
     return reply.ok, "not on this service's timeline" in str(reply.error)
+
+
+def _claiming(request_id: str, key: str, **kw: object) -> tuple[bytes, str, str]:
+    """A request that claims `request_id` (read from the requests topic), signed with `key`."""
+    value = OperatorRequest.model_validate_json(_request(**kw)[0]).model_copy(update={"id": request_id}).canonical()
+    [(_, key_id), (_, sig)] = signed_headers(key, SECRET, value)
+    return value, key_id.decode(), sig.decode()
+
+
+@pytest.mark.parametrize("first_key", ["viewer", "ops"])
+async def test_a_request_claiming_another_requests_id_does_not_answer_it(first_key):
+    """Whoever holds an approval key and reads the requests topic sends a different request under the id of one it saw:
+    the genuine request is not answered with that one's reply (a refusal, or another undo's "ok"), and a reply the
+    replica signed for the other request does not verify for the genuine one; the genuine one is refused as reusing
+    an id, recorded, and that refusal verifies for it."""
+    op = await _operator({"ops": ["undo", "undo.force"]}, signer=Signer.from_text(PRIVATE))
+    genuine_value, key_id, sig = _request(args={"force": True})
+    genuine = OperatorRequest.model_validate_json(genuine_value)
+    claim_value, claim_key, claim_sig = _claiming(genuine.id, first_key)
+    claimed = await op.handle(claim_value, claim_key, claim_sig)
+    assert claimed is not None
+    wait = ReplyFilter(genuine, Checker.from_text(PUBLIC))
+    assert wait.first([(genuine.id.encode(), *op.publication(claimed, claim_value))]) is None
+    assert "does not verify" in wait.refused[0]
+    reply = await op.handle(genuine_value, key_id, sig)
+    assert reply is not None
+    assert reply != claimed
+    assert not reply.ok
+    assert "already answered another request" in str(reply.error)
+    assert wait.first([(genuine.id.encode(), *op.publication(reply, genuine_value))]) == reply
+    assert [e.kind for e in op.recorder.entries()][-1] == "operator.refused"
+    assert await op.handle(claim_value, claim_key, claim_sig) == claimed  # its own redelivery: answered, not re-run
+
+
+async def test_a_restarted_service_still_tells_a_redelivered_request_from_one_claiming_its_id():
+    """After a restart (replies recovered from the timeline) a redelivered request is answered with its reply, and a
+    different request under its id is refused."""
+    op = await _operator()
+    value, key_id, sig = _request()
+    first = await op.handle(value, key_id, sig)
+    again = Operator(Recorder(op.recorder.store), op.registry, op.context, keys=op.keys, clock=lambda: NOW,
+                     permissions=ALL)
+    again.recover(again.recorder.entries())
+    assert await again.handle(value, key_id, sig) == first
+    other = await again.handle(*_claiming(OperatorRequest.model_validate_json(value).id, "ops", args={"step": "x"}))
+    assert other is not None
+    assert "already answered another request" in str(other.error)
