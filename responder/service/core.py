@@ -41,7 +41,14 @@ from responder.normalise import known
 from responder.pipeline import Pipeline
 from responder.service.batches import BatchHandling
 from responder.service.running import Running
-from responder.service.wiring import NO_KAFKA, approver_keys, archiver_from, authenticator_from, guards_from
+from responder.service.wiring import (
+    NO_KAFKA,
+    approver_keys,
+    archiver_from,
+    authenticator_from,
+    guards_from,
+    operator_permissions,
+)
 from responder.settings import Settings
 from responder.timeline.recorder import Recorder
 
@@ -98,6 +105,7 @@ class Service(BatchHandling, Running):
         self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
         self.metrics.approvals_parked.set_function(lambda: len(self.engine.state.parked_steps()))
         authenticator = authenticator_from(settings)
+        permissions = operator_permissions(settings)  # ConfigError on a key that is no approval key
         self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes,
                                  topic_formats=settings.topic_formats, authenticator=authenticator,
                                  metrics=self.metrics)
@@ -144,7 +152,7 @@ class Service(BatchHandling, Running):
         # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
         self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
                                  clock=clock, replies=self.fleet_guard,  # completed requests, fleet-wide
-                                 permissions=settings.operator_permissions)
+                                 permissions=permissions)
         self.operator_ingest = None if settings.dry_run else ApprovalIngest(
             settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,

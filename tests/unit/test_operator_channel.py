@@ -229,3 +229,15 @@ async def test_a_restarted_service_still_tells_a_redelivered_request_from_one_cl
     other = await again.handle(*_claiming(OperatorRequest.model_validate_json(value).id, "ops", args={"step": "x"}))
     assert other is not None
     assert "already answered another request" in str(other.error)
+
+
+def test_operator_permissions_naming_a_key_that_is_no_approval_key_stop_the_start():
+    """A grant for a key id not in RESPONDER_APPROVAL_KEYS (a typo: no request of it could verify) is a config error
+    naming both settings, not a silent "grants it nothing" for the key that was meant."""
+    from responder.service.wiring import operator_permissions
+
+    keys = {"approval_keys": {"oncall-lead": "s"}}
+    assert operator_permissions(Settings(**keys, operator_permissions={"oncall-lead": ["undo"]})) == {
+        "oncall-lead": ["undo"]}
+    with pytest.raises(ConfigError, match=r"RESPONDER_OPERATOR_PERMISSIONS .*RESPONDER_APPROVAL_KEYS.*oncal-lead"):
+        operator_permissions(Settings(**keys, operator_permissions={"oncal-lead": ["undo"]}))
