@@ -188,7 +188,7 @@ class Operator:
         if request.action == "undo":
             if not request.incident:
                 raise ConfigError("undo needs an incident")
-            if not any(e.incident == request.incident and e.kind not in NOT_HELD for e in self.recorder.entries()):
+            if not held(self.recorder.entries(), request.incident):
                 raise ConfigError(f"incident {request.incident!r} is not on this service's timeline: name it in full "
                                   "(`responder timeline show`); in a fleet, the replica that ran its steps holds it")
             undoer = Undoer(self.recorder, self.registry, self.context.aws, context=self.context,
@@ -232,6 +232,11 @@ class Operator:
                 log.error("operator_reply_not_shared", id=request.id, error=str(exc))
         log.info("operator_request_done", action=request.action, ok=ok, by=request.by)
         return reply
+
+
+def held(entries: Iterable[TimelineEntry], incident: str) -> bool:
+    """Whether these entries show their replica holds `incident` (not only name it, `NOT_HELD`)."""
+    return any(e.incident == incident and e.kind not in NOT_HELD for e in entries)
 
 
 def commands(request: OperatorRequest) -> list[str]:
