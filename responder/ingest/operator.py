@@ -91,7 +91,7 @@ class ReplyFilter:
         self.checker = checker
         self.digest = request_digest(request.canonical())  # the bytes sent: what the replica's signature covers
         self.refused: list[str] = []
-        """Why the first `REFUSALS_KEPT` were refused (a flood of forged replies keeps no more)."""
+        """Why the first `REFUSALS_KEPT` were refused, each also logged (a flood of forged replies keeps no more)."""
         self.count = 0
 
     def first(self, records: Iterable[Record]) -> OperatorReply | None:
@@ -103,9 +103,9 @@ class ReplyFilter:
             if reply is not None:
                 return reply
             self.count += 1
-            if len(self.refused) < REFUSALS_KEPT:
+            if len(self.refused) < REFUSALS_KEPT:  # the rest only counted (the command prints the count)
                 self.refused.append(problem)
-            log.warning("operator_reply_refused", id=self.request.id, error=problem)
+                log.warning("operator_reply_refused", id=self.request.id, error=problem)
         return None
 
     def _check(self, value: bytes, headers: dict[str, bytes]) -> tuple[str, OperatorReply | None]:

@@ -143,15 +143,20 @@ def test_an_unverified_reply_is_accepted_only_when_allowed_and_then_flagged(monk
 
 
 def test_a_flood_of_forged_replies_is_counted_and_only_the_first_reasons_are_kept():
-    """Whoever floods the replies topic with forged replies to a request grows a count, not the CLI's memory."""
+    """Whoever floods the replies topic with forged replies to a request grows a count, not the CLI's memory, nor the
+    warnings on the operator's terminal."""
+    from structlog.testing import capture_logs
+
     from responder.ingest.operator import REFUSALS_KEPT
 
     value = _request()[0]
     request = OperatorRequest.model_validate_json(value)
     forged = OperatorReply(id=request.id, action="undo", ok=True).model_dump_json().encode()
     wait = ReplyFilter(request, Checker.from_text(PUBLIC))
-    assert wait.first([(request.id.encode(), forged, [])] * 1000) is None
+    with capture_logs() as logs:
+        assert wait.first([(request.id.encode(), forged, [])] * 1000) is None
     assert (wait.count, len(wait.refused)) == (1000, REFUSALS_KEPT)
+    assert len([e for e in logs if e["event"] == "operator_reply_refused"]) == REFUSALS_KEPT
 
 
 @pytest.mark.parametrize("kind", ["approval.rejected", "operator.refused", "operator.completed", "operator.requested"])
