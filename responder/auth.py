@@ -14,6 +14,17 @@ KEY_ID_HEADER = "responder-key-id"
 SIGNATURE_HEADER = "responder-signature"
 
 
+KEY_ID_SHOWN = 64
+"""Most characters of a claimed key id copied into a record or message (whoever writes a topic chooses it)."""
+
+
+def bounded(key_id: str | None, limit: int = KEY_ID_SHOWN) -> str | None:
+    """`key_id` cut to `limit` characters, with a marker saying how many were cut (None stays None)."""
+    if key_id is None or len(key_id) <= limit:
+        return key_id
+    return f"{key_id[:limit]}…[+{len(key_id) - limit} chars]"
+
+
 def sign(secret: bytes, payload: bytes) -> str:
     """Hex HMAC-SHA256 of `payload` under `secret`."""
     return hmac.new(secret, payload, hashlib.sha256).hexdigest()
@@ -43,10 +54,10 @@ class KeyRing:
             return "unsigned: missing key id or signature header"
         secret = self._keys.get(key_id)
         if secret is None:
-            return f"unknown signing key id {key_id!r}"
+            return f"unknown signing key id {bounded(key_id)!r}"
         # as bytes: compare_digest raises TypeError on str that is not ASCII (a header any producer may write)
         if not hmac.compare_digest(sign(secret, payload).encode(), signature.strip().lower().encode()):
-            return f"bad signature for key id {key_id!r}"
+            return f"bad signature for key id {bounded(key_id)!r}"
         return None
 
 

@@ -166,8 +166,8 @@ class FleetState:
         """Apply a decision here when its step is parked here; hold it while its incident is owned elsewhere.
 
         One already applied to its incident (here or by its previous owner) is left alone: it was recorded then. One
-        for an incident owned elsewhere whose signature does not verify is not held (logged; the owner, if one reads
-        it, records it: one read while the partition moves is only logged). One
+        for an incident owned elsewhere whose signature does not verify is not held, but recorded here as refused
+        (the owner records it too; while the partition moves there is none), unless it was `replayed`. One
         for an incident owned here whose step does not wait (timed out already, never parked) is refused and recorded
         (`approval.rejected`) as on a single replica, unless it was `replayed`: read again at a start (every member
         reads every decision from the first), it was handled when it came.
@@ -185,8 +185,11 @@ class FleetState:
             if not replayed:
                 await self.engine.decide(value, key_id, signature)  # refused: nothing of it waits here
         elif (forged := self.engine.decisions.keys.check(key_id, signature, value)) is not None:
-            # not held: a flood of such records would push signed ones out of the bounded hold (`docs/fleet.md`)
+            # not held: a flood of such records would push signed ones out of the bounded hold (`docs/fleet.md`); but
+            # recorded, as the owner records it, since while the partition moves no owner reads it
             log.warning("approval_not_held", incident=decision.incident, step=decision.step, reason=forged)
+            if not replayed:  # read again at a start: recorded when it first came
+                await self.engine.decisions.reject(forged, key_id, decision)
         else:
             # each decision held apart: a replayed one for an earlier parking does not push out the one that answers
             again = (decision.request_id or "") if replayed else None
@@ -213,9 +216,11 @@ class FleetState:
 
 DIGESTED = frozenset({"topics", "topic_formats", "changelog_topic", "guard_quotas", "guard_max_targets",
                       "protected_ids", "protected_tags", "dry_run", "require_signature"})
-DIGESTED_IF_SET = frozenset({"aws_account_id", "aws_region", "approver_identities", "event_signing_key_sources"})
-"""Digested since 2026-12-04, each only when not at its default: a fleet that sets none of them kept its digest
-through the upgrade (no `RESPONDER_FLEET_ADOPT_DIGEST` needed). Key ids, identities and source globs: no secret."""
+DIGESTED_IF_SET = frozenset({"aws_account_id", "aws_region", "approver_identities", "event_signing_key_sources",
+                             "operator_permissions"})
+"""Digested since 2026-12-04 (operator_permissions since 2026-12-05), each only when not at its default: a fleet that
+sets none of them kept its digest through the upgrade (no `RESPONDER_FLEET_ADOPT_DIGEST` needed). Key ids,
+identities, source globs and command names: no secret."""
 
 
 def fleet_digest(runbooks: Iterable[Runbook], settings: Settings) -> str:
@@ -225,6 +230,8 @@ def fleet_digest(runbooks: Iterable[Runbook], settings: Settings) -> str:
         "settings": settings.model_dump_json(include=set(DIGESTED)),
     }
     protection = settings.model_dump(mode="json", include=set(DIGESTED_IF_SET), exclude_defaults=True)
+    if grants := {k: sorted(set(c)) for k, c in protection.pop("operator_permissions", {}).items() if c}:
+        protection["operator_permissions"] = grants  # a grant's order, repeats or an empty one are no change
     if protection:
         doc["protection"] = protection  # its maps sorted by key below: the order they were written in is no change
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -16,6 +16,10 @@ from responder.intake_config import IntakeSource
 from responder.kafka_config import KafkaSecurity
 from responder.settings_errors import SettingsInvalid, describe, sources
 
+OperatorCommand = Literal["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch",
+                          "models.quarantine"]
+"""What `operator_permissions` may grant: an action, or for undo, `--force` / `--allow-destructive` as well."""
+
 
 class Settings(BaseSettings):
     """Everything the service reads at start-up."""
@@ -169,6 +173,13 @@ class Settings(BaseSettings):
         default="responder.operator.replies", description="where the service answers operator requests")
     operator_reply_timeout: float = Field(
         default=60.0, gt=0, description="seconds a `--via kafka` command waits for the service's answer")
+    operator_unverified_replies: bool = Field(
+        default=False, description="let `--via kafka` accept a reply it cannot verify (no timeline_verify_key), "
+                                   "printed as UNVERIFIED; otherwise such a command is refused before it is sent")
+    operator_permissions: dict[str, list[OperatorCommand]] = Field(
+        default_factory=dict, examples=['\'{"ops": ["undo", "models.rollback"]}\''],
+        description="approval key id → the operator requests it may send (undo, undo.force, undo.destructive, "
+                    "models.rollback|switch|quarantine); unset = every operator request is refused")
     approval_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several at once to rotate')
     approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")

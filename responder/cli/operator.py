@@ -19,6 +19,7 @@ from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console
 from responder.errors import ConfigError
 from responder.models.operator import Action, OperatorReply, OperatorRequest
 from responder.settings import Settings
+from responder.timeline.checkpoint import Checker
 
 
 class Via(StrEnum):
@@ -31,6 +32,9 @@ class Via(StrEnum):
 ViaOpt = Annotated[Via, typer.Option(
     "--via", help="offline: act on a stopped service's timeline file; kafka: ask the running service to act")]
 ByOpt = Annotated[str | None, typer.Option("--by", help="who asks (recorded; default: your user name)")]
+UNVERIFIABLE = ("--via kafka checks that the answer comes from the service: set RESPONDER_TIMELINE_VERIFY_KEY to the "
+                "public key of the replicas' RESPONDER_TIMELINE_SIGNING_KEY (`responder timeline keygen`), or "
+                "RESPONDER_OPERATOR_UNVERIFIED_REPLIES=true to accept an answer that cannot be verified")
 OFFLINE_HINT = "if the service is running, use --via kafka so that it acts and records on its own timeline"
 
 
@@ -44,19 +48,29 @@ def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: s
     if not settings.kafka_bootstrap or key_id is None or key_id not in settings.approval_keys:
         raise ConfigError("--via kafka needs RESPONDER_KAFKA_BOOTSTRAP, RESPONDER_APPROVAL_KEYS='{\"id\": \"secret\"}'"
                           " and RESPONDER_APPROVAL_KEY_ID to sign the request")
+    checker = Checker.from_setting(settings.timeline_verify_key)  # ConfigError on a key that is not one
+    if checker is None and not settings.operator_unverified_replies:
+        raise ConfigError(UNVERIFIABLE)
     now = datetime.now(UTC)
     request = OperatorRequest(id=uuid.uuid4().hex, action=action, by=by or getpass.getuser(), incident=incident,
                               args=args, issued_at=now,
                               expires_at=now + timedelta(seconds=settings.approval_decision_ttl))
     secret = settings.approval_keys[key_id].get_secret_value().encode()
-    reply = asyncio.run(request_and_wait(settings.kafka_bootstrap, settings.operator_requests_topic,
+    heard = asyncio.run(request_and_wait(settings.kafka_bootstrap, settings.operator_requests_topic,
                                          settings.operator_replies_topic, request, key_id, secret,
-                                         settings.operator_reply_timeout, kafka_client_options(settings)))
+                                         settings.operator_reply_timeout, kafka_client_options(settings), checker))
+    reply = heard.reply
     if reply is None:
-        err_console.print(f"✗ no answer from the service within {settings.operator_reply_timeout:g}s on "
-                          f"{settings.operator_replies_topic}: is `responder run` consuming "
-                          f"{settings.operator_requests_topic}? (request {request.id})", markup=False, soft_wrap=True)
+        refused = f"; refused {heard.refused_count} forged or mismatched replies ({'; '.join(heard.refused[:3])})" \
+            if heard.refused else ""
+        err_console.print(f"✗ no {'verified ' if checker else ''}answer from the service within "
+                          f"{settings.operator_reply_timeout:g}s on {settings.operator_replies_topic}{refused}: is "
+                          f"`responder run` consuming {settings.operator_requests_topic}? (request {request.id})",
+                          markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED)
+    if not heard.verified:
+        err_console.print(f"⚠ UNVERIFIED reply to request {request.id}: no RESPONDER_TIMELINE_VERIFY_KEY, so it may "
+                          "not come from the service (operator_unverified_replies is on)", markup=False, soft_wrap=True)
     if not reply.ok and not reply.outcomes:
         err_console.print(f"✗ the service refused request {reply.id}: {reply.error}", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG if reply.error and "invalid" in reply.error else EXIT_FAILED)

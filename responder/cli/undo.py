@@ -38,6 +38,7 @@ def undo(
     """
     from responder.actuators.aws.session import AwsSession
     from responder.actuators.context import context_from
+    from responder.engine.operator import held
     from responder.engine.undo import Undoer, undoable
     from responder.timeline.chain import parse_lines
     from responder.timeline.recorder import Recorder
@@ -63,7 +64,11 @@ def undo(
             raise ConfigError(f"{exc}; {OFFLINE_HINT}") from exc
         try:
             context = context_from(settings)
-            pending = undoable(parse_lines(path.read_bytes().splitlines()), incident, step)
+            entries = list(parse_lines(path.read_bytes().splitlines()))
+            if not held(entries, incident):  # named only by a refused decision or an operator request's records
+                raise ConfigError(f"incident {incident!r} is only named in {path} by refused decisions or operator "
+                                  "requests: another replica's timeline holds its steps")
+            pending = undoable(entries, incident, step)
             if isinstance(context.aws, AwsSession) and any(d.result.actuator.startswith("aws.") for d in pending):
                 context.aws.require_credentials()  # one line and exit 3, before anything is written
             undoer = Undoer(recorder, registry, context.aws, context=context, allow_destructive=allow_destructive,

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from responder.actuators.base import Publisher
-from responder.auth import KeyRing
+from responder.auth import KeyRing, bounded
 from responder.engine.approvals import (
     RUNBOOK_APPROVAL,
     TIMED_OUT,
@@ -33,6 +33,7 @@ from responder.engine.positions import after_decided, escalation_step, step_inde
 from responder.engine.resumption import Escalate, Resume, Resumption, parking
 from responder.engine.state import EngineState
 from responder.errors import ApprovalRefused
+from responder.models.approval import ApprovalDecision
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import OnTimeout, Runbook, Step
@@ -76,6 +77,13 @@ class Decisions(Resumption):
         sent = await publish_request(self.publisher, parked, self.requests_topic, self.recorder.signer)
         log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
+    async def reject(self, reason: str, key_id: str | None, d: ApprovalDecision | None) -> None:
+        """Record a refused decision as `approval.rejected`, durable (the key id its sender chose, cut short)."""
+        body = {"reason": reason, "key_id": bounded(key_id), **({"step": d.step, "by": d.by} if d else {})}
+        self.recorder.append(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None)
+        await self.recorder.flush()
+        log.warning("approval_rejected", reason=reason)
+
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
         """Check a signed decision and release its step; a refusal is recorded as approval.rejected. A verified approval
         of a step whose runbook is no longer loaded at its version is refused, and the step lapses at once (`_lapsed`):
@@ -90,11 +98,7 @@ class Decisions(Resumption):
                 unloaded = parked if decision.decision == "approve" else None
                 raise ApprovalRefused(f"runbook {parked.runbook} is no longer loaded", decision)
         except ApprovalRefused as exc:
-            d = exc.decision
-            body = {"reason": exc.reason, "key_id": key_id, **({"step": d.step, "by": d.by} if d else {})}
-            self.recorder.append(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None)
-            await self.recorder.flush()
-            log.warning("approval_rejected", reason=exc.reason)
+            await self.reject(exc.reason, key_id, exc.decision)
             if unloaded is not None:
                 with stamped(unloaded.trace):
                     await self._taken_up(unloaded, self._lapsed(unloaded, exc.reason))

@@ -239,18 +239,20 @@ class FleetGuard:
                 continue
             log.info("fleet_quota_slot_released", slot=slot.pk, key=key, reason=reason)
 
-    async def operator_reply(self, request_id: str) -> str | None:
-        """The reply (JSON) of an operator request some replica completed, or None."""
+    async def operator_reply(self, request_id: str) -> tuple[str, str | None] | None:
+        """The reply (JSON) of an operator request some replica completed and its request's digest, or None."""
         got = await self.aws.call("dynamodb", "get_item", TableName=self.table, ConsistentRead=True,
                                   Key={"pk": {"S": OPERATOR + request_id}})
-        value = got.get("Item", {}).get("reply", {}).get("S")
-        return value if isinstance(value, str) else None
+        item = got.get("Item", {})
+        value, request = item.get("reply", {}).get("S"), item.get("request", {}).get("S")
+        return (value, request if isinstance(request, str) else None) if isinstance(value, str) else None
 
-    async def save_operator_reply(self, request_id: str, reply: str) -> None:
-        """Record a completed operator request's reply for the whole fleet (the first completion wins)."""
+    async def save_operator_reply(self, request_id: str, reply: str, request: str) -> None:
+        """Record a completed operator request's reply and its request's digest for the whole fleet (first wins)."""
         try:
             await self.aws.call("dynamodb", "put_item", TableName=self.table,
-                                Item={"pk": {"S": OPERATOR + request_id}, "reply": {"S": reply}},
+                                Item={"pk": {"S": OPERATOR + request_id}, "reply": {"S": reply},
+                                      "request": {"S": request}},
                                 ConditionExpression="attribute_not_exists(pk)")
         except ActuationError as exc:
             if getattr(exc, "code", "") != "ConditionalCheckFailedException":

@@ -4,13 +4,14 @@
 their actuator through `run_step`, as the offline commands do. The request (with the operator's identity and
 signing key id) is recorded as `operator.requested`, what it did as `operator.completed`; a request id that
 was already completed is answered from the timeline, never run twice; one whose intent a crash left open runs again
-with that intent's params (as `operator_params` completed them the first time).
+with that intent's params (as `operator_params` completed them the first time). A different request claiming the id of
+one handled (its bytes' digest differs) is refused, and a reply is signed for the bytes of the request it answers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -19,11 +20,19 @@ from pydantic import BaseModel, ValidationError
 
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
-from responder.auth import ApproverKeys, KeyRing
+from responder.auth import ApproverKeys, KeyRing, bounded
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
 from responder.errors import ActuationError, ConfigError
-from responder.models.operator import MODEL_ACTUATORS, OperatorReply, OperatorRequest
+from responder.models.operator import (
+    MODEL_ACTUATORS,
+    REPLY_KEY_HEADER,
+    REPLY_SIGNATURE_HEADER,
+    OperatorReply,
+    OperatorRequest,
+    reply_signed,
+    request_digest,
+)
 from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
@@ -34,16 +43,23 @@ log = structlog.get_logger(__name__)
 OPERATOR_REQUESTED = "operator.requested"
 OPERATOR_COMPLETED = "operator.completed"
 OPERATOR_REJECTED = "operator.rejected"
+OPERATOR_REFUSED = "operator.refused"
+"""A valid request not run (the fleet store that says whether it ran already is unreachable, or its id answered
+another request), not remembered as answered."""
 OPERATOR_KEY = "operator-"
 """Prefix of an operator request's step key (then the request id)."""
+NOT_HELD = frozenset({OPERATOR_REQUESTED, OPERATOR_COMPLETED, OPERATOR_REFUSED, EntryKind.APPROVAL_REJECTED})
+"""Entries that name an incident without showing this replica holds it: recorded from a request or a decision whose
+sender names the incident (a refused decision needs no key); an undo of it is refused, not "nothing to undo"."""
 
 
 class Replies(Protocol):
     """Where a fleet keeps completed requests' replies (`FleetGuard`: DynamoDB), so no replica re-runs one."""
 
-    async def operator_reply(self, request_id: str) -> str | None: ...
+    async def operator_reply(self, request_id: str) -> tuple[str, str | None] | None:
+        """The reply (JSON) and the digest of the request it answered (None: saved before 2026-12-05), or None."""
 
-    async def save_operator_reply(self, request_id: str, reply: str) -> None: ...
+    async def save_operator_reply(self, request_id: str, reply: str, request: str) -> None: ...
 
 
 class Operator:
@@ -55,13 +71,19 @@ class Operator:
     """
 
     def __init__(self, recorder: Recorder, registry: Registry, context: ActuationContext, *, keys: KeyRing,
-                 clock: Callable[[], float] = time.time, replies: Replies | None = None) -> None:
+                 clock: Callable[[], float] = time.time, replies: Replies | None = None,
+                 permissions: Mapping[str, Collection[str]] | None = None) -> None:
         self.recorder = recorder
+        self.permissions = dict(permissions or {})
+        """Key id → the commands it may send (`operator_permissions`); a key not named may send none."""
         self.registry = registry
         self.context = context
         self.keys = keys
         self.clock = clock
         self.done: dict[str, OperatorReply] = {}
+        self.answered: dict[str, str] = {}
+        """Request id → digest of the request handled under it (`request_digest`): another request claiming that id
+        (whoever reads the requests topic and holds a key) is refused, not given its reply nor run under its id."""
         self.replies = replies
         self.started: dict[str, dict[str, Any]] = {}
         """Params of requests whose step intent is recorded with no completion (a crash cut them short): a rerun keeps
@@ -70,13 +92,26 @@ class Operator:
     def recover(self, entries: Iterable[TimelineEntry]) -> None:
         """Remember the replies of completed requests (a redelivered request is answered, not re-run)."""
         for e in entries:
-            if e.kind == OPERATOR_COMPLETED:
+            if e.kind == OPERATOR_REQUESTED and isinstance(digest := e.body.get("request"), str):  # from 2026-12-05
+                self.answered[str(e.body.get("id"))] = digest
+            elif e.kind == OPERATOR_COMPLETED:
                 reply = OperatorReply.model_validate({**e.body, "timeline_seq": e.seq})
                 self.done[reply.id] = reply
                 self.started.pop(reply.id, None)
             elif e.kind == EntryKind.STEP_INTENT and str(e.body.get("key", "")).startswith(OPERATOR_KEY) \
                     and isinstance(params := e.body.get("params"), dict):
                 self.started[str(e.body["key"]).removeprefix(OPERATOR_KEY)] = dict(params)
+
+    def publication(self, reply: OperatorReply, request: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """The value and headers of the reply `handle` gave to the request record `request`: signed with the timeline's
+        Ed25519 key (`reply_signed`: bound to that request's bytes) when the service has one, so the CLI can tell it
+        from a forged reply or from one to another request."""
+        value = reply.model_dump_json().encode()
+        signer = self.recorder.signer
+        if signer is None:
+            return value, []
+        signature = signer.sign(reply_signed(request_digest(request), value))
+        return value, [(REPLY_KEY_HEADER, signer.key_id.encode()), (REPLY_SIGNATURE_HEADER, signature.encode())]
 
     async def handle(self, value: bytes, key_id: str | None, signature: str | None) -> OperatorReply | None:
         """Check, record, run and record one request; None when it is not even a request (rejected, recorded)."""
@@ -88,42 +123,59 @@ class Operator:
             except ValidationError as exc:
                 problem = f"not an operator request: {exc.errors()[0]['msg']}"
         if problem is not None or request is None:
-            self.recorder.append(OPERATOR_REJECTED, {"reason": problem, "key_id": key_id})
+            self.recorder.append(OPERATOR_REJECTED, {"reason": problem, "key_id": bounded(key_id)})
             await self.recorder.flush()
             log.warning("operator_request_rejected", reason=problem)
             return None
-        if request.id in self.done:
-            return self.done[request.id]
-        if self.replies is not None:
+        digest = request_digest(value)
+        if request.id not in self.done and self.replies is not None:
             try:
                 known = await self.replies.operator_reply(request.id)
             except ActuationError as exc:  # cannot tell whether another replica ran it: do not run it now
                 log.warning("operator_replies_unreachable", id=request.id, error=str(exc))
-                return OperatorReply(id=request.id, action=request.action, ok=False,
-                                     error=f"fleet store unreachable, not run (send it again): {exc}")
+                return await self._refused(request, key_id, f"fleet store unreachable, not run (send it again): {exc}")
             if known is not None:
-                self.done[request.id] = OperatorReply.model_validate_json(known)
+                self.done[request.id] = OperatorReply.model_validate_json(known[0])
+                if known[1] is not None:
+                    self.answered[request.id] = known[1]
                 log.info("operator_request_answered", id=request.id, source="fleet")
-                return self.done[request.id]
-        now = datetime.fromtimestamp(self.clock(), UTC)
-        head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id}
-        refusal = self._refusal(request, key_id, now)
+        if self.answered.get(request.id, digest) != digest:  # absent: handled before 2026-12-05, or never
+            log.warning("operator_request_id_reused", id=request.id, key_id=key_id)
+            return await self._refused(request, key_id, f"request id {request.id} already answered another request: "
+                                                        "not run (send it again)")
+        if request.id in self.done:
+            return self.done[request.id]
+        self.answered[request.id] = digest
+        head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "request": digest}
+        refusal = self._refusal(request, key_id, datetime.fromtimestamp(self.clock(), UTC))
         if refusal is not None:
-            return await self._complete(request, ok=False, error=refusal)
+            return await self._complete(request, digest, ok=False, error=refusal)
         self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)
         log.info("operator_request", action=request.action, by=request.by, incident=request.incident)
         try:
             outcomes = await self._run(request)
         except ConfigError as exc:
-            return await self._complete(request, ok=False, error=str(exc))
+            return await self._complete(request, digest, ok=False, error=str(exc))
         failed = [o for o in outcomes if o.get("status") == StepStatus.FAILED]
-        return await self._complete(request, ok=not failed, outcomes=outcomes,
+        return await self._complete(request, digest, ok=not failed, outcomes=outcomes,
                                     error="; ".join(str(o.get("error")) for o in failed) or None)
 
+    async def _refused(self, request: OperatorRequest, key_id: str | None, error: str) -> OperatorReply:
+        """Record a request not run as `operator.refused` (not completed: a redelivery may run it); its reply."""
+        self.recorder.append(OPERATOR_REFUSED, {"id": request.id, "action": request.action, "by": request.by,
+                                                "key_id": key_id, "reason": error}, request.incident)
+        await self.recorder.flush()
+        return OperatorReply(id=request.id, action=request.action, ok=False, error=error)
+
     def _refusal(self, request: OperatorRequest, key_id: str | None, now: datetime) -> str | None:
-        """Why a validly signed request is not acted on: expired, too long-lived, or `by` not the key's holder."""
+        """Why a validly signed request is not acted on: expired, not granted to its key, too long-lived, or `by` not
+        the key's holder."""
         if request.expired(now):
             return "the request expired before it was handled"
+        granted = self.permissions.get(key_id or "", ())
+        if missing := [c for c in commands(request) if c not in granted]:
+            return (f"key {key_id!r} may not send {', '.join(missing)}: operator_permissions grants it "
+                    f"{', '.join(sorted(granted)) or 'nothing'}")
         if isinstance(self.keys, ApproverKeys):
             holder = self.keys.identity(key_id)
             if holder is not None and holder != request.by:
@@ -136,7 +188,7 @@ class Operator:
         if request.action == "undo":
             if not request.incident:
                 raise ConfigError("undo needs an incident")
-            if not any(e.incident == request.incident for e in self.recorder.entries()):  # as offline undo refuses it
+            if not held(self.recorder.entries(), request.incident):
                 raise ConfigError(f"incident {request.incident!r} is not on this service's timeline: name it in full "
                                   "(`responder timeline show`); in a fleet, the replica that ran its steps holds it")
             undoer = Undoer(self.recorder, self.registry, self.context.aws, context=self.context,
@@ -165,7 +217,7 @@ class Operator:
         result = await run_step(self.recorder, call, intent, incident=request.incident)
         return [result.body()]
 
-    async def _complete(self, request: OperatorRequest, *, ok: bool, error: str | None = None,
+    async def _complete(self, request: OperatorRequest, digest: str, *, ok: bool, error: str | None = None,
                         outcomes: list[dict[str, Any]] | None = None) -> OperatorReply:
         reply = OperatorReply(id=request.id, action=request.action, ok=ok, error=error, outcomes=outcomes or [])
         entry = self.recorder.append(OPERATOR_COMPLETED, reply.model_dump(mode="json", exclude={"timeline_seq"}),
@@ -175,11 +227,25 @@ class Operator:
         self.done[request.id] = reply
         if self.replies is not None:
             try:
-                await self.replies.save_operator_reply(request.id, reply.model_dump_json())
+                await self.replies.save_operator_reply(request.id, reply.model_dump_json(), digest)
             except ActuationError as exc:  # recorded in this timeline; the fleet may run a redelivery again
                 log.error("operator_reply_not_shared", id=request.id, error=str(exc))
         log.info("operator_request_done", action=request.action, ok=ok, by=request.by)
         return reply
+
+
+def held(entries: Iterable[TimelineEntry], incident: str) -> bool:
+    """Whether these entries show their replica holds `incident` (not only name it, `NOT_HELD`)."""
+    return any(e.incident == incident and e.kind not in NOT_HELD for e in entries)
+
+
+def commands(request: OperatorRequest) -> list[str]:
+    """The `operator_permissions` a request needs: its action, and for an undo `undo.force` / `undo.destructive`
+    when it asks for them."""
+    if request.action != "undo":
+        return [request.action]
+    return ["undo"] + [name for name, arg in (("undo.force", "force"), ("undo.destructive", "allow_destructive"))
+                       if request.args.get(arg) is True]
 
 
 def _check_given(schema: type[BaseModel], given: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ step runner, records it with the operator's identity, and publishes an `Operator
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,6 +17,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 REQUESTS_TOPIC = "responder.operator.requests"
 REPLIES_TOPIC = "responder.operator.replies"
+REPLY_KEY_HEADER = "responder-reply-key-id"
+REPLY_SIGNATURE_HEADER = "responder-reply-signature"
+REPLY_DOMAIN = b"responder operator reply v1\n"
+"""Prefixed to what a replica signs for a reply (Ed25519, its timeline key, `reply_signed`): a reply signature can
+stand for nothing else that key signs (approval requests, checkpoints, scorecards)."""
 Action = Literal["undo", "models.rollback", "models.switch", "models.quarantine"]
 MODEL_ACTUATORS: dict[Action, str] = {
     "models.rollback": "model.rollback_to_last_signed",
@@ -63,3 +69,26 @@ class OperatorReply(BaseModel):
     error: str | None = None
     outcomes: list[dict[str, Any]] = Field(default_factory=list)
     timeline_seq: int | None = None
+
+
+class ReplyWait(BaseModel):
+    """What a `--via kafka` command heard back: the reply it accepts (None: none by the timeout), whether its
+    signature was checked (False: no public key, accepted unverified), how many other replies were refused and why
+    (the first few, `responder.ingest.operator.REFUSALS_KEPT`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reply: OperatorReply | None = None
+    verified: bool = False
+    refused: list[str] = Field(default_factory=list)
+    refused_count: int = 0
+
+
+def request_digest(value: bytes) -> str:
+    """SHA-256 (hex) of a request record's value: what its reply is bound to (another request may claim its id)."""
+    return hashlib.sha256(value).hexdigest()
+
+
+def reply_signed(request: str, reply: bytes) -> bytes:
+    """What a replica signs for a reply: `REPLY_DOMAIN`, the digest of the request it answers, the reply's value."""
+    return REPLY_DOMAIN + request.encode() + b"\n" + reply

@@ -42,7 +42,14 @@ from responder.normalise import known
 from responder.pipeline import Pipeline
 from responder.service.batches import BatchHandling
 from responder.service.running import Running
-from responder.service.wiring import NO_KAFKA, approver_keys, archiver_from, authenticator_from, guards_from
+from responder.service.wiring import (
+    NO_KAFKA,
+    approver_keys,
+    archiver_from,
+    authenticator_from,
+    guards_from,
+    operator_permissions,
+)
 from responder.settings import Settings
 from responder.timeline.recorder import Recorder
 
@@ -101,6 +108,7 @@ class Service(BatchHandling, Running):
         self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
         self.metrics.approvals_parked.set_function(lambda: len(self.engine.state.parked_steps()))
         authenticator = authenticator_from(settings)
+        permissions = operator_permissions(settings)  # ConfigError on a key that is no approval key
         self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes,
                                  topic_formats=settings.topic_formats, authenticator=authenticator,
                                  metrics=self.metrics)
@@ -146,12 +154,17 @@ class Service(BatchHandling, Running):
         self._evicted_at = clock()
         # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
         self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
-                                 clock=clock, replies=self.fleet_guard)  # completed requests, fleet-wide
+                                 clock=clock, replies=self.fleet_guard,  # completed requests, fleet-wide
+                                 permissions=permissions)
         self.operator_ingest = None if settings.dry_run else ApprovalIngest(
             settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
             options=options, group_instance_id=f"{settings.kafka_group_instance_id}.operator"
             if settings.kafka_group_instance_id else None)
+        if self.operator_ingest is not None and not settings.operator_permissions:
+            log.warning("operator_permissions_unset", effect="every operator request is refused")
+        if self.operator_ingest is not None and self.recorder.signer is None:
+            log.warning("operator_replies_unsigned", effect="`--via kafka` refuses them unless told to trust them")
         # offsets committed at most every kafka_commit_interval_ms, after the timeline is durable (commits.py)
         self.commits = OffsetCommits(lambda offsets: self.ingest.commit(offsets), self.recorder.flush,
                                      interval=settings.kafka_commit_interval_ms / 1000)

@@ -237,7 +237,7 @@ class Running(PartitionKeeping):
                             reply = await self.operator.handle(record.value, *signature(record))
                         if reply is not None:
                             await self.publisher.publish(self.settings.operator_replies_topic, reply.id.encode(),
-                                                         reply.model_dump_json().encode())
+                                                         *self.operator.publication(reply, record.value))
                     except Exception:  # one bad request (even a bug) must not stop the operator consumer
                         log.exception("operator_request_failed", offset=record.offset)
             await ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})

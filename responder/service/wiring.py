@@ -54,6 +54,16 @@ def authenticator_from(settings: Settings) -> RecordAuthenticator:
                                settings.require_signature, settings.event_signing_key_sources)
 
 
+def operator_permissions(settings: Settings) -> dict[str, list[str]]:
+    """Which operator requests each approval key may send; naming a key that is no approval key (a typo: no request
+    of it could verify) is a ConfigError, as the key that was meant would be refused everything."""
+    unknown = sorted(set(settings.operator_permissions) - set(settings.approval_keys))
+    if unknown:
+        raise ConfigError(f"RESPONDER_OPERATOR_PERMISSIONS names keys that are not in RESPONDER_APPROVAL_KEYS: "
+                          f"{unknown}")
+    return {key: list(commands) for key, commands in settings.operator_permissions.items()}
+
+
 def archiver_from(settings: Settings) -> Archiver | None:
     """The segment archiver, when an archive is configured (segments are sealed at signed checkpoints)."""
     archive = S3Archive.from_settings(settings)

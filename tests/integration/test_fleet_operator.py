@@ -10,14 +10,14 @@ from responder.engine.fleetguard import FleetGuard
 from responder.engine.operator import Operator
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam, test_registry
-from tests.unit.test_operator import NOW, SECRET, _request
+from tests.unit.test_operator import ALL, NOW, SECRET, _request
 
 
 def _replica(guard: FleetGuard | None) -> Operator:
     """A fleet member's operator, as after a start: nothing recovered from a timeline."""
     reg, _, _ = test_registry()
     return Operator(Recorder(MemoryStore()), reg, ActuationContext(aws=FakeIam()), keys=KeyRing({"ops": SECRET}),
-                    clock=lambda: NOW, replies=guard)
+                    clock=lambda: NOW, replies=guard, permissions=ALL)
 
 
 async def test_request_completed_by_one_replica_is_answered_not_rerun_by_another(aws, unique):
@@ -36,8 +36,29 @@ async def test_request_completed_by_one_replica_is_answered_not_rerun_by_another
     assert [e.kind for e in b.recorder.entries()] == []  # not run, not even recorded as requested
 
 
+async def test_another_request_claiming_a_completed_requests_id_is_refused_by_another_replica(aws, unique):
+    """Replica B gets a different request under the id of one A completed (whoever holds a key and reads the
+    requests topic sent it): B refuses it instead of answering A's reply for it; the real redelivery is answered."""
+    from responder.models.operator import OperatorRequest
+    from tests.unit.test_operator_channel import _claiming
+
+    guard = FleetGuard(aws, f"guards-{unique}", [])
+    await guard.ensure_table()
+    a, b = _replica(guard), _replica(guard)
+    a.recorder.append("incident.opened", {"runbook": "rb"}, "inc1")
+    await a.recorder.flush()
+    value, key_id, sig = _request()
+    first = await a.handle(value, key_id, sig)
+    claim = await b.handle(*_claiming(OperatorRequest.model_validate_json(value).id, "ops", args={"force": True}))
+    assert claim is not None
+    assert "already answered another request" in str(claim.error)
+    assert [e.kind for e in b.recorder.entries()] == ["operator.refused"]
+    assert await b.handle(value, key_id, sig) == first
+
+
 async def test_unreachable_fleet_store_refuses_instead_of_running(aws, unique):
-    """When the guard table cannot be read, the request is refused (not run, not remembered) so it can be resent."""
+    """When the guard table cannot be read, the request is refused (not run, not remembered) so it can be resent;
+    the refusal is recorded on the timeline as `operator.refused` with the request and why, not as completed."""
     guard = FleetGuard(aws, f"missing-{unique}", [])  # never created
     op = _replica(guard)
     value, key_id, sig = _request()
@@ -45,7 +66,10 @@ async def test_unreachable_fleet_store_refuses_instead_of_running(aws, unique):
     assert reply is not None
     assert not reply.ok
     assert "fleet store unreachable" in (reply.error or "")
-    assert [e.kind for e in op.recorder.entries()] == []
+    [refused] = op.recorder.entries()
+    assert refused.kind == "operator.refused"
+    assert (refused.body["id"], refused.body["action"], refused.body["key_id"]) == (reply.id, "undo", "ops")
+    assert "fleet store unreachable" in refused.body["reason"]
     assert reply.id not in op.done
 
 

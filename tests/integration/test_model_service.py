@@ -12,6 +12,7 @@ from responder.actuators.model.local import LocalStore
 from responder.ingest.kafka import publish
 from responder.service import Service
 from responder.timeline.chain import parse_lines, verify_entries
+from responder.timeline.checkpoint import generate_keypair
 from tests.integration.harness import make_settings, running, wait_for
 from tests.modelkit import make_keys
 from tests.modelkit import publish as publish_version
@@ -76,10 +77,13 @@ async def test_models_switch_via_kafka_runs_in_the_service(kafka_bootstrap, aws,
     store, books = await _registry(tmp_path, monkeypatch)
     timeline = tmp_path / "t.jsonl"
     ops = {"operator_requests_topic": f"opreq-{unique}", "operator_replies_topic": f"oprep-{unique}"}
+    private, public = generate_keypair()
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, books,
-                                    approval_keys={"ops": "operator-secret"}, **ops))
+                                    approval_keys={"ops": "operator-secret"}, timeline_signing_key=private,
+                                    operator_permissions={"ops": ["models.switch"]}, **ops))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
     env |= {"RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_APPROVAL_KEYS": '{"ops": "operator-secret"}',
+            "RESPONDER_TIMELINE_VERIFY_KEY": public,
             "RESPONDER_OPERATOR_REQUESTS_TOPIC": ops["operator_requests_topic"],
             "RESPONDER_OPERATOR_REPLIES_TOPIC": ops["operator_replies_topic"]}
     async with running(service):

@@ -168,6 +168,7 @@ async def test_undo_via_kafka_is_executed_and_recorded_by_the_running_service(ka
 
     from responder.ingest.kafka import publish
     from responder.service import Service
+    from responder.timeline.checkpoint import generate_keypair
     from tests.integration.harness import make_settings, running, wait_for
 
     key = await _seed(aws)
@@ -175,25 +176,34 @@ async def test_undo_via_kafka_is_executed_and_recorded_by_the_running_service(ka
     (tmp_path / "rb" / "contain-user.yaml").write_text(RUNBOOK.replace("RETRIES", "3"))
     path = tmp_path / "timeline.jsonl"
     ops = {"operator_requests_topic": f"opreq-{unique}", "operator_replies_topic": f"oprep-{unique}"}
+    private, public = generate_keypair()
     settings = make_settings(kafka_bootstrap, aws, topics, unique, path, tmp_path / "rb",
-                             approval_keys={"ops": "operator-secret"}, **ops)
+                             approval_keys={"ops": "operator-secret"}, timeline_signing_key=private,
+                             operator_permissions={"ops": ["undo"]}, **ops)
     service = Service(settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RESPONDER_", "AWS_"))}
     env |= {"RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_APPROVAL_KEYS": '{"ops": "operator-secret"}',
             "RESPONDER_APPROVAL_KEY_ID": "ops", "RESPONDER_OPERATOR_REQUESTS_TOPIC": ops["operator_requests_topic"],
-            "RESPONDER_OPERATOR_REPLIES_TOPIC": ops["operator_replies_topic"],
+            "RESPONDER_OPERATOR_REPLIES_TOPIC": ops["operator_replies_topic"], "RESPONDER_TIMELINE_VERIFY_KEY": public,
             "RESPONDER_TIMELINE_PATH": str(tmp_path / "not-the-service-timeline.jsonl")}
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
         await wait_for(lambda: len(service.engine.state.results()) == 2, timeout=60)
         assert await _status(aws, key) == "Inactive"
         [incident] = {e.incident for e in service.recorder.entries() if e.kind == "incident.opened"}
+        forced = await asyncio.create_subprocess_exec(  # `ops` may undo, not force one (operator_permissions)
+            sys.executable, "-m", "responder", "undo", str(incident), "--via", "kafka", "--by", "alice", "--force",
+            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, refused = await asyncio.wait_for(forced.communicate(), 120)
+        assert forced.returncode == 1, refused.decode()
+        assert "may not send undo.force" in refused.decode()
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "responder", "undo", str(incident), "--via", "kafka", "--by", "alice", "--json",
             cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 120)
         assert proc.returncode == 0, err.decode()
+        assert "UNVERIFIED" not in err.decode()
     summary = orjson.loads(out.splitlines()[-1])
     assert summary["ok"] is True
     assert [s["step"] for s in summary["steps"]] == ["revoke-sessions", "deactivate-key"]
@@ -206,6 +216,7 @@ async def test_undo_via_kafka_is_executed_and_recorded_by_the_running_service(ka
     [requested] = [e.body for e in entries if e.kind == "operator.requested"]
     assert (requested["action"], requested["by"], requested["key_id"]) == ("undo", "alice", "ops")
     assert all(e.body.get("operator") == "alice" for e in entries if e.kind == "undo.intent")
-    [completed] = [e.body for e in entries if e.kind == "operator.completed"]
+    refusal, completed = [e.body for e in entries if e.kind == "operator.completed"]
+    assert "may not send undo.force" in refusal["error"]
     assert completed["ok"] is True
     assert not (tmp_path / "not-the-service-timeline.jsonl").exists()

@@ -177,3 +177,19 @@ async def test_forged_decisions_held_for_an_incident_owned_elsewhere_do_not_push
     await arrive()
     assert [p.target for p in kit.wipe.applied] == ["t1"]
     assert fleet._held == {}
+
+
+async def test_a_forged_decision_read_while_its_partition_moves_is_recorded_not_only_logged(tmp_path):
+    """A decision that does not verify, for an incident no replica here owns (its partition moving), is refused and
+    recorded (`approval.rejected`, key id cut to a fixed length) by the replica that reads it, not only logged; read
+    again at a start it is not recorded twice; nothing is held or applied."""
+    kit, fleet, _, _, arrive = await _moving_with_two_decisions(tmp_path)
+    value, _, sig = decision(kit, "inc-forged", "wipe", secret=b"forged")
+    await fleet.decide(value, "x" * 500, sig)
+    await fleet.decide(value, "x" * 500, sig, replayed=True)
+    [rejected] = kit.entries("approval.rejected")
+    assert "unknown signing key id" in rejected["reason"]
+    assert rejected["key_id"] == "x" * 64 + "…[+436 chars]"
+    await arrive()
+    assert fleet._held == {}
+    assert kit.wipe.applied == []

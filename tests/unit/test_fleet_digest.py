@@ -18,6 +18,7 @@ from responder.settings import Settings
     {"aws_region": "eu-west-1"},  # and in this region
     {"approver_identities": {"k1": "alice"}},  # who may satisfy a step's approvers
     {"event_signing_key_sources": {"k1": ["falco"]}},  # which records are authentic, so may act
+    {"operator_permissions": {"k1": ["undo"]}},  # which key may undo a containment through any replica
 ])
 def test_a_setting_that_changes_protection_or_approval_changes_the_digest(runbooks_dir, change):
     """Two replicas differing in protection home, approver bindings or key scopes had the same digest."""
@@ -41,3 +42,14 @@ def test_the_order_identities_and_key_sources_are_written_in_does_not_change_the
     one = Settings(approver_identities={"k1": "alice", "k2": "bob"}, event_signing_key_sources={"a": ["x"], "b": ["y"]})
     two = Settings(approver_identities={"k2": "bob", "k1": "alice"}, event_signing_key_sources={"b": ["y"], "a": ["x"]})
     assert fleet_digest(books, one) == fleet_digest(books, two)
+
+
+def test_the_order_or_repeats_of_a_keys_operator_permissions_do_not_change_the_digest(runbooks_dir):
+    """Two replicas granting a key the same commands, listed in another order, repeated, or with a key granted nothing
+    written out, are one fleet (not refused at start as a digest mismatch); another grant is another fleet."""
+    books = load_runbooks(runbooks_dir, registry)
+    one = Settings(operator_permissions={"k1": ["undo", "models.rollback"]})
+    two = Settings(operator_permissions={"k1": ["models.rollback", "undo", "undo"], "k2": []})
+    assert fleet_digest(books, one) == fleet_digest(books, two)
+    assert fleet_digest(books, Settings(operator_permissions={"k2": []})) == fleet_digest(books, Settings())
+    assert fleet_digest(books, one) != fleet_digest(books, Settings(operator_permissions={"k1": ["undo"]}))

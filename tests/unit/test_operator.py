@@ -12,7 +12,7 @@ from responder.actuators.base import ActuationContext
 from responder.actuators.model.local import LocalStore
 from responder.auth import KeyRing, signed_headers
 from responder.engine.operator import Operator
-from responder.ingest.operator import reply_for
+from responder.ingest.operator import ReplyFilter
 from responder.models.operator import OperatorReply, OperatorRequest
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam, Killed, test_registry
@@ -20,12 +20,14 @@ from tests.modelkit import NoAws, context, make_keys, publish
 
 SECRET = b"operator-secret"
 NOW = 1_800_000_000.0
+ALL = {"ops": ["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch", "models.quarantine"]}
+"""`operator_permissions` granting the test key every command."""
 
 
 def _operator() -> Operator:
     reg, _, _ = test_registry()
     return Operator(Recorder(MemoryStore()), reg, ActuationContext(aws=FakeIam()), keys=KeyRing({"ops": SECRET}),
-                    clock=lambda: NOW)
+                    clock=lambda: NOW, permissions=ALL)
 
 
 def _request(ttl: float = 60.0, **kw: object) -> tuple[bytes, str, str]:
@@ -85,12 +87,14 @@ async def test_model_args_outside_the_params_schema_are_refused_and_recorded():
 def test_a_reply_record_that_is_not_a_reply_is_skipped_while_waiting():
     """A record keyed by the request id that is no reply (or names another id) does not end the wait with a traceback;
     the service's reply after it is the answer."""
-    rid = "a" * 32
+    value, _, _ = _request()
+    request = OperatorRequest.model_validate_json(value)
+    rid = request.id
     good = OperatorReply(id=rid, action="undo", ok=True).model_dump_json().encode()
     other = OperatorReply(id="b" * 32, action="undo", ok=True).model_dump_json().encode()
-    records = [(rid.encode(), b"not json"), (rid.encode(), b'{"id": 1}'), (rid.encode(), other), (rid.encode(), good)]
-    assert reply_for(records, rid) == OperatorReply(id=rid, action="undo", ok=True)
-    assert reply_for(records[:3], rid) is None
+    records = [(rid.encode(), v, []) for v in (b"not json", b'{"id": 1}', other, good)]
+    assert ReplyFilter(request, None).first(records) == OperatorReply(id=rid, action="undo", ok=True)
+    assert ReplyFilter(request, None).first(records[:3]) is None
 
 
 async def test_an_undo_for_an_incident_not_on_the_timeline_is_refused_not_answered_ok():
@@ -129,7 +133,7 @@ async def test_a_rollback_cut_short_after_its_switch_is_not_rolled_back_again_wh
     await store.set_serving("fraud", (await store.versions("fraud"))[-1])
     recorder = Recorder(MemoryStore())
     op = Operator(recorder, actuators, context(NoAws(), str(store.root), keys), keys=KeyRing({"ops": SECRET}),
-                  clock=lambda: NOW)
+                  clock=lambda: NOW, permissions=ALL)
     value, key_id, sig = _request(action="models.rollback", incident=None,
                                   args={"model": "fraud", "registry": str(store.root)})
     rollback = type(actuators.get("model.rollback_to_last_signed"))
@@ -142,9 +146,20 @@ async def test_a_rollback_cut_short_after_its_switch_is_not_rolled_back_again_wh
         await op.handle(value, key_id, sig)
     assert await store.serving("fraud") == "v2"
     monkeypatch.undo()
-    again = Operator(Recorder(recorder.store), actuators, op.context, keys=KeyRing({"ops": SECRET}), clock=lambda: NOW)
+    again = Operator(Recorder(recorder.store), actuators, op.context, keys=KeyRing({"ops": SECRET}), clock=lambda: NOW,
+                     permissions=ALL)
     again.recover(again.recorder.entries())
     reply = await again.handle(value, key_id, sig)
     assert reply is not None
     assert reply.ok
     assert await store.serving("fraud") == "v2"
+
+
+async def test_a_long_forged_key_id_is_cut_in_the_rejection_record():
+    """A key id the sender chose is copied into `operator.rejected` (and its reason) cut to a fixed length, marked."""
+    op = _operator()
+    value = _request()[0]
+    await op.handle(value, "k" * 10_000, "00" * 32)
+    [rejected] = [e.body for e in op.recorder.entries() if e.kind == "operator.rejected"]
+    assert rejected["key_id"] == "k" * 64 + "…[+9936 chars]"
+    assert len(rejected["reason"]) < 200

@@ -256,3 +256,15 @@ def test_non_canonical_lines_fail(tmp_path, name, mutate):
     result = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json"])
     assert result.exit_code == 1, name
     assert "canonical" in orjson.loads(result.stdout)["reason"]
+
+
+def test_offline_undo_of_an_incident_named_only_by_a_refused_decision_exits_3(tmp_path):
+    """A replica's timeline that names an incident only in a refused decision (a forged one any replica records) or
+    an operator request's records does not hold it: offline `undo` exits 3 saying so, not "nothing to undo"."""
+    rec = incident_timeline(tmp_path / "t.jsonl")
+    rec.append("approval.rejected", {"reason": "unknown signing key id 'x'", "key_id": "x"}, "inc-elsewhere")
+    rec.append("operator.refused", {"reason": "fleet store unreachable"}, "inc-elsewhere")
+    rec.close()
+    result = runner.invoke(app, ["undo", "inc-elsewhere", "--timeline", str(tmp_path / "t.jsonl")])
+    assert result.exit_code == 3, result.output
+    assert "another replica" in result.stderr
