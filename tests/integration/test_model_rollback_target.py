@@ -35,12 +35,13 @@ def _keys(tmp_path: Path) -> Keys:
 
 
 async def _same_artifact_twice(store: LocalStore, work: Path, keys: Keys) -> None:
-    """v1 good; v2-rc1 and then v2: one signed artifact published under two names; v2 served."""
+    """v1 good; v2-rc1 and then v2: one artifact signed and published under two names; v2 served."""
     await publish(store, work, "fraud", "v1", keys.private)
     src = make_model(work, "fraud-v2")
     sig = src.with_name("model.sig")
-    sign(src, keys.private, sig)
+    sign(src, keys.private, sig, model="fraud", version="v2-rc1")
     await store.publish("fraud", "v2-rc1", src, sig)
+    sign(src, keys.private, sig, model="fraud", version="v2")
     promoted = await store.publish("fraud", "v2", src, sig)
     await store.set_serving("fraud", promoted)
 
