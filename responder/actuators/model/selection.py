@@ -92,6 +92,7 @@ async def select(
     origin = start or serving
     names = [v.version for v in versions]
     older = versions[: names.index(origin)] if origin in names else versions
+    # read from the start's bundle unverified, on purpose: it only ever rejects candidates (see docs/models.md)
     bad = versions[names.index(origin)].digest if origin in names else None
     quarantined = await store.quarantined(model)
     rejected: list[Rejection] = []
