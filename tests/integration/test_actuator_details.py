@@ -228,3 +228,19 @@ async def test_rotation_whose_create_reply_is_lost_does_not_leave_a_second_new_k
     assert await actuator.verify(p, _ctx(aws))
     tags = (await aws.call("iam", "list_user_tags", UserName="ml-training"))["Tags"]
     assert not [t for t in tags if t["Key"].startswith("responder:")]
+
+
+async def test_snapshot_of_an_instance_without_ebs_volumes_verifies(aws):
+    """No EBS volume attached (instance store only): nothing to take, and verify() says so instead of never settling."""
+    params = await CASE["aws.ec2.snapshot_volumes"].setup(aws)
+    attached = await aws.call("ec2", "describe_volumes",
+                              Filters=[{"Name": "attachment.instance-id", "Values": [params["instance_id"]]}])
+    for volume in attached["Volumes"]:
+        await aws.call("ec2", "detach_volume", VolumeId=volume["VolumeId"], InstanceId=params["instance_id"],
+                       Force=True)
+    actuator = registry.get("aws.ec2.snapshot_volumes")
+    p = actuator.params.model_validate(params)
+    result = await actuator.apply(p, _ctx(aws))
+    assert result.changed is False
+    assert result.outputs["snapshot_ids"] == []
+    assert await actuator.verify(p, _ctx(aws)) is True

@@ -46,7 +46,8 @@ class SnapshotVolumes(Actuator[InstanceParams]):
 
     Snapshots carry `responder:incident` and `responder:key` (the step's idempotency key), so a retry or
     a redelivered event finds them and takes no second copy. On AWS a snapshot starts `pending`; it is
-    point-in-time from the call, so a pending snapshot counts as taken.
+    point-in-time from the call, so a pending snapshot counts as taken. An instance with no EBS volume
+    attached has nothing to snapshot: the step succeeds with no snapshot (`snapshot_ids: []`).
 
     Example::
 
@@ -97,7 +98,8 @@ class SnapshotVolumes(Actuator[InstanceParams]):
     async def verify(self, p: InstanceParams, ctx: ActuationContext) -> bool:
         volumes = await attached_volumes(ctx, p.instance_id)
         taken = await snapshots_for(ctx, p.instance_id)
-        return bool(volumes) and all(v in taken for v in volumes)
+        # an instance with no EBS volume (instance store only) has nothing to snapshot: done, as apply() reports
+        return all(v in taken for v in volumes)
 
     def reverse_params(self, p: InstanceParams, result: ActuationResult) -> dict[str, Any] | None:
         return None
