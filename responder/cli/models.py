@@ -10,8 +10,9 @@ import typer
 from rich.table import Table
 
 from responder.actuators.model import config_from, migrate, open_store, signing
-from responder.actuators.model.release import RELEASE_NAME, parse_release
+from responder.actuators.model.release import MIGRATE, RELEASE_NAME, parse_release
 from responder.actuators.model.selection import check as check_version
+from responder.actuators.model.signing import Reason
 from responder.cli.model_common import context
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
@@ -190,20 +191,27 @@ def check(model: ModelArg, registry_url: RegistryOpt = None, json: JsonOpt = Fal
         found = [v for v in await store.versions(model) if v.version == serving]
         if not found:
             return serving, None
+        # an intact legacy signature is not an integrity failure (it would page and isolate after an upgrade)
         return serving, await check_version(store, found[0], config.trusted_keys, await store.quarantined(model),
-                                            legacy=config.accept_legacy)
+                                            legacy=True)
 
     try:
         serving, verdict = asyncio.run(run())
     except ActuationError as exc:
         raise fail(str(exc)) from exc
     ok = verdict is not None and verdict.ok
+    legacy = ok and verdict.release is None
     reason = "unregistered" if verdict is None else (verdict.reason.value if verdict.reason else None)
+    if legacy:
+        reason = Reason.LEGACY_SIGNATURE.value
     if json:
         emit_json({"ok": ok, "model": model, "serving": serving, "reason": reason,
-                   "detail": "" if verdict is None else verdict.detail})
+                   "detail": f"{serving}: {MIGRATE}" if legacy else "" if verdict is None else verdict.detail})
     elif ok:
         console.print(f"[green]✓ {model} serves {serving}, which verifies ({verdict.digest})")
+        if legacy:
+            err_console.print(f"[yellow]! {serving} is signed without a release statement and is no rollback "
+                              f"target: {MIGRATE.replace('MODEL VERSION', f'{model} {serving}')}")
     else:
         err_console.print(f"[red]✗ {model} serves {serving or 'nothing registered'}: {reason}")
     if not ok:

@@ -151,3 +151,30 @@ def test_publish_refuses_an_artifact_signed_as_another_version(tmp_path, keys, e
     assert out.exit_code == EXIT_CONFIG
     assert "signed as fraud v1" in out.output
     assert asyncio.run(LocalStore(tmp_path / "registry").versions("fraud")) == []
+
+
+def test_models_check_passes_a_legacy_served_version_with_a_warning(tmp_path, keys, env):
+    """An intact legacy version is not an integrity failure: `models check` exits 0 and says to migrate it."""
+    store = _legacy_registry(tmp_path, keys)
+    asyncio.run(store.set_serving("fraud", asyncio.run(store.versions("fraud"))[0]))
+    out = CliRunner().invoke(app, ["models", "check", "fraud", "--json"])
+    assert out.exit_code == 0, out.output
+    body = json.loads(out.stdout)
+    assert body["ok"] is True
+    assert body["reason"] == "legacy_signature"
+
+
+async def test_an_integrity_alert_about_an_intact_legacy_version_is_not_corroborated(tmp_path, keys):
+    """only_if_unverified: the served legacy version's files verify, so nothing is rolled back or switched."""
+    from responder.actuators import registry
+    from responder.actuators.model.params import RollbackParams
+    from tests.modelkit import NoAws, context, publish
+
+    store = await asyncio.to_thread(_legacy_registry, tmp_path, keys)
+    await publish(store, tmp_path / "w", "fraud", "v0", keys.private)  # an older-looking, newly signed version
+    await store.set_serving("fraud", next(v for v in await store.versions("fraud") if v.version == "v1"))
+    rollback = registry.get("model.rollback_to_last_signed")
+    result = await rollback.apply(RollbackParams(model="fraud", only_if_unverified=True),
+                                  context(NoAws(), str(store.root), keys))
+    assert result.outputs["corroborated"] is False
+    assert await store.serving("fraud") == "v1"

@@ -126,12 +126,16 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         )
 
     async def _corroborated(self, store: ModelStore, p: RollbackParams, config: ModelConfig, start: str | None) -> bool:
-        """False when the version the alert is about is registered and verifies after all."""
+        """False when the version the alert is about is registered and verifies after all.
+
+        A legacy signature (no release statement) counts as verifying here: its files are intact under a
+        trusted key, which is what an integrity alert claims is not so; it is still never a rollback target.
+        """
         found = [v for v in await store.versions(p.model) if v.version == start]
         if not found:
             return True
         return not (await check(store, found[0], config.trusted_keys, await store.quarantined(p.model),
-                                legacy=config.accept_legacy)).ok
+                                legacy=True)).ok
 
     async def verify(self, p: RollbackParams, ctx: ActuationContext) -> bool:
         """Done when the serving version is not `from_version` and itself passes every check."""
