@@ -178,3 +178,12 @@ async def test_an_integrity_alert_about_an_intact_legacy_version_is_not_corrobor
                                   context(NoAws(), str(store.root), keys))
     assert result.outputs["corroborated"] is False
     assert await store.serving("fraud") == "v1"
+
+
+def test_models_list_reports_legacy_versions_whatever_the_setting(tmp_path, keys, env, monkeypatch):
+    """`models list --verify` names legacy_signature even while model_accept_legacy_signatures serves them."""
+    _legacy_registry(tmp_path, keys)
+    monkeypatch.setenv("RESPONDER_MODEL_ACCEPT_LEGACY_SIGNATURES", "true")
+    out = CliRunner().invoke(app, ["models", "list", "fraud", "--verify", "--json"])
+    assert out.exit_code == 0, out.output
+    assert [r["reason"] for r in json.loads(out.stdout)["versions"]] == ["legacy_signature"]
