@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from responder.actuators import registry
 from responder.actuators.aws.session import AwsSession
-from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import Registry
 from responder.catalog import load_runbooks
 from responder.engine import Engine
 from responder.models import RawRecord
 from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
+from tests.fakes import Echo
 from tests.findings import envelope_bytes, guardduty_finding
 
 pytestmark = pytest.mark.integration
@@ -33,37 +33,9 @@ steps:
       access_key_id: ${event.resource.access_key.id}
 on_failure:
   - id: escalate
-    actuator: test.page
-    with: {message: "containment failed: ${failure.step}: ${failure.error}"}
+    actuator: test.echo
+    with: {target: oncall, message: "containment failed: ${failure.step}: ${failure.error}"}
 """
-
-
-class PageParams(Params):
-    """What the pager was asked to say."""
-
-    message: str
-
-
-class Pager(Actuator[PageParams]):
-    """A notifier that remembers its pages."""
-
-    name = "test.page"
-    params = PageParams
-    permissions = ("none:None",)
-    sent: ClassVar[list[str]] = []
-
-    def target(self, p: PageParams) -> str:
-        return "oncall"
-
-    async def plan(self, p: PageParams, ctx: ActuationContext) -> PlanPreview:
-        return PlanPreview(target="oncall", summary=p.message)
-
-    async def apply(self, p: PageParams, ctx: ActuationContext) -> ActuationResult:
-        self.sent.append(p.message)
-        return ActuationResult(changed=True, target="oncall")
-
-    async def verify(self, p: PageParams, ctx: ActuationContext) -> bool:
-        return True
 
 
 class Counting:
@@ -86,8 +58,8 @@ async def test_a_temporary_key_fails_fast_and_reaches_a_human(aws: AwsSession, t
     (tmp_path / "rb" / "contain-key.yaml").write_text(RUNBOOK)
     reg = Registry()
     reg.add(registry.get("aws.iam.deactivate_access_key"))
-    reg.add(Pager())
-    Pager.sent.clear()
+    pager = Echo()
+    reg.add(pager)
     counting = Counting(aws)
     engine = Engine(Recorder(MemoryStore()), reg, counting)
     pipeline = Pipeline(load_runbooks(tmp_path / "rb", reg), engine)
@@ -100,5 +72,5 @@ async def test_a_temporary_key_fails_fast_and_reaches_a_human(aws: AwsSession, t
     assert "temporary (STS) access key" in failed["error"]
     assert not [c for c in counting.calls if c.startswith("iam.")]
     assert not [e for e in entries if e.kind == "step.intent" and e.body["step"] == "deactivate-key"]
-    assert len(Pager.sent) == 1
-    assert "aws.iam.revoke_sessions" in Pager.sent[0]
+    [page] = pager.applied
+    assert "aws.iam.revoke_sessions" in page.message
