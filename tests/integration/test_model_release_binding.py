@@ -93,3 +93,25 @@ async def test_another_models_signed_artifact_is_refused_as_other_model(aws, tmp
     assert await store.serving("fraud") == "v3"
     with pytest.raises(PermanentActuationError, match="other_model"):
         await SWITCH.apply(VersionParams(model="fraud", version="v2.9", registry=URL), ctx)
+
+
+async def test_resign_migrates_a_legacy_version_on_s3(aws, tmp_path, keys):
+    """A legacy-signed v1 in S3 is refused as legacy_signature; after `resign` the rollback lands on it."""
+    from model_signing import signing as ms_signing
+
+    from responder.actuators.model import migrate
+    from tests.modelkit import make_model
+
+    await aws.call("s3", "create_bucket", Bucket=BUCKET)
+    store = S3Store(aws, URL)
+    src = make_model(tmp_path / "w", "legacy-v1")
+    ms_signing.Config().use_elliptic_key_signer(private_key=keys.private).sign(src, src.with_name("model.sig"))
+    await store.publish("fraud", "v1", src, src.with_name("model.sig"))
+    await publish(store, tmp_path / "w", "fraud", "v2", keys.private)
+    await store.set_serving("fraud", (await store.versions("fraud"))[-1])
+    ctx = context(aws, URL, keys)
+    with pytest.raises(PermanentActuationError, match="v1: legacy_signature"):
+        await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v2", registry=URL), ctx)
+    await migrate.resign(store, "fraud", "v1", keys.private, [keys.public])
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v2", registry=URL), ctx)
+    assert result.outputs["to"] == "v1"
