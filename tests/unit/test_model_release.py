@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,3 +188,15 @@ def test_models_list_reports_legacy_versions_whatever_the_setting(tmp_path, keys
     out = CliRunner().invoke(app, ["models", "list", "fraud", "--verify", "--json"])
     assert out.exit_code == 0, out.output
     assert [r["reason"] for r in json.loads(out.stdout)["versions"]] == ["legacy_signature"]
+
+
+def test_a_deeply_nested_bundle_is_a_bad_signature_not_a_crash(tmp_path, keys):
+    """A model.sig of deeply nested JSON (or a payload of it) lists with no digest and is refused as bad_signature."""
+    store = _legacy_registry(tmp_path, keys)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    sig = store.root / "fraud" / "versions" / "v1" / "model.sig"
+    for bundle in (deep, json.dumps({"dsseEnvelope": {"payload": base64.b64encode(deep).decode()}}).encode()):
+        sig.write_bytes(bundle)
+        [entry] = asyncio.run(store.versions("fraud"))
+        assert entry.digest is None
+        assert asyncio.run(check(store, entry, [keys.public], set())).reason is Reason.BAD_SIGNATURE

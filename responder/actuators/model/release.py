@@ -75,7 +75,7 @@ def parse_release(data: bytes | None) -> Release | None:
 def _statement(bundle: bytes) -> dict[str, Any] | None:
     try:
         statement = json.loads(base64.b64decode(json.loads(bundle)["dsseEnvelope"]["payload"]))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # deeply nested JSON: not a bundle
         return None
     return statement if isinstance(statement, dict) else None
 
