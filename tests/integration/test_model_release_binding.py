@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,4 +115,43 @@ async def test_resign_migrates_a_legacy_version_on_s3(aws, tmp_path, keys):
         await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v2", registry=URL), ctx)
     await migrate.resign(store, "fraud", "v1", keys.private, [keys.public])
     result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v2", registry=URL), ctx)
+    assert result.outputs["to"] == "v1"
+
+
+class FailingBundlePut:
+    """Forwards to moto, but the first PutObject of a model.sig fails (resign interrupted between its two writes)."""
+
+    def __init__(self, inner: AwsSession) -> None:
+        self.inner, self.failed = inner, False
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Fail once on the bundle upload, forward everything else."""
+        if operation == "put_object" and str(kwargs.get("Key", "")).endswith("/model.sig") and not self.failed:
+            self.failed = True
+            raise PermanentActuationError("injected: connection reset", code="InternalError")
+        reply: dict[str, Any] = await self.inner.call(service, operation, **kwargs)
+        return reply
+
+
+async def test_resign_on_s3_interrupted_after_the_statement_completes_when_run_again(aws, tmp_path, keys):
+    """The bundle upload fails after the statement's: v1 is unservable, and running resign again migrates it."""
+    from model_signing import signing as ms_signing
+
+    from responder.actuators.model import migrate
+    from tests.modelkit import make_model
+
+    await aws.call("s3", "create_bucket", Bucket=BUCKET)
+    src = make_model(tmp_path / "w", "legacy-v1")
+    ms_signing.Config().use_elliptic_key_signer(private_key=keys.private).sign(src, src.with_name("model.sig"))
+    await S3Store(aws, URL).publish("fraud", "v1", src, src.with_name("model.sig"))
+    before = (await S3Store(aws, URL).versions("fraud"))[0]
+    flaky = S3Store(FailingBundlePut(aws), URL)
+    with pytest.raises(PermanentActuationError, match="injected"):
+        await migrate.resign(flaky, "fraud", "v1", keys.private, [keys.public])
+    verdict = await migrate.resign(flaky, "fraud", "v1", keys.private, [keys.public])
+    assert verdict.release is not None
+    assert (verdict.release.version, verdict.release.created, verdict.digest) == ("v1", before.created, before.digest)
+    await publish(S3Store(aws, URL), tmp_path / "w", "fraud", "v2", keys.private)
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v2", registry=URL),
+                                  context(aws, URL, keys))
     assert result.outputs["to"] == "v1"

@@ -190,6 +190,32 @@ def test_models_list_reports_legacy_versions_whatever_the_setting(tmp_path, keys
     assert [r["reason"] for r in json.loads(out.stdout)["versions"]] == ["legacy_signature"]
 
 
+def test_resign_interrupted_after_writing_the_statement_can_be_run_again(tmp_path, keys, env):
+    """A resign that wrote the statement but not the bundle (crash, S3 error) is completed by running it again."""
+    store = _legacy_registry(tmp_path, keys)
+    before = asyncio.run(store.versions("fraud"))[0]
+    live = store.root / "fraud" / "versions" / "v1" / "model" / RELEASE_NAME
+    live.write_bytes(release_for("fraud", "v1", before.created).encode())  # the first of resign's two writes
+    out = CliRunner().invoke(app, ["models", "resign", "fraud", "v1", "--key", str(keys.private)])
+    assert out.exit_code == 0, out.output
+    after = asyncio.run(store.versions("fraud"))[0]
+    assert asyncio.run(check(store, after, [keys.public], set())).ok
+    assert after.digest == before.digest
+
+
+def test_resign_does_not_sign_a_statement_planted_in_a_legacy_version(tmp_path, keys, env):
+    """A statement planted beside a legacy bundle (claiming another version and time) is replaced, never signed."""
+    store = _legacy_registry(tmp_path, keys)
+    before = asyncio.run(store.versions("fraud"))[0]
+    live = store.root / "fraud" / "versions" / "v1" / "model" / RELEASE_NAME
+    live.write_bytes(release_for("fraud", "v9", WHEN + timedelta(days=365)).encode())
+    out = CliRunner().invoke(app, ["models", "resign", "fraud", "v1", "--key", str(keys.private)])
+    assert out.exit_code == 0, out.output
+    verdict = asyncio.run(check(store, asyncio.run(store.versions("fraud"))[0], [keys.public], set()))
+    assert verdict.release is not None
+    assert (verdict.release.version, verdict.release.created) == ("v1", before.created)
+
+
 def test_a_deeply_nested_bundle_is_a_bad_signature_not_a_crash(tmp_path, keys):
     """A model.sig of deeply nested JSON (or a payload of it) lists with no digest and is refused as bad_signature."""
     store = _legacy_registry(tmp_path, keys)

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from responder.actuators.model.release import RELEASE_NAME, parse_release
+from responder.actuators.model.release import MAX_RELEASE_BYTES, RELEASE_NAME, Release, listed_release
 from responder.actuators.model.signing import SIGNATURE_NAME, bundle_digest
 from responder.actuators.model.versions import (
     ARTIFACT_DIR,
@@ -56,10 +56,10 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def created_at(meta: bytes | None, fallback: datetime, statement: bytes | None = None) -> datetime:
-    """A version's place in the order: the `created` of its release statement (signed, checked against the
-    signature before it is served), else of its version.json (legacy signatures), else `fallback`."""
-    release = parse_release(statement)
+def created_at(meta: bytes | None, fallback: datetime, release: Release | None = None) -> datetime:
+    """A version's place in the order: the `created` of the release statement its bundle lists (`listed_release`;
+    checked against the signature before it is served), else of its version.json (legacy signatures), else
+    `fallback`."""
     if release is not None:
         return release.created
     if meta:
@@ -98,15 +98,16 @@ class LocalStore:
             meta, statement = entry / VERSION_META, entry / ARTIFACT_DIR / RELEASE_NAME
             mtime = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
             sig = entry / SIGNATURE_NAME
+            bundle = sig.read_bytes() if sig.is_file() else None
+            small = statement.is_file() and not statement.is_symlink() and statement.stat().st_size <= MAX_RELEASE_BYTES
             found.append(ModelVersion(
                 model=model,
                 version=entry.name,
                 location=str(entry / ARTIFACT_DIR),
-                signature=str(sig) if sig.is_file() else None,
-                digest=bundle_digest(sig.read_bytes()) if sig.is_file() else None,
+                signature=str(sig) if bundle is not None else None,
+                digest=bundle_digest(bundle) if bundle is not None else None,
                 created=created_at(meta.read_bytes() if meta.is_file() else None, mtime,
-                                   statement.read_bytes() if statement.is_file() and not statement.is_symlink()
-                                   else None),
+                                   listed_release(statement.read_bytes() if small else None, bundle)),
             ))
         return sorted(found, key=lambda v: (v.created, v.version))
 

@@ -32,6 +32,7 @@ from responder.actuators.model.versions import MODEL_NAME, VERSION_NAME, ModelVe
 from responder.errors import ConfigError
 
 RELEASE_NAME = "responder-release.json"
+MAX_RELEASE_BYTES = 65536  # a statement is ~150 bytes; a larger file is never read into memory
 SCHEMA = "responder.model-release/v1"
 MIGRATE = ("re-sign it with `responder models resign MODEL VERSION --key KEY` (see docs/models.md), or set "
            "model_accept_legacy_signatures while migrating")
@@ -128,14 +129,24 @@ def signed_release(model_dir: Path, bundle: bytes) -> Release | None:
     The bytes parsed are checked against the digest the bundle lists for them, so a statement swapped
     after verification is not read as the signed one.
     """
-    resource = _release_resource(bundle)
     path = model_dir / RELEASE_NAME
-    if resource is None or path.is_symlink() or not path.is_file():
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_RELEASE_BYTES:
         return None
-    data = path.read_bytes()
-    if _file_digest(data, str(resource.get("algorithm"))) != resource.get("digest"):
+    return listed_release(path.read_bytes(), bundle)
+
+
+def listed_release(statement: bytes | None, bundle: bytes | None) -> Release | None:
+    """The statement in `statement` when `bundle` lists exactly these bytes as its release statement, else None.
+
+    Before verification (ordering a listing) this keeps a statement planted beside a legacy bundle, or
+    swapped under a newer one, from deciding the order; only a verified bundle makes it the signed one.
+    """
+    resource = _release_resource(bundle) if bundle else None
+    if resource is None or statement is None or len(statement) > MAX_RELEASE_BYTES:
         return None
-    return parse_release(data)
+    if _file_digest(statement, str(resource.get("algorithm"))) != resource.get("digest"):
+        return None
+    return parse_release(statement)
 
 
 def mismatch(version: ModelVersion, release: Release) -> tuple[str, str] | None:

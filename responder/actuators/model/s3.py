@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from responder.actuators.aws.session import classify
 from responder.actuators.base import AwsCaller
 from responder.actuators.model.local import created_at
-from responder.actuators.model.release import RELEASE_NAME
+from responder.actuators.model.release import MAX_RELEASE_BYTES, RELEASE_NAME, listed_release
 from responder.actuators.model.signing import SIGNATURE_NAME, bundle_digest
 from responder.actuators.model.versions import (
     ARTIFACT_DIR,
@@ -130,16 +130,19 @@ class S3Store:
             oldest = min(o["LastModified"] for o in objects)
             meta = await self._get(vbase + VERSION_META) if vbase + VERSION_META in keys else None
             statement_key = vbase + ARTIFACT_DIR + "/" + RELEASE_NAME
-            statement = await self._get(statement_key) if statement_key in keys else None
+            small = any(o["Key"] == statement_key and int(o.get("Size", 0)) <= MAX_RELEASE_BYTES for o in objects)
+            statement = await self._get(statement_key) if small else None
             sig_key = vbase + SIGNATURE_NAME
-            digest = bundle_digest(await self._get(sig_key) or b"") if sig_key in keys else None
+            bundle = (await self._get(sig_key) or b"") if sig_key in keys else None
+            digest = bundle_digest(bundle) if bundle is not None else None
             found.append(ModelVersion(
                 model=model,
                 version=version,
                 location=self.url(vbase + ARTIFACT_DIR + "/"),
                 signature=self.url(sig_key) if sig_key in keys else None,
                 digest=digest,
-                created=created_at(meta, oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC), statement),
+                created=created_at(meta, oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC),
+                                   listed_release(statement, bundle)),
             ))
         return sorted(found, key=lambda v: (v.created, v.version))
 
