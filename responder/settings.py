@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     model_trusted_keys: list[Path] = Field(
         default_factory=list, description="PEM public keys (paths) a model version must be signed by to be served"
     )
+    model_accept_legacy_signatures: bool = Field(
+        default=False, description="serve versions whose signature does not name their model and version (signed "
+        "before release statements; logged as a warning): a migration aid, off by default")
     model_ssm_prefix: str = Field(
         default="/responder/models", description="SSM parameter prefix of the S3 registry's serving pointers")
     model_deploy_poll_s: float = Field(

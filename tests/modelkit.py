@@ -44,7 +44,7 @@ async def publish(store: ModelStore, work: Path, model: str, version: str, key: 
     sig: Path | None = None
     if key is not None:
         sig = src.with_name("model.sig")
-        sign(src, key, sig)
+        sign(src, key, sig, model=model, version=version)
     await store.publish(model, version, src, sig)
 
 

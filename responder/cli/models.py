@@ -9,8 +9,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from responder.actuators.model import config_from, open_store, signing
+from responder.actuators.model import config_from, migrate, open_store, signing
+from responder.actuators.model.release import MIGRATE, RELEASE_NAME, parse_release
 from responder.actuators.model.selection import check as check_version
+from responder.actuators.model.signing import Reason
 from responder.cli.model_common import context
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
@@ -39,24 +41,49 @@ def keygen(
     console.print(f"✓ key {kid[:16]}…: private {private_key}, public {public_key} (add it to model_trusted_keys)")
 
 
+KeyOpt = Annotated[Path, typer.Option(help="ECDSA private key (PEM)", exists=True, dir_okay=False)]
+
+
 @app.command()
 def sign(
     model_dir: DirArg,
-    key: Annotated[Path, typer.Option(help="ECDSA private key (PEM)", exists=True, dir_okay=False)],
+    key: KeyOpt,
+    model: Annotated[str, typer.Option(help="the model name it is released as (signed with it)")],
+    version: Annotated[str, typer.Option(help="the version it is released as (signed with it)")],
     signature: SigOpt = None,
     hash_name: Annotated[str, typer.Option("--hash", help="sha256 or blake3")] = "sha256",
     json: JsonOpt = False,
 ) -> None:
-    """Sign every file of MODEL_DIR with a local key, offline (OpenSSF model-signing)."""
+    """Write MODEL_DIR/responder-release.json (model, version, now), then sign every file with a local key, offline."""
     out = _sig(model_dir, signature)
     try:
-        digest = signing.sign(model_dir, key, out, hash_name=hash_name)
+        digest = signing.sign(model_dir, key, out, model=model, version=version, hash_name=hash_name)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
     if json:
-        emit_json({"ok": True, "model_dir": str(model_dir), "signature": str(out), "digest": digest})
+        emit_json({"ok": True, "model_dir": str(model_dir), "signature": str(out), "digest": digest,
+                   "model": model, "version": version})
     else:
-        console.print(f"✓ signed {model_dir} → {out}  {digest}")
+        console.print(f"✓ signed {model_dir} as {model} {version} → {out}  {digest}")
+
+
+@app.command()
+def resign(
+    model: ModelArg,
+    version: Annotated[str, typer.Argument(help="the version signed without a release statement")],
+    key: KeyOpt,
+    registry_url: RegistryOpt = None,
+) -> None:
+    """Migrate a version signed before release statements: check its old signature, then sign it as MODEL VERSION."""
+    settings = load_settings()
+    store = open_store(registry_url or settings.model_registry, context(settings).aws, config_from(settings))
+    try:
+        verdict = asyncio.run(migrate.resign(store, model, version, key, settings.model_trusted_keys))
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_CONFIG) from exc
+    except ActuationError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"✓ {model} {version} re-signed with its release statement ({verdict.digest})")
 
 
 @app.command()
@@ -69,11 +96,14 @@ def verify(
     """Check MODEL_DIR against its bundle and the trusted keys; exit 1 saying why when it does not verify."""
     keys = key or load_settings().model_trusted_keys
     verdict = signing.verify(model_dir, _sig(model_dir, signature), keys)
+    signed_as = f"{verdict.release.model} {verdict.release.version}" if verdict.release else "no model/version (legacy)"
     if json:
         emit_json({"ok": verdict.ok, "reason": verdict.reason, "detail": verdict.detail, "key": verdict.key,
-                   "digest": verdict.digest})
+                   "digest": verdict.digest, "model": verdict.release.model if verdict.release else None,
+                   "version": verdict.release.version if verdict.release else None})
     elif verdict.ok:
-        console.print(f"[green]✓ {model_dir} verifies: {verdict.digest}, key {str(verdict.key)[:16]}…")
+        console.print(f"[green]✓ {model_dir} verifies: signed as {signed_as}, {verdict.digest}, "
+                      f"key {str(verdict.key)[:16]}…")
     if not verdict.ok:
         if not json:
             err_console.print(f"[red]✗ {model_dir} does not verify: {verdict.reason}: {verdict.detail}")
@@ -93,6 +123,12 @@ def publish(
     ctx = context(settings)
     store = open_store(registry_url or settings.model_registry, ctx.aws, config_from(settings))
     sig = _sig(model_dir, signature)
+    statement = model_dir / RELEASE_NAME
+    release = parse_release(statement.read_bytes() if statement.is_file() else None)
+    if sig.is_file() and (release is None or (release.model, release.version) != (model, version)):
+        named = f"is signed as {release.model} {release.version}" if release else "names no model and version"
+        raise fail(f"{model_dir} {named}: sign it with `responder models sign {model_dir} --model {model} "
+                   f"--version {version} --key KEY` before publishing it as {model} {version}", EXIT_CONFIG)
     try:
         got = asyncio.run(store.publish(model, version, model_dir, sig if sig.is_file() else None))
     except ActuationError as exc:
@@ -119,7 +155,7 @@ def list_versions(
         for v in await store.versions(model):
             row: dict[str, Any] = {**v.view(v.version in quarantined), "serving": v.version == serving}
             if check_signatures:
-                verdict = await check_version(store, v, config.trusted_keys, quarantined)
+                verdict = await check_version(store, v, config.trusted_keys, quarantined)  # legacy ones: reported
                 row["verified"] = verdict.ok
                 row["reason"] = verdict.reason.value if verdict.reason else None
             rows.append(row)
@@ -155,19 +191,27 @@ def check(model: ModelArg, registry_url: RegistryOpt = None, json: JsonOpt = Fal
         found = [v for v in await store.versions(model) if v.version == serving]
         if not found:
             return serving, None
-        return serving, await check_version(store, found[0], config.trusted_keys, await store.quarantined(model))
+        # an intact legacy signature is not an integrity failure (it would page and isolate after an upgrade)
+        return serving, await check_version(store, found[0], config.trusted_keys, await store.quarantined(model),
+                                            legacy=True)
 
     try:
         serving, verdict = asyncio.run(run())
     except ActuationError as exc:
         raise fail(str(exc)) from exc
     ok = verdict is not None and verdict.ok
+    legacy = ok and verdict.release is None
     reason = "unregistered" if verdict is None else (verdict.reason.value if verdict.reason else None)
+    if legacy:
+        reason = Reason.LEGACY_SIGNATURE.value
     if json:
         emit_json({"ok": ok, "model": model, "serving": serving, "reason": reason,
-                   "detail": "" if verdict is None else verdict.detail})
+                   "detail": f"{serving}: {MIGRATE}" if legacy else "" if verdict is None else verdict.detail})
     elif ok:
         console.print(f"[green]✓ {model} serves {serving}, which verifies ({verdict.digest})")
+        if legacy:
+            err_console.print(f"[yellow]! {serving} is signed without a release statement and is no rollback "
+                              f"target: {MIGRATE.replace('MODEL VERSION', f'{model} {serving}')}")
     else:
         err_console.print(f"[red]✗ {model} serves {serving or 'nothing registered'}: {reason}")
     if not ok:

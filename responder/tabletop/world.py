@@ -179,7 +179,7 @@ async def _seed_models(models: list[Model], work: Path, b: Bindings) -> None:
             sig = None
             if v.state != VersionState.UNSIGNED:
                 sig = src.with_name("model.sig")
-                sign(src, keys / "trusted.pem", sig)
+                sign(src, keys / "trusted.pem", sig, model=model.name, version=v.version)
             if v.state == VersionState.TAMPERED:
                 (src / "weights.bin").write_bytes(os.urandom(2048))
             published[v.version] = await store.publish(model.name, v.version, src, sig)

@@ -7,6 +7,7 @@ import pytest
 
 from responder.actuators import registry
 from responder.actuators.base import ActuationContext
+from responder.engine.runner import StepCall, verified
 from responder.errors import PermanentActuationError
 from tests.integration.actuator_cases import CASES
 
@@ -228,3 +229,32 @@ async def test_rotation_whose_create_reply_is_lost_does_not_leave_a_second_new_k
     assert await actuator.verify(p, _ctx(aws))
     tags = (await aws.call("iam", "list_user_tags", UserName="ml-training"))["Tags"]
     assert not [t for t in tags if t["Key"].startswith("responder:")]
+
+
+async def test_snapshot_of_an_ebs_backed_instance_whose_volumes_were_detached_is_not_verified(aws):
+    """Its volumes detached (the evidence moved off it): nothing is taken, and verify() says so rather than done."""
+    params = await CASE["aws.ec2.snapshot_volumes"].setup(aws)
+    attached = await aws.call("ec2", "describe_volumes",
+                              Filters=[{"Name": "attachment.instance-id", "Values": [params["instance_id"]]}])
+    for volume in attached["Volumes"]:
+        await aws.call("ec2", "detach_volume", VolumeId=volume["VolumeId"], InstanceId=params["instance_id"],
+                       Force=True)
+    actuator = registry.get("aws.ec2.snapshot_volumes")
+    p = actuator.params.model_validate(params)
+    result = await actuator.apply(p, _ctx(aws))
+    assert result.changed is False
+    assert result.outputs["snapshot_ids"] == []
+    assert await actuator.verify(p, _ctx(aws)) is False
+
+
+@pytest.mark.parametrize("gone", ["terminated", "never existed"])
+async def test_snapshot_of_an_instance_that_is_gone_is_not_verified(aws, gone):
+    """An event naming a terminated or unknown instance: no volume to find, and the step is not verified as done."""
+    params = await CASE["aws.ec2.snapshot_volumes"].setup(aws)
+    if gone == "terminated":
+        await aws.call("ec2", "terminate_instances", InstanceIds=[params["instance_id"]])
+    else:
+        params = {"instance_id": "i-0fedcba9876543210"}
+    actuator = registry.get("aws.ec2.snapshot_volumes")
+    p = actuator.params.model_validate(params)
+    assert await verified(StepCall(actuator, p, _ctx(aws))) is False  # as the engine reads it back

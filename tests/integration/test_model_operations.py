@@ -167,8 +167,12 @@ def test_cli_sign_and_verify_detect_tampering(tmp_path, keys, store):
     """`models verify` passes on a freshly signed directory and exits 1 naming the reason after a change."""
     model = make_model(tmp_path, "m")
     runner = CliRunner()
-    assert runner.invoke(app, ["models", "sign", str(model), "--key", str(keys.private)]).exit_code == 0
-    assert runner.invoke(app, ["models", "verify", str(model)]).exit_code == 0
+    signed = runner.invoke(app, ["models", "sign", str(model), "--key", str(keys.private), "--model", "fraud",
+                                 "--version", "v9"])
+    assert signed.exit_code == 0, signed.output
+    ok = runner.invoke(app, ["models", "verify", str(model), "--json"])
+    assert ok.exit_code == 0
+    assert (json.loads(ok.output)["model"], json.loads(ok.output)["version"]) == ("fraud", "v9")
     (model / "config.json").write_text('{"layers": 3}')
     out = runner.invoke(app, ["models", "verify", str(model), "--json"])
     assert out.exit_code == 1

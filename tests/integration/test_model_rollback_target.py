@@ -35,12 +35,13 @@ def _keys(tmp_path: Path) -> Keys:
 
 
 async def _same_artifact_twice(store: LocalStore, work: Path, keys: Keys) -> None:
-    """v1 good; v2-rc1 and then v2: one signed artifact published under two names; v2 served."""
+    """v1 good; v2-rc1 and then v2: one artifact signed and published under two names; v2 served."""
     await publish(store, work, "fraud", "v1", keys.private)
     src = make_model(work, "fraud-v2")
     sig = src.with_name("model.sig")
-    sign(src, keys.private, sig)
+    sign(src, keys.private, sig, model="fraud", version="v2-rc1")
     await store.publish("fraud", "v2-rc1", src, sig)
+    sign(src, keys.private, sig, model="fraud", version="v2")
     promoted = await store.publish("fraud", "v2", src, sig)
     await store.set_serving("fraud", promoted)
 
@@ -156,3 +157,17 @@ async def test_sagemaker_switch_to_a_terminal_endpoint_state_fails_permanently(s
     with pytest.raises(PermanentActuationError) as info:
         await store.set_serving("fraud", version)
     assert info.value.code == "DeployFailed"
+
+
+async def test_a_forged_start_bundle_can_only_make_the_walk_refuse_more(tmp_path, keys):
+    """The bad version's bundle swapped for v2's (read unverified): v2 is skipped as same_artifact, v1 served."""
+    store = LocalStore(tmp_path / "registry")
+    for v in ("v1", "v2", "v3"):
+        await publish(store, tmp_path / "work", "fraud", v, keys.private)
+    await store.set_serving("fraud", (await store.versions("fraud"))[-1])
+    versions = store.root / "fraud" / "versions"
+    (versions / "v3" / "model.sig").write_bytes((versions / "v2" / "model.sig").read_bytes())
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v3"), context(NoAws(), str(store.root),
+                                                                                             keys))
+    assert result.outputs["to"] == "v1"
+    assert [r["reason"] for r in result.outputs["rejected"]] == ["same_artifact"]  # type: ignore[index, union-attr]

@@ -97,6 +97,26 @@ async def test_pending_snapshot_counts_as_taken():
     assert result.outputs == {"snapshot_ids": ["snap-0123456789abcdef0"]}
 
 
+
+async def test_snapshot_of_an_instance_store_backed_instance_verifies_with_none_taken():
+    """Stubber (moto runs only EBS-backed instances): an instance-store root with no EBS volume is done, none taken."""
+    aws = _session()
+    stub = Stubber(aws.client("ec2"))
+    for _ in range(2):
+        stub.add_response("describe_volumes", {"Volumes": []}, {"Filters": ANY})
+        stub.add_response("describe_snapshots", {"Snapshots": []}, {"OwnerIds": ["self"], "Filters": ANY})
+    stub.add_response("describe_instances", {"Reservations": [{"Instances": [
+        {"InstanceId": INSTANCE, "RootDeviceType": "instance-store", "State": {"Name": "running", "Code": 16}}]}]},
+        {"InstanceIds": [INSTANCE]})
+    with stub:
+        actuator = registry.get("aws.ec2.snapshot_volumes")
+        p = actuator.params.model_validate({"instance_id": INSTANCE})
+        ctx = ActuationContext(aws=aws, incident="inc", key="k")
+        result = await actuator.apply(p, ctx)
+        assert await actuator.verify(p, ctx) is True
+        stub.assert_no_pending_responses()
+    assert result.outputs == {"snapshot_ids": []}
+
 async def test_revocation_cutoff_only_moves_forward():
     """Stubber, because moto ignores policy conditions: an existing later cutoff from another incident is kept."""
     aws = _session()

@@ -17,7 +17,7 @@ def test_blake3_bundle_verifies_and_names_its_digest(tmp_path):
     """A blake3-hashed bundle verifies with the default verifier and reports the digest it signed."""
     keys = make_keys(tmp_path)
     model = make_model(tmp_path, "m")
-    digest = sign(model, keys.private, tmp_path / "m.sig", hash_name="blake3")
+    digest = sign(model, keys.private, tmp_path / "m.sig", model="m", version="v1", hash_name="blake3")
     verdict = verify(model, tmp_path / "m.sig", [keys.wrong_public, keys.public])
     assert verdict.ok
     assert verdict.digest == digest
@@ -28,7 +28,7 @@ def test_removed_file_is_tampering(tmp_path):
     """Deleting a signed file is reported as tampered, not as a bad signature."""
     keys = make_keys(tmp_path)
     model = make_model(tmp_path, "m")
-    sign(model, keys.private, tmp_path / "m.sig")
+    sign(model, keys.private, tmp_path / "m.sig", model="m", version="v1")
     (model / "tokenizer" / "vocab.txt").unlink()
     assert verify(model, tmp_path / "m.sig", [keys.public]).reason is Reason.TAMPERED
 
@@ -49,7 +49,7 @@ def test_ed25519_key_is_refused_with_a_clear_error(tmp_path):
     pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))
     with pytest.raises(ConfigError, match="ECDSA"):
-        sign(make_model(tmp_path, "m"), pem, tmp_path / "m.sig")
+        sign(make_model(tmp_path, "m"), pem, tmp_path / "m.sig", model="m", version="v1")
 
 
 def test_signature_inside_the_model_is_refused(tmp_path):
@@ -57,7 +57,7 @@ def test_signature_inside_the_model_is_refused(tmp_path):
     keys = make_keys(tmp_path)
     model = make_model(tmp_path, "m")
     with pytest.raises(ConfigError, match="outside"):
-        sign(model, keys.private, model / "model.sig")
+        sign(model, keys.private, model / "model.sig", model="m", version="v1")
 
 
 def test_keygen_never_overwrites_a_private_key(tmp_path):

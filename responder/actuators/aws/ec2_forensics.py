@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import JsonValue
 
-from responder.actuators.aws.ec2 import InstanceParams
+from responder.actuators.aws.ec2 import InstanceParams, describe_instance
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
 from responder.actuators.registry import register
 
@@ -46,7 +46,10 @@ class SnapshotVolumes(Actuator[InstanceParams]):
 
     Snapshots carry `responder:incident` and `responder:key` (the step's idempotency key), so a retry or
     a redelivered event finds them and takes no second copy. On AWS a snapshot starts `pending`; it is
-    point-in-time from the call, so a pending snapshot counts as taken.
+    point-in-time from the call, so a pending snapshot counts as taken. An instance with no EBS volume
+    attached has nothing to snapshot: the step succeeds with no snapshot (`snapshot_ids: []`), and is
+    verified only when the instance is alive and instance-store-backed (an unknown or terminated
+    instance, or an EBS-backed one whose volumes were detached, stays unverified for a human).
 
     Example::
 
@@ -59,7 +62,8 @@ class SnapshotVolumes(Actuator[InstanceParams]):
     name = "aws.ec2.snapshot_volumes"
     example_outputs: ClassVar[Mapping[str, JsonValue]] = {"snapshot_ids": ["snap-0123456789abcdef0"]}
     params = InstanceParams
-    permissions = ("ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:CreateSnapshot", "ec2:CreateTags")
+    permissions = ("ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:CreateSnapshot", "ec2:CreateTags",
+                   "ec2:DescribeInstances")
     destructive = False
     reverse = None
     irreversible = "snapshots are evidence: deleting them is a separate, deliberate act, never an undo"
@@ -97,7 +101,13 @@ class SnapshotVolumes(Actuator[InstanceParams]):
     async def verify(self, p: InstanceParams, ctx: ActuationContext) -> bool:
         volumes = await attached_volumes(ctx, p.instance_id)
         taken = await snapshots_for(ctx, p.instance_id)
-        return bool(volumes) and all(v in taken for v in volumes)
+        if volumes:
+            return all(v in taken for v in volumes)
+        # no EBS volume attached: done only for a live instance-store-backed instance, which has none to take; an
+        # unknown or terminated instance, or an EBS-backed one whose volumes were detached, is not (a human looks)
+        inst = await describe_instance(ctx, p.instance_id)
+        alive = inst.get("State", {}).get("Name") not in ("shutting-down", "terminated")
+        return alive and inst.get("RootDeviceType") == "instance-store"
 
     def reverse_params(self, p: InstanceParams, result: ActuationResult) -> dict[str, Any] | None:
         return None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, JsonValue
+from pydantic import AfterValidator, Field, JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
@@ -12,13 +12,29 @@ from responder.errors import PermanentActuationError
 
 IAM_NAME = r"^[\w+=,.@-]{1,64}$"
 ACCESS_KEY_ID = r"^(AKIA|ASIA)[A-Z0-9]{12,124}$"
+TEMPORARY_KEY_PREFIX = "ASIA"
+
+
+def long_term_key(value: str) -> str:
+    """`value` unless it is a temporary (STS) key id, which no IAM access-key call can act on."""
+    if value.startswith(TEMPORARY_KEY_PREFIX):
+        raise ValueError(
+            f"{value} is a temporary (STS) access key: IAM cannot deactivate, rotate or delete it "
+            "(UpdateAccessKey and DeleteAccessKey only know an IAM user's long-term AKIA… keys). Revoke the sessions "
+            "of the role or user that issued it instead (aws.iam.revoke_sessions, the console's \"Revoke active "
+            "sessions\"), and guard access-key steps with `op: regex, value: \"^AKIA\"`")
+    return value
+
+
+LongTermKeyId = Annotated[str, Field(pattern=ACCESS_KEY_ID, examples=["AKIAIOSFODNN7EXAMPLE"]),
+                          AfterValidator(long_term_key)]
 
 
 class AccessKeyParams(Params):
-    """One access key of one IAM user."""
+    """One long-term access key (AKIA…) of one IAM user; a temporary ASIA… key is refused at validation."""
 
     user_name: str = Field(pattern=IAM_NAME, examples=["ml-training"])
-    access_key_id: str = Field(pattern=ACCESS_KEY_ID, examples=["AKIAIOSFODNN7EXAMPLE"])
+    access_key_id: LongTermKeyId
 
 
 async def key_status(ctx: ActuationContext, p: AccessKeyParams) -> str:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field, JsonValue
 
-from responder.actuators.aws.iam import ACCESS_KEY_ID, IAM_NAME, AccessKeyParams
+from responder.actuators.aws.iam import IAM_NAME, AccessKeyParams, LongTermKeyId
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
 from responder.errors import ActuationError, PermanentActuationError
@@ -64,7 +64,7 @@ class RotateKeyParams(Params):
     """The key to replace, and the secret that receives its successor."""
 
     user_name: str = Field(pattern=IAM_NAME, examples=["ml-training"])
-    access_key_id: str = Field(pattern=ACCESS_KEY_ID, examples=["AKIAIOSFODNN7EXAMPLE"])
+    access_key_id: LongTermKeyId
     secret_name: str = Field(pattern=SECRET_NAME, examples=["responder/iam/ml-training"])
     delete_inactive_spare: bool = False
 

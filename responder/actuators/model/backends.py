@@ -20,6 +20,7 @@ def config_from(settings: Settings) -> ModelConfig:
         ssm_prefix=settings.model_ssm_prefix,
         poll_interval=settings.model_deploy_poll_s,
         deploy_timeout=settings.model_deploy_timeout_s,
+        accept_legacy=settings.model_accept_legacy_signatures,
     )
 
 

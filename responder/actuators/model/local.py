@@ -2,9 +2,11 @@
 
 Layout (every name is checked against a pattern before it becomes a path)::
 
-    ROOT/<model>/versions/<version>/model/…        the artifact: a directory of files
+    ROOT/<model>/versions/<version>/model/…        the artifact: a directory of files, with the signed
+                                                   release statement model/responder-release.json
     ROOT/<model>/versions/<version>/model.sig      its model-signing bundle (absent = unsigned)
-    ROOT/<model>/versions/<version>/version.json   {"created": ISO-8601} (else the directory's mtime)
+    ROOT/<model>/versions/<version>/version.json   {"created": ISO-8601}: the order of versions signed without a
+                                                   release statement (else the directory's mtime)
     ROOT/<model>/serving                           the served version's name, replaced atomically
     ROOT/<model>/quarantine/<version>.json         a version never to be served, and why
 """
@@ -21,6 +23,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from responder.actuators.model.release import MAX_RELEASE_BYTES, RELEASE_NAME, Release, listed_release
 from responder.actuators.model.signing import SIGNATURE_NAME, bundle_digest
 from responder.actuators.model.versions import (
     ARTIFACT_DIR,
@@ -53,8 +56,12 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def created_at(meta: bytes | None, fallback: datetime) -> datetime:
-    """The `created` time of a version.json, or `fallback` when absent or unreadable."""
+def created_at(meta: bytes | None, fallback: datetime, release: Release | None = None) -> datetime:
+    """A version's place in the order: the `created` of the release statement its bundle lists (`listed_release`;
+    checked against the signature before it is served), else of its version.json (legacy signatures), else
+    `fallback`."""
+    if release is not None:
+        return release.created
     if meta:
         try:
             value = datetime.fromisoformat(str(json.loads(meta)["created"]))
@@ -88,16 +95,19 @@ class LocalStore:
                 checked(entry.name, VERSION_NAME, "model version")
             except PermanentActuationError:
                 continue
-            meta = entry / VERSION_META
+            meta, statement = entry / VERSION_META, entry / ARTIFACT_DIR / RELEASE_NAME
             mtime = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
             sig = entry / SIGNATURE_NAME
+            bundle = sig.read_bytes() if sig.is_file() else None
+            small = statement.is_file() and not statement.is_symlink() and statement.stat().st_size <= MAX_RELEASE_BYTES
             found.append(ModelVersion(
                 model=model,
                 version=entry.name,
                 location=str(entry / ARTIFACT_DIR),
-                signature=str(sig) if sig.is_file() else None,
-                digest=bundle_digest(sig.read_bytes()) if sig.is_file() else None,
-                created=created_at(meta.read_bytes() if meta.is_file() else None, mtime),
+                signature=str(sig) if bundle is not None else None,
+                digest=bundle_digest(bundle) if bundle is not None else None,
+                created=created_at(meta.read_bytes() if meta.is_file() else None, mtime,
+                                   listed_release(statement.read_bytes() if small else None, bundle)),
             ))
         return sorted(found, key=lambda v: (v.created, v.version))
 
@@ -153,3 +163,10 @@ class LocalStore:
 
         await asyncio.to_thread(copy)
         return next(v for v in await self.versions(model) if v.version == version)
+
+    async def resigned(self, version: ModelVersion, statement: bytes, bundle: bytes) -> None:
+        target = self._version(version.model, version.version)
+        if not target.is_dir():
+            raise PermanentActuationError(f"{version.model} has no version {version.version}", code="NotFound")
+        await asyncio.to_thread(write_atomically, target / ARTIFACT_DIR / RELEASE_NAME, statement)
+        await asyncio.to_thread(write_atomically, target / SIGNATURE_NAME, bundle)

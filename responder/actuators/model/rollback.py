@@ -74,7 +74,9 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         summary = (f"serve the newest version of {p.model} older than {start} that verifies against a trusted key; "
                    "refuse if there is none")
         try:
-            sel = await select(store_for(p, ctx), p.model, context_config(ctx).trusted_keys, p.from_version)
+            config = context_config(ctx)
+            sel = await select(store_for(p, ctx), p.model, config.trusted_keys, p.from_version,
+                               legacy=config.accept_legacy)
         except ActuationError as exc:
             return PlanPreview(target=self.target(p), summary=f"{summary} (registry not readable now: {exc})")
         skipped = ", ".join(f"{r.version} ({r.reason})" for r in sel.rejected) or "none"
@@ -102,7 +104,7 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
                          "start": p.from_version or serving, "rejected": [], "corroborated": False,
                          "note": f"{p.from_version or serving} verifies against a trusted key; nothing switched"},
             )
-        sel = await select(store, p.model, config.trusted_keys, p.from_version, serving)
+        sel = await select(store, p.model, config.trusted_keys, p.from_version, serving, legacy=config.accept_legacy)
         rejected = [r.view() for r in sel.rejected]
         if sel.chosen is None or sel.verdict is None:
             log.warning("model_rollback_refused", model=p.model, start=sel.start, rejected=len(rejected))
@@ -120,15 +122,20 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
             after={"serving": now},
             outputs={"model": p.model, "backend": store.kind, "from": sel.serving, "to": now, "start": sel.start,
                      "digest": sel.verdict.digest, "key": sel.verdict.key, "location": chosen.location,
-                     "rejected": rejected, "corroborated": True},
+                     "rejected": rejected, "corroborated": True, "note": sel.verdict.detail},
         )
 
     async def _corroborated(self, store: ModelStore, p: RollbackParams, config: ModelConfig, start: str | None) -> bool:
-        """False when the version the alert is about is registered and verifies after all."""
+        """False when the version the alert is about is registered and verifies after all.
+
+        A legacy signature (no release statement) counts as verifying here: its files are intact under a
+        trusted key, which is what an integrity alert claims is not so; it is still never a rollback target.
+        """
         found = [v for v in await store.versions(p.model) if v.version == start]
         if not found:
             return True
-        return not (await check(store, found[0], config.trusted_keys, await store.quarantined(p.model))).ok
+        return not (await check(store, found[0], config.trusted_keys, await store.quarantined(p.model),
+                                legacy=True)).ok
 
     async def verify(self, p: RollbackParams, ctx: ActuationContext) -> bool:
         """Done when the serving version is not `from_version` and itself passes every check."""
@@ -144,7 +151,8 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         bad = versions[p.from_version].digest if p.from_version in versions else None
         if bad and versions[serving].digest == bad:  # the bad artifact under another version name
             return False
-        return (await check(store, versions[serving], config.trusted_keys, await store.quarantined(p.model))).ok
+        return (await check(store, versions[serving], config.trusted_keys, await store.quarantined(p.model),
+                            legacy=config.accept_legacy)).ok
 
     def reverse_params(self, p: RollbackParams, result: ActuationResult) -> dict[str, Any] | None:
         prior = result.prior.get("serving")

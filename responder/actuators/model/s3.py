@@ -4,7 +4,8 @@ Layout::
 
     s3://BUCKET/PREFIX/<model>/versions/<version>/model/…        the artifact's files
     s3://BUCKET/PREFIX/<model>/versions/<version>/model.sig      its model-signing bundle
-    s3://BUCKET/PREFIX/<model>/versions/<version>/version.json   {"created": ISO-8601} (else the oldest LastModified)
+    s3://BUCKET/PREFIX/<model>/versions/<version>/model/responder-release.json   the signed release statement
+    s3://BUCKET/PREFIX/<model>/versions/<version>/version.json   {"created": …}: the order of legacy-signed versions
     s3://BUCKET/PREFIX/<model>/quarantine/<version>.json         a version never to be served
     SSM parameter SSM_PREFIX/<model>/serving                     the served version (its history is SSM's)
 """
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 from responder.actuators.aws.session import classify
 from responder.actuators.base import AwsCaller
 from responder.actuators.model.local import created_at
+from responder.actuators.model.release import MAX_RELEASE_BYTES, RELEASE_NAME, listed_release
 from responder.actuators.model.signing import SIGNATURE_NAME, bundle_digest
 from responder.actuators.model.versions import (
     ARTIFACT_DIR,
@@ -127,15 +129,20 @@ class S3Store:
             vbase = base + version + "/"
             oldest = min(o["LastModified"] for o in objects)
             meta = await self._get(vbase + VERSION_META) if vbase + VERSION_META in keys else None
+            statement_key = vbase + ARTIFACT_DIR + "/" + RELEASE_NAME
+            small = any(o["Key"] == statement_key and int(o.get("Size", 0)) <= MAX_RELEASE_BYTES for o in objects)
+            statement = await self._get(statement_key) if small else None
             sig_key = vbase + SIGNATURE_NAME
-            digest = bundle_digest(await self._get(sig_key) or b"") if sig_key in keys else None
+            bundle = (await self._get(sig_key) or b"") if sig_key in keys else None
+            digest = bundle_digest(bundle) if bundle is not None else None
             found.append(ModelVersion(
                 model=model,
                 version=version,
                 location=self.url(vbase + ARTIFACT_DIR + "/"),
                 signature=self.url(sig_key) if sig_key in keys else None,
                 digest=digest,
-                created=created_at(meta, oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)),
+                created=created_at(meta, oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC),
+                                   listed_release(statement, bundle)),
             ))
         return sorted(found, key=lambda v: (v.created, v.version))
 
@@ -205,3 +212,10 @@ class S3Store:
         meta = json.dumps({"created": datetime.now(UTC).isoformat()}).encode()
         await self.aws.call("s3", "put_object", Bucket=self.bucket, Key=f"{base}/{VERSION_META}", Body=meta)
         return next(v for v in await self.versions(model) if v.version == version)
+
+    async def resigned(self, version: ModelVersion, statement: bytes, bundle: bytes) -> None:
+        base = self._key(checked(version.model, MODEL_NAME, "model name"), "versions",
+                         checked(version.version, VERSION_NAME, "model version"))
+        await self.aws.call("s3", "put_object", Bucket=self.bucket, Key=f"{base}/{ARTIFACT_DIR}/{RELEASE_NAME}",
+                            Body=statement)
+        await self.aws.call("s3", "put_object", Bucket=self.bucket, Key=f"{base}/{SIGNATURE_NAME}", Body=bundle)

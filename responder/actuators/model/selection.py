@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
 
+from responder.actuators.model.release import MIGRATE, mismatch
 from responder.actuators.model.signing import Reason, Verdict, verify
 from responder.actuators.model.versions import ModelStore, ModelVersion, Rejection, digest_mark
 from responder.errors import PermanentActuationError
@@ -33,8 +34,31 @@ class Selection:
         return f"no signed version of {self.model} older than {self.start or 'the served one'} qualifies ({why})"
 
 
-async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], quarantined: set[str]) -> Verdict:
-    """Quarantine (by name or artifact digest), signature against the trusted keys, files, then deployability."""
+def bound(version: ModelVersion, verdict: Verdict, legacy: bool = False) -> Verdict:
+    """A verified `verdict` stays ok only when its signed release statement is `version`'s place in the registry.
+
+    A bundle without a release statement (signed before statements existed) is refused as
+    legacy_signature unless `legacy` (the `model_accept_legacy_signatures` setting) accepts it, loudly.
+    """
+    if not verdict.ok:
+        return verdict
+    if verdict.release is None:
+        if not legacy:
+            return replace(verdict, ok=False, reason=Reason.LEGACY_SIGNATURE,
+                           detail=f"the signature does not name the model and version it signs: {MIGRATE}")
+        log.warning("model_legacy_signature_accepted", model=version.model, version=version.version)
+        return replace(verdict, detail="accepted a legacy signature that does not name its model and version "
+                                       "(model_accept_legacy_signatures)")
+    wrong = mismatch(version, verdict.release)
+    if wrong is None:
+        return verdict
+    return replace(verdict, ok=False, reason=Reason(wrong[0]), detail=wrong[1])
+
+
+async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], quarantined: set[str],
+                *, legacy: bool = False) -> Verdict:
+    """Quarantine (by name or artifact digest), signature against the trusted keys, files, the signed release
+    statement against the registry entry (`bound`), then deployability."""
     if version.version in quarantined or (version.digest and digest_mark(version.digest) in quarantined):
         return Verdict(False, Reason.QUARANTINED, "marked never to be served")
     try:
@@ -44,6 +68,7 @@ async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], 
         return Verdict(False, Reason.UNSAFE_PATH if exc.code == "BadKey" else Reason.MISSING_ARTIFACT, str(exc))
     if verdict.digest and digest_mark(verdict.digest) in quarantined:
         return Verdict(False, Reason.QUARANTINED, f"artifact digest {verdict.digest} is quarantined")
+    verdict = bound(version, verdict, legacy)
     if not verdict.ok:
         return verdict
     problem = await store.deployable(version)
@@ -53,7 +78,8 @@ async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], 
 
 
 async def select(
-    store: ModelStore, model: str, keys: Sequence[Path], start: str | None = None, serving: str | None = None
+    store: ModelStore, model: str, keys: Sequence[Path], start: str | None = None, serving: str | None = None,
+    *, legacy: bool = False,
 ) -> Selection:
     """Walk back from `start` (default: the serving version) and return the first version that passes `check`.
 
@@ -66,11 +92,12 @@ async def select(
     origin = start or serving
     names = [v.version for v in versions]
     older = versions[: names.index(origin)] if origin in names else versions
+    # read from the start's bundle unverified, on purpose: it only ever rejects candidates (see docs/models.md)
     bad = versions[names.index(origin)].digest if origin in names else None
     quarantined = await store.quarantined(model)
     rejected: list[Rejection] = []
     for candidate in reversed(older):
-        verdict = await check(store, candidate, keys, quarantined)
+        verdict = await check(store, candidate, keys, quarantined, legacy=legacy)
         if bad and bad in (candidate.digest, verdict.digest):  # the artifact rolled away from, published twice
             verdict = Verdict(False, Reason.SAME_ARTIFACT, f"the same signed artifact ({bad}) as {origin}")
         if verdict.ok:

@@ -7,11 +7,10 @@ candidate it rejects.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,14 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from responder.actuators.model.release import (
+    RELEASE_NAME,
+    Release,
+    content_digest,
+    release_for,
+    signed_release,
+    signs_release,
+)
 from responder.errors import ConfigError
 
 SIGNATURE_NAME = "model.sig"
@@ -38,6 +45,10 @@ class Reason(StrEnum):
     UNSAFE_PATH = "unsafe_path"
     NOT_DEPLOYABLE = "not_deployable"
     SAME_ARTIFACT = "same_artifact"
+    LEGACY_SIGNATURE = "legacy_signature"
+    OTHER_MODEL = "other_model"
+    OTHER_VERSION = "other_version"
+    ORDER_MISMATCH = "order_mismatch"
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class Verdict:
     detail: str = ""
     key: str | None = None
     digest: str | None = None
+    release: Release | None = None
 
 
 def _signing() -> tuple[Any, Any, Any]:
@@ -85,14 +97,20 @@ def key_id(public_key: Path) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def sign(model_dir: Path, private_key: Path, signature: Path, *, hash_name: str = "sha256") -> str:
-    """Sign every file under `model_dir`; write the sigstore bundle to `signature`; return the model digest."""
+def sign(model_dir: Path, private_key: Path, signature: Path, *, model: str, version: str,
+         created: datetime | None = None, hash_name: str = "sha256") -> str:
+    """Write the release statement (`model`, `version`, `created`, default now) into `model_dir`, then sign every
+    file under it; write the sigstore bundle to `signature`; return the artifact digest (without the statement)."""
     if hash_name not in HASHES:
         raise ConfigError(f"unknown hash {hash_name!r}; valid choices: {', '.join(HASHES)}")
     if not model_dir.is_dir():
         raise ConfigError(f"{model_dir} is not a directory")
     if signature.resolve().is_relative_to(model_dir.resolve()):
         raise ConfigError(f"the signature {signature} must be outside the model directory {model_dir}")
+    statement = model_dir / RELEASE_NAME
+    if statement.is_symlink():
+        raise ConfigError(f"{statement} is a symbolic link; remove it before signing")
+    statement.write_bytes(release_for(model, version, created).encode())
     hashing, signing, _ = _signing()
     config = hashing.Config().use_file_serialization(hashing_algorithm=hash_name)
     try:
@@ -104,15 +122,8 @@ def sign(model_dir: Path, private_key: Path, signature: Path, *, hash_name: str 
 
 
 def bundle_digest(data: bytes) -> str | None:
-    """The model digest a bundle's in-toto statement signs (`algorithm:hex`), or None if unreadable."""
-    try:
-        bundle = json.loads(data)
-        statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
-        digest = statement["subject"][0]["digest"]
-        algo, value = next(iter(digest.items()))
-    except (OSError, ValueError, KeyError, IndexError, TypeError, StopIteration):
-        return None
-    return f"{algo}:{value}"
+    """The artifact digest a bundle's statement names (`sha256:hex`, release statement left out), or None."""
+    return content_digest(data)
 
 
 def verify(model_dir: Path, signature: Path | None, trusted_keys: Sequence[Path]) -> Verdict:
@@ -123,7 +134,8 @@ def verify(model_dir: Path, signature: Path | None, trusted_keys: Sequence[Path]
         return Verdict(False, Reason.MISSING_ARTIFACT, "the artifact directory is missing")
     if not trusted_keys:
         return Verdict(False, Reason.NO_TRUSTED_KEYS, "no trusted public keys configured (model_trusted_keys)")
-    digest = bundle_digest(signature.read_bytes())
+    bundle = signature.read_bytes()
+    digest = bundle_digest(bundle)
     if digest is None:
         return Verdict(False, Reason.BAD_SIGNATURE, "the signature bundle is not a model-signing bundle")
     _, _, verifying = _signing()
@@ -142,6 +154,10 @@ def verify(model_dir: Path, signature: Path | None, trusted_keys: Sequence[Path]
             return Verdict(False, Reason.BAD_SIGNATURE, text[:500], digest=digest)
         except (OSError, TypeError, KeyError, AttributeError) as exc:
             return Verdict(False, Reason.BAD_SIGNATURE, f"{exc.__class__.__name__}: {exc}"[:500], digest=digest)
-        return Verdict(True, key=key_id(key), digest=digest)
+        release = signed_release(model_dir, bundle)
+        if release is None and signs_release(bundle):
+            return Verdict(False, Reason.TAMPERED, f"{RELEASE_NAME} is not the signed release statement",
+                           key=key_id(key), digest=digest)
+        return Verdict(True, key=key_id(key), digest=digest, release=release)
     return Verdict(False, Reason.UNTRUSTED_KEY, f"signed by none of the trusted keys ({', '.join(mismatches)})",
                    digest=digest)

@@ -60,8 +60,9 @@ class SwitchVersion(Actuator[VersionParams]):
         versions = {v.version: v for v in await store.versions(p.model)}
         if p.version not in versions:
             raise PermanentActuationError(f"{p.model} has no version {p.version}", code="NotFound")
-        verdict = await check(store, versions[p.version], context_config(ctx).trusted_keys,
-                              await store.quarantined(p.model))
+        config = context_config(ctx)
+        verdict = await check(store, versions[p.version], config.trusted_keys, await store.quarantined(p.model),
+                              legacy=config.accept_legacy)
         if verdict.reason is Reason.QUARANTINED:
             raise PermanentActuationError(f"{p.model} {p.version} is quarantined: {verdict.detail}", code="Quarantined")
         if not verdict.ok:

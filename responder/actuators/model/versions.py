@@ -90,6 +90,7 @@ class ModelConfig:
     ssm_prefix: str = "/responder/models"
     poll_interval: float = 5.0
     deploy_timeout: float = 600.0
+    accept_legacy: bool = False
 
 
 class ModelStore(Protocol):
@@ -127,5 +128,9 @@ class ModelStore(Protocol):
 
     async def publish(self, model: str, version: str, source: Path, signature: Path | None) -> ModelVersion:
         """Copy a model directory (and its bundle) in as a new version."""
+        ...
+
+    async def resigned(self, version: ModelVersion, statement: bytes, bundle: bytes) -> None:
+        """Add the release statement to `version`'s artifact and replace its bundle (`responder models resign`)."""
         ...
 

@@ -1,0 +1,76 @@
+"""A finding naming a temporary (ASIA…) key: the key step fails at once, without an IAM call, and escalates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from responder.actuators import registry
+from responder.actuators.aws.session import AwsSession
+from responder.actuators.registry import Registry
+from responder.catalog import load_runbooks
+from responder.engine import Engine
+from responder.models import RawRecord
+from responder.pipeline import Pipeline
+from responder.timeline import MemoryStore, Recorder
+from tests.fakes import Echo
+from tests.findings import envelope_bytes, guardduty_finding
+
+pytestmark = pytest.mark.integration
+
+RUNBOOK = """
+id: contain-key
+trigger: {source: guardduty, type: "*IAMUser/*"}
+group_by: "${event.resource.access_key.id}"
+steps:
+  - id: deactivate-key
+    actuator: aws.iam.deactivate_access_key
+    retries: 3
+    with:
+      user_name: ${event.resource.access_key.attributes.user_name}
+      access_key_id: ${event.resource.access_key.id}
+on_failure:
+  - id: escalate
+    actuator: test.echo
+    with: {target: oncall, message: "containment failed: ${failure.step}: ${failure.error}"}
+"""
+
+
+class Counting:
+    """Forwards every AWS call to moto and remembers which were made."""
+
+    def __init__(self, inner: AwsSession) -> None:
+        self.inner, self.calls = inner, list[str]()
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Record, then forward."""
+        self.calls.append(f"{service}.{operation}")
+        reply: dict[str, Any] = await self.inner.call(service, operation, **kwargs)
+        return reply
+
+
+async def test_a_temporary_key_fails_fast_and_reaches_a_human(aws: AwsSession, tmp_path: Path):
+    """GuardDuty names an ASIA… key: the step fails permanently once, no IAM call is made, on-call is paged."""
+    await aws.call("iam", "create_user", UserName="ml-training")
+    (tmp_path / "rb").mkdir()
+    (tmp_path / "rb" / "contain-key.yaml").write_text(RUNBOOK)
+    reg = Registry()
+    reg.add(registry.get("aws.iam.deactivate_access_key"))
+    pager = Echo()
+    reg.add(pager)
+    counting = Counting(aws)
+    engine = Engine(Recorder(MemoryStore()), reg, counting)
+    pipeline = Pipeline(load_runbooks(tmp_path / "rb", reg), engine)
+    await pipeline.handle(RawRecord(topic="t", value=envelope_bytes(guardduty_finding("ASIAQWERTYUIOPASDFGH"))))
+    await engine.recorder.flush()
+    entries = list(engine.recorder.entries())
+    [failed] = [e.body for e in entries if e.kind == "step.result" and e.body["step"] == "deactivate-key"]
+    assert failed["status"] == "failed"
+    assert failed["permanent"] is True
+    assert "temporary (STS) access key" in failed["error"]
+    assert not [c for c in counting.calls if c.startswith("iam.")]
+    assert not [e for e in entries if e.kind == "step.intent" and e.body["step"] == "deactivate-key"]
+    [page] = pager.applied
+    assert "aws.iam.revoke_sessions" in page.message
