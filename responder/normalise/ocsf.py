@@ -65,8 +65,8 @@ def _other(r: dict[str, Any], uid: str, rtype: str) -> Resource | None:
     kind = AWS_TYPES.get(rtype)
     if uid.startswith("arn:"):
         typed = from_arn(uid, type=rtype or None)
-        if typed is not None and (kind is None or typed.kind is kind):
-            return typed
+        if typed is not None and (kind is None or typed.kind is kind or typed.kind is K.ACCOUNT):
+            return typed  # an AwsIamUser whose uid is the root ARN is the account (`from_arn`), never an iam_user
     ip = ip_resource(uid)
     if ip is not None:
         return ip
