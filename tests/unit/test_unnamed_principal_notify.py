@@ -45,11 +45,12 @@ def _matched(event: Event, matcher: Matcher) -> list[str]:
     return [m.runbook.id for m in matcher.match(event)]
 
 
-def _page(event: Event, matcher: Matcher) -> dict[str, Any]:
-    [match] = [m for m in matcher.match(event) if m.runbook.id == PAGE]
+def page_fields(event: Event, matcher: Matcher, runbook: str) -> dict[str, Any]:
+    """The `fields` of the single step of the notify-only `runbook` the event matches, resolved."""
+    [match] = [m for m in matcher.match(event) if m.runbook.id == runbook]
     [step] = match.runbook.steps
     scope = {"event": event.view(), "steps": {},
-             "incident": {"id": "inc-1", "group_key": event.incident_key, "runbook": PAGE, "events": 1}}
+             "incident": {"id": "inc-1", "group_key": event.incident_key, "runbook": runbook, "events": 1}}
     resolved = resolve_step(step, scope, registry)
     assert isinstance(resolved, Resolved), resolved
     fields: dict[str, Any] = resolved.params.model_dump(mode="json")["fields"]
@@ -64,7 +65,7 @@ def test_an_unnamed_writer_pages_on_call_with_its_key_and_type(
     whose notification names the access key and its principal type."""
     [event] = decode_doc(build(user_type))
     assert _matched(event, matcher) == [PAGE]
-    fields = _page(event, matcher)
+    fields = page_fields(event, matcher, PAGE)
     [key] = [r for r in fields["principal"] if r["kind"] == "access_key"]
     assert key["attributes"].get("user_type") == user_type
     assert key["attributes"]["user_name"] == "victim"
@@ -76,7 +77,7 @@ def test_an_unnamed_cloudtrail_writer_pages_on_call(name: str, matcher: Matcher)
     """A CloudTrail PutObject by Root, a FederatedUser, AWSService or an untyped identity pages on-call only."""
     [event] = decode_doc(_cloudtrail_write(CLOUDTRAIL_IDENTITIES[name]))
     assert _matched(event, matcher) == [PAGE]
-    fields = _page(event, matcher)
+    fields = page_fields(event, matcher, PAGE)
     kinds = {r["kind"] for r in fields["principal"]}
     assert "iam_user" not in kinds
     if name == "root":

@@ -1,0 +1,152 @@
+"""A compromised access key is deactivated and its user's sessions revoked only when its principal is an IAM user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from responder.actuators import registry
+from responder.catalog import load_runbooks
+from responder.engine.runner import resolve_step
+from responder.models.event import Event
+from responder.normalise import decode_doc
+from responder.rules.matcher import Matcher
+from tests.unit.test_unnamed_principal_notify import page_fields
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "runbooks/examples"
+PAGE = "access-key-compromise-unnamed-principal"
+KEY = "AKIAEXAMPLEVICTIM001"
+ASFF_TYPE = "TTPs/Initial Access/UnauthorizedAccess:IAMUser-MaliciousIPCaller"
+# the principal name someone else chose (a federated session name, a forged finding) spelling a real IAM user's
+NAMESAKE = "ml-training"
+NOT_AN_IAM_USER = ["Root", "FederatedUser", "AssumedRole", "AWSService", None]
+
+
+def _load(rel: str) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads((EXAMPLES / rel).read_bytes())
+    return doc
+
+
+def _guardduty(user_type: str | None) -> dict[str, Any]:
+    doc = _load("iam-credential-compromise.json")
+    key = doc["resource"]["accessKeyDetails"]
+    key.pop("userType")
+    key |= {"accessKeyId": KEY, "userName": NAMESAKE} | ({"userType": user_type} if user_type else {})
+    return doc
+
+
+def _asff(user_type: str | None) -> dict[str, Any]:
+    doc = _load("by-source/access-key-compromise.securityhub.json")
+    [key] = [r for r in doc["Resources"] if r["Type"] == "AwsIamAccessKey"]
+    key["Id"] = f"AWS::IAM::AccessKey:{KEY}"
+    key["Details"]["AwsIamAccessKey"] = {"PrincipalName": NAMESAKE, "PrincipalId": "AIDAEXAMPLEVICTIM0001"} | (
+        {"PrincipalType": user_type} if user_type else {})
+    return doc
+
+
+def _ocsf(user_type: str | None) -> dict[str, Any]:
+    doc = _load("by-source/cloudtrail-logging-stopped.ocsf.json")
+    doc["finding_info"]["types"] = [ASFF_TYPE]
+    doc["severity_id"], doc["severity"] = 4, "High"
+    doc["resources"][0]["uid"] = f"AWS::IAM::AccessKey:{KEY}"
+    doc["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {"PrincipalName": NAMESAKE} | (
+        {"PrincipalType": user_type} if user_type else {})}).decode()
+    return doc
+
+
+def _splunk(user_type: str | None) -> dict[str, Any]:
+    doc = _load("access-key-compromise.json")
+    doc["result"].pop("user_type", None)
+    doc["result"] |= {"affectedEntities{}.entityValue": KEY, "user_name": NAMESAKE} | (
+        {"user_type": user_type} if user_type else {})
+    return doc
+
+
+def _sentinel(user_type: str | None) -> dict[str, Any]:
+    doc = _load("by-source/access-key-compromise.sentinel.json")
+    details = {"AccessKeyId": [KEY], "SourceIpAddress": ["198.51.100.23"]} | (
+        {"UserIdentityType": [user_type]} if user_type else {})
+    [alert] = doc["object"]["properties"]["Alerts"]
+    alert["properties"]["additionalData"]["Custom Details"] = orjson.dumps(details).decode()
+    return doc
+
+
+SOURCES: dict[str, tuple[Callable[[str | None], dict[str, Any]], str]] = {
+    "guardduty": (_guardduty, "iam-credential-compromise"),
+    "securityhub": (_asff, "access-key-compromise"),
+    "ocsf": (_ocsf, "access-key-compromise"),
+    "splunk": (_splunk, "access-key-compromise"),
+    "sentinel": (_sentinel, "access-key-compromise"),
+}
+
+
+@pytest.fixture(scope="module", name="matcher")
+def _matcher() -> Matcher:
+    """The shipped runbooks' matcher."""
+    return Matcher(load_runbooks(ROOT / "runbooks", registry))
+
+
+def _event(source: str, user_type: str | None) -> Event:
+    [event] = decode_doc(SOURCES[source][0](user_type))
+    assert event.source == source
+    return event
+
+
+def _matched(event: Event, matcher: Matcher) -> list[str]:
+    return [m.runbook.id for m in matcher.match(event)]
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_an_iam_user_s_key_is_contained(source: str, matcher: Matcher) -> None:
+    """A key typed IAMUser, from every source, matches its containing runbook only, acting on the key's user."""
+    event = _event(source, "IAMUser")
+    key = event.first("access_key")
+    assert key is not None
+    assert (key.id, key.attributes["user_name"], key.attributes["user_type"]) == (KEY, NAMESAKE, "IAMUser")
+    assert _matched(event, matcher) == [SOURCES[source][1]]
+
+
+@pytest.mark.parametrize("user_type", NOT_AN_IAM_USER)
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_a_key_of_another_principal_pages_and_touches_no_iam_user(
+        source: str, user_type: str | None, matcher: Matcher) -> None:
+    """A Root, federated, role, service or untyped principal's key named like an IAM user is not acted on: it
+    matches only the paging runbook, whose page names the key, its principal type, the account and what to do."""
+    event = _event(source, user_type)
+    assert _matched(event, matcher) == [PAGE]
+    fields = page_fields(event, matcher, PAGE)
+    assert fields["access_key"]["id"] == KEY
+    assert fields["access_key"]["attributes"].get("user_type") == user_type
+    assert fields["access_key"]["attributes"]["user_name"] == NAMESAKE
+    assert fields["incident_key"] == event.incident_key
+    assert event.account is not None
+    assert fields["incident_key"].startswith(f"{event.account}:")
+    assert "root" in fields["what_to_do"].lower()
+    assert "federated" in fields["what_to_do"].lower()
+
+
+def test_the_paging_runbook_changes_nothing() -> None:
+    """The paging runbook has no actuator but notifications: there is no principal the finding vouches for."""
+    [book] = [rb for rb in load_runbooks(ROOT / "runbooks", registry) if rb.id == PAGE]
+    assert {s.actuator for s in (*book.steps, *book.on_failure)} == {"notify.kafka.publish_message"}
+
+
+def test_a_logging_stop_by_a_non_iam_user_s_key_deactivates_nothing(matcher: Matcher) -> None:
+    """cloudtrail-logging-stopped deactivates the caller's key only when its principal is an IAM user."""
+    doc = _load("by-source/cloudtrail-logging-stopped.ocsf.json")
+    doc["resources"][0]["uid"] = f"AWS::IAM::AccessKey:{KEY}"
+    steps: dict[str | None, str] = {}
+    for user_type in ("IAMUser", "Root", None):
+        doc["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {"PrincipalName": NAMESAKE} | (
+            {"PrincipalType": user_type} if user_type else {})}).decode()
+        [event] = decode_doc(doc)
+        [match] = [m for m in matcher.match(event) if m.runbook.id == "cloudtrail-logging-stopped"]
+        [step] = [s for s in match.runbook.steps if s.id == "deactivate-key"]
+        scope = {"event": event.view(), "steps": {}, "incident": {"id": "inc-1", "events": 1}}
+        steps[user_type] = type(resolve_step(step, scope, registry)).__name__
+    assert steps == {"IAMUser": "Resolved", "Root": "NotNow", None: "NotNow"}
