@@ -55,6 +55,7 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
     hosts = [res(K.HOST, _prop(e, "hostName")) for e in entities]
     ips = [ip_resource(_prop(e, "address")) for e in entities if str(e.get("kind", "")).lower() == "ip"]
     user = next((_prop(e, "accountName") for e in entities if str(e.get("kind", "")).lower() == "account"), None)
+    kind = _custom(p, "identitytype")
     return make_event(
         id=str(item.get("name") or p.get("systemAlertId") or raw_id("sentinel", item)),
         source="sentinel",
@@ -65,8 +66,8 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
         account=subscription,
         cloud="azure",
         actor=user or dig(p, "owner", "userPrincipalName"),
-        resources=compact([access_key(_custom(p, "accesskeyid"), user, user_type=_custom(p, "identitytype")),
-                             res(K.IAM_USER, user), *hosts, *ips]),
+        resources=compact([access_key(_custom(p, "accesskeyid"), user, user_type=kind), _iam_user(user, kind), *hosts,
+                             *ips]),
         attributes={
             "kind": "alert" if alert else "incident",
             "title": p.get("title") or p.get("alertDisplayName"),
@@ -86,6 +87,13 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
 
 def _prop(entity: dict[str, Any], name: str) -> Any:
     return entity.get(name) or dig(entity, "properties", name)
+
+
+def _iam_user(user: Any, user_type: Any) -> Resource | None:
+    """The Account entity as an IAM user only when the rule typed it IAMUser (`UserIdentityType`): an untyped
+    account may be an Azure user, a federated session name or the root, and a runbook acting on iam_user would
+    act on a real IAM user so named."""
+    return res(K.IAM_USER, user, name=user) if user_type == "IAMUser" else None
 
 
 def _custom(p: dict[str, Any], suffix: str) -> Any:

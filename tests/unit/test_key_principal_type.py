@@ -150,3 +150,23 @@ def test_a_logging_stop_by_a_non_iam_user_s_key_deactivates_nothing(matcher: Mat
         scope = {"event": event.view(), "steps": {}, "incident": {"id": "inc-1", "events": 1}}
         steps[user_type] = type(resolve_step(step, scope, registry)).__name__
     assert steps == {"IAMUser": "Resolved", "Root": "NotNow", None: "NotNow"}
+
+
+def _sentinel_bedrock(user_type: str | None) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads((ROOT / "tests/fixtures/events/sentinel_alert_entities.json").read_bytes())
+    props = doc["value"][0]["properties"]
+    props["techniques"] = ["T1496.004"]  # Bedrock abuse: llmjacking, which acts on event.resource.iam_user.name
+    props["customDetails"] = {"UserIdentityAccessKeyId": [KEY]} | (
+        {"UserIdentityType": [user_type]} if user_type else {})
+    props["entities"][0]["properties"]["accountName"] = NAMESAKE
+    return doc
+
+
+@pytest.mark.parametrize("user_type", ["IAMUser", *NOT_AN_IAM_USER])
+def test_a_sentinel_account_is_an_iam_user_only_when_typed_so(user_type: str | None, matcher: Matcher) -> None:
+    """Sentinel's Account entity is named an iam_user only for UserIdentityType IAMUser, so llmjacking never
+    denies Bedrock to an IAM user by the name of a root, federated or untyped principal."""
+    [event] = decode_doc(_sentinel_bedrock(user_type))
+    user = event.first("iam_user")
+    assert (user.id if user is not None else None) == (NAMESAKE if user_type == "IAMUser" else None)
+    assert ("llmjacking" in _matched(event, matcher)) is (user_type == "IAMUser")
