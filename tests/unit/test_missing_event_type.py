@@ -69,3 +69,18 @@ def test_a_cloudwatch_alarm_without_a_state_is_unknown_and_scored_low() -> None:
     """An alarm transition with no state keeps the low default score (2.0) it had as `UNKNOWN`."""
     [event] = decode_doc(_set(_doc("runbooks/examples/model-extraction-probing.json"), ("alarmData", "state"), {}))
     assert (event.type, event.severity.score) == ("unknown", 2.0)
+
+
+@pytest.mark.parametrize("value", NOT_TEXT, ids=repr)
+def test_a_gcp_scc_finding_without_a_text_category_is_unknown(value: Any) -> None:
+    """A GCP SCC finding whose `category` is missing or not text has the type `unknown`, never "None"."""
+    [event] = decode_doc(_set(_doc("tests/fixtures/events/gcp_scc_key.json"), ("finding", "category"), value))
+    assert (event.source, event.type) == ("gcp-scc", "unknown")
+
+
+@pytest.mark.parametrize("value", NOT_TEXT, ids=repr)
+def test_a_gcp_scc_finding_without_a_text_resource_name_names_no_resource(value: Any) -> None:
+    """A `resourceName` that is missing or not text yields no resource, never one whose id is "None"."""
+    [event] = decode_doc(_set(_doc("tests/fixtures/events/gcp_scc_key.json"), ("finding", "resourceName"), value))
+    assert [r.kind.value for r in event.resources if r.kind.value != "ip"] == []  # the caller's address may stay
+    assert event.type == "Persistence: New API Key"
