@@ -107,3 +107,16 @@ def test_security_hub_and_ocsf_name_a_root_arn_as_the_account() -> None:
         account = event.first("account")
         assert account is not None
         assert account.attributes.get("root_identity") is True
+
+
+@pytest.mark.parametrize("rtype", ["AwsIamUser", "AwsIamRole"])
+def test_a_security_hub_root_arn_is_the_account_whatever_its_details_name(rtype: str) -> None:
+    """An ASFF AwsIamUser/AwsIamRole whose Id is the root ARN is the account even when its Details name `root`."""
+    asff = orjson.loads((ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
+    detail = {"UserName": "root"} if rtype == "AwsIamUser" else {"RoleName": "root"}
+    asff["Resources"] = [{"Type": rtype, "Id": ROOT_ARN, "Details": {rtype: detail}}]
+    [event] = decode_doc(asff)
+    assert [(r.kind.value, r.id) for r in event.resources] == [("account", "111122223333")]
+    account = event.first("account")
+    assert account is not None
+    assert account.attributes.get("root_identity") is True
