@@ -132,3 +132,29 @@ def test_bedrock_use_by_an_iam_user_is_contained_not_paged(matcher: Matcher) -> 
     inside = _bedrock(CLOUDTRAIL_IDENTITIES["root"])
     inside["sourceIPAddress"] = "10.1.2.3"
     assert _matched(decode_doc(inside)[0], matcher) == []
+
+
+def _datadog_bedrock(arn: str | None, key: str) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(
+        (ROOT / "runbooks/examples/by-source/training-data-bucket-public.datadog.json").read_bytes())
+    rule = doc["detail"]["meta"]["signal"]["rule"]
+    rule["name"] = "AWS Bedrock model invoked from an unusual address"
+    rule["group_by_fields"] = {"@userIdentity.accessKeyId": key, "@network.client.ip": "203.0.113.5"} | (
+        {"@userIdentity.arn": arn} if arn else {})
+    return doc
+
+
+@pytest.mark.parametrize(("arn", "key"), [
+    ("arn:aws:iam::671642278147:user/alice", "AKIAEXAMPLEVICTIM001"),
+    ("arn:aws:iam::671642278147:user/alice", "ASIAEXAMPLEVICTIM001"),
+    ("arn:aws:sts::671642278147:assumed-role/inference/s", "ASIAEXAMPLEVICTIM001"),
+    ("arn:aws:iam::671642278147:root", "AKIAEXAMPLEVICTIM001"),
+    (None, "AKIAEXAMPLEVICTIM001"),
+], ids=["user-arn-akia", "user-arn-asia", "role", "root", "untyped"])
+def test_every_bedrock_abuse_llmjacking_cannot_contain_pages(arn: str | None, key: str, matcher: Matcher) -> None:
+    """A SIEM's Bedrock alert that llmjacking does not contain (a user named only by ARN, a session key, a role)
+    pages on-call: llmjacking and llmjacking-unnamed-principal together take every such alert, exactly once."""
+    [event] = decode_doc(_datadog_bedrock(arn, key))
+    assert event.threat is not None
+    assert event.threat.category.value == "llmjacking"
+    assert _matched(event, matcher) == ["llmjacking-unnamed-principal"]
