@@ -77,7 +77,8 @@ def _identity(user: dict[str, Any] | None, role: str) -> list[Resource | None]:
     if not isinstance(user, dict):
         return []
     uid, name, utype = text(user.get("uid")), text(user.get("name")), user.get("type")
-    out: list[Resource | None] = [access_key(user.get("credential_uid"), name)]
+    # the key's principal type is the actor's (Security Lake: CloudTrail's userIdentity.type), as for every source
+    out: list[Resource | None] = [access_key(user.get("credential_uid"), name, user_type=utype)]
     if uid and uid.startswith("arn:"):
         out.append(from_arn(uid, role=role))
     elif uid or name:  # an IAM user or role only for type IAMUser / AssumedRole (`resources.PRINCIPAL_KINDS`);

@@ -170,3 +170,29 @@ def test_a_sentinel_account_is_an_iam_user_only_when_typed_so(user_type: str | N
     user = event.first("iam_user")
     assert (user.id if user is not None else None) == (NAMESAKE if user_type == "IAMUser" else None)
     assert ("llmjacking" in _matched(event, matcher)) is (user_type == "IAMUser")
+
+
+def _ocsf_actor(user_type: str | None, types: list[str] | None = None) -> dict[str, Any]:
+    doc = _load("by-source/cloudtrail-logging-stopped.ocsf.json")
+    doc["resources"] = [r for r in doc["resources"] if "AccessKey" not in str(r)]
+    doc["actor"] = {"user": {"name": NAMESAKE, "credential_uid": KEY} | ({"type": user_type} if user_type else {})}
+    if types:
+        doc["finding_info"]["types"] = types
+        doc["severity_id"], doc["severity"] = 4, "High"
+    return doc
+
+
+@pytest.mark.parametrize("user_type", ["IAMUser", *NOT_AN_IAM_USER])
+def test_an_ocsf_actor_s_key_carries_the_actor_s_type(user_type: str | None, matcher: Matcher) -> None:
+    """An OCSF actor.user's credential_uid (Security Lake's CloudTrail shape) is typed by actor.user.type, so an
+    IAM user's key is contained as before and any other principal's key is paged."""
+    [event] = decode_doc(_ocsf_actor(user_type, [ASFF_TYPE]))
+    key = event.first("access_key")
+    assert key is not None
+    assert (key.id, key.attributes.get("user_type")) == (KEY, user_type)
+    assert _matched(event, matcher) == ["access-key-compromise" if user_type == "IAMUser" else PAGE]
+    [event] = decode_doc(_ocsf_actor(user_type))
+    [match] = [m for m in matcher.match(event) if m.runbook.id == "cloudtrail-logging-stopped"]
+    [step] = [s for s in match.runbook.steps if s.id == "deactivate-key"]
+    scope = {"event": event.view(), "steps": {}, "incident": {"id": "inc-1", "events": 1}}
+    assert type(resolve_step(step, scope, registry)).__name__ == ("Resolved" if user_type == "IAMUser" else "NotNow")
