@@ -196,3 +196,17 @@ def test_an_ocsf_actor_s_key_carries_the_actor_s_type(user_type: str | None, mat
     [step] = [s for s in match.runbook.steps if s.id == "deactivate-key"]
     scope = {"event": event.view(), "steps": {}, "incident": {"id": "inc-1", "events": 1}}
     assert type(resolve_step(step, scope, registry)).__name__ == ("Resolved" if user_type == "IAMUser" else "NotNow")
+
+
+@pytest.mark.parametrize("user_type", ["IAMUser", *NOT_AN_IAM_USER])
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_a_compromised_session_key_pages_on_call(
+        source: str, user_type: str | None, matcher: Matcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A temporary ASIA… key (a role's session, an IAM user's GetSessionToken) that no runbook contains still
+    reaches a human: it matches the paging runbook only, never a containing one."""
+    monkeypatch.setitem(globals(), "KEY", "ASIAEXAMPLEVICTIM001")
+    event = _event(source, user_type)
+    key = event.first("access_key")
+    assert key is not None
+    assert key.attributes["credential"] == "temporary"
+    assert _matched(event, matcher) == [PAGE]
