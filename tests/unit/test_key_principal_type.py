@@ -210,3 +210,10 @@ def test_a_compromised_session_key_pages_on_call(
     assert key is not None
     assert key.attributes["credential"] == "temporary"
     assert _matched(event, matcher) == [PAGE]
+
+
+def test_a_guardduty_iam_user_key_without_a_user_name_pages(matcher: Matcher) -> None:
+    """A GuardDuty finding on an IAMUser's AKIA key that names no user cannot be contained: it pages on-call."""
+    doc = _guardduty("IAMUser")
+    doc["resource"]["accessKeyDetails"].pop("userName")
+    assert _matched(decode_doc(doc)[0], matcher) == [PAGE]
