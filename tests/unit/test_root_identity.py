@@ -62,8 +62,11 @@ def test_a_cloudtrail_root_console_login_groups_by_the_account() -> None:
     doc = orjson.loads((ROOT / "tests/fixtures/events/cloudtrail_eventbridge.json").read_bytes())
     doc["detail"]["userIdentity"] = {"type": "Root", "principalId": "111122223333", "arn": ROOT_ARN,
                                      "accountId": "111122223333"}
+    doc["detail"] |= {"eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin", "requestParameters": None,
+                      "responseElements": {"ConsoleLogin": "Success"}}  # the fixture's own call names a target user
     [event] = decode_doc(doc)
-    assert "iam_user" not in _kinds(event)[:1]
+    assert event.type == "signin.amazonaws.com/ConsoleLogin"
+    assert "iam_user" not in _kinds(event)
     assert event.incident_key.endswith(":account:111122223333")
 
 
