@@ -73,8 +73,10 @@ def _actor(ident: dict[str, Any]) -> list[Resource | None]:
     user = ident.get("userName") or issuer.get("userName")
     out: list[Resource | None] = [access_key(ident.get("accessKeyId"), user if itype == "IAMUser" else None,
                                              principal_type=itype, arn=ident.get("arn"))]
-    if itype == "Root":
-        out.append(res(K.IAM_USER, "root", arn=ident.get("arn"), root=True))
+    if itype == "Root":  # the account itself, never an iam_user: IAM allows a real user named `root`
+        named = from_arn(ident.get("arn"))
+        out.append(res(K.ACCOUNT, ident.get("accountId"), arn=ident.get("arn"), root_identity=True)
+                   or (named if named is not None and named.kind is K.ACCOUNT else None))
     elif itype == "IAMUser":
         out.append(res(K.IAM_USER, user, name=user, arn=ident.get("arn")))
     elif itype == "AssumedRole" and issuer.get("arn"):

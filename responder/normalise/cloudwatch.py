@@ -6,7 +6,7 @@ from typing import Any
 
 from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.normalise.assemble import make_event
-from responder.normalise.fields import dig, time_or_received
+from responder.normalise.fields import dig, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, res
 from responder.normalise.threats import CLOUDWATCH
@@ -53,7 +53,7 @@ def _metric_resources(config: dict[str, Any]) -> list[Resource | None]:
 
 def alarm_to_event(data: dict[str, Any], env: dict[str, Any], arn: Any) -> Event:
     """One alarm transition; the type is the new state (ALARM, OK, INSUFFICIENT_DATA)."""
-    state = dig(data, "state", "value") or "UNKNOWN"
+    state = text(dig(data, "state", "value"))  # None (type `unknown`) when missing or not text
     config = data.get("configuration") or {}
     metrics = [dig(m, "metricStat", "metric") for m in config.get("metrics") or [] if dig(m, "metricStat", "metric")]
     when, inferred = time_or_received(env.get("time"), dig(data, "state", "timestamp"))
@@ -61,8 +61,8 @@ def alarm_to_event(data: dict[str, Any], env: dict[str, Any], arn: Any) -> Event
     return make_event(
         id=f"{arn or data.get('alarmName')}@{dig(data, 'state', 'timestamp') or env.get('time')}",
         source="cloudwatch",
-        type=str(state),
-        severity=Severity.of(STATE_SCORES.get(str(state), 2.0), original=state),
+        type=state or "",
+        severity=Severity.of(STATE_SCORES.get(state or "", 2.0), original=state),
         time=when,
         time_inferred=inferred,
         account=env.get("accountId") or env.get("account"),

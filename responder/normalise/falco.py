@@ -74,7 +74,7 @@ def alert_to_event(doc: dict[str, Any]) -> Event:
     return make_event(
         id=str(doc.get("uuid") or raw_id("falco", doc)),
         source="falco",
-        type=str(doc["rule"]),
+        type=text(doc["rule"]) or "",  # a rule that is not text is `unknown` (make_event), never "None"
         severity=_priority(doc.get("priority")),
         time=when,
         time_inferred=inferred,
@@ -104,7 +104,7 @@ def sidekick_to_event(doc: dict[str, Any]) -> Event:
     return make_event(
         id=raw_id("falco", doc),
         source="falco",
-        type=str(labels["rule"]),
+        type=text(labels["rule"]) or "",
         severity=_priority(labels.get("priority")),
         time=when,
         time_inferred=inferred,

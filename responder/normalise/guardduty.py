@@ -125,7 +125,7 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
     return make_event(
         id=str(f.get("id") or f.get("arn") or env.get("id")),
         source="guardduty",
-        type=str(finding_type),
+        type=text(finding_type) or "",  # `unknown` (make_event) when missing or not text, never "None"
         severity=scored(score, severity),
         time=parse_time(f.get("updatedAt") or f.get("createdAt") or env.get("time")),
         account=f.get("accountId") or env.get("account"),

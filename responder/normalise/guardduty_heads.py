@@ -9,7 +9,7 @@ from typing import Any
 
 from responder.models.event import Event
 from responder.normalise import trusted
-from responder.normalise.fields import parse_time, scored
+from responder.normalise.fields import parse_time, scored, text
 from responder.normalise.guardduty import _is_finding
 from responder.normalise.registry import head, keyed_head
 from responder.normalise.threats import GUARDDUTY
@@ -25,7 +25,7 @@ def finding_head(f: dict[str, Any], envelope: dict[str, Any] | None = None) -> E
             raise TypeError("guardduty: service and resource are objects")
     return trusted.head({
         "source": "guardduty",
-        "type": str(f["type"]).strip() or "unknown",
+        "type": text(f["type"]) or "unknown",  # as finding_to_event: never "None" or a container as text
         "severity": scored(float(f["severity"]), f["severity"]),
         "time": parse_time(f.get("updatedAt") or f.get("createdAt") or env.get("time")),
         "threat": GUARDDUTY.lookup(f["type"]),

@@ -65,8 +65,8 @@ def _other(r: dict[str, Any], uid: str, rtype: str) -> Resource | None:
     kind = AWS_TYPES.get(rtype)
     if uid.startswith("arn:"):
         typed = from_arn(uid, type=rtype or None)
-        if typed is not None and (kind is None or typed.kind is kind):
-            return typed
+        if typed is not None and (kind is None or typed.kind is kind or typed.kind is K.ACCOUNT):
+            return typed  # an AwsIamUser whose uid is the root ARN is the account (`from_arn`), never an iam_user
     ip = ip_resource(uid)
     if ip is not None:
         return ip
@@ -77,7 +77,8 @@ def _identity(user: dict[str, Any] | None, role: str) -> list[Resource | None]:
     if not isinstance(user, dict):
         return []
     uid, name, utype = text(user.get("uid")), text(user.get("name")), user.get("type")
-    out: list[Resource | None] = [access_key(user.get("credential_uid"), name)]
+    # the key's principal type is the actor's (Security Lake: CloudTrail's userIdentity.type), as for every source
+    out: list[Resource | None] = [access_key(user.get("credential_uid"), name, user_type=utype)]
     if uid and uid.startswith("arn:"):
         out.append(from_arn(uid, role=role))
     elif uid or name:  # an IAM user or role only for type IAMUser / AssumedRole (`resources.PRINCIPAL_KINDS`);

@@ -69,7 +69,8 @@ def ip_resource(value: Any, **attrs: Any) -> Resource | None:
 
 
 def from_arn(arn: Any, **attrs: Any) -> Resource | None:
-    """A typed resource from an AWS ARN (user, role, instance, bucket, secret, key, function, model…)."""
+    """A typed resource from an AWS ARN (user, role, instance, bucket, secret, key, function, model…);
+    arn:aws:iam::<account>:root is the `account`, with `root_identity` true."""
     value = text(arn)
     if value is None or not value.startswith("arn:"):
         return None
@@ -81,8 +82,8 @@ def from_arn(arn: Any, **attrs: Any) -> Resource | None:
     rtype, rest = tail[:cut], tail[cut + 1:]
     if service == "s3":
         return res(K.BUCKET, tail.split("/", 1)[0], arn=value, **attrs)
-    if service == "iam" and tail == "root":
-        return res(K.IAM_USER, "root", arn=value, **attrs)
+    if service == "iam" and tail == "root":  # the account's root identity: never an IAM user (one may be named root)
+        return res(K.ACCOUNT, parts[4], arn=value, root_identity=True, **attrs)
     kind = _ARN_KINDS.get((service, rtype))
     if kind is None:
         return res(K.OTHER, value, arn=value, service=service, **attrs)

@@ -43,12 +43,12 @@ def _resource(r: dict[str, Any]) -> list[Resource | None]:
         # the IAM user or role only for PrincipalType IAMUser / AssumedRole (`resources.PRINCIPAL_KINDS`)
         return [access_key(key, user, principal_type=d.get("PrincipalType"), principal_id=d.get("PrincipalId")),
                 principal(d.get("PrincipalType"), user, name=user)]
-    if rtype == "AwsIamUser":
-        name = dig(details, "AwsIamUser", "UserName")
-        return [res(K.IAM_USER, name, name=name, arn=rid) if name else from_arn(rid)]
-    if rtype == "AwsIamRole":
-        name = dig(details, "AwsIamRole", "RoleName")
-        return [res(K.IAM_ROLE, name, name=name, arn=rid) if name else from_arn(rid)]
+    if rtype in ("AwsIamUser", "AwsIamRole"):
+        typed = from_arn(rid)
+        if typed is not None and typed.kind is K.ACCOUNT:  # the root ARN is the account, whatever Details name it
+            return [typed]
+        name = dig(details, rtype, "UserName" if rtype == "AwsIamUser" else "RoleName")
+        return [res(AWS_TYPES[rtype], name, name=name, arn=rid) if name else typed]
     if rtype == "AwsEc2Instance":
         out: list[Resource | None] = [res(K.INSTANCE, rid.rsplit("/", 1)[-1], arn=rid if rid.startswith("arn:")
                                           else None, instance_type=dig(details, "AwsEc2Instance", "Type"))]

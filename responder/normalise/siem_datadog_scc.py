@@ -96,7 +96,9 @@ def _is_scc(doc: Any) -> bool:
     return isinstance(finding, dict) and "category" in finding and "resourceName" in finding
 
 
-def _gcp_resource(name: str) -> Resource | None:
+def _gcp_resource(name: str | None) -> Resource | None:
+    if name is None:
+        return None
     kind = next((k for prefix, k in GCP_KINDS.items() if name.startswith(f"//{prefix.split('/')[0]}")
                  and f"/{prefix.split('/')[1]}/" in name), K.OTHER)
     if "/serviceAccounts/" in name and "/keys/" in name:
@@ -118,14 +120,14 @@ def decode_scc(doc: Any) -> list[Event]:
     return [make_event(
         id=str(f.get("name") or f.get("canonicalName")),
         source="gcp-scc",
-        type=str(f["category"]),
+        type=text(f["category"]) or "",  # `unknown` (make_event) when missing or not text, never "None"
         severity=severity_from_label(f.get("severity"), default=5.0),
         time=when,
         time_inferred=inferred,
         account=project,
         cloud="gcp",
         actor=dig(f, "access", "principalEmail"),
-        resources=compact([_gcp_resource(str(f["resourceName"])),
+        resources=compact([_gcp_resource(text(f["resourceName"])),  # none when missing or not text
                            ip_resource(dig(f, "access", "callerIp"), role="caller")]),
         attributes={
             "finding_class": f.get("findingClass"), "state": f.get("state"), "mute": f.get("mute"),

@@ -55,6 +55,7 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
     hosts = [res(K.HOST, _prop(e, "hostName")) for e in entities]
     ips = [ip_resource(_prop(e, "address")) for e in entities if str(e.get("kind", "")).lower() == "ip"]
     user = next((_prop(e, "accountName") for e in entities if str(e.get("kind", "")).lower() == "account"), None)
+    kind = _custom(p, "identitytype")
     return make_event(
         id=str(item.get("name") or p.get("systemAlertId") or raw_id("sentinel", item)),
         source="sentinel",
@@ -65,7 +66,8 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
         account=subscription,
         cloud="azure",
         actor=user or dig(p, "owner", "userPrincipalName"),
-        resources=compact([access_key(_custom_key(p), user), res(K.IAM_USER, user), *hosts, *ips]),
+        resources=compact([access_key(_custom(p, "accesskeyid"), user, user_type=kind), _iam_user(user, kind), *hosts,
+                             *ips]),
         attributes={
             "kind": "alert" if alert else "incident",
             "title": p.get("title") or p.get("alertDisplayName"),
@@ -87,17 +89,25 @@ def _prop(entity: dict[str, Any], name: str) -> Any:
     return entity.get(name) or dig(entity, "properties", name)
 
 
-def _custom_key(p: dict[str, Any]) -> Any:
-    """The access key id an analytics rule surfaced as a custom detail (`AccessKeyId: UserIdentityAccessKeyId`):
-    Sentinel has no access-key entity, so AWS rules carry it in `additionalData["Custom Details"]` (a JSON text
-    of name → values in the alert's ExtendedProperties, or a mapping)."""
+def _iam_user(user: Any, user_type: Any) -> Resource | None:
+    """The Account entity as an IAM user only when the rule typed it IAMUser (`UserIdentityType`): an untyped
+    account may be an Azure user, a federated session name or the root, and a runbook acting on iam_user would
+    act on a real IAM user so named."""
+    return res(K.IAM_USER, user, name=user) if user_type == "IAMUser" else None
+
+
+def _custom(p: dict[str, Any], suffix: str) -> Any:
+    """The first custom detail whose name ends with `suffix` (lower case): Sentinel has no access-key entity and its
+    Account entity no principal type, so AWS rules surface `AccessKeyId: UserIdentityAccessKeyId` and
+    `UserIdentityType: UserIdentityType` (AWSCloudTrail columns) in `additionalData["Custom Details"]` (a JSON
+    text of name → values in the alert's ExtendedProperties, or a mapping)."""
     for props in [p, *(dig(a, "properties") or {} for a in p.get("Alerts") or [] if isinstance(a, dict))]:
         details = dig(props, "additionalData", "Custom Details") or props.get("customDetails")
         if isinstance(details, str):
             with contextlib.suppress(ValueError):
                 details = orjson.loads(details)
         for name, value in details.items() if isinstance(details, dict) else ():
-            if str(name).lower().endswith("accesskeyid"):
+            if str(name).lower().endswith(suffix):
                 return value[0] if isinstance(value, list) and value else value
     return None
 

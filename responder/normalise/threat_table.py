@@ -27,9 +27,10 @@ def _other_user(record: Any) -> bool:
 
 
 def _user_key(record: Any) -> bool:
-    """CloudTrail: the caller used an IAM user's long-term access key (AKIA…), the credential LLMjacking steals."""
+    """CloudTrail: the caller used a long-term access key (AKIA…), the credential LLMjacking steals: an IAM user's,
+    or the root's (whose use pages on-call through llmjacking-unnamed-principal: it names no IAM user)."""
     ident = record.get("userIdentity") or {}
-    return ident.get("type") == "IAMUser" and str(ident.get("accessKeyId", "")).startswith("AKIA")
+    return str(ident.get("accessKeyId", "")).startswith("AKIA")
 
 
 def _succeeded(record: Any) -> bool:

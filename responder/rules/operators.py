@@ -23,9 +23,30 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(pattern))
 
 
+_Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_MAPPED_BLOCK = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 @lru_cache(maxsize=1024)
-def _net(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(cidr, strict=False)
+def _net(cidr: str) -> tuple[_Net, ...]:
+    """The network, and its IPv4 form when it is written as IPv4-mapped IPv6 (`::ffff:10.0.0.0/104` is
+    10.0.0.0/8); any other IPv6 network (`::/0` included) holds no IPv4 address."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    if net.version == 6 and net.subnet_of(_MAPPED_BLOCK):
+        mapped = net.network_address.ipv4_mapped
+        return net, ipaddress.IPv4Network((mapped, net.prefixlen - 96))
+    return (net,)
+
+
+@lru_cache(maxsize=4096)
+def _forms(text: str) -> tuple[_Address, ...]:
+    """The address, and its IPv4 form when it is IPv4-mapped IPv6 (`::ffff:10.0.0.1` is 10.0.0.1). Nothing else
+    crosses versions (IPv4-compatible `::a00:1` and NAT64 `64:ff9b::…` are other hosts); an address of one
+    version is never in a network of the other (`in` says False, it does not raise)."""
+    ip = ipaddress.ip_address(text)
+    mapped = ip.ipv4_mapped if ip.version == 6 else None
+    return (ip,) if mapped is None else (ip, mapped)
 
 
 def num(a: Any, b: Any, cmp: Callable[[Any, Any], bool]) -> bool:
@@ -46,11 +67,11 @@ def _cidr(a: Any, b: Any) -> bool:
     if not isinstance(a, str):
         return False
     try:
-        ip = ipaddress.ip_address(a)
+        forms = _forms(a)
     except ValueError:
         return False
     nets = b if isinstance(b, list) else [b]
-    return any(ip in _net(str(n)) for n in nets)
+    return any(ip in net for n in nets for net in _net(str(n)) for ip in forms)
 
 
 def _contains(a: Any, b: Any) -> bool:

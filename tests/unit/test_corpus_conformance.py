@@ -52,7 +52,7 @@ CASES = [
         "cloudtrail/awsdocs_consolelogin_root_success_no_mfa.json", 1, "cloudtrail",
         "signin.amazonaws.com/ConsoleLogin", 7.5,
         [
-            ("iam_user", "root"),
+            ("account", "111122223333"),  # the root identity: never an iam_user (a real user may be named root)
             ("ip", "192.0.2.0"),
         ],
     ),
@@ -60,7 +60,7 @@ CASES = [
         "cloudtrail/eventbridge_aws_console_sign_in_via_cloudtrail.json", 1, "cloudtrail",
         "signin.amazonaws.com/ConsoleLogin", 7.5,
         [
-            ("iam_user", "root"),
+            ("account", "123456789012"),  # the root identity
             ("ip", "0.0.0.0"),
         ],
     ),
