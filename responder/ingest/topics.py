@@ -1,0 +1,153 @@
+"""The topics a service writes to, checked before it consumes (aiokafka only here).
+
+A dead-letter topic that is missing (broker auto-creation off) or that this principal may not describe used to
+surface only at the first poison record: its sends timed out for minutes, the service stopped, and every restart
+blocked on the same record. `check_topics` asks the cluster's metadata for each topic the service will write to
+(`Needed`) and returns what is wrong with each (`TopicProblem`): missing, or refused by an ACL, with the command
+that creates it. Nothing is created here unless the broker's own policy does it: the metadata request for the
+dead-letter, approval-request and mirror topics allows the broker's auto-creation (as the first send to them would),
+the one for the changelog never does (an auto-created changelog has the broker's partition count and no compaction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiokafka.errors import TopicAuthorizationFailedError, UnknownTopicOrPartitionError, for_code
+from aiokafka.protocol.metadata import MetadataRequest
+
+from responder.ingest.clients import with_admin
+from responder.settings import Settings
+
+log = structlog.get_logger(__name__)
+RETRY_SECONDS = 10.0  # between two checks while a topic is missing
+
+
+@dataclass(frozen=True)
+class Needed:
+    """A topic the service writes to, which must exist before it consumes."""
+
+    name: str
+    role: str  # what it is, for the message: "dead-letter topic"
+    setting: str  # the environment variable naming it
+    compact: bool = False  # created with cleanup.policy=compact
+    co_partitioned: bool = False  # as many partitions as the alert topics
+    auto_create: bool = True  # the broker's auto-creation (when on) may create it, as a first send would
+
+
+@dataclass(frozen=True)
+class TopicProblem:
+    """Why a needed topic cannot be written to, and what to do about it."""
+
+    topic: Needed
+    error: str  # "missing" or "not authorised"
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.topic.role} {self.topic.name!r} ({self.topic.setting}) is {self.error}: {self.fix}"
+
+
+def needed_topics(settings: Settings) -> list[Needed]:
+    """The topics `responder run` with these settings writes to and does not create itself (the operator topics
+    are created at start: running.py). A dry run produces nothing but its changelog."""
+    out: list[Needed] = []
+    if settings.changelog_topic:
+        out.append(Needed(settings.changelog_topic, "changelog topic", "RESPONDER_CHANGELOG_TOPIC", compact=True,
+                          co_partitioned=True, auto_create=False))
+    if settings.dry_run:
+        return out
+    out.append(Needed(settings.deadletter_topic, "dead-letter topic", "RESPONDER_DEADLETTER_TOPIC"))
+    out.append(Needed(settings.approval_requests_topic, "approval requests topic",
+                      "RESPONDER_APPROVAL_REQUESTS_TOPIC"))
+    if settings.timeline_mirror_topic:
+        out.append(Needed(settings.timeline_mirror_topic, "timeline mirror topic", "RESPONDER_TIMELINE_MIRROR_TOPIC"))
+    return out
+
+
+def create_command(topic: Needed, partitions: int | None) -> str:
+    """The `kafka-topics.sh` line that creates `topic` (replication is the operator's choice: 3 shown)."""
+    count = str(partitions) if topic.co_partitioned and partitions else "N" if topic.co_partitioned else "3"
+    line = f"kafka-topics.sh --create --topic {topic.name} --partitions {count} --replication-factor 3"
+    if topic.compact:
+        line += " --config cleanup.policy=compact --config min.insync.replicas=2"
+    if topic.co_partitioned:
+        line += " (as many partitions as the alert topics)"
+    return line
+
+
+def problems_in(needed: Sequence[Needed], described: Sequence[Mapping[str, Any]],
+                alert_partitions: int | None) -> list[TopicProblem]:
+    """What is wrong with each needed topic, from a metadata response's `topics` (a topic it leaves out is
+    missing)."""
+    errors = {str(t["topic"]): int(t["error_code"]) for t in described}
+    out: list[TopicProblem] = []
+    for topic in needed:
+        code = errors.get(topic.name, UnknownTopicOrPartitionError.errno)
+        if code == 0:
+            continue
+        error = for_code(code)
+        if error is TopicAuthorizationFailedError:
+            out.append(TopicProblem(topic, "not authorised", "grant this principal DESCRIBE and WRITE on it"))
+        elif error is UnknownTopicOrPartitionError:
+            out.append(TopicProblem(topic, "missing", "create it: " + create_command(topic, alert_partitions)))
+        elif getattr(error, "retriable", False):  # being created, a leader being elected: there, soon usable
+            continue
+        else:
+            out.append(TopicProblem(topic, f"not usable ({error.__name__})", "see the broker's log"))
+    return out
+
+
+def _partitions(described: Sequence[Mapping[str, Any]], alert_topics: Sequence[str]) -> int | None:
+    counts = {len(t["partitions"]) for t in described if t["topic"] in alert_topics and t["error_code"] == 0}
+    return counts.pop() if len(counts) == 1 else None
+
+
+async def check_topics(bootstrap: str, needed: Sequence[Needed], alert_topics: Sequence[str], *,
+                       options: Mapping[str, Any] | None = None, deadline: float = 15.0) -> list[TopicProblem]:
+    """Ask the cluster's metadata about each needed topic (and the alert topics, for the changelog's partition
+    count, never creating those); the problems found, none when every topic can be written to."""
+
+    async def describe(admin: Any, names: list[str], auto: bool) -> list[Mapping[str, Any]]:
+        if not names:
+            return []
+        response = await admin._send_request(MetadataRequest(names, allow_auto_topic_creation=auto))
+        topics: list[Mapping[str, Any]] = response.to_object()["topics"]
+        return topics
+
+    async def call(admin: Any) -> list[Mapping[str, Any]]:
+        auto = [t.name for t in needed if t.auto_create]
+        fixed = [t.name for t in needed if not t.auto_create] + [t for t in alert_topics if t not in auto]
+        return [*await describe(admin, auto, True), *await describe(admin, fixed, False)]
+
+    described = await with_admin(bootstrap, call, options=options, deadline=deadline)
+    return problems_in(needed, described, _partitions(described, alert_topics))
+
+
+async def await_topics(check: Callable[[], Any], stop: asyncio.Event, report: Callable[[str | None], None], *,
+                       retry_s: float = RETRY_SECONDS) -> bool:
+    """Check (`check()`: the problems, see `check_topics`) until every needed topic can be written to (True) or
+    `stop` is set (False). While one cannot, `report` gets the reason (`/readyz`'s) and one error line says which
+    topic and how to create it, again only when that changes; `report(None)` once they are all there."""
+    said: list[TopicProblem] = []
+    while True:
+        problems: list[TopicProblem] = await check()
+        if not problems:
+            report(None)
+            if said:
+                log.info("kafka_topics_ready", topics=[p.topic.name for p in said])
+            return True
+        reason = "; ".join(map(str, problems))
+        report(f"not consuming until it can write to every topic it needs: {reason}")
+        if problems != said:
+            log.error("kafka_topics_missing", detail=reason, retry_in_s=retry_s,
+                      topics=[p.topic.name for p in problems])
+            said = problems
+        try:
+            await asyncio.wait_for(stop.wait(), retry_s)
+        except TimeoutError:
+            continue
+        return False

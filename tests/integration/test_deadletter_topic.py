@@ -1,0 +1,68 @@
+"""A dead-letter topic missing on a broker without auto-creation: found at start, said, waited for, then used."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from responder.ingest.kafka import ensure_topics, publish
+from responder.ingest.reading import read_to_end
+from responder.sandbox.fixtures import apache_available
+from responder.sandbox.kafka_jvm import KafkaCluster
+from responder.service import Service
+from responder.settings import Settings
+from tests.http import http_request
+from tests.integration.harness import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", name="strict_kafka")
+def _strict_kafka() -> Iterator[str]:
+    """One Apache Kafka node with `auto.create.topics.enable=false`, as production clusters usually run (Tansu
+    always creates a topic a producer asks about, so it cannot stand for them)."""
+    if not apache_available():
+        pytest.skip("a broker without topic auto-creation needs Java 17+ and Maven (or cached jars)")
+    with KafkaCluster(1, config={"auto.create.topics.enable": "false"}) as cluster:
+        yield cluster.bootstrap()
+
+
+async def test_a_missing_deadletter_topic_is_waited_for_then_used(strict_kafka: str, unique: str, tmp_path: Path,
+                                                                  runbooks_dir: Path) -> None:
+    """The replica does not consume while its dead-letter topic is missing (/readyz names it, nothing is created);
+    once the operator creates it, the waiting poison record is dead-lettered without a restart."""
+    alerts, dlq, requests, decisions = (f"{t}-{unique}" for t in ("alerts", "dlq", "requests", "decisions"))
+    await ensure_topics(strict_kafka, [alerts, requests, decisions], partitions=1)
+    await publish(strict_kafka, alerts, [b"{not json"])
+    settings = Settings(kafka_bootstrap=strict_kafka, topics=[alerts], deadletter_topic=dlq,
+                        approval_requests_topic=requests, approvals_topic=decisions, group_id=f"g-{unique}",
+                        session_timeout_ms=6000,
+                        timeline_path=tmp_path / "t.jsonl", runbooks_dir=runbooks_dir, metrics_host="127.0.0.1",
+                        metrics_port=0)
+    service = Service(settings)
+    service.topic_retry_s = 0.2
+    task = asyncio.create_task(service.run())
+    try:
+        await wait_for(lambda: service.topics_missing is not None, 60)
+        assert service.metrics_server is not None
+        status, body = await http_request(service.metrics_server.port, "/readyz")
+        assert status == 503
+        assert f"dead-letter topic '{dlq}' (RESPONDER_DEADLETTER_TOPIC) is missing" in body
+        assert f"kafka-topics.sh --create --topic {dlq}" in body
+        assert requests not in body  # it exists: only what is missing is named
+        await asyncio.sleep(0.5)  # a few more checks
+        assert not service.ready.is_set()
+        assert service.deadlettered == {}
+        assert await read_to_end(strict_kafka, dlq) == []  # still not there: the checks created nothing
+        await ensure_topics(strict_kafka, [dlq], partitions=1)
+        await wait_for(lambda: service.deadlettered.get("not_json") == 1, 60)
+        assert service.topics_missing is None
+        [dead] = await read_to_end(strict_kafka, dlq)
+        assert dead.header("dlq.topic") == alerts.encode()
+        assert dead.header("dlq.offset") == b"0"
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, 60)
