@@ -136,14 +136,11 @@ class Operator:
         if request.action == "undo":
             if not request.incident:
                 raise ConfigError("undo needs an incident")
-            if not any(e.incident == request.incident for e in self.recorder.entries()):  # as offline undo refuses it
-                raise ConfigError(f"incident {request.incident!r} is not on this service's timeline: name it in full "
-                                  "(`responder timeline show`); in a fleet, the replica that ran its steps holds it")
             undoer = Undoer(self.recorder, self.registry, self.context.aws, context=self.context,
                             allow_destructive=request.args.get("allow_destructive") is True,
                             force=request.args.get("force") is True, operator=request.by)
             step = request.args.get("step")
-            return await undoer.undo(request.incident, str(step) if step is not None else None)
+            return await undoer.undo(request.incident, str(step) if step is not None else None, held=True)
         name = MODEL_ACTUATORS[request.action]
         actuator = self.registry.get(name)
         given = {k: v for k, v in request.args.items() if v is not None}

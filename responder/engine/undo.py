@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 UNDO_INTENT = "undo.intent"
 UNDO_RESULT = "undo.result"
 UNDO_SKIPPED = "undo.skipped"
+OPERATOR_KINDS = "operator."  # the entries of an operator request (responder/engine/operator.py)
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,20 @@ class Undoable:
 
 def undoable(entries: Iterable[TimelineEntry], incident: str, step: str | None = None) -> list[Undoable]:
     """The incident's ok step results not yet undone, newest first, each with its intent's params."""
+    return _scan(entries, incident, step)[0]
+
+
+def _scan(entries: Iterable[TimelineEntry], incident: str, step: str | None) -> tuple[list[Undoable], bool]:
+    """`undoable`, and whether the timeline holds the incident: an entry of it other than an operator request's
+    own (`operator.*`, recorded under the incident it names, even one this timeline never held)."""
     intents: dict[str, StepIntent] = {}
     results: list[StepResult] = []
     undone: set[str] = set()
+    held = False
     for e in entries:
         if e.incident != incident:
             continue
+        held = held or not e.kind.startswith(OPERATOR_KINDS)
         if e.kind == EntryKind.STEP_INTENT:
             intent = StepIntent.read(e.body)
             intents[str(intent.key)] = intent
@@ -68,7 +77,7 @@ def undoable(entries: Iterable[TimelineEntry], incident: str, step: str | None =
             continue
         found = intents.get(str(result.key))
         out.append(Undoable(result, dict(found.params) if found is not None else {}))
-    return out
+    return out, held
 
 
 class Undoer:
@@ -88,10 +97,14 @@ class Undoer:
         self.attempts = attempts
         self.deadline = deadline
 
-    async def undo(self, incident: str, step: str | None = None) -> list[dict[str, Any]]:
-        """Undo the incident's steps (or one step) newest first; returns one outcome per step considered."""
+    async def undo(self, incident: str, step: str | None = None, *, held: bool = False) -> list[dict[str, Any]]:
+        """Undo the incident's steps (or one step) newest first; returns one outcome per step considered. `held`:
+        refuse (ConfigError) an incident the timeline does not hold, read in the same scan."""
         await self.recorder.flush()
-        pending = undoable(self.recorder.entries(), incident, step)
+        pending, known = _scan(self.recorder.entries(), incident, step)
+        if held and not known:  # a prefix, a typo, or in a fleet another replica's incident: as offline undo says
+            raise ConfigError(f"incident {incident!r} is not on this service's timeline: name it in full "
+                              "(`responder timeline show`); in a fleet, the replica that ran its steps holds it")
         if step is not None and not pending:
             raise ConfigError(f"incident {incident} has no completed, not yet undone step {step!r}")
         outcomes = []

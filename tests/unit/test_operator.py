@@ -148,3 +148,17 @@ async def test_a_rollback_cut_short_after_its_switch_is_not_rolled_back_again_wh
     assert reply is not None
     assert reply.ok
     assert await store.serving("fraud") == "v2"
+
+
+async def test_an_undo_sent_again_for_an_incident_not_on_the_timeline_is_refused_again():
+    """A second undo request (a new id) naming the same unknown incident is refused too: the first request's own
+    operator entries, recorded under that incident, do not make it an incident of this timeline."""
+    op = _operator()
+    op.recorder.append("incident.opened", {"runbook": "rb"}, "inc-full-id")
+    await op.recorder.flush()
+    for _ in range(2):
+        value, key_id, sig = _request(incident="inc-full")
+        reply = await op.handle(value, key_id, sig)
+        assert reply is not None
+        assert not reply.ok
+        assert "is not on this service's timeline" in str(reply.error)
