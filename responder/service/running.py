@@ -104,9 +104,8 @@ class Running(PartitionKeeping):
         log.info("service_stopped")
 
     async def _writable_topics(self) -> bool:
-        """Wait until every topic the service writes to exists and may be described (responder/ingest/topics.py),
-        saying which one is missing and how to create it, in the log and on `/readyz`; False when asked to stop
-        first. A poison record then never waits on a dead-letter topic that is not there."""
+        """Wait until every topic the service writes to exists (responder/ingest/topics.py; the log and `/readyz`
+        say which is missing and how to create it); False when asked to stop first."""
         def report(reason: str | None) -> None:
             self.topics_missing = reason
 
