@@ -12,6 +12,7 @@ the one for the changelog never does (an auto-created changelog has the broker's
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from responder.settings import Settings
 
 log = structlog.get_logger(__name__)
 RETRY_SECONDS = 10.0  # between two checks while a topic is missing
+AUTO_CREATE_WAIT_S = 3.0  # Apache Kafka (KRaft) answers "unknown" to the request that auto-creates a topic
 
 
 @dataclass(frozen=True)
@@ -118,10 +120,20 @@ async def check_topics(bootstrap: str, needed: Sequence[Needed], alert_topics: S
         topics: list[Mapping[str, Any]] = response.to_object()["topics"]
         return topics
 
+    async def created(admin: Any, names: list[str]) -> list[Mapping[str, Any]]:
+        """`describe`, allowing auto-creation: a topic it answers unknown is asked about again for a while (a
+        broker auto-creating it says so only to a later request), then reported missing."""
+        described, until = await describe(admin, names, True), time.monotonic() + AUTO_CREATE_WAIT_S
+        while time.monotonic() < until and any(t["error_code"] == UnknownTopicOrPartitionError.errno
+                                                for t in described):
+            await asyncio.sleep(0.2)
+            described = await describe(admin, names, True)
+        return described
+
     async def call(admin: Any) -> list[Mapping[str, Any]]:
         auto = [t.name for t in needed if t.auto_create]
         fixed = [t.name for t in needed if not t.auto_create] + [t for t in alert_topics if t not in auto]
-        return [*await describe(admin, auto, True), *await describe(admin, fixed, False)]
+        return [*await created(admin, auto), *await describe(admin, fixed, False)]
 
     described = await with_admin(bootstrap, call, options=options, deadline=deadline)
     return problems_in(needed, described, _partitions(described, alert_topics))

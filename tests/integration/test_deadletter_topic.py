@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from responder.ingest.clients import with_admin
 from responder.ingest.kafka import ensure_topics, publish
 from responder.ingest.reading import read_to_end
+from responder.ingest.topics import check_topics, needed_topics
 from responder.sandbox.fixtures import apache_available
 from responder.sandbox.kafka_jvm import KafkaCluster
 from responder.service import Service
@@ -28,6 +30,10 @@ def _strict_kafka() -> Iterator[str]:
         pytest.skip("a broker without topic auto-creation needs Java 17+ and Maven (or cached jars)")
     with KafkaCluster(1, config={"auto.create.topics.enable": "false"}) as cluster:
         yield cluster.bootstrap()
+
+
+async def _topics(bootstrap: str) -> set[str]:
+    return set(await with_admin(bootstrap, lambda admin: admin.list_topics()))
 
 
 async def test_a_missing_deadletter_topic_is_waited_for_then_used(strict_kafka: str, unique: str, tmp_path: Path,
@@ -56,7 +62,7 @@ async def test_a_missing_deadletter_topic_is_waited_for_then_used(strict_kafka: 
         await asyncio.sleep(0.5)  # a few more checks
         assert not service.ready.is_set()
         assert service.deadlettered == {}
-        assert await read_to_end(strict_kafka, dlq) == []  # still not there: the checks created nothing
+        assert dlq not in await _topics(strict_kafka)  # still not there: the checks created nothing
         await ensure_topics(strict_kafka, [dlq], partitions=1)
         await wait_for(lambda: service.deadlettered.get("not_json") == 1, 60)
         assert service.topics_missing is None
@@ -66,3 +72,20 @@ async def test_a_missing_deadletter_topic_is_waited_for_then_used(strict_kafka: 
     finally:
         service.request_stop()
         await asyncio.wait_for(task, 60)
+
+
+async def test_the_check_lets_auto_creation_make_the_deadletter_topic_never_the_changelog(
+        apache_kafka_bootstrap: str, unique: str) -> None:
+    """On a broker with auto-creation on, the check's metadata request creates the dead-letter and requests topics
+    (as their first send would) but reports the changelog missing, with the alert topics' count, and leaves it so."""
+    bootstrap = apache_kafka_bootstrap
+    alerts, dlq, requests, changelog = (f"{t}-{unique}" for t in ("alerts", "dlq", "requests", "changelog"))
+    await ensure_topics(bootstrap, [alerts], partitions=2)
+    settings = Settings(kafka_bootstrap=bootstrap, topics=[alerts], deadletter_topic=dlq,
+                        approval_requests_topic=requests, changelog_topic=changelog)
+    problems = await check_topics(bootstrap, needed_topics(settings), [alerts])
+    assert [(p.topic.name, p.error) for p in problems] == [(changelog, "missing")]
+    assert f"--topic {changelog} --partitions 2 " in problems[0].fix
+    topics = await _topics(bootstrap)
+    assert {dlq, requests} <= topics
+    assert changelog not in topics

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from responder.ingest.topics import Needed, TopicProblem, needed_topics, problems_in
+from responder.ingest import topics as topic_check
+from responder.ingest.topics import Needed, TopicProblem, check_topics, needed_topics, problems_in
 from responder.service import Service, running
 from responder.settings import Settings
 
@@ -50,6 +51,37 @@ def test_a_topic_refused_by_an_acl_says_so_and_one_being_created_is_no_problem()
     assert [(p.topic.name, p.error) for p in problems] == [("dlq", "not authorised")]
     assert "DESCRIBE and WRITE" in problems[0].fix
     assert problems_in([DLQ], [_described("dlq", 0)], None) == []
+
+
+class _Metadata:
+    """An admin client whose metadata answers 3 (unknown) for an auto-created topic `unknown_for` times first."""
+
+    def __init__(self, unknown_for: int) -> None:
+        self.unknown_for, self.asked = unknown_for, 0
+
+    async def _send_request(self, request: Any) -> Any:
+        names, auto = request._topics, request._allow_auto_topic_creation
+        self.asked += 1
+        code = 3 if not auto or self.asked <= self.unknown_for else 0
+        topics = [_described(name, code) for name in names]
+        return type("Response", (), {"to_object": lambda _: {"topics": topics}})()
+
+
+async def test_a_topic_the_broker_is_auto_creating_is_no_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apache Kafka (KRaft) answers "unknown" to the request that auto-creates a topic: asked again, it is there."""
+    admin = _Metadata(unknown_for=1)
+
+    async def with_admin(bootstrap: str, call: Any, **_: Any) -> Any:
+        return await call(admin)
+
+    monkeypatch.setattr(topic_check, "with_admin", with_admin)
+    assert await check_topics("k:1", [DLQ, CHANGELOG], []) == [TopicProblem(CHANGELOG, "missing", (
+        "create it: kafka-topics.sh --create --topic cl --partitions N --replication-factor 3 "
+        "--config cleanup.policy=compact --config min.insync.replicas=2 (as many partitions as the alert topics)"))]
+    never = _Metadata(unknown_for=10**6)  # auto-creation off: still missing, after a bounded wait
+    monkeypatch.setattr(topic_check, "AUTO_CREATE_WAIT_S", 0.3)
+    monkeypatch.setattr(topic_check, "with_admin", lambda b, call, **_: call(never))
+    assert [(p.topic.name, p.error) for p in await check_topics("k:1", [DLQ], [])] == [("dlq", "missing")]
 
 
 def _settings(tmp_path: Path) -> Settings:
