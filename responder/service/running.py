@@ -71,26 +71,8 @@ class Running(PartitionKeeping):
                 shipping.create_task(shipper.run())
             failing = True  # until the loops end without an error: then a teardown failure is the one to raise
             try:
-                if not await self._writable_topics():  # stopped while a topic it writes to was missing
-                    failing = False
-                    return
-                wait = self.settings.kafka_connect_timeout
-                await self.publisher.start(wait)
-                if self.operator_ingest is not None:
-                    await ensure_topics(str(self.settings.kafka_bootstrap), [
-                        self.settings.operator_requests_topic, self.settings.operator_replies_topic],
-                        options=self.kafka_options)
-                # the groups join at once: after a crash each may wait for its dead member's session
-                await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait),
-                                     *([self.operator_ingest.start(wait)] if self.operator_ingest is not None else []))
-                if self._rebalance_error is not None:  # a manual assignment runs its callback inside start()
-                    raise self._rebalance_error
-                self.ready.set()
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._alerts_loop())
-                    tg.create_task(self._approvals_loop())
-                    if self.operator_ingest is not None:
-                        tg.create_task(self._operator_loop(self.operator_ingest))
+                if await self._writable_topics():  # False: stopped while a topic it writes to was missing
+                    await self._consume_until_stopped()
                 failing = False
             finally:
                 self.ready.clear()
@@ -102,6 +84,26 @@ class Running(PartitionKeeping):
                     # the error that stopped the service (a fence) is the one raised, not a teardown's after it
                     log.error("service_close_failed", error=f"{type(exc).__name__}: {exc}")
         log.info("service_stopped")
+
+    async def _consume_until_stopped(self) -> None:
+        """Start the clients (the groups join at once: after a crash each may wait for its dead member's
+        session), then run the alert, approval and operator loops until asked to stop or one fails."""
+        wait = self.settings.kafka_connect_timeout
+        await self.publisher.start(wait)
+        if self.operator_ingest is not None:
+            await ensure_topics(str(self.settings.kafka_bootstrap), [
+                self.settings.operator_requests_topic, self.settings.operator_replies_topic],
+                options=self.kafka_options)
+        await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait),
+                             *([self.operator_ingest.start(wait)] if self.operator_ingest is not None else []))
+        if self._rebalance_error is not None:  # a manual assignment runs its callback inside start()
+            raise self._rebalance_error
+        self.ready.set()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._alerts_loop())
+            tg.create_task(self._approvals_loop())
+            if self.operator_ingest is not None:
+                tg.create_task(self._operator_loop(self.operator_ingest))
 
     async def _writable_topics(self) -> bool:
         """Wait until every topic the service writes to exists (responder/ingest/topics.py; the log and `/readyz`

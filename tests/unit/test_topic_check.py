@@ -148,13 +148,16 @@ async def test_a_missing_deadletter_topic_holds_the_service_until_it_is_created(
 
 
 async def test_a_stop_while_waiting_for_a_topic_ends_the_service_cleanly(tmp_path: Path, topics: _Topics) -> None:
-    """SIGTERM while a topic is missing stops the wait: no client started, every one closed, no error."""
+    """SIGTERM while a topic is missing stops the wait: no client started, every one closed, no error, and the
+    usual `service_stopped` line (what a supervisor or `test_run_stops_cleanly_on_sigterm` looks for)."""
     service = Service(_settings(tmp_path), runbooks=[])
     service.topic_retry_s = 60.0
-    run = asyncio.create_task(service.run())
-    await topics.checked(1)
-    service.request_stop()
-    await run
+    with capture_logs() as logs:
+        run = asyncio.create_task(service.run())
+        await topics.checked(1)
+        service.request_stop()
+        await run
+    assert [e["log_level"] for e in logs if e["event"] == "service_stopped"] == ["info"]
     assert topics.checks == 1
     assert service.ingest.consumer._closed
     assert service.publisher.producer._closed
