@@ -142,8 +142,9 @@ async def check_topics(bootstrap: str, needed: Sequence[Needed], alert_topics: S
 async def await_topics(check: Callable[[], Any], stop: asyncio.Event, report: Callable[[str | None], None], *,
                        retry_s: float = RETRY_SECONDS) -> bool:
     """Check (`check()`: the problems, see `check_topics`) until every needed topic can be written to (True) or
-    `stop` is set (False). While one cannot, `report` gets the reason (`/readyz`'s) and one error line says which
-    topic and how to create it, again only when that changes; `report(None)` once they are all there."""
+    `stop` is set (False, also when it was set during a check that passed). While one cannot, `report` gets the
+    reason (`/readyz`'s) and one error line says which topic and how to create it, again only when that changes;
+    `report(None)` once they are all there."""
     said: list[TopicProblem] = []
     while True:
         problems: list[TopicProblem] = await check()
@@ -151,7 +152,7 @@ async def await_topics(check: Callable[[], Any], stop: asyncio.Event, report: Ca
             report(None)
             if said:
                 log.info("kafka_topics_ready", topics=[p.topic.name for p in said])
-            return True
+            return not stop.is_set()
         reason = "; ".join(map(str, problems))
         report(f"not consuming until it can write to every topic it needs: {reason}")
         if problems != said:

@@ -161,3 +161,22 @@ async def test_a_stop_while_waiting_for_a_topic_ends_the_service_cleanly(tmp_pat
     assert topics.checks == 1
     assert service.ingest.consumer._closed
     assert service.publisher.producer._closed
+
+
+async def test_a_stop_asked_during_a_check_that_passes_starts_no_client(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM while the topics are being checked (seconds, when one is being created) is heeded: nothing starts."""
+    service = Service(_settings(tmp_path), runbooks=[])
+
+    async def check(*_: Any, **__: Any) -> list[TopicProblem]:
+        service.request_stop()
+        return []
+
+    async def start(wait: float) -> None:
+        raise RuntimeError("a client started")
+
+    monkeypatch.setattr(running, "check_connection", _reachable)
+    monkeypatch.setattr(running, "check_topics", check)
+    service.publisher.start = start  # type: ignore[method-assign]
+    await service.run()
+    assert service.topics_missing is None
