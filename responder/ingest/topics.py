@@ -1,12 +1,13 @@
-"""The topics a service writes to, checked before it consumes (aiokafka only here).
+"""The topics a service writes to, and the alert and approvals topics it reads, checked before it consumes (aiokafka
+only here).
 
 A dead-letter topic that is missing (broker auto-creation off) or that this principal may not describe used to
 surface only at the first poison record: its sends timed out for minutes, the service stopped, and every restart
-blocked on the same record. `check_topics` asks the cluster's metadata for each topic the service will write to
-(`Needed`) and returns what is wrong with each (`TopicProblem`): missing, or refused by an ACL, with the command
-that creates it. Nothing is created here unless the broker's own policy does it: the metadata request for the
-dead-letter, approval-request and mirror topics allows the broker's auto-creation (as the first send to them would),
-the one for the changelog never does (an auto-created changelog has the broker's partition count and no compaction).
+blocked on the same record. `check_topics` asks the cluster's metadata for each topic the service needs (`Needed`)
+and returns what is wrong with each (`TopicProblem`): missing, or refused by an ACL, with the command that creates
+it. Nothing is created here unless the broker's own policy does it: the metadata request for every topic but the
+changelog allows the broker's auto-creation (as the first send to them, or the consumer's start, would), the one
+for the changelog never does (an auto-created changelog has the broker's partition count and no compaction).
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ class Needed:
     compact: bool = False  # created with cleanup.policy=compact
     co_partitioned: bool = False  # as many partitions as the alert topics
     auto_create: bool = True  # the broker's auto-creation (when on) may create it, as a first send would
+    access: str = "WRITE"  # the ACL operation it needs besides DESCRIBE: READ for a topic it consumes
 
 
 @dataclass(frozen=True)
 class TopicProblem:
-    """Why a needed topic cannot be written to, and what to do about it."""
+    """Why a needed topic cannot be used, and what to do about it."""
 
     topic: Needed
     error: str  # "missing" or "not authorised"
@@ -55,19 +57,24 @@ class TopicProblem:
 
 def needed_topics(settings: Settings) -> list[Needed]:
     """The topics `responder run` with these settings writes to and does not create itself (the operator topics
-    are created at start: running.py). A dry run produces nothing but its changelog."""
+    are created at start: running.py; a dry run produces nothing but its changelog), then the alert and approvals
+    topics it reads (a missing one stopped the start after ~40 s with an UnknownTopicOrPartitionError not naming
+    it, or, manually assigned, consumed nothing). Each topic once."""
     out: list[Needed] = []
     if settings.changelog_topic:
         out.append(Needed(settings.changelog_topic, "changelog topic", "RESPONDER_CHANGELOG_TOPIC", compact=True,
                           co_partitioned=True, auto_create=False))
-    if settings.dry_run:
-        return out
-    out.append(Needed(settings.deadletter_topic, "dead-letter topic", "RESPONDER_DEADLETTER_TOPIC"))
-    out.append(Needed(settings.approval_requests_topic, "approval requests topic",
-                      "RESPONDER_APPROVAL_REQUESTS_TOPIC"))
-    if settings.timeline_mirror_topic:
-        out.append(Needed(settings.timeline_mirror_topic, "timeline mirror topic", "RESPONDER_TIMELINE_MIRROR_TOPIC"))
-    return out
+    if not settings.dry_run:
+        out.append(Needed(settings.deadletter_topic, "dead-letter topic", "RESPONDER_DEADLETTER_TOPIC"))
+        out.append(Needed(settings.approval_requests_topic, "approval requests topic",
+                          "RESPONDER_APPROVAL_REQUESTS_TOPIC"))
+        if settings.timeline_mirror_topic:
+            out.append(Needed(settings.timeline_mirror_topic, "timeline mirror topic",
+                              "RESPONDER_TIMELINE_MIRROR_TOPIC"))
+    out += [Needed(topic, "alert topic", "RESPONDER_TOPICS", access="READ") for topic in settings.topics]
+    out.append(Needed(settings.approvals_topic, "approvals topic", "RESPONDER_APPROVALS_TOPIC", access="READ"))
+    first = {topic.name: topic for topic in reversed(out)}  # the first Needed of each name (the one written to)
+    return [topic for topic in out if first[topic.name] is topic]
 
 
 def create_command(topic: Needed, partitions: int | None) -> str:
@@ -93,7 +100,7 @@ def problems_in(needed: Sequence[Needed], described: Sequence[Mapping[str, Any]]
             continue
         error = for_code(code)
         if error is TopicAuthorizationFailedError:
-            out.append(TopicProblem(topic, "not authorised", "grant this principal DESCRIBE and WRITE on it"))
+            out.append(TopicProblem(topic, "not authorised", f"grant this principal DESCRIBE and {topic.access} on it"))
         elif error is UnknownTopicOrPartitionError:
             out.append(TopicProblem(topic, "missing", "create it: " + create_command(topic, alert_partitions)))
         elif getattr(error, "retriable", False):  # being created, a leader being elected: there, soon usable
@@ -111,7 +118,7 @@ def _partitions(described: Sequence[Mapping[str, Any]], alert_topics: Sequence[s
 async def check_topics(bootstrap: str, needed: Sequence[Needed], alert_topics: Sequence[str], *,
                        options: Mapping[str, Any] | None = None, deadline: float = 15.0) -> list[TopicProblem]:
     """Ask the cluster's metadata about each needed topic (and the alert topics, for the changelog's partition
-    count, never creating those); the problems found, none when every topic can be written to."""
+    count, never creating those); the problems found, none when every topic can be used."""
 
     async def describe(admin: Any, names: list[str], auto: bool) -> list[Mapping[str, Any]]:
         if not names:
@@ -141,7 +148,7 @@ async def check_topics(bootstrap: str, needed: Sequence[Needed], alert_topics: S
 
 async def await_topics(check: Callable[[], Any], stop: asyncio.Event, report: Callable[[str | None], None], *,
                        retry_s: float = RETRY_SECONDS) -> bool:
-    """Check (`check()`: the problems, see `check_topics`) until every needed topic can be written to (True) or
+    """Check (`check()`: the problems, see `check_topics`) until every needed topic can be used (True) or
     `stop` is set (False, also when it was set during a check that passed). While one cannot, `report` gets the
     reason (`/readyz`'s) and one error line says which topic and how to create it, again only when that changes;
     `report(None)` once they are all there."""
@@ -154,7 +161,7 @@ async def await_topics(check: Callable[[], Any], stop: asyncio.Event, report: Ca
                 log.info("kafka_topics_ready", topics=[p.topic.name for p in said])
             return not stop.is_set()
         reason = "; ".join(map(str, problems))
-        report(f"not consuming until it can write to every topic it needs: {reason}")
+        report(f"not consuming until every topic it needs is there: {reason}")
         if problems != said:
             log.error("kafka_topics_missing", detail=reason, retry_in_s=retry_s,
                       topics=[p.topic.name for p in problems])

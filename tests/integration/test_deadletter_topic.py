@@ -89,3 +89,18 @@ async def test_the_check_lets_auto_creation_make_the_deadletter_topic_never_the_
     topics = await _topics(bootstrap)
     assert {dlq, requests} <= topics
     assert changelog not in topics
+
+
+async def test_a_missing_approvals_or_alert_topic_is_named_not_a_bare_unknown_topic_error(strict_kafka: str,
+                                                                                          unique: str) -> None:
+    """The alert and approvals topics a service reads are checked too: missing, each is named with its setting (the
+    consumer's start used to fail after ~40 s with an UnknownTopicOrPartitionError naming neither)."""
+    alerts, dlq, requests, decisions = (f"{t}-{unique}" for t in ("alerts", "dlq", "requests", "decisions"))
+    await ensure_topics(strict_kafka, [dlq, requests], partitions=1)
+    settings = Settings(kafka_bootstrap=strict_kafka, topics=[alerts], deadletter_topic=dlq,
+                        approval_requests_topic=requests, approvals_topic=decisions)
+    problems = await check_topics(strict_kafka, needed_topics(settings), [alerts])
+    assert [str(p).split(" is ")[0] for p in problems] == [f"alert topic '{alerts}' (RESPONDER_TOPICS)",
+                                                          f"approvals topic '{decisions}' (RESPONDER_APPROVALS_TOPIC)"]
+    await ensure_topics(strict_kafka, [alerts, decisions], partitions=1)
+    assert await check_topics(strict_kafka, needed_topics(settings), [alerts]) == []

@@ -23,16 +23,24 @@ def _described(name: str, code: int, partitions: int = 3) -> dict[str, Any]:
     return {"topic": name, "error_code": code, "partitions": [{"partition": p} for p in range(partitions)]}
 
 
-def test_the_topics_written_to_are_the_deadletter_requests_mirror_and_changelog() -> None:
-    """A plain service needs its dead-letter and approval request topics; a fleet its changelog; a dry run only that."""
-    plain = needed_topics(Settings(kafka_bootstrap="k:1", deadletter_topic="d", approval_requests_topic="r"))
-    assert [t.name for t in plain] == ["d", "r"]
+def test_the_topics_needed_are_those_written_to_and_the_alert_and_approvals_topics() -> None:
+    """A plain service needs its dead-letter and approval request topics, a fleet its changelog, a dry run only that;
+    every one also the alert and approvals topics it reads (once each)."""
+    plain = needed_topics(Settings(kafka_bootstrap="k:1", deadletter_topic="d", approval_requests_topic="r",
+                                   topics=["a"], approvals_topic="p"))
+    assert [(t.name, t.setting) for t in plain] == [("d", "RESPONDER_DEADLETTER_TOPIC"), (
+        "r", "RESPONDER_APPROVAL_REQUESTS_TOPIC"), ("a", "RESPONDER_TOPICS"), ("p", "RESPONDER_APPROVALS_TOPIC")]
     fleet = needed_topics(Settings(kafka_bootstrap="k:1", deadletter_topic="d", approval_requests_topic="r",
-                                   changelog_topic="c", timeline_mirror_topic="m"))
+                                   changelog_topic="c", timeline_mirror_topic="m", topics=["a", "b"],
+                                   approvals_topic="r"))
     assert [(t.name, t.compact, t.auto_create) for t in fleet] == [
-        ("c", True, False), ("d", False, True), ("r", False, True), ("m", False, True)]
-    dry = needed_topics(Settings(kafka_bootstrap="k:1", changelog_topic="c", timeline_mirror_topic="m", dry_run=True))
-    assert [t.name for t in dry] == ["c"]
+        ("c", True, False), ("d", False, True), ("r", False, True), ("m", False, True), ("a", False, True),
+        ("b", False, True)]
+    dry = needed_topics(Settings(kafka_bootstrap="k:1", changelog_topic="c", timeline_mirror_topic="m", dry_run=True,
+                                 topics=["a"], approvals_topic="p"))
+    assert [(t.name, t.access) for t in dry] == [("c", "WRITE"), ("a", "READ"), ("p", "READ")]
+    [refused] = problems_in(dry[2:], [_described("p", 29)], None)
+    assert refused.fix == "grant this principal DESCRIBE and READ on it"
 
 
 def test_a_missing_topic_is_named_with_the_command_that_creates_it() -> None:
