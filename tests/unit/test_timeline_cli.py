@@ -256,3 +256,17 @@ def test_non_canonical_lines_fail(tmp_path, name, mutate):
     result = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json"])
     assert result.exit_code == 1, name
     assert "canonical" in orjson.loads(result.stdout)["reason"]
+
+
+def test_an_operator_request_naming_a_prefix_does_not_make_the_prefix_an_incident(tmp_path):
+    """A refused `undo --via kafka job` records its operator.* entries under "job": `job` still names job-77 (offline
+    undo resolved it to "job" itself and answered "nothing to undo")."""
+    rec = incident_timeline(tmp_path / "t.jsonl")
+    rec.append("step.intent", {"step": "y", "key": "k9"}, "job-77")
+    rec.append("operator.requested", {"id": "r1", "action": "undo", "by": "ann", "key_id": "k", "args": {}}, "job")
+    rec.append("operator.completed", {"id": "r1", "action": "undo", "ok": False, "outcomes": [],
+                                      "error": "incident 'job' is not on this service's timeline"}, "job")
+    rec.close()
+    shown = runner.invoke(app, ["timeline", "show", str(tmp_path / "t.jsonl"), "--incident", "job", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert orjson.loads(shown.stdout)["incident"] == "job-77"
