@@ -74,6 +74,10 @@ class BrokerUnreachable(ConfigError):
     """No Kafka broker answered at the configured bootstrap within the connect timeout."""
 
 
+class TopicRefused(ConfigError):
+    """Kafka refuses this principal a topic it must write to (an ACL): retrying cannot help until it is granted."""
+
+
 class EventRejected(ResponderError):
     """A record that must never actuate: it goes to the dead-letter topic with `reason`."""
 

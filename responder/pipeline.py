@@ -214,7 +214,8 @@ class Pipeline:
             return []
         record, trace = prepared.record, prepared.trace or current_trace_id()
         _TRACE_ID.set(trace)  # `bind_contextvars(trace_id=trace)`, without its lookup by name and dicts
-        ALERT_AT.set(record.timestamp_ms / 1000 if record.timestamp_ms else None)  # this task's alert → dispatch
+        stamped = record.stamped()  # None for no time (-1, 0) or one out of range (µs by mistake): no sample
+        ALERT_AT.set(stamped.timestamp() if stamped is not None else None)  # this task's alert → dispatch
         incidents: list[Incident] = []
         rec, engine = self.engine.recorder, self.engine
         stamp = STAMP.set(stamp_of(trace))  # `with stamped(trace)` without its object and bound __exit__ kept

@@ -44,14 +44,19 @@ def kafka_server(settings: Settings, bootstrap: str | None) -> str:
 
 
 def incident_ids(timeline: Path) -> list[str]:
-    """Every incident id on the timeline, in order of first appearance."""
+    """Every incident id on the timeline, in order of first appearance. An operator request's own entries
+    (`operator.*`, under whatever incident it named: a prefix, a typo) make no incident, as for the service's undo
+    (responder/engine/undo.py)."""
     import orjson
 
     seen: dict[str, None] = {}
     for line in timeline.read_bytes().splitlines():
         try:
-            incident = orjson.loads(line).get("incident")
+            entry = orjson.loads(line)
+            incident, kind = entry.get("incident"), entry.get("kind")
         except (orjson.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(kind, str) and kind.startswith("operator."):
             continue
         if isinstance(incident, str) and incident:  # "" (an empty id, as recorded before null) is no incident
             seen.setdefault(incident)

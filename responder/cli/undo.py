@@ -38,8 +38,7 @@ def undo(
     """
     from responder.actuators.aws.session import AwsSession
     from responder.actuators.context import context_from
-    from responder.engine.operator import held
-    from responder.engine.undo import Undoer, undoable
+    from responder.engine.undo import Undoer, held, undoable
     from responder.timeline.chain import parse_lines
     from responder.timeline.recorder import Recorder
     from responder.timeline.store import FileStore

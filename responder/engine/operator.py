@@ -48,9 +48,6 @@ OPERATOR_REFUSED = "operator.refused"
 another request), not remembered as answered."""
 OPERATOR_KEY = "operator-"
 """Prefix of an operator request's step key (then the request id)."""
-NOT_HELD = frozenset({OPERATOR_REQUESTED, OPERATOR_COMPLETED, OPERATOR_REFUSED, EntryKind.APPROVAL_REJECTED})
-"""Entries that name an incident without showing this replica holds it: recorded from a request or a decision whose
-sender names the incident (a refused decision needs no key); an undo of it is refused, not "nothing to undo"."""
 
 
 class Replies(Protocol):
@@ -188,14 +185,11 @@ class Operator:
         if request.action == "undo":
             if not request.incident:
                 raise ConfigError("undo needs an incident")
-            if not held(self.recorder.entries(), request.incident):
-                raise ConfigError(f"incident {request.incident!r} is not on this service's timeline: name it in full "
-                                  "(`responder timeline show`); in a fleet, the replica that ran its steps holds it")
             undoer = Undoer(self.recorder, self.registry, self.context.aws, context=self.context,
                             allow_destructive=request.args.get("allow_destructive") is True,
                             force=request.args.get("force") is True, operator=request.by)
             step = request.args.get("step")
-            return await undoer.undo(request.incident, str(step) if step is not None else None)
+            return await undoer.undo(request.incident, str(step) if step is not None else None, held=True)
         name = MODEL_ACTUATORS[request.action]
         actuator = self.registry.get(name)
         given = {k: v for k, v in request.args.items() if v is not None}
@@ -232,11 +226,6 @@ class Operator:
                 log.error("operator_reply_not_shared", id=request.id, error=str(exc))
         log.info("operator_request_done", action=request.action, ok=ok, by=request.by)
         return reply
-
-
-def held(entries: Iterable[TimelineEntry], incident: str) -> bool:
-    """Whether these entries show their replica holds `incident` (not only name it, `NOT_HELD`)."""
-    return any(e.incident == incident and e.kind not in NOT_HELD for e in entries)
 
 
 def commands(request: OperatorRequest) -> list[str]:

@@ -35,6 +35,20 @@ log = structlog.get_logger(__name__)
 UNDO_INTENT = "undo.intent"
 UNDO_RESULT = "undo.result"
 UNDO_SKIPPED = "undo.skipped"
+OPERATOR_KINDS = "operator."  # the entries of an operator request (responder/engine/operator.py)
+NAMING_ONLY = frozenset({EntryKind.APPROVAL_REJECTED})  # a refused decision: anyone who can write the topic causes one
+
+
+def holds(kind: str) -> bool:
+    """Whether an entry of this kind shows its timeline holds the incident it is recorded under, not only names it:
+    an operator request's own entries (`operator.*`, under whatever it named: a prefix, a typo, another replica's
+    incident) and refused decisions do not."""
+    return not kind.startswith(OPERATOR_KINDS) and kind not in NAMING_ONLY
+
+
+def held(entries: Iterable[TimelineEntry], incident: str) -> bool:
+    """Whether these entries show their timeline holds `incident` (`holds`)."""
+    return any(e.incident == incident and holds(e.kind) for e in entries)
 
 
 @dataclass(frozen=True)
@@ -47,12 +61,20 @@ class Undoable:
 
 def undoable(entries: Iterable[TimelineEntry], incident: str, step: str | None = None) -> list[Undoable]:
     """The incident's ok step results not yet undone, newest first, each with its intent's params."""
+    return _scan(entries, incident, step)[0]
+
+
+def _scan(entries: Iterable[TimelineEntry], incident: str, step: str | None) -> tuple[list[Undoable], bool]:
+    """`undoable`, and whether the timeline holds the incident: an entry of it other than an operator request's
+    own or a refused decision (`holds`)."""
     intents: dict[str, StepIntent] = {}
     results: list[StepResult] = []
     undone: set[str] = set()
+    held = False
     for e in entries:
         if e.incident != incident:
             continue
+        held = held or holds(e.kind)
         if e.kind == EntryKind.STEP_INTENT:
             intent = StepIntent.read(e.body)
             intents[str(intent.key)] = intent
@@ -68,7 +90,7 @@ def undoable(entries: Iterable[TimelineEntry], incident: str, step: str | None =
             continue
         found = intents.get(str(result.key))
         out.append(Undoable(result, dict(found.params) if found is not None else {}))
-    return out
+    return out, held
 
 
 class Undoer:
@@ -88,10 +110,14 @@ class Undoer:
         self.attempts = attempts
         self.deadline = deadline
 
-    async def undo(self, incident: str, step: str | None = None) -> list[dict[str, Any]]:
-        """Undo the incident's steps (or one step) newest first; returns one outcome per step considered."""
+    async def undo(self, incident: str, step: str | None = None, *, held: bool = False) -> list[dict[str, Any]]:
+        """Undo the incident's steps (or one step) newest first; returns one outcome per step considered. `held`:
+        refuse (ConfigError) an incident the timeline does not hold, read in the same scan."""
         await self.recorder.flush()
-        pending = undoable(self.recorder.entries(), incident, step)
+        pending, known = _scan(self.recorder.entries(), incident, step)
+        if held and not known:  # a prefix, a typo, or in a fleet another replica's incident: as offline undo says
+            raise ConfigError(f"incident {incident!r} is not on this service's timeline: name it in full "
+                              "(`responder timeline show`); in a fleet, the replica that ran its steps holds it")
         if step is not None and not pending:
             raise ConfigError(f"incident {incident} has no completed, not yet undone step {step!r}")
         outcomes = []

@@ -13,8 +13,15 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    TopicAuthorizationFailedError,
+)
 
+from responder.errors import TopicRefused
 from responder.ingest.clients import _start_with_retry, ensure_topics, publish, stop_consumer
 from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
 from responder.ingest.fetchwait import FetchWait
@@ -216,12 +223,17 @@ class KafkaIngest:
         A copy that still cannot be sent after `DLQ_ATTEMPTS` tries (too large for this broker, or
         refused) is replaced by the minimal copy, so one record never blocks its partition. Only when
         the minimal copy cannot be sent either (the broker is gone) does the error propagate, and
-        nothing is committed.
+        nothing is committed. An ACL refusing the topic is TopicRefused at once, saying so.
         """
         now_ms = int(time.time() * 1000)
         copy = full_copy(record, reason, detail, now_ms, self.deadletter_max_bytes)
         try:
             await self._send_bounded(copy)
+        except TopicAuthorizationFailedError as exc:
+            why = (f"Kafka refuses this principal the dead-letter topic {self.deadletter_topic!r} (an ACL: grant it "
+                   f"WRITE and DESCRIBE); {record.topic}[{record.partition}] offset {record.offset} stays uncommitted")
+            log.error("deadletter_topic_refused", topic=self.deadletter_topic, detail=why, error=repr(exc))
+            raise TopicRefused(why) from exc
         except KafkaError as exc:
             log.error("deadletter_copy_failed", error=repr(exc), topic=record.topic, partition=record.partition,
                       offset=record.offset, size=copy.size)
@@ -235,8 +247,8 @@ class KafkaIngest:
                 await self.producer.send_and_wait(self.deadletter_topic, copy.value, key=copy.key,
                                                   headers=copy.headers)
                 return
-            except MessageSizeTooLargeError:
-                raise  # the same bytes will never fit: retrying is pointless
+            except (MessageSizeTooLargeError, TopicAuthorizationFailedError):
+                raise  # the same bytes will never fit, or the ACL refuses the topic: retrying is pointless
             except KafkaError:
                 if attempt == DLQ_ATTEMPTS - 1:
                     raise

@@ -180,6 +180,7 @@ class Service(BatchHandling, Running):
         self._given: set[int] = set()
         self._leaving_unrestored: set[int] = set()
         self.ready = asyncio.Event()
+        self.topics_missing: str | None = None
         self._stop = asyncio.Event()
         self.deadlettered = {}
         if metrics_server is not None:  # answers for this service from now on, once it is whole
@@ -202,6 +203,8 @@ class Service(BatchHandling, Running):
         """Why the service is not ready (the body of a 503 from `/readyz`), or None when it is."""
         if self._stop.is_set():
             return "stopping"
+        if self.topics_missing is not None:
+            return self.topics_missing
         if not self.ready.is_set():
             return "starting: joining the consumer group"
         if self.recorder.stalled is not None:

@@ -51,6 +51,7 @@ class Parts:
     commits: OffsetCommits
     flow: Flow
     ready: asyncio.Event
+    topics_missing: str | None  # why it does not consume yet: a topic it writes to is missing (/readyz says it)
     deadlettered: dict[str, int]  # records dead-lettered (or, in a dry run, recorded as rejected) by reason
     _lock: Gate  # exclusive: rebalances, evictions, decisions; shared: the partitions' lanes
     _stop: asyncio.Event

@@ -21,6 +21,7 @@ from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection
+from responder.ingest.topics import RETRY_SECONDS, await_topics, check_topics, needed_topics
 from responder.models.event import RawRecord
 from responder.models.timeline import EntryKind
 from responder.service.partitions import PartitionKeeping
@@ -32,6 +33,8 @@ log = structlog.get_logger(__name__)
 
 class Running(PartitionKeeping):
     """Start, consume until asked to stop, drain and close (mixed into `Service`)."""
+
+    topic_retry_s = RETRY_SECONDS  # between two checks of the topics it writes to, while one is missing
 
     async def _prepare(self) -> None:
         """Everything before the clients start: refuse bad TLS/SASL or another fleet digest, recover, listen."""
@@ -68,23 +71,8 @@ class Running(PartitionKeeping):
                 shipping.create_task(shipper.run())
             failing = True  # until the loops end without an error: then a teardown failure is the one to raise
             try:
-                wait = self.settings.kafka_connect_timeout
-                await self.publisher.start(wait)
-                if self.operator_ingest is not None:
-                    await ensure_topics(str(self.settings.kafka_bootstrap), [
-                        self.settings.operator_requests_topic, self.settings.operator_replies_topic],
-                        options=self.kafka_options)
-                # the groups join at once: after a crash each may wait for its dead member's session
-                await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait),
-                                     *([self.operator_ingest.start(wait)] if self.operator_ingest is not None else []))
-                if self._rebalance_error is not None:  # a manual assignment runs its callback inside start()
-                    raise self._rebalance_error
-                self.ready.set()
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._alerts_loop())
-                    tg.create_task(self._approvals_loop())
-                    if self.operator_ingest is not None:
-                        tg.create_task(self._operator_loop(self.operator_ingest))
+                if await self._writable_topics():  # False: stopped while a topic it writes to was missing
+                    await self._consume_until_stopped()
                 failing = False
             finally:
                 self.ready.clear()
@@ -96,6 +84,38 @@ class Running(PartitionKeeping):
                     # the error that stopped the service (a fence) is the one raised, not a teardown's after it
                     log.error("service_close_failed", error=f"{type(exc).__name__}: {exc}")
         log.info("service_stopped")
+
+    async def _consume_until_stopped(self) -> None:
+        """Start the clients (the groups join at once: after a crash each may wait for its dead member's
+        session), then run the alert, approval and operator loops until asked to stop or one fails."""
+        wait = self.settings.kafka_connect_timeout
+        await self.publisher.start(wait)
+        if self.operator_ingest is not None:
+            await ensure_topics(str(self.settings.kafka_bootstrap), [
+                self.settings.operator_requests_topic, self.settings.operator_replies_topic],
+                options=self.kafka_options)
+        await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait),
+                             *([self.operator_ingest.start(wait)] if self.operator_ingest is not None else []))
+        if self._rebalance_error is not None:  # a manual assignment runs its callback inside start()
+            raise self._rebalance_error
+        self.ready.set()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._alerts_loop())
+            tg.create_task(self._approvals_loop())
+            if self.operator_ingest is not None:
+                tg.create_task(self._operator_loop(self.operator_ingest))
+
+    async def _writable_topics(self) -> bool:
+        """Wait until every topic the service writes to exists (responder/ingest/topics.py; the log and `/readyz`
+        say which is missing and how to create it); False when asked to stop first."""
+        def report(reason: str | None) -> None:
+            self.topics_missing = reason
+
+        needed, bootstrap = needed_topics(self.settings), str(self.settings.kafka_bootstrap)
+        return await await_topics(
+            lambda: check_topics(bootstrap, needed, self.settings.topics, options=self.kafka_options,
+                                 deadline=self.settings.kafka_connect_timeout),
+            self._stop, report, retry_s=self.topic_retry_s)
 
     async def _close_started(self, shippers: list[Archiver | KafkaMirror]) -> None:
         """Stop the clients, make the fleet's last state durable, stop the changelog and the metrics server, close

@@ -6,10 +6,12 @@ import hashlib
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, TopicAuthorizationFailedError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
+from responder.errors import TopicRefused
 from responder.ingest import kafka
 from responder.ingest.dlq import full_copy
 from responder.ingest.kafka import KafkaIngest
@@ -81,3 +83,14 @@ async def test_transient_errors_are_retried_a_bounded_number_of_times(monkeypatc
     producer.failures = [KafkaConnectionError()] * 6
     with pytest.raises(KafkaConnectionError):
         await ingest.deadletter(_record(b"{"), "not_json", "bad")
+
+
+async def test_an_acl_refusing_the_topic_is_said_at_the_first_send(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead-letter topic the ACLs refuse is named at the first failing send, with the grant to make; no retries."""
+    producer = _Producer([TopicAuthorizationFailedError()] * 6)
+    ingest = await _ingest(producer, monkeypatch)
+    with capture_logs() as logs, pytest.raises(TopicRefused, match=r"dead-letter topic 'dlq'.*WRITE"):
+        await ingest.deadletter(_record(b"{"), "not_json", "bad")
+    assert len(producer.failures) == 5  # one send: retrying, or a minimal copy, cannot pass an ACL
+    [refused] = [e for e in logs if e["event"] == "deadletter_topic_refused"]
+    assert "alerts[2] offset 41 stays uncommitted" in refused["detail"]

@@ -163,3 +163,17 @@ async def test_a_long_forged_key_id_is_cut_in_the_rejection_record():
     [rejected] = [e.body for e in op.recorder.entries() if e.kind == "operator.rejected"]
     assert rejected["key_id"] == "k" * 64 + "…[+9936 chars]"
     assert len(rejected["reason"]) < 200
+
+
+async def test_an_undo_sent_again_for_an_incident_not_on_the_timeline_is_refused_again():
+    """A second undo request (a new id) naming the same unknown incident is refused too: the first request's own
+    operator entries, recorded under that incident, do not make it an incident of this timeline."""
+    op = _operator()
+    op.recorder.append("incident.opened", {"runbook": "rb"}, "inc-full-id")
+    await op.recorder.flush()
+    for _ in range(2):
+        value, key_id, sig = _request(incident="inc-full")
+        reply = await op.handle(value, key_id, sig)
+        assert reply is not None
+        assert not reply.ok
+        assert "is not on this service's timeline" in str(reply.error)

@@ -268,3 +268,17 @@ def test_offline_undo_of_an_incident_named_only_by_a_refused_decision_exits_3(tm
     result = runner.invoke(app, ["undo", "inc-elsewhere", "--timeline", str(tmp_path / "t.jsonl")])
     assert result.exit_code == 3, result.output
     assert "another replica" in result.stderr
+
+
+def test_an_operator_request_naming_a_prefix_does_not_make_the_prefix_an_incident(tmp_path):
+    """A refused `undo --via kafka job` records its operator.* entries under "job": `job` still names job-77 (offline
+    undo resolved it to "job" itself and answered "nothing to undo")."""
+    rec = incident_timeline(tmp_path / "t.jsonl")
+    rec.append("step.intent", {"step": "y", "key": "k9"}, "job-77")
+    rec.append("operator.requested", {"id": "r1", "action": "undo", "by": "ann", "key_id": "k", "args": {}}, "job")
+    rec.append("operator.completed", {"id": "r1", "action": "undo", "ok": False, "outcomes": [],
+                                      "error": "incident 'job' is not on this service's timeline"}, "job")
+    rec.close()
+    shown = runner.invoke(app, ["timeline", "show", str(tmp_path / "t.jsonl"), "--incident", "job", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert orjson.loads(shown.stdout)["incident"] == "job-77"
