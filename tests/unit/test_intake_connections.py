@@ -186,11 +186,20 @@ async def test_a_client_that_never_reads_its_answers_loses_its_connection(port: 
         _reader, writer = await asyncio.open_connection(sock=sock)
         writer.write(HEALTHZ * 200_000)  # never read; asyncio keeps what the server does not take
         other_reader, other_writer = await asyncio.open_connection("127.0.0.1", port)  # the second slot
+
+        async def hold_second_slot() -> None:  # a request each TIMEOUT_S: uvicorn's keep-alive (5 s) never frees it
+            while True:
+                other_writer.write(HEALTHZ)
+                await asyncio.wait_for(other_reader.readuntil(b"ok\n"), CAP_S)
+                await asyncio.sleep(TIMEOUT_S)
+
+        holder = asyncio.create_task(hold_second_slot())
         try:
-            other_writer.write(HEALTHZ)
-            await asyncio.wait_for(other_reader.readuntil(b"ok\n"), CAP_S)
             assert (await asyncio.wait_for(_served(port), CAP_S)).startswith(b"HTTP/1.1 200")
+            assert not holder.done()  # the slot that served came from the flooding connection, not this one
         finally:
+            holder.cancel()
+            await asyncio.gather(holder, return_exceptions=True)
             writer.transport.abort()
             other_writer.close()
     assert "intake_write_stalled" in [e["event"] for e in logs]  # dropped for not reading, not by chance
