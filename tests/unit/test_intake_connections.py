@@ -147,9 +147,11 @@ async def test_a_body_timeout_answers_408_and_closes_the_connection(port: int) -
 
 
 class _SlowSender(FakeSender):
+    delay_s = 2 * TIMEOUT_S
+
     async def send(self, topic: str, value: bytes, *, key: bytes | None,
                    headers: list[tuple[str, bytes]]) -> tuple[int, int]:
-        await asyncio.sleep(2 * TIMEOUT_S)
+        await asyncio.sleep(self.delay_s)
         return await super().send(topic, value, key=key, headers=headers)
 
 
@@ -158,7 +160,9 @@ async def test_a_pipelined_head_is_timed_only_once_the_requests_ahead_are_answer
     body = corpus("splunk")
     post = (b"POST /v1/events/dd HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nauthorization: Bearer "
             + BEARER.encode() + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    async with serving(Intake(intake_settings(intake_read_timeout_s=TIMEOUT_S), _SlowSender())) as port:
+    timeout_s, sender = 2 * TIMEOUT_S, _SlowSender()  # a head timed from its arrival would lapse before the answer;
+    sender.delay_s = 2 * timeout_s  # timed from the answer, it has timeout_s to arrive, a margin on a loaded machine
+    async with serving(Intake(intake_settings(intake_read_timeout_s=timeout_s), sender)) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             writer.write(post)
