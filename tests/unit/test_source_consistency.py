@@ -261,3 +261,29 @@ def test_a_guardduty_ml_anomaly_on_a_role_session_pages_once(runbooks_dir: Path)
     lanes = (guardduty_fast.event(native, None), guardduty.finding_to_event(native, None))
     assert [[m.runbook.id for m in matcher.match(e)] for e in lanes if e is not None] == [
         ["anomalous-credential-use"]] * 2
+
+
+@pytest.mark.parametrize("gd_type", sorted(ANOMALIES))
+def test_the_ocsf_copy_of_a_guardduty_ml_anomaly_naming_t1078_is_not_contained(gd_type: str,
+                                                                             runbooks_dir: Path) -> None:
+    """An OCSF copy of a GuardDuty ML anomaly whose attacks[] name T1078.004 (Valid Accounts: Cloud) is classified
+    by its GuardDuty type, as the native and Security Hub lanes are: it pages, no runbook deactivates the key."""
+    ocsf = _anomaly_copies(gd_type)["ocsf"].raw
+    ocsf["finding_info"]["attacks"] = [{"tactic": {"uid": "TA0006", "name": "Credential Access"},
+                                        "technique": {"uid": "T1078.004", "name": "Cloud Accounts"}}]
+    [event] = decode_doc(ocsf)
+    assert event.threat is not None
+    assert (event.threat.category, "T1078.004" in event.threat.techniques) == ("anomalous_credential_use", True)
+    assert [m.runbook.id for m in Matcher(load_runbooks(runbooks_dir, registry)).match(event)] == [
+        "anomalous-credential-use"]
+
+
+def test_the_ocsf_copy_of_another_product_s_finding_is_still_classified_by_its_techniques() -> None:
+    """A finding that is not GuardDuty's own keeps the attacks[] classification (T1078.004: credential_compromise)."""
+    ocsf = _ocsf_guardduty()
+    ocsf["metadata"]["product"]["uid"] = "arn:aws:securityhub:us-east-2:123456789012:product/123456789012/default"
+    ocsf["finding_info"]["types"] = ["TTPs/Credential Access/CredentialAccess:IAMUser-AnomalousBehavior"]
+    ocsf["finding_info"]["attacks"] = [{"technique": {"uid": "T1078.004"}}]
+    [event] = decode_doc(ocsf)
+    assert event.threat is not None
+    assert event.threat.category == "credential_compromise"
