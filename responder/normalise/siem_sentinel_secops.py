@@ -22,7 +22,7 @@ from responder.normalise.resources import access_key, compact, ip_resource, res
 from responder.normalise.threats import SENTINEL, first, from_techniques
 
 K = ResourceKind
-_AWS_ACCOUNT = re.compile(r"\d{12}")
+_AWS_ACCOUNT = re.compile(r"[0-9]{12}")  # ASCII: `\d` takes Arabic-Indic and full-width digits too
 SENTINEL_TYPES = ("Microsoft.SecurityInsights/incidents", "Microsoft.SecurityInsights/Incidents")
 
 

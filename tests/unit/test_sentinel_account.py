@@ -41,10 +41,12 @@ def test_the_account_that_logged_the_call_wins_over_the_caller_s() -> None:
     assert event.account == "444455556666"
 
 
-@pytest.mark.parametrize("value", [None, ["12345"], ["arn:aws:iam::123456789012:root"], [SUBSCRIPTION], [True], {}])
+@pytest.mark.parametrize("value", [None, ["12345"], ["arn:aws:iam::123456789012:root"], [SUBSCRIPTION], [True], {},
+                                   ["\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0661\u0662\u0663"],
+                                   ["\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff10\uff11\uff12"]])
 def test_a_sentinel_alert_naming_no_aws_account_has_none(value: Any) -> None:
-    """Without a 12-digit AWS account the event names no account (its incident key says `-`), never the Azure
-    subscription, which stays in `attributes.azure_subscription`."""
+    """Without a 12-digit (ASCII) AWS account the event names no account (its incident key says `-`), never the Azure
+    subscription, which stays in `attributes.azure_subscription`; Arabic-Indic or full-width digits are no account."""
     [event] = decode_doc(_alert(**({} if value is None else {"RecipientAccountId": value})))
     assert (event.account, event.cloud) == (None, "azure")
     assert event.attributes["azure_subscription"] == SUBSCRIPTION
