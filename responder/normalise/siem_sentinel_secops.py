@@ -59,8 +59,10 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
     user = next((_prop(e, "accountName") for e in entities if str(e.get("kind", "")).lower() == "account"), None)
     kind = _custom(p, "identitytype")
     aws_account = _aws_account(p)
+    # the record's hash when it names no text id (never "None"): also its incident's subject when it names no resource
+    ident = text(item.get("name")) or text(p.get("systemAlertId")) or raw_id("sentinel", item)
     return make_event(
-        id=str(item.get("name") or p.get("systemAlertId") or raw_id("sentinel", item)),
+        id=ident,
         source="sentinel",
         type=str(title or "incident"),
         severity=severity_from_label(p.get("severity"), default=5.0),
@@ -84,7 +86,7 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
             "url": p.get("incidentUrl"),
         },
         raw=item,
-        subject=f"sentinel:{item.get('name')}",
+        subject=f"sentinel:{ident}",
         threat=first(from_techniques(p.get("techniques") or []), SENTINEL.lookup(title)),
     )
 

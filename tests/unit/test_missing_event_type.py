@@ -128,3 +128,17 @@ def test_a_gcp_scc_finding_named_only_canonically_keeps_that_name() -> None:
     doc["finding"]["canonicalName"] = "projects/7/sources/2/findings/f1"
     [event] = decode_doc(doc)
     assert event.id == "projects/7/sources/2/findings/f1"
+
+
+@pytest.mark.parametrize("value", ["missing", *NOT_TEXT], ids=repr)
+def test_a_sentinel_incident_without_a_name_is_its_own_incident(value: Any) -> None:
+    """A Sentinel incident naming no resource and without a text `name` is keyed by its own (hashed) id: two such
+    incidents never share the incident key `-:sentinel:None`."""
+    docs = [_without(_doc("tests/fixtures/events/sentinel_logicapp.json"), ("object",), ("name",), value)
+            for _ in range(2)]
+    docs[1]["object"]["properties"]["title"] = "Another incident"
+    first, second = (decode_doc(doc)[0] for doc in docs)
+    assert first.resources == second.resources == ()
+    assert "None" not in first.incident_key
+    assert first.incident_key == f"-:sentinel:{first.id}"
+    assert first.incident_key != second.incident_key
