@@ -20,6 +20,8 @@ class ThreatCategory(StrEnum):
     """What is happening, independent of who reported it (a closed set: runbooks name these)."""
 
     CREDENTIAL_COMPROMISE = "credential_compromise"  # a long-term key used by someone else, or leaked
+    # an ML model found a principal's credential-access or sign-in API calls unusual: suspected, not shown
+    ANOMALOUS_CREDENTIAL_USE = "anomalous_credential_use"
     CREDENTIAL_EXFILTRATION = "credential_exfiltration"  # an instance role's session used off the instance
     BACKDOOR_CREDENTIAL = "backdoor_credential"  # a key or login minted for another principal
     PRIVILEGE_ESCALATION = "privilege_escalation"  # admin policy attached, admin user created

@@ -102,14 +102,17 @@ def _type(doc: dict[str, Any], cls: int) -> str:
 
 
 def _threat(doc: dict[str, Any], info: dict[str, Any]) -> Threat | None:
-    """From the ATT&CK/ATLAS ids in `attacks[]` (1.1+ under finding_info), else the finding types: GuardDuty's
-    only in GuardDuty's own finding (`metadata.product.uid` is the ASFF ProductArn Security Lake copied)."""
+    """GuardDuty's own finding (`metadata.product.uid` is the ASFF ProductArn Security Lake copied) by its finding
+    type first, as the native and Security Hub lanes classify it (an ML anomaly naming T1078.004 stays
+    anomalous_credential_use, never credential_compromise that a runbook contains); else from the ATT&CK/ATLAS ids
+    in `attacks[]` (1.1+ under finding_info), else the finding types."""
     attacks = info.get("attacks") or doc.get("attacks") or []
     ids = [dig(a, "technique", "uid") or dig(a, "sub_technique", "uid") for a in attacks if isinstance(a, dict)]
     types = [x for x in info.get("types") or [] if isinstance(x, str)]
-    guardduty = aws_product(dig(doc, "metadata", "product", "uid"), "guardduty")
-    return first(from_techniques(ids), asff_threat(types) if guardduty else None,
-                 *(OCSF_TYPES.lookup(x) for x in types))
+    own = asff_threat(types) if aws_product(dig(doc, "metadata", "product", "uid"), "guardduty") else None
+    if own is not None:
+        return own.with_techniques(tuple(x for x in ids if isinstance(x, str)))
+    return first(from_techniques(ids), *(OCSF_TYPES.lookup(x) for x in types))
 
 
 def event_of(doc: dict[str, Any]) -> Event:

@@ -9,18 +9,20 @@ imports both modules, Sentinel and SecOps first, so the decoders register in the
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import orjson
 
 from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise.assemble import make_event, raw_id
-from responder.normalise.fields import dig, number, severity_from_label, time_or_received
+from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, ip_resource, res
 from responder.normalise.threats import SENTINEL, first, from_techniques
 
 K = ResourceKind
+_AWS_ACCOUNT = re.compile(r"[0-9]{12}")  # ASCII: `\d` takes Arabic-Indic and full-width digits too
 SENTINEL_TYPES = ("Microsoft.SecurityInsights/incidents", "Microsoft.SecurityInsights/Incidents")
 
 
@@ -56,20 +58,24 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
     ips = [ip_resource(_prop(e, "address")) for e in entities if str(e.get("kind", "")).lower() == "ip"]
     user = next((_prop(e, "accountName") for e in entities if str(e.get("kind", "")).lower() == "account"), None)
     kind = _custom(p, "identitytype")
+    aws_account = _aws_account(p)
+    # the record's hash when it names no text id (never "None"): also its incident's subject when it names no resource
+    ident = text(item.get("name")) or text(p.get("systemAlertId")) or raw_id("sentinel", item)
     return make_event(
-        id=str(item.get("name") or p.get("systemAlertId") or raw_id("sentinel", item)),
+        id=ident,
         source="sentinel",
         type=str(title or "incident"),
         severity=severity_from_label(p.get("severity"), default=5.0),
         time=when,
         time_inferred=inferred,
-        account=subscription,
-        cloud="azure",
+        account=aws_account,  # never the Azure subscription: `${event.account}` is an AWS account in every runbook
+        cloud="aws" if aws_account else "azure",
         actor=user or dig(p, "owner", "userPrincipalName"),
         resources=compact([access_key(_custom(p, "accesskeyid"), user, user_type=kind), _iam_user(user, kind), *hosts,
                              *ips]),
         attributes={
             "kind": "alert" if alert else "incident",
+            "azure_subscription": text(subscription),
             "title": p.get("title") or p.get("alertDisplayName"),
             "status": p.get("status"),
             "classification": p.get("classification"),
@@ -80,9 +86,23 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
             "url": p.get("incidentUrl"),
         },
         raw=item,
-        subject=f"sentinel:{item.get('name')}",
+        subject=f"sentinel:{ident}",
         threat=first(from_techniques(p.get("techniques") or []), SENTINEL.lookup(title)),
     )
+
+
+# AWSCloudTrail columns an AWS analytics rule surfaces as custom details, in order: the account whose trail logged
+# the call (GuardDuty's and Security Hub's finding account), an ASFF-style name, the caller's account
+_ACCOUNT_DETAILS = ("recipientaccountid", "awsaccountid", "useridentityaccountid")
+
+
+def _aws_account(p: dict[str, Any]) -> str | None:
+    """The AWS account the alert is about, from a custom detail, when it is 12 digits; else None."""
+    for suffix in _ACCOUNT_DETAILS:
+        value = text(_custom(p, suffix))
+        if value is not None and _AWS_ACCOUNT.fullmatch(value):
+            return value
+    return None
 
 
 def _prop(entity: dict[str, Any], name: str) -> Any:
@@ -113,7 +133,7 @@ def _custom(p: dict[str, Any], suffix: str) -> Any:
 
 
 # every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
-SENTINEL_ATTRIBUTES = ("kind", "title", "status", "classification", "incident_number", "tactics",
+SENTINEL_ATTRIBUTES = ("kind", "azure_subscription", "title", "status", "classification", "incident_number", "tactics",
                        "analytic_rule_ids", "product", "url")
 
 

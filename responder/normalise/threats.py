@@ -28,8 +28,10 @@ GUARDDUTY = ThreatTable({
     "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration*": t(C.CREDENTIAL_EXFILTRATION, "T1552.005",
                                                                     "T1078.004"),
     "UnauthorizedAccess:IAMUser/*": t(C.CREDENTIAL_COMPROMISE, "T1078.004"),
-    "CredentialAccess:IAMUser/*": t(C.CREDENTIAL_COMPROMISE, "T1078.004"),
-    "InitialAccess:IAMUser/*": t(C.CREDENTIAL_COMPROMISE, "T1078.004"),
+    # GuardDuty's ML anomaly findings (…/AnomalousBehavior, the only types of these families): a verdict that the
+    # calls are unusual, not that the key is someone else's; paged, never contained (anomalous-credential-use)
+    "CredentialAccess:IAMUser/*": t(C.ANOMALOUS_CREDENTIAL_USE, "T1078.004"),
+    "InitialAccess:IAMUser/*": t(C.ANOMALOUS_CREDENTIAL_USE, "T1078.004"),
     "Stealth:IAMUser/CloudTrailLoggingDisabled": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
     "DefenseEvasion:IAMUser/*": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
     "Persistence:IAMUser/*": t(C.BACKDOOR_CREDENTIAL, "T1098.001"),

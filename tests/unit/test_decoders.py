@@ -99,12 +99,12 @@ EXPECTED: dict[str, list[tuple[str, str, float, str, list[tuple[str, str]]]]] = 
          [("bucket", "training-data-bucket")]),
     ],
     "sentinel_logicapp.json": [
-        ("sentinel", "Anomalous token use", 5.0, "00000000-1111-2222-3333-444444444444:sentinel:inc-9",
+        ("sentinel", "Anomalous token use", 5.0, "-:sentinel:inc-9",  # names no AWS account
          []),
     ],
     # an AWS rule's alert: the Account entity names the user, the AccessKeyId custom detail the key
     "sentinel_alert_entities.json": [
-        ("sentinel", "AWS access key exposed", 7.5, "00000000-1111-2222-3333-444444444444:access_key:AKIAEXAMPLEKEY000009",  # noqa: E501
+        ("sentinel", "AWS access key exposed", 7.5, "-:access_key:AKIAEXAMPLEKEY000009",
          [("access_key", "AKIAEXAMPLEKEY000009"), ("iam_user", "build-bot"), ("ip", "203.0.113.9")]),
     ],
     "splunk_urgency.json": [

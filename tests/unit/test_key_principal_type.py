@@ -69,7 +69,7 @@ def _splunk(user_type: str | None) -> dict[str, Any]:
 
 def _sentinel(user_type: str | None) -> dict[str, Any]:
     doc = _load("by-source/access-key-compromise.sentinel.json")
-    details = {"AccessKeyId": [KEY], "SourceIpAddress": ["198.51.100.23"]} | (
+    details = {"AccessKeyId": [KEY], "RecipientAccountId": ["123456789012"], "SourceIpAddress": ["198.51.100.23"]} | (
         {"UserIdentityType": [user_type]} if user_type else {})
     [alert] = doc["object"]["properties"]["Alerts"]
     alert["properties"]["additionalData"]["Custom Details"] = orjson.dumps(details).decode()

@@ -1,4 +1,4 @@
-"""A Falco, CloudWatch or GuardDuty record whose type field is missing or not text gets the type `unknown`."""
+"""A record whose type or id field is missing or not text gets the type `unknown` or a stable id, never "None"."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from responder.normalise import decode_doc, guardduty, guardduty_heads
+from responder.normalise.assemble import raw_id
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_TEXT = [None, True, {}, [], {"name": "x"}, ["ALARM"], "  "]
@@ -84,3 +85,60 @@ def test_a_gcp_scc_finding_without_a_text_resource_name_names_no_resource(value:
     [event] = decode_doc(_set(_doc("tests/fixtures/events/gcp_scc_key.json"), ("finding", "resourceName"), value))
     assert [r.kind.value for r in event.resources if r.kind.value != "ip"] == []  # the caller's address may stay
     assert event.type == "Persistence: New API Key"
+
+
+def _without(doc: dict[str, Any], node: tuple[str, ...], keys: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """`doc` with each of `keys` under `node` removed (value `missing`) or set to `value`."""
+    out = copy.deepcopy(doc)
+    target = out
+    for key in node:
+        target = target[key]
+    for key in keys:
+        if value == "missing":
+            target.pop(key, None)
+        else:
+            target[key] = value
+    return out
+
+
+ID_SHAPES = [  # (source, record, the object holding the ids, every id field the decoder reads)
+    ("gcp-scc", "tests/fixtures/events/gcp_scc_key.json", ("finding",), ("name", "canonicalName")),
+    ("datadog", "tests/fixtures/events/datadog_access_key.json", (), ("id",)),
+]
+
+
+@pytest.mark.parametrize("value", ["missing", *NOT_TEXT], ids=repr)
+@pytest.mark.parametrize(("source", "path", "node", "keys"), ID_SHAPES, ids=[s[0] for s in ID_SHAPES])
+def test_a_record_without_a_text_id_gets_a_stable_id_never_none(source: str, path: str, node: tuple[str, ...],
+                                                                  keys: tuple[str, ...], value: Any) -> None:
+    """A GCP SCC finding without `name`/`canonicalName` (or a Datadog signal without an id) gets the hash of the
+    record as its id, the same on every delivery, never "None", "True", "{}" or "[]"."""
+    doc = _without(_doc(path), node, keys, value)
+    if source == "datadog":
+        doc = _without(doc, ("detail",), ("id",), value)
+        doc = _without(doc, ("detail", "meta", "signal"), ("id",), value)
+    [first], [again] = decode_doc(doc), decode_doc(copy.deepcopy(doc))
+    assert first.source == source
+    assert first.id == again.id == raw_id(source, doc)
+
+
+def test_a_gcp_scc_finding_named_only_canonically_keeps_that_name() -> None:
+    """`canonicalName` is the id when `name` is missing, as before."""
+    doc = _without(_doc("tests/fixtures/events/gcp_scc_key.json"), ("finding",), ("name",), "missing")
+    doc["finding"]["canonicalName"] = "projects/7/sources/2/findings/f1"
+    [event] = decode_doc(doc)
+    assert event.id == "projects/7/sources/2/findings/f1"
+
+
+@pytest.mark.parametrize("value", ["missing", *NOT_TEXT], ids=repr)
+def test_a_sentinel_incident_without_a_name_is_its_own_incident(value: Any) -> None:
+    """A Sentinel incident naming no resource and without a text `name` is keyed by its own (hashed) id: two such
+    incidents never share the incident key `-:sentinel:None`."""
+    docs = [_without(_doc("tests/fixtures/events/sentinel_logicapp.json"), ("object",), ("name",), value)
+            for _ in range(2)]
+    docs[1]["object"]["properties"]["title"] = "Another incident"
+    first, second = (decode_doc(doc)[0] for doc in docs)
+    assert first.resources == second.resources == ()
+    assert "None" not in first.incident_key
+    assert first.incident_key == f"-:sentinel:{first.id}"
+    assert first.incident_key != second.incident_key

@@ -13,7 +13,7 @@ from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.errors import ValidationFailed
 from responder.models.event import Event
-from responder.normalise import decode_doc, normalise
+from responder.normalise import decode_doc, guardduty, guardduty_fast, normalise
 from responder.rules.matcher import Matcher
 from tests.conftest import CORPUS
 
@@ -207,3 +207,83 @@ def test_a_padded_type_is_classified_as_the_type_it_is_stored_as() -> None:
         [event] = decode_doc(record)
         assert event.type == event.type.strip()
         assert event.threat is not None, event.type
+
+
+ANOMALIES = {"CredentialAccess:IAMUser/AnomalousBehavior": "Credential Access",
+             "InitialAccess:IAMUser/AnomalousBehavior": "Initial Access"}
+ANOMALY_KEY = "AKIAEXAMPLEKEYID0001"
+
+
+def _anomaly_copies(gd_type: str) -> dict[str, Event]:
+    """One GuardDuty ML anomaly finding on an IAM user's AKIA key, as each lane and each source reports it."""
+    native = orjson.loads((ROOT / "runbooks/examples/iam-credential-compromise.json").read_bytes())
+    native.update(type=gd_type, severity=5)
+    fast, general = guardduty_fast.event(native, None), guardduty.finding_to_event(native, None)
+    assert fast is not None  # the fast lane took it
+    asff = orjson.loads((ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
+    purpose, _, family = gd_type.partition("/")
+    asff_type = f"TTPs/{ANOMALIES[gd_type]}/{purpose}-{family}"
+    asff["Types"] = asff["FindingProviderFields"]["Types"] = [asff_type]
+    asff["Severity"] = {"Label": "MEDIUM", "Normalized": 40}
+    asff["FindingProviderFields"]["Severity"] = {"Label": "MEDIUM", "Original": "5"}
+    asff["Resources"][0]["Id"] = f"AWS::IAM::AccessKey:{ANOMALY_KEY}"
+    asff["Resources"][0]["Details"]["AwsIamAccessKey"]["PrincipalName"] = "ml-training"
+    ocsf = _ocsf_guardduty()
+    ocsf["finding_info"]["types"] = [asff_type]
+    ocsf["severity_id"], ocsf["severity"] = 3, "Medium"
+    ocsf["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {
+        "PrincipalId": "AIDAEXAMPLEPRINCIPAL2", "PrincipalName": "ml-training", "PrincipalType": "IAMUser"}}).decode()
+    ocsf["resources"][0]["uid"] = f"AWS::IAM::AccessKey:{ANOMALY_KEY}"
+    [sh_event], [ocsf_event] = decode_doc(asff), decode_doc(ocsf)
+    return {"guardduty-fast": fast, "guardduty-general": general, "securityhub": sh_event, "ocsf": ocsf_event}
+
+
+@pytest.mark.parametrize("gd_type", sorted(ANOMALIES))
+def test_a_guardduty_ml_anomaly_pages_whichever_source_or_lane_reports_it(gd_type: str, runbooks_dir: Path) -> None:
+    """CredentialAccess/InitialAccess:IAMUser/AnomalousBehavior (an ML verdict, not proof) pages on-call through
+    anomalous-credential-use and deactivates no key, from GuardDuty (fast lane and general decoder), its Security
+    Hub copy and its OCSF copy alike."""
+    matcher = Matcher(load_runbooks(runbooks_dir, registry))
+    found = {lane: ([m.runbook.id for m in matcher.match(event)], event.threat and event.threat.category,
+                    _principal(event)[:3])
+             for lane, event in _anomaly_copies(gd_type).items()}
+    expected = (["anomalous-credential-use"], "anomalous_credential_use", (ANOMALY_KEY, "ml-training", "IAMUser"))
+    assert found == dict.fromkeys(found, expected)
+
+
+def test_a_guardduty_ml_anomaly_on_a_role_session_pages_once(runbooks_dir: Path) -> None:
+    """An InitialAccess anomaly on a role's session key pages through anomalous-credential-use only, in both lanes."""
+    matcher = Matcher(load_runbooks(runbooks_dir, registry))
+    native = orjson.loads((ROOT / "runbooks/examples/iam-credential-compromise.json").read_bytes())
+    native.update(type="InitialAccess:IAMUser/AnomalousBehavior", severity=4)
+    native["resource"]["accessKeyDetails"] = {"accessKeyId": "ASIAEXAMPLESESSION01", "principalId": "AROAEXAMPLE:s",
+                                              "userType": "AssumedRole", "userName": "inference-host-role"}
+    lanes = (guardduty_fast.event(native, None), guardduty.finding_to_event(native, None))
+    assert [[m.runbook.id for m in matcher.match(e)] for e in lanes if e is not None] == [
+        ["anomalous-credential-use"]] * 2
+
+
+@pytest.mark.parametrize("gd_type", sorted(ANOMALIES))
+def test_the_ocsf_copy_of_a_guardduty_ml_anomaly_naming_t1078_is_not_contained(gd_type: str,
+                                                                             runbooks_dir: Path) -> None:
+    """An OCSF copy of a GuardDuty ML anomaly whose attacks[] name T1078.004 (Valid Accounts: Cloud) is classified
+    by its GuardDuty type, as the native and Security Hub lanes are: it pages, no runbook deactivates the key."""
+    ocsf = _anomaly_copies(gd_type)["ocsf"].raw
+    ocsf["finding_info"]["attacks"] = [{"tactic": {"uid": "TA0006", "name": "Credential Access"},
+                                        "technique": {"uid": "T1078.004", "name": "Cloud Accounts"}}]
+    [event] = decode_doc(ocsf)
+    assert event.threat is not None
+    assert (event.threat.category, "T1078.004" in event.threat.techniques) == ("anomalous_credential_use", True)
+    assert [m.runbook.id for m in Matcher(load_runbooks(runbooks_dir, registry)).match(event)] == [
+        "anomalous-credential-use"]
+
+
+def test_the_ocsf_copy_of_another_product_s_finding_is_still_classified_by_its_techniques() -> None:
+    """A finding that is not GuardDuty's own keeps the attacks[] classification (T1078.004: credential_compromise)."""
+    ocsf = _ocsf_guardduty()
+    ocsf["metadata"]["product"]["uid"] = "arn:aws:securityhub:us-east-2:123456789012:product/123456789012/default"
+    ocsf["finding_info"]["types"] = ["TTPs/Credential Access/CredentialAccess:IAMUser-AnomalousBehavior"]
+    ocsf["finding_info"]["attacks"] = [{"technique": {"uid": "T1078.004"}}]
+    [event] = decode_doc(ocsf)
+    assert event.threat is not None
+    assert event.threat.category == "credential_compromise"

@@ -1,0 +1,71 @@
+"""A Sentinel alert's `event.account` is the AWS account it names, never the Azure subscription it came through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from responder.actuators import registry
+from responder.catalog import load_runbooks
+from responder.engine.templating import render
+from responder.normalise import decode_doc
+from responder.rules.matcher import Matcher
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"  # the fixture's, in its alert id
+KEY = "AKIAEXAMPLEKEY000009"
+
+
+def _alert(**details: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads((ROOT / "tests/fixtures/events/sentinel_alert_entities.json").read_bytes())
+    doc["value"][0]["properties"]["customDetails"].update(details)
+    return doc
+
+
+@pytest.mark.parametrize("name", ["RecipientAccountId", "AwsAccountId", "UserIdentityAccountId"])
+def test_a_sentinel_alert_naming_an_aws_account_is_about_that_account(name: str) -> None:
+    """An AWSCloudTrail account column surfaced as a custom detail is `event.account`; the subscription is kept
+    as `attributes.azure_subscription`; the incident key is the one GuardDuty gives the same key."""
+    [event] = decode_doc(_alert(**{name: ["123456789012"]}))
+    assert (event.account, event.cloud) == ("123456789012", "aws")
+    assert event.attributes["azure_subscription"] == SUBSCRIPTION
+    assert event.incident_key == f"123456789012:access_key:{KEY}"
+
+
+def test_the_account_that_logged_the_call_wins_over_the_caller_s() -> None:
+    """RecipientAccountId (the finding account GuardDuty and Security Hub report) is read before the caller's."""
+    [event] = decode_doc(_alert(UserIdentityAccountId=["111122223333"], RecipientAccountId=["444455556666"]))
+    assert event.account == "444455556666"
+
+
+@pytest.mark.parametrize("value", [None, ["12345"], ["arn:aws:iam::123456789012:root"], [SUBSCRIPTION], [True], {},
+                                   ["\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0661\u0662\u0663"],
+                                   ["\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff10\uff11\uff12"]])
+def test_a_sentinel_alert_naming_no_aws_account_has_none(value: Any) -> None:
+    """Without a 12-digit (ASCII) AWS account the event names no account (its incident key says `-`), never the Azure
+    subscription, which stays in `attributes.azure_subscription`; Arabic-Indic or full-width digits are no account."""
+    [event] = decode_doc(_alert(**({} if value is None else {"RecipientAccountId": value})))
+    assert (event.account, event.cloud) == (None, "azure")
+    assert event.attributes["azure_subscription"] == SUBSCRIPTION
+    assert event.incident_key == f"-:access_key:{KEY}"
+
+
+@pytest.mark.parametrize("user_type", ["IAMUser", None])
+def test_a_sentinel_bedrock_alert_without_an_aws_account_is_grouped(user_type: str | None,
+                                                                   runbooks_dir: Path) -> None:
+    """llmjacking and llmjacking-unnamed-principal group a Sentinel Bedrock alert naming no AWS account by its key
+    (a group key that cannot be rendered would dead-letter the alert), never by the subscription."""
+    doc = _alert()
+    props = doc["value"][0]["properties"]
+    props["techniques"] = ["T1496.004"]
+    props["customDetails"] = {"UserIdentityAccessKeyId": [KEY]} | ({"UserIdentityType": [user_type]} if user_type
+                                                                   else {})
+    [event] = decode_doc(doc)
+    matches = Matcher(load_runbooks(runbooks_dir, registry)).match(event)
+    assert [m.runbook.id for m in matches] == ["llmjacking" if user_type else "llmjacking-unnamed-principal"]
+    key = str(render(matches[0].runbook.group_by, {"event": event.view()}))
+    assert KEY in key
+    assert SUBSCRIPTION not in key
