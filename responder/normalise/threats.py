@@ -29,15 +29,18 @@ GUARDDUTY = ThreatTable({
                                                                     "T1078.004"),
     "UnauthorizedAccess:IAMUser/*": t(C.CREDENTIAL_COMPROMISE, "T1078.004"),
     # GuardDuty's ML anomaly findings (…/AnomalousBehavior, the only types of these families): a verdict that the
-    # calls are unusual, not that the key is someone else's; paged, never contained (anomalous-credential-use)
+    # calls are unusual, not that the key is someone else's or that logging was stopped; paged, never contained
+    # (anomalous-credential-use), whichever tactic the model names
     "CredentialAccess:IAMUser/*": t(C.ANOMALOUS_CREDENTIAL_USE, "T1078.004"),
     "InitialAccess:IAMUser/*": t(C.ANOMALOUS_CREDENTIAL_USE, "T1078.004"),
+    "DefenseEvasion:IAMUser/*": t(C.ANOMALOUS_CREDENTIAL_USE, "T1562.008"),
+    "Persistence:IAMUser/*": t(C.ANOMALOUS_CREDENTIAL_USE, "T1098.001"),
+    "PrivilegeEscalation:IAMUser/*": t(C.ANOMALOUS_CREDENTIAL_USE, "T1098.003"),
+    "Discovery:IAMUser/*": t(C.ANOMALOUS_CREDENTIAL_USE, "T1087.004"),
+    "Exfiltration:IAMUser/*": t(C.ANOMALOUS_CREDENTIAL_USE, "T1537"),
+    "Impact:IAMUser/*": t(C.ANOMALOUS_CREDENTIAL_USE, "T1485"),
     "Stealth:IAMUser/CloudTrailLoggingDisabled": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
-    "DefenseEvasion:IAMUser/*": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
-    "Persistence:IAMUser/*": t(C.BACKDOOR_CREDENTIAL, "T1098.001"),
-    "PrivilegeEscalation:IAMUser/*": t(C.PRIVILEGE_ESCALATION, "T1098.003"),
     "Recon:IAMUser/*": t(C.DISCOVERY, "T1087.004"),
-    "Discovery:IAMUser/*": t(C.DISCOVERY, "T1087.004"),
     "Policy:S3/Bucket*": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
     "Stealth:S3/ServerAccessLoggingDisabled": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
     "Impact:S3/AnomalousBehavior.Write": t(C.UNAUTHORIZED_DATA_WRITE, "T1565.001", "AML.T0020"),

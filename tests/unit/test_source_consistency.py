@@ -210,7 +210,13 @@ def test_a_padded_type_is_classified_as_the_type_it_is_stored_as() -> None:
 
 
 ANOMALIES = {"CredentialAccess:IAMUser/AnomalousBehavior": "Credential Access",
-             "InitialAccess:IAMUser/AnomalousBehavior": "Initial Access"}
+             "InitialAccess:IAMUser/AnomalousBehavior": "Initial Access",
+             "DefenseEvasion:IAMUser/AnomalousBehavior": "Defense Evasion",
+             "Persistence:IAMUser/AnomalousBehavior": "Persistence",
+             "PrivilegeEscalation:IAMUser/AnomalousBehavior": "Privilege Escalation",
+             "Discovery:IAMUser/AnomalousBehavior": "Discovery",
+             "Exfiltration:IAMUser/AnomalousBehavior": "Data Exfiltration",
+             "Impact:IAMUser/AnomalousBehavior": "Data Destruction"}
 ANOMALY_KEY = "AKIAEXAMPLEKEYID0001"
 
 
@@ -240,9 +246,9 @@ def _anomaly_copies(gd_type: str) -> dict[str, Event]:
 
 @pytest.mark.parametrize("gd_type", sorted(ANOMALIES))
 def test_a_guardduty_ml_anomaly_pages_whichever_source_or_lane_reports_it(gd_type: str, runbooks_dir: Path) -> None:
-    """CredentialAccess/InitialAccess:IAMUser/AnomalousBehavior (an ML verdict, not proof) pages on-call through
-    anomalous-credential-use and deactivates no key, from GuardDuty (fast lane and general decoder), its Security
-    Hub copy and its OCSF copy alike."""
+    """Each <tactic>:IAMUser/AnomalousBehavior (an ML verdict, not proof) pages on-call through anomalous-credential-use
+    and deactivates no key (nor restarts a trail), from GuardDuty (fast lane and general decoder), its Security Hub
+    copy and its OCSF copy alike."""
     matcher = Matcher(load_runbooks(runbooks_dir, registry))
     found = {lane: ([m.runbook.id for m in matcher.match(event)], event.threat and event.threat.category,
                     _principal(event)[:3])
