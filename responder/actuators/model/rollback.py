@@ -129,13 +129,14 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         """False when the version the alert is about is registered and verifies after all.
 
         A legacy signature (no release statement) counts as verifying here: its files are intact under a
-        trusted key, which is what an integrity alert claims is not so; it is still never a rollback target.
+        trusted key, which is what an integrity alert claims is not so; it is still never a rollback target. With
+        `model_refuse_legacy_signatures` (the migration is over) a legacy signature corroborates the alert.
         """
         found = [v for v in await store.versions(p.model) if v.version == start]
         if not found:
             return True
         return not (await check(store, found[0], config.trusted_keys, await store.quarantined(p.model),
-                                legacy=True)).ok
+                                legacy=not config.refuse_legacy)).ok
 
     async def verify(self, p: RollbackParams, ctx: ActuationContext) -> bool:
         """Done when the serving version is not `from_version` and itself passes every check."""
