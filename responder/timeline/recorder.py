@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -64,7 +65,9 @@ class Recorder(GroupCommit):
         self._checkpoint_clock = clock()
         self._sealer = Sealer(self.writer)
         self._at_second, self._at_prefix = -1, ""
+        self.signed_on_disk = False  # the file held a checkpoint when opened (someone signs this timeline)
         self._resume()
+        self.opened_seq = self._next_seq
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Recorder:
@@ -74,6 +77,19 @@ class Recorder(GroupCommit):
                    signer=Signer.from_text(key.get_secret_value()) if key else None,
                    checkpoint_every=settings.timeline_checkpoint_every,
                    checkpoint_interval=settings.timeline_checkpoint_interval, clock=clock)
+
+    @classmethod
+    def offline(cls, path: Path, settings: Settings) -> Recorder:
+        """A command's recorder on a stopped service's file (`undo`, `models …`): it seals what it adds with a signed
+        checkpoint on close when this host has the signing key (`unsigned()` otherwise)."""
+        key = settings.timeline_signing_key
+        return cls(FileStore(path), signer=Signer.from_text(key.get_secret_value()) if key else None,
+                   checkpoint_every=settings.timeline_checkpoint_every,
+                   checkpoint_interval=settings.timeline_checkpoint_interval)
+
+    def unsigned(self) -> int:
+        """Entries this recorder added to a signed timeline that no checkpoint of its own covers (no signer here)."""
+        return self._next_seq - self.opened_seq if self.signer is None and self.signed_on_disk else 0
 
     def _resume(self) -> None:
         """Continue after the last entry on disk (orjson only: this runs on every start).
@@ -108,6 +124,7 @@ class Recorder(GroupCommit):
             signed = signed or kind == EntryKind.CHECKPOINT
             self._since_checkpoint = 0 if kind == EntryKind.CHECKPOINT else self._since_checkpoint + 1
             self._next_seq, self._head, self._durable_seq = seq + 1, digest, seq
+        self.signed_on_disk = signed
         if self._since_checkpoint >= self.checkpoint_every or (partial and not signed and self._since_checkpoint):
             self.checkpoint()
 

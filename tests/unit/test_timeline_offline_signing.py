@@ -1,0 +1,105 @@
+"""Offline `undo` and `models …` on a signed timeline: a checkpoint when they hold the key, else a one-line notice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from responder.actuators.model.local import LocalStore
+from responder.cli.app import app
+from responder.models.step import StepIntent, StepResult, StepStatus
+from responder.timeline import Recorder, Signer, generate_keypair
+from responder.timeline.store import FileStore
+from tests.modelkit import Keys, make_keys, publish
+
+PRIVATE, PUBLIC = generate_keypair()
+
+
+@pytest.fixture(name="keys")
+def _keys(tmp_path: Path) -> Keys:
+    """A trusted and an untrusted ECDSA key pair (model signing)."""
+    return make_keys(tmp_path / "keys")
+
+
+@pytest.fixture(name="registry")
+def _registry(tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> LocalStore:
+    """A local registry with v1 and v2 signed, v2 served, and settings that trust its key (no timeline key yet)."""
+    store = LocalStore(tmp_path / "registry")
+
+    async def fill() -> None:
+        for v in ("v1", "v2"):
+            await publish(store, tmp_path / "w", "fraud", v, keys.private)
+        await store.set_serving("fraud", (await store.versions("fraud"))[-1])
+
+    asyncio.run(fill())
+    monkeypatch.setenv("RESPONDER_MODEL_REGISTRY", str(store.root))
+    monkeypatch.setenv("RESPONDER_MODEL_TRUSTED_KEYS", json.dumps([str(keys.public)]))
+    monkeypatch.delenv("RESPONDER_TIMELINE_SIGNING_KEY", raising=False)
+    return store
+
+
+def _signed_timeline(path: Path, registry: str) -> None:
+    """What the service leaves: incident inc1 switched fraud v1 → v2, sealed by a signed checkpoint on close."""
+    head = {"step": "switch", "actuator": "model.switch_version", "target": "fraud", "key": "k1"}
+    recorder = Recorder(FileStore(path), signer=Signer.from_text(PRIVATE))
+    recorder.append("step.intent", StepIntent(**head, params={"model": "fraud", "version": "v2",
+                                                              "registry": registry}).body(), "inc1")
+    recorder.append("step.result", StepResult(**head, status=StepStatus.OK, changed=True, prior={"serving": "v1"},
+                                              after={"serving": "v2"}).body(), "inc1")
+    recorder.close()
+
+
+def _verify(path: Path) -> dict[str, object]:
+    out = CliRunner().invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json"])
+    assert out.exit_code == 0, out.output
+    body: dict[str, object] = json.loads(out.stdout)
+    return body
+
+
+COMMANDS = [["undo", "inc1", "--allow-destructive"], ["models", "quarantine", "fraud", "v1", "--reason", "test"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=["undo", "models-quarantine"])
+def test_offline_command_with_the_signing_key_seals_its_entries_with_a_checkpoint(
+        tmp_path, registry, monkeypatch, command):
+    """With RESPONDER_TIMELINE_SIGNING_KEY, the entries it adds are covered: verify --public-key, no unsigned tail."""
+    path = tmp_path / "t.jsonl"
+    _signed_timeline(path, str(registry.root))
+    monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
+    out = CliRunner().invoke(app, [*command, "--timeline", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "unsigned" not in out.output
+    body = _verify(path)
+    assert body["unsigned_tail"] == 0
+    assert body["checkpoints"] == 2
+    if command[0] == "undo":
+        assert asyncio.run(registry.serving("fraud")) == "v1"  # the switch back did run
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=["undo", "models-quarantine"])
+def test_offline_command_without_the_key_says_its_entries_are_unsigned_and_verify_accepts_them(
+        tmp_path, registry, command):
+    """No signing key here: one line says the entries are unsigned until the service's next checkpoint; verify passes
+    with them as the unsigned tail, and the service's next start-and-close covers them."""
+    path = tmp_path / "t.jsonl"
+    _signed_timeline(path, str(registry.root))
+    out = CliRunner().invoke(app, [*command, "--timeline", str(path)])
+    assert out.exit_code == 0, out.output
+    [note] = [line for line in out.stderr.splitlines() if "unsigned" in line]
+    assert "next checkpoint" in note
+    assert "RESPONDER_TIMELINE_SIGNING_KEY" in note
+    assert _verify(path)["unsigned_tail"] == 2
+    Recorder(FileStore(path), signer=Signer.from_text(PRIVATE)).close()  # the service restarts and stops
+    assert _verify(path)["unsigned_tail"] == 0
+
+
+def test_offline_command_on_an_unsigned_timeline_prints_no_notice(tmp_path, registry):
+    """A timeline that never had checkpoints (no signing anywhere) gets no notice about signatures."""
+    path = tmp_path / "t.jsonl"
+    out = CliRunner().invoke(app, ["models", "quarantine", "fraud", "v1", "--timeline", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "unsigned" not in out.output
