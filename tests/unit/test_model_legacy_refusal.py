@@ -100,3 +100,13 @@ def test_refuse_legacy_signatures_reaches_the_model_config():
 
     assert config_from(Settings(model_refuse_legacy_signatures=True)).refuse_legacy is True
     assert config_from(Settings()).refuse_legacy is False
+
+
+def test_both_legacy_settings_make_a_command_exit_3_with_one_line(monkeypatch):
+    """`models check` with accept and refuse both set: exit 3, one stderr line naming the refuse setting."""
+    monkeypatch.setenv("RESPONDER_MODEL_ACCEPT_LEGACY_SIGNATURES", "true")
+    monkeypatch.setenv("RESPONDER_MODEL_REFUSE_LEGACY_SIGNATURES", "true")
+    out = CliRunner().invoke(app, ["models", "check", "fraud"])
+    assert out.exit_code == 3
+    [line] = out.stderr.strip().splitlines()
+    assert "RESPONDER_MODEL_REFUSE_LEGACY_SIGNATURES" in line
