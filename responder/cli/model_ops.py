@@ -60,6 +60,8 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
     call = StepCall(actuator, p, ctx, attempts=defaults.retries + 1, timeout=defaults.timeout)
     path = timeline or settings.timeline_path
     recorder = Recorder.offline(path, settings)  # with the signing key: a checkpoint over what it adds, on close
+    results: list[int] = []  # the step.result's seq (a checkpoint may follow it when one is due)
+    recorder.observers.append(lambda e: results.append(e.seq) if e.kind == EntryKind.STEP_RESULT else None)
     target = actuator.target(p)
     intent = StepIntent(step="operator", actuator=actuator_name, target=target, key=f"operator-{uuid.uuid4().hex}",
                         source="cli", operator=getpass.getuser(), params=p.model_dump(mode="json"),
@@ -73,7 +75,7 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
 
     try:
         result = asyncio.run(act())
-        seq = recorder.next_seq - 1  # the step.result entry
+        seq = results[-1] if results else None
     finally:
         recorder.close()
     note_unsigned(recorder, path)

@@ -103,3 +103,16 @@ def test_offline_command_on_an_unsigned_timeline_prints_no_notice(tmp_path, regi
     out = CliRunner().invoke(app, ["models", "quarantine", "fraud", "v1", "--timeline", str(path)])
     assert out.exit_code == 0, out.output
     assert "unsigned" not in out.output
+
+
+def test_offline_model_command_reports_the_seq_of_its_step_result_not_of_a_checkpoint(tmp_path, registry, monkeypatch):
+    """With the signing key and a checkpoint due right after the result, timeline_seq still names the step.result."""
+    path = tmp_path / "t.jsonl"
+    _signed_timeline(path, str(registry.root))
+    monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
+    monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "1")
+    out = CliRunner().invoke(app, ["models", "quarantine", "fraud", "v1", "--timeline", str(path), "--json"])
+    assert out.exit_code == 0, out.output
+    seq = json.loads(out.stdout)["timeline_seq"]
+    entry = json.loads(path.read_text().splitlines()[seq])
+    assert (entry["seq"], entry["kind"]) == (seq, "step.result")
