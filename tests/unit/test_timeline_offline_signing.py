@@ -13,7 +13,10 @@ from responder.actuators.model.local import LocalStore
 from responder.cli.app import app
 from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.timeline import Recorder, Signer, generate_keypair
+from responder.timeline.archive import Archiver, MemoryArchive, read_archive
+from responder.timeline.checkpoint import Checker
 from responder.timeline.store import FileStore
+from responder.timeline.verify import compare_with_copy, verify_lines
 from tests.modelkit import Keys, make_keys, publish
 
 PRIVATE, PUBLIC = generate_keypair()
@@ -116,3 +119,29 @@ def test_offline_model_command_reports_the_seq_of_its_step_result_not_of_a_check
     seq = json.loads(out.stdout)["timeline_seq"]
     entry = json.loads(path.read_text().splitlines()[seq])
     assert (entry["seq"], entry["kind"]) == (seq, "step.result")
+
+
+def test_the_segment_an_offline_checkpoint_seals_is_archived_at_the_services_next_start(
+        tmp_path, registry, monkeypatch):
+    """Archive on: the service's start-up catch-up uploads the CLI-sealed segment; the copy verifies and matches."""
+    path = tmp_path / "t.jsonl"
+    _signed_timeline(path, str(registry.root))
+    archive = MemoryArchive()
+    asyncio.run(_ship(archive, path.read_bytes().splitlines()))  # the service archived what it sealed before it stopped
+    monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
+    out = CliRunner().invoke(app, ["models", "quarantine", "fraud", "v1", "--timeline", str(path)])
+    assert out.exit_code == 0, out.output
+    asyncio.run(_ship(archive, path.read_bytes().splitlines()))  # the service starts again
+    assert len(archive.names()) == 2
+    lines = path.read_bytes().splitlines()
+    copy = read_archive(archive)
+    verify_lines(copy, Checker.from_text(PUBLIC), cadence=1000)
+    assert compare_with_copy(lines, copy) == len(lines)
+
+
+async def _ship(archive: MemoryArchive, lines: list[bytes]) -> None:
+    """What the service's archiver does at start: catch up on the file's sealed segments and upload them."""
+    archiver = Archiver(archive)
+    archiver.catch_up(lines)
+    archiver.close()
+    await archiver.run()
