@@ -26,6 +26,7 @@ __all__ = ["DurableSink", "Recorder", "default_writer_id"]
 
 _MILLIS = [f"{n:03d}" for n in range(1000)]  # the digits of an `at`'s microseconds, in two halves
 _MICROS = [f"{n:03d}+00:00" for n in range(1000)]
+_CHECKPOINT_KIND = b'"kind":"checkpoint"'  # as a canonical line holds it (inside a string its quotes are escaped)
 
 
 def default_writer_id() -> str:
@@ -83,9 +84,12 @@ class Recorder(GroupCommit):
         """A command's recorder on a stopped service's file (`undo`, `models …`): it seals what it adds with a signed
         checkpoint on close when this host has the signing key (`unsigned()` otherwise)."""
         key = settings.timeline_signing_key
-        return cls(FileStore(path), signer=Signer.from_text(key.get_secret_value()) if key else None,
-                   checkpoint_every=settings.timeline_checkpoint_every,
-                   checkpoint_interval=settings.timeline_checkpoint_interval)
+        recorder = cls(FileStore(path), signer=Signer.from_text(key.get_secret_value()) if key else None,
+                       checkpoint_every=settings.timeline_checkpoint_every,
+                       checkpoint_interval=settings.timeline_checkpoint_interval)
+        if recorder.signer is None and not recorder.signed_on_disk:  # the tail read at open may start after the last
+            recorder.signed_on_disk = _CHECKPOINT_KIND in recorder.store.read()  # (a crash); a false hit only notes
+        return recorder
 
     def unsigned(self) -> int:
         """Entries this recorder added to a signed timeline that no checkpoint of its own covers (no signer here)."""

@@ -145,3 +145,19 @@ async def _ship(archive: MemoryArchive, lines: list[bytes]) -> None:
     archiver.catch_up(lines)
     archiver.close()
     await archiver.run()
+
+
+def test_offline_command_without_the_key_notices_a_checkpoint_older_than_the_tail_it_reads(tmp_path, registry):
+    """A signed timeline whose last checkpoint lies before the 256 KiB tail (a crash): the notice is still printed."""
+    path = tmp_path / "t.jsonl"
+    _signed_timeline(path, str(registry.root))
+    recorder = Recorder(FileStore(path), signer=Signer.from_text(PRIVATE), checkpoint_every=10**6,
+                        checkpoint_interval=10**9)
+    for n in range(300):
+        recorder.append("note", {"n": n, "pad": "x" * 1024}, "inc1")
+    recorder.flush_sync()
+    recorder.store.close()  # it crashed: no checkpoint on close
+    out = CliRunner().invoke(app, ["models", "quarantine", "fraud", "v1", "--timeline", str(path)])
+    assert out.exit_code == 0, out.output
+    [note] = [line for line in out.stderr.splitlines() if "unsigned" in line]
+    assert "next checkpoint" in note
