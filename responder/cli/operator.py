@@ -45,9 +45,13 @@ OFFLINE_HINT = "if the service is running, use --via kafka so that it acts and r
 def note_unsigned(recorder: Recorder, path: Path) -> None:
     """One line when an offline command added entries to a signed timeline without the key to checkpoint them."""
     if added := recorder.unsigned():
+        run, cadence = recorder.unsigned_run(), recorder.checkpoint_every
+        past = (f"; that makes {run} unsigned entries in a row, more than the cadence ({cadence}): `timeline verify "
+                "--public-key` will fail at the cadence for good (these offline entries, not tampering: keep this "
+                "note with the incident)" if run > cadence else "")
         err_console.print(f"! the {added} entries added to {path} are unsigned until the service's next checkpoint "
                           "(RESPONDER_TIMELINE_SIGNING_KEY is not set here); `timeline verify` counts them in its "
-                          "unsigned tail", style="yellow", markup=False, soft_wrap=True)
+                          f"unsigned tail{past}", style="yellow", markup=False, soft_wrap=True)
 
 
 def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: str | None = None,

@@ -68,7 +68,7 @@ class Recorder(GroupCommit):
         self._at_second, self._at_prefix = -1, ""
         self.signed_on_disk = False  # the file held a checkpoint when opened (someone signs this timeline)
         self._resume()
-        self.opened_seq = self._next_seq
+        self.opened_seq, self._opened_run = self._next_seq, self._since_checkpoint
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Recorder:
@@ -94,6 +94,10 @@ class Recorder(GroupCommit):
     def unsigned(self) -> int:
         """Entries this recorder added to a signed timeline that no checkpoint of its own covers (no signer here)."""
         return self._next_seq - self.opened_seq if self.signer is None and self.signed_on_disk else 0
+
+    def unsigned_run(self) -> int:
+        """Entries after the last checkpoint, those on disk at open included (what `verify`'s cadence counts)."""
+        return self._since_checkpoint if self.signer is not None else self._opened_run + self.unsigned()
 
     def _resume(self) -> None:
         """Continue after the last entry on disk (orjson only: this runs on every start).

@@ -117,6 +117,7 @@ async def test_snapshot_of_an_instance_store_backed_instance_verifies_with_none_
         stub.assert_no_pending_responses()
     assert result.outputs == {"snapshot_ids": []}
 
+
 async def test_snapshot_of_an_unknown_instance_fails_not_found():
     """Stubber: no volume, no snapshot and DescribeInstances knows no such instance: a not-found failure, no success."""
     aws = _session()

@@ -161,3 +161,17 @@ def test_offline_command_without_the_key_notices_a_checkpoint_older_than_the_tai
     assert out.exit_code == 0, out.output
     [note] = [line for line in out.stderr.splitlines() if "unsigned" in line]
     assert "next checkpoint" in note
+
+
+def test_offline_command_without_the_key_says_when_its_entries_pass_the_cadence(tmp_path, registry, monkeypatch):
+    """Past checkpoint_every unsigned entries the notice says verify will fail at the cadence, and why."""
+    path = tmp_path / "t.jsonl"
+    _signed_timeline(path, str(registry.root))
+    monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "3")
+    first = CliRunner().invoke(app, ["models", "quarantine", "fraud", "v1", "--timeline", str(path)])
+    assert first.exit_code == 0, first.output
+    assert "cadence" not in first.stderr
+    second = CliRunner().invoke(app, ["models", "quarantine", "fraud", "v2", "--timeline", str(path)])
+    assert second.exit_code == 0, second.output
+    [note] = [line for line in second.stderr.splitlines() if "unsigned" in line]
+    assert "4 unsigned entries in a row, more than the cadence (3)" in note
