@@ -84,11 +84,13 @@ class Recorder(GroupCommit):
         """A command's recorder on a stopped service's file (`undo`, `models …`): it seals what it adds with a signed
         checkpoint on close when this host has the signing key (`unsigned()` otherwise)."""
         key = settings.timeline_signing_key
-        recorder = cls(FileStore(path), signer=Signer.from_text(key.get_secret_value()) if key else None,
+        store = FileStore(path)
+        recorder = cls(store, signer=Signer.from_text(key.get_secret_value()) if key else None,
                        checkpoint_every=settings.timeline_checkpoint_every,
                        checkpoint_interval=settings.timeline_checkpoint_interval)
         if recorder.signer is None and not recorder.signed_on_disk:  # the tail read at open may start after the last
-            recorder.signed_on_disk = _CHECKPOINT_KIND in recorder.store.read()  # (a crash); a false hit only notes
+            with store.path.open("rb") as fh:  # checkpoint (a crash): scan the file, a line at a time
+                recorder.signed_on_disk = any(_CHECKPOINT_KIND in line for line in fh)  # a false hit only notes
         return recorder
 
     def unsigned(self) -> int:
