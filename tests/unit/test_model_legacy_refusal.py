@@ -16,7 +16,7 @@ from responder.actuators.model.local import LocalStore
 from responder.actuators.model.params import RollbackParams
 from responder.actuators.model.versions import ModelConfig
 from responder.cli.app import app
-from responder.errors import ConfigError
+from responder.errors import ConfigError, PermanentActuationError
 from responder.settings import Settings
 from tests.modelkit import Keys, NoAws, make_keys, make_model, publish
 from tests.unit.test_model_release import legacy_sign
@@ -110,3 +110,17 @@ def test_both_legacy_settings_make_a_command_exit_3_with_one_line(monkeypatch):
     assert out.exit_code == 3
     [line] = out.stderr.strip().splitlines()
     assert "RESPONDER_MODEL_REFUSE_LEGACY_SIGNATURES" in line
+
+
+@pytest.mark.parametrize(("refuse", "hint"), [(True, "find where this artifact came from"),
+                                              (False, "model_accept_legacy_signatures while migrating")])
+async def test_a_refused_legacy_version_names_the_hint_that_fits_the_settings(tmp_path, keys, refuse, hint):
+    """After the migration (refuse) a legacy refusal no longer suggests the accept setting the config would reject."""
+    store = await _migrated_with_legacy_served(tmp_path, keys)
+    config = ModelConfig(registry=str(store.root), trusted_keys=(keys.public,), refuse_legacy=refuse)
+    switch = registry.get("model.switch_version")
+    with pytest.raises(PermanentActuationError, match="legacy_signature") as caught:
+        await switch.apply(switch.params.model_validate({"model": "fraud", "version": "v2", "reason": "operator"}),
+                           ActuationContext(aws=NoAws(), models=config))
+    assert hint in str(caught.value)
+    assert refuse is ("model_accept_legacy_signatures" not in str(caught.value))
