@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from responder.intake_config import IntakeSource
@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     model_accept_legacy_signatures: bool = Field(
         default=False, description="serve versions whose signature does not name their model and version (signed "
         "before release statements; logged as a warning): a migration aid, off by default")
+    model_refuse_legacy_signatures: bool = Field(
+        default=False, description="the step after `models resign`: integrity checks (`models check`, alert "
+        "corroboration) fail on a legacy signature instead of warning; off by default")
     model_ssm_prefix: str = Field(
         default="/responder/models", description="SSM parameter prefix of the S3 registry's serving pointers")
     model_deploy_poll_s: float = Field(
@@ -240,6 +243,15 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise SettingsInvalid(describe(exc, type(self).model_fields)) from None
+
+    @field_validator("model_refuse_legacy_signatures")
+    @classmethod
+    def _legacy_signatures(cls, refuse: bool, info: ValidationInfo) -> bool:
+        """Serving legacy-signed versions and failing integrity checks on them contradict each other."""
+        if refuse and info.data.get("model_accept_legacy_signatures"):
+            raise ValueError("model_accept_legacy_signatures is set too: accept is the migration aid, refuse the "
+                             "step after it; set at most one")
+        return refuse
 
     @classmethod
     def settings_customise_sources(

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from responder.actuators import registry
 from responder.cli.model_common import context
-from responder.cli.operator import ByOpt, Via, ViaOpt, ask
+from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.engine.runner import StepCall, run_step
@@ -29,7 +29,6 @@ from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline.chain import parse_lines
 from responder.timeline.recorder import Recorder
-from responder.timeline.store import FileStore
 
 app = typer.Typer()
 
@@ -59,7 +58,10 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
         raise fail(f"invalid parameters: {exc}", EXIT_CONFIG) from exc
     defaults = Step(id="operator", actuator=actuator_name)
     call = StepCall(actuator, p, ctx, attempts=defaults.retries + 1, timeout=defaults.timeout)
-    recorder = Recorder(FileStore(timeline or settings.timeline_path))
+    path = timeline or settings.timeline_path
+    recorder = Recorder.offline(path, settings)  # with the signing key: a checkpoint over what it adds, on close
+    results: list[int] = []  # the step.result's seq (a checkpoint may follow it when one is due)
+    recorder.observers.append(lambda e: results.append(e.seq) if e.kind == EntryKind.STEP_RESULT else None)
     target = actuator.target(p)
     intent = StepIntent(step="operator", actuator=actuator_name, target=target, key=f"operator-{uuid.uuid4().hex}",
                         source="cli", operator=getpass.getuser(), params=p.model_dump(mode="json"),
@@ -73,9 +75,10 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
 
     try:
         result = asyncio.run(act())
-        seq = recorder.next_seq - 1  # the step.result entry
+        seq = results[-1] if results else None
     finally:
         recorder.close()
+    note_unsigned(recorder, path)
     _show(actuator_name, result, seq, json)
 
 

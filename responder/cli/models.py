@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from responder.actuators.model import config_from, migrate, open_store, signing
-from responder.actuators.model.release import MIGRATE, RELEASE_NAME, parse_release
+from responder.actuators.model.release import AFTER_MIGRATION, MIGRATE, RELEASE_NAME, parse_release
 from responder.actuators.model.selection import check as check_version
 from responder.actuators.model.signing import Reason
 from responder.cli.model_common import context
@@ -191,9 +191,10 @@ def check(model: ModelArg, registry_url: RegistryOpt = None, json: JsonOpt = Fal
         found = [v for v in await store.versions(model) if v.version == serving]
         if not found:
             return serving, None
-        # an intact legacy signature is not an integrity failure (it would page and isolate after an upgrade)
+        # an intact legacy signature is no integrity failure (it would page and isolate after an upgrade), until
+        # model_refuse_legacy_signatures ends the migration
         return serving, await check_version(store, found[0], config.trusted_keys, await store.quarantined(model),
-                                            legacy=True)
+                                            legacy=not config.refuse_legacy)
 
     try:
         serving, verdict = asyncio.run(run())
@@ -204,16 +205,19 @@ def check(model: ModelArg, registry_url: RegistryOpt = None, json: JsonOpt = Fal
     reason = "unregistered" if verdict is None else (verdict.reason.value if verdict.reason else None)
     if legacy:
         reason = Reason.LEGACY_SIGNATURE.value
+    detail = f"{serving}: {MIGRATE}" if legacy else "" if verdict is None else verdict.detail
+    if reason == Reason.LEGACY_SIGNATURE.value and not ok:
+        detail = f"{serving}: {AFTER_MIGRATION}"
     if json:
-        emit_json({"ok": ok, "model": model, "serving": serving, "reason": reason,
-                   "detail": f"{serving}: {MIGRATE}" if legacy else "" if verdict is None else verdict.detail})
+        emit_json({"ok": ok, "model": model, "serving": serving, "reason": reason, "detail": detail})
     elif ok:
         console.print(f"[green]✓ {model} serves {serving}, which verifies ({verdict.digest})")
         if legacy:
             err_console.print(f"[yellow]! {serving} is signed without a release statement and is no rollback "
                               f"target: {MIGRATE.replace('MODEL VERSION', f'{model} {serving}')}")
     else:
-        err_console.print(f"[red]✗ {model} serves {serving or 'nothing registered'}: {reason}")
+        err_console.print(f"[red]✗ {model} serves {serving or 'nothing registered'}: {reason}"
+                          + (f": {detail}" if reason == Reason.LEGACY_SIGNATURE.value else ""))
     if not ok:
         raise typer.Exit(EXIT_FAILED)
 

@@ -11,7 +11,8 @@ import getpass
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +21,9 @@ from responder.errors import ConfigError
 from responder.models.operator import Action, OperatorReply, OperatorRequest
 from responder.settings import Settings
 from responder.timeline.checkpoint import Checker
+
+if TYPE_CHECKING:
+    from responder.timeline.recorder import Recorder
 
 
 class Via(StrEnum):
@@ -36,6 +40,18 @@ UNVERIFIABLE = ("--via kafka checks that the answer comes from the service: set 
                 "public key of the replicas' RESPONDER_TIMELINE_SIGNING_KEY (`responder timeline keygen`), or "
                 "RESPONDER_OPERATOR_UNVERIFIED_REPLIES=true to accept an answer that cannot be verified")
 OFFLINE_HINT = "if the service is running, use --via kafka so that it acts and records on its own timeline"
+
+
+def note_unsigned(recorder: Recorder, path: Path) -> None:
+    """One line when an offline command added entries to a signed timeline without the key to checkpoint them."""
+    if added := recorder.unsigned():
+        run, cadence = recorder.unsigned_run(), recorder.checkpoint_every
+        past = (f"; that makes {run} unsigned entries in a row, more than the cadence ({cadence}): `timeline verify "
+                "--public-key` will fail at the cadence for good (these offline entries, not tampering: keep this "
+                "note with the incident)" if run > cadence else "")
+        err_console.print(f"! the {added} entries added to {path} are unsigned until the service's next checkpoint "
+                          "(RESPONDER_TIMELINE_SIGNING_KEY is not set here); `timeline verify` counts them in its "
+                          f"unsigned tail{past}", style="yellow", markup=False, soft_wrap=True)
 
 
 def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: str | None = None,

@@ -10,7 +10,7 @@ import typer
 from rich.text import Text
 
 from responder.actuators import registry
-from responder.cli.operator import OFFLINE_HINT, ByOpt, Via, ViaOpt, ask
+from responder.cli.operator import OFFLINE_HINT, ByOpt, Via, ViaOpt, ask, note_unsigned
 from responder.cli.options import JsonOpt, resolve_incident
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, plain
 from responder.errors import ConfigError, TimelineError
@@ -41,7 +41,6 @@ def undo(
     from responder.engine.undo import Undoer, held, undoable
     from responder.timeline.chain import parse_lines
     from responder.timeline.recorder import Recorder
-    from responder.timeline.store import FileStore
 
     try:
         settings = Settings()
@@ -58,7 +57,7 @@ def undo(
             raise ConfigError(f"timeline {path} does not exist")
         incident = resolve_incident(path, incident)
         try:
-            recorder = Recorder(FileStore(path))  # the lock first: a running service's file is refused as is
+            recorder = Recorder.offline(path, settings)  # the lock first: a running service's file is refused as is
         except TimelineError as exc:
             raise ConfigError(f"{exc}; {OFFLINE_HINT}") from exc
         try:
@@ -74,7 +73,8 @@ def undo(
                             force=force)
             outcomes = asyncio.run(undoer.undo(incident, step))
         finally:
-            recorder.close()
+            recorder.close()  # with the signing key: a checkpoint over what it added
+        note_unsigned(recorder, path)
     except ConfigError as exc:
         err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from exc

@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ __all__ = ["DurableSink", "Recorder", "default_writer_id"]
 
 _MILLIS = [f"{n:03d}" for n in range(1000)]  # the digits of an `at`'s microseconds, in two halves
 _MICROS = [f"{n:03d}+00:00" for n in range(1000)]
+_CHECKPOINT_KIND = b'"kind":"checkpoint"'  # as a canonical line holds it (inside a string its quotes are escaped)
 
 
 def default_writer_id() -> str:
@@ -64,7 +66,9 @@ class Recorder(GroupCommit):
         self._checkpoint_clock = clock()
         self._sealer = Sealer(self.writer)
         self._at_second, self._at_prefix = -1, ""
+        self.signed_on_disk = False  # the file held a checkpoint when opened (someone signs this timeline)
         self._resume()
+        self.opened_seq, self._opened_run = self._next_seq, self._since_checkpoint
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Recorder:
@@ -74,6 +78,28 @@ class Recorder(GroupCommit):
                    signer=Signer.from_text(key.get_secret_value()) if key else None,
                    checkpoint_every=settings.timeline_checkpoint_every,
                    checkpoint_interval=settings.timeline_checkpoint_interval, clock=clock)
+
+    @classmethod
+    def offline(cls, path: Path, settings: Settings) -> Recorder:
+        """A command's recorder on a stopped service's file (`undo`, `models …`): it seals what it adds with a signed
+        checkpoint on close when this host has the signing key (`unsigned()` otherwise)."""
+        key = settings.timeline_signing_key
+        store = FileStore(path)
+        recorder = cls(store, signer=Signer.from_text(key.get_secret_value()) if key else None,
+                       checkpoint_every=settings.timeline_checkpoint_every,
+                       checkpoint_interval=settings.timeline_checkpoint_interval)
+        if recorder.signer is None and not recorder.signed_on_disk:  # the tail read at open may start after the last
+            with store.path.open("rb") as fh:  # checkpoint (a crash): scan the file, a line at a time
+                recorder.signed_on_disk = any(_CHECKPOINT_KIND in line for line in fh)  # a false hit only notes
+        return recorder
+
+    def unsigned(self) -> int:
+        """Entries this recorder added to a signed timeline that no checkpoint of its own covers (no signer here)."""
+        return self._next_seq - self.opened_seq if self.signer is None and self.signed_on_disk else 0
+
+    def unsigned_run(self) -> int:
+        """Entries after the last checkpoint, those on disk at open included (what `verify`'s cadence counts)."""
+        return self._since_checkpoint if self.signer is not None else self._opened_run + self.unsigned()
 
     def _resume(self) -> None:
         """Continue after the last entry on disk (orjson only: this runs on every start).
@@ -108,6 +134,7 @@ class Recorder(GroupCommit):
             signed = signed or kind == EntryKind.CHECKPOINT
             self._since_checkpoint = 0 if kind == EntryKind.CHECKPOINT else self._since_checkpoint + 1
             self._next_seq, self._head, self._durable_seq = seq + 1, digest, seq
+        self.signed_on_disk = signed
         if self._since_checkpoint >= self.checkpoint_every or (partial and not signed and self._since_checkpoint):
             self.checkpoint()
 

@@ -247,6 +247,18 @@ async def test_snapshot_of_an_ebs_backed_instance_whose_volumes_were_detached_is
     assert await actuator.verify(p, _ctx(aws)) is False
 
 
+async def test_snapshot_of_an_instance_that_does_not_exist_fails_not_found(aws):
+    """An event naming an unknown instance: apply fails as not found (a human looks), it does not succeed empty."""
+    actuator = registry.get("aws.ec2.snapshot_volumes")
+    p = actuator.params.model_validate({"instance_id": "i-0fedcba9876543210"})
+    with pytest.raises(PermanentActuationError, match="does not exist") as caught:
+        await actuator.apply(p, _ctx(aws))
+    assert caught.value.code == "InvalidInstanceID.NotFound"
+    snaps = await aws.call("ec2", "describe_snapshots", OwnerIds=["self"],
+                           Filters=[{"Name": "tag:responder:instance", "Values": ["i-0fedcba9876543210"]}])
+    assert snaps["Snapshots"] == []
+
+
 @pytest.mark.parametrize("gone", ["terminated", "never existed"])
 async def test_snapshot_of_an_instance_that_is_gone_is_not_verified(aws, gone):
     """An event naming a terminated or unknown instance: no volume to find, and the step is not verified as done."""

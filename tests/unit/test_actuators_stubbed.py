@@ -102,12 +102,12 @@ async def test_snapshot_of_an_instance_store_backed_instance_verifies_with_none_
     """Stubber (moto runs only EBS-backed instances): an instance-store root with no EBS volume is done, none taken."""
     aws = _session()
     stub = Stubber(aws.client("ec2"))
-    for _ in range(2):
+    for _ in range(2):  # apply, then verify: each reads the volumes, the snapshots, then the instance
         stub.add_response("describe_volumes", {"Volumes": []}, {"Filters": ANY})
         stub.add_response("describe_snapshots", {"Snapshots": []}, {"OwnerIds": ["self"], "Filters": ANY})
-    stub.add_response("describe_instances", {"Reservations": [{"Instances": [
-        {"InstanceId": INSTANCE, "RootDeviceType": "instance-store", "State": {"Name": "running", "Code": 16}}]}]},
-        {"InstanceIds": [INSTANCE]})
+        stub.add_response("describe_instances", {"Reservations": [{"Instances": [
+            {"InstanceId": INSTANCE, "RootDeviceType": "instance-store", "State": {"Name": "running", "Code": 16}}]}]},
+            {"InstanceIds": [INSTANCE]})
     with stub:
         actuator = registry.get("aws.ec2.snapshot_volumes")
         p = actuator.params.model_validate({"instance_id": INSTANCE})
@@ -116,6 +116,24 @@ async def test_snapshot_of_an_instance_store_backed_instance_verifies_with_none_
         assert await actuator.verify(p, ctx) is True
         stub.assert_no_pending_responses()
     assert result.outputs == {"snapshot_ids": []}
+
+
+async def test_snapshot_of_an_unknown_instance_fails_not_found():
+    """Stubber: no volume, no snapshot and DescribeInstances knows no such instance: a not-found failure, no success."""
+    aws = _session()
+    stub = Stubber(aws.client("ec2"))
+    stub.add_response("describe_volumes", {"Volumes": []}, {"Filters": ANY})
+    stub.add_response("describe_snapshots", {"Snapshots": []}, {"OwnerIds": ["self"], "Filters": ANY})
+    stub.add_client_error("describe_instances", service_error_code="InvalidInstanceID.NotFound",
+                          http_status_code=400, expected_params={"InstanceIds": [INSTANCE]})
+    with stub:
+        actuator = registry.get("aws.ec2.snapshot_volumes")
+        with pytest.raises(PermanentActuationError) as caught:
+            await actuator.apply(actuator.params.model_validate({"instance_id": INSTANCE}),
+                                 ActuationContext(aws=aws, incident="inc", key="k"))
+        stub.assert_no_pending_responses()
+    assert caught.value.code == "InvalidInstanceID.NotFound"
+
 
 async def test_revocation_cutoff_only_moves_forward():
     """Stubber, because moto ignores policy conditions: an existing later cutoff from another incident is kept."""

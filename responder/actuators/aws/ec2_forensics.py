@@ -48,8 +48,9 @@ class SnapshotVolumes(Actuator[InstanceParams]):
     a redelivered event finds them and takes no second copy. On AWS a snapshot starts `pending`; it is
     point-in-time from the call, so a pending snapshot counts as taken. An instance with no EBS volume
     attached has nothing to snapshot: the step succeeds with no snapshot (`snapshot_ids: []`), and is
-    verified only when the instance is alive and instance-store-backed (an unknown or terminated
-    instance, or an EBS-backed one whose volumes were detached, stays unverified for a human).
+    verified only when the instance is alive and instance-store-backed (a terminated instance, or an
+    EBS-backed one whose volumes were detached, stays unverified for a human). An instance that does
+    not exist fails the step (`InvalidInstanceID.NotFound`), like every other EC2 actuator.
 
     Example::
 
@@ -77,6 +78,8 @@ class SnapshotVolumes(Actuator[InstanceParams]):
     async def apply(self, p: InstanceParams, ctx: ActuationContext) -> ActuationResult:
         volumes = await attached_volumes(ctx, p.instance_id)
         taken = await snapshots_for(ctx, p.instance_id)
+        if not volumes and not taken:
+            await describe_instance(ctx, p.instance_id)  # an unknown instance is a not-found failure, not "none"
         before = dict(taken)
         for volume in volumes:
             if volume in taken:

@@ -21,6 +21,7 @@ def config_from(settings: Settings) -> ModelConfig:
         poll_interval=settings.model_deploy_poll_s,
         deploy_timeout=settings.model_deploy_timeout_s,
         accept_legacy=settings.model_accept_legacy_signatures,
+        refuse_legacy=settings.model_refuse_legacy_signatures,
     )
 
 

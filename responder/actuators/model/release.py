@@ -36,6 +36,8 @@ MAX_RELEASE_BYTES = 65536  # a statement is ~150 bytes; a larger file is never r
 SCHEMA = "responder.model-release/v1"
 MIGRATE = ("re-sign it with `responder models resign MODEL VERSION --key KEY` (see docs/models.md), or set "
            "model_accept_legacy_signatures while migrating")
+AFTER_MIGRATION = ("signed without a release statement, and model_refuse_legacy_signatures says every version was "
+                   "migrated: find where this artifact came from before re-signing or serving it")
 
 
 class Release(BaseModel):

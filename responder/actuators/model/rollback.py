@@ -76,7 +76,7 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         try:
             config = context_config(ctx)
             sel = await select(store_for(p, ctx), p.model, config.trusted_keys, p.from_version,
-                               legacy=config.accept_legacy)
+                               legacy=config.accept_legacy, migrated=config.refuse_legacy)
         except ActuationError as exc:
             return PlanPreview(target=self.target(p), summary=f"{summary} (registry not readable now: {exc})")
         skipped = ", ".join(f"{r.version} ({r.reason})" for r in sel.rejected) or "none"
@@ -104,7 +104,8 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
                          "start": p.from_version or serving, "rejected": [], "corroborated": False,
                          "note": f"{p.from_version or serving} verifies against a trusted key; nothing switched"},
             )
-        sel = await select(store, p.model, config.trusted_keys, p.from_version, serving, legacy=config.accept_legacy)
+        sel = await select(store, p.model, config.trusted_keys, p.from_version, serving, legacy=config.accept_legacy,
+                           migrated=config.refuse_legacy)
         rejected = [r.view() for r in sel.rejected]
         if sel.chosen is None or sel.verdict is None:
             log.warning("model_rollback_refused", model=p.model, start=sel.start, rejected=len(rejected))
@@ -129,13 +130,14 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         """False when the version the alert is about is registered and verifies after all.
 
         A legacy signature (no release statement) counts as verifying here: its files are intact under a
-        trusted key, which is what an integrity alert claims is not so; it is still never a rollback target.
+        trusted key, which is what an integrity alert claims is not so; it is still never a rollback target. With
+        `model_refuse_legacy_signatures` (the migration is over) a legacy signature corroborates the alert.
         """
         found = [v for v in await store.versions(p.model) if v.version == start]
         if not found:
             return True
         return not (await check(store, found[0], config.trusted_keys, await store.quarantined(p.model),
-                                legacy=True)).ok
+                                legacy=not config.refuse_legacy, migrated=config.refuse_legacy)).ok
 
     async def verify(self, p: RollbackParams, ctx: ActuationContext) -> bool:
         """Done when the serving version is not `from_version` and itself passes every check."""
@@ -152,7 +154,7 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         if bad and versions[serving].digest == bad:  # the bad artifact under another version name
             return False
         return (await check(store, versions[serving], config.trusted_keys, await store.quarantined(p.model),
-                            legacy=config.accept_legacy)).ok
+                            legacy=config.accept_legacy, migrated=config.refuse_legacy)).ok
 
     def reverse_params(self, p: RollbackParams, result: ActuationResult) -> dict[str, Any] | None:
         prior = result.prior.get("serving")

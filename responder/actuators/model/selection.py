@@ -9,7 +9,7 @@ from pathlib import Path
 
 import structlog
 
-from responder.actuators.model.release import MIGRATE, mismatch
+from responder.actuators.model.release import AFTER_MIGRATION, MIGRATE, mismatch
 from responder.actuators.model.signing import Reason, Verdict, verify
 from responder.actuators.model.versions import ModelStore, ModelVersion, Rejection, digest_mark
 from responder.errors import PermanentActuationError
@@ -34,18 +34,20 @@ class Selection:
         return f"no signed version of {self.model} older than {self.start or 'the served one'} qualifies ({why})"
 
 
-def bound(version: ModelVersion, verdict: Verdict, legacy: bool = False) -> Verdict:
+def bound(version: ModelVersion, verdict: Verdict, legacy: bool = False, migrated: bool = False) -> Verdict:
     """A verified `verdict` stays ok only when its signed release statement is `version`'s place in the registry.
 
     A bundle without a release statement (signed before statements existed) is refused as
-    legacy_signature unless `legacy` (the `model_accept_legacy_signatures` setting) accepts it, loudly.
+    legacy_signature unless `legacy` (the `model_accept_legacy_signatures` setting) accepts it, loudly; the
+    refusal's hint is the migration's, or with `migrated` (`model_refuse_legacy_signatures`) to find its origin.
     """
     if not verdict.ok:
         return verdict
     if verdict.release is None:
         if not legacy:
             return replace(verdict, ok=False, reason=Reason.LEGACY_SIGNATURE,
-                           detail=f"the signature does not name the model and version it signs: {MIGRATE}")
+                           detail=f"the signature does not name the model and version it signs: "
+                                  f"{AFTER_MIGRATION if migrated else MIGRATE}")
         log.warning("model_legacy_signature_accepted", model=version.model, version=version.version)
         return replace(verdict, detail="accepted a legacy signature that does not name its model and version "
                                        "(model_accept_legacy_signatures)")
@@ -56,7 +58,7 @@ def bound(version: ModelVersion, verdict: Verdict, legacy: bool = False) -> Verd
 
 
 async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], quarantined: set[str],
-                *, legacy: bool = False) -> Verdict:
+                *, legacy: bool = False, migrated: bool = False) -> Verdict:
     """Quarantine (by name or artifact digest), signature against the trusted keys, files, the signed release
     statement against the registry entry (`bound`), then deployability."""
     if version.version in quarantined or (version.digest and digest_mark(version.digest) in quarantined):
@@ -68,7 +70,7 @@ async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], 
         return Verdict(False, Reason.UNSAFE_PATH if exc.code == "BadKey" else Reason.MISSING_ARTIFACT, str(exc))
     if verdict.digest and digest_mark(verdict.digest) in quarantined:
         return Verdict(False, Reason.QUARANTINED, f"artifact digest {verdict.digest} is quarantined")
-    verdict = bound(version, verdict, legacy)
+    verdict = bound(version, verdict, legacy, migrated)
     if not verdict.ok:
         return verdict
     problem = await store.deployable(version)
@@ -79,7 +81,7 @@ async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], 
 
 async def select(
     store: ModelStore, model: str, keys: Sequence[Path], start: str | None = None, serving: str | None = None,
-    *, legacy: bool = False,
+    *, legacy: bool = False, migrated: bool = False,
 ) -> Selection:
     """Walk back from `start` (default: the serving version) and return the first version that passes `check`.
 
@@ -97,7 +99,7 @@ async def select(
     quarantined = await store.quarantined(model)
     rejected: list[Rejection] = []
     for candidate in reversed(older):
-        verdict = await check(store, candidate, keys, quarantined, legacy=legacy)
+        verdict = await check(store, candidate, keys, quarantined, legacy=legacy, migrated=migrated)
         if bad and bad in (candidate.digest, verdict.digest):  # the artifact rolled away from, published twice
             verdict = Verdict(False, Reason.SAME_ARTIFACT, f"the same signed artifact ({bad}) as {origin}")
         if verdict.ok:

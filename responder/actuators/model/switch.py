@@ -62,7 +62,7 @@ class SwitchVersion(Actuator[VersionParams]):
             raise PermanentActuationError(f"{p.model} has no version {p.version}", code="NotFound")
         config = context_config(ctx)
         verdict = await check(store, versions[p.version], config.trusted_keys, await store.quarantined(p.model),
-                              legacy=config.accept_legacy)
+                              legacy=config.accept_legacy, migrated=config.refuse_legacy)
         if verdict.reason is Reason.QUARANTINED:
             raise PermanentActuationError(f"{p.model} {p.version} is quarantined: {verdict.detail}", code="Quarantined")
         if not verdict.ok:

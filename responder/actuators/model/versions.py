@@ -91,6 +91,7 @@ class ModelConfig:
     poll_interval: float = 5.0
     deploy_timeout: float = 600.0
     accept_legacy: bool = False
+    refuse_legacy: bool = False
 
 
 class ModelStore(Protocol):
