@@ -33,6 +33,7 @@ from responder.tabletop.host import ChildConfig, ChildProcess, InProcess, Status
 from responder.tabletop.inject import Record, inject_records
 from responder.tabletop.models import AwsFault, Decision, Inject, KillFault, Playbook
 from responder.tabletop.outcome import Run, merge
+from responder.tabletop.sandboxed import SandboxSettings
 from responder.tabletop.schedule import Schedule
 from responder.tabletop.settle import Tally, settle
 from responder.tabletop.state import snapshot
@@ -65,10 +66,11 @@ class Scenario:
         self.tally = Tally()
 
     def settings(self) -> Settings:
-        """The service's settings: the sandbox, the scenario's topics, its overrides, the service-wide escalation."""
+        """The service's settings: the sandbox, the scenario's topics, its overrides, the service-wide escalation;
+        defaults for the rest, never a RESPONDER_* variable or RESPONDER_CONFIG (responder/tabletop/sandboxed.py)."""
         s, t, b = self.pb.settings, self.topics, self.run_state.bindings
         protected = [b.id_of(n) for n in self.pb.world.protected]
-        return Settings(
+        return SandboxSettings(
             kafka_bootstrap=self.sandbox.broker.bootstrap, topics=[t["alerts"], t["drift"]],
             group_id=f"tabletop-{t['alerts']}", deadletter_topic=t["deadletter"], kafka_manual_assignment=True,
             approvals_topic=t["approvals"], approval_requests_topic=t["requests"],
