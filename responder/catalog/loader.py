@@ -159,9 +159,11 @@ def load_runbooks(directory: str | Path, registry: Registry) -> list[Runbook]:
     return books
 
 
-def runbook_warnings(directory: str | Path, registry: Registry) -> list[RunbookError]:
-    """Warnings for valid runbooks, file:line:col: containment without `on_failure` escalation, and
-    `event.attributes.<name>` that no decoder of the trigger's sources declares."""
+def runbook_warnings(directory: str | Path, registry: Registry, *, default_escalation: bool = False) \
+        -> list[RunbookError]:
+    """Warnings for valid runbooks, file:line:col: containment without `on_failure` escalation (none with
+    `default_escalation`: the service's `default_on_failure` escalates for them), and `event.attributes.<name>` that
+    no decoder of the trigger's sources declares."""
     out: list[RunbookError] = []
     for path in _files(directory):
         rb, _ = check_runbook(path, registry)
@@ -169,5 +171,5 @@ def runbook_warnings(directory: str | Path, registry: Registry) -> list[RunbookE
             continue
         root, _ = parse_yaml(path, read_source(path))
         out += [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
-                for reason, loc in [*escalation_warnings(rb), *attribute_warnings(rb)]]
+                for reason, loc in [*([] if default_escalation else escalation_warnings(rb)), *attribute_warnings(rb)]]
     return out

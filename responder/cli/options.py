@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,6 +31,12 @@ def load_settings() -> Settings:
     """Settings, with console logging at warning level (invalid settings: SettingsInvalid, exit 3 at the root)."""
     log.configure("console", "warning")
     return Settings()
+
+
+def configured_default_on_failure() -> list[dict[str, Any]]:
+    """The service-wide escalation `responder run` gives runbooks without `on_failure` (the `default_on_failure`
+    setting, from RESPONDER_DEFAULT_ON_FAILURE or the config file); SettingsInvalid when the settings are not valid."""
+    return Settings().default_on_failure
 
 
 def kafka_server(settings: Settings, bootstrap: str | None) -> str:

@@ -9,7 +9,8 @@ import typer
 
 from responder.actuators import registry
 from responder.catalog import check_directory, load_runbooks, runbook_warnings
-from responder.cli.options import JsonOpt
+from responder.catalog.defaults import with_default_escalation
+from responder.cli.options import JsonOpt, configured_default_on_failure
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError, EventRejected
 
@@ -30,18 +31,22 @@ def schema(playbook: Annotated[bool, typer.Option("--playbook", help="the tablet
 def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), json: JsonOpt = False) -> None:
     """Load every runbook: schema, actuators, parameters, template paths, duplicate ids; all problems listed.
 
-    Warnings (`!`, exit 0): a runbook with containment steps but no `on_failure` escalation.
+    Warnings (`!`, exit 0): a runbook with containment steps but no `on_failure` escalation, unless the service's
+    `default_on_failure` setting (read as `responder run` reads it) gives it one; that default is checked against
+    every such runbook, as at start-up.
     """
-    errors: list[ConfigError]
+    errors: list[ConfigError] = []
     warnings: list[ConfigError] = []
     try:
         books, found = check_directory(directory, registry)
         errors = list(found)
         if not books and not errors:
             errors = [ConfigError(f"{directory}: no runbooks (*.yaml) found")]
-        warnings = list(runbook_warnings(directory, registry))
+        default = configured_default_on_failure()
+        with_default_escalation(books, default, registry)  # a bad default: what stops `responder run` at start-up
+        warnings = list(runbook_warnings(directory, registry, default_escalation=bool(default)))
     except ConfigError as problem:
-        errors, books = [problem], []
+        errors, books = [*errors, problem], []
     if json:
         emit_json({"ok": not errors, "runbooks": [rb.ref for rb in books], "errors": _rows(errors),
                    "warnings": _rows(warnings)})

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
 from responder.actuators.registry import registry
 from responder.catalog import check_directory
-from responder.cli.options import JsonOpt
+from responder.catalog.defaults import with_default_escalation
+from responder.cli.options import JsonOpt, configured_default_on_failure
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.cli.progress import progress_for
 from responder.errors import ConfigError, RunbookError
@@ -26,16 +27,31 @@ Targets = Annotated[list[Path] | None, typer.Argument(help="playbook files or di
 RunbooksOpt = Annotated[Path, typer.Option("--runbooks", help="runbook directory the service loads")]
 
 
-def _load(targets: list[Path] | None, runbooks: Path) -> tuple[list[tuple[Path, Playbook]], list[ConfigError]]:
+class Loaded(NamedTuple):
+    """The playbooks found, every problem, and the service-wide escalation the drills' service uses."""
+
+    found: list[tuple[Path, Playbook]]
+    errors: list[ConfigError]
+    default_on_failure: list[dict[str, Any]]
+
+
+def _load(targets: list[Path] | None, runbooks: Path) -> Loaded:
+    """Runbooks as `responder run` loads them (with the `default_on_failure` setting), then the playbooks."""
     from responder.tabletop.loader import check_playbooks
 
     books, book_errors = check_directory(runbooks, registry)
     errors: list[ConfigError] = list(book_errors)
+    default: list[dict[str, Any]] = []
+    try:
+        default = configured_default_on_failure()
+        books = with_default_escalation(books, default, registry)
+    except ConfigError as exc:  # a bad default stops `responder run` at start-up: the drill does not run either
+        errors.append(exc)
     try:
         found, problems = check_playbooks(targets or [Path("playbooks")], registry, books)
     except ConfigError as exc:
-        return [], [*errors, exc]
-    return list(found), [*errors, *problems]
+        return Loaded([], [*errors, exc], default)
+    return Loaded(list(found), [*errors, *problems], default)
 
 
 def _report_errors(errors: list[ConfigError], json: bool, ok: list[str]) -> None:
@@ -51,7 +67,7 @@ def _report_errors(errors: list[ConfigError], json: bool, ok: list[str]) -> None
 @app.command()
 def validate(targets: Targets = None, runbooks: RunbooksOpt = Path("runbooks"), json: JsonOpt = False) -> None:
     """Check playbooks: schema, event files, inject and world references, actuators, runbooks; all problems listed."""
-    found, errors = _load(targets, runbooks)
+    found, errors, _ = _load(targets, runbooks)
     _report_errors(errors, json, [str(p) for p, _ in found])
     if not json:
         for path, _ in found:
@@ -76,7 +92,7 @@ def run(
     from responder.tabletop.suite import run_suite
 
     log.configure("json", "critical")
-    found, errors = _load(targets, runbooks)
+    found, errors, default = _load(targets, runbooks)
     if errors:
         _report_errors(errors, json, [])
         raise typer.Exit(EXIT_CONFIG)
@@ -84,7 +100,8 @@ def run(
         old = reports.load_baseline(baseline) if baseline else None  # refused before the run, not after it
         work = report / "work" if report else None  # timelines and registries are kept only with --report
         with progress_for(len(found), tty=sys.stdout.isatty() and not json) as progress:
-            result = asyncio.run(run_suite(found, runbooks, work, progress=progress))
+            result = asyncio.run(run_suite(found, runbooks, work, progress=progress,
+                                           default_on_failure=default))
     except (ConfigError, RunbookError) as exc:
         err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc

@@ -19,7 +19,6 @@ import orjson
 from responder import log
 from responder.sandbox import SANDBOX_CREDENTIALS
 from responder.service import Service
-from responder.settings import Settings
 from responder.tabletop.faults import FaultyAws, VirtualClock
 from responder.tabletop.host import ChildConfig, Tracked
 from responder.tabletop.models import KillFault
@@ -34,7 +33,7 @@ async def serve(replies: int) -> None:
     if not line:
         return  # a spare that was not needed
     config = ChildConfig.model_validate(orjson.loads(line)["config"])
-    settings = Settings(**config.settings)
+    settings = config.service_settings()
     clock = VirtualClock(config.start)
     clock.now = config.now
     faults = [f for f in config.faults if not (isinstance(f, KillFault) and f.kill_during in config.handled)]

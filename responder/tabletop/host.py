@@ -30,6 +30,7 @@ from responder.service import Service
 from responder.settings import Settings
 from responder.tabletop.faults import FaultyAws, VirtualClock
 from responder.tabletop.models import AwsFault, KillFault
+from responder.tabletop.sandboxed import SandboxSettings
 from responder.tabletop.status import Status, Tracked
 from responder.timeline.chain import parse_lines
 
@@ -79,6 +80,10 @@ class ChildConfig(BaseModel):
     handled: list[str] = Field(default_factory=list, description="kill points already used (not armed again)")
     start: float
     now: float
+
+    def service_settings(self) -> Settings:
+        """The settings the runner sent, the defaults for the rest (nothing from the child's environment)."""
+        return SandboxSettings(**self.settings)
 
 
 def revealed(settings: Settings) -> dict[str, Any]:

@@ -72,14 +72,19 @@ async def backtest(values: Sequence[bytes], runbooks: Sequence[Runbook], registr
     offset = {str(e.body.get("event_id")): o.get("offset") for e in entries
               if e.kind == EntryKind.EVENT_RECEIVED and isinstance(o := e.body.get("origin"), dict)}
     opened = {e.incident: e for e in entries if e.kind == EntryKind.INCIDENT_OPENED and e.incident}
-    event_of = {e.incident: str(e.body.get("event_id")) for e in entries
-                if e.kind in (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED) and e.incident}
-    planned = [Planned.model_validate({
-        "record": offset.get(event_of.get(e.incident or "", ""), -1), "event_id": event_of.get(e.incident or "", ""),
-        "runbook": opened[e.incident].body.get("runbook") if e.incident in opened else "?", "incident": e.incident,
-        "step": e.body["step"], "actuator": e.body["actuator"], "target": e.body["target"],
-        "params": e.body.get("params") or {}, "would_require_approval": e.body.get("would_require_approval") or [],
-    }) for e in entries if e.kind == EntryKind.STEP_PLANNED]
+    planned: list[Planned] = []
+    event_of: dict[str, str] = {}  # each incident's event being handled: records are handled one at a time, so a
+    for e in entries:              # step planned after an event opened or joined its incident was planned for it
+        if e.kind in (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED) and e.incident:
+            event_of[e.incident] = str(e.body.get("event_id"))
+        elif e.kind == EntryKind.STEP_PLANNED:
+            event = event_of.get(e.incident or "", "")
+            planned.append(Planned.model_validate({
+                "record": offset.get(event, -1), "event_id": event,
+                "runbook": opened[e.incident].body.get("runbook") if e.incident in opened else "?",
+                "incident": e.incident, "step": e.body["step"], "actuator": e.body["actuator"],
+                "target": e.body["target"], "params": e.body.get("params") or {},
+                "would_require_approval": e.body.get("would_require_approval") or []}))
     incidents = [{"incident": i, "runbook": e.body.get("runbook"), "group_key": e.body.get("group_key"),
                   "event_id": e.body.get("event_id")} for i, e in opened.items()]
     return Backtest(records=len(values), incidents=incidents, planned=planned, rejected=rejected)

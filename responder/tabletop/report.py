@@ -16,6 +16,7 @@ from rich.table import Table
 from responder.errors import ConfigError
 from responder.tabletop.grading import Card, Figures, Status
 from responder.tabletop.suite import SuiteResult
+from responder.timeline.markdown import cell, code
 
 COLOURS = {"PASS": "green", "FAIL": "red", "PARTIAL": "yellow"}  # nosec B105 # grade colours
 
@@ -34,8 +35,9 @@ def _deliveries(card: Card) -> str:
     """How each inject reached the service: transport, auth, HTTP answer, records produced."""
     out = []
     for d in card.deliveries:
-        via = f"webhook ({d.get('auth')}) → HTTP {d.get('http_status')}" if d["transport"] == "webhook" else "kafka"
-        out.append(f"`{d['inject']}` t+{d['at']:g}s via {via}, {d['produced']} produced")
+        via = f"webhook ({cell(d.get('auth'))}) → HTTP {d.get('http_status')}" if d["transport"] == "webhook" \
+            else "kafka"
+        out.append(f"{code(d['inject'])} t+{d['at']:g}s via {via}, {d['produced']} produced")
     return "; ".join(out)
 
 
@@ -129,32 +131,33 @@ def regressions(result: SuiteResult, baseline: dict[str, Any]) -> list[str]:
 
 
 def markdown(result: SuiteResult, regress: list[str]) -> str:
-    """The after-action report: summary table, each scenario's grades with evidence, an improvement list."""
+    """The after-action report: summary table, each scenario's grades with evidence, an improvement list; text from
+    playbooks and timelines as inert Markdown (responder/timeline/markdown.py)."""
     lines = ["# Tabletop after-action report", "",
              f"Scorecards signed with Ed25519 key `{result.key_id}` and appended to each scenario's timeline.", "",
              "| playbook | status | score | first action | contain | actions | collateral |",
              "|---|---|---|---|---|---|---|"]
     for c in result.cards:
         f = c.figures
-        lines.append(f"| {c.playbook} | {c.status} | {c.score:.0%} | {_first(f)} | "
-                     f"{_secs(f.time_to_contain)} | {f.actions} | {', '.join(f.collateral) or '-'} |")
+        lines.append(f"| {cell(c.playbook)} | {c.status} | {c.score:.0%} | {_first(f)} | "
+                     f"{_secs(f.time_to_contain)} | {f.actions} | {cell(', '.join(f.collateral) or '-')} |")
     for c in result.cards:
-        lines += ["", f"## {c.playbook}: {c.title}", "", f"Status **{c.status}**, score {c.score:.0%}, "
+        lines += ["", f"## {cell(c.playbook)}: {cell(c.title)}", "", f"Status **{c.status}**, score {c.score:.0%}, "
                   f"{c.figures.virtual_seconds:g} virtual s in {c.figures.wall_seconds:g} wall s.", ""]
         if c.deliveries:
             lines += [f"Injects: {_deliveries(c)}.", ""]
         if c.error:
-            lines += [f"Stopped: {c.error}", ""]
+            lines += [f"Stopped: {cell(c.error)}", ""]
         for g in c.grades:
-            lines.append(f"- **{g.status}** `{g.id}` ({g.kind}{', must pass' if g.must_pass else ''})")
-            lines += [f"  - evidence: {e}" for e in g.evidence[:5]]
+            lines.append(f"- **{g.status}** {code(g.id)} ({g.kind}{', must pass' if g.must_pass else ''})")
+            lines += [f"  - evidence: {cell(e)}" for e in g.evidence[:5]]
             if g.instead:
-                lines.append(f"  - instead: {g.instead}")
+                lines.append(f"  - instead: {cell(g.instead)}")
     improvements = [i for c in result.cards for i in (f"{c.playbook}: {x}" for x in c.improvements)]
-    lines += ["", "## Improvement list", ""] + ([f"{n}. {i}" for n, i in enumerate(improvements, 1)] or
+    lines += ["", "## Improvement list", ""] + ([f"{n}. {cell(i)}" for n, i in enumerate(improvements, 1)] or
                                                  ["Nothing to improve: every expectation passed."])
     if regress:
-        lines += ["", "## Regressions against the baseline", "", *[f"- {r}" for r in regress]]
+        lines += ["", "## Regressions against the baseline", "", *[f"- {cell(r)}" for r in regress]]
     return "\n".join(lines) + "\n"
 
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from responder.tabletop.host import ChildConfig, ChildProcess, InProcess, Status
 from responder.tabletop.inject import Record, inject_records
 from responder.tabletop.models import AwsFault, Decision, Inject, KillFault, Playbook
 from responder.tabletop.outcome import Run, merge
+from responder.tabletop.sandboxed import SandboxSettings
 from responder.tabletop.schedule import Schedule
 from responder.tabletop.settle import Tally, settle
 from responder.tabletop.state import snapshot
@@ -47,7 +48,9 @@ class Scenario:
 
     def __init__(self, pb: Playbook, path: Path, sandbox: Sandbox, runbooks: Sequence[Runbook], runbooks_dir: Path,
                  work: Path, signing_key: str, progress: Callable[[str, str], None] | None = None,
-                 judge: Callable[[Expectation, Run], Awaitable[bool]] | None = None) -> None:
+                 judge: Callable[[Expectation, Run], Awaitable[bool]] | None = None,
+                 default_on_failure: Sequence[Mapping[str, Any]] = ()) -> None:
+        self.default_on_failure = [dict(step) for step in default_on_failure]  # the service's, as `responder run`
         self.pb, self.sandbox, self.runbooks, self.runbooks_dir = pb, sandbox, list(runbooks), runbooks_dir
         self.work = work
         self.signing_key = signing_key
@@ -63,10 +66,11 @@ class Scenario:
         self.tally = Tally()
 
     def settings(self) -> Settings:
-        """The service's settings: the sandbox, the scenario's topics, its overrides."""
+        """The service's settings: the sandbox, the scenario's topics, its overrides, the service-wide escalation;
+        defaults for the rest, never a RESPONDER_* variable or RESPONDER_CONFIG (responder/tabletop/sandboxed.py)."""
         s, t, b = self.pb.settings, self.topics, self.run_state.bindings
         protected = [b.id_of(n) for n in self.pb.world.protected]
-        return Settings(
+        return SandboxSettings(
             kafka_bootstrap=self.sandbox.broker.bootstrap, topics=[t["alerts"], t["drift"]],
             group_id=f"tabletop-{t['alerts']}", deadletter_topic=t["deadletter"], kafka_manual_assignment=True,
             approvals_topic=t["approvals"], approval_requests_topic=t["requests"],
@@ -81,6 +85,7 @@ class Scenario:
             event_signing_keys=s.event_signing_keys | ({SIGNING_KEY_ID: SIGNING_SECRET} if self.webhooks else {}),
             model_registry=str(b.registry or self.work / "registry"),
             model_trusted_keys=[b.trusted_key] if b.trusted_key else [],
+            default_on_failure=self.default_on_failure,
         )
 
     async def run(self) -> Run:

@@ -6,14 +6,16 @@ import asyncio
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.registry import registry
 from responder.catalog import load_runbooks
+from responder.catalog.defaults import with_default_escalation
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from responder.tabletop.expectations import Expectation
 from responder.tabletop.grading import Card, grade
@@ -44,14 +46,18 @@ async def _met(exp: Expectation, run: Run, checker: Checker) -> bool:
 
 
 async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Path, work: Path | None = None,
-                    progress: Callable[[str, str, str], None] | None = None) -> SuiteResult:
+                    progress: Callable[[str, str, str], None] | None = None,
+                    default_on_failure: Sequence[Mapping[str, Any]] = ()) -> SuiteResult:
     """Start the sandbox, run each playbook in order, grade, sign; the sandbox is always torn down.
+
+    `default_on_failure` is the service's setting (`responder run` reads the same one): each scenario's service
+    gives it to the runbooks without `on_failure`, as production does; a bad one is a ConfigError before the run.
 
     `progress(playbook, kind, text)` hears of it as it happens; kinds: start, setup, clock, inject, decision,
     fault, expect (an expectation met or graded), done (the scenario's status and score).
     """
     started = time.monotonic()
-    books = load_runbooks(runbooks_dir, registry)
+    books = with_default_escalation(load_runbooks(runbooks_dir, registry), default_on_failure, registry)
     private, public = generate_keypair()
     signer, checker = Signer.from_text(private), Checker.from_text(public)
     sandbox = Sandbox(topics=("responder.notifications",), partitions=1)
@@ -71,7 +77,8 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
             shutil.rmtree(work_dir, ignore_errors=True)  # a report directory reused from an earlier run
             work_dir.mkdir(parents=True)
             scenario = Scenario(pb, path, sandbox, books, runbooks_dir, work_dir, private, say,
-                                judge=lambda exp, run: _met(exp, run, checker))
+                                judge=lambda exp, run: _met(exp, run, checker),
+                                default_on_failure=default_on_failure)
             run = await scenario.run()
             card = await build(run, checker)
             sign_and_append(card, run, signer, scenario.clock())

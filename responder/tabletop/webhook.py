@@ -27,6 +27,7 @@ from responder.intake.auth import standard_webhooks_signature
 from responder.intake.server import serving
 from responder.settings import Settings
 from responder.tabletop.models import Signature, WebhookAuth
+from responder.tabletop.sandboxed import SandboxSettings
 
 SECRET = "tabletop-webhook-secret"  # noqa: S105  # nosec B105 - the sandbox intake's shared secret
 SIGNING_KEY_ID = "tabletop-intake"
@@ -41,6 +42,11 @@ def intake_settings(bootstrap: str, topic: str) -> dict[str, Any]:
                            for a in WebhookAuth},
         "intake_signing_key_id": SIGNING_KEY_ID, "event_signing_keys": {SIGNING_KEY_ID: SIGNING_SECRET},
     }
+
+
+def webhook_settings(bootstrap: str, topic: str) -> Settings:
+    """The intake's settings: `intake_settings`, the defaults for the rest (nothing from the environment)."""
+    return SandboxSettings(**intake_settings(bootstrap, topic))
 
 
 @dataclass
@@ -91,7 +97,7 @@ class WebhookIntake:
 @contextlib.asynccontextmanager
 async def webhook_intake(bootstrap: str, topic: str) -> AsyncIterator[WebhookIntake]:
     """Run the intake for the scenario on a free loopback port."""
-    settings = Settings(**intake_settings(bootstrap, topic))
+    settings = webhook_settings(bootstrap, topic)
     intake = Intake(settings, AckedProducer(bootstrap, send_timeout=settings.intake_send_timeout_s,
                                             max_value_bytes=settings.intake_max_body_bytes))
     async with serving(intake) as port:

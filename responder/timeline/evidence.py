@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import orjson
 
 from responder.models.timeline import EntryKind, TimelineEntry
+from responder.timeline.markdown import cell, code
 
 DECISIONS = frozenset({EntryKind.EVENT_MATCHED, EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED,
                        EntryKind.INCIDENT_SUPPRESSED, EntryKind.STEP_PLANNED, EntryKind.STEP_SKIPPED,
@@ -109,74 +109,49 @@ def evidence_pack(
     }
 
 
-_MARKDOWN = frozenset("`*_[]<>|~")  # what could start markup, a link, a code span or a new cell
-
-
-def _visible(c: str) -> str:
-    return c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" \
-        if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
-
-
-def _cell(value: Any) -> str:
-    """Text from the timeline (an alert's, possibly) as inert Markdown: markup characters backslash-escaped, what
-    does not print as itself (newline, ESC, bidi override) written as a visible escape, a backslash shown doubled."""
-    if value in (None, ""):
-        return "–"
-    return "".join("\\\\\\\\" if c == "\\" else f"\\{c}" if c in _MARKDOWN else _visible(c) for c in str(value))
-
-
-def _code(value: Any, *, json: bool = False) -> str:
-    """A code span holding `value` literally: fenced by more backticks than it holds in a row, `|` escaped for the
-    table, what does not print written as a visible escape and a backslash doubled (in JSON, already escapes)."""
-    text = "".join("\\\\" if c == "\\" and not json else _visible(c) for c in str(value)).replace("|", "\\|")
-    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
 def _traces(body: Mapping[str, Any]) -> str:
-    return " ← ".join(_code(body[k]) for k in ("trace_id", "event_trace_id") if body.get(k)) or "–"
+    return " ← ".join(code(body[k]) for k in ("trace_id", "event_trace_id") if body.get(k)) or "–"
 
 
 def render_markdown(pack: Mapping[str, Any]) -> str:
     """The evidence pack as a Markdown report."""
     v = pack["verification"]
     verdict = ("VERIFIED" if v.get("ok")
-               else f"NOT VERIFIED at entry {v.get('first_bad_seq')}: {_cell(v.get('reason'))}")
-    out = [f"# Evidence pack: incident {_cell(pack['incident'])}", "",
+               else f"NOT VERIFIED at entry {v.get('first_bad_seq')}: {cell(v.get('reason'))}")
+    out = [f"# Evidence pack: incident {cell(pack['incident'])}", "",
            f"**Timeline verification: {verdict}** — {v.get('entries', '?')} entries, "
            f"{v.get('checkpoints', 0)} checkpoints, signatures checked: {v.get('signatures_checked', False)}, "
            f"archive compared: {v.get('archived_entries') is not None}; head `{v.get('head', '')}`", ""]
     cover = pack.get("covering_checkpoint")
-    out += [f"Covered by signed checkpoint seq {cover['seq']} (key {_cell(cover['body'].get('key_id'))})." if cover
+    out += [f"Covered by signed checkpoint seq {cover['seq']} (key {cell(cover['body'].get('key_id'))})." if cover
             else "No checkpoint after this incident's last entry yet: its tail is not signed.", ""]
     out += ["## Events", "", "| seq | event | source | type | severity | time | resources |",
             "|---|---|---|---|---|---|---|"]
     for ev in pack["events"]:
         res = ", ".join(f"{r.get('kind')}:{r.get('id')}" for r in ev.get("resources", []) if isinstance(r, dict))
-        out.append(f"| {ev['seq']} | {_cell(ev.get('event_id'))} | {_cell(ev.get('source'))} | {_cell(ev.get('type'))} "
-                   f"| {_cell(ev.get('severity'))} | {_cell(ev.get('time'))} | {_cell(res)} |")
+        out.append(f"| {ev['seq']} | {cell(ev.get('event_id'))} | {cell(ev.get('source'))} | {cell(ev.get('type'))} "
+                   f"| {cell(ev.get('severity'))} | {cell(ev.get('time'))} | {cell(res)} |")
     out += ["", "## Decisions", "", "| seq | at | kind | detail |", "|---|---|---|---|"]
     for d in pack["decisions"]:
         detail = ", ".join(f"{k}={d[k]}" for k in ("runbook", "step", "reason", "summary", "guard", "detail",
                                                    "reasons", "decision", "by", "group_key")
                            if d.get(k) not in (None, "", []))
-        out.append(f"| {d['seq']} | {_cell(d['at'])} | {_cell(d['kind'])} | {_cell(detail)} |")
+        out.append(f"| {d['seq']} | {cell(d['at'])} | {cell(d['kind'])} | {cell(detail)} |")
     out += ["", "## Actions", ""]
     for a in pack["actions"]:
-        out += [f"### {_cell(a['step'])}: {_code(a['actuator'])} on {_code(a['target'])} — {_cell(a['status'])}", "",
-                f"Parameters: {_code(orjson.dumps(a.get('params'), option=orjson.OPT_SORT_KEYS).decode(), json=True)}",
+        out += [f"### {cell(a['step'])}: {code(a['actuator'])} on {code(a['target'])} — {cell(a['status'])}", "",
+                f"Parameters: {code(orjson.dumps(a.get('params'), option=orjson.OPT_SORT_KEYS).decode(), json=True)}",
                 "",
                 "| intent seq | intended at | result seq | status | changed | verified | recovered | duration ms "
                 "| intent→result ms | error |", "|---|---|---|---|---|---|---|---|---|---|"]
         for t in a["attempts"]:
-            out.append(f"| {t['intent_seq']} | {_cell(t['intended_at'])} | {_cell(t.get('result_seq'))} "
-                       f"| {_cell(t.get('status'))} | {_cell(t.get('changed'))} | {_cell(t.get('verified'))} "
-                       f"| {_cell(t.get('recovered'))} | {_cell(t.get('duration_ms'))} | {_cell(t.get('elapsed_ms'))} "
-                       f"| {_cell(t.get('error'))} |")
+            out.append(f"| {t['intent_seq']} | {cell(t['intended_at'])} | {cell(t.get('result_seq'))} "
+                       f"| {cell(t.get('status'))} | {cell(t.get('changed'))} | {cell(t.get('verified'))} "
+                       f"| {cell(t.get('recovered'))} | {cell(t.get('duration_ms'))} | {cell(t.get('elapsed_ms'))} "
+                       f"| {cell(t.get('error'))} |")
         out.append("")
     out += ["## Entries", "", "Trace: the OpenTelemetry trace id the entry was recorded in (after an approval, the "
             "decision's, then the alert's).", "", "| seq | at | kind | trace | hash |", "|---|---|---|---|---|"]
-    out += [f"| {e['seq']} | {_cell(e['at'])} | {_cell(e['kind'])} | {_traces(e['body'])} | {_code(e['hash'][:16])} |"
+    out += [f"| {e['seq']} | {cell(e['at'])} | {cell(e['kind'])} | {_traces(e['body'])} | {code(e['hash'][:16])} |"
             for e in pack["entries"]]
     return "\n".join(out) + "\n"

@@ -118,4 +118,4 @@ async def test_a_postmortem_draft_shows_and_asks_about_a_missed_escalation(tmp_p
     await kit.send(key=MISSING_KEY)
     draft = postmortem(Recorder(kit.store).entries(), next(iter(kit.engine.state.incidents.by_id)))
     assert "| escalation.missed | step=deactivate" in draft
-    assert "- Step `deactivate` failed and no escalation step told anyone (no_on_failure)" in draft
+    assert "- Step `deactivate` failed and no escalation step told anyone (`no_on_failure`)" in draft

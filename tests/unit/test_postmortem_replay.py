@@ -135,3 +135,17 @@ def test_replay_prints_an_added_gate_as_text(tmp_path):
     out = " ".join(result.stdout.split())  # the console wraps long lines
     assert "isolate-host aws.ec2.isolate_instance on " in out
     assert "(approval: none → approval required by the runbook)" in out
+
+
+def test_replay_credits_each_planned_step_to_the_record_that_planned_it(tmp_path):
+    """Two records of one incident: the first record's steps are credited to it, not to the record that joined."""
+    first = json.loads((EXAMPLES / "iam-credential-compromise.json").read_text())
+    second = {**first, "id": "replay0second0event0id0000000000000"}
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    result = CliRunner().invoke(app, ["replay", str(events), "--runbooks", str(ROOT / "runbooks"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(out["incidents"]) == 1
+    credited = {(p["record"], p["event_id"]) for p in out["planned"] if p["step"] == "deactivate-key"}
+    assert credited == {(0, first["id"]), (1, second["id"])}

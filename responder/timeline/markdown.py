@@ -1,0 +1,36 @@
+"""Text from the timeline (an alert's, possibly) as inert Markdown: table cells, list items and code spans.
+
+Every Markdown report built from recorded text uses these (the evidence pack, the tabletop's after-action report
+and postmortem draft): a `|` or a newline in an event's text never ends its cell, starts a row or a heading, and
+markup characters never make a link or an emphasis of it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_MARKDOWN = frozenset("`*_[]<>|~")  # what could start markup, a link, a code span or a new cell
+
+
+def _visible(c: str) -> str:
+    return c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" \
+        if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+
+
+def cell(value: Any) -> str:
+    """`value` as inert Markdown text (a table cell, a list item, a heading): markup characters backslash-escaped,
+    what does not print as itself (newline, ESC, bidi override) written as a visible escape, a backslash shown
+    doubled; `–` for nothing."""
+    if value in (None, ""):
+        return "–"
+    return "".join("\\\\\\\\" if c == "\\" else f"\\{c}" if c in _MARKDOWN else _visible(c) for c in str(value))
+
+
+def code(value: Any, *, json: bool = False) -> str:
+    """A code span holding `value` literally: fenced by more backticks than it holds in a row, `|` escaped for the
+    table, what does not print written as a visible escape and a backslash doubled (in JSON, already escapes)."""
+    text = "".join("\\\\" if c == "\\" and not json else _visible(c) for c in str(value)).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"

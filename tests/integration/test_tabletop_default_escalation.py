@@ -1,0 +1,46 @@
+"""A drill of a runbook without on_failure escalates as production would: through default_on_failure, or missed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from responder.cli import app
+from responder.models.timeline import EntryKind
+from responder.timeline.chain import parse_lines
+from tests.unit.test_drill_default_escalation import PAGE, drill
+
+pytestmark = pytest.mark.integration
+
+
+def _drill(tmp_path: Path) -> tuple[int, dict, list]:
+    runbooks, playbook = drill(tmp_path)
+    result = CliRunner().invoke(app, ["tabletop", "run", str(playbook), "--runbooks", str(runbooks), "--json",
+                                      "--report", str(tmp_path / "report")])
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    [card] = out["cards"]
+    return result.exit_code, card, list(parse_lines(Path(card["timeline"]).read_bytes().splitlines()))
+
+
+@pytest.mark.timeout(120)
+def test_a_drill_pages_through_the_default_when_it_is_set(tmp_path, monkeypatch):
+    """With RESPONDER_DEFAULT_ON_FAILURE set, the failed deactivation is escalated by the default's step."""
+    monkeypatch.setenv("RESPONDER_DEFAULT_ON_FAILURE", json.dumps(PAGE))
+    code, card, entries = _drill(tmp_path)
+    assert (code, card["status"]) == (0, "PASS"), card["grades"]
+    [escalated] = [e.body for e in entries if e.kind == EntryKind.STEP_ESCALATED]
+    assert escalated["escalation"] == ["page.deactivate-key"]
+    assert [e for e in entries if e.kind == EntryKind.ESCALATION_MISSED] == []
+
+
+@pytest.mark.timeout(120)
+def test_a_drill_records_escalation_missed_without_the_default(tmp_path, monkeypatch):
+    """Without default_on_failure, the drill shows what production would do: escalation.missed, nobody paged."""
+    monkeypatch.delenv("RESPONDER_DEFAULT_ON_FAILURE", raising=False)
+    code, card, entries = _drill(tmp_path)
+    assert (code, card["status"]) == (1, "FAIL")
+    [missed] = [e.body for e in entries if e.kind == EntryKind.ESCALATION_MISSED]
+    assert (missed["step"], missed["reason"]) == ("deactivate-key", "no_on_failure")
