@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -94,25 +95,48 @@ def read_source(path: Path) -> str:
         raise RunbookError(str(path), f"cannot read: {exc.strerror or exc}") from exc
 
 
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
+def version_problem(root: yaml.Node | None, text: str, read: object) -> tuple[str, int, int] | None:
+    """Why the runbook's `version` is not written as a plain decimal integer (YAML reads `010` as 8, `1.10` as 1.1,
+    `0x1f` as 31, `"2"` as text), with its line and column; None when it is, or is absent."""
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    node = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "version"), None)
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.style is None and _DECIMAL.fullmatch(node.value)):
+        return None
+    written = text[node.start_mark.index:node.end_mark.index].strip() or "(empty)"
+    digits = node.value.replace("_", "") if isinstance(node, yaml.ScalarNode) else ""
+    example = f"version: {int(digits)}" if digits.isdigit() else "version: 2"
+    return (f"version: {written} is read as {read!r}; write a plain decimal integer, unquoted, e.g. {example} "
+            "(it is part of every idempotency key)", *_mark(node))
+
+
 def check_runbook(path: Path, registry: Registry) -> tuple[Runbook | None, list[RunbookError]]:
     """Parse and check one file; every problem found, each with file:line:column."""
     try:
-        root, data = parse_yaml(path, read_source(path))
+        text = read_source(path)
+        root, data = parse_yaml(path, text)
     except RunbookError as exc:
         return None, [exc]
     if not isinstance(data, dict):
         return None, [RunbookError(str(path), "a runbook is a YAML mapping", 1, 1)]
+    version = version_problem(root, text, data.get("version"))
+    early = [RunbookError(str(path), *version)] if version else []
     try:
         rb = Runbook.model_validate(data)
     except ValidationError as exc:
-        errors = []
+        errors = early
         for err in exc.errors():
+            if version and err["loc"][:1] == ("version",):
+                continue  # said once, with what to write
             where = locate(root, err["loc"])
             loc = ".".join(str(p) for p in err["loc"])
             errors.append(RunbookError(str(path), f"{loc}: {err['msg']}", *(where or (None, None))))
         return None, errors
-    problems = [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
-                for reason, loc in runbook_problems(rb, path.stem, registry)]
+    problems = early + [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
+                         for reason, loc in runbook_problems(rb, path.stem, registry)]
     return (rb if not problems else None), problems
 
 
