@@ -53,3 +53,33 @@ def test_an_octal_looking_version_is_told_the_decimal_to_write(tmp_path):
     """`version: 010` is told to write `version: 10`, the number it looks like."""
     [err] = _errors(tmp_path, version="010")
     assert "version: 10" in err.reason
+
+
+@pytest.mark.parametrize(("source", "category"), [("guardduty", "credential_compromise"), ("'*'", "llmjacking"),
+                                                  ("falco", "container_shell"), ("guardduty", "[]"),
+                                                  ("cloud*", "[defense_evasion_logging, llmjacking]")])
+def test_a_category_one_of_its_sources_produces_loads(tmp_path, source, category):
+    """A trigger category that a source matched by `trigger.source` can produce loads as before."""
+    assert _errors(tmp_path, source=source, category=category) == []
+
+
+def test_a_category_its_source_never_produces_fails_at_its_line(tmp_path):
+    """`source: guardduty` with `category: llmjacking` never matched; it now fails with what guardduty produces."""
+    [err] = _errors(tmp_path, source="guardduty", category="llmjacking")
+    assert (err.line, err.column) == (5, 13)
+    assert "trigger.category 'llmjacking': no decoder of guardduty produces it" in err.reason
+    assert "they produce backdoor_credential, credential_compromise, credential_exfiltration" in err.reason
+    assert "(produced by: ocsf, cloudtrail, falco," in err.reason
+
+
+def test_each_category_of_a_list_is_checked_at_its_own_line(tmp_path):
+    """In `category: [credential_compromise, llmjacking]` only the one guardduty never produces is refused."""
+    [err] = _errors(tmp_path, source="guardduty", category="\n    - credential_compromise\n    - llmjacking")
+    assert (err.line, err.column) == (7, 7)
+    assert "'llmjacking'" in err.reason
+
+
+def test_a_category_on_a_source_without_a_threat_table_fails(tmp_path):
+    """A decoder that sets no threat (google-secops) never matches a category: refused, saying it produces none."""
+    [err] = _errors(tmp_path, source="google-secops", category="credential_compromise")
+    assert "no decoder of google-secops produces it; they produce no category" in err.reason
