@@ -14,6 +14,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from responder.actuators.registry import Registry
 from responder.catalog.operands import operand_type_problem
+from responder.catalog.templates import malformed_problems
 from responder.engine.templating import PLACEHOLDER, placeholders
 from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, NotOf, OnTimeout, Runbook, Step
 from responder.normalise.registry import sources
@@ -82,6 +83,10 @@ def _step_params(step: Step, at: list[int | str], registry: Registry, earlier: l
         if name not in known:
             yield f"unknown parameter {name!r} of {step.actuator}; valid: {', '.join(known)}", where
             continue
+        bad = next(malformed_problems(value, namespaces, earlier), None)
+        if bad:
+            yield bad, where
+            continue
         if name in actuator.literal_params and placeholders(value):
             yield f"parameter {name!r} of {step.actuator} must be a literal, not a ${{…}} placeholder", where
             continue
@@ -107,11 +112,13 @@ def runbook_problems(rb: Runbook, stem: str, registry: Registry) -> Iterator[Pro
                f"valid choices: {', '.join(known)}"), ["trigger", "source"]
     yield from _categories(rb, [s for s in known if fnmatchcase(s, rb.trigger.source)])
     yield from _conditions(rb.trigger.conditions, ["trigger", "conditions"], (), ("event",))
+    bad_key = list(malformed_problems(rb.group_by, ("event",)))
+    yield from ((bad, ["group_by"]) for bad in bad_key)
     for ref in placeholders(rb.group_by):
         problem = path_problem(ref, (), ("event",))
         if problem:
             yield problem, ["group_by"]
-    if not PLACEHOLDER.search(rb.group_by):
+    if not bad_key and not PLACEHOLDER.search(rb.group_by):
         yield "group_by must contain at least one ${event.…} placeholder", ["group_by"]
     for q, quota in enumerate(rb.guards.quotas):
         if not any(fnmatchcase(name, quota.actuator) for name in registry.names()):

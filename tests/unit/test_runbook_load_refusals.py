@@ -19,15 +19,18 @@ trigger:
 steps:
   - id: deactivate-key
     actuator: aws.iam.deactivate_access_key
+    with: {{user_name: "${{event.actor}}", access_key_id: "${{event.resource.access_key.id}}"}}
+  - id: tell
+    actuator: notify.kafka.publish_message
     with:
-      user_name: "{user}"
-      access_key_id: "${{event.resource.access_key.id}}"
+      topic: responder.notifications
+      title: "{title}"
 """
 
 
 def _errors(tmp_path: Path, **kw: str) -> list[RunbookError]:
-    fields = {"version": "1", "source": "guardduty", "category": "credential_compromise", "user": "${event.actor}",
-              **kw}
+    fields = {"version": "1", "source": "guardduty", "category": "credential_compromise",
+              "title": "key ${event.resource.access_key.id} disabled", **kw}
     (tmp_path / "rb.yaml").write_text(RB.format(**fields))
     return check_directory(tmp_path, registry)[1]
 
@@ -83,3 +86,50 @@ def test_a_category_on_a_source_without_a_threat_table_fails(tmp_path):
     """A decoder that sets no threat (google-secops) never matches a category: refused, saying it produces none."""
     [err] = _errors(tmp_path, source="google-secops", category="credential_compromise")
     assert "no decoder of google-secops produces it; they produce no category" in err.reason
+
+
+@pytest.mark.parametrize("written", ["${event.actor }", "${ event.actor}", "${event.actor", "user-${event.actor",
+                                     "${event.actor}-${ event.account}", "${}", "${event actor}"])
+def test_a_malformed_placeholder_fails_at_its_line(tmp_path, written):
+    """A `${…}` that is not a placeholder stayed literal and the step acted on that text; it now fails at load."""
+    [err] = _errors(tmp_path, title=written)
+    assert (err.line, err.column) == (14, 14)
+    assert "malformed placeholder '${" in err.reason
+    assert "${namespace.path}" in err.reason
+
+
+@pytest.mark.parametrize(("written", "hint"), [("${event.actor }", "did you mean ${event.actor}?"),
+                                               ("${ event.actor}", "did you mean ${event.actor}?"),
+                                               ("${event.actor", "did you mean ${event.actor}?"),
+                                               ("${event.actr}x${event.actr", "did you mean ${event.actor}?")])
+def test_a_malformed_placeholder_names_the_nearest_valid_field(tmp_path, written, hint):
+    """The refusal names the nearest placeholder that resolves (the "did you mean" of the attribute warnings)."""
+    [err, *_] = _errors(tmp_path, title=written)
+    assert hint in err.reason
+
+
+@pytest.mark.parametrize("written", ["$", "cost $5", "$$", "$${event.actor}", "{event.actor}", "$event.actor",
+                                     "a-${event.actor}-}", "x${event.resource.access_key.id}y", "100%", "}{"])
+def test_dollar_signs_that_are_not_placeholders_still_load(tmp_path, written):
+    """A `$` not followed by `{`, or text around a well-formed placeholder, loads as before."""
+    assert _errors(tmp_path, title=written) == []
+
+
+def test_a_malformed_group_by_fails(tmp_path):
+    """`group_by: "${event.actor } "` would have grouped every event under one literal key: refused."""
+    (tmp_path / "rb.yaml").write_text(RB.format(version="1", source="guardduty", category="credential_compromise",
+                                                title="t") + 'group_by: "k-${event.incident_key"\n')
+    [err] = check_directory(tmp_path, registry)[1]
+    assert err.line == 15
+    assert "did you mean ${event.incident_key}?" in err.reason
+
+
+def test_a_malformed_placeholder_in_on_failure_fails(tmp_path):
+    """An escalation step's malformed `${failure.error }` is refused too, pointing at `${failure.error}`."""
+    (tmp_path / "rb.yaml").write_text(RB.format(version="1", source="guardduty", category="credential_compromise",
+                                                title="t") + (
+        "on_failure:\n  - id: page\n    actuator: notify.kafka.publish_message\n"
+        "    with: {topic: t, title: \"failed: ${failure.error }\"}\n"))
+    [err] = check_directory(tmp_path, registry)[1]
+    assert err.line == 18
+    assert "did you mean ${failure.error}?" in err.reason
