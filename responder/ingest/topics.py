@@ -23,7 +23,7 @@ from aiokafka.errors import TopicAuthorizationFailedError, UnknownTopicOrPartiti
 from aiokafka.protocol.metadata import MetadataRequest
 
 from responder.ingest.clients import with_admin
-from responder.models.runbook import Runbook
+from responder.models.runbook import Mode, Runbook
 from responder.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -63,13 +63,18 @@ NOTIFY_KAFKA = "notify.kafka.publish_message"
 
 def notification_topics(books: Iterable[Runbook]) -> list[Needed]:
     """The literal topics runbooks' notify.kafka steps (and `on_failure` steps, the escalation path) publish to,
-    each once, naming the first runbook and step; a `${…}` topic is known only when it runs."""
+    each once, naming the first runbook and step; a `${…}` topic is known only when it runs, and a runbook in
+    `mode: dry_run` publishes nothing. Asked about in one plain metadata request: never auto-created by the check,
+    never waited for (`auto_create=False`), so a missing one costs the start nothing."""
     out: dict[str, Needed] = {}
     for rb in books:
+        if rb.mode is Mode.DRY_RUN:
+            continue
         for step in (*rb.steps, *rb.on_failure):
             topic = step.with_.get("topic")
             if step.actuator == NOTIFY_KAFKA and isinstance(topic, str) and "${" not in topic and topic not in out:
-                out[topic] = Needed(topic, "notification topic", f"runbook {rb.id}, step {step.id}", warn_only=True)
+                out[topic] = Needed(topic, "notification topic", f"runbook {rb.id}, step {step.id}",
+                                    auto_create=False, warn_only=True)
     return list(out.values())
 
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from responder.ingest import topics
 from responder.ingest.topics import Needed, TopicProblem, await_topics, needed_topics, notification_topics, problems_in
 from responder.metrics import Metrics, MetricsServer
-from responder.models.runbook import Runbook
+from responder.models.runbook import Mode, Runbook
 from responder.service import Service, running
 from responder.settings import Settings
 
@@ -107,3 +108,34 @@ async def test_the_service_starts_with_a_missing_notification_topic_and_says_so(
     assert "responder.notifications" in seen[0]
     assert service.topics_missing is None
     assert "notification topic 'responder.notifications'" in (service.topics_warning or "")
+
+
+async def test_a_notification_topic_is_asked_about_once_never_auto_created_or_waited_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start-up check asks about a runbook's notification topic in one plain metadata request: it never asks the
+    broker to auto-create it, nor re-asks for AUTO_CREATE_WAIT_S while it is unknown (a missing one delays nothing)."""
+    asked: list[tuple[tuple[str, ...], bool]] = []
+
+    class Admin:
+        async def _send_request(self, request: Any) -> Any:
+            names, auto = request._topics, request._allow_auto_topic_creation
+            asked.append((tuple(names), auto))
+            topics = [{"topic": n, "error_code": 0 if n == "dlq" else 3, "partitions": []} for n in names]
+            return type("Response", (), {"to_object": lambda _: {"topics": topics}})()
+
+    async def with_admin(bootstrap: str, call: Any, **_: Any) -> Any:
+        return await call(Admin())
+
+    monkeypatch.setattr(topics, "with_admin", with_admin)
+    monkeypatch.setattr(topics, "AUTO_CREATE_WAIT_S", 5.0)  # a wait on the notification topic would show as re-asks
+    needed = [Needed("dlq", "dead-letter topic", "RESPONDER_DEADLETTER_TOPIC"),
+              *notification_topics([_book("a", "responder.notifications")])]
+    found = await topics.check_topics("k:1", needed, [])
+    assert [(p.topic.name, p.error) for p in found] == [("responder.notifications", "missing")]
+    assert [auto for names, auto in asked if "responder.notifications" in names] == [False]
+
+
+def test_a_dry_run_runbook_s_notification_topics_are_not_checked() -> None:
+    """A runbook in `mode: dry_run` publishes nothing, so its notify.kafka topics are not warned about."""
+    dry = _book("d", "never.published").model_copy(update={"mode": Mode.DRY_RUN})
+    assert [t.name for t in notification_topics([dry, _book("e", "published")])] == ["published"]
