@@ -96,15 +96,33 @@ def read_source(path: Path) -> str:
 
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
+INT = "tag:yaml.org,2002:int"
+
+
+def _value_of(node: yaml.MappingNode, key: str) -> yaml.Node | None:
+    """The node YAML gives `key` in a mapping: written there, else from its merge keys (`<<`: a later `<<` over an
+    earlier one, the first mapping of a merged list over the next, as PyYAML's flatten_mapping)."""
+    written: yaml.Node | None = next(
+        (v for k, v in node.value if k.tag != MERGE and isinstance(k, yaml.ScalarNode) and k.value == key), None)
+    if written is not None:
+        return written
+    for k, v in reversed(node.value):
+        if k.tag != MERGE:
+            continue
+        for merged in v.value if isinstance(v, yaml.SequenceNode) else [v]:
+            found = _value_of(merged, key) if isinstance(merged, yaml.MappingNode) else None
+            if found is not None:
+                return found
+    return None
 
 
 def version_problem(root: yaml.Node | None, text: str, read: object) -> tuple[str, int, int] | None:
     """Why the runbook's `version` is not written as a plain decimal integer (YAML reads `010` as 8, `1.10` as 1.1,
-    `0x1f` as 31, `"2"` as text), with its line and column; None when it is, or is absent."""
-    if not isinstance(root, yaml.MappingNode):
-        return None
-    node = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "version"), None)
-    if node is None or (isinstance(node, yaml.ScalarNode) and node.style is None and _DECIMAL.fullmatch(node.value)):
+    `0x1f` as 31, `"2"` or `!!str 2` as text), merged in (`<<`) or not, with its line and column; None when it is,
+    or is absent."""
+    node = _value_of(root, "version") if isinstance(root, yaml.MappingNode) else None
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.style is None and node.tag == INT
+                        and _DECIMAL.fullmatch(node.value)):
         return None
     written = text[node.start_mark.index:node.end_mark.index].strip() or "(empty)"
     digits = node.value.replace("_", "") if isinstance(node, yaml.ScalarNode) else ""

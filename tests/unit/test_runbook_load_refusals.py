@@ -133,3 +133,25 @@ def test_a_malformed_placeholder_in_on_failure_fails(tmp_path):
     [err] = check_directory(tmp_path, registry)[1]
     assert err.line == 18
     assert "did you mean ${failure.error}?" in err.reason
+
+
+@pytest.mark.parametrize(("written", "line"), [("<<: {version: 010}", 1), ("<<: [{id: x}, {version: 010}]", 1),
+                                               ("version: !!str 3", 1)])
+def test_a_version_merged_in_or_tagged_as_text_is_refused_too(tmp_path, written, line):
+    """`<<: {version: 010}` (a merge key: YAML reads 8) and `version: !!str 3` (text) fail like `version: 010`."""
+    (tmp_path / "rb.yaml").write_text(written + "\n" + RB.format(
+        version="1", source="guardduty", category="credential_compromise", title="t").replace("version: 1\n", ""))
+    [err] = check_directory(tmp_path, registry)[1]
+    assert err.line == line
+    assert "write a plain decimal integer" in err.reason
+
+
+def test_a_version_written_over_a_merged_one_is_the_one_checked(tmp_path):
+    """`version: 2` written beside `<<: {version: 010}` wins in YAML, so it loads; the reverse is refused."""
+    body = RB.format(version="1", source="guardduty", category="credential_compromise", title="t").replace(
+        "version: 1\n", "")
+    (tmp_path / "rb.yaml").write_text("<<: {version: 010}\nversion: 2\n" + body)
+    assert check_directory(tmp_path, registry)[1] == []
+    (tmp_path / "rb.yaml").write_text("<<: {version: 1}\nversion: 010\n" + body)
+    [err] = check_directory(tmp_path, registry)[1]
+    assert err.line == 2
