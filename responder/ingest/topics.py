@@ -54,7 +54,8 @@ class TopicProblem:
     fix: str
 
     def __str__(self) -> str:
-        then = " (a notification to it fails; containment goes on)" if self.topic.warn_only else ""
+        then = (" (a notification to it fails unless the broker auto-creates it; containment goes on)"
+                if self.topic.warn_only else "")
         return f"{self.topic.role} {self.topic.name!r} ({self.topic.setting}) is {self.error}: {self.fix}{then}"
 
 

@@ -59,7 +59,8 @@ async def test_a_missing_notification_topic_warns_once_and_never_holds_the_start
     assert reasons == [None]
     assert warnings == ["notification topic 'responder.notifications' (runbook a, step tell) is missing: create it: "
                         "kafka-topics.sh --create --topic responder.notifications --partitions 3 "
-                        "--replication-factor 3 (a notification to it fails; containment goes on)"]
+                        "--replication-factor 3 (a notification to it fails unless the broker auto-creates it; "
+                        "containment goes on)"]
     [said] = [e for e in logs if e["event"] == "kafka_notification_topics_missing"]
     assert said["log_level"] == "warning"
     assert said["topics"] == ["responder.notifications"]
