@@ -126,9 +126,17 @@ def version_problem(root: yaml.Node | None, text: str, read: object) -> tuple[st
         return None
     written = text[node.start_mark.index:node.end_mark.index].strip() or "(empty)"
     digits = node.value.replace("_", "") if isinstance(node, yaml.ScalarNode) else ""
-    example = f"version: {int(digits)}" if digits.isdigit() else "version: 2"
-    return (f"version: {written} is read as {read!r}; write a plain decimal integer, unquoted, e.g. {example} "
-            "(it is part of every idempotency key)", *_mark(node))
+    example = f"version: {_short(digits.lstrip('0') or '0')}" if digits.isascii() and digits.isdigit() else "version: 2"
+    try:
+        shown = repr(read)
+    except ValueError:  # an int past Python's limit on int-to-text conversion (a 5000-digit octal)
+        shown = "a number too long to show"
+    return (f"version: {_short(written)} is read as {_short(shown)}; write a plain decimal integer, unquoted, e.g. "
+            f"{example} (it is part of every idempotency key)", *_mark(node))
+
+
+def _short(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else text[:most] + "…"
 
 
 def check_runbook(path: Path, registry: Registry) -> tuple[Runbook | None, list[RunbookError]]:

@@ -155,3 +155,13 @@ def test_a_version_written_over_a_merged_one_is_the_one_checked(tmp_path):
     (tmp_path / "rb.yaml").write_text("<<: {version: 1}\nversion: 010\n" + body)
     [err] = check_directory(tmp_path, registry)[1]
     assert err.line == 2
+
+
+@pytest.mark.parametrize("version", ["²", "0" + "7" * 5000])
+def test_a_version_no_int_can_show_is_refused_not_a_crash(tmp_path, version):
+    """`version: ²` (a digit int() refuses) or a 5000-digit octal (past Python's int-to-text limit) get the version
+    error at their line, not a ValueError out of the loader."""
+    [err] = _errors(tmp_path, version=version)
+    assert (err.line, err.column) == (2, 10)
+    assert "write a plain decimal integer" in err.reason
+    assert len(err.reason) < 400
