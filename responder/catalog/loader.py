@@ -73,12 +73,33 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+def _unconstructable(node: yaml.Node, seen: set[int] | None = None) -> yaml.Node | None:
+    """The first scalar under `node` that SafeLoader resolves but cannot construct (its ValueError)."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return None
+    seen.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            yaml.SafeLoader("").construct_object(node)
+        except ValueError:
+            return node
+        return None
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
+    return next((bad for child in children if (bad := _unconstructable(child, seen)) is not None), None)
+
+
 def parse_yaml(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
+    root: yaml.Node | None = None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is not None:
             _size(root, {}, path)
         return root, yaml.safe_load(text)
+    except ValueError as exc:  # a scalar that resolves but does not construct: `2024-13-45`, a 5000-digit int
+        bad = _unconstructable(root) if root is not None else None
+        where = _mark(bad) if bad is not None else (None, None)
+        raise RunbookError(str(path), f"invalid YAML value: {str(exc)[:200]}", *where) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)

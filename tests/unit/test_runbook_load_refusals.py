@@ -165,3 +165,14 @@ def test_a_version_no_int_can_show_is_refused_not_a_crash(tmp_path, version):
     assert (err.line, err.column) == (2, 10)
     assert "write a plain decimal integer" in err.reason
     assert len(err.reason) < 400
+
+
+@pytest.mark.parametrize("line", ["description: 2024-13-45", "owner: 1" + "0" * 5000])
+def test_a_value_yaml_cannot_construct_is_an_error_at_its_line(tmp_path, line):
+    """`2024-13-45` (a timestamp with month 13) or a 5000-digit integer made safe_load raise ValueError out of the
+    loader; it is now an invalid-YAML error at the value's line."""
+    (tmp_path / "rb.yaml").write_text(RB.format(version="1", source="guardduty", category="credential_compromise",
+                                                title="t").replace("version: 1\n", line + "\n"))
+    [err] = check_directory(tmp_path, registry)[1]
+    assert (err.line, err.column) == (2, line.index(" ") + 2)
+    assert err.reason.startswith("invalid YAML value: ")
