@@ -177,9 +177,10 @@ class MetricsServer:
     """`/metrics`, `/healthz`, `/readyz` over plain HTTP/1.1 on asyncio (no extra thread, no framework)."""
 
     def __init__(self, metrics: Metrics, ready: Callable[[], bool], host: str = "127.0.0.1", port: int = 0, *,
-                 why: Callable[[], str | None] | None = None) -> None:
+                 why: Callable[[], str | None] | None = None, warning: Callable[[], str | None] | None = None) -> None:
         self.metrics = metrics
         self.ready, self.why = ready, why  # why: the reason a 503 from /readyz gives, in its body
+        self.warning = warning  # a warning /readyz shows while ready (200): a notification topic is missing
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
@@ -189,11 +190,12 @@ class MetricsServer:
         """Whether `start` bound the port and `stop` has not closed it."""
         return self._server is not None
 
-    def attach(self, metrics: Metrics, ready: Callable[[], bool], why: Callable[[], str | None]) -> None:
+    def attach(self, metrics: Metrics, ready: Callable[[], bool], why: Callable[[], str | None], *,
+               warning: Callable[[], str | None] | None = None) -> None:
         """Answer for another service from now on: a replica that rejoins after a fence keeps its port, so its
         probes never see a refused connection while it drops one service and builds the next
         (responder/service/rejoin.py)."""
-        self.metrics, self.ready, self.why = metrics, ready, why
+        self.metrics, self.ready, self.why, self.warning = metrics, ready, why, warning
 
     async def start(self) -> int:
         """Listen; returns the bound port (useful when `port` is 0)."""
@@ -220,6 +222,9 @@ class MetricsServer:
             return 200, b"ok\n", "text/plain"
         if route == "/readyz":
             if self.ready():
+                warning = self.warning() if self.warning is not None else None
+                if warning:
+                    return 200, f"ready\nwarning: {warning[:600]}\n".encode(), "text/plain; charset=utf-8"
                 return 200, b"ready\n", "text/plain"
             reason = (self.why() if self.why is not None else None) or ""
             body = f"not ready: {reason[:300]}\n" if reason else "not ready\n"  # bounded: errors quote inputs

@@ -10,10 +10,10 @@ those its `trigger.source` glob names, narrowed to the sources whose threat tabl
 from __future__ import annotations
 
 from collections.abc import Iterator
-from difflib import get_close_matches
 from fnmatch import fnmatchcase
 
 from responder.catalog.checks import Problem, leaves, reads
+from responder.catalog.templates import did_you_mean
 from responder.engine.templating import placeholders
 from responder.models.runbook import Runbook
 from responder.normalise.registry import attribute_names, sources
@@ -56,7 +56,6 @@ def attribute_warnings(rb: Runbook) -> Iterator[Problem]:
             continue
         name = path[len(PREFIX):].split(".", 1)[0]
         if name and name not in valid:
-            close = get_close_matches(name, valid, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(name, valid)
             yield (f"{path}: no decoder of {', '.join(seen)} sets attribute {name!r}{hint}; "
                    f"valid: {', '.join(sorted(valid))}"), loc

@@ -14,9 +14,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from responder.actuators.registry import Registry
 from responder.catalog.operands import operand_type_problem
+from responder.catalog.templates import malformed_problems
 from responder.engine.templating import PLACEHOLDER, placeholders
 from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, NotOf, OnTimeout, Runbook, Step
 from responder.normalise.registry import sources
+from responder.normalise.threats import declared
 from responder.rules.operators import validate_operand
 from responder.rules.paths import NAMESPACES, path_problem
 
@@ -81,6 +83,10 @@ def _step_params(step: Step, at: list[int | str], registry: Registry, earlier: l
         if name not in known:
             yield f"unknown parameter {name!r} of {step.actuator}; valid: {', '.join(known)}", where
             continue
+        bad = next(malformed_problems(value, namespaces, earlier), None)
+        if bad:
+            yield bad, where
+            continue
         if name in actuator.literal_params and placeholders(value):
             yield f"parameter {name!r} of {step.actuator} must be a literal, not a ${{…}} placeholder", where
             continue
@@ -104,12 +110,15 @@ def runbook_problems(rb: Runbook, stem: str, registry: Registry) -> Iterator[Pro
     if not any(fnmatchcase(source, rb.trigger.source) for source in known):
         yield (f"trigger.source {rb.trigger.source!r} matches no event source (case matters); "
                f"valid choices: {', '.join(known)}"), ["trigger", "source"]
+    yield from _categories(rb, [s for s in known if fnmatchcase(s, rb.trigger.source)])
     yield from _conditions(rb.trigger.conditions, ["trigger", "conditions"], (), ("event",))
+    bad_key = list(malformed_problems(rb.group_by, ("event",)))
+    yield from ((bad, ["group_by"]) for bad in bad_key)
     for ref in placeholders(rb.group_by):
         problem = path_problem(ref, (), ("event",))
         if problem:
             yield problem, ["group_by"]
-    if not PLACEHOLDER.search(rb.group_by):
+    if not bad_key and not PLACEHOLDER.search(rb.group_by):
         yield "group_by must contain at least one ${event.…} placeholder", ["group_by"]
     for q, quota in enumerate(rb.guards.quotas):
         if not any(fnmatchcase(name, quota.actuator) for name in registry.names()):
@@ -133,6 +142,21 @@ def runbook_problems(rb: Runbook, stem: str, registry: Registry) -> Iterator[Pro
         seen.append(step.id)
     yield from _escalation(rb, registry, seen)
     yield from _outputs(rb, registry)
+
+
+def _categories(rb: Runbook, matched: list[str]) -> Iterator[Problem]:
+    """A trigger category that no decoder of the sources `trigger.source` names can produce never matches."""
+    if not matched:
+        return  # the source itself is reported
+    tables = declared()
+    produced = set().union(*(tables.get(s, set()) for s in matched))
+    for k, category in enumerate(rb.trigger.category):
+        if category in produced:
+            continue
+        elsewhere = [s for s, cats in tables.items() if category in cats]
+        yield (f"trigger.category {category.value!r}: no decoder of {', '.join(matched)} produces it; they produce "
+               f"{', '.join(sorted(c.value for c in produced)) or 'no category'} (produced by: "
+               f"{', '.join(elsewhere) or 'no source'}; docs/threats.md)"), ["trigger", "category", k]
 
 
 def reads(step: Step) -> Iterator[tuple[str, Sequence[int | str]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,33 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+def _unconstructable(node: yaml.Node, seen: set[int] | None = None) -> yaml.Node | None:
+    """The first scalar under `node` that SafeLoader resolves but cannot construct (its ValueError)."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return None
+    seen.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            yaml.SafeLoader("").construct_object(node)
+        except ValueError:
+            return node
+        return None
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
+    return next((bad for child in children if (bad := _unconstructable(child, seen)) is not None), None)
+
+
 def parse_yaml(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
+    root: yaml.Node | None = None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is not None:
             _size(root, {}, path)
         return root, yaml.safe_load(text)
+    except ValueError as exc:  # a scalar that resolves but does not construct: `2024-13-45`, a 5000-digit int
+        bad = _unconstructable(root) if root is not None else None
+        where = _mark(bad) if bad is not None else (None, None)
+        raise RunbookError(str(path), f"invalid YAML value: {str(exc)[:200]}", *where) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -94,25 +116,74 @@ def read_source(path: Path) -> str:
         raise RunbookError(str(path), f"cannot read: {exc.strerror or exc}") from exc
 
 
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+INT = "tag:yaml.org,2002:int"
+
+
+def _value_of(node: yaml.MappingNode, key: str) -> yaml.Node | None:
+    """The node YAML gives `key` in a mapping: written there, else from its merge keys (`<<`: a later `<<` over an
+    earlier one, the first mapping of a merged list over the next, as PyYAML's flatten_mapping)."""
+    written: yaml.Node | None = next(
+        (v for k, v in node.value if k.tag != MERGE and isinstance(k, yaml.ScalarNode) and k.value == key), None)
+    if written is not None:
+        return written
+    for k, v in reversed(node.value):
+        if k.tag != MERGE:
+            continue
+        for merged in v.value if isinstance(v, yaml.SequenceNode) else [v]:
+            found = _value_of(merged, key) if isinstance(merged, yaml.MappingNode) else None
+            if found is not None:
+                return found
+    return None
+
+
+def version_problem(root: yaml.Node | None, text: str, read: object) -> tuple[str, int, int] | None:
+    """Why the runbook's `version` is not written as a plain decimal integer (YAML reads `010` as 8, `1.10` as 1.1,
+    `0x1f` as 31, `"2"` or `!!str 2` as text), merged in (`<<`) or not, with its line and column; None when it is,
+    or is absent."""
+    node = _value_of(root, "version") if isinstance(root, yaml.MappingNode) else None
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.style is None and node.tag == INT
+                        and _DECIMAL.fullmatch(node.value)):
+        return None
+    written = text[node.start_mark.index:node.end_mark.index].strip() or "(empty)"
+    digits = node.value.replace("_", "") if isinstance(node, yaml.ScalarNode) else ""
+    example = f"version: {_short(digits.lstrip('0') or '0')}" if digits.isascii() and digits.isdigit() else "version: 2"
+    try:
+        shown = repr(read)
+    except ValueError:  # an int past Python's limit on int-to-text conversion (a 5000-digit octal)
+        shown = "a number too long to show"
+    return (f"version: {_short(written)} is read as {_short(shown)}; write a plain decimal integer, unquoted, e.g. "
+            f"{example} (it is part of every idempotency key)", *_mark(node))
+
+
+def _short(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else text[:most] + "…"
+
+
 def check_runbook(path: Path, registry: Registry) -> tuple[Runbook | None, list[RunbookError]]:
     """Parse and check one file; every problem found, each with file:line:column."""
     try:
-        root, data = parse_yaml(path, read_source(path))
+        text = read_source(path)
+        root, data = parse_yaml(path, text)
     except RunbookError as exc:
         return None, [exc]
     if not isinstance(data, dict):
         return None, [RunbookError(str(path), "a runbook is a YAML mapping", 1, 1)]
+    version = version_problem(root, text, data.get("version"))
+    early = [RunbookError(str(path), *version)] if version else []
     try:
         rb = Runbook.model_validate(data)
     except ValidationError as exc:
-        errors = []
+        errors = early
         for err in exc.errors():
+            if version and err["loc"][:1] == ("version",):
+                continue  # said once, with what to write
             where = locate(root, err["loc"])
             loc = ".".join(str(p) for p in err["loc"])
             errors.append(RunbookError(str(path), f"{loc}: {err['msg']}", *(where or (None, None))))
         return None, errors
-    problems = [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
-                for reason, loc in runbook_problems(rb, path.stem, registry)]
+    problems = early + [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
+                         for reason, loc in runbook_problems(rb, path.stem, registry)]
     return (rb if not problems else None), problems
 
 

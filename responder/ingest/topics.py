@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from aiokafka.errors import TopicAuthorizationFailedError, UnknownTopicOrPartiti
 from aiokafka.protocol.metadata import MetadataRequest
 
 from responder.ingest.clients import with_admin
+from responder.models.runbook import Mode, Runbook
 from responder.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,7 @@ class Needed:
     co_partitioned: bool = False  # as many partitions as the alert topics
     auto_create: bool = True  # the broker's auto-creation (when on) may create it, as a first send would
     access: str = "WRITE"  # the ACL operation it needs besides DESCRIBE: READ for a topic it consumes
+    warn_only: bool = False  # a runbook's notification topic: said loudly when missing, never waited for
 
 
 @dataclass(frozen=True)
@@ -52,14 +54,37 @@ class TopicProblem:
     fix: str
 
     def __str__(self) -> str:
-        return f"{self.topic.role} {self.topic.name!r} ({self.topic.setting}) is {self.error}: {self.fix}"
+        then = (" (a notification to it fails unless the broker auto-creates it; containment goes on)"
+                if self.topic.warn_only else "")
+        return f"{self.topic.role} {self.topic.name!r} ({self.topic.setting}) is {self.error}: {self.fix}{then}"
 
 
-def needed_topics(settings: Settings) -> list[Needed]:
+NOTIFY_KAFKA = "notify.kafka.publish_message"
+
+
+def notification_topics(books: Iterable[Runbook]) -> list[Needed]:
+    """The literal topics runbooks' notify.kafka steps (and `on_failure` steps, the escalation path) publish to,
+    each once, naming the first runbook and step; a `${…}` topic is known only when it runs, and a runbook in
+    `mode: dry_run` publishes nothing. Asked about in one plain metadata request: never auto-created by the check,
+    never waited for (`auto_create=False`), so a missing one costs the start nothing."""
+    out: dict[str, Needed] = {}
+    for rb in books:
+        if rb.mode is Mode.DRY_RUN:
+            continue
+        for step in (*rb.steps, *rb.on_failure):
+            topic = step.with_.get("topic")
+            if step.actuator == NOTIFY_KAFKA and isinstance(topic, str) and "${" not in topic and topic not in out:
+                out[topic] = Needed(topic, "notification topic", f"runbook {rb.id}, step {step.id}",
+                                    auto_create=False, warn_only=True)
+    return list(out.values())
+
+
+def needed_topics(settings: Settings, notifications: Sequence[Needed] = ()) -> list[Needed]:
     """The topics `responder run` with these settings writes to and does not create itself (the operator topics
     are created at start: running.py; a dry run produces nothing but its changelog), then the alert and approvals
     topics it reads (a missing one stopped the start after ~40 s with an UnknownTopicOrPartitionError not naming
-    it, or, manually assigned, consumed nothing). Each topic once."""
+    it, or, manually assigned, consumed nothing), then the runbooks' `notifications` (warn-only; none in a dry
+    run). Each topic once."""
     out: list[Needed] = []
     if settings.changelog_topic:
         out.append(Needed(settings.changelog_topic, "changelog topic", "RESPONDER_CHANGELOG_TOPIC", compact=True,
@@ -73,6 +98,8 @@ def needed_topics(settings: Settings) -> list[Needed]:
                               "RESPONDER_TIMELINE_MIRROR_TOPIC"))
     out += [Needed(topic, "alert topic", "RESPONDER_TOPICS", access="READ") for topic in settings.topics]
     out.append(Needed(settings.approvals_topic, "approvals topic", "RESPONDER_APPROVALS_TOPIC", access="READ"))
+    if not settings.dry_run:
+        out += notifications
     first = {topic.name: topic for topic in reversed(out)}  # the first Needed of each name (the one written to)
     return [topic for topic in out if first[topic.name] is topic]
 
@@ -147,14 +174,23 @@ async def check_topics(bootstrap: str, needed: Sequence[Needed], alert_topics: S
 
 
 async def await_topics(check: Callable[[], Any], stop: asyncio.Event, report: Callable[[str | None], None], *,
-                       retry_s: float = RETRY_SECONDS) -> bool:
+                       retry_s: float = RETRY_SECONDS, warn: Callable[[str | None], None] = lambda _: None) -> bool:
     """Check (`check()`: the problems, see `check_topics`) until every needed topic can be used (True) or
     `stop` is set (False, also when it was set during a check that passed). While one cannot, `report` gets the
     reason (`/readyz`'s) and one error line says which topic and how to create it, again only when that changes;
-    `report(None)` once they are all there."""
+    `report(None)` once they are all there. A warn-only topic (a runbook's notification topic) is never waited
+    for: `warn` gets what is wrong with those (None: nothing), and one warning line says it, when that changes."""
     said: list[TopicProblem] = []
+    warned: list[TopicProblem] = []
     while True:
-        problems: list[TopicProblem] = await check()
+        found: list[TopicProblem] = await check()
+        problems = [p for p in found if not p.topic.warn_only]
+        warnings = [p for p in found if p.topic.warn_only]
+        warn("; ".join(map(str, warnings)) or None)
+        if warnings and warnings != warned:
+            log.warning("kafka_notification_topics_missing", detail="; ".join(map(str, warnings)),
+                        topics=[p.topic.name for p in warnings])
+        warned = warnings
         if not problems:
             report(None)
             if said:

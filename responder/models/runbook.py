@@ -171,7 +171,8 @@ class Runbook(_Strict):
     """A trigger, a grouping key, guards and ordered steps."""
 
     id: str = Field(pattern=KEBAB, description="equal to the file name without .yaml")
-    version: int | str = 1
+    version: int | str = Field(default=1, description="a plain decimal integer, unquoted (the loader refuses 010, "
+                               "1.10, \"2\"): part of every idempotency key")
     description: str = ""
     owner: str = ""
     mode: Mode = Mode.ENFORCE

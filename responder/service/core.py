@@ -115,7 +115,7 @@ class Service(BatchHandling, Running):
         self.shares_metrics_server = metrics_server is not None  # handed in by `rebuilds`: it outlives the service
         self.metrics_server = metrics_server or (
             MetricsServer(self.metrics, self.ready_now, settings.metrics_host, settings.metrics_port,
-                          why=self.unready)
+                          why=self.unready, warning=self.warning)
             if settings.metrics_port is not None else None
         )
         self.ingest = KafkaIngest(
@@ -181,10 +181,11 @@ class Service(BatchHandling, Running):
         self._leaving_unrestored: set[int] = set()
         self.ready = asyncio.Event()
         self.topics_missing: str | None = None
+        self.topics_warning: str | None = None
         self._stop = asyncio.Event()
         self.deadlettered = {}
         if metrics_server is not None:  # answers for this service from now on, once it is whole
-            metrics_server.attach(self.metrics, self.ready_now, self.unready)
+            metrics_server.attach(self.metrics, self.ready_now, self.unready, warning=self.warning)
 
     def _runbook_of(self, incident: str) -> str | None:
         """The runbook of a live incident: the `runbook` label of the step metrics."""
@@ -198,6 +199,10 @@ class Service(BatchHandling, Running):
         is committed, so the service is unready until the write goes through (tests/faults/test_disk_faults.py).
         """
         return self.unready() is None
+
+    def warning(self) -> str | None:
+        """What `/readyz` adds under `ready`: a runbook's notification topic is missing (it never holds the start)."""
+        return self.topics_warning
 
     def unready(self) -> str | None:
         """Why the service is not ready (the body of a 503 from `/readyz`), or None when it is."""

@@ -21,7 +21,7 @@ from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection
-from responder.ingest.topics import RETRY_SECONDS, await_topics, check_topics, needed_topics
+from responder.ingest.topics import RETRY_SECONDS, await_topics, check_topics, needed_topics, notification_topics
 from responder.models.event import RawRecord
 from responder.models.timeline import EntryKind
 from responder.service.partitions import PartitionKeeping
@@ -111,11 +111,15 @@ class Running(PartitionKeeping):
         def report(reason: str | None) -> None:
             self.topics_missing = reason
 
-        needed, bootstrap = needed_topics(self.settings), str(self.settings.kafka_bootstrap)
+        def warn(reason: str | None) -> None:
+            self.topics_warning = reason
+
+        notifications = notification_topics(self.engine.runbooks.values())
+        needed, bootstrap = needed_topics(self.settings, notifications), str(self.settings.kafka_bootstrap)
         return await await_topics(
             lambda: check_topics(bootstrap, needed, self.settings.topics, options=self.kafka_options,
                                  deadline=self.settings.kafka_connect_timeout),
-            self._stop, report, retry_s=self.topic_retry_s)
+            self._stop, report, retry_s=self.topic_retry_s, warn=warn)
 
     async def _close_started(self, shippers: list[Archiver | KafkaMirror]) -> None:
         """Stop the clients, make the fleet's last state durable, stop the changelog and the metrics server, close

@@ -104,3 +104,43 @@ async def test_a_missing_approvals_or_alert_topic_is_named_not_a_bare_unknown_to
                                                           f"approvals topic '{decisions}' (RESPONDER_APPROVALS_TOPIC)"]
     await ensure_topics(strict_kafka, [alerts, decisions], partitions=1)
     assert await check_topics(strict_kafka, needed_topics(settings), [alerts]) == []
+
+
+NOTIFYING = """\
+id: notifying
+trigger: {{source: guardduty}}
+steps:
+  - id: tell
+    actuator: notify.kafka.publish_message
+    with: {{topic: {topic}, title: "finding ${{event.type}}"}}
+"""
+
+
+async def test_a_missing_notification_topic_is_a_warning_and_the_service_consumes(strict_kafka: str, unique: str,
+                                                                                   tmp_path: Path) -> None:
+    """A topic a runbook notifies that is missing does not hold the start: the service gets ready, and /readyz (200)
+    and one warning line name it with the command that creates it; the check creates nothing."""
+    alerts, dlq, requests, decisions, notes = (f"{t}-{unique}" for t in ("alerts", "dlq", "requests", "decisions",
+                                                                         "notes"))
+    await ensure_topics(strict_kafka, [alerts, dlq, requests, decisions], partitions=1)
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    (books / "notifying.yaml").write_text(NOTIFYING.format(topic=notes))
+    settings = Settings(kafka_bootstrap=strict_kafka, topics=[alerts], deadletter_topic=dlq,
+                        approval_requests_topic=requests, approvals_topic=decisions, group_id=f"g-{unique}",
+                        session_timeout_ms=6000, timeline_path=tmp_path / "t.jsonl", runbooks_dir=books,
+                        metrics_host="127.0.0.1", metrics_port=0)
+    service = Service(settings)
+    task = asyncio.create_task(service.run())
+    try:
+        await wait_for(service.ready.is_set, 60)
+        assert service.metrics_server is not None
+        status, body = await http_request(service.metrics_server.port, "/readyz")
+        assert status == 200
+        assert body.startswith("ready\nwarning: ")
+        assert f"notification topic '{notes}' (runbook notifying, step tell) is missing" in body
+        assert f"kafka-topics.sh --create --topic {notes}" in body
+        assert notes not in await _topics(strict_kafka)
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, 60)
