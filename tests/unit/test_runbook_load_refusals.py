@@ -71,7 +71,7 @@ def test_a_category_its_source_never_produces_fails_at_its_line(tmp_path):
     [err] = _errors(tmp_path, source="guardduty", category="llmjacking")
     assert (err.line, err.column) == (5, 13)
     assert "trigger.category 'llmjacking': no decoder of guardduty produces it" in err.reason
-    assert "they produce backdoor_credential, credential_compromise, credential_exfiltration" in err.reason
+    assert "they produce anomalous_credential_use, credential_compromise, credential_exfiltration" in err.reason
     assert "(produced by: ocsf, cloudtrail, falco," in err.reason
 
 
