@@ -16,15 +16,17 @@ from responder.settings import Settings
 
 
 class CountingAws:
-    """Wraps the real AwsSession and counts every call by operation."""
+    """Wraps the real AwsSession and counts every call by operation (`calls`: each as `service.operation`)."""
 
     def __init__(self, inner: AwsSession) -> None:
         self.inner = inner
         self.counts: dict[str, int] = {}
+        self.calls: list[str] = []
 
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Count, then forward to moto."""
         self.counts[operation] = self.counts.get(operation, 0) + 1
+        self.calls.append(f"{service}.{operation}")
         return await self.inner.call(service, operation, **kwargs)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,6 +16,7 @@ from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import Echo
 from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.harness import CountingAws
 
 pytestmark = pytest.mark.integration
 
@@ -38,19 +38,6 @@ on_failure:
 """
 
 
-class Counting:
-    """Forwards every AWS call to moto and remembers which were made."""
-
-    def __init__(self, inner: AwsSession) -> None:
-        self.inner, self.calls = inner, list[str]()
-
-    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
-        """Record, then forward."""
-        self.calls.append(f"{service}.{operation}")
-        reply: dict[str, Any] = await self.inner.call(service, operation, **kwargs)
-        return reply
-
-
 async def test_a_temporary_key_fails_fast_and_reaches_a_human(aws: AwsSession, tmp_path: Path):
     """GuardDuty names an ASIA… key: the step fails permanently once, no IAM call is made, on-call is paged."""
     await aws.call("iam", "create_user", UserName="ml-training")
@@ -60,7 +47,7 @@ async def test_a_temporary_key_fails_fast_and_reaches_a_human(aws: AwsSession, t
     reg.add(registry.get("aws.iam.deactivate_access_key"))
     pager = Echo()
     reg.add(pager)
-    counting = Counting(aws)
+    counting = CountingAws(aws)
     engine = Engine(Recorder(MemoryStore()), reg, counting)
     pipeline = Pipeline(load_runbooks(tmp_path / "rb", reg), engine)
     await pipeline.handle(RawRecord(topic="t", value=envelope_bytes(guardduty_finding("ASIAQWERTYUIOPASDFGH"))))
