@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +13,28 @@ from responder.models.threat import Threat
 from responder.normalise import trusted
 from responder.normalise.resources import incident_key
 
+DERIVED = "digest:"
+"""The prefix of an id derived from a record's content (`raw_id`): a record's own id never has it (`given_id`)."""
+
 
 def raw_id(source: str, doc: Any) -> str:
-    """A stable id for a record that carries none: a hash of its canonical JSON."""
-    return stable_id(source, orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode())
+    """A stable id for a record that carries none: `digest:` and a hash of its canonical JSON, so two distinct
+    records never share it and a redelivery of the same record keeps it."""
+    return DERIVED + stable_id(source, orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode())
+
+
+def given_id(*values: Any) -> str | None:
+    """The first of `values` that can be a record's own id, as text (a string as it is, a number rendered); None
+    when none can: missing, blank, a boolean or a container (whose text is the same for unrelated records: one
+    would look like a repeat of the other) or claiming the `digest:` prefix (a forged record must not take the
+    id that a real one without an id derives from its content). The caller then uses `raw_id`."""
+    for value in values:
+        if type(value) is str:
+            if value and not value.isspace() and not value.startswith(DERIVED):
+                return value
+        elif type(value) is int or (type(value) is float and math.isfinite(value)):
+            return str(value)
+    return None
 
 
 def make_event(

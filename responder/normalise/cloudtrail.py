@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from responder.models.event import Event, Resource, ResourceKind, Severity
-from responder.normalise.assemble import make_event
+from responder.normalise.assemble import given_id, make_event, raw_id
 from responder.normalise.fields import dig, parse_time, text, valid_ip
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, from_arn, ip_resource, res
@@ -129,7 +129,8 @@ def record_to_event(r: dict[str, Any], envelope: dict[str, Any] | None = None) -
     items = [*_actor(ident), *_targets(r), ip_resource(source_ip, role="source")]
     etype = f"{r['eventSource']}/{r['eventName']}"
     return make_event(
-        id=str(r.get("eventID") or env.get("id") or f"{r['eventSource']}/{r['eventName']}@{r['eventTime']}"),
+        # the record's hash when it has no id: source/name@time is shared by two calls in the same second
+        id=given_id(r.get("eventID"), env.get("id")) or raw_id("cloudtrail", r),
         source="cloudtrail",
         type=etype,
         severity=_severity(r),

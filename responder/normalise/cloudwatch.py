@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from responder.models.event import Event, Resource, ResourceKind, Severity
-from responder.normalise.assemble import make_event
+from responder.normalise.assemble import given_id, make_event, raw_id
 from responder.normalise.fields import dig, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, res
@@ -51,6 +51,13 @@ def _metric_resources(config: dict[str, Any]) -> list[Resource | None]:
     return out
 
 
+def _alarm_id(arn: Any, data: dict[str, Any], env: dict[str, Any]) -> str:
+    """`alarm@transition time`; the record's hash when either is missing (`None@None` would merge unrelated
+    alarms, `alarm@None` every transition of one alarm)."""
+    alarm, at = given_id(arn, data.get("alarmName")), given_id(dig(data, "state", "timestamp"), env.get("time"))
+    return f"{alarm}@{at}" if alarm is not None and at is not None else raw_id("cloudwatch", env)
+
+
 def alarm_to_event(data: dict[str, Any], env: dict[str, Any], arn: Any) -> Event:
     """One alarm transition; the type is the new state (ALARM, OK, INSUFFICIENT_DATA)."""
     state = text(dig(data, "state", "value"))  # None (type `unknown`) when missing or not text
@@ -59,7 +66,7 @@ def alarm_to_event(data: dict[str, Any], env: dict[str, Any], arn: Any) -> Event
     when, inferred = time_or_received(env.get("time"), dig(data, "state", "timestamp"))
     alarm = res(K.OTHER, arn or data.get("alarmName"), name=data.get("alarmName"), arn=arn, service="cloudwatch")
     return make_event(
-        id=f"{arn or data.get('alarmName')}@{dig(data, 'state', 'timestamp') or env.get('time')}",
+        id=_alarm_id(arn, data, env),
         source="cloudwatch",
         type=state or "",
         severity=Severity.of(STATE_SCORES.get(state or "", 2.0), original=state),

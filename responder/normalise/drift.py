@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from responder.errors import ValidationFailed
 from responder.models.event import Event, ResourceKind, Severity
-from responder.normalise.assemble import make_event, raw_id
+from responder.normalise.assemble import given_id, make_event, raw_id
 from responder.normalise.fields import parse_time, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, res
@@ -68,7 +68,7 @@ def drift_to_event(doc: dict[str, Any]) -> Event:
         res(ResourceKind.ENDPOINT, d.endpoint),
     ])
     return make_event(
-        id=d.id or raw_id(SOURCE, doc),
+        id=given_id(d.id) or raw_id(SOURCE, doc),
         source=SOURCE,
         type="model.drift",
         severity=Severity.of(score, original=d.verdict if d.severity is None else d.severity),

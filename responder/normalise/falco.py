@@ -6,7 +6,7 @@ from typing import Any
 
 from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.models.threat import Threat
-from responder.normalise.assemble import make_event, raw_id
+from responder.normalise.assemble import given_id, make_event, raw_id
 from responder.normalise.fields import text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, ip_resource, res
@@ -72,7 +72,7 @@ def alert_to_event(doc: dict[str, Any]) -> Event:
     resources = _resources(fields, doc.get("hostname"))
     user = fields.get("user.name")
     return make_event(
-        id=str(doc.get("uuid") or raw_id("falco", doc)),
+        id=given_id(doc.get("uuid")) or raw_id("falco", doc),
         source="falco",
         type=text(doc["rule"]) or "",  # a rule that is not text is `unknown` (make_event), never "None"
         severity=_priority(doc.get("priority")),

@@ -7,7 +7,7 @@ from typing import Any
 from responder.errors import ValidationFailed
 from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise import guardduty_fast
-from responder.normalise.assemble import make_event
+from responder.normalise.assemble import given_id, make_event, raw_id
 from responder.normalise.fields import dig, parse_time, scored, text, valid_ip
 from responder.normalise.guardduty_fast import mismatch as _mismatch
 from responder.normalise.guardduty_fast import remote_ips as _remote_ips
@@ -122,8 +122,11 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
     ips = [ip for ip in candidates if valid_ip(ip) is not None]
     info, api_call, dns = service.get("additionalInfo"), action.get("awsApiCallAction"), action.get("dnsRequestAction")
     finding_type = f["type"]
+    # its own id, else its ARN or the envelope's, else the finding's hash: never "None", which two distinct findings
+    # would share (the second one a "repeat" in their incident, its steps never run)
+    ident = given_id(f.get("id"), f.get("arn"), env.get("id")) or raw_id("guardduty", f)
     return make_event(
-        id=str(f.get("id") or f.get("arn") or env.get("id")),
+        id=ident,
         source="guardduty",
         type=text(finding_type) or "",  # `unknown` (make_event) when missing or not text, never "None"
         severity=scored(score, severity),
@@ -147,7 +150,7 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
             "envelope_mismatch": mismatch,
         },
         raw=envelope or f,
-        subject=f"finding:{f.get('id')}",
+        subject=f"finding:{ident}",
         threat=GUARDDUTY.lookup(finding_type),
     )
 

@@ -23,6 +23,7 @@ from typing import Any
 from responder.models.event import Event, Resource, ResourceKind, builder, tuple_builder
 from responder.models.threat import Threat
 from responder.normalise import trusted
+from responder.normalise.assemble import DERIVED
 from responder.normalise.fields import check_quad, parse_time, scored, valid_ip
 from responder.normalise.resources import KEY_PREFIXES
 from responder.normalise.threat_table import _MEMO_KEY, _MEMO_SIZE
@@ -88,7 +89,7 @@ def event(f: dict[str, Any], envelope: dict[str, Any] | None) -> Event | None:
     try:  # whatever the lane cannot read, the general decoder reads or rejects
         severity, finding_id, finding_type = f["severity"], f.get("id"), f["type"]
         if (type(severity) is not int and type(severity) is not float) or type(finding_id) is not str \
-                or not finding_id:
+                or not finding_id or finding_id.isspace() or finding_id.startswith(DERIVED):  # `given_id`'s refusals
             return None
         typed = _TYPES.get(finding_type) or _typed(finding_type)
         if typed is None:

@@ -8,7 +8,7 @@ import orjson
 
 from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.models.threat import Threat
-from responder.normalise.assemble import make_event, raw_id
+from responder.normalise.assemble import given_id, make_event, raw_id
 from responder.normalise.fields import dig, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, principal, res
@@ -133,7 +133,7 @@ def event_of(doc: dict[str, Any]) -> Event:
     items.append(ip_resource(src_ip, role="source"))
     when, inferred = time_or_received(doc.get("time"), doc.get("time_dt"), info.get("created_time"))
     product = dig(doc, "metadata", "product") or {}
-    uid = text(info.get("uid")) or text(dig(doc, "metadata", "uid"))
+    uid = given_id(text(info.get("uid")), text(dig(doc, "metadata", "uid")))
     return make_event(
         id=uid or raw_id("ocsf", doc),
         source="ocsf",

@@ -7,7 +7,7 @@ from typing import Any
 
 from responder.errors import ValidationFailed
 from responder.models.event import Event, Resource, ResourceKind
-from responder.normalise.assemble import make_event
+from responder.normalise.assemble import given_id, make_event, raw_id
 from responder.normalise.fields import dig, in_band, number, parse_time, severity_from_label, text
 from responder.normalise.registry import decoder
 from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, principal, res
@@ -100,8 +100,9 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
     resources = compact(item for r in (f.get("Resources") or []) for item in _resource(r))
     control = dig(f, "Compliance", "SecurityControlId") or dig(f, "ProductFields", "ControlId")
     env_resources = env.get("resources") or []
+    ident = given_id(f.get("Id")) or raw_id("securityhub", f)  # the finding's hash when it has no usable Id
     return make_event(
-        id=str(f["Id"]),
+        id=ident,
         source="securityhub",
         type=_type(f, types),
         severity=_severity(f, guardduty),
@@ -125,10 +126,10 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
             "action_name": dig(env, "detail", "actionName"),
             "envelope_resources": env_resources,
             "envelope_mismatch": bool(env_resources) and env.get("detail-type", "").endswith("Imported")
-            and not any(str(f["Id"]) in str(r) for r in env_resources),
+            and not any(ident in str(r) for r in env_resources),
         },
         raw=f,
-        subject=f"finding:{f['Id']}",
+        subject=f"finding:{ident}",
         threat=first(asff_threat(types) if guardduty else None, SECURITYHUB.lookup(control) if securityhub else None),
     )
 

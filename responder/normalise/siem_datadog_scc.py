@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from responder.models.event import Event, Resource, ResourceKind
-from responder.normalise.assemble import make_event, raw_id
+from responder.normalise.assemble import given_id, make_event, raw_id
 from responder.normalise.fields import dig, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, from_arn, ip_resource, res
@@ -64,7 +64,7 @@ def decode_datadog(doc: Any) -> list[Event]:
     techniques = [_dd_technique(t) for t in d.get("tags") or [] if isinstance(t, str)]
     return [make_event(
         # the record's hash when it names no id (never "None"), as Falco, OCSF and Sentinel do
-        id=text(signal.get("id")) or text(d.get("id")) or text(doc.get("id")) or raw_id("datadog", doc),
+        id=given_id(text(signal.get("id")), text(d.get("id")), text(doc.get("id"))) or raw_id("datadog", doc),
         source="datadog",
         type=text(dig(signal, "rule", "name")) or text(signal.get("title")) or text(d.get("msg_title")) or "",
         severity=severity_from_label(signal.get("severity"), default=5.0),
@@ -119,7 +119,7 @@ def decode_scc(doc: Any) -> list[Event]:
     when, inferred = time_or_received(f.get("eventTime"), f.get("createTime"))
     project = text(resource.get("projectDisplayName")) or text(resource.get("project"))
     return [make_event(
-        id=text(f.get("name")) or text(f.get("canonicalName")) or raw_id("gcp-scc", doc),  # never "None"
+        id=given_id(text(f.get("name")), text(f.get("canonicalName"))) or raw_id("gcp-scc", doc),  # never "None"
         source="gcp-scc",
         type=text(f["category"]) or "",  # `unknown` (make_event) when missing or not text, never "None"
         severity=severity_from_label(f.get("severity"), default=5.0),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from responder.models.event import Event, Resource, ResourceKind, Severity
-from responder.normalise.assemble import make_event, raw_id
+from responder.normalise.assemble import given_id, make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, ip_resource, principal, res
@@ -54,7 +54,7 @@ def decode_splunk(doc: Any) -> list[Event]:
     when, inferred = time_or_received(result.get("_time"))
     word = result.get("severity") or result.get("urgency")
     return [make_event(
-        id=str(doc["sid"]),
+        id=given_id(doc["sid"]) or raw_id("splunk", doc),
         source="splunk",
         type=str(doc["search_name"]),
         severity=severity_from_label(word, default=5.0),
@@ -93,7 +93,7 @@ def decode_wazuh(doc: Any) -> list[Event]:
     when, inferred = time_or_received(doc.get("timestamp"))
     srcip = dig(doc, "data", "srcip")
     return [make_event(
-        id=str(doc.get("id") or raw_id("wazuh", doc)),
+        id=given_id(doc.get("id")) or raw_id("wazuh", doc),
         source="wazuh",
         type=text(rule.get("description")) or f"rule {rule.get('id')}",
         severity=Severity.of(min(level, 15.0) * 10 / 15, original=rule.get("level")),
@@ -131,7 +131,7 @@ def alert_to_event(alert: dict[str, Any], group: dict[str, Any]) -> Event:
     when, inferred = time_or_received(alert.get("startsAt"))
     ends = alert.get("endsAt")
     return make_event(
-        id=str(alert.get("fingerprint") or raw_id("alertmanager", alert)) + f"@{alert.get('startsAt')}",
+        id=(given_id(alert.get("fingerprint")) or raw_id("alertmanager", alert)) + f"@{alert.get('startsAt')}",
         source="alertmanager",
         type=str(labels["alertname"]),
         severity=severity_from_label(labels.get("severity"), default=5.0),
