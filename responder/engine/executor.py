@@ -24,13 +24,13 @@ from responder.engine.escalation import EscalationRelease
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards
 from responder.engine.incidents import Incident
+from responder.engine.incidents import group_key as grouped
 from responder.engine.planner import LazyPlan
 from responder.engine.positions import after_escalation, step_index
 from responder.engine.recovery import replay
 from responder.engine.resumption import EscalationRun
 from responder.engine.state import EngineState
 from responder.engine.steps import Outcome
-from responder.engine.templating import render
 from responder.engine.turns import Turns
 from responder.log import context_vars
 from responder.models.approval import REQUESTS_TOPIC
@@ -101,7 +101,7 @@ class Engine(EscalationRelease):
         its steps run; a lock only while another event of the group waits, see `Turns`).
         """
         rb, event = match.runbook, match.event
-        group_key = str(render(rb.group_by, {"event": event.view()}))
+        group_key, ungrouped = grouped(rb.group_by, event)
         key = (rb.id, group_key)
         held = self._group_locks.get(key)  # not setdefault: that builds one for every event
         if held is None:
@@ -111,7 +111,7 @@ class Engine(EscalationRelease):
             if held.users > 1:
                 await held.wait()
             try:
-                incident, fresh, event = self._admit(rb, event, group_key)  # the event's time clamped, if need be
+                incident, fresh, event = self._admit(rb, event, group_key, ungrouped)  # its time clamped, if need be
                 if fresh is not None:
                     await self.run_from(rb, incident, event, fresh=fresh)
                 return incident
@@ -123,15 +123,19 @@ class Engine(EscalationRelease):
             if held.users == 0:
                 del self._group_locks[key]
 
-    def _admit(self, rb: Runbook, event: Event, group_key: str) -> tuple[Incident, bool | None, Event]:
+    def _admit(self, rb: Runbook, event: Event, group_key: str,
+               ungrouped: str | None = None) -> tuple[Incident, bool | None, Event]:
         """Open, join or suppress the event's incident (under the group's lock); whether the event is new to it
-        (`fresh`), or None when it was suppressed (no step runs); and the event, its time clamped to our clock."""
+        (`fresh`), or None when it was suppressed (no step runs); and the event, its time clamped to our clock.
+        `ungrouped` says why `group_by` could not group it (recorded; `incidents.group_key`)."""
         latest = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=MAX_CLOCK_SKEW)
         if event.time > latest:  # a future-dated event must not hold an incident open for ever
             event = event.model_copy(update={"time": latest})
         incidents = self.state.incidents
         incident = incidents.find(rb.id, group_key, event.time, rb.window)
         base = {"event_id": event.id, "runbook": rb.ref, "group_key": group_key, "event_time": event.time.isoformat()}
+        if ungrouped is not None:
+            base["ungrouped"] = ungrouped
         repeat = False
         ended = self.state.closed_until(rb.id, group_key) if incident is None else None
         if ended is not None and event.time.timestamp() <= ended:  # a redelivery of an evicted incident's event
