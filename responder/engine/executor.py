@@ -22,9 +22,9 @@ from responder.engine.approvals import Parked
 from responder.engine.decisions import Decisions
 from responder.engine.escalation import EscalationRelease
 from responder.engine.fleetguard import FleetGuard
+from responder.engine.grouping import group_key as grouped
 from responder.engine.guards import Guards
 from responder.engine.incidents import Incident
-from responder.engine.incidents import group_key as grouped
 from responder.engine.planner import LazyPlan
 from responder.engine.positions import after_escalation, step_index
 from responder.engine.recovery import replay
@@ -127,7 +127,7 @@ class Engine(EscalationRelease):
                ungrouped: str | None = None) -> tuple[Incident, bool | None, Event]:
         """Open, join or suppress the event's incident (under the group's lock); whether the event is new to it
         (`fresh`), or None when it was suppressed (no step runs); and the event, its time clamped to our clock.
-        `ungrouped` says why `group_by` could not group it (recorded; `incidents.group_key`)."""
+        `ungrouped` says why `group_by` could not group it (recorded; `grouping.group_key`)."""
         latest = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=MAX_CLOCK_SKEW)
         if event.time > latest:  # a future-dated event must not hold an incident open for ever
             event = event.model_copy(update={"time": latest})
