@@ -10,17 +10,24 @@ import orjson
 import pytest
 
 from responder.actuators import registry
+from responder.actuators.base import ActuationContext
 from responder.catalog import load_runbooks
 from responder.demo import eventbridge
+from responder.engine import Engine
+from responder.engine.approvals import MemoryPublisher
+from responder.models import RawRecord
 from responder.models.event import Event
 from responder.normalise import decode_doc
+from responder.pipeline import Pipeline
 from responder.rules.matcher import Matcher
+from responder.timeline import MemoryStore, Recorder
+from tests.fakes import FakeIam
 from tests.unit.test_source_consistency import _anomaly_copies
 
 ROOT = Path(__file__).resolve().parents[2]
 TACTICS = ("CredentialAccess", "InitialAccess", "DefenseEvasion", "Persistence", "PrivilegeEscalation", "Discovery",
            "Exfiltration", "Impact")
-LABELS = {5: "MEDIUM"}
+LABELS = {2: "LOW", 5: "MEDIUM"}
 
 
 @pytest.fixture(scope="module", name="matcher")
@@ -60,3 +67,26 @@ def test_guardduty_and_its_security_hub_copy_match_the_same_runbooks(tactic: str
     for event in events.values():
         for match in matcher.match(event):
             assert not [s.actuator for s in match.runbook.steps if s.actuator.startswith("aws.")]
+
+
+async def _notified(severity: float, matcher: Matcher) -> list[dict[str, Any]]:
+    """The notifications the shipped runbooks send for the Discovery anomaly example scored `severity`."""
+    doc = orjson.loads((ROOT / "runbooks/examples/anomalous-credential-use.json").read_bytes())
+    doc.update(type="Discovery:IAMUser/AnomalousBehavior", severity=severity, id=f"anomaly-{severity}")
+    doc["resource"]["accessKeyDetails"]["accessKeyId"] = f"AKIAEXAMPLEKEY{int(severity * 10):06d}"
+    publisher = MemoryPublisher()
+    engine = Engine(Recorder(MemoryStore()), registry, FakeIam(),
+                    context=ActuationContext(aws=FakeIam(), publisher=publisher))
+    await Pipeline(matcher.runbooks, engine).handle(RawRecord(topic="alerts", value=orjson.dumps(doc)))
+    return [orjson.loads(value) for _, _, value in publisher.sent]
+
+
+@pytest.mark.parametrize(("severity", "expected"), [(1.0, "low"), (2.0, "low"), (3.9, "low"), (4.0, "high"),
+                                                    (8.0, "high")])
+async def test_an_anomaly_below_medium_sends_a_low_urgency_notification_not_silence(severity: float, expected: str,
+                                                                                   matcher: Matcher) -> None:
+    """A Low anomaly (Discovery's default) sends one `low` notification to triage, a Medium or higher one pages
+    (`high`): never both, never nothing (before: below 4 matched no runbook)."""
+    sent = await _notified(severity, matcher)
+    assert [body["severity"] for body in sent] == [expected]
+    assert sent[0]["fields"]["finding"] == "Discovery:IAMUser/AnomalousBehavior"
