@@ -5,7 +5,7 @@
 a numeric severity, a `…Z` time, an access key and/or instance, remote IPs. `event()` builds exactly what
 `finding_to_event` would from such a finding, checking each value's type as it reads it so that the
 models' constraints hold by construction, and returns None the moment anything differs (another type, an
-empty or over-long id, buckets or workloads among the resources, an error of any kind): the general
+empty, blank, `digest:` or over-long id, buckets or workloads among the resources, an error of any kind): the general
 decoder then decides, raising its own error for a bad record. It never raises and has no side effects
 (beyond remembering what a finding type strips to and its threat row, for at most 4,096 types).
 It is one function on purpose: each call, helper and intermediate list it avoids is a tenth of a µs on the

@@ -15,19 +15,11 @@ from responder.service import Service
 from responder.timeline import FileStore, Recorder
 from tests.findings import guardduty_finding
 from tests.integration.harness import make_settings, running, wait_for
+from tests.kit import DEACTIVATE_STEPS
+from tests.unit.test_group_by_missing_field import HEADER
 
 pytestmark = pytest.mark.integration
-RUNBOOK = """\
-id: by-account
-trigger: {source: guardduty, type: "*IAMUser/*"}
-group_by: "${event.account}:${event.resource.access_key.id}"
-steps:
-  - id: deactivate
-    actuator: aws.iam.deactivate_access_key
-    with:
-      user_name: "${event.resource.access_key.attributes.user_name}"
-      access_key_id: "${event.resource.access_key.id}"
-"""
+RUNBOOK = HEADER + DEACTIVATE_STEPS  # grouped by `${event.account}:${event.resource.access_key.id}`
 
 
 async def test_a_finding_without_the_group_by_account_is_contained_not_deadlettered(

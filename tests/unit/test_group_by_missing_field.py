@@ -13,10 +13,12 @@ from responder.models.timeline import EntryKind
 from tests.findings import guardduty_finding
 from tests.kit import Kit, make_kit
 
-RUNBOOK = """\
+HEADER = """\
 id: by-account
 trigger: {source: guardduty, type: "*IAMUser/*"}
 group_by: "${event.account}:${event.resource.access_key.id}"
+"""
+RUNBOOK = HEADER + """\
 steps:
   - id: note
     actuator: test.echo
