@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from responder.models.event import Event, Resource, ResourceKind
-from responder.normalise.assemble import given_id, make_event, raw_id
+from responder.normalise.assemble import DERIVED, given_id, make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, ip_resource, res
@@ -179,9 +179,12 @@ def decode_secops(doc: Any) -> list[Event]:
         labels = {lab.get("key"): lab.get("value") for lab in det.get("ruleLabels") or []}
         risk = number(det.get("riskScore"))
         when, inferred = time_or_received(doc.get("detectionTime"), doc.get("createdTime"))
-        own = given_id(doc.get("id")) or raw_id("google-secops", doc)
+        rule = f":{det['ruleId']}" if len(doc["detection"]) > 1 else ""
+        own = given_id(doc.get("id"))
+        if own is None or (own + rule).startswith(DERIVED):  # `digest` + `:<hash>` must not spell a real digest id
+            own = raw_id("google-secops", doc)
         out.append(make_event(
-            id=own + (f":{det['ruleId']}" if len(doc["detection"]) > 1 else ""),
+            id=own + rule,
             source="google-secops",
             type=str(det.get("ruleName") or det.get("ruleId") or doc["type"]),
             severity=severity_from_label(labels.get("severity"), hint=risk / 10 if risk is not None else None,

@@ -149,3 +149,17 @@ async def test_two_distinct_findings_without_an_id_both_act_in_one_incident(tmp_
     [joined] = kit.entries(EntryKind.INCIDENT_JOINED)
     assert joined["repeat"] is False
     assert joined["event_id"].startswith(DERIVED)
+
+
+def test_a_secops_id_composed_with_a_rule_id_cannot_take_a_real_digest() -> None:
+    """A SecOps record whose id `digest` plus a detection's ruleId would spell a real id-less record's `digest:` id
+    gets its own digest instead: the real record is no repeat."""
+    real = {"type": "RULE_DETECTION", "detectionTime": "2026-11-25T10:00:00Z",
+            "detection": [{"ruleName": "Model registry tampering", "ruleId": "ru_a"}]}
+    [genuine] = decode_doc(real)
+    forged = {"type": "RULE_DETECTION", "id": "digest", "detectionTime": "2026-11-25T10:00:00Z",
+              "detection": [{"ruleName": "x", "ruleId": genuine.id.removeprefix(DERIVED)}, {"ruleId": "ru_b"}]}
+    ids = [event.id for event in decode_doc(forged)]
+    assert genuine.id not in ids
+    assert ids[1].startswith(DERIVED)  # the forged record's own digest, per rule
+    assert ids[1].endswith(":ru_b")
