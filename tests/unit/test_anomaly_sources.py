@@ -69,15 +69,19 @@ def test_guardduty_and_its_security_hub_copy_match_the_same_runbooks(tactic: str
             assert not [s.actuator for s in match.runbook.steps if s.actuator.startswith("aws.")]
 
 
-async def _notified(severity: float, matcher: Matcher) -> list[dict[str, Any]]:
-    """The notifications the shipped runbooks send for the Discovery anomaly example scored `severity`."""
-    doc = orjson.loads((ROOT / "runbooks/examples/anomalous-credential-use.json").read_bytes())
-    doc.update(type="Discovery:IAMUser/AnomalousBehavior", severity=severity, id=f"anomaly-{severity}")
-    doc["resource"]["accessKeyDetails"]["accessKeyId"] = f"AKIAEXAMPLEKEY{int(severity * 10):06d}"
+async def _notified(matcher: Matcher, key: str, *severities: float) -> list[dict[str, Any]]:
+    """The notifications the shipped runbooks send for the Discovery anomaly example on access key `key`, one
+    distinct finding per score in `severities`, in order (one incident: the same key, minutes apart)."""
     publisher = MemoryPublisher()
     engine = Engine(Recorder(MemoryStore()), registry, FakeIam(),
                     context=ActuationContext(aws=FakeIam(), publisher=publisher))
-    await Pipeline(matcher.runbooks, engine).handle(RawRecord(topic="alerts", value=orjson.dumps(doc)))
+    pipeline = Pipeline(matcher.runbooks, engine)
+    for n, severity in enumerate(severities):
+        doc = orjson.loads((ROOT / "runbooks/examples/anomalous-credential-use.json").read_bytes())
+        doc.update(type="Discovery:IAMUser/AnomalousBehavior", severity=severity, id=f"anomaly-{key}-{n}",
+                   updatedAt=f"2026-11-25T10:0{n}:00.000Z")
+        doc["resource"]["accessKeyDetails"]["accessKeyId"] = key
+        await pipeline.handle(RawRecord(topic="alerts", value=orjson.dumps(doc)))
     return [orjson.loads(value) for _, _, value in publisher.sent]
 
 
@@ -87,6 +91,19 @@ async def test_an_anomaly_below_medium_sends_a_low_urgency_notification_not_sile
                                                                                    matcher: Matcher) -> None:
     """A Low anomaly (Discovery's default) sends one `low` notification to triage, a Medium or higher one pages
     (`high`): never both, never nothing (before: below 4 matched no runbook)."""
-    sent = await _notified(severity, matcher)
+    sent = await _notified(matcher, f"AKIAEXAMPLEKEY{int(severity * 10):06d}", severity)
     assert [body["severity"] for body in sent] == [expected]
     assert sent[0]["fields"]["finding"] == "Discovery:IAMUser/AnomalousBehavior"
+
+
+@pytest.mark.parametrize(("severities", "expected"), [((2.0, 5.0), ["low", "high"]), ((5.0, 6.0), ["high"]),
+                                                      ((2.0, 3.0), ["low"])])
+async def test_a_medium_anomaly_joining_a_low_ones_incident_still_pages(severities: tuple[float, float],
+                                                                        expected: list[str],
+                                                                        matcher: Matcher) -> None:
+    """A Medium anomaly joining the incident a Low one opened pages on-call; a second one of the same kind in the
+    incident notifies nobody again."""
+    key = f"AKIAJOINEDKEY{int(severities[0] * 10):02d}{int(severities[1] * 10):02d}000"
+    sent = await _notified(matcher, key, *severities)
+    assert [body["severity"] for body in sent] == expected
+    assert len({body["incident"] for body in sent}) == 1
