@@ -14,8 +14,8 @@ only chooses the partition, so the same incident key still lands on one, and the
 * a Standard Webhooks delivery is deduplicated on its `webhook-id` (per key when split); a reused id with another
   body is a replay, refused before splitting (`webhook_delivery`, remembered once per delivery);
 * an Alertmanager group becomes one record per alert (the group with that alert only), each keyed by its own
-  incident key and deduplicated on groupKey + status + fingerprint + startsAt;
-* a Splunk alert is deduplicated on its search id (`sid`);
+  incident key and deduplicated on groupKey + status + fingerprint (else its event id) + startsAt;
+* a Splunk alert is deduplicated on its search id (`sid`), when it is one (`assemble.given_id`);
 * anything else on the decoded event ids of each record.
 """
 
@@ -29,6 +29,7 @@ import orjson
 
 from responder.models.event import Event
 from responder.normalise import decode_doc
+from responder.normalise.assemble import given_id
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,9 @@ def _alertmanager(source: str, body: bytes, doc: dict[str, Any], events: list[Ev
     out = []
     for alert, event in zip(doc["alerts"], events, strict=True):
         status = str(alert.get("status") or doc.get("status"))
-        delivery = "am:" + _hash(source, str(doc.get("groupKey")), status, str(alert.get("fingerprint")),
-                                 str(alert.get("startsAt")))
+        # an alert without a usable fingerprint is told apart by its event id (its digest), never by "None"
+        delivery = "am:" + _hash(source, str(doc.get("groupKey")), status,
+                                 given_id(alert.get("fingerprint")) or event.id, str(alert.get("startsAt")))
         value = body if len(doc["alerts"]) == 1 else orjson.dumps({**doc, "alerts": [alert]})
         out.append(Record(value, kafka_key(event.incident_key), delivery, None))
     return out
@@ -121,7 +123,8 @@ def records_for(source: str, body: bytes, doc: Any, events: list[Event], webhook
                 for key, value, _ in parts]
     if _is_alertmanager(doc, events):
         return _alertmanager(source, body, doc, events)
-    if isinstance(doc, dict) and events[0].source == "splunk" and doc.get("sid"):
-        return [Record(body, kafka_key(events[0].incident_key), f"splunk:{_hash(source, str(doc['sid']))}", None)]
+    sid = given_id(doc.get("sid")) if isinstance(doc, dict) and events[0].source == "splunk" else None
+    if sid is not None:  # a blank, boolean or `digest:` sid is none (as in the decoder): the event ids below are
+        return [Record(body, kafka_key(events[0].incident_key), f"splunk:{_hash(source, sid)}", None)]
     return [Record(value, key, "ev:" + _hash(source, *sorted(e.id for e in evs)), None)
             for key, value, evs in _parts(body, doc, events, fmt)]

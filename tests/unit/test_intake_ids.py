@@ -1,0 +1,70 @@
+"""The intake's delivery keys never make two distinct alerts without a usable id one delivery (the second dropped as
+a sender's retry): a blank or non-text Splunk `sid`, an Alertmanager alert without a fingerprint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from responder.intake import Intake, create_app
+from responder.intake.records import _hash, records_for
+from responder.normalise import decode_doc
+from tests.intake_kit import BEARER, FakeSender, corpus, intake_settings
+
+HEADERS = {"content-type": "application/json", "authorization": f"Bearer {BEARER}"}
+
+
+@pytest.fixture(name="sender")
+def _sender() -> FakeSender:
+    return FakeSender()
+
+
+@pytest.fixture(name="client")
+def _client(sender: FakeSender) -> Iterator[TestClient]:
+    with TestClient(create_app(Intake(intake_settings(), sender))) as client:
+        yield client
+
+
+def _post(client: TestClient, doc: Any) -> dict[str, int]:
+    answer = client.post("/v1/events/dd", content=orjson.dumps(doc), headers=HEADERS)
+    assert answer.status_code == 202, answer.text
+    return {"produced": answer.json()["produced"], "duplicates": answer.json()["duplicates"]}
+
+
+@pytest.mark.parametrize("sid", ["", "  ", True, "digest:00"])
+def test_two_splunk_alerts_without_a_usable_sid_are_both_produced(sid: Any, client: TestClient) -> None:
+    """Two Splunk alerts whose `sid` is blank, a boolean or claims the digest form are two deliveries (each keyed by
+    its own digest id); the same body again is still a duplicate."""
+    docs = []
+    for n in (1, 2):
+        doc = orjson.loads(corpus("splunk"))
+        doc.update(sid=sid, results_link=f"http://example.com/{n}")
+        docs.append(doc)
+    assert _post(client, docs[0]) == {"produced": 1, "duplicates": 0}
+    assert _post(client, docs[1]) == {"produced": 1, "duplicates": 0}
+    assert _post(client, docs[1]) == {"produced": 0, "duplicates": 1}
+
+
+def test_two_alertmanager_alerts_without_a_fingerprint_are_both_produced(client: TestClient) -> None:
+    """Two distinct Alertmanager alerts of one group without a fingerprint, started at the same time, are two
+    deliveries; the same group again is duplicates only."""
+    doc = orjson.loads(corpus("alertmanager"))
+    for alert in doc["alerts"]:
+        alert.pop("fingerprint", None)
+        alert["startsAt"] = doc["alerts"][0]["startsAt"]
+    assert _post(client, doc) == {"produced": 2, "duplicates": 0}
+    assert _post(client, doc) == {"produced": 0, "duplicates": 2}
+
+
+def test_splunk_and_alertmanager_alerts_with_ids_keep_their_delivery_keys() -> None:
+    """A real `sid` and fingerprint keep the delivery keys they had (a retry across the upgrade is still a no-op)."""
+    splunk, manager = orjson.loads(corpus("splunk")), orjson.loads(corpus("alertmanager"))
+    [record] = records_for("dd", corpus("splunk"), splunk, decode_doc(splunk), None)
+    assert record.delivery == "splunk:" + _hash("dd", str(splunk["sid"]))
+    keys = [r.delivery for r in records_for("dd", corpus("alertmanager"), manager, decode_doc(manager), None)]
+    assert keys == ["am:" + _hash("dd", manager["groupKey"], "firing", alert["fingerprint"], alert["startsAt"])
+                    for alert in manager["alerts"]]
