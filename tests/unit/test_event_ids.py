@@ -135,9 +135,10 @@ steps:
 """
 
 
-async def test_two_distinct_findings_without_an_id_both_act_in_one_incident(tmp_path: Path) -> None:
+async def test_two_distinct_findings_without_an_id_are_two_events_of_one_incident(tmp_path: Path) -> None:
     """Two GuardDuty findings with neither id nor ARN, on the same key, are two events of one incident: the second
-    is no repeat and its step runs (before: both were "None", the second a repeat that did nothing)."""
+    is no repeat, so its step is verified again (found done here) (before: both were "None", the second a repeat
+    that ran no step)."""
     kit = make_kit(tmp_path, {"rb": RUNBOOK})
     assert kit.pipeline is not None
     for updated in ("2026-11-25T10:00:00.000Z", "2026-11-25T10:01:00.000Z"):
@@ -149,6 +150,7 @@ async def test_two_distinct_findings_without_an_id_both_act_in_one_incident(tmp_
     [joined] = kit.entries(EntryKind.INCIDENT_JOINED)
     assert joined["repeat"] is False
     assert joined["event_id"].startswith(DERIVED)
+    assert [(e["step"], e["reason"]) for e in kit.entries(EntryKind.STEP_SKIPPED)] == [("note", "already_done")]
 
 
 def test_a_secops_id_composed_with_a_rule_id_cannot_take_a_real_digest() -> None:
