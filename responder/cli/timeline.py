@@ -9,8 +9,18 @@ import orjson
 import typer
 
 from responder.cli.options import JsonOpt
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
+from responder.cli.output import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_UNSIGNED,
+    EXIT_USAGE,
+    console,
+    emit_json,
+    err_console,
+    timeline_table,
+)
 from responder.cli.timeline_files import anchors_by_file, interleave, merged, parsable, resolve, verify_file, writers
+from responder.cli.timeline_sign import sign
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
@@ -19,6 +29,7 @@ from responder.timeline.evidence import evidence_pack, incident_entries, render_
 from responder.timeline.verify import verify_anchor_entry
 
 app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_args_is_help=True)
+app.command()(sign)
 
 PathArg = Annotated[Path, typer.Argument(help="timeline JSON Lines file", exists=True, dir_okay=False)]
 PathsArg = Annotated[list[Path], typer.Argument(
@@ -60,14 +71,18 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
             emit_json({"ok": False, "path": str(a), "first_bad_seq": -1, "reason": why})
         else:
             err_console.print(f"✗ {why}", style="red", markup=False)
-    unchecked = 0
+    codes: list[int] = []
     for path in files:
         try:
             _verify_one(path, public_key, archive if len(files) == 1 else None, held[path], json)
         except typer.Exit as exc:
-            failed, unchecked = failed + (exc.exit_code == EXIT_FAILED), unchecked + (exc.exit_code != EXIT_FAILED)
-    if failed or unchecked:  # a file that does not verify is the answer; one that could not be checked is not
-        raise typer.Exit(EXIT_FAILED if failed else EXIT_CONFIG)
+            codes.append(exc.exit_code)
+    if failed or EXIT_FAILED in codes:  # a file that does not verify is the answer
+        raise typer.Exit(EXIT_FAILED)
+    if any(c != EXIT_UNSIGNED for c in codes):  # one that could not be checked is not
+        raise typer.Exit(EXIT_CONFIG)
+    if codes:  # intact, an offline command's entries past the cadence unsigned: neither tampering nor verified
+        raise typer.Exit(EXIT_UNSIGNED)
 
 
 def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool) -> None:
@@ -88,10 +103,19 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         raise typer.Exit(EXIT_CONFIG) from exc
     if json:
         emit_json({"path": str(path), **result.as_dict()})
+    elif result.past_cadence:
+        err_console.print(f"! {path}: NOT fully proven: {result.reason()}", style="yellow", markup=False)
+    else:
+        console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
+    if result.past_cadence:
+        raise typer.Exit(EXIT_UNSIGNED)
+    if json:
         return
-    console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
     signed = "signatures verified" if result.signatures_checked else "[yellow]signatures NOT checked (no public key)"
     console.print(f"  {result.checkpoints} checkpoints, {signed}; {result.unsigned_tail} entries after the last one")
+    for run in result.unsigned_offline:
+        console.print(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by offline writer "
+                      f"{run.writer}", markup=False)
     if result.archived_entries is not None:
         console.print(f"  {result.archived_entries} entries match the archive {archive}")
     if result.anchors_checked:
@@ -149,8 +173,8 @@ def export(
         "ok": all(c["ok"] for c in checks), "entries": sum(int(c.get("entries", 0)) for c in checks),
         "checkpoints": sum(int(c.get("checkpoints", 0)) for c in checks),
         "signatures_checked": all(c.get("signatures_checked") for c in checks),
-        "writers": len(checks), **next(({"first_bad_seq": c["first_bad_seq"], "reason": f"{c['path']}: {c['reason']}"}
-                                        for c in checks if not c["ok"]), {})}
+        "writers": len(checks), **next(({"first_bad_seq": c.get("first_bad_seq"),
+                                         "reason": f"{c['path']}: {c['reason']}"} for c in checks if not c["ok"]), {})}
     entries = merged(files) if verification["ok"] else []
     if not entries:  # a broken file may not even parse: fall back to the lines that do
         entries = interleave([parsable(path) for path in files])
@@ -164,8 +188,8 @@ def export(
     else:
         out.write_text(text, encoding="utf-8")
         err_console.print(f"evidence pack for {incident} written to {out}")
-    if not verification["ok"]:
-        raise typer.Exit(EXIT_FAILED)
+    if not verification["ok"]:  # only unsigned offline tails: 4, as verify exits; anything broken: 1
+        raise typer.Exit(EXIT_FAILED if any("first_bad_seq" in c for c in checks) else EXIT_UNSIGNED)
 
 
 def _kind(line: bytes) -> str | None:
