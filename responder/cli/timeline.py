@@ -20,13 +20,14 @@ from responder.cli.output import (
     timeline_table,
 )
 from responder.cli.timeline_files import anchors_by_file, interleave, merged, parsable, resolve, verify_file, writers
+from responder.cli.timeline_fleet import WritersOpt, expected_writers, fleet_check
 from responder.cli.timeline_sign import sign
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
 from responder.timeline.checkpoint import generate_keypair, key_id, load_public_key
 from responder.timeline.evidence import evidence_pack, incident_entries, render_markdown
-from responder.timeline.verify import verify_anchor_entry
+from responder.timeline.verify import Verification, verify_anchor_entry
 
 app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_args_is_help=True)
 app.command()(sign)
@@ -48,9 +49,11 @@ def _settings() -> Settings:
 
 @app.command()
 def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = None, anchor: AnchorOpt = None,
-           json: JsonOpt = False) -> None:
-    """Check every writer's chain: links, hashes, signatures, anchors, archive; exit 1 naming the first bad entry."""
+           writers_: WritersOpt = None, json: JsonOpt = False) -> None:
+    """Check every writer's chain: links, hashes, signatures, anchors, archive; exit 1 naming the first bad entry,
+    or a replica of --writers with no file, or a writer not in it."""
     settings = _settings()
+    expected = expected_writers(writers_, settings.timeline_writers)
     public_key = public_key or settings.timeline_verify_key
     explicit_archive, archive = archive is not None, archive or settings.timeline_archive
     files = writers(paths)
@@ -72,11 +75,14 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
         else:
             err_console.print(f"✗ {why}", style="red", markup=False)
     codes: list[int] = []
+    results: dict[Path, Verification] = {}
     for path in files:
         try:
-            _verify_one(path, public_key, archive if len(files) == 1 else None, held[path], json)
+            _verify_one(path, public_key, archive if len(files) == 1 else None, held[path], json, results)
         except typer.Exit as exc:
             codes.append(exc.exit_code)
+    if expected and not fleet_check(expected, files, results, json):
+        failed += 1
     if failed or EXIT_FAILED in codes:  # a file that does not verify is the answer
         raise typer.Exit(EXIT_FAILED)
     if any(c != EXIT_UNSIGNED for c in codes):  # one that could not be checked is not
@@ -85,7 +91,9 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
         raise typer.Exit(EXIT_UNSIGNED)
 
 
-def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool) -> None:
+def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool,
+                results: dict[Path, Verification]) -> None:
+    """Verify one file, print its verdict and keep its result in `results` (intact: exit 4 when past the cadence)."""
     try:
         result = verify_file(path, public_key, archive, anchor)
     except ChainBroken as exc:
@@ -101,6 +109,7 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
     except (OSError, TimelineError) as exc:
         err_console.print(f"✗ cannot check {path}: {exc}", style="red", markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc
+    results[path] = result
     if json:
         emit_json({"path": str(path), **result.as_dict()})
     elif result.past_cadence:

@@ -46,6 +46,8 @@ class Verification:
     offline: list[OfflineRun] = field(default_factory=list)
     """Each offline writer's run of entries: writer, first and last seq, count, and the checkpoint that signs it."""
     past_cadence: bool = False
+    writers: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Each writer id's last entry: (seq, hash)."""
     """The unsigned tail is longer than the cadence, by an offline writer's entries: intact but unproven."""
 
     @property
@@ -108,6 +110,8 @@ def verify_lines(
     expect = dict(anchors or {})
     prev, seq, checkpoints, last_cp, since_cp = GENESIS_HASH, 0, 0, None, 0
     runs: list[OfflineRun] = []
+    last_by: dict[str, tuple[int, str]] = {}
+    writer: str | None = None
     run: OfflineRun | None = None  # the offline writer's run the last entry belongs to
     limit = cadence if checker is not None and cadence is not None else None
     for number, line in enumerate(lines, start=1):
@@ -166,6 +170,10 @@ def verify_lines(
                 problem = checker.problem(w, seq, p, body)
                 if problem is not None:
                     raise ChainBroken(seq, problem)
+        if w != writer:  # recorded when the writer changes, and at the end
+            if writer is not None:
+                last_by[writer] = (seq - 1, prev)
+            writer = w
         if expect:
             want = expect.pop(seq, None)
             if want is not None and want != h:
@@ -178,9 +186,11 @@ def verify_lines(
         missing = min(expect)
         raise ChainBroken(seq, f"truncated: a signed checkpoint exists for seq {missing}, the timeline ends "
                                f"at seq {seq - 1}")
+    if writer is not None:
+        last_by[writer] = (seq - 1, prev)
     return Verification(entries=seq, head=prev, checkpoints=checkpoints, signatures_checked=checker is not None,
                         last_checkpoint=last_cp, anchors_checked=sorted((anchors or {}).keys()), offline=runs,
-                        past_cadence=limit is not None and since_cp > limit)
+                        past_cadence=limit is not None and since_cp > limit, writers=last_by)
 
 
 def _offline_run(writer: str, seq: int, since_cp: int, limit: int | None) -> OfflineRun:
