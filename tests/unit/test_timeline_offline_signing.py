@@ -202,3 +202,17 @@ def test_offline_command_without_the_key_refuses_a_tail_already_past_the_cadence
     again = CliRunner().invoke(app, [*command, "--timeline", str(path)])
     assert again.exit_code == 0, again.output
     assert _verify(path)["verdict"] == "verified"
+
+
+def test_offline_command_with_the_key_that_fails_still_seals_what_it_wrote(tmp_path, registry, monkeypatch):
+    """A `models switch` to a version that does not exist fails (exit 1) after writing its intent and result: with
+    the key they are still covered by its checkpoint, so verify finds no unsigned tail."""
+    path = tmp_path / "t.jsonl"
+    _signed_timeline(path, str(registry.root))
+    monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
+    out = CliRunner().invoke(app, ["models", "switch", "fraud", "v9", "--timeline", str(path)])
+    assert out.exit_code == 1, out.output
+    kinds = [json.loads(line)["kind"] for line in path.read_text().splitlines()]
+    assert kinds[3:] == ["step.intent", "step.result", "checkpoint"]
+    body = _verify(path)
+    assert (body["unsigned_tail"], body["offline_writers"][0]["signed_by"]) == (0, 5)
