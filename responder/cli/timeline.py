@@ -173,17 +173,19 @@ def export(
                                     for a, why in orphans.items()]
     for path in files:
         try:
-            checks.append(verify_file(path, public_key or settings.timeline_verify_key,
-                                      (archive or settings.timeline_archive) if len(files) == 1 else None,
-                                      held[path]).as_dict())
+            checks.append({**verify_file(path, public_key or settings.timeline_verify_key,
+                                         (archive or settings.timeline_archive) if len(files) == 1 else None,
+                                         held[path]).as_dict(), "path": str(path)})
         except ChainBroken as exc:
             checks.append({"ok": False, "first_bad_seq": exc.seq, "reason": exc.reason, "path": str(path)})
     verification = checks[0] if len(checks) == 1 else {
         "ok": all(c["ok"] for c in checks), "entries": sum(int(c.get("entries", 0)) for c in checks),
         "checkpoints": sum(int(c.get("checkpoints", 0)) for c in checks),
         "signatures_checked": all(c.get("signatures_checked") for c in checks),
-        "writers": len(checks), **next(({"first_bad_seq": c.get("first_bad_seq"),
-                                         "reason": f"{c['path']}: {c['reason']}"} for c in checks if not c["ok"]), {})}
+        "writers": len(checks), **next(({"first_bad_seq": c.get("first_bad_seq"), "verdict": c.get("verdict"),
+                                         "reason": f"{c['path']}: {c['reason']}"}
+                                        for c in sorted(checks, key=lambda c: "first_bad_seq" not in c)  # broken 1st
+                                        if not c["ok"]), {})}
     entries = merged(files) if verification["ok"] else []
     if not entries:  # a broken file may not even parse: fall back to the lines that do
         entries = interleave([parsable(path) for path in files])

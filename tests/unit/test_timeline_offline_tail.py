@@ -210,3 +210,30 @@ def test_verify_of_several_files_exits_4_only_when_nothing_is_broken(tmp_path):
     c.write_bytes(b"\n".join(lines[1:]) + b"\n")
     out = runner.invoke(app, ["timeline", "verify", str(a), str(b), str(c), "--public-key", PUBLIC])
     assert out.exit_code == 1, out.output
+
+
+def test_export_of_an_unsigned_offline_tail_exits_4_with_the_verdict_in_the_pack(tmp_path):
+    """The evidence pack carries the verdict and reason; export exits 4 as verify does, not 1."""
+    path = tmp_path / "t.jsonl"
+    _past_cadence(path)
+    out = runner.invoke(app, ["timeline", "export", str(path), "--incident", "inc", "--format", "json",
+                              "--public-key", PUBLIC])
+    assert out.exit_code == 4, out.output
+    verification = orjson.loads(out.stdout)["verification"]
+    assert verification["verdict"] == "unsigned_offline_tail"
+    assert "offline:host:43" in verification["reason"]
+    md = runner.invoke(app, ["timeline", "export", str(path), "--incident", "inc", "--public-key", PUBLIC])
+    assert md.exit_code == 4
+    assert "NOT FULLY PROVEN (unsigned offline tail)" in md.stdout
+
+
+def test_export_across_files_names_the_unsigned_file_and_exits_4(tmp_path):
+    """Two writers' files, one with an unsigned offline tail: the pack's verdict names that file; exit 4."""
+    _past_cadence(tmp_path / "a.jsonl")
+    write_signed(tmp_path / "b.jsonl", n=5, every=CADENCE)
+    out = runner.invoke(app, ["timeline", "export", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"),
+                              "--incident", "inc", "--format", "json", "--public-key", PUBLIC])
+    assert out.exit_code == 4, out.output
+    verification = orjson.loads(out.stdout)["verification"]
+    assert verification["verdict"] == "unsigned_offline_tail"
+    assert verification["reason"].startswith(str(tmp_path / "a.jsonl"))
