@@ -27,7 +27,13 @@ __all__ = ["DurableSink", "Recorder", "default_writer_id"]
 
 _MILLIS = [f"{n:03d}" for n in range(1000)]  # the digits of an `at`'s microseconds, in two halves
 _MICROS = [f"{n:03d}+00:00" for n in range(1000)]
-_CHECKPOINT_KIND = b'"kind":"checkpoint"'  # as a canonical line holds it (inside a string its quotes are escaped)
+_KIND = b',"kind":"'  # in a canonical line the entry's own kind is the last: only prev, seq and writer follow it
+
+
+def _is_checkpoint(line: bytes) -> bool:
+    """Whether a canonical line is a checkpoint entry (a body's nested `"kind":"checkpoint"` comes before it)."""
+    at = line.rfind(_KIND)
+    return at >= 0 and line.startswith(b'checkpoint"', at + len(_KIND))
 
 
 def default_writer_id() -> str:
@@ -95,7 +101,7 @@ class Recorder(GroupCommit):
             run, signed = 0, False  # unsigned run over the whole file, a line at a time
             with store.path.open("rb") as fh:
                 for line in fh:
-                    if _CHECKPOINT_KIND in line:  # a false hit (an escaped string cannot hold it) only shortens
+                    if _is_checkpoint(line):
                         run, signed = 0, True
                     elif line.strip():
                         run += 1

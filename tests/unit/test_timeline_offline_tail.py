@@ -237,3 +237,22 @@ def test_export_across_files_names_the_unsigned_file_and_exits_4(tmp_path):
     verification = orjson.loads(out.stdout)["verification"]
     assert verification["verdict"] == "unsigned_offline_tail"
     assert verification["reason"].startswith(str(tmp_path / "a.jsonl"))
+
+
+def test_a_body_holding_kind_checkpoint_does_not_reset_the_unsigned_run_an_offline_command_counts(tmp_path):
+    """Entries whose body nests {"kind": "checkpoint"} (alert text) are not checkpoints: 6 of them past the last
+    real one put the run past the cadence, and an offline recorder without the key sees it."""
+    from responder.settings import Settings
+
+    path = tmp_path / "t.jsonl"
+    write_signed(path, n=5, every=CADENCE)
+    rec = Recorder(FileStore(path), writer="svc")
+    for i in range(CADENCE + 1):
+        rec.append("event.received", {"raw": {"kind": "checkpoint"}, "i": i})
+    rec.close()
+    offline = Recorder.offline(path, Settings(timeline_checkpoint_every=CADENCE))
+    try:
+        assert offline.unsigned_run() == CADENCE + 1
+        assert offline.past_cadence()
+    finally:
+        offline.close()
