@@ -57,6 +57,10 @@ def _show(check: FleetCheck) -> None:
     if check.missing:
         err_console.print(f"✗ expected writers with no timeline: {', '.join(check.missing)} (a replica's file missing "
                           "or replaced)", style="red", markup=False)
+    if check.unsigned_only:
+        err_console.print(f"  only unsigned entries of: {', '.join(check.unsigned_only)} (after the last checkpoint of "
+                          "their file: anyone who can write a file can append those, so they prove no replica)",
+                          style="red", markup=False)
     if check.unexpected:
         err_console.print(f"✗ unexpected writers: {', '.join(check.unexpected)} (not in --writers / "
                           "RESPONDER_TIMELINE_WRITERS)", style="red", markup=False)

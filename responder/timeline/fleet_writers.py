@@ -53,6 +53,8 @@ class FleetCheck:
     unexpected: list[str] = field(default_factory=list)
     writers: list[WriterCoverage] = field(default_factory=list)
     offline: list[str] = field(default_factory=list)
+    unsigned_only: list[str] = field(default_factory=list)
+    """Expected replicas whose entries are all unsigned (after their file's last checkpoint): forgeable, missing."""
 
     @property
     def ok(self) -> bool:
@@ -62,28 +64,37 @@ class FleetCheck:
     def as_dict(self) -> dict[str, object]:
         """JSON-ready."""
         return {"ok": self.ok, "expected": self.expected, "missing": self.missing, "unexpected": self.unexpected,
-                "writers": [asdict(w) for w in self.writers], "offline_writers": self.offline}
+                "writers": [asdict(w) for w in self.writers], "offline_writers": self.offline,
+                "unsigned_only": self.unsigned_only}
 
 
 def check_writers(expected: Iterable[str], files: Iterable[FileWriters]) -> FleetCheck:
-    """Compare the replicas found in `files` with `expected`; a replica is found where any of its writer ids wrote."""
+    """Compare the replicas found in `files` with `expected`; a replica is found where any of its writer ids wrote,
+    and, with signatures checked, only where a signed checkpoint covers one of its entries: anyone who can write a
+    file can append unsigned entries under any writer id, so those alone do not make a deleted replica's file present.
+    """
     want = sorted(set(expected))
     result = FleetCheck(expected=want)
     found: set[str] = set()
+    seen: set[str] = set()
     for f in files:
         last: dict[str, tuple[int, str]] = {}
+        v = f.verification
+        cp = v.last_checkpoint if v is not None else None
         for writer, (seq, digest) in f.writers.items():
             name = replica(writer)
             if name is None:
                 result.offline.append(writer)
-            elif name not in last or seq > last[name][0]:
+                continue
+            if name not in last or seq > last[name][0]:
                 last[name] = (seq, digest)
-        v = f.verification
-        cp = v.last_checkpoint if v is not None else None
+            seen.add(name)
+            if v is None or not v.signatures_checked or (cp is not None and v.first_seqs.get(writer, cp + 1) <= cp):
+                found.add(name)
         for name, (seq, digest) in sorted(last.items()):
-            found.add(name)
             result.writers.append(WriterCoverage(name, f.path, v is not None, seq, digest, cp,
                                                  v is not None and cp is not None and seq <= cp))
     result.missing = [n for n in want if n not in found]
-    result.unexpected = sorted(found - set(want))
+    result.unsigned_only = [n for n in result.missing if n in seen]
+    result.unexpected = sorted(seen - set(want))
     return result

@@ -46,9 +46,11 @@ class Verification:
     offline: list[OfflineRun] = field(default_factory=list)
     """Each offline writer's run of entries: writer, first and last seq, count, and the checkpoint that signs it."""
     past_cadence: bool = False
+    """The unsigned tail is longer than the cadence, by an offline writer's entries: unproven (see `reason`)."""
     writers: dict[str, tuple[int, str]] = field(default_factory=dict)
     """Each writer id's last entry: (seq, hash)."""
-    """The unsigned tail is longer than the cadence, by an offline writer's entries: intact but unproven."""
+    first_seqs: dict[str, int] = field(default_factory=dict)
+    """Each writer id's first seq: at or before `last_checkpoint`, a signature covers an entry of it."""
 
     @property
     def unsigned_offline(self) -> list[OfflineRun]:
@@ -111,6 +113,7 @@ def verify_lines(
     prev, seq, checkpoints, last_cp, since_cp = GENESIS_HASH, 0, 0, None, 0
     runs: list[OfflineRun] = []
     last_by: dict[str, tuple[int, str]] = {}
+    first_by: dict[str, int] = {}
     writer: str | None = None
     run: OfflineRun | None = None  # the offline writer's run the last entry belongs to
     limit = cadence if checker is not None and cadence is not None else None
@@ -174,6 +177,7 @@ def verify_lines(
             if writer is not None:
                 last_by[writer] = (seq - 1, prev)
             writer = w
+            first_by.setdefault(w, seq)
         if expect:
             want = expect.pop(seq, None)
             if want is not None and want != h:
@@ -190,7 +194,7 @@ def verify_lines(
         last_by[writer] = (seq - 1, prev)
     return Verification(entries=seq, head=prev, checkpoints=checkpoints, signatures_checked=checker is not None,
                         last_checkpoint=last_cp, anchors_checked=sorted((anchors or {}).keys()), offline=runs,
-                        past_cadence=limit is not None and since_cp > limit, writers=last_by)
+                        past_cadence=limit is not None and since_cp > limit, writers=last_by, first_seqs=first_by)
 
 
 def _offline_run(writer: str, seq: int, since_cp: int, limit: int | None) -> OfflineRun:

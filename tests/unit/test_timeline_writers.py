@@ -126,3 +126,26 @@ def test_a_file_that_does_not_verify_still_names_its_replica(tmp_path):
 def test_a_writers_replica_is_the_host_of_host_pid(writer, name):
     """host:pid → host; an id without a numeric pid is its own name; an offline command's is no replica."""
     assert replica(writer) == name
+
+
+def test_a_deleted_replicas_name_forged_in_another_files_unsigned_tail_is_still_missing(tmp_path):
+    """r2's file deleted and one unsigned entry by "r2:999" appended to r1's file: r2 is missing, exit 1."""
+    d = _fleet(tmp_path)
+    (d / "r2.jsonl").unlink()
+    _replica(d / "r1.jsonl", "r2:999", signed=False)  # what anyone who can write r1's file can append
+    code, fleet = _verify(str(d), "--writers", "r1,r2,r3")
+    assert code == 1, fleet
+    assert fleet["missing"] == ["r2"]
+    assert fleet["unsigned_only"] == ["r2"]
+    text = runner.invoke(app, ["timeline", "verify", str(d), "--public-key", PUBLIC, "--writers", "r1,r2,r3"])
+    assert "only unsigned entries of: r2" in text.stderr
+
+
+def test_without_a_public_key_a_replica_is_found_by_any_of_its_entries(tmp_path):
+    """No key, nothing is proven: a replica counts where any of its writer ids wrote (unsigned files included)."""
+    d = tmp_path / "fleet"
+    d.mkdir()
+    _replica(d / "r1.jsonl", "r1:100", signed=False)
+    out = runner.invoke(app, ["timeline", "verify", str(d), "--writers", "r1", "--json"])
+    assert out.exit_code == 0, out.output
+    assert orjson.loads(out.stdout.splitlines()[-1])["fleet"]["missing"] == []
