@@ -47,7 +47,7 @@ def note_unsigned(recorder: Recorder, path: Path) -> None:
     if added := recorder.unsigned():
         run, cadence = recorder.unsigned_run(), recorder.checkpoint_every
         past = (f"; that makes {run} unsigned entries in a row, more than the cadence ({cadence}): `timeline verify "
-                "--public-key` reports an unsigned offline tail (exit 4, not tampering) and further offline commands "
+                "--public-key` reports an unsigned offline tail (exit 4, unproven) and further offline commands "
                 f"are refused until they are signed: `responder timeline sign {path}` where the key is set"
                 if run > cadence else "")
         err_console.print(f"! the {added} entries added to {path} are unsigned until the service's next checkpoint "

@@ -87,13 +87,14 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
         raise typer.Exit(EXIT_FAILED)
     if any(c != EXIT_UNSIGNED for c in codes):  # one that could not be checked is not
         raise typer.Exit(EXIT_CONFIG)
-    if codes:  # intact, an offline command's entries past the cadence unsigned: neither tampering nor verified
+    if codes:  # links hold, more unsigned entries than the cadence (an offline command's, or a rewrite): unproven
         raise typer.Exit(EXIT_UNSIGNED)
 
 
 def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool,
                 results: dict[Path, Verification]) -> None:
-    """Verify one file, print its verdict and keep its result in `results` (intact: exit 4 when past the cadence)."""
+    """Verify one file, print its verdict and keep its result in `results` (exit 4 when its unsigned tail is past the
+    cadence)."""
     try:
         result = verify_file(path, public_key, archive, anchor)
     except ChainBroken as exc:

@@ -9,18 +9,19 @@ import typer
 
 from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.timeline_files import verify_checked
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
 from responder.timeline.checkpoint import Checker, Signer, load_public_key
 from responder.timeline.recorder import Recorder
-from responder.timeline.verify import split_lines, verify_lines
 
 
 def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (its service stopped)", exists=True,
                                               dir_okay=False)],
          json: JsonOpt = False) -> None:
     """Append a signed checkpoint over the entries after the last one (an offline command's, written without the
-    key), with RESPONDER_TIMELINE_SIGNING_KEY; refuses a timeline that does not verify (exit 1)."""
+    key), with RESPONDER_TIMELINE_SIGNING_KEY; refuses a timeline that does not verify, or that the archive
+    (RESPONDER_TIMELINE_ARCHIVE, when set) contradicts (exit 1)."""
     try:
         settings = Settings()
         key = settings.timeline_signing_key
@@ -30,9 +31,11 @@ def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (it
         checker = Checker([signer.public_key, *(load_public_key(k) for k in (settings.timeline_verify_key or "")
                                                 .split(",") if k.strip())])  # a rotated key's checkpoints too
         recorder = Recorder.offline(path, settings.model_copy(update={"timeline_signing_key": None}))  # the lock
-        try:  # checked under the lock, so what is signed is what was checked
-            checked = verify_lines(split_lines(path.read_bytes()), checker,
-                                   cadence=settings.timeline_checkpoint_every, strict=True)
+        try:  # checked under the lock, so what is signed is what was checked; and against the archive when set: a
+            # rewrite behind deleted checkpoints looks like an unsigned tail, the archived segments tell them apart
+            checked = verify_checked(path, checker, settings.timeline_archive, [])
+            if checked.head != recorder.head:
+                raise ChainBroken(checked.entries - 1, "the head to sign is not the head verified")
             if checked.unsigned_tail:
                 recorder.signer = signer
                 recorder.checkpoint()

@@ -81,9 +81,10 @@ class Verification:
         """Why the verdict is not `verified`, naming the unsigned offline entries."""
         runs = "; ".join(f"seq {r.first_seq}-{r.last_seq} by {r.writer}" for r in self.unsigned_offline)
         signed = f"seq {self.last_checkpoint}" if self.last_checkpoint is not None else "no entry"
-        return (f"intact, but {self.unsigned_tail} unsigned entries follow the last checkpoint (signed up to {signed}),"
-                f" more than the cadence: offline command entries ({runs}) written without the signing key; sign them"
-                " with `responder timeline sign` where RESPONDER_TIMELINE_SIGNING_KEY is set")
+        return (f"NOT proven after {signed}: {self.unsigned_tail} unsigned entries follow the last checkpoint, more "
+                f"than the cadence, within the allowance of an offline command without the signing key ({runs}); "
+                "deleting checkpoints and rewriting the entries they signed looks the same: check them against the "
+                "archive, mirror or an anchor before `responder timeline sign`, which makes them proven")
 
 
 def _bad_line(seq: int, number: int, why: str) -> ChainBroken:

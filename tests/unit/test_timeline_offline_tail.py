@@ -256,3 +256,22 @@ def test_a_body_holding_kind_checkpoint_does_not_reset_the_unsigned_run_an_offli
         assert offline.past_cadence()
     finally:
         offline.close()
+
+
+def test_a_rewrite_behind_two_deleted_checkpoints_gets_exit_4_whose_reason_does_not_vouch_for_it(tmp_path):
+    """The last two checkpoints deleted, an entry they signed edited, the later ones relabelled offline: exit 4 (never
+    0), and the reason says a rewrite looks the same and to check the archive/anchor first, not "intact"."""
+    path = tmp_path / "t.jsonl"
+    docs = [orjson.loads(ln) for ln in write_signed(path, n=15, every=CADENCE)]
+    cps = [i for i, d in enumerate(docs) if d["kind"] == "checkpoint"]  # seqs 5, 11, 17 (15 entries, 3 checkpoints)
+    kept = [d for i, d in enumerate(docs) if i not in cps[1:]]  # seg 6-10 was signed by the deleted seq 11
+    kept[7]["body"]["i"] = 999
+    for d in kept[11:]:
+        d["writer"] = "offline:host:42"
+    path.write_bytes(rehash(kept))
+    code, body = _verify(path)
+    assert code == 4, body
+    reason = str(body["reason"])
+    assert not reason.startswith("intact")
+    assert "deleting checkpoints" in reason
+    assert "archive" in reason
