@@ -275,3 +275,37 @@ def test_a_rewrite_behind_two_deleted_checkpoints_gets_exit_4_whose_reason_does_
     assert not reason.startswith("intact")
     assert "deleting checkpoints" in reason
     assert "archive" in reason
+
+
+def test_timeline_sign_refuses_a_file_a_running_service_holds_and_writes_nothing(tmp_path, monkeypatch):
+    """The service's recorder holds the file's lock: sign exits 3 naming the holder, the file as it was."""
+    path = tmp_path / "t.jsonl"
+    _past_cadence(path)
+    before = path.read_bytes()
+    monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
+    held = Recorder(FileStore(path), writer="svc")
+    try:
+        out = runner.invoke(app, ["timeline", "sign", str(path)])
+    finally:
+        held.close()
+    assert out.exit_code == 3, out.output
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("foreign", ["unsigned", "other key"])
+def test_timeline_sign_refuses_a_chain_its_key_did_not_sign(tmp_path, monkeypatch, foreign):
+    """A timeline with no checkpoint, or checkpoints by an untrusted key: sign exits 1 and adds no checkpoint."""
+    from responder.timeline.checkpoint import generate_keypair
+
+    path = tmp_path / "t.jsonl"
+    other, _ = generate_keypair()
+    rec = Recorder(FileStore(path), writer="svc", signer=None if foreign == "unsigned" else Signer.from_text(other),
+                   checkpoint_every=CADENCE)
+    for i in range(3):
+        rec.append("step.intent", {"i": i}, incident="inc")
+    rec.close()
+    before = path.read_bytes()
+    monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
+    out = runner.invoke(app, ["timeline", "sign", str(path)])
+    assert out.exit_code == 1, out.output
+    assert path.read_bytes() == before
