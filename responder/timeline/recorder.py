@@ -97,8 +97,8 @@ class Recorder(GroupCommit):
                        signer=Signer.from_text(key.get_secret_value()) if key else None,
                        checkpoint_every=settings.timeline_checkpoint_every,
                        checkpoint_interval=settings.timeline_checkpoint_interval)
-        if recorder.signer is None:  # the tail read at open may start after the last checkpoint (a crash): count the
-            run, signed = 0, False  # unsigned run over the whole file, a line at a time
+        if recorder.signer is None and not recorder.signed_on_disk:  # the tail read at open may start after the last
+            run, signed = 0, False  # checkpoint (a crash): count the unsigned run over the whole file, line by line
             with store.path.open("rb") as fh:
                 for line in fh:
                     if _is_checkpoint(line):

@@ -164,7 +164,7 @@ def test_offline_command_without_the_key_notices_a_checkpoint_older_than_the_tai
 
 
 def test_offline_command_without_the_key_says_when_its_entries_pass_the_cadence(tmp_path, registry, monkeypatch):
-    """Past checkpoint_every unsigned entries the notice says verify will fail at the cadence, and why."""
+    """Past checkpoint_every unsigned entries the notice says so: verify reports an unsigned offline tail (exit 4)."""
     path = tmp_path / "t.jsonl"
     _signed_timeline(path, str(registry.root))
     monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "3")
@@ -175,6 +175,7 @@ def test_offline_command_without_the_key_says_when_its_entries_pass_the_cadence(
     assert second.exit_code == 0, second.output
     [note] = [line for line in second.stderr.splitlines() if "unsigned" in line]
     assert "4 unsigned entries in a row, more than the cadence (3)" in note
+    assert "exit 4" in note
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=["undo", "models-quarantine"])

@@ -309,3 +309,21 @@ def test_timeline_sign_refuses_a_chain_its_key_did_not_sign(tmp_path, monkeypatc
     out = runner.invoke(app, ["timeline", "sign", str(path)])
     assert out.exit_code == 1, out.output
     assert path.read_bytes() == before
+
+
+def test_an_offline_recorder_reads_no_further_than_its_tail_when_that_holds_a_checkpoint(tmp_path, monkeypatch):
+    """Failed before (every offline command without the key scanned the whole history): a checkpoint in the tail read
+    at open gives the unsigned run exactly, so no line is scanned for one."""
+    from responder.settings import Settings
+    from responder.timeline import recorder as recorder_module
+
+    path = tmp_path / "t.jsonl"
+    write_signed(path, n=12, every=CADENCE)
+    _offline(path, 2)
+    scanned: list[bytes] = []
+    monkeypatch.setattr(recorder_module, "_is_checkpoint", lambda line: scanned.append(line) or False)
+    offline = Recorder.offline(path, Settings(timeline_checkpoint_every=CADENCE))
+    try:
+        assert (offline.signed_on_disk, offline.unsigned_run(), scanned) == (True, 2, [])
+    finally:
+        offline.close()
