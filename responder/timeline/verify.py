@@ -81,8 +81,8 @@ class Verification:
         """Why the verdict is not `verified`, naming the unsigned offline entries."""
         runs = "; ".join(f"seq {r.first_seq}-{r.last_seq} by {r.writer}" for r in self.unsigned_offline)
         signed = f"seq {self.last_checkpoint}" if self.last_checkpoint is not None else "no entry"
-        return (f"NOT proven after {signed}: {self.unsigned_tail} unsigned entries follow the last checkpoint, more "
-                f"than the cadence, within the allowance of an offline command without the signing key ({runs}); "
+        return (f"{self.unsigned_tail} unsigned entries follow the last checkpoint (signed up to {signed}), more than "
+                f"the cadence, within the allowance of an offline command without the signing key ({runs}); "
                 "deleting checkpoints and rewriting the entries they signed looks the same: check them against the "
                 "archive, mirror or an anchor before `responder timeline sign`, which makes them proven")
 
