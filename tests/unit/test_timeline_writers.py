@@ -122,9 +122,11 @@ def test_a_file_that_does_not_verify_still_names_its_replica(tmp_path):
 
 
 @pytest.mark.parametrize(("writer", "name"), [("pod-0:17", "pod-0"), ("test", "test"), ("a:b", "a:b"),
-                                              ("offline:pod-0:17:ab12cd", None)])
+                                              ("offline:pod-0:17:ab12cd", None), ("fe80::1:17", "fe80::1"),
+                                              ("offline:fe80::1:17:ab12cd", None)])
 def test_a_writers_replica_is_the_host_of_host_pid(writer, name):
-    """host:pid → host; an id without a numeric pid is its own name; an offline command's is no replica."""
+    """host:pid → host (an IPv6 host keeps its colons); an id without a numeric pid is its own name; an offline
+    command's is no replica."""
     assert replica(writer) == name
 
 
