@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     timeline_archive_retention_days: int = Field(
         default=365, ge=1, description="Object Lock COMPLIANCE retention of each archived segment")
     timeline_mirror_topic: str | None = Field(default=None, description="Kafka topic mirroring every entry")
+    timeline_writers: list[str] = Field(
+        default_factory=list, description="the fleet's replicas, each the host part of its timeline writer id "
+                                          "(`host` of `host:pid`, e.g. the pod names): `timeline verify` of their "
+                                          "files reports a missing or unexpected one (exit 1); empty = not checked")
 
     aws_region: str = Field(default="us-east-1", description="region for actuators")
     aws_endpoint_url: str | None = Field(default=None, description="e.g. a moto server; unset = real AWS")

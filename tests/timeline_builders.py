@@ -52,3 +52,16 @@ def incident_timeline(path: Path) -> Recorder:
                                "prior": {"status": "Active"}, "after": {"status": "Inactive"}}, "inc-1")
     rec.append("step.intent", {"step": "x", "key": "other"}, "inc-2")
     return rec
+
+
+def rehash(docs: list[dict]) -> bytes:
+    """Renumber and rehash entries: what an attacker without the signing key can do after a change."""
+    from responder.timeline.chain import canonical_json, entry_hash
+
+    out, prev = [], "0" * 64
+    for seq, d in enumerate(docs):
+        d["seq"], d["prev"] = seq, prev
+        d["hash"] = prev = entry_hash(prev, seq, d["writer"], d["at"], d["kind"], d["incident"],
+                                      canonical_json(d["body"]))
+        out.append(canonical_json(d) + b"\n")
+    return b"".join(out)

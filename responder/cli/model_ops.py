@@ -18,7 +18,7 @@ from rich.table import Table
 
 from responder.actuators import registry
 from responder.cli.model_common import context
-from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned
+from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, refuse_past_cadence
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.engine.runner import StepCall, run_step
@@ -60,6 +60,10 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
     call = StepCall(actuator, p, ctx, attempts=defaults.retries + 1, timeout=defaults.timeout)
     path = timeline or settings.timeline_path
     recorder = Recorder.offline(path, settings)  # with the signing key: a checkpoint over what it adds, on close
+    try:
+        refuse_past_cadence(recorder, path)
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_CONFIG) from exc
     results: list[int] = []  # the step.result's seq (a checkpoint may follow it when one is due)
     recorder.observers.append(lambda e: results.append(e.seq) if e.kind == EntryKind.STEP_RESULT else None)
     target = actuator.target(p)

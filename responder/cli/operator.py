@@ -47,11 +47,24 @@ def note_unsigned(recorder: Recorder, path: Path) -> None:
     if added := recorder.unsigned():
         run, cadence = recorder.unsigned_run(), recorder.checkpoint_every
         past = (f"; that makes {run} unsigned entries in a row, more than the cadence ({cadence}): `timeline verify "
-                "--public-key` will fail at the cadence for good (these offline entries, not tampering: keep this "
-                "note with the incident)" if run > cadence else "")
+                "--public-key` reports an unsigned offline tail (exit 4, unproven) and further offline commands "
+                f"are refused until they are signed: `responder timeline sign {path}` where the key is set"
+                if run > cadence else "")
         err_console.print(f"! the {added} entries added to {path} are unsigned until the service's next checkpoint "
                           "(RESPONDER_TIMELINE_SIGNING_KEY is not set here); `timeline verify` counts them in its "
                           f"unsigned tail{past}", style="yellow", markup=False, soft_wrap=True)
+
+
+def refuse_past_cadence(recorder: Recorder, path: Path) -> None:
+    """ConfigError, the recorder closed with nothing written, when an offline command without the signing key would
+    add to a signed timeline whose unsigned run is already longer than the cadence (see `verify_lines`)."""
+    if recorder.past_cadence():
+        recorder.close()
+        raise ConfigError(f"{path} already holds {recorder.unsigned_run()} unsigned entries after its last "
+                          f"checkpoint, more than the cadence ({recorder.checkpoint_every}), and "
+                          "RESPONDER_TIMELINE_SIGNING_KEY is not set here: sign them first with `responder timeline "
+                          f"sign {path}` where the key is set (or start the service, which signs them at once, and use "
+                          "--via kafka); nothing was written")
 
 
 def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: str | None = None,

@@ -9,16 +9,28 @@ import orjson
 import typer
 
 from responder.cli.options import JsonOpt
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE, console, emit_json, err_console, timeline_table
+from responder.cli.output import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_UNSIGNED,
+    EXIT_USAGE,
+    console,
+    emit_json,
+    err_console,
+    timeline_table,
+)
 from responder.cli.timeline_files import anchors_by_file, interleave, merged, parsable, resolve, verify_file, writers
+from responder.cli.timeline_fleet import WritersOpt, expected_writers, fleet_check
+from responder.cli.timeline_sign import sign
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
 from responder.timeline.checkpoint import generate_keypair, key_id, load_public_key
 from responder.timeline.evidence import evidence_pack, incident_entries, render_markdown
-from responder.timeline.verify import verify_anchor_entry
+from responder.timeline.verify import Verification, verify_anchor_entry
 
 app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_args_is_help=True)
+app.command()(sign)
 
 PathArg = Annotated[Path, typer.Argument(help="timeline JSON Lines file", exists=True, dir_okay=False)]
 PathsArg = Annotated[list[Path], typer.Argument(
@@ -37,9 +49,11 @@ def _settings() -> Settings:
 
 @app.command()
 def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = None, anchor: AnchorOpt = None,
-           json: JsonOpt = False) -> None:
-    """Check every writer's chain: links, hashes, signatures, anchors, archive; exit 1 naming the first bad entry."""
+           writers_: WritersOpt = None, json: JsonOpt = False) -> None:
+    """Check every writer's chain: links, hashes, signatures, anchors, archive; exit 1 naming the first bad entry,
+    or a replica of --writers with no file, or a writer not in it."""
     settings = _settings()
+    expected = expected_writers(writers_, settings.timeline_writers)
     public_key = public_key or settings.timeline_verify_key
     explicit_archive, archive = archive is not None, archive or settings.timeline_archive
     files = writers(paths)
@@ -60,17 +74,27 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
             emit_json({"ok": False, "path": str(a), "first_bad_seq": -1, "reason": why})
         else:
             err_console.print(f"✗ {why}", style="red", markup=False)
-    unchecked = 0
+    codes: list[int] = []
+    results: dict[Path, Verification] = {}
     for path in files:
         try:
-            _verify_one(path, public_key, archive if len(files) == 1 else None, held[path], json)
+            _verify_one(path, public_key, archive if len(files) == 1 else None, held[path], json, results)
         except typer.Exit as exc:
-            failed, unchecked = failed + (exc.exit_code == EXIT_FAILED), unchecked + (exc.exit_code != EXIT_FAILED)
-    if failed or unchecked:  # a file that does not verify is the answer; one that could not be checked is not
-        raise typer.Exit(EXIT_FAILED if failed else EXIT_CONFIG)
+            codes.append(exc.exit_code)
+    if expected and not fleet_check(expected, files, results, json):
+        failed += 1
+    if failed or EXIT_FAILED in codes:  # a file that does not verify is the answer
+        raise typer.Exit(EXIT_FAILED)
+    if any(c != EXIT_UNSIGNED for c in codes):  # one that could not be checked is not
+        raise typer.Exit(EXIT_CONFIG)
+    if codes:  # links hold, more unsigned entries than the cadence (an offline command's, or a rewrite): unproven
+        raise typer.Exit(EXIT_UNSIGNED)
 
 
-def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool) -> None:
+def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool,
+                results: dict[Path, Verification]) -> None:
+    """Verify one file, print its verdict and keep its result in `results` (exit 4 when its unsigned tail is past the
+    cadence)."""
     try:
         result = verify_file(path, public_key, archive, anchor)
     except ChainBroken as exc:
@@ -86,12 +110,22 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
     except (OSError, TimelineError) as exc:
         err_console.print(f"✗ cannot check {path}: {exc}", style="red", markup=False)
         raise typer.Exit(EXIT_CONFIG) from exc
+    results[path] = result
     if json:
         emit_json({"path": str(path), **result.as_dict()})
+    elif result.past_cadence:
+        err_console.print(f"! {path}: NOT fully proven: {result.reason()}", style="yellow", markup=False)
+    else:
+        console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
+    if result.past_cadence:
+        raise typer.Exit(EXIT_UNSIGNED)
+    if json:
         return
-    console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
     signed = "signatures verified" if result.signatures_checked else "[yellow]signatures NOT checked (no public key)"
     console.print(f"  {result.checkpoints} checkpoints, {signed}; {result.unsigned_tail} entries after the last one")
+    for run in result.unsigned_offline:
+        console.print(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by offline writer "
+                      f"{run.writer}", markup=False)
     if result.archived_entries is not None:
         console.print(f"  {result.archived_entries} entries match the archive {archive}")
     if result.anchors_checked:
@@ -140,17 +174,19 @@ def export(
                                     for a, why in orphans.items()]
     for path in files:
         try:
-            checks.append(verify_file(path, public_key or settings.timeline_verify_key,
-                                      (archive or settings.timeline_archive) if len(files) == 1 else None,
-                                      held[path]).as_dict())
+            checks.append({**verify_file(path, public_key or settings.timeline_verify_key,
+                                         (archive or settings.timeline_archive) if len(files) == 1 else None,
+                                         held[path]).as_dict(), "path": str(path)})
         except ChainBroken as exc:
             checks.append({"ok": False, "first_bad_seq": exc.seq, "reason": exc.reason, "path": str(path)})
     verification = checks[0] if len(checks) == 1 else {
         "ok": all(c["ok"] for c in checks), "entries": sum(int(c.get("entries", 0)) for c in checks),
         "checkpoints": sum(int(c.get("checkpoints", 0)) for c in checks),
         "signatures_checked": all(c.get("signatures_checked") for c in checks),
-        "writers": len(checks), **next(({"first_bad_seq": c["first_bad_seq"], "reason": f"{c['path']}: {c['reason']}"}
-                                        for c in checks if not c["ok"]), {})}
+        "writers": len(checks), **next(({"first_bad_seq": c.get("first_bad_seq"), "verdict": c.get("verdict"),
+                                         "reason": f"{c['path']}: {c['reason']}"}
+                                        for c in sorted(checks, key=lambda c: "first_bad_seq" not in c)  # broken 1st
+                                        if not c["ok"]), {})}
     entries = merged(files) if verification["ok"] else []
     if not entries:  # a broken file may not even parse: fall back to the lines that do
         entries = interleave([parsable(path) for path in files])
@@ -164,8 +200,8 @@ def export(
     else:
         out.write_text(text, encoding="utf-8")
         err_console.print(f"evidence pack for {incident} written to {out}")
-    if not verification["ok"]:
-        raise typer.Exit(EXIT_FAILED)
+    if not verification["ok"]:  # only unsigned offline tails: 4, as verify exits; anything broken: 1
+        raise typer.Exit(EXIT_FAILED if any("first_bad_seq" in c for c in checks) else EXIT_UNSIGNED)
 
 
 def _kind(line: bytes) -> str | None:

@@ -107,10 +107,14 @@ def _writer_needle(anchor: Path) -> tuple[str, bytes] | None:
 
 def verify_file(path: Path, public_key: str | None, archive: str | None, anchors: list[Path]) -> Verification:
     """Chain, signatures, anchors, then the archive; ChainBroken names the first bad entry."""
+    return verify_checked(path, Checker.from_setting(public_key), archive, anchors)
+
+
+def verify_checked(path: Path, checker: Checker | None, archive: str | None, anchors: list[Path]) -> Verification:
+    """`verify_file` with the trusted keys given as a Checker (None: signatures not checked)."""
     from responder.actuators.aws.archive import S3Archive
     from responder.timeline.archive import read_archive
 
-    checker = Checker.from_setting(public_key)
     cadence = Settings().timeline_checkpoint_every
     lines = split_lines(path.read_bytes())
     held = dict(verify_anchor_entry(a.read_bytes().strip(), checker) for a in anchors)

@@ -10,7 +10,7 @@ import typer
 from rich.text import Text
 
 from responder.actuators import registry
-from responder.cli.operator import OFFLINE_HINT, ByOpt, Via, ViaOpt, ask, note_unsigned
+from responder.cli.operator import OFFLINE_HINT, ByOpt, Via, ViaOpt, ask, note_unsigned, refuse_past_cadence
 from responder.cli.options import JsonOpt, resolve_incident
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, plain
 from responder.errors import ConfigError, TimelineError
@@ -60,6 +60,7 @@ def undo(
             recorder = Recorder.offline(path, settings)  # the lock first: a running service's file is refused as is
         except TimelineError as exc:
             raise ConfigError(f"{exc}; {OFFLINE_HINT}") from exc
+        refuse_past_cadence(recorder, path)
         try:
             context = context_from(settings)
             entries = list(parse_lines(path.read_bytes().splitlines()))

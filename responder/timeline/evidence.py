@@ -117,6 +117,8 @@ def render_markdown(pack: Mapping[str, Any]) -> str:
     """The evidence pack as a Markdown report."""
     v = pack["verification"]
     verdict = ("VERIFIED" if v.get("ok")
+               else f"NOT FULLY PROVEN (unsigned offline tail): {cell(v.get('reason'))}"
+               if v.get("verdict") == "unsigned_offline_tail"
                else f"NOT VERIFIED at entry {v.get('first_bad_seq')}: {cell(v.get('reason'))}")
     out = [f"# Evidence pack: incident {cell(pack['incident'])}", "",
            f"**Timeline verification: {verdict}** — {v.get('entries', '?')} entries, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -19,14 +20,20 @@ from responder.timeline.chain import Sealer, parse_lines
 from responder.timeline.checkpoint import Signer
 from responder.timeline.durable import DurableSink, GroupCommit
 from responder.timeline.store import TAIL_WINDOW, FileStore, TimelineStore
-from responder.timeline.verify import Verification, verify_lines
+from responder.timeline.verify import OFFLINE_WRITER, Verification, verify_lines
 from responder.tracing import STAMP
 
 __all__ = ["DurableSink", "Recorder", "default_writer_id"]
 
 _MILLIS = [f"{n:03d}" for n in range(1000)]  # the digits of an `at`'s microseconds, in two halves
 _MICROS = [f"{n:03d}+00:00" for n in range(1000)]
-_CHECKPOINT_KIND = b'"kind":"checkpoint"'  # as a canonical line holds it (inside a string its quotes are escaped)
+_KIND = b',"kind":"'  # in a canonical line the entry's own kind is the last: only prev, seq and writer follow it
+
+
+def _is_checkpoint(line: bytes) -> bool:
+    """Whether a canonical line is a checkpoint entry (a body's nested `"kind":"checkpoint"` comes before it)."""
+    at = line.rfind(_KIND)
+    return at >= 0 and line.startswith(b'checkpoint"', at + len(_KIND))
 
 
 def default_writer_id() -> str:
@@ -82,16 +89,29 @@ class Recorder(GroupCommit):
     @classmethod
     def offline(cls, path: Path, settings: Settings) -> Recorder:
         """A command's recorder on a stopped service's file (`undo`, `models …`): it seals what it adds with a signed
-        checkpoint on close when this host has the signing key (`unsigned()` otherwise)."""
+        checkpoint on close when this host has the signing key (`unsigned()` otherwise). Its writer is
+        `offline:host:pid:token`, so `verify` tells its unsigned entries from the service's (see verify_lines)."""
         key = settings.timeline_signing_key
         store = FileStore(path)
-        recorder = cls(store, signer=Signer.from_text(key.get_secret_value()) if key else None,
+        recorder = cls(store, f"{OFFLINE_WRITER}{default_writer_id()}:{secrets.token_hex(3)}",  # a pid may repeat
+                       signer=Signer.from_text(key.get_secret_value()) if key else None,
                        checkpoint_every=settings.timeline_checkpoint_every,
                        checkpoint_interval=settings.timeline_checkpoint_interval)
         if recorder.signer is None and not recorder.signed_on_disk:  # the tail read at open may start after the last
-            with store.path.open("rb") as fh:  # checkpoint (a crash): scan the file, a line at a time
-                recorder.signed_on_disk = any(_CHECKPOINT_KIND in line for line in fh)  # a false hit only notes
+            run, signed = 0, False  # checkpoint (a crash): count the unsigned run over the whole file, line by line
+            with store.path.open("rb") as fh:
+                for line in fh:
+                    if _is_checkpoint(line):
+                        run, signed = 0, True
+                    elif line.strip():
+                        run += 1
+            recorder.signed_on_disk, recorder._opened_run = signed, run
         return recorder
+
+    def past_cadence(self) -> bool:
+        """Whether the signed timeline's unsigned run is already longer than the cadence (no signer here): `verify`
+        reports it as an unsigned offline tail, and an offline command must not start on it (see verify_lines)."""
+        return self.signer is None and self.signed_on_disk and self.unsigned_run() > self.checkpoint_every
 
     def unsigned(self) -> int:
         """Entries this recorder added to a signed timeline that no checkpoint of its own covers (no signer here)."""

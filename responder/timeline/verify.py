@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import orjson
 
@@ -17,6 +17,19 @@ from responder.timeline.checkpoint import Checker
 
 FIELDS = frozenset(("seq", "writer", "at", "kind", "incident", "body", "prev", "hash"))
 _CHECKPOINT = EntryKind.CHECKPOINT.value
+OFFLINE_WRITER = "offline:"
+"""The prefix of an offline command's writer id (`offline:host:pid`: `undo`, `models …` on a stopped service's file)."""
+
+
+@dataclass
+class OfflineRun:
+    """Consecutive entries of one offline writer, and the checkpoint that signs them (None: not yet)."""
+
+    writer: str
+    first_seq: int
+    last_seq: int
+    entries: int = 0
+    signed_by: int | None = None
 
 
 @dataclass
@@ -30,6 +43,25 @@ class Verification:
     last_checkpoint: int | None = None
     anchors_checked: list[int] = field(default_factory=list)
     archived_entries: int | None = None
+    offline: list[OfflineRun] = field(default_factory=list)
+    """Each offline writer's run of entries: writer, first and last seq, count, and the checkpoint that signs it."""
+    past_cadence: bool = False
+    """The unsigned tail is longer than the cadence, by an offline writer's entries: unproven (see `reason`)."""
+    writers: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Each writer id's last entry: (seq, hash)."""
+    first_seqs: dict[str, int] = field(default_factory=dict)
+    """Each writer id's first seq: at or before `last_checkpoint`, a signature covers an entry of it."""
+
+    @property
+    def unsigned_offline(self) -> list[OfflineRun]:
+        """The offline writers' runs in the unsigned tail (no checkpoint signs them yet)."""
+        return [run for run in self.offline if run.signed_by is None]
+
+    @property
+    def verdict(self) -> str:
+        """`verified`, or `unsigned_offline_tail`: the chain links and every checkpoint holds, but more entries than
+        the cadence follow the last checkpoint, the excess written by an offline command without the signing key."""
+        return "unsigned_offline_tail" if self.past_cadence else "verified"
 
     @property
     def unsigned_tail(self) -> int:
@@ -38,10 +70,21 @@ class Verification:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready summary."""
-        return {"ok": True, "entries": self.entries, "head": self.head, "checkpoints": self.checkpoints,
+        return {"ok": not self.past_cadence, "verdict": self.verdict, "entries": self.entries, "head": self.head,
+                "checkpoints": self.checkpoints,
                 "signatures_checked": self.signatures_checked, "last_checkpoint": self.last_checkpoint,
                 "unsigned_tail": self.unsigned_tail, "anchors_checked": self.anchors_checked,
-                "archived_entries": self.archived_entries}
+                "archived_entries": self.archived_entries, "offline_writers": [asdict(r) for r in self.offline],
+                **({"reason": self.reason()} if self.past_cadence else {})}
+
+    def reason(self) -> str:
+        """Why the verdict is not `verified`, naming the unsigned offline entries."""
+        runs = "; ".join(f"seq {r.first_seq}-{r.last_seq} by {r.writer}" for r in self.unsigned_offline)
+        signed = f"seq {self.last_checkpoint}" if self.last_checkpoint is not None else "no entry"
+        return (f"{self.unsigned_tail} unsigned entries follow the last checkpoint (signed up to {signed}), more than "
+                f"the cadence, within the allowance of an offline command without the signing key ({runs}); "
+                "deleting checkpoints and rewriting the entries they signed looks the same: check them against the "
+                "archive, mirror or an anchor before `responder timeline sign`, which makes them proven")
 
 
 def _bad_line(seq: int, number: int, why: str) -> ChainBroken:
@@ -69,6 +112,11 @@ def verify_lines(
     sha256, dumps, sort = hashlib.sha256, orjson.dumps, orjson.OPT_SORT_KEYS
     expect = dict(anchors or {})
     prev, seq, checkpoints, last_cp, since_cp = GENESIS_HASH, 0, 0, None, 0
+    runs: list[OfflineRun] = []
+    last_by: dict[str, tuple[int, str]] = {}
+    first_by: dict[str, int] = {}
+    writer: str | None = None
+    run: OfflineRun | None = None  # the offline writer's run the last entry belongs to
     limit = cadence if checker is not None and cadence is not None else None
     for number, line in enumerate(lines, start=1):
         if not line or line.isspace():
@@ -99,11 +147,26 @@ def verify_lines(
         if strict and dumps(d, option=sort) != line:
             raise _bad_line(seq, number, "not canonical bytes: whitespace, CR or key order differ")
         if kind != _CHECKPOINT:
+            if w.startswith(OFFLINE_WRITER):
+                if run is None or run.writer != w:
+                    run = _offline_run(w, seq, since_cp, limit)
+                    runs.append(run)
+                run.last_seq, run.entries = seq, run.entries + 1
+                if limit is not None and run.entries > limit:
+                    raise ChainBroken(seq, f"offline writer {w} wrote more than {limit} entries without a signed "
+                                           "checkpoint (the cadence): checkpoints were removed or the chain rewritten")
+            else:
+                run = None
+                if limit is not None and since_cp >= limit:
+                    raise ChainBroken(seq, f"more than {limit} entries without a signed checkpoint (the cadence): "
+                                           "checkpoints were removed or the chain rewritten")
             since_cp += 1
-            if limit is not None and since_cp > limit:
-                raise ChainBroken(seq, f"more than {limit} entries without a signed checkpoint (the cadence): "
-                                       "checkpoints were removed or the chain rewritten")
         else:
+            for r in reversed(runs):
+                if r.signed_by is not None:
+                    break
+                r.signed_by = seq
+            run = None
             since_cp = 0
             checkpoints += 1
             last_cp = seq
@@ -111,6 +174,11 @@ def verify_lines(
                 problem = checker.problem(w, seq, p, body)
                 if problem is not None:
                     raise ChainBroken(seq, problem)
+        if w != writer:  # recorded when the writer changes, and at the end
+            if writer is not None:
+                last_by[writer] = (seq - 1, prev)
+            writer = w
+            first_by.setdefault(w, seq)
         if expect:
             want = expect.pop(seq, None)
             if want is not None and want != h:
@@ -123,8 +191,21 @@ def verify_lines(
         missing = min(expect)
         raise ChainBroken(seq, f"truncated: a signed checkpoint exists for seq {missing}, the timeline ends "
                                f"at seq {seq - 1}")
+    if writer is not None:
+        last_by[writer] = (seq - 1, prev)
     return Verification(entries=seq, head=prev, checkpoints=checkpoints, signatures_checked=checker is not None,
-                        last_checkpoint=last_cp, anchors_checked=sorted((anchors or {}).keys()))
+                        last_checkpoint=last_cp, anchors_checked=sorted((anchors or {}).keys()), offline=runs,
+                        past_cadence=limit is not None and since_cp > limit, writers=last_by, first_seqs=first_by)
+
+
+def _offline_run(writer: str, seq: int, since_cp: int, limit: int | None) -> OfflineRun:
+    """A new offline writer's run at `seq`. An offline command without the signing key refuses to start on a tail
+    already past the cadence, so an unsigned run passes the cadence only by the entries of one offline writer
+    that started within it: an edit cannot hide behind more than one cadence of "offline" entries."""
+    if limit is not None and since_cp > limit:
+        raise ChainBroken(seq, f"offline writer {writer} starts after {since_cp} entries without a signed checkpoint, "
+                               f"more than the cadence ({limit}): checkpoints were removed or the chain rewritten")
+    return OfflineRun(writer, seq, seq)
 
 
 def verify_anchor_entry(line: bytes, checker: Checker | None) -> tuple[int, str]:

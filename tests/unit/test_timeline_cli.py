@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.timeline import FileStore
-from tests.timeline_builders import PUBLIC, incident_timeline, write_signed
+from tests.timeline_builders import PUBLIC, incident_timeline, rehash, write_signed
 
 runner = CliRunner()
 
@@ -199,24 +199,11 @@ def test_incident_ids_work_as_unique_prefixes(tmp_path):
     assert "job-77" in unknown.stderr
 
 
-def _rehash(docs: list[dict]) -> bytes:
-    """Renumber and rehash entries: what an attacker without the signing key can do after a change."""
-    from responder.timeline.chain import canonical_json, entry_hash
-
-    out, prev = [], "0" * 64
-    for seq, d in enumerate(docs):
-        d["seq"], d["prev"] = seq, prev
-        d["hash"] = prev = entry_hash(prev, seq, d["writer"], d["at"], d["kind"], d["incident"],
-                                      canonical_json(d["body"]))
-        out.append(canonical_json(d) + b"\n")
-    return b"".join(out)
-
-
 def _rewrite_without_checkpoints(lines: list[bytes]) -> bytes:
     """Edit entry 3, delete every checkpoint line, renumber and rehash."""
     docs = [orjson.loads(ln) for ln in lines if orjson.loads(ln)["kind"] != "checkpoint"]
     docs[3]["body"]["i"] = 999
-    return _rehash(docs)
+    return rehash(docs)
 
 
 def test_a_rewritten_timeline_without_checkpoints_does_not_verify_with_a_key(tmp_path):
@@ -234,7 +221,7 @@ def test_an_unsigned_run_longer_than_the_cadence_fails(tmp_path, monkeypatch):
     path = tmp_path / "t.jsonl"
     docs = [orjson.loads(ln) for ln in write_signed(path, n=20, every=5)]
     cps = [i for i, d in enumerate(docs) if d["kind"] == "checkpoint"]
-    path.write_bytes(_rehash([d for i, d in enumerate(docs) if i not in cps[:2]]))
+    path.write_bytes(rehash([d for i, d in enumerate(docs) if i not in cps[:2]]))
     monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "5")
     result = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json"])
     assert result.exit_code == 1

@@ -164,7 +164,7 @@ def test_offline_command_without_the_key_notices_a_checkpoint_older_than_the_tai
 
 
 def test_offline_command_without_the_key_says_when_its_entries_pass_the_cadence(tmp_path, registry, monkeypatch):
-    """Past checkpoint_every unsigned entries the notice says verify will fail at the cadence, and why."""
+    """Past checkpoint_every unsigned entries the notice says so: verify reports an unsigned offline tail (exit 4)."""
     path = tmp_path / "t.jsonl"
     _signed_timeline(path, str(registry.root))
     monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "3")
@@ -175,3 +175,45 @@ def test_offline_command_without_the_key_says_when_its_entries_pass_the_cadence(
     assert second.exit_code == 0, second.output
     [note] = [line for line in second.stderr.splitlines() if "unsigned" in line]
     assert "4 unsigned entries in a row, more than the cadence (3)" in note
+    assert "exit 4" in note
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=["undo", "models-quarantine"])
+def test_offline_command_without_the_key_refuses_a_tail_already_past_the_cadence(
+        tmp_path, registry, monkeypatch, command):
+    """Failed before (it wrote, and verify then failed): past the cadence the next offline command exits 3 naming
+    `responder timeline sign`, writing nothing; verify says unsigned offline tail (4), and after signing it runs."""
+    path = tmp_path / "t.jsonl"
+    _signed_timeline(path, str(registry.root))
+    monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "3")
+    for _ in range(2):  # v2 (the undo switches back to v1): 2 entries each, by two offline writers
+        done = CliRunner().invoke(app, ["models", "quarantine", "fraud", "v2", "--timeline", str(path)])
+        assert done.exit_code == 0, done.output
+    out = CliRunner().invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json"])
+    assert out.exit_code == 4, out.output
+    assert all(r["writer"].startswith("offline:") for r in json.loads(out.stdout)["offline_writers"])
+    before = path.read_bytes()
+    refused = CliRunner().invoke(app, [*command, "--timeline", str(path)])
+    assert refused.exit_code == 3, refused.output
+    assert "responder timeline sign" in refused.stderr
+    assert path.read_bytes() == before
+    monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
+    assert CliRunner().invoke(app, ["timeline", "sign", str(path)]).exit_code == 0
+    monkeypatch.delenv("RESPONDER_TIMELINE_SIGNING_KEY")
+    again = CliRunner().invoke(app, [*command, "--timeline", str(path)])
+    assert again.exit_code == 0, again.output
+    assert _verify(path)["verdict"] == "verified"
+
+
+def test_offline_command_with_the_key_that_fails_still_seals_what_it_wrote(tmp_path, registry, monkeypatch):
+    """A `models switch` to a version that does not exist fails (exit 1) after writing its intent and result: with
+    the key they are still covered by its checkpoint, so verify finds no unsigned tail."""
+    path = tmp_path / "t.jsonl"
+    _signed_timeline(path, str(registry.root))
+    monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
+    out = CliRunner().invoke(app, ["models", "switch", "fraud", "v9", "--timeline", str(path)])
+    assert out.exit_code == 1, out.output
+    kinds = [json.loads(line)["kind"] for line in path.read_text().splitlines()]
+    assert kinds[3:] == ["step.intent", "step.result", "checkpoint"]
+    body = _verify(path)
+    assert (body["unsigned_tail"], body["offline_writers"][0]["signed_by"]) == (0, 5)
