@@ -48,3 +48,9 @@ def with_default_escalation(books: Iterable[Runbook], raw: Sequence[Mapping[str,
             raise ConfigError(f"default_on_failure.{where} (for runbook {rb.id}): {reason}")
         out.append(completed)
     return out
+
+
+def defaulted(books: Iterable[Runbook], raw: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The ids of the runbooks in `books` the setting gives its steps to: each without its own `on_failure` (none
+    when the setting is empty: they escalate to nobody, `escalation.missed`)."""
+    return [rb.id for rb in books if not rb.on_failure] if raw else []

@@ -43,12 +43,13 @@ def _load(targets: list[Path] | None, runbooks: Path) -> Loaded:
     errors: list[ConfigError] = list(book_errors)
     default: list[dict[str, Any]] = []
     try:
-        default = configured_default_on_failure()
-        books = with_default_escalation(books, default, registry)
+        configured = configured_default_on_failure()
+        with_default_escalation(books, configured, registry)
+        default = configured  # only a default the service would accept: the playbooks are checked with it
     except ConfigError as exc:  # a bad default stops `responder run` at start-up: the drill does not run either
         errors.append(exc)
-    try:
-        found, problems = check_playbooks(targets or [Path("playbooks")], registry, books)
+    try:  # each playbook against the runbooks its drill runs: with the default, or none (its settings say which)
+        found, problems = check_playbooks(targets or [Path("playbooks")], registry, books, default)
     except ConfigError as exc:
         return Loaded([], [*errors, exc], default)
     return Loaded(list(found), [*errors, *problems], default)

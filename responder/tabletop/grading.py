@@ -67,6 +67,8 @@ class Card(BaseModel):
     incidents: list[dict[str, Any]] = Field(default_factory=list, description="per-incident timeline for the SVG")
     deliveries: list[dict[str, Any]] = Field(default_factory=list, description="each record delivered: inject, "
                                              "virtual time, transport (kafka/webhook), auth, HTTP status, produced")
+    defaulted: list[str] = Field(default_factory=list, description="runbooks without on_failure that the service's "
+                                 "default_on_failure escalated for in this drill (as production would)")
 
 
 def offset(entry: TimelineEntry, start: float) -> float:

@@ -103,7 +103,7 @@ async def build(run: Run, checker: Checker) -> Card:
     return Card(playbook=run.playbook.id, title=run.playbook.title, path=str(run.path), status=status,
                 score=round(earned / total, 3) if total else 0.0, grades=grades, figures=fig, error=run.error,
                 timeline=str(run.timeline), improvements=improvements(grades, fig, run.error, run.undelivered),
-                incidents=incidents(run), deliveries=run.deliveries)
+                incidents=incidents(run), deliveries=run.deliveries, defaulted=run.defaulted)
 
 
 def sign_and_append(card: Card, run: Run, signer: Signer, clock: float) -> dict[str, Any]:
