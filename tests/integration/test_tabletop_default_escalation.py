@@ -16,8 +16,8 @@ from tests.unit.test_drill_default_escalation import PAGE, drill
 pytestmark = pytest.mark.integration
 
 
-def _drill(tmp_path: Path) -> tuple[int, dict, list]:
-    runbooks, playbook = drill(tmp_path)
+def _drill(tmp_path: Path, extra: str = "") -> tuple[int, dict, list]:
+    runbooks, playbook = drill(tmp_path, extra)
     result = CliRunner().invoke(app, ["tabletop", "run", str(playbook), "--runbooks", str(runbooks), "--json",
                                       "--report", str(tmp_path / "report")])
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -34,6 +34,19 @@ def test_a_drill_pages_through_the_default_when_it_is_set(tmp_path, monkeypatch)
     [escalated] = [e.body for e in entries if e.kind == EntryKind.STEP_ESCALATED]
     assert escalated["escalation"] == ["page.deactivate-key"]
     assert [e for e in entries if e.kind == EntryKind.ESCALATION_MISSED] == []
+    assert card["defaulted"] == ["silent-deactivation"]
+    assert "`silent-deactivation`" in (tmp_path / "report" / "after-action.md").read_text()
+
+
+@pytest.mark.timeout(120)
+def test_a_playbook_drills_without_the_default_when_it_says_none(tmp_path, monkeypatch):
+    """`settings.default_on_failure: none` drills "nobody configured" even with the setting: escalation.missed."""
+    monkeypatch.setenv("RESPONDER_DEFAULT_ON_FAILURE", json.dumps(PAGE))
+    code, card, entries = _drill(tmp_path, "settings:\n  default_on_failure: none\n")
+    assert (code, card["status"], card["defaulted"]) == (1, "FAIL", [])
+    [missed] = [e.body for e in entries if e.kind == EntryKind.ESCALATION_MISSED]
+    assert (missed["step"], missed["reason"]) == ("deactivate-key", "no_on_failure")
+    assert [e for e in entries if e.kind == EntryKind.STEP_ESCALATED] == []
 
 
 @pytest.mark.timeout(120)
