@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from responder.errors import ActuationError, ChainBroken
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.tabletop.expectations import Expectation, ExpectKind
+from responder.tabletop.failures import StepFailure
 from responder.tabletop.outcome import Run
 from responder.tabletop.state import check_state
 from responder.timeline.checkpoint import Checker
@@ -69,6 +70,8 @@ class Card(BaseModel):
                                              "virtual time, transport (kafka/webhook), auth, HTTP status, produced")
     defaulted: list[str] = Field(default_factory=list, description="runbooks without on_failure that the service's "
                                  "default_on_failure escalated for in this drill (as production would)")
+    failures: list[StepFailure] = Field(default_factory=list, description="each failed, refused or timed-out step "
+                                        "and who heard of it (responder/tabletop/failures.py)")
 
 
 def offset(entry: TimelineEntry, start: float) -> float:

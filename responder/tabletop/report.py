@@ -56,6 +56,8 @@ def print_scorecard(result: SuiteResult, console: Console, regressions: list[str
         if c.defaulted:
             console.print(f"{c.playbook}: default_on_failure escalates for {', '.join(c.defaulted)}", markup=False,
                           highlight=False)
+        for failure in c.failures:
+            console.print(f"{c.playbook}: step {failure.line()}", markup=False, highlight=False, soft_wrap=True)
         if c.error:
             console.print(f"[red]✗ {c.playbook}: {escape(c.error)}[/red]", highlight=False)
         for g in c.grades:
@@ -152,6 +154,9 @@ def markdown(result: SuiteResult, regress: list[str]) -> str:
         if c.defaulted:
             lines += ["Escalating through the service's `default_on_failure` (runbooks without `on_failure`): "
                       f"{', '.join(code(r) for r in c.defaulted)}.", ""]
+        if c.failures:
+            lines += ["Failed steps and who heard of each:", "",
+                      *[f"- {cell(failure.line())}" for failure in c.failures], ""]
         if c.error:
             lines += [f"Stopped: {cell(c.error)}", ""]
         for g in c.grades:

@@ -35,6 +35,7 @@ def test_a_drill_pages_through_the_default_when_it_is_set(tmp_path, monkeypatch)
     assert escalated["escalation"] == ["page.deactivate-key"]
     assert [e for e in entries if e.kind == EntryKind.ESCALATION_MISSED] == []
     assert card["defaulted"] == ["silent-deactivation"]
+    assert [(f["step"], f["told_by"]) for f in card["failures"]] == [("deactivate-key", ["page.deactivate-key"])]
     assert "`silent-deactivation`" in (tmp_path / "report" / "after-action.md").read_text()
 
 
@@ -47,6 +48,7 @@ def test_a_playbook_drills_without_the_default_when_it_says_none(tmp_path, monke
     [missed] = [e.body for e in entries if e.kind == EntryKind.ESCALATION_MISSED]
     assert (missed["step"], missed["reason"]) == ("deactivate-key", "no_on_failure")
     assert [e for e in entries if e.kind == EntryKind.STEP_ESCALATED] == []
+    assert [(f["step"], f["missed"]) for f in card["failures"]] == [("deactivate-key", "no_on_failure")]
 
 
 @pytest.mark.timeout(120)
