@@ -1,8 +1,9 @@
 """Each failure of a step in a drill, and who heard of it: on-call, nobody, or nobody again.
 
-The service counts every failed, refused or timed-out step (`responder_step_failures_total`), but an escalation step
-that already ran for a step of an incident is `already_done` when the step fails again: a step that keeps failing is
-announced once. A drill's card lists every failure with what its escalation did, so none is invisible.
+The service counts every failed or refused step (`responder_step_failures_total`), but an escalation step that already
+ran for a step of an incident is `already_done` when the step fails again: a step that keeps failing is announced
+once. An escalation step that fails tells nobody either (a drill's `notify.webhook` fails `NoSigningKey`). A drill's
+card lists every failure with what its escalation did, so none is invisible.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class StepFailure(BaseModel):
     told_by: list[str] = Field(default_factory=list, description="escalation steps that ran for it")
     already_done: list[str] = Field(default_factory=list, description="escalation steps skipped: they ran for an "
                                     "earlier failure of the step, so nobody was told of this one")
+    escalation_failed: list[str] = Field(default_factory=list, description="escalation steps that ran for it and "
+                                         "failed, refused or timed out: nobody was told through them")
     missed: str | None = Field(default=None, description="the escalation.missed reason: nobody was told")
 
     @property
@@ -38,7 +41,10 @@ class StepFailure(BaseModel):
 
     def line(self) -> str:
         """The failure and who heard of it, as one line."""
-        how = ", ".join(self.told_by or self.already_done) or f"escalation.missed: {self.missed or 'no escalation'}"
+        how = ", ".join(self.told_by or self.already_done) or (
+            f"escalation.missed: {self.missed}" if self.missed else
+            f"escalation failed: {', '.join(self.escalation_failed)}" if self.escalation_failed else
+            "no escalation recorded")
         return f"t+{self.t:g}s {self.step} ({self.actuator}) {self.status}: {self.error}; {self.told} ({how})"
 
 
@@ -64,6 +70,8 @@ def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntr
                 f.told_by.append(at[1])
             elif e.kind == EntryKind.STEP_SKIPPED and e.body.get("reason") == "already_done":
                 f.already_done.append(at[1])
+            elif _failed(e):
+                f.escalation_failed.append(at[1])
         elif (f := latest.get(at)) is not None and e.kind == EntryKind.STEP_ESCALATED:
             ids = e.body.get("escalation")
             escalating |= {(at[0], str(sid)): f for sid in (ids if isinstance(ids, list) else [])}

@@ -79,14 +79,14 @@ def improvements(grades: list[Grade], fig: Figures, error: str | None,
 
 
 def _unannounced(failed: list[StepFailure]) -> list[str]:
-    """A line per step with a failure nobody was told of (escalation.missed, or its escalation already done)."""
+    """A line per step with a failure nobody was told of (escalation.missed, its escalation already done or failed)."""
     out = []
     for step in dict.fromkeys(f.step for f in failed if f.told != TOLD):
         mine = [f for f in failed if f.step == step]
         untold = [f"t+{f.t:g}s ({f.told})" for f in mine if f.told != TOLD]
         out.append(f"Review: step `{step}` failed {len(mine)} time(s); nobody was told of {len(untold)}: "
-                   f"{', '.join(untold)} (each counted in responder_step_failures_total). Check that on-call hears "
-                   "of a step that keeps failing.")
+                   f"{', '.join(untold)}. Check that on-call hears of a step that keeps failing, and of an escalation "
+                   "that fails.")
     return out
 
 

@@ -50,3 +50,18 @@ def test_the_report_and_improvements_show_the_failures_nobody_heard_of():
     assert "nobody told (escalation.missed: no\\_on\\_failure)" in md
     [review] = card.improvements
     assert "failed 3 time(s); nobody was told of 2" in review
+
+
+def test_a_failure_whose_escalation_failed_is_not_reported_as_escalation_missed():
+    """A page that itself failed (a drill's notify.webhook: NoSigningKey) is named, not an escalation.missed."""
+    rec = Recorder(MemoryStore())
+    rec.append("step.result", {**KEY, "status": "failed", "error": "no such key"}, "inc-1")
+    rec.append("step.escalated", {**KEY, "status": "failed", "error": "no such key",
+                                  "escalation": ["page.deactivate-key"]}, "inc-1")
+    rec.append("step.result", {**PAGE, "status": "failed", "error": "NoSigningKey"}, "inc-1")
+    asyncio.run(rec.flush())
+    key_off, page = step_failures(list(rec.entries()), lambda e: float(e.seq))
+    assert (key_off.told, key_off.escalation_failed, key_off.missed) == (NOBODY, ["page.deactivate-key"], None)
+    assert "escalation.missed" not in key_off.line()
+    assert "escalation failed: page.deactivate-key" in key_off.line()
+    assert "escalation.missed" not in page.line()
