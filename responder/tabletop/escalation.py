@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from responder.actuators.registry import Registry
-from responder.catalog.defaults import defaulted, with_default_escalation
+from responder.catalog.defaults import defaulted
 from responder.models.runbook import Runbook
 from responder.tabletop.models import DefaultEscalation, Playbook
 
@@ -27,5 +27,4 @@ def scenario_runbooks(pb: Playbook, books: Sequence[Runbook], service: Sequence[
                       registry: Registry) -> tuple[list[Runbook], list[str]]:
     """The runbooks as the drill's service runs them, and the ids of those given the default (ConfigError for a
     default the service would refuse)."""
-    default = scenario_default(pb, service)
-    return with_default_escalation(books, default, registry), defaulted(books, default)
+    return defaulted(books, scenario_default(pb, service), registry)

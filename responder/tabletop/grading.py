@@ -68,8 +68,8 @@ class Card(BaseModel):
     incidents: list[dict[str, Any]] = Field(default_factory=list, description="per-incident timeline for the SVG")
     deliveries: list[dict[str, Any]] = Field(default_factory=list, description="each record delivered: inject, "
                                              "virtual time, transport (kafka/webhook), auth, HTTP status, produced")
-    defaulted: list[str] = Field(default_factory=list, description="runbooks without on_failure that the service's "
-                                 "default_on_failure escalated for in this drill (as production would)")
+    defaulted: list[str] = Field(default_factory=list, description="runbooks without on_failure that the drill's "
+                                 "service gave the default_on_failure steps (as production would), run or not")
     failures: list[StepFailure] = Field(default_factory=list, description="each failed, refused or timed-out step "
                                         "and who heard of it (responder/tabletop/failures.py)")
 

@@ -50,5 +50,10 @@ def test_replay_shows_a_failure_nobody_would_hear_of(tmp_path, monkeypatch):
 def test_replay_refuses_a_default_the_service_would_refuse(tmp_path, monkeypatch):
     """A default that stops `responder run` at start-up stops the replay with exit 3 naming the setting's field."""
     monkeypatch.setenv("RESPONDER_DEFAULT_ON_FAILURE", json.dumps([{"id": "page", "actuator": "aws.nope"}]))
-    code, _ = _replay(tmp_path)
-    assert code == 3
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    (runbooks / "silent-deactivation.yaml").write_text(UNRESOLVED)
+    result = CliRunner().invoke(app, ["replay", str(EVENT), "--runbooks", str(runbooks)])
+    assert result.exit_code == 3
+    assert "default_on_failure.0.actuator (for runbook silent-deactivation): unknown actuator 'aws.nope'" in \
+        result.output
