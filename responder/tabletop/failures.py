@@ -44,7 +44,7 @@ class StepFailure(BaseModel):
         how = ", ".join(self.told_by or self.already_done) or (
             f"escalation.missed: {self.missed}" if self.missed else
             f"escalation failed: {', '.join(self.escalation_failed)}" if self.escalation_failed else
-            "no escalation recorded")
+            "an escalation step: never escalated" if "." in self.step else "no escalation recorded")
         return f"t+{self.t:g}s {self.step} ({self.actuator}) {self.status}: {self.error}; {self.told} ({how})"
 
 

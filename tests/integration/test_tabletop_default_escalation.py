@@ -59,3 +59,22 @@ def test_a_drill_records_escalation_missed_without_the_default(tmp_path, monkeyp
     assert (code, card["status"]) == (1, "FAIL")
     [missed] = [e.body for e in entries if e.kind == EntryKind.ESCALATION_MISSED]
     assert (missed["step"], missed["reason"]) == ("deactivate-key", "no_on_failure")
+
+
+@pytest.mark.timeout(120)
+def test_a_drill_names_a_default_page_that_failed_not_a_missed_escalation(tmp_path, monkeypatch):
+    """A default notify.webhook page fails NoSigningKey in a drill: the card names it, not an escalation.missed."""
+    webhook = [{"id": "page", "actuator": "notify.webhook.post_message",
+                "with": {"url": "https://hooks.example.com/security", "key_id": "oncall",
+                         "title": "${failure.step} failed"}}]
+    monkeypatch.setenv("RESPONDER_DEFAULT_ON_FAILURE", json.dumps(webhook))
+    _, card, entries = _drill(tmp_path)
+    assert [e for e in entries if e.kind == EntryKind.ESCALATION_MISSED] == []
+    key_off, page = card["failures"]
+    assert (key_off["step"], key_off["escalation_failed"], key_off["missed"]) == (
+        "deactivate-key", ["page.deactivate-key"], None)
+    assert (page["step"], page["status"]) == ("page.deactivate-key", "failed")
+    assert "no signing key" in page["error"]
+    after = (tmp_path / "report" / "after-action.md").read_text()
+    assert "nobody told (escalation failed: page.deactivate-key)" in after
+    assert "escalation.missed" not in after
