@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from responder.tabletop.postmortem import postmortem
 from responder.timeline.chain import parse_lines
 from responder.timeline.evidence import evidence_pack, render_markdown
 from tests.timeline_builders import incident_timeline
@@ -41,3 +42,14 @@ def test_each_escalation_of_a_failure_is_a_decision_with_its_error(tmp_path):
     md = render_markdown(pack)
     assert sum("step.escalated" in line and "protected 2" in line for line in md.splitlines()) == 1
     assert "invalid parameters" in md
+
+
+def test_the_postmortem_draft_lists_a_refused_step_and_asks_about_its_target(tmp_path):
+    """A step refused before acting (no intent) is one of the draft's actions, with the containment question."""
+    rec = incident_timeline(tmp_path / "t.jsonl")
+    rec.append("step.result", {**HEAD, "step": "revoke", "key": "k2", "status": "refused", "error": "protected"},
+               "inc-1")
+    rec.close()
+    text = postmortem(parse_lines((tmp_path / "t.jsonl").read_bytes().splitlines()), "inc-1")
+    assert "- `revoke` `aws.iam.deactivate_access_key` on `AKIAEXAMPLE`: **refused** (1 attempt(s))" in text
+    assert "- Step `revoke` ended `refused`: was the target contained another way?" in text
