@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from responder.models.timeline import EntryKind, TimelineEntry
-from responder.timeline.markdown import cell, code
+from responder.timeline.markdown import cell, code, target
 
 DECISIONS = frozenset({EntryKind.EVENT_MATCHED, EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED,
                        EntryKind.INCIDENT_SUPPRESSED, EntryKind.STEP_PLANNED, EntryKind.STEP_SKIPPED,
@@ -146,7 +146,7 @@ def render_markdown(pack: Mapping[str, Any]) -> str:
         out.append(f"| {d['seq']} | {cell(d['at'])} | {cell(d['kind'])} | {cell(detail)} |")
     out += ["", "## Actions", ""]
     for a in pack["actions"]:
-        out += [f"### {cell(a['step'])}: {code(a['actuator'])} on {code(a['target'])} — {cell(a['status'])}", "",
+        out += [f"### {cell(a['step'])}: {code(a['actuator'])} on {target(a['target'])} — {cell(a['status'])}", "",
                 f"Parameters: {code(orjson.dumps(a.get('params'), option=orjson.OPT_SORT_KEYS).decode(), json=True)}",
                 "",
                 "| intent seq | intended at | result seq | status | changed | verified | recovered | duration ms "

@@ -53,3 +53,10 @@ def test_the_postmortem_draft_lists_a_refused_step_and_asks_about_its_target(tmp
     text = postmortem(parse_lines((tmp_path / "t.jsonl").read_bytes().splitlines()), "inc-1")
     assert "- `revoke` `aws.iam.deactivate_access_key` on `AKIAEXAMPLE`: **refused** (1 attempt(s))" in text
     assert "- Step `revoke` ended `refused`: was the target contained another way?" in text
+
+
+def test_a_step_whose_parameters_did_not_resolve_shows_no_target(tmp_path):
+    """A result with no target (parameters unresolved) reads `on –`, not a target named `None`."""
+    md = render_markdown(_pack(tmp_path))
+    assert "### isolate: `aws.ec2.isolate_instance` on – — failed" in md
+    assert "`None`" not in md
