@@ -48,3 +48,13 @@ def with_default_escalation(books: Iterable[Runbook], raw: Sequence[Mapping[str,
             raise ConfigError(f"default_on_failure.{where} (for runbook {rb.id}): {reason}")
         out.append(completed)
     return out
+
+
+def defaulted(books: Iterable[Runbook], raw: Sequence[Mapping[str, Any]],
+              registry: Registry) -> tuple[list[Runbook], list[str]]:
+    """`with_default_escalation`, and the ids of the runbooks it gave the setting's steps to (each without its own
+    `on_failure`; none when the setting is empty: they escalate to nobody, `escalation.missed`). Read off what it
+    returned, so what a drill or `runbooks validate` names is what the service runs."""
+    given = list(books)
+    completed = with_default_escalation(given, raw, registry)
+    return completed, [rb.id for rb, done in zip(given, completed, strict=True) if done is not rb]

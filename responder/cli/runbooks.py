@@ -9,7 +9,7 @@ import typer
 
 from responder.actuators import registry
 from responder.catalog import check_directory, load_runbooks, runbook_warnings
-from responder.catalog.defaults import with_default_escalation
+from responder.catalog.defaults import defaulted
 from responder.cli.options import JsonOpt, configured_default_on_failure
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError, EventRejected
@@ -33,26 +33,31 @@ def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), js
 
     Warnings (`!`, exit 0): a runbook with containment steps but no `on_failure` escalation, unless the service's
     `default_on_failure` setting (read as `responder run` reads it) gives it one; that default is checked against
-    every such runbook, as at start-up.
+    every such runbook, as at start-up, and each runbook it escalates for is listed (`defaulted`).
     """
     errors: list[ConfigError] = []
     warnings: list[ConfigError] = []
+    default: list[dict[str, Any]] = []
+    given: set[str] = set()
     try:
         books, found = check_directory(directory, registry)
         errors = list(found)
         if not books and not errors:
             errors = [ConfigError(f"{directory}: no runbooks (*.yaml) found")]
         default = configured_default_on_failure()
-        with_default_escalation(books, default, registry)  # a bad default: what stops `responder run` at start-up
+        given = set(defaulted(books, default, registry)[1])  # a bad default: what stops `responder run` at start-up
         warnings = list(runbook_warnings(directory, registry, default_escalation=bool(default)))
     except ConfigError as problem:
         errors, books = [*errors, problem], []
     if json:
         emit_json({"ok": not errors, "runbooks": [rb.ref for rb in books], "errors": _rows(errors),
-                   "warnings": _rows(warnings)})
+                   "warnings": _rows(warnings), "defaulted": [rb.ref for rb in books if rb.id in given]})
     else:
+        steps = ", ".join(str(step.get("id")) for step in default)
         for rb in books:
-            console.print(f"[green]✓[/green] {rb.ref}  {len(rb.steps)} step(s)  mode={rb.mode.value}")
+            console.print(f"[green]✓[/green] {rb.ref}  {len(rb.steps)} step(s)  mode={rb.mode.value}"
+                          + (f"  on_failure: default_on_failure ({steps})" if rb.id in given else ""),
+                          highlight=False)
         for exc in warnings:
             err_console.print(f"! {exc}", style="yellow", highlight=False, markup=False, soft_wrap=True)
         for exc in errors:

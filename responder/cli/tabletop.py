@@ -43,12 +43,13 @@ def _load(targets: list[Path] | None, runbooks: Path) -> Loaded:
     errors: list[ConfigError] = list(book_errors)
     default: list[dict[str, Any]] = []
     try:
-        default = configured_default_on_failure()
-        books = with_default_escalation(books, default, registry)
+        configured = configured_default_on_failure()
+        with_default_escalation(books, configured, registry)
+        default = configured  # only a default the service would accept: the playbooks are checked with it
     except ConfigError as exc:  # a bad default stops `responder run` at start-up: the drill does not run either
         errors.append(exc)
-    try:
-        found, problems = check_playbooks(targets or [Path("playbooks")], registry, books)
+    try:  # each playbook against the runbooks its drill runs: with the default, or none (its settings say which)
+        found, problems = check_playbooks(targets or [Path("playbooks")], registry, books, default)
     except ConfigError as exc:
         return Loaded([], [*errors, exc], default)
     return Loaded(list(found), [*errors, *problems], default)
@@ -130,7 +131,8 @@ def replay(
         "--baseline-runbooks", help="runbooks to compare with: print new, removed and changed actions")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Back-test recorded events against runbooks in dry-run: incidents that would open, steps that would run."""
+    """Back-test recorded events against runbooks in dry-run: incidents that would open, steps that would run, steps
+    that would fail and who would hear of it (the `default_on_failure` setting applies, as in `responder run`)."""
     from responder import log
     from responder.catalog import load_runbooks
     from responder.cli.events import _record_values
@@ -139,8 +141,11 @@ def replay(
     log.configure("json", "critical")
     values = _record_values(events, split_lines=False)
     try:
-        result = asyncio.run(backtest(values, load_runbooks(runbooks, registry), registry))
-        base = asyncio.run(backtest(values, load_runbooks(baseline_runbooks, registry), registry)) \
+        default = configured_default_on_failure()
+        result = asyncio.run(backtest(values, with_default_escalation(load_runbooks(runbooks, registry), default,
+                                                                      registry), registry))
+        base = asyncio.run(backtest(values, with_default_escalation(load_runbooks(baseline_runbooks, registry),
+                                                                    default, registry), registry)) \
             if baseline_runbooks else None
     except ConfigError as exc:
         err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
@@ -150,11 +155,17 @@ def replay(
         emit_json({**result.model_dump(mode="json"), **({"difference": diff} if diff is not None else {})})
         return
     console.print(f"{result.records} record(s): {len(result.incidents)} incident(s) would open, "
-                  f"{len(result.planned)} step(s) would run; rejected {result.rejected or 'none'}", highlight=False)
+                  f"{len(result.planned)} step(s) would run, {len(result.failed)} would fail; "
+                  f"rejected {result.rejected or 'none'}", highlight=False)
     for p in result.planned:
         gate = f"  [yellow](approval: {'; '.join(p.would_require_approval)})[/yellow]" if p.would_require_approval \
             else ""
         console.print(f"  record {p.record} {p.runbook} {p.step}: {p.actuator} on {p.target}{gate}", highlight=False)
+    for f in result.failed:
+        told = f"nobody told (escalation.missed: {f.missed})" if f.missed else \
+            f"escalated: {', '.join(f.escalation)}" if f.escalation else "not escalated (an escalation step)"
+        console.print(f"  record {f.record} {f.runbook} {f.step} would fail: {f.error}; {told}", highlight=False,
+                      markup=False, soft_wrap=True)
     if diff is not None:
         for kind in ("new", "removed", "changed"):
             for item in diff[kind]:

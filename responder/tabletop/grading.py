@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from responder.errors import ActuationError, ChainBroken
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.tabletop.expectations import Expectation, ExpectKind
+from responder.tabletop.failures import StepFailure
 from responder.tabletop.outcome import Run
 from responder.tabletop.state import check_state
 from responder.timeline.checkpoint import Checker
@@ -67,6 +68,10 @@ class Card(BaseModel):
     incidents: list[dict[str, Any]] = Field(default_factory=list, description="per-incident timeline for the SVG")
     deliveries: list[dict[str, Any]] = Field(default_factory=list, description="each record delivered: inject, "
                                              "virtual time, transport (kafka/webhook), auth, HTTP status, produced")
+    defaulted: list[str] = Field(default_factory=list, description="runbooks without on_failure that the drill's "
+                                 "service gave the default_on_failure steps (as production would), run or not")
+    failures: list[StepFailure] = Field(default_factory=list, description="each failed, refused or timed-out step "
+                                        "and who heard of it (responder/tabletop/failures.py)")
 
 
 def offset(entry: TimelineEntry, start: float) -> float:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -13,6 +14,7 @@ from responder.catalog.loader import locate, parse_yaml, read_source
 from responder.errors import ConfigError, PlaybookError, RunbookError
 from responder.models.runbook import Runbook
 from responder.tabletop.decisions import problems as decision_problems
+from responder.tabletop.escalation import scenario_runbooks
 from responder.tabletop.expectations import ExpectKind, StateCheck
 from responder.tabletop.models import REF, Playbook, Signature
 
@@ -168,9 +170,11 @@ def _expectation_problems(exp_index: int, pb: Playbook, registry: Registry, book
         yield f"duplicate expectation id {exp.id!r}", (*at, "id")
 
 
-def check_playbook(path: Path, registry: Registry,
-                   runbooks: Sequence[Runbook] | None = None) -> tuple[Playbook | None, list[RunbookError]]:
-    """Parse and check one playbook; every problem found, each with file:line:column."""
+def check_playbook(path: Path, registry: Registry, runbooks: Sequence[Runbook] | None = None,
+                   default_on_failure: Sequence[Mapping[str, Any]] = ()) -> tuple[Playbook | None, list[RunbookError]]:
+    """Parse and check one playbook; every problem found, each with file:line:column. `runbooks` as loaded, without
+    the service's `default_on_failure`: the playbook's references are checked against the runbooks its drill runs
+    (with that default, unless its `settings.default_on_failure` is `none`)."""
     try:
         root, data = parse_yaml(path, read_source(path))
     except RunbookError as exc:
@@ -182,8 +186,9 @@ def check_playbook(path: Path, registry: Registry,
     except ValidationError as exc:
         return None, [_error(path, root, err["loc"], f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
                       for err in exc.errors()]
+    books = scenario_runbooks(pb, runbooks, default_on_failure, registry)[0] if runbooks is not None else None
     problems: list[RunbookError] = [_error(path, root, loc, f"{'.'.join(str(p) for p in loc)}: {reason}")
-                for reason, loc in reference_problems(pb, path.parent, registry, runbooks)]
+                for reason, loc in reference_problems(pb, path.parent, registry, books)]
     if pb.id != path.stem:
         problems.append(_error(path, root, ("id",), f"id {pb.id!r} must match the file name {path.stem!r}"))
     return (pb if not problems else None), problems
@@ -208,12 +213,13 @@ def playbook_files(targets: Sequence[Path]) -> list[Path]:
 
 def check_playbooks(
     targets: Sequence[Path], registry: Registry, runbooks: Sequence[Runbook] | None = None,
+    default_on_failure: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[list[tuple[Path, Playbook]], list[RunbookError]]:
-    """Every playbook under `targets` and every problem in any of them."""
+    """Every playbook under `targets` and every problem in any of them (`check_playbook`)."""
     found: list[tuple[Path, Playbook]] = []
     errors: list[RunbookError] = []
     for path in playbook_files(targets):
-        pb, problems = check_playbook(path, registry, runbooks)
+        pb, problems = check_playbook(path, registry, runbooks, default_on_failure)
         errors += problems
         if pb is not None:
             found.append((path, pb))

@@ -38,9 +38,9 @@ from responder.tabletop.resources import (
     _Strict,
 )
 
-__all__ = ["NAME", "REF", "ApiKey", "AwsFault", "Bucket", "Decision", "Endpoint", "Function", "Inject", "Instance",
-           "KillFault", "KmsKey", "Model", "ModelVersion", "Names", "Playbook", "Role", "ScenarioSettings", "Secret",
-           "Signature", "Tamper", "Trail", "User", "VersionState", "WebhookAuth", "World"]
+__all__ = ["NAME", "REF", "ApiKey", "AwsFault", "Bucket", "Decision", "DefaultEscalation", "Endpoint", "Function",
+           "Inject", "Instance", "KillFault", "KmsKey", "Model", "ModelVersion", "Names", "Playbook", "Role",
+           "ScenarioSettings", "Secret", "Signature", "Tamper", "Trail", "User", "VersionState", "WebhookAuth", "World"]
 
 REF = re.compile(r"^\$\{(now(?:_ms)?|world\.[a-z_]+\.[A-Za-z0-9_.:/-]+?(?:\.(?:id|arn|name))?)\}$")
 
@@ -50,6 +50,13 @@ def _names(v: Any) -> Any:
 
 
 Names = Annotated[list[str], BeforeValidator(_names)]
+
+
+class DefaultEscalation(StrEnum):
+    """Which `default_on_failure` a drill's service gives the runbooks without `on_failure`."""
+
+    SERVICE = "service"  # the setting `responder run` reads (RESPONDER_DEFAULT_ON_FAILURE, RESPONDER_CONFIG)
+    NONE = "none"  # no default: such a runbook's failure is `escalation.missed` (what if nobody is configured)
 
 
 class ScenarioSettings(_Strict):
@@ -64,6 +71,9 @@ class ScenarioSettings(_Strict):
     approval_decision_ttl: float = Field(default=900.0, gt=0)
     kill_switch: bool = False
     dry_run: bool = False
+    default_on_failure: DefaultEscalation = Field(
+        default=DefaultEscalation.SERVICE, description="service: the service's default_on_failure setting, as "
+        "production; none: no default, so a runbook without on_failure escalates to nobody (escalation.missed)")
 
 
 class Signature(StrEnum):

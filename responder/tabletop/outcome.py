@@ -19,6 +19,7 @@ class Run:
     playbook: Playbook
     path: Path
     timeline: Path
+    defaulted: list[str] = field(default_factory=list)  # runbooks the service gave the default_on_failure steps
     bindings: Bindings = field(default_factory=Bindings)
     start: float = 0.0
     inject_at: dict[str, float] = field(default_factory=dict)

@@ -10,7 +10,7 @@ from typing import Any
 from responder.engine.undo import UNDO_RESULT, UNDO_SKIPPED
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline.evidence import evidence_pack, incident_entries
-from responder.timeline.markdown import cell, code
+from responder.timeline.markdown import cell, code, target
 
 TIMELINE_KINDS = (EntryKind.EVENT_RECEIVED, EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED,
                   EntryKind.GUARD_TRIPPED, EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED,
@@ -60,7 +60,7 @@ def postmortem(entries: Iterable[TimelineEntry], incident: str) -> str:
     out += ["", "## Actions", ""]
     for a in pack["actions"]:
         last_try: dict[str, Any] = a["attempts"][-1] if a["attempts"] else {}
-        out += [f"- {code(a['step'])} {code(a['actuator'])} on {code(a['target'])}: **{cell(a['status'])}** "
+        out += [f"- {code(a['step'])} {code(a['actuator'])} on {target(a['target'])}: **{cell(a['status'])}** "
                 f"({len(a['attempts'])} attempt(s))",
                 f"  - before: {code(last_try.get('prior'))}", f"  - after: {code(last_try.get('after'))}"]
     if not pack["actions"]:

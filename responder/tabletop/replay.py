@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from responder.actuators.registry import Registry
 from responder.engine.executor import Engine
@@ -27,8 +27,8 @@ class Offline:
         raise PermanentActuationError(f"replay is offline: {service}.{operation} not called", code="Offline")
 
 
-class Planned(BaseModel):
-    """One step a runbook would run for one event."""
+class _Step(BaseModel):
+    """A step of a runbook for one event: the record whose handling reached it, the incident, the actuator."""
 
     record: int
     event_id: str
@@ -36,6 +36,11 @@ class Planned(BaseModel):
     incident: str
     step: str
     actuator: str
+
+
+class Planned(_Step):
+    """One step a runbook would run for one event."""
+
     target: str
     params: dict[str, Any]
     would_require_approval: list[str]
@@ -45,6 +50,15 @@ class Planned(BaseModel):
         return self.event_id, self.runbook.split("@", 1)[0], self.step, self.target
 
 
+class Failed(_Step):
+    """A step that would fail for one event (its parameters do not resolve, in a dry run), and who would hear of it:
+    the escalation steps planned for it, or why nobody would (`escalation.missed`)."""
+
+    error: str
+    escalation: list[str] = Field(default_factory=list)
+    missed: str | None = None
+
+
 class Backtest(BaseModel):
     """Everything the records would have caused."""
 
@@ -52,6 +66,7 @@ class Backtest(BaseModel):
     incidents: list[dict[str, Any]]
     planned: list[Planned]
     rejected: dict[str, int]
+    failed: list[Failed] = Field(default_factory=list)
 
 
 async def backtest(values: Sequence[bytes], runbooks: Sequence[Runbook], registry: Registry) -> Backtest:
@@ -73,21 +88,33 @@ async def backtest(values: Sequence[bytes], runbooks: Sequence[Runbook], registr
               if e.kind == EntryKind.EVENT_RECEIVED and isinstance(o := e.body.get("origin"), dict)}
     opened = {e.incident: e for e in entries if e.kind == EntryKind.INCIDENT_OPENED and e.incident}
     planned: list[Planned] = []
+    failed: dict[tuple[str, str], Failed] = {}  # (incident, step) → its latest failure
+    failures: list[Failed] = []
     event_of: dict[str, str] = {}  # each incident's event being handled: records are handled one at a time, so a
     for e in entries:              # step planned after an event opened or joined its incident was planned for it
         if e.kind in (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED) and e.incident:
             event_of[e.incident] = str(e.body.get("event_id"))
-        elif e.kind == EntryKind.STEP_PLANNED:
-            event = event_of.get(e.incident or "", "")
+            continue
+        event, incident = event_of.get(e.incident or "", ""), e.incident or ""
+        where = {"record": offset.get(event, -1), "event_id": event, "incident": incident,
+                 "runbook": opened[incident].body.get("runbook") if incident in opened else "?"}
+        if e.kind == EntryKind.STEP_PLANNED:
             planned.append(Planned.model_validate({
-                "record": offset.get(event, -1), "event_id": event,
-                "runbook": opened[e.incident].body.get("runbook") if e.incident in opened else "?",
-                "incident": e.incident, "step": e.body["step"], "actuator": e.body["actuator"],
-                "target": e.body["target"], "params": e.body.get("params") or {},
-                "would_require_approval": e.body.get("would_require_approval") or []}))
+                **where, "step": e.body["step"], "actuator": e.body["actuator"], "target": e.body["target"],
+                "params": e.body.get("params") or {}, "would_require_approval": e.body.get("would_require_approval")
+                or []}))
+        elif e.kind == EntryKind.STEP_RESULT and e.body.get("status") in ("failed", "refused"):
+            failures.append(Failed.model_validate({**where, "step": e.body["step"], "actuator": e.body["actuator"],
+                                                   "error": str(e.body.get("error") or "")}))
+            failed[(incident, str(e.body["step"]))] = failures[-1]
+        elif e.kind in (EntryKind.STEP_ESCALATED, EntryKind.ESCALATION_MISSED) \
+                and (f := failed.get((incident, str(e.body.get("step"))))) is not None:
+            ids = e.body.get("escalation") if e.kind == EntryKind.STEP_ESCALATED else None
+            f.escalation += [str(i) for i in ids] if isinstance(ids, list) else []
+            f.missed = str(e.body.get("reason")) if e.kind == EntryKind.ESCALATION_MISSED else f.missed
     incidents = [{"incident": i, "runbook": e.body.get("runbook"), "group_key": e.body.get("group_key"),
                   "event_id": e.body.get("event_id")} for i, e in opened.items()]
-    return Backtest(records=len(values), incidents=incidents, planned=planned, rejected=rejected)
+    return Backtest(records=len(values), incidents=incidents, planned=planned, rejected=rejected, failed=failures)
 
 
 def difference(new: Backtest, base: Backtest) -> dict[str, list[dict[str, Any]]]:

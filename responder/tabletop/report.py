@@ -53,6 +53,11 @@ def print_scorecard(result: SuiteResult, console: Console, regressions: list[str
                       ", ".join(f.collateral) or "-", f"{f.wall_seconds:.1f}s")
     console.print(table)
     for c in result.cards:
+        if c.defaulted:
+            console.print(f"{c.playbook}: default_on_failure escalates for {', '.join(c.defaulted)}", markup=False,
+                          highlight=False)
+        for failure in c.failures:
+            console.print(f"{c.playbook}: step {failure.line()}", markup=False, highlight=False, soft_wrap=True)
         if c.error:
             console.print(f"[red]✗ {c.playbook}: {escape(c.error)}[/red]", highlight=False)
         for g in c.grades:
@@ -146,6 +151,12 @@ def markdown(result: SuiteResult, regress: list[str]) -> str:
                   f"{c.figures.virtual_seconds:g} virtual s in {c.figures.wall_seconds:g} wall s.", ""]
         if c.deliveries:
             lines += [f"Injects: {_deliveries(c)}.", ""]
+        if c.defaulted:
+            lines += ["Escalating through the service's `default_on_failure` (runbooks without `on_failure`): "
+                      f"{', '.join(code(r) for r in c.defaulted)}.", ""]
+        if c.failures:
+            lines += ["Failed steps and who heard of each:", "",
+                      *[f"- {cell(failure.line())}" for failure in c.failures], ""]
         if c.error:
             lines += [f"Stopped: {cell(c.error)}", ""]
         for g in c.grades:

@@ -21,12 +21,14 @@ from typing import Any
 
 import structlog
 
+from responder.actuators.registry import registry
 from responder.ingest.approvals import KafkaPublisher
 from responder.ingest.kafka import ensure_topics
 from responder.models.runbook import Runbook
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from responder.settings import Settings
 from responder.tabletop.decisions import answer, index_of
+from responder.tabletop.escalation import scenario_default, scenario_runbooks
 from responder.tabletop.expectations import Expectation
 from responder.tabletop.faults import FaultyAws, VirtualClock
 from responder.tabletop.host import ChildConfig, ChildProcess, InProcess, Status, revealed
@@ -50,15 +52,17 @@ class Scenario:
                  work: Path, signing_key: str, progress: Callable[[str, str], None] | None = None,
                  judge: Callable[[Expectation, Run], Awaitable[bool]] | None = None,
                  default_on_failure: Sequence[Mapping[str, Any]] = ()) -> None:
-        self.default_on_failure = [dict(step) for step in default_on_failure]  # the service's, as `responder run`
-        self.pb, self.sandbox, self.runbooks, self.runbooks_dir = pb, sandbox, list(runbooks), runbooks_dir
+        # the service's default_on_failure, as `responder run` (none if the playbook says so), and who gets it
+        self.default_on_failure = scenario_default(pb, default_on_failure)
+        self.runbooks, defaulted = scenario_runbooks(pb, runbooks, default_on_failure, registry)
+        self.pb, self.sandbox, self.runbooks_dir = pb, sandbox, runbooks_dir
         self.work = work
         self.signing_key = signing_key
         self.progress = progress or (lambda _kind, _msg: None)
         self.judge = judge or _never
         self.intake: WebhookIntake | None = None
         self.webhooks = any(i.transport == "webhook" for i in pb.injects)  # then the service trusts the intake
-        self.run_state = Run(pb, path, work / "timeline.jsonl")
+        self.run_state = Run(pb, path, work / "timeline.jsonl", defaulted=defaulted)
         nonce = uuid.uuid4().hex[:8]
         self.topics = {name: f"tabletop.{pb.id}.{nonce}.{name}" for name in
                        ("alerts", "drift", "deadletter", "approvals", "requests")}

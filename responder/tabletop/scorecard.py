@@ -8,6 +8,7 @@ from responder.models.timeline import EntryKind
 from responder.tabletop.decisions import DECISION
 from responder.tabletop.decisions import grades as decision_grades
 from responder.tabletop.expectations import ExpectKind
+from responder.tabletop.failures import TOLD, StepFailure, step_failures
 from responder.tabletop.grading import CONTAINING, Card, Figures, Grade, Status, cite, grade, offset
 from responder.tabletop.outcome import Run
 from responder.timeline.chain import canonical_json
@@ -57,7 +58,7 @@ def _named(run: Run) -> set[str]:
 
 
 def improvements(grades: list[Grade], fig: Figures, error: str | None,
-                 undelivered: dict[str, str] | None = None) -> list[str]:
+                 undelivered: dict[str, str] | None = None, failed: list[StepFailure] | None = None) -> list[str]:
     """What to fix, written from the failures."""
     undelivered = undelivered or {}
     out = [f"The scenario did not finish: {error}. Find what blocked it before trusting the runbooks."] if error else []
@@ -74,6 +75,18 @@ def improvements(grades: list[Grade], fig: Figures, error: str | None,
                    "(or the anchor chain) before relying on the rest of the scenario.")
     if fig.collateral:
         out.append(f"Review collateral changes no expectation names: {', '.join(fig.collateral)}.")
+    return out + _unannounced(failed or [])
+
+
+def _unannounced(failed: list[StepFailure]) -> list[str]:
+    """A line per step with a failure nobody was told of (escalation.missed, its escalation already done or failed)."""
+    out = []
+    for step in dict.fromkeys(f.step for f in failed if f.told != TOLD):
+        mine = [f for f in failed if f.step == step]
+        untold = [f"t+{f.t:g}s ({f.told})" for f in mine if f.told != TOLD]
+        out.append(f"Review: step `{step}` failed {len(mine)} time(s); nobody was told of {len(untold)}: "
+                   f"{', '.join(untold)}. Check that on-call hears of a step that keeps failing, and of an escalation "
+                   "that fails.")
     return out
 
 
@@ -100,10 +113,11 @@ async def build(run: Run, checker: Checker) -> Card:
     elif any(g.status != "PASS" for g in grades):
         status = "PARTIAL"
     fig = figures(run)
+    failed = step_failures(run.entries, lambda e: offset(e, run.start))
     return Card(playbook=run.playbook.id, title=run.playbook.title, path=str(run.path), status=status,
                 score=round(earned / total, 3) if total else 0.0, grades=grades, figures=fig, error=run.error,
-                timeline=str(run.timeline), improvements=improvements(grades, fig, run.error, run.undelivered),
-                incidents=incidents(run), deliveries=run.deliveries)
+                timeline=str(run.timeline), improvements=improvements(grades, fig, run.error, run.undelivered, failed),
+                incidents=incidents(run), deliveries=run.deliveries, defaulted=run.defaulted, failures=failed)
 
 
 def sign_and_append(card: Card, run: Run, signer: Signer, clock: float) -> dict[str, Any]:

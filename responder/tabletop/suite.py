@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.registry import registry
 from responder.catalog import load_runbooks
-from responder.catalog.defaults import with_default_escalation
 from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from responder.tabletop.escalation import scenario_runbooks
 from responder.tabletop.expectations import Expectation
 from responder.tabletop.grading import Card, grade
 from responder.tabletop.models import Playbook
@@ -51,13 +51,16 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
     """Start the sandbox, run each playbook in order, grade, sign; the sandbox is always torn down.
 
     `default_on_failure` is the service's setting (`responder run` reads the same one): each scenario's service
-    gives it to the runbooks without `on_failure`, as production does; a bad one is a ConfigError before the run.
+    gives it to the runbooks without `on_failure`, as production does, unless its playbook's
+    `settings.default_on_failure` is `none`; a bad one is a ConfigError before the run.
 
     `progress(playbook, kind, text)` hears of it as it happens; kinds: start, setup, clock, inject, decision,
     fault, expect (an expectation met or graded), done (the scenario's status and score).
     """
     started = time.monotonic()
-    books = with_default_escalation(load_runbooks(runbooks_dir, registry), default_on_failure, registry)
+    books = load_runbooks(runbooks_dir, registry)
+    for _, pb in playbooks:  # a default the service would refuse: refused before the sandbox starts
+        scenario_runbooks(pb, books, default_on_failure, registry)
     private, public = generate_keypair()
     signer, checker = Signer.from_text(private), Checker.from_text(public)
     sandbox = Sandbox(topics=("responder.notifications",), partitions=1)

@@ -9,13 +9,14 @@ from typing import Any
 import orjson
 
 from responder.models.timeline import EntryKind, TimelineEntry
-from responder.timeline.markdown import cell, code
+from responder.timeline.markdown import cell, code, target
 
 DECISIONS = frozenset({EntryKind.EVENT_MATCHED, EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED,
                        EntryKind.INCIDENT_SUPPRESSED, EntryKind.STEP_PLANNED, EntryKind.STEP_SKIPPED,
                        EntryKind.GUARD_TRIPPED, EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED,
                        EntryKind.APPROVAL_REJECTED, EntryKind.APPROVAL_EXPIRED, EntryKind.APPROVAL_ESCALATED,
-                       EntryKind.APPROVAL_WITHDRAWN, EntryKind.APPROVAL_SETTLED, EntryKind.ESCALATION_MISSED})
+                       EntryKind.APPROVAL_WITHDRAWN, EntryKind.APPROVAL_SETTLED, EntryKind.STEP_ESCALATED,
+                       EntryKind.ESCALATION_MISSED})
 
 
 def incident_entries(entries: Iterable[TimelineEntry], incident: str) -> list[TimelineEntry]:
@@ -43,18 +44,24 @@ def _ms_between(start: str, end: str) -> float:
 
 
 def _actions(entries: list[TimelineEntry]) -> list[dict[str, Any]]:
-    """Intent → result pairs by idempotency key, in the order they were intended."""
+    """Intent → result pairs by idempotency key, in the order they were intended or first resulted. A result without
+    its own intent (a step refused before acting, or whose parameters did not resolve: no key, then by step) is an
+    attempt of its own, so each failure is listed and none overwrites an earlier result."""
     actions: dict[str, dict[str, Any]] = {}
     for e in entries:
+        if e.kind not in (EntryKind.STEP_INTENT, EntryKind.STEP_RESULT):
+            continue
         key = str(e.body.get("key", ""))
+        act = actions.setdefault(key or f"step {e.body.get('step')}", {
+            "step": e.body.get("step"), "actuator": e.body.get("actuator"), "target": e.body.get("target"), "key": key,
+            "attempts": []})
         if e.kind == EntryKind.STEP_INTENT:
-            act = actions.setdefault(key, {"step": e.body.get("step"), "actuator": e.body.get("actuator"),
-                                           "target": e.body.get("target"), "key": key, "attempts": []})
             act["params"] = e.body.get("params")
             act["attempts"].append({"intent_seq": e.seq, "intended_at": e.at})
-        elif e.kind == EntryKind.STEP_RESULT and key in actions:
-            act = actions[key]
-            last = act["attempts"][-1] if act["attempts"] else {}
+        else:
+            if not act["attempts"] or "result_seq" in act["attempts"][-1]:
+                act["attempts"].append({})
+            last = act["attempts"][-1]
             last |= {"result_seq": e.seq, "finished_at": e.at, "status": e.body.get("status"),
                      "changed": e.body.get("changed"), "verified": e.body.get("verified"),
                      "recovered": bool(e.body.get("recovered")), "error": e.body.get("error"),
@@ -136,18 +143,18 @@ def render_markdown(pack: Mapping[str, Any]) -> str:
     out += ["", "## Decisions", "", "| seq | at | kind | detail |", "|---|---|---|---|"]
     for d in pack["decisions"]:
         detail = ", ".join(f"{k}={d[k]}" for k in ("runbook", "step", "reason", "summary", "guard", "detail",
-                                                   "reasons", "decision", "by", "group_key")
+                                                   "reasons", "decision", "by", "group_key", "escalation", "error")
                            if d.get(k) not in (None, "", []))
         out.append(f"| {d['seq']} | {cell(d['at'])} | {cell(d['kind'])} | {cell(detail)} |")
     out += ["", "## Actions", ""]
     for a in pack["actions"]:
-        out += [f"### {cell(a['step'])}: {code(a['actuator'])} on {code(a['target'])} — {cell(a['status'])}", "",
+        out += [f"### {cell(a['step'])}: {code(a['actuator'])} on {target(a['target'])} — {cell(a['status'])}", "",
                 f"Parameters: {code(orjson.dumps(a.get('params'), option=orjson.OPT_SORT_KEYS).decode(), json=True)}",
                 "",
                 "| intent seq | intended at | result seq | status | changed | verified | recovered | duration ms "
                 "| intent→result ms | error |", "|---|---|---|---|---|---|---|---|---|---|"]
         for t in a["attempts"]:
-            out.append(f"| {t['intent_seq']} | {cell(t['intended_at'])} | {cell(t.get('result_seq'))} "
+            out.append(f"| {cell(t.get('intent_seq'))} | {cell(t.get('intended_at'))} | {cell(t.get('result_seq'))} "
                        f"| {cell(t.get('status'))} | {cell(t.get('changed'))} | {cell(t.get('verified'))} "
                        f"| {cell(t.get('recovered'))} | {cell(t.get('duration_ms'))} | {cell(t.get('elapsed_ms'))} "
                        f"| {cell(t.get('error'))} |")

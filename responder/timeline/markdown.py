@@ -34,3 +34,8 @@ def code(value: Any, *, json: bool = False) -> str:
     fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def target(value: Any) -> str:
+    """A step's target as a code span, or `–` when it has none (a step whose parameters did not resolve)."""
+    return cell(None) if value is None else code(value)

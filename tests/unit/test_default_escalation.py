@@ -8,7 +8,7 @@ import pytest
 
 from responder.actuators import registry
 from responder.catalog import load_runbooks
-from responder.catalog.defaults import with_default_escalation
+from responder.catalog.defaults import defaulted, with_default_escalation
 from responder.errors import ConfigError
 from responder.fleet import fleet_digest
 from responder.pipeline import Pipeline
@@ -38,6 +38,17 @@ def test_a_runbooks_own_on_failure_wins_over_the_default(tmp_path):
                                                          kit.registry)}
     assert [s.id for s in books["own"].on_failure] == ["tell"]
     assert [s.id for s in books["bare"].on_failure] == ["page"]
+
+
+def test_the_runbooks_named_as_defaulted_are_those_the_default_completed(tmp_path):
+    """`defaulted` (drill cards, `runbooks validate`) names exactly the runbooks the service gives the default."""
+    kit = make_kit(tmp_path, {"own": DEACTIVATE_STEPS + ESCALATE, "bare": DEACTIVATE_STEPS})
+    books = load_runbooks(kit.runbooks_dir, kit.registry)
+    completed, named = defaulted(books, PAGE, kit.registry)
+    assert completed == with_default_escalation(books, PAGE, kit.registry)
+    assert named == [rb.id for rb, was in zip(completed, books, strict=True) if rb.on_failure != was.on_failure]
+    assert named == ["bare"]
+    assert defaulted(books, [], kit.registry) == (books, [])
 
 
 @pytest.mark.parametrize(("default", "says"), [

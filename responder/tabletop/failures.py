@@ -1,0 +1,80 @@
+"""Each failure of a step in a drill, and who heard of it: on-call, nobody, or nobody again.
+
+The service counts every failed or refused step (`responder_step_failures_total`), but an escalation step that already
+ran for a step of an incident is `already_done` when the step fails again: a step that keeps failing is announced
+once. An escalation step that fails tells nobody either (a drill's `notify.webhook` fails `NoSigningKey`). A drill's
+card lists every failure with what its escalation did, so none is invisible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from pydantic import BaseModel, Field
+
+from responder.engine.approvals import TIMED_OUT
+from responder.models.timeline import EntryKind, TimelineEntry
+
+TOLD, AGAIN, NOBODY = "told", "not told again", "nobody told"
+
+
+class StepFailure(BaseModel):
+    """One failed, refused or timed-out run of a step, and what its escalation did."""
+
+    t: float
+    incident: str
+    step: str
+    actuator: str
+    status: str
+    error: str
+    told_by: list[str] = Field(default_factory=list, description="escalation steps that ran for it")
+    already_done: list[str] = Field(default_factory=list, description="escalation steps skipped: they ran for an "
+                                    "earlier failure of the step, so nobody was told of this one")
+    escalation_failed: list[str] = Field(default_factory=list, description="escalation steps that ran for it and "
+                                         "failed, refused or timed out: nobody was told through them")
+    missed: str | None = Field(default=None, description="the escalation.missed reason: nobody was told")
+
+    @property
+    def told(self) -> str:
+        """told, not told again, or nobody told."""
+        return TOLD if self.told_by else AGAIN if self.already_done else NOBODY
+
+    def line(self) -> str:
+        """The failure and who heard of it, as one line."""
+        how = ", ".join(self.told_by or self.already_done) or (
+            f"escalation.missed: {self.missed}" if self.missed else
+            f"escalation failed: {', '.join(self.escalation_failed)}" if self.escalation_failed else
+            "an escalation step: never escalated" if "." in self.step else "no escalation recorded")
+        return f"t+{self.t:g}s {self.step} ({self.actuator}) {self.status}: {self.error}; {self.told} ({how})"
+
+
+def _failed(e: TimelineEntry) -> bool:
+    status = e.body.get("status")
+    return e.kind == EntryKind.STEP_RESULT and (status in ("failed", "refused")
+                                                or (status == "denied" and e.body.get("code") == TIMED_OUT))
+
+
+def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntry], float]) -> list[StepFailure]:
+    """Every failure of a step (an escalation step's own failure included), in timeline order, with its outcome."""
+    out: list[StepFailure] = []
+    latest: dict[tuple[str, str], StepFailure] = {}  # (incident, step) → its latest failure
+    escalating: dict[tuple[str, str], StepFailure] = {}  # (incident, escalation step id) → the failure it tells of
+    for e in entries:
+        at = (e.incident or "", str(e.body.get("step")))
+        if _failed(e):
+            out.append(StepFailure(t=when(e), incident=at[0], step=at[1], actuator=str(e.body.get("actuator")),
+                                   status=str(e.body.get("status")), error=str(e.body.get("error") or "")))
+            latest[at] = out[-1]
+        if (f := escalating.get(at)) is not None:
+            if e.kind == EntryKind.STEP_RESULT and e.body.get("status") == "ok":
+                f.told_by.append(at[1])
+            elif e.kind == EntryKind.STEP_SKIPPED and e.body.get("reason") == "already_done":
+                f.already_done.append(at[1])
+            elif _failed(e):
+                f.escalation_failed.append(at[1])
+        elif (f := latest.get(at)) is not None and e.kind == EntryKind.STEP_ESCALATED:
+            ids = e.body.get("escalation")
+            escalating |= {(at[0], str(sid)): f for sid in (ids if isinstance(ids, list) else [])}
+        elif f is not None and e.kind == EntryKind.ESCALATION_MISSED:
+            f.missed = str(e.body.get("reason"))
+    return out
