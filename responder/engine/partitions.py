@@ -126,3 +126,61 @@ def release(state: EngineState, incidents: set[str]) -> None:
     snap.granted = [p for p in snap.granted if p.incident not in incidents]
     snap.continuing = [c for c in snap.continuing if c[0].incident not in incidents]
     state.restore(snap)
+
+
+def closed_key(runbook: str, group_key: str) -> str:
+    """The changelog key of an evicted group key: the event time up to which it stays quiet."""
+    return f"~closed#{runbook}#{group_key}"
+
+
+def expired(slices: Iterable[EngineSnapshot], before: float) -> tuple[list[EngineSnapshot], list[str]]:
+    """Split restored slices: what to merge, and the `~closed#` keys of group keys evicted before `before` (past the
+    horizon), which are left out (their records to be tombstoned). A slice left with nothing is dropped."""
+    kept: list[EngineSnapshot] = []
+    stale: list[str] = []
+    for part in slices:
+        old = [c for c in part.closed if c[3] < before]
+        if not old:
+            kept.append(part)
+            continue
+        stale.extend(closed_key(rb, key) for rb, key, _, _ in old)
+        rest = part.model_copy(update={"closed": [c for c in part.closed if c[3] >= before]})
+        if rest.model_dump() != EngineSnapshot().model_dump():
+            kept.append(rest)
+    return kept, stale
+
+
+class ClosedKeys:
+    """The changelog partitions holding each remembered evicted group key (`~closed#`), among those owned here, so
+    that the record is tombstoned when the engine forgets the key (past the horizon, or over the cap)."""
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[str, str], set[int]] = {}
+        self.due: dict[int, set[str]] = {}  # partition → keys to tombstone at the next write (forgotten at a restore)
+
+    def note(self, partition: int, closed: Iterable[tuple[str, str, float, float]]) -> None:
+        """These group keys' records are in `partition` (written there, or restored from it)."""
+        for rb, key, _, _ in closed:
+            self.held.setdefault((rb, key), set()).add(partition)
+
+    def forget(self, state: EngineState) -> None:
+        """The keys the state's last `evict` or `restore` forgot (and did not remember again) are due for a
+        tombstone in every partition holding them."""
+        for pair in state.forgotten:
+            if state.closed_until(*pair) is None:
+                for partition in self.held.pop(pair, ()):
+                    self.due.setdefault(partition, set()).add(closed_key(*pair))
+
+    def take(self) -> dict[int, set[str]]:
+        """The keys due for a tombstone, per partition (and none due any more)."""
+        due, self.due = self.due, {}
+        return due
+
+    def revoke(self, partitions: set[int]) -> None:
+        """Partitions that left: their new owner tombstones their records."""
+        for partition in partitions:
+            self.due.pop(partition, None)
+        for pair in [p for p, held in self.held.items() if held & partitions]:
+            self.held[pair] -= partitions
+            if not self.held[pair]:
+                del self.held[pair]
