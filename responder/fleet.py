@@ -42,6 +42,7 @@ class FleetState:
     def __init__(self, engine: Engine, changelog: Changelog, clock: Callable[[], float] = time.monotonic) -> None:
         self.engine, self.changelog, self.clock = engine, changelog, clock  # `clock` paces the restore retries
         self.partitions = Partitions()
+        self._removed = 0  # `QuotaWindows.removed` as last written to every owned partition
         self.closed = ClosedKeys()  # where each `~closed#` record is, to tombstone it once the engine forgets the key
         self.owned: set[int] = set()
         self.failed: dict[int, str] = {}
@@ -55,12 +56,17 @@ class FleetState:
     async def on_durable(self, entries: Sequence[TimelineEntry]) -> None:
         """Write the slices of the incidents these entries touched (before the entries count as durable)."""
         urgent = any(e.kind in _BEFORE_ACTING for e in entries)  # committed before the actuator is called
-        for partition, incidents in self.partitions.route(entries).items():
+        routed = self.partitions.route(entries)
+        windows = self.engine.state.windows
+        if windows.removed != self._removed:  # a run refunded or moved: the other partitions' `~quotas` still hold
+            self._removed = windows.removed  # it, and a restore's union would count it again
+            routed = {p: routed.get(p, set()) for p in self.owned} | routed
+        for partition, incidents in routed.items():
             if partition not in self.owned:
                 continue  # revoked meanwhile: its new owner writes it now; a late write would overwrite theirs
             slices = cut(self.engine.state, incidents)
             await self.changelog.write(partition, {i: slices.get(i) for i in incidents},
-                                       quotas=self.engine.state.windows.runs(), urgent=urgent)
+                                       quotas=windows.runs(), urgent=urgent)
 
     async def evict(self) -> list[str]:
         """Evict closed incidents: tombstone them, and remember up to which event time their group keys stay quiet;

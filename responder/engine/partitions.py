@@ -93,12 +93,17 @@ def cut(state: EngineState, incidents: set[str]) -> dict[str, EngineSnapshot]:
     for carried in snap.continuing:
         if carried[0].incident in out:
             out[carried[0].incident].continuing.append(carried)
+    for charge in snap.charges:  # an in-flight step's counted run: its new owner refunds it or counts its re-run once
+        open_intent = snap.inflight.get(charge.key)
+        if open_intent is not None and open_intent.incident in out:
+            out[open_intent.incident].charges.append(charge)
     return out
 
 
 def merge(state: EngineState, slices: Iterable[EngineSnapshot]) -> None:
     """Add restored slices (and quota windows, as a union: each time as often as the window holding it most often
-    has it, so runs recorded at one clock reading stay apart and a run read back from several keys counts once)."""
+    has it, so runs recorded at one clock reading stay apart and a run read back from several keys counts once;
+    and the charges of in-flight steps, so a permanent failure refunds a run counted by the previous owner)."""
     snap = state.snapshot()
     runs = {(r.runbook, r.actuator): Counter(r.times) for r in snap.quotas}
     for part in slices:
@@ -109,6 +114,7 @@ def merge(state: EngineState, slices: Iterable[EngineSnapshot]) -> None:
         snap.granted.extend(part.granted)
         snap.continuing.extend(part.continuing)
         snap.closed.extend(part.closed)
+        snap.charges.extend(part.charges)
         for run in part.quotas:
             pair = (run.runbook, run.actuator)
             runs[pair] = runs.get(pair, Counter()) | Counter(run.times)
@@ -121,7 +127,9 @@ def release(state: EngineState, incidents: set[str]) -> None:
     snap = state.snapshot()
     snap.incidents = [i for i in snap.incidents if i.id not in incidents]
     snap.done = {k: d for k, d in snap.done.items() if d.incident not in incidents}
-    snap.inflight = {k: f for k, f in snap.inflight.items() if f.incident not in incidents}
+    gone = {k for k, f in snap.inflight.items() if f.incident in incidents}
+    snap.inflight = {k: f for k, f in snap.inflight.items() if k not in gone}
+    snap.charges = [c for c in snap.charges if c.key not in gone]
     snap.parked = [p for p in snap.parked if p.incident not in incidents]
     snap.granted = [p for p in snap.granted if p.incident not in incidents]
     snap.continuing = [c for c in snap.continuing if c[0].incident not in incidents]

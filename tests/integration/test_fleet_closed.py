@@ -39,9 +39,9 @@ async def _latest(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
 
 @pytest.fixture(name="log")
 async def _log(kafka_bootstrap: str, unique: str) -> AsyncIterator[Changelog]:
-    """A started changelog on a fresh one-partition topic, stopped after the test."""
+    """A started changelog on a fresh two-partition topic, stopped after the test."""
     topic = f"changelog-{unique}"
-    await ensure_changelog(kafka_bootstrap, topic, 1)
+    await ensure_changelog(kafka_bootstrap, topic, 2)
     log = Changelog(kafka_bootstrap, topic)
     await log.start()
     yield log

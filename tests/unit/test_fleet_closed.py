@@ -8,6 +8,7 @@ import pytest
 
 from responder.engine import state as state_module
 from responder.engine.partitions import closed_key, expired
+from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import CLOSED_HORIZON, EngineState
 from responder.fleet import FleetState
@@ -30,9 +31,11 @@ class CompactedChangelog:
     async def read(self, partition: int) -> list[EngineSnapshot]:
         return [s for s in self.keys.get(partition, {}).values() if s is not None]
 
-    async def write(self, partition: int, slices: dict[str, EngineSnapshot | None], quotas: object = None,
-                    urgent: bool = False) -> None:
+    async def write(self, partition: int, slices: dict[str, EngineSnapshot | None],
+                    quotas: list[QuotaRun] | None = None, urgent: bool = False) -> None:
         self.keys.setdefault(partition, {}).update(slices)
+        if quotas is not None:
+            self.keys[partition]["~quotas"] = EngineSnapshot(quotas=quotas)
         self.tombstones += [(partition, k) for k, s in slices.items() if s is None]
 
     def closed(self, partition: int) -> list[str]:
