@@ -103,3 +103,15 @@ def test_a_clock_within_a_few_seconds_of_aws_is_not_reported():
             == 1.0
         assert guard.check_clock({}) is None
     assert logs == []
+
+
+async def test_a_retry_retakes_its_own_slot_not_a_free_one_before_it(aws, unique):
+    """A step key that ran before retakes the slot it holds even when an earlier slot is free, so the freed slot is
+    left for another step."""
+    guard = await _guard(aws, unique, [Quota(actuator="aws.iam.*", max=2, window=3600)])
+    assert await guard.acquire(DEACTIVATE, "k0", T) is None  # slot 0
+    assert await guard.acquire(DEACTIVATE, "k1", T + 1) is None  # slot 1
+    await guard.settle("k0", _result("k0", permanent=True))  # slot 0 given back
+    await guard.settle("k1", _result("k1", permanent=False))  # slot 1 kept
+    assert await guard.acquire(DEACTIVATE, "k1", T + 60, again=True) is None  # the retry: slot 1 again
+    assert await guard.acquire(DEACTIVATE, "k2", T + 61) is None  # slot 0 is still free
