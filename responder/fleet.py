@@ -57,6 +57,7 @@ class FleetState:
         """Write the slices of the incidents these entries touched (before the entries count as durable)."""
         urgent = any(e.kind in _BEFORE_ACTING for e in entries)  # committed before the actuator is called
         routed = self.partitions.route(entries)
+        moved = self.partitions.take_moved()  # incidents named from another partition now: their old record goes
         windows = self.engine.state.windows
         if windows.removed != self._removed:  # a run refunded or moved: the other partitions' `~quotas` still hold
             self._removed = windows.removed  # it, and a restore's union would count it again
@@ -67,6 +68,9 @@ class FleetState:
             slices = cut(self.engine.state, incidents)
             await self.changelog.write(partition, {i: slices.get(i) for i in incidents},
                                        quotas=windows.runs(), urgent=urgent)
+        for partition, left in moved.items():  # after the new record: a crash between leaves two, never none
+            if partition in self.owned:
+                await self.changelog.write(partition, dict.fromkeys(left), urgent=urgent)
 
     async def evict(self) -> list[str]:
         """Evict closed incidents: tombstone them, and remember up to which event time their group keys stay quiet;

@@ -28,6 +28,7 @@ class Partitions:
         self.of: dict[str, int] = {}
         self._origin: dict[str, int] = {}  # event id → partition (every runbook it matches names an incident)
         self._handling: dict[tuple[str, int], list[str]] = {}  # (topic, partition) → its chunk in hand's event ids
+        self.moved: list[tuple[str, int]] = []  # (incident, the partition it left) since `take_moved`
 
     def route(self, entries: Sequence[TimelineEntry]) -> dict[int, set[str]]:
         """The incidents each partition's entries touched (learning new incidents' partitions on the way)."""
@@ -47,6 +48,9 @@ class Partitions:
             if entry.kind in _NAMING:
                 partition = self._origin.get(str(body.get("event_id")))  # not popped: another runbook's may follow
                 if partition is not None:
+                    left = self.of.get(incident)
+                    if left is not None and left != partition:  # its group key is not the record key
+                        self.moved.append((incident, left))
                     self.of[incident] = partition
             partition = self.of.get(incident)
             if partition is not None:
@@ -63,6 +67,16 @@ class Partitions:
             for event in self._handling.pop(key, ()):
                 if self._origin.get(event) == key[1]:
                     del self._origin[event]
+
+    def take_moved(self) -> dict[int, set[str]]:
+        """The incidents that moved to another partition since the last call, by the partition they left (where
+        their record is to be tombstoned)."""
+        left: dict[int, set[str]] = {}
+        for incident, partition in self.moved:
+            if self.of.get(incident) != partition:
+                left.setdefault(partition, set()).add(incident)
+        self.moved = []
+        return left
 
     def owned(self, partition: int) -> set[str]:
         """The incidents of one partition."""

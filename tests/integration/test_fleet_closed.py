@@ -16,6 +16,8 @@ from responder.fleet import FleetState
 from responder.ingest.changelog import Changelog, ensure_changelog
 from tests.kit import Kit, make_kit
 from tests.unit.test_fleet_closed import RB
+from tests.unit.test_fleet_moved import send_from
+from tests.unit.test_fleet_quotas import _member as _member_writing
 from tests.unit.test_fleet_slices import _from_partition
 
 
@@ -98,3 +100,15 @@ async def restore_one(fleet: FleetState) -> None:
     slices = await fleet.fetch(0)
     assert slices is not None, fleet.failed
     fleet.adopt(0, slices)
+
+
+async def test_an_incident_that_moved_partition_leaves_no_record_behind(kafka_bootstrap, log, tmp_path):
+    """An incident joined by an event of partition 1 (its group key is not the record key) is tombstoned in
+    partition 0, and a restore of partition 0 brings back no stale copy of it."""
+    kit, _ = _member_writing(tmp_path, "first", log, {0, 1})
+    await send_from(kit, 0, "f1")
+    [incident] = kit.engine.state.incidents.all()
+    await send_from(kit, 1, "f2")
+    assert (await _latest(kafka_bootstrap, log.topic))[incident.id.encode()] is None
+    assert not [i for s in await log.read(0) for i in s.incidents]
+    assert [i.id for s in await log.read(1) for i in s.incidents] == [incident.id]
