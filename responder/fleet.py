@@ -57,7 +57,7 @@ class FleetState:
         """Write the slices of the incidents these entries touched (before the entries count as durable)."""
         urgent = any(e.kind in _BEFORE_ACTING for e in entries)  # committed before the actuator is called
         routed = self.partitions.route(entries)
-        moved = self.partitions.take_moved()  # incidents named from another partition now: their old record goes
+        moved = self.partitions.take_moved(self.owned)  # incidents named from another partition: old record goes
         windows = self.engine.state.windows
         if windows.removed != self._removed:  # a run refunded or moved: the other partitions' `~quotas` still hold
             self._removed = windows.removed  # it, and a restore's union would count it again

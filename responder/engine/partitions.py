@@ -68,12 +68,13 @@ class Partitions:
                 if self._origin.get(event) == key[1]:
                     del self._origin[event]
 
-    def take_moved(self) -> dict[int, set[str]]:
-        """The incidents that moved to another partition since the last call, by the partition they left (where
-        their record is to be tombstoned)."""
+    def take_moved(self, owned: set[int]) -> dict[int, set[str]]:
+        """The incidents that moved to another partition of `owned` since the last call (their new record written),
+        by the partition they left (where their record is to be tombstoned). One that moved to a partition not owned
+        here keeps its old record: two records rather than none."""
         left: dict[int, set[str]] = {}
         for incident, partition in self.moved:
-            if self.of.get(incident) != partition:
+            if (now := self.of.get(incident)) != partition and now in owned:
                 left.setdefault(partition, set()).add(incident)
         self.moved = []
         return left

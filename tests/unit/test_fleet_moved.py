@@ -34,3 +34,16 @@ async def test_an_incident_joined_from_another_partition_moves_its_record(tmp_pa
     assert log.keys[1].get(incident.id) is not None
     assert log.keys[0].get(incident.id) is None
     assert (0, incident.id) in log.tombstones
+
+
+async def test_an_incident_named_from_a_partition_not_owned_keeps_its_record(tmp_path: Path) -> None:
+    """An incident named from a partition this replica does not own (its record there not written) keeps its record
+    in the partition it came from: never no record at all."""
+    log = CompactedChangelog()
+    kit, _ = _member(tmp_path, "first", log, {0})
+    await send_from(kit, 0, "f1")
+    [incident] = kit.engine.state.incidents.all()
+    await send_from(kit, 1, "f2")
+    assert log.keys.get(1, {}).get(incident.id) is None
+    assert log.keys[0].get(incident.id) is not None
+    assert (0, incident.id) not in log.tombstones
