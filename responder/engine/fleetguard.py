@@ -206,14 +206,18 @@ class FleetGuard:
             await self._release(key, held, "permanent_failure")
 
     async def _holding(self, q: Quota, key: str, now: float) -> int | None:
-        """The slot of `q` that step `key` holds within its window, if any (one consistent batch read)."""
-        names = [slot_key(q, slot) for slot in range(q.max)]
-        for start in range(0, len(names), 100):  # BatchGetItem reads at most 100 keys
-            got = await self.aws.call("dynamodb", "batch_get_item", RequestItems={self.table: {
-                "Keys": [{"pk": {"S": pk}} for pk in names[start:start + 100]], "ConsistentRead": True}})
-            for item in got.get("Responses", {}).get(self.table, []):
-                if item.get("key", {}).get("S") == key and float(item.get("at", {}).get("N", "-inf")) > now - q.window:
-                    return names.index(item["pk"]["S"])
+        """The slot of `q` that step `key` holds within its window, if any (one consistent batch read); None if the
+        read is refused (no `dynamodb:BatchGetItem` right): the scan then takes the first free slot or its own."""
+        names, since = [slot_key(q, slot) for slot in range(q.max)], now - q.window
+        try:
+            for start in range(0, len(names), 100):  # BatchGetItem reads at most 100 keys
+                got = await self.aws.call("dynamodb", "batch_get_item", RequestItems={self.table: {
+                    "Keys": [{"pk": {"S": pk}} for pk in names[start:start + 100]], "ConsistentRead": True}})
+                for item in got.get("Responses", {}).get(self.table, []):
+                    if item.get("key", {}).get("S") == key and float(item.get("at", {}).get("N", "-inf")) > since:
+                        return names.index(item["pk"]["S"])
+        except ActuationError as exc:  # at worst a second slot (stricter); an unreachable table fails the put next
+            log.warning("fleet_quota_slot_lookup_failed", quota=q.actuator, key=key, error=str(exc))
         return None
 
     async def _take(self, q: Quota, key: str, now: float, first: int | None = None) -> Slot | None:

@@ -57,6 +57,27 @@ async def test_a_retry_retakes_its_slot_when_an_earlier_one_is_free() -> None:
     assert await guard.acquire(DEACTIVATE, "k2", T + 61) is None
 
 
+class _NoBatchRead(_Slots):
+    """A table whose policy grants the conditional writes but not `dynamodb:BatchGetItem`."""
+
+    async def call(self, service: str, op: str, **kw: Any) -> dict[str, Any]:
+        if op == "batch_get_item":
+            raise ActuationError("AccessDeniedException: not authorized to perform dynamodb:BatchGetItem",
+                                 code="AccessDeniedException")
+        return await super().call(service, op, **kw)
+
+
+async def test_a_retry_without_the_batch_read_right_still_takes_a_slot() -> None:
+    """A replica refused the slot lookup (an IAM policy from before it) retakes a slot by the scan, as before, and
+    does not park the retried step as if the quota store were down."""
+    table = _NoBatchRead()
+    guard = FleetGuard(table, "guards", [Quota(actuator="aws.iam.*", max=2, window=3600)])  # type: ignore[arg-type]
+    assert await guard.acquire(DEACTIVATE, "k1", T) is None
+    await guard.settle("k1", _failed("k1", permanent=False))
+    assert await guard.acquire(DEACTIVATE, "k1", T + 60, again=True) is None
+    assert [i["key"]["S"] for i in table.items.values()] == ["k1"]
+
+
 class _Recording(FleetGuard):
     """Grants every slot and records whether the engine said the step key ran before."""
 
