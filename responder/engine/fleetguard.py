@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from fnmatch import fnmatchcase
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import structlog
 
 from responder.actuators.base import AwsCaller
+from responder.engine.fleetitems import DIGEST, KILL_SWITCH, OPERATOR, Slot, slot_key, switch_item, switch_on
 from responder.engine.guards import Trip
 from responder.errors import ActuationError, ConfigError
 from responder.models.runbook import Quota
@@ -40,37 +40,8 @@ from responder.models.step import StepResult, StepStatus
 
 log = structlog.get_logger(__name__)
 
-KILL_SWITCH = "kill-switch"
-DIGEST = "fleet-digest"
-OPERATOR = "operator#"  # + request id: the reply of a completed operator request, seen by every replica
 MAX_SKEW_S = 5.0  # seconds between the local clock and AWS's before `fleet_clock_skew` (the Date header: whole seconds)
 MAX_HELD = 10_000  # step keys whose fresh slots are remembered until their result (oldest forgotten: slots expire)
-
-
-def slot_key(q: Quota, slot: int) -> str:
-    """The item key of slot `slot` of global quota `q`."""
-    return f"quota#{q.actuator}#{q.window:g}#{slot}"
-
-
-def switch_item(on: bool, by: str, reason: str, at: str) -> dict[str, Any]:
-    """The kill-switch item every replica reads: on or off, who, why and when."""
-    return {"pk": {"S": KILL_SWITCH}, "on": {"BOOL": on}, "by": {"S": by}, "reason": {"S": reason}, "at": {"S": at}}
-
-
-def switch_on(item: Mapping[str, Any]) -> bool:
-    """Whether the kill-switch item says on: off only when never set or a boolean false; an `on` of another type (an
-    item edited by hand, `"true"` or `1`) counts as on, failing closed."""
-    on = item.get("on")
-    return on is not None and (not isinstance(on, Mapping) or on.get("BOOL") is not False)
-
-
-@dataclass(frozen=True)
-class Slot:
-    """A slot a step key took: its item key and the take's time (as written), and whether the key held it already."""
-
-    pk: str
-    at: str
-    fresh: bool
 
 
 class FleetGuard:
