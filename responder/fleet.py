@@ -18,8 +18,9 @@ from pydantic import ValidationError
 
 from responder.engine.approvals import decision_id
 from responder.engine.executor import Engine
-from responder.engine.partitions import Partitions, cut, merge, release
+from responder.engine.partitions import ClosedKeys, Partitions, closed_key, cut, expired, merge, release
 from responder.engine.snapshot import EngineSnapshot
+from responder.engine.state import CLOSED_HORIZON
 from responder.errors import BrokerUnreachable, ChangelogError
 from responder.ingest.changelog import Changelog
 from responder.models.approval import ApprovalDecision
@@ -41,6 +42,8 @@ class FleetState:
     def __init__(self, engine: Engine, changelog: Changelog, clock: Callable[[], float] = time.monotonic) -> None:
         self.engine, self.changelog, self.clock = engine, changelog, clock  # `clock` paces the restore retries
         self.partitions = Partitions()
+        self._removed = 0  # `QuotaWindows.removed` as last written to every owned partition
+        self.closed = ClosedKeys()  # where each `~closed#` record is, to tombstone it once the engine forgets the key
         self.owned: set[int] = set()
         self.failed: dict[int, str] = {}
         self.restoring: set[int] = set()  # being fenced and read now (held until adopted)
@@ -53,19 +56,31 @@ class FleetState:
     async def on_durable(self, entries: Sequence[TimelineEntry]) -> None:
         """Write the slices of the incidents these entries touched (before the entries count as durable)."""
         urgent = any(e.kind in _BEFORE_ACTING for e in entries)  # committed before the actuator is called
-        for partition, incidents in self.partitions.route(entries).items():
+        routed = self.partitions.route(entries)
+        moved = self.partitions.take_moved(self.owned)  # incidents named from another partition: old record goes
+        windows = self.engine.state.windows
+        if windows.removed != self._removed:  # a run refunded or moved: the other partitions' `~quotas` still hold
+            self._removed = windows.removed  # it, and a restore's union would count it again
+            routed = {p: routed.get(p, set()) for p in self.owned} | routed
+        for partition, incidents in routed.items():
             if partition not in self.owned:
                 continue  # revoked meanwhile: its new owner writes it now; a late write would overwrite theirs
             slices = cut(self.engine.state, incidents)
             await self.changelog.write(partition, {i: slices.get(i) for i in incidents},
-                                       quotas=self.engine.state.windows.runs(), urgent=urgent)
+                                       quotas=windows.runs(), urgent=urgent)
+        for partition, left in moved.items():  # after the new record: a crash between leaves two, never none
+            if partition in self.owned:
+                await self.changelog.write(partition, dict.fromkeys(left), urgent=urgent)
 
     async def evict(self) -> list[str]:
-        """Evict closed incidents: tombstone them, and remember up to which event time their group keys stay quiet."""
+        """Evict closed incidents: tombstone them, and remember up to which event time their group keys stay quiet;
+        tombstone the `~closed#` records of the group keys the engine forgot (past the horizon, or over the cap)."""
         state = self.engine.state
         keys = {i.id: (i.runbook, i.group_key) for i in state.incidents.all()}
         incidents = self.engine.evict()
-        by_partition: dict[int, dict[str, EngineSnapshot | None]] = {}
+        self.closed.forget(state)
+        by_partition: dict[int, dict[str, EngineSnapshot | None]] = {
+            p: dict.fromkeys(due) for p, due in self.closed.take().items() if p in self.owned}
         for incident in incidents:
             partition = self.partitions.of.get(incident)
             if partition is None or partition not in self.owned:
@@ -75,8 +90,9 @@ class FleetState:
             slices = by_partition.setdefault(partition, {})
             slices[incident] = None
             if ended is not None:
-                slices[f"~closed#{rb}#{group_key}"] = EngineSnapshot(closed=[(rb, group_key, ended,
-                                                                             self.engine.clock())])
+                closed = [(rb, group_key, ended, self.engine.clock())]
+                slices[closed_key(rb, group_key)] = EngineSnapshot(closed=closed)
+                self.closed.note(partition, closed)
         self.partitions.forget(incidents)
         for partition, tombstones in by_partition.items():
             await self.changelog.write(partition, tombstones)
@@ -93,7 +109,11 @@ class FleetState:
             async with self._slots:  # a large assignment opens a few clients at a time
                 if self.changelog.txn is not None:  # fence the previous owner before reading what it wrote
                     await self.changelog.txn.assign([partition])
-                return await self.changelog.read(partition)
+                slices, stale = expired(await self.changelog.read(partition), self.engine.clock() - CLOSED_HORIZON)
+                if stale:  # group keys past the horizon: tombstoned, so the next restore does not read them
+                    await self.changelog.write(partition, dict.fromkeys(stale))
+                    log.info("changelog_closed_expired", partition=partition, keys=len(stale))
+                return slices
         except Exception as exc:  # noqa: BLE001 - a bug too: the partition is never consumed unrestored
             self._failed(partition, exc)
             return None
@@ -105,9 +125,11 @@ class FleetState:
         self._retry.pop(partition, None)
         merge(self.engine.state, slices)
         for part in slices:
+            self.closed.note(partition, part.closed)
             for incident in part.incidents:
                 self.partitions.of[incident.id] = partition
         self.owned.add(partition)
+        self.closed.forget(self.engine.state)  # the keys the merge put over the cap: tombstoned at the next eviction
         log.info("partition_restored", partition=partition, incidents=sum(len(s.incidents) for s in slices),
                  parked=sum(len(s.parked) for s in slices), inflight=sum(len(s.inflight) for s in slices))
 
@@ -157,6 +179,7 @@ class FleetState:
         self.abandon(gone)
         incidents = {i for i, p in self.partitions.of.items() if p in gone}
         release(self.engine.state, incidents)
+        self.closed.revoke(gone)
         self.partitions.forget(incidents)
         self.owned -= gone
         log.info("partitions_released", partitions=sorted(gone), incidents=len(incidents))

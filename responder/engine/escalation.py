@@ -125,7 +125,9 @@ class EscalationRelease(StepRunning):
         if step.approval.required and resumed:
             reasons.append(RUNBOOK_APPROVAL)
         if not reasons and not human and self.fleet_guard is not None:
-            full = await self.fleet_guard.acquire(parked.actuator, str(head.key), self.clock())
+            key = str(head.key)
+            full = await self.fleet_guard.acquire(parked.actuator, key, self.clock(), again=self.state.result(
+                key) is not None or self.state.intent(key) is not None)
             if full is not None:
                 trips.append(full)
                 reasons.append(f"{full.guard}: {full.detail}")

@@ -9,7 +9,9 @@ fail over, and moto serves it for the tests. A guard topic would need a leader r
 A global quota of `max` actions per `window` seconds is `max` slot items per quota. Taking a slot is a
 conditional put that succeeds only if the slot is free (never taken, or taken more than `window` ago) or was
 taken by the same step key (a retry). So at most `max` actions start in any window, fleet-wide, whatever the
-number of replicas. A slot this step key took afresh is given back (a conditional delete: only while it still
+number of replicas. A step key that ran before (the engine knows its result or open intent) first looks up the slot it
+holds (one consistent `BatchGetItem`) and retakes that one, so a free slot earlier in the scan is not taken as a
+second one. A slot this step key took afresh is given back (a conditional delete: only while it still
 holds this key and this take's time) when another matching quota is full, and when the step's result is a
 permanent failure (nothing changed, as a local window's refund); a slot it already held stays. The kill switch is
 one item read once per poll by every replica.
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from fnmatch import fnmatchcase
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import structlog
 
 from responder.actuators.base import AwsCaller
+from responder.engine.fleetitems import DIGEST, KILL_SWITCH, OPERATOR, Slot, slot_key, switch_item, switch_on
 from responder.engine.guards import Trip
 from responder.errors import ActuationError, ConfigError
 from responder.models.runbook import Quota
@@ -38,37 +40,8 @@ from responder.models.step import StepResult, StepStatus
 
 log = structlog.get_logger(__name__)
 
-KILL_SWITCH = "kill-switch"
-DIGEST = "fleet-digest"
-OPERATOR = "operator#"  # + request id: the reply of a completed operator request, seen by every replica
 MAX_SKEW_S = 5.0  # seconds between the local clock and AWS's before `fleet_clock_skew` (the Date header: whole seconds)
 MAX_HELD = 10_000  # step keys whose fresh slots are remembered until their result (oldest forgotten: slots expire)
-
-
-def slot_key(q: Quota, slot: int) -> str:
-    """The item key of slot `slot` of global quota `q`."""
-    return f"quota#{q.actuator}#{q.window:g}#{slot}"
-
-
-def switch_item(on: bool, by: str, reason: str, at: str) -> dict[str, Any]:
-    """The kill-switch item every replica reads: on or off, who, why and when."""
-    return {"pk": {"S": KILL_SWITCH}, "on": {"BOOL": on}, "by": {"S": by}, "reason": {"S": reason}, "at": {"S": at}}
-
-
-def switch_on(item: Mapping[str, Any]) -> bool:
-    """Whether the kill-switch item says on: off only when never set or a boolean false; an `on` of another type (an
-    item edited by hand, `"true"` or `1`) counts as on, failing closed."""
-    on = item.get("on")
-    return on is not None and (not isinstance(on, Mapping) or on.get("BOOL") is not False)
-
-
-@dataclass(frozen=True)
-class Slot:
-    """A slot a step key took: its item key and the take's time (as written), and whether the key held it already."""
-
-    pk: str
-    at: str
-    fresh: bool
 
 
 class FleetGuard:
@@ -170,15 +143,16 @@ class FleetGuard:
         and scripts; `responder fleet kill-switch` writes the same item only if it is still as read."""
         await self.aws.call("dynamodb", "put_item", TableName=self.table, Item=switch_item(on, by, reason, at))
 
-    async def acquire(self, actuator: str, key: str, now: float) -> Trip | None:
+    async def acquire(self, actuator: str, key: str, now: float, *, again: bool = False) -> Trip | None:
         """Take one slot of every global quota matching `actuator` for step `key`; a Trip when one is full (or the
-        table cannot be reached), after giving back the slots this call took afresh for the others."""
+        table cannot be reached), after giving back the slots this call took afresh for the others. `again`: the step
+        key ran before (a result or an open intent is known), so the slot it may hold is looked up and taken first."""
         taken: list[Slot] = []
         for q in self.quotas:
             if not fnmatchcase(actuator, q.actuator):
                 continue
             try:
-                slot = await self._take(q, key, now)
+                slot = await self._take(q, key, now, await self._holding(q, key, now) if again else None)
             except ActuationError as exc:  # unreachable: fail safe, a human decides
                 await self._release(key, taken, "quota_store_unavailable")
                 return Trip("quota", f"fleet-wide quota store unavailable: {exc}")
@@ -202,9 +176,25 @@ class FleetGuard:
         if held is not None and result.status is StepStatus.FAILED and result.permanent:
             await self._release(key, held, "permanent_failure")
 
-    async def _take(self, q: Quota, key: str, now: float) -> Slot | None:
+    async def _holding(self, q: Quota, key: str, now: float) -> int | None:
+        """The slot of `q` that step `key` holds within its window, if any (one consistent batch read); None if the
+        read is refused (no `dynamodb:BatchGetItem` right): the scan then takes the first free slot or its own."""
+        names, since = [slot_key(q, slot) for slot in range(q.max)], now - q.window
+        try:
+            for start in range(0, len(names), 100):  # BatchGetItem reads at most 100 keys
+                got = await self.aws.call("dynamodb", "batch_get_item", RequestItems={self.table: {
+                    "Keys": [{"pk": {"S": pk}} for pk in names[start:start + 100]], "ConsistentRead": True}})
+                for item in got.get("Responses", {}).get(self.table, []):
+                    if item.get("key", {}).get("S") == key and float(item.get("at", {}).get("N", "-inf")) > since:
+                        return names.index(item["pk"]["S"])
+        except ActuationError as exc:  # at worst a second slot (stricter); an unreachable table fails the put next
+            log.warning("fleet_quota_slot_lookup_failed", quota=q.actuator, key=key, error=str(exc))
+        return None
+
+    async def _take(self, q: Quota, key: str, now: float, first: int | None = None) -> Slot | None:
+        """Take a free slot of `q` for `key`, the one it holds (`first`) first: a retry never takes a second."""
         at = repr(now)
-        for slot in range(q.max):
+        for slot in ([first] if first is not None else []) + [i for i in range(q.max) if i != first]:
             try:
                 got = await self.aws.call(
                     "dynamodb", "put_item", TableName=self.table,

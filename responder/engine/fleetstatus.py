@@ -12,7 +12,8 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from responder.engine.fleetguard import DIGEST, KILL_SWITCH, FleetGuard, slot_key, switch_item, switch_on
+from responder.engine.fleetguard import FleetGuard
+from responder.engine.fleetitems import DIGEST, KILL_SWITCH, slot_key, switch_item, switch_on
 from responder.errors import ActuationError, ConfigError, TransientActuationError
 
 log = structlog.get_logger(__name__)
@@ -20,7 +21,7 @@ log = structlog.get_logger(__name__)
 BATCH_KEYS = 100  # BatchGetItem's limit on keys per request
 BATCH_RETRIES = 5  # further requests for the keys DynamoDB left unprocessed (throttling, 16 MB), then an error
 BATCH_BACKOFF_S = 0.05  # before the first retry; doubled before each next one (0.05 + 0.1 + … ≈ 1.5 s in all)
-SWITCH_FIELDS = ("on", "by", "reason", "at")  # the kill-switch item's attributes (fleetguard.switch_item)
+SWITCH_FIELDS = ("on", "by", "reason", "at")  # the kill-switch item's attributes (fleetitems.switch_item)
 
 
 class KillSwitch(BaseModel):

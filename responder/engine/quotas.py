@@ -52,6 +52,9 @@ class QuotaWindows:
         self._by_key: dict[str, tuple[str, str, float]] = {}
         self._quotas: dict[str, tuple[Quota, ...]] | None = None  # scope → the quotas counting it; None: not known
         self._keep: dict[tuple[str, str], float] = {}  # (scope, actuator) → seconds its runs are kept
+        self.removed = 0
+        """Runs taken out before their time (refunded, or moved by a re-run): a fleet then writes its windows to
+        every partition it owns, since a restore merges the windows of several partitions as a union."""
 
     def configure(self, global_quotas: Sequence[Quota], runbook_quotas: Mapping[str, Sequence[Quota]]) -> None:
         """The quotas that count these windows: the global ones (scope `*`) and each runbook's (by runbook id).
@@ -78,8 +81,12 @@ class QuotaWindows:
     def record(self, runbook_id: str, actuator: str, at: float, key: str | None = None) -> None:
         """Count one execution of `actuator` by `runbook_id` at `at` (epoch seconds of the engine's clock).
 
-        `key` is the step's idempotency key: `settle` refunds the run if its result is a permanent failure.
+        `key` is the step's idempotency key: `settle` refunds the run if its result is a permanent failure. A key
+        whose earlier run has no result yet (an open intent run again after a crash or a failover) moves its run to
+        `at`: one step counts once, as a fleet-wide slot is held by its step key.
         """
+        if key and (earlier := self._by_key.pop(key, None)) is not None:
+            self._uncount(*earlier)
         for scope in (runbook_id, "*"):
             times = self._runs.get((scope, actuator))
             if times is None:  # not setdefault: that builds a list on every run
@@ -99,7 +106,11 @@ class QuotaWindows:
         run = self._by_key.pop(key, None)
         if run is None or result.status is not StepStatus.FAILED or not result.permanent:
             return
-        runbook_id, actuator, when = run
+        self._uncount(*run)
+
+    def _uncount(self, runbook_id: str, actuator: str, when: float) -> None:
+        """Remove one run recorded at `when` from its windows (`removed` counts these)."""
+        self.removed += 1
         for scope in (runbook_id, "*"):
             times = self._runs.get((scope, actuator))
             if times is not None and when in times:

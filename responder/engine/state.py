@@ -39,6 +39,9 @@ class EngineState:
         self._granted: dict[tuple[str, str], Parked] = {}
         self._continuing: dict[tuple[str, str], tuple[Parked, bool, bool]] = {}
         self._closed: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
+        self.forgotten: list[tuple[str, str]] = []
+        """(runbook, group key)s the last `evict` or `restore` dropped from the evicted group keys (past the
+        horizon, or over the cap): a fleet tombstones their changelog records. Reset by each of those calls."""
 
     def clear(self) -> None:
         """Forget everything (before a replay)."""
@@ -220,9 +223,9 @@ class EngineState:
         self._parked = {(p.incident, p.step): p for p in snapshot.parked}
         self._granted = {(p.incident, p.step): p for p in snapshot.granted}
         self._continuing = {(p.incident, p.step): (p, ok, esc) for p, ok, esc in snapshot.continuing}
-        self._closed = OrderedDict()
-        for rb, key, at, gone in snapshot.closed:
-            self._remember(rb, key, at, gone)
+        self._closed, self.forgotten = OrderedDict(), []
+        for rb, key, at, gone in sorted(snapshot.closed, key=lambda c: c[3]):  # oldest eviction first: `evict` pops
+            self._remember(rb, key, at, gone)  # the horizon's from the front (merged slices come in any order)
 
     def evict(self, now: float, spans: Mapping[str, tuple[float, float]]) -> list[str]:
         """Drop incidents closed at `now` and their step results, and the quota runs no quota counts any more;
@@ -237,8 +240,9 @@ class EngineState:
         closed = [inc.id for inc in self.incidents.all()
                   if inc.runbook in spans and inc.id not in busy and now - inc.touched > sum(spans[inc.runbook])]
         gone = set(closed)
+        self.forgotten = []
         while self._closed and next(iter(self._closed.values()))[1] < now - CLOSED_HORIZON:
-            self._closed.popitem(last=False)
+            self.forgotten.append(self._closed.popitem(last=False)[0])
         for incident_id in closed:
             inc = self.incidents.by_id[incident_id]
             self._remember(inc.runbook, inc.group_key, inc.quiet_until(*spans[inc.runbook]), now)
@@ -253,7 +257,7 @@ class EngineState:
         self._closed[key] = (max(at, before[0]) if before else at, evicted)
         self._closed.move_to_end(key)
         while len(self._closed) > MAX_CLOSED:
-            self._closed.popitem(last=False)
+            self.forgotten.append(self._closed.popitem(last=False)[0])
 
     def _runbook_of(self, incident: str | None) -> str:
         found = self.incidents.by_id.get(incident or "")

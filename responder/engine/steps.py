@@ -189,7 +189,8 @@ class StepRunning:
         if hard:
             return await self._failed(rb, incident, event, scope, plan, self._refused(head, hard, incident), escalating)
         if not human and (approved or not reasons) and self.fleet_guard is not None:
-            full = await self.fleet_guard.acquire(step.actuator, key, self.clock())
+            full = await self.fleet_guard.acquire(step.actuator, key, self.clock(),
+                                                  again=done is not None or pending is not None)
             if full is not None:
                 rec.append(EntryKind.GUARD_TRIPPED, {**head.body(), **full.body()}, incident.id)
                 log.warning("guard_tripped", step=step.id, guard=full.guard, detail=full.detail)

@@ -15,7 +15,8 @@ from responder.actuators.aws.session import AwsSession
 from responder.cli import app
 from responder.cli import fleet as cli_fleet
 from responder.engine import fleetstatus
-from responder.engine.fleetguard import KILL_SWITCH, FleetGuard, slot_key
+from responder.engine.fleetguard import FleetGuard
+from responder.engine.fleetitems import KILL_SWITCH, slot_key
 from responder.engine.fleetstatus import KillSwitch, put_switch
 from responder.errors import ActuationError
 from responder.models.runbook import Quota

@@ -9,6 +9,7 @@ from structlog.testing import capture_logs
 
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import GuardPolicy
+from responder.errors import ActuationError
 from responder.models.runbook import Quota
 from responder.models.step import StepResult, StepStatus
 from tests.kit import DEACTIVATE_STEPS, KEY, make_kit
@@ -103,3 +104,41 @@ def test_a_clock_within_a_few_seconds_of_aws_is_not_reported():
             == 1.0
         assert guard.check_clock({}) is None
     assert logs == []
+
+
+async def test_a_retry_retakes_its_own_slot_not_a_free_one_before_it(aws, unique):
+    """A step key that ran before retakes the slot it holds even when an earlier slot is free, so the freed slot is
+    left for another step."""
+    guard = await _guard(aws, unique, [Quota(actuator="aws.iam.*", max=2, window=3600)])
+    assert await guard.acquire(DEACTIVATE, "k0", T) is None  # slot 0
+    assert await guard.acquire(DEACTIVATE, "k1", T + 1) is None  # slot 1
+    await guard.settle("k0", _result("k0", permanent=True))  # slot 0 given back
+    await guard.settle("k1", _result("k1", permanent=False))  # slot 1 kept
+    assert await guard.acquire(DEACTIVATE, "k1", T + 60, again=True) is None  # the retry: slot 1 again
+    assert await guard.acquire(DEACTIVATE, "k2", T + 61) is None  # slot 0 is still free
+
+
+class _NoBatchRead:
+    """The moto session behind a policy that grants the conditional writes but not `dynamodb:BatchGetItem`."""
+
+    def __init__(self, aws) -> None:
+        self.aws = aws
+
+    async def call(self, service, operation, **kw):
+        if operation == "batch_get_item":
+            raise ActuationError("AccessDeniedException: not authorized to perform dynamodb:BatchGetItem",
+                                 code="AccessDeniedException")
+        return await self.aws.call(service, operation, **kw)
+
+
+async def test_a_retry_without_the_batch_read_right_takes_a_slot_as_before(aws, unique):
+    """A replica whose IAM policy predates the slot lookup still retakes a slot for a retry (logged), and the quota
+    still holds: the retry is not parked as if the table were unreachable."""
+    guard = await _guard(_NoBatchRead(aws), unique, [Quota(actuator="aws.iam.*", max=2, window=3600)])
+    assert await guard.acquire(DEACTIVATE, "k1", T) is None  # slot 0
+    await guard.settle("k1", _result("k1", permanent=False))
+    with capture_logs() as logs:
+        assert await guard.acquire(DEACTIVATE, "k1", T + 60, again=True) is None  # slot 0 again (first in the scan)
+    assert "fleet_quota_slot_lookup_failed" in [e["event"] for e in logs]
+    assert await guard.acquire(DEACTIVATE, "k2", T + 61) is None  # slot 1
+    assert await guard.acquire(DEACTIVATE, "k3", T + 62) is not None  # full

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from responder.engine import fleetstatus
-from responder.engine.fleetguard import KILL_SWITCH, FleetGuard, slot_key
+from responder.engine.fleetguard import FleetGuard
+from responder.engine.fleetitems import KILL_SWITCH, slot_key
 from responder.engine.fleetstatus import BATCH_RETRIES, read_status
 from responder.errors import ActuationError, TransientActuationError
 from responder.models.runbook import Quota

@@ -29,7 +29,7 @@ class FakeFleetGuard:
     def __init__(self, full: bool) -> None:
         self.full, self.taken = full, []
 
-    async def acquire(self, actuator: str, key: str, now: float) -> Trip | None:
+    async def acquire(self, actuator: str, key: str, now: float, *, again: bool = False) -> Trip | None:
         if self.full:
             return Trip("quota", f"fleet-wide: {actuator} is full")
         self.taken.append(key)

@@ -1,0 +1,49 @@
+"""An incident whose events come from several partitions (its runbook's group_by is not the Kafka record key) leaves
+no stale changelog record in the partition it moved from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from responder.models.event import RawRecord
+from tests.findings import envelope_bytes, guardduty_finding
+from tests.kit import KEY, Kit
+from tests.unit.test_fleet_closed import CompactedChangelog
+from tests.unit.test_fleet_quotas import _member
+
+
+async def send_from(kit: Kit, partition: int, finding: str) -> None:
+    """Handle the kit's finding (id `finding`) as a record of `partition`, and flush."""
+    assert kit.pipeline is not None
+    value = envelope_bytes(guardduty_finding(KEY, "ml-training", finding_id=finding))
+    await kit.pipeline.handle(RawRecord(topic="t", partition=partition, value=value))
+    await kit.engine.recorder.flush()
+
+
+async def test_an_incident_joined_from_another_partition_moves_its_record(tmp_path: Path) -> None:
+    """The second event of a group key, from partition 1, moves the incident there: partition 0's record of it is
+    tombstoned, so no restore of partition 0 brings back a stale copy."""
+    log = CompactedChangelog()
+    kit, fleet = _member(tmp_path, "first", log, {0, 1})
+    await send_from(kit, 0, "f1")
+    [incident] = kit.engine.state.incidents.all()
+    assert log.keys[0].get(incident.id) is not None
+    await send_from(kit, 1, "f2")
+    assert [i.id for i in kit.engine.state.incidents.all()] == [incident.id]
+    assert fleet.partitions.of[incident.id] == 1
+    assert log.keys[1].get(incident.id) is not None
+    assert log.keys[0].get(incident.id) is None
+    assert (0, incident.id) in log.tombstones
+
+
+async def test_an_incident_named_from_a_partition_not_owned_keeps_its_record(tmp_path: Path) -> None:
+    """An incident named from a partition this replica does not own (its record there not written) keeps its record
+    in the partition it came from: never no record at all."""
+    log = CompactedChangelog()
+    kit, _ = _member(tmp_path, "first", log, {0})
+    await send_from(kit, 0, "f1")
+    [incident] = kit.engine.state.incidents.all()
+    await send_from(kit, 1, "f2")
+    assert log.keys.get(1, {}).get(incident.id) is None
+    assert log.keys[0].get(incident.id) is not None
+    assert (0, incident.id) not in log.tombstones
