@@ -35,27 +35,37 @@ def severity(doc: dict[str, Any]) -> Severity:
     return severity_from_label(doc.get("severity"), default=0.0)
 
 
-def _access_key(uid: str, data: Any) -> list[Resource | None]:
-    """The key of an ASFF `AwsIamAccessKey` resource and its principal, named as Security Hub's decoder names them
-    (user_type from `PrincipalType`, then the IAM role or user), so one runbook serves both sources."""
+def _access_key(uid: str, r: dict[str, Any]) -> list[Resource | None]:
+    """The key of an access key resource and its principal, named as Security Hub's decoder names them (user_type
+    from `PrincipalType`, then the IAM role or user), so one runbook serves every source: ASFF's `AwsIamAccessKey`
+    details in `data` (Security Lake), else Security Hub's own OCSF (`AWS::IAM::AccessKey`: `data.user_name`,
+    `user_type`, `principal_id`, or the resource's `user`)."""
+    data = r.get("data")
     if isinstance(data, str):
         try:
             data = orjson.loads(data)
         except orjson.JSONDecodeError:
             data = {}
     details = dig(data, "AwsIamAccessKey")
-    details = details if isinstance(details, dict) else {}
-    user, principal_type = details.get("PrincipalName") or details.get("UserName"), details.get("PrincipalType")
+    if isinstance(details, dict):
+        user, principal_type = details.get("PrincipalName") or details.get("UserName"), details.get("PrincipalType")
+        principal_id = details.get("PrincipalId")
+    else:
+        flat = data if isinstance(data, dict) else {}
+        user_obj = r.get("user")
+        owner: dict[str, Any] = user_obj if isinstance(user_obj, dict) else {}
+        user, principal_type = flat.get("user_name") or owner.get("name"), flat.get("user_type") or owner.get("type")
+        principal_id = flat.get("principal_id") or owner.get("uid")
     return [access_key(uid.removeprefix("AWS::IAM::AccessKey:"), user, principal_type=principal_type,
-                       principal_id=details.get("PrincipalId")), principal(principal_type, user, name=user)]
+                       principal_id=principal_id), principal(principal_type, user, name=user)]
 
 
 def _typed(r: dict[str, Any]) -> list[Resource | None]:
     uid, rtype = text(r.get("uid")), str(r.get("type") or "")
     if uid is None:
         return [res(K.OTHER, r.get("name"), type=rtype or None)]
-    if rtype == "AwsIamAccessKey" or uid.startswith("AWS::IAM::AccessKey:"):
-        return _access_key(uid, r.get("data"))
+    if rtype in ("AwsIamAccessKey", "AWS::IAM::AccessKey") or uid.startswith("AWS::IAM::AccessKey:"):
+        return _access_key(uid, r)
     return [_other(r, uid, rtype)]
 
 

@@ -70,3 +70,18 @@ def test_guardduty_form_types_claimed_by_another_product_are_not_classified() ->
     f["metadata"]["product"]["uid"] = "arn:aws:securityhub:us-east-1:111122223333:productv2/111122223333/default"
     [event] = decode_doc(_v2(f))
     assert event.threat is None
+
+
+@pytest.mark.parametrize("resource", [{}, {"data": None, "user": {"name": "ml-training", "type": "IAMUser"}}],
+                         ids=["data", "user"])
+def test_a_cloudformation_typed_access_key_is_the_key_and_its_principal(resource: dict[str, Any]) -> None:
+    """`type: AWS::IAM::AccessKey` with the bare key id is an access_key naming its user and type (from `data`, or
+    from `user`), as the ASFF and native lanes name it, and the IAM user it belongs to."""
+    [event] = decode_doc(_v2(_finding("CredentialAccess:IAMUser/AnomalousBehavior", **resource)))
+    key = event.first("access_key")
+    assert key is not None
+    assert (key.id, key.attributes.get("user_name"), key.attributes.get("user_type"),
+            key.attributes.get("credential")) == (ANOMALY_KEY, "ml-training", "IAMUser", "long_term")
+    user = event.first("iam_user")
+    assert user is not None
+    assert user.id == "ml-training"
