@@ -34,6 +34,20 @@ def _v2(finding_id: str, asff_type: str, severity_id: int, key: str, user: str) 
     return orjson.dumps(doc)
 
 
+def _as_security_hub_writes(record: bytes, gd_type: str) -> bytes:
+    """`record` as Security Hub's own V2 findings spell it: the type in GuardDuty's form and the key as an
+    `AWS::IAM::AccessKey` resource (bare key id, principal in `data`), as published V2 samples show."""
+    doc = orjson.loads(record)
+    finding = doc["detail"]["findings"][0]
+    finding["finding_info"]["types"] = [gd_type]
+    old = orjson.loads(finding["resources"][0]["data"])["AwsIamAccessKey"]
+    key = finding["resources"][0]["uid"].removeprefix("AWS::IAM::AccessKey:")
+    finding["resources"] = [{"type": "AWS::IAM::AccessKey", "uid": key, "name": old["PrincipalName"], "data": {
+        "access_key_id": key, "principal_id": old["PrincipalId"], "user_name": old["PrincipalName"],
+        "user_type": old["PrincipalType"]}}]
+    return orjson.dumps(doc)
+
+
 def _settled(service: Service) -> bool:
     """All three records read and both matched runbooks' steps done (or something dead-lettered)."""
     done = service.pipeline.counters.records >= 3 and len(service.engine.state.results()) >= 4
@@ -53,14 +67,16 @@ async def _status(aws: AwsSession, user: str) -> list[str]:
 async def test_v2_findings_are_contained_or_paged_as_guardduty_s_own(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
     """A relayed GuardDuty key compromise deactivates the key (access-key-compromise); a relayed ML anomaly naming
-    T1078.004 pages and leaves its key active; an unclassified finding matches nothing; nothing is dead-lettered
-    (before: all three were dead-lettered by the ASFF decoder)."""
+    T1078.004 pages and leaves its key active, both as Security Hub writes them (GuardDuty's type form, an
+    `AWS::IAM::AccessKey` resource); an unclassified finding matches nothing; nothing is dead-lettered (before: all
+    three were dead-lettered by the ASFF decoder)."""
     leaked, anomalous = await _key(aws, "ml-training"), await _key(aws, "ml-serving")
     anomaly = orjson.loads(_v2("anomaly", "TTPs/Credential Access/CredentialAccess:IAMUser-AnomalousBehavior", 3,
                                anomalous, "ml-serving"))
     anomaly["detail"]["findings"][0]["finding_info"]["attacks"] = [{"technique": {"uid": "T1078.004"}}]
-    records = [_v2("leak", "TTPs/Initial Access/UnauthorizedAccess:IAMUser-MaliciousIPCaller", 4, leaked,
-                   "ml-training"), orjson.dumps(anomaly),
+    leak = _v2("leak", "TTPs/Initial Access/UnauthorizedAccess:IAMUser-MaliciousIPCaller", 4, leaked, "ml-training")
+    records = [_as_security_hub_writes(leak, "UnauthorizedAccess:IAMUser/MaliciousIPCaller"),
+               _as_security_hub_writes(orjson.dumps(anomaly), "CredentialAccess:IAMUser/AnomalousBehavior"),
                _v2("other", "Software and Configuration Checks/Unmapped", 2, anomalous, "ml-serving")]
     await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
