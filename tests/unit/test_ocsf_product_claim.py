@@ -70,14 +70,18 @@ def _by_technique() -> set[str]:
     return reached
 
 
+@pytest.mark.parametrize("spelled", ["asff", "guardduty"])
 @pytest.mark.parametrize("pattern", sorted(GUARDDUTY.rows))
-def test_claiming_guardduty_reaches_no_aws_action_a_technique_does_not(pattern: str, by_technique: set[str]) -> None:
-    """Each GuardDuty type, in a record claiming GuardDuty's product, runs only AWS-acting runbooks that the same
-    record without the claim reaches through attacks[]: the claim grants no containment the OCSF lane does not."""
+def test_claiming_guardduty_reaches_no_aws_action_a_technique_does_not(pattern: str, spelled: str,
+                                                                      by_technique: set[str]) -> None:
+    """Each GuardDuty type (ASFF's spelling or GuardDuty's own, as Security Hub's V2 findings write it), in a record
+    claiming GuardDuty's product, runs only AWS-acting runbooks that the same record without the claim reaches
+    through attacks[]: the claim grants no containment the OCSF lane does not."""
     matcher = Matcher(load_runbooks(ROOT / "runbooks", registry))
     claimed = _record()
     claimed["metadata"]["product"] = {"name": "GuardDuty", "uid": GUARDDUTY_PRODUCT}
-    claimed["finding_info"]["types"] = [_asff(_concrete(pattern))]
+    gd_type = _concrete(pattern)
+    claimed["finding_info"]["types"] = [_asff(gd_type) if spelled == "asff" else gd_type]
     [event] = decode_doc(claimed)
     assert event.threat is not None
     assert event.threat.category == GUARDDUTY.rows[pattern].threat.category

@@ -6,7 +6,9 @@ The fixture tests/fixtures/events/securityhub_v2_guardduty.json is AWS's documen
 finding as `<finding content>`) around the OCSF 1.1 Detection Finding that ocsf/examples maps from a GuardDuty
 finding in Security Hub (corpus ocsf/detection_finding_2004_securityhub_guardduty_cloudtrail_disabled.json), with
 `metadata.product.uid` as Security Hub says it for OCSF findings (`…::productv2/aws/guardduty`): AWS publishes no
-complete V2 example.
+complete V2 example. Its `finding_info.types` and key resource keep Security Lake's (ASFF-derived) spelling; the
+spelling published V2 samples show (GuardDuty's type form, `AWS::IAM::AccessKey`) is tested in
+test_securityhub_v2_shapes.py.
 """
 
 from __future__ import annotations
