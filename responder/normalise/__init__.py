@@ -21,6 +21,7 @@ from responder.normalise import (  # noqa: F401 - imported to register their dec
     guardduty,
     guardduty_heads,
     securityhub,
+    securityhub_v2,
     cloudtrail,
     cloudwatch,
     drift,

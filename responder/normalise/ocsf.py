@@ -28,34 +28,44 @@ def _is_ocsf(doc: Any) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("class_uid"), int) and "metadata" in doc
 
 
-def _severity(doc: dict[str, Any]) -> Severity:
+def severity(doc: dict[str, Any]) -> Severity:
     sid = doc.get("severity_id")
     if isinstance(sid, int) and sid in SEVERITY_IDS:
         return Severity.of(SEVERITY_IDS[sid], original=sid)
     return severity_from_label(doc.get("severity"), default=0.0)
 
 
-def _access_key(uid: str, data: Any) -> list[Resource | None]:
-    """The key of an ASFF `AwsIamAccessKey` resource and its principal, named as Security Hub's decoder names them
-    (user_type from `PrincipalType`, then the IAM role or user), so one runbook serves both sources."""
+def _access_key(uid: str, r: dict[str, Any]) -> list[Resource | None]:
+    """The key of an access key resource and its principal, named as Security Hub's decoder names them (user_type
+    from `PrincipalType`, then the IAM role or user), so one runbook serves every source: ASFF's `AwsIamAccessKey`
+    details in `data` (Security Lake), else Security Hub's own OCSF (`AWS::IAM::AccessKey`: `data.user_name`,
+    `user_type`, `principal_id`, or the resource's `user`)."""
+    data = r.get("data")
     if isinstance(data, str):
         try:
             data = orjson.loads(data)
         except orjson.JSONDecodeError:
             data = {}
     details = dig(data, "AwsIamAccessKey")
-    details = details if isinstance(details, dict) else {}
-    user, principal_type = details.get("PrincipalName") or details.get("UserName"), details.get("PrincipalType")
+    if isinstance(details, dict):
+        user, principal_type = details.get("PrincipalName") or details.get("UserName"), details.get("PrincipalType")
+        principal_id = details.get("PrincipalId")
+    else:
+        flat = data if isinstance(data, dict) else {}
+        user_obj = r.get("user")
+        owner: dict[str, Any] = user_obj if isinstance(user_obj, dict) else {}
+        user, principal_type = flat.get("user_name") or owner.get("name"), flat.get("user_type") or owner.get("type")
+        principal_id = flat.get("principal_id") or owner.get("uid")
     return [access_key(uid.removeprefix("AWS::IAM::AccessKey:"), user, principal_type=principal_type,
-                       principal_id=details.get("PrincipalId")), principal(principal_type, user, name=user)]
+                       principal_id=principal_id), principal(principal_type, user, name=user)]
 
 
 def _typed(r: dict[str, Any]) -> list[Resource | None]:
     uid, rtype = text(r.get("uid")), str(r.get("type") or "")
     if uid is None:
         return [res(K.OTHER, r.get("name"), type=rtype or None)]
-    if rtype == "AwsIamAccessKey" or uid.startswith("AWS::IAM::AccessKey:"):
-        return _access_key(uid, r.get("data"))
+    if rtype in ("AwsIamAccessKey", "AWS::IAM::AccessKey") or uid.startswith("AWS::IAM::AccessKey:"):
+        return _access_key(uid, r)
     return [_other(r, uid, rtype)]
 
 
@@ -88,7 +98,7 @@ def _identity(user: dict[str, Any] | None, role: str) -> list[Resource | None]:
     return out
 
 
-def _type(doc: dict[str, Any], cls: int) -> str:
+def finding_type(doc: dict[str, Any], cls: int) -> str:
     info = doc.get("finding_info") or doc.get("finding") or {}
     if cls in FINDING_CLASSES:
         title = text(dig(info, "analytic", "name")) or text(info.get("title"))
@@ -101,11 +111,12 @@ def _type(doc: dict[str, Any], cls: int) -> str:
     return text(doc.get("type_name")) or f"{CLASS_NAMES.get(cls, cls)}: {activity}"
 
 
-def _threat(doc: dict[str, Any], info: dict[str, Any]) -> Threat | None:
+def finding_threat(doc: dict[str, Any]) -> Threat | None:
     """GuardDuty's own finding (`metadata.product.uid` is the ASFF ProductArn Security Lake copied) by its finding
     type first, as the native and Security Hub lanes classify it (an ML anomaly naming T1078.004 stays
     anomalous_credential_use, never credential_compromise that a runbook contains); else from the ATT&CK/ATLAS ids
     in `attacks[]` (1.1+ under finding_info), else the finding types."""
+    info = doc.get("finding_info") or doc.get("finding") or {}
     attacks = info.get("attacks") or doc.get("attacks") or []
     ids = [dig(a, "technique", "uid") or dig(a, "sub_technique", "uid") for a in attacks if isinstance(a, dict)]
     types = [x for x in info.get("types") or [] if isinstance(x, str)]
@@ -115,12 +126,15 @@ def _threat(doc: dict[str, Any], info: dict[str, Any]) -> Threat | None:
     return first(from_techniques(ids), *(OCSF_TYPES.lookup(x) for x in types))
 
 
-def event_of(doc: dict[str, Any]) -> Event:
-    """One OCSF event."""
+def event_of(doc: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
+    """One OCSF event; `envelope` is the EventBridge event that relayed it (Security Hub's `Findings Imported V2`),
+    whose account, region and time serve only where the finding names none."""
+    env = envelope or {}
     cls = int(doc["class_uid"])
     info = doc.get("finding_info") or doc.get("finding") or {}
     cloud = doc.get("cloud") or {}
-    account = dig(cloud, "account", "uid") or cloud.get("account_uid") or dig(doc, "actor", "user", "account", "uid")
+    account = dig(cloud, "account", "uid") or cloud.get("account_uid") or dig(doc, "actor", "user", "account", "uid") \
+        or env.get("account")
     items: list[Resource | None] = []
     items.extend(_identity(dig(doc, "actor", "user"), "actor"))
     items.extend(_identity(doc.get("user"), "target"))
@@ -131,18 +145,19 @@ def event_of(doc: dict[str, Any]) -> Event:
         items.extend(_typed(doc["resource"]))
     src_ip = dig(doc, "src_endpoint", "ip")
     items.append(ip_resource(src_ip, role="source"))
-    when, inferred = time_or_received(doc.get("time"), doc.get("time_dt"), info.get("created_time"))
+    when, inferred = time_or_received(doc.get("time"), doc.get("time_dt"), info.get("created_time"),
+                                      env.get("time"))
     product = dig(doc, "metadata", "product") or {}
     uid = given_id(text(info.get("uid")), text(dig(doc, "metadata", "uid")))
     return make_event(
         id=uid or raw_id("ocsf", doc),
         source="ocsf",
-        type=_type(doc, cls),
-        severity=_severity(doc),
+        type=finding_type(doc, cls),
+        severity=severity(doc),
         time=when,
         time_inferred=inferred,
         account=account,
-        region=cloud.get("region"),
+        region=cloud.get("region") or env.get("region"),
         cloud=str(cloud["provider"]).lower() if cloud.get("provider") else None,
         actor=dig(doc, "actor", "user", "uid") or dig(doc, "actor", "user", "name"),
         resources=compact(items),
@@ -159,9 +174,11 @@ def event_of(doc: dict[str, Any]) -> Event:
             "status": doc.get("status") or doc.get("status_id"),
             "source_ip": text(src_ip) if src_ip and ip_resource(src_ip) is None else None,
             "is_mfa": doc.get("is_mfa", dig(doc, "actor", "session", "is_mfa")),
+            "detail_type": env.get("detail-type"),
+            "envelope_id": env.get("id"),
         },
         raw=doc,
-        threat=_threat(doc, info) if cls in FINDING_CLASSES else None,
+        threat=finding_threat(doc) if cls in FINDING_CLASSES else None,
     )
 
 

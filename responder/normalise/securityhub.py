@@ -22,8 +22,9 @@ def _is_asff(doc: Any) -> bool:
 
 
 def _is_envelope(doc: Any) -> bool:
+    """Security Hub CSPM's ASFF events (`Findings Imported V2`, OCSF, is `securityhub_v2`'s)."""
     return isinstance(doc, dict) and doc.get("source") == "aws.securityhub" and isinstance(
-        dig(doc, "detail", "findings"), list)
+        dig(doc, "detail", "findings"), list) and doc.get("detail-type") != "Findings Imported V2"
 
 
 def _is_list(doc: Any) -> bool:

@@ -177,10 +177,13 @@ def declared() -> dict[str, set[ThreatCategory]]:
 def guardduty_type(asff_type: Any) -> str | None:
     """`TTPs/Defense Evasion/Stealth:IAMUser-CloudTrailLoggingDisabled` → `Stealth:IAMUser/CloudTrailLoggingDisabled`.
 
-    ASFF (and OCSF mapped from it) rewrites the `/` after a GuardDuty resource type as `-`; anything else is None.
+    ASFF (and OCSF mapped from it) rewrites the `/` after a GuardDuty resource type as `-`; GuardDuty's own form
+    (Security Hub's OCSF findings, `Findings Imported V2`, write it so) is returned as is; anything else is None.
     """
     if not isinstance(asff_type, str):
         return None
+    if ":" in asff_type.partition("/")[0]:  # `<purpose>:<resource>/<family>`: GuardDuty's own form
+        return asff_type
     classifier = asff_type.rpartition("/")[2]
     purpose, colon, rest = classifier.partition(":")
     if not colon:
@@ -215,7 +218,8 @@ def aws_product(arn: Any, product: str) -> bool:
 
 
 def asff_threat(types: Iterable[Any]) -> Threat | None:
-    """The threat of the first ASFF type that is a mapped GuardDuty finding type."""
+    """The threat of the first ASFF type (or GuardDuty type, `guardduty_type`) that is a mapped GuardDuty finding
+    type."""
     for value in types:
         found = GUARDDUTY.lookup(guardduty_type(value))
         if found is not None:

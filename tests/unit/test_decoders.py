@@ -98,6 +98,11 @@ EXPECTED: dict[str, list[tuple[str, str, float, str, list[tuple[str, str]]]]] = 
         ("securityhub", "Software and Configuration Checks/Industry and Regulatory Standards", 9.0, "111122223333:bucket:training-data-bucket",  # noqa: E501
          [("bucket", "training-data-bucket")]),
     ],
+    # Security Hub's `Findings Imported V2` (AWS's documented envelope) around GuardDuty's OCSF finding (ocsf/examples)
+    "securityhub_v2_guardduty.json": [
+        ("ocsf", "AWS CloudTrail trail arn:aws:cloudtrail:us-east-2:111111111111:trail/delete-me was disabled.", 2.0, "111111111111:access_key:ASIATMJPC7EXAMPLE",  # noqa: E501
+         [("access_key", "ASIATMJPC7EXAMPLE"), ("iam_role", "Admin")]),
+    ],
     "sentinel_logicapp.json": [
         ("sentinel", "Anomalous token use", 5.0, "-:sentinel:inc-9",  # names no AWS account
          []),

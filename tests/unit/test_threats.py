@@ -90,6 +90,13 @@ def test_asff_types_are_rewritten_to_guardduty_types():
     assert guardduty_type("Software and Configuration Checks/Industry and Regulatory Standards") is None
 
 
+def test_guardduty_types_in_their_own_form_are_kept() -> None:
+    """GuardDuty's own form (Security Hub's OCSF findings write it) is returned as is, not misread as ASFF's."""
+    assert guardduty_type("Stealth:IAMUser/CloudTrailLoggingDisabled") == "Stealth:IAMUser/CloudTrailLoggingDisabled"
+    assert guardduty_type("CryptoCurrency:EC2/BitcoinTool.B!DNS") == "CryptoCurrency:EC2/BitcoinTool.B!DNS"
+    assert guardduty_type("Effects/Data Exposure") is None
+
+
 def test_a_bad_table_row_fails_at_import():
     """Rows with a malformed technique id or an unknown qualifier are refused when the table is built."""
     with pytest.raises(ValueError, match="T123"):

@@ -1,0 +1,91 @@
+"""Through the real broker and moto: Security Hub's `Findings Imported V2` events (OCSF) are answered as GuardDuty's
+own findings are, by the shipped runbooks, and none is dead-lettered."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from responder.actuators.aws.session import AwsSession
+from responder.ingest.kafka import ensure_topics, publish
+from responder.service import Service
+from tests.integration.harness import make_settings, running, wait_for
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests/fixtures/events/securityhub_v2_guardduty.json"  # AWS's envelope, ocsf/examples' finding
+
+
+def _v2(finding_id: str, asff_type: str, severity_id: int, key: str, user: str) -> bytes:
+    """The fixture's V2 event, its GuardDuty finding retyped, rescored and naming an IAM user's long-term key."""
+    doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
+    finding = copy.deepcopy(doc["detail"]["findings"][0])
+    finding["finding_info"].update(uid=f"arn:aws:guardduty:us-east-2:111111111111:detector/d/finding/{finding_id}",
+                                   types=[asff_type], title=asff_type)
+    finding["severity_id"] = severity_id
+    finding["resources"][0]["uid"] = f"AWS::IAM::AccessKey:{key}"
+    finding["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {
+        "PrincipalId": "AIDAEXAMPLEPRINCIPAL9", "PrincipalName": user, "PrincipalType": "IAMUser"}}).decode()
+    doc["detail"]["findings"] = [finding]
+    return orjson.dumps(doc)
+
+
+def _as_security_hub_writes(record: bytes, gd_type: str) -> bytes:
+    """`record` as Security Hub's own V2 findings spell it: the type in GuardDuty's form and the key as an
+    `AWS::IAM::AccessKey` resource (bare key id, principal in `data`), as published V2 samples show."""
+    doc = orjson.loads(record)
+    finding = doc["detail"]["findings"][0]
+    finding["finding_info"]["types"] = [gd_type]
+    old = orjson.loads(finding["resources"][0]["data"])["AwsIamAccessKey"]
+    key = finding["resources"][0]["uid"].removeprefix("AWS::IAM::AccessKey:")
+    finding["resources"] = [{"type": "AWS::IAM::AccessKey", "uid": key, "name": old["PrincipalName"], "data": {
+        "access_key_id": key, "principal_id": old["PrincipalId"], "user_name": old["PrincipalName"],
+        "user_type": old["PrincipalType"]}}]
+    return orjson.dumps(doc)
+
+
+def _settled(service: Service) -> bool:
+    """All three records read and both matched runbooks' steps done (or something dead-lettered)."""
+    done = service.pipeline.counters.records >= 3 and len(service.engine.state.results()) >= 4
+    return done or bool(service.deadlettered)
+
+
+async def _key(aws: AwsSession, user: str) -> str:
+    await aws.call("iam", "create_user", UserName=user)
+    return str((await aws.call("iam", "create_access_key", UserName=user))["AccessKey"]["AccessKeyId"])
+
+
+async def _status(aws: AwsSession, user: str) -> list[str]:
+    listed = await aws.call("iam", "list_access_keys", UserName=user)
+    return [k["Status"] for k in listed["AccessKeyMetadata"]]
+
+
+async def test_v2_findings_are_contained_or_paged_as_guardduty_s_own(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """A relayed GuardDuty key compromise deactivates the key (access-key-compromise); a relayed ML anomaly naming
+    T1078.004 pages and leaves its key active, both as Security Hub writes them (GuardDuty's type form, an
+    `AWS::IAM::AccessKey` resource); an unclassified finding matches nothing; nothing is dead-lettered (before: all
+    three were dead-lettered by the ASFF decoder)."""
+    leaked, anomalous = await _key(aws, "ml-training"), await _key(aws, "ml-serving")
+    anomaly = orjson.loads(_v2("anomaly", "TTPs/Credential Access/CredentialAccess:IAMUser-AnomalousBehavior", 3,
+                               anomalous, "ml-serving"))
+    anomaly["detail"]["findings"][0]["finding_info"]["attacks"] = [{"technique": {"uid": "T1078.004"}}]
+    leak = _v2("leak", "TTPs/Initial Access/UnauthorizedAccess:IAMUser-MaliciousIPCaller", 4, leaked, "ml-training")
+    records = [_as_security_hub_writes(leak, "UnauthorizedAccess:IAMUser/MaliciousIPCaller"),
+               _as_security_hub_writes(orjson.dumps(anomaly), "CredentialAccess:IAMUser/AnomalousBehavior"),
+               _v2("other", "Software and Configuration Checks/Unmapped", 2, anomalous, "ml-serving")]
+    await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], records)
+        await wait_for(lambda: _settled(service), timeout=60)
+    assert service.deadlettered == {}
+    assert await _status(aws, "ml-training") == ["Inactive"]
+    assert await _status(aws, "ml-serving") == ["Active"]
+    runbooks = sorted({i.runbook for i in service.engine.state.incidents.by_id.values()})
+    assert runbooks == ["access-key-compromise", "anomalous-credential-use"]
+    assert not [r for r in service.engine.state.results() if r.actuator.startswith("aws.") and anomalous in str(r)]

@@ -1,0 +1,107 @@
+"""What an OCSF record gains by naming GuardDuty's product (`metadata.product.uid`), which any OCSF producer (a
+Security Lake custom source) can write: categories no `attacks[]` technique reaches, and no AWS action the shipped
+runbooks would not already take for a technique the same producer can name (docs/events.md, "Product claims")."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from responder.actuators import registry
+from responder.catalog import load_runbooks
+from responder.models.threat import ThreatCategory
+from responder.normalise import decode_doc
+from responder.normalise.threats import GUARDDUTY, TECHNIQUES
+from responder.rules.matcher import Matcher
+
+ROOT = Path(__file__).resolve().parents[2]
+GUARDDUTY_PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/guardduty"
+V2_FIXTURE = ROOT / "tests/fixtures/events/securityhub_v2_guardduty.json"
+
+
+def _record() -> dict[str, Any]:
+    """An OCSF Detection Finding (the corpus' GuardDuty copy) naming what the shipped runbooks act on: an IAM user's
+    long-term key, an EC2 instance and a training-data bucket, Critical, and no product."""
+    doc: dict[str, Any] = orjson.loads(V2_FIXTURE.read_bytes())["detail"]["findings"][0]
+    doc["metadata"]["product"] = {"name": "Custom", "vendor_name": "Anyone"}
+    doc["severity_id"], doc["severity"] = 5, "Critical"
+    doc["finding_info"]["types"] = []
+    doc["resources"] = [
+        {"type": "AwsIamAccessKey", "uid": "AWS::IAM::AccessKey:AKIAEXAMPLEKEYID0001", "data": orjson.dumps({
+            "AwsIamAccessKey": {"PrincipalName": "ml-training", "PrincipalType": "IAMUser"}}).decode()},
+        {"type": "AwsEc2Instance", "uid": "arn:aws:ec2:us-east-2:111111111111:instance/i-0123456789abcdef0"},
+        {"type": "AwsS3Bucket", "uid": "arn:aws:s3:::acme-training-data-prod"}]
+    return doc
+
+
+def _concrete(pattern: str) -> str:
+    """A GuardDuty type the table row `pattern` classifies (`CryptoCurrency:*` → `CryptoCurrency:EC2/X`)."""
+    if pattern.endswith(":*"):
+        return pattern[:-1] + "EC2/X"
+    return pattern[:-1] + "X" if pattern.endswith("*") else pattern
+
+
+def _asff(gd_type: str) -> str:
+    """GuardDuty's type as ASFF (and OCSF mapped from it) writes it: `TTPs/x/Purpose:Resource-Family`."""
+    purpose, _, family = gd_type.partition("/")
+    return f"TTPs/Any/{purpose}-{family}"
+
+
+def _acting(matcher: Matcher, doc: dict[str, Any]) -> set[str]:
+    """The matched runbooks that call an AWS actuator."""
+    [event] = decode_doc(doc)
+    return {m.runbook.id for m in matcher.match(event)
+            if any(s.actuator.startswith("aws.") for s in m.runbook.steps)}
+
+
+@pytest.fixture(scope="module", name="by_technique")
+def _by_technique() -> set[str]:
+    """Every acting runbook an OCSF record with no product claim reaches by naming some technique in attacks[]."""
+    matcher = Matcher(load_runbooks(ROOT / "runbooks", registry))
+    reached: set[str] = set()
+    for technique in TECHNIQUES.rows:
+        doc = _record()
+        doc["finding_info"]["attacks"] = [{"technique": {"uid": technique.rstrip("*")}}]
+        reached |= _acting(matcher, doc)
+    return reached
+
+
+@pytest.mark.parametrize("spelled", ["asff", "guardduty"])
+@pytest.mark.parametrize("pattern", sorted(GUARDDUTY.rows))
+def test_claiming_guardduty_reaches_no_aws_action_a_technique_does_not(pattern: str, spelled: str,
+                                                                      by_technique: set[str]) -> None:
+    """Each GuardDuty type (ASFF's spelling or GuardDuty's own, as Security Hub's V2 findings write it), in a record
+    claiming GuardDuty's product, runs only AWS-acting runbooks that the same record without the claim reaches
+    through attacks[]: the claim grants no containment the OCSF lane does not."""
+    matcher = Matcher(load_runbooks(ROOT / "runbooks", registry))
+    claimed = _record()
+    claimed["metadata"]["product"] = {"name": "GuardDuty", "uid": GUARDDUTY_PRODUCT}
+    gd_type = _concrete(pattern)
+    claimed["finding_info"]["types"] = [_asff(gd_type) if spelled == "asff" else gd_type]
+    [event] = decode_doc(claimed)
+    assert event.threat is not None
+    assert event.threat.category == GUARDDUTY.rows[pattern].threat.category
+    assert _acting(matcher, claimed) <= by_technique
+
+
+def test_the_categories_only_the_claim_reaches_are_the_documented_ones() -> None:
+    """host_compromise and discovery (no technique maps to them) and anomalous_credential_use (a downgrade: page,
+    never contain) are what the claim adds; docs/events.md names exactly these."""
+    only_claimed = GUARDDUTY.categories() - TECHNIQUES.categories()
+    assert only_claimed == {ThreatCategory.HOST_COMPROMISE, ThreatCategory.DISCOVERY,
+                            ThreatCategory.ANOMALOUS_CREDENTIAL_USE}
+    text = (ROOT / "docs/events.md").read_text()
+    assert all(f"`{c.value}`" in text.split("**Product claims.**", 1)[1] for c in only_claimed)
+
+
+def test_a_v2_event_gets_the_same_classification_as_its_bare_finding() -> None:
+    """Under the `Findings Imported V2` envelope the finding is classified exactly as bare: the envelope (also just
+    bytes on the topic) adds no trust and takes none away."""
+    doc = orjson.loads(V2_FIXTURE.read_bytes())
+    [relayed], [bare] = decode_doc(doc), decode_doc(copy.deepcopy(doc["detail"]["findings"][0]))
+    assert relayed.threat == bare.threat
+    assert relayed.threat is not None
