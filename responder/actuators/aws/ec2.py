@@ -188,6 +188,9 @@ class RestoreGroupsParams(Params):
 class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
     """Give each ENI of an instance back the groups it had before isolation and drop the quarantine tag.
 
+    An ENI no longer attached is skipped; when none of them is (or the instance does not exist) the step
+    fails (`InvalidNetworkInterfaceID.NotFound`, `InvalidInstanceID.NotFound`) for a human: nothing was restored.
+
     Example::
 
         - id: release-host
@@ -199,7 +202,7 @@ class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
 
     name = "aws.ec2.restore_instance_groups"
     params = RestoreGroupsParams
-    permissions = ("ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute",
+    permissions = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeInstances", "ec2:ModifyNetworkInterfaceAttribute",
                    "ec2:ModifyInstanceAttribute", "ec2:DeleteTags")
     destructive = False
     reverse = "aws.ec2.isolate_instance"
@@ -213,6 +216,12 @@ class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
     async def apply(self, p: RestoreGroupsParams, ctx: ActuationContext) -> ActuationResult:
         before = await eni_groups(ctx, p.instance_id)
         wanted = {eni: sorted(groups) for eni, groups in p.groups_by_eni.items() if eni in before}
+        if not wanted:  # nothing to restore is a failure for a human, never a quiet ok
+            await describe_instance(ctx, p.instance_id)  # an unknown instance: InvalidInstanceID.NotFound
+            raise PermanentActuationError(
+                f"none of the network interfaces {', '.join(sorted(p.groups_by_eni))} is attached to "
+                f"{p.instance_id} any more: restore its security groups by hand",
+                code="InvalidNetworkInterfaceID.NotFound")
         changed = any(before[eni] != groups for eni, groups in wanted.items())
         if changed:
             await set_groups(ctx, p.instance_id, wanted)
@@ -222,4 +231,5 @@ class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
 
     async def verify(self, p: RestoreGroupsParams, ctx: ActuationContext) -> bool:
         current = await eni_groups(ctx, p.instance_id)
-        return all(current.get(eni) == sorted(groups) for eni, groups in p.groups_by_eni.items() if eni in current)
+        matched = [eni for eni in p.groups_by_eni if eni in current]  # none attached (or no instance): not done
+        return bool(matched) and all(current[eni] == sorted(p.groups_by_eni[eni]) for eni in matched)

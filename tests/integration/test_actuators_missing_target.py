@@ -1,0 +1,59 @@
+"""Actuators against the moto server whose target does not exist (or is matched by nothing): never a success."""
+
+from __future__ import annotations
+
+import pytest
+
+from responder.actuators import registry
+from responder.actuators.base import ActuationContext
+from responder.actuators.retry import settled_by_verify
+from responder.errors import PermanentActuationError
+from tests.integration.actuator_cases import CASES
+
+pytestmark = pytest.mark.integration
+CASE = {c.actuator: c for c in CASES}
+MISSING_INSTANCE = "i-0fedcba9876543210"
+RESTORE = registry.get("aws.ec2.restore_instance_groups")
+RESTORE_POLICY = registry.get("aws.iam.restore_inline_policy")
+
+
+def _ctx(aws) -> ActuationContext:
+    return ActuationContext(aws=aws, incident="inc0123456789abcdef0", key="0f1e2d3c4b5a69788796a5b4c3d2e1f0")
+
+
+async def test_restoring_groups_of_an_instance_that_does_not_exist_fails_not_found(aws):
+    """The undo of an isolation on an unknown instance fails as not found, and verify() does not call it done."""
+    p = RESTORE.params.model_validate({"instance_id": MISSING_INSTANCE,
+                                       "groups_by_eni": {"eni-0123456789abcdef0": ["sg-0123456789abcdef0"]}})
+    with pytest.raises(PermanentActuationError) as caught:
+        await RESTORE.apply(p, _ctx(aws))
+    assert caught.value.code == "InvalidInstanceID.NotFound"
+    assert await settled_by_verify(RESTORE, p, _ctx(aws))() is None
+
+
+async def test_restoring_groups_to_enis_no_longer_attached_fails(aws):
+    """Recorded ENIs none of which is attached any more: nothing can be restored, so the step fails, naming them."""
+    params = await CASE["aws.ec2.isolate_instance"].setup(aws)
+    p = RESTORE.params.model_validate({**params, "groups_by_eni": {"eni-0123456789abcdef0": ["sg-0123456789abcdef0"]}})
+    with pytest.raises(PermanentActuationError, match="eni-0123456789abcdef0") as caught:
+        await RESTORE.apply(p, _ctx(aws))
+    assert caught.value.code == "InvalidNetworkInterfaceID.NotFound"
+    assert await RESTORE.verify(p, _ctx(aws)) is False
+
+
+async def test_restoring_a_policy_of_a_missing_user_is_not_settled_by_verify(aws):
+    """verify() of a policy undo for a user that does not exist is not 'done': a retry's check finds nothing applied."""
+    p = RESTORE_POLICY.params.model_validate({"principal_type": "user", "principal_name": "no-such-user-here",
+                                              "policy_name": "responder-revoke-older-sessions"})
+    assert await settled_by_verify(RESTORE_POLICY, p, _ctx(aws))() is None
+    with pytest.raises(PermanentActuationError, match="no-such-user-here"):
+        await RESTORE_POLICY.verify(p, _ctx(aws))
+
+
+async def test_releasing_an_endpoint_whose_role_is_gone_is_done(aws):
+    """Removing a deny from a role that no longer exists: the deny is gone too, the desired state (no change)."""
+    actuator = registry.get("aws.sagemaker.release_endpoint")
+    p = actuator.params.model_validate({"endpoint_name": "fraud-scoring-prod", "role_names": ["deleted-role"]})
+    result = await actuator.apply(p, _ctx(aws))
+    assert result.changed is False
+    assert await actuator.verify(p, _ctx(aws)) is True
