@@ -57,3 +57,37 @@ async def test_releasing_an_endpoint_whose_role_is_gone_is_done(aws):
     result = await actuator.apply(p, _ctx(aws))
     assert result.changed is False
     assert await actuator.verify(p, _ctx(aws)) is True
+
+
+async def test_quarantining_a_version_of_a_model_the_registry_does_not_know_fails(aws, tmp_path):
+    """A model with no version registered and none served (a misspelt name): the quarantine fails, writing no mark."""
+    from responder.actuators.model.params import VersionParams
+    from responder.actuators.model.s3 import S3Store
+    from tests.modelkit import context, make_keys, publish
+
+    url = "s3://models/registry"
+    await aws.call("s3", "create_bucket", Bucket="models")
+    store, keys = S3Store(aws, url), make_keys(tmp_path / "keys")
+    await publish(store, tmp_path / "w", "fraud", "v1", keys.private)
+    quarantine = registry.get("model.quarantine_version")
+    with pytest.raises(PermanentActuationError, match="fraud-scorer") as caught:
+        await quarantine.apply(VersionParams(model="fraud-scorer", version="v7", registry=url),
+                               context(aws, url, keys))
+    assert caught.value.code == "NotFound"
+    assert await store.quarantined("fraud-scorer") == set()
+
+
+async def test_quarantining_an_unregistered_version_of_a_known_model_is_done(aws, tmp_path):
+    """An unregistered version of a registered model (what model-unsigned-deployed quarantines) is still marked."""
+    from responder.actuators.model.params import VersionParams
+    from responder.actuators.model.s3 import S3Store
+    from tests.modelkit import context, make_keys, publish
+
+    url = "s3://models/registry"
+    await aws.call("s3", "create_bucket", Bucket="models")
+    store, keys = S3Store(aws, url), make_keys(tmp_path / "keys")
+    await publish(store, tmp_path / "w", "fraud", "v1", keys.private)
+    quarantine = registry.get("model.quarantine_version")
+    result = await quarantine.apply(VersionParams(model="fraud", version="v9", registry=url), context(aws, url, keys))
+    assert result.changed is True
+    assert "v9" in await store.quarantined("fraud")
