@@ -6,15 +6,20 @@ import pytest
 
 from responder.actuators import registry
 from responder.actuators.base import ActuationContext
+from responder.actuators.model.params import VersionParams
+from responder.actuators.model.s3 import S3Store
 from responder.actuators.retry import settled_by_verify
 from responder.errors import PermanentActuationError
 from tests.integration.actuator_cases import CASES
+from tests.modelkit import Keys, context, make_keys, publish
 
 pytestmark = pytest.mark.integration
 CASE = {c.actuator: c for c in CASES}
 MISSING_INSTANCE = "i-0fedcba9876543210"
 RESTORE = registry.get("aws.ec2.restore_instance_groups")
 RESTORE_POLICY = registry.get("aws.iam.restore_inline_policy")
+QUARANTINE = registry.get("model.quarantine_version")
+REGISTRY_URL = "s3://models/registry"
 
 
 def _ctx(aws) -> ActuationContext:
@@ -59,35 +64,30 @@ async def test_releasing_an_endpoint_whose_role_is_gone_is_done(aws):
     assert await actuator.verify(p, _ctx(aws)) is True
 
 
-async def test_quarantining_a_version_of_a_model_the_registry_does_not_know_fails(aws, tmp_path):
-    """A model with no version registered and none served (a misspelt name): the quarantine fails, writing no mark."""
-    from responder.actuators.model.params import VersionParams
-    from responder.actuators.model.s3 import S3Store
-    from tests.modelkit import context, make_keys, publish
 
-    url = "s3://models/registry"
+@pytest.fixture(name="s3_registry")
+async def _s3_registry(aws, tmp_path) -> tuple[S3Store, Keys]:
+    """An S3 model registry on the moto server holding one signed version, fraud v1."""
     await aws.call("s3", "create_bucket", Bucket="models")
-    store, keys = S3Store(aws, url), make_keys(tmp_path / "keys")
+    store, keys = S3Store(aws, REGISTRY_URL), make_keys(tmp_path / "keys")
     await publish(store, tmp_path / "w", "fraud", "v1", keys.private)
-    quarantine = registry.get("model.quarantine_version")
+    return store, keys
+
+
+async def test_quarantining_a_version_of_a_model_the_registry_does_not_know_fails(aws, s3_registry):
+    """A model with no version registered and none served (a misspelt name): the quarantine fails, writing no mark."""
+    store, keys = s3_registry
     with pytest.raises(PermanentActuationError, match="fraud-scorer") as caught:
-        await quarantine.apply(VersionParams(model="fraud-scorer", version="v7", registry=url),
-                               context(aws, url, keys))
+        await QUARANTINE.apply(VersionParams(model="fraud-scorer", version="v7", registry=REGISTRY_URL),
+                               context(aws, REGISTRY_URL, keys))
     assert caught.value.code == "NotFound"
     assert await store.quarantined("fraud-scorer") == set()
 
 
-async def test_quarantining_an_unregistered_version_of_a_known_model_is_done(aws, tmp_path):
+async def test_quarantining_an_unregistered_version_of_a_known_model_is_done(aws, s3_registry):
     """An unregistered version of a registered model (what model-unsigned-deployed quarantines) is still marked."""
-    from responder.actuators.model.params import VersionParams
-    from responder.actuators.model.s3 import S3Store
-    from tests.modelkit import context, make_keys, publish
-
-    url = "s3://models/registry"
-    await aws.call("s3", "create_bucket", Bucket="models")
-    store, keys = S3Store(aws, url), make_keys(tmp_path / "keys")
-    await publish(store, tmp_path / "w", "fraud", "v1", keys.private)
-    quarantine = registry.get("model.quarantine_version")
-    result = await quarantine.apply(VersionParams(model="fraud", version="v9", registry=url), context(aws, url, keys))
+    store, keys = s3_registry
+    result = await QUARANTINE.apply(VersionParams(model="fraud", version="v9", registry=REGISTRY_URL),
+                                    context(aws, REGISTRY_URL, keys))
     assert result.changed is True
     assert "v9" in await store.quarantined("fraud")
