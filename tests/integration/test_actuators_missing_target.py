@@ -91,3 +91,16 @@ async def test_quarantining_an_unregistered_version_of_a_known_model_is_done(aws
                                     context(aws, REGISTRY_URL, keys))
     assert result.changed is True
     assert "v9" in await store.quarantined("fraud")
+
+
+@pytest.mark.parametrize("name", ["aws.ec2.isolate_instance", "aws.ec2.stop_instance", "aws.ec2.start_instance"])
+async def test_acting_on_a_terminated_instance_fails_and_is_not_verified(aws, name):
+    """A terminated instance cannot be isolated, stopped or started: the step fails (moto reported it done)."""
+    params = await CASE["aws.ec2.isolate_instance"].setup(aws)
+    await aws.call("ec2", "terminate_instances", InstanceIds=[params["instance_id"]])
+    actuator = registry.get(name)
+    p = actuator.params.model_validate(params)
+    with pytest.raises(PermanentActuationError, match="terminated") as caught:
+        await actuator.apply(p, _ctx(aws))
+    assert caught.value.code == "IncorrectInstanceState"
+    assert await actuator.verify(p, _ctx(aws)) is False

@@ -21,6 +21,7 @@ ENI_ID = r"^eni-[0-9a-f]{8,17}$"
 SG_ID = r"^sg-[0-9a-f]{8,17}$"
 QUARANTINE_GROUP = "responder-quarantine"
 TAG_QUARANTINED = "responder:quarantined"
+GONE = ("shutting-down", "terminated")
 
 
 class InstanceParams(Params):
@@ -36,6 +37,16 @@ async def describe_instance(ctx: ActuationContext, instance_id: str) -> dict[str
         for inst in reservation.get("Instances", []):
             return dict(inst)
     raise PermanentActuationError(f"instance {instance_id} not found", code="InvalidInstanceID.NotFound")
+
+
+def require_live(inst: dict[str, Any], instance_id: str) -> dict[str, Any]:
+    """The instance, unless it is terminated or shutting down (PermanentActuationError, as AWS's IncorrectInstanceState:
+    it can be neither isolated, stopped nor started, and a human should know the step did nothing)."""
+    state = inst.get("State", {}).get("Name")
+    if state in GONE:
+        raise PermanentActuationError(f"instance {instance_id} is {state}: it cannot be contained or restarted "
+                                      "any more", code="IncorrectInstanceState")
+    return inst
 
 
 async def eni_groups(ctx: ActuationContext, instance_id: str) -> dict[str, list[str]]:
@@ -135,7 +146,7 @@ class IsolateInstance(Actuator[InstanceParams]):
                            summary=f"swap every ENI of {p.instance_id} to the {QUARANTINE_GROUP} group and tag it")
 
     async def apply(self, p: InstanceParams, ctx: ActuationContext) -> ActuationResult:
-        inst = await describe_instance(ctx, p.instance_id)
+        inst = require_live(await describe_instance(ctx, p.instance_id), p.instance_id)
         group = await quarantine_group(ctx, str(inst["VpcId"]), create=True)
         if group is None:  # create=True always returns one; a failure raises from quarantine_group
             raise PermanentActuationError(f"no quarantine group in {inst['VpcId']}", code="QuarantineGroup")
@@ -154,6 +165,8 @@ class IsolateInstance(Actuator[InstanceParams]):
 
     async def verify(self, p: InstanceParams, ctx: ActuationContext) -> bool:
         inst = await describe_instance(ctx, p.instance_id)
+        if inst.get("State", {}).get("Name") in GONE:
+            return False
         group = await quarantine_group(ctx, str(inst["VpcId"]), create=False)
         current = await eni_groups(ctx, p.instance_id)
         return group is not None and bool(current) and all(g == [group] for g in current.values())
