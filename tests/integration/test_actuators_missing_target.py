@@ -46,6 +46,30 @@ async def test_restoring_groups_to_enis_no_longer_attached_fails(aws):
     assert await RESTORE.verify(p, _ctx(aws)) is False
 
 
+async def test_restoring_groups_when_one_recorded_eni_was_detached_restores_the_rest_unverified(aws):
+    """Two ENIs isolated, one detached since: the other gets its groups back, but verify() does not call it done."""
+    params = await CASE["aws.ec2.isolate_instance"].setup(aws)
+    [inst] = (await aws.call("ec2", "describe_instances", InstanceIds=[params["instance_id"]]))["Reservations"][0][
+        "Instances"]
+    [web] = inst["SecurityGroups"]
+    eni = await aws.call("ec2", "create_network_interface", SubnetId=inst["SubnetId"], Groups=[web["GroupId"]])
+    second = eni["NetworkInterface"]["NetworkInterfaceId"]
+    attached = await aws.call("ec2", "attach_network_interface", NetworkInterfaceId=second,
+                              InstanceId=params["instance_id"], DeviceIndex=1)
+    isolate = registry.get("aws.ec2.isolate_instance")
+    isolated = await isolate.apply(isolate.params.model_validate(params), _ctx(aws))
+    recorded = isolated.prior["groups_by_eni"]
+    assert isinstance(recorded, dict)
+    assert second in recorded
+    assert len(recorded) == 2
+    await aws.call("ec2", "detach_network_interface", AttachmentId=attached["AttachmentId"], Force=True)
+    p = RESTORE.params.model_validate({**params, "groups_by_eni": recorded})
+    result = await RESTORE.apply(p, _ctx(aws))
+    assert second not in result.after["groups_by_eni"]  # type: ignore[operator]
+    assert result.after["not_attached"] == [second]
+    assert await RESTORE.verify(p, _ctx(aws)) is False
+
+
 async def test_restoring_a_policy_of_a_missing_user_is_not_settled_by_verify(aws):
     """verify() of a policy undo for a user that does not exist is not 'done': a retry's check finds nothing applied."""
     p = RESTORE_POLICY.params.model_validate({"principal_type": "user", "principal_name": "no-such-user-here",

@@ -201,8 +201,9 @@ class RestoreGroupsParams(Params):
 class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
     """Give each ENI of an instance back the groups it had before isolation and drop the quarantine tag.
 
-    An ENI no longer attached is skipped; when none of them is (or the instance does not exist) the step
-    fails (`InvalidNetworkInterfaceID.NotFound`, `InvalidInstanceID.NotFound`) for a human: nothing was restored.
+    An ENI no longer attached is skipped (named in `after.not_attached`, and `verify()` is false: a human restores
+    it); when none of them is (or the instance does not exist) the step fails (`InvalidNetworkInterfaceID.NotFound`,
+    `InvalidInstanceID.NotFound`) for a human: nothing was restored.
 
     Example::
 
@@ -239,10 +240,11 @@ class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
         if changed:
             await set_groups(ctx, p.instance_id, wanted)
         await ctx.aws.call("ec2", "delete_tags", Resources=[p.instance_id], Tags=[{"Key": TAG_QUARANTINED}])
-        return ActuationResult(changed=changed, target=p.instance_id,
-                               prior={"groups_by_eni": before}, after={"groups_by_eni": wanted})
+        gone: list[JsonValue] = [eni for eni in sorted(p.groups_by_eni) if eni not in wanted]
+        return ActuationResult(changed=changed, target=p.instance_id, prior={"groups_by_eni": before},
+                               after={"groups_by_eni": wanted, **({"not_attached": gone} if gone else {})})
 
     async def verify(self, p: RestoreGroupsParams, ctx: ActuationContext) -> bool:
         current = await eni_groups(ctx, p.instance_id)
-        matched = [eni for eni in p.groups_by_eni if eni in current]  # none attached (or no instance): not done
-        return bool(matched) and all(current[eni] == sorted(p.groups_by_eni[eni]) for eni in matched)
+        # every recorded ENI attached with its groups back: one detached since (or no instance) is not done
+        return all(current.get(eni) == sorted(groups) for eni, groups in p.groups_by_eni.items())
