@@ -14,7 +14,7 @@ from responder.actuators.registry import Registry
 from responder.catalog.attributes import attribute_warnings
 from responder.catalog.checks import escalation_warnings, runbook_problems
 from responder.errors import ConfigError, RunbookError
-from responder.models.runbook import Runbook
+from responder.models.runbook import MAX_VERSION, Runbook
 
 
 def locate(node: yaml.Node | None, loc: Sequence[int | str]) -> tuple[int, int] | None:
@@ -142,12 +142,17 @@ def version_problem(root: yaml.Node | None, text: str, read: object) -> tuple[st
     `0x1f` as 31, `"2"` or `!!str 2` as text), merged in (`<<`) or not, with its line and column; None when it is,
     or is absent."""
     node = _value_of(root, "version") if isinstance(root, yaml.MappingNode) else None
-    if node is None or (isinstance(node, yaml.ScalarNode) and node.style is None and node.tag == INT
-                        and _DECIMAL.fullmatch(node.value)):
+    plain = (isinstance(node, yaml.ScalarNode) and node.style is None and node.tag == INT
+             and _DECIMAL.fullmatch(node.value) is not None)
+    if node is None or (plain and len(node.value) <= len(str(MAX_VERSION)) and int(node.value) <= MAX_VERSION):
         return None
     written = text[node.start_mark.index:node.end_mark.index].strip() or "(empty)"
     digits = node.value.replace("_", "") if isinstance(node, yaml.ScalarNode) else ""
     example = f"version: {_short(digits.lstrip('0') or '0')}" if digits.isascii() and digits.isdigit() else "version: 2"
+    if plain:  # too large: no JSON reader of the timeline keeps it exact
+        return (f"version: {_short(written)} is read as {_short(written)}, too large; write a plain decimal integer, "
+                f"unquoted, at most {MAX_VERSION}, e.g. version: 2 (it is part of every idempotency key, and no "
+                f"JSON reader keeps a larger integer exact)", *_mark(node))
     try:
         shown = repr(read)
     except ValueError:  # an int past Python's limit on int-to-text conversion (a 5000-digit octal)

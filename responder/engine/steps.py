@@ -255,5 +255,7 @@ class StepRunning:
         if self.fleet_guard is not None:  # a permanent failure gives back its fleet-wide slots too
             await self.fleet_guard.settle(key, result)
         if result.ok:
-            return Outcome.OK
+            if result.verified is False and not escalating:  # applied, yet not in effect: escalated as a failure is
+                await self._failed(rb, incident, event, scope, plan, result, escalating)
+            return Outcome.OK  # the run goes on: the step acted and its outputs are there
         return await self._failed(rb, incident, event, scope, plan, result, escalating)

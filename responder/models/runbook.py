@@ -167,12 +167,17 @@ class Step(_Strict):
     retries: int = Field(default=3, ge=0, le=10)
 
 
+MAX_VERSION = 2**53 - 1
+"""The largest runbook version: the largest integer every JSON reader of the timeline keeps exact."""
+
+
 class Runbook(_Strict):
     """A trigger, a grouping key, guards and ordered steps."""
 
     id: str = Field(pattern=KEBAB, description="equal to the file name without .yaml")
-    version: int | str = Field(default=1, description="a plain decimal integer, unquoted (the loader refuses 010, "
-                               "1.10, \"2\"): part of every idempotency key")
+    version: int = Field(default=1, ge=0, le=MAX_VERSION, strict=True,
+                         description="a plain decimal integer, unquoted (the loader refuses 010, 1.10, \"2\"), "
+                         "0 to 2**53 - 1: part of every idempotency key")
     description: str = ""
     owner: str = ""
     mode: Mode = Mode.ENFORCE

@@ -144,6 +144,12 @@ class StepResult(StepHead):
         return self.status is StepStatus.OK
 
 
+UNVERIFIED = "unverified"
+"""`${failure.status}` of a step that applied (recorded ok) but whose desired state did not hold when read back."""
+UNVERIFIED_ERROR = ("applied, but its desired state does not hold when read back (verify() was false, or reading it "
+                    "failed): check the target by hand")
+
+
 class Failure(BaseModel):
     """What a runbook's `on_failure` steps read as `${failure.…}`: the step that failed and why."""
 
@@ -158,7 +164,11 @@ class Failure(BaseModel):
 
     @classmethod
     def of(cls, result: StepResult, intended: str | None = None) -> Failure:
-        """The failure a failed or refused step result describes; `intended` names what a step whose parameters did not
-        resolve (so it has no target) was meant to act on."""
+        """The failure a failed or refused step result describes (an ok one whose read-back did not verify: status
+        `unverified`, code `Unverified`); `intended` names what a step whose parameters did not resolve (so it has no
+        target) was meant to act on."""
+        if result.status is StepStatus.OK and result.verified is False:
+            return cls(step=result.step, actuator=result.actuator, target=result.target or "", status=UNVERIFIED,
+                       error=UNVERIFIED_ERROR, code="Unverified")
         return cls(step=result.step, actuator=result.actuator, target=result.target or intended or "",
                    status=result.status.value, error=result.error or "", code=result.code or "")

@@ -116,3 +116,49 @@ async def test_a_dry_run_plans_the_escalation_of_a_step_it_would_refuse(tmp_path
     [planned] = [b for b in kit.entries("step.planned") if b["step"] == "deactivate"]
     assert planned["would_refuse"] is True
     assert [b["step"] for b in kit.entries("step.planned")] == ["deactivate", "tell.deactivate"]
+
+
+def _unapplied(kit: Kit) -> None:
+    """Make the fake IAM answer update_access_key without applying it (the key stays Active: verify() is false)."""
+    real = kit.iam.call
+
+    async def call(service: str, operation: str, **kwargs: object) -> dict[str, object]:
+        if operation == "update_access_key":
+            kit.iam.calls.append((service, operation, dict(kwargs)))
+            return {}
+        return await real(service, operation, **kwargs)
+
+    kit.iam.call = call  # type: ignore[method-assign]
+
+
+async def test_a_containment_step_that_applied_but_does_not_verify_is_escalated(tmp_path):
+    """A step recorded ok whose desired state does not hold when read back (verified false) reaches on-call, once."""
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE})
+    _unapplied(kit)
+    await kit.send()
+    [result] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    assert (result["status"], result["verified"]) == ("ok", False)
+    assert _told(kit) == [("oncall", "deactivate failed")]
+    [escalated] = kit.entries("step.escalated")
+    assert (escalated["status"], escalated["code"]) == ("unverified", "Unverified")
+    assert "does not hold" in escalated["error"]
+    await kit.send(key=KEY)  # the same alert again: re-applied (still unverified), but on-call is not told twice
+    assert _told(kit) == [("oncall", "deactivate failed")]
+
+
+async def test_an_unverified_step_without_on_failure_is_an_escalation_missed(tmp_path):
+    """With no on_failure steps, an unverified containment is recorded escalation.missed (the last resort pages)."""
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS})
+    _unapplied(kit)
+    await kit.send()
+    [missed] = kit.entries("escalation.missed")
+    assert (missed["step"], missed["status"], missed["reason"]) == ("deactivate", "unverified", "no_on_failure")
+
+
+async def test_a_verified_step_is_not_escalated(tmp_path):
+    """A step whose desired state holds when read back tells nobody."""
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE})
+    await kit.send()
+    assert [(b["step"], b["verified"]) for b in kit.entries("step.result")] == [("deactivate", True)]
+    assert _told(kit) == []
+    assert kit.entries("step.escalated") == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,8 @@ from responder.settings import Settings
     {"approver_identities": {"k1": "alice"}},  # who may satisfy a step's approvers
     {"event_signing_key_sources": {"k1": ["falco"]}},  # which records are authentic, so may act
     {"operator_permissions": {"k1": ["undo"]}},  # which key may undo a containment through any replica
+    {"model_accept_legacy_signatures": True},  # whether a legacy-signed version may be rolled back to
+    {"model_refuse_legacy_signatures": True},  # whether a legacy signature corroborates an integrity alert
 ])
 def test_a_setting_that_changes_protection_or_approval_changes_the_digest(runbooks_dir, change):
     """Two replicas differing in protection home, approver bindings or key scopes had the same digest."""
@@ -53,3 +56,29 @@ def test_the_order_or_repeats_of_a_keys_operator_permissions_do_not_change_the_d
     assert fleet_digest(books, one) == fleet_digest(books, two)
     assert fleet_digest(books, Settings(operator_permissions={"k2": []})) == fleet_digest(books, Settings())
     assert fleet_digest(books, one) != fleet_digest(books, Settings(operator_permissions={"k1": ["undo"]}))
+
+
+def _key(path: Path, body: bytes) -> Path:
+    path.write_bytes(body)
+    return path
+
+
+def test_the_trusted_model_keys_are_digested_by_content_not_path(runbooks_dir, tmp_path):
+    """Replicas trusting other model-signing keys were one fleet; the same key at another path or order still is."""
+    books = load_runbooks(runbooks_dir, registry)
+    (tmp_path / "a").mkdir()
+    one, two = _key(tmp_path / "k1.pem", b"public key one"), _key(tmp_path / "k2.pem", b"public key two")
+    moved = _key(tmp_path / "a" / "k1.pem", b"public key one")
+    both = fleet_digest(books, Settings(model_trusted_keys=[one, two]))
+    assert both == fleet_digest(books, Settings(model_trusted_keys=[two, moved]))
+    assert both != fleet_digest(books, Settings(model_trusted_keys=[one]))
+    assert fleet_digest(books, Settings(model_trusted_keys=[one])) != fleet_digest(books, Settings())
+    assert fleet_digest(books, Settings(model_trusted_keys=[one])) != fleet_digest(
+        books, Settings(model_trusted_keys=[_key(tmp_path / "k3.pem", b"another key")]))
+
+
+def test_the_model_signature_settings_at_their_defaults_keep_the_digest(runbooks_dir):
+    """A fleet that sets none of the model-signature settings keeps its digest through the upgrade."""
+    books = load_runbooks(runbooks_dir, registry)
+    assert fleet_digest(books, Settings(model_accept_legacy_signatures=False, model_refuse_legacy_signatures=False,
+                                        model_trusted_keys=[])) == fleet_digest(books, Settings())

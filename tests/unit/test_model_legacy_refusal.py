@@ -85,6 +85,26 @@ async def test_an_integrity_alert_about_a_legacy_served_version_is_corroborated_
     assert await store.serving("fraud") == served
 
 
+@pytest.mark.parametrize("from_version", [None, "v2"])
+async def test_an_uncorroborated_integrity_alert_verifies_as_settled(tmp_path, keys, from_version):
+    """only_if_unverified and the alert not corroborated (nothing switched, by design): verify() is true, so the engine
+    does not escalate the step as unverified on top of the runbook's own notice."""
+    store = await _migrated_with_legacy_served(tmp_path, keys)
+    ctx = ActuationContext(aws=NoAws(), models=ModelConfig(registry=str(store.root), trusted_keys=(keys.public,)))
+    p = RollbackParams(model="fraud", only_if_unverified=True, from_version=from_version)
+    result = await ROLLBACK.apply(p, ctx)
+    assert result.outputs["corroborated"] is False
+    assert await ROLLBACK.verify(p, ctx) is True
+
+
+async def test_a_corroborated_alert_with_nothing_switched_yet_does_not_verify(tmp_path, keys):
+    """With model_refuse_legacy_signatures the same alert is corroborated: before the rollback, verify() is false."""
+    store = await _migrated_with_legacy_served(tmp_path, keys)
+    config = ModelConfig(registry=str(store.root), trusted_keys=(keys.public,), refuse_legacy=True)
+    p = RollbackParams(model="fraud", only_if_unverified=True, from_version="v2")
+    assert await ROLLBACK.verify(p, ActuationContext(aws=NoAws(), models=config)) is False
+
+
 def test_refusing_and_accepting_legacy_signatures_at_once_is_one_line_config_error():
     """Both model_accept_ and model_refuse_legacy_signatures set: a ConfigError of one line naming the setting."""
     with pytest.raises(ConfigError) as caught:

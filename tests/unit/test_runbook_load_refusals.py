@@ -176,3 +176,27 @@ def test_a_value_yaml_cannot_construct_is_an_error_at_its_line(tmp_path, line):
     [err] = check_directory(tmp_path, registry)[1]
     assert (err.line, err.column) == (2, line.index(" ") + 2)
     assert err.reason.startswith("invalid YAML value: ")
+
+
+@pytest.mark.parametrize("version", ["12345678901234567890123", "9007199254740992"])
+def test_an_absurdly_large_version_fails_at_its_line_saying_what_to_write(tmp_path, version):
+    """A 23-digit version loaded (and no JSON reader keeps it exact); past 2**53 - 1 it fails at its line."""
+    [err] = _errors(tmp_path, version=version)
+    assert (err.line, err.column) == (2, 10)
+    assert f"version: {version} is read as {version}" in err.reason
+    assert "at most 9007199254740991" in err.reason
+    assert "write a plain decimal integer" in err.reason
+
+
+def test_the_largest_version_loads(tmp_path):
+    """2**53 - 1, the largest integer every JSON reader keeps exact, is still a version."""
+    assert _errors(tmp_path, version="9007199254740991") == []
+
+
+def test_the_schema_types_version_as_a_bounded_integer():
+    """runbook.schema.json said `integer | string` although the loader refuses a quoted version."""
+    from responder.schema import runbook_schema
+
+    prop = runbook_schema()["properties"]["version"]
+    assert (prop.get("type"), prop.get("minimum"), prop.get("maximum")) == ("integer", 0, 9007199254740991)
+    assert "anyOf" not in prop

@@ -21,6 +21,7 @@ ENI_ID = r"^eni-[0-9a-f]{8,17}$"
 SG_ID = r"^sg-[0-9a-f]{8,17}$"
 QUARANTINE_GROUP = "responder-quarantine"
 TAG_QUARANTINED = "responder:quarantined"
+GONE = ("shutting-down", "terminated")
 
 
 class InstanceParams(Params):
@@ -36,6 +37,16 @@ async def describe_instance(ctx: ActuationContext, instance_id: str) -> dict[str
         for inst in reservation.get("Instances", []):
             return dict(inst)
     raise PermanentActuationError(f"instance {instance_id} not found", code="InvalidInstanceID.NotFound")
+
+
+def require_live(inst: dict[str, Any], instance_id: str) -> dict[str, Any]:
+    """The instance, unless it is terminated or shutting down (PermanentActuationError, as AWS's IncorrectInstanceState:
+    it can be neither isolated, stopped nor started, and a human should know the step did nothing)."""
+    state = inst.get("State", {}).get("Name")
+    if state in GONE:
+        raise PermanentActuationError(f"instance {instance_id} is {state}: it cannot be contained or restarted "
+                                      "any more", code="IncorrectInstanceState")
+    return inst
 
 
 async def eni_groups(ctx: ActuationContext, instance_id: str) -> dict[str, list[str]]:
@@ -135,7 +146,7 @@ class IsolateInstance(Actuator[InstanceParams]):
                            summary=f"swap every ENI of {p.instance_id} to the {QUARANTINE_GROUP} group and tag it")
 
     async def apply(self, p: InstanceParams, ctx: ActuationContext) -> ActuationResult:
-        inst = await describe_instance(ctx, p.instance_id)
+        inst = require_live(await describe_instance(ctx, p.instance_id), p.instance_id)
         group = await quarantine_group(ctx, str(inst["VpcId"]), create=True)
         if group is None:  # create=True always returns one; a failure raises from quarantine_group
             raise PermanentActuationError(f"no quarantine group in {inst['VpcId']}", code="QuarantineGroup")
@@ -154,6 +165,8 @@ class IsolateInstance(Actuator[InstanceParams]):
 
     async def verify(self, p: InstanceParams, ctx: ActuationContext) -> bool:
         inst = await describe_instance(ctx, p.instance_id)
+        if inst.get("State", {}).get("Name") in GONE:
+            return False
         group = await quarantine_group(ctx, str(inst["VpcId"]), create=False)
         current = await eni_groups(ctx, p.instance_id)
         return group is not None and bool(current) and all(g == [group] for g in current.values())
@@ -188,6 +201,10 @@ class RestoreGroupsParams(Params):
 class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
     """Give each ENI of an instance back the groups it had before isolation and drop the quarantine tag.
 
+    An ENI no longer attached is skipped (named in `after.not_attached`, and `verify()` is false: a human restores
+    it); when none of them is (or the instance does not exist) the step fails (`InvalidNetworkInterfaceID.NotFound`,
+    `InvalidInstanceID.NotFound`) for a human: nothing was restored.
+
     Example::
 
         - id: release-host
@@ -199,7 +216,7 @@ class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
 
     name = "aws.ec2.restore_instance_groups"
     params = RestoreGroupsParams
-    permissions = ("ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute",
+    permissions = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeInstances", "ec2:ModifyNetworkInterfaceAttribute",
                    "ec2:ModifyInstanceAttribute", "ec2:DeleteTags")
     destructive = False
     reverse = "aws.ec2.isolate_instance"
@@ -213,13 +230,21 @@ class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
     async def apply(self, p: RestoreGroupsParams, ctx: ActuationContext) -> ActuationResult:
         before = await eni_groups(ctx, p.instance_id)
         wanted = {eni: sorted(groups) for eni, groups in p.groups_by_eni.items() if eni in before}
+        if not wanted:  # nothing to restore is a failure for a human, never a quiet ok
+            await describe_instance(ctx, p.instance_id)  # an unknown instance: InvalidInstanceID.NotFound
+            raise PermanentActuationError(
+                f"none of the network interfaces {', '.join(sorted(p.groups_by_eni))} is attached to "
+                f"{p.instance_id} any more: restore its security groups by hand",
+                code="InvalidNetworkInterfaceID.NotFound")
         changed = any(before[eni] != groups for eni, groups in wanted.items())
         if changed:
             await set_groups(ctx, p.instance_id, wanted)
         await ctx.aws.call("ec2", "delete_tags", Resources=[p.instance_id], Tags=[{"Key": TAG_QUARANTINED}])
-        return ActuationResult(changed=changed, target=p.instance_id,
-                               prior={"groups_by_eni": before}, after={"groups_by_eni": wanted})
+        gone: list[JsonValue] = [eni for eni in sorted(p.groups_by_eni) if eni not in wanted]
+        return ActuationResult(changed=changed, target=p.instance_id, prior={"groups_by_eni": before},
+                               after={"groups_by_eni": wanted, **({"not_attached": gone} if gone else {})})
 
     async def verify(self, p: RestoreGroupsParams, ctx: ActuationContext) -> bool:
         current = await eni_groups(ctx, p.instance_id)
-        return all(current.get(eni) == sorted(groups) for eni, groups in p.groups_by_eni.items() if eni in current)
+        # every recorded ENI attached with its groups back: one detached since (or no instance) is not done
+        return all(current.get(eni) == sorted(groups) for eni, groups in p.groups_by_eni.items())

@@ -1,8 +1,9 @@
 """EC2 instance state: stop an instance (destructive, evidence in memory is lost) and start it again.
 
 Both actuators share `_InstanceState`: read the state, call the operation only when the instance is not
-already in (or on its way to) the wanted state, and report the state before and after. Each is the other's
-reverse. The instance is named by `InstanceParams` and read by `describe_instance` from
+already in (or on its way to) the wanted state, and report the state before and after. A terminated (or
+shutting-down) instance fails the step (`IncorrectInstanceState`, as AWS answers), never a quiet success. Each is
+the other's reverse. The instance is named by `InstanceParams` and read by `describe_instance` from
 `responder.actuators.aws.ec2`.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from responder.actuators.aws.ec2 import InstanceParams, describe_instance
+from responder.actuators.aws.ec2 import InstanceParams, describe_instance, require_live
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
 from responder.actuators.registry import register
 
@@ -28,7 +29,7 @@ class _InstanceState(Actuator[InstanceParams]):
         return PlanPreview(target=p.instance_id, summary=f"{self.operation.split('_')[0]} instance {p.instance_id}")
 
     async def apply(self, p: InstanceParams, ctx: ActuationContext) -> ActuationResult:
-        state = str((await describe_instance(ctx, p.instance_id))["State"]["Name"])
+        state = str(require_live(await describe_instance(ctx, p.instance_id), p.instance_id)["State"]["Name"])
         changed = state not in self.settled
         if changed:
             await ctx.aws.call("ec2", self.operation, InstanceIds=[p.instance_id])

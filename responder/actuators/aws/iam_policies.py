@@ -222,4 +222,7 @@ class RestoreInlinePolicy(Actuator[RestoreInlineParams]):
                                after={"document": p.document})
 
     async def verify(self, p: RestoreInlineParams, ctx: ActuationContext) -> bool:
-        return await get_inline(ctx, p.principal_type, p.principal_name, p.policy_name) == p.document
+        now = await get_inline(ctx, p.principal_type, p.principal_name, p.policy_name)
+        if now is None:  # "no policy" of a principal that does not exist is not a restored state: not found
+            await require_principal(ctx, p.principal_type, p.principal_name)
+        return now == p.document

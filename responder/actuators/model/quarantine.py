@@ -12,6 +12,7 @@ from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.model.params import VersionParams, store_for
 from responder.actuators.model.versions import digest_mark
 from responder.actuators.registry import register
+from responder.errors import PermanentActuationError
 
 log = structlog.get_logger(__name__)
 
@@ -19,6 +20,9 @@ log = structlog.get_logger(__name__)
 @register
 class QuarantineVersion(Actuator[VersionParams]):
     """Mark a model version never to be served again (idempotent; lifting it is a manual act).
+
+    The version need not be registered (an unregistered version being served is what `model-unsigned-deployed`
+    quarantines), but the model must be: one with no version registered and none served fails `NotFound`.
 
     Example::
 
@@ -45,8 +49,13 @@ class QuarantineVersion(Actuator[VersionParams]):
 
     async def apply(self, p: VersionParams, ctx: ActuationContext) -> ActuationResult:
         store = store_for(p, ctx)
+        versions = await store.versions(p.model)
+        if not versions and await store.serving(p.model) is None:  # a misspelt model: a mark would protect nothing
+            raise PermanentActuationError(
+                f"model {p.model} is not in the registry (no version registered, none served): check the model name",
+                code="NotFound")
         changed = await store.quarantine(p.model, p.version, p.reason)
-        digest = next((v.digest for v in await store.versions(p.model) if v.version == p.version), None)
+        digest = next((v.digest for v in versions if v.version == p.version), None)
         if digest:  # the same signed artifact under another name stays quarantined
             changed = await store.quarantine(p.model, digest_mark(digest), f"{p.version}: {p.reason}") or changed
         log.info("model_version_quarantined", model=p.model, version=p.version, changed=changed)

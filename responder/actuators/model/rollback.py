@@ -140,9 +140,16 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
                                 legacy=not config.refuse_legacy, migrated=config.refuse_legacy)).ok
 
     async def verify(self, p: RollbackParams, ctx: ActuationContext) -> bool:
-        """Done when the serving version is not `from_version` and itself passes every check."""
-        store = store_for(p, ctx)
-        return await self._good(store, p, context_config(ctx), await store.serving(p.model))
+        """Done when the serving version is not `from_version` and itself passes every check; with
+        `only_if_unverified`, also when the version the alert is about is still served and the alert is not
+        corroborated (what `apply` leaves as it is, by design: the runbook tells a human, not an escalation)."""
+        store, config = store_for(p, ctx), context_config(ctx)
+        serving = await store.serving(p.model)
+        if await self._good(store, p, config, serving):
+            return True
+        start = p.from_version or serving
+        return (p.only_if_unverified and serving is not None and serving == start
+                and not await self._corroborated(store, p, config, start))
 
     async def _good(self, store: ModelStore, p: RollbackParams, config: ModelConfig, serving: str | None) -> bool:
         if serving is None or serving == p.from_version:
