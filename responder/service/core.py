@@ -155,7 +155,8 @@ class Service(BatchHandling, Running):
         # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
         self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
                                  clock=clock, replies=self.fleet_guard,  # completed requests, fleet-wide
-                                 permissions=permissions)
+                                 permissions=permissions, refusals=self.engine.decisions.refusals)
+        self.engine.decisions.refusals.counted = lambda reason: self.metrics.refused.labels(reason).inc()
         self.operator_ingest = None if settings.dry_run else ApprovalIngest(
             settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,

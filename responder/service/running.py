@@ -133,6 +133,7 @@ class Running(PartitionKeeping):
         self._stop.set()  # an assignment during the teardown (a join in progress) starts no restore
         steps: list[Callable[[], Awaitable[None] | None]] = [self._end_restore]  # started before the loops ran
         steps += [client.stop for client in (*clients, self.publisher)]
+        steps.append(self.engine.decisions.refusals.close)  # the counted refusals' summary, before the last flush
         if self.fleet is not None:
             steps += [self.recorder.flush, self.fleet.changelog.stop]
         if self.metrics_server is not None and not self.shares_metrics_server:
@@ -221,6 +222,7 @@ class Running(PartitionKeeping):
                         log.exception("approval_failed", offset=record.offset)
             await self._expire()
             await self._recheck()  # a quota that can be counted again: its parked steps go on by themselves
+            self.engine.decisions.refusals.tick()  # a window of refusals that has passed: its summary entries
             await self.recorder.flush()
             await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
@@ -264,6 +266,7 @@ class Running(PartitionKeeping):
                                                          *self.operator.publication(reply, record.value))
                     except Exception:  # one bad request (even a bug) must not stop the operator consumer
                         log.exception("operator_request_failed", offset=record.offset)
+            await self.recorder.flush()  # a refused request's entry (never flushed alone) before its offset commits
             await ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
 
