@@ -79,12 +79,14 @@ class Decisions(Resumption):
         sent = await publish_request(self.publisher, parked, self.requests_topic, self.recorder.signer)
         log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
-    async def reject(self, reason: str, key_id: str | None, d: ApprovalDecision | None) -> None:
+    async def reject(self, reason: str, key_id: str | None, d: ApprovalDecision | None, *,
+                     signed: str | None = None) -> None:
         """Record a refused decision as `approval.rejected` (the key id its sender chose, cut short), within the
-        bounds of `refusals`; durable with the next flush (the approvals loop's, before its offsets are committed)."""
+        bounds of `refusals` (`signed`: its decision id when a key of the ring signed it); durable with the next
+        flush (the approvals loop's, before its offsets are committed)."""
         body = {"reason": reason, "key_id": bounded(key_id), **({"step": d.step, "by": d.by} if d else {})}
         if self.refusals.record(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None, reason=reason,
-                                key_id=key_id):
+                                key_id=key_id, signed=signed):
             log.warning("approval_rejected", reason=reason)
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
@@ -101,7 +103,8 @@ class Decisions(Resumption):
                 unloaded = parked if decision.decision == "approve" else None
                 raise ApprovalRefused(f"runbook {parked.runbook} is no longer loaded", decision)
         except ApprovalRefused as exc:
-            await self.reject(exc.reason, key_id, exc.decision)
+            verified = self.keys.check(key_id, signature, value) is None  # a key of the ring signed it: evidence
+            await self.reject(exc.reason, key_id, exc.decision, signed=decision_id(value) if verified else None)
             if unloaded is not None:
                 with stamped(unloaded.trace):
                     await self._taken_up(unloaded, self._lapsed(unloaded, exc.reason))

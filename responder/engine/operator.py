@@ -115,7 +115,7 @@ class Operator:
 
     async def handle(self, value: bytes, key_id: str | None, signature: str | None) -> OperatorReply | None:
         """Check, record, run and record one request; None when it is not even a request (rejected, recorded)."""
-        problem = self.keys.check(key_id, signature, value)
+        problem = forged = self.keys.check(key_id, signature, value)  # forged: why no key of the ring signed it
         request: OperatorRequest | None = None
         if problem is None:
             try:
@@ -125,7 +125,8 @@ class Operator:
         if problem is not None or request is None:
             # within the bounds of `refusals`, durable with the operator loop's flush (before its offsets are committed)
             if self.refusals.record(OPERATOR_REJECTED, {"reason": problem, "key_id": bounded(key_id)}, None,
-                                    reason=problem or "", key_id=key_id):
+                                    reason=problem or "", key_id=key_id,
+                                    signed=None if forged else request_digest(value)):
                 log.warning("operator_request_rejected", reason=problem)
             return None
         digest = request_digest(value)

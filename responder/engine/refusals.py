@@ -6,8 +6,11 @@ window in full, and counts the rest: once the window has passed (at the next ref
 of the same kind per bucket says how many were not recorded one by one (`suppressed: n`; readers that know the kind
 take it for one refusal, as before). A bucket is (kind, reason class, key id), the key id only when it names a key
 of the ring (`known`): a claimed id nobody holds is the sender's choice, so all of them share one bucket, as do the
-unsigned. Nothing here flushes: a refusal rides the next group commit (the approvals loop flushes once per batch,
-before its offsets are committed), so a flood adds entries and fsyncs up to a bound, never one per record.
+unsigned. A refusal whose signature verified under a key of the ring (`signed`: the id of its signed bytes) has a
+bucket of its own per signed record: copies of one (a replay) share it, but cannot crowd out another record a key
+really signed (an insider or a stolen key: evidence), which no one without the key can make. Nothing here
+flushes: a refusal rides the next group commit (the approvals loop flushes once per batch, before its offsets are
+committed), so a flood adds entries and fsyncs up to a bound, never one per record.
 Each refusal, recorded or not, is counted by `counted(reason class)` (`responder_decisions_refused_total`).
 """
 
@@ -66,17 +69,19 @@ class Refusals:
         self.counted: Callable[[str], None] = lambda reason: None
         """Told the class of every refusal (the service counts them in `responder_decisions_refused_total`)."""
         self._start: float | None = None
-        self._buckets: dict[tuple[str, str, str | None], _Bucket] = {}
+        self._buckets: dict[tuple[str, str, str | None, str | None], _Bucket] = {}
 
     def record(self, kind: str, body: Mapping[str, Any], incident: str | None, *, reason: str,
-               key_id: str | None) -> bool:
-        """Record one refusal (`body`, which says why) unless its bucket is full in this window; True if recorded."""
+               key_id: str | None, signed: str | None = None) -> bool:
+        """Record one refusal (`body`, which says why) unless its bucket is full in this window; True if recorded.
+        `signed`: the id of the record's signed bytes when its signature verified under `key_id`, else None."""
         self.tick()
         now, cls = self.clock(), reason_class(reason)
         self.counted(cls)
         if self._start is None:
             self._start = now
-        bucket = self._buckets.setdefault((kind, cls, key_id if key_id and self.known(key_id) else None), _Bucket())
+        key = key_id if key_id and self.known(key_id) else None
+        bucket = self._buckets.setdefault((kind, cls, key, signed if key else None), _Bucket())
         if bucket.recorded < self.full:
             bucket.recorded += 1
             self.recorder.append(kind, body, incident)
@@ -102,12 +107,13 @@ class Refusals:
         """A summary entry per bucket of the window that counted refusals; how many. A new window starts."""
         start, end = self._start, self.clock()
         written = 0
-        for (kind, cls, key_id), bucket in sorted(self._buckets.items(), key=lambda item: str(item[0])):
+        for (kind, cls, key_id, signed), bucket in sorted(self._buckets.items(), key=lambda item: str(item[0])):
             if bucket.suppressed and start is not None:
                 self.recorder.append(kind, {
                     "reason": f"{bucket.suppressed} more refusals ({cls}) in this window, counted, not recorded one "
                               "by one", "key_id": key_id, "class": cls, "suppressed": bucket.suppressed,
                     "recorded": bucket.recorded, "window_start": _iso(start), "window_end": _iso(end),
+                    **({"signed": signed} if signed else {}),
                     **({"incidents": sorted(bucket.incidents)} if bucket.incidents else {})})
                 written += 1
         self._start, self._buckets = None, {}

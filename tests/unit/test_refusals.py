@@ -12,6 +12,7 @@ from responder.service import Service
 from responder.settings import Settings
 from tests.kit import Kit, decision, make_kit
 from tests.unit.test_approvals import WIPE
+from tests.unit.test_operator import SECRET as OPS_SECRET
 from tests.unit.test_operator import _operator, _request
 
 FLOOD = 10_000
@@ -132,3 +133,39 @@ async def test_the_service_counts_refusals_in_its_metric(tmp_path):
         assert service.metrics.value("responder_decisions_refused_total", reason="malformed") == 1
     finally:
         await service.close_unstarted()
+
+
+@pytest.mark.parametrize("flood", ["replayed", "forged"])
+async def test_a_signed_refusal_is_recorded_in_full_whatever_floods_its_key(tmp_path, flood):
+    """A refused decision that a configured key really signed (evidence of an insider or a stolen key) is recorded in
+    full, however many copies of another signed refusal or forgeries claiming that key id came first in the window."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    stale = decision(kit, parked.incident, "wipe", digest="f" * 64)  # signed by k1, for another plan: refused
+    copy = stale if flood == "replayed" else (stale[0], stale[1], "0" * 64)
+    for _ in range(FULL_PER_WINDOW + 5):
+        assert not await kit.engine.decide(*copy)
+    assert not await kit.engine.decide(*decision(kit, parked.incident, "wipe", by="mallory"))
+    await kit.engine.recorder.flush()
+    rejected = kit.entries("approval.rejected")
+    assert len(rejected) == FULL_PER_WINDOW + 1
+    assert rejected[-1]["by"] == "mallory"
+    assert rejected[-1]["key_id"] == "k1"
+    assert await kit.engine.decide(*decision(kit, parked.incident, "wipe"))  # the genuine one still releases it
+
+
+async def test_a_signed_operator_refusal_is_recorded_in_full_whatever_replays_came_first():
+    """A malformed operator request a configured key signed is recorded in full after many copies of another one."""
+    op: Operator = _operator()
+
+    def signed(value: bytes) -> tuple[bytes, str, str]:
+        [(_, key_id), (_, sig)] = signed_headers("ops", OPS_SECRET, value)
+        return value, key_id.decode(), sig.decode()
+
+    for _ in range(FULL_PER_WINDOW + 5):
+        assert await op.handle(*signed(b'{"replayed": 1}')) is None
+    assert await op.handle(*signed(b'{"insider": 1}')) is None
+    await op.recorder.flush()
+    bodies = [e.body for e in op.recorder.entries() if e.kind == "operator.rejected"]
+    assert len(bodies) == FULL_PER_WINDOW + 1
