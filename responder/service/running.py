@@ -243,6 +243,7 @@ class Running(PartitionKeeping):
         or request is acted on only as its signer sent it."""
         refused = [record for record in records if record.unreadable is not None]
         for record in refused:
+            self.engine.decisions.refusals.counted("unreadable")  # `responder_decisions_refused_total`, as the others
             self.recorder.append(rejected, {
                 "reason": f"the Kafka client cannot parse the record: {record.unreadable}", "key_id": None,
                 "topic": record.topic, "partition": record.partition, "offset": record.offset})

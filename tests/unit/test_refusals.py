@@ -8,6 +8,7 @@ import pytest
 from responder.auth import signed_headers
 from responder.engine.operator import Operator
 from responder.engine.refusals import FULL_PER_WINDOW, WINDOW_S, reason_class
+from responder.models.event import RawRecord
 from responder.service import Service
 from responder.settings import Settings
 from tests.kit import Kit, decision, make_kit
@@ -169,3 +170,15 @@ async def test_a_signed_operator_refusal_is_recorded_in_full_whatever_replays_ca
     await op.recorder.flush()
     bodies = [e.body for e in op.recorder.entries() if e.kind == "operator.rejected"]
     assert len(bodies) == FULL_PER_WINDOW + 1
+
+
+async def test_the_service_counts_records_the_kafka_client_cannot_parse(tmp_path):
+    """A decision or request record the Kafka client cannot parse is refused and counted (`reason="unreadable"`)."""
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                               approval_keys={"k1": "s"}), runbooks=[])
+    try:
+        unreadable = RawRecord(topic="decisions", value=b"", unreadable="crc mismatch")
+        assert await service._readable([unreadable], "approval.rejected") == []
+        assert service.metrics.value("responder_decisions_refused_total", reason="unreadable") == 1
+    finally:
+        await service.close_unstarted()
