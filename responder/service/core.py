@@ -3,7 +3,8 @@
 `Service` builds its collaborators from settings here; what it does with them is in the mixins it is made of:
 `BatchHandling` (responder/service/batches.py: a chunk of records through the pipeline, then its offsets),
 `PartitionKeeping` (partitions.py: assignment, recovery, eviction, the fleet's restores) and `Running`
-(running.py: start, the alert, approval and operator loops, drain, close). `Parts` (parts.py) declares what they share.
+(running.py: start, the alert loop, drain, close; the approval and operator loops are `SignedLoops`, signed.py).
+`Parts` (parts.py) declares what they share.
 """
 
 from __future__ import annotations
