@@ -10,7 +10,8 @@ unsigned. A refusal whose signature verified under a key of the ring (`signed`: 
 bucket of its own per signed record: copies of one (a replay) share it, but cannot crowd out another record a key
 really signed (an insider or a stolen key: evidence), which no one without the key can make. Nothing here
 flushes: a refusal rides the next group commit (the approvals loop flushes once per batch, before its offsets are
-committed), so a flood adds entries and fsyncs up to a bound, never one per record.
+committed), so a flood adds entries and fsyncs up to a bound, never one per record. While a window has `counting`
+refusals, the loops hold their offsets back until its summary is durable (responder/service/signed.py).
 Each refusal, recorded or not, is counted by `counted(reason class)` (`responder_decisions_refused_total`).
 """
 
@@ -92,6 +93,11 @@ class Refusals:
         if bucket.suppressed == 1:
             log.warning("refusals_suppressed", kind=kind, reason=cls, full=self.full, window=self.window)
         return False
+
+    @property
+    def counting(self) -> bool:
+        """Whether this window counted refusals its summary has not recorded yet (their offsets wait for it)."""
+        return any(bucket.suppressed for bucket in self._buckets.values())
 
     def tick(self) -> int:
         """End the window once it has passed: a summary entry per bucket that counted refusals; how many entries."""

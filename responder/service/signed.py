@@ -7,6 +7,9 @@ only counted, responder/engine/refusals.py) is never flushed alone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import structlog
 
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER
@@ -25,6 +28,7 @@ class SignedLoops(PartitionKeeping):
 
     async def _approvals_loop(self) -> None:
         """Signed decisions in, `on_timeout` applied to parked steps whose deadline passed."""
+        held: dict[Any, int] = {}  # offsets polled, not committed yet (`_commit`)
         while not self._stop.is_set():
             batch = await self.approvals.poll()
             for records in batch.values():
@@ -43,8 +47,21 @@ class SignedLoops(PartitionKeeping):
             await self._expire()
             await self._recheck()  # a quota that can be counted again: its parked steps go on by themselves
             self.engine.decisions.refusals.tick()  # a window of refusals that has passed: its summary entries
-            await self.recorder.flush()
-            await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            await self._commit(self.approvals, held, batch)
+        await self._commit(self.approvals, held, {}, last=True)
+
+    async def _commit(self, ingest: ApprovalIngest, held: dict[Any, int], batch: Mapping[Any, list[RawRecord]], *,
+                      last: bool = False) -> None:
+        """Make the poll's entries durable, then commit its offsets (and those `held` back before) unless a refusal
+        is only counted so far: its record is committed once the window's summary is durable (a crash redelivers it,
+        to be refused and counted again, not lost from the timeline). `last`: the loop ends, the window with it."""
+        held.update({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        if last:
+            self.engine.decisions.refusals.close()
+        await self.recorder.flush()
+        if held and not self.engine.decisions.refusals.counting:
+            await ingest.commit(dict(held))
+            held.clear()
 
     async def _expire(self) -> None:
         """`on_timeout` for the parked steps past their deadline, and the released steps a crash cut short. They may
@@ -75,6 +92,7 @@ class SignedLoops(PartitionKeeping):
 
     async def _operator_loop(self, ingest: ApprovalIngest) -> None:
         """Signed operator requests in: run under the batch lock (one writer), recorded, answered on the replies."""
+        held: dict[Any, int] = {}  # offsets polled, not committed yet (`_commit`)
         while not self._stop.is_set():
             batch = await ingest.poll()
             for records in batch.values():
@@ -87,8 +105,8 @@ class SignedLoops(PartitionKeeping):
                                                          *self.operator.publication(reply, record.value))
                     except Exception:  # one bad request (even a bug) must not stop the operator consumer
                         log.exception("operator_request_failed", offset=record.offset)
-            await self.recorder.flush()  # a refused request's entry (never flushed alone) before its offset commits
-            await ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            await self._commit(ingest, held, batch)  # a refused request's entry (never flushed alone) first
+        await self._commit(ingest, held, {}, last=True)
 
 
 def signature(record: RawRecord) -> tuple[str | None, str | None]:

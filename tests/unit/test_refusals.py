@@ -4,6 +4,7 @@ genuine decision; what was not recorded one by one is summed up per window."""
 from __future__ import annotations
 
 import pytest
+from aiokafka import TopicPartition
 
 from responder.auth import signed_headers
 from responder.engine.operator import Operator
@@ -138,8 +139,7 @@ async def test_the_service_counts_refusals_in_its_metric(tmp_path):
 
 @pytest.mark.parametrize("flood", ["replayed", "forged"])
 async def test_a_signed_refusal_is_recorded_in_full_whatever_floods_its_key(tmp_path, flood):
-    """A refused decision that a configured key really signed (evidence of an insider or a stolen key) is recorded in
-    full, however many copies of another signed refusal or forgeries claiming that key id came first in the window."""
+    """A refused decision a configured key really signed is recorded in full after replays or forgeries of its key."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
@@ -181,4 +181,50 @@ async def test_the_service_counts_records_the_kafka_client_cannot_parse(tmp_path
         assert await service._readable([unreadable], "approval.rejected") == []
         assert service.metrics.value("responder_decisions_refused_total", reason="unreadable") == 1
     finally:
+        await service.close_unstarted()
+
+
+
+class _Topic:
+    """An approvals ingest: each poll hands out the next of `polls` (None: the window passes, nothing comes), then
+    stops the service; each commit is recorded with how many summary entries were durable when it was made."""
+
+    def __init__(self, service: Service, clock: list[float], polls: list[list[RawRecord] | None]) -> None:
+        self.service, self.clock, self.polls = service, clock, polls
+        self.commits = list[tuple[int, int]]()
+
+    async def poll(self) -> dict[TopicPartition, list[RawRecord]]:
+        if not self.polls:
+            self.service.request_stop()
+            return {}
+        records = self.polls.pop(0)
+        if records is None:
+            self.clock[0] += WINDOW_S
+            return {}
+        return {TopicPartition("decisions", 0): records}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if offsets:
+            summaries = [e for e in self.service.recorder.entries() if "suppressed" in e.body]
+            self.commits.append((max(offsets.values()), len(summaries)))
+
+    def replayed(self, record: RawRecord) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("end", ["window", "stop"])
+async def test_offsets_of_refusals_only_counted_are_committed_once_their_summary_is_durable(tmp_path, end):
+    """A poll whose refusals were only counted is committed once their summary is durable (window end or stop)."""
+    clock = [1_000.0]
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                               approval_keys={"k1": "s"}), runbooks=[], clock=lambda: clock[0])
+    flood = [RawRecord(topic="decisions", offset=n, value=b"{}") for n in range(FULL_PER_WINDOW + 5)]
+    topic = _Topic(service, clock, [flood[:FULL_PER_WINDOW], flood[FULL_PER_WINDOW:], *([None] if end == "window"
+                                                                                      else [])])
+    real, service.approvals = service.approvals, topic  # type: ignore[assignment]
+    try:
+        await service._approvals_loop()
+        assert topic.commits == [(FULL_PER_WINDOW, 0), (FULL_PER_WINDOW + 5, 1)]
+    finally:
+        service.approvals = real
         await service.close_unstarted()
