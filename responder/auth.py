@@ -44,6 +44,10 @@ class KeyRing:
     def __bool__(self) -> bool:
         return bool(self._keys)
 
+    def has(self, key_id: str) -> bool:
+        """Whether `key_id` names an active key."""
+        return key_id in self._keys
+
     def ids(self) -> list[str]:
         """Active key ids (never the secrets)."""
         return sorted(self._keys)

@@ -74,6 +74,12 @@ class Metrics:
                                       ["topic", "partition"], registry=r)
         self.partition_pauses = Counter("responder_partition_pauses", "Times a partition was paused (backpressure)",
                                         ["topic", "partition"], registry=r)
+        self.refused = Counter("responder_decisions_refused", "Decisions and operator requests refused (forged, "
+                               "replayed, malformed, ...), by reason class: recorded or only counted", ["reason"],
+                               registry=r)
+        self.started = Gauge("responder_start_time_seconds", "When this service's counters started from zero (epoch "
+                             "seconds): the process start, or its rebuild after a fence", registry=r)
+        self.started.set(time.time())
         self.rejoins = Counter("responder_replica_rejoins", "Times this process rejoined its group after a fence "
                                "(carried from service to service: responder/service/rejoin.py)", registry=r)
 

@@ -30,6 +30,7 @@ from responder.engine.approvals import (
 from responder.engine.guards import UNCOUNTED, only_uncounted
 from responder.engine.incidents import Incident
 from responder.engine.positions import after_decided, escalation_step, step_index
+from responder.engine.refusals import Refusals
 from responder.engine.resumption import Escalate, Resume, Resumption, parking
 from responder.engine.state import EngineState
 from responder.errors import ApprovalRefused
@@ -60,6 +61,7 @@ class Decisions(Resumption):
         self.resume = resume
         self.escalate = escalate
         self._dropped = set()
+        self.refusals = Refusals(recorder, clock, known=keys.has)
 
     async def park(self, rb: Runbook, step: Step, incident: Incident, event: Event, target: str,
                    values: dict[str, Any], digest: str, reasons: list[str], *, waived: bool = False,
@@ -77,12 +79,15 @@ class Decisions(Resumption):
         sent = await publish_request(self.publisher, parked, self.requests_topic, self.recorder.signer)
         log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
-    async def reject(self, reason: str, key_id: str | None, d: ApprovalDecision | None) -> None:
-        """Record a refused decision as `approval.rejected`, durable (the key id its sender chose, cut short)."""
+    async def reject(self, reason: str, key_id: str | None, d: ApprovalDecision | None, *,
+                     signed: str | None = None) -> None:
+        """Record a refused decision as `approval.rejected` (the key id its sender chose, cut short), within the
+        bounds of `refusals` (`signed`: its decision id when a key of the ring signed it); durable with the next
+        flush (the approvals loop's, before its offsets are committed)."""
         body = {"reason": reason, "key_id": bounded(key_id), **({"step": d.step, "by": d.by} if d else {})}
-        self.recorder.append(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None)
-        await self.recorder.flush()
-        log.warning("approval_rejected", reason=reason)
+        if self.refusals.record(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None, reason=reason,
+                                key_id=key_id, signed=signed):
+            log.warning("approval_rejected", reason=reason)
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
         """Check a signed decision and release its step; a refusal is recorded as approval.rejected. A verified approval
@@ -98,7 +103,8 @@ class Decisions(Resumption):
                 unloaded = parked if decision.decision == "approve" else None
                 raise ApprovalRefused(f"runbook {parked.runbook} is no longer loaded", decision)
         except ApprovalRefused as exc:
-            await self.reject(exc.reason, key_id, exc.decision)
+            verified = self.keys.check(key_id, signature, value) is None  # a key of the ring signed it: evidence
+            await self.reject(exc.reason, key_id, exc.decision, signed=decision_id(value) if verified else None)
             if unloaded is not None:
                 with stamped(unloaded.trace):
                     await self._taken_up(unloaded, self._lapsed(unloaded, exc.reason))

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
 from responder.auth import ApproverKeys, KeyRing, bounded
+from responder.engine.refusals import Refusals
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
 from responder.errors import ActuationError, ConfigError
@@ -69,8 +70,10 @@ class Operator:
 
     def __init__(self, recorder: Recorder, registry: Registry, context: ActuationContext, *, keys: KeyRing,
                  clock: Callable[[], float] = time.time, replies: Replies | None = None,
-                 permissions: Mapping[str, Collection[str]] | None = None) -> None:
+                 permissions: Mapping[str, Collection[str]] | None = None, refusals: Refusals | None = None) -> None:
         self.recorder = recorder
+        self.refusals = refusals or Refusals(recorder, clock, known=keys.has)
+        """Where forged requests are recorded, bounded (the service shares the decisions' one)."""
         self.permissions = dict(permissions or {})
         """Key id → the commands it may send (`operator_permissions`); a key not named may send none."""
         self.registry = registry
@@ -112,7 +115,7 @@ class Operator:
 
     async def handle(self, value: bytes, key_id: str | None, signature: str | None) -> OperatorReply | None:
         """Check, record, run and record one request; None when it is not even a request (rejected, recorded)."""
-        problem = self.keys.check(key_id, signature, value)
+        problem = forged = self.keys.check(key_id, signature, value)  # forged: why no key of the ring signed it
         request: OperatorRequest | None = None
         if problem is None:
             try:
@@ -120,9 +123,11 @@ class Operator:
             except ValidationError as exc:
                 problem = f"not an operator request: {exc.errors()[0]['msg']}"
         if problem is not None or request is None:
-            self.recorder.append(OPERATOR_REJECTED, {"reason": problem, "key_id": bounded(key_id)})
-            await self.recorder.flush()
-            log.warning("operator_request_rejected", reason=problem)
+            # within the bounds of `refusals`, durable with the operator loop's flush (before its offsets are committed)
+            if self.refusals.record(OPERATOR_REJECTED, {"reason": problem, "key_id": bounded(key_id)}, None,
+                                    reason=problem or "", key_id=key_id,
+                                    signed=None if forged else request_digest(value)):
+                log.warning("operator_request_rejected", reason=problem)
             return None
         digest = request_digest(value)
         if request.id not in self.done and self.replies is not None:

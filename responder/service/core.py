@@ -3,7 +3,8 @@
 `Service` builds its collaborators from settings here; what it does with them is in the mixins it is made of:
 `BatchHandling` (responder/service/batches.py: a chunk of records through the pipeline, then its offsets),
 `PartitionKeeping` (partitions.py: assignment, recovery, eviction, the fleet's restores) and `Running`
-(running.py: start, the alert, approval and operator loops, drain, close). `Parts` (parts.py) declares what they share.
+(running.py: start, the alert loop, drain, close; the approval and operator loops are `SignedLoops`, signed.py).
+`Parts` (parts.py) declares what they share.
 """
 
 from __future__ import annotations
@@ -155,7 +156,8 @@ class Service(BatchHandling, Running):
         # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
         self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
                                  clock=clock, replies=self.fleet_guard,  # completed requests, fleet-wide
-                                 permissions=permissions)
+                                 permissions=permissions, refusals=self.engine.decisions.refusals)
+        self.engine.decisions.refusals.counted = lambda reason: self.metrics.refused.labels(reason).inc()
         self.operator_ingest = None if settings.dry_run else ApprovalIngest(
             settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,

@@ -2,7 +2,8 @@
 
 `Running` is mixed into `Service` (responder/service/core.py). The alert loop polls and hands each partition's
 records to `Flow`, whose lanes call `BatchHandling._handle_batch`; between polls it evicts closed incidents and
-retries the fleet's failed restores (`PartitionKeeping`). Decisions and operator requests have their own loops.
+retries the fleet's failed restores (`PartitionKeeping`). Decisions and operator requests have their own loops
+(`SignedLoops`, signed.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from responder import collector
-from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER
-from responder.engine.operator import OPERATOR_REJECTED
 from responder.fleet import fleet_digest
 from responder.ingest import transactions
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
@@ -22,16 +21,13 @@ from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection
 from responder.ingest.topics import RETRY_SECONDS, await_topics, check_topics, needed_topics, notification_topics
-from responder.models.event import RawRecord
-from responder.models.timeline import EntryKind
-from responder.service.partitions import PartitionKeeping
+from responder.service.signed import SignedLoops
 from responder.timeline.archive import Archiver
-from responder.tracing import traced
 
 log = structlog.get_logger(__name__)
 
 
-class Running(PartitionKeeping):
+class Running(SignedLoops):
     """Start, consume until asked to stop, drain and close (mixed into `Service`)."""
 
     topic_retry_s = RETRY_SECONDS  # between two checks of the topics it writes to, while one is missing
@@ -133,6 +129,7 @@ class Running(PartitionKeeping):
         self._stop.set()  # an assignment during the teardown (a join in progress) starts no restore
         steps: list[Callable[[], Awaitable[None] | None]] = [self._end_restore]  # started before the loops ran
         steps += [client.stop for client in (*clients, self.publisher)]
+        steps.append(self.engine.decisions.refusals.close)  # the counted refusals' summary, before the last flush
         if self.fleet is not None:
             steps += [self.recorder.flush, self.fleet.changelog.stop]
         if self.metrics_server is not None and not self.shares_metrics_server:
@@ -201,73 +198,3 @@ class Running(PartitionKeeping):
             self.commits.tick()  # the offsets the lanes handled, when kafka_commit_interval_ms has passed
             if not batch:  # idle: a due checkpoint still seals the tail (and ships its segment)
                 await self.recorder.flush()
-
-    async def _approvals_loop(self) -> None:
-        """Signed decisions in, `on_timeout` applied to parked steps whose deadline passed."""
-        while not self._stop.is_set():
-            batch = await self.approvals.poll()
-            for records in batch.values():
-                for record in await self._readable(records, EntryKind.APPROVAL_REJECTED):
-                    try:
-                        ids = signature(record)
-                        with traced("responder.decision", record.headers):  # its entries carry the decision's trace
-                            if self.fleet is None:
-                                await self.engine.decide(record.value, *ids)
-                            else:  # the owner of the incident acts; others hold it until the partition comes
-                                async with self._lock:
-                                    await self.fleet.decide(record.value, *ids,
-                                                            replayed=self.approvals.replayed(record))
-                    except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
-                        log.exception("approval_failed", offset=record.offset)
-            await self._expire()
-            await self._recheck()  # a quota that can be counted again: its parked steps go on by themselves
-            await self.recorder.flush()
-            await self.approvals.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-
-    async def _expire(self) -> None:
-        """`on_timeout` for the parked steps past their deadline, and the released steps a crash cut short. They may
-        act, so in a fleet they run under the exclusive gate, as decisions do (never while a revocation hands their
-        partition over), which is taken only when one is due."""
-        if self.fleet is None:
-            await self.engine.expire()
-        elif self.engine.decisions.due():
-            async with self._lock:
-                if not self._is_stopping():
-                    await self.engine.expire()
-
-    async def _readable(self, records: list[RawRecord], rejected: str) -> list[RawRecord]:
-        """The records the Kafka client could parse. Each other one is refused like a forged decision or request
-        (`rejected`, with its place and the client's error, made durable) and committed with the rest: a decision
-        or request is acted on only as its signer sent it."""
-        refused = [record for record in records if record.unreadable is not None]
-        for record in refused:
-            self.recorder.append(rejected, {
-                "reason": f"the Kafka client cannot parse the record: {record.unreadable}", "key_id": None,
-                "topic": record.topic, "partition": record.partition, "offset": record.offset})
-            log.error("signed_record_unreadable", topic=record.topic, partition=record.partition,
-                      offset=record.offset, error=record.unreadable)
-        if refused:
-            await self.recorder.flush()
-        return [record for record in records if record.unreadable is None]
-
-    async def _operator_loop(self, ingest: ApprovalIngest) -> None:
-        """Signed operator requests in: run under the batch lock (one writer), recorded, answered on the replies."""
-        while not self._stop.is_set():
-            batch = await ingest.poll()
-            for records in batch.values():
-                for record in await self._readable(records, OPERATOR_REJECTED):
-                    try:
-                        async with self._lock:
-                            reply = await self.operator.handle(record.value, *signature(record))
-                        if reply is not None:
-                            await self.publisher.publish(self.settings.operator_replies_topic, reply.id.encode(),
-                                                         *self.operator.publication(reply, record.value))
-                    except Exception:  # one bad request (even a bug) must not stop the operator consumer
-                        log.exception("operator_request_failed", offset=record.offset)
-            await ingest.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-
-
-def signature(record: RawRecord) -> tuple[str | None, str | None]:
-    """The record's signing key id and signature headers, as text."""
-    key_id, sig = record.header(KEY_ID_HEADER), record.header(SIGNATURE_HEADER)
-    return (key_id.decode(errors="replace") if key_id else None, sig.decode(errors="replace") if sig else None)

@@ -58,6 +58,7 @@ async def test_forged_or_unbound_decisions_are_refused_and_recorded(tmp_path):
     ]
     for value, key_id, sig in attempts:
         assert not await kit.engine.decide(value, key_id, sig)
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     reasons = [r["reason"] for r in kit.entries("approval.rejected")]
     assert len(reasons) == 5
     assert "bad signature" in reasons[0]
@@ -80,6 +81,7 @@ async def test_by_must_be_the_signing_keys_identity_and_an_approver(tmp_path):
     ]
     for value, key_id, sig in attempts:
         assert not await kit.engine.decide(value, key_id, sig)
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     reasons = [r["reason"] for r in kit.entries("approval.rejected")]
     assert "key 'k-bob' belongs to 'bob'" in reasons[0]
     assert "'bob' is not an approver" in reasons[1]
@@ -94,6 +96,7 @@ async def test_a_decision_living_longer_than_the_maximum_is_refused(tmp_path):
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await kit.send()
     assert not await kit.engine.decide(*decision(kit, _incident(kit), "wipe", ttl=10 * 365 * 86400))
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     assert "lifetime" in kit.entries("approval.rejected")[0]["reason"]
     assert kit.wipe.applied == []
 

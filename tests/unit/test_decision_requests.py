@@ -58,6 +58,7 @@ async def test_an_approval_given_before_a_timeout_release_does_not_release_the_s
     [again] = kit.engine.state.parked_steps()
     assert again.digest == parked.digest  # the same plan: the digest alone would have matched
     assert not await kit.engine.decide(*early)
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     reason = kit.entries("approval.rejected")[-1]["reason"]
     assert reason.startswith(f"decision answers request {parked.request_id}, not request {again.request_id}")
     assert kit.echo.applied == []
@@ -88,6 +89,7 @@ async def test_a_decision_that_names_no_request_is_refused_for_a_step_parked_wit
     kit.engine.state.park(parked)
     assert b"request_id" not in unnamed[0]
     assert not await kit.engine.decide(*unnamed)
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     assert kit.entries("approval.rejected")[-1]["reason"].startswith(
         f"decision names no request: the step waits on request {parked.request_id}")
     assert kit.echo.applied == []
@@ -100,6 +102,7 @@ async def test_a_step_parked_before_requests_had_ids_is_answered_by_a_decision_n
     old = dataclasses.replace(parked, request_id=None)
     kit.engine.state.park(old)
     assert not await kit.engine.decide(*decision(kit, parked.incident, "wipe", request="0" * 32))
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     assert "parked before requests had ids" in kit.entries("approval.rejected")[-1]["reason"]
     assert await kit.engine.decide(*decision(kit, parked.incident, "wipe"))
     assert [p.target for p in kit.echo.applied] == ["t1", "t2"]

@@ -126,6 +126,7 @@ async def test_an_escalation_step_cut_short_is_parked_again_when_the_kill_switch
     assert kit.kinds().count("approval.requested") == 2
     assert kit.engine.state.granted() == []
     assert not await kit.engine.decide(*approval)  # redelivered: its offset was not committed before the crash
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     assert kit.echo.applied == []
     assert kit.entries("approval.rejected")[-1]["reason"].startswith("this decision was applied already")
     kit.clock.now += 1

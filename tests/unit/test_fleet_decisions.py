@@ -60,6 +60,7 @@ async def test_a_late_decision_on_the_owner_is_recorded_rejected(tmp_path):
     nothing runs again."""
     kit, fleet, incident, _ = await _owned_and_decided(tmp_path)
     await fleet.decide(*decision(kit, incident, "wipe", "deny", by="alice"))
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     [rejected] = kit.entries("approval.rejected")
     assert rejected["reason"] == "no approval is pending for this incident and step"
     assert rejected["step"] == "wipe"
@@ -72,6 +73,7 @@ async def test_a_decision_read_again_at_a_start_is_not_recorded_twice(tmp_path):
     late = decision(kit, incident, "wipe", "deny")
     await fleet.decide(*late)
     await fleet.decide(*late, replayed=True)
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     assert len(kit.entries("approval.rejected")) == 1
 
 
@@ -111,6 +113,7 @@ async def test_a_forged_decision_for_an_owned_incident_is_recorded(tmp_path):
     """A decision with a bad signature for an incident owned here, whose step waits no more, is recorded rejected."""
     kit, fleet, incident, _ = await _owned_and_decided(tmp_path)
     await fleet.decide(*decision(kit, incident, "wipe", secret=b"wrong"))
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     [rejected] = kit.entries("approval.rejected")
     assert "signature" in str(rejected["reason"])
 
@@ -187,6 +190,7 @@ async def test_a_forged_decision_read_while_its_partition_moves_is_recorded_not_
     value, _, sig = decision(kit, "inc-forged", "wipe", secret=b"forged")
     await fleet.decide(value, "x" * 500, sig)
     await fleet.decide(value, "x" * 500, sig, replayed=True)
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     [rejected] = kit.entries("approval.rejected")
     assert "unknown signing key id" in rejected["reason"]
     assert rejected["key_id"] == "x" * 64 + "…[+436 chars]"

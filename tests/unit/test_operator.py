@@ -160,6 +160,7 @@ async def test_a_long_forged_key_id_is_cut_in_the_rejection_record():
     op = _operator()
     value = _request()[0]
     await op.handle(value, "k" * 10_000, "00" * 32)
+    await op.recorder.flush()  # a refusal is durable with the next group commit, not alone
     [rejected] = [e.body for e in op.recorder.entries() if e.kind == "operator.rejected"]
     assert rejected["key_id"] == "k" * 64 + "…[+9936 chars]"
     assert len(rejected["reason"]) < 200

@@ -31,6 +31,7 @@ async def test_a_decision_with_a_signature_that_is_not_ascii_is_recorded_rejecte
     [parked] = kit.engine.state.parked_steps()
     value, key_id, _ = decision(kit, parked.incident, "wipe")
     assert not await kit.engine.decide(value, key_id, NOT_ASCII)
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     [rejected] = kit.entries("approval.rejected")
     assert "bad signature" in str(rejected["reason"])
     assert kit.wipe.applied == []
@@ -41,6 +42,7 @@ async def test_an_operator_request_with_a_signature_that_is_not_ascii_is_recorde
     op = _operator()
     value, key_id, _ = _request()
     assert await op.handle(value, key_id, NOT_ASCII) is None
+    await op.recorder.flush()  # a refusal is durable with the next group commit, not alone
     assert [e.kind for e in op.recorder.entries()] == ["operator.rejected"]
 
 

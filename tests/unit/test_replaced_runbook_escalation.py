@@ -250,6 +250,7 @@ async def test_an_approval_refused_because_the_runbook_was_replaced_escalates_at
     _reload(kit, tmp_path, TIMED % "deny" + ESCALATE)
     incident = next(iter(kit.engine.state.incidents.by_id))
     assert not await kit.engine.decide(*decision(kit, incident, "deactivate", verdict))
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     [rejected] = kit.entries("approval.rejected")
     assert "no longer loaded" in rejected["reason"]
     if verdict == "deny":

@@ -180,6 +180,7 @@ async def test_an_approved_step_cut_short_is_parked_again_by_a_kill_switch_and_i
     [again] = kit.engine.state.parked_steps()
     assert [r.split(":")[0] for r in again.reasons] == ["kill_switch"]
     assert not await kit.engine.decide(*approval)
+    await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     assert kit.entries("approval.rejected")[-1]["reason"] == (
         "this decision was applied already: a step parked again needs a new one")
     assert kit.echo.applied == []

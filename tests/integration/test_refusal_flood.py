@@ -1,0 +1,59 @@
+"""A flood of forged decisions through the real broker: bounded entries and fsyncs, counted, summed up at stop, and a
+genuine decision after it still runs its step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from responder.engine.refusals import FULL_PER_WINDOW
+from responder.ingest.approvals import send_decision
+from responder.ingest.kafka import publish
+from responder.models.approval import ApprovalDecision
+from responder.service import Service
+from responder.timeline.chain import parse_lines, verify_entries
+from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.harness import running, wait_for
+from tests.integration.test_approvals import SECRET, _setup, _status
+
+pytestmark = pytest.mark.integration
+FLOOD = 2_000  # per forgery: unsigned, and signed with a wrong secret under the real key id
+
+
+async def test_forged_decisions_flood_costs_bounded_entries_and_the_genuine_decision_acts(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
+):
+    """4,000 forged decisions on the approvals topic add at most FULL_PER_WINDOW entries per kind of forgery (and
+    no more fsyncs than entries), are all counted, are summed up at stop, and the signed decision after them runs."""
+    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    service = Service(settings)
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(service.engine.state.parked_steps()))
+        [parked] = service.engine.state.parked_steps()
+        now = datetime.now(UTC)
+        genuine = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
+                                   digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
+                                   request_id=parked.request_id)
+        value = genuine.canonical()
+        syncs, seq = service.recorder.syncs, service.recorder.next_seq
+        await publish(kafka_bootstrap, names["decisions"], [value] * FLOOD, key=parked.incident.encode())
+        await publish(kafka_bootstrap, names["decisions"], [value] * FLOOD, key=parked.incident.encode(),
+                      headers=[("responder-key-id", b"k1"), ("responder-signature", b"0" * 64)])
+        await send_decision(kafka_bootstrap, names["decisions"], genuine, "k1", SECRET.encode())
+        await wait_for(lambda: bool(service.engine.state.results()), timeout=60)
+        refused = service.metrics.value("responder_decisions_refused_total", reason="unsigned") + \
+            service.metrics.value("responder_decisions_refused_total", reason="bad_signature")
+        assert refused == 2 * FLOOD
+        added = service.recorder.next_seq - seq
+        assert service.recorder.syncs - syncs <= added < 2 * FULL_PER_WINDOW + 10  # the step's own entries too
+    assert await _status(aws, key) == "Inactive"
+    entries = list(parse_lines(settings.timeline_path.read_bytes().splitlines()))
+    verify_entries(entries)
+    rejected = [e.body for e in entries if e.kind == "approval.rejected"]
+    full = [b for b in rejected if "suppressed" not in b]
+    summaries = {b["class"]: b["suppressed"] for b in rejected if "suppressed" in b}
+    assert len(full) == 2 * FULL_PER_WINDOW
+    assert summaries == {"unsigned": FLOOD - FULL_PER_WINDOW, "bad_signature": FLOOD - FULL_PER_WINDOW}
+    assert [e.body["by"] for e in entries if e.kind == "approval.decided"] == ["alice"]
