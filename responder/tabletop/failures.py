@@ -30,6 +30,8 @@ class StepFailure(BaseModel):
     already_done: list[str] = Field(default_factory=list, description="escalation steps skipped: they ran for an "
                                     "earlier failure of the step, so nobody was told of this one")
     missed: str | None = Field(default=None, description="the escalation.missed reason: nobody was told")
+    dry_run: bool = Field(default=False, description="planned, not run: a hard guard would refuse the step, and "
+                          "`told_by` lists the escalation steps planned for that refusal")
 
     @property
     def told(self) -> str:
@@ -39,13 +41,26 @@ class StepFailure(BaseModel):
     def line(self) -> str:
         """The failure and who heard of it, as one line."""
         how = ", ".join(self.told_by or self.already_done) or f"escalation.missed: {self.missed or 'no escalation'}"
-        return f"t+{self.t:g}s {self.step} ({self.actuator}) {self.status}: {self.error}; {self.told} ({how})"
+        status, told = (f"would be {self.status} (dry run)", f"would be {self.told}: planned") if self.dry_run \
+            else (self.status, self.told)
+        return f"t+{self.t:g}s {self.step} ({self.actuator}) {status}: {self.error}; {told} ({how})"
 
 
 def _failed(e: TimelineEntry) -> bool:
     status = e.body.get("status")
     return e.kind == EntryKind.STEP_RESULT and (status in ("failed", "refused")
                                                 or (status == "denied" and e.body.get("code") == TIMED_OUT))
+
+
+def _would_refuse(e: TimelineEntry) -> bool:
+    """A dry run's plan of a step a hard guard would refuse (its escalation is planned after it)."""
+    return e.kind == EntryKind.STEP_PLANNED and e.body.get("would_refuse") is True
+
+
+def _tells(e: TimelineEntry) -> bool:
+    """An escalation step that told someone: it ran, or a dry run planned it (and no guard would refuse it)."""
+    return (e.kind == EntryKind.STEP_RESULT and e.body.get("status") == "ok") \
+        or (e.kind == EntryKind.STEP_PLANNED and not _would_refuse(e))
 
 
 def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntry], float]) -> list[StepFailure]:
@@ -55,12 +70,14 @@ def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntr
     escalating: dict[tuple[str, str], StepFailure] = {}  # (incident, escalation step id) → the failure it tells of
     for e in entries:
         at = (e.incident or "", str(e.body.get("step")))
-        if _failed(e):
+        planned = _would_refuse(e)
+        if planned or _failed(e):
             out.append(StepFailure(t=when(e), incident=at[0], step=at[1], actuator=str(e.body.get("actuator")),
-                                   status=str(e.body.get("status")), error=str(e.body.get("error") or "")))
+                                   status="refused" if planned else str(e.body.get("status")), dry_run=planned,
+                                   error=str(e.body.get("refusal" if planned else "error") or "")))
             latest[at] = out[-1]
         if (f := escalating.get(at)) is not None:
-            if e.kind == EntryKind.STEP_RESULT and e.body.get("status") == "ok":
+            if _tells(e):
                 f.told_by.append(at[1])
             elif e.kind == EntryKind.STEP_SKIPPED and e.body.get("reason") == "already_done":
                 f.already_done.append(at[1])
