@@ -170,8 +170,8 @@ class StepRunning:
                                                 **({"failure": scope["failure"]} if escalating else {}),
                                                 **({"assumed_outputs": assumed} if assumed else {})}, incident.id)
             incident.step_outputs[step.id] = {"result": assumed}  # later steps plan on what this one would return
-            if refusal is not None and not escalating:  # plan the escalation production's refusal would run
-                await self._failed(rb, incident, event, scope, plan, refusal, escalating)
+            if refusal is not None and not escalating:  # plan the escalation production's refusal would run, and end
+                return await self._failed(rb, incident, event, scope, plan, refusal, escalating)  # as it would
             return Outcome.OK
         pending = self.state.intent(key)
         if pending is not None and pending.params == values:

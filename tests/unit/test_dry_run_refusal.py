@@ -133,3 +133,16 @@ async def test_a_step_that_would_only_need_approval_plans_no_escalation(tmp_path
     assert kit.entries("step.escalated") == []
     assert kit.entries("escalation.missed") == []
 
+
+
+async def test_a_dry_run_stops_after_a_refused_step_as_production_does(tmp_path):
+    """A refused step with `on_failure: stop` (the default) ends the plan: the steps after it are not planned."""
+    after = "  - id: after\n    actuator: test.echo\n    with: {target: oncall, message: after}\n"
+    plans = []
+    for name, continuing in (("stop", ""), ("continue", "    on_failure: continue\n")):
+        steps = DEACTIVATE_STEPS.replace("    with:\n", continuing + "    with:\n", 1) + after
+        (tmp_path / name).mkdir()
+        kit = make_kit(tmp_path / name, {"rb": PROTECTED + steps + ESCALATE}, dry_run=True)
+        await kit.send()
+        plans.append([b["step"] for b in kit.entries("step.planned")])
+    assert plans == [["deactivate", "tell.deactivate"], ["deactivate", "tell.deactivate", "after"]]
