@@ -10,6 +10,8 @@ from responder.catalog import load_runbooks
 from responder.catalog.defaults import with_default_escalation
 from responder.metrics import Metrics, TimelineMetrics
 from responder.pipeline import Pipeline
+from responder.tabletop.postmortem import postmortem
+from responder.timeline.recorder import Recorder
 from tests.kit import DEACTIVATE_STEPS, KEY, Kit, make_kit
 from tests.unit.test_trace_timeline import ESCALATE
 
@@ -146,3 +148,13 @@ async def test_a_dry_run_stops_after_a_refused_step_as_production_does(tmp_path)
         await kit.send()
         plans.append([b["step"] for b in kit.entries("step.planned")])
     assert plans == [["deactivate", "tell.deactivate"], ["deactivate", "tell.deactivate", "after"]]
+
+
+async def test_a_postmortem_does_not_call_a_planned_miss_a_failure_nobody_heard_of(tmp_path):
+    """A dry-run escalation.missed is asked about as a plan (would be refused), not as a failure that happened."""
+    kit = make_kit(tmp_path, {"contain": PROTECTED + DEACTIVATE_STEPS}, dry_run=True)
+    await kit.send()
+    draft = postmortem(Recorder(kit.store).entries(), next(iter(kit.engine.state.incidents.by_id)))
+    assert "failed and no escalation step told anyone" not in draft
+    assert "Dry run: step `deactivate` would end `refused` and no escalation step would tell anyone " \
+           "(`no_on_failure`)" in draft
