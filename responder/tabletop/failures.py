@@ -15,6 +15,7 @@ from responder.engine.approvals import TIMED_OUT
 from responder.models.timeline import EntryKind, TimelineEntry
 
 TOLD, AGAIN, NOBODY = "told", "not told again", "nobody told"
+_PLANNED = {TOLD: "would be told", AGAIN: "would not be told again", NOBODY: "nobody would be told"}  # a dry run's
 
 
 class StepFailure(BaseModel):
@@ -41,7 +42,7 @@ class StepFailure(BaseModel):
     def line(self) -> str:
         """The failure and who heard of it, as one line."""
         how = ", ".join(self.told_by or self.already_done) or f"escalation.missed: {self.missed or 'no escalation'}"
-        status, told = (f"would be {self.status} (dry run)", f"would be {self.told}: planned") if self.dry_run \
+        status, told = (f"would be {self.status} (dry run)", f"{_PLANNED[self.told]}: planned") if self.dry_run \
             else (self.status, self.told)
         return f"t+{self.t:g}s {self.step} ({self.actuator}) {status}: {self.error}; {told} ({how})"
 

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from responder.cli import app
-from responder.tabletop.failures import NOBODY, TOLD, step_failures
+from responder.tabletop.failures import NOBODY, TOLD, StepFailure, step_failures
 from responder.tabletop.grading import Figures
 from responder.tabletop.scorecard import improvements
 from responder.timeline.recorder import Recorder
@@ -57,3 +57,13 @@ async def test_the_drill_card_lists_a_planned_refusal_and_who_would_hear_of_it(t
     [review] = improvements([], Figures(), None, None, [told, nobody])
     assert "nobody was told of 1" in review
     assert "a dry run: planned, not counted" in review
+
+
+def test_the_line_of_a_planned_refusal_says_who_would_be_told_in_plain_words():
+    """A dry-run line reads `would be told`, `would not be told again` or `nobody would be told`, each planned."""
+    base = {"t": 1.0, "incident": "i", "step": "s", "actuator": "a", "status": "refused", "error": "e", "dry_run": True}
+    lines = [StepFailure.model_validate({**base, **extra}).line() for extra in (
+        {"told_by": ["page.s"]}, {"already_done": ["page.s"]}, {"missed": "no_on_failure"})]
+    assert [line.split("; ", 1)[1] for line in lines] == [
+        "would be told: planned (page.s)", "would not be told again: planned (page.s)",
+        "nobody would be told: planned (escalation.missed: no_on_failure)"]
