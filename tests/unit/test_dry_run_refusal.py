@@ -158,3 +158,14 @@ async def test_a_postmortem_does_not_call_a_planned_miss_a_failure_nobody_heard_
     assert "failed and no escalation step told anyone" not in draft
     assert "Dry run: step `deactivate` would end `refused` and no escalation step would tell anyone " \
            "(`no_on_failure`)" in draft
+
+
+async def test_an_escalation_step_that_acts_on_the_protected_id_is_planned_as_refused(tmp_path):
+    """An escalation step (not a notify one) given `${failure.target}`, the protected key, is planned would_refuse."""
+    acting = ESCALATE.replace('message: "${failure.step} failed"', 'message: "${failure.target}"')
+    kit = make_kit(tmp_path, {"rb": PROTECTED + DEACTIVATE_STEPS + acting}, dry_run=True)
+    await kit.send()
+    planned = _planned(kit)
+    assert planned["tell.deactivate"]["params"] == {"target": "oncall", "message": KEY}
+    assert planned["tell.deactivate"]["would_refuse"] is True
+    assert kit.entries("step.escalated")[0]["escalation"] == ["tell.deactivate"]
