@@ -97,6 +97,10 @@ class Actuator(Generic[P]):
     params: ClassVar[type[BaseModel]]
     permissions: ClassVar[tuple[str, ...]]
     destructive: ClassVar[bool] = False
+    notifies: ClassVar[bool] = False
+    """Whether the actuator only tells a human (acts on no cloud resource): the protected-id/tag and IAM-name guards,
+    which keep automation off a resource, do not refuse it, so the page of a refused containment naming a protected
+    id is delivered; quotas, the kill switch and approvals still hold it."""
     reverse: ClassVar[str | None] = None
     irreversible: ClassVar[str] = ""
     """Why there is no reverse actuator (required when `reverse` is None)."""

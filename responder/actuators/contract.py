@@ -75,6 +75,9 @@ def problems(actuator: Actuator[Any], registry: Registry) -> list[str]:
         out.append("an AWS actuator needs at least one IAM permission")
     if not isinstance(actuator.destructive, bool) or not _declared(cls, "destructive"):
         out.append("destructive flag not declared")
+    if actuator.notifies is not False and (actuator.notifies is not True or perms or actuator.destructive):
+        out.append("`notifies` skips the protected-id guard: only a bool on an actuator that needs no permission and "
+                   "is not destructive")
     if actuator.reverse is None:
         if not actuator.irreversible.strip():
             out.append("no reverse actuator and no `irreversible` reason")

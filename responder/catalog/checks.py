@@ -209,14 +209,14 @@ def escalation_problems(rb: Runbook, registry: Registry) -> Iterator[Problem]:
     return _escalation(rb, registry, [s.id for s in rb.steps])
 
 
-def containment(rb: Runbook) -> list[str]:
-    """The runbook's steps that act on a resource (every actuator but notify.*)."""
-    return [s.id for s in rb.steps if not s.actuator.startswith("notify.")]
+def containment(rb: Runbook, registry: Registry) -> list[str]:
+    """The runbook's steps that act on a resource (every actuator but those that only tell a human: `notifies`)."""
+    return [s.id for s in rb.steps if s.actuator not in registry or not registry.get(s.actuator).notifies]
 
 
-def escalation_warnings(rb: Runbook) -> Iterator[Problem]:
+def escalation_warnings(rb: Runbook, registry: Registry) -> Iterator[Problem]:
     """Valid but unsafe: containment steps whose failure would tell nobody (no `on_failure` block)."""
-    acting = containment(rb)
+    acting = containment(rb, registry)
     if acting and not rb.on_failure:
         yield (f"steps {', '.join(acting)} contain, but the runbook has no on_failure escalation: "
                "unless the service sets default_on_failure, a failure reaches only the last resort, escalation.missed "

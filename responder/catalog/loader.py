@@ -246,6 +246,7 @@ def runbook_warnings(directory: str | Path, registry: Registry, *, default_escal
         if rb is None:
             continue
         root, _ = parse_yaml(path, read_source(path))
+        escalation = [] if default_escalation else list(escalation_warnings(rb, registry))
         out += [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
-                for reason, loc in [*([] if default_escalation else escalation_warnings(rb)), *attribute_warnings(rb)]]
+                for reason, loc in [*escalation, *attribute_warnings(rb)]]
     return out

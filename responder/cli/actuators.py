@@ -27,6 +27,7 @@ def list_actuators(json: JsonOpt = False) -> None:
     rows: list[dict[str, Any]] = []
     for a in registry:
         row = {"name": a.name, "permissions": list(a.permissions), "destructive": a.destructive,
+               "notifies": a.notifies,
                "reverse": a.reverse, "irreversible": a.irreversible or None,
                "params": a.params.model_json_schema(), "examples": examples(a)}
         rows.append(row)

@@ -164,7 +164,8 @@ def replay(
     for f in result.failed:
         told = f"nobody told (escalation.missed: {f.missed})" if f.missed else \
             f"escalated: {', '.join(f.escalation)}" if f.escalation else "not escalated (an escalation step)"
-        console.print(f"  record {f.record} {f.runbook} {f.step} would fail: {f.error}; {told}", highlight=False,
+        verb = "be refused" if f.status == "refused" else "fail"
+        console.print(f"  record {f.record} {f.runbook} {f.step} would {verb}: {f.error}; {told}", highlight=False,
                       markup=False, soft_wrap=True)
     if diff is not None:
         for kind in ("new", "removed", "changed"):

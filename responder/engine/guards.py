@@ -142,11 +142,14 @@ class Guards:
         return trips
 
     def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
-                   event: Event, windows: QuotaWindows, now: float, *, escalating: bool = False) -> list[Trip]:
+                   event: Event, windows: QuotaWindows, now: float, *, escalating: bool = False,
+                   notifies: bool = False) -> list[Trip]:
         """Guards on one step about to run; hard trips first. An `on_failure` step (`escalating`: it tells a human
-        that containment failed) is not held for a count that may be short, only for a full quota."""
+        that containment failed) is not held for a count that may be short, only for a full quota. A step that only
+        tells a human (`notifies`: its actuator's `Actuator.notifies`) touches no resource: no protected-id/tag or
+        IAM-name trip, so a refusal's page naming the protected id goes out."""
         trips: list[Trip] = []
-        hit = invalid_iam_name(params) or protected_hit(
+        hit = None if notifies else invalid_iam_name(params) or protected_hit(
             [rb.guards.protected, self.policy.protected], target, params, event, actuator, self.policy.home)
         if hit:
             trips.append(Trip("protected", hit, hard=True))

@@ -72,9 +72,11 @@ class StepRunning:
         `resumed`: what a crash may have cut short of a decided step's escalation (`_escalated_again`,
         responder/engine/escalation.py): `step.escalated` is recorded, marked `resumed`, only if its run had not yet.
         With no `on_failure` step, or each skipped by its `when`, the last resort: `escalation.missed`
-        (responder/engine/lastresort.py). `intended`: what a step whose parameters did not resolve was meant to act
-        on; `origin`: the step waited under another version of the runbook (`runbook_was`, `escalated_with`), so an
-        escalation step that parks is `alone` (nothing of this version runs after it)."""
+        (responder/engine/lastresort.py). A dry run (a step a hard guard would refuse) plans the same: `step.escalated`
+        and `escalation.missed` carry `dry_run`, each escalation step is `step.planned`. `intended`: what a step whose
+        parameters did not resolve was meant to act on; `origin`: the step waited under another version of the runbook
+        (`runbook_was`, `escalated_with`), so an escalation step that parks is `alone` (nothing of this version runs
+        after it)."""
         if escalating:
             return Outcome.FAILED
         failure, note = Failure.of(failed, intended), origin or {}
@@ -88,10 +90,11 @@ class StepRunning:
         ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
         if not told:
             self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids, **note,
-                                                            **({"resumed": True} if resumed else {})}, incident.id)
+                                                            **({"resumed": True} if resumed else {}),
+                                                            **({"dry_run": True} if dry else {})}, incident.id)
             self.state.escalate_failure(incident.id, failed.step)
             log.warning("step_escalated", step=failed.step, actuator=failed.actuator, error=failure.error,
-                        resumed=resumed)
+                        resumed=resumed, dry_run=dry)
         escalation_scope = {**scope, "failure": failure.model_dump()}
         skipped = []
         for esc, sid in zip(rb.on_failure, ids, strict=True):
@@ -145,7 +148,8 @@ class StepRunning:
         # tuples: the common step trips nothing, and an empty tuple is no container for the collector to walk
         # while the step waits on the group commit (three empty lists were)
         trips = (*plan_trips, *self.guards.check_step(rb, step.actuator, target, values, event,
-                                                      self.state.windows, self.clock(), escalating=escalating))
+                                                      self.state.windows, self.clock(), escalating=escalating,
+                                                      notifies=actuator.notifies))
         if self.fleet_guard is not None and self.fleet_guard.killed:
             trips = (*trips, Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
         reasons = tuple([f"{t.guard}: {t.detail}" for t in trips]) if trips else ()
@@ -156,12 +160,18 @@ class StepRunning:
         if dry:
             preview = await actuator.plan(resolved.params, ctx)
             assumed = actuator.dry_run_outputs(resolved.params)
+            hard = tuple([t for t in trips if t.hard]) if trips else ()
+            refusal = self._refusal(head, hard) if hard else None
             rec.append(EntryKind.STEP_PLANNED, {**head.body(), "params": values, "summary": preview.summary,
                                                 "dry_run": True, "digest": plan.get().digest,
                                                 "would_require_approval": list(reasons),
-                                                "would_refuse": any(t.hard for t in trips),
+                                                "would_refuse": refusal is not None,
+                                                **({"refusal": refusal.error} if refusal is not None else {}),
+                                                **({"failure": scope["failure"]} if escalating else {}),
                                                 **({"assumed_outputs": assumed} if assumed else {})}, incident.id)
             incident.step_outputs[step.id] = {"result": assumed}  # later steps plan on what this one would return
+            if refusal is not None and not escalating:  # plan the escalation production's refusal would run, and end
+                return await self._failed(rb, incident, event, scope, plan, refusal, escalating)  # as it would
             return Outcome.OK
         pending = self.state.intent(key)
         if pending is not None and pending.params == values:
@@ -210,10 +220,15 @@ class StepRunning:
         self.state.finish(recovered, incident.id)
         return Outcome.OK
 
+    @staticmethod
+    def _refusal(head: StepHead, hard: Sequence[Trip]) -> StepResult:
+        """The result of a step refused by hard trips (recorded in production; a dry run plans its escalation)."""
+        return StepResult(**head.body(), status=StepStatus.REFUSED, error="; ".join(t.detail for t in hard),
+                          permanent=True)
+
     def _refused(self, head: StepHead, hard: Sequence[Trip], incident: Incident) -> StepResult:
         """Record a step refused by hard trips (a protected resource: never run, approval or not)."""
-        refused = StepResult(**head.body(), status=StepStatus.REFUSED, error="; ".join(t.detail for t in hard),
-                             permanent=True)
+        refused = self._refusal(head, hard)
         self.recorder.append(EntryKind.STEP_RESULT, refused.body(), incident.id)
         self.state.finish(refused, incident.id)
         return refused

@@ -16,6 +16,7 @@ from responder.engine.approvals import TIMED_OUT
 from responder.models.timeline import EntryKind, TimelineEntry
 
 TOLD, AGAIN, NOBODY = "told", "not told again", "nobody told"
+_PLANNED = {TOLD: "would be told", AGAIN: "would not be told again", NOBODY: "nobody would be told"}  # a dry run's
 
 
 class StepFailure(BaseModel):
@@ -33,6 +34,8 @@ class StepFailure(BaseModel):
     escalation_failed: list[str] = Field(default_factory=list, description="escalation steps that ran for it and "
                                          "failed, refused or timed out: nobody was told through them")
     missed: str | None = Field(default=None, description="the escalation.missed reason: nobody was told")
+    dry_run: bool = Field(default=False, description="planned, not run: a hard guard would refuse the step, and "
+                          "`told_by` lists the escalation steps planned for that refusal")
 
     @property
     def told(self) -> str:
@@ -45,13 +48,26 @@ class StepFailure(BaseModel):
             f"escalation.missed: {self.missed}" if self.missed else
             f"escalation failed: {', '.join(self.escalation_failed)}" if self.escalation_failed else
             "an escalation step: never escalated" if "." in self.step else "no escalation recorded")
-        return f"t+{self.t:g}s {self.step} ({self.actuator}) {self.status}: {self.error}; {self.told} ({how})"
+        status, told = (f"would be {self.status} (dry run)", f"{_PLANNED[self.told]}: planned") if self.dry_run \
+            else (self.status, self.told)
+        return f"t+{self.t:g}s {self.step} ({self.actuator}) {status}: {self.error}; {told} ({how})"
 
 
 def _failed(e: TimelineEntry) -> bool:
     status = e.body.get("status")
     return e.kind == EntryKind.STEP_RESULT and (status in ("failed", "refused")
                                                 or (status == "denied" and e.body.get("code") == TIMED_OUT))
+
+
+def _would_refuse(e: TimelineEntry) -> bool:
+    """A dry run's plan of a step a hard guard would refuse (its escalation is planned after it)."""
+    return e.kind == EntryKind.STEP_PLANNED and e.body.get("would_refuse") is True
+
+
+def _tells(e: TimelineEntry) -> bool:
+    """An escalation step that told someone: it ran, or a dry run planned it (and no guard would refuse it)."""
+    return (e.kind == EntryKind.STEP_RESULT and e.body.get("status") == "ok") \
+        or (e.kind == EntryKind.STEP_PLANNED and not _would_refuse(e))
 
 
 def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntry], float]) -> list[StepFailure]:
@@ -61,16 +77,18 @@ def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntr
     escalating: dict[tuple[str, str], StepFailure] = {}  # (incident, escalation step id) → the failure it tells of
     for e in entries:
         at = (e.incident or "", str(e.body.get("step")))
-        if _failed(e):
+        planned = _would_refuse(e)
+        if planned or _failed(e):
             out.append(StepFailure(t=when(e), incident=at[0], step=at[1], actuator=str(e.body.get("actuator")),
-                                   status=str(e.body.get("status")), error=str(e.body.get("error") or "")))
+                                   status="refused" if planned else str(e.body.get("status")), dry_run=planned,
+                                   error=str(e.body.get("refusal" if planned else "error") or "")))
             latest[at] = out[-1]
         if (f := escalating.get(at)) is not None:
-            if e.kind == EntryKind.STEP_RESULT and e.body.get("status") == "ok":
+            if _tells(e):
                 f.told_by.append(at[1])
             elif e.kind == EntryKind.STEP_SKIPPED and e.body.get("reason") == "already_done":
                 f.already_done.append(at[1])
-            elif _failed(e):
+            elif _failed(e) or planned:  # failed, or a dry run's plan a guard would refuse
                 f.escalation_failed.append(at[1])
         elif (f := latest.get(at)) is not None and e.kind == EntryKind.STEP_ESCALATED:
             ids = e.body.get("escalation")

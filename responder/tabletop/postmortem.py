@@ -90,9 +90,12 @@ def _questions(mine: list[TimelineEntry], actions: list[dict[str, Any]], undone:
         if e.kind in (EntryKind.APPROVAL_REQUESTED, EntryKind.APPROVAL_DECIDED, EntryKind.APPROVAL_EXPIRED,
                       EntryKind.APPROVAL_WITHDRAWN):
             last[e.body.get("step")] = e.kind
+    missed = [e for e in mine if e.kind == EntryKind.ESCALATION_MISSED]
     qs += [f"- Step {code(e.body.get('step'))} failed and no escalation step told anyone "
-           f"({code(e.body.get('reason'))}): who learned of it, and when?"
-           for e in mine if e.kind == EntryKind.ESCALATION_MISSED]
+           f"({code(e.body.get('reason'))}): who learned of it, and when?" for e in missed if not e.body.get("dry_run")]
+    qs += [f"- Dry run: step {code(e.body.get('step'))} would end {code(e.body.get('status'))} and no escalation step "
+           f"would tell anyone ({code(e.body.get('reason'))}): add one before enforcing?"
+           for e in missed if e.body.get("dry_run")]
     waiting = [s for s, kind in last.items() if kind == EntryKind.APPROVAL_REQUESTED]
     qs += [f"- Step {code(s)} waited for approval and nobody decided: why?" for s in sorted(waiting, key=str)]
     qs += [f"- Guard {code(e.body.get('guard'))} tripped on {code(e.body.get('step'))}: right limit, or a runbook "

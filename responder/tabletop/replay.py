@@ -51,10 +51,12 @@ class Planned(_Step):
 
 
 class Failed(_Step):
-    """A step that would fail for one event (its parameters do not resolve, in a dry run), and who would hear of it:
-    the escalation steps planned for it, or why nobody would (`escalation.missed`)."""
+    """A step that would fail for one event (its parameters do not resolve, in a dry run) or be refused (a hard guard:
+    a protected id), and who would hear of it: the escalation steps planned for it, or why nobody would
+    (`escalation.missed`)."""
 
     error: str
+    status: str = "failed"
     escalation: list[str] = Field(default_factory=list)
     missed: str | None = None
 
@@ -98,14 +100,17 @@ async def backtest(values: Sequence[bytes], runbooks: Sequence[Runbook], registr
         event, incident = event_of.get(e.incident or "", ""), e.incident or ""
         where = {"record": offset.get(event, -1), "event_id": event, "incident": incident,
                  "runbook": opened[incident].body.get("runbook") if incident in opened else "?"}
+        refused = e.kind == EntryKind.STEP_PLANNED and e.body.get("would_refuse") is True
         if e.kind == EntryKind.STEP_PLANNED:
             planned.append(Planned.model_validate({
                 **where, "step": e.body["step"], "actuator": e.body["actuator"], "target": e.body["target"],
                 "params": e.body.get("params") or {}, "would_require_approval": e.body.get("would_require_approval")
                 or []}))
-        elif e.kind == EntryKind.STEP_RESULT and e.body.get("status") in ("failed", "refused"):
-            failures.append(Failed.model_validate({**where, "step": e.body["step"], "actuator": e.body["actuator"],
-                                                   "error": str(e.body.get("error") or "")}))
+        if refused or (e.kind == EntryKind.STEP_RESULT and e.body.get("status") in ("failed", "refused")):
+            failures.append(Failed.model_validate({
+                **where, "step": e.body["step"], "actuator": e.body["actuator"],
+                "status": "refused" if refused else e.body["status"],
+                "error": str(e.body.get("refusal" if refused else "error") or "")}))
             failed[(incident, str(e.body["step"]))] = failures[-1]
         elif e.kind in (EntryKind.STEP_ESCALATED, EntryKind.ESCALATION_MISSED) \
                 and (f := failed.get((incident, str(e.body.get("step"))))) is not None:

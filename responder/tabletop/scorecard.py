@@ -83,10 +83,12 @@ def _unannounced(failed: list[StepFailure]) -> list[str]:
     out = []
     for step in dict.fromkeys(f.step for f in failed if f.told != TOLD):
         mine = [f for f in failed if f.step == step]
-        untold = [f"t+{f.t:g}s ({f.told})" for f in mine if f.told != TOLD]
+        untold = [f"t+{f.t:g}s ({f.told}{', dry run' if f.dry_run else ''})" for f in mine if f.told != TOLD]
+        counted = "each counted in responder_step_failures_total" if not all(f.dry_run for f in mine) \
+            else "a dry run: planned, not counted; production would count each"
         out.append(f"Review: step `{step}` failed {len(mine)} time(s); nobody was told of {len(untold)}: "
-                   f"{', '.join(untold)}. Check that on-call hears of a step that keeps failing, and of an escalation "
-                   "that fails.")
+                   f"{', '.join(untold)} ({counted}). Check that on-call hears of a step that keeps failing, and of "
+                   "an escalation that fails.")
     return out
 
 

@@ -61,3 +61,23 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+async def notifications(bootstrap: str, keep: Callable[[dict[str, Any]], bool],
+                        topic: str = "responder.notifications", timeout: float = 30.0) -> list[dict[str, Any]]:
+    """The notify.kafka records on `topic` that `keep` selects, read from the start until one is found or `timeout`."""
+    import orjson
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        found: list[dict[str, Any]] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not found and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            found += [doc for msgs in batch.values() for m in msgs if keep(doc := orjson.loads(m.value))]
+        return found
+    finally:
+        await consumer.stop()

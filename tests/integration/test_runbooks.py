@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -266,11 +265,9 @@ async def test_notify_only_runbook_notifies_once(runbook, aws):
 async def test_service_runs_a_runbook_and_notifies_through_its_own_producer(kafka_bootstrap, aws, topics, unique,
                                                                             tmp_path):
     """`responder run` wiring: a mining finding on Kafka isolates the host and the notification lands on the topic."""
-    from aiokafka import AIOKafkaConsumer
-
     from responder.ingest.kafka import ensure_topics, publish
     from responder.service import Service
-    from tests.integration.harness import make_settings, running, wait_for
+    from tests.integration.harness import make_settings, notifications, running, wait_for
 
     ids = await _host(aws)
     raw = (EXAMPLES / "compromised-inference-host.json").read_text().replace(EXAMPLE_INSTANCE, ids[EXAMPLE_INSTANCE])
@@ -280,18 +277,7 @@ async def test_service_runs_a_runbook_and_notifies_through_its_own_producer(kafk
         await publish(kafka_bootstrap, topics["alerts"], [raw.encode()])
         await wait_for(lambda: len(service.engine.state.results()) == 3, timeout=60)
     assert await _isolated_and_snapshotted(aws, ids)
-    consumer = AIOKafkaConsumer("responder.notifications", bootstrap_servers=kafka_bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        found: list[dict[str, Any]] = []
-        deadline = asyncio.get_running_loop().time() + 30
-        while not found and asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            found += [orjson.loads(m.value) for msgs in batch.values() for m in msgs
-                      if orjson.loads(m.value)["fields"].get("instance") == ids[EXAMPLE_INSTANCE]]
-    finally:
-        await consumer.stop()
+    found = await notifications(kafka_bootstrap, lambda doc: doc["fields"].get("instance") == ids[EXAMPLE_INSTANCE])
     assert [f["title"] for f in found] == ["inference host isolated and snapshotted"]
 
 

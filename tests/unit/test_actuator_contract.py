@@ -61,6 +61,7 @@ class _Incomplete(Actuator[_Loose]):
     name = "aws.ec2.BadName"
     params = _Loose
     permissions: ClassVar[tuple[str, ...]] = ("ec2:*",)
+    notifies = True  # claims to only tell a human, yet needs cloud permissions
 
     async def apply(self, p: _Loose, ctx: ActuationContext) -> ActuationResult:
         return ActuationResult(changed=False, target=p.instance_id, outputs={"group": "sg-1"})
@@ -72,7 +73,8 @@ def test_contract_reports_each_missing_declaration():
     joined = "\n".join(found)
     for expected in ("provider.service.verb_object", "wildcards", "destructive flag", "irreversible",
                      "target() not implemented", "plan() not implemented", "verify() not implemented",
-                     "names actuator", "does not validate", "example_outputs declares none"):
+                     "names actuator", "does not validate", "example_outputs declares none",
+                     "skips the protected-id guard"):
         assert expected in joined, expected
 
 

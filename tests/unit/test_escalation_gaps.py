@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 
 from responder.metrics import Metrics, TimelineMetrics
@@ -106,8 +105,6 @@ async def test_a_failed_escalation_has_its_own_alertable_metric(tmp_path):
     assert any("responder_escalation_failures_total" in r["expr"] for g in rules for r in g["rules"])
 
 
-@pytest.mark.xfail(strict=True, reason="a dry run records would_refuse on the planned step but plans no on_failure "
-                   "step for it: showing the escalation needs a dry-run 'would fail' path (design decision)")
 async def test_a_dry_run_plans_the_escalation_of_a_step_it_would_refuse(tmp_path):
     """A dry run of a step a protected id would refuse also plans the escalation that refusal would run."""
     protected = f"guards: {{protected: {{ids: [{KEY}]}}}}\n"

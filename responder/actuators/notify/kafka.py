@@ -51,6 +51,7 @@ class KafkaNotify(Actuator[KafkaNotifyParams]):
     params = KafkaNotifyParams
     permissions = ()
     destructive = False
+    notifies = True
     reverse = None
     irreversible = "a published record cannot be unpublished"
 

@@ -83,6 +83,7 @@ class WebhookNotify(Actuator[WebhookParams]):
     permissions = ()
     literal_params = ("url",)
     destructive = False
+    notifies = True
     reverse = None
     irreversible = "a message once delivered cannot be unsent"
 
