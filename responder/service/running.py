@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from responder import collector
-from responder.fleet import fleet_digest
+from responder.fleet_digest import fleet_digest
 from responder.ingest import transactions
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.kafka import KafkaIngest, ensure_topics

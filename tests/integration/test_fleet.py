@@ -183,7 +183,7 @@ async def _slots_held_by_those_that_acted(aws, table: str, fleet) -> None:
 async def test_replica_with_other_runbooks_is_refused(aws, unique, tmp_path):
     """The first replica's digest becomes the fleet's; another digest is refused (exit 3 wording); adopt replaces it."""
     from responder.errors import ConfigError
-    from responder.fleet import fleet_digest
+    from responder.fleet_digest import fleet_digest
     from responder.models.runbook import Runbook
     from responder.settings import Settings
 

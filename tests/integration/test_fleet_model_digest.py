@@ -6,7 +6,7 @@ import pytest
 
 from responder.engine.fleetguard import FleetGuard
 from responder.errors import ConfigError
-from responder.fleet import fleet_digest
+from responder.fleet_digest import fleet_digest
 from responder.models.runbook import Runbook
 from responder.settings import Settings
 

@@ -10,7 +10,7 @@ from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.catalog.defaults import defaulted, with_default_escalation
 from responder.errors import ConfigError
-from responder.fleet import fleet_digest
+from responder.fleet_digest import fleet_digest
 from responder.pipeline import Pipeline
 from responder.service import Service
 from responder.settings import Settings

@@ -10,7 +10,7 @@ import pytest
 
 from responder.actuators import registry
 from responder.catalog import load_runbooks
-from responder.fleet import fleet_digest
+from responder.fleet_digest import fleet_digest
 from responder.settings import Settings
 
 
