@@ -1,7 +1,8 @@
 """Settings: `RESPONDER_*` environment variables, then an optional YAML file (`RESPONDER_CONFIG`).
 
-Where the values are read from is `responder.settings_errors.sources`; the models of nested settings are in
-`responder.kafka_config` (`kafka_security`) and `responder.intake_config` (`intake_sources`).
+Where the values are read from is `responder.settings_errors.sources`; the first group of fields, the Kafka and
+fleet ones, is `responder.settings_kafka`; the models of nested settings are in `responder.kafka_config`
+(`kafka_security`) and `responder.intake_config` (`intake_sources`).
 """
 
 from __future__ import annotations
@@ -13,86 +14,18 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from responder.intake_config import IntakeSource
-from responder.kafka_config import KafkaSecurity
 from responder.settings_errors import SettingsInvalid, describe, sources
+from responder.settings_kafka import KafkaSettings
 
 OperatorCommand = Literal["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch",
                           "models.quarantine"]
 """What `operator_permissions` may grant: an action, or for undo, `--force` / `--allow-destructive` as well."""
 
 
-class Settings(BaseSettings):
+class Settings(KafkaSettings):
     """Everything the service reads at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="RESPONDER_", env_nested_delimiter="__", extra="forbid")
-
-    kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = no Kafka")
-    topics: list[str] = Field(default_factory=lambda: ["security.alerts", "ml.drift"],
-                              description="topics to consume (JSON list)")
-    group_id: str = Field(default="responder", description="Kafka consumer group; replicas share it")
-    deadletter_topic: str = Field(default="responder.deadletter", description="where poison records go")
-    deadletter_max_bytes: int = Field(
-        default=1_000_000, ge=16_384,
-        description="largest dead-letter copy (key+value+headers); headers, then the value, are cut to fit")
-    session_timeout_ms: int = Field(
-        default=10_000, ge=1000,
-        description="Kafka consumer session timeout; a silent member is evicted after this long")
-    rebalance_timeout_ms: int = Field(
-        default=120_000, ge=1000, description="how long a replica may take to finish the chunks in hand when its "
-                                              "partitions move; one slower than this is dropped from the group and "
-                                              "may act after its partitions moved (docs/fleet.md)")
-    kafka_group_instance_id: str | None = Field(
-        default=None, description="static group membership (KIP-345): a stable id unique per replica (e.g. the pod "
-                                  "name); a restart after a crash takes its old place without waiting for the "
-                                  "session to expire")
-    max_record_bytes: int = Field(
-        default=1024 * 1024, ge=1024, description="larger records are dead-lettered (`too_large`)")
-    max_batch: int = Field(default=500, ge=1, description="most records fetched and handled in one consumer batch")
-    max_in_flight: int = Field(
-        default=1000, ge=1, description="most records of one partition polled and not yet committed; a partition "
-                                        "at the limit is paused until it drains (backpressure, docs/fleet.md)")
-    kafka_fetch_max_wait_ms: int = Field(
-        default=10, ge=1, le=60_000,
-        description="longest a fetch waits for records while alerts flow; the embedded broker (Tansu) holds a fetch "
-                    "for up to this long, so it adds to alert-to-action latency there (Apache Kafka answers as soon "
-                    "as a record arrives)")
-    kafka_fetch_idle_wait_ms: int = Field(
-        default=250, ge=1, le=60_000,
-        description="the fetch wait once no alert came for a second (the busy wait is kafka_fetch_max_wait_ms): an "
-                    "idle replica asks 4 times a second, not 100; on Tansu the first alert after a quiet spell waits "
-                    "for one such fetch (docs/kafka.md)")
-    kafka_commit_interval_ms: int = Field(
-        default=100, ge=0, le=60_000,
-        description="how often the alert consumer commits its offsets (always after the timeline entries of every "
-                    "record up to them are durable, and on revoke and stop); a crash redelivers at most this long's "
-                    "records, which act on nothing twice (step keys). 0 = after every chunk. Transactions mode "
-                    "commits each chunk in its transaction (docs/fleet.md)")
-    kafka_connect_timeout: float = Field(
-        default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
-    kafka_manual_assignment: bool = Field(
-        default=False, description="own every partition without group membership (one instance; no rebalances)")
-    changelog_topic: str | None = Field(
-        default=None, description="fleet mode: the compacted state changelog, co-partitioned with the alert "
-                                  "topics; each partition's engine state follows the partition (docs/fleet.md)")
-    kafka_transactions: Literal["auto", "on", "off"] = Field(
-        default="auto", description="fleet mode: write the changelog and commit offsets in one Kafka transaction, "
-                                    "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "
-                                    "does, Tansu does not), checked at start (docs/fleet.md)")
-    fenced_rejoins: int = Field(
-        default=5, ge=0, le=100, description="fleet mode: a replica fenced by another (it was paused past its "
-                                             "session) drops its state and rejoins the group in-process, at most "
-                                             "this many times an hour; then, or at once with 0, it exits 75 for its "
-                                             "supervisor (docs/fleet.md)")
-    fleet_guard_table: str | None = Field(
-        default=None, description="DynamoDB table shared by the fleet: global quotas count every replica's "
-                                  "actions and its kill switch stops every replica within one poll")
-    fleet_adopt_digest: bool = Field(
-        default=False, description="make this replica's runbook/settings digest the fleet's (first replica of a "
-                                   "rollout); otherwise a replica whose digest differs is refused")
-    evict_every: float = Field(default=60.0, gt=0, description="seconds between evictions of closed incidents")
-    kafka_security: KafkaSecurity = Field(
-        default_factory=KafkaSecurity, description="TLS / SASL for every Kafka client (docs/kafka.md); "
-                                                   "env RESPONDER_KAFKA_SECURITY__PROTOCOL=SASL_SSL etc.")
 
     runbooks_dir: Path = Field(default=Path("runbooks"), description="runbook directory (subdirectories included)")
     default_on_failure: list[dict[str, Any]] = Field(
