@@ -11,7 +11,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.auth import signed_headers
 from responder.ingest.clients import _start_with_retry, publish, stop_consumer
-from responder.ingest.kafka import all_partitions, to_raw
+from responder.ingest.kafka import all_partitions
+from responder.ingest.raw import to_raw
 from responder.ingest.unreadable import getmany_past
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord

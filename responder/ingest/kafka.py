@@ -1,6 +1,7 @@
 """Kafka in (aiokafka only under ingest): a manual-commit consumer group and the dead-letter producer.
 
-Starting and stopping clients, `publish` and `ensure_topics` are in `responder.ingest.clients` (re-exported here).
+Starting and stopping clients, `publish` and `ensure_topics` are in `responder.ingest.clients`, and `to_raw` in
+`responder.ingest.raw` (re-exported here).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from responder.errors import TopicRefused
 from responder.ingest.clients import _start_with_retry, ensure_topics, publish, stop_consumer
 from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
 from responder.ingest.fetchwait import FetchWait
-from responder.ingest.unreadable import Unreadable, getmany_past
-from responder.models.event import RawRecord, built
+from responder.ingest.raw import to_raw
+from responder.ingest.unreadable import getmany_past
+from responder.models.event import RawRecord
 
 __all__ = ["DLQ_ATTEMPTS", "KafkaIngest", "OnAssigned", "OnRevoked", "_start_with_retry", "all_partitions",
            "ensure_topics", "publish", "stop_consumer", "to_raw"]
@@ -34,28 +36,6 @@ __all__ = ["DLQ_ATTEMPTS", "KafkaIngest", "OnAssigned", "OnRevoked", "_start_wit
 log = structlog.get_logger(__name__)
 
 DLQ_ATTEMPTS = 3  # sends of one dead-letter copy before the next, smaller, form is tried
-
-
-_RAW_FIELDS = frozenset(RawRecord.model_fields)
-
-
-def to_raw(msg: Any) -> RawRecord:
-    """An aiokafka ConsumerRecord (or a `Read`) as a RawRecord (aiokafka's types already are the model's: not
-    re-validated); an `Unreadable` as a record that says why, with its bytes, for the dead-letter topic."""
-    if isinstance(msg, Unreadable):
-        return RawRecord(topic=msg.topic, partition=msg.partition, offset=msg.offset, key=msg.key, value=msg.value,
-                         headers=msg.headers, timestamp_ms=msg.timestamp, unreadable=msg.error)
-    record: RawRecord = built(RawRecord, {
-        "topic": msg.topic,
-        "partition": msg.partition,
-        "offset": msg.offset,
-        "key": msg.key,
-        "value": msg.value if msg.value is not None else b"",
-        "headers": tuple((k, v if v is not None else b"") for k, v in msg.headers) if msg.headers else (),
-        "timestamp_ms": msg.timestamp,
-        "unreadable": None,
-    }, set(_RAW_FIELDS))
-    return record
 
 
 async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:

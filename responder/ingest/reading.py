@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError
 
 from responder.errors import BrokerUnreachable, UnparsableRecord
 from responder.ingest.clients import _start_with_retry
-from responder.ingest.kafka import to_raw
+from responder.ingest.raw import to_raw
 from responder.ingest.unreadable import getmany_past
 from responder.models.event import RawRecord
 
