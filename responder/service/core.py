@@ -37,7 +37,8 @@ from responder.ingest.kafka import KafkaIngest
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import kafka_client_options
 from responder.instruments import HeldPartitions, TimedSync
-from responder.metrics import Metrics, MetricsServer, TimelineMetrics
+from responder.metrics import Metrics, TimelineMetrics
+from responder.metrics_server import MetricsServer
 from responder.models.runbook import Runbook
 from responder.normalise import known
 from responder.pipeline import Pipeline

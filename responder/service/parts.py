@@ -20,7 +20,8 @@ from responder.ingest.gate import Gate
 from responder.ingest.kafka import KafkaIngest
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import KafkaOptions
-from responder.metrics import Metrics, MetricsServer
+from responder.metrics import Metrics
+from responder.metrics_server import MetricsServer
 from responder.pipeline import Pipeline
 from responder.settings import Settings
 from responder.timeline.archive import Archiver

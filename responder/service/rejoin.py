@@ -31,7 +31,8 @@ from typing import Any
 import structlog
 
 from responder.errors import ReplicaFenced
-from responder.metrics import Metrics, MetricsServer
+from responder.metrics import Metrics
+from responder.metrics_server import MetricsServer
 from responder.service.core import Service
 from responder.settings import Settings
 

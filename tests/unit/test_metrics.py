@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiokafka import TopicPartition
 
 from responder.instruments import HeldPartitions
-from responder.metrics import Metrics, MetricsServer
+from responder.metrics import Metrics
+from responder.metrics_server import MetricsServer
 from tests.http import http_request
 
 

@@ -11,7 +11,8 @@ from structlog.testing import capture_logs
 
 from responder.ingest import topics
 from responder.ingest.topics import Needed, TopicProblem, await_topics, needed_topics, notification_topics, problems_in
-from responder.metrics import Metrics, MetricsServer
+from responder.metrics import Metrics
+from responder.metrics_server import MetricsServer
 from responder.models.runbook import Mode, Runbook
 from responder.service import Service, running
 from responder.settings import Settings

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from responder.errors import ReplicaFenced, TimelineError
-from responder.metrics import Metrics, MetricsServer
+from responder.metrics import Metrics
+from responder.metrics_server import MetricsServer
 from responder.service import Service, health_server, rebuilds, serve_rejoining
 from responder.service.rejoin import _rejoining
 from responder.settings import Settings
