@@ -23,7 +23,8 @@ from responder.engine.incidents import Incident
 from responder.engine.lastresort import record_missed
 from responder.engine.planner import LazyPlan
 from responder.engine.recording import StepRecording
-from responder.engine.runner import Invalid, NotNow, Resolved, StepCall, resolve_step, run_step, verified
+from responder.engine.resolution import Invalid, NotNow, Resolved, resolve_step
+from responder.engine.runner import StepCall, run_step, verified
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, Runbook, Step
