@@ -4,7 +4,8 @@ A released step stays *granted* in the state until its result is recorded, then 
 records its end (`approval.settled`). If the process dies in between, its decision is no longer pending (the
 redelivered decision is refused as used): the next `decide` or `expire` takes the run up once
 (responder/engine/resumption.py), through the executor, which verifies an open intent and applies only if the desired
-state does not hold.
+state does not hold. A step parked only because a quota could not be counted yet is re-checked by `Rechecks`
+(responder/engine/rechecks.py).
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from responder.engine.approvals import (
     new_request_id,
     publish_request,
 )
-from responder.engine.guards import UNCOUNTED, only_uncounted
+from responder.engine.guards import UNCOUNTED
 from responder.engine.incidents import Incident
 from responder.engine.positions import after_decided, escalation_step, step_index
+from responder.engine.rechecks import Rechecks
 from responder.engine.refusals import Refusals
-from responder.engine.resumption import Escalate, Resume, Resumption, parking
+from responder.engine.resumption import Escalate, Resume, parking
 from responder.engine.state import EngineState
 from responder.errors import ApprovalRefused
 from responder.models.approval import ApprovalDecision
@@ -45,7 +47,8 @@ from responder.tracing import current_stamp, event_trace, stamped
 
 log = structlog.get_logger(__name__)
 
-class Decisions(Resumption):
+
+class Decisions(Rechecks):
     """Applies decisions and timeouts to the parked steps of an `EngineState`."""
 
     def __init__(self, state: EngineState, recorder: Recorder, *, keys: KeyRing, publisher: Publisher | None,
@@ -173,50 +176,6 @@ class Decisions(Resumption):
         log.warning("approval_expired", step=p.step, on_timeout=p.on_timeout)
         await self.release(replace(p, unattended=True) if approve else p, approve=approve, why="approval timed out",
                            timed_out=True)
-
-    def uncounted(self) -> list[Parked]:
-        """The parked steps asked for only because a quota could not be counted yet (`quota_uncounted`) that `recheck`
-        can take up (see there), but for one whose re-check a bug stopped in this process."""
-        dropped = self._dropped
-        return [p for p in self.state.parked_steps()
-                if only_uncounted(p.reasons) and parking(p) not in dropped and self._resumable(p) is not None]
-
-    def _resumable(self, parked: Parked) -> tuple[Runbook, Incident, int] | None:
-        """The loaded runbook (same version), incident and index of a parked runbook step; None otherwise."""
-        rb, incident = self._runbook(parked), self.state.incidents.by_id.get(parked.incident)
-        index = step_index(rb, parked.step) if rb is not None else None
-        return (rb, incident, index) if rb is not None and incident is not None and index is not None else None
-
-    async def recheck(self, parked: Parked) -> bool:
-        """Take up again a step parked only because a quota could not be counted, now that it can (the caller says
-        so): its request is withdrawn (`approval.withdrawn`) and the step goes through its guards again, so it acts,
-        or asks again for what trips now (a full quota). False when it no longer waits for that reason alone (decided
-        meanwhile), or waits for a human: its runbook changed version, or it is not one of the runbook's steps; and
-        when a bug stopped it, which is logged and leaves that parking alone in this process (`_taken_up`), so the
-        other steps and the service go on.
-
-        Released as a decision releases a step (granted until its result), so a crash before the step's intent is
-        durable resumes it once (`resolve_granted`), and a fleet slice cut meanwhile carries it as granted.
-        """
-        found = self._resumable(parked)
-        if self.state.parked(parked.incident, parked.step) is not parked or not found \
-                or not only_uncounted(parked.reasons):
-            return False
-        return await self._taken_up(parked, self._withdrawn(parked, *found))
-
-    async def _withdrawn(self, parked: Parked, rb: Runbook, incident: Incident, index: int) -> None:
-        """Withdraw a re-checked step's request and run it (and the steps after it) through its guards again."""
-        self.state.grant(parked)  # no longer parked; resumed once after a crash
-        with stamped(parked.trace):  # the step's entries carry the alert's trace, as a decision's would
-            self.recorder.append(EntryKind.APPROVAL_WITHDRAWN, {
-                "step": parked.step, "reason": "every quota it was asked for can be counted now: its guards are "
-                                               "checked again", "settles": True}, parked.incident)
-            log.info("approval_withdrawn", step=parked.step)
-            # a step whose runbook's approval was given goes on under it; any other is asked for it as usual
-            await self.resume(rb, incident, Event.model_validate(parked.event), index,
-                              replace(parked, unattended=True) if parked.waived else None)
-        self._settled(parked)  # the run was not cut short (done, skipped or parked again)
-        await self.recorder.flush()
 
     async def release(self, parked: Parked, *, approve: bool, why: str, timed_out: bool = False) -> None:
         """Unpark: run the step and the rest of the plan, or record it denied and honour on_failure. A runbook step

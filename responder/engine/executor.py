@@ -1,8 +1,9 @@
 """Run a matched runbook for one event: incident → plan → guards → approval → intent → apply → result.
 
-`Engine` opens, joins or suppresses the incident and runs the runbook's steps in order; each step's own path
-(guards, approval, intent, apply, escalation) is `StepRunning`'s, in responder/engine/steps.py; releasing a parked
-escalation step is `EscalationRelease`'s, in responder/engine/escalation.py.
+`Engine` opens, joins or suppresses the incident (`Admission`'s, in responder/engine/admission.py) and runs the
+runbook's steps in order; each step's own path (guards, approval, intent, apply, escalation) is `StepRunning`'s, in
+responder/engine/steps.py; releasing a parked escalation step is `EscalationRelease`'s, in
+responder/engine/escalation.py.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -18,6 +18,8 @@ import structlog
 from responder.actuators.base import ActuationContext, AwsCaller, Publisher
 from responder.actuators.registry import Registry
 from responder.auth import KeyRing
+from responder.engine.admission import MAX_CLOCK_SKEW as MAX_CLOCK_SKEW  # importable here, as before
+from responder.engine.admission import Admission
 from responder.engine.approvals import Parked
 from responder.engine.decisions import Decisions
 from responder.engine.escalation import EscalationRelease
@@ -37,7 +39,6 @@ from responder.models.approval import REQUESTS_TOPIC
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, OnFailure, Runbook
-from responder.models.timeline import EntryKind
 from responder.rules.matcher import Match
 from responder.timeline.recorder import Recorder
 
@@ -47,10 +48,7 @@ log = structlog.get_logger(__name__)
 _INCIDENT, _RUNBOOK, _EVENT_ID = context_vars("incident", "runbook", "event_id")  # structlog's, set directly
 
 
-MAX_CLOCK_SKEW = 300.0  # seconds an event's own time may run ahead of ours
-
-
-class Engine(EscalationRelease):
+class Engine(EscalationRelease, Admission):
     """Executes matches against one `EngineState`, so no step key acts twice."""
 
     def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *, dry_run: bool = False,
@@ -122,43 +120,6 @@ class Engine(EscalationRelease):
             held.users -= 1
             if held.users == 0:
                 del self._group_locks[key]
-
-    def _admit(self, rb: Runbook, event: Event, group_key: str,
-               ungrouped: str | None = None) -> tuple[Incident, bool | None, Event]:
-        """Open, join or suppress the event's incident (under the group's lock); whether the event is new to it
-        (`fresh`), or None when it was suppressed (no step runs); and the event, its time clamped to our clock.
-        `ungrouped` says why `group_by` could not group it (recorded; `grouping.group_key`)."""
-        latest = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=MAX_CLOCK_SKEW)
-        if event.time > latest:  # a future-dated event must not hold an incident open for ever
-            event = event.model_copy(update={"time": latest})
-        incidents = self.state.incidents
-        incident = incidents.find(rb.id, group_key, event.time, rb.window)
-        base = {"event_id": event.id, "runbook": rb.ref, "group_key": group_key, "event_time": event.time.isoformat()}
-        if ungrouped is not None:
-            base["ungrouped"] = ungrouped
-        repeat = False
-        ended = self.state.closed_until(rb.id, group_key) if incident is None else None
-        if ended is not None and event.time.timestamp() <= ended:  # a redelivery of an evicted incident's event
-            self.recorder.append(EntryKind.INCIDENT_SUPPRESSED, {**base, "reason": "evicted"}, None)
-            return Incident("", rb.id, group_key, event.time, event.time), None, event
-        if incident is None:
-            last = incidents.latest(rb.id, group_key)
-            if last is not None and rb.cooldown and event.time - last.opened_at < timedelta(seconds=rb.cooldown):
-                self.recorder.append(EntryKind.INCIDENT_SUPPRESSED, {**base, "cooldown": rb.cooldown,
-                                                                     "previous": last.id}, last.id)
-                last.touched = self.clock()
-                return last, None, event
-            incident = incidents.open(rb.id, group_key, event.id, event.time)
-            self.recorder.append(EntryKind.INCIDENT_OPENED, base, incident.id)
-        else:
-            repeat = incident.seen(event.id)
-            if not repeat:
-                incident.add(event.time)
-            incident.last_seen = max(incident.last_seen, event.time)
-            self.recorder.append(EntryKind.INCIDENT_JOINED, {**base, "repeat": repeat}, incident.id)
-        incident.seen(event.id)
-        incident.touched = self.clock()
-        return incident, not repeat, event
 
     def _scope(self, incident: Incident, event: Event, rb: Runbook) -> dict[str, Any]:
         recent = incident.recent(event.time, rb.count_window or rb.window)

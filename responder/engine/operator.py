@@ -6,6 +6,7 @@ signing key id) is recorded as `operator.requested`, what it did as `operator.co
 was already completed is answered from the timeline, never run twice; one whose intent a crash left open runs again
 with that intent's params (as `operator_params` completed them the first time). A different request claiming the id of
 one handled (its bytes' digest differs) is refused, and a reply is signed for the bytes of the request it answers.
+Whether a validly signed request may be acted on (expiry, `operator_permissions`) is responder/engine/permissions.py's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pydantic import BaseModel, ValidationError
 
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
-from responder.auth import ApproverKeys, KeyRing, bounded
+from responder.auth import KeyRing, bounded
+from responder.engine.permissions import refused
 from responder.engine.refusals import Refusals
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
@@ -149,7 +151,7 @@ class Operator:
             return self.done[request.id]
         self.answered[request.id] = digest
         head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "request": digest}
-        refusal = self._refusal(request, key_id, datetime.fromtimestamp(self.clock(), UTC))
+        refusal = refused(request, key_id, datetime.fromtimestamp(self.clock(), UTC), self.keys, self.permissions)
         if refusal is not None:
             return await self._complete(request, digest, ok=False, error=refusal)
         self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)
@@ -168,23 +170,6 @@ class Operator:
                                                 "key_id": key_id, "reason": error}, request.incident)
         await self.recorder.flush()
         return OperatorReply(id=request.id, action=request.action, ok=False, error=error)
-
-    def _refusal(self, request: OperatorRequest, key_id: str | None, now: datetime) -> str | None:
-        """Why a validly signed request is not acted on: expired, not granted to its key, too long-lived, or `by` not
-        the key's holder."""
-        if request.expired(now):
-            return "the request expired before it was handled"
-        granted = self.permissions.get(key_id or "", ())
-        if missing := [c for c in commands(request) if c not in granted]:
-            return (f"key {key_id!r} may not send {', '.join(missing)}: operator_permissions grants it "
-                    f"{', '.join(sorted(granted)) or 'nothing'}")
-        if isinstance(self.keys, ApproverKeys):
-            holder = self.keys.identity(key_id)
-            if holder is not None and holder != request.by:
-                return f"key {key_id!r} signs for {holder!r}, not {request.by!r}"
-            if (request.expires_at - now).total_seconds() > self.keys.max_lifetime:
-                return f"the request is valid for longer than {self.keys.max_lifetime:g}s"
-        return None
 
     async def _run(self, request: OperatorRequest) -> list[dict[str, Any]]:
         if request.action == "undo":
@@ -231,15 +216,6 @@ class Operator:
                 log.error("operator_reply_not_shared", id=request.id, error=str(exc))
         log.info("operator_request_done", action=request.action, ok=ok, by=request.by)
         return reply
-
-
-def commands(request: OperatorRequest) -> list[str]:
-    """The `operator_permissions` a request needs: its action, and for an undo `undo.force` / `undo.destructive`
-    when it asks for them."""
-    if request.action != "undo":
-        return [request.action]
-    return ["undo"] + [name for name, arg in (("undo.force", "force"), ("undo.destructive", "allow_destructive"))
-                       if request.args.get(arg) is True]
 
 
 def _check_given(schema: type[BaseModel], given: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from responder.actuators.registry import Registry
-from responder.engine.runner import Resolved, resolve_step
+from responder.engine.resolution import Resolved, resolve_step
 from responder.models.plan import Plan, PlannedStep, idempotency_key
 from responder.models.runbook import Runbook
 

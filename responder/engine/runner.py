@@ -1,5 +1,8 @@
 """The one way a step runs: resolve → intent → apply (retries, timeout) → verify → result.
 
+Resolving a step's parameters against an event's scope is responder/engine/resolution.py's (its names are importable
+here too).
+
 Runbook steps (the executor), reversals (undo) and operator commands (`responder models …`) all run
 their actuator through `run_step`, so each gets the same retries, timeout, `duration_ms`, the same
 failure bodies, and the before-state read once and bound to the intent.
@@ -12,22 +15,20 @@ import logging
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar, cast
 
 import structlog
-from pydantic import BaseModel, JsonValue, ValidationError
+from pydantic import BaseModel, JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator
-from responder.actuators.registry import Registry
 from responder.actuators.retry import retry_after, settled_by_verify
-from responder.engine.templating import render
-from responder.errors import ActuationError, TemplateError, TransientActuationError
+from responder.engine.resolution import Invalid as Invalid  # importable here, as before
+from responder.engine.resolution import Resolved as Resolved
+from responder.engine.resolution import resolve_step as resolve_step
+from responder.errors import ActuationError, TransientActuationError
 from responder.log import enabled as log_enabled
-from responder.models.runbook import Step
 from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind
-from responder.rules.conditions import describe, first_failure
 from responder.timeline.recorder import Recorder
 from responder.tracing import active, ended, span
 
@@ -38,58 +39,6 @@ _RESULT_FIELDS = frozenset(StepResult.model_fields)
 _CANNOT_OBSERVE = Actuator.observe
 _OK = StepStatus.OK.value
 _T = TypeVar("_T")
-
-
-class Resolved(NamedTuple):
-    """A step whose parameters resolved and validated now (a named tuple: built once per step, 2x cheaper)."""
-
-    actuator: Actuator[Any]
-    params: BaseModel
-    target: str
-    values: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class NotNow:
-    """A step whose `when` does not hold."""
-
-    condition: str
-
-
-@dataclass(frozen=True)
-class Invalid:
-    """A step whose parameters do not resolve or validate; `intended`: what it was meant to act on (`intended`)."""
-
-    error: str
-    intended: str = ""
-
-
-def intended(with_: Mapping[str, Any], scope: Mapping[str, Any]) -> str:
-    """What a step whose parameters did not resolve or validate was meant to act on, for `${failure.target}`: each
-    parameter's value where it resolves to a scalar, as the runbook wrote it where it does not (its text, never
-    evaluated; a value from the event is data here too: rendered once, never scanned again)."""
-    parts = []
-    for name, value in with_.items():
-        try:
-            got = render(value, scope)
-        except TemplateError:
-            got = value
-        shown = got if isinstance(got, str | int | float | bool) else value
-        parts.append(f"{name}={str(shown)[:200]}")
-    return "unresolved: " + ", ".join(parts)
-
-
-def resolve_step(step: Step, scope: Mapping[str, Any], registry: Registry) -> Resolved | NotNow | Invalid:
-    """Bind a runbook step to one event's scope: its actuator, validated params and target."""
-    failed_when = first_failure(step.when, scope)
-    if failed_when is not None:
-        return NotNow(describe(failed_when))
-    actuator = registry.get(step.actuator)
-    try:
-        params = actuator.params.model_validate(render(step.with_, scope))
-    except (TemplateError, ValidationError) as exc:
-        return Invalid(f"invalid parameters: {exc}", intended(step.with_, scope))
-    return Resolved(actuator, params, actuator.target(params), params.model_dump(mode="json"))
 
 
 class StepCall(NamedTuple):

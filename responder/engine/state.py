@@ -3,18 +3,19 @@
 The state changes only through this API. `recovery.fold(state, entry)` folds one timeline entry into it through the
 same methods the executor and the decisions module call.
 `snapshot()` is a pydantic value (responder/engine/snapshot.py) that can be written elsewhere and `restore()`d,
-and `evict()` drops incidents closed for longer than their runbook's window plus cooldown, with their step results.
+and `evict()` drops incidents closed for longer than their runbook's window plus cooldown, with their step results,
+remembering their group keys (`closed`, responder/engine/closedgroups.py).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 
 from pydantic import JsonValue
 
 from responder.engine.approvals import Parked
+from responder.engine.closedgroups import ClosedGroups
 from responder.engine.incidents import IncidentBook
 from responder.engine.quotas import QuotaWindows
 from responder.engine.snapshot import DoneStep, EngineSnapshot, InFlight, done_record, inflight_record
@@ -38,7 +39,7 @@ class EngineState:
         self._parked: dict[tuple[str, str], Parked] = {}
         self._granted: dict[tuple[str, str], Parked] = {}
         self._continuing: dict[tuple[str, str], tuple[Parked, bool, bool]] = {}
-        self._closed: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
+        self.closed = ClosedGroups(MAX_CLOSED, CLOSED_HORIZON)  # the group keys of evicted incidents
         self.forgotten: list[tuple[str, str]] = []
         """(runbook, group key)s the last `evict` or `restore` dropped from the evicted group keys (past the
         horizon, or over the cap): a fleet tombstones their changelog records. Reset by each of those calls."""
@@ -105,8 +106,7 @@ class EngineState:
 
     def closed_until(self, runbook: str, group_key: str) -> float | None:
         """Up to which event time an evicted incident of this group key suppresses events (None: none remembered)."""
-        found = self._closed.get((runbook, group_key))
-        return found[0] if found is not None else None
+        return self.closed.until(runbook, group_key)
 
     def used(self, incident: str, decision: str) -> bool:
         """Whether this decision (`decision_id`) was applied to a step of the incident already."""
@@ -210,7 +210,7 @@ class EngineState:
         """The whole state as a serialisable value."""
         return EngineSnapshot(incidents=self.incidents.all(), done=dict(self._done), inflight=dict(self._inflight),
                               parked=list(self._parked.values()), quotas=self.windows.runs(),
-                              closed=[(rb, key, at, gone) for (rb, key), (at, gone) in self._closed.items()],
+                              closed=self.closed.entries(),
                               charges=self.windows.charges(), granted=list(self._granted.values()),
                               continuing=list(self._continuing.values()))
 
@@ -223,9 +223,7 @@ class EngineState:
         self._parked = {(p.incident, p.step): p for p in snapshot.parked}
         self._granted = {(p.incident, p.step): p for p in snapshot.granted}
         self._continuing = {(p.incident, p.step): (p, ok, esc) for p, ok, esc in snapshot.continuing}
-        self._closed, self.forgotten = OrderedDict(), []
-        for rb, key, at, gone in sorted(snapshot.closed, key=lambda c: c[3]):  # oldest eviction first: `evict` pops
-            self._remember(rb, key, at, gone)  # the horizon's from the front (merged slices come in any order)
+        self.forgotten = self.closed.load(snapshot.closed)
 
     def evict(self, now: float, spans: Mapping[str, tuple[float, float]]) -> list[str]:
         """Drop incidents closed at `now` and their step results, and the quota runs no quota counts any more;
@@ -240,24 +238,14 @@ class EngineState:
         closed = [inc.id for inc in self.incidents.all()
                   if inc.runbook in spans and inc.id not in busy and now - inc.touched > sum(spans[inc.runbook])]
         gone = set(closed)
-        self.forgotten = []
-        while self._closed and next(iter(self._closed.values()))[1] < now - CLOSED_HORIZON:
-            self.forgotten.append(self._closed.popitem(last=False)[0])
+        self.forgotten = self.closed.expire(now)
         for incident_id in closed:
             inc = self.incidents.by_id[incident_id]
-            self._remember(inc.runbook, inc.group_key, inc.quiet_until(*spans[inc.runbook]), now)
+            self.closed.remember(inc.runbook, inc.group_key, inc.quiet_until(*spans[inc.runbook]), now, self.forgotten)
             self.incidents.drop(incident_id)
         self._done = {k: d for k, d in self._done.items() if d.incident not in gone}
         self.windows.prune(now)
         return closed
-
-    def _remember(self, runbook: str, group_key: str, at: float, evicted: float) -> None:
-        key = (runbook, group_key)
-        before = self._closed.get(key)
-        self._closed[key] = (max(at, before[0]) if before else at, evicted)
-        self._closed.move_to_end(key)
-        while len(self._closed) > MAX_CLOSED:
-            self.forgotten.append(self._closed.popitem(last=False)[0])
 
     def _runbook_of(self, incident: str | None) -> str:
         found = self.incidents.by_id.get(incident or "")

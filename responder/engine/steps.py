@@ -1,12 +1,13 @@
 """The engine's step path: resolve → already done? → guards, quotas, kill switch → approval → intent → apply → result.
 
 `StepRunning` is mixed into `Engine` (responder/engine/executor.py), whose collaborators it uses, so a step costs no
-indirection; a failed or refused step runs the runbook's `on_failure` steps here too.
+indirection; a failed or refused step runs the runbook's `on_failure` steps here too. What it records beside a step's
+run (a refusal, the intent written) and its drift check are its base's, `StepRecording` (responder/engine/recording.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -21,14 +22,14 @@ from responder.engine.guards import Guards, Trip, reason_shape
 from responder.engine.incidents import Incident
 from responder.engine.lastresort import record_missed
 from responder.engine.planner import LazyPlan
-from responder.engine.runner import Invalid, NotNow, Resolved, StepCall, resolve_step, run_step, verified
-from responder.engine.state import EngineState
+from responder.engine.recording import StepRecording
+from responder.engine.resolution import Invalid, NotNow, Resolved, resolve_step
+from responder.engine.runner import StepCall, run_step, verified
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, Runbook, Step
 from responder.models.step import Failure, StepHead, StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind
-from responder.timeline.recorder import Recorder
 
 log = structlog.get_logger(__name__)
 
@@ -49,19 +50,15 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # an escalation step whose `when` did not hold (a runbook step's skip is OK)
 
 
-class StepRunning:
+class StepRunning(StepRecording):
     """Runs one runbook step for an incident, so no step key acts twice (mixed into `Engine`)."""
 
-    recorder: Recorder
     registry: Registry
     context: ActuationContext
     dry_run: bool
-    clock: Callable[[], float]
     guards: Guards
     fleet_guard: FleetGuard | None
     decisions: Decisions
-    state: EngineState
-    actions: int
 
     async def _failed(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
                       plan: LazyPlan, failed: StepResult, escalating: bool, *, resumed: bool = False,
@@ -219,34 +216,6 @@ class StepRunning:
         self.recorder.append(EntryKind.STEP_RESULT, recovered.body(), incident.id)
         self.state.finish(recovered, incident.id)
         return Outcome.OK
-
-    @staticmethod
-    def _refusal(head: StepHead, hard: Sequence[Trip]) -> StepResult:
-        """The result of a step refused by hard trips (recorded in production; a dry run plans its escalation)."""
-        return StepResult(**head.body(), status=StepStatus.REFUSED, error="; ".join(t.detail for t in hard),
-                          permanent=True)
-
-    def _refused(self, head: StepHead, hard: Sequence[Trip], incident: Incident) -> StepResult:
-        """Record a step refused by hard trips (a protected resource: never run, approval or not)."""
-        refused = self._refusal(head, hard)
-        self.recorder.append(EntryKind.STEP_RESULT, refused.body(), incident.id)
-        self.state.finish(refused, incident.id)
-        return refused
-
-    async def _drifted(self, call: StepCall, key: str) -> bool:
-        """Whether a succeeded step's desired state no longer holds (verified with the params it ran with)."""
-        applied = self.state.applied_params(key)
-        if applied is None:
-            return False
-        params = call.actuator.params.model_validate(applied)
-        return not await verified(StepCall(call.actuator, params, call.ctx))
-
-    def _intended(self, intent: StepIntent, incident: str | None) -> None:
-        """`run_step`'s `on_intent`: the intent is written (stamped with the engine's clock when built), so the step
-        is in flight and counts against quotas. A method, not a closure per step (four GC-tracked objects fewer
-        alive while the step waits on the group commit)."""
-        self.state.intend(intent, incident, intent.clock if intent.clock is not None else self.clock())
-        self.actions += 1
 
     async def _execute(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
                        plan: LazyPlan, resolved: Resolved, call: StepCall, head: StepHead,
