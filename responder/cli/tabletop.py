@@ -162,8 +162,11 @@ def replay(
             else ""
         console.print(f"  record {p.record} {p.runbook} {p.step}: {p.actuator} on {p.target}{gate}", highlight=False)
     for f in result.failed:
-        told = f"nobody told (escalation.missed: {f.missed})" if f.missed else \
-            f"escalated: {', '.join(f.escalation)}" if f.escalation else "not escalated (an escalation step)"
+        again = f"not told again: {', '.join(f.already_done)} (already done for an earlier record)" \
+            if f.already_done else ""
+        told = f"nobody told (escalation.missed: {f.missed})" if f.missed else "; ".join(
+            [f"escalated: {', '.join(f.escalation)}"] * bool(f.escalation) + [again] * bool(again)) \
+            or "not escalated (an escalation step)"
         verb = "be refused" if f.status == "refused" else "fail"
         console.print(f"  record {f.record} {f.runbook} {f.step} would {verb}: {f.error}; {told}", highlight=False,
                       markup=False, soft_wrap=True)

@@ -48,6 +48,8 @@ def fold(state: EngineState, entry: TimelineEntry) -> None:
         state.intend(intent, incident, when)
     elif kind == EntryKind.STEP_RESULT and "key" in body:
         state.finish(StepResult.read(body), incident)
+    elif kind == EntryKind.STEP_PLANNED and incident and "failure" in body and body.get("would_refuse") is not True:
+        state.plan(str(body.get("key")), incident)  # a dry run's planned escalation step: its page went out once
     elif kind in (EntryKind.STEP_ESCALATED, EntryKind.ESCALATION_MISSED) and incident:
         state.escalate_failure(incident, str(body.get("step")))
     elif kind == EntryKind.STEP_SKIPPED and incident:

@@ -40,6 +40,7 @@ class EngineState:
         self._granted: dict[tuple[str, str], Parked] = {}
         self._continuing: dict[tuple[str, str], tuple[Parked, bool, bool]] = {}
         self.closed = ClosedGroups(MAX_CLOSED, CLOSED_HORIZON)  # the group keys of evicted incidents
+        self._planned: dict[str, str] = {}  # a dry run's escalation step keys planned → incident (not in snapshots)
         self.forgotten: list[tuple[str, str]] = []
         """(runbook, group key)s the last `evict` or `restore` dropped from the evicted group keys (past the
         horizon, or over the cap): a fleet tombstones their changelog records. Reset by each of those calls."""
@@ -100,6 +101,11 @@ class EngineState:
         found = self._continuing.get((incident, step))
         return found is not None and found[2]
 
+    def planned(self, key: str) -> bool:
+        """Whether a dry run planned this escalation step key (its page would have gone out: production's run of it
+        would be done, and skipped as `already_done` when the step fails again in the incident)."""
+        return key in self._planned
+
     def waits(self, incident: str, step: str) -> bool:
         """Whether a step waits for a human, or runs under a release (parked or granted)."""
         return (incident, step) in self._parked or (incident, step) in self._granted
@@ -144,6 +150,10 @@ class EngineState:
             found = self.incidents.by_id.get(incident)
             if found is not None and result.ok and result.outputs is not None:
                 found.step_outputs[result.step] = {"result": result.outputs}
+
+    def plan(self, key: str, incident: str) -> None:
+        """A dry run planned an escalation step key that no guard would refuse (`planned`)."""
+        self._planned[key] = incident
 
     def park(self, parked: Parked) -> None:
         """A step waits for a decision (again: a new parking replaces the run an earlier decision began). Its intent a
@@ -223,7 +233,7 @@ class EngineState:
         self._parked = {(p.incident, p.step): p for p in snapshot.parked}
         self._granted = {(p.incident, p.step): p for p in snapshot.granted}
         self._continuing = {(p.incident, p.step): (p, ok, esc) for p, ok, esc in snapshot.continuing}
-        self.forgotten = self.closed.load(snapshot.closed)
+        self.forgotten, self._planned = self.closed.load(snapshot.closed), {}
 
     def evict(self, now: float, spans: Mapping[str, tuple[float, float]]) -> list[str]:
         """Drop incidents closed at `now` and their step results, and the quota runs no quota counts any more;
@@ -244,6 +254,7 @@ class EngineState:
             self.closed.remember(inc.runbook, inc.group_key, inc.quiet_until(*spans[inc.runbook]), now, self.forgotten)
             self.incidents.drop(incident_id)
         self._done = {k: d for k, d in self._done.items() if d.incident not in gone}
+        self._planned = {k: i for k, i in self._planned.items() if i not in gone}
         self.windows.prune(now)
         return closed
 

@@ -70,10 +70,10 @@ class StepRunning(StepRecording):
         responder/engine/escalation.py): `step.escalated` is recorded, marked `resumed`, only if its run had not yet.
         With no `on_failure` step, or each skipped by its `when`, the last resort: `escalation.missed`
         (responder/engine/lastresort.py). A dry run (a step a hard guard would refuse) plans the same: `step.escalated`
-        and `escalation.missed` carry `dry_run`, each escalation step is `step.planned`. `intended`: what a step whose
-        parameters did not resolve was meant to act on; `origin`: the step waited under another version of the runbook
-        (`runbook_was`, `escalated_with`), so an escalation step that parks is `alone` (nothing of this version runs
-        after it)."""
+        and `escalation.missed` carry `dry_run`, each escalation step is `step.planned` once per key (`already_done`
+        after, as production skips its page). `intended`: what a step whose parameters did not resolve was meant to
+        act on; `origin`: the step waited under another version of the runbook (`runbook_was`, `escalated_with`), so
+        an escalation step that parks is `alone` (nothing of this version runs after it)."""
         if escalating:
             return Outcome.FAILED
         failure, note = Failure.of(failed, intended), origin or {}
@@ -142,6 +142,9 @@ class StepRunning(StepRecording):
             rec.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done"}, incident.id)
             incident.step_outputs[step.id] = {"result": done.outputs or {}}
             return Outcome.OK if done.ok else Outcome.FAILED
+        if dry and escalating and self.state.planned(key):  # planned for an earlier failure of the step: production
+            rec.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done", "dry_run": True}, incident.id)
+            return Outcome.OK  # would find its page done (on-call is told once per step and incident)
         # tuples: the common step trips nothing, and an empty tuple is no container for the collector to walk
         # while the step waits on the group commit (three empty lists were)
         trips = (*plan_trips, *self.guards.check_step(rb, step.actuator, target, values, event,
@@ -167,6 +170,8 @@ class StepRunning(StepRecording):
                                                 **({"failure": scope["failure"]} if escalating else {}),
                                                 **({"assumed_outputs": assumed} if assumed else {})}, incident.id)
             incident.step_outputs[step.id] = {"result": assumed}  # later steps plan on what this one would return
+            if escalating and refusal is None:
+                self.state.plan(key, incident.id)
             if refusal is not None and not escalating:  # plan the escalation production's refusal would run, and end
                 return await self._failed(rb, incident, event, scope, plan, refusal, escalating)  # as it would
             return Outcome.OK

@@ -53,11 +53,13 @@ class Planned(_Step):
 class Failed(_Step):
     """A step that would fail for one event (its parameters do not resolve, in a dry run) or be refused (a hard guard:
     a protected id), and who would hear of it: the escalation steps planned for it, or why nobody would
-    (`escalation.missed`)."""
+    (`escalation.missed`), or why not again (`already_done`: planned for an earlier record of the incident, as
+    production runs each escalation step once per step and incident)."""
 
     error: str
     status: str = "failed"
     escalation: list[str] = Field(default_factory=list)
+    already_done: list[str] = Field(default_factory=list)
     missed: str | None = None
 
 
@@ -92,6 +94,7 @@ async def backtest(values: Sequence[bytes], runbooks: Sequence[Runbook], registr
     planned: list[Planned] = []
     failed: dict[tuple[str, str], Failed] = {}  # (incident, step) → its latest failure
     failures: list[Failed] = []
+    escalating: dict[tuple[str, str], Failed] = {}  # (incident, escalation step) → the failure it would tell of
     event_of: dict[str, str] = {}  # each incident's event being handled: records are handled one at a time, so a
     for e in entries:              # step planned after an event opened or joined its incident was planned for it
         if e.kind in (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED) and e.incident:
@@ -116,7 +119,13 @@ async def backtest(values: Sequence[bytes], runbooks: Sequence[Runbook], registr
                 and (f := failed.get((incident, str(e.body.get("step"))))) is not None:
             ids = e.body.get("escalation") if e.kind == EntryKind.STEP_ESCALATED else None
             f.escalation += [str(i) for i in ids] if isinstance(ids, list) else []
+            escalating |= {(incident, str(i)): f for i in (ids if isinstance(ids, list) else [])}
             f.missed = str(e.body.get("reason")) if e.kind == EntryKind.ESCALATION_MISSED else f.missed
+        elif e.kind == EntryKind.STEP_SKIPPED and e.body.get("reason") == "already_done" \
+                and (f := escalating.get((incident, sid := str(e.body.get("step"))))) is not None \
+                and sid in f.escalation:  # its page went out for an earlier record: not told again
+            f.escalation.remove(sid)
+            f.already_done.append(sid)
     incidents = [{"incident": i, "runbook": e.body.get("runbook"), "group_key": e.body.get("group_key"),
                   "event_id": e.body.get("event_id")} for i, e in opened.items()]
     return Backtest(records=len(values), incidents=incidents, planned=planned, rejected=rejected, failed=failures)

@@ -36,13 +36,28 @@ settings:
 """
 
 
-def _drill(tmp_path: Path, runbook: str) -> tuple[int, dict, list]:
+AGAIN = """\
+  - id: again
+    at: 10s
+    event: {event}
+    overrides:
+      id: a-second-finding
+      resource.accessKeyDetails.accessKeyId: AKIAFAKEFAKEFAKEFAKE
+      createdAt: ${{now}}
+      updatedAt: ${{now}}
+expectations:
+"""
+
+
+def _drill(tmp_path: Path, runbook: str, *, again: bool = False) -> tuple[int, dict, list]:
     runbooks, playbooks = tmp_path / "runbooks", tmp_path / "playbooks"
     runbooks.mkdir()
     playbooks.mkdir()
     (runbooks / "silent-deactivation.yaml").write_text(runbook)
     event = ROOT / "playbooks" / "events" / "guardduty-leaked-access-key.json"
-    playbook = PLAYBOOK.replace("must_pass: true\n", "must_pass: false\n").format(event=event, extra=DRY)
+    playbook = PLAYBOOK.replace("must_pass: true\n", "must_pass: false\n")
+    playbook = playbook.replace("expectations:\n", AGAIN, 1) if again else playbook
+    playbook = playbook.format(event=event, extra=DRY)
     (playbooks / "silent-runbook.yaml").write_text(playbook)
     result = CliRunner().invoke(app, ["tabletop", "run", str(playbooks / "silent-runbook.yaml"), "--runbooks",
                                       str(runbooks), "--json", "--report", str(tmp_path / "report")])
@@ -78,3 +93,16 @@ def test_a_dry_run_drill_without_an_escalation_shows_nobody_would_be_paged(tmp_p
     [failure] = card["failures"]
     assert (failure["dry_run"], failure["told_by"], failure["missed"]) == (True, [], "no_on_failure")
     assert any("a dry run: planned, not counted" in line for line in card["improvements"])
+
+
+@pytest.mark.timeout(120)
+def test_a_dry_run_drill_plans_the_page_once_when_the_refusal_repeats_in_the_incident(tmp_path):
+    """A second finding refused in the same incident: its page is already done, as in production, not planned again."""
+    _, card, entries = _drill(tmp_path, GUARDED + PAGE_SECURITY, again=True)
+    pages = [(e.kind, e.body.get("reason")) for e in entries if e.body.get("step") == "page.deactivate-key"]
+    assert pages == [(EntryKind.STEP_PLANNED, None), (EntryKind.STEP_SKIPPED, "already_done")]
+    first, second = card["failures"]
+    assert (first["told_by"], first["already_done"]) == (["page.deactivate-key"], [])
+    assert (second["told_by"], second["already_done"], second["dry_run"]) == ([], ["page.deactivate-key"], True)
+    assert "would not be told again: planned (page.deactivate-key)" in \
+        (tmp_path / "report" / "after-action.md").read_text()
