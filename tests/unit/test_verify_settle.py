@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from responder.actuators import registry
 from responder.actuators.retry import VerifySettle, settle_verify
 from responder.catalog import load_runbooks
 from responder.cli import app
+from responder.cli.output import summarize
 from responder.fleet import fleet_digest
+from responder.models.timeline import TimelineEntry
 from responder.service import Service
 from responder.settings import Settings
 from tests.fakes import Lagging, Waits
@@ -23,7 +26,7 @@ def _settle(waits: Waits, seconds: float = 5.0) -> VerifySettle:
     return VerifySettle(seconds, sleep=waits.sleep, clock=waits.clock)
 
 
-def _reads(answers: list[bool]) -> tuple[list[bool], object]:
+def _reads(answers: list[bool]) -> tuple[list[bool], Callable[[], Awaitable[bool]]]:
     """A verify() read answering `answers` in turn (then False), and the list of what it answered."""
     given: list[bool] = []
 
@@ -38,7 +41,7 @@ async def test_a_read_back_that_turns_true_on_the_second_read_is_verified():
     """One wait of 0.5 s, a second read that is true: verified after 2 reads."""
     waits = Waits()
     given, read = _reads([True])
-    assert await settle_verify(read, _settle(waits)) == (True, 2)  # type: ignore[arg-type]
+    assert await settle_verify(read, _settle(waits)) == (True, 2)
     assert (given, waits.waited) == ([True], [0.5])
 
 
@@ -46,7 +49,7 @@ async def test_a_read_back_that_stays_false_is_read_within_the_bound_and_stays_f
     """5 s: waits of 0.5, 1, 2 and 1.5 s (adding up to the bound), 5 reads in all, still false."""
     waits = Waits()
     given, read = _reads([])
-    assert await settle_verify(read, _settle(waits)) == (False, 5)  # type: ignore[arg-type]
+    assert await settle_verify(read, _settle(waits)) == (False, 5)
     assert waits.waited == [0.5, 1.0, 2.0, 1.5]
     assert len(given) == 4
 
@@ -55,7 +58,7 @@ async def test_a_settle_of_zero_reads_once():
     """0 disables the settle: the first, false read is the only one."""
     waits = Waits()
     given, read = _reads([True])
-    assert await settle_verify(read, _settle(waits, 0)) == (False, 1)  # type: ignore[arg-type]
+    assert await settle_verify(read, _settle(waits, 0)) == (False, 1)
     assert (given, waits.waited) == ([], [])
 
 
@@ -153,3 +156,11 @@ def test_a_fleet_whose_replicas_settle_differently_is_refused_and_the_default_ke
     books = load_runbooks(runbooks_dir, registry)
     assert fleet_digest(books, Settings(verify_settle_s=2)) != fleet_digest(books, Settings())
     assert fleet_digest(books, Settings(verify_settle_s=5.0)) == fleet_digest(books, Settings())
+
+
+def test_the_timeline_line_of_a_settled_step_shows_its_reads():
+    """`responder timeline show` names verify_reads next to verified, so a settled read-back is visible."""
+    body = {"step": "deactivate", "status": "ok", "verified": True, "verify_reads": 3}
+    entry = TimelineEntry(seq=1, writer="w", at="2026-12-05T00:00:00+00:00", kind="step.result", body=body,
+                          prev="0", hash="0")
+    assert "verified=True verify_reads=3" in summarize(entry)
