@@ -17,10 +17,11 @@ DIGESTED = frozenset({"topics", "topic_formats", "changelog_topic", "guard_quota
                       "protected_ids", "protected_tags", "dry_run", "require_signature"})
 DIGESTED_IF_SET = frozenset({"aws_account_id", "aws_region", "approver_identities", "event_signing_key_sources",
                              "operator_permissions", "model_trusted_keys", "model_accept_legacy_signatures",
-                             "model_refuse_legacy_signatures"})
-"""Digested since 2026-12-04 (operator_permissions, the model_* ones since 2026-12-05), each only when not at its
-default: a fleet that sets none of them kept its digest through the upgrade (no `RESPONDER_FLEET_ADOPT_DIGEST`
-needed). Key ids, identities, source globs, command names and public-key fingerprints: no secret."""
+                             "model_refuse_legacy_signatures", "verify_settle_s"})
+"""Digested since 2026-12-04 (operator_permissions, the model_* ones and verify_settle_s since 2026-12-05), each only
+when not at its default: a fleet that sets none of them kept its digest through the upgrade (no
+`RESPONDER_FLEET_ADOPT_DIGEST` needed). Key ids, identities, source globs, command names, public-key fingerprints
+and a number of seconds: no secret."""
 
 
 def key_fingerprints(paths: Iterable[str]) -> list[str]:

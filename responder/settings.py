@@ -59,6 +59,11 @@ class Settings(KafkaSettings):
         default=None, description="explicit credentials (with the secret key); unset = the standard boto3 chain")
     aws_secret_access_key: SecretStr | None = Field(default=None, description="goes with aws_access_key_id")
     aws_call_timeout: float = Field(default=20.0, gt=0, description="deadline in seconds of one AWS API call")
+    verify_settle_s: float = Field(
+        default=5.0, ge=0, le=60, allow_inf_nan=False,
+        description="seconds a runbook step's false verify() read-back is read again (after 0.5, 1, 2… s) before the "
+                    "step is escalated as unverified: AWS reads lag a change for a few seconds (IAM, EC2, S3); "
+                    "only a false read-back waits, after the step's timeout; 0 = read once (docs/engine.md)")
     aws_account_id: str | None = Field(
         default=None, description="responder's own account: the generated IAM policy is scoped to it, and protected "
                                   "ids pinned to an account are matched in it (unset: in any account)")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import copy
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -164,3 +165,47 @@ def dying(echo: Echo, *, applied: bool) -> Iterator[None]:
             yield
     finally:
         echo.apply = real  # type: ignore[method-assign]
+
+
+class Lagging:
+    """An AwsCaller whose reads lag its writes, as an eventually consistent control plane's do: after a call of
+    `write`, the next `stale` calls of `read` answer what that read last answered before it (`stale_answers`)."""
+
+    def __init__(self, call: Callable[..., Awaitable[dict[str, Any]]], *, write: str = "update_access_key",
+                 read: str = "list_access_keys", stale: int = 1) -> None:
+        self._call, self.write, self.read, self.stale = call, write, read, stale
+        self._last: dict[str, dict[str, Any]] = {}
+        self.lagging = self.stale_answers = 0
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """The real answer, except a read within `stale` reads after a write: the one from before it."""
+        if operation == self.read:
+            asked = repr(sorted(kwargs.items()))
+            if self.lagging > 0 and asked in self._last:
+                self.lagging -= 1
+                self.stale_answers += 1
+                return copy.deepcopy(self._last[asked])
+            answer = await self._call(service, operation, **kwargs)
+            self._last[asked] = copy.deepcopy(answer)  # as it was: a fake may change the objects it answered later
+            return answer
+        answer = await self._call(service, operation, **kwargs)
+        if operation == self.write:
+            self.lagging = self.stale
+        return answer
+
+
+class Waits:
+    """A `VerifySettle`'s sleep and clock: records each wait and advances the clock by it, sleeping for nothing."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waited: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        """Record the wait and move the clock on."""
+        self.waited.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        """The time the waits add up to."""
+        return self.now

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from responder.actuators.registry import Registry
+from responder.actuators.retry import VerifySettle
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys, signed_headers
 from responder.catalog import load_runbooks
 from responder.engine import Engine
@@ -68,13 +69,14 @@ class Kit:
     policy: GuardPolicy = field(default_factory=GuardPolicy)
     dry_run: bool = False
     pipeline: Pipeline | None = None
+    settle: VerifySettle | None = None
 
     def start(self) -> Pipeline:
         """A fresh engine recovered from the store (as after a restart) and its pipeline."""
         reg = self.registry
         engine = Engine(Recorder(self.store), reg, self.iam, dry_run=self.dry_run,
                         guards=Guards(self.policy), publisher=self.publisher,
-                        approval_keys=APPROVER_KEYS, clock=self.clock)
+                        approval_keys=APPROVER_KEYS, clock=self.clock, verify_settle=self.settle)
         engine.recover()
         self.pipeline = Pipeline(load_runbooks(self.runbooks_dir, reg), engine)
         return self.pipeline

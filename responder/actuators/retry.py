@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -25,6 +26,7 @@ from responder.tracing import active, span
 
 T = TypeVar("T")
 MAX_BACKOFF = 5.0  # seconds between retries, unless the deadline spreads them further (with_retries)
+SETTLE_FIRST = 0.5  # seconds before the first re-read of a false verify() (VerifySettle), doubling after it
 log = structlog.get_logger(__name__)
 
 
@@ -133,3 +135,46 @@ def settled_by_verify(actuator: Any, params: Any, ctx: Any) -> Callable[[], Awai
         return ActuationResult(changed=True, target=actuator.target(params), after=after or {})
 
     return check
+
+
+@dataclass(frozen=True)
+class VerifySettle:
+    """How long a `verify()` that reads false right after an apply is read again before it counts as false.
+
+    AWS control planes are eventually consistent (a key deactivated or a policy attached may read back as before
+    for a few seconds): the re-reads wait `SETTLE_FIRST` seconds, then twice as long each time, the last wait cut
+    so the waits add up to `seconds`; 0 = one read. `sleep` and `clock` are injectable (tests count reads, never
+    wall time).
+    """
+
+    seconds: float = 5.0
+    first: float = SETTLE_FIRST
+    sleep: Callable[[float], Awaitable[Any]] = field(default=asyncio.sleep, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+    def waits(self) -> list[float]:
+        """The wait before each re-read (5 s: 0.5, 1, 2, 1.5)."""
+        waits, left, wait = [], self.seconds, self.first
+        while left > 1e-6:
+            waits.append(min(wait, left))
+            left -= waits[-1]
+            wait *= 2
+        return waits
+
+
+async def settle_verify(read: Callable[[], Awaitable[bool]], settle: VerifySettle) -> tuple[bool, int]:
+    """Read a `verify()` that was just false again after each of the settle's waits, until it reads true: whether
+    it did, and how many reads it took (the first, false one included). No re-read starts once `settle.seconds`
+    have passed since the first (slow reads count too: each is bounded by the AWS call timeout)."""
+    started, reads = settle.clock(), 1
+    for wait in settle.waits():
+        left = settle.seconds - (settle.clock() - started)
+        if left <= 0:
+            break
+        await settle.sleep(min(wait, left))
+        reads += 1
+        if await read():
+            log.info("verify_settled", reads=reads)
+            return True, reads
+    log.warning("verify_unsettled", reads=reads, seconds=settle.seconds)
+    return False, reads

@@ -17,6 +17,7 @@ import structlog
 
 from responder.actuators.base import ActuationContext, AwsCaller, Publisher
 from responder.actuators.registry import Registry
+from responder.actuators.retry import VerifySettle
 from responder.auth import KeyRing
 from responder.engine.admission import MAX_CLOCK_SKEW as MAX_CLOCK_SKEW  # importable here, as before
 from responder.engine.admission import Admission
@@ -55,13 +56,15 @@ class Engine(EscalationRelease, Admission):
                  guards: Guards | None = None, publisher: Publisher | None = None,
                  approval_keys: KeyRing | None = None, requests_topic: str = REQUESTS_TOPIC,
                  clock: Callable[[], float] = time.time, context: ActuationContext | None = None,
-                 fleet_guard: FleetGuard | None = None) -> None:
-        """`context` carries the actuators' collaborators (publisher, webhook keys, model config); `aws` is theirs."""
+                 fleet_guard: FleetGuard | None = None, verify_settle: VerifySettle | None = None) -> None:
+        """`context` carries the actuators' collaborators (publisher, webhook keys, model config); `aws` is theirs;
+        `verify_settle`: how long a runbook step's false read-back is read again before it is escalated (none: once)."""
         self.recorder = recorder
         self.context = replace(context, aws=aws) if context is not None else ActuationContext(aws=aws)
         self.registry = registry
         self.aws = aws
         self.dry_run = dry_run
+        self.verify_settle = verify_settle
         self.clock = clock
         self.guards = guards or Guards()
         self.fleet_guard = fleet_guard  # global quotas and the kill switch shared by every replica

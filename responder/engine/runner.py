@@ -15,13 +15,14 @@ import logging
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from functools import partial
 from typing import Any, NamedTuple, TypeVar, cast
 
 import structlog
 from pydantic import BaseModel, JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator
-from responder.actuators.retry import retry_after, settled_by_verify
+from responder.actuators.retry import VerifySettle, retry_after, settle_verify, settled_by_verify
 from responder.engine.resolution import Invalid as Invalid  # importable here, as before
 from responder.engine.resolution import Resolved as Resolved
 from responder.engine.resolution import resolve_step as resolve_step
@@ -42,13 +43,15 @@ _T = TypeVar("_T")
 
 
 class StepCall(NamedTuple):
-    """One actuator call and its limits (a named tuple: built once per step, 2x cheaper than a frozen dataclass)."""
+    """One actuator call and its limits (a named tuple: built once per step, 2x cheaper than a frozen dataclass);
+    `settle`: how long a false read-back is read again (`VerifySettle`) before it is recorded; none: read once."""
 
     actuator: Actuator[Any]
     params: BaseModel
     ctx: ActuationContext
     attempts: int = 1
     timeout: float = 30.0
+    settle: VerifySettle | None = None
 
 
 async def verified(call: StepCall) -> bool:
@@ -121,6 +124,10 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
             async with asyncio.timeout_at(_deadline(since, call.timeout)):
                 done = await _resumed(acting, waiting)
         ok = await verified(call)  # after the timeout, as before: an applied change is not failed by it
+        if not ok and call.settle is not None:  # only a false read-back pays: read again while the change settles
+            ok, reads = await settle_verify(partial(verified, call), call.settle)
+            if reads > 1:
+                marks = {**marks, "verify_reads": reads}
     except Exception as exc:  # any actuator error, even a bug, becomes a recorded failed result
         if not isinstance(exc, ActuationError | TimeoutError):
             log.exception("actuator_raised", step=intent.step)

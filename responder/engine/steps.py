@@ -15,6 +15,7 @@ import structlog
 
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
+from responder.actuators.retry import VerifySettle
 from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
 from responder.engine.decisions import Decisions
 from responder.engine.fleetguard import FleetGuard
@@ -56,6 +57,7 @@ class StepRunning(StepRecording):
     registry: Registry
     context: ActuationContext
     dry_run: bool
+    verify_settle: VerifySettle | None
     guards: Guards
     fleet_guard: FleetGuard | None
     decisions: Decisions
@@ -131,7 +133,8 @@ class StepRunning(StepRecording):
         key = idempotency_key(incident.id, rb.ref, step.id, target)
         head = StepHead.trusted(step=step.id, actuator=step.actuator, target=target, key=key)  # str values
         ctx = self.context.for_step(incident.id, key)
-        call = StepCall(actuator, resolved.params, ctx, attempts=step.retries + 1, timeout=step.timeout)
+        call = StepCall(actuator, resolved.params, ctx, attempts=step.retries + 1, timeout=step.timeout,
+                        settle=None if escalating else self.verify_settle)  # an escalation step's is not escalated
         dry = self.dry_run or rb.mode is Mode.DRY_RUN
         done = self.state.result(key)
         if done is not None and done.status.final and grant is None \

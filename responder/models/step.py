@@ -137,6 +137,8 @@ class StepResult(StepHead):
     after: dict[str, JsonValue] | None = None
     outputs: dict[str, JsonValue] | None = None
     duration_ms: float | None = None
+    verify_reads: int | None = None
+    """How many times `verify()` read the target back, when a false first read was read again (`VerifySettle`)."""
 
     @property
     def ok(self) -> bool:
@@ -168,7 +170,8 @@ class Failure(BaseModel):
         `unverified`, code `Unverified`); `intended` names what a step whose parameters did not resolve (so it has no
         target) was meant to act on."""
         if result.status is StepStatus.OK and result.verified is False:
+            reads = f" (read back {result.verify_reads} times as it settled)" if result.verify_reads else ""
             return cls(step=result.step, actuator=result.actuator, target=result.target or "", status=UNVERIFIED,
-                       error=UNVERIFIED_ERROR, code="Unverified")
+                       error=UNVERIFIED_ERROR + reads, code="Unverified")
         return cls(step=result.step, actuator=result.actuator, target=result.target or intended or "",
                    status=result.status.value, error=result.error or "", code=result.code or "")

@@ -20,6 +20,7 @@ from responder.actuators.base import AwsCaller
 from responder.actuators.context import context_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
+from responder.actuators.retry import VerifySettle
 from responder.catalog import load_runbooks
 from responder.catalog.defaults import with_default_escalation
 from responder.clock import SteadyClock
@@ -93,7 +94,7 @@ class Service(BatchHandling, Running):
             guards=global_guards, fleet_guard=self.fleet_guard, publisher=self.publisher,
             requests_topic=settings.approval_requests_topic,
             approval_keys=approver_keys(settings),
-            clock=clock, context=context,
+            clock=clock, context=context, verify_settle=VerifySettle(settings.verify_settle_s),
         )
         books = with_default_escalation(runbooks if runbooks is not None else
                                         load_runbooks(settings.runbooks_dir, registry),

@@ -1,4 +1,5 @@
-"""A containment step that applies but does not take effect, run by the engine against moto: on-call hears of it."""
+"""A containment step that applies but does not take effect, run by the engine against moto: on-call hears of it;
+one whose read-back only lags the change (IAM is eventually consistent) is read again and pages nobody."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import pytest
 
 from responder.actuators import registry
 from responder.actuators.base import ActuationContext
+from responder.actuators.retry import VerifySettle
 from responder.catalog import load_runbooks
 from responder.engine import Engine
 from responder.models import RawRecord
 from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
+from tests.fakes import Lagging, Waits
 from tests.integration.actuator_cases import _instance
-from tests.integration.test_runbooks import EXAMPLE_INSTANCE, EXAMPLES, ROOT, RecordingPublisher
+from tests.integration.test_runbooks import EXAMPLE_INSTANCE, EXAMPLE_KEY, EXAMPLES, ROOT, RecordingPublisher, _user_key
 
 pytestmark = pytest.mark.integration
 RUNBOOK = "compromised-inference-host"
@@ -57,3 +60,37 @@ async def test_a_host_contained_and_snapshotted_escalates_nothing(aws):
     assert [r["verified"] for r in results.values()] == [True, True, True]
     assert escalated == []
     assert not any(body["title"].startswith("containment failed") for _, body in publisher.sent)
+
+
+async def _deactivate_lagging(aws: Any, stale: int) -> tuple[dict[str, Any], list[dict[str, Any]], Waits, Lagging]:
+    """The shipped iam-credential-compromise runbook on a moto key whose status IAM reads back as before its
+    deactivation for `stale` reads after it: the deactivate step's result, step.escalated bodies, waits, lag."""
+    user_key = await _user_key(aws)
+    books = [b for b in load_runbooks(ROOT / "runbooks", registry) if b.id == "iam-credential-compromise"]
+    lag, waits = Lagging(aws.call, stale=stale), Waits()
+    engine = Engine(Recorder(MemoryStore()), registry, lag, context=ActuationContext(aws=lag,
+                    publisher=RecordingPublisher()), verify_settle=VerifySettle(5.0, sleep=waits.sleep,
+                                                                                 clock=waits.clock))
+    raw = (EXAMPLES / "iam-credential-compromise.json").read_text().replace(EXAMPLE_KEY, user_key[EXAMPLE_KEY])
+    await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw.encode()))
+    await engine.recorder.flush()
+    entries = list(engine.recorder.entries())
+    [result] = [e.body for e in entries if e.kind == "step.result" and e.body["step"] == "deactivate-key"]
+    return result, [e.body for e in entries if e.kind == "step.escalated"], waits, lag
+
+
+async def test_a_key_deactivation_iam_reads_back_late_is_verified_and_pages_nobody(aws):
+    """IAM reads the key Active twice after deactivating it: verified on the 3rd read, no unverified page."""
+    result, escalated, waits, lag = await _deactivate_lagging(aws, stale=2)
+    assert (result["status"], result["verified"], result["verify_reads"]) == ("ok", True, 3)
+    assert (lag.stale_answers, waits.waited, escalated) == (2, [0.5, 1.0], [])
+    [key] = (await aws.call("iam", "list_access_keys", UserName="ml-training"))["AccessKeyMetadata"]
+    assert key["Status"] == "Inactive"
+
+
+async def test_a_key_deactivation_that_never_reads_back_is_escalated_after_the_settle(aws):
+    """A read-back still stale once the settle is over: unverified after 5 reads, escalated once."""
+    result, escalated, waits, _ = await _deactivate_lagging(aws, stale=99)
+    assert (result["status"], result["verified"], result["verify_reads"]) == ("ok", False, 5)
+    assert sum(waits.waited) == 5.0
+    assert [(b["step"], b["status"]) for b in escalated] == [("deactivate-key", "unverified")]
