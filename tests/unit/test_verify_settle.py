@@ -13,7 +13,7 @@ from responder.actuators.retry import VerifySettle, settle_verify
 from responder.catalog import load_runbooks
 from responder.cli import app
 from responder.cli.output import summarize
-from responder.fleet import fleet_digest
+from responder.fleet_digest import fleet_digest
 from responder.models.timeline import TimelineEntry
 from responder.service import Service
 from responder.settings import Settings
