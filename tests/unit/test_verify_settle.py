@@ -115,9 +115,10 @@ async def test_a_step_verified_on_its_first_read_waits_for_nothing(tmp_path):
     assert (result["verified"], "verify_reads" in result, waits.waited) == (True, False, [])
 
 
-async def test_an_engine_without_a_settle_reads_once(tmp_path):
+@pytest.mark.parametrize("settle", [VerifySettle(0), None])
+async def test_an_engine_without_a_settle_reads_once(tmp_path, settle):
     """No settle (settle 0 in the settings, or an engine built without one): the stale read is the answer."""
-    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE}, settle=VerifySettle(0))
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE}, settle=settle)
     lag = Lagging(kit.iam.call, stale=1)
     kit.iam.call = lag.call  # type: ignore[method-assign]
     await kit.send()
