@@ -234,6 +234,8 @@ class StepRunning(StepRecording):
         if pending is not None and await verified(call):
             return self._recovered(head, incident)
         previous = self.state.result(key)
+        if previous is not None and previous.ok and previous.verified is False:  # still false after its settle: not a
+            call = call._replace(settle=None)  # lag; read once, so a flood of re-applies cannot hold the chunk 5 s each
         # an open intent's before-state was read before its first attempt, which a crash may have cut short after a
         # partial change: reading it again would record that partial change as the state undo restores
         before = pending.before if pending is not None and pending.params == resolved.values else None

@@ -62,9 +62,11 @@ async def test_a_host_contained_and_snapshotted_escalates_nothing(aws):
     assert not any(body["title"].startswith("containment failed") for _, body in publisher.sent)
 
 
-async def _deactivate_lagging(aws: Any, stale: int) -> tuple[dict[str, Any], list[dict[str, Any]], Waits, Lagging]:
+async def _deactivate_lagging(aws: Any, stale: int, findings: int = 1) -> tuple[dict[str, Any], list[dict[str, Any]],
+                                                                            Waits, Lagging]:
     """The shipped iam-credential-compromise runbook on a moto key whose status IAM reads back as before its
-    deactivation for `stale` reads after it: the deactivate step's result, step.escalated bodies, waits, lag."""
+    deactivation for `stale` reads after it, for `findings` distinct findings: the deactivate step's last result,
+    step.escalated bodies, waits, lag."""
     user_key = await _user_key(aws)
     books = [b for b in load_runbooks(ROOT / "runbooks", registry) if b.id == "iam-credential-compromise"]
     lag, waits = Lagging(aws.call, stale=stale), Waits()
@@ -72,11 +74,15 @@ async def _deactivate_lagging(aws: Any, stale: int) -> tuple[dict[str, Any], lis
                     publisher=RecordingPublisher()), verify_settle=VerifySettle(5.0, sleep=waits.sleep,
                                                                                  clock=waits.clock))
     raw = (EXAMPLES / "iam-credential-compromise.json").read_text().replace(EXAMPLE_KEY, user_key[EXAMPLE_KEY])
-    await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw.encode()))
+    pipeline = Pipeline(books, engine)
+    for n in range(findings):
+        distinct = raw.replace("iamkey3b7e", f"iamkey{n}b7e").replace("12:00:00.000Z", f"12:0{n}:00.000Z")
+        await pipeline.handle(RawRecord(topic="alerts", value=distinct.encode()))
     await engine.recorder.flush()
     entries = list(engine.recorder.entries())
-    [result] = [e.body for e in entries if e.kind == "step.result" and e.body["step"] == "deactivate-key"]
-    return result, [e.body for e in entries if e.kind == "step.escalated"], waits, lag
+    results = [e.body for e in entries if e.kind == "step.result" and e.body["step"] == "deactivate-key"]
+    assert len(results) == findings
+    return results[-1], [e.body for e in entries if e.kind == "step.escalated"], waits, lag
 
 
 async def test_a_key_deactivation_iam_reads_back_late_is_verified_and_pages_nobody(aws):
@@ -94,3 +100,10 @@ async def test_a_key_deactivation_that_never_reads_back_is_escalated_after_the_s
     assert (result["status"], result["verified"], result["verify_reads"]) == ("ok", False, 5)
     assert sum(waits.waited) == 5.0
     assert [(b["step"], b["status"]) for b in escalated] == [("deactivate-key", "unverified")]
+
+
+async def test_a_key_re_enabled_as_fast_as_it_is_disabled_settles_once_then_reads_once(aws):
+    """A second finding re-applying a step already unverified after its settle reads once: no second 5 s wait."""
+    result, escalated, waits, _ = await _deactivate_lagging(aws, stale=99, findings=2)
+    assert (result["verified"], "verify_reads" in result, sum(waits.waited)) == (False, False, 5.0)
+    assert [(b["step"], b["status"]) for b in escalated] == [("deactivate-key", "unverified")] * 2

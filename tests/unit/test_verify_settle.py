@@ -18,7 +18,7 @@ from responder.models.timeline import TimelineEntry
 from responder.service import Service
 from responder.settings import Settings
 from tests.fakes import Lagging, Waits
-from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
+from tests.kit import DEACTIVATE_STEPS, KEY, Kit, make_kit
 from tests.unit.test_trace_timeline import ESCALATE
 
 
@@ -115,9 +115,10 @@ async def test_a_step_verified_on_its_first_read_waits_for_nothing(tmp_path):
     assert (result["verified"], "verify_reads" in result, waits.waited) == (True, False, [])
 
 
-async def test_an_engine_without_a_settle_reads_once(tmp_path):
+@pytest.mark.parametrize("settle", [VerifySettle(0), None])
+async def test_an_engine_without_a_settle_reads_once(tmp_path, settle):
     """No settle (settle 0 in the settings, or an engine built without one): the stale read is the answer."""
-    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE}, settle=VerifySettle(0))
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE}, settle=settle)
     lag = Lagging(kit.iam.call, stale=1)
     kit.iam.call = lag.call  # type: ignore[method-assign]
     await kit.send()
@@ -164,3 +165,26 @@ def test_the_timeline_line_of_a_settled_step_shows_its_reads():
     entry = TimelineEntry(seq=1, writer="w", at="2026-12-05T00:00:00+00:00", kind="step.result", body=body,
                           prev="0", hash="0")
     assert "verified=True verify_reads=3" in summarize(entry)
+
+
+async def test_a_step_still_unverified_after_a_settle_reads_once_when_a_new_event_reapplies_it(tmp_path):
+    """A key re-enabled as fast as it is disabled (or a broken verify): only the first run settles, the next reads
+    once, so a flood of findings cannot hold the partition's chunk 5 s each; each still escalates."""
+    kit, waits, _ = _lagging(tmp_path, stale=99)
+    for n in range(3):
+        await kit.send(finding_id=f"f{n}", updated=f"2026-11-25T10:0{n}:00.000Z")
+    results = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    assert [(r["verified"], r.get("verify_reads")) for r in results] == [(False, 5), (False, None), (False, None)]
+    assert sum(waits.waited) == 5.0
+    assert [b["status"] for b in kit.entries("step.escalated")] == ["unverified"] * 3
+
+
+async def test_a_step_verified_before_settles_again_when_a_new_event_reapplies_it(tmp_path):
+    """A step verified last time whose state drifted (a key re-activated by hand) settles again on its re-apply."""
+    kit, waits, lag = _lagging(tmp_path, stale=0)
+    await kit.send(finding_id="f1", updated="2026-11-25T10:00:00.000Z")
+    kit.iam.keys[KEY]["Status"] = "Active"
+    lag.stale = 1
+    await kit.send(finding_id="f2", updated="2026-11-25T10:05:00.000Z")
+    first, again = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    assert (first["verified"], again["verified"], again["verify_reads"], waits.waited) == (True, True, 2, [0.5])
