@@ -29,6 +29,12 @@ AWS_TYPES: dict[str, ResourceKind] = {
     "AwsAccount": K.ACCOUNT,
     "AwsApiGatewayApiKey": K.API_KEY,
 }
+# Security Hub's OCSF (`Findings Imported V2`) CloudFormation resource types whose bare `uid` is the resource's id
+# (a bucket's name, an instance id); any other type is typed only from an ARN (`uid`, else `uid_alt`)
+CFN_TYPES: dict[str, ResourceKind] = {
+    "AWS::S3::Bucket": K.BUCKET,
+    "AWS::EC2::Instance": K.INSTANCE,
+}
 
 # arn:aws:<service>:<region>:<account>:<resource> → kind, by (service, resource-type prefix)
 _ARN_KINDS: dict[tuple[str, str], ResourceKind] = {
