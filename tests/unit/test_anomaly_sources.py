@@ -107,3 +107,24 @@ async def test_a_medium_anomaly_joining_a_low_ones_incident_still_pages(severiti
     sent = await _notified(matcher, key, *severities)
     assert [body["severity"] for body in sent] == expected
     assert len({body["incident"] for body in sent}) == 1
+
+
+@pytest.mark.parametrize(("severities", "expected"), [((5.0, 2.0), ["high"]), ((5.0, 2.0, 3.0), ["high"]),
+                                                      ((2.0, 5.0, 3.0), ["low", "high"])])
+async def test_a_low_anomaly_joining_a_paged_incident_sends_no_triage_note(severities: tuple[float, ...],
+                                                                          expected: list[str],
+                                                                          matcher: Matcher) -> None:
+    """Once the incident has paged, a Low anomaly joining it sends no triage note (before: a `low` note whose title
+    said nobody was paged, while on-call already had the page); the page itself is unchanged."""
+    key = "AKIAPAGEDKEY" + "".join(f"{int(s * 10):02d}" for s in severities).ljust(8, "0")
+    sent = await _notified(matcher, key, *severities)
+    assert [body["severity"] for body in sent] == expected
+    assert len({body["incident"] for body in sent}) == 1
+
+
+async def test_the_triage_note_claims_only_what_it_knows(matcher: Matcher) -> None:
+    """The Low note says this finding pages nobody, never that nobody was paged for the incident."""
+    [note] = await _notified(matcher, "AKIATRIAGENOTE000001", 2.0)
+    assert note["severity"] == "low"
+    assert "nobody paged" not in note["title"]
+    assert "pages nobody" in note["title"]
