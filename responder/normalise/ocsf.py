@@ -138,8 +138,20 @@ def finding_threat(doc: dict[str, Any]) -> Threat | None:
     own = asff_threat(types) if aws_product(product, "guardduty") else None
     if own is not None:
         return own.with_techniques(tuple(x for x in ids if isinstance(x, str)))
+    if aws_product(product, "securityhub") and check_passed(doc):
+        return None  # a control check that passed is no threat (ASFF: `Compliance.Status: PASSED`)
     control = SECURITYHUB.lookup(control_id(doc)) if aws_product(product, "securityhub") else None
     return first(control, from_techniques(ids), *(OCSF_TYPES.lookup(x) for x in types))
+
+
+def check_passed(doc: dict[str, Any]) -> bool:
+    """Whether the compliance check passed: `compliance.status_id` 1 or `status` Pass (or PASSED, as ASFF and Security
+    Lake's copies write it), and neither says otherwise (a Fail, a Warning, a contradiction or no status is not a
+    pass; the finding's own `status`, Resolved or Suppressed, is a human's word and never rules a check out)."""
+    sid, label = dig(doc, "compliance", "status_id"), text(dig(doc, "compliance", "status"))
+    id_pass = sid is None or (type(sid) is int and sid == 1)
+    label_pass = label is None or label.casefold() in ("pass", "passed")  # Security Lake's copies say PASSED
+    return (sid is not None or label is not None) and id_pass and label_pass
 
 
 def control_id(doc: dict[str, Any]) -> str | None:

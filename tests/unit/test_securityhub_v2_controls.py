@@ -131,3 +131,62 @@ def test_a_cloudformation_typed_bucket_is_a_bucket(resource: dict[str, Any]) -> 
     bucket = event.first("bucket")
     assert bucket is not None
     assert bucket.id == BUCKET
+
+
+def _passed_asff(control: str, **compliance: Any) -> dict[str, Any]:
+    """The control's ASFF finding with `compliance` merged into its `Compliance` (and top-level fields set)."""
+    doc = _asff(control)
+    finding = doc["detail"]["findings"][0]
+    finding.update({k: v for k, v in compliance.items() if k in ("Workflow", "RecordState")})
+    finding["Compliance"].update({k: v for k, v in compliance.items() if k == "Status"})
+    return doc
+
+
+def _passed_v2(control: str, compliance: dict[str, Any], status: str = "New") -> dict[str, Any]:
+    """The control's V2 finding with `compliance` merged into its `compliance` and its finding `status`."""
+    finding = _v2_finding(control)
+    finding["compliance"].update(compliance)
+    finding["status"] = status
+    return _v2(finding)
+
+
+@pytest.mark.parametrize("control", sorted(CONTROLS))
+def test_a_passed_control_check_is_no_threat_in_either_lane(control: str, matcher: Matcher) -> None:
+    """A control check that passed (ASFF `Compliance.Status: PASSED`, OCSF `compliance` Pass) is no threat and
+    reaches no runbook (before: it re-applied Block Public Access, or paged that logging was stopped)."""
+    for doc in (_passed_asff(control, Status="PASSED"), _passed_v2(control, {"status": "Pass", "status_id": 1}),
+                _passed_v2(control, {"status": "Pass", "status_id": None}),
+                _passed_v2(control, {"status": "PASSED", "status_id": None}),  # Security Lake's copies (corpus)
+                _passed_v2(control, {"status": None, "status_id": 1})):
+        [event] = decode_doc(doc)
+        assert event.threat is None
+        assert matcher.match(event) == []
+
+
+def test_the_head_of_a_passed_v2_control_check_equals_its_event() -> None:
+    """The one-finding head of a passed check has no threat either, as the full decoder says."""
+    _head_equals_full(_passed_v2("S3.8", {"status": "Pass", "status_id": 1}))
+
+
+@pytest.mark.parametrize("doc", [
+    _passed_asff("S3.8", Status="FAILED", Workflow={"Status": "RESOLVED"}, RecordState="ARCHIVED"),
+    _passed_asff("S3.8", Status="FAILED", Workflow={"Status": "SUPPRESSED"}),
+    _passed_asff("S3.8", Status="WARNING"),
+    _passed_asff("S3.8", Status="NOT_AVAILABLE"),
+    _passed_v2("S3.8", {"status": "Fail", "status_id": 3}, status="Resolved"),
+    _passed_v2("S3.8", {"status": "Fail", "status_id": 3}, status="Suppressed"),
+    _passed_v2("S3.8", {"status": "Pass", "status_id": 3}),
+    _passed_v2("S3.8", {"status": "Fail", "status_id": 1}),
+    _passed_v2("S3.8", {"status": None, "status_id": None}),
+    _passed_v2("S3.8", {"status": "FAILED", "status_id": None}),
+    _passed_v2("S3.8", {"status": "PASSED", "status_id": 3}),
+    _passed_v2("S3.8", {"status": "Warning", "status_id": 2}),
+], ids=["asff-resolved-archived", "asff-suppressed", "asff-warning", "asff-not-available", "v2-resolved",
+        "v2-suppressed", "v2-status-id-fail", "v2-status-fail", "v2-no-status", "v2-failed", "v2-passed-id-fail",
+        "v2-warning"])
+def test_a_check_not_plainly_passed_still_reaches_its_runbook(doc: dict[str, Any], matcher: Matcher) -> None:
+    """Only the provider's own Pass rules a check out: a FAILED one a human (or anyone allowed
+    securityhub:BatchUpdateFindings) marked resolved or suppressed, archived, a warning, a missing or a contradictory
+    status still blocks public access on the bucket."""
+    [event] = decode_doc(doc)
+    assert _seen(event, matcher) == ("public_data_exposure", ["training-data-bucket-public"], BUCKET)
