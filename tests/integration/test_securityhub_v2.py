@@ -112,3 +112,31 @@ async def test_a_v2_control_finding_on_a_training_bucket_blocks_public_access(
     assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
     conf = await aws.call("s3", "get_public_access_block", Bucket=bucket)
     assert all(conf["PublicAccessBlockConfiguration"].values())
+
+
+async def test_a_passed_v2_control_check_leaves_its_bucket_alone(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """A passed S3.8 check in a V2 event (compliance Pass) runs nothing on its bucket, while a failed one beside it
+    still blocks public access on its own (before: the passed check re-applied Block Public Access and notified)."""
+    passed, failed = f"{unique}-training-data-dev", f"{unique}-training-data-prod"
+    docs = []
+    for bucket, compliance in ((passed, {"status": "Pass", "status_id": 1}), (failed, {})):
+        await aws.call("s3", "create_bucket", Bucket=bucket)
+        finding = _v2_finding("S3.8")
+        finding["finding_info"]["uid"] += f"-{bucket}"
+        finding["compliance"].update(compliance)
+        finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
+                                 "region": "us-east-2"}]
+        doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
+        doc["detail"]["findings"] = [finding]
+        docs.append(orjson.dumps(doc))
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], docs)
+        await wait_for(lambda: (service.pipeline.counters.records >= 2 and len(service.engine.state.results()) >= 2)
+                       or bool(service.deadlettered), timeout=60)
+    assert service.deadlettered == {}
+    assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
+    assert not [r for r in service.engine.state.results() if passed in str(r)]
+    conf = await aws.call("s3", "get_public_access_block", Bucket=failed)
+    assert all(conf["PublicAccessBlockConfiguration"].values())
