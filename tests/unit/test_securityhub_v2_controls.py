@@ -190,3 +190,32 @@ def test_a_check_not_plainly_passed_still_reaches_its_runbook(doc: dict[str, Any
     status still blocks public access on the bucket."""
     [event] = decode_doc(doc)
     assert _seen(event, matcher) == ("public_data_exposure", ["training-data-bucket-public"], BUCKET)
+
+
+@pytest.mark.parametrize("arn", [
+    f"arn:aws:s3:us-east-2:{ACCOUNT}:accesspoint/{BUCKET}",  # an access point (S3.19's resource)
+    f"arn:aws:s3::{ACCOUNT}:accesspoint/mfzwi23gnjvgw.mrap",  # a multi-Region access point
+    f"arn:aws:s3:us-east-2:{ACCOUNT}:job/0123-abcd",  # a Batch Operations job
+    f"arn:aws:s3:us-east-2:{ACCOUNT}:storage-lens/default-account-dashboard",
+])
+def test_an_s3_arn_naming_a_region_or_account_is_no_bucket(arn: str) -> None:
+    """Only an S3 ARN with neither region nor account names a bucket: an access point's (in `uid` or `uid_alt`) is
+    not the bucket `accesspoint` (before: it was, and a runbook on the bucket would act on a stranger's)."""
+    finding = _v2_finding("S3.8")
+    finding["compliance"]["control"] = "S3.19"
+    finding["resources"] = [{"type": "AWS::S3::AccessPoint", "uid": BUCKET, "uid_alt": arn},
+                            {"type": "AwsS3AccessPoint", "uid": arn}]
+    [event] = decode_doc(_v2(finding))
+    assert event.first("bucket") is None
+    assert [r.arn for r in event.resources] == [None, arn]
+
+
+@pytest.mark.parametrize("arn", [f"arn:aws:s3:::{BUCKET}", f"arn:aws-cn:s3:::{BUCKET}/path/to/object.parquet"])
+def test_a_bucket_or_object_arn_is_still_the_bucket(arn: str) -> None:
+    """A bucket's ARN, or an object's, still names the bucket."""
+    finding = _v2_finding("S3.8")
+    finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": arn}]
+    [event] = decode_doc(_v2(finding))
+    bucket = event.first("bucket")
+    assert bucket is not None
+    assert bucket.id == BUCKET
