@@ -1,6 +1,7 @@
 """The names an AWS ARN outside IAM carries, and the ARN a bare name implies where responder acts (`Home`).
 
-The actuators take a Lambda function, a KMS key, a secret or a trail by name or ARN and a bucket by name, so
+The actuators take a Lambda function, a KMS key, a secret or a trail by name or ARN, a bucket by name and an EC2
+instance by id (`arn:…:ec2:REGION:ACCOUNT:instance/ID` where responder acts), so
 a protected id must match whichever is given: `arn:aws:lambda:us-east-1:123456789012:function:NAME:live`
 expands to `NAME` (and the ARN itself), and the name `NAME` given to `function_name` to
 `arn:*:lambda:REGION:ACCOUNT:function:NAME` in responder's own region and account (`aws_region`,
@@ -24,10 +25,11 @@ from responder.models.event import ResourceKind
 # signing key id, not a KMS key: `identifier_forms` leaves it out)
 SECRETS = "secretsmanager"  # nosec B105 - the AWS service's name, not a password
 NAME_PARAMS = {"function_name": "lambda", "key_id": "kms", "secret_id": SECRETS, "secret_name": SECRETS,
-               "bucket": "s3", "trail": "cloudtrail"}
+               "bucket": "s3", "trail": "cloudtrail", "instance_id": "ec2"}
 KIND_SERVICE = {ResourceKind.FUNCTION: "lambda", ResourceKind.KMS_KEY: "kms", ResourceKind.SECRET: "secretsmanager",
-                ResourceKind.TRAIL: "cloudtrail", ResourceKind.BUCKET: "s3"}
-_ARN_OF = {"lambda": "function:{}", "kms": "key/{}", "secretsmanager": "secret:{}", "cloudtrail": "trail/{}"}
+                ResourceKind.TRAIL: "cloudtrail", ResourceKind.BUCKET: "s3", ResourceKind.INSTANCE: "ec2"}
+_ARN_OF = {"lambda": "function:{}", "kms": "key/{}", "secretsmanager": "secret:{}", "cloudtrail": "trail/{}",
+           "ec2": "instance/{}"}
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 _SECRET_PATTERN_SUFFIX = re.compile(r"-(?:[A-Za-z0-9]{6}|\?{6}|\*)$")
 
@@ -62,14 +64,14 @@ def home_arn(service: str, name: str, home: Home) -> str:
 def arn_forms(service: str, resource: str) -> list[str]:
     """The names a (non-IAM) ARN's resource part carries (`function:NAME:qualifier` → NAME); none for other
     services (the ARN itself is kept by the caller, with its own region and account)."""
-    kind, _, rest = resource.partition("/" if service in ("kms", "cloudtrail") else ":")
+    kind, _, rest = resource.partition("/" if service in ("kms", "cloudtrail", "ec2") else ":")
     if service == "lambda" and kind == "function" and rest:
         return [rest.split(":", 1)[0]]
     if service == "kms" and kind in ("key", "alias") and rest:
         return [rest if kind == "key" else resource]
     if service == "secretsmanager" and kind == "secret" and rest:
         return [rest, _SECRET_SUFFIX.sub("", rest)]
-    if service == "cloudtrail" and kind == "trail" and rest:
+    if (service, kind) in (("cloudtrail", "trail"), ("ec2", "instance")) and rest:
         return [rest]
     if service == "s3" and resource:
         return [resource.split("/", 1)[0]]  # `bucket/key` (an object) → its bucket

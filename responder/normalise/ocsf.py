@@ -11,8 +11,17 @@ from responder.models.threat import Threat
 from responder.normalise.assemble import given_id, make_event, raw_id
 from responder.normalise.fields import dig, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
-from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, principal, res
-from responder.normalise.threats import OCSF_TYPES, asff_threat, aws_product, first, from_techniques
+from responder.normalise.resources import (
+    AWS_TYPES,
+    CFN_TYPES,
+    access_key,
+    compact,
+    from_arn,
+    ip_resource,
+    principal,
+    res,
+)
+from responder.normalise.threats import OCSF_TYPES, SECURITYHUB, asff_threat, aws_product, first, from_techniques
 
 K = ResourceKind
 FINDING_CLASSES = {2001, 2002, 2003, 2004, 2005, 2006}
@@ -72,11 +81,15 @@ def _typed(r: dict[str, Any]) -> list[Resource | None]:
 def _other(r: dict[str, Any], uid: str, rtype: str) -> Resource | None:
     if rtype == "AwsAccount":
         return res(K.ACCOUNT, uid.rsplit(":", 1)[-1])
-    kind = AWS_TYPES.get(rtype)
+    kind = AWS_TYPES.get(rtype) or CFN_TYPES.get(rtype)
     if uid.startswith("arn:"):
         typed = from_arn(uid, type=rtype or None)
         if typed is not None and (kind is None or typed.kind is kind or typed.kind is K.ACCOUNT):
             return typed  # an AwsIamUser whose uid is the root ARN is the account (`from_arn`), never an iam_user
+    # Security Hub's OCSF: the bare name or id in `uid`, the ARN in `uid_alt` (typed from it when it names a kind)
+    alt = from_arn(r.get("uid_alt"), type=rtype or None)
+    if alt is not None and alt.kind is not K.OTHER and alt.kind is not K.ACCOUNT and kind in (None, alt.kind):
+        return alt
     ip = ip_resource(uid)
     if ip is not None:
         return ip
@@ -114,16 +127,37 @@ def finding_type(doc: dict[str, Any], cls: int) -> str:
 def finding_threat(doc: dict[str, Any]) -> Threat | None:
     """GuardDuty's own finding (`metadata.product.uid` is the ASFF ProductArn Security Lake copied) by its finding
     type first, as the native and Security Hub lanes classify it (an ML anomaly naming T1078.004 stays
-    anomalous_credential_use, never credential_compromise that a runbook contains); else from the ATT&CK/ATLAS ids
-    in `attacks[]` (1.1+ under finding_info), else the finding types."""
+    anomalous_credential_use, never credential_compromise that a runbook contains); Security Hub's own control
+    finding by its control id, as the ASFF lane classifies it; else from the ATT&CK/ATLAS ids in `attacks[]` (1.1+
+    under finding_info), else the finding types."""
     info = doc.get("finding_info") or doc.get("finding") or {}
     attacks = info.get("attacks") or doc.get("attacks") or []
     ids = [dig(a, "technique", "uid") or dig(a, "sub_technique", "uid") for a in attacks if isinstance(a, dict)]
     types = [x for x in info.get("types") or [] if isinstance(x, str)]
-    own = asff_threat(types) if aws_product(dig(doc, "metadata", "product", "uid"), "guardduty") else None
+    product = dig(doc, "metadata", "product", "uid")
+    own = asff_threat(types) if aws_product(product, "guardduty") else None
     if own is not None:
         return own.with_techniques(tuple(x for x in ids if isinstance(x, str)))
-    return first(from_techniques(ids), *(OCSF_TYPES.lookup(x) for x in types))
+    if aws_product(product, "securityhub") and check_passed(doc):
+        return None  # a control check that passed is no threat (ASFF: `Compliance.Status: PASSED`)
+    control = SECURITYHUB.lookup(control_id(doc)) if aws_product(product, "securityhub") else None
+    return first(control, from_techniques(ids), *(OCSF_TYPES.lookup(x) for x in types))
+
+
+def check_passed(doc: dict[str, Any]) -> bool:
+    """Whether the compliance check passed: `compliance.status_id` 1 or `status` Pass (or PASSED, as ASFF and Security
+    Lake's copies write it), and neither says otherwise (a Fail, a Warning, a contradiction or no status is not a
+    pass; the finding's own `status`, Resolved or Suppressed, is a human's word and never rules a check out)."""
+    sid, label = dig(doc, "compliance", "status_id"), text(dig(doc, "compliance", "status"))
+    id_pass = sid is None or (type(sid) is int and sid == 1)
+    label_pass = label is None or label.casefold() in ("pass", "passed")  # Security Lake's copies say PASSED
+    return (sid is not None or label is not None) and id_pass and label_pass
+
+
+def control_id(doc: dict[str, Any]) -> str | None:
+    """The Security Hub control id of a Compliance Finding (`compliance.control`: `S3.8`, as ASFF's
+    `Compliance.SecurityControlId`)."""
+    return text(dig(doc, "compliance", "control"))
 
 
 def event_of(doc: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
@@ -171,6 +205,7 @@ def event_of(doc: dict[str, Any], envelope: dict[str, Any] | None = None) -> Eve
             "vendor": product.get("vendor_name"),
             "title": text(info.get("title")),
             "finding_types": info.get("types"),
+            "control_id": control_id(doc),
             "status": doc.get("status") or doc.get("status_id"),
             "source_ip": text(src_ip) if src_ip and ip_resource(src_ip) is None else None,
             "is_mfa": doc.get("is_mfa", dig(doc, "actor", "session", "is_mfa")),
@@ -185,7 +220,7 @@ def event_of(doc: dict[str, Any], envelope: dict[str, Any] | None = None) -> Eve
 # every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
 OCSF_ATTRIBUTES = (
     "class_uid", "class_name", "activity_id", "type_uid", "schema_version", "product", "vendor", "title",
-    "finding_types", "status", "source_ip", "is_mfa",
+    "finding_types", "control_id", "status", "source_ip", "is_mfa",
 )
 
 

@@ -29,6 +29,12 @@ AWS_TYPES: dict[str, ResourceKind] = {
     "AwsAccount": K.ACCOUNT,
     "AwsApiGatewayApiKey": K.API_KEY,
 }
+# Security Hub's OCSF (`Findings Imported V2`) CloudFormation resource types whose bare `uid` is the resource's id
+# (a bucket's name, an instance id); any other type is typed only from an ARN (`uid`, else `uid_alt`)
+CFN_TYPES: dict[str, ResourceKind] = {
+    "AWS::S3::Bucket": K.BUCKET,
+    "AWS::EC2::Instance": K.INSTANCE,
+}
 
 # arn:aws:<service>:<region>:<account>:<resource> → kind, by (service, resource-type prefix)
 _ARN_KINDS: dict[tuple[str, str], ResourceKind] = {
@@ -70,7 +76,8 @@ def ip_resource(value: Any, **attrs: Any) -> Resource | None:
 
 def from_arn(arn: Any, **attrs: Any) -> Resource | None:
     """A typed resource from an AWS ARN (user, role, instance, bucket, secret, key, function, model…);
-    arn:aws:iam::<account>:root is the `account`, with `root_identity` true."""
+    arn:aws:iam::<account>:root is the `account`, with `root_identity` true; an S3 ARN with a region or account (an
+    access point, a Batch Operations job, Storage Lens) is `other`, never a bucket."""
     value = text(arn)
     if value is None or not value.startswith("arn:"):
         return None
@@ -80,7 +87,7 @@ def from_arn(arn: Any, **attrs: Any) -> Resource | None:
     service, tail = parts[2], parts[5]
     cut = min((i for i in (tail.find("/"), tail.find(":")) if i >= 0), default=len(tail))
     rtype, rest = tail[:cut], tail[cut + 1:]
-    if service == "s3":
+    if service == "s3" and not parts[3] and not parts[4]:  # a bucket's or object's ARN names no region or account
         return res(K.BUCKET, tail.split("/", 1)[0], arn=value, **attrs)
     if service == "iam" and tail == "root":  # the account's root identity: never an IAM user (one may be named root)
         return res(K.ACCOUNT, parts[4], arn=value, root_identity=True, **attrs)

@@ -100,6 +100,9 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
     product = f.get("ProductName") or dig(f, "ProductFields", "aws/securityhub/ProductName")
     resources = compact(item for r in (f.get("Resources") or []) for item in _resource(r))
     control = dig(f, "Compliance", "SecurityControlId") or dig(f, "ProductFields", "ControlId")
+    # a control check that passed is no threat; only the provider writes Compliance.Status (Workflow.Status and
+    # RecordState are anyone's allowed securityhub:BatchUpdateFindings, or archive a still-FAILED check)
+    passed = dig(f, "Compliance", "Status") == "PASSED"
     env_resources = env.get("resources") or []
     ident = given_id(f.get("Id")) or raw_id("securityhub", f)  # the finding's hash when it has no usable Id
     return make_event(
@@ -131,7 +134,8 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
         },
         raw=f,
         subject=f"finding:{ident}",
-        threat=first(asff_threat(types) if guardduty else None, SECURITYHUB.lookup(control) if securityhub else None),
+        threat=first(asff_threat(types) if guardduty else None,
+                     SECURITYHUB.lookup(control) if securityhub and not passed else None),
     )
 
 

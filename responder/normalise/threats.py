@@ -100,7 +100,7 @@ CLOUDWATCH = ThreatTable({
     "model-drift-*": t(C.MODEL_DRIFT),
 })
 
-# ---- Security Hub controls (`Compliance.SecurityControlId`) -------------------------------------------------
+# ---- Security Hub controls (ASFF `Compliance.SecurityControlId`, OCSF `compliance.control`) -------------------
 SECURITYHUB = ThreatTable({
     "S3.2": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
     "S3.3": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
@@ -156,7 +156,7 @@ TECHNIQUES = ThreatTable({
 TABLES: dict[str, tuple[ThreatTable, ...]] = {
     "guardduty": (GUARDDUTY,),
     "securityhub": (GUARDDUTY, SECURITYHUB),
-    "ocsf": (TECHNIQUES, GUARDDUTY, OCSF_TYPES),
+    "ocsf": (TECHNIQUES, GUARDDUTY, SECURITYHUB, OCSF_TYPES),
     "cloudtrail": (CLOUDTRAIL,),
     "falco": (FALCO, TECHNIQUES),
     "sagemaker-model-monitor": (SAGEMAKER,),

@@ -1,4 +1,5 @@
-"""Protected ids through the running service and moto: an ARN glob protects the role a finding names by name."""
+"""Protected ids through the running service and moto: an ARN glob protects the role a finding names by name, and the
+instance it names by id."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ def _entries(path: Path) -> list[tuple[str, dict]]:
     return [(e.kind, e.body) for e in parse_lines(path.read_bytes().splitlines())] if path.exists() else []
 
 
+async def _first_refusal(settings, kafka_bootstrap: str, topic: str, finding: bytes) -> list[tuple[str, dict]]:
+    """Run the service until the finding's first step is tried (or refused); its timeline, whose first guard trip
+    is a hard `protected` one."""
+    async with running(Service(settings)):
+        await publish(kafka_bootstrap, topic, [finding], key=b"protected")
+        await wait_for(lambda: any(k in {"guard.tripped", "step.intent"} for k, _ in _entries(settings.timeline_path)))
+    entries = _entries(settings.timeline_path)
+    trips = [b for k, b in entries if k == "guard.tripped"]
+    assert trips, orjson.dumps(entries).decode()
+    assert (trips[0]["guard"], trips[0]["hard"]) == ("protected", True)
+    return entries
+
+
 async def test_readme_arn_glob_protects_the_role_named_in_a_finding(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, monkeypatch
 ):
@@ -30,15 +44,29 @@ async def test_readme_arn_glob_protects_the_role_named_in_a_finding(
     assert settings.protected_ids == ["arn:aws:iam::*:role/ResponderRole"]
     finding = EXAMPLE.read_bytes().replace(b"inference-host-role", b"ResponderRole")
     assert b"ResponderRole" in finding
-    service = Service(settings)
-    async with running(service):
-        await publish(kafka_bootstrap, topics["alerts"], [finding], key=b"exfil")
-        await wait_for(lambda: any(k in {"guard.tripped", "step.intent"} for k, _ in _entries(settings.timeline_path)))
-    entries = _entries(settings.timeline_path)
-    trips = [b for k, b in entries if k == "guard.tripped"]
-    assert trips, orjson.dumps(entries).decode()
-    assert trips[0]["guard"] == "protected"
-    assert trips[0]["hard"] is True
+    entries = await _first_refusal(settings, kafka_bootstrap, topics["alerts"], finding)
     assert not [b for k, b in entries if k == "step.intent" and b.get("actuator") == "aws.iam.revoke_sessions"]
     policies = await aws.call("iam", "list_role_policies", RoleName="ResponderRole")
     assert policies["PolicyNames"] == []
+
+
+async def test_an_instance_arn_glob_protects_the_instance_a_finding_names_by_id(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, monkeypatch
+):
+    """RESPONDER_PROTECTED_IDS=[arn:aws:ec2:*:*:instance/<id>]: GuardDuty's finding names the instance by its bare id
+    only, and the isolation is still refused by a hard guard trip (before: the instance was isolated)."""
+    ami = (await aws.call("ec2", "describe_images"))["Images"][0]["ImageId"]
+    vpc = (await aws.call("ec2", "describe_vpcs"))["Vpcs"][0]["VpcId"]
+    web = await aws.call("ec2", "create_security_group", GroupName=f"{unique}-web", Description="w", VpcId=vpc)
+    run = await aws.call("ec2", "run_instances", ImageId=ami, MinCount=1, MaxCount=1, InstanceType="g5.xlarge",
+                         SecurityGroupIds=[web["GroupId"]])
+    instance = run["Instances"][0]["InstanceId"]
+    monkeypatch.setenv("RESPONDER_PROTECTED_IDS", orjson.dumps([f"arn:aws:ec2:*:*:instance/{instance}"]).decode())
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir)
+    example = EXAMPLE.parent / "compromised-inference-host.json"
+    finding = example.read_bytes().replace(b"i-0d2c3a1b5e6f7a8b9", instance.encode())
+    entries = await _first_refusal(settings, kafka_bootstrap, topics["alerts"], finding)
+    assert not [b for k, b in entries if k == "step.intent" and str(b.get("actuator", "")).startswith("aws.ec2.")]
+    described = await aws.call("ec2", "describe_instances", InstanceIds=[instance])
+    groups = described["Reservations"][0]["Instances"][0]["SecurityGroups"]
+    assert [g["GroupId"] for g in groups] == [web["GroupId"]]

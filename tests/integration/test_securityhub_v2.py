@@ -1,5 +1,5 @@
 """Through the real broker and moto: Security Hub's `Findings Imported V2` events (OCSF) are answered as GuardDuty's
-own findings are, by the shipped runbooks, and none is dead-lettered."""
+own findings and Security Hub CSPM's ASFF control findings are, by the shipped runbooks, and none is dead-lettered."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from responder.actuators.aws.session import AwsSession
 from responder.ingest.kafka import ensure_topics, publish
 from responder.service import Service
 from tests.integration.harness import make_settings, running, wait_for
+from tests.unit.test_securityhub_v2_controls import _v2_finding
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,3 +90,53 @@ async def test_v2_findings_are_contained_or_paged_as_guardduty_s_own(
     runbooks = sorted({i.runbook for i in service.engine.state.incidents.by_id.values()})
     assert runbooks == ["access-key-compromise", "anomalous-credential-use"]
     assert not [r for r in service.engine.state.results() if r.actuator.startswith("aws.") and anomalous in str(r)]
+
+
+async def test_a_v2_control_finding_on_a_training_bucket_blocks_public_access(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """Security Hub CSPM's failed S3.8 in a V2 event (the bucket CloudFormation-typed, its name in `uid`, its ARN in
+    `uid_alt`) turns Block Public Access back on, as the same control's ASFF finding does (before: no threat, no
+    runbook, the bucket left public)."""
+    bucket = f"{unique}-training-data-prod"
+    await aws.call("s3", "create_bucket", Bucket=bucket)
+    finding = _v2_finding("S3.8")
+    finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
+                             "region": "us-east-2"}]
+    doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
+    doc["detail"]["findings"] = [finding]
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [orjson.dumps(doc)])
+        await wait_for(lambda: len(service.engine.state.results()) >= 2 or bool(service.deadlettered), timeout=60)
+    assert service.deadlettered == {}
+    assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
+    conf = await aws.call("s3", "get_public_access_block", Bucket=bucket)
+    assert all(conf["PublicAccessBlockConfiguration"].values())
+
+
+async def test_a_passed_v2_control_check_leaves_its_bucket_alone(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """A passed S3.8 check in a V2 event (compliance Pass) runs nothing on its bucket, while a failed one beside it
+    still blocks public access on its own (before: the passed check re-applied Block Public Access and notified)."""
+    passed, failed = f"{unique}-training-data-dev", f"{unique}-training-data-prod"
+    docs = []
+    for bucket, compliance in ((passed, {"status": "Pass", "status_id": 1}), (failed, {})):
+        await aws.call("s3", "create_bucket", Bucket=bucket)
+        finding = _v2_finding("S3.8")
+        finding["finding_info"]["uid"] += f"-{bucket}"
+        finding["compliance"].update(compliance)
+        finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
+                                 "region": "us-east-2"}]
+        doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
+        doc["detail"]["findings"] = [finding]
+        docs.append(orjson.dumps(doc))
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], docs)
+        await wait_for(lambda: (service.pipeline.counters.records >= 2 and len(service.engine.state.results()) >= 2)
+                       or bool(service.deadlettered), timeout=60)
+    assert service.deadlettered == {}
+    assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
+    assert not [r for r in service.engine.state.results() if passed in str(r)]
+    conf = await aws.call("s3", "get_public_access_block", Bucket=failed)
+    assert all(conf["PublicAccessBlockConfiguration"].values())

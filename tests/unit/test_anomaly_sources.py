@@ -69,14 +69,20 @@ def test_guardduty_and_its_security_hub_copy_match_the_same_runbooks(tactic: str
             assert not [s.actuator for s in match.runbook.steps if s.actuator.startswith("aws.")]
 
 
-async def _notified(matcher: Matcher, key: str, *severities: float) -> list[dict[str, Any]]:
+async def _notified(matcher: Matcher, key: str, *severities: float, restart: bool = False) -> list[dict[str, Any]]:
     """The notifications the shipped runbooks send for the Discovery anomaly example on access key `key`, one
-    distinct finding per score in `severities`, in order (one incident: the same key, minutes apart)."""
-    publisher = MemoryPublisher()
-    engine = Engine(Recorder(MemoryStore()), registry, FakeIam(),
-                    context=ActuationContext(aws=FakeIam(), publisher=publisher))
+    distinct finding per score in `severities`, in order (one incident: the same key, minutes apart); `restart`: a
+    new engine, its state replayed from the timeline, takes each finding after the first."""
+    publisher, store = MemoryPublisher(), MemoryStore()
+    engine = Engine(Recorder(store), registry, FakeIam(), context=ActuationContext(aws=FakeIam(), publisher=publisher))
     pipeline = Pipeline(matcher.runbooks, engine)
     for n, severity in enumerate(severities):
+        if restart and n:
+            engine.recorder.flush_sync()  # what a stopping service makes durable
+            engine = Engine(Recorder(store), registry, FakeIam(),
+                            context=ActuationContext(aws=FakeIam(), publisher=publisher))
+            engine.recover()
+            pipeline = Pipeline(matcher.runbooks, engine)
         doc = orjson.loads((ROOT / "runbooks/examples/anomalous-credential-use.json").read_bytes())
         doc.update(type="Discovery:IAMUser/AnomalousBehavior", severity=severity, id=f"anomaly-{key}-{n}",
                    updatedAt=f"2026-11-25T10:0{n}:00.000Z")
@@ -107,3 +113,25 @@ async def test_a_medium_anomaly_joining_a_low_ones_incident_still_pages(severiti
     sent = await _notified(matcher, key, *severities)
     assert [body["severity"] for body in sent] == expected
     assert len({body["incident"] for body in sent}) == 1
+
+
+@pytest.mark.parametrize(("severities", "expected"), [((5.0, 2.0), ["high"]), ((5.0, 2.0, 3.0), ["high"]),
+                                                      ((2.0, 5.0, 3.0), ["low", "high"])])
+@pytest.mark.parametrize("restart", [False, True], ids=["live", "restarted"])
+async def test_a_low_anomaly_joining_a_paged_incident_sends_no_triage_note(severities: tuple[float, ...],
+                                                                          expected: list[str], restart: bool,
+                                                                          matcher: Matcher) -> None:
+    """Once the incident has paged, a Low anomaly joining it sends no triage note, also after a restart (before: a
+    `low` note whose title said nobody was paged, while on-call already had the page); the page is unchanged."""
+    key = "AKIAPAGEDKEY" + "".join(f"{int(s * 10):02d}" for s in severities).ljust(7, "0") + str(int(restart))
+    sent = await _notified(matcher, key, *severities, restart=restart)
+    assert [body["severity"] for body in sent] == expected
+    assert len({body["incident"] for body in sent}) == 1
+
+
+async def test_the_triage_note_claims_only_what_it_knows(matcher: Matcher) -> None:
+    """The Low note says this finding pages nobody, never that nobody was paged for the incident."""
+    [note] = await _notified(matcher, "AKIATRIAGENOTE000001", 2.0)
+    assert note["severity"] == "low"
+    assert "nobody paged" not in note["title"]
+    assert "pages nobody" in note["title"]

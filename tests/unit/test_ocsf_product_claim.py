@@ -15,7 +15,7 @@ from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.models.threat import ThreatCategory
 from responder.normalise import decode_doc
-from responder.normalise.threats import GUARDDUTY, TECHNIQUES
+from responder.normalise.threats import GUARDDUTY, SECURITYHUB, TECHNIQUES
 from responder.rules.matcher import Matcher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +96,24 @@ def test_the_categories_only_the_claim_reaches_are_the_documented_ones() -> None
                             ThreatCategory.ANOMALOUS_CREDENTIAL_USE}
     text = (ROOT / "docs/events.md").read_text()
     assert all(f"`{c.value}`" in text.split("**Product claims.**", 1)[1] for c in only_claimed)
+
+
+@pytest.mark.parametrize("product", ["product", "productv2"])
+@pytest.mark.parametrize("control", sorted(SECURITYHUB.rows))
+def test_claiming_a_security_hub_control_reaches_no_aws_action_a_technique_does_not(control: str, product: str,
+                                                                                   by_technique: set[str]) -> None:
+    """Each Security Hub control id (`compliance.control`) in a record claiming Security Hub's product is classified
+    by its row, runs only AWS-acting runbooks a technique in attacks[] already reaches, and adds no category."""
+    matcher = Matcher(load_runbooks(ROOT / "runbooks", registry))
+    claimed = _record()
+    claimed["metadata"]["product"] = {"name": "Security Hub",
+                                      "uid": f"arn:aws:securityhub:us-east-1::{product}/aws/securityhub"}
+    claimed["compliance"] = {"control": control, "status": "Fail"}
+    [event] = decode_doc(claimed)
+    assert event.threat is not None
+    assert event.threat.category == SECURITYHUB.rows[control].threat.category
+    assert _acting(matcher, claimed) <= by_technique
+    assert SECURITYHUB.categories() <= TECHNIQUES.categories()
 
 
 def test_a_v2_event_gets_the_same_classification_as_its_bare_finding() -> None:

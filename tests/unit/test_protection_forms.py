@@ -191,3 +191,20 @@ def test_a_pattern_in_another_partition_protects_a_name() -> None:
                     {"principal_type": "role", "principal_name": "ResponderRole"})
     assert _refused(["arn:aws-us-gov:lambda:*:*:function:inference-proxy"], "aws.lambda.throttle_function",
                     {"function_name": "inference-proxy"})
+
+
+INSTANCE = "i-0123456789abcdef0"
+
+
+@pytest.mark.parametrize("pattern", [f"arn:aws:ec2:*:*:instance/{INSTANCE}",
+                                     "arn:aws:ec2:us-east-1:222222222222:instance/*", INSTANCE])
+@pytest.mark.parametrize("arn", [None, f"arn:aws:ec2:us-east-1:222222222222:instance/{INSTANCE}"],
+                         ids=["bare-id", "with-arn"])
+def test_an_instance_is_protected_by_its_arn_however_the_finding_names_it(pattern: str, arn: str | None) -> None:
+    """An instance protected by an ARN pattern is refused when the finding names it by its bare id only (GuardDuty,
+    ASFF, a V2 `AWS::EC2::Instance` without `uid_alt`) as when it gives the ARN (before: only with the ARN)."""
+    event = _event(Resource(kind=ResourceKind.INSTANCE, id=INSTANCE, arn=arn), account="222222222222")
+    for actuator in ("aws.ec2.isolate_instance", "aws.ec2.snapshot_volumes"):
+        assert _refused([pattern], actuator, {"instance_id": INSTANCE}, event, home=OURS)
+    assert not _refused(["arn:aws:ec2:eu-west-1:111111111111:instance/*"], "aws.ec2.isolate_instance",
+                        {"instance_id": INSTANCE}, _event(account="222222222222"), home=OURS)

@@ -1,0 +1,221 @@
+"""Security Hub CSPM control findings relayed in `Findings Imported V2` events (OCSF Compliance Findings, 2003) are
+classified by their control id (`compliance.control`) as the ASFF lane classifies `Compliance.SecurityControlId`,
+so the same control gets the same runbooks whichever lane reports it.
+
+The V2 findings have the shape Security Hub writes (Elastic's aws_securityhub test data, OCSF 1.6): product uid
+`…::productv2/aws/securityhub`, `compliance.control` the security control id, resources CloudFormation-typed with
+the bare name or id in `uid` and the ARN in `uid_alt`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+import pytest
+
+from responder.actuators import registry
+from responder.catalog import load_runbooks
+from responder.models.event import Event
+from responder.normalise import decode_doc
+from responder.rules.matcher import Matcher
+from tests.conftest import CORPUS
+from tests.unit.test_prefilter import _head_equals_full
+from tests.unit.test_securityhub_v2 import ROOT, _v2
+
+ACCOUNT = "111122223333"
+SECURITYHUB_V2 = "arn:aws:securityhub:us-east-2::productv2/aws/securityhub"
+BUCKET = "acme-training-data-prod"
+# control → (ASFF resource, V2 resource, the shipped runbooks it reaches)
+CONTROLS: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
+    "S3.8": ({"Type": "AwsS3Bucket", "Id": f"arn:aws:s3:::{BUCKET}", "Region": "us-east-2"},
+             {"type": "AWS::S3::Bucket", "uid": BUCKET, "uid_alt": f"arn:aws:s3:::{BUCKET}", "region": "us-east-2"},
+             ["training-data-bucket-public"]),
+    "CloudTrail.1": ({"Type": "AwsAccount", "Id": f"AWS::::Account:{ACCOUNT}", "Region": "us-east-2"},
+                     {"type": "AWS::::Account", "uid": ACCOUNT, "region": "us-east-2"},
+                     ["cloudtrail-logging-stopped"]),
+}
+
+
+@pytest.fixture(scope="module", name="matcher")
+def _matcher() -> Matcher:
+    """The shipped runbooks' matcher."""
+    return Matcher(load_runbooks(ROOT / "runbooks", registry))
+
+
+def _asff(control: str) -> dict[str, Any]:
+    """Security Hub CSPM's failed control finding in a `Security Hub Findings - Imported` event."""
+    finding = {"SchemaVersion": "2018-10-08", "Id": f"arn:aws:securityhub:us-east-2:{ACCOUNT}:security-control/"
+               f"{control}/finding/f-1", "ProductArn": "arn:aws:securityhub:us-east-2::product/aws/securityhub",
+               "GeneratorId": f"security-control/{control}", "AwsAccountId": ACCOUNT, "Region": "us-east-2",
+               "Types": ["Software and Configuration Checks/Industry and Regulatory Standards"],
+               "Title": f"control {control}", "Severity": {"Label": "HIGH", "Normalized": 70},
+               "UpdatedAt": "2026-11-25T11:00:00Z", "Compliance": {"Status": "FAILED", "SecurityControlId": control},
+               "Resources": [CONTROLS[control][0]]}
+    return {"version": "0", "id": "sh-imported", "detail-type": "Security Hub Findings - Imported",
+            "source": "aws.securityhub", "account": ACCOUNT, "time": "2026-11-25T11:00:00Z", "region": "us-east-2",
+            "resources": [finding["Id"]], "detail": {"findings": [finding]}}
+
+
+def _v2_finding(control: str, product: str = SECURITYHUB_V2) -> dict[str, Any]:
+    """The same control's failed finding as Security Hub writes it in a V2 event (an OCSF Compliance Finding)."""
+    return {"class_uid": 2003, "class_name": "Compliance Finding", "activity_id": 1, "severity_id": 4,
+            "severity": "High", "status": "New", "time_dt": "2026-11-25T11:00:00Z",
+            "cloud": {"account": {"uid": ACCOUNT}, "provider": "AWS", "region": "us-east-2"},
+            "compliance": {"control": control, "status": "Fail", "status_id": 3,
+                           "standards": ["standards/aws-foundational-security-best-practices/v/1.0.0"]},
+            "finding_info": {"uid": f"arn:aws:securityhub:us-east-2:{ACCOUNT}:security-control/{control}/finding/f-1",
+                             "title": f"control {control}", "analytic": {"name": f"securityhub-{control.lower()}",
+                                                                        "type": "Rule", "type_id": 1},
+                             "types": ["Software and Configuration Checks/Industry and Regulatory Standards",
+                                       "Posture Management"]},
+            "metadata": {"product": {"name": "Security Hub", "vendor_name": "AWS", "uid": product},
+                         "version": "1.6.0", "uid": "0123abcd"},
+            "resources": [copy.deepcopy(CONTROLS[control][1])]}
+
+
+def _seen(event: Event, matcher: Matcher) -> tuple[Any, ...]:
+    """What decides the response: the category, the matched runbooks, the bucket."""
+    bucket = event.first("bucket")
+    return (event.threat and event.threat.category, sorted(m.runbook.id for m in matcher.match(event)),
+            bucket and bucket.id)
+
+
+@pytest.mark.parametrize("control", sorted(CONTROLS))
+def test_a_control_as_asff_and_as_v2_matches_the_same_runbooks(control: str, matcher: Matcher) -> None:
+    """The same failed control through the ASFF lane and through V2: the same category, the same runbooks, the same
+    bucket (before: the V2 finding had no threat and matched nothing)."""
+    [asff], [v2] = decode_doc(_asff(control)), decode_doc(_v2(_v2_finding(control)))
+    assert v2.source == "ocsf"
+    assert _seen(v2, matcher) == _seen(asff, matcher)
+    assert _seen(v2, matcher)[1] == CONTROLS[control][2]
+    assert v2.attributes["control_id"] == asff.attributes["control_id"] == control
+
+
+@pytest.mark.parametrize("control", sorted(CONTROLS))
+def test_the_v2_head_of_a_control_finding_equals_its_event(control: str) -> None:
+    """The one-finding head carries the control's threat, as the full decoder does."""
+    _head_equals_full(_v2(_v2_finding(control)))
+
+
+def test_a_control_claimed_by_another_product_is_not_classified() -> None:
+    """A control id classifies only Security Hub's own findings: a custom product naming S3.8 gets no threat."""
+    forged = _v2_finding("S3.8", f"arn:aws:securityhub:us-east-2:{ACCOUNT}:productv2/{ACCOUNT}/default")
+    [event] = decode_doc(_v2(forged))
+    assert event.threat is None
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus folder {CORPUS} is absent")
+def test_security_lake_s_copy_of_a_control_finding_is_classified_too() -> None:
+    """Security Lake's OCSF copy (`…::product/aws/securityhub`, the corpus PCI finding) with a mapped control is
+    classified as its ASFF original; the corpus's own Config.1 maps to nothing and stays unclassified."""
+    doc = orjson.loads((CORPUS / "ocsf/compliance_finding_2003_securityhub_pci.json").read_bytes())
+    [config] = decode_doc(doc)
+    assert (config.threat, config.attributes["control_id"]) == (None, "Config.1")
+    doc["compliance"]["control"] = "CloudTrail.1"
+    [event] = decode_doc(doc)
+    assert event.threat is not None
+    assert event.threat.category == "defense_evasion_logging"
+
+
+@pytest.mark.parametrize("resource", [
+    {"type": "AWS::S3::Bucket", "uid": BUCKET},
+    {"type": "AWS::S3::Bucket", "uid": "ignored", "uid_alt": f"arn:aws:s3:::{BUCKET}"},
+], ids=["bare-name", "uid_alt-arn"])
+def test_a_cloudformation_typed_bucket_is_a_bucket(resource: dict[str, Any]) -> None:
+    """`AWS::S3::Bucket` with the bare name in `uid`, or its ARN in `uid_alt`, is the bucket (before: `other`)."""
+    finding = _v2_finding("S3.8")
+    finding["resources"] = [resource]
+    [event] = decode_doc(_v2(finding))
+    bucket = event.first("bucket")
+    assert bucket is not None
+    assert bucket.id == BUCKET
+
+
+def _passed_asff(control: str, **compliance: Any) -> dict[str, Any]:
+    """The control's ASFF finding with `compliance` merged into its `Compliance` (and top-level fields set)."""
+    doc = _asff(control)
+    finding = doc["detail"]["findings"][0]
+    finding.update({k: v for k, v in compliance.items() if k in ("Workflow", "RecordState")})
+    finding["Compliance"].update({k: v for k, v in compliance.items() if k == "Status"})
+    return doc
+
+
+def _passed_v2(control: str, compliance: dict[str, Any], status: str = "New") -> dict[str, Any]:
+    """The control's V2 finding with `compliance` merged into its `compliance` and its finding `status`."""
+    finding = _v2_finding(control)
+    finding["compliance"].update(compliance)
+    finding["status"] = status
+    return _v2(finding)
+
+
+@pytest.mark.parametrize("control", sorted(CONTROLS))
+def test_a_passed_control_check_is_no_threat_in_either_lane(control: str, matcher: Matcher) -> None:
+    """A control check that passed (ASFF `Compliance.Status: PASSED`, OCSF `compliance` Pass) is no threat and
+    reaches no runbook (before: it re-applied Block Public Access, or paged that logging was stopped)."""
+    for doc in (_passed_asff(control, Status="PASSED"), _passed_v2(control, {"status": "Pass", "status_id": 1}),
+                _passed_v2(control, {"status": "Pass", "status_id": None}),
+                _passed_v2(control, {"status": "PASSED", "status_id": None}),  # Security Lake's copies (corpus)
+                _passed_v2(control, {"status": None, "status_id": 1})):
+        [event] = decode_doc(doc)
+        assert event.threat is None
+        assert matcher.match(event) == []
+
+
+def test_the_head_of_a_passed_v2_control_check_equals_its_event() -> None:
+    """The one-finding head of a passed check has no threat either, as the full decoder says."""
+    _head_equals_full(_passed_v2("S3.8", {"status": "Pass", "status_id": 1}))
+
+
+@pytest.mark.parametrize("doc", [
+    _passed_asff("S3.8", Status="FAILED", Workflow={"Status": "RESOLVED"}, RecordState="ARCHIVED"),
+    _passed_asff("S3.8", Status="FAILED", Workflow={"Status": "SUPPRESSED"}),
+    _passed_asff("S3.8", Status="WARNING"),
+    _passed_asff("S3.8", Status="NOT_AVAILABLE"),
+    _passed_v2("S3.8", {"status": "Fail", "status_id": 3}, status="Resolved"),
+    _passed_v2("S3.8", {"status": "Fail", "status_id": 3}, status="Suppressed"),
+    _passed_v2("S3.8", {"status": "Pass", "status_id": 3}),
+    _passed_v2("S3.8", {"status": "Fail", "status_id": 1}),
+    _passed_v2("S3.8", {"status": None, "status_id": None}),
+    _passed_v2("S3.8", {"status": "FAILED", "status_id": None}),
+    _passed_v2("S3.8", {"status": "PASSED", "status_id": 3}),
+    _passed_v2("S3.8", {"status": "Warning", "status_id": 2}),
+], ids=["asff-resolved-archived", "asff-suppressed", "asff-warning", "asff-not-available", "v2-resolved",
+        "v2-suppressed", "v2-status-id-fail", "v2-status-fail", "v2-no-status", "v2-failed", "v2-passed-id-fail",
+        "v2-warning"])
+def test_a_check_not_plainly_passed_still_reaches_its_runbook(doc: dict[str, Any], matcher: Matcher) -> None:
+    """Only the provider's own Pass rules a check out: a FAILED one a human (or anyone allowed
+    securityhub:BatchUpdateFindings) marked resolved or suppressed, archived, a warning, a missing or a contradictory
+    status still blocks public access on the bucket."""
+    [event] = decode_doc(doc)
+    assert _seen(event, matcher) == ("public_data_exposure", ["training-data-bucket-public"], BUCKET)
+
+
+@pytest.mark.parametrize("arn", [
+    f"arn:aws:s3:us-east-2:{ACCOUNT}:accesspoint/{BUCKET}",  # an access point (S3.19's resource)
+    f"arn:aws:s3::{ACCOUNT}:accesspoint/mfzwi23gnjvgw.mrap",  # a multi-Region access point
+    f"arn:aws:s3:us-east-2:{ACCOUNT}:job/0123-abcd",  # a Batch Operations job
+    f"arn:aws:s3:us-east-2:{ACCOUNT}:storage-lens/default-account-dashboard",
+])
+def test_an_s3_arn_naming_a_region_or_account_is_no_bucket(arn: str) -> None:
+    """Only an S3 ARN with neither region nor account names a bucket: an access point's (in `uid` or `uid_alt`) is
+    not the bucket `accesspoint` (before: it was, and a runbook on the bucket would act on a stranger's)."""
+    finding = _v2_finding("S3.8")
+    finding["compliance"]["control"] = "S3.19"
+    finding["resources"] = [{"type": "AWS::S3::AccessPoint", "uid": BUCKET, "uid_alt": arn},
+                            {"type": "AwsS3AccessPoint", "uid": arn}]
+    [event] = decode_doc(_v2(finding))
+    assert event.first("bucket") is None
+    assert [r.arn for r in event.resources] == [None, arn]
+
+
+@pytest.mark.parametrize("arn", [f"arn:aws:s3:::{BUCKET}", f"arn:aws-cn:s3:::{BUCKET}/path/to/object.parquet"])
+def test_a_bucket_or_object_arn_is_still_the_bucket(arn: str) -> None:
+    """A bucket's ARN, or an object's, still names the bucket."""
+    finding = _v2_finding("S3.8")
+    finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": arn}]
+    [event] = decode_doc(_v2(finding))
+    bucket = event.first("bucket")
+    assert bucket is not None
+    assert bucket.id == BUCKET
