@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from responder.cli import app
+from responder.engine.partitions import cut, merge, release
+from responder.engine.state import EngineState
 from responder.tabletop.failures import AGAIN, TOLD, step_failures
 from responder.timeline.recorder import Recorder
 from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
@@ -94,3 +97,18 @@ def test_replay_pages_once_for_a_step_a_protected_id_would_refuse_each_time(tmp_
     assert [f["status"] for f in (first, second)] == ["refused", "refused"]
     assert (first["escalation"], second["escalation"], second["already_done"]) == (
         ["page.deactivate-key"], [], ["page.deactivate-key"])
+
+
+def test_a_rebalance_keeps_the_planned_escalations_of_the_incidents_a_replica_still_holds():
+    """Merging or releasing other incidents' slices keeps what a dry run planned for the incidents still held."""
+    state, at = EngineState(), datetime(2026, 1, 1, tzinfo=UTC)
+    for incident in ("kept", "moved"):
+        state.incidents.restore(incident, "rb", incident, at)
+        state.plan(f"key-{incident}", incident)
+    other = EngineState()
+    other.incidents.restore("arrived", "rb", "arrived", at)
+    merge(state, cut(other, {"arrived"}).values())
+    release(state, {"moved"})
+    assert (state.planned("key-kept"), state.planned("key-moved")) == (True, False)
+    state.clear()
+    assert not state.planned("key-kept")
