@@ -112,3 +112,17 @@ def test_a_rebalance_keeps_the_planned_escalations_of_the_incidents_a_replica_st
     assert (state.planned("key-kept"), state.planned("key-moved")) == (True, False)
     state.clear()
     assert not state.planned("key-kept")
+
+
+async def test_an_escalation_step_a_guard_would_refuse_is_planned_again_as_production_tries_it_again(tmp_path):
+    """An escalation step refused for the first failure is not done: production and a dry run try it again."""
+    guarded = PROTECTED.replace("]}}", ", oncall]}}") + DEACTIVATE_STEPS + ESCALATE  # its page's target protected too
+    (tmp_path / "prod").mkdir()
+    production = make_kit(tmp_path / "prod", {"rb": guarded})
+    runs = [kind for kind, _ in await _twice(production) if kind != "guard.tripped"]
+    assert runs == ["step.result", "step.result"]
+    for restart in (False, True):  # remembered while running, and rebuilt from the timeline
+        (tmp_path / f"dry-{restart}").mkdir()
+        dry = make_kit(tmp_path / f"dry-{restart}", {"rb": guarded}, dry_run=True)
+        assert await _twice(dry, restart=restart) == [("step.planned", ""), ("step.planned", "")]
+        assert [p["would_refuse"] for p in dry.entries("step.planned")] == [True, True, True, True]
