@@ -126,3 +126,17 @@ async def test_an_escalation_step_a_guard_would_refuse_is_planned_again_as_produ
         dry = make_kit(tmp_path / f"dry-{restart}", {"rb": guarded}, dry_run=True)
         assert await _twice(dry, restart=restart) == [("step.planned", ""), ("step.planned", "")]
         assert [p["would_refuse"] for p in dry.entries("step.planned")] == [True, True, True, True]
+
+
+async def test_a_runbook_promoted_from_dry_run_pages_for_real_whatever_its_dry_run_planned(tmp_path):
+    """The same runbook version put to enforce after a dry run pages on the next failure: a plan is no page sent."""
+    kit = make_kit(tmp_path, {"rb": "mode: dry_run\n" + PROTECTED + DEACTIVATE_STEPS + ESCALATE})
+    await kit.send(finding_id="first")
+    path = kit.runbooks_dir / "rb.yaml"
+    path.write_text(path.read_text().replace("mode: dry_run\n", ""))  # enforce, same id@version: same step keys
+    kit.start()
+    await kit.send(finding_id="second")
+    pages = [(e.kind, e.body.get("status")) for e in Recorder(kit.store).entries()
+             if e.body.get("step") == "tell.deactivate" and e.kind != "step.intent"]
+    assert pages == [("step.planned", None), ("step.result", "ok")]
+    assert [p.target for p in kit.echo.applied] == ["oncall"]  # on-call was told for real
