@@ -225,7 +225,7 @@ class EngineState:
                               continuing=list(self._continuing.values()))
 
     def restore(self, snapshot: EngineSnapshot) -> None:
-        """Replace the whole state with `snapshot`."""
+        """Replace the whole state with `snapshot` (a dry run's planned steps, in none, kept for its incidents)."""
         self.incidents.load(snapshot.incidents)
         self.windows.load(snapshot.quotas, snapshot.charges)
         self._done = dict(snapshot.done)
@@ -233,7 +233,8 @@ class EngineState:
         self._parked = {(p.incident, p.step): p for p in snapshot.parked}
         self._granted = {(p.incident, p.step): p for p in snapshot.granted}
         self._continuing = {(p.incident, p.step): (p, ok, esc) for p, ok, esc in snapshot.continuing}
-        self.forgotten, self._planned = self.closed.load(snapshot.closed), {}
+        self.forgotten = self.closed.load(snapshot.closed)
+        self._planned = {k: i for k, i in self._planned.items() if i in self.incidents.by_id}  # those still held
 
     def evict(self, now: float, spans: Mapping[str, tuple[float, float]]) -> list[str]:
         """Drop incidents closed at `now` and their step results, and the quota runs no quota counts any more;

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from responder.cli import app
+from responder.engine.partitions import cut, merge, release
+from responder.engine.state import EngineState
 from responder.tabletop.failures import AGAIN, TOLD, step_failures
 from responder.timeline.recorder import Recorder
 from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
@@ -94,3 +97,46 @@ def test_replay_pages_once_for_a_step_a_protected_id_would_refuse_each_time(tmp_
     assert [f["status"] for f in (first, second)] == ["refused", "refused"]
     assert (first["escalation"], second["escalation"], second["already_done"]) == (
         ["page.deactivate-key"], [], ["page.deactivate-key"])
+
+
+def test_a_rebalance_keeps_the_planned_escalations_of_the_incidents_a_replica_still_holds():
+    """Merging or releasing other incidents' slices keeps what a dry run planned for the incidents still held."""
+    state, at = EngineState(), datetime(2026, 1, 1, tzinfo=UTC)
+    for incident in ("kept", "moved"):
+        state.incidents.restore(incident, "rb", incident, at)
+        state.plan(f"key-{incident}", incident)
+    other = EngineState()
+    other.incidents.restore("arrived", "rb", "arrived", at)
+    merge(state, cut(other, {"arrived"}).values())
+    release(state, {"moved"})
+    assert (state.planned("key-kept"), state.planned("key-moved")) == (True, False)
+    state.clear()
+    assert not state.planned("key-kept")
+
+
+async def test_an_escalation_step_a_guard_would_refuse_is_planned_again_as_production_tries_it_again(tmp_path):
+    """An escalation step refused for the first failure is not done: production and a dry run try it again."""
+    guarded = PROTECTED.replace("]}}", ", oncall]}}") + DEACTIVATE_STEPS + ESCALATE  # its page's target protected too
+    (tmp_path / "prod").mkdir()
+    production = make_kit(tmp_path / "prod", {"rb": guarded})
+    runs = [kind for kind, _ in await _twice(production) if kind != "guard.tripped"]
+    assert runs == ["step.result", "step.result"]
+    for restart in (False, True):  # remembered while running, and rebuilt from the timeline
+        (tmp_path / f"dry-{restart}").mkdir()
+        dry = make_kit(tmp_path / f"dry-{restart}", {"rb": guarded}, dry_run=True)
+        assert await _twice(dry, restart=restart) == [("step.planned", ""), ("step.planned", "")]
+        assert [p["would_refuse"] for p in dry.entries("step.planned")] == [True, True, True, True]
+
+
+async def test_a_runbook_promoted_from_dry_run_pages_for_real_whatever_its_dry_run_planned(tmp_path):
+    """The same runbook version put to enforce after a dry run pages on the next failure: a plan is no page sent."""
+    kit = make_kit(tmp_path, {"rb": "mode: dry_run\n" + PROTECTED + DEACTIVATE_STEPS + ESCALATE})
+    await kit.send(finding_id="first")
+    path = kit.runbooks_dir / "rb.yaml"
+    path.write_text(path.read_text().replace("mode: dry_run\n", ""))  # enforce, same id@version: same step keys
+    kit.start()
+    await kit.send(finding_id="second")
+    pages = [(e.kind, e.body.get("status")) for e in Recorder(kit.store).entries()
+             if e.body.get("step") == "tell.deactivate" and e.kind != "step.intent"]
+    assert pages == [("step.planned", None), ("step.result", "ok")]
+    assert [p.target for p in kit.echo.applied] == ["oncall"]  # on-call was told for real
