@@ -76,17 +76,20 @@ class SignedLoops(PartitionKeeping):
 
     async def _readable(self, records: list[RawRecord], rejected: str) -> list[RawRecord]:
         """The records the Kafka client could parse. Each other one is refused like a forged decision or request
-        (`rejected`, with its place and the client's error, made durable) and committed with the rest: a decision
+        (`rejected`, with its place and the client's error, within the bounds of `refusals`: one recorded in full is
+        made durable here, the rest are counted into the window's summary) and committed with the rest: a decision
         or request is acted on only as its signer sent it."""
-        refused = [record for record in records if record.unreadable is not None]
-        for record in refused:
-            self.engine.decisions.refusals.counted("unreadable")  # `responder_decisions_refused_total`, as the others
-            self.recorder.append(rejected, {
-                "reason": f"the Kafka client cannot parse the record: {record.unreadable}", "key_id": None,
-                "topic": record.topic, "partition": record.partition, "offset": record.offset})
+        recorded = False
+        for record in records:
+            if record.unreadable is None:
+                continue
+            reason = f"the Kafka client cannot parse the record: {record.unreadable}"
+            recorded |= self.engine.decisions.refusals.record(rejected, {
+                "reason": reason, "key_id": None, "topic": record.topic, "partition": record.partition,
+                "offset": record.offset}, None, reason=reason, key_id=None)
             log.error("signed_record_unreadable", topic=record.topic, partition=record.partition,
                       offset=record.offset, error=record.unreadable)
-        if refused:
+        if recorded:
             await self.recorder.flush()
         return [record for record in records if record.unreadable is None]
 

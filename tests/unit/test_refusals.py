@@ -184,6 +184,19 @@ async def test_the_service_counts_records_the_kafka_client_cannot_parse(tmp_path
         await service.close_unstarted()
 
 
+async def test_records_the_kafka_client_cannot_parse_are_bounded_like_forged_ones(tmp_path):
+    """A flood of unparseable decision records writes at most the bound's entries, each one still counted."""
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                               approval_keys={"k1": "s"}), runbooks=[])
+    try:
+        flood = [RawRecord(topic="decisions", offset=i, value=b"", unreadable="crc mismatch") for i in range(50)]
+        assert await service._readable(flood, "approval.rejected") == []
+        assert service.recorder.next_seq == FULL_PER_WINDOW
+        assert service.metrics.value("responder_decisions_refused_total", reason="unreadable") == 50
+    finally:
+        await service.close_unstarted()
+
+
 
 class _Topic:
     """An approvals ingest: each poll hands out the next of `polls` (None: the window passes, nothing comes), then
