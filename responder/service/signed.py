@@ -18,6 +18,7 @@ from responder.ingest.approvals import ApprovalIngest
 from responder.models.event import RawRecord
 from responder.models.timeline import EntryKind
 from responder.service.partitions import PartitionKeeping
+from responder.service.parts import acting
 from responder.tracing import traced
 
 log = structlog.get_logger(__name__)
@@ -34,14 +35,7 @@ class SignedLoops(PartitionKeeping):
             for records in batch.values():
                 for record in await self._readable(records, EntryKind.APPROVAL_REJECTED):
                     try:
-                        ids = signature(record)
-                        with traced("responder.decision", record.headers):  # its entries carry the decision's trace
-                            if self.fleet is None:
-                                await self.engine.decide(record.value, *ids)
-                            else:  # the owner of the incident acts; others hold it until the partition comes
-                                async with self._lock:
-                                    await self.fleet.decide(record.value, *ids,
-                                                            replayed=self.approvals.replayed(record))
+                        await self._decide(record)
                     except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self._expire()
@@ -49,6 +43,17 @@ class SignedLoops(PartitionKeeping):
             self.engine.decisions.refusals.tick()  # a window of refusals that has passed: its summary entries
             await self._commit(self.approvals, held, batch)
         await self._commit(self.approvals, held, {}, last=True)
+
+    async def _decide(self, record: RawRecord) -> None:
+        """One signed decision, in its trace. In a fleet the owner of the incident acts (others hold it until the
+        partition comes), under the gate (`acting`: let down to its shared side while the released step settles)."""
+        ids = signature(record)
+        with traced("responder.decision", record.headers):  # its entries carry the decision's trace
+            if self.fleet is None:
+                await self.engine.decide(record.value, *ids)
+            else:
+                async with acting(self._lock):
+                    await self.fleet.decide(record.value, *ids, replayed=self.approvals.replayed(record))
 
     async def _commit(self, ingest: ApprovalIngest, held: dict[Any, int], batch: Mapping[Any, list[RawRecord]], *,
                       last: bool = False) -> None:
@@ -70,7 +75,7 @@ class SignedLoops(PartitionKeeping):
         if self.fleet is None:
             await self.engine.expire()
         elif self.engine.decisions.due():
-            async with self._lock:
+            async with acting(self._lock):
                 if not self._is_stopping():
                     await self.engine.expire()
 
