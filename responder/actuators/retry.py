@@ -176,11 +176,12 @@ def settling(before: Callable[[], Awaitable[None]]) -> Iterator[None]:
         _SETTLING.reset(token)
 
 
-async def settle_verify(read: Callable[[], Awaitable[bool]], settle: VerifySettle) -> tuple[bool, int]:
+async def settle_verify(read: Callable[[], Awaitable[bool | None]], settle: VerifySettle) -> tuple[bool, int]:
     """Read a `verify()` that was just false again after each of the settle's waits, until it reads true: whether
-    it did, and how many reads it took (the first, false one included). No re-read starts once `settle.seconds`
-    have passed since the first (slow reads count too: each is bounded by the AWS call timeout). The hook of an
-    enclosing `settling` block is awaited before the first wait."""
+    it did, and how many reads it took (the first, false one included). A read answering None cannot be made (a
+    permanent error such as AccessDenied, a bug): no wait can help, so it ends there, false. No re-read starts once
+    `settle.seconds` have passed since the first (slow reads count too: each is bounded by the AWS call timeout).
+    The hook of an enclosing `settling` block is awaited before the first wait."""
     started, reads = settle.clock(), 1
     for wait in settle.waits():
         left = settle.seconds - (settle.clock() - started)
@@ -190,8 +191,12 @@ async def settle_verify(read: Callable[[], Awaitable[bool]], settle: VerifySettl
             await before()
         await settle.sleep(min(wait, left))
         reads += 1
-        if await read():
+        got = await read()
+        if got:
             log.info("verify_settled", reads=reads)
             return True, reads
+        if got is None:
+            log.warning("verify_unreadable", reads=reads)
+            return False, reads
     log.warning("verify_unsettled", reads=reads, seconds=settle.seconds)
     return False, reads

@@ -1,0 +1,120 @@
+"""A read-back that fails: a transient error is read again while the change settles; a permanent one (AccessDenied)
+or a bug in `verify()` stops at once, and the applied step is recorded ok but unverified, with the error, and pages."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from responder.actuators.retry import VerifySettle, settle_verify
+from responder.cli.output import summarize
+from responder.errors import PermanentActuationError, TransientActuationError
+from responder.models.timeline import TimelineEntry
+from tests.fakes import Waits
+from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
+from tests.unit.test_trace_timeline import ESCALATE
+
+Raiser = Callable[[], BaseException]
+
+
+def _failing_reads(tmp_path: Path, error: Raiser, *, times: int = 99) -> tuple[Kit, Waits]:
+    """A kit whose IAM read-back (`list_access_keys` after the deactivation) raises `error()` `times` times."""
+    waits = Waits()
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE},
+                   settle=VerifySettle(5.0, sleep=waits.sleep, clock=waits.clock))
+    real, left, applied = kit.iam.call, [times], [False]
+
+    async def call(service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        if operation == "update_access_key":
+            applied[0] = True
+        elif operation == "list_access_keys" and applied[0] and left[0] > 0:
+            left[0] -= 1
+            raise error()
+        return await real(service, operation, **kwargs)
+
+    kit.iam.call = call  # type: ignore[method-assign]
+    return kit, waits
+
+
+def _deactivation(kit: Kit) -> dict[str, Any]:
+    [result] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    return result
+
+
+async def test_access_denied_on_the_read_back_stops_the_settle_and_pages_with_the_error(tmp_path):
+    """AccessDenied reading the key back: one read, no wait; ok but unverified, with the error; escalated naming it."""
+    kit, waits = _failing_reads(tmp_path, lambda: PermanentActuationError("User is not authorized to perform "
+                                                                          "iam:ListAccessKeys", code="AccessDenied"))
+    await kit.send()
+    result = _deactivation(kit)
+    assert (result["status"], result["verified"], waits.waited) == ("ok", False, [])
+    assert result["verify_error"] == "AccessDenied: User is not authorized to perform iam:ListAccessKeys"
+    assert "verify_reads" not in result
+    [escalated] = kit.entries("step.escalated")
+    assert (escalated["status"], escalated["code"]) == ("unverified", "Unverified")
+    assert "AccessDenied: User is not authorized" in escalated["error"]
+    assert [p.target for p in kit.echo.applied] == ["oncall"]
+
+
+async def test_a_permanent_error_after_a_false_read_stops_the_settle_there(tmp_path, monkeypatch):
+    """A false read, then AccessDenied on the re-read: two reads, one wait, recorded with the reads and the error."""
+    kit, waits = _failing_reads(tmp_path, lambda: PermanentActuationError("denied", code="AccessDenied"), times=0)
+    reads = iter([False])
+
+    async def verify(*_: object) -> bool:
+        if next(reads, None) is False:
+            return False
+        raise PermanentActuationError("denied", code="AccessDenied")
+
+    actuator = kit.registry.get("aws.iam.deactivate_access_key")
+    monkeypatch.setattr(actuator, "verify", verify)
+    await kit.send()
+    result = _deactivation(kit)
+    assert (result["verified"], result["verify_reads"], result["verify_error"]) == (False, 2, "AccessDenied: denied")
+    assert waits.waited == [0.5]
+
+
+async def test_a_transient_error_on_the_read_back_is_read_again_while_it_settles(tmp_path):
+    """Throttling on the first read-back: read again after 0.5 s, true then: verified, nobody paged, no error kept."""
+    kit, waits = _failing_reads(tmp_path, lambda: TransientActuationError("Rate exceeded", code="Throttling"), times=1)
+    await kit.send()
+    result = _deactivation(kit)
+    assert (result["verified"], result["verify_reads"], "verify_error" in result) == (True, 2, False)
+    assert (waits.waited, kit.entries("step.escalated")) == ([0.5], [])
+
+
+async def test_a_bug_in_verify_records_the_applied_step_unverified_not_failed(tmp_path):
+    """A TypeError in `verify()`: the key was deactivated, so the step is ok (unverified, with the error) and pages;
+    it is not recorded failed, and the settle does not wait on a bug."""
+    kit, waits = _failing_reads(tmp_path, lambda: TypeError("'NoneType' object is not subscriptable"))
+    await kit.send()
+    result = _deactivation(kit)
+    assert (result["status"], result["changed"], result["verified"]) == ("ok", True, False)
+    assert result["verify_error"] == "TypeError: 'NoneType' object is not subscriptable"
+    assert waits.waited == []
+    assert kit.iam.keys["AKIAABCDEFGHIJKLMNOP"]["Status"] == "Inactive"
+    [escalated] = kit.entries("step.escalated")
+    assert escalated["status"] == "unverified"
+    assert "TypeError" in escalated["error"]
+
+
+async def test_a_read_that_cannot_be_made_ends_the_settle_without_a_wait():
+    """`settle_verify`: a read answering None (cannot be read) ends it at once, counted as a read."""
+    waits = Waits()
+    answers: list[bool | None] = [None]
+
+    async def read() -> bool | None:
+        return answers.pop(0) if answers else True
+
+    reading: Callable[[], Awaitable[bool | None]] = read
+    assert await settle_verify(reading, VerifySettle(5.0, sleep=waits.sleep, clock=waits.clock)) == (False, 2)
+    assert waits.waited == [0.5]
+
+
+def test_the_timeline_line_of_an_unreadable_read_back_shows_its_error():
+    """`responder timeline show` names verify_error next to verified, so why it was not verified is on the line."""
+    body = {"step": "deactivate", "status": "ok", "verified": False, "verify_error": "AccessDenied: denied"}
+    entry = TimelineEntry(seq=1, writer="w", at="2026-12-05T00:00:00+00:00", kind="step.result", body=body,
+                          prev="0", hash="0")
+    assert "verified=False verify_error=AccessDenied: denied" in summarize(entry)
