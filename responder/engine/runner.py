@@ -152,9 +152,11 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         got = await read()
         ok = bool(got)
         if got is False and call.settle is not None:  # only a false read-back pays: read again while it settles
+            began = call.settle.clock()
             ok, reads = await settle_verify(read, call.settle)
             if reads > 1:
-                marks = {**marks, "verify_reads": reads}
+                marks = {**marks, "verify_reads": reads,
+                         "settle_ms": round((call.settle.clock() - began) * 1000, 3)}
         if read.error is not None:
             marks = {**marks, "verify_error": read.error}
     except Exception as exc:  # any actuator error, even a bug, becomes a recorded failed result

@@ -139,6 +139,8 @@ class StepResult(StepHead):
     duration_ms: float | None = None
     verify_reads: int | None = None
     """How many times `verify()` read the target back, when a false first read was read again (`VerifySettle`)."""
+    settle_ms: float | None = None
+    """How long the read-back settled (its waits and re-reads after the first false read), with `verify_reads`."""
     verify_error: str | None = None
     """Why the read-back could not be made (a permanent error such as AccessDenied, or a bug in `verify()`): the step
     applied, so it is ok and `verified: false`, and escalated as unverified with this."""
