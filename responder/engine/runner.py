@@ -79,8 +79,9 @@ class ReadBack:
             return bool(await call.actuator.verify(call.params, call.ctx))
         except (TransientActuationError, TimeoutError):
             return False
-        except ActuationError as exc:
-            self.error = f"{exc.code or type(exc).__name__}: {exc}"[:MAX_VERIFY_ERROR]
+        except ActuationError as exc:  # its message names its code when it came from AWS (`classify`)
+            text, code = str(exc), exc.code or type(exc).__name__
+            self.error = (text if text.startswith(f"{code}:") else f"{code}: {text}")[:MAX_VERIFY_ERROR]
         except Exception as exc:  # a bug in verify(): the step did apply, so it is not failed by it
             log.exception("verify_raised", actuator=call.actuator.name)
             self.error = f"{type(exc).__name__}: {exc}"[:MAX_VERIFY_ERROR]
