@@ -55,10 +55,15 @@ class StepCall(NamedTuple):
 
 
 async def verified(call: StepCall) -> bool:
-    """Whether the desired state holds now; an error reading it back counts as not verified."""
+    """Whether the desired state holds now; an error reading it back counts as not verified, and so does a bug in
+    `verify()` (logged): a step recorded ok despite one (`ReadBack`) is checked again here by the next finding's drift
+    check, an open intent's resolution and undo, which then act as on a false read instead of losing the finding."""
     try:
         return bool(await call.actuator.verify(call.params, call.ctx))
     except (ActuationError, TimeoutError):
+        return False
+    except Exception:  # a bug in verify(): not verified, as `ReadBack` reads it after an apply
+        log.exception("verify_raised", actuator=call.actuator.name)
         return False
 
 

@@ -9,10 +9,11 @@ from typing import Any
 
 from responder.actuators.retry import VerifySettle, settle_verify
 from responder.cli.output import summarize
+from responder.engine.runner import StepCall, verified
 from responder.errors import PermanentActuationError, TransientActuationError
 from responder.models.timeline import TimelineEntry
 from tests.fakes import Waits
-from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
+from tests.kit import DEACTIVATE_STEPS, KEY, Kit, make_kit
 from tests.unit.test_trace_timeline import ESCALATE
 
 Raiser = Callable[[], BaseException]
@@ -118,3 +119,38 @@ def test_the_timeline_line_of_an_unreadable_read_back_shows_its_error():
     entry = TimelineEntry(seq=1, writer="w", at="2026-12-05T00:00:00+00:00", kind="step.result", body=body,
                           prev="0", hash="0")
     assert "verified=False verify_error=AccessDenied: denied" in summarize(entry)
+
+
+async def test_a_bug_in_verify_does_not_stop_the_next_finding_of_the_incident(tmp_path, monkeypatch):
+    """The step recorded ok despite a bug in `verify()`: a second, distinct finding's drift check meets the same bug
+    and reads it as not verified (re-applied, read once), where it raised and the finding was lost (dead-lettered)."""
+    kit, waits = _failing_reads(tmp_path, lambda: TypeError("bug"), times=0)
+    _buggy_verify(kit, monkeypatch)
+    await kit.send(finding_id="f1", updated="2026-11-25T10:00:00.000Z")
+    await kit.send(finding_id="f2", updated="2026-11-25T10:05:00.000Z")
+    first, again = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    assert (first["status"], again["status"], again["reapplied"]) == ("ok", "ok", True)
+    assert (again["verified"], again["verify_error"]) == (False, "KeyError: 'Status'")
+    assert waits.waited == []  # read once: a step still unverified after its settle is not settled again
+    assert [p.target for p in kit.echo.applied] == ["oncall"]  # on-call told once per step and incident
+
+
+def _buggy_verify(kit: Kit, monkeypatch: Any) -> Any:
+    """Give the deactivation actuator a `verify()` that always raises a KeyError (a bug); returns the actuator."""
+    actuator = kit.registry.get("aws.iam.deactivate_access_key")
+
+    async def verify(*_: object) -> bool:
+        raise KeyError("Status")
+
+    monkeypatch.setattr(actuator, "verify", verify)
+    return actuator
+
+
+async def test_a_bug_in_verify_reads_as_not_verified_where_a_step_is_only_checked(tmp_path, monkeypatch):
+    """`verified()` (the drift check, an open intent after a crash, undo's drift): a bug in `verify()` reads as not
+    verified (the caller then acts as on a false read: applies again, asks a human), where it raised."""
+    kit, _ = _failing_reads(tmp_path, lambda: TypeError("bug"), times=0)
+    actuator = _buggy_verify(kit, monkeypatch)
+    params = actuator.params.model_validate({"user_name": "ml-training", "access_key_id": KEY})
+    call = StepCall(actuator, params, kit.engine.context.for_step("i", "k"))
+    assert await verified(call) is False
