@@ -14,6 +14,7 @@ from responder.errors import PermanentActuationError, TransientActuationError
 from responder.models.timeline import TimelineEntry
 from tests.fakes import Waits
 from tests.kit import DEACTIVATE_STEPS, KEY, Kit, make_kit
+from tests.unit.test_dry_run_refusal import _metered
 from tests.unit.test_trace_timeline import ESCALATE
 
 Raiser = Callable[[], BaseException]
@@ -154,3 +155,23 @@ async def test_a_bug_in_verify_reads_as_not_verified_where_a_step_is_only_checke
     params = actuator.params.model_validate({"user_name": "ml-training", "access_key_id": KEY})
     call = StepCall(actuator, params, kit.engine.context.for_step("i", "k"))
     assert await verified(call) is False
+
+
+async def test_an_escalation_step_whose_verify_has_a_bug_told_on_call_and_is_not_counted_failed(tmp_path, monkeypatch):
+    """The page went out (its apply returned) but its `verify()` raised: recorded ok, unverified, with the error;
+    neither escalated again nor counted in responder_escalation_failures_total (it did not fail to tell anyone)."""
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE})
+    metrics = _metered(kit)
+
+    async def verify(*_: object) -> bool:
+        raise KeyError("delivered")
+
+    monkeypatch.setattr(kit.echo, "verify", verify)
+    await kit.send(key="AKIAZZZZZZZZZZZZZZZZ")  # no such key: the deactivation fails, and is escalated
+    results = {b["step"]: b for b in kit.entries("step.result")}
+    assert results["deactivate"]["status"] == "failed"
+    told = results["tell.deactivate"]
+    assert (told["status"], told["verified"], told["verify_error"]) == ("ok", False, "KeyError: 'delivered'")
+    assert [p.target for p in kit.echo.applied] == ["oncall"]
+    assert [b["step"] for b in kit.entries("step.escalated")] == ["deactivate"]
+    assert metrics.value("responder_escalation_failures_total", runbook="rb", actuator="test.echo") == 0
