@@ -190,8 +190,13 @@ class FleetState:
         (the owner records it too; while the partition moves there is none), unless it was `replayed`. One
         for an incident owned here whose step does not wait (timed out already, never parked) is refused and recorded
         (`approval.rejected`) as on a single replica, unless it was `replayed`: read again at a start (every member
-        reads every decision from the first), it was handled when it came.
+        reads every decision from the first), it was handled when it came. No refusal of a `replayed` one is
+        recorded or counted (`Refusals.again`): it was when it came.
         """
+        with self.engine.decisions.refusals.again(replayed):  # refused when it came: not recorded, counted again
+            await self._decide(value, key_id, signature, replayed=replayed)
+
+    async def _decide(self, value: bytes, key_id: str | None, signature: str | None, *, replayed: bool) -> None:
         try:
             decision = ApprovalDecision.model_validate_json(value)
         except ValidationError:

@@ -13,11 +13,15 @@ flushes: a refusal rides the next group commit (the approvals loop flushes once 
 committed), so a flood adds entries and fsyncs up to a bound, never one per record. While a window has `counting`
 refusals, the loops hold their offsets back until its summary is durable (responder/service/signed.py).
 Each refusal, recorded or not, is counted by `counted(reason class)` (`responder_decisions_refused_total`).
+A refusal made `again()` (of a record a fleet member read again at its start: it reads every decision from the
+first, and refused this one when it came) is neither recorded nor counted, only logged at debug: a rolling restart
+is not a flood of forged decisions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +75,17 @@ class Refusals:
         """Told the class of every refusal (the service counts them in `responder_decisions_refused_total`)."""
         self._start: float | None = None
         self._buckets: dict[tuple[str, str, str | None, str | None], _Bucket] = {}
+        self._again = False
+
+    @contextmanager
+    def again(self, replayed: bool = True) -> Iterator[None]:
+        """While inside (when `replayed`), refusals are of a record read again at a start, refused when it came (by
+        this member before it stopped, or by the members running then): neither recorded nor counted again."""
+        before, self._again = self._again, self._again or replayed
+        try:
+            yield
+        finally:
+            self._again = before
 
     def record(self, kind: str, body: Mapping[str, Any], incident: str | None, *, reason: str,
                key_id: str | None, signed: str | None = None) -> bool:
@@ -78,6 +93,9 @@ class Refusals:
         `signed`: the id of the record's signed bytes when its signature verified under `key_id`, else None."""
         self.tick()
         now, cls = self.clock(), reason_class(reason)
+        if self._again:
+            log.debug("refusal_read_again", kind=kind, reason=cls)
+            return False
         self.counted(cls)
         if self._start is None:
             self._start = now

@@ -1,0 +1,62 @@
+"""A fleet member reads every decision from the first at each start: a record it refuses then was refused when it
+came, so it is neither recorded nor counted again (a rolling restart is not a flood of forged decisions)."""
+
+from __future__ import annotations
+
+from responder.fleet import FleetState
+from responder.models.event import RawRecord
+from responder.service import Service
+from responder.settings import Settings
+from tests.kit import decision, make_kit
+from tests.unit.test_approvals import WIPE
+
+
+async def test_a_forged_or_malformed_decision_read_again_at_a_start_is_not_counted_again(tmp_path):
+    """Forged for a step parked here, malformed, or forged for an incident owned elsewhere: refused and counted once
+    when it comes, and read again at a start neither recorded nor counted."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    fleet = FleetState(kit.engine, changelog=None)  # type: ignore[arg-type]  # no partition moves here
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    fleet.partitions.of[parked.incident] = 0
+    counted: list[str] = []
+    kit.engine.decisions.refusals.counted = counted.append
+    forged = decision(kit, parked.incident, "wipe", secret=b"wrong")
+    elsewhere = decision(kit, "inc-elsewhere", "wipe", secret=b"wrong")
+    for replayed in (False, True, True):
+        await fleet.decide(*forged, replayed=replayed)
+        await fleet.decide(b"{not json", None, None, replayed=replayed)
+        await fleet.decide(*elsewhere, replayed=replayed)
+    await kit.engine.recorder.flush()
+    assert sorted(counted) == ["bad_signature", "bad_signature", "unsigned"]
+    assert len(kit.entries("approval.rejected")) == 3
+    assert kit.engine.state.parked(parked.incident, "wipe") is not None  # still waits for a genuine decision
+
+
+class _Again:
+    """An approvals ingest that read `before` records of partition 0 before its start (a fleet member's `_ends`)."""
+
+    def __init__(self, before: int) -> None:
+        self.before = before
+
+    def replayed(self, record: RawRecord) -> bool:
+        return record.partition == 0 and record.offset < self.before
+
+
+async def test_records_the_kafka_client_cannot_parse_read_again_at_a_start_are_not_counted_again(tmp_path):
+    """Of unparseable decision records, those read again at a start are only logged; a new one is counted and
+    recorded."""
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                               approval_keys={"k1": "s"}), runbooks=[])
+    real, service.approvals = service.approvals, _Again(3)  # type: ignore[assignment]
+    try:
+        records = [RawRecord(topic="decisions", offset=n, value=b"", unreadable="crc mismatch") for n in range(4)]
+        assert await service._readable(records, "approval.rejected", service.approvals.replayed) == []
+        await service.recorder.flush()
+        assert service.metrics.value("responder_decisions_refused_total", reason="unreadable") == 1
+        [entry] = service.recorder.entries()
+        assert entry.body["offset"] == 3
+    finally:
+        service.approvals = real
+        await service.close_unstarted()
+
