@@ -214,7 +214,7 @@ class FleetState:
             # recorded, as the owner records it, since while the partition moves no owner reads it
             log.warning("approval_not_held", incident=decision.incident, step=decision.step, reason=forged)
             if not replayed:  # read again at a start: recorded when it first came
-                await self.engine.decisions.reject(forged, key_id, decision)
+                await self.engine.decisions.reject(forged, key_id, decision, refusal=forged.refusal)
         else:
             # each decision held apart: a replayed one for an earlier parking does not push out the one that answers
             again = (decision.request_id or "") if replayed else None

@@ -26,7 +26,7 @@ from responder.engine.permissions import refused
 from responder.engine.refusals import Refusals
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
-from responder.errors import ActuationError, ConfigError
+from responder.errors import ActuationError, ConfigError, Refusal
 from responder.models.operator import (
     MODEL_ACTUATORS,
     REPLY_KEY_HEADER,
@@ -117,19 +117,21 @@ class Operator:
 
     async def handle(self, value: bytes, key_id: str | None, signature: str | None) -> OperatorReply | None:
         """Check, record, run and record one request; None when it is not even a request (rejected, recorded)."""
-        problem = forged = self.keys.check(key_id, signature, value)  # forged: why no key of the ring signed it
+        forged = self.keys.check(key_id, signature, value)  # why no key of the ring signed it
+        problem: tuple[str, Refusal] | None = None if forged is None else (forged, forged.refusal)
         request: OperatorRequest | None = None
         if problem is None:
             try:
                 request = OperatorRequest.model_validate_json(value)
             except ValidationError as exc:
-                problem = f"not an operator request: {exc.errors()[0]['msg']}"
+                problem = f"not an operator request: {exc.errors()[0]['msg']}", Refusal.MALFORMED
         if problem is not None or request is None:
+            why, refusal = problem or ("not an operator request", Refusal.MALFORMED)
             # within the bounds of `refusals`, durable with the operator loop's flush (before its offsets are committed)
-            if self.refusals.record(OPERATOR_REJECTED, {"reason": problem, "key_id": bounded(key_id)}, None,
-                                    reason=problem or "", key_id=key_id,
+            if self.refusals.record(OPERATOR_REJECTED, {"reason": why, "key_id": bounded(key_id)}, None,
+                                    refusal=refusal, key_id=key_id,
                                     signed=None if forged else request_digest(value)):
-                log.warning("operator_request_rejected", reason=problem)
+                log.warning("operator_request_rejected", reason=why)
             return None
         digest = request_digest(value)
         if request.id not in self.done and self.replies is not None:
@@ -151,9 +153,9 @@ class Operator:
             return self.done[request.id]
         self.answered[request.id] = digest
         head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "request": digest}
-        refusal = refused(request, key_id, datetime.fromtimestamp(self.clock(), UTC), self.keys, self.permissions)
-        if refusal is not None:
-            return await self._complete(request, digest, ok=False, error=refusal)
+        denied = refused(request, key_id, datetime.fromtimestamp(self.clock(), UTC), self.keys, self.permissions)
+        if denied is not None:
+            return await self._complete(request, digest, ok=False, error=denied)
         self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)
         log.info("operator_request", action=request.action, by=request.by, incident=request.incident)
         try:

@@ -4,8 +4,9 @@ Anyone who can write the approvals (or operator requests) topic can send records
 recorded (`approval.rejected`, `operator.rejected`). `Refusals` records the first `full` refusals per bucket in each
 window in full, and counts the rest: once the window has passed (at the next refusal or `tick`), one summary entry
 of the same kind per bucket says how many were not recorded one by one (`suppressed: n`; readers that know the kind
-take it for one refusal, as before). A bucket is (kind, reason class, key id), the key id only when it names a key
-of the ring (`known`): a claimed id nobody holds is the sender's choice, so all of them share one bucket, as do the
+take it for one refusal, as before). A bucket is (kind, reason class, key id), the class being the `Refusal` its
+caller names (a field of the error, never read from the message), the key id only when it names a key of the ring
+(`known`): a claimed id nobody holds is the sender's choice, so all of them share one bucket, as do the
 unsigned. A refusal whose signature verified under a key of the ring (`signed`: the id of its signed bytes) has a
 bucket of its own per signed record: copies of one (a replay) share it, but cannot crowd out another record a key
 really signed (an insider or a stolen key: evidence), which no one without the key can make. Nothing here
@@ -28,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from responder.errors import Refusal
 from responder.timeline.recorder import Recorder
 
 log = structlog.get_logger(__name__)
@@ -36,25 +38,6 @@ FULL_PER_WINDOW = 10
 """Refusals recorded in full per bucket and window; the rest are counted into the window's summary entry."""
 WINDOW_S = 60.0
 """Length of a window, in seconds of the engine's clock."""
-
-_CLASSES = (
-    ("unsigned", "unsigned"),
-    ("unknown signing key", "unknown_key"),
-    ("bad signature", "bad_signature"),
-    ("malformed decision", "malformed"),
-    ("not an operator request", "malformed"),
-    ("no approval keys are configured", "no_keys"),
-    ("no approval is pending", "not_pending"),
-    ("this decision was applied already", "replayed"),
-    ("the kafka client cannot parse", "unreadable"),
-)
-"""Reason prefixes (lower case) → the reason class: the metric's `reason` label and the bucket (a bounded set)."""
-
-
-def reason_class(reason: str) -> str:
-    """The class of a refusal's reason (`refused` for one no prefix names: signed, but not valid for its step)."""
-    lowered = reason.lower()
-    return next((name for prefix, name in _CLASSES if lowered.startswith(prefix)), "refused")
 
 
 @dataclass
@@ -87,12 +70,12 @@ class Refusals:
         finally:
             self._again = before
 
-    def record(self, kind: str, body: Mapping[str, Any], incident: str | None, *, reason: str,
+    def record(self, kind: str, body: Mapping[str, Any], incident: str | None, *, refusal: Refusal,
                key_id: str | None, signed: str | None = None) -> bool:
-        """Record one refusal (`body`, which says why) unless its bucket is full in this window; True if recorded.
-        `signed`: the id of the record's signed bytes when its signature verified under `key_id`, else None."""
+        """Record one refusal (`body`, which says why; `refusal`, its class) unless its bucket is full in this window;
+        True if recorded. `signed`: the id of the record's signed bytes when its signature verified under `key_id`."""
         self.tick()
-        now, cls = self.clock(), reason_class(reason)
+        now, cls = self.clock(), refusal.value
         if self._again:
             log.debug("refusal_read_again", kind=kind, reason=cls)
             return False

@@ -14,6 +14,7 @@ import structlog
 
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER
 from responder.engine.operator import OPERATOR_REJECTED
+from responder.errors import Refusal
 from responder.ingest.approvals import ApprovalIngest
 from responder.models.event import RawRecord
 from responder.models.timeline import EntryKind
@@ -91,7 +92,7 @@ class SignedLoops(PartitionKeeping):
             with refusals.again(replayed):
                 recorded |= refusals.record(rejected, {
                     "reason": reason, "key_id": None, "topic": record.topic, "partition": record.partition,
-                    "offset": record.offset}, None, reason=reason, key_id=None)
+                    "offset": record.offset}, None, refusal=Refusal.UNREADABLE, key_id=None)
             (log.debug if replayed else log.error)("signed_record_unreadable", topic=record.topic,
                                                    partition=record.partition, offset=record.offset,
                                                    error=record.unreadable)
