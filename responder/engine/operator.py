@@ -47,8 +47,8 @@ OPERATOR_REQUESTED = "operator.requested"
 OPERATOR_COMPLETED = "operator.completed"
 OPERATOR_REJECTED = "operator.rejected"
 OPERATOR_REFUSED = "operator.refused"
-"""A valid request not run (the fleet store that says whether it ran already is unreachable, or its id answered
-another request), not remembered as answered."""
+"""A validly signed request not run (expired, not granted to its key, the fleet store that says whether it ran
+already unreachable, its id answered another request), not remembered as answered; bounded as forged ones are."""
 OPERATOR_KEY = "operator-"
 """Prefix of an operator request's step key (then the request id)."""
 
@@ -155,7 +155,7 @@ class Operator:
         head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "request": digest}
         denied = refused(request, key_id, datetime.fromtimestamp(self.clock(), UTC), self.keys, self.permissions)
         if denied is not None:
-            return await self._complete(request, digest, ok=False, error=denied)
+            return await self._refused(request, key_id, denied)
         self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)
         log.info("operator_request", action=request.action, by=request.by, incident=request.incident)
         try:
@@ -167,10 +167,14 @@ class Operator:
                                     error="; ".join(str(o.get("error")) for o in failed) or None)
 
     async def _refused(self, request: OperatorRequest, key_id: str | None, error: str) -> OperatorReply:
-        """Record a request not run as `operator.refused` (not completed: a redelivery may run it); its reply."""
-        self.recorder.append(OPERATOR_REFUSED, {"id": request.id, "action": request.action, "by": request.by,
-                                                "key_id": key_id, "reason": error}, request.incident)
-        await self.recorder.flush()
+        """Record a validly signed request not run as `operator.refused` (not completed: a redelivery is checked
+        again), within the bounds of `refusals` (bucket: its key, so whoever holds a key cannot flood the timeline,
+        nor crowd out another key's refusals); one recorded in full is durable before its reply. The reply."""
+        if self.refusals.record(OPERATOR_REFUSED, {"id": request.id, "action": request.action, "by": request.by,
+                                                   "key_id": key_id, "reason": error}, request.incident,
+                                refusal=Refusal.REFUSED, key_id=key_id):
+            await self.recorder.flush()
+            log.warning("operator_request_refused", id=request.id, key_id=key_id, reason=error)
         return OperatorReply(id=request.id, action=request.action, ok=False, error=error)
 
     async def _run(self, request: OperatorRequest) -> list[dict[str, Any]]:
