@@ -233,7 +233,8 @@ class FleetState:
                 del self._held[(incident, step, used)]
                 # one for another parking is refused and recorded, unless read again at the start (recorded then)
                 if again is None or again == (parked.request_id or ""):
-                    await self.engine.decide(value, key_id, signature)
+                    with self.engine.decisions.refusals.again(again is not None):  # refused then by its owner
+                        await self.engine.decide(value, key_id, signature)
             elif incident in self.partitions.of:
                 del self._held[(incident, step, used)]
                 log.info("approval_held_dropped", incident=incident, step=step)

@@ -3,6 +3,7 @@ came, so it is neither recorded nor counted again (a rolling restart is not a fl
 
 from __future__ import annotations
 
+from responder.engine.partitions import cut, merge, release
 from responder.fleet import FleetState
 from responder.models.event import RawRecord
 from responder.service import Service
@@ -60,3 +61,25 @@ async def test_records_the_kafka_client_cannot_parse_read_again_at_a_start_are_n
         service.approvals = real
         await service.close_unstarted()
 
+
+
+async def test_a_decision_held_after_a_start_and_refused_when_its_partition_comes_is_not_counted_again(tmp_path):
+    """A decision read again at a start for an incident owned elsewhere is held; refused when the partition comes
+    here (another plan), it is neither recorded nor counted: its owner refused it when it came."""
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    fleet = FleetState(kit.engine, changelog=None)  # type: ignore[arg-type]
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    other_plan = decision(kit, parked.incident, "wipe", digest="f" * 64)  # names the request, signed, refused
+    [moving] = cut(kit.engine.state, {parked.incident}).values()
+    release(kit.engine.state, {parked.incident})
+    counted: list[str] = []
+    kit.engine.decisions.refusals.counted = counted.append
+    await fleet.decide(*other_plan, replayed=True)
+    merge(kit.engine.state, [moving])
+    fleet.partitions.of[parked.incident] = 0
+    await fleet.release_held()
+    await kit.engine.recorder.flush()
+    assert fleet._held == {}
+    assert counted == []
+    assert kit.entries("approval.rejected") == []
