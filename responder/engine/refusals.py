@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,9 @@ FULL_PER_WINDOW = 10
 """Refusals recorded in full per bucket and window; the rest are counted into the window's summary entry."""
 WINDOW_S = 60.0
 """Length of a window, in seconds of the engine's clock."""
+_AGAIN: ContextVar[bool] = ContextVar("refusals_again", default=False)
+"""Whether the record the current task handles was read again at a start: the task's own (the approvals and operator
+loops run side by side, and what one reads again says nothing of the other's records)."""
 
 
 @dataclass
@@ -58,17 +62,17 @@ class Refusals:
         """Told the class of every refusal (the service counts them in `responder_decisions_refused_total`)."""
         self._start: float | None = None
         self._buckets: dict[tuple[str, str, str | None, str | None], _Bucket] = {}
-        self._again = False
 
+    @staticmethod
     @contextmanager
-    def again(self, replayed: bool = True) -> Iterator[None]:
-        """While inside (when `replayed`), refusals are of a record read again at a start, refused when it came (by
-        this member before it stopped, or by the members running then): neither recorded nor counted again."""
-        before, self._again = self._again, self._again or replayed
+    def again(replayed: bool = True) -> Iterator[None]:
+        """While inside (when `replayed`), this task's refusals are of a record read again at a start, refused when it
+        came (by this member before it stopped, or by the members running then): neither recorded nor counted."""
+        token = _AGAIN.set(_AGAIN.get() or replayed)
         try:
             yield
         finally:
-            self._again = before
+            _AGAIN.reset(token)
 
     def record(self, kind: str, body: Mapping[str, Any], incident: str | None, *, refusal: Refusal,
                key_id: str | None, signed: str | None = None) -> bool:
@@ -76,7 +80,7 @@ class Refusals:
         True if recorded. `signed`: the id of the record's signed bytes when its signature verified under `key_id`."""
         self.tick()
         now, cls = self.clock(), refusal.value
-        if self._again:
+        if _AGAIN.get():
             log.debug("refusal_read_again", kind=kind, reason=cls)
             return False
         self.counted(cls)

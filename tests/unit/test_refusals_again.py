@@ -3,11 +3,17 @@ came, so it is neither recorded nor counted again (a rolling restart is not a fl
 
 from __future__ import annotations
 
+import asyncio
+
 from responder.engine.partitions import cut, merge, release
+from responder.engine.refusals import Refusals
+from responder.errors import Refusal
 from responder.fleet import FleetState
 from responder.models.event import RawRecord
 from responder.service import Service
 from responder.settings import Settings
+from responder.timeline.recorder import Recorder
+from responder.timeline.store import MemoryStore
 from tests.kit import decision, make_kit
 from tests.unit.test_approvals import WIPE
 
@@ -83,3 +89,25 @@ async def test_a_decision_held_after_a_start_and_refused_when_its_partition_come
     assert fleet._held == {}
     assert counted == []
     assert kit.entries("approval.rejected") == []
+
+
+async def test_a_refusal_in_another_task_while_one_reads_again_is_counted():
+    """Reading again is the handling task's own state: the operator loop's refusal made meanwhile (it runs beside
+    the approvals loop) is counted and recorded."""
+    refusals = Refusals(Recorder(MemoryStore()), lambda: 0.0, known=lambda key_id: False)
+    counted: list[str] = []
+    refusals.counted = counted.append
+    inside, done = asyncio.Event(), asyncio.Event()
+
+    async def approvals() -> None:
+        with refusals.again():
+            inside.set()
+            await done.wait()
+            refusals.record("approval.rejected", {"reason": "again"}, None, refusal=Refusal.UNSIGNED, key_id=None)
+
+    task = asyncio.create_task(approvals())
+    await inside.wait()
+    assert refusals.record("operator.rejected", {"reason": "new"}, None, refusal=Refusal.UNREADABLE, key_id=None)
+    done.set()
+    await task
+    assert counted == ["unreadable"]
