@@ -8,6 +8,7 @@ import uuid
 from responder.engine.operator import OPERATOR_REFUSED, Operator
 from responder.engine.refusals import FULL_PER_WINDOW
 from responder.models.operator import OperatorRequest
+from responder.timeline import Recorder
 from tests.unit.test_operator_channel import _claiming, _operator
 
 FLOOD = 50
@@ -63,3 +64,33 @@ async def test_a_flood_claiming_an_answered_id_is_bounded_and_another_keys_refus
     bodies = _refused(op)
     assert len(bodies) == FULL_PER_WINDOW + 1
     assert bodies[-1]["key_id"] == "ops"
+
+
+async def test_a_request_refused_for_its_permissions_is_not_run_when_sent_again_after_a_grant():
+    """A request refused because its key was not granted its command is answered by that refusal: the same request
+    sent again (a redelivery, or anyone copying it from the topic) once the key is granted is refused, never run."""
+    op = await _operator({"ops": []})
+    value, key_id, sig = signed_by("ops")
+    first = await op.handle(value, key_id, sig)
+    assert first is not None
+    assert "may not send undo" in str(first.error)
+    op.permissions = {"ops": ["undo"]}
+    assert await op.handle(value, key_id, sig) == first
+    assert all(e.kind != "operator.requested" for e in op.recorder.entries())
+
+
+async def test_a_request_refused_for_its_permissions_is_not_run_after_a_restart_with_the_grant():
+    """After a restart whose settings grant the key (the refusal recovered from its `operator.refused` entry), the
+    refused request sent again is answered with its refusal, not run; a request never seen before runs."""
+    op = await _operator({"ops": []})
+    value, key_id, sig = signed_by("ops")
+    first = await op.handle(value, key_id, sig)
+    assert first is not None
+    again = Operator(Recorder(op.recorder.store), op.registry, op.context, keys=op.keys, clock=op.clock,
+                     permissions={"ops": ["undo"]})
+    again.recover(again.recorder.entries())
+    assert await again.handle(value, key_id, sig) == first
+    assert all(e.kind != "operator.requested" for e in again.recorder.entries())
+    fresh = await again.handle(*signed_by("ops"))
+    assert fresh is not None
+    assert fresh.ok
