@@ -37,6 +37,9 @@ class Unverified(str):
         made.refusal = refusal
         return made
 
+    def __getnewargs__(self) -> tuple[str, Refusal]:  # type: ignore[override]  # a copy or pickle: both fields
+        return str(self), self.refusal
+
 
 def sign(secret: bytes, payload: bytes) -> str:
     """Hex HMAC-SHA256 of `payload` under `secret`."""

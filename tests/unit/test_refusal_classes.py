@@ -3,6 +3,8 @@ refused, not guessed from the start of its message."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 from datetime import UTC, datetime
 
 import pytest
@@ -61,3 +63,19 @@ def test_a_refusal_is_bucketed_and_counted_by_its_class_not_its_message():
                         key_id=None)
     assert refusals.record("approval.rejected", {"reason": "x"}, None, refusal=Refusal.UNSIGNED, key_id=None)
     assert counted == ["refused", "refused", "unsigned"]
+
+
+def test_why_a_signature_does_not_verify_survives_a_copy_with_its_class():
+    """An `Unverified` copied or pickled (a body handed on, an exception sent to another process) keeps its text and
+    its class, instead of failing to be rebuilt."""
+    problem = KeyRing({"k1": b"s"}).check("k1", "00", b"{}")
+    assert problem is not None
+    for copied in (copy.deepcopy(problem), pickle.loads(pickle.dumps(problem))):  # our own bytes
+        assert (str(copied), copied.refusal) == (str(problem), Refusal.BAD_SIGNATURE)
+
+
+def test_the_classes_are_the_metric_labels_dashboards_know():
+    """The classes are exactly the `reason` label values of `responder_decisions_refused_total` from before they were
+    typed (the prefix table's): a dashboard or alert keyed on them sees the same labels."""
+    assert {r.value for r in Refusal} == {"unsigned", "unknown_key", "bad_signature", "malformed", "no_keys",
+                                          "not_pending", "replayed", "unreadable", "refused"}
