@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from responder.engine.partitions import cut, merge, release
 from responder.engine.refusals import Refusals
 from responder.errors import Refusal
@@ -111,3 +113,39 @@ async def test_a_refusal_in_another_task_while_one_reads_again_is_counted():
     done.set()
     await task
     assert counted == ["unreadable"]
+
+
+async def _start_order(tmp_path, **fleet: str) -> list[str]:
+    """The order in which a service's start finishes reading its decisions' end offsets and starts its alerts
+    consumer (whose group join moves partitions)."""
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                               approval_keys={"k1": "s"}, dry_run=True, **fleet), runbooks=[])
+    order: list[str] = []
+
+    async def nothing(wait: float) -> None:
+        return None
+
+    async def approvals(wait: float) -> None:
+        await asyncio.sleep(0.01)  # the end offsets' round trip
+        order.append("decisions' end offsets")
+
+    async def alerts(wait: float) -> None:
+        order.append("alerts group joins")
+        raise ConnectionError("no broker here")
+
+    service.publisher.start, service.approvals.start, service.ingest.start = nothing, approvals, alerts  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ConnectionError):
+            await service._consume_until_stopped()
+    finally:
+        service.recorder.close()
+        await service.close_unstarted()
+    return order
+
+
+async def test_a_fleet_member_reads_its_decisions_end_offsets_before_its_alerts_group_joins(tmp_path):
+    """A fleet member fixes what it reads again (its decisions' end offsets) before its alerts consumer joins the
+    group: a decision sent while the partitions move because it joined is new to it, so its refusal is recorded
+    when the partition comes (not taken for one its owner refused when it came, which no owner did)."""
+    assert await _start_order(tmp_path, changelog_topic="changelog") == ["decisions' end offsets",
+                                                                       "alerts group joins"]
