@@ -24,12 +24,12 @@ DIGESTED_IF_SET = frozenset({"aws_account_id", "aws_region", "approver_identitie
                              "model_refuse_legacy_signatures", "verify_settle_s",
                              "model_registry", "model_ssm_prefix", "approval_keys", "event_signing_keys",
                              "notify_keys", "approvals_topic", "approval_requests_topic", "operator_requests_topic",
-                             "approval_decision_max_lifetime", "max_record_bytes"})
+                             "operator_replies_topic", "approval_decision_max_lifetime", "max_record_bytes"})
 """Digested since 2026-12-04 (operator_permissions, the model_* ones and verify_settle_s since 2026-12-05; the
-registry, the SSM prefix, the key ids, the decision topics, the decision lifetime and max_record_bytes since
-2026-12-05, later that day), each only when not at its default: a fleet that sets none of them kept its digest
-through the upgrade (no `RESPONDER_FLEET_ADOPT_DIGEST` needed). Key ids, identities, source globs, command names,
-public-key fingerprints, topic names, a registry URL and numbers: never a secret."""
+registry, the SSM prefix, the key ids, the decision and operator topics, the decision lifetime and
+max_record_bytes since 2026-12-05, later that day), each only when not at its default: a fleet that sets none of
+them kept its digest through the upgrade (no `RESPONDER_FLEET_ADOPT_DIGEST` needed). Key ids, identities, source
+globs, command names, public-key fingerprints, topic names, a registry URL and numbers: never a secret."""
 KEY_IDS = ("approval_keys", "event_signing_keys", "notify_keys")
 """Digested as their sorted ids: a secret changed under the same id is not seen (rotate by adding an id)."""
 IN_THE_RUNBOOKS = frozenset({"runbooks_dir", "default_on_failure"})
@@ -39,8 +39,9 @@ NOT_DIGESTED: dict[str, frozenset[str]] = {
         frozenset({"timeline_path", "timeline_linger_ms", "timeline_signing_key", "timeline_verify_key",
                    "timeline_checkpoint_every", "timeline_checkpoint_interval", "timeline_archive",
                    "timeline_archive_retention_days", "timeline_mirror_topic", "timeline_writers"}),
-    "how a replica reaches AWS, not what it asks: endpoints (per-zone VPC endpoints) and credentials may differ; "
-    "a replica that cannot reach AWS fails its steps, which escalate":
+    "how a replica reaches AWS, not what it asks: credentials and timeouts may differ (a replica that cannot reach "
+    "AWS fails its steps, which escalate); the endpoint is also where the guard table is read, so a replica with "
+    "another one (a sandbox) checks another table, is in another fleet, and no digest can see it":
         frozenset({"aws_endpoint_url", "aws_access_key_id", "aws_secret_access_key", "aws_call_timeout",
                    "model_deploy_poll_s", "model_deploy_timeout_s"}),
     "read by `responder iam-policy` only, never by the service":
@@ -49,8 +50,8 @@ NOT_DIGESTED: dict[str, frozenset[str]] = {
     "would hold back the brake; the fleet-wide switch is the guard table's (`responder fleet kill-switch`)":
         frozenset({"kill_switch", "kill_switch_file"}),
     "read by the commands an operator runs, not by `responder run`":
-        frozenset({"operator_replies_topic", "operator_reply_timeout", "operator_unverified_replies",
-                   "approval_key_id", "approval_decision_ttl"}),
+        frozenset({"operator_reply_timeout", "operator_unverified_replies", "approval_key_id",
+                   "approval_decision_ttl"}),
     "observation: logs, metrics, traces":
         frozenset({"log_format", "log_level", "metrics_port", "metrics_host", "otel_exporter_otlp_endpoint"}),
     "read by `responder intake`, the HTTP front door, which is no replica":
