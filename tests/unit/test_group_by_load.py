@@ -69,3 +69,14 @@ def test_group_by_on_single_values_the_model_has_loads(tmp_path, group_by):
 def test_every_shipped_runbook_still_loads():
     """The shipped runbooks group by single values their sources set."""
     assert load_runbooks(Path(__file__).parents[2] / "runbooks", registry)
+
+
+@pytest.mark.parametrize(("trigger", "group_by"), [
+    ("source: '*'", "${event.attributes.hostname}"),  # Falco's, one of every source
+    ("source: '*'\n  category: container_shell", "${event.attributes.hostname}"),  # Falco produces the category
+    ("source: '*'\n  category: backdoor_credential", "${event.attributes.event_name}"),  # CloudTrail's, one of several
+])
+def test_group_by_on_an_attribute_one_of_several_trigger_sources_declares_loads(tmp_path, trigger, group_by):
+    """The declared names are the union over the trigger's sources: events of the others group on their own."""
+    (tmp_path / "rb.yaml").write_text(RB.replace("source: {source}", trigger).format(group_by=group_by))
+    assert check_directory(tmp_path, registry)[1] == []
