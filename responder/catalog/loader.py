@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from responder.actuators.registry import Registry
 from responder.catalog.attributes import attribute_warnings
 from responder.catalog.checks import escalation_warnings, runbook_problems
+from responder.catalog.grouping import group_by_problems
 from responder.errors import ConfigError, RunbookError
 from responder.models.runbook import MAX_VERSION, Runbook
 
@@ -188,7 +189,7 @@ def check_runbook(path: Path, registry: Registry) -> tuple[Runbook | None, list[
             errors.append(RunbookError(str(path), f"{loc}: {err['msg']}", *(where or (None, None))))
         return None, errors
     problems = early + [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
-                         for reason, loc in runbook_problems(rb, path.stem, registry)]
+                         for reason, loc in [*runbook_problems(rb, path.stem, registry), *group_by_problems(rb)]]
     return (rb if not problems else None), problems
 
 
