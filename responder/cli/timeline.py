@@ -27,7 +27,8 @@ from responder.settings import Settings
 from responder.timeline.chain import parse_lines
 from responder.timeline.checkpoint import generate_keypair, key_id, load_public_key
 from responder.timeline.evidence import evidence_pack, incident_entries, render_markdown
-from responder.timeline.verify import Verification, verify_anchor_entry
+from responder.timeline.verification import Verification
+from responder.timeline.verify import verify_anchor_entry
 
 app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_args_is_help=True)
 app.command()(sign)
