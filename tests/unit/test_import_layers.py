@@ -1,7 +1,9 @@
-"""The import-layer contracts in pyproject.toml name every module they govern, so a new module cannot escape them."""
+"""The import-layer contracts in pyproject.toml name every module they govern, so a new module cannot escape them;
+the models' modules import one another without a circle."""
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -41,3 +43,34 @@ def test_each_package_s_layers_name_every_module_of_it(contract: dict[str, Any])
     for container in contract["containers"]:
         folder = PACKAGE.joinpath(*container.split(".")[1:])
         assert _modules(folder) - _named(contract) == set(), container
+
+
+def _imports_within(package: str) -> dict[str, set[str]]:
+    """Each module of `package` and the modules of it that it imports, inside functions too (a lazy import)."""
+    prefix = package + "."
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.joinpath(*package.split(".")[1:]).glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module == package:
+                found |= {prefix + a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+        graph[path.stem] = {n.removeprefix(prefix).split(".")[0] for n in found if n.startswith(prefix)} - {path.stem}
+    return graph
+
+
+def test_the_models_import_one_another_without_a_circle() -> None:
+    """No module of responder.models imports (even inside a function) one that imports it back, directly or not."""
+    graph = _imports_within("responder.models")
+    for start, imported in graph.items():
+        seen: set[str] = set()
+        todo = list(imported)
+        while todo:
+            module = todo.pop()
+            assert module != start, f"responder.models.{start} is imported back by what it imports"
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph.get(module, ()))
