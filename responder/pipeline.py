@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 _TRACE_ID, = context_vars("trace_id")  # structlog's, set directly
 _UNPARSED: Any = object()  # `prepare`'s record value is still bytes
 _UNCHECKED: Any = object()  # `prepare` has not yet asked the heads whether the record can match
+_RECEIVED, _MATCHED = EntryKind.EVENT_RECEIVED, EntryKind.EVENT_MATCHED  # an enum class's attribute costs ~0.5 us
 
 
 @dataclass
@@ -223,7 +224,7 @@ class Pipeline:
             for event, matches in prepared.found:
                 self.counters.matched += 1
                 self.metrics.matched.inc()
-                rec.append(EntryKind.EVENT_RECEIVED, {
+                rec.append(_RECEIVED, {
                     "event_id": event.id, "source": event.source, "type": event.type,
                     "severity": event.severity.score, "time": event.time.isoformat(),
                     "resources": [{"kind": r.kind._value_, "id": r.id} for r in event.resources],
@@ -231,7 +232,7 @@ class Pipeline:
                     "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
                 })
                 for match in matches:
-                    rec.append(EntryKind.EVENT_MATCHED, {"event_id": event.id, "runbook": match.runbook.ref})
+                    rec.append(_MATCHED, {"event_id": event.id, "runbook": match.runbook.ref})
                     if log_enabled(logging.INFO):  # a filtered call still costs a logger bind per event
                         log.info("runbook_matched", runbook=match.runbook.id, event_id=event.id)
                     incidents.append(await engine.handle(match))  # no bound method kept meanwhile

@@ -18,6 +18,7 @@ from responder.models.timeline import EntryKind
 from responder.timeline.recorder import Recorder
 
 MAX_CLOCK_SKEW = 300.0  # seconds an event's own time may run ahead of ours
+_OPENED, _JOINED = EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED  # an enum class's attribute costs ~0.5 us
 
 
 class Admission:
@@ -53,13 +54,13 @@ class Admission:
                 last.touched = self.clock()
                 return last, None, event
             incident = incidents.open(rb.id, group_key, event.id, event.time)
-            self.recorder.append(EntryKind.INCIDENT_OPENED, base, incident.id)
+            self.recorder.append(_OPENED, base, incident.id)
         else:
             repeat = incident.seen(event.id)
             if not repeat:
                 incident.add(event.time)
             incident.last_seen = max(incident.last_seen, event.time)
-            self.recorder.append(EntryKind.INCIDENT_JOINED, {**base, "repeat": repeat}, incident.id)
+            self.recorder.append(_JOINED, {**base, "repeat": repeat}, incident.id)
         incident.seen(event.id)
         incident.touched = self.clock()
         return incident, not repeat, event

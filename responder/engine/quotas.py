@@ -23,6 +23,7 @@ from responder.models.step import StepResult, StepStatus
 
 MIN_KEEP = 2 * 86400.0
 """Seconds every run is kept, whatever the quotas configured now (see the module docstring)."""
+_FAILED = StepStatus.FAILED  # read once: on Python 3.11 an enum class's attribute costs ≈ 0.5 µs
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class QuotaWindows:
     def settle(self, key: str, result: StepResult) -> None:
         """A step's result: a permanent failure changed nothing, so its run no longer counts."""
         run = self._by_key.pop(key, None)
-        if run is None or result.status is not StepStatus.FAILED or not result.permanent:
+        if run is None or result.status is not _FAILED or not result.permanent:
             return
         self._uncount(*run)
 

@@ -37,7 +37,8 @@ log = structlog.get_logger(__name__)
 _INTENT_ONLY = frozenset(StepIntent.model_fields) - frozenset(StepHead.model_fields)
 _RESULT_FIELDS = frozenset(StepResult.model_fields)
 _CANNOT_OBSERVE = Actuator.observe
-_OK = StepStatus.OK.value
+_OK_STATUS = StepStatus.OK  # read once: on Python 3.11 an enum class's attribute costs ≈ 0.5 µs
+_OK = _OK_STATUS.value
 _T = TypeVar("_T")
 MAX_VERIFY_ERROR = 500  # characters of a read-back's error kept in the result (`verify_error`)
 
@@ -178,7 +179,7 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         return result
     prior = done.prior if before is None else before
     changed = done.changed or (before is not None and before != done.after)
-    values = {**head, "status": StepStatus.OK, "changed": changed, "verified": ok, "prior": prior,
+    values = {**head, "status": _OK_STATUS, "changed": changed, "verified": ok, "prior": prior,
               "after": done.after, "outputs": done.outputs, "duration_ms": _since(started), **marks}
     # every value is checked already (the intent's head, the actuator's validated ActuationResult): no second
     # validation unless a writer's extra fields ride along, which only the validating constructor keeps as extras
