@@ -70,3 +70,59 @@ async def test_an_instance_arn_glob_protects_the_instance_a_finding_names_by_id(
     described = await aws.call("ec2", "describe_instances", InstanceIds=[instance])
     groups = described["Reservations"][0]["Instances"][0]["SecurityGroups"]
     assert [g["GroupId"] for g in groups] == [web["GroupId"]]
+
+
+KMS_RUNBOOK = """\
+id: disable-prod-key
+trigger: {source: guardduty, type: "*IAMUser/*"}
+group_by: "${event.resource.access_key.id}"
+steps:
+  - id: disable-key
+    actuator: aws.kms.disable_key
+    with: {key_id: "%s"}
+on_failure:
+  - id: escalate-oncall
+    actuator: notify.kafka.publish_message
+    with: {topic: responder.notifications, title: "containment failed: ${failure.step}", severity: critical,
+           fields: {error: "${failure.error}"}}
+"""
+
+
+async def test_a_protected_kms_alias_refuses_disabling_its_key_named_by_id(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[alias/<name>] in moto: a step disabling the key it points to, named by key id, is
+    refused by a hard guard trip (approval or not) and escalated; the key stays enabled (before: the step only waited
+    for an approval, which a human misled by the finding could give)."""
+    from responder.actuators import registry
+    from responder.actuators.base import ActuationContext
+    from responder.catalog import load_runbooks
+    from responder.engine import Engine
+    from responder.engine.guards import GuardPolicy, Guards
+    from responder.models import RawRecord
+    from responder.models.runbook import Protected
+    from responder.pipeline import Pipeline
+    from responder.timeline import MemoryStore, Recorder
+    from tests.findings import envelope_bytes, guardduty_finding
+    from tests.integration.test_runbooks import RecordingPublisher
+
+    key = (await aws.call("kms", "create_key", Description="break-glass"))["KeyMetadata"]["KeyId"]
+    alias = f"alias/prod-key-{key[:8]}"
+    await aws.call("kms", "create_alias", AliasName=alias, TargetKeyId=key)
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    (books / "disable-prod-key.yaml").write_text(KMS_RUNBOOK % key)
+    publisher = RecordingPublisher()
+    guards = Guards(GuardPolicy(protected=Protected(ids=[alias])))
+    engine = Engine(Recorder(MemoryStore()), registry, aws, guards=guards,
+                    context=ActuationContext(aws=aws, publisher=publisher))
+    finding = guardduty_finding("AKIAABCDEFGHIJKLMNOP")
+    await Pipeline(load_runbooks(books, registry), engine).handle(RawRecord(topic="t", value=envelope_bytes(finding)))
+    await engine.recorder.flush()
+    entries = [(e.kind, e.body) for e in engine.recorder.entries()]
+    trips = [b for k, b in entries if k == "guard.tripped"]
+    assert [(t["guard"], t["hard"]) for t in trips] == [("protected", True)], entries
+    assert alias.casefold() in trips[0]["detail"]
+    assert not [b for k, b in entries if k == "step.intent" and b.get("actuator") == "aws.kms.disable_key"]
+    assert [b["step"] for k, b in entries if k == "step.escalated"] == ["disable-key"]
+    assert [body["title"] for _, body in publisher.sent] == ["containment failed: disable-key"]
+    state = (await aws.call("kms", "describe_key", KeyId=key))["KeyMetadata"]["KeyState"]
+    assert state == "Enabled"
