@@ -8,7 +8,8 @@ expands to `NAME` (and the ARN itself), and the name `NAME` given to `function_n
 `aws_account_id`; `*` where unknown), whose `*` parts match whatever a protected ARN pattern names there. An ARN
 given with its own region and account keeps them: its names are protected by name, its ARN by the patterns it
 matches. A secret's ARN ends in `-` and 6 random characters AWS adds to its name: it expands both with and without
-them, and a protected secret ARN pattern ending in `-??????`, `-*` or 6 such characters also matches without them.
+them, and a protected secret ARN pattern ending in `-??????`, `-*` or 6 such characters also matches without them
+a secret whose suffix is not known (named by name or partial ARN), never a complete ARN with another suffix.
 A bare name pattern is never derived from an ARN pattern (`…:function:*` must not protect every target of every
 kind).
 """
@@ -84,8 +85,18 @@ def name_forms(service: str, value: str, home: Home) -> Iterator[str]:
         yield home_arn(service, value, home)
 
 
+def suffix_known(form: str) -> bool:
+    """Whether a secret ARN form is complete: given as an ARN (not derived from a name: its partition is not `*`)
+    ending in `-` and 6 letters or digits, which Secrets Manager takes as its suffix. Its suffix is known, so a
+    pattern's other suffix does not match it (a name's or a partial ARN's suffix is unknown: any may match)."""
+    parts = form.split(":", 6)
+    return len(parts) == 7 and parts[1] != "*" and parts[2] == SECRETS and parts[5] == "secret" \
+        and _SECRET_SUFFIX.search(parts[6]) is not None
+
+
 def pattern_variants(pattern: str) -> list[str]:
-    """`pattern` (lower-cased), and for a secret ARN pattern the same without the suffix AWS adds to a name."""
+    """`pattern` (lower-cased), and for a secret ARN pattern the same without the suffix AWS adds to a name (to match
+    only a form whose suffix is not known: `suffix_known`)."""
     parts = pattern.split(":", 6)
     if len(parts) == 7 and parts[0] == "arn" and parts[2] == "secretsmanager" and parts[5] == "secret":
         bare = _SECRET_PATTERN_SUFFIX.sub("", pattern)

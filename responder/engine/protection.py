@@ -26,7 +26,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-from responder.engine.arnforms import ANYWHERE, KIND_SERVICE, NAME_PARAMS, Home, arn_forms, name_forms, pattern_variants
+from responder.engine.arnforms import (
+    ANYWHERE,
+    KIND_SERVICE,
+    NAME_PARAMS,
+    SECRETS,
+    Home,
+    arn_forms,
+    name_forms,
+    pattern_variants,
+    suffix_known,
+)
 from responder.models.event import Event, Resource, ResourceKind
 
 IAM_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,128}")  # IAM's own character set, ASCII only
@@ -94,7 +104,9 @@ def _resource_values(res: Resource) -> Iterator[str]:
 def _resource_derived(res: Resource, account: str | None, home: Home) -> Iterator[str]:
     """The forms an event resource's kind implies (complete as they are: `_expand` would add nothing)."""
     service = KIND_SERVICE.get(res.kind)
-    if service is not None:  # a function, key, secret, trail or bucket named by name: its ARN where responder acts
+    # a function, key, secret, trail or bucket named by name: its ARN where responder acts (not a secret whose complete
+    # ARN the finding gives: a name would lose its known suffix, and the step names what it acts on by its own forms)
+    if service is not None and not (service == SECRETS and any(suffix_known(v or "") for v in (res.arn, res.id))):
         for value in (res.id, res.name):
             yield from name_forms(service, value or "", home)
     kind = _RESOURCE_KIND.get(res.kind)
@@ -176,6 +188,7 @@ def matching_form(pattern: str, forms: Iterable[str]) -> str | None:
     for form in forms:
         if fnmatchcase(form, want):
             return form
-        if form.startswith("arn:") and any(_arn_match(w, form) for w in wants):
+        if form.startswith("arn:") and wants and (_arn_match(want, form) or any(
+                _arn_match(w, form) for w in wants[1:] if not suffix_known(form))):  # a suffixed pattern, bare
             return form
     return None
