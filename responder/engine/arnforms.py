@@ -9,7 +9,8 @@ expands to `NAME` (and the ARN itself), and the name `NAME` given to `function_n
 given with its own region and account keeps them: its names are protected by name, its ARN by the patterns it
 matches. A secret's ARN ends in `-` and 6 random characters AWS adds to its name: it expands both with and without
 them, and a protected secret ARN pattern ending in `-??????`, `-*` or 6 such characters also matches without them
-a secret whose suffix is not known (named by name or partial ARN), never a complete ARN with another suffix.
+a secret whose suffix is not known (named by name or partial ARN), never a complete ARN with another suffix; a
+pattern written as a partial ARN (`…:secret:prod`) matches the complete ARN (`…:secret:prod-XyZ123`) too.
 A bare name pattern is never derived from an ARN pattern (`…:function:*` must not protect every target of every
 kind).
 """
@@ -92,6 +93,12 @@ def suffix_known(form: str) -> bool:
     parts = form.split(":", 6)
     return len(parts) == 7 and parts[1] != "*" and parts[2] == SECRETS and parts[5] == "secret" \
         and _SECRET_SUFFIX.search(parts[6]) is not None
+
+
+def without_suffix(form: str) -> str:
+    """A complete secret ARN (`suffix_known`) as the partial ARN naming the same secret (`…:secret:prod-XyZ123` →
+    `…:secret:prod`): what a pattern written as a partial ARN protects."""
+    return _SECRET_SUFFIX.sub("", form)
 
 
 def pattern_variants(pattern: str) -> list[str]:

@@ -36,6 +36,7 @@ from responder.engine.arnforms import (
     name_forms,
     pattern_variants,
     suffix_known,
+    without_suffix,
 )
 from responder.models.event import Event, Resource, ResourceKind
 
@@ -188,7 +189,16 @@ def matching_form(pattern: str, forms: Iterable[str]) -> str | None:
     for form in forms:
         if fnmatchcase(form, want):
             return form
-        if form.startswith("arn:") and wants and (_arn_match(want, form) or any(
-                _arn_match(w, form) for w in wants[1:] if not suffix_known(form))):  # a suffixed pattern, bare
+        if form.startswith("arn:") and wants and _arn_secret_match(want, wants, form):
             return form
     return None
+
+
+def _arn_secret_match(want: str, wants: list[str], form: str) -> bool:
+    """`want` matches the ARN form; for a complete secret ARN also as the partial ARN naming the same secret, for any
+    other secret ARN form (its suffix not known) also without a suffixed pattern's suffix (`wants[1:]`)."""
+    if _arn_match(want, form):
+        return True
+    if suffix_known(form):
+        return _arn_match(want, without_suffix(form))
+    return any(_arn_match(w, form) for w in wants[1:])

@@ -37,3 +37,11 @@ def test_a_secret_whose_suffix_is_not_known_is_protected_by_a_suffixed_pattern(n
 def test_only_a_dash_and_six_letters_or_digits_are_a_suffix(pattern: str) -> None:
     """A pattern ending in 5 or 7 characters, or a character AWS never puts in a suffix, keeps them all."""
     assert not _refused([pattern], ROTATE, {"secret_id": "prod"})
+
+
+@pytest.mark.parametrize("pattern", [f"{SECRET}prod", "arn:aws:secretsmanager:*:*:secret:prod", f"{SECRET}PROD"])
+def test_a_pattern_naming_a_secret_by_partial_arn_protects_its_complete_arn(pattern: str) -> None:
+    """`…:secret:prod` (a partial ARN: the secret named `prod`) refuses a step naming its complete ARN
+    `…:secret:prod-XyZ123` (before: only its name or partial ARN were refused), not another secret's."""
+    assert _refused([pattern], ROTATE, {"secret_id": f"{SECRET}prod-XyZ123"})
+    assert not _refused([pattern], ROTATE, {"secret_id": f"{SECRET}prod2-XyZ123"})
