@@ -13,9 +13,11 @@ credentials (no actuator assumes a role elsewhere). IAM ARN forms are therefore 
 ARN claims, with the partition left open. `arn:aws:iam::123456789012:user/ml-training` thus protects the user
 `ml-training` however a finding names it, claiming account 999999999999 included, while a pattern pinned to
 another account protects nothing here once responder's own is known. Outside IAM the same holds through
-`arnforms`: a Lambda function, KMS key, secret, trail or bucket ARN expands to its name, and a name given to the
-parameter that takes one (`function_name`, an `aws.kms.*` step's `key_id`, `secret_id`, `secret_name`, `bucket`,
-`trail`) or carried by an event resource of that kind yields its ARN where responder acts. Every item of
+`arnforms`: a Lambda function, KMS key, secret, trail, bucket, instance or SageMaker endpoint ARN expands to its
+name, and a name given to the parameter that takes one (`function_name`, an `aws.kms.*` step's `key_id`,
+`secret_id`, `secret_name`, `bucket`, `trail`, `instance_id`, `endpoint_name`) or carried by an event resource of
+that kind yields its ARN where responder acts; a pattern also matches as what else it protects
+(`pattern_variants`: a qualified function's function, an object's bucket, an exact IAM path form's name). Every item of
 `role_names` is a role name, and IAM's character set is checked on every IAM name parameter whatever the actuator.
 """
 
@@ -185,18 +187,22 @@ def matching_form(pattern: str, forms: Iterable[str]) -> str | None:
     """The first form `pattern` protects (case-insensitive; ARN patterns part by part), or None; `forms` in the order
     to report the first of (sorted by the caller, once for every pattern)."""
     want = pattern.casefold()
-    wants = pattern_variants(want) if want.startswith("arn:") else []
+    wants = pattern_variants(want)
+    arn = want.startswith("arn:")
     for form in forms:
         if fnmatchcase(form, want):
             return form
-        if form.startswith("arn:") and wants and _arn_secret_match(want, wants, form):
+        if arn and form.startswith("arn:") and _arn_variants_match(want, wants, form):
+            return form
+        if not arn and len(wants) > 1 and any(fnmatchcase(form, w) for w in wants[1:]):  # `role/admins/X` → `role/X`
             return form
     return None
 
 
-def _arn_secret_match(want: str, wants: list[str], form: str) -> bool:
-    """`want` matches the ARN form; for a complete secret ARN also as the partial ARN naming the same secret, for any
-    other secret ARN form (its suffix not known) also without a suffixed pattern's suffix (`wants[1:]`)."""
+def _arn_variants_match(want: str, wants: tuple[str, ...], form: str) -> bool:
+    """`want` matches the ARN form; for a complete secret ARN also as the partial ARN naming the same secret; for any
+    other form also what else the pattern protects (`pattern_variants`: a secret's suffix dropped for a form whose
+    suffix is not known, a Lambda qualifier, an object's key, an IAM path)."""
     if _arn_match(want, form):
         return True
     if suffix_known(form):

@@ -3,6 +3,7 @@ instance it names by id."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import orjson
@@ -72,14 +73,14 @@ async def test_an_instance_arn_glob_protects_the_instance_a_finding_names_by_id(
     assert [g["GroupId"] for g in groups] == [web["GroupId"]]
 
 
-KMS_RUNBOOK = """\
-id: disable-prod-key
+RUNBOOK = """\
+id: protected-step
 trigger: {source: guardduty, type: "*IAMUser/*"}
 group_by: "${event.resource.access_key.id}"
 steps:
-  - id: disable-key
-    actuator: aws.kms.disable_key
-    with: {key_id: "%s"}
+  - id: contain
+    actuator: %s
+    with: %s
 on_failure:
   - id: escalate-oncall
     actuator: notify.kafka.publish_message
@@ -88,10 +89,9 @@ on_failure:
 """
 
 
-async def test_a_protected_kms_alias_refuses_disabling_its_key_named_by_id(aws, tmp_path):
-    """RESPONDER_PROTECTED_IDS=[alias/<name>] in moto: a step disabling the key it points to, named by key id, is
-    refused by a hard guard trip (approval or not) and escalated; the key stays enabled (before: the step only waited
-    for an approval, which a human misled by the finding could give)."""
+async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict, protected: str) -> str:
+    """Run one step of `actuator` through the engine against moto under `protected`: it is refused by a hard guard
+    trip, never intended, escalated and paged; the trip's detail."""
     from responder.actuators import registry
     from responder.actuators.base import ActuationContext
     from responder.catalog import load_runbooks
@@ -104,25 +104,45 @@ async def test_a_protected_kms_alias_refuses_disabling_its_key_named_by_id(aws, 
     from tests.findings import envelope_bytes, guardduty_finding
     from tests.integration.test_runbooks import RecordingPublisher
 
-    key = (await aws.call("kms", "create_key", Description="break-glass"))["KeyMetadata"]["KeyId"]
-    alias = f"alias/prod-key-{key[:8]}"
-    await aws.call("kms", "create_alias", AliasName=alias, TargetKeyId=key)
     books = tmp_path / "runbooks"
     books.mkdir()
-    (books / "disable-prod-key.yaml").write_text(KMS_RUNBOOK % key)
+    (books / "protected-step.yaml").write_text(RUNBOOK % (actuator, orjson.dumps(with_).decode()))
     publisher = RecordingPublisher()
-    guards = Guards(GuardPolicy(protected=Protected(ids=[alias])))
-    engine = Engine(Recorder(MemoryStore()), registry, aws, guards=guards,
-                    context=ActuationContext(aws=aws, publisher=publisher))
-    finding = guardduty_finding("AKIAABCDEFGHIJKLMNOP")
-    await Pipeline(load_runbooks(books, registry), engine).handle(RawRecord(topic="t", value=envelope_bytes(finding)))
+    engine = Engine(Recorder(MemoryStore()), registry, aws, guards=Guards(GuardPolicy(protected=Protected(
+        ids=[protected]))), context=ActuationContext(aws=aws, publisher=publisher))
+    access_key = "AKIA" + hashlib.sha256(actuator.encode()).hexdigest()[:16].upper()  # notify's ledger is per key
+    finding = envelope_bytes(guardduty_finding(access_key, finding_id=f"f-{access_key}"))
+    await Pipeline(load_runbooks(books, registry), engine).handle(RawRecord(topic="t", value=finding))
     await engine.recorder.flush()
     entries = [(e.kind, e.body) for e in engine.recorder.entries()]
     trips = [b for k, b in entries if k == "guard.tripped"]
     assert [(t["guard"], t["hard"]) for t in trips] == [("protected", True)], entries
-    assert alias.casefold() in trips[0]["detail"]
-    assert not [b for k, b in entries if k == "step.intent" and b.get("actuator") == "aws.kms.disable_key"]
-    assert [b["step"] for k, b in entries if k == "step.escalated"] == ["disable-key"]
-    assert [body["title"] for _, body in publisher.sent] == ["containment failed: disable-key"]
+    assert not [b for k, b in entries if k == "step.intent" and b.get("actuator") == actuator]
+    assert [b["step"] for k, b in entries if k == "step.escalated"] == ["contain"]
+    assert [body["title"] for _, body in publisher.sent] == ["containment failed: contain"], entries
+    return str(trips[0]["detail"])
+
+
+async def test_a_protected_kms_alias_refuses_disabling_its_key_named_by_id(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[alias/<name>] in moto: a step disabling the key it points to, named by key id, is
+    refused by a hard guard trip (approval or not) and escalated; the key stays enabled (before: the step only waited
+    for an approval, which a human misled by the finding could give)."""
+    key = (await aws.call("kms", "create_key", Description="break-glass"))["KeyMetadata"]["KeyId"]
+    alias = f"alias/prod-key-{key[:8]}"
+    await aws.call("kms", "create_alias", AliasName=alias, TargetKeyId=key)
+    detail = await _refused_and_escalated(aws, tmp_path, "aws.kms.disable_key", {"key_id": key}, alias)
+    assert alias.casefold() in detail
     state = (await aws.call("kms", "describe_key", KeyId=key))["KeyMetadata"]["KeyState"]
     assert state == "Enabled"
+
+
+async def test_an_endpoint_arn_refuses_isolating_the_endpoint_named_by_name(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[arn:aws:sagemaker:*:*:endpoint/<name>] in moto: isolating the endpoint a step names
+    by name is refused and escalated, and its roles get no deny policy (before: the endpoint was isolated)."""
+    from tests.integration.actuator_cases import _endpoint
+
+    params = await _endpoint(aws)
+    pattern = f"arn:aws:sagemaker:*:*:endpoint/{params['endpoint_name']}"
+    await _refused_and_escalated(aws, tmp_path, "aws.sagemaker.isolate_endpoint", params, pattern)
+    policies = await aws.call("iam", "list_role_policies", RoleName="inference-gateway")
+    assert policies["PolicyNames"] == []
