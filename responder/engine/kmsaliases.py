@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 import structlog
 
@@ -28,6 +29,7 @@ _MAX_KEYS = 1024  # keys kept at most: findings naming many keys cannot grow the
 _MAX_PAGES = 20  # ListAliases pages read for one key at most (100 aliases a page; a key may have 50)
 
 
+@lru_cache(maxsize=4096)
 def names_alias(pattern: str) -> bool:
     """Whether a protected id can match a KMS alias: it names `alias`, or its name part (after an ARN's last `:`)
     starts with a wildcard (`*prod-key`, `arn:aws:kms:*:*:*`)."""
