@@ -164,6 +164,8 @@ def identifier_forms(target: str, params: Mapping[str, Any], event: Event, actua
         if key == "key_id" and actuator.startswith("notify."):  # a signing key id, not a KMS key
             continue
         raw.update(f for value in _listed(params.get(key)) for f in name_forms(service, value, home))
+    if actuator.startswith("model.") and isinstance(params.get("model"), str):  # the SageMaker registry serves a
+        raw.update(name_forms("sagemaker", params["model"], home))  # model from the endpoint named after it
     forms = {f.casefold() for r in raw for f in _expand(r, account, home)}
     named: list[Resource] = []
     for res in event.resources:  # a resource the step names brings all its other names

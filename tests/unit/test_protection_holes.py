@@ -75,3 +75,15 @@ def test_an_object_arn_protects_its_bucket(pattern: str) -> None:
     not refused), and not another bucket."""
     assert _refused([pattern], "aws.s3.block_public_access", {"bucket": "training-data"})
     assert not _refused([pattern], "aws.s3.block_public_access", {"bucket": "training-data-2"})
+
+
+@pytest.mark.parametrize(("actuator", "params"), [
+    ("model.switch_version", {"model": "fraud-scoring", "version": "v2"}),
+    ("model.rollback_to_last_signed", {"model": "fraud-scoring", "from_version": "v3"}),
+    ("model.quarantine_version", {"model": "fraud-scoring", "version": "v2"}),
+])
+def test_an_endpoint_arn_protects_the_model_it_serves(actuator: str, params: dict[str, str]) -> None:
+    """The SageMaker registry serves a model from the endpoint named after it: an endpoint ARN pattern refuses a
+    model step on that model (before: not refused), and not on another model."""
+    assert _refused([ENDPOINT_ARN], actuator, params)
+    assert not _refused([ENDPOINT_ARN], actuator, {**params, "model": "churn-model"})
