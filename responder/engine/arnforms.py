@@ -110,7 +110,9 @@ def pattern_variants(pattern: str) -> tuple[str, ...]:
     (to match only a form whose suffix is not known: `suffix_known`); a qualified Lambda ARN (`…:function:NAME:live`)
     as the function's (a step acts on the function, every alias and version with it); an object ARN
     (`arn:aws:s3:::bucket/*`) as its bucket's; an IAM path form with an exact name (`role/admins/BreakGlass`, also as an
-    ARN) without its path (IAM names are unique in an account whatever the path; a glob name keeps its path)."""
+    ARN) without its path (IAM names are unique in an account whatever the path; a glob name keeps its path); an
+    assumed-role session ARN (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`) as its role's (a step on the role acts
+    on its every session)."""
     parts = pattern.split(":", 6)
     arn = len(parts) >= 6 and parts[0] == "arn"
     if arn and len(parts) == 7 and parts[2] == SECRETS and parts[5] == "secret":
@@ -120,6 +122,8 @@ def pattern_variants(pattern: str) -> tuple[str, ...]:
         return pattern, pattern.rsplit(":", 1)[0]
     if arn and parts[2] == "s3" and not parts[3] and not parts[4] and "/" in parts[5]:
         return pattern, pattern.split("/", 1)[0]
+    if arn and parts[2] == "sts" and parts[5].startswith("assumed-role/") and parts[5].count("/") >= 2:
+        return pattern, f"{':'.join(parts[:2])}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
     path = _IAM_PATH_PATTERN.fullmatch(parts[5] if arn and parts[2] == "iam" else "" if arn else pattern)
     if path is not None:
         return pattern, pattern[:len(pattern) - len(path.group(0))] + f"{path.group(1)}/{path.group(2)}"

@@ -87,3 +87,14 @@ def test_an_endpoint_arn_protects_the_model_it_serves(actuator: str, params: dic
     model step on that model (before: not refused), and not on another model."""
     assert _refused([ENDPOINT_ARN], actuator, params)
     assert not _refused([ENDPOINT_ARN], actuator, {**params, "model": "churn-model"})
+
+
+@pytest.mark.parametrize("pattern", ["arn:aws:sts::123456789012:assumed-role/BreakGlass/alice",
+                                     "arn:aws:sts::*:assumed-role/BreakGlass/*",
+                                     "arn:aws:sts::*:assumed-role/Break*/*"])
+@pytest.mark.parametrize("actuator", ["aws.iam.revoke_sessions", "aws.iam.quarantine_principal"])
+def test_an_assumed_role_session_arn_protects_its_role(pattern: str, actuator: str) -> None:
+    """A CloudTrail session ARN (`arn:aws:sts::…:assumed-role/ROLE/SESSION`) protects ROLE: revoking or quarantining
+    the role acts on every session of it (before: not refused), and not another role."""
+    assert _refused([pattern], actuator, {"principal_type": "role", "principal_name": "BreakGlass"})
+    assert not _refused([pattern], actuator, {"principal_type": "role", "principal_name": "app-worker"})
