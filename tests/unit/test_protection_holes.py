@@ -1,5 +1,6 @@
-"""Protected ids protect a SageMaker endpoint, an IAM principal by a path-form ARN, a Lambda function by a qualified
-ARN and a bucket by an object ARN, whichever form the step names them by; and nothing more than they name."""
+"""Protected ids protect a SageMaker endpoint (and the model it serves), an IAM principal by a path-form ARN, a role by
+a session ARN, a Lambda function by a qualified ARN and a bucket by an object ARN, whichever form the step names them
+by; and nothing more than they name."""
 
 from __future__ import annotations
 
