@@ -159,10 +159,20 @@ class Guards:
         forms, named = identifier_forms(target, params, event, actuator, self.policy.home)
         hit = _matching(protected, target, forms, named)
         if hit is None and any(names_alias(i) for p in protected for i in p.ids) and (keys := key_ids(forms)):
-            found = await self.aliases.forms(keys) if self.aliases is not None else \
-                f"KMS key(s) {sorted(keys)}: no AWS client to read their aliases, and a protected id may name one"
-            hit = found if isinstance(found, str) else _matching(protected, target, forms | found, named)
+            hit = await self._by_alias(protected, target, forms, named, keys)
         return hit
+
+    async def _by_alias(self, protected: Sequence[Protected], target: str, forms: set[str], named: Sequence[Resource],
+                        keys: set[str]) -> str | None:
+        """Why a KMS key the step names is protected by one of its aliases, or None. Aliases kept from an earlier read
+        only refuse (fail closed); otherwise they are read now: an alias re-pointed to the key since protects it."""
+        if self.aliases is None:
+            return f"KMS key(s) {sorted(keys)}: no AWS client to read their aliases, and a protected id may name one"
+        kept = self.aliases.kept(keys)
+        if kept and (hit := _matching(protected, target, forms | kept, named)) is not None:
+            return hit
+        found = await self.aliases.forms(keys)
+        return found if isinstance(found, str) else _matching(protected, target, forms | found, named)
 
     async def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
                          event: Event, windows: QuotaWindows, now: float, *, escalating: bool = False,

@@ -4,9 +4,11 @@ A step names a KMS key by key id or key ARN (the KMS actuators refuse aliases), 
 the alias (`alias/prod-key`, `arn:aws:kms:REGION:ACCOUNT:alias/prod-key`). When a protected id can name an alias
 (`names_alias`) and a step names a KMS key, the guard reads the key's aliases (`kms:ListAliases` with its `KeyId`,
 in responder's own account and region) and matches them as forms of the key. A key's aliases are kept `TTL_S`
-seconds: an alias re-pointed to another key protects it within that. A read that fails (no permission, a key that is
-not found, throttling) is not kept, and the step is refused (fail closed): the guard cannot tell that the key is not
-the protected one.
+seconds, and the guard uses kept ones only to refuse (`kept`): aliases that refuse a step refuse the next one on the
+key without a read (fail closed: an alias moved away meanwhile still refuses), while aliases that refuse nothing are
+read again (`forms`), so an alias re-pointed to the key since protects it at once. A read that fails (no permission,
+a key that is not found, throttling) is not kept, and the step is refused (fail closed): the guard cannot tell that
+the key is not the protected one.
 """
 
 from __future__ import annotations
@@ -55,8 +57,15 @@ class KeyAliases:
         self.clock = clock
         self._kept: dict[str, tuple[float, frozenset[str]]] = {}
 
+    def kept(self, keys: Iterable[str]) -> set[str]:
+        """The aliases (lower-cased) of `keys` read less than `TTL_S` seconds ago, with no read: only to refuse a step
+        (an alias re-pointed to a key since is not among them)."""
+        now = self.clock()
+        return {a for key in keys if (kept := self._kept.get(key)) is not None and now - kept[0] < self.TTL_S
+                for a in kept[1]}
+
     async def forms(self, keys: Iterable[str]) -> set[str] | str:
-        """Every alias name and alias ARN (lower-cased) of `keys`, or why some key's could not be read."""
+        """Every alias name and alias ARN (lower-cased) of `keys`, read now, or why some key's could not be read."""
         out: set[str] = set()
         for key in sorted(keys):
             found = await self._of(key)
@@ -67,9 +76,6 @@ class KeyAliases:
 
     async def _of(self, key: str) -> frozenset[str] | str:
         now = self.clock()
-        kept = self._kept.get(key)
-        if kept is not None and now - kept[0] < self.TTL_S:
-            return kept[1]
         try:
             aliases = await self._read(key)
         except Exception as exc:  # noqa: BLE001 - whatever the read ended with, the step is refused (fail closed)

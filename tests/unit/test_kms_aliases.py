@@ -90,17 +90,29 @@ async def test_guards_without_an_aws_client_refuse_a_key_while_an_alias_is_prote
     assert [(t.guard, t.hard) for t in trips] == [("protected", True)]
 
 
-async def test_aliases_are_read_again_only_after_their_ttl() -> None:
-    """A key's aliases are cached for the TTL: a second step reads nothing, one after it reads again (a re-pointed
-    alias then protects its new key)."""
+async def test_an_alias_re_pointed_to_a_key_protects_it_at_the_next_step() -> None:
+    """Aliases that refuse nothing are read again on every step: an alias re-pointed to the key a moment after a
+    step read its aliases protects it at the next step (before: the list kept 30 s let it act on the key)."""
     kms, clock = Kms({KEY: ["alias/staging-key"]}), Clock()
     guards = Guards(GuardPolicy(protected=Protected(ids=["alias/prod-key"])), aliases=KeyAliases(kms, clock=clock))
     assert await _trips([], kms, guards=guards) == []
-    assert await _trips([], kms, guards=guards) == []
-    assert kms.reads == 1
     kms.aliases[KEY] = ["alias/prod-key"]
-    clock.now += KeyAliases.TTL_S + 1
+    clock.now += 1
     assert [t.guard for t in await _trips([], kms, guards=guards)] == ["protected"]
+    assert kms.reads == 2
+
+
+async def test_aliases_that_refuse_are_kept_for_their_ttl() -> None:
+    """Aliases that refuse the step are kept for the TTL (fail closed: the alias moved away meanwhile still refuses,
+    with no read), then read again."""
+    kms, clock = Kms({KEY: ["alias/prod-key"]}), Clock()
+    guards = Guards(GuardPolicy(protected=Protected(ids=["alias/prod-key"])), aliases=KeyAliases(kms, clock=clock))
+    assert [t.guard for t in await _trips([], kms, guards=guards)] == ["protected"]
+    kms.aliases[KEY] = ["alias/staging-key"]
+    assert [t.guard for t in await _trips([], kms, guards=guards)] == ["protected"]
+    assert kms.reads == 1
+    clock.now += KeyAliases.TTL_S + 1
+    assert await _trips([], kms, guards=guards) == []
     assert kms.reads == 2
 
 
