@@ -9,7 +9,8 @@ expands to `NAME` (and the ARN itself), and the name `NAME` given to `function_n
 given with its own region and account keeps them: its names are protected by name, its ARN by the patterns it
 matches. A secret's ARN ends in `-` and 6 random characters AWS adds to its name: it expands both with and without
 them, and a protected secret ARN pattern ending in `-??????`, `-*` or 6 such characters also matches without them
-a secret whose suffix is not known (named by name or partial ARN), never a complete ARN with another suffix; a
+a secret whose suffix is not known (named by name or partial ARN, which a complete-looking ARN may also be: a name
+may end in `-` and 6 characters), not a complete ARN with another suffix read as complete; a
 pattern written as a partial ARN (`…:secret:prod`) matches the complete ARN (`…:secret:prod-XyZ123`) too.
 A bare name pattern is never derived from an ARN pattern (`…:function:*` must not protect every target of every
 kind).

@@ -203,10 +203,12 @@ def matching_form(pattern: str, forms: Iterable[str]) -> str | None:
 
 def _arn_variants_match(want: str, wants: tuple[str, ...], form: str) -> bool:
     """`want` matches the ARN form; for a complete secret ARN also as the partial ARN naming the same secret; for any
-    other form also what else the pattern protects (`pattern_variants`: a secret's suffix dropped for a form whose
-    suffix is not known, a Lambda qualifier, an object's key, an IAM path)."""
+    form also what else the pattern protects (`pattern_variants`: a secret's suffix dropped, for a form whose suffix
+    is not known or may not be one, a Lambda qualifier, an object's key, an IAM path). A complete-looking secret ARN
+    (`…:secret:db-backup`) may also be the partial ARN of a name ending in `-` and 6 characters, which Secrets Manager
+    (and moto) may resolve to that secret: it is matched both ways (fail closed)."""
     if _arn_match(want, form):
         return True
-    if suffix_known(form):
-        return _arn_match(want, without_suffix(form))
+    if suffix_known(form) and _arn_match(want, without_suffix(form)):
+        return True
     return any(_arn_match(w, form) for w in wants[1:])

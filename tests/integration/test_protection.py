@@ -146,3 +146,16 @@ async def test_an_endpoint_arn_refuses_isolating_the_endpoint_named_by_name(aws,
     await _refused_and_escalated(aws, tmp_path, "aws.sagemaker.isolate_endpoint", params, pattern)
     policies = await aws.call("iam", "list_role_policies", RoleName="inference-gateway")
     assert policies["PolicyNames"] == []
+
+
+async def test_a_partial_arn_of_a_name_ending_like_a_suffix_is_refused(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[arn:aws:secretsmanager:*:*:secret:<name>-??????] for a secret whose name ends in `-`
+    and 6 characters: a step naming its partial ARN (which moto resolves to it) is refused and escalated, and the
+    secret keeps its value (before: the ARN was read as a complete ARN of another secret, and the secret rotated)."""
+    name = f"svc{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:6]}-backup"
+    arn = (await aws.call("secretsmanager", "create_secret", Name=name, SecretString="keep"))["ARN"]
+    partial = arn[:-7]  # `…:secret:svcNNNNNN-backup`: it looks like a complete ARN of `svcNNNNNN`
+    assert (await aws.call("secretsmanager", "describe_secret", SecretId=partial))["Name"] == name
+    await _refused_and_escalated(aws, tmp_path, "aws.secretsmanager.rotate_secret", {"secret_id": partial},
+                                 f"arn:aws:secretsmanager:*:*:secret:{name}-??????")
+    assert (await aws.call("secretsmanager", "get_secret_value", SecretId=name))["SecretString"] == "keep"
