@@ -27,17 +27,26 @@ log = structlog.get_logger(__name__)
 
 _KEY_FORM = re.compile(r"arn:[^:]*:kms:[^:]*:[^:]*:key/"
                        r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})")
+_WILDCARD = re.compile(r"[*?\[]")
 _MAX_KEYS = 1024  # keys kept at most: findings naming many keys cannot grow the cache without bound
 _MAX_PAGES = 20  # ListAliases pages read for one key at most (100 aliases a page; a key may have 50)
 
 
+def _may_start(glob: str, prefix: str) -> bool:
+    """Whether `glob` may match a string starting with `prefix`: its text before any wildcard agrees with it."""
+    literal = _WILDCARD.split(glob, 1)[0]
+    return literal.startswith(prefix) or prefix.startswith(literal)
+
+
 @lru_cache(maxsize=4096)
 def names_alias(pattern: str) -> bool:
-    """Whether a protected id can match a KMS alias: it names `alias`, or its name part (after an ARN's last `:`)
-    starts with a wildcard (`*prod-key`, `arn:aws:kms:*:*:*`)."""
+    """Whether a protected id can match a KMS alias: it names `alias`, or its name part (after an ARN's last `:`) may
+    start with `alias/` (`*prod-key`, `alia?/x`, `a*`, `arn:aws:kms:*:*:*`), or it is a bare pattern that may match
+    an ARN (`ar*`)."""
     low = pattern.casefold()
-    name = low.rsplit(":", 1)[-1] if low.startswith("arn:") else low
-    return "alias" in low or name[:1] in ("*", "?", "[")
+    arn = low.startswith("arn:")
+    name = low.rsplit(":", 1)[-1] if arn else low
+    return "alias" in low or _may_start(name, "alias/") or (not arn and _may_start(low, "arn:"))
 
 
 def key_ids(forms: Iterable[str]) -> set[str]:

@@ -58,7 +58,8 @@ async def _trips(protected: list[str], kms: Kms, key_id: str = KEY, actuator: st
     return await guards.check_step(RB, actuator, key_id, {"key_id": key_id}, _event(), QuotaWindows(), 0.0)
 
 
-@pytest.mark.parametrize("pattern", ["alias/prod-key", ALIAS_ARN, "arn:aws:kms:*:*:alias/prod-*", "alias/PROD-*"])
+@pytest.mark.parametrize("pattern", ["alias/prod-key", ALIAS_ARN, "arn:aws:kms:*:*:alias/prod-*", "alias/PROD-*",
+                                     "alia?/prod-key"])
 @pytest.mark.parametrize("key_id", [KEY, KEY_ARN])
 async def test_a_protected_alias_protects_the_key_it_points_to(pattern: str, key_id: str) -> None:
     """A step naming the key by id or ARN is refused by a pattern protecting its alias (name, ARN, glob)."""
@@ -150,9 +151,13 @@ async def test_a_notify_signing_key_id_is_not_read_as_a_kms_key() -> None:
     ("alias/prod-key", True), ("ALIAS/x", True), (ALIAS_ARN, True), ("*prod-key", True), ("?lias/x", True),
     ("arn:aws:kms:*:*:*", True), ("[a]lias/x", True), ("prod-key", False), ("arn:aws:iam::*:role/x", False),
     (f"arn:aws:kms:*:*:key/{KEY}", False), ("role/admins/*", False),
+    ("a*", True), ("al*", True), ("alia?/prod-key", True), ("arn:aws:kms:*:*:a*", True), ("ar*", True),
+    ("admin*", False), ("arn:aws:kms:*:*:key/*", False),
 ])
 def test_which_patterns_can_name_an_alias(pattern: str, names: bool) -> None:
-    """A pattern naming `alias`, or whose name part starts with a wildcard, can match an alias."""
+    """A pattern naming `alias`, or whose name part can start like `alias/` (a wildcard before it differs: `a*`,
+    `alia?/x`), or a bare pattern that can start like an ARN, can match an alias (before: `a*`, `alia?/x` and
+    `…:a*` were taken to name none, and a key whose alias they match was not read)."""
     assert names_alias(pattern) is names
 
 
