@@ -159,3 +159,12 @@ async def test_a_partial_arn_of_a_name_ending_like_a_suffix_is_refused(aws, tmp_
     await _refused_and_escalated(aws, tmp_path, "aws.secretsmanager.rotate_secret", {"secret_id": partial},
                                  f"arn:aws:secretsmanager:*:*:secret:{name}-??????")
     assert (await aws.call("secretsmanager", "get_secret_value", SecretId=name))["SecretString"] == "keep"
+
+
+async def test_kms_aliases_that_cannot_be_read_refuse_the_step_and_page(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[alias/<name>] in moto: a step on a key whose aliases cannot be read (ListAliases
+    fails: the key is not found here) is refused (fail closed), escalated and paged, the trip saying why."""
+    missing = "0b0b0b0b-1111-4222-8333-444444444444"
+    detail = await _refused_and_escalated(aws, tmp_path, "aws.kms.enable_key", {"key_id": missing}, "alias/prod-key")
+    assert "could not be read" in detail
+    assert missing in detail
