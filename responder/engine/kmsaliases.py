@@ -33,9 +33,10 @@ _MAX_PAGES = 20  # ListAliases pages read for one key at most (100 aliases a pag
 
 
 def _may_start(glob: str, prefix: str) -> bool:
-    """Whether `glob` may match a string starting with `prefix`: its text before any wildcard agrees with it."""
-    literal = _WILDCARD.split(glob, 1)[0]
-    return literal.startswith(prefix) or prefix.startswith(literal)
+    """Whether `glob` may match a string starting with `prefix`: it starts with it, or its text before a wildcard is
+    the start of it (a glob without one matches only itself)."""
+    literal, *wild = _WILDCARD.split(glob, 1)
+    return literal.startswith(prefix) or (bool(wild) and prefix.startswith(literal))
 
 
 @lru_cache(maxsize=4096)

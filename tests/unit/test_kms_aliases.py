@@ -152,7 +152,7 @@ async def test_a_notify_signing_key_id_is_not_read_as_a_kms_key() -> None:
     ("arn:aws:kms:*:*:*", True), ("[a]lias/x", True), ("prod-key", False), ("arn:aws:iam::*:role/x", False),
     (f"arn:aws:kms:*:*:key/{KEY}", False), ("role/admins/*", False),
     ("a*", True), ("al*", True), ("alia?/prod-key", True), ("arn:aws:kms:*:*:a*", True), ("ar*", True),
-    ("admin*", False), ("arn:aws:kms:*:*:key/*", False),
+    ("admin*", False), ("arn:aws:kms:*:*:key/*", False), ("al", False), ("ar", False),
 ])
 def test_which_patterns_can_name_an_alias(pattern: str, names: bool) -> None:
     """A pattern naming `alias`, or whose name part can start like `alias/` (a wildcard before it differs: `a*`,
