@@ -85,8 +85,9 @@ def _allows(names: Iterable[str], registry: Registry, scope: PolicyScope) -> lis
             mine = [a for a in actions if a.startswith(f"{service}:") and a not in UNSCOPED]
             sid = _sid(name) if len(services) == 1 else _sid(name) + _sid(service)
             resources = scope.resources(service)
-            statements.append({"Sid": sid, "Effect": "Allow", "Action": mine,
-                               "Resource": resources[0] if resources == ["*"] else resources})
+            if mine:  # an Allow with no action is no IAM policy
+                statements.append({"Sid": sid, "Effect": "Allow", "Action": mine,
+                                   "Resource": resources[0] if resources == ["*"] else resources})
             if anywhere := [a for a in actions if a.startswith(f"{service}:") and a in UNSCOPED]:
                 statements.append({"Sid": f"{sid}Unscoped", "Effect": "Allow", "Action": anywhere, "Resource": "*"})
     return statements

@@ -101,6 +101,18 @@ def test_list_aliases_is_allowed_on_any_resource_in_a_statement_of_its_own():
                           ("kms:ListAliases",): "*"}
 
 
+def test_an_actuator_whose_service_actions_are_all_unscoped_gets_no_empty_statement():
+    """A service whose only action authorises on `*` (kms:ListAliases) gets that statement alone, never an Allow with
+    no action (IAM rejects the whole policy)."""
+    reg = Registry()
+    reader: Any = _Incomplete()
+    reader.name, reader.permissions = "aws.kms.read_aliases", ("kms:ListAliases",)
+    reg.add(reader)
+    doc = minimal_policy([reader.name], reg, PolicyScope(account="123456789012", region="us-east-1"))
+    assert [(st["Action"], st["Resource"]) for st in doc["Statement"] if st["Effect"] == "Allow"] == [
+        (["kms:ListAliases"], "*")]
+
+
 def test_minimal_policy_refuses_wildcards():
     """An actuator that declares `service:*` makes the policy builder fail instead of granting it."""
     reg = Registry()
