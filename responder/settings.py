@@ -66,7 +66,8 @@ class Settings(KafkaSettings):
                     "only a false read-back waits, after the step's timeout; 0 = read once (docs/engine.md)")
     aws_account_id: str | None = Field(
         default=None, description="responder's own account: the generated IAM policy is scoped to it, and protected "
-                                  "ids pinned to an account are matched in it (unset: in any account)")
+                                  "ids pinned to an account are matched in it (unset: in any account, and start-up "
+                                  "warns, protected_ids_account_unknown)")
     self_principal_arns: list[str] = Field(
         default_factory=list, description="responder's own role/user ARNs: `iam-policy` denies changing them or their "
                                           "keys")

@@ -4,7 +4,8 @@ Allow statements list only the exact actions of the actuators used, one statemen
 service, with resources scoped to what that service's actuators can touch (IAM users and roles, KMS
 keys, secrets, functions, SSM parameters under the model prefix, the model registry's bucket) in the
 configured account and region. Services whose targets are only known at run time (EC2, API Gateway,
-SageMaker, S3 buckets for block-public-access) keep `*`.
+SageMaker, S3 buckets for block-public-access) keep `*`, as do actions IAM scopes to no resource
+(`kms:ListAliases`, which the protected-id guard reads a KMS key's aliases with), in a statement of their own.
 
 Deny statements then protect responder itself, whatever the allows say: its own role or user (and
 so its access keys) and the policies attached to it, its timeline archive bucket (no delete, no
@@ -20,6 +21,8 @@ from typing import Any
 from responder.actuators.registry import Registry
 from responder.models.runbook import Runbook
 
+UNSCOPED = frozenset({"kms:ListAliases"})
+"""Actions IAM authorises on no resource (`*` only): each actuator's get a statement of their own."""
 SELF_IAM_DENY = ["iam:Put*", "iam:Delete*", "iam:Update*", "iam:Attach*", "iam:Detach*", "iam:Create*",
                  "iam:Tag*", "iam:Untag*", "iam:Remove*", "iam:Add*", "iam:SetDefaultPolicyVersion"]
 SELF_BUCKET_DENY = ["s3:DeleteBucket*", "s3:DeleteObject*", "s3:PutBucket*", "s3:PutLifecycleConfiguration",
@@ -79,11 +82,14 @@ def _allows(names: Iterable[str], registry: Registry, scope: PolicyScope) -> lis
             raise ValueError(f"{name} declares a wildcard action: {actions}")
         services = sorted({a.split(":", 1)[0] for a in actions})
         for service in services:
-            mine = [a for a in actions if a.startswith(f"{service}:")]
+            mine = [a for a in actions if a.startswith(f"{service}:") and a not in UNSCOPED]
             sid = _sid(name) if len(services) == 1 else _sid(name) + _sid(service)
             resources = scope.resources(service)
-            statements.append({"Sid": sid, "Effect": "Allow", "Action": mine,
-                               "Resource": resources[0] if resources == ["*"] else resources})
+            if mine:  # an Allow with no action is no IAM policy
+                statements.append({"Sid": sid, "Effect": "Allow", "Action": mine,
+                                   "Resource": resources[0] if resources == ["*"] else resources})
+            if anywhere := [a for a in actions if a.startswith(f"{service}:") and a in UNSCOPED]:
+                statements.append({"Sid": f"{sid}Unscoped", "Effect": "Allow", "Action": anywhere, "Resource": "*"})
     return statements
 
 

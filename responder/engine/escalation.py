@@ -69,9 +69,9 @@ class EscalationRelease(StepRunning):
             self.recorder.append(EntryKind.STEP_PLANNED, {**head.body(), "params": parked.params, "dry_run": True,
                                                          "summary": preview.summary}, incident.id)
             return Outcome.OK
-        hard = [t for t in self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
-                                                  self.state.windows, self.clock(), escalating=True,
-                                                  notifies=actuator.notifies) if t.hard]
+        hard = [t for t in await self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
+                                                        self.state.windows, self.clock(), escalating=True,
+                                                        notifies=actuator.notifies) if t.hard]
         call = StepCall(actuator, params, ctx, attempts=esc.retries + 1, timeout=esc.timeout)
         # an intent a crash left open is resolved without asking, as on the runbook's steps, unless a guard that stops
         # automation tripped since: then verify() decides, and one not applied goes through the guards below
@@ -117,9 +117,9 @@ class EscalationRelease(StepRunning):
         now (a kill switch, a full quota; after a crash, its runbook's approval too: the grant was for the run the
         crash ended)."""
         human = not resumed and not parked.unattended
-        trips = [*self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
-                                         self.state.windows, self.clock(), escalating=True,
-                                         notifies=self.registry.get(parked.actuator).notifies)]
+        trips = [*await self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
+                                               self.state.windows, self.clock(), escalating=True,
+                                               notifies=self.registry.get(parked.actuator).notifies)]
         if self.fleet_guard is not None and self.fleet_guard.killed:
             trips.append(Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
         reasons = [f"{t.guard}: {t.detail}" for t in trips]  # a new request names every trip, waived before or not

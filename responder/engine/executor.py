@@ -28,6 +28,7 @@ from responder.engine.fleetguard import FleetGuard
 from responder.engine.grouping import group_key as grouped
 from responder.engine.guards import Guards
 from responder.engine.incidents import Incident
+from responder.engine.kmsaliases import KeyAliases
 from responder.engine.planner import LazyPlan
 from responder.engine.positions import after_escalation, step_index
 from responder.engine.recovery import replay
@@ -69,6 +70,8 @@ class Engine(EscalationRelease, Admission):
         self.verify_settle = verify_settle
         self.clock = clock
         self.guards = guards or Guards()
+        if self.guards.aliases is None:  # a protected KMS alias protects its key: read through this engine's AWS
+            self.guards.aliases = KeyAliases(aws)
         self.fleet_guard = fleet_guard  # global quotas and the kill switch shared by every replica
         self.publisher = publisher
         self.requests_topic = requests_topic

@@ -11,8 +11,8 @@
   (`Decisions.recheck`);
 * max targets: distinct targets in one plan;
 * protected resources: ids/ARNs/names (globs, over every identifier form of the target, see
-  `protection`) or tags on the event's resources: never touched; an IAM name outside IAM's character
-  set is refused the same way;
+  `protection`; a KMS key also by its aliases, `kmsaliases`) or tags on the event's resources: never
+  touched; an IAM name outside IAM's character set is refused the same way;
 * kill switch: a setting, or a file whose existence turns every step into an approval request.
 
 A *soft* trip (quota, max targets, kill switch) turns the step into an approval request; a *hard* trip
@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from responder.engine.arnforms import ANYWHERE, Home
+from responder.engine.kmsaliases import KeyAliases, key_ids, names_alias
 from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form
 from responder.engine.quotas import QuotaWindows
-from responder.models.event import Event
+from responder.models.event import Event, Resource
 from responder.models.runbook import Protected, Quota, Runbook
 
 UNCOUNTED = "quota_uncounted"
@@ -97,10 +98,14 @@ def _tags(attributes: Mapping[str, Any]) -> dict[str, str]:
 
 def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[str, Any], event: Event,
                   actuator: str = "", home: Home = ANYWHERE) -> str | None:
-    """Why the step (of `actuator`, acting in `home`) would touch a protected resource, or None."""
+    """Why the step (of `actuator`, acting in `home`) would touch a protected resource, or None (a KMS key's aliases
+    not read: `Guards.check_step` reads them)."""
     if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
         return None
-    forms, named = identifier_forms(target, params, event, actuator, home)
+    return _matching(protected, target, *identifier_forms(target, params, event, actuator, home))
+
+
+def _matching(protected: Sequence[Protected], target: str, forms: set[str], named: Sequence[Resource]) -> str | None:
     ordered = sorted(forms)  # once for every pattern: the first form a pattern matches is the one reported
     for p in protected:
         for pattern in p.ids:
@@ -120,8 +125,11 @@ def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[s
 class Guards:
     """Evaluates guards against the policy and the engine's quota windows, at the engine's clock."""
 
-    def __init__(self, policy: GuardPolicy | None = None) -> None:
+    def __init__(self, policy: GuardPolicy | None = None, aliases: KeyAliases | None = None) -> None:
         self.policy = policy or GuardPolicy()
+        self.aliases = aliases
+        """Reads the aliases of the KMS keys steps name, while a protected id can name an alias (an engine gives its
+        guards one over its AWS client; without one such a step is refused)."""
         self.uncounted: Callable[[], str | None] | None = None
         """Why some quota windows are not counted now (None when all are): a fleet replica's partitions still being
         restored carry theirs. Set by the service in fleet mode."""
@@ -141,16 +149,41 @@ class Guards:
                 trips.append(Trip("max_targets", f"{scope} limit {limit}, plan has {distinct} targets"))
         return trips
 
-    def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
-                   event: Event, windows: QuotaWindows, now: float, *, escalating: bool = False,
-                   notifies: bool = False) -> list[Trip]:
+    async def protected(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
+                        event: Event) -> str | None:
+        """Why the step would touch a protected resource, or None; a KMS key it names is also known by its aliases
+        while a protected id can name one (read through AWS, `kmsaliases`: refused when they cannot be read)."""
+        protected = (rb.guards.protected, self.policy.protected)
+        if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
+            return None
+        forms, named = identifier_forms(target, params, event, actuator, self.policy.home)
+        hit = _matching(protected, target, forms, named)
+        if hit is None and any(names_alias(i) for p in protected for i in p.ids) and (keys := key_ids(forms)):
+            hit = await self._by_alias(protected, target, forms, named, keys)
+        return hit
+
+    async def _by_alias(self, protected: Sequence[Protected], target: str, forms: set[str], named: Sequence[Resource],
+                        keys: set[str]) -> str | None:
+        """Why a KMS key the step names is protected by one of its aliases, or None. Aliases kept from an earlier read
+        only refuse (fail closed); otherwise they are read now: an alias re-pointed to the key since protects it."""
+        if self.aliases is None:
+            return f"KMS key(s) {sorted(keys)}: no AWS client to read their aliases, and a protected id may name one"
+        kept = self.aliases.kept(keys)
+        if kept and (hit := _matching(protected, target, forms | kept, named)) is not None:
+            return hit
+        found = await self.aliases.forms(keys)
+        return found if isinstance(found, str) else _matching(protected, target, forms | found, named)
+
+    async def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
+                         event: Event, windows: QuotaWindows, now: float, *, escalating: bool = False,
+                         notifies: bool = False) -> list[Trip]:
         """Guards on one step about to run; hard trips first. An `on_failure` step (`escalating`: it tells a human
         that containment failed) is not held for a count that may be short, only for a full quota. A step that only
         tells a human (`notifies`: its actuator's `Actuator.notifies`) touches no resource: no protected-id/tag or
         IAM-name trip, so a refusal's page naming the protected id goes out."""
         trips: list[Trip] = []
-        hit = None if notifies else invalid_iam_name(params) or protected_hit(
-            [rb.guards.protected, self.policy.protected], target, params, event, actuator, self.policy.home)
+        hit = None if notifies else invalid_iam_name(params) or await self.protected(rb, actuator, target, params,
+                                                                                      event)
         if hit:
             trips.append(Trip("protected", hit, hard=True))
         if self.policy.killed():

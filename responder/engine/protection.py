@@ -13,9 +13,11 @@ credentials (no actuator assumes a role elsewhere). IAM ARN forms are therefore 
 ARN claims, with the partition left open. `arn:aws:iam::123456789012:user/ml-training` thus protects the user
 `ml-training` however a finding names it, claiming account 999999999999 included, while a pattern pinned to
 another account protects nothing here once responder's own is known. Outside IAM the same holds through
-`arnforms`: a Lambda function, KMS key, secret, trail or bucket ARN expands to its name, and a name given to the
-parameter that takes one (`function_name`, an `aws.kms.*` step's `key_id`, `secret_id`, `secret_name`, `bucket`,
-`trail`) or carried by an event resource of that kind yields its ARN where responder acts. Every item of
+`arnforms`: a Lambda function, KMS key, secret, trail, bucket, instance or SageMaker endpoint ARN expands to its
+name, and a name given to the parameter that takes one (`function_name`, an `aws.kms.*` step's `key_id`,
+`secret_id`, `secret_name`, `bucket`, `trail`, `instance_id`, `endpoint_name`) or carried by an event resource of
+that kind yields its ARN where responder acts; a pattern also matches as what else it protects
+(`pattern_variants`: a qualified function's function, an object's bucket, an exact IAM path form's name). Every item of
 `role_names` is a role name, and IAM's character set is checked on every IAM name parameter whatever the actuator.
 """
 
@@ -26,7 +28,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-from responder.engine.arnforms import ANYWHERE, KIND_SERVICE, NAME_PARAMS, Home, arn_forms, name_forms, pattern_variants
+from responder.engine.arnforms import (
+    ANYWHERE,
+    KIND_SERVICE,
+    NAME_PARAMS,
+    SECRETS,
+    Home,
+    arn_forms,
+    name_forms,
+    pattern_variants,
+    suffix_known,
+    without_suffix,
+)
 from responder.models.event import Event, Resource, ResourceKind
 
 IAM_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,128}")  # IAM's own character set, ASCII only
@@ -94,7 +107,9 @@ def _resource_values(res: Resource) -> Iterator[str]:
 def _resource_derived(res: Resource, account: str | None, home: Home) -> Iterator[str]:
     """The forms an event resource's kind implies (complete as they are: `_expand` would add nothing)."""
     service = KIND_SERVICE.get(res.kind)
-    if service is not None:  # a function, key, secret, trail or bucket named by name: its ARN where responder acts
+    # a function, key, secret, trail or bucket named by name: its ARN where responder acts (not a secret whose complete
+    # ARN the finding gives: a name would lose its known suffix, and the step names what it acts on by its own forms)
+    if service is not None and not (service == SECRETS and any(suffix_known(v or "") for v in (res.arn, res.id))):
         for value in (res.id, res.name):
             yield from name_forms(service, value or "", home)
     kind = _RESOURCE_KIND.get(res.kind)
@@ -149,6 +164,8 @@ def identifier_forms(target: str, params: Mapping[str, Any], event: Event, actua
         if key == "key_id" and actuator.startswith("notify."):  # a signing key id, not a KMS key
             continue
         raw.update(f for value in _listed(params.get(key)) for f in name_forms(service, value, home))
+    if actuator.startswith("model.") and isinstance(params.get("model"), str):  # the SageMaker registry serves a
+        raw.update(name_forms("sagemaker", params["model"], home))  # model from the endpoint named after it
     forms = {f.casefold() for r in raw for f in _expand(r, account, home)}
     named: list[Resource] = []
     for res in event.resources:  # a resource the step names brings all its other names
@@ -172,10 +189,26 @@ def matching_form(pattern: str, forms: Iterable[str]) -> str | None:
     """The first form `pattern` protects (case-insensitive; ARN patterns part by part), or None; `forms` in the order
     to report the first of (sorted by the caller, once for every pattern)."""
     want = pattern.casefold()
-    wants = pattern_variants(want) if want.startswith("arn:") else []
+    wants = pattern_variants(want)
+    arn = want.startswith("arn:")
     for form in forms:
         if fnmatchcase(form, want):
             return form
-        if form.startswith("arn:") and any(_arn_match(w, form) for w in wants):
+        if arn and form.startswith("arn:") and _arn_variants_match(want, wants, form):
+            return form
+        if not arn and len(wants) > 1 and any(fnmatchcase(form, w) for w in wants[1:]):  # `role/admins/X` → `role/X`
             return form
     return None
+
+
+def _arn_variants_match(want: str, wants: tuple[str, ...], form: str) -> bool:
+    """`want` matches the ARN form; for a complete secret ARN also as the partial ARN naming the same secret; for any
+    form also what else the pattern protects (`pattern_variants`: a secret's suffix dropped, for a form whose suffix
+    is not known or may not be one, a Lambda qualifier, an object's key, an IAM path). A complete-looking secret ARN
+    (`…:secret:db-backup`) may also be the partial ARN of a name ending in `-` and 6 characters, which Secrets Manager
+    (and moto) may resolve to that secret: it is matched both ways (fail closed)."""
+    if _arn_match(want, form):
+        return True
+    if suffix_known(form) and _arn_match(want, without_suffix(form)):
+        return True
+    return any(_arn_match(w, form) for w in wants[1:])

@@ -154,9 +154,9 @@ class StepRunning(StepRecording):
             return Outcome.OK  # would find its page done (on-call is told once per step and incident)
         # tuples: the common step trips nothing, and an empty tuple is no container for the collector to walk
         # while the step waits on the group commit (three empty lists were)
-        trips = (*plan_trips, *self.guards.check_step(rb, step.actuator, target, values, event,
-                                                      self.state.windows, self.clock(), escalating=escalating,
-                                                      notifies=actuator.notifies))
+        trips = (*plan_trips, *await self.guards.check_step(rb, step.actuator, target, values, event,
+                                                            self.state.windows, self.clock(), escalating=escalating,
+                                                            notifies=actuator.notifies))
         if self.fleet_guard is not None and self.fleet_guard.killed:
             trips = (*trips, Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
         reasons = tuple([f"{t.guard}: {t.detail}" for t in trips]) if trips else ()

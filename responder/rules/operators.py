@@ -26,12 +26,14 @@ def _glob(pattern: str) -> re.Pattern[str]:
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _MAPPED_BLOCK = ipaddress.IPv6Network("::ffff:0:0/96")
+_MAPPED_PREFIX = int(_MAPPED_BLOCK.network_address)
 
 
 @lru_cache(maxsize=1024)
 def _net(cidr: str) -> tuple[_Net, ...]:
     """The network, and its IPv4 form when it is written as IPv4-mapped IPv6 (`::ffff:10.0.0.0/104` is
-    10.0.0.0/8); any other IPv6 network (`::/0` included) holds no IPv4 address."""
+    10.0.0.0/8); an IPv6 network holding the whole IPv4-mapped block (`::/0`) holds every IPv4 address through
+    its mapped form (`_forms`)."""
     net = ipaddress.ip_network(cidr, strict=False)
     if net.version == 6 and net.subnet_of(_MAPPED_BLOCK):
         mapped = net.network_address.ipv4_mapped
@@ -41,11 +43,14 @@ def _net(cidr: str) -> tuple[_Net, ...]:
 
 @lru_cache(maxsize=4096)
 def _forms(text: str) -> tuple[_Address, ...]:
-    """The address, and its IPv4 form when it is IPv4-mapped IPv6 (`::ffff:10.0.0.1` is 10.0.0.1). Nothing else
-    crosses versions (IPv4-compatible `::a00:1` and NAT64 `64:ff9b::…` are other hosts); an address of one
+    """The address and its other form: an IPv4-mapped IPv6 address's IPv4 form (`::ffff:10.0.0.1` is 10.0.0.1),
+    an IPv4 address's IPv4-mapped form (10.0.0.1 is `::ffff:10.0.0.1`, so it is in `::/0` as that is). Nothing
+    else crosses versions (IPv4-compatible `::a00:1` and NAT64 `64:ff9b::…` are other hosts); an address of one
     version is never in a network of the other (`in` says False, it does not raise)."""
     ip = ipaddress.ip_address(text)
-    mapped = ip.ipv4_mapped if ip.version == 6 else None
+    if ip.version == 4:
+        return ip, ipaddress.IPv6Address(_MAPPED_PREFIX | int(ip))
+    mapped = ip.ipv4_mapped
     return (ip,) if mapped is None else (ip, mapped)
 
 

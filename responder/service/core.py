@@ -53,6 +53,7 @@ from responder.service.wiring import (
     authenticator_from,
     guards_from,
     operator_permissions,
+    warn_account_unknown,
 )
 from responder.settings import Settings
 from responder.timeline.recorder import Recorder
@@ -101,6 +102,7 @@ class Service(BatchHandling, Running):
         books = with_default_escalation(runbooks if runbooks is not None else
                                         load_runbooks(settings.runbooks_dir, registry),
                                         settings.default_on_failure, registry)
+        warn_account_unknown(settings, books)
         if not books:
             log.warning("no_runbooks", runbooks_dir=str(settings.runbooks_dir),
                         detail="every alert will be recorded and matched by nothing")

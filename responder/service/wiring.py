@@ -5,6 +5,9 @@ Each refuses a bad setting with a ConfigError at start-up, before any client is 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import structlog
 from pydantic import ValidationError
 
 from responder.actuators.aws.archive import S3Archive
@@ -13,9 +16,11 @@ from responder.engine.arnforms import Home
 from responder.engine.guards import GuardPolicy, Guards
 from responder.errors import ConfigError
 from responder.ingest.authn import RecordAuthenticator
-from responder.models.runbook import Protected, Quota
+from responder.models.runbook import Protected, Quota, Runbook
 from responder.settings import Settings
 from responder.timeline.archive import Archiver
+
+log = structlog.get_logger(__name__)
 
 NO_KAFKA = (
     "no Kafka configured: set RESPONDER_KAFKA_BOOTSTRAP=host:port (or kafka_bootstrap in the file named by "
@@ -36,6 +41,21 @@ def guards_from(settings: Settings) -> Guards:
         kill_switch=settings.kill_switch, kill_switch_file=settings.kill_switch_file,
         home=Home(account=settings.aws_account_id, region=settings.aws_region),
     ))
+
+
+def warn_account_unknown(settings: Settings, books: Iterable[Runbook]) -> None:
+    """Warn, once at start-up, when protected ids pinned to an account (`arn:aws:iam::123456789012:…`, in the settings
+    or a runbook) are matched in every account because `aws_account_id` is not set: the safe side (more protected,
+    never less), but a pattern meant for another account then protects the same names here too."""
+    if settings.aws_account_id:
+        return
+    ids = [*settings.protected_ids, *(i for rb in books for i in rb.guards.protected.ids)]
+    pinned = sorted({i for i in ids if (parts := i.split(":", 5))[0].casefold() == "arn" and len(parts) == 6
+                     and parts[4] not in ("", "*")})
+    if pinned:
+        log.warning("protected_ids_account_unknown", setting="RESPONDER_AWS_ACCOUNT_ID", patterns=pinned,
+                    detail="protected ids pinned to an account are matched in every account until responder's own "
+                           "is set (docs/security.md)")
 
 
 def approver_keys(settings: Settings) -> ApproverKeys:

@@ -3,6 +3,7 @@ instance it names by id."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import orjson
@@ -70,3 +71,100 @@ async def test_an_instance_arn_glob_protects_the_instance_a_finding_names_by_id(
     described = await aws.call("ec2", "describe_instances", InstanceIds=[instance])
     groups = described["Reservations"][0]["Instances"][0]["SecurityGroups"]
     assert [g["GroupId"] for g in groups] == [web["GroupId"]]
+
+
+RUNBOOK = """\
+id: protected-step
+trigger: {source: guardduty, type: "*IAMUser/*"}
+group_by: "${event.resource.access_key.id}"
+steps:
+  - id: contain
+    actuator: %s
+    with: %s
+on_failure:
+  - id: escalate-oncall
+    actuator: notify.kafka.publish_message
+    with: {topic: responder.notifications, title: "containment failed: ${failure.step}", severity: critical,
+           fields: {error: "${failure.error}"}}
+"""
+
+
+async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict, protected: str) -> str:
+    """Run one step of `actuator` through the engine against moto under `protected`: it is refused by a hard guard
+    trip, never intended, escalated and paged; the trip's detail."""
+    from responder.actuators import registry
+    from responder.actuators.base import ActuationContext
+    from responder.catalog import load_runbooks
+    from responder.engine import Engine
+    from responder.engine.guards import GuardPolicy, Guards
+    from responder.models import RawRecord
+    from responder.models.runbook import Protected
+    from responder.pipeline import Pipeline
+    from responder.timeline import MemoryStore, Recorder
+    from tests.findings import envelope_bytes, guardduty_finding
+    from tests.integration.test_runbooks import RecordingPublisher
+
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    (books / "protected-step.yaml").write_text(RUNBOOK % (actuator, orjson.dumps(with_).decode()))
+    publisher = RecordingPublisher()
+    engine = Engine(Recorder(MemoryStore()), registry, aws, guards=Guards(GuardPolicy(protected=Protected(
+        ids=[protected]))), context=ActuationContext(aws=aws, publisher=publisher))
+    access_key = "AKIA" + hashlib.sha256(actuator.encode()).hexdigest()[:16].upper()  # notify's ledger is per key
+    finding = envelope_bytes(guardduty_finding(access_key, finding_id=f"f-{access_key}"))
+    await Pipeline(load_runbooks(books, registry), engine).handle(RawRecord(topic="t", value=finding))
+    await engine.recorder.flush()
+    entries = [(e.kind, e.body) for e in engine.recorder.entries()]
+    trips = [b for k, b in entries if k == "guard.tripped"]
+    assert [(t["guard"], t["hard"]) for t in trips] == [("protected", True)], entries
+    assert not [b for k, b in entries if k == "step.intent" and b.get("actuator") == actuator]
+    assert [b["step"] for k, b in entries if k == "step.escalated"] == ["contain"]
+    assert [body["title"] for _, body in publisher.sent] == ["containment failed: contain"], entries
+    return str(trips[0]["detail"])
+
+
+async def test_a_protected_kms_alias_refuses_disabling_its_key_named_by_id(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[alias/<name>] in moto: a step disabling the key it points to, named by key id, is
+    refused by a hard guard trip (approval or not) and escalated; the key stays enabled (before: the step only waited
+    for an approval, which a human misled by the finding could give)."""
+    key = (await aws.call("kms", "create_key", Description="break-glass"))["KeyMetadata"]["KeyId"]
+    alias = f"alias/prod-key-{key[:8]}"
+    await aws.call("kms", "create_alias", AliasName=alias, TargetKeyId=key)
+    detail = await _refused_and_escalated(aws, tmp_path, "aws.kms.disable_key", {"key_id": key}, alias)
+    assert alias.casefold() in detail
+    state = (await aws.call("kms", "describe_key", KeyId=key))["KeyMetadata"]["KeyState"]
+    assert state == "Enabled"
+
+
+async def test_an_endpoint_arn_refuses_isolating_the_endpoint_named_by_name(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[arn:aws:sagemaker:*:*:endpoint/<name>] in moto: isolating the endpoint a step names
+    by name is refused and escalated, and its roles get no deny policy (before: the endpoint was isolated)."""
+    from tests.integration.actuator_cases import _endpoint
+
+    params = await _endpoint(aws)
+    pattern = f"arn:aws:sagemaker:*:*:endpoint/{params['endpoint_name']}"
+    await _refused_and_escalated(aws, tmp_path, "aws.sagemaker.isolate_endpoint", params, pattern)
+    policies = await aws.call("iam", "list_role_policies", RoleName="inference-gateway")
+    assert policies["PolicyNames"] == []
+
+
+async def test_a_partial_arn_of_a_name_ending_like_a_suffix_is_refused(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[arn:aws:secretsmanager:*:*:secret:<name>-??????] for a secret whose name ends in `-`
+    and 6 characters: a step naming its partial ARN (which moto resolves to it) is refused and escalated, and the
+    secret keeps its value (before: the ARN was read as a complete ARN of another secret, and the secret rotated)."""
+    name = f"svc{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:6]}-backup"
+    arn = (await aws.call("secretsmanager", "create_secret", Name=name, SecretString="keep"))["ARN"]
+    partial = arn[:-7]  # `…:secret:svcNNNNNN-backup`: it looks like a complete ARN of `svcNNNNNN`
+    assert (await aws.call("secretsmanager", "describe_secret", SecretId=partial))["Name"] == name
+    await _refused_and_escalated(aws, tmp_path, "aws.secretsmanager.rotate_secret", {"secret_id": partial},
+                                 f"arn:aws:secretsmanager:*:*:secret:{name}-??????")
+    assert (await aws.call("secretsmanager", "get_secret_value", SecretId=name))["SecretString"] == "keep"
+
+
+async def test_kms_aliases_that_cannot_be_read_refuse_the_step_and_page(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[alias/<name>] in moto: a step on a key whose aliases cannot be read (ListAliases
+    fails: the key is not found here) is refused (fail closed), escalated and paged, the trip saying why."""
+    missing = "0b0b0b0b-1111-4222-8333-444444444444"
+    detail = await _refused_and_escalated(aws, tmp_path, "aws.kms.enable_key", {"key_id": missing}, "alias/prod-key")
+    assert "could not be read" in detail
+    assert missing in detail

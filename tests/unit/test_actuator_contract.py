@@ -10,7 +10,7 @@ from pydantic import Field
 from responder.actuators import registry
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params
 from responder.actuators.contract import examples, problems
-from responder.actuators.policy import minimal_policy
+from responder.actuators.policy import PolicyScope, minimal_policy
 from responder.actuators.registry import Registry
 
 
@@ -89,7 +89,28 @@ def test_minimal_policy_lists_exact_actions_only():
     """The policy for two actuators holds their actions, none with a wildcard, and nothing for notify."""
     doc = minimal_policy(["aws.kms.disable_key", "notify.webhook.post_message"], registry)
     actions = [a for st in doc["Statement"] for a in st["Action"]]
-    assert actions == ["kms:DescribeKey", "kms:DisableKey"]
+    assert actions == ["kms:DescribeKey", "kms:DisableKey", "kms:ListAliases"]
+
+
+def test_list_aliases_is_allowed_on_any_resource_in_a_statement_of_its_own():
+    """kms:ListAliases (the protected-id guard reads a key's aliases) authorises on `*` only: its own statement, while
+    the key actions stay scoped to the account's keys."""
+    doc = minimal_policy(["aws.kms.disable_key"], registry, PolicyScope(account="123456789012", region="us-east-1"))
+    by_actions = {tuple(st["Action"]): st["Resource"] for st in doc["Statement"]}
+    assert by_actions == {("kms:DescribeKey", "kms:DisableKey"): ["arn:aws:kms:us-east-1:123456789012:key/*"],
+                          ("kms:ListAliases",): "*"}
+
+
+def test_an_actuator_whose_service_actions_are_all_unscoped_gets_no_empty_statement():
+    """A service whose only action authorises on `*` (kms:ListAliases) gets that statement alone, never an Allow with
+    no action (IAM rejects the whole policy)."""
+    reg = Registry()
+    reader: Any = _Incomplete()
+    reader.name, reader.permissions = "aws.kms.read_aliases", ("kms:ListAliases",)
+    reg.add(reader)
+    doc = minimal_policy([reader.name], reg, PolicyScope(account="123456789012", region="us-east-1"))
+    assert [(st["Action"], st["Resource"]) for st in doc["Statement"] if st["Effect"] == "Allow"] == [
+        (["kms:ListAliases"], "*")]
 
 
 def test_minimal_policy_refuses_wildcards():

@@ -18,9 +18,13 @@ cidr = OPERATORS["cidr"]
     ("10.0.0.1", "10.0.0.0/8"),
     ("2001:db8::1", "2001:db8::/32"),
     ("::ffff:10.0.0.1", "::/0"),            # written as IPv6, it is an IPv6 address too
+    ("10.0.0.1", "::/0"),                   # and written as IPv4 it is the same address: the same answer
+    ("10.0.0.1", "::/64"),                  # a network holding ::ffff:0:0/96 holds every IPv4 address
+    ("10.0.0.1", ["2001:db8::/32", "::/0"]),
 ])
 def test_an_ipv4_mapped_address_matches_its_ipv4_network_both_ways(address: str, network: str | list[str]) -> None:
-    """::ffff:10.0.0.1 is in 10.0.0.0/8, and 10.0.0.1 is in ::ffff:10.0.0.0/104 (the same address either way)."""
+    """::ffff:10.0.0.1 is in 10.0.0.0/8, and 10.0.0.1 is in ::ffff:10.0.0.0/104 and in ::/0 (the same address
+    either way, so the same answer whichever way either side is written)."""
     assert cidr(address, network) is True
 
 
@@ -31,7 +35,8 @@ def test_an_ipv4_mapped_address_matches_its_ipv4_network_both_ways(address: str,
     ("64:ff9b::a00:1", "10.0.0.0/8"),       # NAT64 translation of 10.0.0.1: not the same host
     ("2001:db8::1", "10.0.0.0/8"),
     ("10.0.0.1", "2001:db8::/32"),
-    ("10.0.0.1", "::/0"),                   # only a network written as IPv4-mapped holds IPv4 addresses
+    ("10.0.0.1", "::/96"),                  # IPv4-compatible block (deprecated), not the IPv4-mapped one
+    ("10.0.0.1", "::ffff:0:0:0/96"),        # IPv4-translated (SIIT), not the IPv4-mapped block
     ("::ffff:10.0.0.1", "2001:db8::/32"),
     ("2001:db8::1", "0.0.0.0/0"),
     ("fe80::1%eth0", "10.0.0.0/8"),

@@ -98,7 +98,7 @@ async def test_a_dry_run_plans_the_page_of_the_refusal_and_would_not_refuse_it(t
     assert kit.publisher.sent == []
 
 
-def test_quotas_and_the_kill_switch_still_hold_a_notify_step(tmp_path):
+async def test_quotas_and_the_kill_switch_still_hold_a_notify_step(tmp_path):
     """Only the protected-id and IAM-name checks are skipped for a notify step: the kill switch and quotas trip."""
     step = {"id": "s", "actuator": "test.echo", "with": {"target": "t"}}
     rb = Runbook.model_validate({"id": "rb", "trigger": {"source": "x", "type": "y"}, "steps": [step],
@@ -106,7 +106,7 @@ def test_quotas_and_the_kill_switch_still_hold_a_notify_step(tmp_path):
     guards = Guards(GuardPolicy(protected=Protected(ids=[KEY]), kill_switch=True))
     windows = QuotaWindows()
     windows.record("rb", "notify.kafka.publish_message", 0.0)
-    trips = guards.check_step(rb, "notify.kafka.publish_message", "responder.notifications",
-                              {"fields": {"target": KEY}}, _event(), windows, 1.0, notifies=True)
+    trips = await guards.check_step(rb, "notify.kafka.publish_message", "responder.notifications",
+                                    {"fields": {"target": KEY}}, _event(), windows, 1.0, notifies=True)
     assert sorted(t.guard for t in trips) == ["kill_switch", "quota"]
     assert not any(t.hard for t in trips)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def _trips(protected: list[str], actuator: str, with_: dict[str, Any], event: Ev
     rb = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                                  "steps": [step.model_dump(by_alias=True)]})
     guards = Guards(GuardPolicy(protected=Protected(ids=protected, tags=tags or {}), home=home))
-    return guards.check_step(rb, actuator, resolved.target, resolved.values, event, QuotaWindows(), 0.0)
+    return asyncio.run(guards.check_step(rb, actuator, resolved.target, resolved.values, event, QuotaWindows(), 0.0))
 
 
 def _refused(*args: Any, **kw: Any) -> bool:
@@ -138,9 +139,9 @@ def test_a_role_in_role_names_is_protected_by_its_arn() -> None:
     assert _refused(["arn:aws:iam::*:role/ResponderRole"], "aws.sagemaker.isolate_endpoint", with_)
 
 
-def test_a_look_alike_name_in_role_names_is_refused_whatever_the_actuator() -> None:
+async def test_a_look_alike_name_in_role_names_is_refused_whatever_the_actuator() -> None:
     """An IAM name outside IAM's character set is refused in `role_names` of a non-IAM actuator."""
-    trips = Guards(GuardPolicy()).check_step(
+    trips = await Guards(GuardPolicy()).check_step(
         Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                                 "steps": [{"id": "s", "actuator": "aws.sagemaker.isolate_endpoint"}]}),
         "aws.sagemaker.isolate_endpoint", "fraud-scoring",

@@ -70,7 +70,7 @@ class DisableKey(_SetKeyState):
     """
 
     name = "aws.kms.disable_key"
-    permissions = ("kms:DescribeKey", "kms:DisableKey")
+    permissions = ("kms:DescribeKey", "kms:DisableKey", "kms:ListAliases")  # aliases: the protected-id guard's
     destructive = True
     reverse = "aws.kms.enable_key"
     desired = "Disabled"
@@ -89,7 +89,7 @@ class EnableKey(_SetKeyState):
     """
 
     name = "aws.kms.enable_key"
-    permissions = ("kms:DescribeKey", "kms:EnableKey")
+    permissions = ("kms:DescribeKey", "kms:EnableKey", "kms:ListAliases")
     destructive = False
     reverse = "aws.kms.disable_key"
     desired = "Enabled"
