@@ -7,7 +7,7 @@ from typing import Any
 
 from responder.errors import ValidationFailed
 from responder.models.event import Event, Resource, ResourceKind
-from responder.normalise.assemble import given_id, make_event, raw_id
+from responder.normalise.assemble import each_part, given_id, make_event, raw_id
 from responder.normalise.fields import dig, in_band, number, parse_time, severity_from_label, text
 from responder.normalise.registry import decoder
 from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, principal, res
@@ -149,13 +149,13 @@ SECURITYHUB_ATTRIBUTES = (
 @decoder("securityhub.eventbridge", _is_envelope, attributes=SECURITYHUB_ATTRIBUTES)
 def decode_envelope(doc: Any) -> list[Event]:
     """'Security Hub Findings - Imported' or '- Custom Action': one event per finding."""
-    return [finding_to_event(f, doc) for f in doc["detail"]["findings"]]
+    return each_part("securityhub finding", doc["detail"]["findings"], lambda f: [finding_to_event(f, doc)])
 
 
 @decoder("securityhub.findings", _is_list, attributes=SECURITYHUB_ATTRIBUTES)
 def decode_list(doc: Any) -> list[Event]:
     """A GetFindings / BatchImportFindings body: `{"Findings": [ASFF, ...]}`."""
-    return [finding_to_event(f) for f in doc["Findings"]]
+    return each_part("securityhub finding", doc["Findings"], lambda f: [finding_to_event(f)])
 
 
 @decoder("securityhub", _is_asff, attributes=SECURITYHUB_ATTRIBUTES)

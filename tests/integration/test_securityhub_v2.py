@@ -14,6 +14,8 @@ from responder.actuators.aws.session import AwsSession
 from responder.ingest.kafka import ensure_topics, publish
 from responder.service import Service
 from tests.integration.harness import make_settings, running, wait_for
+from tests.integration.test_deadletter import _read_all
+from tests.unit.test_record_parts import SHAPES
 from tests.unit.test_securityhub_v2_controls import _v2_finding
 
 pytestmark = pytest.mark.integration
@@ -139,4 +141,32 @@ async def test_a_passed_v2_control_check_leaves_its_bucket_alone(
     assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
     assert not [r for r in service.engine.state.results() if passed in str(r)]
     conf = await aws.call("s3", "get_public_access_block", Bucket=failed)
+    assert all(conf["PublicAccessBlockConfiguration"].values())
+
+
+@pytest.mark.parametrize("lane", ["asff", "v2"])
+async def test_one_bad_finding_is_deadlettered_and_its_neighbour_still_blocks_public_access(
+        lane: str, kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """A Security Hub event of two failed S3.8 checks, the second unreadable: the first bucket's Block Public Access
+    is re-applied, the record is dead-lettered once naming finding [1] (before: the whole record was dead-lettered
+    and the public bucket left alone)."""
+    build, spoil, what = SHAPES[lane]
+    doc = spoil(build(2), 1)
+    if lane == "asff":
+        doc["detail"]["findings"][0]["Resources"][0]["Id"] = f"arn:aws:s3:::{unique}-training-data-prod"
+    else:
+        doc["detail"]["findings"][0]["resources"][0].update(uid=f"{unique}-training-data-prod",
+                                                            uid_alt=f"arn:aws:s3:::{unique}-training-data-prod")
+    bucket = f"{unique}-training-data-prod"
+    await aws.call("s3", "create_bucket", Bucket=bucket)
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [orjson.dumps(doc)])
+        await wait_for(lambda: len(service.engine.state.results()) >= 2 and bool(service.deadlettered), timeout=60)
+    assert service.deadlettered == {"validation": 1}
+    [dead] = await _read_all(kafka_bootstrap, topics["deadletter"], 1)
+    headers = dict(dead.headers)
+    assert headers["dlq.detail"].decode().startswith(f"{what} [1] of 2: ")
+    assert dead.value == orjson.dumps(doc)
+    conf = await aws.call("s3", "get_public_access_block", Bucket=bucket)
     assert all(conf["PublicAccessBlockConfiguration"].values())
