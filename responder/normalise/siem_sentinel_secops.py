@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections import Counter
 from typing import Any
 
 import orjson
 
-from responder.models.event import Event, Resource, ResourceKind
+from responder.models.event import Event, Resource, ResourceKind, stable_id
 from responder.normalise.assemble import DERIVED, given_id, make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
@@ -171,15 +172,26 @@ SECOPS_ATTRIBUTES = ("rule_id", "rule_version", "alert_state", "risk_score", "de
                      "detection_type")
 
 
+def _rule_suffix(det: dict[str, Any], shared: Counter[str]) -> str:
+    """`:<ruleId>`, and for a rule with more than one detection in the record `#` and a hash of this detection (the
+    same on every delivery; equal only for identical detections, which are one)."""
+    rule = str(det["ruleId"])
+    if shared[rule] == 1:
+        return f":{rule}"
+    return f":{rule}#{stable_id('google-secops', orjson.dumps(det, option=orjson.OPT_SORT_KEYS).decode())[:16]}"
+
+
 @decoder("google-secops", _is_secops, attributes=SECOPS_ATTRIBUTES)
 def decode_secops(doc: Any) -> list[Event]:
     """A Chronicle rule detection: one event per `detection[]` entry."""
     out = []
-    for det in doc["detection"]:
+    detections = doc["detection"]
+    shared = Counter(str(det["ruleId"]) for det in detections)
+    for det in detections:
         labels = {lab.get("key"): lab.get("value") for lab in det.get("ruleLabels") or []}
         risk = number(det.get("riskScore"))
         when, inferred = time_or_received(doc.get("detectionTime"), doc.get("createdTime"))
-        rule = f":{det['ruleId']}" if len(doc["detection"]) > 1 else ""
+        rule = _rule_suffix(det, shared) if len(detections) > 1 else ""
         own = given_id(doc.get("id"))
         if own is None or (own + rule).startswith(DERIVED):  # `digest` + `:<hash>` must not spell a real digest id
             own = raw_id("google-secops", doc)
