@@ -16,7 +16,7 @@ from responder.service import Service
 from tests.integration.harness import make_settings, running, wait_for
 from tests.integration.test_deadletter import _read_all
 from tests.unit.test_record_parts import SHAPES
-from tests.unit.test_securityhub_v2_controls import _v2_finding
+from tests.unit.test_securityhub_v2_controls import _asff, _v2_finding
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,4 +169,37 @@ async def test_one_bad_finding_is_deadlettered_and_its_neighbour_still_blocks_pu
     assert headers["dlq.detail"].decode().startswith(f"{what} [1] of 2: ")
     assert dead.value == orjson.dumps(doc)
     conf = await aws.call("s3", "get_public_access_block", Bucket=bucket)
+    assert all(conf["PublicAccessBlockConfiguration"].values())
+
+
+async def test_retired_control_checks_leave_their_buckets_alone(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """A FAILED S3.8 check Security Hub archived (ASFF `RecordState: ARCHIVED`) or closed (V2 activity Close) runs
+    nothing on its bucket, while a live one beside them still blocks public access (before: both retired checks
+    re-applied Block Public Access and notified)."""
+    archived, closed, live = (f"{unique}-training-data-{env}" for env in ("dev", "test", "prod"))
+    asff = _asff("S3.8")
+    asff["detail"]["findings"][0].update(RecordState="ARCHIVED", Resources=[
+        {"Type": "AwsS3Bucket", "Id": f"arn:aws:s3:::{archived}", "Region": "us-east-2"}])
+    docs = [orjson.dumps(asff)]
+    for bucket, activity in ((closed, {"activity_id": 3, "activity_name": "Close"}), (live, {})):
+        finding = _v2_finding("S3.8")
+        finding["finding_info"]["uid"] += f"-{bucket}"
+        finding.update(activity)
+        finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
+                                 "region": "us-east-2"}]
+        doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
+        doc["detail"]["findings"] = [finding]
+        docs.append(orjson.dumps(doc))
+    for bucket in (archived, closed, live):
+        await aws.call("s3", "create_bucket", Bucket=bucket)
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], docs)
+        await wait_for(lambda: (service.pipeline.counters.records >= 3 and len(service.engine.state.results()) >= 2)
+                       or bool(service.deadlettered), timeout=60)
+    assert service.deadlettered == {}
+    assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
+    assert not [r for r in service.engine.state.results() if archived in str(r) or closed in str(r)]
+    conf = await aws.call("s3", "get_public_access_block", Bucket=live)
     assert all(conf["PublicAccessBlockConfiguration"].values())
