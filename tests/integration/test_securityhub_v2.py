@@ -13,6 +13,7 @@ import pytest
 from responder.actuators.aws.session import AwsSession
 from responder.ingest.kafka import ensure_topics, publish
 from responder.service import Service
+from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.harness import make_settings, running, wait_for
 from tests.integration.test_deadletter import _read_all
 from tests.unit.test_record_parts import SHAPES
@@ -202,4 +203,28 @@ async def test_retired_control_checks_leave_their_buckets_alone(
     assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
     assert not [r for r in service.engine.state.results() if archived in str(r) or closed in str(r)]
     conf = await aws.call("s3", "get_public_access_block", Bucket=live)
+    assert all(conf["PublicAccessBlockConfiguration"].values())
+
+
+async def test_a_v2_event_on_a_topic_pinned_to_ocsf_blocks_public_access(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """On a topic pinned to `ocsf` (`topic_formats`), Security Hub's V2 S3.8 event is decoded and blocks public
+    access, and a GuardDuty finding written to the same topic is still dead-lettered (before: the V2 event was
+    dead-lettered too, its family being `securityhub`)."""
+    bucket = f"{unique}-training-data-prod"
+    await aws.call("s3", "create_bucket", Bucket=bucket)
+    finding = _v2_finding("S3.8")
+    finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
+                             "region": "us-east-2"}]
+    doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
+    doc["detail"]["findings"] = [finding]
+    records = [orjson.dumps(doc), envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001"))]
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks",
+                                    topic_formats={topics["alerts"]: "ocsf"}))
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], records)
+        await wait_for(lambda: len(service.engine.state.results()) >= 2 and bool(service.deadlettered), timeout=60)
+    assert service.deadlettered == {"validation": 1}
+    assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
+    conf = await aws.call("s3", "get_public_access_block", Bucket=bucket)
     assert all(conf["PublicAccessBlockConfiguration"].values())
