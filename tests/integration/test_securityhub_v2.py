@@ -68,6 +68,34 @@ async def _status(aws: AwsSession, user: str) -> list[str]:
     return [k["Status"] for k in listed["AccessKeyMetadata"]]
 
 
+def _s3_8_on(bucket: str, compliance: dict[str, Any] | None = None, **fields: Any) -> bytes:
+    """Security Hub CSPM's failed S3.8 check on `bucket` in a V2 event (`compliance` merged, finding `fields` set)."""
+    finding = _v2_finding("S3.8")
+    finding["finding_info"]["uid"] += f"-{bucket}"
+    finding["compliance"].update(compliance or {})
+    finding.update(fields)
+    finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
+                             "region": "us-east-2"}]
+    doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
+    doc["detail"]["findings"] = [finding]
+    return orjson.dumps(doc)
+
+
+async def _only_blocked(service: Service, aws: AwsSession, records: list[bytes], spared: list[str], live: str,
+                        bootstrap: str, topic: str) -> None:
+    """`records` through `service`: nothing dead-lettered, nothing run on the `spared` buckets, `live` blocked."""
+    async with running(service):
+        await publish(bootstrap, topic, records)
+        await wait_for(lambda: (service.pipeline.counters.records >= len(records)
+                                and len(service.engine.state.results()) >= 2) or bool(service.deadlettered),
+                       timeout=60)
+    assert service.deadlettered == {}
+    assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
+    assert not [r for r in service.engine.state.results() if any(b in str(r) for b in spared)]
+    conf = await aws.call("s3", "get_public_access_block", Bucket=live)
+    assert all(conf["PublicAccessBlockConfiguration"].values())
+
+
 async def test_v2_findings_are_contained_or_paged_as_guardduty_s_own(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
     """A relayed GuardDuty key compromise deactivates the key (access-key-compromise); a relayed ML anomaly naming
@@ -122,27 +150,11 @@ async def test_a_passed_v2_control_check_leaves_its_bucket_alone(
     """A passed S3.8 check in a V2 event (compliance Pass) runs nothing on its bucket, while a failed one beside it
     still blocks public access on its own (before: the passed check re-applied Block Public Access and notified)."""
     passed, failed = f"{unique}-training-data-dev", f"{unique}-training-data-prod"
-    docs = []
-    for bucket, compliance in ((passed, {"status": "Pass", "status_id": 1}), (failed, {})):
+    for bucket in (passed, failed):
         await aws.call("s3", "create_bucket", Bucket=bucket)
-        finding = _v2_finding("S3.8")
-        finding["finding_info"]["uid"] += f"-{bucket}"
-        finding["compliance"].update(compliance)
-        finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
-                                 "region": "us-east-2"}]
-        doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
-        doc["detail"]["findings"] = [finding]
-        docs.append(orjson.dumps(doc))
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
-    async with running(service):
-        await publish(kafka_bootstrap, topics["alerts"], docs)
-        await wait_for(lambda: (service.pipeline.counters.records >= 2 and len(service.engine.state.results()) >= 2)
-                       or bool(service.deadlettered), timeout=60)
-    assert service.deadlettered == {}
-    assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
-    assert not [r for r in service.engine.state.results() if passed in str(r)]
-    conf = await aws.call("s3", "get_public_access_block", Bucket=failed)
-    assert all(conf["PublicAccessBlockConfiguration"].values())
+    await _only_blocked(service, aws, [_s3_8_on(passed, {"status": "Pass", "status_id": 1}), _s3_8_on(failed)],
+                        [passed], failed, kafka_bootstrap, topics["alerts"])
 
 
 @pytest.mark.parametrize("lane", ["asff", "v2"])
@@ -182,28 +194,11 @@ async def test_retired_control_checks_leave_their_buckets_alone(
     asff = _asff("S3.8")
     asff["detail"]["findings"][0].update(RecordState="ARCHIVED", Resources=[
         {"Type": "AwsS3Bucket", "Id": f"arn:aws:s3:::{archived}", "Region": "us-east-2"}])
-    docs = [orjson.dumps(asff)]
-    for bucket, activity in ((closed, {"activity_id": 3, "activity_name": "Close"}), (live, {})):
-        finding = _v2_finding("S3.8")
-        finding["finding_info"]["uid"] += f"-{bucket}"
-        finding.update(activity)
-        finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
-                                 "region": "us-east-2"}]
-        doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
-        doc["detail"]["findings"] = [finding]
-        docs.append(orjson.dumps(doc))
     for bucket in (archived, closed, live):
         await aws.call("s3", "create_bucket", Bucket=bucket)
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
-    async with running(service):
-        await publish(kafka_bootstrap, topics["alerts"], docs)
-        await wait_for(lambda: (service.pipeline.counters.records >= 3 and len(service.engine.state.results()) >= 2)
-                       or bool(service.deadlettered), timeout=60)
-    assert service.deadlettered == {}
-    assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
-    assert not [r for r in service.engine.state.results() if archived in str(r) or closed in str(r)]
-    conf = await aws.call("s3", "get_public_access_block", Bucket=live)
-    assert all(conf["PublicAccessBlockConfiguration"].values())
+    records = [orjson.dumps(asff), _s3_8_on(closed, activity_id=3, activity_name="Close"), _s3_8_on(live)]
+    await _only_blocked(service, aws, records, [archived, closed], live, kafka_bootstrap, topics["alerts"])
 
 
 async def test_a_v2_event_on_a_topic_pinned_to_ocsf_blocks_public_access(
@@ -213,12 +208,7 @@ async def test_a_v2_event_on_a_topic_pinned_to_ocsf_blocks_public_access(
     dead-lettered too, its family being `securityhub`)."""
     bucket = f"{unique}-training-data-prod"
     await aws.call("s3", "create_bucket", Bucket=bucket)
-    finding = _v2_finding("S3.8")
-    finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
-                             "region": "us-east-2"}]
-    doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
-    doc["detail"]["findings"] = [finding]
-    records = [orjson.dumps(doc), envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001"))]
+    records = [_s3_8_on(bucket), envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001"))]
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks",
                                     topic_formats={topics["alerts"]: "ocsf"}))
     async with running(service):
