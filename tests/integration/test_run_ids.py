@@ -1,0 +1,55 @@
+"""Through the real broker: a SageMaker Model Monitor report with no time and no run names, published for two
+monitoring runs, is two events (told apart by each record's broker time), and the same records read again by a
+restarted service are repeats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from responder.actuators.aws.session import AwsSession
+from responder.ingest.kafka import ensure_topics
+from responder.service import Service
+from responder.timeline.chain import parse_lines
+from tests.integration.harness import make_settings, running, wait_for
+from tests.unit.test_run_ids import REPORT
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+HOUR_MS = 3_600_000
+RUN_AT = 1_795_000_000_000  # two runs an hour apart, as the broker stamps them (CreateTime)
+
+
+def _joined(path: Path) -> list[bool]:
+    """The `repeat` flag of every `incident.joined` entry of the timeline at `path`."""
+    entries = parse_lines(path.read_bytes().splitlines())
+    return [bool(e.body["repeat"]) for e in entries if e.kind == "incident.joined"]
+
+
+async def _read(service: Service) -> None:
+    async with running(service):
+        await wait_for(lambda: service.pipeline.counters.records >= 2 or bool(service.deadlettered), timeout=60)
+    assert service.deadlettered == {}
+
+
+async def test_the_next_run_s_bare_report_is_a_new_event_and_a_reread_a_repeat(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """Two runs' identical bare reports: the second joins the incident as a new event (before: a repeat, no step);
+    a second consumer group reading both records again over the same timeline finds both repeats."""
+    await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for n in range(2):
+            await producer.send_and_wait(topics["alerts"], orjson.dumps(REPORT), key=b"fraud-scorer-prod",
+                                         timestamp_ms=RUN_AT + n * HOUR_MS)
+    finally:
+        await producer.stop()
+    timeline = tmp_path / "t.jsonl"
+    await _read(Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, ROOT / "runbooks")))
+    assert _joined(timeline) == [False]
+    await _read(Service(make_settings(kafka_bootstrap, aws, topics, f"{unique}-again", timeline, ROOT / "runbooks")))
+    assert _joined(timeline) == [False, True, True]
