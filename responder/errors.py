@@ -129,12 +129,14 @@ class ValidationFailed(EventRejected):
 class PartlyRejected(ValidationFailed):
     """Some parts of a record of many (a Security Hub event's findings, a JSON array's elements) do not validate:
     `kept` holds the Events of the others, which are handled; the record is dead-lettered with `detail` naming each
-    rejected part by its index (`parts`)."""
+    rejected part by its index (`parts`), under the rejected parts' reason when they share one (`unknown_shape` for
+    a JSON array's element of no known shape), else `validation`."""
 
-    def __init__(self, detail: str, kept: Sequence[Any], parts: Sequence[int]) -> None:
+    def __init__(self, detail: str, kept: Sequence[Any], parts: Sequence[int], reason: str = "validation") -> None:
         super().__init__(detail)
         self.kept = list(kept)
         self.parts = tuple(parts)
+        self.reason_code = reason
 
 
 class AuthenticationFailed(EventRejected):

@@ -12,7 +12,7 @@ import pytest
 from responder.actuators.registry import registry
 from responder.catalog import load_runbooks
 from responder.engine import Engine
-from responder.errors import PartlyRejected, ValidationFailed
+from responder.errors import PartlyRejected, UnknownShape, ValidationFailed
 from responder.models.event import RawRecord
 from responder.normalise import decode_doc, normalise
 from responder.pipeline import Pipeline
@@ -78,7 +78,8 @@ def test_one_bad_finding_keeps_the_others(shape: str) -> None:
 
 
 def test_a_findings_list_and_a_json_array_keep_their_good_parts() -> None:
-    """`{"Findings": [...]}` and a JSON array of records keep their good parts too, and name the bad ones."""
+    """`{"Findings": [...]}` and a JSON array of records keep their good parts too, and name the bad ones under
+    their own reason."""
     doc = _spoil_asff(_asff_findings(2), 1)
     with pytest.raises(PartlyRejected) as listed:
         decode_doc({"Findings": doc["detail"]["findings"]})
@@ -86,6 +87,9 @@ def test_a_findings_list_and_a_json_array_keep_their_good_parts() -> None:
     with pytest.raises(PartlyRejected) as array:
         normalise(orjson.dumps([{"unknown": "shape"}, _asff_findings(1)]))
     assert array.value.parts == (0,)
+    assert array.value.reason_code == "unknown_shape"  # the bad element's own reason, for `deadletter replay --reason`
+    with pytest.raises(UnknownShape):  # none left: the elements' own reason, as before
+        normalise(orjson.dumps([{"unknown": "shape"}, {"other": "shape"}]))
     assert [e.id for e in array.value.kept] == [e.id for e in decode_doc(_asff_findings(1))]
 
 
