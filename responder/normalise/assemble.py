@@ -72,7 +72,7 @@ def each_part(what: str, parts: Sequence[Any], decode: Callable[[Any], list[Even
     detail = "; ".join(f"{what} [{n}] of {len(parts)}: {why}" for n, why in bad)
     if not kept:
         raise kind(detail)
-    raise PartlyRejected(f"{detail} (the other {len(parts) - len(bad)} handled)", kept, [n for n, _ in bad],
+    raise PartlyRejected(f"{detail} ({len(parts) - len(bad)} of {len(parts)} decoded)", kept, [n for n, _ in bad],
                          reason=kind.reason_code)
 
 
