@@ -134,3 +134,40 @@ async def test_handle_acts_on_the_good_findings_then_raises_for_the_bad_one() ->
     with pytest.raises(PartlyRejected):
         await pipeline.handle(RawRecord(topic="a", offset=0, value=orjson.dumps(_spoil_v2(_v2_findings(3), 2))))
     assert len(pipeline.engine.state.incidents.by_id) == 2
+
+
+async def _received(pipeline: Pipeline) -> list[str]:
+    """The event ids the pipeline recorded as received, in order."""
+    await pipeline.engine.recorder.flush()
+    return [str(e.body["event_id"]) for e in pipeline.engine.recorder.entries() if e.kind == "event.received"]
+
+
+def _same_inputs() -> dict[str, bytes]:
+    """One record of each many-part shape with a bad part (and one of only bad parts), as bytes."""
+    return {
+        "asff": orjson.dumps(_spoil_asff(_asff_findings(3), 1)),
+        "v2": orjson.dumps(_spoil_v2(_v2_findings(3), 0)),
+        "array": orjson.dumps([{"unknown": "shape"}, _asff_findings(1), _spoil_v2(_v2_findings(1), 0)]),
+        "only-bad": orjson.dumps(_spoil_v2(_spoil_v2(_v2_findings(2), 0), 1)),
+    }
+
+
+@pytest.mark.parametrize("shape", sorted(_same_inputs()))
+async def test_the_batch_and_per_record_lanes_agree_on_the_same_record(shape: str) -> None:
+    """Given the same record, the batch lane (prepare_batch, then act) and the per-record lane (handle) act on the
+    same event ids and raise the same rejection: type, reason, detail and bad parts."""
+    value = _same_inputs()[shape]
+    batch, single = _pipeline(), _pipeline()
+    found, failed = batch.prepare_batch([RawRecord(topic="a", offset=0, value=value)])
+    for prepared in found:
+        await batch.act(prepared)
+    [(_, in_batch)] = failed
+    with pytest.raises(ValidationFailed) as per_record:
+        await single.handle(RawRecord(topic="a", offset=0, value=value))
+    ids = await _received(single)
+    assert await _received(batch) == ids
+    assert (shape == "only-bad") == (not ids)
+    assert isinstance(in_batch, ValidationFailed)
+    assert type(in_batch) is type(per_record.value)
+    assert (in_batch.reason_code, in_batch.detail) == (per_record.value.reason_code, per_record.value.detail)
+    assert getattr(in_batch, "parts", None) == getattr(per_record.value, "parts", None)
