@@ -17,7 +17,7 @@ from responder.ingest.authn import RecordAuthenticator
 from responder.log import context_vars
 from responder.log import enabled as log_enabled
 from responder.metrics import ALERT_AT, Metrics
-from responder.models.event import Event, RawRecord
+from responder.models.event import REPLAY_OF_HEADER, Event, RawRecord
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
 from responder.normalise import decode_doc, head, keyed, parse
@@ -226,7 +226,9 @@ class Pipeline:
             return []
         record, trace = prepared.record, prepared.trace or current_trace_id()
         _TRACE_ID.set(trace)  # `bind_contextvars(trace_id=trace)`, without its lookup by name and dicts
-        stamped = record.stamped()  # None for no time (-1, 0) or one out of range (µs by mistake): no sample
+        # None for no time (-1, 0), one out of range (µs by mistake), or a dead letter's replay, which bears the
+        # original record's time (responder/ingest/deadletter.py): no latency sample
+        stamped = record.stamped() if record.header(REPLAY_OF_HEADER) is None else None
         ALERT_AT.set(stamped.timestamp() if stamped is not None else None)  # this task's alert → dispatch
         incidents: list[Incident] = []
         rec, engine = self.engine.recorder, self.engine

@@ -1,6 +1,6 @@
 """Through the real broker: a SageMaker Model Monitor report with no time and no run names, published for two
 monitoring runs, is two events (told apart by each record's broker time), and the same records read again by a
-restarted service are repeats."""
+restarted service are repeats, as is the report replayed from the dead-letter topic."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from responder.actuators.aws.session import AwsSession
+from responder.ingest.deadletter import replay_deadletters
 from responder.ingest.kafka import ensure_topics
 from responder.service import Service
 from responder.timeline.chain import parse_lines
@@ -53,3 +54,31 @@ async def test_the_next_run_s_bare_report_is_a_new_event_and_a_reread_a_repeat(
     assert _joined(timeline) == [False]
     await _read(Service(make_settings(kafka_bootstrap, aws, topics, f"{unique}-again", timeline, ROOT / "runbooks")))
     assert _joined(timeline) == [False, True, True]
+
+
+async def test_a_replayed_bare_report_keeps_its_broker_time_and_is_a_repeat(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """A bare report beside a bad element acts and is dead-lettered; replayed, the copy keeps the original broker
+    time, so its violation has the same id and is a repeat (before: the replay's time, a new event acting again)."""
+    await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics["alerts"], orjson.dumps([REPORT, {"unknown": "shape"}]),
+                                     key=b"fraud-scorer-prod", timestamp_ms=RUN_AT)
+    finally:
+        await producer.stop()
+    timeline = tmp_path / "t.jsonl"
+    first = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, ROOT / "runbooks"))
+    async with running(first):
+        await wait_for(lambda: bool(first.deadlettered), timeout=60)
+    assert first.deadlettered == {"unknown_shape": 1}
+    target = f"replayed-{unique}"
+    await ensure_topics(kafka_bootstrap, [target], partitions=1)
+    assert (await replay_deadletters(kafka_bootstrap, topics["deadletter"], to_topic=target,
+                                     idle_seconds=1.5)).replayed == 1
+    again = Service(make_settings(kafka_bootstrap, aws, {**topics, "alerts": target}, unique, timeline,
+                                  ROOT / "runbooks"))
+    async with running(again):
+        await wait_for(lambda: bool(again.deadlettered), timeout=60)
+    assert _joined(timeline) == [True]
