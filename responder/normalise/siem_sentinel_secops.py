@@ -186,7 +186,8 @@ def decode_secops(doc: Any) -> list[Event]:
     """A Chronicle rule detection: one event per `detection[]` entry."""
     out = []
     detections = doc["detection"]
-    shared = Counter(str(det["ruleId"]) for det in detections)
+    # a lone detection needs no rule id (its event's id is the record's), as before 2026-12-05
+    shared = Counter(str(det["ruleId"]) for det in detections) if len(detections) > 1 else Counter[str]()
     for det in detections:
         labels = {lab.get("key"): lab.get("value") for lab in det.get("ruleLabels") or []}
         risk = number(det.get("riskScore"))

@@ -62,6 +62,16 @@ def test_two_detections_of_one_rule_get_distinct_stable_ids() -> None:
     assert [e.id for e in decode_doc(other)] == ["de_1:ru_a", "de_1:ru_b"]
 
 
+def test_a_lone_detection_without_a_rule_id_still_decodes() -> None:
+    """A record of one detection naming no `ruleId` decodes as before, id the record's own (before the fix: rejected,
+    KeyError 'ruleId', while counting the rules of a record that has only one)."""
+    lone = copy.deepcopy(SECOPS)
+    del lone["detection"][1]
+    del lone["detection"][0]["ruleId"]
+    [event] = decode_doc(lone)
+    assert (event.id, event.type) == ("de_1", "Model registry tampering")
+
+
 async def test_the_second_detection_of_a_rule_is_no_repeat() -> None:
     """Through the pipeline the second detection joins its incident as a new event, not a repeat (before: a
     repeat, its steps never run); the record delivered again is a repeat."""
