@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from responder.models.event import Event, ResourceKind, Severity
-from responder.normalise.assemble import make_event, raw_id
+from responder.normalise.assemble import each_part, make_event, raw_id
 from responder.normalise.fields import RECEIVED, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, res
@@ -109,4 +109,4 @@ SAGEMAKER_ATTRIBUTES = (
 @decoder("sagemaker-model-monitor", _is_report, attributes=SAGEMAKER_ATTRIBUTES)
 def decode(doc: Any) -> list[Event]:
     """A constraint-violations report (data quality, model quality, bias drift, feature attribution drift)."""
-    return [violation_to_event(v, doc) for v in doc["violations"]]
+    return each_part("sagemaker violation", doc["violations"], lambda v: [violation_to_event(v, doc)])

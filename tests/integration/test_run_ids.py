@@ -30,6 +30,11 @@ def _joined(path: Path) -> list[bool]:
     return [bool(e.body["repeat"]) for e in entries if e.kind == "incident.joined"]
 
 
+def _steps(path: Path) -> int:
+    """How many step results the timeline at `path` holds."""
+    return sum(e.kind == "step.result" for e in parse_lines(path.read_bytes().splitlines()))
+
+
 async def _read(service: Service) -> None:
     async with running(service):
         await wait_for(lambda: service.pipeline.counters.records >= 2 or bool(service.deadlettered), timeout=60)
@@ -56,15 +61,24 @@ async def test_the_next_run_s_bare_report_is_a_new_event_and_a_reread_a_repeat(
     assert _joined(timeline) == [False, True, True]
 
 
+BESIDE_A_BAD_PART = {
+    "unknown_shape": [REPORT, {"unknown": "shape"}],  # a JSON array's bad element
+    "validation": {**REPORT, "violations": [*REPORT["violations"], {"no": "constraint_check_type"}]},
+}
+
+
+@pytest.mark.parametrize("reason", sorted(BESIDE_A_BAD_PART))
 async def test_a_replayed_bare_report_keeps_its_broker_time_and_is_a_repeat(
-        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
-    """A bare report beside a bad element acts and is dead-lettered; replayed, the copy keeps the original broker
-    time, so its violation has the same id and is a repeat (before: the replay's time, a new event acting again)."""
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path,
+        reason: str) -> None:
+    """A bare report's violation beside a bad part (an array's element, the report's own other violation) acts and
+    the record is dead-lettered; replayed, the copy keeps the original broker time, so the violation has the same id
+    and is a repeat (before: the replay's time, a new event acting again; a bad violation cost the report)."""
     await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(topics["alerts"], orjson.dumps([REPORT, {"unknown": "shape"}]),
+        await producer.send_and_wait(topics["alerts"], orjson.dumps(BESIDE_A_BAD_PART[reason]),
                                      key=b"fraud-scorer-prod", timestamp_ms=RUN_AT)
     finally:
         await producer.stop()
@@ -72,7 +86,8 @@ async def test_a_replayed_bare_report_keeps_its_broker_time_and_is_a_repeat(
     first = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, ROOT / "runbooks"))
     async with running(first):
         await wait_for(lambda: bool(first.deadlettered), timeout=60)
-    assert first.deadlettered == {"unknown_shape": 1}
+    assert first.deadlettered == {reason: 1}
+    assert _steps(timeline) == 1
     target = f"replayed-{unique}"
     await ensure_topics(kafka_bootstrap, [target], partitions=1)
     assert (await replay_deadletters(kafka_bootstrap, topics["deadletter"], to_topic=target,
@@ -82,3 +97,4 @@ async def test_a_replayed_bare_report_keeps_its_broker_time_and_is_a_repeat(
     async with running(again):
         await wait_for(lambda: bool(again.deadlettered), timeout=60)
     assert _joined(timeline) == [True]
+    assert _steps(timeline) == 1

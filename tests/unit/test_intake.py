@@ -155,6 +155,9 @@ BAD = [
     ("undecodable", "/v1/events/open", JSON, b'{"hello": "world"}', 422, "undecodable"),
     ("partly undecodable", "/v1/events/open", JSON, b"[" + corpus("splunk") + b', {"hello": "world"}]', 422,
      "undecodable"),  # nothing half-accepted: the sender learns which element (docs/events.md)
+    ("an Alertmanager group with a bad alert", "/v1/events/open", JSON,
+     b'{"version": "4", "status": "firing", "alerts": [{"labels": {"alertname": "a"}, "fingerprint": "f1",'
+     b' "startsAt": "2026-11-25T09:00:00Z"}, "not an alert"]}', 422, "undecodable"),  # refused whole, as an array
 ]
 
 

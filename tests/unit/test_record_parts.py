@@ -18,10 +18,12 @@ from responder.normalise import decode_doc, normalise
 from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam
+from tests.unit.test_run_ids import REPORT
 from tests.unit.test_securityhub_v2 import ROOT, _v2
 from tests.unit.test_securityhub_v2_controls import _asff, _v2_finding
 
 ENVS = ("prod", "dev", "test")
+EVENTS = ROOT / "tests/fixtures/events"
 
 
 def _asff_findings(n: int) -> dict[str, Any]:
@@ -93,6 +95,49 @@ def test_a_findings_list_and_a_json_array_keep_their_good_parts() -> None:
     assert [e.id for e in array.value.kept] == [e.id for e in decode_doc(_asff_findings(1))]
 
 
+def _fixture(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads((EVENTS / name).read_bytes())
+    return doc
+
+
+def _alertmanager() -> dict[str, Any]:
+    """An Alertmanager group of two alerts."""
+    doc = _fixture("alertmanager_resolved.json")
+    doc["alerts"].append({**doc["alerts"][0], "fingerprint": "def"})
+    return doc
+
+
+def _report() -> dict[str, Any]:
+    """A Model Monitor report of two violations."""
+    second = {"feature_name": "country", "constraint_check_type": "data_type_check", "description": "not a string"}
+    return {**REPORT, "violations": [*REPORT["violations"], second]}
+
+
+# each many-part record the service reads, built with two good parts, and what its decoder calls a part
+MANY: dict[str, tuple[Any, str, str]] = {
+    "alertmanager": (_alertmanager, "alerts", "alertmanager alert"),
+    "cloudtrail": (lambda: _fixture("cloudtrail_records_invalid_ip.json"), "Records", "cloudtrail record"),
+    "model-monitor": (_report, "violations", "sagemaker violation"),
+    "secops": (lambda: _fixture("secops_two_rules.json"), "detection", "google-secops detection"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(MANY))
+def test_every_many_part_record_keeps_its_good_parts(shape: str) -> None:
+    """An Alertmanager group's alerts, CloudTrail's Records, a Model Monitor report's violations and a SecOps record's
+    detections are decoded one by one too: a bad second part keeps the first's event, with the id it has when the
+    record is whole (before: the whole record was rejected)."""
+    build, key, what = MANY[shape]
+    good = decode_doc(build())
+    spoiled = build()
+    spoiled[key][1] = "not a part"
+    with pytest.raises(PartlyRejected) as caught:
+        decode_doc(spoiled)
+    assert [e.id for e in caught.value.kept] == [good[0].id]
+    assert caught.value.parts == (1,)
+    assert caught.value.detail.startswith(f"{what} [1] of 2: ")
+
+
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_a_record_of_only_bad_findings_is_rejected_whole(shape: str) -> None:
     """Nothing left to handle: a plain ValidationFailed naming every bad finding; one finding keeps its old reason."""
@@ -149,6 +194,7 @@ def _same_inputs() -> dict[str, bytes]:
         "v2": orjson.dumps(_spoil_v2(_v2_findings(3), 0)),
         "array": orjson.dumps([{"unknown": "shape"}, _asff_findings(1), _spoil_v2(_v2_findings(1), 0)]),
         "only-bad": orjson.dumps(_spoil_v2(_spoil_v2(_v2_findings(2), 0), 1)),
+        "model-monitor": orjson.dumps({**_report(), "violations": [REPORT["violations"][0], {"no": "check type"}]}),
     }
 
 
