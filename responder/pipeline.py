@@ -145,7 +145,9 @@ class Pipeline:
         return Prepared(record, trace, found, rejected)
 
     def prepare_batch(self, records: Iterable[RawRecord]) -> tuple[list[Prepared], list[tuple[RawRecord, Exception]]]:
-        """`prepare` over a batch: the records some runbook accepts, and those that raised (with the error).
+        """`prepare` over a batch: the records some runbook accepts, and those that raised (with the error), or some
+        parts of which were rejected while none of the others matched (a Prepared that matched carries its parts'
+        rejection in `rejected`: the caller dead-letters it after acting, as `handle` raises it).
 
         The common record, unsigned and not required to be, ruled out by its head (no match), takes a tight path:
         no Prepared, no per-record counter call; it is counted once per (topic, source) for the batch, exactly as
@@ -179,10 +181,10 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - poison or a bug: the caller dead-letters it
                 failed.append((record, exc))
                 continue
-            if prepared.rejected is not None:  # some parts only: dead-lettered, the others acted on
-                failed.append((record, prepared.rejected))
-            if prepared.found:
+            if prepared.found:  # a rejection of some parts (`rejected`) is raised after the others acted, as `handle`
                 found.append(prepared)
+            elif prepared.rejected is not None:  # some parts rejected, and none of the others matched
+                failed.append((record, prepared.rejected))
         for (topic, source), n in ruled.items():
             self.counters.records += n
             self.counters.events += n

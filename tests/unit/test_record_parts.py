@@ -160,15 +160,17 @@ def _pipeline() -> Pipeline:
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_the_batch_path_acts_on_the_good_findings_and_fails_the_bad_one(shape: str) -> None:
-    """`prepare_batch` returns the good findings' matches and the record's PartlyRejected to dead-letter; a
-    redelivery yields the same event ids (so the good findings are repeats)."""
+    """`prepare_batch` returns the good findings' matches with the record's PartlyRejected, to dead-letter after
+    acting (not among the failed records); a redelivery yields the same event ids (so the good findings are
+    repeats)."""
     build, spoil, _ = SHAPES[shape]
     value = orjson.dumps(spoil(build(3), 1))
     pipeline = _pipeline()
     found, failed = pipeline.prepare_batch([RawRecord(topic="a", offset=0, value=value)])
     [prepared] = found
     assert [m.runbook.id for _, ms in prepared.found for m in ms] == ["training-data-bucket-public"] * 2
-    assert [type(exc) for _, exc in failed] == [PartlyRejected]
+    assert type(prepared.rejected) is PartlyRejected
+    assert failed == []
     again, _ = pipeline.prepare_batch([RawRecord(topic="a", offset=1, value=value)])
     assert [e.id for e, _ in again[0].found] == [e.id for e, _ in prepared.found]
 
@@ -205,9 +207,9 @@ async def test_the_batch_and_per_record_lanes_agree_on_the_same_record(shape: st
     value = _same_inputs()[shape]
     batch, single = _pipeline(), _pipeline()
     found, failed = batch.prepare_batch([RawRecord(topic="a", offset=0, value=value)])
-    for prepared in found:
+    for prepared in found:  # as the service's `_handle_partition`: act, then the rejection of the bad parts
         await batch.act(prepared)
-    [(_, in_batch)] = failed
+    [in_batch] = [exc for _, exc in failed] + [p.rejected for p in found if p.rejected is not None]
     with pytest.raises(ValidationFailed) as per_record:
         await single.handle(RawRecord(topic="a", offset=0, value=value))
     ids = await _received(single)
