@@ -14,6 +14,7 @@
     │   │   ├── TooLarge                over `max_record_bytes` (reason `too_large`)
     │   │   └── UnknownShape            no decoder recognises it (reason `unknown_shape`)
     │   ├── ValidationFailed            decoded but the fields are invalid
+    │   │   └── PartlyRejected          some parts of a many-part record are invalid: the others are handled
     │   └── AuthenticationFailed        missing or bad HMAC signature
     ├── TemplateError                   → a `${…}` placeholder names no value: the step's params are invalid
     ├── ApprovalRefused                 → a decision that must not release a step (reason on the timeline)
@@ -124,6 +125,19 @@ class ValidationFailed(EventRejected):
     """The record decoded but its fields do not validate."""
 
     reason_code = "validation"
+
+
+class PartlyRejected(ValidationFailed):
+    """Some parts of a record of many (a Security Hub event's findings, a JSON array's elements) do not validate:
+    `kept` holds the Events of the others, which are handled; the record is dead-lettered with `detail` naming each
+    rejected part by its index (`parts`), under the rejected parts' reason when they share one (`unknown_shape` for
+    a JSON array's element of no known shape), else `validation`."""
+
+    def __init__(self, detail: str, kept: Sequence[Any], parts: Sequence[int], reason: str = "validation") -> None:
+        super().__init__(detail)
+        self.kept = list(kept)
+        self.parts = tuple(parts)
+        self.reason_code = reason
 
 
 class AuthenticationFailed(EventRejected):

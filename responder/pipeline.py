@@ -12,12 +12,12 @@ import structlog
 
 from responder.engine.executor import Engine
 from responder.engine.incidents import Incident
-from responder.errors import TooLarge, UnreadableRecord
+from responder.errors import EventRejected, PartlyRejected, TooLarge, UnreadableRecord
 from responder.ingest.authn import RecordAuthenticator
 from responder.log import context_vars
 from responder.log import enabled as log_enabled
 from responder.metrics import ALERT_AT, Metrics
-from responder.models.event import Event, RawRecord
+from responder.models.event import REPLAY_OF_HEADER, Event, RawRecord
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
 from responder.normalise import decode_doc, head, keyed, parse
@@ -43,11 +43,14 @@ class Counters:
 
 @dataclass
 class Prepared:
-    """A record decoded and matched (no side effects yet); `found` holds only the events some runbook accepts."""
+    """A record decoded and matched (no side effects yet); `found` holds only the events some runbook accepts, and
+    `rejected` the parts of the record that could not be decoded (PartlyRejected: dead-lettered, the rest acted on).
+    """
 
     record: RawRecord
     trace: str | None
     found: list[tuple[Event, list[Match]]]
+    rejected: EventRejected | None = None
 
 
 class Pipeline:
@@ -87,7 +90,8 @@ class Pipeline:
             child.inc(amount)
 
     async def handle(self, record: RawRecord) -> list[Incident]:
-        """Normalise, match and execute; timeline entries are appended (flushed by the caller)."""
+        """Normalise, match and execute; timeline entries are appended (flushed by the caller). A record some parts
+        of which could not be decoded raises their PartlyRejected after the other parts are acted on."""
         trace = trace_id_of(record.headers) if record.header("traceparent") else None
         with span("responder.record", extract(record.headers) if trace else None,
                   attributes={"messaging.destination.name": record.topic, "messaging.kafka.offset": record.offset}):
@@ -95,7 +99,10 @@ class Pipeline:
                 prepared = self.prepare(record)
             finally:
                 self.publish_counts()
-            return await self.act(prepared)
+            incidents = await self.act(prepared)
+            if prepared.rejected is not None:
+                raise prepared.rejected
+            return incidents
 
     def prepare(self, record: RawRecord, doc: Any = _UNPARSED, ruled: Event | None = _UNCHECKED) -> Prepared:
         """Authenticate, decode and match one record; raises EventRejected for poison.
@@ -116,9 +123,9 @@ class Pipeline:
         traced = active()
         if traced:
             with span("decode"):
-                events, ruled_out = self._decode(record, doc, ruled)
+                events, ruled_out, rejected = self._decode(record, doc, ruled)
         else:
-            events, ruled_out = self._decode(record, doc, ruled)
+            events, ruled_out, rejected = self._decode(record, doc, ruled)
         self.authenticator.check_sources(events, signed_by)
         if signed_by is not None:
             self._count("authenticated", signed_by)
@@ -136,10 +143,12 @@ class Pipeline:
             self._count("event_outcomes", event.source, "matched" if matches else "unmatched")
             if matches:
                 found.append((event, matches))
-        return Prepared(record, trace, found)
+        return Prepared(record, trace, found, rejected)
 
     def prepare_batch(self, records: Iterable[RawRecord]) -> tuple[list[Prepared], list[tuple[RawRecord, Exception]]]:
-        """`prepare` over a batch: the records some runbook accepts, and those that raised (with the error).
+        """`prepare` over a batch: the records some runbook accepts, and those that raised (with the error), or some
+        parts of which were rejected while none of the others matched (a Prepared that matched carries its parts'
+        rejection in `rejected`: the caller dead-letters it after acting, as `handle` raises it).
 
         The common record, unsigned and not required to be, ruled out by its head (no match), takes a tight path:
         no Prepared, no per-record counter call; it is counted once per (topic, source) for the batch, exactly as
@@ -173,8 +182,10 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - poison or a bug: the caller dead-letters it
                 failed.append((record, exc))
                 continue
-            if prepared.found:
+            if prepared.found:  # a rejection of some parts (`rejected`) is raised after the others acted, as `handle`
                 found.append(prepared)
+            elif prepared.rejected is not None:  # some parts rejected, and none of the others matched
+                failed.append((record, prepared.rejected))
         for (topic, source), n in ruled.items():
             self.counters.records += n
             self.counters.events += n
@@ -197,17 +208,20 @@ class Pipeline:
         return whole[0] if whole is not None and self.matcher.rejects(*whole) else None
 
     def _decode(self, record: RawRecord, doc: Any = _UNPARSED, ruled: Event | None = _UNCHECKED,
-                ) -> tuple[list[Event], bool]:
-        """The record's events, and whether they were ruled out by their head alone (no runbook can match them:
-        the list then holds only that partial event, for counting and the source check; see docs/development.md).
-        """
+                ) -> tuple[list[Event], bool, PartlyRejected | None]:
+        """The record's events, whether they were ruled out by their head alone (no runbook can match them: the
+        list then holds only that partial event, for counting and the source check; see docs/development.md), and
+        the rejection of its parts that could not be decoded (the list then holds the others' events)."""
         if doc is _UNPARSED:
             doc = parse(record.value, self.max_record_bytes)
         fmt = self.topic_formats.get(record.topic)
         partial = self._ruled_out(doc, fmt) if ruled is _UNCHECKED else ruled
         if partial is not None:
-            return [partial], True
-        return decode_doc(doc, fmt, received=record.stamped()), False
+            return [partial], True, None
+        try:
+            return decode_doc(doc, fmt, received=record.stamped()), False, None
+        except PartlyRejected as exc:
+            return exc.kept, False, exc
 
     async def act(self, prepared: Prepared) -> list[Incident]:
         """Record the matched events and run their runbooks (in this task: its context carries the alert time)."""
@@ -215,7 +229,9 @@ class Pipeline:
             return []
         record, trace = prepared.record, prepared.trace or current_trace_id()
         _TRACE_ID.set(trace)  # `bind_contextvars(trace_id=trace)`, without its lookup by name and dicts
-        stamped = record.stamped()  # None for no time (-1, 0) or one out of range (µs by mistake): no sample
+        # None for no time (-1, 0), one out of range (µs by mistake), or a dead letter's replay, which bears the
+        # original record's time (responder/ingest/deadletter.py): no latency sample
+        stamped = record.stamped() if record.header(REPLAY_OF_HEADER) is None else None
         ALERT_AT.set(stamped.timestamp() if stamped is not None else None)  # this task's alert → dispatch
         incidents: list[Incident] = []
         rec, engine = self.engine.recorder, self.engine

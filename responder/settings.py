@@ -148,7 +148,8 @@ class Settings(KafkaSettings):
 
     topic_formats: dict[str, str] = Field(
         default_factory=dict,
-        description='topic → format or family, e.g. {"trail.raw": "cloudtrail"}; other topics: by shape',
+        description='topic → format, family or event source, e.g. {"trail.raw": "cloudtrail"} ("ocsf" also takes '
+                    'Findings Imported V2); other topics: by shape',
     )
     event_signing_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="HMAC key id → secret for signed records; several at once for rotation"

@@ -13,7 +13,7 @@ from rich.markup import escape
 from responder.auth import signed_headers
 from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
 from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console
-from responder.errors import EventRejected
+from responder.errors import EventRejected, PartlyRejected
 from responder.models.event import Event
 from responder.settings import Settings
 
@@ -40,7 +40,10 @@ def normalise_cmd(
     fmt: Annotated[str | None, typer.Option("--format", help="force a format or family (see `events formats`)")]
     = None,
 ) -> None:
-    """Decode files into normalised events; exit 3 naming the file and the reason if one cannot be decoded."""
+    """Decode files into normalised events; exit 3 naming the file and the reason if one cannot be decoded.
+
+    As the service does, each document of a JSON Lines file and each part of a record of many is decoded on its own:
+    the good ones are printed, each bad one is listed (`document [i] of n`, the record's own `... [i] of n`)."""
     from responder.normalise import decode_doc, known, parse_documents
 
     if fmt is not None and not known(fmt):
@@ -49,15 +52,26 @@ def normalise_cmd(
     failed = 0
     doc: dict[str, list[dict[str, Any]]] = {"events": [], "errors": []}
     for path in paths:
+        events: list[Event] = []
+        errors: list[tuple[str, str]] = []
         try:
-            events = [e for doc in parse_documents(path.read_bytes()) for e in decode_doc(doc, fmt)]
+            found = parse_documents(path.read_bytes())
         except (EventRejected, OSError) as exc:
-            failed += 1
-            reason = getattr(exc, "reason_code", "unreadable")
+            errors.append((getattr(exc, "reason_code", "unreadable"), str(exc)))
+            found = []
+        for n, each in enumerate(found):
+            try:
+                events += decode_doc(each, fmt)
+            except PartlyRejected as exc:  # the good parts are printed, as the service acts on them
+                events += exc.kept
+                errors.append((exc.reason_code, _document(n, len(found)) + exc.detail))
+            except EventRejected as exc:
+                errors.append((exc.reason_code, _document(n, len(found)) + exc.detail))
+        failed += bool(errors)
+        for reason, detail in errors:
             if json:
-                doc["errors"].append({"path": str(path), "reason": reason, "detail": str(exc)})
-            err_console.print(f"[red]✗ {path}: cannot decode ({reason}): {exc}")
-            continue
+                doc["errors"].append({"path": str(path), "reason": reason, "detail": detail})
+            err_console.print(escape(f"✗ {path}: cannot decode ({reason}): {detail}"), style="red")
         for event in events:
             if json:
                 doc["events"].append({"path": str(path), **summary(event)})
@@ -71,6 +85,11 @@ def normalise_cmd(
         emit_json({"ok": not failed, **doc})
     if failed:
         raise typer.Exit(EXIT_CONFIG)
+
+
+def _document(n: int, of: int) -> str:
+    """`document [n] of m: ` for a file of several documents (JSON Lines), else nothing."""
+    return f"document [{n}] of {of}: " if of > 1 else ""
 
 
 @app.command("formats")

@@ -1,11 +1,13 @@
 """Replay of the dead-letter topic: re-publish rejected records, once their cause is fixed.
 
 A dead-lettered record keeps its original value, key and headers, plus `dlq.*` headers (reason,
-detail, topic, partition, offset, time). Replay sends value, key and the original headers (without
-`dlq.*`) back to the original topic, or to `to_topic`, plus `responder-replay-of` naming the
-dead-letter record (`topic:partition:offset`). Replay is idempotent: each record sent is noted in the
-ledger topic `<deadletter_topic>.replayed` (keyed by target and dead-letter coordinates), and a later
-replay skips what the ledger holds (`force` sends again). A crash between a send and its ledger note
+detail, topic, partition, offset, time, its broker timestamp). Replay sends value, key and the original headers
+(without `dlq.*`) back to the original topic, or to `to_topic`, plus `responder-replay-of` naming the
+dead-letter record (`topic:partition:offset`), stamped with the original's broker timestamp (`dlq.timestamp`; a
+topic of `message.timestamp.type=LogAppendTime` stamps its own): an event whose time or id is the record's broker
+time (a SageMaker report with no time or run name) is the same event again. Replay is idempotent: each record
+sent is noted in the ledger topic `<deadletter_topic>.replayed` (keyed by target and dead-letter coordinates), and
+a later replay skips what the ledger holds (`force` sends again). A crash between a send and its ledger note
 can re-send that one record once; every effect downstream is idempotent anyway. Minimal dead-letter
 records, and cut copies (`dlq.truncated`, `dlq.headers_dropped`), are never replayed: they are not
 the original bytes, which are still in their topic at the named offset.
@@ -26,10 +28,11 @@ from responder.errors import UnreadableRecord
 from responder.ingest.clients import _start_with_retry, ensure_topics
 from responder.ingest.security import check_connection
 from responder.ingest.unreadable import getmany_past, readable
+from responder.models.event import REPLAY_OF_HEADER
 
 log = structlog.get_logger(__name__)
 DLQ_PREFIX = "dlq."
-REPLAY_OF_HEADER = "responder-replay-of"
+MAX_TIMESTAMP_MS = 253_402_300_800_000  # 10000-01-01: past it `RawRecord.stamped` reads no time
 NOT_ORIGINAL = ("dlq.minimal", "dlq.truncated", "dlq.headers_dropped")  # copies that are not the original record
 
 
@@ -48,6 +51,16 @@ class ReplayResult:
 def _header(headers: list[tuple[str, bytes]], name: str) -> str | None:
     found = [v for k, v in headers if k == name]
     return found[-1].decode(errors="replace") if found else None
+
+
+def original_time(headers: list[tuple[str, bytes]]) -> int | None:
+    """The dead-lettered record's broker timestamp (`dlq.timestamp`, ms), None when absent or not a plausible one
+    (the producer then stamps the replay with its own time, as before 2026-12-05)."""
+    found = _header(headers, "dlq.timestamp")
+    if found is None or not found.isascii() or not found.isdigit():
+        return None
+    ms = int(found)
+    return ms if 0 < ms < MAX_TIMESTAMP_MS else None
 
 
 async def _drain(consumer: AIOKafkaConsumer, idle_seconds: float) -> list[Any]:
@@ -128,7 +141,7 @@ async def replay_deadletters(
                     continue
                 original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]
                 if not dry_run:
-                    await producer.send_and_wait(target, msg.value, key=msg.key,
+                    await producer.send_and_wait(target, msg.value, key=msg.key, timestamp_ms=original_time(headers),
                                                  headers=[*original, (REPLAY_OF_HEADER, coords.encode())])
                     await producer.send_and_wait(ledger_topic, coords.encode(), key=ledger_key)
                     done.add(ledger_key)

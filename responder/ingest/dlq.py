@@ -1,7 +1,8 @@
 """The dead-letter copy of a rejected record, built so that it always fits the broker's message limit.
 
 A full copy keeps the original key, value and headers and adds `dlq.*` headers (reason, detail,
-coordinates, time, the value's SHA-256). When the copy would exceed `max_bytes`, original headers
+coordinates, time, the value's SHA-256, and the original's broker timestamp, `dlq.timestamp`, which replay gives
+the re-published record). When the copy would exceed `max_bytes`, original headers
 are dropped from the end (`dlq.headers_dropped` counts them), then the value is cut
 (`dlq.truncated` gives its original length); the original stays in its topic, and the digest names
 it. A key larger than `MAX_KEY` is replaced by its digest. The minimal copy is the last resort when
@@ -42,6 +43,7 @@ def _size(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> 
 
 
 def _ours(record: RawRecord, reason: str, detail: str, now_ms: int) -> list[tuple[str, bytes]]:
+    stamp = [("dlq.timestamp", str(record.timestamp_ms).encode())] if record.stamped() is not None else []
     return [
         ("dlq.reason", reason.encode()),
         ("dlq.detail", detail[:MAX_DETAIL].encode(errors="replace")),
@@ -50,6 +52,7 @@ def _ours(record: RawRecord, reason: str, detail: str, now_ms: int) -> list[tupl
         ("dlq.offset", str(record.offset).encode()),
         ("dlq.time", str(now_ms).encode()),
         ("dlq.sha256", hashlib.sha256(record.value).hexdigest().encode()),
+        *stamp,
     ]
 
 

@@ -169,6 +169,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+REPLAY_OF_HEADER = "responder-replay-of"  # a dead letter's replay names its copy (`responder deadletter replay`)
+
+
 class RawRecord(BaseModel):
     """One record as it came off a topic: bytes plus where it was."""
 

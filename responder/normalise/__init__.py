@@ -32,6 +32,7 @@ from responder.normalise import (  # noqa: F401 - imported to register their dec
     webhooks,
 )
 # isort: on
+from responder.normalise.assemble import each_part
 from responder.normalise.fields import RECEIVED
 from responder.normalise.guardduty_fast import event as _guardduty_lane
 from responder.normalise.registry import KEYED, detect, formats, head_of, known
@@ -72,7 +73,7 @@ def decode_doc(doc: Any, fmt: str | None = None, *, received: datetime | None = 
         if isinstance(doc, list):
             if not doc:
                 raise UnknownShape("empty JSON array")
-            return [event for item in doc for event in _decode_one(item, fmt)]
+            return each_part("element", doc, lambda item: _decode_one(item, fmt))
         return _decode_one(doc, fmt)
     finally:
         RECEIVED.reset(token)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from responder.errors import EventRejected, PartlyRejected, ValidationFailed
 from responder.models.event import Event, Resource, Severity, stable_id
 from responder.models.threat import Threat
 from responder.normalise import trusted
@@ -35,6 +37,43 @@ def given_id(*values: Any) -> str | None:
         elif type(value) is int or (type(value) is float and math.isfinite(value)):
             return str(value)
     return None
+
+
+# what a decoder raises on a part it cannot read (as `normalise._decode_one` catches for a whole record)
+PART_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError)
+
+
+def each_part(what: str, parts: Sequence[Any], decode: Callable[[Any], list[Event]]) -> list[Event]:
+    """The Events of every part of a record of many (`what` names them: `securityhub finding`), each decoded on its
+    own: one part that cannot be decoded does not cost the others. A record of one part raises as it always did;
+    of more, PartlyRejected keeps the others' Events and names each bad part by its index (when none is left, the
+    bad parts' own rejection). Either has the bad parts' reason when they share one, else `validation`."""
+    if len(parts) == 1:
+        return decode(parts[0])
+    kept: list[Event] = []
+    bad: list[tuple[int, str]] = []
+    kinds: set[type[EventRejected]] = set()
+    for n, part in enumerate(parts):
+        try:
+            kept.extend(decode(part))
+        except PartlyRejected as exc:  # an array element that is itself a record of many
+            kept.extend(exc.kept)
+            bad.append((n, exc.detail))
+            kinds.add(ValidationFailed)
+        except EventRejected as exc:
+            bad.append((n, exc.detail))
+            kinds.add(type(exc))
+        except PART_ERRORS as exc:
+            bad.append((n, f"{exc.__class__.__name__}: {exc}"))
+            kinds.add(ValidationFailed)
+    if not bad:
+        return kept
+    kind = kinds.pop() if len(kinds) == 1 else ValidationFailed
+    detail = "; ".join(f"{what} [{n}] of {len(parts)}: {why}" for n, why in bad)
+    if not kept:
+        raise kind(detail)
+    raise PartlyRejected(f"{detail} ({len(parts) - len(bad)} of {len(parts)} decoded)", kept, [n for n, _ in bad],
+                         reason=kind.reason_code)
 
 
 def make_event(

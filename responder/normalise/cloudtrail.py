@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from responder.models.event import Event, Resource, ResourceKind, Severity
-from responder.normalise.assemble import given_id, make_event, raw_id
+from responder.normalise.assemble import each_part, given_id, make_event, raw_id
 from responder.normalise.fields import dig, parse_time, text, valid_ip
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, from_arn, ip_resource, res
@@ -180,8 +180,8 @@ def decode_envelope(doc: Any) -> list[Event]:
 
 @decoder("cloudtrail.records", _is_records_file, attributes=CLOUDTRAIL_ATTRIBUTES)
 def decode_records(doc: Any) -> list[Event]:
-    """A CloudTrail log file: `{"Records": [...]}`."""
-    return [record_to_event(r) for r in doc["Records"]]
+    """A CloudTrail log file: `{"Records": [...]}`, each record decoded on its own (`each_part`)."""
+    return each_part("cloudtrail record", doc["Records"], lambda r: [record_to_event(r)])
 
 
 @decoder("cloudtrail", _is_record, attributes=CLOUDTRAIL_ATTRIBUTES)

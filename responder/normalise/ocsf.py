@@ -138,8 +138,8 @@ def finding_threat(doc: dict[str, Any]) -> Threat | None:
     own = asff_threat(types) if aws_product(product, "guardduty") else None
     if own is not None:
         return own.with_techniques(tuple(x for x in ids if isinstance(x, str)))
-    if aws_product(product, "securityhub") and check_passed(doc):
-        return None  # a control check that passed is no threat (ASFF: `Compliance.Status: PASSED`)
+    if aws_product(product, "securityhub") and (check_passed(doc) or retired(doc)):
+        return None  # a control check that passed or was closed is no threat (ASFF: `PASSED`, `ARCHIVED`)
     control = SECURITYHUB.lookup(control_id(doc)) if aws_product(product, "securityhub") else None
     return first(control, from_techniques(ids), *(OCSF_TYPES.lookup(x) for x in types))
 
@@ -152,6 +152,17 @@ def check_passed(doc: dict[str, Any]) -> bool:
     id_pass = sid is None or (type(sid) is int and sid == 1)
     label_pass = label is None or label.casefold() in ("pass", "passed")  # Security Lake's copies say PASSED
     return (sid is not None or label is not None) and id_pass and label_pass
+
+
+def retired(doc: dict[str, Any]) -> bool:
+    """Whether the finding's provider closed it: `activity_id` 3 or `activity_name` Close, and neither says otherwise
+    (Security Hub's V2 findings; BatchUpdateFindingsV2 sets only `status_id`, severity and comment, a human's word),
+    or, in Security Lake's copy of an ASFF finding, `unmapped.RecordState` ARCHIVED."""
+    aid, name = doc.get("activity_id"), text(doc.get("activity_name"))
+    id_close = aid is None or (type(aid) is int and aid == 3)
+    name_close = name is None or name.casefold() == "close"
+    closed = (aid is not None or name is not None) and id_close and name_close
+    return closed or dig(doc, "unmapped", "RecordState") == "ARCHIVED"
 
 
 def control_id(doc: dict[str, Any]) -> str | None:
@@ -207,6 +218,7 @@ def event_of(doc: dict[str, Any], envelope: dict[str, Any] | None = None) -> Eve
             "finding_types": info.get("types"),
             "control_id": control_id(doc),
             "status": doc.get("status") or doc.get("status_id"),
+            "retired": True if cls in FINDING_CLASSES and retired(doc) else None,
             "source_ip": text(src_ip) if src_ip and ip_resource(src_ip) is None else None,
             "is_mfa": doc.get("is_mfa", dig(doc, "actor", "session", "is_mfa")),
             "detail_type": env.get("detail-type"),
@@ -220,7 +232,7 @@ def event_of(doc: dict[str, Any], envelope: dict[str, Any] | None = None) -> Eve
 # every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
 OCSF_ATTRIBUTES = (
     "class_uid", "class_name", "activity_id", "type_uid", "schema_version", "product", "vendor", "title",
-    "finding_types", "control_id", "status", "source_ip", "is_mfa",
+    "finding_types", "control_id", "status", "retired", "source_ip", "is_mfa",
 )
 
 

@@ -132,8 +132,9 @@ def _first(doc: Any, candidates: Iterable[Format]) -> Format | None:
 def detect(doc: Any, only: str | None = None) -> Format:
     """The first format whose shape test accepts `doc`.
 
-    With `only` (a format or family name, from `topic_formats`), detection is limited to that family and,
-    failing that, the named format is forced.
+    With `only` (a format or family name, from `topic_formats`), detection is limited to that family, and to the
+    formats whose events have that source (`ocsf` takes `securityhub.v2`, whose findings the OCSF decoder decodes:
+    the pin still bounds the sources a topic can produce), and, failing that, the named format is forced.
     """
     if only is None:
         for fmt in _ORDER[0]:  # `_first`, inlined: this runs for every record
@@ -143,7 +144,7 @@ def detect(doc: Any, only: str | None = None) -> Format:
             except (KeyError, TypeError, AttributeError, IndexError):
                 continue
         raise UnknownShape(f"unknown record shape; known formats: {', '.join(_FORMATS)}")
-    family = [f for f in _FORMATS.values() if f.name == only or f.family == only]
+    family = [f for f in _FORMATS.values() if f.name == only or f.family == only or f.source == only]
     if not family:
         raise UnknownShape(f"format {only!r} is not registered; known formats: {', '.join(_FORMATS)}")
     return _first(doc, family) or _FORMATS.get(only) or family[-1]

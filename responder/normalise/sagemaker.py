@@ -8,11 +8,12 @@ time is the record's receive time and the severity is medium.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from responder.models.event import Event, ResourceKind, Severity
-from responder.normalise.assemble import make_event, raw_id
-from responder.normalise.fields import severity_from_label, text, time_or_received
+from responder.normalise.assemble import each_part, make_event, raw_id
+from responder.normalise.fields import RECEIVED, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import compact, res
 from responder.normalise.threats import SAGEMAKER
@@ -42,6 +43,25 @@ def _subject(v: dict[str, Any]) -> str:
     return f"label:{v.get('label')}:{v.get('metric_name')}"
 
 
+# what names one monitoring run (a monitoring execution's, an EventBridge processing-job event's, a wrapper's keys)
+RUN_KEYS = ("ProcessingJobArn", "processing_job_arn", "ProcessingJobName", "processing_job_name", "CreationTime",
+            "execution_time", "ReportUri", "report_uri")
+
+
+def _id(v: dict[str, Any], report: dict[str, Any], endpoint: Any, schedule: Any, when: datetime,
+        inferred: bool) -> str:
+    """A violation's id, distinct for each monitoring run: from the violation, the endpoint and schedule, and the run
+    (its processing job, execution time or report uri, when the record names one); with none of those and no time,
+    the record's broker time, which a redelivery keeps and the next run's record does not share."""
+    run = {key: report[key] for key in RUN_KEYS if report.get(key) not in (None, "")}
+    received = inferred and not run and RECEIVED.get() is not None
+    parts: dict[str, Any] = {"v": v, "endpoint": endpoint, "schedule": schedule,
+                             "time": when.isoformat() if not inferred or received else None}
+    if run:  # absent otherwise: a report's id without run names is what it was before they were read
+        parts["run"] = run
+    return raw_id("sagemaker-model-monitor", parts)
+
+
 def violation_to_event(v: dict[str, Any], report: dict[str, Any]) -> Event:
     """One violation of a report, with whatever context the wrapper gave."""
     endpoint = _ctx(report, "endpoint_name", "EndpointName")
@@ -53,8 +73,7 @@ def violation_to_event(v: dict[str, Any], report: dict[str, Any]) -> Event:
     subject = _subject(v)
     resources = compact([res(K.ENDPOINT, endpoint, schedule=schedule), res(K.MODEL, model)])
     return make_event(
-        id=raw_id("sagemaker-model-monitor", {"v": v, "endpoint": endpoint, "schedule": schedule,
-                                              "time": when.isoformat() if not inferred else None}),
+        id=_id(v, report, endpoint, schedule, when, inferred),
         source="sagemaker-model-monitor",
         type=str(v["constraint_check_type"]),
         severity=severity,
@@ -90,4 +109,4 @@ SAGEMAKER_ATTRIBUTES = (
 @decoder("sagemaker-model-monitor", _is_report, attributes=SAGEMAKER_ATTRIBUTES)
 def decode(doc: Any) -> list[Event]:
     """A constraint-violations report (data quality, model quality, bias drift, feature attribution drift)."""
-    return [violation_to_event(v, doc) for v in doc["violations"]]
+    return each_part("sagemaker violation", doc["violations"], lambda v: [violation_to_event(v, doc)])

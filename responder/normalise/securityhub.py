@@ -7,7 +7,7 @@ from typing import Any
 
 from responder.errors import ValidationFailed
 from responder.models.event import Event, Resource, ResourceKind
-from responder.normalise.assemble import given_id, make_event, raw_id
+from responder.normalise.assemble import each_part, given_id, make_event, raw_id
 from responder.normalise.fields import dig, in_band, number, parse_time, severity_from_label, text
 from responder.normalise.registry import decoder
 from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, principal, res
@@ -100,9 +100,11 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
     product = f.get("ProductName") or dig(f, "ProductFields", "aws/securityhub/ProductName")
     resources = compact(item for r in (f.get("Resources") or []) for item in _resource(r))
     control = dig(f, "Compliance", "SecurityControlId") or dig(f, "ProductFields", "ControlId")
-    # a control check that passed is no threat; only the provider writes Compliance.Status (Workflow.Status and
-    # RecordState are anyone's allowed securityhub:BatchUpdateFindings, or archive a still-FAILED check)
+    # a control check that passed, or that Security Hub archived (the resource deleted, the control disabled), is no
+    # threat: only the provider writes Compliance.Status and RecordState; Workflow.Status is anyone's allowed
+    # securityhub:BatchUpdateFindings and never rules a still-FAILED check out
     passed = dig(f, "Compliance", "Status") == "PASSED"
+    retired = f.get("RecordState") == "ARCHIVED"
     env_resources = env.get("resources") or []
     ident = given_id(f.get("Id")) or raw_id("securityhub", f)  # the finding's hash when it has no usable Id
     return make_event(
@@ -126,6 +128,7 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
             "compliance_status": dig(f, "Compliance", "Status"),
             "workflow_status": dig(f, "Workflow", "Status"),
             "record_state": f.get("RecordState"),
+            "retired": True if retired else None,
             "detail_type": env.get("detail-type"),
             "action_name": dig(env, "detail", "actionName"),
             "envelope_resources": env_resources,
@@ -135,27 +138,28 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
         raw=f,
         subject=f"finding:{ident}",
         threat=first(asff_threat(types) if guardduty else None,
-                     SECURITYHUB.lookup(control) if securityhub and not passed else None),
+                     SECURITYHUB.lookup(control) if securityhub and not passed and not retired else None),
     )
 
 
 # every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
 SECURITYHUB_ATTRIBUTES = (
     "title", "types", "generator_id", "product_arn", "product_name", "control_id", "compliance_status",
-    "workflow_status", "record_state", "detail_type", "action_name", "envelope_resources", "envelope_mismatch",
+    "workflow_status", "record_state", "retired", "detail_type", "action_name", "envelope_resources",
+    "envelope_mismatch",
 )
 
 
 @decoder("securityhub.eventbridge", _is_envelope, attributes=SECURITYHUB_ATTRIBUTES)
 def decode_envelope(doc: Any) -> list[Event]:
     """'Security Hub Findings - Imported' or '- Custom Action': one event per finding."""
-    return [finding_to_event(f, doc) for f in doc["detail"]["findings"]]
+    return each_part("securityhub finding", doc["detail"]["findings"], lambda f: [finding_to_event(f, doc)])
 
 
 @decoder("securityhub.findings", _is_list, attributes=SECURITYHUB_ATTRIBUTES)
 def decode_list(doc: Any) -> list[Event]:
     """A GetFindings / BatchImportFindings body: `{"Findings": [ASFF, ...]}`."""
-    return [finding_to_event(f) for f in doc["Findings"]]
+    return each_part("securityhub finding", doc["Findings"], lambda f: [finding_to_event(f)])
 
 
 @decoder("securityhub", _is_asff, attributes=SECURITYHUB_ATTRIBUTES)

@@ -14,6 +14,7 @@ from typing import Any
 from responder.errors import ValidationFailed
 from responder.models.event import Event
 from responder.normalise import trusted
+from responder.normalise.assemble import each_part
 from responder.normalise.fields import dig
 from responder.normalise.ocsf import FINDING_CLASSES, OCSF_ATTRIBUTES, event_of, finding_threat, finding_type, severity
 from responder.normalise.registry import decoder, head
@@ -45,7 +46,7 @@ def decode(doc: Any) -> list[Event]:
     findings = doc["detail"]["findings"]
     if not findings:
         raise ValidationFailed("securityhub.v2: detail.findings is empty")
-    return [event_of(_finding(f), envelope=doc) for f in findings]
+    return each_part("securityhub.v2 finding", findings, lambda f: [event_of(_finding(f), envelope=doc)])
 
 
 @head("securityhub.v2", HEAD_FIELDS)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections import Counter
 from typing import Any
 
 import orjson
 
-from responder.models.event import Event, Resource, ResourceKind
-from responder.normalise.assemble import DERIVED, given_id, make_event, raw_id
+from responder.models.event import Event, Resource, ResourceKind, stable_id
+from responder.normalise.assemble import DERIVED, each_part, given_id, make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, ip_resource, res
@@ -171,34 +172,49 @@ SECOPS_ATTRIBUTES = ("rule_id", "rule_version", "alert_state", "risk_score", "de
                      "detection_type")
 
 
+def _rule_suffix(det: dict[str, Any], shared: Counter[str]) -> str:
+    """`:<ruleId>`, and for a rule with more than one detection in the record `#` and a hash of this detection (the
+    same on every delivery; equal only for identical detections, which are one)."""
+    rule = str(det["ruleId"])
+    if shared[rule] == 1:
+        return f":{rule}"
+    return f":{rule}#{stable_id('google-secops', orjson.dumps(det, option=orjson.OPT_SORT_KEYS).decode())[:16]}"
+
+
 @decoder("google-secops", _is_secops, attributes=SECOPS_ATTRIBUTES)
 def decode_secops(doc: Any) -> list[Event]:
-    """A Chronicle rule detection: one event per `detection[]` entry."""
-    out = []
-    for det in doc["detection"]:
-        labels = {lab.get("key"): lab.get("value") for lab in det.get("ruleLabels") or []}
-        risk = number(det.get("riskScore"))
-        when, inferred = time_or_received(doc.get("detectionTime"), doc.get("createdTime"))
-        rule = f":{det['ruleId']}" if len(doc["detection"]) > 1 else ""
-        own = given_id(doc.get("id"))
-        if own is None or (own + rule).startswith(DERIVED):  # `digest` + `:<hash>` must not spell a real digest id
-            own = raw_id("google-secops", doc)
-        out.append(make_event(
-            id=own + rule,
-            source="google-secops",
-            type=str(det.get("ruleName") or det.get("ruleId") or doc["type"]),
-            severity=severity_from_label(labels.get("severity"), hint=risk / 10 if risk is not None else None,
-                                         default=5.0),
-            time=when,
-            time_inferred=inferred,
-            resources=compact(_udm_resources(doc)),
-            attributes={
-                "rule_id": det.get("ruleId"), "rule_version": det.get("ruleVersion"),
-                "alert_state": det.get("alertState"), "risk_score": det.get("riskScore"),
-                "detection_fields": {f.get("key"): f.get("value") for f in det.get("detectionFields") or []},
-                "url": det.get("urlBackToProduct"), "detection_type": doc["type"],
-            },
-            raw=doc,
-            subject=f"rule:{det.get('ruleId')}",
-        ))
-    return out
+    """A Chronicle rule detection: one event per `detection[]` entry, each decoded on its own (`each_part`)."""
+    detections = doc["detection"]
+    # a lone detection needs no rule id (its event's id is the record's), as before 2026-12-05
+    shared = Counter(str(det["ruleId"]) for det in detections if isinstance(det, dict) and "ruleId" in det) \
+        if len(detections) > 1 else Counter[str]()
+    return each_part("google-secops detection", detections,
+                     lambda det: [_detection_event(det, doc, _rule_suffix(det, shared) if len(detections) > 1 else "")])
+
+
+def _detection_event(det: dict[str, Any], doc: dict[str, Any], rule: str) -> Event:
+    """One detection of the record; `rule` is its id's suffix (`_rule_suffix`, "" for a lone detection)."""
+    labels = {lab.get("key"): lab.get("value") for lab in det.get("ruleLabels") or []}
+    risk = number(det.get("riskScore"))
+    when, inferred = time_or_received(doc.get("detectionTime"), doc.get("createdTime"))
+    own = given_id(doc.get("id"))
+    if own is None or (own + rule).startswith(DERIVED):  # `digest` + `:<hash>` must not spell a real digest id
+        own = raw_id("google-secops", doc)
+    return make_event(
+        id=own + rule,
+        source="google-secops",
+        type=str(det.get("ruleName") or det.get("ruleId") or doc["type"]),
+        severity=severity_from_label(labels.get("severity"), hint=risk / 10 if risk is not None else None,
+                                     default=5.0),
+        time=when,
+        time_inferred=inferred,
+        resources=compact(_udm_resources(doc)),
+        attributes={
+            "rule_id": det.get("ruleId"), "rule_version": det.get("ruleVersion"),
+            "alert_state": det.get("alertState"), "risk_score": det.get("riskScore"),
+            "detection_fields": {f.get("key"): f.get("value") for f in det.get("detectionFields") or []},
+            "url": det.get("urlBackToProduct"), "detection_type": doc["type"],
+        },
+        raw=doc,
+        subject=f"rule:{det.get('ruleId')}",
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from responder.models.event import Event, Resource, ResourceKind, Severity
-from responder.normalise.assemble import given_id, make_event, raw_id
+from responder.normalise.assemble import each_part, given_id, make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, ip_resource, principal, res
@@ -165,8 +165,8 @@ ALERTMANAGER_ATTRIBUTES = ("status", "receiver", "group_key", "summary", "descri
 
 @decoder("alertmanager", _is_group, attributes=ALERTMANAGER_ATTRIBUTES)
 def decode_group(doc: Any) -> list[Event]:
-    """An Alertmanager webhook (version 4): one event per alert."""
-    return [alert_to_event(a, doc) for a in doc["alerts"]]
+    """An Alertmanager webhook (version 4): one event per alert, each decoded on its own (`each_part`)."""
+    return each_part("alertmanager alert", doc["alerts"], lambda a: [alert_to_event(a, doc)])
 
 
 @decoder("alertmanager.alert", _is_alert, attributes=ALERTMANAGER_ATTRIBUTES)

@@ -90,6 +90,8 @@ class BatchHandling(Parts):
             try:
                 if isinstance(item, Prepared):
                     await self.pipeline.act(item)
+                    if item.rejected is not None:  # its bad parts, once the others acted (as `handle` raises them)
+                        raise item.rejected
                 else:
                     await self.pipeline.handle(item)
             except Exception as exc:  # noqa: BLE001 - see _failed

@@ -13,8 +13,11 @@ import pytest
 from responder.actuators.aws.session import AwsSession
 from responder.ingest.kafka import ensure_topics, publish
 from responder.service import Service
+from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.harness import make_settings, running, wait_for
-from tests.unit.test_securityhub_v2_controls import _v2_finding
+from tests.integration.test_deadletter import _read_all
+from tests.unit.test_record_parts import SHAPES
+from tests.unit.test_securityhub_v2_controls import _asff, _v2_finding
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +66,34 @@ async def _key(aws: AwsSession, user: str) -> str:
 async def _status(aws: AwsSession, user: str) -> list[str]:
     listed = await aws.call("iam", "list_access_keys", UserName=user)
     return [k["Status"] for k in listed["AccessKeyMetadata"]]
+
+
+def _s3_8_on(bucket: str, compliance: dict[str, Any] | None = None, **fields: Any) -> bytes:
+    """Security Hub CSPM's failed S3.8 check on `bucket` in a V2 event (`compliance` merged, finding `fields` set)."""
+    finding = _v2_finding("S3.8")
+    finding["finding_info"]["uid"] += f"-{bucket}"
+    finding["compliance"].update(compliance or {})
+    finding.update(fields)
+    finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
+                             "region": "us-east-2"}]
+    doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
+    doc["detail"]["findings"] = [finding]
+    return orjson.dumps(doc)
+
+
+async def _only_blocked(service: Service, aws: AwsSession, records: list[bytes], spared: list[str], live: str,
+                        bootstrap: str, topic: str) -> None:
+    """`records` through `service`: nothing dead-lettered, nothing run on the `spared` buckets, `live` blocked."""
+    async with running(service):
+        await publish(bootstrap, topic, records)
+        await wait_for(lambda: (service.pipeline.counters.records >= len(records)
+                                and len(service.engine.state.results()) >= 2) or bool(service.deadlettered),
+                       timeout=60)
+    assert service.deadlettered == {}
+    assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
+    assert not [r for r in service.engine.state.results() if any(b in str(r) for b in spared)]
+    conf = await aws.call("s3", "get_public_access_block", Bucket=live)
+    assert all(conf["PublicAccessBlockConfiguration"].values())
 
 
 async def test_v2_findings_are_contained_or_paged_as_guardduty_s_own(
@@ -119,24 +150,71 @@ async def test_a_passed_v2_control_check_leaves_its_bucket_alone(
     """A passed S3.8 check in a V2 event (compliance Pass) runs nothing on its bucket, while a failed one beside it
     still blocks public access on its own (before: the passed check re-applied Block Public Access and notified)."""
     passed, failed = f"{unique}-training-data-dev", f"{unique}-training-data-prod"
-    docs = []
-    for bucket, compliance in ((passed, {"status": "Pass", "status_id": 1}), (failed, {})):
+    for bucket in (passed, failed):
         await aws.call("s3", "create_bucket", Bucket=bucket)
-        finding = _v2_finding("S3.8")
-        finding["finding_info"]["uid"] += f"-{bucket}"
-        finding["compliance"].update(compliance)
-        finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
-                                 "region": "us-east-2"}]
-        doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
-        doc["detail"]["findings"] = [finding]
-        docs.append(orjson.dumps(doc))
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
+    await _only_blocked(service, aws, [_s3_8_on(passed, {"status": "Pass", "status_id": 1}), _s3_8_on(failed)],
+                        [passed], failed, kafka_bootstrap, topics["alerts"])
+
+
+@pytest.mark.parametrize("lane", ["asff", "v2"])
+async def test_one_bad_finding_is_deadlettered_and_its_neighbour_still_blocks_public_access(
+        lane: str, kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """A Security Hub event of two failed S3.8 checks, the second unreadable: the first bucket's Block Public Access
+    is re-applied, the record is dead-lettered once naming finding [1] (before: the whole record was dead-lettered
+    and the public bucket left alone)."""
+    build, spoil, what = SHAPES[lane]
+    doc = spoil(build(2), 1)
+    if lane == "asff":
+        doc["detail"]["findings"][0]["Resources"][0]["Id"] = f"arn:aws:s3:::{unique}-training-data-prod"
+    else:
+        doc["detail"]["findings"][0]["resources"][0].update(uid=f"{unique}-training-data-prod",
+                                                            uid_alt=f"arn:aws:s3:::{unique}-training-data-prod")
+    bucket = f"{unique}-training-data-prod"
+    await aws.call("s3", "create_bucket", Bucket=bucket)
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
     async with running(service):
-        await publish(kafka_bootstrap, topics["alerts"], docs)
-        await wait_for(lambda: (service.pipeline.counters.records >= 2 and len(service.engine.state.results()) >= 2)
-                       or bool(service.deadlettered), timeout=60)
-    assert service.deadlettered == {}
+        await publish(kafka_bootstrap, topics["alerts"], [orjson.dumps(doc)])
+        await wait_for(lambda: len(service.engine.state.results()) >= 2 and bool(service.deadlettered), timeout=60)
+    assert service.deadlettered == {"validation": 1}
+    [dead] = await _read_all(kafka_bootstrap, topics["deadletter"], 1)
+    headers = dict(dead.headers)
+    assert headers["dlq.detail"].decode().startswith(f"{what} [1] of 2: ")
+    assert dead.value == orjson.dumps(doc)
+    conf = await aws.call("s3", "get_public_access_block", Bucket=bucket)
+    assert all(conf["PublicAccessBlockConfiguration"].values())
+
+
+async def test_retired_control_checks_leave_their_buckets_alone(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """A FAILED S3.8 check Security Hub archived (ASFF `RecordState: ARCHIVED`) or closed (V2 activity Close) runs
+    nothing on its bucket, while a live one beside them still blocks public access (before: both retired checks
+    re-applied Block Public Access and notified)."""
+    archived, closed, live = (f"{unique}-training-data-{env}" for env in ("dev", "test", "prod"))
+    asff = _asff("S3.8")
+    asff["detail"]["findings"][0].update(RecordState="ARCHIVED", Resources=[
+        {"Type": "AwsS3Bucket", "Id": f"arn:aws:s3:::{archived}", "Region": "us-east-2"}])
+    for bucket in (archived, closed, live):
+        await aws.call("s3", "create_bucket", Bucket=bucket)
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks"))
+    records = [orjson.dumps(asff), _s3_8_on(closed, activity_id=3, activity_name="Close"), _s3_8_on(live)]
+    await _only_blocked(service, aws, records, [archived, closed], live, kafka_bootstrap, topics["alerts"])
+
+
+async def test_a_v2_event_on_a_topic_pinned_to_ocsf_blocks_public_access(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """On a topic pinned to `ocsf` (`topic_formats`), Security Hub's V2 S3.8 event is decoded and blocks public
+    access, and a GuardDuty finding written to the same topic is still dead-lettered (before: the V2 event was
+    dead-lettered too, its family being `securityhub`)."""
+    bucket = f"{unique}-training-data-prod"
+    await aws.call("s3", "create_bucket", Bucket=bucket)
+    records = [_s3_8_on(bucket), envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001"))]
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks",
+                                    topic_formats={topics["alerts"]: "ocsf"}))
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], records)
+        await wait_for(lambda: len(service.engine.state.results()) >= 2 and bool(service.deadlettered), timeout=60)
+    assert service.deadlettered == {"validation": 1}
     assert [i.runbook for i in service.engine.state.incidents.by_id.values()] == ["training-data-bucket-public"]
-    assert not [r for r in service.engine.state.results() if passed in str(r)]
-    conf = await aws.call("s3", "get_public_access_block", Bucket=failed)
+    conf = await aws.call("s3", "get_public_access_block", Bucket=bucket)
     assert all(conf["PublicAccessBlockConfiguration"].values())

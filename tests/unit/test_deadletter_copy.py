@@ -13,7 +13,8 @@ from structlog.testing import capture_logs
 
 from responder.errors import TopicRefused
 from responder.ingest import kafka
-from responder.ingest.dlq import full_copy
+from responder.ingest.deadletter import original_time
+from responder.ingest.dlq import full_copy, minimal_copy
 from responder.ingest.kafka import KafkaIngest
 from responder.models.event import RawRecord
 
@@ -34,6 +35,19 @@ def test_full_copy_always_fits_the_limit(value: int, n_headers: int, header_size
     assert copy.size <= limit
     assert dict(copy.headers)["dlq.sha256"] == hashlib.sha256(raw).hexdigest().encode()
     assert raw.startswith(copy.value)
+
+
+@pytest.mark.parametrize(("stamp", "header"), [(1_795_000_000_000, b"1795000000000"), (None, None), (-1, None),
+                                               (2**62, None)])
+def test_the_copy_keeps_the_original_broker_time_for_replay(stamp: int | None, header: bytes | None) -> None:
+    """Full and minimal copies name the record's broker time in `dlq.timestamp` (replay stamps the re-published record
+    with it), only when it is a time; replay reads it back, and nothing else."""
+    record = RawRecord(topic="alerts", partition=2, offset=41, value=b"{}", timestamp_ms=stamp)
+    for copy in (full_copy(record, "validation", "d", 1), minimal_copy(record, "validation", "d", 1, "e")):
+        assert dict(copy.headers).get("dlq.timestamp") == header
+        assert original_time(copy.headers) == (stamp if header else None)
+    for forged in (b"-5", b"1e9", b"\xd9\xa1", b"", b"99999999999999999999"):
+        assert original_time([("dlq.timestamp", forged)]) is None
 
 
 class _Producer:

@@ -45,6 +45,35 @@ def test_normalise_fails_with_the_reason_when_a_file_cannot_be_decoded(tmp_path:
     assert "model.drift" in result.stdout
 
 
+def test_normalise_prints_the_good_parts_of_a_partly_bad_file(tmp_path: Path) -> None:
+    """A file whose record has a bad part (a CloudTrail record that is not one), or whose JSON Lines hold a bad line,
+    prints the good events as the service would act on them, lists each bad part, and exits 3 (before: nothing of
+    the file was printed)."""
+    records = orjson.loads((FIXTURES / "cloudtrail_records_invalid_ip.json").read_bytes())
+    records["Records"].insert(1, "not a record")
+    partly = tmp_path / "partly.json"
+    partly.write_bytes(orjson.dumps(records))
+    lines = tmp_path / "lines.jsonl"
+    lines.write_bytes((FIXTURES / "drift_detected.json").read_bytes().replace(b"\n", b" ") + b'\n{"hello": "world"}\n')
+    result = runner.invoke(app, ["events", "normalise", "--json", str(partly), str(lines)])
+    assert result.exit_code == 3
+    doc = orjson.loads(result.stdout)
+    assert doc["ok"] is False
+    assert [(d["path"], d["type"]) for d in doc["events"]] == [
+        (str(partly), "secretsmanager.amazonaws.com/GetSecretValue"),
+        (str(partly), "kms.amazonaws.com/ScheduleKeyDeletion"),
+        (str(lines), "model.drift"),
+    ]
+    assert [(e["path"], e["reason"]) for e in doc["errors"]] == [(str(partly), "validation"),
+                                                                 (str(lines), "unknown_shape")]
+    assert doc["errors"][0]["detail"].startswith("cloudtrail record [1] of 3: ")
+    assert doc["errors"][1]["detail"].startswith("document [1] of 2: ")
+    human = runner.invoke(app, ["events", "normalise", str(partly)])
+    assert human.exit_code == 3
+    assert "kms.amazonaws.com/ScheduleKeyDeletion" in human.stdout
+    assert "cloudtrail record [1] of 3" in human.output
+
+
 def test_normalise_with_a_forced_format() -> None:
     """`--format` forces a family; an unknown one is a usage error."""
     unknown = runner.invoke(app, ["events", "normalise", "--json", "--format", "drift",

@@ -153,6 +153,11 @@ BAD = [
     ("far too deep", "/v1/events/open", JSON, _deep(2000), 400, "too-deep"),
     ("not JSON", "/v1/events/open", JSON, b"{nope", 422, "not-json"),
     ("undecodable", "/v1/events/open", JSON, b'{"hello": "world"}', 422, "undecodable"),
+    ("partly undecodable", "/v1/events/open", JSON, b"[" + corpus("splunk") + b', {"hello": "world"}]', 422,
+     "undecodable"),  # nothing half-accepted: the sender learns which element (docs/events.md)
+    ("an Alertmanager group with a bad alert", "/v1/events/open", JSON,
+     b'{"version": "4", "status": "firing", "alerts": [{"labels": {"alertname": "a"}, "fingerprint": "f1",'
+     b' "startsAt": "2026-11-25T09:00:00Z"}, "not an alert"]}', 422, "undecodable"),  # refused whole, as an array
 ]
 
 

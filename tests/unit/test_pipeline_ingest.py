@@ -93,9 +93,14 @@ async def test_a_record_timestamp_out_of_datetime_range_still_acts(runbooks_dir,
     assert iam.count("update_access_key") == 1
 
 
-@pytest.mark.parametrize("stamp", [-1, 2**62])  # no time (an old format's -1), and µs by mistake: past year 9999
-async def test_an_out_of_range_timestamp_gives_no_alert_to_dispatch_sample(runbooks_dir, stamp):
-    """A record whose Kafka timestamp is not a time acts but adds no latency sample (it was now minus -1 ms, or 0)."""
+@pytest.mark.parametrize(("stamp", "headers"), [
+    (-1, ()),  # no time (an old format's -1)
+    (2**62, ()),  # µs by mistake: past year 9999
+    (1_763_000_000_000, (("responder-replay-of", b"responder.deadletter:0:3"),)),  # a replay: the original's time
+])
+async def test_an_out_of_range_timestamp_gives_no_alert_to_dispatch_sample(runbooks_dir, stamp, headers):
+    """A record whose Kafka timestamp is not a time, or a dead letter's replay (stamped with the original record's
+    time, days ago), acts but adds no latency sample."""
     from responder.metrics import TimelineMetrics
 
     iam = FakeIam()
@@ -104,7 +109,8 @@ async def test_an_out_of_range_timestamp_gives_no_alert_to_dispatch_sample(runbo
     sink = TimelineMetrics(p.metrics, clock=lambda: 1_764_064_800.0)
     p.engine.recorder.observers.append(sink.observe)
     p.engine.recorder.sinks.append(sink)
-    await p.handle(RawRecord(topic="alerts", value=envelope_bytes(guardduty_finding(KEY)), timestamp_ms=stamp))
+    await p.handle(RawRecord(topic="alerts", value=envelope_bytes(guardduty_finding(KEY)), timestamp_ms=stamp,
+                             headers=headers))
     await p.engine.recorder.flush()
     assert iam.count("update_access_key") == 1
     assert p.metrics.value("responder_alert_to_dispatch_seconds_count") == 0

@@ -169,7 +169,7 @@ def test_the_head_of_a_passed_v2_control_check_equals_its_event() -> None:
 
 
 @pytest.mark.parametrize("doc", [
-    _passed_asff("S3.8", Status="FAILED", Workflow={"Status": "RESOLVED"}, RecordState="ARCHIVED"),
+    _passed_asff("S3.8", Status="FAILED", Workflow={"Status": "RESOLVED"}, RecordState="ACTIVE"),
     _passed_asff("S3.8", Status="FAILED", Workflow={"Status": "SUPPRESSED"}),
     _passed_asff("S3.8", Status="WARNING"),
     _passed_asff("S3.8", Status="NOT_AVAILABLE"),
@@ -181,13 +181,13 @@ def test_the_head_of_a_passed_v2_control_check_equals_its_event() -> None:
     _passed_v2("S3.8", {"status": "FAILED", "status_id": None}),
     _passed_v2("S3.8", {"status": "PASSED", "status_id": 3}),
     _passed_v2("S3.8", {"status": "Warning", "status_id": 2}),
-], ids=["asff-resolved-archived", "asff-suppressed", "asff-warning", "asff-not-available", "v2-resolved",
+], ids=["asff-resolved", "asff-suppressed", "asff-warning", "asff-not-available", "v2-resolved",
         "v2-suppressed", "v2-status-id-fail", "v2-status-fail", "v2-no-status", "v2-failed", "v2-passed-id-fail",
         "v2-warning"])
 def test_a_check_not_plainly_passed_still_reaches_its_runbook(doc: dict[str, Any], matcher: Matcher) -> None:
     """Only the provider's own Pass rules a check out: a FAILED one a human (or anyone allowed
-    securityhub:BatchUpdateFindings) marked resolved or suppressed, archived, a warning, a missing or a contradictory
-    status still blocks public access on the bucket."""
+    securityhub:BatchUpdateFindings) marked resolved or suppressed, a warning, a missing or a contradictory status
+    still blocks public access on the bucket (an archived one: tests/unit/test_retired_findings.py)."""
     [event] = decode_doc(doc)
     assert _seen(event, matcher) == ("public_data_exposure", ["training-data-bucket-public"], BUCKET)
 

@@ -22,6 +22,9 @@ RUNBOOK = Runbook.model_validate({
 })
 
 
+KEY = "AKIAABCDEFGHIJKLMN99"
+
+
 def _record(offset: int, key: str, value: bytes, partition: int = 0) -> RawRecord:
     return RawRecord(topic="a", partition=partition, offset=offset, key=key.encode(), value=value)
 
@@ -117,3 +120,45 @@ async def test_a_signed_record_the_client_cannot_parse_is_refused_durably_and_th
     finally:
         await service.close_unstarted()
         service.recorder.close()
+
+
+@pytest.mark.parametrize("act_fails", [False, True])
+async def test_both_lanes_dead_letter_a_partly_bad_record_alike(tmp_path, monkeypatch, act_fails) -> None:
+    """A record with a good finding and a bad element: the batch lane and the per-record (traced) lane act on the good
+    one, then dead-letter the record once, `unknown_shape`, before its offset commits; when acting fails, both
+    dead-letter it once, `internal` (before: the batch lane had already dead-lettered it `unknown_shape` too)."""
+    value = b"[" + envelope_bytes(guardduty_finding(KEY)) + b', {"unknown": "shape"}]'
+    seen: dict[str, list[tuple[str, int, str]]] = {}
+    for lane in ("batch", "per-record"):
+        iam = FakeIam()
+        iam.add_key("ml-training", KEY)
+        settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / f"{lane}.jsonl", topics=["a"],
+                            kafka_commit_interval_ms=0)
+        service = Service(settings, aws=iam, runbooks=[RUNBOOK])
+        seen[lane] = said = []
+
+        async def commit(offsets: dict[Any, int], said: list[tuple[str, int, str]] = said) -> None:
+            said.append(("commit", offsets[("a", 0)], ""))
+
+        async def deadletter(record: RawRecord, reason: str, detail: str,
+                             said: list[tuple[str, int, str]] = said) -> None:
+            said.append(("dead", record.offset, reason))
+
+        async def broken(*_: Any) -> None:
+            raise RuntimeError("boom")
+
+        service.ingest.commit = commit  # type: ignore[method-assign]
+        service.ingest.deadletter = deadletter  # type: ignore[method-assign]
+        if act_fails:
+            monkeypatch.setattr(service.engine, "handle", broken)
+        record = _record(0, KEY, value)
+        if lane == "batch":
+            await service._handle_batch({("a", 0): [record]})
+        else:
+            await service._handle_partition([record])
+            said.append(("commit", 1, ""))  # `_handle_chunk` commits after its partition tasks
+        assert iam.count("update_access_key") == (0 if act_fails else 1)
+        await service.close_unstarted()
+        service.recorder.close()
+    reason = "internal" if act_fails else "unknown_shape"
+    assert seen["batch"] == seen["per-record"] == [("dead", 0, reason), ("commit", 1, "")]
