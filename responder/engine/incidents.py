@@ -26,6 +26,10 @@ class Incident:
     """When (engine clock, epoch seconds) an event last opened, joined or was suppressed by it."""
     decisions: set[str] = field(default_factory=set)
     """The ids (`decision_id`) of the decisions applied to its steps: a decision delivered again is refused."""
+    owed: dict[str, bool] = field(default_factory=dict)
+    """Runbook steps whose failure is owed an escalation not yet ended, by step id: an unverified result (False), or
+    `step.escalated` recorded (True) without the outcome of its escalation (an escalation step's entry, or
+    `escalation.missed`). Only a crash leaves one: the restart's redelivered event (or decided run) finishes it."""
 
     def add(self, at: datetime) -> None:
         """Count one distinct event at `at` (repeats of an event id are not counted)."""
@@ -46,6 +50,21 @@ class Incident:
         """The latest event time (epoch seconds) this incident would still take in, by joining it (within `window` of
         its last event) or by its `cooldown` (from its opening): once it is evicted, no event up to then acts."""
         return max(self.last_seen.timestamp() + window, self.opened_at.timestamp() + cooldown)
+
+    def owe(self, step: str, *, begun: bool) -> None:
+        """The failure of `step` is owed an escalation (`begun`: its `step.escalated` is recorded)."""
+        self.owed[step] = begun
+
+    def applied(self, step: str, verified: bool | None) -> None:
+        """A runbook step's result is ok: its escalation is owed when it did not verify, else nothing is (contained)."""
+        if verified is False:
+            self.owed[step] = False
+        else:
+            self.owed.pop(step, None)
+
+    def told(self, step: str) -> None:
+        """The escalation of `step`'s failure ended (an escalation step's entry, or `escalation.missed`)."""
+        self.owed.pop(step, None)
 
     def seen(self, event_id: str) -> bool:
         """Whether this event id was already part of the incident (a redelivery or repeat); remembers it."""

@@ -70,3 +70,28 @@ def fold(state: EngineState, entry: TimelineEntry) -> None:
             state.deny(parked, settles=settles)
     elif kind == EntryKind.APPROVAL_SETTLED and incident:
         state.settle(incident, str(body.get("step")))
+    if kind in _OWED and incident:
+        owed(state, entry)
+
+
+_OWED = frozenset((EntryKind.STEP_ESCALATED, EntryKind.ESCALATION_MISSED, EntryKind.STEP_RESULT,
+                   EntryKind.STEP_SKIPPED, EntryKind.APPROVAL_REQUESTED, EntryKind.STEP_PLANNED))
+
+
+def owed(state: EngineState, entry: TimelineEntry) -> None:
+    """Fold what an entry says of an escalation a failure is owed (`Incident.owed`): begun by `step.escalated` (not a
+    dry run's, nor one whose escalation step waits for a human: the run leaves it, and it asks someone); ended by
+    `escalation.missed` or an escalation step's entry (`<escalation>.<failed step>`) other than a `when` skip."""
+    found = state.incidents.by_id.get(entry.incident or "")
+    body, step = entry.body, str(entry.body.get("step"))
+    if found is None:
+        return
+    if entry.kind == EntryKind.STEP_ESCALATED:
+        ids = body.get("escalation")
+        if not body.get("dry_run") and not any(state.waits(found.id, str(i)) for i in
+                                               (ids if isinstance(ids, list) else ())):
+            found.owe(step, begun=True)
+    elif entry.kind == EntryKind.ESCALATION_MISSED:
+        found.told(step)
+    elif "." in step and not (entry.kind == EntryKind.STEP_SKIPPED and body.get("reason") == "when"):
+        found.told(step.split(".", 1)[1])

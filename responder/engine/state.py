@@ -148,6 +148,8 @@ class EngineState:
             self._parked.pop((incident, result.step), None)
             self.passed(incident, result.step, ok=result.ok)
             found = self.incidents.by_id.get(incident)
+            if found is not None and result.ok and "." not in result.step:  # a runbook step's (kebab ids)
+                found.applied(result.step, result.verified)
             if found is not None and result.ok and result.outputs is not None:
                 found.step_outputs[result.step] = {"result": result.outputs}
 

@@ -78,22 +78,26 @@ class StepRunning(StepRecording):
         an escalation step that parks is `alone` (nothing of this version runs after it)."""
         if escalating:
             return Outcome.FAILED
-        failure, note = Failure.of(failed, intended), origin or {}
+        failure, note, owed = Failure.of(failed, intended), origin or {}, incident.owed.get(failed.step)
         told = resumed and self.state.escalated(incident.id, failed.step)  # recorded before a crash
+        ended = told and owed is None  # and its outcome too (`owed`: a crash cut it short, see `Incident.owed`)
         dry = self.dry_run or rb.mode is Mode.DRY_RUN
         if not rb.on_failure:
-            if not told:
+            if not ended:
                 record_missed(self.recorder, incident.id, failure, "no_on_failure", dry_run=dry, **note)
                 self.state.escalate_failure(incident.id, failed.step)
+            incident.told(failed.step)
             return Outcome.FAILED
         ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
-        if not told:
+        if not told and owed is not True:
             self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids, **note,
                                                             **({"resumed": True} if resumed else {}),
                                                             **({"dry_run": True} if dry else {})}, incident.id)
             self.state.escalate_failure(incident.id, failed.step)
             log.warning("step_escalated", step=failed.step, actuator=failed.actuator, error=failure.error,
                         resumed=resumed, dry_run=dry)
+            if not dry and not any(self.state.waits(incident.id, sid) for sid in ids):
+                incident.owe(failed.step, begun=True)  # until its outcome: as the timeline's replay folds it
         escalation_scope = {**scope, "failure": failure.model_dump()}
         skipped = []
         for esc, sid in zip(rb.on_failure, ids, strict=True):
@@ -103,8 +107,9 @@ class StepRunning(StepRecording):
                                                alone=origin is not None)
                 if outcome is Outcome.SKIPPED:
                     skipped.append(sid)
-        if len(skipped) == len(ids) and not told:  # nobody was told
+        if len(skipped) == len(ids) and not ended:  # nobody was told
             record_missed(self.recorder, incident.id, failure, "when", dry_run=dry, escalation=skipped, **note)
+        incident.told(failed.step)
         return Outcome.FAILED
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
@@ -144,6 +149,8 @@ class StepRunning(StepRecording):
             # state drifted (e.g. a key re-activated by hand) runs again on a new, distinct event.
             rec.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done"}, incident.id)
             incident.step_outputs[step.id] = {"result": done.outputs or {}}
+            if done.verified is False and step.id in incident.owed:  # a crash cut its escalation short: finish it
+                await self._failed(rb, incident, event, scope, plan, done, escalating, resumed=True)
             return Outcome.OK if done.ok else Outcome.FAILED
         if dry and escalating and self.state.planned(key):  # planned for an earlier failure of the step: production
             rec.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done", "dry_run": True}, incident.id)
