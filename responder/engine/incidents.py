@@ -26,6 +26,9 @@ class Incident:
     """When (engine clock, epoch seconds) an event last opened, joined or was suppressed by it."""
     decisions: set[str] = field(default_factory=set)
     """The ids (`decision_id`) of the decisions applied to its steps: a decision delivered again is refused."""
+    planned: set[str] = field(default_factory=set)
+    """The escalation step keys a dry run planned in it (`EngineState.planned`): in its snapshot and fleet slice, so
+    a replica that takes it over plans each page once, as production sends it once."""
     owed: dict[str, bool] = field(default_factory=dict)
     """Runbook steps whose failure is owed an escalation not yet ended, by step id: an unverified result (False), or
     `step.escalated` recorded (True) without the outcome of its escalation (an escalation step's entry, or

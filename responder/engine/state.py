@@ -40,7 +40,7 @@ class EngineState:
         self._granted: dict[tuple[str, str], Parked] = {}
         self._continuing: dict[tuple[str, str], tuple[Parked, bool, bool]] = {}
         self.closed = ClosedGroups(MAX_CLOSED, CLOSED_HORIZON)  # the group keys of evicted incidents
-        self._planned: dict[str, str] = {}  # a dry run's escalation step keys planned → incident (not in snapshots)
+        self._planned: dict[str, str] = {}  # a dry run's escalation step keys planned → incident (`Incident.planned`)
         self.forgotten: list[tuple[str, str]] = []
         """(runbook, group key)s the last `evict` or `restore` dropped from the evicted group keys (past the
         horizon, or over the cap): a fleet tombstones their changelog records. Reset by each of those calls."""
@@ -154,8 +154,11 @@ class EngineState:
                 found.step_outputs[result.step] = {"result": result.outputs}
 
     def plan(self, key: str, incident: str) -> None:
-        """A dry run planned an escalation step key that no guard would refuse (`planned`)."""
+        """A dry run planned an escalation step key that no guard would refuse (`planned`, kept by its incident)."""
         self._planned[key] = incident
+        found = self.incidents.by_id.get(incident)
+        if found is not None:
+            found.planned.add(key)
 
     def park(self, parked: Parked) -> None:
         """A step waits for a decision (again: a new parking replaces the run an earlier decision began). Its intent a
@@ -227,7 +230,7 @@ class EngineState:
                               continuing=list(self._continuing.values()))
 
     def restore(self, snapshot: EngineSnapshot) -> None:
-        """Replace the whole state with `snapshot` (a dry run's planned steps, in none, kept for its incidents)."""
+        """Replace the whole state with `snapshot` (a dry run's planned steps: its incidents')."""
         self.incidents.load(snapshot.incidents)
         self.windows.load(snapshot.quotas, snapshot.charges)
         self._done = dict(snapshot.done)
@@ -236,7 +239,7 @@ class EngineState:
         self._granted = {(p.incident, p.step): p for p in snapshot.granted}
         self._continuing = {(p.incident, p.step): (p, ok, esc) for p, ok, esc in snapshot.continuing}
         self.forgotten = self.closed.load(snapshot.closed)
-        self._planned = {k: i for k, i in self._planned.items() if i in self.incidents.by_id}  # those still held
+        self._planned = {k: i.id for i in self.incidents.by_id.values() for k in i.planned}
 
     def evict(self, now: float, spans: Mapping[str, tuple[float, float]]) -> list[str]:
         """Drop incidents closed at `now` and their step results, and the quota runs no quota counts any more;
