@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from responder.models.event import stable_id
+from responder.models.step import StepResult
 
 
 @dataclass
@@ -29,6 +30,9 @@ class Incident:
     planned: set[str] = field(default_factory=set)
     """The escalation step keys a dry run planned in it (`EngineState.planned`): in its snapshot and fleet slice, so
     a replica that takes it over plans each page once, as production sends it once."""
+    notified: dict[str, str] = field(default_factory=dict)
+    """The key of each notify step's ok result, by step id and target (`<step>\\x1f<target>`): a page sent under one
+    version of the runbook is not sent again under the next (one page per step and incident, not one per deploy)."""
     owed: dict[str, bool] = field(default_factory=dict)
     """Runbook steps whose failure is owed an escalation not yet ended, by step id: an unverified result (False), or
     `step.escalated` recorded (True) without the outcome of its escalation (an escalation step's entry, or
@@ -58,12 +62,16 @@ class Incident:
         """The failure of `step` is owed an escalation (`begun`: its `step.escalated` is recorded)."""
         self.owed[step] = begun
 
-    def applied(self, step: str, verified: bool | None) -> None:
-        """A runbook step's result is ok: its escalation is owed when it did not verify, else nothing is (contained)."""
-        if verified is False:
-            self.owed[step] = False
-        else:
-            self.owed.pop(step, None)
+    def applied(self, result: StepResult, *, notifies: bool) -> None:
+        """A step's result is ok: a runbook step's escalation is owed when it did not verify, else nothing is
+        (contained); a notify step's key is kept by its step and target (`notified`)."""
+        if "." not in result.step:  # a runbook step's (kebab ids: an escalation step's is `<escalation>.<step>`)
+            if result.verified is False:
+                self.owed[result.step] = False
+            else:
+                self.owed.pop(result.step, None)
+        if notifies and result.key:
+            self.notified[f"{result.step}\x1f{result.target}"] = result.key
 
     def told(self, step: str) -> None:
         """The escalation of `step`'s failure ended (an escalation step's entry, or `escalation.missed`)."""

@@ -9,7 +9,7 @@ remembering their group keys (`closed`, responder/engine/closedgroups.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from pydantic import JsonValue
@@ -41,6 +41,8 @@ class EngineState:
         self._continuing: dict[tuple[str, str], tuple[Parked, bool, bool]] = {}
         self.closed = ClosedGroups(MAX_CLOSED, CLOSED_HORIZON)  # the group keys of evicted incidents
         self._planned: dict[str, str] = {}  # a dry run's escalation step keys planned → incident (`Incident.planned`)
+        self.notifies: Callable[[str], bool] = frozenset[str]().__contains__  # the engine's registry says
+        """Whether an actuator only tells a human (`Actuator.notifies`, `Incident.notified`)."""
         self.forgotten: list[tuple[str, str]] = []
         """(runbook, group key)s the last `evict` or `restore` dropped from the evicted group keys (past the
         horizon, or over the cap): a fleet tombstones their changelog records. Reset by each of those calls."""
@@ -148,8 +150,8 @@ class EngineState:
             self._parked.pop((incident, result.step), None)
             self.passed(incident, result.step, ok=result.ok)
             found = self.incidents.by_id.get(incident)
-            if found is not None and result.ok and "." not in result.step:  # a runbook step's (kebab ids)
-                found.applied(result.step, result.verified)
+            if found is not None and result.ok:
+                found.applied(result, notifies=self.notifies(result.actuator))
             if found is not None and result.ok and result.outputs is not None:
                 found.step_outputs[result.step] = {"result": result.outputs}
 

@@ -142,6 +142,8 @@ class StepRunning(StepRecording):
                         settle=None if escalating else self.verify_settle)  # an escalation step's is not escalated
         dry = self.dry_run or rb.mode is Mode.DRY_RUN
         done = self.state.result(key)
+        if done is None and actuator.notifies and incident.notified:  # sent under another version of the runbook
+            done = self.state.result(incident.notified.get(f"{step.id}\x1f{target}", ""))
         if done is not None and done.status.final and grant is None \
                 and not (fresh and done.ok and not dry and await self._drifted(call, key)):
             # success and a human denial are final; a failure or refusal is not, so a forged event
