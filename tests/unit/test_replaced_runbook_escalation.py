@@ -288,3 +288,20 @@ async def test_a_denial_of_a_step_whose_runbook_was_replaced_is_recorded_and_end
     assert kit.entries("step.escalated") == []
     assert kit.entries("escalation.missed") == []
     assert all(op != "update_access_key" for _, op, _ in kit.iam.calls)
+
+
+async def test_a_denial_of_a_parked_escalation_step_of_a_replaced_runbook_is_applied(tmp_path):
+    """A human denies an escalation step that waits (full quota) under a replaced runbook: applied at once, as their
+    denial of it would be under a loaded one (no failed escalation counted: a human decided), not left to lapse."""
+    kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
+    metrics = _metered(kit)
+    kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the escalation's quota is full: it parks
+    await kit.send()
+    await _lapse(kit)
+    [parked] = kit.engine.state.parked_steps()
+    _reload(kit, tmp_path, FULL + GATED % "stop")
+    assert await kit.engine.decide(*decision(kit, parked.incident, "tell.deactivate", "deny"))
+    [denied] = [b for b in kit.entries("step.result") if b["step"] == "tell.deactivate"]
+    assert (denied["status"], denied.get("code"), denied["error"]) == ("denied", None, "denied by alice")
+    assert kit.engine.state.parked_steps() == []
+    assert metrics.value("responder_escalation_failures_total", runbook="rb", actuator="test.echo") == 0
