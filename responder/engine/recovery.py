@@ -91,6 +91,8 @@ def owed(state: EngineState, entry: TimelineEntry) -> None:
         if not body.get("dry_run") and not any(state.waits(found.id, str(i)) for i in
                                                (ids if isinstance(ids, list) else ())):
             found.owe(step, begun=True)
+        else:  # as the live run ends it: someone is asked (or a dry run acted on nothing)
+            found.told(step)
     elif entry.kind == EntryKind.ESCALATION_MISSED:
         found.told(step)
     elif "." in step and not (entry.kind == EntryKind.STEP_SKIPPED and body.get("reason") == "when"):
