@@ -11,6 +11,18 @@ from responder.models.step import StepResult
 
 
 @dataclass
+class Owed:
+    """What a runbook step's failure is still owed of its escalation (`Incident.owed`)."""
+
+    begun: bool = False
+    """Whether its `step.escalated` is recorded (else: an unverified result, not escalated yet)."""
+    left: list[str] = field(default_factory=list)
+    """The escalation step ids (`<escalation>.<step>`) without an entry yet: each one declared runs once."""
+    acted: bool = False
+    """Whether one of them had an entry other than a `when` skip (else `escalation.missed` ends it)."""
+
+
+@dataclass
 class Incident:
     """An open incident and the step keys it has completed."""
 
@@ -33,9 +45,9 @@ class Incident:
     notified: dict[str, str] = field(default_factory=dict)
     """The key of each notify step's ok result, by step id and target (`<step>\\x1f<target>`): a page sent under one
     version of the runbook is not sent again under the next (one page per step and incident, not one per deploy)."""
-    owed: dict[str, bool] = field(default_factory=dict)
-    """Runbook steps whose failure is owed an escalation not yet ended, by step id: an unverified result (False), or
-    `step.escalated` recorded (True) without the outcome of its escalation (an escalation step's entry, or
+    owed: dict[str, Owed] = field(default_factory=dict)
+    """Runbook steps whose failure is owed an escalation not yet ended, by step id: an unverified result, or
+    `step.escalated` recorded without the outcome of each of its escalation steps (an entry of each, or
     `escalation.missed`). Only a crash leaves one: the restart's redelivered event (or decided run) finishes it."""
 
     def add(self, at: datetime) -> None:
@@ -58,16 +70,28 @@ class Incident:
         its last event) or by its `cooldown` (from its opening): once it is evicted, no event up to then acts."""
         return max(self.last_seen.timestamp() + window, self.opened_at.timestamp() + cooldown)
 
-    def owe(self, step: str, *, begun: bool) -> None:
-        """The failure of `step` is owed an escalation (`begun`: its `step.escalated` is recorded)."""
-        self.owed[step] = begun
+    def owe(self, step: str, escalation: list[str]) -> None:
+        """The failure of `step` is owed its escalation: `step.escalated` is recorded, `escalation` steps to run."""
+        self.owed[step] = Owed(begun=True, left=list(escalation))
+
+    def reached(self, escalation_step: str, *, acted: bool) -> None:
+        """An escalation step (`<escalation>.<step>`) has an entry (`acted`: other than a `when` skip); once each
+        has one and one acted, the failure is owed nothing more."""
+        owed = self.owed.get(escalation_step.split(".", 1)[1])
+        if owed is None or not owed.begun:
+            return
+        if escalation_step in owed.left:
+            owed.left.remove(escalation_step)
+        owed.acted = owed.acted or acted
+        if not owed.left and owed.acted:
+            self.told(escalation_step.split(".", 1)[1])
 
     def applied(self, result: StepResult, *, notifies: bool) -> None:
         """A step's result is ok: a runbook step's escalation is owed when it did not verify, else nothing is
         (contained); a notify step's key is kept by its step and target (`notified`)."""
         if "." not in result.step:  # a runbook step's (kebab ids: an escalation step's is `<escalation>.<step>`)
             if result.verified is False:
-                self.owed[result.step] = False
+                self.owed[result.step] = Owed()
             else:
                 self.owed.pop(result.step, None)
         if notifies and result.key:

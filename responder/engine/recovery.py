@@ -81,19 +81,20 @@ _OWED = frozenset((EntryKind.STEP_ESCALATED, EntryKind.ESCALATION_MISSED, EntryK
 def owed(state: EngineState, entry: TimelineEntry) -> None:
     """Fold what an entry says of an escalation a failure is owed (`Incident.owed`): begun by `step.escalated` (not a
     dry run's, nor one whose escalation step waits for a human: the run leaves it, and it asks someone); ended by
-    `escalation.missed` or an escalation step's entry (`<escalation>.<failed step>`) other than a `when` skip."""
+    `escalation.missed`, or once each of its escalation steps (`<escalation>.<failed step>`) has an entry and one
+    of them is other than a `when` skip (a crash between two escalation steps leaves the second owed)."""
     found = state.incidents.by_id.get(entry.incident or "")
     body, step = entry.body, str(entry.body.get("step"))
     if found is None:
         return
     if entry.kind == EntryKind.STEP_ESCALATED:
-        ids = body.get("escalation")
-        if not body.get("dry_run") and not any(state.waits(found.id, str(i)) for i in
-                                               (ids if isinstance(ids, list) else ())):
-            found.owe(step, begun=True)
+        named = body.get("escalation")
+        ids = [str(i) for i in named] if isinstance(named, list) else []
+        if not body.get("dry_run") and ids and not any(state.waits(found.id, i) for i in ids):
+            found.owe(step, ids)
         else:  # as the live run ends it: someone is asked (or a dry run acted on nothing)
             found.told(step)
     elif entry.kind == EntryKind.ESCALATION_MISSED:
         found.told(step)
-    elif "." in step and not (entry.kind == EntryKind.STEP_SKIPPED and body.get("reason") == "when"):
-        found.told(step.split(".", 1)[1])
+    elif "." in step:
+        found.reached(step, acted=not (entry.kind == EntryKind.STEP_SKIPPED and body.get("reason") == "when"))

@@ -89,7 +89,7 @@ class StepRunning(StepRecording):
             incident.told(failed.step)
             return Outcome.FAILED
         ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
-        if not told and owed is not True:
+        if not told and (owed is None or not owed.begun):
             self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids, **note,
                                                             **({"resumed": True} if resumed else {}),
                                                             **({"dry_run": True} if dry else {})}, incident.id)
@@ -97,7 +97,7 @@ class StepRunning(StepRecording):
             log.warning("step_escalated", step=failed.step, actuator=failed.actuator, error=failure.error,
                         resumed=resumed, dry_run=dry)
             if not dry and not any(self.state.waits(incident.id, sid) for sid in ids):
-                incident.owe(failed.step, begun=True)  # until its outcome: as the timeline's replay folds it
+                incident.owe(failed.step, ids)  # until its outcome: as the timeline's replay folds it
         escalation_scope = {**scope, "failure": failure.model_dump()}
         skipped = []
         for esc, sid in zip(rb.on_failure, ids, strict=True):

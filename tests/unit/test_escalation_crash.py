@@ -110,3 +110,32 @@ async def test_an_escalation_cut_short_travels_with_its_incident(tmp_path, hando
     kit.engine.state.restore(adopted.snapshot())
     await kit.send()
     assert _missed(kit) == [("deactivate", "when")]
+
+
+TWO = ESCALATE + """\
+  - id: ticket
+    actuator: test.echo
+    with: {target: tickets, message: "${failure.step} failed"}
+"""
+"""Two `on_failure` steps with different actions (a page, then a ticket): each must run once."""
+
+
+@pytest.mark.parametrize("key", [None, MISSING_KEY], ids=["unverified", "failed"])
+async def test_a_crash_between_two_escalation_steps_runs_the_second_once(tmp_path, key):
+    """Killed once the first escalation step told on-call, before the second ran: the redelivered finding runs the
+    second (a different action, not a repeat of the page) once, records `step.escalated` once, pages nobody again."""
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + TWO})
+    sent = {"key": key} if key else {}
+    if key is None:
+        _unapplied(kit)
+    await kit.send(**sent)
+    assert _told(kit) == [("oncall", "deactivate failed"), ("tickets", "deactivate failed")]
+    _crash_after(kit, "step.result", "tell.deactivate")
+    if key is None:
+        _unapplied(kit)
+    kit.echo.applied.clear()
+    await kit.send(**sent)
+    assert _told(kit) == [("tickets", "deactivate failed")]
+    assert len(kit.entries("step.escalated")) == 1
+    await kit.send(**sent)
+    assert _told(kit) == [("tickets", "deactivate failed")]
