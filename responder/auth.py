@@ -10,6 +10,8 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
+from responder.errors import Refusal
+
 KEY_ID_HEADER = "responder-key-id"
 SIGNATURE_HEADER = "responder-signature"
 
@@ -23,6 +25,20 @@ def bounded(key_id: str | None, limit: int = KEY_ID_SHOWN) -> str | None:
     if key_id is None or len(key_id) <= limit:
         return key_id
     return f"{key_id[:limit]}…[+{len(key_id) - limit} chars]"
+
+
+class Unverified(str):
+    """Why a signature does not verify (the text, as before), and its class as a field (`refusal`)."""
+
+    refusal: Refusal
+
+    def __new__(cls, reason: str, refusal: Refusal) -> Unverified:
+        made = super().__new__(cls, reason)
+        made.refusal = refusal
+        return made
+
+    def __getnewargs__(self) -> tuple[str, Refusal]:  # type: ignore[override]  # a copy or pickle: both fields
+        return str(self), self.refusal
 
 
 def sign(secret: bytes, payload: bytes) -> str:
@@ -52,16 +68,16 @@ class KeyRing:
         """Active key ids (never the secrets)."""
         return sorted(self._keys)
 
-    def check(self, key_id: str | None, signature: str | None, payload: bytes) -> str | None:
-        """None when the signature is valid under an active key; otherwise why it is not."""
+    def check(self, key_id: str | None, signature: str | None, payload: bytes) -> Unverified | None:
+        """None when the signature is valid under an active key; otherwise why it is not (and its class)."""
         if not key_id or not signature:
-            return "unsigned: missing key id or signature header"
+            return Unverified("unsigned: missing key id or signature header", Refusal.UNSIGNED)
         secret = self._keys.get(key_id)
         if secret is None:
-            return f"unknown signing key id {bounded(key_id)!r}"
+            return Unverified(f"unknown signing key id {bounded(key_id)!r}", Refusal.UNKNOWN_KEY)
         # as bytes: compare_digest raises TypeError on str that is not ASCII (a header any producer may write)
         if not hmac.compare_digest(sign(secret, payload).encode(), signature.strip().lower().encode()):
-            return f"bad signature for key id {bounded(key_id)!r}"
+            return Unverified(f"bad signature for key id {bounded(key_id)!r}", Refusal.BAD_SIGNATURE)
         return None
 
 

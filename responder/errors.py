@@ -30,6 +30,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 
@@ -135,12 +136,29 @@ class TemplateError(ResponderError, ValueError):
     """A runbook placeholder names no value for this event (the step's parameters do not resolve)."""
 
 
-class ApprovalRefused(ResponderError):
-    """An approval decision that is forged, unbound, expired or from someone not listed."""
+class Refusal(StrEnum):
+    """The class of a refused decision or operator request, set where it is refused (never read from its message):
+    the `reason` label of `responder_decisions_refused_total` and a bucket of the bound on refusals (a fixed set)."""
 
-    def __init__(self, reason: str, decision: Any = None) -> None:
+    UNSIGNED = "unsigned"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    MALFORMED = "malformed"
+    NO_KEYS = "no_keys"
+    NOT_PENDING = "not_pending"
+    REPLAYED = "replayed"
+    UNREADABLE = "unreadable"
+    REFUSED = "refused"
+    """Signed by a key of the ring, but not valid for what it asks (another plan, expired, not permitted...)."""
+
+
+class ApprovalRefused(ResponderError):
+    """An approval decision that is forged, unbound, expired or from someone not listed; `refusal`: its class."""
+
+    def __init__(self, reason: str, decision: Any = None, *, refusal: Refusal = Refusal.REFUSED) -> None:
         self.reason = reason
         self.decision = decision
+        self.refusal = refusal
         super().__init__(reason)
 
 

@@ -190,8 +190,13 @@ class FleetState:
         (the owner records it too; while the partition moves there is none), unless it was `replayed`. One
         for an incident owned here whose step does not wait (timed out already, never parked) is refused and recorded
         (`approval.rejected`) as on a single replica, unless it was `replayed`: read again at a start (every member
-        reads every decision from the first), it was handled when it came.
+        reads every decision from the first), it was handled when it came. No refusal of a `replayed` one is
+        recorded or counted (`Refusals.again`): it was when it came.
         """
+        with self.engine.decisions.refusals.again(replayed):  # refused when it came: not recorded, counted again
+            await self._decide(value, key_id, signature, replayed=replayed)
+
+    async def _decide(self, value: bytes, key_id: str | None, signature: str | None, *, replayed: bool) -> None:
         try:
             decision = ApprovalDecision.model_validate_json(value)
         except ValidationError:
@@ -209,7 +214,7 @@ class FleetState:
             # recorded, as the owner records it, since while the partition moves no owner reads it
             log.warning("approval_not_held", incident=decision.incident, step=decision.step, reason=forged)
             if not replayed:  # read again at a start: recorded when it first came
-                await self.engine.decisions.reject(forged, key_id, decision)
+                await self.engine.decisions.reject(forged, key_id, decision, refusal=forged.refusal)
         else:
             # each decision held apart: a replayed one for an earlier parking does not push out the one that answers
             again = (decision.request_id or "") if replayed else None
@@ -228,7 +233,8 @@ class FleetState:
                 del self._held[(incident, step, used)]
                 # one for another parking is refused and recorded, unless read again at the start (recorded then)
                 if again is None or again == (parked.request_id or ""):
-                    await self.engine.decide(value, key_id, signature)
+                    with self.engine.decisions.refusals.again(again is not None):  # refused then by its owner
+                        await self.engine.decide(value, key_id, signature)
             elif incident in self.partitions.of:
                 del self._held[(incident, step, used)]
                 log.info("approval_held_dropped", incident=incident, step=step)

@@ -37,6 +37,18 @@ steps:
       user_name: "${event.resource.access_key.attributes.user_name}"
       access_key_id: "${event.resource.access_key.id}"
 """
+PAGE_ON_FAILURE = """\
+on_failure:
+  - id: page
+    actuator: notify.kafka.publish_message
+    with:
+      topic: responder.notifications
+      title: "${failure.step} ${failure.status}"
+      severity: critical
+      fields: {target: "${failure.target}", error: "${failure.error}", user_name: "not an IAM name"}
+"""
+"""A runbook's escalation that pages on the notifications topic, naming the failed step's target and error in its
+fields (`user_name` a param a protected-id guard must not read as a target: a page is never refused)."""
 HEADER = """\
 id: {id}
 trigger: {{source: guardduty, type: "*IAMUser/*"}}

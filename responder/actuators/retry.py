@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -28,6 +30,7 @@ T = TypeVar("T")
 MAX_BACKOFF = 5.0  # seconds between retries, unless the deadline spreads them further (with_retries)
 SETTLE_FIRST = 0.5  # seconds before the first re-read of a false verify() (VerifySettle), doubling after it
 log = structlog.get_logger(__name__)
+_SETTLING: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("responder_settling", default=None)
 
 
 def _log_retry(state: RetryCallState) -> None:
@@ -162,19 +165,38 @@ class VerifySettle:
         return waits
 
 
-async def settle_verify(read: Callable[[], Awaitable[bool]], settle: VerifySettle) -> tuple[bool, int]:
+@contextlib.contextmanager
+def settling(before: Callable[[], Awaitable[None]]) -> Iterator[None]:
+    """Within the block (this task and the coroutines it awaits), `before` is awaited once a settle is about to wait
+    (`settle_verify`): a caller holding what the waits must not hold (the fleet's exclusive gate) lets it go there."""
+    token = _SETTLING.set(before)
+    try:
+        yield
+    finally:
+        _SETTLING.reset(token)
+
+
+async def settle_verify(read: Callable[[], Awaitable[bool | None]], settle: VerifySettle) -> tuple[bool, int]:
     """Read a `verify()` that was just false again after each of the settle's waits, until it reads true: whether
-    it did, and how many reads it took (the first, false one included). No re-read starts once `settle.seconds`
-    have passed since the first (slow reads count too: each is bounded by the AWS call timeout)."""
+    it did, and how many reads it took (the first, false one included). A read answering None cannot be made (a
+    permanent error such as AccessDenied, a bug): no wait can help, so it ends there, false. No re-read starts once
+    `settle.seconds` have passed since the first (slow reads count too: each is bounded by the AWS call timeout).
+    The hook of an enclosing `settling` block is awaited before the first wait."""
     started, reads = settle.clock(), 1
     for wait in settle.waits():
         left = settle.seconds - (settle.clock() - started)
         if left <= 0:
             break
+        if reads == 1 and (before := _SETTLING.get()) is not None:
+            await before()
         await settle.sleep(min(wait, left))
         reads += 1
-        if await read():
+        got = await read()
+        if got:
             log.info("verify_settled", reads=reads)
             return True, reads
+        if got is None:
+            log.warning("verify_unreadable", reads=reads)
+            return False, reads
     log.warning("verify_unsettled", reads=reads, seconds=settle.seconds)
     return False, reads

@@ -1,11 +1,9 @@
-"""Load runbooks from YAML: validated, with file:line:column on every error."""
+"""Load runbooks from YAML (read by responder/catalog/yamlfile.py): validated, with file:line:column on every error."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -13,108 +11,10 @@ from pydantic import ValidationError
 from responder.actuators.registry import Registry
 from responder.catalog.attributes import attribute_warnings
 from responder.catalog.checks import escalation_warnings, runbook_problems
+from responder.catalog.grouping import group_by_problems
+from responder.catalog.yamlfile import MERGE, locate, parse_yaml, position, read_source
 from responder.errors import ConfigError, RunbookError
 from responder.models.runbook import MAX_VERSION, Runbook
-
-
-def locate(node: yaml.Node | None, loc: Sequence[int | str]) -> tuple[int, int] | None:
-    """Line and column (1-based) of the YAML node at a pydantic error location."""
-    best = node
-    for part in loc:
-        if isinstance(best, yaml.MappingNode):
-            nxt = next((v for k, v in best.value if k.value == str(part)), None)
-            if nxt is None:
-                key = next((k for k, _ in best.value if k.value == str(part)), None)
-                best = key if key is not None else best
-                break
-            best = nxt
-        elif isinstance(best, yaml.SequenceNode) and isinstance(part, int) and part < len(best.value):
-            best = best.value[part]
-        else:
-            continue
-    if best is None:
-        return None
-    return best.start_mark.line + 1, best.start_mark.column + 1
-
-
-MAX_NODES = 100_000
-"""The most YAML nodes a runbook may expand to, aliases followed (a large runbook has a few thousand)."""
-MERGE = "tag:yaml.org,2002:merge"
-
-
-def _size(node: yaml.Node, sizes: dict[int, int], path: Path) -> int:
-    """Nodes under `node` with aliases expanded (memoised: an alias bomb costs its file size); raises on a
-    duplicate mapping key (YAML keeps the last one silently) or an alias that contains itself."""
-    known = sizes.get(id(node))
-    if known is not None:
-        if known < 0:
-            raise RunbookError(str(path), "an alias refers to a node that contains it", *_mark(node))
-        return known
-    sizes[id(node)] = -1
-    total = 1
-    if isinstance(node, yaml.MappingNode):
-        keys: set[str] = set()
-        for key, value in node.value:
-            if key.tag != MERGE and isinstance(key, yaml.ScalarNode):
-                if key.value in keys:
-                    raise RunbookError(str(path), f"duplicate key {key.value!r} (YAML would keep only the last)",
-                                       *_mark(key))
-                keys.add(key.value)
-            total += _size(key, sizes, path) + _size(value, sizes, path)
-    elif isinstance(node, yaml.SequenceNode):
-        total += sum(_size(item, sizes, path) for item in node.value)
-    if total > MAX_NODES:
-        raise RunbookError(str(path), f"aliases expand to more than {MAX_NODES} YAML nodes", *_mark(node))
-    sizes[id(node)] = total
-    return total
-
-
-def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
-
-
-def _unconstructable(node: yaml.Node, seen: set[int] | None = None) -> yaml.Node | None:
-    """The first scalar under `node` that SafeLoader resolves but cannot construct (its ValueError)."""
-    seen = set() if seen is None else seen
-    if id(node) in seen:
-        return None
-    seen.add(id(node))
-    if isinstance(node, yaml.ScalarNode):
-        try:
-            yaml.SafeLoader("").construct_object(node)
-        except ValueError:
-            return node
-        return None
-    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
-    return next((bad for child in children if (bad := _unconstructable(child, seen)) is not None), None)
-
-
-def parse_yaml(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
-    root: yaml.Node | None = None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is not None:
-            _size(root, {}, path)
-        return root, yaml.safe_load(text)
-    except ValueError as exc:  # a scalar that resolves but does not construct: `2024-13-45`, a 5000-digit int
-        bad = _unconstructable(root) if root is not None else None
-        where = _mark(bad) if bad is not None else (None, None)
-        raise RunbookError(str(path), f"invalid YAML value: {str(exc)[:200]}", *where) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise RunbookError(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}", line, col) from exc
-
-
-def read_source(path: Path) -> str:
-    """The text of a runbook or playbook file; RunbookError (file, one line) when it is not UTF-8 or unreadable."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise RunbookError(str(path), f"not UTF-8 (byte {exc.start}): save the file as UTF-8") from exc
-    except OSError as exc:
-        raise RunbookError(str(path), f"cannot read: {exc.strerror or exc}") from exc
-
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 INT = "tag:yaml.org,2002:int"
@@ -152,13 +52,13 @@ def version_problem(root: yaml.Node | None, text: str, read: object) -> tuple[st
     if plain:  # too large: no JSON reader of the timeline keeps it exact
         return (f"version: {_short(written)} is read as {_short(written)}, too large; write a plain decimal integer, "
                 f"unquoted, at most {MAX_VERSION}, e.g. version: 2 (it is part of every idempotency key, and no "
-                f"JSON reader keeps a larger integer exact)", *_mark(node))
+                f"JSON reader keeps a larger integer exact)", *position(node))
     try:
         shown = repr(read)
     except ValueError:  # an int past Python's limit on int-to-text conversion (a 5000-digit octal)
         shown = "a number too long to show"
     return (f"version: {_short(written)} is read as {_short(shown)}; write a plain decimal integer, unquoted, e.g. "
-            f"{example} (it is part of every idempotency key)", *_mark(node))
+            f"{example} (it is part of every idempotency key)", *position(node))
 
 
 def _short(text: str, most: int = 60) -> str:
@@ -188,7 +88,7 @@ def check_runbook(path: Path, registry: Registry) -> tuple[Runbook | None, list[
             errors.append(RunbookError(str(path), f"{loc}: {err['msg']}", *(where or (None, None))))
         return None, errors
     problems = early + [RunbookError(str(path), reason, *(locate(root, loc) or (None, None)))
-                         for reason, loc in runbook_problems(rb, path.stem, registry)]
+                         for reason, loc in [*runbook_problems(rb, path.stem, registry), *group_by_problems(rb)]]
     return (rb if not problems else None), problems
 
 

@@ -7,7 +7,7 @@ around them is written by hand. One command regenerates all of them (and the run
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import NoneType, UnionType
@@ -21,6 +21,7 @@ from responder.actuators import registry
 from responder.catalog import load_runbook
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, err_console
 from responder.errors import ConfigError
+from responder.fleet_digest import DIGESTED, DIGESTED_IF_SET, IN_THE_RUNBOOKS, NOT_DIGESTED
 from responder.settings import Settings
 
 app = typer.Typer()
@@ -112,6 +113,20 @@ def settings_table(root: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
+def fleet_digest_table(root: Path) -> str:
+    """Which settings the fleet digest covers, how, and why the others may differ between replicas."""
+    prefix = Settings.model_config.get("env_prefix", "").upper()
+
+    def names(fields: Iterable[str]) -> str:
+        return ", ".join(f"`{prefix}{f.upper()}`" for f in sorted(fields))
+
+    rows = ["| in the fleet digest | settings |", "|---|---|", f"| always | {names(DIGESTED)} |",
+            f"| when not at its default (keys by id, trusted model keys by their files' SHA-256) "
+            f"| {names(DIGESTED_IF_SET)} |", f"| as the runbooks they load | {names(IN_THE_RUNBOOKS)} |"]
+    rows += [f"| no: {_cell(why)} | {names(fields)} |" for why, fields in NOT_DIGESTED.items()]
+    return "\n".join(rows) + "\n"
+
+
 def runbook_table(root: Path) -> str:
     """The runbooks shipped in runbooks/: what each does, its trigger, its steps and its test event."""
     base = root / "runbooks"
@@ -141,6 +156,7 @@ def _schema(root: Path) -> str:
 SECTIONS = (
     Section("docs/actuators.md", "actuators", actuator_table),
     Section("docs/configuration.md", "settings", settings_table),
+    Section("docs/configuration.md", "fleet-digest", fleet_digest_table),
     Section("runbooks/README.md", "runbooks", runbook_table),
     Section("runbooks/runbook.schema.json", None, _schema),
 )

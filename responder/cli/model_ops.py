@@ -18,7 +18,7 @@ from rich.table import Table
 
 from responder.actuators import registry
 from responder.cli.model_common import context
-from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, refuse_past_cadence
+from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, open_offline, refuse_past_cadence
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.engine.runner import StepCall, run_step
@@ -28,7 +28,6 @@ from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline.chain import parse_lines
-from responder.timeline.recorder import Recorder
 
 app = typer.Typer()
 
@@ -59,8 +58,8 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
     defaults = Step(id="operator", actuator=actuator_name)
     call = StepCall(actuator, p, ctx, attempts=defaults.retries + 1, timeout=defaults.timeout)
     path = timeline or settings.timeline_path
-    recorder = Recorder.offline(path, settings)  # with the signing key: a checkpoint over what it adds, on close
-    try:
+    try:  # the file's lock (another writer, an unopenable path: exit 3); with the signing key, a checkpoint on close
+        recorder = open_offline(path, settings)
         refuse_past_cadence(recorder, path)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc

@@ -55,6 +55,21 @@ def note_unsigned(recorder: Recorder, path: Path) -> None:
                           f"unsigned tail{past}", style="yellow", markup=False, soft_wrap=True)
 
 
+def open_offline(path: Path, settings: Settings) -> Recorder:
+    """An offline command's recorder on `path`, under the file's lock; ConfigError (exit 3, one line) when another
+    writer holds it (the service: `--via kafka`) or the file cannot be opened for writing, before anything is done."""
+    from responder.errors import TimelineError
+    from responder.timeline.recorder import Recorder
+
+    try:
+        return Recorder.offline(path, settings)
+    except TimelineError as exc:
+        raise ConfigError(f"{exc}; {OFFLINE_HINT}") from exc
+    except OSError as exc:
+        raise ConfigError(f"timeline {path} cannot be opened for writing ({exc.strerror or exc}): point --timeline "
+                          "(RESPONDER_TIMELINE_PATH) at the service's timeline file") from exc
+
+
 def refuse_past_cadence(recorder: Recorder, path: Path) -> None:
     """ConfigError, the recorder closed with nothing written, when an offline command without the signing key would
     add to a signed timeline whose unsigned run is already longer than the cadence (see `verify_lines`)."""

@@ -53,7 +53,7 @@ def summarize(entry: TimelineEntry) -> str:
     b = entry.body
     parts = []
     for key in ("type", "runbook", "step", "actuator", "target", "status", "reason", "changed", "verified",
-                "verify_reads", "summary", "error", "duration_ms"):
+                "verify_reads", "settle_ms", "verify_error", "summary", "error", "duration_ms"):
         if key in b and b[key] not in (None, ""):
             parts.append(f"{key}={b[key]}")
     return " ".join(parts)

@@ -15,13 +15,8 @@ from responder.models.timeline import TimelineEntry
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
 from responder.timeline.checkpoint import Checker
-from responder.timeline.verify import (
-    Verification,
-    compare_with_copy,
-    split_lines,
-    verify_anchor_entry,
-    verify_lines,
-)
+from responder.timeline.verification import Verification
+from responder.timeline.verify import compare_with_copy, split_lines, verify_anchor_entry, verify_lines
 
 
 def writers(paths: list[Path]) -> list[Path]:

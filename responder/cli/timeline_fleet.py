@@ -11,7 +11,7 @@ import typer
 from responder.cli.output import console, emit_json, err_console
 from responder.cli.timeline_files import parsable
 from responder.timeline.fleet_writers import FileWriters, FleetCheck, check_writers
-from responder.timeline.verify import Verification
+from responder.timeline.verification import Verification
 
 WritersOpt = Annotated[str | None, typer.Option(
     "--writers", help="the fleet's replicas, comma-separated, each the host of its writer id `host:pid` (default: "

@@ -10,10 +10,10 @@ import typer
 from rich.text import Text
 
 from responder.actuators import registry
-from responder.cli.operator import OFFLINE_HINT, ByOpt, Via, ViaOpt, ask, note_unsigned, refuse_past_cadence
+from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, open_offline, refuse_past_cadence
 from responder.cli.options import JsonOpt, resolve_incident
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, plain
-from responder.errors import ConfigError, TimelineError
+from responder.errors import ConfigError
 from responder.models.step import StepStatus
 from responder.settings import Settings
 
@@ -40,7 +40,6 @@ def undo(
     from responder.actuators.context import context_from
     from responder.engine.undo import Undoer, held, undoable
     from responder.timeline.chain import parse_lines
-    from responder.timeline.recorder import Recorder
 
     try:
         settings = Settings()
@@ -56,10 +55,7 @@ def undo(
         if not path.is_file():
             raise ConfigError(f"timeline {path} does not exist")
         incident = resolve_incident(path, incident)
-        try:
-            recorder = Recorder.offline(path, settings)  # the lock first: a running service's file is refused as is
-        except TimelineError as exc:
-            raise ConfigError(f"{exc}; {OFFLINE_HINT}") from exc
+        recorder = open_offline(path, settings)  # the lock first: a running service's file is refused as is
         refuse_past_cadence(recorder, path)
         try:
             context = context_from(settings)

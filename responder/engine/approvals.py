@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from responder.actuators.base import Publisher
 from responder.auth import ApproverKeys, KeyRing
-from responder.errors import ApprovalRefused
+from responder.errors import ApprovalRefused, Refusal
 from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
 from responder.timeline.checkpoint import Signer
 from responder.tracing import propagation
@@ -172,21 +172,24 @@ def accept_decision(value: bytes, key_id: str | None, signature: str | None, key
     """The decision and the step it releases, or ApprovalRefused saying why not. `used`: whether a decision id
     (`decision_id`) was applied to the incident already."""
     if not keys:
-        raise ApprovalRefused("no approval keys are configured: decisions cannot be authenticated")
+        raise ApprovalRefused("no approval keys are configured: decisions cannot be authenticated",
+                             refusal=Refusal.NO_KEYS)
     problem = keys.check(key_id, signature, value)
     if problem:
-        raise ApprovalRefused(problem)
+        raise ApprovalRefused(problem, refusal=problem.refusal)
     try:
         decision = ApprovalDecision.model_validate_json(value)
     except ValidationError as exc:
-        raise ApprovalRefused(f"malformed decision: {exc.errors()[0]['msg']}") from exc
+        raise ApprovalRefused(f"malformed decision: {exc.errors()[0]['msg']}", refusal=Refusal.MALFORMED) from exc
     found = parked(decision.incident, decision.step)
     if found is None:
-        raise ApprovalRefused("no approval is pending for this incident and step", decision)
+        raise ApprovalRefused("no approval is pending for this incident and step", decision,
+                              refusal=Refusal.NOT_PENDING)
     if decision.digest != found.digest:
         raise ApprovalRefused("decision is for a different plan (digest mismatch)", decision)
     if used(decision.incident, decision_id(value)):
-        raise ApprovalRefused("this decision was applied already: a step parked again needs a new one", decision)
+        raise ApprovalRefused("this decision was applied already: a step parked again needs a new one", decision,
+                              refusal=Refusal.REPLAYED)
     if decision.request_id != found.request_id:
         raise ApprovalRefused(other_request(decision.request_id, found.request_id), decision)
     if decision.expired(now):

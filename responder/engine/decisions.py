@@ -35,7 +35,7 @@ from responder.engine.rechecks import Rechecks
 from responder.engine.refusals import Refusals
 from responder.engine.resumption import Escalate, Resume, parking
 from responder.engine.state import EngineState
-from responder.errors import ApprovalRefused
+from responder.errors import ApprovalRefused, Refusal
 from responder.models.approval import ApprovalDecision
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
@@ -82,13 +82,13 @@ class Decisions(Rechecks):
         sent = await publish_request(self.publisher, parked, self.requests_topic, self.recorder.signer)
         log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
-    async def reject(self, reason: str, key_id: str | None, d: ApprovalDecision | None, *,
+    async def reject(self, reason: str, key_id: str | None, d: ApprovalDecision | None, *, refusal: Refusal,
                      signed: str | None = None) -> None:
         """Record a refused decision as `approval.rejected` (the key id its sender chose, cut short), within the
-        bounds of `refusals` (`signed`: its decision id when a key of the ring signed it); durable with the next
-        flush (the approvals loop's, before its offsets are committed)."""
+        bounds of `refusals` (`refusal`: its class; `signed`: its decision id when a key of the ring signed it);
+        durable with the next flush (the approvals loop's, before its offsets are committed)."""
         body = {"reason": reason, "key_id": bounded(key_id), **({"step": d.step, "by": d.by} if d else {})}
-        if self.refusals.record(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None, reason=reason,
+        if self.refusals.record(EntryKind.APPROVAL_REJECTED, body, d.incident if d else None, refusal=refusal,
                                 key_id=key_id, signed=signed):
             log.warning("approval_rejected", reason=reason)
 
@@ -108,7 +108,8 @@ class Decisions(Rechecks):
                 raise ApprovalRefused(f"runbook {parked.runbook} is no longer loaded", decision)
         except ApprovalRefused as exc:
             verified = self.keys.check(key_id, signature, value) is None  # a key of the ring signed it: evidence
-            await self.reject(exc.reason, key_id, exc.decision, signed=decision_id(value) if verified else None)
+            await self.reject(exc.reason, key_id, exc.decision, refusal=exc.refusal,
+                              signed=decision_id(value) if verified else None)
             if unloaded is not None:
                 with stamped(unloaded.trace):
                     await self._taken_up(unloaded, self._lapsed(unloaded, exc.reason))

@@ -26,7 +26,7 @@ from responder.engine.permissions import refused
 from responder.engine.refusals import Refusals
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
-from responder.errors import ActuationError, ConfigError
+from responder.errors import ActuationError, ConfigError, Refusal
 from responder.models.operator import (
     MODEL_ACTUATORS,
     REPLY_KEY_HEADER,
@@ -47,8 +47,9 @@ OPERATOR_REQUESTED = "operator.requested"
 OPERATOR_COMPLETED = "operator.completed"
 OPERATOR_REJECTED = "operator.rejected"
 OPERATOR_REFUSED = "operator.refused"
-"""A valid request not run (the fleet store that says whether it ran already is unreachable, or its id answered
-another request), not remembered as answered."""
+"""A validly signed request not run, bounded as forged ones are: expired or not granted to its key (`final`, with the
+request's digest: its answer, remembered as a completed one is), or the fleet store that says whether it ran already
+unreachable, its id answered another request (not remembered: a redelivery is checked again)."""
 OPERATOR_KEY = "operator-"
 """Prefix of an operator request's step key (then the request id)."""
 
@@ -100,6 +101,10 @@ class Operator:
                 reply = OperatorReply.model_validate({**e.body, "timeline_seq": e.seq})
                 self.done[reply.id] = reply
                 self.started.pop(reply.id, None)
+            elif e.kind == OPERATOR_REFUSED and e.body.get("final") is True \
+                    and isinstance(digest := e.body.get("request"), str):  # its answer (from 2026-12-05)
+                self.answered[str(e.body.get("id"))] = digest
+                self.done[str(e.body.get("id"))] = _refusal(e.body)
             elif e.kind == EntryKind.STEP_INTENT and str(e.body.get("key", "")).startswith(OPERATOR_KEY) \
                     and isinstance(params := e.body.get("params"), dict):
                 self.started[str(e.body["key"]).removeprefix(OPERATOR_KEY)] = dict(params)
@@ -117,19 +122,21 @@ class Operator:
 
     async def handle(self, value: bytes, key_id: str | None, signature: str | None) -> OperatorReply | None:
         """Check, record, run and record one request; None when it is not even a request (rejected, recorded)."""
-        problem = forged = self.keys.check(key_id, signature, value)  # forged: why no key of the ring signed it
+        forged = self.keys.check(key_id, signature, value)  # why no key of the ring signed it
+        problem: tuple[str, Refusal] | None = None if forged is None else (forged, forged.refusal)
         request: OperatorRequest | None = None
         if problem is None:
             try:
                 request = OperatorRequest.model_validate_json(value)
             except ValidationError as exc:
-                problem = f"not an operator request: {exc.errors()[0]['msg']}"
+                problem = f"not an operator request: {exc.errors()[0]['msg']}", Refusal.MALFORMED
         if problem is not None or request is None:
+            why, refusal = problem or ("not an operator request", Refusal.MALFORMED)
             # within the bounds of `refusals`, durable with the operator loop's flush (before its offsets are committed)
-            if self.refusals.record(OPERATOR_REJECTED, {"reason": problem, "key_id": bounded(key_id)}, None,
-                                    reason=problem or "", key_id=key_id,
+            if self.refusals.record(OPERATOR_REJECTED, {"reason": why, "key_id": bounded(key_id)}, None,
+                                    refusal=refusal, key_id=key_id,
                                     signed=None if forged else request_digest(value)):
-                log.warning("operator_request_rejected", reason=problem)
+                log.warning("operator_request_rejected", reason=why)
             return None
         digest = request_digest(value)
         if request.id not in self.done and self.replies is not None:
@@ -151,9 +158,9 @@ class Operator:
             return self.done[request.id]
         self.answered[request.id] = digest
         head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "request": digest}
-        refusal = refused(request, key_id, datetime.fromtimestamp(self.clock(), UTC), self.keys, self.permissions)
-        if refusal is not None:
-            return await self._complete(request, digest, ok=False, error=refusal)
+        denied = refused(request, key_id, datetime.fromtimestamp(self.clock(), UTC), self.keys, self.permissions)
+        if denied is not None:  # its answer: sent again, even once granted, it is answered so, never run
+            return await self._refused(request, key_id, denied, final=digest)
         self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)
         log.info("operator_request", action=request.action, by=request.by, incident=request.incident)
         try:
@@ -164,12 +171,23 @@ class Operator:
         return await self._complete(request, digest, ok=not failed, outcomes=outcomes,
                                     error="; ".join(str(o.get("error")) for o in failed) or None)
 
-    async def _refused(self, request: OperatorRequest, key_id: str | None, error: str) -> OperatorReply:
-        """Record a request not run as `operator.refused` (not completed: a redelivery may run it); its reply."""
-        self.recorder.append(OPERATOR_REFUSED, {"id": request.id, "action": request.action, "by": request.by,
-                                                "key_id": key_id, "reason": error}, request.incident)
-        await self.recorder.flush()
-        return OperatorReply(id=request.id, action=request.action, ok=False, error=error)
+    async def _refused(self, request: OperatorRequest, key_id: str | None, error: str, *,
+                       final: str | None = None) -> OperatorReply:
+        """Record a validly signed request not run as `operator.refused` within the bounds of `refusals` (bucket: its
+        key, so whoever holds a key cannot flood the timeline, nor crowd out another key's refusals); one recorded in
+        full is durable before its reply. `final`: the request's digest when the refusal is its answer (expired, not
+        granted): remembered like a completed request's reply (here, in the fleet store, and from the entry after a
+        restart), so the same request sent again after a grant is not run; else a redelivery is checked again."""
+        body = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "reason": error,
+                **({"final": True, "request": final} if final is not None else {})}
+        if self.refusals.record(OPERATOR_REFUSED, body, request.incident, refusal=Refusal.REFUSED, key_id=key_id):
+            await self.recorder.flush()
+            log.warning("operator_request_refused", id=request.id, key_id=key_id, reason=error)
+        reply = _refusal(body)
+        if final is not None:
+            self.done[request.id] = reply
+            await self._share(reply, final)
+        return reply
 
     async def _run(self, request: OperatorRequest) -> list[dict[str, Any]]:
         if request.action == "undo":
@@ -209,13 +227,23 @@ class Operator:
         await self.recorder.flush()
         reply = reply.model_copy(update={"timeline_seq": entry.seq})
         self.done[request.id] = reply
-        if self.replies is not None:
-            try:
-                await self.replies.save_operator_reply(request.id, reply.model_dump_json(), digest)
-            except ActuationError as exc:  # recorded in this timeline; the fleet may run a redelivery again
-                log.error("operator_reply_not_shared", id=request.id, error=str(exc))
+        await self._share(reply, digest)
         log.info("operator_request_done", action=request.action, ok=ok, by=request.by)
         return reply
+
+    async def _share(self, reply: OperatorReply, digest: str) -> None:
+        """Keep a request's answer (and its request's digest) in the fleet store, so no replica runs it again."""
+        if self.replies is not None:
+            try:
+                await self.replies.save_operator_reply(reply.id, reply.model_dump_json(), digest)
+            except ActuationError as exc:  # recorded in this timeline; the fleet may run a redelivery again
+                log.error("operator_reply_not_shared", id=reply.id, error=str(exc))
+
+
+def _refusal(body: Mapping[str, Any]) -> OperatorReply:
+    """The reply to a request refused before it ran, from its `operator.refused` body."""
+    return OperatorReply(id=str(body.get("id")), action=str(body.get("action", "")), ok=False,
+                         error=str(body.get("reason")))
 
 
 def _check_given(schema: type[BaseModel], given: dict[str, Any]) -> None:

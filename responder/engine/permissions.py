@@ -1,7 +1,8 @@
 """Whether a validly signed operator request may be acted on: not expired, each command it needs granted to its key
 (`operator_permissions`), and, with approver keys, signed by its `by`'s own key for no longer than they allow.
 
-`Operator` (responder/engine/operator.py) records a request refused here as completed, not ok, with the reason.
+`Operator` (responder/engine/operator.py) records a request refused here as `operator.refused` (within the bound on
+refusals, responder/engine/refusals.py) and answers it not ok, with the reason.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Anyone who can write the approvals (or operator requests) topic can send records
 recorded (`approval.rejected`, `operator.rejected`). `Refusals` records the first `full` refusals per bucket in each
 window in full, and counts the rest: once the window has passed (at the next refusal or `tick`), one summary entry
 of the same kind per bucket says how many were not recorded one by one (`suppressed: n`; readers that know the kind
-take it for one refusal, as before). A bucket is (kind, reason class, key id), the key id only when it names a key
-of the ring (`known`): a claimed id nobody holds is the sender's choice, so all of them share one bucket, as do the
+take it for one refusal, as before). A bucket is (kind, reason class, key id), the class being the `Refusal` its
+caller names (a field of the error, never read from the message), the key id only when it names a key of the ring
+(`known`): a claimed id nobody holds is the sender's choice, so all of them share one bucket, as do the
 unsigned. A refusal whose signature verified under a key of the ring (`signed`: the id of its signed bytes) has a
 bucket of its own per signed record: copies of one (a replay) share it, but cannot crowd out another record a key
 really signed (an insider or a stolen key: evidence), which no one without the key can make. Nothing here
@@ -13,17 +14,23 @@ flushes: a refusal rides the next group commit (the approvals loop flushes once 
 committed), so a flood adds entries and fsyncs up to a bound, never one per record. While a window has `counting`
 refusals, the loops hold their offsets back until its summary is durable (responder/service/signed.py).
 Each refusal, recorded or not, is counted by `counted(reason class)` (`responder_decisions_refused_total`).
+A refusal made `again()` (of a record a fleet member read again at its start: it reads every decision from the
+first, and refused this one when it came) is neither recorded nor counted, only logged at debug: a rolling restart
+is not a flood of forged decisions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
+from responder.errors import Refusal
 from responder.timeline.recorder import Recorder
 
 log = structlog.get_logger(__name__)
@@ -32,25 +39,9 @@ FULL_PER_WINDOW = 10
 """Refusals recorded in full per bucket and window; the rest are counted into the window's summary entry."""
 WINDOW_S = 60.0
 """Length of a window, in seconds of the engine's clock."""
-
-_CLASSES = (
-    ("unsigned", "unsigned"),
-    ("unknown signing key", "unknown_key"),
-    ("bad signature", "bad_signature"),
-    ("malformed decision", "malformed"),
-    ("not an operator request", "malformed"),
-    ("no approval keys are configured", "no_keys"),
-    ("no approval is pending", "not_pending"),
-    ("this decision was applied already", "replayed"),
-    ("the kafka client cannot parse", "unreadable"),
-)
-"""Reason prefixes (lower case) → the reason class: the metric's `reason` label and the bucket (a bounded set)."""
-
-
-def reason_class(reason: str) -> str:
-    """The class of a refusal's reason (`refused` for one no prefix names: signed, but not valid for its step)."""
-    lowered = reason.lower()
-    return next((name for prefix, name in _CLASSES if lowered.startswith(prefix)), "refused")
+_AGAIN: ContextVar[bool] = ContextVar("refusals_again", default=False)
+"""Whether the record the current task handles was read again at a start: the task's own (the approvals and operator
+loops run side by side, and what one reads again says nothing of the other's records)."""
 
 
 @dataclass
@@ -72,12 +63,26 @@ class Refusals:
         self._start: float | None = None
         self._buckets: dict[tuple[str, str, str | None, str | None], _Bucket] = {}
 
-    def record(self, kind: str, body: Mapping[str, Any], incident: str | None, *, reason: str,
+    @staticmethod
+    @contextmanager
+    def again(replayed: bool = True) -> Iterator[None]:
+        """While inside (when `replayed`), this task's refusals are of a record read again at a start, refused when it
+        came (by this member before it stopped, or by the members running then): neither recorded nor counted."""
+        token = _AGAIN.set(_AGAIN.get() or replayed)
+        try:
+            yield
+        finally:
+            _AGAIN.reset(token)
+
+    def record(self, kind: str, body: Mapping[str, Any], incident: str | None, *, refusal: Refusal,
                key_id: str | None, signed: str | None = None) -> bool:
-        """Record one refusal (`body`, which says why) unless its bucket is full in this window; True if recorded.
-        `signed`: the id of the record's signed bytes when its signature verified under `key_id`, else None."""
+        """Record one refusal (`body`, which says why; `refusal`, its class) unless its bucket is full in this window;
+        True if recorded. `signed`: the id of the record's signed bytes when its signature verified under `key_id`."""
         self.tick()
-        now, cls = self.clock(), reason_class(reason)
+        now, cls = self.clock(), refusal.value
+        if _AGAIN.get():
+            log.debug("refusal_read_again", kind=kind, reason=cls)
+            return False
         self.counted(cls)
         if self._start is None:
             self._start = now

@@ -15,7 +15,6 @@ import logging
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
-from functools import partial
 from typing import Any, NamedTuple, TypeVar, cast
 
 import structlog
@@ -40,6 +39,7 @@ _RESULT_FIELDS = frozenset(StepResult.model_fields)
 _CANNOT_OBSERVE = Actuator.observe
 _OK = StepStatus.OK.value
 _T = TypeVar("_T")
+MAX_VERIFY_ERROR = 500  # characters of a read-back's error kept in the result (`verify_error`)
 
 
 class StepCall(NamedTuple):
@@ -55,11 +55,42 @@ class StepCall(NamedTuple):
 
 
 async def verified(call: StepCall) -> bool:
-    """Whether the desired state holds now; an error reading it back counts as not verified."""
+    """Whether the desired state holds now; an error reading it back counts as not verified, and so does a bug in
+    `verify()` (logged): a step recorded ok despite one (`ReadBack`) is checked again here by the next finding's drift
+    check, an open intent's resolution and undo, which then act as on a false read instead of losing the finding."""
     try:
         return bool(await call.actuator.verify(call.params, call.ctx))
     except (ActuationError, TimeoutError):
         return False
+    except Exception:  # a bug in verify(): not verified, as `ReadBack` reads it after an apply
+        log.exception("verify_raised", actuator=call.actuator.name)
+        return False
+
+
+class ReadBack:
+    """A step's `verify()` read after its apply: True or False. A transient error or a timeout reads False (read again
+    while the change settles); a permanent error (AccessDenied) or a bug in `verify()` answers None, as no wait can
+    help, and is kept in `error` for the result (the step applied: it is recorded ok, unverified, and escalated)."""
+
+    __slots__ = ("call", "error")
+
+    def __init__(self, call: StepCall) -> None:
+        self.call = call
+        self.error: str | None = None
+
+    async def __call__(self) -> bool | None:
+        call = self.call
+        try:
+            return bool(await call.actuator.verify(call.params, call.ctx))
+        except (TransientActuationError, TimeoutError):
+            return False
+        except ActuationError as exc:  # its message names its code when it came from AWS (`classify`)
+            text, code = str(exc), exc.code or type(exc).__name__
+            self.error = (text if text.startswith(f"{code}:") else f"{code}: {text}")[:MAX_VERIFY_ERROR]
+        except Exception as exc:  # a bug in verify(): the step did apply, so it is not failed by it
+            log.exception("verify_raised", actuator=call.actuator.name)
+            self.error = f"{type(exc).__name__}: {exc}"[:MAX_VERIFY_ERROR]
+        return None
 
 
 async def observe(call: StepCall) -> dict[str, JsonValue] | None:
@@ -123,11 +154,17 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         else:  # suspended: from here under the step's deadline, counted from its start as `asyncio.timeout` would
             async with asyncio.timeout_at(_deadline(since, call.timeout)):
                 done = await _resumed(acting, waiting)
-        ok = await verified(call)  # after the timeout, as before: an applied change is not failed by it
-        if not ok and call.settle is not None:  # only a false read-back pays: read again while the change settles
-            ok, reads = await settle_verify(partial(verified, call), call.settle)
+        read = ReadBack(call)  # after the timeout, as before: an applied change is not failed by it, nor by a bug
+        got = await read()
+        ok = bool(got)
+        if got is False and call.settle is not None:  # only a false read-back pays: read again while it settles
+            began = call.settle.clock()
+            ok, reads = await settle_verify(read, call.settle)
             if reads > 1:
-                marks = {**marks, "verify_reads": reads}
+                marks = {**marks, "verify_reads": reads,
+                         "settle_ms": round((call.settle.clock() - began) * 1000, 3)}
+        if read.error is not None:
+            marks = {**marks, "verify_error": read.error}
     except Exception as exc:  # any actuator error, even a bug, becomes a recorded failed result
         if not isinstance(exc, ActuationError | TimeoutError):
             log.exception("actuator_raised", step=intent.step)

@@ -4,18 +4,19 @@ The state changes only through this API. `recovery.fold(state, entry)` folds one
 same methods the executor and the decisions module call.
 `snapshot()` is a pydantic value (responder/engine/snapshot.py) that can be written elsewhere and `restore()`d,
 and `evict()` drops incidents closed for longer than their runbook's window plus cooldown, with their step results,
-remembering their group keys (`closed`, responder/engine/closedgroups.py).
+remembering their group keys (`closed`, responder/engine/closedgroups.py). The steps a human decides (parked,
+granted, continuing) are kept by its base class, `DecidedSteps` (responder/engine/decided.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 
 from pydantic import JsonValue
 
 from responder.engine.approvals import Parked
 from responder.engine.closedgroups import ClosedGroups
+from responder.engine.decided import DecidedSteps
 from responder.engine.incidents import IncidentBook
 from responder.engine.quotas import QuotaWindows
 from responder.engine.snapshot import DoneStep, EngineSnapshot, InFlight, done_record, inflight_record
@@ -28,17 +29,15 @@ CLOSED_HORIZON = 6 * 3600.0
 """Seconds (engine clock) an evicted group key is remembered: Kafka redelivers only uncommitted, recent records."""
 
 
-class EngineState:
-    """What the engine knows; every change goes through these methods."""
+class EngineState(DecidedSteps):
+    """What the engine knows; every change goes through these methods (the decided steps' in DecidedSteps)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.incidents = IncidentBook()
         self.windows = QuotaWindows()
         self._done: dict[str, DoneStep] = {}
         self._inflight: dict[str, InFlight] = {}
-        self._parked: dict[tuple[str, str], Parked] = {}
-        self._granted: dict[tuple[str, str], Parked] = {}
-        self._continuing: dict[tuple[str, str], tuple[Parked, bool, bool]] = {}
         self.closed = ClosedGroups(MAX_CLOSED, CLOSED_HORIZON)  # the group keys of evicted incidents
         self._planned: dict[str, str] = {}  # a dry run's escalation step keys planned → incident (`Incident.planned`)
         self.notifies: Callable[[str], bool] = frozenset[str]().__contains__  # the engine's registry says
@@ -76,41 +75,10 @@ class EngineState:
         """Intents written without a result yet."""
         return [f.intent for f in self._inflight.values()]
 
-    def parked(self, incident: str, step: str) -> Parked | None:
-        """The parked step, if it waits for a decision."""
-        return self._parked.get((incident, step))
-
-    def parked_steps(self) -> list[Parked]:
-        """Every parked step."""
-        return list(self._parked.values())
-
-    def granted(self) -> list[Parked]:
-        """Steps released to run whose result is not recorded yet (while they run, or cut short by a crash)."""
-        return list(self._granted.values())
-
-    def continuing(self) -> list[tuple[Parked, bool, bool]]:
-        """Released (or denied) steps that are past, with whether they passed (ok or skipped) and whether their failure
-        was escalated (`step.escalated`), whose run has not recorded its end (`approval.settled`): the steps after
-        them are taken up once the service is back."""
-        return list(self._continuing.values())
-
-    def continues(self, incident: str, step: str) -> bool:
-        """Whether a decided step past still waits for its run's end (`continuing`)."""
-        return (incident, step) in self._continuing
-
-    def escalated(self, incident: str, step: str) -> bool:
-        """Whether the failure of a decided step past was escalated in its run (`step.escalated` recorded)."""
-        found = self._continuing.get((incident, step))
-        return found is not None and found[2]
-
     def planned(self, key: str) -> bool:
         """Whether a dry run planned this escalation step key (its page would have gone out: production's run of it
         would be done, and skipped as `already_done` when the step fails again in the incident)."""
         return key in self._planned
-
-    def waits(self, incident: str, step: str) -> bool:
-        """Whether a step waits for a human, or runs under a release (parked or granted)."""
-        return (incident, step) in self._parked or (incident, step) in self._granted
 
     def closed_until(self, runbook: str, group_key: str) -> float | None:
         """Up to which event time an evicted incident of this group key suppresses events (None: none remembered)."""
@@ -120,11 +88,6 @@ class EngineState:
         """Whether this decision (`decision_id`) was applied to a step of the incident already."""
         found = self.incidents.by_id.get(incident)
         return found is not None and decision in found.decisions
-
-    def waiting(self, incident: str, runbook: str) -> bool:
-        """Whether a step of this incident's run of `runbook` (ref) waits for a human."""
-        parked = self._parked
-        return bool(parked) and any(p.incident == incident and p.runbook == runbook for p in parked.values())
 
     # changing
 
@@ -147,7 +110,7 @@ class EngineState:
         params = pending.intent.params if pending is not None else None
         self._done[result.key] = done_record({"incident": incident, "result": result, "params": params})
         if incident:
-            self._parked.pop((incident, result.step), None)
+            self.unpark(incident, result.step)
             self.passed(incident, result.step, ok=result.ok)
             found = self.incidents.by_id.get(incident)
             if found is not None and result.ok:
@@ -171,9 +134,7 @@ class EngineState:
         if found is not None and found.intent.before is not None:
             self._inflight[key] = inflight_record({"incident": found.incident,
                                                    "intent": found.intent.model_copy(update={"before": None})})
-        self._granted.pop((parked.incident, parked.step), None)
-        self._continuing.pop((parked.incident, parked.step), None)
-        self._parked[(parked.incident, parked.step)] = parked
+        super().park(parked)
 
     def use(self, incident: str, decision: str) -> None:
         """A decision was applied to a step of the incident: it releases nothing again."""
@@ -181,55 +142,14 @@ class EngineState:
         if found is not None:
             found.decisions.add(decision)
 
-    def grant(self, parked: Parked, *, settles: bool = True) -> None:
-        """A parked step was released to run: remembered until its result, so a crash inside it is resolved; with
-        `settles` (`Parked.settles`), then until its run's end, so a crash before that takes up the steps after it."""
-        self._parked.pop((parked.incident, parked.step), None)
-        self._granted[(parked.incident, parked.step)] = \
-            parked if parked.settles is settles else replace(parked, settles=settles)
-
-    def passed(self, incident: str, step: str, *, ok: bool = True) -> None:
-        """A released step has its result (or was skipped): its run goes on to the steps after it."""
-        granted = self._granted.pop((incident, step), None)
-        if granted is not None and granted.settles:
-            self._continuing[(incident, step)] = (granted, ok, False)
-
-    def escalate_failure(self, incident: str, step: str) -> None:
-        """A step's failure was escalated (`step.escalated`): noted on its decided run, if one goes on past it."""
-        found = self._continuing.get((incident, step))
-        if found is not None:
-            self._continuing[(incident, step)] = (found[0], found[1], True)
-
-    def deny(self, parked: Parked, *, settles: bool = True) -> None:
-        """A parked step was denied: its run goes on to the steps after it that may run (a `continue` step's), and
-        with `settles` a crash before that run's end takes them up."""
-        if settles:
-            self._continuing[(parked.incident, parked.step)] = (replace(parked, settles=True), False, False)
-
-    def settle(self, incident: str, step: str) -> bool:
-        """The run a decision (or timeout) began has ended (`approval.settled`); whether it went past the step."""
-        self._granted.pop((incident, step), None)
-        return self._continuing.pop((incident, step), None) is not None
-
-    def unpark(self, incident: str, step: str) -> Parked | None:
-        """The step no longer waits (decided, expired or resumed); returns what was parked."""
-        return self._parked.pop((incident, step), None)
-
-    def escalate(self, incident: str, step: str, deadline: float) -> None:
-        """The parked step's request was re-published once, with a new deadline."""
-        found = self._parked.get((incident, step))
-        if found is not None:
-            found.escalated, found.deadline = True, deadline
-
     # as a value
 
     def snapshot(self) -> EngineSnapshot:
         """The whole state as a serialisable value."""
         return EngineSnapshot(incidents=self.incidents.all(), done=dict(self._done), inflight=dict(self._inflight),
-                              parked=list(self._parked.values()), quotas=self.windows.runs(),
+                              parked=self.parked_steps(), quotas=self.windows.runs(),
                               closed=self.closed.entries(),
-                              charges=self.windows.charges(), granted=list(self._granted.values()),
-                              continuing=list(self._continuing.values()))
+                              charges=self.windows.charges(), granted=self.granted(), continuing=self.continuing())
 
     def restore(self, snapshot: EngineSnapshot) -> None:
         """Replace the whole state with `snapshot` (a dry run's planned steps: its incidents')."""
@@ -237,9 +157,7 @@ class EngineState:
         self.windows.load(snapshot.quotas, snapshot.charges)
         self._done = dict(snapshot.done)
         self._inflight = dict(snapshot.inflight)
-        self._parked = {(p.incident, p.step): p for p in snapshot.parked}
-        self._granted = {(p.incident, p.step): p for p in snapshot.granted}
-        self._continuing = {(p.incident, p.step): (p, ok, esc) for p, ok, esc in snapshot.continuing}
+        self.load_decided(snapshot.parked, snapshot.granted, snapshot.continuing)
         self.forgotten = self.closed.load(snapshot.closed)
         self._planned = {k: i.id for i in self.incidents.by_id.values() for k in i.planned}
 
@@ -250,9 +168,7 @@ class EngineState:
         An incident closes window plus cooldown seconds after the engine last saw an event for it (the engine's
         clock), and only when nothing of it is in flight or parked. Events timed up to what it would still have taken
         in (`Incident.quiet_until`) are suppressed after it."""
-        busy = {p.incident for p in (*self._parked.values(), *self._granted.values())}
-        busy |= {incident for incident, _ in self._continuing}
-        busy |= {f.incident for f in self._inflight.values() if f.incident}
+        busy = self.deciding() | {f.incident for f in self._inflight.values() if f.incident}
         closed = [inc.id for inc in self.incidents.all()
                   if inc.runbook in spans and inc.id not in busy and now - inc.touched > sum(spans[inc.runbook])]
         gone = set(closed)

@@ -2,7 +2,8 @@
 
 The lanes of responder/ingest/flow.py handle their chunks under `Gate.shared()`, several partitions at once;
 rebalances, evictions and approvals take the gate exclusively (`async with gate`), so they wait for the chunks in
-hand and no new chunk starts meanwhile.
+hand and no new chunk starts meanwhile. An exclusive holder that only waits from some point on (a released step whose
+read-back settles) lets the lanes in with `downgrade()`, holding the shared side itself until it leaves.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Gate:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._downgraded = False  # the exclusive holder holds the shared side instead (`downgrade`)
 
     async def __aenter__(self) -> None:
         async with self._cond:
@@ -36,7 +38,22 @@ class Gate:
 
     async def __aexit__(self, *exc: object) -> None:
         async with self._cond:
-            self._writer = False
+            if self._downgraded:  # it held the shared side since `downgrade`; no writer came in meanwhile
+                self._downgraded = False
+                self._readers -= 1
+            else:
+                self._writer = False
+            self._cond.notify_all()
+
+    async def downgrade(self) -> None:
+        """For the exclusive holder only: let the lanes in from now on, holding the shared side itself until its
+        `async with gate` ends (so a rebalance or an eviction still waits for it). Never taken back: a lane let in may
+        wait on what the holder holds (an incident's turn). Again, or without the exclusive side: nothing."""
+        async with self._cond:
+            if self._downgraded or not self._writer:
+                return
+            self._writer, self._downgraded = False, True
+            self._readers += 1
             self._cond.notify_all()
 
     @contextlib.asynccontextmanager

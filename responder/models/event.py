@@ -5,46 +5,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
+from responder.models.kinds import ResourceKind, SeverityLabel
 from responder.models.threat import Threat
+from responder.models.view import event_view
 
-
-class ResourceKind(StrEnum):
-    """The kinds of thing an event can name."""
-
-    IAM_USER = "iam_user"
-    IAM_ROLE = "iam_role"
-    ACCESS_KEY = "access_key"
-    INSTANCE = "instance"
-    CONTAINER = "container"
-    POD = "pod"
-    HOST = "host"
-    IP = "ip"
-    TRAIL = "trail"
-    BUCKET = "bucket"
-    SECRET = "secret"  # noqa: S105  # nosec B105 # a resource kind, not a password
-    KMS_KEY = "kms_key"
-    MODEL = "model"
-    MODEL_VERSION = "model_version"
-    ENDPOINT = "endpoint"
-    API_KEY = "api_key"
-    FUNCTION = "function"
-    ACCOUNT = "account"
-    OTHER = "other"
-
-
-class SeverityLabel(StrEnum):
-    """Severity buckets on the 0-10 scale."""
-
-    INFO = "info"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
+__all__ = ["Event", "RawRecord", "Resource", "ResourceKind", "Severity", "SeverityLabel", "builder", "built",
+           "label_for", "stable_id", "tuple_builder", "utc_now"]  # the two enums: models/kinds.py
 
 
 def label_for(score: float) -> SeverityLabel:
@@ -120,8 +90,6 @@ class Event(BaseModel):
         """
         found: dict[str, Any] | None = self.__dict__.get("_view")
         if found is None:
-            from responder.models.view import event_view
-
             found = self.__dict__["_view"] = event_view(self)
         return found
 

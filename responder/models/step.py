@@ -139,6 +139,11 @@ class StepResult(StepHead):
     duration_ms: float | None = None
     verify_reads: int | None = None
     """How many times `verify()` read the target back, when a false first read was read again (`VerifySettle`)."""
+    settle_ms: float | None = None
+    """How long the read-back settled (its waits and re-reads after the first false read), with `verify_reads`."""
+    verify_error: str | None = None
+    """Why the read-back could not be made (a permanent error such as AccessDenied, or a bug in `verify()`): the step
+    applied, so it is ok and `verified: false`, and escalated as unverified with this."""
 
     @property
     def ok(self) -> bool:
@@ -171,7 +176,8 @@ class Failure(BaseModel):
         target) was meant to act on."""
         if result.status is StepStatus.OK and result.verified is False:
             reads = f" (read back {result.verify_reads} times as it settled)" if result.verify_reads else ""
+            why = f"; reading it failed: {result.verify_error}" if result.verify_error else ""
             return cls(step=result.step, actuator=result.actuator, target=result.target or "", status=UNVERIFIED,
-                       error=UNVERIFIED_ERROR + reads, code="Unverified")
+                       error=UNVERIFIED_ERROR + reads + why, code="Unverified")
         return cls(step=result.step, actuator=result.actuator, target=result.target or intended or "",
                    status=result.status.value, error=result.error or "", code=result.code or "")

@@ -2,7 +2,8 @@
 
 What `event.model_dump(mode="json", exclude={"raw"})` gives, plus `resource`, the first resource of each kind, at
 a fraction of the dump's cost (tests/unit/test_event_view.py holds the two equal over the corpus and generated
-events).
+events). It imports no event (responder/models/event.py imports it): it reads an `Event`'s fields from its
+`__dict__`, and the enumerations they take from responder/models/kinds.py.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from datetime import datetime
 from math import isfinite
 from typing import Any
 
-from pydantic import AwareDatetime, JsonValue, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, JsonValue, TypeAdapter
 from pydantic_core import to_jsonable_python
 
-from responder.models.event import Event, ResourceKind, SeverityLabel
+from responder.models.kinds import ResourceKind, SeverityLabel
 from responder.models.threat import ThreatCategory
 
 _TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
@@ -60,9 +61,9 @@ def json_time(at: datetime) -> str:
 _ENUM_TEXT: dict[Any, str] = {}  # enum member -> its value (`.value` is a descriptor call, 5x a dict lookup)
 
 
-def event_view(event: Event) -> dict[str, Any]:
-    """What `event.model_dump(mode="json", exclude={"raw"})` gives, plus `resource`, the first resource of each
-    kind, built from the fields directly (tests/unit/test_event_view.py holds the two equal)."""
+def event_view(event: BaseModel) -> dict[str, Any]:
+    """What `event.model_dump(mode="json", exclude={"raw"})` gives for an `Event`, plus `resource`, the first resource
+    of each kind, built from the fields directly (tests/unit/test_event_view.py holds the two equal)."""
     d = event.__dict__
     text = _ENUM_TEXT.get
     resources = []

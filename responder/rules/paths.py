@@ -115,3 +115,33 @@ def event_leaf(path: str) -> Any:
     an event path (attributes, step results)."""
     parts = path.split(".")
     return _leaf(Event, parts[1:]) if parts[0] == "event" else None
+
+
+def _choices(annotation: Any, where: str) -> list[str]:
+    """The single-value paths just below `where`, which reads `annotation` (a model, a list or a map)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        out: list[str] = []
+        for name, field in annotation.model_fields.items():
+            inner = _unwrap(field.annotation)
+            if name == "raw" or inner is Any or str(inner).endswith("JsonValue"):
+                continue  # free-form: not certainly one value
+            below = _choices(inner, f"{where}.{name}")
+            out += below or [f"{where}.{name}"]
+        return out
+    origin = get_origin(annotation)
+    if origin is dict:
+        return [f"{where}.<name>"]
+    if origin in (tuple, list):
+        return _choices(_unwrap(get_args(annotation)[0]), f"{where}.0") or [f"{where}.0"]
+    return []
+
+
+def not_single(path: str) -> list[str] | None:
+    """For an `event.…` path that reads a whole object, list or map (not one value), the single-value paths below
+    it; None when it reads one value (or a free-form one: an attribute, the source's own severity)."""
+    if path == "event.resource":
+        return [f"event.resource.{kind.value}.id" for kind in ResourceKind]
+    leaf = event_leaf(path)
+    if leaf is None:
+        return None
+    return sorted(_choices(leaf, path)) or None

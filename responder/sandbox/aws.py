@@ -13,13 +13,13 @@ import os
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import Any
 
 import structlog
 
 from responder.errors import SandboxError
 from responder.sandbox.broker import free_port
+from responder.sandbox.threaded import Threaded
 
 log = structlog.get_logger(__name__)
 
@@ -49,13 +49,12 @@ class SerialisedDynamoDB:
                     close()
 
 
-class AwsSandbox:
+class AwsSandbox(Threaded[Any]):
     """A threaded moto server (as moto's ThreadedMotoServer, plus `SerialisedDynamoDB`); `reset()` wipes its state."""
 
     def __init__(self, port: int | None = None) -> None:
+        super().__init__()
         self.port = port or free_port()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -76,9 +75,8 @@ class AwsSandbox:
         for key, value in SANDBOX_CREDENTIALS.items():
             os.environ.setdefault(key.upper(), value)
         app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server("127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
-        self._thread.start()
+        self._serve(make_server("127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler),
+                    "moto-server")
         log.info("aws_sandbox_started", endpoint=self.endpoint_url)
         return self.endpoint_url
 
@@ -87,20 +85,3 @@ class AwsSandbox:
         req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310 - loopback
         with urllib.request.urlopen(req, timeout=10):  # noqa: S310  # nosec B310 # http to our own loopback server
             pass
-
-    def stop(self) -> None:
-        """Stop the server."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> AwsSandbox:
-        self.start()
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()

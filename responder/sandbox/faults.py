@@ -29,10 +29,10 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 
 from responder.errors import SandboxError
 from responder.sandbox.calls import Call, describe, error_response, throttling
+from responder.sandbox.threaded import Threaded
 
 __all__ = ["HOP_BY_HOP", "OWN_HEADERS", "Call", "FaultProxy", "describe", "error_response", "throttling"]
 
@@ -40,10 +40,13 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-
 OWN_HEADERS = frozenset({"content-length", "date", "server"})  # the proxy writes its own
 
 
-class FaultProxy:
+class FaultProxy(Threaded[ThreadingHTTPServer]):
     """Forwards every request to `upstream` unless an armed fault takes it; thread-safe."""
 
+    join_timeout = 5.0
+
     def __init__(self, upstream: str, matches: Callable[[Call], bool] | None = None) -> None:
+        super().__init__()
         parts = urllib.parse.urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.matches = matches or (lambda _call: True)
@@ -56,8 +59,6 @@ class FaultProxy:
         self._armed: Counter[str] = Counter()
         self._status = 500
         self._delay = 0.0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -181,10 +182,9 @@ class FaultProxy:
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve  # noqa: N815 - http.server's names
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
-        self._thread.start()
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self._serve(server, "fault-proxy")
         return self.endpoint_url
 
     def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -197,19 +197,3 @@ class FaultProxy:
             return resp.status, dict(resp.getheaders()), resp.read()
         finally:
             conn.close()
-
-    def stop(self) -> None:
-        """Stop listening."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> FaultProxy:
-        self.start()
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()

@@ -29,6 +29,7 @@ from responder.engine.fleetguard import FleetGuard
 from responder.engine.operator import Operator
 from responder.errors import ConfigError
 from responder.fleet import FleetState
+from responder.fleet_digest import key_fingerprints
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.changelog import Changelog
 from responder.ingest.commits import OffsetCommits
@@ -74,6 +75,7 @@ class Service(BatchHandling, Running):
     ) -> None:
         if not settings.kafka_bootstrap:
             raise ConfigError(NO_KAFKA)
+        key_fingerprints(settings.model_trusted_keys)  # a trusted model key it cannot read: exit 3, naming it
         self.settings = settings
         # by default windows and deadlines ignore wall-clock steps while running (responder/clock.py)
         self.clock = clock = clock if clock is not None else SteadyClock()

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from responder.fleet import FleetState, partition_numbers
-from responder.service.parts import Parts
+from responder.service.parts import Parts, acting
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +84,7 @@ class PartitionKeeping(Parts):
             slices = await fleet.fetch(partition)
             if slices is None:
                 return
-            async with self._lock:
+            async with acting(self._lock):  # the held decisions it releases (below) may settle: lanes go on then
                 self._adopting.add(partition)  # from here a revocation waits for the end instead of cancelling
                 await self.recorder.flush()
                 if partition not in self._given or self._stopping_restore(partition):  # revoked during the flush
@@ -211,7 +211,7 @@ class PartitionKeeping(Parts):
         if self.fleet is None or self._uncounted() is not None:
             return
         for parked in self.engine.decisions.uncounted():
-            async with self._lock:
+            async with acting(self._lock):
                 if self._uncounted() is not None or self._is_stopping():  # a rebalance came while this waited
                     return
                 await self.engine.decisions.recheck(parked)

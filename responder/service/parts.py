@@ -1,14 +1,17 @@
 """The collaborators one `Service` holds, declared once for the mixins that share them.
 
 `Service.__init__` (responder/service/core.py) builds them; `BatchHandling`, `PartitionKeeping` and `Running` are
-mixed into `Service` and read them straight off the instance, so a batch costs no indirection.
+mixed into `Service` and read them straight off the instance, so a batch costs no indirection. `acting` is how the
+decisions, timeouts and steps taken up again hold the gate.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
+from responder.actuators.retry import settling
 from responder.engine.executor import Engine
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.operator import Operator
@@ -55,7 +58,7 @@ class Parts:
     topics_missing: str | None  # why it does not consume yet: a topic it writes to is missing (/readyz says it)
     topics_warning: str | None  # a runbook's notification topic is missing (/readyz shows it while ready)
     deadlettered: dict[str, int]  # records dead-lettered (or, in a dry run, recorded as rejected) by reason
-    _lock: Gate  # exclusive: rebalances, evictions, decisions; shared: the partitions' lanes
+    _lock: Gate  # exclusive: rebalances, evictions, decisions (`acting`); shared: the partitions' lanes
     _stop: asyncio.Event
     _evicted_at: float
     _recovered_at: int  # the timeline's next sequence number at the last recovery
@@ -65,3 +68,23 @@ class Parts:
     _given: set[int]  # the partition numbers assigned to this service, as its rebalance callbacks were told
     _leaving_unrestored: set[int]  # revoked before their state was in: their quota windows were never counted
     _adopting: set[int]  # partitions whose restore merges under the gate: a revocation waits for it, not cancels it
+
+
+@contextlib.asynccontextmanager
+async def acting(gate: Gate) -> AsyncIterator[None]:
+    """`gate` exclusively, for what may act outside a lane (a decision, an `on_timeout`, a step taken up again): never
+    while a revocation hands its partition over, nor beside a chunk's half. Once a released step's read-back waits to
+    settle (`settling`), the gate is let down to its shared side (`Gate.downgrade`) until the block ends: the lanes
+    of every partition go on meanwhile, and a rebalance or an eviction still waits for it."""
+    async with gate:
+        held = True
+
+        async def let_lanes_in() -> None:
+            if held:  # a task the block started and outlived it never touches the gate
+                await gate.downgrade()
+
+        try:
+            with settling(let_lanes_in):
+                yield
+        finally:
+            held = False

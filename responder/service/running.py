@@ -90,7 +90,12 @@ class Running(SignedLoops):
             await ensure_topics(str(self.settings.kafka_bootstrap), [
                 self.settings.operator_requests_topic, self.settings.operator_replies_topic],
                 options=self.kafka_options)
-        await asyncio.gather(self.approvals.start(wait), self.ingest.start(wait),
+        # a fleet member's decisions consumer (no group: nothing to wait for) fixes what it reads again, its end
+        # offsets, before its alerts group joins: a decision sent while that join moves partitions is new to it
+        first = self.approvals.reads_all
+        if first:
+            await self.approvals.start(wait)
+        await asyncio.gather(*([] if first else [self.approvals.start(wait)]), self.ingest.start(wait),
                              *([self.operator_ingest.start(wait)] if self.operator_ingest is not None else []))
         if self._rebalance_error is not None:  # a manual assignment runs its callback inside start()
             raise self._rebalance_error

@@ -7,17 +7,19 @@ only counted, responder/engine/refusals.py) is never flushed alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER
 from responder.engine.operator import OPERATOR_REJECTED
+from responder.errors import Refusal
 from responder.ingest.approvals import ApprovalIngest
 from responder.models.event import RawRecord
 from responder.models.timeline import EntryKind
 from responder.service.partitions import PartitionKeeping
+from responder.service.parts import acting
 from responder.tracing import traced
 
 log = structlog.get_logger(__name__)
@@ -32,16 +34,9 @@ class SignedLoops(PartitionKeeping):
         while not self._stop.is_set():
             batch = await self.approvals.poll()
             for records in batch.values():
-                for record in await self._readable(records, EntryKind.APPROVAL_REJECTED):
+                for record in await self._readable(records, EntryKind.APPROVAL_REJECTED, self.approvals.replayed):
                     try:
-                        ids = signature(record)
-                        with traced("responder.decision", record.headers):  # its entries carry the decision's trace
-                            if self.fleet is None:
-                                await self.engine.decide(record.value, *ids)
-                            else:  # the owner of the incident acts; others hold it until the partition comes
-                                async with self._lock:
-                                    await self.fleet.decide(record.value, *ids,
-                                                            replayed=self.approvals.replayed(record))
+                        await self._decide(record)
                     except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
                         log.exception("approval_failed", offset=record.offset)
             await self._expire()
@@ -49,6 +44,17 @@ class SignedLoops(PartitionKeeping):
             self.engine.decisions.refusals.tick()  # a window of refusals that has passed: its summary entries
             await self._commit(self.approvals, held, batch)
         await self._commit(self.approvals, held, {}, last=True)
+
+    async def _decide(self, record: RawRecord) -> None:
+        """One signed decision, in its trace. In a fleet the owner of the incident acts (others hold it until the
+        partition comes), under the gate (`acting`: let down to its shared side while the released step settles)."""
+        ids = signature(record)
+        with traced("responder.decision", record.headers):  # its entries carry the decision's trace
+            if self.fleet is None:
+                await self.engine.decide(record.value, *ids)
+            else:
+                async with acting(self._lock):
+                    await self.fleet.decide(record.value, *ids, replayed=self.approvals.replayed(record))
 
     async def _commit(self, ingest: ApprovalIngest, held: dict[Any, int], batch: Mapping[Any, list[RawRecord]], *,
                       last: bool = False) -> None:
@@ -70,25 +76,31 @@ class SignedLoops(PartitionKeeping):
         if self.fleet is None:
             await self.engine.expire()
         elif self.engine.decisions.due():
-            async with self._lock:
+            async with acting(self._lock):
                 if not self._is_stopping():
                     await self.engine.expire()
 
-    async def _readable(self, records: list[RawRecord], rejected: str) -> list[RawRecord]:
+    async def _readable(self, records: list[RawRecord], rejected: str,
+                        again: Callable[[RawRecord], bool] | None = None) -> list[RawRecord]:
         """The records the Kafka client could parse. Each other one is refused like a forged decision or request
         (`rejected`, with its place and the client's error, within the bounds of `refusals`: one recorded in full is
         made durable here, the rest are counted into the window's summary) and committed with the rest: a decision
-        or request is acted on only as its signer sent it."""
+        or request is acted on only as its signer sent it. One read `again` at a start (a fleet member's, refused
+        when it came) is only logged."""
         recorded = False
+        refusals = self.engine.decisions.refusals
         for record in records:
             if record.unreadable is None:
                 continue
             reason = f"the Kafka client cannot parse the record: {record.unreadable}"
-            recorded |= self.engine.decisions.refusals.record(rejected, {
-                "reason": reason, "key_id": None, "topic": record.topic, "partition": record.partition,
-                "offset": record.offset}, None, reason=reason, key_id=None)
-            log.error("signed_record_unreadable", topic=record.topic, partition=record.partition,
-                      offset=record.offset, error=record.unreadable)
+            replayed = again is not None and again(record)
+            with refusals.again(replayed):
+                recorded |= refusals.record(rejected, {
+                    "reason": reason, "key_id": None, "topic": record.topic, "partition": record.partition,
+                    "offset": record.offset}, None, refusal=Refusal.UNREADABLE, key_id=None)
+            (log.debug if replayed else log.error)("signed_record_unreadable", topic=record.topic,
+                                                   partition=record.partition, offset=record.offset,
+                                                   error=record.unreadable)
         if recorded:
             await self.recorder.flush()
         return [record for record in records if record.unreadable is None]
@@ -99,7 +111,7 @@ class SignedLoops(PartitionKeeping):
         while not self._stop.is_set():
             batch = await ingest.poll()
             for records in batch.values():
-                for record in await self._readable(records, OPERATOR_REJECTED):
+                for record in await self._readable(records, OPERATOR_REJECTED, ingest.replayed):
                     try:
                         async with self._lock:
                             reply = await self.operator.handle(record.value, *signature(record))

@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from responder.actuators.registry import Registry
-from responder.catalog.loader import locate, parse_yaml, read_source
+from responder.catalog.yamlfile import locate, parse_yaml, read_source
 from responder.errors import ConfigError, PlaybookError, RunbookError
 from responder.models.runbook import Runbook
 from responder.tabletop.decisions import problems as decision_problems

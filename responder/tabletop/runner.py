@@ -5,7 +5,7 @@ has *settled* (settle.py), and fails the scenario rather than move time past rec
 
 The service runs in this process, or (for a playbook with a kill fault) in a child process that a real
 SIGKILL can kill (responder/tabletop/host.py); injects go to Kafka or through a real intake (webhook.py);
-when each happens is the Schedule's business (schedule.py).
+when each happens is the Schedule's business (schedule.py), and the service's settings service_settings.py's.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from responder.tabletop.host import ChildConfig, ChildProcess, InProcess, Status
 from responder.tabletop.inject import Record, inject_records
 from responder.tabletop.models import AwsFault, Decision, Inject, KillFault, Playbook
 from responder.tabletop.outcome import Run, merge
-from responder.tabletop.sandboxed import SandboxSettings
 from responder.tabletop.schedule import Schedule
+from responder.tabletop.service_settings import scenario_topics, service_settings, uses_webhooks
 from responder.tabletop.settle import Tally, settle
 from responder.tabletop.state import snapshot
-from responder.tabletop.webhook import SIGNING_KEY_ID, SIGNING_SECRET, WebhookIntake, webhook_intake
+from responder.tabletop.webhook import WebhookIntake, webhook_intake
 from responder.tabletop.world import seed
 
 log = structlog.get_logger(__name__)
@@ -61,36 +61,17 @@ class Scenario:
         self.progress = progress or (lambda _kind, _msg: None)
         self.judge = judge or _never
         self.intake: WebhookIntake | None = None
-        self.webhooks = any(i.transport == "webhook" for i in pb.injects)  # then the service trusts the intake
+        self.webhooks = uses_webhooks(pb)
         self.run_state = Run(pb, path, work / "timeline.jsonl", defaulted=defaulted)
-        nonce = uuid.uuid4().hex[:8]
-        self.topics = {name: f"tabletop.{pb.id}.{nonce}.{name}" for name in
-                       ("alerts", "drift", "deadletter", "approvals", "requests")}
+        self.topics = scenario_topics(pb, uuid.uuid4().hex[:8])
         self.clock = VirtualClock(float(int(time.time())))
         self.tally = Tally()
 
     def settings(self) -> Settings:
-        """The service's settings: the sandbox, the scenario's topics, its overrides, the service-wide escalation;
-        defaults for the rest, never a RESPONDER_* variable or RESPONDER_CONFIG (responder/tabletop/sandboxed.py)."""
-        s, t, b = self.pb.settings, self.topics, self.run_state.bindings
-        protected = [b.id_of(n) for n in self.pb.world.protected]
-        return SandboxSettings(
-            kafka_bootstrap=self.sandbox.broker.bootstrap, topics=[t["alerts"], t["drift"]],
-            group_id=f"tabletop-{t['alerts']}", deadletter_topic=t["deadletter"], kafka_manual_assignment=True,
-            approvals_topic=t["approvals"], approval_requests_topic=t["requests"],
-            runbooks_dir=self.runbooks_dir, timeline_path=self.run_state.timeline,
-            timeline_signing_key=self.signing_key, aws_endpoint_url=self.sandbox.aws.endpoint_url,
-            aws_access_key_id=SANDBOX_CREDENTIALS["aws_access_key_id"],
-            aws_secret_access_key=SANDBOX_CREDENTIALS["aws_secret_access_key"],
-            approval_keys=s.approval_keys, approval_decision_ttl=s.approval_decision_ttl,
-            guard_quotas=s.guard_quotas, guard_max_targets=s.guard_max_targets, protected_ids=protected,
-            protected_tags=s.protected_tags, kill_switch=s.kill_switch, dry_run=s.dry_run,
-            require_signature=[t["alerts"] if r == "alerts" else r for r in s.require_signature],
-            event_signing_keys=s.event_signing_keys | ({SIGNING_KEY_ID: SIGNING_SECRET} if self.webhooks else {}),
-            model_registry=str(b.registry or self.work / "registry"),
-            model_trusted_keys=[b.trusted_key] if b.trusted_key else [],
-            default_on_failure=self.default_on_failure,
-        )
+        """The service's settings (responder/tabletop/service_settings.py)."""
+        return service_settings(self.pb, self.run_state, self.sandbox, self.topics, runbooks_dir=self.runbooks_dir,
+                                work=self.work, signing_key=self.signing_key,
+                                default_on_failure=self.default_on_failure)
 
     async def run(self) -> Run:
         """Seed, run, tear down; a scenario past its deadline is stopped and reported failed."""

@@ -5,7 +5,8 @@ from responder.timeline.chain import canonical_json, entry_hash, verify_entries
 from responder.timeline.checkpoint import Checker, Signer, generate_keypair
 from responder.timeline.recorder import DurableSink, Recorder
 from responder.timeline.store import FileStore, MemoryStore, TimelineStore
-from responder.timeline.verify import Verification, compare_with_copy, verify_lines
+from responder.timeline.verification import Verification
+from responder.timeline.verify import compare_with_copy, verify_lines
 
 __all__ = [
     "Archiver",

@@ -64,6 +64,7 @@ def _actions(entries: list[TimelineEntry]) -> list[dict[str, Any]]:
             last = act["attempts"][-1]
             last |= {"result_seq": e.seq, "finished_at": e.at, "status": e.body.get("status"),
                      "changed": e.body.get("changed"), "verified": e.body.get("verified"),
+                     **_read_back(e.body),
                      "recovered": bool(e.body.get("recovered")), "error": e.body.get("error"),
                      "prior": e.body.get("prior"), "after": e.body.get("after"),
                      "duration_ms": e.body.get("duration_ms")}
@@ -73,6 +74,14 @@ def _actions(entries: list[TimelineEntry]) -> list[dict[str, Any]]:
     for act in actions.values():
         act.setdefault("status", "no result recorded (in flight or lost)")
     return list(actions.values())
+
+
+def _read_back(body: Mapping[str, Any]) -> dict[str, Any]:
+    """How the result's read-back went: `verify_reads` (one when it was verified or not at once, none when it never
+    read back: a failed or refused step), `settle_ms` (how long it settled; none when it did not) and `verify_error`
+    (why it could not be read)."""
+    reads = body.get("verify_reads") or (1 if body.get("verified") is not None else None)
+    return {"verify_reads": reads, "settle_ms": body.get("settle_ms"), "verify_error": body.get("verify_error")}
 
 
 def _covering(everything: list[TimelineEntry], mine: list[TimelineEntry]) -> TimelineEntry | None:
@@ -151,13 +160,15 @@ def render_markdown(pack: Mapping[str, Any]) -> str:
         out += [f"### {cell(a['step'])}: {code(a['actuator'])} on {target(a['target'])} — {cell(a['status'])}", "",
                 f"Parameters: {code(orjson.dumps(a.get('params'), option=orjson.OPT_SORT_KEYS).decode(), json=True)}",
                 "",
-                "| intent seq | intended at | result seq | status | changed | verified | recovered | duration ms "
-                "| intent→result ms | error |", "|---|---|---|---|---|---|---|---|---|---|"]
+                "| intent seq | intended at | result seq | status | changed | verified | reads | settle ms | recovered "
+                "| duration ms | intent→result ms | error |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for t in a["attempts"]:
+            error = t.get("error") or (f"read-back: {t['verify_error']}" if t.get("verify_error") else None)
             out.append(f"| {cell(t.get('intent_seq'))} | {cell(t.get('intended_at'))} | {cell(t.get('result_seq'))} "
                        f"| {cell(t.get('status'))} | {cell(t.get('changed'))} | {cell(t.get('verified'))} "
+                       f"| {cell(t.get('verify_reads'))} | {cell(t.get('settle_ms'))} "
                        f"| {cell(t.get('recovered'))} | {cell(t.get('duration_ms'))} | {cell(t.get('elapsed_ms'))} "
-                       f"| {cell(t.get('error'))} |")
+                       f"| {cell(error)} |")
         out.append("")
     out += ["## Entries", "", "Trace: the OpenTelemetry trace id the entry was recorded in (after an approval, the "
             "decision's, then the alert's).", "", "| seq | at | kind | trace | hash |", "|---|---|---|---|---|"]

@@ -20,7 +20,8 @@ from responder.timeline.chain import Sealer, parse_lines
 from responder.timeline.checkpoint import Signer
 from responder.timeline.durable import DurableSink, GroupCommit
 from responder.timeline.store import TAIL_WINDOW, FileStore, TimelineStore
-from responder.timeline.verify import OFFLINE_WRITER, Verification, verify_lines
+from responder.timeline.verification import Verification
+from responder.timeline.verify import OFFLINE_WRITER, verify_lines
 from responder.tracing import STAMP
 
 __all__ = ["DurableSink", "Recorder", "default_writer_id"]

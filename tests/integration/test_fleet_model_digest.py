@@ -20,7 +20,8 @@ def _settings(**model: object) -> Settings:
 
 
 async def test_a_replica_trusting_another_model_key_is_refused_and_the_same_key_elsewhere_is_not(aws, unique, tmp_path):
-    """Same key content at another path joins the fleet; another key, or legacy signatures accepted, is refused."""
+    """Same key content at another path joins the fleet; another key, legacy signatures accepted, or another model
+    registry (a rollback to another registry's "last signed" version) is refused."""
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "k.pem").write_bytes(b"trusted public key")
     (tmp_path / "k.pem").write_bytes(b"trusted public key")
@@ -31,6 +32,19 @@ async def test_a_replica_trusting_another_model_key_is_refused_and_the_same_key_
     await guard.check_digest(fleet_digest([BOOK], _settings(model_trusted_keys=[tmp_path / "a" / "k.pem"])),
                              "replica-2")
     for differing in ({"model_trusted_keys": [tmp_path / "other.pem"]},
-                      {"model_trusted_keys": [tmp_path / "k.pem"], "model_accept_legacy_signatures": True}):
+                      {"model_trusted_keys": [tmp_path / "k.pem"], "model_accept_legacy_signatures": True},
+                      {"model_trusted_keys": [tmp_path / "k.pem"], "model_registry": "s3://other-models/prod"}):
         with pytest.raises(ConfigError, match="differs from the fleet's"):
             await guard.check_digest(fleet_digest([BOOK], _settings(**differing)), "replica-3")
+
+
+async def test_a_replica_that_cannot_read_its_trusted_key_is_refused_naming_it_not_as_one_that_differs(aws, unique,
+                                                                                                       tmp_path):
+    """Through the guard table: an unreadable key is a bad setting naming the file, never a digest compared."""
+    (tmp_path / "k.pem").write_bytes(b"trusted public key")
+    guard = FleetGuard(aws, f"guards-{unique}", [])
+    await guard.ensure_table()
+    await guard.check_digest(fleet_digest([BOOK], _settings(model_trusted_keys=[tmp_path / "k.pem"])), "replica-1")
+    with pytest.raises(ConfigError, match=f"RESPONDER_MODEL_TRUSTED_KEYS: cannot read {tmp_path / 'gone.pem'}"):
+        await guard.check_digest(fleet_digest([BOOK], _settings(model_trusted_keys=[tmp_path / "gone.pem"])),
+                                 "replica-2")

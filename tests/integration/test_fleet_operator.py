@@ -88,3 +88,18 @@ async def test_service_shares_operator_replies_through_the_fleet_guard(tmp_path)
         await client.stop()
     if service.operator_ingest is not None:
         await service.operator_ingest.stop()
+
+
+async def test_request_refused_for_its_permissions_is_not_run_by_a_replica_granted_it(aws, unique):
+    """Replica A refuses a request its key is not granted; replica B, started with the grant, gets it again (a
+    rebalance, or a copy from the topic): B answers A's refusal from the fleet store and runs nothing."""
+    guard = FleetGuard(aws, f"guards-{unique}", [])
+    await guard.ensure_table()
+    a, b = _replica(guard), _replica(guard)
+    a.permissions = {"ops": []}
+    value, key_id, sig = _request()
+    first = await a.handle(value, key_id, sig)
+    assert first is not None
+    assert "may not send undo" in str(first.error)
+    assert await b.handle(value, key_id, sig) == first
+    assert [e.kind for e in b.recorder.entries()] == []

@@ -3,18 +3,21 @@ genuine decision after it still runs its step."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from responder.auth import signed_headers
 from responder.engine.refusals import FULL_PER_WINDOW
 from responder.ingest.approvals import send_decision
-from responder.ingest.kafka import publish
+from responder.ingest.kafka import ensure_topics, publish
 from responder.models.approval import ApprovalDecision
+from responder.models.operator import OperatorRequest
 from responder.service import Service
 from responder.timeline.chain import parse_lines, verify_entries
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import running, wait_for
+from tests.integration.harness import make_settings, running, wait_for
 from tests.integration.test_approvals import SECRET, _setup, _status
 
 pytestmark = pytest.mark.integration
@@ -57,3 +60,31 @@ async def test_forged_decisions_flood_costs_bounded_entries_and_the_genuine_deci
     assert len(full) == 2 * FULL_PER_WINDOW
     assert summaries == {"unsigned": FLOOD - FULL_PER_WINDOW, "bad_signature": FLOOD - FULL_PER_WINDOW}
     assert [e.body["by"] for e in entries if e.kind == "approval.decided"] == ["alice"]
+
+
+async def test_requests_a_valid_key_is_not_granted_cost_bounded_entries(kafka_bootstrap, aws, topics, unique,
+                                                                        tmp_path, runbooks_dir):
+    """50 operator requests on the requests topic, each signed by a valid key not granted undo: all counted, the
+    first FULL_PER_WINDOW recorded in full as `operator.refused`, the rest summed up at stop; nothing runs."""
+    ops = {"operator_requests_topic": f"opreq-{unique}", "operator_replies_topic": f"oprep-{unique}"}
+    await ensure_topics(kafka_bootstrap, list(ops.values()), partitions=1)
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+                             approval_keys={"ops": "s1", "viewer": "s2"}, operator_permissions={"ops": ["undo"]},
+                             **ops)
+    now, flood = datetime.now(UTC), 50
+    service = Service(settings)
+    async with running(service):
+        for _ in range(flood):
+            value = OperatorRequest(id=uuid.uuid4().hex, action="undo", by="mallory", incident="inc-1",
+                                    issued_at=now, expires_at=now + timedelta(minutes=5)).canonical()
+            await publish(kafka_bootstrap, ops["operator_requests_topic"], [value], key=b"inc-1",
+                          headers=signed_headers("viewer", b"s2", value))
+        await wait_for(lambda: service.metrics.value("responder_decisions_refused_total", reason="refused") == flood,
+                       timeout=60)
+    entries = list(parse_lines(settings.timeline_path.read_bytes().splitlines()))
+    verify_entries(entries)
+    refused = [e.body for e in entries if e.kind == "operator.refused"]
+    assert len(refused) == FULL_PER_WINDOW + 1
+    assert "may not send undo" in str(refused[0]["reason"])
+    assert (refused[-1]["suppressed"], refused[-1]["key_id"]) == (flood - FULL_PER_WINDOW, "viewer")
+    assert not [e for e in entries if e.kind in ("operator.requested", "operator.completed")]

@@ -11,20 +11,12 @@ from typer.testing import CliRunner
 from responder.cli import app
 from responder.models.timeline import EntryKind
 from responder.timeline.chain import parse_lines
+from tests.kit import PAGE_ON_FAILURE
 from tests.unit.test_drill_default_escalation import PLAYBOOK, ROOT, RUNBOOK
 
 pytestmark = pytest.mark.integration
 
 GUARDED = RUNBOOK.replace("steps:\n", "guards: {protected: {ids: [AKIAFAKE*]}}\nsteps:\n")
-PAGE_SECURITY = """\
-on_failure:
-  - id: page
-    actuator: notify.kafka.publish_message
-    with:
-      topic: responder.notifications
-      title: "${failure.step} ${failure.status}"
-      severity: critical
-"""
 DRY = """\
   - id: key-untouched
     kind: step_not_done
@@ -70,7 +62,7 @@ def _drill(tmp_path: Path, runbook: str, *, again: bool = False) -> tuple[int, d
 @pytest.mark.timeout(120)
 def test_a_dry_run_drill_shows_the_page_a_protected_targets_refusal_would_send(tmp_path):
     """The refused deactivation is on the card with the planned page; nothing is paged or counted for real."""
-    _, card, entries = _drill(tmp_path, GUARDED + PAGE_SECURITY)
+    _, card, entries = _drill(tmp_path, GUARDED + PAGE_ON_FAILURE)
     planned = {e.body["step"]: e.body for e in entries if e.kind == EntryKind.STEP_PLANNED}
     assert planned["deactivate-key"]["would_refuse"] is True
     assert planned["page.deactivate-key"]["params"]["title"] == "deactivate-key refused"
@@ -98,7 +90,7 @@ def test_a_dry_run_drill_without_an_escalation_shows_nobody_would_be_paged(tmp_p
 @pytest.mark.timeout(120)
 def test_a_dry_run_drill_plans_the_page_once_when_the_refusal_repeats_in_the_incident(tmp_path):
     """A second finding refused in the same incident: its page is already done, as in production, not planned again."""
-    _, card, entries = _drill(tmp_path, GUARDED + PAGE_SECURITY, again=True)
+    _, card, entries = _drill(tmp_path, GUARDED + PAGE_ON_FAILURE, again=True)
     pages = [(e.kind, e.body.get("reason")) for e in entries if e.body.get("step") == "page.deactivate-key"]
     assert pages == [(EntryKind.STEP_PLANNED, None), (EntryKind.STEP_SKIPPED, "already_done")]
     first, second = card["failures"]

@@ -216,7 +216,8 @@ async def test_undo_via_kafka_is_executed_and_recorded_by_the_running_service(ka
     [requested] = [e.body for e in entries if e.kind == "operator.requested"]
     assert (requested["action"], requested["by"], requested["key_id"]) == ("undo", "alice", "ops")
     assert all(e.body.get("operator") == "alice" for e in entries if e.kind == "undo.intent")
-    refusal, completed = [e.body for e in entries if e.kind == "operator.completed"]
-    assert "may not send undo.force" in refusal["error"]
+    [refusal] = [e.body for e in entries if e.kind == "operator.refused"]  # not granted: refused, not completed
+    [completed] = [e.body for e in entries if e.kind == "operator.completed"]
+    assert "may not send undo.force" in refusal["reason"]
     assert completed["ok"] is True
     assert not (tmp_path / "not-the-service-timeline.jsonl").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from responder.actuators import registry
 from responder.actuators.base import ActuationContext
@@ -107,3 +108,36 @@ async def test_a_key_re_enabled_as_fast_as_it_is_disabled_settles_once_then_read
     result, escalated, waits, _ = await _deactivate_lagging(aws, stale=99, findings=2)
     assert (result["verified"], "verify_reads" in result, sum(waits.waited)) == (False, False, 5.0)
     assert [(b["step"], b["status"]) for b in escalated] == [("deactivate-key", "unverified")] * 2
+
+
+def _deny_read_back(aws: Any) -> list[str]:
+    """Make IAM answer AccessDenied to `ListAccessKeys` once `UpdateAccessKey` has been called (the responder's role
+    lost `iam:ListAccessKeys`): a real 403 error response parsed by botocore, classified by the session. Returns the
+    operations denied."""
+    client, denied, updated = aws.client("iam"), [], [False]
+
+    def update(**_: Any) -> None:
+        updated[0] = True
+
+    def deny(model: Any, **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        if not updated[0]:
+            return None
+        denied.append(model.name)
+        error = {"Code": "AccessDenied", "Message": "not authorized to perform: iam:ListAccessKeys"}
+        return AWSResponse("", 403, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+    client.meta.events.register("before-call.iam.UpdateAccessKey", update)
+    client.meta.events.register("before-call.iam.ListAccessKeys", deny)
+    return denied
+
+
+async def test_a_key_deactivation_whose_read_back_is_denied_pages_at_once_with_the_error(aws):
+    """AccessDenied reading the key back after deactivating it on moto: no settle (one read, no wait), the step ok
+    and unverified with the error, escalated once naming it; the key is Inactive."""
+    denied = _deny_read_back(aws)
+    result, escalated, waits, _ = await _deactivate_lagging(aws, stale=0)
+    assert (result["status"], result["verified"], "verify_reads" in result, waits.waited) == ("ok", False, False, [])
+    assert result["verify_error"] == "AccessDenied: not authorized to perform: iam:ListAccessKeys"
+    assert denied == ["ListAccessKeys"]
+    assert [(b["step"], b["status"]) for b in escalated] == [("deactivate-key", "unverified")]
+    assert "reading it failed: AccessDenied: not authorized" in escalated[0]["error"]

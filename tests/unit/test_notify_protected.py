@@ -14,19 +14,10 @@ from responder.actuators.notify.message import Ledger
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.quotas import QuotaWindows
 from responder.models.runbook import Protected, Runbook
-from tests.kit import DEACTIVATE_STEPS, KEY, Kit, decision, make_kit
+from tests.kit import DEACTIVATE_STEPS, KEY, PAGE_ON_FAILURE, Kit, decision, make_kit
 from tests.unit.test_dry_run_refusal import PROTECTED
 from tests.unit.test_protection import _event
 
-PAGE = """\
-on_failure:
-  - id: page
-    actuator: notify.kafka.publish_message
-    with:
-      topic: responder.notifications
-      title: "containment failed: ${failure.step}"
-      fields: {target: "${failure.target}", error: "${failure.error}", user_name: "not an IAM name"}
-"""
 ECHO_KEY = """\
   - id: note
     actuator: test.echo
@@ -65,7 +56,7 @@ def test_only_the_notify_actuators_are_marked_as_telling_a_human():
 
 async def test_the_page_of_a_refused_containment_naming_the_protected_key_is_delivered(tmp_path):
     """The protected key's deactivation is refused; the page carrying it in `${failure.target}` is published."""
-    kit = _kit(tmp_path, PROTECTED + DEACTIVATE_STEPS + PAGE)
+    kit = _kit(tmp_path, PROTECTED + DEACTIVATE_STEPS + PAGE_ON_FAILURE)
     await kit.send()
     assert _results(kit) == [("deactivate", "refused"), ("page.deactivate", "ok")]
     [fields] = _paged(kit)
@@ -86,7 +77,7 @@ async def test_a_step_that_acts_and_names_a_protected_id_in_a_param_is_still_ref
 
 async def test_a_released_page_naming_the_protected_key_is_delivered(tmp_path):
     """A page parked by its full quota and released by a human is published, not refused for the protected key."""
-    kit = _kit(tmp_path, FULL + DEACTIVATE_STEPS + PAGE)
+    kit = _kit(tmp_path, FULL + DEACTIVATE_STEPS + PAGE_ON_FAILURE)
     kit.engine.state.windows.record("rb", "notify.kafka.publish_message", kit.clock())  # the quota is full
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
@@ -98,7 +89,7 @@ async def test_a_released_page_naming_the_protected_key_is_delivered(tmp_path):
 
 async def test_a_dry_run_plans_the_page_of_the_refusal_and_would_not_refuse_it(tmp_path):
     """In a dry run the page of the refused deactivation is planned with `would_refuse: false`."""
-    kit = _kit(tmp_path, PROTECTED + DEACTIVATE_STEPS + PAGE, dry_run=True)
+    kit = _kit(tmp_path, PROTECTED + DEACTIVATE_STEPS + PAGE_ON_FAILURE, dry_run=True)
     await kit.send()
     planned = {str(b["step"]): b for b in kit.entries("step.planned")}
     assert planned["deactivate"]["would_refuse"] is True

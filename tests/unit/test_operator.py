@@ -58,7 +58,8 @@ async def test_a_request_is_recorded_with_its_operator_and_run_once():
 
 
 async def test_unsigned_and_expired_requests_are_refused_and_recorded():
-    """A bad signature is recorded as operator.rejected; an expired request completes not ok, running nothing."""
+    """A bad signature is recorded as operator.rejected; an expired request is refused (operator.refused), running
+    nothing."""
     op = _operator()
     value, key_id, _ = _request()
     assert await op.handle(value, key_id, "00" * 32) is None
@@ -67,7 +68,7 @@ async def test_unsigned_and_expired_requests_are_refused_and_recorded():
     assert reply is not None
     assert not reply.ok
     assert "expired" in str(reply.error)
-    assert [e.kind for e in op.recorder.entries()] == ["operator.rejected", "operator.completed"]
+    assert [e.kind for e in op.recorder.entries()] == ["operator.rejected", "operator.refused"]
 
 
 async def test_model_args_outside_the_params_schema_are_refused_and_recorded():

@@ -99,7 +99,7 @@ async def test_a_request_from_a_key_not_granted_its_command_is_refused_and_recor
     denied = await op.handle(value, viewer.decode(), viewer_sig.decode())
     assert denied is not None
     assert "grants it nothing" in str(denied.error)
-    assert [e.kind for e in op.recorder.entries()][1:] == ["operator.completed", "operator.completed"]
+    assert [e.kind for e in op.recorder.entries()][1:] == ["operator.refused", "operator.refused"]
     unset = await _operator(None)
     plain, key_id, sig = _request()
     refused = await unset.handle(plain, key_id, sig)

@@ -1,0 +1,76 @@
+"""The import-layer contracts in pyproject.toml name every module they govern, so a new module cannot escape them;
+the models' modules import one another without a circle."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "responder"
+CONTRACTS: list[dict[str, Any]] = [
+    c for c in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    if c["type"] == "layers"
+]
+
+
+def _named(contract: dict[str, Any]) -> set[str]:
+    return {name.strip() for layer in contract["layers"] for name in re.split(r"[|:]", layer)}
+
+
+def _modules(folder: Path) -> set[str]:
+    """The modules and packages directly inside `folder`, `__init__` left out (it is the container itself)."""
+    files = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+    packages = {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+    return files | packages
+
+
+def test_the_top_level_layers_name_every_module_of_responder() -> None:
+    """Every top-level module and package of responder has a place in "Data flows one way"."""
+    (contract,) = [c for c in CONTRACTS if "containers" not in c]
+    named = {n.removeprefix("responder.") for n in _named(contract)}
+    assert _modules(PACKAGE) - named == set()
+
+
+@pytest.mark.parametrize("contract", [c for c in CONTRACTS if "containers" in c], ids=lambda c: c["name"])
+def test_each_package_s_layers_name_every_module_of_it(contract: dict[str, Any]) -> None:
+    """A package with its own layer contract (the engine, the service) places each of its modules in a layer."""
+    for container in contract["containers"]:
+        folder = PACKAGE.joinpath(*container.split(".")[1:])
+        assert _modules(folder) - _named(contract) == set(), container
+
+
+def _imports_within(package: str) -> dict[str, set[str]]:
+    """Each module of `package` and the modules of it that it imports, inside functions too (a lazy import)."""
+    prefix = package + "."
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.joinpath(*package.split(".")[1:]).glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module == package:
+                found |= {prefix + a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+        graph[path.stem] = {n.removeprefix(prefix).split(".")[0] for n in found if n.startswith(prefix)} - {path.stem}
+    return graph
+
+
+def test_the_models_import_one_another_without_a_circle() -> None:
+    """No module of responder.models imports (even inside a function) one that imports it back, directly or not."""
+    graph = _imports_within("responder.models")
+    for start, imported in graph.items():
+        seen: set[str] = set()
+        todo = list(imported)
+        while todo:
+            module = todo.pop()
+            assert module != start, f"responder.models.{start} is imported back by what it imports"
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph.get(module, ()))

@@ -1,0 +1,47 @@
+"""An offline `models` command whose timeline is held by another writer, or cannot be opened for writing, stops
+before it acts with one line saying what to do, exit 3 (a bad setting or argument)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from responder.cli import app
+from responder.timeline import FileStore
+
+COMMANDS = [["models", "quarantine", "fraud", "v1", "--reason", "test"], ["models", "switch", "fraud", "v1"],
+            ["models", "rollback", "fraud", "--from", "v2"]]
+
+
+@pytest.fixture(autouse=True)
+def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "registry").mkdir()
+    monkeypatch.setenv("RESPONDER_MODEL_REGISTRY", str(tmp_path / "registry"))
+    monkeypatch.delenv("RESPONDER_TIMELINE_SIGNING_KEY", raising=False)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=["quarantine", "switch", "rollback"])
+def test_a_timeline_held_by_another_writer_exits_3_naming_it_and_the_way_around(tmp_path, command):
+    """The lock's refusal says who holds it and, as `undo` does, that a running service takes `--via kafka`."""
+    path = tmp_path / "t.jsonl"
+    held = FileStore(path)  # the service, say
+    try:
+        out = CliRunner().invoke(app, [*command, "--timeline", str(path)])
+    finally:
+        held.close()
+    assert out.exit_code == 3, out.output
+    assert f"timeline {path} is in use by" in out.output
+    assert "use --via kafka" in out.output
+    assert "Traceback" not in out.output
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=["quarantine", "switch", "rollback"])
+def test_a_timeline_that_cannot_be_opened_exits_3_with_one_line(tmp_path, command):
+    """A directory (or a file without write permission) given as the timeline was a traceback, exit 1."""
+    out = CliRunner().invoke(app, [*command, "--timeline", str(tmp_path)])
+    assert out.exit_code == 3, out.output
+    assert f"timeline {tmp_path} cannot be opened for writing" in out.output
+    assert "Traceback" not in out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit)

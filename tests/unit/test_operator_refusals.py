@@ -1,0 +1,96 @@
+"""Requests signed with a valid key but refused (not granted, expired, claiming an answered id) are bounded as forged
+ones are: the first per key and window recorded in full as `operator.refused`, the rest counted into a summary."""
+
+from __future__ import annotations
+
+import uuid
+
+from responder.engine.operator import OPERATOR_REFUSED, Operator
+from responder.engine.refusals import FULL_PER_WINDOW
+from responder.models.operator import OperatorRequest
+from responder.timeline import Recorder
+from tests.unit.test_operator_channel import _claiming, _operator
+
+FLOOD = 50
+
+
+def signed_by(key: str) -> tuple[bytes, str, str]:
+    """A new request (undo inc1 by alice) signed with `key`."""
+    return _claiming(uuid.uuid4().hex, key)
+
+
+def _refused(op: Operator) -> list[dict[str, object]]:
+    return [dict(e.body) for e in op.recorder.entries() if e.kind == OPERATOR_REFUSED]
+
+
+async def test_a_flood_of_requests_a_key_is_not_granted_costs_bounded_entries_and_fsyncs():
+    """50 distinct requests signed by a valid key not granted their command: each answered not ok and counted, 10
+    recorded in full (one fsync each at most), the rest in one summary at close; nothing runs."""
+    op = await _operator({"ops": ["undo"]})
+    counted: list[str] = []
+    op.refusals.counted = counted.append
+    syncs, seq = op.recorder.syncs, op.recorder.next_seq
+    for _ in range(FLOOD):
+        reply = await op.handle(*signed_by("viewer"))
+        assert reply is not None
+        assert not reply.ok
+        assert "grants it nothing" in str(reply.error)
+    assert op.recorder.next_seq - seq == FULL_PER_WINDOW
+    assert op.recorder.syncs - syncs <= FULL_PER_WINDOW
+    assert counted == ["refused"] * FLOOD
+    op.refusals.close()
+    await op.recorder.flush()
+    bodies = _refused(op)
+    assert len(bodies) == FULL_PER_WINDOW + 1
+    assert (bodies[0]["action"], bodies[0]["by"], bodies[0]["key_id"]) == ("undo", "alice", "viewer")
+    assert (bodies[-1]["suppressed"], bodies[-1]["key_id"], bodies[-1]["class"]) == (FLOOD - FULL_PER_WINDOW,
+                                                                                      "viewer", "refused")
+    assert all(e.kind != "operator.requested" for e in op.recorder.entries())
+
+
+async def test_a_flood_claiming_an_answered_id_is_bounded_and_another_keys_refusal_is_still_recorded():
+    """Requests claiming the id of one answered (`already answered another request`) are bounded per key: a flood by
+    one key does not crowd out another key's refusal, which is recorded in full."""
+    op = await _operator({"ops": ["undo"], "viewer": ["undo"]})
+    value, key_id, sig = signed_by("ops")
+    assert (await op.handle(value, key_id, sig)) is not None
+    answered = OperatorRequest.model_validate_json(value).id
+    for _ in range(FLOOD):
+        reply = await op.handle(*_claiming(answered, "viewer", args={"force": True}))
+        assert reply is not None
+        assert "already answered another request" in str(reply.error)
+    assert (await op.handle(*_claiming(answered, "ops", args={"force": True}))) is not None
+    await op.recorder.flush()
+    bodies = _refused(op)
+    assert len(bodies) == FULL_PER_WINDOW + 1
+    assert bodies[-1]["key_id"] == "ops"
+
+
+async def test_a_request_refused_for_its_permissions_is_not_run_when_sent_again_after_a_grant():
+    """A request refused because its key was not granted its command is answered by that refusal: the same request
+    sent again (a redelivery, or anyone copying it from the topic) once the key is granted is refused, never run."""
+    op = await _operator({"ops": []})
+    value, key_id, sig = signed_by("ops")
+    first = await op.handle(value, key_id, sig)
+    assert first is not None
+    assert "may not send undo" in str(first.error)
+    op.permissions = {"ops": ["undo"]}
+    assert await op.handle(value, key_id, sig) == first
+    assert all(e.kind != "operator.requested" for e in op.recorder.entries())
+
+
+async def test_a_request_refused_for_its_permissions_is_not_run_after_a_restart_with_the_grant():
+    """After a restart whose settings grant the key (the refusal recovered from its `operator.refused` entry), the
+    refused request sent again is answered with its refusal, not run; a request never seen before runs."""
+    op = await _operator({"ops": []})
+    value, key_id, sig = signed_by("ops")
+    first = await op.handle(value, key_id, sig)
+    assert first is not None
+    again = Operator(Recorder(op.recorder.store), op.registry, op.context, keys=op.keys, clock=op.clock,
+                     permissions={"ops": ["undo"]})
+    again.recover(again.recorder.entries())
+    assert await again.handle(value, key_id, sig) == first
+    assert all(e.kind != "operator.requested" for e in again.recorder.entries())
+    fresh = await again.handle(*signed_by("ops"))
+    assert fresh is not None
+    assert fresh.ok

@@ -1,0 +1,177 @@
+"""A read-back that fails: a transient error is read again while the change settles; a permanent one (AccessDenied)
+or a bug in `verify()` stops at once, and the applied step is recorded ok but unverified, with the error, and pages."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from responder.actuators.retry import VerifySettle, settle_verify
+from responder.cli.output import summarize
+from responder.engine.runner import StepCall, verified
+from responder.errors import PermanentActuationError, TransientActuationError
+from responder.models.timeline import TimelineEntry
+from tests.fakes import Waits
+from tests.kit import DEACTIVATE_STEPS, KEY, Kit, make_kit
+from tests.unit.test_dry_run_refusal import _metered
+from tests.unit.test_trace_timeline import ESCALATE
+
+Raiser = Callable[[], BaseException]
+
+
+def _failing_reads(tmp_path: Path, error: Raiser, *, times: int = 99) -> tuple[Kit, Waits]:
+    """A kit whose IAM read-back (`list_access_keys` after the deactivation) raises `error()` `times` times."""
+    waits = Waits()
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE},
+                   settle=VerifySettle(5.0, sleep=waits.sleep, clock=waits.clock))
+    real, left, applied = kit.iam.call, [times], [False]
+
+    async def call(service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        if operation == "update_access_key":
+            applied[0] = True
+        elif operation == "list_access_keys" and applied[0] and left[0] > 0:
+            left[0] -= 1
+            raise error()
+        return await real(service, operation, **kwargs)
+
+    kit.iam.call = call  # type: ignore[method-assign]
+    return kit, waits
+
+
+def _deactivation(kit: Kit) -> dict[str, Any]:
+    [result] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    return result
+
+
+async def test_access_denied_on_the_read_back_stops_the_settle_and_pages_with_the_error(tmp_path):
+    """AccessDenied reading the key back: one read, no wait; ok but unverified, with the error; escalated naming it."""
+    kit, waits = _failing_reads(tmp_path, lambda: PermanentActuationError("User is not authorized to perform "
+                                                                          "iam:ListAccessKeys", code="AccessDenied"))
+    await kit.send()
+    result = _deactivation(kit)
+    assert (result["status"], result["verified"], waits.waited) == ("ok", False, [])
+    assert result["verify_error"] == "AccessDenied: User is not authorized to perform iam:ListAccessKeys"
+    assert "verify_reads" not in result
+    [escalated] = kit.entries("step.escalated")
+    assert (escalated["status"], escalated["code"]) == ("unverified", "Unverified")
+    assert "AccessDenied: User is not authorized" in escalated["error"]
+    assert [p.target for p in kit.echo.applied] == ["oncall"]
+
+
+async def test_a_permanent_error_after_a_false_read_stops_the_settle_there(tmp_path, monkeypatch):
+    """A false read, then AccessDenied on the re-read: two reads, one wait, recorded with the reads and the error."""
+    kit, waits = _failing_reads(tmp_path, lambda: PermanentActuationError("denied", code="AccessDenied"), times=0)
+    reads = iter([False])
+
+    async def verify(*_: object) -> bool:
+        if next(reads, None) is False:
+            return False
+        raise PermanentActuationError("denied", code="AccessDenied")
+
+    actuator = kit.registry.get("aws.iam.deactivate_access_key")
+    monkeypatch.setattr(actuator, "verify", verify)
+    await kit.send()
+    result = _deactivation(kit)
+    assert (result["verified"], result["verify_reads"], result["verify_error"]) == (False, 2, "AccessDenied: denied")
+    assert waits.waited == [0.5]
+
+
+async def test_a_transient_error_on_the_read_back_is_read_again_while_it_settles(tmp_path):
+    """Throttling on the first read-back: read again after 0.5 s, true then: verified, nobody paged, no error kept."""
+    kit, waits = _failing_reads(tmp_path, lambda: TransientActuationError("Rate exceeded", code="Throttling"), times=1)
+    await kit.send()
+    result = _deactivation(kit)
+    assert (result["verified"], result["verify_reads"], "verify_error" in result) == (True, 2, False)
+    assert (waits.waited, kit.entries("step.escalated")) == ([0.5], [])
+
+
+async def test_a_bug_in_verify_records_the_applied_step_unverified_not_failed(tmp_path):
+    """A TypeError in `verify()`: the key was deactivated, so the step is ok (unverified, with the error) and pages;
+    it is not recorded failed, and the settle does not wait on a bug."""
+    kit, waits = _failing_reads(tmp_path, lambda: TypeError("'NoneType' object is not subscriptable"))
+    await kit.send()
+    result = _deactivation(kit)
+    assert (result["status"], result["changed"], result["verified"]) == ("ok", True, False)
+    assert result["verify_error"] == "TypeError: 'NoneType' object is not subscriptable"
+    assert waits.waited == []
+    assert kit.iam.keys["AKIAABCDEFGHIJKLMNOP"]["Status"] == "Inactive"
+    [escalated] = kit.entries("step.escalated")
+    assert escalated["status"] == "unverified"
+    assert "TypeError" in escalated["error"]
+
+
+async def test_a_read_that_cannot_be_made_ends_the_settle_without_a_wait():
+    """`settle_verify`: a read answering None (cannot be read) ends it at once, counted as a read."""
+    waits = Waits()
+    answers: list[bool | None] = [None]
+
+    async def read() -> bool | None:
+        return answers.pop(0) if answers else True
+
+    reading: Callable[[], Awaitable[bool | None]] = read
+    assert await settle_verify(reading, VerifySettle(5.0, sleep=waits.sleep, clock=waits.clock)) == (False, 2)
+    assert waits.waited == [0.5]
+
+
+def test_the_timeline_line_of_an_unreadable_read_back_shows_its_error():
+    """`responder timeline show` names verify_error next to verified, so why it was not verified is on the line."""
+    body = {"step": "deactivate", "status": "ok", "verified": False, "verify_error": "AccessDenied: denied"}
+    entry = TimelineEntry(seq=1, writer="w", at="2026-12-05T00:00:00+00:00", kind="step.result", body=body,
+                          prev="0", hash="0")
+    assert "verified=False verify_error=AccessDenied: denied" in summarize(entry)
+
+
+async def test_a_bug_in_verify_does_not_stop_the_next_finding_of_the_incident(tmp_path, monkeypatch):
+    """The step recorded ok despite a bug in `verify()`: a second, distinct finding's drift check meets the same bug
+    and reads it as not verified (re-applied, read once), where it raised and the finding was lost (dead-lettered)."""
+    kit, waits = _failing_reads(tmp_path, lambda: TypeError("bug"), times=0)
+    _buggy_verify(kit, monkeypatch)
+    await kit.send(finding_id="f1", updated="2026-11-25T10:00:00.000Z")
+    await kit.send(finding_id="f2", updated="2026-11-25T10:05:00.000Z")
+    first, again = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    assert (first["status"], again["status"], again["reapplied"]) == ("ok", "ok", True)
+    assert (again["verified"], again["verify_error"]) == (False, "KeyError: 'Status'")
+    assert waits.waited == []  # read once: a step still unverified after its settle is not settled again
+    assert [p.target for p in kit.echo.applied] == ["oncall"]  # on-call told once per step and incident
+
+
+def _buggy_verify(kit: Kit, monkeypatch: Any) -> Any:
+    """Give the deactivation actuator a `verify()` that always raises a KeyError (a bug); returns the actuator."""
+    actuator = kit.registry.get("aws.iam.deactivate_access_key")
+
+    async def verify(*_: object) -> bool:
+        raise KeyError("Status")
+
+    monkeypatch.setattr(actuator, "verify", verify)
+    return actuator
+
+
+async def test_a_bug_in_verify_reads_as_not_verified_where_a_step_is_only_checked(tmp_path, monkeypatch):
+    """`verified()` (the drift check, an open intent after a crash, undo's drift): a bug in `verify()` reads as not
+    verified (the caller then acts as on a false read: applies again, asks a human), where it raised."""
+    kit, _ = _failing_reads(tmp_path, lambda: TypeError("bug"), times=0)
+    actuator = _buggy_verify(kit, monkeypatch)
+    params = actuator.params.model_validate({"user_name": "ml-training", "access_key_id": KEY})
+    call = StepCall(actuator, params, kit.engine.context.for_step("i", "k"))
+    assert await verified(call) is False
+
+
+async def test_an_escalation_step_whose_verify_has_a_bug_told_on_call_and_is_not_counted_failed(tmp_path, monkeypatch):
+    """The page went out (its apply returned) but its `verify()` raised: recorded ok, unverified, with the error;
+    neither escalated again nor counted in responder_escalation_failures_total (it did not fail to tell anyone)."""
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE})
+    metrics = _metered(kit)
+
+    async def verify(*_: object) -> bool:
+        raise KeyError("delivered")
+
+    monkeypatch.setattr(kit.echo, "verify", verify)
+    await kit.send(key="AKIAZZZZZZZZZZZZZZZZ")  # no such key: the deactivation fails, and is escalated
+    results = {b["step"]: b for b in kit.entries("step.result")}
+    assert results["deactivate"]["status"] == "failed"
+    told = results["tell.deactivate"]
+    assert (told["status"], told["verified"], told["verify_error"]) == ("ok", False, "KeyError: 'delivered'")
+    assert [p.target for p in kit.echo.applied] == ["oncall"]
+    assert [b["step"] for b in kit.entries("step.escalated")] == ["deactivate"]
+    assert metrics.value("responder_escalation_failures_total", runbook="rb", actuator="test.echo") == 0
