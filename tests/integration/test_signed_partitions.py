@@ -83,16 +83,23 @@ async def _settings(kafka_bootstrap: str, aws: Any, topics: dict[str, str], uniq
 async def test_a_decision_on_a_partition_added_while_the_service_runs_releases_its_step(
         kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, mode):
     """The decisions topic has one partition when the service starts; a second is added; the decision sent to it
-    releases the parked step (before: never read until a restart, the step waited for its on_timeout)."""
+    releases the parked step (before: never read until a restart, the step waited for its on_timeout), and the
+    forgery read on the first partition before is not read again (refused and recorded once)."""
     settings = await _settings(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, mode)
     await ensure_topics(kafka_bootstrap, [settings.approvals_topic, settings.approval_requests_topic], partitions=1)
     await aws.call("iam", "create_user", UserName="ml-training")
     key = (await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"]
     service = Service(settings)
+
+    def kinds() -> list[str]:
+        return [e.kind for e in parse_lines(settings.timeline_path.read_bytes().splitlines())]
+
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
         await wait_for(lambda: bool(service.engine.state.parked_steps()))
         [parked] = service.engine.state.parked_steps()
+        await publish(kafka_bootstrap, settings.approvals_topic, [b'{"forged": 1}'], key=b"inc")  # unsigned
+        await wait_for(lambda: kinds().count("approval.rejected") == 1)
         await _grow(kafka_bootstrap, settings.approvals_topic, 2)
         now = datetime.now(UTC)
         value = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
@@ -102,9 +109,8 @@ async def test_a_decision_on_a_partition_added_while_the_service_runs_releases_i
         await _send_to(kafka_bootstrap, settings.approvals_topic, 1, value, headers)
         await wait_for(lambda: bool(service.engine.state.results()), timeout=30)
     assert await _status(aws, key) == "Inactive"
-    kinds = [e.kind for e in parse_lines(settings.timeline_path.read_bytes().splitlines())]
-    assert kinds.count("approval.decided") == 1
-    assert "approval.rejected" not in kinds  # the decisions on the first partition were not read a second time
+    assert kinds().count("approval.decided") == 1
+    assert kinds().count("approval.rejected") == 1  # the first partition's forgery was not read a second time
 
 
 @pytest.mark.parametrize("mode", list(MODES))
