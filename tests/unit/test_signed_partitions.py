@@ -11,6 +11,7 @@ from aiokafka import TopicPartition
 
 from responder.ingest import approvals as module
 from responder.ingest.approvals import ApprovalIngest
+from responder.ingest.kafka import KafkaIngest
 from responder.models.event import RawRecord
 
 TOPIC = "approvals"
@@ -95,3 +96,39 @@ async def test_every_signed_record_consumer_reads_the_topics_partitions_every_30
         ingest = ApprovalIngest("127.0.0.1:9", TOPIC, group, manual_assignment=group is None)
         assert ingest.consumer._client._metadata_max_age_ms == 30_000
         await ingest.consumer.stop()
+
+
+async def test_a_member_started_after_the_partition_was_added_reads_its_earlier_records_again(
+        ingest: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fleet member that starts once the topic has its added partition takes that partition's end offset at its
+    start like the others': its records from before the start are read again (refusals not recorded again), only
+    later ones are new, and nothing is widened at its polls."""
+    ingest.consumer = consumer = _Consumer({0, 1}, [], {})
+    ends = {_tp(0): 4, _tp(1): 2}
+
+    async def _nothing(client: Any, deadline: float) -> None:
+        return None
+
+    async def _all(client: Any, topics: list[str]) -> list[TopicPartition]:
+        return [_tp(0), _tp(1)]
+
+    async def _end_offsets(partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: ends[tp] for tp in partitions}
+
+    monkeypatch.setattr(module, "_start_with_retry", _nothing)
+    monkeypatch.setattr(module, "all_partitions", _all)
+    consumer.end_offsets = _end_offsets  # type: ignore[attr-defined]
+    await ingest.start()
+    ingest._widen()
+    assert consumer.assigns == [[_tp(0), _tp(1)]]  # the start's assignment only
+    assert ingest.replayed(RawRecord(topic=TOPIC, partition=1, offset=1, value=b"{}"))
+    assert not ingest.replayed(RawRecord(topic=TOPIC, partition=1, offset=2, value=b"{}"))
+
+
+async def test_the_alert_consumers_keep_the_clients_metadata_age() -> None:
+    """Only the signed-record consumers read metadata every 30 s: the alert consumer (a fleet's group, co-partitioned
+    with the changelog) keeps aiokafka's 5 minutes, as before."""
+    ingest = KafkaIngest("127.0.0.1:9", ["alerts"], "g", "dlq", co_partitioned=True)
+    assert ingest.consumer._client._metadata_max_age_ms == 300_000
+    await ingest.consumer.stop()
+    await ingest.producer.stop()
