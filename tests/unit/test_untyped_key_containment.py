@@ -1,0 +1,61 @@
+"""An untyped long-term key with its user's name is contained (IAM vouches for the pair); anything less pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from responder.actuators import registry
+from responder.catalog import load_runbooks
+from responder.rules.matcher import Matcher
+from tests.unit.test_key_principal_type import NAMESAKE, PAGE, ROOT, SOURCES, _event, _matched
+
+CONTAIN = "access-key-compromise"
+NOT_GUARDDUTY = sorted(s for s in SOURCES if s != "guardduty")
+
+
+@pytest.fixture(scope="module", name="matcher")
+def _matcher() -> Matcher:
+    """The shipped runbooks' matcher."""
+    return Matcher(load_runbooks(ROOT / "runbooks", registry))
+
+
+@pytest.mark.parametrize("source", NOT_GUARDDUTY)
+def test_an_untyped_akia_key_with_a_user_name_is_contained(source: str, matcher: Matcher) -> None:
+    """A Splunk, Sentinel, Security Hub or OCSF alert naming an AKIA key and a user but no principal type matches
+    access-key-compromise only (its first step finds the key under that user in IAM before anything acts on the
+    name), not the page; the event still names no iam_user."""
+    event = _event(source, None)
+    key = event.first("access_key")
+    assert key is not None
+    assert (key.attributes.get("user_type"), key.attributes["user_name"]) == (None, NAMESAKE)
+    assert event.first("iam_user") is None
+    assert _matched(event, matcher) == [CONTAIN]
+
+
+def test_an_untyped_guardduty_key_still_pages(matcher: Matcher) -> None:
+    """GuardDuty always types its key's principal: a finding without userType is unknown and pages."""
+    assert _matched(_event("guardduty", None), matcher) == [PAGE]
+
+
+@pytest.mark.parametrize("user_type", ["Root", "FederatedUser", "AssumedRole", "AWSService", "iamuser", ""])
+@pytest.mark.parametrize("source", NOT_GUARDDUTY)
+def test_a_key_typed_as_another_principal_still_pages(source: str, user_type: str, matcher: Matcher) -> None:
+    """A type that says the key is not an IAM user's (or a word that is not exactly IAMUser) pages, as before."""
+    event = _event(source, user_type or None)
+    if user_type:
+        key = event.first("access_key")
+        assert key is not None
+        assert key.attributes.get("user_type") == user_type
+        assert _matched(event, matcher) == [PAGE]
+    else:  # an empty type is no type: contained
+        assert _matched(event, matcher) == [CONTAIN]
+
+
+def test_the_containing_runbook_acts_on_the_name_only_after_iam_vouched_for_it() -> None:
+    """access-key-compromise deactivates the key (read under the named user in IAM) first and stops there when
+    that fails, so revoke-sessions never acts on a name that does not own the key."""
+    [book] = [rb for rb in load_runbooks(ROOT / "runbooks", registry) if rb.id == CONTAIN]
+    first, *rest = book.steps
+    assert (first.id, first.actuator, first.on_failure) == ("deactivate-key", "aws.iam.deactivate_access_key", "stop")
+    assert [s.id for s in rest] == ["revoke-sessions", "notify-oncall"]
+    assert not first.when
