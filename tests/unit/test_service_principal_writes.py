@@ -72,20 +72,32 @@ def test_a_service_principal_named_beside_another_principal_still_pages(
     assert _matched(_cloudtrail(identity), matcher) == [PAGE]
 
 
-@pytest.mark.parametrize(("user_type", "invoked_by", "expected"), [
-    ("AWSService", "glue.amazonaws.com", []),
-    ("AWSService", "AWS Internal", [PAGE]),
-    ("AWSService", None, [PAGE]),
-    ("FederatedUser", "glue.amazonaws.com", [PAGE]),
+@pytest.mark.parametrize(("user_type", "invoked_by"), [
+    ("AWSService", "glue.amazonaws.com"),
+    ("AWSService", "AWS Internal"),
+    ("AWSService", None),
+    ("FederatedUser", "glue.amazonaws.com"),
 ])
-def test_an_ocsf_finding_s_actor_is_read_as_cloudtrail_s_identity(
-        user_type: str, invoked_by: str | None, expected: list[str], matcher: Matcher) -> None:
-    """An OCSF write finding whose actor is an AWSService user invoked by a service principal (Security Lake's
-    `actor.user.type` / `actor.invoked_by`, CloudTrail's fields) pages nobody; otherwise it pages."""
+def test_an_ocsf_finding_s_actor_never_rules_a_write_out(
+        user_type: str, invoked_by: str | None, matcher: Matcher) -> None:
+    """An OCSF write finding (GuardDuty's, a product's) whose actor is an AWSService user invoked by a service
+    principal still pages: a finding's actor is its product's claim, not CloudTrail's userIdentity."""
     doc = _ocsf_write(None)
     doc["resources"][0].pop("uid", None)  # no access key: a service principal's call carries none
     doc["resources"][0].pop("data", None)
     doc["actor"] = {"user": {"type": user_type}} | ({"invoked_by": invoked_by} if invoked_by else {})
     [event] = decode_doc(doc)
     assert event.first("access_key") is None, event.resources
-    assert _matched(doc, matcher) == expected
+    assert (event.attributes.get("identity_type"), event.attributes.get("invoked_by")) == (None, None)
+    assert _matched(doc, matcher) == [PAGE]
+
+
+def test_ocsf_api_activity_keeps_the_actor_s_type_and_invoked_by() -> None:
+    """Security Lake's copy of a CloudTrail call (OCSF API Activity) keeps actor.user.type and actor.invoked_by
+    under CloudTrail's attribute names."""
+    doc = {"class_uid": 6003, "activity_id": 1, "time": 1733390000000, "metadata": {"version": "1.1.0"},
+           "api": {"operation": "PutObject", "service": {"name": "s3.amazonaws.com"}},
+           "actor": {"user": {"type": "AWSService"}, "invoked_by": "glue.amazonaws.com"},
+           "resources": [{"type": "AWS::S3::Bucket", "uid": "acme-training-data-prod"}]}
+    [event] = decode_doc(doc)
+    assert (event.attributes["identity_type"], event.attributes["invoked_by"]) == ("AWSService", "glue.amazonaws.com")
