@@ -6,8 +6,9 @@ import pytest
 
 from responder.actuators import registry
 from responder.catalog import load_runbooks
+from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher
-from tests.unit.test_key_principal_type import NAMESAKE, PAGE, ROOT, SOURCES, _event, _matched
+from tests.unit.test_key_principal_type import NAMESAKE, PAGE, ROOT, SOURCES, _event, _load, _matched
 
 CONTAIN = "access-key-compromise"
 NOT_GUARDDUTY = sorted(s for s in SOURCES if s != "guardduty")
@@ -59,3 +60,19 @@ def test_the_containing_runbook_acts_on_the_name_only_after_iam_vouched_for_it()
     assert (first.id, first.actuator, first.on_failure) == ("deactivate-key", "aws.iam.deactivate_access_key", "stop")
     assert [s.id for s in rest] == ["revoke-sessions", "notify-oncall"]
     assert not first.when
+
+
+@pytest.mark.parametrize("user_type", ["IAMUser", None])
+@pytest.mark.parametrize("key", ["AKIAEXAMPLENONAME001", "ASIAEXAMPLENONAME001"])
+def test_a_siem_key_alert_naming_no_user_pages(key: str, user_type: str | None, matcher: Matcher) -> None:
+    """A Splunk alert naming a compromised key but no user (no runbook can contain it by name) pages on-call rather
+    than matching nothing."""
+    doc = _load("access-key-compromise.json")
+    doc["result"].pop("user_name")
+    doc["result"]["affectedEntities{}.entityValue"] = key
+    doc["result"]["user_type"] = user_type
+    [event] = decode_doc(doc)
+    access_key = event.first("access_key")
+    assert access_key is not None
+    assert "user_name" not in access_key.attributes
+    assert _matched(event, matcher) == [PAGE]
