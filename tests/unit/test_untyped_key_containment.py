@@ -8,7 +8,17 @@ from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher
-from tests.unit.test_key_principal_type import NAMESAKE, PAGE, ROOT, SOURCES, _event, _load, _matched
+from tests.unit.test_key_principal_type import (
+    NAMESAKE,
+    PAGE,
+    ROOT,
+    SOURCES,
+    _event,
+    _guardduty,
+    _load,
+    _matched,
+    _splunk,
+)
 
 CONTAIN = "access-key-compromise"
 NOT_GUARDDUTY = sorted(s for s in SOURCES if s != "guardduty")
@@ -76,3 +86,28 @@ def test_a_siem_key_alert_naming_no_user_pages(key: str, user_type: str | None, 
     assert access_key is not None
     assert "user_name" not in access_key.attributes
     assert _matched(event, matcher) == [PAGE]
+
+
+@pytest.mark.parametrize("named", [True, False])
+@pytest.mark.parametrize("user_type", ["IAMUser", "Root", "AssumedRole", None])
+@pytest.mark.parametrize("key", ["AKIAEXAMPLEEXACTLY01", "ASIAEXAMPLEEXACTLY01"])
+@pytest.mark.parametrize("source", ["guardduty", "splunk"])
+def test_exactly_one_key_runbook_takes_each_compromised_key_alert(
+        source: str, key: str, user_type: str | None, named: bool, matcher: Matcher) -> None:
+    """Every GuardDuty UnauthorizedAccess:IAMUser finding and every SIEM key alert, whatever its key prefix, type and
+    user name, matches exactly one of the containing runbooks and the page: never both, never neither."""
+    if source == "guardduty":
+        doc = _guardduty(user_type)
+        details = doc["resource"]["accessKeyDetails"]
+        details["accessKeyId"] = key
+        if not named:
+            details.pop("userName")
+    else:
+        doc = _splunk(user_type)
+        doc["result"]["affectedEntities{}.entityValue"] = key
+        if not named:
+            doc["result"].pop("user_name")
+    [event] = decode_doc(doc)
+    matched = _matched(event, matcher)
+    assert len(matched) == 1, matched
+    assert matched[0] in (PAGE, CONTAIN, "iam-credential-compromise")
