@@ -11,6 +11,7 @@ import pytest
 from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.normalise import decode_doc
+from responder.normalise.registry import attribute_names, sources
 from responder.rules.matcher import Matcher
 from tests.unit.test_decoder_principals import _ocsf_write
 
@@ -101,3 +102,11 @@ def test_ocsf_api_activity_keeps_the_actor_s_type_and_invoked_by() -> None:
            "resources": [{"type": "AWS::S3::Bucket", "uid": "acme-training-data-prod"}]}
     [event] = decode_doc(doc)
     assert (event.attributes["identity_type"], event.attributes["invoked_by"]) == ("AWSService", "glue.amazonaws.com")
+
+
+def test_only_cloudtrail_and_ocsf_activity_can_name_a_service_principal() -> None:
+    """No decoder but cloudtrail's and ocsf's declares identity_type or invoked_by, so a SIEM's or a finding product's
+    copy of a service write still pages (tests/unit/test_decoder_attribute_declarations.py binds the declarations to
+    the code)."""
+    naming = {s for s in sources() if {"identity_type", "invoked_by"} & attribute_names(s)}
+    assert naming == {"cloudtrail", "ocsf"}
