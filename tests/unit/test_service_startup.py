@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from responder.errors import ConfigError
 from responder.service import Service
 from responder.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_start_up_failure_closes_the_unstarted_kafka_clients(tmp_path):
@@ -25,3 +33,56 @@ async def test_start_up_failure_closes_the_unstarted_kafka_clients(tmp_path):
         consumers.append(service.operator_ingest.consumer)
     assert [c._closed for c in consumers] == [True] * len(consumers)  # else: "Unclosed AIOKafkaConsumer" at GC
     assert service.publisher.producer._closed
+
+
+def _unclosed_kafka_clients() -> set[int]:
+    """The ids of live aiokafka producers and consumers that were built and never closed (aiokafka logs
+    `Unclosed AIOKafkaProducer` when such a one is collected)."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    gc.collect()
+    return {id(o) for o in gc.get_objects() if isinstance(o, AIOKafkaProducer | AIOKafkaConsumer)
+            and o._closed is False}
+
+
+BAD_RUNBOOK = "id: bad\nversion: 1\ntrigger: {nope: 1}\nsteps: []\n"
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ({}, "Extra inputs are not permitted"),  # the runbook directory holds BAD_RUNBOOK
+    ({"topic_formats": {"a": "no-such-format"}}, "unknown formats"),
+    ({"event_signing_key_sources": {"k9": ["falco"]}}, "names keys that are not configured"),
+    ({"operator_permissions": {"k9": ["undo"]}}, "not in RESPONDER_APPROVAL_KEYS"),
+    ({"guard_quotas": [{"nope": 1}]}, "RESPONDER_GUARD_QUOTAS"),
+])
+async def test_a_setting_refused_at_start_up_builds_no_kafka_client(tmp_path, setting, message):
+    """Every ConfigError `Service()` raises on a setting or runbook comes before any Kafka client is built, so none
+    is left unclosed (a bad runbook logged `Unclosed AIOKafkaProducer` at `responder run`'s exit 3)."""
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    if not setting:
+        (books / "bad.yaml").write_text(BAD_RUNBOOK)
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=books,
+                        topics=["a"], **setting)
+    before = _unclosed_kafka_clients()
+    with pytest.raises(ConfigError, match=message) as refused:
+        Service(settings)
+    assert _unclosed_kafka_clients() - before == set(), refused.value  # alive: the traceback holds the frames
+
+
+def test_run_refusing_a_runbook_exits_3_with_no_unclosed_client(tmp_path):
+    """`responder run` on a directory with a bad runbook: the runbook's error, exit 3, and no `Unclosed` logged."""
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    (books / "bad.yaml").write_text(BAD_RUNBOOK)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
+    env |= {"RESPONDER_KAFKA_BOOTSTRAP": "127.0.0.1:1", "RESPONDER_TIMELINE_PATH": str(tmp_path / "t.jsonl"),
+            "RESPONDER_LOG_FORMAT": "console", "PYTHONDEVMODE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "responder", "run", "--runbooks", str(books)], cwd=ROOT, env=env,
+                          capture_output=True, timeout=60, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 3, err
+    assert "bad.yaml:3" in err
+    assert "Extra inputs are not permitted" in err
+    for noise in ("Unclosed", "Traceback", "ResourceWarning"):
+        assert noise not in err, err
