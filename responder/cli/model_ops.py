@@ -15,12 +15,13 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.table import Table
+from rich.text import Text
 
 from responder.actuators import registry
 from responder.cli.model_common import context
 from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, open_offline, refuse_past_cadence
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
-from responder.cli.output import EXIT_CONFIG, console, emit_json
+from responder.cli.output import EXIT_CONFIG, console, emit_json, plain
 from responder.engine.runner import StepCall, run_step
 from responder.errors import ConfigError, TimelineError
 from responder.models.operator import MODEL_ACTUATORS
@@ -96,9 +97,18 @@ def _show(actuator_name: str, result: StepResult, seq: int | None, json: bool) -
         return
     rejected: Any = (result.outputs or {}).get("rejected") or []
     for r in rejected:
-        console.print(f"  skipped {r['version']}: {r['reason']} {r['detail']}")
-    console.print(f"[green]✓[/green] {actuator_name} {target}: changed={result.changed} verified={result.verified} "
-                  f"prior={result.prior} after={result.after}  (timeline seq {seq})")
+        console.print(f"  skipped {r['version']}: {r['reason']} {r['detail']}", markup=False)
+    read = "".join(f" {k}={v}" for k, v in (("verify_reads", result.verify_reads),
+                                            ("verify_error", result.verify_error)) if v is not None)
+    line = (f"{actuator_name} {target}: changed={result.changed} verified={result.verified}{read} "
+            f"prior={result.prior} after={result.after}  (timeline seq {seq})")
+    if result.verified is False:  # it acted, but the read-back did not show it: the operator checks by hand
+        console.print(Text("! ", style="yellow") + Text(plain(line)) +
+                      Text("\n  not verified: the change was made but reading it back "
+                           + ("failed" if result.verify_error else "did not show it") + "; check the model by hand",
+                           style="yellow"), soft_wrap=True)
+        return
+    console.print(Text("✓ ", style="green") + Text(plain(line)), soft_wrap=True)
 
 
 @app.command()
