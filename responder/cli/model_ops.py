@@ -22,13 +22,13 @@ from responder.cli.model_common import context
 from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, open_offline, refuse_past_cadence
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json, plain
+from responder.cli.timeline_files import read_timeline
 from responder.engine.runner import StepCall, run_step
-from responder.errors import ConfigError, TimelineError
+from responder.errors import ConfigError
 from responder.models.operator import MODEL_ACTUATORS
 from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
-from responder.timeline.chain import parse_lines
 
 app = typer.Typer()
 
@@ -170,10 +170,8 @@ def _pointer_change(e: TimelineEntry, model: str) -> dict[str, Any] | None:
 def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
     """Every serving-pointer change of MODEL on the timeline (runbook steps and operators), oldest first."""
     path = timeline or load_settings().timeline_path
-    try:
-        entries = list(parse_lines(path.read_bytes().splitlines())) if path.exists() else []
-    except (OSError, TimelineError) as exc:
-        raise fail(f"cannot read {path}: {exc}") from exc
+    # one the user named must be there (exit 3, as `timeline show`); the configured one may not exist yet: no changes
+    entries = read_timeline(path) if timeline is not None or path.exists() else []
     rows: list[dict[str, Any]] = []
     for e in entries:
         row = _pointer_change(e, model)

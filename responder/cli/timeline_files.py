@@ -10,7 +10,7 @@ import orjson
 
 from responder.cli.options import fail, incident_ids, resolve_incident
 from responder.cli.output import EXIT_CONFIG
-from responder.errors import ChainBroken, ConfigError
+from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.models.timeline import TimelineEntry
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
@@ -20,17 +20,33 @@ from responder.timeline.verify import compare_with_copy, split_lines, verify_anc
 
 
 def writers(paths: list[Path]) -> list[Path]:
-    """The timeline files named, a directory standing for its *.jsonl files."""
+    """The timeline files named, a directory standing for its *.jsonl files; a path that does not exist is a
+    ConfigError naming it (exit 3, as `read_timeline`'s)."""
     out: list[Path] = []
     for path in paths:
+        if not path.exists():
+            raise ConfigError(f"cannot read timeline {path}: no such file or directory")
         out.extend(sorted(path.glob("*.jsonl")) if path.is_dir() else [path])
     return out
+
+
+def read_timeline(path: Path) -> list[TimelineEntry]:
+    """Every entry of one writer's file; one that cannot be read (missing, a directory, no permission) or holds a line
+    that is no timeline entry is a ConfigError naming the file and why: one line, exit 3 (docs/commands.md)."""
+    try:
+        return list(parse_lines(path.read_bytes().splitlines()))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"cannot read timeline {path}: no such file or directory") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read timeline {path}: {exc.strerror or exc}") from exc
+    except TimelineError as exc:
+        raise ConfigError(f"cannot read timeline {path}: {exc}") from exc
 
 
 def merged(paths: list[Path]) -> list[TimelineEntry]:
     """Every writer's entries interleaved in time order (ties: writer, then seq); each file keeps its own (chain)
     order even where its clock stepped back, so no result shows before its intent."""
-    return interleave([list(parse_lines(path.read_bytes().splitlines())) for path in writers(paths)])
+    return interleave([read_timeline(path) for path in writers(paths)])
 
 
 def interleave(chains: list[list[TimelineEntry]]) -> list[TimelineEntry]:

@@ -1,0 +1,81 @@
+"""A timeline path given on the command line that is missing, unreadable or not a timeline is one line naming the file
+and the reason, exit 3, the same for `timeline show|export|verify` and `models history`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from responder.cli.app import app
+
+COMMANDS = {
+    "show": lambda p: ["timeline", "show", str(p)],
+    "export": lambda p: ["timeline", "export", str(p), "--incident", "abc"],
+    "verify": lambda p: ["timeline", "verify", str(p)],
+    "history": lambda p: ["models", "history", "fraud", "--timeline", str(p)],
+}
+
+
+@pytest.fixture(autouse=True)
+def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RESPONDER_TIMELINE_PATH", "RESPONDER_TIMELINE_VERIFY_KEY", "RESPONDER_TIMELINE_ARCHIVE",
+                 "RESPONDER_TIMELINE_WRITERS", "RESPONDER_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _refused(args: list[str], path: Path, reason: str) -> None:
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 3, out.output
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"✗ cannot read timeline {path}: "), lines[0]
+    assert reason in lines[0]
+    assert "Traceback" not in out.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_missing_path_is_one_line_and_exit_3(tmp_path, command):
+    """A path that does not exist: `cannot read timeline PATH: no such file`, exit 3 (show exited 2 with a usage box;
+    history printed an empty table, exit 0)."""
+    path = tmp_path / "missing.jsonl"
+    _refused(COMMANDS[command](path), path, "no such file")
+
+
+@pytest.mark.parametrize("command", ["show", "history"])
+def test_a_file_that_is_not_a_timeline_is_one_line_naming_it_and_exit_3(tmp_path, command):
+    """A line that is no timeline entry: the file and the entry, exit 3 (history exited 1; show did not name the
+    file)."""
+    path = tmp_path / "bad.jsonl"
+    path.write_text("garbage\n")
+    _refused(COMMANDS[command](path), path, "entry 1: line 1 is not a timeline entry")
+
+
+@pytest.mark.parametrize("command", ["show", "history"])
+def test_an_unreadable_file_is_one_line_naming_it_and_exit_3(tmp_path, monkeypatch, command):
+    """A file the process may not read (permission denied): the file and the reason, exit 3, no traceback."""
+    path = tmp_path / "t.jsonl"
+    path.write_text("")
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    _refused(COMMANDS[command](path), path, "Permission denied")
+
+
+def test_history_of_a_directory_is_one_line_and_exit_3(tmp_path):
+    """`models history --timeline DIR`: not a file (exit 1 before)."""
+    _refused(COMMANDS["history"](tmp_path), tmp_path, "Is a directory")
+
+
+def test_history_without_a_timeline_yet_is_empty(tmp_path, monkeypatch):
+    """The configured timeline (no --timeline) that does not exist yet: no changes, exit 0, as before."""
+    monkeypatch.setenv("RESPONDER_TIMELINE_PATH", str(tmp_path / "none-yet.jsonl"))
+    out = CliRunner().invoke(app, ["models", "history", "fraud", "--json"])
+    assert out.exit_code == 0, out.output
+    assert '"changes":[]' in out.stdout
