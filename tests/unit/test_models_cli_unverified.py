@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -14,24 +13,12 @@ from responder.actuators import registry
 from responder.actuators.model.local import LocalStore
 from responder.cli.app import app
 from responder.errors import PermanentActuationError, TransientActuationError
-from tests.modelkit import make_keys, publish
+from tests.unit.test_timeline_offline_signing import _keys, _registry  # noqa: F401 - the registry fixture
 
 
 @pytest.fixture
-def models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def models(tmp_path: Path, registry: LocalStore) -> Path:
     """A local registry serving fraud v2 (v1 and v2 signed by a trusted key); the timeline's path."""
-    keys = make_keys(tmp_path / "keys")
-    store = LocalStore(tmp_path / "registry")
-
-    async def fill() -> None:
-        for v in ("v1", "v2"):
-            await publish(store, tmp_path / "w", "fraud", v, keys.private)
-        await store.set_serving("fraud", (await store.versions("fraud"))[-1])
-
-    asyncio.run(fill())
-    monkeypatch.setenv("RESPONDER_MODEL_REGISTRY", str(store.root))
-    monkeypatch.setenv("RESPONDER_MODEL_TRUSTED_KEYS", json.dumps([str(keys.public)]))
-    monkeypatch.delenv("RESPONDER_TIMELINE_SIGNING_KEY", raising=False)
     return tmp_path / "t.jsonl"
 
 
