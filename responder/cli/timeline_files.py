@@ -30,6 +30,15 @@ def writers(paths: list[Path]) -> list[Path]:
     return out
 
 
+def timeline_file(path: Path) -> Path:
+    """`path` when it is a file, else a ConfigError naming it (exit 3, as `read_timeline`'s): for the commands that
+    read a file's lines themselves (`anchor`) or write to it (`sign`, which must not create one)."""
+    if not path.is_file():
+        raise ConfigError(f"cannot read timeline {path}: "
+                          f"{'Is a directory' if path.is_dir() else 'no such file or directory'}")
+    return path
+
+
 def read_timeline(path: Path) -> list[TimelineEntry]:
     """Every entry of one writer's file; one that cannot be read (missing, a directory, no permission) or holds a line
     that is no timeline entry is a ConfigError naming the file and why: one line, exit 3 (docs/commands.md)."""

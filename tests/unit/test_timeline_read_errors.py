@@ -9,12 +9,16 @@ import pytest
 from typer.testing import CliRunner
 
 from responder.cli.app import app
+from responder.timeline import generate_keypair
 
 COMMANDS = {
     "show": lambda p: ["timeline", "show", str(p)],
     "export": lambda p: ["timeline", "export", str(p), "--incident", "abc"],
     "verify": lambda p: ["timeline", "verify", str(p)],
     "history": lambda p: ["models", "history", "fraud", "--timeline", str(p)],
+    "postmortem": lambda p: ["timeline", "postmortem", "abc", "--timeline", str(p)],
+    "anchor": lambda p: ["timeline", "anchor", str(p)],
+    "sign": lambda p: ["timeline", "sign", str(p)],
 }
 
 
@@ -36,14 +40,16 @@ def _refused(args: list[str], path: Path, reason: str) -> None:
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_missing_path_is_one_line_and_exit_3(tmp_path, command):
-    """A path that does not exist: `cannot read timeline PATH: no such file`, exit 3 (show exited 2 with a usage box;
-    history printed an empty table, exit 0)."""
+def test_a_missing_path_is_one_line_and_exit_3(tmp_path, monkeypatch, command):
+    """A path that does not exist: `cannot read timeline PATH: no such file`, exit 3, nothing created (show, export,
+    verify, anchor and sign exited 2 with a usage box; history printed an empty table, exit 0)."""
+    monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", generate_keypair()[0])  # sign gets as far as the file
     path = tmp_path / "missing.jsonl"
     _refused(COMMANDS[command](path), path, "no such file")
+    assert not path.exists()
 
 
-@pytest.mark.parametrize("command", ["show", "history"])
+@pytest.mark.parametrize("command", ["show", "history", "postmortem"])
 def test_a_file_that_is_not_a_timeline_is_one_line_naming_it_and_exit_3(tmp_path, command):
     """A line that is no timeline entry: the file and the entry, exit 3 (history exited 1; show did not name the
     file)."""
