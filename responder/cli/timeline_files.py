@@ -91,14 +91,16 @@ def resolve(files: list[Path], incident: str) -> str:
     raise fail(f"no incident {incident!r} in {len(files)} timeline files", EXIT_CONFIG)
 
 
-def anchors_by_file(files: list[Path], anchors: list[Path]) -> tuple[dict[Path, list[Path]], dict[Path, str]]:
+def anchors_by_file(files: list[Path], anchors: list[Path], *, several: bool = False,
+                    ) -> tuple[dict[Path, list[Path]], dict[Path, str]]:
     """Which anchors each file is checked against, and the anchors no file holds a writer of (why, by anchor).
 
-    One file takes every anchor. Across several writers' files an anchor belongs to the files holding entries of
-    the writer that signed it (`host:pid`: a replica's restarts add writers to its own file only); an anchor none
-    holds is a writer's file deleted, replaced or cut before that writer's first entry.
+    One file takes every anchor. Across several writers' files (`several`: more were named, some missing) an anchor
+    belongs to the files holding entries of the writer that signed it (`host:pid`: a replica's restarts add writers
+    to its own file only); an anchor none holds is a writer's file deleted, replaced or cut before that writer's
+    first entry.
     """
-    if len(files) <= 1:
+    if len(files) <= 1 and not several:
         return {f: list(anchors) for f in files}, {}
     held: dict[Path, list[Path]] = {f: [] for f in files}
     orphans: dict[Path, str] = {}

@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from responder.cli.app import app
-from responder.timeline import generate_keypair
+from responder.timeline import FileStore, Recorder, generate_keypair
+from responder.timeline.checkpoint import Signer
+from tests.timeline_builders import PRIVATE, PUBLIC
 
 COMMANDS = {
     "show": lambda p: ["timeline", "show", str(p)],
@@ -85,3 +88,45 @@ def test_history_without_a_timeline_yet_is_empty(tmp_path, monkeypatch):
     out = CliRunner().invoke(app, ["models", "history", "fraud", "--json"])
     assert out.exit_code == 0, out.output
     assert '"changes":[]' in out.stdout
+
+
+def _replica(path: Path, writer: str) -> Path:
+    """One replica's file: 3 entries closed with a signed checkpoint."""
+    rec = Recorder(FileStore(path), writer=writer, signer=Signer.from_text(PRIVATE))
+    for i in range(3):
+        rec.append("step.intent", {"i": i}, incident="inc")
+    rec.close()
+    return path
+
+
+def _verify(*args: str) -> Result:
+    return CliRunner().invoke(app, ["timeline", "verify", *args, "--public-key", PUBLIC])
+
+
+def test_verify_checks_the_files_beside_a_missing_one_and_a_broken_one_is_exit_1(tmp_path):
+    """`verify good missing` checks good (✓) and exits 3; `verify tampered missing` exits 1, as for several files
+    (1 if any is broken, else 3): a script still tells tampered from missing (both exited 3 without checking)."""
+    good, missing = _replica(tmp_path / "r1.jsonl", "r1:1"), tmp_path / "missing.jsonl"
+    out = _verify(str(good), str(missing))
+    assert out.exit_code == 3, out.output
+    assert f"✓ {good}: 4 entries verify" in out.stdout
+    assert f"✗ cannot read timeline {missing}: no such file or directory" in out.stderr
+    tampered = _replica(tmp_path / "r2.jsonl", "r2:2")
+    tampered.write_text(tampered.read_text().replace('{"i":1}', '{"i":7}'))
+    out = _verify(str(missing), str(tampered))
+    assert out.exit_code == 1, out.output
+    assert f"✗ {tampered}: timeline does NOT verify at entry 1" in out.stderr
+    assert f"✗ cannot read timeline {missing}" in out.stderr
+
+
+def test_verify_an_anchor_of_a_missing_file_is_no_file_s_writer_exit_1(tmp_path):
+    """`verify r1 r2 --anchor A2` with r2 deleted: A2 is an anchor no file's writer signed (exit 1, as for a file
+    deleted from a directory), not an anchor r1 is checked against."""
+    r1, r2 = _replica(tmp_path / "r1.jsonl", "r1:1"), _replica(tmp_path / "r2.jsonl", "r2:2")
+    anchor = tmp_path / "a2.json"
+    anchor.write_text(CliRunner().invoke(app, ["timeline", "anchor", str(r2)]).stdout)
+    r2.unlink()
+    out = _verify(str(r1), str(r2), "--anchor", str(anchor))
+    assert out.exit_code == 1, out.output
+    assert "no timeline file holds entries of writer 'r2:2'" in out.stderr
+    assert f"✓ {r1}" in out.stdout
