@@ -7,9 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog.testing
 
 from responder.errors import ConfigError
 from responder.service import Service
@@ -18,16 +21,26 @@ from responder.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def test_start_up_failure_closes_the_unstarted_kafka_clients(tmp_path):
-    """A metrics port already in use stops `run()` before consuming; every Kafka client is closed, none left to GC."""
+@pytest.fixture
+def port_in_use() -> Iterator[int]:
+    """A 127.0.0.1 port another socket listens on (the metrics server cannot bind it), closed after the test."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
-                            topics=["a"], metrics_host="127.0.0.1", metrics_port=taken.getsockname()[1])
-        service = Service(settings, runbooks=[])
-        with pytest.raises(OSError, match="address already in use"):
-            await service.run()
+        yield taken.getsockname()[1]
+
+
+def _service(tmp_path: Path, **settings: Any) -> Service:
+    """A service with no runbooks whose broker is never reached (its clients are built, not started)."""
+    return Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                            topics=["a"], **settings), runbooks=[])
+
+
+async def test_start_up_failure_closes_the_unstarted_kafka_clients(tmp_path, port_in_use):
+    """A metrics port already in use stops `run()` before consuming; every Kafka client is closed, none left to GC."""
+    service = _service(tmp_path, metrics_host="127.0.0.1", metrics_port=port_in_use)
+    with pytest.raises(OSError, match="address already in use"):
+        await service.run()
     consumers = [service.ingest.consumer, service.approvals.consumer]
     if service.operator_ingest is not None:
         consumers.append(service.operator_ingest.consumer)
@@ -86,3 +99,37 @@ def test_run_refusing_a_runbook_exits_3_with_no_unclosed_client(tmp_path):
     assert "Extra inputs are not permitted" in err
     for noise in ("Unclosed", "Traceback", "ResourceWarning"):
         assert noise not in err, err
+
+
+async def test_a_client_failing_to_close_leaves_none_of_the_others_open(tmp_path, monkeypatch):
+    """`close_unstarted` with the alerts consumer's stop raising: the approvals and operator consumers and the
+    publisher are still closed, then that error is raised (they were left open, `Unclosed` at GC)."""
+    service = _service(tmp_path)
+
+    async def broken() -> None:
+        raise RuntimeError("stop failed")
+
+    monkeypatch.setattr(service.ingest, "stop", broken)
+    with pytest.raises(RuntimeError, match="stop failed"):
+        await service.close_unstarted()
+    assert service.operator_ingest is not None
+    closed = (service.approvals.consumer._closed, service.operator_ingest.consumer._closed,
+              service.publisher.producer._closed)
+    assert closed == (True, True, True)
+    await service.ingest.consumer.stop()
+
+
+async def test_a_start_up_failure_is_raised_even_when_closing_the_clients_fails(tmp_path, monkeypatch, port_in_use):
+    """`run()` refused before consuming (a metrics port in use) with a client failing to close: the start-up's error
+    is the one raised (what the operator must fix), the close's is logged, and the other clients are closed."""
+    service = _service(tmp_path, metrics_host="127.0.0.1", metrics_port=port_in_use)
+
+    async def broken() -> None:
+        raise RuntimeError("stop failed")
+
+    monkeypatch.setattr(service.approvals, "stop", broken)
+    with structlog.testing.capture_logs() as logs, pytest.raises(OSError, match="address already in use"):
+        await service.run()
+    assert (service.ingest.consumer._closed, service.publisher.producer._closed) == (True, True)
+    assert [e["error"] for e in logs if e["event"] == "service_close_failed"] == ["RuntimeError: stop failed"]
+    await service.approvals.consumer.stop()
