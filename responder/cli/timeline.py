@@ -84,7 +84,7 @@ def export(
         err_console.print("[red]✗ --format must be md or json")
         raise typer.Exit(EXIT_USAGE)
     settings = _settings()
-    files = writers(paths)
+    files = [timeline_file(path) for path in writers(paths)]  # one it cannot open: one line, exit 3
     incident = resolve(files, incident)
     held, orphans = anchors_by_file(files, anchor or [])
     checks: list[dict[str, Any]] = [{"ok": False, "first_bad_seq": -1, "reason": why, "path": str(a)}

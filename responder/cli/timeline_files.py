@@ -31,12 +31,21 @@ def writers(paths: list[Path]) -> list[Path]:
 
 
 def timeline_file(path: Path) -> Path:
-    """`path` when it is a file, else a ConfigError naming it (exit 3, as `read_timeline`'s): for the commands that
-    read a file's lines themselves (`anchor`) or write to it (`sign`, which must not create one)."""
-    if not path.is_file():
-        raise ConfigError(f"cannot read timeline {path}: "
-                          f"{'Is a directory' if path.is_dir() else 'no such file or directory'}")
-    return path
+    """`path` when it is a file this process can open, else a ConfigError naming it and why (exit 3, as
+    `read_timeline`'s): for the commands that read a file's lines themselves (`anchor`, `export`) or write to it
+    (`sign`, which must not create one)."""
+    try:
+        with path.open("rb"):
+            return path
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
+
+
+def unreadable(path: Path, exc: OSError | TimelineError) -> ConfigError:
+    """`cannot read timeline PATH: why`, the one line (exit 3) of a timeline file that cannot be read."""
+    why = "no such file or directory" if isinstance(exc, FileNotFoundError) else \
+        (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    return ConfigError(f"cannot read timeline {path}: {why}")
 
 
 def read_timeline(path: Path) -> list[TimelineEntry]:
@@ -44,12 +53,8 @@ def read_timeline(path: Path) -> list[TimelineEntry]:
     that is no timeline entry is a ConfigError naming the file and why: one line, exit 3 (docs/commands.md)."""
     try:
         return list(parse_lines(path.read_bytes().splitlines()))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"cannot read timeline {path}: no such file or directory") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read timeline {path}: {exc.strerror or exc}") from exc
-    except TimelineError as exc:
-        raise ConfigError(f"cannot read timeline {path}: {exc}") from exc
+    except (OSError, TimelineError) as exc:
+        raise unreadable(path, exc) from exc
 
 
 def merged(paths: list[Path]) -> list[TimelineEntry]:

@@ -4,6 +4,7 @@ and the reason, exit 3, the same for `timeline show|export|verify` and `models h
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -74,6 +75,24 @@ def test_an_unreadable_file_is_one_line_naming_it_and_exit_3(tmp_path, monkeypat
         return real(self)
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    _refused(COMMANDS[command](path), path, "Permission denied")
+
+
+@pytest.mark.parametrize("command", ["anchor", "export", "sign"])
+def test_a_file_it_may_not_open_is_one_line_naming_it_and_exit_3(tmp_path, monkeypatch, command):
+    """Permission denied opening the file: `cannot read timeline PATH: Permission denied`, exit 3 (anchor and
+    export ended in a PermissionError traceback; sign printed the bare OSError)."""
+    monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", generate_keypair()[0])
+    path = tmp_path / "t.jsonl"
+    path.write_text("")
+    real = Path.open
+
+    def open_(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_)
     _refused(COMMANDS[command](path), path, "Permission denied")
 
 
