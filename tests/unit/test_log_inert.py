@@ -1,0 +1,35 @@
+"""The console log format writes an alert's text without raw terminal control characters."""
+
+from __future__ import annotations
+
+import logging
+
+import structlog
+
+from responder import log
+
+HOSTILE = "x\x1b[2K\x1b]8;;https://evil.example\x07y\u202e"
+
+
+def _raw(text: str) -> list[str]:
+    """What in `text` a terminal would act on: ESC, BEL, a bidi override."""
+    return [c for c in text if c in "\x1b\x07\u202e"]
+
+
+def test_console_log_values_and_tracebacks_hold_no_raw_escape(capsys):
+    """A value, an exception's message and a library's message with escape sequences are written escaped."""
+    log.configure("console", "info")
+    logger = structlog.get_logger()
+    logger.warning("step_escalated", event_id=HOSTILE, error=f"boom {HOSTILE}")
+    try:
+        raise ValueError(f"bad {HOSTILE}")
+    except ValueError:
+        logger.exception("handle_failed")
+    logging.getLogger("botocore.test").warning("library says %s", HOSTILE)
+    err = capsys.readouterr().err
+    assert "step_escalated" in err
+    assert "handle_failed" in err
+    assert "library says" in err
+    assert "ValueError" in err
+    assert not _raw(err), err
+    assert "\\x1b[2K" in err
