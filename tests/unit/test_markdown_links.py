@@ -106,3 +106,11 @@ def test_the_postmortem_makes_no_link_of_alert_text(tmp_path):
     md = postmortem(entries, "inc-1")
     assert not _autolinks(md), [line for line in md.splitlines() if _autolinks(line)]
     assert "<a " not in _render(md)
+
+
+def test_the_evidence_reports_head_hash_stays_a_code_span():
+    """A head hash from a file that does not verify (any text) stays inside its code span: no link, no markup."""
+    head = "ab` [click](https://evil.example) `cd"
+    md = render_markdown(evidence_pack(_entries("x"), "inc-1", {"ok": False, "head": head, "first_bad_seq": 1}))
+    assert "<a " not in _render(md)
+    assert not _autolinks(md), [line for line in md.splitlines() if _autolinks(line)]
