@@ -93,3 +93,15 @@ def test_fleet_status_prints_table_text_inert(capsys):
     out = capsys.readouterr().out
     assert not _raw(out), out
     assert out.count("[bold]boss[/bold]") == 5, out
+
+
+def test_runbooks_explain_prints_alert_text_inert(tmp_path):
+    """`runbooks explain` shows an event id and type holding escape sequences as visible escapes."""
+    doc = json.loads(EVENT.read_text())
+    doc["id"], doc["type"] = f"demo{HOSTILE}", f"UnauthorizedAccess:IAMUser/X{HOSTILE}"
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(doc))
+    result = CliRunner().invoke(app, ["runbooks", "explain", str(path), "--runbooks", str(ROOT / "runbooks")])
+    assert not _raw(result.stdout), result.stdout
+    assert not _raw(result.stderr), result.stderr
+    assert "\\x1b[2K" in result.stdout
