@@ -105,3 +105,34 @@ def test_runbooks_explain_prints_alert_text_inert(tmp_path):
     assert not _raw(result.stdout), result.stdout
     assert not _raw(result.stderr), result.stderr
     assert "\\x1b[2K" in result.stdout
+
+
+def _unsigned_tail(path: Path, runs: tuple[int, ...], prefix: str) -> None:
+    """A signed timeline, then unsigned entries (anyone who can write the file adds those), a writer per run."""
+    from responder.timeline import FileStore, Recorder
+    from tests.timeline_builders import write_signed
+
+    write_signed(path, n=5, every=5)
+    for n, entries in enumerate(runs):
+        rec = Recorder(FileStore(path), writer=f"{prefix}{HOSTILE}{n}", checkpoint_every=5)
+        for i in range(entries):
+            rec.append("step.intent", {"op": i}, incident="inc")
+        rec.close()
+
+
+@pytest.mark.parametrize(("runs", "prefix", "extra", "code"), [
+    ((2,), "offline:", [], 0), ((2,), "", ["--writers", "test"], 1), ((4, 3), "offline:", [], 4),
+    ((7,), "offline:", [], 1)])
+def test_timeline_verify_prints_an_unsigned_writer_name_inert(tmp_path, monkeypatch, runs, prefix, extra, code):
+    """`timeline verify` names an unsigned entry's writer (the file's text, not a replica's) with visible escapes:
+    an offline one within the cadence, an unexpected one of --writers, past the cadence (exit 4), one writer past
+    it (exit 1)."""
+    from tests.timeline_builders import PUBLIC
+
+    monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "5")
+    path = tmp_path / "t.jsonl"
+    _unsigned_tail(path, runs, prefix)
+    result = CliRunner().invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, *extra])
+    assert result.exit_code == code, result.output
+    assert f"{prefix}ml\\x1b[2K" in result.stdout + result.stderr, result.output
+    assert not _raw(result.stdout + result.stderr), result.output
