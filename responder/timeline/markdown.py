@@ -27,16 +27,18 @@ def _visible(c: str) -> str:
 
 def cell(value: Any) -> str:
     """`value` as inert Markdown text (a table cell, a list item, a heading): markup characters backslash-escaped,
-    what does not print as itself (newline, ESC, bidi override) written as a visible escape, a backslash shown
-    doubled; `–` for nothing."""
+    what does not print as itself (newline, ESC, bidi override, a leading space) written as a visible escape, a
+    backslash shown doubled; `–` for nothing."""
     if value in (None, ""):
         return "–"
     text = str(value)
     escaped = {m.start() for m in _AUTOLINK.finditer(text)}
     if lead := _BLOCK_START.match(text):
         escaped.add(lead.end() - 1)
-    return "".join("\\\\\\\\" if c == "\\" else f"\\{c}" if c in _MARKDOWN or i in escaped
-                   else f"@{_JOINER}" if c == "@" else _visible(c) for i, c in enumerate(text))
+    spaces = len(text) - len(text.lstrip(" "))  # swallowed by Markdown; before a marker they would open a block
+    return "\\x20" * spaces + "".join(
+        "\\\\\\\\" if c == "\\" else f"\\{c}" if c in _MARKDOWN or i in escaped
+        else f"@{_JOINER}" if c == "@" else _visible(c) for i, c in enumerate(text[spaces:], spaces))
 
 
 def code(value: Any, *, json: bool = False) -> str:

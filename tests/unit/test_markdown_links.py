@@ -66,6 +66,18 @@ def test_a_cell_renders_as_its_own_text_and_nothing_else(text):
     assert not _autolinks(md), md
 
 
+@pytest.mark.parametrize("text", ["  - nested item", "   1. nested item", "  + x", "  ---", "     indented code"])
+def test_a_cell_starting_with_spaces_opens_no_block(text):
+    """Spaces before a list or rule marker, or four of them (indented code), nest nothing in a list item: the
+    leading spaces (which Markdown would swallow) are shown as visible escapes, the rest as itself."""
+    html = _render(f"- {cell(text)}")
+    inner = re.fullmatch(r"<ul>\n<li>(.*)</li>\n</ul>\n", html, re.S)
+    assert inner, html  # one item, not a nested list, a code block or a rule
+    assert "<" not in inner.group(1), html
+    spaces = len(text) - len(text.lstrip(" "))
+    assert unescape(inner.group(1)) == "\\x20" * spaces + text.lstrip(" ")
+
+
 def test_a_cell_keeps_times_and_numbers_as_they_are():
     """Timestamps, numbers and ids need no escape: the raw report stays readable."""
     for text in ("2026-11-25T10:00:00+00:00", "8.0", "-5", "1.5", "AKIAEXAMPLE", "ev-1", "step.result"):
