@@ -58,7 +58,9 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         structlog.processors.JSONRenderer() if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False, repr_native_str=True)
     )
-    inert = [] if fmt == "json" else [_inert]  # JSON escapes control characters itself
+    # JSON escapes control characters itself; on a console a library's traceback (stdlib exc_info) is formatted as
+    # text first, to be escaped, not by the renderer's rich traceback (which writes the message's ESC raw)
+    inert: list[structlog.types.Processor] = [] if fmt == "json" else [structlog.processors.format_exc_info, _inert]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -33,3 +33,16 @@ def test_console_log_values_and_tracebacks_hold_no_raw_escape(capsys):
     assert "ValueError" in err
     assert not _raw(err), err
     assert "\\x1b[2K" in err
+
+
+def test_a_library_loggers_traceback_holds_no_raw_escape(capsys):
+    """A library logger's exception (stdlib logging, exc_info) is written as an escaped traceback, not rich's."""
+    log.configure("console", "info")
+    try:
+        raise ValueError(f"bad {HOSTILE}")
+    except ValueError:
+        logging.getLogger("botocore.test").exception("library failed")
+    err = capsys.readouterr().err
+    assert "library failed" in err
+    assert "ValueError: bad x\\x1b[2K" in err, err
+    assert not _raw(err), err
