@@ -136,3 +136,29 @@ def test_timeline_verify_prints_an_unsigned_writer_name_inert(tmp_path, monkeypa
     assert result.exit_code == code, result.output
     assert f"{prefix}ml\\x1b[2K" in result.stdout + result.stderr, result.output
     assert not _raw(result.stdout + result.stderr), result.output
+
+
+@pytest.mark.parametrize("heard", ["refused", "unverified"])
+def test_an_operator_commands_reply_text_is_printed_inert(monkeypatch, capsys, heard):
+    """`--via kafka`: why forged replies were refused, and an unverified reply's refusal (anyone on the replies
+    topic may write either), are printed with visible escapes."""
+    import typer
+
+    import responder.ingest.operator as channel
+    from responder.cli.operator import ask
+    from responder.models.operator import OperatorReply, ReplyWait
+    from responder.settings import Settings
+
+    async def answered(*_: object) -> ReplyWait:
+        if heard == "refused":
+            return ReplyWait(refused=[f"forged reply {HOSTILE}"], refused_count=1)
+        return ReplyWait(reply=OperatorReply(id=HOSTILE, action="undo", ok=False, error=HOSTILE), verified=False)
+
+    monkeypatch.setattr(channel, "request_and_wait", answered)
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", approval_keys={"ops": "s"}, approval_key_id="ops",
+                        operator_unverified_replies=True)
+    with pytest.raises(typer.Exit):
+        ask(settings, "undo", {}, incident="inc1")
+    err = capsys.readouterr().err
+    assert "ml\\x1b[2K" in err, err
+    assert not _raw(err), err
