@@ -46,3 +46,14 @@ def test_a_library_loggers_traceback_holds_no_raw_escape(capsys):
     assert "library failed" in err
     assert "ValueError: bad x\\x1b[2K" in err, err
     assert not _raw(err), err
+
+
+def test_json_logs_keep_an_alerts_value_verbatim(capsys):
+    """The JSON log format is not repr'd: a value reads back as the very text (JSON escapes its control characters)."""
+    import json
+
+    log.configure("json", "info")
+    structlog.get_logger().warning("step_escalated", event_id=HOSTILE)
+    [line] = capsys.readouterr().err.splitlines()
+    assert json.loads(line)["event_id"] == HOSTILE
+    assert not _raw(line), line
