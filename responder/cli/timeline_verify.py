@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from responder.cli import output
 from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_UNSIGNED, EXIT_USAGE, console, emit_json, err_console
 from responder.cli.timeline_files import anchors_by_file, verify_file, writers
@@ -84,8 +85,8 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         if json:
             emit_json({"ok": False, "path": str(path), "first_bad_seq": exc.seq, "reason": exc.reason})
         else:
-            err_console.print(f"✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}", style="red",
-                              markup=False)
+            err_console.print(output.plain(f"✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}"),
+                              style="red", markup=False)  # a reason may name an unsigned entry's writer
         raise typer.Exit(EXIT_FAILED) from exc
     except ConfigError as exc:
         err_console.print(f"✗ {exc}", style="red", markup=False)
@@ -97,7 +98,7 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
     if json:
         emit_json({"path": str(path), **result.as_dict()})
     elif result.past_cadence:
-        err_console.print(f"! {path}: NOT fully proven: {result.reason()}", style="yellow", markup=False)
+        err_console.print(output.plain(f"! {path}: NOT fully proven: {result.reason()}"), style="yellow", markup=False)
     else:
         console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
     if result.past_cadence:
@@ -107,8 +108,8 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
     signed = "signatures verified" if result.signatures_checked else "[yellow]signatures NOT checked (no public key)"
     console.print(f"  {result.checkpoints} checkpoints, {signed}; {result.unsigned_tail} entries after the last one")
     for run in result.unsigned_offline:
-        console.print(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by offline writer "
-                      f"{run.writer}", markup=False)
+        console.print(output.plain(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by "
+                                   f"offline writer {run.writer}"), markup=False)  # an unsigned entry's: anyone's
     if result.archived_entries is not None:
         console.print(f"  {result.archived_entries} entries match the archive {archive}")
     if result.anchors_checked:
