@@ -183,31 +183,42 @@ async def test_a_pipelined_head_is_timed_only_once_the_requests_ahead_are_answer
 async def test_a_client_that_never_reads_its_answers_loses_its_connection(port: int) -> None:
     """A flood of pipelined requests whose answers are never read fills the server's write buffer; once the client
     has not read for intake_read_timeout_s its connection is dropped, and its slot serves another client."""
-    with capture_logs() as logs:  # from before the flood: on a loaded machine the drop can come before `served`
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", port))
-        sock.setblocking(False)
-        _reader, writer = await asyncio.open_connection(sock=sock)
-        writer.write(HEALTHZ * 200_000)  # never read; asyncio keeps what the server does not take
-        other_reader, other_writer = await asyncio.open_connection("127.0.0.1", port)  # the second slot
-
-        async def hold_second_slot() -> None:  # a request each TIMEOUT_S: uvicorn's keep-alive (5 s) never frees it
-            while True:
-                other_writer.write(HEALTHZ)
-                await asyncio.wait_for(other_reader.readuntil(b"ok\n"), CAP_S)
-                await asyncio.sleep(TIMEOUT_S)
-
-        holder = asyncio.create_task(hold_second_slot())
-        try:
-            assert (await asyncio.wait_for(_served(port), CAP_S)).startswith(b"HTTP/1.1 200")
-            assert not holder.done()  # the slot that served came from the flooding connection, not this one
-        finally:
-            holder.cancel()
-            await asyncio.gather(holder, return_exceptions=True)
-            writer.transport.abort()
-            other_writer.close()
+    for _attempt in range(3):  # the second slot's holder can itself lapse on a loaded machine: that run proves nothing
+        with capture_logs() as logs:  # from before the flood: on a loaded machine the drop can come before `served`
+            served, held = await _flood_and_serve(port)
+        if held:
+            break
+    assert held, "the second slot's holder lost its connection in every attempt"
+    assert served.startswith(b"HTTP/1.1 200")  # the slot that served came from the flooding connection
     assert "intake_write_stalled" in [e["event"] for e in logs]  # dropped for not reading, not by chance
+
+
+async def _flood_and_serve(port: int) -> tuple[bytes, bool]:
+    """(the first answer a new client gets, whether the second slot was still held by its own client then) while one
+    connection floods pipelined requests it never reads and another holds the second slot."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    _reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(HEALTHZ * 200_000)  # never read; asyncio keeps what the server does not take
+    other_reader, other_writer = await asyncio.open_connection("127.0.0.1", port)  # the second slot
+
+    async def hold_second_slot() -> None:  # a request each TIMEOUT_S: uvicorn's keep-alive (5 s) never frees it
+        while True:
+            other_writer.write(HEALTHZ)
+            await asyncio.wait_for(other_reader.readuntil(b"ok\n"), CAP_S)
+            await asyncio.sleep(TIMEOUT_S)
+
+    holder = asyncio.create_task(hold_second_slot())
+    try:
+        served = await asyncio.wait_for(_served(port), CAP_S)
+        return served, not holder.done()
+    finally:
+        holder.cancel()
+        await asyncio.gather(holder, return_exceptions=True)
+        writer.transport.abort()
+        other_writer.close()
 
 
 async def _served(port: int) -> bytes:
