@@ -95,15 +95,16 @@ class Decisions(Rechecks):
     async def decide(self, value: bytes, key_id: str | None, signature: str | None) -> bool:
         """Check a signed decision and release its step; a refusal is recorded as approval.rejected. A verified approval
         of a step whose runbook is no longer loaded at its version is refused, and the step lapses at once (`_lapsed`):
-        the containment the human wanted cannot happen, so on-call hears of it now, not at the step's timeout."""
+        the containment the human wanted cannot happen, so on-call hears of it now, not at the step's timeout. A denial
+        of such a step needs no runbook: it is applied as any denial (recorded, the wait ended, nobody paged)."""
         await self.resolve_granted()
         now = datetime.fromtimestamp(self.clock(), UTC)
         unloaded: Parked | None = None
         try:
             decision, parked = accept_decision(value, key_id, signature, self.keys, self.state.parked, now,
                                                self.state.used)
-            if self._runbook(parked) is None:
-                unloaded = parked if decision.decision == "approve" else None
+            if self._runbook(parked) is None and decision.decision == "approve":  # a denial runs nothing: applied
+                unloaded = parked
                 raise ApprovalRefused(f"runbook {parked.runbook} is no longer loaded", decision)
         except ApprovalRefused as exc:
             verified = self.keys.check(key_id, signature, value) is None  # a key of the ring signed it: evidence
@@ -189,7 +190,7 @@ class Decisions(Rechecks):
         else:
             self.state.deny(parked)
         incident = self.state.incidents.by_id[parked.incident]
-        if rb is None:
+        if rb is None and (approve or timed_out):  # a human's denial keeps its own words
             approve, why = False, f"runbook {parked.runbook} is no longer loaded"
         key = idempotency_key(incident.id, parked.runbook, parked.step, parked.target)
         event = Event.model_validate(parked.event)

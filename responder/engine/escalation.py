@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
+from responder.engine.failing import Outcome
 from responder.engine.guards import Trip
 from responder.engine.incidents import Incident
 from responder.engine.lastresort import escalates
@@ -18,7 +19,7 @@ from responder.engine.planner import LazyPlan
 from responder.engine.positions import escalation_step
 from responder.engine.resolution import Resolved
 from responder.engine.runner import StepCall, verified
-from responder.engine.steps import Outcome, StepRunning, waives
+from responder.engine.steps import StepRunning, waives
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, Runbook, Step

@@ -1,9 +1,9 @@
 """Run a matched runbook for one event: incident → plan → guards → approval → intent → apply → result.
 
 `Engine` opens, joins or suppresses the incident (`Admission`'s, in responder/engine/admission.py) and runs the
-runbook's steps in order; each step's own path (guards, approval, intent, apply, escalation) is `StepRunning`'s, in
-responder/engine/steps.py; releasing a parked escalation step is `EscalationRelease`'s, in
-responder/engine/escalation.py.
+runbook's steps in order; each step's own path (guards, approval, intent, apply) is `StepRunning`'s, in
+responder/engine/steps.py, and a failure's `on_failure` steps its base's, `FailureEscalation` (failing.py);
+releasing a parked escalation step is `EscalationRelease`'s, in responder/engine/escalation.py.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from responder.engine.admission import Admission
 from responder.engine.approvals import Parked
 from responder.engine.decisions import Decisions
 from responder.engine.escalation import EscalationRelease
+from responder.engine.failing import Outcome
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.grouping import group_key as grouped
 from responder.engine.guards import Guards
@@ -34,7 +35,6 @@ from responder.engine.positions import after_escalation, step_index
 from responder.engine.recovery import replay
 from responder.engine.resumption import EscalationRun
 from responder.engine.state import EngineState
-from responder.engine.steps import Outcome
 from responder.engine.turns import Turns
 from responder.log import context_vars
 from responder.models.approval import REQUESTS_TOPIC
@@ -76,6 +76,7 @@ class Engine(EscalationRelease, Admission):
         self.publisher = publisher
         self.requests_topic = requests_topic
         self.state = EngineState()
+        self.state.notifies = lambda name: name in registry and registry.get(name).notifies
         self.runbooks: dict[str, Runbook] = {}
         self.decisions = Decisions(self.state, recorder, keys=approval_keys or KeyRing(), publisher=publisher,
                                    requests_topic=requests_topic, clock=clock, runbook=self.runbooks.get,

@@ -7,6 +7,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from responder.models.event import stable_id
+from responder.models.step import StepResult
+
+
+@dataclass
+class Owed:
+    """What a runbook step's failure is still owed of its escalation (`Incident.owed`)."""
+
+    begun: bool = False
+    """Whether its `step.escalated` is recorded (else: an unverified result, not escalated yet)."""
+    left: list[str] = field(default_factory=list)
+    """The escalation step ids (`<escalation>.<step>`) without an entry yet: each one declared runs once."""
+    acted: bool = False
+    """Whether one of them had an entry other than a `when` skip (else `escalation.missed` ends it)."""
 
 
 @dataclass
@@ -26,6 +39,16 @@ class Incident:
     """When (engine clock, epoch seconds) an event last opened, joined or was suppressed by it."""
     decisions: set[str] = field(default_factory=set)
     """The ids (`decision_id`) of the decisions applied to its steps: a decision delivered again is refused."""
+    planned: set[str] = field(default_factory=set)
+    """The escalation step keys a dry run planned in it (`EngineState.planned`): in its snapshot and fleet slice, so
+    a replica that takes it over plans each page once, as production sends it once."""
+    notified: dict[str, str] = field(default_factory=dict)
+    """The key of each notify step's ok result, by step id and target (`<step>\\x1f<target>`): a page sent under one
+    version of the runbook is not sent again under the next (one page per step and incident, not one per deploy)."""
+    owed: dict[str, Owed] = field(default_factory=dict)
+    """Runbook steps whose failure is owed an escalation not yet ended, by step id: an unverified result, or
+    `step.escalated` recorded without the outcome of each of its escalation steps (an entry of each, or
+    `escalation.missed`). Only a crash leaves one: the restart's redelivered event (or decided run) finishes it."""
 
     def add(self, at: datetime) -> None:
         """Count one distinct event at `at` (repeats of an event id are not counted)."""
@@ -46,6 +69,37 @@ class Incident:
         """The latest event time (epoch seconds) this incident would still take in, by joining it (within `window` of
         its last event) or by its `cooldown` (from its opening): once it is evicted, no event up to then acts."""
         return max(self.last_seen.timestamp() + window, self.opened_at.timestamp() + cooldown)
+
+    def owe(self, step: str, escalation: list[str]) -> None:
+        """The failure of `step` is owed its escalation: `step.escalated` is recorded, `escalation` steps to run."""
+        self.owed[step] = Owed(begun=True, left=list(escalation))
+
+    def reached(self, escalation_step: str, *, acted: bool) -> None:
+        """An escalation step (`<escalation>.<step>`) has an entry (`acted`: other than a `when` skip); once each
+        has one and one acted, the failure is owed nothing more."""
+        owed = self.owed.get(escalation_step.split(".", 1)[1])
+        if owed is None or not owed.begun:
+            return
+        if escalation_step in owed.left:
+            owed.left.remove(escalation_step)
+        owed.acted = owed.acted or acted
+        if not owed.left and owed.acted:
+            self.told(escalation_step.split(".", 1)[1])
+
+    def applied(self, result: StepResult, *, notifies: bool) -> None:
+        """A step's result is ok: a runbook step's escalation is owed when it did not verify, else nothing is
+        (contained); a notify step's key is kept by its step and target (`notified`)."""
+        if "." not in result.step:  # a runbook step's (kebab ids: an escalation step's is `<escalation>.<step>`)
+            if result.verified is False:
+                self.owed[result.step] = Owed()
+            else:
+                self.owed.pop(result.step, None)
+        if notifies and result.key:
+            self.notified[f"{result.step}\x1f{result.target}"] = result.key
+
+    def told(self, step: str) -> None:
+        """The escalation of `step`'s failure ended (an escalation step's entry, or `escalation.missed`)."""
+        self.owed.pop(step, None)
 
     def seen(self, event_id: str) -> bool:
         """Whether this event id was already part of the incident (a redelivery or repeat); remembers it."""

@@ -1,7 +1,7 @@
 """The last resort when a failed step's escalation cannot tell anyone: `escalation.missed`, an error log, a count.
 
 A step that failed, was refused, was denied by its timeout or applied unverified is escalated with its runbook's
-`on_failure` steps (responder/engine/steps.py). When none can run (the runbook has none, every one was skipped by
+`on_failure` steps (responder/engine/failing.py). When none can run (the runbook has none, every one was skipped by
 its `when`, or the runbook the step was parked under is no longer loaded, or only in dry_run mode), the failure is
 recorded as `escalation.missed`: the metrics count it in `responder_escalation_failures_total`, so the alert
 `ResponderEscalationFailed` pages whoever it routes to.

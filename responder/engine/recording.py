@@ -1,8 +1,8 @@
 """What the step path records beside a step's own run: a refusal by hard trips, the intent written (`run_step`'s
 `on_intent`); and whether a succeeded step's state drifted, so it runs again.
 
-`StepRecording` is the base of `StepRunning` (responder/engine/steps.py), mixed into `Engine`, whose collaborators it
-uses, so these cost no indirection.
+`StepRecording` is the base of `FailureEscalation` and so of `StepRunning` (responder/engine/failing.py, steps.py),
+mixed into `Engine`, whose collaborators it uses, so these cost no indirection.
 """
 
 from __future__ import annotations

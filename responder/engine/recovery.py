@@ -74,3 +74,31 @@ def fold(state: EngineState, entry: TimelineEntry) -> None:
             state.deny(parked, settles=settles)
     elif kind == EntryKind.APPROVAL_SETTLED and incident:
         state.settle(incident, str(body.get("step")))
+    if kind in _OWED and incident:
+        owed(state, entry)
+
+
+_OWED = frozenset((EntryKind.STEP_ESCALATED, EntryKind.ESCALATION_MISSED, EntryKind.STEP_RESULT,
+                   EntryKind.STEP_SKIPPED, EntryKind.APPROVAL_REQUESTED, EntryKind.STEP_PLANNED))
+
+
+def owed(state: EngineState, entry: TimelineEntry) -> None:
+    """Fold what an entry says of an escalation a failure is owed (`Incident.owed`): begun by `step.escalated` (not a
+    dry run's, nor one whose escalation step waits for a human: the run leaves it, and it asks someone); ended by
+    `escalation.missed`, or once each of its escalation steps (`<escalation>.<failed step>`) has an entry and one
+    of them is other than a `when` skip (a crash between two escalation steps leaves the second owed)."""
+    found = state.incidents.by_id.get(entry.incident or "")
+    body, step = entry.body, str(entry.body.get("step"))
+    if found is None:
+        return
+    if entry.kind == EntryKind.STEP_ESCALATED:
+        named = body.get("escalation")
+        ids = [str(i) for i in named] if isinstance(named, list) else []
+        if not body.get("dry_run") and ids and not any(state.waits(found.id, i) for i in ids):
+            found.owe(step, ids)
+        else:  # as the live run ends it: someone is asked (or a dry run acted on nothing)
+            found.told(step)
+    elif entry.kind == EntryKind.ESCALATION_MISSED:
+        found.told(step)
+    elif "." in step:
+        found.reached(step, acted=not (entry.kind == EntryKind.STEP_SKIPPED and body.get("reason") == "when"))

@@ -10,7 +10,7 @@ granted, continuing) are kept by its base class, `DecidedSteps` (responder/engin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pydantic import JsonValue
 
@@ -39,7 +39,9 @@ class EngineState(DecidedSteps):
         self._done: dict[str, DoneStep] = {}
         self._inflight: dict[str, InFlight] = {}
         self.closed = ClosedGroups(MAX_CLOSED, CLOSED_HORIZON)  # the group keys of evicted incidents
-        self._planned: dict[str, str] = {}  # a dry run's escalation step keys planned → incident (not in snapshots)
+        self._planned: dict[str, str] = {}  # a dry run's escalation step keys planned → incident (`Incident.planned`)
+        self.notifies: Callable[[str], bool] = frozenset[str]().__contains__  # the engine's registry says
+        """Whether an actuator only tells a human (`Actuator.notifies`, `Incident.notified`)."""
         self.forgotten: list[tuple[str, str]] = []
         """(runbook, group key)s the last `evict` or `restore` dropped from the evicted group keys (past the
         horizon, or over the cap): a fleet tombstones their changelog records. Reset by each of those calls."""
@@ -111,12 +113,17 @@ class EngineState(DecidedSteps):
             self.unpark(incident, result.step)
             self.passed(incident, result.step, ok=result.ok)
             found = self.incidents.by_id.get(incident)
+            if found is not None and result.ok:
+                found.applied(result, notifies=self.notifies(result.actuator))
             if found is not None and result.ok and result.outputs is not None:
                 found.step_outputs[result.step] = {"result": result.outputs}
 
     def plan(self, key: str, incident: str) -> None:
-        """A dry run planned an escalation step key that no guard would refuse (`planned`)."""
+        """A dry run planned an escalation step key that no guard would refuse (`planned`, kept by its incident)."""
         self._planned[key] = incident
+        found = self.incidents.by_id.get(incident)
+        if found is not None:
+            found.planned.add(key)
 
     def park(self, parked: Parked) -> None:
         """A step waits for a decision (again: a new parking replaces the run an earlier decision began). Its intent a
@@ -145,14 +152,14 @@ class EngineState(DecidedSteps):
                               charges=self.windows.charges(), granted=self.granted(), continuing=self.continuing())
 
     def restore(self, snapshot: EngineSnapshot) -> None:
-        """Replace the whole state with `snapshot` (a dry run's planned steps, in none, kept for its incidents)."""
+        """Replace the whole state with `snapshot` (a dry run's planned steps: its incidents')."""
         self.incidents.load(snapshot.incidents)
         self.windows.load(snapshot.quotas, snapshot.charges)
         self._done = dict(snapshot.done)
         self._inflight = dict(snapshot.inflight)
         self.load_decided(snapshot.parked, snapshot.granted, snapshot.continuing)
         self.forgotten = self.closed.load(snapshot.closed)
-        self._planned = {k: i for k, i in self._planned.items() if i in self.incidents.by_id}  # those still held
+        self._planned = {k: i.id for i in self.incidents.by_id.values() for k in i.planned}
 
     def evict(self, now: float, spans: Mapping[str, tuple[float, float]]) -> list[str]:
         """Drop incidents closed at `now` and their step results, and the quota runs no quota counts any more;

@@ -1,14 +1,14 @@
 """The engine's step path: resolve → already done? → guards, quotas, kill switch → approval → intent → apply → result.
 
 `StepRunning` is mixed into `Engine` (responder/engine/executor.py), whose collaborators it uses, so a step costs no
-indirection; a failed or refused step runs the runbook's `on_failure` steps here too. What it records beside a step's
-run (a refusal, the intent written) and its drift check are its base's, `StepRecording` (responder/engine/recording.py).
+indirection. A failed or refused step runs the runbook's `on_failure` steps through its base, `FailureEscalation`
+(responder/engine/failing.py); what it records beside a step's run (a refusal, the intent written) and its drift
+check are that base's own, `StepRecording` (responder/engine/recording.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -18,18 +18,17 @@ from responder.actuators.registry import Registry
 from responder.actuators.retry import VerifySettle
 from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
 from responder.engine.decisions import Decisions
+from responder.engine.failing import FailureEscalation, Outcome
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards, Trip, reason_shape
 from responder.engine.incidents import Incident
-from responder.engine.lastresort import record_missed
 from responder.engine.planner import LazyPlan
-from responder.engine.recording import StepRecording
 from responder.engine.resolution import Invalid, NotNow, Resolved, resolve_step
 from responder.engine.runner import StepCall, run_step, verified
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, Runbook, Step
-from responder.models.step import Failure, StepHead, StepIntent, StepResult, StepStatus
+from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind
 
 log = structlog.get_logger(__name__)
@@ -43,73 +42,18 @@ def waives(asked: Sequence[str], reasons: Sequence[str]) -> bool:
     return all(r == RUNBOOK_APPROVAL or reason_shape(r) in shapes for r in reasons)
 
 
-class Outcome(StrEnum):
-    """How one step ended for now."""
-
-    OK = "ok"
-    FAILED = "failed"
-    PARKED = "parked"
-    SKIPPED = "skipped"  # an escalation step whose `when` did not hold (a runbook step's skip is OK)
-
-
 _OK = Outcome.OK
 
 
-class StepRunning(StepRecording):
+class StepRunning(FailureEscalation):
     """Runs one runbook step for an incident, so no step key acts twice (mixed into `Engine`)."""
 
     registry: Registry
     context: ActuationContext
-    dry_run: bool
     verify_settle: VerifySettle | None
     guards: Guards
     fleet_guard: FleetGuard | None
     decisions: Decisions
-
-    async def _failed(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
-                      plan: LazyPlan, failed: StepResult, escalating: bool, *, resumed: bool = False,
-                      intended: str | None = None, origin: dict[str, str] | None = None) -> Outcome:
-        """Run the runbook's `on_failure` steps with a failed or refused step as `${failure.…}`: each once per failed
-        step and incident (id `<escalation>.<failed step>`); a failing one is recorded (and so counted, by the metrics
-        that read the timeline), never escalated again; one that waits for a human or runs under a release is left.
-        `resumed`: what a crash may have cut short of a decided step's escalation (`_escalated_again`,
-        responder/engine/escalation.py): `step.escalated` is recorded, marked `resumed`, only if its run had not yet.
-        With no `on_failure` step, or each skipped by its `when`, the last resort: `escalation.missed`
-        (responder/engine/lastresort.py). A dry run (a step a hard guard would refuse) plans the same: `step.escalated`
-        and `escalation.missed` carry `dry_run`, each escalation step is `step.planned` once per key (`already_done`
-        after, as production skips its page). `intended`: what a step whose parameters did not resolve was meant to
-        act on; `origin`: the step waited under another version of the runbook (`runbook_was`, `escalated_with`), so
-        an escalation step that parks is `alone` (nothing of this version runs after it)."""
-        if escalating:
-            return Outcome.FAILED
-        failure, note = Failure.of(failed, intended), origin or {}
-        told = resumed and self.state.escalated(incident.id, failed.step)  # recorded before a crash
-        dry = self.dry_run or rb.mode is Mode.DRY_RUN
-        if not rb.on_failure:
-            if not told:
-                record_missed(self.recorder, incident.id, failure, "no_on_failure", dry_run=dry, **note)
-                self.state.escalate_failure(incident.id, failed.step)
-            return Outcome.FAILED
-        ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
-        if not told:
-            self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids, **note,
-                                                            **({"resumed": True} if resumed else {}),
-                                                            **({"dry_run": True} if dry else {})}, incident.id)
-            self.state.escalate_failure(incident.id, failed.step)
-            log.warning("step_escalated", step=failed.step, actuator=failed.actuator, error=failure.error,
-                        resumed=resumed, dry_run=dry)
-        escalation_scope = {**scope, "failure": failure.model_dump()}
-        skipped = []
-        for esc, sid in zip(rb.on_failure, ids, strict=True):
-            if not self.state.waits(incident.id, sid):
-                outcome = await self._run_step(rb, esc.model_copy(update={"id": sid}), incident, event,
-                                               escalation_scope, plan, [], None, False, escalating=True,
-                                               alone=origin is not None)
-                if outcome is Outcome.SKIPPED:
-                    skipped.append(sid)
-        if len(skipped) == len(ids) and not told:  # nobody was told
-            record_missed(self.recorder, incident.id, failure, "when", dry_run=dry, escalation=skipped, **note)
-        return Outcome.FAILED
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
                         plan: LazyPlan, plan_trips: Sequence[Trip], grant: Parked | None, fresh: bool,
@@ -141,6 +85,8 @@ class StepRunning(StepRecording):
                         settle=None if escalating else self.verify_settle)  # an escalation step's is not escalated
         dry = self.dry_run or rb.mode is _DRY_RUN
         done = self.state.result(key)
+        if done is None and actuator.notifies and incident.notified:  # sent under another version of the runbook
+            done = self.state.result(incident.notified.get(f"{step.id}\x1f{target}", ""))
         if done is not None and done.status.final and grant is None \
                 and not (fresh and done.ok and not dry and await self._drifted(call, key)):
             # success and a human denial are final; a failure or refusal is not, so a forged event
@@ -148,6 +94,8 @@ class StepRunning(StepRecording):
             # state drifted (e.g. a key re-activated by hand) runs again on a new, distinct event.
             rec.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done"}, incident.id)
             incident.step_outputs[step.id] = {"result": done.outputs or {}}
+            if done.verified is False and step.id in incident.owed:  # a crash cut its escalation short: finish it
+                await self._failed(rb, incident, event, scope, plan, done, escalating, resumed=True)
             return Outcome.OK if done.ok else Outcome.FAILED
         if dry and escalating and self.state.planned(key):  # planned for an earlier failure of the step: production
             rec.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done", "dry_run": True}, incident.id)

@@ -13,7 +13,7 @@ from responder.auth import signed_headers
 from responder.ingest.clients import _start_with_retry, publish, stop_consumer
 from responder.ingest.kafka import all_partitions
 from responder.ingest.raw import to_raw
-from responder.ingest.unreadable import getmany_past
+from responder.ingest.unreadable import getmany_past, positions
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
 from responder.tracing import outgoing
@@ -42,7 +42,15 @@ class KafkaPublisher:
 
 
 class ApprovalIngest:
-    """A manual-commit consumer of the decisions topic (its own group: every decision is handled once)."""
+    """A manual-commit consumer of the decisions topic (its own group: every decision is handled once), or of the
+    operator requests topic.
+
+    Partitions added to the topic while it runs are read too (docs/fleet.md): the client reads the topic's metadata
+    every `metadata_max_age_ms`; a group's assignment follows it (aiokafka rejoins), and a manual assignment (a fleet
+    member, `kafka_manual_assignment`) is widened to them at the next poll (`_widen`).
+    """
+
+    metadata_max_age_ms = 30_000  # how often the client reads the topic's partitions (aiokafka's default: 5 min)
 
     def __init__(self, bootstrap: str, topic: str, group_id: str | None, *, session_timeout_ms: int = 10_000,
                  manual_assignment: bool = False, options: Mapping[str, Any] | None = None,
@@ -55,8 +63,8 @@ class ApprovalIngest:
             *(() if manual_assignment else (topic,)), bootstrap_servers=bootstrap, group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(100, session_timeout_ms // 6), **(options or {}),
-            group_instance_id=None if manual_assignment else group_instance_id,
+            heartbeat_interval_ms=max(100, session_timeout_ms // 6), metadata_max_age_ms=self.metadata_max_age_ms,
+            **(options or {}), group_instance_id=None if manual_assignment else group_instance_id,
         )
 
     async def start(self, deadline: float = 30.0) -> None:
@@ -71,12 +79,31 @@ class ApprovalIngest:
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next decisions, by partition."""
+        if self.manual_assignment:
+            self._widen()
         got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=100)  # `unreadable` ones too
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
 
+    def _widen(self) -> None:
+        """Assign the partitions added to the topic since the last look (the client's metadata, read every
+        `metadata_max_age_ms`), keeping where each assigned one stands: `assign` starts every partition afresh, so
+        those the consumer has a position in are sought back to it. An added partition is read from its first record
+        (a group's committed offset, where it has one): all of it is new, never read again (`replayed`: no end offset
+        was read for it at the start)."""
+        known = self.consumer._client.cluster.partitions_for_topic(self.topic)
+        assigned = self.consumer.assignment()
+        added = sorted(p for p in known or () if TopicPartition(self.topic, p) not in assigned)
+        if not added:
+            return
+        _, standing = positions(self.consumer)
+        self.consumer.assign([*assigned, *(TopicPartition(self.topic, p) for p in added)])
+        for tp, offset in standing.items():
+            self.consumer.seek(tp, offset)
+        log.info("signed_partitions_added", topic=self.topic, partitions=added)
+
     def replayed(self, record: RawRecord) -> bool:
         """Whether a member that reads every decision read this one again: it was on the topic before the member
-        started (handled then by whichever member owned its incident)."""
+        started (handled then by whichever member owned its incident). A partition added since is not."""
         return record.offset < self._ends.get(TopicPartition(record.topic, record.partition), 0)
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:

@@ -40,7 +40,7 @@ from aiokafka.protocol.fetch import FetchRequest
 from responder.errors import UnparsableRecord
 from responder.ingest.recordbatch import Read, Unreadable, read_fetched
 
-__all__ = ["Read", "Unreadable", "getmany_past", "readable", "unparsable"]
+__all__ = ["Read", "Unreadable", "getmany_past", "positions", "readable", "unparsable"]
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +48,7 @@ _PARSE_ERRORS = (UnicodeDecodeError, CorruptRecordException, UnsupportedCodecErr
 _READ_UNCOMMITTED, _EARLIEST = 0, -2  # aiokafka's isolation level and OffsetResetStrategy.EARLIEST
 
 
-def _positions(consumer: AIOKafkaConsumer) -> tuple[Any, dict[TopicPartition, int]]:
+def positions(consumer: AIOKafkaConsumer) -> tuple[Any, dict[TopicPartition, int]]:
     """The current assignment object and each assigned partition's position, where it has one."""
     subscription = consumer._subscription.subscription
     assignment = subscription.assignment if subscription is not None else None
@@ -70,7 +70,7 @@ async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, 
                        max_records: int) -> dict[TopicPartition, list[Any]]:
     """`consumer.getmany(...)`; when it cannot parse what it fetched, the same partitions read by
     `responder.ingest.recordbatch` instead (records, and `Unreadable` in place of what cannot be parsed)."""
-    before_assignment, before = _positions(consumer)
+    before_assignment, before = positions(consumer)
     try:
         got: dict[TopicPartition, list[Any]] = await consumer.getmany(*partitions, timeout_ms=timeout_ms,
                                                                       max_records=max_records)
@@ -84,7 +84,7 @@ async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, 
     culprit = _raised(consumer)  # before any seek: a seek drops the fetcher's buffered result
     if consumer._fetcher._isolation_level != _READ_UNCOMMITTED:  # aborted transactions are not read here
         raise unparsable(consumer, error) from error
-    assignment, now = _positions(consumer)
+    assignment, now = positions(consumer)
     given_back = await _give_back(consumer, assignment, before if assignment is before_assignment else {}, now, error)
     if given_back is None:
         return {}  # a rebalance while the starts were looked up: positions come from the committed offsets again
@@ -93,7 +93,7 @@ async def getmany_past(consumer: AIOKafkaConsumer, *partitions: TopicPartition, 
     todo = sorted((tp for tp in now if tp in wanted and tp not in paused),  # the one that raised first, within
                   key=lambda tp: (tp != culprit, tp in advanced, tp.topic, tp.partition))  # `max_records`
     read = await _read_again(consumer, {tp: now[tp] for tp in todo}, max_records)
-    if _positions(consumer)[0] is not assignment or not assignment.active or subscription.reassignment_in_progress:
+    if positions(consumer)[0] is not assignment or not assignment.active or subscription.reassignment_in_progress:
         return {}  # a rebalance while reading again: what was read may not be ours; the next poll starts over
     for tp, (records, after) in read.items():
         if after > now[tp]:
@@ -144,7 +144,7 @@ async def _give_back(consumer: AIOKafkaConsumer, assignment: Any, before: dict[T
             log.error("unreadable_start_unknown", partitions=[f"{tp.topic}[{tp.partition}]" for tp in unknown],
                       error=repr(exc))
             raise unparsable(consumer, error) from exc
-    if _positions(consumer)[0] is not assignment:  # no await from here on: the assignment is the one read
+    if positions(consumer)[0] is not assignment:  # no await from here on: the assignment is the one read
         return None
     advanced = {tp for tp, offset in now.items() if offset > starts[tp]}
     for tp in advanced:
@@ -180,7 +180,7 @@ def _check_progress(consumer: AIOKafkaConsumer, culprit: TopicPartition | None, 
         return
     if culprit is not None and culprit in now and culprit in consumer.assignment():
         consumer.seek(culprit, now[culprit])
-    assignment = _positions(consumer)[0]
+    assignment = positions(consumer)[0]
     was, count = _stalls.get(consumer, (None, 0))
     count = count + 1 if was is assignment else 1  # a new assignment starts the count again
     _stalls[consumer] = (assignment, count)
@@ -231,8 +231,8 @@ async def _read_again(consumer: AIOKafkaConsumer, positions: dict[TopicPartition
 def unparsable(consumer: AIOKafkaConsumer, exc: Exception) -> UnparsableRecord:
     """The error to stop with when neither aiokafka nor the tolerant reader gets past a record, logged with where
     each partition stood (`?`: no position yet): the record is at or after one of those offsets."""
-    positions = _positions(consumer)[1]
-    where = [f"{tp.topic}[{tp.partition}]@{positions.get(tp, '?')}"
+    standing = positions(consumer)[1]
+    where = [f"{tp.topic}[{tp.partition}]@{standing.get(tp, '?')}"
              for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition))]
     detail = ("a record the Kafka client cannot parse stops this consumer, and reading the fetch again did not get "
               "past it; find it at or after these offsets, and move the consumer group past it "

@@ -146,6 +146,7 @@ def record_to_event(r: dict[str, Any], envelope: dict[str, Any] | None = None) -
             "event_type": r.get("eventType"),
             "read_only": r.get("readOnly"),
             "identity_type": ident.get("type"),
+            "invoked_by": ident.get("invokedBy"),
             "error_code": r.get("errorCode"),
             "error_message": r.get("errorMessage"),
             "source_ip": text(source_ip),
@@ -166,9 +167,9 @@ def record_to_event(r: dict[str, Any], envelope: dict[str, Any] | None = None) -
 
 # every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
 CLOUDTRAIL_ATTRIBUTES = (
-    "event_name", "event_source", "event_type", "read_only", "identity_type", "error_code", "error_message",
-    "source_ip", "source_ip_valid", "user_agent", "mfa_used", "login_result", "policy_arn", "target_user",
-    "new_access_key_id", "model_id", "object_key",
+    "event_name", "event_source", "event_type", "read_only", "identity_type", "invoked_by", "error_code",
+    "error_message", "source_ip", "source_ip_valid", "user_agent", "mfa_used", "login_result", "policy_arn",
+    "target_user", "new_access_key_id", "model_id", "object_key",
 )
 
 

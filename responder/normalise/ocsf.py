@@ -221,6 +221,10 @@ def event_of(doc: dict[str, Any], envelope: dict[str, Any] | None = None) -> Eve
             "retired": True if cls in FINDING_CLASSES and retired(doc) else None,
             "source_ip": text(src_ip) if src_ip and ip_resource(src_ip) is None else None,
             "is_mfa": doc.get("is_mfa", dig(doc, "actor", "session", "is_mfa")),
+            # Security Lake's copy of CloudTrail's userIdentity.type and invokedBy, under CloudTrail's names; never a
+            # finding's (its actor is its product's claim: a runbook ruling a write out by them must not drop one)
+            "identity_type": None if cls in FINDING_CLASSES else dig(doc, "actor", "user", "type"),
+            "invoked_by": None if cls in FINDING_CLASSES else dig(doc, "actor", "invoked_by"),
             "detail_type": env.get("detail-type"),
             "envelope_id": env.get("id"),
         },
@@ -232,7 +236,7 @@ def event_of(doc: dict[str, Any], envelope: dict[str, Any] | None = None) -> Eve
 # every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
 OCSF_ATTRIBUTES = (
     "class_uid", "class_name", "activity_id", "type_uid", "schema_version", "product", "vendor", "title",
-    "finding_types", "control_id", "status", "retired", "source_ip", "is_mfa",
+    "finding_types", "control_id", "status", "retired", "source_ip", "is_mfa", "identity_type", "invoked_by",
 )
 
 

@@ -268,7 +268,7 @@ class EngineMachine(RuleBasedStateMachine):
     @invariant()
     def replay_rebuilds_the_live_state(self) -> None:
         """The durable timeline, replayed, gives the state the engine holds: parked and released steps (with how they
-        were released), step results and intents, and the decisions each incident used."""
+        were released), step results and intents, the decisions each incident used and the escalations it owes."""
         replayed = EngineState()
         for entry in self._entries():
             fold(replayed, entry)
@@ -281,7 +281,7 @@ class EngineMachine(RuleBasedStateMachine):
             return (sorted(map(canonical, state.parked_steps())), sorted(map(canonical, state.granted())),
                     sorted((canonical(p), ok, escalated) for p, ok, escalated in state.continuing()),
                     sorted((r.key, r.status) for r in state.results()), sorted(i.key for i in state.inflight()),
-                    sorted((i.id, sorted(i.decisions)) for i in state.incidents.all()))
+                    sorted((i.id, sorted(i.decisions), sorted(i.owed.items())) for i in state.incidents.all()))
 
         assert view(replayed) == view(live)
 

@@ -16,6 +16,7 @@ from responder.ingest.approvals import send_decision
 from responder.ingest.kafka import ensure_topics, publish
 from responder.models.approval import ApprovalDecision
 from responder.service import Service
+from responder.settings import Settings
 from responder.timeline.chain import parse_lines, verify_entries
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.harness import make_settings, running, wait_for
@@ -54,6 +55,31 @@ async def _status(aws, key: str) -> str:
     return next(k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key)
 
 
+async def _parked(kafka_bootstrap: str, topics: dict[str, str], key: str,
+                  settings: Settings) -> tuple[Service, str, str]:
+    """Run a service until the finding naming `key` parks its step; the service, and the incident and step parked."""
+    service = Service(settings)
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(service.engine.state.parked_steps()))
+    [(incident, step)] = [(p.incident, p.step) for p in service.engine.state.parked_steps()]
+    return service, incident, step
+
+
+async def _decide_by_cli(verdict: str, kafka_bootstrap: str, names: dict[str, str], settings: Settings,
+                         incident: str, step: str, reason: str) -> None:
+    """`responder approve|deny` by alice, signed with key k1, sent to the decisions topic; it exits 0."""
+    env = {**os.environ, "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
+           "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET}).decode(), "RESPONDER_APPROVAL_KEY_ID": "k1",
+           "RESPONDER_APPROVER_IDENTITIES": '{"k1": "alice"}', "RESPONDER_APPROVALS_TOPIC": names["decisions"]}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "responder", verdict, incident, step, "--by", "alice", "--reason", reason,
+        "--timeline", str(settings.timeline_path), cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+
+
 def _kinds(path: Path) -> list[str]:
     return [e.kind for e in parse_lines(path.read_bytes().splitlines())]
 
@@ -64,11 +90,7 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
     """A parked step publishes its request (with its request id), survives a restart, and `responder approve` makes it
     run with a decision naming that request."""
     names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
-    first = Service(settings)
-    async with running(first):
-        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(first.engine.state.parked_steps()))
-    [(incident, step)] = [(p.incident, p.step) for p in first.engine.state.parked_steps()]
+    first, incident, step = await _parked(kafka_bootstrap, topics, key, settings)
     assert await _status(aws, key) == "Active"
     consumer = AIOKafkaConsumer(names["requests"], bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
                                 group_id=f"req-{unique}")
@@ -83,16 +105,7 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
     second = Service(settings)
     async with running(second):
         assert second.engine.state.parked(incident, step) is not None
-        env = {**os.environ, "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
-               "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET}).decode(), "RESPONDER_APPROVAL_KEY_ID": "k1",
-               "RESPONDER_APPROVER_IDENTITIES": '{"k1": "alice"}',
-               "RESPONDER_APPROVALS_TOPIC": names["decisions"]}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "responder", "approve", incident, step, "--by", "alice", "--reason", "confirmed",
-            "--timeline", str(settings.timeline_path), cwd=ROOT, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        _, err = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == 0, err.decode()[-2000:]
+        await _decide_by_cli("approve", kafka_bootstrap, names, settings, incident, step, "confirmed")
         await wait_for(lambda: bool(second.engine.state.results()), timeout=60)
     assert await _status(aws, key) == "Inactive"
     kinds = _kinds(settings.timeline_path)

@@ -69,20 +69,26 @@ def test_guardduty_and_its_security_hub_copy_match_the_same_runbooks(tactic: str
             assert not [s.actuator for s in match.runbook.steps if s.actuator.startswith("aws.")]
 
 
-async def _notified(matcher: Matcher, key: str, *severities: float, restart: bool = False) -> list[dict[str, Any]]:
+async def _notified(matcher: Matcher, key: str, *severities: float, restart: bool = False,
+                    upgrade: bool = False) -> list[dict[str, Any]]:
     """The notifications the shipped runbooks send for the Discovery anomaly example on access key `key`, one
     distinct finding per score in `severities`, in order (one incident: the same key, minutes apart); `restart`: a
-    new engine, its state replayed from the timeline, takes each finding after the first."""
+    new engine, its state replayed from the timeline, takes each finding after the first; `upgrade`: with each
+    runbook's next version (a deploy)."""
     publisher, store = MemoryPublisher(), MemoryStore()
     engine = Engine(Recorder(store), registry, FakeIam(), context=ActuationContext(aws=FakeIam(), publisher=publisher))
-    pipeline = Pipeline(matcher.runbooks, engine)
+    runbooks = matcher.runbooks
+    pipeline = Pipeline(runbooks, engine)
     for n, severity in enumerate(severities):
         if restart and n:
             engine.recorder.flush_sync()  # what a stopping service makes durable
             engine = Engine(Recorder(store), registry, FakeIam(),
                             context=ActuationContext(aws=FakeIam(), publisher=publisher))
             engine.recover()
-            pipeline = Pipeline(matcher.runbooks, engine)
+            if upgrade:
+                runbooks = [rb.model_copy(update={"version": rb.version + n}) for rb in matcher.runbooks]
+            engine.use_runbooks(runbooks)
+            pipeline = Pipeline(runbooks, engine)
         doc = orjson.loads((ROOT / "runbooks/examples/anomalous-credential-use.json").read_bytes())
         doc.update(type="Discovery:IAMUser/AnomalousBehavior", severity=severity, id=f"anomaly-{key}-{n}",
                    updatedAt=f"2026-11-25T10:0{n}:00.000Z")
@@ -135,3 +141,14 @@ async def test_the_triage_note_claims_only_what_it_knows(matcher: Matcher) -> No
     assert note["severity"] == "low"
     assert "nobody paged" not in note["title"]
     assert "pages nobody" in note["title"]
+
+
+@pytest.mark.parametrize("severities", [(5.0, 6.0), (5.0, 2.0)])
+async def test_an_incident_that_paged_under_an_older_version_is_not_paged_again_after_an_upgrade(
+        severities: tuple[float, ...], matcher: Matcher) -> None:
+    """One page per incident, not one per deploy: an incident paged under the runbook's previous version, joined by
+    another Medium finding after the upgrade (a restart with the next version), is not paged again (before: the
+    version in the step key made it a new page), nor sent a Low note."""
+    key = "AKIAUPGRADE" + "".join(f"{int(s * 10):02d}" for s in severities).ljust(9, "0")
+    sent = await _notified(matcher, key, *severities, restart=True, upgrade=True)
+    assert [body["severity"] for body in sent] == ["high"]

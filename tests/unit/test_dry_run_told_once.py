@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.engine.partitions import cut, merge, release
+from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.tabletop.failures import AGAIN, TOLD, step_failures
 from responder.timeline.recorder import Recorder
@@ -140,3 +141,16 @@ async def test_a_runbook_promoted_from_dry_run_pages_for_real_whatever_its_dry_r
              if e.body.get("step") == "tell.deactivate" and e.kind != "step.intent"]
     assert pages == [("step.planned", None), ("step.result", "ok")]
     assert [p.target for p in kit.echo.applied] == ["oncall"]  # on-call was told for real
+
+
+async def test_a_replica_taking_an_incident_over_knows_the_escalation_its_dry_run_planned(tmp_path):
+    """What a dry run planned travels in its incident's fleet slice: the replica that takes the incident over (a
+    fresh state, its timeline not the first replica's) plans the page once, not once more."""
+    dry = make_kit(tmp_path, {"rb": PROTECTED + DEACTIVATE_STEPS + ESCALATE}, dry_run=True)
+    await dry.send(finding_id="first")
+    slices = [EngineSnapshot.model_validate_json(s.model_dump_json())
+              for s in cut(dry.engine.state, set(dry.engine.state.incidents.by_id)).values()]
+    dry.engine.state.clear()  # the replica that takes over knows only the slices
+    merge(dry.engine.state, slices)
+    await dry.send(finding_id="second")
+    assert [(b["step"], b.get("reason")) for b in dry.entries("step.skipped")] == [("tell.deactivate", "already_done")]

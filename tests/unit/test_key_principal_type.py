@@ -111,12 +111,17 @@ def test_an_iam_user_s_key_is_contained(source: str, matcher: Matcher) -> None:
     assert _matched(event, matcher) == [SOURCES[source][1]]
 
 
-@pytest.mark.parametrize("user_type", NOT_AN_IAM_USER)
-@pytest.mark.parametrize("source", sorted(SOURCES))
+# an untyped key from a source other than GuardDuty is contained since access-key-compromise v2
+# (tests/unit/test_untyped_key_containment.py)
+PAGED = [(source, user_type) for source in sorted(SOURCES) for user_type in NOT_AN_IAM_USER
+         if user_type is not None or source == "guardduty"]
+
+
+@pytest.mark.parametrize(("source", "user_type"), PAGED)
 def test_a_key_of_another_principal_pages_and_touches_no_iam_user(
         source: str, user_type: str | None, matcher: Matcher) -> None:
-    """A Root, federated, role, service or untyped principal's key named like an IAM user is not acted on: it
-    matches only the paging runbook, whose page names the key, its principal type, the account and what to do."""
+    """A Root, federated, role or service principal's key (or GuardDuty's untyped one) named like an IAM user is not
+    acted on: it matches only the paging runbook, whose page names the key, its type, the account and what to do."""
     event = _event(source, user_type)
     assert _matched(event, matcher) == [PAGE]
     fields = page_fields(event, matcher, PAGE)
@@ -185,12 +190,13 @@ def _ocsf_actor(user_type: str | None, types: list[str] | None = None) -> dict[s
 @pytest.mark.parametrize("user_type", ["IAMUser", *NOT_AN_IAM_USER])
 def test_an_ocsf_actor_s_key_carries_the_actor_s_type(user_type: str | None, matcher: Matcher) -> None:
     """An OCSF actor.user's credential_uid (Security Lake's CloudTrail shape) is typed by actor.user.type, so an
-    IAM user's key is contained as before and any other principal's key is paged."""
+    IAM user's (or untyped) key is contained as before and any other principal's key is paged; the logging-stop key
+    step still needs IAMUser."""
     [event] = decode_doc(_ocsf_actor(user_type, [ASFF_TYPE]))
     key = event.first("access_key")
     assert key is not None
     assert (key.id, key.attributes.get("user_type")) == (KEY, user_type)
-    assert _matched(event, matcher) == ["access-key-compromise" if user_type == "IAMUser" else PAGE]
+    assert _matched(event, matcher) == ["access-key-compromise" if user_type in ("IAMUser", None) else PAGE]
     [event] = decode_doc(_ocsf_actor(user_type))
     [match] = [m for m in matcher.match(event) if m.runbook.id == "cloudtrail-logging-stopped"]
     [step] = [s for s in match.runbook.steps if s.id == "deactivate-key"]

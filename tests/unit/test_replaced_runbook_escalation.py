@@ -240,23 +240,17 @@ async def test_an_on_timeout_escalate_step_of_a_replaced_runbook_is_escalated_at
     assert kit.engine.state.parked_steps() == []
 
 
-@pytest.mark.parametrize("verdict", ["approve", "deny"])
-async def test_an_approval_refused_because_the_runbook_was_replaced_escalates_at_once(tmp_path, verdict):
+async def test_an_approval_refused_because_the_runbook_was_replaced_escalates_at_once(tmp_path):
     """A human approves a step whose runbook got a new version: the approval is refused (it cannot run under it), and
-    the containment they wanted did not happen, so the step lapses now and on-call is told, not at its timeout; a
-    human's denial is refused and left to the timeout, as before (nobody is paged for a decision not to act)."""
+    the containment they wanted did not happen, so the step lapses now and on-call is told, not at its timeout."""
     kit = make_kit(tmp_path, {"rb": TIMED % "deny" + ESCALATE})
     await kit.send()
     _reload(kit, tmp_path, TIMED % "deny" + ESCALATE)
     incident = next(iter(kit.engine.state.incidents.by_id))
-    assert not await kit.engine.decide(*decision(kit, incident, "deactivate", verdict))
+    assert not await kit.engine.decide(*decision(kit, incident, "deactivate", "approve"))
     await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
     [rejected] = kit.entries("approval.rejected")
     assert "no longer loaded" in rejected["reason"]
-    if verdict == "deny":
-        assert [p.step for p in kit.engine.state.parked_steps()] == ["deactivate"]
-        assert _told(kit) == []
-        return
     assert kit.engine.state.parked_steps() == []
     [denied] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
     assert (denied["status"], denied["code"]) == ("denied", "ApprovalTimeout")
@@ -266,3 +260,48 @@ async def test_an_approval_refused_because_the_runbook_was_replaced_escalates_at
     assert await kit.engine.expire() == 0
     assert kit.engine.state.parked_steps() == []
     assert len(kit.entries("step.escalated")) == 1
+
+
+async def test_a_denial_of_a_step_whose_runbook_was_replaced_is_recorded_and_ends_the_wait(tmp_path):
+    """A human denies a step whose runbook got a new version: a denial needs no runbook to run, so it is a decision
+    like any other: recorded, the step denied at once and never run, nobody paged (not at its timeout either), the
+    human not asked again, and a restart takes nothing up."""
+    kit = make_kit(tmp_path, {"rb": TIMED % "escalate" + ESCALATE})
+    await kit.send()
+    _reload(kit, tmp_path, TIMED % "escalate" + ESCALATE)
+    incident = next(iter(kit.engine.state.incidents.by_id))
+    assert await kit.engine.decide(*decision(kit, incident, "deactivate", "deny"))
+    assert kit.entries("approval.rejected") == []
+    [decided] = kit.entries("approval.decided")
+    assert (decided["step"], decided["decision"], decided["by"]) == ("deactivate", "deny", "alice")
+    [denied] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    assert (denied["status"], denied.get("code"), denied["error"]) == ("denied", None, "denied by alice")
+    assert kit.engine.state.parked_steps() == []
+    assert [b["step"] for b in kit.entries("approval.settled")] == ["deactivate"]
+    published = len(kit.publisher.sent)
+    kit.clock.now += 3 * 61  # past the deadline, and past an `on_timeout: escalate` re-ask's
+    assert await kit.engine.expire() == 0
+    kit.start()
+    assert await kit.engine.expire() == 0
+    assert len(kit.publisher.sent) == published  # not asked again
+    assert _told(kit) == []
+    assert kit.entries("step.escalated") == []
+    assert kit.entries("escalation.missed") == []
+    assert all(op != "update_access_key" for _, op, _ in kit.iam.calls)
+
+
+async def test_a_denial_of_a_parked_escalation_step_of_a_replaced_runbook_is_applied(tmp_path):
+    """A human denies an escalation step that waits (full quota) under a replaced runbook: applied at once, as their
+    denial of it would be under a loaded one (no failed escalation counted: a human decided), not left to lapse."""
+    kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
+    metrics = _metered(kit)
+    kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the escalation's quota is full: it parks
+    await kit.send()
+    await _lapse(kit)
+    [parked] = kit.engine.state.parked_steps()
+    _reload(kit, tmp_path, FULL + GATED % "stop")
+    assert await kit.engine.decide(*decision(kit, parked.incident, "tell.deactivate", "deny"))
+    [denied] = [b for b in kit.entries("step.result") if b["step"] == "tell.deactivate"]
+    assert (denied["status"], denied.get("code"), denied["error"]) == ("denied", None, "denied by alice")
+    assert kit.engine.state.parked_steps() == []
+    assert metrics.value("responder_escalation_failures_total", runbook="rb", actuator="test.echo") == 0

@@ -1,0 +1,148 @@
+"""Decisions and operator requests on a partition added to their topic while the service runs are read, whatever
+the consumer: a fleet member's (no group, every partition), a single instance's manual assignment, a group's.
+On Apache Kafka: Tansu has no CreatePartitions, so with no Java (Tansu in its place) they are skipped, saying so
+(docs/fleet.md, "Partitions added to a running fleet's topics")."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+from aiokafka.errors import IncompatibleBrokerVersion
+
+from responder.auth import signed_headers
+from responder.ingest.approvals import ApprovalIngest
+from responder.ingest.changelog import ensure_changelog
+from responder.ingest.kafka import ensure_topics, publish
+from responder.models.approval import ApprovalDecision
+from responder.sandbox.fixtures import on_apache_kafka
+from responder.service import Service
+from responder.timeline.chain import parse_lines
+from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.harness import make_settings, running, wait_for
+from tests.integration.test_approvals import SECRET, _runbooks, _status
+
+pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
+kafka_bootstrap = on_apache_kafka()
+
+MODES = {  # the settings that choose the signed-record consumers' kind
+    "fleet member": {"changelog_topic": "changelog"},  # no group, every partition assigned by the service
+    "manual assignment": {"kafka_manual_assignment": True},  # one instance, every partition, offsets in a group
+    "consumer group": {},  # subscribed: the group's assignment follows the topic
+}
+
+
+@pytest.fixture(autouse=True)
+def _quick_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signed-record consumers look for added partitions every half second, not every 30 s."""
+    monkeypatch.setattr(ApprovalIngest, "metadata_max_age_ms", 500, raising=False)
+
+
+@pytest.fixture(autouse=True)
+async def _growable(kafka_bootstrap: str, unique: str) -> None:
+    """Skipped on a broker with no CreatePartitions (Tansu, where Java is missing), where each test errored."""
+    probe = f"grow-{unique}"
+    await ensure_topics(kafka_bootstrap, [probe], partitions=1)
+    try:
+        await _grow(kafka_bootstrap, probe, 2)
+    except IncompatibleBrokerVersion as exc:
+        pytest.skip(f"this broker cannot add partitions to a topic (Tansu: no CreatePartitions): {exc}")
+
+
+async def _grow(bootstrap: str, topic: str, total: int) -> None:
+    """Add partitions to `topic` (the admin client's CreatePartitions), up to `total`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_partitions({topic: NewPartitions(total_count=total)})
+    finally:
+        await admin.close()
+
+
+async def _send_to(bootstrap: str, topic: str, partition: int, value: bytes,
+                   headers: list[tuple[str, bytes]]) -> None:
+    """Produce `value` to one partition, once the producer's metadata knows it (just added)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        async with asyncio.timeout(30):
+            while partition not in await producer.partitions_for(topic):
+                await asyncio.sleep(0.2)
+                await producer.client.force_metadata_update()
+        await producer.send_and_wait(topic, value, partition=partition, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def _settings(kafka_bootstrap: str, aws: Any, topics: dict[str, str], unique: str, tmp_path: Path,
+                    runbooks_dir: Path, mode: str) -> Any:
+    extra: dict[str, Any] = dict(MODES[mode])
+    if "changelog_topic" in extra:
+        extra["changelog_topic"] = f"changelog-{unique}"
+        await ensure_changelog(kafka_bootstrap, extra["changelog_topic"], 3)
+    return make_settings(
+        kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", _runbooks(tmp_path, runbooks_dir),
+        session_timeout_ms=3000, approvals_topic=f"dec-{unique}", approval_requests_topic=f"req-{unique}",
+        operator_requests_topic=f"opreq-{unique}", operator_replies_topic=f"oprep-{unique}",
+        approval_keys={"k1": SECRET}, approver_identities={"k1": "alice"}, **extra)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_a_decision_on_a_partition_added_while_the_service_runs_releases_its_step(
+        kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, mode):
+    """The decisions topic has one partition when the service starts; a second is added; the decision sent to it
+    releases the parked step (before: never read until a restart, the step waited for its on_timeout), and the
+    forgery read on the first partition before is not read again (refused and recorded once)."""
+    settings = await _settings(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, mode)
+    await ensure_topics(kafka_bootstrap, [settings.approvals_topic, settings.approval_requests_topic], partitions=1)
+    await aws.call("iam", "create_user", UserName="ml-training")
+    key = (await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"]
+    service = Service(settings)
+
+    def kinds() -> list[str]:
+        return [e.kind for e in parse_lines(settings.timeline_path.read_bytes().splitlines())]
+
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(service.engine.state.parked_steps()))
+        [parked] = service.engine.state.parked_steps()
+        await publish(kafka_bootstrap, settings.approvals_topic, [b'{"forged": 1}'], key=b"inc")  # unsigned
+        await wait_for(lambda: kinds().count("approval.rejected") == 1)
+        await _grow(kafka_bootstrap, settings.approvals_topic, 2)
+        now = datetime.now(UTC)
+        value = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
+                                 digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
+                                 request_id=parked.request_id).canonical()
+        headers = signed_headers("k1", SECRET.encode(), value)
+        await _send_to(kafka_bootstrap, settings.approvals_topic, 1, value, headers)
+        await wait_for(lambda: bool(service.engine.state.results()), timeout=30)
+    assert await _status(aws, key) == "Inactive"
+    assert kinds().count("approval.decided") == 1
+    assert kinds().count("approval.rejected") == 1  # the first partition's forgery was not read a second time
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_an_operator_request_on_a_partition_added_while_the_service_runs_is_read(
+        kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, mode):
+    """An unsigned operator request sent to a partition added to the requests topic after the start is read and
+    refused on the timeline (before: never read until a restart)."""
+    settings = await _settings(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, mode)
+    await ensure_topics(kafka_bootstrap, [settings.operator_requests_topic, settings.operator_replies_topic],
+                        partitions=1)
+    service = Service(settings)
+    async with running(service):
+        await _grow(kafka_bootstrap, settings.operator_requests_topic, 2)
+        await _send_to(kafka_bootstrap, settings.operator_requests_topic, 1, b'{"unsigned": true}', [])
+
+        def rejected() -> list[Any]:
+            return [e for e in parse_lines(settings.timeline_path.read_bytes().splitlines())
+                    if e.kind == "operator.rejected"]
+
+        await wait_for(lambda: bool(rejected()), timeout=30)
+    [entry] = rejected()
+    assert entry.body["reason"].startswith("unsigned")

@@ -1,0 +1,62 @@
+"""Against moto: an untyped SIEM key alert contains the key of the user it names, and only if IAM says it is theirs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from responder.actuators import registry
+from responder.actuators.base import ActuationContext
+from responder.catalog import load_runbooks
+from responder.engine import Engine
+from responder.models import RawRecord
+from responder.pipeline import Pipeline
+from responder.timeline import MemoryStore, Recorder
+from tests.integration.test_runbooks import EXAMPLES, ROOT, RecordingPublisher, _inline_names, _key_inactive, _leaked
+
+pytestmark = pytest.mark.integration
+EXAMPLE_KEY = "AKIAEXAMPLELEAKED001"
+
+
+def _untyped(key: str, user: str) -> bytes:
+    """The shipped Splunk exposed-key alert without `user_type`, naming `key` and `user`."""
+    doc: dict[str, Any] = orjson.loads((EXAMPLES / "access-key-compromise.json").read_bytes())
+    doc["result"].pop("user_type")
+    doc["result"] |= {"affectedEntities{}.entityValue": key, "user_name": user}
+    return orjson.dumps(doc)
+
+
+async def _run(aws: Any, raw: bytes) -> tuple[dict[str, dict[str, Any]], RecordingPublisher]:
+    publisher = RecordingPublisher()
+    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    await Pipeline(load_runbooks(ROOT / "runbooks", registry), engine).handle(RawRecord(topic="alerts", value=raw))
+    await engine.recorder.flush()
+    return {e.body["step"]: e.body for e in engine.recorder.entries() if e.kind == "step.result"}, publisher
+
+
+async def test_an_untyped_alert_deactivates_the_named_user_s_key_and_revokes_their_sessions(aws):
+    """Splunk, no user_type, the key's real owner named: the key is Inactive and the owner's sessions revoked."""
+    key = (await _leaked(aws))[EXAMPLE_KEY]
+    results, publisher = await _run(aws, _untyped(key, "ml-training"))
+    assert [(s, r["status"]) for s, r in results.items()] == [
+        ("deactivate-key", "ok"), ("revoke-sessions", "ok"), ("notify-oncall", "ok")]
+    assert await _key_inactive(aws, "ml-training", key)
+    assert await _inline_names(aws, "ml-training") == ["responder-revoke-older-sessions"]
+    assert [body["title"] for _, body in publisher.sent] == ["leaked IAM access key deactivated and sessions revoked"]
+
+
+async def test_an_untyped_alert_naming_a_namesake_touches_nobody_and_pages(aws):
+    """Splunk, no user_type, the key named with another real user's name: IAM lists the key under its owner only, so
+    deactivate-key fails, nothing is revoked for the namesake, the key stays Active and on-call is paged."""
+    key = (await _leaked(aws))[EXAMPLE_KEY]
+    await aws.call("iam", "create_user", UserName="alice")
+    results, publisher = await _run(aws, _untyped(key, "alice"))
+    assert [(s, r["status"]) for s, r in results.items()] == [
+        ("deactivate-key", "failed"), ("escalate-oncall.deactivate-key", "ok")]
+    assert await _inline_names(aws, "alice") == []
+    keys = (await aws.call("iam", "list_access_keys", UserName="ml-training"))["AccessKeyMetadata"]
+    assert [k["Status"] for k in keys] == ["Active"]
+    [(_, page)] = publisher.sent
+    assert (page["severity"], page["fields"]["target"], page["fields"]["status"]) == ("critical", key, "failed")

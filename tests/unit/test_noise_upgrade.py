@@ -1,0 +1,87 @@
+"""Upgrading training-data-write-unnamed-principal and access-key-compromise to version 2: an incident version 1
+opened and paged is not told again at its next event (Incident.notified); access-key-compromise's key steps run
+again."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from responder.actuators import registry
+from responder.actuators.base import ActuationContext
+from responder.catalog import load_runbooks
+from responder.engine import Engine
+from responder.engine.approvals import MemoryPublisher
+from responder.models import RawRecord
+from responder.models.runbook import Runbook
+from responder.pipeline import Pipeline
+from responder.timeline import MemoryStore, Recorder
+from tests.fakes import FakeIam
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "runbooks/examples"
+
+
+async def _upgraded(runbook: str, first: bytes, second: bytes, iam: FakeIam,
+                    meanwhile: Callable[[], None] = lambda: None) -> tuple[MemoryPublisher, Engine]:
+    """`first` handled with `runbook` at version 1, then (after `meanwhile`) `second` by a restarted engine with the
+    shipped version 2 (a deploy); the publisher and the second engine."""
+    shipped = load_runbooks(ROOT / "runbooks", registry)
+    old: list[Runbook] = [rb.model_copy(update={"version": 1}) if rb.id == runbook else rb for rb in shipped]
+    assert [rb.version for rb in shipped if rb.id == runbook] == [2]
+    publisher, store = MemoryPublisher(), MemoryStore()
+    for runbooks, raw in ((old, first), (shipped, second)):
+        engine = Engine(Recorder(store), registry, iam, context=ActuationContext(aws=iam, publisher=publisher))
+        engine.recover()
+        engine.use_runbooks(runbooks)
+        await Pipeline(runbooks, engine).handle(RawRecord(topic="alerts", value=raw))
+        engine.recorder.flush_sync()
+        meanwhile()
+    return publisher, engine
+
+
+def _steps(engine: Engine, kind: str) -> list[str]:
+    return [e.body["step"] for e in engine.recorder.entries() if e.kind == kind]
+
+
+async def test_a_root_write_incident_paged_under_version_1_is_not_paged_again_under_version_2() -> None:
+    """The root's training-data write paged under version 1; its next write after the upgrade joins the incident and
+    its page-oncall is already_done: one page in all."""
+    doc: dict[str, Any] = orjson.loads((EXAMPLES / "training-data-write-unnamed-principal.json").read_bytes())
+    first = orjson.dumps(doc)
+    doc["id"] = doc["detail"]["eventID"] = "ct-put-root-2"
+    publisher, engine = await _upgraded("training-data-write-unnamed-principal", first, orjson.dumps(doc), FakeIam())
+    assert len(publisher.sent) == 1
+    assert len(engine.state.incidents.by_id) == 1
+    assert _steps(engine, "step.skipped") == ["page-oncall"]
+
+
+async def test_a_contained_key_s_incident_is_not_notified_again_but_its_key_steps_run_again() -> None:
+    """A typed key contained under version 1; the next alert after the upgrade runs deactivate-key (the key is
+    already Inactive: no change) and revoke-sessions (its cutoff moves forward) again under version 2's step keys, and
+    notify-oncall is already_done: one notification in all."""
+    iam = FakeIam()
+    iam.add_key("ml-training", "AKIAEXAMPLELEAKED001")
+    doc: dict[str, Any] = orjson.loads((EXAMPLES / "access-key-compromise.json").read_bytes())
+    first = orjson.dumps(doc)
+    doc["sid"] = doc["sid"] + "-2"
+    doc["result"]["_time"] = "1764040990"
+
+    def an_hour_later() -> None:  # version 1 contained the key before: its cutoff is older
+        ref = ("ml-training", "responder-revoke-older-sessions")
+        iam.user_policies[ref] = re.sub(r"20\d\d-[0-9T:-]+Z", "2026-01-01T00:00:00Z", iam.user_policies[ref])
+
+    publisher, engine = await _upgraded("access-key-compromise", first, orjson.dumps(doc), iam, an_hour_later)
+    assert len(publisher.sent) == 1
+    assert len(engine.state.incidents.by_id) == 1
+    results = [(e.body["step"], e.body["status"], e.body.get("changed")) for e in engine.recorder.entries()
+               if e.kind == "step.result"]
+    assert [r[:2] for r in results] == [("deactivate-key", "ok"), ("revoke-sessions", "ok"), ("notify-oncall", "ok"),
+                                        ("deactivate-key", "ok"), ("revoke-sessions", "ok")]
+    assert (results[3][2], results[4][2]) == (False, True)  # the key already Inactive; the cutoff moved to "now"
+    assert _steps(engine, "step.skipped") == ["notify-oncall"]
+    assert iam.count("update_access_key") == 1
