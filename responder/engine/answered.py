@@ -1,11 +1,11 @@
 """What the operator remembers of the requests it handled, kept only while a request could still be acted on.
 
 A request past its `expires_at` is refused as expired whatever its id (responder/engine/permissions.py), so once the
-request that owns an id has expired (plus `FORGET_MARGIN_S`, for a wall clock stepped back), nothing is lost by
-forgetting the id: the same bytes sent again are refused as expired, never run again, and a fleet member asks the fleet
-store again. Memory is so bounded by the requests handled within one request lifetime, not by history. An id whose
-request's expiry is not known (recovered from an entry written before 2026-12-05, which does not record it) is kept,
-as every id was before.
+request that owns an id has expired (plus `FORGET_MARGIN_S`), nothing is lost by forgetting the id: the same bytes sent
+again are refused as expired (judged on `Handled.now`, which never goes back), never run again, and a fleet member asks
+the fleet store again. Memory is so bounded by the requests handled within one request lifetime, not by history. An id
+whose request's expiry is not known (recovered from an entry written before 2026-12-06, which does not record it) is
+kept, as every id was before.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ already unreachable, its id answered another request (not remembered: a redelive
 OPERATOR_KEY = "operator-"
 """Prefix of an operator request's step key (then the request id)."""
 FORGET_MARGIN_S = 300.0
-"""Seconds an id is kept past its request's expiry: covers the wall clock stepped back (NTP) between the two reads."""
+"""Seconds an id is kept past its request's expiry (slack: the expiry itself is judged on `Handled.now`, which never
+goes back, so a wall clock stepped back by more than this still finds a forgotten request expired)."""
 
 
 class Handled:
@@ -45,6 +46,7 @@ class Handled:
         self.started: dict[str, dict[str, Any]] = {}
         self._until: dict[str, float] = {}  # request id → when it may be forgotten (absent: kept)
         self._queue: list[tuple[float, str]] = []  # (until, id), a heap; stale pairs are skipped when popped
+        self._latest = float("-inf")  # the latest wall-clock time read
 
     def __len__(self) -> int:
         return len(self.digests.keys() | self.replies.keys() | self.started.keys())
@@ -58,13 +60,19 @@ class Handled:
             self._until[request_id] = until
             heapq.heappush(self._queue, (until, request_id))
 
+    def now(self) -> float:
+        """The wall clock, never earlier than a time it gave before: a request's expiry is judged on it, so a clock
+        stepped back (NTP, a resumed VM) does not make a request whose id was forgotten valid again."""
+        self._latest = max(self._latest, self.clock())
+        return self._latest
+
     def expiring(self, request_id: str) -> bool:
         """Whether `request_id` will be forgotten (its request's expiry is known)."""
         return request_id in self._until
 
     def forget_expired(self) -> int:
         """Forget every id whose request expired more than `FORGET_MARGIN_S` ago; how many."""
-        now, queue, forgotten = self.clock(), self._queue, 0
+        now, queue, forgotten = self.now(), self._queue, 0
         while queue and queue[0][0] <= now:
             until, request_id = heapq.heappop(queue)
             if self._until.get(request_id) != until:
@@ -114,7 +122,7 @@ class Handled:
             at = datetime.fromisoformat(expires_at)
         except ValueError:
             return True
-        if at.timestamp() + FORGET_MARGIN_S <= self.clock():
+        if at.timestamp() + FORGET_MARGIN_S <= self.now():
             return False
         self.keep_until(request_id, at)
         return True

@@ -148,7 +148,8 @@ class Operator:
         self.memory.keep_until(request.id, request.expires_at)
         head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "request": digest,
                 "expires_at": request.expires_at.isoformat()}
-        denied = refused(request, key_id, datetime.fromtimestamp(self.clock(), UTC), self.keys, self.permissions)
+        # on the clock that forgot expired ids: never earlier than it was then (a forgotten request stays expired)
+        denied = refused(request, key_id, datetime.fromtimestamp(self.memory.now(), UTC), self.keys, self.permissions)
         if denied is not None:  # its answer: sent again, even once granted, it is answered so, never run
             return await self._refused(request, key_id, denied, final=digest)
         self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)

@@ -50,6 +50,30 @@ def _request(clock: Clock, key: str = "ops") -> tuple[bytes, str, str]:
     return value, key_id.decode(), sig.decode()
 
 
+async def _run_then_forget(clock: Clock) -> tuple[Operator, tuple[bytes, str, str]]:
+    """An operator that ran one request, then handled another past that one's expiry and the margin (forgot it)."""
+    op = await _operator(clock)
+    first = _request(clock)
+    reply = await op.handle(*first)
+    assert reply is not None
+    assert reply.ok
+    clock.now += TTL + FORGET_MARGIN_S + 1
+    await op.handle(*_request(clock))  # any handling forgets what expired
+    assert OperatorRequest.model_validate_json(first[0]).id not in op.answered
+    return op, first
+
+
+async def _refused_as_expired(op: Operator, first: tuple[bytes, str, str]) -> None:
+    """`first`, sent again, is refused as expired and was run once: the timeline holds two distinct requests run."""
+    again = await op.handle(*first)
+    assert again is not None
+    assert not again.ok
+    assert "expired" in str(again.error)
+    await op.recorder.flush()
+    ran = [e.body["id"] for e in op.recorder.entries() if e.kind == OPERATOR_REQUESTED]
+    assert len(ran) == len(set(ran)) == 2  # the first request and the later one, not the first again
+
+
 def _held(op: Operator) -> int:
     return len(set(op.answered) | set(op.done) | set(op.started))
 
@@ -74,21 +98,8 @@ async def test_a_request_sent_again_after_it_was_forgotten_is_refused_as_expired
     """A completed request whose id was forgotten (past its expiry and the margin) is refused as expired when sent
     again, never run a second time."""
     clock = Clock()
-    op = await _operator(clock)
-    value, key_id, sig = _request(clock)
-    first = await op.handle(value, key_id, sig)
-    assert first is not None
-    assert first.ok
-    clock.now += TTL + FORGET_MARGIN_S + 1
-    await op.handle(*_request(clock))  # any handling forgets what expired
-    assert OperatorRequest.model_validate_json(value).id not in op.answered
-    again = await op.handle(value, key_id, sig)
-    assert again is not None
-    assert not again.ok
-    assert "expired" in str(again.error)
-    await op.recorder.flush()
-    ran = [e for e in op.recorder.entries() if e.kind == OPERATOR_REQUESTED]
-    assert len(ran) == 2  # the first request and the later one, not the first again
+    op, first = await _run_then_forget(clock)
+    await _refused_as_expired(op, first)
 
 
 async def test_a_restart_remembers_only_requests_not_yet_expired():
@@ -105,3 +116,12 @@ async def test_a_restart_remembers_only_requests_not_yet_expired():
     again = await _operator(clock, op.recorder.store)
     assert set(again.answered) == {OperatorRequest.model_validate_json(recent[0]).id}
     assert await again.handle(*recent) == first
+
+
+async def test_a_forgotten_request_is_not_run_again_when_the_wall_clock_steps_back_past_the_margin():
+    """A completed request forgotten past its expiry stays refused as expired when the wall clock is then stepped back
+    further than the margin (NTP, a resumed VM): the expiry is judged on the latest time the operator has seen."""
+    clock = Clock()
+    op, first = await _run_then_forget(clock)
+    clock.now -= TTL + FORGET_MARGIN_S + 30  # before the first request's expiry again
+    await _refused_as_expired(op, first)
