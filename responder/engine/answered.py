@@ -39,8 +39,10 @@ class Handled:
     The three maps are read and written directly (`Operator.answered`, `.done`, `.started`); `keep_until` says when an
     id may be forgotten, `forget_expired` forgets every id past that time (from all three)."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, lifetime: float = float("inf")) -> None:
         self.clock = clock
+        self.lifetime = lifetime
+        """Seconds a request may be valid from its `issued_at` (responder/engine/permissions.py's `lifetime`)."""
         self.digests: dict[str, str] = {}
         self.replies: dict[str, OperatorReply] = {}
         self.started: dict[str, dict[str, Any]] = {}
@@ -91,7 +93,7 @@ class Handled:
         gone: set[str] = set()  # expired requests' ids whose completion is still to come in `entries`
         for e in entries:
             if e.kind == OPERATOR_REQUESTED and isinstance(digest := e.body.get("request"), str):  # from 2026-12-05
-                if self._kept(str(e.body.get("id")), e.body.get("expires_at")):
+                if self._kept(str(e.body.get("id")), e.body):
                     self.digests[str(e.body.get("id"))] = digest
                 else:
                     gone.add(str(e.body.get("id")))
@@ -104,7 +106,7 @@ class Handled:
                     self.replies[reply.id] = reply
             elif e.kind == OPERATOR_REFUSED and e.body.get("final") is True \
                     and isinstance(digest := e.body.get("request"), str):  # its answer (from 2026-12-05)
-                if self._kept(str(e.body.get("id")), e.body.get("expires_at")):
+                if self._kept(str(e.body.get("id")), e.body):
                     self.digests[str(e.body.get("id"))] = digest
                     self.replies[str(e.body.get("id"))] = refusal_reply(e.body)
             elif e.kind == EntryKind.STEP_INTENT and str(e.body.get("key", "")).startswith(OPERATOR_KEY) \
@@ -113,20 +115,29 @@ class Handled:
                 self.started[request_id] = dict(params)
         self.forget_expired()
 
-    def _kept(self, request_id: str, expires_at: object) -> bool:
+    def _kept(self, request_id: str, body: Mapping[str, Any]) -> bool:
         """Whether a recovered request's id is remembered: its expiry is not recorded (before 2026-12-06: kept, as
-        before) or not yet past with the margin (kept until then)."""
-        if not isinstance(expires_at, str):
+        before) or not yet past, capped by its lifetime from `issued_at` when recorded, with the margin (kept until
+        then)."""
+        at = _time(body.get("expires_at"))
+        if at is None:
             return True
-        try:
-            at = datetime.fromisoformat(expires_at)
-        except ValueError:
-            return True
-        if at.timestamp() + FORGET_MARGIN_S <= self.now():
+        if (issued := _time(body.get("issued_at"))) is not None:
+            at = min(at, issued + self.lifetime)
+        if at + FORGET_MARGIN_S <= self.now():
             return False
         self.keep_until(request_id, at)
         return True
 
+
+def _time(value: object) -> float | None:
+    """A recorded ISO time as a timestamp, None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
 
 def refusal_reply(body: Mapping[str, Any]) -> OperatorReply:
     """The reply to a request refused before it ran, from its `operator.refused` body."""

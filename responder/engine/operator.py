@@ -29,7 +29,7 @@ from responder.engine.answered import OPERATOR_REFUSED as OPERATOR_REFUSED
 from responder.engine.answered import OPERATOR_REJECTED as OPERATOR_REJECTED
 from responder.engine.answered import OPERATOR_REQUESTED as OPERATOR_REQUESTED
 from responder.engine.answered import Handled, refusal_reply
-from responder.engine.permissions import refused
+from responder.engine.permissions import held_until, lifetime, not_yet_valid, refused
 from responder.engine.refusals import Refusals
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
@@ -79,7 +79,7 @@ class Operator:
         self.context = context
         self.keys = keys
         self.clock = clock
-        self.memory = Handled(clock)
+        self.memory = Handled(clock, lifetime(keys))
         """The three maps below, each id forgotten once its request has expired (responder/engine/answered.py)."""
         self.done: dict[str, OperatorReply] = self.memory.replies
         self.answered: dict[str, str] = self.memory.digests
@@ -134,7 +134,7 @@ class Operator:
                 return await self._refused(request, key_id, f"fleet store unreachable, not run (send it again): {exc}")
             if known is not None:
                 self.done[request.id] = OperatorReply.model_validate_json(known[0])
-                self.memory.keep_until(request.id, request.expires_at)  # the fleet store is asked again after
+                self.memory.keep_until(request.id, held_until(request, self.keys))  # the fleet store is asked after
                 if known[1] is not None:
                     self.answered[request.id] = known[1]
                 log.info("operator_request_answered", id=request.id, source="fleet")
@@ -144,12 +144,15 @@ class Operator:
                                                         "not run (send it again)")
         if request.id in self.done:
             return self.done[request.id]
-        self.answered[request.id] = digest
-        self.memory.keep_until(request.id, request.expires_at)
-        head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "request": digest,
-                "expires_at": request.expires_at.isoformat()}
         # on the clock that forgot expired ids: never earlier than it was then (a forgotten request stays expired)
-        denied = refused(request, key_id, datetime.fromtimestamp(self.memory.now(), UTC), self.keys, self.permissions)
+        now = datetime.fromtimestamp(self.memory.now(), UTC)
+        if (early := not_yet_valid(request, now)) is not None:  # not its answer: checked again when sent again
+            return await self._refused(request, key_id, early)
+        self.answered[request.id] = digest
+        self.memory.keep_until(request.id, held_until(request, self.keys))
+        head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "request": digest,
+                **_times(request)}
+        denied = refused(request, key_id, now, self.keys, self.permissions)
         if denied is not None:  # its answer: sent again, even once granted, it is answered so, never run
             return await self._refused(request, key_id, denied, final=digest)
         self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)
@@ -170,8 +173,7 @@ class Operator:
         granted): remembered like a completed request's reply (here, in the fleet store, and from the entry after a
         restart), so the same request sent again after a grant is not run; else a redelivery is checked again."""
         body = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "reason": error,
-                **({"final": True, "request": final, "expires_at": request.expires_at.isoformat()}
-                   if final is not None else {})}
+                **({"final": True, "request": final, **_times(request)} if final is not None else {})}
         if self.refusals.record(OPERATOR_REFUSED, body, request.incident, refusal=Refusal.REFUSED, key_id=key_id):
             await self.recorder.flush()
             log.warning("operator_request_refused", id=request.id, key_id=key_id, reason=error)
@@ -230,6 +232,11 @@ class Operator:
                 await self.replies.save_operator_reply(reply.id, reply.model_dump_json(), digest)
             except ActuationError as exc:  # recorded in this timeline; the fleet may run a redelivery again
                 log.error("operator_reply_not_shared", id=reply.id, error=str(exc))
+
+
+def _times(request: OperatorRequest) -> dict[str, str]:
+    """What a restart needs to know how long to remember the request's id (`Handled.recover`)."""
+    return {"issued_at": request.issued_at.isoformat(), "expires_at": request.expires_at.isoformat()}
 
 
 def _check_given(schema: type[BaseModel], given: dict[str, Any]) -> None:
