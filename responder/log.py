@@ -33,28 +33,48 @@ def context_vars(*keys: str) -> tuple[ContextVar[Any], ...]:
     return tuple(token.var for token in tokens.values())
 
 
+def _escaped(text: str, keep: str = "") -> str:
+    """`text` with what does not print as itself (ESC, CR, BEL, bidi overrides) written as its Python escape."""
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
+def _inert(_logger: object, _method: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
+    """Console lines only: a library's message (the event) and a traceback (whose message may quote an alert) are
+    written without raw control characters, a traceback keeping its newlines; other values are repr'd, whole."""
+    for key, keep in (("event", ""), ("exception", "\n")):
+        if isinstance(value := event_dict.get(key), str):
+            event_dict[key] = _escaped(value, keep)
+    return event_dict
+
+
 def configure(fmt: str = "json", level: str = "info") -> None:
     """Configure structlog and the stdlib loggers it wraps."""
     lvl = logging.getLevelName(level.upper())
     if not isinstance(lvl, int):
         lvl = logging.INFO
     _level[0] = lvl
+    # the console renders every value with repr (an alert's ESC or bidi override shows as \x1b, \u202e: inert)
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False, repr_native_str=True)
     )
+    # JSON escapes control characters itself; on a console a library's traceback (stdlib exc_info) is formatted as
+    # text first, to be escaped, not by the renderer's rich traceback (which writes the message's ESC raw)
+    inert: list[structlog.types.Processor] = [] if fmt == "json" else [structlog.processors.format_exc_info, _inert]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            *inert,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
-    _route_stdlib(renderer)
+    _route_stdlib([*inert, renderer])
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -68,14 +88,14 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def _route_stdlib(renderer: structlog.types.Processor) -> None:
+def _route_stdlib(rendering: list[structlog.types.Processor]) -> None:
     """Library loggers (botocore, moto, werkzeug) render with the same renderer: one log format per process."""
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(old)
     handler = _StderrHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
                            structlog.processors.TimeStamper(fmt="iso", utc=True)],
     ))

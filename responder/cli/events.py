@@ -8,11 +8,10 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.markup import escape
 
 from responder.auth import signed_headers
 from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
-from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console, plain
 from responder.errors import EventRejected, PartlyRejected
 from responder.models.event import Event
 from responder.settings import Settings
@@ -71,16 +70,16 @@ def normalise_cmd(
         for reason, detail in errors:
             if json:
                 doc["errors"].append({"path": str(path), "reason": reason, "detail": detail})
-            err_console.print(escape(f"✗ {path}: cannot decode ({reason}): {detail}"), style="red")
+            err_console.print(plain(f"✗ {path}: cannot decode ({reason}): {detail}"), style="red", markup=False)
         for event in events:
             if json:
                 doc["events"].append({"path": str(path), **summary(event)})
             else:
                 keys = ", ".join(f"{r.kind.value}:{r.id}" for r in event.resources) or "-"
-                console.print(escape(f"{path.name}: {event.source} {event.type} "
-                                     f"[{event.severity.label.value} {event.severity.score:g}] "
-                                     f"{event.time.isoformat()} key={event.incident_key} resources={keys}"),
-                              highlight=False, emoji=False)
+                console.print(plain(f"{path.name}: {event.source} {event.type} "  # an alert's: no markup, no escapes
+                                    f"[{event.severity.label.value} {event.severity.score:g}] "
+                                    f"{event.time.isoformat()} key={event.incident_key} resources={keys}"),
+                              markup=False, highlight=False)
     if json:
         emit_json({"ok": not failed, **doc})
     if failed:

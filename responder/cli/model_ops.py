@@ -15,19 +15,20 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.table import Table
+from rich.text import Text
 
 from responder.actuators import registry
 from responder.cli.model_common import context
 from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, open_offline, refuse_past_cadence
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
-from responder.cli.output import EXIT_CONFIG, console, emit_json
+from responder.cli.output import EXIT_CONFIG, console, emit_json, plain
+from responder.cli.timeline_files import read_timeline
 from responder.engine.runner import StepCall, run_step
-from responder.errors import ConfigError, TimelineError
+from responder.errors import ConfigError
 from responder.models.operator import MODEL_ACTUATORS
 from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
-from responder.timeline.chain import parse_lines
 
 app = typer.Typer()
 
@@ -96,9 +97,18 @@ def _show(actuator_name: str, result: StepResult, seq: int | None, json: bool) -
         return
     rejected: Any = (result.outputs or {}).get("rejected") or []
     for r in rejected:
-        console.print(f"  skipped {r['version']}: {r['reason']} {r['detail']}")
-    console.print(f"[green]✓[/green] {actuator_name} {target}: changed={result.changed} verified={result.verified} "
-                  f"prior={result.prior} after={result.after}  (timeline seq {seq})")
+        console.print(f"  skipped {r['version']}: {r['reason']} {r['detail']}", markup=False)
+    read = "".join(f" {k}={v}" for k, v in (("verify_reads", result.verify_reads),
+                                            ("verify_error", result.verify_error)) if v is not None)
+    line = (f"{actuator_name} {target}: changed={result.changed} verified={result.verified}{read} "
+            f"prior={result.prior} after={result.after}  (timeline seq {seq})")
+    if result.verified is False:  # it acted, but the read-back did not show it: the operator checks by hand
+        console.print(Text("! ", style="yellow") + Text(plain(line)) +
+                      Text("\n  not verified: the change was made but reading it back "
+                           + ("failed" if result.verify_error else "did not show it") + "; check the model by hand",
+                           style="yellow"), soft_wrap=True)
+        return
+    console.print(Text("✓ ", style="green") + Text(plain(line)), soft_wrap=True)
 
 
 @app.command()
@@ -160,10 +170,8 @@ def _pointer_change(e: TimelineEntry, model: str) -> dict[str, Any] | None:
 def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
     """Every serving-pointer change of MODEL on the timeline (runbook steps and operators), oldest first."""
     path = timeline or load_settings().timeline_path
-    try:
-        entries = list(parse_lines(path.read_bytes().splitlines())) if path.exists() else []
-    except (OSError, TimelineError) as exc:
-        raise fail(f"cannot read {path}: {exc}") from exc
+    # one the user named must be there (exit 3, as `timeline show`); the configured one may not exist yet: no changes
+    entries = read_timeline(path) if timeline is not None or path.exists() else []
     rows: list[dict[str, Any]] = []
     for e in entries:
         row = _pointer_change(e, model)

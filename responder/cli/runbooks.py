@@ -11,7 +11,7 @@ from responder.actuators import registry
 from responder.catalog import check_directory, load_runbooks, runbook_warnings
 from responder.catalog.defaults import defaulted
 from responder.cli.options import JsonOpt, configured_default_on_failure
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, plain
 from responder.errors import ConfigError, EventRejected
 
 app = typer.Typer(help="Write, check and explain runbooks.", no_args_is_help=True)
@@ -98,7 +98,7 @@ def explain(
             events = normalise(event_file.read_bytes(), fmt=fmt)
         except (EventRejected, OSError) as exc:
             undecodable += 1
-            err_console.print(f"✗ {event_file}: not a decodable event: {exc}", style="red", markup=False)
+            err_console.print(plain(f"✗ {event_file}: not a decodable event: {exc}"), style="red", markup=False)
             continue
         for event in events:
             verdicts = explain_event(books, event)
@@ -108,8 +108,8 @@ def explain(
                                 "event": {"id": event.id, "source": event.source, "type": event.type},
                                 "verdicts": [v.model_dump(mode="json") for v in verdicts]})
                 continue
-            console.print(f"{event_file.name}: event {event.id}  source={event.source}  type={event.type}",
-                          markup=False)
+            console.print(plain(f"{event_file.name}: event {event.id}  source={event.source}  type={event.type}"),
+                          markup=False)  # an alert's: no escape sequences
             for v in verdicts:
                 if v.matched:
                     console.print(f"  [green]✓ {v.runbook}[/green] matches")

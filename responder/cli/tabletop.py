@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
+from rich.text import Text
 
 from responder.actuators.registry import registry
 from responder.catalog import check_directory
 from responder.catalog.defaults import with_default_escalation
 from responder.cli.options import JsonOpt, configured_default_on_failure
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, plain
 from responder.cli.progress import progress_for
 from responder.errors import ConfigError, RunbookError
 
@@ -157,10 +158,10 @@ def replay(
     console.print(f"{result.records} record(s): {len(result.incidents)} incident(s) would open, "
                   f"{len(result.planned)} step(s) would run, {len(result.failed)} would fail; "
                   f"rejected {result.rejected or 'none'}", highlight=False)
-    for p in result.planned:
-        gate = f"  [yellow](approval: {'; '.join(p.would_require_approval)})[/yellow]" if p.would_require_approval \
-            else ""
-        console.print(f"  record {p.record} {p.runbook} {p.step}: {p.actuator} on {p.target}{gate}", highlight=False)
+    for p in result.planned:  # a target, an error or a guard's reason may hold an alert's text: shown through plain
+        gate = plain(f"  (approval: {'; '.join(p.would_require_approval)})") if p.would_require_approval else ""
+        console.print(Text.assemble(plain(f"  record {p.record} {p.runbook} {p.step}: {p.actuator} on {p.target}"),
+                                    (gate, "yellow")), highlight=False)
     for f in result.failed:
         again = f"not told again: {', '.join(f.already_done)} (already done for an earlier record)" \
             if f.already_done else ""
@@ -168,8 +169,8 @@ def replay(
             [f"escalated: {', '.join(f.escalation)}"] * bool(f.escalation) + [again] * bool(again)) \
             or "not escalated (an escalation step)"
         verb = "be refused" if f.status == "refused" else "fail"
-        console.print(f"  record {f.record} {f.runbook} {f.step} would {verb}: {f.error}; {told}", highlight=False,
-                      markup=False, soft_wrap=True)
+        console.print(plain(f"  record {f.record} {f.runbook} {f.step} would {verb}: {f.error}; {told}"),
+                      highlight=False, markup=False, soft_wrap=True)
     if diff is not None:
         for kind in ("new", "removed", "changed"):
             for item in diff[kind]:
@@ -177,7 +178,7 @@ def replay(
                 before, after = ("; ".join(x) or "none" for x in (was.get("would_require_approval", []),
                                                                    a["would_require_approval"]))
                 gate = f" (approval: {before} → {after})" if was and before != after else ""
-                console.print(f"  {kind}: record {a['record']} {a['runbook']} {a['step']} {a['actuator']} "
-                              f"on {a['target']}{gate}", highlight=False, markup=False)
+                console.print(plain(f"  {kind}: record {a['record']} {a['runbook']} {a['step']} {a['actuator']} "
+                                    f"on {a['target']}{gate}"), highlight=False, markup=False)
         console.print(f"difference: {len(diff['new'])} new, {len(diff['removed'])} removed, "
                       f"{len(diff['changed'])} changed", highlight=False)

@@ -19,12 +19,21 @@ from responder.cli.output import (
     err_console,
     timeline_table,
 )
-from responder.cli.timeline_files import anchors_by_file, interleave, merged, parsable, resolve, verify_file, writers
+from responder.cli.timeline_files import (
+    anchors_by_file,
+    interleave,
+    merged,
+    parsable,
+    read_timeline,
+    resolve,
+    timeline_file,
+    verify_file,
+    writers,
+)
 from responder.cli.timeline_sign import sign
 from responder.cli.timeline_verify import AnchorOpt, ArchiveOpt, KeyOpt, PathsArg, verify
 from responder.errors import ChainBroken
 from responder.settings import Settings
-from responder.timeline.chain import parse_lines
 from responder.timeline.checkpoint import generate_keypair, key_id, load_public_key
 from responder.timeline.evidence import evidence_pack, incident_entries, render_markdown
 from responder.timeline.verify import verify_anchor_entry
@@ -33,7 +42,7 @@ app = typer.Typer(help="Verify, show and export the hash-chained timeline.", no_
 app.command()(sign)
 app.command()(verify)
 
-PathArg = Annotated[Path, typer.Argument(help="timeline JSON Lines file", exists=True, dir_okay=False)]
+PathArg = Annotated[Path, typer.Argument(help="timeline JSON Lines file")]  # a missing one: exit 3 (timeline_file)
 
 
 def _settings() -> Settings:
@@ -75,7 +84,7 @@ def export(
         err_console.print("[red]✗ --format must be md or json")
         raise typer.Exit(EXIT_USAGE)
     settings = _settings()
-    files = writers(paths)
+    files = [timeline_file(path) for path in writers(paths)]  # one it cannot open: one line, exit 3
     incident = resolve(files, incident)
     held, orphans = anchors_by_file(files, anchor or [])
     checks: list[dict[str, Any]] = [{"ok": False, "first_bad_seq": -1, "reason": why, "path": str(a)}
@@ -123,7 +132,8 @@ def _kind(line: bytes) -> str | None:
 @app.command()
 def anchor(path: PathArg) -> None:
     """Print the latest checkpoint line: hold it elsewhere and pass it to `verify --anchor` to catch truncation."""
-    last = next((ln for ln in reversed(path.read_bytes().splitlines()) if _kind(ln) == "checkpoint"), None)
+    last = next((ln for ln in reversed(timeline_file(path).read_bytes().splitlines()) if _kind(ln) == "checkpoint"),
+                None)
     if last is None:
         err_console.print(f"[red]✗ {path} has no checkpoint yet (is RESPONDER_TIMELINE_SIGNING_KEY set?)")
         raise typer.Exit(EXIT_FAILED)
@@ -156,11 +166,7 @@ def postmortem(
     """Draft a postmortem in Markdown from one incident's timeline: summary, timeline, actions, approvals, undo."""
     from responder.tabletop.postmortem import postmortem as draft
 
-    path = timeline or _settings().timeline_path
-    if not path.is_file():
-        err_console.print(f"[red]✗ no timeline at {path}")
-        raise typer.Exit(EXIT_CONFIG)
-    text = draft(parse_lines(path.read_bytes().splitlines()), incident)
+    text = draft(read_timeline(timeline or _settings().timeline_path), incident)
     if out is not None:
         out.write_text(text, encoding="utf-8")
     else:

@@ -10,7 +10,7 @@ import orjson
 
 from responder.cli.options import fail, incident_ids, resolve_incident
 from responder.cli.output import EXIT_CONFIG
-from responder.errors import ChainBroken, ConfigError
+from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.models.timeline import TimelineEntry
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
@@ -20,17 +20,47 @@ from responder.timeline.verify import compare_with_copy, split_lines, verify_anc
 
 
 def writers(paths: list[Path]) -> list[Path]:
-    """The timeline files named, a directory standing for its *.jsonl files."""
+    """The timeline files named, a directory standing for its *.jsonl files; a path that does not exist is a
+    ConfigError naming it (exit 3, as `read_timeline`'s)."""
     out: list[Path] = []
     for path in paths:
+        if not path.exists():
+            raise ConfigError(f"cannot read timeline {path}: no such file or directory")
         out.extend(sorted(path.glob("*.jsonl")) if path.is_dir() else [path])
     return out
+
+
+def timeline_file(path: Path) -> Path:
+    """`path` when it is a file this process can open, else a ConfigError naming it and why (exit 3, as
+    `read_timeline`'s): for the commands that read a file's lines themselves (`anchor`, `export`) or write to it
+    (`sign`, which must not create one)."""
+    try:
+        with path.open("rb"):
+            return path
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
+
+
+def unreadable(path: Path, exc: OSError | TimelineError) -> ConfigError:
+    """`cannot read timeline PATH: why`, the one line (exit 3) of a timeline file that cannot be read."""
+    why = "no such file or directory" if isinstance(exc, FileNotFoundError) else \
+        (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    return ConfigError(f"cannot read timeline {path}: {why}")
+
+
+def read_timeline(path: Path) -> list[TimelineEntry]:
+    """Every entry of one writer's file; one that cannot be read (missing, a directory, no permission) or holds a line
+    that is no timeline entry is a ConfigError naming the file and why: one line, exit 3 (docs/commands.md)."""
+    try:
+        return list(parse_lines(path.read_bytes().splitlines()))
+    except (OSError, TimelineError) as exc:
+        raise unreadable(path, exc) from exc
 
 
 def merged(paths: list[Path]) -> list[TimelineEntry]:
     """Every writer's entries interleaved in time order (ties: writer, then seq); each file keeps its own (chain)
     order even where its clock stepped back, so no result shows before its intent."""
-    return interleave([list(parse_lines(path.read_bytes().splitlines())) for path in writers(paths)])
+    return interleave([read_timeline(path) for path in writers(paths)])
 
 
 def interleave(chains: list[list[TimelineEntry]]) -> list[TimelineEntry]:
@@ -66,14 +96,16 @@ def resolve(files: list[Path], incident: str) -> str:
     raise fail(f"no incident {incident!r} in {len(files)} timeline files", EXIT_CONFIG)
 
 
-def anchors_by_file(files: list[Path], anchors: list[Path]) -> tuple[dict[Path, list[Path]], dict[Path, str]]:
+def anchors_by_file(files: list[Path], anchors: list[Path], *, several: bool = False,
+                    ) -> tuple[dict[Path, list[Path]], dict[Path, str]]:
     """Which anchors each file is checked against, and the anchors no file holds a writer of (why, by anchor).
 
-    One file takes every anchor. Across several writers' files an anchor belongs to the files holding entries of
-    the writer that signed it (`host:pid`: a replica's restarts add writers to its own file only); an anchor none
-    holds is a writer's file deleted, replaced or cut before that writer's first entry.
+    One file takes every anchor. Across several writers' files (`several`: more were named, some missing) an anchor
+    belongs to the files holding entries of the writer that signed it (`host:pid`: a replica's restarts add writers
+    to its own file only); an anchor none holds is a writer's file deleted, replaced or cut before that writer's
+    first entry.
     """
-    if len(files) <= 1:
+    if len(files) <= 1 and not several:
         return {f: list(anchors) for f in files}, {}
     held: dict[Path, list[Path]] = {f: [] for f in files}
     orphans: dict[Path, str] = {}

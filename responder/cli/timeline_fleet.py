@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from responder.cli.output import console, emit_json, err_console
+from responder.cli.output import console, emit_json, err_console, plain
 from responder.cli.timeline_files import parsable
 from responder.timeline.fleet_writers import FileWriters, FleetCheck, check_writers
 from responder.timeline.verification import Verification
@@ -52,17 +52,17 @@ def _show(check: FleetCheck) -> None:
     for w in check.writers:
         cover = (f"signed through checkpoint seq {w.last_checkpoint}" if w.signed else
                  "NOT covered by a signed checkpoint" if w.verified else "its file does NOT verify")
-        console.print(f"  writer {w.name}: {w.path}, last entry seq {w.last_seq}, head {w.head[:16]}…; {cover}",
-                      markup=False)
+        console.print(plain(f"  writer {w.name}: {w.path}, last entry seq {w.last_seq}, head {w.head[:16]}…; {cover}"),
+                      markup=False)  # a writer, a head: a file's text (an unsigned entry's, a broken file's)
     if check.missing:
-        err_console.print(f"✗ expected writers with no timeline: {', '.join(check.missing)} (a replica's file missing "
-                          "or replaced)", style="red", markup=False)
+        err_console.print(plain(f"✗ expected writers with no timeline: {', '.join(check.missing)} (a replica's file "
+                                "missing or replaced)"), style="red", markup=False)
     if check.unsigned_only:
-        err_console.print(f"  only unsigned entries of: {', '.join(check.unsigned_only)} (after the last checkpoint of "
-                          "their file: anyone who can write a file can append those, so they prove no replica)",
-                          style="red", markup=False)
+        err_console.print(plain(f"  only unsigned entries of: {', '.join(check.unsigned_only)} (after the last "
+                                "checkpoint of their file: anyone who can write a file can append those, so they prove "
+                                "no replica)"), style="red", markup=False)
     if check.unexpected:
-        err_console.print(f"✗ unexpected writers: {', '.join(check.unexpected)} (not in --writers / "
-                          "RESPONDER_TIMELINE_WRITERS)", style="red", markup=False)
+        err_console.print(plain(f"✗ unexpected writers: {', '.join(check.unexpected)} (not in --writers / "
+                                "RESPONDER_TIMELINE_WRITERS)"), style="red", markup=False)
     if check.ok:
         console.print(f"[green]✓ every expected writer found ({len(check.expected)}), none unexpected")

@@ -9,20 +9,20 @@ import typer
 
 from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
-from responder.cli.timeline_files import verify_checked
+from responder.cli.timeline_files import timeline_file, verify_checked
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
 from responder.timeline.checkpoint import Checker, Signer, load_public_key
 from responder.timeline.recorder import Recorder
 
 
-def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (its service stopped)", exists=True,
-                                              dir_okay=False)],
+def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (its service stopped)")],
          json: JsonOpt = False) -> None:
     """Append a signed checkpoint over the entries after the last one (an offline command's, written without the
     key), with RESPONDER_TIMELINE_SIGNING_KEY; refuses a timeline that does not verify, or that the archive
     (RESPONDER_TIMELINE_ARCHIVE, when set) contradicts (exit 1)."""
     try:
+        timeline_file(path)  # a missing one is not created
         settings = Settings()
         key = settings.timeline_signing_key
         if key is None:

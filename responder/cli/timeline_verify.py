@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from responder.cli import output
 from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_UNSIGNED, EXIT_USAGE, console, emit_json, err_console
 from responder.cli.timeline_files import anchors_by_file, verify_file, writers
@@ -16,8 +17,8 @@ from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
 from responder.timeline.verification import Verification
 
-PathsArg = Annotated[list[Path], typer.Argument(
-    help="timeline file(s), or a directory of *.jsonl: one file per writer (a fleet's replicas)", exists=True)]
+PathsArg = Annotated[list[Path], typer.Argument(  # a missing one: exit 3 naming it (`writers`), not a usage error
+    help="timeline file(s), or a directory of *.jsonl: one file per writer (a fleet's replicas)")]
 KeyOpt = Annotated[str | None, typer.Option(
     "--public-key", help="base64 Ed25519 public key(s), comma-separated (default: RESPONDER_TIMELINE_VERIFY_KEY)")]
 ArchiveOpt = Annotated[str | None, typer.Option(
@@ -34,29 +35,34 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
     expected = expected_writers(writers_, settings.timeline_writers)
     public_key = public_key or settings.timeline_verify_key
     explicit_archive, archive = archive is not None, archive or settings.timeline_archive
-    files = writers(paths)
-    if not files:
+    # a missing path is a file that could not be checked (3), not the end: the others are, so one broken is still 1
+    missing = [p for p in paths if not p.exists()]
+    files = writers([p for p in paths if p not in missing])
+    if not files and not missing:
         err_console.print(f"[red]✗ no timeline files in {', '.join(map(str, paths))}")
         raise typer.Exit(EXIT_FAILED)
-    if archive and len(files) > 1:  # one archive holds one writer's segments
+    several = len(files) + len(missing) > 1
+    if archive and several:  # one archive holds one writer's segments
         if explicit_archive:
             err_console.print("✗ --archive holds one writer's segments: verify each writer's file with its own",
                               style="red", markup=False)
             raise typer.Exit(EXIT_USAGE)
         err_console.print(f"note: the archive {archive} is not compared: {len(files)} writers' files",
                           style="yellow", markup=False)
-    held, orphans = anchors_by_file(files, anchor or [])
+    held, orphans = anchors_by_file(files, anchor or [], several=several)
     failed = len(orphans)
     for a, why in orphans.items():
         if json:  # the shape of a file that does not verify (and of export's checks), the anchor as its path
             emit_json({"ok": False, "path": str(a), "first_bad_seq": -1, "reason": why})
         else:
             err_console.print(f"✗ {why}", style="red", markup=False)
-    codes: list[int] = []
+    codes: list[int] = [EXIT_CONFIG] * len(missing)
+    for path in missing:
+        err_console.print(f"✗ cannot read timeline {path}: no such file or directory", style="red", markup=False)
     results: dict[Path, Verification] = {}
     for path in files:
         try:
-            _verify_one(path, public_key, archive if len(files) == 1 else None, held[path], json, results)
+            _verify_one(path, public_key, None if several else archive, held[path], json, results)
         except typer.Exit as exc:
             codes.append(exc.exit_code)
     if expected and not fleet_check(expected, files, results, json):
@@ -79,8 +85,8 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         if json:
             emit_json({"ok": False, "path": str(path), "first_bad_seq": exc.seq, "reason": exc.reason})
         else:
-            err_console.print(f"✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}", style="red",
-                              markup=False)
+            err_console.print(output.plain(f"✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}"),
+                              style="red", markup=False)  # a reason may name an unsigned entry's writer
         raise typer.Exit(EXIT_FAILED) from exc
     except ConfigError as exc:
         err_console.print(f"✗ {exc}", style="red", markup=False)
@@ -92,7 +98,7 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
     if json:
         emit_json({"path": str(path), **result.as_dict()})
     elif result.past_cadence:
-        err_console.print(f"! {path}: NOT fully proven: {result.reason()}", style="yellow", markup=False)
+        err_console.print(output.plain(f"! {path}: NOT fully proven: {result.reason()}"), style="yellow", markup=False)
     else:
         console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
     if result.past_cadence:
@@ -102,8 +108,8 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
     signed = "signatures verified" if result.signatures_checked else "[yellow]signatures NOT checked (no public key)"
     console.print(f"  {result.checkpoints} checkpoints, {signed}; {result.unsigned_tail} entries after the last one")
     for run in result.unsigned_offline:
-        console.print(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by offline writer "
-                      f"{run.writer}", markup=False)
+        console.print(output.plain(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by "
+                                   f"offline writer {run.writer}"), markup=False)  # an unsigned entry's: anyone's
     if result.archived_entries is not None:
         console.print(f"  {result.archived_entries} entries match the archive {archive}")
     if result.anchors_checked:

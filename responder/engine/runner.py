@@ -70,28 +70,37 @@ async def verified(call: StepCall) -> bool:
 
 class ReadBack:
     """A step's `verify()` read after its apply: True or False. A transient error or a timeout reads False (read again
-    while the change settles); a permanent error (AccessDenied) or a bug in `verify()` answers None, as no wait can
-    help, and is kept in `error` for the result (the step applied: it is recorded ok, unverified, and escalated)."""
+    while the change settles) and is kept in `transient` until the next read answers; a permanent error
+    (AccessDenied) or a bug in `verify()` answers None, as no wait can help, and is kept in `error`. The last read's
+    error is the result's `verify_error` (the step applied: it is recorded ok, unverified, and escalated)."""
 
-    __slots__ = ("call", "error")
+    __slots__ = ("call", "error", "transient")
 
     def __init__(self, call: StepCall) -> None:
         self.call = call
         self.error: str | None = None
+        self.transient: str | None = None
 
     async def __call__(self) -> bool | None:
         call = self.call
+        self.transient = None
         try:
             return bool(await call.actuator.verify(call.params, call.ctx))
-        except (TransientActuationError, TimeoutError):
+        except (TransientActuationError, TimeoutError) as exc:  # read again while it settles; kept if the last read
+            self.transient = _named(exc) if isinstance(exc, ActuationError) else "Timeout: the read-back timed out"
             return False
         except ActuationError as exc:  # its message names its code when it came from AWS (`classify`)
-            text, code = str(exc), exc.code or type(exc).__name__
-            self.error = (text if text.startswith(f"{code}:") else f"{code}: {text}")[:MAX_VERIFY_ERROR]
+            self.error = _named(exc)
         except Exception as exc:  # a bug in verify(): the step did apply, so it is not failed by it
             log.exception("verify_raised", actuator=call.actuator.name)
             self.error = f"{type(exc).__name__}: {exc}"[:MAX_VERIFY_ERROR]
         return None
+
+
+def _named(exc: ActuationError) -> str:
+    """`CODE: message` of a read-back's error, cut to MAX_VERIFY_ERROR characters."""
+    text, code = str(exc), exc.code or type(exc).__name__
+    return (text if text.startswith(f"{code}:") else f"{code}: {text}")[:MAX_VERIFY_ERROR]
 
 
 async def observe(call: StepCall) -> dict[str, JsonValue] | None:
@@ -164,8 +173,8 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
             if reads > 1:
                 marks = {**marks, "verify_reads": reads,
                          "settle_ms": round((call.settle.clock() - began) * 1000, 3)}
-        if read.error is not None:
-            marks = {**marks, "verify_error": read.error}
+        if (why := read.error or read.transient) is not None:  # the last read's (a transient one's: none came after)
+            marks = {**marks, "verify_error": why}
     except Exception as exc:  # any actuator error, even a bug, becomes a recorded failed result
         if not isinstance(exc, ActuationError | TimeoutError):
             log.exception("actuator_raised", step=intent.step)

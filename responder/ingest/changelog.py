@@ -50,10 +50,12 @@ class Changelog:
         await _start_with_retry(self.producer, deadline)
 
     async def stop(self) -> None:
-        """Close the producer (and the transactional ones)."""
-        if self.txn is not None:
-            await self.txn.stop()
-        await self.producer.stop()
+        """Close the transactional producers, then the producer, even when closing those failed (raised after)."""
+        try:
+            if self.txn is not None:
+                await self.txn.stop()
+        finally:
+            await self.producer.stop()
 
     async def write(self, partition: int, slices: Mapping[str, EngineSnapshot | None],
                     quotas: list[QuotaRun] | None = None, *, urgent: bool = False) -> None:

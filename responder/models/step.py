@@ -146,8 +146,9 @@ class StepResult(StepHead):
     settle_ms: float | None = None
     """How long the read-back settled (its waits and re-reads after the first false read), with `verify_reads`."""
     verify_error: str | None = None
-    """Why the read-back could not be made (a permanent error such as AccessDenied, or a bug in `verify()`): the step
-    applied, so it is ok and `verified: false`, and escalated as unverified with this."""
+    """Why the read-back could not be made (a permanent error such as AccessDenied, a bug in `verify()`, or a transient
+    error on the last read): the step applied, so it is ok and `verified: false`, and escalated as unverified with
+    this."""
 
     @property
     def ok(self) -> bool:

@@ -77,6 +77,21 @@ class Service(BatchHandling, Running):
         if not settings.kafka_bootstrap:
             raise ConfigError(NO_KAFKA)
         key_fingerprints(settings.model_trusted_keys)  # a trusted model key it cannot read: exit 3, naming it
+        # every check that can refuse a setting or a runbook (ConfigError, exit 3) runs before any Kafka client is
+        # built: a client built and never closed is logged `Unclosed AIOKafkaProducer` when it is collected
+        global_guards = guards_from(settings)
+        books = with_default_escalation(runbooks if runbooks is not None else
+                                        load_runbooks(settings.runbooks_dir, registry),
+                                        settings.default_on_failure, registry)
+        warn_account_unknown(settings, books)
+        if not books:
+            log.warning("no_runbooks", runbooks_dir=str(settings.runbooks_dir),
+                        detail="every alert will be recorded and matched by nothing")
+        unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
+        if unknown:
+            raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
+        authenticator = authenticator_from(settings)
+        permissions = operator_permissions(settings)  # ConfigError on a key that is no approval key
         self.settings = settings
         # by default windows and deadlines ignore wall-clock steps while running (responder/clock.py)
         self.clock = clock = clock if clock is not None else SteadyClock()
@@ -88,7 +103,6 @@ class Service(BatchHandling, Running):
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap, options=options)
         context = context_from(settings, aws=aws, publisher=self.publisher)
-        global_guards = guards_from(settings)
         self.fleet_guard = FleetGuard(context.aws, settings.fleet_guard_table, global_guards.policy.quotas, clock) \
             if settings.fleet_guard_table else None
         self.metrics = Metrics()
@@ -99,23 +113,11 @@ class Service(BatchHandling, Running):
             approval_keys=approver_keys(settings),
             clock=clock, context=context, verify_settle=VerifySettle(settings.verify_settle_s),
         )
-        books = with_default_escalation(runbooks if runbooks is not None else
-                                        load_runbooks(settings.runbooks_dir, registry),
-                                        settings.default_on_failure, registry)
-        warn_account_unknown(settings, books)
-        if not books:
-            log.warning("no_runbooks", runbooks_dir=str(settings.runbooks_dir),
-                        detail="every alert will be recorded and matched by nothing")
-        unknown = sorted(f for f in settings.topic_formats.values() if not known(f))
-        if unknown:
-            raise ConfigError(f"topic_formats names unknown formats: {', '.join(unknown)}")
         observed = TimelineMetrics(self.metrics, runbook_of=self._runbook_of)
         self.recorder.observers.append(observed.observe)
         self.recorder.sinks.append(observed)
         self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
         self.metrics.approvals_parked.set_function(lambda: len(self.engine.state.parked_steps()))
-        authenticator = authenticator_from(settings)
-        permissions = operator_permissions(settings)  # ConfigError on a key that is no approval key
         self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes,
                                  topic_formats=settings.topic_formats, authenticator=authenticator,
                                  metrics=self.metrics)

@@ -59,7 +59,10 @@ class Running(SignedLoops):
         try:
             await self._prepare()
         except BaseException:  # bad TLS/SASL, another fleet digest, a broken timeline, a metrics port in use...
-            await self.close_unstarted()
+            try:
+                await self.close_unstarted()
+            except Exception as exc:  # noqa: BLE001 - the start-up's error is the one raised (what to fix)
+                log.error("service_close_failed", error=f"{type(exc).__name__}: {exc}")
             raise
         shippers = [s for s in (self.archiver, self.mirror) if s is not None]
         async with asyncio.TaskGroup() as shipping:  # the archive and mirror drain after the recorder closes
@@ -140,31 +143,22 @@ class Running(SignedLoops):
         if self.metrics_server is not None and not self.shares_metrics_server:
             steps.append(self.metrics_server.stop)
         steps += [self.recorder.close, *(shipper.close for shipper in shippers)]
-        first: BaseException | None = None
-        for step in steps:
-            try:
-                done = step()
-                if done is not None:
-                    await done
-            except BaseException as exc:  # noqa: BLE001 - raised below, once every step ran
-                if first is not None:
-                    log.error("service_close_step_failed", error=f"{type(exc).__name__}: {exc}")
-                first = first or exc
-        if first is not None:
-            raise first
+        await _each(steps)
 
     async def close_unstarted(self) -> None:
         """Close the Kafka clients `__init__` built, for a service that never started them (or failed to start).
 
-        aiokafka warns `Unclosed AIOKafkaConsumer` when one is collected unclosed, even if it never connected.
+        aiokafka warns `Unclosed AIOKafkaConsumer` when one is collected unclosed, even if it never connected. Each
+        is closed even when one before it fails to; the first failure is raised once all were (later ones logged).
         """
-        for client in (self.ingest, self.approvals, self.operator_ingest, self.publisher):
-            if client is not None:
-                await client.stop()
+        steps: list[Callable[[], Awaitable[None] | None]] = [
+            client.stop for client in (self.ingest, self.approvals, self.operator_ingest, self.publisher)
+            if client is not None]
         if self.mirror is not None:
-            await self.mirror.producer.stop()
+            steps.append(self.mirror.producer.stop)
         if self.fleet is not None:
-            await self.fleet.changelog.stop()
+            steps.append(self.fleet.changelog.stop)
+        await _each(steps)
 
     async def _alerts_loop(self) -> None:
         try:
@@ -203,3 +197,20 @@ class Running(SignedLoops):
             self.commits.tick()  # the offsets the lanes handled, when kafka_commit_interval_ms has passed
             if not batch:  # idle: a due checkpoint still seals the tail (and ships its segment)
                 await self.recorder.flush()
+
+
+async def _each(steps: list[Callable[[], Awaitable[None] | None]]) -> None:
+    """Run every step, in order, even when one before it failed; then raise the first failure (later ones are
+    logged): a teardown leaves nothing open because of another part's error."""
+    first: BaseException | None = None
+    for step in steps:
+        try:
+            done = step()
+            if done is not None:
+                await done
+        except BaseException as exc:  # noqa: BLE001 - raised below, once every step ran
+            if first is not None:
+                log.error("service_close_step_failed", error=f"{type(exc).__name__}: {exc}")
+            first = first or exc
+    if first is not None:
+        raise first

@@ -139,7 +139,7 @@ def render_markdown(pack: Mapping[str, Any]) -> str:
     out = [f"# Evidence pack: incident {cell(pack['incident'])}", "",
            f"**Timeline verification: {verdict}** — {v.get('entries', '?')} entries, "
            f"{v.get('checkpoints', 0)} checkpoints, signatures checked: {v.get('signatures_checked', False)}, "
-           f"archive compared: {v.get('archived_entries') is not None}; head `{v.get('head', '')}`", ""]
+           f"archive compared: {v.get('archived_entries') is not None}; head {code(v.get('head', ''))}", ""]
     cover = pack.get("covering_checkpoint")
     out += [f"Covered by signed checkpoint seq {cover['seq']} (key {cell(cover['body'].get('key_id'))})." if cover
             else "No checkpoint after this incident's last entry yet: its tail is not signed.", ""]

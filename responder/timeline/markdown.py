@@ -2,7 +2,10 @@
 
 Every Markdown report built from recorded text uses these (the evidence pack, the tabletop's after-action report
 and postmortem draft): a `|` or a newline in an event's text never ends its cell, starts a row or a heading, and
-markup characters never make a link or an emphasis of it.
+markup characters never make a link, an image, an HTML tag, an entity, a list or an emphasis of it. GFM's extended
+autolinks are defused too (docs/security.md, "What humans read"): the `:` ending a URL scheme (`https:/`,
+`mailto:`) and the `.` after `www` are backslash-escaped, and a word joiner (U+2060, invisible) follows each `@`
+(no e-mail link, no @mention; a backslash does not stop GFM's e-mail autolink). Rendered, the text reads as itself.
 """
 
 from __future__ import annotations
@@ -10,7 +13,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_MARKDOWN = frozenset("`*_[]<>|~")  # what could start markup, a link, a code span or a new cell
+_MARKDOWN = frozenset("`*_[]<>|~#&$")  # what could start markup, a link, a code span, a new cell, an entity or math
+_AUTOLINK = re.compile(r"(?<=[a-z]):(?=/)|(?<=mailto):|(?<=xmpp):|(?<=www)\.", re.IGNORECASE)  # https://, www.
+# what, at the start of a list item, would nest a list, draw a rule or underline a heading
+_BLOCK_START = re.compile(r"[+=-](?=[ \t+=-]|$)|\d{1,9}[.)](?=[ \t]|$)")
+_JOINER = "\u2060"  # WORD JOINER after an `@`: prints as nothing, breaks an e-mail autolink or a mention
 
 
 def _visible(c: str) -> str:
@@ -20,11 +27,18 @@ def _visible(c: str) -> str:
 
 def cell(value: Any) -> str:
     """`value` as inert Markdown text (a table cell, a list item, a heading): markup characters backslash-escaped,
-    what does not print as itself (newline, ESC, bidi override) written as a visible escape, a backslash shown
-    doubled; `–` for nothing."""
+    what does not print as itself (newline, ESC, bidi override, a leading space) written as a visible escape, a
+    backslash shown doubled; `–` for nothing."""
     if value in (None, ""):
         return "–"
-    return "".join("\\\\\\\\" if c == "\\" else f"\\{c}" if c in _MARKDOWN else _visible(c) for c in str(value))
+    text = str(value)
+    escaped = {m.start() for m in _AUTOLINK.finditer(text)}
+    if lead := _BLOCK_START.match(text):
+        escaped.add(lead.end() - 1)
+    spaces = len(text) - len(text.lstrip(" "))  # swallowed by Markdown; before a marker they would open a block
+    return "\\x20" * spaces + "".join(
+        "\\\\\\\\" if c == "\\" else f"\\{c}" if c in _MARKDOWN or i in escaped
+        else f"@{_JOINER}" if c == "@" else _visible(c) for i, c in enumerate(text[spaces:], spaces))
 
 
 def code(value: Any, *, json: bool = False) -> str:

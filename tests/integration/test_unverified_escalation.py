@@ -110,10 +110,11 @@ async def test_a_key_re_enabled_as_fast_as_it_is_disabled_settles_once_then_read
     assert [(b["step"], b["status"]) for b in escalated] == [("deactivate-key", "unverified")] * 2
 
 
-def _deny_read_back(aws: Any) -> list[str]:
-    """Make IAM answer AccessDenied to `ListAccessKeys` once `UpdateAccessKey` has been called (the responder's role
-    lost `iam:ListAccessKeys`): a real 403 error response parsed by botocore, classified by the session. Returns the
-    operations denied."""
+def _deny_read_back(aws: Any, code: str = "AccessDenied", status: int = 403,
+                    message: str = "not authorized to perform: iam:ListAccessKeys") -> list[str]:
+    """Make IAM answer `code` (AccessDenied: the responder's role lost `iam:ListAccessKeys`) to `ListAccessKeys` once
+    `UpdateAccessKey` has been called: a real error response parsed by botocore, classified by the session. Returns
+    the operations refused."""
     client, denied, updated = aws.client("iam"), [], [False]
 
     def update(**_: Any) -> None:
@@ -123,8 +124,8 @@ def _deny_read_back(aws: Any) -> list[str]:
         if not updated[0]:
             return None
         denied.append(model.name)
-        error = {"Code": "AccessDenied", "Message": "not authorized to perform: iam:ListAccessKeys"}
-        return AWSResponse("", 403, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}
+        error = {"Code": code, "Message": message}
+        return AWSResponse("", status, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}
 
     client.meta.events.register("before-call.iam.UpdateAccessKey", update)
     client.meta.events.register("before-call.iam.ListAccessKeys", deny)
@@ -141,3 +142,16 @@ async def test_a_key_deactivation_whose_read_back_is_denied_pages_at_once_with_t
     assert denied == ["ListAccessKeys"]
     assert [(b["step"], b["status"]) for b in escalated] == [("deactivate-key", "unverified")]
     assert "reading it failed: AccessDenied: not authorized" in escalated[0]["error"]
+
+
+async def test_a_key_deactivation_whose_read_back_is_throttled_to_the_end_pages_with_the_last_error(aws):
+    """IAM throttles every ListAccessKeys after the deactivation (moto, a real 400 Throttling parsed by botocore):
+    read again for the whole settle, unverified after 5 reads, and the result and the page keep the last read's error
+    (before: paged unverified with no reason)."""
+    denied = _deny_read_back(aws, "Throttling", 400, "Rate exceeded")
+    result, escalated, waits, _ = await _deactivate_lagging(aws, stale=0)
+    assert (result["status"], result["verified"], result["verify_reads"]) == ("ok", False, 5)
+    assert result["verify_error"] == "Throttling: Rate exceeded"
+    assert (sum(waits.waited), len(denied)) == (5.0, 5)
+    assert [(b["step"], b["status"]) for b in escalated] == [("deactivate-key", "unverified")]
+    assert "reading it failed: Throttling: Rate exceeded" in escalated[0]["error"]

@@ -175,3 +175,50 @@ async def test_an_escalation_step_whose_verify_has_a_bug_told_on_call_and_is_not
     assert [p.target for p in kit.echo.applied] == ["oncall"]
     assert [b["step"] for b in kit.entries("step.escalated")] == ["deactivate"]
     assert metrics.value("responder_escalation_failures_total", runbook="rb", actuator="test.echo") == 0
+
+
+async def test_a_transient_error_on_the_last_read_of_the_settle_is_kept_in_verify_error(tmp_path):
+    """Throttling on every read-back: five reads over the 5 s settle, unverified, and the page and result say why
+    (the last read's error), where it was escalated as unverified with no reason."""
+    kit, waits = _failing_reads(tmp_path, lambda: TransientActuationError("Rate exceeded", code="Throttling"))
+    await kit.send()
+    result = _deactivation(kit)
+    assert (result["status"], result["verified"], result["verify_reads"]) == ("ok", False, 5)
+    assert result["verify_error"] == "Throttling: Rate exceeded"
+    assert waits.waited == [0.5, 1.0, 2.0, 1.5]
+    [escalated] = kit.entries("step.escalated")
+    assert "reading it failed: Throttling: Rate exceeded" in escalated["error"]
+
+
+async def test_a_transient_error_on_the_only_read_without_a_settle_is_kept_in_verify_error(tmp_path):
+    """With the settle off (0 s), a timed-out single read-back is kept as the read's error."""
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE}, settle=VerifySettle(0.0))
+    real, applied = kit.iam.call, [False]
+
+    async def call(service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        if operation == "update_access_key":
+            applied[0] = True
+        elif operation == "list_access_keys" and applied[0]:
+            raise TimeoutError
+        return await real(service, operation, **kwargs)
+
+    kit.iam.call = call  # type: ignore[method-assign]
+    await kit.send()
+    result = _deactivation(kit)
+    assert (result["verified"], result["verify_error"]) == (False, "Timeout: the read-back timed out")
+
+
+async def test_a_transient_error_before_a_last_false_read_is_not_kept(tmp_path, monkeypatch):
+    """Throttled, then read back false to the end: the last read answered (false), so no error is kept."""
+    kit, _ = _failing_reads(tmp_path, lambda: TransientActuationError("Rate exceeded", code="Throttling"), times=0)
+    reads = iter([False, "throttled"])
+
+    async def verify(*_: object) -> bool:
+        if next(reads, False) == "throttled":
+            raise TransientActuationError("Rate exceeded", code="Throttling")
+        return False
+
+    monkeypatch.setattr(kit.registry.get("aws.iam.deactivate_access_key"), "verify", verify)
+    await kit.send()
+    result = _deactivation(kit)
+    assert (result["verified"], result["verify_reads"], "verify_error" in result) == (False, 5, False)

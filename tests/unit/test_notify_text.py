@@ -1,0 +1,20 @@
+"""A notification carries alert text as JSON data, verbatim: responder adds no chat markup and declares none."""
+
+from __future__ import annotations
+
+import orjson
+
+from responder.actuators.base import ActuationContext
+from responder.actuators.notify.message import MessageParams, body
+
+CHAT = "<!channel> <@U123> <https://evil.example|click> [x](https://evil.example) *b* ![p](https://t.example/p)"
+
+
+def test_the_body_is_json_data_holding_the_alert_text_verbatim():
+    """Title and fields reach the receiver as JSON strings equal to what the alert said: no Slack `text`, `blocks` or
+    `mrkdwn` key, nothing escaped or rendered, so the receiver alone decides how to show it (docs/actuators.md)."""
+    p = MessageParams(title=f"login by {CHAT}", severity="high", fields={"user": CHAT, "nested": {"u": CHAT}})
+    doc = orjson.loads(body(p, ActuationContext(aws=None, incident="inc-1", key="k")))
+    assert set(doc) == {"incident", "key", "title", "severity", "fields"}
+    assert doc["title"] == f"login by {CHAT}"
+    assert doc["fields"] == {"user": CHAT, "nested": {"u": CHAT}}
