@@ -1,6 +1,7 @@
 """Thirty days of running, in-process: restart time and RSS stay flat in history.
 
     PYTHONPATH=. .venv/bin/python bench/longrun.py [--events 1000000] [--incidents 100000] [--days 30] [--real-days 3]
+        [--operator-requests 10000] [--operator-days 0.1]
 
 Drives the engine directly (no broker) on an injected clock: `--incidents` incidents spread over `--days`
 days, `--events / --incidents` events each, one no-op step per incident, timeline entries made durable
@@ -8,8 +9,11 @@ with group commit. Closed incidents are evicted every virtual hour, as the servi
 events and after all of them, the engine state is snapshotted (what the fleet's changelog holds) and a
 fresh process restarts from it: it resumes the timeline (from its tail) and restores the snapshot. The
 bench prints that restart time and RSS for both points and their ratio, and the snapshot's size and make-up
-at every 100k events. RSS is read from /proc (the restarted process's own peak, the running one's current
-and peak).
+at every 100k events. Then `--operator-requests` signed operator requests (one-minute lifetime; nine in ten refused
+for their key, the tenth an undo that completes not ok) spread over `--operator-days` go through the service's
+`Operator` on its own timeline file: the request ids it holds stay at one lifetime's worth (plus the margin), not
+one per request, and its RSS growth is printed.
+RSS is read from /proc (the restarted process's own peak, the running one's current and peak).
 Restart time is the restarted process's CPU time for that work (best of 7; wall time is printed too): on a
 shared machine, wall time measures the other processes' load.
 
@@ -41,10 +45,14 @@ from bench.pipeline import RUNBOOK, NoAws, NoopActuator, NoopParams
 from responder import log
 from responder.actuators.base import ActuationContext, ActuationResult
 from responder.actuators.registry import Registry
+from responder.auth import KeyRing, signed_headers
+from responder.engine.answered import FORGET_MARGIN_S
 from responder.engine.executor import Engine
+from responder.engine.operator import Operator
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.models.event import Event
+from responder.models.operator import OperatorRequest
 from responder.normalise import normalise
 from responder.rules.matcher import Match
 from responder.timeline.chain import canonical_json, parse_lines
@@ -231,12 +239,42 @@ async def drive(events: int, incidents: int, days: float, directory: Path, real_
           f"running RSS {big['live_rss_mb']:.0f} MB, peak {big['peak_rss_mb']:.0f} MB (target < 300 MB)")
 
 
+async def operator_requests(requests: int, days: float, directory: Path) -> None:
+    """`requests` operator requests over `days` simulated days through an `Operator`: the ids it holds, at most and at
+    the end, against one request lifetime's worth; its RSS before and after."""
+    log.configure("json", "error")  # a refusal is a warning: one line per request
+    secret, ttl, spacing = b"bench-operator-key", 60.0, days * 86400 / requests
+    now = [START.timestamp()]
+    recorder = Recorder(FileStore(directory / "operator.jsonl"), clock=lambda: now[0])
+    op = Operator(recorder, Registry(), ActuationContext(aws=NoAws()), keys=KeyRing({"ops": secret, "viewer": secret}),
+                  clock=lambda: now[0], permissions={"ops": ["undo"]})
+    rss, peak, began = rss_mb("VmRSS"), 0, time.perf_counter()
+    for i in range(requests):
+        now[0] = START.timestamp() + i * spacing
+        at = datetime.fromtimestamp(now[0], UTC)
+        value = OperatorRequest(id=f"{i:032x}", action="undo", by="bench", incident="not-on-this-timeline",
+                                issued_at=at, expires_at=at + timedelta(seconds=ttl)).canonical()
+        [(_, key_id), (_, signature)] = signed_headers("ops" if i % 10 == 0 else "viewer", secret, value)
+        await op.handle(value, key_id.decode(), signature.decode())
+        peak = max(peak, len(op.memory))
+    op.refusals.close()
+    recorder.close()
+    lifetime = (ttl + FORGET_MARGIN_S) / spacing + 1
+    print(f"operator: {requests:,} requests over {days:g} days in {time.perf_counter() - began:.0f} s "
+          f"({recorder.next_seq:,} timeline entries): request ids held at most {peak:,}, at the end "
+          f"{len(op.memory):,} (one lifetime and the margin: {lifetime:.0f}); running RSS {rss:.0f} → "
+          f"{rss_mb('VmRSS'):.0f} MB", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--days", type=float, default=30)
     parser.add_argument("--restart", type=Path)
+    parser.add_argument("--operator-requests", type=int, default=10_000, help="0: none")
+    parser.add_argument("--operator-days", type=float, default=0.1,
+                        help="the simulated days the operator requests are spread over (dense: ~1 a second)")
     parser.add_argument("--real-days", type=float, default=None,
                         help="fast-forward: only the first 10k events and the last REAL_DAYS days go through the "
                              "engine; the incidents between are appended to the timeline at the format level")
@@ -247,6 +285,8 @@ def main() -> None:
     log.configure("json", "warning")
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(drive(args.events, args.incidents, args.days, Path(tmp), args.real_days))
+        if args.operator_requests:
+            asyncio.run(operator_requests(args.operator_requests, args.operator_days, Path(tmp)))
 
 
 if __name__ == "__main__":

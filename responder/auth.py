@@ -16,6 +16,9 @@ KEY_ID_HEADER = "responder-key-id"
 SIGNATURE_HEADER = "responder-signature"
 
 
+MAX_LIFETIME = 3600.0
+"""Seconds a signed decision or operator request may stay valid when the keys do not say
+(`approval_decision_max_lifetime`)."""
 KEY_ID_SHOWN = 64
 """Most characters of a claimed key id copied into a record or message (whoever writes a topic chooses it)."""
 
@@ -88,7 +91,7 @@ class ApproverKeys(KeyRing):
     """
 
     def __init__(self, keys: Mapping[str, bytes | str] | None = None, *,
-                 identities: Mapping[str, str] | None = None, max_lifetime: float = 3600.0) -> None:
+                 identities: Mapping[str, str] | None = None, max_lifetime: float = MAX_LIFETIME) -> None:
         super().__init__(keys)
         self.identities = dict(identities or {})
         self.max_lifetime = max_lifetime

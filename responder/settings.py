@@ -138,7 +138,8 @@ class Settings(KafkaSettings):
         default_factory=dict, description="approval key id → the person or team it belongs to; `by` must equal it, "
                                           "and only a bound key can satisfy a step's `approvers`")
     approval_decision_max_lifetime: float = Field(
-        default=3600.0, gt=0, description="longest a decision may stay valid (expires_at - now), in seconds")
+        default=3600.0, gt=0, description="longest a decision (expires_at - now) or an operator request "
+                                          "(expires_at - issued_at) may stay valid, in seconds")
     log_format: Literal["json", "console"] = Field(default="json", description="log renderer")
     log_level: str = Field(
         default="info", description="debug, info, warning, error or critical; an unknown name means info")

@@ -26,13 +26,13 @@ import orjson
 from pydantic import ValidationError
 
 from responder.actuators.base import Publisher
-from responder.auth import ApproverKeys, KeyRing
+from responder.auth import MAX_LIFETIME, ApproverKeys, KeyRing
 from responder.errors import ApprovalRefused, Refusal
 from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
 from responder.timeline.checkpoint import Signer
 from responder.tracing import propagation
 
-MAX_DECISION_LIFETIME = 3600.0  # seconds, when the keys do not say (`approval_decision_max_lifetime`)
+MAX_DECISION_LIFETIME = MAX_LIFETIME  # seconds, when the keys do not say (`approval_decision_max_lifetime`)
 RUNBOOK_APPROVAL = "approval required by the runbook"
 """The reason a step with `approval.required` is parked: the only one a release with no human at hand waives
 (`on_timeout: approve` also releases a step held by a quota that cannot be counted yet, to be checked again)."""

@@ -7,6 +7,7 @@ was already completed is answered from the timeline, never run twice; one whose 
 with that intent's params (as `operator_params` completed them the first time). A different request claiming the id of
 one handled (its bytes' digest differs) is refused, and a reply is signed for the bytes of the request it answers.
 Whether a validly signed request may be acted on (expiry, `operator_permissions`) is responder/engine/permissions.py's.
+A handled id is remembered until its request has expired (then it is refused anyway): responder/engine/answered.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from pydantic import BaseModel, ValidationError
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
 from responder.auth import KeyRing, bounded
-from responder.engine.permissions import refused
+from responder.engine.answered import OPERATOR_COMPLETED as OPERATOR_COMPLETED
+from responder.engine.answered import OPERATOR_KEY as OPERATOR_KEY
+from responder.engine.answered import OPERATOR_REFUSED as OPERATOR_REFUSED
+from responder.engine.answered import OPERATOR_REJECTED as OPERATOR_REJECTED
+from responder.engine.answered import OPERATOR_REQUESTED as OPERATOR_REQUESTED
+from responder.engine.answered import Handled, refusal_reply
+from responder.engine.permissions import held_until, lifetime, not_yet_valid, refused
 from responder.engine.refusals import Refusals
 from responder.engine.runner import StepCall, run_step
 from responder.engine.undo import Undoer
@@ -38,21 +45,10 @@ from responder.models.operator import (
 )
 from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepStatus
-from responder.models.timeline import EntryKind, TimelineEntry
+from responder.models.timeline import TimelineEntry
 from responder.timeline.recorder import Recorder
 
 log = structlog.get_logger(__name__)
-
-OPERATOR_REQUESTED = "operator.requested"
-OPERATOR_COMPLETED = "operator.completed"
-OPERATOR_REJECTED = "operator.rejected"
-OPERATOR_REFUSED = "operator.refused"
-"""A validly signed request not run, bounded as forged ones are: expired or not granted to its key (`final`, with the
-request's digest: its answer, remembered as a completed one is), or the fleet store that says whether it ran already
-unreachable, its id answered another request (not remembered: a redelivery is checked again)."""
-OPERATOR_KEY = "operator-"
-"""Prefix of an operator request's step key (then the request id)."""
-
 
 class Replies(Protocol):
     """Where a fleet keeps completed requests' replies (`FleetGuard`: DynamoDB), so no replica re-runs one."""
@@ -83,31 +79,21 @@ class Operator:
         self.context = context
         self.keys = keys
         self.clock = clock
-        self.done: dict[str, OperatorReply] = {}
-        self.answered: dict[str, str] = {}
+        self.memory = Handled(clock, lifetime(keys))
+        """The three maps below, each id forgotten once its request has expired (responder/engine/answered.py)."""
+        self.done: dict[str, OperatorReply] = self.memory.replies
+        self.answered: dict[str, str] = self.memory.digests
         """Request id → digest of the request handled under it (`request_digest`): another request claiming that id
         (whoever reads the requests topic and holds a key) is refused, not given its reply nor run under its id."""
         self.replies = replies
-        self.started: dict[str, dict[str, Any]] = {}
+        self.started: dict[str, dict[str, Any]] = self.memory.started
         """Params of requests whose step intent is recorded with no completion (a crash cut them short): a rerun keeps
         them, as completed by `operator_params` the first time (a rollback's start: not the version it switched to)."""
 
     def recover(self, entries: Iterable[TimelineEntry]) -> None:
-        """Remember the replies of completed requests (a redelivered request is answered, not re-run)."""
-        for e in entries:
-            if e.kind == OPERATOR_REQUESTED and isinstance(digest := e.body.get("request"), str):  # from 2026-12-05
-                self.answered[str(e.body.get("id"))] = digest
-            elif e.kind == OPERATOR_COMPLETED:
-                reply = OperatorReply.model_validate({**e.body, "timeline_seq": e.seq})
-                self.done[reply.id] = reply
-                self.started.pop(reply.id, None)
-            elif e.kind == OPERATOR_REFUSED and e.body.get("final") is True \
-                    and isinstance(digest := e.body.get("request"), str):  # its answer (from 2026-12-05)
-                self.answered[str(e.body.get("id"))] = digest
-                self.done[str(e.body.get("id"))] = _refusal(e.body)
-            elif e.kind == EntryKind.STEP_INTENT and str(e.body.get("key", "")).startswith(OPERATOR_KEY) \
-                    and isinstance(params := e.body.get("params"), dict):
-                self.started[str(e.body["key"]).removeprefix(OPERATOR_KEY)] = dict(params)
+        """Remember the answers of handled requests (a redelivered request is answered, not re-run), but for those
+        whose request has expired (`Handled.recover`: sent again, such a request is refused as expired)."""
+        self.memory.recover(entries)
 
     def publication(self, reply: OperatorReply, request: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
         """The value and headers of the reply `handle` gave to the request record `request`: signed with the timeline's
@@ -122,6 +108,7 @@ class Operator:
 
     async def handle(self, value: bytes, key_id: str | None, signature: str | None) -> OperatorReply | None:
         """Check, record, run and record one request; None when it is not even a request (rejected, recorded)."""
+        self.memory.forget_expired()  # what a request past its expiry (and the margin) left: it is refused anyway
         forged = self.keys.check(key_id, signature, value)  # why no key of the ring signed it
         problem: tuple[str, Refusal] | None = None if forged is None else (forged, forged.refusal)
         request: OperatorRequest | None = None
@@ -147,6 +134,7 @@ class Operator:
                 return await self._refused(request, key_id, f"fleet store unreachable, not run (send it again): {exc}")
             if known is not None:
                 self.done[request.id] = OperatorReply.model_validate_json(known[0])
+                self.memory.keep_until(request.id, held_until(request, self.keys))  # the fleet store is asked after
                 if known[1] is not None:
                     self.answered[request.id] = known[1]
                 log.info("operator_request_answered", id=request.id, source="fleet")
@@ -156,9 +144,15 @@ class Operator:
                                                         "not run (send it again)")
         if request.id in self.done:
             return self.done[request.id]
+        # on the clock that forgot expired ids: never earlier than it was then (a forgotten request stays expired)
+        now = datetime.fromtimestamp(self.memory.now(), UTC)
+        if (early := not_yet_valid(request, now)) is not None:  # not its answer: checked again when sent again
+            return await self._refused(request, key_id, early)
         self.answered[request.id] = digest
-        head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "request": digest}
-        denied = refused(request, key_id, datetime.fromtimestamp(self.clock(), UTC), self.keys, self.permissions)
+        self.memory.keep_until(request.id, held_until(request, self.keys))
+        head = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "request": digest,
+                **_times(request)}
+        denied = refused(request, key_id, now, self.keys, self.permissions)
         if denied is not None:  # its answer: sent again, even once granted, it is answered so, never run
             return await self._refused(request, key_id, denied, final=digest)
         self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)
@@ -179,11 +173,11 @@ class Operator:
         granted): remembered like a completed request's reply (here, in the fleet store, and from the entry after a
         restart), so the same request sent again after a grant is not run; else a redelivery is checked again."""
         body = {"id": request.id, "action": request.action, "by": request.by, "key_id": key_id, "reason": error,
-                **({"final": True, "request": final} if final is not None else {})}
+                **({"final": True, "request": final, **_times(request)} if final is not None else {})}
         if self.refusals.record(OPERATOR_REFUSED, body, request.incident, refusal=Refusal.REFUSED, key_id=key_id):
             await self.recorder.flush()
             log.warning("operator_request_refused", id=request.id, key_id=key_id, reason=error)
-        reply = _refusal(body)
+        reply = refusal_reply(body)
         if final is not None:
             self.done[request.id] = reply
             await self._share(reply, final)
@@ -240,10 +234,9 @@ class Operator:
                 log.error("operator_reply_not_shared", id=reply.id, error=str(exc))
 
 
-def _refusal(body: Mapping[str, Any]) -> OperatorReply:
-    """The reply to a request refused before it ran, from its `operator.refused` body."""
-    return OperatorReply(id=str(body.get("id")), action=str(body.get("action", "")), ok=False,
-                         error=str(body.get("reason")))
+def _times(request: OperatorRequest) -> dict[str, str]:
+    """What a restart needs to know how long to remember the request's id (`Handled.recover`)."""
+    return {"issued_at": request.issued_at.isoformat(), "expires_at": request.expires_at.isoformat()}
 
 
 def _check_given(schema: type[BaseModel], given: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
+from responder.engine.answered import OPERATOR_KEY
 from responder.engine.approvals import Parked
 from responder.engine.state import EngineState
 from responder.models.step import StepIntent, StepResult
@@ -42,6 +43,9 @@ def fold(state: EngineState, entry: TimelineEntry) -> None:
     elif kind == EntryKind.INCIDENT_SUPPRESSED and incident in state.incidents.by_id:
         found = state.incidents.by_id[incident]
         found.touched = max(found.touched, datetime.fromisoformat(entry.at).timestamp())
+    elif kind in (EntryKind.STEP_INTENT, EntryKind.STEP_RESULT) and not incident \
+            and str(body.get("key", "")).startswith(OPERATOR_KEY):
+        return  # an operator model step: the operator's (`Handled.started`), as it never was the engine's while live
     elif kind == EntryKind.STEP_INTENT:
         intent = StepIntent.read(body)
         when = intent.clock if intent.clock is not None else datetime.fromisoformat(entry.at).timestamp()
