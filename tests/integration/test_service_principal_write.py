@@ -39,7 +39,10 @@ async def test_a_service_principal_write_pages_nobody_and_a_root_write_pages(
     await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks")
     service_write = _write(f"ct-put-sagemaker-{unique}", {"type": "AWSService", "invokedBy": "sagemaker.amazonaws.com"})
-    root_write = (EXAMPLES / f"{RUNBOOK}.json").read_bytes()
+    # its own event id: the example's would give the incident id of test_runbooks.py's run of the same example, whose
+    # page is on the same notifications topic
+    root = orjson.loads((EXAMPLES / f"{RUNBOOK}.json").read_bytes())["detail"]["userIdentity"]
+    root_write = _write(f"ct-put-root-{unique}", root)
     service = Service(settings)
     async with running(service):
         # one key, one partition: the service principal's record is handled before the root's
