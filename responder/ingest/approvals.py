@@ -46,11 +46,15 @@ class ApprovalIngest:
     operator requests topic.
 
     Partitions added to the topic while it runs are read too (docs/fleet.md): the client reads the topic's metadata
-    every `metadata_max_age_ms`; a group's assignment follows it (aiokafka rejoins), and a manual assignment (a fleet
-    member, `kafka_manual_assignment`) is widened to them at the next poll (`_widen`).
+    every `metadata_max_age_ms` (a group's client every `group_metadata_max_age_ms`); a group's assignment follows it
+    (aiokafka rejoins), and a manual assignment (a fleet member, `kafka_manual_assignment`) is widened to them at the
+    next poll (`_widen`).
     """
 
-    metadata_max_age_ms = 30_000  # how often the client reads the topic's partitions (aiokafka's default: 5 min)
+    metadata_max_age_ms = 30_000  # how often a manual assignment's client reads the topic's partitions
+    group_metadata_max_age_ms = 300_000  # a group's: aiokafka's default. Read more often, a broker failure's changing
+    # metadata makes rejoins more likely, and aiokafka's coordinator can die in one ("Unexpected error during
+    # coordination AssertionError", seen in tests/faults/test_kafka_cluster.py), taking the service down with it
 
     def __init__(self, bootstrap: str, topic: str, group_id: str | None, *, session_timeout_ms: int = 10_000,
                  manual_assignment: bool = False, options: Mapping[str, Any] | None = None,
@@ -63,7 +67,8 @@ class ApprovalIngest:
             *(() if manual_assignment else (topic,)), bootstrap_servers=bootstrap, group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(100, session_timeout_ms // 6), metadata_max_age_ms=self.metadata_max_age_ms,
+            heartbeat_interval_ms=max(100, session_timeout_ms // 6),
+            metadata_max_age_ms=self.metadata_max_age_ms if manual_assignment else self.group_metadata_max_age_ms,
             **(options or {}), group_instance_id=None if manual_assignment else group_instance_id,
         )
 

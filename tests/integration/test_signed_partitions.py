@@ -39,8 +39,9 @@ MODES = {  # the settings that choose the signed-record consumers' kind
 
 @pytest.fixture(autouse=True)
 def _quick_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The signed-record consumers look for added partitions every half second, not every 30 s."""
+    """The signed-record consumers look for added partitions every half second, not every 30 s or 5 minutes."""
     monkeypatch.setattr(ApprovalIngest, "metadata_max_age_ms", 500, raising=False)
+    monkeypatch.setattr(ApprovalIngest, "group_metadata_max_age_ms", 500, raising=False)
 
 
 @pytest.fixture(autouse=True)
