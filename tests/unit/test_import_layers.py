@@ -40,7 +40,7 @@ def test_the_top_level_layers_name_every_module_of_responder() -> None:
 
 @pytest.mark.parametrize("contract", [c for c in CONTRACTS if "containers" in c], ids=lambda c: c["name"])
 def test_each_package_s_layers_name_every_module_of_it(contract: dict[str, Any]) -> None:
-    """A package with its own layer contract (the engine, the service) places each of its modules in a layer."""
+    """A package with its own layer contract (the engine, the actuators, …) places each of its modules in a layer."""
     for container in contract["containers"]:
         folder = PACKAGE.joinpath(*container.split(".")[1:])
         assert _modules(folder) - _named(contract) == set(), container
@@ -94,12 +94,28 @@ def _imports_below(package: str) -> dict[str, set[str]]:
     return graph
 
 
-@pytest.mark.parametrize("package", ["responder.actuators", "responder.intake", "responder.ingest",
-                                     "responder.normalise", "responder.rules", "responder.tabletop",
-                                     "responder.timeline"])
+@pytest.mark.parametrize("package", sorted({p for c in CONTRACTS for p in c.get("containers", ())}))
 def test_a_layered_package_s_parts_import_one_another_without_a_circle(package: str) -> None:
-    """No module or subpackage of a layered package imports (even lazily, or for typing) one that imports it back."""
+    """No module or subpackage of a package with its own layer contract imports (even lazily, or for typing) one
+    that imports it back."""
     try:
         graphlib.TopologicalSorter(_imports_below(package)).prepare()
     except graphlib.CycleError as circle:
         pytest.fail(f"{package}: import circle {' -> '.join(circle.args[1])}")
+
+
+# (package, the page that prints its contract's order, the words just before the order)
+DOC_ORDERS = [("responder.engine", "engine.md", "Inside `responder.engine` the modules import downwards only:"),
+              ("responder.models", "engine.md", "The models import"),
+              ("responder.actuators", "development.md", "- `responder.actuators`:")]
+
+
+@pytest.mark.parametrize(("package", "page", "before"), DOC_ORDERS, ids=[p for p, _, _ in DOC_ORDERS])
+def test_the_orders_the_docs_print_are_the_contracts(package: str, page: str, before: str) -> None:
+    """The import order a page prints for a package (`a | b → c`) is the layers of its contract in pyproject.toml."""
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    found = re.search(re.escape(before) + r"\s*([\w\s|→]+)", text)
+    assert found, f"{page}: no order after {before!r}"
+    printed = [{n.strip() for n in layer.split("|")} for layer in found[1].split("→")]
+    (contract,) = [c for c in CONTRACTS if c.get("containers") == [package]]
+    assert printed == [{n.strip() for n in re.split(r"[|:]", layer)} for layer in contract["layers"]], page
