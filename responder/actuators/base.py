@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
-
-if TYPE_CHECKING:
-    from responder.actuators.model.versions import ModelConfig
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -35,6 +33,23 @@ class Publisher(Protocol):
 
     async def publish(self, topic: str, key: bytes, value: bytes,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Where the model registry is and which public keys are trusted (from settings, never from an event).
+
+    The `models` collaborator of the context, read by the model.* actuators (responder/actuators/model/backends.py
+    builds it from settings and opens the registry it names).
+    """
+
+    registry: str = ".responder/models"
+    trusted_keys: Sequence[Path] = field(default_factory=tuple)
+    ssm_prefix: str = "/responder/models"
+    poll_interval: float = 5.0
+    deploy_timeout: float = 600.0
+    accept_legacy: bool = False
+    refuse_legacy: bool = False
 
 
 @dataclass(frozen=True)

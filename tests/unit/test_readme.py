@@ -15,6 +15,8 @@ MAX_LINES = 200
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6} +(.+?) *$", re.MULTILINE)
 CITED_TEST = re.compile(r"\btests/[\w/]+\.py\b")
+# `bench/x.py:76` (`APPLIED.setdefault(…)`: a file's line, and the code the docs quote from it (up to its first "(")
+CITED_LINE = re.compile(r"`((?:bench|responder|tests)/[\w/]+\.py):(\d+)`(?: \(`([^`(]+))?")
 
 
 def _markdown_files() -> list[Path]:
@@ -102,3 +104,15 @@ def test_cited_test_files_exist():
     cited = {m for p in sources for m in CITED_TEST.findall(p.read_text(encoding="utf-8"))}
     assert cited
     assert sorted(c for c in cited if not (ROOT / c).is_file()) == []
+
+
+def test_cited_source_lines_hold_the_quoted_code():
+    """A `file.py:N` the docs cite is an existing file with a line N, and that line holds the code quoted after it."""
+    cited = [(p.name, *m) for p in _markdown_files() for m in CITED_LINE.findall(p.read_text(encoding="utf-8"))]
+    assert cited
+    stale = []
+    for doc, file, line, quoted in cited:
+        lines = (ROOT / file).read_text(encoding="utf-8").splitlines() if (ROOT / file).is_file() else []
+        if not 0 < int(line) <= len(lines) or quoted.strip() not in lines[int(line) - 1]:
+            stale.append(f"{doc}: {file}:{line} ({quoted})")
+    assert stale == []

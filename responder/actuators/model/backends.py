@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from responder.actuators.base import ActuationContext, AwsCaller
+from responder.actuators.base import ActuationContext, AwsCaller, ModelConfig
 from responder.actuators.model.local import LocalStore
 from responder.actuators.model.s3 import S3Store
 from responder.actuators.model.sagemaker import SageMakerStore
-from responder.actuators.model.versions import ModelConfig, ModelStore
+from responder.actuators.model.versions import ModelStore
 from responder.settings import Settings
 
 

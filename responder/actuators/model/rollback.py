@@ -8,11 +8,11 @@ from typing import Any, ClassVar
 import structlog
 from pydantic import JsonValue
 
-from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
+from responder.actuators.base import ActuationContext, ActuationResult, Actuator, ModelConfig, PlanPreview
 from responder.actuators.model.backends import context_config
 from responder.actuators.model.params import RollbackParams, pin_start, read_back, store_for
 from responder.actuators.model.selection import check, select
-from responder.actuators.model.versions import ModelConfig, ModelStore
+from responder.actuators.model.versions import ModelStore
 from responder.actuators.registry import register
 from responder.errors import ActuationError, PermanentActuationError
 

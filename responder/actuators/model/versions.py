@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
+# defined with the ActuationContext that carries it (a module below this package); still importable from here
+from responder.actuators.base import ModelConfig as ModelConfig
 from responder.errors import PermanentActuationError
 
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
@@ -79,19 +80,6 @@ class Rejection:
     def view(self) -> dict[str, JsonValue]:
         """JSON-ready."""
         return {"version": self.version, "reason": self.reason, "detail": self.detail}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Where the registry is and which public keys are trusted (from settings, never from an event)."""
-
-    registry: str = ".responder/models"
-    trusted_keys: Sequence[Path] = field(default_factory=tuple)
-    ssm_prefix: str = "/responder/models"
-    poll_interval: float = 5.0
-    deploy_timeout: float = 600.0
-    accept_legacy: bool = False
-    refuse_legacy: bool = False
 
 
 class ModelStore(Protocol):
