@@ -49,6 +49,10 @@ class Incident:
     """Runbook steps whose failure is owed an escalation not yet ended, by step id: an unverified result, or
     `step.escalated` recorded without the outcome of each of its escalation steps (an entry of each, or
     `escalation.missed`). Only a crash leaves one: the restart's redelivered event (or decided run) finishes it."""
+    escalated: dict[str, str] = field(default_factory=dict)
+    """The id of the event whose run last recorded `step.escalated` for a runbook step's failure, by step id: the same
+    event again (a redelivery, a finding sent again under its id) whose run fails the step again does not record it
+    again. As many as the runbook's steps."""
 
     def add(self, at: datetime) -> None:
         """Count one distinct event at `at` (repeats of an event id are not counted)."""
