@@ -120,6 +120,8 @@ class Engine(EscalationRelease, Admission):
             try:
                 incident, fresh, event = self._admit(rb, event, group_key, ungrouped)  # its time clamped, if need be
                 if fresh is not None:
+                    if fresh:  # a new finding: what a bug stopped of the incident's decided runs is tried again
+                        self.decisions.retry_dropped(incident.id)
                     await self.run_from(rb, incident, event, fresh=fresh, redelivered=not fresh)
                 return incident
             finally:

@@ -62,10 +62,11 @@ class Resumption:
     _runbook_by_id: Callable[[str], Runbook | None]
     _dropped: set[Parking]
     """The parkings whose run, timeout or re-check a bug stopped in this process: not taken up again here while the
-    state holds them (their state is kept, so a restart, or another replica that owns their partition next, does).
-    A new parking of the same step is not one. Each is forgotten at the next sweep once the state no longer holds it
-    (its run's end recorded, its partition handed over, its incident evicted: `_forget_dropped`), so a service up for
-    months keeps only the dropped parkings still held; one whose partition comes back later is tried once more."""
+    state holds them (their state is kept, so a restart, or another replica that owns their partition next, does),
+    until their incident's next finding (`retry_dropped`). A new parking of the same step is not one. Each is
+    forgotten at the next sweep once the state no longer holds it (its run's end recorded, its partition handed
+    over, its incident evicted: `_forget_dropped`), so a service up for months keeps only the dropped parkings still
+    held; one whose partition comes back later is tried once more."""
 
     def _runbook(self, parked: Parked) -> Runbook | None:
         """The loaded runbook of a parked step, only if it is still the same version."""
@@ -111,6 +112,12 @@ class Resumption:
             held = {parking(p) for p in (*self.state.parked_steps(), *self.state.granted())}
             held.update(parking(c[0]) for c in self.state.continuing())
             self._dropped &= held
+
+    def retry_dropped(self, incident: str) -> None:
+        """A new finding of `incident` (not a redelivery): its parkings a bug stopped in this process are taken up
+        again at the next sweep; a bug that is still there is logged and dropped again, once per finding."""
+        if self._dropped:
+            self._dropped = {d for d in self._dropped if d[0] != incident}
 
     async def _taken_up(self, p: Parked, run: Awaitable[None]) -> bool:
         """Run one taken-up run (or a timeout's expiry, or a re-check); whether it ended. A bug in it is logged and its

@@ -38,3 +38,29 @@ async def test_a_dropped_run_still_held_is_kept_and_not_taken_up_again(tmp_path)
     await kit.engine.expire()
     assert len(calls) == 1
     assert len(kit.engine.decisions._dropped) == 1
+
+
+async def test_a_timeout_a_bug_stopped_is_tried_again_at_the_incidents_next_finding(tmp_path):
+    """A bug in a parked step's timeout leaves it alone in this process; the incident's next finding (a new event,
+    not a redelivery) lets the next sweep try it again, so a bug gone by then (a runbook fixed, a dependency back)
+    no longer waits for a restart."""
+    from tests.kit import make_kit
+    from tests.unit.test_approvals import WIPE
+
+    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
+    await kit.send()
+    decisions = kit.engine.decisions
+
+    async def raising(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    decisions._expire = raising  # type: ignore[method-assign]
+    kit.clock.now += 3600
+    await kit.engine.expire()
+    del decisions._expire  # the bug is gone
+    await kit.send()  # the same alert again: a redelivery, not a new finding
+    assert not decisions.due()
+    await kit.send(finding_id="a-new-finding")
+    assert decisions.due()
+    await kit.engine.expire()
+    assert [b["step"] for b in kit.entries("approval.expired")] == ["wipe"]
