@@ -82,3 +82,39 @@ async def test_a_replay_of_the_same_record_twice_says_its_second_failure_was_not
     result = await backtest([EVENT.read_bytes()] * 2, load_runbooks(tmp_path, registry), registry)
     assert [(f.step, f.escalation, f.already_done) for f in result.failed] == [
         ("deactivate-key", ["page.deactivate-key"], []), ("deactivate-key", [], ["page.deactivate-key"])]
+
+
+async def test_a_dry_run_escalation_does_not_stand_for_the_real_failure_after_a_restart(tmp_path):
+    """The alert's step refused in a dry run, then, the service restarted in production, refused for real when the
+    alert is sent again: its real `step.escalated` is recorded (a dry run's told nobody)."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK}, dry_run=True)
+    await kit.send(finding_id="first")
+    kit.dry_run = False
+    kit.start()
+    await kit.send(finding_id="first")
+    assert [(b["event_id"], b.get("dry_run")) for b in kit.entries("step.escalated")] == [("first", True),
+                                                                                          ("first", None)]
+
+
+async def test_a_dry_run_escalation_does_not_stand_for_the_real_failure_in_one_process(tmp_path):
+    """The same, the engine switched out of dry run without a restart: the real failure is escalated; a dry run of
+    the alert again after it is not (the real one told on-call)."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK}, dry_run=True)
+    await kit.send(finding_id="first")
+    kit.engine.dry_run = False
+    await kit.send(finding_id="first")
+    kit.engine.dry_run = True
+    await kit.send(finding_id="first")
+    assert [(b["event_id"], b.get("dry_run")) for b in kit.entries("step.escalated")] == [("first", True),
+                                                                                          ("first", None)]
+    assert [p.message for p in kit.echo.applied] == ["deactivate failed"]
+
+
+async def test_a_dry_run_alert_sent_again_is_not_escalated_again(tmp_path):
+    """A dry run's redelivery is told once too (its `step.escalated` carries `dry_run`)."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK}, dry_run=True)
+    for _ in range(3):
+        await kit.send(finding_id="first")
+    kit.start()
+    await kit.send(finding_id="first")
+    assert [(b["event_id"], b.get("dry_run")) for b in kit.entries("step.escalated")] == [("first", True)]
