@@ -118,3 +118,18 @@ async def test_a_dry_run_alert_sent_again_is_not_escalated_again(tmp_path):
     kit.start()
     await kit.send(finding_id="first")
     assert [(b["event_id"], b.get("dry_run")) for b in kit.entries("step.escalated")] == [("first", True)]
+
+
+async def test_a_crash_before_an_alerts_escalation_is_escalated_when_it_comes_again(tmp_path):
+    """The first alert's failure escalated, the second's killed once its `step.result` is durable: the restart's
+    redeliveries record the second's `step.escalated` (owed), not the first's again."""
+    from tests.unit.test_decided_runs import _crash_after
+
+    kit = make_kit(tmp_path, {"rb": RUNBOOK})
+    await kit.send(finding_id="first")
+    await kit.send(finding_id="second")
+    _crash_after(kit, "step.result", "deactivate")
+    assert [b["event_id"] for b in kit.entries("step.escalated")] == ["first"]
+    await kit.send(finding_id="first")
+    await kit.send(finding_id="second")
+    assert [b["event_id"] for b in kit.entries("step.escalated")] == ["first", "second"]
