@@ -30,23 +30,30 @@ class FleetReplies:
         """Enable the table's TTL on `REPLY_TTL` (operator replies expire) unless it is; whether it is now. A table
         still being created (`ResourceInUseException`) is asked again, `tries` times `pause` seconds apart. A refusal
         (no `dynamodb:UpdateTimeToLive`) is logged, not fatal: the items then stay, as before 2026-12-06, until the
-        TTL is enabled by hand."""
+        TTL is enabled by hand; so is a TTL already on another attribute (one per table: left as it is)."""
         for attempt in range(1, tries + 1):
             try:
-                got = await self.aws.call("dynamodb", "describe_time_to_live", TableName=self.table)
-                if got.get("TimeToLiveDescription", {}).get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
-                    return True
+                got = (await self.aws.call("dynamodb", "describe_time_to_live", TableName=self.table)).get(
+                    "TimeToLiveDescription", {})
+                if got.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+                    if got.get("AttributeName", REPLY_TTL) == REPLY_TTL:
+                        return True
+                    return self._not_enabled(f"the table's TTL is on the attribute {got.get('AttributeName')!r}")
                 await self.aws.call("dynamodb", "update_time_to_live", TableName=self.table,
                                     TimeToLiveSpecification={"Enabled": True, "AttributeName": REPLY_TTL})
             except ActuationError as exc:
                 if getattr(exc, "code", "") == "ResourceInUseException" and attempt < tries:
                     await asyncio.sleep(pause)  # the table is still being created
                     continue
-                log.warning("fleet_ttl_not_enabled", table=self.table, attribute=REPLY_TTL, error=str(exc),
-                            detail="operator reply items are kept until the table's TTL is enabled on this attribute")
-                return False
+                return self._not_enabled(str(exc))
             log.info("fleet_ttl_enabled", table=self.table, attribute=REPLY_TTL)
             return True
+        return False
+
+    def _not_enabled(self, error: str) -> bool:
+        """Log why the replies' TTL is not on (`fleet_ttl_not_enabled`); False."""
+        log.warning("fleet_ttl_not_enabled", table=self.table, attribute=REPLY_TTL, error=error,
+                    detail="operator reply items are kept until the table's TTL is enabled on this attribute")
         return False
 
     async def operator_reply(self, request_id: str) -> tuple[str, str | None] | None:

@@ -14,12 +14,13 @@ class Table:
     """A DynamoDB table's TTL calls, with the errors to answer first (None: answered as asked)."""
 
     def __init__(self, *errors: str | None) -> None:
-        self.errors, self.calls, self.status = list(errors), [], "DISABLED"
+        self.errors, self.calls, self.status, self.attribute = list(errors), [], "DISABLED", REPLY_TTL
 
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(operation)
         if operation == "describe_time_to_live":
-            return {"TimeToLiveDescription": {"TimeToLiveStatus": self.status}}
+            return {"TimeToLiveDescription": {"TimeToLiveStatus": self.status}
+                    | ({"AttributeName": self.attribute} if self.status != "DISABLED" else {})}
         if self.errors and (code := self.errors.pop(0)) is not None:
             raise PermanentActuationError(f"{operation}: {code}", code=code)
         assert kwargs["TimeToLiveSpecification"] == {"Enabled": True, "AttributeName": REPLY_TTL}
@@ -47,3 +48,15 @@ async def test_an_enabled_ttl_is_left_as_it_is():
     table.status = "ENABLED"
     assert await FleetGuard(table, "guards", []).ensure_ttl()
     assert table.calls == ["describe_time_to_live"]
+
+
+async def test_a_ttl_on_another_attribute_is_logged(capsys):
+    """A table whose TTL is on another attribute (DynamoDB keeps one per table) deletes no reply: said, not fatal,
+    and not changed (it may expire other items the table's owner put there)."""
+    table = Table()
+    table.status, table.attribute = "ENABLED", "ttl"
+    assert not await FleetGuard(table, "guards", []).ensure_ttl()
+    assert table.calls == ["describe_time_to_live"]
+    out = capsys.readouterr().out
+    assert "fleet_ttl_not_enabled" in out
+    assert "on the attribute 'ttl'" in out
