@@ -133,3 +133,22 @@ async def test_a_crash_before_an_alerts_escalation_is_escalated_when_it_comes_ag
     await kit.send(finding_id="first")
     await kit.send(finding_id="second")
     assert [b["event_id"] for b in kit.entries("step.escalated")] == ["first", "second"]
+
+
+async def test_an_escalation_recorded_before_event_id_is_escalated_again_after_a_restart(tmp_path):
+    """A timeline written by a release before `event_id` on `step.escalated`: read back without one, the redelivery
+    after the restart is escalated again (as then), and from then on once."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK})
+    recorder, append = kit.engine.recorder, kit.engine.recorder.append
+
+    def as_before(kind: str, body: dict[str, object], incident: str | None = None) -> object:
+        if kind == "step.escalated":
+            body = {k: v for k, v in body.items() if k != "event_id"}
+        return append(kind, body, incident)
+
+    recorder.append = as_before  # type: ignore[method-assign]
+    await kit.send(finding_id="first")
+    kit.start()
+    await kit.send(finding_id="first")
+    await kit.send(finding_id="first")
+    assert [b.get("event_id") for b in kit.entries("step.escalated")] == [None, "first"]
