@@ -39,7 +39,7 @@ class FleetState:
     def __init__(self, engine: Engine, changelog: Changelog, clock: Callable[[], float] = time.monotonic) -> None:
         self.engine, self.changelog, self.clock = engine, changelog, clock  # `clock` paces the restore retries
         self.partitions = Partitions()
-        self._removed = 0  # `QuotaWindows.removed` as last written to every owned partition
+        self._quotas_at: dict[int, int] = {}  # owned partition → `QuotaWindows.recorded` when its `~quotas` was written
         self.closed = ClosedKeys()  # where each `~closed#` record is, to tombstone it once the engine forgets the key
         self.owned: set[int] = set()
         self.failed: dict[int, str] = {}
@@ -56,13 +56,14 @@ class FleetState:
         routed = self.partitions.route(entries)
         moved = self.partitions.take_moved(self.owned)  # incidents named from another partition: old record goes
         windows = self.engine.state.windows
-        if windows.removed != self._removed:  # a run refunded or moved: the other partitions' `~quotas` still hold
-            self._removed = windows.removed  # it, and a restore's union would count it again
-            routed = {p: routed.get(p, set()) for p in self.owned} | routed
+        if (since := windows.take_removed()) is not None:  # a run refunded or moved: the `~quotas` records written
+            routed = {p: set() for p in self.owned  # since it was recorded still hold it, and a restore's union
+                      if self._quotas_at.get(p, 0) >= since} | routed  # would count it again (only those)
         for partition, incidents in routed.items():
             if partition not in self.owned:
                 continue  # revoked meanwhile: its new owner writes it now; a late write would overwrite theirs
             slices = cut(self.engine.state, incidents)
+            self._quotas_at[partition] = windows.recorded  # what the record holds: every run recorded so far
             await self.changelog.write(partition, {i: slices.get(i) for i in incidents},
                                        quotas=windows.runs(), urgent=urgent)
         for partition, left in moved.items():  # after the new record: a crash between leaves two, never none
@@ -179,6 +180,8 @@ class FleetState:
         self.closed.revoke(gone)
         self.partitions.forget(incidents)
         self.owned -= gone
+        for partition in gone:
+            self._quotas_at.pop(partition, None)
         log.info("partitions_released", partitions=sorted(gone), incidents=len(incidents))
 
     async def decide(self, value: bytes, key_id: str | None, signature: str | None, *,

@@ -24,12 +24,15 @@ DIGESTED_IF_SET = frozenset({"aws_account_id", "aws_region", "approver_identitie
                              "model_refuse_legacy_signatures", "verify_settle_s",
                              "model_registry", "model_ssm_prefix", "approval_keys", "event_signing_keys",
                              "notify_keys", "approvals_topic", "approval_requests_topic", "operator_requests_topic",
-                             "operator_replies_topic", "approval_decision_max_lifetime", "max_record_bytes"})
+                             "operator_replies_topic", "approval_decision_max_lifetime", "max_record_bytes",
+                             "evict_every"})
 """Digested since 2026-12-04 (operator_permissions, the model_* ones and verify_settle_s since 2026-12-05; the
 registry, the SSM prefix, the key ids, the decision and operator topics, the decision lifetime and
-max_record_bytes since 2026-12-05, later that day), each only when not at its default: a fleet that sets none of
-them kept its digest through the upgrade (no `RESPONDER_FLEET_ADOPT_DIGEST` needed). Key ids, identities, source
-globs, command names, public-key fingerprints, topic names, a registry URL and numbers: never a secret."""
+max_record_bytes since 2026-12-05, later that day; evict_every since 2026-12-06: when a closed incident leaves the
+state and the changelog, its tombstone written and the closed-group horizon counted from then, so members that
+differ in it hand partitions over with different memories), each only when not at its default: a fleet that sets
+none of them kept its digest through the upgrade (no `RESPONDER_FLEET_ADOPT_DIGEST` needed). Key ids, identities,
+source globs, command names, public-key fingerprints, topic names, a registry URL and numbers: never a secret."""
 KEY_IDS = ("approval_keys", "event_signing_keys", "notify_keys")
 """Digested as their sorted ids: a secret changed under the same id is not seen (rotate by adding an id)."""
 IN_THE_RUNBOOKS = frozenset({"runbooks_dir", "default_on_failure"})
@@ -64,7 +67,7 @@ NOT_DIGESTED: dict[str, frozenset[str]] = {
                    "rebalance_timeout_ms", "kafka_group_instance_id", "max_batch", "max_in_flight",
                    "kafka_fetch_max_wait_ms", "kafka_fetch_idle_wait_ms", "kafka_commit_interval_ms",
                    "kafka_connect_timeout", "kafka_manual_assignment", "kafka_transactions", "fenced_rejoins",
-                   "fleet_guard_table", "fleet_adopt_digest", "evict_every", "kafka_security"}),
+                   "fleet_guard_table", "fleet_adopt_digest", "kafka_security"}),
 }
 
 

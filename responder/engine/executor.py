@@ -120,7 +120,9 @@ class Engine(EscalationRelease, Admission):
             try:
                 incident, fresh, event = self._admit(rb, event, group_key, ungrouped)  # its time clamped, if need be
                 if fresh is not None:
-                    await self.run_from(rb, incident, event, fresh=fresh)
+                    if fresh:  # a new finding: what a bug stopped of the incident's decided runs is tried again
+                        self.decisions.retry_dropped(incident.id)
+                    await self.run_from(rb, incident, event, fresh=fresh, redelivered=not fresh)
                 return incident
             finally:
                 if held.lock is not None:  # the turn's end: the next waiting event, if any, goes
@@ -145,12 +147,13 @@ class Engine(EscalationRelease, Admission):
         await self.run_from(rb, incident, event, approved=parked, escalation=how)
 
     async def run_from(self, rb: Runbook, incident: Incident, event: Event, *, start: int = 0,
-                       approved: Parked | None = None, fresh: bool = False,
+                       approved: Parked | None = None, fresh: bool = False, redelivered: bool = False,
                        escalation: EscalationRun | None = None) -> None:
         """Run the runbook's steps from `start`; `approved` is the parked step a human has just released.
 
         `fresh` says a new, distinct event arrived: a step that already succeeded is verified again and
-        re-applied (recorded `reapplied`) when its desired state no longer holds. With `escalation`, `approved` is an
+        re-applied (recorded `reapplied`) when its desired state no longer holds; `redelivered` says the event is
+        one the incident had already (`LazyPlan.redelivered`). With `escalation`, `approved` is an
         `on_failure` step released by a human (or `resumed` after a crash cut its release short): it runs alone, then,
         in the same turn, the steps after the failed step if it said `continue` (they waited while it was parked).
         With `failed`, `approved` is a decided runbook step that did not pass, whose run a crash cut short: a failure's
@@ -178,7 +181,7 @@ class Engine(EscalationRelease, Admission):
         try:
             scope = self._scope(incident, event, rb)
             dry = self.dry_run or rb.mode is _DRY_RUN
-            plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry)
+            plan = LazyPlan.of(rb, incident.id, event.id, scope, self.registry, dry_run=dry, redelivered=redelivered)
             if escalation == "replaced" and approved is not None:  # escalated by its runbook's new version, alone
                 await self._replaced_escalation(rb, incident, event, scope, plan, approved)
                 return

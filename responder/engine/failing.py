@@ -48,6 +48,10 @@ class FailureEscalation(StepRecording):
         """Run the runbook's `on_failure` steps with a failed or refused step as `${failure.…}`: each once per failed
         step and incident (id `<escalation>.<failed step>`); a failing one is recorded (and so counted, by the metrics
         that read the timeline), never escalated again; one that waits for a human or runs under a release is left.
+        A run of an event the incident had already (`LazyPlan.redelivered`) that fails a step whose failure that
+        event's run escalated already does not record `step.escalated` again (`Incident.was_escalated`: a dry run's
+        stands only for a dry run): its escalation steps still go through the step path (a page sent is skipped, one
+        that failed is tried again).
         `resumed`: what a crash may have cut short of a decided step's escalation (`_escalated_again`,
         responder/engine/escalation.py): `step.escalated` is recorded, marked `resumed`, only if its run had not yet.
         With no `on_failure` step, or each skipped by its `when`, the last resort: `escalation.missed`
@@ -69,11 +73,14 @@ class FailureEscalation(StepRecording):
             incident.told(failed.step)
             return Outcome.FAILED
         ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
-        if not told and (owed is None or not owed.begun):
+        again = plan.redelivered and incident.was_escalated(failed.step, event.id, dry_run=dry)  # told already
+        if not told and not again and (owed is None or not owed.begun):
             self.recorder.append(EntryKind.STEP_ESCALATED, {**failure.model_dump(), "escalation": ids, **note,
+                                                            "event_id": event.id,
                                                             **({"resumed": True} if resumed else {}),
                                                             **({"dry_run": True} if dry else {})}, incident.id)
             self.state.escalate_failure(incident.id, failed.step)
+            incident.escalate(failed.step, event.id, dry_run=dry)
             log.warning("step_escalated", step=failed.step, actuator=failed.actuator, error=failure.error,
                         resumed=resumed, dry_run=dry)
             if not dry and not any(self.state.waits(incident.id, sid) for sid in ids):

@@ -32,7 +32,8 @@ from typing import Any
 import structlog
 
 from responder.actuators.base import AwsCaller
-from responder.engine.fleetitems import DIGEST, KILL_SWITCH, OPERATOR, Slot, slot_key, switch_item, switch_on
+from responder.engine.fleetitems import DIGEST, KILL_SWITCH, Slot, slot_key, switch_item, switch_on
+from responder.engine.fleetreplies import FleetReplies
 from responder.engine.guards import Trip
 from responder.errors import ActuationError, ConfigError
 from responder.models.runbook import Quota
@@ -44,8 +45,9 @@ MAX_SKEW_S = 5.0  # seconds between the local clock and AWS's before `fleet_cloc
 MAX_HELD = 10_000  # step keys whose fresh slots are remembered until their result (oldest forgotten: slots expire)
 
 
-class FleetGuard:
-    """Global quotas and the kill switch in one DynamoDB table (partition key `pk`, a string)."""
+class FleetGuard(FleetReplies):
+    """Global quotas and the kill switch in one DynamoDB table (partition key `pk`, a string), which also keeps the
+    operator replies (`FleetReplies`)."""
 
     def __init__(self, aws: AwsCaller, table: str, quotas: Sequence[Quota],
                  clock: Callable[[], float] = time.time) -> None:
@@ -55,23 +57,21 @@ class FleetGuard:
         self._held: dict[str, list[Slot]] = {}  # step key → the slots it took afresh, until its result
 
     async def ensure_table(self) -> None:
-        """Create the table (on-demand) unless it exists."""
+        """Create the table (on-demand) unless it exists, and have DynamoDB delete items by their `REPLY_TTL`."""
         try:
             got = await self.aws.call("dynamodb", "describe_table", TableName=self.table)
         except ActuationError:
-            pass
-        else:
-            self.check_clock(got)
-            return
-        try:
-            got = await self.aws.call("dynamodb", "create_table", TableName=self.table, BillingMode="PAY_PER_REQUEST",
-                                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                                      KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
-        except ActuationError as exc:  # another replica created it meanwhile
-            if getattr(exc, "code", "") != "ResourceInUseException":
-                raise
-            return
+            try:
+                got = await self.aws.call("dynamodb", "create_table", TableName=self.table,
+                                          BillingMode="PAY_PER_REQUEST",
+                                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+            except ActuationError as exc:  # another replica created it meanwhile
+                if getattr(exc, "code", "") != "ResourceInUseException":
+                    raise
+                got = {}
         self.check_clock(got)
+        await self.ensure_ttl()
 
     def check_clock(self, response: Mapping[str, Any]) -> float | None:
         """The local clock minus AWS's (a response's `Date` header; None without one), logged as `fleet_clock_skew`
@@ -228,22 +228,3 @@ class FleetGuard:
                 log.warning("fleet_quota_slot_kept", slot=slot.pk, key=key, reason=reason, error=str(exc))
                 continue
             log.info("fleet_quota_slot_released", slot=slot.pk, key=key, reason=reason)
-
-    async def operator_reply(self, request_id: str) -> tuple[str, str | None] | None:
-        """The reply (JSON) of an operator request some replica completed and its request's digest, or None."""
-        got = await self.aws.call("dynamodb", "get_item", TableName=self.table, ConsistentRead=True,
-                                  Key={"pk": {"S": OPERATOR + request_id}})
-        item = got.get("Item", {})
-        value, request = item.get("reply", {}).get("S"), item.get("request", {}).get("S")
-        return (value, request if isinstance(request, str) else None) if isinstance(value, str) else None
-
-    async def save_operator_reply(self, request_id: str, reply: str, request: str) -> None:
-        """Record a completed operator request's reply and its request's digest for the whole fleet (first wins)."""
-        try:
-            await self.aws.call("dynamodb", "put_item", TableName=self.table,
-                                Item={"pk": {"S": OPERATOR + request_id}, "reply": {"S": reply},
-                                      "request": {"S": request}},
-                                ConditionExpression="attribute_not_exists(pk)")
-        except ActuationError as exc:
-            if getattr(exc, "code", "") != "ConditionalCheckFailedException":
-                raise

@@ -13,6 +13,11 @@ from responder.models.runbook import Quota
 KILL_SWITCH = "kill-switch"
 DIGEST = "fleet-digest"
 OPERATOR = "operator#"  # + request id: the reply of a completed operator request, seen by every replica
+REPLY_TTL = "expires"
+"""The table's TTL attribute (epoch seconds, a number): on an operator reply item, when DynamoDB may delete it."""
+REPLY_TTL_MARGIN_S = 86_400.0
+"""Seconds a reply item is kept past the time its request is refused anyway (`held_until`): a day, so a replica
+whose clock runs behind AWS's by less than that still finds a request it sees valid answered, never run twice."""
 
 
 def slot_key(q: Quota, slot: int) -> str:

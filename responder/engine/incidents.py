@@ -49,6 +49,13 @@ class Incident:
     """Runbook steps whose failure is owed an escalation not yet ended, by step id: an unverified result, or
     `step.escalated` recorded without the outcome of each of its escalation steps (an entry of each, or
     `escalation.missed`). Only a crash leaves one: the restart's redelivered event (or decided run) finishes it."""
+    escalated: dict[str, str] = field(default_factory=dict)
+    """The id of the event whose run last recorded `step.escalated` for a runbook step's failure, by step id: the same
+    event again (a redelivery, a finding sent again under its id) whose run fails the step again does not record it
+    again. As many as the runbook's steps. A dry run's is kept apart (`escalated_dry`)."""
+    escalated_dry: dict[str, str] = field(default_factory=dict)
+    """The same, of a dry run's `step.escalated` (it told nobody): it stands for a dry run of the same event again,
+    never for a real failure (`was_escalated`)."""
 
     def add(self, at: datetime) -> None:
         """Count one distinct event at `at` (repeats of an event id are not counted)."""
@@ -96,6 +103,15 @@ class Incident:
                 self.owed.pop(result.step, None)
         if notifies and result.key:
             self.notified[f"{result.step}\x1f{result.target}"] = result.key
+
+    def escalate(self, step: str, event_id: str, *, dry_run: bool) -> None:
+        """`event_id`'s run recorded `step.escalated` for the failure of `step` (`dry_run`: a dry run's)."""
+        (self.escalated_dry if dry_run else self.escalated)[step] = event_id
+
+    def was_escalated(self, step: str, event_id: str, *, dry_run: bool) -> bool:
+        """Whether `event_id`'s run recorded `step.escalated` for `step` already: a real one, or, for a dry run, a dry
+        run's too (a dry run's stands for no real failure: on-call heard nothing of it)."""
+        return self.escalated.get(step) == event_id or (dry_run and self.escalated_dry.get(step) == event_id)
 
     def told(self, step: str) -> None:
         """The escalation of `step`'s failure ended (an escalation step's entry, or `escalation.missed`)."""

@@ -29,6 +29,7 @@ from responder.engine.answered import OPERATOR_REFUSED as OPERATOR_REFUSED
 from responder.engine.answered import OPERATOR_REJECTED as OPERATOR_REJECTED
 from responder.engine.answered import OPERATOR_REQUESTED as OPERATOR_REQUESTED
 from responder.engine.answered import Handled, refusal_reply
+from responder.engine.fleetitems import REPLY_TTL_MARGIN_S
 from responder.engine.permissions import held_until, lifetime, not_yet_valid, refused
 from responder.engine.refusals import Refusals
 from responder.engine.runner import StepCall, run_step
@@ -56,7 +57,7 @@ class Replies(Protocol):
     async def operator_reply(self, request_id: str) -> tuple[str, str | None] | None:
         """The reply (JSON) and the digest of the request it answered (None: saved before 2026-12-05), or None."""
 
-    async def save_operator_reply(self, request_id: str, reply: str, request: str) -> None: ...
+    async def save_operator_reply(self, request_id: str, reply: str, request: str, expires: float) -> None: ...
 
 
 class Operator:
@@ -180,7 +181,7 @@ class Operator:
         reply = refusal_reply(body)
         if final is not None:
             self.done[request.id] = reply
-            await self._share(reply, final)
+            await self._share(reply, final, request)
         return reply
 
     async def _run(self, request: OperatorRequest) -> list[dict[str, Any]]:
@@ -221,15 +222,17 @@ class Operator:
         await self.recorder.flush()
         reply = reply.model_copy(update={"timeline_seq": entry.seq})
         self.done[request.id] = reply
-        await self._share(reply, digest)
+        await self._share(reply, digest, request)
         log.info("operator_request_done", action=request.action, ok=ok, by=request.by)
         return reply
 
-    async def _share(self, reply: OperatorReply, digest: str) -> None:
-        """Keep a request's answer (and its request's digest) in the fleet store, so no replica runs it again."""
+    async def _share(self, reply: OperatorReply, digest: str, request: OperatorRequest) -> None:
+        """Keep a request's answer (and its request's digest) in the fleet store, so no replica runs it again, until
+        `REPLY_TTL_MARGIN_S` past the time the request is refused anyway (`held_until`)."""
         if self.replies is not None:
+            expires = held_until(request, self.keys).timestamp() + REPLY_TTL_MARGIN_S
             try:
-                await self.replies.save_operator_reply(reply.id, reply.model_dump_json(), digest)
+                await self.replies.save_operator_reply(reply.id, reply.model_dump_json(), digest, expires)
             except ActuationError as exc:  # recorded in this timeline; the fleet may run a redelivery again
                 log.error("operator_reply_not_shared", id=reply.id, error=str(exc))
 

@@ -38,19 +38,22 @@ class LazyPlan:
     It holds `build_plan`'s arguments in its own slots: one object the cyclic collector walks for as long as the
     run is alive (a partial was three: itself, its arguments and its keywords; a closure, a cell per argument)."""
 
-    __slots__ = ("_dry_run", "_event_id", "_incident", "_plan", "_rb", "_registry", "_scope")
+    __slots__ = ("_dry_run", "_event_id", "_incident", "_plan", "_rb", "_registry", "_scope", "redelivered")
 
     def __init__(self, rb: Runbook, incident: str, event_id: str, scope: Mapping[str, Any], registry: Registry,
-                 dry_run: bool) -> None:
+                 dry_run: bool, redelivered: bool = False) -> None:
         self._rb, self._incident, self._event_id, self._scope = rb, incident, event_id, scope
         self._registry, self._dry_run = registry, dry_run
         self._plan: Plan | None = None
+        self.redelivered = redelivered
+        """The run is of an event the incident already had (a redelivery, or a source sending the same finding id
+        again): a step failure it escalated already is not recorded as escalated again (`FailureEscalation`)."""
 
     @classmethod
     def of(cls, rb: Runbook, incident: str, event_id: str, scope: Mapping[str, Any], registry: Registry,
-           *, dry_run: bool) -> LazyPlan:
+           *, dry_run: bool, redelivered: bool = False) -> LazyPlan:
         """`build_plan(...)` with these arguments, when needed."""
-        return cls(rb, incident, event_id, scope, registry, dry_run)
+        return cls(rb, incident, event_id, scope, registry, dry_run, redelivered)
 
     def get(self) -> Plan:
         """Build once, then reuse."""

@@ -50,12 +50,14 @@ class QuotaWindows:
 
     def __init__(self) -> None:
         self._runs: dict[tuple[str, str], list[float]] = {}
-        self._by_key: dict[str, tuple[str, str, float]] = {}
+        self._by_key: dict[str, tuple[str, str, float, int]] = {}  # step key → its run and when it was recorded
         self._quotas: dict[str, tuple[Quota, ...]] | None = None  # scope → the quotas counting it; None: not known
         self._keep: dict[tuple[str, str], float] = {}  # (scope, actuator) → seconds its runs are kept
         self.removed = 0
-        """Runs taken out before their time (refunded, or moved by a re-run): a fleet then writes its windows to
-        every partition it owns, since a restore merges the windows of several partitions as a union."""
+        """Runs taken out before their time (refunded, or moved by a re-run)."""
+        self.recorded = 0
+        """Runs recorded so far: a fleet notes it with each `~quotas` record it writes (what that record holds)."""
+        self._removed_since: int | None = None  # the earliest `recorded` of a run removed since `take_removed`
 
     def configure(self, global_quotas: Sequence[Quota], runbook_quotas: Mapping[str, Sequence[Quota]]) -> None:
         """The quotas that count these windows: the global ones (scope `*`) and each runbook's (by runbook id).
@@ -88,6 +90,7 @@ class QuotaWindows:
         """
         if key and (earlier := self._by_key.pop(key, None)) is not None:
             self._uncount(*earlier)
+        self.recorded += 1
         for scope in (runbook_id, "*"):
             times = self._runs.get((scope, actuator))
             if times is None:  # not setdefault: that builds a list on every run
@@ -100,7 +103,7 @@ class QuotaWindows:
             if keep is not None and times[0] < at - keep:  # no quota that can count it looks back that far
                 del times[:bisect_left(times, at - keep)]
         if key:
-            self._by_key[key] = (runbook_id, actuator, at)
+            self._by_key[key] = (runbook_id, actuator, at, self.recorded)
 
     def settle(self, key: str, result: StepResult) -> None:
         """A step's result: a permanent failure changed nothing, so its run no longer counts."""
@@ -109,9 +112,11 @@ class QuotaWindows:
             return
         self._uncount(*run)
 
-    def _uncount(self, runbook_id: str, actuator: str, when: float) -> None:
-        """Remove one run recorded at `when` from its windows (`removed` counts these)."""
+    def _uncount(self, runbook_id: str, actuator: str, when: float, seq: int) -> None:
+        """Remove one run recorded at `when` (the `seq`th recorded; 0: restored) from its windows (`removed` counts
+        these, `take_removed` says the earliest)."""
         self.removed += 1
+        self._removed_since = seq if self._removed_since is None else min(self._removed_since, seq)
         for scope in (runbook_id, "*"):
             times = self._runs.get((scope, actuator))
             if times is not None and when in times:
@@ -141,11 +146,18 @@ class QuotaWindows:
         """Every window, as values."""
         return [QuotaRun(who, actuator, tuple(times)) for (who, actuator), times in self._runs.items()]
 
+    def take_removed(self) -> int | None:
+        """The earliest `recorded` of the runs removed since the last call (None: none): a fleet's `~quotas` record
+        written once that many runs were recorded, or later, may hold one, and a restore's union would count it
+        again, so that record is written again."""
+        since, self._removed_since = self._removed_since, None
+        return since
+
     def charges(self) -> list[QuotaCharge]:
         """The counted runs still waiting for their result, as values."""
-        return [QuotaCharge(key, *run) for key, run in self._by_key.items()]
+        return [QuotaCharge(key, *run[:3]) for key, run in self._by_key.items()]
 
     def load(self, runs: Iterable[QuotaRun], charges: Iterable[QuotaCharge] = ()) -> None:
         """Replace every window with `runs` (kept sorted), and the runs awaiting their result with `charges`."""
         self._runs = {(r.runbook, r.actuator): sorted(r.times) for r in runs}
-        self._by_key = {c.key: (c.runbook, c.actuator, c.at) for c in charges}
+        self._by_key = {c.key: (c.runbook, c.actuator, c.at, 0) for c in charges}  # 0: in any record written

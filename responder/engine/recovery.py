@@ -92,6 +92,8 @@ def owed(state: EngineState, entry: TimelineEntry) -> None:
     if found is None:
         return
     if entry.kind == EntryKind.STEP_ESCALATED:
+        if isinstance(event_id := body.get("event_id"), str):  # from 2026-12-06
+            found.escalate(step, event_id, dry_run=body.get("dry_run") is True)
         named = body.get("escalation")
         ids = [str(i) for i in named] if isinstance(named, list) else []
         if not body.get("dry_run") and ids and not any(state.waits(found.id, i) for i in ids):

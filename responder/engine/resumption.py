@@ -61,9 +61,12 @@ class Resumption:
     escalate: Escalate
     _runbook_by_id: Callable[[str], Runbook | None]
     _dropped: set[Parking]
-    """The parkings whose run, timeout or re-check a bug stopped in this process: not taken up again here, also if their
-    partition comes back to this process (their state is kept, so a restart, or another replica that owns their
-    partition next, does). A new parking of the same step is not one."""
+    """The parkings whose run, timeout or re-check a bug stopped in this process: not taken up again here while the
+    state holds them (their state is kept, so a restart, or another replica that owns their partition next, does),
+    until their incident's next finding (`retry_dropped`). A new parking of the same step is not one. Each is
+    forgotten at the next sweep once the state no longer holds it (its run's end recorded, its partition handed
+    over, its incident evicted: `_forget_dropped`), so a service up for months keeps only the dropped parkings still
+    held; one whose partition comes back later is tried once more."""
 
     def _runbook(self, parked: Parked) -> Runbook | None:
         """The loaded runbook of a parked step, only if it is still the same version."""
@@ -82,6 +85,7 @@ class Resumption:
         one's escalation is finished first. Each stays granted or continuing until its run's end is recorded, so a
         crash (or a hand-over) during this run leaves it to be taken up again.
         """
+        self._forget_dropped()
         granted = [p for p in self.state.granted() if parking(p) not in self._dropped]
         for p in granted:
             await self._taken_up(p, self._resume_granted(p))
@@ -95,10 +99,25 @@ class Resumption:
         return len(granted) + len(carried)
 
     def runs_due(self) -> bool:
-        """Whether a decided step's run a crash cut short waits to be taken up here."""
+        """Whether a decided step's run a crash cut short waits to be taken up here (a fleet member asks before each
+        sweep: the dropped parkings no longer held are forgotten here too)."""
+        self._forget_dropped()
         dropped = self._dropped
         return any(parking(p) not in dropped for p in self.state.granted()) \
             or any(parking(c[0]) not in dropped for c in self.state.continuing())
+
+    def _forget_dropped(self) -> None:
+        """Forget the dropped parkings the state no longer holds (parked, granted or continuing, at that deadline)."""
+        if self._dropped:
+            held = {parking(p) for p in (*self.state.parked_steps(), *self.state.granted())}
+            held.update(parking(c[0]) for c in self.state.continuing())
+            self._dropped &= held
+
+    def retry_dropped(self, incident: str) -> None:
+        """A new finding of `incident` (not a redelivery): its parkings a bug stopped in this process are taken up
+        again at the next sweep; a bug that is still there is logged and dropped again, once per finding."""
+        if self._dropped:
+            self._dropped = {d for d in self._dropped if d[0] != incident}
 
     async def _taken_up(self, p: Parked, run: Awaitable[None]) -> bool:
         """Run one taken-up run (or a timeout's expiry, or a re-check); whether it ended. A bug in it is logged and its

@@ -75,6 +75,7 @@ def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntr
     out: list[StepFailure] = []
     latest: dict[tuple[str, str], StepFailure] = {}  # (incident, step) → its latest failure
     escalating: dict[tuple[str, str], StepFailure] = {}  # (incident, escalation step id) → the failure it tells of
+    announced: set[int] = set()  # the failures a `step.escalated` named (by id())
     for e in entries:
         at = (e.incident or "", str(e.body.get("step")))
         planned = _would_refuse(e)
@@ -84,6 +85,10 @@ def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntr
                                    error=str(e.body.get("refusal" if planned else "error") or "")))
             latest[at] = out[-1]
         if (f := escalating.get(at)) is not None:
+            # a later failure of the step without its own `step.escalated` (the same alert again, not escalated
+            # again since 2026-12-06): the escalation steps run for it
+            if (again := latest.get((at[0], at[1].split(".", 1)[-1]))) is not None and id(again) not in announced:
+                f = again
             if _tells(e):
                 f.told_by.append(at[1])
             elif e.kind == EntryKind.STEP_SKIPPED and e.body.get("reason") == "already_done":
@@ -93,6 +98,7 @@ def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntr
         elif (f := latest.get(at)) is not None and e.kind == EntryKind.STEP_ESCALATED:
             ids = e.body.get("escalation")
             escalating |= {(at[0], str(sid)): f for sid in (ids if isinstance(ids, list) else [])}
+            announced.add(id(f))
         elif f is not None and e.kind == EntryKind.ESCALATION_MISSED:
             f.missed = str(e.body.get("reason"))
     return out

@@ -95,6 +95,7 @@ async def backtest(values: Sequence[bytes], runbooks: Sequence[Runbook], registr
     failed: dict[tuple[str, str], Failed] = {}  # (incident, step) → its latest failure
     failures: list[Failed] = []
     escalating: dict[tuple[str, str], Failed] = {}  # (incident, escalation step) → the failure it would tell of
+    announced: set[int] = set()  # the failures a `step.escalated` or `escalation.missed` named (by id())
     event_of: dict[str, str] = {}  # each incident's event being handled: records are handled one at a time, so a
     for e in entries:              # step planned after an event opened or joined its incident was planned for it
         if e.kind in (EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED) and e.incident:
@@ -121,11 +122,15 @@ async def backtest(values: Sequence[bytes], runbooks: Sequence[Runbook], registr
             f.escalation += [str(i) for i in ids] if isinstance(ids, list) else []
             escalating |= {(incident, str(i)): f for i in (ids if isinstance(ids, list) else [])}
             f.missed = str(e.body.get("reason")) if e.kind == EntryKind.ESCALATION_MISSED else f.missed
+            announced.add(id(f))
         elif e.kind == EntryKind.STEP_SKIPPED and e.body.get("reason") == "already_done" \
-                and (f := escalating.get((incident, sid := str(e.body.get("step"))))) is not None \
-                and sid in f.escalation:  # its page went out for an earlier record: not told again
-            f.escalation.remove(sid)
-            f.already_done.append(sid)
+                and (f := escalating.get((incident, sid := str(e.body.get("step"))))) is not None:
+            again = failed.get((incident, sid.split(".", 1)[-1]))
+            if again is not None and id(again) not in announced:  # the same record again: not escalated again
+                again.already_done.append(sid)
+            elif sid in f.escalation:  # its page went out for an earlier record: not told again
+                f.escalation.remove(sid)
+                f.already_done.append(sid)
     incidents = [{"incident": i, "runbook": e.body.get("runbook"), "group_key": e.body.get("group_key"),
                   "event_id": e.body.get("event_id")} for i, e in opened.items()]
     return Backtest(records=len(values), incidents=incidents, planned=planned, rejected=rejected, failed=failures)

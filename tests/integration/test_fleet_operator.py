@@ -103,3 +103,46 @@ async def test_request_refused_for_its_permissions_is_not_run_by_a_replica_grant
     assert "may not send undo" in str(first.error)
     assert await b.handle(value, key_id, sig) == first
     assert [e.kind for e in b.recorder.entries()] == []
+
+
+async def test_a_shared_reply_expires_with_its_request_and_the_table_deletes_it(aws, unique):
+    """A completed request's reply item carries a TTL (`expires`, epoch seconds) a day past the time its request is
+    refused anyway, and the table the replicas create deletes items by it: the store no longer grows for ever."""
+    from datetime import timedelta
+
+    from responder.auth import MAX_LIFETIME
+    from responder.engine.fleetitems import OPERATOR, REPLY_TTL, REPLY_TTL_MARGIN_S
+    from responder.models.operator import OperatorRequest
+
+    guard = FleetGuard(aws, f"guards-{unique}", [])
+    await guard.ensure_table()
+    a = _replica(guard)
+    a.recorder.append("incident.opened", {"runbook": "rb"}, "inc1")
+    await a.recorder.flush()
+    for ttl in (60.0, 10 * 365 * 86400.0):  # a short-lived request, and one signed for years (refused, kept so)
+        value, key_id, sig = _request(ttl=ttl)
+        request = OperatorRequest.model_validate_json(value)
+        await a.handle(value, key_id, sig)
+        got = await aws.call("dynamodb", "get_item", TableName=guard.table, ConsistentRead=True,
+                             Key={"pk": {"S": OPERATOR + request.id}})
+        until = min(request.expires_at, request.issued_at + timedelta(seconds=MAX_LIFETIME)).timestamp()
+        assert float(got["Item"][REPLY_TTL]["N"]) == until + REPLY_TTL_MARGIN_S
+    described = await aws.call("dynamodb", "describe_time_to_live", TableName=guard.table)
+    assert described["TimeToLiveDescription"]["AttributeName"] == REPLY_TTL
+    assert described["TimeToLiveDescription"]["TimeToLiveStatus"] in ("ENABLED", "ENABLING")
+
+
+async def test_a_table_created_before_the_ttl_has_it_enabled_at_start(aws, unique):
+    """A guard table created by an earlier release (no TTL) gets its TTL enabled by the next replica's start; a
+    second start leaves it as it is."""
+    from responder.engine.fleetitems import REPLY_TTL
+
+    table = f"guards-{unique}"
+    await aws.call("dynamodb", "create_table", TableName=table, BillingMode="PAY_PER_REQUEST",
+                   AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                   KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    await FleetGuard(aws, table, []).ensure_table()
+    await FleetGuard(aws, table, []).ensure_table()
+    described = await aws.call("dynamodb", "describe_time_to_live", TableName=table)
+    assert described["TimeToLiveDescription"]["AttributeName"] == REPLY_TTL
+    assert described["TimeToLiveDescription"]["TimeToLiveStatus"] in ("ENABLED", "ENABLING")

@@ -29,6 +29,7 @@ from responder.settings import Settings
     {"operator_replies_topic": "other.replies"},  # where the service answers them (the CLI waits on its own)
     {"approval_decision_max_lifetime": 60.0},  # which decisions are too long-lived to accept
     {"max_record_bytes": 4096},  # which records are dead-lettered rather than acted on
+    {"evict_every": 600.0},  # how long a closed incident still takes in an event (joins it, rather than a new one)
 ])
 def test_a_setting_that_changes_what_a_replica_does_changes_the_digest(runbooks_dir, change):
     """Two replicas rolling back from different registries, or accepting different keys, had the same digest."""
@@ -40,7 +41,8 @@ def test_the_new_settings_at_their_defaults_keep_the_digest(runbooks_dir):
     """A fleet that leaves the newly digested settings at their defaults keeps its digest through the upgrade."""
     books = load_runbooks(runbooks_dir, registry)
     defaults = Settings(model_registry=".responder/models", model_ssm_prefix="/responder/models", approval_keys={},
-                        approvals_topic="responder.approvals", max_record_bytes=1024 * 1024)
+                        approvals_topic="responder.approvals", max_record_bytes=1024 * 1024,
+                        evict_every=60.0)
     assert fleet_digest(books, defaults) == fleet_digest(books, Settings())
 
 

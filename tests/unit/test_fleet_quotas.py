@@ -134,3 +134,44 @@ async def test_a_released_partition_takes_its_charges_along(tmp_path: Path) -> N
     fleet.revoke([0])
     assert kit.engine.state.windows.charges() == []
     task.cancel()
+
+
+async def test_a_flood_of_refunds_rewrites_only_the_partitions_holding_the_runs(tmp_path: Path) -> None:
+    """Steps of partition 0 failing permanently one after another: each refund rewrites `~quotas` where the run was
+    written (partition 0), not in every partition the replica owns at each flush."""
+    log = CompactedChangelog()
+    kit, _ = _member(tmp_path, "first", log, {0, 1, 2, 3})
+    written: list[int] = []
+    real = log.write
+
+    async def write(partition: int, slices: Any, quotas: Any = None, urgent: bool = False) -> None:
+        if quotas is not None:
+            written.append(partition)
+        await real(partition, slices, quotas, urgent)
+
+    log.write = write  # type: ignore[method-assign]
+    _fail_permanently(kit)
+    for _ in range(3):
+        kit.iam.add_key("ml-training", KEY)  # found again by the next alert, gone again when deactivated
+        await _send(kit, 0)
+    assert [r["status"] for r in kit.entries("step.result")] == ["failed"] * 3
+    assert set(written) == {0}
+    assert _count(kit) == 0
+
+
+def test_a_refunded_run_says_which_records_may_hold_it() -> None:
+    """A refund names the earliest run it took out (records written since may hold it); a run read back from the
+    changelog may be in any record, and each is named once."""
+    from responder.engine.quotas import QuotaCharge
+
+    failed = StepResult(step="s", actuator="aws.iam.x", target="t", key="k2", status=StepStatus.FAILED,
+                        permanent=True)
+    windows = QuotaWindows()
+    windows.record("rb", "aws.iam.x", 100.0, "k1")
+    windows.record("rb", "aws.iam.x", 110.0, "k2")
+    assert windows.take_removed() is None
+    windows.settle("k2", failed)
+    assert (windows.take_removed(), windows.take_removed()) == (2, None)
+    windows.load(windows.runs(), [QuotaCharge("k2", "rb", "aws.iam.x", 110.0)])
+    windows.settle("k2", failed)
+    assert windows.take_removed() == 0

@@ -1,0 +1,154 @@
+"""A step that keeps failing is recorded as escalated once per failure of an alert: the same alert delivered again
+(a Kafka redelivery, a source sending the finding again under its id) does not add a `step.escalated` each time."""
+
+from __future__ import annotations
+
+import yaml
+
+from responder.engine.partitions import cut, merge
+from responder.engine.snapshot import EngineSnapshot
+from responder.engine.state import EngineState
+from tests.kit import DEACTIVATE_STEPS, make_kit
+from tests.unit.test_dry_run_refusal import PROTECTED
+from tests.unit.test_trace_timeline import ESCALATE
+
+RUNBOOK = PROTECTED + DEACTIVATE_STEPS + ESCALATE
+
+
+async def test_a_redelivered_alert_does_not_record_the_escalation_again(tmp_path):
+    """Three deliveries of one alert whose step is refused each time: one `step.escalated`, one page, and each
+    refusal still recorded (and the page skipped as already done)."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK})
+    for _ in range(3):
+        await kit.send(finding_id="first")
+    assert len(kit.entries("step.escalated")) == 1
+    assert [str(b["status"]) for b in kit.entries("step.result") if b["step"] == "deactivate"] == ["refused"] * 3
+    assert [p.message for p in kit.echo.applied] == ["deactivate failed"]
+
+
+async def test_another_alert_is_escalated_again(tmp_path):
+    """A second, distinct alert failing the same step is a failure of its own: escalated (its page already done)."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK})
+    await kit.send(finding_id="first")
+    await kit.send(finding_id="second")
+    await kit.send(finding_id="second")
+    assert [b["event_id"] for b in kit.entries("step.escalated")] == ["first", "second"]
+
+
+async def test_a_restart_remembers_which_alert_was_escalated(tmp_path):
+    """Read back from the timeline after a restart: the redelivery that follows it does not record it again."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK})
+    await kit.send(finding_id="first")
+    kit.start()
+    await kit.send(finding_id="first")
+    assert len(kit.entries("step.escalated")) == 1
+
+
+async def test_a_fleet_slice_carries_which_alert_was_escalated(tmp_path):
+    """A replica that takes the incident over from its slice knows the alert's failure was escalated."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK})
+    await kit.send(finding_id="first")
+    [incident] = kit.engine.state.incidents.all()
+    written = cut(kit.engine.state, {incident.id})[incident.id].model_dump_json()  # as the changelog keeps it
+    taken = EngineState()
+    merge(taken, [EngineSnapshot.model_validate_json(written)])
+    assert taken.incidents.by_id[incident.id].escalated == {"deactivate": "first"}
+
+
+async def test_the_drill_card_says_a_redelivered_failure_was_not_told_again(tmp_path):
+    """Each refusal of the redelivered alert is listed: the first told, the others not told again (their page
+    skipped as already done), none `nobody told`."""
+    from responder.tabletop.failures import AGAIN, TOLD, step_failures
+    from responder.timeline.recorder import Recorder
+
+    kit = make_kit(tmp_path, {"rb": RUNBOOK})
+    for _ in range(3):
+        await kit.send(finding_id="first")
+    failures = step_failures(list(Recorder(kit.store).entries()), lambda e: float(e.seq))
+    assert [(f.step, f.told) for f in failures] == [("deactivate", TOLD), ("deactivate", AGAIN),
+                                                    ("deactivate", AGAIN)]
+
+
+async def test_a_replay_of_the_same_record_twice_says_its_second_failure_was_not_told_again(tmp_path):
+    """`responder replay` of one record sent twice: the first failure keeps its planned escalation, the second shows
+    it already done (before, the second's skip was taken from the first's escalation)."""
+    from responder.actuators import registry
+    from responder.catalog import load_runbooks
+    from responder.tabletop.replay import backtest
+    from tests.unit.test_drill_default_escalation import PAGE
+    from tests.unit.test_replay_default_escalation import EVENT, UNRESOLVED
+
+    (tmp_path / "silent-deactivation.yaml").write_text(UNRESOLVED + yaml.safe_dump({"on_failure": PAGE}))
+    result = await backtest([EVENT.read_bytes()] * 2, load_runbooks(tmp_path, registry), registry)
+    assert [(f.step, f.escalation, f.already_done) for f in result.failed] == [
+        ("deactivate-key", ["page.deactivate-key"], []), ("deactivate-key", [], ["page.deactivate-key"])]
+
+
+async def test_a_dry_run_escalation_does_not_stand_for_the_real_failure_after_a_restart(tmp_path):
+    """The alert's step refused in a dry run, then, the service restarted in production, refused for real when the
+    alert is sent again: its real `step.escalated` is recorded (a dry run's told nobody)."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK}, dry_run=True)
+    await kit.send(finding_id="first")
+    kit.dry_run = False
+    kit.start()
+    await kit.send(finding_id="first")
+    assert [(b["event_id"], b.get("dry_run")) for b in kit.entries("step.escalated")] == [("first", True),
+                                                                                          ("first", None)]
+
+
+async def test_a_dry_run_escalation_does_not_stand_for_the_real_failure_in_one_process(tmp_path):
+    """The same, the engine switched out of dry run without a restart: the real failure is escalated; a dry run of
+    the alert again after it is not (the real one told on-call)."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK}, dry_run=True)
+    await kit.send(finding_id="first")
+    kit.engine.dry_run = False
+    await kit.send(finding_id="first")
+    kit.engine.dry_run = True
+    await kit.send(finding_id="first")
+    assert [(b["event_id"], b.get("dry_run")) for b in kit.entries("step.escalated")] == [("first", True),
+                                                                                          ("first", None)]
+    assert [p.message for p in kit.echo.applied] == ["deactivate failed"]
+
+
+async def test_a_dry_run_alert_sent_again_is_not_escalated_again(tmp_path):
+    """A dry run's redelivery is told once too (its `step.escalated` carries `dry_run`)."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK}, dry_run=True)
+    for _ in range(3):
+        await kit.send(finding_id="first")
+    kit.start()
+    await kit.send(finding_id="first")
+    assert [(b["event_id"], b.get("dry_run")) for b in kit.entries("step.escalated")] == [("first", True)]
+
+
+async def test_a_crash_before_an_alerts_escalation_is_escalated_when_it_comes_again(tmp_path):
+    """The first alert's failure escalated, the second's killed once its `step.result` is durable: the restart's
+    redeliveries record the second's `step.escalated` (owed), not the first's again."""
+    from tests.unit.test_decided_runs import _crash_after
+
+    kit = make_kit(tmp_path, {"rb": RUNBOOK})
+    await kit.send(finding_id="first")
+    await kit.send(finding_id="second")
+    _crash_after(kit, "step.result", "deactivate")
+    assert [b["event_id"] for b in kit.entries("step.escalated")] == ["first"]
+    await kit.send(finding_id="first")
+    await kit.send(finding_id="second")
+    assert [b["event_id"] for b in kit.entries("step.escalated")] == ["first", "second"]
+
+
+async def test_an_escalation_recorded_before_event_id_is_escalated_again_after_a_restart(tmp_path):
+    """A timeline written by a release before `event_id` on `step.escalated`: read back without one, the redelivery
+    after the restart is escalated again (as then), and from then on once."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK})
+    recorder, append = kit.engine.recorder, kit.engine.recorder.append
+
+    def as_before(kind: str, body: dict[str, object], incident: str | None = None) -> object:
+        if kind == "step.escalated":
+            body = {k: v for k, v in body.items() if k != "event_id"}
+        return append(kind, body, incident)
+
+    recorder.append = as_before  # type: ignore[method-assign]
+    await kit.send(finding_id="first")
+    kit.start()
+    await kit.send(finding_id="first")
+    await kit.send(finding_id="first")
+    assert [b.get("event_id") for b in kit.entries("step.escalated")] == [None, "first"]
