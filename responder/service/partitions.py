@@ -43,8 +43,8 @@ class PartitionKeeping(Parts):
         self._given |= partition_numbers(partitions)
         if self._stopping(partitions):
             return
-        if self.fleet is not None:
-            await self._end_restore()  # none runs: the revocation before this assignment ended it
+        if self.fleet is not None:  # a restore running is left to go on: a group's revocation before this ended
+            # those of the partitions that left; a manual assignment widened to added partitions revoked none
             self._restore_in_background(partition_numbers(partitions))
             return
         try:
