@@ -12,6 +12,9 @@ from aiokafka import TopicPartition
 
 from responder.ingest import kafka as module
 from responder.ingest.kafka import KafkaIngest
+from responder.service import Service
+from responder.settings import Settings
+from tests.kit import chunk_in_hand
 from tests.unit.test_fleet_state import _consuming, _slow_service
 
 TOPIC = "alerts"
@@ -154,3 +157,36 @@ async def test_a_partition_added_while_another_is_being_restored_leaves_that_res
         assert service.fleet is not None
         assert service.fleet.owned == {0, 1}
         assert service.ingest.held == set()
+
+
+async def test_a_single_instance_consumes_an_added_partition_only_after_the_chunks_in_hand(
+        tmp_path, monkeypatch) -> None:
+    """A single instance with a manual assignment holds the added partition while a chunk is in hand (the barrier a
+    group's rebalance has: the chunk finishes and the timeline is durable first), then releases it; the poll that
+    found it waits for that, and the partitions it owned stay as they were."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=[TOPIC],
+                        kafka_manual_assignment=True)
+    service = Service(settings, runbooks=[])
+    real, consumer = service.ingest.consumer, _Consumer({0, 1}, [0], {0: 4})
+    service.ingest.consumer = consumer  # type: ignore[assignment]
+
+    async def nothing(consumer: Any, *partitions: Any, timeout_ms: int, max_records: int) -> dict[Any, Any]:
+        return {}
+
+    monkeypatch.setattr(module, "getmany_past", nothing)
+    try:
+        lane, done = await chunk_in_hand(service._lock)
+        polling = asyncio.create_task(service.ingest.poll())
+        await asyncio.sleep(0.05)
+        assert not polling.done()
+        assert consumer.paused() == {_tp(1)}  # held: nothing of it is fetched while the chunk is in hand
+        done.set()
+        await asyncio.wait_for(polling, 10)  # a hang guard
+        await lane
+        assert consumer.paused() == set()
+        assert consumer.seeks == {_tp(0): 4}
+        assert service.ingest.held == set()
+    finally:
+        service.ingest.consumer = real
+        service.recorder.close()
+        await service.close_unstarted()
