@@ -13,7 +13,6 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
@@ -24,6 +23,7 @@ from aiokafka.errors import (
 
 from responder.errors import TopicRefused
 from responder.ingest.clients import _start_with_retry, ensure_topics, publish, stop_consumer
+from responder.ingest.copartition import CoPartitionedAssignor
 from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
 from responder.ingest.fetchwait import FetchWait
 from responder.ingest.raw import to_raw
@@ -106,8 +106,9 @@ class KafkaIngest:
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
         self.manual_assignment = manual_assignment
         self._listener = _Rebalance(on_assigned, on_revoked)
-        # co-partitioned: partition p of every alert topic goes to one member (it owns changelog partition p)
-        assignors = {"partition_assignment_strategy": (RangePartitionAssignor,)} if co_partitioned else {}
+        # co-partitioned: partition p of every alert topic goes to one member (it owns changelog partition p), even
+        # when the alert topics' partition counts differ (responder/ingest/copartition.py)
+        assignors = {"partition_assignment_strategy": (CoPartitionedAssignor,)} if co_partitioned else {}
         self.deadletter_topic = deadletter_topic
         self.max_batch = max_batch
         self.deadletter_max_bytes = deadletter_max_bytes
