@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import InvalidPartitionsError, TopicAuthorizationFailedError
 
-from responder.errors import ChangelogTooShort
+from responder.errors import ChangelogError, ChangelogTooShort
 from responder.fleet import FleetState
 from responder.ingest import changelog as module
 from responder.ingest.changelog import Changelog
@@ -143,5 +143,20 @@ async def test_the_metric_and_readyz_say_a_partition_waits_for_the_changelog(tmp
     assert "none for alert partition 3" in (service.unready() or "")
     service.fleet.abandon([3])  # revoked
     assert service.metrics.value("responder_changelog_partitions_missing") == 0
+    service.recorder.close()
+    await service.close_unstarted()
+
+
+async def test_a_partition_the_changelog_cannot_hold_leaves_the_quotas_counted(tmp_path) -> None:
+    """No replica can have written quota windows to a changelog partition that does not exist, so one held for want of
+    it leaves the replica's quotas counted (before: every step under a quota, of every partition, waited parked until
+    the changelog was grown by hand); a partition whose restore failed otherwise still stops the count."""
+    service = _fleet_service(tmp_path)
+    assert service.fleet is not None
+    service._given, service.fleet.owned = {0, 3}, {0}
+    service.fleet._failed(3, ChangelogTooShort("changelog has 3 partition(s), none for alert partition 3", 3))
+    assert service._uncounted() is None
+    service.fleet._failed(3, ChangelogError("changelog[3] is unreadable"))
+    assert service._uncounted() == "partition(s) 3 are not restored yet (their quota windows are not in)"
     service.recorder.close()
     await service.close_unstarted()
