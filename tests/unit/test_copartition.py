@@ -63,3 +63,15 @@ async def test_with_equal_counts_it_assigns_as_range_does(members: int, partitio
     cluster, group = _cluster(dict.fromkeys(TOPICS, partitions)), _members(members)
     assert assignor.name == RangePartitionAssignor.name
     assert _owners(assignor.assign(cluster, group)) == _owners(RangePartitionAssignor.assign(cluster, group))
+
+
+async def test_a_member_not_reading_a_topic_is_given_none_of_it() -> None:
+    """A member that does not subscribe to a topic (replicas of different settings, mid-rollout) is never given its
+    partitions: each goes to a member that reads it, so none is left unread."""
+    assignor = await _fleet_assignor()
+    group = {"member-0": ConsumerProtocolMemberMetadata(0, ["security.alerts"], b""),
+             "member-1": ConsumerProtocolMemberMetadata(0, list(TOPICS), b"")}
+    owners = _owners(assignor.assign(_cluster({"security.alerts": 4, "ml.drift": 4}), group))
+    assert sorted(owners) == sorted((t, p) for t in TOPICS for p in range(4))
+    assert all(given == ["member-1"] for (topic, _), given in owners.items() if topic == "ml.drift")
+    assert all(len(given) == 1 for given in owners.values())
