@@ -232,5 +232,14 @@ class ChangelogError(ResponderError):
     """A partition's state cannot be restored (unreadable changelog, a record that does not parse, wrong fleet)."""
 
 
+class ChangelogTooShort(ChangelogError):
+    """The changelog has no partition for an alert partition (one added while the fleet runs), and growing it failed:
+    that alert partition is not consumed until the changelog has one."""
+
+    def __init__(self, message: str, partition: int) -> None:
+        super().__init__(message)
+        self.partition = partition
+
+
 class ReplicaFenced(ChangelogError):
     """Another replica took this one's partition and its transactional producer: this replica is a zombie."""

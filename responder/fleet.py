@@ -20,7 +20,7 @@ from responder.engine.executor import Engine
 from responder.engine.partitions import ClosedKeys, Partitions, closed_key, cut, expired, merge, release
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import CLOSED_HORIZON
-from responder.errors import BrokerUnreachable, ChangelogError
+from responder.errors import BrokerUnreachable, ChangelogError, ChangelogTooShort
 from responder.ingest.changelog import Changelog
 from responder.models.approval import ApprovalDecision
 from responder.models.timeline import EntryKind, TimelineEntry
@@ -44,6 +44,7 @@ class FleetState:
         self.owned: set[int] = set()
         self.failed: dict[int, str] = {}
         self.restoring: set[int] = set()  # being fenced and read now (held until adopted)
+        self.short: set[int] = set()  # failed because the changelog has no partition for them (growing it failed)
         self._slots = asyncio.Semaphore(RESTORES_AT_ONCE)
         self._retry: dict[int, tuple[float, float]] = {}  # a failed partition -> (next retry, backoff), monotonic
         self._held: dict[tuple[str, str, str], tuple[bytes, str | None, str | None, str | None]] = {}
@@ -120,6 +121,7 @@ class FleetState:
         """Merge what `fetch` read: the partition is owned from now on (its changelog written by this replica)."""
         self.restoring.discard(partition)
         self.failed.pop(partition, None)
+        self.short.discard(partition)
         self._retry.pop(partition, None)
         merge(self.engine.state, slices)
         for part in slices:
@@ -139,6 +141,10 @@ class FleetState:
         changed = self.failed.get(partition) != why
         self.restoring.discard(partition)
         self.failed[partition] = why
+        if isinstance(exc, ChangelogTooShort):  # `responder_changelog_partitions_missing`
+            self.short.add(partition)
+        else:
+            self.short.discard(partition)
         backoff = min(RETRY_MAX_S, self._retry[partition][1] * 2) if partition in self._retry else 1.0
         self._retry[partition] = (self.clock() + backoff, backoff)
         log.error("partition_restore_failed", partition=partition, error=why, retry_in_s=backoff,
@@ -159,6 +165,7 @@ class FleetState:
         for partition in partitions:
             self.restoring.discard(partition)
             self.failed.pop(partition, None)
+            self.short.discard(partition)
             self._retry.pop(partition, None)
 
     def due(self) -> set[int]:

@@ -75,6 +75,9 @@ class Metrics:
         self.started = Gauge("responder_start_time_seconds", "When this service's counters started from zero (epoch "
                              "seconds): the process start, or its rebuild after a fence", registry=r)
         self.started.set(time.time())
+        self.changelog_missing = Gauge("responder_changelog_partitions_missing", "Alert partitions not consumed: "
+                                       "the changelog has no partition for them and growing it failed (fleet mode, "
+                                       "docs/fleet.md)", registry=r)
         self.rejoins = Counter("responder_replica_rejoins", "Times this process rejoined its group after a fence "
                                "(carried from service to service: responder/service/rejoin.py)", registry=r)
 

@@ -62,10 +62,12 @@ class KafkaSettings(BaseSettings):
     kafka_connect_timeout: float = Field(
         default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3)")
     kafka_manual_assignment: bool = Field(
-        default=False, description="own every partition without group membership (one instance; no rebalances)")
+        default=False, description="own every partition without group membership (one instance; no rebalances); a "
+                                   "partition added to a topic it reads is taken within 30 s (docs/fleet.md)")
     changelog_topic: str | None = Field(
         default=None, description="fleet mode: the compacted state changelog, co-partitioned with the alert "
-                                  "topics; each partition's engine state follows the partition (docs/fleet.md)")
+                                  "topics (grown to match when they grow: ALTER on it); each partition's engine "
+                                  "state follows the partition (docs/fleet.md)")
     kafka_transactions: Literal["auto", "on", "off"] = Field(
         default="auto", description="fleet mode: write the changelog and commit offsets in one Kafka transaction, "
                                     "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "

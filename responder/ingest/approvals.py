@@ -13,7 +13,8 @@ from responder.auth import signed_headers
 from responder.ingest.clients import _start_with_retry, publish, stop_consumer
 from responder.ingest.kafka import all_partitions
 from responder.ingest.raw import to_raw
-from responder.ingest.unreadable import getmany_past, positions
+from responder.ingest.unreadable import getmany_past
+from responder.ingest.widening import GROUP_METADATA_MAX_AGE_MS, MANUAL_METADATA_MAX_AGE_MS, widen
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
 from responder.tracing import outgoing
@@ -51,10 +52,8 @@ class ApprovalIngest:
     next poll (`_widen`).
     """
 
-    metadata_max_age_ms = 30_000  # how often a manual assignment's client reads the topic's partitions
-    group_metadata_max_age_ms = 300_000  # a group's: aiokafka's default. Read more often, a broker failure's changing
-    # metadata makes rejoins more likely, and aiokafka's coordinator can die in one ("Unexpected error during
-    # coordination AssertionError", seen in tests/faults/test_kafka_cluster.py), taking the service down with it
+    metadata_max_age_ms = MANUAL_METADATA_MAX_AGE_MS  # how often a manual assignment's client reads the partitions
+    group_metadata_max_age_ms = GROUP_METADATA_MAX_AGE_MS  # a group's (responder/ingest/widening.py says why)
 
     def __init__(self, bootstrap: str, topic: str, group_id: str | None, *, session_timeout_ms: int = 10_000,
                  manual_assignment: bool = False, options: Mapping[str, Any] | None = None,
@@ -91,20 +90,12 @@ class ApprovalIngest:
 
     def _widen(self) -> None:
         """Assign the partitions added to the topic since the last look (the client's metadata, read every
-        `metadata_max_age_ms`), keeping where each assigned one stands: `assign` starts every partition afresh, so
-        those the consumer has a position in are sought back to it. An added partition is read from its first record
-        (a group's committed offset, where it has one): all of it is new, never read again (`replayed`: no end offset
-        was read for it at the start)."""
-        known = self.consumer._client.cluster.partitions_for_topic(self.topic)
-        assigned = self.consumer.assignment()
-        added = sorted(p for p in known or () if TopicPartition(self.topic, p) not in assigned)
-        if not added:
-            return
-        _, standing = positions(self.consumer)
-        self.consumer.assign([*assigned, *(TopicPartition(self.topic, p) for p in added)])
-        for tp, offset in standing.items():
-            self.consumer.seek(tp, offset)
-        log.info("signed_partitions_added", topic=self.topic, partitions=added)
+        `metadata_max_age_ms`), keeping where each assigned one stands (`widen`). An added partition is read from
+        its first record (a group's committed offset, where it has one): all of it is new, never read again
+        (`replayed`: no end offset was read for it at the start)."""
+        added = widen(self.consumer, [self.topic])
+        if added:
+            log.info("signed_partitions_added", topic=self.topic, partitions=[tp.partition for tp in added])
 
     def replayed(self, record: RawRecord) -> bool:
         """Whether a member that reads every decision read this one again: it was on the topic before the member

@@ -15,17 +15,20 @@ acknowledged after every earlier write, so once it is read every earlier record 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.admin import NewPartitions
+from aiokafka.errors import InvalidPartitionsError, KafkaError
 from pydantic import ValidationError
 
 from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
-from responder.errors import ChangelogError
+from responder.errors import ChangelogError, ChangelogTooShort
 from responder.ingest.clients import _start_with_retry, send_all, with_admin
 from responder.ingest.transactions import Transactions
 
@@ -33,6 +36,7 @@ log = structlog.get_logger(__name__)
 
 QUOTAS_KEY = b"~quotas"
 FENCE_KEY = b"~fence"
+GROW_WAIT_S = 30.0  # longest wait for a grown changelog's new partition to show in the metadata
 
 
 class Changelog:
@@ -74,8 +78,52 @@ class Changelog:
             await send_all(self.producer, self.topic, records, partition)
         self.writes += len(records)
 
+    async def ensure_partition(self, partition: int, deadline: float = GROW_WAIT_S) -> None:
+        """Grow the topic to `partition + 1` partitions when it has no `partition` yet (an alert partition added while
+        the fleet runs), and wait until this client's metadata shows it (docs/fleet.md).
+
+        Idempotent and safe with several replicas at once: the request asks for a total count, never to add some,
+        and the broker refuses a count the topic already has or passes (InvalidPartitionsError: another replica grew
+        it first), which is success here; Kafka never shrinks a topic. The partitions already there keep their
+        records (each is written by partition number, never by key hash). When growing is refused (no ALTER on the
+        topic, a broker without CreatePartitions, a policy), ChangelogTooShort says how to grow it by hand: the
+        alert partition stays held, retried with backoff, until the changelog has its partition."""
+        have = await self._partitions(refresh=False)
+        if partition in have or partition in (have := await self._partitions(refresh=True)):
+            return
+        log.warning("changelog_growing", topic=self.topic, partitions=len(have), to=partition + 1)
+
+        async def grow(admin: Any) -> None:
+            await admin.create_partitions({self.topic: NewPartitions(total_count=partition + 1)})
+
+        try:
+            await with_admin(self.bootstrap, grow, options=self.options)
+        except InvalidPartitionsError as exc:  # already that many or more: another replica grew it first
+            log.info("changelog_grown_elsewhere", topic=self.topic, partition=partition, detail=str(exc))
+        except KafkaError as exc:
+            why = (f"changelog {self.topic} has {len(have)} partition(s), none for alert partition {partition}, and "
+                   f"growing it was refused ({type(exc).__name__}: {exc}): grant this principal ALTER on the topic, "
+                   f"or grow it by hand (kafka-topics.sh --alter --topic {self.topic} --partitions N, N = the alert "
+                   f"topics' partition count); alert partition {partition} is not consumed until then")
+            log.error("changelog_partition_missing", topic=self.topic, partition=partition, detail=why)
+            raise ChangelogTooShort(why, partition) from exc
+        until = time.monotonic() + deadline
+        while partition not in await self._partitions(refresh=True):
+            if time.monotonic() > until:
+                raise ChangelogError(f"changelog {self.topic} was grown to {partition + 1} partitions, but after "
+                                     f"{deadline:g}s the cluster's metadata still shows no partition {partition}")
+            await asyncio.sleep(0.2)
+        log.info("changelog_grown", topic=self.topic, partitions=partition + 1)
+
+    async def _partitions(self, *, refresh: bool) -> set[int]:
+        """The topic's partitions in the producer's metadata, read again from the cluster first when `refresh`."""
+        if refresh:  # the topic is in the client's metadata: `partitions_for` was called before
+            await self.producer.client.force_metadata_update()
+        return set(await self.producer.partitions_for(self.topic))
+
     async def read(self, partition: int, timeout: float = 30.0) -> list[EngineSnapshot]:
-        """The latest slice of every live key in `partition`; a record that does not parse raises ChangelogError."""
+        """The latest slice of every live key in `partition` (grown to it first: `ensure_partition`); a record that
+        does not parse raises ChangelogError."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest", **self.options,
                                     isolation_level="read_committed" if self.txn is not None else "read_uncommitted")
@@ -83,6 +131,7 @@ class Changelog:
         latest: dict[bytes, bytes | None] = {}
         at = 0  # the position before the poll that raised
         try:
+            await self.ensure_partition(partition)  # an alert partition added while the fleet runs: none yet
             fence = await self.producer.send_and_wait(self.topic, None, key=FENCE_KEY, partition=partition)
             await _start_with_retry(consumer, timeout)
             consumer.assign([tp])

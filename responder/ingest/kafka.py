@@ -13,7 +13,6 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
@@ -24,10 +23,12 @@ from aiokafka.errors import (
 
 from responder.errors import TopicRefused
 from responder.ingest.clients import _start_with_retry, ensure_topics, publish, stop_consumer
+from responder.ingest.copartition import CoPartitionedAssignor
 from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
 from responder.ingest.fetchwait import FetchWait
 from responder.ingest.raw import to_raw
 from responder.ingest.unreadable import getmany_past
+from responder.ingest.widening import GROUP_METADATA_MAX_AGE_MS, MANUAL_METADATA_MAX_AGE_MS, widen
 from responder.models.event import RawRecord
 
 __all__ = ["DLQ_ATTEMPTS", "KafkaIngest", "OnAssigned", "OnRevoked", "_start_with_retry", "all_partitions",
@@ -71,7 +72,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
 
 
 class KafkaIngest:
-    """The consumer group and the producer for dead letters; commits only what the caller says is durable."""
+    """The consumer group and the producer for dead letters; commits only what the caller says is durable.
+
+    A manual assignment (`kafka_manual_assignment`: no group) reads the topics' metadata every
+    `metadata_max_age_ms` and is widened to the partitions added since at its next poll (`_widen`); a group's
+    assignment follows them through aiokafka's rejoin, its client reading them every `group_metadata_max_age_ms`.
+    """
+
+    metadata_max_age_ms = MANUAL_METADATA_MAX_AGE_MS
+    group_metadata_max_age_ms = GROUP_METADATA_MAX_AGE_MS
 
     def __init__(
         self,
@@ -97,8 +106,9 @@ class KafkaIngest:
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
         self.manual_assignment = manual_assignment
         self._listener = _Rebalance(on_assigned, on_revoked)
-        # co-partitioned: partition p of every alert topic goes to one member (it owns changelog partition p)
-        assignors = {"partition_assignment_strategy": (RangePartitionAssignor,)} if co_partitioned else {}
+        # co-partitioned: partition p of every alert topic goes to one member (it owns changelog partition p), even
+        # when the alert topics' partition counts differ (responder/ingest/copartition.py)
+        assignors = {"partition_assignment_strategy": (CoPartitionedAssignor,)} if co_partitioned else {}
         self.deadletter_topic = deadletter_topic
         self.max_batch = max_batch
         self.deadletter_max_bytes = deadletter_max_bytes
@@ -114,6 +124,7 @@ class KafkaIngest:
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=fetch_max_wait_ms,
+            metadata_max_age_ms=self.metadata_max_age_ms if manual_assignment else self.group_metadata_max_age_ms,
             **assignors,
             group_instance_id=None if manual_assignment else group_instance_id,
             **options,
@@ -143,6 +154,8 @@ class KafkaIngest:
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next batch, by partition, in offset order (a record the client cannot parse: `unreadable`)."""
+        if self.manual_assignment:
+            await self._widen()
         got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=self.max_batch)
         if self.fetch_wait is not None:
             self.fetch_wait.observe(sum(map(len, got.values())), paused=bool(self.consumer.paused() - self.held))
@@ -150,6 +163,16 @@ class KafkaIngest:
             if msgs:
                 self._positions[tp] = msgs[-1].offset + 1
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
+
+    async def _widen(self) -> None:
+        """Assign the alert partitions added since the last look (`widen`: the others keep their positions and their
+        pauses) and hold them (paused, before any await) until the assignment callback has their state in, as at the
+        start: in a fleet, restored from the changelog (docs/fleet.md)."""
+        added = widen(self.consumer, self.topics)
+        if added:
+            self.hold(added)
+            log.info("alert_partitions_added", partitions=[f"{tp.topic}:{tp.partition}" for tp in added])
+            await self._listener.on_partitions_assigned(added)
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop fetching these partitions for a while (their actuators are slow)."""

@@ -151,6 +151,7 @@ class Service(BatchHandling, Running):
             self.fleet = FleetState(self.engine, Changelog(settings.kafka_bootstrap, settings.changelog_topic,
                                                            options=options))
             self.recorder.barriers.append(self.fleet.on_durable)
+            self.metrics.changelog_missing.set_function(lambda: len(self.fleet.short) if self.fleet else 0)
             global_guards.uncounted = self._uncounted  # a quota that cannot be counted yet waits, parked
             global_guards.global_shared = self.fleet_guard is not None
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,

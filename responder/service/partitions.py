@@ -43,8 +43,8 @@ class PartitionKeeping(Parts):
         self._given |= partition_numbers(partitions)
         if self._stopping(partitions):
             return
-        if self.fleet is not None:
-            await self._end_restore()  # none runs: the revocation before this assignment ended it
+        if self.fleet is not None:  # a restore running is left to go on: a group's revocation before this ended
+            # those of the partitions that left; a manual assignment widened to added partitions revoked none
             self._restore_in_background(partition_numbers(partitions))
             return
         try:
@@ -140,7 +140,7 @@ class PartitionKeeping(Parts):
         self.ingest.held.difference_update(partitions)
         numbers = partition_numbers(partitions)
         if self.fleet is not None:  # the chunks in hand still count quotas short of these (`_uncounted`)
-            self._leaving_unrestored |= (numbers & self._given) - self.fleet.owned
+            self._leaving_unrestored |= (numbers & self._given) - self.fleet.owned - self.fleet.short
         self._given -= numbers  # from now on no restore of theirs starts, and none of theirs is retried
         if self.fleet is not None:
             self.fleet.abandon(numbers)
@@ -197,11 +197,14 @@ class PartitionKeeping(Parts):
         """Why some quota windows are not counted now (`Guards.uncounted`): a partition given to this replica whose
         state is not in (being restored, failed, or cut short by a stop) carries the windows its previous owner wrote,
         and so does one revoked before its state was in, until the hand-over has forgotten the state its windows would
-        have counted for. None otherwise, and outside a fleet."""
+        have counted for. None otherwise, and outside a fleet. A partition held because the changelog has no partition
+        for it (`FleetState.short`, growing it refused) carries none: no replica can have written windows there."""
         fleet = self.fleet
         if fleet is None or (self._given <= fleet.owned and not self._leaving_unrestored):
             return None
-        missing = sorted((self._given - fleet.owned) | self._leaving_unrestored)
+        missing = sorted((self._given - fleet.owned - fleet.short) | self._leaving_unrestored)
+        if not missing:
+            return None
         return f"partition(s) {', '.join(map(str, missing))} are not restored yet (their quota windows are not in)"
 
     async def _recheck(self) -> None:

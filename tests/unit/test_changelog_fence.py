@@ -20,6 +20,9 @@ class StaleLeaderLog:
     def __init__(self, values: list[tuple[bytes, bytes | None]], visible: int) -> None:
         self.records, self.visible = list(values), visible
 
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
     async def send_and_wait(self, topic: str, value: bytes | None, *, key: bytes, partition: int) -> Any:
         self.records.append((key, value))
         return SimpleNamespace(offset=len(self.records) - 1)

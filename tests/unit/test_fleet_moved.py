@@ -47,3 +47,21 @@ async def test_an_incident_named_from_a_partition_not_owned_keeps_its_record(tmp
     assert log.keys.get(1, {}).get(incident.id) is None
     assert log.keys[0].get(incident.id) is not None
     assert (0, incident.id) not in log.tombstones
+
+
+async def test_a_key_moved_to_a_partition_another_replica_owns_is_a_new_incident_acted_on_again(
+        tmp_path: Path) -> None:
+    """Partitions added to the alert topics move a key's later findings to another partition (the key hash); when
+    another replica owns it, that replica knows nothing of the open incident: it opens its own and acts again (a
+    desired-state repeat), the limit docs/fleet.md states ('Incident keys move')."""
+    log = CompactedChangelog()
+    first, _ = _member(tmp_path, "first", log, {0})
+    second, _ = _member(tmp_path, "second", log, {1})
+    await send_from(first, 0, "f1")
+    await send_from(second, 1, "f2")
+    [one], [two] = first.engine.state.incidents.all(), second.engine.state.incidents.all()
+    assert one.group_key == two.group_key
+    assert one.id != two.id
+    assert (first.iam.count("update_access_key"), second.iam.count("update_access_key")) == (1, 1)
+    assert log.keys[0].get(one.id) is not None
+    assert log.keys[1].get(two.id) is not None

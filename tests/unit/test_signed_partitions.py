@@ -10,6 +10,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from responder.ingest import approvals as module
+from responder.ingest import widening
 from responder.ingest.approvals import ApprovalIngest
 from responder.ingest.kafka import KafkaIngest
 from responder.models.event import RawRecord
@@ -38,12 +39,15 @@ class _Consumer:
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.seeks[tp] = offset
 
+    def paused(self) -> set[TopicPartition]:
+        return set()
+
 
 @pytest.fixture(name="ingest")
 async def _ingest(monkeypatch: pytest.MonkeyPatch) -> Any:
     ingest = ApprovalIngest("127.0.0.1:9", TOPIC, None, manual_assignment=True)
     await ingest.consumer.stop()
-    monkeypatch.setattr(module, "positions", lambda consumer: (object(), dict(consumer.standing)))
+    monkeypatch.setattr(widening, "positions", lambda consumer: (object(), dict(consumer.standing)))
     return ingest
 
 

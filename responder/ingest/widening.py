@@ -1,0 +1,43 @@
+"""A manual assignment widened to the partitions added to its topics while it runs (aiokafka only under ingest).
+
+A consumer without a group (a fleet member's decisions, `kafka_manual_assignment`) is assigned its topics'
+partitions once, at its start; its client reads the topics' metadata every `metadata_max_age_ms` after that, and
+`widen` assigns what that metadata shows and the assignment lacks (docs/fleet.md, "Partitions added to a running
+fleet's topics").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from responder.ingest.unreadable import positions
+
+MANUAL_METADATA_MAX_AGE_MS = 30_000  # how often a consumer without a group reads its topics' partitions
+GROUP_METADATA_MAX_AGE_MS = 300_000  # a group's: aiokafka's default. Read more often, a broker failure's changing
+# metadata makes rejoins more likely, and aiokafka's coordinator can die in one ("Unexpected error during
+# coordination AssertionError": tests/faults/test_kafka_cluster.py)
+
+
+def widen(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    """Assign the partitions of `topics` that the client's metadata shows and the assignment lacks; the added ones.
+
+    `assign` starts every partition afresh and forgets its pause, so each partition the consumer has a position in
+    is sought back to it, and each that was paused (backpressure, or held until its state is in) is paused again:
+    nothing is skipped or read a second time, and no paused partition is fetched. An added partition is read from
+    its group's committed offset, or from its first record (`auto_offset_reset="earliest"`)."""
+    cluster = consumer._client.cluster
+    assigned = consumer.assignment()
+    added = sorted(tp for topic in topics for p in cluster.partitions_for_topic(topic) or ()
+                   if (tp := TopicPartition(topic, p)) not in assigned)
+    if not added:
+        return []
+    paused = consumer.paused()
+    _, standing = positions(consumer)
+    consumer.assign([*assigned, *added])
+    for tp, offset in standing.items():
+        consumer.seek(tp, offset)
+    if paused:
+        consumer.pause(*paused)
+    return added
