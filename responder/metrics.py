@@ -75,6 +75,9 @@ class Metrics:
         self.started = Gauge("responder_start_time_seconds", "When this service's counters started from zero (epoch "
                              "seconds): the process start, or its rebuild after a fence", registry=r)
         self.started.set(time.time())
+        self.consumer_rebuilds = Counter("responder_consumer_rebuilds", "Consumers closed and created again after "
+                                         "their group coordinator died (alerts, approvals, operator)", ["consumer"],
+                                         registry=r)
         self.rejoins = Counter("responder_replica_rejoins", "Times this process rejoined its group after a fence "
                                "(carried from service to service: responder/service/rejoin.py)", registry=r)
 

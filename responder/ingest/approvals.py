@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.auth import signed_headers
 from responder.ingest.clients import _start_with_retry, publish, stop_consumer
+from responder.ingest.coordinator import commit_unless_dead, coordinator_ready, fresh, polled
 from responder.ingest.kafka import all_partitions
 from responder.ingest.raw import to_raw
 from responder.ingest.unreadable import getmany_past, positions
@@ -63,7 +65,8 @@ class ApprovalIngest:
         self.manual_assignment = manual_assignment
         self.reads_all = group_id is None  # a fleet member: every decision, from the first, at each start
         self._ends: dict[TopicPartition, int] = {}  # then the end offsets when it started
-        self.consumer = AIOKafkaConsumer(
+        self._make = functools.partial(
+            AIOKafkaConsumer,
             *(() if manual_assignment else (topic,)), bootstrap_servers=bootstrap, group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
@@ -71,6 +74,7 @@ class ApprovalIngest:
             metadata_max_age_ms=self.metadata_max_age_ms if manual_assignment else self.group_metadata_max_age_ms,
             **(options or {}), group_instance_id=None if manual_assignment else group_instance_id,
         )
+        self.consumer = self._make()
 
     async def start(self, deadline: float = 30.0) -> None:
         """Join the group, retrying bootstrap."""
@@ -82,11 +86,18 @@ class ApprovalIngest:
                 self._ends = dict(await self.consumer.end_offsets(list(assigned)))
         log.info("approvals_consumer_started", topic=self.topic)
 
+    async def rebuild(self, deadline: float = 30.0) -> None:
+        """Close this consumer (its group coordinator died: responder/ingest/coordinator.py) and start a new one with
+        the same arguments: it reads on from the group's committed offsets."""
+        self.consumer = await fresh(self.consumer, self._make)
+        await self.start(deadline)
+
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
-        """The next decisions, by partition."""
+        """The next decisions, by partition; CoordinatorDied when the consumer's group coordinator is dead."""
         if self.manual_assignment:
             self._widen()
-        got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=100)  # `unreadable` ones too
+        got = await polled(self.consumer, self.topic, lambda: getmany_past(  # `unreadable` ones too
+            self.consumer, timeout_ms=timeout_ms, max_records=100))
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
 
     def _widen(self) -> None:
@@ -94,7 +105,10 @@ class ApprovalIngest:
         `metadata_max_age_ms`), keeping where each assigned one stands: `assign` starts every partition afresh, so
         those the consumer has a position in are sought back to it. An added partition is read from its first record
         (a group's committed offset, where it has one): all of it is new, never read again (`replayed`: no end offset
-        was read for it at the start)."""
+        was read for it at the start). Not while the group's coordinator is unknown (a broker down, the group still
+        loading): aiokafka's coordination task would die of an assignment changed under its lookup."""
+        if not coordinator_ready(self.consumer):
+            return
         known = self.consumer._client.cluster.partitions_for_topic(self.topic)
         assigned = self.consumer.assignment()
         added = sorted(p for p in known or () if TopicPartition(self.topic, p) not in assigned)
@@ -118,7 +132,7 @@ class ApprovalIngest:
         if not mine or self.reads_all:  # a fleet member reads every decision, commits none
             return
         try:
-            await self.consumer.commit(mine)
+            await commit_unless_dead(self.consumer, mine)
         except (CommitFailedError, IllegalStateError) as exc:  # redelivered decisions are refused as decided
             log.warning("approval_commit_failed", error=str(exc))
 

@@ -7,6 +7,7 @@ Starting and stopping clients, `publish` and `ensure_topics` are in `responder.i
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from aiokafka.errors import (
 
 from responder.errors import TopicRefused
 from responder.ingest.clients import _start_with_retry, ensure_topics, publish, stop_consumer
+from responder.ingest.coordinator import commit_unless_dead, fresh, polled
 from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
 from responder.ingest.fetchwait import FetchWait
 from responder.ingest.raw import to_raw
@@ -102,7 +104,8 @@ class KafkaIngest:
         self.deadletter_topic = deadletter_topic
         self.max_batch = max_batch
         self.deadletter_max_bytes = deadletter_max_bytes
-        self.consumer = AIOKafkaConsumer(
+        self._make = functools.partial(
+            AIOKafkaConsumer,
             bootstrap_servers=bootstrap,
             group_id=group_id,
             enable_auto_commit=False,
@@ -118,16 +121,34 @@ class KafkaIngest:
             group_instance_id=None if manual_assignment else group_instance_id,
             **options,
         )
+        self.consumer = self._make()
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options,
                                          max_request_size=max(1024 * 1024, deadletter_max_bytes + 64 * 1024))
         self._positions: dict[TopicPartition, int] = {}
         self.held: set[TopicPartition] = set()  # paused until their state is in: `resume` leaves them paused
-        self.fetch_wait = None if fetch_idle_wait_ms is None else FetchWait(  # responder/ingest/fetchwait.py
-            self.consumer, busy_ms=fetch_max_wait_ms, idle_ms=fetch_idle_wait_ms)
+        self._fetch_waits = (fetch_max_wait_ms, fetch_idle_wait_ms)
+        self.fetch_wait = self._fetch_wait()
+
+    def _fetch_wait(self) -> FetchWait | None:
+        busy_ms, idle_ms = self._fetch_waits
+        return None if idle_ms is None else FetchWait(  # responder/ingest/fetchwait.py
+            self.consumer, busy_ms=busy_ms, idle_ms=idle_ms)
 
     async def start(self, deadline: float = 30.0) -> None:
         """Connect both clients, retrying bootstrap."""
         await _start_with_retry(self.producer, deadline)
+        await self._start_consumer(deadline)
+
+    async def rebuild(self, deadline: float = 30.0) -> None:
+        """Close the consumer (its group coordinator died: responder/ingest/coordinator.py) and start a new one with
+        the same arguments and rebalance callbacks: it joins (or is assigned) and reads on from the committed
+        offsets. The caller has let its partitions go first, as in a revocation."""
+        self.consumer = await fresh(self.consumer, self._make)
+        self.held.clear()
+        self.fetch_wait = self._fetch_wait()
+        await self._start_consumer(deadline)
+
+    async def _start_consumer(self, deadline: float) -> None:
         if not self.manual_assignment:
             self.consumer.subscribe(self.topics, listener=self._listener)
         await _start_with_retry(self.consumer, deadline)
@@ -142,8 +163,10 @@ class KafkaIngest:
         await self._listener.on_partitions_assigned(partitions)
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
-        """The next batch, by partition, in offset order (a record the client cannot parse: `unreadable`)."""
-        got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=self.max_batch)
+        """The next batch, by partition, in offset order (a record the client cannot parse: `unreadable`);
+        CoordinatorDied when the consumer's group coordinator is dead."""
+        got = await polled(self.consumer, "alerts", lambda: getmany_past(
+            self.consumer, timeout_ms=timeout_ms, max_records=self.max_batch))
         if self.fetch_wait is not None:
             self.fetch_wait.observe(sum(map(len, got.values())), paused=bool(self.consumer.paused() - self.held))
         for tp, msgs in got.items():
@@ -192,7 +215,7 @@ class KafkaIngest:
         if not mine:
             return
         try:
-            await self.consumer.commit(mine)
+            await commit_unless_dead(self.consumer, mine)
         except (CommitFailedError, IllegalStateError) as exc:
             # a rebalance took the partitions: the records are redelivered to their new owner and deduplicated
             log.warning("offset_commit_failed", error=str(exc))
