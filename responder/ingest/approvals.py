@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.auth import signed_headers
-from responder.ingest.clients import _start_with_retry, publish, stop_consumer
+from responder.ingest.clients import _start_with_retry, publish, send_retrying, stop_consumer
 from responder.ingest.coordinator import commit_unless_dead, coordinator_ready, fresh, polled
 from responder.ingest.kafka import all_partitions
 from responder.ingest.raw import to_raw
@@ -35,8 +35,8 @@ class KafkaPublisher:
 
     async def publish(self, topic: str, key: bytes, value: bytes,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        """Send and wait for the ack."""
-        await self.producer.send_and_wait(topic, value, key=key, headers=list(headers))
+        """Send and wait for the ack; sent again after a transient error (a broker down: `send_retrying`)."""
+        await send_retrying(self.producer, topic, value, key=key, headers=headers)
 
     async def stop(self) -> None:
         """Close the producer."""
