@@ -12,7 +12,6 @@ Delivery stays at-least-once and the step keys keep each effect once (responder/
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -84,6 +83,4 @@ async def fresh(old: Any, make: Callable[[], T]) -> T:
         await stop_consumer(old)
     except Exception as exc:  # noqa: BLE001 - a dead consumer may fail to close; the new one is what matters
         log.warning("kafka_consumer_close_failed", error=f"{type(exc).__name__}: {exc}")
-    with contextlib.suppress(Exception):
-        coordinator_death(old)  # the dead task's error is retrieved, once
     return make()
