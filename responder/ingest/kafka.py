@@ -1,32 +1,24 @@
 """Kafka in (aiokafka only under ingest): a manual-commit consumer group and the dead-letter producer.
 
-Starting and stopping clients, `publish` and `ensure_topics` are in `responder.ingest.clients`, and `to_raw` in
-`responder.ingest.raw` (re-exported here).
+Starting and stopping clients, `publish` and `ensure_topics` are in `responder.ingest.clients`, `to_raw` in
+`responder.ingest.raw` (re-exported here), and sending a dead-letter copy in `responder.ingest.dlqsend`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import (
-    CommitFailedError,
-    IllegalStateError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    TopicAuthorizationFailedError,
-)
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from responder.errors import TopicRefused
 from responder.ingest.clients import _start_with_retry, ensure_topics, publish, stop_consumer
 from responder.ingest.coordinator import commit_unless_dead, fresh, polled
-from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
+from responder.ingest.dlq import DLQ_MAX_BYTES
+from responder.ingest.dlqsend import DLQ_ATTEMPTS, send_deadletter
 from responder.ingest.fetchwait import FetchWait
 from responder.ingest.raw import to_raw
 from responder.ingest.unreadable import getmany_past
@@ -36,8 +28,6 @@ __all__ = ["DLQ_ATTEMPTS", "KafkaIngest", "OnAssigned", "OnRevoked", "_start_wit
            "ensure_topics", "publish", "stop_consumer", "to_raw"]
 
 log = structlog.get_logger(__name__)
-
-DLQ_ATTEMPTS = 3  # sends of one dead-letter copy before the next, smaller, form is tried
 
 
 async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
@@ -221,41 +211,9 @@ class KafkaIngest:
             log.warning("offset_commit_failed", error=str(exc))
 
     async def deadletter(self, record: RawRecord, reason: str, detail: str) -> None:
-        """Send a copy that fits (see `responder.ingest.dlq`) with the reason; waits for the ack.
-
-        A copy that still cannot be sent after `DLQ_ATTEMPTS` tries (too large for this broker, or
-        refused) is replaced by the minimal copy, so one record never blocks its partition. Only when
-        the minimal copy cannot be sent either (the broker is gone) does the error propagate, and
-        nothing is committed. An ACL refusing the topic is TopicRefused at once, saying so.
-        """
-        now_ms = int(time.time() * 1000)
-        copy = full_copy(record, reason, detail, now_ms, self.deadletter_max_bytes)
-        try:
-            await self._send_bounded(copy)
-        except TopicAuthorizationFailedError as exc:
-            why = (f"Kafka refuses this principal the dead-letter topic {self.deadletter_topic!r} (an ACL: grant it "
-                   f"WRITE and DESCRIBE); {record.topic}[{record.partition}] offset {record.offset} stays uncommitted")
-            log.error("deadletter_topic_refused", topic=self.deadletter_topic, detail=why, error=repr(exc))
-            raise TopicRefused(why) from exc
-        except KafkaError as exc:
-            log.error("deadletter_copy_failed", error=repr(exc), topic=record.topic, partition=record.partition,
-                      offset=record.offset, size=copy.size)
-            await self._send_bounded(minimal_copy(record, reason, detail, now_ms, repr(exc)))
-        log.warning("record_deadlettered", reason=reason, detail=detail[:200], topic=record.topic,
-                    partition=record.partition, offset=record.offset)
-
-    async def _send_bounded(self, copy: DeadLetter) -> None:
-        for attempt in range(DLQ_ATTEMPTS):
-            try:
-                await self.producer.send_and_wait(self.deadletter_topic, copy.value, key=copy.key,
-                                                  headers=copy.headers)
-                return
-            except (MessageSizeTooLargeError, TopicAuthorizationFailedError):
-                raise  # the same bytes will never fit, or the ACL refuses the topic: retrying is pointless
-            except KafkaError:
-                if attempt == DLQ_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(0.2 * 2**attempt)
+        """Send a copy that fits (see `responder.ingest.dlq`) with the reason; waits for the ack. A copy that cannot
+        be sent is replaced by the minimal one; an ACL refusing the topic is TopicRefused (`send_deadletter`)."""
+        await send_deadletter(self.producer, self.deadletter_topic, record, reason, detail, self.deadletter_max_bytes)
 
     async def stop(self) -> None:
         """Leave the group and close."""
