@@ -40,11 +40,16 @@ def coordinator_death(consumer: Any) -> BaseException | None:
 
 
 def coordinator_ready(consumer: Any) -> bool:
-    """Whether the consumer's group coordinator is known (or it has none). A manual assignment changed while the
-    coordination task waits for one fails aiokafka's `assert assignment.active` and kills that task."""
+    """Whether the consumer's group coordinator is known and no lookup is under way or about to return (or it has no
+    group). A manual assignment changed while the coordination task waits in `ensure_coordinator_known` fails
+    aiokafka's `assert assignment.active` and kills that task. It may wait there on the lookup lock after another
+    task's lookup (an offset commit or fetch) found the coordinator: that lock released to it, it has not run yet."""
     coordinator = getattr(consumer, "_coordinator", None)
     if coordinator is None or not hasattr(coordinator, "coordinator_id"):
         return True  # no group: nothing races
+    lock = getattr(coordinator, "_coordinator_lookup_lock", None)
+    if isinstance(lock, asyncio.Lock) and (lock.locked() or getattr(lock, "_waiters", None)):
+        return False  # a lookup runs, or a task woken from the lock has not taken it yet
     return coordinator.coordinator_id is not None and coordinator_death(consumer) is None
 
 

@@ -221,3 +221,29 @@ async def test_a_manual_assignment_is_not_widened_while_the_group_coordinator_is
         assert fake.assigned == [[TopicPartition("ops", p) for p in (0, 1, 2)]]
     finally:
         await real.stop()
+
+
+async def test_a_manual_assignment_is_not_widened_while_the_coordination_task_waits_for_the_lookup_lock() -> None:
+    """Another task's lookup (an offset commit or fetch) found the coordinator and let go of the lookup lock, but the
+    coordination task waiting on that lock has not run yet: it would find its assignment changed; no widening until
+    the lock is free with nobody waiting."""
+    ingest = ApprovalIngest("127.0.0.1:1", "ops", "g.operator", manual_assignment=True)
+    real = ingest.consumer
+    fake = _Manual()
+    lock = asyncio.Lock()
+    fake._coordinator._coordinator_lookup_lock = lock  # type: ignore[attr-defined]
+    ingest.consumer = fake  # type: ignore[assignment]
+    try:
+        await lock.acquire()  # a commit's lookup
+        waiting = asyncio.create_task(lock.acquire())  # the coordination task's own lookup, behind it
+        await asyncio.sleep(0)
+        fake._coordinator.coordinator_id = 2  # found by the commit's lookup
+        lock.release()  # the coordination task is woken, not run yet
+        ingest._widen()
+        assert fake.assigned == []
+        await waiting  # it runs: sees the coordinator known, returns
+        lock.release()
+        ingest._widen()
+        assert fake.assigned == [[TopicPartition("ops", p) for p in (0, 1, 2)]]
+    finally:
+        await real.stop()
