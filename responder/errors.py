@@ -243,3 +243,13 @@ class ChangelogTooShort(ChangelogError):
 
 class ReplicaFenced(ChangelogError):
     """Another replica took this one's partition and its transactional producer: this replica is a zombie."""
+
+
+class CoordinatorDied(ResponderError):
+    """aiokafka's group coordination task of one of the service's consumers ended with an error: aiokafka never
+    restarts it, so that consumer is closed and created again (responder/ingest/coordinator.py)."""
+
+    def __init__(self, consumer: str, cause: BaseException) -> None:
+        self.consumer = consumer
+        self.cause = cause
+        super().__init__(f"the {consumer} consumer's group coordinator died: {type(cause).__name__}: {cause}")

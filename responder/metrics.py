@@ -78,6 +78,9 @@ class Metrics:
         self.changelog_missing = Gauge("responder_changelog_partitions_missing", "Alert partitions not consumed: "
                                        "the changelog has no partition for them and growing it failed (fleet mode, "
                                        "docs/fleet.md)", registry=r)
+        self.consumer_rebuilds = Counter("responder_consumer_rebuilds", "Consumers closed and created again after "
+                                         "their group coordinator died (alerts, approvals, operator)", ["consumer"],
+                                         registry=r)
         self.rejoins = Counter("responder_replica_rejoins", "Times this process rejoined its group after a fence "
                                "(carried from service to service: responder/service/rejoin.py)", registry=r)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,7 +11,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.auth import signed_headers
-from responder.ingest.clients import _start_with_retry, publish, stop_consumer
+from responder.ingest.clients import _start_with_retry, publish, send_retrying, stop_consumer
+from responder.ingest.coordinator import commit_unless_dead, fresh, polled
 from responder.ingest.kafka import all_partitions
 from responder.ingest.raw import to_raw
 from responder.ingest.unreadable import getmany_past
@@ -34,8 +36,8 @@ class KafkaPublisher:
 
     async def publish(self, topic: str, key: bytes, value: bytes,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        """Send and wait for the ack."""
-        await self.producer.send_and_wait(topic, value, key=key, headers=list(headers))
+        """Send and wait for the ack; sent again after a transient error (a broker down: `send_retrying`)."""
+        await send_retrying(self.producer, topic, value, key=key, headers=headers)
 
     async def stop(self) -> None:
         """Close the producer."""
@@ -62,7 +64,8 @@ class ApprovalIngest:
         self.manual_assignment = manual_assignment
         self.reads_all = group_id is None  # a fleet member: every decision, from the first, at each start
         self._ends: dict[TopicPartition, int] = {}  # then the end offsets when it started
-        self.consumer = AIOKafkaConsumer(
+        self._make = functools.partial(
+            AIOKafkaConsumer,
             *(() if manual_assignment else (topic,)), bootstrap_servers=bootstrap, group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
@@ -70,6 +73,7 @@ class ApprovalIngest:
             metadata_max_age_ms=self.metadata_max_age_ms if manual_assignment else self.group_metadata_max_age_ms,
             **(options or {}), group_instance_id=None if manual_assignment else group_instance_id,
         )
+        self.consumer = self._make()
 
     async def start(self, deadline: float = 30.0) -> None:
         """Join the group, retrying bootstrap."""
@@ -81,18 +85,26 @@ class ApprovalIngest:
                 self._ends = dict(await self.consumer.end_offsets(list(assigned)))
         log.info("approvals_consumer_started", topic=self.topic)
 
+    async def rebuild(self, deadline: float = 30.0) -> None:
+        """Close this consumer (its group coordinator died: responder/ingest/coordinator.py) and start a new one with
+        the same arguments: it reads on from the group's committed offsets."""
+        self.consumer = await fresh(self.consumer, self._make)
+        await self.start(deadline)
+
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
-        """The next decisions, by partition."""
+        """The next decisions, by partition; CoordinatorDied when the consumer's group coordinator is dead."""
         if self.manual_assignment:
             self._widen()
-        got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=100)  # `unreadable` ones too
+        got = await polled(self.consumer, self.topic, lambda: getmany_past(  # `unreadable` ones too
+            self.consumer, timeout_ms=timeout_ms, max_records=100))
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
 
     def _widen(self) -> None:
         """Assign the partitions added to the topic since the last look (the client's metadata, read every
         `metadata_max_age_ms`), keeping where each assigned one stands (`widen`). An added partition is read from
         its first record (a group's committed offset, where it has one): all of it is new, never read again
-        (`replayed`: no end offset was read for it at the start)."""
+        (`replayed`: no end offset was read for it at the start). Not while the group's coordinator is unknown
+        (`widen` waits for it)."""
         added = widen(self.consumer, [self.topic])
         if added:
             log.info("signed_partitions_added", topic=self.topic, partitions=[tp.partition for tp in added])
@@ -109,7 +121,7 @@ class ApprovalIngest:
         if not mine or self.reads_all:  # a fleet member reads every decision, commits none
             return
         try:
-            await self.consumer.commit(mine)
+            await commit_unless_dead(self.consumer, mine)
         except (CommitFailedError, IllegalStateError) as exc:  # redelivered decisions are refused as decided
             log.warning("approval_commit_failed", error=str(exc))
 

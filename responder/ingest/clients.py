@@ -11,8 +11,15 @@ from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from responder.errors import BrokerUnreachable
 from responder.ingest.security import check_connection
@@ -83,6 +90,39 @@ async def stop_consumer(consumer: Any) -> None:
         await consumer._client.close()  # what stop() had left to do once the fetcher was closed
 
 
+SEND_DEADLINE = 30.0
+"""Seconds a record is sent again after transient errors (`send_retrying`) before the last one is raised."""
+
+
+def transient_send(exc: BaseException) -> bool:
+    """Whether a failed send is worth sending again: what aiokafka marks retriable (a node not ready, no leader or
+    not the leader while a broker is down, a request timed out, not enough in-sync replicas…) and a batch that
+    expired before any of those cleared (KafkaTimeoutError). A record too large or an ACL refusal is not."""
+    return isinstance(exc, KafkaTimeoutError) or (isinstance(exc, KafkaError) and bool(exc.retriable))
+
+
+async def send_retrying(producer: Any, topic: str, value: bytes, *, key: bytes | None = None,
+                        headers: Sequence[tuple[str, bytes]] = (), deadline: float = SEND_DEADLINE) -> None:
+    """`producer.send_and_wait(...)`, sent again after a transient error (`transient_send`) with the connect
+    retry's policy (jittered exponential backoff from 0.1 s to 2 s) until `deadline` seconds have passed, each retry
+    logged (`kafka_send_retried`) after asking for fresh metadata (the leader may have moved); then the last error
+    is raised. A permanent error is raised at once. A retried send that had reached the broker is there twice: its
+    readers deduplicate (notifications by idempotency key, decisions by their bytes, replies by request id)."""
+    def failed(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("kafka_send_retried", topic=topic, attempt=state.attempt_number, error=repr(exc),
+                    retry_in_s=round(state.upcoming_sleep, 2))
+        client = getattr(producer, "client", None)
+        if client is not None:
+            client.force_metadata_update()
+
+    async for attempt in AsyncRetrying(retry=retry_if_exception(transient_send), stop=stop_after_delay(deadline),
+                                       wait=wait_exponential_jitter(initial=0.1, max=2.0), before_sleep=failed,
+                                       reraise=True):
+        with attempt:
+            await producer.send_and_wait(topic, value, key=key, headers=list(headers))
+
+
 async def publish(
     bootstrap: str,
     topic: str,
@@ -98,8 +138,9 @@ async def publish(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
     await _start_with_retry(producer, connect_timeout)  # closes the producer itself when Kafka never answers
     try:
-        for value in values:
-            await producer.send_and_wait(topic, value, key=key, headers=list(headers))
+        for value in values:  # a broker down meanwhile: sent again (`send_retrying`), within the connect timeout
+            await send_retrying(producer, topic, value, key=key, headers=headers,
+                                deadline=max(connect_timeout, SEND_DEADLINE))
     finally:
         await producer.stop()
 

@@ -1,30 +1,24 @@
 """Kafka in (aiokafka only under ingest): a manual-commit consumer group and the dead-letter producer.
 
-Starting and stopping clients, `publish` and `ensure_topics` are in `responder.ingest.clients`, and `to_raw` in
-`responder.ingest.raw` (re-exported here).
+Starting and stopping clients, `publish` and `ensure_topics` are in `responder.ingest.clients`, `to_raw` in
+`responder.ingest.raw` (re-exported here), and sending a dead-letter copy in `responder.ingest.dlqsend`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import (
-    CommitFailedError,
-    IllegalStateError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    TopicAuthorizationFailedError,
-)
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from responder.errors import TopicRefused
 from responder.ingest.clients import _start_with_retry, ensure_topics, publish, stop_consumer
+from responder.ingest.coordinator import commit_unless_dead, fresh, polled
 from responder.ingest.copartition import CoPartitionedAssignor
-from responder.ingest.dlq import DLQ_MAX_BYTES, DeadLetter, full_copy, minimal_copy
+from responder.ingest.dlq import DLQ_MAX_BYTES
+from responder.ingest.dlqsend import DLQ_ATTEMPTS, send_deadletter
 from responder.ingest.fetchwait import FetchWait
 from responder.ingest.raw import to_raw
 from responder.ingest.unreadable import getmany_past
@@ -35,8 +29,6 @@ __all__ = ["DLQ_ATTEMPTS", "KafkaIngest", "OnAssigned", "OnRevoked", "_start_wit
            "ensure_topics", "publish", "stop_consumer", "to_raw"]
 
 log = structlog.get_logger(__name__)
-
-DLQ_ATTEMPTS = 3  # sends of one dead-letter copy before the next, smaller, form is tried
 
 
 async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
@@ -112,7 +104,8 @@ class KafkaIngest:
         self.deadletter_topic = deadletter_topic
         self.max_batch = max_batch
         self.deadletter_max_bytes = deadletter_max_bytes
-        self.consumer = AIOKafkaConsumer(
+        self._make = functools.partial(
+            AIOKafkaConsumer,
             bootstrap_servers=bootstrap,
             group_id=group_id,
             enable_auto_commit=False,
@@ -129,16 +122,34 @@ class KafkaIngest:
             group_instance_id=None if manual_assignment else group_instance_id,
             **options,
         )
+        self.consumer = self._make()
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options,
                                          max_request_size=max(1024 * 1024, deadletter_max_bytes + 64 * 1024))
         self._positions: dict[TopicPartition, int] = {}
         self.held: set[TopicPartition] = set()  # paused until their state is in: `resume` leaves them paused
-        self.fetch_wait = None if fetch_idle_wait_ms is None else FetchWait(  # responder/ingest/fetchwait.py
-            self.consumer, busy_ms=fetch_max_wait_ms, idle_ms=fetch_idle_wait_ms)
+        self._fetch_waits = (fetch_max_wait_ms, fetch_idle_wait_ms)
+        self.fetch_wait = self._fetch_wait()
+
+    def _fetch_wait(self) -> FetchWait | None:
+        busy_ms, idle_ms = self._fetch_waits
+        return None if idle_ms is None else FetchWait(  # responder/ingest/fetchwait.py
+            self.consumer, busy_ms=busy_ms, idle_ms=idle_ms)
 
     async def start(self, deadline: float = 30.0) -> None:
         """Connect both clients, retrying bootstrap."""
         await _start_with_retry(self.producer, deadline)
+        await self._start_consumer(deadline)
+
+    async def rebuild(self, deadline: float = 30.0) -> None:
+        """Close the consumer (its group coordinator died: responder/ingest/coordinator.py) and start a new one with
+        the same arguments and rebalance callbacks: it joins (or is assigned) and reads on from the committed
+        offsets. The caller has let its partitions go first, as in a revocation."""
+        self.consumer = await fresh(self.consumer, self._make)
+        self.held.clear()
+        self.fetch_wait = self._fetch_wait()
+        await self._start_consumer(deadline)
+
+    async def _start_consumer(self, deadline: float) -> None:
         if not self.manual_assignment:
             self.consumer.subscribe(self.topics, listener=self._listener)
         await _start_with_retry(self.consumer, deadline)
@@ -153,10 +164,12 @@ class KafkaIngest:
         await self._listener.on_partitions_assigned(partitions)
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
-        """The next batch, by partition, in offset order (a record the client cannot parse: `unreadable`)."""
+        """The next batch, by partition, in offset order (a record the client cannot parse: `unreadable`);
+        CoordinatorDied when the consumer's group coordinator is dead."""
         if self.manual_assignment:
             await self._widen()
-        got = await getmany_past(self.consumer, timeout_ms=timeout_ms, max_records=self.max_batch)
+        got = await polled(self.consumer, "alerts", lambda: getmany_past(
+            self.consumer, timeout_ms=timeout_ms, max_records=self.max_batch))
         if self.fetch_wait is not None:
             self.fetch_wait.observe(sum(map(len, got.values())), paused=bool(self.consumer.paused() - self.held))
         for tp, msgs in got.items():
@@ -215,47 +228,15 @@ class KafkaIngest:
         if not mine:
             return
         try:
-            await self.consumer.commit(mine)
+            await commit_unless_dead(self.consumer, mine)
         except (CommitFailedError, IllegalStateError) as exc:
             # a rebalance took the partitions: the records are redelivered to their new owner and deduplicated
             log.warning("offset_commit_failed", error=str(exc))
 
     async def deadletter(self, record: RawRecord, reason: str, detail: str) -> None:
-        """Send a copy that fits (see `responder.ingest.dlq`) with the reason; waits for the ack.
-
-        A copy that still cannot be sent after `DLQ_ATTEMPTS` tries (too large for this broker, or
-        refused) is replaced by the minimal copy, so one record never blocks its partition. Only when
-        the minimal copy cannot be sent either (the broker is gone) does the error propagate, and
-        nothing is committed. An ACL refusing the topic is TopicRefused at once, saying so.
-        """
-        now_ms = int(time.time() * 1000)
-        copy = full_copy(record, reason, detail, now_ms, self.deadletter_max_bytes)
-        try:
-            await self._send_bounded(copy)
-        except TopicAuthorizationFailedError as exc:
-            why = (f"Kafka refuses this principal the dead-letter topic {self.deadletter_topic!r} (an ACL: grant it "
-                   f"WRITE and DESCRIBE); {record.topic}[{record.partition}] offset {record.offset} stays uncommitted")
-            log.error("deadletter_topic_refused", topic=self.deadletter_topic, detail=why, error=repr(exc))
-            raise TopicRefused(why) from exc
-        except KafkaError as exc:
-            log.error("deadletter_copy_failed", error=repr(exc), topic=record.topic, partition=record.partition,
-                      offset=record.offset, size=copy.size)
-            await self._send_bounded(minimal_copy(record, reason, detail, now_ms, repr(exc)))
-        log.warning("record_deadlettered", reason=reason, detail=detail[:200], topic=record.topic,
-                    partition=record.partition, offset=record.offset)
-
-    async def _send_bounded(self, copy: DeadLetter) -> None:
-        for attempt in range(DLQ_ATTEMPTS):
-            try:
-                await self.producer.send_and_wait(self.deadletter_topic, copy.value, key=copy.key,
-                                                  headers=copy.headers)
-                return
-            except (MessageSizeTooLargeError, TopicAuthorizationFailedError):
-                raise  # the same bytes will never fit, or the ACL refuses the topic: retrying is pointless
-            except KafkaError:
-                if attempt == DLQ_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(0.2 * 2**attempt)
+        """Send a copy that fits (see `responder.ingest.dlq`) with the reason; waits for the ack. A copy that cannot
+        be sent is replaced by the minimal one; an ACL refusing the topic is TopicRefused (`send_deadletter`)."""
+        await send_deadletter(self.producer, self.deadletter_topic, record, reason, detail, self.deadletter_max_bytes)
 
     async def stop(self) -> None:
         """Leave the group and close."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from responder.ingest.coordinator import coordinator_ready
 from responder.ingest.unreadable import positions
 
 MANUAL_METADATA_MAX_AGE_MS = 30_000  # how often a consumer without a group reads its topics' partitions
@@ -26,7 +27,11 @@ def widen(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartit
     `assign` starts every partition afresh and forgets its pause, so each partition the consumer has a position in
     is sought back to it, and each that was paused (backpressure, or held until its state is in) is paused again:
     nothing is skipped or read a second time, and no paused partition is fetched. An added partition is read from
-    its group's committed offset, or from its first record (`auto_offset_reset="earliest"`)."""
+    its group's committed offset, or from its first record (`auto_offset_reset="earliest"`). Nothing while the
+    group's coordinator is unknown (a broker down, the group still loading): aiokafka's coordination task would die
+    of an assignment changed under its lookup (`coordinator_ready`, docs/faults.md); the next poll looks again."""
+    if not coordinator_ready(consumer):
+        return []
     cluster = consumer._client.cluster
     assigned = consumer.assignment()
     added = sorted(tp for topic in topics for p in cluster.partitions_for_topic(topic) or ()

@@ -186,6 +186,7 @@ class Service(BatchHandling, Running):
         self._recovered_at = -1
         self._rebalances = 0
         self._rebalance_error: BaseException | None = None
+        self._rebuilding: dict[str, str] = {}
         self._restorers: dict[int, asyncio.Task[None]] = {}
         self._adopting: set[int] = set()
         self._given: set[int] = set()
@@ -225,6 +226,8 @@ class Service(BatchHandling, Running):
             return "starting: joining the consumer group"
         if self.recorder.stalled is not None:
             return f"timeline stalled, no step acts until it takes writes: {self.recorder.stalled}"
+        if (rebuilding := self._rebuilding_why()) is not None:
+            return rebuilding
         if self._rebalance_error is not None:
             return f"a rebalance failed, stopping: {type(self._rebalance_error).__name__}: {self._rebalance_error}"
         if self.fleet is not None and self.fleet.failed:  # a partition whose state is not restored

@@ -64,6 +64,7 @@ class Parts:
     _recovered_at: int  # the timeline's next sequence number at the last recovery
     _rebalances: int  # rebalance callbacks run so far (revocations and assignments)
     _rebalance_error: BaseException | None  # what a rebalance callback raised; the next chunk and poll raise it
+    _rebuilding: dict[str, str]  # consumers being rebuilt after their group coordinator died, and why (consumers.py)
     _restorers: dict[int, asyncio.Task[None]]  # a fleet's restore of each assigned or failed partition (background)
     _given: set[int]  # the partition numbers assigned to this service, as its rebalance callbacks were told
     _leaving_unrestored: set[int]  # revoked before their state was in: their quota windows were never counted

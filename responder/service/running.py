@@ -179,7 +179,7 @@ class Running(SignedLoops):
                 raise self._rebalance_error
             await self._evict()
             self._fleet_upkeep()
-            batch = await self.ingest.poll()
+            batch = await self._polled(self.ingest, "alerts")
             if self._rebalance_error is not None:  # a rebalance callback failed (aiokafka only logged it)
                 raise self._rebalance_error
             if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll and after it, so a

@@ -18,21 +18,21 @@ from responder.errors import Refusal
 from responder.ingest.approvals import ApprovalIngest
 from responder.models.event import RawRecord
 from responder.models.timeline import EntryKind
-from responder.service.partitions import PartitionKeeping
+from responder.service.consumers import ConsumerRebuilds
 from responder.service.parts import acting
 from responder.tracing import traced
 
 log = structlog.get_logger(__name__)
 
 
-class SignedLoops(PartitionKeeping):
+class SignedLoops(ConsumerRebuilds):
     """The approvals and operator loops (mixed into `Service`)."""
 
     async def _approvals_loop(self) -> None:
         """Signed decisions in, `on_timeout` applied to parked steps whose deadline passed."""
         held: dict[Any, int] = {}  # offsets polled, not committed yet (`_commit`)
         while not self._stop.is_set():
-            batch = await self.approvals.poll()
+            batch = await self._polled(self.approvals, "approvals", held)
             for records in batch.values():
                 for record in await self._readable(records, EntryKind.APPROVAL_REJECTED, self.approvals.replayed):
                     try:
@@ -109,7 +109,7 @@ class SignedLoops(PartitionKeeping):
         """Signed operator requests in: run under the batch lock (one writer), recorded, answered on the replies."""
         held: dict[Any, int] = {}  # offsets polled, not committed yet (`_commit`)
         while not self._stop.is_set():
-            batch = await ingest.poll()
+            batch = await self._polled(ingest, "operator", held)
             for records in batch.values():
                 for record in await self._readable(records, OPERATOR_REJECTED, ingest.replayed):
                     try:

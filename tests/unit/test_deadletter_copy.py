@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from responder.errors import TopicRefused
-from responder.ingest import kafka
+from responder.ingest import dlqsend
 from responder.ingest.deadletter import original_time
 from responder.ingest.dlq import full_copy, minimal_copy
 from responder.ingest.kafka import KafkaIngest
@@ -62,7 +62,7 @@ class _Producer:
 
 
 async def _ingest(producer: _Producer, monkeypatch: pytest.MonkeyPatch) -> KafkaIngest:
-    monkeypatch.setattr(kafka.asyncio, "sleep", _no_sleep)
+    monkeypatch.setattr(dlqsend.asyncio, "sleep", _no_sleep)
     ingest = KafkaIngest("127.0.0.1:1", ["alerts"], "g", "dlq")
     await ingest.consumer.stop()  # never started: these tests only dead-letter (no "Unclosed" warning at GC)
     await ingest.producer.stop()

@@ -1,0 +1,91 @@
+"""A consumer whose aiokafka group coordinator died: found (`coordinator_death`), told (`CoordinatorDied`), replaced.
+
+aiokafka 0.14 runs a group consumer's membership (coordinator lookup, join, heartbeats, offset commits) in one
+background task. An unexpected exception there ends that task with `KafkaError('Unexpected error during
+coordination …')`, and aiokafka never starts it again: every later `getmany`, `commit` and `position` raises that
+error, for good. Seen with a partition leader SIGKILLed on 3 brokers (tests/faults/test_kafka_cluster.py): a manual
+assignment changed while the task waited for the coordinator (`AssertionError`). The service then closes the
+consumer and creates it again from the same arguments (`fresh`); the new one reads on from the committed offsets.
+Delivery stays at-least-once and the step keys keep each effect once (responder/service/consumers.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import structlog
+from aiokafka.errors import KafkaError
+
+from responder.errors import CoordinatorDied
+from responder.ingest.clients import stop_consumer
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+def coordinator_death(consumer: Any) -> BaseException | None:
+    """What ended `consumer`'s coordination task, or None: it runs, was closed on purpose, or there is none (a
+    consumer without a group, a fake)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    task = getattr(coordinator, "_coordination_task", None)
+    if not isinstance(task, asyncio.Future) or not task.done() or task.cancelled():
+        return None
+    closing = getattr(coordinator, "_closing", None)
+    if isinstance(closing, asyncio.Future) and closing.done():
+        return None  # stopped by us
+    return task.exception()  # retrieved: no "Task exception was never retrieved" either
+
+
+def coordinator_ready(consumer: Any) -> bool:
+    """Whether the consumer's group coordinator is known and no lookup is under way or about to return (or it has no
+    group). A manual assignment changed while the coordination task waits in `ensure_coordinator_known` fails
+    aiokafka's `assert assignment.active` and kills that task. It may wait there on the lookup lock after another
+    task's lookup (an offset commit or fetch) found the coordinator: that lock released to it, it has not run yet."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or not hasattr(coordinator, "coordinator_id"):
+        return True  # no group: nothing races
+    lock = getattr(coordinator, "_coordinator_lookup_lock", None)
+    if isinstance(lock, asyncio.Lock) and (lock.locked() or getattr(lock, "_waiters", None)):
+        return False  # a lookup runs, or a task woken from the lock has not taken it yet
+    return coordinator.coordinator_id is not None and coordinator_death(consumer) is None
+
+
+async def polled(consumer: Any, name: str, poll: Callable[[], Awaitable[T]]) -> T:
+    """`poll()`, or CoordinatorDied (naming the consumer `name`) when the consumer's coordinator is dead, before
+    the poll or as the reason it failed."""
+    died = coordinator_death(consumer)
+    if died is not None:
+        raise CoordinatorDied(name, died)
+    try:
+        return await poll()
+    except Exception as exc:
+        died = coordinator_death(consumer)
+        if died is None:
+            raise
+        raise CoordinatorDied(name, died) from exc
+
+
+async def commit_unless_dead(consumer: Any, offsets: Mapping[Any, int]) -> bool:
+    """Commit `offsets`; False (logged) when the consumer's coordinator is dead, before or during the commit: the
+    rebuilt consumer reads those records again, and the step keys deduplicate them. Any other error is raised."""
+    try:
+        if coordinator_death(consumer) is None:
+            await consumer.commit(dict(offsets))
+            return True
+    except KafkaError:
+        if coordinator_death(consumer) is None:
+            raise
+    log.warning("offset_commit_skipped", reason="group coordinator died", partitions=len(offsets))
+    return False
+
+
+async def fresh(old: Any, make: Callable[[], T]) -> T:
+    """Close `old` (its errors logged: it is dead already), then a new consumer from `make()`, not started."""
+    try:
+        await stop_consumer(old)
+    except Exception as exc:  # noqa: BLE001 - a dead consumer may fail to close; the new one is what matters
+        log.warning("kafka_consumer_close_failed", error=f"{type(exc).__name__}: {exc}")
+    return make()

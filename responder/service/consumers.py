@@ -1,0 +1,67 @@
+"""A consumer whose group coordinator died is rebuilt in place: the service goes on (docs/faults.md).
+
+aiokafka never restarts a consumer's dead coordination task (responder/ingest/coordinator.py): every later poll and
+commit fails. `ConsumerRebuilds._polled` is what the alert, approval and operator loops poll through: on
+CoordinatorDied it logs `kafka_consumer_rebuilding`, counts `responder_consumer_rebuilds_total{consumer}`, lets
+the alerts consumer's partitions go as in a revocation (their queued records dropped, a fleet's state handed over;
+their offsets cannot be committed through the dead consumer, so the records handled since the last commit come
+again and their step keys keep each effect once), closes the consumer, creates and starts it again (it rejoins,
+or is assigned, and reads on from the committed offsets), and logs `kafka_consumer_rebuilt`. `/readyz` is 503
+meanwhile, saying which consumer is being rebuilt and why. A rebuild that cannot reach Kafka within
+`kafka_connect_timeout` stops the service, as a start would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiokafka import TopicPartition
+
+from responder.errors import CoordinatorDied
+from responder.ingest.approvals import ApprovalIngest
+from responder.ingest.kafka import KafkaIngest
+from responder.models.event import RawRecord
+from responder.service.partitions import PartitionKeeping
+
+log = structlog.get_logger(__name__)
+
+
+class ConsumerRebuilds(PartitionKeeping):
+    """Polls that survive a dead group coordinator (mixed into `Service`)."""
+
+    async def _polled(self, ingest: KafkaIngest | ApprovalIngest, consumer: str,
+                      held: dict[Any, int] | None = None) -> dict[TopicPartition, list[RawRecord]]:
+        """`ingest.poll()`; after a dead coordinator, nothing, once the consumer is rebuilt (`held`: the offsets the
+        loop kept to commit, dropped: the new consumer reads those records again)."""
+        try:
+            return await ingest.poll()
+        except CoordinatorDied as exc:
+            await self._rebuild(ingest, consumer, exc)
+            if held is not None:
+                held.clear()
+            return {}
+
+    async def _rebuild(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, exc: CoordinatorDied) -> None:
+        self.metrics.consumer_rebuilds.labels(consumer).inc()
+        self._rebuilding[consumer] = f"{type(exc.cause).__name__}: {exc.cause}"
+        log.error("kafka_consumer_rebuilding", consumer=consumer, error=str(exc),
+                  detail="aiokafka does not restart a dead coordinator: the consumer is closed and created again, "
+                         "reading on from the committed offsets")
+        try:
+            if isinstance(ingest, KafkaIngest):  # its partitions go as in a revocation, before the new one joins
+                await self._on_revoked(sorted(ingest.assigned()))
+                if self._rebalance_error is not None:
+                    raise self._rebalance_error
+            await ingest.rebuild(self.settings.kafka_connect_timeout)
+        finally:
+            self._rebuilding.pop(consumer, None)
+        log.warning("kafka_consumer_rebuilt", consumer=consumer)
+
+    def _rebuilding_why(self) -> str | None:
+        """What `/readyz` says while a consumer is rebuilt, or None."""
+        if not self._rebuilding:
+            return None
+        consumer, cause = sorted(self._rebuilding.items())[0]
+        return (f"rebuilding the {consumer} consumer: its group coordinator died ({cause}); the new one reads on "
+                "from the committed offsets")

@@ -1,0 +1,252 @@
+"""A consumer whose aiokafka group coordinator died is rebuilt in place (responder/service/consumers.py): nothing
+is lost, `/readyz` says so meanwhile, and a manual assignment is not widened under a coordinator lookup."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+from structlog.testing import capture_logs
+
+from responder.errors import CoordinatorDied
+from responder.ingest.approvals import ApprovalIngest
+from responder.ingest.coordinator import coordinator_death
+from responder.models.event import RawRecord
+from responder.service import Service
+from responder.settings import Settings
+from tests.fakes import FakeIam
+
+TP = TopicPartition("a", 0)
+
+
+class _Coordinator:
+    """aiokafka's group coordinator as `coordinator_death` sees it: its coordination task and `_closing`."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._coordination_task: asyncio.Future[None] = loop.create_future()
+        self._closing: asyncio.Future[None] = loop.create_future()
+        self.coordinator_id: int | None = 1
+
+    def die(self) -> None:
+        self._coordination_task.set_exception(KafkaError("Unexpected error during coordination AssertionError()"))
+
+
+class _Broker:
+    """One partition's log and the group's committed offset, shared by the consumers built over it."""
+
+    def __init__(self, records: int) -> None:
+        self.log = [ConsumerRecord("a", 0, n, 0, 0, b"k", b'{"x": 1}', None, 1, 8, ()) for n in range(records)]
+        self.committed = 0
+
+
+class _Consumer:
+    """A group consumer over `_Broker`: joins at `start` (the listener is told of partition 0), reads from the
+    committed offset, two records a poll; its coordinator dies after `dies_after` polls."""
+
+    def __init__(self, broker: _Broker, dies_after: int | None = None) -> None:
+        self.broker, self.dies_after, self.polls = broker, dies_after, 0
+        self._coordinator = _Coordinator()
+        self._subscription = type("S", (), {"subscription": None})()
+        self.listener: Any = None
+        self.position = 0
+        self.started = self.stopped = False
+        self.on_start: Any = None
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.listener = listener
+
+    async def start(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
+        self.started = True
+        self.position = self.broker.committed
+        await self.listener.on_partitions_assigned({TP})
+
+    async def stop(self) -> None:
+        self.stopped = True
+        self._coordinator._closing.set_result(None)
+
+    async def getmany(self, *tps: TopicPartition, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        if coordinator_death(self) is not None:  # aiokafka's check_errors, for good
+            raise KafkaError("Unexpected error during coordination AssertionError()")
+        self.polls += 1
+        if self.polls == self.dies_after:
+            self._coordinator.die()
+        await asyncio.sleep(0)
+        got = self.broker.log[self.position:self.position + 2]
+        self.position += len(got)
+        return {TP: got} if got else {}
+
+    async def commit(self, offsets: dict[Any, int]) -> None:
+        if coordinator_death(self) is not None:
+            raise KafkaError("Unexpected error during coordination AssertionError()")
+        self.broker.committed = max(self.broker.committed, offsets[TP])
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP} if self.started and not self.stopped else set()
+
+    def paused(self) -> set[TopicPartition]:
+        return set()
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return len(self.broker.log)
+
+    pause = resume = staticmethod(lambda *tps: None)  # backpressure and holds: nothing to fetch less here
+
+
+async def test_an_alerts_consumer_whose_coordinator_died_is_rebuilt_and_loses_nothing(tmp_path) -> None:
+    """The alerts consumer's coordinator dies after its second poll: the service does not stop; a new consumer is
+    built, started and reads on from the committed offset; every record is handled and committed, `/readyz` says
+    "rebuilding" meanwhile, and the rebuild is logged and counted."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                        kafka_commit_interval_ms=0)
+    service = Service(settings, aws=FakeIam(), runbooks=[])
+    real = service.ingest.consumer
+    broker = _Broker(records=7)
+    first, second = _Consumer(broker, dies_after=2), _Consumer(broker)
+    unready: list[str | None] = []
+    second.on_start = lambda: unready.append(service.unready())
+    service.ingest.consumer = first  # type: ignore[assignment]
+    service.ingest._make = lambda: second  # type: ignore[assignment,method-assign]
+    handled: list[int] = []
+    prepare = service.pipeline.prepare_batch
+
+    def prepare_batch(records: Any) -> Any:
+        records = list(records)
+        handled.extend(r.offset for r in records)
+        return prepare(records)
+
+    async def deadletter(record: RawRecord, reason: str, detail: str) -> None:
+        pass  # an unknown shape: dead-lettered, handled all the same
+
+    service.pipeline.prepare_batch = prepare_batch  # type: ignore[method-assign]
+    service.ingest.deadletter = deadletter  # type: ignore[method-assign]
+    try:
+        first.subscribe(["a"], service.ingest._listener)
+        await first.start()  # joined: partition 0 assigned, its state recovered
+        service.ready.set()
+        with capture_logs() as logs:
+            async def until_all_committed() -> None:
+                while broker.committed < len(broker.log):
+                    await asyncio.sleep(0.01)
+                service._stop.set()
+
+            await asyncio.wait_for(asyncio.gather(service._alerts_loop(), until_all_committed()), 10)  # hang guard
+        assert first.stopped  # the dead one closed
+        assert second.started  # a new one joined
+        assert set(handled) == set(range(7))  # nothing lost (some handled twice: at-least-once)
+        assert broker.committed == 7
+        assert "rebuilding the alerts consumer" in str(unready)
+        events = [e["event"] for e in logs]
+        assert "kafka_consumer_rebuilding" in events
+        assert "kafka_consumer_rebuilt" in events
+        assert service.metrics.value("responder_consumer_rebuilds_total", consumer="alerts") == 1
+        assert service.unready() == "stopping"
+    finally:
+        service.ingest.consumer = real
+        service.recorder.close()
+        await service.close_unstarted()
+
+
+async def test_an_operator_consumer_whose_coordinator_died_raises_coordinator_died_then_is_rebuilt() -> None:
+    """A signed-records consumer's poll says CoordinatorDied once its coordinator is dead; `rebuild` closes it
+    and starts a new one that reads from the committed offset."""
+    ingest = ApprovalIngest("127.0.0.1:1", "a", "g.operator")
+    real = ingest.consumer
+    broker = _Broker(records=3)
+    first, second = _Consumer(broker, dies_after=1), _Consumer(broker)
+    for fake in (first, second):
+        fake.subscribe(["a"], type("L", (), {"on_partitions_assigned": staticmethod(_nothing)})())
+    ingest.consumer = first  # type: ignore[assignment]
+    ingest._make = lambda: second  # type: ignore[assignment,method-assign]
+    try:
+        await first.start()
+        assert [r.offset for r in (await ingest.poll())[TP]] == [0, 1]
+        with pytest.raises(CoordinatorDied, match="the a consumer's group coordinator died: KafkaError"):
+            await ingest.poll()
+        await ingest.commit({TP: 2})
+        assert broker.committed == 0  # skipped (the next consumer reads them again), not raised
+        await ingest.rebuild(deadline=1.0)
+        assert first.stopped
+        assert ingest.consumer is second
+        assert second.started
+        assert [r.offset for r in (await ingest.poll())[TP]] == [0, 1]  # again, from the committed offset
+    finally:
+        await real.stop()
+
+
+async def _nothing(partitions: Any) -> None:
+    return None
+
+
+class _Cluster:
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+
+class _Manual:
+    """A manually assigned consumer that has assigned nothing yet (its topic was not in its metadata at start)."""
+
+    def __init__(self) -> None:
+        self._coordinator = _Coordinator()
+        self._client = type("C", (), {"cluster": _Cluster()})()
+        self._subscription = type("S", (), {"subscription": None})()
+        self.assigned: list[list[TopicPartition]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned[-1]) if self.assigned else set()
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        self.assigned.append(list(tps))
+
+    def paused(self) -> set[TopicPartition]:
+        return set()
+
+
+async def test_a_manual_assignment_is_not_widened_while_the_group_coordinator_is_unknown() -> None:
+    """aiokafka's coordination task dies (AssertionError) when the assignment changes during its coordinator
+    lookup: the partitions added to the topic are assigned only once the coordinator is known."""
+    ingest = ApprovalIngest("127.0.0.1:1", "ops", "g.operator", manual_assignment=True)
+    real = ingest.consumer
+    fake = _Manual()
+    ingest.consumer = fake  # type: ignore[assignment]
+    try:
+        fake._coordinator.coordinator_id = None  # a broker down: the lookup is under way
+        ingest._widen()
+        assert fake.assigned == []
+        fake._coordinator.coordinator_id = 2
+        ingest._widen()
+        assert fake.assigned == [[TopicPartition("ops", p) for p in (0, 1, 2)]]
+    finally:
+        await real.stop()
+
+
+async def test_a_manual_assignment_is_not_widened_while_the_coordination_task_waits_for_the_lookup_lock() -> None:
+    """Another task's lookup (an offset commit or fetch) found the coordinator and let go of the lookup lock, but the
+    coordination task waiting on that lock has not run yet: it would find its assignment changed; no widening until
+    the lock is free with nobody waiting."""
+    ingest = ApprovalIngest("127.0.0.1:1", "ops", "g.operator", manual_assignment=True)
+    real = ingest.consumer
+    fake = _Manual()
+    lock = asyncio.Lock()
+    fake._coordinator._coordinator_lookup_lock = lock  # type: ignore[attr-defined]
+    ingest.consumer = fake  # type: ignore[assignment]
+    try:
+        await lock.acquire()  # a commit's lookup
+        waiting = asyncio.create_task(lock.acquire())  # the coordination task's own lookup, behind it
+        await asyncio.sleep(0)
+        fake._coordinator.coordinator_id = 2  # found by the commit's lookup
+        lock.release()  # the coordination task is woken, not run yet
+        ingest._widen()
+        assert fake.assigned == []
+        await waiting  # it runs: sees the coordinator known, returns
+        lock.release()
+        ingest._widen()
+        assert fake.assigned == [[TopicPartition("ops", p) for p in (0, 1, 2)]]
+    finally:
+        await real.stop()
