@@ -11,8 +11,9 @@ import typer
 
 from responder.auth import signed_headers
 from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
-from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console, plain
+from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console
 from responder.errors import EventRejected, PartlyRejected
+from responder.escapes import plain
 from responder.models.event import Event
 from responder.settings import Settings
 

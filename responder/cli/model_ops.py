@@ -21,10 +21,11 @@ from responder.actuators import registry
 from responder.cli.model_common import context
 from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, open_offline, refuse_past_cadence
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
-from responder.cli.output import EXIT_CONFIG, console, emit_json, plain
+from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.cli.timeline_files import read_timeline
 from responder.engine.runner import StepCall, run_step
 from responder.errors import ConfigError
+from responder.escapes import plain
 from responder.models.operator import MODEL_ACTUATORS
 from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepResult, StepStatus

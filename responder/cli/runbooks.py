@@ -11,8 +11,9 @@ from responder.actuators import registry
 from responder.catalog import check_directory, load_runbooks, runbook_warnings
 from responder.catalog.defaults import defaulted
 from responder.cli.options import JsonOpt, configured_default_on_failure
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, plain
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError, EventRejected
+from responder.escapes import plain
 
 app = typer.Typer(help="Write, check and explain runbooks.", no_args_is_help=True)
 

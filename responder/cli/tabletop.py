@@ -14,9 +14,10 @@ from responder.actuators.registry import registry
 from responder.catalog import check_directory
 from responder.catalog.defaults import with_default_escalation
 from responder.cli.options import JsonOpt, configured_default_on_failure
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, plain
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.cli.progress import progress_for
 from responder.errors import ConfigError, RunbookError
+from responder.escapes import plain
 
 if TYPE_CHECKING:
     from responder.tabletop.models import Playbook

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from responder.cli.output import console, emit_json, err_console, plain
+from responder.cli.output import console, emit_json, err_console
 from responder.cli.timeline_files import parsable
+from responder.escapes import plain
 from responder.timeline.fleet_writers import FileWriters, FleetCheck, check_writers
 from responder.timeline.verification import Verification
 

@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from responder.cli import output
 from responder.cli.options import JsonOpt
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_UNSIGNED, EXIT_USAGE, console, emit_json, err_console
 from responder.cli.timeline_files import anchors_by_file, verify_file, writers
 from responder.cli.timeline_fleet import WritersOpt, expected_writers, fleet_check
 from responder.errors import ChainBroken, ConfigError, TimelineError
+from responder.escapes import plain
 from responder.settings import Settings
 from responder.timeline.verification import Verification
 
@@ -85,7 +85,7 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         if json:
             emit_json({"ok": False, "path": str(path), "first_bad_seq": exc.seq, "reason": exc.reason})
         else:
-            err_console.print(output.plain(f"✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}"),
+            err_console.print(plain(f"✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}"),
                               style="red", markup=False)  # a reason may name an unsigned entry's writer
         raise typer.Exit(EXIT_FAILED) from exc
     except ConfigError as exc:
@@ -98,7 +98,7 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
     if json:
         emit_json({"path": str(path), **result.as_dict()})
     elif result.past_cadence:
-        err_console.print(output.plain(f"! {path}: NOT fully proven: {result.reason()}"), style="yellow", markup=False)
+        err_console.print(plain(f"! {path}: NOT fully proven: {result.reason()}"), style="yellow", markup=False)
     else:
         console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
     if result.past_cadence:
@@ -108,7 +108,7 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
     signed = "signatures verified" if result.signatures_checked else "[yellow]signatures NOT checked (no public key)"
     console.print(f"  {result.checkpoints} checkpoints, {signed}; {result.unsigned_tail} entries after the last one")
     for run in result.unsigned_offline:
-        console.print(output.plain(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by "
+        console.print(plain(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by "
                                    f"offline writer {run.writer}"), markup=False)  # an unsigned entry's: anyone's
     if result.archived_entries is not None:
         console.print(f"  {result.archived_entries} entries match the archive {archive}")
