@@ -14,13 +14,13 @@ from responder.actuators.model.release import AFTER_MIGRATION, MIGRATE, RELEASE_
 from responder.actuators.model.selection import check as check_version
 from responder.actuators.model.signing import Reason
 from responder.cli.model_common import context
-from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings
+from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings, readable
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ActuationError, ConfigError
 
 app = typer.Typer(help="Sign, verify, list, roll back and quarantine model versions.", no_args_is_help=True)
 
-DirArg = Annotated[Path, typer.Argument(help="model directory", exists=True, file_okay=False)]
+DirArg = Annotated[Path, typer.Argument(help="model directory", callback=readable("model directory", directory=True))]
 SigOpt = Annotated[Path | None, typer.Option("--signature", help="bundle path (default: MODEL_DIR.sig beside it)")]
 
 
@@ -41,7 +41,7 @@ def keygen(
     console.print(f"✓ key {kid[:16]}…: private {private_key}, public {public_key} (add it to model_trusted_keys)")
 
 
-KeyOpt = Annotated[Path, typer.Option(help="ECDSA private key (PEM)", exists=True, dir_okay=False)]
+KeyOpt = Annotated[Path, typer.Option(help="ECDSA private key (PEM)", callback=readable("--key"))]
 
 
 @app.command()
@@ -90,7 +90,8 @@ def resign(
 def verify(
     model_dir: DirArg,
     signature: SigOpt = None,
-    key: Annotated[list[Path] | None, typer.Option(help="trusted public key (repeatable; default: settings)")] = None,
+    key: Annotated[list[Path] | None, typer.Option(help="trusted public key (repeatable; default: settings)",
+                                                   callback=readable("--key"))] = None,
     json: JsonOpt = False,
 ) -> None:
     """Check MODEL_DIR against its bundle and the trusted keys; exit 1 saying why when it does not verify."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,6 +11,7 @@ import typer
 
 from responder import log
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console
+from responder.errors import ConfigError, TimelineError
 from responder.settings import Settings
 
 JSON_HELP = "print one JSON document on stdout (the whole result, never one line per item)"
@@ -25,6 +28,38 @@ def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     Exit to raise."""
     err_console.print(f"✗ {message}", style="red", markup=False)
     return typer.Exit(code)
+
+
+def unreadable(path: Path, exc: OSError | TimelineError, what: str) -> ConfigError:
+    """`cannot read WHAT PATH: why`, the one line (exit 3, at the root) of a path that cannot be read: a timeline file,
+    or the argument or option `what` names (`event file`, `--anchor`)."""
+    why = "no such file or directory" if isinstance(exc, FileNotFoundError) else \
+        (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    return ConfigError(f"cannot read {what} {path}: {why}")
+
+
+def openable(path: Path, what: str, *, directory: bool = False) -> Path:
+    """`path` when this process can open it as a file (`directory`: list it as a directory), else `unreadable`'s
+    ConfigError naming `what` and why."""
+    try:
+        if directory:
+            with os.scandir(path):
+                return path
+        with path.open("rb"):
+            return path
+    except OSError as exc:
+        raise unreadable(path, exc, what) from exc
+
+
+def readable(what: str, *, directory: bool = False) -> Callable[[Any], Any]:
+    """A parameter callback: each path the argument or option names must be `openable`, else its one line and exit 3
+    (at the root), as for a timeline path, not click's usage box and exit 2 (`exists=True`); `what` names the
+    parameter in that line (`event file`, `--anchor`)."""
+    def check(value: Any) -> Any:
+        for path in value if isinstance(value, list | tuple) else [] if value is None else [value]:
+            openable(Path(path), what, directory=directory)
+        return value
+    return check
 
 
 def load_settings() -> Settings:
