@@ -23,6 +23,7 @@ from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, open_
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.cli.timeline_files import read_timeline
+from responder.engine.operator import check_given
 from responder.engine.runner import StepCall, run_step
 from responder.errors import ConfigError
 from responder.escapes import plain
@@ -50,12 +51,14 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
     actuator = registry.get(actuator_name)
     ctx = context(settings)
     path = timeline or settings.timeline_path
-    try:  # the file's lock (another writer, an unopenable path: exit 3); with the signing key, a checkpoint on close
+    raw = {k: v for k, v in params.items() if v is not None}
+    try:  # what the operator gave, before a registry is read from it or the timeline opened (created, locked)
+        check_given(actuator.params, raw)
+        # the file's lock (another writer, an unopenable path: exit 3); with the signing key, a checkpoint on close
         recorder = open_offline(path, settings)
         refuse_past_cadence(recorder, path)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
-    raw = {k: v for k, v in params.items() if v is not None}
     try:  # under the lock: no other writer switches the model between this read and the step
         raw = asyncio.run(actuator.operator_params(raw, ctx))  # rollback without --from: the version served now
         p = actuator.params.model_validate(raw)

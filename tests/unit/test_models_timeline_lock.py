@@ -77,3 +77,19 @@ def test_rollback_without_from_reads_the_served_version_under_the_lock(tmp_path,
     out = CliRunner().invoke(app, ["models", "rollback", "fraud", "--timeline", str(path)])
     assert (out.exit_code, locked) == (3, [True]), out.output
     FileStore(path).close()  # released: another writer opens it
+
+
+BAD = [["models", "quarantine", "Bad Name!", "v1", "--reason", "test"], ["models", "switch", "fraud", "v1 bad"],
+       ["models", "rollback", "fraud", "--from", "../v2"],
+       ["models", "rollback", "fraud", "--registry", "reg\x01istry"]]
+
+
+@pytest.mark.parametrize("command", BAD, ids=["quarantine-model", "switch-version", "rollback-from", "registry"])
+def test_invalid_arguments_are_refused_before_the_timeline_is_opened(tmp_path, command):
+    """A model, version or registry no actuator accepts exits 3 naming it, before a registry is read, and creates no
+    timeline, directory or lock file (before, the lock was taken first, and rollback read the registry it named)."""
+    path = tmp_path / "audit" / "t.jsonl"
+    out = CliRunner().invoke(app, [*command, "--timeline", str(path)])
+    assert out.exit_code == 3, out.output
+    assert "invalid parameters" in out.output
+    assert not (tmp_path / "audit").exists()
