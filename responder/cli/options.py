@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,11 +42,17 @@ def unreadable(path: Path, exc: OSError | TimelineError, what: str) -> ConfigErr
 
 def openable(path: Path, what: str, *, directory: bool = False) -> Path:
     """`path` when this process can open it as a file (`directory`: list it as a directory), else `unreadable`'s
-    ConfigError naming `what` and why."""
+    ConfigError naming `what` and why. A named pipe or a device is not opened to check it (opening a FIFO takes its
+    writer's data, and the command's own open would then wait for a writer gone): only that it may be read."""
     try:
         if directory:
             with os.scandir(path):
                 return path
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            if not os.access(path, os.R_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return path
         with path.open("rb"):
             return path
     except OSError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 from typer.testing import CliRunner
 
@@ -65,3 +66,31 @@ def test_a_file_where_a_directory_is_expected_and_the_reverse_are_named(tmp_path
         out = CliRunner().invoke(app, args)
         assert out.exit_code == 3, out.output
         assert out.stderr.strip().splitlines() == [f"✗ cannot read {line}"], out.stderr
+
+
+def test_a_named_pipe_is_read_once_not_opened_by_the_check(tmp_path: Path) -> None:
+    """A FIFO given as the event file is read by the command (the readability check does not open it: that took the
+    writer's data and left the command waiting for a writer that had gone, forever)."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    fifo = tmp_path / "alerts.fifo"
+    os.mkfifo(fifo)
+    record = (ROOT / "tests" / "fixtures" / "events" / "drift_detected.json").read_bytes()
+
+    def feed() -> None:
+        with fifo.open("wb") as fh:  # blocks until a reader opens the pipe
+            fh.write(record)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        out = subprocess.run([sys.executable, "-m", "responder", "events", "normalise", "--json", str(fifo)],
+                             capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+    finally:
+        if writer.is_alive():  # the command never read it: let the writer go
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads(out.stdout)["ok"] is True
