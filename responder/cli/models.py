@@ -22,6 +22,9 @@ app = typer.Typer(help="Sign, verify, list, roll back and quarantine model versi
 
 DirArg = Annotated[Path, typer.Argument(help="model directory", callback=readable("model directory", directory=True))]
 SigOpt = Annotated[Path | None, typer.Option("--signature", help="bundle path (default: MODEL_DIR.sig beside it)")]
+# a bundle that is read: one named that cannot be is exit 3 naming it, not `unsigned` (verify) or an unsigned publish
+SigIn = Annotated[Path | None, typer.Option("--signature", help="bundle path (default: MODEL_DIR.sig beside it)",
+                                            callback=readable("--signature"))]
 
 
 def _sig(model_dir: Path, signature: Path | None) -> Path:
@@ -89,7 +92,7 @@ def resign(
 @app.command()
 def verify(
     model_dir: DirArg,
-    signature: SigOpt = None,
+    signature: SigIn = None,
     key: Annotated[list[Path] | None, typer.Option(help="trusted public key (repeatable; default: settings)",
                                                    callback=readable("--key"))] = None,
     json: JsonOpt = False,
@@ -116,7 +119,7 @@ def publish(
     model_dir: DirArg,
     model: Annotated[str, typer.Option(help="model name")],
     version: Annotated[str, typer.Option(help="new version name")],
-    signature: SigOpt = None,
+    signature: SigIn = None,
     registry_url: RegistryOpt = None,
 ) -> None:
     """Copy MODEL_DIR (and its bundle, when there is one) into the registry as a new version."""

@@ -26,6 +26,9 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
     missing = tmp / "missing"
     timeline = tmp / "t.jsonl"
     timeline.write_text("")
+    model = tmp / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w")
     return {
         "events normalise": (["events", "normalise", str(missing)], f"event file {missing}"),
         "runbooks explain": (["runbooks", "explain", str(missing), "--runbooks", str(ROOT / "runbooks")],
@@ -37,6 +40,11 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "models sign --key": (["models", "sign", str(tmp), "--key", str(missing), "--model", "m", "--version", "1"],
                               f"--key {missing}"),
         "models verify --key": (["models", "verify", str(tmp), "--key", str(missing)], f"--key {missing}"),
+        "models verify --signature": (["models", "verify", str(tmp), "--signature", str(missing)],
+                                      f"--signature {missing}"),
+        "models publish --signature": (["models", "publish", str(model), "--model", "m", "--version", "v1",
+                                        "--registry", str(tmp / "registry"), "--signature", str(missing)],
+                                       f"--signature {missing}"),
         "tabletop run --baseline": (["tabletop", "run", str(ROOT / "playbooks"), "--runbooks", str(ROOT / "runbooks"),
                                      "--baseline", str(missing)], f"--baseline {missing}"),
         "timeline verify --anchor": (["timeline", "verify", str(timeline), "--anchor", str(missing)],
@@ -45,7 +53,8 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 
 NAMES = ["events normalise", "runbooks explain", "replay", "models verify", "models sign dir", "models sign --key",
-         "models verify --key", "tabletop run --baseline", "timeline verify --anchor"]
+         "models verify --key", "models verify --signature", "models publish --signature", "tabletop run --baseline",
+         "timeline verify --anchor"]
 
 
 @pytest.mark.parametrize("name", NAMES)
