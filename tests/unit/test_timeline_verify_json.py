@@ -71,3 +71,12 @@ def test_a_directory_with_writers_is_one_document_with_the_fleet(tmp_path: Path)
     assert [f["path"] for f in doc["files"]] == [str(tmp_path / "d" / "a.jsonl")]  # type: ignore[union-attr]
     assert doc["anchors"] == []
     assert doc["fleet"]["ok"] is True  # type: ignore[index]
+
+
+def test_the_writers_setting_wraps_one_file_as_the_option_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RESPONDER_TIMELINE_WRITERS set: one file named alone is `{ok, files, anchors, fleet}`, as with --writers."""
+    write_signed(tmp_path / "a.jsonl")
+    monkeypatch.setenv("RESPONDER_TIMELINE_WRITERS", "test")
+    code, doc, _ = _verify(str(tmp_path / "a.jsonl"))
+    assert code == 0, doc
+    assert set(doc) == {"ok", "files", "anchors", "fleet"}
