@@ -17,6 +17,7 @@ from responder.cli.model_common import context
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings, readable
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ActuationError, ConfigError
+from responder.escapes import plain
 
 app = typer.Typer(help="Sign, verify, list, roll back and quarantine model versions.", no_args_is_help=True)
 
@@ -110,7 +111,8 @@ def verify(
                       f"key {str(verdict.key)[:16]}…")
     if not verdict.ok:
         if not json:
-            err_console.print(f"[red]✗ {model_dir} does not verify: {verdict.reason}: {verdict.detail}")
+            err_console.print(plain(f"✗ {model_dir} does not verify: {verdict.reason}: {verdict.detail}"), style="red",
+                              markup=False, highlight=False)  # the detail names the model's own files: anyone's
         raise typer.Exit(EXIT_FAILED)
 
 
