@@ -10,11 +10,12 @@ import typer
 from rich.table import Table
 
 from responder.actuators.model import config_from, migrate, open_store, signing
+from responder.actuators.model.local import LocalStore
 from responder.actuators.model.release import AFTER_MIGRATION, MIGRATE, RELEASE_NAME, parse_release
 from responder.actuators.model.selection import check as check_version
 from responder.actuators.model.signing import Reason
 from responder.cli.model_common import context
-from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings, readable
+from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings, openable, readable
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ActuationError, ConfigError
 from responder.escapes import plain
@@ -154,6 +155,11 @@ def list_versions(
     ctx = context(settings)
     config = config_from(settings)
     store = open_store(registry_url or settings.model_registry, ctx.aws, config)
+    if isinstance(store, LocalStore):  # a mistyped directory is not a registry without versions (an empty table)
+        try:
+            openable(store.root, "model registry", directory=True)
+        except ConfigError as exc:
+            raise fail(str(exc), EXIT_CONFIG) from exc
 
     async def gather() -> tuple[str | None, list[dict[str, Any]]]:
         serving, quarantined = await store.serving(model), await store.quarantined(model)

@@ -103,3 +103,16 @@ def test_a_named_pipe_is_read_once_not_opened_by_the_check(tmp_path: Path) -> No
             os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
     assert out.returncode == 0, out.stderr
     assert orjson.loads(out.stdout)["ok"] is True
+
+
+def test_models_list_of_a_local_registry_that_does_not_exist_is_one_line_exit_3(tmp_path: Path) -> None:
+    """`models list --registry DIR` with no DIR names it, exit 3 (an empty table, exit 0, before); an existing registry
+    without the model still lists no versions, exit 0."""
+    missing = tmp_path / "nope"
+    out = CliRunner().invoke(app, ["models", "list", "fraud", "--registry", str(missing)])
+    assert out.exit_code == 3, out.output
+    assert out.stderr.strip().splitlines() == [f"✗ cannot read model registry {missing}: no such file or directory"]
+    (tmp_path / "registry").mkdir()
+    empty = CliRunner().invoke(app, ["models", "list", "fraud", "--registry", str(tmp_path / "registry"), "--json"])
+    assert empty.exit_code == 0, empty.output
+    assert orjson.loads(empty.stdout)["versions"] == []
