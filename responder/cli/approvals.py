@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 
 from responder.cli.options import JsonOpt, TimelineOpt
-from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console, plain
+from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
 from responder.cli.plans import resolve
 from responder.errors import ConfigError
+from responder.escapes import plain
 from responder.models.approval import ApprovalDecision
 from responder.settings import Settings
 

@@ -10,15 +10,16 @@ import orjson
 import typer
 
 from responder.auth import signed_headers
-from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
-from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console, plain
+from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server, readable
+from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console
 from responder.errors import EventRejected, PartlyRejected
+from responder.escapes import plain
 from responder.models.event import Event
 from responder.settings import Settings
 
 app = typer.Typer(help="Decode, inspect and publish alert records.", no_args_is_help=True)
-Paths = Annotated[list[Path], typer.Argument(help="JSON object, JSON array or JSON Lines files", exists=True,
-                                             dir_okay=False)]
+Paths = Annotated[list[Path], typer.Argument(help="JSON object, JSON array or JSON Lines files",
+                                             callback=readable("event file"))]
 
 
 def summary(event: Event) -> dict[str, Any]:

@@ -22,10 +22,11 @@ import typer
 from rich.markup import escape
 
 from responder.cli.options import JsonOpt, load_settings
-from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console, plain
+from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.fleetstatus import FleetStatus, KillSwitch, SwitchChange, read_status, require_table, set_switch
 from responder.errors import ActuationError
+from responder.escapes import plain
 from responder.settings import Settings
 
 app = typer.Typer(help="The fleet's shared guards: the kill switch, the runbook digest, global quota slots.")

@@ -21,10 +21,12 @@ from responder.actuators import registry
 from responder.cli.model_common import context
 from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, open_offline, refuse_past_cadence
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
-from responder.cli.output import EXIT_CONFIG, console, emit_json, plain
+from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.cli.timeline_files import read_timeline
+from responder.engine.operator import check_given
 from responder.engine.runner import StepCall, run_step
 from responder.errors import ConfigError
+from responder.escapes import plain
 from responder.models.operator import MODEL_ACTUATORS
 from responder.models.runbook import Step
 from responder.models.step import StepIntent, StepResult, StepStatus
@@ -48,22 +50,26 @@ def _operate(actuator_name: str, params: dict[str, Any], timeline: Path | None, 
         return
     actuator = registry.get(actuator_name)
     ctx = context(settings)
-    raw = {k: v for k, v in params.items() if v is not None}
-    try:
-        raw = asyncio.run(actuator.operator_params(raw, ctx))  # rollback without --from: the version served now
-        p = actuator.params.model_validate(raw)
-    except ConfigError as exc:
-        raise fail(str(exc), EXIT_CONFIG) from exc
-    except ValidationError as exc:
-        raise fail(f"invalid parameters: {exc}", EXIT_CONFIG) from exc
-    defaults = Step(id="operator", actuator=actuator_name)
-    call = StepCall(actuator, p, ctx, attempts=defaults.retries + 1, timeout=defaults.timeout)
     path = timeline or settings.timeline_path
-    try:  # the file's lock (another writer, an unopenable path: exit 3); with the signing key, a checkpoint on close
+    raw = {k: v for k, v in params.items() if v is not None}
+    try:  # what the operator gave, before a registry is read from it or the timeline opened (created, locked)
+        check_given(actuator.params, raw)
+        # the file's lock (another writer, an unopenable path: exit 3); with the signing key, a checkpoint on close
         recorder = open_offline(path, settings)
         refuse_past_cadence(recorder, path)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_CONFIG) from exc
+    try:  # under the lock: no other writer switches the model between this read and the step
+        raw = asyncio.run(actuator.operator_params(raw, ctx))  # rollback without --from: the version served now
+        p = actuator.params.model_validate(raw)
+    except BaseException as exc:
+        recorder.release()  # the lock released, nothing written (no checkpoint either)
+        if isinstance(exc, ConfigError | ValidationError):
+            raise fail(str(exc) if isinstance(exc, ConfigError) else f"invalid parameters: {exc}", EXIT_CONFIG) \
+                from exc
+        raise
+    defaults = Step(id="operator", actuator=actuator_name)
+    call = StepCall(actuator, p, ctx, attempts=defaults.retries + 1, timeout=defaults.timeout)
     results: list[int] = []  # the step.result's seq (a checkpoint may follow it when one is due)
     recorder.observers.append(lambda e: results.append(e.seq) if e.kind == EntryKind.STEP_RESULT else None)
     target = actuator.target(p)

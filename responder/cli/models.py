@@ -10,18 +10,23 @@ import typer
 from rich.table import Table
 
 from responder.actuators.model import config_from, migrate, open_store, signing
+from responder.actuators.model.local import LocalStore
 from responder.actuators.model.release import AFTER_MIGRATION, MIGRATE, RELEASE_NAME, parse_release
 from responder.actuators.model.selection import check as check_version
 from responder.actuators.model.signing import Reason
 from responder.cli.model_common import context
-from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings
+from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings, openable, readable
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ActuationError, ConfigError
+from responder.escapes import plain
 
 app = typer.Typer(help="Sign, verify, list, roll back and quarantine model versions.", no_args_is_help=True)
 
-DirArg = Annotated[Path, typer.Argument(help="model directory", exists=True, file_okay=False)]
+DirArg = Annotated[Path, typer.Argument(help="model directory", callback=readable("model directory", directory=True))]
 SigOpt = Annotated[Path | None, typer.Option("--signature", help="bundle path (default: MODEL_DIR.sig beside it)")]
+# a bundle that is read: one named that cannot be is exit 3 naming it, not `unsigned` (verify) or an unsigned publish
+SigIn = Annotated[Path | None, typer.Option("--signature", help="bundle path (default: MODEL_DIR.sig beside it)",
+                                            callback=readable("--signature"))]
 
 
 def _sig(model_dir: Path, signature: Path | None) -> Path:
@@ -41,7 +46,7 @@ def keygen(
     console.print(f"✓ key {kid[:16]}…: private {private_key}, public {public_key} (add it to model_trusted_keys)")
 
 
-KeyOpt = Annotated[Path, typer.Option(help="ECDSA private key (PEM)", exists=True, dir_okay=False)]
+KeyOpt = Annotated[Path, typer.Option(help="ECDSA private key (PEM)", callback=readable("--key"))]
 
 
 @app.command()
@@ -89,8 +94,9 @@ def resign(
 @app.command()
 def verify(
     model_dir: DirArg,
-    signature: SigOpt = None,
-    key: Annotated[list[Path] | None, typer.Option(help="trusted public key (repeatable; default: settings)")] = None,
+    signature: SigIn = None,
+    key: Annotated[list[Path] | None, typer.Option(help="trusted public key (repeatable; default: settings)",
+                                                   callback=readable("--key"))] = None,
     json: JsonOpt = False,
 ) -> None:
     """Check MODEL_DIR against its bundle and the trusted keys; exit 1 saying why when it does not verify."""
@@ -106,7 +112,8 @@ def verify(
                       f"key {str(verdict.key)[:16]}…")
     if not verdict.ok:
         if not json:
-            err_console.print(f"[red]✗ {model_dir} does not verify: {verdict.reason}: {verdict.detail}")
+            err_console.print(plain(f"✗ {model_dir} does not verify: {verdict.reason}: {verdict.detail}"), style="red",
+                              markup=False, highlight=False)  # the detail names the model's own files: anyone's
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -115,7 +122,7 @@ def publish(
     model_dir: DirArg,
     model: Annotated[str, typer.Option(help="model name")],
     version: Annotated[str, typer.Option(help="new version name")],
-    signature: SigOpt = None,
+    signature: SigIn = None,
     registry_url: RegistryOpt = None,
 ) -> None:
     """Copy MODEL_DIR (and its bundle, when there is one) into the registry as a new version."""
@@ -148,6 +155,11 @@ def list_versions(
     ctx = context(settings)
     config = config_from(settings)
     store = open_store(registry_url or settings.model_registry, ctx.aws, config)
+    if isinstance(store, LocalStore):  # a mistyped directory is not a registry without versions (an empty table)
+        try:
+            openable(store.root, "model registry", directory=True)
+        except ConfigError as exc:
+            raise fail(str(exc), EXIT_CONFIG) from exc
 
     async def gather() -> tuple[str | None, list[dict[str, Any]]]:
         serving, quarantined = await store.serving(model), await store.quarantined(model)

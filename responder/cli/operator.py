@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console, plain
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console
 from responder.errors import ConfigError
+from responder.escapes import plain
 from responder.models.operator import Action, OperatorReply, OperatorRequest
 from responder.settings import Settings
 from responder.timeline.checkpoint import Checker

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,6 +13,7 @@ import typer
 
 from responder import log
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console
+from responder.errors import ConfigError, TimelineError
 from responder.settings import Settings
 
 JSON_HELP = "print one JSON document on stdout (the whole result, never one line per item)"
@@ -25,6 +30,44 @@ def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     Exit to raise."""
     err_console.print(f"✗ {message}", style="red", markup=False)
     return typer.Exit(code)
+
+
+def unreadable(path: Path, exc: OSError | TimelineError, what: str) -> ConfigError:
+    """`cannot read WHAT PATH: why`, the one line (exit 3, at the root) of a path that cannot be read: a timeline file,
+    or the argument or option `what` names (`event file`, `--anchor`)."""
+    why = "no such file or directory" if isinstance(exc, FileNotFoundError) else \
+        (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    return ConfigError(f"cannot read {what} {path}: {why}")
+
+
+def openable(path: Path, what: str, *, directory: bool = False) -> Path:
+    """`path` when this process can open it as a file (`directory`: list it as a directory), else `unreadable`'s
+    ConfigError naming `what` and why. A named pipe or a device is not opened to check it (opening a FIFO takes its
+    writer's data, and the command's own open would then wait for a writer gone): only that it may be read."""
+    try:
+        if directory:
+            with os.scandir(path):
+                return path
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            if not os.access(path, os.R_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return path
+        with path.open("rb"):
+            return path
+    except OSError as exc:
+        raise unreadable(path, exc, what) from exc
+
+
+def readable(what: str, *, directory: bool = False) -> Callable[[Any], Any]:
+    """A parameter callback: each path the argument or option names must be `openable`, else its one line and exit 3
+    (at the root), as for a timeline path, not click's usage box and exit 2 (`exists=True`); `what` names the
+    parameter in that line (`event file`, `--anchor`)."""
+    def check(value: Any) -> Any:
+        for path in value if isinstance(value, list | tuple) else [] if value is None else [value]:
+            openable(Path(path), what, directory=directory)
+        return value
+    return check
 
 
 def load_settings() -> Settings:

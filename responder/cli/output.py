@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from responder.escapes import plain
 from responder.models.timeline import TimelineEntry
 
 console = Console(width=None if sys.stdout.isatty() else 120, emoji=False)
@@ -23,24 +23,6 @@ EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_UNSIGNED = 4  # `timeline verify`: links hold, but more unsigned entries than the cadence (an offline tail?)
 EXIT_TEMPFAIL = 75  # sysexits' EX_TEMPFAIL: try again later (a fenced replica, for its supervisor to restart)
-
-
-_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # letters that print as nothing (Hangul fillers, braille blank)
-
-
-def _shown(c: str) -> str:
-    if c == "\\":
-        return "\\\\"  # so that an escape below cannot be faked by the text itself
-    if c.isprintable() and c not in _BLANK and unicodedata.category(c) not in ("Mn", "Me"):
-        return c
-    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
-
-
-def plain(text: object) -> str:
-    """`text` safe to print for a human: what does not print as itself (escape sequences, newlines, bidi overrides,
-    zero-width, combining and blank characters) written as a Python escape, and a backslash doubled. For what came
-    from Kafka or an alert, printed with `markup=False` (the consoles never turn `:name:` into an emoji)."""
-    return "".join(c if " " <= c < "\x7f" and c != "\\" else _shown(c) for c in str(text))
 
 
 def emit_json(value: Any) -> None:

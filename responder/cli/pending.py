@@ -18,9 +18,10 @@ from typing import Annotated
 import typer
 
 from responder.cli.options import BootstrapOpt, JsonOpt, fail, kafka_server, load_settings
-from responder.cli.output import EXIT_CONFIG, console, emit_json, plain
+from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.engine.pending import Pending, Published, latest_requests, pending
 from responder.errors import ConfigError
+from responder.escapes import plain
 from responder.models.approval import ApprovalRequest
 from responder.models.event import RawRecord
 from responder.service.wiring import approver_keys

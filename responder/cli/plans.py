@@ -22,9 +22,10 @@ from typing import NamedTuple
 import typer
 
 from responder.cli.options import fail, incident_ids
-from responder.cli.output import EXIT_CONFIG, err_console, plain
+from responder.cli.output import EXIT_CONFIG, err_console
 from responder.cli.pending import FleetRequest, fleet_request, origin
 from responder.engine.pending import Published
+from responder.escapes import plain
 from responder.models.approval import REQUEST_ID, ApprovalRequest
 from responder.models.timeline import EntryKind
 from responder.settings import Settings

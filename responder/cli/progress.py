@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from responder.cli.output import console, err_console
+from responder.escapes import plain
 
 Report = Callable[[str, str, str], None]
 MARKS = {"PASS": "[green]✓[/green]", "FAIL": "[red]✗[/red]", "PARTIAL": "[yellow]~[/yellow]"}  # nosec B105 # grade marks
@@ -23,10 +25,10 @@ MARKS = {"PASS": "[green]✓[/green]", "FAIL": "[red]✗[/red]", "PARTIAL": "[ye
 def progress_for(total: int, *, tty: bool) -> Iterator[Report]:
     """A `progress(playbook, kind, text)` callback for `run_suite`, live on a TTY, plain lines otherwise."""
     if not tty:
-        def plain(playbook: str, kind: str, text: str) -> None:
+        def lines(playbook: str, kind: str, text: str) -> None:
             if kind != "clock":
-                err_console.print(f"{playbook} {kind} {text}", highlight=False, markup=False, soft_wrap=True)
-        yield plain
+                err_console.print(plain(f"{playbook} {kind} {text}"), highlight=False, markup=False, soft_wrap=True)
+        yield lines
         return
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -37,12 +39,17 @@ def progress_for(total: int, *, tty: bool) -> Iterator[Report]:
         def live(playbook: str, kind: str, text: str) -> None:
             status, _, rest = text.partition(" ")
             if kind == "expect" and status in MARKS:  # a grade: "PASS id" or "FAIL id: what happened instead"
-                expectations.setdefault(playbook, []).append(f"{MARKS[status]} {rest.split(':')[0]}")
+                expectations.setdefault(playbook, []).append(f"{MARKS[status]} {_shown(rest.split(':')[0])}")
             elif kind == "done":
                 mark = MARKS.get(text.split(" ", 1)[0], "")
-                bar.console.print(f"{mark} [bold]{playbook}[/bold] {text}  " + " ".join(expectations.pop(playbook, [])),
-                                  highlight=False)
+                grades = " ".join(expectations.pop(playbook, []))
+                bar.console.print(f"{mark} [bold]{_shown(playbook)}[/bold] {_shown(text)}  {grades}", highlight=False)
                 bar.advance(task)
                 return
-            bar.update(task, description=f"[bold]{playbook}[/bold] [dim]{kind}[/dim] {text}")
+            bar.update(task, description=f"[bold]{_shown(playbook)}[/bold] [dim]{_shown(kind)}[/dim] {_shown(text)}")
         yield live
+
+
+def _shown(text: str) -> str:
+    """Playbook or sandbox text inside the live display's markup: printable, and no markup of its own."""
+    return escape(plain(text))

@@ -10,9 +10,10 @@ import typer
 from responder.actuators import registry
 from responder.catalog import check_directory, load_runbooks, runbook_warnings
 from responder.catalog.defaults import defaulted
-from responder.cli.options import JsonOpt, configured_default_on_failure
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, plain
+from responder.cli.options import JsonOpt, configured_default_on_failure, readable
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError, EventRejected
+from responder.escapes import plain
 
 app = typer.Typer(help="Write, check and explain runbooks.", no_args_is_help=True)
 
@@ -74,7 +75,7 @@ def _rows(errors: list[ConfigError]) -> list[dict[str, object]]:
 @app.command()
 def explain(
     event_files: Annotated[list[Path], typer.Argument(help="raw records in any format the normaliser decodes",
-                                                      exists=True, dir_okay=False)],
+                                                      callback=readable("event file"))],
     runbooks: Annotated[Path, typer.Option(help="runbook directory")] = Path("runbooks"),
     fmt: Annotated[str | None, typer.Option("--format", help="force a decoder instead of detecting")] = None,
     json: JsonOpt = False,

@@ -13,10 +13,11 @@ from rich.text import Text
 from responder.actuators.registry import registry
 from responder.catalog import check_directory
 from responder.catalog.defaults import with_default_escalation
-from responder.cli.options import JsonOpt, configured_default_on_failure
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, plain
+from responder.cli.options import JsonOpt, configured_default_on_failure, readable
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.cli.progress import progress_for
 from responder.errors import ConfigError, RunbookError
+from responder.escapes import plain
 
 if TYPE_CHECKING:
     from responder.tabletop.models import Playbook
@@ -85,7 +86,8 @@ def run(
     json: JsonOpt = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML here")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="write Markdown, HTML and JSON reports here")] = None,
-    baseline: Annotated[Path | None, typer.Option("--baseline", help="an earlier --json result: show regressions")]
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="an earlier --json result: show regressions",
+                                                   callback=readable("--baseline"))]
     = None,
 ) -> None:
     """Run playbooks on the sandbox; print the scorecard; exit 1 when a must_pass expectation fails."""
@@ -126,7 +128,7 @@ top = typer.Typer()  # `responder replay` sits at the root, beside `run`
 @top.command()
 def replay(
     events: Annotated[Path, typer.Argument(help="a JSON record, or JSON Lines (an alert export, the dead-letter topic)",
-                                           exists=True, dir_okay=False)],
+                                           callback=readable("event file"))],
     runbooks: RunbooksOpt = Path("runbooks"),
     baseline_runbooks: Annotated[Path | None, typer.Option(
         "--baseline-runbooks", help="runbooks to compare with: print new, removed and changed actions")] = None,

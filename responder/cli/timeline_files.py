@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from responder.cli.options import fail, incident_ids, resolve_incident
+from responder.cli.options import fail, incident_ids, openable, resolve_incident, unreadable
 from responder.cli.output import EXIT_CONFIG
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.models.timeline import TimelineEntry
@@ -34,18 +34,7 @@ def timeline_file(path: Path) -> Path:
     """`path` when it is a file this process can open, else a ConfigError naming it and why (exit 3, as
     `read_timeline`'s): for the commands that read a file's lines themselves (`anchor`, `export`) or write to it
     (`sign`, which must not create one)."""
-    try:
-        with path.open("rb"):
-            return path
-    except OSError as exc:
-        raise unreadable(path, exc) from exc
-
-
-def unreadable(path: Path, exc: OSError | TimelineError) -> ConfigError:
-    """`cannot read timeline PATH: why`, the one line (exit 3) of a timeline file that cannot be read."""
-    why = "no such file or directory" if isinstance(exc, FileNotFoundError) else \
-        (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-    return ConfigError(f"cannot read timeline {path}: {why}")
+    return openable(path, "timeline")
 
 
 def read_timeline(path: Path) -> list[TimelineEntry]:
@@ -54,7 +43,7 @@ def read_timeline(path: Path) -> list[TimelineEntry]:
     try:
         return list(parse_lines(path.read_bytes().splitlines()))
     except (OSError, TimelineError) as exc:
-        raise unreadable(path, exc) from exc
+        raise unreadable(path, exc, "timeline") from exc
 
 
 def merged(paths: list[Path]) -> list[TimelineEntry]:

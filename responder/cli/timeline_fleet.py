@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from responder.cli.output import console, emit_json, err_console, plain
+from responder.cli.output import console, err_console
 from responder.cli.timeline_files import parsable
+from responder.escapes import plain
 from responder.timeline.fleet_writers import FileWriters, FleetCheck, check_writers
 from responder.timeline.verification import Verification
 
@@ -24,8 +25,10 @@ def expected_writers(option: str | None, setting: list[str]) -> list[str]:
     return [n for n in names if n]
 
 
-def fleet_check(expected: list[str], files: list[Path], results: Mapping[Path, Verification], json: bool) -> bool:
-    """Report missing and unexpected replicas and each one's head and checkpoint coverage; whether none is amiss."""
+def fleet_check(expected: list[str], files: list[Path], results: Mapping[Path, Verification], json: bool,
+                ) -> FleetCheck:
+    """Missing and unexpected replicas and each one's head and checkpoint coverage, printed for a human unless `json`
+    (`timeline verify` puts it in its one document)."""
     found: list[FileWriters] = []
     for path in files:
         verification = results.get(path)
@@ -41,11 +44,9 @@ def fleet_check(expected: list[str], files: list[Path], results: Mapping[Path, V
             writers = last
         found.append(FileWriters(str(path), writers, verification))
     check = check_writers(expected, found)
-    if json:
-        emit_json({"fleet": check.as_dict()})
-    else:
+    if not json:
         _show(check)
-    return check.ok
+    return check
 
 
 def _show(check: FleetCheck) -> None:

@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from responder.cli import output
-from responder.cli.options import JsonOpt
+from responder.cli.options import JsonOpt, readable
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_UNSIGNED, EXIT_USAGE, console, emit_json, err_console
 from responder.cli.timeline_files import anchors_by_file, verify_file, writers
 from responder.cli.timeline_fleet import WritersOpt, expected_writers, fleet_check
 from responder.errors import ChainBroken, ConfigError, TimelineError
+from responder.escapes import plain
 from responder.settings import Settings
 from responder.timeline.verification import Verification
 
@@ -24,7 +24,7 @@ KeyOpt = Annotated[str | None, typer.Option(
 ArchiveOpt = Annotated[str | None, typer.Option(
     "--archive", help="s3://bucket/prefix/ of sealed segments (default: RESPONDER_TIMELINE_ARCHIVE)")]
 AnchorOpt = Annotated[list[Path] | None, typer.Option(
-    "--anchor", help="an externally held checkpoint entry (one JSON line); repeatable", exists=True, dir_okay=False)]
+    "--anchor", help="an externally held checkpoint entry (one JSON line); repeatable", callback=readable("--anchor"))]
 
 
 def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = None, anchor: AnchorOpt = None,
@@ -37,9 +37,15 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
     explicit_archive, archive = archive is not None, archive or settings.timeline_archive
     # a missing path is a file that could not be checked (3), not the end: the others are, so one broken is still 1
     missing = [p for p in paths if not p.exists()]
-    files = writers([p for p in paths if p not in missing])
+    named = [[p] if p in missing else writers([p]) for p in paths]  # in the order named, a directory's files sorted
+    files = [f for group in named for f in group if f not in missing]
+    # one file named alone is its own document (as it always was); several, a directory or --writers: one for all
+    alone = len(paths) == 1 and not paths[0].is_dir() and not expected
     if not files and not missing:
-        err_console.print(f"[red]✗ no timeline files in {', '.join(map(str, paths))}")
+        why = f"no timeline files in {', '.join(map(str, paths))}"
+        if json:
+            emit_json({"ok": False, "files": [], "anchors": [], "error": why})
+        err_console.print(f"✗ {why}", style="red", markup=False)
         raise typer.Exit(EXIT_FAILED)
     several = len(files) + len(missing) > 1
     if archive and several:  # one archive holds one writer's segments
@@ -51,66 +57,66 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
                           style="yellow", markup=False)
     held, orphans = anchors_by_file(files, anchor or [], several=several)
     failed = len(orphans)
-    for a, why in orphans.items():
-        if json:  # the shape of a file that does not verify (and of export's checks), the anchor as its path
-            emit_json({"ok": False, "path": str(a), "first_bad_seq": -1, "reason": why})
-        else:
+    for why in orphans.values():
+        if not json:
             err_console.print(f"✗ {why}", style="red", markup=False)
-    codes: list[int] = [EXIT_CONFIG] * len(missing)
-    for path in missing:
-        err_console.print(f"✗ cannot read timeline {path}: no such file or directory", style="red", markup=False)
+    codes: list[int] = []
+    docs: list[dict[str, object]] = []
     results: dict[Path, Verification] = {}
-    for path in files:
-        try:
-            _verify_one(path, public_key, None if several else archive, held[path], json, results)
-        except typer.Exit as exc:
-            codes.append(exc.exit_code)
-    if expected and not fleet_check(expected, files, results, json):
-        failed += 1
-    if failed or EXIT_FAILED in codes:  # a file that does not verify is the answer
-        raise typer.Exit(EXIT_FAILED)
-    if any(c != EXIT_UNSIGNED for c in codes):  # one that could not be checked is not
-        raise typer.Exit(EXIT_CONFIG)
-    if codes:  # links hold, more unsigned entries than the cadence (an offline command's, or a rewrite): unproven
-        raise typer.Exit(EXIT_UNSIGNED)
+    for path in (f for group in named for f in group):
+        doc, code = _verify_one(path, public_key, None if several else archive, held.get(path, []), json, results) \
+            if path not in missing else _unchecked(path, f"cannot read timeline {path}: no such file or directory")
+        docs.append(doc)
+        codes += [code] if code else []
+    fleet = fleet_check(expected, files, results, json) if expected else None
+    failed += fleet is not None and not fleet.ok
+    code = EXIT_FAILED if failed or EXIT_FAILED in codes else EXIT_CONFIG if any(c != EXIT_UNSIGNED for c in codes) \
+        else EXIT_UNSIGNED if codes else 0  # broken is the answer; one not checked is not; 4: links hold, unproven
+    if json:  # an anchor no file holds: the shape of a file that does not verify, the anchor as its path
+        lost = [{"ok": False, "path": str(a), "first_bad_seq": -1, "reason": why} for a, why in orphans.items()]
+        emit_json(docs[0] if alone else {"ok": code == 0, "files": docs, "anchors": lost,
+                                         **({"fleet": fleet.as_dict()} if fleet is not None else {})})
+    if code:
+        raise typer.Exit(code)
+
+
+def _unchecked(path: Path, why: str) -> tuple[dict[str, object], int]:
+    """A file that could not be checked: its line on stderr, its document, exit 3."""
+    err_console.print(plain(f"✗ {why}"), style="red", markup=False)
+    return {"ok": False, "path": str(path), "error": why}, EXIT_CONFIG
 
 
 def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool,
-                results: dict[Path, Verification]) -> None:
-    """Verify one file, print its verdict and keep its result in `results` (exit 4 when its unsigned tail is past the
-    cadence)."""
+                results: dict[Path, Verification]) -> tuple[dict[str, object], int]:
+    """Verify one file, print its verdict for a human (not with `json`) and keep its result in `results`; its
+    document and exit code (0; 1 broken; 3 not checked; 4 its unsigned tail is past the cadence)."""
     try:
         result = verify_file(path, public_key, archive, anchor)
     except ChainBroken as exc:
-        if json:
-            emit_json({"ok": False, "path": str(path), "first_bad_seq": exc.seq, "reason": exc.reason})
-        else:
-            err_console.print(output.plain(f"✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}"),
+        if not json:
+            err_console.print(plain(f"✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}"),
                               style="red", markup=False)  # a reason may name an unsigned entry's writer
-        raise typer.Exit(EXIT_FAILED) from exc
+        return {"ok": False, "path": str(path), "first_bad_seq": exc.seq, "reason": exc.reason}, EXIT_FAILED
     except ConfigError as exc:
-        err_console.print(f"✗ {exc}", style="red", markup=False)
-        raise typer.Exit(EXIT_CONFIG) from exc
+        return _unchecked(path, str(exc))
     except (OSError, TimelineError) as exc:
-        err_console.print(f"✗ cannot check {path}: {exc}", style="red", markup=False)
-        raise typer.Exit(EXIT_CONFIG) from exc
+        return _unchecked(path, f"cannot check {path}: {exc}")
     results[path] = result
+    doc: dict[str, object] = {"path": str(path), **result.as_dict()}
+    code = EXIT_UNSIGNED if result.past_cadence else 0
     if json:
-        emit_json({"path": str(path), **result.as_dict()})
-    elif result.past_cadence:
-        err_console.print(output.plain(f"! {path}: NOT fully proven: {result.reason()}"), style="yellow", markup=False)
-    else:
-        console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
+        return doc, code
     if result.past_cadence:
-        raise typer.Exit(EXIT_UNSIGNED)
-    if json:
-        return
+        err_console.print(plain(f"! {path}: NOT fully proven: {result.reason()}"), style="yellow", markup=False)
+        return doc, code
+    console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
     signed = "signatures verified" if result.signatures_checked else "[yellow]signatures NOT checked (no public key)"
     console.print(f"  {result.checkpoints} checkpoints, {signed}; {result.unsigned_tail} entries after the last one")
     for run in result.unsigned_offline:
-        console.print(output.plain(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by "
+        console.print(plain(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by "
                                    f"offline writer {run.writer}"), markup=False)  # an unsigned entry's: anyone's
     if result.archived_entries is not None:
         console.print(f"  {result.archived_entries} entries match the archive {archive}")
     if result.anchors_checked:
         console.print(f"  anchored at seq {', '.join(map(str, result.anchors_checked))}")
+    return doc, code

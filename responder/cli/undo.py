@@ -12,8 +12,9 @@ from rich.text import Text
 from responder.actuators import registry
 from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, open_offline, refuse_past_cadence
 from responder.cli.options import JsonOpt, resolve_incident
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, plain
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
 from responder.errors import ConfigError
+from responder.escapes import plain
 from responder.models.step import StepStatus
 from responder.settings import Settings
 

@@ -196,7 +196,7 @@ class Operator:
         name = MODEL_ACTUATORS[request.action]
         actuator = self.registry.get(name)
         given = {k: v for k, v in request.args.items() if v is not None}
-        _check_given(actuator.params, given)  # before they reach the world (a registry opened from them)
+        check_given(actuator.params, given)  # before they reach the world (a registry opened from them)
         raw = self.started.pop(request.id, None)  # cut short by a crash: as completed then, not from the world now
         if raw is None:  # e.g. models.rollback without --from: from the version served now (ConfigError if unknown)
             raw = await actuator.operator_params(given, self.context)
@@ -242,9 +242,10 @@ def _times(request: OperatorRequest) -> dict[str, str]:
     return {"issued_at": request.issued_at.isoformat(), "expires_at": request.expires_at.isoformat()}
 
 
-def _check_given(schema: type[BaseModel], given: dict[str, Any]) -> None:
+def check_given(schema: type[BaseModel], given: dict[str, Any]) -> None:
     """ConfigError when an arg the operator gave is not valid under the actuator's params schema (an unknown name, a
-    wrong type or pattern); what is missing (to be completed by `operator_params`) is checked once completed."""
+    wrong type or pattern); what is missing (to be completed by `operator_params`) is checked once completed. Before
+    a registry is opened from them or a timeline's lock is taken (`responder models …` offline, too)."""
     try:
         schema.model_validate(given)
     except ValidationError as exc:

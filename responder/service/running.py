@@ -146,14 +146,16 @@ class Running(SignedLoops):
         await _each(steps)
 
     async def close_unstarted(self) -> None:
-        """Close the Kafka clients `__init__` built, for a service that never started them (or failed to start).
+        """Close the Kafka clients `__init__` built, for a service that never started them (or failed to start), and
+        release the timeline (what recovery appended made durable, its lock released, nothing sealed).
 
         aiokafka warns `Unclosed AIOKafkaConsumer` when one is collected unclosed, even if it never connected. Each
         is closed even when one before it fails to; the first failure is raised once all were (later ones logged).
+        The lock is released so that a service built next in this process (`serve_rejoining`) can open the file.
         """
-        steps: list[Callable[[], Awaitable[None] | None]] = [
-            client.stop for client in (self.ingest, self.approvals, self.operator_ingest, self.publisher)
-            if client is not None]
+        steps: list[Callable[[], Awaitable[None] | None]] = [self.recorder.release]  # before the mirror's producer
+        steps += [client.stop for client in (self.ingest, self.approvals, self.operator_ingest, self.publisher)
+                  if client is not None]
         if self.mirror is not None:
             steps.append(self.mirror.producer.stop)
         if self.fleet is not None:

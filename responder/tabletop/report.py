@@ -10,10 +10,11 @@ from xml.etree import ElementTree as ET  # nosec B405 # only writes JUnit XML; n
 
 from pydantic import BaseModel, Field, ValidationError
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from responder.errors import ConfigError
+from responder.escapes import plain, xml_text
 from responder.tabletop.grading import Card, Figures, Status
 from responder.tabletop.suite import SuiteResult
 from responder.timeline.markdown import cell, code
@@ -42,33 +43,39 @@ def _deliveries(card: Card) -> str:
 
 
 def print_scorecard(result: SuiteResult, console: Console, regressions: list[str]) -> None:
-    """One row per scenario, then every expectation that did not pass with what happened instead."""
-    table = Table(title=f"tabletop scorecard (signed by {result.key_id})")
+    """One row per scenario, then every expectation that did not pass with what happened instead; text from playbooks,
+    the sandbox and the timeline printed as it is, never as markup, an escape sequence or a bidi override
+    (responder.escapes.plain)."""
+    table = Table(title=Text(plain(f"tabletop scorecard (signed by {result.key_id})")))
     for col in ("playbook", "status", "score", "first action", "contain", "actions", "collateral", "wall"):
         table.add_column(col, overflow="fold")
     for c in result.cards:
         f = c.figures
-        table.add_row(c.playbook, f"[{COLOURS[c.status]}]{c.status}[/]", f"{c.score:.0%}",
+        table.add_row(Text(plain(c.playbook)), Text(c.status, style=COLOURS[c.status]), f"{c.score:.0%}",
                       _first(f), _secs(f.time_to_contain), str(f.actions),
-                      ", ".join(f.collateral) or "-", f"{f.wall_seconds:.1f}s")
+                      Text(plain(", ".join(f.collateral) or "-")), f"{f.wall_seconds:.1f}s")
     console.print(table)
     for c in result.cards:
         if c.defaulted:
-            console.print(f"{c.playbook}: default_on_failure escalates for {', '.join(c.defaulted)}", markup=False,
-                          highlight=False)
+            _line(console, Text(plain(f"{c.playbook}: default_on_failure escalates for {', '.join(c.defaulted)}")))
         for failure in c.failures:
-            console.print(f"{c.playbook}: step {failure.line()}", markup=False, highlight=False, soft_wrap=True)
+            _line(console, Text(plain(f"{c.playbook}: step {failure.line()}")))
         if c.error:
-            console.print(f"[red]✗ {c.playbook}: {escape(c.error)}[/red]", highlight=False)
+            _line(console, Text(plain(f"✗ {c.playbook}: {c.error}"), style="red"))
         for g in c.grades:
             if g.status != "PASS":
                 must = " (must pass)" if g.must_pass else ""
-                console.print(f"[{COLOURS[g.status]}]{g.status}[/] {c.playbook}/{g.id}{must}: {escape(g.instead)}",
-                              highlight=False, markup=True)
+                _line(console, Text.assemble((g.status, COLOURS[g.status]),
+                                             plain(f" {c.playbook}/{g.id}{must}: {g.instead}")))
     for line in regressions:
-        console.print(f"[red]regression[/red] {escape(line)}", highlight=False)
+        _line(console, Text.assemble(("regression", "red"), plain(f" {line}")))
     passed = sum(c.status == "PASS" for c in result.cards)
     console.print(f"{passed}/{len(result.cards)} scenarios passed in {result.wall_seconds:.1f}s wall", highlight=False)
+
+
+def _line(console: Console, text: Text) -> None:
+    """One line of the scorecard: a Text (never markup), not highlighted, not cut."""
+    console.print(text, highlight=False, soft_wrap=True)
 
 
 class _Grade(BaseModel):
@@ -212,19 +219,21 @@ def html_report(result: SuiteResult) -> str:
 
 
 def junit(result: SuiteResult) -> str:
-    """JUnit XML: one testsuite per playbook, one testcase per expectation."""
+    """JUnit XML: one testsuite per playbook, one testcase per expectation; text XML 1.0 forbids (an escape sequence
+    in an error) written as a visible escape (responder.escapes.xml_text), so the document always parses."""
     root = ET.Element("testsuites", name="tabletop")
     for c in result.cards:
         failures = sum(g.status != "PASS" for g in c.grades) + (1 if c.error else 0)
-        suite = ET.SubElement(root, "testsuite", name=c.playbook, tests=str(len(c.grades)), failures=str(failures),
-                              time=f"{c.figures.wall_seconds:.3f}")
+        suite = ET.SubElement(root, "testsuite", name=xml_text(c.playbook), tests=str(len(c.grades)),
+                              failures=str(failures), time=f"{c.figures.wall_seconds:.3f}")
         if c.error:
-            case = ET.SubElement(suite, "testcase", classname=c.playbook, name="scenario")
-            ET.SubElement(case, "failure", message=c.error)
+            case = ET.SubElement(suite, "testcase", classname=xml_text(c.playbook), name="scenario")
+            ET.SubElement(case, "failure", message=xml_text(c.error))
         for g in c.grades:
-            case = ET.SubElement(suite, "testcase", classname=c.playbook, name=g.id)
+            case = ET.SubElement(suite, "testcase", classname=xml_text(c.playbook), name=xml_text(g.id))
             if g.status != "PASS":
-                ET.SubElement(case, "failure", message=f"{g.status}: {g.instead}"[:2000], type=g.kind)
+                ET.SubElement(case, "failure", message=xml_text(f"{g.status}: {g.instead}"[:2000]),
+                              type=xml_text(g.kind))
     return ET.tostring(root, encoding="unicode") + "\n"
 
 

@@ -75,6 +75,7 @@ class Recorder(GroupCommit):
         self._sealer = Sealer(self.writer)
         self._at_second, self._at_prefix = -1, ""
         self.signed_on_disk = False  # the file held a checkpoint when opened (someone signs this timeline)
+        self._closed = False
         self._resume()
         self.opened_seq, self._opened_run = self._next_seq, self._since_checkpoint
 
@@ -224,10 +225,25 @@ class Recorder(GroupCommit):
 
     def close(self) -> None:
         """Seal with a final checkpoint when anything is unsigned, flush, and close the store: closed (its lock
-        released) even when the last write fails, so that a service built after this one can open the file."""
+        released) even when the last write fails, so that a service built after this one can open the file. Once
+        closed or released, nothing."""
+        if self._closed:
+            return
         try:
             if self.signer is not None and self._since_checkpoint > 0:
                 self.checkpoint()
             self.flush_sync()
         finally:
+            self._closed = True
+            self.store.close()
+
+    def release(self) -> None:
+        """Make what was appended durable and close the store (its lock released) without sealing: a service whose
+        start failed adds no checkpoint (the next start signs the tail). Closing it afterwards does nothing."""
+        if self._closed:
+            return
+        try:
+            self.flush_sync()
+        finally:
+            self._closed = True
             self.store.close()

@@ -39,6 +39,9 @@ HOSTILE = [
     "=",
     "$\\color{red}{x}$".replace("\\", ""),
     "`code` **bold** _em_ ~~strike~~",
+    "fixes #123",
+    "see owner/repo#45 and #6",
+    "GH-7 and gh-8",
 ]
 
 _GFM_LINK = re.compile(r"(?<!\\)(?i:https?|ftp|mailto|xmpp)(?<!\\):|(?i:www)(?<!\\)\.|[\w.+-]@[A-Za-z0-9]")
@@ -64,6 +67,23 @@ def test_a_cell_renders_as_its_own_text_and_nothing_else(text):
     assert "<" not in inner, html  # no element at all: link, image, heading, emphasis, code
     assert unescape(inner).replace("\u2060", "") == text  # readable: renders as itself
     assert not _autolinks(md), md
+
+
+# GitHub links these in a comment's rendered text (after Markdown, so a backslash before `#` stops nothing)
+_GITHUB_REFERENCE = re.compile(r"#\d|\bGH-\d", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("text", ["fixes #123", "see owner/repo#45", "#1 first", "GH-7", "gh-8", "x#9"])
+def test_an_issue_reference_in_alert_text_links_no_issue_and_reads_as_itself(text):
+    """`#123`, `owner/repo#45` or `GH-7` from an event renders as that text, no issue link: a word joiner (invisible)
+    follows the `#` and the `-`, and no backslash shows."""
+    html = _render(f"- {cell(text)}")
+    inner = re.fullmatch(r"<ul>\n<li>(.*)</li>\n</ul>\n", html, re.S)
+    assert inner, html
+    shown = unescape(inner.group(1))
+    assert not _GITHUB_REFERENCE.search(shown), shown
+    assert "\\" not in shown, shown
+    assert shown.replace("\u2060", "") == text
 
 
 @pytest.mark.parametrize("text", ["  - nested item", "   1. nested item", "  + x", "  ---", "     indented code"])

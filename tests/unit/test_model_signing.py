@@ -68,3 +68,20 @@ def test_keygen_never_overwrites_a_private_key(tmp_path):
         generate_key(tmp_path / "k.pem", tmp_path / "k2.pub")
     assert (tmp_path / "k.pem").read_bytes() == before
     assert Path(tmp_path / "k.pem").stat().st_mode & 0o077 == 0
+
+
+def test_cli_verify_prints_a_file_name_from_the_model_as_written(tmp_path):
+    """`models verify` names an extra file as it is called, `[bold]` and all: the line is not rich markup (an
+    attacker's model names its own files)."""
+    from typer.testing import CliRunner
+
+    from responder.cli import app
+
+    keys = make_keys(tmp_path)
+    model = make_model(tmp_path, "m")
+    sign(model, keys.private, tmp_path / "m.sig", model="m", version="v1")
+    (model / "evil[bold]x[red]y").write_text("x")
+    out = CliRunner().invoke(app, ["models", "verify", str(model), "--key", str(keys.public), "--signature",
+                                   str(tmp_path / "m.sig")])
+    assert out.exit_code == 1, out.output
+    assert "evil[bold]x[red]y" in out.stderr, out.stderr

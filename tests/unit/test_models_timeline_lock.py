@@ -45,3 +45,51 @@ def test_a_timeline_that_cannot_be_opened_exits_3_with_one_line(tmp_path, comman
     assert f"timeline {tmp_path} cannot be opened for writing" in out.output
     assert "Traceback" not in out.output
     assert out.exception is None or isinstance(out.exception, SystemExit)
+
+
+def test_rollback_without_from_reads_the_served_version_under_the_lock(tmp_path, monkeypatch):
+    """`models rollback MODEL` reads the served version (its --from) only once it holds the timeline's lock: another
+    writer's lock is refused first (exit 3, naming it), and the read happens while this command holds the file (no
+    other writer can switch the model between the read and the step); a failed read releases the lock."""
+    from responder.actuators.model.rollback import RollbackToLastSigned
+    from responder.errors import ConfigError, TimelineLocked
+
+    path = tmp_path / "t.jsonl"
+    held = FileStore(path)  # the service, say
+    try:
+        out = CliRunner().invoke(app, ["models", "rollback", "fraud", "--timeline", str(path)])
+    finally:
+        held.close()
+    assert out.exit_code == 3, out.output
+    assert f"timeline {path} is in use by" in out.output
+
+    locked: list[bool] = []
+
+    async def served(self: object, raw: dict[str, object], ctx: object) -> dict[str, object]:
+        try:
+            FileStore(path).close()
+            locked.append(False)
+        except TimelineLocked:
+            locked.append(True)
+        raise ConfigError("no version of fraud is served")
+
+    monkeypatch.setattr(RollbackToLastSigned, "operator_params", served)
+    out = CliRunner().invoke(app, ["models", "rollback", "fraud", "--timeline", str(path)])
+    assert (out.exit_code, locked) == (3, [True]), out.output
+    FileStore(path).close()  # released: another writer opens it
+
+
+BAD = [["models", "quarantine", "Bad Name!", "v1", "--reason", "test"], ["models", "switch", "fraud", "v1 bad"],
+       ["models", "rollback", "fraud", "--from", "../v2"],
+       ["models", "rollback", "fraud", "--registry", "reg\x01istry"]]
+
+
+@pytest.mark.parametrize("command", BAD, ids=["quarantine-model", "switch-version", "rollback-from", "registry"])
+def test_invalid_arguments_are_refused_before_the_timeline_is_opened(tmp_path, command):
+    """A model, version or registry no actuator accepts exits 3 naming it, before a registry is read, and creates no
+    timeline, directory or lock file (before, the lock was taken first, and rollback read the registry it named)."""
+    path = tmp_path / "audit" / "t.jsonl"
+    out = CliRunner().invoke(app, [*command, "--timeline", str(path)])
+    assert out.exit_code == 3, out.output
+    assert "invalid parameters" in out.output
+    assert not (tmp_path / "audit").exists()

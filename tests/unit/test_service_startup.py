@@ -48,6 +48,28 @@ async def test_start_up_failure_closes_the_unstarted_kafka_clients(tmp_path, por
     assert service.publisher.producer._closed
 
 
+async def test_start_up_failure_releases_the_timeline_lock_and_writes_nothing(tmp_path, port_in_use):
+    """A start that fails before consuming releases the timeline's lock (a service built next in this process, or
+    another, opens the file) and seals nothing: the file is as it was, with no checkpoint of the failed start."""
+    from responder.timeline import FileStore, Recorder, generate_keypair
+    from responder.timeline.checkpoint import Signer
+
+    private = generate_keypair()[0]
+    path = tmp_path / "t.jsonl"
+    earlier = Recorder(FileStore(path), writer="earlier")  # a previous run without the key: an unsigned tail
+    earlier.append("x", {"i": 1}, incident="inc")
+    earlier.close()
+    before = path.read_bytes()
+    service = _service(tmp_path, metrics_host="127.0.0.1", metrics_port=port_in_use, timeline_signing_key=private)
+    assert isinstance(service.recorder.signer, Signer)
+    with pytest.raises(OSError, match="address already in use"):
+        await service.run()
+    FileStore(path).close()  # the lock was released (TimelineLocked before)
+    assert path.read_bytes() == before
+    service.recorder.close()  # still safe: closing a released recorder writes nothing
+    assert path.read_bytes() == before
+
+
 def _unclosed_kafka_clients() -> set[int]:
     """The ids of live aiokafka producers and consumers that were built and never closed (aiokafka logs
     `Unclosed AIOKafkaProducer` when such a one is collected)."""

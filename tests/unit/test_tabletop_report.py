@@ -118,3 +118,43 @@ def test_baseline_must_hold_what_regressions_read(tmp_path):
         (tmp_path / f"{name}.json").write_text(json.dumps(doc))
         with pytest.raises(ConfigError, match=f"not a `tabletop run --json` result: {where}"):
             load_baseline(tmp_path / f"{name}.json")
+
+
+HOSTILE = "x\x1b]0;pwned\x07\x1b[2J\u202egnp.exe\u200b\nnext\x00\x0b\ufffe"  # OSC title, clear, bidi, NUL, VT
+
+
+def test_console_scorecard_neutralises_control_and_bidi_characters():
+    """Escape sequences, bidi overrides and newlines from playbooks or the sandbox are printed as visible escapes."""
+    import io
+
+    from rich.console import Console
+
+    from responder.tabletop.failures import StepFailure
+    from responder.tabletop.report import print_scorecard
+
+    card = _card("FAIL", "FAIL", None, [f"roles/{HOSTILE}"])
+    card.grades[0].instead = HOSTILE
+    card.error = f"RuntimeError: {HOSTILE}"
+    card.defaulted = [HOSTILE]
+    card.failures = [StepFailure(t=1.0, incident="i", step="s", actuator="a", status="failed", error=HOSTILE)]
+    out = io.StringIO()
+    print_scorecard(_result(card), Console(file=out, width=300, color_system=None), [f"leaked: {HOSTILE}"])
+    text = out.getvalue()
+    for raw in ("\x1b", "\x07", "\u202e", "\u200b", "\x00", "\x0b", "\ufffe", "\nnext"):
+        assert raw not in text, repr(raw)
+    assert "\\x1b]0;pwned\\x07" in text
+    assert "\\u202egnp.exe" in text
+
+
+def test_junit_is_well_formed_xml_whatever_the_text(tmp_path):
+    """junit.xml parses with xml.etree when an error or what happened instead holds characters XML 1.0 forbids."""
+    from responder.tabletop.report import write_all
+
+    card = _card("FAIL", "FAIL", None, [])
+    card.grades[0].instead = HOSTILE
+    card.error = f"RuntimeError: {HOSTILE}"
+    write_all(_result(card), tmp_path, [])
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    messages = [f.get("message") or "" for f in root.iter("failure")]
+    assert len(messages) == 2
+    assert all("\\x1b]0;pwned\\x07" in m and "\\x00" in m and "\\ufffe" in m for m in messages), messages

@@ -106,3 +106,19 @@ def test_progress_off_a_terminal_is_plain_lines_on_stderr(capsys):
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == ["pb inject finding at t+10s via webhook bearer → HTTP 202", "pb done PASS 100%"]
+
+
+def test_progress_prints_playbook_and_sandbox_text_inert(capsys):
+    """Progress lines, on a terminal or not, show escape sequences and markup from a scenario as written, harmless."""
+    from responder.cli.progress import progress_for
+
+    hostile = "x\x1b]0;pwned\x07 \u202e [/bold] [red]"
+    for tty in (False, True):
+        with progress_for(1, tty=tty) as progress:
+            progress(hostile, "expect", f"FAIL {hostile}: instead {hostile}")
+            progress(hostile, "inject", hostile)
+            progress(hostile, "done", f"FAIL 0% {hostile}")
+        out, err = capsys.readouterr()
+        for raw in ("\x1b]0;pwned", "\x07", "\u202e"):
+            assert raw not in out + err, (tty, raw)
+        assert "\\x1b]0;pwned\\x07 \\u202e [/bold] [red]" in out + err

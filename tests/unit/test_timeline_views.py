@@ -135,7 +135,9 @@ def test_an_anchor_no_writer_file_holds_fails(tmp_path):
     assert out.exit_code == 1, out.output
     assert "replica-b" in out.output
     js = runner.invoke(app, [*args, "--json"])
-    orphan = orjson.loads(js.stdout.splitlines()[0])
+    doc = orjson.loads(js.stdout)  # one document: the files' verdicts and the anchors no file holds
+    assert doc["ok"] is False
+    [orphan] = doc["anchors"]
     assert (orphan["ok"], orphan["path"], orphan["first_bad_seq"]) == (False, str(anchor), -1)
 
 
