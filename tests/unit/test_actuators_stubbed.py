@@ -154,6 +154,26 @@ async def test_revocation_cutoff_only_moves_forward():
     assert result.after == {"document": doc, "cutoff": later}
 
 
+async def test_a_revocation_kept_under_another_incidents_later_cutoff_verifies():
+    """Stubber: a step that finds another incident's later cutoff writes nothing, and its read-back verifies by that
+    cutoff covering the moment it asked for (before: it read the other Sid and failed, paging on-call)."""
+    aws = _session()
+    stub = Stubber(aws.client("iam"))
+    doc = {"Version": "2012-10-17", "Statement": [{"Sid": "ResponderRevokeother", "Effect": "Deny", "Action": "*",
+           "Resource": "*", "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"}}}]}
+    for _ in range(2):
+        stub.add_response("get_user_policy", {"UserName": "u", "PolicyName": "responder-revoke-older-sessions",
+                                              "PolicyDocument": orjson.dumps(doc).decode()},
+                          {"UserName": "u", "PolicyName": "responder-revoke-older-sessions"})
+    actuator = registry.get("aws.iam.revoke_sessions")
+    p = actuator.params.model_validate({"principal_type": "user", "principal_name": "u"})
+    with stub:
+        ctx = ActuationContext(aws=aws, incident="inc-kept", key="kept-under-a-later-cutoff")
+        assert (await actuator.apply(p, ctx)).changed is False
+        assert await actuator.verify(p, ctx) is True
+        stub.assert_no_pending_responses()
+
+
 async def test_revocation_from_an_earlier_incident_does_not_verify():
     """Stubber: with no issued_before, only a cutoff under this step's Sid verifies, not an older incident's."""
     aws = _session()
