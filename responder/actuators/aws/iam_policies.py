@@ -97,8 +97,9 @@ class RevokeSessions(InlineDeny):
     The policy names one step (its Sid), the last that moved the cutoff. A step whose moment another incident's
     cutoff already covers (the same second, or later) writes nothing, and a later incident's step replaces the Sid:
     this process remembers the cutoff each of its steps asked for, so their read-backs (and the drift check of the
-    incident's next event) verify by `cutoff >= asked`. A step this process did not apply (an open intent after a
-    restart) verifies only under its own Sid, as before: an older incident's cutoff is no proof it acted.
+    incident's next event) verify by `cutoff >= asked`, remembered only once its apply ended with the cutoff in place
+    (read back, or put): a step whose put failed, or this process did not apply (an open intent after a restart),
+    verifies only under its own Sid, as before: another incident's cutoff is no proof it acted.
 
     Example::
 
@@ -133,19 +134,22 @@ class RevokeSessions(InlineDeny):
         return "ResponderRevoke" + "".join(c for c in ctx.key if c.isalnum())[:32]
 
     async def apply(self, p: RevokeParams, ctx: ActuationContext) -> ActuationResult:
+        remembers = p.issued_before is None and bool(ctx.key)
+        if remembers:  # this attempt proves nothing yet: a put that fails must not verify by another's cutoff
+            self._asked.pop(ctx.key, None)
         before = await get_inline(ctx, p.principal_type, p.principal_name, self.policy)
         old = _cutoff(before)
         same_key = bool(before) and before["Statement"][0].get("Sid") == self._sid(ctx)  # type: ignore[index]
         requested = _iso(p.issued_before or utc_now())
         keep = bool(same_key and old and p.issued_before is None)
         wanted = old if keep else max(old or "", requested)
-        if p.issued_before is None and ctx.key:
-            self._remember(ctx.key, old if keep and old else requested)
         changed = wanted != old
         doc = before
         if changed:
             doc = deny_document(self._sid(ctx), {"DateLessThan": {"aws:TokenIssueTime": wanted}})
             await put_inline(ctx, p.principal_type, p.principal_name, self.policy, doc)
+        if remembers:  # only once the cutoff is in place: read back as held, or written by this put
+            self._remember(ctx.key, old if keep and old else requested)
         return ActuationResult(changed=changed, target=self.target(p), prior={"document": before, "cutoff": old},
                                after={"document": doc, "cutoff": wanted}, outputs={"cutoff": wanted})
 
