@@ -58,8 +58,11 @@ _BEDROCK_ABUSE = ("T1496.004", "AML.T0034")
 CLOUDTRAIL = ThreatTable({
     "cloudtrail.amazonaws.com/StopLogging": t(C.DEFENSE_EVASION_LOGGING, "T1562.008", when=["succeeded"]),
     "cloudtrail.amazonaws.com/DeleteTrail": t(C.DEFENSE_EVASION_LOGGING, "T1562.008", when=["succeeded"]),
-    # a narrowed selector or a changed trail (its bucket, its regions) leaves logging on: a notice, not a stop
-    "cloudtrail.amazonaws.com/PutEventSelectors": t(C.AUDIT_LOGGING_CHANGED, "T1562.008", when=["succeeded"]),
+    # selectors that log no write management call blind the trail (a stop, contained); a narrowed selector or a
+    # changed trail (its bucket, its regions) leaves writes logged: a notice
+    "cloudtrail.amazonaws.com/PutEventSelectors": (
+        t(C.DEFENSE_EVASION_LOGGING, "T1562.008", when=["succeeded", "writes_unlogged"]),
+        t(C.AUDIT_LOGGING_CHANGED, "T1562.008", when=["succeeded"])),
     "cloudtrail.amazonaws.com/UpdateTrail": t(C.AUDIT_LOGGING_CHANGED, "T1562.008", when=["succeeded"]),
     "guardduty.amazonaws.com/DeleteDetector": t(C.DEFENSE_EVASION_LOGGING, "T1562.001", when=["succeeded"]),
     "iam.amazonaws.com/CreateAccessKey": t(C.BACKDOOR_CREDENTIAL, "T1098.001", when=["succeeded", "other_user"]),
