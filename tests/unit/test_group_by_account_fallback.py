@@ -15,7 +15,7 @@ from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.engine.grouping import group_key
 from responder.models import RawRecord
-from responder.models.event import Event
+from responder.models.event import Event, Resource, ResourceKind
 from responder.models.timeline import EntryKind
 from responder.normalise import normalise
 from tests.kit import Kit, make_kit
@@ -107,16 +107,51 @@ def test_another_missing_field_still_opens_its_own_incident() -> None:
     assert "event.resource.instance.id" in why
 
 
+# shipped `${event.account}:…` keys whose other part AWS assigns (a key, instance id) or names once across accounts
+# (a bucket): the fallback cannot merge two accounts' alerts; the others name what each account names as it likes
+PINNED = {"compromised-inference-host", "iam-backdoor-key", "iam-credential-compromise", "training-data-bucket-public"}
+
+
 def test_every_shipped_account_key_groups_its_example_without_an_account() -> None:
-    """Every shipped runbook whose `group_by` reads `${event.account}`, given its example event with the account
-    taken out (as a SIEM reports it), renders the fallback key, not `ungrouped:` (before: one incident per alert)."""
+    """Every shipped runbook whose `group_by` reads `${event.account}` beside an identifier unique across accounts,
+    given its example event with the account taken out (as a SIEM reports it), renders the fallback key (before 48f9e41:
+    one incident per alert); one keyed by a name an account chooses (a role, an endpoint, a secret) stays
+    `ungrouped:`, one incident and one page per alert."""
     keyed = [rb for rb in load_runbooks(ROOT / "runbooks", registry) if "${event.account}" in rb.group_by]
     assert len(keyed) >= 5
+    assert {rb.id for rb in keyed} > PINNED
     for rb in keyed:
         [event, *_] = normalise((ROOT / "runbooks" / "examples" / f"{rb.id}.json").read_bytes())
         key, why = group_key(rb.group_by, event.model_copy(update={"account": None}))
-        assert why is None, (rb.id, why)
-        assert key.startswith(f"no-account({event.source}):"), (rb.id, key)
+        if rb.id in PINNED:
+            assert why is None, (rb.id, why)
+            assert key.startswith(f"no-account({event.source}):"), (rb.id, key)
+        else:
+            assert key == f"ungrouped:{event.id}", (rb.id, key)
+            assert why is not None, rb.id
+            assert "${event.account}" in why, (rb.id, why)
+
+
+@pytest.mark.parametrize("group_by", ["${event.account}:${event.resource.iam_role.name}",
+                                      "${event.account}:${event.resource.endpoint.id}",
+                                      "${event.account}:${event.resource.secret.id}:${event.resource.iam_role.name}"])
+def test_account_less_alerts_about_a_name_any_account_may_choose_never_share_an_incident(group_by: str) -> None:
+    """Two account-less alerts about one role, endpoint or secret name may come from two accounts (an attacker names
+    a role in a sandbox account as production's, to have the real alert join the noise one and its page count as
+    sent, or fall in its cooldown): each opens its own `ungrouped:` incident, as before 48f9e41."""
+    def signal(signal_id: str) -> Event:
+        doc = _signal(signal_id)
+        doc["detail"]["meta"]["signal"]["rule"]["group_by_fields"] = {
+            "@userIdentity.arn": "arn:aws:sts::111122223333:assumed-role/ml-training/i-0abc"}
+        return _event(doc).model_copy(update={"account": None, "resources": (
+            Resource(kind=ResourceKind.IAM_ROLE, id="ml-training", name="ml-training"),
+            Resource(kind=ResourceKind.ENDPOINT, id="fraud-model"), Resource(kind=ResourceKind.SECRET, id="db"),
+            Resource(kind=ResourceKind.BUCKET, id="acme-training-data", name="acme-training-data"))})
+
+    one, two = group_key(group_by, signal("s-1")), group_key(group_by, signal("s-2"))
+    assert (one[0], two[0]) == ("ungrouped:s-1", "ungrouped:s-2")
+    assert one[1] is not None
+    assert "${event.account}" in one[1]
 
 
 async def _send(kit: Kit, doc: dict[str, Any]) -> None:
