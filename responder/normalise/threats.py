@@ -118,8 +118,8 @@ SECURITYHUB = ThreatTable({
 DATADOG = ThreatTable({
     "S3 bucket is publicly accessible*": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
     "S3 bucket contents are publicly accessible*": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
-    # fires on any trail change (UpdateTrail, PutEventSelectors, …), not only a stop
-    "AWS CloudTrail configuration modified": t(C.AUDIT_LOGGING_CHANGED, "T1562.008"),
+    # watches StopLogging, DeleteTrail and UpdateTrail, and the signal does not say which: two of three are a stop
+    "AWS CloudTrail configuration modified": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
     "AWS IAM access key created for another user*": t(C.BACKDOOR_CREDENTIAL, "T1098.001"),
     "AWS Bedrock*": t(C.LLMJACKING, *_BEDROCK_ABUSE),
 })

@@ -133,10 +133,14 @@ def _datadog(rule: str) -> bytes:
     return orjson.dumps(doc)
 
 
-def test_a_configuration_modified_siem_alert_is_a_change_notice() -> None:
-    """Datadog's "AWS CloudTrail configuration modified" fires on any trail change (UpdateTrail, PutEventSelectors):
-    the change notice, not a page saying audit logging was stopped."""
-    assert _matched(_datadog("AWS CloudTrail configuration modified")) == ["cloudtrail-logging-changed"]
+def test_a_configuration_modified_siem_alert_is_a_stop() -> None:
+    """Datadog's "AWS CloudTrail configuration modified" watches StopLogging, DeleteTrail and UpdateTrail (its rule's
+    documented strategy) and its signal does not say which: two of the three end logging, so it is the stop
+    (contain, high page), as before 1c2c3fd, which made it a medium notice."""
+    [event] = normalise(_datadog("AWS CloudTrail configuration modified"))
+    assert event.threat is not None
+    assert event.threat.category == "defense_evasion_logging"
+    assert _matched(_datadog("AWS CloudTrail configuration modified")) == ["cloudtrail-logging-stopped"]
 
 
 def test_the_change_notice_is_lower_severity_and_says_logging_is_still_on() -> None:
@@ -151,8 +155,8 @@ def test_the_change_notice_is_lower_severity_and_says_logging_is_still_on() -> N
 
 
 def test_the_stopped_runbook_is_version_2_since_its_match_narrowed() -> None:
-    """cloudtrail-logging-stopped no longer matches a narrowing PutEventSelectors nor Datadog's configuration-modified
-    signal: a changed shipped runbook is a new version, so the timeline's `id@version` tells which rule matched."""
+    """cloudtrail-logging-stopped no longer matches a PutEventSelectors that leaves writes logged: a changed shipped
+    runbook is a new version, so the timeline's `id@version` tells which rule matched."""
     assert {rb.id: rb.version for rb in _books()}["cloudtrail-logging-stopped"] == 2
 
 
