@@ -26,6 +26,9 @@ class ThreatCategory(StrEnum):
     BACKDOOR_CREDENTIAL = "backdoor_credential"  # a key or login minted for another principal
     PRIVILEGE_ESCALATION = "privilege_escalation"  # admin policy attached, admin user created
     DEFENSE_EVASION_LOGGING = "defense_evasion_logging"  # audit logging stopped, deleted or blinded
+    # audit logging narrowed or redirected, still on: CloudTrail PutEventSelectors that still logs writes,
+    # UpdateTrail (a notice; `defense_evasion_logging` is the stop, contained)
+    AUDIT_LOGGING_CHANGED = "audit_logging_changed"
     SECRET_ACCESS = "secret_access"  # noqa: S105  # nosec B105 # a category name; secrets read in bulk or by an unexpected principal
     PUBLIC_DATA_EXPOSURE = "public_data_exposure"  # a bucket or dataset made public
     UNAUTHORIZED_DATA_WRITE = "unauthorized_data_write"  # an unknown principal writing to training data

@@ -3,7 +3,8 @@
 A key matches exactly or by literal prefix (`Policy:S3/Bucket*`), the longest key winning, with one dict probe
 per distinct prefix length (never a regex scan) and a bounded memo per table. A row may name qualifiers (checks
 on the record the decoder passes, from the closed set in `QUALIFIERS`) for the few calls that are threats only
-in context: `CreateAccessKey` for *another* user. The per-source tables are in responder.normalise.threats.
+in context: `CreateAccessKey` for *another* user; a key's row may be entries tried in order, for a call that is
+one threat or another by what it asked (`PutEventSelectors`). The per-source tables are in responder.normalise.threats.
 """
 
 from __future__ import annotations
@@ -38,7 +39,30 @@ def _succeeded(record: Any) -> bool:
     return not record.get("errorCode")
 
 
-QUALIFIERS: dict[str, Qualifier] = {"other_user": _other_user, "user_key": _user_key, "succeeded": _succeeded}
+def _logs_writes(selector: Any) -> bool:
+    """One event selector (basic or advanced) logs write management calls: management events included (the
+    default) and not only reads."""
+    if not isinstance(selector, dict):
+        return False
+    if "fieldSelectors" not in selector:  # basic: IncludeManagementEvents defaults to true, ReadWriteType to All
+        return selector.get("includeManagementEvents", True) is not False \
+            and selector.get("readWriteType", "All") in ("All", "WriteOnly")
+    fields = {f.get("field"): f for f in selector.get("fieldSelectors") or () if isinstance(f, dict)}
+    reads = fields.get("readOnly", {}).get("equals") or ()
+    return "Management" in (fields.get("eventCategory", {}).get("equals") or ()) and "true" not in reads
+
+
+def _writes_unlogged(record: Any) -> bool:
+    """CloudTrail PutEventSelectors: the trail's new selectors log no write management call (management events
+    excluded, only reads kept, no selector: Stratus Red Team's `cloudtrail-event-selectors`), or the record does not
+    say which (treated as blinded): the trail still reports logging, but an attacker's calls go unrecorded."""
+    params = record.get("requestParameters")
+    selectors = dig(params, "advancedEventSelectors") or dig(params, "eventSelectors")
+    return not isinstance(selectors, list) or not any(_logs_writes(s) for s in selectors)
+
+
+QUALIFIERS: dict[str, Qualifier] = {"other_user": _other_user, "user_key": _user_key, "succeeded": _succeeded,
+                                    "writes_unlogged": _writes_unlogged}
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,10 @@ def t(category: ThreatCategory, *techniques: str, when: Iterable[str] = ()) -> E
     return Entry(Threat(category=category, techniques=techniques), tuple(when))
 
 
+Row = Entry | tuple[Entry, ...]
+"""A key's row: one entry, or entries tried in order, the first whose qualifiers hold winning (a call that is one
+threat or another by what it asked: `PutEventSelectors` blinding the trail, or only narrowing it)."""
+
 _MEMO_SIZE = 4096  # keys remembered per table; past that, lookups search (a flood of novel keys stays bounded)
 _MEMO_KEY = 256  # longest key remembered: a record's type is the sender's to choose, up to the record size limit
 
@@ -69,18 +97,20 @@ _MEMO_KEY = 256  # longest key remembered: a record's type is the sender's to ch
 class ThreatTable:
     """Exact keys and `prefix*` keys; the longest matching key wins."""
 
-    def __init__(self, rows: Mapping[str, Entry]) -> None:
+    def __init__(self, rows: Mapping[str, Row]) -> None:
         self.rows = dict(rows)
-        self._exact = {k: v for k, v in rows.items() if not k.endswith("*")}
-        self._prefix: dict[int, dict[str, Entry]] = {}
-        for key, entry in rows.items():
+        tried = {k: v if isinstance(v, tuple) else (v,) for k, v in rows.items()}
+        self._exact = {k: v for k, v in tried.items() if not k.endswith("*")}
+        self._prefix: dict[int, dict[str, tuple[Entry, ...]]] = {}
+        for key, entries in tried.items():
             if key.endswith("*"):
-                self._prefix.setdefault(len(key) - 1, {})[key[:-1]] = entry
+                self._prefix.setdefault(len(key) - 1, {})[key[:-1]] = entries
         self._lengths = sorted(self._prefix, reverse=True)
-        self._memo: dict[str, Entry | None] = {}  # key → row (a source's keys are a small vocabulary)
+        self._memo: dict[str, tuple[Entry, ...] | None] = {}  # key → row (a source's keys are a small vocabulary)
+        self._categories = {e.threat.category for entries in tried.values() for e in entries}
 
-    def entry(self, key: str) -> Entry | None:
-        """The row for `key`: exact first, then the longest prefix."""
+    def entry(self, key: str) -> tuple[Entry, ...] | None:
+        """The row for `key` (its entries, in the order tried): exact first, then the longest prefix."""
         try:
             return self._memo[key]
         except KeyError:
@@ -89,7 +119,7 @@ class ThreatTable:
                 self._memo[key] = found
             return found
 
-    def _search(self, key: str) -> Entry | None:
+    def _search(self, key: str) -> tuple[Entry, ...] | None:
         found = self._exact.get(key)
         if found is not None:
             return found
@@ -104,11 +134,11 @@ class ThreatTable:
         """The threat for `key` (None when unmapped or a qualifier fails on `record`)."""
         if not isinstance(key, str):
             return None
-        found = self.entry(key)
-        if found is None or (found.when and not found.applies(record)):
-            return None
-        return found.threat
+        for found in self.entry(key) or ():
+            if not found.when or found.applies(record):
+                return found.threat
+        return None
 
     def categories(self) -> set[ThreatCategory]:
         """Every category a row can produce."""
-        return {e.threat.category for e in self.rows.values()}
+        return set(self._categories)

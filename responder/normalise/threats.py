@@ -58,7 +58,12 @@ _BEDROCK_ABUSE = ("T1496.004", "AML.T0034")
 CLOUDTRAIL = ThreatTable({
     "cloudtrail.amazonaws.com/StopLogging": t(C.DEFENSE_EVASION_LOGGING, "T1562.008", when=["succeeded"]),
     "cloudtrail.amazonaws.com/DeleteTrail": t(C.DEFENSE_EVASION_LOGGING, "T1562.008", when=["succeeded"]),
-    "cloudtrail.amazonaws.com/PutEventSelectors": t(C.DEFENSE_EVASION_LOGGING, "T1562.008", when=["succeeded"]),
+    # selectors that log no write management call blind the trail (a stop, contained); a narrowed selector or a
+    # changed trail (its bucket, its regions) leaves writes logged: a notice
+    "cloudtrail.amazonaws.com/PutEventSelectors": (
+        t(C.DEFENSE_EVASION_LOGGING, "T1562.008", when=["succeeded", "writes_unlogged"]),
+        t(C.AUDIT_LOGGING_CHANGED, "T1562.008", when=["succeeded"])),
+    "cloudtrail.amazonaws.com/UpdateTrail": t(C.AUDIT_LOGGING_CHANGED, "T1562.008", when=["succeeded"]),
     "guardduty.amazonaws.com/DeleteDetector": t(C.DEFENSE_EVASION_LOGGING, "T1562.001", when=["succeeded"]),
     "iam.amazonaws.com/CreateAccessKey": t(C.BACKDOOR_CREDENTIAL, "T1098.001", when=["succeeded", "other_user"]),
     "iam.amazonaws.com/CreateLoginProfile": t(C.BACKDOOR_CREDENTIAL, "T1098.001",
@@ -113,6 +118,7 @@ SECURITYHUB = ThreatTable({
 DATADOG = ThreatTable({
     "S3 bucket is publicly accessible*": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
     "S3 bucket contents are publicly accessible*": t(C.PUBLIC_DATA_EXPOSURE, "T1530"),
+    # watches StopLogging, DeleteTrail and UpdateTrail, and the signal does not say which: two of three are a stop
     "AWS CloudTrail configuration modified": t(C.DEFENSE_EVASION_LOGGING, "T1562.008"),
     "AWS IAM access key created for another user*": t(C.BACKDOOR_CREDENTIAL, "T1098.001"),
     "AWS Bedrock*": t(C.LLMJACKING, *_BEDROCK_ABUSE),

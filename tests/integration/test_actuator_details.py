@@ -270,3 +270,29 @@ async def test_snapshot_of_an_instance_that_is_gone_is_not_verified(aws, gone):
     actuator = registry.get("aws.ec2.snapshot_volumes")
     p = actuator.params.model_validate(params)
     assert await verified(StepCall(actuator, p, _ctx(aws))) is False  # as the engine reads it back
+
+
+@pytest.mark.parametrize("later", [0, 5], ids=["same-second", "five-seconds-later"])
+async def test_revocations_of_one_user_from_two_incidents_both_verify(aws, monkeypatch, later):
+    """Two incidents revoke one user's sessions, the second in the same second (its cutoff is already there, so it
+    writes nothing) or later (it moves the cutoff forward under its own Sid): both steps' read-backs verify, each
+    cutoff covering the moment its step asked for (before: the step whose Sid the policy did not carry failed
+    verification and paged on-call)."""
+    from datetime import UTC, datetime, timedelta
+
+    from responder.actuators.aws import iam_policies
+
+    await aws.call("iam", "create_user", UserName="shared-user")
+    actuator = registry.get("aws.iam.revoke_sessions")
+    p = actuator.params.model_validate({"principal_type": "user", "principal_name": "shared-user"})
+    first, second = _ctx(aws, "a" * 32), _ctx(aws, "b" * 32)
+    at = datetime(2026, 12, 5, 10, 0, 0, 250000, tzinfo=UTC)
+    monkeypatch.setattr(iam_policies, "utc_now", lambda: at)
+    one = await actuator.apply(p, first)
+    monkeypatch.setattr(iam_policies, "utc_now", lambda: at + timedelta(seconds=later, microseconds=500000))
+    two = await actuator.apply(p, second)
+    assert one.changed is True
+    assert two.changed is bool(later)
+    assert await verified(StepCall(actuator, p, first)) is True
+    assert await verified(StepCall(actuator, p, second)) is True
+    assert two.outputs["cutoff"] >= one.outputs["cutoff"]

@@ -1,46 +1,86 @@
-"""Through the real broker and moto: a matched finding without the account its runbook groups by still acts and is
-never dead-lettered."""
+"""Through the real broker and moto: matched alerts without the account their runbook groups by act, are never
+dead-lettered, and those about one resource share one incident (one page), not one incident each."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from responder.actuators.aws.session import AwsSession
-from responder.ingest.kafka import publish
+from responder.ingest.kafka import ensure_topics, publish
 from responder.models.timeline import EntryKind
 from responder.service import Service
-from responder.timeline import FileStore, Recorder
+from responder.timeline.chain import parse_lines
 from tests.findings import guardduty_finding
-from tests.integration.harness import make_settings, running, wait_for
+from tests.integration.harness import make_settings, notifications, running, wait_for
+from tests.integration.test_runbooks import ROOT
 from tests.kit import DEACTIVATE_STEPS
-from tests.unit.test_group_by_missing_field import HEADER
+from tests.unit.test_group_by_account_fallback import _signal
 
 pytestmark = pytest.mark.integration
-RUNBOOK = HEADER + DEACTIVATE_STEPS  # grouped by `${event.account}:${event.resource.access_key.id}`
+RUNBOOK = """\
+id: by-account
+trigger: {source: guardduty, type: "*IAMUser/*"}
+group_by: "${event.account}:${event.resource.access_key.id}"
+""" + DEACTIVATE_STEPS
 
 
-async def test_a_finding_without_the_group_by_account_is_contained_not_deadlettered(
+def _bodies(timeline: Path, kind: str) -> list[dict[str, Any]]:
+    """The bodies of `kind` entries, read as text (the running service holds the file's writer lock)."""
+    return [e.body for e in parse_lines(timeline.read_bytes().splitlines()) if e.kind == kind] \
+        if timeline.exists() else []
+
+
+async def test_findings_without_the_group_by_account_are_contained_in_one_incident(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
-    """No `accountId`: the service opens the incident `ungrouped:<finding id>` and deactivates the key; nothing is
-    dead-lettered (before: dead-lettered as `internal`, the key left active)."""
+    """No `accountId` in two findings about one key: the service opens `no-account(guardduty):<key>` once, the second
+    joins it, the key is deactivated, nothing is dead-lettered (before: `ungrouped:<finding id>` each)."""
     await aws.call("iam", "create_user", UserName="ml-training")
     key = str((await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"])
     runbooks = tmp_path / "runbooks"
     runbooks.mkdir()
     (runbooks / "by-account.yaml").write_text(RUNBOOK)
-    finding = guardduty_finding(key, finding_id="f-no-account")
-    finding.pop("accountId")
+    findings = [guardduty_finding(key, finding_id=f"f-no-account-{n}-{unique}") for n in (1, 2)]
+    for finding in findings:
+        finding.pop("accountId")
     timeline = tmp_path / "t.jsonl"
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, runbooks))
     async with running(service):
-        await publish(kafka_bootstrap, topics["alerts"], [orjson.dumps(finding)])
-        await wait_for(lambda: bool(service.engine.state.results()) or bool(service.deadlettered), timeout=60)
+        await publish(kafka_bootstrap, topics["alerts"], [orjson.dumps(f) for f in findings], key=key.encode())
+        await wait_for(lambda: bool(_bodies(timeline, EntryKind.INCIDENT_JOINED)) or bool(service.deadlettered),
+                       timeout=60)
     assert service.deadlettered == {}
     listed = await aws.call("iam", "list_access_keys", UserName="ml-training")
     assert [k["Status"] for k in listed["AccessKeyMetadata"]] == ["Inactive"]
-    opened = [e.body for e in Recorder(FileStore(timeline)).entries() if e.kind == EntryKind.INCIDENT_OPENED]
-    assert [(o["group_key"], "${event.account}" in o["ungrouped"]) for o in opened] == [
-        ("ungrouped:f-no-account", True)]
+    opened = _bodies(timeline, EntryKind.INCIDENT_OPENED)
+    assert [(o["group_key"], "ungrouped" in o) for o in opened] == [(f"no-account(guardduty):{key}", False)]
+
+
+@pytest.mark.timeout(180)
+async def test_account_less_datadog_alerts_about_one_bucket_page_once(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
+    """The shipped training-data-bucket-public runbook, two Datadog signals naming no account about one bucket: the
+    bucket's public access is blocked, one incident, one owners' notice on the notifications topic (before: two
+    incidents, two notices)."""
+    await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
+    bucket = f"a{unique}-training-data"
+    await aws.call("s3", "create_bucket", Bucket=bucket)
+    signals = [orjson.dumps(_signal(f"dd-{n}-{unique}", bucket)) for n in (1, 2)]
+    timeline = tmp_path / "t.jsonl"
+    service = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, ROOT / "runbooks"))
+    async with running(service):
+        await publish(kafka_bootstrap, topics["alerts"], signals, key=bucket.encode())
+        # the second signal's turn ends with its notice skipped as already sent in the incident
+        await wait_for(lambda: any(b["step"] == "notify-owners" for b in _bodies(timeline, EntryKind.STEP_SKIPPED))
+                       or bool(service.deadlettered), timeout=90)
+    assert service.deadlettered == {}
+    conf = await aws.call("s3", "get_public_access_block", Bucket=bucket)
+    assert all(conf["PublicAccessBlockConfiguration"].values())
+    opened = _bodies(timeline, EntryKind.INCIDENT_OPENED)
+    assert [o["group_key"] for o in opened] == [f"no-account(datadog):{bucket}"]
+    [incident] = list(service.engine.state.incidents.by_id)
+    pages = await notifications(kafka_bootstrap, lambda doc: doc["incident"] == incident)
+    assert [p["fields"]["bucket"] for p in pages] == [bucket]

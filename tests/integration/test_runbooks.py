@@ -207,7 +207,7 @@ SCENARIOS = {
 MODEL_RUNBOOKS = {"model-artifact-tampered", "model-unsigned-deployed", "model-drift-sustained"}  # test_model_runbooks
 # no cloud change to check: test_notify_only_runbook_notifies_once
 NOTIFY_ONLY = {"model-monitor-violation", "training-data-write-unnamed-principal", "llmjacking-unnamed-principal",
-               "access-key-compromise-unnamed-principal", "anomalous-credential-use"}
+               "access-key-compromise-unnamed-principal", "anomalous-credential-use", "cloudtrail-logging-changed"}
 
 
 def test_every_runbook_has_an_example():

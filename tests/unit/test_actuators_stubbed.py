@@ -154,6 +154,49 @@ async def test_revocation_cutoff_only_moves_forward():
     assert result.after == {"document": doc, "cutoff": later}
 
 
+async def test_a_revocation_kept_under_another_incidents_later_cutoff_verifies():
+    """Stubber: a step that finds another incident's later cutoff writes nothing, and its read-back verifies by that
+    cutoff covering the moment it asked for (before: it read the other Sid and failed, paging on-call)."""
+    aws = _session()
+    stub = Stubber(aws.client("iam"))
+    doc = {"Version": "2012-10-17", "Statement": [{"Sid": "ResponderRevokeother", "Effect": "Deny", "Action": "*",
+           "Resource": "*", "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"}}}]}
+    for _ in range(2):
+        stub.add_response("get_user_policy", {"UserName": "u", "PolicyName": "responder-revoke-older-sessions",
+                                              "PolicyDocument": orjson.dumps(doc).decode()},
+                          {"UserName": "u", "PolicyName": "responder-revoke-older-sessions"})
+    actuator = registry.get("aws.iam.revoke_sessions")
+    p = actuator.params.model_validate({"principal_type": "user", "principal_name": "u"})
+    with stub:
+        ctx = ActuationContext(aws=aws, incident="inc-kept", key="kept-under-a-later-cutoff")
+        assert (await actuator.apply(p, ctx)).changed is False
+        assert await actuator.verify(p, ctx) is True
+        stub.assert_no_pending_responses()
+
+
+async def test_a_revocation_whose_put_failed_does_not_verify_under_another_incidents_later_cutoff():
+    """Stubber: a step whose own put failed (throttled) does not verify by another incident's later cutoff written
+    meanwhile: it did not act, so its read-back (and the retry's settled check) must not record it ok and changed."""
+    aws = _session()
+    stub = Stubber(aws.client("iam"))
+    names = {"UserName": "u", "PolicyName": "responder-revoke-older-sessions"}
+    stub.add_client_error("get_user_policy", service_error_code="NoSuchEntity", http_status_code=404,
+                          expected_params=names)
+    stub.add_client_error("put_user_policy", service_error_code="Throttling", http_status_code=400,
+                          expected_params={**names, "PolicyDocument": ANY})
+    other = {"Version": "2012-10-17", "Statement": [{"Sid": "ResponderRevokeother", "Effect": "Deny", "Action": "*",
+             "Resource": "*", "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"}}}]}
+    stub.add_response("get_user_policy", {**names, "PolicyDocument": orjson.dumps(other).decode()}, names)
+    actuator = registry.get("aws.iam.revoke_sessions")
+    p = actuator.params.model_validate({"principal_type": "user", "principal_name": "u"})
+    with stub:
+        ctx = ActuationContext(aws=aws, incident="inc-put-failed", key="put-failed-then-another-cutoff")
+        with pytest.raises(TransientActuationError):
+            await actuator.apply(p, ctx)
+        assert await actuator.verify(p, ctx) is False
+        stub.assert_no_pending_responses()
+
+
 async def test_revocation_from_an_earlier_incident_does_not_verify():
     """Stubber: with no issued_before, only a cutoff under this step's Sid verifies, not an older incident's."""
     aws = _session()

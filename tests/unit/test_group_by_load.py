@@ -80,3 +80,10 @@ def test_group_by_on_an_attribute_one_of_several_trigger_sources_declares_loads(
     """The declared names are the union over the trigger's sources: events of the others group on their own."""
     (tmp_path / "rb.yaml").write_text(RB.replace("source: {source}", trigger).format(group_by=group_by))
     assert check_directory(tmp_path, registry)[1] == []
+
+
+def test_group_by_text_holding_the_account_fallback_form_fails_at_load(tmp_path):
+    """A `group_by` written with `no-account(` in its own text would group every event on its own: refused."""
+    [err] = _errors(tmp_path, "no-account(x):${event.attributes.hostname}")
+    assert "no-account(" in err.reason
+    assert err.line == 5

@@ -16,7 +16,7 @@ from tests.kit import Kit, make_kit
 HEADER = """\
 id: by-account
 trigger: {source: guardduty, type: "*IAMUser/*"}
-group_by: "${event.account}:${event.resource.access_key.id}"
+group_by: "${event.region}:${event.resource.access_key.id}"
 """
 RUNBOOK = HEADER + """\
 steps:
@@ -43,6 +43,7 @@ def _kit(tmp_path: Path) -> Kit:
 def _finding(updated: str = "2026-11-25T10:00:00.000Z", **changes: Any) -> bytes:
     finding = guardduty_finding("AKIAABCDEFGHIJKLMNOP", updated=updated)
     finding.pop("accountId", None)
+    finding.pop("region", None)
     finding.update(changes)
     return orjson.dumps(finding)
 
@@ -54,13 +55,14 @@ async def _send(kit: Kit, value: bytes) -> None:
 
 
 async def test_an_event_without_the_group_by_field_opens_its_own_incident_and_pages(tmp_path: Path) -> None:
-    """No account: the incident is grouped by the event's own id, `incident.opened` says why, the steps that do not
-    need the account run, and the one that does fails as invalid parameters and escalates (before: dead-lettered)."""
+    """No region (the account has its own fallback: test_group_by_account_fallback.py): the incident is grouped by
+    the event's own id, `incident.opened` says why, the steps that do not need the missing account run, and the one
+    that does fails as invalid parameters and escalates (before: dead-lettered)."""
     kit = _kit(tmp_path)
     await _send(kit, _finding(id="f-1"))
     [opened] = kit.entries(EntryKind.INCIDENT_OPENED)
     assert opened["group_key"] == "ungrouped:f-1"
-    assert "${event.account}" in opened["ungrouped"]
+    assert "${event.region}" in opened["ungrouped"]
     applied = {p.target: p.message for p in kit.echo.applied}
     assert applied["t1"] == "AKIAABCDEFGHIJKLMNOP"
     assert "t2" not in applied
@@ -86,7 +88,7 @@ async def test_a_group_key_claiming_the_fallback_form_is_not_taken(tmp_path: Pat
     kit = _kit(tmp_path)
     await _send(kit, _finding(id="f-1"))
     forged = guardduty_finding("AKIAABCDEFGHIJKLMNOP", updated="2026-11-25T10:00:00.000Z")
-    forged.update(id="f-2", accountId="ungrouped")
+    forged.update(id="f-2", region="ungrouped")
     forged["resource"]["accessKeyDetails"]["accessKeyId"] = "f-1"
     await _send(kit, orjson.dumps(forged))
     opened = kit.entries(EntryKind.INCIDENT_OPENED)
@@ -97,7 +99,7 @@ async def test_a_group_key_claiming_the_fallback_form_is_not_taken(tmp_path: Pat
 async def test_an_event_with_the_field_is_grouped_as_before(tmp_path: Path) -> None:
     """An event that has every field is grouped by the rendered key, and `incident.opened` has no `ungrouped`."""
     kit = _kit(tmp_path)
-    await _send(kit, _finding(id="f-1", accountId="111122223333"))
+    await _send(kit, _finding(id="f-1", accountId="111122223333", region="eu-west-1"))
     [opened] = kit.entries(EntryKind.INCIDENT_OPENED)
-    assert opened["group_key"] == "111122223333:AKIAABCDEFGHIJKLMNOP"
+    assert opened["group_key"] == "eu-west-1:AKIAABCDEFGHIJKLMNOP"
     assert "ungrouped" not in opened

@@ -110,3 +110,17 @@ def test_only_cloudtrail_and_ocsf_activity_can_name_a_service_principal() -> Non
     the code)."""
     naming = {s for s in sources() if {"identity_type", "invoked_by"} & attribute_names(s)}
     assert naming == {"cloudtrail", "ocsf"}
+
+
+@pytest.mark.parametrize("domain", ["sagemaker.amazonaws.com", "ec2-203-0-113-5.compute-1.amazonaws.com"])
+def test_a_guardduty_write_by_an_aws_service_domain_still_pages(domain: str, matcher: Matcher) -> None:
+    """GuardDuty's `AWSService` userType with `callerType: Domain` and a `domainDetails.domain` under amazonaws.com
+    is no service principal: the domain is where the call came from by DNS (any EC2 host's reverse name ends so),
+    not CloudTrail's `invokedBy`; the write still pages (docs/events.md)."""
+    doc: dict[str, Any] = orjson.loads(
+        (ROOT / "runbooks/examples/by-source/unauthorized-training-data-write.guardduty-s3-write.json").read_bytes())
+    finding = doc.get("detail", doc)
+    finding["resource"]["accessKeyDetails"] = {"userType": "AWSService", "userName": "sagemaker.amazonaws.com",
+                                               "principalId": "AWSService"}
+    finding["service"]["action"]["awsApiCallAction"]["domainDetails"] = {"domain": domain}
+    assert _matched(doc, matcher) == [PAGE]

@@ -5,6 +5,7 @@ The inline-policy calls they make (and the deny-all document) are in `responder.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -15,11 +16,13 @@ from responder.actuators.aws.iam import IAM_NAME
 from responder.actuators.aws.iam_inline import delete_inline, deny_document, get_inline, put_inline, require_principal
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
+from responder.models.event import utc_now
 
 PrincipalType = Literal["user", "role"]
 REVOKE_POLICY = "responder-revoke-older-sessions"
 QUARANTINE_POLICY = "responder-quarantine"
 RESPONDER_POLICY = r"^responder-[\w+=,.@-]{1,100}$"
+ASKED_KEPT = 4096  # steps whose asked-for cutoff a process remembers for its read-backs (oldest forgotten first)
 
 
 class PrincipalParams(Params):
@@ -91,6 +94,13 @@ class RevokeSessions(InlineDeny):
     idempotency key keeps the first cutoff; a later incident moves the cutoff forward, never back.
     Note: moto ignores policy conditions, so its sandbox cannot show which sessions are denied.
 
+    The policy names one step (its Sid), the last that moved the cutoff. A step whose moment another incident's
+    cutoff already covers (the same second, or later) writes nothing, and a later incident's step replaces the Sid:
+    this process remembers the cutoff each of its steps asked for, so their read-backs (and the drift check of the
+    incident's next event) verify by `cutoff >= asked`, remembered only once its apply ended with the cutoff in place
+    (read back, or put): a step whose put failed, or this process did not apply (an open intent after a restart),
+    verifies only under its own Sid, as before: another incident's cutoff is no proof it acted.
+
     Example::
 
         - id: revoke-sessions
@@ -106,6 +116,15 @@ class RevokeSessions(InlineDeny):
     permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:GetRolePolicy", "iam:PutRolePolicy")
     policy = REVOKE_POLICY
 
+    def __init__(self) -> None:
+        self._asked: OrderedDict[str, str] = OrderedDict()  # idempotency key -> the cutoff its apply asked for
+
+    def _remember(self, key: str, cutoff: str) -> None:
+        self._asked[key] = cutoff
+        self._asked.move_to_end(key)
+        while len(self._asked) > ASKED_KEPT:
+            self._asked.popitem(last=False)
+
     async def plan(self, p: RevokeParams, ctx: ActuationContext) -> PlanPreview:
         when = p.issued_before.isoformat() if p.issued_before else "now"
         return PlanPreview(target=self.target(p),
@@ -115,16 +134,22 @@ class RevokeSessions(InlineDeny):
         return "ResponderRevoke" + "".join(c for c in ctx.key if c.isalnum())[:32]
 
     async def apply(self, p: RevokeParams, ctx: ActuationContext) -> ActuationResult:
+        remembers = p.issued_before is None and bool(ctx.key)
+        if remembers:  # this attempt proves nothing yet: a put that fails must not verify by another's cutoff
+            self._asked.pop(ctx.key, None)
         before = await get_inline(ctx, p.principal_type, p.principal_name, self.policy)
         old = _cutoff(before)
         same_key = bool(before) and before["Statement"][0].get("Sid") == self._sid(ctx)  # type: ignore[index]
-        requested = _iso(p.issued_before or datetime.now(UTC))
-        wanted = old if same_key and old and p.issued_before is None else max(old or "", requested)
+        requested = _iso(p.issued_before or utc_now())
+        keep = bool(same_key and old and p.issued_before is None)
+        wanted = old if keep else max(old or "", requested)
         changed = wanted != old
         doc = before
         if changed:
             doc = deny_document(self._sid(ctx), {"DateLessThan": {"aws:TokenIssueTime": wanted}})
             await put_inline(ctx, p.principal_type, p.principal_name, self.policy, doc)
+        if remembers:  # only once the cutoff is in place: read back as held, or written by this put
+            self._remember(ctx.key, old if keep and old else requested)
         return ActuationResult(changed=changed, target=self.target(p), prior={"document": before, "cutoff": old},
                                after={"document": doc, "cutoff": wanted}, outputs={"cutoff": wanted})
 
@@ -138,8 +163,10 @@ class RevokeSessions(InlineDeny):
         cutoff = _cutoff(doc)
         if cutoff is None:
             return False
-        if p.issued_before is None:  # "now" of this step: only a cutoff this step wrote proves it
-            return bool(doc) and doc["Statement"][0].get("Sid") == self._sid(ctx)  # type: ignore[index]
+        if p.issued_before is None:  # "now" of this step: a cutoff this step wrote, or one at or after what it asked
+            asked = self._asked.get(ctx.key) if ctx.key else None
+            mine = bool(doc) and doc["Statement"][0].get("Sid") == self._sid(ctx)  # type: ignore[index]
+            return mine or (asked is not None and cutoff >= asked)
         return cutoff >= _iso(p.issued_before)
 
 
