@@ -97,10 +97,14 @@ def _counting_heads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return built
 
 
-def test_a_record_its_key_shows_a_runbook_accepts_builds_no_whole_head(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A record whose keyed fields a candidate reading only them accepts is decoded without building its whole head."""
+@pytest.mark.parametrize("signed", [False, True], ids=["batch-path", "prepare-path"])
+def test_a_record_its_key_shows_a_runbook_accepts_builds_no_whole_head(monkeypatch: pytest.MonkeyPatch,
+                                                                       signed: bool) -> None:
+    """A record whose keyed fields a candidate reading only them accepts is decoded without building its whole head,
+    on the batch's tight path and through `prepare` (a signed record, as any while tracing: `_ruled_out`)."""
     built = _counting_heads(monkeypatch)
-    found, failed = _pipeline().prepare_batch([RawRecord(topic="a", offset=0, value=HIGH, headers=())])
+    headers = tuple(signed_headers("k", b"s", HIGH)) if signed else ()
+    found, failed = _pipeline().prepare_batch([RawRecord(topic="a", offset=0, value=HIGH, headers=headers)])
     assert [_seen(p)[0] for p in found] == [0]
     assert failed == []
     assert built == []
