@@ -1,4 +1,4 @@
-"""The acting path under callgrind: instructions per acting event, which a loaded machine does not move.
+"""The acting path under callgrind: instructions per acting event (≈ 1 % apart between runs, however busy the machine).
 
     PYTHONHASHSEED=0 PYTHONPATH=$PWD valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.500 \\
         .venv/bin/python bench/acting_callgrind.py 500
