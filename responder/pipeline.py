@@ -21,7 +21,7 @@ from responder.models.event import REPLAY_OF_HEADER, Event, RawRecord
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
 from responder.normalise import decode_doc, head, keyed, parse
-from responder.rules.matcher import Match, Matcher
+from responder.rules.matcher import ACCEPTED, Match, Matcher
 from responder.tracing import STAMP, active, current_trace_id, extract, span, stamp_of, trace_id_of
 
 log = structlog.get_logger(__name__)
@@ -158,7 +158,7 @@ class Pipeline:
         failed: list[tuple[RawRecord, Exception]] = []
         ruled: dict[tuple[str, str], int] = {}  # (topic, source) → records ruled out by their head
         quick, limit, auth = not active(), self.max_record_bytes, self.authenticator
-        formats, required, verdict, by_head = self.topic_formats, auth.require, self.matcher.ruled_out, self._by_head
+        formats, required, verdict, by_head = self.topic_formats, auth.require, self.matcher.verdict, self._by_head
         for record in records:
             doc, partial = _UNPARSED, _UNCHECKED
             value = record.value
@@ -171,6 +171,8 @@ class Pipeline:
                     partial = verdict(*by_key) if by_key is not None else None
                     if partial is None:
                         partial = by_head(doc, fmt)
+                    elif partial is ACCEPTED:  # a candidate reading only the key's fields accepts it: no head
+                        partial = None  # can rule it out, so the whole head is not built (`Matcher.verdict`)
                     if partial is not None and partial.source not in required:
                         key = (record.topic, partial.source)
                         ruled[key] = ruled.get(key, 0) + 1
@@ -199,7 +201,9 @@ class Pipeline:
         """The partial event of a document no runbook can match, by its format's keyed head (the verdict remembered
         per key) or else its head; None when only the full decode can tell (see docs/development.md)."""
         found = keyed(doc, fmt)
-        partial = self.matcher.ruled_out(*found) if found is not None else None
+        partial = self.matcher.verdict(*found) if found is not None else None
+        if partial is ACCEPTED:  # the whole head cannot rule it out either
+            return None
         return partial if partial is not None else self._by_head(doc, fmt)
 
     def _by_head(self, doc: Any, fmt: str | None) -> Event | None:

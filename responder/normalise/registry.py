@@ -68,7 +68,7 @@ def keyed_head(name: str, keyed: Iterable[str], from_key: Callable[[Any], Event]
     """Register `fn` as the key of format `name`'s keyed head: `fn(doc)` picks the few document values the `keyed`
     fields are built from (or None: then the `Head` decides), and `from_key(key)` builds exactly those fields
     from them alone, so that equal keys give equal partial events and the matcher can remember its verdict per
-    key (`Matcher.ruled_out`). Like a `Head`, both raise on what they cannot read."""
+    key (`Matcher.verdict`). Like a `Head`, both raise on what they cannot read."""
 
     def wrap(fn: Callable[[Any], Hashable | None]) -> Callable[[Any], Hashable | None]:
         KEYED[name] = (fn, from_key, frozenset(keyed))

@@ -20,7 +20,7 @@ from responder.models.runbook import Runbook
 from responder.normalise import decode_doc, guardduty_heads, head, keyed, parse
 from responder.pipeline import Pipeline
 from responder.rules.index import MEMO
-from responder.rules.matcher import Matcher
+from responder.rules.matcher import ACCEPTED, Matcher
 from responder.timeline import MemoryStore, Recorder
 from tests.conftest import CORPUS
 from tests.fakes import FakeIam
@@ -55,6 +55,10 @@ def _sound(matcher: Matcher, doc: Any) -> bool:
     ruled_by_key = by_key is not None and matcher.ruled_out(*by_key) is not None
     _PIPELINE.matcher = matcher
     assert (_PIPELINE._ruled_out(doc, None) is not None) == (ruled or ruled_by_key)
+    if by_key is not None and matcher.verdict(*by_key) is ACCEPTED:  # the whole head is then not built: it could
+        assert not ruled  # not have ruled the document out, and the full decode, when it reads, matches
+        events = _full(doc)
+        assert events is None or [m for e in events for m in matcher.match(e)]
     if not (ruled or ruled_by_key):
         return False
     events = _full(doc)

@@ -85,8 +85,7 @@ def test_the_batch_path_equals_prepare_record_by_record(require: list[str]) -> N
         assert 13 not in [offset for offset, _ in failed]  # but a finding no runbook can match is not
 
 
-def test_a_matching_record_asks_its_head_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The batch path hands `prepare` the heads' answer: a record that matches builds its whole head once, not twice."""
+def _counting_heads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     built: list[int] = []
     real = pipeline_module.head
 
@@ -95,7 +94,33 @@ def test_a_matching_record_asks_its_head_once(monkeypatch: pytest.MonkeyPatch) -
         return real(doc, fmt)
 
     monkeypatch.setattr(pipeline_module, "head", counting)
-    found, failed = _pipeline().prepare_batch([RawRecord(topic="a", offset=0, value=HIGH, headers=())])
+    return built
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["batch-path", "prepare-path"])
+def test_a_record_its_key_shows_a_runbook_accepts_builds_no_whole_head(monkeypatch: pytest.MonkeyPatch,
+                                                                       signed: bool) -> None:
+    """A record whose keyed fields a candidate reading only them accepts is decoded without building its whole head,
+    on the batch's tight path and through `prepare` (a signed record, as any while tracing: `_ruled_out`)."""
+    built = _counting_heads(monkeypatch)
+    headers = tuple(signed_headers("k", b"s", HIGH)) if signed else ()
+    found, failed = _pipeline().prepare_batch([RawRecord(topic="a", offset=0, value=HIGH, headers=headers)])
+    assert [_seen(p)[0] for p in found] == [0]
+    assert failed == []
+    assert built == []
+
+
+def test_a_matching_record_asks_its_head_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch path hands `prepare` the heads' answer: a record that matches builds its whole head once, not twice
+    (a runbook reading `event.time`, which the key does not give, leaves the verdict to the whole head)."""
+    built = _counting_heads(monkeypatch)
+    rb = Runbook.model_validate({**RUNBOOK.model_dump(mode="json", by_alias=True, exclude_none=True), "trigger": {
+        "source": "guardduty", "type": "*IAMUser/*", "conditions": [
+            {"field": "event.severity.score", "op": "ge", "value": 5}, {"field": "event.time", "op": "gt",
+                                                                           "value": "2000"}]}})
+    engine = Engine(Recorder(MemoryStore()), registry, FakeIam())
+    pipeline = Pipeline([rb], engine, max_record_bytes=4096, authenticator=RecordAuthenticator({"k": "s"}))
+    found, failed = pipeline.prepare_batch([RawRecord(topic="a", offset=0, value=HIGH, headers=())])
     assert [_seen(p)[0] for p in found] == [0]
     assert failed == []
     assert len(built) == 1
