@@ -16,7 +16,7 @@ from responder.actuators.model.selection import check as check_version
 from responder.actuators.model.signing import Reason
 from responder.cli.model_common import context
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings, openable, readable
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, print_error
 from responder.errors import ActuationError, ConfigError
 from responder.escapes import plain
 
@@ -225,11 +225,11 @@ def check(model: ModelArg, registry_url: RegistryOpt = None, json: JsonOpt = Fal
     elif ok:
         console.print(f"[green]✓ {model} serves {serving}, which verifies ({verdict.digest})")
         if legacy:
-            err_console.print(f"[yellow]! {serving} is signed without a release statement and is no rollback "
-                              f"target: {MIGRATE.replace('MODEL VERSION', f'{model} {serving}')}")
+            print_error(f"{serving} is signed without a release statement and is no rollback "
+                        f"target: {MIGRATE.replace('MODEL VERSION', f'{model} {serving}')}", "!", "yellow")
     else:
-        err_console.print(f"[red]✗ {model} serves {serving or 'nothing registered'}: {reason}"
-                          + (f": {detail}" if reason == Reason.LEGACY_SIGNATURE.value else ""))
+        print_error(f"{model} serves {serving or 'nothing registered'}: {reason}"  # the registry's text
+                    + (f": {detail}" if reason == Reason.LEGACY_SIGNATURE.value else ""))
     if not ok:
         raise typer.Exit(EXIT_FAILED)
 

@@ -25,6 +25,13 @@ EXIT_UNSIGNED = 4  # `timeline verify`: links hold, but more unsigned entries th
 EXIT_TEMPFAIL = 75  # sysexits' EX_TEMPFAIL: try again later (a fenced replica, for its supervisor to restart)
 
 
+def print_error(message: object, mark: str = "✗", style: str = "red") -> None:
+    """`✗ message` on stderr, a line of it each (a setting's problems are one a line): through `plain` and printed
+    as text, not markup, since it may quote a file, a playbook, a baseline, an alert or Kafka."""
+    for line in str(message).split("\n"):
+        err_console.print(plain(f"{mark} {line}"), style=style, markup=False, highlight=False)
+
+
 def emit_json(value: Any) -> None:
     """Write one JSON value and a newline to stdout."""
     sys.stdout.write(orjson.dumps(value, default=str).decode() + "\n")

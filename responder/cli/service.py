@@ -19,7 +19,7 @@ from responder.cli.output import (
     EXIT_USAGE,
     console,
     emit_json,
-    err_console,
+    print_error,
     timeline_table,
 )
 from responder.errors import ConfigError, ReplicaFenced
@@ -122,10 +122,10 @@ def run(
 
         asyncio.run(main())
     except ConfigError as exc:
-        err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     except ReplicaFenced as exc:  # fenced more often than fenced_rejoins allows: for the supervisor to restart
-        err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(EXIT_TEMPFAIL) from exc
     finally:
         if box is not None:
@@ -149,7 +149,7 @@ def demo(
 ) -> None:
     """Leaked key → GuardDuty finding on Kafka → key deactivated in a sandbox AWS → verified timeline."""
     if via not in ("kafka", "webhook"):
-        err_console.print(f"[red]✗ --via {via!r}: valid choices: kafka, webhook")
+        print_error(f"--via {via!r}: valid choices: kafka, webhook")
         raise typer.Exit(EXIT_USAGE)
     from responder.demo import default_runbooks_dir, default_timeline_path, run_demo
 
@@ -168,7 +168,7 @@ def demo(
             _serve_sandbox(box, json, {"RESPONDER_TIMELINE_PATH": str(path.resolve())}, summary=summary,
                            hint=f"try: responder timeline show {path} --incident {short}; responder undo {short}\n")
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     finally:
         if box is not None:

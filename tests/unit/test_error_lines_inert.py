@@ -1,0 +1,89 @@
+"""A command's `✗` error line that quotes a file, a playbook or a baseline shows its text inert, markup as text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from responder.cli import app
+from responder.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "x\x1b[2K\r[bold]boss\x07\u202e"  # no slash: it names a file too
+
+
+def _raw(text: str) -> list[str]:
+    """What in `text` a terminal would act on: ESC, CR, BEL, a bidi override."""
+    return [c for c in text if c in "\x1b\r\x07\u202e"]
+
+
+def _playbook(tmp_path: Path) -> Path:
+    (tmp_path / "event.json").write_text("{}")
+    path = tmp_path / "pb.yaml"
+    path.write_text("id: pb\ntitle: t\nobjectives: [o]\ninjects:\n  - id: i\n    event: event.json\n"
+                    "expectations:\n  - id: v\n    kind: timeline_verifies\n")
+    return path
+
+
+def test_tabletop_run_prints_a_baseline_error_inert(tmp_path):
+    """`tabletop run --baseline` naming a malformed file whose name holds ESC, CR, BEL and markup: exit 3, escaped."""
+    baseline = tmp_path / f"{NAME}.json"
+    baseline.write_text("{not json")
+    result = CliRunner().invoke(app, ["tabletop", "run", str(_playbook(tmp_path)), "--runbooks",
+                                      str(ROOT / "runbooks"), "--baseline", str(baseline)])
+    assert result.exit_code == 3, result.output
+    assert not _raw(result.stderr), result.stderr
+    assert "x\\x1b[2K\\x0d[bold]boss" in result.stderr, result.stderr
+
+
+def test_tabletop_run_prints_a_suite_error_inert(tmp_path, monkeypatch):
+    """An error the drill's run raises (text from a playbook) is printed with visible escapes, markup as text."""
+    import responder.tabletop.suite as suite
+
+    async def refused(*_: object, **__: object) -> None:
+        raise ConfigError(f"playbook {NAME}: refused")
+
+    monkeypatch.setattr(suite, "run_suite", refused)
+    result = CliRunner().invoke(app, ["tabletop", "run", str(_playbook(tmp_path)), "--runbooks",
+                                      str(ROOT / "runbooks")])
+    assert result.exit_code == 3, result.output
+    assert not _raw(result.stderr), result.stderr
+    assert "[bold]boss" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("command", [["tabletop", "validate"], ["tabletop", "run"]])
+def test_tabletop_prints_a_playbook_error_inert(tmp_path, command):
+    """A playbook that does not load, whose file name holds escape sequences: listed with visible escapes."""
+    bad = tmp_path / f"{NAME}.yaml"
+    bad.write_text("id: [unclosed\n")
+    result = CliRunner().invoke(app, [*command, str(bad), "--runbooks", str(ROOT / "runbooks")])
+    assert result.exit_code == 3, result.output
+    assert not _raw(result.stderr), result.stderr
+    assert "x\\x1b[2K" in result.stderr, result.stderr
+
+
+def test_runbooks_validate_prints_a_file_name_inert(tmp_path):
+    """`runbooks validate` lists a broken runbook whose file name holds escape sequences with visible escapes."""
+    (tmp_path / f"{NAME}.yaml").write_text("id: [unclosed\n")
+    result = CliRunner().invoke(app, ["runbooks", "validate", str(tmp_path)])
+    assert result.exit_code == 3, result.output
+    assert not _raw(result.stderr), result.stderr
+    assert "x\\x1b[2K" in result.stderr, result.stderr
+
+
+def test_fail_and_config_errors_print_inert(capsys):
+    """`fail()` and the root's ConfigError handler write each line escaped, a multi-line message one line each."""
+    import typer
+
+    from responder.cli.app import _config_exit
+    from responder.cli.options import fail
+
+    fail(f"bad {NAME}")
+    with pytest.raises(typer.Exit):
+        _config_exit([ConfigError(f"first {NAME}\nsecond {NAME}")])
+    err = capsys.readouterr().err
+    assert not _raw(err), err
+    assert err.count("[bold]boss") == 3, err
+    assert "✗ second x\\x1b[2K" in err, err
