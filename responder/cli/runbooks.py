@@ -115,8 +115,8 @@ def explain(
                 if v.matched:
                     console.print(f"  [green]✓ {v.runbook}[/green] matches")
                 else:
-                    console.print(f"  ✗ {v.runbook}: {v.check} failed: {v.failed} "
-                                  f"(expected {v.expected!r}, actual {v.actual!r})", markup=False)
+                    console.print(plain(f"  ✗ {v.runbook}: {v.check} failed: {v.failed} "  # the event's value
+                                        f"(expected {v.expected!r}, actual {v.actual!r})"), markup=False)
     if json:
         emit_json({"matched": any_match, "undecodable": undecodable, "events": results})
     if undecodable:

@@ -87,3 +87,18 @@ def test_fail_and_config_errors_print_inert(capsys):
     assert not _raw(err), err
     assert err.count("[bold]boss") == 3, err
     assert "✗ second x\\x1b[2K" in err, err
+
+
+def test_runbooks_explain_prints_a_failed_check_inert(tmp_path):
+    """`runbooks explain`'s `✗ runbook: check failed` line shows the event's value a check read (a blank letter, a
+    combining mark) as escapes."""
+    import json
+
+    doc = json.loads((ROOT / "playbooks" / "events" / "guardduty-leaked-access-key.json").read_text())
+    doc["type"] = "Recon:IAMUser/X\u3164\u0301"
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(doc))
+    result = CliRunner().invoke(app, ["runbooks", "explain", str(path), "--runbooks", str(ROOT / "runbooks")])
+    assert "✗ " in result.stdout, result.output
+    assert "\u3164" not in result.stdout, result.stdout
+    assert "\u0301" not in result.stdout, result.stdout
