@@ -1,4 +1,4 @@
-"""Shared CLI output: rich for humans, one JSON document per line for machines."""
+"""Shared CLI output: rich for humans (errors through `print_error`), one JSON document per command for machines."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def print_error(message: object, mark: str = "✗", style: str = "red") -> None:
 
 
 def emit_json(value: Any) -> None:
-    """Write one JSON value and a newline to stdout."""
+    """Write one JSON value, compact on one line, and a newline to stdout: a command's `--json` calls it once, with
+    its whole result (docs/commands.md, "Conventions")."""
     sys.stdout.write(orjson.dumps(value, default=str).decode() + "\n")
 
 
