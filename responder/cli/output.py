@@ -32,6 +32,11 @@ def print_error(message: object, mark: str = "✗", style: str = "red") -> None:
         err_console.print(plain(f"{mark} {line}"), style=style, markup=False, highlight=False)
 
 
+def print_ok(message: object) -> None:
+    """`✓ message` in green on stdout, through `plain` and as text (a path, a model's signer, a registry's version)."""
+    console.print(plain(f"✓ {message}"), style="green", markup=False, highlight=False)
+
+
 def emit_json(value: Any) -> None:
     """Write one JSON value, compact on one line, and a newline to stdout: a command's `--json` calls it once, with
     its whole result (docs/commands.md, "Conventions")."""

@@ -11,7 +11,7 @@ from responder.actuators import registry
 from responder.catalog import check_directory, load_runbooks, runbook_warnings
 from responder.catalog.defaults import defaulted
 from responder.cli.options import JsonOpt, configured_default_on_failure, readable
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error, print_ok
 from responder.errors import ConfigError, EventRejected
 from responder.escapes import plain
 
@@ -56,9 +56,8 @@ def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), js
     else:
         steps = ", ".join(str(step.get("id")) for step in default)
         for rb in books:
-            console.print(f"[green]✓[/green] {rb.ref}  {len(rb.steps)} step(s)  mode={rb.mode.value}"
-                          + (f"  on_failure: default_on_failure ({steps})" if rb.id in given else ""),
-                          highlight=False)
+            print_ok(f"{rb.ref}  {len(rb.steps)} step(s)  mode={rb.mode.value}"
+                     + (f"  on_failure: default_on_failure ({steps})" if rb.id in given else ""))
         for exc in warnings:
             print_error(exc, "!", "yellow")
         for exc in errors:

@@ -14,7 +14,7 @@ from responder.actuators.registry import registry
 from responder.catalog import check_directory
 from responder.catalog.defaults import with_default_escalation
 from responder.cli.options import JsonOpt, configured_default_on_failure, readable
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error, print_ok
 from responder.cli.progress import progress_for
 from responder.errors import ConfigError, RunbookError
 from responder.escapes import plain
@@ -74,7 +74,7 @@ def validate(targets: Targets = None, runbooks: RunbooksOpt = Path("runbooks"), 
     _report_errors(errors, json, [str(p) for p, _ in found])
     if not json:
         for path, _ in found:
-            console.print(f"[green]✓[/green] {path}")
+            print_ok(path)
     if errors:
         raise typer.Exit(EXIT_CONFIG)
 

@@ -106,7 +106,8 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
     if result.past_cadence:
         print_error(f"{path}: NOT fully proven: {result.reason()}", "!", "yellow")
         return doc, code
-    console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
+    console.print(plain(f"✓ {path}: {result.entries} entries verify; head {result.head}"), style="green",
+                  markup=False, highlight=False)  # as print_ok does: a path is anyone's name
     signed = "signatures verified" if result.signatures_checked else "[yellow]signatures NOT checked (no public key)"
     console.print(f"  {result.checkpoints} checkpoints, {signed}; {result.unsigned_tail} entries after the last one")
     for run in result.unsigned_offline:

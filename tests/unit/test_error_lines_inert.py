@@ -102,3 +102,15 @@ def test_runbooks_explain_prints_a_failed_check_inert(tmp_path):
     assert "✗ " in result.stdout, result.output
     assert "\u3164" not in result.stdout, result.stdout
     assert "\u0301" not in result.stdout, result.stdout
+
+
+def test_tabletop_validate_prints_a_good_playbooks_file_name_inert(tmp_path):
+    """`tabletop validate`'s `✓ path` line of a playbook in a directory whose name holds escape sequences and markup
+    shows them as visible escapes and text."""
+    (tmp_path / NAME).mkdir()
+    good = _playbook(tmp_path / NAME)
+    result = CliRunner().invoke(app, ["tabletop", "validate", str(good), "--runbooks", str(ROOT / "runbooks")])
+    assert result.exit_code == 0, result.output
+    assert not _raw(result.stdout), result.stdout
+    assert "✓ " in result.stdout, result.stdout
+    assert "[bold]boss" in result.stdout, result.stdout
