@@ -89,7 +89,7 @@ def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntr
             latest[at] = out[-1]
         if (f := escalating.get(at)) is not None:
             # a later failure of the step without its own `step.escalated` (the same alert again, not escalated
-            # again since 2026-12-06): the escalation steps run for it
+            # again since 2026-12-05): the escalation steps run for it
             if (again := latest.get((at[0], at[1].split(".", 1)[-1]))) is not None and id(again) not in announced:
                 f = again
             if _tells(e):
@@ -104,7 +104,7 @@ def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntr
             announced.add(id(f))
         elif f is not None and e.kind == EntryKind.ESCALATION_MISSED:
             f.missed = str(e.body.get("reason"))
-    for n, reason in missed_before.items():  # the same alert again: its last resort is recorded once (2026-12-06)
+    for n, reason in missed_before.items():  # the same alert again: its last resort is recorded once (2026-12-05)
         if not (out[n].missed or out[n].told_by or out[n].already_done or out[n].escalation_failed):
             out[n].missed = f"{reason}, recorded for the alert's earlier delivery"
     return out
