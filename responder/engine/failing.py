@@ -68,7 +68,7 @@ class FailureEscalation(StepRecording):
         dry = self.dry_run or rb.mode is Mode.DRY_RUN
         if not rb.on_failure:
             if not ended:
-                self._last_resort(incident, event, plan, failure, "no_on_failure", dry, **note)
+                await self._last_resort(incident, event, plan, failure, "no_on_failure", dry, **note)
                 self.state.escalate_failure(incident.id, failed.step)
             incident.told(failed.step)
             return Outcome.FAILED
@@ -95,20 +95,23 @@ class FailureEscalation(StepRecording):
                 if outcome is Outcome.SKIPPED:
                     skipped.append(sid)
         if len(skipped) == len(ids) and not ended:  # nobody was told
-            self._last_resort(incident, event, plan, failure, "when", dry, escalation=skipped, **note)
+            await self._last_resort(incident, event, plan, failure, "when", dry, escalation=skipped, **note)
         incident.told(failed.step)
         return Outcome.FAILED
 
-    def _last_resort(self, incident: Incident, event: Event, plan: LazyPlan, failure: Failure, reason: Missed,
-                     dry: bool, **extra: str | list[str]) -> None:
+    async def _last_resort(self, incident: Incident, event: Event, plan: LazyPlan, failure: Failure,
+                           reason: Missed, dry: bool, **extra: str | list[str]) -> None:
         """`escalation.missed` for `failure`, once per failure of an event: not again when the incident had the
-        event already (`LazyPlan.redelivered`) and its run recorded it (`Incident.missed`, set once written); a dry
-        run's stands for nothing (recorded each time, as it pages nobody)."""
+        event already (`LazyPlan.redelivered`) and its run recorded it (`Incident.missed`); a dry run's stands for
+        nothing (recorded each time, as it pages nobody). A real one is remembered only once durable (flushed: the
+        metrics count it, the page goes, only then), so neither this process nor a snapshot or fleet slice written
+        before that holds one that a failed write or a crash lost: the redelivery records it."""
         if not dry and plan.redelivered and incident.missed.get(failure.step) == event.id:
             log.info("escalation_missed_already", step=failure.step, reason=reason)
             return
         record_missed(self.recorder, incident.id, failure, reason, dry_run=dry, event_id=event.id, **extra)
         if not dry:
+            await self.recorder.flush()
             incident.missed[failure.step] = event.id
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],

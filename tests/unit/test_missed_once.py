@@ -1,6 +1,6 @@
 """The last resort (`escalation.missed`) of a step that keeps failing is recorded once per failure of an alert: the
-same alert delivered again does not page again, unless the earlier one was never recorded (it failed, or a crash
-lost it); another alert's failure pages."""
+same alert delivered again does not page again, unless the earlier one never became durable (its write failed, or a
+crash lost it); another alert's failure pages."""
 
 from __future__ import annotations
 
@@ -105,3 +105,29 @@ async def test_the_drill_card_says_a_redelivered_failure_reached_the_last_resort
     failures = step_failures(list(Recorder(kit.store).entries()), lambda e: float(e.seq))
     assert [(f.told, f.missed) for f in failures] == [
         (NOBODY, "no_on_failure"), (NOBODY, "no_on_failure, recorded for the alert's earlier delivery")]
+
+
+async def test_a_last_resort_not_yet_durable_is_not_remembered(tmp_path):
+    """The fleet's changelog write of the batch holding `escalation.missed` fails (so it was never counted, nobody
+    paged): neither the process nor the slice written with the batch remembers the alert as paged."""
+    from collections.abc import Sequence
+
+    from responder.engine.partitions import cut
+    from responder.engine.snapshot import EngineSnapshot
+    from responder.models.timeline import TimelineEntry
+
+    kit = make_kit(tmp_path, {"rb": RUNBOOK})
+    written: list[str] = []
+
+    async def changelog(batch: Sequence[TimelineEntry]) -> None:
+        if any(e.kind == "escalation.missed" for e in batch):
+            [incident] = kit.engine.state.incidents.all()  # the slice written with the batch, then a write fails
+            written.append(cut(kit.engine.state, {incident.id})[incident.id].model_dump_json())
+            raise OSError("changelog partition unavailable")
+
+    kit.engine.recorder.barriers.append(changelog)
+    with pytest.raises(TimelineError):
+        await kit.send(finding_id="first")
+    [incident] = kit.engine.state.incidents.all()
+    assert incident.missed == {}
+    assert [EngineSnapshot.model_validate_json(w).incidents[0].missed for w in written] == [{}]
