@@ -20,6 +20,7 @@ from responder.cli.output import (
     console,
     emit_json,
     print_error,
+    print_ok,
     timeline_table,
 )
 from responder.errors import ConfigError, ReplicaFenced
@@ -198,7 +199,7 @@ def _demo_report(result: Any, path: Path, json: bool, quiet: bool = False) -> di
         shown = [e for e in result.entries if e.seq >= first and (e.incident in (None, incident))]
         console.print(timeline_table(shown, title=f"incident {incident}", incident=False))
         console.print(f"access key {result.key_id} is now [bold]{result.key_status}[/bold] in the sandbox AWS")
-        console.print(f"✓ timeline {path}: {result.verified} entries verify; head {result.head[:16]}…")
+        print_ok(f"timeline {path}: {result.verified} entries verify; head {result.head[:16]}…")  # --timeline's
         verdict = "[green]PASS[/green]" if result.ok else "[red]FAIL[/red]"
         console.print(f"{verdict} leaked key contained in {result.seconds:.1f}s (sandbox start to stop)")
     return summary

@@ -114,3 +114,19 @@ def test_tabletop_validate_prints_a_good_playbooks_file_name_inert(tmp_path):
     assert not _raw(result.stdout), result.stdout
     assert "✓ " in result.stdout, result.stdout
     assert "[bold]boss" in result.stdout, result.stdout
+
+
+def test_demo_names_its_timeline_file_as_text(tmp_path, capsys):
+    """`demo --timeline` naming a file whose name holds ESC and markup (`[/x]` too): its ✓ line shows it, inert."""
+    from types import SimpleNamespace
+
+    from responder.cli.service import _demo_report
+
+    path = tmp_path / f"{NAME}[/x].jsonl"
+    result = SimpleNamespace(ok=True, key_id="AKIA", key_status="Inactive", entries=[], verified=3, head="ab" * 32,
+                             seconds=1.0, broker_pid=None)
+    _demo_report(result, path, json=False)
+    out = capsys.readouterr().out
+    assert not _raw(out), out
+    assert "x\\x1b[2K\\x0d[bold]boss" in out, out
+    assert "[/x].jsonl" in out, out
