@@ -3,8 +3,9 @@
 `plain` is for a human's terminal (the CLI's tables and lines, the tabletop's console scorecard): nothing in the text
 can move the cursor, retitle the window, reorder what follows (bidi overrides) or hide itself. `xml_text` is for an
 XML document (the tabletop's junit.xml): the characters XML 1.0 forbids are written as the same visible escapes, so
-the file always parses. Both live below every layer that prints (responder.cli, responder.tabletop), so there is one
-way to neutralise text (docs/security.md, "What humans read").
+the file always parses. Both double a backslash, so an escape they write never reads the same as the text's own
+(the text `\\x1b` is written `\\\\x1b`, an ESC `\\x1b`). Both live below every layer that prints (responder.cli,
+responder.tabletop), so there is one way to neutralise text (docs/security.md, "What humans read").
 """
 
 from __future__ import annotations
@@ -42,5 +43,6 @@ def _xml_allowed(c: str) -> bool:
 
 def xml_text(text: object) -> str:
     """`text` for an XML attribute or element: each character XML 1.0 forbids (ESC, NUL, a lone surrogate, U+FFFE)
-    written as a Python escape, the rest as it is (the XML writer escapes `<`, `&` and quotes)."""
-    return "".join(c if _xml_allowed(c) else _escape(c) for c in str(text))
+    written as a Python escape, a backslash doubled (so the text `\\x1b` is not read as an ESC), the rest as it is
+    (the XML writer escapes `<`, `&` and quotes)."""
+    return "".join("\\\\" if c == "\\" else c if _xml_allowed(c) else _escape(c) for c in str(text))

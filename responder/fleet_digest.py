@@ -28,7 +28,7 @@ DIGESTED_IF_SET = frozenset({"aws_account_id", "aws_region", "approver_identitie
                              "evict_every"})
 """Digested since 2026-12-04 (operator_permissions, the model_* ones and verify_settle_s since 2026-12-05; the
 registry, the SSM prefix, the key ids, the decision and operator topics, the decision lifetime and
-max_record_bytes since 2026-12-05, later that day; evict_every since 2026-12-06: when a closed incident leaves the
+max_record_bytes since 2026-12-05, later that day; evict_every since 2026-12-05: when a closed incident leaves the
 state and the changelog, its tombstone written and the closed-group horizon counted from then, so members that
 differ in it hand partitions over with different memories), each only when not at its default: a fleet that sets
 none of them kept its digest through the upgrade (no `RESPONDER_FLEET_ADOPT_DIGEST` needed). Key ids, identities,

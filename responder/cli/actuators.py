@@ -14,7 +14,7 @@ from responder.actuators.contract import examples
 from responder.actuators.policy import PolicyScope, actuators_used, minimal_policy
 from responder.catalog import load_runbooks
 from responder.cli.options import JsonOpt
-from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, console, emit_json, print_error
 from responder.errors import ConfigError
 from responder.settings import Settings
 
@@ -82,7 +82,7 @@ def iam_policy(
     try:
         books = load_runbooks(directory, registry)
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     scope = scope_from(Settings())  # invalid settings: one line each, exit 3 (cli/app.py)
     doc = minimal_policy(actuators_used(books, registry, with_reverse=not no_undo), registry, scope)

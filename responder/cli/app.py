@@ -31,7 +31,7 @@ from responder.cli import (
     undo,
 )
 from responder.cli.options import JSON_HELP
-from responder.cli.output import EXIT_CONFIG, err_console
+from responder.cli.output import EXIT_CONFIG, print_error
 from responder.errors import ConfigError, TimelineError
 
 
@@ -79,8 +79,7 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
 
 def _config_exit(errors: list[BaseException]) -> NoReturn:
     for exc in errors:
-        for line in str(exc).splitlines():
-            err_console.print(f"✗ {line}", style="red", markup=False, highlight=False)
+        print_error(exc)  # a line each, escaped: a setting's or a file's text
     raise typer.Exit(EXIT_CONFIG) from None
 
 app = typer.Typer(

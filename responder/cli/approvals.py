@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from responder.cli.options import JsonOpt, TimelineOpt
-from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console, print_error
 from responder.cli.plans import resolve
 from responder.errors import ConfigError
 from responder.escapes import plain
@@ -39,7 +39,7 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
         raise typer.Exit(EXIT_CONFIG)
     identity = settings.approver_identities.get(key_id)
     if identity is not None and by != identity:
-        err_console.print(f"✗ approval key {key_id} belongs to {identity!r}: --by must be {identity!r}", markup=False)
+        print_error(f"approval key {key_id} belongs to {identity!r}: --by must be {identity!r}")
         raise typer.Exit(EXIT_CONFIG)
     now = datetime.now(UTC)
     incident, digest, request, request_id = resolve(settings, incident, step, timeline or settings.timeline_path,
@@ -52,7 +52,7 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
         asyncio.run(send_decision(settings.kafka_bootstrap, settings.approvals_topic, decision, key_id, secret,
                                   options=kafka_client_options(settings)))
     except ConfigError as exc:  # a TLS / SASL failure or an unreadable secret file
-        err_console.print(f"✗ {exc}", markup=False)
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     if json:
         emit_json({"ok": True, "sent": decision.model_dump(mode="json"), "key_id": key_id})

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.cli.options import JsonOpt
-from responder.cli.output import EXIT_CONFIG, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, emit_json, print_error
 from responder.errors import ConfigError, EventRejected
 from responder.models.threat import ThreatCategory
 from responder.normalise import normalise
@@ -114,7 +114,7 @@ def coverage(
             raise ConfigError(f"example directory {examples} does not exist")
         cov = compute(runbooks, examples)
     except ConfigError as exc:
-        err_console.print(f"✗ {exc}", style="red", markup=False)
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     if json:
         emit_json(cov.model_dump(mode="json"))

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
-from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, console, emit_json, print_error
 from responder.errors import ConfigError
 from responder.settings import Settings
 
@@ -37,7 +37,7 @@ def replay_cmd(
                                                 limit=limit, dry_run=dry_run,
                                                 options=kafka_client_options(settings), force=force))
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     if json:
         emit_json({"scanned": result.scanned, "replayed": result.replayed, "dry_run": dry_run,

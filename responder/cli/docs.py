@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 
 from responder.actuators import registry
 from responder.catalog import load_runbook
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, err_console, print_error
 from responder.errors import ConfigError
 from responder.fleet_digest import DIGESTED, DIGESTED_IF_SET, IN_THE_RUNBOOKS, NOT_DIGESTED
 from responder.settings import Settings
@@ -195,7 +195,7 @@ def docs(
     try:
         stale = regenerate(root, write=not check)
     except (ConfigError, OSError) as exc:
-        err_console.print(f"✗ {exc}", style="red", markup=False, highlight=False)
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     verb = "stale" if check else "updated"
     for item in stale:

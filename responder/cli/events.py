@@ -11,7 +11,7 @@ import typer
 
 from responder.auth import signed_headers
 from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server, readable
-from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, print_error
 from responder.errors import EventRejected, PartlyRejected
 from responder.escapes import plain
 from responder.models.event import Event
@@ -47,7 +47,7 @@ def normalise_cmd(
     from responder.normalise import decode_doc, known, parse_documents
 
     if fmt is not None and not known(fmt):
-        err_console.print(f"[red]✗ unknown format {fmt!r}; see `responder events formats`")
+        print_error(f"unknown format {fmt!r}; see `responder events formats`")
         raise typer.Exit(EXIT_USAGE)
     failed = 0
     doc: dict[str, list[dict[str, Any]]] = {"events": [], "errors": []}
@@ -71,7 +71,7 @@ def normalise_cmd(
         for reason, detail in errors:
             if json:
                 doc["errors"].append({"path": str(path), "reason": reason, "detail": detail})
-            err_console.print(plain(f"✗ {path}: cannot decode ({reason}): {detail}"), style="red", markup=False)
+            print_error(f"{path}: cannot decode ({reason}): {detail}")
         for event in events:
             if json:
                 doc["events"].append({"path": str(path), **summary(event)})
@@ -138,7 +138,7 @@ def publish_cmd(
     if sign_key_id is not None:
         found = settings.event_signing_keys.get(sign_key_id)
         if found is None:
-            err_console.print(f"[red]✗ no signing key {sign_key_id!r} in RESPONDER_EVENT_SIGNING_KEYS")
+            print_error(f"no signing key {sign_key_id!r} in RESPONDER_EVENT_SIGNING_KEYS")
             raise typer.Exit(EXIT_CONFIG)
         secret = found.get_secret_value().encode()
 

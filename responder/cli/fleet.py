@@ -22,7 +22,7 @@ import typer
 from rich.markup import escape
 
 from responder.cli.options import JsonOpt, load_settings
-from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_USAGE, console, emit_json, err_console, print_error
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.fleetstatus import FleetStatus, KillSwitch, SwitchChange, read_status, require_table, set_switch
 from responder.errors import ActuationError
@@ -56,7 +56,7 @@ def _on_table(guard: FleetGuard, work: Callable[[], Awaitable[T]], doing: str) -
     try:
         return asyncio.run(run())
     except ActuationError as exc:
-        err_console.print(f"✗ cannot {doing} the fleet guard table {guard.table}: {exc}", markup=False)
+        print_error(f"cannot {doing} the fleet guard table {guard.table}: {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
 
 
@@ -107,7 +107,7 @@ def kill_switch(
     """Turn the fleet-wide kill switch on or off; every replica follows it from its next poll. Exits 3, writing
     nothing, if another operator turned the switch the other way meanwhile; `off` when it is off writes nothing."""
     if state not in STATES:
-        err_console.print(f"✗ kill-switch {state!r}: valid choices: {', '.join(STATES)}", markup=False)
+        print_error(f"kill-switch {state!r}: valid choices: {', '.join(STATES)}")
         raise typer.Exit(EXIT_USAGE)
     if not reason.strip():
         err_console.print("✗ --reason must say why (it is kept with the switch)", markup=False)
@@ -128,9 +128,9 @@ def kill_switch(
 
     done, status, unread = _on_table(guard, change, "write")
     if done.outcome == "conflict" and done.now.on != wanted.on:
-        err_console.print(f"✗ the fleet kill switch in {guard.table} changed after it was read: it is now "
-                          f"{_described(done.now)}; nothing written. Read it (responder fleet status), then run "
-                          "the command again if it is still needed", markup=False)
+        print_error(f"the fleet kill switch in {guard.table} changed after it was read: it is now "
+                    f"{_described(done.now)}; nothing written. Read it (responder fleet status), then run "
+                    "the command again if it is still needed")  # another operator's reason: anyone's text
         raise typer.Exit(EXIT_CONFIG)
     if unread is not None:
         err_console.print(f"! the switch is written, but the table could not be read back: {unread}", markup=False)

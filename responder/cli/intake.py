@@ -10,7 +10,7 @@ import orjson
 import typer
 
 from responder import log, tracing
-from responder.cli.output import EXIT_CONFIG, err_console
+from responder.cli.output import EXIT_CONFIG, print_error
 from responder.errors import ConfigError
 from responder.ingest.producer import AckedProducer
 from responder.ingest.security import kafka_client_options
@@ -58,6 +58,6 @@ def intake(
     try:
         built = build(settings)
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     asyncio.run(server(built, settings.intake_host, settings.intake_port).serve())

@@ -16,7 +16,7 @@ from responder.actuators.model.selection import check as check_version
 from responder.actuators.model.signing import Reason
 from responder.cli.model_common import context
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, fail, load_settings, openable, readable
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console, print_error, print_ok
 from responder.errors import ActuationError, ConfigError
 from responder.escapes import plain
 
@@ -108,8 +108,7 @@ def verify(
                    "digest": verdict.digest, "model": verdict.release.model if verdict.release else None,
                    "version": verdict.release.version if verdict.release else None})
     elif verdict.ok:
-        console.print(f"[green]✓ {model_dir} verifies: signed as {signed_as}, {verdict.digest}, "
-                      f"key {str(verdict.key)[:16]}…")
+        print_ok(f"{model_dir} verifies: signed as {signed_as}, {verdict.digest}, key {str(verdict.key)[:16]}…")
     if not verdict.ok:
         if not json:
             err_console.print(plain(f"✗ {model_dir} does not verify: {verdict.reason}: {verdict.detail}"), style="red",
@@ -223,13 +222,13 @@ def check(model: ModelArg, registry_url: RegistryOpt = None, json: JsonOpt = Fal
     if json:
         emit_json({"ok": ok, "model": model, "serving": serving, "reason": reason, "detail": detail})
     elif ok:
-        console.print(f"[green]✓ {model} serves {serving}, which verifies ({verdict.digest})")
+        print_ok(f"{model} serves {serving}, which verifies ({verdict.digest})")
         if legacy:
-            err_console.print(f"[yellow]! {serving} is signed without a release statement and is no rollback "
-                              f"target: {MIGRATE.replace('MODEL VERSION', f'{model} {serving}')}")
+            print_error(f"{serving} is signed without a release statement and is no rollback "
+                        f"target: {MIGRATE.replace('MODEL VERSION', f'{model} {serving}')}", "!", "yellow")
     else:
-        err_console.print(f"[red]✗ {model} serves {serving or 'nothing registered'}: {reason}"
-                          + (f": {detail}" if reason == Reason.LEGACY_SIGNATURE.value else ""))
+        print_error(f"{model} serves {serving or 'nothing registered'}: {reason}"  # the registry's text
+                    + (f": {detail}" if reason == Reason.LEGACY_SIGNATURE.value else ""))
     if not ok:
         raise typer.Exit(EXIT_FAILED)
 

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console, print_error
 from responder.errors import ConfigError
-from responder.escapes import plain
 from responder.models.operator import Action, OperatorReply, OperatorRequest
 from responder.settings import Settings
 from responder.timeline.checkpoint import Checker
@@ -107,17 +106,15 @@ def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: s
     reply = heard.reply
     if reply is None:
         refused = f"; refused {heard.refused_count} forged or mismatched replies " \
-            f"({plain('; '.join(heard.refused[:3]))})" if heard.refused else ""  # anyone's text: no escapes
-        err_console.print(f"✗ no {'verified ' if checker else ''}answer from the service within "
-                          f"{settings.operator_reply_timeout:g}s on {settings.operator_replies_topic}{refused}: is "
-                          f"`responder run` consuming {settings.operator_requests_topic}? (request {request.id})",
-                          markup=False, soft_wrap=True)
+            f"({'; '.join(heard.refused[:3])})" if heard.refused else ""  # anyone's text: print_error escapes it
+        print_error(f"no {'verified ' if checker else ''}answer from the service within "
+                    f"{settings.operator_reply_timeout:g}s on {settings.operator_replies_topic}{refused}: is "
+                    f"`responder run` consuming {settings.operator_requests_topic}? (request {request.id})")
         raise typer.Exit(EXIT_FAILED)
     if not heard.verified:
         err_console.print(f"⚠ UNVERIFIED reply to request {request.id}: no RESPONDER_TIMELINE_VERIFY_KEY, so it may "
                           "not come from the service (operator_unverified_replies is on)", markup=False, soft_wrap=True)
     if not reply.ok and not reply.outcomes:
-        err_console.print(plain(f"✗ the service refused request {reply.id}: {reply.error}"), markup=False,
-                          soft_wrap=True)  # unverified, anyone's text
+        print_error(f"the service refused request {reply.id}: {reply.error}")  # unverified, anyone's text
         raise typer.Exit(EXIT_CONFIG if reply.error and "invalid" in reply.error else EXIT_FAILED)
     return reply

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from responder import log
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, print_error
 from responder.errors import ConfigError, TimelineError
 from responder.settings import Settings
 
@@ -27,8 +27,8 @@ ModelArg = Annotated[str, typer.Argument(help="model name")]
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     """Print `message` in red on stderr (as it is: it may quote what an alert or Kafka said, so no markup); the
-    Exit to raise."""
-    err_console.print(f"✗ {message}", style="red", markup=False)
+    Exit to raise. Escaped here (`plain`): pass the text as it is."""
+    print_error(message)
     return typer.Exit(code)
 
 
@@ -87,7 +87,7 @@ def kafka_server(settings: Settings, bootstrap: str | None) -> str:
     log.configure(settings.log_format, "warning")
     server = bootstrap or settings.kafka_bootstrap
     if not server:
-        err_console.print("[red]✗ no Kafka: pass --bootstrap or set RESPONDER_KAFKA_BOOTSTRAP")
+        print_error("no Kafka: pass --bootstrap or set RESPONDER_KAFKA_BOOTSTRAP")
         raise typer.Exit(EXIT_CONFIG)
     return server
 

@@ -1,4 +1,4 @@
-"""Shared CLI output: rich for humans, one JSON document per line for machines."""
+"""Shared CLI output: rich for humans (errors through `print_error`), one JSON document per command for machines."""
 
 from __future__ import annotations
 
@@ -25,8 +25,21 @@ EXIT_UNSIGNED = 4  # `timeline verify`: links hold, but more unsigned entries th
 EXIT_TEMPFAIL = 75  # sysexits' EX_TEMPFAIL: try again later (a fenced replica, for its supervisor to restart)
 
 
+def print_error(message: object, mark: str = "✗", style: str = "red") -> None:
+    """`✗ message` on stderr, a line of it each (a setting's problems are one a line): through `plain` and printed
+    as text, not markup, since it may quote a file, a playbook, a baseline, an alert or Kafka."""
+    for line in str(message).split("\n"):
+        err_console.print(plain(f"{mark} {line}"), style=style, markup=False, highlight=False)
+
+
+def print_ok(message: object) -> None:
+    """`✓ message` in green on stdout, through `plain` and as text (a path, a model's signer, a registry's version)."""
+    console.print(plain(f"✓ {message}"), style="green", markup=False, highlight=False)
+
+
 def emit_json(value: Any) -> None:
-    """Write one JSON value and a newline to stdout."""
+    """Write one JSON value, compact on one line, and a newline to stdout: a command's `--json` calls it once, with
+    its whole result (docs/commands.md, "Conventions")."""
     sys.stdout.write(orjson.dumps(value, default=str).decode() + "\n")
 
 

@@ -90,8 +90,8 @@ def fleet_request(settings: Settings, given: str, step: str, local: list[str], *
     matches = [given] if given in local or given in remote else \
         sorted({i for i in (*local, *remote) if i.startswith(given)})
     if len(matches) > 1:
-        raise fail(plain(f"incident {given!r} is ambiguous on the timeline and {topic}; candidates: "
-                         f"{', '.join(matches)}"), EXIT_CONFIG)
+        raise fail(f"incident {given!r} is ambiguous on the timeline and {topic}; candidates: "
+                   f"{', '.join(matches)}", EXIT_CONFIG)
     refused = f" ({read.refused} record(s) there refused: not a replica's request)" if read.refused else ""
     incident = matches[0] if matches else given
     return FleetRequest(incident, f"{topic}{refused}", read.checked,

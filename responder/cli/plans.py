@@ -115,8 +115,8 @@ def resolve(settings: Settings, given: str, step: str, timeline: Path, digest: s
         return Resolved(incident, named, fleet.plan(named), request_id(named, mine, fleet, topic))
     chosen, request = choose(incident, step, mine, fleet, topic, now)
     if chosen is None:
-        raise fail(plain(f"no approval request for incident {incident} step {step} on {timeline} or {fleet.where}; "
-                         "pass --digest"), EXIT_CONFIG)
+        raise fail(f"no approval request for incident {incident} step {step} on {timeline} or {fleet.where}; "
+                   "pass --digest", EXIT_CONFIG)
     return Resolved(incident, chosen, request, request_id(chosen, mine, fleet, topic))
 
 
@@ -149,14 +149,14 @@ def _named(digest: str, incident: str, step: str, mine: LocalRequest | None, fle
     if len(wanted) < 64:
         matches = [d for d in known if d.startswith(wanted)] if wanted else []
         if len(matches) != 1:
-            raise fail(f"--digest {plain(digest)!r} is not 64 hex characters and is the prefix of "
-                       f"{'no' if not matches else 'more than one'} plan requested for {plain(incident)}/"
-                       f"{plain(step)}{': ' + ', '.join(known) if known else ''}", EXIT_CONFIG)
+            raise fail(f"--digest {digest!r} is not 64 hex characters and is the prefix of "
+                       f"{'no' if not matches else 'more than one'} plan requested for {incident}/"
+                       f"{step}{': ' + ', '.join(known) if known else ''}", EXIT_CONFIG)
         wanted = matches[0]
     if not (len(wanted) == 64 and all(c in "0123456789abcdef" for c in wanted)):
-        raise fail(f"--digest {plain(digest)!r} is not a plan digest (64 hex characters)", EXIT_CONFIG)
+        raise fail(f"--digest {digest!r} is not a plan digest (64 hex characters)", EXIT_CONFIG)
     if fleet.unread is None and wanted not in known:
-        raise fail(f"no request for {plain(incident)}/{plain(step)} names --digest {wanted}: the engine refuses a "
+        raise fail(f"no request for {incident}/{step} names --digest {wanted}: the engine refuses a "
                    "decision for a plan it did not park; requested: " + (", ".join(known) or "none"), EXIT_CONFIG)
     if mine is not None and mine.digest != wanted:
         err_console.print(f"! --digest {wanted[:12]}… is not the timeline's request {mine.digest[:12]}…: the "
@@ -169,9 +169,9 @@ def _unbacked(incident: str, step: str, mine: LocalRequest, fleet: FleetRequest,
     """The topic was read and holds no unexpired request for the timeline's plan: exit 3 when the timeline's
     deadline has passed too (the step no longer waits); else one line saying the topic does not back it."""
     if mine.deadline is not None and mine.deadline <= now.timestamp() and not others:
-        raise fail(plain(f"the timeline's request for {incident}/{step} expired at "
-                         f"{datetime.fromtimestamp(mine.deadline, now.tzinfo).isoformat()} and {topic} holds no "
-                         "unexpired one: the step no longer waits for a decision"), EXIT_CONFIG)
+        raise fail(f"the timeline's request for {incident}/{step} expired at "
+                   f"{datetime.fromtimestamp(mine.deadline, now.tzinfo).isoformat()} and {topic} holds no "
+                   "unexpired one: the step no longer waits for a decision", EXIT_CONFIG)
     if not others:
         err_console.print(plain(f"! {topic} holds no unexpired request for the timeline's plan {mine.digest[:12]}… "
                                 f"({len(fleet.plans)} plan(s) there): the step may no longer wait"), markup=False)
@@ -188,7 +188,7 @@ def choose(incident: str, step: str, mine: LocalRequest | None, fleet: FleetRequ
     if mine is not None and not any(p.request.digest == mine.digest for p in live):
         _unbacked(incident, step, mine, fleet, topic, now, bool(live))
     if mine is None and not live and fleet.plans:
-        raise fail(f"the request(s) for {plain(incident)}/{plain(step)} on {topic} expired (the latest at "
+        raise fail(f"the request(s) for {incident}/{step} on {topic} expired (the latest at "
                    f"{fleet.plans[-1].request.expires_at.isoformat()}): the step no longer waits for a decision "
                    "(`responder approvals pending --all`)", EXIT_CONFIG)
     digests = {p.request.digest for p in live} | ({mine.digest} if mine is not None else set())

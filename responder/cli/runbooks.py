@@ -11,7 +11,7 @@ from responder.actuators import registry
 from responder.catalog import check_directory, load_runbooks, runbook_warnings
 from responder.catalog.defaults import defaulted
 from responder.cli.options import JsonOpt, configured_default_on_failure, readable
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error, print_ok
 from responder.errors import ConfigError, EventRejected
 from responder.escapes import plain
 
@@ -56,13 +56,12 @@ def validate(directory: Annotated[Path, typer.Argument()] = Path("runbooks"), js
     else:
         steps = ", ".join(str(step.get("id")) for step in default)
         for rb in books:
-            console.print(f"[green]✓[/green] {rb.ref}  {len(rb.steps)} step(s)  mode={rb.mode.value}"
-                          + (f"  on_failure: default_on_failure ({steps})" if rb.id in given else ""),
-                          highlight=False)
+            print_ok(f"{rb.ref}  {len(rb.steps)} step(s)  mode={rb.mode.value}"
+                     + (f"  on_failure: default_on_failure ({steps})" if rb.id in given else ""))
         for exc in warnings:
-            err_console.print(f"! {exc}", style="yellow", highlight=False, markup=False, soft_wrap=True)
+            print_error(exc, "!", "yellow")
         for exc in errors:
-            err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
+            print_error(exc)
     if errors:
         raise typer.Exit(EXIT_CONFIG)
 
@@ -90,7 +89,7 @@ def explain(
     try:
         books = load_runbooks(runbooks, registry)
     except ConfigError as exc:
-        err_console.print(f"✗ {exc}", style="red", markup=False)
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     any_match, undecodable = False, 0
     results: list[dict[str, Any]] = []
@@ -99,7 +98,7 @@ def explain(
             events = normalise(event_file.read_bytes(), fmt=fmt)
         except (EventRejected, OSError) as exc:
             undecodable += 1
-            err_console.print(plain(f"✗ {event_file}: not a decodable event: {exc}"), style="red", markup=False)
+            print_error(f"{event_file}: not a decodable event: {exc}")
             continue
         for event in events:
             verdicts = explain_event(books, event)
@@ -115,8 +114,8 @@ def explain(
                 if v.matched:
                     console.print(f"  [green]✓ {v.runbook}[/green] matches")
                 else:
-                    console.print(f"  ✗ {v.runbook}: {v.check} failed: {v.failed} "
-                                  f"(expected {v.expected!r}, actual {v.actual!r})", markup=False)
+                    console.print(plain(f"  ✗ {v.runbook}: {v.check} failed: {v.failed} "  # the event's value
+                                        f"(expected {v.expected!r}, actual {v.actual!r})"), markup=False)
     if json:
         emit_json({"matched": any_match, "undecodable": undecodable, "events": results})
     if undecodable:

@@ -19,7 +19,8 @@ from responder.cli.output import (
     EXIT_USAGE,
     console,
     emit_json,
-    err_console,
+    print_error,
+    print_ok,
     timeline_table,
 )
 from responder.errors import ConfigError, ReplicaFenced
@@ -122,10 +123,10 @@ def run(
 
         asyncio.run(main())
     except ConfigError as exc:
-        err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     except ReplicaFenced as exc:  # fenced more often than fenced_rejoins allows: for the supervisor to restart
-        err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(EXIT_TEMPFAIL) from exc
     finally:
         if box is not None:
@@ -149,7 +150,7 @@ def demo(
 ) -> None:
     """Leaked key → GuardDuty finding on Kafka → key deactivated in a sandbox AWS → verified timeline."""
     if via not in ("kafka", "webhook"):
-        err_console.print(f"[red]✗ --via {via!r}: valid choices: kafka, webhook")
+        print_error(f"--via {via!r}: valid choices: kafka, webhook")
         raise typer.Exit(EXIT_USAGE)
     from responder.demo import default_runbooks_dir, default_timeline_path, run_demo
 
@@ -168,7 +169,7 @@ def demo(
             _serve_sandbox(box, json, {"RESPONDER_TIMELINE_PATH": str(path.resolve())}, summary=summary,
                            hint=f"try: responder timeline show {path} --incident {short}; responder undo {short}\n")
     except ConfigError as exc:
-        err_console.print(f"[red]✗ {exc}")
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     finally:
         if box is not None:
@@ -198,7 +199,7 @@ def _demo_report(result: Any, path: Path, json: bool, quiet: bool = False) -> di
         shown = [e for e in result.entries if e.seq >= first and (e.incident in (None, incident))]
         console.print(timeline_table(shown, title=f"incident {incident}", incident=False))
         console.print(f"access key {result.key_id} is now [bold]{result.key_status}[/bold] in the sandbox AWS")
-        console.print(f"✓ timeline {path}: {result.verified} entries verify; head {result.head[:16]}…")
+        print_ok(f"timeline {path}: {result.verified} entries verify; head {result.head[:16]}…")  # --timeline's
         verdict = "[green]PASS[/green]" if result.ok else "[red]FAIL[/red]"
         console.print(f"{verdict} leaked key contained in {result.seconds:.1f}s (sandbox start to stop)")
     return summary

@@ -14,7 +14,7 @@ from responder.actuators.registry import registry
 from responder.catalog import check_directory
 from responder.catalog.defaults import with_default_escalation
 from responder.cli.options import JsonOpt, configured_default_on_failure, readable
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error, print_ok
 from responder.cli.progress import progress_for
 from responder.errors import ConfigError, RunbookError
 from responder.escapes import plain
@@ -64,7 +64,7 @@ def _report_errors(errors: list[ConfigError], json: bool, ok: list[str]) -> None
              "column": getattr(e, "column", None), "reason": getattr(e, "reason", str(e))} for e in errors]})
         return
     for exc in errors:
-        err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
+        print_error(exc)
 
 
 @app.command()
@@ -74,7 +74,7 @@ def validate(targets: Targets = None, runbooks: RunbooksOpt = Path("runbooks"), 
     _report_errors(errors, json, [str(p) for p, _ in found])
     if not json:
         for path, _ in found:
-            console.print(f"[green]✓[/green] {path}")
+            print_ok(path)
     if errors:
         raise typer.Exit(EXIT_CONFIG)
 
@@ -107,7 +107,7 @@ def run(
             result = asyncio.run(run_suite(found, runbooks, work, progress=progress,
                                            default_on_failure=default))
     except (ConfigError, RunbookError) as exc:
-        err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     regressions = reports.regressions(result, old) if old is not None else []
     if report:
@@ -151,7 +151,7 @@ def replay(
                                                                     default, registry), registry)) \
             if baseline_runbooks else None
     except ConfigError as exc:
-        err_console.print(f"✗ {exc}", style="red", highlight=False, markup=False)
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     diff = difference(result, base) if base is not None else None
     if json:

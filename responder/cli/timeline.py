@@ -17,6 +17,7 @@ from responder.cli.output import (
     console,
     emit_json,
     err_console,
+    print_error,
     timeline_table,
 )
 from responder.cli.timeline_files import (
@@ -81,7 +82,7 @@ def export(
 ) -> None:
     """Write an evidence pack: events, decisions, actions with parameters, results, durations, verification."""
     if fmt not in ("md", "json"):
-        err_console.print("[red]✗ --format must be md or json")
+        print_error("--format must be md or json")
         raise typer.Exit(EXIT_USAGE)
     settings = _settings()
     files = [timeline_file(path) for path in writers(paths)]  # one it cannot open: one line, exit 3
@@ -109,7 +110,7 @@ def export(
         entries = interleave([parsable(path) for path in files])
     pack = evidence_pack(entries, incident, verification)
     if not pack["entries"]:
-        err_console.print(f"[red]✗ no entries for incident {incident}")
+        print_error(f"no entries for incident {incident}")
         raise typer.Exit(EXIT_CONFIG)
     text = render_markdown(pack) if fmt == "md" else orjson.dumps(pack, option=orjson.OPT_INDENT_2).decode() + "\n"
     if out is None:
@@ -135,7 +136,7 @@ def anchor(path: PathArg) -> None:
     last = next((ln for ln in reversed(timeline_file(path).read_bytes().splitlines()) if _kind(ln) == "checkpoint"),
                 None)
     if last is None:
-        err_console.print(f"[red]✗ {path} has no checkpoint yet (is RESPONDER_TIMELINE_SIGNING_KEY set?)")
+        print_error(f"{path} has no checkpoint yet (is RESPONDER_TIMELINE_SIGNING_KEY set?)")
         raise typer.Exit(EXIT_FAILED)
     verify_anchor_entry(last, None)
     typer.echo(last.decode())

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from responder.cli.output import console, err_console
+from responder.cli.output import console, err_console, print_ok
 from responder.cli.timeline_files import parsable
 from responder.escapes import plain
 from responder.timeline.fleet_writers import FileWriters, FleetCheck, check_writers
@@ -66,4 +66,4 @@ def _show(check: FleetCheck) -> None:
         err_console.print(plain(f"✗ unexpected writers: {', '.join(check.unexpected)} (not in --writers / "
                                 "RESPONDER_TIMELINE_WRITERS)"), style="red", markup=False)
     if check.ok:
-        console.print(f"[green]✓ every expected writer found ({len(check.expected)}), none unexpected")
+        print_ok(f"every expected writer found ({len(check.expected)}), none unexpected")

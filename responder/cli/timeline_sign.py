@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from responder.cli.options import JsonOpt
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error
 from responder.cli.timeline_files import timeline_file, verify_checked
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
@@ -42,11 +42,10 @@ def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (it
         finally:
             recorder.close()  # writes the checkpoint, or nothing
     except ChainBroken as exc:
-        err_console.print(f"✗ {path} does NOT verify at entry {exc.seq}: {exc.reason}; not signed", style="red",
-                          markup=False)
+        print_error(f"{path} does NOT verify at entry {exc.seq}: {exc.reason}; not signed")
         raise typer.Exit(EXIT_FAILED) from exc
     except (ConfigError, TimelineError, OSError) as exc:
-        err_console.print(f"✗ {exc}", style="red", markup=False)
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     added = recorder.next_seq - checked.entries  # 1 or 0
     if json:

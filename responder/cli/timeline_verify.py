@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from responder.cli.options import JsonOpt, readable
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_UNSIGNED, EXIT_USAGE, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, EXIT_UNSIGNED, EXIT_USAGE, console, emit_json, print_error
 from responder.cli.timeline_files import anchors_by_file, verify_file, writers
 from responder.cli.timeline_fleet import WritersOpt, expected_writers, fleet_check
 from responder.errors import ChainBroken, ConfigError, TimelineError
@@ -45,21 +45,19 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
         why = f"no timeline files in {', '.join(map(str, paths))}"
         if json:
             emit_json({"ok": False, "files": [], "anchors": [], "error": why})
-        err_console.print(f"✗ {why}", style="red", markup=False)
+        print_error(why)
         raise typer.Exit(EXIT_FAILED)
     several = len(files) + len(missing) > 1
     if archive and several:  # one archive holds one writer's segments
         if explicit_archive:
-            err_console.print("✗ --archive holds one writer's segments: verify each writer's file with its own",
-                              style="red", markup=False)
+            print_error("--archive holds one writer's segments: verify each writer's file with its own")
             raise typer.Exit(EXIT_USAGE)
-        err_console.print(f"note: the archive {archive} is not compared: {len(files)} writers' files",
-                          style="yellow", markup=False)
+        print_error(f"the archive {archive} is not compared: {len(files)} writers' files", "note:", "yellow")
     held, orphans = anchors_by_file(files, anchor or [], several=several)
     failed = len(orphans)
     for why in orphans.values():
         if not json:
-            err_console.print(f"✗ {why}", style="red", markup=False)
+            print_error(why)  # an anchor's path and reason
     codes: list[int] = []
     docs: list[dict[str, object]] = []
     results: dict[Path, Verification] = {}
@@ -82,7 +80,7 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
 
 def _unchecked(path: Path, why: str) -> tuple[dict[str, object], int]:
     """A file that could not be checked: its line on stderr, its document, exit 3."""
-    err_console.print(plain(f"✗ {why}"), style="red", markup=False)
+    print_error(why)
     return {"ok": False, "path": str(path), "error": why}, EXIT_CONFIG
 
 
@@ -94,8 +92,7 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         result = verify_file(path, public_key, archive, anchor)
     except ChainBroken as exc:
         if not json:
-            err_console.print(plain(f"✗ {path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}"),
-                              style="red", markup=False)  # a reason may name an unsigned entry's writer
+            print_error(f"{path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}")  # may name a writer
         return {"ok": False, "path": str(path), "first_bad_seq": exc.seq, "reason": exc.reason}, EXIT_FAILED
     except ConfigError as exc:
         return _unchecked(path, str(exc))
@@ -107,9 +104,10 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
     if json:
         return doc, code
     if result.past_cadence:
-        err_console.print(plain(f"! {path}: NOT fully proven: {result.reason()}"), style="yellow", markup=False)
+        print_error(f"{path}: NOT fully proven: {result.reason()}", "!", "yellow")
         return doc, code
-    console.print(f"[green]✓ {path}: {result.entries} entries verify; head {result.head}")
+    console.print(plain(f"✓ {path}: {result.entries} entries verify; head {result.head}"), style="green",
+                  markup=False, highlight=False)  # as print_ok does: a path is anyone's name
     signed = "signatures verified" if result.signatures_checked else "[yellow]signatures NOT checked (no public key)"
     console.print(f"  {result.checkpoints} checkpoints, {signed}; {result.unsigned_tail} entries after the last one")
     for run in result.unsigned_offline:

@@ -12,7 +12,7 @@ from rich.text import Text
 from responder.actuators import registry
 from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, open_offline, refuse_past_cadence
 from responder.cli.options import JsonOpt, resolve_incident
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, err_console
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error
 from responder.errors import ConfigError
 from responder.escapes import plain
 from responder.models.step import StepStatus
@@ -74,7 +74,7 @@ def undo(
             recorder.close()  # with the signing key: a checkpoint over what it added
         note_unsigned(recorder, path)
     except ConfigError as exc:
-        err_console.print(f"✗ {exc}", style="red", markup=False, soft_wrap=True)
+        print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
     _report(outcomes, json)
     if any(o["status"] == StepStatus.FAILED for o in outcomes):

@@ -4,7 +4,7 @@ A request past its `expires_at` is refused as expired whatever its id (responder
 request that owns an id has expired (plus `FORGET_MARGIN_S`), nothing is lost by forgetting the id: the same bytes sent
 again are refused as expired (judged on `Handled.now`, which never goes back), never run again, and a fleet member asks
 the fleet store again. Memory is so bounded by the requests handled within one request lifetime, not by history. An id
-whose request's expiry is not known (recovered from an entry written before 2026-12-06, which does not record it) is
+whose request's expiry is not known (recovered from an entry written before 2026-12-05, which does not record it) is
 kept, as every id was before.
 """
 
@@ -89,7 +89,7 @@ class Handled:
     def recover(self, entries: Iterable[TimelineEntry]) -> None:
         """Remember what the timeline says was handled: digests (`operator.requested`, a final `operator.refused`),
         answers (`operator.completed`, that refusal) and the params of operator steps cut short, but for requests
-        already expired (their `expires_at`, recorded from 2026-12-06, plus the margin), which are refused anyway."""
+        already expired (their `expires_at`, recorded from 2026-12-05, plus the margin), which are refused anyway."""
         gone: set[str] = set()  # expired requests' ids whose completion is still to come in `entries`
         for e in entries:
             if e.kind == OPERATOR_REQUESTED and isinstance(digest := e.body.get("request"), str):  # from 2026-12-05
@@ -116,7 +116,7 @@ class Handled:
         self.forget_expired()
 
     def _kept(self, request_id: str, body: Mapping[str, Any]) -> bool:
-        """Whether a recovered request's id is remembered: its expiry is not recorded (before 2026-12-06: kept, as
+        """Whether a recovered request's id is remembered: its expiry is not recorded (before 2026-12-05: kept, as
         before) or not yet past, capped by its lifetime from `issued_at` when recorded, with the margin (kept until
         then)."""
         at = _time(body.get("expires_at"))

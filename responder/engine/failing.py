@@ -17,7 +17,7 @@ import structlog
 from responder.engine.approvals import Parked
 from responder.engine.guards import Trip
 from responder.engine.incidents import Incident
-from responder.engine.lastresort import record_missed
+from responder.engine.lastresort import Missed, record_missed
 from responder.engine.planner import LazyPlan
 from responder.engine.recording import StepRecording
 from responder.models.event import Event
@@ -68,7 +68,7 @@ class FailureEscalation(StepRecording):
         dry = self.dry_run or rb.mode is Mode.DRY_RUN
         if not rb.on_failure:
             if not ended:
-                record_missed(self.recorder, incident.id, failure, "no_on_failure", dry_run=dry, **note)
+                await self._last_resort(incident, event, plan, failure, "no_on_failure", dry, **note)
                 self.state.escalate_failure(incident.id, failed.step)
             incident.told(failed.step)
             return Outcome.FAILED
@@ -95,9 +95,24 @@ class FailureEscalation(StepRecording):
                 if outcome is Outcome.SKIPPED:
                     skipped.append(sid)
         if len(skipped) == len(ids) and not ended:  # nobody was told
-            record_missed(self.recorder, incident.id, failure, "when", dry_run=dry, escalation=skipped, **note)
+            await self._last_resort(incident, event, plan, failure, "when", dry, escalation=skipped, **note)
         incident.told(failed.step)
         return Outcome.FAILED
+
+    async def _last_resort(self, incident: Incident, event: Event, plan: LazyPlan, failure: Failure,
+                           reason: Missed, dry: bool, **extra: str | list[str]) -> None:
+        """`escalation.missed` for `failure`, once per failure of an event: not again when the incident had the
+        event already (`LazyPlan.redelivered`) and its run recorded it (`Incident.missed`); a dry run's stands for
+        nothing (recorded each time, as it pages nobody). A real one is remembered only once durable (flushed: the
+        metrics count it, the page goes, only then), so neither this process nor a snapshot or fleet slice written
+        before that holds one that a failed write or a crash lost: the redelivery records it."""
+        if not dry and plan.redelivered and incident.missed.get(failure.step) == event.id:
+            log.info("escalation_missed_already", step=failure.step, reason=reason)
+            return
+        record_missed(self.recorder, incident.id, failure, reason, dry_run=dry, event_id=event.id, **extra)
+        if not dry:
+            await self.recorder.flush()
+            incident.missed[failure.step] = event.id
 
     async def _run_step(self, rb: Runbook, step: Step, incident: Incident, event: Event, scope: dict[str, Any],
                         plan: LazyPlan, plan_trips: Sequence[Trip], grant: Parked | None, fresh: bool,

@@ -29,7 +29,7 @@ class FleetReplies:
     async def ensure_ttl(self, *, tries: int = TTL_TRIES, pause: float = 1.0) -> bool:
         """Enable the table's TTL on `REPLY_TTL` (operator replies expire) unless it is; whether it is now. A table
         still being created (`ResourceInUseException`) is asked again, `tries` times `pause` seconds apart. A refusal
-        (no `dynamodb:UpdateTimeToLive`) is logged, not fatal: the items then stay, as before 2026-12-06, until the
+        (no `dynamodb:UpdateTimeToLive`) is logged, not fatal: the items then stay, as before 2026-12-05, until the
         TTL is enabled by hand; so is a TTL already on another attribute (one per table: left as it is)."""
         for attempt in range(1, tries + 1):
             try:

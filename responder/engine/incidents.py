@@ -56,6 +56,11 @@ class Incident:
     escalated_dry: dict[str, str] = field(default_factory=dict)
     """The same, of a dry run's `step.escalated` (it told nobody): it stands for a dry run of the same event again,
     never for a real failure (`was_escalated`)."""
+    missed: dict[str, str] = field(default_factory=dict)
+    """The id of the event whose run last recorded the last resort (`escalation.missed`, not a dry run's) for a
+    runbook step's failure, by step id: the same event again whose run fails the step again does not record it (nor
+    page) again; recorded only once it is written, and read back from the timeline, so one that failed or that a
+    crash lost is recorded at the redelivery. As many as the runbook's steps."""
 
     def add(self, at: datetime) -> None:
         """Count one distinct event at `at` (repeats of an event id are not counted)."""

@@ -92,7 +92,7 @@ def owed(state: EngineState, entry: TimelineEntry) -> None:
     if found is None:
         return
     if entry.kind == EntryKind.STEP_ESCALATED:
-        if isinstance(event_id := body.get("event_id"), str):  # from 2026-12-06
+        if isinstance(event_id := body.get("event_id"), str):  # from 2026-12-05
             found.escalate(step, event_id, dry_run=body.get("dry_run") is True)
         named = body.get("escalation")
         ids = [str(i) for i in named] if isinstance(named, list) else []
@@ -101,6 +101,8 @@ def owed(state: EngineState, entry: TimelineEntry) -> None:
         else:  # as the live run ends it: someone is asked (or a dry run acted on nothing)
             found.told(step)
     elif entry.kind == EntryKind.ESCALATION_MISSED:
+        if isinstance(event_id := body.get("event_id"), str) and not body.get("dry_run"):  # from 2026-12-05
+            found.missed[step] = event_id
         found.told(step)
     elif "." in step:
         found.reached(step, acted=not (entry.kind == EntryKind.STEP_SKIPPED and body.get("reason") == "when"))

@@ -76,17 +76,20 @@ def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntr
     latest: dict[tuple[str, str], StepFailure] = {}  # (incident, step) → its latest failure
     escalating: dict[tuple[str, str], StepFailure] = {}  # (incident, escalation step id) → the failure it tells of
     announced: set[int] = set()  # the failures a `step.escalated` named (by id())
+    missed_before: dict[int, str] = {}  # a failure after one the last resort recorded → that one's reason
     for e in entries:
         at = (e.incident or "", str(e.body.get("step")))
         planned = _would_refuse(e)
         if planned or _failed(e):
+            if (before := latest.get(at)) is not None and before.missed:
+                missed_before[len(out)] = before.missed
             out.append(StepFailure(t=when(e), incident=at[0], step=at[1], actuator=str(e.body.get("actuator")),
                                    status="refused" if planned else str(e.body.get("status")), dry_run=planned,
                                    error=str(e.body.get("refusal" if planned else "error") or "")))
             latest[at] = out[-1]
         if (f := escalating.get(at)) is not None:
             # a later failure of the step without its own `step.escalated` (the same alert again, not escalated
-            # again since 2026-12-06): the escalation steps run for it
+            # again since 2026-12-05): the escalation steps run for it
             if (again := latest.get((at[0], at[1].split(".", 1)[-1]))) is not None and id(again) not in announced:
                 f = again
             if _tells(e):
@@ -101,4 +104,7 @@ def step_failures(entries: Iterable[TimelineEntry], when: Callable[[TimelineEntr
             announced.add(id(f))
         elif f is not None and e.kind == EntryKind.ESCALATION_MISSED:
             f.missed = str(e.body.get("reason"))
+    for n, reason in missed_before.items():  # the same alert again: its last resort is recorded once (2026-12-05)
+        if not (out[n].missed or out[n].told_by or out[n].already_done or out[n].escalation_failed):
+            out[n].missed = f"{reason}, recorded for the alert's earlier delivery"
     return out

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import yaml
 
+from responder.engine.incidents import Incident
 from responder.engine.partitions import cut, merge
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
-from tests.kit import DEACTIVATE_STEPS, make_kit
+from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
 from tests.unit.test_dry_run_refusal import PROTECTED
 from tests.unit.test_trace_timeline import ESCALATE
 
@@ -44,15 +45,20 @@ async def test_a_restart_remembers_which_alert_was_escalated(tmp_path):
     assert len(kit.entries("step.escalated")) == 1
 
 
-async def test_a_fleet_slice_carries_which_alert_was_escalated(tmp_path):
-    """A replica that takes the incident over from its slice knows the alert's failure was escalated."""
-    kit = make_kit(tmp_path, {"rb": RUNBOOK})
-    await kit.send(finding_id="first")
+def taken_over(kit: Kit) -> Incident:
+    """The kit's one incident as another replica has it once it takes the incident over from its fleet slice."""
     [incident] = kit.engine.state.incidents.all()
     written = cut(kit.engine.state, {incident.id})[incident.id].model_dump_json()  # as the changelog keeps it
     taken = EngineState()
     merge(taken, [EngineSnapshot.model_validate_json(written)])
-    assert taken.incidents.by_id[incident.id].escalated == {"deactivate": "first"}
+    return taken.incidents.by_id[incident.id]
+
+
+async def test_a_fleet_slice_carries_which_alert_was_escalated(tmp_path):
+    """A replica that takes the incident over from its slice knows the alert's failure was escalated."""
+    kit = make_kit(tmp_path, {"rb": RUNBOOK})
+    await kit.send(finding_id="first")
+    assert taken_over(kit).escalated == {"deactivate": "first"}
 
 
 async def test_the_drill_card_says_a_redelivered_failure_was_not_told_again(tmp_path):
