@@ -37,6 +37,7 @@ from responder.service.partitions import PartitionKeeping
 
 log = structlog.get_logger(__name__)
 
+
 def rebuilds_exhausted(exc: BaseException) -> ConsumerRebuildsExhausted | None:
     """The ConsumerRebuildsExhausted in `exc` (itself, or a leaf of the loops' task groups), or None."""
     if isinstance(exc, ConsumerRebuildsExhausted):
@@ -87,14 +88,14 @@ class ConsumerRebuilds(PartitionKeeping):
                   detail="aiokafka does not restart a dead coordinator: the consumer is closed and created again, "
                          "reading on from the committed offsets")
         try:
+            if isinstance(ingest, KafkaIngest):  # its partitions go as in a revocation, before the backoff: the
+                await self._on_revoked(sorted(ingest.assigned()))  # group gives them to another member meanwhile
+                if self._rebalance_error is not None:
+                    raise self._rebalance_error
             with contextlib.suppress(TimeoutError):  # backed off; a stop requested meanwhile ends the wait
                 await asyncio.wait_for(self._stop.wait(), delay)
             if self._stop.is_set():
                 return
-            if isinstance(ingest, KafkaIngest):  # its partitions go as in a revocation, before the new one joins
-                await self._on_revoked(sorted(ingest.assigned()))
-                if self._rebalance_error is not None:
-                    raise self._rebalance_error
             await ingest.rebuild(self.settings.kafka_connect_timeout)
         finally:
             self._rebuilding.pop(consumer, None)

@@ -145,7 +145,8 @@ async def test_a_consumer_that_commits_between_rebuilds_is_rebuilt_past_the_limi
 
 
 async def test_a_stop_requested_during_the_backoff_ends_it_without_a_rebuild(tmp_path) -> None:
-    """A rebuild waiting out its backoff does not hold up a stop: the alerts loop ends, no new consumer is built."""
+    """A rebuild waiting out its backoff has let its partitions go already (the group gives them to another member
+    meanwhile) and does not hold up a stop: the alerts loop ends, no new consumer is built."""
     broker = _Broker(records=1)
     built: list[_Consumer] = []
 
@@ -154,8 +155,17 @@ async def test_a_stop_requested_during_the_backoff_ends_it_without_a_rebuild(tmp
 
     async with _alerts_over(tmp_path, lambda: RebuildBudget(backoff=3600.0), make) as service:
         rebuilds = lambda: service.metrics.value("responder_consumer_rebuilds_total", consumer="alerts")  # noqa: E731
+        held: list[set[int]] = []
+
+        def backing_off() -> bool:
+            if rebuilds() < 2:
+                return False
+            held.append(set(service._given))
+            return True
+
         await asyncio.wait_for(asyncio.gather(  # hang guard
-            service._alerts_loop(), _stop_when(service, lambda: rebuilds() >= 2)), 10)
+            service._alerts_loop(), _stop_when(service, backing_off)), 10)
+        assert held == [set()]  # revoked before the wait
         assert len(built) == 2  # the first rebuild, at once; the second never built
 
 
