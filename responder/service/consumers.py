@@ -12,11 +12,12 @@ meanwhile, saying which consumer is being rebuilt and why. A rebuild that cannot
 
 Rebuilds are bounded (`RebuildBudget`, responder/ingest/coordinator.py, one per consumer): the first is at once,
 each next one after a backoff (1 s, doubled, at most 30 s; a stop requested meanwhile is not held up). They are
-counted since the consumer last committed an offset (progress: its committed offsets moved on), over the last 10
-minutes (a quiet consumer has nothing to commit). The death after `REBUILDS` such rebuilds logs
-`kafka_consumer_rebuilds_exhausted` (critical) and stops the service with ConsumerRebuildsExhausted, which
-`responder run` turns into one line and exit 75, for its supervisor to start a fresh process: a consumer whose
-coordinator keeps dying would re-read the same records for ever.
+counted since the consumer last made progress: it committed an offset, or its last rebuilt consumer ran 60 s
+(`SETTLE_S`) before its coordinator died again (a quiet consumer, such as the operator requests one, has nothing
+to commit: a rolling restart of the brokers must not stop a healthy idle service), over the last 10 minutes. The
+death after `REBUILDS` such rebuilds logs `kafka_consumer_rebuilds_exhausted` (critical) and stops the service
+with ConsumerRebuildsExhausted, which `responder run` turns into one line and exit 75, for its supervisor to start
+a fresh process: a consumer whose coordinator keeps dying would re-read the same records for ever.
 """
 
 from __future__ import annotations
@@ -74,13 +75,14 @@ class ConsumerRebuilds(PartitionKeeping):
         if delay is None:
             log.critical("kafka_consumer_rebuilds_exhausted", consumer=consumer, rebuilds=budget.count,
                          window_s=budget.window, error=str(exc),
-                         detail="its group coordinator keeps dying and it commits nothing in between: stopping for "
-                                "the supervisor to start a fresh process")
+                         detail="its group coordinator keeps dying soon after each rebuild, no commit in between: "
+                                "stopping for the supervisor to start a fresh process")
             self._stop.set()
             raise ConsumerRebuildsExhausted(
-                f"the {consumer} consumer was rebuilt {budget.count} times within {budget.window:.0f} s without "
-                f"committing an offset, and its group coordinator died again ({type(exc.cause).__name__}: "
-                f"{exc.cause}): stopping; start it again, and check the Kafka cluster's health") from exc
+                f"the {consumer} consumer was rebuilt {budget.count} times within {budget.window:.0f} s, each dying "
+                f"within {budget.settle:.0f} s without committing an offset, and its group coordinator died again "
+                f"({type(exc.cause).__name__}: {exc.cause}): stopping; start it again, and check the Kafka "
+                "cluster's health") from exc
         self.metrics.consumer_rebuilds.labels(consumer).inc()
         self._rebuilding[consumer] = f"{type(exc.cause).__name__}: {exc.cause}"
         log.error("kafka_consumer_rebuilding", consumer=consumer, error=str(exc), rebuild=budget.count,

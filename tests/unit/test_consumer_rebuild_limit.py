@@ -60,12 +60,39 @@ def test_a_commit_since_the_last_rebuild_starts_the_count_again() -> None:
 def test_rebuilds_older_than_the_window_are_forgotten() -> None:
     """A quiet consumer (nothing to commit) is refused only for rebuilds crowded into one window."""
     clock = _Clock()
-    budget = RebuildBudget(clock, limit=2, window=600.0, backoff=1.0, backoff_max=30.0)
+    budget = RebuildBudget(clock, limit=2, window=600.0, backoff=1.0, backoff_max=30.0, settle=1000.0)
     budget.next(commits=0)
     clock.now += 500
     budget.next(commits=0)
     clock.now += 200  # the first is out of the window
     assert budget.next(commits=0) == 1.0
+    assert budget.next(commits=0) is None
+
+
+def test_a_quiet_consumer_rebuilt_once_per_broker_restart_is_never_refused() -> None:
+    """A quiet consumer (nothing to commit) whose rebuilt consumers each run a while before the next coordinator
+    death, as in a rolling restart of a large cluster, made progress each time: it is never refused."""
+    clock = _Clock()
+    budget = RebuildBudget(clock)  # the defaults: 5 rebuilds within 600 s, 60 s settled
+    delays = []
+    for _ in range(12):  # a broker restarted every 70 s, its coordinator death each time
+        delays.append(budget.next(commits=0))
+        clock.now += 70
+    assert delays == [0.0] * 12
+    assert budget.count == 1
+
+
+def test_a_rebuilt_consumer_dying_before_it_settled_counts_on() -> None:
+    """A rebuilt consumer whose coordinator dies again before it ran `settle` seconds (after its backoff) made no
+    progress: the count goes on."""
+    clock = _Clock()
+    budget = RebuildBudget(clock, limit=3, window=600.0, backoff=10.0, backoff_max=30.0, settle=60.0)
+    assert budget.next(commits=0) == 0.0
+    clock.now += 59
+    assert budget.next(commits=0) == 10.0
+    clock.now += 69  # the backoff, then 59 s of the new consumer
+    assert budget.next(commits=0) == 20.0
+    clock.now += 79
     assert budget.next(commits=0) is None
 
 
