@@ -40,13 +40,14 @@ log = structlog.get_logger(__name__)
 
 
 def rebuilds_exhausted(exc: BaseException) -> ConsumerRebuildsExhausted | None:
-    """The ConsumerRebuildsExhausted in `exc` (itself, or a leaf of the loops' task groups), or None."""
+    """The ConsumerRebuildsExhausted `exc` is (itself, or every leaf of the loops' task groups: another error beside
+    it is not hidden, as in `fenced`), or None."""
     if isinstance(exc, ConsumerRebuildsExhausted):
         return exc
     if isinstance(exc, BaseExceptionGroup):
-        for leaf in exc.exceptions:
-            if (found := rebuilds_exhausted(leaf)) is not None:
-                return found
+        found = [rebuilds_exhausted(leaf) for leaf in exc.exceptions]
+        if found and all(one is not None for one in found):
+            return found[0]
     return None
 
 

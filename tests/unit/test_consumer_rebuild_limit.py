@@ -201,3 +201,10 @@ def test_rebuilds_exhausted_is_found_inside_the_task_groups() -> None:
     gave_up = ConsumerRebuildsExhausted("the alerts consumer was rebuilt 5 times")
     assert rebuilds_exhausted(ExceptionGroup("g", [ExceptionGroup("h", [gave_up])])) is gave_up
     assert rebuilds_exhausted(ExceptionGroup("g", [ValueError("x")])) is None
+
+
+def test_rebuilds_exhausted_beside_another_error_is_not_turned_into_exit_75() -> None:
+    """A give-up beside another error in the task groups is not the one line of exit 75: the other error is not
+    hidden (as `fenced` wants every leaf a fence)."""
+    gave_up = ConsumerRebuildsExhausted("the alerts consumer was rebuilt 5 times")
+    assert rebuilds_exhausted(ExceptionGroup("g", [gave_up, ExceptionGroup("h", [ValueError("a bug")])])) is None
