@@ -253,3 +253,9 @@ class CoordinatorDied(ResponderError):
         self.consumer = consumer
         self.cause = cause
         super().__init__(f"the {consumer} consumer's group coordinator died: {type(cause).__name__}: {cause}")
+
+
+class ConsumerRebuildsExhausted(ResponderError):
+    """One of the service's consumers was rebuilt after a dead group coordinator more often than it may be without
+    progress in between (no offset committed, no rebuilt consumer that ran a minute: responder/service/consumers.py):
+    the service stops, and `responder run` exits 75 for its supervisor to start a fresh process."""

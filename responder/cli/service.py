@@ -23,7 +23,7 @@ from responder.cli.output import (
     print_ok,
     timeline_table,
 )
-from responder.errors import ConfigError, ReplicaFenced
+from responder.errors import ConfigError, ConsumerRebuildsExhausted, ReplicaFenced
 from responder.settings import Settings
 
 app = typer.Typer()
@@ -92,7 +92,7 @@ def run(
 ) -> None:
     """Run the service: consume alerts, run runbooks, record the timeline, until SIGTERM/SIGINT."""
     from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
-    from responder.service import health_server, rebuilds, serve_rejoining
+    from responder.service import health_server, rebuilds, rebuilds_exhausted, serve_rejoining
 
     overrides: dict[str, object] = {}
     if dry_run:
@@ -119,13 +119,16 @@ def run(
 
         async def main() -> None:  # a fenced replica rejoins in-process (responder/service/rejoin.py)
             health = health_server(settings)  # the process's: it keeps its port while a fenced replica rejoins
-            await serve_rejoining(rebuilds(settings, metrics_server=health), rejoins=settings.fenced_rejoins)
+            try:
+                await serve_rejoining(rebuilds(settings, metrics_server=health), rejoins=settings.fenced_rejoins)
+            except BaseExceptionGroup as group:  # the loops' task groups: a consumer out of rebuilds is one line
+                raise rebuilds_exhausted(group) or group from None
 
         asyncio.run(main())
     except ConfigError as exc:
         print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
-    except ReplicaFenced as exc:  # fenced more often than fenced_rejoins allows: for the supervisor to restart
+    except (ReplicaFenced, ConsumerRebuildsExhausted) as exc:  # fenced or rebuilt too often: for the supervisor
         print_error(exc)
         raise typer.Exit(EXIT_TEMPFAIL) from exc
     finally:

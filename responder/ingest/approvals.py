@@ -63,6 +63,7 @@ class ApprovalIngest:
         self.topic = topic
         self.manual_assignment = manual_assignment
         self.reads_all = group_id is None  # a fleet member: every decision, from the first, at each start
+        self.commits = 0  # offset commits that went through, over its rebuilds (responder/service/consumers.py)
         self._ends: dict[TopicPartition, int] = {}  # then the end offsets when it started
         self._make = functools.partial(
             AIOKafkaConsumer,
@@ -121,7 +122,8 @@ class ApprovalIngest:
         if not mine or self.reads_all:  # a fleet member reads every decision, commits none
             return
         try:
-            await commit_unless_dead(self.consumer, mine)
+            if await commit_unless_dead(self.consumer, mine):
+                self.commits += 1  # progress: a rebuild limit counts from here (responder/service/consumers.py)
         except (CommitFailedError, IllegalStateError) as exc:  # redelivered decisions are refused as decided
             log.warning("approval_commit_failed", error=str(exc))
 

@@ -12,6 +12,8 @@ Delivery stays at-least-once and the step keys keep each effect once (responder/
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -89,3 +91,46 @@ async def fresh(old: Any, make: Callable[[], T]) -> T:
     except Exception as exc:  # noqa: BLE001 - a dead consumer may fail to close; the new one is what matters
         log.warning("kafka_consumer_close_failed", error=f"{type(exc).__name__}: {exc}")
     return make()
+
+
+REBUILDS = 5
+"""Rebuilds of one consumer allowed without progress in between, within `WINDOW_S`; one more stops the service."""
+WINDOW_S = 600.0
+SETTLE_S = 60.0
+"""A rebuilt consumer that ran this long before its coordinator died again made progress (a quiet one, such as the
+operator requests consumer, commits nothing: a rolling restart of the brokers must not stop a healthy idle service)."""
+
+
+class RebuildBudget:
+    """One consumer's rebuilds without progress (a commit, or a rebuilt consumer that ran `settle` seconds), within
+    `window` seconds: how long to wait before the next."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, limit: int = REBUILDS,
+                 window: float = WINDOW_S, backoff: float = 1.0, backoff_max: float = 30.0,
+                 settle: float = SETTLE_S) -> None:
+        self.clock, self.limit, self.window, self.settle = clock, limit, window, settle
+        self.backoff, self.backoff_max = backoff, backoff_max
+        self._at: deque[float] = deque()
+        self._commits = 0
+        self._built = 0.0  # when the last rebuilt consumer was built (after its backoff)
+
+    @property
+    def count(self) -> int:
+        """The rebuilds counted now."""
+        return len(self._at)
+
+    def next(self, commits: int) -> float | None:
+        """Count one more rebuild (`commits`: the consumer's successful commits so far): the seconds to wait before
+        it, or None when the limit is reached (not counted)."""
+        now = self.clock()
+        if commits != self._commits or (self._at and now - self._built >= self.settle):
+            self._commits = commits  # it committed, or its last rebuilt consumer ran a while: progress
+            self._at.clear()
+        while self._at and now - self._at[0] > self.window:
+            self._at.popleft()
+        if len(self._at) >= self.limit:
+            return None
+        self._at.append(now)
+        delay = 0.0 if len(self._at) == 1 else min(self.backoff_max, self.backoff * 2 ** (len(self._at) - 2))
+        self._built = now + delay
+        return delay

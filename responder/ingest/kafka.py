@@ -127,6 +127,7 @@ class KafkaIngest:
                                          max_request_size=max(1024 * 1024, deadletter_max_bytes + 64 * 1024))
         self._positions: dict[TopicPartition, int] = {}
         self.held: set[TopicPartition] = set()  # paused until their state is in: `resume` leaves them paused
+        self.commits = 0  # offset commits that went through, over its rebuilds (responder/service/consumers.py)
         self._fetch_waits = (fetch_max_wait_ms, fetch_idle_wait_ms)
         self.fetch_wait = self._fetch_wait()
 
@@ -228,7 +229,8 @@ class KafkaIngest:
         if not mine:
             return
         try:
-            await commit_unless_dead(self.consumer, mine)
+            if await commit_unless_dead(self.consumer, mine):
+                self.commits += 1  # progress: a rebuild limit counts from here (responder/service/consumers.py)
         except (CommitFailedError, IllegalStateError) as exc:
             # a rebalance took the partitions: the records are redelivered to their new owner and deduplicated
             log.warning("offset_commit_failed", error=str(exc))

@@ -7,10 +7,11 @@ share) and rejoin (a fenced replica rejoins its group in-process: `serve_rejoini
 """
 
 from responder.service.batches import by_key
+from responder.service.consumers import rebuilds_exhausted
 from responder.service.core import Service, serve
 from responder.service.rejoin import fenced, health_server, rebuilds, serve_rejoining
 from responder.service.signed import signature
 from responder.service.wiring import NO_KAFKA, archiver_from, authenticator_from, guards_from
 
 __all__ = ["NO_KAFKA", "Service", "archiver_from", "authenticator_from", "by_key", "fenced", "guards_from",
-           "health_server", "rebuilds", "serve", "serve_rejoining", "signature"]
+           "health_server", "rebuilds", "rebuilds_exhausted", "serve", "serve_rejoining", "signature"]

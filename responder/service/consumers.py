@@ -9,22 +9,46 @@ again and their step keys keep each effect once), closes the consumer, creates a
 or is assigned, and reads on from the committed offsets), and logs `kafka_consumer_rebuilt`. `/readyz` is 503
 meanwhile, saying which consumer is being rebuilt and why. A rebuild that cannot reach Kafka within
 `kafka_connect_timeout` stops the service, as a start would.
+
+Rebuilds are bounded (`RebuildBudget`, responder/ingest/coordinator.py, one per consumer): the first is at once,
+each next one after a backoff (1 s, doubled, at most 30 s; a stop requested meanwhile is not held up). They are
+counted since the consumer last made progress: it committed an offset, or its last rebuilt consumer ran 60 s
+(`SETTLE_S`) before its coordinator died again (a quiet consumer, such as the operator requests one, has nothing
+to commit: a rolling restart of the brokers must not stop a healthy idle service), over the last 10 minutes. The
+death after `REBUILDS` such rebuilds logs `kafka_consumer_rebuilds_exhausted` (critical) and stops the service
+with ConsumerRebuildsExhausted, which `responder run` turns into one line and exit 75, for its supervisor to start
+a fresh process: a consumer whose coordinator keeps dying would re-read the same records for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import structlog
 from aiokafka import TopicPartition
 
-from responder.errors import CoordinatorDied
+from responder.errors import ConsumerRebuildsExhausted, CoordinatorDied
 from responder.ingest.approvals import ApprovalIngest
+from responder.ingest.coordinator import RebuildBudget
 from responder.ingest.kafka import KafkaIngest
 from responder.models.event import RawRecord
 from responder.service.partitions import PartitionKeeping
 
 log = structlog.get_logger(__name__)
+
+
+def rebuilds_exhausted(exc: BaseException) -> ConsumerRebuildsExhausted | None:
+    """The ConsumerRebuildsExhausted `exc` is (itself, or every leaf of the loops' task groups: another error beside
+    it is not hidden, as in `fenced`), or None."""
+    if isinstance(exc, ConsumerRebuildsExhausted):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        found = [rebuilds_exhausted(leaf) for leaf in exc.exceptions]
+        if found and all(one is not None for one in found):
+            return found[0]
+    return None
 
 
 class ConsumerRebuilds(PartitionKeeping):
@@ -42,17 +66,39 @@ class ConsumerRebuilds(PartitionKeeping):
                 held.clear()
             return {}
 
+    def rebuild_budget(self) -> RebuildBudget:
+        """A new consumer's budget of rebuilds (tests shrink it)."""
+        return RebuildBudget()
+
     async def _rebuild(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, exc: CoordinatorDied) -> None:
+        budget = self._rebuild_budgets.setdefault(consumer, self.rebuild_budget())
+        delay = budget.next(ingest.commits)
+        if delay is None:
+            log.critical("kafka_consumer_rebuilds_exhausted", consumer=consumer, rebuilds=budget.count,
+                         window_s=budget.window, error=str(exc),
+                         detail="its group coordinator keeps dying soon after each rebuild, no commit in between: "
+                                "stopping for the supervisor to start a fresh process")
+            self._stop.set()
+            raise ConsumerRebuildsExhausted(
+                f"the {consumer} consumer was rebuilt {budget.count} times within {budget.window:.0f} s, each dying "
+                f"within {budget.settle:.0f} s without committing an offset, and its group coordinator died again "
+                f"({type(exc.cause).__name__}: {exc.cause}): stopping; start it again, and check the Kafka "
+                "cluster's health") from exc
         self.metrics.consumer_rebuilds.labels(consumer).inc()
         self._rebuilding[consumer] = f"{type(exc.cause).__name__}: {exc.cause}"
-        log.error("kafka_consumer_rebuilding", consumer=consumer, error=str(exc),
+        log.error("kafka_consumer_rebuilding", consumer=consumer, error=str(exc), rebuild=budget.count,
+                  of=budget.limit, in_s=delay,
                   detail="aiokafka does not restart a dead coordinator: the consumer is closed and created again, "
                          "reading on from the committed offsets")
         try:
-            if isinstance(ingest, KafkaIngest):  # its partitions go as in a revocation, before the new one joins
-                await self._on_revoked(sorted(ingest.assigned()))
+            if isinstance(ingest, KafkaIngest):  # its partitions go as in a revocation, before the backoff: the
+                await self._on_revoked(sorted(ingest.assigned()))  # group gives them to another member meanwhile
                 if self._rebalance_error is not None:
                     raise self._rebalance_error
+            with contextlib.suppress(TimeoutError):  # backed off; a stop requested meanwhile ends the wait
+                await asyncio.wait_for(self._stop.wait(), delay)
+            if self._stop.is_set():
+                return
             await ingest.rebuild(self.settings.kafka_connect_timeout)
         finally:
             self._rebuilding.pop(consumer, None)

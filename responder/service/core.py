@@ -187,6 +187,7 @@ class Service(BatchHandling, Running):
         self._rebalances = 0
         self._rebalance_error: BaseException | None = None
         self._rebuilding: dict[str, str] = {}
+        self._rebuild_budgets = {}
         self._restorers: dict[int, asyncio.Task[None]] = {}
         self._adopting: set[int] = set()
         self._given: set[int] = set()

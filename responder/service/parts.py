@@ -18,6 +18,7 @@ from responder.engine.operator import Operator
 from responder.fleet import FleetState
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.commits import OffsetCommits
+from responder.ingest.coordinator import RebuildBudget
 from responder.ingest.flow import Flow
 from responder.ingest.gate import Gate
 from responder.ingest.kafka import KafkaIngest
@@ -65,6 +66,7 @@ class Parts:
     _rebalances: int  # rebalance callbacks run so far (revocations and assignments)
     _rebalance_error: BaseException | None  # what a rebalance callback raised; the next chunk and poll raise it
     _rebuilding: dict[str, str]  # consumers being rebuilt after their group coordinator died, and why (consumers.py)
+    _rebuild_budgets: dict[str, RebuildBudget]  # each consumer's rebuilds since it last committed (consumers.py)
     _restorers: dict[int, asyncio.Task[None]]  # a fleet's restore of each assigned or failed partition (background)
     _given: set[int]  # the partition numbers assigned to this service, as its rebalance callbacks were told
     _leaving_unrestored: set[int]  # revoked before their state was in: their quota windows were never counted

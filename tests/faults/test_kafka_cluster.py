@@ -90,6 +90,9 @@ async def test_leader_broker_killed_mid_stream_every_finding_acted_once(kafka_cl
     assert (row.lost, row.duplicates, row.done) == (0, 0, row.expected), row
 
 
+# stays in soak for its length, not a failure: 14 of 14 passed on 2026-12-05 (s23-rebuild, no consumer rebuilt in any),
+# 122-140 s each, the cluster's start included (3 kills, each down 20 s); it had passed 3 of 4 before the coordinator
+# lookup-lock guard (20d27eb), output of the failure not kept
 @pytest.mark.soak
 @pytest.mark.timeout(1200)
 async def test_successive_leaders_killed_and_down_20s(kafka_cluster3, moto_server, unique, tmp_path):

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from responder.cli import app
-from responder.errors import ConfigError, ReplicaFenced, TimelineError
+from responder.errors import ConfigError, ConsumerRebuildsExhausted, ReplicaFenced, TimelineError
 from responder.models.event import RawRecord
 from responder.service import Service, fenced, rebuilds, serve_rejoining
 from responder.settings import Settings
@@ -274,14 +274,20 @@ async def test_a_failed_chunk_marks_the_service_stopping_before_the_gate_opens(t
     service.recorder.close()
 
 
-def test_run_exits_75_when_no_rejoin_is_left(monkeypatch):
-    """`responder run` turns a final ReplicaFenced into one red line and exit 75 (EX_TEMPFAIL), no traceback."""
+@pytest.mark.parametrize(("raised", "said"), [
+    (ReplicaFenced("this replica was fenced 6 times within 3600 s"), "fenced 6 times"),
+    (ExceptionGroup("loops", [ExceptionGroup("alerts", [  # from the loops' task groups (consumers.py)
+        ConsumerRebuildsExhausted("the alerts consumer was rebuilt 5 times within 600 s")])]), "rebuilt 5 times"),
+])
+def test_run_exits_75_when_no_rejoin_is_left(monkeypatch, raised: BaseException, said: str):
+    """`responder run` turns a final ReplicaFenced, or a consumer out of rebuilds, into one red line and exit 75
+    (EX_TEMPFAIL), no traceback."""
     async def fenced_for_good(build: Any, *, rejoins: int) -> None:
-        raise ReplicaFenced("this replica was fenced 6 times within 3600 s")
+        raise raised
 
     monkeypatch.setattr("responder.service.serve_rejoining", fenced_for_good)
     monkeypatch.setenv("RESPONDER_KAFKA_BOOTSTRAP", "127.0.0.1:9")
     result = CliRunner().invoke(app, ["run"])
     assert result.exit_code == 75, result.output
-    assert "fenced 6 times" in result.output
+    assert said in result.output
     assert "Traceback" not in result.output

@@ -1,0 +1,210 @@
+"""Rebuilds of a consumer whose group coordinator keeps dying are bounded (responder/service/consumers.py): backed
+off, forgotten after a commit or a quiet window, and past the limit the service stops loudly (exit 75)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from responder.errors import ConsumerRebuildsExhausted
+from responder.ingest.coordinator import RebuildBudget
+from responder.service import Service
+from responder.service.consumers import rebuilds_exhausted
+from responder.settings import Settings
+from tests.fakes import FakeIam
+from tests.unit.test_coordinator_death import _Broker, _Consumer
+
+
+class _DiesOnceCommitted(_Consumer):
+    """A group consumer whose coordinator dies right after its first commit went through."""
+
+    async def commit(self, offsets: dict[Any, int]) -> None:
+        await super().commit(offsets)
+        self._coordinator.die()
+
+
+class _Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rebuilds_back_off_then_run_out_without_a_commit() -> None:
+    """The first rebuild is at once, the next ones wait longer each time, and the one past the limit is refused."""
+    clock = _Clock()
+    budget = RebuildBudget(clock, limit=4, window=600.0, backoff=1.0, backoff_max=3.0)
+    assert [budget.next(commits=0) for _ in range(4)] == [0.0, 1.0, 2.0, 3.0]
+    assert budget.next(commits=0) is None
+    assert budget.count == 4
+
+
+def test_a_commit_since_the_last_rebuild_starts_the_count_again() -> None:
+    """A consumer that committed an offset since its last rebuild made progress: its rebuilds count from zero."""
+    clock = _Clock()
+    budget = RebuildBudget(clock, limit=2, window=600.0, backoff=1.0, backoff_max=30.0)
+    assert [budget.next(commits=0), budget.next(commits=0)] == [0.0, 1.0]
+    assert budget.next(commits=1) == 0.0
+    assert budget.count == 1
+
+
+def test_rebuilds_older_than_the_window_are_forgotten() -> None:
+    """A quiet consumer (nothing to commit) is refused only for rebuilds crowded into one window."""
+    clock = _Clock()
+    budget = RebuildBudget(clock, limit=2, window=600.0, backoff=1.0, backoff_max=30.0, settle=1000.0)
+    budget.next(commits=0)
+    clock.now += 500
+    budget.next(commits=0)
+    clock.now += 200  # the first is out of the window
+    assert budget.next(commits=0) == 1.0
+    assert budget.next(commits=0) is None
+
+
+def test_a_quiet_consumer_rebuilt_once_per_broker_restart_is_never_refused() -> None:
+    """A quiet consumer (nothing to commit) whose rebuilt consumers each run a while before the next coordinator
+    death, as in a rolling restart of a large cluster, made progress each time: it is never refused."""
+    clock = _Clock()
+    budget = RebuildBudget(clock)  # the defaults: 5 rebuilds within 600 s, 60 s settled
+    delays = []
+    for _ in range(12):  # a broker restarted every 70 s, its coordinator death each time
+        delays.append(budget.next(commits=0))
+        clock.now += 70
+    assert delays == [0.0] * 12
+    assert budget.count == 1
+
+
+def test_a_rebuilt_consumer_dying_before_it_settled_counts_on() -> None:
+    """A rebuilt consumer whose coordinator dies again before it ran `settle` seconds (after its backoff) made no
+    progress: the count goes on."""
+    clock = _Clock()
+    budget = RebuildBudget(clock, limit=3, window=600.0, backoff=10.0, backoff_max=30.0, settle=60.0)
+    assert budget.next(commits=0) == 0.0
+    clock.now += 59
+    assert budget.next(commits=0) == 10.0
+    clock.now += 69  # the backoff, then 59 s of the new consumer
+    assert budget.next(commits=0) == 20.0
+    clock.now += 79
+    assert budget.next(commits=0) is None
+
+
+@contextlib.asynccontextmanager
+async def _alerts_over(tmp_path: Path, budget: Callable[[], RebuildBudget],
+                       make: Callable[[Service], Callable[[], _Consumer]]) -> AsyncIterator[Service]:
+    """A service (offsets committed at once) whose alerts consumers are fakes from `make(service)`, each rebuild's
+    budget from `budget()`, the first one joined, ready; closed at the end."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                        kafka_commit_interval_ms=0)
+    service = Service(settings, aws=FakeIam(), runbooks=[])
+    service.rebuild_budget = budget  # type: ignore[method-assign]
+    real = service.ingest.consumer
+
+    async def deadletter(*args: Any) -> None:
+        pass  # an unknown shape: dead-lettered, handled all the same
+
+    factory = make(service)
+    first = factory()
+    service.ingest.consumer = first  # type: ignore[assignment]
+    service.ingest._make = factory  # type: ignore[assignment,method-assign]
+    service.ingest.deadletter = deadletter  # type: ignore[method-assign]
+    try:
+        first.subscribe(["a"], service.ingest._listener)
+        await first.start()
+        service.ready.set()
+        yield service
+    finally:
+        service.ingest.consumer = real
+        service.recorder.close()
+        await service.close_unstarted()
+
+
+async def _stop_when(service: Service, done: Callable[[], bool]) -> None:
+    """Ask `service` to stop once `done()`."""
+    while not done():
+        await asyncio.sleep(0.01)
+    service._stop.set()
+
+
+async def test_an_alerts_consumer_rebuilt_without_progress_stops_the_service(tmp_path) -> None:
+    """Every rebuilt alerts consumer dies before it can commit: after the limit the alerts loop raises
+    ConsumerRebuildsExhausted (logged critical, counted), with `/readyz` saying why meanwhile."""
+    broker = _Broker(records=7)
+    built: list[_Consumer] = []
+    unready: list[str | None] = []
+
+    def make(service: Service) -> Callable[[], _Consumer]:
+        def one() -> _Consumer:
+            fake = _Consumer(broker, dies_after=1)  # its first poll's records cannot be committed: no progress
+            fake.on_start = lambda: unready.append(service.unready())
+            built.append(fake)
+            return fake
+        return one
+
+    async with _alerts_over(tmp_path, lambda: RebuildBudget(limit=3, backoff=0.0, backoff_max=0.0), make) as service:
+        with capture_logs() as logs, pytest.raises(ConsumerRebuildsExhausted, match="alerts consumer") as raised:
+            await asyncio.wait_for(service._alerts_loop(), 10)  # hang guard
+        assert "3 times" in str(raised.value)
+        assert broker.committed == 0
+        assert len(built) == 4  # the first and three rebuilt ones
+        assert service.metrics.value("responder_consumer_rebuilds_total", consumer="alerts") == 3
+        assert all("rebuilding the alerts consumer" in str(u) for u in unready[1:])
+        assert "kafka_consumer_rebuilds_exhausted" in [e["event"] for e in logs if e["log_level"] == "critical"]
+
+
+async def test_a_consumer_that_commits_between_rebuilds_is_rebuilt_past_the_limit(tmp_path) -> None:
+    """Each rebuilt alerts consumer commits once before its coordinator dies: that is progress, so it is
+    rebuilt more often than the limit, and every record is committed."""
+    broker = _Broker(records=9)
+    async with _alerts_over(tmp_path, lambda: RebuildBudget(limit=2, backoff=0.0, backoff_max=0.0),
+                            lambda service: lambda: _DiesOnceCommitted(broker)) as service:
+        await asyncio.wait_for(asyncio.gather(  # hang guard
+            service._alerts_loop(), _stop_when(service, lambda: broker.committed == len(broker.log))), 10)
+        assert broker.committed == 9
+        assert service.metrics.value("responder_consumer_rebuilds_total", consumer="alerts") > 2
+
+
+async def test_a_stop_requested_during_the_backoff_ends_it_without_a_rebuild(tmp_path) -> None:
+    """A rebuild waiting out its backoff has let its partitions go already (the group gives them to another member
+    meanwhile) and does not hold up a stop: the alerts loop ends, no new consumer is built."""
+    broker = _Broker(records=1)
+    built: list[_Consumer] = []
+
+    def make(service: Service) -> Callable[[], _Consumer]:
+        return lambda: built.append(_Consumer(broker, dies_after=1)) or built[-1]
+
+    async with _alerts_over(tmp_path, lambda: RebuildBudget(backoff=3600.0), make) as service:
+        rebuilds = lambda: service.metrics.value("responder_consumer_rebuilds_total", consumer="alerts")  # noqa: E731
+        held: list[set[int]] = []
+
+        def backing_off() -> bool:
+            if rebuilds() < 2:
+                return False
+            held.append(set(service._given))
+            return True
+
+        await asyncio.wait_for(asyncio.gather(  # hang guard
+            service._alerts_loop(), _stop_when(service, backing_off)), 10)
+        assert held == [set()]  # revoked before the wait
+        assert len(built) == 2  # the first rebuild, at once; the second never built
+
+
+def test_rebuilds_exhausted_is_found_inside_the_task_groups() -> None:
+    """The loops run in task groups: the give-up is found as a leaf, nothing else is."""
+    gave_up = ConsumerRebuildsExhausted("the alerts consumer was rebuilt 5 times")
+    assert rebuilds_exhausted(ExceptionGroup("g", [ExceptionGroup("h", [gave_up])])) is gave_up
+    assert rebuilds_exhausted(ExceptionGroup("g", [ValueError("x")])) is None
+
+
+def test_rebuilds_exhausted_beside_another_error_is_not_turned_into_exit_75() -> None:
+    """A give-up beside another error in the task groups is not the one line of exit 75: the other error is not
+    hidden (as `fenced` wants every leaf a fence)."""
+    gave_up = ConsumerRebuildsExhausted("the alerts consumer was rebuilt 5 times")
+    assert rebuilds_exhausted(ExceptionGroup("g", [gave_up, ExceptionGroup("h", [ValueError("a bug")])])) is None
