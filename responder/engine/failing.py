@@ -67,10 +67,10 @@ class FailureEscalation(StepRecording):
         ended = told and owed is None  # and its outcome too (`owed`: a crash cut it short, see `Incident.owed`)
         dry = self.dry_run or rb.mode is Mode.DRY_RUN
         if not rb.on_failure:
+            incident.told(failed.step)  # before the last resort's flush writes the incident's slice (a fleet's)
             if not ended:
-                await self._last_resort(incident, event, plan, failure, "no_on_failure", dry, **note)
                 self.state.escalate_failure(incident.id, failed.step)
-            incident.told(failed.step)
+                await self._last_resort(incident, event, plan, failure, "no_on_failure", dry, **note)
             return Outcome.FAILED
         ids = [f"{esc.id}.{failed.step}" for esc in rb.on_failure]
         again = plan.redelivered and incident.was_escalated(failed.step, event.id, dry_run=dry)  # told already
@@ -94,9 +94,9 @@ class FailureEscalation(StepRecording):
                                                alone=origin is not None)
                 if outcome is Outcome.SKIPPED:
                     skipped.append(sid)
+        incident.told(failed.step)  # before the last resort's flush writes the incident's slice (a fleet's)
         if len(skipped) == len(ids) and not ended:  # nobody was told
             await self._last_resort(incident, event, plan, failure, "when", dry, escalation=skipped, **note)
-        incident.told(failed.step)
         return Outcome.FAILED
 
     async def _last_resort(self, incident: Incident, event: Event, plan: LazyPlan, failure: Failure,
@@ -105,7 +105,9 @@ class FailureEscalation(StepRecording):
         event already (`LazyPlan.redelivered`) and its run recorded it (`Incident.missed`); a dry run's stands for
         nothing (recorded each time, as it pages nobody). A real one is remembered only once durable (flushed: the
         metrics count it, the page goes, only then), so neither this process nor a snapshot or fleet slice written
-        before that holds one that a failed write or a crash lost: the redelivery records it."""
+        before that holds one that a failed write or a crash lost: the redelivery records it. The slice that flush
+        writes holds the escalation ended (`told`, set by the caller first) but not yet `missed`: a replica that takes
+        the incident over before its next slice may page the redelivered alert once more, never lose its page."""
         if not dry and plan.redelivered and incident.missed.get(failure.step) == event.id:
             log.info("escalation_missed_already", step=failure.step, reason=reason)
             return

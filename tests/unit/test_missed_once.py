@@ -131,3 +131,27 @@ async def test_a_last_resort_not_yet_durable_is_not_remembered(tmp_path):
     [incident] = kit.engine.state.incidents.all()
     assert incident.missed == {}
     assert [EngineSnapshot.model_validate_json(w).incidents[0].missed for w in written] == [{}]
+
+
+@pytest.mark.parametrize("extra", ["", NEVER], ids=["no_on_failure", "when"])
+async def test_the_slice_written_with_the_last_resort_holds_the_escalation_ended(tmp_path, extra):
+    """The fleet slice the last resort's flush writes no longer owes that escalation: a replica taking the incident
+    over from it does not hold a begun escalation that keeps another alert's failure from `step.escalated`."""
+    from collections.abc import Sequence
+
+    from responder.engine.partitions import cut
+    from responder.engine.snapshot import EngineSnapshot
+    from responder.models.timeline import TimelineEntry
+
+    kit = make_kit(tmp_path, {"rb": RUNBOOK + extra})
+    written: list[str] = []
+
+    async def changelog(batch: Sequence[TimelineEntry]) -> None:
+        if any(e.kind == "escalation.missed" for e in batch):
+            [incident] = kit.engine.state.incidents.all()
+            written.append(cut(kit.engine.state, {incident.id})[incident.id].model_dump_json())
+
+    kit.engine.recorder.barriers.append(changelog)
+    await kit.send(finding_id="first")
+    [slice_] = [EngineSnapshot.model_validate_json(w).incidents[0] for w in written]
+    assert slice_.owed == {}
