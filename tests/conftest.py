@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
+
+from responder import log, tracing
 
 pytest_plugins = ["responder.sandbox.fixtures"]
 
@@ -16,12 +17,15 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 
 
 @pytest.fixture(autouse=True)
-def _keep_log_config() -> Iterator[None]:
-    """Each test leaves structlog as it found it: a CLI test's `log.configure(..., "warning")` (the root command
-    does that) must not hide the info logs a later test reads."""
-    saved = structlog.get_config()
+def _fresh_process_globals() -> Iterator[None]:
+    """Each test starts with no tracer provider and logging unconfigured, and leaves them so: a provider a tracing
+    test installed sent every later service test through the per-record traced path, and a CLI test's
+    `log.configure(..., "warning")` (the root command does that) must not hide the info logs a later test reads."""
+    tracing.reset()
+    log.reset()
     yield
-    structlog.configure(**saved)
+    tracing.reset()
+    log.reset()
 
 
 @pytest.fixture(name="unique")
