@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,34 @@ def test_every_benchmark_module_imports() -> None:
     out = subprocess.run([sys.executable, "-c", _IMPORT_ALL, *scripts], capture_output=True, text=True,
                          cwd=BENCH.parent, timeout=120, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+_AS_MAKE_RUNS_IT = """#!/bin/sh
+exec {python} -c '
+import importlib.util, os, sys
+root = os.getcwd()
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != root]  # no editable install of this tree
+for entry in reversed([p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]):
+    sys.path.insert(0, os.path.abspath(entry))
+script = sys.argv[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # as `python script.py` does
+spec = importlib.util.spec_from_file_location("bench_probe", script)
+spec.loader.exec_module(importlib.util.module_from_spec(spec))  # imports only: not run as __main__
+' "$@"
+"""
+
+
+def test_make_bench_runs_each_benchmark_with_this_tree_importable(tmp_path: Path) -> None:
+    """`make bench` runs each benchmark with `PYTHONPATH=.` (docs/development.md), so `bench.*` and `responder`
+    resolve to this tree even in a venv installed from another one (here: a python that only loads each script)."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    python.write_text(_AS_MAKE_RUNS_IT.format(python=sys.executable))
+    python.chmod(0o755)
+    (venv / ".installed").touch()  # newer than pyproject.toml: make installs nothing
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what make sets
+    out = subprocess.run(["make", "-s", "bench", f"VENV={venv}"], capture_output=True, text=True, env=env,
+                         cwd=BENCH.parent, timeout=300, check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert out.stdout.count("== bench/") == len([p for p in BENCH.glob("*.py") if not p.name.startswith("_")])
