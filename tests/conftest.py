@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,16 +17,27 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 
 
+_COLLECTOR = gc.get_threshold(), gc.isenabled()  # the interpreter's, before a service's start tuned it
+
+
+def _reset_process_globals() -> None:
+    tracing.reset()
+    log.reset()
+    gc.unfreeze()  # collector.tune (each service's start) froze what was alive then out of every later collection
+    gc.set_threshold(*_COLLECTOR[0])
+    (gc.enable if _COLLECTOR[1] else gc.disable)()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_globals() -> Iterator[None]:
-    """Each test starts with no tracer provider and logging unconfigured, and leaves them so: a provider a tracing
-    test installed sent every later service test through the per-record traced path, and a CLI test's
-    `log.configure(..., "warning")` (the root command does that) must not hide the info logs a later test reads."""
-    tracing.reset()
-    log.reset()
+    """Each test starts with no tracer provider, logging unconfigured and the collector untuned, and leaves them so: a
+    provider a tracing test installed sent every later service test through the per-record traced path, a CLI
+    test's `log.configure(..., "warning")` (the root command does that) must not hide the info logs a later test
+    reads, and a service test's collector tuning must not leave later tests' objects frozen or their collections
+    rarer."""
+    _reset_process_globals()
     yield
-    tracing.reset()
-    log.reset()
+    _reset_process_globals()
 
 
 @pytest.fixture(name="unique")

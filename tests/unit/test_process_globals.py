@@ -1,7 +1,8 @@
-"""Tests share one process: a tracer provider or a log configuration one test sets is gone for the next one."""
+"""Tests share one process: a tracer provider, log set-up or collector tuning a test leaves is gone for the next."""
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from opentelemetry import trace
@@ -9,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from responder import log, tracing
+from responder import collector, log, tracing
 
 
 def test_a_test_may_install_a_tracer_provider_and_configure_logging() -> None:
@@ -37,3 +38,17 @@ def test_a_provider_can_be_installed_again_after_another_test_had_one() -> None:
     with tracing.span("probe"):
         pass
     assert [s.name for s in exporter.get_finished_spans()] == ["probe"]
+
+
+def test_a_test_may_start_a_service_that_tunes_the_collector() -> None:
+    """A service's start freezes what is alive and raises generation 0's threshold (collector.tune), process-wide."""
+    collector.tune(10_000)
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == collector.thresholds(10_000)
+
+
+def test_the_next_test_starts_with_the_collector_untuned() -> None:
+    """After it, nothing is frozen out of the collector and the thresholds are the interpreter's again."""
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() != collector.thresholds(10_000)
+    assert gc.isenabled()
