@@ -40,8 +40,9 @@ kafka-jars: $(STAMP)
 test: $(STAMP) lint kafka-jars
 	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
 
+# each as docs/development.md runs them: this tree on the path (`bench.*` helpers, and not another tree's install)
 bench: $(STAMP)
-	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; PYTHONPATH=. $(BIN)/python $$b || exit 1; done
 
 # The long fault forms; the fault table is printed and written to $(FAULT_REPORT).
 FAULT_REPORT ?= .responder/fault-report.md

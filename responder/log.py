@@ -75,9 +75,24 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         cache_logger_on_first_use=False,
     )
     _route_stdlib([*inert, renderer])
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    for name, damped in _DAMPED.items():
+        logging.getLogger(name).setLevel(damped)
+
+
+_DAMPED = {"aiokafka": logging.CRITICAL, "botocore": logging.WARNING, "werkzeug": logging.ERROR}
+
+
+def reset() -> None:
+    """Undo `configure`, for tests (which share one process): structlog's defaults, every level passing `enabled`,
+    the stdlib root logger without our handler and at its default level, the damped libraries at theirs."""
+    structlog.reset_defaults()
+    _level[0] = logging.NOTSET
+    root = logging.getLogger()
+    for ours in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(ours)
+    root.setLevel(logging.WARNING)
+    for name in _DAMPED:
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -20,6 +20,7 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util._once import Once
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("responder")
@@ -50,6 +51,17 @@ def configure(endpoint: str | None, service: str) -> bool:
     _configured = True
     log.info("tracing_configured", service=service)
     return True
+
+
+def reset() -> None:
+    """Back to no tracer provider, as at start, so that a later `configure` (or `set_tracer_provider`) installs one
+    again: for tests, which share the process's provider (the API sets it once per process, and one left installed
+    sends every later service through the per-record traced path)."""
+    global _configured, tracer
+    trace._TRACER_PROVIDER = None
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    tracer = trace.get_tracer("responder")  # a proxy keeps the first provider's tracer once it has used it
+    _configured = False
 
 
 _PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ

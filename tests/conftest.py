@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
+
+from responder import log, tracing
 
 pytest_plugins = ["responder.sandbox.fixtures"]
 
@@ -15,13 +17,27 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 
 
+_COLLECTOR = gc.get_threshold(), gc.isenabled()  # the interpreter's, before a service's start tuned it
+
+
+def _reset_process_globals() -> None:
+    tracing.reset()
+    log.reset()
+    gc.unfreeze()  # collector.tune (each service's start) froze what was alive then out of every later collection
+    gc.set_threshold(*_COLLECTOR[0])
+    (gc.enable if _COLLECTOR[1] else gc.disable)()
+
+
 @pytest.fixture(autouse=True)
-def _keep_log_config() -> Iterator[None]:
-    """Each test leaves structlog as it found it: a CLI test's `log.configure(..., "warning")` (the root command
-    does that) must not hide the info logs a later test reads."""
-    saved = structlog.get_config()
+def _fresh_process_globals() -> Iterator[None]:
+    """Each test starts with no tracer provider, logging unconfigured and the collector untuned, and leaves them so: a
+    provider a tracing test installed sent every later service test through the per-record traced path, a CLI
+    test's `log.configure(..., "warning")` (the root command does that) must not hide the info logs a later test
+    reads, and a service test's collector tuning must not leave later tests' objects frozen or their collections
+    rarer."""
+    _reset_process_globals()
     yield
-    structlog.configure(**saved)
+    _reset_process_globals()
 
 
 @pytest.fixture(name="unique")

@@ -6,6 +6,7 @@ are added without one, which merges their commands into the root.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -33,6 +34,7 @@ from responder.cli import (
 from responder.cli.options import JSON_HELP
 from responder.cli.output import EXIT_CONFIG, print_error
 from responder.errors import ConfigError, TimelineError
+from responder.exception_groups import only
 
 
 def _plain_metavars(cmd: Any) -> None:
@@ -66,18 +68,13 @@ class Responder(TyperGroup):
         except (ConfigError, TimelineError) as exc:  # a setting, a runbook, a locked or broken timeline
             _config_exit([exc])
         except BaseExceptionGroup as group:  # from a TaskGroup: report its ConfigErrors like any other
-            found, rest = group.split((ConfigError, TimelineError))
-            if found is None or rest is not None:
+            found = only(group, (ConfigError, TimelineError))
+            if found is None:
                 raise
-            _config_exit(_leaves(found))
+            _config_exit(found)
 
 
-def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
-    return [leaf for exc in group.exceptions
-            for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])]
-
-
-def _config_exit(errors: list[BaseException]) -> NoReturn:
+def _config_exit(errors: Sequence[BaseException]) -> NoReturn:
     for exc in errors:
         print_error(exc)  # a line each, escaped: a setting's or a file's text
     raise typer.Exit(EXIT_CONFIG) from None

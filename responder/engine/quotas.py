@@ -53,8 +53,6 @@ class QuotaWindows:
         self._by_key: dict[str, tuple[str, str, float, int]] = {}  # step key → its run and when it was recorded
         self._quotas: dict[str, tuple[Quota, ...]] | None = None  # scope → the quotas counting it; None: not known
         self._keep: dict[tuple[str, str], float] = {}  # (scope, actuator) → seconds its runs are kept
-        self.removed = 0
-        """Runs taken out before their time (refunded, or moved by a re-run)."""
         self.recorded = 0
         """Runs recorded so far: a fleet notes it with each `~quotas` record it writes (what that record holds)."""
         self._removed_since: int | None = None  # the earliest `recorded` of a run removed since `take_removed`
@@ -113,9 +111,8 @@ class QuotaWindows:
         self._uncount(*run)
 
     def _uncount(self, runbook_id: str, actuator: str, when: float, seq: int) -> None:
-        """Remove one run recorded at `when` (the `seq`th recorded; 0: restored) from its windows (`removed` counts
-        these, `take_removed` says the earliest)."""
-        self.removed += 1
+        """Remove one run recorded at `when` (the `seq`th recorded; 0: restored) from its windows (`take_removed`
+        says the earliest such run)."""
         self._removed_since = seq if self._removed_since is None else min(self._removed_since, seq)
         for scope in (runbook_id, "*"):
             times = self._runs.get((scope, actuator))

@@ -59,11 +59,6 @@ class Matcher:
                 return False
         return True
 
-    def ruled_out(self, build: Callable[[Any], Event], key: Hashable, known: frozenset[str]) -> Event | None:
-        """The partial event `build(key)` when `rejects(build(key), known)`, else None (also when `build` raises)."""
-        found = self.verdict(build, key, known)
-        return found if found is not ACCEPTED else None
-
     def verdict(self, build: Callable[[Any], Event], key: Hashable,
                 known: frozenset[str]) -> Event | Literal[False] | None:
         """What the keyed head says of `build(key)`: the partial event when `rejects(build(key), known)`; ACCEPTED

@@ -30,6 +30,7 @@ import structlog
 from aiokafka import TopicPartition
 
 from responder.errors import ConsumerRebuildsExhausted, CoordinatorDied
+from responder.exception_groups import only
 from responder.ingest.approvals import ApprovalIngest
 from responder.ingest.coordinator import RebuildBudget
 from responder.ingest.kafka import KafkaIngest
@@ -42,13 +43,8 @@ log = structlog.get_logger(__name__)
 def rebuilds_exhausted(exc: BaseException) -> ConsumerRebuildsExhausted | None:
     """The ConsumerRebuildsExhausted `exc` is (itself, or every leaf of the loops' task groups: another error beside
     it is not hidden, as in `fenced`), or None."""
-    if isinstance(exc, ConsumerRebuildsExhausted):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        found = [rebuilds_exhausted(leaf) for leaf in exc.exceptions]
-        if found and all(one is not None for one in found):
-            return found[0]
-    return None
+    found = only(exc, ConsumerRebuildsExhausted)
+    return found[0] if found else None
 
 
 class ConsumerRebuilds(PartitionKeeping):

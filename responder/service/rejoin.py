@@ -31,6 +31,7 @@ from typing import Any
 import structlog
 
 from responder.errors import ReplicaFenced
+from responder.exception_groups import only
 from responder.metrics import Metrics
 from responder.metrics_server import MetricsServer
 from responder.service.core import Service
@@ -45,16 +46,7 @@ WINDOW_S = 3600.0
 def fenced(exc: BaseException) -> bool:
     """Whether `exc` is a fence and nothing else: every leaf of an exception group, followed through the errors it
     was raised from (a TimelineError from the changelog barrier), is a ReplicaFenced."""
-    if isinstance(exc, BaseExceptionGroup):
-        return all(fenced(leaf) for leaf in exc.exceptions)
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, ReplicaFenced):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__
-    return False
+    return only(exc, ReplicaFenced, causes=True) is not None
 
 
 def health_server(settings: Settings) -> MetricsServer | None:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry import trace
 
 from responder import collector
 from responder.ingest.flow import Flow
@@ -123,11 +122,10 @@ def test_generation_zero_threshold_scales_with_the_chunk_within_its_bounds() -> 
     assert collector.thresholds(1_000_000) == (collector.MOST_YOUNG, *collector.THRESHOLDS[1:])
 
 
-async def test_a_full_chunk_of_acting_records_sets_off_no_collection_inside_it(
-        tmp_path: Any, collections: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_full_chunk_of_acting_records_sets_off_no_collection_inside_it(tmp_path: Any,
+                                                                              collections: list[int]) -> None:
     """With the service's thresholds for its max_batch, a chunk of acting records (each its own incident and step,
     all waiting on one group commit) is handled without a generation-0 collection walking it."""
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)  # the batch path, whatever provider an earlier test left
     size = 600  # its peak is above the old fixed threshold of 50,000 objects
     iam = FakeIam()
     keys = [f"AKIA{i:016d}" for i in range(size)]

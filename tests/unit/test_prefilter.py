@@ -52,7 +52,7 @@ def _sound(matcher: Matcher, doc: Any) -> bool:
     nothing, and that the pipeline's verdict (keyed head first, remembered per key) is the same."""
     partial, by_key = head(doc), keyed(doc)
     ruled = partial is not None and matcher.rejects(*partial)
-    ruled_by_key = by_key is not None and matcher.ruled_out(*by_key) is not None
+    ruled_by_key = by_key is not None and isinstance(matcher.verdict(*by_key), Event)
     _PIPELINE.matcher = matcher
     assert (_PIPELINE._ruled_out(doc, None) is not None) == (ruled or ruled_by_key)
     if by_key is not None and matcher.verdict(*by_key) is ACCEPTED:  # the whole head is then not built: it could
@@ -197,7 +197,7 @@ def test_the_keyed_head_skips_the_time_and_its_verdict_is_remembered_per_key() -
         found = keyed(doc)
         assert found is not None
         assert found[0] is guardduty_heads.finding_partial
-        assert matcher.ruled_out(counting, found[1], found[2]) is not None
+        assert isinstance(matcher.verdict(counting, found[1], found[2]), Event)
         assert _sound(matcher, doc)
     assert len(built) == 1
 
@@ -209,7 +209,7 @@ def test_a_runbook_reading_the_time_is_decided_by_the_whole_head() -> None:
     found = keyed(doc)
     assert found is not None
     assert "time" not in found[2]
-    assert Matcher([rb]).ruled_out(*found) is None
+    assert Matcher([rb]).verdict(*found) is None  # neither ruled out nor accepted by the key's fields
     assert _sound(Matcher([rb]), doc)  # the whole head rules it out (2026 is not before 2000)
 
 
@@ -236,7 +236,7 @@ def test_a_key_that_cannot_build_is_never_ruled_out() -> None:
     def broken(key: Any) -> Event:
         raise OverflowError(key)
 
-    assert matcher.ruled_out(broken, ("x",), frozenset({"source", "type", "severity", "threat"})) is None
+    assert matcher.verdict(broken, ("x",), frozenset({"source", "type", "severity", "threat"})) is None
 
 
 def test_the_verdict_memory_is_bounded() -> None:
@@ -248,5 +248,5 @@ def test_the_verdict_memory_is_bounded() -> None:
     assert found is not None
     build, _, fields = found
     for i in range(MEMO + 10):
-        assert matcher.ruled_out(build, (f"Recon:IAMUser/T{i}", int, 2), fields) is not None
+        assert isinstance(matcher.verdict(build, (f"Recon:IAMUser/T{i}", int, 2), fields), Event)
     assert 0 < len(matcher._verdicts[build]) <= MEMO

@@ -139,6 +139,7 @@ async def test_a_client_failing_to_close_leaves_none_of_the_others_open(tmp_path
               service.publisher.producer._closed)
     assert closed == (True, True, True)
     await service.ingest.consumer.stop()
+    await service.ingest.producer.stop()  # the dead-letter producer its patched `stop` left
 
 
 async def test_a_start_up_failure_is_raised_even_when_closing_the_clients_fails(tmp_path, monkeypatch, port_in_use):

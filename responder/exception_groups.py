@@ -1,0 +1,47 @@
+"""Errors from task groups, walked leaf by leaf: whether an error is, throughout, errors of some kind.
+
+A task group raises an ExceptionGroup of its tasks' errors, nested when task groups nest. Callers that turn one kind
+of error into an exit code or a rejoin (`responder run`'s exit 75, the CLI's exit 3, `serve_rejoining`) must not
+do so when another error stands beside it: `only` answers for every leaf or for none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
+
+
+def only(exc: BaseException, kind: type[E] | tuple[type[E], ...], *, causes: bool = False) -> list[E] | None:
+    """The errors of `kind`, one per leaf of `exc`'s nested exception groups (`exc` itself when it is no group),
+    when every leaf is one; with `causes`, a leaf may also have been raised from one (its `__cause__` chain is
+    followed, not `__context__`, nor a group met on it). None when a leaf is not."""
+    found: list[E] = []
+    for leaf in leaves(exc):
+        match = _in_chain(leaf, kind) if causes else leaf if isinstance(leaf, kind) else None
+        if match is None:
+            return None
+        found.append(match)
+    return found
+
+
+def leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The errors in `exc`'s nested exception groups, depth first (`exc` itself when it is no group)."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from leaves(inner)
+    else:
+        yield exc
+
+
+def _in_chain(exc: BaseException, kind: type[E] | tuple[type[E], ...]) -> E | None:
+    """The first error of `kind` in `exc`'s `__cause__` chain (`exc` first)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, kind):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__
+    return None
