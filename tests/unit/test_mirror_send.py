@@ -1,0 +1,118 @@
+"""The timeline's Kafka mirror after a failed send: a transient error is sent again after fresh metadata and said
+once, not once a second; a line the topic refuses for good (too large) is dropped and counted, not retried forever
+ahead of every later line; a topic refused by an ACL is said once and its lines wait, counted
+(responder/ingest/mirror.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka.errors import (
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
+    TopicAuthorizationFailedError,
+)
+from structlog.testing import capture_logs
+
+from responder.ingest.mirror import KafkaMirror
+from responder.metrics import Metrics
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.refreshed = 0
+
+    def force_metadata_update(self) -> None:
+        self.refreshed += 1
+
+
+class _Producer:
+    """Acks fail with `failures` (one send each, `None` = acknowledged); a value in `too_large` is refused by send."""
+
+    def __init__(self, failures: list[Exception | None], too_large: frozenset[bytes] = frozenset()) -> None:
+        self.failures, self.too_large, self.client = failures, too_large, _Client()
+        self.log: list[bytes] = []
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, topic: str, value: bytes, *, key: bytes) -> asyncio.Future[Any]:
+        if value in self.too_large:
+            raise MessageSizeTooLargeError("bigger than max_request_size")
+        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            ack.set_exception(failure)
+        else:
+            self.log.append(value)
+            ack.set_result(None)
+        return ack
+
+
+async def _mirror(producer: _Producer, lines: list[bytes]) -> tuple[KafkaMirror, asyncio.Task[None]]:
+    mirror = KafkaMirror("127.0.0.1:1", "timeline", retry_delay=0.01)
+    await mirror.producer.stop()
+    mirror.producer = producer  # type: ignore[assignment]
+    task = asyncio.create_task(mirror.run())
+    mirror.accept([(SimpleNamespace(writer="host:1"), line + b"\n") for line in lines])  # type: ignore[misc]
+    return mirror, task
+
+
+async def _until(done: Any) -> None:
+    async with asyncio.timeout(5):
+        while not done():
+            await asyncio.sleep(0.005)
+
+
+async def test_a_transient_failure_is_sent_again_after_fresh_metadata_and_said_once() -> None:
+    """Line 2's ack fails three times (no leader, an expired batch): line 1 is not sent again, line 2 is, in order,
+    fresh metadata asked for before each attempt, `timeline_mirror_failed` is logged once per distinct error, then
+    `timeline_mirror_recovered`."""
+    leader, expired = NotLeaderForPartitionError(), KafkaTimeoutError()
+    producer = _Producer([None, leader, None, leader, leader, expired])
+    with capture_logs() as logs:
+        mirror, task = await _mirror(producer, [b"1", b"2", b"3"])
+        await _until(lambda: mirror.sent == 3)
+        mirror.close()
+        await task
+    assert producer.log == [b"1", b"3", b"3", b"2", b"3"]  # line 3, acked behind a failed line 2, is sent again
+    assert producer.client.refreshed == 3
+    failed = [e for e in logs if e["event"] == "timeline_mirror_failed"]
+    assert [f["error"] for f in failed] == [repr(leader), repr(expired)]
+    assert [e["event"] for e in logs].count("timeline_mirror_recovered") == 1
+
+
+async def test_a_line_too_large_for_the_topic_is_dropped_not_retried_forever() -> None:
+    """A line the producer refuses as too large: it is dropped (logged, counted in
+    `responder_timeline_mirror_dropped`), the lines after it are mirrored in order, and `run` ends when closed."""
+    producer = _Producer([], too_large=frozenset({b"huge"}))
+    with capture_logs() as logs:
+        mirror, task = await _mirror(producer, [b"1", b"huge", b"3"])
+        await _until(lambda: mirror.sent == 2)
+        mirror.close()
+        async with asyncio.timeout(5):
+            await task
+    assert producer.log == [b"1", b"3"]
+    assert [e["event"] for e in logs].count("timeline_mirror_line_dropped") == 1
+    assert Metrics(mirror=mirror).value("responder_timeline_mirror_dropped") == 1
+
+
+async def test_a_topic_refused_by_an_acl_is_said_once_and_its_lines_wait_counted() -> None:
+    """Every send refused by an ACL: one `timeline_mirror_failed` error for many attempts, the lines stay queued in
+    order (`responder_timeline_mirror_pending`), and they go once the ACL is granted."""
+    refused = TopicAuthorizationFailedError("timeline")
+    producer = _Producer([refused] * 20)
+    with capture_logs() as logs:
+        mirror, task = await _mirror(producer, [b"1", b"2"])
+        await _until(lambda: producer.client.refreshed >= 5)
+        assert Metrics(mirror=mirror).value("responder_timeline_mirror_pending") == 2
+        await _until(lambda: mirror.sent == 2)
+        mirror.close()
+        await task
+    assert producer.log[-2:] == [b"1", b"2"]
+    failed = [e for e in logs if e["event"] == "timeline_mirror_failed"]
+    assert [(f["log_level"], f["transient"]) for f in failed] == [("error", False)]
