@@ -21,6 +21,7 @@ from responder.ingest.clients import ensure_topics
 from responder.ingest.dlqsend import send_deadletter
 from responder.models.event import RawRecord
 from responder.sandbox import Broker
+from tests.faults.test_broker_faults import stopped_after
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +33,8 @@ FAST = {"request_timeout_ms": 1500}
 @pytest.fixture(name="broker")
 def _broker(tmp_path) -> Iterator[Broker]:
     """An embedded broker of its own (the memory engine: a stopped process keeps its data)."""
-    broker = Broker(log_path=tmp_path / "broker.log")
-    broker.start()
-    try:
+    with stopped_after(Broker(log_path=tmp_path / "broker.log")) as broker:
         yield broker
-    finally:
-        if broker.pid is not None:
-            os.kill(broker.pid, signal.SIGCONT)
-        broker.stop()
 
 
 async def _outage(broker: Broker, seconds: float = OUTAGE_S) -> None:

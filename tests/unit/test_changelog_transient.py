@@ -21,27 +21,19 @@ from structlog.testing import capture_logs
 
 from responder.engine.snapshot import EngineSnapshot
 from responder.errors import ChangelogError
-from responder.ingest import transactions as transactions_module
 from responder.ingest.changelog import Changelog
 from responder.ingest.transactions import Transactions
-from tests.unit.test_transactions_hold import FakeTxnProducer
+from tests.fakes import MetadataClient
+from tests.unit.test_transactions_hold import FakeTxnProducer, fake_transactions
 
 TP0 = TopicPartition("alerts", 0)
-
-
-class _Client:
-    def __init__(self) -> None:
-        self.refreshed = 0
-
-    def force_metadata_update(self) -> None:
-        self.refreshed += 1
 
 
 class _Producer:
     """A plain producer whose sends' acks fail with `failures`, one send each, before any is acknowledged."""
 
     def __init__(self, failures: list[Exception]) -> None:
-        self.failures, self.log, self.client = failures, [], _Client()
+        self.failures, self.log, self.client = failures, [], MetadataClient()
 
     async def send(self, topic: str, value: bytes | None, *, key: bytes, partition: int) -> asyncio.Future[Any]:
         ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -108,14 +100,7 @@ class _FailingTxnProducer(FakeTxnProducer):
 @pytest.fixture(name="txn")
 async def _txn(monkeypatch: pytest.MonkeyPatch) -> Transactions:
     """Transactions over an in-memory producer for partition 0."""
-    async def start(producer: FakeTxnProducer, deadline: float) -> None:
-        await producer.start()
-
-    monkeypatch.setattr(transactions_module, "AIOKafkaProducer", _FailingTxnProducer)
-    monkeypatch.setattr(transactions_module, "_start_with_retry", start)
-    txn = Transactions("127.0.0.1:1", "changelog", "group")
-    await txn.assign([0])
-    return txn
+    return await fake_transactions(monkeypatch, [0], _FailingTxnProducer)
 
 
 async def test_a_held_transaction_that_failed_transiently_is_aborted_and_run_again_whole(txn: Transactions) -> None:

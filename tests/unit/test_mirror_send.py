@@ -19,21 +19,14 @@ from structlog.testing import capture_logs
 
 from responder.ingest.mirror import KafkaMirror
 from responder.metrics import Metrics
-
-
-class _Client:
-    def __init__(self) -> None:
-        self.refreshed = 0
-
-    def force_metadata_update(self) -> None:
-        self.refreshed += 1
+from tests.fakes import MetadataClient
 
 
 class _Producer:
     """Acks fail with `failures` (one send each, `None` = acknowledged); a value in `too_large` is refused by send."""
 
     def __init__(self, failures: list[Exception | None], too_large: frozenset[bytes] = frozenset()) -> None:
-        self.failures, self.too_large, self.client = failures, too_large, _Client()
+        self.failures, self.too_large, self.client = failures, too_large, MetadataClient()
         self.log: list[bytes] = []
 
     async def start(self) -> None: ...
