@@ -87,11 +87,14 @@ class KafkaMirror:
         for key, value in batch:
             try:
                 sends.append(await self.producer.send(self.topic, value, key=key))
-            except KafkaError as exc:  # refused before it was queued (too large): the lines after it are sent
+            except TOO_LARGE as exc:  # refused before it was queued: it never fits, the lines after it are sent
                 sends.append(exc)
+            except KafkaError as exc:  # no metadata, a full buffer: the next would wait as long, and land ahead of it
+                sends.append(exc)
+                break
         await asyncio.gather(*(s for s in sends if isinstance(s, asyncio.Future)), return_exceptions=True)
         errors = [s if isinstance(s, KafkaError) else s.exception() for s in sends]
-        done = next((i for i, e in enumerate(errors) if e is not None and not isinstance(e, TOO_LARGE)), len(batch))
+        done = next((i for i, e in enumerate(errors) if e is not None and not isinstance(e, TOO_LARGE)), len(errors))
         for (_, line), dropped in zip(self._queue[:done], errors[:done], strict=True):
             if dropped is not None:  # too large: it never fits, so it never holds up the lines after it
                 log.error("timeline_mirror_line_dropped", topic=self.topic, size=len(line), error=repr(dropped))
@@ -99,7 +102,7 @@ class KafkaMirror:
             else:
                 self.sent += 1
         del self._queue[:done]
-        error = errors[done] if done < len(batch) else None
+        error = errors[done] if done < len(errors) else None
         if error is None:
             if self.failing is not None:
                 log.info("timeline_mirror_recovered", topic=self.topic, error=self.failing, pending=len(self._queue))

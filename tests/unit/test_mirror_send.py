@@ -14,6 +14,7 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     NotLeaderForPartitionError,
     TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
 )
 from structlog.testing import capture_logs
 
@@ -109,3 +110,31 @@ async def test_a_topic_refused_by_an_acl_is_said_once_and_its_lines_wait_counted
     assert producer.log[-2:] == [b"1", b"2"]
     failed = [e for e in logs if e["event"] == "timeline_mirror_failed"]
     assert [(f["log_level"], f["transient"]) for f in failed] == [("error", False)]
+
+
+class _NoTopicYet(_Producer):
+    """`send` itself raises `refused` its first `refusals` times (as aiokafka's does after waiting out its request
+    timeout for the metadata of a topic not there yet), then queues; every call counted."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__([])
+        self.refusals, self.calls = refusals, 0
+
+    async def send(self, topic: str, value: bytes, *, key: bytes) -> asyncio.Future[Any]:
+        self.calls += 1
+        if self.refusals:
+            self.refusals -= 1
+            raise UnknownTopicOrPartitionError()
+        return await super().send(topic, value, key=key)
+
+
+async def test_a_send_refused_for_another_reason_than_size_stops_the_batch_there() -> None:
+    """`send` refusing a line (no metadata for the topic yet, a full buffer): the lines after it are not sent in that
+    attempt (each would wait out the request timeout too, and land ahead of it), so the mirror stays in order."""
+    producer = _NoTopicYet(refusals=2)
+    mirror, task = await _mirror(producer, [b"1", b"2", b"3"])
+    await _until(lambda: mirror.sent == 3)
+    mirror.close()
+    await task
+    assert producer.log == [b"1", b"2", b"3"]
+    assert producer.calls == 5  # one call in each of the two refused attempts, then the three lines
