@@ -35,7 +35,7 @@ class KafkaMirror:
         self.retry_delay = retry_delay
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                                          enable_idempotence=False, **(options or {}))
-        self._queue: list[tuple[bytes, bytes]] = []
+        self._queue: list[tuple[bytes, bytes, int]] = []  # (writer, line, seq)
         self._wake = asyncio.Event()
         self._closing = False
         self.sent = 0
@@ -49,7 +49,7 @@ class KafkaMirror:
 
     def accept(self, items: Sequence[tuple[TimelineEntry, bytes]]) -> None:
         """Queue lines that just became durable."""
-        self._queue.extend((entry.writer.encode(), line.rstrip(b"\n")) for entry, line in items)
+        self._queue.extend((entry.writer.encode(), line.rstrip(b"\n"), entry.seq) for entry, line in items)
         self._wake.set()
 
     def close(self) -> None:
@@ -84,7 +84,7 @@ class KafkaMirror:
         other failure. Whether the batch went through."""
         batch = self._queue[:500]
         sends: list[asyncio.Future[Any] | KafkaError] = []
-        for key, value in batch:
+        for key, value, _ in batch:
             try:
                 sends.append(await self.producer.send(self.topic, value, key=key))
             except TOO_LARGE as exc:  # refused before it was queued: it never fits, the lines after it are sent
@@ -95,9 +95,11 @@ class KafkaMirror:
         await asyncio.gather(*(s for s in sends if isinstance(s, asyncio.Future)), return_exceptions=True)
         errors = [s if isinstance(s, KafkaError) else s.exception() for s in sends]
         done = next((i for i, e in enumerate(errors) if e is not None and not isinstance(e, TOO_LARGE)), len(errors))
-        for (_, line), dropped in zip(self._queue[:done], errors[:done], strict=True):
+        for (writer, line, seq), dropped in zip(self._queue[:done], errors[:done], strict=True):
             if dropped is not None:  # too large: it never fits, so it never holds up the lines after it
-                log.error("timeline_mirror_line_dropped", topic=self.topic, size=len(line), error=repr(dropped))
+                log.error("timeline_mirror_line_dropped", topic=self.topic, writer=writer.decode(errors="replace"),
+                          seq=seq, size=len(line), error=repr(dropped),
+                          detail="the mirror has no line of this seq; the timeline file holds it")
                 self.dropped += 1
             else:
                 self.sent += 1

@@ -52,7 +52,8 @@ async def _mirror(producer: _Producer, lines: list[bytes]) -> tuple[KafkaMirror,
     await mirror.producer.stop()
     mirror.producer = producer  # type: ignore[assignment]
     task = asyncio.create_task(mirror.run())
-    mirror.accept([(SimpleNamespace(writer="host:1"), line + b"\n") for line in lines])  # type: ignore[misc]
+    mirror.accept([(SimpleNamespace(writer="host:1", seq=seq), line + b"\n")  # type: ignore[misc]
+                   for seq, line in enumerate(lines)])
     return mirror, task
 
 
@@ -91,7 +92,8 @@ async def test_a_line_too_large_for_the_topic_is_dropped_not_retried_forever() -
         async with asyncio.timeout(5):
             await task
     assert producer.log == [b"1", b"3"]
-    assert [e["event"] for e in logs].count("timeline_mirror_line_dropped") == 1
+    dropped = [e for e in logs if e["event"] == "timeline_mirror_line_dropped"]
+    assert [(e["writer"], e["seq"]) for e in dropped] == [("host:1", 1)]  # which line the mirror lacks
     assert Metrics(mirror=mirror).value("responder_timeline_mirror_dropped") == 1
 
 
