@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from responder.errors import ChangelogError, ConfigError, ReplicaFenced
-from responder.ingest.clients import _start_with_retry, resending, send_all, transient_send
+from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, resending, send_all, transient_send
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +63,8 @@ async def supported(bootstrap: str, group_id: str, options: Mapping[str, Any] | 
 class Transactions:
     """Partition p's transactional producer, for the partitions this replica owns."""
 
+    send_deadline = SEND_DEADLINE  # seconds a transaction is run again after its first transient failure
+
     def __init__(self, bootstrap: str, topic: str, group_id: str, *,
                  options: Mapping[str, Any] | None = None) -> None:
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
@@ -73,6 +75,7 @@ class Transactions:
         self._locks: dict[int, asyncio.Lock] = {}
         self._held: dict[int, int] = {}  # partition -> lanes holding it (two alert topics share partition p)
         self.fenced: set[int] = set()  # once fenced, a producer is dead (aiokafka: FATAL_ERROR)
+        self.failed: dict[int, str] = {}  # a partition whose transaction failed for good: nothing more until revoked
         self.commits = 0
 
     def transactional_id(self, partition: int) -> str:
@@ -96,6 +99,7 @@ class Transactions:
         for partition in set(partitions) & set(self.producers):
             producer = self.producers.pop(partition)
             self.fenced.discard(partition)
+            self.failed.pop(partition, None)
             self._sent.pop(partition, None)
             with contextlib.suppress(KafkaError, AssertionError):  # aiokafka asserts its state machine
                 if partition in self._open:
@@ -164,6 +168,9 @@ class Transactions:
         producer = self.producers.get(partition)
         if partition in self.fenced:
             raise ReplicaFenced(f"changelog {self.topic}[{partition}]: this replica was fenced earlier")
+        if partition in self.failed:  # its aborted records are gone: offsets committed now would skip them
+            raise ChangelogError(f"changelog {self.topic}[{partition}]: its transaction failed earlier "
+                                 f"({self.failed[partition]}); nothing more is written or committed until revoked")
         if producer is None:
             raise ChangelogError(f"changelog {self.topic}[{partition}]: no transactional producer (not owned)")
         return producer
@@ -184,7 +191,7 @@ class Transactions:
                 raise
 
         try:
-            await resending(producer, self.topic, aborting)
+            await resending(producer, self.topic, aborting, deadline=self.send_deadline)
         except (KafkaError, AssertionError) as exc:  # aiokafka asserts its transaction state machine
             raise self._failed(partition, exc) from exc
 
@@ -206,8 +213,11 @@ class Transactions:
         self.commits += 1
 
     def _failed(self, partition: int, exc: Exception) -> ChangelogError:
+        """The partition's transaction failed for good: its records (other writes' too) are in no committed
+        transaction, so the partition takes no other write or offsets (`failed`) until it is revoked."""
         self._open.discard(partition)
         self._sent.pop(partition, None)
+        self.failed[partition] = f"{type(exc).__name__}: {exc}"
         if _refused(exc):
             self.fenced.add(partition)
             log.critical("replica_fenced", partition=partition, transactional_id=self.transactional_id(partition),

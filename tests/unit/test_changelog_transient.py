@@ -126,3 +126,25 @@ async def test_a_permanent_error_in_a_transaction_fails_the_partition_at_once(tx
         await txn.write(0, [(b"inc-1", b"{}")], urgent=True)
     assert len(producer.failures) == 1
     assert producer.committed == []
+
+
+async def test_offsets_are_never_committed_after_the_partitions_transaction_failed(txn: Transactions) -> None:
+    """Two lanes share partition 0: one's write fails transiently past the deadline, which aborted the transaction
+    holding the other's earlier write; the other's commit of its offsets then raises, and nothing is committed (the
+    offsets alone would skip records whose slices are in no committed transaction)."""
+    producer = txn.producers[0]
+    assert isinstance(producer, _FailingTxnProducer)
+    txn.send_deadline = 0.2
+    with txn.hold([0]), txn.hold([0]):
+        await txn.write(0, [(b"inc-1", b"{}")])  # lane a's chunk: written, held for its offsets
+        producer.failures = [NodeNotReadyError()] * 10_000
+        with pytest.raises(ChangelogError):
+            await txn.write(0, [(b"inc-2", b"{}")])  # lane b's chunk: the broker gone past the deadline
+        producer.failures = []
+        with pytest.raises(ChangelogError):
+            await txn.commit({TP0: 7})  # lane a's offsets
+    assert producer.committed == []
+    await txn.revoke([0])
+    await txn.assign([0])  # given back later: a new producer, no failure left over
+    await txn.write(0, [(b"inc-3", b"{}")])
+    assert txn.producers[0].committed == [{"records": [b"inc-3"], "offsets": {}}]  # type: ignore[attr-defined]
