@@ -47,7 +47,7 @@ async def test_the_deadline_still_ends_the_resends() -> None:
     started = time.monotonic()
     with pytest.raises(RequestTimedOutError):
         await send_retrying(producer, "notifications", b"v", deadline=0.5)
-    assert 0.55 <= time.monotonic() - started < 3.0
+    assert 0.55 <= time.monotonic() - started < 5.0  # the last backoff: at most 2 s and its jitter
     assert producer.sent == []
 
 
