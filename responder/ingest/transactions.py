@@ -179,8 +179,12 @@ class Transactions:
                         attempt: Callable[[], Awaitable[None]]) -> None:
         """`attempt()` until it passes; after a transient error (`transient_send`: aiokafka gave up waiting for a
         leader or metadata) the open transaction is aborted and `attempt` runs again in a new one (`resending`'s
-        policy), never outside one. Any other error, or the last transient one, fails the partition (`_failed`)."""
+        policy), never outside one, nor once the partition was revoked meanwhile (ChangelogError: `revoke` forgot its
+        records). Any other error, or the last transient one, fails the partition (`_failed`)."""
         async def aborting() -> None:
+            if partition not in self.producers or self.producers[partition] is not producer:  # revoked meanwhile
+                raise ChangelogError(f"changelog {self.topic}[{partition}] was revoked while its transaction waited "
+                                     "to run again after a transient error")
             try:
                 await attempt()
             except Exception as exc:

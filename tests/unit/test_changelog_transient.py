@@ -148,3 +148,20 @@ async def test_offsets_are_never_committed_after_the_partitions_transaction_fail
     await txn.assign([0])  # given back later: a new producer, no failure left over
     await txn.write(0, [(b"inc-3", b"{}")])
     assert txn.producers[0].committed == [{"records": [b"inc-3"], "offsets": {}}]  # type: ignore[attr-defined]
+
+
+async def test_a_write_waiting_to_run_again_when_its_partition_is_revoked_is_not_run(txn: Transactions) -> None:
+    """The partition is revoked (its producer closed) while a write waits out its backoff after a transient failure:
+    the write raises ChangelogError, it never runs again on the closed producer nor returns as if its records were
+    committed."""
+    producer = txn.producers[0]
+    assert isinstance(producer, _FailingTxnProducer)
+    producer.failures = [NodeNotReadyError()]
+    write = asyncio.create_task(txn.write(0, [(b"inc-1", b"{}")], urgent=True))
+    async with asyncio.timeout(5):
+        while producer.failures:  # the first attempt failed: the write is in its backoff now
+            await asyncio.sleep(0)
+    await txn.revoke([0])
+    with pytest.raises(ChangelogError, match="revoked"):
+        await write
+    assert producer.committed == []
