@@ -29,7 +29,8 @@ FSYNC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 class Metrics:
     """The service's counters, in their own registry (so several services can live in one process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mirror: Any = None) -> None:
+        """`mirror`: the timeline's Kafka mirror (`responder.ingest.mirror.KafkaMirror`), read at each scrape."""
         self.registry = CollectorRegistry(auto_describe=True)
         self.records = Counter("responder_records", "Raw records consumed", ["topic"], registry=self.registry)
         self.events = Counter("responder_events", "Events normalised", ["source"], registry=self.registry)
@@ -81,6 +82,11 @@ class Metrics:
         self.consumer_rebuilds = Counter("responder_consumer_rebuilds", "Consumers closed and created again after "
                                          "their group coordinator died (alerts, approvals, operator)", ["consumer"],
                                          registry=r)
+        if mirror is not None:
+            Gauge("responder_timeline_mirror_pending", "Timeline lines durable and not in the Kafka mirror yet",
+                  registry=r).set_function(lambda: mirror.pending)
+            Gauge("responder_timeline_mirror_dropped", "Timeline lines the mirror topic refused for good (too large): "
+                  "logged, never mirrored", registry=r).set_function(lambda: mirror.dropped)
         self.rejoins = Counter("responder_replica_rejoins", "Times this process rejoined its group after a fence "
                                "(carried from service to service: responder/service/rejoin.py)", registry=r)
 

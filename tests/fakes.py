@@ -209,3 +209,14 @@ class Waits:
     def clock(self) -> float:
         """The time the waits add up to."""
         return self.now
+
+
+class MetadataClient:
+    """An aiokafka producer's `client`: counts the metadata refreshes asked for (`force_metadata_update`)."""
+
+    def __init__(self) -> None:
+        self.refreshed = 0
+
+    def force_metadata_update(self) -> None:
+        """Counted; nothing is fetched."""
+        self.refreshed += 1

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.errors import ChangelogError, ChangelogTooShort
-from responder.ingest.clients import _start_with_retry, send_all, with_admin
+from responder.ingest.clients import _start_with_retry, resending, send_all, send_retrying, with_admin
 from responder.ingest.transactions import Transactions
 
 log = structlog.get_logger(__name__)
@@ -65,7 +65,10 @@ class Changelog:
                     quotas: list[QuotaRun] | None = None, *, urgent: bool = False) -> None:
         """Send every slice by key (None: a tombstone) to `partition` and wait for all the acks.
 
-        With transactions, `urgent` (the slices carry an intent) commits the transaction at once.
+        After a transient error (a leader moved or down past the batch's expiry) every record is sent again
+        (`resending`): the topic is compacted and keyed, so a second copy of a slice is the same state. With
+        transactions, `urgent` (the slices carry an intent) commits the transaction at once, and a transient error
+        aborts the transaction and runs it again (`Transactions.write`).
         """
         records = [(key.encode(), None if s is None else s.model_dump_json().encode()) for key, s in slices.items()]
         if quotas is not None:
@@ -75,7 +78,7 @@ class Changelog:
         if self.txn is not None:
             await self.txn.write(partition, records, urgent=urgent)
         else:
-            await send_all(self.producer, self.topic, records, partition)
+            await resending(self.producer, self.topic, lambda: send_all(self.producer, self.topic, records, partition))
         self.writes += len(records)
 
     async def ensure_partition(self, partition: int, deadline: float = GROW_WAIT_S) -> None:
@@ -132,7 +135,7 @@ class Changelog:
         at = 0  # the position before the poll that raised
         try:
             await self.ensure_partition(partition)  # an alert partition added while the fleet runs: none yet
-            fence = await self.producer.send_and_wait(self.topic, None, key=FENCE_KEY, partition=partition)
+            fence = await send_retrying(self.producer, self.topic, None, key=FENCE_KEY, partition=partition)
             await _start_with_retry(consumer, timeout)
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)

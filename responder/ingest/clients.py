@@ -91,7 +91,7 @@ async def stop_consumer(consumer: Any) -> None:
 
 
 SEND_DEADLINE = 30.0
-"""Seconds a record is sent again after transient errors (`send_retrying`) before the last one is raised."""
+"""Seconds a record is sent again after its first transient error (`resending`) before the last one is raised."""
 
 
 def transient_send(exc: BaseException) -> bool:
@@ -101,13 +101,25 @@ def transient_send(exc: BaseException) -> bool:
     return isinstance(exc, KafkaTimeoutError) or (isinstance(exc, KafkaError) and bool(exc.retriable))
 
 
-async def send_retrying(producer: Any, topic: str, value: bytes, *, key: bytes | None = None,
-                        headers: Sequence[tuple[str, bytes]] = (), deadline: float = SEND_DEADLINE) -> None:
-    """`producer.send_and_wait(...)`, sent again after a transient error (`transient_send`) with the connect
-    retry's policy (jittered exponential backoff from 0.1 s to 2 s) until `deadline` seconds have passed, each retry
-    logged (`kafka_send_retried`) after asking for fresh metadata (the leader may have moved); then the last error
-    is raised. A permanent error is raised at once. A retried send that had reached the broker is there twice: its
-    readers deduplicate (notifications by idempotency key, decisions by their bytes, replies by request id)."""
+async def resending(producer: Any, topic: str, send: Callable[[], Awaitable[T]], *,
+                    deadline: float = SEND_DEADLINE) -> T:
+    """`send()`, called again after a transient error (`transient_send`) with the connect retry's policy (jittered
+    exponential backoff from 0.1 s to 2 s) until `deadline` seconds have passed since its first failure, each retry
+    logged (`kafka_send_retried`) after asking `producer` for fresh metadata (the leader may have moved); then the last
+    error is raised. A permanent error is raised at once. What `send()` sent before it failed may be there twice.
+
+    Counted from the first failure, not the first attempt: aiokafka gives a batch up only after its request timeout
+    (40 s by default), longer than `SEND_DEADLINE`, so counted from the start nothing was ever sent again. An attempt
+    begun just before the deadline may itself take a request timeout: at aiokafka's defaults a send gives up after at
+    most about 40 + 30 + 40 s."""
+    first_failure: float | None = None
+
+    def spent(state: RetryCallState) -> bool:
+        nonlocal first_failure
+        now = state.outcome_timestamp if state.outcome_timestamp is not None else time.monotonic()
+        first_failure = now if first_failure is None else first_failure
+        return now - first_failure >= deadline
+
     def failed(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         log.warning("kafka_send_retried", topic=topic, attempt=state.attempt_number, error=repr(exc),
@@ -116,11 +128,23 @@ async def send_retrying(producer: Any, topic: str, value: bytes, *, key: bytes |
         if client is not None:
             client.force_metadata_update()
 
-    async for attempt in AsyncRetrying(retry=retry_if_exception(transient_send), stop=stop_after_delay(deadline),
-                                       wait=wait_exponential_jitter(initial=0.1, max=2.0), before_sleep=failed,
-                                       reraise=True):
-        with attempt:
-            await producer.send_and_wait(topic, value, key=key, headers=list(headers))
+    async def once() -> T:  # a coroutine function: tenacity would not await what a lambda returns
+        return await send()
+
+    retrying = AsyncRetrying(retry=retry_if_exception(transient_send), stop=spent,
+                             wait=wait_exponential_jitter(initial=0.1, max=2.0), before_sleep=failed, reraise=True)
+    return await retrying(once)
+
+
+async def send_retrying(producer: Any, topic: str, value: bytes | None, *, key: bytes | None = None,
+                        headers: Sequence[tuple[str, bytes]] = (), partition: int | None = None,
+                        deadline: float = SEND_DEADLINE) -> Any:
+    """`producer.send_and_wait(...)` (its RecordMetadata), sent again after a transient error (`resending`). A
+    retried send that had reached the broker is there twice: its readers deduplicate (notifications by idempotency
+    key, decisions by their bytes, replies by request id, dead letters by their coordinates, changelog records by
+    key)."""
+    return await resending(producer, topic, lambda: producer.send_and_wait(
+        topic, value, key=key, partition=partition, headers=list(headers)), deadline=deadline)
 
 
 async def publish(

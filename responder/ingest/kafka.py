@@ -14,18 +14,18 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from responder.ingest.clients import _start_with_retry, ensure_topics, publish, stop_consumer
+from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, ensure_topics, publish, stop_consumer
 from responder.ingest.coordinator import commit_unless_dead, fresh, polled
 from responder.ingest.copartition import CoPartitionedAssignor
 from responder.ingest.dlq import DLQ_MAX_BYTES
-from responder.ingest.dlqsend import DLQ_ATTEMPTS, send_deadletter
+from responder.ingest.dlqsend import send_deadletter
 from responder.ingest.fetchwait import FetchWait
 from responder.ingest.raw import to_raw
 from responder.ingest.unreadable import getmany_past
 from responder.ingest.widening import GROUP_METADATA_MAX_AGE_MS, MANUAL_METADATA_MAX_AGE_MS, widen
 from responder.models.event import RawRecord
 
-__all__ = ["DLQ_ATTEMPTS", "KafkaIngest", "OnAssigned", "OnRevoked", "_start_with_retry", "all_partitions",
+__all__ = ["KafkaIngest", "OnAssigned", "OnRevoked", "_start_with_retry", "all_partitions",
            "ensure_topics", "publish", "stop_consumer", "to_raw"]
 
 log = structlog.get_logger(__name__)
@@ -73,6 +73,7 @@ class KafkaIngest:
 
     metadata_max_age_ms = MANUAL_METADATA_MAX_AGE_MS
     group_metadata_max_age_ms = GROUP_METADATA_MAX_AGE_MS
+    deadletter_deadline = SEND_DEADLINE  # seconds a dead-letter copy is sent again after transient errors
 
     def __init__(
         self,
@@ -236,9 +237,11 @@ class KafkaIngest:
             log.warning("offset_commit_failed", error=str(exc))
 
     async def deadletter(self, record: RawRecord, reason: str, detail: str) -> None:
-        """Send a copy that fits (see `responder.ingest.dlq`) with the reason; waits for the ack. A copy that cannot
-        be sent is replaced by the minimal one; an ACL refusing the topic is TopicRefused (`send_deadletter`)."""
-        await send_deadletter(self.producer, self.deadletter_topic, record, reason, detail, self.deadletter_max_bytes)
+        """Send a copy that fits (see `responder.ingest.dlq`) with the reason; waits for the ack, sent again after
+        transient errors. A copy refused for good is replaced by the minimal one; an ACL refusing the topic is
+        TopicRefused; a broker gone past the deadline raises, nothing committed (`send_deadletter`)."""
+        await send_deadletter(self.producer, self.deadletter_topic, record, reason, detail, self.deadletter_max_bytes,
+                              deadline=self.deadletter_deadline)
 
     async def stop(self) -> None:
         """Leave the group and close."""

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -29,7 +30,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from responder.errors import ChangelogError, ConfigError, ReplicaFenced
-from responder.ingest.clients import _start_with_retry, send_all
+from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, resending, send_all, transient_send
 
 log = structlog.get_logger(__name__)
 
@@ -62,15 +63,19 @@ async def supported(bootstrap: str, group_id: str, options: Mapping[str, Any] | 
 class Transactions:
     """Partition p's transactional producer, for the partitions this replica owns."""
 
+    send_deadline = SEND_DEADLINE  # seconds a transaction is run again after its first transient failure
+
     def __init__(self, bootstrap: str, topic: str, group_id: str, *,
                  options: Mapping[str, Any] | None = None) -> None:
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
         self.options = dict(options or {})
         self.producers: dict[int, AIOKafkaProducer] = {}
         self._open: set[int] = set()
+        self._sent: dict[int, list[tuple[bytes, bytes | None]]] = {}  # the records of partition p's open transaction
         self._locks: dict[int, asyncio.Lock] = {}
         self._held: dict[int, int] = {}  # partition -> lanes holding it (two alert topics share partition p)
         self.fenced: set[int] = set()  # once fenced, a producer is dead (aiokafka: FATAL_ERROR)
+        self.failed: dict[int, str] = {}  # a partition whose transaction failed for good: nothing more until revoked
         self.commits = 0
 
     def transactional_id(self, partition: int) -> str:
@@ -94,6 +99,8 @@ class Transactions:
         for partition in set(partitions) & set(self.producers):
             producer = self.producers.pop(partition)
             self.fenced.discard(partition)
+            self.failed.pop(partition, None)
+            self._sent.pop(partition, None)
             with contextlib.suppress(KafkaError, AssertionError):  # aiokafka asserts its state machine
                 if partition in self._open:
                     await producer.abort_transaction()
@@ -122,16 +129,20 @@ class Transactions:
 
     async def write(self, partition: int, records: Sequence[tuple[bytes, bytes | None]], *,
                     urgent: bool = False) -> None:
-        """Send `records` (key, value) to changelog partition `partition` in its transaction; commit it unless held."""
+        """Send `records` (key, value) to changelog partition `partition` in its transaction; commit it unless held.
+
+        A transient error aborts the transaction and runs it again, with every record it held (`_again`)."""
         producer = self._producer(partition)
         async with self._locks[partition]:
-            try:
-                await self._begin(partition, producer)
-                await send_all(producer, self.topic, records, partition)
+            self._sent.setdefault(partition, []).extend(records)  # this transaction's, from now on, whatever happens
+
+            async def attempt() -> None:
+                if not await self._again(partition, producer):
+                    await send_all(producer, self.topic, records, partition)
                 if urgent or partition not in self._held:
                     await self._commit(partition, producer)
-            except (KafkaError, AssertionError) as exc:  # aiokafka asserts its transaction state machine
-                raise self._failed(partition, exc) from exc
+
+            await self._retrying(partition, producer, attempt)
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the transactions of the partitions in `offsets` with their consumed offsets (the next offset to read).
@@ -144,34 +155,73 @@ class Transactions:
         for partition in sorted(by_partition):
             producer = self._producer(partition)
             async with self._locks[partition]:
-                try:
-                    await self._begin(partition, producer)
-                    if by_partition.get(partition):
-                        await producer.send_offsets_to_transaction(by_partition[partition], self.group_id)
-                    await self._commit(partition, producer)
-                except (KafkaError, AssertionError) as exc:
-                    raise self._failed(partition, exc) from exc
+                await self._retrying(partition, producer, functools.partial(
+                    self._commit_offsets, partition, producer, by_partition[partition]))
+
+    async def _commit_offsets(self, partition: int, producer: AIOKafkaProducer,
+                              offsets: Mapping[TopicPartition, int]) -> None:
+        await self._again(partition, producer)
+        await producer.send_offsets_to_transaction(offsets, self.group_id)
+        await self._commit(partition, producer)
 
     def _producer(self, partition: int) -> AIOKafkaProducer:
         producer = self.producers.get(partition)
         if partition in self.fenced:
             raise ReplicaFenced(f"changelog {self.topic}[{partition}]: this replica was fenced earlier")
+        if partition in self.failed:  # its aborted records are gone: offsets committed now would skip them
+            raise ChangelogError(f"changelog {self.topic}[{partition}]: its transaction failed earlier "
+                                 f"({self.failed[partition]}); nothing more is written or committed until revoked")
         if producer is None:
             raise ChangelogError(f"changelog {self.topic}[{partition}]: no transactional producer (not owned)")
         return producer
 
-    async def _begin(self, partition: int, producer: AIOKafkaProducer) -> None:
-        if partition not in self._open:
-            await producer.begin_transaction()
-            self._open.add(partition)
+    async def _retrying(self, partition: int, producer: AIOKafkaProducer,
+                        attempt: Callable[[], Awaitable[None]]) -> None:
+        """`attempt()` until it passes; after a transient error (`transient_send`: aiokafka gave up waiting for a
+        leader or metadata) the open transaction is aborted and `attempt` runs again in a new one (`resending`'s
+        policy), never outside one, nor once the partition was revoked meanwhile (ChangelogError: `revoke` forgot its
+        records). Any other error, or the last transient one, fails the partition (`_failed`)."""
+        async def aborting() -> None:
+            if partition not in self.producers or self.producers[partition] is not producer:  # revoked meanwhile
+                raise ChangelogError(f"changelog {self.topic}[{partition}] was revoked while its transaction waited "
+                                     "to run again after a transient error")
+            try:
+                await attempt()
+            except Exception as exc:
+                if transient_send(exc) and not _refused(exc) and partition in self._open:
+                    self._open.discard(partition)
+                    with contextlib.suppress(KafkaError, AssertionError):
+                        await producer.abort_transaction()
+                raise
+
+        try:
+            await resending(producer, self.topic, aborting, deadline=self.send_deadline)
+        except (KafkaError, AssertionError) as exc:  # aiokafka asserts its transaction state machine
+            raise self._failed(partition, exc) from exc
+
+    async def _again(self, partition: int, producer: AIOKafkaProducer) -> bool:
+        """Begin partition p's transaction unless it is open; whether it was not (then every record the transaction
+        holds, those of an aborted attempt too, was sent in it again)."""
+        if partition in self._open:
+            return False
+        await producer.begin_transaction()
+        self._open.add(partition)
+        if self._sent.get(partition):
+            await send_all(producer, self.topic, self._sent[partition], partition)
+        return True
 
     async def _commit(self, partition: int, producer: AIOKafkaProducer) -> None:
         await producer.commit_transaction()
         self._open.discard(partition)
+        self._sent.pop(partition, None)
         self.commits += 1
 
     def _failed(self, partition: int, exc: Exception) -> ChangelogError:
+        """The partition's transaction failed for good: its records (other writes' too) are in no committed
+        transaction, so the partition takes no other write or offsets (`failed`) until it is revoked."""
         self._open.discard(partition)
+        self._sent.pop(partition, None)
+        self.failed[partition] = f"{type(exc).__name__}: {exc}"
         if _refused(exc):
             self.fenced.add(partition)
             log.critical("replica_fenced", partition=partition, transactional_id=self.transactional_id(partition),

@@ -105,7 +105,7 @@ class Service(BatchHandling, Running):
         context = context_from(settings, aws=aws, publisher=self.publisher)
         self.fleet_guard = FleetGuard(context.aws, settings.fleet_guard_table, global_guards.policy.quotas, clock) \
             if settings.fleet_guard_table else None
-        self.metrics = Metrics()
+        self.metrics = Metrics(mirror=self.mirror)
         self.engine = Engine(
             self.recorder, registry, context.aws, dry_run=settings.dry_run,
             guards=global_guards, fleet_guard=self.fleet_guard, publisher=self.publisher,

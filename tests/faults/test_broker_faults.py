@@ -4,10 +4,11 @@ moto server), and the broker unreachable (its process stopped with SIGSTOP) for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -30,7 +31,13 @@ async def s3_broker(moto_server: AwsSandbox, unique: str, tmp_path) -> AsyncIter
     env = {"AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
            "AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"], "AWS_REGION": "us-east-1",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT": moto_server.endpoint_url, "AWS_ALLOW_HTTP": "true"}
-    broker = Broker(storage=f"s3://{bucket}/", env=env, log_path=tmp_path / "broker.log")
+    with stopped_after(Broker(storage=f"s3://{bucket}/", env=env, log_path=tmp_path / "broker.log")) as broker:
+        yield broker
+
+
+@contextlib.contextmanager
+def stopped_after(broker: Broker) -> Iterator[Broker]:
+    """`broker` started, then stopped (let go on first, in case a test left it SIGSTOPped)."""
     broker.start()
     try:
         yield broker

@@ -23,7 +23,8 @@ class StaleLeaderLog:
     async def partitions_for(self, topic: str) -> set[int]:
         return {0}
 
-    async def send_and_wait(self, topic: str, value: bytes | None, *, key: bytes, partition: int) -> Any:
+    async def send_and_wait(self, topic: str, value: bytes | None, *, key: bytes, partition: int,
+                            headers: Any = ()) -> Any:
         self.records.append((key, value))
         return SimpleNamespace(offset=len(self.records) - 1)
 

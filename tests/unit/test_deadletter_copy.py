@@ -6,13 +6,20 @@ import hashlib
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, TopicAuthorizationFailedError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NodeNotReadyError,
+    NotLeaderForPartitionError,
+    RequestTimedOutError,
+    TopicAuthorizationFailedError,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from responder.errors import TopicRefused
-from responder.ingest import dlqsend
 from responder.ingest.deadletter import original_time
 from responder.ingest.dlq import full_copy, minimal_copy
 from responder.ingest.kafka import KafkaIngest
@@ -55,23 +62,20 @@ class _Producer:
         self.failures = failures
         self.sent: list[tuple[bytes, list[tuple[str, bytes]]]] = []
 
-    async def send_and_wait(self, topic: str, value: bytes, key: Any = None, headers: Any = ()) -> None:
+    async def send_and_wait(self, topic: str, value: bytes, key: Any = None, headers: Any = (),
+                            partition: int | None = None) -> None:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append((value, list(headers)))
 
 
 async def _ingest(producer: _Producer, monkeypatch: pytest.MonkeyPatch) -> KafkaIngest:
-    monkeypatch.setattr(dlqsend.asyncio, "sleep", _no_sleep)
     ingest = KafkaIngest("127.0.0.1:1", ["alerts"], "g", "dlq")
+    ingest.deadletter_deadline = 3.0
     await ingest.consumer.stop()  # never started: these tests only dead-letter (no "Unclosed" warning at GC)
     await ingest.producer.stop()
     ingest.producer = producer
     return ingest
-
-
-async def _no_sleep(_: float) -> None:
-    return None
 
 
 async def test_a_refused_copy_becomes_the_minimal_record(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,15 +92,33 @@ async def test_a_refused_copy_becomes_the_minimal_record(monkeypatch: pytest.Mon
     assert "dlq.minimal" in names
 
 
-async def test_transient_errors_are_retried_a_bounded_number_of_times(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two transient failures are retried; a broker that never answers propagates (nothing is committed)."""
-    producer = _Producer([KafkaConnectionError(), KafkaConnectionError()])
+async def test_a_leader_election_longer_than_three_sends_dead_letters_the_full_copy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four transient errors (node not ready, no leader, timeouts), then the broker answers: the full copy is sent
+    again until it is taken (`kafka_send_retried` each time), never cut to the minimal one; nothing is raised."""
+    producer = _Producer([NodeNotReadyError(), NotLeaderForPartitionError(), RequestTimedOutError(),
+                          KafkaTimeoutError()])
     ingest = await _ingest(producer, monkeypatch)
-    await ingest.deadletter(_record(b"{"), "not_json", "bad")
-    assert [v for v, _ in producer.sent] == [b"{"]
-    producer.failures = [KafkaConnectionError()] * 6
-    with pytest.raises(KafkaConnectionError):
+    with capture_logs() as logs:
+        await ingest.deadletter(_record(b"{", (("h", b"v"),)), "not_json", "bad")
+    [(value, headers)] = producer.sent
+    assert (value, dict(headers)["h"]) == (b"{", b"v")
+    assert "dlq.minimal" not in dict(headers)
+    assert [e["event"] for e in logs].count("kafka_send_retried") == 4
+
+
+async def test_a_broker_gone_past_the_deadline_raises_and_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broker that stays unreachable past the deadline: the last error propagates (the record stays uncommitted),
+    said once (`deadletter_unsent`), and no minimal copy is tried in its place."""
+    producer = _Producer([KafkaConnectionError()] * 1000)
+    ingest = await _ingest(producer, monkeypatch)
+    ingest.deadletter_deadline = 0.3
+    with capture_logs() as logs, pytest.raises(KafkaConnectionError):
         await ingest.deadletter(_record(b"{"), "not_json", "bad")
+    assert producer.sent == []
+    [unsent] = [e for e in logs if e["event"] == "deadletter_unsent"]
+    assert "alerts[2] offset 41 stays uncommitted" in unsent["detail"]
+    assert not [e for e in logs if e["event"] == "deadletter_copy_failed"]
 
 
 async def test_an_acl_refusing_the_topic_is_said_at_the_first_send(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,21 +17,14 @@ from structlog.testing import capture_logs
 
 from responder.ingest.approvals import KafkaPublisher
 from responder.ingest.clients import transient_send
-
-
-class _Client:
-    def __init__(self) -> None:
-        self.refreshed = 0
-
-    def force_metadata_update(self) -> None:
-        self.refreshed += 1
+from tests.fakes import MetadataClient
 
 
 class _Producer:
     """An aiokafka producer whose next sends raise `failures`, one each, then succeed."""
 
     def __init__(self, failures: list[BaseException]) -> None:
-        self.failures, self.sent, self.client = failures, [], _Client()
+        self.failures, self.sent, self.client = failures, [], MetadataClient()
 
     async def send_and_wait(self, topic: str, value: bytes, **kwargs: Any) -> None:
         if self.failures:

@@ -58,17 +58,23 @@ class FakeTxnProducer:
         self.open = None
 
 
+async def fake_transactions(monkeypatch: pytest.MonkeyPatch, partitions: list[int],
+                            producer: type[FakeTxnProducer] = FakeTxnProducer) -> Transactions:
+    """Transactions over in-memory producers (`producer`) for `partitions`."""
+    async def start(made: FakeTxnProducer, deadline: float) -> None:
+        await made.start()
+
+    monkeypatch.setattr(transactions_module, "AIOKafkaProducer", producer)
+    monkeypatch.setattr(transactions_module, "_start_with_retry", start)
+    txn = Transactions("127.0.0.1:1", "changelog", "group")
+    await txn.assign(partitions)
+    return txn
+
+
 @pytest.fixture(name="txn")
 async def _txn(monkeypatch: pytest.MonkeyPatch) -> Transactions:
     """Transactions over in-memory producers for partitions 0 and 1."""
-    async def start(producer: FakeTxnProducer, deadline: float) -> None:
-        await producer.start()
-
-    monkeypatch.setattr(transactions_module, "AIOKafkaProducer", FakeTxnProducer)
-    monkeypatch.setattr(transactions_module, "_start_with_retry", start)
-    txn = Transactions("127.0.0.1:1", "changelog", "group")
-    await txn.assign([0, 1])
-    return txn
+    return await fake_transactions(monkeypatch, [0, 1])
 
 
 def _producer(txn: Transactions, partition: int) -> FakeTxnProducer:
