@@ -12,9 +12,11 @@ meanwhile, saying which consumer is being rebuilt and why. A rebuild that cannot
 
 Rebuilds are bounded (`RebuildBudget`, responder/ingest/coordinator.py, one per consumer): the first is at once,
 each next one after a backoff (1 s, doubled, at most 30 s; a stop requested meanwhile is not held up). They are
-counted since the consumer last made progress: it committed an offset, or its last rebuilt consumer ran 60 s
-(`SETTLE_S`) before its coordinator died again (a quiet consumer, such as the operator requests one, has nothing
-to commit: a rolling restart of the brokers must not stop a healthy idle service), over the last 10 minutes. The
+counted since the consumer last made progress, over the last 10 minutes: it committed an offset, or a rebuilt
+consumer settled, polled live and caught up (its coordinator found, its assignment in force, nothing left to read:
+`caught_up`) before it read any record. A quiet consumer, such as the operator requests one, has nothing to
+commit: a rolling restart of the brokers, one coordinator death per broker however fast they go, must not stop a
+healthy idle service; one that never finds its coordinator, or loses it before it joined, is broken. The
 death after `REBUILDS` such rebuilds logs `kafka_consumer_rebuilds_exhausted` (critical) and stops the service
 with ConsumerRebuildsExhausted, which `responder run` turns into one line and exit 75, for its supervisor to start
 a fresh process: a consumer whose coordinator keeps dying would re-read the same records for ever.
@@ -31,7 +33,7 @@ from aiokafka import TopicPartition
 
 from responder.errors import ConsumerRebuildsExhausted, CoordinatorDied
 from responder.ingest.approvals import ApprovalIngest
-from responder.ingest.coordinator import RebuildBudget
+from responder.ingest.coordinator import RebuildBudget, caught_up
 from responder.ingest.kafka import KafkaIngest
 from responder.models.event import RawRecord
 from responder.service.partitions import PartitionKeeping
@@ -59,12 +61,16 @@ class ConsumerRebuilds(PartitionKeeping):
         """`ingest.poll()`; after a dead coordinator, nothing, once the consumer is rebuilt (`held`: the offsets the
         loop kept to commit, dropped: the new consumer reads those records again)."""
         try:
-            return await ingest.poll()
+            batch = await ingest.poll()
         except CoordinatorDied as exc:
             await self._rebuild(ingest, consumer, exc)
             if held is not None:
                 held.clear()
             return {}
+        budget = self._rebuild_budgets.get(consumer)
+        if budget is not None and budget.count:  # rebuilt: has the new consumer settled?
+            budget.polled(bool(batch), lambda: caught_up(ingest.consumer))
+        return batch
 
     def rebuild_budget(self) -> RebuildBudget:
         """A new consumer's budget of rebuilds (tests shrink it)."""
@@ -76,12 +82,13 @@ class ConsumerRebuilds(PartitionKeeping):
         if delay is None:
             log.critical("kafka_consumer_rebuilds_exhausted", consumer=consumer, rebuilds=budget.count,
                          window_s=budget.window, error=str(exc),
-                         detail="its group coordinator keeps dying soon after each rebuild, no commit in between: "
-                                "stopping for the supervisor to start a fresh process")
+                         detail="its group coordinator keeps dying after each rebuild before the new consumer "
+                                "settled (joined and caught up, or committed): stopping for the supervisor to start "
+                                "a fresh process")
             self._stop.set()
             raise ConsumerRebuildsExhausted(
-                f"the {consumer} consumer was rebuilt {budget.count} times within {budget.window:.0f} s, each dying "
-                f"within {budget.settle:.0f} s without committing an offset, and its group coordinator died again "
+                f"the {consumer} consumer was rebuilt {budget.count} times within {budget.window:.0f} s, none "
+                "settling (joined and caught up, or an offset committed), and its group coordinator died again "
                 f"({type(exc.cause).__name__}: {exc.cause}): stopping; start it again, and check the Kafka "
                 "cluster's health") from exc
         self.metrics.consumer_rebuilds.labels(consumer).inc()
