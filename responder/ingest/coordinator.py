@@ -117,6 +117,10 @@ def caught_up(consumer: Any) -> bool:
 
 REBUILDS = 5
 """Rebuilds of one consumer allowed without progress in between, within `WINDOW_S`; one more stops the service."""
+CEILING = 20
+"""Rebuilds of one consumer allowed within `WINDOW_S` whatever progress came between: a rolling restart kills a
+group's coordinator once per broker that holds it, a handful; a consumer that loses it each time soon after it caught
+up (or committed) is broken, and would rejoin its group, and rebalance it, for ever."""
 WINDOW_S = 600.0
 
 
@@ -125,13 +129,16 @@ class RebuildBudget:
     is a commit, or a rebuilt consumer found live and caught up (`caught_up`) before it read any record: a quiet
     consumer, such as the operator requests one, has nothing to commit, and a rolling restart of the brokers may kill
     its coordinator once per broker, however fast the brokers go. A rebuilt consumer that never finds its
-    coordinator, loses it before it joined, or reads records it never commits, makes none."""
+    coordinator, loses it before it joined, or reads records it never commits, makes none. Past `ceiling` rebuilds
+    within the window, progress or not, it is refused too (`crowded`)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, limit: int = REBUILDS,
-                 window: float = WINDOW_S, backoff: float = 1.0, backoff_max: float = 30.0) -> None:
-        self.clock, self.limit, self.window = clock, limit, window
+                 window: float = WINDOW_S, backoff: float = 1.0, backoff_max: float = 30.0,
+                 ceiling: int = CEILING) -> None:
+        self.clock, self.limit, self.window, self.ceiling = clock, limit, window, ceiling
         self.backoff, self.backoff_max = backoff, backoff_max
         self._at: deque[float] = deque()
+        self._all: deque[float] = deque()  # every rebuild within the window, progress or not
         self._commits = 0
         self._read = False  # the consumer rebuilt last returned records (its progress is then a commit)
 
@@ -139,6 +146,11 @@ class RebuildBudget:
     def count(self) -> int:
         """The rebuilds counted now."""
         return len(self._at)
+
+    @property
+    def crowded(self) -> int:
+        """The rebuilds within the window, progress or not, when they reached `ceiling` (else 0)."""
+        return len(self._all) if len(self._all) >= self.ceiling else 0
 
     def polled(self, records: bool, live: Callable[[], bool]) -> None:
         """A poll of the consumer rebuilt last (`records`: it returned some). Found live and caught up (`live()`)
@@ -154,10 +166,12 @@ class RebuildBudget:
         if commits != self._commits:
             self._commits = commits  # it committed since: progress
             self._at.clear()
-        while self._at and now - self._at[0] > self.window:
-            self._at.popleft()
-        if len(self._at) >= self.limit:
+        for at in (self._at, self._all):
+            while at and now - at[0] > self.window:
+                at.popleft()
+        if len(self._at) >= self.limit or self.crowded:
             return None
         self._at.append(now)
+        self._all.append(now)
         self._read = False
         return 0.0 if len(self._at) == 1 else min(self.backoff_max, self.backoff * 2 ** (len(self._at) - 2))

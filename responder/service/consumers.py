@@ -16,8 +16,9 @@ counted since the consumer last made progress, over the last 10 minutes: it comm
 consumer settled, polled live and caught up (its coordinator found, its assignment in force, nothing left to read:
 `caught_up`) before it read any record. A quiet consumer, such as the operator requests one, has nothing to
 commit: a rolling restart of the brokers, one coordinator death per broker however fast they go, must not stop a
-healthy idle service; one that never finds its coordinator, or loses it before it joined, is broken. The
-death after `REBUILDS` such rebuilds logs `kafka_consumer_rebuilds_exhausted` (critical) and stops the service
+healthy idle service; one that never finds its coordinator, or loses it before it joined, is broken, and so is one
+rebuilt `CEILING` (20) times in the window whatever progress came between. The death after `REBUILDS` such rebuilds
+(or `CEILING`) logs `kafka_consumer_rebuilds_exhausted` (critical) and stops the service
 with ConsumerRebuildsExhausted, which `responder run` turns into one line and exit 75, for its supervisor to start
 a fresh process: a consumer whose coordinator keeps dying would re-read the same records for ever.
 """
@@ -80,17 +81,17 @@ class ConsumerRebuilds(PartitionKeeping):
         budget = self._rebuild_budgets.setdefault(consumer, self.rebuild_budget())
         delay = budget.next(ingest.commits)
         if delay is None:
-            log.critical("kafka_consumer_rebuilds_exhausted", consumer=consumer, rebuilds=budget.count,
-                         window_s=budget.window, error=str(exc),
-                         detail="its group coordinator keeps dying after each rebuild before the new consumer "
-                                "settled (joined and caught up, or committed): stopping for the supervisor to start "
-                                "a fresh process")
+            settling = "each settling" if budget.crowded else "none settling"
+            log.critical("kafka_consumer_rebuilds_exhausted", consumer=consumer,
+                         rebuilds=budget.crowded or budget.count, window_s=budget.window, error=str(exc),
+                         detail=f"its group coordinator keeps dying after each rebuild ({settling}: joined and "
+                                "caught up, or committed): stopping for the supervisor to start a fresh process")
             self._stop.set()
             raise ConsumerRebuildsExhausted(
-                f"the {consumer} consumer was rebuilt {budget.count} times within {budget.window:.0f} s, none "
-                "settling (joined and caught up, or an offset committed), and its group coordinator died again "
-                f"({type(exc.cause).__name__}: {exc.cause}): stopping; start it again, and check the Kafka "
-                "cluster's health") from exc
+                f"the {consumer} consumer was rebuilt {budget.crowded or budget.count} times within "
+                f"{budget.window:.0f} s, {settling} (joined and caught up, or an offset committed), and its group "
+                f"coordinator died again ({type(exc.cause).__name__}: {exc.cause}): stopping; start it again, and "
+                "check the Kafka cluster's health") from exc
         self.metrics.consumer_rebuilds.labels(consumer).inc()
         self._rebuilding[consumer] = f"{type(exc.cause).__name__}: {exc.cause}"
         log.error("kafka_consumer_rebuilding", consumer=consumer, error=str(exc), rebuild=budget.count,

@@ -139,3 +139,11 @@ async def test_caught_up_needs_the_coordinator_the_assignment_and_the_high_water
     assert caught_up(fake)
     fake._coordinator.coordinator_id = None
     assert not caught_up(fake)
+
+
+async def test_an_operator_consumer_that_dies_each_time_after_it_caught_up_still_stops_the_service(tmp_path) -> None:
+    """Rebuilt consumers that each catch up, then lose their coordinator 10 s later, end in exit 75 at the ceiling."""
+    clock, broker = _Clock(), _Broker(records=0)
+    with pytest.raises(ConsumerRebuildsExhausted, match="operator consumer was rebuilt 20 times within 600 s") as got:
+        await _operator_over(tmp_path, lambda: _Joined(broker, clock, dies_after=2), clock, until=40)
+    assert "each settling" in str(got.value)
