@@ -152,10 +152,14 @@ class RebuildBudget:
         """The rebuilds within the window, progress or not, when they reached `ceiling` (else 0)."""
         return len(self._all) if len(self._all) >= self.ceiling else 0
 
-    def polled(self, records: bool, live: Callable[[], bool]) -> None:
-        """A poll of the consumer rebuilt last (`records`: it returned some). Found live and caught up (`live()`)
-        before any record came, it made progress: its rebuilds count from zero."""
+    def polled(self, records: bool, live: Callable[[], bool], commits: int | None = None) -> None:
+        """A poll of the consumer rebuilt last (`records`: it returned some; `commits`: its successful commits so
+        far). Found live and caught up (`live()`) before any record came, or committed since, it made progress: its
+        rebuilds count from zero (`count` 0: it settled)."""
         self._read |= records
+        if commits is not None and commits != self._commits:
+            self._commits = commits
+            self._at.clear()
         if self._at and not self._read and live():
             self._at.clear()
 

@@ -7,7 +7,8 @@ the alerts consumer's partitions go as in a revocation (their queued records dro
 their offsets cannot be committed through the dead consumer, so the records handled since the last commit come
 again and their step keys keep each effect once), closes the consumer, creates and starts it again (it rejoins,
 or is assigned, and reads on from the committed offsets), and logs `kafka_consumer_rebuilt`. `/readyz` is 503
-meanwhile, saying which consumer is being rebuilt and why. A rebuild that cannot reach Kafka within
+meanwhile, saying which consumer is being rebuilt and why, and after, until the new consumer settled (below;
+`kafka_consumer_settled`): one that never finds its coordinator is never ready. A rebuild that cannot reach Kafka within
 `kafka_connect_timeout` stops the service, as a start would.
 
 Rebuilds are bounded (`RebuildBudget`, responder/ingest/coordinator.py, one per consumer): the first is at once,
@@ -69,8 +70,10 @@ class ConsumerRebuilds(PartitionKeeping):
                 held.clear()
             return {}
         budget = self._rebuild_budgets.get(consumer)
-        if budget is not None and budget.count:  # rebuilt: has the new consumer settled?
-            budget.polled(bool(batch), lambda: caught_up(ingest.consumer))
+        if budget is not None and budget.count:  # rebuilt: has the new consumer settled? `/readyz` 503 until then
+            budget.polled(bool(batch), lambda: caught_up(ingest.consumer), ingest.commits)
+            if not budget.count:
+                log.info("kafka_consumer_settled", consumer=consumer)
         return batch
 
     def rebuild_budget(self) -> RebuildBudget:
@@ -113,9 +116,13 @@ class ConsumerRebuilds(PartitionKeeping):
         log.warning("kafka_consumer_rebuilt", consumer=consumer)
 
     def _rebuilding_why(self) -> str | None:
-        """What `/readyz` says while a consumer is rebuilt, or None."""
-        if not self._rebuilding:
+        """What `/readyz` says while a consumer is rebuilt, or rebuilt and not settled yet, or None."""
+        if self._rebuilding:
+            consumer, cause = sorted(self._rebuilding.items())[0]
+            return (f"rebuilding the {consumer} consumer: its group coordinator died ({cause}); the new one reads on "
+                    "from the committed offsets")
+        unsettled = sorted(consumer for consumer, budget in self._rebuild_budgets.items() if budget.count)
+        if not unsettled:
             return None
-        consumer, cause = sorted(self._rebuilding.items())[0]
-        return (f"rebuilding the {consumer} consumer: its group coordinator died ({cause}); the new one reads on "
-                "from the committed offsets")
+        return (f"the {unsettled[0]} consumer, rebuilt after its group coordinator died, has not settled yet (its "
+                "coordinator found, joined and caught up, or an offset committed)")

@@ -50,9 +50,10 @@ def _rebuilds(service: Service, consumer: str) -> float:
     return service.metrics.value("responder_consumer_rebuilds_total", consumer=consumer)
 
 
-async def _operator_over(tmp_path: Any, make: Callable[[], _Consumer], clock: _Clock, until: int) -> Service:
+async def _operator_over(tmp_path: Any, make: Callable[[], _Consumer], clock: _Clock, until: int,
+                         done: Callable[[Service], bool] = lambda service: False) -> Service:
     """Run a service's operator loop over consumers from `make()` (no backoff, `clock` for its budget) until the
-    consumer was rebuilt `until` times (then stopped) or it raised."""
+    consumer was rebuilt `until` times or `done(service)` (then stopped), or it raised."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"])
     service = Service(settings, aws=FakeIam(), runbooks=[])
     service.rebuild_budget = lambda: RebuildBudget(clock, backoff=0.0, backoff_max=0.0)  # type: ignore[method-assign]
@@ -70,8 +71,8 @@ async def _operator_over(tmp_path: Any, make: Callable[[], _Consumer], clock: _C
     try:
         await first.start()
         service.ready.set()
-        await asyncio.wait_for(asyncio.gather(  # hang guard
-            service._operator_loop(ingest), _stop_when(service, lambda: _rebuilds(service, "operator") >= until)), 10)
+        stop = _stop_when(service, lambda: _rebuilds(service, "operator") >= until or done(service))
+        await asyncio.wait_for(asyncio.gather(service._operator_loop(ingest), stop), 10)  # hang guard
         return service
     finally:
         await real.stop()
@@ -147,3 +148,28 @@ async def test_an_operator_consumer_that_dies_each_time_after_it_caught_up_still
     with pytest.raises(ConsumerRebuildsExhausted, match="operator consumer was rebuilt 20 times within 600 s") as got:
         await _operator_over(tmp_path, lambda: _Joined(broker, clock, dies_after=2), clock, until=40)
     assert "each settling" in str(got.value)
+
+
+async def test_a_rebuilt_operator_consumer_that_never_finds_its_coordinator_is_named_by_readyz(tmp_path) -> None:
+    """A rebuilt consumer still without its coordinator 50 polls on: `/readyz` 503 names it; once caught up, ready."""
+    clock, broker = _Clock(), _Broker(records=0)
+    built: list[_Joined] = []
+    said: list[str | None] = []
+    found: list[int] = []
+
+    def one() -> _Joined:  # the first loses its coordinator; the rebuilt one looks for it, in vain, then finds it
+        built.append(_Joined(broker, clock, dies_after=3 if not built else 0, found=not built))
+        return built[-1]
+
+    def looked(service: Service) -> bool:
+        if len(built) < 2 or built[1].polls < (50 if not said else found[0] + 3):
+            return False
+        said.append(service.unready())
+        if len(said) == 1:
+            built[1]._coordinator.coordinator_id = 1  # found at last
+            found.append(built[1].polls)
+        return len(said) == 2
+
+    await _operator_over(tmp_path, one, clock, until=2, done=looked)
+    assert "the operator consumer, rebuilt after its group coordinator died, has not settled" in str(said[0])
+    assert said[1] is None
