@@ -5,7 +5,8 @@ consumers.py, `caught_up` and `RebuildBudget` in responder/ingest/coordinator.py
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from aiokafka.consumer.subscription_state import Subscription
 
 from responder.errors import ConsumerRebuildsExhausted
 from responder.ingest.coordinator import RebuildBudget, caught_up
+from responder.ingest.raw import to_raw
 from responder.service import Service
 from responder.settings import Settings
 from tests.fakes import FakeIam
@@ -173,3 +175,42 @@ async def test_a_rebuilt_operator_consumer_that_never_finds_its_coordinator_is_n
     await _operator_over(tmp_path, one, clock, until=2, done=looked)
     assert "the operator consumer, rebuilt after its group coordinator died, has not settled" in str(said[0])
     assert said[1] is None
+
+
+class _Txn:
+    """A fleet's changelog transactions: `commit(offsets)` records the offsets committed with them."""
+
+    def __init__(self) -> None:
+        self.committed: list[dict[Any, int]] = []
+
+    @contextlib.contextmanager
+    def hold(self, partitions: Any) -> Iterator[None]:
+        yield
+
+    async def commit(self, offsets: dict[Any, int]) -> None:
+        self.committed.append(dict(offsets))
+
+    async def stop(self) -> None:
+        pass
+
+
+async def test_a_fleet_replicas_offsets_committed_in_a_transaction_are_its_alerts_consumers_progress(tmp_path) -> None:
+    """Offsets committed with a fleet's changelog transaction count as the alerts consumer's commits (progress)."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                        topics=["a"], changelog_topic="changelog")
+    service = Service(settings, aws=FakeIam(), runbooks=[])
+    assert service.fleet is not None
+    service.fleet.changelog.txn = txn = _Txn()  # type: ignore[assignment]
+    service.fleet.owned.add(TP.partition)
+
+    async def deadletter(*args: Any) -> None:
+        pass  # an unknown shape: dead-lettered, handled all the same
+
+    service.ingest.deadletter = deadletter  # type: ignore[method-assign]
+    try:
+        await service._handle_chunk({TP: [to_raw(r) for r in _Broker(records=2).log]})
+        assert txn.committed == [{TP: 2}]
+        assert service.ingest.commits == 1
+    finally:
+        service.recorder.close()
+        await service.close_unstarted()
