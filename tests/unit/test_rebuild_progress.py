@@ -91,7 +91,7 @@ async def test_a_quiet_operator_consumer_outlives_a_fast_rolling_restart_of_the_
         built.append(_Joined(broker, clock, dies_after=3 if len(built) < 8 else 0))
         return built[-1]
 
-    service = await _operator_over(tmp_path, one, clock, until=8)
+    service = await _operator_over(tmp_path, one, clock, until=99, done=lambda _: len(built) > 8 and built[8].polls > 2)
     assert _rebuilds(service, "operator") == 8
     assert built[-1].polls > 0  # the last one polls on
     assert built[-1].joined_at - 100 == 8 * 30  # all 8 deaths within one window (600 s)
