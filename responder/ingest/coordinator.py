@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 
 from responder.errors import CoordinatorDied
 from responder.ingest.clients import stop_consumer
+from responder.ingest.unreadable import positions
 
 log = structlog.get_logger(__name__)
 
@@ -93,44 +94,88 @@ async def fresh(old: Any, make: Callable[[], T]) -> T:
     return make()
 
 
+def caught_up(consumer: Any) -> bool:
+    """Whether the consumer is live and has read all there is: its group coordinator known and its coordination task
+    running (`coordinator_ready`), its assignment in force (joined, no rebalance under way; or assigned by hand), and
+    each assigned partition fetched from (its high watermark known), read up to it, and not paused. A member that
+    was given no partition is caught up once it joined. A consumer still looking for its coordinator, or whose task
+    died, is not."""
+    if not coordinator_ready(consumer):
+        return False
+    state = consumer._subscription
+    if state.subscription is None or not state.subscription.active or state.reassignment_in_progress:
+        return False
+    assignment, standing = positions(consumer)
+    if assignment is None or not assignment.active or consumer.paused():
+        return False
+    for tp in assignment.tps:
+        high = consumer.highwater(tp)
+        if high is None or tp not in standing or standing[tp] < high:
+            return False
+    return True
+
+
 REBUILDS = 5
 """Rebuilds of one consumer allowed without progress in between, within `WINDOW_S`; one more stops the service."""
+CEILING = 20
+"""Rebuilds of one consumer allowed within `WINDOW_S` whatever progress came between: a rolling restart kills a
+group's coordinator once per broker that holds it, a handful; a consumer that loses it each time soon after it caught
+up (or committed) is broken, and would rejoin its group, and rebalance it, for ever."""
 WINDOW_S = 600.0
-SETTLE_S = 60.0
-"""A rebuilt consumer that ran this long before its coordinator died again made progress (a quiet one, such as the
-operator requests consumer, commits nothing: a rolling restart of the brokers must not stop a healthy idle service)."""
 
 
 class RebuildBudget:
-    """One consumer's rebuilds without progress (a commit, or a rebuilt consumer that ran `settle` seconds), within
-    `window` seconds: how long to wait before the next."""
+    """One consumer's rebuilds without progress, within `window` seconds: how long to wait before the next. Progress
+    is a commit, or a rebuilt consumer found live and caught up (`caught_up`) before it read any record: a quiet
+    consumer, such as the operator requests one, has nothing to commit, and a rolling restart of the brokers may kill
+    its coordinator once per broker, however fast the brokers go. A rebuilt consumer that never finds its
+    coordinator, loses it before it joined, or reads records it never commits, makes none. Past `ceiling` rebuilds
+    within the window, progress or not, it is refused too (`crowded`)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, limit: int = REBUILDS,
                  window: float = WINDOW_S, backoff: float = 1.0, backoff_max: float = 30.0,
-                 settle: float = SETTLE_S) -> None:
-        self.clock, self.limit, self.window, self.settle = clock, limit, window, settle
+                 ceiling: int = CEILING) -> None:
+        self.clock, self.limit, self.window, self.ceiling = clock, limit, window, ceiling
         self.backoff, self.backoff_max = backoff, backoff_max
         self._at: deque[float] = deque()
+        self._all: deque[float] = deque()  # every rebuild within the window, progress or not
         self._commits = 0
-        self._built = 0.0  # when the last rebuilt consumer was built (after its backoff)
+        self._read = False  # the consumer rebuilt last returned records (its progress is then a commit)
 
     @property
     def count(self) -> int:
         """The rebuilds counted now."""
         return len(self._at)
 
+    @property
+    def crowded(self) -> int:
+        """The rebuilds within the window, progress or not, when they reached `ceiling` (else 0)."""
+        return len(self._all) if len(self._all) >= self.ceiling else 0
+
+    def polled(self, records: bool, live: Callable[[], bool], commits: int | None = None) -> None:
+        """A poll of the consumer rebuilt last (`records`: it returned some; `commits`: its successful commits so
+        far). Found live and caught up (`live()`) before any record came, or committed since, it made progress: its
+        rebuilds count from zero (`count` 0: it settled)."""
+        self._read |= records
+        if commits is not None and commits != self._commits:
+            self._commits = commits
+            self._at.clear()
+        if self._at and not self._read and live():
+            self._at.clear()
+
     def next(self, commits: int) -> float | None:
         """Count one more rebuild (`commits`: the consumer's successful commits so far): the seconds to wait before
         it, or None when the limit is reached (not counted)."""
         now = self.clock()
-        if commits != self._commits or (self._at and now - self._built >= self.settle):
-            self._commits = commits  # it committed, or its last rebuilt consumer ran a while: progress
+        if commits != self._commits:
+            self._commits = commits  # it committed since: progress
             self._at.clear()
-        while self._at and now - self._at[0] > self.window:
-            self._at.popleft()
-        if len(self._at) >= self.limit:
+        for at in (self._at, self._all):
+            while at and now - at[0] > self.window:
+                at.popleft()
+        if len(self._at) >= self.limit or self.crowded:
             return None
         self._at.append(now)
-        delay = 0.0 if len(self._at) == 1 else min(self.backoff_max, self.backoff * 2 ** (len(self._at) - 2))
-        self._built = now + delay
-        return delay
+        self._all.append(now)
+        self._read = False
+        return 0.0 if len(self._at) == 1 else min(self.backoff_max, self.backoff * 2 ** (len(self._at) - 2))

@@ -61,6 +61,7 @@ class BatchHandling(Parts):
                 await self.recorder.flush()
                 fleet.partitions.settle((tp.topic, tp.partition) for tp in batch)
                 await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            self.ingest.commits += 1  # the alerts consumer's offsets went through: progress for its rebuilds
             return None
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         if self.fleet is not None or not self.commits.interval:  # in a fleet the chunk's state reaches the

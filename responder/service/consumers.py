@@ -7,15 +7,19 @@ the alerts consumer's partitions go as in a revocation (their queued records dro
 their offsets cannot be committed through the dead consumer, so the records handled since the last commit come
 again and their step keys keep each effect once), closes the consumer, creates and starts it again (it rejoins,
 or is assigned, and reads on from the committed offsets), and logs `kafka_consumer_rebuilt`. `/readyz` is 503
-meanwhile, saying which consumer is being rebuilt and why. A rebuild that cannot reach Kafka within
+meanwhile, saying which consumer is being rebuilt and why, and after, until the new consumer settled (below;
+`kafka_consumer_settled`): one that never finds its coordinator is never ready. A rebuild that cannot reach Kafka within
 `kafka_connect_timeout` stops the service, as a start would.
 
 Rebuilds are bounded (`RebuildBudget`, responder/ingest/coordinator.py, one per consumer): the first is at once,
 each next one after a backoff (1 s, doubled, at most 30 s; a stop requested meanwhile is not held up). They are
-counted since the consumer last made progress: it committed an offset, or its last rebuilt consumer ran 60 s
-(`SETTLE_S`) before its coordinator died again (a quiet consumer, such as the operator requests one, has nothing
-to commit: a rolling restart of the brokers must not stop a healthy idle service), over the last 10 minutes. The
-death after `REBUILDS` such rebuilds logs `kafka_consumer_rebuilds_exhausted` (critical) and stops the service
+counted since the consumer last made progress, over the last 10 minutes: it committed an offset, or a rebuilt
+consumer settled, polled live and caught up (its coordinator found, its assignment in force, nothing left to read:
+`caught_up`) before it read any record. A quiet consumer, such as the operator requests one, has nothing to
+commit: a rolling restart of the brokers, one coordinator death per broker however fast they go, must not stop a
+healthy idle service; one that never finds its coordinator, or loses it before it joined, is broken, and so is one
+rebuilt `CEILING` (20) times in the window whatever progress came between. The death after `REBUILDS` such rebuilds
+(or `CEILING`) logs `kafka_consumer_rebuilds_exhausted` (critical) and stops the service
 with ConsumerRebuildsExhausted, which `responder run` turns into one line and exit 75, for its supervisor to start
 a fresh process: a consumer whose coordinator keeps dying would re-read the same records for ever.
 """
@@ -32,7 +36,7 @@ from aiokafka import TopicPartition
 from responder.errors import ConsumerRebuildsExhausted, CoordinatorDied
 from responder.exception_groups import only
 from responder.ingest.approvals import ApprovalIngest
-from responder.ingest.coordinator import RebuildBudget
+from responder.ingest.coordinator import RebuildBudget, caught_up
 from responder.ingest.kafka import KafkaIngest
 from responder.models.event import RawRecord
 from responder.service.partitions import PartitionKeeping
@@ -55,12 +59,18 @@ class ConsumerRebuilds(PartitionKeeping):
         """`ingest.poll()`; after a dead coordinator, nothing, once the consumer is rebuilt (`held`: the offsets the
         loop kept to commit, dropped: the new consumer reads those records again)."""
         try:
-            return await ingest.poll()
+            batch = await ingest.poll()
         except CoordinatorDied as exc:
             await self._rebuild(ingest, consumer, exc)
             if held is not None:
                 held.clear()
             return {}
+        budget = self._rebuild_budgets.get(consumer)
+        if budget is not None and budget.count:  # rebuilt: has the new consumer settled? `/readyz` 503 until then
+            budget.polled(bool(batch), lambda: caught_up(ingest.consumer), ingest.commits)
+            if not budget.count:
+                log.info("kafka_consumer_settled", consumer=consumer)
+        return batch
 
     def rebuild_budget(self) -> RebuildBudget:
         """A new consumer's budget of rebuilds (tests shrink it)."""
@@ -70,16 +80,17 @@ class ConsumerRebuilds(PartitionKeeping):
         budget = self._rebuild_budgets.setdefault(consumer, self.rebuild_budget())
         delay = budget.next(ingest.commits)
         if delay is None:
-            log.critical("kafka_consumer_rebuilds_exhausted", consumer=consumer, rebuilds=budget.count,
-                         window_s=budget.window, error=str(exc),
-                         detail="its group coordinator keeps dying soon after each rebuild, no commit in between: "
-                                "stopping for the supervisor to start a fresh process")
+            settling = "each settling" if budget.crowded else "none settling"
+            log.critical("kafka_consumer_rebuilds_exhausted", consumer=consumer,
+                         rebuilds=budget.crowded or budget.count, window_s=budget.window, error=str(exc),
+                         detail=f"its group coordinator keeps dying after each rebuild ({settling}: joined and "
+                                "caught up, or committed): stopping for the supervisor to start a fresh process")
             self._stop.set()
             raise ConsumerRebuildsExhausted(
-                f"the {consumer} consumer was rebuilt {budget.count} times within {budget.window:.0f} s, each dying "
-                f"within {budget.settle:.0f} s without committing an offset, and its group coordinator died again "
-                f"({type(exc.cause).__name__}: {exc.cause}): stopping; start it again, and check the Kafka "
-                "cluster's health") from exc
+                f"the {consumer} consumer was rebuilt {budget.crowded or budget.count} times within "
+                f"{budget.window:.0f} s, {settling} (joined and caught up, or an offset committed), and its group "
+                f"coordinator died again ({type(exc.cause).__name__}: {exc.cause}): stopping; start it again, and "
+                "check the Kafka cluster's health") from exc
         self.metrics.consumer_rebuilds.labels(consumer).inc()
         self._rebuilding[consumer] = f"{type(exc.cause).__name__}: {exc.cause}"
         log.error("kafka_consumer_rebuilding", consumer=consumer, error=str(exc), rebuild=budget.count,
@@ -101,9 +112,13 @@ class ConsumerRebuilds(PartitionKeeping):
         log.warning("kafka_consumer_rebuilt", consumer=consumer)
 
     def _rebuilding_why(self) -> str | None:
-        """What `/readyz` says while a consumer is rebuilt, or None."""
-        if not self._rebuilding:
+        """What `/readyz` says while a consumer is rebuilt, or rebuilt and not settled yet, or None."""
+        if self._rebuilding:
+            consumer, cause = sorted(self._rebuilding.items())[0]
+            return (f"rebuilding the {consumer} consumer: its group coordinator died ({cause}); the new one reads on "
+                    "from the committed offsets")
+        unsettled = sorted(consumer for consumer, budget in self._rebuild_budgets.items() if budget.count)
+        if not unsettled:
             return None
-        consumer, cause = sorted(self._rebuilding.items())[0]
-        return (f"rebuilding the {consumer} consumer: its group coordinator died ({cause}); the new one reads on "
-                "from the committed offsets")
+        return (f"the {unsettled[0]} consumer, rebuilt after its group coordinator died, has not settled yet (its "
+                "coordinator found, joined and caught up, or an offset committed)")

@@ -88,8 +88,10 @@ def step_results(service: Service, step: str) -> dict[str, dict[str, object]]:
 
 
 def marker_service(bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp: Path, bucket: str, *,
-                   retries: int = 6, step_timeout: float = 30.0, **extra: object) -> Service:
-    """The real Service running the fault-marker runbook on `bucket`, its AWS calls going through `aws`."""
+                   retries: int = 6, step_timeout: float = 30.0, manual_assignment: bool = True,
+                   **extra: object) -> Service:
+    """The real Service running the fault-marker runbook on `bucket`, its AWS calls going through `aws` (its consumers
+    assigned by hand unless `manual_assignment` is False: then in their groups)."""
     books = tmp / "runbooks"
     books.mkdir(parents=True, exist_ok=True)
     text = RUNBOOK.replace("BUCKET", bucket).replace("RETRIES", str(retries)).replace("TIMEOUT", str(step_timeout))
@@ -97,7 +99,7 @@ def marker_service(bootstrap: str, aws: AwsSession, topics: dict[str, str], uniq
     registry = Registry()
     registry.add(PutMarker())
     settings = make_settings(bootstrap, aws, topics, unique, tmp / "timeline.jsonl", books,
-                             kafka_manual_assignment=True, aws_call_timeout=aws.call_timeout, **extra)
+                             kafka_manual_assignment=manual_assignment, aws_call_timeout=aws.call_timeout, **extra)
     return Service(settings, registry=registry)
 
 

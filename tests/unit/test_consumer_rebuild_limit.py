@@ -1,5 +1,6 @@
 """Rebuilds of a consumer whose group coordinator keeps dying are bounded (responder/service/consumers.py): backed
-off, forgotten after a commit or a quiet window, and past the limit the service stops loudly (exit 75)."""
+off, forgotten after a commit or once a rebuilt consumer polled caught up, and past the limit the service stops
+loudly (exit 75)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def test_a_commit_since_the_last_rebuild_starts_the_count_again() -> None:
 def test_rebuilds_older_than_the_window_are_forgotten() -> None:
     """A quiet consumer (nothing to commit) is refused only for rebuilds crowded into one window."""
     clock = _Clock()
-    budget = RebuildBudget(clock, limit=2, window=600.0, backoff=1.0, backoff_max=30.0, settle=1000.0)
+    budget = RebuildBudget(clock, limit=2, window=600.0, backoff=1.0, backoff_max=30.0)
     budget.next(commits=0)
     clock.now += 500
     budget.next(commits=0)
@@ -70,30 +71,30 @@ def test_rebuilds_older_than_the_window_are_forgotten() -> None:
 
 
 def test_a_quiet_consumer_rebuilt_once_per_broker_restart_is_never_refused() -> None:
-    """A quiet consumer (nothing to commit) whose rebuilt consumers each run a while before the next coordinator
-    death, as in a rolling restart of a large cluster, made progress each time: it is never refused."""
+    """A quiet consumer whose every rebuilt consumer polled caught up before dying again is never refused."""
     clock = _Clock()
-    budget = RebuildBudget(clock)  # the defaults: 5 rebuilds within 600 s, 60 s settled
+    budget = RebuildBudget(clock)  # the defaults: 5 rebuilds within 600 s
     delays = []
-    for _ in range(12):  # a broker restarted every 70 s, its coordinator death each time
+    for _ in range(12):  # a broker restarted every 20 s, its coordinator death each time
         delays.append(budget.next(commits=0))
-        clock.now += 70
+        budget.polled(False, lambda: True)  # the new one joined, read all there is
+        clock.now += 20
     assert delays == [0.0] * 12
-    assert budget.count == 1
+    assert budget.count == 0
 
 
-def test_a_rebuilt_consumer_dying_before_it_settled_counts_on() -> None:
-    """A rebuilt consumer whose coordinator dies again before it ran `settle` seconds (after its backoff) made no
-    progress: the count goes on."""
+@pytest.mark.parametrize(("records", "live"), [(False, False), (True, True)], ids=["never-live", "read-records"])
+def test_a_rebuilt_consumer_that_never_settled_counts_on_however_long_it_ran(records: bool, live: bool) -> None:
+    """A rebuilt consumer never found live and caught up, or that read records it never committed, counts on."""
     clock = _Clock()
-    budget = RebuildBudget(clock, limit=3, window=600.0, backoff=10.0, backoff_max=30.0, settle=60.0)
-    assert budget.next(commits=0) == 0.0
-    clock.now += 59
-    assert budget.next(commits=0) == 10.0
-    clock.now += 69  # the backoff, then 59 s of the new consumer
-    assert budget.next(commits=0) == 20.0
-    clock.now += 79
-    assert budget.next(commits=0) is None
+    budget = RebuildBudget(clock, limit=3, window=600.0, backoff=10.0, backoff_max=30.0)
+    delays = []
+    for _ in range(4):
+        delays.append(budget.next(commits=0))
+        budget.polled(records, lambda: live)
+        budget.polled(False, lambda: live)  # then caught up, its records still not committed
+        clock.now += 100
+    assert delays == [0.0, 10.0, 20.0, None]
 
 
 @contextlib.asynccontextmanager
