@@ -28,6 +28,7 @@ from responder.engine.failing import Outcome
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.grouping import group_key as grouped
 from responder.engine.guards import Guards
+from responder.engine.iamprincipals import PrincipalForms
 from responder.engine.incidents import Incident
 from responder.engine.kmsaliases import KeyAliases
 from responder.engine.planner import LazyPlan
@@ -72,6 +73,8 @@ class Engine(EscalationRelease, Admission):
         self.guards = guards or Guards()
         if self.guards.aliases is None:  # a protected KMS alias protects its key: read through this engine's AWS
             self.guards.aliases = KeyAliases(aws)
+        if self.guards.principals is None:  # a protected unique id or path pattern protects roles and users named
+            self.guards.principals = PrincipalForms(aws)  # by name: their ids and paths read through the same AWS
         self.fleet_guard = fleet_guard  # global quotas and the kill switch shared by every replica
         self.publisher = publisher
         self.requests_topic = requests_topic
