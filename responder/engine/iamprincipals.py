@@ -35,10 +35,11 @@ NONE: frozenset[str] = frozenset()
 @lru_cache(maxsize=4096)
 def principal_kinds(pattern: str, account: str | None = None) -> frozenset[str]:
     """The kinds of principal (`role`, `user`) a protected id may protect by what only IAM knows of one: a bare
-    pattern that may match a unique id (`AROA…`, `AIDA…`, `AROA*`, `a*`), or an IAM path form or ARN whose glob may
-    match a path (`role/admins/*`, `arn:aws:iam::*:role/admins/*`, `role/team-*`), in responder's own `account` when
-    it is known (a principal read is one of its own). An exact name, with or without a path, protects that name as it
-    is (`pattern_variants`): no read."""
+    pattern that may match a unique id (`AROA…`, `AIDA…`, `AROA*`, `a*`), a path (`/admins/*`) or an ARN
+    (`arn*admins*`), or an IAM path form or ARN whose glob may match a path (`role/admins/*`,
+    `arn:aws:iam::*:role/admins/*`, `role/team-*`), in responder's own `account` when it is known (a principal read
+    is one of its own). An exact name, with or without a path, protects that name as it is (`pattern_variants`): no
+    read."""
     low = pattern.casefold()
     parts = low.split(":", 5)
     arn = low.startswith("arn:")
@@ -47,8 +48,9 @@ def principal_kinds(pattern: str, account: str | None = None) -> frozenset[str]:
         return NONE
     resource = (parts[5] if len(parts) == 6 else "*" if WILDCARD.search(low) else "") if arn else low
     glob = WILDCARD.search(resource) is not None and IAM_PATH_PATTERN.fullmatch(resource) is None
+    bare = not arn and (may_start(low, "/") or may_start(low, "arn:"))  # may match a path (`/admins/`) or an ARN
     return frozenset(kind for kind, prefix in _UNIQUE_PREFIX.items()
-                     if (not arn and may_start(low, prefix)) or (glob and may_start(resource, f"{kind}/")))
+                     if bare or (not arn and may_start(low, prefix)) or (glob and may_start(resource, f"{kind}/")))
 
 
 def _why(exc: Exception) -> str:

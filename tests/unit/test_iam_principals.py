@@ -87,6 +87,14 @@ def test_a_path_glob_protects_the_role_named_by_name_only(pattern: str) -> None:
     assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "app-worker"}) is None
 
 
+@pytest.mark.parametrize("pattern", ["/admins/*", "/admins/", "arn*admins*", "ar?:aws:iam::*:role/admins/*"])
+def test_a_bare_pattern_matching_a_path_or_an_arn_protects_the_role_named_by_name_only(pattern: str) -> None:
+    """A protected id that is no ARN but may match a role's path or ARN refuses the role under /admins/ named by name
+    only, as it does when the event carries the path (before: no read, the step acted), not a role under /."""
+    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "break-glass"}) is not None
+    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "app-worker"}) is None
+
+
 def test_a_forged_id_and_path_in_the_event_do_not_spare_the_read() -> None:
     """The event's own RoleId and path (an attacker's) are not trusted: the role is read, and refused."""
     iam = Iam(IAM)
@@ -166,6 +174,7 @@ def test_the_principals_a_step_names() -> None:
 @pytest.mark.parametrize(("pattern", "kinds"), [
     (ROLE_ID, {"role"}), (USER_ID, {"user"}), ("aroa*", {"role"}), ("a*", {"role", "user"}), ("*", {"role", "user"}),
     ("role/admins/*", {"role"}), ("arn:aws:iam::*:user/admins/*", {"user"}), ("role/team-*", {"role"}),
+    ("/admins/*", {"role", "user"}), ("arn*admins*", {"role", "user"}), ("arnold", set()),
     ("role/admins/BreakGlass", set()), ("arn:aws:iam::*:role/ResponderRole", set()), ("prod-*", set()),
     ("AKIAABCDEFGHIJKLMNOP", set()), ("arn:aws:kms:*:*:*", set()), ("arn:aws:iam::*:group/admins/*", set()),
 ])
