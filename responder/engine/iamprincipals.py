@@ -21,7 +21,7 @@ import structlog
 from responder.engine.arnforms import IAM_PATH_PATTERN, WILDCARD, Home, may_start
 from responder.engine.keptreads import KeptReads
 from responder.engine.protection import resource_forms
-from responder.errors import TransientActuationError
+from responder.errors import PermanentActuationError, TransientActuationError
 from responder.models.event import Resource, ResourceKind
 
 log = structlog.get_logger(__name__)
@@ -76,8 +76,10 @@ class PrincipalForms(KeptReads):
         kind, name = key.split("/", 1)
         operation, param, field, unique = _READ[kind]
         got = (await self.aws.call("iam", operation, **{param: name}))[field]
-        arn = str(got["Arn"])
+        arn, unique_id, path = got["Arn"], got[unique], got["Path"]  # each needed: none may default (fail closed)
+        if not all(isinstance(v, str) and v for v in (arn, unique_id, path)) or len(arn.split(":")) < 6:
+            raise PermanentActuationError(f"{operation} answered no usable Arn, {unique} and Path", code="Malformed")
         account = arn.split(":")[4]
         res = Resource(kind=_KINDS[kind], id=arn, name=str(got.get(param, name)), arn=arn,
-                       attributes={"unique_id": str(got[unique]), "path": str(got.get("Path", "/"))})
+                       attributes={"unique_id": unique_id, "path": path})
         return frozenset(resource_forms(res, account, Home(account=account)))

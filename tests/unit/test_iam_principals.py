@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import responder.actuators.aws  # noqa: F401  # registers the AWS actuators
+from responder.actuators.base import AwsCaller
 from responder.engine.arnforms import Home
 from responder.engine.iamprincipals import PrincipalForms, principal_kinds
 from responder.engine.protection import principals
@@ -50,7 +51,7 @@ IDS = {"role/prod-deployer": ROLE_ID, "user/ml-training": USER_ID}  # any other:
 IAM = {"role/prod-deployer": "/", "role/break-glass": "/admins/", "role/app-worker": "/", "user/ml-training": "/"}
 
 
-def _refusal(protected: list[str], iam: Iam, with_: dict[str, Any], actuator: str = QUARANTINE,
+def _refusal(protected: list[str], iam: AwsCaller, with_: dict[str, Any], actuator: str = QUARANTINE,
              **kw: Any) -> str | None:
     """The detail of the step's hard trip, or None."""
     hard = [t.detail for t in _trips(protected, actuator, with_, principals=PrincipalForms(iam, clock=Clock()), **kw)
@@ -117,6 +118,32 @@ def test_a_role_that_cannot_be_read_refuses_the_step(error: Exception, why: str)
     detail = _refusal([ROLE_ID], Iam(IAM, fail=error), DEPLOYER)
     assert detail is not None
     assert all(said in detail for said in (why, "iam:GetRole", "prod-deployer"))
+
+
+class Shaped:
+    """GetRole answering with `role` as given (a shape IAM should not answer)."""
+
+    def __init__(self, role: dict[str, Any]) -> None:
+        self.role = role
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Answer iam.get_role with the role as given."""
+        return {"Role": self.role}
+
+
+@pytest.mark.parametrize(("pattern", "answer"), [
+    ("role/admins/*", {"Path": None}), ("role/admins/*", {"Path": 7}), ("role/admins/*", {"Path": ""}),
+    (ROLE_ID, {"RoleId": None}), (ROLE_ID, {"RoleId": ""}), (ROLE_ID, {"Arn": None}),
+])
+def test_a_role_read_without_its_id_or_path_refuses_the_step(pattern: str, answer: dict[str, Any]) -> None:
+    """Fail closed: an answer missing the role's Path, RoleId or Arn (or giving one that is not a string) refuses the
+    step (before: a missing Path was taken as `/`, a None id as the text 'None', and the step acted)."""
+    role = {"RoleName": "break-glass", "RoleId": "AROAOTHEROTHEROTHER00", "Path": "/admins/",
+            "Arn": "arn:aws:iam::123456789012:role/break-glass", **answer}
+    role = {k: v for k, v in role.items() if v is not None}
+    detail = _refusal([pattern], Shaped(role), {**DEPLOYER, "principal_name": "break-glass"})
+    assert detail is not None
+    assert "could not be read" in detail
 
 
 def test_guards_without_an_aws_client_refuse_a_role_while_an_id_is_protected() -> None:
