@@ -54,7 +54,7 @@ def principal_kinds(pattern: str, account: str | None = None) -> frozenset[str]:
 
 
 def _why(exc: Exception) -> str:
-    code = getattr(exc, "code", "")
+    code = str(getattr(exc, "code", "") or "")  # any error's: a code that is no string must not fail the refusal
     if code == "NoSuchEntity":
         return "not found"
     if "AccessDenied" in code or "Unauthorized" in code:

@@ -120,6 +120,17 @@ def test_a_role_that_cannot_be_read_refuses_the_step(error: Exception, why: str)
     assert all(said in detail for said in (why, "iam:GetRole", "prod-deployer"))
 
 
+class Coded(Exception):
+    """An error whose `code` is no string (as urllib's and aiohttp's HTTP errors carry a status)."""
+
+    code = 403
+
+
+def test_a_read_failing_with_a_code_that_is_no_string_refuses_the_step() -> None:
+    """Fail closed: a read failing with an error whose `code` is a number still refuses the step (before: TypeError)."""
+    assert _refusal([ROLE_ID], Iam(IAM, fail=Coded("forbidden")), DEPLOYER) is not None
+
+
 class Shaped:
     """GetRole answering with `role` as given (a shape IAM should not answer)."""
 
