@@ -213,6 +213,7 @@ def test_the_principals_a_step_names() -> None:
     (ROLE_ID, {"role"}), (USER_ID, {"user"}), ("aroa*", {"role"}), ("a*", {"role", "user"}), ("*", {"role", "user"}),
     ("role/admins/*", {"role"}), ("arn:aws:iam::*:user/admins/*", {"user"}), ("role/team-*", {"role"}),
     ("/admins/*", {"role", "user"}), ("arn*admins*", {"role", "user"}), ("arnold", set()),
+    ("arn:aws:iam::*:role/Break*", {"role"}), ("*-prod", {"role", "user"}),
     ("role/admins/BreakGlass", set()), ("arn:aws:iam::*:role/ResponderRole", set()), ("prod-*", set()),
     ("AKIAABCDEFGHIJKLMNOP", set()), ("arn:aws:kms:*:*:*", set()), ("arn:aws:iam::*:group/admins/*", set()),
 ])
