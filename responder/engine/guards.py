@@ -12,8 +12,9 @@
 * max targets: distinct targets in one plan;
 * protected resources: ids/ARNs/names (globs, over every identifier form of the target, see
   `protection`; a KMS key also by its aliases, `kmsaliases`; an IAM role or user by its unique id and path,
-  `iamprincipals`) or tags on the event's resources: never
-  touched; an IAM name outside IAM's character set is refused the same way;
+  `iamprincipals`) or tags (on the event's resources, and on each resource the step acts on, read through AWS
+  whatever the event carries, `tagreads`): never touched; an IAM name outside IAM's character set is refused the
+  same way;
 * kill switch: a setting, or a file whose existence turns every step into an approval request.
 
 A *soft* trip (quota, max targets, kill switch) turns the step into an approval request; a *hard* trip
@@ -35,6 +36,7 @@ from responder.engine.keptreads import KeptReads
 from responder.engine.kmsaliases import KeyAliases, key_ids, names_alias
 from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form, principals
 from responder.engine.quotas import QuotaWindows
+from responder.engine.tagreads import ResourceTags, carries, tag_refusal
 from responder.models.event import Event, Resource
 from responder.models.runbook import Protected, Quota, Runbook
 
@@ -118,10 +120,9 @@ def _matching(protected: Sequence[Protected], target: str, forms: set[str], name
         if not p.tags:
             continue
         for res in named:
-            tags = _tags(res.attributes)
-            for key, want in p.tags.items():
-                if key in tags and (want == "*" or tags[key] == want):
-                    return f"resource {res.id!r} carries protected tag {key}={tags[key]}"
+            tag = carries(p.tags, {k: {v} for k, v in _tags(res.attributes).items()})
+            if tag is not None:
+                return f"resource {res.id!r} carries protected tag {tag}"
     return None
 
 
@@ -142,7 +143,7 @@ class Guards:
     """Evaluates guards against the policy and the engine's quota windows, at the engine's clock."""
 
     def __init__(self, policy: GuardPolicy | None = None, aliases: KeyAliases | None = None,
-                 principals: PrincipalForms | None = None) -> None:
+                 principals: PrincipalForms | None = None, tags: ResourceTags | None = None) -> None:
         self.policy = policy or GuardPolicy()
         self.aliases = aliases
         """Reads the aliases of the KMS keys steps name, while a protected id can name an alias (an engine gives its
@@ -150,6 +151,8 @@ class Guards:
         self.principals = principals
         """Reads the unique id and path of the IAM roles and users steps name, while a protected id may name those
         (as `aliases`)."""
+        self.tags = tags
+        """Reads the tags of the resources steps act on, while a protected tag is set (as `aliases`)."""
         self.uncounted: Callable[[], str | None] | None = None
         """Why some quota windows are not counted now (None when all are): a fleet replica's partitions still being
         restored carry theirs. Set by the service in fleet mode."""
@@ -174,7 +177,7 @@ class Guards:
         """Why the step would touch a protected resource, or None; read through AWS when a protected id needs it, and
         refused when that read fails: a KMS key it names is also known by its aliases while a protected id can name
         one (`kmsaliases`), an IAM role or user by its unique id and path while a protected id may name those
-        (`iamprincipals`)."""
+        (`iamprincipals`), and each resource the step acts on by its tags while a protected tag is set (`tagreads`)."""
         protected = (rb.guards.protected, self.policy.protected)
         if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
             return None
@@ -186,6 +189,8 @@ class Guards:
         if hit is None and (kinds := {k for i in ids for k in principal_kinds(i, self.policy.home.account)}) and (
                 names := {n for n in principals(target, params, named) if n.split("/", 1)[0] in kinds}):
             hit = await _by_reads(self.principals, "IAM principal(s)", protected, target, forms, named, names)
+        if hit is None and any(p.tags for p in protected):
+            hit = await tag_refusal(self.tags, [p.tags for p in protected], actuator, params)
         return hit
 
     async def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],

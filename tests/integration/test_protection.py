@@ -89,9 +89,10 @@ on_failure:
 """
 
 
-async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict, protected: str) -> str:
-    """Run one step of `actuator` through the engine against moto under `protected`: it is refused by a hard guard
-    trip, never intended, escalated and paged; the trip's detail."""
+async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict, protected: str,
+                                 tags: dict | None = None) -> str:
+    """Run one step of `actuator` through the engine against moto under `protected` (and protected `tags`): it is
+    refused by a hard guard trip, never intended, escalated and paged; the trip's detail."""
     from responder.actuators import registry
     from responder.actuators.base import ActuationContext
     from responder.catalog import load_runbooks
@@ -108,8 +109,9 @@ async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict
     books.mkdir()
     (books / "protected-step.yaml").write_text(RUNBOOK % (actuator, orjson.dumps(with_).decode()))
     publisher = RecordingPublisher()
-    engine = Engine(Recorder(MemoryStore()), registry, aws, guards=Guards(GuardPolicy(protected=Protected(
-        ids=[protected]))), context=ActuationContext(aws=aws, publisher=publisher))
+    policy = GuardPolicy(protected=Protected(ids=[protected] if protected else [], tags=tags or {}))
+    engine = Engine(Recorder(MemoryStore()), registry, aws, guards=Guards(policy),
+                    context=ActuationContext(aws=aws, publisher=publisher))
     access_key = "AKIA" + hashlib.sha256((actuator + protected).encode()).hexdigest()[:16].upper()  # notify: per key
     finding = envelope_bytes(guardduty_finding(access_key, finding_id=f"f-{access_key}"))
     await Pipeline(load_runbooks(books, registry), engine).handle(RawRecord(topic="t", value=finding))

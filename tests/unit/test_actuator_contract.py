@@ -89,7 +89,7 @@ def test_minimal_policy_lists_exact_actions_only():
     """The policy for two actuators holds their actions, none with a wildcard, and nothing for notify."""
     doc = minimal_policy(["aws.kms.disable_key", "notify.webhook.post_message"], registry)
     actions = [a for st in doc["Statement"] for a in st["Action"]]
-    assert actions == ["kms:DescribeKey", "kms:DisableKey", "kms:ListAliases"]
+    assert actions == ["kms:DescribeKey", "kms:DisableKey", "kms:ListResourceTags", "kms:ListAliases"]
 
 
 def test_list_aliases_is_allowed_on_any_resource_in_a_statement_of_its_own():
@@ -97,7 +97,8 @@ def test_list_aliases_is_allowed_on_any_resource_in_a_statement_of_its_own():
     the key actions stay scoped to the account's keys."""
     doc = minimal_policy(["aws.kms.disable_key"], registry, PolicyScope(account="123456789012", region="us-east-1"))
     by_actions = {tuple(st["Action"]): st["Resource"] for st in doc["Statement"]}
-    assert by_actions == {("kms:DescribeKey", "kms:DisableKey"): ["arn:aws:kms:us-east-1:123456789012:key/*"],
+    assert by_actions == {("kms:DescribeKey", "kms:DisableKey", "kms:ListResourceTags"):
+                          ["arn:aws:kms:us-east-1:123456789012:key/*"],
                           ("kms:ListAliases",): "*"}
 
 

@@ -118,7 +118,7 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
     permissions = ("iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey",
                    "iam:ListUserTags", "iam:TagUser", "iam:UntagUser", "secretsmanager:GetSecretValue",
                    "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
-                   *PRINCIPAL_READS)
+                   "secretsmanager:DescribeSecret", *PRINCIPAL_READS)
     destructive = False
     reverse = "aws.iam.activate_access_key"
 
