@@ -2,14 +2,13 @@
 by unique id (`AROA…`, `AIDA…`) or by a path pattern (`role/admins/*`) protects it however an event names it.
 
 A step names a role or user by name (`role_name`, `principal_name`, `user_name` of an access key step), ARN or `sts`
-assumed-role ARN, and an event may or may not carry its unique id and path: an attacker who shapes the alert leaves
-them out. When a protected id may match what only IAM knows of a principal (`principal_kinds`) and nothing else
-refuses the step, the guard reads each role (`iam:GetRole`) or user (`iam:GetUser`) of that kind the step names, in
-responder's own account, and matches its `RoleId`/`UserId`, path forms and ARN as forms of the target; the event's
-own ids never spare the read (they may be forged). Kept and refused as `keptreads` says; a principal that cannot be
-read (no permission, throttled, not found) refuses the step (fail closed: a role that is not found cannot be
-harmed, but the step would fail on it anyway, and IAM may not show a role created a moment ago).
-"""
+assumed-role ARN, and an event may or may not carry its unique id and path: an attacker who shapes the alert leaves them
+out. When a protected id may match what only IAM knows of a principal (`principal_kinds`) and nothing else refuses the
+step, the guard reads each role (`iam:GetRole`) or user (`iam:GetUser`) of that kind the step names, in responder's own
+account, and matches its `RoleId`/`UserId`, path forms and ARN as forms of the target; the event's own ids never spare
+the read (they may be forged). Kept and refused as `keptreads` says; a principal that cannot be read (no permission,
+throttled past the retries, not found) refuses the step (fail closed: a role that is not found cannot be harmed, but the
+step would fail on it anyway, and IAM may not show a role created a moment ago)."""
 
 from __future__ import annotations
 

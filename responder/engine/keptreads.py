@@ -6,8 +6,10 @@ id needs what only AWS knows of a target (`kmsaliases`, `iamprincipals`), the gu
 account. A target's forms are kept `TTL_S` seconds and used kept only to refuse (`kept`): forms that refuse a step
 refuse the next one on that target without a read (fail closed: a change meanwhile still refuses), while forms that
 refuse nothing are read again (`forms`), so a change since protects the target at once. A read that fails (no
-permission, not found, throttling) is not kept, and the step is refused (fail closed): the guard cannot tell that the
-target is not a protected one.
+permission, not found) is not kept, and the step is refused (fail closed): the guard cannot tell that the target is
+not a protected one. A transient error (throttling, 5xx, a connection error or timeout) is retried first with the
+actuators' retry policy (`with_retries`: jittered backoff, `ATTEMPTS` tries within `DEADLINE_S` seconds), so an alert
+storm that meets a rate limit does not refuse containment broadly; one still failing then refuses.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 
 from responder.actuators.base import AwsCaller
+from responder.actuators.retry import with_retries
 
 _MAX_KEPT = 1024  # targets kept at most: findings naming many targets cannot grow the cache without bound
 
@@ -25,6 +28,9 @@ class KeptReads(ABC):
     """Reads and keeps, for `TTL_S` seconds, the forms of the targets steps name (`clock`: monotonic seconds)."""
 
     TTL_S = 30.0
+    ATTEMPTS = 4  # tries of one read when it fails transiently (3 retries)
+    DEADLINE_S = 3.0  # no retry starts later than this after the first try
+    BACKOFF_S = 0.2  # the first retry's wait (jittered), doubling after
 
     def __init__(self, aws: AwsCaller, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.aws = aws
@@ -51,7 +57,8 @@ class KeptReads(ABC):
     async def _of(self, key: str) -> frozenset[str] | str:
         now = self.clock()
         try:
-            found = await self._read(key)
+            found = await with_retries(lambda: self._read(key), attempts=self.ATTEMPTS, deadline=self.DEADLINE_S,
+                                       initial=self.BACKOFF_S, maximum=self.DEADLINE_S / 2)
         except Exception as exc:  # noqa: BLE001 - whatever the read ended with, the step is refused (fail closed)
             return self._unreadable(key, exc)
         if len(self._kept) >= _MAX_KEPT:

@@ -1,12 +1,11 @@
 """The aliases of a KMS key, read through AWS, so that a protected alias protects the key it points to.
 
-A step names a KMS key by key id or key ARN (the KMS actuators refuse aliases), while an operator naturally protects
-the alias (`alias/prod-key`, `arn:aws:kms:REGION:ACCOUNT:alias/prod-key`). When a protected id can name an alias
-(`names_alias`) and a step names a KMS key, the guard reads the key's aliases (`kms:ListAliases` with its `KeyId`,
-in responder's own account and region) and matches them as forms of the key, kept and refused as `keptreads` says:
-an alias moved away meanwhile still refuses for `TTL_S` seconds, an alias re-pointed to the key since protects it at
-once, and a read that fails (no permission, a key that is not found, throttling) refuses the step (fail closed).
-"""
+A step names a KMS key by key id or key ARN (the KMS actuators refuse aliases), while an operator naturally protects the
+alias (`alias/prod-key`, `arn:aws:kms:REGION:ACCOUNT:alias/prod-key`). When a protected id can name an alias
+(`names_alias`) and a step names a KMS key, the guard reads the key's aliases (`kms:ListAliases` with its `KeyId`, in
+responder's own account and region) and matches them as forms of the key, kept and refused as `keptreads` says: an alias
+moved away meanwhile still refuses for `TTL_S` seconds, an alias re-pointed to the key since protects it at once, and a
+read that fails (no permission, a key that is not found, throttling past the retries) refuses the step (fail closed)."""
 
 from __future__ import annotations
 
