@@ -40,7 +40,7 @@ _BY_SERVICE: dict[str, tuple[tuple[str, str], ...]] = {  # actuator prefix → (
 NO_RESOURCE = ("model.quarantine_version",)  # writes a new mark in responder's own registry: no tagged resource
 PERMISSIONS = {"role": "iam:GetRole", "user": "iam:GetUser", "instance": "ec2:DescribeInstances",
                "bucket": "s3:GetBucketTagging", "key": "kms:ListResourceTags",
-               "secret": "secretsmanager:DescribeSecret", "store": "secretsmanager:DescribeSecret",
+               "secret": "secretsmanager:DescribeSecret", "store": "secretsmanager:DescribeSecret",  # nosec B105 # an IAM action, not a password
                "function": "lambda:GetFunction", "endpoint": "sagemaker:DescribeEndpoint, sagemaker:ListTags",
                "apikey": "apigateway:GET", "trail": "cloudtrail:GetTrail, cloudtrail:ListTags"}
 """The permission each kind's tags are read with (declared by the actuators acting on that kind)."""
