@@ -194,3 +194,30 @@ def test_a_rotation_writing_to_a_secret_not_created_yet_runs() -> None:
     assert _refusal("aws.iam.rotate_access_key", {"user_name": "ml-training", "access_key_id": "AKIAIOSFODNN7EXAMPLE",
                                                   "secret_name": "responder/iam/new"}, aws) is None
     assert sorted(aws.calls) == ["iam.get_user", "secretsmanager.describe_secret"]
+
+
+class Pages:
+    """KMS ListResourceTags in `pages` pages of one tag each (`Truncated`/`NextMarker` between them)."""
+
+    def __init__(self, pages: int) -> None:
+        self.pages, self.calls = pages, 0
+
+    async def call(self, service: str, operation: str, **kw: Any) -> dict[str, Any]:
+        """Page `Marker` (0 without one) of the key's tags; the last holds the protected tag."""
+        assert (service, operation) == ("kms", "list_resource_tags")
+        self.calls += 1
+        page = int(kw.get("Marker", "0"))
+        last = page == self.pages - 1
+        tag = {"TagKey": "responder:protected" if last else f"t{page}", "TagValue": "1"}
+        return {"Tags": [tag], "Truncated": not last, **({} if last else {"NextMarker": str(page + 1)})}
+
+
+@pytest.mark.parametrize(("pages", "refused_by"), [(3, "responder:protected=1"), (11, "more than 10 pages")])
+def test_tags_on_a_later_page_protect_and_too_many_pages_refuse(pages: int, refused_by: str) -> None:
+    """A protected tag on a key's last page of tags refuses the step; tags beyond the page bound refuse it too."""
+    reader = ResourceTags(Pages(pages), clock=Clock())
+    guards = Guards(GuardPolicy(protected=Protected(tags=PROTECTED)), tags=reader)
+    rb = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
+                                 "steps": [{"id": "s", "actuator": "aws.kms.disable_key", "with": {"key_id": KMS_ID}}]})
+    refusal = asyncio.run(guards.protected(rb, "aws.kms.disable_key", KMS_ID, {"key_id": KMS_ID}, _event()))
+    assert refused_by in str(refusal)
