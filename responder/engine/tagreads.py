@@ -14,7 +14,7 @@ registry (from settings) and changes no existing resource: nothing to read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -67,6 +67,15 @@ def acted_on(actuator: str, params: Mapping[str, Any]) -> set[str] | str:
             kind = str(params.get("principal_type", ""))
         keys.update(f"{kind} {v}" for v in _values(params.get(param)))
     return keys
+
+
+def needed_permissions(actuator: str, fields: Iterable[str]) -> set[str]:
+    """The IAM actions the guard reads the tags of what a step of `actuator` (whose parameters are `fields`) acts on
+    with: what that actuator must declare."""
+    prefix = next((p for p in _BY_SERVICE if actuator.startswith(p)), None)
+    kinds = {k for param, k in _BY_SERVICE.get(prefix or "", ()) if param in set(fields)}
+    kinds = (kinds - {"principal"}) | ({"role", "user"} if "principal" in kinds else set())
+    return {action for kind in kinds for action in PERMISSIONS[kind].split(", ")}
 
 
 def _pairs(tags: Any, key: str = "Key", value: str = "Value") -> frozenset[str]:

@@ -14,7 +14,7 @@ from responder.actuators.registry import registry
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.quotas import QuotaWindows
 from responder.engine.runner import Resolved, resolve_step
-from responder.engine.tagreads import ResourceTags, acted_on
+from responder.engine.tagreads import ResourceTags, acted_on, needed_permissions
 from responder.errors import PermanentActuationError
 from responder.models.runbook import Protected, Runbook, Step
 from tests.unit.test_kms_aliases import Clock
@@ -221,3 +221,15 @@ def test_tags_on_a_later_page_protect_and_too_many_pages_refuse(pages: int, refu
                                  "steps": [{"id": "s", "actuator": "aws.kms.disable_key", "with": {"key_id": KMS_ID}}]})
     refusal = asyncio.run(guards.protected(rb, "aws.kms.disable_key", KMS_ID, {"key_id": KMS_ID}, _event()))
     assert refused_by in str(refusal)
+
+
+def test_every_actuator_declares_the_permissions_its_tag_reads_need() -> None:
+    """Each AWS actuator declares the actions the guard reads the tags of what it acts on with (iam-policy grants
+    them), and every AWS actuator acts on a kind with a tag reader."""
+    for actuator in registry:
+        if not actuator.name.startswith("aws."):
+            continue
+        assert isinstance(acted_on(actuator.name, {}), set), actuator.name
+        wanted = needed_permissions(actuator.name, actuator.params.model_fields)
+        assert wanted, actuator.name
+        assert wanted <= set(actuator.permissions), actuator.name
