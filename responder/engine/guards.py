@@ -30,6 +30,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from responder.actuators.base import ModelConfig
 from responder.engine.arnforms import ANYWHERE, Home
 from responder.engine.iamprincipals import PrincipalForms, principal_kinds
 from responder.engine.keptreads import KeptReads
@@ -85,6 +86,8 @@ class GuardPolicy:
     home: Home = field(default_factory=Home)
     """Where responder acts (`aws_account_id`, `aws_region`): the account and region a protected id is matched in
     for a target given by name."""
+    models: ModelConfig = field(default_factory=ModelConfig)
+    """The model registry (`model_registry`, `model_ssm_prefix`): what a model rollback or switch changes (tagreads)."""
 
     def killed(self) -> bool:
         """Whether the kill switch is on now (the file is checked on every step)."""
@@ -190,7 +193,7 @@ class Guards:
                 names := {n for n in principals(target, params, named) if n.split("/", 1)[0] in kinds}):
             hit = await _by_reads(self.principals, "IAM principal(s)", protected, target, forms, named, names)
         if hit is None and any(p.tags for p in protected):
-            hit = await tag_refusal(self.tags, [p.tags for p in protected], actuator, params)
+            hit = await tag_refusal(self.tags, [p.tags for p in protected], actuator, params, self.policy.models)
         return hit
 
     async def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],

@@ -5,11 +5,14 @@ them) no longer lets containment act on a tagged resource.
 While any protected tag is set, the guard reads the tags of each resource the step acts on (`acted_on`: by its
 actuator and parameters, never by the event), in responder's own account, and refuses the step when one carries a
 protected tag; tags the event carries may add a refusal, never spare the read. Kept and refused as `keptreads` says
-(a read that fails refuses the step, naming the permission). A kind no reader here knows (`model.*` steps but
-`model.quarantine_version`, an actuator of a kind added later) is refused outright while a protected tag is set. An
-IAM access key cannot carry tags: its user's are read (and the secret a rotation writes the new key to, `secret_name`,
-when it exists). `model.quarantine_version` writes a new mark in responder's own
-registry (from settings) and changes no existing resource: nothing to read.
+(a read that fails refuses the step, naming the permission). A kind no reader here knows (an actuator of a kind
+added later) is refused outright while a protected tag is set. An IAM access key cannot carry tags: its user's are
+read (and the secret a rotation writes the new key to, `secret_name`, when it exists). A model rollback or switch
+(`SERVING`) changes what its registry serves (the step's `registry`, else the `model_registry` setting: never the
+event): a SageMaker registry's endpoint (named after the model) has its tags read, an S3 registry's serving pointer
+(the SSM parameter `model_ssm_prefix/<model>/serving`; not created yet = no tags) has its, and a local registry is
+responder's own files (nothing to read). `model.quarantine_version` writes a new mark in responder's own registry and
+changes no existing resource: nothing to read.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from responder.actuators.base import ModelConfig
 from responder.engine.keptreads import KeptReads
 from responder.errors import PermanentActuationError
 
@@ -38,11 +42,13 @@ _BY_SERVICE: dict[str, tuple[tuple[str, str], ...]] = {  # actuator prefix → (
     "aws.cloudtrail.": (("trail", "trail"),),
 }
 NO_RESOURCE = ("model.quarantine_version",)  # writes a new mark in responder's own registry: no tagged resource
+SERVING = ("model.rollback_to_last_signed", "model.switch_version")  # change what the model's registry serves
 PERMISSIONS = {"role": "iam:GetRole", "user": "iam:GetUser", "instance": "ec2:DescribeInstances",
                "bucket": "s3:GetBucketTagging", "key": "kms:ListResourceTags",
                "secret": "secretsmanager:DescribeSecret", "store": "secretsmanager:DescribeSecret",  # nosec B105 # an IAM action, not a password
                "function": "lambda:GetFunction", "endpoint": "sagemaker:DescribeEndpoint, sagemaker:ListTags",
-               "apikey": "apigateway:GET", "trail": "cloudtrail:GetTrail, cloudtrail:ListTags"}
+               "apikey": "apigateway:GET", "trail": "cloudtrail:GetTrail, cloudtrail:ListTags",
+               "parameter": "ssm:ListTagsForResource"}
 """The permission each kind's tags are read with (declared by the actuators acting on that kind)."""
 
 
@@ -52,11 +58,24 @@ def _values(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str) and v] if isinstance(value, list | tuple) else []
 
 
-def acted_on(actuator: str, params: Mapping[str, Any]) -> set[str] | str:
-    """The resources (`kind id`) a step of `actuator` acts on, from its parameters, or why their tags cannot be read
-    (no reader for the actuator's kind)."""
+def serving(params: Mapping[str, Any], models: ModelConfig) -> set[str]:
+    """What a model rollback or switch changes (`kind id`): a SageMaker registry's endpoint, an S3 registry's serving
+    pointer in SSM, nothing of AWS for a local registry (the step's literal `registry`, else the setting's)."""
+    registry, model = str(params.get("registry") or models.registry), str(params.get("model") or "")
+    if registry.startswith("sagemaker+s3://"):
+        return {f"endpoint {model}"}
+    if registry.startswith("s3://"):
+        return {f"parameter /{models.ssm_prefix.strip('/')}/{model}/serving"}
+    return set()
+
+
+def acted_on(actuator: str, params: Mapping[str, Any], models: ModelConfig | None = None) -> set[str] | str:
+    """The resources (`kind id`) a step of `actuator` acts on, from its parameters (and the model registry's settings,
+    `models`), or why their tags cannot be read (no reader for the actuator's kind)."""
     if actuator in NO_RESOURCE:
         return set()
+    if actuator in SERVING:
+        return serving(params, models or ModelConfig())
     prefix = next((p for p in _BY_SERVICE if actuator.startswith(p)), None)
     if prefix is None:
         return (f"{actuator!r} acts on a kind whose tags responder cannot read, and a protected tag is set: refused "
@@ -136,6 +155,14 @@ class ResourceTags(KeptReads):
             return _pairs((await call("lambda", "get_function", FunctionName=name)).get("Tags", {}))
         if kind == "apikey":
             return _pairs((await call("apigateway", "get_api_key", apiKey=name)).get("tags", {}))
+        if kind == "parameter":
+            try:
+                return _pairs((await call("ssm", "list_tags_for_resource", ResourceType="Parameter",
+                                          ResourceId=name))["TagList"])
+            except PermanentActuationError as exc:  # a serving pointer not created yet (the step creates it)
+                if exc.code == "InvalidResourceId":
+                    return frozenset()
+                raise
         return await self._paged(kind, name)
 
     async def _paged(self, kind: str, name: str) -> frozenset[str]:
@@ -180,10 +207,10 @@ def _hit(wanted: Sequence[Mapping[str, str]], forms: set[str]) -> str | None:
 
 
 async def tag_refusal(reader: ResourceTags | None, wanted: Sequence[Mapping[str, str]], actuator: str,
-                      params: Mapping[str, Any]) -> str | None:
+                      params: Mapping[str, Any], models: ModelConfig | None = None) -> str | None:
     """Why a resource a step of `actuator` acts on carries a protected tag (`wanted`) in AWS, read whatever the event
     says, or cannot be read, or None; tags kept from an earlier read only refuse (`keptreads`)."""
-    keys = acted_on(actuator, params)
+    keys = acted_on(actuator, params, models)
     if isinstance(keys, str):
         return keys
     if not keys:
