@@ -46,7 +46,8 @@ SERVING = ("model.rollback_to_last_signed", "model.switch_version")  # change wh
 PERMISSIONS = {"role": "iam:GetRole", "user": "iam:GetUser", "instance": "ec2:DescribeInstances",
                "bucket": "s3:GetBucketTagging", "key": "kms:ListResourceTags",
                "secret": "secretsmanager:DescribeSecret", "store": "secretsmanager:DescribeSecret",  # nosec B105 # an IAM action, not a password
-               "function": "lambda:GetFunction", "endpoint": "sagemaker:DescribeEndpoint, sagemaker:ListTags",
+               "function": "lambda:GetFunction, lambda:ListTags",
+               "endpoint": "sagemaker:DescribeEndpoint, sagemaker:ListTags",
                "apikey": "apigateway:GET", "trail": "cloudtrail:GetTrail, cloudtrail:ListTags",
                "parameter": "ssm:ListTagsForResource"}
 """The permission each kind's tags are read with (declared by the actuators acting on that kind)."""
@@ -151,8 +152,9 @@ class ResourceTags(KeptReads):
                 if kind == "store" and exc.code == "ResourceNotFoundException":
                     return frozenset()
                 raise
-        if kind == "function":
-            return _pairs((await call("lambda", "get_function", FunctionName=name)).get("Tags", {}))
+        if kind == "function":  # GetFunction leaves Tags out without lambda:ListTags: ListTags answers or fails
+            arn = (await call("lambda", "get_function", FunctionName=name))["Configuration"]["FunctionArn"]
+            return _pairs((await call("lambda", "list_tags", Resource=arn)).get("Tags", {}))
         if kind == "apikey":
             return _pairs((await call("apigateway", "get_api_key", apiKey=name)).get("tags", {}))
         if kind == "parameter":

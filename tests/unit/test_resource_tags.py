@@ -73,7 +73,9 @@ class Aws:
                                                "Truncated": False},
             "secretsmanager.describe_secret": lambda: {"Tags": _list(of("secret", "SecretId")
                                                                      or of("store", "SecretId"))},
-            "lambda.get_function": lambda: {"Tags": of("function", "FunctionName")},
+            # as AWS answers a caller without lambda:ListTags: no Tags in GetFunction (ListTags has them)
+            "lambda.get_function": lambda: {"Configuration": {"FunctionArn": f"arn:function/{kw['FunctionName']}"}},
+            "lambda.list_tags": lambda: {"Tags": self.tags.get("function " + kw["Resource"].split("/")[-1], {})},
             "sagemaker.describe_endpoint": lambda: {"EndpointArn": f"arn:endpoint/{kw['EndpointName']}"},
             "sagemaker.list_tags": lambda: {"Tags": _list(self.tags.get(
                 "endpoint " + kw["ResourceArn"].split("/")[-1], {}))},
