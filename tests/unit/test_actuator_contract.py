@@ -102,6 +102,15 @@ def test_list_aliases_is_allowed_on_any_resource_in_a_statement_of_its_own():
                           ("kms:ListAliases",): "*"}
 
 
+def test_only_the_model_actuators_s3_actions_are_scoped_to_the_model_bucket():
+    """With a model registry bucket set, block-public-access may act on any bucket; the model actuators only on it."""
+    doc = minimal_policy(["aws.s3.block_public_access", "model.rollback_to_last_signed"], registry,
+                         PolicyScope(account="123456789012", region="us-east-1", model_bucket="models"))
+    by_sid = {st["Sid"]: st["Resource"] for st in doc["Statement"]}
+    assert by_sid["AwsS3BlockPublicAccess"] == "*"
+    assert by_sid["ModelRollbackToLastSignedS3"] == ["arn:aws:s3:::models", "arn:aws:s3:::models/*"]
+
+
 def test_an_actuator_whose_service_actions_are_all_unscoped_gets_no_empty_statement():
     """A service whose only action authorises on `*` (kms:ListAliases) gets that statement alone, never an Allow with
     no action (IAM rejects the whole policy)."""
