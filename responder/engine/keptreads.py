@@ -19,7 +19,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 
 from responder.actuators.base import AwsCaller
-from responder.actuators.retry import with_retries
+from responder.actuators.retry import retry_after
+from responder.errors import TransientActuationError
 
 _MAX_KEPT = 1024  # targets kept at most: findings naming many targets cannot grow the cache without bound
 
@@ -57,8 +58,7 @@ class KeptReads(ABC):
     async def _of(self, key: str) -> frozenset[str] | str:
         now = self.clock()
         try:
-            found = await with_retries(lambda: self._read(key), attempts=self.ATTEMPTS, deadline=self.DEADLINE_S,
-                                       initial=self.BACKOFF_S, maximum=self.DEADLINE_S / 2)
+            found = await self._retried(key)
         except Exception as exc:  # noqa: BLE001 - whatever the read ended with, the step is refused (fail closed)
             return self._unreadable(key, exc)
         if len(self._kept) >= _MAX_KEPT:
@@ -67,6 +67,18 @@ class KeptReads(ABC):
                 self._kept.clear()
         self._kept[key] = (now, found)
         return found
+
+    async def _retried(self, key: str) -> frozenset[str]:
+        """`_read`, retried with the actuators' policy when it fails transiently, unless the first try alone took
+        `DEADLINE_S` (a call that hung to its timeout): no retry starts later, as the step's lane waits on the guard."""
+        started = time.monotonic()
+        try:
+            return await self._read(key)
+        except TransientActuationError as exc:
+            if time.monotonic() - started >= self.DEADLINE_S:
+                raise
+            return await retry_after(exc, lambda: self._read(key), attempts=self.ATTEMPTS, deadline=self.DEADLINE_S,
+                                     started=started, initial=self.BACKOFF_S, maximum=self.DEADLINE_S / 2)
 
     @abstractmethod
     async def _read(self, key: str) -> frozenset[str]:

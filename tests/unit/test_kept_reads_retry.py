@@ -80,3 +80,27 @@ def test_the_default_bound_is_a_few_seconds() -> None:
     """The retries of one read are bounded to a few seconds and a few attempts."""
     assert KeptReads.DEADLINE_S <= 5.0
     assert 2 <= KeptReads.ATTEMPTS <= 5
+
+
+class Slow(Flaky):
+    """Fails transiently after `delay` seconds each time (a call that hangs to its timeout)."""
+
+    def __init__(self, operation: str, delay: float) -> None:
+        super().__init__(operation, 100, TransientActuationError("call timed out", code="Timeout"))
+        self.delay = delay
+
+    async def call(self, service: str, operation: str, **kw: Any) -> dict[str, Any]:
+        """A timeout, after `delay` seconds."""
+        await asyncio.sleep(self.delay)
+        return await super().call(service, operation, **kw)
+
+
+@pytest.mark.parametrize(("cls", "key", "operation"), READS)
+def test_a_read_that_timed_out_past_the_bound_is_not_tried_again(cls: type[KeptReads], key: str,
+                                                                  operation: str) -> None:
+    """A first try that hangs past the bound (a call timeout) refuses without a retry: no retry starts after it."""
+    aws = Slow(operation, 0.2)
+    reader = cls(aws, clock=Clock())
+    reader.BACKOFF_S, reader.DEADLINE_S = 0.01, 0.1
+    assert isinstance(asyncio.run(reader.forms({key})), str)
+    assert aws.calls == 1
