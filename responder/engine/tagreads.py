@@ -168,12 +168,12 @@ class ResourceTags(KeptReads):
         return await self._paged(kind, name)
 
     async def _paged(self, kind: str, name: str) -> frozenset[str]:
+        """Tags listed in pages (KMS key, SageMaker endpoint, CloudTrail trail): every page, or refused (a page marked
+        truncated with no marker, more than `_MAX_PAGES` pages, a trail's answer not naming it)."""
         if kind == "endpoint":
             arn = (await self.aws.call("sagemaker", "describe_endpoint", EndpointName=name))["EndpointArn"]
         elif kind == "trail":
             arn = (await self.aws.call("cloudtrail", "get_trail", Name=name))["Trail"]["TrailARN"]
-            listed = (await self.aws.call("cloudtrail", "list_tags", ResourceIdList=[arn]))["ResourceTagList"]
-            return frozenset().union(*(_pairs(r.get("TagsList", [])) for r in listed))
         elif kind != "key":
             raise PermanentActuationError(f"no reader for the tags of a {kind}", code="NoReader")
         found: set[str] = set()
@@ -184,13 +184,23 @@ class ResourceTags(KeptReads):
                 found |= _pairs(got.get("Tags", []), "TagKey", "TagValue")
                 more, token = got.get("Truncated"), got.get("NextMarker")
                 page = {"Marker": str(token)}
+            elif kind == "trail":
+                got = await self.aws.call("cloudtrail", "list_tags", ResourceIdList=[arn], **page)
+                listed = [r for r in got["ResourceTagList"] if r["ResourceId"] == arn]
+                if not listed and not page:
+                    raise PermanentActuationError(f"ListTags did not answer for {arn}", code="Malformed")
+                found |= frozenset().union(*(_pairs(r.get("TagsList", [])) for r in listed))
+                more = token = got.get("NextToken")
+                page = {"NextToken": str(token)}
             else:
                 got = await self.aws.call("sagemaker", "list_tags", ResourceArn=arn, **page)
                 found |= _pairs(got.get("Tags", []))
                 more = token = got.get("NextToken")
                 page = {"NextToken": str(token)}
-            if not more or not token:
+            if not more:
                 return frozenset(found)
+            if not token:
+                raise PermanentActuationError("tags truncated with no marker for the next page", code="Malformed")
         raise PermanentActuationError(f"more than {_MAX_PAGES} pages of tags", code="TooManyTags")
 
 

@@ -81,7 +81,8 @@ class Aws:
                 "endpoint " + kw["ResourceArn"].split("/")[-1], {}))},
             "apigateway.get_api_key": lambda: {"tags": of("apikey", "apiKey")},
             "cloudtrail.get_trail": lambda: {"Trail": {"TrailARN": f"arn:trail/{kw['Name']}"}},
-            "cloudtrail.list_tags": lambda: {"ResourceTagList": [{"TagsList": _list(self.tags.get(
+            "cloudtrail.list_tags": lambda: {"ResourceTagList": [{"ResourceId": kw["ResourceIdList"][0],
+                                                                  "TagsList": _list(self.tags.get(
                 "trail " + kw["ResourceIdList"][0].split("/")[-1], {}))}]},
         }
         self.kw = kw
@@ -235,3 +236,33 @@ def test_every_actuator_declares_the_permissions_its_tag_reads_need() -> None:
         wanted = needed_permissions(actuator.name, actuator.params.model_fields)
         assert wanted, actuator.name
         assert wanted <= set(actuator.permissions), actuator.name
+
+
+class Odd:
+    """Answers a tag read with `replies` in turn (KMS or CloudTrail pages, shaped as given)."""
+
+    def __init__(self, *replies: dict[str, Any]) -> None:
+        self.replies = list(replies)
+
+    async def call(self, service: str, operation: str, **kw: Any) -> dict[str, Any]:
+        """The trail's ARN, or the next reply."""
+        if operation == "get_trail":
+            return {"Trail": {"TrailARN": "arn:trail/t1"}}
+        return self.replies.pop(0)
+
+
+ARN = "arn:trail/t1"
+
+
+@pytest.mark.parametrize(("key", "replies", "refused"), [
+    (f"key {KMS_ID}", [{"Tags": [], "Truncated": True}], True),
+    ("trail t1", [{"ResourceTagList": []}], True),
+    ("trail t1", [{"ResourceTagList": [{"ResourceId": ARN, "TagsList": []}], "NextToken": "2"},
+                  {"ResourceTagList": [{"ResourceId": ARN, "TagsList": [{"Key": "responder:protected",
+                                                                          "Value": "1"}]}]}], False),
+])
+def test_a_truncated_or_odd_page_of_tags_refuses_or_is_followed(key: str, replies: list[dict[str, Any]],
+                                                                 refused: bool) -> None:
+    """Tags truncated with no marker, or a trail missing from its answer, refuse; a trail's next page is read."""
+    found = asyncio.run(ResourceTags(Odd(*replies), clock=Clock()).forms({key}))
+    assert isinstance(found, str) if refused else "responder:protected\x1f1" in found
