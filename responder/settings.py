@@ -111,7 +111,8 @@ class Settings(KafkaSettings):
         default_factory=list, description="ids, names, path forms or ARNs (globs, case-insensitive) never touched, "
                                           'e.g. ["arn:aws:iam::*:role/Break*"]')
     protected_tags: dict[str, str] = Field(
-        default_factory=dict, description='resources carrying these tags are never touched ("*" = any value)')
+        default_factory=dict, description='resources carrying these tags are never touched ("*" = any value); read '
+                                          "through AWS on each resource a step acts on (no reader: refused)")
     approvals_topic: str = Field(default="responder.approvals", description="where approval decisions arrive")
     approval_requests_topic: str = Field(
         default="responder.approvals.requests", description="where parked steps publish their approval requests")

@@ -2,10 +2,11 @@
 
 Allow statements list only the exact actions of the actuators used, one statement per actuator and
 service, with resources scoped to what that service's actuators can touch (IAM users and roles, KMS
-keys, secrets, functions, SSM parameters under the model prefix, the model registry's bucket) in the
-configured account and region. Services whose targets are only known at run time (EC2, API Gateway,
-SageMaker, S3 buckets for block-public-access) keep `*`, as do actions IAM scopes to no resource
-(`kms:ListAliases`, which the protected-id guard reads a KMS key's aliases with), in a statement of their own.
+keys, secrets, functions, SSM parameters under the model prefix, the model registry's bucket for the model
+actuators) in the configured account and region. Services whose targets are only known at run time (EC2, API
+Gateway, SageMaker, the S3 buckets `aws.s3.*` blocks public access on) keep `*`, as do actions IAM scopes to no
+resource (`kms:ListAliases`, which the protected-id guard reads a KMS key's aliases with), in a statement of their
+own.
 
 Deny statements then protect responder itself, whatever the allows say: its own role or user (and
 so its access keys) and the policies attached to it, its timeline archive bucket (no delete, no
@@ -47,8 +48,9 @@ class PolicyScope:
     timeline_bucket: str | None = None
     self_kms_keys: Sequence[str] = ()
 
-    def resources(self, service: str) -> list[str]:
-        """The resources an actuator's actions on `service` may touch; `*` when only the event can say."""
+    def resources(self, service: str, actuator: str = "") -> list[str]:
+        """The resources `actuator`'s actions on `service` may touch; `*` when only the event can say (an `aws.s3.*`
+        step's bucket: only a model actuator's S3 actions are the model registry's bucket's)."""
         a, r = self.account, self.region
         scoped = {
             "iam": [f"arn:aws:iam::{a}:user/*", f"arn:aws:iam::{a}:role/*"],
@@ -57,7 +59,7 @@ class PolicyScope:
             "lambda": [f"arn:aws:lambda:{r}:{a}:function:*"],
             "ssm": [f"arn:aws:ssm:{r}:{a}:parameter/{self.ssm_prefix.strip('/')}/*"],
         }
-        if service == "s3" and self.model_bucket:
+        if service == "s3" and self.model_bucket and actuator.startswith("model."):
             return [f"arn:aws:s3:::{self.model_bucket}", f"arn:aws:s3:::{self.model_bucket}/{self.model_prefix}*"]
         return scoped.get(service, ["*"])
 
@@ -84,7 +86,7 @@ def _allows(names: Iterable[str], registry: Registry, scope: PolicyScope) -> lis
         for service in services:
             mine = [a for a in actions if a.startswith(f"{service}:") and a not in UNSCOPED]
             sid = _sid(name) if len(services) == 1 else _sid(name) + _sid(service)
-            resources = scope.resources(service)
+            resources = scope.resources(service, name)
             if mine:  # an Allow with no action is no IAM policy
                 statements.append({"Sid": sid, "Effect": "Allow", "Action": mine,
                                    "Resource": resources[0] if resources == ["*"] else resources})

@@ -37,7 +37,17 @@ _ARN_OF = {"lambda": "function:{}", "kms": "key/{}", "secretsmanager": "secret:{
            "ec2": "instance/{}", "sagemaker": "endpoint/{}"}
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 _SECRET_PATTERN_SUFFIX = re.compile(r"-(?:[A-Za-z0-9]{6}|\?{6}|\*)$")
-_IAM_PATH_PATTERN = re.compile(r"(user|role|group|policy|instance-profile)/[^:]+/([^/*?\[\]]+)")  # exact name
+IAM_PATH_PATTERN = re.compile(r"(user|role|group|policy|instance-profile)/[^:]+/([^/*?\[\]]+)")  # exact name
+
+
+WILDCARD = re.compile(r"[*?\[]")
+
+
+def may_start(glob: str, prefix: str) -> bool:
+    """Whether `glob` may match a string starting with `prefix`: it starts with it, or its text before a wildcard is
+    the start of it (a glob without one matches only itself)."""
+    literal, *wild = WILDCARD.split(glob, 1)
+    return literal.startswith(prefix) or (bool(wild) and prefix.startswith(literal))
 
 
 @dataclass(frozen=True)
@@ -125,7 +135,7 @@ def pattern_variants(pattern: str) -> tuple[str, ...]:
         return pattern, pattern.split("/", 1)[0]
     if arn and parts[2] == "sts" and parts[5].startswith("assumed-role/") and parts[5].count("/") >= 2:
         return pattern, f"{':'.join(parts[:2])}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
-    path = _IAM_PATH_PATTERN.fullmatch(parts[5] if arn and parts[2] == "iam" else "" if arn else pattern)
+    path = IAM_PATH_PATTERN.fullmatch(parts[5] if arn and parts[2] == "iam" else "" if arn else pattern)
     if path is not None:
         return pattern, pattern[:len(pattern) - len(path.group(0))] + f"{path.group(1)}/{path.group(2)}"
     return (pattern,)

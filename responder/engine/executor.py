@@ -28,6 +28,7 @@ from responder.engine.failing import Outcome
 from responder.engine.fleetguard import FleetGuard
 from responder.engine.grouping import group_key as grouped
 from responder.engine.guards import Guards
+from responder.engine.iamprincipals import PrincipalForms
 from responder.engine.incidents import Incident
 from responder.engine.kmsaliases import KeyAliases
 from responder.engine.planner import LazyPlan
@@ -35,6 +36,7 @@ from responder.engine.positions import after_escalation, step_index
 from responder.engine.recovery import replay
 from responder.engine.resumption import EscalationRun
 from responder.engine.state import EngineState
+from responder.engine.tagreads import ResourceTags
 from responder.engine.turns import Turns
 from responder.log import context_vars
 from responder.models.approval import REQUESTS_TOPIC
@@ -72,6 +74,10 @@ class Engine(EscalationRelease, Admission):
         self.guards = guards or Guards()
         if self.guards.aliases is None:  # a protected KMS alias protects its key: read through this engine's AWS
             self.guards.aliases = KeyAliases(aws)
+        if self.guards.principals is None:  # a protected unique id or path pattern protects roles and users named
+            self.guards.principals = PrincipalForms(aws)  # by name: their ids and paths read through the same AWS
+        if self.guards.tags is None:  # a protected tag protects what a step acts on, its tags read through AWS
+            self.guards.tags = ResourceTags(aws)
         self.fleet_guard = fleet_guard  # global quotas and the kill switch shared by every replica
         self.publisher = publisher
         self.requests_topic = requests_topic

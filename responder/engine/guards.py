@@ -11,8 +11,10 @@
   (`Decisions.recheck`);
 * max targets: distinct targets in one plan;
 * protected resources: ids/ARNs/names (globs, over every identifier form of the target, see
-  `protection`; a KMS key also by its aliases, `kmsaliases`) or tags on the event's resources: never
-  touched; an IAM name outside IAM's character set is refused the same way;
+  `protection`; a KMS key also by its aliases, `kmsaliases`; an IAM role or user by its unique id and path,
+  `iamprincipals`) or tags (on the event's resources, and on each resource the step acts on, read through AWS
+  whatever the event carries, `tagreads`): never touched; an IAM name outside IAM's character set is refused the
+  same way;
 * kill switch: a setting, or a file whose existence turns every step into an approval request.
 
 A *soft* trip (quota, max targets, kill switch) turns the step into an approval request; a *hard* trip
@@ -28,10 +30,14 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from responder.actuators.base import ModelConfig
 from responder.engine.arnforms import ANYWHERE, Home
+from responder.engine.iamprincipals import PrincipalForms, principal_kinds
+from responder.engine.keptreads import KeptReads
 from responder.engine.kmsaliases import KeyAliases, key_ids, names_alias
-from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form
+from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form, principals
 from responder.engine.quotas import QuotaWindows
+from responder.engine.tagreads import ResourceTags, carries, tag_refusal
 from responder.models.event import Event, Resource
 from responder.models.runbook import Protected, Quota, Runbook
 
@@ -80,6 +86,8 @@ class GuardPolicy:
     home: Home = field(default_factory=Home)
     """Where responder acts (`aws_account_id`, `aws_region`): the account and region a protected id is matched in
     for a target given by name."""
+    models: ModelConfig = field(default_factory=ModelConfig)
+    """The model registry (`model_registry`, `model_ssm_prefix`): what a model rollback or switch changes (tagreads)."""
 
     def killed(self) -> bool:
         """Whether the kill switch is on now (the file is checked on every step)."""
@@ -115,21 +123,39 @@ def _matching(protected: Sequence[Protected], target: str, forms: set[str], name
         if not p.tags:
             continue
         for res in named:
-            tags = _tags(res.attributes)
-            for key, want in p.tags.items():
-                if key in tags and (want == "*" or tags[key] == want):
-                    return f"resource {res.id!r} carries protected tag {key}={tags[key]}"
+            tag = carries(p.tags, {k: {v} for k, v in _tags(res.attributes).items()})
+            if tag is not None:
+                return f"resource {res.id!r} carries protected tag {tag}"
     return None
+
+
+async def _by_reads(reader: KeptReads | None, what: str, protected: Sequence[Protected], target: str, forms: set[str],
+                    named: Sequence[Resource], keys: set[str]) -> str | None:
+    """Why a target the step names is protected by forms only AWS knows of it (`reader`'s), or None. Forms kept from an
+    earlier read only refuse (fail closed); otherwise they are read now: a change since protects the target."""
+    if reader is None:
+        return f"{what} {sorted(keys)}: no AWS client to read them, and a protected id may name what only AWS knows"
+    kept = reader.kept(keys)
+    if kept and (hit := _matching(protected, target, forms | kept, named)) is not None:
+        return hit
+    found = await reader.forms(keys)
+    return found if isinstance(found, str) else _matching(protected, target, forms | found, named)
 
 
 class Guards:
     """Evaluates guards against the policy and the engine's quota windows, at the engine's clock."""
 
-    def __init__(self, policy: GuardPolicy | None = None, aliases: KeyAliases | None = None) -> None:
+    def __init__(self, policy: GuardPolicy | None = None, aliases: KeyAliases | None = None,
+                 principals: PrincipalForms | None = None, tags: ResourceTags | None = None) -> None:
         self.policy = policy or GuardPolicy()
         self.aliases = aliases
         """Reads the aliases of the KMS keys steps name, while a protected id can name an alias (an engine gives its
         guards one over its AWS client; without one such a step is refused)."""
+        self.principals = principals
+        """Reads the unique id and path of the IAM roles and users steps name, while a protected id may name those
+        (as `aliases`)."""
+        self.tags = tags
+        """Reads the tags of the resources steps act on, while a protected tag is set (as `aliases`)."""
         self.uncounted: Callable[[], str | None] | None = None
         """Why some quota windows are not counted now (None when all are): a fleet replica's partitions still being
         restored carry theirs. Set by the service in fleet mode."""
@@ -151,28 +177,24 @@ class Guards:
 
     async def protected(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
                         event: Event) -> str | None:
-        """Why the step would touch a protected resource, or None; a KMS key it names is also known by its aliases
-        while a protected id can name one (read through AWS, `kmsaliases`: refused when they cannot be read)."""
+        """Why the step would touch a protected resource, or None; read through AWS when a protected id needs it, and
+        refused when that read fails: a KMS key it names is also known by its aliases while a protected id can name
+        one (`kmsaliases`), an IAM role or user by its unique id and path while a protected id may name those
+        (`iamprincipals`), and each resource the step acts on by its tags while a protected tag is set (`tagreads`)."""
         protected = (rb.guards.protected, self.policy.protected)
         if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
             return None
         forms, named = identifier_forms(target, params, event, actuator, self.policy.home)
         hit = _matching(protected, target, forms, named)
-        if hit is None and any(names_alias(i) for p in protected for i in p.ids) and (keys := key_ids(forms)):
-            hit = await self._by_alias(protected, target, forms, named, keys)
+        ids = [i for p in protected for i in p.ids]
+        if hit is None and any(names_alias(i) for i in ids) and (keys := key_ids(forms)):
+            hit = await _by_reads(self.aliases, "KMS key(s)", protected, target, forms, named, keys)
+        if hit is None and (kinds := {k for i in ids for k in principal_kinds(i, self.policy.home.account)}) and (
+                names := {n for n in principals(target, params, named) if n.split("/", 1)[0] in kinds}):
+            hit = await _by_reads(self.principals, "IAM principal(s)", protected, target, forms, named, names)
+        if hit is None and any(p.tags for p in protected):
+            hit = await tag_refusal(self.tags, [p.tags for p in protected], actuator, params, self.policy.models)
         return hit
-
-    async def _by_alias(self, protected: Sequence[Protected], target: str, forms: set[str], named: Sequence[Resource],
-                        keys: set[str]) -> str | None:
-        """Why a KMS key the step names is protected by one of its aliases, or None. Aliases kept from an earlier read
-        only refuse (fail closed); otherwise they are read now: an alias re-pointed to the key since protects it."""
-        if self.aliases is None:
-            return f"KMS key(s) {sorted(keys)}: no AWS client to read their aliases, and a protected id may name one"
-        kept = self.aliases.kept(keys)
-        if kept and (hit := _matching(protected, target, forms | kept, named)) is not None:
-            return hit
-        found = await self.aliases.forms(keys)
-        return found if isinstance(found, str) else _matching(protected, target, forms | found, named)
 
     async def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
                          event: Event, windows: QuotaWindows, now: float, *, escalating: bool = False,

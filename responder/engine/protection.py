@@ -48,6 +48,7 @@ IAM_KINDS = ("user", "role", "group", "policy", "instance-profile")
 _PATH_FORM = re.compile(r"(user|role|group|policy|instance-profile)/(?:[^/]+/)*([^/]+)", re.IGNORECASE)
 _KIND_OF_PARAM = {"user_name": "user", "role_name": "role", "group_name": "group", "role_names": "role"}
 _RESOURCE_KIND = {ResourceKind.IAM_USER: "user", ResourceKind.IAM_ROLE: "role"}
+_KEY_OWNER = {"IAMUser": "user", "AssumedRole": "role"}  # an access key's `user_type` → what its `user_name` names
 _UNIQUE_ID = re.compile(r"(A[A-Z]{3}[A-Z0-9]{12,})(?::.*)?")  # AIDA…, AROA…, AKIA…, ASIA… (`AROA…:session`)
 
 
@@ -150,16 +151,45 @@ def resource_forms(res: Resource, account: str | None, home: Home) -> set[str]:
     return forms
 
 
-def identifier_forms(target: str, params: Mapping[str, Any], event: Event, actuator: str = "",
-                     home: Home = ANYWHERE) -> tuple[set[str], list[Resource]]:
-    """Every form, lower-cased, under which the step's target (and what its parameters name) is known, and the event
-    resources it names (each brings all its forms)."""
-    account = event.account
+def _given(target: str, params: Mapping[str, Any]) -> set[str]:
+    """What a step gives of its target: the target, its parameters' strings, `kind/name` of its IAM name parameters."""
     raw = {target, *_strings(params)}
     for key, kind in _KIND_OF_PARAM.items():
         raw.update(f"{kind}/{value}" for value in _listed(params.get(key)))
     if isinstance(params.get("principal_type"), str) and isinstance(params.get("principal_name"), str):
         raw.add(f"{params['principal_type']}/{params['principal_name']}")
+    return raw
+
+
+def principals(target: str, params: Mapping[str, Any], named: Iterable[Resource]) -> set[str]:
+    """The IAM roles and users a step names (`role/NAME`, `user/NAME`, in the case given), by name, path form, IAM ARN
+    or `sts` assumed-role ARN, itself or through the event resources it names (an access key's by `user_type`)."""
+    raw = _given(target, params)
+    for res in named:
+        key = res.kind is ResourceKind.ACCESS_KEY
+        kind = _KEY_OWNER.get(str(res.attributes.get("user_type"))) if key else _RESOURCE_KIND.get(res.kind)
+        name = res.attributes.get("user_name") if key else res.name or res.id
+        if kind is not None and isinstance(name, str) and name:
+            raw.update((f"{kind}/{name}", *(v for v in (res.id, res.arn) if v and v.startswith("arn:"))))
+    found = set()
+    for value in raw:
+        parts = value.split(":", 5) if value.startswith("arn:") else []
+        if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+            value = "role/" + parts[5].split("/")[1]  # the session's role
+        elif parts:
+            value = parts[5] if len(parts) == 6 and parts[2] == "iam" else ""
+        path = _PATH_FORM.fullmatch(value)
+        if path and path.group(1).lower() in ("role", "user"):
+            found.add(f"{path.group(1).lower()}/{path.group(2)}")
+    return found
+
+
+def identifier_forms(target: str, params: Mapping[str, Any], event: Event, actuator: str = "",
+                     home: Home = ANYWHERE) -> tuple[set[str], list[Resource]]:
+    """Every form, lower-cased, under which the step's target (and what its parameters name) is known, and the event
+    resources it names (each brings all its forms)."""
+    account = event.account
+    raw = _given(target, params)
     for key, service in NAME_PARAMS.items():
         if key == "key_id" and actuator.startswith("notify."):  # a signing key id, not a KMS key
             continue

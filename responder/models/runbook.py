@@ -131,10 +131,12 @@ class Quota(_Strict):
 
 
 class Protected(_Strict):
-    """Resources automation must never touch: ids (globs) or tags found on the event's resources."""
+    """Resources automation must never touch: ids (globs) or tags (on the event's resources, and on each resource a
+    step acts on, read through AWS)."""
 
     ids: list[str] = Field(default_factory=list, description="exact ids, ARNs or globs of them")
-    tags: dict[str, str] = Field(default_factory=dict, description="tag key → value ('*' = any value)")
+    tags: dict[str, str] = Field(default_factory=dict, description="tag key → value ('*' = any value); "
+                                                               "read through AWS on each resource a step acts on")
 
 
 class Guards(_Strict):

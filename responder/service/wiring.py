@@ -11,6 +11,7 @@ import structlog
 from pydantic import ValidationError
 
 from responder.actuators.aws.archive import S3Archive
+from responder.actuators.model.backends import config_from
 from responder.auth import ApproverKeys
 from responder.engine.arnforms import Home
 from responder.engine.guards import GuardPolicy, Guards
@@ -39,7 +40,7 @@ def guards_from(settings: Settings) -> Guards:
         max_targets=settings.guard_max_targets,
         protected=Protected(ids=settings.protected_ids, tags=settings.protected_tags),
         kill_switch=settings.kill_switch, kill_switch_file=settings.kill_switch_file,
-        home=Home(account=settings.aws_account_id, region=settings.aws_region),
+        home=Home(account=settings.aws_account_id, region=settings.aws_region), models=config_from(settings),
     ))
 
 

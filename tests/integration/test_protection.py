@@ -89,9 +89,10 @@ on_failure:
 """
 
 
-async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict, protected: str) -> str:
-    """Run one step of `actuator` through the engine against moto under `protected`: it is refused by a hard guard
-    trip, never intended, escalated and paged; the trip's detail."""
+async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict, protected: str,
+                                 tags: dict | None = None) -> str:
+    """Run one step of `actuator` through the engine against moto under `protected` (and protected `tags`): it is
+    refused by a hard guard trip, never intended, escalated and paged; the trip's detail."""
     from responder.actuators import registry
     from responder.actuators.base import ActuationContext
     from responder.catalog import load_runbooks
@@ -108,9 +109,10 @@ async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict
     books.mkdir()
     (books / "protected-step.yaml").write_text(RUNBOOK % (actuator, orjson.dumps(with_).decode()))
     publisher = RecordingPublisher()
-    engine = Engine(Recorder(MemoryStore()), registry, aws, guards=Guards(GuardPolicy(protected=Protected(
-        ids=[protected]))), context=ActuationContext(aws=aws, publisher=publisher))
-    access_key = "AKIA" + hashlib.sha256(actuator.encode()).hexdigest()[:16].upper()  # notify's ledger is per key
+    policy = GuardPolicy(protected=Protected(ids=[protected] if protected else [], tags=tags or {}))
+    engine = Engine(Recorder(MemoryStore()), registry, aws, guards=Guards(policy),
+                    context=ActuationContext(aws=aws, publisher=publisher))
+    access_key = "AKIA" + hashlib.sha256((actuator + protected).encode()).hexdigest()[:16].upper()  # notify: per key
     finding = envelope_bytes(guardduty_finding(access_key, finding_id=f"f-{access_key}"))
     await Pipeline(load_runbooks(books, registry), engine).handle(RawRecord(topic="t", value=finding))
     await engine.recorder.flush()
@@ -168,3 +170,41 @@ async def test_kms_aliases_that_cannot_be_read_refuse_the_step_and_page(aws, tmp
     detail = await _refused_and_escalated(aws, tmp_path, "aws.kms.enable_key", {"key_id": missing}, "alias/prod-key")
     assert "could not be read" in detail
     assert missing in detail
+
+
+@pytest.mark.parametrize("protect_by", ["path", "role_id"])
+async def test_a_role_protected_by_path_glob_or_role_id_is_refused_when_named_by_name(aws, tmp_path, protect_by):
+    """RESPONDER_PROTECTED_IDS=[arn:aws:iam::*:role/admins/*] for a role created under /admins/, or [<its RoleId>],
+    in moto: a quarantine naming the role by name only (the finding carries neither) is refused, escalated and paged,
+    and the role gets no policy (before: the role was quarantined)."""
+    name = f"break-glass-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]}"
+    role = (await aws.call("iam", "create_role", RoleName=name, Path="/admins/" if protect_by == "path" else "/",
+                           AssumeRolePolicyDocument="{}"))["Role"]
+    pattern = "arn:aws:iam::*:role/admins/*" if protect_by == "path" else role["RoleId"]
+    detail = await _refused_and_escalated(aws, tmp_path, "aws.iam.quarantine_principal",
+                                          {"principal_type": "role", "principal_name": name}, pattern)
+    assert pattern.casefold() in detail
+    assert (await aws.call("iam", "list_role_policies", RoleName=name))["PolicyNames"] == []
+
+
+async def test_a_user_under_a_protected_path_keeps_its_key_when_named_by_name(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[user/admins/*] for a user created under /admins/ in moto (whose user ids, unlike
+    IAM's `AIDA…`, are random lowercase text): deactivating its access key, the user named by name only, is refused
+    and escalated, and the key stays active (before: the key was deactivated)."""
+    name = f"ml-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]}"
+    await aws.call("iam", "create_user", UserName=name, Path="/admins/")
+    key = (await aws.call("iam", "create_access_key", UserName=name))["AccessKey"]["AccessKeyId"]
+    await _refused_and_escalated(aws, tmp_path, "aws.iam.deactivate_access_key",
+                                 {"user_name": name, "access_key_id": key}, "user/admins/*")
+    keys = (await aws.call("iam", "list_access_keys", UserName=name))["AccessKeyMetadata"]
+    assert [k["Status"] for k in keys] == ["Active"]
+
+
+async def test_a_role_that_is_not_found_is_refused_while_a_role_id_is_protected(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[an AROA… id] in moto: a step naming a role IAM does not know is refused (fail closed),
+    escalated and paged, the trip saying it was not found."""
+    detail = await _refused_and_escalated(aws, tmp_path, "aws.iam.revoke_sessions",
+                                          {"principal_type": "role", "principal_name": "no-such-role"},
+                                          "AROA3XFRBF535PLBIFPI4")
+    assert "not found" in detail
+    assert "no-such-role" in detail

@@ -34,7 +34,7 @@ def test_iam_policy_without_undo_is_smaller(tmp_path):
     full = orjson.loads(CliRunner().invoke(app, ["actuators", "iam-policy", str(tmp_path)]).stdout)
     bare = orjson.loads(CliRunner().invoke(app, ["actuators", "iam-policy", str(tmp_path), "--no-undo"]).stdout)
     assert [a for st in bare["Statement"] for a in st["Action"]] == ["kms:DescribeKey", "kms:DisableKey",
-                                                                     "kms:ListAliases"]
+                                                                     "kms:ListResourceTags", "kms:ListAliases"]
     assert "kms:EnableKey" in {a for st in full["Statement"] for a in st["Action"]}
 
 

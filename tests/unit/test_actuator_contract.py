@@ -89,7 +89,7 @@ def test_minimal_policy_lists_exact_actions_only():
     """The policy for two actuators holds their actions, none with a wildcard, and nothing for notify."""
     doc = minimal_policy(["aws.kms.disable_key", "notify.webhook.post_message"], registry)
     actions = [a for st in doc["Statement"] for a in st["Action"]]
-    assert actions == ["kms:DescribeKey", "kms:DisableKey", "kms:ListAliases"]
+    assert actions == ["kms:DescribeKey", "kms:DisableKey", "kms:ListResourceTags", "kms:ListAliases"]
 
 
 def test_list_aliases_is_allowed_on_any_resource_in_a_statement_of_its_own():
@@ -97,8 +97,18 @@ def test_list_aliases_is_allowed_on_any_resource_in_a_statement_of_its_own():
     the key actions stay scoped to the account's keys."""
     doc = minimal_policy(["aws.kms.disable_key"], registry, PolicyScope(account="123456789012", region="us-east-1"))
     by_actions = {tuple(st["Action"]): st["Resource"] for st in doc["Statement"]}
-    assert by_actions == {("kms:DescribeKey", "kms:DisableKey"): ["arn:aws:kms:us-east-1:123456789012:key/*"],
+    assert by_actions == {("kms:DescribeKey", "kms:DisableKey", "kms:ListResourceTags"):
+                          ["arn:aws:kms:us-east-1:123456789012:key/*"],
                           ("kms:ListAliases",): "*"}
+
+
+def test_only_the_model_actuators_s3_actions_are_scoped_to_the_model_bucket():
+    """With a model registry bucket set, block-public-access may act on any bucket; the model actuators only on it."""
+    doc = minimal_policy(["aws.s3.block_public_access", "model.rollback_to_last_signed"], registry,
+                         PolicyScope(account="123456789012", region="us-east-1", model_bucket="models"))
+    by_sid = {st["Sid"]: st["Resource"] for st in doc["Statement"]}
+    assert by_sid["AwsS3BlockPublicAccess"] == "*"
+    assert by_sid["ModelRollbackToLastSignedS3"] == ["arn:aws:s3:::models", "arn:aws:s3:::models/*"]
 
 
 def test_an_actuator_whose_service_actions_are_all_unscoped_gets_no_empty_statement():

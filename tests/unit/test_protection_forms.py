@@ -15,6 +15,7 @@ from responder.actuators.registry import registry
 from responder.demo import eventbridge
 from responder.engine.arnforms import ANYWHERE, Home
 from responder.engine.guards import GuardPolicy, Guards, QuotaWindows, Trip
+from responder.engine.iamprincipals import PrincipalForms
 from responder.engine.runner import Resolved, resolve_step
 from responder.models import RawRecord
 from responder.models.event import Event, Resource, ResourceKind
@@ -28,15 +29,17 @@ LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:inference-proxy"
 
 
 def _trips(protected: list[str], actuator: str, with_: dict[str, Any], event: Event | None = None,
-           tags: dict[str, str] | None = None, home: Home = ANYWHERE) -> list[Trip]:
-    """The guard trips of one step of `actuator`, resolved and validated as the engine does."""
+           tags: dict[str, str] | None = None, home: Home = ANYWHERE,
+           principals: PrincipalForms | None = None) -> list[Trip]:
+    """The guard trips of one step of `actuator`, resolved and validated as the engine does (`principals`: the reader
+    of IAM roles and users, if any)."""
     event = event or _event()
     step = Step.model_validate({"id": "s", "actuator": actuator, "with": with_})
     resolved = resolve_step(step, {"event": event.model_dump(mode="json")}, registry)
     assert isinstance(resolved, Resolved), resolved
     rb = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                                  "steps": [step.model_dump(by_alias=True)]})
-    guards = Guards(GuardPolicy(protected=Protected(ids=protected, tags=tags or {}), home=home))
+    guards = Guards(GuardPolicy(protected=Protected(ids=protected, tags=tags or {}), home=home), principals=principals)
     return asyncio.run(guards.check_step(rb, actuator, resolved.target, resolved.values, event, QuotaWindows(), 0.0))
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from responder.engine.iamprincipals import PrincipalForms
 from responder.models.event import Resource, ResourceKind
+from tests.unit.test_iam_principals import Iam
+from tests.unit.test_kms_aliases import Clock
 from tests.unit.test_protection import _event
 from tests.unit.test_protection_forms import _refused
 
@@ -53,10 +56,11 @@ def test_a_path_form_arn_protects_the_principal_a_quarantine_names(principal_typ
 
 
 def test_a_path_glob_is_not_widened_to_every_name() -> None:
-    """`role/admins/*` names the roles under /admins/ only: a role named by name alone, its path unknown, is not
-    refused by it (the path is not dropped from a pattern whose name is a glob), while its path form is."""
+    """`role/admins/*` names the roles under /admins/ only: a role named by name alone, whose path IAM gives as `/`, is
+    not refused by it (the path is not dropped from a pattern whose name is a glob), while its path form is."""
     params = {"principal_type": "role", "principal_name": "app-worker"}
-    assert not _refused(["arn:aws:iam::*:role/admins/*"], "aws.iam.revoke_sessions", params)
+    reader = PrincipalForms(Iam({"role/app-worker": "/"}), clock=Clock())
+    assert not _refused(["arn:aws:iam::*:role/admins/*"], "aws.iam.revoke_sessions", params, principals=reader)
     role = Resource(kind=ResourceKind.IAM_ROLE, id="app-worker", name="app-worker", attributes={"path": "/admins/"})
     assert _refused(["arn:aws:iam::*:role/admins/*"], "aws.iam.revoke_sessions", params, _event(role))
 

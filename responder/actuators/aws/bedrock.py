@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from responder.actuators.aws.iam_policies import InlineDeny, PrincipalParams
+from responder.actuators.aws.iam_policies import INLINE_DENY, InlineDeny, PrincipalParams
 from responder.actuators.base import ActuationContext, ActuationResult, PlanPreview
 from responder.actuators.registry import register
 
@@ -52,7 +52,7 @@ class DenyBedrockAccess(InlineDeny):
 
     name = "aws.iam.deny_bedrock_access"
     params = DenyBedrockParams
-    permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:GetRolePolicy", "iam:PutRolePolicy")
+    permissions = INLINE_DENY
     literal_params = ("actions",)
     policy = BEDROCK_POLICY
 

@@ -43,7 +43,8 @@ class StartLogging(Actuator[TrailParams]):
 
     name = "aws.cloudtrail.start_logging"
     params = TrailParams
-    permissions = ("cloudtrail:GetTrailStatus", "cloudtrail:StartLogging")
+    permissions = ("cloudtrail:GetTrailStatus", "cloudtrail:StartLogging", "cloudtrail:GetTrail",
+                   "cloudtrail:ListTags")
     destructive = False
     reverse = None
     irreversible = "re-enabled audit logging is never stopped by an undo; stop it by hand if it must be"

@@ -11,6 +11,7 @@ from responder.actuators.registry import register
 from responder.errors import PermanentActuationError
 
 IAM_NAME = r"^[\w+=,.@-]{1,64}$"
+PRINCIPAL_READS = ("iam:GetUser", "iam:GetRole")  # the protected-id guard reads a named principal's id and path
 ACCESS_KEY_ID = r"^(AKIA|ASIA)[A-Z0-9]{12,124}$"
 TEMPORARY_KEY_PREFIX = "ASIA"
 
@@ -50,7 +51,7 @@ async def key_status(ctx: ActuationContext, p: AccessKeyParams) -> str:
 
 class _SetKeyStatus(Actuator[AccessKeyParams]):
     params = AccessKeyParams
-    permissions = ("iam:ListAccessKeys", "iam:UpdateAccessKey")
+    permissions = ("iam:ListAccessKeys", "iam:UpdateAccessKey", *PRINCIPAL_READS)
     destructive = False
     desired: str = "Inactive"
 

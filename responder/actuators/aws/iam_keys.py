@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field, JsonValue
 
-from responder.actuators.aws.iam import IAM_NAME, AccessKeyParams, LongTermKeyId
+from responder.actuators.aws.iam import IAM_NAME, PRINCIPAL_READS, AccessKeyParams, LongTermKeyId
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
 from responder.errors import ActuationError, PermanentActuationError
@@ -37,7 +37,7 @@ class DeleteAccessKey(Actuator[AccessKeyParams]):
 
     name = "aws.iam.delete_access_key"
     params = AccessKeyParams
-    permissions = ("iam:ListAccessKeys", "iam:DeleteAccessKey")
+    permissions = ("iam:ListAccessKeys", "iam:DeleteAccessKey", *PRINCIPAL_READS)
     destructive = True
     reverse = None
     irreversible = "a deleted access key cannot be recovered; issue a new one with aws.iam.rotate_access_key"
@@ -117,7 +117,8 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
     params = RotateKeyParams
     permissions = ("iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey",
                    "iam:ListUserTags", "iam:TagUser", "iam:UntagUser", "secretsmanager:GetSecretValue",
-                   "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource")
+                   "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
+                   "secretsmanager:DescribeSecret", *PRINCIPAL_READS)
     destructive = False
     reverse = "aws.iam.activate_access_key"
 

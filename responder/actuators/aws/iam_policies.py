@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, JsonValue
 
-from responder.actuators.aws.iam import IAM_NAME
+from responder.actuators.aws.iam import IAM_NAME, PRINCIPAL_READS
 from responder.actuators.aws.iam_inline import delete_inline, deny_document, get_inline, put_inline, require_principal
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
@@ -20,6 +20,7 @@ from responder.models.event import utc_now
 
 PrincipalType = Literal["user", "role"]
 REVOKE_POLICY = "responder-revoke-older-sessions"
+INLINE_DENY = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:GetRolePolicy", "iam:PutRolePolicy", *PRINCIPAL_READS)
 QUARANTINE_POLICY = "responder-quarantine"
 RESPONDER_POLICY = r"^responder-[\w+=,.@-]{1,100}$"
 ASKED_KEPT = 4096  # steps whose asked-for cutoff a process remembers for its read-backs (oldest forgotten first)
@@ -113,7 +114,7 @@ class RevokeSessions(InlineDeny):
     name = "aws.iam.revoke_sessions"
     example_outputs: ClassVar[Mapping[str, JsonValue]] = {"cutoff": "2026-01-01T00:00:00Z"}
     params = RevokeParams
-    permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:GetRolePolicy", "iam:PutRolePolicy")
+    permissions = INLINE_DENY
     policy = REVOKE_POLICY
 
     def __init__(self) -> None:
@@ -188,7 +189,7 @@ class QuarantinePrincipal(InlineDeny):
 
     name = "aws.iam.quarantine_principal"
     params = PrincipalParams
-    permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:GetRolePolicy", "iam:PutRolePolicy")
+    permissions = INLINE_DENY
     policy = QUARANTINE_POLICY
 
     async def plan(self, p: PrincipalParams, ctx: ActuationContext) -> PlanPreview:

@@ -121,7 +121,8 @@ class ThrottleFunction(Actuator[FunctionParams]):
 
     name = "aws.lambda.throttle_function"
     params = FunctionParams
-    permissions = ("lambda:GetFunctionConcurrency", "lambda:PutFunctionConcurrency")
+    permissions = ("lambda:GetFunctionConcurrency", "lambda:PutFunctionConcurrency", "lambda:GetFunction",
+                   "lambda:ListTags")
     destructive = False
     reverse = "aws.lambda.restore_function_concurrency"
 
@@ -173,7 +174,7 @@ class RestoreFunctionConcurrency(Actuator[ConcurrencyParams]):
     name = "aws.lambda.restore_function_concurrency"
     params = ConcurrencyParams
     permissions = ("lambda:GetFunctionConcurrency", "lambda:PutFunctionConcurrency",
-                   "lambda:DeleteFunctionConcurrency")
+                   "lambda:DeleteFunctionConcurrency", "lambda:GetFunction", "lambda:ListTags")
     destructive = False
     reverse = None
     irreversible = "it is itself an undo; throttle again with aws.lambda.throttle_function"

@@ -70,7 +70,7 @@ class DisableKey(_SetKeyState):
     """
 
     name = "aws.kms.disable_key"
-    permissions = ("kms:DescribeKey", "kms:DisableKey", "kms:ListAliases")  # aliases: the protected-id guard's
+    permissions = ("kms:DescribeKey", "kms:DisableKey", "kms:ListAliases", "kms:ListResourceTags")  # the guard's
     destructive = True
     reverse = "aws.kms.enable_key"
     desired = "Disabled"
@@ -89,7 +89,7 @@ class EnableKey(_SetKeyState):
     """
 
     name = "aws.kms.enable_key"
-    permissions = ("kms:DescribeKey", "kms:EnableKey", "kms:ListAliases")
+    permissions = ("kms:DescribeKey", "kms:EnableKey", "kms:ListAliases", "kms:ListResourceTags")
     destructive = False
     reverse = "aws.kms.disable_key"
     desired = "Enabled"

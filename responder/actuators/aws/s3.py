@@ -50,7 +50,7 @@ class BlockPublicAccess(Actuator[BucketParams]):
 
     name = "aws.s3.block_public_access"
     params = BucketParams
-    permissions = ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock")
+    permissions = ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock", "s3:GetBucketTagging")
     destructive = False
     reverse = "aws.s3.restore_public_access_block"
 
@@ -103,7 +103,7 @@ class RestorePublicAccessBlock(Actuator[RestoreBlockParams]):
 
     name = "aws.s3.restore_public_access_block"
     params = RestoreBlockParams
-    permissions = ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock")
+    permissions = ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock", "s3:GetBucketTagging")
     destructive = False
     reverse = None
     irreversible = "it is itself an undo; block again with aws.s3.block_public_access"

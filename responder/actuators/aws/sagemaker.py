@@ -65,7 +65,8 @@ class IsolateEndpoint(Actuator[EndpointParams]):
     name = "aws.sagemaker.isolate_endpoint"
     example_outputs: ClassVar[Mapping[str, JsonValue]] = {"roles": ["inference-role"]}
     params = EndpointParams
-    permissions = ("sagemaker:DescribeEndpoint", "iam:GetRolePolicy", "iam:PutRolePolicy")
+    permissions = ("sagemaker:DescribeEndpoint", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:GetRole",
+                   "sagemaker:ListTags")
     destructive = False
     reverse = "aws.sagemaker.release_endpoint"
 
@@ -118,7 +119,8 @@ class ReleaseEndpoint(Actuator[EndpointParams]):
 
     name = "aws.sagemaker.release_endpoint"
     params = EndpointParams
-    permissions = ("iam:GetRolePolicy", "iam:DeleteRolePolicy")
+    permissions = ("iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:GetRole", "sagemaker:DescribeEndpoint",
+                   "sagemaker:ListTags")
     destructive = False
     reverse = None
     irreversible = "it is itself an undo; isolate again with aws.sagemaker.isolate_endpoint"

@@ -57,7 +57,7 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
     literal_params = ("registry",)
     permissions = ("s3:ListBucket", "s3:GetObject", "ssm:GetParameter", "ssm:PutParameter",
                    "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
-                   "sagemaker:UpdateEndpoint")
+                   "sagemaker:UpdateEndpoint", "sagemaker:ListTags", "ssm:ListTagsForResource")  # tags: the guard's
     destructive = False
     reverse = "model.switch_version"
 

@@ -46,7 +46,7 @@ class SwitchVersion(Actuator[VersionParams]):
     reverse = "model.switch_version"
     permissions = ("s3:ListBucket", "s3:GetObject", "ssm:GetParameter", "ssm:PutParameter",
                    "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
-                   "sagemaker:UpdateEndpoint")
+                   "sagemaker:UpdateEndpoint", "sagemaker:ListTags", "ssm:ListTagsForResource")  # tags: the guard's
     destructive = True
 
     def target(self, p: VersionParams) -> str:

@@ -1,0 +1,89 @@
+"""Forms of a step's target read through AWS, kept for a while only to refuse (the KMS aliases of a key, the unique id
+and path of an IAM role or user).
+
+What an event carries about a target cannot be trusted to protect it: an attacker shapes the alert. When a protected
+id needs what only AWS knows of a target (`kmsaliases`, `iamprincipals`), the guard reads it in responder's own
+account. A target's forms are kept `TTL_S` seconds and used kept only to refuse (`kept`): forms that refuse a step
+refuse the next one on that target without a read (fail closed: a change meanwhile still refuses), while forms that
+refuse nothing are read again (`forms`), so a change since protects the target at once. A read that fails (no
+permission, not found) is not kept, and the step is refused (fail closed): the guard cannot tell that the target is
+not a protected one. A transient error (throttling, 5xx, a connection error or timeout) is retried first with the
+actuators' retry policy (`with_retries`: jittered backoff, `ATTEMPTS` tries within `DEADLINE_S` seconds), so an alert
+storm that meets a rate limit does not refuse containment broadly; one still failing then refuses.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+
+from responder.actuators.base import AwsCaller
+from responder.actuators.retry import retry_after
+from responder.errors import TransientActuationError
+
+_MAX_KEPT = 1024  # targets kept at most: findings naming many targets cannot grow the cache without bound
+
+
+class KeptReads(ABC):
+    """Reads and keeps, for `TTL_S` seconds, the forms of the targets steps name (`clock`: monotonic seconds)."""
+
+    TTL_S = 30.0
+    ATTEMPTS = 4  # tries of one read when it fails transiently (3 retries)
+    DEADLINE_S = 3.0  # no retry starts later than this after the first try
+    BACKOFF_S = 0.2  # the first retry's wait (jittered), doubling after
+
+    def __init__(self, aws: AwsCaller, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.aws = aws
+        self.clock = clock
+        self._kept: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def kept(self, keys: Iterable[str]) -> set[str]:
+        """The forms (lower-cased) of `keys` read less than `TTL_S` seconds ago, with no read: only to refuse a step
+        (what changed since is not among them)."""
+        now = self.clock()
+        return {f for key in keys if (kept := self._kept.get(key)) is not None and now - kept[0] < self.TTL_S
+                for f in kept[1]}
+
+    async def forms(self, keys: Iterable[str]) -> set[str] | str:
+        """Every form (lower-cased) of `keys`, read now, or why some key's could not be read."""
+        out: set[str] = set()
+        for key in sorted(keys):
+            found = await self._of(key)
+            if isinstance(found, str):
+                return found
+            out |= found
+        return out
+
+    async def _of(self, key: str) -> frozenset[str] | str:
+        now = self.clock()
+        try:
+            found = await self._retried(key)
+        except Exception as exc:  # noqa: BLE001 - whatever the read ended with, the step is refused (fail closed)
+            return self._unreadable(key, exc)
+        if len(self._kept) >= _MAX_KEPT:
+            self._kept = {k: v for k, v in self._kept.items() if now - v[0] < self.TTL_S}
+            if len(self._kept) >= _MAX_KEPT:
+                self._kept.clear()
+        self._kept[key] = (now, found)
+        return found
+
+    async def _retried(self, key: str) -> frozenset[str]:
+        """`_read`, retried with the actuators' policy when it fails transiently, unless the first try alone took
+        `DEADLINE_S` (a call that hung to its timeout): no retry starts later, as the step's lane waits on the guard."""
+        started = time.monotonic()
+        try:
+            return await self._read(key)
+        except TransientActuationError as exc:
+            if time.monotonic() - started >= self.DEADLINE_S:
+                raise
+            return await retry_after(exc, lambda: self._read(key), attempts=self.ATTEMPTS, deadline=self.DEADLINE_S,
+                                     started=started, initial=self.BACKOFF_S, maximum=self.DEADLINE_S / 2)
+
+    @abstractmethod
+    async def _read(self, key: str) -> frozenset[str]:
+        """The forms (lower-cased) of `key`, read through `aws`; raises when they cannot be read."""
+
+    @abstractmethod
+    def _unreadable(self, key: str, exc: Exception) -> str:
+        """Log that `key`'s forms could not be read, and say why the step is refused."""

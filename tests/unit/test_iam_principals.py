@@ -1,0 +1,235 @@
+"""A protected unique id (`AROA…`, `AIDA…`) or path glob (`role/admins/*`) protects the role or user a step names by
+name only, its id and path read through IAM whatever the event carries; a principal that cannot be read refuses the
+step (fail closed), and nothing is read when no protected id needs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import responder.actuators.aws  # noqa: F401  # registers the AWS actuators
+from responder.actuators.base import AwsCaller
+from responder.engine.arnforms import Home
+from responder.engine.iamprincipals import PrincipalForms, principal_kinds
+from responder.engine.protection import principals
+from responder.errors import PermanentActuationError, TransientActuationError
+from responder.models.event import Resource, ResourceKind
+from tests.unit.test_kms_aliases import Clock
+from tests.unit.test_protection import _event
+from tests.unit.test_protection_forms import _trips
+
+ROLE_ID, USER_ID = "AROA3XFRBF535PLBIFPI4", "AIDA3XFRBF535PLBIFPI5"
+QUARANTINE = "aws.iam.quarantine_principal"
+DEPLOYER = {"principal_type": "role", "principal_name": "prod-deployer"}
+
+
+class Iam:
+    """GetRole/GetUser over fixed principals (`role/NAME` → path; ids: `IDS`), counting reads; `fail` fails them."""
+
+    def __init__(self, paths: dict[str, str], fail: Exception | None = None) -> None:
+        self.paths, self.fail, self.reads = paths, fail, 0
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Answer iam.get_role / iam.get_user as IAM does, NoSuchEntity for a principal it does not hold."""
+        assert (service, operation) in (("iam", "get_role"), ("iam", "get_user"))
+        self.reads += 1
+        if self.fail is not None:
+            raise self.fail
+        kind, field = ("role", "Role") if operation == "get_role" else ("user", "User")
+        name = kwargs[f"{field}Name"]
+        if f"{kind}/{name}" not in self.paths:
+            raise PermanentActuationError(f"NoSuchEntity: The {kind} with name {name} cannot be found.",
+                                          code="NoSuchEntity")
+        path = self.paths[f"{kind}/{name}"]
+        unique = IDS.get(f"{kind}/{name}", f"{field[0]}IDA{name.upper().replace('-', '')}0000000"[:21])
+        return {field: {f"{field}Name": name, f"{field}Id": unique, "Path": path,
+                        "Arn": f"arn:aws:iam::123456789012:{kind}{path}{name}"}}
+
+
+IDS = {"role/prod-deployer": ROLE_ID, "user/ml-training": USER_ID}  # any other: an id of its own
+IAM = {"role/prod-deployer": "/", "role/break-glass": "/admins/", "role/app-worker": "/", "user/ml-training": "/"}
+
+
+def _refusal(protected: list[str], iam: AwsCaller, with_: dict[str, Any], actuator: str = QUARANTINE,
+             **kw: Any) -> str | None:
+    """The detail of the step's hard trip, or None."""
+    hard = [t.detail for t in _trips(protected, actuator, with_, principals=PrincipalForms(iam, clock=Clock()), **kw)
+            if t.hard]
+    return hard[0] if hard else None
+
+
+@pytest.mark.parametrize(("actuator", "with_"), [
+    (QUARANTINE, DEPLOYER), ("aws.iam.revoke_sessions", DEPLOYER),
+    ("aws.sagemaker.isolate_endpoint", {"endpoint_name": "fraud-scoring", "role_names": ["prod-deployer"]}),
+])
+def test_a_protected_role_id_protects_the_role_named_by_name_only(actuator: str, with_: dict[str, Any]) -> None:
+    """RoleId protected, the step names the role by name, the event carries no id: refused (before: it acted)."""
+    detail = _refusal([ROLE_ID], Iam(IAM), with_, actuator)
+    assert detail is not None
+    assert ROLE_ID.casefold() in detail
+    assert _refusal([ROLE_ID], Iam(IAM), {**DEPLOYER, "principal_name": "app-worker"}) is None
+
+
+def test_a_protected_user_id_protects_the_user_named_by_name_only() -> None:
+    """UserId protected: deactivating an access key of the user named by name is refused (before: it acted)."""
+    iam = Iam(IAM)
+    params = {"user_name": "ml-training", "access_key_id": "AKIAABCDEFGHIJKLMNOP"}
+    assert _refusal([USER_ID], iam, params, "aws.iam.deactivate_access_key") is not None
+    assert iam.reads == 1
+
+
+@pytest.mark.parametrize("pattern", ["arn:aws:iam::*:role/admins/*", "role/admins/*",
+                                     "arn:aws:iam::123456789012:role/*/break-*"])
+def test_a_path_glob_protects_the_role_named_by_name_only(pattern: str) -> None:
+    """A path pattern with a glob name refuses a step on a role under that path named by name only (before: the path
+    had to be in the event), and not a role under another path."""
+    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "break-glass"}) is not None
+    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "app-worker"}) is None
+
+
+@pytest.mark.parametrize("pattern", ["/admins/*", "/admins/", "arn*admins*", "ar?:aws:iam::*:role/admins/*"])
+def test_a_bare_pattern_matching_a_path_or_an_arn_protects_the_role_named_by_name_only(pattern: str) -> None:
+    """A protected id that is no ARN but may match a role's path or ARN refuses the role under /admins/ named by name
+    only, as it does when the event carries the path (before: no read, the step acted), not a role under /."""
+    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "break-glass"}) is not None
+    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "app-worker"}) is None
+
+
+def test_a_forged_id_and_path_in_the_event_do_not_spare_the_read() -> None:
+    """The event's own RoleId and path (an attacker's) are not trusted: the role is read, and refused."""
+    iam = Iam(IAM)
+    forged = Resource(kind=ResourceKind.IAM_ROLE, id="break-glass", name="break-glass",
+                      attributes={"role_id": "AROAFORGEDFORGEDFORGE", "path": "/"})
+    assert _refusal(["role/admins/*", ROLE_ID], iam, {**DEPLOYER, "principal_name": "break-glass"},
+                    event=_event(forged)) is not None
+    assert iam.reads == 1
+
+
+@pytest.mark.parametrize(("error", "why"), [
+    (PermanentActuationError("AccessDenied: not authorized to perform iam:GetRole", code="AccessDenied"),
+     "no permission"),
+    (TransientActuationError("Throttling: Rate exceeded", code="Throttling"), "throttled"),
+    (PermanentActuationError("NoSuchEntity: cannot be found", code="NoSuchEntity"), "not found"),
+])
+def test_a_role_that_cannot_be_read_refuses_the_step(error: Exception, why: str) -> None:
+    """Fail closed: a role whose id and path cannot be read while a protected id needs them is refused, saying why
+    and which permission reads it."""
+    detail = _refusal([ROLE_ID], Iam(IAM, fail=error), DEPLOYER)
+    assert detail is not None
+    assert all(said in detail for said in (why, "iam:GetRole", "prod-deployer"))
+
+
+class Coded(Exception):
+    """An error whose `code` is no string (as urllib's and aiohttp's HTTP errors carry a status)."""
+
+    code = 403
+
+
+def test_a_read_failing_with_a_code_that_is_no_string_refuses_the_step() -> None:
+    """Fail closed: a read failing with an error whose `code` is a number still refuses the step (before: TypeError)."""
+    assert _refusal([ROLE_ID], Iam(IAM, fail=Coded("forbidden")), DEPLOYER) is not None
+
+
+class Shaped:
+    """GetRole answering with `role` as given (a shape IAM should not answer)."""
+
+    def __init__(self, role: dict[str, Any]) -> None:
+        self.role = role
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Answer iam.get_role with the role as given."""
+        return {"Role": self.role}
+
+
+@pytest.mark.parametrize(("pattern", "answer"), [
+    ("role/admins/*", {"Path": None}), ("role/admins/*", {"Path": 7}), ("role/admins/*", {"Path": ""}),
+    (ROLE_ID, {"RoleId": None}), (ROLE_ID, {"RoleId": ""}), (ROLE_ID, {"Arn": None}),
+])
+def test_a_role_read_without_its_id_or_path_refuses_the_step(pattern: str, answer: dict[str, Any]) -> None:
+    """Fail closed: an answer missing the role's Path, RoleId or Arn (or giving one that is not a string) refuses the
+    step (before: a missing Path was taken as `/`, a None id as the text 'None', and the step acted)."""
+    role = {"RoleName": "break-glass", "RoleId": "AROAOTHEROTHEROTHER00", "Path": "/admins/",
+            "Arn": "arn:aws:iam::123456789012:role/break-glass", **answer}
+    role = {k: v for k, v in role.items() if v is not None}
+    detail = _refusal([pattern], Shaped(role), {**DEPLOYER, "principal_name": "break-glass"})
+    assert detail is not None
+    assert "could not be read" in detail
+
+
+def test_guards_without_an_aws_client_refuse_a_role_while_an_id_is_protected() -> None:
+    """Guards built with no principal reader fail closed too."""
+    assert any(t.hard for t in _trips([ROLE_ID], QUARANTINE, DEPLOYER))
+
+
+@pytest.mark.parametrize("protected", [
+    [], ["arn:aws:iam::*:role/prod-deployer"], ["role/admins/prod-deployer"], ["prod-*"], ["AKIA*"],
+    ["arn:aws:kms:*:*:key/*"], ["arn:aws:iam::111111111111:role/admins/*"], ["user/admins/*"],
+])
+def test_no_protected_id_needing_it_reads_nothing(protected: list[str]) -> None:
+    """Without a unique id or path glob of the principal's kind (or one pinned to another account than ours), no
+    read: it costs nothing when it cannot matter (a name or exact path form matches as it is)."""
+    iam = Iam(IAM, fail=PermanentActuationError("AccessDenied", code="AccessDenied"))
+    trips = _trips(protected, QUARANTINE, DEPLOYER, home=Home(account="123456789012"),
+                   principals=PrincipalForms(iam, clock=Clock()))
+    assert iam.reads == 0
+    assert [t.guard for t in trips] == (["protected"] if protected and "prod-" in protected[0] else [])
+
+
+def test_a_refusing_read_is_kept_and_one_that_refuses_nothing_is_read_again() -> None:
+    """Forms that refused a step refuse the next one on the principal without a read; forms that refused nothing are
+    read again (a role moved under /admins/ since is refused at once)."""
+    iam, clock = Iam(IAM), Clock()
+    reader = PrincipalForms(iam, clock=clock)
+    refusal = [t.guard for t in _trips(["role/admins/*"], QUARANTINE, {**DEPLOYER, "principal_name": "break-glass"},
+                                       principals=reader)]
+    assert refusal == ["protected"]
+    assert iam.reads == 1
+    iam.paths["role/break-glass"] = "/"
+    assert [t.guard for t in _trips(["role/admins/*"], QUARANTINE, {**DEPLOYER, "principal_name": "break-glass"},
+                                    principals=reader)] == ["protected"]
+    assert iam.reads == 1
+    assert _trips(["role/admins/*"], QUARANTINE, DEPLOYER, principals=reader) == []
+    iam.paths["role/prod-deployer"] = "/admins/"
+    assert [t.guard for t in _trips(["role/admins/*"], QUARANTINE, DEPLOYER, principals=reader)] == ["protected"]
+    assert iam.reads == 3
+
+
+def test_the_principals_a_step_names() -> None:
+    """Roles and users named by parameter, path form, IAM ARN, `sts` assumed-role ARN or an access key's owner, in the
+    case given; an access key of another principal type (a federated session name) names none."""
+    key = Resource(kind=ResourceKind.ACCESS_KEY, id="ASIAX", attributes={"user_name": "Ops",
+                                                                         "user_type": "AssumedRole"})
+    fed = Resource(kind=ResourceKind.ACCESS_KEY, id="ASIAY", attributes={"user_name": "bob",
+                                                                         "user_type": "FederatedUser"})
+    got = principals("arn:aws:sts::123456789012:assumed-role/Deployer/session",
+                     {"role_names": ["Worker"], "user_name": "Bob",
+                      "note": "arn:aws:iam::123456789012:user/team/Alice"},
+                     [key, fed])
+    assert got == {"user/Alice", "role/Worker", "user/Bob", "role/Deployer", "role/Ops"}
+
+
+@pytest.mark.parametrize(("pattern", "kinds"), [
+    (ROLE_ID, {"role"}), (USER_ID, {"user"}), ("aroa*", {"role"}), ("a*", {"role", "user"}), ("*", {"role", "user"}),
+    ("role/admins/*", {"role"}), ("arn:aws:iam::*:user/admins/*", {"user"}), ("role/team-*", {"role"}),
+    ("/admins/*", {"role", "user"}), ("arn*admins*", {"role", "user"}), ("arnold", set()),
+    ("arn:aws:iam::*:role/Break*", {"role"}), ("*-prod", {"role", "user"}),
+    ("role/admins/BreakGlass", set()), ("arn:aws:iam::*:role/ResponderRole", set()), ("prod-*", set()),
+    ("AKIAABCDEFGHIJKLMNOP", set()), ("arn:aws:kms:*:*:*", set()), ("arn:aws:iam::*:group/admins/*", set()),
+])
+def test_which_patterns_need_a_read(pattern: str, kinds: set[str]) -> None:
+    """A unique id (or a glob that may start like one) or a path glob of a kind needs that kind read; an exact name
+    with or without a path, a name glob, other kinds and services do not."""
+    assert principal_kinds(pattern) == kinds
+
+
+def test_every_actuator_naming_a_principal_may_read_it() -> None:
+    """The actuators that name a role take `iam:GetRole`, those that may name a user `iam:GetUser` too: the
+    generated policy lets the guard read what it needs (before: only the inline-policy restore did)."""
+    from responder.actuators.registry import registry
+
+    naming = {a: set(a.params.model_fields) & {"user_name", "principal_name", "role_names"} for a in registry}
+    assert len([a for a, fields in naming.items() if fields]) >= 10
+    for actuator, fields in naming.items():
+        wanted = {"iam:GetRole"} | ({"iam:GetUser"} if fields - {"role_names"} else set()) if fields else set()
+        assert wanted <= set(actuator.permissions), actuator.name
