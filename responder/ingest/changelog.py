@@ -47,6 +47,7 @@ class Changelog:
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
                                          compression_type="gzip", max_request_size=8 * 1024 * 1024, **self.options)
         self.writes = 0
+        self._order: dict[int, asyncio.Lock] = {}  # one write of a partition at a time, resends included (`write`)
         self.txn: Transactions | None = None  # set when the broker runs transactions (responder.ingest.transactions)
 
     async def start(self, deadline: float = 30.0) -> None:
@@ -69,6 +70,11 @@ class Changelog:
         (`resending`): the topic is compacted and keyed, so a second copy of a slice is the same state. With
         transactions, `urgent` (the slices carry an intent) commits the transaction at once, and a transient error
         aborts the transaction and runs it again (`Transactions.write`).
+
+        The writes of one partition run one at a time, in the order they were called, each with its resends: a slice
+        resent after a transient error never lands after a later write of its key (the eviction's tombstone, a newer
+        slice), which compaction would keep instead (docs/fleet.md, "Write order"). `Transactions.write` does the same
+        with its partition's lock.
         """
         records = [(key.encode(), None if s is None else s.model_dump_json().encode()) for key, s in slices.items()]
         if quotas is not None:
@@ -78,7 +84,9 @@ class Changelog:
         if self.txn is not None:
             await self.txn.write(partition, records, urgent=urgent)
         else:
-            await resending(self.producer, self.topic, lambda: send_all(self.producer, self.topic, records, partition))
+            async with self._order.setdefault(partition, asyncio.Lock()):
+                await resending(self.producer, self.topic,
+                                lambda: send_all(self.producer, self.topic, records, partition))
         self.writes += len(records)
 
     async def ensure_partition(self, partition: int, deadline: float = GROW_WAIT_S) -> None:
