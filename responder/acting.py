@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import structlog
 
@@ -45,6 +46,7 @@ class Prepared:
     trace: str | None
     found: list[tuple[Event, list[Match]]]
     rejected: EventRejected | None = None
+    stamped: datetime | None = None  # `record.stamped()`, read once by the decode (None when it did not decode)
 
 
 class Acting:
@@ -62,7 +64,7 @@ class Acting:
         _TRACE_ID.set(trace)  # `bind_contextvars(trace_id=trace)`, without its lookup by name and dicts
         # None for no time (-1, 0), one out of range (µs by mistake), or a dead letter's replay, which bears the
         # original record's time (responder/ingest/deadletter.py): no latency sample
-        stamped = record.stamped() if record.header(REPLAY_OF_HEADER) is None else None
+        stamped = prepared.stamped if record.header(REPLAY_OF_HEADER) is None else None
         ALERT_AT.set(stamped.timestamp() if stamped is not None else None)  # this task's alert → dispatch
         incidents: list[Incident] = []
         rec, engine = self.engine.recorder, self.engine

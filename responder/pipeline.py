@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -95,9 +96,9 @@ class Pipeline(Acting):
         traced = active()
         if traced:
             with span("decode"):
-                events, ruled_out, rejected = self._decode(record, doc, ruled)
+                events, ruled_out, rejected, stamped = self._decode(record, doc, ruled)
         else:
-            events, ruled_out, rejected = self._decode(record, doc, ruled)
+            events, ruled_out, rejected, stamped = self._decode(record, doc, ruled)
         self.authenticator.check_sources(events, signed_by)
         if signed_by is not None:
             self._count("authenticated", signed_by)
@@ -115,7 +116,7 @@ class Pipeline(Acting):
             self._count("event_outcomes", event.source, "matched" if matches else "unmatched")
             if matches:
                 found.append((event, matches))
-        return Prepared(record, trace, found, rejected)
+        return Prepared(record, trace, found, rejected, stamped)
 
     def prepare_batch(self, records: Iterable[RawRecord]) -> tuple[list[Prepared], list[tuple[RawRecord, Exception]]]:
         """`prepare` over a batch: the records some runbook accepts, and those that raised (with the error), or some
@@ -184,17 +185,19 @@ class Pipeline(Acting):
         return whole[0] if whole is not None and self.matcher.rejects(*whole) else None
 
     def _decode(self, record: RawRecord, doc: Any = _UNPARSED, ruled: Event | None = _UNCHECKED,
-                ) -> tuple[list[Event], bool, PartlyRejected | None]:
+                ) -> tuple[list[Event], bool, PartlyRejected | None, datetime | None]:
         """The record's events, whether they were ruled out by their head alone (no runbook can match them: the
         list then holds only that partial event, for counting and the source check; see docs/development.md), and
-        the rejection of its parts that could not be decoded (the list then holds the others' events)."""
+        the rejection of its parts that could not be decoded (the list then holds the others' events), and the
+        record's `stamped()` time when it was decoded (read once: `act` reuses it)."""
         if doc is _UNPARSED:
             doc = parse(record.value, self.max_record_bytes)
         fmt = self.topic_formats.get(record.topic)
         partial = self._ruled_out(doc, fmt) if ruled is _UNCHECKED else ruled
         if partial is not None:
-            return [partial], True, None
+            return [partial], True, None, None
+        stamped = record.stamped()
         try:
-            return decode_doc(doc, fmt, received=record.stamped()), False, None
+            return decode_doc(doc, fmt, received=stamped), False, None, stamped
         except PartlyRejected as exc:
-            return exc.kept, False, exc
+            return exc.kept, False, exc, stamped

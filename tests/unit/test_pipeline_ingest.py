@@ -114,3 +114,22 @@ async def test_an_out_of_range_timestamp_gives_no_alert_to_dispatch_sample(runbo
     await p.engine.recorder.flush()
     assert iam.count("update_access_key") == 1
     assert p.metrics.value("responder_alert_to_dispatch_seconds_count") == 0
+
+
+async def test_a_record_s_timestamp_gives_one_alert_to_dispatch_sample_from_its_time(runbooks_dir):
+    """Each step intent of an acting record gives one alert → dispatch sample: its durable time less the Kafka time."""
+    from responder.metrics import TimelineMetrics
+
+    iam = FakeIam()
+    iam.add_key("ml-training", KEY)
+    p = _pipeline(iam, runbooks_dir)
+    sink = TimelineMetrics(p.metrics, clock=lambda: 1_764_064_800.0)
+    p.engine.recorder.observers.append(sink.observe)
+    p.engine.recorder.sinks.append(sink)
+    await p.handle(RawRecord(topic="alerts", value=envelope_bytes(guardduty_finding(KEY)),
+                             timestamp_ms=1_764_064_797_500))
+    await p.engine.recorder.flush()
+    intents = sum(1 for e in p.engine.recorder.entries() if e.kind == "step.intent")
+    assert intents >= 1
+    assert p.metrics.value("responder_alert_to_dispatch_seconds_count") == intents
+    assert p.metrics.value("responder_alert_to_dispatch_seconds_sum") == 2.5 * intents
