@@ -18,6 +18,7 @@ from responder.log import enabled as log_enabled
 from responder.metrics import ALERT_AT, Metrics
 from responder.models.event import REPLAY_OF_HEADER, Event, RawRecord
 from responder.models.timeline import EntryKind
+from responder.models.view import iso_time
 from responder.rules.matcher import Match
 from responder.tracing import STAMP, current_trace_id, stamp_of
 
@@ -75,7 +76,7 @@ class Acting:
                 self.metrics.matched.inc()
                 rec.append(_RECEIVED, {
                     "event_id": event.id, "source": event.source, "type": event.type,
-                    "severity": event.severity.score, "time": event.time.isoformat(),
+                    "severity": event.severity.score, "time": iso_time(event.time),
                     "resources": [{"kind": r.kind._value_, "id": r.id} for r in event.resources],
                     "incident_key": event.incident_key,
                     "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},

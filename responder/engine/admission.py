@@ -15,6 +15,7 @@ from responder.engine.state import EngineState
 from responder.models.event import Event
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
+from responder.models.view import iso_time
 from responder.timeline.recorder import Recorder
 
 MAX_CLOCK_SKEW = 300.0  # seconds an event's own time may run ahead of ours
@@ -39,7 +40,7 @@ class Admission:
             event = event.model_copy(update={"time": latest})
         incidents = self.state.incidents
         incident = incidents.find(rb.id, group_key, event.time, rb.window)
-        base = {"event_id": event.id, "runbook": rb.ref, "group_key": group_key, "event_time": event.time.isoformat()}
+        base = {"event_id": event.id, "runbook": rb.ref, "group_key": group_key, "event_time": iso_time(event.time)}
         if ungrouped is not None:
             base["ungrouped"] = ungrouped
         repeat = False

@@ -140,3 +140,14 @@ def test_the_view_is_built_once_per_event_and_not_a_field() -> None:
     assert event.view() is event.view()
     assert "_view" not in event.model_dump()
     assert event == twin
+
+
+def test_iso_time_remembers_by_identity_not_by_equal_instants() -> None:
+    """`iso_time` gives each datetime its own `isoformat`, even right after an equal instant in another offset."""
+    from responder.models.view import iso_time
+
+    utc = datetime(2026, 12, 5, 12, 0, 0, 123456, tzinfo=UTC)
+    plus_one = utc.astimezone(timezone(timedelta(hours=1)))
+    assert utc == plus_one
+    for at in (utc, utc, plus_one, plus_one, utc, utc.replace(microsecond=0)):
+        assert iso_time(at) == at.isoformat()
