@@ -54,7 +54,9 @@ _LAST_ISO: list[tuple[datetime | None, str]] = [(None, "")]  # the last datetime
 def iso_time(at: datetime) -> str:
     """`at.isoformat()`, remembered for the last datetime asked: an acting event's time is written in two entries and
     viewed once, and `isoformat` of an aware datetime costs ≈ 12k instructions (the memo ≈ 0.6k). By identity, not
-    equality (12:00+00:00 equals 13:00+01:00, whose text differs); the pair is replaced in one assignment."""
+    equality (12:00+00:00 equals 13:00+01:00, whose text differs), and the pair holds the datetime itself, so no
+    other object can take its address while it is remembered; the pair is replaced in one assignment (no await, and
+    a thread reads either pair whole)."""
     last = _LAST_ISO[0]
     if last[0] is at:
         return last[1]
