@@ -2,63 +2,36 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
-import structlog
 
+from responder.acting import Acting, Counters
+from responder.acting import Prepared as Prepared  # importable here, as before
 from responder.engine.executor import Engine
 from responder.engine.incidents import Incident
-from responder.errors import EventRejected, PartlyRejected, TooLarge, UnreadableRecord
+from responder.errors import PartlyRejected, TooLarge, UnreadableRecord
 from responder.ingest.authn import RecordAuthenticator
-from responder.log import context_vars
-from responder.log import enabled as log_enabled
-from responder.metrics import ALERT_AT, Metrics
-from responder.models.event import REPLAY_OF_HEADER, Event, RawRecord
+from responder.metrics import Metrics
+from responder.models.event import Event, RawRecord
 from responder.models.runbook import Runbook
-from responder.models.timeline import EntryKind
 from responder.normalise import decode_doc, head, keyed, parse
 from responder.rules.matcher import ACCEPTED, Match, Matcher
-from responder.tracing import STAMP, active, current_trace_id, extract, span, stamp_of, trace_id_of
+from responder.tracing import active, extract, span, trace_id_of
 
-log = structlog.get_logger(__name__)
-_TRACE_ID, = context_vars("trace_id")  # structlog's, set directly
 _UNPARSED: Any = object()  # `prepare`'s record value is still bytes
 _UNCHECKED: Any = object()  # `prepare` has not yet asked the heads whether the record can match
-_RECEIVED, _MATCHED = EntryKind.EVENT_RECEIVED, EntryKind.EVENT_MATCHED  # an enum class's attribute costs ~0.5 us
 
 
-@dataclass
-class Counters:
-    """What the pipeline has seen (exported as metrics)."""
-
-    records: int = 0
-    events: int = 0
-    matched: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Prepared:
-    """A record decoded and matched (no side effects yet); `found` holds only the events some runbook accepts, and
-    `rejected` the parts of the record that could not be decoded (PartlyRejected: dead-lettered, the rest acted on).
-    """
-
-    record: RawRecord
-    trace: str | None
-    found: list[tuple[Event, list[Match]]]
-    rejected: EventRejected | None = None
-
-
-class Pipeline:
+class Pipeline(Acting):
     """Handles one raw record at a time; raises EventRejected for poison (the caller dead-letters it).
 
     `handle` = `prepare` (authenticate, decode, normalise, match: synchronous, no side effects) then `act`
-    (timeline entries and the engine). The service prepares a whole batch inline and only starts tasks for
-    the records that matched, so an alert nobody acts on costs no task, no await and no timeline entry.
+    (timeline entries and the engine: `responder.acting`, mixed in). The service prepares a whole batch inline and
+    only starts tasks for the records that matched, so an alert nobody acts on costs no task, no await and no
+    timeline entry.
     """
 
     def __init__(self, runbooks: Sequence[Runbook], engine: Engine, *, max_record_bytes: int = 1024 * 1024,
@@ -123,9 +96,9 @@ class Pipeline:
         traced = active()
         if traced:
             with span("decode"):
-                events, ruled_out, rejected = self._decode(record, doc, ruled)
+                events, ruled_out, rejected, stamped = self._decode(record, doc, ruled)
         else:
-            events, ruled_out, rejected = self._decode(record, doc, ruled)
+            events, ruled_out, rejected, stamped = self._decode(record, doc, ruled)
         self.authenticator.check_sources(events, signed_by)
         if signed_by is not None:
             self._count("authenticated", signed_by)
@@ -143,7 +116,7 @@ class Pipeline:
             self._count("event_outcomes", event.source, "matched" if matches else "unmatched")
             if matches:
                 found.append((event, matches))
-        return Prepared(record, trace, found, rejected)
+        return Prepared(record, trace, found, rejected, stamped)
 
     def prepare_batch(self, records: Iterable[RawRecord]) -> tuple[list[Prepared], list[tuple[RawRecord, Exception]]]:
         """`prepare` over a batch: the records some runbook accepts, and those that raised (with the error), or some
@@ -212,50 +185,19 @@ class Pipeline:
         return whole[0] if whole is not None and self.matcher.rejects(*whole) else None
 
     def _decode(self, record: RawRecord, doc: Any = _UNPARSED, ruled: Event | None = _UNCHECKED,
-                ) -> tuple[list[Event], bool, PartlyRejected | None]:
+                ) -> tuple[list[Event], bool, PartlyRejected | None, datetime | None]:
         """The record's events, whether they were ruled out by their head alone (no runbook can match them: the
         list then holds only that partial event, for counting and the source check; see docs/development.md), and
-        the rejection of its parts that could not be decoded (the list then holds the others' events)."""
+        the rejection of its parts that could not be decoded (the list then holds the others' events), and the
+        record's `stamped()` time when it was decoded (read once: `act` reuses it)."""
         if doc is _UNPARSED:
             doc = parse(record.value, self.max_record_bytes)
         fmt = self.topic_formats.get(record.topic)
         partial = self._ruled_out(doc, fmt) if ruled is _UNCHECKED else ruled
         if partial is not None:
-            return [partial], True, None
+            return [partial], True, None, None
+        stamped = record.stamped()
         try:
-            return decode_doc(doc, fmt, received=record.stamped()), False, None
+            return decode_doc(doc, fmt, received=stamped), False, None, stamped
         except PartlyRejected as exc:
-            return exc.kept, False, exc
-
-    async def act(self, prepared: Prepared) -> list[Incident]:
-        """Record the matched events and run their runbooks (in this task: its context carries the alert time)."""
-        if not prepared.found:
-            return []
-        record, trace = prepared.record, prepared.trace or current_trace_id()
-        _TRACE_ID.set(trace)  # `bind_contextvars(trace_id=trace)`, without its lookup by name and dicts
-        # None for no time (-1, 0), one out of range (µs by mistake), or a dead letter's replay, which bears the
-        # original record's time (responder/ingest/deadletter.py): no latency sample
-        stamped = record.stamped() if record.header(REPLAY_OF_HEADER) is None else None
-        ALERT_AT.set(stamped.timestamp() if stamped is not None else None)  # this task's alert → dispatch
-        incidents: list[Incident] = []
-        rec, engine = self.engine.recorder, self.engine
-        stamp = STAMP.set(stamp_of(trace))  # `with stamped(trace)` without its object and bound __exit__ kept
-        try:  # every entry this record causes carries its trace id; `_value_`: an enum's value without its descriptor
-            for event, matches in prepared.found:
-                self.counters.matched += 1
-                self.metrics.matched.inc()
-                rec.append(_RECEIVED, {
-                    "event_id": event.id, "source": event.source, "type": event.type,
-                    "severity": event.severity.score, "time": event.time.isoformat(),
-                    "resources": [{"kind": r.kind._value_, "id": r.id} for r in event.resources],
-                    "incident_key": event.incident_key,
-                    "origin": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-                })
-                for match in matches:
-                    rec.append(_MATCHED, {"event_id": event.id, "runbook": match.runbook.ref})
-                    if log_enabled(logging.INFO):  # a filtered call still costs a logger bind per event
-                        log.info("runbook_matched", runbook=match.runbook.id, event_id=event.id)
-                    incidents.append(await engine.handle(match))  # no bound method kept meanwhile
-        finally:
-            STAMP.reset(stamp)
-        return incidents
+            return exc.kept, False, exc, stamped

@@ -15,9 +15,11 @@ from responder.engine.state import EngineState
 from responder.models.event import Event
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind
+from responder.models.view import iso_time
 from responder.timeline.recorder import Recorder
 
 MAX_CLOCK_SKEW = 300.0  # seconds an event's own time may run ahead of ours
+_SKEW = timedelta(seconds=MAX_CLOCK_SKEW)  # built once, not per event
 _OPENED, _JOINED = EntryKind.INCIDENT_OPENED, EntryKind.INCIDENT_JOINED  # an enum class's attribute costs ~0.5 us
 
 
@@ -33,12 +35,12 @@ class Admission:
         """Open, join or suppress the event's incident (under the group's lock); whether the event is new to it
         (`fresh`), or None when it was suppressed (no step runs); and the event, its time clamped to our clock.
         `ungrouped` says why `group_by` could not group it (recorded; `grouping.group_key`)."""
-        latest = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=MAX_CLOCK_SKEW)
+        latest = datetime.fromtimestamp(self.clock(), UTC) + _SKEW
         if event.time > latest:  # a future-dated event must not hold an incident open for ever
             event = event.model_copy(update={"time": latest})
         incidents = self.state.incidents
         incident = incidents.find(rb.id, group_key, event.time, rb.window)
-        base = {"event_id": event.id, "runbook": rb.ref, "group_key": group_key, "event_time": event.time.isoformat()}
+        base = {"event_id": event.id, "runbook": rb.ref, "group_key": group_key, "event_time": iso_time(event.time)}
         if ungrouped is not None:
             base["ungrouped"] = ungrouped
         repeat = False

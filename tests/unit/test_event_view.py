@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from responder.engine.incidents import Incident
 from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.models.threat import Threat, ThreatCategory
-from responder.models.view import json_time
+from responder.models.view import iso_time, json_time
 from responder.normalise import normalise
 from tests.conftest import CORPUS
 
@@ -140,3 +140,21 @@ def test_the_view_is_built_once_per_event_and_not_a_field() -> None:
     assert event.view() is event.view()
     assert "_view" not in event.model_dump()
     assert event == twin
+
+
+def test_iso_time_remembers_by_identity_not_by_equal_instants() -> None:
+    """`iso_time` gives each datetime its own `isoformat`, even right after an equal instant in another offset."""
+    utc = datetime(2026, 12, 5, 12, 0, 0, 123456, tzinfo=UTC)
+    plus_one = utc.astimezone(timezone(timedelta(hours=1)))
+    assert utc == plus_one
+    for at in (utc, utc, plus_one, plus_one, utc, utc.replace(microsecond=0)):
+        assert iso_time(at) == at.isoformat()
+
+
+def test_iso_time_never_answers_for_a_datetime_it_no_longer_holds() -> None:
+    """A datetime made after the one `iso_time` last wrote was dropped (its address free again) gets its own text."""
+    minus_two = timezone(timedelta(hours=-2))  # made once: the new datetime is the only object made in between
+    for second in range(60):
+        iso_time(datetime(2026, 12, 5, 12, 0, second, tzinfo=UTC))  # dropped at once
+        at = datetime(2026, 12, 5, 13, 30, second, 250000, tzinfo=minus_two)
+        assert iso_time(at) == at.isoformat()

@@ -93,14 +93,9 @@ async def test_a_record_timestamp_out_of_datetime_range_still_acts(runbooks_dir,
     assert iam.count("update_access_key") == 1
 
 
-@pytest.mark.parametrize(("stamp", "headers"), [
-    (-1, ()),  # no time (an old format's -1)
-    (2**62, ()),  # µs by mistake: past year 9999
-    (1_763_000_000_000, (("responder-replay-of", b"responder.deadletter:0:3"),)),  # a replay: the original's time
-])
-async def test_an_out_of_range_timestamp_gives_no_alert_to_dispatch_sample(runbooks_dir, stamp, headers):
-    """A record whose Kafka timestamp is not a time, or a dead letter's replay (stamped with the original record's
-    time, days ago), acts but adds no latency sample."""
+async def _acted_at(runbooks_dir, stamp, headers=()):
+    """A pipeline with the timeline metrics' sink (its clock at 1,764,064,800 s) after one GuardDuty finding whose
+    Kafka timestamp is `stamp` acted, its entries flushed; and the fake IAM it acted on."""
     from responder.metrics import TimelineMetrics
 
     iam = FakeIam()
@@ -112,5 +107,26 @@ async def test_an_out_of_range_timestamp_gives_no_alert_to_dispatch_sample(runbo
     await p.handle(RawRecord(topic="alerts", value=envelope_bytes(guardduty_finding(KEY)), timestamp_ms=stamp,
                              headers=headers))
     await p.engine.recorder.flush()
+    return p, iam
+
+
+@pytest.mark.parametrize(("stamp", "headers"), [
+    (-1, ()),  # no time (an old format's -1)
+    (2**62, ()),  # µs by mistake: past year 9999
+    (1_763_000_000_000, (("responder-replay-of", b"responder.deadletter:0:3"),)),  # a replay: the original's time
+])
+async def test_an_out_of_range_timestamp_gives_no_alert_to_dispatch_sample(runbooks_dir, stamp, headers):
+    """A record whose Kafka timestamp is not a time, or a dead letter's replay (stamped with the original record's
+    time, days ago), acts but adds no latency sample."""
+    p, iam = await _acted_at(runbooks_dir, stamp, headers)
     assert iam.count("update_access_key") == 1
     assert p.metrics.value("responder_alert_to_dispatch_seconds_count") == 0
+
+
+async def test_a_record_s_timestamp_gives_one_alert_to_dispatch_sample_from_its_time(runbooks_dir):
+    """Each step intent of an acting record gives one alert → dispatch sample: its durable time less the Kafka time."""
+    p, _ = await _acted_at(runbooks_dir, 1_764_064_797_500)
+    intents = sum(1 for e in p.engine.recorder.entries() if e.kind == "step.intent")
+    assert intents >= 1
+    assert p.metrics.value("responder_alert_to_dispatch_seconds_count") == intents
+    assert p.metrics.value("responder_alert_to_dispatch_seconds_sum") == 2.5 * intents

@@ -124,3 +124,15 @@ def test_a_matching_record_asks_its_head_once(monkeypatch: pytest.MonkeyPatch) -
     assert [_seen(p)[0] for p in found] == [0]
     assert failed == []
     assert len(built) == 1
+
+
+def test_each_prepared_record_carries_its_own_kafka_time() -> None:
+    """In a batch, each matching record hands `act` its own Kafka time (`Prepared.stamped`), never a neighbour's."""
+    values = [(HIGH, ()), (LOW, ()), (HIGH, tuple(signed_headers("k", b"s", HIGH))), (HIGH, ())]
+    records = [RawRecord(topic="a", offset=i, value=v, headers=h, timestamp_ms=1_764_064_800_000 + 1_000 * i)
+               for i, (v, h) in enumerate(values)]
+    found, failed = _pipeline().prepare_batch(records)
+    assert failed == []
+    matching = [r for r in records if r.value is HIGH]
+    assert [(p.record.offset, p.stamped) for p in found] == [(r.offset, r.stamped()) for r in matching]
+    assert len({p.stamped for p in found}) == 3
