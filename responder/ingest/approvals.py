@@ -86,11 +86,17 @@ class ApprovalIngest:
                 self._ends = dict(await self.consumer.end_offsets(list(assigned)))
         log.info("approvals_consumer_started", topic=self.topic)
 
+    start_consumer = start  # all there is to start (a rebuild's second half, responder/service/consumers.py)
+
     async def rebuild(self, deadline: float = 30.0) -> None:
         """Close this consumer (its group coordinator died: responder/ingest/coordinator.py) and start a new one with
         the same arguments: it reads on from the group's committed offsets."""
-        self.consumer = await fresh(self.consumer, self._make)
+        await self.renew()
         await self.start(deadline)
+
+    async def renew(self) -> None:
+        """Close the consumer and create a new one with the same arguments, not started (`start`)."""
+        self.consumer = await fresh(self.consumer, self._make)
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[RawRecord]]:
         """The next decisions, by partition; CoordinatorDied when the consumer's group coordinator is dead."""

@@ -140,18 +140,18 @@ class KafkaIngest:
     async def start(self, deadline: float = 30.0) -> None:
         """Connect both clients, retrying bootstrap."""
         await _start_with_retry(self.producer, deadline)
-        await self._start_consumer(deadline)
+        await self.start_consumer(deadline)
 
-    async def rebuild(self, deadline: float = 30.0) -> None:
-        """Close the consumer (its group coordinator died: responder/ingest/coordinator.py) and start a new one with
-        the same arguments and rebalance callbacks: it joins (or is assigned) and reads on from the committed
-        offsets. The caller has let its partitions go first, as in a revocation."""
+    async def renew(self) -> None:
+        """Close the consumer (its group coordinator died: responder/ingest/coordinator.py) and create a new one with
+        the same arguments and rebalance callbacks, not started (`start_consumer`: it joins, or is assigned, and
+        reads on from the committed offsets). The caller has let its partitions go first, as in a revocation."""
         self.consumer = await fresh(self.consumer, self._make)
         self.held.clear()
         self.fetch_wait = self._fetch_wait()
-        await self._start_consumer(deadline)
 
-    async def _start_consumer(self, deadline: float) -> None:
+    async def start_consumer(self, deadline: float = 30.0) -> None:
+        """Start the consumer alone (the producer runs on): it joins its group, or assigns itself its partitions."""
         if not self.manual_assignment:
             self.consumer.subscribe(self.topics, listener=self._listener)
         await _start_with_retry(self.consumer, deadline)

@@ -9,25 +9,29 @@ again and their step keys keep each effect once), closes the consumer, creates a
 or is assigned, and reads on from the committed offsets), and logs `kafka_consumer_rebuilt`. `/readyz` is 503
 meanwhile, saying which consumer is being rebuilt and why, and after, until the new consumer settled (below;
 `kafka_consumer_settled`): one that never finds its coordinator is never ready. A rebuild that cannot reach Kafka within
-`kafka_connect_timeout` stops the service, as a start would.
+`kafka_connect_timeout` stops the service, as a start would. Each start, the first one too (`_started`), is bounded
+(`start_timeout`) and ended by a stop request (responder/service/starts.py): one that times out is closed and
+rebuilt again, a rebuild without progress.
 
 Rebuilds are bounded (`RebuildBudget`, responder/ingest/coordinator.py, one per consumer): the first is at once,
 each next one after a backoff (1 s, doubled, at most 30 s; a stop requested meanwhile is not held up). They are
-counted since the consumer last made progress, over the last 10 minutes: it committed an offset, or a rebuilt
-consumer settled, polled live and caught up (its coordinator found, its assignment in force, nothing left to read:
-`caught_up`) before it read any record. A quiet consumer, such as the operator requests one, has nothing to
-commit: a rolling restart of the brokers, one coordinator death per broker however fast they go, must not stop a
-healthy idle service; one that never finds its coordinator, or loses it before it joined, is broken, and so is one
-rebuilt `CEILING` (20) times in the window whatever progress came between. The death after `REBUILDS` such rebuilds
-(or `CEILING`) logs `kafka_consumer_rebuilds_exhausted` (critical) and stops the service
-with ConsumerRebuildsExhausted, which `responder run` turns into one line and exit 75, for its supervisor to start
-a fresh process: a consumer whose coordinator keeps dying would re-read the same records for ever.
+counted since the consumer last made progress, over the window (10 minutes; longer when 5 bounded starts need it):
+it committed an offset, or a rebuilt consumer settled, polled live and caught up (its coordinator found, its
+assignment in force, nothing left to read: `caught_up`) before it read any record. A quiet consumer, such as the
+operator requests one, has nothing to commit: a rolling restart of the brokers, one coordinator death per broker
+however fast they go, must not stop a healthy idle service; one that never finds its coordinator, or loses it before
+it joined, is broken, and so is one rebuilt `CEILING` (20) times in the window whatever progress came between. The
+death after `REBUILDS` such rebuilds (or `CEILING`) logs `kafka_consumer_rebuilds_exhausted` (critical) and stops
+the service with ConsumerRebuildsExhausted, which `responder run` turns into one line and exit 75, for its
+supervisor to start a fresh process: a consumer whose coordinator keeps dying would re-read the same records for
+ever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -36,10 +40,11 @@ from aiokafka import TopicPartition
 from responder.errors import ConsumerRebuildsExhausted, CoordinatorDied
 from responder.exception_groups import only
 from responder.ingest.approvals import ApprovalIngest
-from responder.ingest.coordinator import RebuildBudget, caught_up
+from responder.ingest.coordinator import REBUILDS, WINDOW_S, RebuildBudget, caught_up
 from responder.ingest.kafka import KafkaIngest
 from responder.models.event import RawRecord
 from responder.service.partitions import PartitionKeeping
+from responder.service.starts import bounded, timed_out
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +66,7 @@ class ConsumerRebuilds(PartitionKeeping):
         try:
             batch = await ingest.poll()
         except CoordinatorDied as exc:
-            await self._rebuild(ingest, consumer, exc)
+            await self._rebuild(ingest, consumer, exc)  # False: stopped meanwhile (the loop ends next)
             if held is not None:
                 held.clear()
             return {}
@@ -73,23 +78,56 @@ class ConsumerRebuilds(PartitionKeeping):
         return batch
 
     def rebuild_budget(self) -> RebuildBudget:
-        """A new consumer's budget of rebuilds (tests shrink it)."""
-        return RebuildBudget()
+        """A new consumer's budget of rebuilds (tests shrink it): its window holds `REBUILDS` starts that time out."""
+        return RebuildBudget(window=max(WINDOW_S, REBUILDS * (self.start_timeout() + 30.0)))
 
-    async def _rebuild(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, exc: CoordinatorDied) -> None:
+    def start_timeout(self) -> float:
+        """Seconds a consumer's start may take (tests shrink it): the connect timeout, then a dead member's session
+        and a rebalance of its group (members finishing the chunks in hand)."""
+        settings = self.settings
+        return settings.kafka_connect_timeout + (settings.session_timeout_ms + settings.rebalance_timeout_ms) / 1000
+
+    async def _started(self, ingest: KafkaIngest | ApprovalIngest, consumer: str,
+                       start: Callable[[], Awaitable[None]]) -> bool:
+        """A consumer's first start (`start()`), bounded (`starts.bounded`): one that times out is rebuilt as after a
+        dead coordinator; False when a stop came first."""
+        try:
+            return await bounded(lambda: ingest.consumer, consumer, start, self._stop, self.start_timeout())
+        except CoordinatorDied as exc:
+            if not timed_out(exc):
+                raise
+            return await self._rebuild(ingest, consumer, exc)
+
+    async def _rebuild(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, exc: CoordinatorDied) -> bool:
+        """Rebuild the consumer until one started (True), a stop came (False), or the budget ran out (raised)."""
+        while True:
+            try:
+                if not await self._rebuild_once(ingest, consumer, exc):
+                    return False
+            except CoordinatorDied as again:  # its start timed out, the consumer closed: counted, rebuilt again
+                exc = again
+                continue
+            finally:
+                self._rebuilding.pop(consumer, None)
+            log.warning("kafka_consumer_rebuilt", consumer=consumer)
+            return True
+
+    async def _rebuild_once(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, exc: CoordinatorDied) -> bool:
         budget = self._rebuild_budgets.setdefault(consumer, self.rebuild_budget())
         delay = budget.next(ingest.commits)
         if delay is None:
             settling = "each settling" if budget.crowded else "none settling"
+            again = "its start timed out again" if timed_out(exc) else "its group coordinator died again"
             log.critical("kafka_consumer_rebuilds_exhausted", consumer=consumer,
                          rebuilds=budget.crowded or budget.count, window_s=budget.window, error=str(exc),
-                         detail=f"its group coordinator keeps dying after each rebuild ({settling}: joined and "
-                                "caught up, or committed): stopping for the supervisor to start a fresh process")
+                         detail=f"its group coordinator keeps dying, or is never found, after each rebuild "
+                                f"({settling}: joined and caught up, or committed): stopping for the supervisor "
+                                "to start a fresh process")
             self._stop.set()
             raise ConsumerRebuildsExhausted(
                 f"the {consumer} consumer was rebuilt {budget.crowded or budget.count} times within "
-                f"{budget.window:.0f} s, {settling} (joined and caught up, or an offset committed), and its group "
-                f"coordinator died again ({type(exc.cause).__name__}: {exc.cause}): stopping; start it again, and "
+                f"{budget.window:.0f} s, {settling} (joined and caught up, or an offset committed), and {again} "
+                f"({type(exc.cause).__name__}: {exc.cause}): stopping; start it again, and "
                 "check the Kafka cluster's health") from exc
         self.metrics.consumer_rebuilds.labels(consumer).inc()
         self._rebuilding[consumer] = f"{type(exc.cause).__name__}: {exc.cause}"
@@ -97,19 +135,18 @@ class ConsumerRebuilds(PartitionKeeping):
                   of=budget.limit, in_s=delay,
                   detail="aiokafka does not restart a dead coordinator: the consumer is closed and created again, "
                          "reading on from the committed offsets")
-        try:
-            if isinstance(ingest, KafkaIngest):  # its partitions go as in a revocation, before the backoff: the
-                await self._on_revoked(sorted(ingest.assigned()))  # group gives them to another member meanwhile
-                if self._rebalance_error is not None:
-                    raise self._rebalance_error
-            with contextlib.suppress(TimeoutError):  # backed off; a stop requested meanwhile ends the wait
-                await asyncio.wait_for(self._stop.wait(), delay)
-            if self._stop.is_set():
-                return
-            await ingest.rebuild(self.settings.kafka_connect_timeout)
-        finally:
-            self._rebuilding.pop(consumer, None)
-        log.warning("kafka_consumer_rebuilt", consumer=consumer)
+        if isinstance(ingest, KafkaIngest) and ingest.assigned():  # its partitions go as in a revocation, before
+            await self._on_revoked(sorted(ingest.assigned()))  # the backoff: the group gives them to another member
+            if self._rebalance_error is not None:
+                raise self._rebalance_error
+        with contextlib.suppress(TimeoutError):  # backed off; a stop requested meanwhile ends the wait
+            await asyncio.wait_for(self._stop.wait(), delay)
+        if self._stop.is_set():
+            return False
+        await ingest.renew()  # the old one closed before the new one starts: never two side by side
+        return await bounded(lambda: ingest.consumer, consumer,
+                             lambda: ingest.start_consumer(self.settings.kafka_connect_timeout), self._stop,
+                             self.start_timeout())
 
     def _rebuilding_why(self) -> str | None:
         """What `/readyz` says while a consumer is rebuilt, or rebuilt and not settled yet, or None."""

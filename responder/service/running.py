@@ -9,6 +9,7 @@ retries the fleet's failed restores (`PartitionKeeping`). Decisions and operator
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -22,6 +23,7 @@ from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection
 from responder.ingest.topics import RETRY_SECONDS, await_topics, check_topics, needed_topics, notification_topics
 from responder.service.signed import SignedLoops
+from responder.service.starts import all_started
 from responder.timeline.archive import Archiver
 
 log = structlog.get_logger(__name__)
@@ -93,13 +95,21 @@ class Running(SignedLoops):
             await ensure_topics(str(self.settings.kafka_bootstrap), [
                 self.settings.operator_requests_topic, self.settings.operator_replies_topic],
                 options=self.kafka_options)
+        # each start bounded, and cancelled by a stop (responder/service/starts.py): aiokafka's waits for an assignment
+        approvals = functools.partial(self._started, self.approvals, "approvals", functools.partial(
+            self.approvals.start, wait))
         # a fleet member's decisions consumer (no group: nothing to wait for) fixes what it reads again, its end
         # offsets, before its alerts group joins: a decision sent while that join moves partitions is new to it
         first = self.approvals.reads_all
-        if first:
-            await self.approvals.start(wait)
-        await asyncio.gather(*([] if first else [self.approvals.start(wait)]), self.ingest.start(wait),
-                             *([self.operator_ingest.start(wait)] if self.operator_ingest is not None else []))
+        if first and not await approvals():
+            return
+        starts = [] if first else [approvals()]
+        starts.append(self._started(self.ingest, "alerts", functools.partial(self.ingest.start, wait)))
+        if self.operator_ingest is not None:
+            starts.append(self._started(self.operator_ingest, "operator", functools.partial(
+                self.operator_ingest.start, wait)))
+        if not await all_started(starts):
+            return  # a stop came first: the started clients are closed as after a run
         if self._rebalance_error is not None:  # a manual assignment runs its callback inside start()
             raise self._rebalance_error
         self.ready.set()

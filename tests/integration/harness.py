@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from responder.actuators.aws.session import AwsSession
+from responder.errors import ConsumerRebuildsExhausted
 from responder.sandbox import SANDBOX_CREDENTIALS
-from responder.service import Service
+from responder.service import Service, rebuilds_exhausted
 from responder.settings import Settings
 
 
@@ -81,3 +84,18 @@ async def notifications(bootstrap: str, keep: Callable[[dict[str, Any]], bool],
         return found
     finally:
         await consumer.stop()
+
+
+async def exhausted(service: Service, within: float) -> ConsumerRebuildsExhausted:
+    """Run `service` until it stops with ConsumerRebuildsExhausted (what `responder run` exits 75 for), returned."""
+    with pytest.raises(BaseException) as raised:  # noqa: PT011 - the service's task groups wrap it
+        await asyncio.wait_for(service.run(), within)
+    gave_up = rebuilds_exhausted(raised.value)
+    assert gave_up is not None, raised.value
+    return gave_up
+
+
+def rebuilt(service: Service) -> dict[str, float]:
+    """Each consumer's `responder_consumer_rebuilds_total`."""
+    return {consumer: service.metrics.value("responder_consumer_rebuilds_total", consumer=consumer)
+            for consumer in ("alerts", "approvals", "operator")}
