@@ -163,6 +163,11 @@ class RebuildBudget:
         if self._at and not self._read and live():
             self._at.clear()
 
+    def seen(self, commits: int) -> None:
+        """The consumer's successful commits so far, none of them progress: those made while it was rebuilt (the chunks
+        in hand committed as its partitions were handed over) are the old consumer's, not the new one's."""
+        self._commits = commits
+
     def next(self, commits: int) -> float | None:
         """Count one more rebuild (`commits`: the consumer's successful commits so far): the seconds to wait before
         it, or None when the limit is reached (not counted)."""

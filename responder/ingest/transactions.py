@@ -144,10 +144,9 @@ class Transactions:
 
             await self._retrying(partition, producer, attempt)
 
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Commit the transactions of the partitions in `offsets` with their consumed offsets (the next offset to read).
-
-        Only those partitions: another partition's open transaction belongs to its own lane's hold."""
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
+        """Commit the transactions of the partitions in `offsets` with their consumed offsets (the next offset to read);
+        whether any was ours. Only those: another partition's open transaction belongs to its own lane's hold."""
         by_partition: dict[int, dict[TopicPartition, int]] = {}
         for tp, offset in offsets.items():
             if tp.partition in self.producers:  # a revoked partition is not ours to commit
@@ -157,6 +156,7 @@ class Transactions:
             async with self._locks[partition]:
                 await self._retrying(partition, producer, functools.partial(
                     self._commit_offsets, partition, producer, by_partition[partition]))
+        return bool(by_partition)
 
     async def _commit_offsets(self, partition: int, producer: AIOKafkaProducer,
                               offsets: Mapping[TopicPartition, int]) -> None:

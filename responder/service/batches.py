@@ -60,8 +60,9 @@ class BatchHandling(Parts):
             with txn.hold(tp.partition for tp in batch):
                 await self.recorder.flush()
                 fleet.partitions.settle((tp.topic, tp.partition) for tp in batch)
-                await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-            self.ingest.commits += 1  # the alerts consumer's offsets went through: progress for its rebuilds
+                committed = await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            if batch and committed:  # the alerts consumer's offsets went through: progress for its rebuilds (not a
+                self.ingest.commits += 1  # chunk whose partitions all left while it waited for the gate)
             return None
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         if self.fleet is not None or not self.commits.interval:  # in a fleet the chunk's state reaches the

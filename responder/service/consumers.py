@@ -135,6 +135,13 @@ class ConsumerRebuilds(PartitionKeeping):
                   of=budget.limit, in_s=delay,
                   detail="aiokafka does not restart a dead coordinator: the consumer is closed and created again, "
                          "reading on from the committed offsets")
+        try:
+            return await self._replaced(ingest, consumer, delay)
+        finally:  # the chunks in hand committed in the hand-over: the old consumer's commits, not the new one's
+            budget.seen(ingest.commits)
+
+    async def _replaced(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, delay: float) -> bool:
+        """Hand the partitions over, back off `delay` s, close the consumer and start a new one (False: a stop came)."""
         if isinstance(ingest, KafkaIngest) and ingest.assigned():  # its partitions go as in a revocation, before
             await self._on_revoked(sorted(ingest.assigned()))  # the backoff: the group gives them to another member
             if self._rebalance_error is not None:

@@ -187,8 +187,9 @@ class _Txn:
     def hold(self, partitions: Any) -> Iterator[None]:
         yield
 
-    async def commit(self, offsets: dict[Any, int]) -> None:
+    async def commit(self, offsets: dict[Any, int]) -> bool:
         self.committed.append(dict(offsets))
+        return bool(offsets)
 
     async def stop(self) -> None:
         pass
