@@ -70,7 +70,7 @@ class Transactions:
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
         self.options = dict(options or {})
         self.producers: dict[int, AIOKafkaProducer] = {}
-        self._open: set[int] = set()
+        self._open: dict[int, AIOKafkaProducer] = {}  # partition -> the producer whose transaction is open
         self._sent: dict[int, list[tuple[bytes, bytes | None]]] = {}  # the records of partition p's open transaction
         self._locks: dict[int, asyncio.Lock] = {}
         self._held: dict[int, int] = {}  # partition -> lanes holding it (two alert topics share partition p)
@@ -83,12 +83,13 @@ class Transactions:
         return f"{self.group_id}.{self.topic}.{partition}"
 
     async def assign(self, partitions: Iterable[int], deadline: float = 30.0) -> None:
-        """Initialise the producers of newly owned partitions (fencing their previous owner)."""
+        """Initialise the producers of newly owned partitions (fencing any earlier one, this process's too), clean."""
         for partition in sorted(set(partitions) - set(self.producers)):
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
                                         compression_type="gzip", max_request_size=8 * 1024 * 1024,
                                         transactional_id=self.transactional_id(partition), **self.options)
             await _start_with_retry(producer, deadline)
+            self._forget(partition)
             self.producers[partition] = producer
             self._locks.setdefault(partition, asyncio.Lock())
             log.info("transactional_producer_started", partition=partition,
@@ -98,13 +99,10 @@ class Transactions:
         """Close the producers of partitions that left (an open transaction is aborted)."""
         for partition in set(partitions) & set(self.producers):
             producer = self.producers.pop(partition)
-            self.fenced.discard(partition)
-            self.failed.pop(partition, None)
-            self._sent.pop(partition, None)
+            opened = self._forget(partition) is producer
             with contextlib.suppress(KafkaError, AssertionError):  # aiokafka asserts its state machine
-                if partition in self._open:
+                if opened:
                     await producer.abort_transaction()
-            self._open.discard(partition)
             with contextlib.suppress(KafkaError):
                 await producer.stop()
 
@@ -134,6 +132,8 @@ class Transactions:
         A transient error aborts the transaction and runs it again, with every record it held (`_again`)."""
         producer = self._producer(partition)
         async with self._locks[partition]:
+            if self.producers.get(partition) is not producer:  # revoked while this waited: its records are no one's
+                raise ChangelogError(f"changelog {self.topic}[{partition}] was revoked while a write waited for it")
             self._sent.setdefault(partition, []).extend(records)  # this transaction's, from now on, whatever happens
 
             async def attempt() -> None:
@@ -188,8 +188,8 @@ class Transactions:
             try:
                 await attempt()
             except Exception as exc:
-                if transient_send(exc) and not _refused(exc) and partition in self._open:
-                    self._open.discard(partition)
+                if transient_send(exc) and not _refused(exc) and self._opened(partition, producer):
+                    self._open.pop(partition)
                     with contextlib.suppress(KafkaError, AssertionError):
                         await producer.abort_transaction()
                 raise
@@ -197,29 +197,41 @@ class Transactions:
         try:
             await resending(producer, self.topic, aborting, deadline=self.send_deadline)
         except (KafkaError, AssertionError) as exc:  # aiokafka asserts its transaction state machine
-            raise self._failed(partition, exc) from exc
+            raise self._failed(partition, producer, exc) from exc
 
     async def _again(self, partition: int, producer: AIOKafkaProducer) -> bool:
         """Begin partition p's transaction unless it is open; whether it was not (then every record the transaction
         holds, those of an aborted attempt too, was sent in it again)."""
-        if partition in self._open:
+        if self._opened(partition, producer):  # not an earlier producer's, begun as it was revoked
             return False
         await producer.begin_transaction()
-        self._open.add(partition)
+        self._open[partition] = producer
         if self._sent.get(partition):
             await send_all(producer, self.topic, self._sent[partition], partition)
         return True
 
     async def _commit(self, partition: int, producer: AIOKafkaProducer) -> None:
         await producer.commit_transaction()
-        self._open.discard(partition)
+        self._open.pop(partition, None)
         self._sent.pop(partition, None)
         self.commits += 1
 
-    def _failed(self, partition: int, exc: Exception) -> ChangelogError:
+    def _opened(self, partition: int, producer: AIOKafkaProducer) -> bool:
+        return self._open.get(partition) is producer
+
+    def _forget(self, partition: int) -> AIOKafkaProducer | None:
+        """Drop what p's producer left, none of it a new one's: records, failure, fence, open transaction (whose)."""
+        self._sent.pop(partition, None)
+        self.failed.pop(partition, None)
+        self.fenced.discard(partition)
+        return self._open.pop(partition, None)
+
+    def _failed(self, partition: int, producer: AIOKafkaProducer, exc: Exception) -> ChangelogError:
         """The partition's transaction failed for good: its records (other writes' too) are in no committed
-        transaction, so the partition takes no other write or offsets (`failed`) until it is revoked."""
-        self._open.discard(partition)
+        transaction, so it takes no other write or offsets (`failed`) until revoked (a revoked producer: no change)."""
+        if self.producers.get(partition) is not producer:
+            return ChangelogError(f"changelog {self.topic}[{partition}] was revoked as its transaction failed: {exc!r}")
+        self._open.pop(partition, None)
         self._sent.pop(partition, None)
         self.failed[partition] = f"{type(exc).__name__}: {exc}"
         if _refused(exc):
