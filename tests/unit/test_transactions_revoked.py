@@ -31,6 +31,14 @@ def _producer(txn: Transactions) -> _FailingTxnProducer:
     return producer
 
 
+async def _next_owner_writes(txn: Transactions, given_back: bool) -> None:
+    """Give partition 0 back unless `given_back` already, write to it: only that write is committed."""
+    if not given_back:
+        await txn.assign([0])
+    await txn.write(0, [(b"inc-C", b"{}")], urgent=True)
+    assert _producer(txn).committed == [{"records": [b"inc-C"], "offsets": {}}]
+
+
 @pytest.mark.parametrize("meanwhile", [False, True], ids=WHEN)
 async def test_a_write_waiting_on_the_lock_at_revoke_leaves_no_records_for_the_next_owner(txn: Transactions,
                                                                                          meanwhile: bool) -> None:
@@ -49,10 +57,7 @@ async def test_a_write_waiting_on_the_lock_at_revoke_leaves_no_records_for_the_n
     for task in (a, b):
         with pytest.raises(ChangelogError, match="revoked"):
             await task
-    if not meanwhile:
-        await txn.assign([0])
-    await txn.write(0, [(b"inc-C", b"{}")], urgent=True)
-    assert _producer(txn).committed == [{"records": [b"inc-C"], "offsets": {}}]
+    await _next_owner_writes(txn, meanwhile)
 
 
 @pytest.mark.parametrize("meanwhile", [False, True], ids=WHEN)
@@ -78,10 +83,7 @@ async def test_a_write_failing_after_revoke_leaves_no_failure_for_the_next_owner
     with pytest.raises(ChangelogError, match="revoked") as raised:
         await a
     assert not isinstance(raised.value, ReplicaFenced)  # its successor fenced it, not another replica
-    if not meanwhile:
-        await txn.assign([0])
-    await txn.write(0, [(b"inc-C", b"{}")], urgent=True)
-    assert _producer(txn).committed == [{"records": [b"inc-C"], "offsets": {}}]
+    await _next_owner_writes(txn, meanwhile)
 
 
 @pytest.mark.parametrize("meanwhile", [False, True], ids=WHEN)
@@ -107,10 +109,7 @@ async def test_a_transaction_begun_by_a_revoked_producer_is_not_the_next_owners(
     gate.set()
     with pytest.raises(ChangelogError, match="revoked"):
         await a
-    if not meanwhile:
-        await txn.assign([0])
-    await txn.write(0, [(b"inc-C", b"{}")], urgent=True)
-    assert _producer(txn).committed == [{"records": [b"inc-C"], "offsets": {}}]
+    await _next_owner_writes(txn, meanwhile)
 
 
 async def test_a_fence_of_a_partition_still_owned_outlives_the_assignment_of_others(txn: Transactions) -> None:
