@@ -257,5 +257,5 @@ class CoordinatorDied(ResponderError):
 
 class ConsumerRebuildsExhausted(ResponderError):
     """One of the service's consumers was rebuilt after a dead group coordinator more often than it may be without
-    progress in between (no offset committed, no rebuilt consumer that ran a minute: responder/service/consumers.py):
-    the service stops, and `responder run` exits 75 for its supervisor to start a fresh process."""
+    progress in between (no offset committed, no rebuilt consumer settled, or its start timed out each time:
+    responder/service/consumers.py): the service stops, and `responder run` exits 75 for a fresh process."""

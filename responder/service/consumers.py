@@ -130,7 +130,8 @@ class ConsumerRebuilds(PartitionKeeping):
                 f"({type(exc.cause).__name__}: {exc.cause}): stopping; start it again, and "
                 "check the Kafka cluster's health") from exc
         self.metrics.consumer_rebuilds.labels(consumer).inc()
-        self._rebuilding[consumer] = f"{type(exc.cause).__name__}: {exc.cause}"
+        why = "its start timed out" if timed_out(exc) else "its group coordinator died"
+        self._rebuilding[consumer] = f"{why} ({type(exc.cause).__name__}: {exc.cause})"
         log.error("kafka_consumer_rebuilding", consumer=consumer, error=str(exc), rebuild=budget.count,
                   of=budget.limit, in_s=delay,
                   detail="aiokafka does not restart a dead coordinator: the consumer is closed and created again, "
@@ -158,9 +159,8 @@ class ConsumerRebuilds(PartitionKeeping):
     def _rebuilding_why(self) -> str | None:
         """What `/readyz` says while a consumer is rebuilt, or rebuilt and not settled yet, or None."""
         if self._rebuilding:
-            consumer, cause = sorted(self._rebuilding.items())[0]
-            return (f"rebuilding the {consumer} consumer: its group coordinator died ({cause}); the new one reads on "
-                    "from the committed offsets")
+            consumer, why = sorted(self._rebuilding.items())[0]
+            return f"rebuilding the {consumer} consumer: {why}; the new one reads on from the committed offsets"
         unsettled = sorted(consumer for consumer, budget in self._rebuild_budgets.items() if budget.count)
         if not unsettled:
             return None

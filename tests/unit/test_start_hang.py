@@ -147,3 +147,17 @@ async def test_a_first_start_that_never_returns_is_rebuilt_until_the_service_sto
         assert not service.ready.is_set()
 
     await _first_start(tmp_path, run)
+
+
+async def test_readyz_says_a_rebuild_after_a_start_that_timed_out_is_not_a_dead_coordinator(tmp_path) -> None:
+    """While a consumer whose start timed out is rebuilt, `/readyz` says so, not that its coordinator died."""
+    broker, built = _Broker(records=2), []
+    async with _alerts_over(tmp_path, _no_backoff, _hanging(broker, built)) as service:
+        service.start_timeout = lambda: 0.2  # type: ignore[method-assign]
+        loop = asyncio.create_task(service._alerts_loop())
+        await asyncio.wait_for(_entered(built, 3), 10)  # the second consumer's start timed out, the third's under way
+        why = service.unready() or ""
+        service.request_stop()
+        await asyncio.wait_for(loop, 2)
+    assert why.startswith("rebuilding the alerts consumer: its start timed out (TimeoutError: not started within")
+    assert "coordinator died" not in why
