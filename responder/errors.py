@@ -241,6 +241,11 @@ class ChangelogTooShort(ChangelogError):
         self.partition = partition
 
 
+class ChangelogWriteTimedOut(ChangelogError):
+    """A changelog write outside transactions was not acknowledged within its deadline (`WRITE_DEADLINE_S`, resends
+    included): the changelog barrier fails with it, nothing it carried acts or is committed, and the service stops."""
+
+
 class ReplicaFenced(ChangelogError):
     """Another replica took this one's partition and its transactional producer: this replica is a zombie."""
 

@@ -57,6 +57,7 @@ class FleetState:
         routed = self.partitions.route(entries)
         moved = self.partitions.take_moved(self.owned)  # incidents named from another partition: old record goes
         windows = self.engine.state.windows
+        until = self.changelog.deadline()  # one deadline for all the partitions this flush writes, one after another
         if (since := windows.take_removed()) is not None:  # a run refunded or moved: the `~quotas` records written
             routed = {p: set() for p in self.owned  # since it was recorded still hold it, and a restore's union
                       if self._quotas_at.get(p, 0) >= since} | routed  # would count it again (only those)
@@ -66,10 +67,10 @@ class FleetState:
             slices = cut(self.engine.state, incidents)
             self._quotas_at[partition] = windows.recorded  # what the record holds: every run recorded so far
             await self.changelog.write(partition, {i: slices.get(i) for i in incidents},
-                                       quotas=windows.runs(), urgent=urgent)
+                                       quotas=windows.runs(), urgent=urgent, until=until)
         for partition, left in moved.items():  # after the new record: a crash between leaves two, never none
             if partition in self.owned:
-                await self.changelog.write(partition, dict.fromkeys(left), urgent=urgent)
+                await self.changelog.write(partition, dict.fromkeys(left), urgent=urgent, until=until)
 
     async def evict(self) -> list[str]:
         """Evict closed incidents: tombstone them, and remember up to which event time their group keys stay quiet;
@@ -93,8 +94,9 @@ class FleetState:
                 slices[closed_key(rb, group_key)] = EngineSnapshot(closed=closed)
                 self.closed.note(partition, closed)
         self.partitions.forget(incidents)
+        until = self.changelog.deadline()  # one deadline for all its partitions' writes (`Changelog.write`)
         for partition, tombstones in by_partition.items():
-            await self.changelog.write(partition, tombstones)
+            await self.changelog.write(partition, tombstones, until=until)
         return incidents
 
     async def fetch(self, partition: int) -> list[EngineSnapshot] | None:

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
-from responder.errors import ChangelogError, ChangelogTooShort
+from responder.errors import ChangelogError, ChangelogTooShort, ChangelogWriteTimedOut
 from responder.ingest.clients import _start_with_retry, resending, send_all, send_retrying, with_admin
 from responder.ingest.transactions import Transactions
 
@@ -37,6 +37,11 @@ log = structlog.get_logger(__name__)
 QUOTAS_KEY = b"~quotas"
 FENCE_KEY = b"~fence"
 GROW_WAIT_S = 30.0  # longest wait for a grown changelog's new partition to show in the metadata
+WRITE_DEADLINE_S = 45.0
+"""Seconds a changelog write outside transactions may take in all, from its call (its partition's lock included)
+across its resends, and for a flush across the partitions it writes one after another (`until`): below the rebalance
+timeout and the poll interval, so a broker that stays down stops the replica before the group drops it (docs/fleet.md,
+"Changelog write deadline")."""
 
 
 class Changelog:
@@ -49,6 +54,11 @@ class Changelog:
         self.writes = 0
         self._order: dict[int, asyncio.Lock] = {}  # one write of a partition at a time, resends included (`write`)
         self.txn: Transactions | None = None  # set when the broker runs transactions (responder.ingest.transactions)
+        self.write_deadline = WRITE_DEADLINE_S
+
+    def deadline(self) -> float:
+        """The loop time by which a write (or a flush's writes, given it as `until`) started now must be done."""
+        return asyncio.get_running_loop().time() + self.write_deadline
 
     async def start(self, deadline: float = 30.0) -> None:
         """Connect the producer."""
@@ -63,7 +73,7 @@ class Changelog:
             await self.producer.stop()
 
     async def write(self, partition: int, slices: Mapping[str, EngineSnapshot | None],
-                    quotas: list[QuotaRun] | None = None, *, urgent: bool = False) -> None:
+                    quotas: list[QuotaRun] | None = None, *, urgent: bool = False, until: float | None = None) -> None:
         """Send every slice by key (None: a tombstone) to `partition` and wait for all the acks.
 
         After a transient error (a leader moved or down past the batch's expiry) every record is sent again
@@ -75,6 +85,10 @@ class Changelog:
         resent after a transient error never lands after a later write of its key (the eviction's tombstone, a newer
         slice), which compaction would keep instead (docs/fleet.md, "Write order"). `Transactions.write` does the same
         with its partition's lock.
+
+        Outside transactions the write is done by `until` (loop time; `deadline()` from now when None), or raises
+        ChangelogWriteTimedOut, which fails the timeline's changelog barrier as any failed write does: nothing it
+        carried acts or is committed, and the service stops.
         """
         records = [(key.encode(), None if s is None else s.model_dump_json().encode()) for key, s in slices.items()]
         if quotas is not None:
@@ -84,9 +98,19 @@ class Changelog:
         if self.txn is not None:
             await self.txn.write(partition, records, urgent=urgent)
         else:
-            async with self._order.setdefault(partition, asyncio.Lock()):
-                await resending(self.producer, self.topic,
-                                lambda: send_all(self.producer, self.topic, records, partition))
+            timer = asyncio.timeout_at(self.deadline() if until is None else until)
+            try:
+                async with timer, self._order.setdefault(partition, asyncio.Lock()):
+                    await resending(self.producer, self.topic,
+                                    lambda: send_all(self.producer, self.topic, records, partition))
+            except TimeoutError as exc:
+                if not timer.expired():
+                    raise
+                log.critical("changelog_write_deadline_passed", topic=self.topic, partition=partition,
+                             deadline_s=self.write_deadline)
+                raise ChangelogWriteTimedOut(
+                    f"changelog {self.topic}[{partition}]: the write was not acknowledged within its deadline "
+                    f"({self.write_deadline:g}s from the flush's first write, resends included)") from exc
         self.writes += len(records)
 
     async def ensure_partition(self, partition: int, deadline: float = GROW_WAIT_S) -> None:

@@ -31,8 +31,12 @@ class CompactedChangelog:
     async def read(self, partition: int) -> list[EngineSnapshot]:
         return [s for s in self.keys.get(partition, {}).values() if s is not None]
 
+    def deadline(self) -> float:
+        """No deadline: these writes never wait."""
+        return float("inf")
+
     async def write(self, partition: int, slices: dict[str, EngineSnapshot | None],
-                    quotas: list[QuotaRun] | None = None, urgent: bool = False) -> None:
+                    quotas: list[QuotaRun] | None = None, urgent: bool = False, until: float | None = None) -> None:
         self.keys.setdefault(partition, {}).update(slices)
         if quotas is not None:
             self.keys[partition]["~quotas"] = EngineSnapshot(quotas=quotas)

@@ -144,7 +144,7 @@ async def test_a_flood_of_refunds_rewrites_only_the_partitions_holding_the_runs(
     written: list[int] = []
     real = log.write
 
-    async def write(partition: int, slices: Any, quotas: Any = None, urgent: bool = False) -> None:
+    async def write(partition: int, slices: Any, quotas: Any = None, urgent: bool = False, until: Any = None) -> None:
         if quotas is not None:
             written.append(partition)
         await real(partition, slices, quotas, urgent)

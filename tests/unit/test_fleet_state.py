@@ -36,8 +36,12 @@ class FlakyChangelog:
             raise ChangelogError("changelog t[1] record b'k' does not parse: ('incidents',): bad")
         return []
 
+    def deadline(self) -> float:
+        """No deadline: these writes never wait."""
+        return float("inf")
+
     async def write(self, partition: int, slices: dict[str, EngineSnapshot | None], quotas: object = None,
-                    urgent: bool = False) -> None:
+                    urgent: bool = False, until: float | None = None) -> None:
         self.written.append((partition, dict(slices)))
 
 
