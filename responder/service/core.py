@@ -45,6 +45,7 @@ from responder.models.runbook import Runbook
 from responder.normalise import known
 from responder.pipeline import Pipeline
 from responder.service.batches import BatchHandling
+from responder.service.chores import Chores
 from responder.service.running import Running
 from responder.service.wiring import (
     NO_KAFKA,
@@ -161,7 +162,7 @@ class Service(BatchHandling, Running):
                                         options=options,
                                         group_instance_id=f"{settings.kafka_group_instance_id}.approvals"
                                         if settings.kafka_group_instance_id and self.fleet is None else None)
-        self._evicted_at = clock()
+        self._evicted_at, self._chores = clock(), Chores()
         # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
         self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
                                  clock=clock, replies=self.fleet_guard,  # completed requests, fleet-wide

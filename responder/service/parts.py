@@ -27,6 +27,7 @@ from responder.ingest.security import KafkaOptions
 from responder.metrics import Metrics
 from responder.metrics_server import MetricsServer
 from responder.pipeline import Pipeline
+from responder.service.chores import Chores
 from responder.settings import Settings
 from responder.timeline.archive import Archiver
 from responder.timeline.recorder import Recorder
@@ -62,6 +63,7 @@ class Parts:
     _lock: Gate  # exclusive: rebalances, evictions, decisions (`acting`); shared: the partitions' lanes
     _stop: asyncio.Event
     _evicted_at: float
+    _chores: Chores  # the alert loop's eviction and idle flush, run beside it (chores.py)
     _recovered_at: int  # the timeline's next sequence number at the last recovery
     _rebalances: int  # rebalance callbacks run so far (revocations and assignments)
     _rebalance_error: BaseException | None  # what a rebalance callback raised; the next chunk and poll raise it

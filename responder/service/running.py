@@ -1,8 +1,9 @@
 """A service's life: check and recover, start the clients, run the alert, approval and operator loops, drain, close.
 
 `Running` is mixed into `Service` (responder/service/core.py). The alert loop polls and hands each partition's
-records to `Flow`, whose lanes call `BatchHandling._handle_batch`; between polls it evicts closed incidents and
-retries the fleet's failed restores (`PartitionKeeping`). Decisions and operator requests have their own loops
+records to `Flow`, whose lanes call `BatchHandling._handle_batch`; between polls it starts the eviction of closed
+incidents and the idle flush beside it (`Chores`: it never awaits the batch gate or the changelog between two polls)
+and retries the fleet's failed restores (`PartitionKeeping`). Decisions and operator requests have their own loops
 (`SignedLoops`, signed.py).
 """
 
@@ -175,8 +176,10 @@ class Running(SignedLoops):
     async def _alerts_loop(self) -> None:
         try:
             await self._consume()
+            await self._chores.close()  # an eviction or idle flush in hand ends first (its failure is raised)
         except BaseException:
             self._stop.set()  # stopping: a partition assigned from now on is not restored (partitions.py)
+            await self._chores.close(cancel=True)
             await self._end_restore()
             await self.flow.close(cancel=True)
             await self.commits.cancel()  # nothing more is committed once the service failed
@@ -189,7 +192,9 @@ class Running(SignedLoops):
         while not self._stop.is_set():
             if self._rebalance_error is not None:  # a rebalance callback failed (aiokafka only logged it)
                 raise self._rebalance_error
-            await self._evict()
+            self._chores.check()  # an eviction or idle flush that failed stops the service, as when awaited here
+            if self.clock() - self._evicted_at >= self.settings.evict_every:  # beside the loop: it awaits the gate
+                self._chores.start("evict", self._evict)
             self._fleet_upkeep()
             batch = await self._polled(self.ingest, "alerts")
             if self._rebalance_error is not None:  # a rebalance callback failed (aiokafka only logged it)
@@ -207,8 +212,8 @@ class Running(SignedLoops):
                 self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
             self.flow.submit(batch)  # each partition in its lane; paused while its in-flight budget is full
             self.commits.tick()  # the offsets the lanes handled, when kafka_commit_interval_ms has passed
-            if not batch:  # idle: a due checkpoint still seals the tail (and ships its segment)
-                await self.recorder.flush()
+            if not batch:  # idle: a due checkpoint still seals the tail (and ships its segment), beside the loop
+                self._chores.start("flush", self.recorder.flush)
 
 
 async def _each(steps: list[Callable[[], Awaitable[None] | None]]) -> None:
