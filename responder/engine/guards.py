@@ -23,12 +23,15 @@ A *soft* trip (quota, max targets, kill switch) turns the step into an approval 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from responder.actuators.base import ModelConfig
 from responder.engine.arnforms import ANYWHERE, Home
@@ -41,6 +44,12 @@ from responder.engine.tagreads import ResourceTags, carries, tag_refusal
 from responder.models.event import Event, Resource
 from responder.models.runbook import Protected, Quota, Runbook
 
+log = structlog.get_logger(__name__)
+
+READS_DEADLINE_S = 15.0
+"""Seconds one step's guard reads through AWS (KMS aliases, IAM principals, tags: one after another, each retried
+within `KeptReads.DEADLINE_S`) may take in all; past it the step is refused, as when a read fails (fail closed). A
+released decision's step reads under the batch gate: this bounds how long it holds the lanes (docs/fleet.md)."""
 UNCOUNTED = "quota_uncounted"
 """The guard of a quota that cannot be counted yet: its parked steps are checked again once it can."""
 _COUNTS = re.compile(r"(?<= ran )\d+(?= time\(s\))"  # a quota's runs in its window
@@ -160,6 +169,7 @@ class Guards:
         """Why some quota windows are not counted now (None when all are): a fleet replica's partitions still being
         restored carry theirs. Set by the service in fleet mode."""
         self.global_shared = False
+        self.reads_deadline = READS_DEADLINE_S
         """Whether the global quotas are also counted fleet-wide (the DynamoDB guard), which needs no local windows."""
 
     def limits_targets(self, rb: Runbook) -> bool:
@@ -186,8 +196,26 @@ class Guards:
             return None
         forms, named = identifier_forms(target, params, event, actuator, self.policy.home)
         hit = _matching(protected, target, forms, named)
+        if hit is not None:
+            return hit
+        timer = asyncio.timeout(self.reads_deadline)
+        try:
+            async with timer:
+                return await self._read_protected(protected, actuator, target, params, forms, named)
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            log.warning("guard_reads_deadline_passed", target=target, actuator=actuator,
+                        deadline_s=self.reads_deadline)
+            return (f"{target!r}: the guard's reads through AWS did not end within {self.reads_deadline:g}s, so it "
+                    "cannot tell that the target is not protected (refused: fail closed)")
+
+    async def _read_protected(self, protected: tuple[Protected, Protected], actuator: str, target: str,
+                              params: Mapping[str, Any], forms: set[str], named: Sequence[Resource]) -> str | None:
+        """`protected`'s reads through AWS, one after another (their total bounded by the caller)."""
+        hit = None
         ids = [i for p in protected for i in p.ids]
-        if hit is None and any(names_alias(i) for i in ids) and (keys := key_ids(forms)):
+        if any(names_alias(i) for i in ids) and (keys := key_ids(forms)):
             hit = await _by_reads(self.aliases, "KMS key(s)", protected, target, forms, named, keys)
         if hit is None and (kinds := {k for i in ids for k in principal_kinds(i, self.policy.home.account)}) and (
                 names := {n for n in principals(target, params, named) if n.split("/", 1)[0] in kinds}):

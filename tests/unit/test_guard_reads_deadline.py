@@ -1,0 +1,71 @@
+"""One step's guard reads through AWS have one total deadline (`Guards.reads_deadline`): reads that hang, or that
+one after another take longer, refuse the step as a read that fails does (fail closed), instead of holding the lane
+or, for a released decision, the batch gate (responder/engine/guards.py, docs/fleet.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import responder.actuators.aws  # noqa: F401  # registers the AWS actuators
+from responder.engine.guards import GuardPolicy, Guards
+from responder.engine.iamprincipals import PrincipalForms
+from responder.models.runbook import Protected, Runbook
+from tests.unit.test_iam_principals import DEPLOYER, IAM, QUARANTINE, ROLE_ID, Iam
+from tests.unit.test_kms_aliases import Clock
+from tests.unit.test_protection import _event
+from tests.unit.test_protection_forms import _trips
+
+DEADLINE = 0.3
+ENDPOINT = {"endpoint_name": "fraud-scoring", "role_names": ["app-worker", "prod-deployer", "break-glass"]}
+
+
+class SlowIam(Iam):
+    """IAM answering each read after `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(IAM)
+        self.delay = delay
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        await asyncio.sleep(self.delay)
+        return await super().call(service, operation, **kwargs)
+
+
+def _refusal(iam: SlowIam, actuator: str, with_: dict[str, Any]) -> str | None:
+    """The step's hard trip, its guard reads bounded by DEADLINE (the test fails after 5 s: a read hung)."""
+    guards = Guards(GuardPolicy(protected=Protected(ids=[ROLE_ID])), principals=PrincipalForms(iam, clock=Clock()))
+    guards.reads_deadline = DEADLINE
+
+    async def check() -> str | None:
+        async with asyncio.timeout(5):
+            return await guards.protected(_rb(actuator, with_), actuator, with_.get("principal_name") or
+                                          with_["endpoint_name"], with_, _event())
+
+    return asyncio.run(check())
+
+
+def _rb(actuator: str, with_: dict[str, Any]) -> Runbook:
+    return Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
+                                   "steps": [{"id": "s", "actuator": actuator, "with": with_}]})
+
+
+def test_a_guard_read_that_hangs_refuses_the_step_at_the_deadline() -> None:
+    """IAM never answering within the deadline: the step is refused, saying the reads ran out of time."""
+    detail = _refusal(SlowIam(60.0), QUARANTINE, DEPLOYER)
+    assert detail is not None
+    assert "did not end within 0.3s" in detail
+
+
+def test_reads_that_together_pass_the_deadline_refuse_the_step() -> None:
+    """Three roles read one after another, each well within the deadline, together past it: refused (before, each
+    read had its own bound and the step waited for all three)."""
+    detail = _refusal(SlowIam(DEADLINE / 2), "aws.sagemaker.isolate_endpoint", ENDPOINT)
+    assert detail is not None
+    assert "did not end within" in detail
+
+
+def test_reads_within_the_deadline_decide_as_before() -> None:
+    """Fast reads: the protected role is found by its id (the deadline changes nothing when reads are quick)."""
+    assert any(t.hard and ROLE_ID in t.detail for t in _trips(
+        [ROLE_ID], QUARANTINE, DEPLOYER, principals=PrincipalForms(SlowIam(0.0), clock=Clock())))
