@@ -64,7 +64,8 @@ NOT_DIGESTED: dict[str, frozenset[str]] = {
     "how records arrive and how fast, not what is done with them; a replica in another group or guard table is in "
     "another fleet; the digest's own switch is this replica's role in a rollout":
         frozenset({"kafka_bootstrap", "group_id", "deadletter_topic", "deadletter_max_bytes", "session_timeout_ms",
-                   "rebalance_timeout_ms", "kafka_group_instance_id", "max_batch", "max_in_flight",
+                   "rebalance_timeout_ms", "kafka_max_poll_interval_ms", "changelog_write_deadline",
+                   "kafka_group_instance_id", "max_batch", "max_in_flight",
                    "kafka_fetch_max_wait_ms", "kafka_fetch_idle_wait_ms", "kafka_commit_interval_ms",
                    "kafka_connect_timeout", "kafka_manual_assignment", "kafka_transactions", "fenced_rejoins",
                    "fleet_guard_table", "fleet_adopt_digest", "kafka_security"}),

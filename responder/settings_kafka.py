@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings
 
 from responder.kafka_config import KafkaSecurity
@@ -33,6 +33,11 @@ class KafkaSettings(BaseSettings):
         default=120_000, ge=1000, description="how long a replica may take to finish the chunks in hand when its "
                                               "partitions move; one slower than this is dropped from the group and "
                                               "may act after its partitions moved (docs/fleet.md)")
+    kafka_max_poll_interval_ms: int = Field(
+        default=300_000, ge=1000, description="longest a replica may go between two polls of its alert consumer "
+                                              "before it leaves the group (aiokafka's default); the poll loop awaits "
+                                              "neither the batch gate nor the changelog, and must stay above "
+                                              "changelog_write_deadline (docs/fleet.md, \"Deadlines\")")
     kafka_group_instance_id: str | None = Field(
         default=None, description="static group membership (KIP-345): a stable id unique per replica (e.g. the pod "
                                   "name); a restart after a crash takes its old place without waiting for the "
@@ -68,6 +73,11 @@ class KafkaSettings(BaseSettings):
         default=None, description="fleet mode: the compacted state changelog, co-partitioned with the alert "
                                   "topics (grown to match when they grow: ALTER on it); each partition's engine "
                                   "state follows the partition (docs/fleet.md)")
+    changelog_write_deadline: float = Field(
+        default=45.0, gt=0, description="fleet mode without transactions: seconds a changelog write may take in all "
+                                        "(resends included; a flush's partitions share it); past it the service "
+                                        "stops, nothing of it acted or committed. Below the rebalance timeout and "
+                                        "the poll interval (docs/fleet.md, \"Deadlines\")")
     kafka_transactions: Literal["auto", "on", "off"] = Field(
         default="auto", description="fleet mode: write the changelog and commit offsets in one Kafka transaction, "
                                     "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "
@@ -87,3 +97,14 @@ class KafkaSettings(BaseSettings):
     kafka_security: KafkaSecurity = Field(
         default_factory=KafkaSecurity, description="TLS / SASL for every Kafka client (docs/kafka.md); "
                                                    "env RESPONDER_KAFKA_SECURITY__PROTOCOL=SASL_SSL etc.")
+
+    @field_validator("changelog_write_deadline")
+    @classmethod
+    def _below_the_group_timeouts(cls, deadline: float, info: ValidationInfo) -> float:
+        """A write that may take longer than the group waits for the replica outlives its place in the group."""
+        for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms"):
+            limit = info.data.get(name)
+            if isinstance(limit, int) and deadline * 1000 >= limit:
+                raise ValueError(f"{deadline:g}s is not below {name} ({limit} ms): a changelog write that takes that "
+                                 f"long outlives the replica's place in its group; lower it or raise {name}")
+        return deadline

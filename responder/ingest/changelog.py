@@ -47,14 +47,15 @@ timeout and the poll interval, so a broker that stays down stops the replica bef
 class Changelog:
     """Writes incident slices to partition p and reads partition p back, latest record per key."""
 
-    def __init__(self, bootstrap: str, topic: str, *, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, options: Mapping[str, Any] | None = None,
+                 write_deadline: float = WRITE_DEADLINE_S) -> None:
         self.bootstrap, self.topic, self.options = bootstrap, topic, dict(options or {})
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
                                          compression_type="gzip", max_request_size=8 * 1024 * 1024, **self.options)
         self.writes = 0
         self._order: dict[int, asyncio.Lock] = {}  # one write of a partition at a time, resends included (`write`)
         self.txn: Transactions | None = None  # set when the broker runs transactions (responder.ingest.transactions)
-        self.write_deadline = WRITE_DEADLINE_S
+        self.write_deadline = write_deadline  # RESPONDER_CHANGELOG_WRITE_DEADLINE
 
     def deadline(self) -> float:
         """The loop time by which a write (or a flush's writes, given it as `until`) started now must be done."""

@@ -92,6 +92,7 @@ class KafkaIngest:
         deadletter_max_bytes: int = DLQ_MAX_BYTES,
         group_instance_id: str | None = None,
         rebalance_timeout_ms: int | None = None,
+        max_poll_interval_ms: int = 300_000,
         fetch_max_wait_ms: int = 500,
         fetch_idle_wait_ms: int | None = None,
     ) -> None:
@@ -116,6 +117,7 @@ class KafkaIngest:
             # group moves its partitions without it; aiokafka's default is the session timeout
             rebalance_timeout_ms=max(session_timeout_ms, rebalance_timeout_ms or session_timeout_ms),
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
+            max_poll_interval_ms=max_poll_interval_ms,  # kafka_max_poll_interval_ms (docs/fleet.md, "Deadlines")
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=fetch_max_wait_ms,
             metadata_max_age_ms=self.metadata_max_age_ms if manual_assignment else self.group_metadata_max_age_ms,

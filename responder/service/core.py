@@ -133,8 +133,7 @@ class Service(BatchHandling, Running):
             settings.topics,
             settings.group_id,
             settings.deadletter_topic,
-            session_timeout_ms=settings.session_timeout_ms,
-            max_batch=settings.max_batch,
+            session_timeout_ms=settings.session_timeout_ms, max_batch=settings.max_batch,
             on_assigned=self._on_assigned,
             on_revoked=self._on_revoked,
             manual_assignment=settings.kafka_manual_assignment,
@@ -143,6 +142,7 @@ class Service(BatchHandling, Running):
             deadletter_max_bytes=settings.deadletter_max_bytes,
             group_instance_id=settings.kafka_group_instance_id,
             rebalance_timeout_ms=settings.rebalance_timeout_ms,
+            max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             fetch_idle_wait_ms=settings.kafka_fetch_idle_wait_ms,
         )
@@ -150,7 +150,8 @@ class Service(BatchHandling, Running):
         self.fleet = None
         if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
             self.fleet = FleetState(self.engine, Changelog(settings.kafka_bootstrap, settings.changelog_topic,
-                                                           options=options))
+                                                           options=options,
+                                                           write_deadline=settings.changelog_write_deadline))
             self.recorder.barriers.append(self.fleet.on_durable)
             self.metrics.changelog_missing.set_function(lambda: len(self.fleet.short) if self.fleet else 0)
             global_guards.uncounted = self._uncounted  # a quota that cannot be counted yet waits, parked

@@ -1,0 +1,48 @@
+"""The group's timeouts and the changelog write deadline are settings with one rule between them: a write deadline
+not below the rebalance timeout and the poll interval is one line naming it, exit 3 (responder/settings_kafka.py,
+docs/fleet.md, "Deadlines"); both reach the clients that use them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from responder.cli import app
+from responder.service import Service
+from responder.settings import Settings
+from tests.fakes import FakeIam
+
+
+@pytest.mark.parametrize(("env", "names"), [
+    ({"RESPONDER_CHANGELOG_WRITE_DEADLINE": "120"}, "rebalance_timeout_ms (120000 ms)"),
+    ({"RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS": "30000"}, "kafka_max_poll_interval_ms (30000 ms)"),
+])
+def test_a_write_deadline_not_below_the_group_timeouts_is_one_line_and_exit_3(
+        monkeypatch: pytest.MonkeyPatch, env: dict[str, str], names: str) -> None:
+    """A changelog write deadline at the rebalance timeout, or a poll interval below the deadline: one stderr line
+    naming RESPONDER_CHANGELOG_WRITE_DEADLINE and the timeout it must stay below; exit 3."""
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(app, ["deadletter", "replay", "--bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("✗ RESPONDER_CHANGELOG_WRITE_DEADLINE=")
+    assert names in lines[0]
+
+
+async def test_the_poll_interval_and_the_write_deadline_reach_their_clients(tmp_path: Path) -> None:
+    """kafka_max_poll_interval_ms is the alert consumer's max_poll_interval_ms; changelog_write_deadline the
+    changelog's write deadline."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                        changelog_topic="c", kafka_max_poll_interval_ms=90_000, changelog_write_deadline=20.0)
+    service = Service(settings, aws=FakeIam(), runbooks=[])
+    try:
+        assert service.ingest.consumer._max_poll_interval_ms == 90_000
+        assert service.fleet is not None
+        assert service.fleet.changelog.write_deadline == 20.0
+    finally:
+        service.recorder.close()
+        await service.close_unstarted()
