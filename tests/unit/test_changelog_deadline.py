@@ -19,6 +19,7 @@ from responder.ingest.changelog import Changelog
 from tests.fakes import MetadataClient
 from tests.kit import make_kit
 from tests.unit.test_approvals import WIPE
+from tests.unit.test_changelog_transient import _changelog as with_producer
 from tests.unit.test_fleet_slices import _entry
 
 DEADLINE = 0.3
@@ -45,9 +46,7 @@ class _DownBroker:
 
 
 async def _changelog(producer: _DownBroker) -> Changelog:
-    changelog = Changelog("127.0.0.1:1", "changelog")
-    await changelog.producer.stop()
-    changelog.producer = producer  # type: ignore[assignment]
+    changelog = await with_producer(producer)  # type: ignore[arg-type]
     changelog.write_deadline = DEADLINE
     return changelog
 
