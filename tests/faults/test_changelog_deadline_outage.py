@@ -1,0 +1,46 @@
+"""A changelog write to a broker that stops answering for longer than the write's deadline fails at that deadline
+(ChangelogWriteTimedOut), not once the broker answers again: the replica stops within the group's timeouts instead of
+waiting for the broker past them (the embedded broker's process SIGSTOPped; responder/ingest/changelog.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from structlog.testing import capture_logs
+
+from responder.engine.incidents import Incident
+from responder.engine.snapshot import EngineSnapshot
+from responder.errors import ChangelogWriteTimedOut
+from responder.ingest.changelog import Changelog, ensure_changelog
+from tests.faults.test_producer_outage import FAST, _broker, _outage  # noqa: F401  # _broker: the fixture
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 2.0  # a few request timeouts (FAST): at least one resend before it passes
+OUTAGE_S = 6.0
+
+
+async def test_a_changelog_write_to_a_stopped_broker_fails_at_its_deadline(broker, unique):
+    """The broker stopped for 6 s: a write with a 2 s deadline raises ChangelogWriteTimedOut within about 2 s (before:
+    it was sent again for 30 s after its first failure and landed once the broker answered)."""
+    topic = f"changelog-{unique}"
+    await ensure_changelog(broker.bootstrap, topic, 1)
+    changelog = Changelog(broker.bootstrap, topic, options=FAST, write_deadline=DEADLINE_S)
+    await changelog.start()
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    loop = asyncio.get_running_loop()
+    try:
+        await changelog.write(0, {"i0": EngineSnapshot(incidents=[Incident("i0", "rb", "g0", at, at)])})
+        outage = asyncio.create_task(_outage(broker, OUTAGE_S))
+        await asyncio.sleep(0.2)
+        started = loop.time()
+        with capture_logs() as logs, pytest.raises(ChangelogWriteTimedOut):
+            await changelog.write(0, {"i1": EngineSnapshot(incidents=[Incident("i1", "rb", "g1", at, at)])})
+        took = loop.time() - started
+        assert took < DEADLINE_S + 1.0, took
+        assert "changelog_write_deadline_passed" in [e["event"] for e in logs]
+        await outage
+    finally:
+        await changelog.stop()
