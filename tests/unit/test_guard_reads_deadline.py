@@ -5,16 +5,19 @@ or, for a released decision, the batch gate (responder/engine/guards.py, docs/fl
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import responder.actuators.aws  # noqa: F401  # registers the AWS actuators
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.iamprincipals import PrincipalForms
 from responder.models.runbook import Protected, Runbook
-from tests.unit.test_iam_principals import DEPLOYER, IAM, QUARANTINE, ROLE_ID, Iam
+from tests.kit import DEACTIVATE_STEPS, make_kit
+from tests.unit.test_iam_principals import DEPLOYER, IAM, QUARANTINE, ROLE_ID, USER_ID, Iam
 from tests.unit.test_kms_aliases import Clock
 from tests.unit.test_protection import _event
 from tests.unit.test_protection_forms import _trips
+from tests.unit.test_trace_timeline import ESCALATE
 
 DEADLINE = 0.3
 ENDPOINT = {"endpoint_name": "fraud-scoring", "role_names": ["app-worker", "prod-deployer", "break-glass"]}
@@ -69,3 +72,25 @@ def test_reads_within_the_deadline_decide_as_before() -> None:
     """Fast reads: the protected role is found by its id (the deadline changes nothing when reads are quick)."""
     assert any(t.hard and ROLE_ID in t.detail for t in _trips(
         [ROLE_ID], QUARANTINE, DEPLOYER, principals=PrincipalForms(SlowIam(0.0), clock=Clock())))
+
+
+async def test_a_step_refused_for_its_reads_deadline_is_escalated(tmp_path: Path) -> None:
+    """IAM hangs on the protected-id read of the user a deactivation names: the step is refused and on-call is told."""
+    protected = f"guards: {{protected: {{ids: [{USER_ID}]}}}}\n"
+    kit = make_kit(tmp_path, {"rb": protected + DEACTIVATE_STEPS + ESCALATE})
+    real = kit.iam.call
+
+    async def call(service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        if operation == "get_user":
+            await asyncio.sleep(60)
+        return await real(service, operation, **kwargs)
+
+    kit.iam.call = call  # type: ignore[method-assign]
+    kit.engine.guards.reads_deadline = DEADLINE
+    async with asyncio.timeout(5):
+        await kit.send()
+    [result] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
+    assert result["status"] == "refused"
+    assert "did not end within" in result["error"]
+    assert [(p.target, p.message) for p in kit.echo.applied] == [("oncall", "deactivate failed")]
+    assert kit.iam.count("update_access_key") == 0
