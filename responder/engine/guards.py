@@ -169,8 +169,9 @@ class Guards:
         """Why some quota windows are not counted now (None when all are): a fleet replica's partitions still being
         restored carry theirs. Set by the service in fleet mode."""
         self.global_shared = False
-        self.reads_deadline = READS_DEADLINE_S
         """Whether the global quotas are also counted fleet-wide (the DynamoDB guard), which needs no local windows."""
+        self.reads_deadline = READS_DEADLINE_S
+        """Seconds one step's guard reads through AWS may take in all (`READS_DEADLINE_S`)."""
 
     def limits_targets(self, rb: Runbook) -> bool:
         """Whether any max-targets guard applies to `rb` (otherwise no plan is needed up front)."""
