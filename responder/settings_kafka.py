@@ -36,8 +36,8 @@ class KafkaSettings(BaseSettings):
     kafka_max_poll_interval_ms: int = Field(
         default=300_000, ge=1000, description="longest a replica may go between two polls of its alert consumer "
                                               "before it leaves the group (aiokafka's default); the poll loop awaits "
-                                              "neither the batch gate nor the changelog, and must stay above "
-                                              "changelog_write_deadline (docs/fleet.md, \"Deadlines\")")
+                                              "neither the batch gate nor the changelog, and in fleet mode must "
+                                              "stay above changelog_write_deadline (docs/fleet.md, \"Deadlines\")")
     kafka_group_instance_id: str | None = Field(
         default=None, description="static group membership (KIP-345): a stable id unique per replica (e.g. the pod "
                                   "name); a restart after a crash takes its old place without waiting for the "
@@ -76,8 +76,8 @@ class KafkaSettings(BaseSettings):
     changelog_write_deadline: float = Field(
         default=45.0, gt=0, description="fleet mode without transactions: seconds a changelog write may take in all "
                                         "(resends included; a flush's partitions share it); past it the service "
-                                        "stops, nothing of it acted or committed. Below the rebalance timeout and "
-                                        "the poll interval (docs/fleet.md, \"Deadlines\")")
+                                        "stops, nothing of it acted or committed. In fleet mode below the rebalance "
+                                        "timeout and the poll interval (docs/fleet.md, \"Deadlines\")")
     kafka_transactions: Literal["auto", "on", "off"] = Field(
         default="auto", description="fleet mode: write the changelog and commit offsets in one Kafka transaction, "
                                     "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "
@@ -101,7 +101,10 @@ class KafkaSettings(BaseSettings):
     @field_validator("changelog_write_deadline")
     @classmethod
     def _below_the_group_timeouts(cls, deadline: float, info: ValidationInfo) -> float:
-        """A write that may take longer than the group waits for the replica outlives its place in the group."""
+        """A write that may take longer than the group waits for the replica outlives its place in the group (fleet
+        mode only: without a changelog nothing is written, and a setting valid before this one existed still loads)."""
+        if not info.data.get("changelog_topic"):
+            return deadline
         for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms"):
             limit = info.data.get(name)
             if isinstance(limit, int) and deadline * 1000 >= limit:

@@ -23,6 +23,7 @@ def test_a_write_deadline_not_below_the_group_timeouts_is_one_line_and_exit_3(
         monkeypatch: pytest.MonkeyPatch, env: dict[str, str], names: str) -> None:
     """A changelog write deadline at the rebalance timeout, or a poll interval below the deadline: one stderr line
     naming RESPONDER_CHANGELOG_WRITE_DEADLINE and the timeout it must stay below; exit 3."""
+    monkeypatch.setenv("RESPONDER_CHANGELOG_TOPIC", "responder.changelog")
     for variable, value in env.items():
         monkeypatch.setenv(variable, value)
     result = CliRunner().invoke(app, ["deadletter", "replay", "--bootstrap", "127.0.0.1:1"])
@@ -31,6 +32,14 @@ def test_a_write_deadline_not_below_the_group_timeouts_is_one_line_and_exit_3(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("✗ RESPONDER_CHANGELOG_WRITE_DEADLINE=")
     assert names in lines[0]
+
+
+def test_the_write_deadline_is_not_checked_without_a_changelog(tmp_path: Path) -> None:
+    """Outside fleet mode no changelog is written: a rebalance timeout or poll interval below the write deadline
+    (valid before the deadline existed) still loads."""
+    settings = Settings(timeline_path=tmp_path / "t.jsonl", rebalance_timeout_ms=30_000,
+                        kafka_max_poll_interval_ms=30_000)
+    assert settings.changelog_write_deadline > 30.0
 
 
 async def test_the_poll_interval_and_the_write_deadline_reach_their_clients(tmp_path: Path) -> None:
