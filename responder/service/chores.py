@@ -50,7 +50,8 @@ class Chores:
                     raise exc
 
     async def close(self, *, cancel: bool = False) -> None:
-        """Wait for the chores still running (cancelled first with `cancel`), then raise a failure among them."""
+        """Wait for the chores still running, then raise a failure among them; with `cancel` (the loop failed: its
+        error is the one raised) cancel them first, and log a failure one of them had ended with (`chore_failed`)."""
         tasks = list(self._tasks.values())
         if cancel:
             for task in tasks:
@@ -58,4 +59,7 @@ class Chores:
         await asyncio.gather(*tasks, return_exceptions=True)
         if not cancel:
             self.check()
+        for name, task in self._tasks.items():
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.error("chore_failed", chore=name, error=f"{type(exc).__name__}: {exc}")
         self._tasks.clear()

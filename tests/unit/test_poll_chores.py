@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from responder.errors import ChangelogWriteTimedOut
 from responder.models.event import RawRecord
@@ -112,3 +113,35 @@ async def test_a_chore_that_failed_stops_the_loop(tmp_path: Path) -> None:
         service.ingest.consumer = real
         service.recorder.close()
         await service.close_unstarted()
+
+
+async def test_a_chore_failure_behind_another_error_is_logged(tmp_path: Path) -> None:
+    """The loop fails for another reason (a rebalance) while an eviction that failed waits to be raised: the
+    eviction's failure is logged (`chore_failed`), not dropped with the chore."""
+    service, _, real = _service(tmp_path)
+    evicted = asyncio.Event()
+
+    async def evict() -> None:
+        evicted.set()
+        raise ChangelogWriteTimedOut("changelog c[0]: the eviction's tombstones were not acknowledged")
+
+    async def polled(*_: Any, **__: Any) -> dict[Any, list[RawRecord]]:
+        await evicted.wait()
+        await asyncio.sleep(0)
+        service._rebalance_error = RuntimeError("a rebalance failed")
+        return {}
+
+    service._evict = evict  # type: ignore[method-assign]
+    service._evicted_at = float("-inf")
+    service._polled = polled  # type: ignore[method-assign]
+    try:
+        with capture_logs() as logs, pytest.raises(RuntimeError, match="a rebalance failed"):
+            async with asyncio.timeout(5):
+                await service._alerts_loop()
+    finally:
+        service.ingest.consumer = real
+        service.recorder.close()
+        await service.close_unstarted()
+    [failed] = [e for e in logs if e["event"] == "chore_failed"]
+    assert failed["chore"] == "evict"
+    assert "ChangelogWriteTimedOut" in failed["error"]
