@@ -55,9 +55,14 @@ async def _end(service: Service, loop: asyncio.Task[None], real: Any) -> None:
         async with asyncio.timeout(5):
             await loop
     finally:
-        service.ingest.consumer = real
-        service.recorder.close()
-        await service.close_unstarted()
+        await _closed(service, real)
+
+
+async def _closed(service: Service, real: Any) -> None:
+    """Give the service its real consumer back and close what it built."""
+    service.ingest.consumer = real
+    service.recorder.close()
+    await service.close_unstarted()
 
 
 async def test_polls_go_on_while_a_due_eviction_waits_for_the_gate(tmp_path: Path) -> None:
@@ -110,9 +115,7 @@ async def test_a_chore_that_failed_stops_the_loop(tmp_path: Path) -> None:
             async with asyncio.timeout(5):
                 await service._alerts_loop()
     finally:
-        service.ingest.consumer = real
-        service.recorder.close()
-        await service.close_unstarted()
+        await _closed(service, real)
 
 
 async def test_a_chore_failure_behind_another_error_is_logged(tmp_path: Path) -> None:
@@ -139,9 +142,7 @@ async def test_a_chore_failure_behind_another_error_is_logged(tmp_path: Path) ->
             async with asyncio.timeout(5):
                 await service._alerts_loop()
     finally:
-        service.ingest.consumer = real
-        service.recorder.close()
-        await service.close_unstarted()
+        await _closed(service, real)
     [failed] = [e for e in logs if e["event"] == "chore_failed"]
     assert failed["chore"] == "evict"
     assert "ChangelogWriteTimedOut" in failed["error"]
