@@ -74,10 +74,10 @@ class KafkaSettings(BaseSettings):
                                   "topics (grown to match when they grow: ALTER on it); each partition's engine "
                                   "state follows the partition (docs/fleet.md)")
     changelog_write_deadline: float = Field(
-        default=45.0, gt=0, description="fleet mode without transactions: seconds a changelog write may take in all "
-                                        "(resends included; a flush's partitions share it); past it the service "
-                                        "stops, nothing of it acted or committed. In fleet mode below the rebalance "
-                                        "timeout and the poll interval (docs/fleet.md, \"Deadlines\")")
+        default=45.0, gt=0, examples=[20.0],  # the example a refused value's line suggests (settings_errors.py)
+        description="fleet mode without transactions: seconds a changelog write may take in all (resends included; "
+                    "a flush's partitions share it); past it the service stops, nothing of it acted or committed. "
+                    "In fleet mode below the rebalance timeout and the poll interval (docs/fleet.md, \"Deadlines\")")
     kafka_transactions: Literal["auto", "on", "off"] = Field(
         default="auto", description="fleet mode: write the changelog and commit offsets in one Kafka transaction, "
                                     "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "
@@ -108,6 +108,8 @@ class KafkaSettings(BaseSettings):
         for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms"):
             limit = info.data.get(name)
             if isinstance(limit, int) and deadline * 1000 >= limit:
-                raise ValueError(f"{deadline:g}s is not below {name} ({limit} ms): a changelog write that takes that "
-                                 f"long outlives the replica's place in its group; lower it or raise {name}")
+                variable = f"RESPONDER_{name.upper()}"
+                raise ValueError(f"{deadline:g}s is not below {variable} ({limit} ms): a changelog write that takes "
+                                 f"that long outlives the replica's place in its group; set it below "
+                                 f"{limit / 1000:g}s or raise {variable}")
         return deadline

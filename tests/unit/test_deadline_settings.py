@@ -16,13 +16,14 @@ from tests.fakes import FakeIam
 
 
 @pytest.mark.parametrize(("env", "names"), [
-    ({"RESPONDER_CHANGELOG_WRITE_DEADLINE": "120"}, "rebalance_timeout_ms (120000 ms)"),
-    ({"RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS": "30000"}, "kafka_max_poll_interval_ms (30000 ms)"),
+    ({"RESPONDER_CHANGELOG_WRITE_DEADLINE": "120"}, "RESPONDER_REBALANCE_TIMEOUT_MS (120000 ms)"),
+    ({"RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS": "30000"}, "RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS (30000 ms)"),
 ])
 def test_a_write_deadline_not_below_the_group_timeouts_is_one_line_and_exit_3(
         monkeypatch: pytest.MonkeyPatch, env: dict[str, str], names: str) -> None:
     """A changelog write deadline at the rebalance timeout, or a poll interval below the deadline: one stderr line
-    naming RESPONDER_CHANGELOG_WRITE_DEADLINE and the timeout it must stay below; exit 3."""
+    naming RESPONDER_CHANGELOG_WRITE_DEADLINE, the variable of the timeout it must stay below, and a value that fits;
+    exit 3."""
     monkeypatch.setenv("RESPONDER_CHANGELOG_TOPIC", "responder.changelog")
     for variable, value in env.items():
         monkeypatch.setenv(variable, value)
@@ -32,6 +33,8 @@ def test_a_write_deadline_not_below_the_group_timeouts_is_one_line_and_exit_3(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("✗ RESPONDER_CHANGELOG_WRITE_DEADLINE=")
     assert names in lines[0]
+    assert f"raise {names.split()[0]}" in lines[0]
+    assert "=45.0)" not in lines[0]  # its example is not the default a 30 s poll interval just refused
 
 
 def test_the_write_deadline_is_not_checked_without_a_changelog(tmp_path: Path) -> None:
