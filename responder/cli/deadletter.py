@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
-from responder.cli.output import EXIT_CONFIG, console, emit_json, print_error
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error, print_ok
 from responder.errors import ConfigError
 from responder.settings import Settings
 
@@ -42,7 +42,9 @@ def replay_cmd(
     if json:
         emit_json({"scanned": result.scanned, "replayed": result.replayed, "dry_run": dry_run,
                    "already_replayed": result.already, "unreplayable": result.unreplayable,
-                   "by_reason": dict(result.by_reason), "targets": dict(result.targets)})
+                   "by_reason": dict(result.by_reason), "targets": dict(result.targets),
+                   "published": result.published, "failed": result.failed, "failed_reached_topic": result.unnoted,
+                   "error": result.error})
     else:
         verb = "would replay" if dry_run else "replayed"
         console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s); {result.already} "
@@ -55,3 +57,18 @@ def replay_cmd(
             for target, n in sorted(result.targets.items()):
                 table.add_row("to topic", target, str(n))
             console.print(table)
+    if result.failed is not None:
+        _say_failed(result.published, result.failed, result.unnoted, result.error, listed=not json)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _say_failed(published: list[str], failed: str, reached: bool, error: str | None, *, listed: bool) -> None:
+    """Which dead letters a replay that stopped on a failed send published (listed unless the JSON has them)."""
+    if listed:
+        for line in published:
+            print_ok(f"published {line}")
+    where = ("it reached its topic but not the ledger: a later replay sends it once more" if reached
+             else "it was not published")
+    print_error(f"replay stopped at dead letter {failed} ({error}): {where}, nor any dead letter after it; "
+                f"{len(published)} published before it. Run the same replay again to send the rest "
+                "(without --force, those published are skipped)")
