@@ -241,11 +241,6 @@ class ChangelogTooShort(ChangelogError):
         self.partition = partition
 
 
-class TransactionStuck(ChangelogError):
-    """A transaction's commit, abort or offsets had no answer from its coordinator in time (the cluster is down): the
-    partition's transaction fails (responder/ingest/transactions.py), as one that failed for good does."""
-
-
 class ReplicaFenced(ChangelogError):
     """Another replica took this one's partition and its transactional producer: this replica is a zombie."""
 

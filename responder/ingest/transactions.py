@@ -29,7 +29,7 @@ import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from responder.errors import ChangelogError, ConfigError, ReplicaFenced, TransactionStuck
+from responder.errors import ChangelogError, ConfigError, ReplicaFenced
 from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, resending, send_all, transient_send
 from responder.ingest.txnprobe import supported
 
@@ -38,7 +38,7 @@ log = structlog.get_logger(__name__)
 _FENCED = (ProducerFenced,)
 END_DEADLINE = 30.0
 """Seconds a commit, an abort or the offsets' addition waits for the transaction coordinator (aiokafka waits with no
-limit while the cluster is down) before the partition's transaction fails (`TransactionStuck`): under the 60 s
+limit while the cluster is down) before the partition's transaction fails (a TimeoutError): under the 60 s
 transaction timeout and the 120 s rebalance timeout."""
 
 
@@ -88,7 +88,7 @@ class Transactions:
         for partition in set(partitions) & set(self.producers):
             producer = self.producers.pop(partition)
             opened = self._forget(partition) is producer
-            with contextlib.suppress(KafkaError, AssertionError, TransactionStuck):  # aiokafka asserts its states
+            with contextlib.suppress(KafkaError, AssertionError, TimeoutError):  # aiokafka asserts its states
                 if opened:
                     await self._ended(partition, "abort", producer.abort_transaction())
             with contextlib.suppress(KafkaError):
@@ -178,13 +178,13 @@ class Transactions:
             except Exception as exc:
                 if transient_send(exc) and not _refused(exc) and self._opened(partition, producer):
                     self._open.pop(partition)
-                    with contextlib.suppress(KafkaError, AssertionError):  # not TransactionStuck: it fails p
+                    with contextlib.suppress(KafkaError, AssertionError):  # not a TimeoutError: it fails p
                         await self._ended(partition, "abort", producer.abort_transaction())
                 raise
 
         try:
             await resending(producer, self.topic, aborting, deadline=self.send_deadline)
-        except (KafkaError, AssertionError, TransactionStuck) as exc:  # aiokafka asserts its transaction states
+        except (KafkaError, AssertionError, TimeoutError) as exc:  # aiokafka asserts its states; `_ended`
             raise self._failed(partition, producer, exc) from exc
 
     async def _again(self, partition: int, producer: AIOKafkaProducer) -> bool:
@@ -199,13 +199,14 @@ class Transactions:
         return True
 
     async def _ended(self, partition: int, step: str, wait: Awaitable[None]) -> None:
-        """`wait` (a commit, abort or offsets' addition) for at most `end_deadline` seconds, then TransactionStuck."""
+        """`wait` (a commit, abort or offsets' addition) for at most `end_deadline` seconds, then TimeoutError (not
+        KafkaTimeoutError, which would run the transaction again: it fails the partition, `_retrying`)."""
         try:
             await asyncio.wait_for(wait, self.end_deadline)
         except TimeoutError as exc:
             log.error("changelog_transaction_stuck", partition=partition, step=step, waited_s=self.end_deadline)
-            raise TransactionStuck(f"changelog {self.topic}[{partition}]: the transaction's {step} had no answer from "
-                                   f"its coordinator in {self.end_deadline:g}s (is the cluster down?)") from exc
+            raise TimeoutError(f"changelog {self.topic}[{partition}]: the transaction's {step} had no answer from "
+                               f"its coordinator in {self.end_deadline:g}s (is the cluster down?)") from exc
 
     async def _commit(self, partition: int, producer: AIOKafkaProducer) -> None:
         await self._ended(partition, "commit", producer.commit_transaction())
