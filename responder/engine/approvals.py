@@ -149,8 +149,9 @@ async def publish_request(publisher: Publisher | None, parked: Parked, topic: st
     operator's `approvals pending` and `approve` then trust only requests a replica signed, checked with the
     public key (responder/engine/pending.py). An approver's HMAC key would not do: operators hold those, and
     could then sign requests. False when there is no publisher, or Kafka did not take the request in its deadline
-    (BrokerUnavailable, `approval_request_unsent`): the timeline entry still stands and the step stays parked, so its
-    timeout still reaches a human (`on_timeout: escalate` asks again, a denial runs its escalation)."""
+    (BrokerUnavailable, `approval_request_unsent`): the timeline entry still stands and the step stays parked, asked
+    again every 30 s (`Decisions.ask_again`), its timeout still reaching a human (`on_timeout: escalate` asks again, a
+    denial runs its escalation)."""
     if publisher is None:
         return False
     value = orjson.dumps(parked.request().model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)

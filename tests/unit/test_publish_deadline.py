@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka.errors import NotLeaderForPartitionError
 from structlog.testing import capture_logs
 
 from responder.errors import BrokerUnavailable
 from responder.ingest.approvals import KafkaPublisher
+from responder.models.approval import REQUESTS_TOPIC
 from tests.fakes import MetadataClient
 from tests.kit import Kit, make_kit
 from tests.unit.test_escalation_gaps import TIMED, _told
+from tests.unit.test_fleet_state import _fleet_service
 
 
 class _DownProducer:
@@ -69,3 +72,60 @@ async def test_a_request_kafka_did_not_take_leaves_the_step_parked_and_its_timeo
     await _lapse(kit)
     assert _told(kit) == [("oncall", "deactivate failed")]
 
+
+def _requests(kit: Kit) -> list[str]:
+    """The request ids published to the approval requests topic."""
+    return [orjson.loads(v)["request_id"] for t, _, v in kit.publisher.sent if t == REQUESTS_TOPIC]
+
+
+async def test_a_request_kafka_did_not_take_is_published_once_kafka_is_back_before_its_timeout(tmp_path) -> None:
+    """Kafka down as the step parks: its request is published by the next attempt once Kafka is back (30 s after the
+    failed one), before the step's timeout, and once only; an attempt that fails again waits 30 s more."""
+    kit = make_kit(tmp_path, {"rb": TIMED.replace("timeout: 60,", "timeout: 600,") % "deny"})
+    _down(kit)
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    kit.clock.now += 30
+    assert await kit.engine.decisions.ask_again() == 0  # still down
+    del kit.publisher.publish  # Kafka is back
+    kit.clock.now += 29
+    assert await kit.engine.decisions.ask_again() == 0  # not before 30 s from the failed attempt
+    assert _requests(kit) == []
+    kit.clock.now += 1
+    assert await kit.engine.decisions.ask_again() == 1
+    assert _requests(kit) == [parked.request_id]
+    assert parked.deadline > kit.clock.now  # before its timeout
+    kit.clock.now += 30
+    assert await kit.engine.decisions.ask_again() == 0
+    assert _requests(kit) == [parked.request_id]
+
+
+async def test_a_step_that_stopped_waiting_is_not_asked_for_again(tmp_path) -> None:
+    """A step whose unsent request timed out (denied, escalated) before Kafka came back: no request is published."""
+    kit = make_kit(tmp_path, {"rb": TIMED % "deny"})
+    _down(kit)
+    await kit.send()
+    del kit.publisher.publish
+    await _lapse(kit)
+    assert kit.engine.state.parked_steps() == []
+    kit.clock.now += 30
+    assert await kit.engine.decisions.ask_again() == 0
+    assert _requests(kit) == []
+    assert kit.engine.decisions.unsent == {}
+
+
+async def test_the_approvals_loop_asks_again_without_the_gate(tmp_path) -> None:
+    """Each turn of the approvals loop (`_expire`) publishes the unsent requests again, without holding the gate."""
+    svc = _fleet_service(tmp_path)
+    seen: list[bool] = []
+
+    async def ask_again() -> int:
+        seen.append(svc._lock._writer)
+        return 0
+
+    svc.engine.decisions.ask_again = ask_again  # type: ignore[method-assign]
+    svc.engine.decisions.due = lambda: False  # type: ignore[method-assign]
+    await svc._expire()
+    assert seen == [False]
+    svc.recorder.close()
+    await svc.close_unstarted()
