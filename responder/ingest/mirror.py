@@ -6,11 +6,12 @@ after it waiting in order; each distinct error is logged once (`timeline_mirror_
 transient, an error when it is not, as an ACL refusing the topic) and its end once (`timeline_mirror_recovered`).
 A line the topic refuses for good by itself is dropped, logged (`timeline_mirror_line_dropped`) and counted, so it
 never holds up the lines after it: at once when it is too large, after `SEND_DEADLINE` seconds of such refusals for
-another reason. A batch refused for good (too large, say) is sent again one line at a time, so only the line at fault
-is dropped. A refusal of the topic (an ACL) is not the line's: its lines wait. At most `max_pending` lines wait: past
-it the oldest not in flight are dropped (`overflowed`; `timeline_mirror_overflow` once a burst, which ends when the
-queue is back under half the cap). `pending`, `dropped` and `overflowed` are the gauges
-`responder_timeline_mirror_pending`, `responder_timeline_mirror_dropped` and `responder_timeline_mirror_overflowed`.
+another reason. Lines refused for good together (a record batch too large, say) are sent again one at a time, so
+only the line at fault is dropped; one refused alone is that line's refusal. A refusal of the topic (an ACL) is not
+the line's: its lines wait. At most `max_pending` lines wait: past it the oldest not in flight are dropped
+(`overflowed`; `timeline_mirror_overflow` once a burst, which ends when the queue is back under half the cap).
+`pending`, `dropped` and `overflowed` are the gauges `responder_timeline_mirror_pending`,
+`responder_timeline_mirror_dropped` and `responder_timeline_mirror_overflowed`.
 """
 
 from __future__ import annotations
@@ -128,10 +129,10 @@ class KafkaMirror:
         finally:
             self._in_flight = 0
         errors = [s if isinstance(s, KafkaError) else s.exception() for s in sends]
-        done, batched = len(errors), False
-        for i, error in enumerate(errors):  # a refusal in a future is its batch's: which line it was is not known
-            batched = len(batch) > 1 and sends[i] is not error
-            if error is not None and not self._dropping(i, error, batched=batched):
+        done, batched = len(errors), 0
+        for i, error in enumerate(errors):
+            batched = _refused_together(sends, errors, i)
+            if error is not None and not self._dropping(i, error, batched=batched > 1):
                 done = i
                 break
         self._singly = max(0, self._singly - done)
@@ -152,8 +153,8 @@ class KafkaMirror:
                 log.info("timeline_mirror_recovered", topic=self.topic, error=self.failing, pending=len(self._queue))
                 self.failing = None
             return True
-        if batched and not (transient_send(error) or isinstance(error, TOPIC_REFUSED)):  # a batch refused for good
-            self._singly = len(batch) - done  # (too large, say): its lines go one at a time from here
+        if batched > 1 and not (transient_send(error) or isinstance(error, TOPIC_REFUSED)):  # refused for good
+            self._singly = batched  # together (too large, say): those lines go one at a time
             return True
         if repr(error) != self.failing:  # once per distinct error, not once a second
             self.failing = repr(error)
@@ -176,3 +177,15 @@ class KafkaMirror:
         if self._stuck is None or self._stuck[:2] != (writer, seq):
             self._stuck = (writer, seq, now)
         return now - self._stuck[2] >= self.deadline
+
+
+def _refused_together(sends: Sequence[asyncio.Future[Any] | KafkaError], errors: Sequence[BaseException | None],
+                      index: int) -> int:
+    """How many lines from `index` on failed in their futures with the same kind of error: a record batch refused
+    whole, whose lines are then sent one at a time to find the one at fault (aiokafka builds a batch of one for a line
+    above its batch size, so one refused alone was refused for itself, and the lines after it went through)."""
+    error, n = errors[index], 0
+    while index + n < len(errors) and sends[index + n] is not errors[index + n] and \
+            type(errors[index + n]) is type(error) and error is not None:
+        n += 1
+    return n

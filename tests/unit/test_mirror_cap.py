@@ -54,6 +54,16 @@ class _Broker:
                 ack.set_exception(error)
 
 
+class _LineBatches(_Broker):
+    """As `_Broker`, but each line is a record batch of its own, answered alone (aiokafka builds one for a line above
+    its batch size): a refusal fails that line only, the lines after it are acknowledged."""
+
+    async def send(self, topic: str, value: bytes, *, key: bytes) -> asyncio.Future[Any]:
+        ack = await super().send(topic, value, key=key)
+        self._answer()
+        return ack
+
+
 async def _mirror(producer: _Broker, **kwargs: Any) -> tuple[KafkaMirror, asyncio.Task[None]]:
     mirror = KafkaMirror("127.0.0.1:1", "timeline", retry_delay=0.01, **kwargs)
     await mirror.producer.stop()
@@ -102,6 +112,19 @@ async def test_a_batch_refused_as_too_large_is_sent_line_by_line_dropping_only_t
     assert mirror.dropped == 1
     dropped = [e for e in logs if e["event"] == "timeline_mirror_line_dropped"]
     assert [e["seq"] for e in dropped] == [2]
+
+
+async def test_a_line_refused_as_too_large_alone_is_dropped_and_the_lines_after_it_are_not_sent_twice() -> None:
+    """Only the too large line's own batch is refused, the lines after it acknowledged: it is dropped, and no line is
+    sent again (the mirror holds each once, in order)."""
+    producer = _LineBatches(lambda values: MessageSizeTooLargeError() if values == [b"huge"] else None)
+    mirror, task = await _mirror(producer)
+    _accept(mirror, [b"1", b"2", b"huge", b"4", b"5"])
+    await _until(lambda: mirror.sent + mirror.dropped == 5)
+    mirror.close()
+    await task
+    assert producer.log == [b"1", b"2", b"4", b"5"]
+    assert (mirror.sent, mirror.dropped) == (4, 1)
 
 
 async def test_a_line_refused_for_good_for_another_reason_is_dropped_after_the_deadline() -> None:
