@@ -11,9 +11,10 @@ a later replay skips what the ledger holds (`force` sends again). A crash betwee
 can re-send that one record once; every effect downstream is idempotent anyway. Each send is sent again after a
 transient error (a leader election: `resending`, as the service's producers do); one that still fails stops the
 replay there, and the result says which records were published (`published`) and which one was not (`failed`: it
-and every later one; `unnoted` when it reached its topic but its ledger note did not). Minimal dead-letter
-records, and cut copies (`dlq.truncated`, `dlq.headers_dropped`), are never replayed: they are not
-the original bytes, which are still in their topic at the named offset.
+and every later one; `unnoted` when it reached its topic but its ledger note did not; `uncertain` when its send
+gave up on a transient error, a timeout, so it may have reached its topic). Minimal dead-letter records, and cut
+copies (`dlq.truncated`, `dlq.headers_dropped`), are never replayed: they are not the original bytes, which are still
+in their topic at the named offset.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from responder.errors import UnreadableRecord
-from responder.ingest.clients import _start_with_retry, ensure_topics, resending, send_retrying
+from responder.ingest.clients import (
+    SEND_DEADLINE,
+    _start_with_retry,
+    ensure_topics,
+    resending,
+    send_retrying,
+    transient_send,
+)
 from responder.ingest.security import check_connection
 from responder.ingest.unreadable import getmany_past, readable
 from responder.models.event import REPLAY_OF_HEADER
@@ -53,6 +61,7 @@ class ReplayResult:
     published: list[str] = field(default_factory=list)  # `<dlq coords> -> <target>`, in order, sent and noted
     failed: str | None = None  # the dead letter whose send still failed: the replay stopped there
     unnoted: bool = False  # `failed` reached its target, its ledger note did not (a later replay sends it again)
+    uncertain: bool = False  # `failed`'s own send gave up on a transient error (a timeout): it may have reached it
     error: str | None = None  # what the failed send raised last
 
 
@@ -174,11 +183,13 @@ async def _republish(producer: AIOKafkaProducer, result: ReplayResult, msg: Any,
     coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
     try:
         await resending(producer, target, lambda: producer.send_and_wait(
-            target, msg.value, key=msg.key, timestamp_ms=timestamp_ms, headers=headers))
+            target, msg.value, key=msg.key, timestamp_ms=timestamp_ms, headers=headers), deadline=SEND_DEADLINE)
         result.unnoted = True
-        await send_retrying(producer, ledger_topic, coords.encode(), key=f"{target}|{coords}".encode())
+        await send_retrying(producer, ledger_topic, coords.encode(), key=f"{target}|{coords}".encode(),
+                            deadline=SEND_DEADLINE)
     except KafkaError as exc:
         result.failed, result.error = coords, f"{type(exc).__name__}: {exc}"
+        result.uncertain = not result.unnoted and transient_send(exc)  # a timed-out send may still have landed
         log.error("deadletter_replay_failed", record=coords, target=target, reached_target=result.unnoted,
                   error=result.error, published=len(result.published))
         return False

@@ -7,8 +7,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
-from aiokafka.errors import NotLeaderForPartitionError, TopicAuthorizationFailedError
+from aiokafka.errors import NotLeaderForPartitionError, RequestTimedOutError, TopicAuthorizationFailedError
 from typer.testing import CliRunner
 
 from responder.cli import app
@@ -106,3 +107,28 @@ def test_the_command_lists_what_was_published_and_exits_1(monkeypatch: pytest.Mo
     assert "published dlq:0:5 -> alerts" in result.stdout
     assert "replay stopped at dead letter dlq:0:6 (TopicAuthorizationFailedError: refused): it was not published" \
         in " ".join(result.stderr.split())
+
+
+async def test_a_send_that_timed_out_is_marked_as_maybe_in_its_topic(fake_kafka: Any,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second record's send times out until the deadline: a timed-out send may land, so it is `uncertain`."""
+    monkeypatch.setattr(deadletter, "SEND_DEADLINE", 0.2)
+    producer = _Producer({("alerts", 1): [RequestTimedOutError() for _ in range(100)]})
+    fake_kafka(producer)
+    result = await replay_deadletters("127.0.0.1:1", "dlq", idle_seconds=0.05)
+    assert (result.failed, result.unnoted, result.uncertain) == ("dlq:0:6", False, True)
+
+
+def test_the_command_does_not_say_a_timed_out_record_was_not_published(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`deadletter replay` stopped on a send that timed out: it says the record may be in its topic, not that it is
+    not; the JSON's `failed_reached_topic` is null (unknown)."""
+    async def stopped(*_: Any, **__: Any) -> ReplayResult:
+        return ReplayResult(scanned=2, replayed=1, failed="dlq:0:6", error="RequestTimedOutError", uncertain=True)
+
+    monkeypatch.setattr(deadletter, "replay_deadletters", stopped)
+    said = CliRunner().invoke(app, ["deadletter", "replay", "--bootstrap", "127.0.0.1:1"])
+    assert said.exit_code == 1, said.output
+    assert "its send timed out, so it may have reached its topic" in " ".join(said.stderr.split())
+    assert "it was not published" not in " ".join(said.stderr.split())
+    as_json = CliRunner().invoke(app, ["deadletter", "replay", "--bootstrap", "127.0.0.1:1", "--json"])
+    assert orjson.loads(as_json.stdout)["failed_reached_topic"] is None
