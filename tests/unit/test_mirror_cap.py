@@ -71,6 +71,16 @@ async def _mirror(producer: _Broker, **kwargs: Any) -> tuple[KafkaMirror, asynci
     return mirror, asyncio.create_task(mirror.run())
 
 
+async def _mirrored(producer: _Broker, lines: list[bytes], **kwargs: Any) -> KafkaMirror:
+    """A mirror over `producer` given `lines`, run until each is sent or dropped, then closed."""
+    mirror, task = await _mirror(producer, **kwargs)
+    _accept(mirror, lines)
+    await _until(lambda: mirror.sent + mirror.dropped == len(lines))
+    mirror.close()
+    await task
+    return mirror
+
+
 def _accept(mirror: KafkaMirror, lines: list[bytes], first: int = 0) -> None:
     mirror.accept([(SimpleNamespace(writer="host:1", seq=first + n), line + b"\n")  # type: ignore[misc]
                    for n, line in enumerate(lines)])
@@ -103,11 +113,7 @@ async def test_a_batch_refused_as_too_large_is_sent_line_by_line_dropping_only_t
     is dropped (logged, counted) and every other line is mirrored, in order."""
     producer = _Broker(lambda values: MessageSizeTooLargeError() if b"huge" in values else None)
     with capture_logs() as logs:
-        mirror, task = await _mirror(producer)
-        _accept(mirror, [b"1", b"2", b"huge", b"4", b"5"])
-        await _until(lambda: mirror.sent + mirror.dropped == 5)
-        mirror.close()
-        await task
+        mirror = await _mirrored(producer, [b"1", b"2", b"huge", b"4", b"5"])
     assert producer.log == [b"1", b"2", b"4", b"5"]
     assert mirror.dropped == 1
     dropped = [e for e in logs if e["event"] == "timeline_mirror_line_dropped"]
@@ -118,11 +124,7 @@ async def test_a_line_refused_as_too_large_alone_is_dropped_and_the_lines_after_
     """Only the too large line's own batch is refused, the lines after it acknowledged: it is dropped, and no line is
     sent again (the mirror holds each once, in order)."""
     producer = _LineBatches(lambda values: MessageSizeTooLargeError() if values == [b"huge"] else None)
-    mirror, task = await _mirror(producer)
-    _accept(mirror, [b"1", b"2", b"huge", b"4", b"5"])
-    await _until(lambda: mirror.sent + mirror.dropped == 5)
-    mirror.close()
-    await task
+    mirror = await _mirrored(producer, [b"1", b"2", b"huge", b"4", b"5"])
     assert producer.log == [b"1", b"2", b"4", b"5"]
     assert (mirror.sent, mirror.dropped) == (4, 1)
 
@@ -132,11 +134,7 @@ async def test_a_line_refused_for_good_for_another_reason_is_dropped_after_the_d
     deadline: then it is dropped, logged and counted, and the rest are mirrored."""
     producer = _Broker(lambda values: CorruptRecordException() if b"bad" in values else None)
     with capture_logs() as logs:
-        mirror, task = await _mirror(producer, deadline=0.1)
-        _accept(mirror, [b"1", b"bad", b"3"])
-        await _until(lambda: mirror.sent + mirror.dropped == 3)
-        mirror.close()
-        await task
+        await _mirrored(producer, [b"1", b"bad", b"3"], deadline=0.1)
     assert producer.log[-1] == b"3"
     assert b"bad" not in producer.log
     assert [e["seq"] for e in logs if e["event"] == "timeline_mirror_line_dropped"] == [1]
