@@ -88,11 +88,17 @@ class Decisions(Rechecks):
         log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
     async def _publish(self, parked: Parked) -> bool:
-        """Publish `parked`'s request (`publish_request`); one Kafka did not take is kept for `ask_again`."""
-        sent = await publish_request(self.publisher, parked, self.requests_topic, self.recorder.signer)
-        if not sent and self.publisher is not None:  # not again before ASK_AGAIN_S: it took the publisher's deadline
+        """Publish `parked`'s request (`publish_request`); one Kafka did not take is kept for `ask_again`, as is any
+        while the last attempt failed less than ASK_AGAIN_S ago (not tried: a chunk parking several steps on a down
+        broker waits for the publisher's deadline once, not once a step)."""
+        waiting = bool(self.unsent) and self.clock() < self._ask_at
+        sent = not waiting and await publish_request(self.publisher, parked, self.requests_topic, self.recorder.signer)
+        if not sent and self.publisher is not None:
             self.unsent[(parked.incident, parked.step)] = parked.request_id
-            self._ask_at = self.clock() + ASK_AGAIN_S
+            if waiting:
+                log.warning("approval_request_deferred", step=parked.step, incident=parked.incident)
+            else:  # it took the publisher's deadline: not again before ASK_AGAIN_S
+                self._ask_at = self.clock() + ASK_AGAIN_S
         return sent
 
     async def ask_again(self) -> int:
@@ -116,8 +122,7 @@ class Decisions(Rechecks):
             if self.unsent.get(key) == request_id:
                 del self.unsent[key]
             sent += 1
-            log.warning("approval_request_sent_late", step=parked.step, incident=parked.incident,
-                        request_id=request_id)
+            log.warning("approval_request_sent_late", step=parked.step, incident=parked.incident, request_id=request_id)
         return sent
 
     async def reject(self, reason: str, key_id: str | None, d: ApprovalDecision | None, *, refusal: Refusal,

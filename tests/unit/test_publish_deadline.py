@@ -45,11 +45,16 @@ async def test_a_publication_on_a_down_broker_gives_up_at_the_deadline(hang: boo
         await asyncio.wait_for(publisher.publish("responder.approvals.requests", b"k", b"{}"), 3.0)
 
 
-def _down(kit: Kit) -> None:
+def _down(kit: Kit) -> list[int]:
+    """Kafka down for `kit`'s publisher: each publication raises BrokerUnavailable (as at its deadline), counted."""
+    tried: list[int] = []
+
     async def refused(*_: Any, **__: Any) -> None:
+        tried.append(1)
         raise BrokerUnavailable("Kafka did not acknowledge a record within 20s")
 
     kit.publisher.publish = refused  # type: ignore[method-assign]
+    return tried
 
 
 async def _lapse(kit: Kit) -> None:
@@ -98,6 +103,22 @@ async def test_a_request_kafka_did_not_take_is_published_once_kafka_is_back_befo
     kit.clock.now += 30
     assert await kit.engine.decisions.ask_again() == 0
     assert _requests(kit) == [parked.request_id]
+
+
+async def test_a_second_step_parked_while_kafka_is_down_does_not_wait_for_the_publisher_again(tmp_path) -> None:
+    """A request Kafka did not take: another step parked within 30 s is not tried (no second wait of the publisher's
+    deadline in the chunk), and both requests are published by the next attempt once Kafka is back."""
+    kit = make_kit(tmp_path, {"rb": TIMED.replace("timeout: 60,", "timeout: 600,") % "deny"})
+    tried = _down(kit)
+    await kit.send()
+    kit.iam.add_key("ml-training", "AKIAOTHERKEY00000000")
+    kit.clock.now += 10
+    await kit.send(key="AKIAOTHERKEY00000000")
+    assert (len(kit.engine.state.parked_steps()), len(tried)) == (2, 1)
+    del kit.publisher.publish
+    kit.clock.now += 20
+    assert await kit.engine.decisions.ask_again() == 2
+    assert sorted(_requests(kit)) == sorted(p.request_id for p in kit.engine.state.parked_steps())
 
 
 async def test_a_step_that_stopped_waiting_is_not_asked_for_again(tmp_path) -> None:
