@@ -41,7 +41,8 @@ NOT_DIGESTED: dict[str, frozenset[str]] = {
     "per writer: each replica keeps and signs its own timeline, verified together by `timeline verify --writers`":
         frozenset({"timeline_path", "timeline_linger_ms", "timeline_signing_key", "timeline_verify_key",
                    "timeline_checkpoint_every", "timeline_checkpoint_interval", "timeline_archive",
-                   "timeline_archive_retention_days", "timeline_mirror_topic", "timeline_writers"}),
+                   "timeline_archive_retention_days", "timeline_mirror_topic", "timeline_mirror_max_pending",
+                   "timeline_writers"}),
     "how a replica reaches AWS, not what it asks: credentials and timeouts may differ (a replica that cannot reach "
     "AWS fails its steps, which escalate); the endpoint is also where the guard table is read, so a replica with "
     "another one (a sandbox) checks another table, is in another fleet, and no digest can see it":

@@ -85,8 +85,11 @@ class Metrics:
         if mirror is not None:
             Gauge("responder_timeline_mirror_pending", "Timeline lines durable and not in the Kafka mirror yet",
                   registry=r).set_function(lambda: mirror.pending)
-            Gauge("responder_timeline_mirror_dropped", "Timeline lines the mirror topic refused for good (too large): "
-                  "logged, never mirrored", registry=r).set_function(lambda: mirror.dropped)
+            Gauge("responder_timeline_mirror_dropped", "Timeline lines the mirror topic refused for good (too large, "
+                  "or another refusal of the line for 30 s): logged, never mirrored",
+                  registry=r).set_function(lambda: mirror.dropped)
+            Gauge("responder_timeline_mirror_overflowed", "Timeline lines dropped from the Kafka mirror's full queue "
+                  "(timeline_mirror_max_pending): never mirrored", registry=r).set_function(lambda: mirror.overflowed)
         self.rejoins = Counter("responder_replica_rejoins", "Times this process rejoined its group after a fence "
                                "(carried from service to service: responder/service/rejoin.py)", registry=r)
 

@@ -48,6 +48,9 @@ class Settings(KafkaSettings):
     timeline_archive_retention_days: int = Field(
         default=365, ge=1, description="Object Lock COMPLIANCE retention of each archived segment")
     timeline_mirror_topic: str | None = Field(default=None, description="Kafka topic mirroring every entry")
+    timeline_mirror_max_pending: int = Field(
+        default=100_000, ge=1, description="most timeline lines waiting for the mirror (a broker down for hours); "
+                                           "past it the oldest are dropped from the mirror, never from the file")
     timeline_writers: list[str] = Field(
         default_factory=list, description="the fleet's replicas, each the host part of its timeline writer id "
                                           "(`host` of `host:pid`, e.g. the pod names): `timeline verify` of their "

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
-from responder.cli.output import EXIT_CONFIG, console, emit_json, print_error
+from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error, print_ok
 from responder.errors import ConfigError
 from responder.settings import Settings
+
+if TYPE_CHECKING:
+    from responder.ingest.deadletter import ReplayResult
 
 app = typer.Typer(help="Inspect and replay the dead-letter topic.", no_args_is_help=True)
 
@@ -42,7 +45,9 @@ def replay_cmd(
     if json:
         emit_json({"scanned": result.scanned, "replayed": result.replayed, "dry_run": dry_run,
                    "already_replayed": result.already, "unreplayable": result.unreplayable,
-                   "by_reason": dict(result.by_reason), "targets": dict(result.targets)})
+                   "by_reason": dict(result.by_reason), "targets": dict(result.targets),
+                   "published": result.published, "failed": result.failed, "error": result.error,
+                   "failed_reached_topic": True if result.unnoted else None if result.uncertain else False})
     else:
         verb = "would replay" if dry_run else "replayed"
         console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s); {result.already} "
@@ -55,3 +60,19 @@ def replay_cmd(
             for target, n in sorted(result.targets.items()):
                 table.add_row("to topic", target, str(n))
             console.print(table)
+    if result.failed is not None:
+        _say_failed(result, result.failed, listed=not json)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _say_failed(result: ReplayResult, failed: str, *, listed: bool) -> None:
+    """Which dead letters a replay that stopped on a failed send published (listed unless the JSON has them)."""
+    if listed:
+        for line in result.published:
+            print_ok(f"published {line}")
+    where = ("it reached its topic but not the ledger: a later replay sends it once more" if result.unnoted else
+             "its send timed out, so it may have reached its topic: a later replay sends it once more"
+             if result.uncertain else "it was not published")
+    print_error(f"replay stopped at dead letter {failed} ({result.error}): {where}, nor any dead letter after it; "
+                f"{len(result.published)} published before it. Run the same replay again to send the rest "
+                "(without --force, those published are skipped)")

@@ -23,15 +23,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import structlog
 from pydantic import ValidationError
 
 from responder.actuators.base import Publisher
 from responder.auth import MAX_LIFETIME, ApproverKeys, KeyRing
-from responder.errors import ApprovalRefused, Refusal
+from responder.errors import ApprovalRefused, BrokerUnavailable, Refusal
 from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
 from responder.timeline.checkpoint import Signer
 from responder.tracing import propagation
 
+log = structlog.get_logger(__name__)
 MAX_DECISION_LIFETIME = MAX_LIFETIME  # seconds, when the keys do not say (`approval_decision_max_lifetime`)
 RUNBOOK_APPROVAL = "approval required by the runbook"
 """The reason a step with `approval.required` is parked: the only one a release with no human at hand waives
@@ -146,12 +148,20 @@ async def publish_request(publisher: Publisher | None, parked: Parked, topic: st
     """Publish the request, signed with the replica's timeline key (`signer`, Ed25519) when it has one: the
     operator's `approvals pending` and `approve` then trust only requests a replica signed, checked with the
     public key (responder/engine/pending.py). An approver's HMAC key would not do: operators hold those, and
-    could then sign requests. False when there is no publisher (the timeline entry still stands)."""
+    could then sign requests. False when there is no publisher, or Kafka did not take the request in its deadline
+    (BrokerUnavailable, `approval_request_unsent`): the timeline entry still stands and the step stays parked, asked
+    again every 30 s (`Decisions.ask_again`), its timeout still reaching a human (`on_timeout: escalate` asks again, a
+    denial runs its escalation)."""
     if publisher is None:
         return False
     value = orjson.dumps(parked.request().model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     headers = [(k, v.encode()) for k, v in propagation()] + request_headers(signer, value)
-    await publisher.publish(topic, parked.incident.encode(), value, headers)
+    try:
+        await publisher.publish(topic, parked.incident.encode(), value, headers)
+    except BrokerUnavailable as exc:
+        log.error("approval_request_unsent", step=parked.step, incident=parked.incident, request_id=parked.request_id,
+                  topic=topic, error=str(exc), detail="the step stays parked: its timeout reaches a human")
+        return False
     return True
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from responder.auth import signed_headers
-from responder.ingest.clients import _start_with_retry, publish, send_retrying, stop_consumer
+from responder.errors import BrokerUnavailable
+from responder.ingest.clients import _start_with_retry, publish, send_retrying, stop_consumer, transient_send
 from responder.ingest.coordinator import commit_unless_dead, fresh, polled
 from responder.ingest.kafka import all_partitions
 from responder.ingest.raw import to_raw
@@ -24,8 +26,15 @@ from responder.tracing import outgoing
 log = structlog.get_logger(__name__)
 
 
+PUBLISH_DEADLINE = 20.0
+"""Seconds a publication (an approval request, a notification, an operator reply) takes at most in all, its resends
+included: it may run in a lane's chunk or under the exclusive gate, which a rebalance waits for (120 s)."""
+
+
 class KafkaPublisher:
     """The engine's Publisher over one idle-cheap producer (acks=all, waits for each ack)."""
+
+    deadline = PUBLISH_DEADLINE
 
     def __init__(self, bootstrap: str, *, options: Mapping[str, Any] | None = None) -> None:
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **(options or {}))
@@ -36,8 +45,16 @@ class KafkaPublisher:
 
     async def publish(self, topic: str, key: bytes, value: bytes,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        """Send and wait for the ack; sent again after a transient error (a broker down: `send_retrying`)."""
-        await send_retrying(self.producer, topic, value, key=key, headers=headers)
+        """Send and wait for the ack; sent again after a transient error (a broker down: `send_retrying`), for at most
+        `deadline` seconds from the first attempt; then, or on a permanent error, BrokerUnavailable. A send given up
+        at the deadline may still land later (its readers deduplicate, as they do a resend)."""
+        try:
+            async with asyncio.timeout(self.deadline):
+                await send_retrying(self.producer, topic, value, key=key, headers=headers, deadline=self.deadline)
+        except (KafkaError, TimeoutError) as exc:
+            why = "refused" if isinstance(exc, KafkaError) and not transient_send(exc) else \
+                f"did not acknowledge within {self.deadline:g}s"
+            raise BrokerUnavailable(f"Kafka {why} a record to {topic}: {type(exc).__name__}: {exc}") from exc
 
     async def stop(self) -> None:
         """Close the producer."""

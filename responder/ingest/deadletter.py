@@ -8,9 +8,13 @@ topic of `message.timestamp.type=LogAppendTime` stamps its own): an event whose 
 time (a SageMaker report with no time or run name) is the same event again. Replay is idempotent: each record
 sent is noted in the ledger topic `<deadletter_topic>.replayed` (keyed by target and dead-letter coordinates), and
 a later replay skips what the ledger holds (`force` sends again). A crash between a send and its ledger note
-can re-send that one record once; every effect downstream is idempotent anyway. Minimal dead-letter
-records, and cut copies (`dlq.truncated`, `dlq.headers_dropped`), are never replayed: they are not
-the original bytes, which are still in their topic at the named offset.
+can re-send that one record once; every effect downstream is idempotent anyway. Each send is sent again after a
+transient error (a leader election: `resending`, as the service's producers do); one that still fails stops the
+replay there, and the result says which records were published (`published`) and which one was not (`failed`: it
+and every later one; `unnoted` when it reached its topic but its ledger note did not; `uncertain` when its send
+gave up on a transient error, a timeout, so it may have reached its topic). Minimal dead-letter records, and cut
+copies (`dlq.truncated`, `dlq.headers_dropped`), are never replayed: they are not the original bytes, which are still
+in their topic at the named offset.
 """
 
 from __future__ import annotations
@@ -23,9 +27,17 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from responder.errors import UnreadableRecord
-from responder.ingest.clients import _start_with_retry, ensure_topics
+from responder.ingest.clients import (
+    SEND_DEADLINE,
+    _start_with_retry,
+    ensure_topics,
+    resending,
+    send_retrying,
+    transient_send,
+)
 from responder.ingest.security import check_connection
 from responder.ingest.unreadable import getmany_past, readable
 from responder.models.event import REPLAY_OF_HEADER
@@ -46,6 +58,11 @@ class ReplayResult:
     unreplayable: int = 0
     by_reason: Counter[str] = field(default_factory=Counter)
     targets: Counter[str] = field(default_factory=Counter)
+    published: list[str] = field(default_factory=list)  # `<dlq coords> -> <target>`, in order, sent and noted
+    failed: str | None = None  # the dead letter whose send still failed: the replay stopped there
+    unnoted: bool = False  # `failed` reached its target, its ledger note did not (a later replay sends it again)
+    uncertain: bool = False  # `failed`'s own send gave up on a transient error (a timeout): it may have reached it
+    error: str | None = None  # what the failed send raised last
 
 
 def _header(headers: list[tuple[str, bytes]], name: str) -> str | None:
@@ -112,7 +129,7 @@ async def replay_deadletters(
     await _start_with_retry(producer, 15.0)
     try:
         idle_since = time.monotonic()
-        while limit is None or result.replayed < limit:
+        while (limit is None or result.replayed < limit) and result.failed is None:
             records, unreadable = readable(await getmany_past(consumer, timeout_ms=300, max_records=500))
             result.scanned += unreadable  # a dead letter the client cannot parse: counted, never re-published
             result.unreplayable += unreadable
@@ -141,9 +158,9 @@ async def replay_deadletters(
                     continue
                 original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]
                 if not dry_run:
-                    await producer.send_and_wait(target, msg.value, key=msg.key, timestamp_ms=original_time(headers),
-                                                 headers=[*original, (REPLAY_OF_HEADER, coords.encode())])
-                    await producer.send_and_wait(ledger_topic, coords.encode(), key=ledger_key)
+                    if not await _republish(producer, result, msg, target, ledger_topic,
+                                            [*original, (REPLAY_OF_HEADER, coords.encode())], original_time(headers)):
+                        break
                     done.add(ledger_key)
                 result.replayed += 1
                 result.by_reason[why] += 1
@@ -154,6 +171,28 @@ async def replay_deadletters(
         await consumer.stop()
         await producer.stop()
     log.info("deadletters_replayed", scanned=result.scanned, replayed=result.replayed, already=result.already,
-             dry_run=dry_run,
-             reasons=dict(result.by_reason))
+             dry_run=dry_run, reasons=dict(result.by_reason), failed=result.failed)
     return result
+
+
+async def _republish(producer: AIOKafkaProducer, result: ReplayResult, msg: Any, target: str, ledger_topic: str,
+                     headers: list[tuple[str, bytes]], timestamp_ms: int | None) -> bool:
+    """Send dead letter `msg` to `target`, then note it in the ledger, each sent again after a transient error
+    (`resending`); whether both went. When one still fails, `result` says which record and whether it reached
+    `target` (`unnoted`), and the failure is logged (`deadletter_replay_failed`)."""
+    coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
+    try:
+        await resending(producer, target, lambda: producer.send_and_wait(
+            target, msg.value, key=msg.key, timestamp_ms=timestamp_ms, headers=headers), deadline=SEND_DEADLINE)
+        result.unnoted = True
+        await send_retrying(producer, ledger_topic, coords.encode(), key=f"{target}|{coords}".encode(),
+                            deadline=SEND_DEADLINE)
+    except KafkaError as exc:
+        result.failed, result.error = coords, f"{type(exc).__name__}: {exc}"
+        result.uncertain = not result.unnoted and transient_send(exc)  # a timed-out send may still have landed
+        log.error("deadletter_replay_failed", record=coords, target=target, reached_target=result.unnoted,
+                  error=result.error, published=len(result.published))
+        return False
+    result.unnoted = False
+    result.published.append(f"{coords} -> {target}")
+    return True

@@ -1,38 +1,54 @@
 """The timeline's optional Kafka mirror (aiokafka stays in ingest): every durable line, in order, keyed by writer.
 
-Best effort: the timeline file is the record, the mirror a copy held elsewhere. A send that fails is sent again every
-`retry_delay` seconds, after asking for fresh metadata (a leader moved), the lines after it waiting in order; each
-distinct error is logged once (`timeline_mirror_failed`: a warning when it is transient, an error when it is not, as an
-ACL refusing the topic) and its end once (`timeline_mirror_recovered`). A line the topic refuses for good by itself
-(too large for the broker) is dropped, logged (`timeline_mirror_line_dropped`) and counted, so it never holds up the
-lines after it. `pending` and `dropped` are `responder_timeline_mirror_pending` and `responder_timeline_mirror_dropped`.
+Best effort: the timeline file is the record, the mirror a copy held elsewhere (`timeline verify` never reads it). A
+send that fails is sent again every `retry_delay` seconds, after asking for fresh metadata (a leader moved), the lines
+after it waiting in order; each distinct error is logged once (`timeline_mirror_failed`: a warning when it is
+transient, an error when it is not, as an ACL refusing the topic) and its end once (`timeline_mirror_recovered`).
+A line the topic refuses for good by itself is dropped, logged (`timeline_mirror_line_dropped`) and counted, so it
+never holds up the lines after it: at once when it is too large, after `SEND_DEADLINE` seconds of such refusals for
+another reason. Lines refused for good together (a record batch too large, say) are sent again one at a time, so
+only the line at fault is dropped; one refused alone is that line's refusal. A refusal of the topic (an ACL) is not
+the line's: its lines wait. At most `max_pending` lines wait: past it the oldest not in flight are dropped
+(`overflowed`; `timeline_mirror_overflow` once a burst, which ends when the queue is back under half the cap).
+`pending`, `dropped` and `overflowed` are the gauges `responder_timeline_mirror_pending`,
+`responder_timeline_mirror_dropped` and `responder_timeline_mirror_overflowed`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+)
 
-from responder.ingest.clients import _start_with_retry, transient_send
+from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, transient_send
 from responder.models.timeline import TimelineEntry
 
 log = structlog.get_logger(__name__)
 
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)  # that line never fits; the others may
+TOPIC_REFUSED = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)  # not the line's fault: it waits
+BATCH = 500  # lines sent at a time
+MAX_PENDING = 100_000  # lines waiting at most (`timeline_mirror_max_pending`)
 
 
 class KafkaMirror:
     """A durable sink for the recorder: queues lines, a task produces them to one topic (one partition per writer)."""
 
-    def __init__(self, bootstrap: str, topic: str, *, retry_delay: float = 1.0,
-                 options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, retry_delay: float = 1.0, max_pending: int = MAX_PENDING,
+                 deadline: float = SEND_DEADLINE, options: Mapping[str, Any] | None = None) -> None:
         self.topic = topic
-        self.retry_delay = retry_delay
+        self.retry_delay, self.max_pending, self.deadline = retry_delay, max_pending, deadline
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                                          enable_idempotence=False, **(options or {}))
         self._queue: list[tuple[bytes, bytes, int]] = []  # (writer, line, seq)
@@ -40,7 +56,12 @@ class KafkaMirror:
         self._closing = False
         self.sent = 0
         self.dropped = 0
+        self.overflowed = 0  # lines dropped because `max_pending` were waiting
         self.failing: str | None = None  # the error the last attempt ended with, until a batch goes through
+        self._in_flight = 0  # the first lines of the queue, being sent: never dropped for room
+        self._singly = 0  # lines to send one at a time (their batch was refused as too large)
+        self._stuck: tuple[bytes, int, float] | None = None  # (writer, seq, first failure) of a line refused for good
+        self._overflowing = False
 
     @property
     def pending(self) -> int:
@@ -51,6 +72,16 @@ class KafkaMirror:
         """Queue lines that just became durable."""
         self._queue.extend((entry.writer.encode(), line.rstrip(b"\n"), entry.seq) for entry, line in items)
         self._wake.set()
+        over = len(self._queue) - self.max_pending
+        if over > 0:  # the oldest lines not in flight make room: the timeline file holds them
+            writer, _, seq = self._queue[self._in_flight]
+            del self._queue[self._in_flight:self._in_flight + over]
+            self.overflowed += over
+            if not self._overflowing:
+                self._overflowing = True
+                log.error("timeline_mirror_overflow", topic=self.topic, max_pending=self.max_pending,
+                          writer=writer.decode(errors="replace"), first_seq=seq, failing=self.failing,
+                          detail="the oldest lines waiting are dropped, never mirrored; the timeline file holds them")
 
     def close(self) -> None:
         """Send what is queued, then let `run` return."""
@@ -80,23 +111,33 @@ class KafkaMirror:
             await self.producer.stop()
 
     async def _send_some(self) -> bool:
-        """Send the next batch; take off the queue the lines acknowledged, or too large ever to be, before the first
-        other failure. Whether the batch went through."""
-        batch = self._queue[:500]
+        """Send the next batch; take off the queue the lines acknowledged, or dropped (`_dropping`), before the first
+        other failure. Whether to go on at once (no failure held the queue up)."""
+        batch = self._queue[:1 if self._singly else min(BATCH, self.max_pending)]
         sends: list[asyncio.Future[Any] | KafkaError] = []
-        for key, value, _ in batch:
-            try:
-                sends.append(await self.producer.send(self.topic, value, key=key))
-            except TOO_LARGE as exc:  # refused before it was queued: it never fits, the lines after it are sent
-                sends.append(exc)
-            except KafkaError as exc:  # no metadata, a full buffer: the next would wait as long, and land ahead of it
-                sends.append(exc)
-                break
-        await asyncio.gather(*(s for s in sends if isinstance(s, asyncio.Future)), return_exceptions=True)
+        self._in_flight = len(batch)
+        try:
+            for key, value, _ in batch:
+                try:
+                    sends.append(await self.producer.send(self.topic, value, key=key))
+                except TOO_LARGE as exc:  # refused before it was queued: it never fits, the lines after it are sent
+                    sends.append(exc)
+                except KafkaError as exc:  # no metadata, a full buffer: the next would wait as long, and land ahead
+                    sends.append(exc)
+                    break
+            await asyncio.gather(*(s for s in sends if isinstance(s, asyncio.Future)), return_exceptions=True)
+        finally:
+            self._in_flight = 0
         errors = [s if isinstance(s, KafkaError) else s.exception() for s in sends]
-        done = next((i for i, e in enumerate(errors) if e is not None and not isinstance(e, TOO_LARGE)), len(errors))
+        done, batched = len(errors), 0
+        for i, error in enumerate(errors):
+            batched = _refused_together(sends, errors, i)
+            if error is not None and not self._dropping(i, error, batched=batched > 1):
+                done = i
+                break
+        self._singly = max(0, self._singly - done)
         for (writer, line, seq), dropped in zip(self._queue[:done], errors[:done], strict=True):
-            if dropped is not None:  # too large: it never fits, so it never holds up the lines after it
+            if dropped is not None:  # it never goes through, so it never holds up the lines after it
                 log.error("timeline_mirror_line_dropped", topic=self.topic, writer=writer.decode(errors="replace"),
                           seq=seq, size=len(line), error=repr(dropped),
                           detail="the mirror has no line of this seq; the timeline file holds it")
@@ -104,11 +145,16 @@ class KafkaMirror:
             else:
                 self.sent += 1
         del self._queue[:done]
+        if self._overflowing and len(self._queue) <= self.max_pending // 2:
+            self._overflowing = False  # that burst is over: the next overflow is said again
         error = errors[done] if done < len(errors) else None
         if error is None:
             if self.failing is not None:
                 log.info("timeline_mirror_recovered", topic=self.topic, error=self.failing, pending=len(self._queue))
                 self.failing = None
+            return True
+        if batched > 1 and not (transient_send(error) or isinstance(error, TOPIC_REFUSED)):  # refused for good
+            self._singly = batched  # together (too large, say): those lines go one at a time
             return True
         if repr(error) != self.failing:  # once per distinct error, not once a second
             self.failing = repr(error)
@@ -116,3 +162,30 @@ class KafkaMirror:
                 "timeline_mirror_failed", topic=self.topic, error=self.failing, transient=transient_send(error),
                 pending=len(self._queue), retry_in_s=self.retry_delay)
         return False
+
+    def _dropping(self, index: int, error: BaseException, *, batched: bool) -> bool:
+        """Whether the line at `index` that failed with `error` is dropped. Only a refusal of that line alone (not of a
+        batch: `batched`) for good (neither transient nor the topic's refusal): at once when it is too large, else
+        once `deadline` seconds have passed since its first such failure."""
+        if transient_send(error) or isinstance(error, TOPIC_REFUSED) or batched:
+            self._stuck = None
+            return False
+        if isinstance(error, TOO_LARGE):
+            return True
+        writer, _, seq = self._queue[index]
+        now = time.monotonic()
+        if self._stuck is None or self._stuck[:2] != (writer, seq):
+            self._stuck = (writer, seq, now)
+        return now - self._stuck[2] >= self.deadline
+
+
+def _refused_together(sends: Sequence[asyncio.Future[Any] | KafkaError], errors: Sequence[BaseException | None],
+                      index: int) -> int:
+    """How many lines from `index` on failed in their futures with the same kind of error: a record batch refused
+    whole, whose lines are then sent one at a time to find the one at fault (aiokafka builds a batch of one for a line
+    above its batch size, so one refused alone was refused for itself, and the lines after it went through)."""
+    error, n = errors[index], 0
+    while index + n < len(errors) and sends[index + n] is not errors[index + n] and \
+            type(errors[index + n]) is type(error) and error is not None:
+        n += 1
+    return n

@@ -31,10 +31,15 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from responder.errors import ChangelogError, ConfigError, ReplicaFenced
 from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, resending, send_all, transient_send
+from responder.ingest.txnprobe import supported
 
 log = structlog.get_logger(__name__)
 
 _FENCED = (ProducerFenced,)
+END_DEADLINE = 30.0
+"""Seconds a commit, an abort or the offsets' addition waits for the transaction coordinator (aiokafka waits with no
+limit while the cluster is down) before the partition's transaction fails (a TimeoutError): under the 60 s
+transaction timeout and the 120 s rebalance timeout."""
 
 
 def _refused(exc: BaseException) -> bool:
@@ -42,28 +47,11 @@ def _refused(exc: BaseException) -> bool:
     return isinstance(exc, _FENCED) or "fenced" in type(exc).__name__.lower() or "epoch" in type(exc).__name__.lower()
 
 
-async def supported(bootstrap: str, group_id: str, options: Mapping[str, Any] | None = None,
-                    timeout: float = 15.0) -> bool:
-    """Whether the broker runs transactions for aiokafka: a probe producer initialises a transactional id."""
-    probe = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{group_id}.probe",
-                             request_timeout_ms=int(timeout * 1000), **(options or {}))
-    try:
-        await asyncio.wait_for(probe.start(), timeout)
-        async with probe.transaction():
-            pass
-    except (KafkaError, TimeoutError, OSError) as exc:
-        log.info("kafka_transactions_unsupported", error=f"{type(exc).__name__}: {exc}")
-        return False
-    finally:
-        with contextlib.suppress(KafkaError, OSError):
-            await probe.stop()
-    return True
-
-
 class Transactions:
     """Partition p's transactional producer, for the partitions this replica owns."""
 
     send_deadline = SEND_DEADLINE  # seconds a transaction is run again after its first transient failure
+    end_deadline = END_DEADLINE  # seconds a commit, abort or offsets' addition waits for the coordinator
 
     def __init__(self, bootstrap: str, topic: str, group_id: str, *,
                  options: Mapping[str, Any] | None = None) -> None:
@@ -100,9 +88,9 @@ class Transactions:
         for partition in set(partitions) & set(self.producers):
             producer = self.producers.pop(partition)
             opened = self._forget(partition) is producer
-            with contextlib.suppress(KafkaError, AssertionError):  # aiokafka asserts its state machine
+            with contextlib.suppress(KafkaError, AssertionError, TimeoutError):  # aiokafka asserts its states
                 if opened:
-                    await producer.abort_transaction()
+                    await self._ended(partition, "abort", producer.abort_transaction())
             with contextlib.suppress(KafkaError):
                 await producer.stop()
 
@@ -161,7 +149,7 @@ class Transactions:
     async def _commit_offsets(self, partition: int, producer: AIOKafkaProducer,
                               offsets: Mapping[TopicPartition, int]) -> None:
         await self._again(partition, producer)
-        await producer.send_offsets_to_transaction(offsets, self.group_id)
+        await self._ended(partition, "offsets", producer.send_offsets_to_transaction(offsets, self.group_id))
         await self._commit(partition, producer)
 
     def _producer(self, partition: int) -> AIOKafkaProducer:
@@ -190,13 +178,13 @@ class Transactions:
             except Exception as exc:
                 if transient_send(exc) and not _refused(exc) and self._opened(partition, producer):
                     self._open.pop(partition)
-                    with contextlib.suppress(KafkaError, AssertionError):
-                        await producer.abort_transaction()
+                    with contextlib.suppress(KafkaError, AssertionError):  # not a TimeoutError: it fails p
+                        await self._ended(partition, "abort", producer.abort_transaction())
                 raise
 
         try:
             await resending(producer, self.topic, aborting, deadline=self.send_deadline)
-        except (KafkaError, AssertionError) as exc:  # aiokafka asserts its transaction state machine
+        except (KafkaError, AssertionError, TimeoutError) as exc:  # aiokafka asserts its states; `_ended`
             raise self._failed(partition, producer, exc) from exc
 
     async def _again(self, partition: int, producer: AIOKafkaProducer) -> bool:
@@ -210,8 +198,18 @@ class Transactions:
             await send_all(producer, self.topic, self._sent[partition], partition)
         return True
 
+    async def _ended(self, partition: int, step: str, wait: Awaitable[None]) -> None:
+        """`wait` (a commit, abort or offsets' addition) for at most `end_deadline` seconds, then TimeoutError (not
+        KafkaTimeoutError, which would run the transaction again: it fails the partition, `_retrying`)."""
+        try:
+            await asyncio.wait_for(wait, self.end_deadline)
+        except TimeoutError as exc:
+            log.error("changelog_transaction_stuck", partition=partition, step=step, waited_s=self.end_deadline)
+            raise TimeoutError(f"changelog {self.topic}[{partition}]: the transaction's {step} had no answer from "
+                               f"its coordinator in {self.end_deadline:g}s (is the cluster down?)") from exc
+
     async def _commit(self, partition: int, producer: AIOKafkaProducer) -> None:
-        await producer.commit_transaction()
+        await self._ended(partition, "commit", producer.commit_transaction())
         self._open.pop(partition, None)
         self._sent.pop(partition, None)
         self.commits += 1

@@ -99,7 +99,8 @@ class Service(BatchHandling, Running):
         self.kafka_options = options = kafka_client_options(settings)  # TLS / SASL, for every client below
         self.recorder = Recorder.from_settings(settings, clock=clock)
         self.archiver = archiver_from(settings)
-        self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic, options=options) \
+        self.mirror = KafkaMirror(settings.kafka_bootstrap, settings.timeline_mirror_topic, options=options,
+                                  max_pending=settings.timeline_mirror_max_pending) \
             if settings.timeline_mirror_topic and not settings.dry_run else None  # a dry run produces nothing
         self.recorder.sinks.extend(s for s in (self.archiver, self.mirror) if s is not None)
         self.publisher = KafkaPublisher(settings.kafka_bootstrap, options=options)

@@ -72,7 +72,9 @@ class SignedLoops(ConsumerRebuilds):
     async def _expire(self) -> None:
         """`on_timeout` for the parked steps past their deadline, and the released steps a crash cut short. They may
         act, so in a fleet they run under the exclusive gate, as decisions do (never while a revocation hands their
-        partition over), which is taken only when one is due."""
+        partition over), which is taken only when one is due. The requests Kafka did not take are published again
+        first, without the gate: that only publishes (`Decisions.ask_again`)."""
+        await self.engine.decisions.ask_again()
         if self.fleet is None:
             await self.engine.expire()
         elif self.engine.decisions.due():

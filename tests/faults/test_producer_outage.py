@@ -9,6 +9,7 @@ import os
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -45,6 +46,17 @@ async def _outage(broker: Broker, seconds: float = OUTAGE_S) -> None:
         await asyncio.sleep(seconds)
     finally:
         os.kill(broker.pid, signal.SIGCONT)
+
+
+async def topic_records(bootstrap: str, topic: str) -> list[Any]:
+    """What one fetch from the start of `topic` returns (every record of a small topic)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        got = await consumer.getmany(timeout_ms=5000)
+    finally:
+        await consumer.stop()
+    return [m for ms in got.values() for m in ms]
 
 
 async def test_a_changelog_write_during_an_outage_lands_once_the_broker_answers(broker, unique):
@@ -85,12 +97,6 @@ async def test_a_dead_letter_during_an_outage_is_the_full_copy_once_the_broker_a
         await outage
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        got = await consumer.getmany(timeout_ms=5000)
-    finally:
-        await consumer.stop()
-    letters = [m for ms in got.values() for m in ms if m.value != b"warm-up"]
+    letters = [m for m in await topic_records(broker.bootstrap, topic) if m.value != b"warm-up"]
     assert letters  # a copy sent before the outage ended may be there twice (docs/faults.md)
     assert [(m.value, dict(m.headers).get("h")) for m in letters] == [(b"{not json", b"v")] * len(letters)

@@ -1,0 +1,80 @@
+"""Producers of s25 across a broker that stops answering (the embedded broker SIGSTOPped, its data kept): a
+`deadletter replay` sends again until it answers, and the service's publisher gives up at its deadline instead of
+holding a lane (responder/ingest/deadletter.py, responder/ingest/approvals.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from structlog.testing import capture_logs
+
+from responder.errors import BrokerUnavailable
+from responder.ingest import deadletter
+from responder.ingest.approvals import KafkaPublisher
+from responder.ingest.clients import ensure_topics, publish
+from responder.sandbox import Broker
+from tests.faults.test_broker_faults import stopped_after
+from tests.faults.test_producer_outage import FAST, OUTAGE_S, _outage, topic_records
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(name="broker")
+def _broker(tmp_path) -> Iterator[Broker]:
+    """An embedded broker of its own (the memory engine: a stopped process keeps its data)."""
+    with stopped_after(Broker(log_path=tmp_path / "broker.log")) as broker:
+        yield broker
+
+
+async def test_a_replay_during_an_outage_publishes_every_record_once_the_broker_answers(broker, unique,
+                                                                                      monkeypatch):
+    """The broker stops (past the request timeout) as the replay sends its first record: it is sent again, and
+    every dead letter reaches its topic, none reported failed."""
+    dlq, target = f"dlq-{unique}", f"retry-{unique}"
+    await ensure_topics(broker.bootstrap, [dlq, target], partitions=1)
+    headers = [("dlq.reason", b"not_json"), ("dlq.topic", target.encode())]
+    await publish(broker.bootstrap, dlq, [b"a", b"b"], headers=headers)
+    outages: list[asyncio.Task[None]] = []
+
+    class Stopping(AIOKafkaProducer):
+        """The replay's producer: its first send meets a stopped broker."""
+
+        async def send_and_wait(self, *args: Any, **kwargs: Any) -> Any:
+            if not outages:
+                outages.append(asyncio.create_task(_outage(broker, OUTAGE_S)))
+                await asyncio.sleep(0.2)
+            return await super().send_and_wait(*args, **kwargs)
+
+    monkeypatch.setattr(deadletter, "AIOKafkaProducer", Stopping)
+    with capture_logs() as logs:
+        result = await deadletter.replay_deadletters(broker.bootstrap, dlq, idle_seconds=1.5, options=FAST)
+        await outages[0]
+    assert (result.replayed, result.failed) == (2, None)
+    assert "kafka_send_retried" in [e["event"] for e in logs]
+    assert {m.value for m in await topic_records(broker.bootstrap, target)} == {b"a", b"b"}  # a resend: twice
+
+
+async def test_a_publication_on_a_stopped_broker_gives_up_at_the_publishers_deadline(broker, unique):
+    """An approval request or notification while the broker is stopped: BrokerUnavailable after the deadline (2 s
+    here), not after the resends' 30 s and aiokafka's request timeouts around them."""
+    topic = f"requests-{unique}"
+    await ensure_topics(broker.bootstrap, [topic], partitions=1)
+    publisher = KafkaPublisher(broker.bootstrap, options=FAST)
+    publisher.deadline = 2.0
+    await publisher.start()
+    try:
+        await publisher.publish(topic, b"k", b"warm-up")
+        outage = asyncio.create_task(_outage(broker, 6.0))
+        await asyncio.sleep(0.2)
+        began = time.monotonic()
+        with pytest.raises(BrokerUnavailable):
+            await asyncio.wait_for(publisher.publish(topic, b"k", b"{}"), 5.0)
+        assert time.monotonic() - began < 3.0
+        await outage
+    finally:
+        await publisher.stop()
