@@ -23,6 +23,8 @@
     │   └── TimelineLocked              another process holds the file (path, holder)
     ├── BrokerUnavailable               → Kafka did not acknowledge a produce in time (intake answers 503)
     ├── RecordTooLarge                  → Kafka refuses the record for its size: never retry (intake answers 413)
+    ├── ChangelogError, CoordinatorDied, ConsumerRebuildsExhausted
+    │                                   → a fleet's state or a consumer's group failed (`responder.errors_kafka`)
     └── ActuationError                  → raised by actuators only
         ├── TransientActuationError     throttling, 5xx, timeouts: retried with jittered backoff
         └── PermanentActuationError     AccessDenied, NotFound, bad params: recorded, the step fails
@@ -226,41 +228,3 @@ class TransientActuationError(ActuationError):
 
 class PermanentActuationError(ActuationError):
     """Retrying cannot help: recorded as a failure."""
-
-
-class ChangelogError(ResponderError):
-    """A partition's state cannot be restored (unreadable changelog, a record that does not parse, wrong fleet)."""
-
-
-class ChangelogTooShort(ChangelogError):
-    """The changelog has no partition for an alert partition (one added while the fleet runs), and growing it failed:
-    that alert partition is not consumed until the changelog has one."""
-
-    def __init__(self, message: str, partition: int) -> None:
-        super().__init__(message)
-        self.partition = partition
-
-
-class ChangelogWriteTimedOut(ChangelogError):
-    """A changelog write outside transactions was not acknowledged within its deadline (`WRITE_DEADLINE_S`, resends
-    included): the changelog barrier fails with it, nothing it carried acts or is committed, and the service stops."""
-
-
-class ReplicaFenced(ChangelogError):
-    """Another replica took this one's partition and its transactional producer: this replica is a zombie."""
-
-
-class CoordinatorDied(ResponderError):
-    """aiokafka's group coordination task of one of the service's consumers ended with an error: aiokafka never
-    restarts it, so that consumer is closed and created again (responder/ingest/coordinator.py)."""
-
-    def __init__(self, consumer: str, cause: BaseException) -> None:
-        self.consumer = consumer
-        self.cause = cause
-        super().__init__(f"the {consumer} consumer's group coordinator died: {type(cause).__name__}: {cause}")
-
-
-class ConsumerRebuildsExhausted(ResponderError):
-    """One of the service's consumers was rebuilt after a dead group coordinator more often than it may be without
-    progress in between (no offset committed, no rebuilt consumer settled, or its start timed out each time:
-    responder/service/consumers.py): the service stops, and `responder run` exits 75 for a fresh process."""

@@ -20,7 +20,8 @@ from responder.engine.executor import Engine
 from responder.engine.partitions import ClosedKeys, Partitions, closed_key, cut, expired, merge, release
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import CLOSED_HORIZON
-from responder.errors import BrokerUnreachable, ChangelogError, ChangelogTooShort
+from responder.errors import BrokerUnreachable
+from responder.errors_kafka import ChangelogError, ChangelogTooShort
 from responder.ingest.changelog import Changelog
 from responder.models.approval import ApprovalDecision
 from responder.models.timeline import EntryKind, TimelineEntry

@@ -23,7 +23,8 @@ from responder.cli.output import (
     print_ok,
     timeline_table,
 )
-from responder.errors import ConfigError, ConsumerRebuildsExhausted, ReplicaFenced
+from responder.errors import ConfigError
+from responder.errors_kafka import ConsumerRebuildsExhausted, ReplicaFenced
 from responder.settings import Settings
 
 app = typer.Typer()

@@ -20,7 +20,8 @@ from responder.engine.incidents import Incident
 from responder.engine.lastresort import escalates, record_missed
 from responder.engine.positions import after_decided, step_index
 from responder.engine.state import EngineState
-from responder.errors import ChangelogError, TimelineError
+from responder.errors import TimelineError
+from responder.errors_kafka import ChangelogError
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, Runbook

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
-from responder.errors import ChangelogError, ChangelogTooShort, ChangelogWriteTimedOut
+from responder.errors_kafka import ChangelogError, ChangelogTooShort, ChangelogWriteTimedOut
 from responder.ingest.clients import _start_with_retry, resending, send_all, send_retrying, with_admin
 from responder.ingest.transactions import Transactions
 

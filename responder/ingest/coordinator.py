@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import structlog
 from aiokafka.errors import KafkaError
 
-from responder.errors import CoordinatorDied
+from responder.errors_kafka import CoordinatorDied
 from responder.ingest.clients import stop_consumer
 from responder.ingest.unreadable import positions
 

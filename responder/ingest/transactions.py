@@ -29,7 +29,8 @@ import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from responder.errors import ChangelogError, ConfigError, ReplicaFenced
+from responder.errors import ConfigError
+from responder.errors_kafka import ChangelogError, ReplicaFenced
 from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, resending, send_all, transient_send
 from responder.ingest.txnprobe import supported
 

@@ -37,7 +37,7 @@ from typing import Any
 import structlog
 from aiokafka import TopicPartition
 
-from responder.errors import ConsumerRebuildsExhausted, CoordinatorDied
+from responder.errors_kafka import ConsumerRebuildsExhausted, CoordinatorDied
 from responder.exception_groups import only
 from responder.ingest.approvals import ApprovalIngest
 from responder.ingest.coordinator import REBUILDS, WINDOW_S, RebuildBudget, caught_up

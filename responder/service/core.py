@@ -150,18 +150,17 @@ class Service(BatchHandling, Running):
         self.metrics.registry.register(HeldPartitions(lambda: self.ingest.held))  # read at each scrape
         self.fleet = None
         if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
-            self.fleet = FleetState(self.engine, Changelog(settings.kafka_bootstrap, settings.changelog_topic,
-                                                           options=options,
-                                                           write_deadline=settings.changelog_write_deadline))
+            changelog = Changelog(settings.kafka_bootstrap, settings.changelog_topic, options=options,
+                                  write_deadline=settings.changelog_write_deadline)
+            self.fleet = FleetState(self.engine, changelog)
             self.recorder.barriers.append(self.fleet.on_durable)
             self.metrics.changelog_missing.set_function(lambda: len(self.fleet.short) if self.fleet else 0)
             global_guards.uncounted = self._uncounted  # a quota that cannot be counted yet waits, parked
             global_guards.global_shared = self.fleet_guard is not None
         self.approvals = ApprovalIngest(settings.kafka_bootstrap, settings.approvals_topic,
                                         None if self.fleet else f"{settings.group_id}.approvals",
-                                        session_timeout_ms=settings.session_timeout_ms,
+                                        session_timeout_ms=settings.session_timeout_ms, options=options,
                                         manual_assignment=settings.kafka_manual_assignment or self.fleet is not None,
-                                        options=options,
                                         group_instance_id=f"{settings.kafka_group_instance_id}.approvals"
                                         if settings.kafka_group_instance_id and self.fleet is None else None)
         self._evicted_at, self._chores = clock(), Chores()

@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from responder.errors import ReplicaFenced
+from responder.errors_kafka import ReplicaFenced
 from responder.exception_groups import only
 from responder.metrics import Metrics
 from responder.metrics_server import MetricsServer

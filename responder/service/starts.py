@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from responder.errors import CoordinatorDied
+from responder.errors_kafka import CoordinatorDied
 from responder.ingest.clients import stop_consumer
 
 log = structlog.get_logger(__name__)

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from responder.engine.incidents import Incident
 from responder.engine.snapshot import EngineSnapshot
-from responder.errors import ChangelogWriteTimedOut
+from responder.errors_kafka import ChangelogWriteTimedOut
 from responder.ingest.changelog import Changelog, ensure_changelog
 from tests.faults.test_producer_outage import FAST, _broker, _outage  # noqa: F401  # _broker: the fixture
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from responder.actuators.aws.session import AwsSession
-from responder.errors import ConsumerRebuildsExhausted
+from responder.errors_kafka import ConsumerRebuildsExhausted
 from responder.sandbox import SANDBOX_CREDENTIALS
 from responder.service import Service, rebuilds_exhausted
 from responder.settings import Settings

@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaProducer
 
 from responder.engine.incidents import Incident
 from responder.engine.snapshot import EngineSnapshot
-from responder.errors import ChangelogError
+from responder.errors_kafka import ChangelogError
 from responder.ingest.changelog import Changelog, ensure_changelog
 
 

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from responder.engine.incidents import Incident
 from responder.engine.snapshot import EngineSnapshot
-from responder.errors import ChangelogError, ReplicaFenced
+from responder.errors_kafka import ChangelogError, ReplicaFenced
 from responder.ingest.changelog import Changelog, ensure_changelog
 from responder.ingest.kafka import ensure_topics
 from responder.ingest.transactions import Transactions, supported

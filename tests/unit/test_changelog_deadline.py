@@ -13,7 +13,7 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 
 from responder.engine.snapshot import EngineSnapshot
-from responder.errors import ChangelogWriteTimedOut
+from responder.errors_kafka import ChangelogWriteTimedOut
 from responder.fleet import FleetState
 from responder.ingest.changelog import Changelog
 from tests.fakes import MetadataClient

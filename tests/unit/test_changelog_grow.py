@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import InvalidPartitionsError, TopicAuthorizationFailedError
 
-from responder.errors import ChangelogError, ChangelogTooShort
+from responder.errors_kafka import ChangelogError, ChangelogTooShort
 from responder.fleet import FleetState
 from responder.ingest import changelog as module
 from responder.ingest.changelog import Changelog

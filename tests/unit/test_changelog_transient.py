@@ -20,7 +20,7 @@ from aiokafka.errors import (
 from structlog.testing import capture_logs
 
 from responder.engine.snapshot import EngineSnapshot
-from responder.errors import ChangelogError
+from responder.errors_kafka import ChangelogError
 from responder.ingest.changelog import Changelog
 from responder.ingest.transactions import Transactions
 from tests.fakes import MetadataClient

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from responder.errors import ConsumerRebuildsExhausted
+from responder.errors_kafka import ConsumerRebuildsExhausted
 from responder.ingest.coordinator import RebuildBudget
 from responder.service import Service
 from responder.service.consumers import rebuilds_exhausted

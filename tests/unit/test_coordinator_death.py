@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from structlog.testing import capture_logs
 
-from responder.errors import CoordinatorDied
+from responder.errors_kafka import CoordinatorDied
 from responder.ingest.approvals import ApprovalIngest
 from responder.ingest.coordinator import coordinator_death
 from responder.models.event import RawRecord

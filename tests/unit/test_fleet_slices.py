@@ -15,7 +15,7 @@ from responder.engine.partitions import Partitions, cut, merge
 from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
-from responder.errors import ChangelogError
+from responder.errors_kafka import ChangelogError
 from responder.fleet import FleetState
 from responder.ingest import changelog as changelog_module
 from responder.ingest.changelog import QUOTAS_KEY, Changelog

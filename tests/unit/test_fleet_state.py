@@ -12,7 +12,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from responder.engine.snapshot import EngineSnapshot
-from responder.errors import ChainBroken, ChangelogError, ReplicaFenced
+from responder.errors import ChainBroken
+from responder.errors_kafka import ChangelogError, ReplicaFenced
 from responder.fleet import FleetState
 from responder.models.event import RawRecord
 from responder.service import Service

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from responder.errors import ConsumerRebuildsExhausted
+from responder.errors_kafka import ConsumerRebuildsExhausted
 from responder.ingest.coordinator import RebuildBudget
 from responder.ingest.raw import to_raw
 from responder.service import Service

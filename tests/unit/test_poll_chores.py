@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from responder.errors import ChangelogWriteTimedOut
+from responder.errors_kafka import ChangelogWriteTimedOut
 from responder.models.event import RawRecord
 from responder.service import Service
 from responder.settings import Settings

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.consumer.subscription_state import Subscription
 
-from responder.errors import ConsumerRebuildsExhausted
+from responder.errors_kafka import ConsumerRebuildsExhausted
 from responder.ingest.coordinator import RebuildBudget, caught_up
 from responder.ingest.raw import to_raw
 from responder.service import Service

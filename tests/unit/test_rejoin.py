@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from responder.cli import app
-from responder.errors import ConfigError, ConsumerRebuildsExhausted, ReplicaFenced, TimelineError
+from responder.errors import ConfigError, TimelineError
+from responder.errors_kafka import ConsumerRebuildsExhausted, ReplicaFenced
 from responder.models.event import RawRecord
 from responder.service import Service, fenced, rebuilds, serve_rejoining
 from responder.settings import Settings

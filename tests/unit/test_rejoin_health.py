@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from responder.errors import ReplicaFenced, TimelineError
+from responder.errors import TimelineError
+from responder.errors_kafka import ReplicaFenced
 from responder.metrics import Metrics
 from responder.metrics_server import MetricsServer
 from responder.service import Service, health_server, rebuilds, serve_rejoining

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from responder.errors import ConsumerRebuildsExhausted
+from responder.errors_kafka import ConsumerRebuildsExhausted
 from responder.ingest.coordinator import RebuildBudget
 from responder.service import Service
 from responder.settings import Settings

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import NodeNotReadyError
 
-from responder.errors import ChangelogError
+from responder.errors_kafka import ChangelogError
 from responder.ingest.transactions import Transactions
 from tests.unit.test_changelog_transient import _FailingTxnProducer
 from tests.unit.test_transactions_hold import fake_transactions

@@ -1,0 +1,54 @@
+"""The Kafka consumer group's and the fleet changelog's branch of the one exception tree (`responder.errors`).
+
+::
+
+    ResponderError
+    ├── ChangelogError                  → a partition's state cannot be restored or written: not consumed / stop
+    │   ├── ChangelogTooShort           no changelog partition for an alert partition (partition)
+    │   ├── ChangelogWriteTimedOut      a write outside transactions passed its deadline
+    │   └── ReplicaFenced               another replica took the partition: this one is a zombie
+    ├── CoordinatorDied                 a consumer's group coordination task ended: rebuilt (consumer, cause)
+    └── ConsumerRebuildsExhausted       rebuilt too often without progress: `responder run` exits 75
+"""
+
+from __future__ import annotations
+
+from responder.errors import ResponderError
+
+
+class ChangelogError(ResponderError):
+    """A partition's state cannot be restored (unreadable changelog, a record that does not parse, wrong fleet)."""
+
+
+class ChangelogTooShort(ChangelogError):
+    """The changelog has no partition for an alert partition (one added while the fleet runs), and growing it failed:
+    that alert partition is not consumed until the changelog has one."""
+
+    def __init__(self, message: str, partition: int) -> None:
+        super().__init__(message)
+        self.partition = partition
+
+
+class ChangelogWriteTimedOut(ChangelogError):
+    """A changelog write outside transactions was not acknowledged within its deadline (`WRITE_DEADLINE_S`, resends
+    included): the changelog barrier fails with it, nothing it carried acts or is committed, and the service stops."""
+
+
+class ReplicaFenced(ChangelogError):
+    """Another replica took this one's partition and its transactional producer: this replica is a zombie."""
+
+
+class CoordinatorDied(ResponderError):
+    """aiokafka's group coordination task of one of the service's consumers ended with an error: aiokafka never
+    restarts it, so that consumer is closed and created again (responder/ingest/coordinator.py)."""
+
+    def __init__(self, consumer: str, cause: BaseException) -> None:
+        self.consumer = consumer
+        self.cause = cause
+        super().__init__(f"the {consumer} consumer's group coordinator died: {type(cause).__name__}: {cause}")
+
+
+class ConsumerRebuildsExhausted(ResponderError):
+    """One of the service's consumers was rebuilt after a dead group coordinator more often than it may be without
+    progress in between (no offset committed, no rebuilt consumer settled, or its start timed out each time:
+    responder/service/consumers.py): the service stops, and `responder run` exits 75 for a fresh process."""
