@@ -1,0 +1,92 @@
+"""Metrics added once per chunk or durable batch show, at the scrape after it, what per-event updates showed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from responder.metrics import DISPATCH_BUCKETS, observe_all
+from responder.models.event import RawRecord
+from responder.models.runbook import Runbook
+from responder.service import Service
+from responder.settings import Settings
+from tests.fakes import FakeIam
+from tests.findings import envelope_bytes, guardduty_finding
+
+RUNBOOK = Runbook.model_validate({
+    "id": "deactivate", "trigger": {"source": "guardduty", "type": "*IAMUser/*"},
+    "steps": [{"id": "deactivate", "actuator": "aws.iam.deactivate_access_key",
+               "with": {"user_name": "${event.resource.iam_user.id}",
+                        "access_key_id": "${event.resource.access_key.id}"}}],
+})
+KEYS = [f"AKIAABCDEFGHIJKLMN{i:02d}" for i in range(5)]
+# on the bounds, between them, past the last, zero, and sums whose float rounding depends on the order of additions
+AMOUNTS = [0.0, 0.005, 0.0051, 0.1, 0.1, 0.2, 0.3, 1e-9, 60.0, 61.5, 1e6, *[0.1 * n for n in range(1, 40)]]
+
+
+def _exposition(registry: CollectorRegistry) -> bytes:
+    """The registry's text without the `_created` sample (the moment each histogram was made)."""
+    return b"\n".join(line for line in generate_latest(registry).splitlines() if b"_created" not in line)
+
+
+@pytest.mark.parametrize("chunks", [[AMOUNTS], [AMOUNTS[:7], AMOUNTS[7:]], [[0.25], [], AMOUNTS]])
+def test_observe_all_gives_the_exposition_of_observe_one_by_one(chunks: list[list[float]]) -> None:
+    """The same bucket counts and bit-for-bit the same sum as prometheus_client's `observe` of each amount in turn."""
+    one, folded = CollectorRegistry(), CollectorRegistry()
+    each = Histogram("h", "d", buckets=DISPATCH_BUCKETS, registry=one)
+    batch = Histogram("h", "d", buckets=DISPATCH_BUCKETS, registry=folded)
+    for amounts in chunks:
+        for amount in amounts:
+            each.observe(amount)
+        observe_all(batch, amounts)
+        assert _exposition(folded) == _exposition(one)
+    total = 0.0
+    for amount in (a for amounts in chunks for a in amounts):
+        total += amount  # in order, one by one: not fsum's, nor a sum per chunk added to the last
+    assert one.get_sample_value("h_sum") == folded.get_sample_value("h_sum") == total
+
+
+def _service(tmp_path: Any, act_fails: bool, monkeypatch: pytest.MonkeyPatch) -> Service:
+    iam = FakeIam()
+    for key in KEYS:
+        iam.add_key("ml-training", key)
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
+                        kafka_commit_interval_ms=0)
+    service = Service(settings, aws=iam, runbooks=[RUNBOOK])
+
+    async def commit(offsets: dict[Any, int]) -> None:
+        del offsets
+
+    async def deadletter(record: RawRecord, reason: str, detail: str) -> None:
+        del record, reason, detail
+
+    async def broken(*_: Any) -> None:
+        raise RuntimeError("boom")
+
+    service.ingest.commit = commit  # type: ignore[method-assign]
+    service.ingest.deadletter = deadletter  # type: ignore[method-assign]
+    if act_fails:
+        monkeypatch.setattr(service.engine, "handle", broken)
+    return service
+
+
+@pytest.mark.parametrize("act_fails", [False, True])
+async def test_a_scrape_after_each_chunk_shows_every_event_it_matched(tmp_path, monkeypatch, act_fails) -> None:
+    """`responder_events_matched_total` (read and in `/metrics`) counts each chunk's matched events once it is
+    handled, also when acting on them failed (counted before their runbooks ran, as one `inc` per event did)."""
+    service = _service(tmp_path, act_fails, monkeypatch)
+    try:
+        seen = []
+        for first, count in ((0, 3), (3, 2)):
+            records = [RawRecord(topic="a", offset=first + n, key=KEYS[first + n].encode(),
+                                 value=envelope_bytes(guardduty_finding(KEYS[first + n]))) for n in range(count)]
+            await service._handle_batch({("a", 0): records})
+            exposed = [line for line in service.metrics.exposition().splitlines()
+                       if line.startswith(b"responder_events_matched_total ")]
+            seen.append((service.metrics.value("responder_events_matched_total"), exposed))
+        assert seen == [(3.0, [b"responder_events_matched_total 3.0"]), (5.0, [b"responder_events_matched_total 5.0"])]
+    finally:
+        await service.close_unstarted()
+        service.recorder.close()
