@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,7 +50,7 @@ def test_observe_all_gives_the_exposition_of_observe_one_by_one(chunks: list[lis
     assert one.get_sample_value("h_sum") == folded.get_sample_value("h_sum") == total
 
 
-def _service(tmp_path: Any, act_fails: bool, monkeypatch: pytest.MonkeyPatch) -> Service:
+def _service(tmp_path: Path, act_fails: bool, monkeypatch: pytest.MonkeyPatch) -> Service:
     iam = FakeIam()
     for key in KEYS:
         iam.add_key("ml-training", key)
@@ -56,7 +58,7 @@ def _service(tmp_path: Any, act_fails: bool, monkeypatch: pytest.MonkeyPatch) ->
                         kafka_commit_interval_ms=0)
     service = Service(settings, aws=iam, runbooks=[RUNBOOK])
 
-    async def commit(offsets: dict[Any, int]) -> None:
+    async def commit(offsets: Mapping[Any, int]) -> None:
         del offsets
 
     async def deadletter(record: RawRecord, reason: str, detail: str) -> None:
@@ -73,7 +75,8 @@ def _service(tmp_path: Any, act_fails: bool, monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.parametrize("act_fails", [False, True])
-async def test_a_scrape_after_each_chunk_shows_every_event_it_matched(tmp_path, monkeypatch, act_fails) -> None:
+async def test_a_scrape_after_each_chunk_shows_every_event_it_matched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      act_fails: bool) -> None:
     """`responder_events_matched_total` (read and in `/metrics`) counts each chunk's matched events once it is
     handled, also when acting on them failed (counted before their runbooks ran, as one `inc` per event did)."""
     service = _service(tmp_path, act_fails, monkeypatch)
