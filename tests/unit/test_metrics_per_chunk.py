@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,21 +56,19 @@ def _service(tmp_path: Path, act_fails: bool, monkeypatch: pytest.MonkeyPatch) -
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
                         kafka_commit_interval_ms=0)
     service = Service(settings, aws=iam, runbooks=[RUNBOOK])
-
-    async def commit(offsets: Mapping[Any, int]) -> None:
-        del offsets
-
-    async def deadletter(record: RawRecord, reason: str, detail: str) -> None:
-        del record, reason, detail
-
-    async def broken(*_: Any) -> None:
-        raise RuntimeError("boom")
-
-    service.ingest.commit = commit  # type: ignore[method-assign]
-    service.ingest.deadletter = deadletter  # type: ignore[method-assign]
+    monkeypatch.setattr(service.ingest, "commit", _ignored)  # no broker: offsets and dead letters go nowhere
+    monkeypatch.setattr(service.ingest, "deadletter", _ignored)
     if act_fails:
-        monkeypatch.setattr(service.engine, "handle", broken)
+        monkeypatch.setattr(service.engine, "handle", _raises)
     return service
+
+
+async def _ignored(*_: Any) -> None:
+    return None
+
+
+async def _raises(*_: Any) -> None:
+    raise RuntimeError("boom")
 
 
 @pytest.mark.parametrize("act_fails", [False, True])
