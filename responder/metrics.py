@@ -110,12 +110,26 @@ class Metrics:
 
 
 def observe_all(histogram: Histogram, amounts: Sequence[float]) -> None:
-    """`histogram.observe(a)` for each amount in order, with one update per bucket: the same bucket counts and the
-    same float sum (added in the same order), without `observe`'s two locked updates and its Python loop over the
-    bounds per amount. An adapter over prometheus_client's own fields of an unlabelled histogram (`_upper_bounds`,
-    `_buckets`, `_sum`: `observe` puts an amount in the first bucket whose bound is ≥ it);
-    tests/unit/test_metrics_per_chunk.py pins its exposition against `observe`'s. Amounts are numbers, never NaN
-    (`observe` puts NaN in no bucket)."""
+    """`histogram.observe(a)` for each amount in order, with one update per bucket where this prometheus_client's
+    `Histogram` keeps what `_fold` writes: the same bucket counts and the same float sum (added in the same order),
+    without `observe`'s two locked updates and its Python loop over the bounds per amount. Whether it does is asked
+    once per histogram class (`_folds`); a class whose internals differ (another prometheus_client release) is
+    observed one amount at a time, never written wrongly. Amounts are numbers, never NaN (`observe` puts NaN in no
+    bucket)."""
+    kind = type(histogram)
+    folds = _FOLDS.get(kind)
+    if folds is None:
+        folds = _FOLDS[kind] = _folds(kind)
+    if folds:
+        _fold(histogram, amounts)
+    else:
+        for amount in amounts:
+            histogram.observe(amount)
+
+
+def _fold(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """The adapter over prometheus_client's own fields of an unlabelled histogram (`_upper_bounds`, `_buckets`,
+    `_sum`: `observe` puts an amount in the first bucket whose bound is ≥ it)."""
     bounds: Sequence[float] = histogram._upper_bounds
     counts = [0] * len(bounds)
     total = histogram._sum.get()
@@ -126,6 +140,25 @@ def observe_all(histogram: Histogram, amounts: Sequence[float]) -> None:
     for bucket, n in zip(histogram._buckets, counts, strict=True):
         if n:
             bucket.inc(n)
+
+
+_FOLDS: dict[type[Histogram], bool] = {}  # histogram class → whether `_fold` gives its `observe`'s samples
+_PROBE = (0.0, 0.005, 0.0051, 0.1, 0.2, 0.3, 61.5, 1e6)  # on a bound, past one, past the last; an order-bound sum
+
+
+def _folds(kind: type[Histogram]) -> bool:
+    """Whether `_fold` into a `kind` gives the samples `observe` of each amount in turn gives (tried on two
+    unregistered histograms: bucket counts, count and sum bit for bit)."""
+    try:
+        each, folded = (kind("probe", "", buckets=DISPATCH_BUCKETS, registry=None) for _ in range(2))
+        for amount in _PROBE:
+            each.observe(amount)
+        _fold(folded, _PROBE)
+        seen = [[(s.name, s.labels, s.value) for s in family.samples if not s.name.endswith("_created")]
+                for h in (each, folded) for family in h.collect()]
+    except Exception:  # noqa: BLE001 - other fields, or none: `observe` one amount at a time
+        return False
+    return len(seen) == 2 and seen[0] == seen[1]
 
 
 FAILED_OUTCOMES = frozenset({"failed", "refused"})

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.samples import Sample
 
-from responder.metrics import DISPATCH_BUCKETS, observe_all
+from responder.metrics import DISPATCH_BUCKETS, _folds, observe_all
 from responder.models.event import RawRecord
 from responder.models.runbook import Runbook
 from responder.service import Service
@@ -47,6 +49,39 @@ def test_observe_all_gives_the_exposition_of_observe_one_by_one(chunks: list[lis
     for amount in (a for amounts in chunks for a in amounts):
         total += amount  # in order, one by one: not fsum's, nor a sum per chunk added to the last
     assert one.get_sample_value("h_sum") == folded.get_sample_value("h_sum") == total
+
+
+class _Cumulative(Histogram):
+    """A `Histogram` whose buckets hold cumulative counts: internals another prometheus_client release could have."""
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        self._sum.inc(amount)
+        for bound, bucket in zip(self._upper_bounds, self._buckets, strict=True):
+            if amount <= bound:
+                bucket.inc(1)
+
+    def _child_samples(self) -> Iterable[Sample]:
+        return (*(Sample("_bucket", {"le": str(bound)}, bucket.get(), None, None)
+                  for bound, bucket in zip(self._upper_bounds, self._buckets, strict=True)),
+                Sample("_count", {}, self._buckets[-1].get(), None, None),
+                Sample("_sum", {}, self._sum.get(), None, None))
+
+
+def test_observe_all_folds_into_the_installed_prometheus_client_histogram() -> None:
+    """The installed prometheus_client's `Histogram` takes the folded update (a release moving its fields fails)."""
+    assert _folds(Histogram)
+
+
+def test_observe_all_observes_one_by_one_a_histogram_whose_internals_differ() -> None:
+    """A histogram class whose buckets `observe_all` cannot fold into gets `observe`'s exposition, not wrong counts."""
+    one, folded = CollectorRegistry(), CollectorRegistry()
+    each = _Cumulative("h", "d", buckets=DISPATCH_BUCKETS, registry=one)
+    batch = _Cumulative("h", "d", buckets=DISPATCH_BUCKETS, registry=folded)
+    for amount in AMOUNTS:
+        each.observe(amount)
+    observe_all(batch, AMOUNTS)
+    assert _exposition(folded) == _exposition(one)
+    assert not _folds(_Cumulative)
 
 
 def _service(tmp_path: Path, act_fails: bool, monkeypatch: pytest.MonkeyPatch) -> Service:
