@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.samples import Sample
 
+from responder.errors import TimelineError
 from responder.metrics import DISPATCH_BUCKETS, _folds, observe_all
 from responder.models.event import RawRecord
 from responder.models.runbook import Runbook
@@ -98,6 +99,11 @@ def _service(tmp_path: Path, act_fails: bool, monkeypatch: pytest.MonkeyPatch) -
     return service
 
 
+def _records(first: int, count: int) -> list[RawRecord]:
+    return [RawRecord(topic="a", offset=n, key=KEYS[n].encode(), value=envelope_bytes(guardduty_finding(KEYS[n])))
+            for n in range(first, first + count)]
+
+
 async def _ignored(*_: Any) -> None:
     return None
 
@@ -109,15 +115,12 @@ async def _raises(*_: Any) -> None:
 @pytest.mark.parametrize("act_fails", [False, True])
 async def test_a_scrape_after_each_chunk_shows_every_event_it_matched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                       act_fails: bool) -> None:
-    """`responder_events_matched_total` (read and in `/metrics`) counts each chunk's matched events once it is
-    handled, also when acting on them failed (counted before their runbooks ran, as one `inc` per event did)."""
+    """`responder_events_matched_total`, read and in `/metrics`, counts a chunk's matched events once it is handled."""
     service = _service(tmp_path, act_fails, monkeypatch)
     try:
         seen = []
         for first, count in ((0, 3), (3, 2)):
-            records = [RawRecord(topic="a", offset=first + n, key=KEYS[first + n].encode(),
-                                 value=envelope_bytes(guardduty_finding(KEYS[first + n]))) for n in range(count)]
-            await service._handle_batch({("a", 0): records})
+            await service._handle_batch({("a", 0): _records(first, count)})
             exposed = [line for line in service.metrics.exposition().splitlines()
                        if line.startswith(b"responder_events_matched_total ")]
             seen.append((service.metrics.value("responder_events_matched_total"), exposed))
@@ -125,3 +128,22 @@ async def test_a_scrape_after_each_chunk_shows_every_event_it_matched(tmp_path: 
     finally:
         await service.close_unstarted()
         service.recorder.close()
+
+
+async def test_a_chunk_whose_acting_stops_the_service_still_shows_the_events_it_matched(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timeline failure that escapes the chunk's acting tasks still adds the events they matched to the metric."""
+    service = _service(tmp_path, False, monkeypatch)
+    monkeypatch.setattr(service.engine, "handle", _timeline_fails)
+    try:
+        with pytest.raises(ExceptionGroup):
+            await service._handle_batch({("a", 0): _records(0, 3)})
+        assert service.pipeline.counters.matched == 3
+        assert service.metrics.value("responder_events_matched_total") == 3
+    finally:
+        await service.close_unstarted()
+        service.recorder.close()
+
+
+async def _timeline_fails(*_: Any) -> None:
+    raise TimelineError("disk gone")
