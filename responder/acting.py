@@ -56,6 +56,15 @@ class Acting:
     engine: Engine
     counters: Counters
     metrics: Metrics
+    _matched_published = 0  # `counters.matched` when `publish_matched` last added it to the metric
+
+    def publish_matched(self) -> None:
+        """Add the events matched since the last call to `responder_events_matched` (one `inc` per chunk, not one
+        per event): called when a chunk's acting ends, and by `handle` after its record's."""
+        matched = self.counters.matched
+        if matched != self._matched_published:
+            self.metrics.matched.inc(matched - self._matched_published)
+            self._matched_published = matched
 
     async def act(self, prepared: Prepared) -> list[Incident]:
         """Record the matched events and run their runbooks (in this task: its context carries the alert time)."""
@@ -72,8 +81,7 @@ class Acting:
         stamp = STAMP.set(stamp_of(trace))  # `with stamped(trace)` without its object and bound __exit__ kept
         try:  # every entry this record causes carries its trace id; `_value_`: an enum's value without its descriptor
             for event, matches in prepared.found:
-                self.counters.matched += 1
-                self.metrics.matched.inc()
+                self.counters.matched += 1  # `responder_events_matched` once per chunk: `publish_matched`
                 rec.append(_RECEIVED, {
                     "event_id": event.id, "source": event.source, "type": event.type,
                     "severity": event.severity.score, "time": iso_time(event.time),

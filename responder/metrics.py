@@ -11,6 +11,7 @@ on `metrics_host:metrics_port` (127.0.0.1 by default) when `metrics_port` is set
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -111,6 +112,58 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def observe_all(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """`histogram.observe(a)` for each amount in order, with one update per bucket where this prometheus_client's
+    `Histogram` keeps what `_fold` writes: the same bucket counts and the same float sum (added in the same order),
+    without `observe`'s two locked updates and its Python loop over the bounds per amount. Whether it does is asked
+    once per histogram class (`_folds`); a class whose internals differ (another prometheus_client release) is
+    observed one amount at a time, never written wrongly. Amounts are numbers, never NaN (`observe` puts NaN in no
+    bucket)."""
+    kind = type(histogram)
+    folds = _FOLDS.get(kind)
+    if folds is None:
+        folds = _FOLDS[kind] = _folds(kind)
+    if folds:
+        _fold(histogram, amounts)
+    else:
+        for amount in amounts:
+            histogram.observe(amount)
+
+
+def _fold(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """The adapter over prometheus_client's own fields of an unlabelled histogram (`_upper_bounds`, `_buckets`,
+    `_sum`: `observe` puts an amount in the first bucket whose bound is ≥ it)."""
+    bounds: Sequence[float] = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    total = histogram._sum.get()
+    for amount in amounts:
+        counts[bisect_left(bounds, amount)] += 1
+        total += amount
+    histogram._sum.set(total)
+    for bucket, n in zip(histogram._buckets, counts, strict=True):
+        if n:
+            bucket.inc(n)
+
+
+_FOLDS: dict[type[Histogram], bool] = {}  # histogram class → whether `_fold` gives its `observe`'s samples
+_PROBE = (0.0, 0.005, 0.0051, 0.1, 0.2, 0.3, 61.5, 1e6)  # on a bound, past one, past the last; an order-bound sum
+
+
+def _folds(kind: type[Histogram]) -> bool:
+    """Whether `_fold` into a `kind` gives the samples `observe` of each amount in turn gives (tried on two
+    unregistered histograms: bucket counts, count and sum bit for bit)."""
+    try:
+        each, folded = (kind("probe", "", buckets=DISPATCH_BUCKETS, registry=None) for _ in range(2))
+        for amount in _PROBE:
+            each.observe(amount)
+        _fold(folded, _PROBE)
+        seen = [[(s.name, s.labels, s.value) for s in family.samples if not s.name.endswith("_created")]
+                for h in (each, folded) for family in h.collect()]
+    except Exception:  # noqa: BLE001 - other fields, or none: `observe` one amount at a time
+        return False
+    return len(seen) == 2 and seen[0] == seen[1]
+
+
 FAILED_OUTCOMES = frozenset({"failed", "refused"})
 # the kinds `TimelineMetrics` reads, as plain module constants: on Python 3.11 each `EntryKind.X` read goes through
 # `EnumType.__getattr__`'s Python-level hook (≈ 0.5 µs), and `accept` compares every durable entry with them
@@ -150,11 +203,11 @@ class TimelineMetrics:
     def accept(self, items: Sequence[tuple[TimelineEntry, bytes]]) -> None:
         """Durable entries: count steps, trips and matches; an intent durable now is a dispatch.
 
-        Counts are summed over the batch and added once per label set (the same totals at every scrape: a scrape
-        runs on the loop, never inside this call); the intents of the batch became durable at one moment, so
-        the clock is read once for them.
+        Counts are summed over the batch and added once per label set, and the alert → dispatch samples in one
+        `observe_all` (the same totals at every scrape: a scrape runs on the loop, never inside this call); the
+        intents of the batch became durable at one moment, so the clock is read once for them.
         """
-        m, counts, now = self.metrics, dict[tuple[Any, ...], int](), None
+        m, counts, now, waited = self.metrics, dict[tuple[Any, ...], int](), None, list[float]()
         for entry, _ in items:
             kind = entry.kind
             if kind == _STEP_RESULT:
@@ -180,7 +233,7 @@ class TimelineMetrics:
                 at = self._alert_at.pop(entry.seq, None)
                 if at is not None:
                     now = self.clock() if now is None else now
-                    m.alert_to_dispatch.observe(max(0.0, now - at))
+                    waited.append(max(0.0, now - at))
             elif kind == _GUARD_TRIPPED:
                 key = (m.guard_trips, str(entry.body.get("guard", "")))
                 counts[key] = counts.get(key, 0) + 1
@@ -189,3 +242,5 @@ class TimelineMetrics:
                 counts[key] = counts.get(key, 0) + 1
         for (metric, *labels), n in counts.items():
             self._inc(metric, *labels, amount=n)
+        if waited:
+            observe_all(m.alert_to_dispatch, waited)

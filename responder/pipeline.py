@@ -72,7 +72,10 @@ class Pipeline(Acting):
                 prepared = self.prepare(record)
             finally:
                 self.publish_counts()
-            incidents = await self.act(prepared)
+            try:
+                incidents = await self.act(prepared)
+            finally:
+                self.publish_matched()
             if prepared.rejected is not None:
                 raise prepared.rejected
             return incidents

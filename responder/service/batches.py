@@ -51,9 +51,12 @@ class BatchHandling(Parts):
         else:
             groups = await self._prepare_batch(batch)
         if groups:
-            async with asyncio.TaskGroup() as tg:
-                for same_key in groups:
-                    tg.create_task(self._handle_partition(same_key))
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    for same_key in groups:
+                        tg.create_task(self._handle_partition(same_key))
+            finally:  # the chunk's matched events, in one `inc`: a scrape after the chunk shows all of them
+                self.pipeline.publish_matched()
         fleet = self.fleet
         txn = fleet.changelog.txn if fleet is not None else None
         if fleet is not None and txn is not None:  # the batch's last changelog records and its offsets: one txn
