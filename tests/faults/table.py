@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROWS: list[FaultRow] = []
 REPORT = Path(os.environ.get("RESPONDER_FAULT_REPORT", ".responder/fault-report.md"))
@@ -28,6 +29,16 @@ def record(row: FaultRow) -> FaultRow:
     """Add a row to the session's table."""
     ROWS.append(row)
     return row
+
+
+def rows_out() -> list[dict[str, Any]]:
+    """This process's rows as plain dicts: what a pytest-xdist worker hands its controller."""
+    return [asdict(r) for r in ROWS]
+
+
+def rows_in(rows: list[dict[str, Any]]) -> None:
+    """Add rows a worker handed over (`rows_out`) to this process's table."""
+    ROWS.extend(FaultRow(**r) for r in rows)
 
 
 def render(rows: list[FaultRow]) -> str:
