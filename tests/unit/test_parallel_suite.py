@@ -50,3 +50,21 @@ def test_make_test_spreads_single_tests_over_workers(tmp_path: Path) -> None:
     assert " -n 3 " in pytest, pytest
     assert " --dist load " in pytest, pytest
     assert not any(mode in pytest for mode in ("loadscope", "loadfile", "loadgroup")), pytest
+
+
+BROKER = """\
+def test_bootstrap(kafka_bootstrap):
+    assert kafka_bootstrap == "127.0.0.1:9"
+"""
+
+
+def test_workers_broker_line_is_printed_by_the_controller(tmp_path: Path) -> None:
+    """Under xdist the run still says which broker the tests used: once, though two workers started one."""
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["responder.sandbox.fixtures"]\n')
+    (tmp_path / "test_broker.py").write_text(BROKER + BROKER.replace("test_bootstrap", "test_again"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "RESPONDER_TEST_KAFKA": "external", "RESPONDER_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-q", "test_broker.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("kafka broker: external Kafka at 127.0.0.1:9") == 1, proc.stdout
