@@ -57,7 +57,8 @@ def write_report() -> str | None:
     """Write the table to REPORT; returns the text (None when no fault test ran)."""
     if not ROWS:
         return None
-    text = "# Fault table\n\n" + render(ROWS)
+    # sorted by fault (then its numbers): under pytest-xdist the rows arrive in the order the workers finish
+    text = "# Fault table\n\n" + render(sorted(ROWS, key=lambda r: (r.fault, r.events, r.expected, r.note)))
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(text, encoding="utf-8")
     return text

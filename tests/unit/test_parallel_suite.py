@@ -19,12 +19,12 @@ from tests.faults.table import FaultRow, record
 
 @pytest.mark.parametrize("n", range(6))
 def test_row(n):
-    record(FaultRow(fault=f"fault-{n}", events=n, expected=n, done=n, duplicates=0, lost=0))
+    record(FaultRow(fault=f"fault-{5 - n}", events=n, expected=n, done=n, duplicates=0, lost=0))
 """
 
 
 def test_rows_from_every_worker_reach_one_table(tmp_path: Path) -> None:
-    """Rows recorded on two xdist workers are all in the printed table and in the one report file."""
+    """Rows recorded on two xdist workers are all in the printed table and in the one report file, sorted by fault."""
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_rows.py").write_text(ROWS)
     report = tmp_path / "out" / "fault-report.md"
@@ -38,6 +38,8 @@ def test_rows_from_every_worker_reach_one_table(tmp_path: Path) -> None:
     for n in range(6):
         assert written.count(f"| fault-{n} |") == 1, written
         assert f"| fault-{n} |" in proc.stdout
+    faults = [line.split(" | ")[0] for line in written.splitlines() if line.startswith("| fault-")]
+    assert faults == [f"| fault-{n}" for n in range(6)], written  # sorted, not in the order workers finished
 
 
 def test_make_test_spreads_single_tests_over_workers(tmp_path: Path) -> None:
