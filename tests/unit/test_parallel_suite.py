@@ -46,7 +46,9 @@ def test_make_test_spreads_single_tests_over_workers(tmp_path: Path) -> None:
     """`make test` runs pytest on xdist workers with `--dist load`, never a mode that keeps one test per node id."""
     if shutil.which("make") is None:  # pragma: no cover - CI has make
         return
-    plan = subprocess.run(["make", "-n", "test", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True,
+    # the Makefile's defaults, not an enclosing `make test PYTEST_WORKERS=0` (MAKEFLAGS) or the caller's environment
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTEST_WORKERS")}
+    plan = subprocess.run(["make", "-n", "test", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, env=env, capture_output=True,
                           text=True, check=True).stdout
     [pytest] = [line for line in plan.splitlines() if " -m pytest " in line]
     assert " -n 3 " in pytest, pytest
