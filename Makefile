@@ -37,8 +37,12 @@ typecheck: $(STAMP)
 kafka-jars: $(STAMP)
 	$(BIN)/python -m responder.sandbox.kafka_jars
 
+# pytest-xdist workers for `make test`, each with its own broker and moto server (docs/development.md); -n 0 runs
+# in-process. `--dist load` hands out single tests: the scope-based modes (loadscope, loadfile, loadgroup) keep one
+# test per node id, and schemathesis' cases share theirs, so 3 of the 4 intake operations' tests would not run.
+PYTEST_WORKERS ?= 3
 test: $(STAMP) lint kafka-jars
-	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not soak" -n $(PYTEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 # each as docs/development.md runs them: this tree on the path (`bench.*` helpers, and not another tree's install)
 bench: $(STAMP)

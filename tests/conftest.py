@@ -6,6 +6,7 @@ import gc
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,10 +63,30 @@ async def topics(kafka_bootstrap: str, unique: str) -> dict[str, str]:
     return names
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, a worker hands its fault-table rows to the controller, which alone writes the table."""
+    from tests.faults.table import rows_out
+
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["fault_rows"] = rows_out()
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: the controller collects each finished worker's rows
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Add the rows of a worker that finished (or died after handing them over) to the controller's table."""
+    from tests.faults.table import rows_in
+
+    rows_in(getattr(node, "workeroutput", {}).get("fault_rows", []))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the fault table (tests/faults/table.py) once every test that adds a row has run."""
+    """Print the fault table (tests/faults/table.py) once every test that adds a row has run (on the controller
+    under pytest-xdist: the workers' rows reach it through `pytest_testnodedown`)."""
     from tests.faults.table import REPORT, write_report
 
+    if hasattr(terminalreporter.config, "workerinput"):
+        return
     text = write_report()
     if text:
         terminalreporter.write_sep("=", f"fault table (also in {REPORT})")

@@ -2,7 +2,8 @@
 
 * `kafka_bootstrap` (session): the broker chosen by `RESPONDER_TEST_KAFKA` (see `broker_choice`); by default
   real Apache Kafka from its Maven jars (`kafka_jvm`) when Java is present, else the embedded Tansu broker;
-  `external` uses `RESPONDER_KAFKA_BOOTSTRAP`, `docker` testcontainers. The run says which one once, when it starts.
+  `external` uses `RESPONDER_KAFKA_BOOTSTRAP`, `docker` testcontainers. The run says which one once, when it starts
+  (under pytest-xdist: the controller, at the end, for every worker that started one).
 * `apache_kafka_bootstrap` (session): always real Apache Kafka when Java is present (the same broker as
   `kafka_bootstrap` when that is Apache Kafka), else whatever `kafka_bootstrap` is.
 * `kafka_cluster3` (module): three Apache Kafka nodes (replication 3, min.insync.replicas 2); skipped without Java.
@@ -66,13 +67,36 @@ def describe(choice: str) -> str:
 
 
 def announce(config: pytest.Config, choice: str) -> None:
-    """Say once which broker the tests use: on the terminal (also under -q) and in the log."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\n{describe(choice)}")
+    """Say once which broker the tests use: on the terminal (also under -q) and in the log. A pytest-xdist worker's
+    terminal is not shown: it hands the line to the controller, which prints it at the end (`pytest_testnodedown`)."""
+    workeroutput: dict[str, Any] | None = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["kafka_broker"] = describe(choice)
+    else:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"\n{describe(choice)}")
     log.info("test_kafka_broker", choice=choice)
+
+
+_BROKER_LINES = pytest.StashKey[set[str]]()
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook, on the controller as each worker finishes
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Keep the broker line a finished worker used (`announce`), for the controller's terminal summary."""
+    line = getattr(node, "workeroutput", {}).get("kafka_broker")
+    if line:
+        node.config.stash.setdefault(_BROKER_LINES, set()).add(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Under pytest-xdist, the controller says which broker the workers' tests used."""
+    lines: set[str] = terminalreporter.config.stash.get(_BROKER_LINES, set())
+    for line in sorted(lines):
+        terminalreporter.write_line(line)
 
 
 def docker_kafka() -> Iterator[str] | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROWS: list[FaultRow] = []
 REPORT = Path(os.environ.get("RESPONDER_FAULT_REPORT", ".responder/fault-report.md"))
@@ -30,6 +31,16 @@ def record(row: FaultRow) -> FaultRow:
     return row
 
 
+def rows_out() -> list[dict[str, Any]]:
+    """This process's rows as plain dicts: what a pytest-xdist worker hands its controller."""
+    return [asdict(r) for r in ROWS]
+
+
+def rows_in(rows: list[dict[str, Any]]) -> None:
+    """Add rows a worker handed over (`rows_out`) to this process's table."""
+    ROWS.extend(FaultRow(**r) for r in rows)
+
+
 def render(rows: list[FaultRow]) -> str:
     """The table as Markdown."""
     head = ("| fault | events sent | actions expected | actions done | duplicates | lost | time to recover | note |\n"
@@ -46,7 +57,8 @@ def write_report() -> str | None:
     """Write the table to REPORT; returns the text (None when no fault test ran)."""
     if not ROWS:
         return None
-    text = "# Fault table\n\n" + render(ROWS)
+    # sorted by fault (then its numbers): under pytest-xdist the rows arrive in the order the workers finish
+    text = "# Fault table\n\n" + render(sorted(ROWS, key=lambda r: (r.fault, r.events, r.expected, r.note)))
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(text, encoding="utf-8")
     return text

@@ -1,0 +1,74 @@
+"""`make test` runs the suite on pytest-xdist workers: every test runs, and the fault table is one complete table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONFTEST = "from tests.conftest import pytest_sessionfinish, pytest_terminal_summary, pytest_testnodedown  # noqa\n"
+ROWS = """\
+import pytest
+
+from tests.faults.table import FaultRow, record
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_row(n):
+    record(FaultRow(fault=f"fault-{5 - n}", events=n, expected=n, done=n, duplicates=0, lost=0))
+"""
+
+
+def test_rows_from_every_worker_reach_one_table(tmp_path: Path) -> None:
+    """Rows recorded on two xdist workers are all in the printed table and in the one report file, sorted by fault."""
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "test_rows.py").write_text(ROWS)
+    report = tmp_path / "out" / "fault-report.md"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "RESPONDER_FAULT_REPORT": str(report)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-q", "test_rows.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "fault table" in proc.stdout
+    written = report.read_text()
+    for n in range(6):
+        assert written.count(f"| fault-{n} |") == 1, written
+        assert f"| fault-{n} |" in proc.stdout
+    faults = [line.split(" | ")[0] for line in written.splitlines() if line.startswith("| fault-")]
+    assert faults == [f"| fault-{n}" for n in range(6)], written  # sorted, not in the order workers finished
+
+
+def test_make_test_spreads_single_tests_over_workers(tmp_path: Path) -> None:
+    """`make test` runs pytest on xdist workers with `--dist load`, never a mode that keeps one test per node id."""
+    if shutil.which("make") is None:  # pragma: no cover - CI has make
+        return
+    # the Makefile's defaults, not an enclosing `make test PYTEST_WORKERS=0` (MAKEFLAGS) or the caller's environment
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTEST_WORKERS")}
+    plan = subprocess.run(["make", "-n", "test", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=True).stdout
+    [pytest] = [line for line in plan.splitlines() if " -m pytest " in line]
+    assert " -n 3 " in pytest, pytest
+    assert " --dist load " in pytest, pytest
+    assert not any(mode in pytest for mode in ("loadscope", "loadfile", "loadgroup")), pytest
+
+
+BROKER = """\
+def test_bootstrap(kafka_bootstrap):
+    assert kafka_bootstrap == "127.0.0.1:9"
+"""
+
+
+def test_workers_broker_line_is_printed_by_the_controller(tmp_path: Path) -> None:
+    """Under xdist the run still says which broker the tests used: once, though two workers started one."""
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["responder.sandbox.fixtures"]\n')
+    (tmp_path / "test_broker.py").write_text(BROKER + BROKER.replace("test_bootstrap", "test_again"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "RESPONDER_TEST_KAFKA": "external", "RESPONDER_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-q", "test_broker.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("kafka broker: external Kafka at 127.0.0.1:9") == 1, proc.stdout
