@@ -54,6 +54,9 @@ class Metrics:
                                    registry=r)
         self.approvals_parked = Gauge("responder_approvals_parked", "Steps waiting for a human decision",
                                       registry=r)
+        self.approval_requests_unsent = Gauge(
+            "responder_approval_requests_unsent", "Parked steps whose approval request Kafka did not take: published "
+            "again every 30 s, none of them in `approvals pending` until then (approval_request_unsent)", registry=r)
         self.alert_to_dispatch = Histogram("responder_alert_to_dispatch_seconds",
                                            "From the alert reaching Kafka to its step's intent being durable",
                                            buckets=DISPATCH_BUCKETS, registry=r)

@@ -111,8 +111,7 @@ class Service(BatchHandling, Running):
         self.engine = Engine(
             self.recorder, registry, context.aws, dry_run=settings.dry_run,
             guards=global_guards, fleet_guard=self.fleet_guard, publisher=self.publisher,
-            requests_topic=settings.approval_requests_topic,
-            approval_keys=approver_keys(settings),
+            requests_topic=settings.approval_requests_topic, approval_keys=approver_keys(settings),
             clock=clock, context=context, verify_settle=VerifySettle(settings.verify_settle_s),
         )
         observed = TimelineMetrics(self.metrics, runbook_of=self._runbook_of)
@@ -120,6 +119,7 @@ class Service(BatchHandling, Running):
         self.recorder.sinks.append(observed)
         self.recorder.store = TimedSync(self.recorder.store, self.metrics.timeline_fsync)
         self.metrics.approvals_parked.set_function(lambda: len(self.engine.state.parked_steps()))
+        self.metrics.approval_requests_unsent.set_function(lambda: len(self.engine.decisions.unsent))
         self.pipeline = Pipeline(books, self.engine, max_record_bytes=settings.max_record_bytes,
                                  topic_formats=settings.topic_formats, authenticator=authenticator,
                                  metrics=self.metrics)

@@ -150,3 +150,15 @@ async def test_the_approvals_loop_asks_again_without_the_gate(tmp_path) -> None:
     assert seen == [False]
     svc.recorder.close()
     await svc.close_unstarted()
+
+
+async def test_the_unsent_requests_are_a_gauge_operators_can_alert_on(tmp_path) -> None:
+    """`responder_approval_requests_unsent` counts the parked steps whose request Kafka did not take, until sent."""
+    svc = _fleet_service(tmp_path)
+    assert svc.metrics.value("responder_approval_requests_unsent") == 0
+    svc.engine.decisions.unsent[("inc-1", "contain")] = "req-1"
+    assert svc.metrics.value("responder_approval_requests_unsent") == 1
+    svc.engine.decisions.unsent.clear()
+    assert svc.metrics.value("responder_approval_requests_unsent") == 0
+    svc.recorder.close()
+    await svc.close_unstarted()
