@@ -30,7 +30,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from responder.errors import UnreadableRecord
-from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, ensure_topics, send_retrying, transient_send
+from responder.ingest.clients import (
+    SEND_DEADLINE,
+    _start_with_retry,
+    ensure_topics,
+    resending,
+    send_retrying,
+    transient_send,
+)
 from responder.ingest.security import check_connection
 from responder.ingest.unreadable import getmany_past, readable
 from responder.models.event import REPLAY_OF_HEADER
@@ -171,12 +178,12 @@ async def replay_deadletters(
 async def _republish(producer: AIOKafkaProducer, result: ReplayResult, msg: Any, target: str, ledger_topic: str,
                      headers: list[tuple[str, bytes]], timestamp_ms: int | None) -> bool:
     """Send dead letter `msg` to `target`, then note it in the ledger, each sent again after a transient error
-    (`send_retrying`); whether both went. When one still fails, `result` says which record and whether it reached
+    (`resending`); whether both went. When one still fails, `result` says which record and whether it reached
     `target` (`unnoted`), and the failure is logged (`deadletter_replay_failed`)."""
     coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
     try:
-        await send_retrying(producer, target, msg.value, key=msg.key, headers=headers, timestamp_ms=timestamp_ms,
-                            deadline=SEND_DEADLINE)
+        await resending(producer, target, lambda: producer.send_and_wait(
+            target, msg.value, key=msg.key, timestamp_ms=timestamp_ms, headers=headers), deadline=SEND_DEADLINE)
         result.unnoted = True
         await send_retrying(producer, ledger_topic, coords.encode(), key=f"{target}|{coords}".encode(),
                             deadline=SEND_DEADLINE)
