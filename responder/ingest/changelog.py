@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.errors_kafka import ChangelogError, ChangelogTooShort, ChangelogWriteTimedOut
-from responder.ingest.clients import _start_with_retry, resending, send_all, send_retrying, with_admin
+from responder.ingest.clients import _start_with_retry, resending, send_all, send_retrying, stop_consumer, with_admin
 from responder.ingest.transactions import Transactions
 
 log = structlog.get_logger(__name__)
@@ -191,7 +191,7 @@ class Changelog:
             raise ChangelogError(f"changelog {self.topic}[{partition}] has a record the Kafka client cannot parse "
                                  f"at or after offset {at} (a header key that is not UTF-8: {exc})") from exc
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
         out = [_slice(self.topic, partition, key, value) for key, value in latest.items() if value is not None]
         log.info("changelog_restored", topic=self.topic, partition=partition, keys=len(out))
         return out

@@ -77,12 +77,19 @@ async def stop_consumer(consumer: Any) -> None:
     aiokafka 0.14's fetcher cancels its fetch tasks on close and awaits them: one sleeping in its retry backoff
     (its broker is dead) raises CancelledError into the caller, which is not a cancellation of ours. A SIGTERMed
     replica then exited with status 1 during the soak's rolling restart. That one is logged and the client closed.
+
+    Ours is a cancel request made while the stop ran: the task's count is compared with the one it had on entry,
+    not with 0. Python 3.11's TaskGroup leaves the count at 1 when a child fails while it waits for the others (it
+    cancels its parent to wake it and never takes that back), so after the service's loops failed every teardown
+    stop looked cancelled, the stray error went on, hid the loops' own error (a fence, which rejoins) and the
+    replica exited 1 (CI, 2026-12-06, the 3-broker fleet test).
     """
+    task = asyncio.current_task()
+    before = task.cancelling() if task is not None else 0
     try:
         await consumer.stop()
     except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
+        if task is not None and task.cancelling() > before:
             raise  # we are being cancelled: pass it on
         log.warning("kafka_fetch_cancelled_on_stop")
         for pending in list(getattr(consumer._fetcher, "_pending_tasks", ())):

@@ -36,6 +36,7 @@ from responder.ingest.clients import (
     ensure_topics,
     resending,
     send_retrying,
+    stop_consumer,
     transient_send,
 )
 from responder.ingest.security import check_connection
@@ -102,7 +103,7 @@ async def _ledger(bootstrap: str, topic: str, idle_seconds: float,
     try:
         return {m.key for m in await _drain(consumer, idle_seconds) if m.key is not None}
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 async def replay_deadletters(
@@ -168,7 +169,7 @@ async def replay_deadletters(
                 if limit is not None and result.replayed >= limit:
                     break
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
         await producer.stop()
     log.info("deadletters_replayed", scanned=result.scanned, replayed=result.replayed, already=result.already,
              dry_run=dry_run, reasons=dict(result.by_reason), failed=result.failed)

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from responder.auth import signed_headers
-from responder.ingest.clients import _start_with_retry, ensure_topics
+from responder.ingest.clients import _start_with_retry, ensure_topics, stop_consumer
 from responder.ingest.unreadable import getmany_past, readable
 from responder.models.operator import (
     REPLY_KEY_HEADER,
@@ -71,7 +71,7 @@ async def request_and_wait(bootstrap: str, requests_topic: str, replies_topic: s
     except TimeoutError:
         return ReplyWait(refused=wanted.refused, refused_count=wanted.count)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
         await producer.stop()
 
 

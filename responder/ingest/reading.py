@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from responder.errors import BrokerUnreachable, UnparsableRecord
-from responder.ingest.clients import _start_with_retry
+from responder.ingest.clients import _start_with_retry, stop_consumer
 from responder.ingest.raw import to_raw
 from responder.ingest.unreadable import getmany_past
 from responder.models.event import RawRecord
@@ -53,5 +53,5 @@ async def read_to_end(bootstrap: str, topic: str, *, options: Mapping[str, Any] 
     except UnparsableRecord as exc:  # not even read again by responder/ingest/unreadable.py
         raise BrokerUnreachable(f"could not read {topic} at {bootstrap}: {exc}") from exc
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 

@@ -80,7 +80,7 @@ class Running(SignedLoops):
                 self.ready.clear()
                 try:
                     await self._close_started(shippers)
-                except Exception as exc:
+                except BaseException as exc:  # a stray CancelledError too (aiokafka's fetcher): it hid a fence
                     if not failing:
                         raise
                     # the error that stopped the service (a fence) is the one raised, not a teardown's after it

@@ -292,3 +292,36 @@ def test_run_exits_75_when_no_rejoin_is_left(monkeypatch, raised: BaseException,
     assert result.exit_code == 75, result.output
     assert said in result.output
     assert "Traceback" not in result.output
+
+
+async def test_a_stray_cancellation_in_the_teardown_does_not_hide_the_fence(tmp_path, monkeypatch):
+    """The loops fail fenced (their TaskGroup leaves the task's cancel count at 1 on Python 3.11) and a client's stop
+    raises a stray CancelledError (aiokafka's fetcher, its broker dead): run() still raises the fence, so the replica
+    rejoins (it raised the CancelledError and exited 1: CI, 2026-12-06), and that teardown error is logged."""
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl",
+                               runbooks_dir=tmp_path, topics=["a"]), runbooks=[])
+
+    async def writable() -> bool:
+        return True
+
+    async def loops_fenced() -> None:
+        async def alerts() -> None:
+            await asyncio.sleep(0)
+            raise _fence().exceptions[0].exceptions[0]  # type: ignore[union-attr]
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(alerts())
+            tg.create_task(asyncio.sleep(60))
+
+    async def stray_stop() -> None:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(service, "_writable_topics", writable)
+    monkeypatch.setattr(service, "_consume_until_stopped", loops_fenced)
+    monkeypatch.setattr(service.approvals, "stop", stray_stop)
+    with capture_logs() as logs, pytest.raises(Exception) as raised:  # noqa: PT011 - a group: `fenced` reads it
+        await service.run()
+    assert fenced(raised.value)
+    assert [e["error"] for e in logs if e["event"] == "service_close_failed"] == ["CancelledError: "]
+    assert service.publisher.producer._closed  # the steps after the stray one ran
+    await service.approvals.consumer.stop()
