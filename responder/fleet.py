@@ -127,6 +127,7 @@ class FleetState:
         self.short.discard(partition)
         self._retry.pop(partition, None)
         merge(self.engine.state, slices)
+        self.engine.decisions.asking.recovered(p for part in slices for p in part.parked)  # published again: unknown
         for part in slices:
             self.closed.note(partition, part.closed)
             for incident in part.incidents:

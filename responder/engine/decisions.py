@@ -26,8 +26,8 @@ from responder.engine.approvals import (
     accept_decision,
     decision_id,
     new_request_id,
-    publish_request,
 )
+from responder.engine.asking import Asking
 from responder.engine.guards import UNCOUNTED
 from responder.engine.incidents import Incident
 from responder.engine.positions import after_decided, escalation_step, step_index
@@ -47,10 +47,6 @@ from responder.tracing import current_stamp, event_trace, stamped
 
 log = structlog.get_logger(__name__)
 
-ASK_AGAIN_S = 30.0
-"""Seconds between two attempts to publish the approval requests Kafka did not take (`Decisions.ask_again`)."""
-
-
 class Decisions(Rechecks):
     """Applies decisions and timeouts to the parked steps of an `EngineState`."""
 
@@ -68,8 +64,8 @@ class Decisions(Rechecks):
         self.escalate = escalate
         self._dropped = set()
         self.refusals = Refusals(recorder, clock, known=keys.has)
-        self.unsent: dict[tuple[str, str], str | None] = {}  # (incident, step) -> the request id Kafka did not take
-        self._ask_at = 0.0  # when `ask_again` may try them next
+        self.asking = Asking(state, publisher, requests_topic, clock, lambda: recorder.signer)
+        self.unsent = self.asking.unsent  # (incident, step) -> the request id Kafka did not take
 
     async def park(self, rb: Runbook, step: Step, incident: Incident, event: Event, target: str,
                    values: dict[str, Any], digest: str, reasons: list[str], *, waived: bool = False,
@@ -84,46 +80,12 @@ class Decisions(Rechecks):
         self.state.park(parked)
         self.recorder.append(EntryKind.APPROVAL_REQUESTED, parked.body(), incident.id)
         await self.recorder.flush()
-        sent = await self._publish(parked)
+        sent = await self.asking.publish(parked)
         log.info("approval_requested", step=step.id, reasons=reasons, published=sent)
 
-    async def _publish(self, parked: Parked) -> bool:
-        """Publish `parked`'s request (`publish_request`); one Kafka did not take is kept for `ask_again`, as is any
-        while the last attempt failed less than ASK_AGAIN_S ago (not tried: a chunk parking several steps on a down
-        broker waits for the publisher's deadline once, not once a step)."""
-        waiting = bool(self.unsent) and self.clock() < self._ask_at
-        sent = not waiting and await publish_request(self.publisher, parked, self.requests_topic, self.recorder.signer)
-        if not sent and self.publisher is not None:
-            self.unsent[(parked.incident, parked.step)] = parked.request_id
-            if waiting:
-                log.warning("approval_request_deferred", step=parked.step, incident=parked.incident)
-            else:  # it took the publisher's deadline: not again before ASK_AGAIN_S
-                self._ask_at = self.clock() + ASK_AGAIN_S
-        return sent
-
     async def ask_again(self) -> int:
-        """Publish again, at most every ASK_AGAIN_S seconds, the requests Kafka did not take (a broker down:
-        `approval_request_unsent`) of the steps still parked under them, so that `approvals pending` shows them as
-        soon as Kafka is back, not at their timeout; the first that fails again ends the round. How many went
-        (`approval_request_sent_late`). Kept in this process only: after a restart or a partition move such a step
-        waits for its timeout, which still reaches a human (`on_timeout: escalate` publishes it again)."""
-        if not self.unsent or self.clock() < self._ask_at:
-            return 0
-        sent = 0
-        for key, request_id in list(self.unsent.items()):
-            parked = self.state.parked(*key)
-            if parked is None or parked.request_id != request_id:  # decided, expired or parked again meanwhile
-                if self.unsent.get(key) == request_id:
-                    del self.unsent[key]
-                continue
-            if not await publish_request(self.publisher, parked, self.requests_topic, self.recorder.signer):
-                self._ask_at = self.clock() + ASK_AGAIN_S
-                return sent
-            if self.unsent.get(key) == request_id:
-                del self.unsent[key]
-            sent += 1
-            log.warning("approval_request_sent_late", step=parked.step, incident=parked.incident, request_id=request_id)
-        return sent
+        """Publish the requests Kafka did not take, and those of steps recovered parked (`Asking.ask_again`)."""
+        return await self.asking.ask_again()
 
     async def reject(self, reason: str, key_id: str | None, d: ApprovalDecision | None, *, refusal: Refusal,
                      signed: str | None = None) -> None:
@@ -210,7 +172,7 @@ class Decisions(Rechecks):
             self.state.escalate(p.incident, p.step, now + timeout)
             self.recorder.append(EntryKind.APPROVAL_ESCALATED, {**body, "deadline": p.deadline}, p.incident)
             await self.recorder.flush()
-            await self._publish(p)
+            await self.asking.publish(p)
             log.warning("approval_escalated", step=p.step)
             return
         # only a human may waive a kill switch, quota or max-targets trip: on_timeout approve never does; a quota that

@@ -100,8 +100,11 @@ class Engine(EscalationRelease, Admission):
                                      {rb.id: rb.guards.quotas for rb in self.runbooks.values()})
 
     def recover(self) -> int:
-        """Rebuild incidents, completed, in-flight and parked steps from the durable timeline; returns entries read."""
-        return replay(self.state, self.recorder.entries())
+        """Rebuild incidents, completed, in-flight and parked steps from the durable timeline; returns entries read.
+        The parked steps' requests are published again (`Asking.recovered`): this process cannot know they were."""
+        read = replay(self.state, self.recorder.entries())
+        self.decisions.asking.recovered(self.state.parked_steps())
+        return read
 
     def evict(self) -> list[str]:
         """Forget incidents closed (window + cooldown after their last event, on the engine's clock)."""

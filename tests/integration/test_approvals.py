@@ -12,6 +12,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from responder.errors import BrokerUnavailable
 from responder.ingest.approvals import send_decision
 from responder.ingest.kafka import ensure_topics, publish
 from responder.models.approval import ApprovalDecision
@@ -114,6 +115,41 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
     [decided] = [e.body for e in entries if e.kind == "approval.decided"]
     assert decided["request_id"] == request["request_id"]  # the decision `approve` sent named the request
     verify_entries(entries)
+
+
+async def _first_request(kafka_bootstrap: str, topic: str, unique: str) -> dict[str, object]:
+    """The first record of the requests topic, read from its start (within 20 s)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                group_id=f"req-{unique}")
+    await consumer.start()
+    try:
+        return orjson.loads((await asyncio.wait_for(consumer.getone(), 20)).value)  # type: ignore[no-any-return]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_request_kafka_did_not_take_before_a_restart_is_published_by_the_next_process(
+    kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, monkeypatch
+):
+    """The first process's request never reached Kafka (refused at its deadline, as on a down broker) and it stopped;
+    the next one, on the same timeline, publishes it under the step's request id, long before the step's timeout."""
+    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    first = Service(settings)
+
+    async def refused(*_: object, **__: object) -> None:
+        raise BrokerUnavailable("Kafka did not acknowledge a record within 20s")
+
+    monkeypatch.setattr(first.publisher, "publish", refused)
+    async with running(first):
+        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+        await wait_for(lambda: bool(first.engine.state.parked_steps()))
+    [parked] = first.engine.state.parked_steps()
+    assert first.engine.decisions.unsent == {(parked.incident, parked.step): parked.request_id}
+    async with running(Service(settings)):
+        request = await _first_request(kafka_bootstrap, names["requests"], unique)
+    assert (request["incident"], request["step"], request["request_id"]) == (parked.incident, parked.step,
+                                                                              parked.request_id)
+    assert await _status(aws, key) == "Active"  # still waiting for a human
 
 
 async def test_forged_decision_on_kafka_is_refused(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir):

@@ -1,0 +1,115 @@
+"""A step recovered parked (a restart, a rejoin after a fence, a partition restored from another replica) has its
+approval request published again once, under the same request id: the process that parked it may have died before
+Kafka took the request, and what it kept to ask again died with it (responder/engine/asking.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from responder.engine.guards import GuardPolicy
+from responder.engine.pending import latest_requests, pending
+from responder.fleet import FleetState
+from responder.models.approval import REQUESTS_TOPIC
+from responder.models.event import RawRecord
+from tests.kit import Kit, make_kit
+from tests.unit.test_escalation_gaps import TIMED
+from tests.unit.test_fleet_closed import CompactedChangelog
+from tests.unit.test_fleet_quotas import _send
+from tests.unit.test_publish_deadline import _down, _requests
+
+WAITS = TIMED.replace("timeout: 60,", "timeout: 600,") % "deny"
+
+
+async def test_a_request_kafka_did_not_take_before_a_restart_is_published_after_it(tmp_path: Path) -> None:
+    """Kafka down as the step parks, the replica restarts (what it kept to ask again is gone), Kafka is back: the
+    first turn of the new process publishes the request, under the step's own request id, and only once."""
+    kit = make_kit(tmp_path, {"rb": WAITS})
+    _down(kit)
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    del kit.publisher.publish  # Kafka is back
+    kit.start()  # a restart: a new engine recovered from the timeline
+    with capture_logs() as logs:
+        assert await kit.engine.decisions.ask_again() == 1
+    assert _requests(kit) == [parked.request_id]
+    assert [e["request_id"] for e in logs if e["event"] == "approval_request_republished"] == [parked.request_id]
+    assert await kit.engine.decisions.ask_again() == 0
+    assert _requests(kit) == [parked.request_id]
+    assert kit.engine.decisions.unsent == {}
+
+
+async def test_a_request_published_twice_is_one_pending_step(tmp_path: Path) -> None:
+    """Kafka took the request before the restart: it is published again, and `approvals pending` reads the two copies
+    as one waiting step with that request id."""
+    kit = make_kit(tmp_path, {"rb": WAITS})
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    kit.start()
+    assert await kit.engine.decisions.ask_again() == 1
+    assert _requests(kit) == [parked.request_id, parked.request_id]
+    records = [RawRecord(topic=t, partition=0, offset=i, key=k, value=v, timestamp_ms=1_000 + i)
+               for i, (t, k, v) in enumerate(kit.publisher.sent) if t == REQUESTS_TOPIC]
+    waiting = pending(latest_requests(records), [], None, datetime.fromtimestamp(kit.clock(), UTC))
+    assert [(p.request.step, p.request.request_id) for p in waiting] == [("deactivate", parked.request_id)]
+
+
+async def test_a_step_that_stopped_waiting_after_the_restart_is_not_published_again(tmp_path: Path) -> None:
+    """A recovered step whose timeout lapsed before the approvals loop turned: nothing is published for it."""
+    kit = make_kit(tmp_path, {"rb": WAITS})
+    _down(kit)
+    await kit.send()
+    del kit.publisher.publish
+    kit.start()
+    kit.clock.now += 601
+    await kit.engine.expire()
+    assert kit.engine.state.parked_steps() == []
+    assert await kit.engine.decisions.ask_again() == 0
+    assert _requests(kit) == []
+
+
+async def test_a_republication_kafka_does_not_take_is_unsent_and_tried_30_s_later(tmp_path: Path) -> None:
+    """Kafka still down after the restart: the recovered request is counted unsent (the gauge), then published by
+    the attempt 30 s later once Kafka is back."""
+    kit = make_kit(tmp_path, {"rb": WAITS})
+    tried = _down(kit)
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    kit.start()
+    assert await kit.engine.decisions.ask_again() == 0
+    assert (len(tried), kit.engine.decisions.unsent) == (2, {(parked.incident, "deactivate"): parked.request_id})
+    del kit.publisher.publish
+    kit.clock.now += 29
+    assert await kit.engine.decisions.ask_again() == 0
+    kit.clock.now += 1
+    assert await kit.engine.decisions.ask_again() == 1
+    assert _requests(kit) == [parked.request_id]
+
+
+def _member(tmp_path: Path, name: str, log: CompactedChangelog) -> tuple[Kit, FleetState]:
+    """A replica whose durable entries write the shared changelog (as the service wires it)."""
+    (tmp_path / name).mkdir()
+    kit = make_kit(tmp_path / name, {"rb": WAITS}, policy=GuardPolicy())
+    fleet = FleetState(kit.engine, log)  # type: ignore[arg-type]
+    kit.engine.recorder.barriers.append(fleet.on_durable)
+    return kit, fleet
+
+
+async def test_a_partition_restored_by_another_replica_publishes_its_parked_requests_again(tmp_path: Path) -> None:
+    """The replica that parked the step dies before Kafka took its request; the one that restores the partition
+    publishes it, under the same request id, at its next turn; a partition it did not restore publishes nothing."""
+    log = CompactedChangelog()
+    first, fleet = _member(tmp_path, "first", log)
+    fleet.owned = {0}
+    _down(first)
+    await _send(first, 0)
+    [parked] = first.engine.state.parked_steps()
+    second, other = _member(tmp_path, "second", log)
+    assert await second.engine.decisions.ask_again() == 0
+    slices = await other.fetch(0)
+    assert slices is not None
+    other.adopt(0, slices)
+    assert await second.engine.decisions.ask_again() == 1
+    assert _requests(second) == [parked.request_id]
