@@ -325,3 +325,55 @@ async def test_a_stray_cancellation_in_the_teardown_does_not_hide_the_fence(tmp_
     assert [e["error"] for e in logs if e["event"] == "service_close_failed"] == ["CancelledError: "]
     assert service.publisher.producer._closed  # the steps after the stray one ran
     await service.approvals.consumer.stop()
+
+
+def _fenced_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: Any) -> Service:
+    """A service whose loops fail fenced (through a TaskGroup, as on Python 3.11) and whose approvals stop is `stop`."""
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl",
+                               runbooks_dir=tmp_path, topics=["a"]), runbooks=[])
+
+    async def writable() -> bool:
+        return True
+
+    async def loops_fenced() -> None:
+        async def alerts() -> None:
+            await asyncio.sleep(0)
+            raise _fence().exceptions[0].exceptions[0]  # type: ignore[union-attr]
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(alerts())
+            tg.create_task(asyncio.sleep(60))
+
+    monkeypatch.setattr(service, "_writable_topics", writable)
+    monkeypatch.setattr(service, "_consume_until_stopped", loops_fenced)
+    monkeypatch.setattr(service.approvals, "stop", stop)
+    return service
+
+
+async def test_a_cancellation_asked_for_during_a_fenced_teardown_is_not_taken_for_a_stray_one(tmp_path, monkeypatch):
+    """The task running a fenced service is cancelled while it tears down: run() raises CancelledError, not the fence
+    (which would rejoin and go on serving a task its caller cancelled)."""
+    stopping = asyncio.Event()
+
+    async def slow_stop() -> None:
+        stopping.set()
+        await asyncio.sleep(60)
+
+    service = _fenced_service(tmp_path, monkeypatch, slow_stop)
+    running = asyncio.create_task(service.run())
+    await asyncio.wait_for(stopping.wait(), 10)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await service.approvals.consumer.stop()
+
+
+async def test_a_keyboard_interrupt_in_a_fenced_teardown_is_raised(tmp_path, monkeypatch):
+    """A KeyboardInterrupt (or SystemExit) in the teardown of a fenced service is raised, not logged in place of it."""
+    async def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    service = _fenced_service(tmp_path, monkeypatch, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        await service.run()
+    await service.approvals.consumer.stop()
