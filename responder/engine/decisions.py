@@ -56,8 +56,6 @@ class Decisions(Rechecks):
         self.state = state
         self.recorder = recorder
         self.keys = keys
-        self.publisher = publisher
-        self.requests_topic = requests_topic
         self.clock = clock
         self._runbook_by_id = runbook
         self.resume = resume
@@ -66,6 +64,15 @@ class Decisions(Rechecks):
         self.refusals = Refusals(recorder, clock, known=keys.has)
         self.asking = Asking(state, publisher, requests_topic, clock, lambda: recorder.signer)
         self.unsent = self.asking.unsent  # (incident, step) -> the request id Kafka did not take
+
+    @property
+    def publisher(self) -> Publisher | None:
+        """Where the parked steps' requests go (`Asking`'s: one set here is the one every request goes to)."""
+        return self.asking.publisher
+
+    @publisher.setter
+    def publisher(self, publisher: Publisher | None) -> None:
+        self.asking.publisher = publisher
 
     async def park(self, rb: Runbook, step: Step, incident: Incident, event: Event, target: str,
                    values: dict[str, Any], digest: str, reasons: list[str], *, waived: bool = False,
