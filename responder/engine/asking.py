@@ -29,6 +29,11 @@ log = structlog.get_logger(__name__)
 ASK_AGAIN_S = 30.0
 """Seconds between two attempts to publish the approval requests Kafka did not take (`Asking.ask_again`)."""
 
+REPUBLISH_PER_TURN = 100
+"""At most this many requests of steps recovered parked are published again by one `ask_again`, the rest at the
+next turns: a partition move in a fleet holding many parked steps (a kill switch on in an alert storm) does not hold
+the approvals loop's decisions up for one send each."""
+
 Key = tuple[str, str]  # (incident, step)
 
 
@@ -50,7 +55,9 @@ class Asking:
         sent = not waiting and await publish_request(self.publisher, parked, self.topic, self.signer())
         key = (parked.incident, parked.step)
         self.restored.pop(key, None)  # published now, or kept in `unsent`
-        if not sent and self.publisher is not None:
+        if sent:  # Kafka has the step's latest request: one kept unsent is this parking's or an earlier one's
+            self.unsent.pop(key, None)
+        elif self.publisher is not None:
             self.unsent[key] = parked.request_id
             if waiting:
                 log.warning("approval_request_deferred", step=parked.step, incident=parked.incident)
@@ -73,20 +80,30 @@ class Asking:
     async def ask_again(self) -> int:
         """Publish the requests Kafka did not take (at most every ASK_AGAIN_S seconds: `approval_request_sent_late`)
         and those of steps recovered parked (`approval_request_republished`), each while its step is still parked
-        under the same request id; the first that fails ends the round (it is then unsent). How many went."""
-        if not (self.unsent or self.restored) or self.clock() < self._ask_at:
+        under the same request id and before its deadline (its timeout decides it at this turn; an escalation publishes
+        it again), at most REPUBLISH_PER_TURN recovered ones; the first that fails ends the round (it is then unsent).
+        How many went."""
+        now = self.clock()
+        if not (self.unsent or self.restored) or now < self._ask_at:
             return 0
-        sent = 0
+        sent = again = 0
         for pending, say in ((self.unsent, _late), (self.restored, _again)):
             for key, request_id in list(pending.items()):
+                if pending.get(key) != request_id:
+                    continue  # a lane published it (parked again, escalated) while this round awaited a send
                 parked = self.state.parked(*key)
                 if parked is not None and parked.request_id == request_id:
+                    if parked.deadline <= now:
+                        continue
+                    if pending is self.restored and again >= REPUBLISH_PER_TURN:
+                        return sent
                     if not await publish_request(self.publisher, parked, self.topic, self.signer()):
                         self._forget(pending, key, request_id)
-                        self.unsent[key] = request_id
+                        self.unsent.setdefault(key, request_id)  # not over a parking a lane made meanwhile
                         self._ask_at = self.clock() + ASK_AGAIN_S
                         return sent
                     sent += 1
+                    again += pending is self.restored
                     say(parked)
                 self._forget(pending, key, request_id)  # sent, or decided, expired or parked again meanwhile
         return sent

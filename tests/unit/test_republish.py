@@ -9,6 +9,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from responder.engine import asking
 from responder.engine.guards import GuardPolicy
 from responder.engine.pending import latest_requests, pending
 from responder.fleet import FleetState
@@ -113,3 +114,45 @@ async def test_a_partition_restored_by_another_replica_publishes_its_parked_requ
     other.adopt(0, slices)
     assert await second.engine.decisions.ask_again() == 1
     assert _requests(second) == [parked.request_id]
+
+
+async def test_a_recovered_step_past_its_deadline_is_left_to_its_timeout(tmp_path: Path) -> None:
+    """The approvals loop asks again before it expires: a recovered step whose deadline passed is not published again
+    as waiting, its timeout decides it at that same turn."""
+    kit = make_kit(tmp_path, {"rb": WAITS})
+    _down(kit)
+    await kit.send()
+    del kit.publisher.publish
+    kit.start()
+    kit.clock.now += 601
+    assert await kit.engine.decisions.ask_again() == 0
+    await kit.engine.expire()
+    assert kit.engine.state.parked_steps() == []
+    assert await kit.engine.decisions.ask_again() == 0
+    assert _requests(kit) == []
+
+
+async def test_a_request_published_by_its_step_is_not_sent_late_as_well(tmp_path: Path) -> None:
+    """A request kept unsent, then published by its step (an escalation publishes the same id): not published again."""
+    kit = make_kit(tmp_path, {"rb": WAITS})
+    _down(kit)
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    del kit.publisher.publish
+    kit.clock.now += 30
+    assert await kit.engine.decisions.asking.publish(parked)
+    assert kit.engine.decisions.unsent == {}
+    assert await kit.engine.decisions.ask_again() == 0
+    assert _requests(kit) == [parked.request_id]
+
+
+async def test_recovered_requests_are_published_again_a_bounded_number_a_turn(tmp_path: Path, monkeypatch) -> None:
+    """Many steps recovered parked are published again REPUBLISH_PER_TURN a turn, the rest at the next turns."""
+    monkeypatch.setattr(asking, "REPUBLISH_PER_TURN", 1)
+    kit = make_kit(tmp_path, {"rb": WAITS})
+    await kit.send()
+    await kit.send("AKIAOTHERKEY00000000")
+    assert len(kit.engine.state.parked_steps()) == 2
+    kit.start()
+    assert [await kit.engine.decisions.ask_again() for _ in range(3)] == [1, 1, 0]
+    assert len(_requests(kit)) == 4
