@@ -4,8 +4,10 @@ Kafka took the request, and what it kept to ask again died with it (responder/en
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from structlog.testing import capture_logs
 
@@ -156,3 +158,23 @@ async def test_recovered_requests_are_published_again_a_bounded_number_a_turn(tm
     kit.start()
     assert [await kit.engine.decisions.ask_again() for _ in range(3)] == [1, 1, 0]
     assert len(_requests(kit)) == 4
+
+
+async def test_a_request_its_step_published_during_the_round_is_not_published_again(tmp_path: Path) -> None:
+    """While a round awaits one send, a lane publishes another recovered step's request (an escalation does): the
+    round does not send that one again."""
+    kit = make_kit(tmp_path, {"rb": WAITS})
+    await kit.send()
+    await kit.send("AKIAOTHERKEY00000000")
+    kit.start()
+    first, second = kit.engine.state.parked_steps()
+    publish = kit.publisher.publish
+
+    async def meanwhile(*args: Any, **kw: Any) -> None:
+        del kit.publisher.publish
+        assert await kit.engine.decisions.asking.publish(second)
+        await publish(*args, **kw)
+
+    kit.publisher.publish = meanwhile  # type: ignore[method-assign]
+    assert await kit.engine.decisions.ask_again() == 1
+    assert Counter(_requests(kit)) == {first.request_id: 2, second.request_id: 2}
