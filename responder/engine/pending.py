@@ -128,6 +128,7 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         # which would hide a waiting step from `pending` and make `approve` call it expired), and that copy's
         # request id (a replayed copy must not bring back an earlier parking's, which a used decision names)
         ids = seen.get(at, set())
+        copy = request.request_id is not None and request.request_id in ids  # its parking published again
         if known is not None and request.request_id in ids and request.request_id != known.request.request_id:
             continue  # a replayed copy of a parking before `known`'s: `known` stays whole, and where it was in the
             # order read (its reasons, approvers, where it was read and when it was asked)
@@ -144,7 +145,8 @@ def latest_requests(records: Iterable[RawRecord], checker: Checker | None = None
         stamp = _stamp(record)
         if stamp is not None:
             at_plan = (request.incident, request.step, request.digest)
-            if at_plan not in asked_ms or not escalation:  # an escalation re-publishes the same parking
+            if at_plan not in asked_ms or not (escalation or copy):  # an escalation, or a replica that recovered the
+                # step (responder/engine/asking.py), re-publishes the same parking: it was not asked for again
                 asked_ms[at_plan] = max(stamp, asked_ms.get(at_plan, stamp))
     return Requests(refused=refused, asked_ms=asked_ms, checked=checker is not None, plans=plans)
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from structlog.testing import capture_logs
 
 from responder.engine import asking
@@ -17,7 +18,7 @@ from responder.engine.pending import latest_requests, pending
 from responder.fleet import FleetState
 from responder.models.approval import REQUESTS_TOPIC
 from responder.models.event import RawRecord
-from tests.kit import Kit, make_kit
+from tests.kit import Kit, decision, make_kit
 from tests.unit.test_escalation_gaps import TIMED
 from tests.unit.test_fleet_closed import CompactedChangelog
 from tests.unit.test_fleet_quotas import _send
@@ -178,3 +179,21 @@ async def test_a_request_its_step_published_during_the_round_is_not_published_ag
     kit.publisher.publish = meanwhile  # type: ignore[method-assign]
     assert await kit.engine.decisions.ask_again() == 1
     assert Counter(_requests(kit)) == {first.request_id: 2, second.request_id: 2}
+
+
+async def test_a_republished_copy_does_not_hide_why_a_decision_naming_no_request_is_refused(tmp_path: Path) -> None:
+    """A decision naming no request id, published between a request and its republished copy, is still listed as
+    answering nothing (the engine refuses it), not skipped as an answer to an earlier parking."""
+    kit = make_kit(tmp_path, {"rb": WAITS})
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    kit.start()
+    assert await kit.engine.decisions.ask_again() == 1
+    original, copy = [RawRecord(topic=t, partition=0, offset=i, key=k, value=v, timestamp_ms=1_000 + 1_000 * i)
+                      for i, (t, k, v) in enumerate(kit.publisher.sent) if t == REQUESTS_TOPIC]
+    value, _, _ = decision(kit, parked.incident, parked.step)
+    unnamed = orjson.dumps({k: v for k, v in orjson.loads(value).items() if k != "request_id"})
+    said = RawRecord(topic="decisions", partition=0, offset=0, value=unnamed, timestamp_ms=1_500)
+    [waiting] = pending(latest_requests([original, copy]), [said], None, datetime.fromtimestamp(kit.clock(), UTC))
+    assert waiting.answer is None
+    assert len(waiting.refused) == 1
