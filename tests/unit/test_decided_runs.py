@@ -476,17 +476,17 @@ async def test_a_step_parked_again_after_a_bug_in_its_timeout_has_its_new_timeou
 async def test_a_bug_after_a_timeouts_escalation_leaves_the_escalated_deadline(tmp_path, monkeypatch):
     """A timeout whose escalation is recorded and then hits a bug (publishing the request again) is left alone until
     the escalated deadline, which then expires the step (escalated once) instead of leaving it parked for ever."""
-    import responder.engine.decisions as decisions
+    import responder.engine.asking as asking
 
     kit = make_kit(tmp_path, {"rb": WIPE % "escalate"})
     await kit.send()
-    publish = decisions.publish_request
+    publish = asking.publish_request
 
     async def raise_once(*args, **kw):  # type: ignore[no-untyped-def]
-        monkeypatch.setattr(decisions, "publish_request", publish)
+        monkeypatch.setattr(asking, "publish_request", publish)
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(decisions, "publish_request", raise_once)
+    monkeypatch.setattr(asking, "publish_request", raise_once)
     kit.clock.now += 601
     await kit.engine.expire()
     [escalated] = kit.engine.state.parked_steps()
