@@ -298,27 +298,10 @@ async def test_a_stray_cancellation_in_the_teardown_does_not_hide_the_fence(tmp_
     """The loops fail fenced (their TaskGroup leaves the task's cancel count at 1 on Python 3.11) and a client's stop
     raises a stray CancelledError (aiokafka's fetcher, its broker dead): run() still raises the fence, so the replica
     rejoins (it raised the CancelledError and exited 1: CI, 2026-12-06), and that teardown error is logged."""
-    service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl",
-                               runbooks_dir=tmp_path, topics=["a"]), runbooks=[])
-
-    async def writable() -> bool:
-        return True
-
-    async def loops_fenced() -> None:
-        async def alerts() -> None:
-            await asyncio.sleep(0)
-            raise _fence().exceptions[0].exceptions[0]  # type: ignore[union-attr]
-
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(alerts())
-            tg.create_task(asyncio.sleep(60))
-
     async def stray_stop() -> None:
         raise asyncio.CancelledError
 
-    monkeypatch.setattr(service, "_writable_topics", writable)
-    monkeypatch.setattr(service, "_consume_until_stopped", loops_fenced)
-    monkeypatch.setattr(service.approvals, "stop", stray_stop)
+    service = _fenced_service(tmp_path, monkeypatch, stray_stop)
     with capture_logs() as logs, pytest.raises(Exception) as raised:  # noqa: PT011 - a group: `fenced` reads it
         await service.run()
     assert fenced(raised.value)

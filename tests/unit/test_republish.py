@@ -60,20 +60,6 @@ async def test_a_request_published_twice_is_one_pending_step(tmp_path: Path) -> 
     assert [(p.request.step, p.request.request_id) for p in waiting] == [("deactivate", parked.request_id)]
 
 
-async def test_a_step_that_stopped_waiting_after_the_restart_is_not_published_again(tmp_path: Path) -> None:
-    """A recovered step whose timeout lapsed before the approvals loop turned: nothing is published for it."""
-    kit = make_kit(tmp_path, {"rb": WAITS})
-    _down(kit)
-    await kit.send()
-    del kit.publisher.publish
-    kit.start()
-    kit.clock.now += 601
-    await kit.engine.expire()
-    assert kit.engine.state.parked_steps() == []
-    assert await kit.engine.decisions.ask_again() == 0
-    assert _requests(kit) == []
-
-
 async def test_a_republication_kafka_does_not_take_is_unsent_and_tried_30_s_later(tmp_path: Path) -> None:
     """Kafka still down after the restart: the recovered request is counted unsent (the gauge), then published by
     the attempt 30 s later once Kafka is back."""
