@@ -14,7 +14,8 @@ holds (one consistent `BatchGetItem`) and retakes that one, so a free slot earli
 second one. A slot this step key took afresh is given back (a conditional delete: only while it still
 holds this key and this take's time) when another matching quota is full, and when the step's result is a
 permanent failure (nothing changed, as a local window's refund); a slot it already held stays. The kill switch is
-one item read once per poll by every replica.
+one item read once per poll by every replica, each read bounded (`SWITCH_READ_S`, then `SWITCH_RETRY_S` without
+reads after a failed one): a table that does not answer must not hold the poll loop up.
 
 Expiry compares each slot's `at` with the caller's clock (DynamoDB has no server time for a condition): a replica
 whose clock runs ahead sees other replicas' slots expire early. `ensure_table` logs `fleet_clock_skew` when the
@@ -23,6 +24,7 @@ local clock and AWS's (a response's `Date` header) differ by more than `MAX_SKEW
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
@@ -43,6 +45,8 @@ log = structlog.get_logger(__name__)
 
 MAX_SKEW_S = 5.0  # seconds between the local clock and AWS's before `fleet_clock_skew` (the Date header: whole seconds)
 MAX_HELD = 10_000  # step keys whose fresh slots are remembered until their result (oldest forgotten: slots expire)
+SWITCH_READ_S = 5.0  # seconds one kill-switch read may take (the poll loop waits for it); past it, a failed read
+SWITCH_RETRY_S = 5.0  # seconds after a failed read during which the polls keep the last value without reading
 
 
 class FleetGuard(FleetReplies):
@@ -54,6 +58,9 @@ class FleetGuard(FleetReplies):
         self.aws, self.table, self.quotas, self.clock = aws, table, list(quotas), clock  # `clock`: the skew check's
         self.killed = True  # fails closed: until the switch has been read once, every step waits for a human
         self.read_once = False
+        self.monotonic: Callable[[], float] = time.monotonic  # paces the reads after a failed one
+        self._read_after = 0.0  # no read before this (`monotonic`): one failed less than SWITCH_RETRY_S ago
+        self._reading: asyncio.Future[dict[str, Any]] | None = None  # a read not ended (one timed out goes on)
         self._held: dict[str, list[Slot]] = {}  # step key → the slots it took afresh, until its result
 
     async def ensure_table(self) -> None:
@@ -92,12 +99,23 @@ class FleetGuard(FleetReplies):
     async def refresh(self) -> bool:
         """Read the kill switch (once per poll); a read failure keeps the last known value, and before the first
         successful read that value is "on" (fail closed: a replica that cannot see the switch acts on nothing
-        unattended, as a quota it cannot take trips)."""
+        unattended, as a quota it cannot take trips). A read that has not answered within SWITCH_READ_S has failed,
+        and the polls of the next SWITCH_RETRY_S seconds keep the last value without reading: a table that hangs
+        slows the poll loop by one bounded read every few seconds, where each poll waited for the AWS client's
+        retries of a 20 s call (up to about 46 s). The read that timed out goes on in its thread until the client
+        gives up; no other starts beside it, so a hung table never holds more than one of the actuators' threads."""
+        if self._reading is not None or self.monotonic() < self._read_after:
+            return self.killed
+        reading = self._reading = asyncio.ensure_future(self.aws.call(
+            "dynamodb", "get_item", TableName=self.table, ConsistentRead=True, Key={"pk": {"S": KILL_SWITCH}}))
+        reading.add_done_callback(self._read_ended)
         try:
-            got = await self.aws.call("dynamodb", "get_item", TableName=self.table, ConsistentRead=True,
-                                      Key={"pk": {"S": KILL_SWITCH}})
-        except ActuationError as exc:
-            log.warning("fleet_guard_unreadable", error=str(exc), kill_switch_assumed=self.killed,
+            async with asyncio.timeout(SWITCH_READ_S):
+                got = await asyncio.shield(reading)
+        except (ActuationError, TimeoutError) as exc:
+            self._read_after = self.monotonic() + SWITCH_RETRY_S
+            log.warning("fleet_guard_unreadable", error=str(exc) or f"no answer within {SWITCH_READ_S:g} s",
+                        kill_switch_assumed=self.killed, retry_in_s=SWITCH_RETRY_S,
                         detail="the last value read stands; before the first read, the switch counts as on")
             return self.killed
         item = got.get("Item", {})
@@ -111,6 +129,13 @@ class FleetGuard(FleetReplies):
                         reason=item.get("reason", {}).get("S"), at=item.get("at", {}).get("S"))
         self.killed = killed
         return killed
+
+    def _read_ended(self, reading: asyncio.Future[dict[str, Any]]) -> None:
+        """A kill-switch read ended (a timed-out one too: its late outcome is dropped, the next read is due)."""
+        if self._reading is reading:
+            self._reading = None
+        if not reading.cancelled():
+            reading.exception()  # retrieved: a timed-out read's late failure is not "never retrieved"
 
     async def check_digest(self, digest: str, writer: str, adopt: bool = False) -> None:
         """Refuse to run with runbooks/settings that differ from the fleet's (the first replica sets them).

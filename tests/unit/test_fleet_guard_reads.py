@@ -1,48 +1,77 @@
 """The fleet's kill switch as a replica reads it: fails closed until it has been read once, keeps the last value
-read while the table cannot be reached."""
+read while the table cannot be reached, and never holds the poll loop longer than one bounded read."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from responder.engine.fleetguard import FleetGuard
+import pytest
+from structlog.testing import capture_logs
+
+from responder.engine import fleetguard
+from responder.engine.fleetguard import SWITCH_RETRY_S, FleetGuard
 from responder.errors import ActuationError
 
 
 class _Table:
-    """A DynamoDB stand-in: `item` is the kill-switch item (None: never set); `down` makes every call fail."""
+    """A DynamoDB stand-in: `item` is the kill-switch item (None: never set); `down` makes every call fail, `hang`
+    makes it never answer; `calls` counts them."""
 
     def __init__(self) -> None:
         self.item: dict[str, Any] | None = None
-        self.down = False
+        self.down = self.hang = False
+        self.calls = 0
+        self.answer = asyncio.Event()  # what a hung call waits for
 
     async def call(self, service: str, op: str, **kw: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.hang:
+            await self.answer.wait()
         if self.down:
             raise ActuationError("dynamodb unreachable")
         return {"Item": self.item} if self.item is not None else {}
+
+
+class _Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _guard(table: _Table) -> tuple[FleetGuard, _Clock]:
+    guard, clock = FleetGuard(table, "guards", []), _Clock()
+    guard.monotonic = clock
+    return guard, clock
 
 
 async def test_the_switch_counts_as_on_until_it_has_been_read():
     """A replica that never managed to read the switch (a rejoin while the table is unreachable) acts on nothing
     unattended; the first read sets the real value."""
     table = _Table()
-    guard = FleetGuard(table, "guards", [])
+    guard, clock = _guard(table)
     assert guard.killed
     table.down = True
     assert await guard.refresh() is True
     table.down = False
+    clock.now += SWITCH_RETRY_S
     assert await guard.refresh() is False
 
 
 async def test_a_failed_read_keeps_the_last_value_read():
     """Once read, the switch keeps its last value through a failed read, on or off."""
     table = _Table()
-    guard = FleetGuard(table, "guards", [])
+    guard, clock = _guard(table)
     table.item = {"on": {"BOOL": True}, "by": {"S": "alice"}}
     assert await guard.refresh() is True
     table.down = True
     assert await guard.refresh() is True
     table.down, table.item = False, {"on": {"BOOL": False}}
+    clock.now += SWITCH_RETRY_S
     assert await guard.refresh() is False
     table.down = True
     assert await guard.refresh() is False
@@ -60,3 +89,46 @@ async def test_a_switch_edited_by_hand_with_another_type_counts_as_on():
     assert await guard.refresh() is False
     table.item = None
     assert await guard.refresh() is False
+
+
+async def test_a_table_that_does_not_answer_holds_a_poll_one_bounded_read_only(monkeypatch: pytest.MonkeyPatch):
+    """A read the table never answers fails at SWITCH_READ_S (logged, the last value stands) instead of holding the
+    poll loop for the AWS client's retries of a 20 s call, up to about 46 s each poll."""
+    monkeypatch.setattr(fleetguard, "SWITCH_READ_S", 0.05)
+    table = _Table()
+    guard, clock = _guard(table)
+    table.item = {"on": {"BOOL": False}}
+    assert await guard.refresh() is False
+    table.hang = True
+    with capture_logs() as logs:
+        assert await asyncio.wait_for(guard.refresh(), 2.0) is False
+    [unreadable] = [e for e in logs if e["event"] == "fleet_guard_unreadable"]
+    assert unreadable["error"] == "no answer within 0.05 s"
+    clock.now += SWITCH_RETRY_S
+    assert await guard.refresh() is False
+    assert table.calls == 2  # no second read beside the hung one (each holds one of the actuators' threads)
+    table.item = {"on": {"BOOL": True}}
+    table.answer.set()  # the hung read ends at last (its late answer is dropped)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert await guard.refresh() is True
+    assert table.calls == 3
+
+
+async def test_after_a_failed_read_the_polls_keep_the_last_value_without_reading_for_a_while():
+    """After a failed read the next polls within SWITCH_RETRY_S read nothing (the loop goes on at full speed with the
+    last value), and the first one after it reads the table again."""
+    table = _Table()
+    guard, clock = _guard(table)
+    table.item = {"on": {"BOOL": True}}
+    assert await guard.refresh() is True
+    table.down = True
+    assert await guard.refresh() is True
+    assert table.calls == 2
+    table.down, table.item = False, {"on": {"BOOL": False}}
+    clock.now += SWITCH_RETRY_S - 0.1
+    assert await guard.refresh() is True
+    assert table.calls == 2
+    clock.now += 0.1
+    assert await guard.refresh() is False
+    assert table.calls == 3
