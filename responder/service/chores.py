@@ -5,7 +5,8 @@ exclusive side (behind a decision whose guard reads are slow, the chunks in hand
 idle flush waits for the changelog barrier: awaited by the poll loop, a few of those could pass the poll interval.
 `Chores` runs each in its own task instead, one of each name at a time (one still running when its next turn comes is
 not started again), and the poll loop polls on meanwhile. A chore's failure is raised by the loop's next `check`, so
-it stops the service as it did when the loop awaited it (docs/fleet.md, "Deadlines").
+it stops the service as it did when the loop awaited it (docs/fleet.md, "Deadlines"). The approvals loop runs its
+rounds of requests to publish again the same way (responder/service/signed.py).
 """
 
 from __future__ import annotations

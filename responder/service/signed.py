@@ -18,6 +18,7 @@ from responder.errors import Refusal
 from responder.ingest.approvals import ApprovalIngest
 from responder.models.event import RawRecord
 from responder.models.timeline import EntryKind
+from responder.service.chores import Chores
 from responder.service.consumers import ConsumerRebuilds
 from responder.service.parts import acting
 from responder.tracing import traced
@@ -29,21 +30,35 @@ class SignedLoops(ConsumerRebuilds):
     """The approvals and operator loops (mixed into `Service`)."""
 
     async def _approvals_loop(self) -> None:
-        """Signed decisions in, `on_timeout` applied to parked steps whose deadline passed."""
+        """Signed decisions in, `on_timeout` applied to parked steps whose deadline passed. The requests to publish
+        again (`Decisions.ask_again`: Kafka did not take them, or the steps were recovered parked) go beside the
+        loop, one round at a time: on a down broker a round waits for the publisher's 20 s deadline, which held the
+        decisions up (20 s of every 30 s) when the loop awaited it. A round still running at the end is cancelled:
+        the next start publishes its requests again (they are recovered parked)."""
         held: dict[Any, int] = {}  # offsets polled, not committed yet (`_commit`)
-        while not self._stop.is_set():
-            batch = await self._polled(self.approvals, "approvals", held)
-            for records in batch.values():
-                for record in await self._readable(records, EntryKind.APPROVAL_REJECTED, self.approvals.replayed):
-                    try:
-                        await self._decide(record)
-                    except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
-                        log.exception("approval_failed", offset=record.offset)
-            await self._expire()
-            await self._recheck()  # a quota that can be counted again: its parked steps go on by themselves
-            self.engine.decisions.refusals.tick()  # a window of refusals that has passed: its summary entries
-            await self._commit(self.approvals, held, batch)
+        asks = Chores()
+        try:
+            while not self._stop.is_set():
+                batch = await self._polled(self.approvals, "approvals", held)
+                for records in batch.values():
+                    for record in await self._readable(records, EntryKind.APPROVAL_REJECTED, self.approvals.replayed):
+                        try:
+                            await self._decide(record)
+                        except Exception:  # one bad decision (even a bug) must not stop the approvals consumer
+                            log.exception("approval_failed", offset=record.offset)
+                asks.start("ask_again", self._ask_again)  # a failed round (a bug) stops the loop, as when awaited
+                await self._expire()
+                await self._recheck()  # a quota that can be counted again: its parked steps go on by themselves
+                self.engine.decisions.refusals.tick()  # a window of refusals that has passed: its summary entries
+                await self._commit(self.approvals, held, batch)
+        finally:
+            await asks.close(cancel=True)
         await self._commit(self.approvals, held, {}, last=True)
+
+    async def _ask_again(self) -> None:
+        """Publish the requests Kafka did not take, or may not have (`Decisions.ask_again`), without the gate: that
+        only publishes."""
+        await self.engine.decisions.ask_again()
 
     async def _decide(self, record: RawRecord) -> None:
         """One signed decision, in its trace. In a fleet the owner of the incident acts (others hold it until the
@@ -72,9 +87,7 @@ class SignedLoops(ConsumerRebuilds):
     async def _expire(self) -> None:
         """`on_timeout` for the parked steps past their deadline, and the released steps a crash cut short. They may
         act, so in a fleet they run under the exclusive gate, as decisions do (never while a revocation hands their
-        partition over), which is taken only when one is due. The requests Kafka did not take are published again
-        first, without the gate: that only publishes (`Decisions.ask_again`)."""
-        await self.engine.decisions.ask_again()
+        partition over), which is taken only when one is due."""
         if self.fleet is None:
             await self.engine.expire()
         elif self.engine.decisions.due():

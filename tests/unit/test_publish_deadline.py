@@ -135,21 +135,75 @@ async def test_a_step_that_stopped_waiting_is_not_asked_for_again(tmp_path) -> N
     assert kit.engine.decisions.unsent == {}
 
 
-async def test_the_approvals_loop_asks_again_without_the_gate(tmp_path) -> None:
-    """Each turn of the approvals loop (`_expire`) publishes the unsent requests again, without holding the gate."""
+class _Quiet:
+    """The approvals consumer with nothing to read: each poll returns no record, the `turns`-th asks the service to
+    stop."""
+
+    def __init__(self, svc: Any, turns: int) -> None:
+        self.svc, self.turns = svc, turns
+
+    async def poll(self) -> dict[Any, list[Any]]:
+        await asyncio.sleep(0.01)
+        self.turns -= 1
+        if self.turns <= 0:
+            self.svc.request_stop()
+        return {}
+
+    async def commit(self, offsets: dict[Any, int]) -> None:
+        return None
+
+    def replayed(self, record: Any) -> bool:
+        return False
+
+
+async def _loop_with(tmp_path: Any, ask_again: Any, turns: int) -> list[int]:
+    """Run a fleet service's approvals loop for `turns` empty polls with `ask_again(service)` as the decisions'; the
+    turns at which it expired the parked steps (the loop's own work)."""
     svc = _fleet_service(tmp_path)
+    expired: list[int] = []
+
+    def due() -> bool:  # the loop's `_expire` looks for parked steps past their deadline: none here
+        expired.append(len(expired))
+        return False
+
+    svc.engine.decisions.ask_again = lambda: ask_again(svc)  # type: ignore[method-assign]
+    svc.engine.decisions.due = due  # type: ignore[method-assign]
+    real, svc.approvals = svc.approvals, _Quiet(svc, turns)  # type: ignore[assignment]
+    try:
+        await asyncio.wait_for(svc._approvals_loop(), 5.0)
+    finally:
+        svc.approvals = real
+        svc.recorder.close()
+        await svc.close_unstarted()
+    return expired
+
+
+async def test_the_approvals_loop_asks_again_without_the_gate(tmp_path) -> None:
+    """Each turn of the approvals loop publishes the unsent requests again, without holding the gate."""
     seen: list[bool] = []
 
-    async def ask_again() -> int:
+    async def ask_again(svc: Any) -> int:
         seen.append(svc._lock._writer)
         return 0
 
-    svc.engine.decisions.ask_again = ask_again  # type: ignore[method-assign]
-    svc.engine.decisions.due = lambda: False  # type: ignore[method-assign]
-    await svc._expire()
-    assert seen == [False]
-    svc.recorder.close()
-    await svc.close_unstarted()
+    assert len(await _loop_with(tmp_path, ask_again, 3)) == 3
+    assert seen
+    assert not any(seen)
+
+
+async def test_a_round_of_requests_hung_on_a_down_broker_does_not_hold_the_decisions_up(tmp_path) -> None:
+    """A round of `ask_again` that waits for the publisher's deadline runs beside the approvals loop: the loop turns
+    on (decisions and timeouts applied), no second round starts beside it, and it is cancelled when the loop ends
+    (the loop awaited it: 20 s of every 30 s without decisions on a down broker)."""
+    rounds: list[asyncio.Event] = []
+
+    async def hangs(_: Any) -> int:
+        rounds.append(asyncio.Event())
+        await rounds[-1].wait()
+        return 0
+
+    assert len(await _loop_with(tmp_path, hangs, 5)) == 5
+    assert len(rounds) == 1
 
 
 async def test_the_unsent_requests_are_a_gauge_operators_can_alert_on(tmp_path) -> None:
