@@ -101,9 +101,13 @@ class FleetGuard(FleetReplies):
         successful read that value is "on" (fail closed: a replica that cannot see the switch acts on nothing
         unattended, as a quota it cannot take trips). A read that has not answered within SWITCH_READ_S has failed,
         and the polls of the next SWITCH_RETRY_S seconds keep the last value without reading: a table that hangs
-        slows the poll loop by one bounded read every few seconds, where each poll waited for the AWS client's
-        retries of a 20 s call (up to about 46 s). The read that timed out goes on in its thread until the client
-        gives up; no other starts beside it, so a hung table never holds more than one of the actuators' threads."""
+        slows the poll loop by one bounded read per late one, where each poll waited for the session's 20 s deadline and
+        then for the timed-out call's thread (`AwsSession._landed`; botocore's retries are off), up to about 46 s. The
+        read that timed out goes on until that call gives up; no other starts beside it, so a hung table never holds
+        more than one of the actuators' threads."""
+        if self._reading is not None and (self._reading.done()
+                                          or self._reading.get_loop() is not asyncio.get_running_loop()):
+            self._reading = None  # left by an event loop that ended without running its callbacks (CLI: asyncio.run)
         if self._reading is not None or self.monotonic() < self._read_after:
             return self.killed
         reading = self._reading = asyncio.ensure_future(self.aws.call(

@@ -29,10 +29,11 @@ async def test_a_late_table_holds_a_poll_for_one_bounded_read_then_the_switch_is
         guard = FleetGuard(aws, table, [])
         await guard.ensure_table()
         assert await guard.refresh() is False  # no item: off
+        direct = AwsSession(endpoint_url=moto_server.endpoint_url, credentials=SANDBOX_CREDENTIALS)
+        await direct.call("dynamodb", "describe_table", TableName=table)  # its client built before the late read
         proxy.latency(3.0, 1)
         assert await guard.refresh() is False  # the last value read
         assert proxy.forwarded["GetItem"] == 1  # returned while the late read was still held by the proxy
-        direct = AwsSession(endpoint_url=moto_server.endpoint_url, credentials=SANDBOX_CREDENTIALS)
         await direct.call("dynamodb", "put_item", TableName=table,
                           Item={"pk": {"S": "kill-switch"}, "on": {"BOOL": True}})
         await asyncio.sleep(0.3)  # past the pause after a failed read

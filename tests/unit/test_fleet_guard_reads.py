@@ -132,3 +132,26 @@ async def test_after_a_failed_read_the_polls_keep_the_last_value_without_reading
     clock.now += 0.1
     assert await guard.refresh() is False
     assert table.calls == 3
+
+
+def test_a_read_left_in_an_event_loop_that_was_left_does_not_stop_the_reads(monkeypatch: pytest.MonkeyPatch):
+    """One guard used from several event loops (the CLI's `asyncio.run` per call): a late read still pending in a loop
+    no longer running is no read in progress for the next loop, which reads the switch."""
+    monkeypatch.setattr(fleetguard, "SWITCH_READ_S", 0.05)
+    table = _Table()
+    guard, clock = _guard(table)
+    table.hang = True
+    first = asyncio.new_event_loop()
+    try:
+        assert first.run_until_complete(guard.refresh()) is True  # timed out: its read goes on in `first`
+        stale = guard._reading
+        assert stale is not None
+        table.hang = False
+        clock.now += SWITCH_RETRY_S
+        assert asyncio.run(guard.refresh()) is False  # another loop: the switch is read
+        assert table.calls == 2
+        table.answer.set()
+        first.run_until_complete(stale)  # the stale read ends in its own loop, and changes nothing
+        assert guard._reading is None
+    finally:
+        first.close()
