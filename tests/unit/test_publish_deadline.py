@@ -196,14 +196,20 @@ async def test_a_round_of_requests_hung_on_a_down_broker_does_not_hold_the_decis
     on (decisions and timeouts applied), no second round starts beside it, and it is cancelled when the loop ends
     (the loop awaited it: 20 s of every 30 s without decisions on a down broker)."""
     rounds: list[asyncio.Event] = []
+    cancelled: list[bool] = []
 
     async def hangs(_: Any) -> int:
         rounds.append(asyncio.Event())
-        await rounds[-1].wait()
+        try:
+            await rounds[-1].wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
         return 0
 
     assert len(await _loop_with(tmp_path, hangs, 5)) == 5
     assert len(rounds) == 1
+    assert cancelled == [True]  # ended with the loop: none outlives it (its publisher is stopped after the loops)
 
 
 async def test_the_unsent_requests_are_a_gauge_operators_can_alert_on(tmp_path) -> None:
