@@ -97,6 +97,7 @@ class Asking:
                         continue
                     if pending is self.restored and again >= REPUBLISH_PER_TURN:
                         return sent
+                    deadline = parked.deadline  # an escalation moves it, in place, while the copy is sent
                     if not await publish_request(self.publisher, parked, self.topic, self.signer()):
                         self._forget(pending, key, request_id)
                         self.unsent.setdefault(key, request_id)  # not over a parking a lane made meanwhile
@@ -105,6 +106,8 @@ class Asking:
                     sent += 1
                     again += pending is self.restored
                     say(parked)
+                    if parked.deadline != deadline:
+                        continue  # escalated while this copy was sent: its own copy, if unsent, is still to go
                 self._forget(pending, key, request_id)  # sent, or decided, expired or parked again meanwhile
         return sent
 

@@ -183,3 +183,32 @@ async def test_a_republished_copy_does_not_hide_why_a_decision_naming_no_request
     [waiting] = pending(latest_requests([original, copy]), [said], None, datetime.fromtimestamp(kit.clock(), UTC))
     assert waiting.answer is None
     assert len(waiting.refused) == 1
+
+
+async def test_a_step_escalated_while_its_late_copy_is_sent_still_gets_its_escalated_copy_out(tmp_path: Path) -> None:
+    """A round sends a step's unsent request; meanwhile the step escalates and Kafka refuses the escalated copy: that
+    copy (same request id, later deadline) stays unsent and the next round sends it, not dropped as sent."""
+    kit = make_kit(tmp_path, {"rb": TIMED % "escalate"})
+    _down(kit)
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    del kit.publisher.publish  # Kafka is back for the round
+    kit.clock.now += 30
+    publish = kit.publisher.publish
+
+    async def escalated_meanwhile(*args: Any, **kw: Any) -> None:
+        _down(kit)  # the escalation's copy is refused
+        kit.clock.now += 31  # past the step's 60 s deadline
+        await kit.engine.expire()
+        kit.publisher.publish = publish  # type: ignore[method-assign]
+        await publish(*args, **kw)  # the round's copy goes
+
+    kit.publisher.publish = escalated_meanwhile  # type: ignore[method-assign]
+    assert await kit.engine.decisions.ask_again() == 1
+    [escalated] = kit.engine.state.parked_steps()
+    assert escalated.escalated
+    assert kit.engine.decisions.unsent == {(parked.incident, parked.step): parked.request_id}
+    kit.clock.now += 30
+    assert await kit.engine.decisions.ask_again() == 1
+    last = orjson.loads([v for t, _, v in kit.publisher.sent if t == REQUESTS_TOPIC][-1])
+    assert (last["request_id"], last["escalated"]) == (parked.request_id, True)
