@@ -145,13 +145,14 @@ async def resending(producer: Any, topic: str, send: Callable[[], Awaitable[T]],
 
 async def send_retrying(producer: Any, topic: str, value: bytes | None, *, key: bytes | None = None,
                         headers: Sequence[tuple[str, bytes]] = (), partition: int | None = None,
-                        deadline: float = SEND_DEADLINE) -> Any:
+                        timestamp_ms: int | None = None, deadline: float = SEND_DEADLINE) -> Any:
     """`producer.send_and_wait(...)` (its RecordMetadata), sent again after a transient error (`resending`). A
     retried send that had reached the broker is there twice: its readers deduplicate (notifications by idempotency
     key, decisions by their bytes, replies by request id, dead letters by their coordinates, changelog records by
-    key)."""
+    key). `timestamp_ms` (a replayed record's own time) is passed on only when given."""
+    stamp = {} if timestamp_ms is None else {"timestamp_ms": timestamp_ms}
     return await resending(producer, topic, lambda: producer.send_and_wait(
-        topic, value, key=key, partition=partition, headers=list(headers)), deadline=deadline)
+        topic, value, key=key, partition=partition, headers=list(headers), **stamp), deadline=deadline)
 
 
 async def publish(

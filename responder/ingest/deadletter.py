@@ -9,7 +9,7 @@ time (a SageMaker report with no time or run name) is the same event again. Repl
 sent is noted in the ledger topic `<deadletter_topic>.replayed` (keyed by target and dead-letter coordinates), and
 a later replay skips what the ledger holds (`force` sends again). A crash between a send and its ledger note
 can re-send that one record once; every effect downstream is idempotent anyway. Each send is sent again after a
-transient error (a leader election: `resending`, as the service's producers do); one that still fails stops the
+transient error (a leader election: `send_retrying`, as the service's producers do); one that still fails stops the
 replay there, and the result says which records were published (`published`) and which one was not (`failed`: it
 and every later one; `unnoted` when it reached its topic but its ledger note did not; `uncertain` when its send
 gave up on a transient error, a timeout, so it may have reached its topic). Minimal dead-letter records, and cut
@@ -34,7 +34,6 @@ from responder.ingest.clients import (
     SEND_DEADLINE,
     _start_with_retry,
     ensure_topics,
-    resending,
     send_retrying,
     stop_consumer,
     transient_send,
@@ -179,12 +178,12 @@ async def replay_deadletters(
 async def _republish(producer: AIOKafkaProducer, result: ReplayResult, msg: Any, target: str, ledger_topic: str,
                      headers: list[tuple[str, bytes]], timestamp_ms: int | None) -> bool:
     """Send dead letter `msg` to `target`, then note it in the ledger, each sent again after a transient error
-    (`resending`); whether both went. When one still fails, `result` says which record and whether it reached
+    (`send_retrying`); whether both went. When one still fails, `result` says which record and whether it reached
     `target` (`unnoted`), and the failure is logged (`deadletter_replay_failed`)."""
     coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
     try:
-        await resending(producer, target, lambda: producer.send_and_wait(
-            target, msg.value, key=msg.key, timestamp_ms=timestamp_ms, headers=headers), deadline=SEND_DEADLINE)
+        await send_retrying(producer, target, msg.value, key=msg.key, headers=headers, timestamp_ms=timestamp_ms,
+                            deadline=SEND_DEADLINE)
         result.unnoted = True
         await send_retrying(producer, ledger_topic, coords.encode(), key=f"{target}|{coords}".encode(),
                             deadline=SEND_DEADLINE)
