@@ -47,7 +47,7 @@ def replay_cmd(
                    "already_replayed": result.already, "unreplayable": result.unreplayable,
                    "by_reason": dict(result.by_reason), "targets": dict(result.targets),
                    "published": result.published, "failed": result.failed, "error": result.error,
-                   "failed_reached_topic": True if result.unnoted else None if result.uncertain else False})
+                   "failed_reached_topic": _reached(result)})
     else:
         verb = "would replay" if dry_run else "replayed"
         console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s); {result.already} "
@@ -63,6 +63,14 @@ def replay_cmd(
     if result.failed is not None:
         _say_failed(result, result.failed, listed=not json)
         raise typer.Exit(EXIT_FAILED)
+
+
+def _reached(result: ReplayResult) -> bool | None:
+    """Whether the dead letter a replay stopped at reached its topic (None: unknown, its send timed out, or no
+    failure: there is no such record)."""
+    if result.failed is None or result.uncertain:
+        return None
+    return result.unnoted
 
 
 def _say_failed(result: ReplayResult, failed: str, *, listed: bool) -> None:

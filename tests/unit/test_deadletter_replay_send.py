@@ -132,3 +132,16 @@ def test_the_command_does_not_say_a_timed_out_record_was_not_published(monkeypat
     assert "it was not published" not in " ".join(said.stderr.split())
     as_json = CliRunner().invoke(app, ["deadletter", "replay", "--bootstrap", "127.0.0.1:1", "--json"])
     assert orjson.loads(as_json.stdout)["failed_reached_topic"] is None
+
+
+def test_a_replay_that_failed_nothing_says_no_failed_record_reached_a_topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--json` of a replay where every send went: `failed` and `failed_reached_topic` are both null (it said false,
+    as of a failed record that did not reach its topic)."""
+    async def replayed(*_: Any, **__: Any) -> ReplayResult:
+        return ReplayResult(scanned=1, replayed=1, published=["dlq:0:5 -> alerts"])
+
+    monkeypatch.setattr(deadletter, "replay_deadletters", replayed)
+    said = CliRunner().invoke(app, ["deadletter", "replay", "--bootstrap", "127.0.0.1:1", "--json"])
+    assert said.exit_code == 0, said.output
+    out = orjson.loads(said.stdout)
+    assert (out["failed"], out["failed_reached_topic"]) == (None, None)
