@@ -22,6 +22,7 @@
     │   ├── ChainBroken                 (seq, reason)
     │   └── TimelineLocked              another process holds the file (path, holder)
     ├── BrokerUnavailable               → Kafka did not acknowledge a produce in time (intake answers 503)
+    │   └── BrokerRefused               refused for good (too large for a topic, an ACL): a notification fails at once
     ├── RecordTooLarge                  → Kafka refuses the record for its size: never retry (intake answers 413)
     ├── ChangelogError, CoordinatorDied, ConsumerRebuildsExhausted
     │                                   → a fleet's state or a consumer's group failed (`responder.errors_kafka`)
@@ -208,6 +209,12 @@ class UnparsableRecord(ResponderError):
 
 class BrokerUnavailable(ResponderError):
     """Kafka did not acknowledge a record in time: the sender must retry (HTTP intake: 503)."""
+
+
+class BrokerRefused(BrokerUnavailable):
+    """Kafka refused a record for good (too large for the topic, an ACL): sending it again cannot help. A subclass so
+    that whoever waits out a broker (an approval request kept to publish again) treats it as before; a notification
+    step fails at once instead of spending its retries (responder/actuators/notify/kafka.py)."""
 
 
 class RecordTooLarge(ResponderError):

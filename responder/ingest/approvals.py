@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from responder.auth import signed_headers
-from responder.errors import BrokerUnavailable
+from responder.errors import BrokerRefused, BrokerUnavailable
 from responder.ingest.clients import _start_with_retry, publish, send_retrying, stop_consumer, transient_send
 from responder.ingest.coordinator import commit_unless_dead, fresh, polled
 from responder.ingest.kafka import all_partitions
@@ -46,15 +46,17 @@ class KafkaPublisher:
     async def publish(self, topic: str, key: bytes, value: bytes,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
         """Send and wait for the ack; sent again after a transient error (a broker down: `send_retrying`), for at most
-        `deadline` seconds from the first attempt; then, or on a permanent error, BrokerUnavailable. A send given up
-        at the deadline may still land later (its readers deduplicate, as they do a resend)."""
+        `deadline` seconds from the first attempt; then BrokerUnavailable, or at once BrokerRefused (a subclass) on a
+        permanent error. A send given up at the deadline may still land later (its readers deduplicate, as they do a
+        resend)."""
         try:
             async with asyncio.timeout(self.deadline):
                 await send_retrying(self.producer, topic, value, key=key, headers=headers, deadline=self.deadline)
         except (KafkaError, TimeoutError) as exc:
-            why = "refused" if isinstance(exc, KafkaError) and not transient_send(exc) else \
-                f"did not acknowledge within {self.deadline:g}s"
-            raise BrokerUnavailable(f"Kafka {why} a record to {topic}: {type(exc).__name__}: {exc}") from exc
+            if isinstance(exc, KafkaError) and not transient_send(exc):
+                raise BrokerRefused(f"Kafka refused a record to {topic}: {type(exc).__name__}: {exc}") from exc
+            raise BrokerUnavailable(f"Kafka did not acknowledge a record to {topic} within {self.deadline:g}s: "
+                                    f"{type(exc).__name__}: {exc}") from exc
 
     async def stop(self) -> None:
         """Close the producer."""

@@ -166,6 +166,32 @@ async def test_kafka_notification_reaches_the_topic_signed(kafka_bootstrap, uniq
                                              headers["responder-signature"].decode(), got.value) is None
 
 
+async def test_kafka_notification_kafka_refuses_for_its_size_is_permanent_at_once(kafka_bootstrap, unique):
+    """A notification larger than the producer may send (aiokafka's MessageSizeTooLarge, as a topic's own limit
+    gives): the step fails permanently (`BrokerRefused`) on its one send, so its escalation runs at once, not after
+    the retries a transient failure gets; nothing reaches the topic."""
+    topic = f"notify-big-{unique}"
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    publisher = KafkaPublisher(kafka_bootstrap, options={"max_request_size": 1_000})
+    await publisher.start()
+    try:
+        actuator = registry.get("notify.kafka.publish_message")
+        params = actuator.params.model_validate({"topic": topic, "title": "host isolated",
+                                                 "fields": {"note": "x" * 2_000}})
+        with pytest.raises(PermanentActuationError, match="refused") as raised:
+            await actuator.apply(params, _ctx("key-9", publisher=publisher))
+    finally:
+        await publisher.stop()
+    assert raised.value.code == "BrokerRefused"
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        assert sum(len(v) for v in (await consumer.getmany(timeout_ms=1_000)).values()) == 0
+    finally:
+        await consumer.stop()
+
+
 async def test_kafka_notification_without_publisher_is_permanent():
     """With no publisher injected the step fails as permanent, naming what is missing."""
     actuator = registry.get("notify.kafka.publish_message")

@@ -15,7 +15,7 @@ from aiokafka.errors import (
 )
 from structlog.testing import capture_logs
 
-from responder.errors import BrokerUnavailable
+from responder.errors import BrokerRefused, BrokerUnavailable
 from responder.ingest.approvals import KafkaPublisher
 from responder.ingest.clients import transient_send
 from tests.fakes import MetadataClient
@@ -60,6 +60,7 @@ async def test_a_permanent_send_error_is_raised_at_once() -> None:
         with pytest.raises(BrokerUnavailable, match="Kafka refused a record to notifications") as raised:
             await publisher.publish("notifications", b"k", b"v")
         assert isinstance(raised.value.__cause__, MessageSizeTooLargeError)
+        assert isinstance(raised.value, BrokerRefused)  # for good: a notification step fails at once
         assert len(fake.failures) == 1  # one attempt only
     finally:
         await real.stop()

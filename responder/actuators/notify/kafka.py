@@ -8,7 +8,7 @@ from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.notify.message import KEY_ID, Ledger, MessageParams, body, signing_secret
 from responder.actuators.registry import register
 from responder.auth import signed_headers
-from responder.errors import ActuationError, PermanentActuationError, TransientActuationError
+from responder.errors import ActuationError, BrokerRefused, PermanentActuationError, TransientActuationError
 from responder.tracing import propagation
 
 TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
@@ -34,8 +34,9 @@ class KafkaNotify(Actuator[KafkaNotifyParams]):
 
     With `key_id`, the record carries the same HMAC headers producers use (responder-key-id,
     responder-signature). The idempotency key travels in the `idempotency-key` header; this process
-    remembers delivered keys, so a retry after an acknowledged send publishes nothing more. A failed send
-    is transient (retried with backoff).
+    remembers delivered keys, so a retry after an acknowledged send publishes nothing more. A send Kafka did not
+    acknowledge in time is transient (retried with backoff); one it refused for good (too large for the topic, an
+    ACL) is permanent: the step fails at once and its escalation runs.
 
     Example::
 
@@ -75,6 +76,8 @@ class KafkaNotify(Actuator[KafkaNotifyParams]):
             await publisher(ctx).publish(p.topic, (ctx.incident or p.topic).encode(), data, headers)
         except ActuationError:
             raise
+        except BrokerRefused as exc:  # too large for the topic, an ACL: a retry cannot help, its escalation can
+            raise PermanentActuationError(f"publish to {p.topic} refused: {exc}", code="BrokerRefused") from exc
         except Exception as exc:  # the injected producer's own errors (aiokafka stays in ingest): I/O, retry
             raise TransientActuationError(f"publish to {p.topic} failed: {exc}", code=type(exc).__name__) from exc
         self.ledger.add(ctx.key)
