@@ -208,7 +208,8 @@ class UnparsableRecord(ResponderError):
 
 
 class BrokerUnavailable(ResponderError):
-    """Kafka did not acknowledge a record in time: the sender must retry (HTTP intake: 503)."""
+    """Kafka did not acknowledge a record in time: the sender must retry (HTTP intake: 503). Its subclass
+    `BrokerRefused` is the one that must not be retried."""
 
 
 class BrokerRefused(BrokerUnavailable):
