@@ -7,8 +7,8 @@ from responder.models.timeline import EntryKind, TimelineEntry
 
 
 def _entry(seq: int, kind: str, **body: object) -> TimelineEntry:
-    return TimelineEntry.model_construct(seq=seq, writer="w", at="", kind=kind, incident="i", body=body, prev="",
-                                         hash="")  # type: ignore[arg-type]
+    return TimelineEntry.model_construct(seq=seq, writer="w", at="", kind=kind, incident="i",
+                                         body=body, prev="", hash="")  # type: ignore[arg-type]
 
 
 def test_steps_trips_and_matches_are_counted_when_durable() -> None:
