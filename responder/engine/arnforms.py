@@ -38,6 +38,8 @@ _ARN_OF = {"lambda": "function:{}", "kms": "key/{}", "secretsmanager": "secret:{
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 _SECRET_PATTERN_SUFFIX = re.compile(r"-(?:[A-Za-z0-9]{6}|\?{6}|\*)$")
 IAM_PATH_PATTERN = re.compile(r"(user|role|group|policy|instance-profile)/[^:]+/([^/*?\[\]]+)")  # exact name
+UNIQUE_PREFIX = {"role": "aroa", "user": "aida"}  # what IAM starts a role's and a user's unique id with
+_UNIQUE_ID = re.compile(r"a[a-z]{3}[a-z0-9]{12,}")  # AROA…, AIDA…, AKIA…, ASIA…, lower-cased
 
 
 WILDCARD = re.compile(r"[*?\[]")
@@ -48,6 +50,19 @@ def may_start(glob: str, prefix: str) -> bool:
     the start of it (a glob without one matches only itself)."""
     literal, *wild = WILDCARD.split(glob, 1)
     return literal.startswith(prefix) or (bool(wild) and prefix.startswith(literal))
+
+
+def session_head(pattern: str) -> str | None:
+    """The unique id part of a (lower-cased) pattern in the form of a session's principal id, `<id>:<session>`
+    (`aroa…:*`, `aroa…:alice`, `aroa3x*:*`), or None: its part before the first `:` when that is a unique id or a glob
+    written from the start like a role's or user's (`aroa*`, `aida3x*`, `a*`); never of an ARN (`arn:…`), nor of a
+    part starting with a wildcard (`*:role/x` is a loose ARN glob, not a unique id)."""
+    head, colon, _ = pattern.partition(":")
+    if not colon or pattern.startswith("arn:"):
+        return None
+    literal = WILDCARD.split(head, 1)[0]
+    glob = bool(literal) and literal != head and any(may_start(head, p) for p in UNIQUE_PREFIX.values())
+    return head if glob or _UNIQUE_ID.fullmatch(head) else None
 
 
 @dataclass(frozen=True)
@@ -123,7 +138,9 @@ def pattern_variants(pattern: str) -> tuple[str, ...]:
     (`arn:aws:s3:::bucket/*`) as its bucket's; an IAM path form with an exact name (`role/admins/BreakGlass`, also as an
     ARN) without its path (IAM names are unique in an account whatever the path; a glob name keeps its path); an
     assumed-role session ARN (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`) as its role's (a step on the role acts
-    on its every session)."""
+    on its every session), and so a session's principal id (`AROA…:SESSION`, `AROA…:*`: `session_head`) as
+    `AROA…:`, a form the guard builds of every unique id (`protection`): the variant matches a form ending in `:` only,
+    which no other form it builds does, so it protects the role or user that id names and nothing else of note."""
     parts = pattern.split(":", 6)
     arn = len(parts) >= 6 and parts[0] == "arn"
     if arn and len(parts) == 7 and parts[2] == SECRETS and parts[5] == "secret":
@@ -135,6 +152,9 @@ def pattern_variants(pattern: str) -> tuple[str, ...]:
         return pattern, pattern.split("/", 1)[0]
     if arn and parts[2] == "sts" and parts[5].startswith("assumed-role/") and parts[5].count("/") >= 2:
         return pattern, f"{':'.join(parts[:2])}:iam::{parts[4]}:role/{parts[5].split('/')[1]}"
+    head = session_head(pattern)
+    if head is not None:
+        return pattern, f"{head}:"
     path = IAM_PATH_PATTERN.fullmatch(parts[5] if arn and parts[2] == "iam" else "" if arn else pattern)
     if path is not None:
         return pattern, pattern[:len(pattern) - len(path.group(0))] + f"{path.group(1)}/{path.group(2)}"

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import structlog
 
-from responder.engine.arnforms import IAM_PATH_PATTERN, WILDCARD, Home, may_start
+from responder.engine.arnforms import IAM_PATH_PATTERN, UNIQUE_PREFIX, WILDCARD, Home, may_start
 from responder.engine.keptreads import KeptReads
 from responder.engine.protection import resource_forms
 from responder.errors import PermanentActuationError, TransientActuationError
@@ -25,7 +25,6 @@ from responder.models.event import Resource, ResourceKind
 
 log = structlog.get_logger(__name__)
 
-_UNIQUE_PREFIX = {"role": "aroa", "user": "aida"}  # what IAM starts a role's and a user's unique id with
 _READ = {"role": ("get_role", "RoleName", "Role", "RoleId"), "user": ("get_user", "UserName", "User", "UserId")}
 _KINDS = {"role": ResourceKind.IAM_ROLE, "user": ResourceKind.IAM_USER}
 NONE: frozenset[str] = frozenset()
@@ -48,7 +47,7 @@ def principal_kinds(pattern: str, account: str | None = None) -> frozenset[str]:
     resource = (parts[5] if len(parts) == 6 else "*" if WILDCARD.search(low) else "") if arn else low
     glob = WILDCARD.search(resource) is not None and IAM_PATH_PATTERN.fullmatch(resource) is None
     bare = not arn and (may_start(low, "/") or may_start(low, "arn:"))  # may match a path (`/admins/`) or an ARN
-    return frozenset(kind for kind, prefix in _UNIQUE_PREFIX.items()
+    return frozenset(kind for kind, prefix in UNIQUE_PREFIX.items()
                      if bare or (not arn and may_start(low, prefix)) or (glob and may_start(resource, f"{kind}/")))
 
 

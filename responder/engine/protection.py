@@ -17,8 +17,9 @@ another account protects nothing here once responder's own is known. Outside IAM
 name, and a name given to the parameter that takes one (`function_name`, an `aws.kms.*` step's `key_id`,
 `secret_id`, `secret_name`, `bucket`, `trail`, `instance_id`, `endpoint_name`) or carried by an event resource of
 that kind yields its ARN where responder acts; a pattern also matches as what else it protects
-(`pattern_variants`: a qualified function's function, an object's bucket, an exact IAM path form's name). Every item of
-`role_names` is a role name, and IAM's character set is checked on every IAM name parameter whatever the actuator.
+(`pattern_variants`: a qualified function's function, an object's bucket, an exact IAM path form's name, a session
+form's unique id: `AROA…:*` matches the form `aroa…:` a unique id also has). Every item of `role_names` is a role name,
+and IAM's character set is checked on every IAM name parameter whatever the actuator.
 """
 
 from __future__ import annotations
@@ -140,8 +141,8 @@ def _expand(raw: str, account: str | None, home: Home) -> Iterator[str]:
             else:  # lambda, kms, secretsmanager, cloudtrail, s3: the names the ARN carries
                 yield from arn_forms(service, resource)
     unique = _UNIQUE_ID.fullmatch(raw)
-    if unique:
-        yield unique.group(1)
+    if unique:  # the id, and as the start of its sessions' principal ids (`pattern_variants`: `AROA…:*` protects it)
+        yield from (unique.group(1), unique.group(1) + ":")
 
 
 def resource_forms(res: Resource, account: str | None, home: Home) -> set[str]:

@@ -187,6 +187,18 @@ async def test_a_role_protected_by_path_glob_or_role_id_is_refused_when_named_by
     assert (await aws.call("iam", "list_role_policies", RoleName=name))["PolicyNames"] == []
 
 
+async def test_a_role_protected_by_its_role_id_session_form_is_refused_when_named_by_name(aws, tmp_path):
+    """RESPONDER_PROTECTED_IDS=[<its RoleId>:*] (any session of the role) in moto: a quarantine naming the role by name
+    only is refused, escalated and paged, and the role gets no policy (before: the role was quarantined)."""
+    name = f"session-role-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]}"
+    role = (await aws.call("iam", "create_role", RoleName=name, AssumeRolePolicyDocument="{}"))["Role"]
+    pattern = f"{role['RoleId']}:*"
+    detail = await _refused_and_escalated(aws, tmp_path, "aws.iam.quarantine_principal",
+                                          {"principal_type": "role", "principal_name": name}, pattern)
+    assert f"matches protected id {pattern!r}" in detail
+    assert (await aws.call("iam", "list_role_policies", RoleName=name))["PolicyNames"] == []
+
+
 async def test_a_user_under_a_protected_path_keeps_its_key_when_named_by_name(aws, tmp_path):
     """RESPONDER_PROTECTED_IDS=[user/admins/*] for a user created under /admins/ in moto (whose user ids, unlike
     IAM's `AIDA…`, are random lowercase text): deactivating its access key, the user named by name only, is refused

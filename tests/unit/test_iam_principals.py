@@ -96,6 +96,66 @@ def test_a_bare_pattern_matching_a_path_or_an_arn_protects_the_role_named_by_nam
     assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "app-worker"}) is None
 
 
+@pytest.mark.parametrize("pattern", [f"{ROLE_ID}:*", f"{ROLE_ID}:some-session", f"{ROLE_ID[:10]}*:*",
+                                     f"{ROLE_ID.casefold()}:ops-?"])
+def test_a_role_id_protected_in_its_session_form_protects_the_role_named_by_name(pattern: str) -> None:
+    """A protected `AROA…:*`/`AROA…:session` (or a glob of one) refuses a step on the role named by name (before: it
+    acted, though revoking or quarantining the role harms every session), read once; not a role of another RoleId."""
+    iam = Iam(IAM)
+    detail = _refusal([pattern], iam, DEPLOYER)
+    assert detail is not None
+    assert f"(as '{ROLE_ID.casefold()}:') matches protected id {pattern!r}" in detail
+    assert iam.reads == 1
+    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "app-worker"}) is None
+
+
+def test_a_user_id_protected_in_its_session_form_protects_the_user_named_by_name() -> None:
+    """A protected `AIDA…:*` refuses deactivating an access key of the user named by name (before: it acted)."""
+    params = {"user_name": "ml-training", "access_key_id": "AKIAABCDEFGHIJKLMNOP"}
+    assert _refusal([f"{USER_ID}:*"], Iam(IAM), params, "aws.iam.deactivate_access_key") is not None
+    other = {"user_name": "app-worker", "access_key_id": "AKIAABCDEFGHIJKLMNOP"}
+    assert _refusal([f"{USER_ID}:*"], Iam({**IAM, "user/app-worker": "/"}), other,
+                    "aws.iam.deactivate_access_key") is None
+
+
+@pytest.mark.parametrize("pattern", ["arn:aws:sts::123456789012:assumed-role/other/*", "arn:aws:iam::*:role/other",
+                                     f"arn:aws:sts::123456789012:assumed-role/{ROLE_ID}/*", "prod-*:*",
+                                     "AKIAABCDEFGHIJKLMNOP:*"])
+def test_a_session_form_gives_no_new_meaning_to_an_arn_or_a_pattern_unlike_a_unique_id(pattern: str) -> None:
+    """An ARN (even one naming a RoleId where the role's name goes) or a pattern whose part before `:` cannot be a
+    role's or user's unique id protects the role `prod-deployer` (RoleId `ROLE_ID`) no more than before: not refused,
+    and nothing read."""
+    iam = Iam(IAM)
+    assert _refusal([pattern], iam, DEPLOYER, home=Home(account="123456789012")) is None
+    assert iam.reads == 0
+
+
+@pytest.mark.parametrize("pattern", ["*:role/prod-deployer-old", "*:*/other", "?roa*:x"])
+def test_a_part_before_the_colon_starting_with_a_wildcard_is_no_session_form(pattern: str) -> None:
+    """A loose ARN-like glob (`*:role/…`) still reads the role, as before, but does not protect it by its unique id
+    (every role's would match): not refused."""
+    iam = Iam(IAM)
+    assert _refusal([pattern], iam, DEPLOYER) is None
+    assert iam.reads == 1
+
+
+@pytest.mark.parametrize(("pattern", "variants"), [
+    ("aroa3xfrbf535plbifpi4:*", ("aroa3xfrbf535plbifpi4:*", "aroa3xfrbf535plbifpi4:")),
+    ("aida3x*:alice", ("aida3x*:alice", "aida3x*:")), ("a*:*", ("a*:*", "a*:")),
+    ("akiaabcdefghijklmnop:x", ("akiaabcdefghijklmnop:x", "akiaabcdefghijklmnop:")),
+    ("arn:aws:sts::123456789012:assumed-role/other/*",
+     ("arn:aws:sts::123456789012:assumed-role/other/*", "arn:aws:iam::123456789012:role/other")),
+    ("arn:*", ("arn:*",)), ("arn*:*", ("arn*:*",)), ("*:*", ("*:*",)), ("prod-*:*", ("prod-*:*",)),
+    ("aroa-team:x", ("aroa-team:x",)), (ROLE_ID.casefold(), (ROLE_ID.casefold(),)),
+])
+def test_which_patterns_are_a_unique_ids_session_form(pattern: str, variants: tuple[str, ...]) -> None:
+    """Only a non-ARN pattern whose part before `:` is a unique id, or a glob written from its start like a role's or
+    user's, also protects that id (`<id>:`, the form only a unique id has); an ARN's variants are as before."""
+    from responder.engine.arnforms import pattern_variants
+
+    assert pattern_variants(pattern) == variants
+
+
 def test_a_forged_id_and_path_in_the_event_do_not_spare_the_read() -> None:
     """The event's own RoleId and path (an attacker's) are not trusted: the role is read, and refused."""
     iam = Iam(IAM)
@@ -216,6 +276,7 @@ def test_the_principals_a_step_names() -> None:
     ("arn:aws:iam::*:role/Break*", {"role"}), ("*-prod", {"role", "user"}),
     ("role/admins/BreakGlass", set()), ("arn:aws:iam::*:role/ResponderRole", set()), ("prod-*", set()),
     ("AKIAABCDEFGHIJKLMNOP", set()), ("arn:aws:kms:*:*:*", set()), ("arn:aws:iam::*:group/admins/*", set()),
+    (f"{ROLE_ID}:*", {"role"}), (f"{USER_ID}:alice", {"user"}), ("aroa3x*:*", {"role"}),
 ])
 def test_which_patterns_need_a_read(pattern: str, kinds: set[str]) -> None:
     """A unique id (or a glob that may start like one) or a path glob of a kind needs that kind read; an exact name
