@@ -47,9 +47,10 @@ from responder.models.runbook import Protected, Quota, Runbook
 log = structlog.get_logger(__name__)
 
 READS_DEADLINE_S = 15.0
-"""Seconds one step's guard reads through AWS (KMS aliases, IAM principals, tags: one after another, each retried
-within `KeptReads.DEADLINE_S`) may take in all; past it the step is refused, as when a read fails (fail closed). A
-released decision's step reads under the batch gate: this bounds how long it holds the lanes (docs/fleet.md)."""
+"""Seconds one step's guard reads through AWS (KMS aliases, then IAM principals, then tags, the keys of each read
+concurrently, `KeptReads.forms`, each read retried within `KeptReads.DEADLINE_S`) may take in all; past it the step is
+refused, as when a read fails (fail closed). A released decision's step reads under the batch gate: this bounds how
+long it holds the lanes (docs/fleet.md)."""
 UNCOUNTED = "quota_uncounted"
 """The guard of a quota that cannot be counted yet: its parked steps are checked again once it can."""
 _COUNTS = re.compile(r"(?<= ran )\d+(?= time\(s\))"  # a quota's runs in its window
@@ -213,7 +214,8 @@ class Guards:
 
     async def _read_protected(self, protected: tuple[Protected, Protected], actuator: str, target: str,
                               params: Mapping[str, Any], forms: set[str], named: Sequence[Resource]) -> str | None:
-        """`protected`'s reads through AWS, one after another (their total bounded by the caller)."""
+        """`protected`'s reads through AWS: aliases, then principals, then tags, each kind's keys read concurrently
+        (`KeptReads.forms`; their total bounded by the caller, whose deadline cancels the reads in flight)."""
         hit = None
         ids = [i for p in protected for i in p.ids]
         if any(names_alias(i) for i in ids) and (keys := key_ids(forms)):

@@ -10,10 +10,19 @@ permission, not found) is not kept, and the step is refused (fail closed): the g
 not a protected one. A transient error (throttling, 5xx, a connection error or timeout) is retried first with the
 actuators' retry policy (`with_retries`: jittered backoff, `ATTEMPTS` tries within `DEADLINE_S` seconds), so an alert
 storm that meets a rate limit does not refuse containment broadly; one still failing then refuses.
+
+The keys of one step are read concurrently, at most `CONCURRENCY` at once (and never more than the threads of asyncio's
+default executor, where `AwsSession.call` runs boto3), so a step naming 50 roles waits for a few rounds of reads, not 50
+in a row, before containment starts. The answer is the one reading them in `sorted` order would give: the union of the
+forms, or the refusal of the first key in that order that cannot be read, whichever read ended first; the reads of keys
+after a failing one are cancelled (they cannot change the answer). Cancelling the caller (the guard's deadline)
+cancels the reads in flight, and an exception `_of` does not catch ends `forms` with it (the other reads cancelled).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -23,6 +32,7 @@ from responder.actuators.retry import retry_after
 from responder.errors import TransientActuationError
 
 _MAX_KEPT = 1024  # targets kept at most: findings naming many targets cannot grow the cache without bound
+_THREADS = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor's workers (ThreadPoolExecutor's default)
 
 
 class KeptReads(ABC):
@@ -32,6 +42,7 @@ class KeptReads(ABC):
     ATTEMPTS = 4  # tries of one read when it fails transiently (3 retries)
     DEADLINE_S = 3.0  # no retry starts later than this after the first try
     BACKOFF_S = 0.2  # the first retry's wait (jittered), doubling after
+    CONCURRENCY = 8  # reads of one step in flight at most (below botocore's 10 pooled connections per client)
 
     def __init__(self, aws: AwsCaller, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.aws = aws
@@ -46,14 +57,42 @@ class KeptReads(ABC):
                 for f in kept[1]}
 
     async def forms(self, keys: Iterable[str]) -> set[str] | str:
-        """Every form (lower-cased) of `keys`, read now, or why some key's could not be read."""
+        """Every form (lower-cased) of `keys`, read now, or why the first key (in sorted order) whose forms could not
+        be read was refused; read concurrently, at most `CONCURRENCY` (and `_THREADS`) at once."""
+        ordered = sorted(keys)
+        found: dict[str, frozenset[str] | str] = {}
+        if len(ordered) == 1:
+            found[ordered[0]] = await self._of(ordered[0])
+        elif ordered:
+            await self._read_all(ordered, found)
         out: set[str] = set()
-        for key in sorted(keys):
-            found = await self._of(key)
-            if isinstance(found, str):
-                return found
-            out |= found
+        for key in ordered:  # as reads one after another answer: keys after the first failing one may be unread
+            got = found[key]
+            if isinstance(got, str):
+                return got
+            out |= got
         return out
+
+    async def _read_all(self, ordered: list[str], found: dict[str, frozenset[str] | str]) -> None:
+        """`_of` of each of `ordered` into `found`, at most `CONCURRENCY` at once; a failing key cancels the reads of
+        the keys after it. Cancelled, it cancels the reads in flight and waits for them (`TaskGroup`)."""
+        bound = asyncio.Semaphore(max(1, min(self.CONCURRENCY, _THREADS)))
+        tasks: list[asyncio.Task[None]] = []
+
+        async def read(i: int) -> None:
+            async with bound:
+                found[ordered[i]] = got = await self._of(ordered[i])
+            if isinstance(got, str):
+                for later in tasks[i + 1:]:
+                    later.cancel()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks.extend(group.create_task(read(i)) for i in range(len(ordered)))
+        except BaseExceptionGroup as errors:  # what `_of` let through: one (the others cancelled) as it was raised
+            if len(errors.exceptions) == 1:
+                raise errors.exceptions[0] from None
+            raise
 
     async def _of(self, key: str) -> frozenset[str] | str:
         now = self.clock()

@@ -3,6 +3,7 @@ instance it names by id."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -89,10 +90,10 @@ on_failure:
 """
 
 
-async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict, protected: str,
-                                 tags: dict | None = None) -> str:
-    """Run one step of `actuator` through the engine against moto under `protected` (and protected `tags`): it is
-    refused by a hard guard trip, never intended, escalated and paged; the trip's detail."""
+async def _one_step(aws, tmp_path: Path, actuator: str, with_: dict, protected: str,
+                    tags: dict | None = None) -> tuple[list[tuple[str, dict]], list]:
+    """Run one step of `actuator` through the engine against moto under `protected` (and protected `tags`): its
+    timeline's entries, and the notifications sent."""
     from responder.actuators import registry
     from responder.actuators.base import ActuationContext
     from responder.catalog import load_runbooks
@@ -116,12 +117,19 @@ async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict
     finding = envelope_bytes(guardduty_finding(access_key, finding_id=f"f-{access_key}"))
     await Pipeline(load_runbooks(books, registry), engine).handle(RawRecord(topic="t", value=finding))
     await engine.recorder.flush()
-    entries = [(e.kind, e.body) for e in engine.recorder.entries()]
+    return [(e.kind, e.body) for e in engine.recorder.entries()], publisher.sent
+
+
+async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict, protected: str,
+                                 tags: dict | None = None) -> str:
+    """Run one step of `actuator` through the engine against moto under `protected` (and protected `tags`): it is
+    refused by a hard guard trip, never intended, escalated and paged; the trip's detail."""
+    entries, sent = await _one_step(aws, tmp_path, actuator, with_, protected, tags)
     trips = [b for k, b in entries if k == "guard.tripped"]
     assert [(t["guard"], t["hard"]) for t in trips] == [("protected", True)], entries
     assert not [b for k, b in entries if k == "step.intent" and b.get("actuator") == actuator]
     assert [b["step"] for k, b in entries if k == "step.escalated"] == ["contain"]
-    assert [body["title"] for _, body in publisher.sent] == ["containment failed: contain"], entries
+    assert [body["title"] for _, body in sent] == ["containment failed: contain"], entries
     return str(trips[0]["detail"])
 
 
@@ -220,3 +228,64 @@ async def test_a_role_that_is_not_found_is_refused_while_a_role_id_is_protected(
                                           "AROA3XFRBF535PLBIFPI4")
     assert "not found" in detail
     assert "no-such-role" in detail
+
+
+class Overlapping:
+    """Forwards to moto, holding each `iam.get_role` (a guard's read) until another is in flight, for at most 200
+    turns of the loop (read one after another, never); `peak`: the most in flight at once."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.in_flight, self.peak = inner, 0, 0
+
+    async def call(self, service: str, operation: str, **kwargs) -> dict:
+        """The answer of moto, after a while with another read for company."""
+        if (service, operation) != ("iam", "get_role"):
+            return await self.inner.call(service, operation, **kwargs)
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            for _ in range(200):
+                if self.peak > 1:
+                    break
+                await asyncio.sleep(0)
+            return await self.inner.call(service, operation, **kwargs)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_step_naming_several_roles_is_refused_when_one_is_protected_by_its_role_id(aws, tmp_path):
+    """A step naming six roles, their ids read together, is refused when one's RoleId is protected, else it runs."""
+    from responder.actuators.aws.sagemaker import policy_name
+    from responder.engine.keptreads import KeptReads
+
+    suffix = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]
+    names = [f"gateway-{suffix}-{i}" for i in range(6)]
+    ids = [(await aws.call("iam", "create_role", RoleName=name, AssumeRolePolicyDocument="{}"))["Role"]["RoleId"]
+           for name in names]
+    other = await aws.call("iam", "create_role", RoleName=f"exec-{suffix}", AssumeRolePolicyDocument="{}")
+    endpoint = f"scoring-{suffix}"
+    await aws.call("sagemaker", "create_model", ModelName=endpoint, ExecutionRoleArn=other["Role"]["Arn"],
+                   PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/scoring:1"})
+    await aws.call("sagemaker", "create_endpoint_config", EndpointConfigName=endpoint, ProductionVariants=[
+        {"VariantName": "main", "ModelName": endpoint, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    await aws.call("sagemaker", "create_endpoint", EndpointName=endpoint, EndpointConfigName=endpoint)
+    params = {"endpoint_name": endpoint, "role_names": names}
+    (tmp_path / "refused").mkdir()
+    reads = Overlapping(aws)
+    detail = await _refused_and_escalated(reads, tmp_path / "refused", "aws.sagemaker.isolate_endpoint", params,
+                                          ids[3])
+    assert ids[3].casefold() in detail
+    assert reads.peak > 1  # one after another: 1
+    assert reads.peak <= KeptReads.CONCURRENCY
+    assert [(await aws.call("iam", "list_role_policies", RoleName=n))["PolicyNames"] for n in names] == [[]] * 6
+
+    (tmp_path / "allowed").mkdir()
+    reads = Overlapping(aws)
+    entries, _ = await _one_step(reads, tmp_path / "allowed", "aws.sagemaker.isolate_endpoint", params,
+                                 other["Role"]["RoleId"])
+    assert reads.peak > 1
+    assert reads.peak <= KeptReads.CONCURRENCY
+    assert not [b for k, b in entries if k == "guard.tripped"], entries
+    assert [b["status"] for k, b in entries if k == "step.result"] == ["ok"], entries
+    policies = [(await aws.call("iam", "list_role_policies", RoleName=n))["PolicyNames"] for n in names]
+    assert policies == [[policy_name(endpoint)]] * 6

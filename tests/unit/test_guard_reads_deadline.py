@@ -1,6 +1,7 @@
 """One step's guard reads through AWS have one total deadline (`Guards.reads_deadline`): reads that hang, or that
-one after another take longer, refuse the step as a read that fails does (fail closed), instead of holding the lane
-or, for a released decision, the batch gate (responder/engine/guards.py, docs/fleet.md)."""
+one after another (rounds of reads, or the kinds read in turn) take longer, refuse the step as a read that fails does
+(fail closed), instead of holding the lane or, for a released decision, the batch gate (responder/engine/guards.py,
+docs/fleet.md)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,12 @@ class SlowIam(Iam):
         return await super().call(service, operation, **kwargs)
 
 
-def _refusal(iam: SlowIam, actuator: str, with_: dict[str, Any]) -> str | None:
-    """The step's hard trip, its guard reads bounded by DEADLINE (the test fails after 5 s: a read hung)."""
-    guards = Guards(GuardPolicy(protected=Protected(ids=[ROLE_ID])), principals=PrincipalForms(iam, clock=Clock()))
+def _refusal(iam: SlowIam, actuator: str, with_: dict[str, Any], concurrency: int | None = None) -> str | None:
+    """The step's hard trip, its guard reads bounded by DEADLINE (the test fails after 5 s: a read hung), at most
+    `concurrency` reads at once (`KeptReads.CONCURRENCY` unless given)."""
+    principals = PrincipalForms(iam, clock=Clock())
+    principals.CONCURRENCY = concurrency or principals.CONCURRENCY
+    guards = Guards(GuardPolicy(protected=Protected(ids=[ROLE_ID])), principals=principals)
     guards.reads_deadline = DEADLINE
 
     async def check() -> str | None:
@@ -61,9 +65,9 @@ def test_a_guard_read_that_hangs_refuses_the_step_at_the_deadline() -> None:
 
 
 def test_reads_that_together_pass_the_deadline_refuse_the_step() -> None:
-    """Three roles read one after another, each well within the deadline, together past it: refused (before, each
-    read had its own bound and the step waited for all three)."""
-    detail = _refusal(SlowIam(DEADLINE / 2), "aws.sagemaker.isolate_endpoint", ENDPOINT)
+    """Three roles read one after another (one read at a time), each well within the deadline, together past it:
+    refused (before, each read had its own bound and the step waited for all three)."""
+    detail = _refusal(SlowIam(DEADLINE / 2), "aws.sagemaker.isolate_endpoint", ENDPOINT, concurrency=1)
     assert detail is not None
     assert "did not end within" in detail
 
