@@ -61,7 +61,9 @@ class Settings(KafkaSettings):
     aws_access_key_id: SecretStr | None = Field(
         default=None, description="explicit credentials (with the secret key); unset = the standard boto3 chain")
     aws_secret_access_key: SecretStr | None = Field(default=None, description="goes with aws_access_key_id")
-    aws_call_timeout: float = Field(default=20.0, gt=0, description="deadline in seconds of one AWS API call")
+    aws_call_timeout: float = Field(
+        default=20.0, gt=0,
+        description="deadline in seconds of one AWS API call, its wait for one of its service's 10 threads included")
     verify_settle_s: float = Field(
         default=5.0, ge=0, le=60, allow_inf_nan=False,
         description="seconds a runbook step's false verify() read-back is read again (after 0.5, 1, 2… s) before the "

@@ -4,7 +4,8 @@
 (`security_protocol`, `ssl_context`, `sasl_*`, `sasl_oauth_token_provider`); every producer, consumer and
 admin client responder creates takes them. `check_connection` connects once before the clients start so
 that a wrong password or an untrusted CA is one clear `ConfigError` instead of a bootstrap retry loop.
-Secrets are read here and passed on; they are never logged.
+Secrets are read here and passed on; they are never logged. The MSK IAM token is signed in the `kafka-auth` thread
+pool (responder/threadpools.py), so hung AWS calls never keep the Kafka clients from re-authenticating.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from aiokafka.errors import (
 from responder.errors import ConfigError
 from responder.kafka_config import KafkaSecurity
 from responder.settings import Settings
+from responder.threadpools import KAFKA_AUTH, pool, run_in
 
 log = structlog.get_logger(__name__)
 
@@ -112,7 +114,7 @@ class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aioka
     async def token(self) -> str:
         """A signed token for the region; AWS credentials come from the standard chain, profile or role."""
         if self._token is None or time.time() > self._expires_at - 60:
-            token, expiry_ms = await asyncio.to_thread(self._generate)
+            token, expiry_ms = await run_in(pool(KAFKA_AUTH), self._generate)  # its own threads: never behind AWS calls
             self._token, self._expires_at = token, expiry_ms / 1000
             log.info("msk_iam_token_refreshed", region=self.region, expires_in_s=int(self._expires_at - time.time()))
         return self._token

@@ -10,6 +10,7 @@ Faults are armed on the proxy and hit only the calls `matches` selects (default:
 * `resets(n)`: the next `n` connections are reset (RST) before the call reaches moto.
 * `drops(n)`: the next `n` calls reach moto and are applied, then the connection is reset instead of the reply.
 * `deny(n)`: the next `n` calls get `AccessDenied` 403 and never reach moto.
+* `hold()`: every call waits at the proxy until `release()` (or `stop()`), then reaches moto (a hung API).
 
 `forwarded` counts the calls that reached moto, by operation; `injected` counts the faults, by kind.
 Naming a request's operation (`Call`, `describe`) and the AWS-shaped error replies (`error_response`,
@@ -59,6 +60,9 @@ class FaultProxy(Threaded[ThreadingHTTPServer]):
         self._armed: Counter[str] = Counter()
         self._status = 500
         self._delay = 0.0
+        self._holding = False
+        self._released = threading.Event()  # set while nothing is held: what a held call waits on
+        self._released.set()
 
     @property
     def endpoint_url(self) -> str:
@@ -100,17 +104,38 @@ class FaultProxy(Threaded[ThreadingHTTPServer]):
         with self._lock:
             self._armed["deny"] = n
 
+    def hold(self) -> None:
+        """Every matching call from now on waits at the proxy until `release()` or `stop()`, then reaches moto."""
+        with self._lock:
+            self._holding = True
+            self._released.clear()
+
+    def release(self) -> None:
+        """Let the held calls, and later matching ones, through to moto."""
+        with self._lock:
+            self._holding = False
+            self._released.set()
+
     def clear(self) -> None:
-        """Disarm everything."""
+        """Disarm everything (held calls are released)."""
         with self._lock:
             self._armed.clear()
             self._throttle_until = 0.0
+        self.release()
+
+    def stop(self) -> None:
+        """Release the held calls, then stop serving (idempotent)."""
+        self.release()
+        super().stop()
 
     def _take(self, call: Call) -> str | None:
         """Which fault (if any) takes this call; consumes one shot of it."""
         if not self.matches(call):
             return None
         with self._lock:
+            if self._holding:
+                self.injected["hold"] += 1
+                return "hold"
             if time.monotonic() < self._throttle_until:
                 self._throttle_seen += 1
                 if not self._throttle_every or self._throttle_seen % self._throttle_every:
@@ -154,6 +179,8 @@ class FaultProxy(Threaded[ThreadingHTTPServer]):
                     return
                 if fault == "latency":
                     time.sleep(proxy._delay)
+                elif fault == "hold":
+                    proxy._released.wait()
                 status, reply_headers, reply_body = proxy._forward(self.command, self.path, headers, body)
                 with proxy._lock:
                     proxy.forwarded[call.operation] += 1

@@ -25,6 +25,7 @@ from responder.ingest.security import check_connection
 from responder.ingest.topics import RETRY_SECONDS, await_topics, check_topics, needed_topics, notification_topics
 from responder.service.signed import SignedLoops
 from responder.service.starts import all_started
+from responder.threadpools import ARCHIVE, pool, run_in
 from responder.timeline.archive import Archiver
 
 log = structlog.get_logger(__name__)
@@ -53,7 +54,7 @@ class Running(SignedLoops):
                 self.settings.group_id, options=self.kafka_options)
         collector.tune(self.settings.max_batch)
         if self.archiver is not None:
-            await asyncio.to_thread(self.archiver.catch_up, self.recorder.store.read().splitlines())
+            await run_in(pool(ARCHIVE), self.archiver.catch_up, self.recorder.store.read().splitlines())
         if self.metrics_server is not None and not self.metrics_server.listening:  # a rebuilt one kept its port
             await self.metrics_server.start()
 

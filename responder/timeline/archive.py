@@ -1,7 +1,9 @@
 """Sealed segments: every run of entries ending in a checkpoint is shipped, unchanged, to a WORM archive.
 
 The archive itself is injected (`S3Archive` lives under responder.actuators.aws, because only actuators
-talk to AWS); here are its protocol, an in-memory fake, and the `Archiver` that seals and uploads.
+talk to AWS); here are its protocol, an in-memory fake, and the `Archiver` that seals and uploads. Uploads run in
+the `archive` thread pool (responder/threadpools.py), apart from the timeline's own writes: a hung archive never
+delays durability.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import structlog
 
 from responder.errors import ChainBroken, TimelineError
 from responder.models.timeline import EntryKind, TimelineEntry
+from responder.threadpools import ARCHIVE, pool, run_in
 
 log = structlog.get_logger(__name__)
 
@@ -149,7 +152,7 @@ class Archiver:
             while self._queue:
                 name, data = self._queue[0]
                 try:
-                    await asyncio.to_thread(self.archive.put, name, data)
+                    await run_in(pool(ARCHIVE), self.archive.put, name, data)
                 except Exception as exc:  # noqa: BLE001 - the archive is remote (any client error): keep the segment, retry
                     log.warning("segment_archive_failed", segment=name, error=str(exc))
                     if self._closing:

@@ -2,7 +2,9 @@
 
 `GroupCommit` is the base of `responder.timeline.recorder.Recorder`, which seals the entries (chain, clock,
 checkpoints) and appends each `(entry, line)` to `_pending`; this half writes them, stalls while the disk refuses
-them, awaits the barriers and tells the sinks. One object, so the append path gains no call.
+them, awaits the barriers and tells the sinks. One object, so the append path gains no call. The write and fsync
+run in the `timeline` thread pool (responder/threadpools.py), which nothing else uses: AWS calls or pages that
+hang cannot keep an entry from becoming durable.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import structlog
 
 from responder.errors import TimelineError
 from responder.models.timeline import TimelineEntry
+from responder.threadpools import TIMELINE, pool, run_in
 from responder.timeline.checkpoint import Signer
 from responder.timeline.store import TimelineStore
 
@@ -108,7 +111,7 @@ class GroupCommit(ABC):
         self._pending = []
         if batch:
             try:
-                await asyncio.to_thread(self._write_sync, b"".join([line for _, line in batch]))
+                await run_in(pool(TIMELINE), self._write_sync, b"".join([line for _, line in batch]))
             except OSError as exc:
                 self._pending = batch + self._pending
                 await self._stall(exc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from responder.actuators.aws.session import AwsSession
@@ -65,3 +67,34 @@ async def test_a_timed_out_call_has_landed_before_the_error(proxy):
     with pytest.raises(TransientActuationError):
         await aws.call("s3", "put_object", Bucket="proxy-slow", Key="k", Body=b"x")
     assert proxy.forwarded["s3:PutObject"] == 1  # already applied: a verify() now sees it
+
+
+async def test_a_held_call_waits_until_released_then_reaches_moto(proxy):
+    """hold(): the call waits at the proxy (moto has not seen it) until release(), then is applied once."""
+    aws = _session(proxy, timeout=30)
+    proxy.hold()
+    task = asyncio.create_task(aws.call("iam", "create_user", UserName="proxy-held"))
+    async with asyncio.timeout(20):  # failure detector only
+        while not proxy.injected["hold"]:
+            await asyncio.sleep(0.01)
+    assert not task.done()
+    assert proxy.forwarded["iam:CreateUser"] == 0
+    proxy.release()
+    await asyncio.wait_for(task, 20)
+    assert proxy.forwarded["iam:CreateUser"] == 1
+
+
+async def test_stopping_the_proxy_releases_held_calls(moto_server):
+    """stop() lets a held call go instead of leaving its handler thread waiting forever."""
+    proxy = FaultProxy(moto_server.endpoint_url)
+    proxy.start()
+    aws = _session(proxy, timeout=30)
+    proxy.hold()
+    task = asyncio.create_task(aws.call("iam", "list_users"))
+    try:
+        async with asyncio.timeout(20):
+            while not proxy.injected["hold"]:
+                await asyncio.sleep(0.01)
+    finally:
+        await asyncio.to_thread(proxy.stop)
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 20)  # it went on (or failed): not stuck

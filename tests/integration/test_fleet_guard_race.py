@@ -10,7 +10,7 @@ from responder.engine.fleetguard import FleetGuard
 from responder.models.runbook import Quota
 
 ROUNDS = 40
-CONTENDERS = 6  # asyncio.to_thread's default pool on 2 cores: this many requests in flight at once
+CONTENDERS = 6  # fewer than a service's thread pool (responder.threadpools): all six requests in flight at once
 
 
 async def test_a_contested_quota_slot_is_granted_once(aws, unique):

@@ -1,4 +1,8 @@
-"""boto3 clients for actuators: endpoint_url, botocore retries off, calls off the event loop, errors classified."""
+"""boto3 clients for actuators: endpoint_url, botocore retries off, calls off the event loop, errors classified.
+
+Each call runs in its AWS service's own thread pool (`responder.threadpools.aws_pool`): a service that hangs holds
+only its own threads, never another service's, the timeline's writes or the pages to on-call.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,15 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import structlog
 from opentelemetry.trace import SpanKind
 
+from responder import threadpools
 from responder.errors import ConfigError, PermanentActuationError, TransientActuationError
 from responder.settings import Settings
 from responder.tracing import span
+
+log = structlog.get_logger(__name__)
 
 TRANSIENT_CODES = frozenset(
     {
@@ -83,7 +91,7 @@ def classify(exc: Exception) -> Exception:
 
 
 class AwsSession:
-    """Creates one client per service (thread-safe), runs calls in threads with a deadline."""
+    """Creates one client per service (thread-safe), runs calls in the service's threads with a deadline."""
 
     def __init__(
         self,
@@ -111,6 +119,9 @@ class AwsSession:
             retries={"mode": "standard", "total_max_attempts": 1},
             connect_timeout=5,
             read_timeout=max(5, int(call_timeout)),
+            # one connection per thread of the service's pool: a call never waits for a connection, and botocore
+            # never discards one (its default is the same 10; set here so the two cannot drift apart)
+            max_pool_connections=threadpools.AWS_THREADS_PER_SERVICE,
         )
 
     @classmethod
@@ -136,17 +147,32 @@ class AwsSession:
             return self._clients[service]
 
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
-        """Run one API call in a thread; raise Transient/PermanentActuationError on failure."""
+        """Run one API call in the service's thread pool; raise Transient/PermanentActuationError on failure.
+
+        `call_timeout` counts the time queued behind the service's other calls too. A call still queued when it
+        fires, or when the caller is cancelled, is cancelled and never runs; one that started is waited for until
+        it lands (`_landed`) on a timeout, and left to land on a cancellation.
+        """
         fn = getattr(self.client(service), operation)
         with span(f"aws.{service}.{operation}", None, SpanKind.CLIENT,
                   {"rpc.system": "aws-api", "rpc.service": service, "rpc.method": operation}):
-            attempt = asyncio.ensure_future(asyncio.to_thread(fn, **kwargs))
+            job = threadpools.submit(threadpools.aws_pool(service), fn, **kwargs)
+            attempt = asyncio.wrap_future(job)
             try:
                 async with asyncio.timeout(self.call_timeout):
                     result: dict[str, Any] = await asyncio.shield(attempt)
             except TimeoutError:
+                if job.cancel():  # still queued: it will never run, so there is nothing to wait for
+                    log.warning("aws_call_timed_out_queued", service=service, operation=operation,
+                                timeout=self.call_timeout)
+                    raise TransientActuationError("call timed out before it started (queued behind other calls to "
+                                                  f"{service}); it will not run", code="Timeout") from None
                 await self._landed(attempt)
                 raise TransientActuationError("call timed out", code="Timeout") from None
+            except asyncio.CancelledError:  # the caller gave up (a step's timeout): a queued call must not run later
+                if not job.cancel():
+                    attempt.add_done_callback(_consume)
+                raise
             except Exception as exc:  # classify maps botocore errors; anything it does not know is re-raised as is
                 mapped = classify(exc)
                 if mapped is exc:

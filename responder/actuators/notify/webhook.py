@@ -1,8 +1,10 @@
-"""notify.webhook: POST the notification as JSON, HMAC-SHA256-signed like records from producers."""
+"""notify.webhook: POST the notification as JSON, HMAC-SHA256-signed like records from producers.
+
+Posts run in the `notify` thread pool (responder/threadpools.py): a hung AWS service never delays a page.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import urllib.error
 import urllib.request
@@ -17,6 +19,7 @@ from responder.actuators.notify.message import KEY_ID, Ledger, MessageParams, bo
 from responder.actuators.registry import register
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, sign
 from responder.errors import PermanentActuationError, TransientActuationError
+from responder.threadpools import NOTIFY, pool, run_in
 from responder.tracing import propagation
 
 URL = r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
@@ -103,7 +106,7 @@ class WebhookNotify(Actuator[WebhookParams]):
         headers = {"Content-Type": "application/json", KEY_ID_HEADER: p.key_id,
                    SIGNATURE_HEADER: sign(signing_secret(ctx, p.key_id), data), IDEMPOTENCY_HEADER: ctx.key,
                    **dict(propagation())}  # the receiver joins the alert's trace
-        status = await asyncio.to_thread(_post, p.url, data, headers, p.timeout)
+        status = await run_in(pool(NOTIFY), _post, p.url, data, headers, p.timeout)
         if status >= 500 or status == 429:
             raise TransientActuationError(f"webhook answered {status}", code=f"HTTP{status}")
         if status >= 300:

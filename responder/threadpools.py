@@ -1,0 +1,99 @@
+"""Bulkheads: the bounded thread pools responder's blocking calls run in, one per kind of work, so one that hangs
+cannot starve another.
+
+`asyncio.to_thread` runs everything in the loop's one default executor (`min(32, cpu_count + 4)` threads: 6 on
+2 cores). A hung AWS service (SageMaker slow, a black-holed endpoint) filled it in six calls, and then nothing
+else that needs a thread ran: the timeline's write and fsync (so no step acted and no offset was committed), IAM
+containment and the fleet guard's DynamoDB reads, the pages to on-call, the MSK IAM token refresh. Here each kind
+has its own pool:
+
+* AWS: one pool per service name (`iam`, `sagemaker`, `dynamodb`…), `AWS_THREADS_PER_SERVICE` threads each, as
+  many as the connections botocore keeps per client (`AwsSession` sets `max_pool_connections` to the same number),
+  so a thread never waits for a connection and a hung service holds only its own threads;
+* `timeline`: the durable group commit's write + fsync (responder/timeline/durable.py);
+* `archive`: uploads of sealed segments to the WORM archive, and the start's catch-up read of it (S3: apart from
+  the disk writes, so a hung archive never delays durability);
+* `notify`: webhook notifications (pages to on-call);
+* `kafka-auth`: the MSK IAM token for Kafka's SASL OAUTHBEARER.
+
+Model actuators' file work stays on the default executor. Pools are process-wide, created on first use and keyed
+by name (a session, recorder or actuator made per test or per request shares them; no executor per instance), and
+their threads are named `responder-<pool>_<n>`. `run_in` and `submit` copy the caller's contextvars into the
+thread as `asyncio.to_thread` does (structlog's bound context, the OpenTelemetry span). Nothing here imports
+responder: it sits at the bottom of the import layers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+AWS_THREADS_PER_SERVICE = 10
+"""Threads per AWS service, and botocore's `max_pool_connections` per client (its default, set explicitly)."""
+
+TIMELINE = "timeline"
+ARCHIVE = "archive"
+NOTIFY = "notify"
+KAFKA_AUTH = "kafka-auth"
+
+THREADS = {
+    TIMELINE: 2,  # one group commit runs at a time per recorder; a second recorder (a view, a drill) gets its own
+    ARCHIVE: 2,  # the archiver uploads one segment at a time
+    NOTIFY: 8,  # posts wait up to their `timeout` (60 s at most) on a hung receiver
+    KAFKA_AUTH: 2,  # one token for every client, reused until a minute before expiry
+}
+"""The pools other than AWS's, by name, and their sizes."""
+
+_pools: dict[str, ThreadPoolExecutor] = {}
+_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    """A forked child has none of its parent's threads: it starts with no pools (the parent's would queue forever)."""
+    global _lock  # the parent's lock may have been held by a thread the child does not have
+    _lock = threading.Lock()
+    _pools.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _pool(name: str, threads: int) -> ThreadPoolExecutor:
+    with _lock:
+        executor = _pools.get(name)
+        if executor is None:
+            executor = _pools[name] = ThreadPoolExecutor(threads, thread_name_prefix=f"responder-{name}")
+        return executor
+
+
+def pool(name: str) -> ThreadPoolExecutor:
+    """The process-wide pool `name` (one of `THREADS`), created on first use."""
+    return _pool(name, THREADS[name])
+
+
+def aws_pool(service: str) -> ThreadPoolExecutor:
+    """The process-wide pool of one AWS service's calls (`AWS_THREADS_PER_SERVICE` threads)."""
+    return _pool(f"aws-{service}", AWS_THREADS_PER_SERVICE)
+
+
+def submit(executor: ThreadPoolExecutor, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+    """Queue `fn(*args, **kwargs)` on `executor` in a copy of the caller's contextvars; `cancel()` drops it queued."""
+    context = contextvars.copy_context()
+    return executor.submit(context.run, functools.partial(fn, *args, **kwargs))
+
+
+async def run_in(executor: ThreadPoolExecutor, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """`asyncio.to_thread` on `executor`: run `fn` there with the caller's contextvars and await its result.
+
+    Cancelling the awaiting task cancels the call if it has not started yet (as `to_thread` does).
+    """
+    return await asyncio.wrap_future(submit(executor, fn, *args, **kwargs))
