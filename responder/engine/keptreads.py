@@ -11,18 +11,18 @@ not a protected one. A transient error (throttling, 5xx, a connection error or t
 actuators' retry policy (`with_retries`: jittered backoff, `ATTEMPTS` tries within `DEADLINE_S` seconds), so an alert
 storm that meets a rate limit does not refuse containment broadly; one still failing then refuses.
 
-The keys of one step are read concurrently, at most `CONCURRENCY` at once (and never more than the threads of asyncio's
-default executor, where `AwsSession.call` runs boto3), so a step naming 50 roles waits for a few rounds of reads, not 50
-in a row, before containment starts. The answer is the one reading them in `sorted` order would give: the union of the
-forms, or the refusal of the first key in that order that cannot be read, whichever read ended first; the reads of keys
-after a failing one are cancelled (they cannot change the answer). Cancelling the caller (the guard's deadline)
-cancels the reads in flight, and an exception `_of` does not catch ends `forms` with it (the other reads cancelled).
+The keys of one step are read concurrently, at most `CONCURRENCY` at once (and never more than the threads of an AWS
+service's pool, `threadpools.AWS_THREADS_PER_SERVICE`, where `AwsSession.call` runs boto3), so a step naming 50 roles
+waits for a few rounds of reads, not 50 in a row, before containment starts. The answer is the one reading them in
+`sorted` order would give: the union of the forms, or the refusal of the first key in that order that cannot be read,
+whichever read ended first; the reads of keys after a failing one are cancelled (they cannot change the answer).
+Cancelling the caller (the guard's deadline) cancels the reads in flight, and an exception `_of` does not catch ends
+`forms` with it (the other reads cancelled).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterable
 from responder.actuators.base import AwsCaller
 from responder.actuators.retry import retry_after
 from responder.errors import TransientActuationError
+from responder.threadpools import AWS_THREADS_PER_SERVICE
 
 _MAX_KEPT = 1024  # targets kept at most: findings naming many targets cannot grow the cache without bound
-_THREADS = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor's workers (ThreadPoolExecutor's default)
 
 
 class KeptReads(ABC):
@@ -58,7 +58,7 @@ class KeptReads(ABC):
 
     async def forms(self, keys: Iterable[str]) -> set[str] | str:
         """Every form (lower-cased) of `keys`, read now, or why the first key (in sorted order) whose forms could not
-        be read was refused; read concurrently, at most `CONCURRENCY` (and `_THREADS`) at once."""
+        be read was refused; read concurrently, at most `CONCURRENCY` (and `AWS_THREADS_PER_SERVICE`) at once."""
         ordered = sorted(keys)
         found: dict[str, frozenset[str] | str] = {}
         if len(ordered) == 1:
@@ -76,7 +76,7 @@ class KeptReads(ABC):
     async def _read_all(self, ordered: list[str], found: dict[str, frozenset[str] | str]) -> None:
         """`_of` of each of `ordered` into `found`, at most `CONCURRENCY` at once; a failing key cancels the reads of
         the keys after it. Cancelled, it cancels the reads in flight and waits for them (`TaskGroup`)."""
-        bound = asyncio.Semaphore(max(1, min(self.CONCURRENCY, _THREADS)))
+        bound = asyncio.Semaphore(max(1, min(self.CONCURRENCY, AWS_THREADS_PER_SERVICE)))
         tasks: list[asyncio.Task[None]] = []
 
         async def read(i: int) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from responder.engine.keptreads import KeptReads
 from responder.errors import PermanentActuationError
+from responder.threadpools import AWS_THREADS_PER_SERVICE
 from tests.unit.test_kms_aliases import Clock
 
 YIELDS = 200  # a read waiting for another one gives up after this many turns of the loop (one after another: never)
@@ -82,8 +82,8 @@ async def _turns() -> None:
 
 @pytest.mark.parametrize("concurrency", [3, 64])
 def test_reads_overlap_up_to_the_bound_and_never_above(concurrency: int) -> None:
-    """Reads run together, as many as `CONCURRENCY` (or the default executor's threads) and never more."""
-    threads = ThreadPoolExecutor()._max_workers  # asyncio's default executor's, where `AwsSession.call` runs boto3
+    """Reads run together, as many as `CONCURRENCY` (or an AWS service pool's threads) and never more."""
+    threads = AWS_THREADS_PER_SERVICE  # an AWS service's pool, where `AwsSession.call` runs boto3
     keys = {f"k{i}" for i in range(40)}  # k10… read as their own name
     expected = min(concurrency, threads)
 
