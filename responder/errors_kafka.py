@@ -6,7 +6,8 @@
     ├── ChangelogError                  → a partition's state cannot be restored or written: not consumed / stop
     │   ├── ChangelogTooShort           no changelog partition for an alert partition (partition)
     │   ├── ChangelogWriteTimedOut      a write outside transactions passed its deadline
-    │   └── ReplicaFenced               another replica took the partition: this one is a zombie
+    │   ├── ReplicaFenced               another replica took the partition: this one is a zombie
+    │   └── TransactionFailed           a partition's changelog transaction failed for good (not fenced)
     ├── CoordinatorDied                 a consumer's group coordination task ended: rebuilt (consumer, cause)
     └── ConsumerRebuildsExhausted       rebuilt too often without progress: `responder run` exits 75
 """
@@ -36,6 +37,15 @@ class ChangelogWriteTimedOut(ChangelogError):
 
 class ReplicaFenced(ChangelogError):
     """Another replica took this one's partition and its transactional producer: this replica is a zombie."""
+
+
+class TransactionFailed(ChangelogError):
+    """A partition's changelog transaction failed for good, not fenced (responder/ingest/transactions.py): its
+    producer died (aiokafka's sender routine ended, e.g. its coordinator lookup lost the connection to a killed
+    broker), a non-transient error, or no answer from the coordinator within `END_DEADLINE`. The open transaction's
+    records are in no committed one, so nothing more is written or committed for that partition; the replica drops
+    its service and rejoins its group, as after a fence (`serve_rejoining`, responder/service/rejoin.py), and the
+    partition's next owner, this replica or another, redoes them from the committed intents and offsets."""
 
 
 class CoordinatorDied(ResponderError):

@@ -94,8 +94,9 @@ class Metrics:
                   registry=r).set_function(lambda: mirror.dropped)
             Gauge("responder_timeline_mirror_overflowed", "Timeline lines dropped from the Kafka mirror's full queue "
                   "(timeline_mirror_max_pending): never mirrored", registry=r).set_function(lambda: mirror.overflowed)
-        self.rejoins = Counter("responder_replica_rejoins", "Times this process rejoined its group after a fence "
-                               "(carried from service to service: responder/service/rejoin.py)", registry=r)
+        self.rejoins = Counter("responder_replica_rejoins", "Times this process rejoined its group after a fence or "
+                               "a failed changelog transaction (carried from service to service: "
+                               "responder/service/rejoin.py)", registry=r)
 
     def partition_flow(self, tp: Any, in_flight: int, paused: bool, changed: bool) -> None:
         """A partition's backpressure state (the flow control's observer)."""

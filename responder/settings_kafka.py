@@ -84,8 +84,9 @@ class KafkaSettings(BaseSettings):
                                     "does, Tansu does not), checked at start (docs/fleet.md)")
     fenced_rejoins: int = Field(
         default=5, ge=0, le=100, description="fleet mode: a replica fenced by another (it was paused past its "
-                                             "session) drops its state and rejoins the group in-process, at most "
-                                             "this many times an hour; then, or at once with 0, it exits 75 for its "
+                                             "session), or whose changelog transaction failed (a broker killed), "
+                                             "drops its state and rejoins the group in-process, at most this many "
+                                             "times an hour for both; then, or at once with 0, it exits 75 for its "
                                              "supervisor (docs/fleet.md)")
     fleet_guard_table: str | None = Field(
         default=None, description="DynamoDB table shared by the fleet: global quotas count every replica's "

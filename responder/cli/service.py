@@ -24,7 +24,7 @@ from responder.cli.output import (
     timeline_table,
 )
 from responder.errors import ConfigError
-from responder.errors_kafka import ConsumerRebuildsExhausted, ReplicaFenced
+from responder.errors_kafka import ConsumerRebuildsExhausted, ReplicaFenced, TransactionFailed
 from responder.settings import Settings
 
 app = typer.Typer()
@@ -118,7 +118,7 @@ def run(
         settings = Settings(**overrides)
         tracing.configure(settings.otel_exporter_otlp_endpoint, "responder")
 
-        async def main() -> None:  # a fenced replica rejoins in-process (responder/service/rejoin.py)
+        async def main() -> None:  # fenced or a failed transaction: rejoins in-process (service/rejoin.py)
             health = health_server(settings)  # the process's: it keeps its port while a fenced replica rejoins
             try:
                 await serve_rejoining(rebuilds(settings, metrics_server=health), rejoins=settings.fenced_rejoins)
@@ -129,7 +129,7 @@ def run(
     except ConfigError as exc:
         print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
-    except (ReplicaFenced, ConsumerRebuildsExhausted) as exc:  # fenced or rebuilt too often: for the supervisor
+    except (ReplicaFenced, TransactionFailed, ConsumerRebuildsExhausted) as exc:  # too often: for the supervisor
         print_error(exc)
         raise typer.Exit(EXIT_TEMPFAIL) from exc
     finally:

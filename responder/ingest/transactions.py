@@ -15,6 +15,8 @@ actuator is called.
   transactions, which `commit(offsets)` commits together with the consumed offsets (`send_offsets_to_transaction`).
   The hold is per partition: the lanes of responder/ingest/flow.py run concurrently, and one lane's hold or commit
   never keeps open, commits or waits for another partition's transaction (tests/unit/test_transactions_hold.py).
+- A transaction that fails for good, not fenced (its producer died, as when a killed broker ends aiokafka's sender
+  routine), is a TransactionFailed: the partition takes nothing more and the replica rejoins (service/rejoin.py).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from responder.errors import ConfigError
-from responder.errors_kafka import ChangelogError, ReplicaFenced
+from responder.errors_kafka import ChangelogError, ReplicaFenced, TransactionFailed
 from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, resending, send_all, transient_send
 from responder.ingest.txnprobe import supported
 
@@ -38,9 +40,8 @@ log = structlog.get_logger(__name__)
 
 _FENCED = (ProducerFenced,)
 END_DEADLINE = 30.0
-"""Seconds a commit, an abort or the offsets' addition waits for the transaction coordinator (aiokafka waits with no
-limit while the cluster is down) before the partition's transaction fails (a TimeoutError): under the 60 s
-transaction timeout and the 120 s rebalance timeout."""
+"""Seconds a commit, abort or offsets' addition waits for the coordinator (aiokafka: no limit while the cluster is
+down) before the partition's transaction fails: under the 60 s transaction and 120 s rebalance timeouts."""
 
 
 def _refused(exc: BaseException) -> bool:
@@ -117,7 +118,6 @@ class Transactions:
     async def write(self, partition: int, records: Sequence[tuple[bytes, bytes | None]], *,
                     urgent: bool = False) -> None:
         """Send `records` (key, value) to changelog partition `partition` in its transaction; commit it unless held.
-
         A transient error aborts the transaction and runs it again, with every record it held (`_again`)."""
         producer = self._producer(partition)
         async with self._locks[partition]:
@@ -158,8 +158,8 @@ class Transactions:
         if partition in self.fenced:
             raise ReplicaFenced(f"changelog {self.topic}[{partition}]: this replica was fenced earlier")
         if partition in self.failed:  # its aborted records are gone: offsets committed now would skip them
-            raise ChangelogError(f"changelog {self.topic}[{partition}]: its transaction failed earlier "
-                                 f"({self.failed[partition]}); nothing more is written or committed until revoked")
+            raise TransactionFailed(f"changelog {self.topic}[{partition}]: its transaction failed earlier "
+                                    f"({self.failed[partition]}); nothing more is written or committed until revoked")
         if producer is None:
             raise ChangelogError(f"changelog {self.topic}[{partition}]: no transactional producer (not owned)")
         return producer
@@ -226,9 +226,9 @@ class Transactions:
         return self._open.pop(partition, None)
 
     def _failed(self, partition: int, producer: AIOKafkaProducer, exc: Exception) -> ChangelogError:
-        """The partition's transaction failed for good: its records (other writes' too) are in no committed
-        transaction, so it takes no other write or offsets (`failed`) until revoked (a revoked producer: no change)."""
-        if self.producers.get(partition) is not producer:
+        """The partition's transaction failed for good (ReplicaFenced, else TransactionFailed): its records (other
+        writes' too) are in no committed one, so it takes no other write or offsets until revoked (`failed`)."""
+        if self.producers.get(partition) is not producer:  # revoked meanwhile: a plain ChangelogError, no change
             return ChangelogError(f"changelog {self.topic}[{partition}] was revoked as its transaction failed: {exc!r}")
         self._open.pop(partition, None)
         self._sent.pop(partition, None)
@@ -240,7 +240,7 @@ class Transactions:
                          detail="another replica owns this partition now; this one stops without acting")
             return ReplicaFenced(f"changelog {self.topic}[{partition}]: this replica was fenced "
                                  f"({type(exc).__name__}): another replica owns the partition now")
-        return ChangelogError(f"changelog {self.topic}[{partition}] transaction failed: {type(exc).__name__}: {exc}")
+        return TransactionFailed(f"changelog {self.topic}[{partition}] transaction failed: {type(exc).__name__}: {exc}")
 
 
 async def choose(mode: str, bootstrap: str, topic: str, group_id: str, *,

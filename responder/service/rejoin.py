@@ -4,11 +4,18 @@ A replica is fenced (`replica_fenced`, responder/ingest/transactions.py) when an
 it was paused or starved past its session: its next changelog write or offset commit is refused, so it stops
 before the actuator call that intent was for. Its in-memory state is stale from then on. `serve_rejoining` drops
 the whole service (state, clients, producers, the timeline file's lock) and builds a new one from the same
-settings, which joins the group again and restores whatever partitions it is given from the changelog. Only a
-fence is handled so: any other failure, or a stop requested meanwhile, ends the loop as before. More than
-`rejoins` fences within an hour end it with `ReplicaFenced`, which `responder run` turns into exit 75
-(EX_TEMPFAIL), for a supervisor to start the process again: a replica fenced that often is starved, and a fresh
-process is the better cure.
+settings, which joins the group again and restores whatever partitions it is given from the changelog.
+
+A partition's changelog transaction that failed for good without a fence (`TransactionFailed`: aiokafka's producer
+died, as when a killed broker ends its sender routine) is handled the same way (`reason=transaction_failed`), not by
+a new producer in place: initialising the transactional id again after the group may have moved the partition would
+fence its rightful owner. The aborted records are redone by the partition's next owner, from the intents committed
+before acting and the offsets last committed (a step key's result, or `verify()`, keeps each effect once).
+
+Only those are handled so: any other failure (a restore's ChangelogError too), or a stop requested meanwhile, ends the
+loop as before. More than `rejoins` of them within an hour end it with the kind of the last one, `ReplicaFenced` or
+`TransactionFailed`, which `responder run` turns into exit 75 (EX_TEMPFAIL), for a supervisor to start the process
+again: a replica fenced or failed that often is starved or cut off, and a fresh process is the better cure.
 
 The metrics server (`/healthz`, `/readyz`, `/metrics`) is the process's, not a service's: `rebuilds` hands the same one
 to each service it builds, which answers for it while it runs. Between two services `/healthz` stays 200 (the
@@ -30,7 +37,7 @@ from typing import Any
 
 import structlog
 
-from responder.errors_kafka import ReplicaFenced
+from responder.errors_kafka import ReplicaFenced, TransactionFailed
 from responder.exception_groups import only
 from responder.metrics import Metrics
 from responder.metrics_server import MetricsServer
@@ -40,13 +47,25 @@ from responder.settings import Settings
 log = structlog.get_logger(__name__)
 
 WINDOW_S = 3600.0
-"""The rejoins allowed (`fenced_rejoins`) are counted over this many seconds."""
+"""The rejoins allowed (`fenced_rejoins`, after fences and failed transactions alike) are counted over this many
+seconds."""
+WHY = {"fenced": "a fence", "transaction_failed": "a failed changelog transaction"}
 
 
 def fenced(exc: BaseException) -> bool:
     """Whether `exc` is a fence and nothing else: every leaf of an exception group, followed through the errors it
     was raised from (a TimelineError from the changelog barrier), is a ReplicaFenced."""
     return only(exc, ReplicaFenced, causes=True) is not None
+
+
+def rejoin_reason(exc: BaseException) -> str | None:
+    """Why a service that ended with `exc` is rebuilt, when every leaf, followed through its causes, is a
+    ReplicaFenced or a TransactionFailed: `fenced` when any is a fence (another replica owns a partition: a zombie,
+    the stronger diagnosis), else `transaction_failed`. None (not rebuilt) when any leaf is anything else."""
+    found = only(exc, (ReplicaFenced, TransactionFailed), causes=True)
+    if found is None:
+        return None
+    return "fenced" if any(isinstance(e, ReplicaFenced) for e in found) else "transaction_failed"
 
 
 def health_server(settings: Settings) -> MetricsServer | None:
@@ -76,10 +95,10 @@ def rebuilds(settings: Settings, **kwargs: Any) -> Callable[[Service | None], Se
     return build
 
 
-def _rejoining(health: MetricsServer, rejoin: int, rejoins: int, delay: float) -> None:
-    """Between two services: /readyz says why it is 503, and /metrics shows a registry with only the rejoin count
-    (the fenced service's partition gauges are another replica's now)."""
-    why = (f"rejoining after a fence ({rejoin} of {rejoins} rejoins this hour): the state was dropped; a new "
+def _rejoining(health: MetricsServer, rejoin: int, rejoins: int, delay: float, reason: str = "fenced") -> None:
+    """Between two services: /readyz says why it is 503 (`reason`: see `WHY`), and /metrics shows a registry with only
+    the rejoin count (the dropped service's partition gauges are another replica's now, or soon)."""
+    why = (f"rejoining after {WHY[reason]} ({rejoin} of {rejoins} rejoins this hour): the state was dropped; a new "
            f"member joins the group in {delay:g} s and restores from the changelog")
     between = Metrics()
     between.rejoins.inc(health.metrics.value("responder_replica_rejoins_total") + 1)  # as the next one will have
@@ -87,11 +106,12 @@ def _rejoining(health: MetricsServer, rejoin: int, rejoins: int, delay: float) -
 
 
 async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins: int, backoff: float = 1.0) -> None:
-    """Run `build(None)` until SIGTERM or SIGINT, as `serve` does; when it ends fenced, build and run a new one
-    (`build(the fenced one)`, see `rebuilds`) after `backoff` seconds (doubled after each fence, at most 10), at
-    most `rejoins` times an hour. A stop asked for while fenced ends serving cleanly: the partitions are another
-    replica's already. A metrics server the services share (`shares_metrics_server`) is this loop's: it says
-    "rejoining" between two services, and is stopped when serving ends, however it ends."""
+    """Run `build(None)` until SIGTERM or SIGINT, as `serve` does; when it ends fenced or with a failed transaction
+    (`rejoin_reason`), build and run a new one (`build(the dropped one)`, see `rebuilds`) after `backoff` seconds
+    (doubled after each rejoin, at most 10), at most `rejoins` times an hour for both kinds together. A stop asked
+    for meanwhile ends serving cleanly: the partitions are another replica's already, or their uncommitted records
+    are redone by their next owner, as after a crash. A metrics server the services share (`shares_metrics_server`)
+    is this loop's: it says "rejoining" between two services, and is stopped when serving ends, however it ends."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     current: list[Service] = []
@@ -103,7 +123,7 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    fences: deque[float] = deque()
+    recent: deque[tuple[float, str]] = deque()  # (when, reason) of each rejoin within the window
     delay, previous = backoff, None
     health: MetricsServer | None = None
     try:
@@ -115,25 +135,23 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
                 await current[0].run()
                 return
             except BaseException as exc:
-                if not fenced(exc):
+                reason = rejoin_reason(exc)
+                if reason is None:
                     raise
                 if stopping.is_set():
-                    log.info("replica_fenced_while_stopping", detail="its partitions are another replica's already")
+                    _stopped(reason, exc)
                     return
                 now = time.monotonic()
-                while fences and now - fences[0] > WINDOW_S:
-                    fences.popleft()
-                if len(fences) >= rejoins:
-                    log.critical("replica_fenced_exiting", fences_in_window=len(fences) + 1, rejoins=rejoins,
-                                 detail="fenced more often than fenced_rejoins allows: exiting for the supervisor")
-                    raise ReplicaFenced(f"this replica was fenced {len(fences) + 1} times within "
-                                        f"{WINDOW_S:.0f} s (RESPONDER_FENCED_REJOINS={rejoins}): another replica "
-                                        "owns its partitions; start it again") from exc
-                fences.append(now)
-                log.warning("replica_rejoining", rejoin=len(fences), of=rejoins, in_s=delay,
+                while recent and now - recent[0][0] > WINDOW_S:
+                    recent.popleft()
+                recent.append((now, reason))
+                if len(recent) > rejoins:
+                    raise _exhausted([r for _, r in recent], rejoins) from exc
+                log.warning("replica_rejoining", reason=reason, rejoin=len(recent), of=rejoins, in_s=delay,
+                            error=_error(exc),
                             detail="state dropped; a new member joins the group and restores from the changelog")
                 if health is not None:
-                    _rejoining(health, len(fences), rejoins, delay)
+                    _rejoining(health, len(recent), rejoins, delay, reason)
             previous = current.pop()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
@@ -143,3 +161,36 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
             loop.remove_signal_handler(sig)
         if health is not None:
             await health.stop()
+
+
+def _stopped(reason: str, exc: BaseException) -> None:
+    """A stop was asked for while the service failed with what would have rejoined it: serving ends cleanly."""
+    if reason == "fenced":
+        log.info("replica_fenced_while_stopping", detail="its partitions are another replica's already")
+    else:
+        log.warning("replica_transaction_failed_while_stopping", error=_error(exc),
+                    detail="its uncommitted records are redone by the partition's next owner, as after a crash")
+
+
+def _exhausted(reasons: list[str], rejoins: int) -> ReplicaFenced | TransactionFailed:
+    """The error that ends serving when `reasons` (this hour's, the last one's included) are more than `rejoins`:
+    of the last one's kind, saying how many of each there were."""
+    counts = {r: reasons.count(r) for r in WHY if r in reasons}
+    said = " and ".join(f"{'fenced' if r == 'fenced' else 'stopped by a failed changelog transaction'} {n} times"
+                        for r, n in counts.items())
+    message = f"this replica was {said} within {WINDOW_S:.0f} s (RESPONDER_FENCED_REJOINS={rejoins}): "
+    if reasons[-1] == "fenced":
+        log.critical("replica_fenced_exiting", fences_in_window=len(reasons), rejoins=rejoins, counts=counts,
+                     detail="fenced more often than fenced_rejoins allows: exiting for the supervisor")
+        return ReplicaFenced(message + "another replica owns its partitions; start it again")
+    log.critical("replica_transaction_failed_exiting", rejoins_in_window=len(reasons), rejoins=rejoins, counts=counts,
+                 detail="rejoined more often than fenced_rejoins allows: exiting for the supervisor")
+    return TransactionFailed(message + "its changelog transactions keep failing (a broker or the cluster down?); "
+                             "start it again")
+
+
+def _error(exc: BaseException) -> str:
+    """The first leaf of `exc` that is a fence or a failed transaction (followed through its causes), as a line."""
+    found = only(exc, (ReplicaFenced, TransactionFailed), causes=True)
+    first: BaseException = found[0] if found else exc
+    return f"{type(first).__name__}: {first}"

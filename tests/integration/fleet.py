@@ -68,9 +68,10 @@ class Fleet:
 
     def restart_fenced(self) -> None:
         """A replica fenced by another one that took its partition (`replica_fenced`: a zombie, e.g. starved past
-        its session timeout on a loaded machine) rejoins in-process; one fenced more often than
-        RESPONDER_FENCED_REJOINS allows exits by design, for its supervisor to start it again (docs/fleet.md):
-        so does this one. Any other exit fails the test, with the logs."""
+        its session timeout on a loaded machine), or whose changelog transaction failed (a broker killed), rejoins
+        in-process; one that did so more often than RESPONDER_FENCED_REJOINS allows exits by design, for its
+        supervisor to start it again (docs/fleet.md): so does this one. Any other exit fails the test, with the
+        logs."""
         for n, proc in list(self.procs.items()):
             if proc.poll() is None:
                 continue
@@ -80,11 +81,16 @@ class Fleet:
             self.spawn()
 
     def was_fenced(self, n: int) -> bool:
-        """Whether replica n logged that another replica fenced it (and so stopped, by design)."""
-        return '"event": "replica_fenced"' in (self.tmp / f"replica-{n}.log").read_text(errors="replace")
+        """Whether replica n ended by design out of rejoins: it logged `replica_fenced_exiting` (fenced too often) or
+        `replica_transaction_failed_exiting` (the last of too many rejoins was for a failed changelog transaction).
+        A replica fenced once, rejoined, then failed otherwise (exit 1) did not."""
+        logged = (self.tmp / f"replica-{n}.log").read_text(errors="replace")
+        return any(f'"event": "{event}"' in logged for event in ("replica_fenced_exiting",
+                                                                 "replica_transaction_failed_exiting"))
 
     def rejoins(self) -> int:
-        """How many times a fenced replica rejoined in-process (`replica_rejoining`), over every replica's log."""
+        """How many times a replica rejoined in-process (`replica_rejoining`: fenced, or a failed changelog
+        transaction), over every replica's log."""
         return sum(p.read_text(errors="replace").count('"event": "replica_rejoining"')
                    for p in self.tmp.glob("replica-*.log"))
 

@@ -62,8 +62,8 @@ async def _fleet_run(kafka_bootstrap, aws, unique, tmp_path, events: int, incide
             assert time.monotonic() < deadline, f"missing {len(set(keys) - fleet.done())}:\n{fleet.logs()}"
             fleet.restart_fenced()
             await asyncio.sleep(0.5)
-        print(f"fleet: {fleet.rejoins()} fences survived in-process (replica_rejoining); {len(fleet.fenced)} "
-              f"replicas exited fenced and were started again: {fleet.fenced}")
+        print(f"fleet: {fleet.rejoins()} fences or failed transactions survived in-process (replica_rejoining); "
+              f"{len(fleet.fenced)} replicas exited out of rejoins and were started again: {fleet.fenced}")
         await asyncio.sleep(2.0)  # let the redelivered tail drain before counting
     finally:
         fleet.stop_all()

@@ -127,13 +127,19 @@ async def test_a_signal_stops_the_running_service():
 async def test_a_stop_asked_for_while_fenced_ends_cleanly():
     """A SIGTERM that arrives while the running service is failing fenced ends serving without an error (the
     partitions are another replica's already) and builds nothing more."""
-    fence = _fence()
+    built, events = await stopped_while_failing(_fence())
+    assert built == 1
+    assert "replica_fenced_while_stopping" in events
 
+
+async def stopped_while_failing(failure: BaseException) -> tuple[int, list[str]]:
+    """`serve_rejoining` over services whose run() asks for a stop (SIGTERM), then raises `failure`: how many it
+    built, and the events it logged."""
     class _Stopped(_Service):
         async def run(self) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.sleep(0.05)  # the handler runs: a stop is asked for
-            raise fence
+            raise failure
 
     built: list[_Service] = []
 
@@ -143,8 +149,7 @@ async def test_a_stop_asked_for_while_fenced_ends_cleanly():
 
     with capture_logs() as logs:
         await serve_rejoining(build, rejoins=3, backoff=0.01)
-    assert len(built) == 1
-    assert "replica_fenced_while_stopping" in [e["event"] for e in logs]
+    return len(built), [e["event"] for e in logs]
 
 
 def test_a_later_flush_still_carries_the_fence():

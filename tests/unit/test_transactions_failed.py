@@ -1,0 +1,72 @@
+"""A partition's transaction that fails for good without a fence raises TransactionFailed, at once and on every later
+write or commit of the partition, so the replica rejoins (responder/service/rejoin.py); a revocation's stays a plain
+ChangelogError (CI 2026-12-06: aiokafka's sender routine died on a killed broker's reset connection)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+
+from responder.errors_kafka import ChangelogError, TransactionFailed
+from responder.ingest.transactions import Transactions
+from tests.unit.test_changelog_transient import _FailingTxnProducer
+from tests.unit.test_transactions_hold import fake_transactions
+
+TP4 = TopicPartition("alerts", 4)
+
+
+class _SenderDied(_FailingTxnProducer):
+    """A transactional producer whose sender routine died: the offsets' addition fails as aiokafka 0.14 fails it."""
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
+        raise KafkaError("Unexpected error during batch delivery")
+
+
+@pytest.fixture(name="txn")
+async def _txn(monkeypatch: pytest.MonkeyPatch) -> Transactions:
+    """Transactions over a producer whose offsets' addition fails for good, partition 4."""
+    return await fake_transactions(monkeypatch, [4], _SenderDied)
+
+
+async def test_a_dead_producers_offsets_commit_raises_transaction_failed_and_so_does_the_next_write(txn):
+    """The chunk's commit raises TransactionFailed (from aiokafka's KafkaError); the next write, urgent or held, and
+    the next commit are refused with TransactionFailed too, nothing sent or committed."""
+    producer = txn.producers[4]
+    assert isinstance(producer, _SenderDied)
+    with txn.hold([4]):
+        await txn.write(4, [(b"inc-1", b"{}")])
+        with pytest.raises(TransactionFailed, match="Unexpected error during batch delivery") as raised:
+            await txn.commit({TP4: 3})
+    assert isinstance(raised.value.__cause__, KafkaError)
+    assert 4 in txn.failed
+    with pytest.raises(TransactionFailed, match="failed earlier"):
+        await txn.write(4, [(b"inc-2", b"{}")], urgent=True)
+    with pytest.raises(TransactionFailed, match="failed earlier"):
+        await txn.commit({TP4: 4})
+    assert producer.committed == []
+
+
+async def test_a_failure_after_the_partition_was_revoked_is_no_transaction_failure(txn):
+    """The same failure of a producer revoked meanwhile is a plain ChangelogError (it does not rejoin), while one of a
+    partition still owned is a TransactionFailed."""
+    producer = txn.producers[4]
+    gate = asyncio.Event()
+
+    async def failing_later(offsets: dict[TopicPartition, int], group_id: str) -> None:
+        await gate.wait()
+        raise KafkaError("Unexpected error during batch delivery")
+
+    producer.send_offsets_to_transaction = failing_later  # type: ignore[method-assign]
+    commit = asyncio.create_task(txn.commit({TP4: 3}))
+    await asyncio.sleep(0.01)
+    await txn.revoke([4])  # while the offsets' addition waits
+    gate.set()
+    with pytest.raises(ChangelogError, match="revoked as its transaction failed") as raised:
+        await commit
+    assert not isinstance(raised.value, TransactionFailed)
+    await txn.assign([4])  # given back: its new producer's failure is the partition's
+    with pytest.raises(TransactionFailed):
+        await txn.commit({TP4: 3})
