@@ -13,7 +13,8 @@ has its own pool:
 * `timeline`: the durable group commit's write + fsync (responder/timeline/durable.py);
 * `archive`: uploads of sealed segments to the WORM archive, and the start's catch-up read of it (S3: apart from
   the disk writes, so a hung archive never delays durability);
-* `notify`: webhook notifications (pages to on-call);
+* `notify-<host:port>`: webhook notifications (pages to on-call), one pool per receiver, so a hung chat webhook never
+  holds up the pages to the paging service; the receivers past the first `NOTIFY_HOSTS` share the `notify` pool;
 * `kafka-auth`: the MSK IAM token for Kafka's SASL OAUTHBEARER.
 
 Model actuators' file work stays on the default executor. Pools are process-wide, created on first use and keyed
@@ -30,6 +31,7 @@ import contextvars
 import functools
 import os
 import threading
+import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -48,10 +50,16 @@ KAFKA_AUTH = "kafka-auth"
 THREADS = {
     TIMELINE: 2,  # one group commit runs at a time per recorder; a second recorder (a view, a drill) gets its own
     ARCHIVE: 2,  # the archiver uploads one segment at a time
-    NOTIFY: 8,  # posts wait up to their `timeout` (60 s at most) on a hung receiver
+    NOTIFY: 8,  # the receivers past the first NOTIFY_HOSTS (a post waits up to its `timeout`, 60 s at most)
     KAFKA_AUTH: 2,  # one token for every client, reused until a minute before expiry
 }
 """The pools other than AWS's, by name, and their sizes."""
+
+NOTIFY_THREADS_PER_HOST = 8
+"""Threads of one webhook receiver's pool: as many pages to it at once as the one `notify` pool allowed before."""
+NOTIFY_HOSTS = 16
+"""Receivers with a pool of their own at most (runbooks name a few; a host templated from events cannot grow the
+threads without bound): any further one posts through the shared `notify` pool."""
 
 _pools: dict[str, ThreadPoolExecutor] = {}
 _lock = threading.Lock()
@@ -83,6 +91,15 @@ def pool(name: str) -> ThreadPoolExecutor:
 def aws_pool(service: str) -> ThreadPoolExecutor:
     """The process-wide pool of one AWS service's calls (`AWS_THREADS_PER_SERVICE` threads)."""
     return _pool(f"aws-{service}", AWS_THREADS_PER_SERVICE)
+
+
+def notify_pool(url: str) -> ThreadPoolExecutor:
+    """The pool of the webhook receiver `url` names (its `host:port`, case-folded): its own among the first
+    `NOTIFY_HOSTS` receivers, the shared `notify` pool after them."""
+    name = f"notify-{urllib.parse.urlsplit(url).netloc.casefold()}"
+    with _lock:
+        own = name in _pools or sum(n.startswith("notify-") for n in _pools) < NOTIFY_HOSTS
+    return _pool(name, NOTIFY_THREADS_PER_HOST) if own else pool(NOTIFY)
 
 
 def submit(executor: ThreadPoolExecutor, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:

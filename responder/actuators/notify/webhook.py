@@ -1,6 +1,7 @@
 """notify.webhook: POST the notification as JSON, HMAC-SHA256-signed like records from producers.
 
-Posts run in the `notify` thread pool (responder/threadpools.py): a hung AWS service never delays a page.
+Posts run in their receiver's thread pool (responder/threadpools.py, `notify_pool`): a hung AWS service or another
+receiver that hangs never delays a page.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from responder.actuators.notify.message import KEY_ID, Ledger, MessageParams, bo
 from responder.actuators.registry import register
 from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, sign
 from responder.errors import PermanentActuationError, TransientActuationError
-from responder.threadpools import NOTIFY, pool, run_in
+from responder.threadpools import notify_pool, run_in
 from responder.tracing import propagation
 
 URL = r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
@@ -106,7 +107,7 @@ class WebhookNotify(Actuator[WebhookParams]):
         headers = {"Content-Type": "application/json", KEY_ID_HEADER: p.key_id,
                    SIGNATURE_HEADER: sign(signing_secret(ctx, p.key_id), data), IDEMPOTENCY_HEADER: ctx.key,
                    **dict(propagation())}  # the receiver joins the alert's trace
-        status = await run_in(pool(NOTIFY), _post, p.url, data, headers, p.timeout)
+        status = await run_in(notify_pool(p.url), _post, p.url, data, headers, p.timeout)
         if status >= 500 or status == 429:
             raise TransientActuationError(f"webhook answered {status}", code=f"HTTP{status}")
         if status >= 300:
