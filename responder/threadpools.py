@@ -17,11 +17,12 @@ has its own pool:
   holds up the pages to the paging service; the receivers past the first `NOTIFY_HOSTS` share the `notify` pool;
 * `kafka-auth`: the MSK IAM token for Kafka's SASL OAUTHBEARER.
 
-Model actuators' file work stays on the default executor. Pools are process-wide, created on first use and keyed
-by name (a session, recorder or actuator made per test or per request shares them; no executor per instance), and
-their threads are named `responder-<pool>_<n>`. `run_in` and `submit` copy the caller's contextvars into the
-thread as `asyncio.to_thread` does (structlog's bound context, the OpenTelemetry span). Nothing here imports
-responder: it sits at the bottom of the import layers.
+Model actuators' local file work stays on the default executor (their S3 bodies are read in `aws-s3`), and so
+does asyncio's `getaddrinfo`, with which aiokafka resolves broker names. Pools are process-wide, created on first
+use and keyed by name (a session, recorder or actuator made per test or per request shares them; no executor per
+instance), and their threads are named `responder-<pool>_<n>`. `run_in` and `submit` copy the caller's contextvars
+into the thread as `asyncio.to_thread` does (structlog's bound context, the OpenTelemetry span). Nothing here
+imports responder: it sits at the bottom of the import layers.
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ THREADS = {
 
 NOTIFY_THREADS_PER_HOST = 8
 """Threads of one webhook receiver's pool: as many pages to it at once as the one `notify` pool allowed before."""
-NOTIFY_HOSTS = 16
-"""Receivers with a pool of their own at most (runbooks name a few; a host templated from events cannot grow the
-threads without bound): any further one posts through the shared `notify` pool."""
+NOTIFY_HOSTS = 64
+"""Receivers with a pool of their own at most: a webhook's `url` is a literal of a runbook (never templated), so a
+deployment names a few; the bound keeps threads finite whatever the runbooks say, any further receiver posting
+through the shared `notify` pool."""
 
 _pools: dict[str, ThreadPoolExecutor] = {}
 _lock = threading.Lock()
@@ -98,8 +100,11 @@ def notify_pool(url: str) -> ThreadPoolExecutor:
     `NOTIFY_HOSTS` receivers, the shared `notify` pool after them."""
     name = f"notify-{urllib.parse.urlsplit(url).netloc.casefold()}"
     with _lock:
-        own = name in _pools or sum(n.startswith("notify-") for n in _pools) < NOTIFY_HOSTS
-    return _pool(name, NOTIFY_THREADS_PER_HOST) if own else pool(NOTIFY)
+        executor = _pools.get(name)
+        if executor is None and sum(n.startswith("notify-") for n in _pools) < NOTIFY_HOSTS:
+            executor = _pools[name] = ThreadPoolExecutor(NOTIFY_THREADS_PER_HOST,
+                                                         thread_name_prefix=f"responder-{name}")
+    return executor or pool(NOTIFY)
 
 
 def submit(executor: ThreadPoolExecutor, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:

@@ -86,10 +86,14 @@ class KeptReads(ABC):
                 for later in tasks[i + 1:]:
                     later.cancel()
 
+        current = asyncio.current_task()
+        cancels = current.cancelling() if current is not None else 0
         try:
             async with asyncio.TaskGroup() as group:
                 tasks.extend(group.create_task(read(i)) for i in range(len(ordered)))
         except BaseExceptionGroup as errors:  # what `_of` let through: one (the others cancelled) as it was raised
+            while current is not None and current.cancelling() > cancels:  # 3.11's TaskGroup leaves its own request
+                current.uncancel()
             if len(errors.exceptions) == 1:
                 raise errors.exceptions[0] from None
             raise

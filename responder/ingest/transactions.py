@@ -38,7 +38,6 @@ from responder.ingest.txnprobe import supported
 
 log = structlog.get_logger(__name__)
 
-_FENCED = (ProducerFenced,)
 END_DEADLINE = 30.0
 """Seconds a commit, abort or offsets' addition waits for the coordinator (aiokafka: no limit while the cluster is
 down) before the partition's transaction fails: under the 60 s transaction and 120 s rebalance timeouts."""
@@ -46,7 +45,8 @@ down) before the partition's transaction fails: under the 60 s transaction and 1
 
 def _refused(exc: BaseException) -> bool:
     """ProducerFenced, or aiokafka's other name for it (InvalidProducerEpoch / fenced transactional id)."""
-    return isinstance(exc, _FENCED) or "fenced" in type(exc).__name__.lower() or "epoch" in type(exc).__name__.lower()
+    name = type(exc).__name__.lower()
+    return isinstance(exc, ProducerFenced) or "fenced" in name or "epoch" in name
 
 
 class Transactions:
@@ -65,7 +65,7 @@ class Transactions:
         self._locks: dict[int, asyncio.Lock] = {}
         self._held: dict[int, int] = {}  # partition -> lanes holding it (two alert topics share partition p)
         self.fenced: set[int] = set()  # once fenced, a producer is dead (aiokafka: FATAL_ERROR)
-        self.failed: dict[int, str] = {}  # a partition whose transaction failed for good: nothing more until revoked
+        self.failed: dict[int, ChangelogError] = {}  # a partition whose transaction failed for good: nothing more
         self.commits = 0
 
     def transactional_id(self, partition: int) -> str:
@@ -158,8 +158,8 @@ class Transactions:
         if partition in self.fenced:
             raise ReplicaFenced(f"changelog {self.topic}[{partition}]: this replica was fenced earlier")
         if partition in self.failed:  # its aborted records are gone: offsets committed now would skip them
-            raise TransactionFailed(f"changelog {self.topic}[{partition}]: its transaction failed earlier "
-                                    f"({self.failed[partition]}); nothing more is written or committed until revoked")
+            raise type(self.failed[partition])(f"changelog {self.topic}[{partition}]: its transaction failed earlier "
+                                               f"({self.failed[partition]}); nothing more is written or committed")
         if producer is None:
             raise ChangelogError(f"changelog {self.topic}[{partition}]: no transactional producer (not owned)")
         return producer
@@ -226,21 +226,24 @@ class Transactions:
         return self._open.pop(partition, None)
 
     def _failed(self, partition: int, producer: AIOKafkaProducer, exc: Exception) -> ChangelogError:
-        """The partition's transaction failed for good (ReplicaFenced, else TransactionFailed): its records (other
-        writes' too) are in no committed one, so it takes no other write or offsets until revoked (`failed`)."""
+        """Failed for good: its records are in no committed transaction, so p takes nothing more until revoked. A
+        fence; TransactionFailed (rejoin) if Kafka was cut off (no answer in time, transient past the deadline, a dead
+        producer: a bare KafkaError); else ChangelogError (an ACL, a record too large, an aiokafka assertion)."""
         if self.producers.get(partition) is not producer:  # revoked meanwhile: a plain ChangelogError, no change
             return ChangelogError(f"changelog {self.topic}[{partition}] was revoked as its transaction failed: {exc!r}")
-        self._open.pop(partition, None)
-        self._sent.pop(partition, None)
-        self.failed[partition] = f"{type(exc).__name__}: {exc}"
+        self._open.pop(partition, None), self._sent.pop(partition, None)
         if _refused(exc):
             self.fenced.add(partition)
             log.critical("replica_fenced", partition=partition, transactional_id=self.transactional_id(partition),
                          error=f"{type(exc).__name__}: {exc}",
                          detail="another replica owns this partition now; this one stops without acting")
-            return ReplicaFenced(f"changelog {self.topic}[{partition}]: this replica was fenced "
-                                 f"({type(exc).__name__}): another replica owns the partition now")
-        return TransactionFailed(f"changelog {self.topic}[{partition}] transaction failed: {type(exc).__name__}: {exc}")
+            self.failed[partition] = ReplicaFenced(f"changelog {self.topic}[{partition}]: this replica was fenced "
+                                                   f"({type(exc).__name__}): another replica owns the partition now")
+            return self.failed[partition]
+        cut_off = isinstance(exc, TimeoutError) or transient_send(exc) or type(exc) is KafkaError
+        self.failed[partition] = (TransactionFailed if cut_off else ChangelogError)(
+            f"changelog {self.topic}[{partition}] transaction failed: {type(exc).__name__}: {exc}")
+        return self.failed[partition]
 
 
 async def choose(mode: str, bootstrap: str, topic: str, group_id: str, *,

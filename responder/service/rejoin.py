@@ -176,8 +176,8 @@ def _exhausted(reasons: list[str], rejoins: int) -> ReplicaFenced | TransactionF
     """The error that ends serving when `reasons` (this hour's, the last one's included) are more than `rejoins`:
     of the last one's kind, saying how many of each there were."""
     counts = {r: reasons.count(r) for r in WHY if r in reasons}
-    said = " and ".join(f"{'fenced' if r == 'fenced' else 'stopped by a failed changelog transaction'} {n} times"
-                        for r, n in counts.items())
+    said = " and ".join(f"{'fenced' if r == 'fenced' else 'stopped by a failed changelog transaction'} {n} "
+                        f"time{'' if n == 1 else 's'}" for r, n in counts.items())
     message = f"this replica was {said} within {WINDOW_S:.0f} s (RESPONDER_FENCED_REJOINS={rejoins}): "
     if reasons[-1] == "fenced":
         log.critical("replica_fenced_exiting", fences_in_window=len(reasons), rejoins=rejoins, counts=counts,

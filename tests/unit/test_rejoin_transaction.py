@@ -77,9 +77,9 @@ async def test_a_restore_failure_still_ends_serving():
 
 @pytest.mark.parametrize(("outcomes", "kind", "event", "said"), [
     ([_fence, _lane, _barrier], TransactionFailed, "replica_transaction_failed_exiting",
-     "fenced 1 times and stopped by a failed changelog transaction 2 times"),
+     "fenced 1 time and stopped by a failed changelog transaction 2 times"),
     ([_lane, _fence, _fence], ReplicaFenced, "replica_fenced_exiting",
-     "fenced 2 times and stopped by a failed changelog transaction 1 times"),
+     "fenced 2 times and stopped by a failed changelog transaction 1 time"),
 ])
 async def test_the_budget_counts_both_kinds_and_ends_with_the_last(outcomes, kind, event, said):
     """Fences and failed transactions share `rejoins` (2 here): the third ends serving with the kind it was."""

@@ -8,10 +8,18 @@ import asyncio
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RequestTimedOutError,
+    TopicAuthorizationFailedError,
+)
 
 from responder.errors_kafka import ChangelogError, TransactionFailed
 from responder.ingest.transactions import Transactions
+from responder.service.rejoin import rejoin_reason
 from tests.unit.test_changelog_transient import _FailingTxnProducer
 from tests.unit.test_transactions_hold import fake_transactions
 
@@ -70,3 +78,40 @@ async def test_a_failure_after_the_partition_was_revoked_is_no_transaction_failu
     await txn.assign([4])  # given back: its new producer's failure is the partition's
     with pytest.raises(TransactionFailed):
         await txn.commit({TP4: 3})
+
+
+@pytest.mark.parametrize("error", [GroupAuthorizationFailedError("group"), MessageSizeTooLargeError(),
+                                   TopicAuthorizationFailedError("changelog"), AssertionError("aiokafka state")])
+async def test_a_permanent_failure_is_a_plain_changelog_error_that_does_not_rejoin(monkeypatch, error):
+    """An ACL refusal, a record too large or an aiokafka state assertion fails the partition with a plain
+    ChangelogError, at once and on the next write: rejoining cannot cure it, so the replica stops and says why."""
+
+    class _Refused(_FailingTxnProducer):
+        async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
+            raise error
+
+    txn = await fake_transactions(monkeypatch, [4], _Refused)
+    with pytest.raises(ChangelogError, match=type(error).__name__) as raised:
+        await txn.commit({TP4: 3})
+    assert not isinstance(raised.value, TransactionFailed)
+    assert rejoin_reason(raised.value) is None
+    with pytest.raises(ChangelogError, match="failed earlier") as again:
+        await txn.write(4, [(b"inc-2", b"{}")], urgent=True)
+    assert not isinstance(again.value, TransactionFailed)
+
+
+@pytest.mark.parametrize("error", [KafkaConnectionError("reset"), RequestTimedOutError(),
+                                   TimeoutError("no answer from the coordinator")])
+async def test_kafka_cut_off_past_the_deadline_is_a_transaction_failure(monkeypatch, error):
+    """A connection lost, a transient error past the send deadline or the coordinator's silence (the end deadline's
+    TimeoutError) is a TransactionFailed: the replica rejoins."""
+
+    class _CutOff(_FailingTxnProducer):
+        async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
+            raise error
+
+    txn = await fake_transactions(monkeypatch, [4], _CutOff)
+    txn.send_deadline = 0.0  # a transient error is not sent again: the last one fails the partition
+    with pytest.raises(TransactionFailed) as raised:
+        await txn.commit({TP4: 3})
+    assert rejoin_reason(raised.value) == "transaction_failed"

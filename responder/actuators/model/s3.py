@@ -36,6 +36,7 @@ from responder.actuators.model.versions import (
     safe_relative,
 )
 from responder.errors import PermanentActuationError
+from responder.threadpools import aws_pool, run_in
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -51,9 +52,11 @@ T = TypeVar("T")
 
 
 async def streamed(read: Callable[[], T]) -> T:
-    """Read a response body in a thread; botocore streaming errors are classified like any call's."""
+    """Read a response body in a thread of S3's pool (responder/threadpools.py: a slow S3 stream holds none of the
+    default executor's threads, which resolve Kafka's broker names); botocore streaming errors are classified like
+    any call's."""
     try:
-        return await asyncio.to_thread(read)
+        return await run_in(aws_pool("s3"), read)
     except Exception as exc:  # classify maps botocore errors; anything it does not know is re-raised as is
         mapped = classify(exc)
         if mapped is exc:
