@@ -49,7 +49,7 @@ NOTIFY = "notify"
 KAFKA_AUTH = "kafka-auth"
 
 THREADS = {
-    TIMELINE: 2,  # one group commit runs at a time per recorder; a second recorder (a view, a drill) gets its own
+    TIMELINE: 2,  # one group commit runs at a time per recorder; a second recorder (a view, a drill) takes the other
     ARCHIVE: 2,  # the archiver uploads one segment at a time
     NOTIFY: 8,  # the receivers past the first NOTIFY_HOSTS (a post waits up to its `timeout`, 60 s at most)
     KAFKA_AUTH: 2,  # one token for every client, reused until a minute before expiry

@@ -215,7 +215,7 @@ class Guards:
     async def _read_protected(self, protected: tuple[Protected, Protected], actuator: str, target: str,
                               params: Mapping[str, Any], forms: set[str], named: Sequence[Resource]) -> str | None:
         """`protected`'s reads through AWS: aliases, then principals, then tags, each kind's keys read concurrently
-        (`KeptReads.forms`; their total bounded by the caller, whose deadline cancels the reads in flight)."""
+        (`KeptReads.forms`; their total bounded by the caller, whose deadline stops waiting for the reads in flight)."""
         hit = None
         ids = [i for p in protected for i in p.ids]
         if any(names_alias(i) for i in ids) and (keys := key_ids(forms)):

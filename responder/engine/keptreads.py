@@ -16,8 +16,9 @@ service's pool, `threadpools.AWS_THREADS_PER_SERVICE`, where `AwsSession.call` r
 waits for a few rounds of reads, not 50 in a row, before containment starts. The answer is the one reading them in
 `sorted` order would give: the union of the forms, or the refusal of the first key in that order that cannot be read,
 whichever read ended first; the reads of keys after a failing one are cancelled (they cannot change the answer).
-Cancelling the caller (the guard's deadline) cancels the reads in flight, and an exception `_of` does not catch ends
-`forms` with it (the other reads cancelled).
+Cancelling the caller (the guard's deadline) cancels the reads in flight (a read still queued for a thread never
+runs; one already in its thread holds it until boto3's call lands), and an exception `_of` does not catch ends `forms`
+with it (the other reads cancelled).
 """
 
 from __future__ import annotations
