@@ -2,11 +2,13 @@
 
 A task group raises an ExceptionGroup of its tasks' errors, nested when task groups nest. Callers that turn one kind
 of error into an exit code or a rejoin (`responder run`'s exit 75, the CLI's exit 3, `serve_rejoining`) must not
-do so when another error stands beside it: `only` answers for every leaf or for none.
+do so when another error stands beside it: `only` answers for every leaf or for none. `cancel_requests` is what a
+caller compares before and after a task group (or a stop that may raise a stray CancelledError), never with 0.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import TypeVar
 
@@ -45,3 +47,18 @@ def _in_chain(exc: BaseException, kind: type[E] | tuple[type[E], ...]) -> E | No
         seen.add(id(cause))
         cause = cause.__cause__
     return None
+
+
+def cancel_requests() -> int:
+    """The running task's cancel requests not taken back (`Task.cancelling`), 0 outside a task. Compare it with its
+    value on entry, not with 0: Python 3.11's TaskGroup leaves its own request in its parent when a child fails
+    while it waits for the others (it cancels the parent to wake it and never takes that back)."""
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
+def take_back_cancels(before: int) -> None:
+    """Take back the running task's cancel requests made since it had `before` (what a TaskGroup left, above)."""
+    task = asyncio.current_task()
+    while task is not None and task.cancelling() > before:
+        task.uncancel()

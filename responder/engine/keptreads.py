@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from responder.actuators.base import AwsCaller
 from responder.actuators.retry import retry_after
 from responder.errors import TransientActuationError
+from responder.exception_groups import cancel_requests, take_back_cancels
 from responder.threadpools import AWS_THREADS_PER_SERVICE
 
 _MAX_KEPT = 1024  # targets kept at most: findings naming many targets cannot grow the cache without bound
@@ -87,14 +88,12 @@ class KeptReads(ABC):
                 for later in tasks[i + 1:]:
                     later.cancel()
 
-        current = asyncio.current_task()
-        cancels = current.cancelling() if current is not None else 0
+        cancels = cancel_requests()
         try:
             async with asyncio.TaskGroup() as group:
                 tasks.extend(group.create_task(read(i)) for i in range(len(ordered)))
         except BaseExceptionGroup as errors:  # what `_of` let through: one (the others cancelled) as it was raised
-            while current is not None and current.cancelling() > cancels:  # 3.11's TaskGroup leaves its own request
-                current.uncancel()
+            take_back_cancels(cancels)  # the request 3.11's TaskGroup leaves in this task on a child's failure
             if len(errors.exceptions) == 1:
                 raise errors.exceptions[0] from None
             raise

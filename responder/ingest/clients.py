@@ -22,6 +22,7 @@ from tenacity import (
 )
 
 from responder.errors import BrokerUnreachable
+from responder.exception_groups import cancel_requests
 from responder.ingest.security import check_connection
 
 log = structlog.get_logger(__name__)
@@ -84,12 +85,11 @@ async def stop_consumer(consumer: Any) -> None:
     stop looked cancelled, the stray error went on, hid the loops' own error (a fence, which rejoins) and the
     replica exited 1 (CI, 2026-12-06, the 3-broker fleet test).
     """
-    task = asyncio.current_task()
-    before = task.cancelling() if task is not None else 0
+    before = cancel_requests()
     try:
         await consumer.stop()
     except asyncio.CancelledError:
-        if task is not None and task.cancelling() > before:
+        if cancel_requests() > before:
             raise  # we are being cancelled: pass it on
         log.warning("kafka_fetch_cancelled_on_stop")
         for pending in list(getattr(consumer._fetcher, "_pending_tasks", ())):

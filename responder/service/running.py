@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from responder import collector
+from responder.exception_groups import cancel_requests
 from responder.fleet_digest import fleet_digest
 from responder.ingest import transactions
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
@@ -79,11 +80,11 @@ class Running(SignedLoops):
                 failing = False
             finally:
                 self.ready.clear()
-                cancels = _cancels()  # Python 3.11 leaves the loops' TaskGroup's own cancel in it: not a new one
+                cancels = cancel_requests()  # Python 3.11 leaves the loops' TaskGroup's own cancel in it: not a new one
                 try:
                     await self._close_started(shippers)
                 except (Exception, asyncio.CancelledError) as exc:  # a stray CancelledError (aiokafka's fetcher) too
-                    if not failing or _cancels() > cancels:
+                    if not failing or cancel_requests() > cancels:
                         raise  # a cancellation asked for during the teardown is passed on, not taken for a stray one
                     # the error that stopped the service (a fence) is the one raised, not a teardown's after it
                     log.error("service_close_failed", error=f"{type(exc).__name__}: {exc}")
@@ -216,12 +217,6 @@ class Running(SignedLoops):
             self.commits.tick()  # the offsets the lanes handled, when kafka_commit_interval_ms has passed
             if not batch:  # idle: a due checkpoint still seals the tail (and ships its segment), beside the loop
                 self._chores.start("flush", self.recorder.flush)
-
-
-def _cancels() -> int:
-    """The cancel requests the running task has not taken back (`Task.cancelling`)."""
-    task = asyncio.current_task()
-    return task.cancelling() if task is not None else 0
 
 
 async def _each(steps: list[Callable[[], Awaitable[None] | None]]) -> None:
