@@ -10,9 +10,9 @@ share) and rejoin (a fenced replica, or one whose changelog transaction failed, 
 from responder.service.batches import by_key
 from responder.service.consumers import rebuilds_exhausted
 from responder.service.core import Service, serve
-from responder.service.rejoin import fenced, health_server, rebuilds, rejoin_reason, serve_rejoining
+from responder.service.rejoin import health_server, rebuilds, rejoin_reason, serve_rejoining
 from responder.service.signed import signature
 from responder.service.wiring import NO_KAFKA, archiver_from, authenticator_from, guards_from
 
-__all__ = ["NO_KAFKA", "Service", "archiver_from", "authenticator_from", "by_key", "fenced", "guards_from",
+__all__ = ["NO_KAFKA", "Service", "archiver_from", "authenticator_from", "by_key", "guards_from",
            "health_server", "rebuilds", "rebuilds_exhausted", "rejoin_reason", "serve", "serve_rejoining", "signature"]

@@ -51,7 +51,7 @@ log = structlog.get_logger(__name__)
 
 def rebuilds_exhausted(exc: BaseException) -> ConsumerRebuildsExhausted | None:
     """The ConsumerRebuildsExhausted `exc` is (itself, or every leaf of the loops' task groups: another error beside
-    it is not hidden, as in `fenced`), or None."""
+    it is not hidden, as in `rejoin_reason`), or None."""
     found = only(exc, ConsumerRebuildsExhausted)
     return found[0] if found else None
 

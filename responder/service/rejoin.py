@@ -52,12 +52,6 @@ seconds."""
 WHY = {"fenced": "a fence", "transaction_failed": "a failed changelog transaction"}
 
 
-def fenced(exc: BaseException) -> bool:
-    """Whether `exc` is a fence and nothing else: every leaf of an exception group, followed through the errors it
-    was raised from (a TimelineError from the changelog barrier), is a ReplicaFenced."""
-    return only(exc, ReplicaFenced, causes=True) is not None
-
-
 def rejoin_reason(exc: BaseException) -> str | None:
     """Why a service that ended with `exc` is rebuilt, when every leaf, followed through its causes, is a
     ReplicaFenced or a TransactionFailed: `fenced` when any is a fence (another replica owns a partition: a zombie,

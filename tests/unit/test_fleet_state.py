@@ -17,7 +17,7 @@ from responder.errors_kafka import ChangelogError, ReplicaFenced
 from responder.fleet import FleetState
 from responder.models.event import RawRecord
 from responder.service import Service
-from responder.service.rejoin import fenced
+from responder.service.rejoin import rejoin_reason
 from responder.settings import Settings
 from tests.kit import make_kit, restore
 from tests.unit.test_guards import ECHO
@@ -485,7 +485,7 @@ async def test_a_fence_at_revocation_forgets_the_state_and_the_next_poll_rejoins
         assert service.fleet.owned == {1}
         with pytest.raises(ReplicaFenced) as raised:
             await service._consume()
-        assert fenced(raised.value)
+        assert rejoin_reason(raised.value) == "fenced"
     finally:
         service.recorder.close()
         await service.close_unstarted()

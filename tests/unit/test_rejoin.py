@@ -18,7 +18,7 @@ from responder.cli import app
 from responder.errors import ConfigError, TimelineError
 from responder.errors_kafka import ConsumerRebuildsExhausted, ReplicaFenced
 from responder.models.event import RawRecord
-from responder.service import Service, fenced, rebuilds, serve_rejoining
+from responder.service import Service, rebuilds, rejoin_reason, serve_rejoining
 from responder.settings import Settings
 from responder.timeline import FileStore, MemoryStore, Recorder
 
@@ -67,11 +67,11 @@ def _builder(outcomes: list[BaseException | None]) -> tuple[Any, list[_Service]]
 
 def test_a_fence_is_told_from_other_failures():
     """Only an error whose every leaf comes from a ReplicaFenced counts as a fence."""
-    assert fenced(_fence())
-    assert fenced(ReplicaFenced("p"))
-    assert not fenced(TimelineError("disk full"))
-    assert not fenced(ExceptionGroup("run", [_fence(), TimelineError("disk full")]))
-    assert not fenced(ExceptionGroup("run", [ConfigError("bad")]))
+    assert rejoin_reason(_fence()) == "fenced"
+    assert rejoin_reason(ReplicaFenced("p")) == "fenced"
+    assert rejoin_reason(TimelineError("disk full")) != "fenced"
+    assert rejoin_reason(ExceptionGroup("run", [_fence(), TimelineError("disk full")])) != "fenced"
+    assert rejoin_reason(ExceptionGroup("run", [ConfigError("bad")])) != "fenced"
 
 
 async def test_a_fenced_service_is_replaced_by_a_new_one():
@@ -173,8 +173,8 @@ def test_a_later_flush_still_carries_the_fence():
 
     first, second = asyncio.run(run())
     assert "failed earlier" in str(second)
-    assert fenced(first)
-    assert fenced(second)
+    assert rejoin_reason(first) == "fenced"
+    assert rejoin_reason(second) == "fenced"
 
 
 def test_rebuilds_keep_the_runbooks_and_never_adopt(tmp_path):
@@ -244,7 +244,7 @@ async def test_the_first_teardown_failure_is_the_one_raised(tmp_path, monkeypatc
     monkeypatch.setattr(service.metrics_server, "stop", broken_stop)
     with capture_logs() as logs, pytest.raises(TimelineError) as raised:
         await service._close_started([])
-    assert fenced(raised.value)
+    assert rejoin_reason(raised.value) == "fenced"
     assert "service_close_step_failed" in [e["event"] for e in logs]
     FileStore(settings.timeline_path).close()
 
@@ -309,7 +309,7 @@ async def test_a_stray_cancellation_in_the_teardown_does_not_hide_the_fence(tmp_
     service = _fenced_service(tmp_path, monkeypatch, stray_stop)
     with capture_logs() as logs, pytest.raises(Exception) as raised:  # noqa: PT011 - a group: `fenced` reads it
         await service.run()
-    assert fenced(raised.value)
+    assert rejoin_reason(raised.value) == "fenced"
     assert [e["error"] for e in logs if e["event"] == "service_close_failed"] == ["CancelledError: "]
     assert service.publisher.producer._closed  # the steps after the stray one ran
     await service.approvals.consumer.stop()
