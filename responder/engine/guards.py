@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +36,23 @@ import structlog
 
 from responder.actuators.base import ModelConfig
 from responder.engine.arnforms import ANYWHERE, Home
+from responder.engine.guardreads import by_reads, matching, refuses
 from responder.engine.iamprincipals import PrincipalForms, principal_kinds
-from responder.engine.keptreads import KeptReads
+from responder.engine.inorder import in_order
 from responder.engine.kmsaliases import KeyAliases, key_ids, names_alias
-from responder.engine.protection import identifier_forms, invalid_iam_name, matching_form, principals
+from responder.engine.protection import identifier_forms, invalid_iam_name, principals
 from responder.engine.quotas import QuotaWindows
-from responder.engine.tagreads import ResourceTags, carries, tag_refusal
+from responder.engine.tagreads import ResourceTags, acted_on, tag_refusal
 from responder.models.event import Event, Resource
 from responder.models.runbook import Protected, Quota, Runbook
 
 log = structlog.get_logger(__name__)
 
 READS_DEADLINE_S = 15.0
-"""Seconds one step's guard reads through AWS (KMS aliases, then IAM principals, then tags, the keys of each read
-concurrently, `KeptReads.forms`, each read retried within `KeptReads.DEADLINE_S`) may take in all; past it the step is
-refused, as when a read fails (fail closed). A released decision's step reads under the batch gate: this bounds how
-long it holds the lanes (docs/fleet.md)."""
+"""Seconds one step's guard reads through AWS (KMS aliases, IAM principals and tags, the kinds read concurrently and
+the keys of each, `Guards._read_protected`, each read retried within `KeptReads.DEADLINE_S`) may take in all; past it
+the step is refused, as when a read fails (fail closed). A released decision's step reads under the batch gate: this
+bounds how long it holds the lanes (docs/fleet.md)."""
 UNCOUNTED = "quota_uncounted"
 """The guard of a quota that cannot be counted yet: its parked steps are checked again once it can."""
 _COUNTS = re.compile(r"(?<= ran )\d+(?= time\(s\))"  # a quota's runs in its window
@@ -104,52 +106,13 @@ class GuardPolicy:
         return self.kill_switch or (self.kill_switch_file is not None and self.kill_switch_file.exists())
 
 
-def _tags(attributes: Mapping[str, Any]) -> dict[str, str]:
-    raw = attributes.get("tags")
-    if isinstance(raw, Mapping):
-        return {str(k): str(v) for k, v in raw.items()}
-    if isinstance(raw, list):  # AWS style [{Key, Value}] or [{key, value}]
-        return {str(t.get("Key", t.get("key"))): str(t.get("Value", t.get("value"))) for t in raw
-                if isinstance(t, Mapping)}
-    return {}
-
-
 def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[str, Any], event: Event,
                   actuator: str = "", home: Home = ANYWHERE) -> str | None:
     """Why the step (of `actuator`, acting in `home`) would touch a protected resource, or None (a KMS key's aliases
     not read: `Guards.check_step` reads them)."""
     if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
         return None
-    return _matching(protected, target, *identifier_forms(target, params, event, actuator, home))
-
-
-def _matching(protected: Sequence[Protected], target: str, forms: set[str], named: Sequence[Resource]) -> str | None:
-    ordered = sorted(forms)  # once for every pattern: the first form a pattern matches is the one reported
-    for p in protected:
-        for pattern in p.ids:
-            hit = matching_form(pattern, ordered)
-            if hit is not None:
-                return f"{target!r} (as {hit!r}) matches protected id {pattern!r}"
-        if not p.tags:
-            continue
-        for res in named:
-            tag = carries(p.tags, {k: {v} for k, v in _tags(res.attributes).items()})
-            if tag is not None:
-                return f"resource {res.id!r} carries protected tag {tag}"
-    return None
-
-
-async def _by_reads(reader: KeptReads | None, what: str, protected: Sequence[Protected], target: str, forms: set[str],
-                    named: Sequence[Resource], keys: set[str]) -> str | None:
-    """Why a target the step names is protected by forms only AWS knows of it (`reader`'s), or None. Forms kept from an
-    earlier read only refuse (fail closed); otherwise they are read now: a change since protects the target."""
-    if reader is None:
-        return f"{what} {sorted(keys)}: no AWS client to read them, and a protected id may name what only AWS knows"
-    kept = reader.kept(keys)
-    if kept and (hit := _matching(protected, target, forms | kept, named)) is not None:
-        return hit
-    found = await reader.forms(keys)
-    return found if isinstance(found, str) else _matching(protected, target, forms | found, named)
+    return matching(protected, target, *identifier_forms(target, params, event, actuator, home))
 
 
 class Guards:
@@ -197,7 +160,7 @@ class Guards:
         if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
             return None
         forms, named = identifier_forms(target, params, event, actuator, self.policy.home)
-        hit = _matching(protected, target, forms, named)
+        hit = matching(protected, target, forms, named)
         if hit is not None:
             return hit
         timer = asyncio.timeout(self.reads_deadline)
@@ -214,18 +177,23 @@ class Guards:
 
     async def _read_protected(self, protected: tuple[Protected, Protected], actuator: str, target: str,
                               params: Mapping[str, Any], forms: set[str], named: Sequence[Resource]) -> str | None:
-        """`protected`'s reads through AWS: aliases, then principals, then tags, each kind's keys read concurrently
-        (`KeptReads.forms`; their total bounded by the caller, whose deadline stops waiting for the reads in flight)."""
-        hit = None
+        """`protected`'s reads through AWS. The kinds the step needs (aliases, principals, tags) are read concurrently,
+        each kind's keys too (`KeptReads.forms`), and answer as read in that order (`in_order`): the first kind that
+        refuses (a hit, or why a read failed), or None; a kind refusing cancels the kinds after it, and is no answer
+        until those before it refuse nothing. One kind is read in this task (no task). Their total is bounded by the
+        caller, whose deadline cancels them all."""
         ids = [i for p in protected for i in p.ids]
+        kinds: list[Callable[[], Awaitable[str | None]]] = []
         if any(names_alias(i) for i in ids) and (keys := key_ids(forms)):
-            hit = await _by_reads(self.aliases, "KMS key(s)", protected, target, forms, named, keys)
-        if hit is None and (kinds := {k for i in ids for k in principal_kinds(i, self.policy.home.account)}) and (
-                names := {n for n in principals(target, params, named) if n.split("/", 1)[0] in kinds}):
-            hit = await _by_reads(self.principals, "IAM principal(s)", protected, target, forms, named, names)
-        if hit is None and any(p.tags for p in protected):
-            hit = await tag_refusal(self.tags, [p.tags for p in protected], actuator, params, self.policy.models)
-        return hit
+            kinds.append(partial(by_reads, self.aliases, "KMS key(s)", protected, target, forms, named, keys))
+        if (iam_kinds := {k for i in ids for k in principal_kinds(i, self.policy.home.account)}) and (
+                names := {n for n in principals(target, params, named) if n.split("/", 1)[0] in iam_kinds}):
+            kinds.append(partial(by_reads, self.principals, "IAM principal(s)", protected, target, forms, named,
+                                 names))
+        if any(p.tags for p in protected) and acted_on(actuator, params, self.policy.models) != set():  # else None
+            kinds.append(partial(tag_refusal, self.tags, [p.tags for p in protected], actuator, params,
+                                 self.policy.models))
+        return next((hit for hit in await in_order(kinds, refuses) if hit is not None), None)
 
     async def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
                          event: Event, windows: QuotaWindows, now: float, *, escalating: bool = False,

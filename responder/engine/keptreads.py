@@ -18,23 +18,27 @@ waits for a few rounds of reads, not 50 in a row, before containment starts. The
 whichever read ended first; the reads of keys after a failing one are cancelled (they cannot change the answer).
 Cancelling the caller (the guard's deadline) cancels the reads in flight (a read still queued for a thread never
 runs; one already in its thread holds it until boto3's call lands), and an exception `_of` does not catch ends `forms`
-with it (the other reads cancelled).
+with it (the other reads cancelled). The guard's kinds of reads run together the same way (`inorder`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from responder.actuators.base import AwsCaller
 from responder.actuators.retry import retry_after
+from responder.engine.inorder import in_order
 from responder.errors import TransientActuationError
-from responder.exception_groups import cancel_requests, take_back_cancels
 from responder.threadpools import AWS_THREADS_PER_SERVICE
 
 _MAX_KEPT = 1024  # targets kept at most: findings naming many targets cannot grow the cache without bound
+
+
+def _refused(got: frozenset[str] | str) -> bool:
+    return isinstance(got, str)
 
 
 class KeptReads(ABC):
@@ -60,43 +64,17 @@ class KeptReads(ABC):
 
     async def forms(self, keys: Iterable[str]) -> set[str] | str:
         """Every form (lower-cased) of `keys`, read now, or why the first key (in sorted order) whose forms could not
-        be read was refused; read concurrently, at most `CONCURRENCY` (and `AWS_THREADS_PER_SERVICE`) at once."""
+        be read was refused; read concurrently, at most `CONCURRENCY` (and `AWS_THREADS_PER_SERVICE`) at once, the
+        reads of the keys after a failing one cancelled (`in_order`)."""
         ordered = sorted(keys)
-        found: dict[str, frozenset[str] | str] = {}
-        if len(ordered) == 1:
-            found[ordered[0]] = await self._of(ordered[0])
-        elif ordered:
-            await self._read_all(ordered, found)
+        found = await in_order([partial(self._of, key) for key in ordered], _refused,
+                               min(self.CONCURRENCY, AWS_THREADS_PER_SERVICE))
         out: set[str] = set()
-        for key in ordered:  # as reads one after another answer: keys after the first failing one may be unread
-            got = found[key]
+        for got in found:  # as reads one after another answer: up to the first failing key
             if isinstance(got, str):
                 return got
             out |= got
         return out
-
-    async def _read_all(self, ordered: list[str], found: dict[str, frozenset[str] | str]) -> None:
-        """`_of` of each of `ordered` into `found`, at most `CONCURRENCY` at once; a failing key cancels the reads of
-        the keys after it. Cancelled, it cancels the reads in flight and waits for them (`TaskGroup`)."""
-        bound = asyncio.Semaphore(max(1, min(self.CONCURRENCY, AWS_THREADS_PER_SERVICE)))
-        tasks: list[asyncio.Task[None]] = []
-
-        async def read(i: int) -> None:
-            async with bound:
-                found[ordered[i]] = got = await self._of(ordered[i])
-            if isinstance(got, str):
-                for later in tasks[i + 1:]:
-                    later.cancel()
-
-        cancels = cancel_requests()
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks.extend(group.create_task(read(i)) for i in range(len(ordered)))
-        except BaseExceptionGroup as errors:  # what `_of` let through: one (the others cancelled) as it was raised
-            take_back_cancels(cancels)  # the request 3.11's TaskGroup leaves in this task on a child's failure
-            if len(errors.exceptions) == 1:
-                raise errors.exceptions[0] from None
-            raise
 
     async def _of(self, key: str) -> frozenset[str] | str:
         now = self.clock()
