@@ -21,7 +21,8 @@ Model actuators' local file work stays on the default executor (their S3 bodies 
 does asyncio's `getaddrinfo`, with which aiokafka resolves broker names. Pools are process-wide, created on first
 use and keyed by name (a session, recorder or actuator made per test or per request shares them; no executor per
 instance), and their threads are named `responder-<pool>_<n>`. `run_in` and `submit` copy the caller's contextvars
-into the thread as `asyncio.to_thread` does (structlog's bound context, the OpenTelemetry span). Nothing here
+into the thread as `asyncio.to_thread` does (structlog's bound context, the OpenTelemetry span); a call cancelled
+while queued holds nothing while it waits for a thread to take it off the queue (`_Job`). Nothing here
 imports responder: it sits at the bottom of the import layers.
 """
 
@@ -34,8 +35,8 @@ import os
 import threading
 import urllib.parse
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from typing import Generic, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -107,10 +108,38 @@ def notify_pool(url: str) -> ThreadPoolExecutor:
     return executor or pool(NOTIFY)
 
 
+class _Job(Generic[R]):
+    """What a pool's queue holds for one call: the call in a slot that a cancellation empties.
+
+    `ThreadPoolExecutor` keeps a queued call (its callable and arguments) until a thread takes it off the queue,
+    cancelled or not: behind a hung service, every call cancelled by a timeout would keep its arguments (a model's
+    body, a policy document) alive for as long as the hang lasts. The future's done-callback empties the slot at
+    once instead; a thread only calls a job whose future it has set running, which can no longer be cancelled.
+    """
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Callable[[], R]) -> None:
+        self._call: Callable[[], R] | None = call
+
+    def __call__(self) -> R:
+        call = self._call
+        if call is None:  # never: the pool does not run a job whose future was cancelled
+            raise CancelledError
+        return call()
+
+    def drop(self, _future: Future[R]) -> None:
+        """The future's done-callback: it is cancelled (never to run) or has finished, so the call is let go."""
+        self._call = None
+
+
 def submit(executor: ThreadPoolExecutor, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-    """Queue `fn(*args, **kwargs)` on `executor` in a copy of the caller's contextvars; `cancel()` drops it queued."""
-    context = contextvars.copy_context()
-    return executor.submit(context.run, functools.partial(fn, *args, **kwargs))
+    """Queue `fn(*args, **kwargs)` on `executor` in a copy of the caller's contextvars; `cancel()` drops it queued,
+    and its references to `fn` and the arguments with it (`_Job`). Every call to the pools here goes through it."""
+    job = _Job(functools.partial(contextvars.copy_context().run, fn, *args, **kwargs))
+    future = executor.submit(job)
+    future.add_done_callback(job.drop)
+    return future
 
 
 async def run_in(executor: ThreadPoolExecutor, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
