@@ -8,6 +8,7 @@
     │   ├── ChangelogWriteTimedOut      a write outside transactions passed its deadline
     │   ├── ReplicaFenced               another replica took the partition: this one is a zombie
     │   └── TransactionFailed           a partition's changelog transaction failed for good (not fenced)
+    │       └── StillUnreachable        rejoined too often with Kafka unreachable: `responder run` exits 75
     ├── CoordinatorDied                 a consumer's group coordination task ended: rebuilt (consumer, cause)
     └── ConsumerRebuildsExhausted       rebuilt too often without progress: `responder run` exits 75
 """
@@ -46,6 +47,15 @@ class TransactionFailed(ChangelogError):
     records are in no committed one, so nothing more is written or committed for that partition; the replica drops
     its service and rejoins its group, as after a fence (`serve_rejoining`, responder/service/rejoin.py), and the
     partition's next owner, this replica or another, redoes them from the committed intents and offsets."""
+
+
+class StillUnreachable(TransactionFailed):
+    """A replica that rejoined its group (after a fence or a failed transaction) found Kafka unreachable again and
+    again (`BrokerUnreachable` from the services rebuilt after a rejoin), more often than `fenced_rejoins` allows
+    within the hour: `serve_rejoining` ends serving with it (responder/service/rejoin.py) and `responder run` exits
+    75 for a fresh process, as after the failed transactions it is one of: while the cluster is down no changelog
+    transaction can be written. Not a ConfigError as BrokerUnreachable is (exit 3, a bad setting): these settings
+    reached Kafka before. Only `serve_rejoining` raises it, once serving is over: it is never a rejoin reason."""
 
 
 class CoordinatorDied(ResponderError):

@@ -118,7 +118,7 @@ def run(
         settings = Settings(**overrides)
         tracing.configure(settings.otel_exporter_otlp_endpoint, "responder")
 
-        async def main() -> None:  # fenced or a failed transaction: rejoins in-process (service/rejoin.py)
+        async def main() -> None:  # fenced, a failed transaction, Kafka unreachable after: rejoins (rejoin.py)
             health = health_server(settings)  # the process's: it keeps its port while a fenced replica rejoins
             try:
                 await serve_rejoining(rebuilds(settings, metrics_server=health), rejoins=settings.fenced_rejoins)
@@ -129,7 +129,8 @@ def run(
     except ConfigError as exc:
         print_error(exc)
         raise typer.Exit(EXIT_CONFIG) from exc
-    except (ReplicaFenced, TransactionFailed, ConsumerRebuildsExhausted) as exc:  # too often: for the supervisor
+    # too often, for the supervisor (StillUnreachable is a TransactionFailed, not the ConfigError above: exit 75)
+    except (ReplicaFenced, TransactionFailed, ConsumerRebuildsExhausted) as exc:
         print_error(exc)
         raise typer.Exit(EXIT_TEMPFAIL) from exc
     finally:

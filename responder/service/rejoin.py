@@ -12,10 +12,17 @@ a new producer in place: initialising the transactional id again after the group
 fence its rightful owner. The aborted records are redone by the partition's next owner, from the intents committed
 before acting and the offsets last committed (a step key's result, or `verify()`, keeps each effect once).
 
-Only those are handled so: any other failure (a restore's ChangelogError too), or a stop requested meanwhile, ends the
-loop as before. More than `rejoins` of them within an hour end it with the kind of the last one, `ReplicaFenced` or
-`TransactionFailed`, which `responder run` turns into exit 75 (EX_TEMPFAIL), for a supervisor to start the process
-again: a replica fenced or failed that often is starved or cut off, and a fresh process is the better cure.
+A service built after a rejoin that cannot reach Kafka (`BrokerUnreachable`: no broker answered within
+`kafka_connect_timeout`, at its start, or later when a consumer rebuilt after a dead coordinator starts again) is
+handled the same way too (`reason=kafka_unreachable`): the cluster that killed the transaction is still down, and the
+settings reached it before, so it is no bad setting (exit 3) but one more rejoin. The first service's
+BrokerUnreachable is not: a bootstrap never reached is a bad setting, and `responder run` exits 3 as before.
+
+Only those are handled so: any other failure (a restore's ChangelogError, another ConfigError too), or a stop requested
+meanwhile, ends the loop as before. More than `rejoins` of them within an hour end it with the kind of the last one,
+`ReplicaFenced`, `TransactionFailed` or `StillUnreachable` (a TransactionFailed), which `responder run` turns into exit
+75 (EX_TEMPFAIL), for a supervisor to start the process again: a replica fenced or failed that often is starved or cut
+off, and a fresh process is the better cure.
 
 The metrics server (`/healthz`, `/readyz`, `/metrics`) is the process's, not a service's: `rebuilds` hands the same one
 to each service it builds, which answers for it while it runs. Between two services `/healthz` stays 200 (the
@@ -37,7 +44,8 @@ from typing import Any
 
 import structlog
 
-from responder.errors_kafka import ReplicaFenced, TransactionFailed
+from responder.errors import BrokerUnreachable
+from responder.errors_kafka import ReplicaFenced, StillUnreachable, TransactionFailed
 from responder.exception_groups import only
 from responder.metrics import Metrics
 from responder.metrics_server import MetricsServer
@@ -47,19 +55,29 @@ from responder.settings import Settings
 log = structlog.get_logger(__name__)
 
 WINDOW_S = 3600.0
-"""The rejoins allowed (`fenced_rejoins`, after fences and failed transactions alike) are counted over this many
-seconds."""
-WHY = {"fenced": "a fence", "transaction_failed": "a failed changelog transaction"}
+"""The rejoins allowed (`fenced_rejoins`, after fences, failed transactions and an unreachable Kafka alike) are
+counted over this many seconds."""
+WHY = {"fenced": "a fence", "transaction_failed": "a failed changelog transaction",
+       "kafka_unreachable": "an unreachable Kafka cluster"}
+SAID = {"fenced": "fenced", "transaction_failed": "stopped by a failed changelog transaction",
+        "kafka_unreachable": "cut off from Kafka after a rejoin"}
+REJOINED = (ReplicaFenced, TransactionFailed)
+"""What any service that ended with it rejoins after; a service built after a rejoin also after `BrokerUnreachable`."""
 
 
-def rejoin_reason(exc: BaseException) -> str | None:
+def rejoin_reason(exc: BaseException, *, rebuilt: bool = False) -> str | None:
     """Why a service that ended with `exc` is rebuilt, when every leaf, followed through its causes, is a
-    ReplicaFenced or a TransactionFailed: `fenced` when any is a fence (another replica owns a partition: a zombie,
-    the stronger diagnosis), else `transaction_failed`. None (not rebuilt) when any leaf is anything else."""
-    found = only(exc, (ReplicaFenced, TransactionFailed), causes=True)
+    ReplicaFenced or a TransactionFailed, or, when the service was `rebuilt` after a rejoin (its settings reached
+    Kafka before), a BrokerUnreachable: `fenced` when any is a fence (another replica owns a partition: a zombie,
+    the strongest diagnosis), else `transaction_failed` when any is one, else `kafka_unreachable`. None (not
+    rebuilt) when any leaf is anything else, or a first service's BrokerUnreachable (a bad bootstrap: exit 3)."""
+    found = only(exc, (*REJOINED, BrokerUnreachable) if rebuilt else REJOINED, causes=True)
     if found is None:
         return None
-    return "fenced" if any(isinstance(e, ReplicaFenced) for e in found) else "transaction_failed"
+    for kind, reason in ((ReplicaFenced, "fenced"), (TransactionFailed, "transaction_failed")):
+        if any(isinstance(e, kind) for e in found):
+            return reason
+    return "kafka_unreachable"
 
 
 def health_server(settings: Settings) -> MetricsServer | None:
@@ -99,13 +117,16 @@ def _rejoining(health: MetricsServer, rejoin: int, rejoins: int, delay: float, r
     health.attach(between, lambda: False, functools.partial(str, why))
 
 
-async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins: int, backoff: float = 1.0) -> None:
-    """Run `build(None)` until SIGTERM or SIGINT, as `serve` does; when it ends fenced or with a failed transaction
-    (`rejoin_reason`), build and run a new one (`build(the dropped one)`, see `rebuilds`) after `backoff` seconds
-    (doubled after each rejoin, at most 10), at most `rejoins` times an hour for both kinds together. A stop asked
-    for meanwhile ends serving cleanly: the partitions are another replica's already, or their uncommitted records
-    are redone by their next owner, as after a crash. A metrics server the services share (`shares_metrics_server`)
-    is this loop's: it says "rejoining" between two services, and is stopped when serving ends, however it ends."""
+async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins: int, backoff: float = 1.0,
+                          stop: asyncio.Event | None = None) -> None:
+    """Run `build(None)` until SIGTERM or SIGINT, as `serve` does; when it ends fenced or with a failed transaction,
+    or a service built after a rejoin cannot reach Kafka (`rejoin_reason`), build and run a new one (`build(the
+    dropped one)`, see `rebuilds`) after `backoff` seconds (doubled after each rejoin, at most 10), at most `rejoins`
+    times an hour for all kinds together. A stop asked for meanwhile ends serving cleanly: the partitions are another
+    replica's already, or their uncommitted records are redone by their next owner, as after a crash. `stop`, when
+    given, is one more way to ask for it: setting it does what SIGTERM does (for a caller that must not signal its
+    own process, as a test under pytest-xdist). A metrics server the services share (`shares_metrics_server`) is
+    this loop's: it says "rejoining" between two services, and is stopped when serving ends, however it ends."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     current: list[Service] = []
@@ -117,6 +138,7 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+    watching = None if stop is None else asyncio.ensure_future(_when_set(stop, on_signal))
     recent: deque[tuple[float, str]] = deque()  # (when, reason) of each rejoin within the window
     delay, previous = backoff, None
     health: MetricsServer | None = None
@@ -129,7 +151,7 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
                 await current[0].run()
                 return
             except BaseException as exc:
-                reason = rejoin_reason(exc)
+                reason = rejoin_reason(exc, rebuilt=previous is not None)
                 if reason is None:
                     raise
                 if stopping.is_set():
@@ -140,7 +162,7 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
                     recent.popleft()
                 recent.append((now, reason))
                 if len(recent) > rejoins:
-                    raise _exhausted([r for _, r in recent], rejoins) from exc
+                    raise _exhausted([r for _, r in recent], rejoins, _error(exc)) from exc
                 log.warning("replica_rejoining", reason=reason, rejoin=len(recent), of=rejoins, in_s=delay,
                             error=_error(exc),
                             detail="state dropped; a new member joins the group and restores from the changelog")
@@ -153,30 +175,47 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if watching is not None:
+            watching.cancel()
+            await asyncio.wait([watching])  # its cancellation, not ours: ours is raised, never swallowed
         if health is not None:
             await health.stop()
+
+
+async def _when_set(event: asyncio.Event, then: Callable[[], None]) -> None:
+    """`then()` once `event` is set (`serve_rejoining`'s `stop`)."""
+    await event.wait()
+    then()
 
 
 def _stopped(reason: str, exc: BaseException) -> None:
     """A stop was asked for while the service failed with what would have rejoined it: serving ends cleanly."""
     if reason == "fenced":
         log.info("replica_fenced_while_stopping", detail="its partitions are another replica's already")
-    else:
+    elif reason == "transaction_failed":
         log.warning("replica_transaction_failed_while_stopping", error=_error(exc),
                     detail="its uncommitted records are redone by the partition's next owner, as after a crash")
+    else:
+        log.warning("replica_unreachable_while_stopping", error=_error(exc),
+                    detail="Kafka is still unreachable: not waiting for it; the next start tries again")
 
 
-def _exhausted(reasons: list[str], rejoins: int) -> ReplicaFenced | TransactionFailed:
-    """The error that ends serving when `reasons` (this hour's, the last one's included) are more than `rejoins`:
-    of the last one's kind, saying how many of each there were."""
+def _exhausted(reasons: list[str], rejoins: int, last: str) -> ReplicaFenced | TransactionFailed:
+    """The error that ends serving when `reasons` (this hour's, the last one's included, whose error was `last`) are
+    more than `rejoins`: of the last one's kind, saying how many of each there were."""
     counts = {r: reasons.count(r) for r in WHY if r in reasons}
-    said = " and ".join(f"{'fenced' if r == 'fenced' else 'stopped by a failed changelog transaction'} {n} "
-                        f"time{'' if n == 1 else 's'}" for r, n in counts.items())
+    said = " and ".join(f"{SAID[r]} {n} time{'' if n == 1 else 's'}" for r, n in counts.items())
     message = f"this replica was {said} within {WINDOW_S:.0f} s (RESPONDER_FENCED_REJOINS={rejoins}): "
     if reasons[-1] == "fenced":
         log.critical("replica_fenced_exiting", fences_in_window=len(reasons), rejoins=rejoins, counts=counts,
                      detail="fenced more often than fenced_rejoins allows: exiting for the supervisor")
         return ReplicaFenced(message + "another replica owns its partitions; start it again")
+    if reasons[-1] == "kafka_unreachable":
+        log.critical("replica_unreachable_exiting", rejoins_in_window=len(reasons), rejoins=rejoins, counts=counts,
+                     error=last, detail="Kafka stayed unreachable through more rejoins than fenced_rejoins allows: "
+                                        "exiting for the supervisor")
+        return StillUnreachable(message + "Kafka is still unreachable though these settings reached it before (the "
+                                f"cluster down?); start it again once it is back. The last: {last}")
     log.critical("replica_transaction_failed_exiting", rejoins_in_window=len(reasons), rejoins=rejoins, counts=counts,
                  detail="rejoined more often than fenced_rejoins allows: exiting for the supervisor")
     return TransactionFailed(message + "its changelog transactions keep failing (a broker or the cluster down?); "
@@ -184,7 +223,8 @@ def _exhausted(reasons: list[str], rejoins: int) -> ReplicaFenced | TransactionF
 
 
 def _error(exc: BaseException) -> str:
-    """The first leaf of `exc` that is a fence or a failed transaction (followed through its causes), as a line."""
-    found = only(exc, (ReplicaFenced, TransactionFailed), causes=True)
+    """The first leaf of `exc` that is a fence, a failed transaction or an unreachable Kafka (followed through its
+    causes), as a line."""
+    found = only(exc, (*REJOINED, BrokerUnreachable), causes=True)
     first: BaseException = found[0] if found else exc
     return f"{type(first).__name__}: {first}"

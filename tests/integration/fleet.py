@@ -81,12 +81,13 @@ class Fleet:
             self.spawn()
 
     def was_fenced(self, n: int) -> bool:
-        """Whether replica n ended by design out of rejoins: it logged `replica_fenced_exiting` (fenced too often) or
-        `replica_transaction_failed_exiting` (the last of too many rejoins was for a failed changelog transaction).
-        A replica fenced once, rejoined, then failed otherwise (exit 1) did not."""
+        """Whether replica n ended by design out of rejoins: it logged `replica_fenced_exiting` (fenced too often),
+        `replica_transaction_failed_exiting` (the last of too many rejoins was for a failed changelog transaction) or
+        `replica_unreachable_exiting` (for Kafka still unreachable after one). A replica fenced once, rejoined, then
+        failed otherwise (exit 1) did not."""
         logged = (self.tmp / f"replica-{n}.log").read_text(errors="replace")
-        return any(f'"event": "{event}"' in logged for event in ("replica_fenced_exiting",
-                                                                 "replica_transaction_failed_exiting"))
+        return any(f'"event": "{event}"' in logged for event in (
+            "replica_fenced_exiting", "replica_transaction_failed_exiting", "replica_unreachable_exiting"))
 
     def rejoins(self) -> int:
         """How many times a replica rejoined in-process (`replica_rejoining`: fenced, or a failed changelog

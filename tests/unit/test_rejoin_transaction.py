@@ -103,10 +103,16 @@ async def test_a_stop_asked_for_while_a_transaction_fails_ends_cleanly():
 
 def test_readyz_says_a_failed_transaction_is_why_it_rejoins(tmp_path):
     """Between two services /readyz names the failed changelog transaction, not a fence."""
+    said = readyz_while_rejoining(tmp_path, "transaction_failed")
+    assert "rejoining after a failed changelog transaction (1 of 5 rejoins this hour)" in said
+
+
+def readyz_while_rejoining(tmp_path: Any, reason: str) -> str:
+    """What /readyz says between two services, the first of 5 rejoins done for `reason`."""
     health = _health_server(_settings(tmp_path))
     assert health is not None
-    _rejoining(health, 1, 5, 1.0, "transaction_failed")
-    assert "rejoining after a failed changelog transaction (1 of 5 rejoins this hour)" in (health.why() or "")
+    _rejoining(health, 1, 5, 1.0, reason)
+    return health.why() or ""
 
 
 def test_run_exits_75_when_failed_transactions_used_up_the_rejoins(monkeypatch):

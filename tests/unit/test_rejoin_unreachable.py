@@ -1,0 +1,142 @@
+"""A service rebuilt after a rejoin that cannot reach Kafka (the cluster that failed its transaction still down) is
+one more rejoin, within the same hourly budget, and `responder run` exits 75 when none is left; a first start that
+cannot reach Kafka is still a bad setting, exit 3 (responder/service/rejoin.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+from typer.testing import CliRunner
+
+from responder.cli import app
+from responder.errors import BrokerUnreachable, TopicRefused
+from responder.errors_kafka import StillUnreachable, TransactionFailed
+from responder.service import rejoin_reason, serve_rejoining
+from tests.unit.test_rejoin import _builder, _fence, _Service
+from tests.unit.test_rejoin_transaction import _lane, readyz_while_rejoining
+
+_DOWN = ("cannot reach Kafka at 127.0.0.1:9092 (AIOKafkaProducer): no answer in 30s: Connect call failed "
+         "(check RESPONDER_KAFKA_BOOTSTRAP; RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait)")
+
+
+def _at_start() -> BaseException:
+    """What a service's run() raises when its start reaches no broker (the changelog producer's, in `_prepare`)."""
+    return BrokerUnreachable(_DOWN)
+
+
+def _later() -> BaseException:
+    """As a running service raises it: a consumer rebuilt after a dead coordinator reaches no broker, in the loops'
+    and the shippers' task groups."""
+    return ExceptionGroup("run", [ExceptionGroup("loops", [BrokerUnreachable(_DOWN)])])
+
+
+def test_an_unreachable_kafka_is_a_reason_only_for_a_rebuilt_service():
+    """BrokerUnreachable is `kafka_unreachable` for a service built after a rejoin, none for a first one; a fence or
+    a failed transaction beside it is the stronger reason; another ConfigError is none."""
+    assert [rejoin_reason(e(), rebuilt=True) for e in (_at_start, _later)] == ["kafka_unreachable"] * 2
+    assert [rejoin_reason(e()) for e in (_at_start, _later)] == [None, None]
+    assert rejoin_reason(ExceptionGroup("run", [_lane(), _at_start()]), rebuilt=True) == "transaction_failed"
+    assert rejoin_reason(ExceptionGroup("run", [_fence(), _at_start()]), rebuilt=True) == "fenced"
+    assert rejoin_reason(ExceptionGroup("run", [TopicRefused("acl"), _at_start()]), rebuilt=True) is None
+
+
+@pytest.mark.parametrize("unreachable", [_at_start, _later])
+async def test_a_rebuilt_service_that_cannot_reach_kafka_is_rebuilt_again(unreachable):
+    """After a failed transaction, the rebuilt service reaches no broker (at its start, or later): it is dropped and
+    another one built, which serves once Kafka is back; `replica_rejoining` says `kafka_unreachable`, counted on."""
+    build, built = _builder([_lane(), unreachable(), None])
+    with capture_logs() as logs:
+        await serve_rejoining(build, rejoins=3, backoff=0.001)
+    assert len(built) == 3
+    rejoining = [e for e in logs if e["event"] == "replica_rejoining"]
+    assert [(e["reason"], e["rejoin"]) for e in rejoining] == [("transaction_failed", 1), ("kafka_unreachable", 2)]
+    assert rejoining[1]["error"] == f"BrokerUnreachable: {_DOWN}"
+
+
+async def test_an_unreachable_kafka_through_every_rejoin_ends_in_still_unreachable():
+    """Rebuilt services that keep reaching no broker use up the shared budget (2 here): the third rejoin ends serving
+    with StillUnreachable, a TransactionFailed (exit 75), not the BrokerUnreachable (a ConfigError: exit 3)."""
+    build, built = _builder([_fence(), _at_start(), _later(), None])
+    with capture_logs() as logs, pytest.raises(StillUnreachable) as raised:
+        await serve_rejoining(build, rejoins=2, backoff=0.001)
+    assert isinstance(raised.value, TransactionFailed)
+    assert "fenced 1 time and cut off from Kafka after a rejoin 2 times within 3600 s" in str(raised.value)
+    assert _DOWN in str(raised.value)
+    assert len(built) == 3
+    assert logs[-1]["event"] == "replica_unreachable_exiting"
+
+
+async def test_a_first_start_that_cannot_reach_kafka_still_ends_serving():
+    """The first service's BrokerUnreachable (a bootstrap never reached: a bad setting) is raised as it is, at once;
+    no second service is built, whatever the budget."""
+    build, built = _builder([_at_start(), None])
+    with pytest.raises(BrokerUnreachable, match="cannot reach Kafka"):
+        await serve_rejoining(build, rejoins=3, backoff=0.001)
+    assert len(built) == 1
+
+
+async def test_a_rebuilt_service_with_another_bad_setting_still_ends_serving():
+    """A rebuilt service's other ConfigError (a topic refused by an ACL) is no rejoin: it is raised as it is."""
+    build, built = _builder([_lane(), TopicRefused("not authorised to write alerts"), None])
+    with pytest.raises(TopicRefused):
+        await serve_rejoining(build, rejoins=3, backoff=0.001)
+    assert len(built) == 2
+
+
+async def test_a_stop_asked_for_while_kafka_is_unreachable_ends_cleanly():
+    """A stop (`stop`, as SIGTERM) asked for while a rebuilt service fails to reach Kafka ends serving without an
+    error, building nothing more."""
+    stop = asyncio.Event()
+    built: list[Any] = []
+
+    class _Unreachable(_Service):
+        async def run(self) -> None:
+            stop.set()
+            await asyncio.sleep(0.05)  # the stop reaches the loop
+            raise _at_start()
+
+    def build(previous: Any) -> Any:
+        built.append(_Service(_lane()) if previous is None else _Unreachable(None))
+        return built[-1]
+
+    with capture_logs() as logs:
+        await asyncio.wait_for(serve_rejoining(build, rejoins=3, backoff=0.001, stop=stop), 5)
+    assert len(built) == 2
+    assert "replica_unreachable_while_stopping" in [e["event"] for e in logs]
+
+
+async def test_a_stop_event_stops_the_running_service():
+    """Setting `stop` asks the running service to stop (drain and commit), as SIGTERM does, and serving ends."""
+    hold, stop = asyncio.Event(), asyncio.Event()
+    service = _Service(None, hold)
+    task = asyncio.create_task(serve_rejoining(lambda _: service, rejoins=3, stop=stop))  # type: ignore[arg-type, return-value]
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert service.stopped
+
+
+def test_readyz_says_an_unreachable_kafka_is_why_it_rejoins(tmp_path):
+    """Between two services /readyz names the unreachable Kafka cluster as why it rejoins."""
+    said = readyz_while_rejoining(tmp_path, "kafka_unreachable")
+    assert "rejoining after an unreachable Kafka cluster (1 of 5 rejoins this hour)" in said
+
+
+def test_run_exits_75_when_kafka_stays_unreachable_through_the_rejoins(monkeypatch):
+    """`responder run` over services whose rebuilt one reaches no broker, with RESPONDER_FENCED_REJOINS=1: one line
+    naming the broker and exit 75 (EX_TEMPFAIL), not 3, no traceback."""
+    build, built = _builder([_lane(), _at_start(), None])
+    monkeypatch.setattr("responder.service.rebuilds", lambda settings, **kwargs: build)
+    monkeypatch.setattr("responder.service.serve_rejoining", functools.partial(serve_rejoining, backoff=0.001))
+    monkeypatch.setenv("RESPONDER_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+    monkeypatch.setenv("RESPONDER_FENCED_REJOINS", "1")
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 75, result.output
+    assert "cut off from Kafka after a rejoin 1 time" in result.output
+    assert "Traceback" not in result.output
+    assert len(built) == 2
