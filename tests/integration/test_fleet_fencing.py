@@ -20,7 +20,7 @@ from responder.engine.snapshot import EngineSnapshot
 from responder.errors_kafka import ChangelogError, ReplicaFenced
 from responder.ingest.changelog import Changelog, ensure_changelog
 from responder.ingest.kafka import ensure_topics
-from responder.ingest.transactions import Transactions, supported
+from responder.ingest.transactions import Transactions
 from responder.sandbox import SANDBOX_CREDENTIALS
 from responder.sandbox.broker import free_port
 from responder.sandbox.fixtures import on_apache_kafka
@@ -32,14 +32,6 @@ from tests.integration.fleet import effects, stream
 
 ROOT = Path(__file__).resolve().parents[2]
 kafka_bootstrap = on_apache_kafka()
-
-
-@pytest.fixture(name="transactional")
-async def _transactional(kafka_bootstrap: str, unique: str) -> str:
-    """The broker, skipped when it has no transactions for aiokafka (Tansu)."""
-    if not await supported(kafka_bootstrap, f"probe-{unique}"):
-        pytest.skip("this broker does not run Kafka transactions for aiokafka (Tansu): docs/fleet.md")
-    return kafka_bootstrap
 
 
 def _slice(incident: str) -> tuple[bytes, bytes]:

@@ -5,8 +5,6 @@ acted on once (Apache Kafka; CI 2026-12-06: the 3-broker leader-kill test's repl
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from typing import Any
 
@@ -27,7 +25,6 @@ from responder.timeline.verify import verify_lines
 from tests.integration.crash import fake_key
 from tests.integration.crash_worker import PutMarker, write_runbook
 from tests.integration.fleet import effects, stream
-from tests.integration.test_fleet_fencing import _transactional  # noqa: F401 - the `transactional` fixture
 
 kafka_bootstrap = on_apache_kafka()
 
@@ -94,8 +91,9 @@ async def test_a_dead_transactional_producer_rejoins_and_every_alert_acts_once(t
         return built[-1]
 
     first, later = fake_key(), fake_key()
+    stop = asyncio.Event()  # ends serving as SIGTERM does, without signalling the pytest process (an xdist worker)
     with capture_logs() as logs:
-        task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins, backoff=0.5))
+        task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins, backoff=0.5, stop=stop))
         try:
             await _until(lambda: _ready(built, 0, task), "the first service did not start")
             await stream(transactional, topic, [first], 1, redeliver=0)
@@ -110,8 +108,8 @@ async def test_a_dead_transactional_producer_rejoins_and_every_alert_acts_once(t
             await asyncio.sleep(2.0)  # had a redelivery acted again, its object would be in moto by now
             assert not task.done(), task
         finally:
-            if not task.done():  # serving: stop it as a supervisor does (a done one has no handler left)
-                os.kill(os.getpid(), signal.SIGTERM)
+            if not task.done():  # serving: stop it as a supervisor's SIGTERM does
+                stop.set()
                 await asyncio.wait_for(task, 60)
     assert lookups == ["armed", f"GROUP {settings.group_id}"], lookups  # once, the group coordinator's lookup
     rejoining = [e for e in logs if e["event"] == "replica_rejoining"]
