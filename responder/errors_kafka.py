@@ -50,12 +50,13 @@ class TransactionFailed(ChangelogError):
 
 
 class StillUnreachable(TransactionFailed):
-    """A replica that rejoined its group (after a fence or a failed transaction) found Kafka unreachable again and
-    again (`BrokerUnreachable` from the services rebuilt after a rejoin), more often than `fenced_rejoins` allows
-    within the hour: `serve_rejoining` ends serving with it (responder/service/rejoin.py) and `responder run` exits
-    75 for a fresh process, as after the failed transactions it is one of: while the cluster is down no changelog
-    transaction can be written. Not a ConfigError as BrokerUnreachable is (exit 3, a bad setting): these settings
-    reached Kafka before. Only `serve_rejoining` raises it, once serving is over: it is never a rejoin reason."""
+    """A replica found Kafka unreachable again and again once its settings had reached it (`BrokerUnreachable` from
+    a service built after a rejoin, or from one a client of which started: `rejoin_reason`), more often than
+    `fenced_rejoins` allows within the hour: `serve_rejoining` ends serving with it (responder/service/rejoin.py) and
+    `responder run` exits 75 for a fresh process, as after the failed transactions it is one of: while the cluster
+    is down no changelog transaction can be written. Not a ConfigError as BrokerUnreachable is (exit 3, a bad
+    setting): these settings reached Kafka before. Only `serve_rejoining` raises it, once serving is over: it is
+    never a rejoin reason."""
 
 
 class CoordinatorDied(ResponderError):

@@ -65,9 +65,9 @@ class KafkaSettings(BaseSettings):
                     "records, which act on nothing twice (step keys). 0 = after every chunk. Transactions mode "
                     "commits each chunk in its transaction (docs/fleet.md)")
     kafka_connect_timeout: float = Field(
-        default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3; a "
-                                        "fleet replica's service rebuilt after a rejoin rejoins again instead, "
-                                        "docs/fleet.md)")
+        default=30.0, gt=0, description="seconds to keep retrying to reach Kafka before giving up (exit 3 when "
+                                        "the service never reached it; once it did, a rejoin: a new service "
+                                        "in-process, RESPONDER_FENCED_REJOINS, docs/fleet.md)")
     kafka_manual_assignment: bool = Field(
         default=False, description="own every partition without group membership (one instance; no rebalances); a "
                                    "partition added to a topic it reads is taken within 30 s (docs/fleet.md)")
@@ -88,9 +88,9 @@ class KafkaSettings(BaseSettings):
         default=5, ge=0, le=100, description="fleet mode: a replica fenced by another (it was paused past its "
                                              "session), or whose changelog transaction failed (a broker killed), "
                                              "drops its state and rejoins the group in-process, at most this many "
-                                             "times an hour for both (a rebuilt service that cannot reach Kafka "
-                                             "counts as one more); then, or at once with 0, it exits 75 for its "
-                                             "supervisor (docs/fleet.md)")
+                                             "times an hour for both (a service that cannot reach Kafka once it "
+                                             "did counts as one more, in any mode); then, or at once with 0, it "
+                                             "exits 75 for its supervisor (docs/fleet.md)")
     fleet_guard_table: str | None = Field(
         default=None, description="DynamoDB table shared by the fleet: global quotas count every replica's "
                                   "actions and its kill switch stops every replica within one poll")

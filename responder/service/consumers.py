@@ -9,10 +9,10 @@ again and their step keys keep each effect once), closes the consumer, creates a
 or is assigned, and reads on from the committed offsets), and logs `kafka_consumer_rebuilt`. `/readyz` is 503
 meanwhile, saying which consumer is being rebuilt and why, and after, until the new consumer settled (below;
 `kafka_consumer_settled`): one that never finds its coordinator is never ready. A rebuild that cannot reach Kafka within
-`kafka_connect_timeout` stops the service, as a start would (BrokerUnreachable: one more rejoin for a service rebuilt
-after a rejoin, responder/service/rejoin.py). Each start, the first one too (`_started`), is bounded
-(`start_timeout`) and ended by a stop request (responder/service/starts.py): one that times out is closed and
-rebuilt again, a rebuild without progress.
+`kafka_connect_timeout` stops the service (BrokerUnreachable: its settings reached Kafka before, so `serve_rejoining`
+builds a new one, not exit 3 as for a first start that never reached it: responder/service/rejoin.py). Each start,
+the first one too (`_started`), is bounded (`start_timeout`) and ended by a stop request (responder/service/starts.py):
+one that times out is closed and rebuilt again, a rebuild without progress.
 
 Rebuilds are bounded (`RebuildBudget`, responder/ingest/coordinator.py, one per consumer): the first is at once,
 each next one after a backoff (1 s, doubled, at most 30 s; a stop requested meanwhile is not held up). They are

@@ -12,11 +12,13 @@ a new producer in place: initialising the transactional id again after the group
 fence its rightful owner. The aborted records are redone by the partition's next owner, from the intents committed
 before acting and the offsets last committed (a step key's result, or `verify()`, keeps each effect once).
 
-A service built after a rejoin that cannot reach Kafka (`BrokerUnreachable`: no broker answered within
-`kafka_connect_timeout`, at its start, or later when a consumer rebuilt after a dead coordinator starts again) is
-handled the same way too (`reason=kafka_unreachable`): the cluster that killed the transaction is still down, and the
-settings reached it before, so it is no bad setting (exit 3) but one more rejoin. The first service's
-BrokerUnreachable is not: a bootstrap never reached is a bad setting, and `responder run` exits 3 as before.
+A service that cannot reach Kafka (`BrokerUnreachable`: no broker answered within `kafka_connect_timeout`, or the
+cluster answered and was not ready within its deadline) once its settings reached it is handled the same way too
+(`reason=kafka_unreachable`): one built after a rejoin, at its start or later, and the first one once a client of it
+started (`reached_kafka`, responder/service/running.py), as when a consumer rebuilt after a dead coordinator starts
+again during a cluster outage. The cluster is down, not the settings bad, so it is no bad setting (exit 3) but one
+more rejoin. A first service that never reached Kafka is not: a bootstrap never reached is a bad setting, and
+`responder run` exits 3 as before.
 
 Only those are handled so: any other failure (a restore's ChangelogError, another ConfigError too), or a stop requested
 meanwhile, ends the loop as before. More than `rejoins` of them within an hour end it with the kind of the last one,
@@ -60,17 +62,18 @@ counted over this many seconds."""
 WHY = {"fenced": "a fence", "transaction_failed": "a failed changelog transaction",
        "kafka_unreachable": "an unreachable Kafka cluster"}
 SAID = {"fenced": "fenced", "transaction_failed": "stopped by a failed changelog transaction",
-        "kafka_unreachable": "cut off from Kafka after a rejoin"}
+        "kafka_unreachable": "cut off from Kafka after reaching it"}
 REJOINED = (ReplicaFenced, TransactionFailed)
-"""What any service that ended with it rejoins after; a service built after a rejoin also after `BrokerUnreachable`."""
+"""What any service that ended with it rejoins after; one whose settings reached Kafka also after BrokerUnreachable."""
 
 
 def rejoin_reason(exc: BaseException, *, rebuilt: bool = False) -> str | None:
     """Why a service that ended with `exc` is rebuilt, when every leaf, followed through its causes, is a
-    ReplicaFenced or a TransactionFailed, or, when the service was `rebuilt` after a rejoin (its settings reached
-    Kafka before), a BrokerUnreachable: `fenced` when any is a fence (another replica owns a partition: a zombie,
-    the strongest diagnosis), else `transaction_failed` when any is one, else `kafka_unreachable`. None (not
-    rebuilt) when any leaf is anything else, or a first service's BrokerUnreachable (a bad bootstrap: exit 3)."""
+    ReplicaFenced or a TransactionFailed, or, when its settings reached Kafka before (`rebuilt`: built after a rejoin,
+    or a client of it started: `reached_kafka`), a BrokerUnreachable: `fenced` when any is a fence (another replica
+    owns a partition: a zombie, the strongest diagnosis), else `transaction_failed` when any is one, else
+    `kafka_unreachable`. None (not rebuilt) when any leaf is anything else, or the BrokerUnreachable of a first
+    service that never reached Kafka (a bad bootstrap: exit 3)."""
     found = only(exc, (*REJOINED, BrokerUnreachable) if rebuilt else REJOINED, causes=True)
     if found is None:
         return None
@@ -120,13 +123,14 @@ def _rejoining(health: MetricsServer, rejoin: int, rejoins: int, delay: float, r
 async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins: int, backoff: float = 1.0,
                           stop: asyncio.Event | None = None) -> None:
     """Run `build(None)` until SIGTERM or SIGINT, as `serve` does; when it ends fenced or with a failed transaction,
-    or a service built after a rejoin cannot reach Kafka (`rejoin_reason`), build and run a new one (`build(the
-    dropped one)`, see `rebuilds`) after `backoff` seconds (doubled after each rejoin, at most 10), at most `rejoins`
-    times an hour for all kinds together. A stop asked for meanwhile ends serving cleanly: the partitions are another
-    replica's already, or their uncommitted records are redone by their next owner, as after a crash. `stop`, when
-    given, is one more way to ask for it: setting it does what SIGTERM does (for a caller that must not signal its
-    own process, as a test under pytest-xdist). A metrics server the services share (`shares_metrics_server`) is
-    this loop's: it says "rejoining" between two services, and is stopped when serving ends, however it ends."""
+    or cannot reach Kafka once its settings reached it (built after a rejoin, or `reached_kafka`: `rejoin_reason`),
+    build and run a new one (`build(the dropped one)`, see `rebuilds`) after `backoff` seconds (doubled after each
+    rejoin, at most 10), at most `rejoins` times an hour for all kinds together. A stop asked for meanwhile ends
+    serving cleanly: the partitions are another replica's already, or their uncommitted records are redone by their
+    next owner, as after a crash. `stop`, when given, is one more way to ask for it: setting it does what SIGTERM
+    does (for a caller that must not signal its own process, as a test under pytest-xdist). A metrics server the
+    services share (`shares_metrics_server`) is this loop's: it says "rejoining" between two services, and is
+    stopped when serving ends, however it ends."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     current: list[Service] = []
@@ -151,7 +155,8 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
                 await current[0].run()
                 return
             except BaseException as exc:
-                reason = rejoin_reason(exc, rebuilt=previous is not None)
+                reached = previous is not None or bool(getattr(current[0], "reached_kafka", False))
+                reason = rejoin_reason(exc, rebuilt=reached)
                 if reason is None:
                     raise
                 if stopping.is_set():

@@ -1,11 +1,13 @@
-"""A service rebuilt after a rejoin that cannot reach Kafka (the cluster that failed its transaction still down) is
-one more rejoin, within the same hourly budget, and `responder run` exits 75 when none is left; a first start that
-cannot reach Kafka is still a bad setting, exit 3 (responder/service/rejoin.py)."""
+"""A service rebuilt after a rejoin that cannot reach Kafka (the cluster that failed its transaction still down), or a
+first one after a client of it started, is one more rejoin, within the same hourly budget, and `responder run` exits
+75 when none is left; a first start that never reached Kafka is still a bad setting, exit 3
+(responder/service/rejoin.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +17,9 @@ from typer.testing import CliRunner
 from responder.cli import app
 from responder.errors import BrokerUnreachable, TopicRefused
 from responder.errors_kafka import StillUnreachable, TransactionFailed
-from responder.service import rejoin_reason, serve_rejoining
+from responder.exception_groups import only
+from responder.service import Service, rejoin_reason, serve_rejoining
+from responder.settings import Settings
 from tests.unit.test_rejoin import _builder, _fence, _Service
 from tests.unit.test_rejoin_transaction import _lane, readyz_while_rejoining
 
@@ -35,13 +39,54 @@ def _later() -> BaseException:
 
 
 def test_an_unreachable_kafka_is_a_reason_only_for_a_rebuilt_service():
-    """BrokerUnreachable is `kafka_unreachable` for a service built after a rejoin, none for a first one; a fence or
-    a failed transaction beside it is the stronger reason; another ConfigError is none."""
+    """BrokerUnreachable is `kafka_unreachable` for a service that reached Kafka before (`rebuilt`), none for one
+    that never did; a fence or a failed transaction beside it is the stronger reason; another ConfigError is none."""
     assert [rejoin_reason(e(), rebuilt=True) for e in (_at_start, _later)] == ["kafka_unreachable"] * 2
     assert [rejoin_reason(e()) for e in (_at_start, _later)] == [None, None]
     assert rejoin_reason(ExceptionGroup("run", [_lane(), _at_start()]), rebuilt=True) == "transaction_failed"
     assert rejoin_reason(ExceptionGroup("run", [_fence(), _at_start()]), rebuilt=True) == "fenced"
     assert rejoin_reason(ExceptionGroup("run", [TopicRefused("acl"), _at_start()]), rebuilt=True) is None
+
+
+def _first(tmp_path: Path, *, publisher_starts: bool) -> Service:
+    """A first service (no runbooks; a dry run: no operator consumer) whose topics are there, whose approvals
+    publisher starts (a broker answered its settings) or reaches no broker, and whose alerts consumer reaches none."""
+    tmp_path.mkdir()
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", dry_run=True,
+                               runbooks_dir=tmp_path, topics=["a"]), runbooks=[])
+
+    async def started(*_: Any) -> bool:
+        return True
+
+    async def unreachable(*_: Any) -> None:
+        raise _at_start()
+
+    service._writable_topics = started  # type: ignore[method-assign]
+    service.publisher.start = started if publisher_starts else unreachable  # type: ignore[method-assign]
+    service.approvals.start = started  # type: ignore[method-assign]
+    service.ingest.start = unreachable  # type: ignore[method-assign]
+    return service
+
+
+async def test_a_first_service_that_reached_kafka_rejoins_when_it_is_unreachable_later(tmp_path):
+    """A first service whose publisher started and whose alerts consumer then reaches no broker is rebuilt
+    (`kafka_unreachable`), not ended as a bad setting; one whose first client reached no broker still ends serving."""
+    reached, built = _first(tmp_path / "reached", publisher_starts=True), []
+
+    def build(previous: Any) -> Any:
+        built.append(reached if previous is None else _Service(None))
+        return built[-1]
+
+    with capture_logs() as logs:
+        await serve_rejoining(build, rejoins=3, backoff=0.001)
+    assert reached.reached_kafka
+    assert len(built) == 2
+    assert [e["reason"] for e in logs if e["event"] == "replica_rejoining"] == ["kafka_unreachable"]
+    never = _first(tmp_path / "never", publisher_starts=False)
+    with pytest.raises(BaseException) as raised:  # noqa: PT011 - the task groups' ExceptionGroup, checked below
+        await serve_rejoining(lambda _: never, rejoins=3, backoff=0.001)  # type: ignore[arg-type, return-value]
+    assert only(raised.value, BrokerUnreachable) is not None
+    assert not never.reached_kafka
 
 
 @pytest.mark.parametrize("unreachable", [_at_start, _later])
@@ -64,7 +109,7 @@ async def test_an_unreachable_kafka_through_every_rejoin_ends_in_still_unreachab
     with capture_logs() as logs, pytest.raises(StillUnreachable) as raised:
         await serve_rejoining(build, rejoins=2, backoff=0.001)
     assert isinstance(raised.value, TransactionFailed)
-    assert "fenced 1 time and cut off from Kafka after a rejoin 2 times within 3600 s" in str(raised.value)
+    assert "fenced 1 time and cut off from Kafka after reaching it 2 times within 3600 s" in str(raised.value)
     assert _DOWN in str(raised.value)
     assert len(built) == 3
     assert logs[-1]["event"] == "replica_unreachable_exiting"
@@ -137,6 +182,6 @@ def test_run_exits_75_when_kafka_stays_unreachable_through_the_rejoins(monkeypat
     monkeypatch.setenv("RESPONDER_FENCED_REJOINS", "1")
     result = CliRunner().invoke(app, ["run"])
     assert result.exit_code == 75, result.output
-    assert "cut off from Kafka after a rejoin 1 time" in result.output
+    assert "cut off from Kafka after reaching it 1 time" in result.output
     assert "Traceback" not in result.output
     assert len(built) == 2
