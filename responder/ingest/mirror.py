@@ -12,13 +12,24 @@ the line's: its lines wait. At most `max_pending` lines wait: past it the oldest
 (`overflowed`; `timeline_mirror_overflow` once a burst, which ends when the queue is back under half the cap).
 `pending`, `dropped` and `overflowed` are the gauges `responder_timeline_mirror_pending`,
 `responder_timeline_mirror_dropped` and `responder_timeline_mirror_overflowed`.
+
+A producer that cannot start (no broker answered within `connect_timeout`: BrokerUnreachable, or any KafkaError, an
+ACL's too: best effort, so it is never given up for the process's life) is logged once (`timeline_mirror_unavailable`,
+an error, again only when the error changes) and a new one started after `retry_delay` seconds, doubled each time up
+to `START_BACKOFF_MAX` (aiokafka cannot start a stopped producer again); the lines queue meanwhile, bounded as above,
+and once one starts (`timeline_mirror_recovered`) they are sent in order. It never fails the service: before
+2026-12-06 the BrokerUnreachable failed the service's shipping task group, so a best-effort copy stopped containment.
+`close()` before one started ends `run` at once (a start in progress is cancelled), saying how many lines were left
+unmirrored (`timeline_mirror_closed_unstarted`): the timeline file holds them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -31,6 +42,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from responder.errors import BrokerUnreachable
 from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, transient_send
 from responder.models.timeline import TimelineEntry
 
@@ -40,17 +52,24 @@ TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)  # that line nev
 TOPIC_REFUSED = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)  # not the line's fault: it waits
 BATCH = 500  # lines sent at a time
 MAX_PENDING = 100_000  # lines waiting at most (`timeline_mirror_max_pending`)
+START_BACKOFF_MAX = 30.0  # seconds between two starts of a producer at most (from `retry_delay`, doubled)
 
 
 class KafkaMirror:
-    """A durable sink for the recorder: queues lines, a task produces them to one topic (one partition per writer)."""
+    """A durable sink for the recorder: queues lines, a task produces them to one topic (one partition per writer).
+    `producer` is the current producer (the service's teardown stops it); `make_producer` builds each new one."""
+
+    connect_timeout = 30.0  # seconds one producer's start tries to reach a broker (tests shrink it)
 
     def __init__(self, bootstrap: str, topic: str, *, retry_delay: float = 1.0, max_pending: int = MAX_PENDING,
                  deadline: float = SEND_DEADLINE, options: Mapping[str, Any] | None = None) -> None:
         self.topic = topic
         self.retry_delay, self.max_pending, self.deadline = retry_delay, max_pending, deadline
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                         enable_idempotence=False, **(options or {}))
+        self.make_producer: Callable[[], AIOKafkaProducer] = functools.partial(
+            AIOKafkaProducer, bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False,
+            **(options or {}))
+        self.producer = self.make_producer()
+        self._closed = asyncio.Event()
         self._queue: list[tuple[bytes, bytes, int]] = []  # (writer, line, seq)
         self._wake = asyncio.Event()
         self._closing = False
@@ -84,18 +103,16 @@ class KafkaMirror:
                           detail="the oldest lines waiting are dropped, never mirrored; the timeline file holds them")
 
     def close(self) -> None:
-        """Send what is queued, then let `run` return."""
+        """Send what is queued, then let `run` return (at once when no producer started yet)."""
         self._closing = True
         self._wake.set()
+        self._closed.set()
 
     async def run(self) -> None:
-        """Start the producer and send in order (a batch at a time) until closed and drained."""
+        """Start a producer (`_started`) and send in order (a batch at a time) until closed and drained."""
         try:
-            await _start_with_retry(self.producer, 30.0)
-        except KafkaError as exc:
-            log.error("timeline_mirror_unavailable", error=str(exc))
-            return
-        try:
+            if not await self._started():
+                return
             while True:
                 await self._wake.wait()
                 self._wake.clear()
@@ -108,7 +125,49 @@ class KafkaMirror:
                 if self._closing:
                     return
         finally:
-            await self.producer.stop()
+            await self.producer.stop()  # the one started, or the last one that failed to (a no-op: closed)
+
+    async def _started(self) -> bool:
+        """Start `producer`, and a new one after each failure (backing off), until one started (True) or the mirror
+        was closed (False: a start in progress is cancelled, which closes its producer)."""
+        delay = self.retry_delay
+        while True:
+            starting = asyncio.ensure_future(_start_with_retry(self.producer, self.connect_timeout))
+            closed = asyncio.ensure_future(self._closed.wait())
+            try:
+                await asyncio.wait({starting, closed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # cancelled ourselves too: the start goes with us
+                closed.cancel()
+                if not starting.done():
+                    starting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):  # its outcome is read below
+                        await starting
+            if starting.cancelled():  # closed first
+                break
+            error = starting.exception()
+            if error is None:
+                if self.failing is not None:
+                    log.info("timeline_mirror_recovered", topic=self.topic, error=self.failing,
+                             pending=len(self._queue))
+                    self.failing = None
+                return True
+            if not isinstance(error, KafkaError | BrokerUnreachable):
+                raise error  # a bug, not Kafka's answer
+            if repr(error) != self.failing:  # once per distinct error, not once per attempt
+                self.failing = repr(error)
+                log.error("timeline_mirror_unavailable", topic=self.topic, error=self.failing, pending=len(self._queue),
+                          retry_in_s=delay, detail="its producer did not start: lines queue (the timeline file is "
+                                                   "the record) and a new producer is started after a backoff")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), delay)
+            if self._closed.is_set():
+                break
+            delay = min(START_BACKOFF_MAX, delay * 2)
+            self.producer = self.make_producer()  # aiokafka cannot start a stopped producer again
+        log.warning("timeline_mirror_closed_unstarted", topic=self.topic, pending=len(self._queue), error=self.failing,
+                    detail="closed before a producer started: these lines were never mirrored; the timeline file "
+                           "holds them")
+        return False
 
     async def _send_some(self) -> bool:
         """Send the next batch; take off the queue the lines acknowledged, or dropped (`_dropping`), before the first

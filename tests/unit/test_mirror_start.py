@@ -1,0 +1,137 @@
+"""The timeline's Kafka mirror whose producer cannot start (no broker answers, an ACL): said once, never failing the
+service, its lines queued (capped) while a new producer is started after a backoff, then sent in order; a close
+before any started ends `run` at once, saying how many lines were left (responder/ingest/mirror.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from aiokafka.errors import ClusterAuthorizationFailedError, KafkaConnectionError
+from structlog.testing import capture_logs
+
+from responder.ingest.mirror import KafkaMirror
+from tests.unit.test_mirror_send import _Producer, _until
+
+_DOWN = KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
+
+
+class _Starting(_Producer):
+    """A producer whose `start()` raises `error` (None: it starts) or, with `hang`, never returns; `stopped` once
+    closed."""
+
+    def __init__(self, error: BaseException | None, hang: bool) -> None:
+        super().__init__([])
+        self.error, self.hang, self.stopped = error, hang, False
+
+    async def start(self) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.error is not None:
+            raise self.error
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def _mirror(errors: list[BaseException | None], *, hang: bool = False, retry_delay: float = 0.001,
+                  max_pending: int = 100) -> tuple[KafkaMirror, list[_Starting]]:
+    """A mirror whose producers' starts fail with `errors` in turn (each one after them starts), all of them made."""
+    made: list[_Starting] = []
+
+    def make() -> _Starting:
+        made.append(_Starting(errors[len(made)] if len(made) < len(errors) else None, hang))
+        return made[-1]
+
+    mirror = KafkaMirror("127.0.0.1:1", "timeline", retry_delay=retry_delay, max_pending=max_pending)
+    await mirror.producer.stop()  # the real one, never started
+    mirror.connect_timeout = 0.0  # one attempt per start: no retry within it
+    mirror.make_producer = make  # type: ignore[assignment]
+    mirror.producer = make()  # type: ignore[assignment]
+    return mirror, made
+
+
+def _accept(mirror: KafkaMirror, *seqs: int) -> None:
+    mirror.accept([(SimpleNamespace(writer="host:1", seq=seq), b"%d\n" % seq) for seq in seqs])  # type: ignore[misc]
+
+
+def _events(logs: list[dict[str, object]], name: str) -> list[dict[str, object]]:
+    return [e for e in logs if e["event"] == name]
+
+
+async def test_a_producer_that_cannot_start_is_replaced_until_one_does_and_the_lines_go_in_order() -> None:
+    """No broker answers two producers' starts: `run` does not fail, `timeline_mirror_unavailable` is logged once
+    (an error), a new producer is made each time (the failed ones closed, `producer` the current one), and the lines
+    queued before and meanwhile are sent in order once one starts (`timeline_mirror_recovered`)."""
+    with capture_logs() as logs:
+        mirror, made = await _mirror([_DOWN, _DOWN])
+        _accept(mirror, 0, 1)
+        task = asyncio.create_task(mirror.run())
+        await _until(lambda: len(made) >= 2)
+        _accept(mirror, 2)
+        await _until(lambda: mirror.sent == 3)
+        mirror.close()
+        await task
+    assert made[-1].log == [b"0", b"1", b"2"]
+    assert len(made) == 3
+    assert mirror.producer is made[2]
+    assert [p.stopped for p in made[:2]] == [True, True]
+    unavailable = _events(logs, "timeline_mirror_unavailable")
+    assert [(e["log_level"], "BrokerUnreachable" in str(e["error"])) for e in unavailable] == [("error", True)]
+    assert len(_events(logs, "timeline_mirror_recovered")) == 1
+    assert mirror.failing is None
+
+
+async def test_a_start_refused_by_an_acl_is_tried_again_not_given_up() -> None:
+    """A start refused for good (an ACL on the cluster) is logged and tried again on a new producer, not given up
+    for the process's life: once granted, the lines are mirrored."""
+    with capture_logs() as logs:
+        mirror, made = await _mirror([ClusterAuthorizationFailedError()])
+        _accept(mirror, 0, 1)
+        task = asyncio.create_task(mirror.run())
+        await _until(lambda: mirror.sent == 2)
+        mirror.close()
+        await task
+    assert made[-1].log == [b"0", b"1"]
+    assert len(_events(logs, "timeline_mirror_unavailable")) == 1
+
+
+async def test_lines_queued_while_no_producer_starts_are_capped_and_counted() -> None:
+    """While no producer starts, the queue keeps `max_pending` lines (the oldest dropped, counted, the overflow
+    naming the start's error); the newest are mirrored once one starts."""
+    with capture_logs() as logs:
+        errors: list[BaseException | None] = [_DOWN] * 10**6
+        mirror, made = await _mirror(errors, max_pending=2)
+        task = asyncio.create_task(mirror.run())
+        await _until(lambda: mirror.failing is not None)
+        _accept(mirror, 0, 1, 2, 3)
+        errors.clear()  # Kafka is back: the next producer starts
+        await _until(lambda: mirror.sent == 2)
+        mirror.close()
+        await task
+    assert made[-1].log == [b"2", b"3"]
+    assert mirror.overflowed == 2
+    overflow = _events(logs, "timeline_mirror_overflow")
+    assert len(overflow) == 1
+    assert "BrokerUnreachable" in str(overflow[0]["failing"])
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["backing-off", "starting"])
+async def test_a_close_before_any_producer_started_ends_run_at_once(hang: bool) -> None:
+    """Closed while backing off after a failed start, or while a start hangs: `run` returns without waiting for a
+    broker, the producer is closed, and `timeline_mirror_closed_unstarted` says how many lines were left."""
+    with capture_logs() as logs:
+        mirror, made = await _mirror([_DOWN] * 100, hang=hang, retry_delay=60.0)
+        _accept(mirror, 0, 1, 2)
+        task = asyncio.create_task(mirror.run())
+        await _until(lambda: bool(_events(logs, "timeline_mirror_unavailable")) or (hang and bool(made)))
+        await asyncio.sleep(0.01)  # the start under way
+        mirror.close()
+        async with asyncio.timeout(5):  # a hang guard: the backoff is a minute, a hung start for ever
+            await task
+    assert all(producer.stopped for producer in made)
+    closed = _events(logs, "timeline_mirror_closed_unstarted")
+    assert [e["pending"] for e in closed] == [3]
+    assert made[-1].log == []
+
