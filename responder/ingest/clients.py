@@ -216,8 +216,9 @@ def not_ready(exc: BaseException) -> bool:
 async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
                      options: Mapping[str, Any] | None = None, deadline: float = 15.0) -> T:
     """`call(admin)` on a new admin client, closed after it. While the cluster is not ready (`NOT_READY`) the call
-    is made again on another new client, so with fresh metadata, until `deadline` seconds have passed; then the
-    last error is raised. Any other error is raised at once."""
+    is made again on another new client, so with fresh metadata, until `deadline` seconds have passed; then
+    BrokerUnreachable from the last error, as when no broker answers (exit 3 at a first start, a rejoin once Kafka
+    was reached: responder/service/rejoin.py), not the raw error (exit 1). Any other error is raised at once."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     stop, delay = time.monotonic() + deadline, 0.1
@@ -227,8 +228,13 @@ async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
         try:
             return await call(admin)
         except NOT_READY as exc:
-            if not not_ready(exc) or time.monotonic() + delay > stop:
+            if not not_ready(exc):
                 raise
+            if time.monotonic() + delay > stop:
+                raise BrokerUnreachable(
+                    f"cannot talk to Kafka at {bootstrap} (AIOKafkaAdminClient): it answered, but was not ready within "
+                    f"{deadline:g}s: {type(exc).__name__}: {exc} (a cluster starting or restarting, or a broker whose "
+                    "advertised address cannot be reached from here)") from exc
             log.warning("kafka_admin_not_ready", bootstrap=bootstrap, error=repr(exc), retry_in_s=delay)
         finally:
             await admin.close()

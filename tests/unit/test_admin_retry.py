@@ -1,13 +1,19 @@
-"""Admin calls on a cluster that is still starting: retried on a new client until ready, others raised at once."""
+"""Admin calls on a cluster that is still starting: retried on a new client until ready, then BrokerUnreachable (exit 3
+at a first start, not a traceback); others raised at once."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, ClassVar
 
 import aiokafka.admin
 import pytest
-from aiokafka.errors import NodeNotReadyError
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
+from typer.testing import CliRunner
 
+from responder.cli import app
+from responder.errors import BrokerUnreachable
 from responder.ingest.changelog import ensure_changelog
 from responder.ingest.clients import ensure_topics, with_admin
 
@@ -34,6 +40,11 @@ class _Admin:
         if not self.ready:
             raise NodeNotReadyError("Attempt to send a request to node which is not ready (node id None).")
         return list(_Admin.topics)
+
+    async def _send_request(self, request: Any) -> Any:
+        """The service's topic check (a MetadataRequest): as `list_topics` while not ready."""
+        await self.list_topics()
+        raise AssertionError("only a cluster never ready is asked so here")
 
     async def create_topics(self, new: list[Any]) -> None:
         for t in new:
@@ -66,13 +77,40 @@ async def test_the_changelog_is_created_compacted_once_the_cluster_has_brokers(a
     assert all(a.closed for a in admin.made)
 
 
-async def test_a_cluster_never_ready_raises_after_the_deadline(admin):
-    """Past the deadline the last NodeNotReadyError is raised, and every client was closed."""
+async def test_a_cluster_never_ready_is_unreachable_after_the_deadline(admin):
+    """Past the deadline BrokerUnreachable names the bootstrap and the deadline, the last NodeNotReadyError its cause,
+    and every client was closed."""
     admin.not_ready = 10**6
-    with pytest.raises(NodeNotReadyError):
+    with pytest.raises(BrokerUnreachable, match=r"Kafka at 127\.0\.0\.1:9 .*not ready within 0\.5s") as raised:
         await with_admin("127.0.0.1:9", lambda a: a.list_topics(), deadline=0.5)
+    assert isinstance(raised.value.__cause__, NodeNotReadyError)
     assert len(admin.made) >= 2
     assert all(a.closed for a in admin.made)
+
+
+async def test_connections_refused_through_the_deadline_are_unreachable(admin):
+    """A call whose connection keeps failing (KafkaConnectionError: a broker restarting) is BrokerUnreachable too."""
+    async def refused(_: Any) -> None:
+        raise KafkaConnectionError("Connection at 127.0.0.1:9 closed")
+
+    with pytest.raises(BrokerUnreachable, match="KafkaConnectionError") as raised:
+        await with_admin("127.0.0.1:9", refused, deadline=0.3)
+    assert isinstance(raised.value.__cause__, KafkaConnectionError)
+
+
+def test_run_whose_cluster_is_never_ready_exits_3_with_one_line(admin, monkeypatch, tmp_path: Path):
+    """`responder run` whose topic check meets a cluster never ready within RESPONDER_KAFKA_CONNECT_TIMEOUT: one line
+    naming the broker, exit 3, as for one that never answers; not NodeNotReadyError's traceback and exit 1."""
+    admin.not_ready = 10**6
+    for name in [n for n in os.environ if n.startswith("RESPONDER_")]:
+        monkeypatch.delenv(name)
+    for name, value in {"KAFKA_BOOTSTRAP": "127.0.0.1:9", "KAFKA_CONNECT_TIMEOUT": "0.5", "RUNBOOKS_DIR": str(tmp_path),
+                        "TIMELINE_PATH": str(tmp_path / "t.jsonl"), "DRY_RUN": "true"}.items():
+        monkeypatch.setenv(f"RESPONDER_{name}", value)
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 3, result.output
+    assert "cannot talk to Kafka at 127.0.0.1:9" in result.output
+    assert "Traceback" not in result.output
 
 
 async def test_an_error_that_is_not_about_readiness_is_raised_at_once(admin):
