@@ -4,7 +4,9 @@ A replica is fenced (`replica_fenced`, responder/ingest/transactions.py) when an
 it was paused or starved past its session: its next changelog write or offset commit is refused, so it stops
 before the actuator call that intent was for. Its in-memory state is stale from then on. `serve_rejoining` drops
 the whole service (state, clients, producers, the timeline file's lock) and builds a new one from the same
-settings, which joins the group again and restores whatever partitions it is given from the changelog.
+settings, which joins the group again and restores whatever partitions it is given from the changelog (a single
+instance, with no changelog, recovers its state from its own timeline instead, as at any start: `replica_rejoining`
+and `/readyz` say which).
 
 A partition's changelog transaction that failed for good without a fence (`TransactionFailed`: aiokafka's producer
 died, as when a killed broker ends its sender routine) is handled the same way (`reason=transaction_failed`), not by
@@ -110,11 +112,21 @@ def rebuilds(settings: Settings, **kwargs: Any) -> Callable[[Service | None], Se
     return build
 
 
-def _rejoining(health: MetricsServer, rejoin: int, rejoins: int, delay: float, reason: str = "fenced") -> None:
-    """Between two services: /readyz says why it is 503 (`reason`: see `WHY`), and /metrics shows a registry with only
-    the rejoin count (the dropped service's partition gauges are another replica's now, or soon)."""
+def _recovers(service: object) -> str:
+    """How the service built after `service` gets its state back: a fleet replica's from the changelog, a single
+    instance's (no changelog) from its own timeline, as at any start."""
+    if getattr(service, "fleet", "") is None:  # no changelog (a stand-in without `fleet` reads as a replica)
+        return "recovers it from its timeline"
+    return "restores from the changelog"
+
+
+def _rejoining(health: MetricsServer, rejoin: int, rejoins: int, delay: float, reason: str = "fenced",
+               recovers: str = "restores from the changelog") -> None:
+    """Between two services: /readyz says why it is 503 (`reason`: see `WHY`) and how the next one gets its state
+    (`recovers`: see `_recovers`), and /metrics shows a registry with only the rejoin count (the dropped service's
+    partition gauges are another replica's now, or soon)."""
     why = (f"rejoining after {WHY[reason]} ({rejoin} of {rejoins} rejoins this hour): the state was dropped; a new "
-           f"member joins the group in {delay:g} s and restores from the changelog")
+           f"member joins the group in {delay:g} s and {recovers}")
     between = Metrics()
     between.rejoins.inc(health.metrics.value("responder_replica_rejoins_total") + 1)  # as the next one will have
     health.attach(between, lambda: False, functools.partial(str, why))
@@ -168,11 +180,11 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
                 recent.append((now, reason))
                 if len(recent) > rejoins:
                     raise _exhausted([r for _, r in recent], rejoins, _error(exc)) from exc
+                recovers = _recovers(current[0])
                 log.warning("replica_rejoining", reason=reason, rejoin=len(recent), of=rejoins, in_s=delay,
-                            error=_error(exc),
-                            detail="state dropped; a new member joins the group and restores from the changelog")
+                            error=_error(exc), detail=f"state dropped; a new member joins the group and {recovers}")
                 if health is not None:
-                    _rejoining(health, len(recent), rejoins, delay, reason)
+                    _rejoining(health, len(recent), rejoins, delay, reason, recovers)
             previous = current.pop()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)

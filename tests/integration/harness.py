@@ -99,3 +99,12 @@ def rebuilt(service: Service) -> dict[str, float]:
     """Each consumer's `responder_consumer_rebuilds_total`."""
     return {consumer: service.metrics.value("responder_consumer_rebuilds_total", consumer=consumer)
             for consumer in ("alerts", "approvals", "operator")}
+
+
+def all_closed(service: Service) -> bool:
+    """Whether every aiokafka client the service holds now is closed."""
+    clients = [service.ingest.consumer, service.ingest.producer, service.approvals.consumer,
+               service.publisher.producer]
+    if service.operator_ingest is not None:
+        clients.append(service.operator_ingest.consumer)
+    return all(client._closed for client in clients)

@@ -22,7 +22,7 @@ from aiokafka.errors import CoordinatorNotAvailableError
 from responder.ingest.coordinator import RebuildBudget
 from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service, serve
-from tests.integration.harness import exhausted, make_settings, rebuilt, wait_for
+from tests.integration.harness import all_closed, exhausted, make_settings, rebuilt, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
 kafka_bootstrap = on_apache_kafka()
@@ -63,15 +63,6 @@ def unclosed() -> Iterator[Callable[[], list[str]]]:
         yield said
 
 
-def _all_closed(service: Service) -> bool:
-    """Whether every aiokafka client the service holds now is closed."""
-    clients = [service.ingest.consumer, service.ingest.producer, service.approvals.consumer,
-               service.publisher.producer]
-    if service.operator_ingest is not None:
-        clients.append(service.operator_ingest.consumer)
-    return all(client._closed for client in clients)
-
-
 async def test_a_first_start_that_never_finds_its_coordinator_is_rebuilt_until_exit_75(service, unclosed) -> None:
     """The alerts consumer's start times out (3 s here), is closed and rebuilt twice, then the service stops with
     ConsumerRebuildsExhausted; the other consumers are not rebuilt."""
@@ -81,7 +72,7 @@ async def test_a_first_start_that_never_finds_its_coordinator_is_rebuilt_until_e
     assert "the alerts consumer was rebuilt 2 times" in str(gave_up)
     assert "its start timed out again" in str(gave_up)
     assert rebuilt(service) == {"alerts": 2, "approvals": 0, "operator": 0}
-    assert _all_closed(service)
+    assert all_closed(service)
     assert unclosed() == []
 
 
@@ -96,7 +87,7 @@ async def test_sigterm_ends_a_start_that_never_finds_its_coordinator(service, un
     await asyncio.wait_for(running, 15)
     assert time.monotonic() - started < 10
     assert not service.ready.is_set()
-    assert _all_closed(service)
+    assert all_closed(service)
     assert rebuilt(service) == {"alerts": 0, "approvals": 0, "operator": 0}
     assert unclosed() == []
 
@@ -124,6 +115,6 @@ async def test_sigterm_ends_a_rebuilds_start_that_never_finds_its_coordinator(se
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.wait_for(running, 15)
     assert time.monotonic() - started < 10
-    assert _all_closed(service)
+    assert all_closed(service)
     assert rebuilt(service) == {"alerts": 1, "approvals": 0, "operator": 0}
     assert unclosed() == []
