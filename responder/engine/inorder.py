@@ -60,5 +60,6 @@ async def _read_all(reads: Sequence[Callable[[], Awaitable[T]]], refuses: Callab
     except BaseExceptionGroup as errors:  # what a read let through: one (the others cancelled) as it was raised
         take_back_cancels(cancels)  # the request 3.11's TaskGroup leaves in this task on a child's failure
         if len(errors.exceptions) == 1:
-            raise errors.exceptions[0] from None
+            error = errors.exceptions[0]
+            raise error from error.__cause__  # its own cause kept, the group's context dropped
         raise

@@ -14,6 +14,7 @@ import pytest
 import responder.actuators.aws  # noqa: F401  # registers the AWS actuators
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.iamprincipals import PrincipalForms
+from responder.engine.inorder import in_order
 from responder.engine.kmsaliases import KeyAliases
 from responder.engine.tagreads import SEP, ResourceTags
 from responder.errors import PermanentActuationError
@@ -234,3 +235,23 @@ def test_a_step_needing_one_kind_reads_it_in_its_own_task() -> None:
     assert tags.finished == [TAGGED]
     assert found is not None
     assert "carry protected tag responder:protected=yes" in found
+
+
+def test_an_exception_a_read_lets_through_keeps_its_own_cause() -> None:
+    """in_order raises a read's exception as it was raised: its cause kept, not the task group's context."""
+    async def failing() -> str | None:
+        try:
+            raise ValueError("the underlying error")
+        except ValueError as exc:
+            raise RuntimeError("mapped") from exc
+
+    async def waiting() -> str | None:
+        await asyncio.sleep(10)
+        return None
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError) as raised:
+            await in_order([failing, waiting], lambda hit: hit is not None)
+        assert isinstance(raised.value.__cause__, ValueError)
+
+    asyncio.run(main())
