@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -59,26 +60,32 @@ async def _median(reader: type[PrincipalForms], aws: AwsSession, keys: list[str]
     return statistics.median(times)
 
 
-async def _run(roles: int, latency: float, repeat: int) -> None:
+@contextlib.contextmanager
+def _moto_behind_proxy() -> Iterator[tuple[AwsSession, AwsSession, FaultProxy]]:
+    """(a session straight to a moto server, one through a fault proxy before it, the proxy); both stopped after."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request lines
     moto = AwsSandbox()
     moto.start()
     proxy = FaultProxy(moto.endpoint_url)
     try:
         proxy.start()
-        direct = AwsSession(endpoint_url=moto.endpoint_url, credentials=SANDBOX_CREDENTIALS)
+        yield (AwsSession(endpoint_url=moto.endpoint_url, credentials=SANDBOX_CREDENTIALS),
+               AwsSession(endpoint_url=proxy.endpoint_url, credentials=SANDBOX_CREDENTIALS), proxy)
+    finally:
+        proxy.stop()
+        moto.stop()
+
+
+async def _run(roles: int, latency: float, repeat: int) -> None:
+    with _moto_behind_proxy() as (direct, aws, proxy):
         names = [f"bench-role-{i}" for i in range(roles)]
         for name in names:
             await direct.call("iam", "create_role", RoleName=name, AssumeRolePolicyDocument="{}")
-        aws = AwsSession(endpoint_url=proxy.endpoint_url, credentials=SANDBOX_CREDENTIALS)
         keys = [f"role/{name}" for name in names]
         await PrincipalForms(aws).forms(keys[:1])  # the client made, the connection open
         proxy.latency(latency, n=10**9)
         baseline = await _median(_OneAtATime, aws, keys, repeat)
         concurrent = await _median(PrincipalForms, aws, keys, repeat)
-    finally:
-        proxy.stop()
-        moto.stop()
     print(f"{roles} roles, {latency * 1000:.0f} ms per call at the proxy, median of {repeat}")
     print(f"one at a time (baseline): {baseline * 1000:8.1f} ms")
     print(f"concurrent (CONCURRENCY = {PrincipalForms.CONCURRENCY}): {concurrent * 1000:8.1f} ms")
@@ -97,16 +104,9 @@ async def _in_turn(reads: Sequence[Callable[[], Awaitable[T]]], refuses: Callabl
 
 
 async def _kinds(latency: float, repeat: int) -> None:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    moto = AwsSandbox()
-    moto.start()
-    proxy = FaultProxy(moto.endpoint_url)
-    try:
-        proxy.start()
-        direct = AwsSession(endpoint_url=moto.endpoint_url, credentials=SANDBOX_CREDENTIALS)
+    with _moto_behind_proxy() as (direct, aws, proxy):
         key = (await direct.call("kms", "create_key"))["KeyMetadata"]["Arn"]
         await direct.call("iam", "create_role", RoleName="bench-worker", AssumeRolePolicyDocument="{}")
-        aws = AwsSession(endpoint_url=proxy.endpoint_url, credentials=SANDBOX_CREDENTIALS)
         params = {"key_id": key, "role_name": "bench-worker"}
         runbook = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                                           "steps": [{"id": "s", "actuator": "aws.kms.disable_key", "with": params}]})
@@ -131,9 +131,6 @@ async def _kinds(latency: float, repeat: int) -> None:
                 await once()
                 times[label].append(time.perf_counter() - start)
         guards_module.in_order = in_order
-    finally:
-        proxy.stop()
-        moto.stop()
     medians = {label: statistics.median(t) for label, t in times.items()}
     print(f"one step, 3 kinds of reads (KMS aliases, IAM role, KMS key tags), {latency * 1000:.0f} ms per call at the "
           f"proxy, median of {repeat}")
