@@ -140,8 +140,8 @@ class KafkaMirror:
                 closed.cancel()
                 if not starting.done():
                     starting.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):  # its outcome is read below
-                        await starting
+                    # its outcome is read below; a cancellation of ours meanwhile is raised, never swallowed
+                    await asyncio.wait([starting])
             if starting.cancelled():  # closed first
                 break
             error = starting.exception()

@@ -135,3 +135,31 @@ async def test_a_close_before_any_producer_started_ends_run_at_once(hang: bool) 
     assert [e["pending"] for e in closed] == [3]
     assert made[-1].log == []
 
+
+
+async def test_a_cancel_while_a_closed_mirror_ends_its_start_is_raised_not_swallowed() -> None:
+    """Closed while its producer's start hangs, then cancelled while that start is being closed: `run` raises the
+    cancellation (its task ends cancelled), not return as if nothing was asked of it."""
+    closing, release = asyncio.Event(), asyncio.Event()
+
+    class _SlowClose(_Starting):
+        async def stop(self) -> None:  # what the cancelled start's clean-up awaits
+            closing.set()
+            await release.wait()
+            await super().stop()
+
+    mirror = KafkaMirror("127.0.0.1:1", "timeline", retry_delay=60.0)
+    await mirror.producer.stop()  # the real one, never started
+    mirror.producer = _SlowClose(None, hang=True)  # type: ignore[assignment]
+    task = asyncio.create_task(mirror.run())
+    await asyncio.sleep(0.01)  # its start under way, hanging
+    mirror.close()
+    async with asyncio.timeout(5):
+        await closing.wait()  # the close cancelled the start, whose clean-up now closes the producer
+    task.cancel()
+    await asyncio.sleep(0.01)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await task
+    assert task.cancelled()
