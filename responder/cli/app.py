@@ -84,8 +84,8 @@ app = typer.Typer(
     cls=Responder,
     help="Event-driven incident response for AI workloads: Kafka alerts in, YAML runbooks, AWS actions, "
     f"a verifiable timeline. --json on any command: {JSON_HELP}. Exit codes: 0 ok, 1 negative result, "
-    "2 usage, 3 bad input or configuration, 75 (run) a fleet replica fenced or failed by its changelog "
-    "transactions (or cut off from Kafka once reached), or a consumer rebuilt, too often: start it again.",
+    "2 usage, 3 bad input or configuration, 75 (run) a replica fenced or failed by its changelog "
+    "transactions, cut off from Kafka once reached, or a consumer rebuilt, too often: start it again.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -50,7 +50,6 @@ class Running(SignedLoops):
             self._recover()
         else:
             await self.fleet.changelog.start()
-            self.reached_kafka = True  # these settings work: a later BrokerUnreachable is an outage (rejoin.py)
             self.fleet.changelog.txn = await transactions.choose(
                 self.settings.kafka_transactions, str(self.settings.kafka_bootstrap), self.fleet.changelog.topic,
                 self.settings.group_id, options=self.kafka_options)
@@ -96,7 +95,7 @@ class Running(SignedLoops):
         session), then run the alert, approval and operator loops until asked to stop or one fails."""
         wait = self.settings.kafka_connect_timeout
         await self.publisher.start(wait)
-        self.reached_kafka = True  # a broker answered these settings: a later BrokerUnreachable rejoins (rejoin.py)
+        self.reached_kafka = True  # these settings work (the topics checked too): a later BrokerUnreachable rejoins
         if self.operator_ingest is not None:
             await ensure_topics(str(self.settings.kafka_bootstrap), [
                 self.settings.operator_requests_topic, self.settings.operator_replies_topic],
