@@ -49,7 +49,7 @@ class Parts:
     pipeline: Pipeline
     metrics_server: MetricsServer | None
     shares_metrics_server: bool  # handed in by `rebuilds`: outlives the service, which neither stops it nor owns it
-    reached_kafka: bool = False  # a client of it started, a broker answered its settings (running.py; rejoin.py)
+    reached_kafka: bool = False  # its publisher started, after the topic check: its settings work (rejoin.py)
     ingest: KafkaIngest
     fleet: FleetState | None  # fleet mode: state follows its partition
     approvals: ApprovalIngest
