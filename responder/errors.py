@@ -77,7 +77,7 @@ class SandboxError(ConfigError):
 
 class BrokerUnreachable(ConfigError):
     """No Kafka broker answered at the configured bootstrap within the connect timeout, or the cluster answered and
-    was not ready for an admin request within its deadline (responder/ingest/clients.py, `with_admin`)."""
+    was not ready for an admin request within its deadline (responder/ingest/admin.py, `with_admin`)."""
 
 
 class TopicRefused(ConfigError):

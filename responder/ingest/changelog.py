@@ -29,7 +29,8 @@ from pydantic import ValidationError
 from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.errors_kafka import ChangelogError, ChangelogTooShort, ChangelogWriteTimedOut
-from responder.ingest.clients import _start_with_retry, resending, send_all, send_retrying, stop_consumer, with_admin
+from responder.ingest.admin import with_admin
+from responder.ingest.clients import _start_with_retry, resending, send_all, send_retrying, stop_consumer
 from responder.ingest.transactions import Transactions
 
 log = structlog.get_logger(__name__)

@@ -1,5 +1,6 @@
 """aiokafka clients started and stopped: bootstrap with retry, a consumer close that survives a dead broker,
-and the one-off producer and admin calls (`publish`, `ensure_topics`). The consumer group is kafka.py's."""
+sends retried after a transient error, and the one-off producer (`publish`). The one-off admin calls are admin.py's
+(`with_admin`, `ensure_topics`), the consumer group kafka.py's."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -177,13 +178,6 @@ async def publish(
         await producer.stop()
 
 
-NOT_READY = (NodeNotReadyError, KafkaConnectionError, AttributeError)
-"""What an admin call raises while a cluster is still starting: a KRaft broker can answer the bootstrap metadata
-before it knows of any unfenced broker, so the client has no node to ask (NodeNotReadyError, node id None); a
-connection is refused; or aiokafka reads `cluster.controller` before one is known (AttributeError, counted only
-when aiokafka itself raised it: `not_ready`)."""
-
-
 async def send_all(producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes, bytes | None]],
                    partition: int) -> None:
     """Send `records` (key, value) to `partition` and wait for every ack; raise the first failure. Every send's
@@ -197,61 +191,3 @@ async def send_all(producer: AIOKafkaProducer, topic: str, records: Sequence[tup
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-
-
-def not_ready(exc: BaseException) -> bool:
-    """Whether `exc` says the cluster is still starting (`NOT_READY`). An AttributeError counts only when it was
-    raised inside aiokafka (its admin client's `cluster.controller.nodeId` while no controller is known): one
-    raised by the caller's own code is a bug, raised at once."""
-    if not isinstance(exc, NOT_READY):
-        return False
-    if not isinstance(exc, AttributeError):
-        return True
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and "aiokafka" in tb.tb_frame.f_code.co_filename.replace("\\", "/").split("/")
-
-
-async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
-                     options: Mapping[str, Any] | None = None, deadline: float = 15.0) -> T:
-    """`call(admin)` on a new admin client, closed after it. While the cluster is not ready (`NOT_READY`) the call
-    is made again on another new client, so with fresh metadata, until `deadline` seconds have passed; then
-    BrokerUnreachable from the last error, as when no broker answers (exit 3 at a first start, a rejoin once Kafka
-    was reached: responder/service/rejoin.py), not the raw error (exit 1). Any other error is raised at once."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    stop, delay = time.monotonic() + deadline, 0.1
-    while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
-        await _start_with_retry(admin, max(1.0, round(stop - time.monotonic(), 1)))
-        try:
-            return await call(admin)
-        except NOT_READY as exc:
-            if not not_ready(exc):
-                raise
-            if time.monotonic() + delay > stop:
-                raise BrokerUnreachable(
-                    f"cannot talk to Kafka at {bootstrap} (AIOKafkaAdminClient): it answered, but was not ready within "
-                    f"{deadline:g}s: {type(exc).__name__}: {exc} (a cluster starting or restarting, or a broker whose "
-                    "advertised address cannot be reached from here)") from exc
-            log.warning("kafka_admin_not_ready", bootstrap=bootstrap, error=repr(exc), retry_in_s=delay)
-        finally:
-            await admin.close()
-        await asyncio.sleep(delay)
-        delay = min(1.0, delay * 2)
-
-
-async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
-                        options: Mapping[str, Any] | None = None, replication: int = 1) -> None:
-    """Create topics that do not exist yet (any Kafka; an existing topic is left alone); waits out a cluster that
-    is still starting (`with_admin`)."""
-    from aiokafka.admin import NewTopic
-
-    async def create(admin: Any) -> None:  # the topics are listed again on every attempt
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(n, partitions, replication) for n in names if n not in existing]
-        if missing:
-            await admin.create_topics(missing)
-
-    await with_admin(bootstrap, create, options=options)

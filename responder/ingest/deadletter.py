@@ -30,10 +30,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from responder.errors import UnreadableRecord
+from responder.ingest.admin import ensure_topics
 from responder.ingest.clients import (
     SEND_DEADLINE,
     _start_with_retry,
-    ensure_topics,
     send_retrying,
     stop_consumer,
     transient_send,

@@ -1,7 +1,8 @@
 """Kafka in (aiokafka only under ingest): a manual-commit consumer group and the dead-letter producer.
 
-Starting and stopping clients, `publish` and `ensure_topics` are in `responder.ingest.clients`, `to_raw` in
-`responder.ingest.raw` (re-exported here), and sending a dead-letter copy in `responder.ingest.dlqsend`.
+Starting and stopping clients and `publish` are in `responder.ingest.clients`, `ensure_topics` in
+`responder.ingest.admin`, `to_raw` in `responder.ingest.raw` (both re-exported here), and sending a dead-letter copy
+in `responder.ingest.dlqsend`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, ensure_topics, publish, stop_consumer
+from responder.ingest.admin import ensure_topics
+from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, publish, stop_consumer
 from responder.ingest.coordinator import commit_unless_dead, fresh, polled
 from responder.ingest.copartition import CoPartitionedAssignor
 from responder.ingest.dlq import DLQ_MAX_BYTES

@@ -17,7 +17,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from responder.auth import signed_headers
-from responder.ingest.clients import _start_with_retry, ensure_topics, stop_consumer
+from responder.ingest.admin import ensure_topics
+from responder.ingest.clients import _start_with_retry, stop_consumer
 from responder.ingest.unreadable import getmany_past, readable
 from responder.models.operator import (
     REPLY_KEY_HEADER,

@@ -22,7 +22,7 @@ import structlog
 from aiokafka.errors import TopicAuthorizationFailedError, UnknownTopicOrPartitionError, for_code
 from aiokafka.protocol.metadata import MetadataRequest
 
-from responder.ingest.clients import with_admin
+from responder.ingest.admin import with_admin
 from responder.models.runbook import Mode, Runbook
 from responder.settings import Settings
 

@@ -17,8 +17,8 @@ from structlog.testing import capture_logs
 
 from responder.engine.incidents import Incident
 from responder.engine.snapshot import EngineSnapshot
+from responder.ingest.admin import ensure_topics
 from responder.ingest.changelog import Changelog, ensure_changelog
-from responder.ingest.clients import ensure_topics
 from responder.ingest.dlqsend import send_deadletter
 from responder.models.event import RawRecord
 from responder.sandbox import Broker

@@ -15,8 +15,9 @@ from structlog.testing import capture_logs
 
 from responder.errors import BrokerUnavailable
 from responder.ingest import deadletter
+from responder.ingest.admin import ensure_topics
 from responder.ingest.approvals import KafkaPublisher
-from responder.ingest.clients import ensure_topics, publish
+from responder.ingest.clients import publish
 from responder.sandbox import Broker
 from tests.faults.test_broker_faults import stopped_after
 from tests.faults.test_producer_outage import FAST, OUTAGE_S, _outage, topic_records

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from responder.ingest.clients import with_admin
+from responder.ingest.admin import with_admin
 from responder.ingest.kafka import ensure_topics, publish
 from responder.ingest.reading import read_to_end
 from responder.ingest.topics import check_topics, needed_topics

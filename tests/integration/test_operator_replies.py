@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from responder.ingest.clients import ensure_topics
+from responder.ingest.admin import ensure_topics
 from responder.ingest.kafka import publish
 from responder.models import operator as wire
 from responder.models.operator import OperatorReply, OperatorRequest

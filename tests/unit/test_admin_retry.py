@@ -3,19 +3,21 @@ at a first start, not a traceback); others raised at once."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 import aiokafka.admin
 import pytest
-from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
+from aiokafka.admin.client import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
 from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.errors import BrokerUnreachable
+from responder.ingest.admin import ensure_topics, with_admin
 from responder.ingest.changelog import ensure_changelog
-from responder.ingest.clients import ensure_topics, with_admin
 
 
 class _Admin:
@@ -124,12 +126,12 @@ async def test_an_error_that_is_not_about_readiness_is_raised_at_once(admin):
     assert admin.made[0].closed
 
 
-def _in_aiokafka() -> Any:
-    """A function whose code is aiokafka's file, reading a controller that is not known yet (as the admin client)."""
-    scope: dict[str, Any] = {}
-    exec(compile("def controller_id(cluster):\n    return cluster.controller.nodeId\n",  # fixed text
-                 "/site-packages/aiokafka/admin/client.py", "exec"), scope)
-    return scope["controller_id"]
+def _in_aiokafka(source: str = "def controller_id(cluster):\n    return cluster.controller.nodeId\n") -> Any:
+    """The function `source` defines, its code in aiokafka's file (by default reading a controller that is not known
+    yet, as the admin client)."""
+    scope: dict[str, Any] = {"RequestTimedOutError": RequestTimedOutError}
+    exec(compile(source, "/site-packages/aiokafka/admin/client.py", "exec"), scope)  # fixed text
+    return next(v for k, v in scope.items() if callable(v) and k != "RequestTimedOutError")
 
 
 async def test_aiokafkas_unknown_controller_is_waited_out(admin):
@@ -153,4 +155,93 @@ async def test_an_attribute_error_in_the_callers_code_is_raised_at_once(admin):
 
     with pytest.raises(AttributeError):
         await with_admin("127.0.0.1:9", buggy)
+    assert len(admin.made) == 1
+
+
+class _SilentController:
+    """aiokafka's client as the admin client sees it while its controller is unreachable: known, never ready."""
+
+    _request_timeout_ms, _retry_backoff = 50, 0.01  # aiokafka's default request timeout is 40 s
+
+    def __init__(self) -> None:
+        self.cluster = type("Cluster", (), {"controller": type("Node", (), {"nodeId": 1})()})()
+
+    async def ready(self, node_id: int) -> bool:
+        return False
+
+
+def _silent(request_timeout_ms: int = 50) -> AIOKafkaAdminClient:
+    """aiokafka's own admin client (not started) whose controller never answers."""
+    real = AIOKafkaAdminClient.__new__(AIOKafkaAdminClient)
+    real._client = _SilentController()
+    real._client._request_timeout_ms = request_timeout_ms
+    return real
+
+
+async def _to_silent_controller(_: Any) -> Any:
+    """aiokafka's own `_send_to_controller` (as `create_topics`, `create_partitions`) to a controller that never
+    answers: it raises the TimeoutError of aiokafka's request timeout (async_timeout, Python's on 3.11)."""
+    return await _silent()._send_to_controller(object())
+
+
+async def test_a_controller_that_does_not_answer_is_waited_out(admin):
+    """A request to a controller unreachable for its whole request timeout (aiokafka's TimeoutError) is made again
+    on a new client, and what the first that answers returns is returned."""
+    calls: list[int] = []
+
+    async def create(a: Any) -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            await _to_silent_controller(a)
+        return "created"
+
+    assert await with_admin("127.0.0.1:9", create) == "created"
+    assert len(admin.made) == 3
+    assert all(a.closed for a in admin.made)
+
+
+async def test_a_controller_silent_through_the_deadline_is_unreachable(admin):
+    """Past the deadline a controller that never answered is BrokerUnreachable (exit 3 at a first start, a rejoin
+    once reached), aiokafka's TimeoutError its cause; every client closed."""
+    with pytest.raises(BrokerUnreachable, match=r"not ready within 0\.3s: TimeoutError") as raised:
+        await with_admin("127.0.0.1:9", _to_silent_controller, deadline=0.3)
+    assert type(raised.value.__cause__) is TimeoutError
+    assert len(admin.made) >= 2
+    assert all(a.closed for a in admin.made)
+
+
+async def test_aiokafkas_request_timed_out_is_waited_out(admin):
+    """A RequestTimedOutError aiokafka raised (a broker connected to never answered the request) is retried too."""
+    unanswered, calls = _in_aiokafka("async def send(request):\n    raise RequestTimedOutError()\n"), []
+
+    async def create(_: Any) -> str:
+        calls.append(1)
+        if len(calls) < 2:
+            await unanswered(object())
+        return "created"
+
+    assert await with_admin("127.0.0.1:9", create) == "created"
+    assert len(admin.made) == 2
+
+
+async def test_a_timeout_the_caller_set_is_raised_at_once(admin):
+    """A TimeoutError of the caller's own timeout around its call (its frame, not aiokafka's, set it) is raised at
+    once, not retried, even when it fired inside aiokafka's code."""
+    async def impatient(_: Any) -> None:
+        async with asyncio.timeout(0.05):
+            await _silent(10_000)._send_to_controller(object())
+
+    with pytest.raises(TimeoutError):
+        await with_admin("127.0.0.1:9", impatient, deadline=5)
+    assert len(admin.made) == 1
+    assert admin.made[0].closed
+
+
+async def test_a_request_timed_out_in_the_callers_code_is_raised_at_once(admin):
+    """A RequestTimedOutError the caller's own code raised is not the cluster's silence: raised at once."""
+    async def own(_: Any) -> None:
+        raise RequestTimedOutError()
+
+    with pytest.raises(RequestTimedOutError):
+        await with_admin("127.0.0.1:9", own, deadline=5)
     assert len(admin.made) == 1

@@ -1,0 +1,100 @@
+"""One-off admin calls (`with_admin`, `ensure_topics`): retried on a new client while the cluster is not ready, then
+BrokerUnreachable. Starting a client with retry is clients.py's."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import structlog
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
+
+from responder.errors import BrokerUnreachable
+from responder.ingest.clients import _start_with_retry
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+NOT_READY = (NodeNotReadyError, KafkaConnectionError, AttributeError, TimeoutError, RequestTimedOutError)
+"""What an admin call raises while a cluster is still starting or does not answer: a KRaft broker can answer the
+bootstrap metadata before it knows of any unfenced broker, so the client has no node to ask (NodeNotReadyError, node
+id None); a connection is refused; aiokafka reads `cluster.controller` before one is known (AttributeError); a
+request to the controller (`create_topics`, `create_partitions`) finds it unreachable for the client's whole
+`request_timeout_ms`, 40 s by default (TimeoutError: aiokafka's `async_timeout.timeout` in `_send_request_to_node`,
+Python's own on 3.11); or a broker connected to leaves a request unanswered as long (RequestTimedOutError). The last
+three count only when aiokafka itself raised them (`not_ready`)."""
+
+_FROM_AIOKAFKA = (AttributeError, TimeoutError, RequestTimedOutError)
+_TIMERS = frozenset({"asyncio", "async_timeout"})  # where a timeout is raised on behalf of the code that set it
+
+
+def _raised_in_aiokafka(exc: BaseException) -> bool:
+    """Whether the innermost frame of `exc`'s traceback, past asyncio's and async_timeout's own (a timeout is raised
+    in their `__aexit__`, for the code that set it), is in aiokafka's files."""
+    files: list[list[str]] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        files.append(tb.tb_frame.f_code.co_filename.replace("\\", "/").split("/"))
+        tb = tb.tb_next
+    while files and _TIMERS.intersection(files[-1]):
+        files.pop()
+    return bool(files) and "aiokafka" in files[-1]
+
+
+def not_ready(exc: BaseException) -> bool:
+    """Whether `exc` says the cluster is still starting or did not answer (`NOT_READY`). An AttributeError or a
+    timeout counts only when raised inside aiokafka (its admin client's `cluster.controller.nodeId` while no
+    controller is known; its own request timeout): one raised by the caller's own code (a bug, or a timeout the
+    caller set around its call) is raised at once."""
+    if not isinstance(exc, NOT_READY):
+        return False
+    return not isinstance(exc, _FROM_AIOKAFKA) or _raised_in_aiokafka(exc)
+
+
+async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
+                     options: Mapping[str, Any] | None = None, deadline: float = 15.0) -> T:
+    """`call(admin)` on a new admin client, closed after it. While the cluster is not ready (`NOT_READY`) the call
+    is made again on another new client, so with fresh metadata, until `deadline` seconds have passed; then
+    BrokerUnreachable from the last error, as when no broker answers (exit 3 at a first start, a rejoin once Kafka
+    was reached: responder/service/rejoin.py), not the raw error (exit 1). Any other error is raised at once. A call
+    to an unreachable controller waits the client's request timeout (40 s by default) before it fails, so past a
+    shorter `deadline`: it is then not made again."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    stop, delay = time.monotonic() + deadline, 0.1
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
+        await _start_with_retry(admin, max(1.0, round(stop - time.monotonic(), 1)))
+        try:
+            return await call(admin)
+        except NOT_READY as exc:
+            if not not_ready(exc):
+                raise
+            if time.monotonic() + delay > stop:
+                raise BrokerUnreachable(
+                    f"cannot talk to Kafka at {bootstrap} (AIOKafkaAdminClient): it answered, but was not ready within "
+                    f"{deadline:g}s: {type(exc).__name__}: {exc} (a cluster starting or restarting, or a broker whose "
+                    "advertised address cannot be reached from here)") from exc
+            log.warning("kafka_admin_not_ready", bootstrap=bootstrap, error=repr(exc), retry_in_s=delay)
+        finally:
+            await admin.close()
+        await asyncio.sleep(delay)
+        delay = min(1.0, delay * 2)
+
+
+async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
+                        options: Mapping[str, Any] | None = None, replication: int = 1) -> None:
+    """Create topics that do not exist yet (any Kafka; an existing topic is left alone); waits out a cluster that
+    is still starting (`with_admin`)."""
+    from aiokafka.admin import NewTopic
+
+    async def create(admin: Any) -> None:  # the topics are listed again on every attempt
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, partitions, replication) for n in names if n not in existing]
+        if missing:
+            await admin.create_topics(missing)
+
+    await with_admin(bootstrap, create, options=options)
