@@ -38,20 +38,24 @@ def _servers(client: Any) -> str:
     return servers if isinstance(servers, str) else ",".join(map(str, servers))
 
 
-async def _start_with_retry(client: Any, deadline: float) -> None:
-    """aiokafka does not retry bootstrap itself; we do, for `deadline` seconds, logging every failed attempt.
+async def _start_with_retry(client: Any, deadline: float, *, quiet: bool = False,
+                            wait_set_by: str = "RESPONDER_KAFKA_CONNECT_TIMEOUT") -> None:
+    """aiokafka does not retry bootstrap itself; we do, for `deadline` seconds, logging every failed attempt
+    (`kafka_connect_failed`, a warning; at debug level with `quiet`, as `kafka_connecting`: for a caller that says
+    the outage itself, once, and starts again and again while it lasts, as the timeline mirror).
 
     When the deadline passes the client is closed (no `Unclosed AIOKafka…` warning) and BrokerUnreachable says
-    where we tried and how to change the wait; any other error from `start()`, or a cancellation, closes it too,
-    and is raised.
+    where we tried and how to change the wait (`wait_set_by`: what sets `deadline`); any other error from `start()`,
+    or a cancellation, closes it too, and is raised.
     """
     kind, servers = type(client).__name__, _servers(client)
-    log.info("kafka_connecting", client=kind, bootstrap=servers, timeout_s=deadline)
+    (log.debug if quiet else log.info)("kafka_connecting", client=kind, bootstrap=servers, timeout_s=deadline)
 
     def failed(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.warning("kafka_connect_failed", client=kind, bootstrap=servers, attempt=state.attempt_number,
-                    error=str(exc), retry_in_s=round(state.upcoming_sleep, 2))
+        (log.debug if quiet else log.warning)(
+            "kafka_connect_failed", client=kind, bootstrap=servers, attempt=state.attempt_number, error=str(exc),
+            retry_in_s=round(state.upcoming_sleep, 2))
 
     try:
         async for attempt in AsyncRetrying(
@@ -70,7 +74,7 @@ async def _start_with_retry(client: Any, deadline: float) -> None:
             raise
         raise BrokerUnreachable(
             f"cannot reach Kafka at {servers} ({kind}): no answer in {deadline:g}s: {exc} "
-            "(check RESPONDER_KAFKA_BOOTSTRAP; RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait)") from exc
+            f"(check RESPONDER_KAFKA_BOOTSTRAP; {wait_set_by} sets the wait)") from exc
 
 
 async def stop_consumer(consumer: Any) -> None:

@@ -16,11 +16,12 @@ the line's: its lines wait. At most `max_pending` lines wait: past it the oldest
 A producer that cannot start (no broker answered within `connect_timeout`: BrokerUnreachable, or any KafkaError, an
 ACL's too: best effort, so it is never given up for the process's life) is logged once (`timeline_mirror_unavailable`,
 an error, again only when the error changes) and a new one started after `retry_delay` seconds, doubled each time up
-to `START_BACKOFF_MAX` (aiokafka cannot start a stopped producer again); the lines queue meanwhile, bounded as above,
-and once one starts (`timeline_mirror_recovered`) they are sent in order. It never fails the service: before
-2026-12-06 the BrokerUnreachable failed the service's shipping task group, so a best-effort copy stopped containment.
-`close()` before one started ends `run` at once (a start in progress is cancelled), saying how many lines were left
-unmirrored (`timeline_mirror_closed_unstarted`): the timeline file holds them.
+to `START_BACKOFF_MAX` (aiokafka cannot start a stopped producer again; the outage said, these starts log their
+attempts at debug level, so only the first start's are `kafka_connect_failed` warnings); the lines queue meanwhile,
+bounded as above, and once one starts (`timeline_mirror_recovered`) they are sent in order. It never fails the
+service: before 2026-12-06 the BrokerUnreachable failed the service's shipping task group, so a best-effort copy
+stopped containment. `close()` before one started ends `run` at once (a start in progress is cancelled), saying how
+many lines were left unmirrored (`timeline_mirror_closed_unstarted`): the timeline file holds them.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class KafkaMirror:
     `producer` is the current producer (the service's teardown stops it); `make_producer` builds each new one."""
 
     connect_timeout = 30.0  # seconds one producer's start tries to reach a broker (tests shrink it)
+    WAIT_SET_BY = "the timeline mirror's own connect timeout (fixed, not RESPONDER_KAFKA_CONNECT_TIMEOUT)"
 
     def __init__(self, bootstrap: str, topic: str, *, retry_delay: float = 1.0, max_pending: int = MAX_PENDING,
                  deadline: float = SEND_DEADLINE, options: Mapping[str, Any] | None = None) -> None:
@@ -132,7 +134,8 @@ class KafkaMirror:
         was closed (False: a start in progress is cancelled, which closes its producer)."""
         delay = self.retry_delay
         while True:
-            starting = asyncio.ensure_future(_start_with_retry(self.producer, self.connect_timeout))
+            starting = asyncio.ensure_future(_start_with_retry(  # quiet once the outage was said
+                self.producer, self.connect_timeout, quiet=self.failing is not None, wait_set_by=self.WAIT_SET_BY))
             closed = asyncio.ensure_future(self._closed.wait())
             try:
                 await asyncio.wait({starting, closed}, return_when=asyncio.FIRST_COMPLETED)

@@ -136,6 +136,28 @@ async def test_a_close_before_any_producer_started_ends_run_at_once(hang: bool) 
     assert made[-1].log == []
 
 
+async def test_the_mirrors_restarts_do_not_warn_of_each_failed_attempt_and_name_its_own_wait() -> None:
+    """While its bootstrap stays down, only the mirror's first start logs its failed attempts as `kafka_connect_failed`
+    warnings: once `timeline_mirror_unavailable` said the outage, its restarts do not; the BrokerUnreachable names the
+    mirror's own fixed wait, not RESPONDER_KAFKA_CONNECT_TIMEOUT, which does not set it."""
+    with capture_logs() as logs:
+        mirror, made = await _mirror([_DOWN] * 3)
+        mirror.connect_timeout = 0.15  # a retry or more within each start (each logged)
+        task = asyncio.create_task(mirror.run())
+        async with asyncio.timeout(20):  # three starts of up to 0.15 s plus a jittered retry sleep of up to 1.1 s
+            while len(made) < 4:
+                await asyncio.sleep(0.01)
+        mirror.close()
+        await task
+    events = [(e["event"], e["log_level"]) for e in logs]
+    said = events.index(("timeline_mirror_unavailable", "error"))
+    warned = [i for i, event in enumerate(events) if event == ("kafka_connect_failed", "warning")]
+    assert warned, events  # the first start's, as any client's
+    assert max(warned) < said, events
+    error = str(_events(logs, "timeline_mirror_unavailable")[0]["error"])
+    assert "the timeline mirror's own connect timeout" in error
+    assert "RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait" not in error
+
 
 async def test_a_cancel_while_a_closed_mirror_ends_its_start_is_raised_not_swallowed() -> None:
     """Closed while its producer's start hangs, then cancelled while that start is being closed: `run` raises the

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, UnsupportedVersionError
+from structlog.testing import capture_logs
 
 from responder.errors import BrokerUnreachable
 from responder.ingest.clients import _start_with_retry
@@ -59,4 +60,24 @@ async def test_a_cancelled_start_closes_the_client() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert client.stops == 1
+
+
+async def test_by_default_each_failed_attempt_is_a_warning_and_the_connect_timeout_setting_is_named() -> None:
+    """Without `quiet`, each failed attempt is a `kafka_connect_failed` warning and BrokerUnreachable names
+    RESPONDER_KAFKA_CONNECT_TIMEOUT as what sets the wait."""
+    with capture_logs() as logs, pytest.raises(BrokerUnreachable, match="RESPONDER_KAFKA_CONNECT_TIMEOUT sets the"):
+        await _start_with_retry(_Client(KafkaConnectionError("no route")), deadline=0.05)
+    assert ("kafka_connect_failed", "warning") in [(e["event"], e["log_level"]) for e in logs]
+
+
+async def test_a_quiet_start_logs_its_attempts_at_debug_and_names_what_sets_its_wait() -> None:
+    """With `quiet` the failed attempts (and the start) are logged at debug level, no warning; BrokerUnreachable names
+    `wait_set_by`, not RESPONDER_KAFKA_CONNECT_TIMEOUT."""
+    client = _Client(KafkaConnectionError("no route"))
+    with capture_logs() as logs, pytest.raises(BrokerUnreachable) as raised:
+        await _start_with_retry(client, deadline=0.05, quiet=True, wait_set_by="the mirror's own timeout")
+    assert "the mirror's own timeout sets the wait" in str(raised.value)
+    assert "RESPONDER_KAFKA_CONNECT_TIMEOUT" not in str(raised.value)
+    assert [e for e in logs if e["log_level"] != "debug"] == []
     assert client.stops == 1
