@@ -80,6 +80,11 @@ class BrokerUnreachable(ConfigError):
     was not ready for an admin request within its deadline (responder/ingest/admin.py, `with_admin`)."""
 
 
+class ReadCancelled(ResponderError, RuntimeError):
+    """A read run concurrently by `in_order` (the guard's, responder/engine/inorder.py) ended cancelled, though neither
+    its caller nor an earlier read's refusal cancelled it: it has no answer, so neither has `in_order` (fail closed)."""
+
+
 class TopicRefused(ConfigError):
     """Kafka refuses this principal a topic it must write to (an ACL): retrying cannot help until it is granted."""
 

@@ -10,15 +10,20 @@ read (or none) runs in the caller's task: no task, no TaskGroup.
 
 Cancelling the caller (the guard's deadline) cancels every read in flight and waits for them (`TaskGroup`). An
 exception a read lets through ends `in_order` with it (one: as it was raised), the other reads cancelled, and the
-cancel request Python 3.11's TaskGroup then leaves in the caller's task is taken back (`take_back_cancels`).
+cancel request Python 3.11's TaskGroup then leaves in the caller's task is taken back (`take_back_cancels`). A read
+that ends cancelled when nobody asked (neither the caller nor a refusal before it) is no answer: the TaskGroup lets
+a child's CancelledError pass as if it had ended, so `in_order` raises ReadCancelled naming it (until 2026-12-06 a
+KeyError at `found[i]`), never an answer without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
+from responder.errors import ReadCancelled
 from responder.exception_groups import cancel_requests, take_back_cancels
 
 T = TypeVar("T")
@@ -34,10 +39,20 @@ async def in_order(reads: Sequence[Callable[[], Awaitable[T]]], refuses: Callabl
     await _read_all(reads, refuses, asyncio.Semaphore(max(1, len(reads) if at_once is None else at_once)), found)
     out: list[T] = []
     for i in range(len(reads)):  # the reads after the first refusing one may be unread
+        if i not in found:  # cancelled, and not by a refusal before it (those cancel only the reads after them)
+            raise ReadCancelled(f"read {i + 1} of {len(reads)} ({_name(reads[i])}) was cancelled, though neither the "
+                                "caller nor an earlier read's refusal cancelled it: it has no answer, so none is given")
         out.append(found[i])
         if refuses(found[i]):
             break
     return out
+
+
+def _name(read: Callable[[], Awaitable[T]]) -> str:
+    """What `read` calls (a partial's function), for a message."""
+    while isinstance(read, partial):
+        read = read.func
+    return str(getattr(read, "__qualname__", type(read).__name__))
 
 
 async def _read_all(reads: Sequence[Callable[[], Awaitable[T]]], refuses: Callable[[T], bool],

@@ -17,7 +17,7 @@ from responder.engine.iamprincipals import PrincipalForms
 from responder.engine.inorder import in_order
 from responder.engine.kmsaliases import KeyAliases
 from responder.engine.tagreads import SEP, ResourceTags
-from responder.errors import PermanentActuationError
+from responder.errors import PermanentActuationError, ReadCancelled
 from responder.models.runbook import Protected, Runbook
 from tests.unit.test_kept_reads_concurrent import Boom, NoAws, _turns
 from tests.unit.test_kms_aliases import KEY, KEY_ARN, Clock
@@ -255,3 +255,43 @@ def test_an_exception_a_read_lets_through_keeps_its_own_cause() -> None:
         assert isinstance(raised.value.__cause__, ValueError)
 
     asyncio.run(main())
+
+
+async def _stray() -> str | None:
+    """A read ending in a CancelledError nobody asked for (as a library's inner task's, raised into it)."""
+    await asyncio.sleep(0)
+    raise asyncio.CancelledError
+
+
+async def _nothing() -> str | None:
+    await asyncio.sleep(0)
+    return None
+
+
+async def _refusing() -> str | None:
+    await asyncio.sleep(0.01)  # after the stray read ended
+    return "refused"
+
+
+@pytest.mark.parametrize(("reads", "which"), [([_stray, _nothing, _nothing], 1), ([_nothing, _stray, _refusing], 2)],
+                         ids=["no-refusal", "before-the-refusal"])
+def test_a_read_cancelled_when_nobody_asked_fails_in_order_with_a_clear_error(reads: list[Any], which: int) -> None:
+    """A read that ends in a CancelledError neither the caller nor an earlier refusal asked for is no answer: in_order
+    raises ReadCancelled naming that read (not a KeyError, never an answer without it); the caller is not cancelled."""
+    async def main() -> int:
+        with pytest.raises(ReadCancelled, match=rf"read {which} of 3 \(_stray\) was cancelled"):
+            await in_order(reads, lambda hit: hit is not None)
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert asyncio.run(main()) == 0
+
+
+def test_a_read_cancelled_after_the_first_refusal_does_not_change_the_answer() -> None:
+    """A read after the first refusing one is not needed for the answer: ended cancelled, by whom ever, the answer is
+    that refusal."""
+    async def first() -> str | None:
+        return "refused"
+
+    assert asyncio.run(in_order([first, _stray, _nothing], lambda hit: hit is not None)) == ["refused"]
