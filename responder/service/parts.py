@@ -50,6 +50,7 @@ class Parts:
     metrics_server: MetricsServer | None
     shares_metrics_server: bool  # handed in by `rebuilds`: outlives the service, which neither stops it nor owns it
     reached_kafka: bool = False  # its publisher started, after the topic check: its settings work (rejoin.py)
+    ready_since: float | None = None  # when it last became ready (time.monotonic): rejoin.py's backoff resets by it
     ingest: KafkaIngest
     fleet: FleetState | None  # fleet mode: state follows its partition
     approvals: ApprovalIngest

@@ -61,6 +61,10 @@ log = structlog.get_logger(__name__)
 WINDOW_S = 3600.0
 """The rejoins allowed (`fenced_rejoins`, after fences, failed transactions and an unreachable Kafka alike) are
 counted over this many seconds."""
+HEALTHY_S = 60.0
+"""A service ready this many seconds when it fails ran healthy: the next rejoin waits `backoff` again, not the delay
+doubled by the rejoins before it. Longer than a flapping replica's cycle (the 10 s backoff at most, a session timeout
+of 10 to 45 s, the 30 s connect timeout of a start during an outage, never ready)."""
 WHY = {"fenced": "a fence", "transaction_failed": "a failed changelog transaction",
        "kafka_unreachable": "an unreachable Kafka cluster"}
 SAID = {"fenced": "fenced", "transaction_failed": "stopped by a failed changelog transaction",
@@ -137,12 +141,12 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
     """Run `build(None)` until SIGTERM or SIGINT, as `serve` does; when it ends fenced or with a failed transaction,
     or cannot reach Kafka once its settings reached it (built after a rejoin, or `reached_kafka`: `rejoin_reason`),
     build and run a new one (`build(the dropped one)`, see `rebuilds`) after `backoff` seconds (doubled after each
-    rejoin, at most 10), at most `rejoins` times an hour for all kinds together. A stop asked for meanwhile ends
-    serving cleanly: the partitions are another replica's already, or their uncommitted records are redone by their
-    next owner, as after a crash. `stop`, when given, is one more way to ask for it: setting it does what SIGTERM
-    does (for a caller that must not signal its own process, as a test under pytest-xdist). A metrics server the
-    services share (`shares_metrics_server`) is this loop's: it says "rejoining" between two services, and is
-    stopped when serving ends, however it ends."""
+    rejoin, at most 10; `backoff` again when the one that failed was ready `HEALTHY_S`), at most `rejoins` times an
+    hour for all kinds together. A stop asked for meanwhile ends serving cleanly: the partitions are another
+    replica's already, or their uncommitted records are redone by their next owner, as after a crash. `stop`, when
+    given, is one more way to ask for it: setting it does what SIGTERM does (for a caller that must not signal its
+    own process, as a test under pytest-xdist). A metrics server the services share (`shares_metrics_server`) is
+    this loop's: it says "rejoining" between two services, and is stopped when serving ends, however it ends."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     current: list[Service] = []
@@ -175,6 +179,8 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
                     _stopped(reason, exc)
                     return
                 now = time.monotonic()
+                if (since := getattr(current[0], "ready_since", None)) is not None and now - since >= HEALTHY_S:
+                    delay = backoff  # it ran healthy: this failure is not the last one's again
                 while recent and now - recent[0][0] > WINDOW_S:
                     recent.popleft()
                 recent.append((now, reason))
@@ -192,11 +198,13 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        if watching is not None:
-            watching.cancel()
-            await asyncio.wait([watching])  # its cancellation, not ours: ours is raised, never swallowed
-        if health is not None:
-            await health.stop()
+        try:
+            if watching is not None:
+                watching.cancel()
+                await asyncio.wait([watching])  # its cancellation, not ours: ours is raised, never swallowed
+        finally:  # a cancel of ours meanwhile too: the metrics server is stopped however serving ends
+            if health is not None:
+                await health.stop()
 
 
 async def _when_set(event: asyncio.Event, then: Callable[[], None]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -117,6 +118,7 @@ class Running(SignedLoops):
             return  # a stop came first: the started clients are closed as after a run
         if self._rebalance_error is not None:  # a manual assignment runs its callback inside start()
             raise self._rebalance_error
+        self.ready_since = time.monotonic()  # a long healthy run resets the rejoins' backoff (rejoin.py)
         self.ready.set()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._alerts_loop())

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from responder.errors import ConfigError, TimelineError
 from responder.errors_kafka import ConsumerRebuildsExhausted, ReplicaFenced
 from responder.models.event import RawRecord
 from responder.service import Service, rebuilds, rejoin_reason, serve_rejoining
+from responder.service import rejoin as rejoin_module
 from responder.settings import Settings
 from responder.timeline import FileStore, MemoryStore, Recorder
 
@@ -365,3 +367,31 @@ async def test_a_keyboard_interrupt_in_a_fenced_teardown_is_raised(tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         await service.run()
     await service.approvals.consumer.stop()
+
+
+async def test_after_a_long_healthy_run_the_next_rejoin_waits_the_backoff_again(monkeypatch):
+    """Rejoins double the delay (1, 2 × backoff); a service ready `HEALTHY_S` (61 s on a fake clock) before its fence
+    is followed by a rejoin after `backoff` again, not 4 × backoff; one ready 59 s does not reset it."""
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(rejoin_module, "time", SimpleNamespace(monotonic=lambda: clock.now))  # rejoin.py's only
+    served: list[float | None] = [None, None, 61.0, 59.0]  # seconds each service is ready before its fence
+    built: list[_Service] = []
+
+    class _Serving(_Service):
+        ready_since: float | None = None
+
+        async def run(self) -> None:
+            ready = served[len(built) - 1] if len(built) <= len(served) else None
+            if ready is not None:
+                self.ready_since = clock.now
+                clock.now += ready
+            await super().run()
+
+    def build(previous: Any) -> Any:
+        built.append(_Serving(_fence() if len(built) < len(served) else None))
+        return built[-1]
+
+    with capture_logs() as logs:
+        await serve_rejoining(build, rejoins=10, backoff=0.001)
+    assert len(built) == 5
+    assert [e["in_s"] for e in logs if e["event"] == "replica_rejoining"] == [0.001, 0.002, 0.001, 0.002]

@@ -163,3 +163,24 @@ def test_the_count_between_services_goes_on_from_the_fenced_ones(tmp_path):
     _rejoining(health, 2, 5, 2.0)
     assert health.metrics.value("responder_replica_rejoins_total") == 2
     assert "rejoining after a fence (2 of 5 rejoins this hour)" in (health.why() or "")
+
+
+async def test_a_cancel_while_serving_ends_its_stop_watcher_still_stops_the_metrics_server(tmp_path):
+    """Cancelled while its `finally` waits for the stop watcher to end, `serve_rejoining` still stops the shared
+    metrics server (its port refused), and the cancellation is raised."""
+    health = health_server(_settings(tmp_path))
+    assert health is not None
+    port = await health.start()
+
+    class _Ending(_Fake):
+        async def run(self) -> None:  # ends cleanly, our task's cancel due just as serving's `finally` starts waiting
+            task = asyncio.current_task()
+            assert task is not None
+            asyncio.get_running_loop().call_soon(task.cancel)
+
+    task = asyncio.create_task(serve_rejoining(lambda _: _Ending(health, None), rejoins=3, stop=asyncio.Event()))
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert task.cancelled()
+    assert not health.listening
+    assert await _refused(port)
