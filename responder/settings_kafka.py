@@ -85,12 +85,12 @@ class KafkaSettings(BaseSettings):
                                     "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "
                                     "does, Tansu does not), checked at start (docs/fleet.md)")
     fenced_rejoins: int = Field(
-        default=5, ge=0, le=100, description="fleet mode: a replica fenced by another (it was paused past its "
-                                             "session), or whose changelog transaction failed (a broker killed), "
-                                             "drops its state and rejoins the group in-process, at most this many "
-                                             "times an hour for both (a service that cannot reach Kafka once it "
-                                             "did counts as one more, in any mode); then, or at once with 0, it "
-                                             "exits 75 for its supervisor (docs/fleet.md)")
+        default=5, ge=0, le=100, description="in-process rejoins allowed an hour, all kinds together: a service "
+                                             "cut off from Kafka once its settings reached it (any mode), or a "
+                                             "fleet replica fenced by another (paused past its session) or whose "
+                                             "changelog transaction failed (a broker killed), drops its state and "
+                                             "is built again; past this many, or at once with 0, it exits 75 for "
+                                             "its supervisor (docs/fleet.md)")
     fleet_guard_table: str | None = Field(
         default=None, description="DynamoDB table shared by the fleet: global quotas count every replica's "
                                   "actions and its kill switch stops every replica within one poll")
