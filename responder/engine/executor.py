@@ -29,6 +29,7 @@ from responder.engine.fleetguard import FleetGuard
 from responder.engine.grouping import group_key as grouped
 from responder.engine.guards import Guards
 from responder.engine.iamprincipals import PrincipalForms
+from responder.engine.iamrecords import IamRecords
 from responder.engine.incidents import Incident
 from responder.engine.kmsaliases import KeyAliases
 from responder.engine.planner import LazyPlan
@@ -74,10 +75,11 @@ class Engine(EscalationRelease, Admission):
         self.guards = guards or Guards()
         if self.guards.aliases is None:  # a protected KMS alias protects its key: read through this engine's AWS
             self.guards.aliases = KeyAliases(aws)
+        records = IamRecords(aws)  # one GetRole/GetUser in flight per role or user, for both readers below
         if self.guards.principals is None:  # a protected unique id or path pattern protects roles and users named
-            self.guards.principals = PrincipalForms(aws)  # by name: their ids and paths read through the same AWS
+            self.guards.principals = PrincipalForms(aws, records=records)  # by name: their ids and paths read
         if self.guards.tags is None:  # a protected tag protects what a step acts on, its tags read through AWS
-            self.guards.tags = ResourceTags(aws)
+            self.guards.tags = ResourceTags(aws, records=records)
         self.fleet_guard = fleet_guard  # global quotas and the kill switch shared by every replica
         self.publisher = publisher
         self.requests_topic = requests_topic

@@ -38,6 +38,7 @@ from responder.actuators.base import ModelConfig
 from responder.engine.arnforms import ANYWHERE, Home
 from responder.engine.guardreads import by_reads, matching, refuses
 from responder.engine.iamprincipals import PrincipalForms, principal_kinds
+from responder.engine.iamrecords import one_check
 from responder.engine.inorder import in_order
 from responder.engine.kmsaliases import KeyAliases, key_ids, names_alias
 from responder.engine.protection import identifier_forms, invalid_iam_name, principals
@@ -193,7 +194,8 @@ class Guards:
         if any(p.tags for p in protected) and acted_on(actuator, params, self.policy.models) != set():  # else None
             kinds.append(partial(tag_refusal, self.tags, [p.tags for p in protected], actuator, params,
                                  self.policy.models))
-        return next((hit for hit in await in_order(kinds, refuses) if hit is not None), None)
+        with one_check():  # a role's or user's record read once for its id and its tags (`iamrecords`)
+            return next((hit for hit in await in_order(kinds, refuses) if hit is not None), None)
 
     async def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
                          event: Event, windows: QuotaWindows, now: float, *, escalating: bool = False,

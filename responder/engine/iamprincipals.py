@@ -18,14 +18,14 @@ from functools import lru_cache
 import structlog
 
 from responder.engine.arnforms import IAM_PATH_PATTERN, UNIQUE_PREFIX, WILDCARD, Home, may_start
-from responder.engine.keptreads import KeptReads
+from responder.engine.iamrecords import Record, RecordReads, get_record
 from responder.engine.protection import resource_forms
 from responder.errors import PermanentActuationError, TransientActuationError
 from responder.models.event import Resource, ResourceKind
 
 log = structlog.get_logger(__name__)
 
-_READ = {"role": ("get_role", "RoleName", "Role", "RoleId"), "user": ("get_user", "UserName", "User", "UserId")}
+_READ = {"role": ("get_role", "RoleName", "RoleId"), "user": ("get_user", "UserName", "UserId")}
 _KINDS = {"role": ResourceKind.IAM_ROLE, "user": ResourceKind.IAM_USER}
 NONE: frozenset[str] = frozenset()
 
@@ -60,8 +60,9 @@ def _why(exc: Exception) -> str:
     return "throttled or unavailable" if isinstance(exc, TransientActuationError) else "failed"
 
 
-class PrincipalForms(KeptReads):
-    """Reads and keeps, for `TTL_S` seconds, the forms of the roles and users (`role/NAME`, `user/NAME`) steps name."""
+class PrincipalForms(RecordReads):
+    """Reads and keeps, for `TTL_S` seconds, the forms of the roles and users (`role/NAME`, `user/NAME`) steps name
+    (their records shared with the tags' reader through `records`, when given: `iamrecords`)."""
 
     def _unreadable(self, key: str, exc: Exception) -> str:
         why = _why(exc)
@@ -71,9 +72,14 @@ class PrincipalForms(KeptReads):
                 f"refused until it can be ({action})")
 
     async def _read(self, key: str) -> frozenset[str]:
+        return self._from_record(key, await get_record(self.aws, key))
+
+    def _record_key(self, key: str) -> str:
+        return key
+
+    def _from_record(self, key: str, got: Record) -> frozenset[str]:
         kind, name = key.split("/", 1)
-        operation, param, field, unique = _READ[kind]
-        got = (await self.aws.call("iam", operation, **{param: name}))[field]
+        operation, param, unique = _READ[kind]
         arn, unique_id, path = got["Arn"], got[unique], got["Path"]  # each needed: none may default (fail closed)
         if not all(isinstance(v, str) and v for v in (arn, unique_id, path)) or len(arn.split(":")) < 6:
             raise PermanentActuationError(f"{operation} answered no usable Arn, {unique} and Path", code="Malformed")

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
+from typing import TypeVar
 
 from responder.actuators.base import AwsCaller
 from responder.actuators.retry import retry_after
@@ -34,6 +35,7 @@ from responder.engine.inorder import in_order
 from responder.errors import TransientActuationError
 from responder.threadpools import AWS_THREADS_PER_SERVICE
 
+T = TypeVar("T")
 _MAX_KEPT = 1024  # targets kept at most: findings naming many targets cannot grow the cache without bound
 
 
@@ -90,16 +92,20 @@ class KeptReads(ABC):
         return found
 
     async def _retried(self, key: str) -> frozenset[str]:
-        """`_read`, retried with the actuators' policy when it fails transiently, unless the first try alone took
+        """`_read`, retried (`retrying`)."""
+        return await self.retrying(partial(self._read, key))
+
+    async def retrying(self, read: Callable[[], Awaitable[T]]) -> T:
+        """`read`, retried with the actuators' policy when it fails transiently, unless the first try alone took
         `DEADLINE_S` (a call that hung to its timeout): no retry starts later, as the step's lane waits on the guard."""
         started = time.monotonic()
         try:
-            return await self._read(key)
+            return await read()
         except TransientActuationError as exc:
             if time.monotonic() - started >= self.DEADLINE_S:
                 raise
-            return await retry_after(exc, lambda: self._read(key), attempts=self.ATTEMPTS, deadline=self.DEADLINE_S,
-                                     started=started, initial=self.BACKOFF_S, maximum=self.DEADLINE_S / 2)
+            return await retry_after(exc, read, attempts=self.ATTEMPTS, deadline=self.DEADLINE_S, started=started,
+                                     initial=self.BACKOFF_S, maximum=self.DEADLINE_S / 2)
 
     @abstractmethod
     async def _read(self, key: str) -> frozenset[str]:

@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from responder.actuators.base import ModelConfig
-from responder.engine.keptreads import KeptReads
+from responder.engine.iamrecords import Record, RecordReads, get_record
 from responder.errors import PermanentActuationError
 
 log = structlog.get_logger(__name__)
@@ -116,8 +116,9 @@ def tags_of(forms: set[str]) -> dict[str, set[str]]:
     return out
 
 
-class ResourceTags(KeptReads):
-    """Reads and keeps, for `TTL_S` seconds, the tags (`key SEP value`) of the resources (`kind id`) steps act on."""
+class ResourceTags(RecordReads):
+    """Reads and keeps, for `TTL_S` seconds, the tags (`key SEP value`) of the resources (`kind id`) steps act on (a
+    role's or user's record shared with the principals' reader through `records`, when given: `iamrecords`)."""
 
     def _unreadable(self, key: str, exc: Exception) -> str:
         kind, name = key.split(" ", 1)
@@ -128,10 +129,8 @@ class ResourceTags(KeptReads):
     async def _read(self, key: str) -> frozenset[str]:
         kind, name = key.split(" ", 1)
         call = self.aws.call
-        if kind in ("role", "user"):
-            field = kind.capitalize()
-            got = (await call("iam", f"get_{kind}", **{f"{field}Name": name}))[field]
-            return _pairs(got.get("Tags", []))
+        if (record := self._record_key(key)) is not None:
+            return self._from_record(key, await get_record(self.aws, record))
         if kind == "instance":
             found = [i for r in (await call("ec2", "describe_instances", InstanceIds=[name]))["Reservations"]
                      for i in r["Instances"]]
@@ -166,6 +165,13 @@ class ResourceTags(KeptReads):
                     return frozenset()
                 raise
         return await self._paged(kind, name)
+
+    def _record_key(self, key: str) -> str | None:
+        kind, name = key.split(" ", 1)
+        return f"{kind}/{name}" if kind in ("role", "user") else None
+
+    def _from_record(self, key: str, record: Record) -> frozenset[str]:
+        return _pairs(record.get("Tags", []))
 
     async def _paged(self, kind: str, name: str) -> frozenset[str]:
         """Tags listed in pages (KMS key, SageMaker endpoint, CloudTrail trail): every page, or refused (a page marked
