@@ -8,13 +8,14 @@ low rate limits, on the containment path. Given one `IamRecords` (the engine giv
 one: within one check (`one_check`, the guard's reads of one step), a reader asking for a record being read joins that
 read and gets its record or its failure (the same exception: each reader refuses in its own words, `keptreads`). A
 read another check started is never joined: its record may predate this check, and its retries would leave this
-check's reader less time than its own (a storm of steps on one role keeps each step's retry budget). The read runs in
-a task of its own, retried with the policy of the reader that started it (`KeptReads.retrying`, the same for both), so
-a waiter cancelled (a reader whose key is cancelled after an earlier key refused, `inorder`) leaves the read to the
-others; the last waiter cancelled cancels it and waits for it to end, as a reader's own read was. Nothing is kept once
-the read ends: each reader keeps its own forms for `KeptReads.TTL_S`, only to refuse, and reads again otherwise (a
-change since an earlier check protects at once, as before). Reads in flight are bounded by the readers' own bounds
-(`KeptReads.CONCURRENCY` each): each has a waiter holding one of its reader's places.
+check's reader less time than its own (a storm of steps on one role keeps each step's retry budget); outside a check
+(a reader's `forms` called on its own) nothing is shared. The read runs in a task of its own, retried with the policy
+of the reader that started it (`KeptReads.retrying`, the same for both), so a waiter cancelled (a reader whose key is
+cancelled after an earlier key refused, `inorder`) leaves the read to the others; the last waiter cancelled cancels it
+and waits for it to end, as a reader's own read was. Nothing is kept once the read ends: each reader keeps its own
+forms for `KeptReads.TTL_S`, only to refuse, and reads again otherwise (a change since an earlier check protects at
+once, as before). Reads in flight are bounded by the readers' own bounds (`KeptReads.CONCURRENCY` each): each has a
+waiter holding one of its reader's places.
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ class IamRecords:
 
     async def record(self, key: str, retrying: Retrying) -> Record:
         """`key`'s record, read now: the read in flight for it in this check, else one started here (retried by
-        `retrying`)."""
-        at = (_CHECK.get(), key)
+        `retrying`); outside a check (`one_check`), always one of its own."""
+        check = _CHECK.get()
+        if check is None:  # outside a check nothing is shared: a caller's read is never another's (a later check's)
+            return await retrying(partial(get_record, self.aws, key))
+        at = (check, key)
         flight = self._flights.get(at)
         if flight is None:
             flight = self._flights[at] = _Flight(asyncio.create_task(self._read(at, retrying)))

@@ -15,6 +15,7 @@ from responder.actuators import registry
 from responder.engine import Engine
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.iamprincipals import PrincipalForms
+from responder.engine.iamrecords import one_check
 from responder.engine.tagreads import ResourceTags
 from responder.errors import PermanentActuationError, TransientActuationError
 from responder.models.runbook import Protected, Runbook
@@ -113,7 +114,8 @@ def test_a_failing_or_retried_read_is_shared_and_each_reader_answers_in_its_own_
         for reader in (principals, tags):
             assert isinstance(reader.aws, Iam)
             reader.aws.calls = 0  # the readers' own reads, together, fail as the first did
-        return found, list(await asyncio.gather(principals.forms({ROLE}), tags.forms({TAGGED})))
+        with one_check():  # both readers' reads of one check: shared again (only given one `IamRecords`)
+            return found, list(await asyncio.gather(principals.forms({ROLE}), tags.forms({TAGGED})))
 
     checked: list[int] = []  # the shared IAM's calls after the step's check
 
@@ -157,8 +159,9 @@ def test_cancelling_one_waiter_leaves_the_read_to_the_other(cancelled: str) -> N
     async def scenario() -> tuple[Iam, set[str] | str, bool, set[asyncio.Task[Any]]]:
         aws = Iam(ROLES["tag"], gate=asyncio.Event())
         principals, tags = _readers(_engine_guards(aws))
-        waiting = {"principals": asyncio.create_task(principals.forms({ROLE})),
-                   "tags": asyncio.create_task(tags.forms({TAGGED}))}
+        with one_check():  # as the guard's reads of one step (`Guards._read_protected`): the tasks in its check
+            waiting = {"principals": asyncio.create_task(principals.forms({ROLE})),
+                       "tags": asyncio.create_task(tags.forms({TAGGED}))}
         await _turns()
         assert aws.calls == 1  # before: 2, one read each
         victim, other = waiting.pop(cancelled), next(iter(waiting.values()))
@@ -183,7 +186,8 @@ def test_cancelling_every_waiter_cancels_the_read() -> None:
     async def scenario() -> tuple[Iam, set[asyncio.Task[Any]], set[str] | str]:
         aws = Iam(ROLES["neither"], gate=asyncio.Event())
         principals, tags = _readers(_engine_guards(aws))
-        waiting = [asyncio.create_task(principals.forms({ROLE})), asyncio.create_task(tags.forms({TAGGED}))]
+        with one_check():  # as the guard's reads of one step
+            waiting = [asyncio.create_task(principals.forms({ROLE})), asyncio.create_task(tags.forms({TAGGED}))]
         await _turns()
         assert aws.calls == 1  # before: 2, one read each
         for task in waiting:
@@ -200,3 +204,24 @@ def test_cancelling_every_waiter_cancels_the_read() -> None:
     assert (aws.calls, aws.cancelled) == (2, 1)
     assert isinstance(again, set)
     assert "aroaother00000000000" in again
+
+
+def test_readers_asking_outside_a_check_share_no_read() -> None:
+    """The two readers asked at once outside any guard check (`one_check`): each reads on its own (two GetRole), as
+    readers of two checks do; a read is never joined by a caller whose check it is not."""
+
+    async def scenario() -> tuple[int, list[set[str] | str]]:
+        aws = Iam(ROLES["tag"], gate=asyncio.Event())
+        principals, tags = _readers(_engine_guards(aws))
+        waiting = [asyncio.create_task(principals.forms({ROLE})), asyncio.create_task(tags.forms({TAGGED}))]
+        await _turns()
+        in_flight = aws.calls
+        assert aws.gate is not None
+        aws.gate.set()
+        return in_flight, list(await asyncio.gather(*waiting))
+
+    in_flight, (forms, tagged) = asyncio.run(scenario())
+    assert in_flight == 2
+    assert isinstance(forms, set)
+    assert "aroaother00000000000" in forms
+    assert tagged == {"responder:protected\x1fyes"}
