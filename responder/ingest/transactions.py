@@ -231,7 +231,8 @@ class Transactions:
         producer: a bare KafkaError); else ChangelogError (an ACL, a record too large, an aiokafka assertion)."""
         if self.producers.get(partition) is not producer:  # revoked meanwhile: a plain ChangelogError, no change
             return ChangelogError(f"changelog {self.topic}[{partition}] was revoked as its transaction failed: {exc!r}")
-        self._open.pop(partition, None), self._sent.pop(partition, None)
+        self._open.pop(partition, None)
+        self._sent.pop(partition, None)
         if _refused(exc):
             self.fenced.add(partition)
             log.critical("replica_fenced", partition=partition, transactional_id=self.transactional_id(partition),
