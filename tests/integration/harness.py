@@ -57,13 +57,34 @@ async def running(service: Service) -> AsyncIterator[Service]:
         await asyncio.wait_for(task, 60)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Poll until `predicate()` holds; AssertionError after `timeout` seconds."""
+async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, *, what: str = "condition not reached in time",
+                   serving: asyncio.Task[Any] | None = None) -> None:
+    """Poll until `predicate()` holds; AssertionError (`what`) after `timeout` seconds, or at once when the task
+    `serving` ended meanwhile (with its error)."""
     deadline = time.monotonic() + timeout
     while not predicate():
+        if serving is not None:
+            assert not serving.done(), serving.exception() if not serving.cancelled() else "cancelled"
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
+            raise AssertionError(what)
         await asyncio.sleep(0.05)
+
+
+async def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[Any]:
+    """At least `expect` records of `topic`, read from the start (no group), sorted by partition and offset."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(out) < expect:
+                batch = await consumer.getmany(timeout_ms=300)
+                out += [m for msgs in batch.values() for m in msgs]
+    finally:
+        await consumer.stop()
+    return sorted(out, key=lambda m: (m.partition, m.offset))
 
 
 async def notifications(bootstrap: str, keep: Callable[[dict[str, Any]], bool],

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import IncompatibleBrokerVersion
@@ -22,7 +21,7 @@ from responder.ingest.kafka import publish
 from responder.service import Service
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.http import http_request
-from tests.integration.harness import make_settings, running, wait_for
+from tests.integration.harness import make_settings, read_all, running, wait_for
 
 pytestmark = pytest.mark.integration
 SECRET = "rotate-me-2026"
@@ -50,22 +49,6 @@ async def _allow_large_records(bootstrap: str, topic: str) -> None:
         pass
     finally:
         await admin.close()
-
-
-async def _read_all(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while len(out) < expect:
-                batch = await consumer.getmany(timeout_ms=300)
-                out += [m for msgs in batch.values() for m in msgs]
-    finally:
-        await consumer.stop()
-    return sorted(out, key=lambda m: (m.partition, m.offset))
-
-
 
 
 async def test_every_poison_kind_is_deadlettered_counted_committed(
@@ -103,7 +86,7 @@ async def test_every_poison_kind_is_deadlettered_counted_committed(
         health, _ = await http_request(port, "/healthz")
         missing, _ = await http_request(port, "/nope")
     assert await _status(aws, key) == "Inactive"
-    dead = await _read_all(kafka_bootstrap, topics["deadletter"], len(poison))
+    dead = await read_all(kafka_bootstrap, topics["deadletter"], len(poison))
     assert [(dict(m.headers)["dlq.reason"].decode(), m.value) for m in dead] == [(r, v) for r, v, _ in poison]
     first = dict(dead[0].headers)
     assert first["trace-id"] == b"t-1"
@@ -161,7 +144,7 @@ async def test_replay_after_the_fix_acts_on_the_record(kafka_bootstrap, aws, top
     async with running(second):
         await wait_for(lambda: bool(second.engine.state.results()), timeout=60)
     assert await _status(aws, key) == "Inactive"
-    replayed = (await _read_all(kafka_bootstrap, topics["alerts"], 3))[-1]
+    replayed = (await read_all(kafka_bootstrap, topics["alerts"], 3))[-1]
     assert replayed.value == finding
     assert sorted(k for k, _ in replayed.headers) == ["responder-key-id", "responder-replay-of", "responder-signature"]
 
@@ -177,7 +160,7 @@ async def test_a_poison_record_near_the_size_cap_is_deadlettered_truncated(
         await publish(kafka_bootstrap, topics["alerts"], [poison], key=b"poison")
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
         await wait_for(lambda: any(r.step == "deactivate-key" for r in service.engine.state.results()))
-    [dead] = await _read_all(kafka_bootstrap, topics["deadletter"], 1)
+    [dead] = await read_all(kafka_bootstrap, topics["deadletter"], 1)
     headers = dict(dead.headers)
     assert headers["dlq.truncated"] == b"1047000"
     assert poison.startswith(dead.value)
@@ -203,7 +186,7 @@ async def test_a_record_whose_copy_cannot_fit_does_not_block_its_partition(
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
         await wait_for(lambda: any(r.step == "deactivate-key" for r in service.engine.state.results()))
     assert await _status(aws, key) == "Inactive"
-    [dead] = await _read_all(kafka_bootstrap, topics["deadletter"], 1)
+    [dead] = await read_all(kafka_bootstrap, topics["deadletter"], 1)
     headers = dict(dead.headers)
     assert headers["dlq.reason"] == b"not_json"
     assert headers["dlq.sha256"] == hashlib.sha256(poison).hexdigest().encode()
@@ -225,9 +208,9 @@ async def test_replaying_the_same_range_twice_publishes_each_record_once(kafka_b
     second = await replay_deadletters(kafka_bootstrap, dlq, to_topic=target, idle_seconds=1.5)
     assert (first.replayed, first.already, first.unreplayable) == (2, 0, 1)
     assert (second.replayed, second.already, second.unreplayable) == (0, 2, 1)
-    sent = await _read_all(kafka_bootstrap, target, 2)
+    sent = await read_all(kafka_bootstrap, target, 2)
     with pytest.raises(TimeoutError):
-        await _read_all(kafka_bootstrap, target, 3, timeout=3.0)
+        await read_all(kafka_bootstrap, target, 3, timeout=3.0)
     assert [m.value for m in sent] == [b"{bad-1", b"{bad-2"]
     assert [dict(m.headers)["responder-replay-of"].split(b":")[0] for m in sent] == [dlq.encode()] * 2
     assert all("dlq.reason" not in dict(m.headers) for m in sent)

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from responder.ingest.kafka import ensure_topics
 from responder.ingest.mirror import KafkaMirror
 from responder.sandbox.broker import free_port
-from tests.integration.test_deadletter import _read_all
+from tests.integration.harness import read_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +34,6 @@ async def _forward(upstream: str, reader: asyncio.StreamReader, writer: asyncio.
     await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
 
 
-async def _until(done: object, seconds: float) -> None:
-    async with asyncio.timeout(seconds):
-        while not done():  # type: ignore[operator]
-            await asyncio.sleep(0.05)
-
-
 async def test_a_mirror_whose_bootstrap_answers_later_sends_every_line_in_order(kafka_bootstrap, unique):
     """No broker at the mirror's bootstrap: `timeline_mirror_unavailable`, `run` goes on; once one answers there, a new
     producer starts and every line, queued before and after, is in the topic in order."""
@@ -52,16 +46,16 @@ async def test_a_mirror_whose_bootstrap_answers_later_sends_every_line_in_order(
     with capture_logs() as logs:
         mirror.accept([(SimpleNamespace(writer="host:1", seq=0), lines[0] + b"\n")])  # type: ignore[list-item]
         task = asyncio.create_task(mirror.run())
-        await _until(lambda: any(e["event"] == "timeline_mirror_unavailable" for e in logs), 30)
+        await wait_for(lambda: any(e["event"] == "timeline_mirror_unavailable" for e in logs), 30)
         mirror.accept([(SimpleNamespace(writer="host:1", seq=s), lines[s] + b"\n") for s in (1, 2)])  # type: ignore[misc]
         server = await asyncio.start_server(functools.partial(_forward, kafka_bootstrap), "127.0.0.1", port)
         try:
             mirror.accept([(SimpleNamespace(writer="host:1", seq=3), lines[3] + b"\n")])  # type: ignore[list-item]
-            await _until(lambda: mirror.sent == len(lines), 60)
+            await wait_for(lambda: mirror.sent == len(lines), 60)
             mirror.close()
             await asyncio.wait_for(task, 30)
         finally:
             server.close()
     assert [e["event"] for e in logs].count("timeline_mirror_recovered") == 1
-    mirrored = await _read_all(kafka_bootstrap, topic, len(lines), 30)  # one partition: in offset order
+    mirrored = await read_all(kafka_bootstrap, topic, len(lines), 30)  # one partition: in offset order
     assert [m.value for m in mirrored] == lines

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ from responder.service import Service, health_server, rebuilds, serve_rejoining
 from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.http import http_request
-from tests.integration.harness import CountingAws, all_closed, make_settings
+from tests.integration.harness import CountingAws, all_closed, make_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,15 +42,6 @@ async def _user_with_key(aws: AwsSession, user: str) -> str:
 async def _status(aws: AwsSession, user: str, key_id: str) -> str:
     listed = await aws.call("iam", "list_access_keys", UserName=user)
     return str(next(k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key_id))
-
-
-async def _until(check: Callable[[], bool], what: str, task: asyncio.Task[None], timeout: float = 60) -> None:
-    """Poll `check()` until it holds; fails at once if serving ended, or after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert not task.done(), task.exception() if not task.cancelled() else "cancelled"
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.05)
 
 
 def _entries(path: Path) -> list[TimelineEntry]:
@@ -125,18 +114,20 @@ async def test_a_single_instance_cut_off_from_kafka_is_rebuilt_in_process_and_ac
         warnings.simplefilter("always")
         task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins, backoff=1.0, stop=stop))
         try:
-            await _until(lambda: bool(built) and built[0].ready.is_set(), "the first service did not start", task)
+            await wait_for(lambda: bool(built) and built[0].ready.is_set(), 60, what="the first service did not start",
+                           serving=task)
             first = built[0]
             await publish(kafka_bootstrap, topics["alerts"], [first_record], key=first_key.encode())
-            await _until(lambda: first.pipeline.counters.records == 1 and first.ingest.commits >= 1,
-                         "the first alert was not handled and committed", task)  # else it comes again by itself
+            await wait_for(lambda: first.pipeline.counters.records == 1 and first.ingest.commits >= 1, 60,
+                           what="the first alert was not handled and committed", serving=task)  # else it comes again
             assert await _status(aws, first_user, first_key) == "Inactive"
             port = health.port
             _cut_off_after_acting(first, armed)
             said: list[str] = []  # what /readyz answered until the second service served
             watching = asyncio.create_task(_readyz(port, said))
             try:
-                await _until(lambda: len(built) > 1 and built[1].ready.is_set(), "no second service served", task)
+                await wait_for(lambda: len(built) > 1 and built[1].ready.is_set(), 60, what="no second service served",
+                               serving=task)
             finally:
                 watching.cancel()
             assert all_closed(first)
@@ -151,7 +142,7 @@ async def test_a_single_instance_cut_off_from_kafka_is_rebuilt_in_process_and_ac
                 return bool(_deactivations(entries, "step.result", later_key)) and bool(
                     _deactivations(entries, "step.skipped", first_key))
 
-            await _until(handled, "the second service did not handle both alerts", task)
+            await wait_for(handled, 60, what="the second service did not handle both alerts", serving=task)
         finally:
             stop.set()
             await asyncio.wait_for(task, 60)

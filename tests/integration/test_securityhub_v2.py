@@ -14,8 +14,7 @@ from responder.actuators.aws.session import AwsSession
 from responder.ingest.kafka import ensure_topics, publish
 from responder.service import Service
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import make_settings, running, wait_for
-from tests.integration.test_deadletter import _read_all
+from tests.integration.harness import make_settings, read_all, running, wait_for
 from tests.unit.test_record_parts import SHAPES
 from tests.unit.test_securityhub_v2_controls import _asff, _v2_finding
 
@@ -177,7 +176,7 @@ async def test_one_bad_finding_is_deadlettered_and_its_neighbour_still_blocks_pu
         await publish(kafka_bootstrap, topics["alerts"], [orjson.dumps(doc)])
         await wait_for(lambda: len(service.engine.state.results()) >= 2 and bool(service.deadlettered), timeout=60)
     assert service.deadlettered == {"validation": 1}
-    [dead] = await _read_all(kafka_bootstrap, topics["deadletter"], 1)
+    [dead] = await read_all(kafka_bootstrap, topics["deadletter"], 1)
     headers = dict(dead.headers)
     assert headers["dlq.detail"].decode().startswith(f"{what} [1] of 2: ")
     assert dead.value == orjson.dumps(doc)

@@ -29,11 +29,11 @@ from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import make_settings, running, wait_for
+from tests.integration.harness import make_settings, read_all, running, wait_for
 from tests.integration.test_approvals import SECRET as APPROVAL_SECRET
 from tests.integration.test_approvals import _setup as approvals_setup
 from tests.integration.test_approvals import _status as approvals_status
-from tests.integration.test_deadletter import _read_all, _seed, _status
+from tests.integration.test_deadletter import _seed, _status
 
 pytestmark = pytest.mark.integration
 kafka_bootstrap = on_apache_kafka()  # the broker aiokafka meets in production, when Java is present
@@ -157,7 +157,7 @@ async def test_the_service_deadletters_it_and_acts_on_the_alerts_around_it(
                        timeout=60)
     assert (await _status(aws, before, "ml-a"), await _status(aws, after, "ml-b")) == ("Inactive", "Inactive")
     assert await _status(aws, middle, "ml-m") == "Active"  # its alert is on the dead-letter topic, not acted on
-    [dead] = await _read_all(kafka_bootstrap, topics["deadletter"], 1)
+    [dead] = await read_all(kafka_bootstrap, topics["deadletter"], 1)
     headers = dict(dead.headers)
     assert (headers["dlq.reason"], headers["dlq.offset"], dead.value) == (b"unreadable", b"1", unreadable)
     assert b"header key is not UTF-8" in headers["dlq.detail"]
