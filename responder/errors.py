@@ -81,8 +81,9 @@ class BrokerUnreachable(ConfigError):
 
 
 class ReadCancelled(ResponderError, RuntimeError):
-    """A read run concurrently by `in_order` (the guard's, responder/engine/inorder.py) ended cancelled, though neither
-    its caller nor an earlier read's refusal cancelled it: it has no answer, so neither has `in_order` (fail closed)."""
+    """A read run by `in_order` (the guard's, responder/engine/inorder.py), alone or among several, ended cancelled,
+    though neither its caller nor an earlier read's refusal cancelled it: it has no answer, so neither has `in_order`
+    (fail closed)."""
 
 
 class TopicRefused(ConfigError):

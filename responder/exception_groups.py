@@ -56,9 +56,3 @@ def cancel_requests() -> int:
     task = asyncio.current_task()
     return task.cancelling() if task is not None else 0
 
-
-def take_back_cancels(before: int) -> None:
-    """Take back the running task's cancel requests made since it had `before` (what a TaskGroup left, above)."""
-    task = asyncio.current_task()
-    while task is not None and task.cancelling() > before:
-        task.uncancel()

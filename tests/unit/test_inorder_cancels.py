@@ -1,0 +1,216 @@
+"""`in_order` and cancellation: a cancel of the caller from outside (its `asyncio.timeout`, a shutdown) always ends it
+cancelled, even while it handles a read's failure; a read cancelled when nobody asked raises ReadCancelled whether it
+runs alone (in the caller's task) or among several; a read answering in its task's first step (an eager task
+factory) stops the reads it makes unneeded as one answering later does (responder/engine/inorder.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any
+
+import pytest
+
+from responder.engine.inorder import in_order
+from responder.errors import ReadCancelled
+from tests.unit.test_guard_kinds_concurrent import _stray
+from tests.unit.test_kept_reads_concurrent import _turns
+
+
+def _refuses(hit: str | None) -> bool:
+    return hit is not None
+
+
+async def _failing() -> str | None:
+    await asyncio.sleep(0)
+    raise ValueError("the read failed")
+
+
+def _slow(cleaned: asyncio.Event, error: BaseException | None = None) -> Callable[[], Awaitable[str | None]]:
+    """A read that never answers; cancelled, it waits for `cleaned`, then ends cancelled (or raises `error`)."""
+    async def read() -> str | None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await cleaned.wait()
+            if error is not None:
+                raise error from None
+            raise
+        return None
+    return read
+
+
+async def _deadline_caller(reads: list[Callable[[], Awaitable[str | None]]],
+                           timeouts: list[asyncio.Timeout]) -> tuple[str, int]:
+    """in_order within an `asyncio.timeout` the test expires (`timeouts`): how it ended, and the cancel requests
+    left in the task."""
+    try:
+        async with asyncio.timeout(None) as timeout:
+            timeouts.append(timeout)
+            await in_order(reads, _refuses)
+        ended = "answered"
+    except TimeoutError:
+        ended = "TimeoutError"
+    except Exception as exc:  # noqa: BLE001 - what it ended with is the test's answer
+        ended = type(exc).__name__
+    task = asyncio.current_task()
+    assert task is not None
+    return ended, task.cancelling()
+
+
+def _expire(timeout: asyncio.Timeout) -> None:
+    timeout.reschedule(asyncio.get_running_loop().time())
+
+
+def test_the_callers_deadline_while_a_failed_reads_others_end_is_a_timeout_error() -> None:
+    """The caller's asyncio.timeout expiring while in_order waits for the reads a failed read cancelled ends the
+    caller's block in TimeoutError (not the read's error), with no cancel request left in its task."""
+    async def main() -> tuple[str, int]:
+        cleaned, timeouts = asyncio.Event(), []
+        task = asyncio.create_task(_deadline_caller([_failing, _slow(cleaned)], timeouts))
+        await _turns()  # the first read failed; the second, cancelled, cleans up
+        _expire(timeouts[0])
+        await _turns()
+        cleaned.set()
+        return await task
+
+    assert asyncio.run(main()) == ("TimeoutError", 0)
+
+
+def test_the_callers_deadline_before_a_cancelled_read_fails_is_a_timeout_error() -> None:
+    """The caller's deadline cancels the reads and one fails while it ends: the caller's block still ends in
+    TimeoutError, not the read's error, with no cancel request left."""
+    async def main() -> tuple[str, int]:
+        cleaned, timeouts = asyncio.Event(), []
+        reads = [_slow(cleaned, RuntimeError("cleanup failed")), _slow(cleaned)]
+        task = asyncio.create_task(_deadline_caller(reads, timeouts))
+        await _turns()
+        _expire(timeouts[0])
+        await _turns()
+        cleaned.set()
+        return await task
+
+    assert asyncio.run(main()) == ("TimeoutError", 0)
+
+
+@pytest.mark.parametrize("error", [None, RuntimeError("cleanup failed")], ids=["cancelled", "failing-cleanup"])
+def test_cancelling_the_caller_while_a_failed_reads_others_end_cancels_it(error: BaseException | None) -> None:
+    """The caller cancelled (a shutdown) while in_order waits for the reads a failed read cancelled ends cancelled,
+    not with the read's error (nor one a cancelled read raises meanwhile)."""
+    async def main() -> bool:
+        cleaned = asyncio.Event()
+        task = asyncio.create_task(in_order([_failing, _slow(cleaned, error)], _refuses))
+        await _turns()
+        task.cancel()
+        await _turns()
+        cleaned.set()
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the test's answer is that it was not cancelled
+        return task.cancelled()
+
+    assert asyncio.run(main())
+
+
+def test_a_lone_read_cancelled_when_nobody_asked_fails_with_read_cancelled() -> None:
+    """One read (run in the caller's task) ending in a CancelledError nobody asked for raises ReadCancelled naming
+    it, as a read among several does; the caller is not cancelled and holds no cancel request."""
+    async def main() -> int:
+        with pytest.raises(ReadCancelled, match=r"read 1 of 1 \(_stray\) was cancelled"):
+            await in_order([_stray], _refuses)
+        await asyncio.sleep(0)  # not cancelled
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert asyncio.run(main()) == 0
+
+
+@pytest.mark.parametrize("how", ["deadline", "cancel"])
+def test_a_lone_read_cancelled_by_the_caller_cancels_the_caller(how: str) -> None:
+    """One read cancelled from outside (the caller's deadline, a shutdown) ends the caller's block in TimeoutError,
+    or the caller cancelled: never ReadCancelled."""
+    async def main() -> str:
+        cleaned, timeouts = asyncio.Event(), []
+        task = asyncio.create_task(_deadline_caller([_slow(cleaned)], timeouts))
+        await _turns()
+        _expire(timeouts[0]) if how == "deadline" else task.cancel()
+        await _turns()
+        cleaned.set()
+        await asyncio.wait([task])
+        return "cancelled" if task.cancelled() else task.result()[0]
+
+    assert asyncio.run(main()) == ("TimeoutError" if how == "deadline" else "cancelled")
+
+
+class _Started:
+    """Awaits a coroutine already run to its first suspension (`yielded`), as the task would have gone on."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self.coro, self.yielded = coro, yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        yielded = self.yielded
+        while True:
+            try:
+                try:
+                    sent = yield yielded
+                except BaseException as exc:  # noqa: BLE001 - thrown into the task (a cancel): into the coroutine
+                    yielded = self.coro.throw(exc)
+                else:
+                    yielded = self.coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _go_on(started: _Started) -> Any:
+    return await started
+
+
+async def _answer(value: Any) -> Any:
+    return value
+
+
+async def _raise(exc: BaseException) -> Any:
+    raise exc
+
+
+def eager_factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> asyncio.Task[Any]:
+    """A task factory running a task's first step in `create_task`, as 3.12's `asyncio.eager_task_factory` does (in
+    the creating task: enough for reads that do not ask which task runs them)."""
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        return asyncio.Task(_answer(stop.value), loop=loop, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - the task's end, given when it runs
+        return asyncio.Task(_raise(exc), loop=loop, **kwargs)
+    return asyncio.Task(_go_on(_Started(coro, yielded)), loop=loop, **kwargs)
+
+
+@pytest.mark.parametrize("first", ["refusing", "failing"])
+def test_a_read_deciding_in_its_first_step_starts_no_read_it_makes_unneeded(first: str) -> None:
+    """With an eager task factory, a first read refusing (or failing) as its task is created: the reads after it are
+    never started (as when it answers later: cancelled), and the answer is the same."""
+    started: list[int] = []
+
+    async def deciding() -> str | None:
+        if first == "failing":
+            raise ValueError("the read failed")
+        return "refused"
+
+    def later(i: int) -> Callable[[], Awaitable[str | None]]:
+        async def read() -> str | None:
+            started.append(i)
+            await asyncio.sleep(0)
+            return None
+        return read
+
+    async def main() -> list[str | None] | str:
+        asyncio.get_running_loop().set_task_factory(eager_factory)  # type: ignore[arg-type]
+        try:
+            return await in_order([deciding, later(1), later(2)], _refuses)
+        except ValueError as exc:
+            return str(exc)
+
+    assert asyncio.run(main()) == (["refused"] if first == "refusing" else "the read failed")
+    assert started == []
