@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from functools import partial
@@ -187,14 +188,19 @@ class Guards:
         kinds: list[Callable[[], Awaitable[str | None]]] = []
         if any(names_alias(i) for i in ids) and (keys := key_ids(forms)):
             kinds.append(partial(by_reads, self.aliases, "KMS key(s)", protected, target, forms, named, keys))
+        record_kinds = 0  # the kinds that may read an IAM record (`iamrecords`): the principals, the tags
         if (iam_kinds := {k for i in ids for k in principal_kinds(i, self.policy.home.account)}) and (
                 names := {n for n in principals(target, params, named) if n.split("/", 1)[0] in iam_kinds}):
             kinds.append(partial(by_reads, self.principals, "IAM principal(s)", protected, target, forms, named,
                                  names))
+            record_kinds += 1
         if any(p.tags for p in protected) and acted_on(actuator, params, self.policy.models) != set():  # else None
             kinds.append(partial(tag_refusal, self.tags, [p.tags for p in protected], actuator, params,
                                  self.policy.models))
-        with one_check():  # a role's or user's record read once for its id and its tags (`iamrecords`)
+            record_kinds += 1
+        # a role's or user's record read once for its id and its tags (`iamrecords`); one of those kinds alone has
+        # nothing to share (its keys name distinct records): it reads them in its own tasks, as a reader on its own
+        with one_check() if record_kinds == 2 else nullcontext():
             return next((hit for hit in await in_order(kinds, refuses) if hit is not None), None)
 
     async def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],

@@ -1,21 +1,22 @@
 """The IAM record of a role or user (`iam:GetRole`/`iam:GetUser`'s `Role`/`User`), read once for the guard readers of
 one step's check that ask for it at the same time.
 
-Two of the guard's readers read the same record: `iamprincipals` (the unique id and path of a role or user a step
-names) and `tagreads` (its tags). A step naming a role while both a protected id that may name a unique id and a
-protected tag are set needs both, read together (`guards`): two `GetRole` calls for one role at once, against IAM's
-low rate limits, on the containment path. Given one `IamRecords` (the engine gives both readers its own), they make
-one: within one check (`one_check`, the guard's reads of one step), a reader asking for a record being read joins that
-read and gets its record or its failure (the same exception: each reader refuses in its own words, `keptreads`). A
-read another check started is never joined: its record may predate this check, and its retries would leave this
-check's reader less time than its own (a storm of steps on one role keeps each step's retry budget); outside a check
-(a reader's `forms` called on its own) nothing is shared. The read runs in a task of its own, retried with the policy
-of the reader that started it (`KeptReads.retrying`, the same for both), so a waiter cancelled (a reader whose key is
-cancelled after an earlier key refused, `inorder`) leaves the read to the others; the last waiter cancelled cancels it
-and waits for it to end, as a reader's own read was. Nothing is kept once the read ends: each reader keeps its own
-forms for `KeptReads.TTL_S`, only to refuse, and reads again otherwise (a change since an earlier check protects at
-once, as before). Reads in flight are bounded by the readers' own bounds (`KeptReads.CONCURRENCY` each): each has a
-waiter holding one of its reader's places.
+Two of the guard's readers read the same record: `iamprincipals` (the unique id and path of a role or user a step names)
+and `tagreads` (its tags). A step naming a role while both a protected id that may name a unique id and a protected tag
+are set needs both, read together (`guards`): two `GetRole` calls for one role at once, against IAM's low rate limits,
+on the containment path. Given one `IamRecords` (the engine gives both readers its own), they make one: within one check
+(`one_check`, the guard's reads of one step), a reader asking for a record being read joins that read and gets its
+record or its failure (the same exception: each reader refuses in its own words, `keptreads`). A read another check
+started is never joined: its record may predate this check, and its retries would leave this check's reader less time
+than its own (a storm of steps on one role keeps each step's retry budget); outside a check (a reader's `forms` called
+on its own, or a step's check needing only one of the two kinds: its keys name distinct records) nothing is shared, and
+the read runs in the reader's task. Within a check the read runs in a task of its own, retried with the policy of the
+reader that started it (`KeptReads.retrying`, the same for both), so a waiter cancelled (a reader whose key is cancelled
+after an earlier key refused, `inorder`) leaves the read to the others; the last waiter cancelled cancels it and waits
+for it to end, as a reader's own read was. Nothing is kept once the read ends: each reader keeps its own forms for
+`KeptReads.TTL_S`, only to refuse, and reads again otherwise (a change since an earlier check protects at once, as
+before). Reads in flight are bounded by the readers' own bounds (`KeptReads.CONCURRENCY` each): each has a waiter
+holding one of its reader's places.
 """
 
 from __future__ import annotations

@@ -225,3 +225,24 @@ def test_readers_asking_outside_a_check_share_no_read() -> None:
     assert isinstance(forms, set)
     assert "aroaother00000000000" in forms
     assert tagged == {"responder:protected\x1fyes"}
+
+
+@pytest.mark.parametrize("kind", ["principals", "tags"])
+def test_a_check_reading_one_kind_of_iam_records_reads_them_in_its_own_task(kind: str) -> None:
+    """Only one of the kinds reading IAM records needed (nothing to share): the record is read in the reader's task,
+    no task started for it, and the answer is a reader's of its own."""
+
+    async def scenario() -> tuple[set[asyncio.Task[Any]], str | None, int]:
+        aws = Iam(ROLES["neither"], gate=asyncio.Event())
+        protected = Protected(ids=["AROAPROTECTED*"]) if kind == "principals" else Protected(
+            tags={"responder:protected": "*"})
+        guards = Engine(Recorder(MemoryStore()), registry, aws, guards=Guards(GuardPolicy(protected=protected))).guards
+        _readers(guards)
+        check = asyncio.create_task(guards.protected(RB, ACTUATOR, TARGET, PARAMS, _event()))
+        await _turns()
+        running = asyncio.all_tasks() - {asyncio.current_task(), check}
+        assert aws.gate is not None
+        aws.gate.set()
+        return running, await check, aws.calls
+
+    assert asyncio.run(scenario()) == (set(), None, 1)  # before: the shared read's task running
