@@ -214,3 +214,27 @@ def test_a_read_deciding_in_its_first_step_starts_no_read_it_makes_unneeded(firs
 
     assert asyncio.run(main()) == (["refused"] if first == "refusing" else "the read failed")
     assert started == []
+
+
+def test_a_read_raising_generator_exit_ends_in_order_with_it_and_no_cancel_request_left() -> None:
+    """A read among several raising GeneratorExit (a BaseException asyncio keeps as the task's exception, unlike
+    KeyboardInterrupt and SystemExit) ends in_order with it, as raised, the others cancelled, and no cancel request
+    left in the caller's task (a TaskGroup seeing it would leave one on 3.11: a later TaskGroup in the task would then
+    take a child's error for a cancel of the task)."""
+    async def exits() -> str | None:
+        await asyncio.sleep(0)
+        raise GeneratorExit("the read exited")
+
+    async def main() -> tuple[str, int]:
+        cleaned = asyncio.Event()
+        cleaned.set()
+        try:
+            async with asyncio.timeout(15):
+                await in_order([exits, _slow(cleaned)], _refuses)
+        except GeneratorExit as exc:
+            ended = str(exc)
+        task = asyncio.current_task()
+        assert task is not None
+        return ended, task.cancelling()
+
+    assert asyncio.run(main()) == ("the read exited", 0)

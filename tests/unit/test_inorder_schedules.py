@@ -27,7 +27,7 @@ class Boom(BaseException):
 
 @dataclass
 class Read:
-    outcome: str  # nothing | refuse | fail | boom | stray
+    outcome: str  # nothing | refuse | fail | boom | exit (GeneratorExit) | stray
     on_cancel: str  # end | slow | fail
     immediate: bool  # answers in its first step, not waiting for its gate
 
@@ -52,8 +52,9 @@ def _read(k: int, plan: Read, log: Log) -> Callable[[], Awaitable[str | None]]:
                 log.raised.append(error := RuntimeError(f"cleanup {k}"))
                 raise error from None
             raise
-        if plan.outcome in ("fail", "boom"):
-            log.raised.append(exc := ValueError(k) if plan.outcome == "fail" else Boom(k))
+        if plan.outcome in ("fail", "boom", "exit"):
+            log.raised.append(exc := ValueError(k) if plan.outcome == "fail" else Boom(k) if plan.outcome == "boom"
+                              else GeneratorExit(k))
             raise exc
         if plan.outcome == "stray":
             raise asyncio.CancelledError
@@ -78,7 +79,7 @@ def _sequential(plans: list[Read]) -> tuple[str, Any]:
 async def _schedule(rng: random.Random) -> str:
     """One random schedule, checked; which kind of end it checked."""
     n = rng.randint(1, 4)
-    plans = [Read(rng.choice(["nothing", "nothing", "refuse", "refuse", "fail", "boom", "stray"]),
+    plans = [Read(rng.choice(["nothing", "nothing", "refuse", "refuse", "fail", "boom", "exit", "stray"]),
                   rng.choice(["end", "end", "slow", "fail"]), rng.random() < 0.15) for _ in range(n)]
     at_once = rng.choice([None, *range(1, n + 1)])
     outside = rng.choice(["none", "none", "deadline", "cancel"])
@@ -86,6 +87,7 @@ async def _schedule(rng: random.Random) -> str:
     log = Log(gates={k: asyncio.Event() for k in range(n)})
     reads = [_read(k, plan, log) for k, plan in enumerate(plans)]
     timeouts: list[asyncio.Timeout] = []
+    left: list[int] = []  # the cancel requests left in the caller's task when in_order raised
 
     async def caller() -> tuple[str, Any]:
         try:
@@ -104,6 +106,9 @@ async def _schedule(rng: random.Random) -> str:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - the answer compared (Boom, a group with it)
+            task = asyncio.current_task()
+            assert task is not None
+            left.append(task.cancelling())
             return "raised", exc
 
     loop = asyncio.get_running_loop()
@@ -144,6 +149,7 @@ async def _schedule(rng: random.Random) -> str:
         assert got[0] == "raised", f"{got}: {where}"
         leaves = list(got[1].exceptions) if isinstance(got[1], BaseExceptionGroup) else [got[1]]
         assert leaves == log.raised[:len(leaves)], f"{got}: {where} raised={log.raised}"
+        assert outside == "cancel" or left == [0], f"cancel requests left: {left}: {where}"  # none but a late cancel
         return "raised"
     else:
         expected = _sequential(plans)
