@@ -1,27 +1,23 @@
 """The timeline's optional Kafka mirror (aiokafka stays in ingest): every durable line, in order, keyed by writer.
 
-Best effort: the timeline file is the record, the mirror a copy held elsewhere (`timeline verify` never reads it). A
-send that fails is sent again every `retry_delay` seconds, after asking for fresh metadata (a leader moved), the lines
-after it waiting in order; each distinct error is logged once (`timeline_mirror_failed`: a warning when it is
-transient, an error when it is not, as an ACL refusing the topic) and its end once (`timeline_mirror_recovered`).
-A line the topic refuses for good by itself is dropped, logged (`timeline_mirror_line_dropped`) and counted, so it
-never holds up the lines after it: at once when it is too large, after `SEND_DEADLINE` seconds of such refusals for
-another reason. Lines refused for good together (a record batch too large, say) are sent again one at a time, so
-only the line at fault is dropped; one refused alone is that line's refusal. A refusal of the topic (an ACL) is not
-the line's: its lines wait. At most `max_pending` lines wait: past it the oldest not in flight are dropped
-(`overflowed`; `timeline_mirror_overflow` once a burst, which ends when the queue is back under half the cap).
-`pending`, `dropped` and `overflowed` are the gauges `responder_timeline_mirror_pending`,
-`responder_timeline_mirror_dropped` and `responder_timeline_mirror_overflowed`.
+Best effort (docs/timeline.md): the timeline file is the record, the mirror a copy (`timeline verify` never reads
+it). A failed send is sent again every `retry_delay` seconds after fresh metadata, the lines after it waiting in
+order; each distinct error is logged once (`timeline_mirror_failed`: a warning when transient) and its end once
+(`timeline_mirror_recovered`). A line the topic refuses for good by itself is dropped, logged
+(`timeline_mirror_line_dropped`) and counted: at once when too large, else after `SEND_DEADLINE` seconds of such
+refusals. Lines refused together (a batch too large) are sent again one at a time, so only the line at fault is
+dropped; a refusal of the topic (an ACL) is not the line's: its lines wait. At most `max_pending` lines wait, past
+it the oldest not in flight are dropped (`overflowed`; `timeline_mirror_overflow` once a burst, which ends under
+half the cap). `pending`, `dropped`, `overflowed` are gauges `responder_timeline_mirror_{pending,dropped,overflowed}`.
 
-A producer that cannot start (no broker answered within `connect_timeout`: BrokerUnreachable, or any KafkaError, an
-ACL's too: best effort, so it is never given up for the process's life) is logged once (`timeline_mirror_unavailable`,
-an error, again only when the error changes) and a new one started after `retry_delay` seconds, doubled each time up
-to `START_BACKOFF_MAX` (aiokafka cannot start a stopped producer again; the outage said, these starts log their
-attempts at debug level, so only the first start's are `kafka_connect_failed` warnings); the lines queue meanwhile,
-bounded as above, and once one starts (`timeline_mirror_recovered`) they are sent in order. It never fails the
-service: before 2026-12-06 the BrokerUnreachable failed the service's shipping task group, so a best-effort copy
-stopped containment. `close()` before one started ends `run` at once (a start in progress is cancelled), saying how
-many lines were left unmirrored (`timeline_mirror_closed_unstarted`): the timeline file holds them.
+A producer that cannot start (BrokerUnreachable after `connect_timeout`, any KafkaError, an ACL's too: never given up
+for the process's life) is logged once (`timeline_mirror_unavailable`, an error, again when the error changes) and a
+new one started after `retry_delay` seconds, doubled each time up to `START_BACKOFF_MAX` (aiokafka cannot start a
+stopped producer again; once the outage was said its starts log their attempts at debug level); a CancelledError out
+of a start that neither `close()` nor `run`'s owner asked for (aiokafka cancelling a future of its own) is one more
+failed start. The lines queue meanwhile, bounded as above, and are sent in order once one starts. It never fails the
+service. `close()` before one started ends `run` at once (a start in progress is cancelled), saying how many lines
+were left unmirrored (`timeline_mirror_closed_unstarted`): the file holds them.
 """
 
 from __future__ import annotations
@@ -136,34 +132,33 @@ class KafkaMirror:
         while True:
             starting = asyncio.ensure_future(_start_with_retry(  # quiet once the outage was said
                 self.producer, self.connect_timeout, quiet=self.failing is not None, wait_set_by=self.WAIT_SET_BY))
-            closed = asyncio.ensure_future(self._closed.wait())
+            closed, stopped = asyncio.ensure_future(self._closed.wait()), False
             try:
                 await asyncio.wait({starting, closed}, return_when=asyncio.FIRST_COMPLETED)
             finally:  # cancelled ourselves too: the start goes with us
                 closed.cancel()
-                if not starting.done():
-                    starting.cancel()
-                    # its outcome is read below; a cancellation of ours meanwhile is raised, never swallowed
+                if stopped := not starting.done():
+                    starting.cancel()  # then awaited: a cancellation of ours meanwhile is raised, never swallowed
                     await asyncio.wait([starting])
-            if starting.cancelled():  # closed first
+            if stopped:  # closed first (a cancellation of ours was raised above)
                 break
-            error = starting.exception()
+            # cancelled with nobody asking (aiokafka cancelled a future of its own): one more failed start
+            error = asyncio.CancelledError("the start was cancelled, not by a close") if starting.cancelled() \
+                else starting.exception()
             if error is None:
                 if self.failing is not None:
                     log.info("timeline_mirror_recovered", topic=self.topic, error=self.failing,
                              pending=len(self._queue))
                     self.failing = None
                 return True
-            if not isinstance(error, KafkaError | BrokerUnreachable):
+            if not isinstance(error, KafkaError | BrokerUnreachable | asyncio.CancelledError):
                 raise error  # a bug, not Kafka's answer
             if repr(error) != self.failing:  # once per distinct error, not once per attempt
                 self.failing = repr(error)
                 log.error("timeline_mirror_unavailable", topic=self.topic, error=self.failing, pending=len(self._queue),
                           retry_in_s=delay, detail="its producer did not start: lines queue (the timeline file is "
                                                    "the record) and a new producer is started after a backoff")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closed.wait(), delay)
-            if self._closed.is_set():
+            if await self._backoff(delay):  # closed meanwhile
                 break
             delay = min(START_BACKOFF_MAX, delay * 2)
             self.producer = self.make_producer()  # aiokafka cannot start a stopped producer again
@@ -171,6 +166,12 @@ class KafkaMirror:
                     detail="closed before a producer started: these lines were never mirrored; the timeline file "
                            "holds them")
         return False
+
+    async def _backoff(self, delay: float) -> bool:
+        """Wait `delay` seconds between two starts, less when closed meanwhile; whether it was closed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), delay)
+        return self._closed.is_set()
 
     async def _send_some(self) -> bool:
         """Send the next batch; take off the queue the lines acknowledged, or dropped (`_dropping`), before the first

@@ -185,3 +185,56 @@ async def test_a_cancel_while_a_closed_mirror_ends_its_start_is_raised_not_swall
         async with asyncio.timeout(5):
             await task
     assert task.cancelled()
+
+
+async def test_a_stray_cancellation_out_of_a_start_is_one_more_failed_start() -> None:
+    """A CancelledError raised out of a producer's start that nobody asked for (aiokafka cancelling an internal
+    future) is logged and retried on a new producer after the backoff, not taken for a close ending the mirror."""
+    with capture_logs() as logs:
+        mirror, made = await _mirror([asyncio.CancelledError()])
+        _accept(mirror, 0, 1)
+        task = asyncio.create_task(mirror.run())
+        await _until(lambda: mirror.sent == 2)
+        mirror.close()
+        await task
+    assert made[-1].log == [b"0", b"1"]
+    assert len(made) == 2
+    assert made[0].stopped
+    unavailable = _events(logs, "timeline_mirror_unavailable")
+    assert ["CancelledError" in str(e["error"]) for e in unavailable] == [True]
+    assert not _events(logs, "timeline_mirror_closed_unstarted")
+
+
+async def test_a_cancel_of_the_mirrors_task_during_a_start_is_raised() -> None:
+    """Its owner cancelling `run` while a start hangs (no close) ends the task cancelled, the producer closed: a
+    requested cancellation, not a failed start retried."""
+    mirror, made = await _mirror([], hang=True, retry_delay=60.0)
+    task = asyncio.create_task(mirror.run())
+    await _until(lambda: bool(made))
+    await asyncio.sleep(0.01)  # the start under way, hanging
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await task
+    assert len(made) == 1
+    assert made[0].stopped
+
+
+async def test_the_start_backoff_doubles_from_the_retry_delay_and_caps_at_30_s() -> None:
+    """Between failed starts the mirror waits `retry_delay` (1 s), doubled each time up to 30 s (`START_BACKOFF_MAX`);
+    the wait is recorded, not slept."""
+    mirror, made = await _mirror([_DOWN] * 8, retry_delay=1.0)
+    waits: list[float] = []
+
+    async def backoff(delay: float) -> bool:
+        waits.append(delay)
+        return False
+
+    mirror._backoff = backoff  # type: ignore[method-assign]
+    _accept(mirror, 0)
+    task = asyncio.create_task(mirror.run())
+    await _until(lambda: mirror.sent == 1)
+    mirror.close()
+    await task
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert len(made) == 9
