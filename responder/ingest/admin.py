@@ -54,30 +54,45 @@ def not_ready(exc: BaseException) -> bool:
     return not isinstance(exc, _FROM_AIOKAFKA) or _raised_in_aiokafka(exc)
 
 
+ADMIN_DEADLINE = 15.0
+"""Seconds a one-off admin call (`ensure_topics`, `ensure_changelog`, a changelog's growth) has, bootstrap and
+retries and a request hung on the controller included. Fixed: RESPONDER_KAFKA_CONNECT_TIMEOUT does not set it, and
+its BrokerUnreachable says so."""
+
+
 async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
-                     options: Mapping[str, Any] | None = None, deadline: float = 15.0) -> T:
+                     options: Mapping[str, Any] | None = None, deadline: float | None = None,
+                     wait_set_by: str | None = None) -> T:
     """`call(admin)` on a new admin client, closed after it. While the cluster is not ready (`NOT_READY`) the call
-    is made again on another new client, so with fresh metadata, until `deadline` seconds have passed; then
-    BrokerUnreachable from the last error, as when no broker answers (exit 3 at a first start, a rejoin once Kafka
-    was reached: responder/service/rejoin.py), not the raw error (exit 1). Any other error is raised at once. A call
-    to an unreachable controller waits the client's request timeout (40 s by default) before it fails, so past a
-    shorter `deadline`: it is then not made again."""
+    is made again on another new client, so with fresh metadata, until `deadline` seconds (`ADMIN_DEADLINE`) have
+    passed; then BrokerUnreachable from the last error, as when no broker answers (exit 3 at a first start, a rejoin
+    once Kafka was reached: responder/service/rejoin.py), not the raw error (exit 1). Any other error is raised at
+    once. A call still running at the deadline (a request to an unreachable controller waits the client's request
+    timeout, 40 s by default) is cut there: BrokerUnreachable, its TimeoutError the cause. Its message names what sets
+    the deadline: `wait_set_by` (a setting), else this fixed deadline."""
     from aiokafka.admin import AIOKafkaAdminClient
 
+    deadline = ADMIN_DEADLINE if deadline is None else deadline
+    set_by = wait_set_by or f"this admin call's fixed {deadline:g}s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT,"
     stop, delay = time.monotonic() + deadline, 0.1
+    until = asyncio.get_running_loop().time() + deadline
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
-        await _start_with_retry(admin, max(1.0, round(stop - time.monotonic(), 1)))
+        await _start_with_retry(admin, max(1.0, round(stop - time.monotonic(), 1)), wait_set_by=set_by)
+        timer = asyncio.timeout_at(until)
         try:
-            return await call(admin)
+            async with timer:
+                return await call(admin)
         except NOT_READY as exc:
-            if not not_ready(exc):
+            if not (timer.expired() or not_ready(exc)):
                 raise
-            if time.monotonic() + delay > stop:
+            if timer.expired() or time.monotonic() + delay > stop:
+                why = "TimeoutError: its request was unanswered at the deadline" if timer.expired() else \
+                    f"{type(exc).__name__}: {exc}"
                 raise BrokerUnreachable(
                     f"cannot talk to Kafka at {bootstrap} (AIOKafkaAdminClient): it answered, but was not ready within "
-                    f"{deadline:g}s: {type(exc).__name__}: {exc} (a cluster starting or restarting, or a broker whose "
-                    "advertised address cannot be reached from here)") from exc
+                    f"{deadline:g}s: {why} (a cluster starting or restarting, or a broker whose advertised address "
+                    f"cannot be reached from here; {set_by} sets the wait)") from exc
             log.warning("kafka_admin_not_ready", bootstrap=bootstrap, error=repr(exc), retry_in_s=delay)
         finally:
             await admin.close()

@@ -143,9 +143,11 @@ def _partitions(described: Sequence[Mapping[str, Any]], alert_topics: Sequence[s
 
 
 async def check_topics(bootstrap: str, needed: Sequence[Needed], alert_topics: Sequence[str], *,
-                       options: Mapping[str, Any] | None = None, deadline: float = 15.0) -> list[TopicProblem]:
+                       options: Mapping[str, Any] | None = None, deadline: float = 15.0,
+                       wait_set_by: str | None = None) -> list[TopicProblem]:
     """Ask the cluster's metadata about each needed topic (and the alert topics, for the changelog's partition
-    count, never creating those); the problems found, none when every topic can be used."""
+    count, never creating those); the problems found, none when every topic can be used. All within `deadline`
+    (`with_admin`; `wait_set_by` what sets it), so a topic being auto-created is waited for at most half of it."""
 
     async def describe(admin: Any, names: list[str], auto: bool) -> list[Mapping[str, Any]]:
         if not names:
@@ -157,7 +159,8 @@ async def check_topics(bootstrap: str, needed: Sequence[Needed], alert_topics: S
     async def created(admin: Any, names: list[str]) -> list[Mapping[str, Any]]:
         """`describe`, allowing auto-creation: a topic it answers unknown is asked about again for a while (a
         broker auto-creating it says so only to a later request), then reported missing."""
-        described, until = await describe(admin, names, True), time.monotonic() + AUTO_CREATE_WAIT_S
+        wait = min(AUTO_CREATE_WAIT_S, deadline / 2)  # within the deadline, which cuts the whole call
+        described, until = await describe(admin, names, True), time.monotonic() + wait
         while time.monotonic() < until and any(t["error_code"] == UnknownTopicOrPartitionError.errno
                                                 for t in described):
             await asyncio.sleep(0.2)
@@ -169,7 +172,7 @@ async def check_topics(bootstrap: str, needed: Sequence[Needed], alert_topics: S
         fixed = [t.name for t in needed if not t.auto_create] + [t for t in alert_topics if t not in auto]
         return [*await created(admin, auto), *await describe(admin, fixed, False)]
 
-    described = await with_admin(bootstrap, call, options=options, deadline=deadline)
+    described = await with_admin(bootstrap, call, options=options, deadline=deadline, wait_set_by=wait_set_by)
     return problems_in(needed, described, _partitions(described, alert_topics))
 
 

@@ -139,7 +139,8 @@ class Running(SignedLoops):
         needed, bootstrap = needed_topics(self.settings, notifications), str(self.settings.kafka_bootstrap)
         return await await_topics(
             lambda: check_topics(bootstrap, needed, self.settings.topics, options=self.kafka_options,
-                                 deadline=self.settings.kafka_connect_timeout),
+                                 deadline=self.settings.kafka_connect_timeout,
+                                 wait_set_by="RESPONDER_KAFKA_CONNECT_TIMEOUT"),
             self._stop, report, retry_s=self.topic_retry_s, warn=warn)
 
     async def _close_started(self, shippers: list[Archiver | KafkaMirror]) -> None:

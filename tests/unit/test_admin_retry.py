@@ -245,3 +245,51 @@ async def test_a_request_timed_out_in_the_callers_code_is_raised_at_once(admin):
     with pytest.raises(RequestTimedOutError):
         await with_admin("127.0.0.1:9", own, deadline=5)
     assert len(admin.made) == 1
+
+
+async def test_a_controller_request_hung_past_the_deadline_is_cut_there(admin):
+    """A controller request that would wait aiokafka's whole request timeout (here for ever) is cut at the admin
+    call's deadline: BrokerUnreachable (a TimeoutError its cause), the client closed, not a wait past the deadline."""
+    async def hung(_: Any) -> Any:
+        return await _silent(10**9)._send_to_controller(object())
+
+    with pytest.raises(BrokerUnreachable, match=r"not ready within 0\.3s: TimeoutError") as raised:
+        async with asyncio.timeout(10):  # a hang guard: without the cut the request waits 10**9 ms
+            await with_admin("127.0.0.1:9", hung, deadline=0.3)
+    assert type(raised.value.__cause__) is TimeoutError
+    assert len(admin.made) == 1
+    assert admin.made[0].closed
+
+
+class _NoBroker(_Admin):
+    """An admin client whose bootstrap no broker answers."""
+
+    async def start(self) -> None:
+        raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9)]")
+
+
+@pytest.mark.parametrize("create", [
+    lambda: ensure_topics("127.0.0.1:9", ["alerts"]),
+    lambda: ensure_changelog("127.0.0.1:9", "changelog", 3),
+], ids=["ensure_topics", "ensure_changelog"])
+async def test_an_unreachable_bootstrap_names_the_fixed_admin_deadline_not_the_setting(admin, monkeypatch, create):
+    """ensure_topics' and ensure_changelog's BrokerUnreachable names their fixed admin deadline, which
+    RESPONDER_KAFKA_CONNECT_TIMEOUT does not set, not that setting as the wait."""
+    import responder.ingest.admin as admin_module
+
+    monkeypatch.setattr(aiokafka.admin, "AIOKafkaAdminClient", _NoBroker)
+    monkeypatch.setattr(admin_module, "ADMIN_DEADLINE", 0.2)  # the start's own floor (1 s) still applies
+    with pytest.raises(BrokerUnreachable) as raised:
+        await create()
+    message = str(raised.value)
+    assert "RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait" not in message
+    assert "fixed 0.2s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in message
+    assert all(a.closed for a in admin.made)
+
+
+async def test_a_deadline_set_by_the_setting_names_it(admin, monkeypatch):
+    """A caller whose deadline is RESPONDER_KAFKA_CONNECT_TIMEOUT (the service's topic check) says so."""
+    monkeypatch.setattr(aiokafka.admin, "AIOKafkaAdminClient", _NoBroker)
+    with pytest.raises(BrokerUnreachable, match="RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait"):
+        await with_admin("127.0.0.1:9", lambda a: a.list_topics(), deadline=0.2,
+                         wait_set_by="RESPONDER_KAFKA_CONNECT_TIMEOUT")

@@ -188,3 +188,23 @@ async def test_a_stop_asked_during_a_check_that_passes_starts_no_client(tmp_path
     service.publisher.start = start  # type: ignore[method-assign]
     await service.run()
     assert service.topics_missing is None
+
+
+async def test_the_auto_create_wait_fits_within_a_short_check_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a deadline shorter than the auto-create wait (3 s), a topic still unknown is reported missing within it,
+    not cut by with_admin's deadline into BrokerUnreachable."""
+    import aiokafka.admin
+
+    class _Admin(_Metadata):
+        def __init__(self, **_: Any) -> None:
+            super().__init__(unknown_for=10**6)
+
+        async def start(self) -> None:
+            pass
+
+        async def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(aiokafka.admin, "AIOKafkaAdminClient", _Admin)
+    assert [(p.topic.name, p.error) for p in await check_topics("k:1", [DLQ], [], deadline=0.4)] == [
+        ("dlq", "missing")]
