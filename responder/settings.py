@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from responder.intake_config import IntakeSource
 from responder.settings_errors import SettingsInvalid, describe, sources
-from responder.settings_kafka import KafkaSettings
+from responder.settings_kafka import KafkaSettings, below_group_timeouts
 
 OperatorCommand = Literal["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch",
                           "models.quarantine"]
@@ -63,7 +63,8 @@ class Settings(KafkaSettings):
     aws_secret_access_key: SecretStr | None = Field(default=None, description="goes with aws_access_key_id")
     aws_call_timeout: float = Field(
         default=20.0, gt=0,
-        description="deadline in seconds of one AWS API call, its wait for one of its service's 10 threads included")
+        description="deadline in seconds of one AWS API call, its wait for one of its service's 10 threads included; "
+                    "in fleet mode below the rebalance timeout and the poll interval (docs/fleet.md, \"Deadlines\")")
     verify_settle_s: float = Field(
         default=5.0, ge=0, le=60, allow_inf_nan=False,
         description="seconds a runbook step's false verify() read-back is read again (after 0.5, 1, 2… s) before the "
@@ -194,6 +195,13 @@ class Settings(KafkaSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise SettingsInvalid(describe(exc, type(self).model_fields)) from None
+
+    @field_validator("aws_call_timeout")
+    @classmethod
+    def _aws_call_below_the_group_timeouts(cls, timeout: float, info: ValidationInfo) -> float:
+        """In fleet mode a step's AWS call that may take longer than the group waits for the replica holds its chunk
+        past its place in the group (its partitions move while it acts; docs/fleet.md, "Deadlines")."""
+        return below_group_timeouts(timeout, info, "an AWS call")
 
     @field_validator("model_refuse_legacy_signatures")
     @classmethod

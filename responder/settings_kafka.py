@@ -107,13 +107,20 @@ class KafkaSettings(BaseSettings):
     def _below_the_group_timeouts(cls, deadline: float, info: ValidationInfo) -> float:
         """A write that may take longer than the group waits for the replica outlives its place in the group (fleet
         mode only: without a changelog nothing is written, and a setting valid before this one existed still loads)."""
-        if not info.data.get("changelog_topic"):
-            return deadline
-        for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms"):
-            limit = info.data.get(name)
-            if isinstance(limit, int) and deadline * 1000 >= limit:
-                variable = f"RESPONDER_{name.upper()}"
-                raise ValueError(f"{deadline:g}s is not below {variable} ({limit} ms): a changelog write that takes "
-                                 f"that long outlives the replica's place in its group; set it below "
-                                 f"{limit / 1000:g}s or raise {variable}")
-        return deadline
+        return below_group_timeouts(deadline, info, "a changelog write")
+
+
+def below_group_timeouts(seconds: float, info: ValidationInfo, what: str) -> float:
+    """`seconds`, unless in fleet mode (a changelog) it is not below the rebalance timeout and the poll interval
+    validated before it (`info`): then a ValueError saying that `what` taking that long outlives the replica's place
+    in its group, and how to fix it."""
+    if not info.data.get("changelog_topic"):
+        return seconds
+    for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms"):
+        limit = info.data.get(name)
+        if isinstance(limit, int) and seconds * 1000 >= limit:
+            variable = f"RESPONDER_{name.upper()}"
+            raise ValueError(f"{seconds:g}s is not below {variable} ({limit} ms): {what} that takes that long "
+                             f"outlives the replica's place in its group; set it below {limit / 1000:g}s or raise "
+                             f"{variable}")
+    return seconds

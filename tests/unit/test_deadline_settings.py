@@ -58,3 +58,33 @@ async def test_the_poll_interval_and_the_write_deadline_reach_their_clients(tmp_
     finally:
         service.recorder.close()
         await service.close_unstarted()
+
+
+@pytest.mark.parametrize(("env", "names"), [
+    ({"RESPONDER_AWS_CALL_TIMEOUT": "120"}, "RESPONDER_REBALANCE_TIMEOUT_MS (120000 ms)"),
+    ({"RESPONDER_AWS_CALL_TIMEOUT": "100", "RESPONDER_REBALANCE_TIMEOUT_MS": "200000",
+      "RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS": "90000"}, "RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS (90000 ms)"),
+])
+def test_an_aws_call_timeout_not_below_the_group_timeouts_is_one_line_and_exit_3(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], names: str) -> None:
+    """In fleet mode an AWS call timeout at the rebalance timeout or past the poll interval: `responder run` prints
+    one line naming RESPONDER_AWS_CALL_TIMEOUT and the timeout it must stay below; exit 3."""
+    for name in [n for n in __import__("os").environ if n.startswith("RESPONDER_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("RESPONDER_CHANGELOG_TOPIC", "responder.changelog")
+    for name, value in {"KAFKA_BOOTSTRAP": "127.0.0.1:9", "KAFKA_CONNECT_TIMEOUT": "0.5", "RUNBOOKS_DIR": str(tmp_path),
+                        "TIMELINE_PATH": str(tmp_path / "t.jsonl"), "DRY_RUN": "true"}.items():
+        monkeypatch.setenv(f"RESPONDER_{name}", value)
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("✗ RESPONDER_AWS_CALL_TIMEOUT=")
+    assert names in lines[0]
+
+
+def test_the_aws_call_timeout_is_not_checked_without_a_changelog(tmp_path: Path) -> None:
+    """Outside fleet mode (as for the write deadline) a long AWS call timeout still loads."""
+    assert Settings(timeline_path=tmp_path / "t.jsonl", aws_call_timeout=600.0).aws_call_timeout == 600.0
