@@ -7,7 +7,7 @@
     │   ├── RunbookError                (path, line, column, reason)
     │   ├── UnknownActuatorError        (name, known): the message lists the valid names
     │   ├── SandboxError                the embedded broker or moto server could not start
-    │   └── BrokerUnreachable           Kafka did not answer within kafka_connect_timeout
+    │   └── BrokerUnreachable           Kafka did not answer in time (the wait its message names)
     ├── EventRejected                   → poison or forged record: dead-letter, commit, never retry
     │   ├── DecodeError                 not JSON, too large, unknown shape
     │   │   ├── NotJson                 the bytes do not parse as JSON (reason `not_json`)
@@ -76,8 +76,10 @@ class SandboxError(ConfigError):
 
 
 class BrokerUnreachable(ConfigError):
-    """No Kafka broker answered at the configured bootstrap within the connect timeout, or the cluster answered and
-    was not ready for an admin request within its deadline (responder/ingest/admin.py, `with_admin`)."""
+    """No Kafka broker answered at the configured bootstrap within the wait, or the cluster answered and was not
+    ready for an admin request within its deadline (responder/ingest/admin.py, `with_admin`). The wait is
+    RESPONDER_KAFKA_CONNECT_TIMEOUT for the service's clients and its topic check, a fixed one elsewhere (an admin
+    call's 15 s, a command-line tool's, the timeline mirror's): the message names which."""
 
 
 class ReadCancelled(ResponderError, RuntimeError):

@@ -12,7 +12,7 @@ import structlog
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
 
 from responder.errors import BrokerUnreachable
-from responder.ingest.clients import _start_with_retry
+from responder.ingest.clients import _start_with_retry, fixed_wait
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +73,7 @@ async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
     from aiokafka.admin import AIOKafkaAdminClient
 
     deadline = ADMIN_DEADLINE if deadline is None else deadline
-    set_by = wait_set_by or f"this admin call's fixed {deadline:g}s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT,"
+    set_by = wait_set_by or fixed_wait("this admin call", deadline)
     stop, delay = time.monotonic() + deadline, 0.1
     until = asyncio.get_running_loop().time() + deadline
     while True:

@@ -38,6 +38,11 @@ def _servers(client: Any) -> str:
     return servers if isinstance(servers, str) else ",".join(map(str, servers))
 
 
+def fixed_wait(what: str, seconds: float) -> str:
+    """The `wait_set_by` of a client whose wait for Kafka is fixed (`what`'s `seconds`), not a setting."""
+    return f"{what}'s fixed {seconds:g}s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT,"
+
+
 async def _start_with_retry(client: Any, deadline: float, *, quiet: bool = False,
                             wait_set_by: str = "RESPONDER_KAFKA_CONNECT_TIMEOUT") -> None:
     """aiokafka does not retry bootstrap itself; we do, for `deadline` seconds, logging every failed attempt

@@ -34,6 +34,7 @@ from responder.ingest.admin import ensure_topics
 from responder.ingest.clients import (
     SEND_DEADLINE,
     _start_with_retry,
+    fixed_wait,
     send_retrying,
     stop_consumer,
     transient_send,
@@ -46,6 +47,8 @@ log = structlog.get_logger(__name__)
 DLQ_PREFIX = "dlq."
 MAX_TIMESTAMP_MS = 253_402_300_800_000  # 10000-01-01: past it `RawRecord.stamped` reads no time
 NOT_ORIGINAL = ("dlq.minimal", "dlq.truncated", "dlq.headers_dropped")  # copies that are not the original record
+CONNECT_S = 15.0  # seconds its clients try to reach Kafka: fixed, RESPONDER_KAFKA_CONNECT_TIMEOUT does not set it
+WAIT_SET_BY = fixed_wait("a dead-letter replay", CONNECT_S)
 
 
 @dataclass
@@ -98,7 +101,7 @@ async def _ledger(bootstrap: str, topic: str, idle_seconds: float,
     await ensure_topics(bootstrap, [topic], partitions=1, options=options)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **(options or {}))
-    await _start_with_retry(consumer, 15.0)
+    await _start_with_retry(consumer, CONNECT_S, wait_set_by=WAIT_SET_BY)
     try:
         return {m.key for m in await _drain(consumer, idle_seconds) if m.key is not None}
     finally:
@@ -125,8 +128,8 @@ async def replay_deadletters(
     consumer = AIOKafkaConsumer(deadletter_topic, bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest", **(options or {}))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
-    await _start_with_retry(consumer, 15.0)
-    await _start_with_retry(producer, 15.0)
+    await _start_with_retry(consumer, CONNECT_S, wait_set_by=WAIT_SET_BY)
+    await _start_with_retry(producer, CONNECT_S, wait_set_by=WAIT_SET_BY)
     try:
         idle_since = time.monotonic()
         while (limit is None or result.replayed < limit) and result.failed is None:

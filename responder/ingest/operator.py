@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from responder.auth import signed_headers
 from responder.ingest.admin import ensure_topics
-from responder.ingest.clients import _start_with_retry, stop_consumer
+from responder.ingest.clients import _start_with_retry, fixed_wait, stop_consumer
 from responder.ingest.unreadable import getmany_past, readable
 from responder.models.operator import (
     REPLY_KEY_HEADER,
@@ -32,6 +32,8 @@ from responder.models.operator import (
 from responder.timeline.checkpoint import Checker
 
 log = structlog.get_logger(__name__)
+CONNECT_S = 15.0  # seconds its clients try to reach Kafka: fixed, RESPONDER_KAFKA_CONNECT_TIMEOUT does not set it
+WAIT_SET_BY = fixed_wait("an operator request", CONNECT_S)
 
 
 async def request_and_wait(bootstrap: str, requests_topic: str, replies_topic: str, request: OperatorRequest,
@@ -47,8 +49,8 @@ async def request_and_wait(bootstrap: str, requests_topic: str, replies_topic: s
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **options)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **options)  # a late offset reset must not skip the reply
-    await _start_with_retry(producer, 15.0)
-    await _start_with_retry(consumer, 15.0)
+    await _start_with_retry(producer, CONNECT_S, wait_set_by=WAIT_SET_BY)
+    await _start_with_retry(consumer, CONNECT_S, wait_set_by=WAIT_SET_BY)
     wanted = ReplyFilter(request, checker)
     try:
         # the producer waits for the topic's metadata (a consumer's topics() does not keep it on every broker)
