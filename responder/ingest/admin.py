@@ -67,9 +67,9 @@ async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
     is made again on another new client, so with fresh metadata, until `deadline` seconds (`ADMIN_DEADLINE`) have
     passed; then BrokerUnreachable from the last error, as when no broker answers (exit 3 at a first start, a rejoin
     once Kafka was reached: responder/service/rejoin.py), not the raw error (exit 1). Any other error is raised at
-    once. A call still running at the deadline (a request to an unreachable controller waits the client's request
-    timeout, 40 s by default) is cut there: BrokerUnreachable, its TimeoutError the cause. Its message names what sets
-    the deadline: `wait_set_by` (a setting), else this fixed deadline."""
+    once. A start or a call still running at the deadline (a bootstrap or a request to an unreachable controller
+    waits the client's request timeout, 40 s by default) is cut there: BrokerUnreachable, its TimeoutError the
+    cause. Its message names what sets the deadline: `wait_set_by` (a setting), else this fixed deadline."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     deadline = ADMIN_DEADLINE if deadline is None else deadline
@@ -77,13 +77,19 @@ async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
     stop, delay = time.monotonic() + deadline, 0.1
     until = asyncio.get_running_loop().time() + deadline
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
-        await _start_with_retry(admin, max(1.0, round(stop - time.monotonic(), 1)), wait_set_by=set_by)
-        timer = asyncio.timeout_at(until)
+        admin, started = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {})), False
+        timer = asyncio.timeout_at(until)  # the start too: a bootstrap unanswered (a broker stopped) waits 40 s
         try:
             async with timer:
+                await _start_with_retry(admin, max(1.0, round(stop - time.monotonic(), 1)), wait_set_by=set_by)
+                started = True
                 return await call(admin)
         except NOT_READY as exc:
+            if timer.expired() and not started:
+                raise BrokerUnreachable(
+                    f"cannot reach Kafka at {bootstrap} (AIOKafkaAdminClient): no answer in {deadline:g}s: "
+                    f"TimeoutError: its bootstrap was unanswered at the deadline (check RESPONDER_KAFKA_BOOTSTRAP; "
+                    f"{set_by} sets the wait)") from exc
             if not (timer.expired() or not_ready(exc)):
                 raise
             if timer.expired() or time.monotonic() + delay > stop:

@@ -293,3 +293,23 @@ async def test_a_deadline_set_by_the_setting_names_it(admin, monkeypatch):
     with pytest.raises(BrokerUnreachable, match="RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait"):
         await with_admin("127.0.0.1:9", lambda a: a.list_topics(), deadline=0.2,
                          wait_set_by="RESPONDER_KAFKA_CONNECT_TIMEOUT")
+
+
+class _Stopped(_Admin):
+    """An admin client whose bootstrap is accepted and never answered (a SIGSTOPped broker): aiokafka waits its
+    request timeout, 40 s by default, per attempt."""
+
+    async def start(self) -> None:
+        await asyncio.sleep(10**6)
+
+
+async def test_a_bootstrap_hung_past_the_deadline_is_cut_there(admin, monkeypatch):
+    """A start whose bootstrap request hangs is cut at the admin call's deadline too: BrokerUnreachable saying no
+    broker answered (a TimeoutError its cause) and the client closed, not a wait of aiokafka's request timeout."""
+    monkeypatch.setattr(aiokafka.admin, "AIOKafkaAdminClient", _Stopped)
+    with pytest.raises(BrokerUnreachable, match=r"cannot reach Kafka at 127\.0\.0\.1:9 .*no answer in 0\.3s") as raised:
+        async with asyncio.timeout(5):  # a hang guard: without the cut the start waits for ever
+            await with_admin("127.0.0.1:9", lambda a: a.list_topics(), deadline=0.3)
+    assert type(raised.value.__cause__) is TimeoutError
+    assert "fixed 0.3s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in str(raised.value)
+    assert [a.closed for a in admin.made] == [True]
