@@ -128,9 +128,9 @@ async def replay_deadletters(
     consumer = AIOKafkaConsumer(deadletter_topic, bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest", **(options or {}))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
-    await _start_with_retry(consumer, CONNECT_S, wait_set_by=WAIT_SET_BY)
-    await _start_with_retry(producer, CONNECT_S, wait_set_by=WAIT_SET_BY)
-    try:
+    try:  # either start failing, the other client is stopped too
+        await _start_with_retry(consumer, CONNECT_S, wait_set_by=WAIT_SET_BY)
+        await _start_with_retry(producer, CONNECT_S, wait_set_by=WAIT_SET_BY)
         idle_since = time.monotonic()
         while (limit is None or result.replayed < limit) and result.failed is None:
             records, unreadable = readable(await getmany_past(consumer, timeout_ms=300, max_records=500))

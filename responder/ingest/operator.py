@@ -49,10 +49,10 @@ async def request_and_wait(bootstrap: str, requests_topic: str, replies_topic: s
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **options)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **options)  # a late offset reset must not skip the reply
-    await _start_with_retry(producer, CONNECT_S, wait_set_by=WAIT_SET_BY)
-    await _start_with_retry(consumer, CONNECT_S, wait_set_by=WAIT_SET_BY)
     wanted = ReplyFilter(request, checker)
-    try:
+    try:  # either start failing, the other client is stopped too
+        await _start_with_retry(producer, CONNECT_S, wait_set_by=WAIT_SET_BY)
+        await _start_with_retry(consumer, CONNECT_S, wait_set_by=WAIT_SET_BY)
         # the producer waits for the topic's metadata (a consumer's topics() does not keep it on every broker)
         parts = [TopicPartition(replies_topic, p) for p in sorted(await producer.partitions_for(replies_topic))]
         consumer.assign(parts)

@@ -1,5 +1,6 @@
 """The command-line tools' clients (an operator request, a dead-letter replay) wait a fixed 15 s for Kafka: their
-BrokerUnreachable names that fixed wait, as the admin calls' does, not RESPONDER_KAFKA_CONNECT_TIMEOUT."""
+BrokerUnreachable names that fixed wait, as the admin calls' does, not RESPONDER_KAFKA_CONNECT_TIMEOUT; and the
+client started before the other's start failed is stopped."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, "ensure_topics", nothing)
         monkeypatch.setattr(module, "AIOKafkaProducer", _Down)
         monkeypatch.setattr(module, "AIOKafkaConsumer", _Down)
+    monkeypatch.setattr(operator, "ReplyFilter", lambda *_: None)  # no request is read: none is sent
 
 
 async def test_an_operator_request_names_its_fixed_wait() -> None:
@@ -73,3 +75,41 @@ async def test_a_dead_letter_replay_names_its_fixed_wait(monkeypatch: pytest.Mon
         await deadletter.replay_deadletters("127.0.0.1:9", "dlq", force=True)
     assert UNSET not in str(raised.value)
     assert "a dead-letter replay's fixed 15s deadline" in str(raised.value)
+
+
+class _Up(_Down):
+    """A client that starts."""
+
+    async def start(self) -> None:
+        return None
+
+
+async def _operator_request() -> None:
+    await operator.request_and_wait("k:1", "req", "rep", object(), "k", b"s", 1.0)  # type: ignore[arg-type]
+
+
+async def _replay() -> None:
+    await deadletter.replay_deadletters("k:1", "dlq", force=True)
+
+
+@pytest.mark.parametrize(("module", "first", "run"), [
+    (operator, "AIOKafkaProducer", _operator_request), (deadletter, "AIOKafkaConsumer", _replay),
+], ids=["operator", "replay"])
+async def test_a_client_started_before_another_failed_to_start_is_stopped(
+        monkeypatch: pytest.MonkeyPatch, module: Any, first: str, run: Any) -> None:
+    """The client started first (an operator request's producer, a replay's consumer) is stopped when the other's
+    start fails, not left running (its connections and tasks) behind the BrokerUnreachable."""
+    async def nothing(*_: Any, **__: Any) -> None:
+        return None
+
+    made: list[_Down] = []
+
+    def client(kind: type[_Down]) -> Any:
+        return lambda *a, **k: made.append(kind(*a, **k)) or made[-1]
+
+    monkeypatch.setattr(deadletter, "check_connection", nothing)
+    for name in ("AIOKafkaProducer", "AIOKafkaConsumer"):
+        monkeypatch.setattr(module, name, client(_Up if name == first else _Down))
+    with pytest.raises(BrokerUnreachable):
+        await run()
+    assert sorted((type(c).__name__, c.stopped) for c in made) == [("_Down", True), ("_Up", True)]
