@@ -12,7 +12,8 @@ Cancelling the caller (the guard's deadline, a shutdown) cancels every read in f
 (`TaskGroup`), then ends the caller cancelled, whatever the reads did meanwhile (one failing, or failing as it was
 cancelled): the caller's `asyncio.timeout` raises TimeoutError (until 2026-12-06 a read's error then ended it and
 the cancel was lost). An exception a read lets through ends `in_order` with it (several: a group), the other reads
-cancelled; each read's task catches its own exception, so the TaskGroup never cancels the caller's task to wake it
+cancelled, even where reading in order would have stopped at an earlier read's refusal (the step acts on
+neither); each read's task catches its own exception, so the TaskGroup never cancels the caller's task to wake it
 (Python 3.11's leaves that request behind) and no cancel request is taken back. A read that ends cancelled when
 nobody asked (neither the caller nor a refusal or failure before it) is no answer: `in_order` raises ReadCancelled
 naming it (until 2026-12-06 a KeyError at `found[i]`), never an answer without it, a lone read as one among several
