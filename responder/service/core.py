@@ -2,8 +2,9 @@
 
 `Service` builds its collaborators from settings here; what it does with them is in the mixins it is made of:
 `BatchHandling` (responder/service/batches.py: a chunk of records through the pipeline, then its offsets),
-`PartitionKeeping` (partitions.py: assignment, recovery, eviction, the fleet's restores) and `Running`
-(running.py: start, the alert loop, drain, close; the approval and operator loops are `SignedLoops`, signed.py).
+`PartitionKeeping` (partitions.py: assignment, recovery, eviction, the fleet's restores), `Running`
+(running.py: start, the alert loop, drain, close; the approval and operator loops are `SignedLoops`, signed.py) and
+`Readiness` (readiness.py: what `/readyz` answers).
 `Parts` (parts.py) declares what they share.
 """
 
@@ -46,6 +47,7 @@ from responder.normalise import known
 from responder.pipeline import Pipeline
 from responder.service.batches import BatchHandling
 from responder.service.chores import Chores
+from responder.service.readiness import Readiness
 from responder.service.running import Running
 from responder.service.wiring import (
     NO_KAFKA,
@@ -62,7 +64,7 @@ from responder.timeline.recorder import Recorder
 log = structlog.get_logger(__name__)
 
 
-class Service(BatchHandling, Running):
+class Service(BatchHandling, Running, Readiness):
     """One consumer-group member: handles batches partition by partition, commits after the timeline is durable."""
 
     def __init__(
@@ -206,41 +208,6 @@ class Service(BatchHandling, Running):
         """The runbook of a live incident: the `runbook` label of the step metrics."""
         found = self.engine.state.incidents.by_id.get(incident)
         return found.runbook if found is not None else None
-
-    def ready_now(self) -> bool:
-        """Whether the service is consuming and its timeline takes writes (what `/readyz` reports).
-
-        A full or failing timeline disk stalls the recorder: no step acts without a durable intent and no offset
-        is committed, so the service is unready until the write goes through (tests/faults/test_disk_faults.py).
-        """
-        return self.unready() is None
-
-    def warning(self) -> str | None:
-        """What `/readyz` adds under `ready`: a runbook's notification topic is missing (it never holds the start)."""
-        return self.topics_warning
-
-    def unready(self) -> str | None:
-        """Why the service is not ready (the body of a 503 from `/readyz`), or None when it is."""
-        if self._stop.is_set():
-            return "stopping"
-        if self.topics_missing is not None:
-            return self.topics_missing
-        if not self.ready.is_set():
-            return "starting: joining the consumer group"
-        if self.recorder.stalled is not None:
-            return f"timeline stalled, no step acts until it takes writes: {self.recorder.stalled}"
-        if (rebuilding := self._rebuilding_why()) is not None:
-            return rebuilding
-        if self._rebalance_error is not None:
-            return f"a rebalance failed, stopping: {type(self._rebalance_error).__name__}: {self._rebalance_error}"
-        if self.fleet is not None and self.fleet.failed:  # a partition whose state is not restored
-            failed = sorted(self.fleet.failed.items())
-            return (f"partition(s) {', '.join(str(p) for p, _ in failed)} not restored (paused, retried with "
-                    f"backoff): {failed[0][1]}")
-        if self.fleet is not None and self.fleet.restoring:
-            restoring = ", ".join(map(str, sorted(self.fleet.restoring)))
-            return f"partition(s) {restoring} being restored from the changelog (paused until then)"
-        return None
 
     def request_stop(self) -> None:
         """Finish the batch in hand, commit it, then stop."""

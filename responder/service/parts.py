@@ -1,8 +1,8 @@
 """The collaborators one `Service` holds, declared once for the mixins that share them.
 
-`Service.__init__` (responder/service/core.py) builds them; `BatchHandling`, `PartitionKeeping` and `Running` are
-mixed into `Service` and read them straight off the instance, so a batch costs no indirection. `acting` is how the
-decisions, timeouts and steps taken up again hold the gate.
+`Service.__init__` (responder/service/core.py) builds them; `BatchHandling`, `PartitionKeeping`, `Running` and
+`Readiness` are mixed into `Service` and read them straight off the instance, so a batch costs no indirection.
+`acting` is how the decisions, timeouts and steps taken up again hold the gate.
 """
 
 from __future__ import annotations
