@@ -31,10 +31,8 @@ import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from responder.errors import ConfigError
 from responder.errors_kafka import ChangelogError, ReplicaFenced, TransactionFailed
 from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, resending, send_all, transient_send
-from responder.ingest.txnprobe import supported
 
 log = structlog.get_logger(__name__)
 
@@ -246,18 +244,3 @@ class Transactions:
             f"changelog {self.topic}[{partition}] transaction failed: {type(exc).__name__}: {exc}")
         return self.failed[partition]
 
-
-async def choose(mode: str, bootstrap: str, topic: str, group_id: str, *,
-                 options: Mapping[str, Any] | None = None) -> Transactions | None:
-    """`kafka_transactions`: off = none; on = required (a broker without them is a ConfigError); auto = probed."""
-    if mode == "off":
-        log.info("kafka_transactions", enabled=False, mode=mode)
-        return None
-    ok = await supported(bootstrap, group_id, options)
-    if not ok and mode == "on":
-        raise ConfigError(f"RESPONDER_KAFKA_TRANSACTIONS=on: the broker at {bootstrap} does not run Kafka "
-                          "transactions for aiokafka (Tansu does not); set it to auto or off")
-    log.info("kafka_transactions", enabled=ok, mode=mode,
-             detail="changelog and offsets in one transaction; a zombie replica is fenced" if ok else
-             "the broker has no transactions: at-least-once with idempotent steps (docs/fleet.md)")
-    return Transactions(bootstrap, topic, group_id, options=options) if ok else None

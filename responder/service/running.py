@@ -19,7 +19,7 @@ import structlog
 from responder import collector
 from responder.exception_groups import cancel_requests
 from responder.fleet_digest import fleet_digest
-from responder.ingest import transactions
+from responder.ingest import txnprobe
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
 from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
@@ -51,7 +51,7 @@ class Running(SignedLoops):
             self._recover()
         else:
             await self.fleet.changelog.start()
-            self.fleet.changelog.txn = await transactions.choose(
+            self.fleet.changelog.txn = await txnprobe.choose(
                 self.settings.kafka_transactions, str(self.settings.kafka_bootstrap), self.fleet.changelog.topic,
                 self.settings.group_id, options=self.kafka_options)
         collector.tune(self.settings.max_batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from responder.ingest.transactions import supported
+from responder.ingest.txnprobe import supported
 
 
 @pytest.fixture(name="transactional")
