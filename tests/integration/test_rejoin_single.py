@@ -1,15 +1,18 @@
 """A single instance (no fleet, no changelog) whose alerts consumer, rebuilt after its group coordinator died, reaches
 no broker is rebuilt in-process by `serve_rejoining` (`kafka_unreachable`, responder/service/rejoin.py): the old
 service releases its timeline, clients and the process's metrics server, the new one recovers its state from the
-same timeline and goes on acting, each effect once."""
+same timeline and goes on acting, each effect once; one that was ready `HEALTHY_S` before it was cut off is followed
+after the first backoff again."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
+import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from responder.errors_kafka import CoordinatorDied
 from responder.ingest.kafka import publish
 from responder.models.timeline import TimelineEntry
 from responder.service import Service, health_server, rebuilds, serve_rejoining
+from responder.service import rejoin as rejoin_module
 from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.http import http_request
@@ -171,3 +175,41 @@ async def test_a_single_instance_cut_off_from_kafka_is_rebuilt_in_process_and_ac
     assert [e.body["status"] for e in later] == ["ok"], later
     assert verify_file(timeline, None, None, []).entries == len(entries)  # `responder timeline verify`: one chain
     assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
+
+
+@pytest.mark.timeout(180)
+async def test_a_single_instance_ready_healthy_s_before_it_is_cut_off_rejoins_after_the_first_backoff(
+        kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, monkeypatch):
+    """Three real Services cut off from Kafka in turn under `serve_rejoining`: the first rejoins after `backoff`, the
+    second, ready `HEALTHY_S` by the clock rejoin.py reads (moved on a minute, no minute waited), after `backoff` again,
+    not twice it; the third, cut off as soon as it was ready, after twice it."""
+    ahead = [0.0]  # seconds rejoin.py's clock runs ahead of the one `ready_since` is read from (running.py)
+    monkeypatch.setattr(rejoin_module, "time", SimpleNamespace(monotonic=lambda: time.monotonic() + ahead[0]))
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+                             kafka_connect_timeout=5.0, fenced_rejoins=3)
+    make = rebuilds(settings, aws=aws)
+    built: list[Service] = []
+
+    def build(previous: Service | None) -> Service:
+        built.append(make(previous))
+        return built[-1]
+
+    armed: list[str] = []
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins, backoff=0.1, stop=stop))
+        try:
+            for n, healthy in enumerate((False, True, False), start=1):
+                await wait_for(lambda n=n: len(built) == n and built[-1].ready.is_set(), 60,
+                               what=f"service {n} did not get ready", serving=task)
+                ahead[0] = rejoin_module.HEALTHY_S if healthy else 0.0
+                _cut_off_after_acting(built[-1], armed)
+            await wait_for(lambda: len(built) == 4, 60, what="no fourth service was built", serving=task)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 60)
+    rejoining = [e for e in logs if e["event"] == "replica_rejoining"]
+    assert [(e["reason"], e["in_s"]) for e in rejoining] == [
+        ("kafka_unreachable", 0.1), ("kafka_unreachable", 0.1), ("kafka_unreachable", 0.2)], rejoining
+    assert armed == ["coordinator died", "rebuild unreachable"] * 3
+    assert all(service.ready_since is not None for service in built[:3])
