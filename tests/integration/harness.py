@@ -129,3 +129,16 @@ def all_closed(service: Service) -> bool:
     if service.operator_ingest is not None:
         clients.append(service.operator_ingest.consumer)
     return all(client._closed for client in clients)
+
+
+async def access_key(aws: AwsSession, user: str = "ml-training") -> str:
+    """A new IAM user `user` in moto and the id of an access key made for it."""
+    await aws.call("iam", "create_user", UserName=user)
+    created = await aws.call("iam", "create_access_key", UserName=user)
+    return str(created["AccessKey"]["AccessKeyId"])
+
+
+async def key_status(aws: AwsSession, key_id: str, user: str = "ml-training") -> str:
+    """What moto says of `user`'s access key `key_id`: Active or Inactive."""
+    listed = await aws.call("iam", "list_access_keys", UserName=user)
+    return next(k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key_id)

@@ -13,7 +13,6 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import IncompatibleBrokerVersion
 from typer.testing import CliRunner
 
-from responder.actuators.aws.session import AwsSession
 from responder.auth import signed_headers
 from responder.cli.app import app
 from responder.ingest.deadletter import replay_deadletters
@@ -21,21 +20,10 @@ from responder.ingest.kafka import publish
 from responder.service import Service
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.http import http_request
-from tests.integration.harness import make_settings, read_all, running, wait_for
+from tests.integration.harness import access_key, key_status, make_settings, read_all, running, wait_for
 
 pytestmark = pytest.mark.integration
 SECRET = "rotate-me-2026"
-
-
-async def _seed(aws: AwsSession, user: str = "ml-training") -> str:
-    await aws.call("iam", "create_user", UserName=user)
-    created = await aws.call("iam", "create_access_key", UserName=user)
-    return str(created["AccessKey"]["AccessKeyId"])
-
-
-async def _status(aws: AwsSession, key_id: str, user: str = "ml-training") -> str:
-    listed = await aws.call("iam", "list_access_keys", UserName=user)
-    return next(k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key_id)
 
 
 async def _allow_large_records(bootstrap: str, topic: str) -> None:
@@ -55,7 +43,7 @@ async def test_every_poison_kind_is_deadlettered_counted_committed(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
     """Not JSON, too large, unknown shape, invalid, unsigned and forged records go to the DLQ; a signed one acts."""
-    key = await _seed(aws)
+    key = await access_key(aws)
     settings = make_settings(
         kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
         max_record_bytes=4096, require_signature=["guardduty"],
@@ -85,7 +73,7 @@ async def test_every_poison_kind_is_deadlettered_counted_committed(
         ready, _ = await http_request(port, "/readyz")
         health, _ = await http_request(port, "/healthz")
         missing, _ = await http_request(port, "/nope")
-    assert await _status(aws, key) == "Inactive"
+    assert await key_status(aws, key) == "Inactive"
     dead = await read_all(kafka_bootstrap, topics["deadletter"], len(poison))
     assert [(dict(m.headers)["dlq.reason"].decode(), m.value) for m in dead] == [(r, v) for r, v, _ in poison]
     first = dict(dead[0].headers)
@@ -114,7 +102,7 @@ async def test_every_poison_kind_is_deadlettered_counted_committed(
 
 async def test_replay_after_the_fix_acts_on_the_record(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir):
     """A record signed with a key not yet configured is dead-lettered; after adding the key, replay makes it act."""
-    key = await _seed(aws)
+    key = await access_key(aws)
     finding = envelope_bytes(guardduty_finding(key))
     signed = signed_headers("k-2027", SECRET.encode(), finding)
     common = {"require_signature": ["guardduty"], "session_timeout_ms": 3000}
@@ -125,7 +113,7 @@ async def test_replay_after_the_fix_acts_on_the_record(kafka_bootstrap, aws, top
         await publish(kafka_bootstrap, topics["alerts"], [finding], key=key.encode(), headers=signed)
         await wait_for(lambda: sum(first.deadlettered.values()) >= 2)
     assert first.deadlettered == {"not_json": 1, "authentication": 1}
-    assert await _status(aws, key) == "Active"
+    assert await key_status(aws, key) == "Active"
 
     runner = CliRunner()
     env = {"RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_DEADLETTER_TOPIC": topics["deadletter"]}
@@ -143,7 +131,7 @@ async def test_replay_after_the_fix_acts_on_the_record(kafka_bootstrap, aws, top
     second = Service(fixed)
     async with running(second):
         await wait_for(lambda: bool(second.engine.state.results()), timeout=60)
-    assert await _status(aws, key) == "Inactive"
+    assert await key_status(aws, key) == "Inactive"
     replayed = (await read_all(kafka_bootstrap, topics["alerts"], 3))[-1]
     assert replayed.value == finding
     assert sorted(k for k, _ in replayed.headers) == ["responder-key-id", "responder-replay-of", "responder-signature"]
@@ -153,7 +141,7 @@ async def test_a_poison_record_near_the_size_cap_is_deadlettered_truncated(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
     """A ~1 MB non-JSON record whose copy plus dlq headers would exceed 1 MiB is dead-lettered truncated."""
-    key = await _seed(aws)
+    key = await access_key(aws)
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir))
     poison = b"x" * 1_047_000
     async with running(service):
@@ -164,14 +152,14 @@ async def test_a_poison_record_near_the_size_cap_is_deadlettered_truncated(
     headers = dict(dead.headers)
     assert headers["dlq.truncated"] == b"1047000"
     assert poison.startswith(dead.value)
-    assert await _status(aws, key) == "Inactive"
+    assert await key_status(aws, key) == "Inactive"
 
 
 async def test_a_record_whose_copy_cannot_fit_does_not_block_its_partition(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
     """A 900 kB value with ten 15 kB headers is dead-lettered within the size cap; the valid alert behind it acts."""
-    key = await _seed(aws)
+    key = await access_key(aws)
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir))
     poison = b"X" * 900_000
     fat = [(f"h{i}", b"y" * 15_000) for i in range(10)]
@@ -185,7 +173,7 @@ async def test_a_record_whose_copy_cannot_fit_does_not_block_its_partition(
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
         await wait_for(lambda: any(r.step == "deactivate-key" for r in service.engine.state.results()))
-    assert await _status(aws, key) == "Inactive"
+    assert await key_status(aws, key) == "Inactive"
     [dead] = await read_all(kafka_bootstrap, topics["deadletter"], 1)
     headers = dict(dead.headers)
     assert headers["dlq.reason"] == b"not_json"

@@ -14,9 +14,8 @@ from responder.ingest.changelog import ensure_changelog
 from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import make_settings, running, wait_for
-from tests.integration.test_deadletter import _seed, _status
-from tests.integration.test_unreadable import _produce
+from tests.integration.harness import access_key, key_status, make_settings, running, wait_for
+from tests.integration.unreadable_producer import produce
 
 pytestmark = pytest.mark.integration
 kafka_bootstrap = on_apache_kafka()  # the broker aiokafka meets in production, when Java is present
@@ -25,7 +24,7 @@ kafka_bootstrap = on_apache_kafka()  # the broker aiokafka meets in production, 
 async def _contained(aws: Any, key: str, user: str) -> None:
     """Wait until moto says the access key is Inactive (TimeoutError after 60 s)."""
     async with asyncio.timeout(60):
-        while await _status(aws, key, user) != "Inactive":
+        while await key_status(aws, key, user) != "Inactive":
             await asyncio.sleep(0.2)
 
 
@@ -51,7 +50,7 @@ async def _held_fleet(kafka_bootstrap: str, aws: Any, topics: dict[str, str], un
 
 async def _send(kafka_bootstrap: str, topic: str, tmp_path: Path, key: str, user: str, partition: int) -> None:
     """Produce a GuardDuty finding naming the access key to one partition of the alert topic."""
-    await _produce(kafka_bootstrap, topic, tmp_path, [(envelope_bytes(guardduty_finding(key, user=user)), False)],
+    await produce(kafka_bootstrap, topic, tmp_path, [(envelope_bytes(guardduty_finding(key, user=user)), False)],
                    "--partition", str(partition))
 
 
@@ -62,7 +61,7 @@ async def test_a_restore_that_waits_holds_up_neither_the_other_partitions_nor_th
     (counted in moto), the replica keeps its group generation (no rebalance), `/readyz` and `responder_partition_held`
     say 0 is being restored and its finding is not acted on; once the read goes on, 0 is restored and its finding
     is contained."""
-    waiting, other = await _seed(aws, "ml-w"), await _seed(aws, "ml-o")
+    waiting, other = await access_key(aws, "ml-w"), await access_key(aws, "ml-o")
     await _send(kafka_bootstrap, topics["alerts"], tmp_path, waiting, "ml-w", 0)
     service, go = await _held_fleet(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     async with running(service):
@@ -78,7 +77,7 @@ async def test_a_restore_that_waits_holds_up_neither_the_other_partitions_nor_th
         held = {"topic": topics["alerts"], "partition": "0"}
         assert service.metrics.value("responder_partition_held", **held) == 1
         assert service.metrics.value("responder_partition_held", **{**held, "partition": "1"}) == 0
-        assert await _status(aws, waiting, "ml-w") == "Active"
+        assert await key_status(aws, waiting, "ml-w") == "Active"
         go.set()
         await wait_for(lambda: 0 in fleet.owned, timeout=60)
         await _contained(aws, waiting, "ml-w")
@@ -92,7 +91,7 @@ async def test_a_quota_is_not_counted_short_while_a_partition_is_restored(
 ):
     """With a quota on IAM actions, partition 1's finding waits (parked) while partition 0 is still being restored
     (its windows are not in: the count could be short); once 0 is restored, the step goes on by itself."""
-    early, later = await _seed(aws, "ml-e"), await _seed(aws, "ml-l")
+    early, later = await access_key(aws, "ml-e"), await access_key(aws, "ml-l")
     service, go = await _held_fleet(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir,
                                     guard_quotas=[{"actuator": "aws.iam.*", "max": 5, "window": 900}])
     async with running(service):
@@ -105,7 +104,7 @@ async def test_a_quota_is_not_counted_short_while_a_partition_is_restored(
         assert trip["guard"] == "quota_uncounted"
         assert "partition(s) 0 are not restored yet" in trip["detail"], trip
         await asyncio.sleep(1.0)  # the approvals loop polls every 200 ms: it must not take the step up yet
-        assert await _status(aws, early, "ml-e") == "Active"
+        assert await key_status(aws, early, "ml-e") == "Active"
         go.set()
         await _contained(aws, early, "ml-e")
         kinds = [e.kind for e in service.recorder.entries()]

@@ -19,9 +19,8 @@ from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.fakes import Lagging
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import make_settings, running, wait_for
+from tests.integration.harness import access_key, key_status, make_settings, running, wait_for
 from tests.integration.test_approvals import SECRET, _runbooks
-from tests.integration.test_deadletter import _seed, _status
 from tests.unit.test_settle_gate import Held
 
 pytestmark = pytest.mark.integration
@@ -87,7 +86,7 @@ async def test_an_approved_step_settling_in_a_fleet_lets_another_partitions_find
     (its step parked, its request recorded) while it waits, where the lanes waited for the whole settle before;
     released, the step is recorded once, verified on its second read, before `approval.settled`, and the changelog
     a next owner reads holds that result; the other key is untouched."""
-    first, second = await _seed(aws, "ml-first"), await _seed(aws, "ml-second")
+    first, second = await access_key(aws, "ml-first"), await access_key(aws, "ml-second")
     record_a, record_b = _keys_apart()
     service, held, changelog = await _fleet(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     async with running(service):
@@ -104,7 +103,8 @@ async def test_an_approved_step_settling_in_a_fleet_lets_another_partitions_find
         finally:
             held.go.set()  # the settle ends (reads true), whatever happened
         await wait_for(lambda: "approval.settled" in _kinds(service, incident), timeout=60)
-    assert (await _status(aws, first, "ml-first"), await _status(aws, second, "ml-second")) == ("Inactive", "Active")
+    assert (await key_status(aws, first, "ml-first"),
+            await key_status(aws, second, "ml-second")) == ("Inactive", "Active")
     entries = [e for e in _entries(service) if e.incident == incident]
     [result] = [e.body for e in entries if e.kind == "step.result" and e.body["step"] == "deactivate-key"]
     assert (result["status"], result["verified"], result["verify_reads"]) == ("ok", True, 2)

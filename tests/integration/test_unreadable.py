@@ -5,10 +5,6 @@ record is lost on the way."""
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,29 +25,14 @@ from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import make_settings, read_all, running, wait_for
+from tests.integration.harness import access_key, key_status, make_settings, read_all, running, wait_for
 from tests.integration.test_approvals import SECRET as APPROVAL_SECRET
 from tests.integration.test_approvals import _setup as approvals_setup
 from tests.integration.test_approvals import _status as approvals_status
-from tests.integration.test_deadletter import _seed, _status
+from tests.integration.unreadable_producer import produce
 
 pytestmark = pytest.mark.integration
 kafka_bootstrap = on_apache_kafka()  # the broker aiokafka meets in production, when Java is present
-ROOT = Path(__file__).resolve().parents[2]
-_SENT = itertools.count()  # value files' names
-
-
-async def _produce(bootstrap: str, topic: str, tmp: Path, values: list[tuple[bytes, bool]], *extra: str) -> None:
-    """Send `values` in one batch; those marked True carry a header key that is not UTF-8."""
-    files = []
-    for value, bad in values:
-        path = tmp / f"v{next(_SENT)}{'.bad' if bad else '.ok'}"
-        path.write_bytes(value)
-        files.append(str(path))
-    env = dict(os.environ, AIOKAFKA_NO_EXTENSIONS="1", PYTHONPATH=str(ROOT))
-    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tests.integration.unreadable_producer",
-                                             bootstrap, topic, "k", *files, *extra], check=True, env=env, cwd=ROOT,
-                            timeout=60)
 
 
 async def _poll_for_ever(consumer: AIOKafkaConsumer) -> None:
@@ -84,8 +65,8 @@ async def test_a_record_in_the_middle_of_a_batch_is_read_past_once(kafka_bootstr
     topic = f"unreadable-{unique}"
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
     extra = ("--gzip",) if gzip else ()
-    await _produce(kafka_bootstrap, topic, tmp_path, [(b"a", False), (b"b", True), (b"c", False)], *extra)
-    await _produce(kafka_bootstrap, topic, tmp_path, [(b"d", False)])  # another batch
+    await produce(kafka_bootstrap, topic, tmp_path, [(b"a", False), (b"b", True), (b"c", False)], *extra)
+    await produce(kafka_bootstrap, topic, tmp_path, [(b"d", False)])  # another batch
     consumer = await _consumer(kafka_bootstrap, topic)
     try:
         with pytest.raises(UnicodeDecodeError):
@@ -125,9 +106,9 @@ async def test_no_other_partition_loses_a_record(kafka_bootstrap, unique, tmp_pa
     topic = f"unreadable2-{unique}"
     await ensure_topics(kafka_bootstrap, [topic], partitions=2)
     for round_ in range(3):
-        await _produce(kafka_bootstrap, topic, tmp_path, [(f"p1-{round_}-{i}".encode(), False) for i in range(50)],
+        await produce(kafka_bootstrap, topic, tmp_path, [(f"p1-{round_}-{i}".encode(), False) for i in range(50)],
                        "--partition", "1")
-    await _produce(kafka_bootstrap, topic, tmp_path, [(b"p0-a", False), (b"p0-bad", True), (b"p0-c", False)],
+    await produce(kafka_bootstrap, topic, tmp_path, [(b"p0-a", False), (b"p0-bad", True), (b"p0-c", False)],
                    "--partition", "0")
     consumer = await _consumer(kafka_bootstrap, topic)
     try:
@@ -145,18 +126,18 @@ async def test_the_service_deadletters_it_and_acts_on_the_alerts_around_it(
 ):
     """An unreadable finding between two leaked-key findings: both keys are contained, it is dead-lettered as
     `unreadable` with its bytes and offset (and not acted on), and the offsets are committed past all three."""
-    before, middle, after = await _seed(aws, "ml-a"), await _seed(aws, "ml-m"), await _seed(aws, "ml-b")
+    before, middle, after = await access_key(aws, "ml-a"), await access_key(aws, "ml-m"), await access_key(aws, "ml-b")
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir)
     service = Service(settings)
     unreadable = envelope_bytes(guardduty_finding(middle, user="ml-m"))
     async with running(service):
         for value, bad in [(envelope_bytes(guardduty_finding(before, user="ml-a")), False), (unreadable, True),
                            (envelope_bytes(guardduty_finding(after, user="ml-b")), False)]:
-            await _produce(kafka_bootstrap, topics["alerts"], tmp_path, [(value, bad)], "--partition", "0")
+            await produce(kafka_bootstrap, topics["alerts"], tmp_path, [(value, bad)], "--partition", "0")
         await wait_for(lambda: len(service.engine.state.results()) >= 2 and service.pipeline.counters.records >= 3,
                        timeout=60)
-    assert (await _status(aws, before, "ml-a"), await _status(aws, after, "ml-b")) == ("Inactive", "Inactive")
-    assert await _status(aws, middle, "ml-m") == "Active"  # its alert is on the dead-letter topic, not acted on
+    assert (await key_status(aws, before, "ml-a"), await key_status(aws, after, "ml-b")) == ("Inactive", "Inactive")
+    assert await key_status(aws, middle, "ml-m") == "Active"  # its alert is on the dead-letter topic, not acted on
     [dead] = await read_all(kafka_bootstrap, topics["deadletter"], 1)
     headers = dict(dead.headers)
     assert (headers["dlq.reason"], headers["dlq.offset"], dead.value) == (b"unreadable", b"1", unreadable)
@@ -177,7 +158,7 @@ async def test_replay_counts_an_unreadable_dead_letter_and_sends_the_rest(kafka_
     unseen, and the readable one after it is replayed."""
     topic = f"dlq-unreadable-{unique}"
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
-    await _produce(kafka_bootstrap, topic, tmp_path, [(b"bad", True), (b"good", False)])
+    await produce(kafka_bootstrap, topic, tmp_path, [(b"bad", True), (b"good", False)])
     result = await replay_deadletters(kafka_bootstrap, topic, to_topic=f"back-{unique}", dry_run=True,
                                       idle_seconds=2.0, force=True)
     assert (result.scanned, result.unreplayable, result.replayed) == (2, 1, 1)
@@ -199,11 +180,11 @@ async def test_an_unreadable_decision_is_refused_on_the_timeline_and_the_next_on
                                  digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
                                  request_id=parked.request_id).canonical()
         signer = ("--sign", f"k1:{APPROVAL_SECRET}")
-        await _produce(kafka_bootstrap, names["decisions"], tmp_path, [(value, True)], *signer)
+        await produce(kafka_bootstrap, names["decisions"], tmp_path, [(value, True)], *signer)
         await wait_for(lambda: bool(_entries(settings.timeline_path, "approval.rejected")), timeout=60)
         assert service.engine.state.parked(parked.incident, parked.step) is not None
         assert await approvals_status(aws, key) == "Active"
-        await _produce(kafka_bootstrap, names["decisions"], tmp_path, [(value, False)], *signer)
+        await produce(kafka_bootstrap, names["decisions"], tmp_path, [(value, False)], *signer)
         await wait_for(lambda: bool(service.engine.state.results()), timeout=60)
     assert await approvals_status(aws, key) == "Inactive"
     [refused] = _entries(settings.timeline_path, "approval.rejected")
@@ -225,9 +206,9 @@ async def test_a_changelog_record_the_client_cannot_parse_stops_that_partitions_
     replica started, is not acted on); partition 1 is restored and acts."""
     changelog = f"changelog-{unique}"
     await ensure_changelog(kafka_bootstrap, changelog, 3)
-    await _produce(kafka_bootstrap, changelog, tmp_path, [(b"{}", True)], "--partition", "0")
-    held, acted = await _seed(aws, "ml-h"), await _seed(aws, "ml-x")
-    await _produce(kafka_bootstrap, topics["alerts"], tmp_path,
+    await produce(kafka_bootstrap, changelog, tmp_path, [(b"{}", True)], "--partition", "0")
+    held, acted = await access_key(aws, "ml-h"), await access_key(aws, "ml-x")
+    await produce(kafka_bootstrap, topics["alerts"], tmp_path,
                    [(envelope_bytes(guardduty_finding(held, user="ml-h")), False)], "--partition", "0")
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
                              changelog_topic=changelog)
@@ -236,7 +217,7 @@ async def test_a_changelog_record_the_client_cannot_parse_stops_that_partitions_
     async with running(service):
         assert service.fleet is not None
         await wait_for(lambda: 0 in service.fleet.failed and {1, 2} <= service.fleet.owned, timeout=60)
-        await _produce(kafka_bootstrap, topics["alerts"], tmp_path,
+        await produce(kafka_bootstrap, topics["alerts"], tmp_path,
                        [(envelope_bytes(guardduty_finding(acted, user="ml-x")), False)], "--partition", "1")
         await wait_for(lambda: len(service.engine.state.results()) >= 1, timeout=60)
         await asyncio.sleep(2.0)  # had partition 0 been consumed, its finding would have acted by now
@@ -245,7 +226,7 @@ async def test_a_changelog_record_the_client_cannot_parse_stops_that_partitions_
         assert not service.ready_now()
         assert "cannot parse at or after offset 0" in (service.unready() or "")
         assert service.pipeline.counters.records == 1
-    assert (await _status(aws, held, "ml-h"), await _status(aws, acted, "ml-x")) == ("Active", "Inactive")
+    assert (await key_status(aws, held, "ml-h"), await key_status(aws, acted, "ml-x")) == ("Active", "Inactive")
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:

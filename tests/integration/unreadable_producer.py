@@ -6,12 +6,15 @@ pure-Python record builder asks the key to encode itself, and this one encodes t
 
 Each value file is sent in turn, in one batch on KEY's partition (or partition N); a file named `*.bad` gets the
 bad header key; `--gzip` compresses the batch; `--sign` adds the two headers that sign each value
-(responder.auth.signed_headers), as the approvals CLI does.
+(responder.auth.signed_headers), as the approvals CLI does. Tests call it through `produce`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -43,6 +46,23 @@ async def main(bootstrap: str, topic: str, key: str, values: list[tuple[bytes, b
             await fut
     finally:
         await producer.stop()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+_SENT = itertools.count()  # value files' names
+
+
+async def produce(bootstrap: str, topic: str, tmp: Path, values: list[tuple[bytes, bool]], *extra: str) -> None:
+    """Send `values` in one batch; those marked True carry a header key that is not UTF-8."""
+    files = []
+    for value, bad in values:
+        path = tmp / f"v{next(_SENT)}{'.bad' if bad else '.ok'}"
+        path.write_bytes(value)
+        files.append(str(path))
+    env = dict(os.environ, AIOKAFKA_NO_EXTENSIONS="1", PYTHONPATH=str(ROOT))
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tests.integration.unreadable_producer",
+                                             bootstrap, topic, "k", *files, *extra], check=True, env=env, cwd=ROOT,
+                            timeout=60)
 
 
 if __name__ == "__main__":
