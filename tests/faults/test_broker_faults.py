@@ -4,17 +4,17 @@ moto server), and the broker unreachable (its process stopped with SIGSTOP) for 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from responder.ingest.kafka import ensure_topics
 from responder.sandbox import SANDBOX_CREDENTIALS, Broker
 from responder.sandbox.aws import AwsSandbox
+from tests.faults.brokers import stopped_after
 from tests.faults.cloud import direct, effects, marker_service, publish_findings, step_results
 from tests.faults.table import FaultRow, record
 from tests.integration.crash import fake_key
@@ -33,18 +33,6 @@ async def s3_broker(moto_server: AwsSandbox, unique: str, tmp_path) -> AsyncIter
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT": moto_server.endpoint_url, "AWS_ALLOW_HTTP": "true"}
     with stopped_after(Broker(storage=f"s3://{bucket}/", env=env, log_path=tmp_path / "broker.log")) as broker:
         yield broker
-
-
-@contextlib.contextmanager
-def stopped_after(broker: Broker) -> Iterator[Broker]:
-    """`broker` started, then stopped (let go on first, in case a test left it SIGSTOPped)."""
-    broker.start()
-    try:
-        yield broker
-    finally:
-        if broker.pid is not None:
-            os.kill(broker.pid, signal.SIGCONT)
-        broker.stop()
 
 
 async def broker_fault_run(broker: Broker, moto: AwsSandbox, unique: str, tmp, *, fault: str, outage: float,

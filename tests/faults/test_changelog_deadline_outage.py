@@ -14,7 +14,7 @@ from responder.engine.incidents import Incident
 from responder.engine.snapshot import EngineSnapshot
 from responder.errors_kafka import ChangelogWriteTimedOut
 from responder.ingest.changelog import Changelog, ensure_changelog
-from tests.faults.test_producer_outage import FAST, _broker, _outage  # noqa: F401  # _broker: the fixture
+from tests.faults.brokers import FAST, stopped_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ async def test_a_changelog_write_to_a_stopped_broker_fails_at_its_deadline(broke
     loop = asyncio.get_running_loop()
     try:
         await changelog.write(0, {"i0": EngineSnapshot(incidents=[Incident("i0", "rb", "g0", at, at)])})
-        outage = asyncio.create_task(_outage(broker, OUTAGE_S))
+        outage = asyncio.create_task(stopped_for(broker, OUTAGE_S))
         await asyncio.sleep(0.2)
         started = loop.time()
         with capture_logs() as logs, pytest.raises(ChangelogWriteTimedOut):

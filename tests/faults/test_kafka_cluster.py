@@ -10,10 +10,10 @@ import asyncio
 import time
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from responder.sandbox.aws import AwsSandbox
 from responder.sandbox.kafka_jvm import KafkaCluster
+from tests.faults.brokers import create_replicated
 from tests.faults.cloud import direct, effects, marker_service, publish_findings, step_results
 from tests.faults.table import FaultRow, record
 from tests.integration.crash import fake_key
@@ -23,21 +23,6 @@ from tests.integration.harness import running, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
 
 
-async def _create(bootstrap: str, names: list[str]) -> None:
-    """Create the topics with 3 partitions of 3 replicas each."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        for _ in range(100):  # right after start-up aiokafka may not know the controller yet (AttributeError)
-            try:
-                await admin.create_topics([NewTopic(n, 3, 3) for n in names])
-                return
-            except AttributeError:
-                await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
-
-
 async def leader_kill_run(cluster: KafkaCluster, moto: AwsSandbox, unique: str, tmp, *, fault: str, kills: int = 1,
                           down: float = 0.0, per_phase: int = 4) -> FaultRow:
     """Per kill: SIGKILL partition 0's leader, alerts while it is down (`down` s more), restart it, alerts after.
@@ -45,7 +30,7 @@ async def leader_kill_run(cluster: KafkaCluster, moto: AwsSandbox, unique: str, 
     Time to recover is kill → first action on an alert published after the kill (the slowest kill).
     """
     topics = {"alerts": f"alerts-{unique}", "deadletter": f"dlq-{unique}"}
-    await _create(cluster.bootstrap(), list(topics.values()))
+    await create_replicated(cluster.bootstrap(), list(topics.values()))
     aws = direct(moto)
     bucket = f"effects-{unique}"
     await aws.call("s3", "create_bucket", Bucket=bucket)

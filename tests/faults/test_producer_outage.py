@@ -5,14 +5,10 @@ and land whole (responder/ingest/clients.py `resending`)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from structlog.testing import capture_logs
 
 from responder.engine.incidents import Incident
@@ -21,42 +17,11 @@ from responder.ingest.admin import ensure_topics
 from responder.ingest.changelog import Changelog, ensure_changelog
 from responder.ingest.dlqsend import send_deadletter
 from responder.models.event import RawRecord
-from responder.sandbox import Broker
-from tests.faults.test_broker_faults import stopped_after
+from tests.faults.brokers import FAST, stopped_for, topic_records
 
 pytestmark = pytest.mark.integration
 
-OUTAGE_S = 4.0  # longer than the clients' request timeout below: aiokafka gives the batch up at least once
 LONG_OUTAGE_S = 10.0  # longer than dlqsend's three tries used to span (each up to 2-3 s here)
-FAST = {"request_timeout_ms": 1500}
-
-
-@pytest.fixture(name="broker")
-def _broker(tmp_path) -> Iterator[Broker]:
-    """An embedded broker of its own (the memory engine: a stopped process keeps its data)."""
-    with stopped_after(Broker(log_path=tmp_path / "broker.log")) as broker:
-        yield broker
-
-
-async def _outage(broker: Broker, seconds: float = OUTAGE_S) -> None:
-    """The broker stops answering for `seconds`, then goes on."""
-    assert broker.pid is not None
-    os.kill(broker.pid, signal.SIGSTOP)
-    try:
-        await asyncio.sleep(seconds)
-    finally:
-        os.kill(broker.pid, signal.SIGCONT)
-
-
-async def topic_records(bootstrap: str, topic: str) -> list[Any]:
-    """What one fetch from the start of `topic` returns (every record of a small topic)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        got = await consumer.getmany(timeout_ms=5000)
-    finally:
-        await consumer.stop()
-    return [m for ms in got.values() for m in ms]
 
 
 async def test_a_changelog_write_during_an_outage_lands_once_the_broker_answers(broker, unique):
@@ -70,7 +35,7 @@ async def test_a_changelog_write_during_an_outage_lands_once_the_broker_answers(
     try:
         await changelog.write(0, {"i0": EngineSnapshot(incidents=[Incident("i0", "rb", "g0", at, at)])})
         with capture_logs() as logs:
-            outage = asyncio.create_task(_outage(broker))
+            outage = asyncio.create_task(stopped_for(broker))
             await asyncio.sleep(0.2)
             await changelog.write(0, {"i1": EngineSnapshot(incidents=[Incident("i1", "rb", "g1", at, at, events=3)])})
             await outage
@@ -91,7 +56,7 @@ async def test_a_dead_letter_during_an_outage_is_the_full_copy_once_the_broker_a
     record = RawRecord(topic="alerts", partition=0, offset=9, key=b"k", value=b"{not json", headers=(("h", b"v"),))
     try:
         await producer.send_and_wait(topic, b"warm-up")
-        outage = asyncio.create_task(_outage(broker, LONG_OUTAGE_S))
+        outage = asyncio.create_task(stopped_for(broker, LONG_OUTAGE_S))
         await asyncio.sleep(0.2)
         await send_deadletter(producer, topic, record, "not_json", "bad", 1_000_000, deadline=30.0)
         await outage

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,18 +17,9 @@ from responder.ingest import deadletter
 from responder.ingest.admin import ensure_topics
 from responder.ingest.approvals import KafkaPublisher
 from responder.ingest.clients import publish
-from responder.sandbox import Broker
-from tests.faults.test_broker_faults import stopped_after
-from tests.faults.test_producer_outage import FAST, OUTAGE_S, _outage, topic_records
+from tests.faults.brokers import FAST, OUTAGE_S, stopped_for, topic_records
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(name="broker")
-def _broker(tmp_path) -> Iterator[Broker]:
-    """An embedded broker of its own (the memory engine: a stopped process keeps its data)."""
-    with stopped_after(Broker(log_path=tmp_path / "broker.log")) as broker:
-        yield broker
 
 
 async def test_a_replay_during_an_outage_publishes_every_record_once_the_broker_answers(broker, unique,
@@ -47,7 +37,7 @@ async def test_a_replay_during_an_outage_publishes_every_record_once_the_broker_
 
         async def send_and_wait(self, *args: Any, **kwargs: Any) -> Any:
             if not outages:
-                outages.append(asyncio.create_task(_outage(broker, OUTAGE_S)))
+                outages.append(asyncio.create_task(stopped_for(broker, OUTAGE_S)))
                 await asyncio.sleep(0.2)
             return await super().send_and_wait(*args, **kwargs)
 
@@ -70,7 +60,7 @@ async def test_a_publication_on_a_stopped_broker_gives_up_at_the_publishers_dead
     await publisher.start()
     try:
         await publisher.publish(topic, b"k", b"warm-up")
-        outage = asyncio.create_task(_outage(broker, 6.0))
+        outage = asyncio.create_task(stopped_for(broker, 6.0))
         await asyncio.sleep(0.2)
         began = time.monotonic()
         with pytest.raises(BrokerUnavailable):

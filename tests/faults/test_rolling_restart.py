@@ -13,8 +13,8 @@ from aiokafka.consumer.group_coordinator import GroupCoordinator
 
 from responder.ingest.coordinator import caught_up
 from responder.service import Service
+from tests.faults.brokers import create_replicated
 from tests.faults.cloud import direct, marker_service, publish_findings, step_results
-from tests.faults.test_kafka_cluster import _create
 from tests.integration.crash import fake_key
 from tests.integration.harness import running, wait_for
 
@@ -40,7 +40,7 @@ async def test_a_rolling_restart_that_kills_the_quiet_operator_coordinator_each_
     """Six restarts of the operator group's coordinator broker, each killing its coordination task: no exit 75."""
     cluster = kafka_cluster3
     topics = {"alerts": f"alerts-{unique}", "deadletter": f"dlq-{unique}", "operator": f"ops-{unique}"}
-    await _create(cluster.bootstrap(), list(topics.values()))
+    await create_replicated(cluster.bootstrap(), list(topics.values()))
     aws = direct(moto_server)
     bucket = f"effects-{unique}"
     await aws.call("s3", "create_bucket", Bucket=bucket)
