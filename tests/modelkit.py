@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import ActuationContext, AwsCaller
 from responder.actuators.model import ModelConfig, ModelStore
 from responder.actuators.model.signing import generate_key, sign
+
+BUCKET = "models"  # the model registry's bucket in moto
+URL = f"s3://{BUCKET}/registry"
+LATER = json.dumps({"created": datetime(2100, 1, 1, tzinfo=UTC).isoformat()}).encode()  # a version.json created later
 
 
 @dataclass(frozen=True)
@@ -60,3 +67,14 @@ class NoAws:
     async def call(self, service: str, operation: str, **kwargs: object) -> dict[str, object]:
         """Fail loudly."""
         raise AssertionError(f"unexpected AWS call {service}.{operation}")
+
+
+async def copy_version(aws: AwsSession, source: str, target: str) -> None:
+    """What a registry writer without the signing key can do: copy every object of one version under another name."""
+    listed = await aws.call("s3", "list_objects_v2", Bucket=BUCKET, Prefix=f"registry/{source}/")
+    for obj in listed.get("Contents", []):
+        key = str(obj["Key"])
+        body = (await aws.call("s3", "get_object", Bucket=BUCKET, Key=key))["Body"].read()
+        await aws.call("s3", "put_object", Bucket=BUCKET, Key=f"registry/{target}/" + key[len(f"registry/{source}/"):],
+                       Body=body)
+    await aws.call("s3", "put_object", Bucket=BUCKET, Key=f"registry/{target}/version.json", Body=LATER)

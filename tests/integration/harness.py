@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from responder.actuators.aws.session import AwsSession
 from responder.errors_kafka import ConsumerRebuildsExhausted
@@ -142,3 +144,28 @@ async def key_status(aws: AwsSession, key_id: str, user: str = "ml-training") ->
     """What moto says of `user`'s access key `key_id`: Active or Inactive."""
     listed = await aws.call("iam", "list_access_keys", UserName=user)
     return next(k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key_id)
+
+
+async def grow_partitions(bootstrap: str, topic: str, total: int) -> None:
+    """Add partitions to `topic` (the admin client's CreatePartitions), up to `total`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_partitions({topic: NewPartitions(total_count=total)})
+    finally:
+        await admin.close()
+
+
+async def send_to_partition(bootstrap: str, topic: str, partition: int, value: bytes,
+                            headers: list[tuple[str, bytes]]) -> None:
+    """Produce `value` to one partition, once the producer's metadata knows it (just added)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        async with asyncio.timeout(30):
+            while partition not in await producer.partitions_for(topic):
+                await asyncio.sleep(0.2)
+                await producer.client.force_metadata_update()
+        await producer.send_and_wait(topic, value, partition=partition, headers=headers)
+    finally:
+        await producer.stop()

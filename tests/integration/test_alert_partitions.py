@@ -18,10 +18,9 @@ from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
 from responder.settings import Settings
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import CountingAws, make_settings, running, wait_for
-from tests.integration.test_signed_partitions import _grow, _growable, _send_to  # noqa: F401 - a fixture
+from tests.integration.harness import CountingAws, grow_partitions, make_settings, running, send_to_partition, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
+pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka, pytest.mark.usefixtures("growable")]
 kafka_bootstrap = on_apache_kafka()
 
 MODES = {  # the settings that choose the alert consumer's kind
@@ -82,12 +81,12 @@ async def test_a_finding_on_an_alert_partition_added_while_the_service_runs_is_a
         return sum(1 for r in service.engine.state.results() if r.step == "deactivate-key")
 
     async with running(service):
-        await _send_to(kafka_bootstrap, topics["alerts"], 0, envelope_bytes(guardduty_finding(first, "ml-first")),
-                       [])
+        await send_to_partition(kafka_bootstrap, topics["alerts"], 0,
+                                envelope_bytes(guardduty_finding(first, "ml-first")), [])
         await wait_for(lambda: deactivated() == 1, timeout=60)
-        await _grow(kafka_bootstrap, topics["alerts"], 2)
-        await _send_to(kafka_bootstrap, topics["alerts"], 1, envelope_bytes(guardduty_finding(added, "ml-added")),
-                       [])
+        await grow_partitions(kafka_bootstrap, topics["alerts"], 2)
+        await send_to_partition(kafka_bootstrap, topics["alerts"], 1,
+                                envelope_bytes(guardduty_finding(added, "ml-added")), [])
         await wait_for(lambda: deactivated() == 2, timeout=60)
         assert {tp.partition for tp in service.ingest.assigned()} == {0, 1}
     assert counting.counts.get("update_access_key") == 2
@@ -121,12 +120,12 @@ async def test_an_open_incident_whose_key_moves_to_an_added_partition_is_joined_
         return [i for i in service.engine.state.incidents.all() if i.runbook == "iam-credential-compromise"]
 
     async with running(service):
-        await _send_to(kafka_bootstrap, topics["alerts"], 0,
-                       envelope_bytes(guardduty_finding(key, "ml-moved", finding_id="moved-1")), [])
+        await send_to_partition(kafka_bootstrap, topics["alerts"], 0,
+                                envelope_bytes(guardduty_finding(key, "ml-moved", finding_id="moved-1")), [])
         await wait_for(lambda: any(r.step == "deactivate-key" for r in service.engine.state.results()), timeout=60)
-        await _grow(kafka_bootstrap, topics["alerts"], 2)
-        await _send_to(kafka_bootstrap, topics["alerts"], 1,
-                       envelope_bytes(guardduty_finding(key, "ml-moved", finding_id="moved-2")), [])
+        await grow_partitions(kafka_bootstrap, topics["alerts"], 2)
+        await send_to_partition(kafka_bootstrap, topics["alerts"], 1,
+                                envelope_bytes(guardduty_finding(key, "ml-moved", finding_id="moved-2")), [])
         await wait_for(lambda: [i.events for i in incidents()] == [2], timeout=60)
         [incident] = incidents()
     assert counting.counts.get("update_access_key") == 1

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
@@ -14,75 +11,16 @@ from aiokafka import AIOKafkaConsumer
 
 from responder.errors import BrokerUnavailable
 from responder.ingest.approvals import send_decision
-from responder.ingest.kafka import ensure_topics, publish
+from responder.ingest.kafka import publish
 from responder.models.approval import ApprovalDecision
 from responder.service import Service
-from responder.settings import Settings
 from responder.timeline.chain import parse_lines, verify_entries
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import make_settings, running, wait_for
+from tests.integration.approval_kit import approval_setup, decide_by_cli, run_until_parked, timeline_kinds
+from tests.integration.harness import key_status, running, wait_for
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-SECRET = "integration-approval-secret"
 
-
-def _runbooks(tmp_path: Path, runbooks_dir: Path) -> Path:
-    """The shipped runbook, with a human approval required on its step."""
-    d = tmp_path / "runbooks"
-    d.mkdir()
-    text = (runbooks_dir / "iam-credential-compromise.yaml").read_text()
-    text = text.replace("    retries: 3\n", "    retries: 3\n    approval: {required: true, approvers: [alice]}\n")
-    assert "approval:" in text
-    (d / "iam-credential-compromise.yaml").write_text(text)
-    return d
-
-
-async def _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir):
-    names = {"requests": f"req-{unique}", "decisions": f"dec-{unique}"}
-    await ensure_topics(kafka_bootstrap, list(names.values()), partitions=1)
-    await aws.call("iam", "create_user", UserName="ml-training")
-    key = (await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"]
-    settings = make_settings(
-        kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", _runbooks(tmp_path, runbooks_dir),
-        session_timeout_ms=3000, approvals_topic=names["decisions"], approval_requests_topic=names["requests"],
-        approval_keys={"k1": SECRET}, approver_identities={"k1": "alice"},
-    )
-    return names, key, settings
-
-
-async def _status(aws, key: str) -> str:
-    listed = await aws.call("iam", "list_access_keys", UserName="ml-training")
-    return next(k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key)
-
-
-async def _parked(kafka_bootstrap: str, topics: dict[str, str], key: str,
-                  settings: Settings) -> tuple[Service, str, str]:
-    """Run a service until the finding naming `key` parks its step; the service, and the incident and step parked."""
-    service = Service(settings)
-    async with running(service):
-        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.state.parked_steps()))
-    [(incident, step)] = [(p.incident, p.step) for p in service.engine.state.parked_steps()]
-    return service, incident, step
-
-
-async def _decide_by_cli(verdict: str, kafka_bootstrap: str, names: dict[str, str], settings: Settings,
-                         incident: str, step: str, reason: str) -> None:
-    """`responder approve|deny` by alice, signed with key k1, sent to the decisions topic; it exits 0."""
-    env = {**os.environ, "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
-           "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET}).decode(), "RESPONDER_APPROVAL_KEY_ID": "k1",
-           "RESPONDER_APPROVER_IDENTITIES": '{"k1": "alice"}', "RESPONDER_APPROVALS_TOPIC": names["decisions"]}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "responder", verdict, incident, step, "--by", "alice", "--reason", reason,
-        "--timeline", str(settings.timeline_path), cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()[-2000:]
-
-
-def _kinds(path: Path) -> list[str]:
-    return [e.kind for e in parse_lines(path.read_bytes().splitlines())]
 
 
 async def test_parked_step_survives_restart_and_cli_approval_runs_it(
@@ -90,9 +28,9 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
 ):
     """A parked step publishes its request (with its request id), survives a restart, and `responder approve` makes it
     run with a decision naming that request."""
-    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
-    first, incident, step = await _parked(kafka_bootstrap, topics, key, settings)
-    assert await _status(aws, key) == "Active"
+    names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    first, incident, step = await run_until_parked(kafka_bootstrap, topics, key, settings)
+    assert await key_status(aws, key) == "Active"
     consumer = AIOKafkaConsumer(names["requests"], bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
                                 group_id=f"req-{unique}")
     await consumer.start()
@@ -106,10 +44,10 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
     second = Service(settings)
     async with running(second):
         assert second.engine.state.parked(incident, step) is not None
-        await _decide_by_cli("approve", kafka_bootstrap, names, settings, incident, step, "confirmed")
+        await decide_by_cli("approve", kafka_bootstrap, names, settings, incident, step, "confirmed")
         await wait_for(lambda: bool(second.engine.state.results()), timeout=60)
-    assert await _status(aws, key) == "Inactive"
-    kinds = _kinds(settings.timeline_path)
+    assert await key_status(aws, key) == "Inactive"
+    kinds = timeline_kinds(settings.timeline_path)
     assert kinds.index("approval.requested") < kinds.index("approval.decided") < kinds.index("step.intent")
     entries = parse_lines(settings.timeline_path.read_bytes().splitlines())
     [decided] = [e.body for e in entries if e.kind == "approval.decided"]
@@ -133,7 +71,7 @@ async def test_a_request_kafka_did_not_take_before_a_restart_is_published_by_the
 ):
     """The first process's request never reached Kafka (refused at its deadline, as on a down broker) and it stopped;
     the next one, on the same timeline, publishes it under the step's request id, long before the step's timeout."""
-    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     first = Service(settings)
 
     async def refused(*_: object, **__: object) -> None:
@@ -149,12 +87,12 @@ async def test_a_request_kafka_did_not_take_before_a_restart_is_published_by_the
         request = await _first_request(kafka_bootstrap, names["requests"], unique)
     assert (request["incident"], request["step"], request["request_id"]) == (parked.incident, parked.step,
                                                                               parked.request_id)
-    assert await _status(aws, key) == "Active"  # still waiting for a human
+    assert await key_status(aws, key) == "Active"  # still waiting for a human
 
 
 async def test_forged_decision_on_kafka_is_refused(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir):
     """A decision signed with the wrong secret is recorded as rejected and the key stays Active."""
-    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     service = Service(settings)
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
@@ -165,8 +103,8 @@ async def test_forged_decision_on_kafka_is_refused(kafka_bootstrap, aws, topics,
         forged = ApprovalDecision(incident=incident, step=step, decision="approve", by="alice", digest=parked.digest,
                                   issued_at=now, expires_at=now + timedelta(minutes=5), request_id=parked.request_id)
         await send_decision(kafka_bootstrap, names["decisions"], forged, "k1", b"not-the-secret")
-        await wait_for(lambda: "approval.rejected" in _kinds(settings.timeline_path), timeout=60)
-    assert await _status(aws, key) == "Active"
+        await wait_for(lambda: "approval.rejected" in timeline_kinds(settings.timeline_path), timeout=60)
+    assert await key_status(aws, key) == "Active"
     assert service.engine.state.parked(incident, step) is not None
 
 
@@ -174,7 +112,7 @@ async def test_kill_switch_turns_the_step_into_a_published_request(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
     """With the kill switch on, the shipped runbook's step is not run: guard.tripped, a request on Kafka."""
-    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     settings = settings.model_copy(update={"kill_switch": True, "runbooks_dir": runbooks_dir})
     service = Service(settings)
     async with running(service):
@@ -188,7 +126,7 @@ async def test_kill_switch_turns_the_step_into_a_published_request(
     finally:
         await consumer.stop()
     assert request["reasons"][0].startswith("kill_switch")
-    assert await _status(aws, key) == "Active"
-    kinds = _kinds(settings.timeline_path)
+    assert await key_status(aws, key) == "Active"
+    kinds = timeline_kinds(settings.timeline_path)
     assert kinds.index("guard.tripped") < kinds.index("approval.requested")
     assert "step.intent" not in kinds

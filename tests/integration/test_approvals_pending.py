@@ -21,8 +21,8 @@ from responder.service import Service
 from responder.timeline.chain import parse_lines
 from responder.timeline.checkpoint import generate_keypair
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import running, wait_for
-from tests.integration.test_approvals import SECRET, _setup, _status
+from tests.integration.approval_kit import SECRET, approval_setup
+from tests.integration.harness import key_status, running, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
     a forged decision and one by a non-approver are listed as refused, not taken as the answer; `approve` with a
     prefix of the incident id and no timeline signs the right digest and request id, the step runs, and nothing
     waits any more."""
-    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     private, public = generate_keypair()  # the replicas' timeline key signs their requests
     settings = settings.model_copy(update={
         "timeline_signing_key": SecretStr(private),
@@ -90,7 +90,7 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
         assert item["request_verified"] is True
         assert len(item["refused"]) == 2  # the forged one and bob's: seen, neither taken as the answer
         assert any("not an approver" in why for why in item["refused"])
-        assert await _status(aws, key) == "Active"
+        assert await key_status(aws, key) == "Active"
 
         code, _, err = await _cli(env, "approve", parked.incident[:10], parked.step, "--by", "alice",
                                   "--reason", "confirmed on the bridge")
@@ -103,7 +103,7 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
         [decided] = [e.body for e in parse_lines(settings.timeline_path.read_bytes().splitlines())
                      if e.kind == "approval.decided"]
         assert decided["request_id"] == parked.request_id  # `approve` named the request it found on Kafka
-    assert await _status(aws, key) == "Inactive"
+    assert await key_status(aws, key) == "Inactive"
 
 
 async def test_no_request_for_the_incident_is_one_line_and_exit_3(kafka_bootstrap, unique, tmp_path):

@@ -18,7 +18,7 @@ from responder.models import RawRecord
 from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
 from tests.integration.actuator_cases import _instance
-from tests.integration.test_runbooks import EXAMPLE_INSTANCE, EXAMPLES, ROOT, RecordingPublisher
+from tests.integration.example_kit import EXAMPLE_INSTANCE, EXAMPLES, ROOT, RecordingPublisher
 
 pytestmark = pytest.mark.integration
 RUNBOOK = "compromised-inference-host"

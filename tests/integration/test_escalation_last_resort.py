@@ -16,7 +16,7 @@ from responder.metrics import Metrics, TimelineMetrics
 from responder.models import RawRecord
 from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
-from tests.integration.test_runbooks import EXAMPLES, ROOT, RecordingPublisher
+from tests.integration.example_kit import EXAMPLES, ROOT, RecordingPublisher
 
 pytestmark = pytest.mark.integration
 RUNBOOK = "iam-credential-compromise"

@@ -3,17 +3,15 @@ reads no stale record (the clock is driven, not slept)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from responder.engine.incidents import Incident
 from responder.engine.partitions import closed_key
 from responder.engine.state import CLOSED_HORIZON
 from responder.fleet import FleetState
-from responder.ingest.changelog import Changelog, ensure_changelog
+from responder.ingest.changelog import Changelog
 from tests.kit import Kit, make_kit
 from tests.unit.test_fleet_closed import RB
 from tests.unit.test_fleet_moved import send_from
@@ -37,17 +35,6 @@ async def _latest(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
         return latest
     finally:
         await consumer.stop()
-
-
-@pytest.fixture(name="log")
-async def _log(kafka_bootstrap: str, unique: str) -> AsyncIterator[Changelog]:
-    """A started changelog on a fresh two-partition topic, stopped after the test."""
-    topic = f"changelog-{unique}"
-    await ensure_changelog(kafka_bootstrap, topic, 2)
-    log = Changelog(kafka_bootstrap, topic)
-    await log.start()
-    yield log
-    await log.stop()
 
 
 async def _member(tmp_path: Path, name: str, log: Changelog) -> tuple[Kit, FleetState]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from responder.ingest.changelog import Changelog
-from tests.integration.test_fleet_closed import _log  # noqa: F401 - the `log` fixture
 from tests.kit import KEY
 from tests.unit.test_fleet_quotas import OTHER, _count, _fail_permanently, _in_flight, _member, _restored, _send
 

@@ -51,7 +51,7 @@ async def _held_fleet(kafka_bootstrap: str, aws: Any, topics: dict[str, str], un
 async def _send(kafka_bootstrap: str, topic: str, tmp_path: Path, key: str, user: str, partition: int) -> None:
     """Produce a GuardDuty finding naming the access key to one partition of the alert topic."""
     await produce(kafka_bootstrap, topic, tmp_path, [(envelope_bytes(guardduty_finding(key, user=user)), False)],
-                   "--partition", str(partition))
+                  "--partition", str(partition))
 
 
 async def test_a_restore_that_waits_holds_up_neither_the_other_partitions_nor_the_membership(

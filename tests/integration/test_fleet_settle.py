@@ -19,8 +19,8 @@ from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.fakes import Lagging
 from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.approval_kit import SECRET, approval_runbooks
 from tests.integration.harness import access_key, key_status, make_settings, running, wait_for
-from tests.integration.test_approvals import SECRET, _runbooks
 from tests.unit.test_settle_gate import Held
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ async def _fleet(kafka_bootstrap: str, aws: Any, topics: dict[str, str], unique:
     await ensure_topics(kafka_bootstrap, [decisions, f"req-{unique}"], partitions=1)
     await ensure_changelog(kafka_bootstrap, changelog, PARTITIONS)
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl",
-                             _runbooks(tmp_path, runbooks_dir), changelog_topic=changelog,
+                             approval_runbooks(tmp_path, runbooks_dir), changelog_topic=changelog,
                              approvals_topic=decisions, approval_requests_topic=f"req-{unique}",
                              approval_keys={"k1": SECRET}, approver_identities={"k1": "alice"})
     service, held = Service(settings, aws=Lagging(aws.call, stale=1)), Held()

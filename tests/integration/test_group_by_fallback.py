@@ -15,8 +15,8 @@ from responder.models.timeline import EntryKind
 from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.findings import guardduty_finding
+from tests.integration.example_kit import ROOT
 from tests.integration.harness import make_settings, notifications, running, wait_for
-from tests.integration.test_runbooks import ROOT
 from tests.kit import DEACTIVATE_STEPS
 from tests.unit.test_group_by_account_fallback import _signal
 

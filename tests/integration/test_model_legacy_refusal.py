@@ -14,8 +14,7 @@ from responder.actuators.model.params import RollbackParams
 from responder.actuators.model.s3 import S3Store
 from responder.actuators.model.selection import check
 from responder.actuators.model.signing import Reason
-from tests.integration.test_model_release_binding import BUCKET, URL, _copy_version
-from tests.modelkit import Keys, context, make_keys, make_model, publish
+from tests.modelkit import BUCKET, URL, Keys, context, copy_version, make_keys, make_model, publish
 
 ROLLBACK = registry.get("model.rollback_to_last_signed")
 
@@ -41,7 +40,7 @@ async def _legacy_under_served(aws: AwsSession, tmp_path: Path, keys: Keys) -> S
     listed = await aws.call("s3", "list_objects_v2", Bucket=BUCKET, Prefix="registry/fraud/versions/v2/")
     for obj in listed.get("Contents", []):
         await aws.call("s3", "delete_object", Bucket=BUCKET, Key=obj["Key"])
-    await _copy_version(aws, "fraud/versions/v0", "fraud/versions/v2")
+    await copy_version(aws, "fraud/versions/v0", "fraud/versions/v2")
     return store
 
 

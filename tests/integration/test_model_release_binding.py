@@ -14,13 +14,10 @@ from responder.actuators.aws.session import AwsSession
 from responder.actuators.model.params import RollbackParams, VersionParams
 from responder.actuators.model.s3 import S3Store
 from responder.errors import PermanentActuationError
-from tests.modelkit import Keys, context, make_keys, publish
+from tests.modelkit import BUCKET, LATER, URL, Keys, context, copy_version, make_keys, publish
 
 ROLLBACK = registry.get("model.rollback_to_last_signed")
 SWITCH = registry.get("model.switch_version")
-BUCKET = "models"
-URL = f"s3://{BUCKET}/registry"
-LATER = json.dumps({"created": datetime(2100, 1, 1, tzinfo=UTC).isoformat()}).encode()
 
 pytestmark = pytest.mark.integration
 
@@ -29,17 +26,6 @@ pytestmark = pytest.mark.integration
 def _keys(tmp_path: Path) -> Keys:
     """A trusted and an untrusted ECDSA key pair."""
     return make_keys(tmp_path / "keys")
-
-
-async def _copy_version(aws: AwsSession, source: str, target: str) -> None:
-    """What a registry writer without the signing key can do: copy every object of one version under another name."""
-    listed = await aws.call("s3", "list_objects_v2", Bucket=BUCKET, Prefix=f"registry/{source}/")
-    for obj in listed.get("Contents", []):
-        key = str(obj["Key"])
-        body = (await aws.call("s3", "get_object", Bucket=BUCKET, Key=key))["Body"].read()
-        await aws.call("s3", "put_object", Bucket=BUCKET, Key=f"registry/{target}/" + key[len(f"registry/{source}/"):],
-                       Body=body)
-    await aws.call("s3", "put_object", Bucket=BUCKET, Key=f"registry/{target}/version.json", Body=LATER)
 
 
 async def _three_versions(aws: AwsSession, tmp_path: Path, keys: Keys) -> S3Store:
@@ -54,7 +40,7 @@ async def _three_versions(aws: AwsSession, tmp_path: Path, keys: Keys) -> S3Stor
 async def test_an_old_signed_version_copied_under_a_newer_name_is_refused(aws, tmp_path, keys):
     """v1's signed artifact copied to v2.9, made to look newer than v2 (quarantined): other_version; v1 served."""
     store = await _three_versions(aws, tmp_path, keys)
-    await _copy_version(aws, "fraud/versions/v1", "fraud/versions/v2.9")
+    await copy_version(aws, "fraud/versions/v1", "fraud/versions/v2.9")
     await aws.call("s3", "put_object", Bucket=BUCKET, Key="registry/fraud/versions/v3/version.json", Body=LATER)
     await store.quarantine("fraud", "v2", "bad too")
     result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v3", registry=URL),
@@ -84,7 +70,7 @@ async def test_another_models_signed_artifact_is_refused_as_other_model(aws, tmp
     for v in ("v1", "v2", "v3"):
         await publish(store, tmp_path / "w", "fraud", v, keys.private)
     await store.set_serving("fraud", (await store.versions("fraud"))[-1])
-    await _copy_version(aws, "churn/versions/v7", "fraud/versions/v2.9")
+    await copy_version(aws, "churn/versions/v7", "fraud/versions/v2.9")
     await aws.call("s3", "put_object", Bucket=BUCKET, Key="registry/fraud/versions/v3/version.json", Body=LATER)
     for v in ("v1", "v2"):
         await store.quarantine("fraud", v, "bad too")

@@ -13,8 +13,8 @@ from responder.ingest.kafka import publish
 from responder.models.approval import ApprovalDecision
 from responder.service import Service
 from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.approval_kit import SECRET, approval_setup, timeline_kinds
 from tests.integration.harness import running, wait_for
-from tests.integration.test_approvals import SECRET, _kinds, _setup
 from tests.timeline_builders import PRIVATE
 
 EVENT_SECRET = "event-signing-secret-7d1f"
@@ -24,7 +24,7 @@ AWS_SECRET = "aws-secret-access-key-93be"
 async def test_secrets_never_reach_logs_or_timeline(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir,
                                                     capfd):
     """Approval, event-signing, AWS and timeline-signing secrets appear in no log line and no timeline entry."""
-    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     settings = settings.model_copy(update={
         "event_signing_keys": {"p1": SecretStr(EVENT_SECRET)}, "aws_secret_access_key": SecretStr(AWS_SECRET),
         "timeline_signing_key": SecretStr(PRIVATE), "timeline_checkpoint_every": 2})
@@ -43,7 +43,7 @@ async def test_secrets_never_reach_logs_or_timeline(kafka_bootstrap, aws, topics
                                     digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
                                     request_id=parked.request_id)
         await send_decision(kafka_bootstrap, names["decisions"], decision, "k1", b"not-the-secret")
-        await wait_for(lambda: "approval.rejected" in _kinds(settings.timeline_path), timeout=60)
+        await wait_for(lambda: "approval.rejected" in timeline_kinds(settings.timeline_path), timeout=60)
         await send_decision(kafka_bootstrap, names["decisions"], decision, "k1", SECRET.encode())
         await wait_for(lambda: bool(service.engine.state.results()), timeout=60)
     out, err = capfd.readouterr()

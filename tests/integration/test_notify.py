@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 import pytest
@@ -21,50 +18,6 @@ from responder.ingest.kafka import ensure_topics
 
 pytestmark = pytest.mark.integration
 SECRET = b"webhook-secret"
-
-
-class Receiver:
-    """A local HTTP endpoint that records POSTs and answers with queued status codes (then 200)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.statuses: list[int] = []
-        self.gets: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                data = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, data))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                if 300 <= status < 400:
-                    self.send_header("Location", "/elsewhere")
-                self.end_headers()
-
-            def do_GET(self) -> None:
-                receiver.gets.append(self.path)
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/security"
-
-
-@pytest.fixture(name="receiver")
-def _receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    thread = threading.Thread(target=rec.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield rec
-    finally:
-        rec.server.shutdown()
-        rec.server.server_close()
-        thread.join(5)
 
 
 def _webhook(url: str, **extra):

@@ -12,8 +12,8 @@ import pytest
 from responder.ingest.kafka import ensure_topics, publish
 from responder.service import Service
 from responder.timeline.chain import parse_lines
+from tests.integration.example_kit import EXAMPLES, ROOT, leaked_example_key
 from tests.integration.harness import make_settings, notifications, running, wait_for
-from tests.integration.test_runbooks import EXAMPLES, ROOT, _leaked
 
 pytestmark = pytest.mark.integration
 RUNBOOK = "access-key-compromise"
@@ -29,7 +29,7 @@ async def test_a_protected_keys_refused_deactivation_still_pages_on_call(
     kafka_bootstrap, aws, topics, unique, tmp_path, monkeypatch
 ):
     """RESPONDER_PROTECTED_IDS names the leaked key: nothing is deactivated, the on_failure page is published."""
-    ids = await _leaked(aws)
+    ids = await leaked_example_key(aws)
     key = ids[EXAMPLE_KEY]
     monkeypatch.setenv("RESPONDER_PROTECTED_IDS", json.dumps([key]))
     await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)

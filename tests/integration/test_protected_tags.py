@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from tests.integration.test_protection import _refused_and_escalated
+from tests.integration.protection_kit import refused_and_escalated
 
 pytestmark = pytest.mark.integration
 PROTECTED = {"responder:protected": "*"}
@@ -19,8 +19,8 @@ async def test_a_role_tagged_protected_in_aws_is_refused_when_the_alert_carries_
     name = f"prod-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]}"
     await aws.call("iam", "create_role", RoleName=name, AssumeRolePolicyDocument="{}",
                    Tags=[{"Key": "responder:protected", "Value": "yes"}])
-    detail = await _refused_and_escalated(aws, tmp_path, "aws.iam.quarantine_principal",
-                                          {"principal_type": "role", "principal_name": name}, "", tags=PROTECTED)
+    detail = await refused_and_escalated(aws, tmp_path, "aws.iam.quarantine_principal",
+                                         {"principal_type": "role", "principal_name": name}, "", tags=PROTECTED)
     assert "responder:protected=yes" in detail
     assert (await aws.call("iam", "list_role_policies", RoleName=name))["PolicyNames"] == []
 
@@ -34,8 +34,8 @@ async def test_an_instance_tagged_protected_in_aws_is_not_isolated_when_the_aler
                                              "Tags": [{"Key": "responder:protected", "Value": "db"}]}])
     instance = run["Instances"][0]
     before = sorted(g["GroupId"] for g in instance["SecurityGroups"])
-    detail = await _refused_and_escalated(aws, tmp_path, "aws.ec2.isolate_instance",
-                                          {"instance_id": instance["InstanceId"]}, "", tags=PROTECTED)
+    detail = await refused_and_escalated(aws, tmp_path, "aws.ec2.isolate_instance",
+                                         {"instance_id": instance["InstanceId"]}, "", tags=PROTECTED)
     assert "responder:protected=db" in detail
     described = await aws.call("ec2", "describe_instances", InstanceIds=[instance["InstanceId"]])
     assert sorted(g["GroupId"] for g in described["Reservations"][0]["Instances"][0]["SecurityGroups"]) == before

@@ -14,6 +14,7 @@ from responder.ingest.kafka import publish
 from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.integration.harness import make_settings, running, wait_for
+from tests.integration.protection_kit import one_protected_step, refused_and_escalated
 
 pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[2] / "runbooks" / "examples" / "credential-exfiltration.json"
@@ -74,65 +75,6 @@ async def test_an_instance_arn_glob_protects_the_instance_a_finding_names_by_id(
     assert [g["GroupId"] for g in groups] == [web["GroupId"]]
 
 
-RUNBOOK = """\
-id: protected-step
-trigger: {source: guardduty, type: "*IAMUser/*"}
-group_by: "${event.resource.access_key.id}"
-steps:
-  - id: contain
-    actuator: %s
-    with: %s
-on_failure:
-  - id: escalate-oncall
-    actuator: notify.kafka.publish_message
-    with: {topic: responder.notifications, title: "containment failed: ${failure.step}", severity: critical,
-           fields: {error: "${failure.error}"}}
-"""
-
-
-async def _one_step(aws, tmp_path: Path, actuator: str, with_: dict, protected: str,
-                    tags: dict | None = None) -> tuple[list[tuple[str, dict]], list]:
-    """Run one step of `actuator` through the engine against moto under `protected` (and protected `tags`): its
-    timeline's entries, and the notifications sent."""
-    from responder.actuators import registry
-    from responder.actuators.base import ActuationContext
-    from responder.catalog import load_runbooks
-    from responder.engine import Engine
-    from responder.engine.guards import GuardPolicy, Guards
-    from responder.models import RawRecord
-    from responder.models.runbook import Protected
-    from responder.pipeline import Pipeline
-    from responder.timeline import MemoryStore, Recorder
-    from tests.findings import envelope_bytes, guardduty_finding
-    from tests.integration.test_runbooks import RecordingPublisher
-
-    books = tmp_path / "runbooks"
-    books.mkdir()
-    (books / "protected-step.yaml").write_text(RUNBOOK % (actuator, orjson.dumps(with_).decode()))
-    publisher = RecordingPublisher()
-    policy = GuardPolicy(protected=Protected(ids=[protected] if protected else [], tags=tags or {}))
-    engine = Engine(Recorder(MemoryStore()), registry, aws, guards=Guards(policy),
-                    context=ActuationContext(aws=aws, publisher=publisher))
-    access_key = "AKIA" + hashlib.sha256((actuator + protected).encode()).hexdigest()[:16].upper()  # notify: per key
-    finding = envelope_bytes(guardduty_finding(access_key, finding_id=f"f-{access_key}"))
-    await Pipeline(load_runbooks(books, registry), engine).handle(RawRecord(topic="t", value=finding))
-    await engine.recorder.flush()
-    return [(e.kind, e.body) for e in engine.recorder.entries()], publisher.sent
-
-
-async def _refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict, protected: str,
-                                 tags: dict | None = None) -> str:
-    """Run one step of `actuator` through the engine against moto under `protected` (and protected `tags`): it is
-    refused by a hard guard trip, never intended, escalated and paged; the trip's detail."""
-    entries, sent = await _one_step(aws, tmp_path, actuator, with_, protected, tags)
-    trips = [b for k, b in entries if k == "guard.tripped"]
-    assert [(t["guard"], t["hard"]) for t in trips] == [("protected", True)], entries
-    assert not [b for k, b in entries if k == "step.intent" and b.get("actuator") == actuator]
-    assert [b["step"] for k, b in entries if k == "step.escalated"] == ["contain"]
-    assert [body["title"] for _, body in sent] == ["containment failed: contain"], entries
-    return str(trips[0]["detail"])
-
-
 async def test_a_protected_kms_alias_refuses_disabling_its_key_named_by_id(aws, tmp_path):
     """RESPONDER_PROTECTED_IDS=[alias/<name>] in moto: a step disabling the key it points to, named by key id, is
     refused by a hard guard trip (approval or not) and escalated; the key stays enabled (before: the step only waited
@@ -140,7 +82,7 @@ async def test_a_protected_kms_alias_refuses_disabling_its_key_named_by_id(aws, 
     key = (await aws.call("kms", "create_key", Description="break-glass"))["KeyMetadata"]["KeyId"]
     alias = f"alias/prod-key-{key[:8]}"
     await aws.call("kms", "create_alias", AliasName=alias, TargetKeyId=key)
-    detail = await _refused_and_escalated(aws, tmp_path, "aws.kms.disable_key", {"key_id": key}, alias)
+    detail = await refused_and_escalated(aws, tmp_path, "aws.kms.disable_key", {"key_id": key}, alias)
     assert alias.casefold() in detail
     state = (await aws.call("kms", "describe_key", KeyId=key))["KeyMetadata"]["KeyState"]
     assert state == "Enabled"
@@ -153,7 +95,7 @@ async def test_an_endpoint_arn_refuses_isolating_the_endpoint_named_by_name(aws,
 
     params = await _endpoint(aws)
     pattern = f"arn:aws:sagemaker:*:*:endpoint/{params['endpoint_name']}"
-    await _refused_and_escalated(aws, tmp_path, "aws.sagemaker.isolate_endpoint", params, pattern)
+    await refused_and_escalated(aws, tmp_path, "aws.sagemaker.isolate_endpoint", params, pattern)
     policies = await aws.call("iam", "list_role_policies", RoleName="inference-gateway")
     assert policies["PolicyNames"] == []
 
@@ -166,8 +108,8 @@ async def test_a_partial_arn_of_a_name_ending_like_a_suffix_is_refused(aws, tmp_
     arn = (await aws.call("secretsmanager", "create_secret", Name=name, SecretString="keep"))["ARN"]
     partial = arn[:-7]  # `…:secret:svcNNNNNN-backup`: it looks like a complete ARN of `svcNNNNNN`
     assert (await aws.call("secretsmanager", "describe_secret", SecretId=partial))["Name"] == name
-    await _refused_and_escalated(aws, tmp_path, "aws.secretsmanager.rotate_secret", {"secret_id": partial},
-                                 f"arn:aws:secretsmanager:*:*:secret:{name}-??????")
+    await refused_and_escalated(aws, tmp_path, "aws.secretsmanager.rotate_secret", {"secret_id": partial},
+                                f"arn:aws:secretsmanager:*:*:secret:{name}-??????")
     assert (await aws.call("secretsmanager", "get_secret_value", SecretId=name))["SecretString"] == "keep"
 
 
@@ -175,7 +117,7 @@ async def test_kms_aliases_that_cannot_be_read_refuse_the_step_and_page(aws, tmp
     """RESPONDER_PROTECTED_IDS=[alias/<name>] in moto: a step on a key whose aliases cannot be read (ListAliases
     fails: the key is not found here) is refused (fail closed), escalated and paged, the trip saying why."""
     missing = "0b0b0b0b-1111-4222-8333-444444444444"
-    detail = await _refused_and_escalated(aws, tmp_path, "aws.kms.enable_key", {"key_id": missing}, "alias/prod-key")
+    detail = await refused_and_escalated(aws, tmp_path, "aws.kms.enable_key", {"key_id": missing}, "alias/prod-key")
     assert "could not be read" in detail
     assert missing in detail
 
@@ -189,8 +131,8 @@ async def test_a_role_protected_by_path_glob_or_role_id_is_refused_when_named_by
     role = (await aws.call("iam", "create_role", RoleName=name, Path="/admins/" if protect_by == "path" else "/",
                            AssumeRolePolicyDocument="{}"))["Role"]
     pattern = "arn:aws:iam::*:role/admins/*" if protect_by == "path" else role["RoleId"]
-    detail = await _refused_and_escalated(aws, tmp_path, "aws.iam.quarantine_principal",
-                                          {"principal_type": "role", "principal_name": name}, pattern)
+    detail = await refused_and_escalated(aws, tmp_path, "aws.iam.quarantine_principal",
+                                         {"principal_type": "role", "principal_name": name}, pattern)
     assert pattern.casefold() in detail
     assert (await aws.call("iam", "list_role_policies", RoleName=name))["PolicyNames"] == []
 
@@ -201,8 +143,8 @@ async def test_a_role_protected_by_its_role_id_session_form_is_refused_when_name
     name = f"session-role-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]}"
     role = (await aws.call("iam", "create_role", RoleName=name, AssumeRolePolicyDocument="{}"))["Role"]
     pattern = f"{role['RoleId']}:*"
-    detail = await _refused_and_escalated(aws, tmp_path, "aws.iam.quarantine_principal",
-                                          {"principal_type": "role", "principal_name": name}, pattern)
+    detail = await refused_and_escalated(aws, tmp_path, "aws.iam.quarantine_principal",
+                                         {"principal_type": "role", "principal_name": name}, pattern)
     assert f"matches protected id {pattern!r}" in detail
     assert (await aws.call("iam", "list_role_policies", RoleName=name))["PolicyNames"] == []
 
@@ -214,8 +156,8 @@ async def test_a_user_under_a_protected_path_keeps_its_key_when_named_by_name(aw
     name = f"ml-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]}"
     await aws.call("iam", "create_user", UserName=name, Path="/admins/")
     key = (await aws.call("iam", "create_access_key", UserName=name))["AccessKey"]["AccessKeyId"]
-    await _refused_and_escalated(aws, tmp_path, "aws.iam.deactivate_access_key",
-                                 {"user_name": name, "access_key_id": key}, "user/admins/*")
+    await refused_and_escalated(aws, tmp_path, "aws.iam.deactivate_access_key",
+                                {"user_name": name, "access_key_id": key}, "user/admins/*")
     keys = (await aws.call("iam", "list_access_keys", UserName=name))["AccessKeyMetadata"]
     assert [k["Status"] for k in keys] == ["Active"]
 
@@ -223,9 +165,9 @@ async def test_a_user_under_a_protected_path_keeps_its_key_when_named_by_name(aw
 async def test_a_role_that_is_not_found_is_refused_while_a_role_id_is_protected(aws, tmp_path):
     """RESPONDER_PROTECTED_IDS=[an AROA… id] in moto: a step naming a role IAM does not know is refused (fail closed),
     escalated and paged, the trip saying it was not found."""
-    detail = await _refused_and_escalated(aws, tmp_path, "aws.iam.revoke_sessions",
-                                          {"principal_type": "role", "principal_name": "no-such-role"},
-                                          "AROA3XFRBF535PLBIFPI4")
+    detail = await refused_and_escalated(aws, tmp_path, "aws.iam.revoke_sessions",
+                                         {"principal_type": "role", "principal_name": "no-such-role"},
+                                         "AROA3XFRBF535PLBIFPI4")
     assert "not found" in detail
     assert "no-such-role" in detail
 
@@ -272,8 +214,8 @@ async def test_a_step_naming_several_roles_is_refused_when_one_is_protected_by_i
     params = {"endpoint_name": endpoint, "role_names": names}
     (tmp_path / "refused").mkdir()
     reads = Overlapping(aws)
-    detail = await _refused_and_escalated(reads, tmp_path / "refused", "aws.sagemaker.isolate_endpoint", params,
-                                          ids[3])
+    detail = await refused_and_escalated(reads, tmp_path / "refused", "aws.sagemaker.isolate_endpoint", params,
+                                         ids[3])
     assert ids[3].casefold() in detail
     assert reads.peak > 1  # one after another: 1
     assert reads.peak <= KeptReads.CONCURRENCY
@@ -281,8 +223,8 @@ async def test_a_step_naming_several_roles_is_refused_when_one_is_protected_by_i
 
     (tmp_path / "allowed").mkdir()
     reads = Overlapping(aws)
-    entries, _ = await _one_step(reads, tmp_path / "allowed", "aws.sagemaker.isolate_endpoint", params,
-                                 other["Role"]["RoleId"])
+    entries, _ = await one_protected_step(reads, tmp_path / "allowed", "aws.sagemaker.isolate_endpoint", params,
+                                          other["Role"]["RoleId"])
     assert reads.peak > 1
     assert reads.peak <= KeptReads.CONCURRENCY
     assert not [b for k, b in entries if k == "guard.tripped"], entries

@@ -17,8 +17,8 @@ from responder.models.operator import OperatorRequest
 from responder.service import Service
 from responder.timeline.chain import parse_lines, verify_entries
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import make_settings, running, wait_for
-from tests.integration.test_approvals import SECRET, _setup, _status
+from tests.integration.approval_kit import SECRET, approval_setup
+from tests.integration.harness import key_status, make_settings, running, wait_for
 
 pytestmark = pytest.mark.integration
 FLOOD = 2_000  # per forgery: unsigned, and signed with a wrong secret under the real key id
@@ -29,7 +29,7 @@ async def test_forged_decisions_flood_costs_bounded_entries_and_the_genuine_deci
 ):
     """4,000 forged decisions on the approvals topic add at most FULL_PER_WINDOW entries per kind of forgery (and
     no more fsyncs than entries), are all counted, are summed up at stop, and the signed decision after them runs."""
-    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     service = Service(settings)
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
@@ -51,7 +51,7 @@ async def test_forged_decisions_flood_costs_bounded_entries_and_the_genuine_deci
         assert refused == 2 * FLOOD
         added = service.recorder.next_seq - seq
         assert service.recorder.syncs - syncs <= added < 2 * FULL_PER_WINDOW + 10  # the step's own entries too
-    assert await _status(aws, key) == "Inactive"
+    assert await key_status(aws, key) == "Inactive"
     entries = list(parse_lines(settings.timeline_path.read_bytes().splitlines()))
     verify_entries(entries)
     rejected = [e.body for e in entries if e.kind == "approval.rejected"]

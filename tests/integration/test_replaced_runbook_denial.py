@@ -9,8 +9,8 @@ import pytest
 
 from responder.service import Service
 from responder.timeline.chain import parse_lines
-from tests.integration.harness import running, wait_for
-from tests.integration.test_approvals import _decide_by_cli, _parked, _setup, _status
+from tests.integration.approval_kit import approval_setup, decide_by_cli, run_until_parked
+from tests.integration.harness import key_status, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -24,15 +24,15 @@ async def test_a_denial_under_a_replaced_runbook_is_applied_at_once(
 ):
     """Parked under version 1, restarted with version 2, denied by `responder deny`: approval.decided, the step's
     result denied by them (not "runbook … no longer loaded"), nothing rejected, escalated or run; the key Active."""
-    names, key, settings = await _setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
-    _, incident, step = await _parked(kafka_bootstrap, topics, key, settings)
+    names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
+    _, incident, step = await run_until_parked(kafka_bootstrap, topics, key, settings)
     book = tmp_path / "runbooks" / "iam-credential-compromise.yaml"
     assert "\nversion: 1\n" in book.read_text()
     book.write_text(book.read_text().replace("\nversion: 1\n", "\nversion: 2\n"))
     second = Service(settings)
     async with running(second):
         assert second.engine.state.parked(incident, step) is not None
-        await _decide_by_cli("deny", kafka_bootstrap, names, settings, incident, step, "false positive")
+        await decide_by_cli("deny", kafka_bootstrap, names, settings, incident, step, "false positive")
         await wait_for(lambda: bool(_bodies(settings.timeline_path, "step.result")), timeout=60)
         assert second.engine.state.parked(incident, step) is None
     [decided] = _bodies(settings.timeline_path, "approval.decided")
@@ -41,4 +41,4 @@ async def test_a_denial_under_a_replaced_runbook_is_applied_at_once(
     assert (result["step"], result["status"], result["error"]) == (step, "denied", "denied by alice")
     for kind in ("approval.rejected", "step.escalated", "escalation.missed", "step.intent"):
         assert _bodies(settings.timeline_path, kind) == [], kind
-    assert await _status(aws, key) == "Active"
+    assert await key_status(aws, key) == "Active"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,24 +22,21 @@ from responder.pipeline import Pipeline
 from responder.rules.matcher import Matcher
 from responder.timeline import MemoryStore, Recorder
 from tests.integration.actuator_cases import _function, _instance
+from tests.integration.example_kit import (
+    EXAMPLE_INSTANCE,
+    EXAMPLE_KEY,
+    EXAMPLES,
+    ROOT,
+    RecordingPublisher,
+    example_user_key,
+    inline_policy_names,
+    key_inactive,
+    leaked_example_key,
+    user_with_key,
+)
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "runbooks" / "examples"
-EXAMPLE_INSTANCE = "i-0d2c3a1b5e6f7a8b9"
-EXAMPLE_KEY = "AKIAEXAMPLEKEYID0001"
 EXAMPLE_API_KEY = "a1b2c3d4e5"
-
-
-class RecordingPublisher:
-    """Collects notify.kafka records instead of sending them (the real broker path is tested in test_notify)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    async def publish(self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        """Record the topic and the decoded body."""
-        self.sent.append((topic, orjson.loads(value)))
 
 
 @dataclass(frozen=True)
@@ -59,12 +55,6 @@ async def _role(aws: Any) -> dict[str, str]:
 async def _revoked(aws: Any, ids: dict[str, str]) -> bool:
     names = (await aws.call("iam", "list_role_policies", RoleName="inference-host-role"))["PolicyNames"]
     return names == ["responder-revoke-older-sessions"]
-
-
-async def _user_key(aws: Any) -> dict[str, str]:
-    await aws.call("iam", "create_user", UserName="ml-training")
-    key = (await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"]
-    return {EXAMPLE_KEY: key}
 
 
 async def _key_off_and_sessions_revoked(aws: Any, ids: dict[str, str]) -> bool:
@@ -115,12 +105,12 @@ async def _throttled(aws: Any, ids: dict[str, str]) -> bool:
 
 async def _writer(aws: Any) -> dict[str, str]:
     await aws.call("s3", "create_bucket", Bucket="acme-training-data-prod")
-    return await _user_with_key(aws, "contractor-sync", "AKIAEXAMPLECONTRACT1")
+    return await user_with_key(aws, "contractor-sync", "AKIAEXAMPLECONTRACT1")
 
 
 async def _writer_quarantined(aws: Any, ids: dict[str, str]) -> bool:
-    return await _key_inactive(aws, "contractor-sync", ids["AKIAEXAMPLECONTRACT1"]) and \
-        await _inline_names(aws, "contractor-sync") == ["responder-quarantine"]
+    return await key_inactive(aws, "contractor-sync", ids["AKIAEXAMPLECONTRACT1"]) and \
+        await inline_policy_names(aws, "contractor-sync") == ["responder-quarantine"]
 
 
 async def _secret(aws: Any) -> dict[str, str]:
@@ -134,62 +124,43 @@ async def _rotated(aws: Any, ids: dict[str, str]) -> bool:
     return prev["SecretString"] == "s3cr3t"
 
 
-async def _user_with_key(aws: Any, user: str, example_key: str) -> dict[str, str]:
-    await aws.call("iam", "create_user", UserName=user)
-    key = (await aws.call("iam", "create_access_key", UserName=user))["AccessKey"]["AccessKeyId"]
-    return {example_key: key}
-
-
-async def _key_inactive(aws: Any, user: str, key: str) -> bool:
-    keys = (await aws.call("iam", "list_access_keys", UserName=user))["AccessKeyMetadata"]
-    return [k["Status"] for k in keys if k["AccessKeyId"] == key] == ["Inactive"]
-
-
-async def _inline_names(aws: Any, user: str) -> list[str]:
-    return list((await aws.call("iam", "list_user_policies", UserName=user))["PolicyNames"])
-
-
 async def _stopped_trail(aws: Any) -> dict[str, str]:
     await aws.call("s3", "create_bucket", Bucket="acme-cloudtrail-logs")
     await aws.call("cloudtrail", "create_trail", Name="management-events", S3BucketName="acme-cloudtrail-logs")
     await aws.call("cloudtrail", "stop_logging", Name="management-events")
-    return await _user_with_key(aws, "ci-deployer", "AKIAEXAMPLESTOPLOG01")
+    return await user_with_key(aws, "ci-deployer", "AKIAEXAMPLESTOPLOG01")
 
 
 async def _logging_and_key_off(aws: Any, ids: dict[str, str]) -> bool:
     """Undo gives the key back but never stops the trail again, so containment is judged on the key."""
     status = await aws.call("cloudtrail", "get_trail_status", Name="management-events")
-    return bool(status["IsLogging"]) and await _key_inactive(aws, "ci-deployer", ids["AKIAEXAMPLESTOPLOG01"])
+    return bool(status["IsLogging"]) and await key_inactive(aws, "ci-deployer", ids["AKIAEXAMPLESTOPLOG01"])
 
 
 async def _backdoor(aws: Any) -> dict[str, str]:
-    return await _user_with_key(aws, "ml-training", "AKIAEXAMPLEBACKDOOR1")
+    return await user_with_key(aws, "ml-training", "AKIAEXAMPLEBACKDOOR1")
 
 
 async def _backdoor_off(aws: Any, ids: dict[str, str]) -> bool:
-    return await _key_inactive(aws, "ml-training", ids["AKIAEXAMPLEBACKDOOR1"])
+    return await key_inactive(aws, "ml-training", ids["AKIAEXAMPLEBACKDOOR1"])
 
 
 async def _jacked(aws: Any) -> dict[str, str]:
-    return await _user_with_key(aws, "ml-training", "AKIAEXAMPLELLMJACK01")
+    return await user_with_key(aws, "ml-training", "AKIAEXAMPLELLMJACK01")
 
 
 async def _jacked_off(aws: Any, ids: dict[str, str]) -> bool:
-    return await _key_inactive(aws, "ml-training", ids["AKIAEXAMPLELLMJACK01"]) and \
-        await _inline_names(aws, "ml-training") == ["responder-deny-bedrock"]
-
-
-async def _leaked(aws: Any) -> dict[str, str]:
-    return await _user_with_key(aws, "ml-training", "AKIAEXAMPLELEAKED001")
+    return await key_inactive(aws, "ml-training", ids["AKIAEXAMPLELLMJACK01"]) and \
+        await inline_policy_names(aws, "ml-training") == ["responder-deny-bedrock"]
 
 
 async def _leaked_off(aws: Any, ids: dict[str, str]) -> bool:
-    return await _key_inactive(aws, "ml-training", ids["AKIAEXAMPLELEAKED001"]) and \
-        await _inline_names(aws, "ml-training") == ["responder-revoke-older-sessions"]
+    return await key_inactive(aws, "ml-training", ids["AKIAEXAMPLELEAKED001"]) and \
+        await inline_policy_names(aws, "ml-training") == ["responder-revoke-older-sessions"]
 
 
 SCENARIOS = {
-    "iam-credential-compromise": Scenario(_user_key, _key_off_and_sessions_revoked),
+    "iam-credential-compromise": Scenario(example_user_key, _key_off_and_sessions_revoked),
     "credential-exfiltration": Scenario(_role, _revoked),
     "compromised-inference-host": Scenario(_host, _isolated_and_snapshotted),
     "training-data-bucket-public": Scenario(_bucket, _blocked),
@@ -199,7 +170,7 @@ SCENARIOS = {
     "cloudtrail-logging-stopped": Scenario(_stopped_trail, _logging_and_key_off),
     "iam-backdoor-key": Scenario(_backdoor, _backdoor_off),
     "llmjacking": Scenario(_jacked, _jacked_off),
-    "access-key-compromise": Scenario(_leaked, _leaked_off),
+    "access-key-compromise": Scenario(leaked_example_key, _leaked_off),
     "unauthorized-training-data-write": Scenario(_writer, _writer_quarantined),
 }
 

@@ -11,8 +11,8 @@ import pytest
 from responder.ingest.kafka import ensure_topics, publish
 from responder.service import Service
 from responder.timeline.chain import parse_lines
+from tests.integration.example_kit import EXAMPLES, ROOT
 from tests.integration.harness import make_settings, notifications, running, wait_for
-from tests.integration.test_runbooks import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.integration
 RUNBOOK = "training-data-write-unnamed-principal"

@@ -5,15 +5,11 @@ On Apache Kafka: Tansu has no CreatePartitions, so with no Java (Tansu in its pl
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
-from aiokafka.errors import IncompatibleBrokerVersion
 
 from responder.auth import signed_headers
 from responder.ingest.approvals import ApprovalIngest
@@ -24,10 +20,10 @@ from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import make_settings, running, wait_for
-from tests.integration.test_approvals import SECRET, _runbooks, _status
+from tests.integration.approval_kit import SECRET, approval_runbooks
+from tests.integration.harness import grow_partitions, key_status, make_settings, running, send_to_partition, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
+pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka, pytest.mark.usefixtures("growable")]
 kafka_bootstrap = on_apache_kafka()
 
 MODES = {  # the settings that choose the signed-record consumers' kind
@@ -44,42 +40,6 @@ def _quick_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ApprovalIngest, "group_metadata_max_age_ms", 500, raising=False)
 
 
-@pytest.fixture(autouse=True)
-async def _growable(kafka_bootstrap: str, unique: str) -> None:
-    """Skipped on a broker with no CreatePartitions (Tansu, where Java is missing), where each test errored."""
-    probe = f"grow-{unique}"
-    await ensure_topics(kafka_bootstrap, [probe], partitions=1)
-    try:
-        await _grow(kafka_bootstrap, probe, 2)
-    except IncompatibleBrokerVersion as exc:
-        pytest.skip(f"this broker cannot add partitions to a topic (Tansu: no CreatePartitions): {exc}")
-
-
-async def _grow(bootstrap: str, topic: str, total: int) -> None:
-    """Add partitions to `topic` (the admin client's CreatePartitions), up to `total`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_partitions({topic: NewPartitions(total_count=total)})
-    finally:
-        await admin.close()
-
-
-async def _send_to(bootstrap: str, topic: str, partition: int, value: bytes,
-                   headers: list[tuple[str, bytes]]) -> None:
-    """Produce `value` to one partition, once the producer's metadata knows it (just added)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        async with asyncio.timeout(30):
-            while partition not in await producer.partitions_for(topic):
-                await asyncio.sleep(0.2)
-                await producer.client.force_metadata_update()
-        await producer.send_and_wait(topic, value, partition=partition, headers=headers)
-    finally:
-        await producer.stop()
-
-
 async def _settings(kafka_bootstrap: str, aws: Any, topics: dict[str, str], unique: str, tmp_path: Path,
                     runbooks_dir: Path, mode: str) -> Any:
     extra: dict[str, Any] = dict(MODES[mode])
@@ -87,7 +47,7 @@ async def _settings(kafka_bootstrap: str, aws: Any, topics: dict[str, str], uniq
         extra["changelog_topic"] = f"changelog-{unique}"
         await ensure_changelog(kafka_bootstrap, extra["changelog_topic"], 3)
     return make_settings(
-        kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", _runbooks(tmp_path, runbooks_dir),
+        kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", approval_runbooks(tmp_path, runbooks_dir),
         session_timeout_ms=3000, approvals_topic=f"dec-{unique}", approval_requests_topic=f"req-{unique}",
         operator_requests_topic=f"opreq-{unique}", operator_replies_topic=f"oprep-{unique}",
         approval_keys={"k1": SECRET}, approver_identities={"k1": "alice"}, **extra)
@@ -114,15 +74,15 @@ async def test_a_decision_on_a_partition_added_while_the_service_runs_releases_i
         [parked] = service.engine.state.parked_steps()
         await publish(kafka_bootstrap, settings.approvals_topic, [b'{"forged": 1}'], key=b"inc")  # unsigned
         await wait_for(lambda: kinds().count("approval.rejected") == 1)
-        await _grow(kafka_bootstrap, settings.approvals_topic, 2)
+        await grow_partitions(kafka_bootstrap, settings.approvals_topic, 2)
         now = datetime.now(UTC)
         value = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
                                  digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
                                  request_id=parked.request_id).canonical()
         headers = signed_headers("k1", SECRET.encode(), value)
-        await _send_to(kafka_bootstrap, settings.approvals_topic, 1, value, headers)
+        await send_to_partition(kafka_bootstrap, settings.approvals_topic, 1, value, headers)
         await wait_for(lambda: bool(service.engine.state.results()), timeout=30)
-    assert await _status(aws, key) == "Inactive"
+    assert await key_status(aws, key) == "Inactive"
     assert kinds().count("approval.decided") == 1
     assert kinds().count("approval.rejected") == 1  # the first partition's forgery was not read a second time
 
@@ -137,8 +97,8 @@ async def test_an_operator_request_on_a_partition_added_while_the_service_runs_i
                         partitions=1)
     service = Service(settings)
     async with running(service):
-        await _grow(kafka_bootstrap, settings.operator_requests_topic, 2)
-        await _send_to(kafka_bootstrap, settings.operator_requests_topic, 1, b'{"unsigned": true}', [])
+        await grow_partitions(kafka_bootstrap, settings.operator_requests_topic, 2)
+        await send_to_partition(kafka_bootstrap, settings.operator_requests_topic, 1, b'{"unsigned": true}', [])
 
         def rejected() -> list[Any]:
             return [e for e in parse_lines(settings.timeline_path.read_bytes().splitlines())

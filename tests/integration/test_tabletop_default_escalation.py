@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from responder.cli import app
 from responder.models.timeline import EntryKind
 from responder.timeline.chain import parse_lines
-from tests.unit.test_drill_default_escalation import PAGE, drill
+from tests.drill_kit import PAGE, drill
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from responder.cli import app
 from responder.models.timeline import EntryKind
 from responder.timeline.chain import parse_lines
+from tests.drill_kit import PLAYBOOK, ROOT, RUNBOOK
 from tests.kit import PAGE_ON_FAILURE
-from tests.unit.test_drill_default_escalation import PLAYBOOK, ROOT, RUNBOOK
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from responder.cli import app
 from responder.models.timeline import EntryKind
 from responder.timeline.chain import parse_lines
-from tests.integration.test_notify import Receiver, _receiver  # noqa: F401 - the receiver fixture
-from tests.unit.test_drill_default_escalation import drill
+from tests.drill_kit import drill
+from tests.http import Receiver
 
 pytestmark = pytest.mark.integration
 

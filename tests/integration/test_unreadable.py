@@ -25,10 +25,9 @@ from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.approval_kit import SECRET as APPROVAL_SECRET
+from tests.integration.approval_kit import approval_setup as approvals_setup
 from tests.integration.harness import access_key, key_status, make_settings, read_all, running, wait_for
-from tests.integration.test_approvals import SECRET as APPROVAL_SECRET
-from tests.integration.test_approvals import _setup as approvals_setup
-from tests.integration.test_approvals import _status as approvals_status
 from tests.integration.unreadable_producer import produce
 
 pytestmark = pytest.mark.integration
@@ -183,10 +182,10 @@ async def test_an_unreadable_decision_is_refused_on_the_timeline_and_the_next_on
         await produce(kafka_bootstrap, names["decisions"], tmp_path, [(value, True)], *signer)
         await wait_for(lambda: bool(_entries(settings.timeline_path, "approval.rejected")), timeout=60)
         assert service.engine.state.parked(parked.incident, parked.step) is not None
-        assert await approvals_status(aws, key) == "Active"
+        assert await key_status(aws, key) == "Active"
         await produce(kafka_bootstrap, names["decisions"], tmp_path, [(value, False)], *signer)
         await wait_for(lambda: bool(service.engine.state.results()), timeout=60)
-    assert await approvals_status(aws, key) == "Inactive"
+    assert await key_status(aws, key) == "Inactive"
     [refused] = _entries(settings.timeline_path, "approval.rejected")
     assert (refused["topic"], refused["partition"], refused["offset"]) == (names["decisions"], 0, 0)
     assert "header key is not UTF-8" in refused["reason"]

@@ -14,7 +14,14 @@ from responder.engine import Engine
 from responder.models import RawRecord
 from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
-from tests.integration.test_runbooks import EXAMPLES, ROOT, RecordingPublisher, _inline_names, _key_inactive, _leaked
+from tests.integration.example_kit import (
+    EXAMPLES,
+    ROOT,
+    RecordingPublisher,
+    inline_policy_names,
+    key_inactive,
+    leaked_example_key,
+)
 
 pytestmark = pytest.mark.integration
 EXAMPLE_KEY = "AKIAEXAMPLELEAKED001"
@@ -38,24 +45,24 @@ async def _run(aws: Any, raw: bytes) -> tuple[dict[str, dict[str, Any]], Recordi
 
 async def test_an_untyped_alert_deactivates_the_named_user_s_key_and_revokes_their_sessions(aws):
     """Splunk, no user_type, the key's real owner named: the key is Inactive and the owner's sessions revoked."""
-    key = (await _leaked(aws))[EXAMPLE_KEY]
+    key = (await leaked_example_key(aws))[EXAMPLE_KEY]
     results, publisher = await _run(aws, _untyped(key, "ml-training"))
     assert [(s, r["status"]) for s, r in results.items()] == [
         ("deactivate-key", "ok"), ("revoke-sessions", "ok"), ("notify-oncall", "ok")]
-    assert await _key_inactive(aws, "ml-training", key)
-    assert await _inline_names(aws, "ml-training") == ["responder-revoke-older-sessions"]
+    assert await key_inactive(aws, "ml-training", key)
+    assert await inline_policy_names(aws, "ml-training") == ["responder-revoke-older-sessions"]
     assert [body["title"] for _, body in publisher.sent] == ["leaked IAM access key deactivated and sessions revoked"]
 
 
 async def test_an_untyped_alert_naming_a_namesake_touches_nobody_and_pages(aws):
     """Splunk, no user_type, the key named with another real user's name: IAM lists the key under its owner only, so
     deactivate-key fails, nothing is revoked for the namesake, the key stays Active and on-call is paged."""
-    key = (await _leaked(aws))[EXAMPLE_KEY]
+    key = (await leaked_example_key(aws))[EXAMPLE_KEY]
     await aws.call("iam", "create_user", UserName="alice")
     results, publisher = await _run(aws, _untyped(key, "alice"))
     assert [(s, r["status"]) for s, r in results.items()] == [
         ("deactivate-key", "failed"), ("escalate-oncall.deactivate-key", "ok")]
-    assert await _inline_names(aws, "alice") == []
+    assert await inline_policy_names(aws, "alice") == []
     keys = (await aws.call("iam", "list_access_keys", UserName="ml-training"))["AccessKeyMetadata"]
     assert [k["Status"] for k in keys] == ["Active"]
     [(_, page)] = publisher.sent

@@ -18,7 +18,14 @@ from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import Lagging, Waits
 from tests.integration.actuator_cases import _instance
-from tests.integration.test_runbooks import EXAMPLE_INSTANCE, EXAMPLE_KEY, EXAMPLES, ROOT, RecordingPublisher, _user_key
+from tests.integration.example_kit import (
+    EXAMPLE_INSTANCE,
+    EXAMPLE_KEY,
+    EXAMPLES,
+    ROOT,
+    RecordingPublisher,
+    example_user_key,
+)
 
 pytestmark = pytest.mark.integration
 RUNBOOK = "compromised-inference-host"
@@ -68,7 +75,7 @@ async def _deactivate_lagging(aws: Any, stale: int, findings: int = 1) -> tuple[
     """The shipped iam-credential-compromise runbook on a moto key whose status IAM reads back as before its
     deactivation for `stale` reads after it, for `findings` distinct findings: the deactivate step's last result,
     step.escalated bodies, waits, lag."""
-    user_key = await _user_key(aws)
+    user_key = await example_user_key(aws)
     books = [b for b in load_runbooks(ROOT / "runbooks", registry) if b.id == "iam-credential-compromise"]
     lag, waits = Lagging(aws.call, stale=stale), Waits()
     engine = Engine(Recorder(MemoryStore()), registry, lag, context=ActuationContext(aws=lag,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
@@ -12,61 +11,7 @@ from responder.cli import app
 from responder.sandbox import Sandbox
 from responder.tabletop.models import Playbook
 from responder.tabletop.runner import Scenario
-
-ROOT = Path(__file__).resolve().parents[2]
-PAGE = [{"id": "page", "actuator": "notify.kafka.publish_message",
-         "with": {"topic": "responder.notifications", "title": "${failure.step} failed",
-                  "fields": {"target": "${failure.target}"}}}]
-RUNBOOK = """\
-id: silent-deactivation
-trigger:
-  source: guardduty
-  type: "UnauthorizedAccess:IAMUser/*"
-group_by: "${event.resource.access_key.id}"
-steps:
-  - id: deactivate-key
-    actuator: aws.iam.deactivate_access_key
-    with:
-      user_name: ${event.resource.access_key.attributes.user_name}
-      access_key_id: ${event.resource.access_key.id}
-"""
-PLAYBOOK = """\
-id: silent-runbook
-title: A containment of a runbook without on_failure fails
-objectives: [on-call hears of the failed containment]
-world:
-  users:
-    - {{name: ml-training, keys: [real]}}
-injects:
-  - id: finding
-    at: 5s
-    event: {event}
-    overrides:
-      resource.accessKeyDetails.accessKeyId: AKIAFAKEFAKEFAKEFAKE
-      createdAt: ${{now}}
-      updatedAt: ${{now}}
-expectations:
-  - id: paged
-    kind: step_done
-    actuator: notify.kafka.publish_message
-    must_pass: true
-{extra}"""
-NAMING_THE_DEFAULT = """\
-  - id: paged-by-default
-    kind: step_done
-    step: page.deactivate-key
-"""
-
-
-def drill(tmp_path: Path, extra: str = "") -> tuple[Path, Path]:
-    """A runbook directory whose one runbook has no on_failure, and a playbook whose key does not exist."""
-    runbooks, playbooks = tmp_path / "runbooks", tmp_path / "playbooks"
-    runbooks.mkdir()
-    playbooks.mkdir()
-    (runbooks / "silent-deactivation.yaml").write_text(RUNBOOK)
-    event = ROOT / "playbooks" / "events" / "guardduty-leaked-access-key.json"
-    (playbooks / "silent-runbook.yaml").write_text(PLAYBOOK.format(event=event, extra=extra))
-    return runbooks, playbooks / "silent-runbook.yaml"
+from tests.drill_kit import NAMING_THE_DEFAULT, PAGE, drill
 
 
 def test_validate_does_not_warn_of_a_runbook_the_default_escalates_for(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ from responder.tabletop.models import Playbook
 from responder.tabletop.report import markdown
 from responder.tabletop.runner import Scenario
 from responder.tabletop.suite import SuiteResult
-from tests.unit.test_drill_default_escalation import NAMING_THE_DEFAULT, PAGE, drill
+from tests.drill_kit import NAMING_THE_DEFAULT, PAGE, drill
 
 NOBODY = "settings:\n  default_on_failure: none\n"
 

@@ -11,9 +11,9 @@ from responder.tabletop.failures import NOBODY, TOLD, StepFailure, step_failures
 from responder.tabletop.grading import Figures
 from responder.tabletop.scorecard import improvements
 from responder.timeline.recorder import Recorder
+from tests.drill_kit import PAGE as DRILL_PAGE
+from tests.drill_kit import RUNBOOK
 from tests.kit import DEACTIVATE_STEPS, make_kit
-from tests.unit.test_drill_default_escalation import PAGE as DRILL_PAGE
-from tests.unit.test_drill_default_escalation import RUNBOOK
 from tests.unit.test_dry_run_refusal import PROTECTED
 from tests.unit.test_replay_default_escalation import EVENT
 from tests.unit.test_trace_timeline import ESCALATE

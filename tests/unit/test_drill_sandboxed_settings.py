@@ -13,7 +13,7 @@ from responder.tabletop.models import Playbook
 from responder.tabletop.runner import Scenario
 from responder.tabletop.sandboxed import SandboxSettings
 from responder.tabletop.webhook import intake_settings, webhook_settings
-from tests.unit.test_drill_default_escalation import PAGE, drill
+from tests.drill_kit import PAGE, drill
 
 PRODUCTION = {
     "RESPONDER_NOTIFY_KEYS": json.dumps({"oncall": "production-secret"}),

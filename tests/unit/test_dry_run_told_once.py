@@ -14,9 +14,9 @@ from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.tabletop.failures import AGAIN, TOLD, step_failures
 from responder.timeline.recorder import Recorder
+from tests.drill_kit import PAGE as DRILL_PAGE
+from tests.drill_kit import RUNBOOK
 from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
-from tests.unit.test_drill_default_escalation import PAGE as DRILL_PAGE
-from tests.unit.test_drill_default_escalation import RUNBOOK
 from tests.unit.test_dry_run_refusal import PROTECTED
 from tests.unit.test_replay_default_escalation import EVENT, UNRESOLVED
 from tests.unit.test_trace_timeline import ESCALATE

@@ -8,7 +8,7 @@ import pytest
 from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.tabletop.replay import backtest
-from tests.unit.test_drill_default_escalation import RUNBOOK
+from tests.drill_kit import RUNBOOK
 from tests.unit.test_replay_default_escalation import EVENT
 
 

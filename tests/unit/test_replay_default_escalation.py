@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from responder.cli import app
-from tests.unit.test_drill_default_escalation import PAGE, ROOT, RUNBOOK
+from tests.drill_kit import PAGE, ROOT, RUNBOOK
 
 EVENT = ROOT / "playbooks" / "events" / "guardduty-leaked-access-key.json"
 UNRESOLVED = RUNBOOK.replace("attributes.user_name", "attributes.no_such_attribute")

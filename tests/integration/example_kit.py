@@ -1,0 +1,56 @@
+"""The shipped example runbooks (runbooks/examples/): their folder, the ids their test events name, a publisher that
+records their notifications, and the IAM users and keys their findings name, in moto."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "runbooks" / "examples"
+EXAMPLE_INSTANCE = "i-0d2c3a1b5e6f7a8b9"  # the instance the examples' findings name
+EXAMPLE_KEY = "AKIAEXAMPLEKEYID0001"  # the access key iam-credential-compromise's finding names
+
+
+class RecordingPublisher:
+    """Collects notify.kafka records instead of sending them (the real broker path is tested in test_notify)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def publish(self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Record the topic and the decoded body."""
+        self.sent.append((topic, orjson.loads(value)))
+
+
+async def example_user_key(aws: Any) -> dict[str, str]:
+    """`ml-training` and an access key of it, standing for EXAMPLE_KEY."""
+    await aws.call("iam", "create_user", UserName="ml-training")
+    key = (await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"]
+    return {EXAMPLE_KEY: key}
+
+
+async def user_with_key(aws: Any, user: str, example_key: str) -> dict[str, str]:
+    """`user` and an access key of it, standing for the example's `example_key`."""
+    await aws.call("iam", "create_user", UserName=user)
+    key = (await aws.call("iam", "create_access_key", UserName=user))["AccessKey"]["AccessKeyId"]
+    return {example_key: key}
+
+
+async def key_inactive(aws: Any, user: str, key: str) -> bool:
+    """Whether moto says `user`'s access key `key` is Inactive."""
+    keys = (await aws.call("iam", "list_access_keys", UserName=user))["AccessKeyMetadata"]
+    return [k["Status"] for k in keys if k["AccessKeyId"] == key] == ["Inactive"]
+
+
+async def inline_policy_names(aws: Any, user: str) -> list[str]:
+    """The names of `user`'s inline policies."""
+    return list((await aws.call("iam", "list_user_policies", UserName=user))["PolicyNames"])
+
+
+async def leaked_example_key(aws: Any) -> dict[str, str]:
+    """`ml-training` and an access key of it, standing for the leaked key the examples' findings name."""
+    return await user_with_key(aws, "ml-training", "AKIAEXAMPLELEAKED001")
