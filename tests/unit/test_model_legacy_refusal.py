@@ -18,16 +18,10 @@ from responder.actuators.model.versions import ModelConfig
 from responder.cli.app import app
 from responder.errors import ConfigError, PermanentActuationError
 from responder.settings import Settings
-from tests.modelkit import Keys, NoAws, make_keys, make_model, publish
+from tests.modelkit import Keys, NoAws, make_model, publish
 from tests.unit.test_model_release import legacy_sign
 
 ROLLBACK = registry.get("model.rollback_to_last_signed")
-
-
-@pytest.fixture(name="keys")
-def _keys(tmp_path: Path) -> Keys:
-    """A trusted and an untrusted ECDSA key pair."""
-    return make_keys(tmp_path / "keys")
 
 
 async def _migrated_with_legacy_served(tmp_path: Path, keys: Keys) -> LocalStore:

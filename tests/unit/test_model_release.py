@@ -20,15 +20,9 @@ from responder.actuators.model.versions import ModelVersion
 from responder.cli.app import app
 from responder.cli.output import EXIT_CONFIG
 from responder.errors import ConfigError
-from tests.modelkit import Keys, make_keys, make_model
+from tests.modelkit import Keys, make_model
 
 WHEN = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-@pytest.fixture(name="keys")
-def _keys(tmp_path: Path) -> Keys:
-    """A trusted and an untrusted ECDSA key pair."""
-    return make_keys(tmp_path / "keys")
 
 
 def legacy_sign(model_dir: Path, key: Path, signature: Path) -> None:

@@ -13,7 +13,6 @@ from responder.actuators import registry
 from responder.actuators.model.local import LocalStore
 from responder.cli.app import app
 from responder.errors import PermanentActuationError, TransientActuationError
-from tests.unit.test_timeline_offline_signing import _keys, _registry  # noqa: F401 - the registry fixture
 
 
 @pytest.fixture
