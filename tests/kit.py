@@ -54,6 +54,33 @@ id: {id}
 trigger: {{source: guardduty, type: "*IAMUser/*"}}
 group_by: "${{event.resource.access_key.id}}"
 """
+WIPE = """\
+steps:
+  - id: wipe
+    actuator: test.wipe
+    with: {target: t1}
+    approval: {approvers: [alice], timeout: 10m, on_timeout: %s}
+  - id: note
+    actuator: test.echo
+    with: {target: t2, message: after}
+"""
+"""A destructive step (test.wipe) that waits for alice's approval (`% on_timeout`: approve or deny), then an echo."""
+ECHO = """\
+{guards}
+steps:
+  - id: note
+    actuator: test.echo
+    with: {{target: "${{event.resource.access_key.attributes.user_name}}", message: hi}}
+"""
+"""Guards (`.format(guards=...)`) and one echo step naming the finding's user."""
+MISSING_KEY = "AKIAZZZZZZZZZZZZZZZZ"  # not in the fake IAM: deactivating it fails
+ESCALATE = """\
+on_failure:
+  - id: tell
+    actuator: test.echo
+    with: {target: oncall, message: "${failure.step} failed"}
+"""
+"""An `on_failure` that tells on-call through test.echo, naming the failed step."""
 
 
 class Clock:

@@ -3,18 +3,7 @@
 from __future__ import annotations
 
 from responder.models.approval import REQUESTS_TOPIC
-from tests.kit import KEY, decision, make_kit
-
-WIPE = """\
-steps:
-  - id: wipe
-    actuator: test.wipe
-    with: {target: t1}
-    approval: {approvers: [alice], timeout: 10m, on_timeout: %s}
-  - id: note
-    actuator: test.echo
-    with: {target: t2, message: after}
-"""
+from tests.kit import KEY, WIPE, decision, make_kit
 
 
 def _incident(kit) -> str:

@@ -17,8 +17,7 @@ from responder.errors_kafka import ChangelogWriteTimedOut
 from responder.fleet import FleetState
 from responder.ingest.changelog import Changelog
 from tests.fakes import MetadataClient
-from tests.kit import make_kit
-from tests.unit.test_approvals import WIPE
+from tests.kit import WIPE, make_kit
 from tests.unit.test_changelog_transient import _changelog as with_producer
 from tests.unit.test_fleet_slices import _entry
 

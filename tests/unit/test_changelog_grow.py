@@ -15,9 +15,8 @@ from responder.errors_kafka import ChangelogError, ChangelogTooShort
 from responder.fleet import FleetState
 from responder.ingest import changelog as module
 from responder.ingest.changelog import Changelog
-from tests.kit import make_kit, restore
+from tests.kit import ECHO, make_kit, restore
 from tests.unit.test_fleet_state import _fleet_service
-from tests.unit.test_guards import ECHO
 
 TOPIC = "changelog"
 

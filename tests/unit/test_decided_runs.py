@@ -15,9 +15,7 @@ from responder.engine.state import EngineState
 from responder.errors import PermanentActuationError, TimelineError
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import Echo, EchoParams
-from tests.kit import DEACTIVATE_STEPS, HEADER, Kit, decision, make_kit
-from tests.unit.test_approvals import WIPE
-from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, HEADER, MISSING_KEY, WIPE, Kit, decision, make_kit
 
 CONTINUE = WIPE.replace("    with: {target: t1}\n", "    with: {target: t1}\n    on_failure: continue\n")
 GATED_DEACTIVATE = DEACTIVATE_STEPS.replace("    with:\n", "    approval: {required: true, approvers: [alice]}\n"

@@ -14,8 +14,7 @@ from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.models.approval import ApprovalRequest
 from responder.models.runbook import Quota
-from tests.kit import Kit, decision, make_kit
-from tests.unit.test_approvals import WIPE
+from tests.kit import WIPE, Kit, decision, make_kit
 from tests.unit.test_unattended_release import APPROVED_ON_TIMEOUT, QUOTA, FakeFleetGuard
 
 

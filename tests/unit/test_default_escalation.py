@@ -14,8 +14,7 @@ from responder.fleet_digest import fleet_digest
 from responder.pipeline import Pipeline
 from responder.service import Service
 from responder.settings import Settings
-from tests.kit import DEACTIVATE_STEPS, make_kit
-from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, MISSING_KEY, make_kit
 
 PAGE = [{"id": "page", "actuator": "test.echo", "with": {"target": "oncall", "message": "${failure.step} failed"}}]
 

@@ -13,10 +13,9 @@ from responder.tabletop.scorecard import improvements
 from responder.timeline.recorder import Recorder
 from tests.drill_kit import PAGE as DRILL_PAGE
 from tests.drill_kit import RUNBOOK
-from tests.kit import DEACTIVATE_STEPS, make_kit
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, make_kit
 from tests.unit.test_dry_run_refusal import PROTECTED
 from tests.unit.test_replay_default_escalation import EVENT
-from tests.unit.test_trace_timeline import ESCALATE
 
 
 def test_replay_shows_the_escalation_a_protected_step_would_page(tmp_path, monkeypatch):

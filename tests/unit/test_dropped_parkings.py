@@ -44,8 +44,7 @@ async def test_a_timeout_a_bug_stopped_is_tried_again_at_the_incidents_next_find
     """A bug in a parked step's timeout leaves it alone in this process; the incident's next finding (a new event,
     not a redelivery) lets the next sweep try it again, so a bug gone by then (a runbook fixed, a dependency back)
     no longer waits for a restart."""
-    from tests.kit import make_kit
-    from tests.unit.test_approvals import WIPE
+    from tests.kit import WIPE, make_kit
 
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await kit.send()

@@ -12,8 +12,7 @@ from responder.metrics import Metrics, TimelineMetrics
 from responder.pipeline import Pipeline
 from responder.tabletop.postmortem import postmortem
 from responder.timeline.recorder import Recorder
-from tests.kit import DEACTIVATE_STEPS, KEY, Kit, make_kit
-from tests.unit.test_trace_timeline import ESCALATE
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, Kit, make_kit
 
 PROTECTED = f"guards: {{protected: {{ids: [{KEY}]}}}}\n"
 BY_STATUS = """\

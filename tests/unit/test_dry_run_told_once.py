@@ -16,10 +16,9 @@ from responder.tabletop.failures import AGAIN, TOLD, step_failures
 from responder.timeline.recorder import Recorder
 from tests.drill_kit import PAGE as DRILL_PAGE
 from tests.drill_kit import RUNBOOK
-from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, Kit, make_kit
 from tests.unit.test_dry_run_refusal import PROTECTED
 from tests.unit.test_replay_default_escalation import EVENT, UNRESOLVED
-from tests.unit.test_trace_timeline import ESCALATE
 
 
 async def _twice(kit: Kit, *, restart: bool = False) -> list[tuple[str, str]]:

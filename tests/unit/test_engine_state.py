@@ -10,8 +10,7 @@ from responder.engine.state import EngineState
 from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.service import Service
 from responder.settings import Settings
-from tests.kit import KEY, make_kit
-from tests.unit.test_guards import ECHO
+from tests.kit import ECHO, KEY, make_kit
 
 WIPE = """\
 steps:

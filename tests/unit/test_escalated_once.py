@@ -9,9 +9,8 @@ from responder.engine.incidents import Incident
 from responder.engine.partitions import cut, merge
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
-from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, Kit, make_kit
 from tests.unit.test_dry_run_refusal import PROTECTED
-from tests.unit.test_trace_timeline import ESCALATE
 
 RUNBOOK = PROTECTED + DEACTIVATE_STEPS + ESCALATE
 

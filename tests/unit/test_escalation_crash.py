@@ -10,10 +10,9 @@ import pytest
 from responder.engine.partitions import cut, merge
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
-from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, MISSING_KEY, Kit, make_kit
 from tests.unit.test_decided_runs import _crash_after
 from tests.unit.test_escalation_gaps import TIMED, _told, _unapplied
-from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
 NEVER = ESCALATE.replace("    actuator: test.echo\n",
                          "    actuator: test.echo\n    when: [{field: failure.code, op: eq, value: Nope}]\n")

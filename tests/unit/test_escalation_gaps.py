@@ -7,9 +7,8 @@ from pathlib import Path
 import yaml
 
 from responder.metrics import Metrics, TimelineMetrics
-from tests.kit import DEACTIVATE_STEPS, KEY, Kit, decision, make_kit
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, MISSING_KEY, Kit, decision, make_kit
 from tests.unit.test_decided_runs import _crash_after
-from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
 TIMED = DEACTIVATE_STEPS.replace("    with:\n", "    approval: {required: true, timeout: 60, on_timeout: %s}\n"
                                                   "    with:\n") + ESCALATE

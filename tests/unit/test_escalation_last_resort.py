@@ -6,8 +6,7 @@ from responder.metrics import Metrics, TimelineMetrics
 from responder.tabletop.postmortem import postmortem
 from responder.timeline import Recorder
 from responder.timeline.evidence import evidence_pack
-from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
-from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, MISSING_KEY, Kit, make_kit
 
 UNRESOLVED = DEACTIVATE_STEPS.replace("access_key.id}", "access_key.attributes.nothere}")  # not in the finding
 

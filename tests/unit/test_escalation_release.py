@@ -11,8 +11,7 @@ import pytest
 from responder.engine.guards import GuardPolicy
 from responder.models.runbook import Protected
 from tests.fakes import dying
-from tests.kit import DEACTIVATE_STEPS, KEY, Kit, decision, make_kit
-from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, MISSING_KEY, Kit, decision, make_kit
 
 FULL = "guards: {quotas: [{actuator: test.*, max: 1, window: 1h}]}\n"
 CONTINUING = f"""\

@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from responder.engine.partitions import Partitions, cut, merge, release
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import CLOSED_HORIZON, MAX_CLOSED, EngineState
-from tests.kit import make_kit
-from tests.unit.test_guards import ECHO
+from tests.kit import ECHO, make_kit
 
 
 async def test_redelivered_event_of_an_evicted_incident_does_not_act_again(tmp_path):

@@ -11,8 +11,7 @@ from responder.errors import PermanentActuationError
 from responder.timeline import Recorder
 from responder.timeline.evidence import evidence_pack, render_markdown
 from tests.fakes import Lagging, Waits
-from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
-from tests.unit.test_trace_timeline import ESCALATE
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, Kit, make_kit
 
 
 def _kit(tmp_path: Path, stale: int) -> Kit:

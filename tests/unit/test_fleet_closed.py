@@ -12,9 +12,8 @@ from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import CLOSED_HORIZON, EngineState
 from responder.fleet import FleetState
-from tests.kit import make_kit
+from tests.kit import ECHO, make_kit
 from tests.unit.test_fleet_slices import _from_partition
-from tests.unit.test_guards import ECHO
 
 RB = ECHO.format(guards="window: 5m\ncooldown: 1h")
 

@@ -14,8 +14,7 @@ from responder.engine.snapshot import EngineSnapshot
 from responder.fleet import FleetState
 from responder.ingest.approvals import ApprovalIngest
 from responder.models.event import RawRecord
-from tests.kit import Kit, decision, make_kit
-from tests.unit.test_approvals import WIPE
+from tests.kit import WIPE, Kit, decision, make_kit
 
 
 async def _owned_and_decided(tmp_path: Any) -> tuple[Kit, FleetState, str, tuple[bytes, str, str]]:

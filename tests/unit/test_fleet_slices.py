@@ -23,11 +23,9 @@ from responder.models.event import RawRecord
 from responder.models.timeline import TimelineEntry
 from responder.service import Service
 from responder.settings import Settings
-from tests.kit import Kit, make_kit
-from tests.unit.test_approvals import WIPE
+from tests.kit import ECHO, WIPE, Kit, make_kit
 from tests.unit.test_changelog_fence import StaleConsumer, StaleLeaderLog
 from tests.unit.test_fleet_state import FlakyChangelog
-from tests.unit.test_guards import ECHO
 
 
 def _from_partition(kit: Kit, partition: int) -> list[TimelineEntry]:

@@ -19,8 +19,7 @@ from responder.models.event import RawRecord
 from responder.service import Service
 from responder.service.rejoin import rejoin_reason
 from responder.settings import Settings
-from tests.kit import make_kit, restore
-from tests.unit.test_guards import ECHO
+from tests.kit import ECHO, make_kit, restore
 
 
 class FlakyChangelog:

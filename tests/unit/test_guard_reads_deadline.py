@@ -13,12 +13,11 @@ import responder.actuators.aws  # noqa: F401  # registers the AWS actuators
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.iamprincipals import PrincipalForms
 from responder.models.runbook import Protected, Runbook
-from tests.kit import DEACTIVATE_STEPS, make_kit
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, make_kit
 from tests.unit.test_iam_principals import DEPLOYER, IAM, QUARANTINE, ROLE_ID, USER_ID, Iam
 from tests.unit.test_kms_aliases import Clock
 from tests.unit.test_protection import _event
 from tests.unit.test_protection_forms import _trips
-from tests.unit.test_trace_timeline import ESCALATE
 
 DEADLINE = 0.3
 ENDPOINT = {"endpoint_name": "fraud-scoring", "role_names": ["app-worker", "prod-deployer", "break-glass"]}

@@ -8,15 +8,8 @@ from responder.models.runbook import Protected, Quota
 from responder.normalise import normalise
 from responder.rules.matcher import Match
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.kit import DEACTIVATE_STEPS, KEY, make_kit
+from tests.kit import DEACTIVATE_STEPS, ECHO, KEY, make_kit
 
-ECHO = """\
-{guards}
-steps:
-  - id: note
-    actuator: test.echo
-    with: {{target: "${{event.resource.access_key.attributes.user_name}}", message: hi}}
-"""
 
 async def test_quota_trip_turns_the_step_into_an_approval_request(tmp_path):
     """The third run inside the window trips the quota: guard.tripped and approval.requested, no call."""

@@ -10,8 +10,7 @@ from pydantic import JsonValue
 from responder.actuators.base import ActuationContext, ActuationResult
 from responder.engine.guards import GuardPolicy
 from tests.fakes import Echo, EchoParams, Killed
-from tests.kit import decision, make_kit
-from tests.unit.test_guards import ECHO
+from tests.kit import ECHO, decision, make_kit
 
 KEY, USER = "AKIAABCDEFGHIJKLMNO1", "user-1"
 

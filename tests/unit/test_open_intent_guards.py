@@ -7,8 +7,7 @@ from __future__ import annotations
 from responder.engine.guards import GuardPolicy
 from responder.models.runbook import Protected
 from tests.fakes import EchoParams, dying
-from tests.kit import Kit, decision, make_kit
-from tests.unit.test_guards import ECHO
+from tests.kit import ECHO, Kit, decision, make_kit
 
 KEY, USER = "AKIAABCDEFGHIJKLMNO1", "user-1"
 

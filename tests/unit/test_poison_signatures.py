@@ -8,8 +8,7 @@ from responder.auth import KEY_ID_HEADER, SIGNATURE_HEADER, ApproverKeys, KeyRin
 from responder.engine.pending import latest_requests, pending
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
-from tests.kit import decision, make_kit
-from tests.unit.test_approvals import WIPE
+from tests.kit import WIPE, decision, make_kit
 from tests.unit.test_operator import _operator, _request
 from tests.unit.test_pending_approvals import CHECKER
 from tests.unit.test_pending_approvals import _request as published

@@ -10,8 +10,7 @@ from responder.engine.quotas import QuotaRun, QuotaWindows
 from responder.engine.state import EngineState
 from responder.models.runbook import Quota
 from responder.models.step import StepIntent
-from tests.kit import make_kit
-from tests.unit.test_guards import ECHO
+from tests.kit import ECHO, make_kit
 
 DAY = 86400.0
 

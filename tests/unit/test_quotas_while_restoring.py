@@ -13,10 +13,8 @@ from responder.models.runbook import Quota
 from responder.models.timeline import EntryKind
 from responder.service import Service
 from responder.settings import Settings
-from tests.kit import DEACTIVATE_STEPS, Kit, chunk_in_hand, make_kit
+from tests.kit import DEACTIVATE_STEPS, ECHO, ESCALATE, MISSING_KEY, Kit, chunk_in_hand, make_kit
 from tests.unit.test_fleet_state import _consuming, _fleet_service, _slow_service
-from tests.unit.test_guards import ECHO
-from tests.unit.test_trace_timeline import ESCALATE, MISSING_KEY
 
 QUOTA = "guards: {quotas: [{actuator: test.*, max: 5, window: 1h}]}"
 APPROVED = QUOTA + """

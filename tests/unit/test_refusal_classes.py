@@ -15,8 +15,7 @@ from responder.engine.refusals import Refusals
 from responder.errors import ApprovalRefused, Refusal
 from responder.timeline.recorder import Recorder
 from responder.timeline.store import MemoryStore
-from tests.kit import decision, make_kit
-from tests.unit.test_approvals import WIPE
+from tests.kit import WIPE, decision, make_kit
 
 
 @pytest.mark.parametrize(("key_id", "signature", "refusal"), [

@@ -12,8 +12,7 @@ from responder.engine.refusals import FULL_PER_WINDOW, WINDOW_S
 from responder.models.event import RawRecord
 from responder.service import Service
 from responder.settings import Settings
-from tests.kit import Kit, decision, make_kit
-from tests.unit.test_approvals import WIPE
+from tests.kit import WIPE, Kit, decision, make_kit
 from tests.unit.test_operator import SECRET as OPS_SECRET
 from tests.unit.test_operator import _operator, _request
 

@@ -16,8 +16,7 @@ from responder.service import Service
 from responder.settings import Settings
 from responder.timeline.recorder import Recorder
 from responder.timeline.store import MemoryStore
-from tests.kit import decision, make_kit
-from tests.unit.test_approvals import WIPE
+from tests.kit import WIPE, decision, make_kit
 
 
 async def test_a_forged_or_malformed_decision_read_again_at_a_start_is_not_counted_again(tmp_path):

@@ -14,12 +14,11 @@ from responder.engine.recovery import replay
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.metrics import Metrics
-from tests.kit import DEACTIVATE_STEPS, HEADER, Kit, decision, make_kit
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, HEADER, Kit, decision, make_kit
 from tests.unit.test_decided_runs import _crash_after
 from tests.unit.test_escalation_last_resort import _metered, _missed, _told
 from tests.unit.test_escalation_release import CONTINUING, FULL
 from tests.unit.test_timeout_escalation import GATED, _lapse
-from tests.unit.test_trace_timeline import ESCALATE
 
 TIMED = DEACTIVATE_STEPS.replace("    with:\n", "    approval: {required: true, timeout: 60, on_timeout: %s}\n"
                                                   "    with:\n")

@@ -14,11 +14,10 @@ from responder.engine.partitions import cut, merge
 from responder.engine.state import EngineState
 from responder.metrics import Metrics, TimelineMetrics
 from responder.timeline import MemoryStore
-from tests.kit import KEY, Kit, decision, make_kit
+from tests.kit import ESCALATE, KEY, Kit, decision, make_kit
 from tests.unit.test_decided_runs import _crash_after
 from tests.unit.test_escalation_gaps import TIMED, _incident, _timed_out, _told
 from tests.unit.test_escalation_release import FULL
-from tests.unit.test_trace_timeline import ESCALATE
 
 THEN = f"""\
   - id: after

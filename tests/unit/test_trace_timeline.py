@@ -11,18 +11,11 @@ from responder.models.approval import REQUESTS_TOPIC
 from responder.timeline import Recorder
 from responder.tracing import stamped, trace_id_of
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.kit import DEACTIVATE_STEPS, KEY, Kit, decision, make_kit
-from tests.unit.test_approvals import WIPE as APPROVED_WIPE
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, MISSING_KEY, Kit, decision, make_kit
+from tests.kit import WIPE as APPROVED_WIPE
 
 ALERT = "4bf92f3577b34da6a3ce929d0e0e4736"
 DECISION = "0af7651916cd43dd8448eb211c80319c"
-MISSING_KEY = "AKIAZZZZZZZZZZZZZZZZ"  # not in the fake IAM: deactivating it fails
-ESCALATE = """\
-on_failure:
-  - id: tell
-    actuator: test.echo
-    with: {target: oncall, message: "${failure.step} failed"}
-"""
 WIPE = APPROVED_WIPE % "deny"
 NOTIFY = """\
   - id: tell

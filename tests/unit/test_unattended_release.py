@@ -13,8 +13,7 @@ from responder.engine.guards import GuardPolicy, Trip
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.models.step import StepResult
-from tests.kit import Kit, decision, make_kit
-from tests.unit.test_approvals import WIPE
+from tests.kit import WIPE, Kit, decision, make_kit
 
 APPROVED_ON_TIMEOUT = WIPE.replace("test.wipe", "test.echo").replace("approvers", "required: true, approvers") \
     % "approve"

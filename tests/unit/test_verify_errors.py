@@ -13,9 +13,8 @@ from responder.engine.runner import StepCall, verified
 from responder.errors import PermanentActuationError, TransientActuationError
 from responder.models.timeline import TimelineEntry
 from tests.fakes import Waits
-from tests.kit import DEACTIVATE_STEPS, KEY, Kit, make_kit
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, Kit, make_kit
 from tests.unit.test_dry_run_refusal import _metered
-from tests.unit.test_trace_timeline import ESCALATE
 
 Raiser = Callable[[], BaseException]
 

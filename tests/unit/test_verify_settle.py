@@ -18,8 +18,7 @@ from responder.models.timeline import TimelineEntry
 from responder.service import Service
 from responder.settings import Settings
 from tests.fakes import Lagging, Waits
-from tests.kit import DEACTIVATE_STEPS, KEY, Kit, make_kit
-from tests.unit.test_trace_timeline import ESCALATE
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, Kit, make_kit
 
 
 def _settle(waits: Waits, seconds: float = 5.0) -> VerifySettle:
