@@ -19,13 +19,11 @@ from responder.engine.kmsaliases import KeyAliases
 from responder.engine.tagreads import SEP, ResourceTags
 from responder.errors import PermanentActuationError, ReadCancelled
 from responder.models.runbook import Protected, Runbook
-from tests.unit.test_kept_reads_concurrent import Boom, NoAws, _turns
-from tests.unit.test_kms_aliases import KEY, KEY_ARN, Clock
-from tests.unit.test_protection import _event
+from tests.guard_kit import KMS_KEY, KMS_KEY_ARN, Boom, NoAws, SettableClock, event_naming, let_tasks_run
 
 ACTUATOR = "aws.kms.disable_key"
-PARAMS = {"key_id": KEY_ARN, "role_name": "app-worker"}  # a KMS key (its aliases, its tags) and an IAM role
-ROLE, TAGGED = "role/app-worker", f"key {KEY_ARN}"  # the keys of the IAM and the tag reads
+PARAMS = {"key_id": KMS_KEY_ARN, "role_name": "app-worker"}  # a KMS key (its aliases, its tags) and an IAM role
+ROLE, TAGGED = "role/app-worker", f"key {KMS_KEY_ARN}"  # the keys of the IAM and the tag reads
 PROTECTED = Protected(ids=["alias/prod-key", "AROA*"], tags={"responder:protected": "*"})  # each needs its kind
 RB = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                              "steps": [{"id": "s", "actuator": ACTUATOR, "with": PARAMS}]})
@@ -42,7 +40,7 @@ class Gated:
     """A reader whose reads wait for `gate`, then answer `answer` (forms, or raise it); records what they did."""
 
     def __init__(self, answer: frozenset[str] | BaseException = NOTHING) -> None:
-        super().__init__(NoAws(), clock=Clock())  # type: ignore[call-arg]  # the KeptReads it is mixed into
+        super().__init__(NoAws(), clock=SettableClock())  # type: ignore[call-arg]  # the KeptReads it is mixed into
         self.answer = answer
         self.gate = asyncio.Event()
         self.started: list[str] = []
@@ -76,7 +74,7 @@ class Tags(Gated, ResourceTags):
 
 def _check(kms: Kms, iam: Iam, tags: Tags, protected: Protected = PROTECTED) -> Coroutine[Any, Any, str | None]:
     guards = Guards(GuardPolicy(protected=protected), aliases=kms, principals=iam, tags=tags)
-    return guards.protected(RB, ACTUATOR, KEY_ARN, PARAMS, _event())
+    return guards.protected(RB, ACTUATOR, KMS_KEY_ARN, PARAMS, event_naming())
 
 
 def test_the_three_kinds_are_read_together() -> None:
@@ -85,14 +83,14 @@ def test_the_three_kinds_are_read_together() -> None:
     async def scenario() -> tuple[list[list[str]], str | None]:
         kms, iam, tags = Kms(), Iam(), Tags()
         task = asyncio.create_task(_check(kms, iam, tags))
-        await _turns()
+        await let_tasks_run()
         started = [list(r.started) for r in (kms, iam, tags)]
         for reader in (kms, iam, tags):
             reader.gate.set()
         return started, await task
 
     started, found = asyncio.run(scenario())
-    assert started == [[KEY], [ROLE], [TAGGED]]  # one after another: [[KEY], [], []]
+    assert started == [[KMS_KEY], [ROLE], [TAGGED]]  # one after another: [[KMS_KEY], [], []]
     assert found is None
 
 
@@ -103,9 +101,9 @@ def test_a_later_kind_refusing_first_is_answered_only_once_the_earlier_kinds_ref
     async def scenario() -> tuple[bool, list[str], list[str], str | None, Kms]:
         kms, iam, tags = Kms(), Iam(_denied()), Tags(TAG)
         task = asyncio.create_task(_check(kms, iam, tags))
-        await _turns()
+        await let_tasks_run()
         iam.gate.set()
-        await _turns()
+        await let_tasks_run()
         waiting = not task.done()
         iam_done, tags_cancelled = list(iam.finished), list(tags.cancelled)
         kms.gate.set()
@@ -115,7 +113,7 @@ def test_a_later_kind_refusing_first_is_answered_only_once_the_earlier_kinds_ref
     assert waiting  # KMS's read may still refuse first
     assert iam_done == [ROLE]  # one after another: [] (IAM read only once KMS has answered)
     assert tags_cancelled == [TAGGED]  # the tags cannot change the answer once IAM refused
-    assert kms.finished == [KEY]
+    assert kms.finished == [KMS_KEY]
     assert found is not None
     assert found.startswith(f"IAM {ROLE!r} could not be read (no permission")
 
@@ -129,19 +127,19 @@ def test_the_first_kind_refusing_in_order_wins_and_the_later_reads_are_cancelled
     async def scenario() -> tuple[str | None, Iam, Tags]:
         kms, iam, tags = Kms(kms_answer), Iam(_denied()), Tags(TAG)
         task = asyncio.create_task(_check(kms, iam, tags))
-        await _turns()
+        await let_tasks_run()
         if iam_first:
             iam.gate.set()
-            await _turns()
+            await let_tasks_run()
         kms.gate.set()  # the tags' gate is never set
-        await _turns()
+        await let_tasks_run()
         assert task.done()  # the tag read never answers: the step's answer does not wait for it
         return await task, iam, tags
 
     found, iam, tags = asyncio.run(scenario())
     assert found is not None
     assert ("alias/prod-key" if kms_answer is ALIAS else "its aliases could not be read") in found
-    assert found.startswith(f"{KEY_ARN!r} (as" if kms_answer is ALIAS else f"KMS key {KEY!r}")
+    assert found.startswith(f"{KMS_KEY_ARN!r} (as" if kms_answer is ALIAS else f"KMS key {KMS_KEY!r}")
     assert tags.started == [TAGGED]
     assert tags.cancelled == [TAGGED]
     assert (iam.finished, iam.cancelled) == (([ROLE], []) if iam_first else ([], [ROLE]))
@@ -153,14 +151,14 @@ def test_cancelling_the_caller_cancels_the_reads_of_every_kind() -> None:
     async def scenario() -> tuple[Kms, Iam, Tags, set[asyncio.Task[Any]]]:
         kms, iam, tags = Kms(), Iam(), Tags()
         task = asyncio.create_task(_check(kms, iam, tags))
-        await _turns()
+        await let_tasks_run()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         return kms, iam, tags, asyncio.all_tasks() - {asyncio.current_task()}
 
     kms, iam, tags, left = asyncio.run(scenario())
-    assert [r.cancelled for r in (kms, iam, tags)] == [[KEY], [ROLE], [TAGGED]]  # one after another: KMS's only
+    assert [r.cancelled for r in (kms, iam, tags)] == [[KMS_KEY], [ROLE], [TAGGED]]  # one after another: KMS's only
     assert not left
 
 
@@ -173,7 +171,7 @@ def test_the_reads_deadline_cancels_every_kind_and_leaves_no_cancel_request() ->
         guards = Guards(GuardPolicy(protected=PROTECTED), aliases=kms, principals=iam, tags=tags)
         guards.reads_deadline = 0.05
         async with asyncio.timeout(5):  # the test fails rather than hang
-            found = await guards.protected(RB, ACTUATOR, KEY_ARN, PARAMS, _event())
+            found = await guards.protected(RB, ACTUATOR, KMS_KEY_ARN, PARAMS, event_naming())
         task = asyncio.current_task()
         assert task is not None
         return found, task.cancelling(), kms, iam, tags
@@ -182,7 +180,7 @@ def test_the_reads_deadline_cancels_every_kind_and_leaves_no_cancel_request() ->
     assert found is not None
     assert "did not end within 0.05s" in found
     assert cancelling == 0
-    assert [r.cancelled for r in (kms, iam, tags)] == [[KEY], [ROLE], [TAGGED]]  # one after another: KMS's only
+    assert [r.cancelled for r in (kms, iam, tags)] == [[KMS_KEY], [ROLE], [TAGGED]]  # one after another: KMS's only
 
 
 def test_an_exception_a_kind_lets_through_cancels_the_others_and_leaves_no_cancel_request() -> None:
@@ -201,9 +199,9 @@ def test_an_exception_a_kind_lets_through_cancels_the_others_and_leaves_no_cance
     async def scenario() -> tuple[bool, int | None, Kms, Tags, set[asyncio.Task[Any]]]:
         kms, iam, tags = Kms(), Iam(Boom("iam")), Tags()
         task = asyncio.create_task(caller(kms, iam, tags))
-        await _turns()
+        await let_tasks_run()
         iam.gate.set()
-        await _turns()
+        await let_tasks_run()
         done = task.done()
         if not done:
             task.cancel()
@@ -213,7 +211,7 @@ def test_an_exception_a_kind_lets_through_cancels_the_others_and_leaves_no_cance
     done, cancelling, kms, tags, left = asyncio.run(scenario())
     assert done  # one after another: IAM not read while KMS waits
     assert cancelling == 0
-    assert (kms.cancelled, tags.cancelled) == ([KEY], [TAGGED])
+    assert (kms.cancelled, tags.cancelled) == ([KMS_KEY], [TAGGED])
     assert not left
 
 
@@ -223,7 +221,7 @@ def test_a_step_needing_one_kind_reads_it_in_its_own_task() -> None:
     async def scenario() -> tuple[set[asyncio.Task[Any]], str | None, Tags]:
         kms, iam, tags = Kms(), Iam(), Tags(TAG)
         task = asyncio.create_task(_check(kms, iam, tags, Protected(tags={"responder:protected": "*"})))
-        await _turns()
+        await let_tasks_run()
         running = asyncio.all_tasks() - {asyncio.current_task()}
         tags.gate.set()
         found = await task

@@ -13,21 +13,28 @@ import responder.actuators.aws  # noqa: F401  # registers the AWS actuators
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.iamprincipals import PrincipalForms
 from responder.models.runbook import Protected, Runbook
+from tests.guard_kit import (
+    DEPLOYER,
+    IAM_PATHS,
+    QUARANTINE,
+    ROLE_ID,
+    USER_ID,
+    IamPaths,
+    SettableClock,
+    event_naming,
+    step_trips,
+)
 from tests.kit import DEACTIVATE_STEPS, ESCALATE, make_kit
-from tests.unit.test_iam_principals import DEPLOYER, IAM, QUARANTINE, ROLE_ID, USER_ID, Iam
-from tests.unit.test_kms_aliases import Clock
-from tests.unit.test_protection import _event
-from tests.unit.test_protection_forms import _trips
 
 DEADLINE = 0.3
 ENDPOINT = {"endpoint_name": "fraud-scoring", "role_names": ["app-worker", "prod-deployer", "break-glass"]}
 
 
-class SlowIam(Iam):
+class SlowIam(IamPaths):
     """IAM answering each read after `delay` seconds."""
 
     def __init__(self, delay: float) -> None:
-        super().__init__(IAM)
+        super().__init__(IAM_PATHS)
         self.delay = delay
 
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
@@ -38,7 +45,7 @@ class SlowIam(Iam):
 def _refusal(iam: SlowIam, actuator: str, with_: dict[str, Any], concurrency: int | None = None) -> str | None:
     """The step's hard trip, its guard reads bounded by DEADLINE (the test fails after 5 s: a read hung), at most
     `concurrency` reads at once (`KeptReads.CONCURRENCY` unless given)."""
-    principals = PrincipalForms(iam, clock=Clock())
+    principals = PrincipalForms(iam, clock=SettableClock())
     principals.CONCURRENCY = concurrency or principals.CONCURRENCY
     guards = Guards(GuardPolicy(protected=Protected(ids=[ROLE_ID])), principals=principals)
     guards.reads_deadline = DEADLINE
@@ -46,7 +53,7 @@ def _refusal(iam: SlowIam, actuator: str, with_: dict[str, Any], concurrency: in
     async def check() -> str | None:
         async with asyncio.timeout(5):
             return await guards.protected(_rb(actuator, with_), actuator, with_.get("principal_name") or
-                                          with_["endpoint_name"], with_, _event())
+                                          with_["endpoint_name"], with_, event_naming())
 
     return asyncio.run(check())
 
@@ -73,8 +80,8 @@ def test_reads_that_together_pass_the_deadline_refuse_the_step() -> None:
 
 def test_reads_within_the_deadline_decide_as_before() -> None:
     """Fast reads: the protected role is found by its id (the deadline changes nothing when reads are quick)."""
-    assert any(t.hard and ROLE_ID in t.detail for t in _trips(
-        [ROLE_ID], QUARANTINE, DEPLOYER, principals=PrincipalForms(SlowIam(0.0), clock=Clock())))
+    assert any(t.hard and ROLE_ID in t.detail for t in step_trips(
+        [ROLE_ID], QUARANTINE, DEPLOYER, principals=PrincipalForms(SlowIam(0.0), clock=SettableClock())))
 
 
 async def test_a_step_refused_for_its_reads_deadline_is_escalated(tmp_path: Path) -> None:

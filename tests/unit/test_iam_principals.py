@@ -15,47 +15,24 @@ from responder.engine.iamprincipals import PrincipalForms, principal_kinds
 from responder.engine.protection import principals
 from responder.errors import PermanentActuationError, TransientActuationError
 from responder.models.event import Resource, ResourceKind
-from tests.unit.test_kms_aliases import Clock
-from tests.unit.test_protection import _event
-from tests.unit.test_protection_forms import _trips
-
-ROLE_ID, USER_ID = "AROA3XFRBF535PLBIFPI4", "AIDA3XFRBF535PLBIFPI5"
-QUARANTINE = "aws.iam.quarantine_principal"
-DEPLOYER = {"principal_type": "role", "principal_name": "prod-deployer"}
-
-
-class Iam:
-    """GetRole/GetUser over fixed principals (`role/NAME` → path; ids: `IDS`), counting reads; `fail` fails them."""
-
-    def __init__(self, paths: dict[str, str], fail: Exception | None = None) -> None:
-        self.paths, self.fail, self.reads = paths, fail, 0
-
-    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
-        """Answer iam.get_role / iam.get_user as IAM does, NoSuchEntity for a principal it does not hold."""
-        assert (service, operation) in (("iam", "get_role"), ("iam", "get_user"))
-        self.reads += 1
-        if self.fail is not None:
-            raise self.fail
-        kind, field = ("role", "Role") if operation == "get_role" else ("user", "User")
-        name = kwargs[f"{field}Name"]
-        if f"{kind}/{name}" not in self.paths:
-            raise PermanentActuationError(f"NoSuchEntity: The {kind} with name {name} cannot be found.",
-                                          code="NoSuchEntity")
-        path = self.paths[f"{kind}/{name}"]
-        unique = IDS.get(f"{kind}/{name}", f"{field[0]}IDA{name.upper().replace('-', '')}0000000"[:21])
-        return {field: {f"{field}Name": name, f"{field}Id": unique, "Path": path,
-                        "Arn": f"arn:aws:iam::123456789012:{kind}{path}{name}"}}
-
-
-IDS = {"role/prod-deployer": ROLE_ID, "user/ml-training": USER_ID}  # any other: an id of its own
-IAM = {"role/prod-deployer": "/", "role/break-glass": "/admins/", "role/app-worker": "/", "user/ml-training": "/"}
+from tests.guard_kit import (
+    DEPLOYER,
+    IAM_PATHS,
+    QUARANTINE,
+    ROLE_ID,
+    USER_ID,
+    IamPaths,
+    SettableClock,
+    event_naming,
+    step_trips,
+)
 
 
 def _refusal(protected: list[str], iam: AwsCaller, with_: dict[str, Any], actuator: str = QUARANTINE,
              **kw: Any) -> str | None:
     """The detail of the step's hard trip, or None."""
-    hard = [t.detail for t in _trips(protected, actuator, with_, principals=PrincipalForms(iam, clock=Clock()), **kw)
-            if t.hard]
+    principals = PrincipalForms(iam, clock=SettableClock())
+    hard = [t.detail for t in step_trips(protected, actuator, with_, principals=principals, **kw) if t.hard]
     return hard[0] if hard else None
 
 
@@ -65,15 +42,15 @@ def _refusal(protected: list[str], iam: AwsCaller, with_: dict[str, Any], actuat
 ])
 def test_a_protected_role_id_protects_the_role_named_by_name_only(actuator: str, with_: dict[str, Any]) -> None:
     """RoleId protected, the step names the role by name, the event carries no id: refused (before: it acted)."""
-    detail = _refusal([ROLE_ID], Iam(IAM), with_, actuator)
+    detail = _refusal([ROLE_ID], IamPaths(IAM_PATHS), with_, actuator)
     assert detail is not None
     assert ROLE_ID.casefold() in detail
-    assert _refusal([ROLE_ID], Iam(IAM), {**DEPLOYER, "principal_name": "app-worker"}) is None
+    assert _refusal([ROLE_ID], IamPaths(IAM_PATHS), {**DEPLOYER, "principal_name": "app-worker"}) is None
 
 
 def test_a_protected_user_id_protects_the_user_named_by_name_only() -> None:
     """UserId protected: deactivating an access key of the user named by name is refused (before: it acted)."""
-    iam = Iam(IAM)
+    iam = IamPaths(IAM_PATHS)
     params = {"user_name": "ml-training", "access_key_id": "AKIAABCDEFGHIJKLMNOP"}
     assert _refusal([USER_ID], iam, params, "aws.iam.deactivate_access_key") is not None
     assert iam.reads == 1
@@ -84,16 +61,16 @@ def test_a_protected_user_id_protects_the_user_named_by_name_only() -> None:
 def test_a_path_glob_protects_the_role_named_by_name_only(pattern: str) -> None:
     """A path pattern with a glob name refuses a step on a role under that path named by name only (before: the path
     had to be in the event), and not a role under another path."""
-    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "break-glass"}) is not None
-    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "app-worker"}) is None
+    assert _refusal([pattern], IamPaths(IAM_PATHS), {**DEPLOYER, "principal_name": "break-glass"}) is not None
+    assert _refusal([pattern], IamPaths(IAM_PATHS), {**DEPLOYER, "principal_name": "app-worker"}) is None
 
 
 @pytest.mark.parametrize("pattern", ["/admins/*", "/admins/", "arn*admins*", "ar?:aws:iam::*:role/admins/*"])
 def test_a_bare_pattern_matching_a_path_or_an_arn_protects_the_role_named_by_name_only(pattern: str) -> None:
     """A protected id that is no ARN but may match a role's path or ARN refuses the role under /admins/ named by name
     only, as it does when the event carries the path (before: no read, the step acted), not a role under /."""
-    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "break-glass"}) is not None
-    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "app-worker"}) is None
+    assert _refusal([pattern], IamPaths(IAM_PATHS), {**DEPLOYER, "principal_name": "break-glass"}) is not None
+    assert _refusal([pattern], IamPaths(IAM_PATHS), {**DEPLOYER, "principal_name": "app-worker"}) is None
 
 
 @pytest.mark.parametrize("pattern", [f"{ROLE_ID}:*", f"{ROLE_ID}:some-session", f"{ROLE_ID[:10]}*:*",
@@ -101,20 +78,20 @@ def test_a_bare_pattern_matching_a_path_or_an_arn_protects_the_role_named_by_nam
 def test_a_role_id_protected_in_its_session_form_protects_the_role_named_by_name(pattern: str) -> None:
     """A protected `AROA…:*`/`AROA…:session` (or a glob of one) refuses a step on the role named by name (before: it
     acted, though revoking or quarantining the role harms every session), read once; not a role of another RoleId."""
-    iam = Iam(IAM)
+    iam = IamPaths(IAM_PATHS)
     detail = _refusal([pattern], iam, DEPLOYER)
     assert detail is not None
     assert f"(as '{ROLE_ID.casefold()}:') matches protected id {pattern!r}" in detail
     assert iam.reads == 1
-    assert _refusal([pattern], Iam(IAM), {**DEPLOYER, "principal_name": "app-worker"}) is None
+    assert _refusal([pattern], IamPaths(IAM_PATHS), {**DEPLOYER, "principal_name": "app-worker"}) is None
 
 
 def test_a_user_id_protected_in_its_session_form_protects_the_user_named_by_name() -> None:
     """A protected `AIDA…:*` refuses deactivating an access key of the user named by name (before: it acted)."""
     params = {"user_name": "ml-training", "access_key_id": "AKIAABCDEFGHIJKLMNOP"}
-    assert _refusal([f"{USER_ID}:*"], Iam(IAM), params, "aws.iam.deactivate_access_key") is not None
+    assert _refusal([f"{USER_ID}:*"], IamPaths(IAM_PATHS), params, "aws.iam.deactivate_access_key") is not None
     other = {"user_name": "app-worker", "access_key_id": "AKIAABCDEFGHIJKLMNOP"}
-    assert _refusal([f"{USER_ID}:*"], Iam({**IAM, "user/app-worker": "/"}), other,
+    assert _refusal([f"{USER_ID}:*"], IamPaths({**IAM_PATHS, "user/app-worker": "/"}), other,
                     "aws.iam.deactivate_access_key") is None
 
 
@@ -125,7 +102,7 @@ def test_a_session_form_gives_no_new_meaning_to_an_arn_or_a_pattern_unlike_a_uni
     """An ARN (even one naming a RoleId where the role's name goes) or a pattern whose part before `:` cannot be a
     role's or user's unique id protects the role `prod-deployer` (RoleId `ROLE_ID`) no more than before: not refused,
     and nothing read."""
-    iam = Iam(IAM)
+    iam = IamPaths(IAM_PATHS)
     assert _refusal([pattern], iam, DEPLOYER, home=Home(account="123456789012")) is None
     assert iam.reads == 0
 
@@ -134,7 +111,7 @@ def test_a_session_form_gives_no_new_meaning_to_an_arn_or_a_pattern_unlike_a_uni
 def test_a_part_before_the_colon_starting_with_a_wildcard_is_no_session_form(pattern: str) -> None:
     """A loose ARN-like glob (`*:role/…`) still reads the role, as before, but does not protect it by its unique id
     (every role's would match): not refused."""
-    iam = Iam(IAM)
+    iam = IamPaths(IAM_PATHS)
     assert _refusal([pattern], iam, DEPLOYER) is None
     assert iam.reads == 1
 
@@ -158,11 +135,11 @@ def test_which_patterns_are_a_unique_ids_session_form(pattern: str, variants: tu
 
 def test_a_forged_id_and_path_in_the_event_do_not_spare_the_read() -> None:
     """The event's own RoleId and path (an attacker's) are not trusted: the role is read, and refused."""
-    iam = Iam(IAM)
+    iam = IamPaths(IAM_PATHS)
     forged = Resource(kind=ResourceKind.IAM_ROLE, id="break-glass", name="break-glass",
                       attributes={"role_id": "AROAFORGEDFORGEDFORGE", "path": "/"})
     assert _refusal(["role/admins/*", ROLE_ID], iam, {**DEPLOYER, "principal_name": "break-glass"},
-                    event=_event(forged)) is not None
+                    event=event_naming(forged)) is not None
     assert iam.reads == 1
 
 
@@ -175,7 +152,7 @@ def test_a_forged_id_and_path_in_the_event_do_not_spare_the_read() -> None:
 def test_a_role_that_cannot_be_read_refuses_the_step(error: Exception, why: str) -> None:
     """Fail closed: a role whose id and path cannot be read while a protected id needs them is refused, saying why
     and which permission reads it."""
-    detail = _refusal([ROLE_ID], Iam(IAM, fail=error), DEPLOYER)
+    detail = _refusal([ROLE_ID], IamPaths(IAM_PATHS, fail=error), DEPLOYER)
     assert detail is not None
     assert all(said in detail for said in (why, "iam:GetRole", "prod-deployer"))
 
@@ -188,7 +165,7 @@ class Coded(Exception):
 
 def test_a_read_failing_with_a_code_that_is_no_string_refuses_the_step() -> None:
     """Fail closed: a read failing with an error whose `code` is a number still refuses the step (before: TypeError)."""
-    assert _refusal([ROLE_ID], Iam(IAM, fail=Coded("forbidden")), DEPLOYER) is not None
+    assert _refusal([ROLE_ID], IamPaths(IAM_PATHS, fail=Coded("forbidden")), DEPLOYER) is not None
 
 
 class Shaped:
@@ -219,7 +196,7 @@ def test_a_role_read_without_its_id_or_path_refuses_the_step(pattern: str, answe
 
 def test_guards_without_an_aws_client_refuse_a_role_while_an_id_is_protected() -> None:
     """Guards built with no principal reader fail closed too."""
-    assert any(t.hard for t in _trips([ROLE_ID], QUARANTINE, DEPLOYER))
+    assert any(t.hard for t in step_trips([ROLE_ID], QUARANTINE, DEPLOYER))
 
 
 @pytest.mark.parametrize("protected", [
@@ -229,9 +206,9 @@ def test_guards_without_an_aws_client_refuse_a_role_while_an_id_is_protected() -
 def test_no_protected_id_needing_it_reads_nothing(protected: list[str]) -> None:
     """Without a unique id or path glob of the principal's kind (or one pinned to another account than ours), no
     read: it costs nothing when it cannot matter (a name or exact path form matches as it is)."""
-    iam = Iam(IAM, fail=PermanentActuationError("AccessDenied", code="AccessDenied"))
-    trips = _trips(protected, QUARANTINE, DEPLOYER, home=Home(account="123456789012"),
-                   principals=PrincipalForms(iam, clock=Clock()))
+    iam = IamPaths(IAM_PATHS, fail=PermanentActuationError("AccessDenied", code="AccessDenied"))
+    trips = step_trips(protected, QUARANTINE, DEPLOYER, home=Home(account="123456789012"),
+                       principals=PrincipalForms(iam, clock=SettableClock()))
     assert iam.reads == 0
     assert [t.guard for t in trips] == (["protected"] if protected and "prod-" in protected[0] else [])
 
@@ -239,19 +216,19 @@ def test_no_protected_id_needing_it_reads_nothing(protected: list[str]) -> None:
 def test_a_refusing_read_is_kept_and_one_that_refuses_nothing_is_read_again() -> None:
     """Forms that refused a step refuse the next one on the principal without a read; forms that refused nothing are
     read again (a role moved under /admins/ since is refused at once)."""
-    iam, clock = Iam(IAM), Clock()
+    iam, clock = IamPaths(IAM_PATHS), SettableClock()
     reader = PrincipalForms(iam, clock=clock)
-    refusal = [t.guard for t in _trips(["role/admins/*"], QUARANTINE, {**DEPLOYER, "principal_name": "break-glass"},
-                                       principals=reader)]
+    refusal = [t.guard for t in step_trips(["role/admins/*"], QUARANTINE, {**DEPLOYER, "principal_name": "break-glass"},
+                                           principals=reader)]
     assert refusal == ["protected"]
     assert iam.reads == 1
     iam.paths["role/break-glass"] = "/"
-    assert [t.guard for t in _trips(["role/admins/*"], QUARANTINE, {**DEPLOYER, "principal_name": "break-glass"},
-                                    principals=reader)] == ["protected"]
+    assert [t.guard for t in step_trips(["role/admins/*"], QUARANTINE, {**DEPLOYER, "principal_name": "break-glass"},
+                                        principals=reader)] == ["protected"]
     assert iam.reads == 1
-    assert _trips(["role/admins/*"], QUARANTINE, DEPLOYER, principals=reader) == []
+    assert step_trips(["role/admins/*"], QUARANTINE, DEPLOYER, principals=reader) == []
     iam.paths["role/prod-deployer"] = "/admins/"
-    assert [t.guard for t in _trips(["role/admins/*"], QUARANTINE, DEPLOYER, principals=reader)] == ["protected"]
+    assert [t.guard for t in step_trips(["role/admins/*"], QUARANTINE, DEPLOYER, principals=reader)] == ["protected"]
     assert iam.reads == 3
 
 

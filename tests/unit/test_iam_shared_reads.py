@@ -20,8 +20,7 @@ from responder.engine.tagreads import ResourceTags
 from responder.errors import PermanentActuationError, TransientActuationError
 from responder.models.runbook import Protected, Runbook
 from responder.timeline import MemoryStore, Recorder
-from tests.unit.test_kept_reads_concurrent import _turns
-from tests.unit.test_protection import _event
+from tests.guard_kit import event_naming, let_tasks_run
 
 NAME, ACTUATOR = "app-worker", "aws.iam.revoke_sessions"
 PARAMS = {"principal_type": "role", "principal_name": NAME}
@@ -80,7 +79,7 @@ def _own_guards(aws: Iam) -> Guards:
 
 async def _check(guards: Guards) -> tuple[str | None, set[str], set[str]]:
     principals, tags = _readers(guards)
-    found = await guards.protected(RB, ACTUATOR, TARGET, PARAMS, _event())
+    found = await guards.protected(RB, ACTUATOR, TARGET, PARAMS, event_naming())
     return found, principals.kept([ROLE]), tags.kept([TAGGED])
 
 
@@ -109,7 +108,7 @@ def test_a_failing_or_retried_read_is_shared_and_each_reader_answers_in_its_own_
 
     async def answers(guards: Guards) -> tuple[str | None, list[set[str] | str]]:
         principals, tags = _readers(guards)
-        found = await guards.protected(RB, ACTUATOR, TARGET, PARAMS, _event())
+        found = await guards.protected(RB, ACTUATOR, TARGET, PARAMS, event_naming())
         checked.append(shared.calls)
         for reader in (principals, tags):
             assert isinstance(reader.aws, Iam)
@@ -141,8 +140,8 @@ def test_the_checks_of_two_steps_do_not_share_a_read() -> None:
     async def scenario() -> tuple[int, int, list[str | None]]:
         aws = Iam(ROLES["neither"], gate=asyncio.Event())
         guards = _engine_guards(aws)
-        checks = [asyncio.create_task(guards.protected(RB, ACTUATOR, TARGET, PARAMS, _event())) for _ in range(2)]
-        await _turns()
+        checks = [asyncio.create_task(guards.protected(RB, ACTUATOR, TARGET, PARAMS, event_naming())) for _ in range(2)]
+        await let_tasks_run()
         in_flight = aws.calls
         assert aws.gate is not None
         aws.gate.set()
@@ -162,11 +161,11 @@ def test_cancelling_one_waiter_leaves_the_read_to_the_other(cancelled: str) -> N
         with one_check():  # as the guard's reads of one step (`Guards._read_protected`): the tasks in its check
             waiting = {"principals": asyncio.create_task(principals.forms({ROLE})),
                        "tags": asyncio.create_task(tags.forms({TAGGED}))}
-        await _turns()
+        await let_tasks_run()
         assert aws.calls == 1  # before: 2, one read each
         victim, other = waiting.pop(cancelled), next(iter(waiting.values()))
         victim.cancel()
-        await _turns()
+        await let_tasks_run()
         assert aws.gate is not None
         aws.gate.set()
         answer = await other
@@ -188,7 +187,7 @@ def test_cancelling_every_waiter_cancels_the_read() -> None:
         principals, tags = _readers(_engine_guards(aws))
         with one_check():  # as the guard's reads of one step
             waiting = [asyncio.create_task(principals.forms({ROLE})), asyncio.create_task(tags.forms({TAGGED}))]
-        await _turns()
+        await let_tasks_run()
         assert aws.calls == 1  # before: 2, one read each
         for task in waiting:
             task.cancel()
@@ -214,7 +213,7 @@ def test_readers_asking_outside_a_check_share_no_read() -> None:
         aws = Iam(ROLES["tag"], gate=asyncio.Event())
         principals, tags = _readers(_engine_guards(aws))
         waiting = [asyncio.create_task(principals.forms({ROLE})), asyncio.create_task(tags.forms({TAGGED}))]
-        await _turns()
+        await let_tasks_run()
         in_flight = aws.calls
         assert aws.gate is not None
         aws.gate.set()

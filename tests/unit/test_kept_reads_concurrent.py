@@ -14,23 +14,10 @@ import pytest
 from responder.engine.keptreads import KeptReads
 from responder.errors import PermanentActuationError
 from responder.threadpools import AWS_THREADS_PER_SERVICE
-from tests.unit.test_kms_aliases import Clock
+from tests.guard_kit import YIELDS, Boom, NoAws, SettableClock, let_tasks_run
 
-YIELDS = 200  # a read waiting for another one gives up after this many turns of the loop (one after another: never)
 FORMS = {f"k{i}": frozenset({f"f{i}", "shared"}) for i in range(10)}
 UNION = {f for forms in FORMS.values() for f in forms}
-
-
-class Boom(BaseException):
-    """An exception `_of` does not catch (not an `Exception`)."""
-
-
-class NoAws:
-    """Never called: the fake reads answer by themselves."""
-
-    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
-        """Not reached."""
-        raise AssertionError(f"{service}.{operation} called")
 
 
 class Reads(KeptReads):
@@ -41,7 +28,7 @@ class Reads(KeptReads):
 
     def __init__(self, *, fail: tuple[str, ...] = (), boom: str = "",
                  until: dict[str, Callable[[], bool]] | None = None) -> None:
-        super().__init__(NoAws(), clock=Clock())
+        super().__init__(NoAws(), clock=SettableClock())
         self.fail, self.boom, self.until = fail, boom, until or {}
         self.gate: asyncio.Event | None = None
         self.in_flight = self.peak = 0
@@ -74,12 +61,6 @@ class Reads(KeptReads):
         return f"{key} could not be read: {exc}"
 
 
-async def _turns() -> None:
-    """Let every task that can run, run (bounded: no wall clock)."""
-    for _ in range(YIELDS):
-        await asyncio.sleep(0)
-
-
 @pytest.mark.parametrize("concurrency", [3, 64])
 def test_reads_overlap_up_to_the_bound_and_never_above(concurrency: int) -> None:
     """Reads run together, as many as `CONCURRENCY` (or an AWS service pool's threads) and never more."""
@@ -93,7 +74,7 @@ def test_reads_overlap_up_to_the_bound_and_never_above(concurrency: int) -> None
         reads.gate = asyncio.Event()
         task = asyncio.create_task(reads.forms(keys))
         try:
-            await _turns()
+            await let_tasks_run()
             in_flight = reads.in_flight
             reads.gate.set()
             return in_flight, reads, await task
@@ -135,7 +116,7 @@ def test_cancelling_the_caller_cancels_every_read_in_flight_and_leaves_no_task()
         reads = Reads()
         reads.gate = asyncio.Event()  # never set: the reads hang until cancelled
         task = asyncio.create_task(reads.forms(FORMS))
-        await _turns()
+        await let_tasks_run()
         in_flight = reads.in_flight
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

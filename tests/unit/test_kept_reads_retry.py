@@ -14,7 +14,7 @@ from responder.engine.keptreads import KeptReads
 from responder.engine.kmsaliases import KeyAliases
 from responder.engine.tagreads import ResourceTags
 from responder.errors import PermanentActuationError, TransientActuationError
-from tests.unit.test_kms_aliases import Clock
+from tests.guard_kit import SettableClock
 
 KMS_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 ANSWERS: dict[str, dict[str, Any]] = {
@@ -43,7 +43,7 @@ class Flaky:
 
 
 def _read(cls: type[KeptReads], key: str, aws: Flaky) -> set[str] | str:
-    reader = cls(aws, clock=Clock())
+    reader = cls(aws, clock=SettableClock())
     reader.BACKOFF_S = 0.01
     reader.DEADLINE_S = 1.0
     return asyncio.run(reader.forms({key}))
@@ -100,7 +100,7 @@ def test_a_read_that_timed_out_past_the_bound_is_not_tried_again(cls: type[KeptR
                                                                   operation: str) -> None:
     """A first try that hangs past the bound (a call timeout) refuses without a retry: no retry starts after it."""
     aws = Slow(operation, 0.2)
-    reader = cls(aws, clock=Clock())
+    reader = cls(aws, clock=SettableClock())
     reader.BACKOFF_S, reader.DEADLINE_S = 0.01, 0.1
     assert isinstance(asyncio.run(reader.forms({key})), str)
     assert aws.calls == 1

@@ -12,10 +12,8 @@ from responder.engine.guards import GuardPolicy, Guards, QuotaWindows, Trip
 from responder.engine.kmsaliases import KeyAliases, key_ids, names_alias
 from responder.errors import PermanentActuationError
 from responder.models.runbook import Protected, Runbook
-from tests.unit.test_protection import _event
+from tests.guard_kit import KMS_KEY, KMS_KEY_ARN, SettableClock, event_naming
 
-KEY = "1234abcd-12ab-34cd-56ef-1234567890ab"
-KEY_ARN = f"arn:aws:kms:us-east-1:123456789012:key/{KEY}"
 ALIAS_ARN = "arn:aws:kms:us-east-1:123456789012:alias/prod-key"
 RB = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                              "steps": [{"id": "s", "actuator": "aws.kms.disable_key"}]})
@@ -41,36 +39,26 @@ class Kms:
         return {"Aliases": page, "Truncated": more, **({"NextMarker": str(start + 2)} if more else {})}
 
 
-class Clock:
-    """A settable monotonic clock."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def _trips(protected: list[str], kms: Kms, key_id: str = KEY, actuator: str = "aws.kms.disable_key",
-                 clock: Clock | None = None, guards: Guards | None = None) -> list[Trip]:
+async def _trips(protected: list[str], kms: Kms, key_id: str = KMS_KEY, actuator: str = "aws.kms.disable_key",
+                 clock: SettableClock | None = None, guards: Guards | None = None) -> list[Trip]:
     guards = guards or Guards(GuardPolicy(protected=Protected(ids=protected)),
-                              aliases=KeyAliases(kms, clock=clock or Clock()))
-    return await guards.check_step(RB, actuator, key_id, {"key_id": key_id}, _event(), QuotaWindows(), 0.0)
+                              aliases=KeyAliases(kms, clock=clock or SettableClock()))
+    return await guards.check_step(RB, actuator, key_id, {"key_id": key_id}, event_naming(), QuotaWindows(), 0.0)
 
 
 @pytest.mark.parametrize("pattern", ["alias/prod-key", ALIAS_ARN, "arn:aws:kms:*:*:alias/prod-*", "alias/PROD-*",
                                      "alia?/prod-key"])
-@pytest.mark.parametrize("key_id", [KEY, KEY_ARN])
+@pytest.mark.parametrize("key_id", [KMS_KEY, KMS_KEY_ARN])
 async def test_a_protected_alias_protects_the_key_it_points_to(pattern: str, key_id: str) -> None:
     """A step naming the key by id or ARN is refused by a pattern protecting its alias (name, ARN, glob)."""
-    trips = await _trips([pattern], Kms({KEY: ["alias/other", "alias/more", "alias/prod-key"]}), key_id)
+    trips = await _trips([pattern], Kms({KMS_KEY: ["alias/other", "alias/more", "alias/prod-key"]}), key_id)
     assert [(t.guard, t.hard) for t in trips] == [("protected", True)]
     assert "alias/prod-key" in trips[0].detail
 
 
 async def test_a_key_with_other_aliases_is_not_refused() -> None:
     """A key whose aliases the pattern does not name is not refused (its aliases were read)."""
-    kms = Kms({KEY: ["alias/staging-key"]})
+    kms = Kms({KMS_KEY: ["alias/staging-key"]})
     assert await _trips(["alias/prod-key"], kms) == []
     assert kms.reads == 1
 
@@ -94,10 +82,10 @@ async def test_guards_without_an_aws_client_refuse_a_key_while_an_alias_is_prote
 async def test_an_alias_re_pointed_to_a_key_protects_it_at_the_next_step() -> None:
     """Aliases that refuse nothing are read again on every step: an alias re-pointed to the key a moment after a
     step read its aliases protects it at the next step (before: the list kept 30 s let it act on the key)."""
-    kms, clock = Kms({KEY: ["alias/staging-key"]}), Clock()
+    kms, clock = Kms({KMS_KEY: ["alias/staging-key"]}), SettableClock()
     guards = Guards(GuardPolicy(protected=Protected(ids=["alias/prod-key"])), aliases=KeyAliases(kms, clock=clock))
     assert await _trips([], kms, guards=guards) == []
-    kms.aliases[KEY] = ["alias/prod-key"]
+    kms.aliases[KMS_KEY] = ["alias/prod-key"]
     clock.now += 1
     assert [t.guard for t in await _trips([], kms, guards=guards)] == ["protected"]
     assert kms.reads == 2
@@ -106,10 +94,10 @@ async def test_an_alias_re_pointed_to_a_key_protects_it_at_the_next_step() -> No
 async def test_aliases_that_refuse_are_kept_for_their_ttl() -> None:
     """Aliases that refuse the step are kept for the TTL (fail closed: the alias moved away meanwhile still refuses,
     with no read), then read again."""
-    kms, clock = Kms({KEY: ["alias/prod-key"]}), Clock()
+    kms, clock = Kms({KMS_KEY: ["alias/prod-key"]}), SettableClock()
     guards = Guards(GuardPolicy(protected=Protected(ids=["alias/prod-key"])), aliases=KeyAliases(kms, clock=clock))
     assert [t.guard for t in await _trips([], kms, guards=guards)] == ["protected"]
-    kms.aliases[KEY] = ["alias/staging-key"]
+    kms.aliases[KMS_KEY] = ["alias/staging-key"]
     assert [t.guard for t in await _trips([], kms, guards=guards)] == ["protected"]
     assert kms.reads == 1
     clock.now += KeyAliases.TTL_S + 1
@@ -119,15 +107,16 @@ async def test_aliases_that_refuse_are_kept_for_their_ttl() -> None:
 
 async def test_a_failed_read_is_not_cached() -> None:
     """A read that failed is tried again on the next step (a throttled read does not refuse for the whole TTL)."""
-    kms = Kms({KEY: ["alias/staging-key"]}, fail=PermanentActuationError("ThrottlingException", code="Throttling"))
-    guards = Guards(GuardPolicy(protected=Protected(ids=["alias/prod-key"])), aliases=KeyAliases(kms, clock=Clock()))
+    kms = Kms({KMS_KEY: ["alias/staging-key"]}, fail=PermanentActuationError("ThrottlingException", code="Throttling"))
+    guards = Guards(GuardPolicy(protected=Protected(ids=["alias/prod-key"])),
+                    aliases=KeyAliases(kms, clock=SettableClock()))
     assert [t.guard for t in await _trips([], kms, guards=guards)] == ["protected"]
     kms.fail = None
     assert await _trips([], kms, guards=guards) == []
     assert kms.reads == 2
 
 
-@pytest.mark.parametrize("protected", [[], ["arn:aws:iam::*:role/ResponderRole"], [f"arn:aws:kms:*:*:key/{KEY}"]])
+@pytest.mark.parametrize("protected", [[], ["arn:aws:iam::*:role/ResponderRole"], [f"arn:aws:kms:*:*:key/{KMS_KEY}"]])
 async def test_no_alias_pattern_reads_nothing(protected: list[str]) -> None:
     """Without a pattern that can name an alias no aliases are read (a read costs nothing when it cannot matter)."""
     kms = Kms({}, fail=PermanentActuationError("AccessDeniedException", code="AccessDeniedException"))
@@ -139,10 +128,10 @@ async def test_no_alias_pattern_reads_nothing(protected: list[str]) -> None:
 async def test_a_notify_signing_key_id_is_not_read_as_a_kms_key() -> None:
     """A notify step's `key_id` is a signing key: no alias read, no refusal."""
     kms = Kms({}, fail=PermanentActuationError("AccessDeniedException", code="AccessDeniedException"))
-    guards = Guards(GuardPolicy(protected=Protected(ids=["alias/*"])), aliases=KeyAliases(kms, clock=Clock()))
+    guards = Guards(GuardPolicy(protected=Protected(ids=["alias/*"])), aliases=KeyAliases(kms, clock=SettableClock()))
     trips = await guards.check_step(RB, "notify.kafka.publish_message", "responder.notifications",
-                                    {"topic": "responder.notifications", "title": "t", "key_id": KEY}, _event(),
-                                    QuotaWindows(), 0.0)
+                                    {"topic": "responder.notifications", "title": "t", "key_id": KMS_KEY},
+                                    event_naming(), QuotaWindows(), 0.0)
     assert trips == []
     assert kms.reads == 0
 
@@ -150,7 +139,7 @@ async def test_a_notify_signing_key_id_is_not_read_as_a_kms_key() -> None:
 @pytest.mark.parametrize(("pattern", "names"), [
     ("alias/prod-key", True), ("ALIAS/x", True), (ALIAS_ARN, True), ("*prod-key", True), ("?lias/x", True),
     ("arn:aws:kms:*:*:*", True), ("[a]lias/x", True), ("prod-key", False), ("arn:aws:iam::*:role/x", False),
-    (f"arn:aws:kms:*:*:key/{KEY}", False), ("role/admins/*", False),
+    (f"arn:aws:kms:*:*:key/{KMS_KEY}", False), ("role/admins/*", False),
     ("a*", True), ("al*", True), ("alia?/prod-key", True), ("arn:aws:kms:*:*:a*", True), ("ar*", True),
     ("admin*", False), ("arn:aws:kms:*:*:key/*", False), ("al", False), ("ar", False),
 ])
@@ -163,5 +152,5 @@ def test_which_patterns_can_name_an_alias(pattern: str, names: bool) -> None:
 
 def test_only_key_arns_name_kms_keys() -> None:
     """A key ARN (one a `key_id` parameter derives too) names a KMS key; a bare uuid in any other form does not."""
-    assert key_ids({KEY, "i-0abc", KEY_ARN.casefold(), f"arn:*:kms:*:*:key/{KEY}"}) == {KEY}
-    assert key_ids({KEY, "alias/prod-key", ALIAS_ARN}) == set()
+    assert key_ids({KMS_KEY, "i-0abc", KMS_KEY_ARN.casefold(), f"arn:*:kms:*:*:key/{KMS_KEY}"}) == {KMS_KEY}
+    assert key_ids({KMS_KEY, "alias/prod-key", ALIAS_ARN}) == set()

@@ -18,8 +18,7 @@ from responder.engine.runner import Resolved, resolve_step
 from responder.engine.tagreads import PERMISSIONS, ResourceTags, acted_on
 from responder.errors import PermanentActuationError
 from responder.models.runbook import Protected, Runbook, Step
-from tests.unit.test_kms_aliases import Clock
-from tests.unit.test_protection import _event
+from tests.guard_kit import SettableClock, event_naming
 
 PROTECTED = {"responder:protected": "*"}
 SERVING = [("model.rollback_to_last_signed", {"model": "fraud-scorer", "from_version": "v7"}),
@@ -51,15 +50,15 @@ class Aws:
 def _refusal(actuator: str, with_: dict[str, Any], aws: Aws, registry_url: str) -> str | None:
     """The detail of the step's hard trip, its registry `registry_url` (the setting), or None."""
     step = Step.model_validate({"id": "s", "actuator": actuator, "with": with_})
-    resolved = resolve_step(step, {"event": _event().model_dump(mode="json")}, registry)
+    resolved = resolve_step(step, {"event": event_naming().model_dump(mode="json")}, registry)
     assert isinstance(resolved, Resolved), resolved
     rb = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                                  "steps": [step.model_dump(by_alias=True)]})
     policy = GuardPolicy(protected=Protected(tags=PROTECTED), models=ModelConfig(registry=registry_url,
                                                                                   ssm_prefix="/prod/models/"))
-    guards = Guards(policy, tags=ResourceTags(aws, clock=Clock()))
-    trips = asyncio.run(guards.check_step(rb, actuator, resolved.target, resolved.values, _event(), QuotaWindows(),
-                                          0.0))
+    guards = Guards(policy, tags=ResourceTags(aws, clock=SettableClock()))
+    trips = asyncio.run(guards.check_step(rb, actuator, resolved.target, resolved.values, event_naming(),
+                                          QuotaWindows(), 0.0))
     return next((t.detail for t in trips if t.hard), None)
 
 

@@ -14,9 +14,9 @@ from responder.actuators.notify.message import Ledger
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.quotas import QuotaWindows
 from responder.models.runbook import Protected, Runbook
+from tests.guard_kit import event_naming
 from tests.kit import DEACTIVATE_STEPS, KEY, PAGE_ON_FAILURE, Kit, decision, make_kit
 from tests.unit.test_dry_run_refusal import PROTECTED
-from tests.unit.test_protection import _event
 
 ECHO_KEY = """\
   - id: note
@@ -107,6 +107,6 @@ async def test_quotas_and_the_kill_switch_still_hold_a_notify_step(tmp_path):
     windows = QuotaWindows()
     windows.record("rb", "notify.kafka.publish_message", 0.0)
     trips = await guards.check_step(rb, "notify.kafka.publish_message", "responder.notifications",
-                                    {"fields": {"target": KEY}}, _event(), windows, 1.0, notifies=True)
+                                    {"fields": {"target": KEY}}, event_naming(), windows, 1.0, notifies=True)
     assert sorted(t.guard for t in trips) == ["kill_switch", "quota"]
     assert not any(t.hard for t in trips)

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from responder.engine.guards import protected_hit
 from responder.engine.protection import invalid_iam_name
-from responder.models.event import Event, Resource, ResourceKind, Severity, SeverityLabel
+from responder.models.event import Event, Resource, ResourceKind
 from responder.models.runbook import Protected
+from tests.guard_kit import event_naming
 
 ROLE_PARAMS = {"principal_type": "role", "principal_name": "ResponderRole"}
 
 
-def _event(*resources: Resource, account: str | None = "123456789012") -> Event:
-    return Event(id="e", source="guardduty", type="t", severity=Severity(score=8, label=SeverityLabel.HIGH),
-                 time=datetime.now(UTC), account=account, resources=resources, incident_key="k")
-
-
 def _hit(pattern: str, target: str, params: dict, event: Event | None = None) -> str | None:
-    return protected_hit([Protected(ids=[pattern])], target, params, event or _event())
+    return protected_hit([Protected(ids=[pattern])], target, params, event or event_naming())
 
 
 @pytest.mark.parametrize("pattern", [
@@ -47,7 +41,7 @@ def test_unique_id_and_path_from_the_event_resource_protect_the_target() -> None
     """A role's unique id (AROA…) or its path ARN, known from the event, protects the role named by name."""
     role = Resource(kind=ResourceKind.IAM_ROLE, id="ResponderRole", name="ResponderRole",
                     attributes={"unique_id": "AROAEXAMPLEROLE00001", "path": "/platform/"})
-    event = _event(role)
+    event = event_naming(role)
     assert _hit("AROAEXAMPLEROLE00001", "role/ResponderRole", ROLE_PARAMS, event) is not None
     assert _hit("arn:aws:iam::*:role/platform/ResponderRole", "role/ResponderRole", ROLE_PARAMS, event) is not None
 
@@ -57,7 +51,7 @@ def test_a_key_is_protected_through_its_user_and_principal_id() -> None:
     key = Resource(kind=ResourceKind.ACCESS_KEY, id="AKIAEXAMPLEKEY000001",
                    attributes={"user_name": "break-glass-admin", "principal_id": "AIDAEXAMPLEUSER00001"})
     params = {"user_name": "break-glass-admin", "access_key_id": "AKIAEXAMPLEKEY000001"}
-    event = _event(key)
+    event = event_naming(key)
     assert _hit("arn:aws:iam::*:user/break-glass-*", "AKIAEXAMPLEKEY000001", params, event) is not None
     assert _hit("AIDAEXAMPLEUSER00001", "AKIAEXAMPLEKEY000001", params, event) is not None
     assert _hit("akiaexamplekey000001", "AKIAEXAMPLEKEY000001", params, event) is not None

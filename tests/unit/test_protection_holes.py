@@ -8,10 +8,7 @@ import pytest
 
 from responder.engine.iamprincipals import PrincipalForms
 from responder.models.event import Resource, ResourceKind
-from tests.unit.test_iam_principals import Iam
-from tests.unit.test_kms_aliases import Clock
-from tests.unit.test_protection import _event
-from tests.unit.test_protection_forms import _refused
+from tests.guard_kit import IamPaths, SettableClock, event_naming, step_refused
 
 ENDPOINT = {"endpoint_name": "fraud-scoring", "role_names": ["inference-gateway"]}
 ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/fraud-scoring"
@@ -23,15 +20,15 @@ KEY = "AKIAABCDEFGHIJKLMNOP"
                                      "arn:aws:sagemaker:us-east-1:123456789012:endpoint/FRAUD-SCORING"])
 def test_an_endpoint_arn_protects_the_endpoint_a_step_names_by_name(actuator: str, pattern: str) -> None:
     """An endpoint ARN pattern refuses a step naming the endpoint by name (before: only the name protected it)."""
-    assert _refused([pattern], actuator, ENDPOINT)
-    assert not _refused([pattern], actuator, {**ENDPOINT, "endpoint_name": "churn-model"})
+    assert step_refused([pattern], actuator, ENDPOINT)
+    assert not step_refused([pattern], actuator, {**ENDPOINT, "endpoint_name": "churn-model"})
 
 
 def test_an_endpoint_named_by_arn_in_the_finding_is_protected_by_its_name() -> None:
     """A drift finding giving the endpoint's ARN protects it under a name pattern, and the ARN pattern under its
     name."""
     resource = Resource(kind=ResourceKind.ENDPOINT, id=ENDPOINT_ARN)
-    assert _refused(["fraud-scoring"], "aws.sagemaker.isolate_endpoint", ENDPOINT, _event(resource))
+    assert step_refused(["fraud-scoring"], "aws.sagemaker.isolate_endpoint", ENDPOINT, event_naming(resource))
 
 
 @pytest.mark.parametrize(("pattern", "params"), [
@@ -42,8 +39,8 @@ def test_an_endpoint_named_by_arn_in_the_finding_is_protected_by_its_name() -> N
 def test_a_path_form_arn_protects_the_user_a_step_names_by_name(pattern: str, params: dict[str, str]) -> None:
     """IAM names are unique in an account whatever the path: `user/team/ml-training` is the user `ml-training`, so a
     step naming it by name only is refused (before: not, unless the finding gave the path)."""
-    assert _refused([pattern], "aws.iam.deactivate_access_key", params)
-    assert not _refused([pattern], "aws.iam.deactivate_access_key", {**params, "user_name": "ml-train"})
+    assert step_refused([pattern], "aws.iam.deactivate_access_key", params)
+    assert not step_refused([pattern], "aws.iam.deactivate_access_key", {**params, "user_name": "ml-train"})
 
 
 @pytest.mark.parametrize("principal_type", ["role", "user"])
@@ -52,17 +49,17 @@ def test_a_path_form_arn_protects_the_principal_a_quarantine_names(principal_typ
     params = {"principal_type": principal_type, "principal_name": "BreakGlass"}
     pattern = f"arn:aws:iam::*:{principal_type}/admins/BreakGlass"
     for actuator in ("aws.iam.quarantine_principal", "aws.iam.revoke_sessions"):
-        assert _refused([pattern], actuator, params)
+        assert step_refused([pattern], actuator, params)
 
 
 def test_a_path_glob_is_not_widened_to_every_name() -> None:
     """`role/admins/*` names the roles under /admins/ only: a role named by name alone, whose path IAM gives as `/`, is
     not refused by it (the path is not dropped from a pattern whose name is a glob), while its path form is."""
     params = {"principal_type": "role", "principal_name": "app-worker"}
-    reader = PrincipalForms(Iam({"role/app-worker": "/"}), clock=Clock())
-    assert not _refused(["arn:aws:iam::*:role/admins/*"], "aws.iam.revoke_sessions", params, principals=reader)
+    reader = PrincipalForms(IamPaths({"role/app-worker": "/"}), clock=SettableClock())
+    assert not step_refused(["arn:aws:iam::*:role/admins/*"], "aws.iam.revoke_sessions", params, principals=reader)
     role = Resource(kind=ResourceKind.IAM_ROLE, id="app-worker", name="app-worker", attributes={"path": "/admins/"})
-    assert _refused(["arn:aws:iam::*:role/admins/*"], "aws.iam.revoke_sessions", params, _event(role))
+    assert step_refused(["arn:aws:iam::*:role/admins/*"], "aws.iam.revoke_sessions", params, event_naming(role))
 
 
 @pytest.mark.parametrize("pattern", ["arn:aws:lambda:us-east-1:123456789012:function:proxy:live",
@@ -70,16 +67,16 @@ def test_a_path_glob_is_not_widened_to_every_name() -> None:
 def test_a_qualified_function_arn_protects_the_function_a_step_throttles(pattern: str) -> None:
     """A throttle sets the function's concurrency, its aliases' and versions' too: a qualified ARN pattern refuses
     it, named by name (before: not refused), and not another function."""
-    assert _refused([pattern], "aws.lambda.throttle_function", {"function_name": "proxy"})
-    assert not _refused([pattern], "aws.lambda.throttle_function", {"function_name": "proxy2"})
+    assert step_refused([pattern], "aws.lambda.throttle_function", {"function_name": "proxy"})
+    assert not step_refused([pattern], "aws.lambda.throttle_function", {"function_name": "proxy2"})
 
 
 @pytest.mark.parametrize("pattern", ["arn:aws:s3:::training-data/*", "arn:aws:s3:::training-data/models/a.bin"])
 def test_an_object_arn_protects_its_bucket(pattern: str) -> None:
     """Blocking a bucket's public access changes access to its objects: an object ARN pattern refuses it (before:
     not refused), and not another bucket."""
-    assert _refused([pattern], "aws.s3.block_public_access", {"bucket": "training-data"})
-    assert not _refused([pattern], "aws.s3.block_public_access", {"bucket": "training-data-2"})
+    assert step_refused([pattern], "aws.s3.block_public_access", {"bucket": "training-data"})
+    assert not step_refused([pattern], "aws.s3.block_public_access", {"bucket": "training-data-2"})
 
 
 @pytest.mark.parametrize(("actuator", "params"), [
@@ -90,8 +87,8 @@ def test_an_object_arn_protects_its_bucket(pattern: str) -> None:
 def test_an_endpoint_arn_protects_the_model_it_serves(actuator: str, params: dict[str, str]) -> None:
     """The SageMaker registry serves a model from the endpoint named after it: an endpoint ARN pattern refuses a
     model step on that model (before: not refused), and not on another model."""
-    assert _refused([ENDPOINT_ARN], actuator, params)
-    assert not _refused([ENDPOINT_ARN], actuator, {**params, "model": "churn-model"})
+    assert step_refused([ENDPOINT_ARN], actuator, params)
+    assert not step_refused([ENDPOINT_ARN], actuator, {**params, "model": "churn-model"})
 
 
 @pytest.mark.parametrize("pattern", ["arn:aws:sts::123456789012:assumed-role/BreakGlass/alice",
@@ -101,5 +98,5 @@ def test_an_endpoint_arn_protects_the_model_it_serves(actuator: str, params: dic
 def test_an_assumed_role_session_arn_protects_its_role(pattern: str, actuator: str) -> None:
     """A CloudTrail session ARN (`arn:aws:sts::…:assumed-role/ROLE/SESSION`) protects ROLE: revoking or quarantining
     the role acts on every session of it (before: not refused), and not another role."""
-    assert _refused([pattern], actuator, {"principal_type": "role", "principal_name": "BreakGlass"})
-    assert not _refused([pattern], actuator, {"principal_type": "role", "principal_name": "app-worker"})
+    assert step_refused([pattern], actuator, {"principal_type": "role", "principal_name": "BreakGlass"})
+    assert not step_refused([pattern], actuator, {"principal_type": "role", "principal_name": "app-worker"})

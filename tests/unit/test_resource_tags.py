@@ -17,8 +17,7 @@ from responder.engine.runner import Resolved, resolve_step
 from responder.engine.tagreads import ResourceTags, acted_on, needed_permissions
 from responder.errors import PermanentActuationError
 from responder.models.runbook import Protected, Runbook, Step
-from tests.unit.test_kms_aliases import Clock
-from tests.unit.test_protection import _event
+from tests.guard_kit import SettableClock, event_naming
 
 KMS_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 PROTECTED = {"responder:protected": "*"}
@@ -100,13 +99,13 @@ class Aws:
 def _refusal(actuator: str, with_: dict[str, Any], aws: Aws | None, tags: dict[str, str] | None = None,
              ids: list[str] | None = None) -> str | None:
     """The detail of the step's hard trip (`tags` protected; a tag reader over `aws`, if any), or None."""
-    event = _event()  # carries no tags
+    event = event_naming()  # carries no tags
     step = Step.model_validate({"id": "s", "actuator": actuator, "with": with_})
     resolved = resolve_step(step, {"event": event.model_dump(mode="json")}, registry)
     assert isinstance(resolved, Resolved), resolved
     rb = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                                  "steps": [step.model_dump(by_alias=True)]})
-    reader = None if aws is None else ResourceTags(aws, clock=Clock())
+    reader = None if aws is None else ResourceTags(aws, clock=SettableClock())
     if reader is not None:
         reader.BACKOFF_S = 0.01
     guards = Guards(GuardPolicy(protected=Protected(ids=ids or [], tags=PROTECTED if tags is None else tags)),
@@ -175,13 +174,14 @@ def test_no_tag_is_read_when_no_protected_tag_is_set() -> None:
 def test_only_a_refusal_is_kept() -> None:
     """Tags that refused are kept (the next step refused with no read); tags that refused nothing are read again."""
     aws = Aws({"bucket b1": {"responder:protected": "1"}})
-    guards = Guards(GuardPolicy(protected=Protected(tags=PROTECTED)), tags=ResourceTags(aws, clock=Clock()))
+    guards = Guards(GuardPolicy(protected=Protected(tags=PROTECTED)), tags=ResourceTags(aws, clock=SettableClock()))
 
     def protected(bucket: str) -> str | None:
         rb = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                                      "steps": [{"id": "s", "actuator": "aws.s3.block_public_access",
                                                 "with": {"bucket": bucket}}]})
-        return asyncio.run(guards.protected(rb, "aws.s3.block_public_access", bucket, {"bucket": bucket}, _event()))
+        return asyncio.run(guards.protected(rb, "aws.s3.block_public_access", bucket, {"bucket": bucket},
+                                            event_naming()))
 
     assert protected("b1") is not None
     assert protected("b1") is not None
@@ -218,11 +218,11 @@ class Pages:
 @pytest.mark.parametrize(("pages", "refused_by"), [(3, "responder:protected=1"), (11, "more than 10 pages")])
 def test_tags_on_a_later_page_protect_and_too_many_pages_refuse(pages: int, refused_by: str) -> None:
     """A protected tag on a key's last page of tags refuses the step; tags beyond the page bound refuse it too."""
-    reader = ResourceTags(Pages(pages), clock=Clock())
+    reader = ResourceTags(Pages(pages), clock=SettableClock())
     guards = Guards(GuardPolicy(protected=Protected(tags=PROTECTED)), tags=reader)
     rb = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                                  "steps": [{"id": "s", "actuator": "aws.kms.disable_key", "with": {"key_id": KMS_ID}}]})
-    refusal = asyncio.run(guards.protected(rb, "aws.kms.disable_key", KMS_ID, {"key_id": KMS_ID}, _event()))
+    refusal = asyncio.run(guards.protected(rb, "aws.kms.disable_key", KMS_ID, {"key_id": KMS_ID}, event_naming()))
     assert refused_by in str(refusal)
 
 
@@ -264,5 +264,5 @@ ARN = "arn:trail/t1"
 def test_a_truncated_or_odd_page_of_tags_refuses_or_is_followed(key: str, replies: list[dict[str, Any]],
                                                                  refused: bool) -> None:
     """Tags truncated with no marker, or a trail missing from its answer, refuse; a trail's next page is read."""
-    found = asyncio.run(ResourceTags(Odd(*replies), clock=Clock()).forms({key}))
+    found = asyncio.run(ResourceTags(Odd(*replies), clock=SettableClock()).forms({key}))
     assert isinstance(found, str) if refused else "responder:protected\x1f1" in found
