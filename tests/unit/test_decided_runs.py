@@ -4,7 +4,6 @@ service takes up once it is back (the redelivered decision is refused as used, a
 
 from __future__ import annotations
 
-import orjson
 import pytest
 from pydantic import Field
 
@@ -14,34 +13,13 @@ from responder.engine.recovery import fold
 from responder.engine.state import EngineState
 from responder.errors import PermanentActuationError, TimelineError
 from responder.timeline import MemoryStore, Recorder
+from tests.escalation_kit import crash_after, decided, one_incident, taken_up_raising
 from tests.fakes import Echo, EchoParams
 from tests.kit import DEACTIVATE_STEPS, ESCALATE, HEADER, MISSING_KEY, WIPE, Kit, decision, make_kit
 
 CONTINUE = WIPE.replace("    with: {target: t1}\n", "    with: {target: t1}\n    on_failure: continue\n")
 GATED_DEACTIVATE = DEACTIVATE_STEPS.replace("    with:\n", "    approval: {required: true, approvers: [alice]}\n"
                                                           "    with:\n") + ESCALATE
-
-
-def _incident(kit: Kit) -> str:
-    return next(iter(kit.engine.state.incidents.by_id))
-
-
-def _crash_after(kit: Kit, kind: str, step: str) -> None:
-    """SIGKILL once the last `kind` entry of `step` is durable, before anything after it is: the timeline keeps
-    only what came up to it, and the service starts again from it."""
-    lines = kit.store.read().splitlines(keepends=True)
-    at = max(i for i, line in enumerate(lines)
-             if (e := orjson.loads(line))["kind"] == kind and e["body"].get("step") == step)
-    kept = MemoryStore()
-    kept.write(b"".join(lines[:at + 1]))
-    kept.sync()
-    kit.store = kept
-    kit.start()
-
-
-async def _decided(kit: Kit, verdict: str = "approve") -> None:
-    await kit.send()
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "wipe", verdict))
 
 
 def _steps(kit: Kit, kind: str) -> list[str]:
@@ -51,7 +29,7 @@ def _steps(kit: Kit, kind: str) -> list[str]:
 async def test_a_run_that_ended_records_it_and_a_restart_takes_nothing_up(tmp_path):
     """An approved step and the one after it run; the run's end is recorded, so a restart runs nothing again."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
-    await _decided(kit)
+    await decided(kit)
     assert _steps(kit, "approval.settled") == ["wipe"]
     assert kit.entries("approval.decided")[0]["settles"] is True
     before = kit.kinds()
@@ -66,10 +44,10 @@ async def test_a_crash_after_the_approved_step_leaves_the_steps_after_it_to_the_
     """Killed once the approved step's result is durable, before the next step wrote anything: after the restart the
     next step runs once, and the run's end is recorded."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
-    await _decided(kit)
+    await decided(kit)
     echoed = list(kit.echo.applied)
     kit.echo.applied.clear()
-    _crash_after(kit, "step.result", "wipe")
+    crash_after(kit, "step.result", "wipe")
     assert kit.engine.decisions.due()
     await kit.engine.expire()
     assert kit.echo.applied == echoed
@@ -85,8 +63,8 @@ async def test_a_crash_inside_the_step_after_the_approved_one_resolves_its_inten
     """Killed while the step after the approved one was acting (its intent durable, no result): the restart verifies
     it and does not apply it again."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
-    await _decided(kit)
-    _crash_after(kit, "step.intent", "note")
+    await decided(kit)
+    crash_after(kit, "step.intent", "note")
     await kit.engine.expire()
     assert [p.target for p in kit.echo.applied] == ["t2"]  # the one apply before the crash, verified after it
     [*_, last] = kit.entries("step.result")
@@ -97,18 +75,18 @@ async def test_a_crash_after_a_denial_runs_the_steps_a_continue_step_lets_run(tm
     """A denied step that says `continue`: killed after its denial is durable, the steps after it run after the
     restart; one that says `stop` (the default) leaves them, and only the run's end is recorded."""
     kit = make_kit(tmp_path, {"rb": CONTINUE % "deny"})
-    await _decided(kit, "deny")
+    await decided(kit, "deny")
     assert [p.target for p in kit.echo.applied] == ["t2"]
     kit.echo.applied.clear()
-    _crash_after(kit, "step.result", "wipe")
+    crash_after(kit, "step.result", "wipe")
     await kit.engine.expire()
     assert [p.target for p in kit.echo.applied] == ["t2"]
     assert _steps(kit, "approval.settled") == ["wipe"]
 
     (tmp_path / "stop").mkdir()
     stop = make_kit(tmp_path / "stop", {"rb": WIPE % "deny"})
-    await _decided(stop, "deny")
-    _crash_after(stop, "step.result", "wipe")
+    await decided(stop, "deny")
+    crash_after(stop, "step.result", "wipe")
     assert stop.engine.decisions.due()
     await stop.engine.expire()
     assert stop.echo.applied == []
@@ -124,7 +102,7 @@ async def test_a_timeout_approval_goes_on_after_a_crash_too(tmp_path):
     kit.clock.now += 601
     await kit.engine.expire()
     assert kit.entries("approval.expired")[0]["settles"] is True
-    _crash_after(kit, "step.result", "wipe")
+    crash_after(kit, "step.result", "wipe")
     kit.echo.applied.clear()
     await kit.engine.expire()
     assert [p.target for p in kit.echo.applied] == ["t2"]
@@ -134,14 +112,14 @@ async def test_a_decision_recorded_before_runs_recorded_their_end_is_not_taken_u
     """A timeline written before `approval.settled` existed (its decisions say nothing of `settles`): a restart
     does not run the steps after a decided step again, as before."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
-    await _decided(kit)
+    await decided(kit)
     old = b"".join(line.replace(b',"settles":true', b"") for line in kit.store.read().splitlines(keepends=True)
                    if b'"approval.settled"' not in line)  # read as entries only: the chain is not checked here
     store = MemoryStore()
     store.write(old)
     store.sync()
     kit.store = store
-    _crash_after(kit, "step.result", "wipe")
+    crash_after(kit, "step.result", "wipe")
     kit.echo.applied.clear()
     assert not kit.engine.decisions.due()
     await kit.engine.expire()
@@ -152,9 +130,9 @@ async def test_a_fleet_slice_carries_the_steps_left_after_a_decided_one(tmp_path
     """A slice cut while the steps after an approved one are left carries them; the replica that restores it runs
     them."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
-    await _decided(kit)
-    _crash_after(kit, "step.result", "wipe")
-    incident = _incident(kit)
+    await decided(kit)
+    crash_after(kit, "step.result", "wipe")
+    incident = one_incident(kit)
     [carried] = kit.engine.state.continuing()
     assert (carried[0].step, carried[1], carried[2]) == ("wipe", True, False)
     [part] = cut(kit.engine.state, {incident}).values()
@@ -171,9 +149,9 @@ async def test_a_changed_runbook_leaves_the_steps_after_a_decided_one_and_says_s
     """The runbook changed version before the restart: the steps after the decided one are not run under the new
     version (the next alert runs it); the run's end is recorded so the restart does not try again."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
-    await _decided(kit)
+    await decided(kit)
     (kit.runbooks_dir / "rb.yaml").write_text((kit.runbooks_dir / "rb.yaml").read_text() + "version: 2\n")
-    _crash_after(kit, "step.result", "wipe")
+    crash_after(kit, "step.result", "wipe")
     kit.echo.applied.clear()
     await kit.engine.expire()
     assert kit.echo.applied == []
@@ -193,14 +171,14 @@ async def test_a_new_parking_of_the_step_replaces_the_run_a_crash_cut_short(tmp_
     """Before the sweep, a new alert finds the approved step's state drifted and parks it again: the old run is over
     (live and replayed alike), and a crash inside the step once approved again resolves it, not the steps after."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
-    await _decided(kit)
-    _crash_after(kit, "step.result", "wipe")
+    await decided(kit)
+    crash_after(kit, "step.result", "wipe")
     kit.wipe.applied.clear()  # undone by hand
     await kit.send(finding_id="f-again")
     assert [p.step for p in kit.engine.state.parked_steps()] == ["wipe"]
     assert kit.engine.state.continuing() == _replayed(kit).continuing() == []
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "wipe"))
-    _crash_after(kit, "step.intent", "wipe")
+    assert await kit.engine.decide(*decision(kit, one_incident(kit), "wipe"))
+    crash_after(kit, "step.intent", "wipe")
     await kit.engine.expire()
     assert not kit.engine.state.inflight()
     wiped = [b for b in kit.entries("step.result") if b["step"] == "wipe"]
@@ -213,9 +191,9 @@ async def test_a_crash_inside_the_escalation_of_an_approved_step_that_failed_res
     escalation's intent is resolved (verified, not sent again), and the run's end is recorded."""
     kit = make_kit(tmp_path, {"rb": GATED_DEACTIVATE})
     await kit.send(key=MISSING_KEY)
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "deactivate"))
+    assert await kit.engine.decide(*decision(kit, one_incident(kit), "deactivate"))
     assert [p.message for p in kit.echo.applied] == ["deactivate failed"]
-    _crash_after(kit, "step.intent", "tell.deactivate")
+    crash_after(kit, "step.intent", "tell.deactivate")
     assert kit.engine.state.inflight()
     await kit.engine.expire()
     assert not kit.engine.state.inflight()
@@ -242,7 +220,7 @@ async def _failed_with_page_parked(tmp_path) -> Kit:
     (kit.runbooks_dir / "rb.yaml").write_text(HEADER.format(id="rb") + PAGED_TOO)
     kit.start()
     await kit.send(key=MISSING_KEY)
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "deactivate"))
+    assert await kit.engine.decide(*decision(kit, one_incident(kit), "deactivate"))
     assert [p.step for p in kit.engine.state.parked_steps()] == ["page.deactivate"]
     assert [p.message for p in kit.echo.applied] == ["deactivate failed"]
     return kit
@@ -253,7 +231,7 @@ async def test_finishing_an_escalation_leaves_a_step_waiting_for_a_human_as_it_i
     and neither asks again for the first nor records the escalation twice."""
     kit = await _failed_with_page_parked(tmp_path)
     [asked] = kit.entries("approval.requested")[1:]
-    _crash_after(kit, "step.intent", "tell.deactivate")
+    crash_after(kit, "step.intent", "tell.deactivate")
     await kit.engine.expire()
     assert not kit.engine.state.inflight()
     assert [b["request_id"] for b in kit.entries("approval.requested")[1:]] == [asked["request_id"]]
@@ -267,7 +245,7 @@ async def test_an_escalation_step_that_had_not_started_runs_after_the_crash(tmp_
     the second (the on-call notice is not lost) and leaves the first waiting."""
     kit = await _failed_with_page_parked(tmp_path)
     kit.echo.applied.clear()
-    _crash_after(kit, "approval.requested", "page.deactivate")
+    crash_after(kit, "approval.requested", "page.deactivate")
     await kit.engine.expire()
     assert [p.message for p in kit.echo.applied] == ["deactivate failed"]
     assert [p.step for p in kit.engine.state.parked_steps()] == ["page.deactivate"]
@@ -279,8 +257,8 @@ async def test_a_denied_step_is_not_escalated_after_a_crash(tmp_path):
     """A denial has no escalation: killed after it, the sweep runs no `on_failure` step for it."""
     kit = make_kit(tmp_path, {"rb": GATED_DEACTIVATE})
     await kit.send(key=MISSING_KEY)
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "deactivate", "deny"))
-    _crash_after(kit, "step.result", "deactivate")
+    assert await kit.engine.decide(*decision(kit, one_incident(kit), "deactivate", "deny"))
+    crash_after(kit, "step.result", "deactivate")
     await kit.engine.expire()
     assert kit.echo.applied == []
     assert kit.entries("step.escalated") == []
@@ -292,9 +270,9 @@ async def test_a_run_taken_up_after_a_crash_stays_in_the_fleet_slice_until_it_en
     """While the sweep runs the steps after a decided step (killed after its result, or inside it), the incident's
     slice still carries it, so a crash (or a hand-over) during that run leaves it to the next owner."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
-    await _decided(kit)
-    _crash_after(kit, kind, "wipe")
-    incident, seen = _incident(kit), []
+    await decided(kit)
+    crash_after(kit, kind, "wipe")
+    incident, seen = one_incident(kit), []
     apply = kit.echo.apply
 
     async def spy(p, ctx):  # what a slice cut while the step after it acts carries
@@ -307,23 +285,10 @@ async def test_a_run_taken_up_after_a_crash_stays_in_the_fleet_slice_until_it_en
     assert not kit.engine.state.continuing()
 
 
-async def _taken_up_raising(tmp_path, error: Exception) -> Kit:
-    """A kit killed after its approved step's result, whose run, once taken up, raises `error`."""
-    kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
-    await _decided(kit)
-    _crash_after(kit, "step.result", "wipe")
-
-    async def raising(*args: object) -> None:
-        raise error
-
-    kit.engine.decisions.resume = raising  # type: ignore[assignment]
-    return kit
-
-
 async def test_a_run_that_raises_is_not_taken_up_again_until_a_restart(tmp_path):
     """A bug that raises inside a taken-up run neither stops the sweep nor repeats at every sweep: the run is dropped
     in this process only, its state kept (for a fleet slice), and, with no end recorded, a restart takes it up."""
-    kit = await _taken_up_raising(tmp_path, RuntimeError("a bug"))
+    kit = await taken_up_raising(tmp_path, RuntimeError("a bug"))
     kit.echo.applied.clear()
     await kit.engine.expire()
     assert not kit.engine.decisions.due()
@@ -361,10 +326,10 @@ async def test_a_second_failure_of_the_step_is_escalated_after_a_crash(tmp_path)
     flaky = Flaky()
     kit = await _kit_with(tmp_path, flaky, GATED_DEACTIVATE.replace("actuator: test.echo", "actuator: test.flaky"))
     await kit.send(key=MISSING_KEY)
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "deactivate"))
+    assert await kit.engine.decide(*decision(kit, one_incident(kit), "deactivate"))
     await kit.send(key=MISSING_KEY, finding_id="f-again")
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "deactivate"))
-    _crash_after(kit, "step.result", "deactivate")
+    assert await kit.engine.decide(*decision(kit, one_incident(kit), "deactivate"))
+    crash_after(kit, "step.result", "deactivate")
     flaky.applied.clear()  # what the run did after the crash point never happened
     await kit.engine.expire()
     told = [str(b["status"]) for b in kit.entries("step.result") if b["step"] == "tell.deactivate"]
@@ -380,8 +345,8 @@ async def test_an_escalation_recorded_before_the_crash_is_not_recorded_again(tmp
                                        "    when: [{field: incident.events, op: ge, value: 3}]\n")
     kit = make_kit(tmp_path, {"rb": skipped})
     await kit.send(key=MISSING_KEY)
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "deactivate"))
-    _crash_after(kit, "step.skipped", "tell.deactivate")
+    assert await kit.engine.decide(*decision(kit, one_incident(kit), "deactivate"))
+    crash_after(kit, "step.skipped", "tell.deactivate")
     await kit.engine.expire()
     assert len(kit.entries("step.escalated")) == 1
     assert kit.echo.applied == []
@@ -400,10 +365,10 @@ async def test_a_released_step_whose_params_no_longer_validate_is_past_once(tmp_
     kit = make_kit(tmp_path, {"rb": WIPE % "deny" + ESCALATE})
     await kit.send()
     kit.wipe.params = Narrower  # type: ignore[misc]
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "wipe"))
+    assert await kit.engine.decide(*decision(kit, one_incident(kit), "wipe"))
     assert [p.message for p in kit.echo.applied] == ["wipe failed"]
     kit.wipe.params = EchoParams  # type: ignore[misc]  # the runbook loads again after the restart
-    _crash_after(kit, "step.result", "tell.wipe")
+    crash_after(kit, "step.result", "tell.wipe")
     [(_, ok, escalated)] = kit.engine.state.continuing()
     assert (ok, escalated) == (False, True)
     await kit.engine.expire()
@@ -416,7 +381,7 @@ async def test_a_released_step_whose_params_no_longer_validate_is_past_once(tmp_
 async def test_a_write_the_timeline_refuses_inside_a_taken_up_run_goes_up(tmp_path):
     """A refused timeline or changelog write (a disk error, a fenced replica) is not taken for a bug of one run: it
     goes up to the service, and the run is not dropped."""
-    kit = await _taken_up_raising(tmp_path, TimelineError("the disk is full"))
+    kit = await taken_up_raising(tmp_path, TimelineError("the disk is full"))
     with pytest.raises(TimelineError, match="disk is full"):
         await kit.engine.expire()
     assert kit.engine.decisions.due()
@@ -429,7 +394,7 @@ async def test_a_bug_in_one_timeout_leaves_the_others_and_the_service_running(tm
     await kit.send()
     kit.iam.add_key("ml-training", "AKIAOTHERKEY00000000")
     await kit.send(key="AKIAOTHERKEY00000000")
-    broken, release = _incident(kit), kit.engine.decisions.release
+    broken, release = one_incident(kit), kit.engine.decisions.release
 
     async def release_or_raise(parked, **kw):  # type: ignore[no-untyped-def]
         if parked.incident == broken:
@@ -460,7 +425,7 @@ async def test_a_step_parked_again_after_a_bug_in_its_timeout_has_its_new_timeou
     await kit.engine.expire()
     [first] = kit.engine.state.parked_steps()
     kit.engine.guards.policy = GuardPolicy(kill_switch=True)
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "wipe"))
+    assert await kit.engine.decide(*decision(kit, one_incident(kit), "wipe"))
     [again] = kit.engine.state.parked_steps()
     assert again.request_id != first.request_id
     assert not kit.engine.decisions.due()

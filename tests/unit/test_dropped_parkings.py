@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_decided_runs import _incident, _taken_up_raising
+from tests.escalation_kit import one_incident, taken_up_raising
 
 
 @pytest.mark.parametrize("sweep", ["expire", "due"])
 async def test_a_dropped_run_is_forgotten_once_the_state_no_longer_holds_it(tmp_path, sweep):
     """A run a bug stopped is dropped; once its parking is gone from the state (its run's end recorded by another
     replica, its incident handed over or evicted) the next sweep forgets it, or a fleet member's check before one."""
-    kit = await _taken_up_raising(tmp_path, RuntimeError("a bug"))
+    kit = await taken_up_raising(tmp_path, RuntimeError("a bug"))
     decisions = kit.engine.decisions
     await kit.engine.expire()
     assert len(decisions._dropped) == 1
-    kit.engine.state.settle(_incident(kit), "wipe")  # as a hand-over or an eviction takes it out of the state
+    kit.engine.state.settle(one_incident(kit), "wipe")  # as a hand-over or an eviction takes it out of the state
     if sweep == "expire":
         await kit.engine.expire()
     else:
@@ -26,7 +26,7 @@ async def test_a_dropped_run_is_forgotten_once_the_state_no_longer_holds_it(tmp_
 
 async def test_a_dropped_run_still_held_is_kept_and_not_taken_up_again(tmp_path):
     """While the state still holds the dropped parking, the sweep keeps it dropped (it does not repeat the bug)."""
-    kit = await _taken_up_raising(tmp_path, RuntimeError("a bug"))
+    kit = await taken_up_raising(tmp_path, RuntimeError("a bug"))
     calls = []
 
     async def raising(*args: object) -> None:

@@ -8,34 +8,13 @@ import yaml
 
 from responder.catalog import load_runbooks
 from responder.catalog.defaults import with_default_escalation
-from responder.metrics import Metrics, TimelineMetrics
 from responder.pipeline import Pipeline
 from responder.tabletop.postmortem import postmortem
 from responder.timeline.recorder import Recorder
+from tests.escalation_kit import BY_STATUS, NEVER, PROTECTED, metered
 from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, Kit, make_kit
 
-PROTECTED = f"guards: {{protected: {{ids: [{KEY}]}}}}\n"
-BY_STATUS = """\
-on_failure:
-  - id: page
-    actuator: test.echo
-    when: [{field: failure.status, op: eq, value: refused}]
-    with: {target: security, message: "${failure.step} ${failure.status}: ${failure.error}"}
-  - id: tell
-    actuator: test.echo
-    when: [{field: failure.status, op: eq, value: failed}]
-    with: {target: oncall, message: "${failure.step} failed"}
-"""
-NEVER = BY_STATUS.replace("value: refused", "value: denied")  # neither `when` holds for a refusal
 PAGE = [{"id": "page", "actuator": "test.echo", "with": {"target": "oncall", "message": "${failure.step} refused"}}]
-
-
-def _metered(kit: Kit) -> Metrics:
-    """The kit's timeline counted into a fresh metrics registry."""
-    metrics = Metrics()
-    kit.engine.recorder.sinks.append(TimelineMetrics(
-        metrics, runbook_of=lambda i: kit.engine.state.incidents.by_id[i].runbook))
-    return metrics
 
 
 def _planned(kit: Kit) -> dict[str, dict[str, object]]:
@@ -96,7 +75,7 @@ async def test_a_runbook_without_on_failure_plans_the_default_escalation(tmp_pat
 async def test_no_escalation_at_all_is_a_planned_miss_that_is_neither_counted_nor_acted_on(tmp_path):
     """Nobody would be told: a dry-run `escalation.missed`; no metric the alert reads moves and nothing is touched."""
     kit = make_kit(tmp_path, {"contain": PROTECTED + DEACTIVATE_STEPS}, dry_run=True)
-    metrics = _metered(kit)
+    metrics = metered(kit)
     await kit.send()
     [missed] = kit.entries("escalation.missed")
     assert (missed["step"], missed["status"], missed["reason"], missed["dry_run"]) == \
@@ -112,7 +91,7 @@ async def test_no_escalation_at_all_is_a_planned_miss_that_is_neither_counted_no
 async def test_a_planned_escalation_acts_on_nothing_and_counts_nothing(tmp_path):
     """The planned escalation sends nothing and adds to no step, failure or escalation-failure metric."""
     kit = make_kit(tmp_path, {"contain": PROTECTED + DEACTIVATE_STEPS + ESCALATE}, dry_run=True)
-    metrics = _metered(kit)
+    metrics = metered(kit)
     await kit.send()
     assert kit.echo.applied == []
     assert kit.iam.count("update_access_key") == 0
@@ -133,7 +112,6 @@ async def test_a_step_that_would_only_need_approval_plans_no_escalation(tmp_path
     assert set(planned) == {"deactivate"}
     assert kit.entries("step.escalated") == []
     assert kit.entries("escalation.missed") == []
-
 
 
 async def test_a_dry_run_stops_after_a_refused_step_as_production_does(tmp_path):

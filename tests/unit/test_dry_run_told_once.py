@@ -16,8 +16,8 @@ from responder.tabletop.failures import AGAIN, TOLD, step_failures
 from responder.timeline.recorder import Recorder
 from tests.drill_kit import PAGE as DRILL_PAGE
 from tests.drill_kit import RUNBOOK
+from tests.escalation_kit import PROTECTED
 from tests.kit import DEACTIVATE_STEPS, ESCALATE, Kit, make_kit
-from tests.unit.test_dry_run_refusal import PROTECTED
 from tests.unit.test_replay_default_escalation import EVENT, UNRESOLVED
 
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import yaml
 
-from responder.engine.incidents import Incident
-from responder.engine.partitions import cut, merge
-from responder.engine.snapshot import EngineSnapshot
-from responder.engine.state import EngineState
-from tests.kit import DEACTIVATE_STEPS, ESCALATE, Kit, make_kit
-from tests.unit.test_dry_run_refusal import PROTECTED
+from tests.escalation_kit import PROTECTED, taken_over
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, make_kit
 
 RUNBOOK = PROTECTED + DEACTIVATE_STEPS + ESCALATE
 
@@ -42,15 +38,6 @@ async def test_a_restart_remembers_which_alert_was_escalated(tmp_path):
     kit.start()
     await kit.send(finding_id="first")
     assert len(kit.entries("step.escalated")) == 1
-
-
-def taken_over(kit: Kit) -> Incident:
-    """The kit's one incident as another replica has it once it takes the incident over from its fleet slice."""
-    [incident] = kit.engine.state.incidents.all()
-    written = cut(kit.engine.state, {incident.id})[incident.id].model_dump_json()  # as the changelog keeps it
-    taken = EngineState()
-    merge(taken, [EngineSnapshot.model_validate_json(written)])
-    return taken.incidents.by_id[incident.id]
 
 
 async def test_a_fleet_slice_carries_which_alert_was_escalated(tmp_path):
@@ -128,12 +115,12 @@ async def test_a_dry_run_alert_sent_again_is_not_escalated_again(tmp_path):
 async def test_a_crash_before_an_alerts_escalation_is_escalated_when_it_comes_again(tmp_path):
     """The first alert's failure escalated, the second's killed once its `step.result` is durable: the restart's
     redeliveries record the second's `step.escalated` (owed), not the first's again."""
-    from tests.unit.test_decided_runs import _crash_after
+    from tests.escalation_kit import crash_after
 
     kit = make_kit(tmp_path, {"rb": RUNBOOK})
     await kit.send(finding_id="first")
     await kit.send(finding_id="second")
-    _crash_after(kit, "step.result", "deactivate")
+    crash_after(kit, "step.result", "deactivate")
     assert [b["event_id"] for b in kit.entries("step.escalated")] == ["first"]
     await kit.send(finding_id="first")
     await kit.send(finding_id="second")

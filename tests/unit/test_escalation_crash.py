@@ -10,9 +10,8 @@ import pytest
 from responder.engine.partitions import cut, merge
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
+from tests.escalation_kit import TIMED, answer_unapplied, crash_after, told_escalations
 from tests.kit import DEACTIVATE_STEPS, ESCALATE, MISSING_KEY, Kit, make_kit
-from tests.unit.test_decided_runs import _crash_after
-from tests.unit.test_escalation_gaps import TIMED, _told, _unapplied
 
 NEVER = ESCALATE.replace("    actuator: test.echo\n",
                          "    actuator: test.echo\n    when: [{field: failure.code, op: eq, value: Nope}]\n")
@@ -28,11 +27,11 @@ async def _restarted_after(tmp_path: Path, body: str, cut_at: str, *, key: str |
     """One finding handled by `body`, then the process killed once the step's last `cut_at` entry is durable."""
     kit = make_kit(tmp_path, {"rb": body})
     if unapplied:
-        _unapplied(kit)
+        answer_unapplied(kit)
     await kit.send(**({"key": key} if key else {}))
-    _crash_after(kit, cut_at, "deactivate")
+    crash_after(kit, cut_at, "deactivate")
     if unapplied:
-        _unapplied(kit)
+        answer_unapplied(kit)
     kit.echo.applied.clear()
     return kit
 
@@ -46,7 +45,7 @@ async def test_a_timed_out_step_cut_after_its_escalation_records_the_missed_esca
     assert await kit.engine.expire() == 1
     await kit.engine.recorder.flush()
     assert _missed(kit) == [("deactivate", "when")]
-    _crash_after(kit, "step.escalated", "deactivate")
+    crash_after(kit, "step.escalated", "deactivate")
     assert _missed(kit) == []
     for restart in (False, True):  # taken up once; a second restart finds the run ended
         if restart:
@@ -66,7 +65,7 @@ async def test_an_unverified_step_cut_after_its_escalation_records_the_missed_es
     assert len(kit.entries("step.escalated")) == 1
     await kit.send()
     kit.start()
-    _unapplied(kit)
+    answer_unapplied(kit)
     await kit.send()
     assert _missed(kit) == [("deactivate", "when")]
 
@@ -77,11 +76,11 @@ async def test_an_unverified_step_cut_before_its_escalation_tells_on_call_on_red
     kit = await _restarted_after(tmp_path, DEACTIVATE_STEPS + ESCALATE, "step.result", unapplied=True)
     assert kit.entries("step.escalated") == []
     await kit.send()
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
     [escalated] = kit.entries("step.escalated")
     assert (escalated["status"], escalated.get("resumed")) == ("unverified", True)
     await kit.send()
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
 
 
 async def test_a_failed_step_cut_after_its_escalation_is_escalated_once_when_it_fails_again(tmp_path):
@@ -126,15 +125,15 @@ async def test_a_crash_between_two_escalation_steps_runs_the_second_once(tmp_pat
     kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + TWO})
     sent = {"key": key} if key else {}
     if key is None:
-        _unapplied(kit)
+        answer_unapplied(kit)
     await kit.send(**sent)
-    assert _told(kit) == [("oncall", "deactivate failed"), ("tickets", "deactivate failed")]
-    _crash_after(kit, "step.result", "tell.deactivate")
+    assert told_escalations(kit) == [("oncall", "deactivate failed"), ("tickets", "deactivate failed")]
+    crash_after(kit, "step.result", "tell.deactivate")
     if key is None:
-        _unapplied(kit)
+        answer_unapplied(kit)
     kit.echo.applied.clear()
     await kit.send(**sent)
-    assert _told(kit) == [("tickets", "deactivate failed")]
+    assert told_escalations(kit) == [("tickets", "deactivate failed")]
     assert len(kit.entries("step.escalated")) == 1
     await kit.send(**sent)
-    assert _told(kit) == [("tickets", "deactivate failed")]
+    assert told_escalations(kit) == [("tickets", "deactivate failed")]

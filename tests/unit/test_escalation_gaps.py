@@ -7,38 +7,15 @@ from pathlib import Path
 import yaml
 
 from responder.metrics import Metrics, TimelineMetrics
-from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, MISSING_KEY, Kit, decision, make_kit
-from tests.unit.test_decided_runs import _crash_after
-
-TIMED = DEACTIVATE_STEPS.replace("    with:\n", "    approval: {required: true, timeout: 60, on_timeout: %s}\n"
-                                                  "    with:\n") + ESCALATE
-
-
-def _incident(kit: Kit) -> str:
-    return next(iter(kit.engine.state.incidents.by_id))
-
-
-def _told(kit: Kit) -> list[tuple[str, str]]:
-    """(target, message) of every escalation the fake notifier delivered."""
-    return [(p.target, p.message) for p in kit.echo.applied]
-
-
-async def _timed_out(tmp_path: Path, on_timeout: str = "deny") -> Kit:
-    """A kit whose gated deactivation waited past its timeout and was expired."""
-    kit = make_kit(tmp_path, {"rb": TIMED % on_timeout})
-    await kit.send()
-    assert [p.step for p in kit.engine.state.parked_steps()] == ["deactivate"]
-    kit.clock.now += 61
-    assert await kit.engine.expire() == 1
-    await kit.engine.recorder.flush()
-    return kit
+from tests.escalation_kit import TIMED, answer_unapplied, crash_after, one_incident, timed_out_kit, told_escalations
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, MISSING_KEY, decision, make_kit
 
 
 async def test_a_containment_step_denied_by_its_timeout_is_escalated(tmp_path):
     """Nobody answered the approval request: the step is denied and its on_failure escalation tells on-call."""
-    kit = await _timed_out(tmp_path)
+    kit = await timed_out_kit(tmp_path)
     assert next((b["step"], b["status"]) for b in kit.entries("step.result")) == ("deactivate", "denied")
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
     [escalated] = kit.entries("step.escalated")
     assert escalated["status"] == "denied"
     assert escalated["code"] == "ApprovalTimeout"
@@ -47,32 +24,32 @@ async def test_a_containment_step_denied_by_its_timeout_is_escalated(tmp_path):
 
 async def test_an_escalated_timeout_that_cannot_be_waived_is_escalated(tmp_path):
     """`on_timeout: escalate` re-asks once; when that lapses too, the denial is escalated (once)."""
-    kit = await _timed_out(tmp_path, "escalate")
-    assert _told(kit) == []  # re-asked, not denied yet
+    kit = await timed_out_kit(tmp_path, "escalate")
+    assert told_escalations(kit) == []  # re-asked, not denied yet
     kit.clock.now += 61
     assert await kit.engine.expire() == 1
     await kit.engine.recorder.flush()
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
 
 
 async def test_a_human_denial_is_not_escalated(tmp_path):
     """A human who denies the step decided: nobody else is paged about it."""
     kit = make_kit(tmp_path, {"rb": TIMED % "deny"})
     await kit.send()
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "deactivate", "deny"))
-    assert _told(kit) == []
+    assert await kit.engine.decide(*decision(kit, one_incident(kit), "deactivate", "deny"))
+    assert told_escalations(kit) == []
     assert kit.entries("step.escalated") == []
 
 
 async def test_a_crash_after_a_timeout_denial_escalates_once_after_the_restart(tmp_path):
     """Killed once the timed-out denial is durable and before its escalation: the restart escalates, once."""
-    kit = await _timed_out(tmp_path)
-    _crash_after(kit, "step.result", "deactivate")
+    kit = await timed_out_kit(tmp_path)
+    crash_after(kit, "step.result", "deactivate")
     kit.echo.applied.clear()
     await kit.engine.expire()
     await kit.engine.expire()
     await kit.engine.recorder.flush()
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
     assert len(kit.entries("step.escalated")) == 1
     kit.start()
     await kit.engine.expire()
@@ -114,38 +91,25 @@ async def test_a_dry_run_plans_the_escalation_of_a_step_it_would_refuse(tmp_path
     assert [b["step"] for b in kit.entries("step.planned")] == ["deactivate", "tell.deactivate"]
 
 
-def _unapplied(kit: Kit) -> None:
-    """Make the fake IAM answer update_access_key without applying it (the key stays Active: verify() is false)."""
-    real = kit.iam.call
-
-    async def call(service: str, operation: str, **kwargs: object) -> dict[str, object]:
-        if operation == "update_access_key":
-            kit.iam.calls.append((service, operation, dict(kwargs)))
-            return {}
-        return await real(service, operation, **kwargs)
-
-    kit.iam.call = call  # type: ignore[method-assign]
-
-
 async def test_a_containment_step_that_applied_but_does_not_verify_is_escalated(tmp_path):
     """A step recorded ok whose desired state does not hold when read back (verified false) reaches on-call, once."""
     kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE})
-    _unapplied(kit)
+    answer_unapplied(kit)
     await kit.send()
     [result] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
     assert (result["status"], result["verified"]) == ("ok", False)
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
     [escalated] = kit.entries("step.escalated")
     assert (escalated["status"], escalated["code"]) == ("unverified", "Unverified")
     assert "does not hold" in escalated["error"]
     await kit.send(key=KEY)  # the same alert again: re-applied (still unverified), but on-call is not told twice
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
 
 
 async def test_an_unverified_step_without_on_failure_is_an_escalation_missed(tmp_path):
     """With no on_failure steps, an unverified containment is recorded escalation.missed (the last resort pages)."""
     kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS})
-    _unapplied(kit)
+    answer_unapplied(kit)
     await kit.send()
     [missed] = kit.entries("escalation.missed")
     assert (missed["step"], missed["status"], missed["reason"]) == ("deactivate", "unverified", "no_on_failure")
@@ -156,5 +120,5 @@ async def test_a_verified_step_is_not_escalated(tmp_path):
     kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE})
     await kit.send()
     assert [(b["step"], b["verified"]) for b in kit.entries("step.result")] == [("deactivate", True)]
-    assert _told(kit) == []
+    assert told_escalations(kit) == []
     assert kit.entries("step.escalated") == []

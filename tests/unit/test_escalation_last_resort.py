@@ -2,49 +2,33 @@
 
 from __future__ import annotations
 
-from responder.metrics import Metrics, TimelineMetrics
 from responder.tabletop.postmortem import postmortem
 from responder.timeline import Recorder
 from responder.timeline.evidence import evidence_pack
-from tests.kit import DEACTIVATE_STEPS, ESCALATE, MISSING_KEY, Kit, make_kit
+from tests.escalation_kit import metered, missed_escalations, told_escalations
+from tests.kit import DEACTIVATE_STEPS, ESCALATE, MISSING_KEY, make_kit
 
 UNRESOLVED = DEACTIVATE_STEPS.replace("access_key.id}", "access_key.attributes.nothere}")  # not in the finding
-
-
-def _metered(kit: Kit) -> Metrics:
-    """The kit's timeline counted into a fresh metrics registry."""
-    metrics = Metrics()
-    kit.engine.recorder.sinks.append(TimelineMetrics(
-        metrics, runbook_of=lambda i: kit.engine.state.incidents.by_id[i].runbook))
-    return metrics
-
-
-def _missed(metrics: Metrics, runbook: str, actuator: str = "aws.iam.deactivate_access_key") -> float:
-    return metrics.value("responder_escalation_failures_total", runbook=runbook, actuator=actuator)
-
-
-def _told(kit: Kit) -> list[tuple[str, str]]:
-    return [(p.target, p.message) for p in kit.echo.applied]
 
 
 async def test_a_failed_containment_without_on_failure_is_a_missed_escalation(tmp_path):
     """A runbook with no on_failure: its failed containment step is recorded as a missed escalation and counted."""
     kit = make_kit(tmp_path, {"contain": DEACTIVATE_STEPS})
-    metrics = _metered(kit)
+    metrics = metered(kit)
     await kit.send(key=MISSING_KEY)
     [missed] = kit.entries("escalation.missed")
     assert (missed["step"], missed["status"], missed["reason"]) == ("deactivate", "failed", "no_on_failure")
-    assert _missed(metrics, "contain") == 1
+    assert missed_escalations(metrics, "contain") == 1
 
 
 async def test_a_dry_run_without_on_failure_records_but_does_not_count_a_missed_escalation(tmp_path):
     """In a dry run nothing acts: a step that would fail unescalated is shown, not alerted on."""
     kit = make_kit(tmp_path, {"contain": UNRESOLVED}, dry_run=True)
-    metrics = _metered(kit)
+    metrics = metered(kit)
     await kit.send()
     [missed] = kit.entries("escalation.missed")
     assert missed["dry_run"] is True
-    assert _missed(metrics, "contain") == 0
+    assert missed_escalations(metrics, "contain") == 0
 
 
 WHEN_NEVER = """\
@@ -60,12 +44,12 @@ on_failure:
 async def test_an_escalation_whose_when_does_not_hold_is_a_missed_escalation(tmp_path):
     """Every on_failure step was skipped by its `when`: nobody was told, so it is recorded and counted."""
     kit = make_kit(tmp_path, {"contain": DEACTIVATE_STEPS + WHEN_NEVER})
-    metrics = _metered(kit)
+    metrics = metered(kit)
     await kit.send(key=MISSING_KEY)
-    assert _told(kit) == []
+    assert told_escalations(kit) == []
     [missed] = kit.entries("escalation.missed")
     assert (missed["reason"], missed["escalation"]) == ("when", ["tell.deactivate"])
-    assert _missed(metrics, "contain") == 1
+    assert missed_escalations(metrics, "contain") == 1
 
 
 async def test_an_escalation_skipped_by_when_beside_one_that_ran_is_not_missed(tmp_path):
@@ -73,7 +57,7 @@ async def test_an_escalation_skipped_by_when_beside_one_that_ran_is_not_missed(t
     both = WHEN_NEVER + ESCALATE.replace("on_failure:\n", "").replace("id: tell", "id: page")
     kit = make_kit(tmp_path, {"contain": DEACTIVATE_STEPS + both})
     await kit.send(key=MISSING_KEY)
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
     assert kit.entries("escalation.missed") == []
 
 
@@ -83,7 +67,7 @@ async def test_failure_target_names_what_an_unresolved_step_was_meant_to_act_on(
     tell = ESCALATE.replace('"${failure.step} failed"', '"${failure.target}"')
     kit = make_kit(tmp_path, {"rb": UNRESOLVED + tell})
     await kit.send()
-    [(target, message)] = _told(kit)
+    [(target, message)] = told_escalations(kit)
     assert target == "oncall"
     assert message == "unresolved: user_name=ml-training, access_key_id=${event.resource.access_key.attributes.nothere}"
     [escalated] = kit.entries("step.escalated")
@@ -106,7 +90,7 @@ async def test_event_text_in_failure_target_is_never_evaluated_as_a_template(tmp
     tell = ESCALATE.replace('"${failure.step} failed"', '"${failure.target} | ${failure.step}"')
     kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + tell})
     await kit.send(user="${event.id}")
-    [(_, message)] = _told(kit)
+    [(_, message)] = told_escalations(kit)
     assert "user_name=${event.id}" in message
     assert message.endswith(" | deactivate")
 

@@ -10,22 +10,9 @@ import pytest
 
 from responder.engine.guards import GuardPolicy
 from responder.models.runbook import Protected
+from tests.escalation_kit import CONTINUING, FULL
 from tests.fakes import dying
 from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, MISSING_KEY, Kit, decision, make_kit
-
-FULL = "guards: {quotas: [{actuator: test.*, max: 1, window: 1h}]}\n"
-CONTINUING = f"""\
-steps:
-  - id: deactivate
-    actuator: aws.iam.deactivate_access_key
-    on_failure: continue
-    with:
-      user_name: "${{event.resource.access_key.attributes.user_name}}"
-      access_key_id: "${{event.resource.access_key.id}}"
-  - id: after
-    actuator: aws.iam.deactivate_access_key
-    with: {{user_name: ml-training, access_key_id: {KEY}}}
-"""
 
 
 async def _escalation_parked(tmp_path: Path, steps: str = DEACTIVATE_STEPS, **kw: object) -> tuple[Kit, str]:

@@ -8,9 +8,8 @@ import pytest
 
 import responder.engine.failing as failing
 from responder.errors import TimelineError
+from tests.escalation_kit import NEVER, PROTECTED, taken_over
 from tests.kit import DEACTIVATE_STEPS, Kit, make_kit
-from tests.unit.test_dry_run_refusal import NEVER, PROTECTED
-from tests.unit.test_escalated_once import taken_over
 
 RUNBOOK = PROTECTED + DEACTIVATE_STEPS  # no on_failure: each refusal ends in escalation.missed
 

@@ -14,9 +14,9 @@ from responder.actuators.notify.message import Ledger
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.quotas import QuotaWindows
 from responder.models.runbook import Protected, Runbook
+from tests.escalation_kit import PROTECTED
 from tests.guard_kit import event_naming
 from tests.kit import DEACTIVATE_STEPS, KEY, PAGE_ON_FAILURE, Kit, decision, make_kit
-from tests.unit.test_dry_run_refusal import PROTECTED
 
 ECHO_KEY = """\
   - id: note

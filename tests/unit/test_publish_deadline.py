@@ -15,9 +15,9 @@ from structlog.testing import capture_logs
 from responder.errors import BrokerUnavailable
 from responder.ingest.approvals import KafkaPublisher
 from responder.models.approval import REQUESTS_TOPIC
+from tests.escalation_kit import TIMED, told_escalations
 from tests.fakes import MetadataClient
 from tests.kit import Kit, make_kit
-from tests.unit.test_escalation_gaps import TIMED, _told
 from tests.unit.test_fleet_state import _fleet_service
 
 
@@ -75,7 +75,7 @@ async def test_a_request_kafka_did_not_take_leaves_the_step_parked_and_its_timeo
     await _lapse(kit)
     assert [p.step for p in kit.engine.state.parked_steps()] == ["deactivate"]  # escalated, still waiting
     await _lapse(kit)
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
 
 
 def _requests(kit: Kit) -> list[str]:

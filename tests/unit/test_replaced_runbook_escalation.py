@@ -14,11 +14,17 @@ from responder.engine.recovery import replay
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.metrics import Metrics
+from tests.escalation_kit import (
+    CONTINUING,
+    FULL,
+    GATED,
+    crash_after,
+    lapse,
+    metered,
+    missed_escalations,
+    told_escalations,
+)
 from tests.kit import DEACTIVATE_STEPS, ESCALATE, HEADER, Kit, decision, make_kit
-from tests.unit.test_decided_runs import _crash_after
-from tests.unit.test_escalation_last_resort import _metered, _missed, _told
-from tests.unit.test_escalation_release import CONTINUING, FULL
-from tests.unit.test_timeout_escalation import GATED, _lapse
 
 TIMED = DEACTIVATE_STEPS.replace("    with:\n", "    approval: {required: true, timeout: 60, on_timeout: %s}\n"
                                                   "    with:\n")
@@ -37,7 +43,7 @@ def _reload(kit: Kit, tmp_path: Path, body: str | None) -> None:
 
 async def _parked_then_replaced(tmp_path: Path, body: str | None, on_timeout: str = "deny") -> tuple[Kit, Metrics]:
     kit = make_kit(tmp_path, {"rb": TIMED % on_timeout + ESCALATE})
-    metrics = _metered(kit)
+    metrics = metered(kit)
     await kit.send()
     assert [p.step for p in kit.engine.state.parked_steps()] == ["deactivate"]
     _reload(kit, tmp_path, body)
@@ -51,17 +57,17 @@ async def test_a_timed_out_step_of_a_replaced_runbook_is_escalated_with_the_new_
     """The runbook got a new version while its step waited: the lapse is escalated with the new version's on_failure,
     and the record says which version told on-call."""
     kit, metrics = await _parked_then_replaced(tmp_path, TIMED % "deny" + ESCALATE)
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
     [escalated] = kit.entries("step.escalated")
     assert (escalated["runbook_was"], escalated["escalated_with"]) == ("rb@1", "rb@2")
     assert kit.entries("escalation.missed") == []
-    assert _missed(metrics, "rb") == 0
+    assert missed_escalations(metrics, "rb") == 0
 
 
 async def test_an_approved_by_timeout_step_of_a_replaced_runbook_is_escalated(tmp_path):
     """`on_timeout: approve` meant the step to act; it cannot under a replaced runbook, so on-call is told."""
     kit, _ = await _parked_then_replaced(tmp_path, TIMED % "deny" + ESCALATE, "approve")
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
 
 
 async def test_a_timed_out_step_of_a_replaced_runbook_without_on_failure_is_a_missed_escalation(tmp_path):
@@ -69,21 +75,21 @@ async def test_a_timed_out_step_of_a_replaced_runbook_without_on_failure_is_a_mi
     kit, metrics = await _parked_then_replaced(tmp_path, TIMED % "deny")
     [missed] = kit.entries("escalation.missed")
     assert (missed["step"], missed["reason"], missed["runbook_was"]) == ("deactivate", "no_on_failure", "rb@1")
-    assert _missed(metrics, "rb") == 1
+    assert missed_escalations(metrics, "rb") == 1
 
 
 async def test_a_timed_out_step_of_a_removed_runbook_is_a_missed_escalation(tmp_path):
     """No version of the runbook is loaded any more: the denial is recorded as a missed escalation and counted."""
     kit, metrics = await _parked_then_replaced(tmp_path, None)
-    assert _told(kit) == []
+    assert told_escalations(kit) == []
     [missed] = kit.entries("escalation.missed")
     assert (missed["step"], missed["reason"], missed["runbook_was"]) == ("deactivate", "runbook_removed", "rb@1")
-    assert _missed(metrics, "rb") == 1
+    assert missed_escalations(metrics, "rb") == 1
 
 
 async def _restarted_after_denial(kit: Kit) -> None:
     """Killed once the denial is durable, started again (with the runbooks on disk), swept twice: nothing left."""
-    _crash_after(kit, "step.result", "deactivate")
+    crash_after(kit, "step.result", "deactivate")
     kit.echo.applied.clear()
     for _ in range(2):
         await kit.engine.expire()
@@ -95,7 +101,7 @@ async def test_a_crash_before_the_escalation_of_a_replaced_runbooks_step_escalat
     it once with that version's on_failure."""
     kit, _ = await _parked_then_replaced(tmp_path, TIMED % "deny" + ESCALATE)
     await _restarted_after_denial(kit)
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
     [escalated] = kit.entries("step.escalated")
     assert escalated["escalated_with"] == "rb@2"
 
@@ -111,13 +117,13 @@ async def test_a_parked_escalation_step_of_a_replaced_runbook_counts_as_a_failed
     """An escalation step waiting on a full quota when its runbook is replaced is denied at its timeout: counted as a
     failed escalation (the alert fires), never escalated again."""
     kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
-    metrics = _metered(kit)
+    metrics = metered(kit)
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the escalation's quota is full: it parks
     await kit.send()
-    await _lapse(kit)
+    await lapse(kit)
     assert [p.step for p in kit.engine.state.parked_steps()] == ["tell.deactivate"]
     _reload(kit, tmp_path, FULL + GATED % "stop")
-    await _lapse(kit, 3601)
+    await lapse(kit, 3601)
     [denied] = [b for b in kit.entries("step.result") if b["step"] == "tell.deactivate"]
     assert (denied["status"], denied["code"]) == ("denied", "ApprovalTimeout")
     assert metrics.value("responder_escalation_failures_total", runbook="rb", actuator="test.echo") == 1
@@ -132,7 +138,7 @@ async def _released_then_restarted_under_a_new_version(tmp_path: Path, guards: s
     await kit.send()
     assert await kit.engine.decide(*decision(kit, next(iter(kit.engine.state.incidents.by_id)), "deactivate"))
     _reload(kit, tmp_path, TIMED % "deny" + ESCALATE)
-    _crash_after(kit, cut, "deactivate")
+    crash_after(kit, cut, "deactivate")
     await kit.engine.expire()
     await kit.engine.recorder.flush()
     [failed] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
@@ -159,7 +165,7 @@ async def _replaced_escalation_parked(tmp_path: Path) -> tuple[Kit, Parked]:
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the escalation's quota is full: it parks
     await kit.send()
     _reload(kit, tmp_path, FULL + GO_ON)
-    await _lapse(kit)
+    await lapse(kit)
     [parked] = kit.engine.state.parked_steps()
     return kit, parked
 
@@ -171,13 +177,13 @@ async def test_a_replaced_runbooks_parked_escalation_never_runs_the_new_versions
     kit, parked = await _replaced_escalation_parked(tmp_path)
     assert (parked.step, parked.runbook) == ("tell.deactivate", "rb@2")
     if verdict is None:
-        await _lapse(kit, 3601)
+        await lapse(kit, 3601)
     else:
         assert await kit.engine.decide(*decision(kit, parked.incident, "tell.deactivate", verdict))
     await kit.engine.recorder.flush()
     assert "after" not in [b["step"] for b in kit.entries("step.intent")]
     assert kit.engine.state.parked_steps() == []
-    assert (_told(kit) != []) is (verdict == "approve")
+    assert (told_escalations(kit) != []) is (verdict == "approve")
 
 
 @pytest.mark.parametrize("cut", ["approval.decided", "step.result"])
@@ -186,7 +192,7 @@ async def test_a_replaced_runbooks_escalation_cut_short_by_a_crash_runs_nothing_
     restart finishes it and still runs none of the new version's steps after the failed one."""
     kit, parked = await _replaced_escalation_parked(tmp_path)
     assert await kit.engine.decide(*decision(kit, parked.incident, "tell.deactivate"))
-    _crash_after(kit, cut, "tell.deactivate")
+    crash_after(kit, cut, "tell.deactivate")
     assert kit.engine.state.granted() or kit.engine.state.continuing()
     for _ in range(2):
         await kit.engine.expire()
@@ -214,11 +220,11 @@ async def test_a_live_steps_lapse_under_a_new_dry_run_version_is_a_counted_misse
     """The runbook was switched to `mode: dry_run` while its live step waited: that version's on_failure would only be
     planned, so the real lapse is the last resort, recorded live and counted (never a dry-run plan nobody reads)."""
     kit, metrics = await _parked_then_replaced(tmp_path, "mode: dry_run\n" + TIMED % "deny" + escalation)
-    assert _told(kit) == []
+    assert told_escalations(kit) == []
     [missed] = kit.entries("escalation.missed")
     assert (missed["step"], missed["reason"], missed["runbook_was"]) == ("deactivate", "dry_run", "rb@1")
     assert "dry_run" not in missed
-    assert _missed(metrics, "rb") == 1
+    assert missed_escalations(metrics, "rb") == 1
 
 
 async def test_a_released_step_that_may_have_acted_keeps_its_quota_run_when_the_restart_loads_a_new_version(tmp_path):
@@ -235,7 +241,7 @@ async def test_an_on_timeout_escalate_step_of_a_replaced_runbook_is_escalated_at
     lapse denies it and tells on-call, instead of re-publishing a request every decision on is refused."""
     kit, _ = await _parked_then_replaced(tmp_path, TIMED % "deny" + ESCALATE, "escalate")
     assert kit.entries("approval.escalated") == []
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
     assert kit.engine.state.parked_steps() == []
 
 
@@ -253,9 +259,9 @@ async def test_an_approval_refused_because_the_runbook_was_replaced_escalates_at
     assert kit.engine.state.parked_steps() == []
     [denied] = [b for b in kit.entries("step.result") if b["step"] == "deactivate"]
     assert (denied["status"], denied["code"]) == ("denied", "ApprovalTimeout")
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
     assert [b["escalated_with"] for b in kit.entries("step.escalated")] == ["rb@2"]
-    _crash_after(kit, "approval.settled", "deactivate")  # replayed: nothing parked, nothing taken up again
+    crash_after(kit, "approval.settled", "deactivate")  # replayed: nothing parked, nothing taken up again
     assert await kit.engine.expire() == 0
     assert kit.engine.state.parked_steps() == []
     assert len(kit.entries("step.escalated")) == 1
@@ -283,7 +289,7 @@ async def test_a_denial_of_a_step_whose_runbook_was_replaced_is_recorded_and_end
     kit.start()
     assert await kit.engine.expire() == 0
     assert len(kit.publisher.sent) == published  # not asked again
-    assert _told(kit) == []
+    assert told_escalations(kit) == []
     assert kit.entries("step.escalated") == []
     assert kit.entries("escalation.missed") == []
     assert all(op != "update_access_key" for _, op, _ in kit.iam.calls)
@@ -293,10 +299,10 @@ async def test_a_denial_of_a_parked_escalation_step_of_a_replaced_runbook_is_app
     """A human denies an escalation step that waits (full quota) under a replaced runbook: applied at once, as their
     denial of it would be under a loaded one (no failed escalation counted: a human decided), not left to lapse."""
     kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
-    metrics = _metered(kit)
+    metrics = metered(kit)
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the escalation's quota is full: it parks
     await kit.send()
-    await _lapse(kit)
+    await lapse(kit)
     [parked] = kit.engine.state.parked_steps()
     _reload(kit, tmp_path, FULL + GATED % "stop")
     assert await kit.engine.decide(*decision(kit, parked.incident, "tell.deactivate", "deny"))

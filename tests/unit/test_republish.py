@@ -18,8 +18,8 @@ from responder.engine.pending import latest_requests, pending
 from responder.fleet import FleetState
 from responder.models.approval import REQUESTS_TOPIC
 from responder.models.event import RawRecord
+from tests.escalation_kit import TIMED
 from tests.kit import Kit, decision, make_kit
-from tests.unit.test_escalation_gaps import TIMED
 from tests.unit.test_fleet_closed import CompactedChangelog
 from tests.unit.test_fleet_quotas import _send
 from tests.unit.test_publish_deadline import _down, _requests

@@ -14,37 +14,12 @@ from responder.engine.partitions import cut, merge
 from responder.engine.state import EngineState
 from responder.metrics import Metrics, TimelineMetrics
 from responder.timeline import MemoryStore
-from tests.kit import ESCALATE, KEY, Kit, decision, make_kit
-from tests.unit.test_decided_runs import _crash_after
-from tests.unit.test_escalation_gaps import TIMED, _incident, _timed_out, _told
-from tests.unit.test_escalation_release import FULL
-
-THEN = f"""\
-  - id: after
-    actuator: test.echo
-    with: {{target: after, message: {KEY}}}
-"""
-GATED = """\
-steps:
-  - id: deactivate
-    actuator: aws.iam.deactivate_access_key
-    on_failure: %s
-    approval: {required: true, timeout: 60, on_timeout: deny}
-    with:
-      user_name: "${event.resource.access_key.attributes.user_name}"
-      access_key_id: "${event.resource.access_key.id}"
-""" + THEN + ESCALATE
+from tests.escalation_kit import FULL, GATED, TIMED, crash_after, lapse, one_incident, timed_out_kit, told_escalations
+from tests.kit import KEY, Kit, decision, make_kit
 
 
 def _steps(kit: Kit, kind: str) -> list[str]:
     return [str(b["step"]) for b in kit.entries(kind)]
-
-
-async def _lapse(kit: Kit, seconds: float = 61) -> None:
-    """Let `seconds` pass (a step's timeout: 60s; an escalation step's default: an hour) and sweep."""
-    kit.clock.now += seconds
-    await kit.engine.expire()
-    await kit.engine.recorder.flush()
 
 
 @pytest.mark.parametrize(("on_failure", "after"), [("continue", True), ("stop", False)])
@@ -53,8 +28,8 @@ async def test_the_steps_after_a_timed_out_step_run_after_its_escalation_only_if
     """`continue`: the escalation, then the next step; `stop`: the escalation and nothing after it."""
     kit = make_kit(tmp_path, {"rb": GATED % on_failure})
     await kit.send()
-    await _lapse(kit)
-    assert _told(kit) == [("oncall", "deactivate failed"), *([("after", KEY)] if after else [])]
+    await lapse(kit)
+    assert told_escalations(kit) == [("oncall", "deactivate failed"), *([("after", KEY)] if after else [])]
     assert _steps(kit, "step.escalated") == ["deactivate"]
     assert _steps(kit, "approval.settled") == ["deactivate"]
 
@@ -64,15 +39,15 @@ async def test_an_escalation_step_denied_by_its_timeout_is_not_escalated_again(t
     kit = make_kit(tmp_path, {"rb": FULL + GATED % "continue"})
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the quota is full
     await kit.send()
-    await _lapse(kit)  # the deactivation lapses; its escalation waits on the quota
+    await lapse(kit)  # the deactivation lapses; its escalation waits on the quota
     assert [p.step for p in kit.engine.state.parked_steps()] == ["tell.deactivate"]
-    await _lapse(kit, 3601)
+    await lapse(kit, 3601)
     assert kit.engine.state.parked_steps() == []
     assert _steps(kit, "step.escalated") == ["deactivate"]
     denied = [b for b in kit.entries("step.result") if b["step"] == "tell.deactivate"]
     assert [(b["status"], b.get("code")) for b in denied] == [("denied", "ApprovalTimeout")]
     kit.start()  # and a restart does not escalate it either
-    await _lapse(kit)
+    await lapse(kit)
     assert _steps(kit, "step.escalated") == ["deactivate"]
 
 
@@ -91,8 +66,8 @@ async def test_an_escalation_denied_by_its_timeout_counts_as_a_failed_escalation
     kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
     metrics = _metered(kit)
     await kit.send()
-    await _lapse(kit)
-    await _lapse(kit, 3601)
+    await lapse(kit)
+    await lapse(kit, 3601)
     assert metrics.value("responder_escalation_failures_total", runbook="rb", actuator="test.echo") == 1
 
 
@@ -101,8 +76,8 @@ async def test_a_human_denial_of_a_parked_escalation_step_is_not_counted_as_a_fa
     kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
     metrics = _metered(kit)
     await kit.send()
-    await _lapse(kit)
-    assert await kit.engine.decide(*decision(kit, _incident(kit), "tell.deactivate", "deny"))
+    await lapse(kit)
+    assert await kit.engine.decide(*decision(kit, one_incident(kit), "tell.deactivate", "deny"))
     await kit.engine.recorder.flush()
     assert metrics.value("responder_escalation_failures_total", runbook="rb", actuator="test.echo") == 0
 
@@ -121,7 +96,7 @@ def _legacy(kit: Kit, upto: str, step: str) -> None:
     rewritten.write(b"".join(lines))
     rewritten.sync()
     kit.store = rewritten
-    _crash_after(kit, upto, step)
+    crash_after(kit, upto, step)
 
 
 @pytest.mark.parametrize("upto", ["step.result", "approval.expired"])
@@ -140,7 +115,7 @@ async def test_a_legacy_timed_out_denial_is_not_escalated_on_restart(tmp_path, u
     kit.echo.applied.clear()
     await kit.engine.expire()
     await kit.engine.recorder.flush()
-    assert _told(kit) == []
+    assert told_escalations(kit) == []
     assert kit.entries("step.escalated") == []
     assert _steps(kit, "approval.settled") == ["deactivate"]
 
@@ -149,12 +124,12 @@ async def test_a_legacy_timed_out_denial_is_not_escalated_on_restart(tmp_path, u
 async def test_a_timed_out_run_handed_over_in_a_fleet_slice_escalates_once(tmp_path, upto):
     """Killed after the denial, its `step.escalated` or the escalation's intent: the slice cut then (as the changelog
     holds it) carries the run; the replica that restores it escalates once in all."""
-    kit = await _timed_out(tmp_path)
-    assert _told(kit) == [("oncall", "deactivate failed")]
-    _crash_after(kit, upto, "tell.deactivate" if upto == "step.intent" else "deactivate")
+    kit = await timed_out_kit(tmp_path)
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
+    crash_after(kit, upto, "tell.deactivate" if upto == "step.intent" else "deactivate")
     if upto != "step.intent":  # killed before the escalation acted
         kit.echo.applied.clear()
-    incident = _incident(kit)
+    incident = one_incident(kit)
     [part] = cut(kit.engine.state, {incident}).values()
     moved = EngineState()
     merge(moved, [part.model_validate_json(part.model_dump_json())])
@@ -165,7 +140,7 @@ async def test_a_timed_out_run_handed_over_in_a_fleet_slice_escalates_once(tmp_p
     assert _steps(kit, "step.escalated") == ["deactivate"]
     told = [b for b in kit.entries("step.result") if b["step"] == "tell.deactivate"]
     assert len(told) == 1
-    assert len(_told(kit)) == 1
+    assert len(told_escalations(kit)) == 1
     assert _steps(kit, "approval.settled") == ["deactivate"]
 
 
@@ -173,12 +148,12 @@ async def test_a_decision_arriving_just_after_the_timeout_neither_runs_nor_escal
     """The human's approval lands after the timeout denied and escalated the step: it is refused, nothing runs."""
     kit = make_kit(tmp_path, {"rb": TIMED % "deny"})
     await kit.send()
-    late = decision(kit, _incident(kit), "deactivate", "approve")
-    await _lapse(kit)
+    late = decision(kit, one_incident(kit), "deactivate", "approve")
+    await lapse(kit)
     assert not await kit.engine.decide(*late)
     await kit.engine.expire()
     await kit.engine.recorder.flush()
-    assert _told(kit) == [("oncall", "deactivate failed")]
+    assert told_escalations(kit) == [("oncall", "deactivate failed")]
     assert _steps(kit, "step.escalated") == ["deactivate"]
     assert kit.iam.keys[KEY]["Status"] == "Active"
 

@@ -12,9 +12,9 @@ from responder.cli.output import summarize
 from responder.engine.runner import StepCall, verified
 from responder.errors import PermanentActuationError, TransientActuationError
 from responder.models.timeline import TimelineEntry
+from tests.escalation_kit import metered
 from tests.fakes import Waits
 from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, Kit, make_kit
-from tests.unit.test_dry_run_refusal import _metered
 
 Raiser = Callable[[], BaseException]
 
@@ -160,7 +160,7 @@ async def test_an_escalation_step_whose_verify_has_a_bug_told_on_call_and_is_not
     """The page went out (its apply returned) but its `verify()` raised: recorded ok, unverified, with the error;
     neither escalated again nor counted in responder_escalation_failures_total (it did not fail to tell anyone)."""
     kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE})
-    metrics = _metered(kit)
+    metrics = metered(kit)
 
     async def verify(*_: object) -> bool:
         raise KeyError("delivered")
