@@ -12,11 +12,9 @@ from responder.engine.partitions import closed_key
 from responder.engine.state import CLOSED_HORIZON
 from responder.fleet import FleetState
 from responder.ingest.changelog import Changelog
+from tests.fleet_kit import COOLDOWN_RB, from_partition, send_from
+from tests.fleet_kit import quota_member as _member_writing
 from tests.kit import Kit, make_kit
-from tests.unit.test_fleet_closed import RB
-from tests.unit.test_fleet_moved import send_from
-from tests.unit.test_fleet_quotas import _member as _member_writing
-from tests.unit.test_fleet_slices import _from_partition
 
 
 async def _latest(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
@@ -39,7 +37,7 @@ async def _latest(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
 
 async def _member(tmp_path: Path, name: str, log: Changelog) -> tuple[Kit, FleetState]:
     (tmp_path / name).mkdir()
-    kit = make_kit(tmp_path / name, {"rb": RB})
+    kit = make_kit(tmp_path / name, {"rb": COOLDOWN_RB})
     return kit, FleetState(kit.engine, log)
 
 
@@ -48,7 +46,7 @@ async def _evict_one(kit: Kit, fleet: FleetState) -> Incident:
     await restore_one(fleet)
     await kit.send()
     [incident] = kit.engine.state.incidents.all()
-    await fleet.on_durable(_from_partition(kit, 0))
+    await fleet.on_durable(from_partition(kit, 0))
     kit.clock.now += 3 * 3600
     assert await fleet.evict() == [incident.id]
     return incident

@@ -6,32 +6,40 @@ from __future__ import annotations
 from pathlib import Path
 
 from responder.ingest.changelog import Changelog
+from tests.fleet_kit import (
+    OTHER,
+    count_iam_quota,
+    fail_permanently,
+    in_flight_finding,
+    quota_member,
+    restored_kit,
+    send_to,
+)
 from tests.kit import KEY
-from tests.unit.test_fleet_quotas import OTHER, _count, _fail_permanently, _in_flight, _member, _restored, _send
 
 
 async def test_a_new_owner_does_not_count_a_slot_given_back(log: Changelog, tmp_path: Path) -> None:
     """A run refunded after another partition's `~quotas` was written with it is not counted by the replica that
     restores both partitions."""
-    kit, _ = _member(tmp_path, "first", log, {0, 1})  # type: ignore[arg-type]
-    task, gate = await _in_flight(kit, OTHER, "other")
-    await _send(kit, 1)
-    assert _count(kit) == 2
+    kit, _ = quota_member(tmp_path, "first", log, {0, 1})  # type: ignore[arg-type]
+    task, gate = await in_flight_finding(kit, OTHER, "other")
+    await send_to(kit, 1)
+    assert count_iam_quota(kit) == 2
     del kit.iam.keys[OTHER]
     gate.set()
     await task
-    other = await _restored(_member(tmp_path, "second", log, set()), [1, 0])  # type: ignore[arg-type]
-    assert _count(other) == 1
+    other = await restored_kit(quota_member(tmp_path, "second", log, set()), [1, 0])  # type: ignore[arg-type]
+    assert count_iam_quota(other) == 1
 
 
 async def test_a_step_resolved_after_a_failover_counts_once(log: Changelog, tmp_path: Path) -> None:
     """The new owner re-running an in-flight step restored from the changelog counts it once, and refunds it when
     it fails permanently."""
-    kit, _ = _member(tmp_path, "first", log, {0})  # type: ignore[arg-type]
-    task, _ = await _in_flight(kit, KEY, "ml-training")
+    kit, _ = quota_member(tmp_path, "first", log, {0})  # type: ignore[arg-type]
+    task, _ = await in_flight_finding(kit, KEY, "ml-training")
     task.cancel()
-    other = await _restored(_member(tmp_path, "second", log, set()), [0])  # type: ignore[arg-type]
-    assert _count(other) == 1
-    _fail_permanently(other)
-    await _send(other, 0)
-    assert _count(other) == 0
+    other = await restored_kit(quota_member(tmp_path, "second", log, set()), [0])  # type: ignore[arg-type]
+    assert count_iam_quota(other) == 1
+    fail_permanently(other)
+    await send_to(other, 0)
+    assert count_iam_quota(other) == 0

@@ -19,9 +19,9 @@ from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.fakes import Lagging
 from tests.findings import envelope_bytes, guardduty_finding
+from tests.fleet_kit import Held
 from tests.integration.approval_kit import SECRET, approval_runbooks
 from tests.integration.harness import access_key, key_status, make_settings, running, wait_for
-from tests.unit.test_settle_gate import Held
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 3

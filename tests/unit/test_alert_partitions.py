@@ -14,8 +14,8 @@ from responder.ingest import kafka as module
 from responder.ingest.kafka import KafkaIngest
 from responder.service import Service
 from responder.settings import Settings
+from tests.fleet_kit import slow_service, with_recording_consumer
 from tests.kit import chunk_in_hand
-from tests.unit.test_fleet_state import _consuming, _slow_service
 
 TOPIC = "alerts"
 
@@ -144,10 +144,10 @@ async def test_a_manual_assignment_reads_the_alert_topics_metadata_every_30_seco
 async def test_a_partition_added_while_another_is_being_restored_leaves_that_restore_running(tmp_path) -> None:
     """A fleet member told of an added partition (no revocation before it) restores it beside the restore already
     running, which goes on (before: cancelled and retried a second later, for no reason), then consumes both."""
-    service, log = _slow_service(tmp_path, slow=frozenset({0}))
+    service, log = slow_service(tmp_path, slow=frozenset({0}))
     log.healed = True
     first, added = _tp(0), _tp(1)
-    async with _consuming(service, [first, added]):
+    async with with_recording_consumer(service, [first, added]):
         await service._on_assigned([first])
         await log.reading.wait()
         await service._on_assigned([added])

@@ -17,9 +17,9 @@ from responder.errors_kafka import ChangelogWriteTimedOut
 from responder.fleet import FleetState
 from responder.ingest.changelog import Changelog
 from tests.fakes import MetadataClient
+from tests.fleet_kit import durable_entry
 from tests.kit import WIPE, make_kit
 from tests.unit.test_changelog_transient import _changelog as with_producer
-from tests.unit.test_fleet_slices import _entry
 
 DEADLINE = 0.3
 
@@ -85,8 +85,10 @@ async def test_a_flush_shares_one_deadline_across_its_partitions(tmp_path: Path)
     fleet = FleetState(kit.engine, await _changelog(broker))
     fleet.changelog.write_deadline = deadline  # a deadline per partition would fail at 1.7 s
     fleet.owned |= {0, 1}
-    entries = [_entry("event.received", "e0", partition=0), _entry("incident.opened", "e0", "i0", partition=0),
-               _entry("event.received", "e1", partition=1), _entry("incident.opened", "e1", "i1", partition=1)]
+    entries = [durable_entry("event.received", "e0", partition=0),
+               durable_entry("incident.opened", "e0", "i0", partition=0),
+               durable_entry("event.received", "e1", partition=1),
+               durable_entry("incident.opened", "e1", "i1", partition=1)]
     started = asyncio.get_running_loop().time()
     async with asyncio.timeout(5):
         with pytest.raises(ChangelogWriteTimedOut, match=r"changelog\[1\]"):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
@@ -12,54 +10,7 @@ from responder.engine.incidents import Incident
 from responder.engine.snapshot import EngineSnapshot
 from responder.ingest import changelog as changelog_module
 from responder.ingest.changelog import Changelog
-
-
-class StaleLeaderLog:
-    """One partition whose new leader's high watermark trails the acknowledged records until it is fetched from."""
-
-    def __init__(self, values: list[tuple[bytes, bytes | None]], visible: int) -> None:
-        self.records, self.visible = list(values), visible
-
-    async def partitions_for(self, topic: str) -> set[int]:
-        return {0}
-
-    async def send_and_wait(self, topic: str, value: bytes | None, *, key: bytes, partition: int,
-                            headers: Any = ()) -> Any:
-        self.records.append((key, value))
-        return SimpleNamespace(offset=len(self.records) - 1)
-
-
-class StaleConsumer:
-    """Serves the log up to its visible high watermark, which catches up after the first fetch."""
-
-    log: StaleLeaderLog
-
-    def __init__(self, **_: Any) -> None:
-        self.at = 0
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    def assign(self, _: Any) -> None: ...
-
-    async def seek_to_beginning(self, _: Any) -> None:
-        self.at = 0
-
-    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
-        return {tps[0]: self.log.visible}
-
-    def highwater(self, _: Any) -> int:
-        return self.log.visible
-
-    async def position(self, _: Any) -> int:
-        return self.at
-
-    async def getmany(self, tp: Any, **_: Any) -> dict[Any, list[Any]]:
-        got = [SimpleNamespace(key=k, value=v) for k, v in self.log.records[self.at:self.log.visible]]
-        self.at = self.log.visible
-        self.log.visible = len(self.log.records)  # the followers fetched: the watermark is current again
-        return {tp: got} if got else {}
+from tests.fleet_kit import StaleConsumer, StaleLeaderLog
 
 
 async def test_restore_after_failover_reads_the_latest_slice_not_a_stale_end(monkeypatch: pytest.MonkeyPatch) -> None:

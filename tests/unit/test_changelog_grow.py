@@ -15,8 +15,8 @@ from responder.errors_kafka import ChangelogError, ChangelogTooShort
 from responder.fleet import FleetState
 from responder.ingest import changelog as module
 from responder.ingest.changelog import Changelog
+from tests.fleet_kit import fleet_service
 from tests.kit import ECHO, make_kit, restore
-from tests.unit.test_fleet_state import _fleet_service
 
 TOPIC = "changelog"
 
@@ -134,7 +134,7 @@ async def test_a_partition_the_changelog_cannot_hold_is_held_counted_and_retried
 async def test_the_metric_and_readyz_say_a_partition_waits_for_the_changelog(tmp_path) -> None:
     """`responder_changelog_partitions_missing` counts the partitions held for want of a changelog partition, and
     `/readyz` answers not ready with the reason."""
-    service = _fleet_service(tmp_path)
+    service = fleet_service(tmp_path)
     assert service.fleet is not None
     service.ready.set()
     service.fleet._failed(3, ChangelogTooShort("changelog has 3 partition(s), none for alert partition 3", 3))
@@ -150,7 +150,7 @@ async def test_a_partition_the_changelog_cannot_hold_leaves_the_quotas_counted(t
     """No replica can have written quota windows to a changelog partition that does not exist, so one held for want of
     it leaves the replica's quotas counted (before: every step under a quota, of every partition, waited parked until
     the changelog was grown by hand); a partition whose restore failed otherwise still stops the count."""
-    service = _fleet_service(tmp_path)
+    service = fleet_service(tmp_path)
     assert service.fleet is not None
     service._given, service.fleet.owned = {0, 3}, {0}
     service.fleet._failed(3, ChangelogTooShort("changelog has 3 partition(s), none for alert partition 3", 3))

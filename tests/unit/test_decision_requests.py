@@ -14,8 +14,9 @@ from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.models.approval import ApprovalRequest
 from responder.models.runbook import Quota
+from tests.escalation_kit import FULL
+from tests.fleet_kit import APPROVED_ON_TIMEOUT, FakeFleetGuard
 from tests.kit import WIPE, Kit, decision, make_kit
-from tests.unit.test_unattended_release import APPROVED_ON_TIMEOUT, QUOTA, FakeFleetGuard
 
 
 async def _parked(tmp_path, body: str = APPROVED_ON_TIMEOUT) -> tuple[Kit, Parked]:
@@ -131,7 +132,7 @@ async def test_the_request_id_survives_a_restart_a_snapshot_and_an_old_slice(tmp
 async def test_an_approval_of_a_full_runbook_quota_does_not_waive_the_global_quota_filled_since(tmp_path):
     """A human who approved a step over its runbook's full quota did not approve it over the global quota, which
     filled after they read the request: the step is parked again for that one, with both named."""
-    kit = make_kit(tmp_path, {"rb": QUOTA + APPROVED_ON_TIMEOUT},
+    kit = make_kit(tmp_path, {"rb": FULL + APPROVED_ON_TIMEOUT},
                    policy=GuardPolicy(quotas=[Quota(actuator="test.*", max=2, window=3600)]))
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the runbook's quota (max 1) is full; 1 of 2
     await kit.send()

@@ -8,42 +8,11 @@ import pytest
 
 from responder.engine import state as state_module
 from responder.engine.partitions import closed_key, expired
-from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import CLOSED_HORIZON, EngineState
 from responder.fleet import FleetState
-from tests.kit import ECHO, make_kit
-from tests.unit.test_fleet_slices import _from_partition
-
-RB = ECHO.format(guards="window: 5m\ncooldown: 1h")
-
-
-class CompactedChangelog:
-    """The latest value per key of each partition, as compaction leaves it (None: a tombstone)."""
-
-    txn = None  # no Kafka transactions
-
-    def __init__(self) -> None:
-        self.keys: dict[int, dict[str, EngineSnapshot | None]] = {}
-        self.tombstones: list[tuple[int, str]] = []
-
-    async def read(self, partition: int) -> list[EngineSnapshot]:
-        return [s for s in self.keys.get(partition, {}).values() if s is not None]
-
-    def deadline(self) -> float:
-        """No deadline: these writes never wait."""
-        return float("inf")
-
-    async def write(self, partition: int, slices: dict[str, EngineSnapshot | None],
-                    quotas: list[QuotaRun] | None = None, urgent: bool = False, until: float | None = None) -> None:
-        self.keys.setdefault(partition, {}).update(slices)
-        if quotas is not None:
-            self.keys[partition]["~quotas"] = EngineSnapshot(quotas=quotas)
-        self.tombstones += [(partition, k) for k, s in slices.items() if s is None]
-
-    def closed(self, partition: int) -> list[str]:
-        """The live `~closed#` keys of `partition`."""
-        return [k for k, s in self.keys.get(partition, {}).items() if k.startswith("~closed#") and s is not None]
+from tests.fleet_kit import COOLDOWN_RB, CompactedChangelog, from_partition
+from tests.kit import make_kit
 
 
 def test_the_state_reports_the_group_keys_it_forgets_past_the_horizon() -> None:
@@ -78,13 +47,13 @@ def test_expired_splits_off_the_closed_keys_past_the_horizon() -> None:
 
 async def _evicted(tmp_path: Path) -> tuple[FleetState, CompactedChangelog, str]:
     """A fleet member owning partition 0 whose one incident was evicted (its `~closed#` record written)."""
-    kit = make_kit(tmp_path, {"rb": RB})
+    kit = make_kit(tmp_path, {"rb": COOLDOWN_RB})
     log = CompactedChangelog()
     fleet = FleetState(kit.engine, log)  # type: ignore[arg-type]
     fleet.owned = {0}
     await kit.send()
     [incident] = kit.engine.state.incidents.all()
-    await fleet.on_durable(_from_partition(kit, 0))
+    await fleet.on_durable(from_partition(kit, 0))
     kit.clock.now += 3 * 3600
     assert await fleet.evict() == [incident.id]
     key = closed_key("rb", incident.group_key)
@@ -111,7 +80,7 @@ async def test_a_restore_after_the_horizon_drops_and_tombstones_the_closed_recor
     fleet, log, key = await _evicted(tmp_path)
     fleet.revoke([0])
     (tmp_path / "other").mkdir()
-    kit = make_kit(tmp_path / "other", {"rb": RB})
+    kit = make_kit(tmp_path / "other", {"rb": COOLDOWN_RB})
     kit.clock.now = fleet.engine.clock() + CLOSED_HORIZON + 1  # type: ignore[attr-defined]
     other = FleetState(kit.engine, log)  # type: ignore[arg-type]
     slices = await other.fetch(0)
@@ -128,7 +97,7 @@ async def test_a_restore_within_the_horizon_keeps_and_later_tombstones_the_close
     fleet, log, key = await _evicted(tmp_path)
     fleet.revoke([0])
     (tmp_path / "other").mkdir()
-    kit = make_kit(tmp_path / "other", {"rb": RB})
+    kit = make_kit(tmp_path / "other", {"rb": COOLDOWN_RB})
     kit.clock.now = fleet.engine.clock() + 60  # type: ignore[attr-defined]
     other = FleetState(kit.engine, log)  # type: ignore[arg-type]
     slices = await other.fetch(0)

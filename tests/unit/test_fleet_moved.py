@@ -5,26 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from responder.models.event import RawRecord
-from tests.findings import envelope_bytes, guardduty_finding
-from tests.kit import KEY, Kit
-from tests.unit.test_fleet_closed import CompactedChangelog
-from tests.unit.test_fleet_quotas import _member
-
-
-async def send_from(kit: Kit, partition: int, finding: str) -> None:
-    """Handle the kit's finding (id `finding`) as a record of `partition`, and flush."""
-    assert kit.pipeline is not None
-    value = envelope_bytes(guardduty_finding(KEY, "ml-training", finding_id=finding))
-    await kit.pipeline.handle(RawRecord(topic="t", partition=partition, value=value))
-    await kit.engine.recorder.flush()
+from tests.fleet_kit import CompactedChangelog, quota_member, send_from
 
 
 async def test_an_incident_joined_from_another_partition_moves_its_record(tmp_path: Path) -> None:
     """The second event of a group key, from partition 1, moves the incident there: partition 0's record of it is
     tombstoned, so no restore of partition 0 brings back a stale copy."""
     log = CompactedChangelog()
-    kit, fleet = _member(tmp_path, "first", log, {0, 1})
+    kit, fleet = quota_member(tmp_path, "first", log, {0, 1})
     await send_from(kit, 0, "f1")
     [incident] = kit.engine.state.incidents.all()
     assert log.keys[0].get(incident.id) is not None
@@ -40,7 +28,7 @@ async def test_an_incident_named_from_a_partition_not_owned_keeps_its_record(tmp
     """An incident named from a partition this replica does not own (its record there not written) keeps its record
     in the partition it came from: never no record at all."""
     log = CompactedChangelog()
-    kit, _ = _member(tmp_path, "first", log, {0})
+    kit, _ = quota_member(tmp_path, "first", log, {0})
     await send_from(kit, 0, "f1")
     [incident] = kit.engine.state.incidents.all()
     await send_from(kit, 1, "f2")
@@ -55,8 +43,8 @@ async def test_a_key_moved_to_a_partition_another_replica_owns_is_a_new_incident
     another replica owns it, that replica knows nothing of the open incident: it opens its own and acts again (a
     desired-state repeat), the limit docs/fleet.md states ('Incident keys move')."""
     log = CompactedChangelog()
-    first, _ = _member(tmp_path, "first", log, {0})
-    second, _ = _member(tmp_path, "second", log, {1})
+    first, _ = quota_member(tmp_path, "first", log, {0})
+    second, _ = quota_member(tmp_path, "second", log, {1})
     await send_from(first, 0, "f1")
     await send_from(second, 1, "f2")
     [one], [two] = first.engine.state.incidents.all(), second.engine.state.incidents.all()

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from pydantic import JsonValue
 
 from responder.engine.incidents import Incident
 from responder.engine.partitions import Partitions, cut, merge
@@ -20,21 +19,10 @@ from responder.fleet import FleetState
 from responder.ingest import changelog as changelog_module
 from responder.ingest.changelog import QUOTAS_KEY, Changelog
 from responder.models.event import RawRecord
-from responder.models.timeline import TimelineEntry
 from responder.service import Service
 from responder.settings import Settings
-from tests.kit import ECHO, WIPE, Kit, make_kit
-from tests.unit.test_changelog_fence import StaleConsumer, StaleLeaderLog
-from tests.unit.test_fleet_state import FlakyChangelog
-
-
-def _from_partition(kit: Kit, partition: int) -> list[TimelineEntry]:
-    """The kit's durable entries, as if its records had come from `partition` (the kit's carry no origin)."""
-    entries = list(kit.engine.recorder.entries())
-    for entry in entries:
-        if entry.kind == "event.received":
-            entry.body["origin"] = {"partition": partition}
-    return entries
+from tests.fleet_kit import FlakyChangelog, StaleConsumer, StaleLeaderLog, durable_entry, from_partition
+from tests.kit import ECHO, WIPE, make_kit
 
 
 async def test_every_incident_an_event_opens_learns_its_partition(tmp_path: Path) -> None:
@@ -44,7 +32,7 @@ async def test_every_incident_an_event_opens_learns_its_partition(tmp_path: Path
     incidents = {i.id for i in kit.engine.state.incidents.all()}
     assert len(incidents) == 2
     parts = Partitions()
-    assert parts.route(_from_partition(kit, 4)) == {4: incidents}
+    assert parts.route(from_partition(kit, 4)) == {4: incidents}
     assert parts.owned(4) == incidents
     new_owner = EngineState()
     merge(new_owner, [EngineSnapshot.model_validate_json(s.model_dump_json())
@@ -53,22 +41,13 @@ async def test_every_incident_an_event_opens_learns_its_partition(tmp_path: Path
     assert new_owner.parked_steps() == kit.engine.state.parked_steps()
 
 
-def _entry(kind: str, event: str, incident: str | None = None, partition: int = 4) -> TimelineEntry:
-    """A durable entry of `kind` about `event` (an `event.received` carries its record's origin, topic a)."""
-    body: dict[str, JsonValue] = {"event_id": event}
-    if kind == "event.received":
-        body["origin"] = {"topic": "a", "partition": partition, "offset": 0}
-    return TimelineEntry.model_construct(seq=0, writer="w", at="", kind=kind, incident=incident, body=body,
-                                         prev="", hash="")
-
-
 def test_a_runbook_naming_its_incident_after_a_flood_of_other_events_learns_its_partition() -> None:
     """An event's second runbook names its incident only once the first one's steps ran (a slow actuator); the
     other lanes meanwhile handle 100,001 events: its origin is still known then."""
     parts = Partitions()
-    parts.route([_entry("event.received", "e"), _entry("incident.opened", "e", "i1")])
-    parts.route([_entry("event.received", f"o{n}", partition=5) for n in range(100_001)])
-    parts.route([_entry("incident.opened", "e", "i2")])
+    parts.route([durable_entry("event.received", "e"), durable_entry("incident.opened", "e", "i1")])
+    parts.route([durable_entry("event.received", f"o{n}", partition=5) for n in range(100_001)])
+    parts.route([durable_entry("incident.opened", "e", "i2")])
     assert parts.owned(4) == {"i1", "i2"}
 
 
@@ -76,9 +55,9 @@ def test_a_handled_chunk_leaves_no_origin_behind() -> None:
     """Once a chunk of a partition is handled (its entries routed), its events' origins are forgotten: what is kept
     is bounded by the chunks in hand, and the other partitions' are kept."""
     parts = Partitions()
-    parts.route([_entry("event.received", "e4"), _entry("event.received", "e5", partition=5)])
+    parts.route([durable_entry("event.received", "e4"), durable_entry("event.received", "e5", partition=5)])
     parts.settle([("a", 4)])
-    parts.route([_entry("incident.opened", "e4", "i4"), _entry("incident.opened", "e5", "i5")])
+    parts.route([durable_entry("incident.opened", "e4", "i4"), durable_entry("incident.opened", "e5", "i5")])
     assert parts.of == {"i5": 5}
     parts.settle([("a", 5)])
     assert not parts._origin
@@ -175,7 +154,7 @@ async def test_every_record_a_fleet_writes_restores(monkeypatch: pytest.MonkeyPa
     fleet.owned = {0}
     await changelog.write(0, {}, quotas=[])  # a replica's windows before its first run
     await kit.send()
-    await fleet.on_durable(_from_partition(kit, 0))
+    await fleet.on_durable(from_partition(kit, 0))
     kit.clock.now += 3 * 3600
     assert await fleet.evict()  # rb2's incident (rb's waits for its approval)
     assert {key[:8] for key, _ in written} >= {b"~quotas", b"~closed#"}

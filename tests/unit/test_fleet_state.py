@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,30 +16,13 @@ from responder.models.event import RawRecord
 from responder.service import Service
 from responder.service.rejoin import rejoin_reason
 from responder.settings import Settings
+from tests.fleet_kit import FlakyChangelog, fleet_service, slow_service, with_recording_consumer
 from tests.kit import ECHO, make_kit, restore
 
 
-class FlakyChangelog:
-    """Fails to read partition 1 until `healed`."""
-
-    txn = None  # no Kafka transactions
-
-    def __init__(self) -> None:
-        self.healed = False
-        self.written: list[tuple[int, dict[str, EngineSnapshot | None]]] = []
-
-    async def read(self, partition: int) -> list[EngineSnapshot]:
-        if partition == 1 and not self.healed:
-            raise ChangelogError("changelog t[1] record b'k' does not parse: ('incidents',): bad")
-        return []
-
-    def deadline(self) -> float:
-        """No deadline: these writes never wait."""
-        return float("inf")
-
-    async def write(self, partition: int, slices: dict[str, EngineSnapshot | None], quotas: object = None,
-                    urgent: bool = False, until: float | None = None) -> None:
-        self.written.append((partition, dict(slices)))
+@pytest.fixture
+def partitions() -> list[TopicPartition]:
+    return [TopicPartition("a", 0), TopicPartition("a", 1)]
 
 
 async def test_unrestorable_partition_is_reported_and_retried(tmp_path):
@@ -119,78 +99,12 @@ async def test_an_unexpected_restore_error_fails_that_partition_only(tmp_path):
     assert fleet.failed[1].startswith("UnicodeDecodeError: 'utf-8' codec can't decode")
 
 
-def _fleet_service(tmp_path: Path) -> Service:
-    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
-                        topics=["a"], changelog_topic="changelog")
-    return Service(settings, runbooks=[])
-
-
-class _Consumer:
-    """What KafkaIngest asks of aiokafka's consumer to pause and resume: the calls, in order."""
-
-    def __init__(self, assigned: list[TopicPartition]) -> None:
-        self.assigned, self.calls = set(assigned), []
-
-    def assignment(self) -> set[TopicPartition]:
-        return self.assigned
-
-    def pause(self, *tps: TopicPartition) -> None:
-        self.calls.append(("pause", sorted(tps)))
-
-    def resume(self, *tps: TopicPartition) -> None:
-        self.calls.append(("resume", sorted(tps)))
-
-
-@contextlib.asynccontextmanager
-async def _consuming(service: Service, partitions: list[TopicPartition]) -> AsyncIterator[_Consumer]:
-    """`service` with a recording consumer in place of aiokafka's (assigned `partitions`); closed after."""
-    real, consumer = service.ingest.consumer, _Consumer(partitions)
-    service.ingest.consumer = consumer  # type: ignore[assignment]
-    try:
-        yield consumer
-    finally:
-        service.ingest.consumer = real
-        service.recorder.close()
-        await service.close_unstarted()
-
-
-@pytest.fixture
-def partitions() -> list[TopicPartition]:
-    return [TopicPartition("a", 0), TopicPartition("a", 1)]
-
-
-class SlowChangelog(FlakyChangelog):
-    """Partition 1 does not parse; the reads of `slow` partitions wait for `go`, noting whether they were cancelled."""
-
-    def __init__(self, slow: frozenset[int] = frozenset({0, 1})) -> None:
-        super().__init__()
-        self.slow, self.go, self.reading, self.cancelled = slow, asyncio.Event(), asyncio.Event(), []
-
-    async def read(self, partition: int) -> list[EngineSnapshot]:
-        self.reading.set()
-        try:
-            if partition in self.slow:
-                await self.go.wait()
-        except asyncio.CancelledError:
-            self.cancelled.append(partition)
-            raise
-        return await super().read(partition)
-
-
-def _slow_service(tmp_path: Path, slow: frozenset[int] = frozenset({0, 1})) -> tuple[Service, SlowChangelog]:
-    """A fleet service whose changelog reads are `SlowChangelog`'s."""
-    service, log = _fleet_service(tmp_path), SlowChangelog(slow)
-    assert service.fleet is not None
-    service.fleet.changelog.read = log.read  # type: ignore[method-assign]
-    return service, log
-
-
 async def test_assigned_partitions_are_held_and_restored_in_the_background(tmp_path, partitions):
     """The callback holds the partitions and returns without waiting for the restore (aiokafka sends no heartbeat
     while it runs); `/readyz` says which are being restored; the restored one is resumed after, the failed one stays
     paused even when backpressure resumes it."""
-    service, log = _slow_service(tmp_path)
-    async with _consuming(service, partitions) as consumer:
+    service, log = slow_service(tmp_path)
+    async with with_recording_consumer(service, partitions) as consumer:
         service.ready.set()
         await asyncio.wait_for(service._on_assigned(partitions), 10)  # a hang guard: it must not wait for the read
         await log.reading.wait()
@@ -211,9 +125,9 @@ async def test_assigned_partitions_are_held_and_restored_in_the_background(tmp_p
 async def test_a_slow_restore_holds_up_no_other_partitions_restore(tmp_path, partitions):
     """Each partition is restored on its own: while partition 0's read waits, partition 2's is merged and released,
     and partition 1's failure (it does not parse) is recorded."""
-    service, log = _slow_service(tmp_path, slow=frozenset({0}))
+    service, log = slow_service(tmp_path, slow=frozenset({0}))
     three = [*partitions, TopicPartition("a", 2)]
-    async with _consuming(service, three) as consumer:
+    async with with_recording_consumer(service, three) as consumer:
         await service._on_assigned(three)
         await asyncio.wait_for(asyncio.gather(service._restorers[1], service._restorers[2]), 10)  # a hang guard
         assert service.fleet.owned == {2}
@@ -228,8 +142,8 @@ async def test_a_slow_restore_holds_up_no_other_partitions_restore(tmp_path, par
 async def test_the_lanes_and_the_poll_loop_go_on_while_a_restore_reads(tmp_path, partitions):
     """A restore fences and reads outside the batch gate and off the poll loop: a lane takes the gate's shared side
     and the poll loop's upkeep returns while the read waits."""
-    service, log = _slow_service(tmp_path)
-    async with _consuming(service, partitions):
+    service, log = slow_service(tmp_path)
+    async with with_recording_consumer(service, partitions):
         service.fleet.owned.add(0)
         service._given = {0, 1}
         service.fleet._failed(1, ChangelogError("unreadable"))
@@ -250,8 +164,8 @@ async def test_the_lanes_and_the_poll_loop_go_on_while_a_restore_reads(tmp_path,
 async def test_a_revocation_cancels_a_restore_that_reads_and_it_is_never_adopted(tmp_path, partitions):
     """A partition revoked while its changelog is read: the read is cancelled before the revocation goes on (no
     fence or read outlives it), nothing is adopted or left failed, and nothing of it is released."""
-    service, log = _slow_service(tmp_path)
-    async with _consuming(service, partitions) as consumer:
+    service, log = slow_service(tmp_path)
+    async with with_recording_consumer(service, partitions) as consumer:
         await service._on_assigned(partitions)
         await log.reading.wait()
         restores = list(service._restorers.values())
@@ -266,10 +180,10 @@ async def test_a_revocation_cancels_a_restore_that_reads_and_it_is_never_adopted
 async def test_an_interrupted_restore_of_a_partition_still_ours_is_retried(tmp_path, partitions):
     """A restore cut short (the service's restore ended while the read ran) leaves the partition failed with the
     reason and due for a retry in 1 s, so a partition still assigned is never left held for good."""
-    service, log = _slow_service(tmp_path)
+    service, log = slow_service(tmp_path)
     now = [0.0]
     service.fleet.clock = lambda: now[0]
-    async with _consuming(service, partitions):
+    async with with_recording_consumer(service, partitions):
         await service._on_assigned([partitions[0]])
         await log.reading.wait()
         await asyncio.wait_for(service._end_restore(), 10)  # a hang guard: the read is cancelled
@@ -294,11 +208,11 @@ def _merging_waits(fleet: FleetState) -> tuple[asyncio.Event, asyncio.Event]:
 async def test_a_revocation_waits_for_a_restore_that_merges(tmp_path, partitions):
     """Once a restore merges under the gate it is not cancelled: the revocation waits for it to end (a decision held
     for the partition may be acting), then forgets the partition."""
-    service = _fleet_service(tmp_path)
+    service = fleet_service(tmp_path)
     assert service.fleet is not None
     service.fleet.changelog.read = FlakyChangelog().read  # type: ignore[method-assign]
     merging, go = _merging_waits(service.fleet)
-    async with _consuming(service, partitions):
+    async with with_recording_consumer(service, partitions):
         await service._on_assigned([partitions[0]])
         await merging.wait()
         restore = service._restorers[0]
@@ -316,10 +230,10 @@ async def test_no_restore_starts_for_a_partition_being_revoked(tmp_path, partiti
     """A revocation cancels the reads in progress and then waits for the chunks in hand while the poll loop goes
     on: the revoked partition is neither failed (`/readyz` does not wait for the hand-over) nor retried, so no fence
     or read of it comes after the revocation; the partition still ours is retried."""
-    service, log = _slow_service(tmp_path)
+    service, log = slow_service(tmp_path)
     now = [0.0]
     service.fleet.clock = lambda: now[0]
-    async with _consuming(service, partitions):
+    async with with_recording_consumer(service, partitions):
         in_lane, done = asyncio.Event(), asyncio.Event()
 
         async def lane() -> None:  # a chunk in hand
@@ -351,7 +265,7 @@ async def test_no_restore_starts_for_a_partition_being_revoked(tmp_path, partiti
 async def test_a_partition_revoked_while_its_restore_flushes_is_not_adopted(tmp_path, partitions):
     """A revocation that begins while the restore makes the timeline durable under the gate waits for it, and the
     restore then neither adopts the partition nor resumes it."""
-    service = _fleet_service(tmp_path)
+    service = fleet_service(tmp_path)
     service.fleet.changelog.read = FlakyChangelog().read  # type: ignore[method-assign]
     flushing, go, flushes = asyncio.Event(), asyncio.Event(), [0]
 
@@ -362,7 +276,7 @@ async def test_a_partition_revoked_while_its_restore_flushes_is_not_adopted(tmp_
             await go.wait()
 
     service.recorder.flush = flush  # type: ignore[method-assign]
-    async with _consuming(service, partitions) as consumer:
+    async with with_recording_consumer(service, partitions) as consumer:
         await service._on_assigned([partitions[0]])
         await flushing.wait()
         revoking = asyncio.create_task(service._on_revoked([partitions[0]]))
@@ -378,8 +292,8 @@ async def test_a_partition_revoked_while_its_restore_flushes_is_not_adopted(tmp_
 async def test_a_restore_cancelled_before_its_first_step_is_not_left_restoring(tmp_path, partitions):
     """A restore ended before its task ran: a partition still ours is failed and retried, one no longer ours is
     forgotten; neither stays `being restored` for `/readyz`."""
-    service, _ = _slow_service(tmp_path)
-    async with _consuming(service, partitions):
+    service, _ = slow_service(tmp_path)
+    async with with_recording_consumer(service, partitions):
         service._given = {0, 1}
         service._restore_in_background({0, 1})
         service._given.discard(1)  # as a revocation of 1 would
@@ -391,9 +305,9 @@ async def test_a_restore_cancelled_before_its_first_step_is_not_left_restoring(t
 async def test_ending_the_restores_also_ends_one_started_while_it_waited(tmp_path, partitions):
     """`_end_restore` waits for a merging restore; a restore started meanwhile (the poll loop went on) is ended too,
     never left running unseen."""
-    service, log = _slow_service(tmp_path, slow=frozenset({1}))
+    service, log = slow_service(tmp_path, slow=frozenset({1}))
     merging, go = _merging_waits(service.fleet)
-    async with _consuming(service, partitions):
+    async with with_recording_consumer(service, partitions):
         await service._on_assigned([partitions[0]])
         await merging.wait()
         ending = asyncio.create_task(service._end_restore())
@@ -413,7 +327,7 @@ async def test_ending_the_restores_also_ends_one_started_while_it_waited(tmp_pat
 async def test_the_teardown_ends_the_restores_and_starts_none(tmp_path, partitions):
     """A service closing cancels a restore that still reads, and an assignment that comes during the teardown (a
     join in progress) starts no restore."""
-    service, log = _slow_service(tmp_path)
+    service, log = slow_service(tmp_path)
     await service._on_assigned([partitions[0]])  # the consumer is never started: it only records the assignment
     await log.reading.wait()
     reading = service._restorers[0]
@@ -425,7 +339,7 @@ async def test_the_teardown_ends_the_restores_and_starts_none(tmp_path, partitio
 
 async def test_a_failing_poll_loop_ends_the_restores(tmp_path, partitions):
     """When the alert loop fails, a restore that still reads is cancelled before the loop's error goes up."""
-    service, log = _slow_service(tmp_path)
+    service, log = slow_service(tmp_path)
 
     async def consume() -> None:
         await service._on_assigned([partitions[0]])
@@ -433,7 +347,7 @@ async def test_a_failing_poll_loop_ends_the_restores(tmp_path, partitions):
         raise ChangelogError("the poll failed")
 
     service._consume = consume  # type: ignore[method-assign]
-    async with _consuming(service, partitions):
+    async with with_recording_consumer(service, partitions):
         with pytest.raises(ChangelogError, match="the poll failed"):
             await asyncio.wait_for(service._alerts_loop(), 10)  # a hang guard: the read is cancelled
         assert log.cancelled == [0]
@@ -444,7 +358,7 @@ async def test_an_assignment_that_fails_holds_its_partitions_and_nothing_is_hand
     next chunk and the next poll raise the error (the service stops loudly), and `/readyz` says why."""
     service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"]),
                       runbooks=[])
-    async with _consuming(service, partitions) as consumer:
+    async with with_recording_consumer(service, partitions) as consumer:
 
         def recover() -> None:
             raise ChainBroken(3, "hash mismatch")
@@ -467,7 +381,7 @@ async def test_an_assignment_that_fails_holds_its_partitions_and_nothing_is_hand
 async def test_a_fence_at_revocation_forgets_the_state_and_the_next_poll_rejoins(tmp_path):
     """A fleet member fenced while committing revoked partitions still forgets their state (never a stale copy to
     act on if they come back), and the fence is raised by the next poll, where `serve_rejoining` sees it."""
-    service = _fleet_service(tmp_path)
+    service = fleet_service(tmp_path)
     assert service.fleet is not None
     service.fleet.owned = {0, 1}
 
@@ -516,9 +430,9 @@ def test_a_failed_restore_is_retried_with_a_doubling_backoff(tmp_path):
 async def test_the_poll_loop_retries_a_failed_partition_only_when_due_and_releases_it(tmp_path, partitions):
     """`_fleet_upkeep` (once per poll) leaves a failed partition alone until its backoff passed, then restores it in
     the background and resumes it; it starts no second restore while one runs."""
-    service = _fleet_service(tmp_path)
+    service = fleet_service(tmp_path)
     assert service.fleet is not None
-    async with _consuming(service, partitions) as consumer:
+    async with with_recording_consumer(service, partitions) as consumer:
         now = [0.0]
         service.fleet.clock = lambda: now[0]
         tries: list[Any] = []
@@ -551,7 +465,7 @@ async def test_a_single_replica_holds_then_releases_every_assigned_partition(tmp
     resumed after."""
     service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"]),
                       runbooks=[])
-    async with _consuming(service, partitions) as consumer:
+    async with with_recording_consumer(service, partitions) as consumer:
         await service._on_assigned(partitions)
         assert consumer.calls == [("pause", partitions), ("resume", partitions)]
         assert service._rebalance_error is None

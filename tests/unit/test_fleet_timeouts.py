@@ -7,9 +7,8 @@ import asyncio
 
 from responder.service import Service
 from responder.settings import Settings
+from tests.fleet_kit import fleet_service, parked_uncounted
 from tests.kit import chunk_in_hand
-from tests.unit.test_fleet_state import _fleet_service
-from tests.unit.test_quotas_while_restoring import _parked
 
 
 def _watch(svc: Service, due: bool) -> list[bool]:
@@ -32,7 +31,7 @@ async def _closed(svc: Service) -> None:
 
 async def test_a_fleet_replica_expires_under_the_gate_after_the_chunks_in_hand(tmp_path):
     """With something due, `_expire` waits for a lane's chunk in hand, then runs holding the gate exclusively."""
-    svc = _fleet_service(tmp_path)
+    svc = fleet_service(tmp_path)
     seen = _watch(svc, due=True)
     chunk, done = await chunk_in_hand(svc._lock)
     expiring = asyncio.create_task(svc._expire())
@@ -47,7 +46,7 @@ async def test_a_fleet_replica_expires_under_the_gate_after_the_chunks_in_hand(t
 
 async def test_a_fleet_replica_takes_no_gate_when_nothing_is_due(tmp_path):
     """Nothing due: no gate is taken (the lanes are not stalled every 200 ms)."""
-    svc = _fleet_service(tmp_path)
+    svc = fleet_service(tmp_path)
     seen = _watch(svc, due=False)
     await svc._expire()
     assert seen == []
@@ -66,7 +65,7 @@ async def test_a_single_replica_expires_without_the_gate(tmp_path):
 
 async def test_something_is_due_once_a_deadline_passes_or_a_released_step_waits(tmp_path):
     """`Decisions.due`: a parked step before its deadline is not due; past it, or released and cut short, it is."""
-    kit = await _parked(tmp_path)
+    kit = await parked_uncounted(tmp_path)
     decisions = kit.engine.decisions
     [parked] = kit.engine.state.parked_steps()
     assert not decisions.due()

@@ -7,18 +7,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 import pytest
 from aiokafka.errors import NotLeaderForPartitionError
 from structlog.testing import capture_logs
 
 from responder.errors import BrokerUnavailable
 from responder.ingest.approvals import KafkaPublisher
-from responder.models.approval import REQUESTS_TOPIC
 from tests.escalation_kit import TIMED, told_escalations
 from tests.fakes import MetadataClient
+from tests.fleet_kit import fleet_service, publisher_down, requests_published
 from tests.kit import Kit, make_kit
-from tests.unit.test_fleet_state import _fleet_service
 
 
 class _DownProducer:
@@ -45,18 +43,6 @@ async def test_a_publication_on_a_down_broker_gives_up_at_the_deadline(hang: boo
         await asyncio.wait_for(publisher.publish("responder.approvals.requests", b"k", b"{}"), 3.0)
 
 
-def _down(kit: Kit) -> list[int]:
-    """Kafka down for `kit`'s publisher: each publication raises BrokerUnavailable (as at its deadline), counted."""
-    tried: list[int] = []
-
-    async def refused(*_: Any, **__: Any) -> None:
-        tried.append(1)
-        raise BrokerUnavailable("Kafka did not acknowledge a record within 20s")
-
-    kit.publisher.publish = refused  # type: ignore[method-assign]
-    return tried
-
-
 async def _lapse(kit: Kit) -> None:
     kit.clock.now += 61
     await kit.engine.expire()
@@ -67,7 +53,7 @@ async def test_a_request_kafka_did_not_take_leaves_the_step_parked_and_its_timeo
     """The request is not sent (logged `approval_request_unsent`), the event is handled, the step stays parked; at
     its deadline it is asked again (`on_timeout: escalate`), not sent either, and the next lapse pages on-call."""
     kit = make_kit(tmp_path, {"rb": TIMED % "escalate"})
-    _down(kit)
+    publisher_down(kit)
     with capture_logs() as logs:
         await kit.send()
     assert [p.step for p in kit.engine.state.parked_steps()] == ["deactivate"]
@@ -78,16 +64,11 @@ async def test_a_request_kafka_did_not_take_leaves_the_step_parked_and_its_timeo
     assert told_escalations(kit) == [("oncall", "deactivate failed")]
 
 
-def _requests(kit: Kit) -> list[str]:
-    """The request ids published to the approval requests topic."""
-    return [orjson.loads(v)["request_id"] for t, _, v in kit.publisher.sent if t == REQUESTS_TOPIC]
-
-
 async def test_a_request_kafka_did_not_take_is_published_once_kafka_is_back_before_its_timeout(tmp_path) -> None:
     """Kafka down as the step parks: its request is published by the next attempt once Kafka is back (30 s after the
     failed one), before the step's timeout, and once only; an attempt that fails again waits 30 s more."""
     kit = make_kit(tmp_path, {"rb": TIMED.replace("timeout: 60,", "timeout: 600,") % "deny"})
-    _down(kit)
+    publisher_down(kit)
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
     kit.clock.now += 30
@@ -95,21 +76,21 @@ async def test_a_request_kafka_did_not_take_is_published_once_kafka_is_back_befo
     del kit.publisher.publish  # Kafka is back
     kit.clock.now += 29
     assert await kit.engine.decisions.ask_again() == 0  # not before 30 s from the failed attempt
-    assert _requests(kit) == []
+    assert requests_published(kit) == []
     kit.clock.now += 1
     assert await kit.engine.decisions.ask_again() == 1
-    assert _requests(kit) == [parked.request_id]
+    assert requests_published(kit) == [parked.request_id]
     assert parked.deadline > kit.clock.now  # before its timeout
     kit.clock.now += 30
     assert await kit.engine.decisions.ask_again() == 0
-    assert _requests(kit) == [parked.request_id]
+    assert requests_published(kit) == [parked.request_id]
 
 
 async def test_a_second_step_parked_while_kafka_is_down_does_not_wait_for_the_publisher_again(tmp_path) -> None:
     """A request Kafka did not take: another step parked within 30 s is not tried (no second wait of the publisher's
     deadline in the chunk), and both requests are published by the next attempt once Kafka is back."""
     kit = make_kit(tmp_path, {"rb": TIMED.replace("timeout: 60,", "timeout: 600,") % "deny"})
-    tried = _down(kit)
+    tried = publisher_down(kit)
     await kit.send()
     kit.iam.add_key("ml-training", "AKIAOTHERKEY00000000")
     kit.clock.now += 10
@@ -118,20 +99,20 @@ async def test_a_second_step_parked_while_kafka_is_down_does_not_wait_for_the_pu
     del kit.publisher.publish
     kit.clock.now += 20
     assert await kit.engine.decisions.ask_again() == 2
-    assert sorted(_requests(kit)) == sorted(p.request_id for p in kit.engine.state.parked_steps())
+    assert sorted(requests_published(kit)) == sorted(p.request_id for p in kit.engine.state.parked_steps())
 
 
 async def test_a_step_that_stopped_waiting_is_not_asked_for_again(tmp_path) -> None:
     """A step whose unsent request timed out (denied, escalated) before Kafka came back: no request is published."""
     kit = make_kit(tmp_path, {"rb": TIMED % "deny"})
-    _down(kit)
+    publisher_down(kit)
     await kit.send()
     del kit.publisher.publish
     await _lapse(kit)
     assert kit.engine.state.parked_steps() == []
     kit.clock.now += 30
     assert await kit.engine.decisions.ask_again() == 0
-    assert _requests(kit) == []
+    assert requests_published(kit) == []
     assert kit.engine.decisions.unsent == {}
 
 
@@ -159,7 +140,7 @@ class _Quiet:
 async def _loop_with(tmp_path: Any, ask_again: Any, turns: int) -> list[int]:
     """Run a fleet service's approvals loop for `turns` empty polls with `ask_again(service)` as the decisions'; the
     turns at which it expired the parked steps (the loop's own work)."""
-    svc = _fleet_service(tmp_path)
+    svc = fleet_service(tmp_path)
     expired: list[int] = []
 
     def due() -> bool:  # the loop's `_expire` looks for parked steps past their deadline: none here
@@ -214,7 +195,7 @@ async def test_a_round_of_requests_hung_on_a_down_broker_does_not_hold_the_decis
 
 async def test_the_unsent_requests_are_a_gauge_operators_can_alert_on(tmp_path) -> None:
     """`responder_approval_requests_unsent` counts the parked steps whose request Kafka did not take, until sent."""
-    svc = _fleet_service(tmp_path)
+    svc = fleet_service(tmp_path)
     assert svc.metrics.value("responder_approval_requests_unsent") == 0
     svc.engine.decisions.unsent[("inc-1", "contain")] = "req-1"
     assert svc.metrics.value("responder_approval_requests_unsent") == 1

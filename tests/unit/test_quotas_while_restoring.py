@@ -4,7 +4,6 @@ step, which goes on by itself once the count is complete; a quota that can be co
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from aiokafka import TopicPartition
 
@@ -13,18 +12,23 @@ from responder.models.runbook import Quota
 from responder.models.timeline import EntryKind
 from responder.service import Service
 from responder.settings import Settings
+from tests.fleet_kit import (
+    FIVE_AN_HOUR,
+    UNRESTORED,
+    fleet_service,
+    parked_uncounted,
+    slow_service,
+    with_recording_consumer,
+)
 from tests.kit import DEACTIVATE_STEPS, ECHO, ESCALATE, MISSING_KEY, Kit, chunk_in_hand, make_kit
-from tests.unit.test_fleet_state import _consuming, _fleet_service, _slow_service
 
-QUOTA = "guards: {quotas: [{actuator: test.*, max: 5, window: 1h}]}"
-APPROVED = QUOTA + """
+APPROVED = FIVE_AN_HOUR + """
 steps:
   - id: note
     actuator: test.echo
     approval: {required: true}
     with: {target: "${event.resource.access_key.attributes.user_name}", message: hi}
 """
-MISSING = "partition(s) 1 are not restored yet (their quota windows are not in)"
 
 
 async def _recheck(kit: Kit) -> int:
@@ -32,27 +36,19 @@ async def _recheck(kit: Kit) -> int:
     return sum([await kit.engine.decisions.recheck(p) for p in kit.engine.decisions.uncounted()])
 
 
-async def _parked(tmp_path: Path, guards: str = QUOTA, **kw: object) -> Kit:
-    """A kit whose one step was parked because its quota could not be counted."""
-    kit = make_kit(tmp_path, {"rb": ECHO.format(guards=guards)}, **kw)
-    kit.engine.guards.uncounted = lambda: MISSING
-    await kit.send()
-    return kit
-
-
 async def test_a_runbook_quota_that_cannot_be_counted_parks_the_step(tmp_path):
     """While windows are missing, a step under a runbook quota trips `quota_uncounted` (soft); nothing runs."""
-    kit = await _parked(tmp_path)
+    kit = await parked_uncounted(tmp_path)
     assert kit.echo.applied == []
     [trip] = kit.entries("guard.tripped")
     assert (trip["guard"], trip["hard"]) == (UNCOUNTED, False)
-    assert trip["detail"] == f"runbook rb: test.* cannot be counted while {MISSING} (0 counted here, max 5)"
+    assert trip["detail"] == f"runbook rb: test.* cannot be counted while {UNRESTORED} (0 counted here, max 5)"
     assert kit.entries("approval.requested")[0]["reasons"] == [f"{UNCOUNTED}: {trip['detail']}"]
 
 
 async def test_the_parked_step_goes_on_by_itself_once_the_count_is_complete(tmp_path):
     """Once the windows are in, the request is withdrawn and the step runs; a restart does not park it again."""
-    kit = await _parked(tmp_path)
+    kit = await parked_uncounted(tmp_path)
     kit.engine.guards.uncounted = lambda: None
     assert await _recheck(kit) == 1
     assert [p.target for p in kit.echo.applied] == ["ml-training"]
@@ -67,7 +63,7 @@ async def test_the_parked_step_goes_on_by_itself_once_the_count_is_complete(tmp_
 
 async def test_a_quota_full_once_counted_asks_again_for_that(tmp_path):
     """A step taken up again trips the quota if it is full by then: parked again, for a human, with that reason."""
-    kit = await _parked(tmp_path, guards="guards: {quotas: [{actuator: test.*, max: 1, window: 1h}]}")
+    kit = await parked_uncounted(tmp_path, guards="guards: {quotas: [{actuator: test.*, max: 1, window: 1h}]}")
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the restored windows: one run already
     kit.engine.guards.uncounted = lambda: None
     assert await _recheck(kit) == 1
@@ -80,7 +76,7 @@ async def test_a_quota_full_once_counted_asks_again_for_that(tmp_path):
 async def test_a_step_parked_for_other_reasons_too_waits_for_a_human(tmp_path):
     """A step that also needs a human for another reason (here the runbook's approval) is not taken up again."""
     kit = make_kit(tmp_path, {"rb": APPROVED})
-    kit.engine.guards.uncounted = lambda: MISSING
+    kit.engine.guards.uncounted = lambda: UNRESTORED
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
     assert parked.reasons[-1] == "approval required by the runbook"
@@ -92,7 +88,7 @@ async def test_a_step_parked_for_other_reasons_too_waits_for_a_human(tmp_path):
 async def test_a_step_whose_runbook_is_gone_is_not_offered_for_a_take_up(tmp_path):
     """A step the take-up would refuse (its runbook no longer loaded at that version) is not listed, so the service
     does not take the gate for it at every pass; it waits for its timeout."""
-    kit = await _parked(tmp_path)
+    kit = await parked_uncounted(tmp_path)
     assert len(kit.engine.decisions.uncounted()) == 1
     kit.engine.runbooks.clear()
     assert kit.engine.decisions.uncounted() == []
@@ -100,7 +96,7 @@ async def test_a_step_whose_runbook_is_gone_is_not_offered_for_a_take_up(tmp_pat
 
 async def test_a_crash_after_the_withdrawal_resumes_the_step_once(tmp_path):
     """A withdrawal made durable without the step's intent (a crash between) is resumed once after the restart."""
-    kit = await _parked(tmp_path)
+    kit = await parked_uncounted(tmp_path)
     [parked] = kit.engine.state.parked_steps()
     kit.engine.recorder.append(EntryKind.APPROVAL_WITHDRAWN, {"step": parked.step, "reason": "test"}, parked.incident)
     await kit.engine.recorder.flush()
@@ -114,7 +110,7 @@ async def test_a_crash_after_the_withdrawal_resumes_the_step_once(tmp_path):
 async def test_a_step_taken_up_again_is_released_while_it_runs(tmp_path):
     """While the withdrawn step runs it is granted, not parked (so a crash or a fleet slice cut then keeps it), and a
     step decided meanwhile is not taken up."""
-    kit = await _parked(tmp_path)
+    kit = await parked_uncounted(tmp_path)
     kit.engine.guards.uncounted = lambda: None
     [parked] = kit.engine.decisions.uncounted()
     seen: list[tuple[list[str], int]] = []
@@ -138,7 +134,7 @@ async def test_an_escalation_step_is_not_held_for_a_count_that_may_be_short(tmp_
     still holds it)."""
     quota = "guards: {quotas: [{actuator: test.*, max: 5, window: 1h}]}\n"
     kit = make_kit(tmp_path, {"rb": quota + DEACTIVATE_STEPS + ESCALATE})
-    kit.engine.guards.uncounted = lambda: MISSING
+    kit.engine.guards.uncounted = lambda: UNRESTORED
     await kit.send(key=MISSING_KEY)
     assert [p.target for p in kit.echo.applied] == ["oncall"]
     assert kit.entries("guard.tripped") == []
@@ -147,12 +143,12 @@ async def test_an_escalation_step_is_not_held_for_a_count_that_may_be_short(tmp_
 async def test_a_quota_that_can_be_counted_or_does_not_apply_is_not_affected(tmp_path):
     """With every window in, or with no quota on the step's actuator, the step runs without asking."""
     (tmp_path / "counted").mkdir(), (tmp_path / "other").mkdir()
-    counted = make_kit(tmp_path / "counted", {"rb": ECHO.format(guards=QUOTA)})
+    counted = make_kit(tmp_path / "counted", {"rb": ECHO.format(guards=FIVE_AN_HOUR)})
     counted.engine.guards.uncounted = lambda: None
     await counted.send()
     other = make_kit(tmp_path / "other", {"rb": ECHO.format(guards="guards: {quotas: [{actuator: aws.*, max: 1, "
                                                                  "window: 1h}]}")})
-    other.engine.guards.uncounted = lambda: MISSING
+    other.engine.guards.uncounted = lambda: UNRESTORED
     await other.send()
     for kit in (counted, other):
         assert [p.target for p in kit.echo.applied] == ["ml-training"]
@@ -163,7 +159,7 @@ async def test_a_full_quota_says_it_is_full_not_uncounted(tmp_path):
     """A quota already at its max trips as full, whatever else is missing."""
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="guards: {quotas: [{actuator: test.*, max: 1, window: 1h}]}")})
     await kit.send(key="AKIAABCDEFGHIJKLMNO1", user="user-1")
-    kit.engine.guards.uncounted = lambda: MISSING
+    kit.engine.guards.uncounted = lambda: UNRESTORED
     await kit.send(key="AKIAABCDEFGHIJKLMNO2", user="user-2")
     [trip] = kit.entries("guard.tripped")
     assert (trip["guard"], trip["detail"]) == ("quota", "runbook rb: test.* ran 1 time(s) in 3600s (max 1)")
@@ -174,20 +170,20 @@ async def test_a_global_quota_counted_fleet_wide_needs_no_local_windows(tmp_path
     (no fleet guard) does."""
     policy = GuardPolicy(quotas=[Quota(actuator="test.*", max=5, window=3600)])
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")}, policy=policy)
-    kit.engine.guards.uncounted, kit.engine.guards.global_shared = (lambda: MISSING), True
+    kit.engine.guards.uncounted, kit.engine.guards.global_shared = (lambda: UNRESTORED), True
     await kit.send(key="AKIAABCDEFGHIJKLMNO1", user="user-1")
     assert [p.target for p in kit.echo.applied] == ["user-1"]
     kit.engine.guards.global_shared = False
     await kit.send(key="AKIAABCDEFGHIJKLMNO2", user="user-2")
     assert [p.target for p in kit.echo.applied] == ["user-1"]
     [trip] = kit.entries("guard.tripped")
-    assert trip["detail"].startswith(f"global: test.* cannot be counted while {MISSING}")
+    assert trip["detail"].startswith(f"global: test.* cannot be counted while {UNRESTORED}")
 
 
 async def test_a_fleet_replica_counts_windows_missing_for_every_given_partition_not_in(tmp_path):
     """A fleet service's guards name the partitions given and not restored (whatever stopped them); none once all
     are in; the global quotas are shared only with a fleet guard table; a single replica counts no missing windows."""
-    svc = _fleet_service(tmp_path)
+    svc = fleet_service(tmp_path)
     assert svc.fleet is not None
     assert svc.engine.guards.uncounted == svc._uncounted
     assert svc.engine.guards.global_shared is False
@@ -212,7 +208,7 @@ async def test_a_fleet_replica_counts_windows_missing_for_every_given_partition_
 async def test_a_fleet_replica_takes_the_steps_up_again_only_once_every_partition_is_in(tmp_path):
     """`_recheck` leaves the parked steps while a given partition is not in, takes them up one at a time once all
     are, and stops as soon as a rebalance makes the count incomplete again."""
-    svc = _fleet_service(tmp_path)
+    svc = fleet_service(tmp_path)
     assert svc.fleet is not None
     fleet, calls = svc.fleet, []
 
@@ -237,19 +233,19 @@ async def test_a_partition_revoked_before_it_was_restored_counts_as_missing_unti
     """The chunks a revocation waits for still count quotas short of a partition revoked while it was being restored
     (no longer given, never counted), until the hand-over has forgotten the state; one that was restored does not."""
     partitions = [TopicPartition("a", 0), TopicPartition("a", 1)]
-    service, _ = _slow_service(tmp_path, frozenset({1}))
+    service, _ = slow_service(tmp_path, frozenset({1}))
     assert service.fleet is not None
-    async with _consuming(service, partitions):
+    async with with_recording_consumer(service, partitions):
         await service._on_assigned(partitions)
         await asyncio.wait_for(service._restorers[0], 10)
-        assert service._uncounted() == MISSING
+        assert service._uncounted() == UNRESTORED
         lane, done = await chunk_in_hand(service._lock)
         revoking = asyncio.create_task(service._on_revoked(partitions))
         for _ in range(20):
             await asyncio.sleep(0)
         assert not revoking.done()
         assert service._given == set()
-        assert service._uncounted() == MISSING  # 1: revoked while restoring, never counted
+        assert service._uncounted() == UNRESTORED  # 1: revoked while restoring, never counted
         done.set()
         await asyncio.gather(lane, revoking)
         assert service._uncounted() is None
@@ -258,7 +254,7 @@ async def test_a_partition_revoked_before_it_was_restored_counts_as_missing_unti
 
 async def test_the_lanes_run_between_two_steps_taken_up(tmp_path):
     """`_recheck` leaves the gate between two steps long enough for a lane waiting on it to handle its chunk."""
-    svc = _fleet_service(tmp_path)
+    svc = fleet_service(tmp_path)
     order: list[str] = []
     asked = asyncio.Event()
 
@@ -287,7 +283,7 @@ async def test_the_lanes_run_between_two_steps_taken_up(tmp_path):
 async def test_a_bug_in_one_recheck_leaves_the_others_and_a_restart_takes_it_up(tmp_path):
     """A re-checked step whose run raises (a bug) is logged and left alone in this process, the other one still runs,
     and the service's sweep does not stop; the step stays released, so a restart runs it once."""
-    kit = await _parked(tmp_path)
+    kit = await parked_uncounted(tmp_path)
     await kit.send(key="AKIAABCDEFGHIJKLMNO1", user="user-1")
     [broken, fine] = sorted(kit.engine.decisions.uncounted(), key=lambda p: p.target != "ml-training")
     resume = kit.engine.decisions.resume

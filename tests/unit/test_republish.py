@@ -19,10 +19,8 @@ from responder.fleet import FleetState
 from responder.models.approval import REQUESTS_TOPIC
 from responder.models.event import RawRecord
 from tests.escalation_kit import TIMED
+from tests.fleet_kit import CompactedChangelog, publisher_down, requests_published, send_to
 from tests.kit import Kit, decision, make_kit
-from tests.unit.test_fleet_closed import CompactedChangelog
-from tests.unit.test_fleet_quotas import _send
-from tests.unit.test_publish_deadline import _down, _requests
 
 WAITS = TIMED.replace("timeout: 60,", "timeout: 600,") % "deny"
 
@@ -31,17 +29,17 @@ async def test_a_request_kafka_did_not_take_before_a_restart_is_published_after_
     """Kafka down as the step parks, the replica restarts (what it kept to ask again is gone), Kafka is back: the
     first turn of the new process publishes the request, under the step's own request id, and only once."""
     kit = make_kit(tmp_path, {"rb": WAITS})
-    _down(kit)
+    publisher_down(kit)
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
     del kit.publisher.publish  # Kafka is back
     kit.start()  # a restart: a new engine recovered from the timeline
     with capture_logs() as logs:
         assert await kit.engine.decisions.ask_again() == 1
-    assert _requests(kit) == [parked.request_id]
+    assert requests_published(kit) == [parked.request_id]
     assert [e["request_id"] for e in logs if e["event"] == "approval_request_republished"] == [parked.request_id]
     assert await kit.engine.decisions.ask_again() == 0
-    assert _requests(kit) == [parked.request_id]
+    assert requests_published(kit) == [parked.request_id]
     assert kit.engine.decisions.unsent == {}
 
 
@@ -53,7 +51,7 @@ async def test_a_request_published_twice_is_one_pending_step(tmp_path: Path) -> 
     [parked] = kit.engine.state.parked_steps()
     kit.start()
     assert await kit.engine.decisions.ask_again() == 1
-    assert _requests(kit) == [parked.request_id, parked.request_id]
+    assert requests_published(kit) == [parked.request_id, parked.request_id]
     records = [RawRecord(topic=t, partition=0, offset=i, key=k, value=v, timestamp_ms=1_000 + i)
                for i, (t, k, v) in enumerate(kit.publisher.sent) if t == REQUESTS_TOPIC]
     waiting = pending(latest_requests(records), [], None, datetime.fromtimestamp(kit.clock(), UTC))
@@ -64,7 +62,7 @@ async def test_a_republication_kafka_does_not_take_is_unsent_and_tried_30_s_late
     """Kafka still down after the restart: the recovered request is counted unsent (the gauge), then published by
     the attempt 30 s later once Kafka is back."""
     kit = make_kit(tmp_path, {"rb": WAITS})
-    tried = _down(kit)
+    tried = publisher_down(kit)
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
     kit.start()
@@ -75,7 +73,7 @@ async def test_a_republication_kafka_does_not_take_is_unsent_and_tried_30_s_late
     assert await kit.engine.decisions.ask_again() == 0
     kit.clock.now += 1
     assert await kit.engine.decisions.ask_again() == 1
-    assert _requests(kit) == [parked.request_id]
+    assert requests_published(kit) == [parked.request_id]
 
 
 def _member(tmp_path: Path, name: str, log: CompactedChangelog) -> tuple[Kit, FleetState]:
@@ -93,8 +91,8 @@ async def test_a_partition_restored_by_another_replica_publishes_its_parked_requ
     log = CompactedChangelog()
     first, fleet = _member(tmp_path, "first", log)
     fleet.owned = {0}
-    _down(first)
-    await _send(first, 0)
+    publisher_down(first)
+    await send_to(first, 0)
     [parked] = first.engine.state.parked_steps()
     second, other = _member(tmp_path, "second", log)
     assert await second.engine.decisions.ask_again() == 0
@@ -102,14 +100,14 @@ async def test_a_partition_restored_by_another_replica_publishes_its_parked_requ
     assert slices is not None
     other.adopt(0, slices)
     assert await second.engine.decisions.ask_again() == 1
-    assert _requests(second) == [parked.request_id]
+    assert requests_published(second) == [parked.request_id]
 
 
 async def test_a_recovered_step_past_its_deadline_is_left_to_its_timeout(tmp_path: Path) -> None:
     """The approvals loop asks again before it expires: a recovered step whose deadline passed is not published again
     as waiting, its timeout decides it at that same turn."""
     kit = make_kit(tmp_path, {"rb": WAITS})
-    _down(kit)
+    publisher_down(kit)
     await kit.send()
     del kit.publisher.publish
     kit.start()
@@ -118,13 +116,13 @@ async def test_a_recovered_step_past_its_deadline_is_left_to_its_timeout(tmp_pat
     await kit.engine.expire()
     assert kit.engine.state.parked_steps() == []
     assert await kit.engine.decisions.ask_again() == 0
-    assert _requests(kit) == []
+    assert requests_published(kit) == []
 
 
 async def test_a_request_published_by_its_step_is_not_sent_late_as_well(tmp_path: Path) -> None:
     """A request kept unsent, then published by its step (an escalation publishes the same id): not published again."""
     kit = make_kit(tmp_path, {"rb": WAITS})
-    _down(kit)
+    publisher_down(kit)
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
     del kit.publisher.publish
@@ -132,7 +130,7 @@ async def test_a_request_published_by_its_step_is_not_sent_late_as_well(tmp_path
     assert await kit.engine.decisions.asking.publish(parked)
     assert kit.engine.decisions.unsent == {}
     assert await kit.engine.decisions.ask_again() == 0
-    assert _requests(kit) == [parked.request_id]
+    assert requests_published(kit) == [parked.request_id]
 
 
 async def test_recovered_requests_are_published_again_a_bounded_number_a_turn(tmp_path: Path, monkeypatch) -> None:
@@ -144,7 +142,7 @@ async def test_recovered_requests_are_published_again_a_bounded_number_a_turn(tm
     assert len(kit.engine.state.parked_steps()) == 2
     kit.start()
     assert [await kit.engine.decisions.ask_again() for _ in range(3)] == [1, 1, 0]
-    assert len(_requests(kit)) == 4
+    assert len(requests_published(kit)) == 4
 
 
 async def test_a_request_its_step_published_during_the_round_is_not_published_again(tmp_path: Path) -> None:
@@ -164,7 +162,7 @@ async def test_a_request_its_step_published_during_the_round_is_not_published_ag
 
     kit.publisher.publish = meanwhile  # type: ignore[method-assign]
     assert await kit.engine.decisions.ask_again() == 1
-    assert Counter(_requests(kit)) == {first.request_id: 2, second.request_id: 2}
+    assert Counter(requests_published(kit)) == {first.request_id: 2, second.request_id: 2}
 
 
 async def test_a_republished_copy_does_not_hide_why_a_decision_naming_no_request_is_refused(tmp_path: Path) -> None:
@@ -189,7 +187,7 @@ async def test_a_step_escalated_while_its_late_copy_is_sent_still_gets_its_escal
     """A round sends a step's unsent request; meanwhile the step escalates and Kafka refuses the escalated copy: that
     copy (same request id, later deadline) stays unsent and the next round sends it, not dropped as sent."""
     kit = make_kit(tmp_path, {"rb": TIMED % "escalate"})
-    _down(kit)
+    publisher_down(kit)
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
     del kit.publisher.publish  # Kafka is back for the round
@@ -197,7 +195,7 @@ async def test_a_step_escalated_while_its_late_copy_is_sent_still_gets_its_escal
     publish = kit.publisher.publish
 
     async def escalated_meanwhile(*args: Any, **kw: Any) -> None:
-        _down(kit)  # the escalation's copy is refused
+        publisher_down(kit)  # the escalation's copy is refused
         kit.clock.now += 31  # past the step's 60 s deadline
         await kit.engine.expire()
         kit.publisher.publish = publish  # type: ignore[method-assign]

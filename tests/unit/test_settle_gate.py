@@ -7,33 +7,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from responder.actuators.retry import VerifySettle, settle_verify
+from responder.actuators.retry import settle_verify
 from responder.ingest.gate import Gate
 from responder.models.event import RawRecord
 from responder.service import Service
 from responder.service.parts import acting
-from tests.fakes import Lagging, Waits
+from tests.fakes import Lagging
+from tests.fleet_kit import Held, fleet_service
 from tests.kit import DEACTIVATE_STEPS, decision, make_kit
-from tests.unit.test_fleet_state import _fleet_service
 
 APPROVED_DEACTIVATE = DEACTIVATE_STEPS + "    approval: {required: true}\n"
-
-
-class Held:
-    """A settle's sleep that waits until the test lets it go (`go`), with the Waits' clock: no time passes."""
-
-    def __init__(self) -> None:
-        self.waits, self.waiting, self.go = Waits(), asyncio.Event(), asyncio.Event()
-
-    async def sleep(self, seconds: float) -> None:
-        """Note the wait, say so, and wait for the test."""
-        self.waiting.set()
-        await self.go.wait()
-        await self.waits.sleep(seconds)
-
-    def settle(self) -> VerifySettle:
-        """A 5 s settle sleeping here."""
-        return VerifySettle(5.0, sleep=self.sleep, clock=self.waits.clock)
 
 
 async def _lane_goes_on(gate: Gate) -> bool:
@@ -104,7 +87,7 @@ async def test_a_downgraded_holder_lets_lanes_in_and_a_writer_still_waits_for_it
 async def test_a_timed_out_step_settling_in_a_fleet_lets_the_other_partitions_lanes_go_on(tmp_path):
     """`_expire` takes the gate exclusively, and lets the lanes in once its released step's read-back waits to settle
     (before: every partition waited up to the settle); it still holds the gate's shared side until it ends."""
-    svc, held = _fleet_service(tmp_path), Held()
+    svc, held = fleet_service(tmp_path), Held()
     svc.engine.decisions.due = lambda: True  # type: ignore[method-assign]
     svc.engine.expire = _settling(held)  # type: ignore[method-assign]
     assert await _lane_goes_on(svc._lock)
@@ -128,7 +111,7 @@ async def _exclusive(gate: Gate) -> None:
 async def test_a_decision_whose_step_settles_in_a_fleet_lets_the_lanes_go_on(tmp_path):
     """A decision applied by the owner (`_decide`) holds the gate exclusively until its step's read-back settles,
     then lets the lanes in (before: it held them all through the settle)."""
-    svc, held = _fleet_service(tmp_path), Held()
+    svc, held = fleet_service(tmp_path), Held()
     assert svc.fleet is not None
     settle = _settling(held)
 
@@ -142,7 +125,7 @@ async def test_a_decision_whose_step_settles_in_a_fleet_lets_the_lanes_go_on(tmp
 async def test_a_step_taken_up_again_settling_in_a_fleet_lets_the_lanes_go_on(tmp_path):
     """`_recheck` (a step parked for a quota that could not be counted, taken up again) lets the lanes in while its
     step's read-back settles, as a decision does."""
-    svc, held = _fleet_service(tmp_path), Held()
+    svc, held = fleet_service(tmp_path), Held()
     settle = _settling(held)
 
     async def recheck(parked: object) -> int:

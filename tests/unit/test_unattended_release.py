@@ -9,33 +9,12 @@ import dataclasses
 import pytest
 
 from responder.engine.approvals import RUNBOOK_APPROVAL, decision_id
-from responder.engine.guards import GuardPolicy, Trip
+from responder.engine.guards import GuardPolicy
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
-from responder.models.step import StepResult
-from tests.kit import WIPE, Kit, decision, make_kit
-
-APPROVED_ON_TIMEOUT = WIPE.replace("test.wipe", "test.echo").replace("approvers", "required: true, approvers") \
-    % "approve"
-QUOTA = "guards: {quotas: [{actuator: test.*, max: 1, window: 1h}]}\n"
-
-
-class FakeFleetGuard:
-    """A fleet guard whose global quota is full or not; remembers the step keys that took a slot."""
-
-    killed = False
-
-    def __init__(self, full: bool) -> None:
-        self.full, self.taken = full, []
-
-    async def acquire(self, actuator: str, key: str, now: float, *, again: bool = False) -> Trip | None:
-        if self.full:
-            return Trip("quota", f"fleet-wide: {actuator} is full")
-        self.taken.append(key)
-        return None
-
-    async def settle(self, key: str, result: StepResult) -> None:
-        """A step's result: the real guard gives back a permanent failure's slots; this one keeps `taken`."""
+from tests.escalation_kit import FULL
+from tests.fleet_kit import APPROVED_ON_TIMEOUT, FakeFleetGuard
+from tests.kit import Kit, decision, make_kit
 
 
 async def _parked(tmp_path, body: str = APPROVED_ON_TIMEOUT) -> Kit:
@@ -72,7 +51,7 @@ async def test_a_kill_switch_turned_on_after_the_park_is_not_waived_by_the_timeo
 
 async def test_a_quota_filled_since_the_park_is_not_waived_by_the_timeout(tmp_path):
     """A quota that is full when the timeout releases the step parks it again instead of running it over the max."""
-    kit = await _parked(tmp_path, QUOTA + APPROVED_ON_TIMEOUT)
+    kit = await _parked(tmp_path, FULL + APPROVED_ON_TIMEOUT)
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # another step of the runbook ran meanwhile
     kit.clock.now += 601
     await kit.engine.expire()
@@ -205,7 +184,7 @@ async def test_a_timeout_release_while_a_quota_cannot_be_counted_goes_on_once_it
     """Released by its timeout while a fleet partition is being restored (its quota cannot be counted), the step is
     parked again for that alone, its runbook's approval given (`waived`); once the count is complete the take-up
     runs it, with no human and no denial at the next timeout."""
-    kit = await _parked(tmp_path, QUOTA + APPROVED_ON_TIMEOUT)
+    kit = await _parked(tmp_path, FULL + APPROVED_ON_TIMEOUT)
     restoring = ["partition(s) 3 are not restored yet"]
     kit.engine.guards.uncounted = lambda: restoring[0] if restoring else None
     kit.clock.now += 601
@@ -226,7 +205,7 @@ async def test_a_timeout_release_while_a_quota_cannot_be_counted_goes_on_once_it
 async def test_a_step_parked_only_for_an_uncounted_quota_is_checked_again_at_its_timeout(tmp_path):
     """`on_timeout: approve` on a step still parked for a quota that cannot be counted yet releases it to be checked
     again (no trip is waived): parked again while the count is short, it runs once the count is complete."""
-    kit = await _parked(tmp_path, QUOTA + APPROVED_ON_TIMEOUT)
+    kit = await _parked(tmp_path, FULL + APPROVED_ON_TIMEOUT)
     restoring = ["partition(s) 3 are not restored yet"]
     kit.engine.guards.uncounted = lambda: restoring[0] if restoring else None
     for _ in range(2):  # released by the timeout, parked again for the count, then released by the next timeout
