@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import Field, JsonValue
 
 from responder.actuators import registry as default_registry
@@ -220,3 +222,34 @@ class MetadataClient:
     def force_metadata_update(self) -> None:
         """Counted; nothing is fetched."""
         self.refreshed += 1
+
+
+class MirrorProducer:
+    """Acks fail with `failures` (one send each, `None` = acknowledged); a value in `too_large` is refused by send."""
+
+    def __init__(self, failures: list[Exception | None], too_large: frozenset[bytes] = frozenset()) -> None:
+        self.failures, self.too_large, self.client = failures, too_large, MetadataClient()
+        self.log: list[bytes] = []
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, topic: str, value: bytes, *, key: bytes) -> asyncio.Future[Any]:
+        if value in self.too_large:
+            raise MessageSizeTooLargeError("bigger than max_request_size")
+        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            ack.set_exception(failure)
+        else:
+            self.log.append(value)
+            ack.set_result(None)
+        return ack
+
+
+async def until_done(done: Any) -> None:
+    """Wait until `done()` (5 s at most)."""
+    async with asyncio.timeout(5):
+        while not done():
+            await asyncio.sleep(0.005)

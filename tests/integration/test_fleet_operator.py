@@ -10,7 +10,7 @@ from responder.engine.fleetguard import FleetGuard
 from responder.engine.operator import Operator
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam, test_registry
-from tests.unit.test_operator import ALL, NOW, SECRET, _request
+from tests.operator_kit import ALL, NOW, SECRET, operator_request
 
 
 def _replica(guard: FleetGuard | None) -> Operator:
@@ -27,7 +27,7 @@ async def test_request_completed_by_one_replica_is_answered_not_rerun_by_another
     a, b = _replica(guard), _replica(guard)
     a.recorder.append("incident.opened", {"runbook": "rb"}, "inc1")  # A ran the incident's steps
     await a.recorder.flush()
-    value, key_id, sig = _request()
+    value, key_id, sig = operator_request()
     first = await a.handle(value, key_id, sig)
     assert first is not None
     assert first.ok
@@ -40,16 +40,17 @@ async def test_another_request_claiming_a_completed_requests_id_is_refused_by_an
     """Replica B gets a different request under the id of one A completed (whoever holds a key and reads the
     requests topic sent it): B refuses it instead of answering A's reply for it; the real redelivery is answered."""
     from responder.models.operator import OperatorRequest
-    from tests.unit.test_operator_channel import _claiming
+    from tests.operator_kit import claiming_request
 
     guard = FleetGuard(aws, f"guards-{unique}", [])
     await guard.ensure_table()
     a, b = _replica(guard), _replica(guard)
     a.recorder.append("incident.opened", {"runbook": "rb"}, "inc1")
     await a.recorder.flush()
-    value, key_id, sig = _request()
+    value, key_id, sig = operator_request()
     first = await a.handle(value, key_id, sig)
-    claim = await b.handle(*_claiming(OperatorRequest.model_validate_json(value).id, "ops", args={"force": True}))
+    claimed = OperatorRequest.model_validate_json(value).id
+    claim = await b.handle(*claiming_request(claimed, "ops", args={"force": True}))
     assert claim is not None
     assert "already answered another request" in str(claim.error)
     assert [e.kind for e in b.recorder.entries()] == ["operator.refused"]
@@ -61,7 +62,7 @@ async def test_unreachable_fleet_store_refuses_instead_of_running(aws, unique):
     the refusal is recorded on the timeline as `operator.refused` with the request and why, not as completed."""
     guard = FleetGuard(aws, f"missing-{unique}", [])  # never created
     op = _replica(guard)
-    value, key_id, sig = _request()
+    value, key_id, sig = operator_request()
     reply = await op.handle(value, key_id, sig)
     assert reply is not None
     assert not reply.ok
@@ -97,7 +98,7 @@ async def test_request_refused_for_its_permissions_is_not_run_by_a_replica_grant
     await guard.ensure_table()
     a, b = _replica(guard), _replica(guard)
     a.permissions = {"ops": []}
-    value, key_id, sig = _request()
+    value, key_id, sig = operator_request()
     first = await a.handle(value, key_id, sig)
     assert first is not None
     assert "may not send undo" in str(first.error)
@@ -120,7 +121,7 @@ async def test_a_shared_reply_expires_with_its_request_and_the_table_deletes_it(
     a.recorder.append("incident.opened", {"runbook": "rb"}, "inc1")
     await a.recorder.flush()
     for ttl in (60.0, 10 * 365 * 86400.0):  # a short-lived request, and one signed for years (refused, kept so)
-        value, key_id, sig = _request(ttl=ttl)
+        value, key_id, sig = operator_request(ttl=ttl)
         request = OperatorRequest.model_validate_json(value)
         await a.handle(value, key_id, sig)
         got = await aws.call("dynamodb", "get_item", TableName=guard.table, ConsistentRead=True,

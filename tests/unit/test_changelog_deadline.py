@@ -19,7 +19,7 @@ from responder.ingest.changelog import Changelog
 from tests.fakes import MetadataClient
 from tests.fleet_kit import durable_entry
 from tests.kit import WIPE, make_kit
-from tests.unit.test_changelog_transient import _changelog as with_producer
+from tests.txn_kit import changelog_sending_with as with_producer
 
 DEADLINE = 0.3
 

@@ -16,7 +16,7 @@ from responder.engine.snapshot import EngineSnapshot
 from responder.ingest.changelog import Changelog
 from responder.ingest.transactions import Transactions
 from tests.fakes import MetadataClient
-from tests.unit.test_transactions_hold import FakeTxnProducer, fake_transactions
+from tests.txn_kit import FakeTxnProducer, fake_transactions
 
 SLICE = EngineSnapshot().model_dump_json().encode()
 

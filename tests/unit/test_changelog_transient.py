@@ -6,7 +6,6 @@ once (responder/ingest/changelog.py, responder/ingest/transactions.py)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
@@ -21,45 +20,23 @@ from structlog.testing import capture_logs
 
 from responder.engine.snapshot import EngineSnapshot
 from responder.errors_kafka import ChangelogError
-from responder.ingest.changelog import Changelog
 from responder.ingest.transactions import Transactions
-from tests.fakes import MetadataClient
-from tests.unit.test_transactions_hold import FakeTxnProducer, fake_transactions
+from tests.txn_kit import (
+    FailingAcksProducer,
+    FailingTxnProducer,
+    changelog_sending_with,
+    fake_transactions,
+)
 
 TP0 = TopicPartition("alerts", 0)
-
-
-class _Producer:
-    """A plain producer whose sends' acks fail with `failures`, one send each, before any is acknowledged."""
-
-    def __init__(self, failures: list[Exception]) -> None:
-        self.failures, self.log, self.client = failures, [], MetadataClient()
-
-    async def send(self, topic: str, value: bytes | None, *, key: bytes, partition: int) -> asyncio.Future[Any]:
-        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self.failures:
-            ack.set_exception(self.failures.pop(0))
-        else:
-            self.log.append((partition, key, value))
-            ack.set_result(None)
-        return ack
-
-    async def stop(self) -> None: ...
-
-
-async def _changelog(producer: _Producer) -> Changelog:
-    changelog = Changelog("127.0.0.1:1", "changelog")
-    await changelog.producer.stop()
-    changelog.producer = producer  # type: ignore[assignment]
-    return changelog
 
 
 async def test_a_write_that_failed_while_the_leader_moved_is_sent_again() -> None:
     """NotLeaderForPartition, NodeNotReady, a request timeout and an expired batch, then the leader answers: every
     record of the write reaches the partition, each retry logged with fresh metadata asked for; nothing raised."""
-    producer = _Producer([NotLeaderForPartitionError(), NodeNotReadyError(), RequestTimedOutError(),
-                          KafkaTimeoutError()])
-    changelog = await _changelog(producer)
+    producer = FailingAcksProducer([NotLeaderForPartitionError(), NodeNotReadyError(), RequestTimedOutError(),
+                                    KafkaTimeoutError()])
+    changelog = await changelog_sending_with(producer)
     with capture_logs() as logs:
         await changelog.write(2, {"inc-1": EngineSnapshot(), "inc-2": None})
     assert {(p, k) for p, k, _ in producer.log} == {(2, b"inc-1"), (2, b"inc-2")}
@@ -70,44 +47,24 @@ async def test_a_write_that_failed_while_the_leader_moved_is_sent_again() -> Non
 
 async def test_a_permanent_write_error_is_raised_at_once() -> None:
     """A record too large for the broker is not sent again: the write raises on the first failure."""
-    producer = _Producer([MessageSizeTooLargeError(), MessageSizeTooLargeError()])
-    changelog = await _changelog(producer)
+    producer = FailingAcksProducer([MessageSizeTooLargeError(), MessageSizeTooLargeError()])
+    changelog = await changelog_sending_with(producer)
     with pytest.raises(MessageSizeTooLargeError):
         await changelog.write(0, {"inc-1": EngineSnapshot()})
     assert len(producer.failures) == 1
 
 
-class _FailingTxnProducer(FakeTxnProducer):
-    """A transactional producer whose next sends raise `failures` (before the record is queued) and which keeps the
-    aborted transactions."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.failures: list[Exception] = []
-        self.aborted: list[dict[str, Any]] = []
-
-    async def send(self, topic: str, value: bytes | None, *, key: bytes, partition: int) -> asyncio.Future[None]:
-        if self.failures:
-            raise self.failures.pop(0)
-        return await super().send(topic, value, key=key, partition=partition)
-
-    async def abort_transaction(self) -> None:
-        assert self.open is not None, "no transaction to abort"
-        self.aborted.append(self.open)
-        self.open = None
-
-
 @pytest.fixture(name="txn")
 async def _txn(monkeypatch: pytest.MonkeyPatch) -> Transactions:
     """Transactions over an in-memory producer for partition 0."""
-    return await fake_transactions(monkeypatch, [0], _FailingTxnProducer)
+    return await fake_transactions(monkeypatch, [0], FailingTxnProducer)
 
 
 async def test_a_held_transaction_that_failed_transiently_is_aborted_and_run_again_whole(txn: Transactions) -> None:
     """Inside a chunk's hold, a write whose send times out twice (no metadata, a full buffer): the transaction is
     aborted and begun again with the records the aborted one held as well, then committed once with the offsets."""
     producer = txn.producers[0]
-    assert isinstance(producer, _FailingTxnProducer)
+    assert isinstance(producer, FailingTxnProducer)
     with txn.hold([0]):
         await txn.write(0, [(b"inc-1", b"{}")])
         producer.failures = [KafkaTimeoutError(), NodeNotReadyError()]
@@ -120,7 +77,7 @@ async def test_a_held_transaction_that_failed_transiently_is_aborted_and_run_aga
 async def test_a_permanent_error_in_a_transaction_fails_the_partition_at_once(txn: Transactions) -> None:
     """A record too large: ChangelogError on the first failure, no second transaction begun."""
     producer = txn.producers[0]
-    assert isinstance(producer, _FailingTxnProducer)
+    assert isinstance(producer, FailingTxnProducer)
     producer.failures = [MessageSizeTooLargeError(), MessageSizeTooLargeError()]
     with pytest.raises(ChangelogError, match="MessageSizeTooLarge"):
         await txn.write(0, [(b"inc-1", b"{}")], urgent=True)
@@ -133,7 +90,7 @@ async def test_offsets_are_never_committed_after_the_partitions_transaction_fail
     holding the other's earlier write; the other's commit of its offsets then raises, and nothing is committed (the
     offsets alone would skip records whose slices are in no committed transaction)."""
     producer = txn.producers[0]
-    assert isinstance(producer, _FailingTxnProducer)
+    assert isinstance(producer, FailingTxnProducer)
     txn.send_deadline = 0.2
     with txn.hold([0]), txn.hold([0]):
         await txn.write(0, [(b"inc-1", b"{}")])  # lane a's chunk: written, held for its offsets
@@ -155,7 +112,7 @@ async def test_a_write_waiting_to_run_again_when_its_partition_is_revoked_is_not
     the write raises ChangelogError, it never runs again on the closed producer nor returns as if its records were
     committed."""
     producer = txn.producers[0]
-    assert isinstance(producer, _FailingTxnProducer)
+    assert isinstance(producer, FailingTxnProducer)
     producer.failures = [NodeNotReadyError()]
     write = asyncio.create_task(txn.write(0, [(b"inc-1", b"{}")], urgent=True))
     async with asyncio.timeout(5):

@@ -5,9 +5,7 @@ loudly (exit 75)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,12 +15,10 @@ from responder.errors_kafka import ConsumerRebuildsExhausted
 from responder.ingest.coordinator import RebuildBudget
 from responder.service import Service
 from responder.service.consumers import rebuilds_exhausted
-from responder.settings import Settings
-from tests.fakes import FakeIam
-from tests.unit.test_coordinator_death import _Broker, _Consumer
+from tests.consumer_kit import FakeBroker, GroupConsumer, MovingClock, alerts_over, stop_when
 
 
-class _DiesOnceCommitted(_Consumer):
+class _DiesOnceCommitted(GroupConsumer):
     """A group consumer whose coordinator dies right after its first commit went through."""
 
     async def commit(self, offsets: dict[Any, int]) -> None:
@@ -30,19 +26,9 @@ class _DiesOnceCommitted(_Consumer):
         self._coordinator.die()
 
 
-class _Clock:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_rebuilds_back_off_then_run_out_without_a_commit() -> None:
     """The first rebuild is at once, the next ones wait longer each time, and the one past the limit is refused."""
-    clock = _Clock()
+    clock = MovingClock()
     budget = RebuildBudget(clock, limit=4, window=600.0, backoff=1.0, backoff_max=3.0)
     assert [budget.next(commits=0) for _ in range(4)] == [0.0, 1.0, 2.0, 3.0]
     assert budget.next(commits=0) is None
@@ -51,7 +37,7 @@ def test_rebuilds_back_off_then_run_out_without_a_commit() -> None:
 
 def test_a_commit_since_the_last_rebuild_starts_the_count_again() -> None:
     """A consumer that committed an offset since its last rebuild made progress: its rebuilds count from zero."""
-    clock = _Clock()
+    clock = MovingClock()
     budget = RebuildBudget(clock, limit=2, window=600.0, backoff=1.0, backoff_max=30.0)
     assert [budget.next(commits=0), budget.next(commits=0)] == [0.0, 1.0]
     assert budget.next(commits=1) == 0.0
@@ -60,7 +46,7 @@ def test_a_commit_since_the_last_rebuild_starts_the_count_again() -> None:
 
 def test_rebuilds_older_than_the_window_are_forgotten() -> None:
     """A quiet consumer (nothing to commit) is refused only for rebuilds crowded into one window."""
-    clock = _Clock()
+    clock = MovingClock()
     budget = RebuildBudget(clock, limit=2, window=600.0, backoff=1.0, backoff_max=30.0)
     budget.next(commits=0)
     clock.now += 500
@@ -72,7 +58,7 @@ def test_rebuilds_older_than_the_window_are_forgotten() -> None:
 
 def test_a_quiet_consumer_rebuilt_once_per_broker_restart_is_never_refused() -> None:
     """A quiet consumer whose every rebuilt consumer polled caught up before dying again is never refused."""
-    clock = _Clock()
+    clock = MovingClock()
     budget = RebuildBudget(clock)  # the defaults: 5 rebuilds within 600 s
     delays = []
     for _ in range(12):  # a broker restarted every 20 s, its coordinator death each time
@@ -86,7 +72,7 @@ def test_a_quiet_consumer_rebuilt_once_per_broker_restart_is_never_refused() -> 
 @pytest.mark.parametrize(("records", "live"), [(False, False), (True, True)], ids=["never-live", "read-records"])
 def test_a_rebuilt_consumer_that_never_settled_counts_on_however_long_it_ran(records: bool, live: bool) -> None:
     """A rebuilt consumer never found live and caught up, or that read records it never committed, counts on."""
-    clock = _Clock()
+    clock = MovingClock()
     budget = RebuildBudget(clock, limit=3, window=600.0, backoff=10.0, backoff_max=30.0)
     delays = []
     for _ in range(4):
@@ -97,59 +83,22 @@ def test_a_rebuilt_consumer_that_never_settled_counts_on_however_long_it_ran(rec
     assert delays == [0.0, 10.0, 20.0, None]
 
 
-@contextlib.asynccontextmanager
-async def _alerts_over(tmp_path: Path, budget: Callable[[], RebuildBudget],
-                       make: Callable[[Service], Callable[[], _Consumer]]) -> AsyncIterator[Service]:
-    """A service (offsets committed at once) whose alerts consumers are fakes from `make(service)`, each rebuild's
-    budget from `budget()`, the first one joined, ready; closed at the end."""
-    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
-                        kafka_commit_interval_ms=0)
-    service = Service(settings, aws=FakeIam(), runbooks=[])
-    service.rebuild_budget = budget  # type: ignore[method-assign]
-    real = service.ingest.consumer
-
-    async def deadletter(*args: Any) -> None:
-        pass  # an unknown shape: dead-lettered, handled all the same
-
-    factory = make(service)
-    first = factory()
-    service.ingest.consumer = first  # type: ignore[assignment]
-    service.ingest._make = factory  # type: ignore[assignment,method-assign]
-    service.ingest.deadletter = deadletter  # type: ignore[method-assign]
-    try:
-        first.subscribe(["a"], service.ingest._listener)
-        await first.start()
-        service.ready.set()
-        yield service
-    finally:
-        service.ingest.consumer = real
-        service.recorder.close()
-        await service.close_unstarted()
-
-
-async def _stop_when(service: Service, done: Callable[[], bool]) -> None:
-    """Ask `service` to stop once `done()`."""
-    while not done():
-        await asyncio.sleep(0.01)
-    service._stop.set()
-
-
 async def test_an_alerts_consumer_rebuilt_without_progress_stops_the_service(tmp_path) -> None:
     """Every rebuilt alerts consumer dies before it can commit: after the limit the alerts loop raises
     ConsumerRebuildsExhausted (logged critical, counted), with `/readyz` saying why meanwhile."""
-    broker = _Broker(records=7)
-    built: list[_Consumer] = []
+    broker = FakeBroker(records=7)
+    built: list[GroupConsumer] = []
     unready: list[str | None] = []
 
-    def make(service: Service) -> Callable[[], _Consumer]:
-        def one() -> _Consumer:
-            fake = _Consumer(broker, dies_after=1)  # its first poll's records cannot be committed: no progress
+    def make(service: Service) -> Callable[[], GroupConsumer]:
+        def one() -> GroupConsumer:
+            fake = GroupConsumer(broker, dies_after=1)  # its first poll's records cannot be committed: no progress
             fake.on_start = lambda: unready.append(service.unready())
             built.append(fake)
             return fake
         return one
 
-    async with _alerts_over(tmp_path, lambda: RebuildBudget(limit=3, backoff=0.0, backoff_max=0.0), make) as service:
+    async with alerts_over(tmp_path, lambda: RebuildBudget(limit=3, backoff=0.0, backoff_max=0.0), make) as service:
         with capture_logs() as logs, pytest.raises(ConsumerRebuildsExhausted, match="alerts consumer") as raised:
             await asyncio.wait_for(service._alerts_loop(), 10)  # hang guard
         assert "3 times" in str(raised.value)
@@ -163,11 +112,11 @@ async def test_an_alerts_consumer_rebuilt_without_progress_stops_the_service(tmp
 async def test_a_consumer_that_commits_between_rebuilds_is_rebuilt_past_the_limit(tmp_path) -> None:
     """Each rebuilt alerts consumer commits once before its coordinator dies: that is progress, so it is
     rebuilt more often than the limit, and every record is committed."""
-    broker = _Broker(records=9)
-    async with _alerts_over(tmp_path, lambda: RebuildBudget(limit=2, backoff=0.0, backoff_max=0.0),
-                            lambda service: lambda: _DiesOnceCommitted(broker)) as service:
+    broker = FakeBroker(records=9)
+    async with alerts_over(tmp_path, lambda: RebuildBudget(limit=2, backoff=0.0, backoff_max=0.0),
+                           lambda service: lambda: _DiesOnceCommitted(broker)) as service:
         await asyncio.wait_for(asyncio.gather(  # hang guard
-            service._alerts_loop(), _stop_when(service, lambda: broker.committed == len(broker.log))), 10)
+            service._alerts_loop(), stop_when(service, lambda: broker.committed == len(broker.log))), 10)
         assert broker.committed == 9
         assert service.metrics.value("responder_consumer_rebuilds_total", consumer="alerts") > 2
 
@@ -175,13 +124,13 @@ async def test_a_consumer_that_commits_between_rebuilds_is_rebuilt_past_the_limi
 async def test_a_stop_requested_during_the_backoff_ends_it_without_a_rebuild(tmp_path) -> None:
     """A rebuild waiting out its backoff has let its partitions go already (the group gives them to another member
     meanwhile) and does not hold up a stop: the alerts loop ends, no new consumer is built."""
-    broker = _Broker(records=1)
-    built: list[_Consumer] = []
+    broker = FakeBroker(records=1)
+    built: list[GroupConsumer] = []
 
-    def make(service: Service) -> Callable[[], _Consumer]:
-        return lambda: built.append(_Consumer(broker, dies_after=1)) or built[-1]
+    def make(service: Service) -> Callable[[], GroupConsumer]:
+        return lambda: built.append(GroupConsumer(broker, dies_after=1)) or built[-1]
 
-    async with _alerts_over(tmp_path, lambda: RebuildBudget(backoff=3600.0), make) as service:
+    async with alerts_over(tmp_path, lambda: RebuildBudget(backoff=3600.0), make) as service:
         rebuilds = lambda: service.metrics.value("responder_consumer_rebuilds_total", consumer="alerts")  # noqa: E731
         held: list[set[int]] = []
 
@@ -192,7 +141,7 @@ async def test_a_stop_requested_during_the_backoff_ends_it_without_a_rebuild(tmp
             return True
 
         await asyncio.wait_for(asyncio.gather(  # hang guard
-            service._alerts_loop(), _stop_when(service, backing_off)), 10)
+            service._alerts_loop(), stop_when(service, backing_off)), 10)
         assert held == [set()]  # revoked before the wait
         assert len(built) == 2  # the first rebuild, at once; the second never built
 

@@ -8,95 +8,15 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord
 from structlog.testing import capture_logs
 
 from responder.errors_kafka import CoordinatorDied
 from responder.ingest.approvals import ApprovalIngest
-from responder.ingest.coordinator import coordinator_death
 from responder.models.event import RawRecord
 from responder.service import Service
 from responder.settings import Settings
+from tests.consumer_kit import TP, FakeBroker, FakeCoordinator, GroupConsumer, no_listener
 from tests.fakes import FakeIam
-
-TP = TopicPartition("a", 0)
-
-
-class _Coordinator:
-    """aiokafka's group coordinator as `coordinator_death` sees it: its coordination task and `_closing`."""
-
-    def __init__(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._coordination_task: asyncio.Future[None] = loop.create_future()
-        self._closing: asyncio.Future[None] = loop.create_future()
-        self.coordinator_id: int | None = 1
-
-    def die(self) -> None:
-        self._coordination_task.set_exception(KafkaError("Unexpected error during coordination AssertionError()"))
-
-
-class _Broker:
-    """One partition's log and the group's committed offset, shared by the consumers built over it."""
-
-    def __init__(self, records: int) -> None:
-        self.log = [ConsumerRecord("a", 0, n, 0, 0, b"k", b'{"x": 1}', None, 1, 8, ()) for n in range(records)]
-        self.committed = 0
-
-
-class _Consumer:
-    """A group consumer over `_Broker`: joins at `start` (the listener is told of partition 0), reads from the
-    committed offset, two records a poll; its coordinator dies after `dies_after` polls."""
-
-    def __init__(self, broker: _Broker, dies_after: int | None = None) -> None:
-        self.broker, self.dies_after, self.polls = broker, dies_after, 0
-        self._coordinator = _Coordinator()
-        self._subscription = type("S", (), {"subscription": None})()
-        self.listener: Any = None
-        self.position = 0
-        self.started = self.stopped = False
-        self.on_start: Any = None
-
-    def subscribe(self, topics: list[str], listener: Any) -> None:
-        self.listener = listener
-
-    async def start(self) -> None:
-        if self.on_start is not None:
-            self.on_start()
-        self.started = True
-        self.position = self.broker.committed
-        await self.listener.on_partitions_assigned({TP})
-
-    async def stop(self) -> None:
-        self.stopped = True
-        self._coordinator._closing.set_result(None)
-
-    async def getmany(self, *tps: TopicPartition, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
-        if coordinator_death(self) is not None:  # aiokafka's check_errors, for good
-            raise KafkaError("Unexpected error during coordination AssertionError()")
-        self.polls += 1
-        if self.polls == self.dies_after:
-            self._coordinator.die()
-        await asyncio.sleep(0)
-        got = self.broker.log[self.position:self.position + 2]
-        self.position += len(got)
-        return {TP: got} if got else {}
-
-    async def commit(self, offsets: dict[Any, int]) -> None:
-        if coordinator_death(self) is not None:
-            raise KafkaError("Unexpected error during coordination AssertionError()")
-        self.broker.committed = max(self.broker.committed, offsets[TP])
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TP} if self.started and not self.stopped else set()
-
-    def paused(self) -> set[TopicPartition]:
-        return set()
-
-    def highwater(self, tp: TopicPartition) -> int | None:
-        return len(self.broker.log)
-
-    pause = resume = staticmethod(lambda *tps: None)  # backpressure and holds: nothing to fetch less here
 
 
 async def test_an_alerts_consumer_whose_coordinator_died_is_rebuilt_and_loses_nothing(tmp_path) -> None:
@@ -107,8 +27,8 @@ async def test_an_alerts_consumer_whose_coordinator_died_is_rebuilt_and_loses_no
                         kafka_commit_interval_ms=0)
     service = Service(settings, aws=FakeIam(), runbooks=[])
     real = service.ingest.consumer
-    broker = _Broker(records=7)
-    first, second = _Consumer(broker, dies_after=2), _Consumer(broker)
+    broker = FakeBroker(records=7)
+    first, second = GroupConsumer(broker, dies_after=2), GroupConsumer(broker)
     unready: list[str | None] = []
     second.on_start = lambda: unready.append(service.unready())
     service.ingest.consumer = first  # type: ignore[assignment]
@@ -165,10 +85,10 @@ async def test_an_operator_consumer_whose_coordinator_died_raises_coordinator_di
     and starts a new one that reads from the committed offset."""
     ingest = ApprovalIngest("127.0.0.1:1", "a", "g.operator")
     real = ingest.consumer
-    broker = _Broker(records=3)
-    first, second = _Consumer(broker, dies_after=1), _Consumer(broker)
+    broker = FakeBroker(records=3)
+    first, second = GroupConsumer(broker, dies_after=1), GroupConsumer(broker)
     for fake in (first, second):
-        fake.subscribe(["a"], type("L", (), {"on_partitions_assigned": staticmethod(_nothing)})())
+        fake.subscribe(["a"], type("L", (), {"on_partitions_assigned": staticmethod(no_listener)})())
     ingest.consumer = first  # type: ignore[assignment]
     ingest._make = lambda: second  # type: ignore[assignment,method-assign]
     try:
@@ -187,10 +107,6 @@ async def test_an_operator_consumer_whose_coordinator_died_raises_coordinator_di
         await real.stop()
 
 
-async def _nothing(partitions: Any) -> None:
-    return None
-
-
 class _Cluster:
     def partitions_for_topic(self, topic: str) -> set[int]:
         return {0, 1, 2}
@@ -200,7 +116,7 @@ class _Manual:
     """A manually assigned consumer that has assigned nothing yet (its topic was not in its metadata at start)."""
 
     def __init__(self) -> None:
-        self._coordinator = _Coordinator()
+        self._coordinator = FakeCoordinator()
         self._client = type("C", (), {"cluster": _Cluster()})()
         self._subscription = type("S", (), {"subscription": None})()
         self.assigned: list[list[TopicPartition]] = []

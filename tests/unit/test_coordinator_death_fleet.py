@@ -9,7 +9,7 @@ from typing import Any
 
 from responder.service import Service
 from responder.settings import Settings
-from tests.unit.test_coordinator_death import TP, _Broker, _Consumer
+from tests.consumer_kit import TP, FakeBroker, GroupConsumer
 
 
 async def test_a_fleet_alerts_consumer_rebuilt_hands_its_partition_over_first(tmp_path) -> None:
@@ -21,8 +21,8 @@ async def test_a_fleet_alerts_consumer_rebuilt_hands_its_partition_over_first(tm
     fleet = service.fleet
     assert fleet is not None
     real = service.ingest.consumer
-    broker = _Broker(records=0)
-    first, second = _Consumer(broker, dies_after=1), _Consumer(broker)
+    broker = FakeBroker(records=0)
+    first, second = GroupConsumer(broker, dies_after=1), GroupConsumer(broker)
     order: list[str] = []
     reads: list[int] = []
 

@@ -13,25 +13,23 @@ from responder.ingest.coordinator import RebuildBudget
 from responder.ingest.raw import to_raw
 from responder.service import Service
 from responder.settings import Settings
+from tests.consumer_kit import TP, FakeBroker, JoinedConsumer, MovingClock, RecordedTxn, alerts_over
 from tests.fakes import FakeIam
-from tests.unit.test_consumer_rebuild_limit import _alerts_over, _Clock
-from tests.unit.test_coordinator_death import TP, _Broker
-from tests.unit.test_rebuild_progress import _Joined, _Txn
 
 
 async def test_a_hand_over_commit_does_not_settle_a_rebuilt_consumer_that_never_finds_its_coordinator(
         tmp_path: Any) -> None:
     """Each rebuild's hand-over commits a chunk in hand: rebuilt consumers without a coordinator stay unready, 5 max."""
-    clock, broker = _Clock(), _Broker(records=0)
-    built: list[_Joined] = []
+    clock, broker = MovingClock(), FakeBroker(records=0)
+    built: list[JoinedConsumer] = []
 
     def make(service: Service) -> Any:
-        def one() -> _Joined:  # the first finds its coordinator; the rebuilt ones never do, and lose it at once
-            built.append(_Joined(broker, clock, dies_after=1, found=not built))
+        def one() -> JoinedConsumer:  # the first finds its coordinator; the rebuilt ones never do, and lose it at once
+            built.append(JoinedConsumer(broker, clock, dies_after=1, found=not built))
             return built[-1]
         return one
 
-    async with _alerts_over(tmp_path, lambda: RebuildBudget(clock, backoff=0.0, backoff_max=0.0), make) as service:
+    async with alerts_over(tmp_path, lambda: RebuildBudget(clock, backoff=0.0, backoff_max=0.0), make) as service:
         revoked = service._on_revoked
 
         async def handing_over(partitions: list[Any]) -> None:  # the chunk in hand, waited for by the hand-over,
@@ -59,9 +57,9 @@ async def test_a_chunk_of_revoked_partitions_commits_nothing_and_is_no_progress(
                         topics=["a"], changelog_topic="changelog")
     service = Service(settings, aws=FakeIam(), runbooks=[])
     assert service.fleet is not None
-    service.fleet.changelog.txn = txn = _Txn()  # type: ignore[assignment]
+    service.fleet.changelog.txn = txn = RecordedTxn()  # type: ignore[assignment]
     try:  # TP's partition is not owned: revoked (a rebuild's hand-over) while this chunk waited for the gate
-        await service._handle_chunk({TP: [to_raw(r) for r in _Broker(records=2).log]})
+        await service._handle_chunk({TP: [to_raw(r) for r in FakeBroker(records=2).log]})
         assert txn.committed == [{}]
         assert service.ingest.commits == 0
     finally:

@@ -17,8 +17,7 @@ from typer.testing import CliRunner
 from responder.cli import app
 from responder.ingest.mirror import KafkaMirror
 from responder.metrics import Metrics
-from tests.fakes import MetadataClient
-from tests.unit.test_mirror_send import _until
+from tests.fakes import MetadataClient, until_done
 
 
 class _Broker:
@@ -75,7 +74,7 @@ async def _mirrored(producer: _Broker, lines: list[bytes], **kwargs: Any) -> Kaf
     """A mirror over `producer` given `lines`, run until each is sent or dropped, then closed."""
     mirror, task = await _mirror(producer, **kwargs)
     _accept(mirror, lines)
-    await _until(lambda: mirror.sent + mirror.dropped == len(lines))
+    await until_done(lambda: mirror.sent + mirror.dropped == len(lines))
     mirror.close()
     await task
     return mirror
@@ -94,12 +93,12 @@ async def test_a_full_queue_drops_its_oldest_lines_counted_and_said_once_a_burst
     with capture_logs() as logs:
         mirror, task = await _mirror(producer, max_pending=10)
         _accept(mirror, [b"0"])
-        await _until(lambda: producer.client.refreshed >= 1)  # line 0 failed: it is sent again, in flight or not
+        await until_done(lambda: producer.client.refreshed >= 1)  # line 0 failed: it is sent again, in flight or not
         _accept(mirror, [str(n).encode() for n in range(1, 12)], first=1)
         _accept(mirror, [str(n).encode() for n in range(12, 25)], first=12)
         assert mirror.pending == 10
         down = False
-        await _until(lambda: mirror.pending == 0)
+        await until_done(lambda: mirror.pending == 0)
         mirror.close()
         await task
     assert mirror.overflowed == 15

@@ -11,7 +11,6 @@ from typing import Any
 
 from aiokafka.errors import (
     KafkaTimeoutError,
-    MessageSizeTooLargeError,
     NotLeaderForPartitionError,
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
@@ -20,34 +19,10 @@ from structlog.testing import capture_logs
 
 from responder.ingest.mirror import KafkaMirror
 from responder.metrics import Metrics
-from tests.fakes import MetadataClient
+from tests.fakes import MirrorProducer, until_done
 
 
-class _Producer:
-    """Acks fail with `failures` (one send each, `None` = acknowledged); a value in `too_large` is refused by send."""
-
-    def __init__(self, failures: list[Exception | None], too_large: frozenset[bytes] = frozenset()) -> None:
-        self.failures, self.too_large, self.client = failures, too_large, MetadataClient()
-        self.log: list[bytes] = []
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def send(self, topic: str, value: bytes, *, key: bytes) -> asyncio.Future[Any]:
-        if value in self.too_large:
-            raise MessageSizeTooLargeError("bigger than max_request_size")
-        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        failure = self.failures.pop(0) if self.failures else None
-        if failure is not None:
-            ack.set_exception(failure)
-        else:
-            self.log.append(value)
-            ack.set_result(None)
-        return ack
-
-
-async def _mirror(producer: _Producer, lines: list[bytes]) -> tuple[KafkaMirror, asyncio.Task[None]]:
+async def _mirror(producer: MirrorProducer, lines: list[bytes]) -> tuple[KafkaMirror, asyncio.Task[None]]:
     mirror = KafkaMirror("127.0.0.1:1", "timeline", retry_delay=0.01)
     await mirror.producer.stop()
     mirror.producer = producer  # type: ignore[assignment]
@@ -57,21 +32,15 @@ async def _mirror(producer: _Producer, lines: list[bytes]) -> tuple[KafkaMirror,
     return mirror, task
 
 
-async def _until(done: Any) -> None:
-    async with asyncio.timeout(5):
-        while not done():
-            await asyncio.sleep(0.005)
-
-
 async def test_a_transient_failure_is_sent_again_after_fresh_metadata_and_said_once() -> None:
     """Line 2's ack fails three times (no leader, an expired batch): line 1 is not sent again, line 2 is, in order,
     fresh metadata asked for before each attempt, `timeline_mirror_failed` is logged once per distinct error, then
     `timeline_mirror_recovered`."""
     leader, expired = NotLeaderForPartitionError(), KafkaTimeoutError()
-    producer = _Producer([None, leader, None, leader, leader, expired])
+    producer = MirrorProducer([None, leader, None, leader, leader, expired])
     with capture_logs() as logs:
         mirror, task = await _mirror(producer, [b"1", b"2", b"3"])
-        await _until(lambda: mirror.sent == 3)
+        await until_done(lambda: mirror.sent == 3)
         mirror.close()
         await task
     assert producer.log == [b"1", b"3", b"3", b"2", b"3"]  # line 3, acked behind a failed line 2, is sent again
@@ -84,10 +53,10 @@ async def test_a_transient_failure_is_sent_again_after_fresh_metadata_and_said_o
 async def test_a_line_too_large_for_the_topic_is_dropped_not_retried_forever() -> None:
     """A line the producer refuses as too large: it is dropped (logged, counted in
     `responder_timeline_mirror_dropped`), the lines after it are mirrored in order, and `run` ends when closed."""
-    producer = _Producer([], too_large=frozenset({b"huge"}))
+    producer = MirrorProducer([], too_large=frozenset({b"huge"}))
     with capture_logs() as logs:
         mirror, task = await _mirror(producer, [b"1", b"huge", b"3"])
-        await _until(lambda: mirror.sent == 2)
+        await until_done(lambda: mirror.sent == 2)
         mirror.close()
         async with asyncio.timeout(5):
             await task
@@ -101,12 +70,12 @@ async def test_a_topic_refused_by_an_acl_is_said_once_and_its_lines_wait_counted
     """Every send refused by an ACL: one `timeline_mirror_failed` error for many attempts, the lines stay queued in
     order (`responder_timeline_mirror_pending`), and they go once the ACL is granted."""
     refused = TopicAuthorizationFailedError("timeline")
-    producer = _Producer([refused] * 20)
+    producer = MirrorProducer([refused] * 20)
     with capture_logs() as logs:
         mirror, task = await _mirror(producer, [b"1", b"2"])
-        await _until(lambda: producer.client.refreshed >= 5)
+        await until_done(lambda: producer.client.refreshed >= 5)
         assert Metrics(mirror=mirror).value("responder_timeline_mirror_pending") == 2
-        await _until(lambda: mirror.sent == 2)
+        await until_done(lambda: mirror.sent == 2)
         mirror.close()
         await task
     assert producer.log[-2:] == [b"1", b"2"]
@@ -114,7 +83,7 @@ async def test_a_topic_refused_by_an_acl_is_said_once_and_its_lines_wait_counted
     assert [(f["log_level"], f["transient"]) for f in failed] == [("error", False)]
 
 
-class _NoTopicYet(_Producer):
+class _NoTopicYet(MirrorProducer):
     """`send` itself raises `refused` its first `refusals` times (as aiokafka's does after waiting out its request
     timeout for the metadata of a topic not there yet), then queues; every call counted."""
 
@@ -135,7 +104,7 @@ async def test_a_send_refused_for_another_reason_than_size_stops_the_batch_there
     attempt (each would wait out the request timeout too, and land ahead of it), so the mirror stays in order."""
     producer = _NoTopicYet(refusals=2)
     mirror, task = await _mirror(producer, [b"1", b"2", b"3"])
-    await _until(lambda: mirror.sent == 3)
+    await until_done(lambda: mirror.sent == 3)
     mirror.close()
     await task
     assert producer.log == [b"1", b"2", b"3"]

@@ -12,12 +12,12 @@ from aiokafka.errors import ClusterAuthorizationFailedError, KafkaConnectionErro
 from structlog.testing import capture_logs
 
 from responder.ingest.mirror import KafkaMirror
-from tests.unit.test_mirror_send import _Producer, _until
+from tests.fakes import MirrorProducer, until_done
 
 _DOWN = KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 1)]")
 
 
-class _Starting(_Producer):
+class _Starting(MirrorProducer):
     """A producer whose `start()` raises `error` (None: it starts) or, with `hang`, never returns; `stopped` once
     closed."""
 
@@ -68,9 +68,9 @@ async def test_a_producer_that_cannot_start_is_replaced_until_one_does_and_the_l
         mirror, made = await _mirror([_DOWN, _DOWN])
         _accept(mirror, 0, 1)
         task = asyncio.create_task(mirror.run())
-        await _until(lambda: len(made) >= 2)
+        await until_done(lambda: len(made) >= 2)
         _accept(mirror, 2)
-        await _until(lambda: mirror.sent == 3)
+        await until_done(lambda: mirror.sent == 3)
         mirror.close()
         await task
     assert made[-1].log == [b"0", b"1", b"2"]
@@ -90,7 +90,7 @@ async def test_a_start_refused_by_an_acl_is_tried_again_not_given_up() -> None:
         mirror, made = await _mirror([ClusterAuthorizationFailedError()])
         _accept(mirror, 0, 1)
         task = asyncio.create_task(mirror.run())
-        await _until(lambda: mirror.sent == 2)
+        await until_done(lambda: mirror.sent == 2)
         mirror.close()
         await task
     assert made[-1].log == [b"0", b"1"]
@@ -104,10 +104,10 @@ async def test_lines_queued_while_no_producer_starts_are_capped_and_counted() ->
         errors: list[BaseException | None] = [_DOWN] * 10**6
         mirror, made = await _mirror(errors, max_pending=2)
         task = asyncio.create_task(mirror.run())
-        await _until(lambda: mirror.failing is not None)
+        await until_done(lambda: mirror.failing is not None)
         _accept(mirror, 0, 1, 2, 3)
         errors.clear()  # Kafka is back: the next producer starts
-        await _until(lambda: mirror.sent == 2)
+        await until_done(lambda: mirror.sent == 2)
         mirror.close()
         await task
     assert made[-1].log == [b"2", b"3"]
@@ -125,7 +125,7 @@ async def test_a_close_before_any_producer_started_ends_run_at_once(hang: bool) 
         mirror, made = await _mirror([_DOWN] * 100, hang=hang, retry_delay=60.0)
         _accept(mirror, 0, 1, 2)
         task = asyncio.create_task(mirror.run())
-        await _until(lambda: bool(_events(logs, "timeline_mirror_unavailable")) or (hang and bool(made)))
+        await until_done(lambda: bool(_events(logs, "timeline_mirror_unavailable")) or (hang and bool(made)))
         await asyncio.sleep(0.01)  # the start under way
         mirror.close()
         async with asyncio.timeout(5):  # a hang guard: the backoff is a minute, a hung start for ever

@@ -2,50 +2,26 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from responder.actuators import registry as actuators
-from responder.actuators.base import ActuationContext
 from responder.actuators.model.local import LocalStore
-from responder.auth import KeyRing, signed_headers
+from responder.auth import KeyRing
 from responder.engine.operator import Operator
 from responder.ingest.operator import ReplyFilter
 from responder.models.operator import OperatorReply, OperatorRequest
 from responder.timeline import MemoryStore, Recorder
-from tests.fakes import FakeIam, Killed, test_registry
+from tests.fakes import Killed
 from tests.modelkit import NoAws, context, make_keys, publish
-
-SECRET = b"operator-secret"
-NOW = 1_800_000_000.0
-ALL = {"ops": ["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch", "models.quarantine"]}
-"""`operator_permissions` granting the test key every command."""
-
-
-def _operator() -> Operator:
-    reg, _, _ = test_registry()
-    return Operator(Recorder(MemoryStore()), reg, ActuationContext(aws=FakeIam()), keys=KeyRing({"ops": SECRET}),
-                    clock=lambda: NOW, permissions=ALL)
-
-
-def _request(ttl: float = 60.0, **kw: object) -> tuple[bytes, str, str]:
-    at = datetime.fromtimestamp(NOW, UTC)
-    request = OperatorRequest.model_validate({"id": uuid.uuid4().hex, "action": "undo", "by": "alice",
-                                              "incident": "inc1", "issued_at": at,
-                                              "expires_at": at + timedelta(seconds=ttl), **kw})
-    value = request.canonical()
-    [(_, key_id), (_, sig)] = signed_headers("ops", SECRET, value)
-    return value, key_id.decode(), sig.decode()
+from tests.operator_kit import ALL, NOW, SECRET, operator_request, operator_with_all
 
 
 async def test_a_request_is_recorded_with_its_operator_and_run_once():
     """A signed request is recorded as operator.requested/completed; its redelivery is answered, not re-run."""
-    op = _operator()
+    op = operator_with_all()
     op.recorder.append("incident.opened", {"runbook": "rb"}, "inc1")
     await op.recorder.flush()
-    value, key_id, sig = _request()
+    value, key_id, sig = operator_request()
     first = await op.handle(value, key_id, sig)
     again = await op.handle(value, key_id, sig)
     assert first is not None
@@ -60,10 +36,10 @@ async def test_a_request_is_recorded_with_its_operator_and_run_once():
 async def test_unsigned_and_expired_requests_are_refused_and_recorded():
     """A bad signature is recorded as operator.rejected; an expired request is refused (operator.refused), running
     nothing."""
-    op = _operator()
-    value, key_id, _ = _request()
+    op = operator_with_all()
+    value, key_id, _ = operator_request()
     assert await op.handle(value, key_id, "00" * 32) is None
-    stale, key_id, sig = _request(ttl=-1)
+    stale, key_id, sig = operator_request(ttl=-1)
     reply = await op.handle(stale, key_id, sig)
     assert reply is not None
     assert not reply.ok
@@ -74,10 +50,10 @@ async def test_unsigned_and_expired_requests_are_refused_and_recorded():
 async def test_model_args_outside_the_params_schema_are_refused_and_recorded():
     """A rollback whose args break the schema (a registry that is no URL string) completes not ok, recorded with
     the reason, instead of reaching the registry first and escaping `handle` with no reply."""
-    op = _operator()
+    op = operator_with_all()
     for registry in (5, ["s3://x"]):
-        value, key_id, sig = _request(action="models.rollback", incident=None,
-                                      args={"model": "fraud-scorer", "registry": registry})
+        value, key_id, sig = operator_request(action="models.rollback", incident=None,
+                                              args={"model": "fraud-scorer", "registry": registry})
         reply = await op.handle(value, key_id, sig)
         assert reply is not None
         assert not reply.ok
@@ -88,7 +64,7 @@ async def test_model_args_outside_the_params_schema_are_refused_and_recorded():
 def test_a_reply_record_that_is_not_a_reply_is_skipped_while_waiting():
     """A record keyed by the request id that is no reply (or names another id) does not end the wait with a traceback;
     the service's reply after it is the answer."""
-    value, _, _ = _request()
+    value, _, _ = operator_request()
     request = OperatorRequest.model_validate_json(value)
     rid = request.id
     good = OperatorReply(id=rid, action="undo", ok=True).model_dump_json().encode()
@@ -101,10 +77,10 @@ def test_a_reply_record_that_is_not_a_reply_is_skipped_while_waiting():
 async def test_an_undo_for_an_incident_not_on_the_timeline_is_refused_not_answered_ok():
     """An undo naming an incident this service's timeline does not hold (a prefix, a typo, another replica's) is
     refused, as offline `undo` refuses it, instead of answered ok with 'nothing to undo'."""
-    op = _operator()
+    op = operator_with_all()
     op.recorder.append("incident.opened", {"runbook": "rb"}, "inc-full-id")
     await op.recorder.flush()
-    value, key_id, sig = _request(incident="inc-full")
+    value, key_id, sig = operator_request(incident="inc-full")
     reply = await op.handle(value, key_id, sig)
     assert reply is not None
     assert not reply.ok
@@ -135,8 +111,8 @@ async def test_a_rollback_cut_short_after_its_switch_is_not_rolled_back_again_wh
     recorder = Recorder(MemoryStore())
     op = Operator(recorder, actuators, context(NoAws(), str(store.root), keys), keys=KeyRing({"ops": SECRET}),
                   clock=lambda: NOW, permissions=ALL)
-    value, key_id, sig = _request(action="models.rollback", incident=None,
-                                  args={"model": "fraud", "registry": str(store.root)})
+    value, key_id, sig = operator_request(action="models.rollback", incident=None,
+                                          args={"model": "fraud", "registry": str(store.root)})
     rollback = type(actuators.get("model.rollback_to_last_signed"))
 
     async def killed(self: object, *args: object) -> bool:
@@ -158,8 +134,8 @@ async def test_a_rollback_cut_short_after_its_switch_is_not_rolled_back_again_wh
 
 async def test_a_long_forged_key_id_is_cut_in_the_rejection_record():
     """A key id the sender chose is copied into `operator.rejected` (and its reason) cut to a fixed length, marked."""
-    op = _operator()
-    value = _request()[0]
+    op = operator_with_all()
+    value = operator_request()[0]
     await op.handle(value, "k" * 10_000, "00" * 32)
     await op.recorder.flush()  # a refusal is durable with the next group commit, not alone
     [rejected] = [e.body for e in op.recorder.entries() if e.kind == "operator.rejected"]
@@ -170,11 +146,11 @@ async def test_a_long_forged_key_id_is_cut_in_the_rejection_record():
 async def test_an_undo_sent_again_for_an_incident_not_on_the_timeline_is_refused_again():
     """A second undo request (a new id) naming the same unknown incident is refused too: the first request's own
     operator entries, recorded under that incident, do not make it an incident of this timeline."""
-    op = _operator()
+    op = operator_with_all()
     op.recorder.append("incident.opened", {"runbook": "rb"}, "inc-full-id")
     await op.recorder.flush()
     for _ in range(2):
-        value, key_id, sig = _request(incident="inc-full")
+        value, key_id, sig = operator_request(incident="inc-full")
         reply = await op.handle(value, key_id, sig)
         assert reply is not None
         assert not reply.ok

@@ -4,29 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from responder.actuators.base import ActuationContext
-from responder.auth import KeyRing, signed_headers
+from responder.auth import signed_headers
 from responder.engine.operator import Operator
 from responder.errors import ConfigError
 from responder.ingest.operator import ReplyFilter
 from responder.models.operator import REPLY_SIGNATURE_HEADER, OperatorReply, OperatorRequest
 from responder.settings import Settings
 from responder.settings_errors import SettingsInvalid
-from responder.timeline import MemoryStore, Recorder
+from responder.timeline import Recorder
 from responder.timeline.checkpoint import Checker, Signer, generate_keypair
-from tests.fakes import FakeIam, test_registry
-from tests.unit.test_operator import ALL, NOW, SECRET, _request
+from tests.operator_kit import ALL, NOW, SECRET, channel_operator, claiming_request, operator_request
 
 PRIVATE, PUBLIC = generate_keypair()
-
-
-async def _operator(permissions: dict[str, list[str]] | None = ALL, signer: Signer | None = None) -> Operator:
-    reg, _, _ = test_registry()
-    recorder = Recorder(MemoryStore(), signer=signer)
-    recorder.append("incident.opened", {"runbook": "rb"}, "inc1")
-    await recorder.flush()
-    return Operator(recorder, reg, ActuationContext(aws=FakeIam()), keys=KeyRing({"ops": SECRET, "viewer": SECRET}),
-                    clock=lambda: NOW, permissions=permissions)
 
 
 def _record(op: Operator, reply: OperatorReply, request: bytes) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
@@ -37,18 +26,18 @@ def _record(op: Operator, reply: OperatorReply, request: bytes) -> tuple[bytes, 
 async def test_a_signed_reply_verifies_and_forged_or_replayed_ones_are_refused():
     """The CLI accepts the replica-signed reply naming its request; unsigned, tampered, wrongly keyed, replayed (another
     request's genuine reply) and other-action replies are refused, each with why, and do not end the wait."""
-    op = await _operator(signer=Signer.from_text(PRIVATE))
-    value, key_id, sig = _request()
+    op = await channel_operator(signer=Signer.from_text(PRIVATE))
+    value, key_id, sig = operator_request()
     request = OperatorRequest.model_validate_json(value)
     genuine = await op.handle(value, key_id, sig)
     assert genuine is not None
     assert genuine.ok
-    old_value, old_key, old_sig = _request()
+    old_value, old_key, old_sig = operator_request()
     old = await op.handle(old_value, old_key, old_sig)
     assert old is not None
     key, body, headers = _record(op, genuine, value)
     claim = OperatorReply(id=request.id, action="undo", ok=True, outcomes=[{"status": "ok"}])
-    forged = _record(await _operator(signer=Signer.from_text(generate_keypair()[0])), claim, value)
+    forged = _record(await channel_operator(signer=Signer.from_text(generate_keypair()[0])), claim, value)
     tampered = (key, body.replace(b'"ok":true', b'"ok":false'), headers)
     replayed = (key, *_record(op, old, old_value)[1:])  # keyed by this request, the old request's genuine reply
     other_action = _record(op, claim.model_copy(update={"action": "models.switch"}), value)
@@ -66,7 +55,7 @@ async def test_a_signed_reply_verifies_and_forged_or_replayed_ones_are_refused()
 
 async def test_a_service_without_a_timeline_key_sends_unsigned_replies():
     """With no timeline signing key the reply goes out unsigned (a CLI with a public key refuses it)."""
-    op = await _operator()
+    op = await channel_operator()
     reply = OperatorReply(id="a" * 32, action="undo", ok=True)
     assert op.publication(reply, b"{}") == (reply.model_dump_json().encode(), [])
 
@@ -87,21 +76,21 @@ async def test_a_request_from_a_key_not_granted_its_command_is_refused_and_recor
     """A key may send only what `operator_permissions` grants it: undo without undo.force cannot force, a key not
     named can send nothing, and with no permissions at all every request is refused; each refusal is recorded and
     answered, and nothing runs."""
-    op = await _operator({"ops": ["undo"]})
-    forced, key_id, sig = _request(args={"force": True, "allow_destructive": True})
+    op = await channel_operator({"ops": ["undo"]})
+    forced, key_id, sig = operator_request(args={"force": True, "allow_destructive": True})
     reply = await op.handle(forced, key_id, sig)
     assert reply is not None
     assert not reply.ok
     assert "may not send undo.force, undo.destructive" in str(reply.error)
     assert "grants it undo" in str(reply.error)
-    value = _request()[0]
+    value = operator_request()[0]
     [(_, viewer), (_, viewer_sig)] = signed_headers("viewer", SECRET, value)
     denied = await op.handle(value, viewer.decode(), viewer_sig.decode())
     assert denied is not None
     assert "grants it nothing" in str(denied.error)
     assert [e.kind for e in op.recorder.entries()][1:] == ["operator.refused", "operator.refused"]
-    unset = await _operator(None)
-    plain, key_id, sig = _request()
+    unset = await channel_operator(None)
+    plain, key_id, sig = operator_request()
     refused = await unset.handle(plain, key_id, sig)
     assert refused is not None
     assert "may not send undo" in str(refused.error)
@@ -149,7 +138,7 @@ def test_a_flood_of_forged_replies_is_counted_and_only_the_first_reasons_are_kep
 
     from responder.ingest.operator import REFUSALS_KEPT
 
-    value = _request()[0]
+    value = operator_request()[0]
     request = OperatorRequest.model_validate_json(value)
     forged = OperatorReply(id=request.id, action="undo", ok=True).model_dump_json().encode()
     wait = ReplyFilter(request, Checker.from_text(PUBLIC))
@@ -164,7 +153,7 @@ async def test_a_refusal_naming_an_incident_does_not_make_it_held_here(kind):
     """An incident on this timeline only through a refused decision (anyone may write one) or an operator request's
     record (a refused undo, an unreachable fleet store) is not held here: an undo of it is refused, not answered
     ok with "nothing to undo" while another replica holds its steps."""
-    op = await _operator()
+    op = await channel_operator()
     op.recorder.append(kind, {"reason": "refused"}, "inc-elsewhere")
     await op.recorder.flush()
     assert await _undo_elsewhere(op) == (False, True)
@@ -173,8 +162,8 @@ async def test_a_refusal_naming_an_incident_does_not_make_it_held_here(kind):
 async def test_an_undo_refused_for_its_permissions_then_granted_is_still_refused_on_a_replica_without_it():
     """An undo refused because its key lacked the permission, sent again once granted to a replica that does not hold
     the incident, is refused there (not on its timeline), not answered ok with nothing undone."""
-    op = await _operator({"ops": []})
-    value, key_id, sig = _request(incident="inc-elsewhere")
+    op = await channel_operator({"ops": []})
+    value, key_id, sig = operator_request(incident="inc-elsewhere")
     refused = await op.handle(value, key_id, sig)
     assert refused is not None
     assert "may not send undo" in str(refused.error)
@@ -184,16 +173,9 @@ async def test_an_undo_refused_for_its_permissions_then_granted_is_still_refused
 
 async def _undo_elsewhere(op: Operator) -> tuple[bool, bool]:
     """Send `undo inc-elsewhere`: whether it was answered ok, and whether refused as not on this timeline."""
-    reply = await op.handle(*_request(incident="inc-elsewhere"))
+    reply = await op.handle(*operator_request(incident="inc-elsewhere"))
     assert reply is not None
     return reply.ok, "not on this service's timeline" in str(reply.error)
-
-
-def _claiming(request_id: str, key: str, **kw: object) -> tuple[bytes, str, str]:
-    """A request that claims `request_id` (read from the requests topic), signed with `key`."""
-    value = OperatorRequest.model_validate_json(_request(**kw)[0]).model_copy(update={"id": request_id}).canonical()
-    [(_, key_id), (_, sig)] = signed_headers(key, SECRET, value)
-    return value, key_id.decode(), sig.decode()
 
 
 @pytest.mark.parametrize("first_key", ["viewer", "ops"])
@@ -202,10 +184,10 @@ async def test_a_request_claiming_another_requests_id_does_not_answer_it(first_k
     the genuine request is not answered with that one's reply (a refusal, or another undo's "ok"), and a reply the
     replica signed for the other request does not verify for the genuine one; the genuine one is refused as reusing
     an id, recorded, and that refusal verifies for it."""
-    op = await _operator({"ops": ["undo", "undo.force"]}, signer=Signer.from_text(PRIVATE))
-    genuine_value, key_id, sig = _request(args={"force": True})
+    op = await channel_operator({"ops": ["undo", "undo.force"]}, signer=Signer.from_text(PRIVATE))
+    genuine_value, key_id, sig = operator_request(args={"force": True})
     genuine = OperatorRequest.model_validate_json(genuine_value)
-    claim_value, claim_key, claim_sig = _claiming(genuine.id, first_key)
+    claim_value, claim_key, claim_sig = claiming_request(genuine.id, first_key)
     claimed = await op.handle(claim_value, claim_key, claim_sig)
     assert claimed is not None
     wait = ReplyFilter(genuine, Checker.from_text(PUBLIC))
@@ -224,14 +206,15 @@ async def test_a_request_claiming_another_requests_id_does_not_answer_it(first_k
 async def test_a_restarted_service_still_tells_a_redelivered_request_from_one_claiming_its_id():
     """After a restart (replies recovered from the timeline) a redelivered request is answered with its reply, and a
     different request under its id is refused."""
-    op = await _operator()
-    value, key_id, sig = _request()
+    op = await channel_operator()
+    value, key_id, sig = operator_request()
     first = await op.handle(value, key_id, sig)
     again = Operator(Recorder(op.recorder.store), op.registry, op.context, keys=op.keys, clock=lambda: NOW,
                      permissions=ALL)
     again.recover(again.recorder.entries())
     assert await again.handle(value, key_id, sig) == first
-    other = await again.handle(*_claiming(OperatorRequest.model_validate_json(value).id, "ops", args={"step": "x"}))
+    claimed = OperatorRequest.model_validate_json(value).id
+    other = await again.handle(*claiming_request(claimed, "ops", args={"step": "x"}))
     assert other is not None
     assert "already answered another request" in str(other.error)
 

@@ -13,14 +13,13 @@ from responder.auth import signed_headers
 from responder.engine.answered import FORGET_MARGIN_S
 from responder.engine.operator import OPERATOR_REQUESTED, Operator
 from responder.models.operator import OperatorRequest
-from tests.unit.test_operator import SECRET
-from tests.unit.test_operator_memory import Clock, _operator
+from tests.operator_kit import SECRET, WallClock, memory_operator
 
 CAP = 3600.0
 YEAR = 365 * 86_400.0
 
 
-def _signed(clock: Clock, key: str, *, issued: float = 0.0, lasts: float = 60.0) -> tuple[bytes, str, str]:
+def _signed(clock: WallClock, key: str, *, issued: float = 0.0, lasts: float = 60.0) -> tuple[bytes, str, str]:
     at = datetime.fromtimestamp(clock.now + issued, UTC)
     value = OperatorRequest.model_validate({"id": uuid.uuid4().hex, "action": "undo", "by": "alice",
                                             "incident": "inc1", "issued_at": at,
@@ -38,8 +37,8 @@ async def test_a_request_valid_for_longer_than_the_cap_is_refused_and_held_no_lo
     """A request signed to last longer than the cap (granted or not) is refused for it, its id is forgotten once the
     cap has passed since it was issued (here and at a restart), and sent again then, once granted, it is still refused
     for its lifetime, never run; before, with no approver keys it ran, and a refused id was held until its expiry."""
-    clock = Clock()
-    op = await _operator(clock)
+    clock = WallClock()
+    op = await memory_operator(clock)
     request = _signed(clock, key, lasts=lasts)
     request_id = OperatorRequest.model_validate_json(request[0]).id
     first = await op.handle(*request)
@@ -50,7 +49,7 @@ async def test_a_request_valid_for_longer_than_the_cap_is_refused_and_held_no_lo
     await op.handle(*_signed(clock, "ops"))  # any handling forgets what is past its time
     assert request_id not in op.answered
     await op.recorder.flush()
-    restarted = await _operator(clock, op.recorder.store)
+    restarted = await memory_operator(clock, op.recorder.store)
     assert request_id not in restarted.answered
     op.permissions[key] = ["undo"]
     again = await op.handle(*request)
@@ -64,8 +63,8 @@ async def test_a_request_valid_for_longer_than_the_cap_is_refused_and_held_no_lo
 async def test_a_post_dated_request_is_refused_without_being_remembered_and_runs_once_valid():
     """A request issued more than 5 minutes ahead of the service's clock is refused as not yet valid and not
     remembered (checked again when sent again), so sent again once valid it runs, once; before, it ran at once."""
-    clock = Clock()
-    op = await _operator(clock)
+    clock = WallClock()
+    op = await memory_operator(clock)
     request = _signed(clock, "ops", issued=CAP)
     request_id = OperatorRequest.model_validate_json(request[0]).id
     early = await op.handle(*request)

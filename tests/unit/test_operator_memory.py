@@ -6,42 +6,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from responder.actuators.base import ActuationContext
-from responder.auth import KeyRing, signed_headers
+from responder.auth import signed_headers
 from responder.engine.answered import FORGET_MARGIN_S
 from responder.engine.operator import OPERATOR_REQUESTED, Operator
 from responder.models.operator import OperatorRequest
-from responder.timeline import MemoryStore, Recorder
-from tests.fakes import FakeIam, test_registry
-from tests.unit.test_operator import NOW, SECRET
+from tests.operator_kit import SECRET, WallClock, memory_operator
 
 TTL = 60.0
 DAY = 86_400.0
 
 
-class Clock:
-    """A settable wall clock."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def _operator(clock: Clock, store: MemoryStore | None = None) -> Operator:
-    reg, _, _ = test_registry()
-    recorder = Recorder(store or MemoryStore())
-    if store is None:
-        recorder.append("incident.opened", {"runbook": "rb"}, "inc1")
-        await recorder.flush()
-    op = Operator(recorder, reg, ActuationContext(aws=FakeIam()), keys=KeyRing({"ops": SECRET, "viewer": SECRET}),
-                  clock=clock, permissions={"ops": ["undo"]})
-    op.recover(recorder.entries())
-    return op
-
-
-def _request(clock: Clock, key: str = "ops") -> tuple[bytes, str, str]:
+def _request(clock: WallClock, key: str = "ops") -> tuple[bytes, str, str]:
     at = datetime.fromtimestamp(clock.now, UTC)
     value = OperatorRequest.model_validate({"id": uuid.uuid4().hex, "action": "undo", "by": "alice",
                                             "incident": "inc1", "issued_at": at,
@@ -50,9 +25,9 @@ def _request(clock: Clock, key: str = "ops") -> tuple[bytes, str, str]:
     return value, key_id.decode(), sig.decode()
 
 
-async def _run_then_forget(clock: Clock) -> tuple[Operator, tuple[bytes, str, str]]:
+async def _run_then_forget(clock: WallClock) -> tuple[Operator, tuple[bytes, str, str]]:
     """An operator that ran one request, then handled another past that one's expiry and the margin (forgot it)."""
-    op = await _operator(clock)
+    op = await memory_operator(clock)
     first = _request(clock)
     reply = await op.handle(*first)
     assert reply is not None
@@ -81,8 +56,8 @@ def _held(op: Operator) -> int:
 async def test_requests_over_simulated_days_keep_the_operators_memory_flat():
     """2,000 requests (run, and refused for their key) spread over 10 simulated days: the ids held never exceed one
     request lifetime's worth plus the margin, where they grew with every request before."""
-    clock = Clock()
-    op = await _operator(clock)
+    clock = WallClock()
+    op = await memory_operator(clock)
     peak = 0
     for i in range(2_000):
         clock.now += 10 * DAY / 2_000
@@ -97,7 +72,7 @@ async def test_requests_over_simulated_days_keep_the_operators_memory_flat():
 async def test_a_request_sent_again_after_it_was_forgotten_is_refused_as_expired_not_run():
     """A completed request whose id was forgotten (past its expiry and the margin) is refused as expired when sent
     again, never run a second time."""
-    clock = Clock()
+    clock = WallClock()
     op, first = await _run_then_forget(clock)
     await _refused_as_expired(op, first)
 
@@ -105,15 +80,15 @@ async def test_a_request_sent_again_after_it_was_forgotten_is_refused_as_expired
 async def test_a_restart_remembers_only_requests_not_yet_expired():
     """A restart reading the timeline keeps the ids of requests still valid (a redelivery is answered, not run) and not
     those long expired."""
-    clock = Clock()
-    op = await _operator(clock)
+    clock = WallClock()
+    op = await memory_operator(clock)
     old = _request(clock)
     assert await op.handle(*old) is not None
     clock.now += DAY
     recent = _request(clock)
     first = await op.handle(*recent)
     assert first is not None
-    again = await _operator(clock, op.recorder.store)
+    again = await memory_operator(clock, op.recorder.store)
     assert set(again.answered) == {OperatorRequest.model_validate_json(recent[0]).id}
     assert await again.handle(*recent) == first
 
@@ -121,7 +96,7 @@ async def test_a_restart_remembers_only_requests_not_yet_expired():
 async def test_a_forgotten_request_is_not_run_again_when_the_wall_clock_steps_back_past_the_margin():
     """A completed request forgotten past its expiry stays refused as expired when the wall clock is then stepped back
     further than the margin (NTP, a resumed VM): the expiry is judged on the latest time the operator has seen."""
-    clock = Clock()
+    clock = WallClock()
     op, first = await _run_then_forget(clock)
     clock.now -= TTL + FORGET_MARGIN_S + 30  # before the first request's expiry again
     await _refused_as_expired(op, first)

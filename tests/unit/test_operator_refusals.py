@@ -9,14 +9,14 @@ from responder.engine.operator import OPERATOR_REFUSED, Operator
 from responder.engine.refusals import FULL_PER_WINDOW
 from responder.models.operator import OperatorRequest
 from responder.timeline import Recorder
-from tests.unit.test_operator_channel import _claiming, _operator
+from tests.operator_kit import channel_operator, claiming_request
 
 FLOOD = 50
 
 
 def signed_by(key: str) -> tuple[bytes, str, str]:
     """A new request (undo inc1 by alice) signed with `key`."""
-    return _claiming(uuid.uuid4().hex, key)
+    return claiming_request(uuid.uuid4().hex, key)
 
 
 def _refused(op: Operator) -> list[dict[str, object]]:
@@ -26,7 +26,7 @@ def _refused(op: Operator) -> list[dict[str, object]]:
 async def test_a_flood_of_requests_a_key_is_not_granted_costs_bounded_entries_and_fsyncs():
     """50 distinct requests signed by a valid key not granted their command: each answered not ok and counted, 10
     recorded in full (one fsync each at most), the rest in one summary at close; nothing runs."""
-    op = await _operator({"ops": ["undo"]})
+    op = await channel_operator({"ops": ["undo"]})
     counted: list[str] = []
     op.refusals.counted = counted.append
     syncs, seq = op.recorder.syncs, op.recorder.next_seq
@@ -51,15 +51,15 @@ async def test_a_flood_of_requests_a_key_is_not_granted_costs_bounded_entries_an
 async def test_a_flood_claiming_an_answered_id_is_bounded_and_another_keys_refusal_is_still_recorded():
     """Requests claiming the id of one answered (`already answered another request`) are bounded per key: a flood by
     one key does not crowd out another key's refusal, which is recorded in full."""
-    op = await _operator({"ops": ["undo"], "viewer": ["undo"]})
+    op = await channel_operator({"ops": ["undo"], "viewer": ["undo"]})
     value, key_id, sig = signed_by("ops")
     assert (await op.handle(value, key_id, sig)) is not None
     answered = OperatorRequest.model_validate_json(value).id
     for _ in range(FLOOD):
-        reply = await op.handle(*_claiming(answered, "viewer", args={"force": True}))
+        reply = await op.handle(*claiming_request(answered, "viewer", args={"force": True}))
         assert reply is not None
         assert "already answered another request" in str(reply.error)
-    assert (await op.handle(*_claiming(answered, "ops", args={"force": True}))) is not None
+    assert (await op.handle(*claiming_request(answered, "ops", args={"force": True}))) is not None
     await op.recorder.flush()
     bodies = _refused(op)
     assert len(bodies) == FULL_PER_WINDOW + 1
@@ -69,7 +69,7 @@ async def test_a_flood_claiming_an_answered_id_is_bounded_and_another_keys_refus
 async def test_a_request_refused_for_its_permissions_is_not_run_when_sent_again_after_a_grant():
     """A request refused because its key was not granted its command is answered by that refusal: the same request
     sent again (a redelivery, or anyone copying it from the topic) once the key is granted is refused, never run."""
-    op = await _operator({"ops": []})
+    op = await channel_operator({"ops": []})
     value, key_id, sig = signed_by("ops")
     first = await op.handle(value, key_id, sig)
     assert first is not None
@@ -82,7 +82,7 @@ async def test_a_request_refused_for_its_permissions_is_not_run_when_sent_again_
 async def test_a_request_refused_for_its_permissions_is_not_run_after_a_restart_with_the_grant():
     """After a restart whose settings grant the key (the refusal recovered from its `operator.refused` entry), the
     refused request sent again is answered with its refusal, not run; a request never seen before runs."""
-    op = await _operator({"ops": []})
+    op = await channel_operator({"ops": []})
     value, key_id, sig = signed_by("ops")
     first = await op.handle(value, key_id, sig)
     assert first is not None

@@ -4,34 +4,18 @@ they name, when they name one)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-import orjson
+from datetime import datetime, timedelta
 
 from responder.auth import ApproverKeys, signed_headers
-from responder.engine.approvals import other_request, request_headers
+from responder.engine.approvals import other_request
 from responder.engine.pending import latest_requests, pending
-from responder.models.approval import ApprovalDecision, ApprovalRequest
+from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
-from responder.timeline.checkpoint import Checker, Signer, generate_keypair
+from responder.timeline.checkpoint import Signer, generate_keypair
+from tests.pending_kit import CHECKER, NOW, pending_request
 
-NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 KEYS = ApproverKeys({"k1": "secret", "k2": "bob-secret"}, identities={"k1": "alice", "k2": "bob"})
-PRIVATE, PUBLIC = generate_keypair()
-REPLICA, CHECKER = Signer.from_text(PRIVATE), Checker.from_text(PUBLIC)
 FIRST, SECOND = "1" * 32, "2" * 32  # two parkings' request ids
-
-
-def _request(digest: str = "a" * 64, *, minutes: int = 30, escalated: bool = False, target: str = "AKIA1",
-             signer: Signer | None = REPLICA, request_id: str | None = None,
-             reasons: tuple[str, ...] = ("approval required",)) -> RawRecord:
-    request = ApprovalRequest(incident="inc-1", step="revoke", runbook="rb", actuator="aws.iam.deactivate_access_key",
-                              target=target, params={}, digest=digest, reasons=list(reasons),
-                              approvers=["alice"], expires_at=NOW + timedelta(minutes=minutes), on_timeout="deny",
-                              escalated=escalated, request_id=request_id)
-    value = orjson.dumps(request.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    return RawRecord(topic="req", value=value, headers=tuple(request_headers(signer, value)),
-                     timestamp_ms=int(NOW.timestamp() * 1000))
 
 
 def _decision(digest: str = "a" * 64, *, by: str = "alice", key: tuple[str, str] | None = ("k1", "secret"),
@@ -45,13 +29,14 @@ def _decision(digest: str = "a" * 64, *, by: str = "alice", key: tuple[str, str]
 
 def test_a_request_with_no_decision_waits():
     """One signed request and no decision: it is listed as verified, not expired, with no answer."""
-    [item] = pending(latest_requests([_request()], CHECKER), [], KEYS, NOW)
+    [item] = pending(latest_requests([pending_request()], CHECKER), [], KEYS, NOW)
     assert (item.request.step, item.answer, item.expired, item.request_verified) == ("revoke", None, False, True)
 
 
 def test_the_latest_request_of_a_step_counts():
     """A step re-published (escalated, with a new plan) is listed once, as its latest request."""
-    [item] = pending(latest_requests([_request("a" * 64), _request("b" * 64, escalated=True)], CHECKER), [], KEYS, NOW)
+    requests = [pending_request("a" * 64), pending_request("b" * 64, escalated=True)]
+    [item] = pending(latest_requests(requests, CHECKER), [], KEYS, NOW)
     assert (item.request.digest, item.request.escalated) == ("b" * 64, True)
 
 
@@ -59,7 +44,8 @@ def test_a_request_not_signed_by_a_replica_is_refused():
     """With the replicas' public key, a later request that is unsigned, or signed by another key, is refused and
     counted (it could show another target for the same digest); the replica's request is the one listed."""
     stranger = Signer.from_text(generate_keypair()[0])
-    records = [_request(), _request(target="AKIA-BENIGN", signer=None), _request(target="AKIA-BENIGN", signer=stranger)]
+    records = [pending_request(), pending_request(target="AKIA-BENIGN", signer=None),
+               pending_request(target="AKIA-BENIGN", signer=stranger)]
     found = latest_requests(records, CHECKER)
     assert found.refused == 2
     assert found.latest[("inc-1", "revoke")].target == "AKIA1"
@@ -70,8 +56,8 @@ def test_a_request_not_signed_by_a_replica_is_refused():
 
 def test_an_accepted_decision_for_the_digest_answers_it():
     """alice's decision, signed with her key and naming the digest, answers the request (listed with --all only)."""
-    assert pending(latest_requests([_request()], CHECKER), [_decision()], KEYS, NOW) == []
-    [item] = pending(latest_requests([_request()], CHECKER), [_decision()], KEYS, NOW, include_answered=True)
+    assert pending(latest_requests([pending_request()], CHECKER), [_decision()], KEYS, NOW) == []
+    [item] = pending(latest_requests([pending_request()], CHECKER), [_decision()], KEYS, NOW, include_answered=True)
     assert item.answer is not None
     assert (item.answer.decision, item.answer.by, item.answer.verified) == ("approve", "alice", True)
 
@@ -82,7 +68,7 @@ def test_decisions_the_engine_would_refuse_do_not_hide_a_request():
     decisions = [_decision(key=("k1", "wrong")), _decision(key=None), _decision(by="bob", key=("k2", "bob-secret")),
                  _decision(by="alice", key=("k2", "bob-secret")), _decision(published=NOW + timedelta(minutes=9)),
                  _decision("c" * 64)]
-    [item] = pending(latest_requests([_request()], CHECKER), decisions, KEYS, NOW)
+    [item] = pending(latest_requests([pending_request()], CHECKER), decisions, KEYS, NOW)
     assert item.answer is None
     assert len(item.refused) == 5
     assert any("not an approver" in why for why in item.refused)
@@ -92,30 +78,31 @@ def test_decisions_the_engine_would_refuse_do_not_hide_a_request():
 
 def test_a_decision_from_before_the_request_answers_nothing():
     """A decision published before its plan was first requested (an earlier parking of the same plan) is ignored."""
-    assert len(pending(latest_requests([_request()], CHECKER), [_decision(published=NOW - timedelta(minutes=1))],
+    assert len(pending(latest_requests([pending_request()], CHECKER), [_decision(published=NOW - timedelta(minutes=1))],
                        KEYS, NOW)) == 1
 
 
 def test_a_step_parked_again_after_its_decision_is_listed_as_waiting():
     """The same plan requested again after a decision (a crash cut its release short and a guard parked it again;
     the engine refuses that decision as used) is listed as waiting: the earlier decision answers nothing."""
-    again = _request()
+    again = pending_request()
     again = RawRecord(topic="req", value=again.value, headers=again.headers,
                       timestamp_ms=int((NOW + timedelta(minutes=2)).timestamp() * 1000))
     earlier = _decision(published=NOW + timedelta(minutes=1))
-    [item] = pending(latest_requests([_request(), again], CHECKER), [earlier], KEYS, NOW + timedelta(minutes=3))
+    [item] = pending(latest_requests([pending_request(), again], CHECKER), [earlier], KEYS, NOW + timedelta(minutes=3))
     assert item.answer is None
-    assert pending(latest_requests([_request()], CHECKER), [earlier], KEYS, NOW + timedelta(minutes=3)) == []
+    assert pending(latest_requests([pending_request()], CHECKER), [earlier], KEYS, NOW + timedelta(minutes=3)) == []
 
 
 def test_a_decision_published_before_an_escalation_of_its_request_still_answers_it():
     """An escalation re-publishes the same parking: a decision published before it (the engine had not read it yet)
     still answers the request."""
-    escalated = _request(escalated=True, minutes=60)
+    escalated = pending_request(escalated=True, minutes=60)
     escalated = RawRecord(topic="req", value=escalated.value, headers=escalated.headers,
                           timestamp_ms=int((NOW + timedelta(minutes=2)).timestamp() * 1000))
     earlier = _decision(published=NOW + timedelta(minutes=1))
-    assert pending(latest_requests([_request(), escalated], CHECKER), [earlier], KEYS, NOW + timedelta(minutes=3)) == []
+    later = NOW + timedelta(minutes=3)
+    assert pending(latest_requests([pending_request(), escalated], CHECKER), [earlier], KEYS, later) == []
 
 
 def test_a_parking_after_an_escalation_with_an_earlier_deadline_is_still_a_new_parking():
@@ -125,7 +112,8 @@ def test_a_parking_after_an_escalation_with_an_earlier_deadline_is_still_a_new_p
         return RawRecord(topic="req", value=record.value, headers=record.headers,
                          timestamp_ms=int((NOW + timedelta(minutes=minutes)).timestamp() * 1000))
 
-    requests = [_request(), at(_request(escalated=True, minutes=60), 2), at(_request(minutes=40), 4)]
+    requests = [pending_request(), at(pending_request(escalated=True, minutes=60), 2),
+                at(pending_request(minutes=40), 4)]
     [item] = pending(latest_requests(requests, CHECKER), [_decision(published=NOW + timedelta(minutes=3))], KEYS,
                      NOW + timedelta(minutes=5))
     assert item.answer is None
@@ -134,14 +122,15 @@ def test_a_parking_after_an_escalation_with_an_earlier_deadline_is_still_a_new_p
 def test_an_answer_that_has_expired_by_now_does_not_hide_the_request():
     """An accepted decision past its expiry by now is shown with the request, which stays listed: if the engine
     had not applied it in time, the step still waits and needs a new decision."""
-    [item] = pending(latest_requests([_request()], CHECKER), [_decision()], KEYS, NOW + timedelta(minutes=6))
+    [item] = pending(latest_requests([pending_request()], CHECKER), [_decision()], KEYS, NOW + timedelta(minutes=6))
     assert item.answer is not None
     assert item.answer.lapsed
 
 
 def test_without_keys_a_decision_is_shown_unverified():
     """With no approval keys to check signatures, a decision answers the request but says it was not verified."""
-    [item] = pending(latest_requests([_request()]), [_decision(key=("k1", "wrong"))], None, NOW, include_answered=True)
+    [item] = pending(latest_requests([pending_request()]), [_decision(key=("k1", "wrong"))], None, NOW,
+                     include_answered=True)
     assert item.answer is not None
     assert item.answer.verified is None
     assert item.request_verified is None
@@ -149,15 +138,15 @@ def test_without_keys_a_decision_is_shown_unverified():
 
 def test_an_expired_request_is_listed_only_when_asked():
     """A request past its deadline (the replica applied on_timeout) is left out unless include_expired."""
-    assert pending(latest_requests([_request(minutes=-1)], CHECKER), [], KEYS, NOW) == []
-    [item] = pending(latest_requests([_request(minutes=-1)], CHECKER), [], KEYS, NOW, include_expired=True)
+    assert pending(latest_requests([pending_request(minutes=-1)], CHECKER), [], KEYS, NOW) == []
+    [item] = pending(latest_requests([pending_request(minutes=-1)], CHECKER), [], KEYS, NOW, include_expired=True)
     assert item.expired
 
 
 def test_records_that_are_not_requests_or_decisions_are_skipped():
     """Bytes that do not parse as a request or a decision are skipped, not fatal (a request-shaped one is counted)."""
     junk = RawRecord(topic="x", value=b"{not json")
-    assert len(pending(latest_requests([junk, _request()], CHECKER), [junk], KEYS, NOW)) == 1
+    assert len(pending(latest_requests([junk, pending_request()], CHECKER), [junk], KEYS, NOW)) == 1
     assert latest_requests([junk], CHECKER).refused == 1
 
 
@@ -168,14 +157,14 @@ def _at(record: RawRecord, minutes: int) -> RawRecord:
 
 def test_a_decision_naming_the_requests_id_answers_it_whenever_it_was_published():
     """A decision naming the latest request's id answers it, even stamped before the request (no timestamp guess)."""
-    requests = [_at(_request(request_id=FIRST), 2)]
+    requests = [_at(pending_request(request_id=FIRST), 2)]
     assert pending(latest_requests(requests, CHECKER), [_decision(request_id=FIRST)], KEYS, NOW) == []
 
 
 def test_a_decision_naming_another_request_answers_nothing_and_is_not_listed():
     """The plan parked again (a new request id): a decision for the earlier parking, published after the new
     request, neither answers it nor is listed as refused: it answered the earlier parking."""
-    requests = [_request(request_id=FIRST), _at(_request(request_id=SECOND), 1)]
+    requests = [pending_request(request_id=FIRST), _at(pending_request(request_id=SECOND), 1)]
     [item] = pending(latest_requests(requests, CHECKER), [_decision(request_id=FIRST, published=NOW + timedelta(
         minutes=2))], KEYS, NOW + timedelta(minutes=3))
     assert (item.request.request_id, item.answer, item.refused) == (SECOND, None, [])
@@ -185,27 +174,27 @@ def test_a_decision_naming_no_request_for_one_that_has_an_id_is_refused():
     """A decision with no request id for a request that has one does not hide it: it is listed with the engine's
     reason (after a bad signature, as the engine checks that first), with approval keys here or without."""
     decisions = [_decision(), _decision(key=("k1", "wrong"))]
-    [item] = pending(latest_requests([_request(request_id=FIRST)], CHECKER), decisions, KEYS, NOW)
+    [item] = pending(latest_requests([pending_request(request_id=FIRST)], CHECKER), decisions, KEYS, NOW)
     assert item.answer is None
     assert item.refused[0] == f"approve by alice: {other_request(None, FIRST)}"
     assert "names no request" not in item.refused[1]
-    [unkeyed] = pending(latest_requests([_request(request_id=FIRST)], CHECKER), [_decision()], None, NOW)
+    [unkeyed] = pending(latest_requests([pending_request(request_id=FIRST)], CHECKER), [_decision()], None, NOW)
     assert (unkeyed.answer, len(unkeyed.refused)) == (None, 1)
 
 
 def test_a_replayed_older_copy_keeps_the_newer_parkings_request_id():
     """The first parking's request replayed after a second parking of the plan (later deadline) leaves the second
     listed whole (id, deadline, escalation, reasons); so does a replayed escalation of the first with a later one."""
-    first = _request(request_id=FIRST)
-    second = _request(request_id=SECOND, minutes=50, escalated=True, reasons=("kill_switch: switched off",))
+    first = pending_request(request_id=FIRST)
+    second = pending_request(request_id=SECOND, minutes=50, escalated=True, reasons=("kill_switch: switched off",))
     read = latest_requests([first, second.model_copy(update={"offset": 1}), first.model_copy(update={"offset": 2})],
                            CHECKER)
     found = read.latest[("inc-1", "revoke")]
     assert (found.request_id, found.expires_at, found.escalated) == (SECOND, NOW + timedelta(minutes=50), True)
     assert found.reasons == ["kill_switch: switched off"]  # what the human approving the second is shown
     assert read.plans[("inc-1", "revoke")]["a" * 64].offset == 1  # and where it was read
-    escalated_first = _request(request_id=FIRST, minutes=60, escalated=True)
-    found = latest_requests([first, escalated_first, _request(request_id=SECOND, minutes=40), escalated_first],
+    escalated_first = pending_request(request_id=FIRST, minutes=60, escalated=True)
+    found = latest_requests([first, escalated_first, pending_request(request_id=SECOND, minutes=40), escalated_first],
                             CHECKER).latest[("inc-1", "revoke")]
     assert (found.request_id, found.expires_at, found.escalated) == (SECOND, NOW + timedelta(minutes=40), False)
 
@@ -213,8 +202,8 @@ def test_a_replayed_older_copy_keeps_the_newer_parkings_request_id():
 def test_a_new_parking_with_an_earlier_deadline_than_an_escalation_is_listed_as_it_is():
     """A new request id after an escalation of the same plan is a new parking, not a replayed copy: its own
     (earlier) deadline and request id are listed, and a decision for it answers it."""
-    requests = [_request(request_id=FIRST), _request(request_id=FIRST, minutes=60, escalated=True),
-                _request(request_id=SECOND, minutes=40)]
+    requests = [pending_request(request_id=FIRST), pending_request(request_id=FIRST, minutes=60, escalated=True),
+                pending_request(request_id=SECOND, minutes=40)]
     found = latest_requests(requests, CHECKER).latest[("inc-1", "revoke")]
     assert (found.request_id, found.expires_at, found.escalated) == (SECOND, NOW + timedelta(minutes=40), False)
     assert pending(latest_requests(requests, CHECKER), [_decision(request_id=SECOND)], KEYS, NOW) == []
@@ -223,7 +212,7 @@ def test_a_new_parking_with_an_earlier_deadline_than_an_escalation_is_listed_as_
 def test_without_request_ids_the_publication_times_decide_as_before():
     """Requests and decisions from before ids existed: a decision published after the plan's last request answers
     it, one published before answers nothing and is not listed (regression guard for pre-upgrade records)."""
-    requests = [_at(_request(), 1)]
+    requests = [_at(pending_request(), 1)]
     assert pending(latest_requests(requests, CHECKER), [_decision(published=NOW + timedelta(minutes=2))], KEYS,
                    NOW + timedelta(minutes=3)) == []
     [item] = pending(latest_requests(requests, CHECKER), [_decision()], KEYS, NOW + timedelta(minutes=3))
@@ -233,8 +222,8 @@ def test_without_request_ids_the_publication_times_decide_as_before():
 def test_a_replayed_copy_of_an_earlier_parking_does_not_make_its_plan_the_latest():
     """After a step's plan was re-planned, a replayed copy of an earlier parking of the first plan leaves the new plan
     the step's latest request (its place in the order read is kept)."""
-    first, second = _request(request_id=FIRST), _request(request_id=SECOND)
-    third = _request("b" * 64, request_id="c" * 32)
+    first, second = pending_request(request_id=FIRST), pending_request(request_id=SECOND)
+    third = pending_request("b" * 64, request_id="c" * 32)
     found = latest_requests([first, second, third, first], CHECKER).latest[("inc-1", "revoke")]
     assert (found.digest, found.request_id) == ("b" * 64, "c" * 32)
 
@@ -243,4 +232,4 @@ def test_a_decision_stamped_out_of_datetime_range_is_judged_by_its_issue_time():
     """A decision record whose Kafka timestamp a producer set in µs (a year past 9999) is judged as published when
     issued, not a ValueError that stops `approvals pending`."""
     decision = _decision().model_copy(update={"timestamp_ms": int(NOW.timestamp() * 1000) * 1000})
-    assert pending(latest_requests([_request()], CHECKER), [decision], KEYS, NOW) == []
+    assert pending(latest_requests([pending_request()], CHECKER), [decision], KEYS, NOW) == []

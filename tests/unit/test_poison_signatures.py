@@ -9,9 +9,9 @@ from responder.engine.pending import latest_requests, pending
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
 from tests.kit import WIPE, decision, make_kit
-from tests.unit.test_operator import _operator, _request
-from tests.unit.test_pending_approvals import CHECKER
-from tests.unit.test_pending_approvals import _request as published
+from tests.operator_kit import operator_request, operator_with_all
+from tests.pending_kit import CHECKER
+from tests.pending_kit import pending_request as published
 
 NOT_ASCII = "é" * 64  # what `errors="replace"` makes of any non-UTF-8 byte is not ASCII either
 
@@ -38,8 +38,8 @@ async def test_a_decision_with_a_signature_that_is_not_ascii_is_recorded_rejecte
 
 async def test_an_operator_request_with_a_signature_that_is_not_ascii_is_recorded_rejected():
     """The operator refuses such a request as operator.rejected, running nothing."""
-    op = _operator()
-    value, key_id, _ = _request()
+    op = operator_with_all()
+    value, key_id, _ = operator_request()
     assert await op.handle(value, key_id, NOT_ASCII) is None
     await op.recorder.flush()  # a refusal is durable with the next group commit, not alone
     assert [e.kind for e in op.recorder.entries()] == ["operator.rejected"]

@@ -16,8 +16,8 @@ from responder.errors_kafka import ChangelogWriteTimedOut
 from responder.models.event import RawRecord
 from responder.service import Service
 from responder.settings import Settings
+from tests.consumer_kit import AssignmentConsumer
 from tests.fakes import FakeIam
-from tests.unit.test_poll_rebalance import _Consumer
 
 
 class _Polls:
@@ -43,7 +43,7 @@ def _service(tmp_path: Path) -> tuple[Service, _Polls, Any]:
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"])
     service = Service(settings, aws=FakeIam(), runbooks=[])
     real = service.ingest.consumer
-    service.ingest.consumer = _Consumer()  # type: ignore[assignment]
+    service.ingest.consumer = AssignmentConsumer()  # type: ignore[assignment]
     polls = _Polls()
     service.ingest.poll = polls  # type: ignore[method-assign]
     return service, polls, real

@@ -5,36 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiokafka import TopicPartition
-
 from responder.models.event import RawRecord
 from responder.service import Service
 from responder.settings import Settings
+from tests.consumer_kit import TP, AssignmentConsumer
 from tests.fakes import FakeIam
-
-TP = TopicPartition("a", 0)
-
-
-class _Consumer:
-    """What KafkaIngest asks of aiokafka's consumer besides polling: the assignment, pause and resume."""
-
-    def __init__(self) -> None:
-        self.assigned = {TP}
-
-    def assignment(self) -> set[TopicPartition]:
-        return self.assigned
-
-    def pause(self, *tps: TopicPartition) -> None:
-        pass
-
-    def resume(self, *tps: TopicPartition) -> None:
-        pass
-
-    def paused(self) -> set[TopicPartition]:
-        return set()
-
-    def highwater(self, tp: TopicPartition) -> int | None:
-        return None
 
 
 def _record(offset: int) -> RawRecord:
@@ -48,7 +23,7 @@ async def test_a_batch_polled_before_a_rebalance_in_the_kill_switch_read_is_not_
                         fleet_guard_table="guards", kafka_commit_interval_ms=0)
     service = Service(settings, aws=FakeIam(), runbooks=[])
     real = service.ingest.consumer
-    service.ingest.consumer = _Consumer()  # type: ignore[assignment]
+    service.ingest.consumer = AssignmentConsumer()  # type: ignore[assignment]
     handled: list[int] = []
     committed: list[dict[Any, int]] = []
     polls = [{TP: [_record(3), _record(4)]}, {TP: [_record(5)]}]

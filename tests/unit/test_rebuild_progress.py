@@ -5,54 +5,35 @@ consumers.py, `caught_up` and `RebuildBudget` in responder/ingest/coordinator.py
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
-from aiokafka.consumer.subscription_state import Subscription
 
 from responder.errors_kafka import ConsumerRebuildsExhausted
 from responder.ingest.coordinator import RebuildBudget, caught_up
 from responder.ingest.raw import to_raw
 from responder.service import Service
 from responder.settings import Settings
+from tests.consumer_kit import (
+    TP,
+    FakeBroker,
+    GroupConsumer,
+    JoinedConsumer,
+    MovingClock,
+    RecordedTxn,
+    alerts_over,
+    no_listener,
+    stop_when,
+)
 from tests.fakes import FakeIam
-from tests.unit.test_consumer_rebuild_limit import _alerts_over, _Clock, _stop_when
-from tests.unit.test_coordinator_death import TP, _Broker, _Consumer, _nothing
-
-
-class _Joined(_Consumer):
-    """A `_Consumer` that aiokafka's own subscription state shows joined once started (partition 0 assigned, its
-    position where it reads), its coordinator found unless `found` is False; each poll moves `clock` on 10 s."""
-
-    def __init__(self, broker: _Broker, clock: _Clock, dies_after: int, *, found: bool = True) -> None:
-        super().__init__(broker, dies_after)
-        self.clock = clock
-        self._coordinator.coordinator_id = 1 if found else None
-        self._subscription = type("S", (), {"subscription": None, "reassignment_in_progress": True})()
-
-    async def start(self) -> None:
-        self.joined_at = self.clock.now
-        await super().start()
-        subscription = Subscription(["a"])
-        subscription._assign({TP})
-        subscription.assignment.state_value(TP).reset_to(self.position)
-        self._subscription = type("S", (), {"subscription": subscription, "reassignment_in_progress": False})()
-
-    async def getmany(self, *tps: TopicPartition, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
-        self.clock.now += 10
-        got = await super().getmany(*tps, timeout_ms=timeout_ms, max_records=max_records)
-        self._subscription.subscription.assignment.state_value(TP).consumed_to(self.position)
-        return got
 
 
 def _rebuilds(service: Service, consumer: str) -> float:
     return service.metrics.value("responder_consumer_rebuilds_total", consumer=consumer)
 
 
-async def _operator_over(tmp_path: Any, make: Callable[[], _Consumer], clock: _Clock, until: int,
+async def _operator_over(tmp_path: Any, make: Callable[[], GroupConsumer], clock: MovingClock, until: int,
                          done: Callable[[Service], bool] = lambda service: False) -> Service:
     """Run a service's operator loop over consumers from `make()` (no backoff, `clock` for its budget) until the
     consumer was rebuilt `until` times or `done(service)` (then stopped), or it raised."""
@@ -63,9 +44,9 @@ async def _operator_over(tmp_path: Any, make: Callable[[], _Consumer], clock: _C
     assert ingest is not None
     real = ingest.consumer
 
-    def one() -> _Consumer:
+    def one() -> GroupConsumer:
         fake = make()
-        fake.subscribe(["a"], type("L", (), {"on_partitions_assigned": staticmethod(_nothing)})())
+        fake.subscribe(["a"], type("L", (), {"on_partitions_assigned": staticmethod(no_listener)})())
         return fake
 
     ingest.consumer = first = one()  # type: ignore[assignment]
@@ -73,7 +54,7 @@ async def _operator_over(tmp_path: Any, make: Callable[[], _Consumer], clock: _C
     try:
         await first.start()
         service.ready.set()
-        stop = _stop_when(service, lambda: _rebuilds(service, "operator") >= until or done(service))
+        stop = stop_when(service, lambda: _rebuilds(service, "operator") >= until or done(service))
         await asyncio.wait_for(asyncio.gather(service._operator_loop(ingest), stop), 10)  # hang guard
         return service
     finally:
@@ -84,11 +65,11 @@ async def _operator_over(tmp_path: Any, make: Callable[[], _Consumer], clock: _C
 
 async def test_a_quiet_operator_consumer_outlives_a_fast_rolling_restart_of_the_brokers(tmp_path) -> None:
     """A quiet operator consumer whose coordinator dies 30 s after each of 8 rebuilds in 4 minutes runs on."""
-    clock, broker = _Clock(), _Broker(records=0)
-    built: list[_Joined] = []
+    clock, broker = MovingClock(), FakeBroker(records=0)
+    built: list[JoinedConsumer] = []
 
-    def one() -> _Joined:  # the first and 7 rebuilt ones lose their coordinator; the one built after it does not
-        built.append(_Joined(broker, clock, dies_after=3 if len(built) < 8 else 0))
+    def one() -> JoinedConsumer:  # the first and 7 rebuilt ones lose their coordinator; the one built after it does not
+        built.append(JoinedConsumer(broker, clock, dies_after=3 if len(built) < 8 else 0))
         return built[-1]
 
     service = await _operator_over(tmp_path, one, clock, until=99, done=lambda _: len(built) > 8 and built[8].polls > 2)
@@ -101,40 +82,41 @@ async def test_a_quiet_operator_consumer_outlives_a_fast_rolling_restart_of_the_
 async def test_an_operator_consumer_that_never_settles_after_its_rebuilds_stops_the_service(tmp_path,
                                                                                           found: bool) -> None:
     """Rebuilt consumers that die at their first poll, or never find their coordinator, end in exit 75."""
-    clock, broker = _Clock(), _Broker(records=0)
+    clock, broker = MovingClock(), FakeBroker(records=0)
     with pytest.raises(ConsumerRebuildsExhausted, match="operator consumer was rebuilt 5 times"):
-        await _operator_over(tmp_path, lambda: _Joined(broker, clock, dies_after=1 if found else 8, found=found),
+        await _operator_over(tmp_path, lambda: JoinedConsumer(broker, clock, dies_after=1 if found else 8, found=found),
                              clock, until=12)
 
 
 async def test_a_quiet_alerts_consumer_outlives_a_rolling_restart_and_handles_an_alert_sent_after(tmp_path) -> None:
     """A quiet alerts consumer rebuilt 8 times in 4 minutes runs on and commits an alert sent afterwards."""
-    clock, broker = _Clock(), _Broker(records=0)
-    built: list[_Joined] = []
+    clock, broker = MovingClock(), FakeBroker(records=0)
+    built: list[JoinedConsumer] = []
 
-    def make(service: Service) -> Callable[[], _Consumer]:
-        def one() -> _Consumer:  # the first and 7 rebuilt ones lose their coordinator; the one built after it does not
-            built.append(_Joined(broker, clock, dies_after=3 if len(built) < 8 else 0))
+    def make(service: Service) -> Callable[[], GroupConsumer]:
+        # the first and 7 rebuilt ones lose their coordinator; the one built after it does not
+        def one() -> GroupConsumer:
+            built.append(JoinedConsumer(broker, clock, dies_after=3 if len(built) < 8 else 0))
             return built[-1]
         return one
 
-    async with _alerts_over(tmp_path, lambda: RebuildBudget(clock, backoff=0.0, backoff_max=0.0), make) as service:
+    async with alerts_over(tmp_path, lambda: RebuildBudget(clock, backoff=0.0, backoff_max=0.0), make) as service:
         def sent_after_the_restarts() -> bool:
             if _rebuilds(service, "alerts") >= 8 and not broker.log:
-                broker.log.extend(_Broker(records=1).log)
+                broker.log.extend(FakeBroker(records=1).log)
             return broker.committed == 1
 
         await asyncio.wait_for(asyncio.gather(  # hang guard
-            service._alerts_loop(), _stop_when(service, sent_after_the_restarts)), 10)
+            service._alerts_loop(), stop_when(service, sent_after_the_restarts)), 10)
         assert _rebuilds(service, "alerts") == 8
         assert broker.committed == 1
 
 
 async def test_caught_up_needs_the_coordinator_the_assignment_and_the_high_watermark() -> None:
     """`caught_up` only once joined, its coordinator known and its partition read to the high watermark."""
-    clock, broker = _Clock(), _Broker(records=1)
-    fake = _Joined(broker, clock, dies_after=0)
-    fake.subscribe(["a"], type("L", (), {"on_partitions_assigned": staticmethod(_nothing)})())
+    clock, broker = MovingClock(), FakeBroker(records=1)
+    fake = JoinedConsumer(broker, clock, dies_after=0)
+    fake.subscribe(["a"], type("L", (), {"on_partitions_assigned": staticmethod(no_listener)})())
     assert not caught_up(fake)  # not joined
     await fake.start()
     assert not caught_up(fake)  # a record to read
@@ -146,21 +128,22 @@ async def test_caught_up_needs_the_coordinator_the_assignment_and_the_high_water
 
 async def test_an_operator_consumer_that_dies_each_time_after_it_caught_up_still_stops_the_service(tmp_path) -> None:
     """Rebuilt consumers that each catch up, then lose their coordinator 10 s later, end in exit 75 at the ceiling."""
-    clock, broker = _Clock(), _Broker(records=0)
+    clock, broker = MovingClock(), FakeBroker(records=0)
     with pytest.raises(ConsumerRebuildsExhausted, match="operator consumer was rebuilt 20 times within 600 s") as got:
-        await _operator_over(tmp_path, lambda: _Joined(broker, clock, dies_after=2), clock, until=40)
+        await _operator_over(tmp_path, lambda: JoinedConsumer(broker, clock, dies_after=2), clock, until=40)
     assert "each settling" in str(got.value)
 
 
 async def test_a_rebuilt_operator_consumer_that_never_finds_its_coordinator_is_named_by_readyz(tmp_path) -> None:
     """A rebuilt consumer still without its coordinator 50 polls on: `/readyz` 503 names it; once caught up, ready."""
-    clock, broker = _Clock(), _Broker(records=0)
-    built: list[_Joined] = []
+    clock, broker = MovingClock(), FakeBroker(records=0)
+    built: list[JoinedConsumer] = []
     said: list[str | None] = []
     found: list[int] = []
 
-    def one() -> _Joined:  # the first loses its coordinator; the rebuilt one looks for it, in vain, then finds it
-        built.append(_Joined(broker, clock, dies_after=3 if not built else 0, found=not built))
+    # the first loses its coordinator; the rebuilt one looks for it, in vain, then finds it
+    def one() -> JoinedConsumer:
+        built.append(JoinedConsumer(broker, clock, dies_after=3 if not built else 0, found=not built))
         return built[-1]
 
     def looked(service: Service) -> bool:
@@ -177,31 +160,13 @@ async def test_a_rebuilt_operator_consumer_that_never_finds_its_coordinator_is_n
     assert said[1] is None
 
 
-class _Txn:
-    """A fleet's changelog transactions: `commit(offsets)` records the offsets committed with them."""
-
-    def __init__(self) -> None:
-        self.committed: list[dict[Any, int]] = []
-
-    @contextlib.contextmanager
-    def hold(self, partitions: Any) -> Iterator[None]:
-        yield
-
-    async def commit(self, offsets: dict[Any, int]) -> bool:
-        self.committed.append(dict(offsets))
-        return bool(offsets)
-
-    async def stop(self) -> None:
-        pass
-
-
 async def test_a_fleet_replicas_offsets_committed_in_a_transaction_are_its_alerts_consumers_progress(tmp_path) -> None:
     """Offsets committed with a fleet's changelog transaction count as the alerts consumer's commits (progress)."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
                         topics=["a"], changelog_topic="changelog")
     service = Service(settings, aws=FakeIam(), runbooks=[])
     assert service.fleet is not None
-    service.fleet.changelog.txn = txn = _Txn()  # type: ignore[assignment]
+    service.fleet.changelog.txn = txn = RecordedTxn()  # type: ignore[assignment]
     service.fleet.owned.add(TP.partition)
 
     async def deadletter(*args: Any) -> None:
@@ -209,7 +174,7 @@ async def test_a_fleet_replicas_offsets_committed_in_a_transaction_are_its_alert
 
     service.ingest.deadletter = deadletter  # type: ignore[method-assign]
     try:
-        await service._handle_chunk({TP: [to_raw(r) for r in _Broker(records=2).log]})
+        await service._handle_chunk({TP: [to_raw(r) for r in FakeBroker(records=2).log]})
         assert txn.committed == [{TP: 2}]
         assert service.ingest.commits == 1
     finally:

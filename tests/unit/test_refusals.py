@@ -13,8 +13,8 @@ from responder.models.event import RawRecord
 from responder.service import Service
 from responder.settings import Settings
 from tests.kit import WIPE, Kit, decision, make_kit
-from tests.unit.test_operator import SECRET as OPS_SECRET
-from tests.unit.test_operator import _operator, _request
+from tests.operator_kit import SECRET as OPS_SECRET
+from tests.operator_kit import operator_request, operator_with_all
 
 FLOOD = 10_000
 BATCH = 500  # records per poll: the approvals loop flushes once per batch, before it commits the batch's offsets
@@ -94,8 +94,8 @@ async def test_a_refusal_is_not_flushed_alone(tmp_path):
 
 async def test_forged_operator_requests_are_bounded_and_summed_up_at_close():
     """Forged operator requests are recorded in full up to the bound, the rest summed up when the window closes."""
-    op: Operator = _operator()
-    value, _, _ = _request()
+    op: Operator = operator_with_all()
+    value, _, _ = operator_request()
     for _ in range(FULL_PER_WINDOW + 3):
         assert await op.handle(value, "ops", "0" * 64) is None
     op.refusals.close()
@@ -141,7 +141,7 @@ async def test_a_signed_refusal_is_recorded_in_full_whatever_floods_its_key(tmp_
 
 async def test_a_signed_operator_refusal_is_recorded_in_full_whatever_replays_came_first():
     """A malformed operator request a configured key signed is recorded in full after many copies of another one."""
-    op: Operator = _operator()
+    op: Operator = operator_with_all()
 
     def signed(value: bytes) -> tuple[bytes, str, str]:
         [(_, key_id), (_, sig)] = signed_headers("ops", OPS_SECRET, value)

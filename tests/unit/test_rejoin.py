@@ -23,62 +23,23 @@ from responder.service import Service, rebuilds, rejoin_reason, serve_rejoining
 from responder.service import rejoin as rejoin_module
 from responder.settings import Settings
 from responder.timeline import FileStore, MemoryStore, Recorder
+from tests.rejoin_kit import StandInService, fenced_error, fenced_service, stand_in_builder, stopped_while_failing
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _fence() -> BaseException:
-    """What a fenced service's run() raises: a TimelineError from the changelog barrier, in nested task groups."""
-    try:
-        try:
-            raise ReplicaFenced("changelog c[0]: this replica was fenced")
-        except ReplicaFenced as exc:
-            raise TimelineError("state changelog write failed") from exc
-    except TimelineError as exc:
-        return ExceptionGroup("run", [ExceptionGroup("alerts", [exc])])
-
-
-class _Service:
-    """Stands in for `Service`: run() raises the next of `outcomes` (None: returns), request_stop() is recorded."""
-
-    def __init__(self, outcome: BaseException | None, hold: asyncio.Event | None = None) -> None:
-        self.outcome, self.hold, self.stopped = outcome, hold, False
-
-    async def run(self) -> None:
-        if self.hold is not None:
-            await self.hold.wait()
-        if self.outcome is not None:
-            raise self.outcome
-
-    def request_stop(self) -> None:
-        self.stopped = True
-        if self.hold is not None:
-            self.hold.set()
-
-
-def _builder(outcomes: list[BaseException | None]) -> tuple[Any, list[_Service]]:
-    built: list[_Service] = []
-
-    def build(previous: Any) -> Any:
-        assert previous is (built[-1] if built else None)  # each rebuild is handed the fenced service
-        built.append(_Service(outcomes[len(built)]))
-        return built[-1]
-
-    return build, built
-
-
 def test_a_fence_is_told_from_other_failures():
     """Only an error whose every leaf comes from a ReplicaFenced counts as a fence."""
-    assert rejoin_reason(_fence()) == "fenced"
+    assert rejoin_reason(fenced_error()) == "fenced"
     assert rejoin_reason(ReplicaFenced("p")) == "fenced"
     assert rejoin_reason(TimelineError("disk full")) != "fenced"
-    assert rejoin_reason(ExceptionGroup("run", [_fence(), TimelineError("disk full")])) != "fenced"
+    assert rejoin_reason(ExceptionGroup("run", [fenced_error(), TimelineError("disk full")])) != "fenced"
     assert rejoin_reason(ExceptionGroup("run", [ConfigError("bad")])) != "fenced"
 
 
 async def test_a_fenced_service_is_replaced_by_a_new_one():
     """After a fence a new service is built and run; its clean end ends serving, with `replica_rejoining` logged."""
-    build, built = _builder([_fence(), None])
+    build, built = stand_in_builder([fenced_error(), None])
     with capture_logs() as logs:
         await serve_rejoining(build, rejoins=3, backoff=0.01)
     assert len(built) == 2
@@ -87,7 +48,7 @@ async def test_a_fenced_service_is_replaced_by_a_new_one():
 
 async def test_any_other_failure_ends_serving_at_once():
     """A failure that is not a fence (a broken timeline) propagates; no second service is built."""
-    build, built = _builder([TimelineError("disk full"), None])
+    build, built = stand_in_builder([TimelineError("disk full"), None])
     with pytest.raises(TimelineError, match="disk full"):
         await serve_rejoining(build, rejoins=3, backoff=0.01)
     assert len(built) == 1
@@ -96,7 +57,7 @@ async def test_any_other_failure_ends_serving_at_once():
 @pytest.mark.parametrize("rejoins", [0, 2])
 async def test_rejoins_are_bounded(rejoins):
     """`rejoins` fences are survived; the next one raises ReplicaFenced (0: the first one does)."""
-    build, built = _builder([_fence()] * (rejoins + 1) + [None])
+    build, built = stand_in_builder([fenced_error()] * (rejoins + 1) + [None])
     with capture_logs() as logs, pytest.raises(ReplicaFenced, match=f"fenced {rejoins + 1} times?"):
         await serve_rejoining(build, rejoins=rejoins, backoff=0.001)
     assert len(built) == rejoins + 1
@@ -105,7 +66,7 @@ async def test_rejoins_are_bounded(rejoins):
 
 async def test_a_signal_while_waiting_to_rejoin_stops_serving():
     """SIGTERM during the backoff after a fence ends serving without building another service."""
-    build, built = _builder([_fence(), None])
+    build, built = stand_in_builder([fenced_error(), None])
     task = asyncio.create_task(serve_rejoining(build, rejoins=3, backoff=30))
     while not built:
         await asyncio.sleep(0.01)
@@ -118,7 +79,7 @@ async def test_a_signal_while_waiting_to_rejoin_stops_serving():
 async def test_a_signal_stops_the_running_service():
     """SIGTERM while a service runs asks it to stop (drain and commit), and serving ends when it has."""
     hold = asyncio.Event()
-    service = _Service(None, hold)
+    service = StandInService(None, hold)
     task = asyncio.create_task(serve_rejoining(lambda _: service, rejoins=3))  # type: ignore[arg-type, return-value]
     await asyncio.sleep(0.05)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -129,29 +90,9 @@ async def test_a_signal_stops_the_running_service():
 async def test_a_stop_asked_for_while_fenced_ends_cleanly():
     """A SIGTERM that arrives while the running service is failing fenced ends serving without an error (the
     partitions are another replica's already) and builds nothing more."""
-    built, events = await stopped_while_failing(_fence())
+    built, events = await stopped_while_failing(fenced_error())
     assert built == 1
     assert "replica_fenced_while_stopping" in events
-
-
-async def stopped_while_failing(failure: BaseException) -> tuple[int, list[str]]:
-    """`serve_rejoining` over services whose run() asks for a stop (SIGTERM), then raises `failure`: how many it
-    built, and the events it logged."""
-    class _Stopped(_Service):
-        async def run(self) -> None:
-            os.kill(os.getpid(), signal.SIGTERM)
-            await asyncio.sleep(0.05)  # the handler runs: a stop is asked for
-            raise failure
-
-    built: list[_Service] = []
-
-    def build(previous: Any) -> Any:
-        built.append(_Stopped(None))
-        return built[-1]
-
-    with capture_logs() as logs:
-        await serve_rejoining(build, rejoins=3, backoff=0.01)
-    return len(built), [e["event"] for e in logs]
 
 
 def test_a_later_flush_still_carries_the_fence():
@@ -219,7 +160,7 @@ async def test_a_failed_last_flush_still_releases_the_timeline_and_the_port(tmp_
     await service.metrics_server.start()
 
     async def fenced_flush() -> None:
-        raise _fence().exceptions[0].exceptions[0]  # type: ignore[union-attr]
+        raise fenced_error().exceptions[0].exceptions[0]  # type: ignore[union-attr]
 
     monkeypatch.setattr(service.recorder, "flush", fenced_flush)
     with pytest.raises(TimelineError):
@@ -237,7 +178,7 @@ async def test_the_first_teardown_failure_is_the_one_raised(tmp_path, monkeypatc
     assert service.metrics_server is not None
 
     async def fenced_flush() -> None:
-        raise _fence().exceptions[0].exceptions[0]  # type: ignore[union-attr]
+        raise fenced_error().exceptions[0].exceptions[0]  # type: ignore[union-attr]
 
     async def broken_stop() -> None:
         raise OSError("socket")
@@ -308,36 +249,13 @@ async def test_a_stray_cancellation_in_the_teardown_does_not_hide_the_fence(tmp_
     async def stray_stop() -> None:
         raise asyncio.CancelledError
 
-    service = _fenced_service(tmp_path, monkeypatch, stray_stop)
+    service = fenced_service(tmp_path, monkeypatch, stray_stop)
     with capture_logs() as logs, pytest.raises(Exception) as raised:  # noqa: PT011 - a group: `fenced` reads it
         await service.run()
     assert rejoin_reason(raised.value) == "fenced"
     assert [e["error"] for e in logs if e["event"] == "service_close_failed"] == ["CancelledError: "]
     assert service.publisher.producer._closed  # the steps after the stray one ran
     await service.approvals.consumer.stop()
-
-
-def _fenced_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: Any) -> Service:
-    """A service whose loops fail fenced (through a TaskGroup, as on Python 3.11) and whose approvals stop is `stop`."""
-    service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl",
-                               runbooks_dir=tmp_path, topics=["a"]), runbooks=[])
-
-    async def writable() -> bool:
-        return True
-
-    async def loops_fenced() -> None:
-        async def alerts() -> None:
-            await asyncio.sleep(0)
-            raise _fence().exceptions[0].exceptions[0]  # type: ignore[union-attr]
-
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(alerts())
-            tg.create_task(asyncio.sleep(60))
-
-    monkeypatch.setattr(service, "_writable_topics", writable)
-    monkeypatch.setattr(service, "_consume_until_stopped", loops_fenced)
-    monkeypatch.setattr(service.approvals, "stop", stop)
-    return service
 
 
 async def test_a_cancellation_asked_for_during_a_fenced_teardown_is_not_taken_for_a_stray_one(tmp_path, monkeypatch):
@@ -349,7 +267,7 @@ async def test_a_cancellation_asked_for_during_a_fenced_teardown_is_not_taken_fo
         stopping.set()
         await asyncio.sleep(60)
 
-    service = _fenced_service(tmp_path, monkeypatch, slow_stop)
+    service = fenced_service(tmp_path, monkeypatch, slow_stop)
     running = asyncio.create_task(service.run())
     await asyncio.wait_for(stopping.wait(), 10)
     running.cancel()
@@ -363,7 +281,7 @@ async def test_a_keyboard_interrupt_in_a_fenced_teardown_is_raised(tmp_path, mon
     async def interrupted() -> None:
         raise KeyboardInterrupt
 
-    service = _fenced_service(tmp_path, monkeypatch, interrupted)
+    service = fenced_service(tmp_path, monkeypatch, interrupted)
     with pytest.raises(KeyboardInterrupt):
         await service.run()
     await service.approvals.consumer.stop()
@@ -375,9 +293,9 @@ async def test_after_a_long_healthy_run_the_next_rejoin_waits_the_backoff_again(
     clock = SimpleNamespace(now=1000.0)
     monkeypatch.setattr(rejoin_module, "time", SimpleNamespace(monotonic=lambda: clock.now))  # rejoin.py's only
     served: list[float | None] = [None, None, 61.0, 59.0]  # seconds each service is ready before its fence
-    built: list[_Service] = []
+    built: list[StandInService] = []
 
-    class _Serving(_Service):
+    class _Serving(StandInService):
         ready_since: float | None = None
 
         async def run(self) -> None:
@@ -388,7 +306,7 @@ async def test_after_a_long_healthy_run_the_next_rejoin_waits_the_backoff_again(
             await super().run()
 
     def build(previous: Any) -> Any:
-        built.append(_Serving(_fence() if len(built) < len(served) else None))
+        built.append(_Serving(fenced_error() if len(built) < len(served) else None))
         return built[-1]
 
     with capture_logs() as logs:

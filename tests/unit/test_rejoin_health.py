@@ -16,8 +16,8 @@ from responder.metrics import Metrics
 from responder.metrics_server import MetricsServer
 from responder.service import Service, health_server, rebuilds, serve_rejoining
 from responder.service.rejoin import _rejoining
-from responder.settings import Settings
 from tests.http import http_request
+from tests.rejoin_kit import health_settings
 
 
 def _fence() -> BaseException:
@@ -29,11 +29,6 @@ def _fence() -> BaseException:
             raise TimelineError("state changelog write failed") from exc
         except TimelineError as err:
             return ExceptionGroup("run", [err])
-
-
-def _settings(tmp_path: Any) -> Settings:
-    return Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
-                    topics=["a"], metrics_host="127.0.0.1", metrics_port=0)
 
 
 async def _refused(port: int) -> bool:
@@ -67,7 +62,7 @@ class _Fake:
 
 async def test_probes_answer_between_a_fence_and_the_next_service(tmp_path):
     """During the backoff after a fence /healthz is 200, /readyz 503 says why, and /metrics holds only the count."""
-    health = health_server(_settings(tmp_path))
+    health = health_server(health_settings(tmp_path))
     assert health is not None
     port = await health.start()
     built: list[_Fake] = []
@@ -97,7 +92,7 @@ async def test_probes_answer_between_a_fence_and_the_next_service(tmp_path):
 
 async def test_a_rebuilt_service_that_fails_otherwise_closes_the_port(tmp_path):
     """A service rebuilt after a fence that then fails with another error ends serving, and the port is closed."""
-    health = health_server(_settings(tmp_path))
+    health = health_server(health_settings(tmp_path))
     assert health is not None
     port = await health.start()
     outcomes: list[BaseException] = [_fence(), RuntimeError("broken")]
@@ -116,9 +111,9 @@ async def test_a_rebuilt_service_answers_on_the_port_its_predecessor_kept(tmp_pa
         return None
 
     monkeypatch.setattr("responder.service.running.check_connection", reachable)
-    health = health_server(_settings(tmp_path))
+    health = health_server(health_settings(tmp_path))
     assert isinstance(health, MetricsServer)
-    build = rebuilds(_settings(tmp_path), metrics_server=health, runbooks=[])
+    build = rebuilds(health_settings(tmp_path), metrics_server=health, runbooks=[])
     first: Service = build(None)
     assert first.metrics_server is health
     await first._prepare()  # starts it: the first service reaches the point where a lone one listens
@@ -144,7 +139,7 @@ async def test_a_rebuilt_service_answers_on_the_port_its_predecessor_kept(tmp_pa
 
 async def test_a_lone_service_still_owns_its_server(tmp_path):
     """A service built without a shared server (tests, `serve`) makes its own from the settings and stops it."""
-    service = Service(_settings(tmp_path), runbooks=[])
+    service = Service(health_settings(tmp_path), runbooks=[])
     assert service.metrics_server is not None
     assert not service.shares_metrics_server
     port = await service.metrics_server.start()
@@ -155,7 +150,7 @@ async def test_a_lone_service_still_owns_its_server(tmp_path):
 
 def test_the_count_between_services_goes_on_from_the_fenced_ones(tmp_path):
     """A service that had rejoined once is fenced again: between services the count shows 2, not 1."""
-    health = health_server(_settings(tmp_path))
+    health = health_server(health_settings(tmp_path))
     assert health is not None
     once = Metrics()
     once.rejoins.inc(1)
@@ -168,7 +163,7 @@ def test_the_count_between_services_goes_on_from_the_fenced_ones(tmp_path):
 async def test_a_cancel_while_serving_ends_its_stop_watcher_still_stops_the_metrics_server(tmp_path):
     """Cancelled while its `finally` waits for the stop watcher to end, `serve_rejoining` still stops the shared
     metrics server (its port refused), and the cancellation is raised."""
-    health = health_server(_settings(tmp_path))
+    health = health_server(health_settings(tmp_path))
     assert health is not None
     port = await health.start()
 

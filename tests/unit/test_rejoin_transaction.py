@@ -15,28 +15,26 @@ from responder.cli import app
 from responder.errors import TimelineError
 from responder.errors_kafka import ChangelogError, ReplicaFenced, TransactionFailed
 from responder.service import rejoin_reason, serve_rejoining
-from responder.service.rejoin import _rejoining
-from responder.service.rejoin import health_server as _health_server
-from tests.unit.test_rejoin import _builder, _fence, _fenced_service, stopped_while_failing
-from tests.unit.test_rejoin_health import _settings
-
-_DIED = "changelog c[4] transaction failed: KafkaError: KafkaError: Unexpected error during batch delivery"
+from tests.rejoin_kit import (
+    DIED,
+    fenced_error,
+    fenced_service,
+    lane_failed,
+    readyz_while_rejoining,
+    stand_in_builder,
+    stopped_while_failing,
+)
 
 
 def _bare() -> BaseException:
-    return TransactionFailed(_DIED)
-
-
-def _lane() -> BaseException:
-    """As the CI replica's run() raised it: a lane's TransactionFailed in the loops' and the shippers' task groups."""
-    return ExceptionGroup("run", [ExceptionGroup("loops", [TransactionFailed(_DIED)])])
+    return TransactionFailed(DIED)
 
 
 def _barrier() -> BaseException:
     """As a loop that flushes raises it: a TimelineError from the changelog barrier, raised from the failure."""
     try:
         try:
-            raise TransactionFailed(_DIED)
+            raise TransactionFailed(DIED)
         except TransactionFailed as exc:
             raise TimelineError("state changelog write failed") from exc
     except TimelineError as exc:
@@ -46,18 +44,19 @@ def _barrier() -> BaseException:
 def test_a_failed_transaction_is_told_from_a_fence_and_from_other_failures():
     """Every leaf a TransactionFailed, through its causes: transaction_failed (a fence among them: fenced); anything
     else beside them: none."""
-    assert [rejoin_reason(e()) for e in (_bare, _lane, _barrier)] == ["transaction_failed"] * 3
-    assert rejoin_reason(_fence()) == "fenced"
-    assert rejoin_reason(ExceptionGroup("run", [_lane(), _fence()])) == "fenced"  # a zombie: the stronger reason
+    assert [rejoin_reason(e()) for e in (_bare, lane_failed, _barrier)] == ["transaction_failed"] * 3
+    assert rejoin_reason(fenced_error()) == "fenced"
+    # a zombie: the stronger reason
+    assert rejoin_reason(ExceptionGroup("run", [lane_failed(), fenced_error()])) == "fenced"
     assert rejoin_reason(ChangelogError("changelog c[0] is unreadable")) is None  # a restore's: it must not loop
-    assert rejoin_reason(ExceptionGroup("run", [_lane(), TimelineError("disk full")])) is None
+    assert rejoin_reason(ExceptionGroup("run", [lane_failed(), TimelineError("disk full")])) is None
 
 
-@pytest.mark.parametrize("failure", [_bare, _lane, _barrier])
+@pytest.mark.parametrize("failure", [_bare, lane_failed, _barrier])
 async def test_a_service_whose_transaction_failed_is_replaced_by_a_new_one(failure):
     """A service ending with a TransactionFailed (bare, in task groups, under a barrier's TimelineError) is rebuilt and
     served again, with `replica_rejoining` logged with reason transaction_failed."""
-    build, built = _builder([failure(), None])
+    build, built = stand_in_builder([failure(), None])
     with capture_logs() as logs:
         await serve_rejoining(build, rejoins=3, backoff=0.01)
     assert len(built) == 2
@@ -68,7 +67,7 @@ async def test_a_service_whose_transaction_failed_is_replaced_by_a_new_one(failu
 
 async def test_a_restore_failure_still_ends_serving():
     """After a rejoin for a failed transaction, the next service's plain ChangelogError (a restore) ends serving."""
-    build, built = _builder([_lane(), ChangelogError("changelog c[0] is unreadable"), None])
+    build, built = stand_in_builder([lane_failed(), ChangelogError("changelog c[0] is unreadable"), None])
     with pytest.raises(ChangelogError, match="unreadable") as raised:
         await serve_rejoining(build, rejoins=3, backoff=0.01)
     assert type(raised.value) is ChangelogError
@@ -76,27 +75,27 @@ async def test_a_restore_failure_still_ends_serving():
 
 
 @pytest.mark.parametrize(("outcomes", "kind", "event", "said"), [
-    ([_fence, _lane, _barrier], TransactionFailed, "replica_transaction_failed_exiting",
+    ([fenced_error, lane_failed, _barrier], TransactionFailed, "replica_transaction_failed_exiting",
      "fenced 1 time and stopped by a failed changelog transaction 2 times"),
-    ([_lane, _fence, _fence], ReplicaFenced, "replica_fenced_exiting",
+    ([lane_failed, fenced_error, fenced_error], ReplicaFenced, "replica_fenced_exiting",
      "fenced 2 times and stopped by a failed changelog transaction 1 time"),
 ])
 async def test_the_budget_counts_both_kinds_and_ends_with_the_last(outcomes, kind, event, said):
     """Fences and failed transactions share `rejoins` (2 here): the third ends serving with the kind it was."""
-    build, built = _builder([o() for o in outcomes] + [None])
+    build, built = stand_in_builder([o() for o in outcomes] + [None])
     with capture_logs() as logs, pytest.raises(kind, match=said) as raised:
         await serve_rejoining(build, rejoins=2, backoff=0.001)
     assert type(raised.value) is kind
     assert len(built) == 3
     assert [e.get("reason") for e in logs if e["event"] == "replica_rejoining"] == [
-        "fenced" if o is _fence else "transaction_failed" for o in outcomes[:2]]
+        "fenced" if o is fenced_error else "transaction_failed" for o in outcomes[:2]]
     assert logs[-1]["event"] == event
 
 
 async def test_a_stop_asked_for_while_a_transaction_fails_ends_cleanly():
     """A SIGTERM that arrives while the service fails with a TransactionFailed ends serving without an error and
     builds nothing more (its uncommitted records are redone by the partition's next owner)."""
-    built, events = await stopped_while_failing(_lane())
+    built, events = await stopped_while_failing(lane_failed())
     assert built == 1
     assert "replica_transaction_failed_while_stopping" in events
 
@@ -105,14 +104,6 @@ def test_readyz_says_a_failed_transaction_is_why_it_rejoins(tmp_path):
     """Between two services /readyz names the failed changelog transaction, not a fence."""
     said = readyz_while_rejoining(tmp_path, "transaction_failed")
     assert "rejoining after a failed changelog transaction (1 of 5 rejoins this hour)" in said
-
-
-def readyz_while_rejoining(tmp_path: Any, reason: str) -> str:
-    """What /readyz says between two services, the first of 5 rejoins done for `reason`."""
-    health = _health_server(_settings(tmp_path))
-    assert health is not None
-    _rejoining(health, 1, 5, 1.0, reason)
-    return health.why() or ""
 
 
 def test_run_exits_75_when_failed_transactions_used_up_the_rejoins(monkeypatch):
@@ -134,12 +125,12 @@ async def test_a_stray_cancellation_in_the_teardown_does_not_hide_a_failed_trans
     async def stray_stop() -> None:
         raise asyncio.CancelledError
 
-    service = _fenced_service(tmp_path, monkeypatch, stray_stop)
+    service = fenced_service(tmp_path, monkeypatch, stray_stop)
 
     async def loops_failed() -> None:
         async def alerts() -> None:
             await asyncio.sleep(0)
-            raise TransactionFailed(_DIED)
+            raise TransactionFailed(DIED)
 
         async with asyncio.TaskGroup() as tg:
             tg.create_task(alerts())

@@ -20,8 +20,7 @@ from responder.errors_kafka import StillUnreachable, TransactionFailed
 from responder.exception_groups import only
 from responder.service import Service, rejoin_reason, serve_rejoining
 from responder.settings import Settings
-from tests.unit.test_rejoin import _builder, _fence, _Service
-from tests.unit.test_rejoin_transaction import _lane, readyz_while_rejoining
+from tests.rejoin_kit import StandInService, fenced_error, lane_failed, readyz_while_rejoining, stand_in_builder
 
 _DOWN = ("cannot reach Kafka at 127.0.0.1:9092 (AIOKafkaProducer): no answer in 30s: Connect call failed "
          "(check RESPONDER_KAFKA_BOOTSTRAP; RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait)")
@@ -43,8 +42,8 @@ def test_an_unreachable_kafka_is_a_reason_only_for_a_rebuilt_service():
     that never did; a fence or a failed transaction beside it is the stronger reason; another ConfigError is none."""
     assert [rejoin_reason(e(), rebuilt=True) for e in (_at_start, _later)] == ["kafka_unreachable"] * 2
     assert [rejoin_reason(e()) for e in (_at_start, _later)] == [None, None]
-    assert rejoin_reason(ExceptionGroup("run", [_lane(), _at_start()]), rebuilt=True) == "transaction_failed"
-    assert rejoin_reason(ExceptionGroup("run", [_fence(), _at_start()]), rebuilt=True) == "fenced"
+    assert rejoin_reason(ExceptionGroup("run", [lane_failed(), _at_start()]), rebuilt=True) == "transaction_failed"
+    assert rejoin_reason(ExceptionGroup("run", [fenced_error(), _at_start()]), rebuilt=True) == "fenced"
     assert rejoin_reason(ExceptionGroup("run", [TopicRefused("acl"), _at_start()]), rebuilt=True) is None
 
 
@@ -74,7 +73,7 @@ async def test_a_first_service_that_reached_kafka_rejoins_when_it_is_unreachable
     reached, built = _first(tmp_path / "reached", publisher_starts=True), []
 
     def build(previous: Any) -> Any:
-        built.append(reached if previous is None else _Service(None))
+        built.append(reached if previous is None else StandInService(None))
         return built[-1]
 
     with capture_logs() as logs:
@@ -93,7 +92,7 @@ async def test_a_first_service_that_reached_kafka_rejoins_when_it_is_unreachable
 async def test_a_rebuilt_service_that_cannot_reach_kafka_is_rebuilt_again(unreachable):
     """After a failed transaction, the rebuilt service reaches no broker (at its start, or later): it is dropped and
     another one built, which serves once Kafka is back; `replica_rejoining` says `kafka_unreachable`, counted on."""
-    build, built = _builder([_lane(), unreachable(), None])
+    build, built = stand_in_builder([lane_failed(), unreachable(), None])
     with capture_logs() as logs:
         await serve_rejoining(build, rejoins=3, backoff=0.001)
     assert len(built) == 3
@@ -105,7 +104,7 @@ async def test_a_rebuilt_service_that_cannot_reach_kafka_is_rebuilt_again(unreac
 async def test_an_unreachable_kafka_through_every_rejoin_ends_in_still_unreachable():
     """Rebuilt services that keep reaching no broker use up the shared budget (2 here): the third rejoin ends serving
     with StillUnreachable, a TransactionFailed (exit 75), not the BrokerUnreachable (a ConfigError: exit 3)."""
-    build, built = _builder([_fence(), _at_start(), _later(), None])
+    build, built = stand_in_builder([fenced_error(), _at_start(), _later(), None])
     with capture_logs() as logs, pytest.raises(StillUnreachable) as raised:
         await serve_rejoining(build, rejoins=2, backoff=0.001)
     assert isinstance(raised.value, TransactionFailed)
@@ -118,7 +117,7 @@ async def test_an_unreachable_kafka_through_every_rejoin_ends_in_still_unreachab
 async def test_a_first_start_that_cannot_reach_kafka_still_ends_serving():
     """The first service's BrokerUnreachable (a bootstrap never reached: a bad setting) is raised as it is, at once;
     no second service is built, whatever the budget."""
-    build, built = _builder([_at_start(), None])
+    build, built = stand_in_builder([_at_start(), None])
     with pytest.raises(BrokerUnreachable, match="cannot reach Kafka"):
         await serve_rejoining(build, rejoins=3, backoff=0.001)
     assert len(built) == 1
@@ -126,7 +125,7 @@ async def test_a_first_start_that_cannot_reach_kafka_still_ends_serving():
 
 async def test_a_rebuilt_service_with_another_bad_setting_still_ends_serving():
     """A rebuilt service's other ConfigError (a topic refused by an ACL) is no rejoin: it is raised as it is."""
-    build, built = _builder([_lane(), TopicRefused("not authorised to write alerts"), None])
+    build, built = stand_in_builder([lane_failed(), TopicRefused("not authorised to write alerts"), None])
     with pytest.raises(TopicRefused):
         await serve_rejoining(build, rejoins=3, backoff=0.001)
     assert len(built) == 2
@@ -138,14 +137,14 @@ async def test_a_stop_asked_for_while_kafka_is_unreachable_ends_cleanly():
     stop = asyncio.Event()
     built: list[Any] = []
 
-    class _Unreachable(_Service):
+    class _Unreachable(StandInService):
         async def run(self) -> None:
             stop.set()
             await asyncio.sleep(0.05)  # the stop reaches the loop
             raise _at_start()
 
     def build(previous: Any) -> Any:
-        built.append(_Service(_lane()) if previous is None else _Unreachable(None))
+        built.append(StandInService(lane_failed()) if previous is None else _Unreachable(None))
         return built[-1]
 
     with capture_logs() as logs:
@@ -157,7 +156,7 @@ async def test_a_stop_asked_for_while_kafka_is_unreachable_ends_cleanly():
 async def test_a_stop_event_stops_the_running_service():
     """Setting `stop` asks the running service to stop (drain and commit), as SIGTERM does, and serving ends."""
     hold, stop = asyncio.Event(), asyncio.Event()
-    service = _Service(None, hold)
+    service = StandInService(None, hold)
     task = asyncio.create_task(serve_rejoining(lambda _: service, rejoins=3, stop=stop))  # type: ignore[arg-type, return-value]
     await asyncio.sleep(0.05)
     assert not task.done()
@@ -175,7 +174,7 @@ def test_readyz_says_an_unreachable_kafka_is_why_it_rejoins(tmp_path):
 def test_run_exits_75_when_kafka_stays_unreachable_through_the_rejoins(monkeypatch):
     """`responder run` over services whose rebuilt one reaches no broker, with RESPONDER_FENCED_REJOINS=1: one line
     naming the broker and exit 75 (EX_TEMPFAIL), not 3, no traceback."""
-    build, built = _builder([_lane(), _at_start(), None])
+    build, built = stand_in_builder([lane_failed(), _at_start(), None])
     monkeypatch.setattr("responder.service.rebuilds", lambda settings, **kwargs: build)
     monkeypatch.setattr("responder.service.serve_rejoining", functools.partial(serve_rejoining, backoff=0.001))
     monkeypatch.setenv("RESPONDER_KAFKA_BOOTSTRAP", "127.0.0.1:9")

@@ -15,16 +15,15 @@ from responder.errors_kafka import ConsumerRebuildsExhausted
 from responder.ingest.coordinator import RebuildBudget
 from responder.service import Service
 from responder.settings import Settings
+from tests.consumer_kit import FakeBroker, GroupConsumer, alerts_over
 from tests.fakes import FakeIam
-from tests.unit.test_consumer_rebuild_limit import _alerts_over
-from tests.unit.test_coordinator_death import _Broker, _Consumer
 
 
-class _Hangs(_Consumer):
+class _Hangs(GroupConsumer):
     """A group consumer whose `start()` never returns, as aiokafka's while its group coordinator is never found;
     `built` holds every consumer made, to check none is open beside the next."""
 
-    def __init__(self, broker: _Broker, built: list[_Consumer]) -> None:
+    def __init__(self, broker: FakeBroker, built: list[GroupConsumer]) -> None:
         super().__init__(broker)
         assert all(older.stopped for older in built), "a consumer still open beside its replacement"
         built.append(self)
@@ -34,12 +33,12 @@ class _Hangs(_Consumer):
         await asyncio.Event().wait()
 
 
-def _hanging(broker: _Broker, built: list[_Consumer]) -> Callable[[Service], Callable[[], _Consumer]]:
+def _hanging(broker: FakeBroker, built: list[GroupConsumer]) -> Callable[[Service], Callable[[], GroupConsumer]]:
     """The alerts consumers: the first dies after its first poll, every one rebuilt after it hangs in `start()`."""
-    def make(service: Service) -> Callable[[], _Consumer]:
-        def one() -> _Consumer:
+    def make(service: Service) -> Callable[[], GroupConsumer]:
+        def one() -> GroupConsumer:
             if not built:
-                built.append(_Consumer(broker, dies_after=1))
+                built.append(GroupConsumer(broker, dies_after=1))
                 return built[0]
             return _Hangs(broker, built)
         return one
@@ -50,7 +49,7 @@ def _no_backoff() -> RebuildBudget:
     return RebuildBudget(backoff=0.0, backoff_max=0.0)
 
 
-async def _entered(built: list[_Consumer], count: int) -> None:
+async def _entered(built: list[GroupConsumer], count: int) -> None:
     """Until the `count`th consumer's start is under way."""
     while len(built) < count or not built[count - 1].started:
         await asyncio.sleep(0.01)
@@ -59,8 +58,8 @@ async def _entered(built: list[_Consumer], count: int) -> None:
 async def test_a_rebuild_whose_start_never_returns_times_out_and_counts_until_the_service_stops(tmp_path) -> None:
     """Each rebuilt consumer hangs in `start()`: each is closed at the bound, rebuilt again, and the fifth ends in
     ConsumerRebuildsExhausted (exit 75), never two consumers open at once."""
-    broker, built = _Broker(records=2), []
-    async with _alerts_over(tmp_path, _no_backoff, _hanging(broker, built)) as service:
+    broker, built = FakeBroker(records=2), []
+    async with alerts_over(tmp_path, _no_backoff, _hanging(broker, built)) as service:
         service.start_timeout = lambda: 0.05  # type: ignore[method-assign]
         with capture_logs() as logs, pytest.raises(ConsumerRebuildsExhausted) as raised:
             await asyncio.wait_for(service._alerts_loop(), 10)  # hang guard
@@ -75,8 +74,8 @@ async def test_a_rebuild_whose_start_never_returns_times_out_and_counts_until_th
 async def test_a_stop_request_ends_a_rebuilds_start_that_never_returns_committing_nothing(tmp_path) -> None:
     """SIGTERM's `request_stop` while a rebuilt consumer hangs in `start()` (no bound reached): the start is
     cancelled, the consumer closed, the alerts loop ends at once, and nothing more is committed."""
-    broker, built = _Broker(records=2), []
-    async with _alerts_over(tmp_path, _no_backoff, _hanging(broker, built)) as service:
+    broker, built = FakeBroker(records=2), []
+    async with alerts_over(tmp_path, _no_backoff, _hanging(broker, built)) as service:
         committed = broker.committed
         with capture_logs() as logs:
             loop = asyncio.create_task(service._alerts_loop())
@@ -93,7 +92,7 @@ async def test_a_stop_request_ends_a_rebuilds_start_that_never_returns_committin
     assert "kafka_consumer_rebuilt" not in events
 
 
-async def _first_start(tmp_path: Any, run: Callable[[Service, list[_Consumer]], Any]) -> Service:
+async def _first_start(tmp_path: Any, run: Callable[[Service, list[GroupConsumer]], Any]) -> Service:
     """A service whose alerts consumers all hang in `start()` from its first start on (the publisher and approvals
     start at once), `run(service, built)` over it; closed at the end."""
     service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
@@ -106,7 +105,7 @@ async def _first_start(tmp_path: Any, run: Callable[[Service, list[_Consumer]], 
     async def started() -> None:
         return None
 
-    service.ingest._make = lambda: _Hangs(_Broker(records=0), built)  # type: ignore[assignment,method-assign]
+    service.ingest._make = lambda: _Hangs(FakeBroker(records=0), built)  # type: ignore[assignment,method-assign]
     service.ingest.consumer = service.ingest._make()  # type: ignore[assignment]
     service.publisher.start = service.approvals.start = nothing  # type: ignore[method-assign]
     service.ingest.producer.start = started  # type: ignore[method-assign]  # no broker: its producer "starts"
@@ -122,7 +121,7 @@ async def _first_start(tmp_path: Any, run: Callable[[Service, list[_Consumer]], 
 async def test_a_stop_request_ends_a_first_start_whose_group_coordinator_is_never_found(tmp_path) -> None:
     """At the service's start, the alerts consumer hangs in `start()`: `request_stop` ends it at once, the
     consumer closed, the service never ready."""
-    async def run(service: Service, built: list[_Consumer]) -> None:
+    async def run(service: Service, built: list[GroupConsumer]) -> None:
         starting = asyncio.create_task(service._consume_until_stopped())
         await asyncio.wait_for(_entered(built, 1), 10)
         service.request_stop()
@@ -137,7 +136,7 @@ async def test_a_stop_request_ends_a_first_start_whose_group_coordinator_is_neve
 async def test_a_first_start_that_never_returns_is_rebuilt_until_the_service_stops_with_exit_75(tmp_path) -> None:
     """At the service's start, every alerts consumer hangs in `start()`: the first times out and is rebuilt like a
     dead coordinator's, and after 5 rebuilds the start ends in ConsumerRebuildsExhausted, each consumer closed."""
-    async def run(service: Service, built: list[_Consumer]) -> None:
+    async def run(service: Service, built: list[GroupConsumer]) -> None:
         service.start_timeout = lambda: 0.05  # type: ignore[method-assign]
         service.rebuild_budget = _no_backoff  # type: ignore[method-assign]
         with pytest.raises(ConsumerRebuildsExhausted, match="alerts consumer was rebuilt 5 times"):
@@ -151,8 +150,8 @@ async def test_a_first_start_that_never_returns_is_rebuilt_until_the_service_sto
 
 async def test_readyz_says_a_rebuild_after_a_start_that_timed_out_is_not_a_dead_coordinator(tmp_path) -> None:
     """While a consumer whose start timed out is rebuilt, `/readyz` says so, not that its coordinator died."""
-    broker, built = _Broker(records=2), []
-    async with _alerts_over(tmp_path, _no_backoff, _hanging(broker, built)) as service:
+    broker, built = FakeBroker(records=2), []
+    async with alerts_over(tmp_path, _no_backoff, _hanging(broker, built)) as service:
         service.start_timeout = lambda: 0.2  # type: ignore[method-assign]
         loop = asyncio.create_task(service._alerts_loop())
         await asyncio.wait_for(_entered(built, 3), 10)  # the second consumer's start timed out, the third's under way

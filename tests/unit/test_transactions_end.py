@@ -12,13 +12,12 @@ from aiokafka.errors import NodeNotReadyError
 
 from responder.errors_kafka import ChangelogError
 from responder.ingest.transactions import Transactions
-from tests.unit.test_changelog_transient import _FailingTxnProducer
-from tests.unit.test_transactions_hold import fake_transactions
+from tests.txn_kit import FailingTxnProducer, fake_transactions
 
 TP0 = TopicPartition("alerts", 0)
 
 
-class _Unanswered(_FailingTxnProducer):
+class _Unanswered(FailingTxnProducer):
     """A transactional producer whose commit (and abort, when `abort_hangs`) never ends: no coordinator answers."""
 
     abort_hangs = False

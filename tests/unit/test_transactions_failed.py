@@ -20,13 +20,12 @@ from aiokafka.errors import (
 from responder.errors_kafka import ChangelogError, TransactionFailed
 from responder.ingest.transactions import Transactions
 from responder.service.rejoin import rejoin_reason
-from tests.unit.test_changelog_transient import _FailingTxnProducer
-from tests.unit.test_transactions_hold import fake_transactions
+from tests.txn_kit import FailingTxnProducer, fake_transactions
 
 TP4 = TopicPartition("alerts", 4)
 
 
-class _SenderDied(_FailingTxnProducer):
+class _SenderDied(FailingTxnProducer):
     """A transactional producer whose sender routine died: the offsets' addition fails as aiokafka 0.14 fails it."""
 
     async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
@@ -86,7 +85,7 @@ async def test_a_permanent_failure_is_a_plain_changelog_error_that_does_not_rejo
     """An ACL refusal, a record too large or an aiokafka state assertion fails the partition with a plain
     ChangelogError, at once and on the next write: rejoining cannot cure it, so the replica stops and says why."""
 
-    class _Refused(_FailingTxnProducer):
+    class _Refused(FailingTxnProducer):
         async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
             raise error
 
@@ -106,7 +105,7 @@ async def test_kafka_cut_off_past_the_deadline_is_a_transaction_failure(monkeypa
     """A connection lost, a transient error past the send deadline or the coordinator's silence (the end deadline's
     TimeoutError) is a TransactionFailed: the replica rejoins."""
 
-    class _CutOff(_FailingTxnProducer):
+    class _CutOff(FailingTxnProducer):
         async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
             raise error
 

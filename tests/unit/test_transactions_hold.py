@@ -8,67 +8,14 @@ The interleavings below are those of two lanes, p0 and p1, each running the serv
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
 
-from responder.ingest import transactions as transactions_module
 from responder.ingest.transactions import Transactions
+from tests.txn_kit import FakeTxnProducer, fake_transactions
 
 TP0, TP1 = TopicPartition("alerts", 0), TopicPartition("alerts", 1)
-
-
-class FakeTxnProducer:
-    """An in-memory transactional producer: records each committed transaction's records and offsets."""
-
-    def __init__(self, *, transactional_id: str, **_: Any) -> None:
-        self.transactional_id = transactional_id
-        self.open: dict[str, Any] | None = None
-        self.committed: list[dict[str, Any]] = []
-        self.gate: asyncio.Event | None = None  # when set, commit_transaction waits for it
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def begin_transaction(self) -> None:
-        assert self.open is None, "a transaction is open already"
-        self.open = {"records": [], "offsets": {}}
-
-    async def send(self, topic: str, value: bytes | None, *, key: bytes, partition: int) -> asyncio.Future[None]:
-        assert self.open is not None, "send outside a transaction"
-        self.open["records"].append(key)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
-        assert self.open is not None
-        self.open["offsets"].update(offsets)
-
-    async def commit_transaction(self) -> None:
-        if self.gate is not None:
-            await self.gate.wait()
-        assert self.open is not None
-        self.committed.append(self.open)
-        self.open = None
-
-    async def abort_transaction(self) -> None:
-        self.open = None
-
-
-async def fake_transactions(monkeypatch: pytest.MonkeyPatch, partitions: list[int],
-                            producer: type[FakeTxnProducer] = FakeTxnProducer) -> Transactions:
-    """Transactions over in-memory producers (`producer`) for `partitions`."""
-    async def start(made: FakeTxnProducer, deadline: float) -> None:
-        await made.start()
-
-    monkeypatch.setattr(transactions_module, "AIOKafkaProducer", producer)
-    monkeypatch.setattr(transactions_module, "_start_with_retry", start)
-    txn = Transactions("127.0.0.1:1", "changelog", "group")
-    await txn.assign(partitions)
-    return txn
 
 
 @pytest.fixture(name="txn")

@@ -12,8 +12,7 @@ from aiokafka.errors import KafkaError, NodeNotReadyError, ProducerClosed, Produ
 
 from responder.errors_kafka import ChangelogError, ReplicaFenced
 from responder.ingest.transactions import Transactions
-from tests.unit.test_changelog_transient import _FailingTxnProducer
-from tests.unit.test_transactions_hold import fake_transactions
+from tests.txn_kit import FailingTxnProducer, fake_transactions
 
 TP0, TP1 = TopicPartition("alerts", 0), TopicPartition("alerts", 1)
 WHEN = ["given-back-after", "given-back-meanwhile"]
@@ -22,12 +21,12 @@ WHEN = ["given-back-after", "given-back-meanwhile"]
 @pytest.fixture(name="txn")
 async def _txn(monkeypatch: pytest.MonkeyPatch) -> Transactions:
     """Transactions over an in-memory producer for partition 0."""
-    return await fake_transactions(monkeypatch, [0], _FailingTxnProducer)
+    return await fake_transactions(monkeypatch, [0], FailingTxnProducer)
 
 
-def _producer(txn: Transactions) -> _FailingTxnProducer:
+def _producer(txn: Transactions) -> FailingTxnProducer:
     producer = txn.producers[0]
-    assert isinstance(producer, _FailingTxnProducer)
+    assert isinstance(producer, FailingTxnProducer)
     return producer
 
 

@@ -1,0 +1,113 @@
+"""Changelog producers without Kafka: transactional ones that record or fail their transactions (`fake_transactions`
+puts them under a `Transactions`), and a plain one whose acks fail, under a changelog of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from responder.ingest import transactions as transactions_module
+from responder.ingest.changelog import Changelog
+from responder.ingest.transactions import Transactions
+from tests.fakes import MetadataClient
+
+
+class FakeTxnProducer:
+    """An in-memory transactional producer: records each committed transaction's records and offsets."""
+
+    def __init__(self, *, transactional_id: str, **_: Any) -> None:
+        self.transactional_id = transactional_id
+        self.open: dict[str, Any] | None = None
+        self.committed: list[dict[str, Any]] = []
+        self.gate: asyncio.Event | None = None  # when set, commit_transaction waits for it
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def begin_transaction(self) -> None:
+        assert self.open is None, "a transaction is open already"
+        self.open = {"records": [], "offsets": {}}
+
+    async def send(self, topic: str, value: bytes | None, *, key: bytes, partition: int) -> asyncio.Future[None]:
+        assert self.open is not None, "send outside a transaction"
+        self.open["records"].append(key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
+        assert self.open is not None
+        self.open["offsets"].update(offsets)
+
+    async def commit_transaction(self) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        assert self.open is not None
+        self.committed.append(self.open)
+        self.open = None
+
+    async def abort_transaction(self) -> None:
+        self.open = None
+
+
+async def fake_transactions(monkeypatch: pytest.MonkeyPatch, partitions: list[int],
+                            producer: type[FakeTxnProducer] = FakeTxnProducer) -> Transactions:
+    """Transactions over in-memory producers (`producer`) for `partitions`."""
+    async def start(made: FakeTxnProducer, deadline: float) -> None:
+        await made.start()
+
+    monkeypatch.setattr(transactions_module, "AIOKafkaProducer", producer)
+    monkeypatch.setattr(transactions_module, "_start_with_retry", start)
+    txn = Transactions("127.0.0.1:1", "changelog", "group")
+    await txn.assign(partitions)
+    return txn
+
+
+class FailingAcksProducer:
+    """A plain producer whose sends' acks fail with `failures`, one send each, before any is acknowledged."""
+
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures, self.log, self.client = failures, [], MetadataClient()
+
+    async def send(self, topic: str, value: bytes | None, *, key: bytes, partition: int) -> asyncio.Future[Any]:
+        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.failures:
+            ack.set_exception(self.failures.pop(0))
+        else:
+            self.log.append((partition, key, value))
+            ack.set_result(None)
+        return ack
+
+    async def stop(self) -> None: ...
+
+
+async def changelog_sending_with(producer: FailingAcksProducer) -> Changelog:
+    """A changelog whose producer is `producer` (its own stopped unstarted)."""
+    changelog = Changelog("127.0.0.1:1", "changelog")
+    await changelog.producer.stop()
+    changelog.producer = producer  # type: ignore[assignment]
+    return changelog
+
+
+class FailingTxnProducer(FakeTxnProducer):
+    """A transactional producer whose next sends raise `failures` (before the record is queued) and which keeps the
+    aborted transactions."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failures: list[Exception] = []
+        self.aborted: list[dict[str, Any]] = []
+
+    async def send(self, topic: str, value: bytes | None, *, key: bytes, partition: int) -> asyncio.Future[None]:
+        if self.failures:
+            raise self.failures.pop(0)
+        return await super().send(topic, value, key=key, partition=partition)
+
+    async def abort_transaction(self) -> None:
+        assert self.open is not None, "no transaction to abort"
+        self.aborted.append(self.open)
+        self.open = None
