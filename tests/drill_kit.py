@@ -48,6 +48,8 @@ NAMING_THE_DEFAULT = """\
     kind: step_done
     step: page.deactivate-key
 """
+EVENT = ROOT / "playbooks" / "events" / "guardduty-leaked-access-key.json"
+UNRESOLVED = RUNBOOK.replace("attributes.user_name", "attributes.no_such_attribute")
 
 
 def drill(tmp_path: Path, extra: str = "") -> tuple[Path, Path]:

@@ -20,6 +20,7 @@ from responder.fleet import FleetState
 from responder.ingest.gate import Gate
 from responder.models import RawRecord
 from responder.models.approval import ApprovalDecision
+from responder.models.runbook import Runbook
 from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import Echo, FakeIam, Wipe, test_registry
@@ -81,6 +82,13 @@ on_failure:
     with: {target: oncall, message: "${failure.step} failed"}
 """
 """An `on_failure` that tells on-call through test.echo, naming the failed step."""
+BATCH_RUNBOOK = Runbook.model_validate({
+    "id": "deactivate", "trigger": {"source": "guardduty", "type": "*IAMUser/*",
+                                    "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]},
+    "steps": [{"id": "deactivate", "actuator": "aws.iam.deactivate_access_key",
+               "with": {"user_name": "${event.resource.iam_user.id}",
+                        "access_key_id": "${event.resource.access_key.id}"}}],
+})
 
 
 class Clock:

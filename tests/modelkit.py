@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from model_signing import signing as ms_signing
+
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import ActuationContext, AwsCaller
 from responder.actuators.model import ModelConfig, ModelStore
@@ -78,3 +80,8 @@ async def copy_version(aws: AwsSession, source: str, target: str) -> None:
         await aws.call("s3", "put_object", Bucket=BUCKET, Key=f"registry/{target}/" + key[len(f"registry/{source}/"):],
                        Body=body)
     await aws.call("s3", "put_object", Bucket=BUCKET, Key=f"registry/{target}/version.json", Body=LATER)
+
+
+def legacy_sign(model_dir: Path, key: Path, signature: Path) -> None:
+    """Sign the way responder did before release statements: the files only."""
+    ms_signing.Config().use_elliptic_key_signer(private_key=key).sign(model_dir, signature)

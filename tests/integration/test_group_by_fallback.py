@@ -18,7 +18,7 @@ from tests.findings import guardduty_finding
 from tests.integration.example_kit import ROOT
 from tests.integration.harness import make_settings, notifications, running, wait_for
 from tests.kit import DEACTIVATE_STEPS
-from tests.unit.test_group_by_account_fallback import _signal
+from tests.source_kit import datadog_signal
 
 pytestmark = pytest.mark.integration
 RUNBOOK = """\
@@ -68,7 +68,7 @@ async def test_account_less_datadog_alerts_about_one_bucket_page_once(
     await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
     bucket = f"a{unique}-training-data"
     await aws.call("s3", "create_bucket", Bucket=bucket)
-    signals = [orjson.dumps(_signal(f"dd-{n}-{unique}", bucket)) for n in (1, 2)]
+    signals = [orjson.dumps(datadog_signal(f"dd-{n}-{unique}", bucket)) for n in (1, 2)]
     timeline = tmp_path / "t.jsonl"
     service = Service(make_settings(kafka_bootstrap, aws, topics, unique, timeline, ROOT / "runbooks"))
     async with running(service):

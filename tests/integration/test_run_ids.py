@@ -16,7 +16,7 @@ from responder.ingest.kafka import ensure_topics
 from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.integration.harness import make_settings, running, wait_for
-from tests.unit.test_run_ids import REPORT
+from tests.source_kit import REPORT
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

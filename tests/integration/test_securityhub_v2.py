@@ -15,8 +15,7 @@ from responder.ingest.kafka import ensure_topics, publish
 from responder.service import Service
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.harness import make_settings, read_all, running, wait_for
-from tests.unit.test_record_parts import SHAPES
-from tests.unit.test_securityhub_v2_controls import _asff, _v2_finding
+from tests.source_kit import SHAPES, asff_event, v2_finding
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +68,7 @@ async def _status(aws: AwsSession, user: str) -> list[str]:
 
 def _s3_8_on(bucket: str, compliance: dict[str, Any] | None = None, **fields: Any) -> bytes:
     """Security Hub CSPM's failed S3.8 check on `bucket` in a V2 event (`compliance` merged, finding `fields` set)."""
-    finding = _v2_finding("S3.8")
+    finding = v2_finding("S3.8")
     finding["finding_info"]["uid"] += f"-{bucket}"
     finding["compliance"].update(compliance or {})
     finding.update(fields)
@@ -129,7 +128,7 @@ async def test_a_v2_control_finding_on_a_training_bucket_blocks_public_access(
     runbook, the bucket left public)."""
     bucket = f"{unique}-training-data-prod"
     await aws.call("s3", "create_bucket", Bucket=bucket)
-    finding = _v2_finding("S3.8")
+    finding = v2_finding("S3.8")
     finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": bucket, "uid_alt": f"arn:aws:s3:::{bucket}",
                              "region": "us-east-2"}]
     doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
@@ -190,7 +189,7 @@ async def test_retired_control_checks_leave_their_buckets_alone(
     nothing on its bucket, while a live one beside them still blocks public access (before: both retired checks
     re-applied Block Public Access and notified)."""
     archived, closed, live = (f"{unique}-training-data-{env}" for env in ("dev", "test", "prod"))
-    asff = _asff("S3.8")
+    asff = asff_event("S3.8")
     asff["detail"]["findings"][0].update(RecordState="ARCHIVED", Resources=[
         {"Type": "AwsS3Bucket", "Id": f"arn:aws:s3:::{archived}", "Region": "us-east-2"}])
     for bucket in (archived, closed, live):

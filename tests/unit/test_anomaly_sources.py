@@ -22,7 +22,7 @@ from responder.pipeline import Pipeline
 from responder.rules.matcher import Matcher
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam
-from tests.unit.test_source_consistency import _anomaly_copies
+from tests.source_kit import anomaly_copies
 
 ROOT = Path(__file__).resolve().parents[2]
 TACTICS = ("CredentialAccess", "InitialAccess", "DefenseEvasion", "Persistence", "PrivilegeEscalation", "Discovery",
@@ -38,7 +38,7 @@ def _matcher() -> Matcher:
 
 def _wrapped(gd_type: str, severity: int) -> dict[str, Event]:
     """The finding as GuardDuty's EventBridge event and as Security Hub's `Findings - Imported` event, decoded."""
-    copies = _anomaly_copies(gd_type)
+    copies = anomaly_copies(gd_type)
     native: dict[str, Any] = dict(copies["guardduty-general"].raw)
     native["severity"] = severity
     asff: dict[str, Any] = dict(copies["securityhub"].raw)

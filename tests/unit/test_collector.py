@@ -16,7 +16,7 @@ from responder.service import Service
 from responder.settings import Settings
 from tests.fakes import FakeIam
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.unit.test_service_batch import RUNBOOK
+from tests.kit import BATCH_RUNBOOK
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ async def test_a_full_chunk_of_acting_records_sets_off_no_collection_inside_it(t
         iam.add_key("ml-training", key)
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
                         max_batch=size)
-    service = Service(settings, aws=iam, runbooks=[RUNBOOK])
+    service = Service(settings, aws=iam, runbooks=[BATCH_RUNBOOK])
 
     async def commit(offsets: dict[Any, int]) -> None:
         """Nothing to commit to."""

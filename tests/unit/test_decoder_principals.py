@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from responder.actuators import registry
@@ -15,8 +14,8 @@ from responder.models.event import Event
 from responder.normalise import decode_doc, guardduty, guardduty_fast, parse_documents
 from responder.rules.matcher import Matcher
 from tests.findings import guardduty_finding
+from tests.principal_kit import NOT_A_USER, ROOT, WRITES
 
-ROOT = Path(__file__).resolve().parents[2]
 EXFIL = [
     ROOT / "tests/fixtures/events/guardduty_envelope_mismatch_invalid_ip.json",
     ROOT / "playbooks/events/securityhub-instance-credential-exfiltration.json",
@@ -61,48 +60,6 @@ def test_cloudwatch_alarm_names_the_api_key_from_its_dimensions() -> None:
     assert key.id == "a1b2c3d4e5"
     assert (key.attributes["api_id"], key.attributes["stage"]) == ("k7x2q9abcd", "prod")
     assert event.first("function") is not None
-
-
-# A principal's user name is an IAM user's only when its type says IAMUser (an IAM role's for AssumedRole): a
-# FederatedUser's name is the session name its caller chose, Root is the account, and a missing type says nothing.
-WRITE = "TTPs/Impact/Impact:S3-AnomalousBehavior.Write"
-TRAINING_BUCKET = "arn:aws:s3:::acme-training-data-prod"
-NOT_A_USER = ["FederatedUser", "Root", "AWSService", None]
-
-
-def _guardduty_write(user_type: str | None) -> dict[str, Any]:
-    doc: dict[str, Any] = orjson.loads(
-        (ROOT / "runbooks/examples/by-source/unauthorized-training-data-write.guardduty-s3-write.json").read_bytes())
-    key = doc["resource"]["accessKeyDetails"]
-    key["userName"] = "victim"
-    key.pop("userType")
-    if user_type is not None:
-        key["userType"] = user_type
-    return doc
-
-
-def _asff_write(user_type: str | None) -> dict[str, Any]:
-    doc: dict[str, Any] = orjson.loads(
-        (ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
-    doc["Types"] = doc["FindingProviderFields"]["Types"] = [WRITE]
-    [key] = [r for r in doc["Resources"] if r["Type"] == "AwsIamAccessKey"]
-    key["Details"]["AwsIamAccessKey"] = {"PrincipalName": "victim", "PrincipalId": "AIDAEXAMPLEVICTIM0001"} | (
-        {"PrincipalType": user_type} if user_type is not None else {})
-    doc["Resources"].append({"Type": "AwsS3Bucket", "Id": TRAINING_BUCKET})
-    return doc
-
-
-def _ocsf_write(user_type: str | None) -> dict[str, Any]:
-    doc: dict[str, Any] = orjson.loads(
-        (ROOT / "runbooks/examples/by-source/cloudtrail-logging-stopped.ocsf.json").read_bytes())
-    doc["finding_info"]["types"] = [WRITE]
-    doc["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {"PrincipalName": "victim"} | (
-        {"PrincipalType": user_type} if user_type is not None else {})}).decode()
-    doc["resources"].append({"type": "AwsS3Bucket", "uid": TRAINING_BUCKET})
-    return doc
-
-
-WRITES = [_guardduty_write, _asff_write, _ocsf_write]
 
 
 @pytest.fixture(scope="module")

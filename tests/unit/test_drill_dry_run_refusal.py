@@ -11,11 +11,10 @@ from responder.tabletop.failures import NOBODY, TOLD, StepFailure, step_failures
 from responder.tabletop.grading import Figures
 from responder.tabletop.scorecard import improvements
 from responder.timeline.recorder import Recorder
+from tests.drill_kit import EVENT, RUNBOOK
 from tests.drill_kit import PAGE as DRILL_PAGE
-from tests.drill_kit import RUNBOOK
 from tests.escalation_kit import PROTECTED
 from tests.kit import DEACTIVATE_STEPS, ESCALATE, make_kit
-from tests.unit.test_replay_default_escalation import EVENT
 
 
 def test_replay_shows_the_escalation_a_protected_step_would_page(tmp_path, monkeypatch):

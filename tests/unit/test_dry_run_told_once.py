@@ -14,11 +14,10 @@ from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
 from responder.tabletop.failures import AGAIN, TOLD, step_failures
 from responder.timeline.recorder import Recorder
+from tests.drill_kit import EVENT, RUNBOOK, UNRESOLVED
 from tests.drill_kit import PAGE as DRILL_PAGE
-from tests.drill_kit import RUNBOOK
 from tests.escalation_kit import PROTECTED
 from tests.kit import DEACTIVATE_STEPS, ESCALATE, Kit, make_kit
-from tests.unit.test_replay_default_escalation import EVENT, UNRESOLVED
 
 
 async def _twice(kit: Kit, *, restart: bool = False) -> list[tuple[str, str]]:

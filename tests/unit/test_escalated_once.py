@@ -67,8 +67,7 @@ async def test_a_replay_of_the_same_record_twice_says_its_second_failure_was_not
     from responder.actuators import registry
     from responder.catalog import load_runbooks
     from responder.tabletop.replay import backtest
-    from tests.drill_kit import PAGE
-    from tests.unit.test_replay_default_escalation import EVENT, UNRESOLVED
+    from tests.drill_kit import EVENT, PAGE, UNRESOLVED
 
     (tmp_path / "silent-deactivation.yaml").write_text(UNRESOLVED + yaml.safe_dump({"on_failure": PAGE}))
     result = await backtest([EVENT.read_bytes()] * 2, load_runbooks(tmp_path, registry), registry)

@@ -3,8 +3,6 @@ one incident per resource, never merged with an account's incident or another so
 
 from __future__ import annotations
 
-import copy
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +17,8 @@ from responder.models.event import Event, Resource, ResourceKind
 from responder.models.timeline import EntryKind
 from responder.normalise import normalise
 from tests.kit import Kit, make_kit
+from tests.source_kit import ROOT, datadog_signal
 
-ROOT = Path(__file__).resolve().parents[2]
-DATADOG = ROOT / "runbooks" / "examples" / "by-source" / "training-data-bucket-public.datadog.json"
 BY_BUCKET = "${event.account}:${event.resource.bucket.id}"
 RUNBOOK = """\
 id: dd-bucket
@@ -37,24 +34,6 @@ steps:
 """
 
 
-@cache
-def _example() -> bytes:
-    return DATADOG.read_bytes()
-
-
-def _signal(signal_id: str, bucket: str = "acme-training-data", account: str | None = None) -> dict[str, Any]:
-    """The shipped Datadog example as signal `signal_id` about `bucket`, naming `account` (none by default)."""
-    doc: dict[str, Any] = copy.deepcopy(orjson.loads(_example()))
-    doc.pop("account", None)
-    doc["detail"]["tags"] = [t for t in doc["detail"]["tags"] if not t.startswith("account:")]
-    if account is not None:
-        doc["account"] = account
-    signal = doc["detail"]["meta"]["signal"]
-    signal["id"] = signal_id
-    signal["rule"]["group_by_fields"] = {"bucket_name": bucket}
-    return doc
-
-
 def _event(doc: dict[str, Any]) -> Event:
     [event] = normalise(orjson.dumps(doc))
     return event
@@ -63,20 +42,21 @@ def _event(doc: dict[str, Any]) -> Event:
 def test_two_account_less_alerts_about_one_bucket_share_a_key() -> None:
     """Two Datadog signals without an account about one bucket render the same key, `no-account(datadog):<bucket>`
     (before: `ungrouped:<signal id>` each, one incident and one page per alert)."""
-    one, two = _event(_signal("s-1")), _event(_signal("s-2"))
+    one, two = _event(datadog_signal("s-1")), _event(datadog_signal("s-2"))
     assert one.account is None
     assert group_key(BY_BUCKET, one) == group_key(BY_BUCKET, two) == ("no-account(datadog):acme-training-data", None)
 
 
 def test_account_less_alerts_about_two_buckets_stay_apart() -> None:
     """The rest of the key still separates: another bucket is another incident."""
-    assert group_key(BY_BUCKET, _event(_signal("s-1")))[0] != group_key(BY_BUCKET, _event(_signal("s-2", "b-data")))[0]
+    one, other = _event(datadog_signal("s-1")), _event(datadog_signal("s-2", "b-data"))
+    assert group_key(BY_BUCKET, one)[0] != group_key(BY_BUCKET, other)[0]
 
 
 def test_an_account_is_grouped_as_before_and_never_with_the_fallback() -> None:
     """An event naming an account keeps `<account>:<bucket>`; two accounts are two keys, neither the fallback's."""
-    a = group_key(BY_BUCKET, _event(_signal("s-1", account="111122223333")))
-    b = group_key(BY_BUCKET, _event(_signal("s-2", account="444455556666")))
+    a = group_key(BY_BUCKET, _event(datadog_signal("s-1", account="111122223333")))
+    b = group_key(BY_BUCKET, _event(datadog_signal("s-2", account="444455556666")))
     assert a == ("111122223333:acme-training-data", None)
     assert b == ("444455556666:acme-training-data", None)
 
@@ -84,7 +64,7 @@ def test_an_account_is_grouped_as_before_and_never_with_the_fallback() -> None:
 @pytest.mark.parametrize("account", ["no-account(datadog)", "no-account(datadog):x"])
 def test_an_account_claiming_the_fallback_is_its_own_incident(account: str) -> None:
     """An event whose own account is written as the fallback cannot join the account-less alerts' incident."""
-    event = _event(_signal("s-9", account=account))
+    event = _event(datadog_signal("s-9", account=account))
     key, why = group_key(BY_BUCKET, event)
     assert key == "ungrouped:s-9"
     assert why is not None
@@ -94,14 +74,14 @@ def test_an_account_claiming_the_fallback_is_its_own_incident(account: str) -> N
 def test_a_resource_carrying_the_fallback_text_cannot_bridge_two_sources() -> None:
     """A bucket name holding `no-account(` (attacker-chosen text) opens its own incident: it cannot render another
     source's or account's key around the fallback."""
-    event = _event(_signal("s-7", bucket="x-data:no-account(sentinel)"))
+    event = _event(datadog_signal("s-7", bucket="x-data:no-account(sentinel)"))
     assert group_key("${event.resource.bucket.id}:${event.account}", event)[0] == "ungrouped:s-7"
     assert group_key(BY_BUCKET, event)[0] == "ungrouped:s-7"
 
 
 def test_another_missing_field_still_opens_its_own_incident() -> None:
     """Only the account falls back: a missing resource still groups the event on its own."""
-    key, why = group_key("${event.account}:${event.resource.instance.id}", _event(_signal("s-3")))
+    key, why = group_key("${event.account}:${event.resource.instance.id}", _event(datadog_signal("s-3")))
     assert key == "ungrouped:s-3"
     assert why is not None
     assert "event.resource.instance.id" in why
@@ -140,7 +120,7 @@ def test_account_less_alerts_about_a_name_any_account_may_choose_never_share_an_
     a role in a sandbox account as production's, to have the real alert join the noise one and its page count as
     sent, or fall in its cooldown): each opens its own `ungrouped:` incident, as before 48f9e41."""
     def signal(signal_id: str) -> Event:
-        doc = _signal(signal_id)
+        doc = datadog_signal(signal_id)
         doc["detail"]["meta"]["signal"]["rule"]["group_by_fields"] = {
             "@userIdentity.arn": "arn:aws:sts::111122223333:assumed-role/ml-training/i-0abc"}
         return _event(doc).model_copy(update={"account": None, "resources": (
@@ -167,8 +147,8 @@ async def test_account_less_alerts_of_one_bucket_open_one_incident_and_page_once
     (kit.runbooks_dir / "dd-bucket.yaml").write_text(RUNBOOK)
     kit.start()
     for n in (1, 2, 3):
-        await _send(kit, _signal(f"s-{n}"))
-    await _send(kit, _signal("s-4", account="111122223333"))
+        await _send(kit, datadog_signal(f"s-{n}"))
+    await _send(kit, datadog_signal("s-4", account="111122223333"))
     opened = kit.entries(EntryKind.INCIDENT_OPENED)
     assert [o["group_key"] for o in opened] == ["no-account(datadog):acme-training-data",
                                                 "111122223333:acme-training-data"]

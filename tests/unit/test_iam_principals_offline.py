@@ -8,8 +8,7 @@ import pytest
 from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.tabletop.replay import backtest
-from tests.drill_kit import RUNBOOK
-from tests.unit.test_replay_default_escalation import EVENT
+from tests.drill_kit import EVENT, RUNBOOK
 
 
 @pytest.mark.parametrize(("protected", "refused"), [("user/admins/*", True), ("AIDAZZ*", True), ("prod-*", False)])

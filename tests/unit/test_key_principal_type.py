@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,77 +10,24 @@ import pytest
 from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.engine.runner import resolve_step
-from responder.models.event import Event
 from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher
-from tests.unit.test_unnamed_principal_notify import page_fields
+from tests import principal_kit
+from tests.principal_kit import (
+    ASFF_TYPE,
+    KEY,
+    NAMESAKE,
+    ROOT,
+    SOURCES,
+    UNNAMED_PAGE,
+    example_doc,
+    guardduty_doc,
+    matched_ids,
+    page_fields,
+    source_event,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "runbooks/examples"
-PAGE = "access-key-compromise-unnamed-principal"
-KEY = "AKIAEXAMPLEVICTIM001"
-ASFF_TYPE = "TTPs/Initial Access/UnauthorizedAccess:IAMUser-MaliciousIPCaller"
-# the principal name someone else chose (a federated session name, a forged finding) spelling a real IAM user's
-NAMESAKE = "ml-training"
 NOT_AN_IAM_USER = ["Root", "FederatedUser", "AssumedRole", "AWSService", None]
-
-
-def _load(rel: str) -> dict[str, Any]:
-    doc: dict[str, Any] = orjson.loads((EXAMPLES / rel).read_bytes())
-    return doc
-
-
-def _guardduty(user_type: str | None) -> dict[str, Any]:
-    doc = _load("iam-credential-compromise.json")
-    key = doc["resource"]["accessKeyDetails"]
-    key.pop("userType")
-    key |= {"accessKeyId": KEY, "userName": NAMESAKE} | ({"userType": user_type} if user_type else {})
-    return doc
-
-
-def _asff(user_type: str | None) -> dict[str, Any]:
-    doc = _load("by-source/access-key-compromise.securityhub.json")
-    [key] = [r for r in doc["Resources"] if r["Type"] == "AwsIamAccessKey"]
-    key["Id"] = f"AWS::IAM::AccessKey:{KEY}"
-    key["Details"]["AwsIamAccessKey"] = {"PrincipalName": NAMESAKE, "PrincipalId": "AIDAEXAMPLEVICTIM0001"} | (
-        {"PrincipalType": user_type} if user_type else {})
-    return doc
-
-
-def _ocsf(user_type: str | None) -> dict[str, Any]:
-    doc = _load("by-source/cloudtrail-logging-stopped.ocsf.json")
-    doc["finding_info"]["types"] = [ASFF_TYPE]
-    doc["severity_id"], doc["severity"] = 4, "High"
-    doc["resources"][0]["uid"] = f"AWS::IAM::AccessKey:{KEY}"
-    doc["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {"PrincipalName": NAMESAKE} | (
-        {"PrincipalType": user_type} if user_type else {})}).decode()
-    return doc
-
-
-def _splunk(user_type: str | None) -> dict[str, Any]:
-    doc = _load("access-key-compromise.json")
-    doc["result"].pop("user_type", None)
-    doc["result"] |= {"affectedEntities{}.entityValue": KEY, "user_name": NAMESAKE} | (
-        {"user_type": user_type} if user_type else {})
-    return doc
-
-
-def _sentinel(user_type: str | None) -> dict[str, Any]:
-    doc = _load("by-source/access-key-compromise.sentinel.json")
-    details = {"AccessKeyId": [KEY], "RecipientAccountId": ["123456789012"], "SourceIpAddress": ["198.51.100.23"]} | (
-        {"UserIdentityType": [user_type]} if user_type else {})
-    [alert] = doc["object"]["properties"]["Alerts"]
-    alert["properties"]["additionalData"]["Custom Details"] = orjson.dumps(details).decode()
-    return doc
-
-
-SOURCES: dict[str, tuple[Callable[[str | None], dict[str, Any]], str]] = {
-    "guardduty": (_guardduty, "iam-credential-compromise"),
-    "securityhub": (_asff, "access-key-compromise"),
-    "ocsf": (_ocsf, "access-key-compromise"),
-    "splunk": (_splunk, "access-key-compromise"),
-    "sentinel": (_sentinel, "access-key-compromise"),
-}
 
 
 @pytest.fixture(scope="module", name="matcher")
@@ -91,24 +36,14 @@ def _matcher() -> Matcher:
     return Matcher(load_runbooks(ROOT / "runbooks", registry))
 
 
-def _event(source: str, user_type: str | None) -> Event:
-    [event] = decode_doc(SOURCES[source][0](user_type))
-    assert event.source == source
-    return event
-
-
-def _matched(event: Event, matcher: Matcher) -> list[str]:
-    return [m.runbook.id for m in matcher.match(event)]
-
-
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_an_iam_user_s_key_is_contained(source: str, matcher: Matcher) -> None:
     """A key typed IAMUser, from every source, matches its containing runbook only, acting on the key's user."""
-    event = _event(source, "IAMUser")
+    event = source_event(source, "IAMUser")
     key = event.first("access_key")
     assert key is not None
     assert (key.id, key.attributes["user_name"], key.attributes["user_type"]) == (KEY, NAMESAKE, "IAMUser")
-    assert _matched(event, matcher) == [SOURCES[source][1]]
+    assert matched_ids(event, matcher) == [SOURCES[source][1]]
 
 
 # an untyped key from a source other than GuardDuty is contained since access-key-compromise v2
@@ -122,9 +57,9 @@ def test_a_key_of_another_principal_pages_and_touches_no_iam_user(
         source: str, user_type: str | None, matcher: Matcher) -> None:
     """A Root, federated, role or service principal's key (or GuardDuty's untyped one) named like an IAM user is not
     acted on: it matches only the paging runbook, whose page names the key, its type, the account and what to do."""
-    event = _event(source, user_type)
-    assert _matched(event, matcher) == [PAGE]
-    fields = page_fields(event, matcher, PAGE)
+    event = source_event(source, user_type)
+    assert matched_ids(event, matcher) == [UNNAMED_PAGE]
+    fields = page_fields(event, matcher, UNNAMED_PAGE)
     assert fields["access_key"]["id"] == KEY
     assert fields["access_key"]["attributes"].get("user_type") == user_type
     assert fields["access_key"]["attributes"]["user_name"] == NAMESAKE
@@ -137,13 +72,13 @@ def test_a_key_of_another_principal_pages_and_touches_no_iam_user(
 
 def test_the_paging_runbook_changes_nothing() -> None:
     """The paging runbook has no actuator but notifications: there is no principal the finding vouches for."""
-    [book] = [rb for rb in load_runbooks(ROOT / "runbooks", registry) if rb.id == PAGE]
+    [book] = [rb for rb in load_runbooks(ROOT / "runbooks", registry) if rb.id == UNNAMED_PAGE]
     assert {s.actuator for s in (*book.steps, *book.on_failure)} == {"notify.kafka.publish_message"}
 
 
 def test_a_logging_stop_by_a_non_iam_user_s_key_deactivates_nothing(matcher: Matcher) -> None:
     """cloudtrail-logging-stopped deactivates the caller's key only when its principal is an IAM user."""
-    doc = _load("by-source/cloudtrail-logging-stopped.ocsf.json")
+    doc = example_doc("by-source/cloudtrail-logging-stopped.ocsf.json")
     doc["resources"][0]["uid"] = f"AWS::IAM::AccessKey:{KEY}"
     steps: dict[str | None, str] = {}
     for user_type in ("IAMUser", "Root", None):
@@ -174,11 +109,11 @@ def test_a_sentinel_account_is_an_iam_user_only_when_typed_so(user_type: str | N
     [event] = decode_doc(_sentinel_bedrock(user_type))
     user = event.first("iam_user")
     assert (user.id if user is not None else None) == (NAMESAKE if user_type == "IAMUser" else None)
-    assert ("llmjacking" in _matched(event, matcher)) is (user_type == "IAMUser")
+    assert ("llmjacking" in matched_ids(event, matcher)) is (user_type == "IAMUser")
 
 
 def _ocsf_actor(user_type: str | None, types: list[str] | None = None) -> dict[str, Any]:
-    doc = _load("by-source/cloudtrail-logging-stopped.ocsf.json")
+    doc = example_doc("by-source/cloudtrail-logging-stopped.ocsf.json")
     doc["resources"] = [r for r in doc["resources"] if "AccessKey" not in str(r)]
     doc["actor"] = {"user": {"name": NAMESAKE, "credential_uid": KEY} | ({"type": user_type} if user_type else {})}
     if types:
@@ -196,7 +131,7 @@ def test_an_ocsf_actor_s_key_carries_the_actor_s_type(user_type: str | None, mat
     key = event.first("access_key")
     assert key is not None
     assert (key.id, key.attributes.get("user_type")) == (KEY, user_type)
-    assert _matched(event, matcher) == ["access-key-compromise" if user_type in ("IAMUser", None) else PAGE]
+    assert matched_ids(event, matcher) == ["access-key-compromise" if user_type in ("IAMUser", None) else UNNAMED_PAGE]
     [event] = decode_doc(_ocsf_actor(user_type))
     [match] = [m for m in matcher.match(event) if m.runbook.id == "cloudtrail-logging-stopped"]
     [step] = [s for s in match.runbook.steps if s.id == "deactivate-key"]
@@ -210,16 +145,16 @@ def test_a_compromised_session_key_pages_on_call(
         source: str, user_type: str | None, matcher: Matcher, monkeypatch: pytest.MonkeyPatch) -> None:
     """A temporary ASIA… key (a role's session, an IAM user's GetSessionToken) that no runbook contains still
     reaches a human: it matches the paging runbook only, never a containing one."""
-    monkeypatch.setitem(globals(), "KEY", "ASIAEXAMPLEVICTIM001")
-    event = _event(source, user_type)
+    monkeypatch.setattr(principal_kit, "KEY", "ASIAEXAMPLEVICTIM001")  # what its documents name
+    event = source_event(source, user_type)
     key = event.first("access_key")
     assert key is not None
     assert key.attributes["credential"] == "temporary"
-    assert _matched(event, matcher) == [PAGE]
+    assert matched_ids(event, matcher) == [UNNAMED_PAGE]
 
 
 def test_a_guardduty_iam_user_key_without_a_user_name_pages(matcher: Matcher) -> None:
     """A GuardDuty finding on an IAMUser's AKIA key that names no user cannot be contained: it pages on-call."""
-    doc = _guardduty("IAMUser")
+    doc = guardduty_doc("IAMUser")
     doc["resource"]["accessKeyDetails"].pop("userName")
-    assert _matched(decode_doc(doc)[0], matcher) == [PAGE]
+    assert matched_ids(decode_doc(doc)[0], matcher) == [UNNAMED_PAGE]

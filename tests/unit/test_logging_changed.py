@@ -18,7 +18,7 @@ from responder.normalise import normalise
 from responder.rules.matcher import Matcher
 from tests.conftest import CORPUS
 from tests.fakes import FakeIam
-from tests.unit.test_noise_upgrade import _upgraded
+from tests.source_kit import upgraded
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "runbooks" / "examples"
@@ -168,7 +168,7 @@ async def test_an_incident_paged_under_version_1_is_not_paged_again_under_versio
     doc: dict[str, Any] = orjson.loads(_call("StopLogging", {}))  # no trail named: nothing to restart in FakeIam
     first = orjson.dumps(doc)
     doc["eventID"] = "stop-logging-after-the-upgrade"
-    publisher, engine = await _upgraded("cloudtrail-logging-stopped", first, orjson.dumps(doc), iam)
+    publisher, engine = await upgraded("cloudtrail-logging-stopped", first, orjson.dumps(doc), iam)
     assert len(publisher.sent) == 1
     assert len(engine.state.incidents.by_id) == 1
     results = [(e.body["step"], e.body["status"], e.body.get("changed")) for e in engine.recorder.entries()

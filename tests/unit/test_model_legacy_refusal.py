@@ -18,8 +18,7 @@ from responder.actuators.model.versions import ModelConfig
 from responder.cli.app import app
 from responder.errors import ConfigError, PermanentActuationError
 from responder.settings import Settings
-from tests.modelkit import Keys, NoAws, make_model, publish
-from tests.unit.test_model_release import legacy_sign
+from tests.modelkit import Keys, NoAws, legacy_sign, make_model, publish
 
 ROLLBACK = registry.get("model.rollback_to_last_signed")
 

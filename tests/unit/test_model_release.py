@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from model_signing import signing as ms_signing
 from typer.testing import CliRunner
 
 from responder.actuators.model.local import LocalStore
@@ -20,14 +19,9 @@ from responder.actuators.model.versions import ModelVersion
 from responder.cli.app import app
 from responder.cli.output import EXIT_CONFIG
 from responder.errors import ConfigError
-from tests.modelkit import Keys, make_model
+from tests.modelkit import Keys, legacy_sign, make_model
 
 WHEN = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def legacy_sign(model_dir: Path, key: Path, signature: Path) -> None:
-    """Sign the way responder did before release statements: the files only."""
-    ms_signing.Config().use_elliptic_key_signer(private_key=key).sign(model_dir, signature)
 
 
 def _entry(model: str, version: str, created: datetime = WHEN) -> ModelVersion:

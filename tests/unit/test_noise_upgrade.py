@@ -5,43 +5,15 @@ again."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from responder.actuators import registry
-from responder.actuators.base import ActuationContext
-from responder.catalog import load_runbooks
 from responder.engine import Engine
-from responder.engine.approvals import MemoryPublisher
-from responder.models import RawRecord
-from responder.models.runbook import Runbook
-from responder.pipeline import Pipeline
-from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam
+from tests.source_kit import ROOT, upgraded
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "runbooks/examples"
-
-
-async def _upgraded(runbook: str, first: bytes, second: bytes, iam: FakeIam,
-                    meanwhile: Callable[[], None] = lambda: None) -> tuple[MemoryPublisher, Engine]:
-    """`first` handled with `runbook` at version 1, then (after `meanwhile`) `second` by a restarted engine with the
-    shipped version 2 (a deploy); the publisher and the second engine."""
-    shipped = load_runbooks(ROOT / "runbooks", registry)
-    old: list[Runbook] = [rb.model_copy(update={"version": 1}) if rb.id == runbook else rb for rb in shipped]
-    assert [rb.version for rb in shipped if rb.id == runbook] == [2]
-    publisher, store = MemoryPublisher(), MemoryStore()
-    for runbooks, raw in ((old, first), (shipped, second)):
-        engine = Engine(Recorder(store), registry, iam, context=ActuationContext(aws=iam, publisher=publisher))
-        engine.recover()
-        engine.use_runbooks(runbooks)
-        await Pipeline(runbooks, engine).handle(RawRecord(topic="alerts", value=raw))
-        engine.recorder.flush_sync()
-        meanwhile()
-    return publisher, engine
 
 
 def _steps(engine: Engine, kind: str) -> list[str]:
@@ -54,7 +26,7 @@ async def test_a_root_write_incident_paged_under_version_1_is_not_paged_again_un
     doc: dict[str, Any] = orjson.loads((EXAMPLES / "training-data-write-unnamed-principal.json").read_bytes())
     first = orjson.dumps(doc)
     doc["id"] = doc["detail"]["eventID"] = "ct-put-root-2"
-    publisher, engine = await _upgraded("training-data-write-unnamed-principal", first, orjson.dumps(doc), FakeIam())
+    publisher, engine = await upgraded("training-data-write-unnamed-principal", first, orjson.dumps(doc), FakeIam())
     assert len(publisher.sent) == 1
     assert len(engine.state.incidents.by_id) == 1
     assert _steps(engine, "step.skipped") == ["page-oncall"]
@@ -75,7 +47,7 @@ async def test_a_contained_key_s_incident_is_not_notified_again_but_its_key_step
         ref = ("ml-training", "responder-revoke-older-sessions")
         iam.user_policies[ref] = re.sub(r"20\d\d-[0-9T:-]+Z", "2026-01-01T00:00:00Z", iam.user_policies[ref])
 
-    publisher, engine = await _upgraded("access-key-compromise", first, orjson.dumps(doc), iam, an_hour_later)
+    publisher, engine = await upgraded("access-key-compromise", first, orjson.dumps(doc), iam, an_hour_later)
     assert len(publisher.sent) == 1
     assert len(engine.state.incidents.by_id) == 1
     results = [(e.body["step"], e.body["status"], e.body.get("changed")) for e in engine.recorder.entries()

@@ -14,17 +14,16 @@ from hypothesis import strategies as st
 from responder.actuators.registry import registry
 from responder.catalog import load_runbooks
 from responder.engine import Engine
-from responder.errors import EventRejected
 from responder.models.event import Event, RawRecord
-from responder.models.runbook import Runbook
-from responder.normalise import decode_doc, guardduty_heads, head, keyed, parse
+from responder.normalise import guardduty_heads, head, keyed, parse
 from responder.pipeline import Pipeline
 from responder.rules.index import MEMO
-from responder.rules.matcher import ACCEPTED, Matcher
+from responder.rules.matcher import Matcher
 from responder.timeline import MemoryStore, Recorder
 from tests.conftest import CORPUS
 from tests.fakes import FakeIam
 from tests.findings import envelope_bytes, guardduty_finding
+from tests.source_kit import _fields, head_equals_full, notify_runbook, sound
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = load_runbooks(ROOT / "runbooks", registry)
@@ -32,94 +31,28 @@ FIXTURES = ROOT / "tests" / "fixtures" / "events"
 SAMPLES = sorted([*(CORPUS.glob("*/*.json") if CORPUS.is_dir() else []), *FIXTURES.glob("**/*.json")])
 
 
-def _runbook(trigger: dict[str, Any], rid: str = "gen") -> Runbook:
-    return Runbook.model_validate({"id": rid, "trigger": trigger,
-                                   "steps": [{"id": "s", "actuator": "notify.log", "with": {"message": "m"}}]})
-
-
-def _full(doc: Any) -> list[Event] | None:
-    try:
-        return decode_doc(doc)
-    except EventRejected:
-        return None
-
-
-_PIPELINE = Pipeline([], Engine(Recorder(MemoryStore()), registry, FakeIam()))
-
-
-def _sound(matcher: Matcher, doc: Any) -> bool:
-    """Whether the head (or the keyed head) ruled the document out; asserts that the full decode then matches
-    nothing, and that the pipeline's verdict (keyed head first, remembered per key) is the same."""
-    partial, by_key = head(doc), keyed(doc)
-    ruled = partial is not None and matcher.rejects(*partial)
-    ruled_by_key = by_key is not None and isinstance(matcher.verdict(*by_key), Event)
-    _PIPELINE.matcher = matcher
-    assert (_PIPELINE._ruled_out(doc, None) is not None) == (ruled or ruled_by_key)
-    if by_key is not None and matcher.verdict(*by_key) is ACCEPTED:  # the whole head is then not built: it could
-        assert not ruled  # not have ruled the document out, and the full decode, when it reads, matches
-        events = _full(doc)
-        assert events is None or [m for e in events for m in matcher.match(e)]
-    if not (ruled or ruled_by_key):
-        return False
-    events = _full(doc)
-    if events is not None:
-        assert [m for e in events for m in matcher.match(e)] == []
-    return True
-
-
-def _typed(value: Any) -> Any:
-    """A value with the Python type of every leaf, so that 1, 1.0 and True differ (the operators tell them apart)."""
-    if isinstance(value, dict):
-        return {k: _typed(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_typed(v) for v in value]
-    return type(value), value
-
-
-def _fields(event: Event, names: frozenset[str]) -> dict[str, Any]:
-    return {name: _typed(event.model_dump(include={name}).get(name)) for name in sorted(names)}
-
-
-def _head_equals_full(doc: Any) -> None:
-    partial, by_key, events = head(doc), keyed(doc), _full(doc)
-    if events is None:
-        return
-    if partial is not None:
-        event, fields = partial
-        assert len(events) == 1
-        assert _fields(event, fields) == _fields(events[0], fields)
-    if by_key is not None:
-        build, key, fields = by_key
-        try:
-            event = build(key)
-        except Exception:  # noqa: BLE001 - a key it cannot build is never ruled out (test_a_key_that_cannot_build…)
-            return
-        assert len(events) == 1
-        assert _fields(event, fields) == _fields(events[0], fields)
-
-
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_head_fields_equal_the_full_events_and_never_hide_a_shipped_match(path: Path) -> None:
     """For every corpus/fixture record: head fields equal the decoded event's; shipped runbooks lose no match."""
     doc = parse(path.read_bytes())
-    _head_equals_full(doc)
-    _sound(Matcher(SHIPPED), doc)
+    head_equals_full(doc)
+    sound(Matcher(SHIPPED), doc)
 
 
 def test_a_guardduty_finding_below_the_threshold_is_ruled_out_by_its_head() -> None:
     """The fast path is taken: a candidate runbook whose severity condition fails is decided on the head."""
-    rb = _runbook({"source": "guardduty", "type": "*IAMUser/*",
-                   "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
+    rb = notify_runbook({"source": "guardduty", "type": "*IAMUser/*",
+                         "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
     low = orjson.loads(envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001", severity=2)))
     high = orjson.loads(envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001", severity=8)))
-    assert _sound(Matcher([rb]), low)
-    assert not _sound(Matcher([rb]), high)
+    assert sound(Matcher([rb]), low)
+    assert not sound(Matcher([rb]), high)
 
 
 def test_a_runbook_reading_beyond_the_head_forces_the_full_decode() -> None:
     """A candidate whose conditions read resources (or an eq anchor on them) is never decided on the head."""
     doc = orjson.loads(envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001", severity=2)))
-    reads_resource = _runbook({"source": "guardduty", "conditions": [
+    reads_resource = notify_runbook({"source": "guardduty", "conditions": [
         {"field": "event.resource.access_key.id", "op": "eq", "value": "AKIAOTHER"}]})
     assert head(doc) is not None
     assert not Matcher([reads_resource]).rejects(*head(doc))  # type: ignore[misc]
@@ -127,7 +60,8 @@ def test_a_runbook_reading_beyond_the_head_forces_the_full_decode() -> None:
 
 def test_the_pipeline_counts_a_ruled_out_event_as_unmatched() -> None:
     """prepare() on a ruled-out record finds nothing and counts one event, as the full path does."""
-    rb = _runbook({"source": "guardduty", "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
+    rb = notify_runbook({"source": "guardduty",
+                         "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
     p = Pipeline([rb], Engine(Recorder(MemoryStore()), registry, FakeIam()))
     prepared = p.prepare(RawRecord(topic="t", value=envelope_bytes(guardduty_finding("AKIAEX0000000001", severity=2))))
     assert prepared.found == []
@@ -172,15 +106,15 @@ def test_the_head_never_rules_out_an_event_a_generated_runbook_matches(
         finding[key] = value
     envelope = orjson.loads(envelope_bytes(finding))
     doc = {"envelope": envelope, "raw": finding, "detail": {"detail": finding}}[shape]
-    books = [_runbook(t, f"gen-{i}") for i, t in enumerate(triggers)] + (SHIPPED if with_shipped else [])
-    _head_equals_full(doc)
-    _sound(Matcher(books), doc)
+    books = [notify_runbook(t, f"gen-{i}") for i, t in enumerate(triggers)] + (SHIPPED if with_shipped else [])
+    head_equals_full(doc)
+    sound(Matcher(books), doc)
 
 
 def test_the_keyed_head_skips_the_time_and_its_verdict_is_remembered_per_key() -> None:
     """A finding ruled out by type and severity alone is ruled out even with an unreadable time; one build per key."""
-    rb = _runbook({"source": "guardduty", "type": "*IAMUser/*",
-                   "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
+    rb = notify_runbook({"source": "guardduty", "type": "*IAMUser/*",
+                         "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
     matcher = Matcher([rb])
     docs = [orjson.loads(envelope_bytes(guardduty_finding(f"AKIAEXAMPLE00000000{i}", severity=2, updated=when)))
             for i, when in enumerate(["2026-11-25T10:00:00.000Z", "not a time", "2026-11-26T10:00:00.000Z"])]
@@ -198,19 +132,19 @@ def test_the_keyed_head_skips_the_time_and_its_verdict_is_remembered_per_key() -
         assert found is not None
         assert found[0] is guardduty_heads.finding_partial
         assert isinstance(matcher.verdict(counting, found[1], found[2]), Event)
-        assert _sound(matcher, doc)
+        assert sound(matcher, doc)
     assert len(built) == 1
 
 
 def test_a_runbook_reading_the_time_is_decided_by_the_whole_head() -> None:
     """The keyed head holds no time: a candidate reading `event.time` leaves the verdict to the head that has it."""
-    rb = _runbook({"source": "guardduty", "conditions": [{"field": "event.time", "op": "lt", "value": "2000"}]})
+    rb = notify_runbook({"source": "guardduty", "conditions": [{"field": "event.time", "op": "lt", "value": "2000"}]})
     doc = orjson.loads(envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001", severity=2)))
     found = keyed(doc)
     assert found is not None
     assert "time" not in found[2]
     assert Matcher([rb]).verdict(*found) is None  # neither ruled out nor accepted by the key's fields
-    assert _sound(Matcher([rb]), doc)  # the whole head rules it out (2026 is not before 2000)
+    assert sound(Matcher([rb]), doc)  # the whole head rules it out (2026 is not before 2000)
 
 
 def test_equal_keys_give_events_no_condition_tells_apart() -> None:
@@ -241,7 +175,8 @@ def test_a_key_that_cannot_build_is_never_ruled_out() -> None:
 
 def test_the_verdict_memory_is_bounded() -> None:
     """At most MEMO keys are remembered per keyed head, whatever the stream's vocabulary."""
-    rb = _runbook({"source": "guardduty", "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
+    rb = notify_runbook({"source": "guardduty",
+                         "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
     matcher = Matcher([rb])
     doc = orjson.loads(envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001", severity=2)))
     found = keyed(doc)

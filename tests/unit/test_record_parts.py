@@ -3,7 +3,6 @@ are handled, the bad one is dead-lettered by its index, and redelivery gives the
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import orjson
@@ -18,51 +17,17 @@ from responder.normalise import decode_doc, normalise
 from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam
-from tests.unit.test_run_ids import REPORT
-from tests.unit.test_securityhub_v2 import ROOT, _v2
-from tests.unit.test_securityhub_v2_controls import _asff, _v2_finding
+from tests.source_kit import (
+    REPORT,
+    ROOT,
+    SHAPES,
+    _asff_findings,
+    _spoil_asff,
+    _spoil_v2,
+    _v2_findings,
+)
 
-ENVS = ("prod", "dev", "test")
 EVENTS = ROOT / "tests/fixtures/events"
-
-
-def _asff_findings(n: int) -> dict[str, Any]:
-    """A `Security Hub Findings - Imported` event of `n` failed S3.8 checks, each on its own bucket."""
-    doc = _asff("S3.8")
-    one = doc["detail"]["findings"][0]
-    doc["detail"]["findings"] = []
-    for i in range(n):
-        f = copy.deepcopy(one)
-        f["Id"] += f"-{i}"
-        f["Resources"][0]["Id"] = f"arn:aws:s3:::acme-training-data-{ENVS[i]}"
-        doc["detail"]["findings"].append(f)
-    return doc
-
-
-def _v2_findings(n: int) -> dict[str, Any]:
-    """A `Findings Imported V2` event of `n` failed S3.8 checks, each on its own bucket."""
-    findings = []
-    for i in range(n):
-        f = _v2_finding("S3.8")
-        f["finding_info"]["uid"] += f"-{i}"
-        f["resources"] = [{"type": "AWS::S3::Bucket", "uid": f"acme-training-data-{ENVS[i]}", "region": "us-east-2",
-                           "uid_alt": f"arn:aws:s3:::acme-training-data-{ENVS[i]}"}]
-        findings.append(f)
-    return _v2(*findings)
-
-
-def _spoil_asff(doc: dict[str, Any], n: int) -> dict[str, Any]:
-    del doc["detail"]["findings"][n]["Severity"]
-    return doc
-
-
-def _spoil_v2(doc: dict[str, Any], n: int) -> dict[str, Any]:
-    doc["detail"]["findings"][n]["class_uid"] = 9999
-    return doc
-
-
-SHAPES = {"asff": (_asff_findings, _spoil_asff, "securityhub finding"),
-          "v2": (_v2_findings, _spoil_v2, "securityhub.v2 finding")}
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))

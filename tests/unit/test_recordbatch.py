@@ -9,45 +9,11 @@ import pytest
 from aiokafka import codec
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
-from aiokafka.record.util import calc_crc32c, encode_varint
+from aiokafka.record.util import calc_crc32c
 
 from responder.ingest import recordbatch
 from responder.ingest.recordbatch import Read, Unreadable, read_fetched
-
-Rec = tuple[bytes | None, bytes | None, list[tuple[bytes, bytes]]]  # key, value, raw header keys and values
-_CODECS = {"gzip": (1, codec.gzip_encode), "snappy": (2, codec.snappy_encode), "lz4": (3, codec.lz4_encode),
-           "zstd": (4, codec.zstd_encode)}
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    encode_varint(n, out.append)
-    return bytes(out)
-
-
-def _field(b: bytes | None) -> bytes:
-    return _varint(-1) if b is None else _varint(len(b)) + b
-
-
-def batch(base: int, records: list[Rec], *, compression: str | None = None, attributes: int = 0,
-          ts: int = 1_000) -> bytes:
-    """A v2 record batch as any producer may write it (header keys are raw bytes: any bytes at all)."""
-    body = b""
-    for i, (key, value, headers) in enumerate(records):
-        rec = b"\x00" + _varint(i) + _varint(i) + _field(key) + _field(value) + _varint(len(headers))
-        rec += b"".join(_field(k) + _field(v) for k, v in headers)
-        body += _varint(len(rec)) + rec
-    if compression is not None:
-        kind, encode = _CODECS[compression]
-        attributes |= kind
-        body = encode(body)
-    tail = struct.pack(">hiqqqhii", attributes, len(records) - 1, ts, ts + len(records) - 1, -1, -1, -1,
-                       len(records)) + body
-    crc = calc_crc32c(tail)
-    return struct.pack(">qiib", base, 4 + 1 + 4 + len(tail), -1, 2) + struct.pack(">I", crc) + tail
-
-
-GOOD: list[Rec] = [(b"k0", b"v0", []), (b"k1", None, [(b"h", b"x")]), (None, b"v2", [(b"a", b"1"), (b"b", b"")])]
+from tests.fakes import GOOD, batch
 
 
 def test_a_good_batch_reads_as_aiokafka_reads_it():

@@ -8,10 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from responder.cli import app
-from tests.drill_kit import PAGE, ROOT, RUNBOOK
-
-EVENT = ROOT / "playbooks" / "events" / "guardduty-leaked-access-key.json"
-UNRESOLVED = RUNBOOK.replace("attributes.user_name", "attributes.no_such_attribute")
+from tests.drill_kit import EVENT, PAGE, UNRESOLVED
 
 
 def _replay(tmp_path: Path, *extra: str) -> tuple[int, str]:

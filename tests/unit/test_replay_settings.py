@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from responder.cli import app
-from tests.unit.test_replay_default_escalation import EVENT, UNRESOLVED
+from tests.drill_kit import EVENT, UNRESOLVED
 
 
 def _runbooks(tmp_path: Path) -> Path:

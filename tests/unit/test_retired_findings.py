@@ -12,9 +12,7 @@ from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher
-from tests.unit.test_prefilter import _head_equals_full
-from tests.unit.test_securityhub_v2 import ROOT, _v2
-from tests.unit.test_securityhub_v2_controls import BUCKET, CONTROLS, _asff, _seen, _v2_finding
+from tests.source_kit import CONTROL_BUCKET, CONTROLS, ROOT, asff_event, head_equals_full, seen, v2_event, v2_finding
 
 
 @pytest.fixture(scope="module", name="matcher")
@@ -25,20 +23,20 @@ def _matcher() -> Matcher:
 
 def _asff_check(control: str, **fields: Any) -> dict[str, Any]:
     """The failed control check's ASFF event with top-level finding `fields` set."""
-    doc = _asff(control)
+    doc = asff_event(control)
     doc["detail"]["findings"][0].update(fields)
     return doc
 
 
 def _v2_check(control: str, **fields: Any) -> dict[str, Any]:
     """The failed control check's V2 event with finding `fields` set (None removes one)."""
-    finding = _v2_finding(control)
+    finding = v2_finding(control)
     for key, value in fields.items():
         if value is None:
             finding.pop(key, None)
         else:
             finding[key] = value
-    return _v2(finding)
+    return v2_event(finding)
 
 
 RETIRED = {
@@ -64,7 +62,7 @@ def test_a_retired_failed_check_is_no_threat(shape: str, control: str, matcher: 
 
 def test_the_head_of_a_closed_v2_check_equals_its_event() -> None:
     """The one-finding head of a closed check has no threat either, as the full decoder says."""
-    _head_equals_full(_v2_check("S3.8", activity_id=3, activity_name="Close"))
+    head_equals_full(_v2_check("S3.8", activity_id=3, activity_name="Close"))
 
 
 @pytest.mark.parametrize("doc", [
@@ -82,7 +80,7 @@ def test_a_human_s_status_never_retires_a_failed_check(doc: dict[str, Any], matc
     """Workflow (ASFF) and status (V2) are anyone's allowed securityhub:BatchUpdateFindings: the FAILED check still
     blocks public access, and `retired` is not set."""
     [event] = decode_doc(doc)
-    assert _seen(event, matcher) == ("public_data_exposure", ["training-data-bucket-public"], BUCKET)
+    assert seen(event, matcher) == ("public_data_exposure", ["training-data-bucket-public"], CONTROL_BUCKET)
     assert "retired" not in event.attributes
 
 

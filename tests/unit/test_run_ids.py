@@ -18,6 +18,7 @@ from responder.normalise import decode_doc
 from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam, test_registry
+from tests.source_kit import REPORT
 
 SECOPS: dict[str, Any] = {
     "type": "RULE_DETECTION", "id": "de_1", "detectionTime": "2026-11-25T10:00:00Z",
@@ -26,10 +27,6 @@ SECOPS: dict[str, Any] = {
                   {"ruleName": "Model registry tampering", "ruleId": "ru_a", "ruleVersion": "ru_a@v_1",
                    "detectionFields": [{"key": "bucket", "value": "models-staging"}]}],
     "collectionElements": [{"references": [{"event": {"principal": {"hostname": "build-7"}}}]}]}
-REPORT: dict[str, Any] = {
-    "EndpointName": "fraud-scorer-prod", "MonitoringScheduleName": "fraud-dq", "AccountId": "111122223333",
-    "violations": [{"feature_name": "amount", "constraint_check_type": "baseline_drift_check",
-                    "description": "Baseline drift distance exceeds threshold"}]}
 
 
 def _runbook(source: str) -> Runbook:

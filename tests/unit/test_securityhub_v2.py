@@ -13,8 +13,6 @@ test_securityhub_v2_shapes.py.
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,26 +25,26 @@ from responder.models.event import Event
 from responder.normalise import decode_doc, head, normalise
 from responder.normalise.registry import detect
 from responder.rules.matcher import Matcher
-from tests.unit.test_prefilter import _head_equals_full, _runbook, _sound
-from tests.unit.test_source_consistency import ANOMALIES, ANOMALY_KEY, _anomaly_copies, _principal
+from tests.source_kit import (
+    ANOMALIES,
+    ANOMALY_KEY,
+    FIXTURE,
+    ROOT,
+    anomaly_copies,
+    head_equals_full,
+    notify_runbook,
+    principal_of,
+    sound,
+    v2_event,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURE = ROOT / "tests/fixtures/events/securityhub_v2_guardduty.json"
 GUARDDUTY_V2 = "arn:aws:securityhub:us-east-2::productv2/aws/guardduty"
-
-
-def _v2(*findings: dict[str, Any]) -> dict[str, Any]:
-    """The fixture's envelope around `findings` (the fixture's own finding when none)."""
-    doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
-    if findings:
-        doc["detail"]["findings"] = [copy.deepcopy(f) for f in findings]
-    return doc
 
 
 def test_a_v2_event_is_decoded_as_the_ocsf_finding_it_carries() -> None:
     """The documented envelope yields the OCSF event of its finding: GuardDuty's id, type, severity, key and threat,
     with the envelope's detail-type and id as attributes (before: dead-lettered by the ASFF decoder)."""
-    doc = _v2()
+    doc = v2_event()
     assert detect(doc).name == "securityhub.v2"
     [event] = normalise(FIXTURE.read_bytes())
     [bare] = decode_doc(doc["detail"]["findings"][0])
@@ -56,28 +54,28 @@ def test_a_v2_event_is_decoded_as_the_ocsf_finding_it_carries() -> None:
         bare.type, bare.severity, bare.threat, "111111111111", "us-east-2")
     assert event.threat is not None
     assert event.threat.category == "defense_evasion_logging"
-    assert _principal(event) == _principal(bare)
+    assert principal_of(event) == principal_of(bare)
     assert (event.attributes["detail_type"], event.attributes["envelope_id"]) == ("Findings Imported V2",
                                                                                  "CWE-event-id")
 
 
 def test_each_finding_of_a_v2_event_is_its_own_event() -> None:
     """Two findings in detail.findings give two events, each keyed on its own finding_info.uid."""
-    first, second = _v2()["detail"]["findings"][0], _v2()["detail"]["findings"][0]
+    first, second = v2_event()["detail"]["findings"][0], v2_event()["detail"]["findings"][0]
     second["finding_info"]["uid"] = "arn:aws:guardduty:us-east-2:111111111111:detector/d/finding/other"
-    events = decode_doc(_v2(first, second))
+    events = decode_doc(v2_event(first, second))
     assert [e.id for e in events] == [first["finding_info"]["uid"], second["finding_info"]["uid"]]
 
 
 def test_the_envelope_fills_only_what_the_finding_does_not_name() -> None:
     """A finding without cloud.account or cloud.region takes the envelope's; the finding's own always win."""
-    finding = _v2()["detail"]["findings"][0]
-    doc = _v2(finding)
+    finding = v2_event()["detail"]["findings"][0]
+    doc = v2_event(finding)
     doc["account"], doc["region"] = "999999999999", "eu-west-1"
     [own] = decode_doc(doc)
     assert (own.account, own.region) == ("111111111111", "us-east-2")
     del finding["cloud"]
-    [filled] = decode_doc(_v2(finding) | {"account": "999999999999", "region": "eu-west-1"})
+    [filled] = decode_doc(v2_event(finding) | {"account": "999999999999", "region": "eu-west-1"})
     assert (filled.account, filled.region) == ("999999999999", "eu-west-1")
 
 
@@ -86,7 +84,7 @@ def test_the_envelope_fills_only_what_the_finding_does_not_name() -> None:
 def test_a_v2_event_without_an_ocsf_finding_is_a_clear_validation_failure(findings: list[Any]) -> None:
     """No finding, a non-object, an object without metadata or a non-finding class: ValidationFailed naming the
     format (dead-lettered with a reason, never a crash or an event made up from the envelope)."""
-    doc = _v2()
+    doc = v2_event()
     doc["detail"]["findings"] = findings
     with pytest.raises(ValidationFailed, match=r"securityhub\.v2"):
         decode_doc(doc)
@@ -96,40 +94,40 @@ def test_security_hub_cspm_events_still_go_to_the_asff_decoder() -> None:
     """`Security Hub Findings - Imported` keeps its ASFF decoder; a topic pinned to `securityhub` takes V2 too."""
     cspm = orjson.loads((ROOT / "tests/fixtures/events/securityhub_imported_mismatch.json").read_bytes())
     assert detect(cspm).name == "securityhub.eventbridge"
-    assert detect(_v2(), "securityhub").name == "securityhub.v2"
-    assert decode_doc(_v2(), "securityhub")[0].source == "ocsf"
+    assert detect(v2_event(), "securityhub").name == "securityhub.v2"
+    assert decode_doc(v2_event(), "securityhub")[0].source == "ocsf"
 
 
 def test_the_v2_head_equals_the_full_event() -> None:
     """The head (source, type, severity, threat) of a one-finding event equals its decoded event's; a two-finding
     event has no head (the full decoder decides)."""
-    doc = _v2()
+    doc = v2_event()
     assert head(doc) is not None
-    _head_equals_full(doc)
-    assert head(_v2(doc["detail"]["findings"][0], doc["detail"]["findings"][0])) is None
+    head_equals_full(doc)
+    assert head(v2_event(doc["detail"]["findings"][0], doc["detail"]["findings"][0])) is None
 
 
 def test_an_unmatched_v2_event_is_ruled_out_by_its_head() -> None:
     """A runbook for OCSF findings of severity 5 or more rules the fixture's Low finding out on the head alone (the
     pipeline's fast path, as for GuardDuty's own events); a Medium copy is not; an unclassified finding is ruled out
     against the shipped runbooks."""
-    rb = _runbook({"source": "ocsf", "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
-    low = _v2()
-    medium = _v2()
+    rb = notify_runbook({"source": "ocsf", "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
+    low = v2_event()
+    medium = v2_event()
     medium["detail"]["findings"][0]["severity_id"] = 3
-    assert _sound(Matcher([rb]), low)
-    assert not _sound(Matcher([rb]), medium)
-    unmapped = _v2()
+    assert sound(Matcher([rb]), low)
+    assert not sound(Matcher([rb]), medium)
+    unmapped = v2_event()
     unmapped["detail"]["findings"][0]["finding_info"]["types"] = ["Software and Configuration Checks/Unmapped"]
-    assert _sound(Matcher(load_runbooks(ROOT / "runbooks", registry)), unmapped)  # no shipped runbook: ruled out
+    assert sound(Matcher(load_runbooks(ROOT / "runbooks", registry)), unmapped)  # no shipped runbook: ruled out
 
 
 def _v2_copy(gd_type: str) -> Event:
-    """The OCSF copy of the GuardDuty ML anomaly (`_anomaly_copies`) relayed in a V2 event, as Security Hub names
+    """The OCSF copy of the GuardDuty ML anomaly (`anomaly_copies`) relayed in a V2 event, as Security Hub names
     GuardDuty's product for OCSF findings, decoded."""
-    finding = _anomaly_copies(gd_type)["ocsf"].raw
+    finding = anomaly_copies(gd_type)["ocsf"].raw
     finding["metadata"]["product"]["uid"] = GUARDDUTY_V2
-    [event] = decode_doc(_v2(finding))
+    [event] = decode_doc(v2_event(finding))
     return event
 
 
@@ -138,8 +136,8 @@ def test_a_guardduty_ml_anomaly_as_native_asff_and_v2_matches_the_same_runbooks(
     """The same <tactic>:IAMUser/AnomalousBehavior as GuardDuty's finding, its ASFF copy and its Security Hub V2
     copy: the same category and runbooks (anomalous-credential-use: page, never contain), the same key."""
     matcher = Matcher(load_runbooks(ROOT / "runbooks", registry))
-    events = {**_anomaly_copies(gd_type), "securityhub-v2": _v2_copy(gd_type)}
-    found = {lane: ([m.runbook.id for m in matcher.match(e)], e.threat and e.threat.category, _principal(e)[:3])
+    events = {**anomaly_copies(gd_type), "securityhub-v2": _v2_copy(gd_type)}
+    found = {lane: ([m.runbook.id for m in matcher.match(e)], e.threat and e.threat.category, principal_of(e)[:3])
              for lane, e in events.items()}
     expected = (["anomalous-credential-use"], "anomalous_credential_use", (ANOMALY_KEY, "ml-training", "IAMUser"))
     assert found == dict.fromkeys(found, expected)
@@ -148,10 +146,10 @@ def test_a_guardduty_ml_anomaly_as_native_asff_and_v2_matches_the_same_runbooks(
 def test_a_v2_guardduty_ml_anomaly_naming_t1078_is_never_contained() -> None:
     """attacks[] naming T1078.004 (Valid Accounts: Cloud) do not turn GuardDuty's ML anomaly relayed by V2 into
     credential_compromise: it pages through anomalous-credential-use, no AWS actuator runs."""
-    finding = _anomaly_copies("CredentialAccess:IAMUser/AnomalousBehavior")["ocsf"].raw
+    finding = anomaly_copies("CredentialAccess:IAMUser/AnomalousBehavior")["ocsf"].raw
     finding["metadata"]["product"]["uid"] = GUARDDUTY_V2
     finding["finding_info"]["attacks"] = [{"technique": {"uid": "T1078.004", "name": "Cloud Accounts"}}]
-    [event] = decode_doc(_v2(finding))
+    [event] = decode_doc(v2_event(finding))
     assert event.threat is not None
     assert event.threat.category == "anomalous_credential_use"
     matches = Matcher(load_runbooks(ROOT / "runbooks", registry)).match(event)

@@ -9,7 +9,6 @@ the bare name or id in `uid` and the ARN in `uid_alt`.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import orjson
@@ -17,25 +16,20 @@ import pytest
 
 from responder.actuators import registry
 from responder.catalog import load_runbooks
-from responder.models.event import Event
 from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher
 from tests.conftest import CORPUS
-from tests.unit.test_prefilter import _head_equals_full
-from tests.unit.test_securityhub_v2 import ROOT, _v2
-
-ACCOUNT = "111122223333"
-SECURITYHUB_V2 = "arn:aws:securityhub:us-east-2::productv2/aws/securityhub"
-BUCKET = "acme-training-data-prod"
-# control → (ASFF resource, V2 resource, the shipped runbooks it reaches)
-CONTROLS: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
-    "S3.8": ({"Type": "AwsS3Bucket", "Id": f"arn:aws:s3:::{BUCKET}", "Region": "us-east-2"},
-             {"type": "AWS::S3::Bucket", "uid": BUCKET, "uid_alt": f"arn:aws:s3:::{BUCKET}", "region": "us-east-2"},
-             ["training-data-bucket-public"]),
-    "CloudTrail.1": ({"Type": "AwsAccount", "Id": f"AWS::::Account:{ACCOUNT}", "Region": "us-east-2"},
-                     {"type": "AWS::::Account", "uid": ACCOUNT, "region": "us-east-2"},
-                     ["cloudtrail-logging-stopped"]),
-}
+from tests.source_kit import (
+    ACCOUNT,
+    CONTROL_BUCKET,
+    CONTROLS,
+    ROOT,
+    asff_event,
+    head_equals_full,
+    seen,
+    v2_event,
+    v2_finding,
+)
 
 
 @pytest.fixture(scope="module", name="matcher")
@@ -44,65 +38,27 @@ def _matcher() -> Matcher:
     return Matcher(load_runbooks(ROOT / "runbooks", registry))
 
 
-def _asff(control: str) -> dict[str, Any]:
-    """Security Hub CSPM's failed control finding in a `Security Hub Findings - Imported` event."""
-    finding = {"SchemaVersion": "2018-10-08", "Id": f"arn:aws:securityhub:us-east-2:{ACCOUNT}:security-control/"
-               f"{control}/finding/f-1", "ProductArn": "arn:aws:securityhub:us-east-2::product/aws/securityhub",
-               "GeneratorId": f"security-control/{control}", "AwsAccountId": ACCOUNT, "Region": "us-east-2",
-               "Types": ["Software and Configuration Checks/Industry and Regulatory Standards"],
-               "Title": f"control {control}", "Severity": {"Label": "HIGH", "Normalized": 70},
-               "UpdatedAt": "2026-11-25T11:00:00Z", "Compliance": {"Status": "FAILED", "SecurityControlId": control},
-               "Resources": [CONTROLS[control][0]]}
-    return {"version": "0", "id": "sh-imported", "detail-type": "Security Hub Findings - Imported",
-            "source": "aws.securityhub", "account": ACCOUNT, "time": "2026-11-25T11:00:00Z", "region": "us-east-2",
-            "resources": [finding["Id"]], "detail": {"findings": [finding]}}
-
-
-def _v2_finding(control: str, product: str = SECURITYHUB_V2) -> dict[str, Any]:
-    """The same control's failed finding as Security Hub writes it in a V2 event (an OCSF Compliance Finding)."""
-    return {"class_uid": 2003, "class_name": "Compliance Finding", "activity_id": 1, "severity_id": 4,
-            "severity": "High", "status": "New", "time_dt": "2026-11-25T11:00:00Z",
-            "cloud": {"account": {"uid": ACCOUNT}, "provider": "AWS", "region": "us-east-2"},
-            "compliance": {"control": control, "status": "Fail", "status_id": 3,
-                           "standards": ["standards/aws-foundational-security-best-practices/v/1.0.0"]},
-            "finding_info": {"uid": f"arn:aws:securityhub:us-east-2:{ACCOUNT}:security-control/{control}/finding/f-1",
-                             "title": f"control {control}", "analytic": {"name": f"securityhub-{control.lower()}",
-                                                                        "type": "Rule", "type_id": 1},
-                             "types": ["Software and Configuration Checks/Industry and Regulatory Standards",
-                                       "Posture Management"]},
-            "metadata": {"product": {"name": "Security Hub", "vendor_name": "AWS", "uid": product},
-                         "version": "1.6.0", "uid": "0123abcd"},
-            "resources": [copy.deepcopy(CONTROLS[control][1])]}
-
-
-def _seen(event: Event, matcher: Matcher) -> tuple[Any, ...]:
-    """What decides the response: the category, the matched runbooks, the bucket."""
-    bucket = event.first("bucket")
-    return (event.threat and event.threat.category, sorted(m.runbook.id for m in matcher.match(event)),
-            bucket and bucket.id)
-
-
 @pytest.mark.parametrize("control", sorted(CONTROLS))
 def test_a_control_as_asff_and_as_v2_matches_the_same_runbooks(control: str, matcher: Matcher) -> None:
     """The same failed control through the ASFF lane and through V2: the same category, the same runbooks, the same
     bucket (before: the V2 finding had no threat and matched nothing)."""
-    [asff], [v2] = decode_doc(_asff(control)), decode_doc(_v2(_v2_finding(control)))
+    [asff], [v2] = decode_doc(asff_event(control)), decode_doc(v2_event(v2_finding(control)))
     assert v2.source == "ocsf"
-    assert _seen(v2, matcher) == _seen(asff, matcher)
-    assert _seen(v2, matcher)[1] == CONTROLS[control][2]
+    assert seen(v2, matcher) == seen(asff, matcher)
+    assert seen(v2, matcher)[1] == CONTROLS[control][2]
     assert v2.attributes["control_id"] == asff.attributes["control_id"] == control
 
 
 @pytest.mark.parametrize("control", sorted(CONTROLS))
 def test_the_v2_head_of_a_control_finding_equals_its_event(control: str) -> None:
     """The one-finding head carries the control's threat, as the full decoder does."""
-    _head_equals_full(_v2(_v2_finding(control)))
+    head_equals_full(v2_event(v2_finding(control)))
 
 
 def test_a_control_claimed_by_another_product_is_not_classified() -> None:
     """A control id classifies only Security Hub's own findings: a custom product naming S3.8 gets no threat."""
-    forged = _v2_finding("S3.8", f"arn:aws:securityhub:us-east-2:{ACCOUNT}:productv2/{ACCOUNT}/default")
-    [event] = decode_doc(_v2(forged))
+    forged = v2_finding("S3.8", f"arn:aws:securityhub:us-east-2:{ACCOUNT}:productv2/{ACCOUNT}/default")
+    [event] = decode_doc(v2_event(forged))
     assert event.threat is None
 
 
@@ -120,22 +76,22 @@ def test_security_lake_s_copy_of_a_control_finding_is_classified_too() -> None:
 
 
 @pytest.mark.parametrize("resource", [
-    {"type": "AWS::S3::Bucket", "uid": BUCKET},
-    {"type": "AWS::S3::Bucket", "uid": "ignored", "uid_alt": f"arn:aws:s3:::{BUCKET}"},
+    {"type": "AWS::S3::Bucket", "uid": CONTROL_BUCKET},
+    {"type": "AWS::S3::Bucket", "uid": "ignored", "uid_alt": f"arn:aws:s3:::{CONTROL_BUCKET}"},
 ], ids=["bare-name", "uid_alt-arn"])
 def test_a_cloudformation_typed_bucket_is_a_bucket(resource: dict[str, Any]) -> None:
     """`AWS::S3::Bucket` with the bare name in `uid`, or its ARN in `uid_alt`, is the bucket (before: `other`)."""
-    finding = _v2_finding("S3.8")
+    finding = v2_finding("S3.8")
     finding["resources"] = [resource]
-    [event] = decode_doc(_v2(finding))
+    [event] = decode_doc(v2_event(finding))
     bucket = event.first("bucket")
     assert bucket is not None
-    assert bucket.id == BUCKET
+    assert bucket.id == CONTROL_BUCKET
 
 
 def _passed_asff(control: str, **compliance: Any) -> dict[str, Any]:
     """The control's ASFF finding with `compliance` merged into its `Compliance` (and top-level fields set)."""
-    doc = _asff(control)
+    doc = asff_event(control)
     finding = doc["detail"]["findings"][0]
     finding.update({k: v for k, v in compliance.items() if k in ("Workflow", "RecordState")})
     finding["Compliance"].update({k: v for k, v in compliance.items() if k == "Status"})
@@ -144,10 +100,10 @@ def _passed_asff(control: str, **compliance: Any) -> dict[str, Any]:
 
 def _passed_v2(control: str, compliance: dict[str, Any], status: str = "New") -> dict[str, Any]:
     """The control's V2 finding with `compliance` merged into its `compliance` and its finding `status`."""
-    finding = _v2_finding(control)
+    finding = v2_finding(control)
     finding["compliance"].update(compliance)
     finding["status"] = status
-    return _v2(finding)
+    return v2_event(finding)
 
 
 @pytest.mark.parametrize("control", sorted(CONTROLS))
@@ -165,7 +121,7 @@ def test_a_passed_control_check_is_no_threat_in_either_lane(control: str, matche
 
 def test_the_head_of_a_passed_v2_control_check_equals_its_event() -> None:
     """The one-finding head of a passed check has no threat either, as the full decoder says."""
-    _head_equals_full(_passed_v2("S3.8", {"status": "Pass", "status_id": 1}))
+    head_equals_full(_passed_v2("S3.8", {"status": "Pass", "status_id": 1}))
 
 
 @pytest.mark.parametrize("doc", [
@@ -189,11 +145,11 @@ def test_a_check_not_plainly_passed_still_reaches_its_runbook(doc: dict[str, Any
     securityhub:BatchUpdateFindings) marked resolved or suppressed, a warning, a missing or a contradictory status
     still blocks public access on the bucket (an archived one: tests/unit/test_retired_findings.py)."""
     [event] = decode_doc(doc)
-    assert _seen(event, matcher) == ("public_data_exposure", ["training-data-bucket-public"], BUCKET)
+    assert seen(event, matcher) == ("public_data_exposure", ["training-data-bucket-public"], CONTROL_BUCKET)
 
 
 @pytest.mark.parametrize("arn", [
-    f"arn:aws:s3:us-east-2:{ACCOUNT}:accesspoint/{BUCKET}",  # an access point (S3.19's resource)
+    f"arn:aws:s3:us-east-2:{ACCOUNT}:accesspoint/{CONTROL_BUCKET}",  # an access point (S3.19's resource)
     f"arn:aws:s3::{ACCOUNT}:accesspoint/mfzwi23gnjvgw.mrap",  # a multi-Region access point
     f"arn:aws:s3:us-east-2:{ACCOUNT}:job/0123-abcd",  # a Batch Operations job
     f"arn:aws:s3:us-east-2:{ACCOUNT}:storage-lens/default-account-dashboard",
@@ -201,21 +157,22 @@ def test_a_check_not_plainly_passed_still_reaches_its_runbook(doc: dict[str, Any
 def test_an_s3_arn_naming_a_region_or_account_is_no_bucket(arn: str) -> None:
     """Only an S3 ARN with neither region nor account names a bucket: an access point's (in `uid` or `uid_alt`) is
     not the bucket `accesspoint` (before: it was, and a runbook on the bucket would act on a stranger's)."""
-    finding = _v2_finding("S3.8")
+    finding = v2_finding("S3.8")
     finding["compliance"]["control"] = "S3.19"
-    finding["resources"] = [{"type": "AWS::S3::AccessPoint", "uid": BUCKET, "uid_alt": arn},
+    finding["resources"] = [{"type": "AWS::S3::AccessPoint", "uid": CONTROL_BUCKET, "uid_alt": arn},
                             {"type": "AwsS3AccessPoint", "uid": arn}]
-    [event] = decode_doc(_v2(finding))
+    [event] = decode_doc(v2_event(finding))
     assert event.first("bucket") is None
     assert [r.arn for r in event.resources] == [None, arn]
 
 
-@pytest.mark.parametrize("arn", [f"arn:aws:s3:::{BUCKET}", f"arn:aws-cn:s3:::{BUCKET}/path/to/object.parquet"])
+@pytest.mark.parametrize("arn", [f"arn:aws:s3:::{CONTROL_BUCKET}",
+                                 f"arn:aws-cn:s3:::{CONTROL_BUCKET}/path/to/object.parquet"])
 def test_a_bucket_or_object_arn_is_still_the_bucket(arn: str) -> None:
     """A bucket's ARN, or an object's, still names the bucket."""
-    finding = _v2_finding("S3.8")
+    finding = v2_finding("S3.8")
     finding["resources"] = [{"type": "AWS::S3::Bucket", "uid": arn}]
-    [event] = decode_doc(_v2(finding))
+    [event] = decode_doc(v2_event(finding))
     bucket = event.first("bucket")
     assert bucket is not None
-    assert bucket.id == BUCKET
+    assert bucket.id == CONTROL_BUCKET

@@ -14,8 +14,7 @@ from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.normalise import decode_doc, head
 from responder.rules.matcher import Matcher
-from tests.unit.test_securityhub_v2 import ROOT, _v2
-from tests.unit.test_source_consistency import ANOMALIES, ANOMALY_KEY
+from tests.source_kit import ANOMALIES, ANOMALY_KEY, ROOT, v2_event
 
 GUARDDUTY_V2 = "arn:aws:securityhub:us-east-1::productv2/aws/guardduty"
 
@@ -40,7 +39,7 @@ def test_a_v2_ml_anomaly_in_guardduty_form_pages_and_is_never_contained(gd_type:
     """`<tactic>:IAMUser/AnomalousBehavior` in GuardDuty's form with attacks[] naming T1078.004 is classified by its
     GuardDuty row (anomalous_credential_use: page only), never credential_compromise from the technique, head
     and full decoder alike."""
-    doc = _v2(_finding(gd_type))
+    doc = v2_event(_finding(gd_type))
     [event] = decode_doc(doc)
     found = head(doc)
     assert found is not None
@@ -57,7 +56,7 @@ def test_a_v2_finding_type_in_guardduty_form_is_classified_as_the_asff_form() ->
         "TTPs/Defense Evasion/Stealth:IAMUser-CloudTrailLoggingDisabled")
     for f in (raw, asff):
         del f["finding_info"]["attacks"]
-    [a], [b] = decode_doc(_v2(raw)), decode_doc(_v2(asff))
+    [a], [b] = decode_doc(v2_event(raw)), decode_doc(v2_event(asff))
     assert a.threat is not None
     assert a.threat == b.threat
     assert a.threat.category == "defense_evasion_logging"
@@ -68,7 +67,7 @@ def test_guardduty_form_types_claimed_by_another_product_are_not_classified() ->
     f = _finding("Stealth:IAMUser/CloudTrailLoggingDisabled")
     del f["finding_info"]["attacks"]
     f["metadata"]["product"]["uid"] = "arn:aws:securityhub:us-east-1:111122223333:productv2/111122223333/default"
-    [event] = decode_doc(_v2(f))
+    [event] = decode_doc(v2_event(f))
     assert event.threat is None
 
 
@@ -77,7 +76,7 @@ def test_guardduty_form_types_claimed_by_another_product_are_not_classified() ->
 def test_a_cloudformation_typed_access_key_is_the_key_and_its_principal(resource: dict[str, Any]) -> None:
     """`type: AWS::IAM::AccessKey` with the bare key id is an access_key naming its user and type (from `data`, or
     from `user`), as the ASFF and native lanes name it, and the IAM user it belongs to."""
-    [event] = decode_doc(_v2(_finding("CredentialAccess:IAMUser/AnomalousBehavior", **resource)))
+    [event] = decode_doc(v2_event(_finding("CredentialAccess:IAMUser/AnomalousBehavior", **resource)))
     key = event.first("access_key")
     assert key is not None
     assert (key.id, key.attributes.get("user_name"), key.attributes.get("user_type"),

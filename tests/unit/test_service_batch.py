@@ -7,20 +7,11 @@ from typing import Any
 import pytest
 
 from responder.models.event import RawRecord
-from responder.models.runbook import Runbook
 from responder.service import Service
 from responder.settings import Settings
 from tests.fakes import FakeIam
 from tests.findings import envelope_bytes, guardduty_finding
-
-RUNBOOK = Runbook.model_validate({
-    "id": "deactivate", "trigger": {"source": "guardduty", "type": "*IAMUser/*",
-                                    "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]},
-    "steps": [{"id": "deactivate", "actuator": "aws.iam.deactivate_access_key",
-               "with": {"user_name": "${event.resource.iam_user.id}",
-                        "access_key_id": "${event.resource.access_key.id}"}}],
-})
-
+from tests.kit import BATCH_RUNBOOK
 
 KEY = "AKIAABCDEFGHIJKLMN99"
 
@@ -39,7 +30,7 @@ async def test_batch_acts_on_matches_only_and_commits_after_every_entry_is_durab
         iam.add_key("ml-training", key)
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
                         kafka_commit_interval_ms=interval_ms)
-    service = Service(settings, aws=iam, runbooks=[RUNBOOK])
+    service = Service(settings, aws=iam, runbooks=[BATCH_RUNBOOK])
     committed: list[tuple[dict[Any, int], int, int]] = []
     dead: list[tuple[int, str]] = []
 
@@ -77,7 +68,7 @@ async def test_group_waits_for_the_rebalance_timeout_not_the_session_timeout(tmp
     """A replica finishing slow chunks on revocation stays in the group for RESPONDER_REBALANCE_TIMEOUT_MS."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
                         session_timeout_ms=6000, rebalance_timeout_ms=90_000)
-    service = Service(settings, aws=FakeIam(), runbooks=[RUNBOOK])
+    service = Service(settings, aws=FakeIam(), runbooks=[BATCH_RUNBOOK])
     try:
         assert service.ingest.consumer._rebalance_timeout_ms == 90_000
     finally:
@@ -91,7 +82,7 @@ async def test_the_alert_consumer_fetches_with_the_configured_wait(tmp_path) -> 
         extra = {} if wait is None else {"kafka_fetch_max_wait_ms": wait}
         settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / f"{wait}.jsonl", topics=["a"],
                             **extra)
-        service = Service(settings, aws=FakeIam(), runbooks=[RUNBOOK])
+        service = Service(settings, aws=FakeIam(), runbooks=[BATCH_RUNBOOK])
         try:
             assert service.ingest.consumer._fetch_max_wait_ms == expected
             assert service.ingest.fetch_wait is not None
@@ -106,7 +97,7 @@ async def test_a_signed_record_the_client_cannot_parse_is_refused_durably_and_th
     """A decision or operator request the Kafka client could not parse is left out, recorded as refused with its
     place and the client's error, and made durable; the readable records around it pass in order."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"])
-    service = Service(settings, aws=FakeIam(), runbooks=[RUNBOOK])
+    service = Service(settings, aws=FakeIam(), runbooks=[BATCH_RUNBOOK])
     try:
         records = [_record(0, "d", b"first"), _record(1, "d", b"\xff"), _record(2, "d", b"last")]
         records[1] = records[1].model_copy(update={"unreadable": "header key is not UTF-8"})
@@ -134,7 +125,7 @@ async def test_both_lanes_dead_letter_a_partly_bad_record_alike(tmp_path, monkey
         iam.add_key("ml-training", KEY)
         settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / f"{lane}.jsonl", topics=["a"],
                             kafka_commit_interval_ms=0)
-        service = Service(settings, aws=iam, runbooks=[RUNBOOK])
+        service = Service(settings, aws=iam, runbooks=[BATCH_RUNBOOK])
         seen[lane] = said = []
 
         async def commit(offsets: dict[Any, int], said: list[tuple[str, int, str]] = said) -> None:

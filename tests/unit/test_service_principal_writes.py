@@ -13,7 +13,7 @@ from responder.catalog import load_runbooks
 from responder.normalise import decode_doc
 from responder.normalise.registry import attribute_names, sources
 from responder.rules.matcher import Matcher
-from tests.unit.test_decoder_principals import _ocsf_write
+from tests.principal_kit import ocsf_write
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "training-data-write-unnamed-principal"
@@ -83,7 +83,7 @@ def test_an_ocsf_finding_s_actor_never_rules_a_write_out(
         user_type: str, invoked_by: str | None, matcher: Matcher) -> None:
     """An OCSF write finding (GuardDuty's, a product's) whose actor is an AWSService user invoked by a service
     principal still pages: a finding's actor is its product's claim, not CloudTrail's userIdentity."""
-    doc = _ocsf_write(None)
+    doc = ocsf_write(None)
     doc["resources"][0].pop("uid", None)  # no access key: a service principal's call carries none
     doc["resources"][0].pop("data", None)
     doc["actor"] = {"user": {"type": user_type}} | ({"invoked_by": invoked_by} if invoked_by else {})

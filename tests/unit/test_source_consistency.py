@@ -12,12 +12,11 @@ import pytest
 from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.errors import ValidationFailed
-from responder.models.event import Event
 from responder.normalise import decode_doc, guardduty, guardduty_fast, normalise
 from responder.rules.matcher import Matcher
 from tests.conftest import CORPUS
+from tests.source_kit import ANOMALIES, ANOMALY_KEY, ROOT, _ocsf_guardduty, anomaly_copies, principal_of
 
-ROOT = Path(__file__).resolve().parents[2]
 EXFIL_TYPE = "TTPs/Initial Access/UnauthorizedAccess:IAMUser-InstanceCredentialExfiltration.OutsideAWS"
 
 
@@ -25,19 +24,12 @@ def _doc(rel: str) -> Any:
     return orjson.loads((CORPUS / rel).read_bytes())
 
 
-def _principal(event: Event) -> tuple[Any, ...]:
-    key, role = event.first("access_key"), event.first("iam_role")
-    assert key is not None
-    return (key.id, key.attributes.get("user_name"), key.attributes.get("user_type"),
-            key.attributes.get("credential"), role and role.id)
-
-
 def test_ocsf_copy_of_a_guardduty_finding_names_the_principal_as_security_hub_does() -> None:
     """OCSF's AwsIamAccessKey resource carries the same user_type and iam_role as the ASFF finding it maps."""
     [asff] = decode_doc(_doc("securityhub/asff_guardduty_stealth_iamuser_cloudtrailloggingdisabled.json"))
     [ocsf] = decode_doc(_doc("ocsf/detection_finding_2004_securityhub_guardduty_cloudtrail_disabled.json"))
-    assert _principal(ocsf) == _principal(asff) == ("ASIATMJPC7EXAMPLE", "Admin", "AssumedRole", "temporary",
-                                                    "Admin")
+    assert principal_of(ocsf) == principal_of(asff) == ("ASIATMJPC7EXAMPLE", "Admin", "AssumedRole", "temporary",
+                                                        "Admin")
 
 
 def test_instance_credential_exfiltration_is_contained_whichever_source_reports_it(runbooks_dir: Path) -> None:
@@ -54,7 +46,7 @@ def test_instance_credential_exfiltration_is_contained_whichever_source_reports_
     found = {}
     for doc in (asff, ocsf):
         [event] = decode_doc(doc)
-        found[event.source] = ([m.runbook.id for m in matcher.match(event)], _principal(event))
+        found[event.source] = ([m.runbook.id for m in matcher.match(event)], principal_of(event))
     assert found["ocsf"] == found["securityhub"]
     assert found["ocsf"][0] == ["credential-exfiltration"]
 
@@ -111,12 +103,6 @@ def test_the_security_hub_copy_of_a_guardduty_finding_keeps_guardduty_s_score(ru
     assert asff.severity.score == native.severity.score == 5.0
     assert [m.runbook.id for m in matcher.match(native)] == ["iam-credential-compromise"]
     assert [m.runbook.id for m in matcher.match(asff)] == ["access-key-compromise"]
-
-
-def _ocsf_guardduty() -> dict[str, Any]:
-    doc: dict[str, Any] = orjson.loads((ROOT / "runbooks/examples/by-source/cloudtrail-logging-stopped.ocsf.json")
-                                       .read_bytes())
-    return doc
 
 
 def test_the_ocsf_copy_of_a_custom_product_finding_does_not_pass_for_guardduty() -> None:
@@ -209,41 +195,6 @@ def test_a_padded_type_is_classified_as_the_type_it_is_stored_as() -> None:
         assert event.threat is not None, event.type
 
 
-ANOMALIES = {"CredentialAccess:IAMUser/AnomalousBehavior": "Credential Access",
-             "InitialAccess:IAMUser/AnomalousBehavior": "Initial Access",
-             "DefenseEvasion:IAMUser/AnomalousBehavior": "Defense Evasion",
-             "Persistence:IAMUser/AnomalousBehavior": "Persistence",
-             "PrivilegeEscalation:IAMUser/AnomalousBehavior": "Privilege Escalation",
-             "Discovery:IAMUser/AnomalousBehavior": "Discovery",
-             "Exfiltration:IAMUser/AnomalousBehavior": "Data Exfiltration",
-             "Impact:IAMUser/AnomalousBehavior": "Data Destruction"}
-ANOMALY_KEY = "AKIAEXAMPLEKEYID0001"
-
-
-def _anomaly_copies(gd_type: str) -> dict[str, Event]:
-    """One GuardDuty ML anomaly finding on an IAM user's AKIA key, as each lane and each source reports it."""
-    native = orjson.loads((ROOT / "runbooks/examples/iam-credential-compromise.json").read_bytes())
-    native.update(type=gd_type, severity=5)
-    fast, general = guardduty_fast.event(native, None), guardduty.finding_to_event(native, None)
-    assert fast is not None  # the fast lane took it
-    asff = orjson.loads((ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
-    purpose, _, family = gd_type.partition("/")
-    asff_type = f"TTPs/{ANOMALIES[gd_type]}/{purpose}-{family}"
-    asff["Types"] = asff["FindingProviderFields"]["Types"] = [asff_type]
-    asff["Severity"] = {"Label": "MEDIUM", "Normalized": 40}
-    asff["FindingProviderFields"]["Severity"] = {"Label": "MEDIUM", "Original": "5"}
-    asff["Resources"][0]["Id"] = f"AWS::IAM::AccessKey:{ANOMALY_KEY}"
-    asff["Resources"][0]["Details"]["AwsIamAccessKey"]["PrincipalName"] = "ml-training"
-    ocsf = _ocsf_guardduty()
-    ocsf["finding_info"]["types"] = [asff_type]
-    ocsf["severity_id"], ocsf["severity"] = 3, "Medium"
-    ocsf["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {
-        "PrincipalId": "AIDAEXAMPLEPRINCIPAL2", "PrincipalName": "ml-training", "PrincipalType": "IAMUser"}}).decode()
-    ocsf["resources"][0]["uid"] = f"AWS::IAM::AccessKey:{ANOMALY_KEY}"
-    [sh_event], [ocsf_event] = decode_doc(asff), decode_doc(ocsf)
-    return {"guardduty-fast": fast, "guardduty-general": general, "securityhub": sh_event, "ocsf": ocsf_event}
-
-
 @pytest.mark.parametrize("gd_type", sorted(ANOMALIES))
 def test_a_guardduty_ml_anomaly_pages_whichever_source_or_lane_reports_it(gd_type: str, runbooks_dir: Path) -> None:
     """Each <tactic>:IAMUser/AnomalousBehavior (an ML verdict, not proof) pages on-call through anomalous-credential-use
@@ -251,8 +202,8 @@ def test_a_guardduty_ml_anomaly_pages_whichever_source_or_lane_reports_it(gd_typ
     copy and its OCSF copy alike."""
     matcher = Matcher(load_runbooks(runbooks_dir, registry))
     found = {lane: ([m.runbook.id for m in matcher.match(event)], event.threat and event.threat.category,
-                    _principal(event)[:3])
-             for lane, event in _anomaly_copies(gd_type).items()}
+                    principal_of(event)[:3])
+             for lane, event in anomaly_copies(gd_type).items()}
     expected = (["anomalous-credential-use"], "anomalous_credential_use", (ANOMALY_KEY, "ml-training", "IAMUser"))
     assert found == dict.fromkeys(found, expected)
 
@@ -274,7 +225,7 @@ def test_the_ocsf_copy_of_a_guardduty_ml_anomaly_naming_t1078_is_not_contained(g
                                                                              runbooks_dir: Path) -> None:
     """An OCSF copy of a GuardDuty ML anomaly whose attacks[] name T1078.004 (Valid Accounts: Cloud) is classified
     by its GuardDuty type, as the native and Security Hub lanes are: it pages, no runbook deactivates the key."""
-    ocsf = _anomaly_copies(gd_type)["ocsf"].raw
+    ocsf = anomaly_copies(gd_type)["ocsf"].raw
     ocsf["finding_info"]["attacks"] = [{"tactic": {"uid": "TA0006", "name": "Credential Access"},
                                         "technique": {"uid": "T1078.004", "name": "Cloud Accounts"}}]
     [event] = decode_doc(ocsf)

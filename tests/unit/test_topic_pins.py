@@ -19,14 +19,13 @@ from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.unit.test_securityhub_v2 import ROOT, _v2
-from tests.unit.test_securityhub_v2_controls import _asff, _v2_finding
+from tests.source_kit import ROOT, asff_event, v2_event, v2_finding
 
 
 def test_a_v2_event_decodes_under_an_ocsf_pin_as_without_one() -> None:
     """The V2 envelope under `ocsf` yields the events it yields unpinned, all of source `ocsf`, and its head is the
     same (before: the pin forced the bare OCSF decoder on the envelope, and the record was dead-lettered)."""
-    doc = _v2(_v2_finding("S3.8"))
+    doc = v2_event(v2_finding("S3.8"))
     assert detect(doc, "ocsf").name == "securityhub.v2"
     assert decode_doc(doc, "ocsf") == decode_doc(doc)
     assert {e.source for e in decode_doc(doc, "ocsf")} == {"ocsf"}
@@ -34,7 +33,7 @@ def test_a_v2_event_decodes_under_an_ocsf_pin_as_without_one() -> None:
 
 
 @pytest.mark.parametrize("doc", [
-    _asff("S3.8"), orjson.loads(envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001"))),
+    asff_event("S3.8"), orjson.loads(envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001"))),
 ], ids=["asff", "guardduty"])
 def test_an_ocsf_pin_still_refuses_other_sources(doc: dict[str, Any]) -> None:
     """An ASFF or GuardDuty record on the pinned topic is refused by the OCSF decoder it is forced through: the pin
@@ -46,7 +45,7 @@ def test_an_ocsf_pin_still_refuses_other_sources(doc: dict[str, Any]) -> None:
 def test_a_v2_event_that_is_not_ocsf_inside_is_refused_with_its_reason() -> None:
     """A V2 envelope whose finding is no OCSF object is refused under the pin with the V2 decoder's reason."""
     with pytest.raises(ValidationFailed, match=r"^securityhub\.v2: "):
-        decode_doc(_v2({"Id": "asff-inside"}), "ocsf")
+        decode_doc(v2_event({"Id": "asff-inside"}), "ocsf")
 
 
 def test_the_pipeline_matches_a_v2_event_on_an_ocsf_topic() -> None:
@@ -54,7 +53,7 @@ def test_the_pipeline_matches_a_v2_event_on_an_ocsf_topic() -> None:
     fails."""
     engine = Engine(Recorder(MemoryStore()), registry, FakeIam(), dry_run=True)
     pipeline = Pipeline(load_runbooks(ROOT / "runbooks", registry), engine, topic_formats={"lake": "ocsf"})
-    value = orjson.dumps(_v2(_v2_finding("S3.8")))
+    value = orjson.dumps(v2_event(v2_finding("S3.8")))
     found, failed = pipeline.prepare_batch([RawRecord(topic="lake", value=value)])
     assert failed == []
     assert [m.runbook.id for p in found for _, ms in p.found for m in ms] == ["training-data-bucket-public"]

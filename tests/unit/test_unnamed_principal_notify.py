@@ -15,7 +15,7 @@ from responder.engine.runner import Resolved, resolve_step
 from responder.models.event import Event
 from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher
-from tests.unit.test_decoder_principals import NOT_A_USER, WRITES
+from tests.principal_kit import NOT_A_USER, WRITES, page_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAIN, PAGE = "unauthorized-training-data-write", "training-data-write-unnamed-principal"
@@ -45,18 +45,6 @@ def _cloudtrail_write(identity: dict[str, Any]) -> dict[str, Any]:
 
 def _matched(event: Event, matcher: Matcher) -> list[str]:
     return [m.runbook.id for m in matcher.match(event)]
-
-
-def page_fields(event: Event, matcher: Matcher, runbook: str) -> dict[str, Any]:
-    """The `fields` of the single step of the notify-only `runbook` the event matches, resolved."""
-    [match] = [m for m in matcher.match(event) if m.runbook.id == runbook]
-    [step] = match.runbook.steps
-    scope = {"event": event.view(), "steps": {},
-             "incident": {"id": "inc-1", "group_key": event.incident_key, "runbook": runbook, "events": 1}}
-    resolved = resolve_step(step, scope, registry)
-    assert isinstance(resolved, Resolved), resolved
-    fields: dict[str, Any] = resolved.params.model_dump(mode="json")["fields"]
-    return fields
 
 
 @pytest.mark.parametrize("user_type", NOT_A_USER)

@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaTimeoutError
 from responder.errors import UnparsableRecord
 from responder.ingest import unreadable
 from responder.ingest.unreadable import Unreadable, getmany_past
-from tests.unit.test_recordbatch import GOOD, batch
+from tests.fakes import GOOD, batch
 
 P0, P1 = TopicPartition("t", 0), TopicPartition("t", 1)
 BAD = [(b"k", b"x", [(b"\xff", b"v")])]

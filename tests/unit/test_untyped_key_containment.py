@@ -8,16 +8,16 @@ from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher
-from tests.unit.test_key_principal_type import (
+from tests.principal_kit import (
     NAMESAKE,
-    PAGE,
     ROOT,
     SOURCES,
-    _event,
-    _guardduty,
-    _load,
-    _matched,
-    _splunk,
+    UNNAMED_PAGE,
+    example_doc,
+    guardduty_doc,
+    matched_ids,
+    source_event,
+    splunk_doc,
 )
 
 CONTAIN = "access-key-compromise"
@@ -35,31 +35,31 @@ def test_an_untyped_akia_key_with_a_user_name_is_contained(source: str, matcher:
     """A Splunk, Sentinel, Security Hub or OCSF alert naming an AKIA key and a user but no principal type matches
     access-key-compromise only (its first step finds the key under that user in IAM before anything acts on the
     name), not the page; the event still names no iam_user."""
-    event = _event(source, None)
+    event = source_event(source, None)
     key = event.first("access_key")
     assert key is not None
     assert (key.attributes.get("user_type"), key.attributes["user_name"]) == (None, NAMESAKE)
     assert event.first("iam_user") is None
-    assert _matched(event, matcher) == [CONTAIN]
+    assert matched_ids(event, matcher) == [CONTAIN]
 
 
 def test_an_untyped_guardduty_key_still_pages(matcher: Matcher) -> None:
     """GuardDuty always types its key's principal: a finding without userType is unknown and pages."""
-    assert _matched(_event("guardduty", None), matcher) == [PAGE]
+    assert matched_ids(source_event("guardduty", None), matcher) == [UNNAMED_PAGE]
 
 
 @pytest.mark.parametrize("user_type", ["Root", "FederatedUser", "AssumedRole", "AWSService", "iamuser", ""])
 @pytest.mark.parametrize("source", NOT_GUARDDUTY)
 def test_a_key_typed_as_another_principal_still_pages(source: str, user_type: str, matcher: Matcher) -> None:
     """A type that says the key is not an IAM user's (or a word that is not exactly IAMUser) pages, as before."""
-    event = _event(source, user_type or None)
+    event = source_event(source, user_type or None)
     if user_type:
         key = event.first("access_key")
         assert key is not None
         assert key.attributes.get("user_type") == user_type
-        assert _matched(event, matcher) == [PAGE]
+        assert matched_ids(event, matcher) == [UNNAMED_PAGE]
     else:  # an empty type is no type: contained
-        assert _matched(event, matcher) == [CONTAIN]
+        assert matched_ids(event, matcher) == [CONTAIN]
 
 
 def test_the_containing_runbook_acts_on_the_name_only_after_iam_vouched_for_it() -> None:
@@ -77,7 +77,7 @@ def test_the_containing_runbook_acts_on_the_name_only_after_iam_vouched_for_it()
 def test_a_siem_key_alert_naming_no_user_pages(key: str, user_type: str | None, matcher: Matcher) -> None:
     """A Splunk alert naming a compromised key but no user (no runbook can contain it by name) pages on-call rather
     than matching nothing."""
-    doc = _load("access-key-compromise.json")
+    doc = example_doc("access-key-compromise.json")
     doc["result"].pop("user_name")
     doc["result"]["affectedEntities{}.entityValue"] = key
     doc["result"]["user_type"] = user_type
@@ -85,7 +85,7 @@ def test_a_siem_key_alert_naming_no_user_pages(key: str, user_type: str | None, 
     access_key = event.first("access_key")
     assert access_key is not None
     assert "user_name" not in access_key.attributes
-    assert _matched(event, matcher) == [PAGE]
+    assert matched_ids(event, matcher) == [UNNAMED_PAGE]
 
 
 @pytest.mark.parametrize("named", [True, False])
@@ -97,17 +97,17 @@ def test_exactly_one_key_runbook_takes_each_compromised_key_alert(
     """Every GuardDuty UnauthorizedAccess:IAMUser finding and every SIEM key alert, whatever its key prefix, type and
     user name, matches exactly one of the containing runbooks and the page: never both, never neither."""
     if source == "guardduty":
-        doc = _guardduty(user_type)
+        doc = guardduty_doc(user_type)
         details = doc["resource"]["accessKeyDetails"]
         details["accessKeyId"] = key
         if not named:
             details.pop("userName")
     else:
-        doc = _splunk(user_type)
+        doc = splunk_doc(user_type)
         doc["result"]["affectedEntities{}.entityValue"] = key
         if not named:
             doc["result"].pop("user_name")
     [event] = decode_doc(doc)
-    matched = _matched(event, matcher)
+    matched = matched_ids(event, matcher)
     assert len(matched) == 1, matched
-    assert matched[0] in (PAGE, CONTAIN, "iam-credential-compromise")
+    assert matched[0] in (UNNAMED_PAGE, CONTAIN, "iam-credential-compromise")
