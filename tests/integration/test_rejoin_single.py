@@ -180,9 +180,10 @@ async def test_a_single_instance_cut_off_from_kafka_is_rebuilt_in_process_and_ac
 @pytest.mark.timeout(180)
 async def test_a_single_instance_ready_healthy_s_before_it_is_cut_off_rejoins_after_the_first_backoff(
         kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, monkeypatch):
-    """Three real Services cut off from Kafka in turn under `serve_rejoining`: the first rejoins after `backoff`, the
-    second, ready `HEALTHY_S` by the clock rejoin.py reads (moved on a minute, no minute waited), after `backoff` again,
-    not twice it; the third, cut off as soon as it was ready, after twice it."""
+    """A Service ready `HEALTHY_S` (rejoin.py's clock) before it is cut off rejoins after `backoff`, not twice it."""
+    # three real Services cut off from Kafka in turn: the first rejoins after `backoff`; the second, ready `HEALTHY_S`
+    # by the clock rejoin.py reads (moved on a minute, no minute waited), after `backoff` again, not twice it; the
+    # third, cut off as soon as it was ready, after twice it
     ahead = [0.0]  # seconds rejoin.py's clock runs ahead of the one `ready_since` is read from (running.py)
     monkeypatch.setattr(rejoin_module, "time", SimpleNamespace(monotonic=lambda: time.monotonic() + ahead[0]))
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
