@@ -237,8 +237,8 @@ def test_a_check_reading_one_kind_of_iam_records_reads_them_in_its_own_task(kind
             tags={"responder:protected": "*"})
         guards = Engine(Recorder(MemoryStore()), registry, aws, guards=Guards(GuardPolicy(protected=protected))).guards
         _readers(guards)
-        check = asyncio.create_task(guards.protected(RB, ACTUATOR, TARGET, PARAMS, _event()))
-        await _turns()
+        check = asyncio.create_task(guards.protected(RB, ACTUATOR, TARGET, PARAMS, event_naming()))
+        await let_tasks_run()
         running = asyncio.all_tasks() - {asyncio.current_task(), check}
         assert aws.gate is not None
         aws.gate.set()

@@ -6,19 +6,24 @@ factory) stops the reads it makes unneeded as one answering later does (responde
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from responder.engine.inorder import in_order
 from responder.errors import ReadCancelled
-from tests.unit.test_guard_kinds_concurrent import _stray
-from tests.unit.test_kept_reads_concurrent import _turns
+from tests.guard_kit import let_tasks_run
+from tests.inorder_kit import eager_factory
 
 
 def _refuses(hit: str | None) -> bool:
     return hit is not None
+
+
+async def _stray() -> str | None:
+    """A read ending in a CancelledError nobody asked for (as a library's inner task's, raised into it)."""
+    await asyncio.sleep(0)
+    raise asyncio.CancelledError
 
 
 async def _failing() -> str | None:
@@ -68,9 +73,9 @@ def test_the_callers_deadline_while_a_failed_reads_others_end_is_a_timeout_error
     async def main() -> tuple[str, int]:
         cleaned, timeouts = asyncio.Event(), []
         task = asyncio.create_task(_deadline_caller([_failing, _slow(cleaned)], timeouts))
-        await _turns()  # the first read failed; the second, cancelled, cleans up
+        await let_tasks_run()  # the first read failed; the second, cancelled, cleans up
         _expire(timeouts[0])
-        await _turns()
+        await let_tasks_run()
         cleaned.set()
         return await task
 
@@ -84,9 +89,9 @@ def test_the_callers_deadline_before_a_cancelled_read_fails_is_a_timeout_error()
         cleaned, timeouts = asyncio.Event(), []
         reads = [_slow(cleaned, RuntimeError("cleanup failed")), _slow(cleaned)]
         task = asyncio.create_task(_deadline_caller(reads, timeouts))
-        await _turns()
+        await let_tasks_run()
         _expire(timeouts[0])
-        await _turns()
+        await let_tasks_run()
         cleaned.set()
         return await task
 
@@ -100,9 +105,9 @@ def test_cancelling_the_caller_while_a_failed_reads_others_end_cancels_it(error:
     async def main() -> bool:
         cleaned = asyncio.Event()
         task = asyncio.create_task(in_order([_failing, _slow(cleaned, error)], _refuses))
-        await _turns()
+        await let_tasks_run()
         task.cancel()
-        await _turns()
+        await let_tasks_run()
         cleaned.set()
         await asyncio.wait([task])
         if not task.cancelled():
@@ -133,58 +138,14 @@ def test_a_lone_read_cancelled_by_the_caller_cancels_the_caller(how: str) -> Non
     async def main() -> str:
         cleaned, timeouts = asyncio.Event(), []
         task = asyncio.create_task(_deadline_caller([_slow(cleaned)], timeouts))
-        await _turns()
+        await let_tasks_run()
         _expire(timeouts[0]) if how == "deadline" else task.cancel()
-        await _turns()
+        await let_tasks_run()
         cleaned.set()
         await asyncio.wait([task])
         return "cancelled" if task.cancelled() else task.result()[0]
 
     assert asyncio.run(main()) == ("TimeoutError" if how == "deadline" else "cancelled")
-
-
-class _Started:
-    """Awaits a coroutine already run to its first suspension (`yielded`), as the task would have gone on."""
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
-        self.coro, self.yielded = coro, yielded
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        yielded = self.yielded
-        while True:
-            try:
-                try:
-                    sent = yield yielded
-                except BaseException as exc:  # noqa: BLE001 - thrown into the task (a cancel): into the coroutine
-                    yielded = self.coro.throw(exc)
-                else:
-                    yielded = self.coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
-
-
-async def _go_on(started: _Started) -> Any:
-    return await started
-
-
-async def _answer(value: Any) -> Any:
-    return value
-
-
-async def _raise(exc: BaseException) -> Any:
-    raise exc
-
-
-def eager_factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> asyncio.Task[Any]:
-    """A task factory running a task's first step in `create_task`, as 3.12's `asyncio.eager_task_factory` does (in
-    the creating task: enough for reads that do not ask which task runs them)."""
-    try:
-        yielded = coro.send(None)
-    except StopIteration as stop:
-        return asyncio.Task(_answer(stop.value), loop=loop, **kwargs)
-    except BaseException as exc:  # noqa: BLE001 - the task's end, given when it runs
-        return asyncio.Task(_raise(exc), loop=loop, **kwargs)
-    return asyncio.Task(_go_on(_Started(coro, yielded)), loop=loop, **kwargs)
 
 
 @pytest.mark.parametrize("first", ["refusing", "failing"])

@@ -15,7 +15,7 @@ from typing import Any
 
 from responder.engine.inorder import in_order
 from responder.errors import ReadCancelled
-from tests.unit.test_inorder_cancels import eager_factory
+from tests.inorder_kit import eager_factory
 
 SCHEDULES = int(os.environ.get("INORDER_SCHEDULES", "2000"))
 MAX_STEPS = 400

@@ -194,7 +194,7 @@ async def test_a_stray_cancellation_out_of_a_start_is_one_more_failed_start() ->
         mirror, made = await _mirror([asyncio.CancelledError()])
         _accept(mirror, 0, 1)
         task = asyncio.create_task(mirror.run())
-        await _until(lambda: mirror.sent == 2)
+        await until_done(lambda: mirror.sent == 2)
         mirror.close()
         await task
     assert made[-1].log == [b"0", b"1"]
@@ -210,7 +210,7 @@ async def test_a_cancel_of_the_mirrors_task_during_a_start_is_raised() -> None:
     requested cancellation, not a failed start retried."""
     mirror, made = await _mirror([], hang=True, retry_delay=60.0)
     task = asyncio.create_task(mirror.run())
-    await _until(lambda: bool(made))
+    await until_done(lambda: bool(made))
     await asyncio.sleep(0.01)  # the start under way, hanging
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -233,7 +233,7 @@ async def test_the_start_backoff_doubles_from_the_retry_delay_and_caps_at_30_s()
     mirror._backoff = backoff  # type: ignore[method-assign]
     _accept(mirror, 0)
     task = asyncio.create_task(mirror.run())
-    await _until(lambda: mirror.sent == 1)
+    await until_done(lambda: mirror.sent == 1)
     mirror.close()
     await task
     assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
