@@ -231,11 +231,12 @@ class RestoreInlinePolicy(Actuator[RestoreInlineParams]):
     irreversible = "it is itself an undo; re-run the original step to contain again"
 
     def target(self, p: RestoreInlineParams) -> str:
-        return f"{p.principal_type}/{p.principal_name}/{p.policy_name}"
+        """The role or user (`role/NAME`); its policy is no path part (`role/NAME/POLICY` reads as a role POLICY)."""
+        return f"{p.principal_type}/{p.principal_name}"
 
     async def plan(self, p: RestoreInlineParams, ctx: ActuationContext) -> PlanPreview:
         what = "delete" if p.document is None else "restore"
-        return PlanPreview(target=self.target(p), summary=f"{what} inline policy {self.target(p)}")
+        return PlanPreview(target=self.target(p), summary=f"{what} inline policy {p.policy_name} of {self.target(p)}")
 
     async def apply(self, p: RestoreInlineParams, ctx: ActuationContext) -> ActuationResult:
         before = await get_inline(ctx, p.principal_type, p.principal_name, p.policy_name)
