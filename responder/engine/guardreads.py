@@ -10,19 +10,26 @@ from typing import Any
 
 from responder.engine.keptreads import KeptReads
 from responder.engine.protection import matching_form
-from responder.engine.tagreads import carries
+from responder.engine.tagreads import carries, tag_value
 from responder.models.event import Resource
 from responder.models.runbook import Protected
 
 
-def _tags(attributes: Mapping[str, Any]) -> dict[str, str]:
+def _tags(attributes: Mapping[str, Any]) -> dict[str, set[str]]:
+    """The tags an event gives a resource, each key with every value given it (a value None or left out: the empty
+    value, as `tagreads` reads AWS's; an entry with no key is no tag)."""
     raw = attributes.get("tags")
     if isinstance(raw, Mapping):
-        return {str(k): str(v) for k, v in raw.items()}
-    if isinstance(raw, list):  # AWS style [{Key, Value}] or [{key, value}]
-        return {str(t.get("Key", t.get("key"))): str(t.get("Value", t.get("value"))) for t in raw
-                if isinstance(t, Mapping)}
-    return {}
+        pairs = list(raw.items())
+    elif isinstance(raw, list):  # AWS style [{Key, Value}] or [{key, value}]
+        pairs = [(t.get("Key", t.get("key")), t.get("Value", t.get("value"))) for t in raw if isinstance(t, Mapping)]
+    else:
+        return {}
+    out: dict[str, set[str]] = {}
+    for key, value in pairs:
+        if key is not None:
+            out.setdefault(str(key), set()).add(tag_value(value))
+    return out
 
 
 def matching(protected: Sequence[Protected], target: str, forms: set[str], named: Sequence[Resource]) -> str | None:
@@ -37,7 +44,7 @@ def matching(protected: Sequence[Protected], target: str, forms: set[str], named
         if not p.tags:
             continue
         for res in named:
-            tag = carries(p.tags, {k: {v} for k, v in _tags(res.attributes).items()})
+            tag = carries(p.tags, _tags(res.attributes))
             if tag is not None:
                 return f"resource {res.id!r} carries protected tag {tag}"
     return None

@@ -98,13 +98,19 @@ def needed_permissions(actuator: str, fields: Iterable[str]) -> set[str]:
     return {action for kind in kinds for action in PERMISSIONS[kind].split(", ")}
 
 
+def tag_value(value: Any) -> str:
+    """A tag's value as text: one given as None, or not at all, is the empty value (never the text "None")."""
+    return "" if value is None else str(value)
+
+
 def _pairs(tags: Any, key: str = "Key", value: str = "Value") -> frozenset[str]:
-    """Kept forms (`key SEP value`) of AWS tags: a list of {Key, Value} (`key`/`value` named otherwise) or a dict."""
+    """Kept forms (`key SEP value`) of AWS tags: a list of {Key, Value} (`key`/`value` named otherwise) or a dict;
+    anything else (an answer without its tags: None) is unreadable (fail closed)."""
     if isinstance(tags, Mapping):
-        return frozenset(f"{k}{SEP}{v}" for k, v in tags.items())
+        return frozenset(f"{k}{SEP}{tag_value(v)}" for k, v in tags.items())
     if not isinstance(tags, list):
         raise PermanentActuationError("tags answered in no known shape", code="Malformed")
-    return frozenset(f"{t[key]}{SEP}{t.get(value, '')}" for t in tags)
+    return frozenset(f"{t[key]}{SEP}{tag_value(t.get(value))}" for t in tags)
 
 
 def tags_of(forms: set[str]) -> dict[str, set[str]]:
@@ -151,9 +157,9 @@ class ResourceTags(RecordReads):
                 if kind == "store" and exc.code == "ResourceNotFoundException":
                     return frozenset()
                 raise
-        if kind == "function":  # GetFunction leaves Tags out without lambda:ListTags: ListTags answers or fails
+        if kind == "function":  # GetFunction leaves Tags out without lambda:ListTags: ListTags answers them ({}: none)
             arn = (await call("lambda", "get_function", FunctionName=name))["Configuration"]["FunctionArn"]
-            return _pairs((await call("lambda", "list_tags", Resource=arn)).get("Tags", {}))
+            return _pairs((await call("lambda", "list_tags", Resource=arn)).get("Tags"))  # none at all: unreadable
         if kind == "apikey":
             return _pairs((await call("apigateway", "get_api_key", apiKey=name)).get("tags", {}))
         if kind == "parameter":
