@@ -12,11 +12,11 @@ import pytest
 
 from responder.actuators.aws.iam_inline import deny_document
 from responder.actuators.aws.iam_policies import QUARANTINE_POLICY
-from tests.integration.test_protection import _one_step, _refused_and_escalated
+from tests.integration.protection_kit import one_protected_step, refused_and_escalated
 
 pytestmark = pytest.mark.integration
 PROTECTED = "arn:aws:iam::*:role/admins/*"
-PROTECTED_PATH = "role/admins/*"  # not PROTECTED: `_one_step` names its access key (paged once) after the pattern
+PROTECTED_PATH = "role/admins/*"  # not PROTECTED: one_protected_step names its key (paged once) after it
 
 
 async def _quarantined(aws, tmp_path: Path, path: str) -> dict[str, str]:
@@ -31,7 +31,7 @@ async def _quarantined(aws, tmp_path: Path, path: str) -> dict[str, str]:
 async def test_a_restore_step_lifts_a_quarantine_while_a_path_glob_is_protected(aws, tmp_path):
     """A role under `/`, `role/admins/*` protected: the restore runs, its target the role, and the policy is gone."""
     params = await _quarantined(aws, tmp_path, "/")
-    entries, _ = await _one_step(aws, tmp_path, "aws.iam.restore_inline_policy", params, PROTECTED)
+    entries, _ = await one_protected_step(aws, tmp_path, "aws.iam.restore_inline_policy", params, PROTECTED)
     assert not [b for k, b in entries if k == "guard.tripped"], entries
     results = [b for k, b in entries if k == "step.result"]
     assert [(b["status"], b["target"]) for b in results] == [("ok", f"role/{params['principal_name']}")], entries
@@ -41,7 +41,7 @@ async def test_a_restore_step_lifts_a_quarantine_while_a_path_glob_is_protected(
 async def test_a_restore_step_on_a_role_under_a_protected_path_is_refused(aws, tmp_path):
     """A role under `/admins/`: the restore is refused as that role (escalated, paged), and its policy stays."""
     params = await _quarantined(aws, tmp_path, "/admins/")
-    detail = await _refused_and_escalated(aws, tmp_path, "aws.iam.restore_inline_policy", params, PROTECTED_PATH)
+    detail = await refused_and_escalated(aws, tmp_path, "aws.iam.restore_inline_policy", params, PROTECTED_PATH)
     assert f"'role/{params['principal_name']}'" in detail
     assert PROTECTED_PATH in detail
     policies = await aws.call("iam", "list_role_policies", RoleName=params["principal_name"])

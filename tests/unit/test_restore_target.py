@@ -9,10 +9,18 @@ from typing import Any
 
 import pytest
 
+from responder.engine.iamprincipals import PrincipalForms
 from responder.engine.protection import principals
-from tests.unit.test_iam_principals import IAM, ROLE_ID, Iam, _refusal
+from tests.guard_kit import IAM_PATHS, ROLE_ID, IamPaths, SettableClock, step_trips
 
 RESTORE = "aws.iam.restore_inline_policy"
+
+
+def _refusal(protected: list[str], iam: IamPaths, with_: dict[str, Any], actuator: str) -> str | None:
+    """The detail of the step's hard trip, or None."""
+    principals = PrincipalForms(iam, clock=SettableClock())
+    hard = [t.detail for t in step_trips(protected, actuator, with_, principals=principals) if t.hard]
+    return hard[0] if hard else None
 
 
 def _restore(name: str, kind: str = "role", policy: str = "responder-quarantine") -> dict[str, Any]:
@@ -33,14 +41,14 @@ def test_the_restore_names_the_principal_not_a_role_named_after_its_policy() -> 
 def test_a_restore_on_an_unprotected_role_runs_while_a_path_glob_or_id_is_protected(protected: list[str]) -> None:
     """A path glob or a RoleId protected: restoring the policy of a role under `/` is not refused (before: refused,
     IAM 'role/responder-quarantine' could not be read)."""
-    iam = Iam(IAM)
+    iam = IamPaths(IAM_PATHS)
     assert _refusal(protected, iam, _restore("app-worker"), RESTORE) is None
     assert iam.reads == 1
 
 
 def test_a_restore_is_not_refused_by_a_path_glob_named_after_the_principal() -> None:
     """`role/app-worker/*` protects roles under the path `/app-worker/`, not the role `app-worker` under `/`."""
-    assert _refusal(["role/app-worker/*"], Iam(IAM), _restore("app-worker"), RESTORE) is None
+    assert _refusal(["role/app-worker/*"], IamPaths(IAM_PATHS), _restore("app-worker"), RESTORE) is None
 
 
 @pytest.mark.parametrize(("protected", "name", "kind"), [
@@ -49,7 +57,7 @@ def test_a_restore_is_not_refused_by_a_path_glob_named_after_the_principal() -> 
 ])
 def test_a_restore_on_a_protected_principal_is_still_refused(protected: list[str], name: str, kind: str) -> None:
     """A restore on a protected role or user (path glob, unique id, path form, ARN) is refused, as that principal."""
-    detail = _refusal(protected, Iam(IAM), _restore(name, kind), RESTORE)
+    detail = _refusal(protected, IamPaths(IAM_PATHS), _restore(name, kind), RESTORE)
     assert detail is not None
     assert f"'{kind}/{name}'" in detail
     assert protected[0].casefold() in detail.casefold()

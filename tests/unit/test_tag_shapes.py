@@ -13,8 +13,7 @@ from responder.engine.guards import protected_hit
 from responder.engine.tagreads import SEP, ResourceTags
 from responder.models.event import Resource, ResourceKind
 from responder.models.runbook import Protected
-from tests.unit.test_kms_aliases import Clock
-from tests.unit.test_protection import _event
+from tests.guard_kit import SettableClock, event_naming
 
 ROLE = {"principal_type": "role", "principal_name": "app-worker"}
 
@@ -22,7 +21,7 @@ ROLE = {"principal_type": "role", "principal_name": "app-worker"}
 def _alert_hit(tags: Any, protected: dict[str, str]) -> str | None:
     """Why a quarantine of the role is refused by the tags an alert gives it (`tags`, as the alert shapes them)."""
     role = Resource(kind=ResourceKind.IAM_ROLE, id="app-worker", name="app-worker", attributes={"tags": tags})
-    return protected_hit([Protected(tags=protected)], "role/app-worker", ROLE, _event(role),
+    return protected_hit([Protected(tags=protected)], "role/app-worker", ROLE, event_naming(role),
                          "aws.iam.quarantine_principal")
 
 
@@ -61,7 +60,7 @@ class Lambda:
 
 def test_a_lambda_list_tags_answer_without_tags_refuses() -> None:
     """ListTags with no `Tags` is an answer of no known shape: refused, naming the permissions (before: no tags)."""
-    found = asyncio.run(ResourceTags(Lambda({}), clock=Clock()).forms({"function f"}))
+    found = asyncio.run(ResourceTags(Lambda({}), clock=SettableClock()).forms({"function f"}))
     assert isinstance(found, str)
     assert "could not be read" in found
     assert "lambda:ListTags" in found
@@ -71,4 +70,4 @@ def test_a_lambda_list_tags_answer_without_tags_refuses() -> None:
                                                ({"Tags": {"owner": None}}, {f"owner{SEP}"})])
 def test_a_lambda_list_tags_answer_with_tags_is_read(listed: dict[str, Any], forms: set[str]) -> None:
     """ListTags with `Tags`, empty or not, is read as given (a value None as the empty value)."""
-    assert asyncio.run(ResourceTags(Lambda(listed), clock=Clock()).forms({"function f"})) == forms
+    assert asyncio.run(ResourceTags(Lambda(listed), clock=SettableClock()).forms({"function f"})) == forms
