@@ -24,7 +24,7 @@
     ├── BrokerUnavailable               → Kafka did not acknowledge a produce in time (intake answers 503)
     │   └── BrokerRefused               refused for good (too large for a topic, an ACL): a notification fails at once
     ├── RecordTooLarge                  → Kafka refuses the record for its size: never retry (intake answers 413)
-    ├── ChangelogError, CoordinatorDied, ConsumerRebuildsExhausted
+    ├── ChangelogError, CoordinatorDied, CoordinatorLost, ConsumerRebuildsExhausted
     │                                   → a fleet's state or a consumer's group failed (`responder.errors_kafka`)
     └── ActuationError                  → raised by actuators only
         ├── TransientActuationError     throttling, 5xx, timeouts: retried with jittered backoff

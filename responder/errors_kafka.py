@@ -10,6 +10,7 @@
     │   └── TransactionFailed           a partition's changelog transaction failed for good (not fenced)
     │       └── StillUnreachable        rejoined too often with Kafka unreachable: `responder run` exits 75
     ├── CoordinatorDied                 a consumer's group coordination task ended: rebuilt (consumer, cause)
+    ├── CoordinatorLost                 out of its group past the bound, its task still looking: a CoordinatorDied cause
     └── ConsumerRebuildsExhausted       rebuilt too often without progress: `responder run` exits 75
 """
 
@@ -67,6 +68,12 @@ class CoordinatorDied(ResponderError):
         self.consumer = consumer
         self.cause = cause
         super().__init__(f"the {consumer} consumer's group coordinator died: {type(cause).__name__}: {cause}")
+
+
+class CoordinatorLost(ResponderError):
+    """A consumer was out of its group (its coordinator unknown, or, subscribed, its assignment not in force) at every
+    poll for longer than a start may take, while its coordination task goes on looking rather than dying: the cause
+    of the CoordinatorDied that has it rebuilt all the same (responder/service/consumers.py)."""
 
 
 class ConsumerRebuildsExhausted(ResponderError):

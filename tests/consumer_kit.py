@@ -173,13 +173,31 @@ async def stop_when(service: Service, done: Callable[[], bool]) -> None:
     service._stop.set()
 
 
+class FakeCluster:
+    """aiokafka's client as the watchdog's probe asks it: answers while `answers()`, else raises as with no broker up
+    (or, `hangs`, never returns); `asked` counts the probes."""
+
+    def __init__(self, answers: Callable[[], bool] = lambda: True, *, hangs: bool = False) -> None:
+        self.answers, self.hangs, self.asked = answers, hangs, 0
+
+    async def fetch_all_metadata(self) -> object:
+        self.asked += 1
+        if not self.answers():
+            await (asyncio.Event().wait() if self.hangs else asyncio.sleep(0))  # a partition: the probe times out
+            raise KafkaError("Unable to get cluster metadata over all known brokers")
+        return object()
+
+
 class JoinedConsumer(GroupConsumer):
     """A `GroupConsumer` that aiokafka's own subscription state shows joined once started (partition 0 assigned, its
-    position where it reads), its coordinator found unless `found` is False; each poll moves `clock` on 10 s."""
+    position where it reads), its coordinator found unless `found` is False; each poll moves `clock` on 10 s; its
+    cluster (`_client`) answers the watchdog's probe unless `cluster` says otherwise."""
 
-    def __init__(self, broker: FakeBroker, clock: MovingClock, dies_after: int, *, found: bool = True) -> None:
+    def __init__(self, broker: FakeBroker, clock: MovingClock, dies_after: int, *, found: bool = True,
+                 cluster: FakeCluster | None = None) -> None:
         super().__init__(broker, dies_after)
         self.clock = clock
+        self._client = cluster or FakeCluster()
         self._coordinator.coordinator_id = 1 if found else None
         self._subscription = type("S", (), {"subscription": None, "reassignment_in_progress": True})()
 

@@ -140,6 +140,11 @@ class ApprovalIngest:
         started (handled then by whichever member owned its incident). A partition added since is not."""
         return record.offset < self._ends.get(TopicPartition(record.topic, record.partition), 0)
 
+    def read_to(self) -> dict[TopicPartition, int] | None:
+        """For a member that reads every decision (and commits none), the end offsets it had at its start: caught up
+        to them, a rebuilt one settled (responder/service/consumers.py); else None."""
+        return dict(self._ends) if self.reads_all else None
+
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit after the decisions' timeline entries are durable."""
         owned = self.consumer.assignment()

@@ -6,7 +6,9 @@ coordination …')`, and aiokafka never starts it again: every later `getmany`, 
 error, for good. Seen with a partition leader SIGKILLed on 3 brokers (tests/faults/test_kafka_cluster.py): a manual
 assignment changed while the task waited for the coordinator (`AssertionError`). The service then closes the
 consumer and creates it again from the same arguments (`fresh`); the new one reads on from the committed offsets.
-Delivery stays at-least-once and the step keys keep each effect once (responder/service/consumers.py).
+Delivery stays at-least-once and the step keys keep each effect once (responder/service/consumers.py). A consumer
+out of its group for too long while its task goes on looking (responder/ingest/lost.py, `RebuildBudget.out_of_group`)
+is given up and replaced the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiokafka.errors import KafkaError
 
 from responder.errors_kafka import CoordinatorDied
 from responder.ingest.clients import stop_consumer
+from responder.ingest.lost import given_up, unless_abandoned
 from responder.ingest.unreadable import positions
 
 log = structlog.get_logger(__name__)
@@ -30,8 +33,11 @@ T = TypeVar("T")
 
 
 def coordinator_death(consumer: Any) -> BaseException | None:
-    """What ended `consumer`'s coordination task, or None: it runs, was closed on purpose, or there is none (a
-    consumer without a group, a fake)."""
+    """What ended `consumer`'s coordination task (or the cause it was given up for: `abandon`), or None: it runs, was
+    closed on purpose, or there is none (a consumer without a group, a fake)."""
+    lost = given_up(consumer)
+    if lost is not None:
+        return lost
     coordinator = getattr(consumer, "_coordinator", None)
     task = getattr(coordinator, "_coordination_task", None)
     if not isinstance(task, asyncio.Future) or not task.done() or task.cancelled():
@@ -75,8 +81,7 @@ async def commit_unless_dead(consumer: Any, offsets: Mapping[Any, int]) -> bool:
     """Commit `offsets`; False (logged) when the consumer's coordinator is dead, before or during the commit: the
     rebuilt consumer reads those records again, and the step keys deduplicate them. Any other error is raised."""
     try:
-        if coordinator_death(consumer) is None:
-            await consumer.commit(dict(offsets))
+        if coordinator_death(consumer) is None and await unless_abandoned(consumer, consumer.commit(dict(offsets))):
             return True
     except KafkaError:
         if coordinator_death(consumer) is None:
@@ -94,12 +99,12 @@ async def fresh(old: Any, make: Callable[[], T]) -> T:
     return make()
 
 
-def caught_up(consumer: Any) -> bool:
+def caught_up(consumer: Any, ends: Mapping[Any, int] | None = None) -> bool:
     """Whether the consumer is live and has read all there is: its group coordinator known and its coordination task
     running (`coordinator_ready`), its assignment in force (joined, no rebalance under way; or assigned by hand), and
     each assigned partition fetched from (its high watermark known), read up to it, and not paused. A member that
     was given no partition is caught up once it joined. A consumer still looking for its coordinator, or whose task
-    died, is not."""
+    died, is not. `ends`: read up to these offsets instead (0 for a partition not in them), not the high watermark."""
     if not coordinator_ready(consumer):
         return False
     state = consumer._subscription
@@ -109,7 +114,7 @@ def caught_up(consumer: Any) -> bool:
     if assignment is None or not assignment.active or consumer.paused():
         return False
     for tp in assignment.tps:
-        high = consumer.highwater(tp)
+        high = consumer.highwater(tp) if ends is None else ends.get(tp, 0)
         if high is None or tp not in standing or standing[tp] < high:
             return False
     return True
@@ -141,6 +146,8 @@ class RebuildBudget:
         self._all: deque[float] = deque()  # every rebuild within the window, progress or not
         self._commits = 0
         self._read = False  # the consumer rebuilt last returned records (its progress is then a commit)
+        self._out: float | None = None  # since when the consumer built last was out of its group at every poll
+        self.silent: float | None = None  # when Kafka last did not answer, the consumer out of its group past the bound
 
     @property
     def count(self) -> int:
@@ -163,6 +170,26 @@ class RebuildBudget:
         if self._at and not self._read and live():
             self._at.clear()
 
+    def out_of_group(self, in_group: bool, bound: float) -> float | None:
+        """A poll found the consumer built last in its group or not (`in_group`): the seconds it has been out of it
+        at every poll since, once past `bound`; else None. Polls alone observe it: a quiet one costs nothing more."""
+        if in_group:
+            self._out = None
+            return None
+        now = self.clock()
+        if self._out is None:
+            self._out = now
+        return now - self._out if now - self._out > bound else None
+
+    def out_s(self) -> float:
+        """The seconds the consumer built last has been out of its group at every poll (0: in it)."""
+        return 0.0 if self._out is None else self.clock() - self._out
+
+    def heard(self) -> None:
+        """Kafka answers again after it did not (`silent`): the bound starts again from now, for the consumer to find
+        its group again as after a start (a restarted broker loads the group first) before it is given up."""
+        self.silent, self._out = None, self.clock()
+
     def seen(self, commits: int) -> None:
         """The consumer's successful commits so far, none of them progress: those made while it was rebuilt (the chunks
         in hand committed as its partitions were handed over) are the old consumer's, not the new one's."""
@@ -182,5 +209,5 @@ class RebuildBudget:
             return None
         self._at.append(now)
         self._all.append(now)
-        self._read = False
+        self._read, self._out, self.silent = False, None, None
         return 0.0 if len(self._at) == 1 else min(self.backoff_max, self.backoff * 2 ** (len(self._at) - 2))

@@ -8,9 +8,11 @@ their offsets cannot be committed through the dead consumer, so the records hand
 again and their step keys keep each effect once), closes the consumer, creates and starts it again (it rejoins,
 or is assigned, and reads on from the committed offsets), and logs `kafka_consumer_rebuilt`. `/readyz` is 503
 meanwhile, saying which consumer is being rebuilt and why, and after, until the new consumer settled (below;
-`kafka_consumer_settled`): one that never finds its coordinator is never ready. A rebuild that cannot reach Kafka within
-`kafka_connect_timeout` stops the service (BrokerUnreachable: its settings reached Kafka before, so `serve_rejoining`
-builds a new one, not exit 3 as for a first start that never reached it: responder/service/rejoin.py). Each start,
+`kafka_consumer_settled`). One out of its group (its coordinator unknown, or its group not joined) at every poll for
+longer than a start may take, its coordination task looking on, is rebuilt again (`_watched`) if Kafka answers, so
+one that never finds its coordinator is not unready for ever; with Kafka unreachable it waits. A rebuild that cannot
+reach Kafka within `kafka_connect_timeout` stops the service (BrokerUnreachable: its settings reached Kafka before,
+so `serve_rejoining` builds a new one, not exit 3 as for a first start that never reached it: rejoin.py). Each start,
 the first one too (`_started`), is bounded (`start_timeout`) and ended by a stop request (responder/service/starts.py):
 one that times out is closed and rebuilt again, a rebuild without progress.
 
@@ -38,11 +40,12 @@ from typing import Any
 import structlog
 from aiokafka import TopicPartition
 
-from responder.errors_kafka import ConsumerRebuildsExhausted, CoordinatorDied
+from responder.errors_kafka import ConsumerRebuildsExhausted, CoordinatorDied, CoordinatorLost
 from responder.exception_groups import only
 from responder.ingest.approvals import ApprovalIngest
 from responder.ingest.coordinator import REBUILDS, WINDOW_S, RebuildBudget, caught_up
 from responder.ingest.kafka import KafkaIngest
+from responder.ingest.lost import abandon, cluster_answers, in_group
 from responder.models.event import RawRecord
 from responder.service.partitions import PartitionKeeping
 from responder.service.starts import bounded, timed_out
@@ -64,19 +67,91 @@ class ConsumerRebuilds(PartitionKeeping):
                       held: dict[Any, int] | None = None) -> dict[TopicPartition, list[RawRecord]]:
         """`ingest.poll()`; after a dead coordinator, nothing, once the consumer is rebuilt (`held`: the offsets the
         loop kept to commit, dropped: the new consumer reads those records again)."""
+        budget = self._rebuild_budgets.get(consumer)
+        if budget is None:  # its first poll: its budget from now, its time out of its group watched (`_watched`)
+            budget = self._rebuild_budgets[consumer] = self.rebuild_budget()
         try:
+            await self._watched(ingest, consumer, budget)
             batch = await ingest.poll()
         except CoordinatorDied as exc:
             await self._rebuild(ingest, consumer, exc)  # False: stopped meanwhile (the loop ends next)
             if held is not None:
                 held.clear()
             return {}
-        budget = self._rebuild_budgets.get(consumer)
-        if budget is not None and budget.count:  # rebuilt: has the new consumer settled? `/readyz` 503 until then
-            budget.polled(bool(batch), lambda: caught_up(ingest.consumer), ingest.commits)
+        if budget.count:  # rebuilt: has the new consumer settled? `/readyz` 503 until then
+            ends = ingest.read_to() if isinstance(ingest, ApprovalIngest) else None  # reads all, commits none: its
+            budget.polled(bool(batch) and ends is None,  # records are no sign: settled once read to its start's ends
+                          lambda: caught_up(ingest.consumer, ends), ingest.commits)
             if not budget.count:
                 log.info("kafka_consumer_settled", consumer=consumer)
         return batch
+
+    async def _watched(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, budget: RebuildBudget) -> None:
+        """CoordinatorDied (a CoordinatorLost its cause) when the consumer was out of its group (`in_group`) at every
+        poll for longer than a start may take (`start_timeout`), its coordination task looking on rather than dying,
+        and its cluster answers (`cluster_answers`, asked only then): it is given up (`abandon`) and rebuilt as after a
+        dead coordinator, counted in the same budget. Kafka unreachable (every broker down), it waits for it
+        (`_silent`): a rebuild would reach no broker."""
+        bound = self.start_timeout()
+        joined = in_group(ingest.consumer)
+        out = budget.out_of_group(joined, bound)
+        if joined and budget.silent is not None:
+            budget.silent = None
+            log.info("kafka_consumer_back_in_group", consumer=consumer, detail="Kafka answered and it found its group")
+        if out is None or (budget.silent is not None and budget.clock() - budget.silent < self.cluster_probe_every_s):
+            return
+        if not await cluster_answers(ingest.consumer, self.cluster_probe_s):
+            self._silent(consumer, budget, out)
+            return
+        if budget.silent is not None:  # back: a start's bound again to find its group, as a restarted broker loads it
+            budget.heard()
+            log.info("kafka_consumer_cluster_back", consumer=consumer, out_s=round(out),
+                     detail=f"Kafka answers: rebuilt if still out of its group in {bound:g} s")
+            return
+        if in_group(ingest.consumer):  # found it while Kafka was asked
+            return
+        unknown = getattr(getattr(ingest.consumer, "_coordinator", None), "coordinator_id", 0) is None
+        state = f"{'its group coordinator unknown' if unknown else 'its group not joined'} for {out:.0f} s"
+        lost = CoordinatorLost(f"not settled within {bound:g} s of its rebuild: {state}" if budget.count
+                               else f"{state}, past the {bound:g} s a start may take")
+        abandon(ingest.consumer, lost)
+        raise CoordinatorDied(consumer, lost)
+
+    cluster_probe_s = 5.0  # how long a metadata request may take before Kafka counts as unreachable (tests shrink it)
+    cluster_probe_every_s = 15.0  # how often Kafka is asked again while it does not answer
+
+    def _silent(self, consumer: str, budget: RebuildBudget, out: float) -> None:
+        """Kafka did not answer: not rebuilt; logged once an outage, `/readyz` 503 meanwhile (`_rebuilding_why`)."""
+        if budget.silent is None:
+            log.warning("kafka_consumer_waiting_for_cluster", consumer=consumer, out_s=round(out),
+                        detail=f"out of its group and Kafka unreachable (no broker answered a metadata request "
+                               f"within {self.cluster_probe_s:g} s): not rebuilt, waiting for Kafka; asked again "
+                               f"every {self.cluster_probe_every_s:g} s")
+        budget.silent = budget.clock()
+
+    commit_watch_s = 1.0  # how often a commit under way in a loop's task is watched (`_watching`; tests shrink it)
+
+    async def _watching(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, commit: Awaitable[None]) -> None:
+        """Await `commit` (the approvals and operator loops commit in their own task), meanwhile watching the consumer
+        as its polls do (`_watched`): a commit waiting for a lost coordinator holds the loop, and no poll would ever
+        give the consumer up. Given up, the commit ends (`unless_abandoned`) and the next poll has it rebuilt."""
+        budget = self._rebuild_budgets.get(consumer)
+        if budget is None:  # never polled
+            await commit
+            return
+
+        async def watch() -> None:
+            with contextlib.suppress(CoordinatorDied):
+                while True:
+                    await asyncio.sleep(self.commit_watch_s)
+                    await self._watched(ingest, consumer, budget)
+
+        watcher = asyncio.create_task(watch(), name=f"{consumer} commit watch")
+        try:
+            await commit
+        finally:
+            watcher.cancel()
+            await asyncio.wait({watcher})
 
     def rebuild_budget(self) -> RebuildBudget:
         """A new consumer's budget of rebuilds (tests shrink it): its window holds `REBUILDS` starts that time out."""
@@ -118,7 +193,9 @@ class ConsumerRebuilds(PartitionKeeping):
         delay = budget.next(ingest.commits)
         if delay is None:
             settling = "each settling" if budget.crowded else "none settling"
-            again = "its start timed out again" if timed_out(exc) else "its group coordinator died again"
+            again = "its start timed out again" if timed_out(exc) else (
+                "its group coordinator was lost again" if isinstance(exc.cause, CoordinatorLost)
+                else "its group coordinator died again")
             log.critical("kafka_consumer_rebuilds_exhausted", consumer=consumer,
                          rebuilds=budget.crowded or budget.count, window_s=budget.window, error=str(exc),
                          detail=f"its group coordinator keeps dying, or is never found, after each rebuild "
@@ -131,7 +208,9 @@ class ConsumerRebuilds(PartitionKeeping):
                 f"({type(exc.cause).__name__}: {exc.cause}): stopping; start it again, and "
                 "check the Kafka cluster's health") from exc
         self.metrics.consumer_rebuilds.labels(consumer).inc()
-        why = "its start timed out" if timed_out(exc) else "its group coordinator died"
+        why = "its start timed out" if timed_out(exc) else (
+            "its group coordinator was lost" if isinstance(exc.cause, CoordinatorLost)
+            else "its group coordinator died")
         self._rebuilding[consumer] = f"{why} ({type(exc.cause).__name__}: {exc.cause})"
         log.error("kafka_consumer_rebuilding", consumer=consumer, error=str(exc), rebuild=budget.count,
                   of=budget.limit, in_s=delay,
@@ -162,8 +241,15 @@ class ConsumerRebuilds(PartitionKeeping):
         if self._rebuilding:
             consumer, why = sorted(self._rebuilding.items())[0]
             return f"rebuilding the {consumer} consumer: {why}; the new one reads on from the committed offsets"
+        waiting = sorted(consumer for consumer, budget in self._rebuild_budgets.items() if budget.silent is not None)
+        if waiting:
+            consumer, budget = waiting[0], self._rebuild_budgets[waiting[0]]
+            return (f"the {consumer} consumer is out of its group for {budget.out_s():.0f} s, Kafka unreachable (no "
+                    f"broker answered a metadata request within {self.cluster_probe_s:g} s); waiting for it, not "
+                    f"rebuilt (rebuilt if still out of its group {self.start_timeout():g} s after Kafka answers)")
         unsettled = sorted(consumer for consumer, budget in self._rebuild_budgets.items() if budget.count)
         if not unsettled:
             return None
         return (f"the {unsettled[0]} consumer, rebuilt after its group coordinator died, has not settled yet (its "
-                "coordinator found, joined and caught up, or an offset committed)")
+                "coordinator found, joined and caught up, or an offset committed); rebuilt again when out of its "
+                f"group for {self.start_timeout():g} s while Kafka answers")

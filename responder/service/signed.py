@@ -50,10 +50,10 @@ class SignedLoops(ConsumerRebuilds):
                 await self._expire()
                 await self._recheck()  # a quota that can be counted again: its parked steps go on by themselves
                 self.engine.decisions.refusals.tick()  # a window of refusals that has passed: its summary entries
-                await self._commit(self.approvals, held, batch)
+                await self._commit(self.approvals, "approvals", held, batch)
         finally:
             await asks.close(cancel=True)
-        await self._commit(self.approvals, held, {}, last=True)
+        await self._commit(self.approvals, "approvals", held, {}, last=True)
 
     async def _ask_again(self) -> None:
         """Publish the requests Kafka did not take, or may not have (`Decisions.ask_again`), without the gate: that
@@ -71,8 +71,8 @@ class SignedLoops(ConsumerRebuilds):
                 async with acting(self._lock):
                     await self.fleet.decide(record.value, *ids, replayed=self.approvals.replayed(record))
 
-    async def _commit(self, ingest: ApprovalIngest, held: dict[Any, int], batch: Mapping[Any, list[RawRecord]], *,
-                      last: bool = False) -> None:
+    async def _commit(self, ingest: ApprovalIngest, consumer: str, held: dict[Any, int],
+                      batch: Mapping[Any, list[RawRecord]], *, last: bool = False) -> None:
         """Make the poll's entries durable, then commit its offsets (and those `held` back before) unless a refusal
         is only counted so far: its record is committed once the window's summary is durable (a crash redelivers it,
         to be refused and counted again, not lost from the timeline). `last`: the loop ends, the window with it."""
@@ -81,7 +81,7 @@ class SignedLoops(ConsumerRebuilds):
             self.engine.decisions.refusals.close()
         await self.recorder.flush()
         if held and not self.engine.decisions.refusals.counting:
-            await ingest.commit(dict(held))
+            await self._watching(ingest, consumer, ingest.commit(dict(held)))  # not held for ever by a lost coordinator
             held.clear()
 
     async def _expire(self) -> None:
@@ -135,8 +135,8 @@ class SignedLoops(ConsumerRebuilds):
                                                          *self.operator.publication(reply, record.value))
                     except Exception:  # one bad request (even a bug) must not stop the operator consumer
                         log.exception("operator_request_failed", offset=record.offset)
-            await self._commit(ingest, held, batch)  # a refused request's entry (never flushed alone) first
-        await self._commit(ingest, held, {}, last=True)
+            await self._commit(ingest, "operator", held, batch)  # a refused request's entry (never flushed alone) first
+        await self._commit(ingest, "operator", held, {}, last=True)
 
 
 def signature(record: RawRecord) -> tuple[str | None, str | None]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.errors import CoordinatorNotAvailableError
@@ -22,7 +23,7 @@ from aiokafka.errors import CoordinatorNotAvailableError
 from responder.ingest.coordinator import RebuildBudget
 from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service, serve
-from tests.integration.harness import all_closed, exhausted, make_settings, rebuilt, wait_for
+from tests.integration.harness import all_closed, exhausted, make_settings, rebuilt, running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
 kafka_bootstrap = on_apache_kafka()
@@ -118,3 +119,28 @@ async def test_sigterm_ends_a_rebuilds_start_that_never_finds_its_coordinator(se
     assert all_closed(service)
     assert rebuilt(service) == {"alerts": 1, "approvals": 0, "operator": 0}
     assert unclosed() == []
+
+
+async def test_a_joined_consumer_that_lost_its_coordinator_is_rebuilt_and_consumes_once_it_is_back(
+        service, lost, kafka_bootstrap, topics) -> None:
+    """The alerts consumer joined, then its coordinator is marked dead and not found again, its task looking on:
+    past the bound (10 s here) it is rebuilt, and once the coordinator is back the new consumer commits an alert."""
+    lost.clear()
+    service.start_timeout = lambda: 10.0  # type: ignore[method-assign]
+    service.rebuild_budget = lambda: RebuildBudget(backoff=0.0, backoff_max=0.0)  # type: ignore[method-assign]
+    async with running(service):
+        lost.append(True)
+        service.ingest.consumer._coordinator.coordinator_dead()  # as when a heartbeat's session expired
+        await wait_for(lambda: rebuilt(service)["alerts"] >= 1, 40, what="the lost consumer was not rebuilt")
+        lost.clear()
+        before = service.ingest.commits
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topics["alerts"], b'{"not": "an alert"}', key=b"k")
+        finally:
+            await producer.stop()
+        await wait_for(lambda: service.ingest.commits > before and service.unready() is None, 60,
+                       what="the rebuilt consumer did not commit the alert")
+        assert rebuilt(service)["approvals"] == rebuilt(service)["operator"] == 0
+

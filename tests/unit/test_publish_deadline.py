@@ -120,6 +120,8 @@ class _Quiet:
     """The approvals consumer with nothing to read: each poll returns no record, the `turns`-th asks the service to
     stop."""
 
+    consumer = None  # no Kafka consumer behind it: never out of its group (responder/ingest/lost.py `in_group`)
+
     def __init__(self, svc: Any, turns: int) -> None:
         self.svc, self.turns = svc, turns
 

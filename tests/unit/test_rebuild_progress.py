@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 
 from responder.errors_kafka import ConsumerRebuildsExhausted
 from responder.ingest.coordinator import RebuildBudget, caught_up
@@ -27,40 +28,7 @@ from tests.consumer_kit import (
     stop_when,
 )
 from tests.fakes import FakeIam
-
-
-def _rebuilds(service: Service, consumer: str) -> float:
-    return service.metrics.value("responder_consumer_rebuilds_total", consumer=consumer)
-
-
-async def _operator_over(tmp_path: Any, make: Callable[[], GroupConsumer], clock: MovingClock, until: int,
-                         done: Callable[[Service], bool] = lambda service: False) -> Service:
-    """Run a service's operator loop over consumers from `make()` (no backoff, `clock` for its budget) until the
-    consumer was rebuilt `until` times or `done(service)` (then stopped), or it raised."""
-    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"])
-    service = Service(settings, aws=FakeIam(), runbooks=[])
-    service.rebuild_budget = lambda: RebuildBudget(clock, backoff=0.0, backoff_max=0.0)  # type: ignore[method-assign]
-    ingest = service.operator_ingest
-    assert ingest is not None
-    real = ingest.consumer
-
-    def one() -> GroupConsumer:
-        fake = make()
-        fake.subscribe(["a"], type("L", (), {"on_partitions_assigned": staticmethod(no_listener)})())
-        return fake
-
-    ingest.consumer = first = one()  # type: ignore[assignment]
-    ingest._make = one  # type: ignore[assignment,method-assign]
-    try:
-        await first.start()
-        service.ready.set()
-        stop = stop_when(service, lambda: _rebuilds(service, "operator") >= until or done(service))
-        await asyncio.wait_for(asyncio.gather(service._operator_loop(ingest), stop), 10)  # hang guard
-        return service
-    finally:
-        await real.stop()
-        service.recorder.close()
-        await service.close_unstarted()
+from tests.rebuild_kit import operator_over, rebuilds
 
 
 async def test_a_quiet_operator_consumer_outlives_a_fast_rolling_restart_of_the_brokers(tmp_path) -> None:
@@ -72,8 +40,8 @@ async def test_a_quiet_operator_consumer_outlives_a_fast_rolling_restart_of_the_
         built.append(JoinedConsumer(broker, clock, dies_after=3 if len(built) < 8 else 0))
         return built[-1]
 
-    service = await _operator_over(tmp_path, one, clock, until=99, done=lambda _: len(built) > 8 and built[8].polls > 2)
-    assert _rebuilds(service, "operator") == 8
+    service = await operator_over(tmp_path, one, clock, until=99, done=lambda _: len(built) > 8 and built[8].polls > 2)
+    assert rebuilds(service, "operator") == 8
     assert built[-1].polls > 0  # the last one polls on
     assert built[-1].joined_at - 100 == 8 * 30  # all 8 deaths within one window (600 s)
 
@@ -84,7 +52,7 @@ async def test_an_operator_consumer_that_never_settles_after_its_rebuilds_stops_
     """Rebuilt consumers that die at their first poll, or never find their coordinator, end in exit 75."""
     clock, broker = MovingClock(), FakeBroker(records=0)
     with pytest.raises(ConsumerRebuildsExhausted, match="operator consumer was rebuilt 5 times"):
-        await _operator_over(tmp_path, lambda: JoinedConsumer(broker, clock, dies_after=1 if found else 8, found=found),
+        await operator_over(tmp_path, lambda: JoinedConsumer(broker, clock, dies_after=1 if found else 8, found=found),
                              clock, until=12)
 
 
@@ -102,13 +70,13 @@ async def test_a_quiet_alerts_consumer_outlives_a_rolling_restart_and_handles_an
 
     async with alerts_over(tmp_path, lambda: RebuildBudget(clock, backoff=0.0, backoff_max=0.0), make) as service:
         def sent_after_the_restarts() -> bool:
-            if _rebuilds(service, "alerts") >= 8 and not broker.log:
+            if rebuilds(service, "alerts") >= 8 and not broker.log:
                 broker.log.extend(FakeBroker(records=1).log)
             return broker.committed == 1
 
         await asyncio.wait_for(asyncio.gather(  # hang guard
             service._alerts_loop(), stop_when(service, sent_after_the_restarts)), 10)
-        assert _rebuilds(service, "alerts") == 8
+        assert rebuilds(service, "alerts") == 8
         assert broker.committed == 1
 
 
@@ -130,32 +98,51 @@ async def test_an_operator_consumer_that_dies_each_time_after_it_caught_up_still
     """Rebuilt consumers that each catch up, then lose their coordinator 10 s later, end in exit 75 at the ceiling."""
     clock, broker = MovingClock(), FakeBroker(records=0)
     with pytest.raises(ConsumerRebuildsExhausted, match="operator consumer was rebuilt 20 times within 600 s") as got:
-        await _operator_over(tmp_path, lambda: JoinedConsumer(broker, clock, dies_after=2), clock, until=40)
+        await operator_over(tmp_path, lambda: JoinedConsumer(broker, clock, dies_after=2), clock, until=40)
     assert "each settling" in str(got.value)
 
 
-async def test_a_rebuilt_operator_consumer_that_never_finds_its_coordinator_is_named_by_readyz(tmp_path) -> None:
-    """A rebuilt consumer still without its coordinator 50 polls on: `/readyz` 503 names it; once caught up, ready."""
+class _Waits(JoinedConsumer):
+    """A `JoinedConsumer` whose 50th poll waits for `go` (the test looks at the service meanwhile)."""
+
+    def __init__(self, broker: FakeBroker, clock: MovingClock) -> None:
+        super().__init__(broker, clock, dies_after=0, found=False)
+        self.go, self.waiting = asyncio.Event(), False
+
+    async def getmany(self, *tps: TopicPartition, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        if self.polls == 49:
+            self.waiting = True
+            await self.go.wait()
+        return await super().getmany(*tps, timeout_ms=timeout_ms, max_records=max_records)
+
+
+async def test_a_rebuilt_operator_consumer_that_never_finds_its_coordinator_is_named_by_readyz(tmp_path,
+                                                                                           monkeypatch) -> None:
+    """A rebuilt consumer still without its coordinator 50 polls on (within its bound, an hour here): `/readyz` 503
+    names it; once caught up, ready."""
+    monkeypatch.setattr(Service, "start_timeout", lambda self: 3600.0)  # not rebuilt again (test_stuck_consumer.py)
     clock, broker = MovingClock(), FakeBroker(records=0)
     built: list[JoinedConsumer] = []
     said: list[str | None] = []
-    found: list[int] = []
 
     # the first loses its coordinator; the rebuilt one looks for it, in vain, then finds it
     def one() -> JoinedConsumer:
-        built.append(JoinedConsumer(broker, clock, dies_after=3 if not built else 0, found=not built))
+        built.append(JoinedConsumer(broker, clock, dies_after=3) if not built else _Waits(broker, clock))
         return built[-1]
 
     def looked(service: Service) -> bool:
-        if len(built) < 2 or built[1].polls < (50 if not said else found[0] + 3):
+        waits = built[1] if len(built) > 1 and isinstance(built[1], _Waits) else None
+        if waits is None or not waits.waiting or waits.polls < (49 if not said else 53):
+            return False
+        if not said:
+            said.append(service.unready())
+            waits._coordinator.coordinator_id = 1  # found at last
+            waits.go.set()
             return False
         said.append(service.unready())
-        if len(said) == 1:
-            built[1]._coordinator.coordinator_id = 1  # found at last
-            found.append(built[1].polls)
-        return len(said) == 2
+        return True
 
-    await _operator_over(tmp_path, one, clock, until=2, done=looked)
+    await operator_over(tmp_path, one, clock, until=2, done=looked)
     assert "the operator consumer, rebuilt after its group coordinator died, has not settled" in str(said[0])
     assert said[1] is None
 

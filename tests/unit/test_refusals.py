@@ -185,6 +185,8 @@ class _Topic:
     """An approvals ingest: each poll hands out the next of `polls` (None: the window passes, nothing comes), then
     stops the service; each commit is recorded with how many summary entries were durable when it was made."""
 
+    consumer = None  # no Kafka consumer behind it: never out of its group (responder/ingest/lost.py `in_group`)
+
     def __init__(self, service: Service, clock: list[float], polls: list[list[RawRecord] | None]) -> None:
         self.service, self.clock, self.polls = service, clock, polls
         self.commits = list[tuple[int, int]]()
