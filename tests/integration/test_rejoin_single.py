@@ -181,15 +181,22 @@ async def test_a_single_instance_cut_off_from_kafka_is_rebuilt_in_process_and_ac
 async def test_a_single_instance_ready_healthy_s_before_it_is_cut_off_rejoins_after_the_first_backoff(
         kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, monkeypatch):
     """A Service ready `HEALTHY_S` (rejoin.py's clock) before it is cut off rejoins after `backoff`, not twice it."""
-    # three real Services cut off from Kafka in turn: the first rejoins after `backoff`; the second, ready `HEALTHY_S`
-    # by the clock rejoin.py reads (moved on a minute, no minute waited), after `backoff` again, not twice it; the
-    # third, cut off as soon as it was ready, after twice it
-    ahead = [0.0]  # seconds rejoin.py's clock runs ahead of the one `ready_since` is read from (running.py)
-    monkeypatch.setattr(rejoin_module, "time", SimpleNamespace(monotonic=lambda: time.monotonic() + ahead[0]))
+    # three real Services cut off from Kafka in turn; rejoin.py's clock reads, when one fails, its `ready_since`
+    # (running.py) plus how long the phase says it was ready, whatever time really passed (a loaded machine's minute
+    # between ready and cut off must not reset the backoff): the first rejoins after `backoff`; the second, ready
+    # past `HEALTHY_S`, after `backoff` again, not twice it; the third, ready a second short of it, after twice it
+    started = time.monotonic()
+    built: list[Service] = []
+    ready_for = [0.0]  # what rejoin.py's clock says the service that fails was ready for
+
+    def clock() -> float:
+        since = built[-1].ready_since
+        return (time.monotonic() if since is None else since) + ready_for[0]
+
+    monkeypatch.setattr(rejoin_module, "time", SimpleNamespace(monotonic=clock))
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
                              kafka_connect_timeout=5.0, fenced_rejoins=3)
     make = rebuilds(settings, aws=aws)
-    built: list[Service] = []
 
     def build(previous: Service | None) -> Service:
         built.append(make(previous))
@@ -200,10 +207,10 @@ async def test_a_single_instance_ready_healthy_s_before_it_is_cut_off_rejoins_af
     with capture_logs() as logs:
         task = asyncio.create_task(serve_rejoining(build, rejoins=settings.fenced_rejoins, backoff=0.1, stop=stop))
         try:
-            for n, healthy in enumerate((False, True, False), start=1):
+            for n, ready_s in enumerate((0.0, rejoin_module.HEALTHY_S + 1, rejoin_module.HEALTHY_S - 1), start=1):
                 await wait_for(lambda n=n: len(built) == n and built[-1].ready.is_set(), 60,
                                what=f"service {n} did not get ready", serving=task)
-                ahead[0] = rejoin_module.HEALTHY_S if healthy else 0.0
+                ready_for[0] = ready_s
                 _cut_off_after_acting(built[-1], armed)
             await wait_for(lambda: len(built) == 4, 60, what="no fourth service was built", serving=task)
         finally:
@@ -213,4 +220,5 @@ async def test_a_single_instance_ready_healthy_s_before_it_is_cut_off_rejoins_af
     assert [(e["reason"], e["in_s"]) for e in rejoining] == [
         ("kafka_unreachable", 0.1), ("kafka_unreachable", 0.1), ("kafka_unreachable", 0.2)], rejoining
     assert armed == ["coordinator died", "rebuild unreachable"] * 3
-    assert all(service.ready_since is not None for service in built[:3])
+    # each became ready by the clock rejoin.py reads unpatched (time.monotonic), during this test
+    assert all(s.ready_since is not None and started <= s.ready_since <= time.monotonic() for s in built[:3])
