@@ -9,12 +9,12 @@ again and their step keys keep each effect once), closes the consumer, creates a
 or is assigned, and reads on from the committed offsets), and logs `kafka_consumer_rebuilt`. `/readyz` is 503
 meanwhile, saying which consumer is being rebuilt and why, and after, until the new consumer settled (below;
 `kafka_consumer_settled`). One out of its group (its coordinator unknown, or its group not joined) at every poll for
-longer than a start may take, its coordination task looking on, is rebuilt again (`_watched`) if Kafka answers, so
-one that never finds its coordinator is not unready for ever; with Kafka unreachable it waits. A rebuild that cannot
-reach Kafka within `kafka_connect_timeout` stops the service (BrokerUnreachable: its settings reached Kafka before,
-so `serve_rejoining` builds a new one, not exit 3 as for a first start that never reached it: rejoin.py). Each start,
-the first one too (`_started`), is bounded (`start_timeout`) and ended by a stop request (responder/service/starts.py):
-one that times out is closed and rebuilt again, a rebuild without progress.
+longer than a start may take, its coordination task looking on, is rebuilt again (`_watched`, watch.py) if Kafka
+answers, so one that never finds its coordinator is not unready for ever; with Kafka unreachable it waits. A rebuild
+that cannot reach Kafka within `kafka_connect_timeout` stops the service (BrokerUnreachable: its settings reached Kafka
+before, so `serve_rejoining` builds a new one, not exit 3 as for a first start that never reached it: rejoin.py). Each
+start, the first one too (`_started`), is bounded (`start_timeout`) and ended by a stop request
+(responder/service/starts.py): one that times out is closed and rebuilt again, a rebuild without progress.
 
 Rebuilds are bounded (`RebuildBudget`, responder/ingest/coordinator.py, one per consumer): the first is at once,
 each next one after a backoff (1 s, doubled, at most 30 s; a stop requested meanwhile is not held up). They are
@@ -45,10 +45,10 @@ from responder.exception_groups import only
 from responder.ingest.approvals import ApprovalIngest
 from responder.ingest.coordinator import REBUILDS, WINDOW_S, RebuildBudget, caught_up
 from responder.ingest.kafka import KafkaIngest
-from responder.ingest.lost import abandon, cluster_answers, in_group
 from responder.models.event import RawRecord
 from responder.service.partitions import PartitionKeeping
 from responder.service.starts import bounded, timed_out
+from responder.service.watch import ConsumerWatch
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +60,7 @@ def rebuilds_exhausted(exc: BaseException) -> ConsumerRebuildsExhausted | None:
     return found[0] if found else None
 
 
-class ConsumerRebuilds(PartitionKeeping):
+class ConsumerRebuilds(PartitionKeeping, ConsumerWatch):
     """Polls that survive a dead group coordinator (mixed into `Service`)."""
 
     async def _polled(self, ingest: KafkaIngest | ApprovalIngest, consumer: str,
@@ -86,82 +86,9 @@ class ConsumerRebuilds(PartitionKeeping):
                 log.info("kafka_consumer_settled", consumer=consumer)
         return batch
 
-    async def _watched(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, budget: RebuildBudget) -> None:
-        """CoordinatorDied (a CoordinatorLost its cause) when the consumer was out of its group (`in_group`) at every
-        poll for longer than a start may take (`start_timeout`), its coordination task looking on rather than dying,
-        and its cluster answers (`cluster_answers`, asked only then): it is given up (`abandon`) and rebuilt as after a
-        dead coordinator, counted in the same budget. Kafka unreachable (every broker down), it waits for it
-        (`_silent`): a rebuild would reach no broker."""
-        bound = self.start_timeout()
-        joined = in_group(ingest.consumer)
-        out = budget.out_of_group(joined, bound)
-        if joined and budget.silent is not None:
-            budget.silent = None
-            log.info("kafka_consumer_back_in_group", consumer=consumer, detail="Kafka answered and it found its group")
-        if out is None or (budget.silent is not None and budget.clock() - budget.silent < self.cluster_probe_every_s):
-            return
-        if not await cluster_answers(ingest.consumer, self.cluster_probe_s):
-            self._silent(consumer, budget, out)
-            return
-        if budget.silent is not None:  # back: a start's bound again to find its group, as a restarted broker loads it
-            budget.heard()
-            log.info("kafka_consumer_cluster_back", consumer=consumer, out_s=round(out),
-                     detail=f"Kafka answers: rebuilt if still out of its group in {bound:g} s")
-            return
-        if in_group(ingest.consumer):  # found it while Kafka was asked
-            return
-        unknown = getattr(getattr(ingest.consumer, "_coordinator", None), "coordinator_id", 0) is None
-        state = f"{'its group coordinator unknown' if unknown else 'its group not joined'} for {out:.0f} s"
-        lost = CoordinatorLost(f"not settled within {bound:g} s of its rebuild: {state}" if budget.count
-                               else f"{state}, past the {bound:g} s a start may take")
-        abandon(ingest.consumer, lost)
-        raise CoordinatorDied(consumer, lost)
-
-    cluster_probe_s = 5.0  # how long a metadata request may take before Kafka counts as unreachable (tests shrink it)
-    cluster_probe_every_s = 15.0  # how often Kafka is asked again while it does not answer
-
-    def _silent(self, consumer: str, budget: RebuildBudget, out: float) -> None:
-        """Kafka did not answer: not rebuilt; logged once an outage, `/readyz` 503 meanwhile (`_rebuilding_why`)."""
-        if budget.silent is None:
-            log.warning("kafka_consumer_waiting_for_cluster", consumer=consumer, out_s=round(out),
-                        detail=f"out of its group and Kafka unreachable (no broker answered a metadata request "
-                               f"within {self.cluster_probe_s:g} s): not rebuilt, waiting for Kafka; asked again "
-                               f"every {self.cluster_probe_every_s:g} s")
-        budget.silent = budget.clock()
-
-    commit_watch_s = 1.0  # how often a commit under way in a loop's task is watched (`_watching`; tests shrink it)
-
-    async def _watching(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, commit: Awaitable[None]) -> None:
-        """Await `commit` (the approvals and operator loops commit in their own task), meanwhile watching the consumer
-        as its polls do (`_watched`): a commit waiting for a lost coordinator holds the loop, and no poll would ever
-        give the consumer up. Given up, the commit ends (`unless_abandoned`) and the next poll has it rebuilt."""
-        budget = self._rebuild_budgets.get(consumer)
-        if budget is None:  # never polled
-            await commit
-            return
-
-        async def watch() -> None:
-            with contextlib.suppress(CoordinatorDied):
-                while True:
-                    await asyncio.sleep(self.commit_watch_s)
-                    await self._watched(ingest, consumer, budget)
-
-        watcher = asyncio.create_task(watch(), name=f"{consumer} commit watch")
-        try:
-            await commit
-        finally:
-            watcher.cancel()
-            await asyncio.wait({watcher})
-
     def rebuild_budget(self) -> RebuildBudget:
         """A new consumer's budget of rebuilds (tests shrink it): its window holds `REBUILDS` starts that time out."""
         return RebuildBudget(window=max(WINDOW_S, REBUILDS * (self.start_timeout() + 30.0)))
-
-    def start_timeout(self) -> float:
-        """Seconds a consumer's start may take (tests shrink it): the connect timeout, then a dead member's session
-        and a rebalance of its group (members finishing the chunks in hand)."""
-        settings = self.settings
-        return settings.kafka_connect_timeout + (settings.session_timeout_ms + settings.rebalance_timeout_ms) / 1000
 
     async def _started(self, ingest: KafkaIngest | ApprovalIngest, consumer: str,
                        start: Callable[[], Awaitable[None]]) -> bool:
@@ -241,12 +168,8 @@ class ConsumerRebuilds(PartitionKeeping):
         if self._rebuilding:
             consumer, why = sorted(self._rebuilding.items())[0]
             return f"rebuilding the {consumer} consumer: {why}; the new one reads on from the committed offsets"
-        waiting = sorted(consumer for consumer, budget in self._rebuild_budgets.items() if budget.silent is not None)
-        if waiting:
-            consumer, budget = waiting[0], self._rebuild_budgets[waiting[0]]
-            return (f"the {consumer} consumer is out of its group for {budget.out_s():.0f} s, Kafka unreachable (no "
-                    f"broker answered a metadata request within {self.cluster_probe_s:g} s); waiting for it, not "
-                    f"rebuilt (rebuilt if still out of its group {self.start_timeout():g} s after Kafka answers)")
+        if (waiting := self._waiting_why()) is not None:
+            return waiting
         unsettled = sorted(consumer for consumer, budget in self._rebuild_budgets.items() if budget.count)
         if not unsettled:
             return None
