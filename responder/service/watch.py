@@ -45,7 +45,7 @@ class ConsumerWatch(Parts):
             log.info("kafka_consumer_back_in_group", consumer=consumer, detail="Kafka answered and it found its group")
         if out is None or (budget.silent is not None and budget.clock() - budget.silent < self.cluster_probe_every_s):
             return
-        if not await cluster_answers(ingest.consumer, self.cluster_probe_s):
+        if not await self._answers(ingest, consumer):
             self._silent(consumer, budget, out)
             return
         if budget.silent is not None:  # back: a start's bound again to find its group, as a restarted broker loads it
@@ -61,6 +61,17 @@ class ConsumerWatch(Parts):
                                else f"{state}, past the {bound:g} s a start may take")
         abandon(ingest.consumer, lost)
         raise CoordinatorDied(consumer, lost)
+
+    async def _answers(self, ingest: KafkaIngest | ApprovalIngest, consumer: str) -> bool:
+        """Whether Kafka answers (`cluster_answers`). An error no outage raises (an aiokafka bug) is logged and counts
+        as no answer: it must not end the watch (a commit's watch task would die unseen, a poll would stop the loop)."""
+        try:
+            return await cluster_answers(ingest.consumer, self.cluster_probe_s)
+        except Exception as exc:  # noqa: BLE001 - whatever the probe raised, the watch goes on; no answer
+            log.error("kafka_cluster_probe_failed", consumer=consumer, error=f"{type(exc).__name__}: {exc}",
+                      detail="the metadata request for the out-of-group watch failed unexpectedly: counted as no "
+                             "answer from Kafka")
+            return False
 
     cluster_probe_s = 5.0  # how long a metadata request may take before Kafka counts as unreachable (tests shrink it)
     cluster_probe_every_s = 15.0  # how often Kafka is asked again while it does not answer

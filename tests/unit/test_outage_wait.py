@@ -98,3 +98,36 @@ async def test_an_operator_loop_held_in_a_commit_while_kafka_is_down_is_rebuilt_
     assert any(at < BACK for at in asked)
     assert len(_events(logs, "kafka_consumer_waiting_for_cluster")) == 1
     assert broker.committed == 7
+
+
+async def test_a_probe_that_fails_unexpectedly_counts_as_no_answer_and_the_commit_watch_goes_on(
+        tmp_path, monkeypatch) -> None:
+    """A probe raising what no outage raises (an aiokafka bug) is logged and counts as Kafka unreachable: the commit's
+    watch goes on, and once Kafka answers the loop held in the commit is rebuilt and commits every record."""
+    monkeypatch.setattr(Service, "commit_watch_s", 0.01)
+    clock, broker = MovingClock(), FakeBroker(records=7)
+
+    def answers() -> bool:
+        if clock.now < BACK:
+            raise AssertionError("assignment changed")
+        return True
+
+    cluster = FakeCluster(answers)
+    built: list[GroupConsumer] = []
+
+    def one() -> GroupConsumer:
+        built.append(JoinedConsumer(broker, clock, 0, cluster=cluster) if built else
+                     LosingInCommit(broker, clock, lose_after=2, cluster=cluster))
+        return built[-1]
+
+    with capture_logs() as logs:  # before the fix: the watch died at its first probe, the commit held for ever (the
+        service = await operator_over(tmp_path, one, clock, until=99,  # hang guard's TimeoutError)
+                                       done=lambda _: broker.committed == 7, budget=service_budget(clock))
+    assert broker.committed == 7
+    assert rebuilds(service, "operator") == 1
+    assert built[1].joined_at > BACK + BOUND
+    failed = _events(logs, "kafka_cluster_probe_failed")
+    assert failed
+    assert failed[0]["consumer"] == "operator"
+    assert failed[0]["error"] == "AssertionError: assignment changed"
+    assert len(_events(logs, "kafka_consumer_waiting_for_cluster")) == 1
