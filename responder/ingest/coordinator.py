@@ -148,6 +148,7 @@ class RebuildBudget:
         self._read = False  # the consumer rebuilt last returned records (its progress is then a commit)
         self._out: float | None = None  # since when the consumer built last was out of its group at every poll
         self.silent: float | None = None  # when Kafka last did not answer, the consumer out of its group past the bound
+        self.restarted = False  # its bound started again once Kafka answered (`heard`), this stretch out of its group
 
     @property
     def count(self) -> int:
@@ -172,9 +173,10 @@ class RebuildBudget:
 
     def out_of_group(self, in_group: bool, bound: float) -> float | None:
         """A poll found the consumer built last in its group or not (`in_group`): the seconds it has been out of it
-        at every poll since, once past `bound`; else None. Polls alone observe it: a quiet one costs nothing more."""
+        at every poll since, once past `bound`; else None. Polls alone observe it: a quiet one costs nothing more. In
+        it, its stretch out of it ends: the bound's restart (`heard`) is forgotten."""
         if in_group:
-            self._out = None
+            self._out, self.restarted = None, False
             return None
         now = self.clock()
         if self._out is None:
@@ -185,10 +187,16 @@ class RebuildBudget:
         """The seconds the consumer built last has been out of its group at every poll (0: in it)."""
         return 0.0 if self._out is None else self.clock() - self._out
 
-    def heard(self) -> None:
-        """Kafka answers again after it did not (`silent`): the bound starts again from now, for the consumer to find
-        its group again as after a start (a restarted broker loads the group first) before it is given up."""
-        self.silent, self._out = None, self.clock()
+    def heard(self) -> bool:
+        """Kafka answers again after it did not (`silent`): True when the bound starts again from now, for the consumer
+        to find its group again as after a start (a restarted broker loads the group first) before it is given up. Once
+        a stretch out of its group (until it is back in it, or rebuilt): False when it did already, as a flaky probe (a
+        broker dropping packets: `fetch_all_metadata` asks one at a time) would put a rebuild off bound after bound."""
+        self.silent = None
+        if self.restarted:
+            return False
+        self._out, self.restarted = self.clock(), True
+        return True
 
     def seen(self, commits: int) -> None:
         """The consumer's successful commits so far, none of them progress: those made while it was rebuilt (the chunks
@@ -209,5 +217,5 @@ class RebuildBudget:
             return None
         self._at.append(now)
         self._all.append(now)
-        self._read, self._out, self.silent = False, None, None
+        self._read, self._out, self.silent, self.restarted = False, None, None, False
         return 0.0 if len(self._at) == 1 else min(self.backoff_max, self.backoff * 2 ** (len(self._at) - 2))

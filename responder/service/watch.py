@@ -48,11 +48,14 @@ class ConsumerWatch(Parts):
         if not await self._answers(ingest, consumer):
             self._silent(consumer, budget, out)
             return
-        if budget.silent is not None:  # back: a start's bound again to find its group, as a restarted broker loads it
-            budget.heard()
+        if budget.silent is not None:
+            if budget.heard():  # back: a start's bound again to find its group, as a restarted broker loads it
+                log.info("kafka_consumer_cluster_back", consumer=consumer, out_s=round(out),
+                         detail=f"Kafka answers: rebuilt if still out of its group in {bound:g} s")
+                return
             log.info("kafka_consumer_cluster_back", consumer=consumer, out_s=round(out),
-                     detail=f"Kafka answers: rebuilt if still out of its group in {bound:g} s")
-            return
+                     detail="Kafka answers again; its bound started again once already since it left its group (a "
+                            "probe went unanswered since: a broker dropping packets?): rebuilt if still out of it")
         if in_group(ingest.consumer):  # found it while Kafka was asked
             return
         unknown = getattr(getattr(ingest.consumer, "_coordinator", None), "coordinator_id", 0) is None

@@ -131,3 +131,27 @@ async def test_a_probe_that_fails_unexpectedly_counts_as_no_answer_and_the_commi
     assert failed[0]["consumer"] == "operator"
     assert failed[0]["error"] == "AssertionError: assignment changed"
     assert len(_events(logs, "kafka_consumer_waiting_for_cluster")) == 1
+
+
+async def test_a_flaky_probe_restarts_the_bound_once_an_out_of_group_stretch(tmp_path) -> None:
+    """Probes alternately unanswered and answered (a broker dropping packets) restart the bound once while the
+    consumer is out of its group: at the next answer past it, the consumer is rebuilt, not given a bound again."""
+    clock, broker, answers = MovingClock(), FakeBroker(records=0), itertools.cycle([False, True])
+    cluster = FakeCluster(lambda: next(answers))
+    built: list[GroupConsumer] = []
+
+    def one() -> GroupConsumer:  # the first loses its coordinator at its 2nd poll (120); a rebuilt one finds it
+        built.append(JoinedConsumer(broker, clock, 0, cluster=cluster) if built else
+                     LosingConsumer(broker, clock, 2, cluster))
+        return built[-1]
+
+    def settled(_: Service) -> bool:
+        return clock.now > 120 + 8 * BOUND or (len(built) > 1 and built[1].polls > 2)
+
+    with capture_logs() as logs:
+        service = await operator_over(tmp_path, one, clock, until=99, done=settled)
+    assert rebuilds(service, "operator") == 1  # before the fix: 0, a fresh bound after each answer
+    assert built[1].joined_at < 120 + 3 * BOUND  # one bound, then one more after Kafka first answered
+    assert len(_events(logs, "kafka_consumer_waiting_for_cluster")) == 2
+    assert len(_events(logs, "kafka_consumer_cluster_back")) == 2
+    assert "unknown for 190 s, past the 160 s" in rebuilding_errors(logs)[0]  # counted since Kafka first answered
