@@ -174,9 +174,9 @@ class RebuildBudget:
     def out_of_group(self, in_group: bool, bound: float) -> float | None:
         """A poll found the consumer built last in its group or not (`in_group`): the seconds it has been out of it
         at every poll since, once past `bound`; else None. Polls alone observe it: a quiet one costs nothing more. In
-        it, its stretch out of it ends: the bound's restart (`heard`) is forgotten."""
+        it, its stretch out of it ends: Kafka's silence and the bound's restart (`heard`) are forgotten."""
         if in_group:
-            self._out, self.restarted = None, False
+            self._out, self.silent, self.restarted = None, None, False
             return None
         now = self.clock()
         if self._out is None:

@@ -39,10 +39,11 @@ class ConsumerWatch(Parts):
         (`_silent`): a rebuild would reach no broker."""
         bound = self.start_timeout()
         joined = in_group(ingest.consumer)
-        out = budget.out_of_group(joined, bound)
-        if joined and budget.silent is not None:
-            budget.silent = None
-            log.info("kafka_consumer_back_in_group", consumer=consumer, detail="Kafka answered and it found its group")
+        told = budget.silent is not None or budget.restarted  # Kafka's silence logged, or its answer after it
+        out = budget.out_of_group(joined, bound)  # in its group: its stretch out of it ends
+        if joined and told:
+            log.info("kafka_consumer_back_in_group", consumer=consumer,
+                     detail="it found its group again, Kafka having not answered meanwhile: not rebuilt")
         if out is None or (budget.silent is not None and budget.clock() - budget.silent < self.cluster_probe_every_s):
             return
         if not await self._answers(ingest, consumer):

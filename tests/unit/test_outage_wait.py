@@ -155,3 +155,23 @@ async def test_a_flaky_probe_restarts_the_bound_once_an_out_of_group_stretch(tmp
     assert len(_events(logs, "kafka_consumer_waiting_for_cluster")) == 2
     assert len(_events(logs, "kafka_consumer_cluster_back")) == 2
     assert "unknown for 190 s, past the 160 s" in rebuilding_errors(logs)[0]  # counted since Kafka first answered
+
+
+async def test_a_consumer_back_in_its_group_after_kafka_answered_again_says_so(tmp_path) -> None:
+    """Kafka back (`kafka_consumer_cluster_back`), then the consumer in its group again: `kafka_consumer_back_in_group`
+    confirms it, once, and nothing is rebuilt."""
+    clock, broker, asked = MovingClock(), FakeBroker(records=0), []
+    cluster = _down_until_back(clock, asked)
+
+    class _Refinding(LosingConsumer):  # finds its coordinator again 50 s after Kafka is back
+        async def getmany(self, *tps: Any, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+            if clock.now >= BACK + 50:
+                self._coordinator.coordinator_id = 1
+            return await super().getmany(*tps, timeout_ms=timeout_ms, max_records=max_records)
+
+    with capture_logs() as logs:
+        service = await operator_over(tmp_path, lambda: _Refinding(broker, clock, 2, cluster), clock, until=1,
+                                       done=lambda _: clock.now > BACK + 2 * BOUND)
+    assert rebuilds(service, "operator") == 0
+    watch = ("kafka_consumer_waiting_for_cluster", "kafka_consumer_cluster_back", "kafka_consumer_back_in_group")
+    assert [e["event"] for e in logs if e["event"] in watch] == list(watch)  # before the fix: no back_in_group
