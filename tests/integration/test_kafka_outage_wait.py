@@ -1,6 +1,6 @@
 """On Apache Kafka, a full outage (the only broker SIGKILLed, then restarted on its ports and data) longer than the
 consumers' start bound: no consumer is rebuilt, `/readyz` says Kafka is unreachable meanwhile, and an alert sent once
-Kafka is back is consumed and committed (responder/service/consumers.py `_watched`, responder/ingest/lost.py
+Kafka is back is consumed and committed (responder/service/watch.py `_watched`, responder/ingest/lost.py
 `cluster_answers`)."""
 
 from __future__ import annotations

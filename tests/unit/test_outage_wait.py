@@ -1,6 +1,6 @@
 """A consumer out of its group past the bound while its Kafka cluster does not answer (every broker down, or cut off)
 is not rebuilt: it waits for Kafka, and `/readyz` says so; once Kafka answers and the consumer is still out of its
-group a start bound later, it is rebuilt (responder/service/consumers.py `_watched`, responder/ingest/lost.py
+group a start bound later, it is rebuilt (responder/service/watch.py `_watched`, responder/ingest/lost.py
 `cluster_answers`)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A consumer out of its group for longer than a start may take (its coordinator unknown, or its group not joined),
 while aiokafka's coordination task goes on looking rather than dying, is rebuilt again within the same budget
-(responder/service/consumers.py `_watched`, responder/ingest/lost.py): never a 503 for ever."""
+(responder/service/watch.py `_watched`, responder/ingest/lost.py): never a 503 for ever."""
 
 from __future__ import annotations
 
