@@ -43,7 +43,7 @@ class ConsumerWatch(Parts):
         out = budget.out_of_group(joined, bound)  # in its group: its stretch out of it ends
         if joined and told:
             log.info("kafka_consumer_back_in_group", consumer=consumer,
-                     detail="it found its group again, Kafka having not answered meanwhile: not rebuilt")
+                     detail="it found its group again after Kafka did not answer: not rebuilt")
         if out is None or (budget.silent is not None and budget.clock() - budget.silent < self.cluster_probe_every_s):
             return
         if not await self._answers(ingest, consumer):
