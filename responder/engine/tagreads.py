@@ -181,7 +181,7 @@ class ResourceTags(RecordReads):
 
     async def _paged(self, kind: str, name: str) -> frozenset[str]:
         """Tags listed in pages (KMS key, SageMaker endpoint, CloudTrail trail): every page, or refused (a page marked
-        truncated with no marker, more than `_MAX_PAGES` pages, a trail's answer not naming it)."""
+        truncated with no marker, more than `_MAX_PAGES` pages, a trail's answer not naming it, a page with no list)."""
         if kind == "endpoint":
             arn = (await self.aws.call("sagemaker", "describe_endpoint", EndpointName=name))["EndpointArn"]
         elif kind == "trail":
@@ -193,20 +193,20 @@ class ResourceTags(RecordReads):
         for _ in range(_MAX_PAGES):
             if kind == "key":
                 got = await self.aws.call("kms", "list_resource_tags", KeyId=name, **page)
-                found |= _pairs(got.get("Tags", []), "TagKey", "TagValue")
-                more, token = got.get("Truncated"), got.get("NextMarker")
+                found |= _pairs(got.get("Tags"), "TagKey", "TagValue")
+                more, token = got.get("Truncated") or got.get("NextMarker"), got.get("NextMarker")  # a marker: more
                 page = {"Marker": str(token)}
             elif kind == "trail":
                 got = await self.aws.call("cloudtrail", "list_tags", ResourceIdList=[arn], **page)
                 listed = [r for r in got["ResourceTagList"] if r["ResourceId"] == arn]
                 if not listed and not page:
                     raise PermanentActuationError(f"ListTags did not answer for {arn}", code="Malformed")
-                found |= frozenset().union(*(_pairs(r.get("TagsList", [])) for r in listed))
+                found |= frozenset().union(*(_pairs(r.get("TagsList")) for r in listed))
                 more = token = got.get("NextToken")
                 page = {"NextToken": str(token)}
             else:
                 got = await self.aws.call("sagemaker", "list_tags", ResourceArn=arn, **page)
-                found |= _pairs(got.get("Tags", []))
+                found |= _pairs(got.get("Tags"))
                 more = token = got.get("NextToken")
                 page = {"NextToken": str(token)}
             if not more:

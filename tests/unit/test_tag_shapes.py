@@ -1,6 +1,8 @@
 """Tags in shapes a caller did not expect: an alert's tag without a value has the empty value (as AWS's own tag
-reads give it), never the text "None", and every value an alert gives a key counts; a Lambda `ListTags` answer with
-no `Tags` is unreadable and refuses the step (fail closed), not "no tags"."""
+reads give it), never the text "None", and every value an alert gives a key counts; a Lambda, KMS or SageMaker tag
+list answer with no `Tags` (CloudTrail's with no `TagsList`) is unreadable and refuses the step (fail closed), not "no
+tags", while the reads AWS answers without tags for an untagged resource (IAM, EC2, Secrets Manager, API Gateway) stay
+"no tags"; a KMS `NextMarker` is followed though `Truncated` is left out, and a SageMaker endpoint's later page read."""
 
 from __future__ import annotations
 
@@ -71,3 +73,94 @@ def test_a_lambda_list_tags_answer_without_tags_refuses() -> None:
 def test_a_lambda_list_tags_answer_with_tags_is_read(listed: dict[str, Any], forms: set[str]) -> None:
     """ListTags with `Tags`, empty or not, is read as given (a value None as the empty value)."""
     assert asyncio.run(ResourceTags(Lambda(listed), clock=SettableClock()).forms({"function f"})) == forms
+
+
+ARN = "arn:aws:cloudtrail:us-east-1:123456789012:trail/t1"
+KEY = "key 1234abcd-12ab-34cd-56ef-1234567890ab"
+PROTECTED_FORM = f"responder:protected{SEP}1"
+
+
+class Replies:
+    """The ARN reads of an endpoint or trail, then each tag list read answered by the next of `replies`."""
+
+    def __init__(self, *replies: dict[str, Any]) -> None:
+        self.replies, self.asked = list(replies), []  # type: list[dict[str, Any]], list[dict[str, Any]]
+
+    async def call(self, service: str, operation: str, **kw: Any) -> dict[str, Any]:
+        """The endpoint's or trail's ARN, or the next tag list reply."""
+        if operation == "describe_endpoint":
+            return {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e1"}
+        if operation == "get_trail":
+            return {"Trail": {"TrailARN": ARN}}
+        self.asked.append(kw)
+        return self.replies.pop(0)
+
+
+def _read(key: str, *replies: dict[str, Any]) -> set[str] | str:
+    return asyncio.run(ResourceTags(Replies(*replies), clock=SettableClock()).forms({key}))
+
+
+@pytest.mark.parametrize(("key", "reply", "permission"), [
+    (KEY, {"Truncated": False}, "kms:ListResourceTags"),
+    ("endpoint e1", {}, "sagemaker:ListTags"),
+    ("trail t1", {"ResourceTagList": [{"ResourceId": ARN}]}, "cloudtrail:ListTags"),
+    ("trail t1", {}, "cloudtrail:ListTags"),
+])
+def test_a_paged_tag_answer_without_its_tags_refuses(key: str, reply: dict[str, Any], permission: str) -> None:
+    """KMS/SageMaker ListTags with no `Tags`, CloudTrail's with no `TagsList`: refused (before: read as no tags)."""
+    found = _read(key, reply)
+    assert isinstance(found, str), found
+    assert "could not be read" in found
+    assert permission in found
+
+
+def test_a_later_page_without_its_tags_refuses() -> None:
+    """A KMS page after the first with no `Tags` refuses, as the first does (before: read as no tags)."""
+    found = _read(KEY, {"Tags": [], "Truncated": True, "NextMarker": "2"}, {"Truncated": False})
+    assert isinstance(found, str), found
+
+
+@pytest.mark.parametrize(("key", "reply"), [
+    (KEY, {"Tags": [], "Truncated": False}),
+    ("endpoint e1", {"Tags": []}),
+    ("trail t1", {"ResourceTagList": [{"ResourceId": ARN, "TagsList": []}]}),
+])
+def test_an_untagged_resource_paged_answer_is_no_tags(key: str, reply: dict[str, Any]) -> None:
+    """An untagged key, endpoint or trail, answered as AWS and moto answer it (an empty list), has no tags."""
+    assert _read(key, reply) == set()
+
+
+def test_a_kms_marker_without_truncated_is_followed() -> None:
+    """A KMS page naming a `NextMarker` is followed though `Truncated` is left out: a protected tag on the next page
+    refuses (before: the page was taken as the last and the tag missed)."""
+    replies = Replies({"Tags": [], "NextMarker": "m2"}, {"Tags": [{"TagKey": "responder:protected", "TagValue": "1"}],
+                                                         "Truncated": False})
+    found = asyncio.run(ResourceTags(replies, clock=SettableClock()).forms({KEY}))
+    assert found == {PROTECTED_FORM}
+    assert replies.asked[1]["Marker"] == "m2"
+
+
+def test_a_sagemaker_later_page_of_tags_is_read() -> None:
+    """A SageMaker endpoint's tags on the page after a `NextToken` are read (a protected tag there is found)."""
+    replies = Replies({"Tags": [{"Key": "team", "Value": "ml"}], "NextToken": "t2"},
+                      {"Tags": [{"Key": "responder:protected", "Value": "1"}]})
+    found = asyncio.run(ResourceTags(replies, clock=SettableClock()).forms({"endpoint e1"}))
+    assert found == {f"team{SEP}ml", PROTECTED_FORM}
+    assert replies.asked[1]["NextToken"] == "t2"
+
+
+class Untagged:
+    """IAM, EC2, Secrets Manager and API Gateway answers for a resource with no tags: the tags left out, as they are."""
+
+    async def call(self, service: str, operation: str, **kw: Any) -> dict[str, Any]:
+        """The record of the role, user, instance, secret or API key, without tags."""
+        return {"get_role": {"Role": {"RoleName": "r"}}, "get_user": {"User": {"UserName": "u"}},
+                "describe_instances": {"Reservations": [{"Instances": [{"InstanceId": "i-1"}]}]},
+                "describe_secret": {"Name": "s"}, "get_api_key": {"id": "a1"}}[operation]
+
+
+@pytest.mark.parametrize("key", ["role r", "user u", "instance i-1", "secret s", "store s", "apikey a1"])
+def test_an_answer_that_leaves_out_the_tags_of_an_untagged_resource_is_no_tags(key: str) -> None:
+    """Where AWS leaves the tags out for a resource with none (GetRole, GetUser, DescribeInstances, DescribeSecret,
+    GetApiKey), the answer is no tags, not a refusal of every step on an untagged resource."""
+    assert asyncio.run(ResourceTags(Untagged(), clock=SettableClock()).forms({key})) == set()
