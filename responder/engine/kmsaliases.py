@@ -5,7 +5,8 @@ alias (`alias/prod-key`, `arn:aws:kms:REGION:ACCOUNT:alias/prod-key`). When a pr
 (`names_alias`) and a step names a KMS key, the guard reads the key's aliases (`kms:ListAliases` with its `KeyId`, in
 responder's own account and region) and matches them as forms of the key, kept and refused as `keptreads` says: an alias
 moved away meanwhile still refuses for `TTL_S` seconds, an alias re-pointed to the key since protects it at once, and a
-read that fails (no permission, a key that is not found, throttling past the retries) refuses the step (fail closed)."""
+read that fails (no permission, a key that is not found, throttling past the retries, an answer without `Aliases`, one
+truncated with no marker, too many pages) refuses the step (fail closed)."""
 
 from __future__ import annotations
 
@@ -53,13 +54,22 @@ class KeyAliases(KeptReads):
                 f"them: refused until they can be (kms:ListAliases)")
 
     async def _read(self, key: str) -> frozenset[str]:
+        """Every page's aliases, or refused (fail closed): a page with no `Aliases` list (moto and AWS answer `[]` for
+        a key with none), one marked truncated with no marker, more than `_MAX_PAGES` pages. A `NextMarker` is
+        followed even when `Truncated` is left out: the next page may name a protected alias."""
         found: set[str] = set()
         marker: dict[str, str] = {}
         for _ in range(_MAX_PAGES):
             page = await self.aws.call("kms", "list_aliases", KeyId=key, **marker)
-            for alias in page.get("Aliases", []):
+            aliases = page.get("Aliases")
+            if not isinstance(aliases, list):
+                raise PermanentActuationError("ListAliases answered without Aliases", code="Malformed")
+            for alias in aliases:
                 found.update(str(alias[k]).casefold() for k in ("AliasName", "AliasArn") if alias.get(k))
-            if not page.get("Truncated") or not page.get("NextMarker"):
+            token = page.get("NextMarker")
+            if not page.get("Truncated") and not token:
                 return frozenset(found)
-            marker = {"Marker": str(page["NextMarker"])}
+            if not token:
+                raise PermanentActuationError("aliases truncated with no marker for the next page", code="Malformed")
+            marker = {"Marker": str(token)}
         raise PermanentActuationError(f"more than {_MAX_PAGES} pages of aliases", code="TooManyAliases")

@@ -1,5 +1,6 @@
 """A protected KMS alias protects the key it points to, however a step names the key; an alias that cannot be read
-refuses the step (fail closed)."""
+refuses the step (fail closed), as does a ListAliases page without `Aliases`, one truncated with no marker, or too many
+pages; a `NextMarker` without `Truncated` is followed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 
 import responder.actuators.aws  # noqa: F401  # registers the AWS actuators
+from responder.engine import kmsaliases
 from responder.engine.guards import GuardPolicy, Guards, QuotaWindows, Trip
 from responder.engine.kmsaliases import KeyAliases, key_ids, names_alias
 from responder.errors import PermanentActuationError
@@ -39,7 +41,7 @@ class Kms:
         return {"Aliases": page, "Truncated": more, **({"NextMarker": str(start + 2)} if more else {})}
 
 
-async def _trips(protected: list[str], kms: Kms, key_id: str = KMS_KEY, actuator: str = "aws.kms.disable_key",
+async def _trips(protected: list[str], kms: Kms | Pages, key_id: str = KMS_KEY, actuator: str = "aws.kms.disable_key",
                  clock: SettableClock | None = None, guards: Guards | None = None) -> list[Trip]:
     guards = guards or Guards(GuardPolicy(protected=Protected(ids=protected)),
                               aliases=KeyAliases(kms, clock=clock or SettableClock()))
@@ -154,3 +156,71 @@ def test_only_key_arns_name_kms_keys() -> None:
     """A key ARN (one a `key_id` parameter derives too) names a KMS key; a bare uuid in any other form does not."""
     assert key_ids({KMS_KEY, "i-0abc", KMS_KEY_ARN.casefold(), f"arn:*:kms:*:*:key/{KMS_KEY}"}) == {KMS_KEY}
     assert key_ids({KMS_KEY, "alias/prod-key", ALIAS_ARN}) == set()
+
+
+class Pages:
+    """ListAliases answered by the next of `pages` in turn, recording each request."""
+
+    def __init__(self, *pages: dict[str, Any]) -> None:
+        self.pages, self.asked = list(pages), []  # type: list[dict[str, Any]], list[dict[str, Any]]
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """The next page of kms.list_aliases."""
+        assert (service, operation) == ("kms", "list_aliases")
+        self.asked.append(kwargs)
+        return self.pages.pop(0)
+
+
+def _alias(name: str) -> dict[str, str]:
+    return {"AliasName": name, "AliasArn": f"arn:aws:kms:us-east-1:123456789012:{name}", "TargetKeyId": KMS_KEY}
+
+
+@pytest.mark.parametrize("pages", [
+    [{"Truncated": False}],
+    [{}],
+    [{"Aliases": None, "Truncated": False}],
+    [{"Aliases": [_alias("alias/other")], "Truncated": True, "NextMarker": "2"}, {"Truncated": False}],
+])
+async def test_a_list_aliases_answer_without_aliases_refuses(pages: list[dict[str, Any]]) -> None:
+    """A ListAliases page (first or later) with no `Aliases`, not even `[]`, is unreadable and refuses the step,
+    saying so (before: read as no aliases, and the key acted on)."""
+    trips = await _trips(["alias/prod-key"], Pages(*pages))
+    assert [(t.guard, t.hard) for t in trips] == [("protected", True)]
+    assert "could not be read" in trips[0].detail
+    assert "without Aliases" in trips[0].detail
+    assert "kms:ListAliases" in trips[0].detail
+
+
+async def test_aliases_truncated_without_a_marker_refuse() -> None:
+    """A page marked `Truncated` with no `NextMarker` refuses: the next page, which may name a protected alias,
+    cannot be asked for (before: the aliases read so far were taken as all)."""
+    kms = Pages({"Aliases": [_alias("alias/other")], "Truncated": True})
+    trips = await _trips(["alias/prod-key"], kms)
+    assert [(t.guard, t.hard) for t in trips] == [("protected", True)]
+    assert "truncated with no marker" in trips[0].detail
+
+
+@pytest.mark.parametrize("first", [{"NextMarker": "m2"}, {"NextMarker": "m2", "Truncated": False}])
+async def test_a_marker_without_truncated_is_followed(first: dict[str, Any]) -> None:
+    """A page naming a `NextMarker` is followed though `Truncated` is left out (or false): a protected alias on the
+    next page refuses (before: the page was taken as the last and the alias missed)."""
+    kms = Pages({"Aliases": [_alias("alias/other")], **first}, {"Aliases": [_alias("alias/prod-key")]})
+    trips = await _trips(["alias/prod-key"], kms)
+    assert [(t.guard, t.hard) for t in trips] == [("protected", True)]
+    assert "alias/prod-key" in trips[0].detail
+    assert kms.asked[1]["Marker"] == "m2"
+
+
+async def test_more_pages_of_aliases_than_the_bound_refuse() -> None:
+    """Pages past the bound (`_MAX_PAGES`) refuse the step rather than read for ever or stop short."""
+    kms = Pages(*({"Aliases": [], "NextMarker": f"m{i}"} for i in range(kmsaliases._MAX_PAGES + 1)))
+    trips = await _trips(["alias/prod-key"], kms)
+    assert [(t.guard, t.hard) for t in trips] == [("protected", True)]
+    assert f"more than {kmsaliases._MAX_PAGES} pages" in trips[0].detail
+    assert len(kms.asked) == kmsaliases._MAX_PAGES
+
+
+@pytest.mark.parametrize("page", [{"Aliases": []}, {"Aliases": [], "Truncated": False}])
+async def test_an_empty_list_of_aliases_is_no_aliases(page: dict[str, Any]) -> None:
+    """A key with no aliases, answered as moto and AWS answer it (`Aliases: []`), is acted on, not refused."""
+    assert await _trips(["alias/prod-key"], Pages(page)) == []
