@@ -24,7 +24,8 @@ log = structlog.get_logger(__name__)
 
 _KEY_FORM = re.compile(r"arn:[^:]*:kms:[^:]*:[^:]*:key/"
                        r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})")
-_MAX_PAGES = 20  # ListAliases pages read for one key at most (100 aliases a page; a key may have 50)
+_MAX_PAGES = 20  # ListAliases pages read for one key at most (asked 100 a page, its maximum; a key may have 50)
+_PAGE = 100  # aliases asked for a page: ListAliases' maximum (its default is 50)
 
 
 @lru_cache(maxsize=4096)
@@ -60,7 +61,7 @@ class KeyAliases(KeptReads):
         found: set[str] = set()
         marker: dict[str, str] = {}
         for _ in range(_MAX_PAGES):
-            page = await self.aws.call("kms", "list_aliases", KeyId=key, **marker)
+            page = await self.aws.call("kms", "list_aliases", KeyId=key, Limit=_PAGE, **marker)  # the key's only
             aliases = page.get("Aliases")
             if not isinstance(aliases, list):
                 raise PermanentActuationError("ListAliases answered without Aliases", code="Malformed")

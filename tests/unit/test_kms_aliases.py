@@ -224,3 +224,12 @@ async def test_more_pages_of_aliases_than_the_bound_refuse() -> None:
 async def test_an_empty_list_of_aliases_is_no_aliases(page: dict[str, Any]) -> None:
     """A key with no aliases, answered as moto and AWS answer it (`Aliases: []`), is acted on, not refused."""
     assert await _trips(["alias/prod-key"], Pages(page)) == []
+
+
+async def test_only_the_keys_aliases_are_listed_a_hundred_a_page() -> None:
+    """Every ListAliases request names the key (`KeyId`: its aliases only, at most 50 by quota, never the account's,
+    which may run to thousands and past the page bound) and asks 100 a page, the API's maximum (its default is 50)."""
+    kms = Pages({"Aliases": [_alias("alias/other")], "Truncated": True, "NextMarker": "m2"},
+                {"Aliases": [], "Truncated": False})
+    assert await _trips(["alias/prod-key"], kms) == []
+    assert [(a["KeyId"], a["Limit"]) for a in kms.asked] == [(KMS_KEY, 100), (KMS_KEY, 100)]
