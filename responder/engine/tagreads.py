@@ -201,7 +201,7 @@ class ResourceTags(RecordReads):
                 listed = [r for r in got["ResourceTagList"] if r["ResourceId"] == arn]
                 if not listed and not page:
                     raise PermanentActuationError(f"ListTags did not answer for {arn}", code="Malformed")
-                found |= frozenset().union(*(_pairs(r.get("TagsList")) for r in listed))
+                found |= frozenset().union(*(_pairs(r.get("TagsList", [])) for r in listed))  # named, untagged
                 more = token = got.get("NextToken")
                 page = {"NextToken": str(token)}
             else:
