@@ -27,7 +27,7 @@ from responder import log as logging
 from responder.engine.snapshot import EngineSnapshot
 from responder.fleet import FleetState
 from tests.kit import Kit, make_kit
-from tests.unit.test_fleet_closed import RB
+from tests.fleet_kit import COOLDOWN_RB as RB
 
 
 class Compacted:

@@ -66,7 +66,7 @@ class IamPaths:
     """GetRole/GetUser over fixed principals (`role/NAME` → path; ids: `IDS`), counting reads; `fail` fails them."""
 
     def __init__(self, paths: dict[str, str], fail: Exception | None = None) -> None:
-        self.paths, self.fail, self.reads = paths, fail, 0
+        self.paths, self.fail, self.reads = dict(paths), fail, 0  # its own: a test moving a principal moves no other's
 
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Answer iam.get_role / iam.get_user as IAM does, NoSuchEntity for a principal it does not hold."""
