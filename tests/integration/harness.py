@@ -169,3 +169,13 @@ async def send_to_partition(bootstrap: str, topic: str, partition: int, value: b
         await producer.send_and_wait(topic, value, partition=partition, headers=headers)
     finally:
         await producer.stop()
+
+
+async def send_one(bootstrap: str, topic: str, value: bytes, key: bytes = b"k") -> None:
+    """Produce one record (acks=all) with a producer of its own, stopped after."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()

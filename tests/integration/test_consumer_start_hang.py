@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.errors import CoordinatorNotAvailableError
@@ -23,7 +22,7 @@ from aiokafka.errors import CoordinatorNotAvailableError
 from responder.ingest.coordinator import RebuildBudget
 from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service, serve
-from tests.integration.harness import all_closed, exhausted, make_settings, rebuilt, running, wait_for
+from tests.integration.harness import all_closed, exhausted, make_settings, rebuilt, running, send_one, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
 kafka_bootstrap = on_apache_kafka()
@@ -134,12 +133,7 @@ async def test_a_joined_consumer_that_lost_its_coordinator_is_rebuilt_and_consum
         await wait_for(lambda: rebuilt(service)["alerts"] >= 1, 40, what="the lost consumer was not rebuilt")
         lost.clear()
         before = service.ingest.commits
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-        await producer.start()
-        try:
-            await producer.send_and_wait(topics["alerts"], b'{"not": "an alert"}', key=b"k")
-        finally:
-            await producer.stop()
+        await send_one(kafka_bootstrap, topics["alerts"], b'{"not": "an alert"}')
         await wait_for(lambda: service.ingest.commits > before and service.unready() is None, 60,
                        what="the rebuilt consumer did not commit the alert")
         assert rebuilt(service)["approvals"] == rebuilt(service)["operator"] == 0

@@ -9,13 +9,12 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from responder.ingest.coordinator import RebuildBudget
 from responder.sandbox.fixtures import apache_available
 from responder.sandbox.kafka_jvm import KafkaCluster
 from responder.service import Service
-from tests.integration.harness import make_settings, rebuilt, running, wait_for
+from tests.integration.harness import make_settings, rebuilt, running, send_one, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
 
@@ -60,12 +59,7 @@ async def test_a_full_kafka_outage_longer_than_the_bound_is_waited_out_without_a
         assert "Kafka unreachable" in _unready(service)
         await asyncio.to_thread(cluster.start_node, node)
         before = service.ingest.commits
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-        await producer.start()
-        try:
-            await producer.send_and_wait(topics["alerts"], b'{"not": "an alert"}', key=b"k")
-        finally:
-            await producer.stop()
+        await send_one(kafka_bootstrap, topics["alerts"], b'{"not": "an alert"}')
         await wait_for(lambda: service.ingest.commits > before and service.unready() is None, 120,
                        what="the alert sent once Kafka was back was not committed")
         assert rebuilt(service) == NONE
