@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from responder import log as logging
 from responder.engine.snapshot import EngineSnapshot
 from responder.fleet import FleetState
-from tests.kit import Kit, make_kit
 from tests.fleet_kit import COOLDOWN_RB as RB
+from tests.kit import Kit, make_kit
 
 
 class Compacted:
