@@ -31,22 +31,15 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    ClusterAuthorizationFailedError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    TopicAuthorizationFailedError,
-)
+from aiokafka.errors import KafkaError
 
 from responder.errors import BrokerUnreachable
 from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, transient_send
+from responder.ingest.refusals import TOO_LARGE, TOPIC_REFUSED, refused_together
 from responder.models.timeline import TimelineEntry
 
 log = structlog.get_logger(__name__)
 
-TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)  # that line never fits; the others may
-TOPIC_REFUSED = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)  # not the line's fault: it waits
 BATCH = 500  # lines sent at a time
 MAX_PENDING = 100_000  # lines waiting at most (`timeline_mirror_max_pending`)
 START_BACKOFF_MAX = 30.0  # seconds between two starts of a producer at most (from `retry_delay`, doubled)
@@ -194,7 +187,7 @@ class KafkaMirror:
         errors = [s if isinstance(s, KafkaError) else s.exception() for s in sends]
         done, batched = len(errors), 0
         for i, error in enumerate(errors):
-            batched = _refused_together(sends, errors, i)
+            batched = refused_together(sends, errors, i)
             if error is not None and not self._dropping(i, error, batched=batched > 1):
                 done = i
                 break
@@ -241,14 +234,3 @@ class KafkaMirror:
             self._stuck = (writer, seq, now)
         return now - self._stuck[2] >= self.deadline
 
-
-def _refused_together(sends: Sequence[asyncio.Future[Any] | KafkaError], errors: Sequence[BaseException | None],
-                      index: int) -> int:
-    """How many lines from `index` on failed in their futures with the same kind of error: a record batch refused
-    whole, whose lines are then sent one at a time to find the one at fault (aiokafka builds a batch of one for a line
-    above its batch size, so one refused alone was refused for itself, and the lines after it went through)."""
-    error, n = errors[index], 0
-    while index + n < len(errors) and sends[index + n] is not errors[index + n] and \
-            type(errors[index + n]) is type(error) and error is not None:
-        n += 1
-    return n
