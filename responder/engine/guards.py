@@ -36,6 +36,7 @@ from typing import Any
 import structlog
 
 from responder.actuators.base import ModelConfig
+from responder.engine.actedon import acted_on
 from responder.engine.arnforms import ANYWHERE, Home
 from responder.engine.guardreads import by_reads, matching, refuses
 from responder.engine.iamprincipals import PrincipalForms, principal_kinds
@@ -44,7 +45,7 @@ from responder.engine.inorder import in_order
 from responder.engine.kmsaliases import KeyAliases, key_ids, names_alias
 from responder.engine.protection import identifier_forms, invalid_iam_name, principals
 from responder.engine.quotas import QuotaWindows
-from responder.engine.tagreads import ResourceTags, acted_on, tag_refusal
+from responder.engine.tagreads import ResourceTags, tag_refusal
 from responder.models.event import Event, Resource
 from responder.models.runbook import Protected, Quota, Runbook
 

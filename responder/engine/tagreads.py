@@ -2,27 +2,28 @@
 resource however an event names it: an alert that leaves the tags out (an attacker shapes it; many sources never send
 them) no longer lets containment act on a tagged resource.
 
-While any protected tag is set, the guard reads the tags of each resource the step acts on (`acted_on`: by its
-actuator and parameters, never by the event), in responder's own account, and refuses the step when one carries a
-protected tag; tags the event carries may add a refusal, never spare the read. Kept and refused as `keptreads` says
-(a read that fails refuses the step, naming the permission). A kind no reader here knows (an actuator of a kind
-added later) is refused outright while a protected tag is set. An IAM access key cannot carry tags: its user's are
-read (and the secret a rotation writes the new key to, `secret_name`, when it exists). A model rollback or switch
-(`SERVING`) changes what its registry serves (the step's `registry`, else the `model_registry` setting: never the
-event): a SageMaker registry's endpoint (named after the model) has its tags read, an S3 registry's serving pointer
-(the SSM parameter `model_ssm_prefix/<model>/serving`; not created yet = no tags) has its, and a local registry is
+While any protected tag is set, the guard reads the tags of each resource the step acts on (`acted_on`, actedon.py: by
+its actuator and parameters, never by the event), in responder's own account, and refuses the step when one carries a
+protected tag; tags the event carries may add a refusal, never spare the read. Kept and refused as `keptreads` says (a
+read that fails refuses the step, naming the permission). A kind no reader here knows (an actuator of a kind added
+later) is refused outright while a protected tag is set. An IAM access key cannot carry tags: its user's are read (and
+the secret a rotation writes the new key to, `secret_name`, when it exists). A model rollback or switch (`SERVING`,
+actedon.py) changes what its registry serves (the step's `registry`, else the `model_registry` setting: never the
+event): a SageMaker registry's endpoint (named after the model) has its tags read, an S3 registry's serving pointer (the
+SSM parameter `model_ssm_prefix/<model>/serving`; not created yet = no tags) has its, and a local registry is
 responder's own files (nothing to read). `model.quarantine_version` writes a new mark in responder's own registry and
 changes no existing resource: nothing to read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
 
 from responder.actuators.base import ModelConfig
+from responder.engine.actedon import PERMISSIONS, acted_on
 from responder.engine.iamrecords import Record, RecordReads, get_record
 from responder.errors import PermanentActuationError
 
@@ -30,72 +31,6 @@ log = structlog.get_logger(__name__)
 
 SEP = "\x1f"  # between a tag's key and value in a kept form (no tag holds it)
 _MAX_PAGES = 10  # pages of tags read for one resource at most (AWS allows 50 tags a resource)
-_BY_SERVICE: dict[str, tuple[tuple[str, str], ...]] = {  # actuator prefix → (parameter, kind) of what it acts on
-    "aws.ec2.": (("instance_id", "instance"),),
-    "aws.iam.": (("user_name", "user"), ("principal_name", "principal"), ("secret_name", "store")),
-    "aws.sagemaker.": (("endpoint_name", "endpoint"), ("role_names", "role")),
-    "aws.kms.": (("key_id", "key"),),
-    "aws.s3.": (("bucket", "bucket"),),
-    "aws.secretsmanager.": (("secret_id", "secret"),),
-    "aws.lambda.": (("function_name", "function"),),
-    "aws.apigateway.": (("api_key_id", "apikey"),),
-    "aws.cloudtrail.": (("trail", "trail"),),
-}
-NO_RESOURCE = ("model.quarantine_version",)  # writes a new mark in responder's own registry: no tagged resource
-SERVING = ("model.rollback_to_last_signed", "model.switch_version")  # change what the model's registry serves
-PERMISSIONS = {"role": "iam:GetRole", "user": "iam:GetUser", "instance": "ec2:DescribeInstances",
-               "bucket": "s3:GetBucketTagging", "key": "kms:ListResourceTags",
-               "secret": "secretsmanager:DescribeSecret", "store": "secretsmanager:DescribeSecret",  # nosec B105 # an IAM action, not a password
-               "function": "lambda:GetFunction, lambda:ListTags",
-               "endpoint": "sagemaker:DescribeEndpoint, sagemaker:ListTags",
-               "apikey": "apigateway:GET", "trail": "cloudtrail:GetTrail, cloudtrail:ListTags",
-               "parameter": "ssm:ListTagsForResource"}
-"""The permission each kind's tags are read with (declared by the actuators acting on that kind)."""
-
-
-def _values(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value] if value else []
-    return [v for v in value if isinstance(v, str) and v] if isinstance(value, list | tuple) else []
-
-
-def serving(params: Mapping[str, Any], models: ModelConfig) -> set[str]:
-    """What a model rollback or switch changes (`kind id`): a SageMaker registry's endpoint, an S3 registry's serving
-    pointer in SSM, nothing of AWS for a local registry (the step's literal `registry`, else the setting's)."""
-    registry, model = str(params.get("registry") or models.registry), str(params.get("model") or "")
-    if registry.startswith("sagemaker+s3://"):
-        return {f"endpoint {model}"}
-    if registry.startswith("s3://"):
-        return {f"parameter /{models.ssm_prefix.strip('/')}/{model}/serving"}
-    return set()
-
-
-def acted_on(actuator: str, params: Mapping[str, Any], models: ModelConfig | None = None) -> set[str] | str:
-    """The resources (`kind id`) a step of `actuator` acts on, from its parameters (and the model registry's settings,
-    `models`), or why their tags cannot be read (no reader for the actuator's kind)."""
-    if actuator in NO_RESOURCE:
-        return set()
-    if actuator in SERVING:
-        return serving(params, models or ModelConfig())
-    prefix = next((p for p in _BY_SERVICE if actuator.startswith(p)), None)
-    if prefix is None:
-        return (f"{actuator!r} acts on a kind whose tags responder cannot read, and a protected tag is set: refused "
-                f"(protected tags)")
-    keys: set[str] = set()
-    for param, kind in _BY_SERVICE[prefix]:
-        if kind == "principal":
-            kind = str(params.get("principal_type", ""))
-        keys.update(f"{kind} {v}" for v in _values(params.get(param)))
-    return keys
-
-
-def needed_permissions(actuator: str, fields: Iterable[str]) -> set[str]:
-    """The IAM actions the guard reads the tags of what a step of `actuator` (whose parameters are `fields`) acts on
-    with: what that actuator must declare."""
-    prefix = next((p for p in _BY_SERVICE if actuator.startswith(p)), None)
-    kinds = {k for param, k in _BY_SERVICE.get(prefix or "", ()) if param in set(fields)}
-    kinds = (kinds - {"principal"}) | ({"role", "user"} if "principal" in kinds else set())
-    return {action for kind in kinds for action in PERMISSIONS[kind].split(", ")}
 
 
 def tag_value(value: Any) -> str:

@@ -12,10 +12,11 @@ import responder.actuators.model  # noqa: F401  # registers the model actuators
 from responder.actuators.base import ModelConfig
 from responder.actuators.model.s3 import S3Store
 from responder.actuators.registry import registry
+from responder.engine.actedon import PERMISSIONS, acted_on
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.quotas import QuotaWindows
 from responder.engine.runner import Resolved, resolve_step
-from responder.engine.tagreads import PERMISSIONS, ResourceTags, acted_on
+from responder.engine.tagreads import ResourceTags
 from responder.errors import PermanentActuationError
 from responder.models.runbook import Protected, Runbook, Step
 from tests.guard_kit import SettableClock, event_naming
