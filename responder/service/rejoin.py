@@ -48,47 +48,18 @@ from typing import Any
 
 import structlog
 
-from responder.errors import BrokerUnreachable
-from responder.errors_kafka import ReplicaFenced, StillUnreachable, TransactionFailed
-from responder.exception_groups import only
 from responder.metrics import Metrics
 from responder.metrics_server import MetricsServer
 from responder.service.core import Service
+from responder.service.rejoinreasons import WHY, WINDOW_S, error_line, exhausted, rejoin_reason, stopped
 from responder.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-WINDOW_S = 3600.0
-"""The rejoins allowed (`fenced_rejoins`, after fences, failed transactions and an unreachable Kafka alike) are
-counted over this many seconds."""
 HEALTHY_S = 60.0
 """A service ready this many seconds when it fails ran healthy: the next rejoin waits `backoff` again, not the delay
 doubled by the rejoins before it. Longer than a flapping replica's cycle (the 10 s backoff at most, a session timeout
 of 10 to 45 s, the 30 s connect timeout of a start during an outage, never ready)."""
-WHY = {"fenced": "a fence", "transaction_failed": "a failed changelog transaction",
-       "kafka_unreachable": "an unreachable Kafka cluster"}
-SAID = {"fenced": "fenced", "transaction_failed": "stopped by a failed changelog transaction",
-        "kafka_unreachable": "cut off from Kafka after reaching it"}
-REJOINED = (ReplicaFenced, TransactionFailed)
-"""What any service that ended with it rejoins after; one whose settings reached Kafka also after BrokerUnreachable."""
-
-
-def rejoin_reason(exc: BaseException, *, rebuilt: bool = False) -> str | None:
-    """Why a service that ended with `exc` is rebuilt, when every leaf, followed through its causes, is a
-    ReplicaFenced or a TransactionFailed, or, when its settings reached Kafka before (`rebuilt`: built after a rejoin,
-    or a client of it started: `reached_kafka`), a BrokerUnreachable: `fenced` when any is a fence (another replica
-    owns a partition: a zombie, the strongest diagnosis), else `transaction_failed` when any is one, else
-    `kafka_unreachable`. None (not rebuilt) when any leaf is anything else, or the BrokerUnreachable of a first
-    service that never reached Kafka (a bad bootstrap: exit 3)."""
-    found = only(exc, (*REJOINED, BrokerUnreachable) if rebuilt else REJOINED, causes=True)
-    if found is None:
-        return None
-    for kind, reason in ((ReplicaFenced, "fenced"), (TransactionFailed, "transaction_failed")):
-        if any(isinstance(e, kind) for e in found):
-            return reason
-    return "kafka_unreachable"
-
-
 def health_server(settings: Settings) -> MetricsServer | None:
     """The process's metrics server (None when `metrics_port` is unset), for `rebuilds(metrics_server=...)`: each
     service built attaches it; the first one starts it where a lone service starts its own (after recovery), and
@@ -176,7 +147,7 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
                 if reason is None:
                     raise
                 if stopping.is_set():
-                    _stopped(reason, exc)
+                    stopped(reason, exc)
                     return
                 now = time.monotonic()
                 if (since := getattr(current[0], "ready_since", None)) is not None and now - since >= HEALTHY_S:
@@ -185,10 +156,10 @@ async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins
                     recent.popleft()
                 recent.append((now, reason))
                 if len(recent) > rejoins:
-                    raise _exhausted([r for _, r in recent], rejoins, _error(exc)) from exc
+                    raise exhausted([r for _, r in recent], rejoins, error_line(exc)) from exc
                 recovers = _recovers(current[0])
                 log.warning("replica_rejoining", reason=reason, rejoin=len(recent), of=rejoins, in_s=delay,
-                            error=_error(exc), detail=f"state dropped; a new member joins the group and {recovers}")
+                            error=error_line(exc), detail=f"state dropped; a new member joins the group and {recovers}")
                 if health is not None:
                     _rejoining(health, len(recent), rejoins, delay, reason, recovers)
             previous = current.pop()
@@ -211,45 +182,3 @@ async def _when_set(event: asyncio.Event, then: Callable[[], None]) -> None:
     """`then()` once `event` is set (`serve_rejoining`'s `stop`)."""
     await event.wait()
     then()
-
-
-def _stopped(reason: str, exc: BaseException) -> None:
-    """A stop was asked for while the service failed with what would have rejoined it: serving ends cleanly."""
-    if reason == "fenced":
-        log.info("replica_fenced_while_stopping", detail="its partitions are another replica's already")
-    elif reason == "transaction_failed":
-        log.warning("replica_transaction_failed_while_stopping", error=_error(exc),
-                    detail="its uncommitted records are redone by the partition's next owner, as after a crash")
-    else:
-        log.warning("replica_unreachable_while_stopping", error=_error(exc),
-                    detail="Kafka is still unreachable: not waiting for it; the next start tries again")
-
-
-def _exhausted(reasons: list[str], rejoins: int, last: str) -> ReplicaFenced | TransactionFailed:
-    """The error that ends serving when `reasons` (this hour's, the last one's included, whose error was `last`) are
-    more than `rejoins`: of the last one's kind, saying how many of each there were."""
-    counts = {r: reasons.count(r) for r in WHY if r in reasons}
-    said = " and ".join(f"{SAID[r]} {n} time{'' if n == 1 else 's'}" for r, n in counts.items())
-    message = f"this replica was {said} within {WINDOW_S:.0f} s (RESPONDER_FENCED_REJOINS={rejoins}): "
-    if reasons[-1] == "fenced":
-        log.critical("replica_fenced_exiting", fences_in_window=len(reasons), rejoins=rejoins, counts=counts,
-                     detail="fenced more often than fenced_rejoins allows: exiting for the supervisor")
-        return ReplicaFenced(message + "another replica owns its partitions; start it again")
-    if reasons[-1] == "kafka_unreachable":
-        log.critical("replica_unreachable_exiting", rejoins_in_window=len(reasons), rejoins=rejoins, counts=counts,
-                     error=last, detail="Kafka stayed unreachable through more rejoins than fenced_rejoins allows: "
-                                        "exiting for the supervisor")
-        return StillUnreachable(message + "Kafka is still unreachable though these settings reached it before (the "
-                                f"cluster down?); start it again once it is back. The last: {last}")
-    log.critical("replica_transaction_failed_exiting", rejoins_in_window=len(reasons), rejoins=rejoins, counts=counts,
-                 detail="rejoined more often than fenced_rejoins allows: exiting for the supervisor")
-    return TransactionFailed(message + "its changelog transactions keep failing (a broker or the cluster down?); "
-                             "start it again")
-
-
-def _error(exc: BaseException) -> str:
-    """The first leaf of `exc` that is a fence, a failed transaction or an unreachable Kafka (followed through its
-    causes), as a line."""
-    found = only(exc, (*REJOINED, BrokerUnreachable), causes=True)
-    first: BaseException = found[0] if found else exc
-    return f"{type(first).__name__}: {first}"

@@ -14,7 +14,7 @@ from responder.errors_kafka import ChangelogError, ReplicaFenced
 from responder.fleet import FleetState
 from responder.models.event import RawRecord
 from responder.service import Service
-from responder.service.rejoin import rejoin_reason
+from responder.service.rejoinreasons import rejoin_reason
 from responder.settings import Settings
 from tests.fleet_kit import FlakyChangelog, fleet_service, slow_service, with_recording_consumer
 from tests.kit import ECHO, make_kit, restore

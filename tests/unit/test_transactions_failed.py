@@ -19,7 +19,7 @@ from aiokafka.errors import (
 
 from responder.errors_kafka import ChangelogError, TransactionFailed
 from responder.ingest.transactions import Transactions
-from responder.service.rejoin import rejoin_reason
+from responder.service.rejoinreasons import rejoin_reason
 from tests.txn_kit import FailingTxnProducer, fake_transactions
 
 TP4 = TopicPartition("alerts", 4)
