@@ -1,7 +1,8 @@
 """Inline IAM policies of a user or role, by name: read, write and delete one, check that the principal exists,
 and the deny-all document the deny actuators write.
 
-Used by the actuators of `responder.actuators.aws.iam_policies` and `responder.actuators.aws.sagemaker`.
+Used by the actuators of `responder.actuators.aws.iam_policies`, `responder.actuators.aws.iam_restore` and
+`responder.actuators.aws.sagemaker`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """IAM deny policies on a user or role: revoke its sessions, quarantine it, and put back what was there.
 
-The inline-policy calls they make (and the deny-all document) are in `responder.actuators.aws.iam_inline`.
+The inline-policy calls they make (and the deny-all document) are in `responder.actuators.aws.iam_inline`; the undo
+that puts a policy back, `aws.iam.restore_inline_policy`, is in `responder.actuators.aws.iam_restore`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AwareDatetime, Field, JsonValue
 
 from responder.actuators.aws.iam import IAM_NAME, PRINCIPAL_READS
-from responder.actuators.aws.iam_inline import delete_inline, deny_document, get_inline, put_inline, require_principal
+from responder.actuators.aws.iam_inline import deny_document, get_inline, put_inline
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
 from responder.models.event import utc_now
@@ -200,58 +201,3 @@ class QuarantinePrincipal(InlineDeny):
 
     async def verify(self, p: PrincipalParams, ctx: ActuationContext) -> bool:
         return await self.holds(p, ctx, deny_document("ResponderQuarantine"))
-
-
-class RestoreInlineParams(PrincipalParams):
-    """A responder-owned inline policy and the document it should have (None: no such policy)."""
-
-    policy_name: str = Field(pattern=RESPONDER_POLICY, examples=[QUARANTINE_POLICY])
-    document: dict[str, JsonValue] | None = None
-
-
-@register
-class RestoreInlinePolicy(Actuator[RestoreInlineParams]):
-    """Put a responder-owned inline policy back as it was (delete it when there was none): the undo of deny policies.
-
-    Only policies named `responder-…` can be touched, so an undo can never remove a policy it did not write.
-
-    Example::
-
-        - id: lift-quarantine
-          actuator: aws.iam.restore_inline_policy
-          with: {principal_type: role, principal_name: inference, policy_name: responder-quarantine}
-    """
-
-    name = "aws.iam.restore_inline_policy"
-    params = RestoreInlineParams
-    permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:DeleteUserPolicy", "iam:GetRolePolicy",
-                   "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:GetUser", "iam:GetRole")
-    destructive = False
-    reverse = None
-    irreversible = "it is itself an undo; re-run the original step to contain again"
-
-    def target(self, p: RestoreInlineParams) -> str:
-        """The role or user (`role/NAME`); its policy is no path part (`role/NAME/POLICY` reads as a role POLICY)."""
-        return f"{p.principal_type}/{p.principal_name}"
-
-    async def plan(self, p: RestoreInlineParams, ctx: ActuationContext) -> PlanPreview:
-        what = "delete" if p.document is None else "restore"
-        return PlanPreview(target=self.target(p), summary=f"{what} inline policy {p.policy_name} of {self.target(p)}")
-
-    async def apply(self, p: RestoreInlineParams, ctx: ActuationContext) -> ActuationResult:
-        before = await get_inline(ctx, p.principal_type, p.principal_name, p.policy_name)
-        if before is None:  # no policy, or no principal at all: an undo on a missing user must not report ok
-            await require_principal(ctx, p.principal_type, p.principal_name)
-        changed = before != p.document
-        if changed and p.document is None:
-            await delete_inline(ctx, p.principal_type, p.principal_name, p.policy_name)
-        elif changed:
-            await put_inline(ctx, p.principal_type, p.principal_name, p.policy_name, dict(p.document or {}))
-        return ActuationResult(changed=changed, target=self.target(p), prior={"document": before},
-                               after={"document": p.document})
-
-    async def verify(self, p: RestoreInlineParams, ctx: ActuationContext) -> bool:
-        now = await get_inline(ctx, p.principal_type, p.principal_name, p.policy_name)
-        if now is None:  # "no policy" of a principal that does not exist is not a restored state: not found
-            await require_principal(ctx, p.principal_type, p.principal_name)
-        return now == p.document
