@@ -13,7 +13,6 @@ Kafka unreachable it waits for it (`_silent`), `/readyz` 503 meanwhile (`_waitin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
 
 import structlog
@@ -94,24 +93,37 @@ class ConsumerWatch(Parts):
     async def _watching(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, commit: Awaitable[None]) -> None:
         """Await `commit` (the approvals and operator loops commit in their own task), meanwhile watching the consumer
         as its polls do (`_watched`): a commit waiting for a lost coordinator holds the loop, and no poll would ever
-        give the consumer up. Given up, the commit ends (`unless_abandoned`) and the next poll has it rebuilt."""
+        give the consumer up. Given up, the commit ends (`unless_abandoned`) and the next poll has it rebuilt. Any other
+        error of the watch (a bug: the probe's own are handled, `_answers`) is logged (`kafka_commit_watch_failed`),
+        the commit cancelled, and the error raised into the loop, as one out of a poll's watch stops it."""
         budget = self._rebuild_budgets.get(consumer)
         if budget is None:  # never polled
             await commit
             return
 
         async def watch() -> None:
-            with contextlib.suppress(CoordinatorDied):
+            try:
                 while True:
                     await asyncio.sleep(self.commit_watch_s)
                     await self._watched(ingest, consumer, budget)
+            except CoordinatorDied:
+                return
+            except Exception as exc:
+                log.error("kafka_commit_watch_failed", consumer=consumer, error=f"{type(exc).__name__}: {exc}",
+                          detail="the watch of a commit under way failed unexpectedly: its loop stops with it")
+                raise
 
+        committing = asyncio.ensure_future(commit)
         watcher = asyncio.create_task(watch(), name=f"{consumer} commit watch")
         try:
-            await commit
-        finally:
+            await asyncio.wait({committing, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done() and (failed := watcher.exception()) is not None:
+                raise failed
+            await committing
+        finally:  # ours cancelled, the watch failed or the commit ended: neither is left running, nor its error unread
             watcher.cancel()
-            await asyncio.wait({watcher})
+            committing.cancel()
+            await asyncio.gather(watcher, committing, return_exceptions=True)
 
     def start_timeout(self) -> float:
         """Seconds a consumer's start may take (tests shrink it): the connect timeout, then a dead member's session

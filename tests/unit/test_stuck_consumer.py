@@ -179,3 +179,25 @@ async def test_an_operator_consumer_whose_commit_waits_for_a_lost_coordinator_is
     assert rebuilds(service, "operator") == 1
     assert broker.committed == 7
     assert "CoordinatorLost: its group coordinator unknown for 170 s, past the 160 s" in rebuilding_errors(logs)[0]
+
+
+async def test_an_unexpected_error_in_a_commit_s_watch_is_logged_and_stops_its_loop(tmp_path, monkeypatch) -> None:
+    """An error no outage raises, out of the commit's watch beside the probe (a bug in `_watched`), is logged and
+    raised into the loop held in the commit, as one out of a poll's watch is: the watch never dies unseen."""
+    monkeypatch.setattr(Service, "commit_watch_s", 0.01)
+    watched = Service._watched
+
+    async def failing(self: Service, *args: Any) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.get_name().endswith("commit watch"):
+            raise RuntimeError("budget out of step")
+        await watched(self, *args)
+
+    monkeypatch.setattr(Service, "_watched", failing)
+    clock, broker = MovingClock(), FakeBroker(records=7)
+    with capture_logs() as logs, pytest.raises(RuntimeError, match="budget out of step"):  # before: the hang guard's
+        await operator_over(tmp_path, lambda: LosingInCommit(broker, clock, lose_after=2), clock,  # TimeoutError
+                            until=99, budget=service_budget(clock))
+    (failed,) = [e for e in logs if e["event"] == "kafka_commit_watch_failed"]
+    assert failed["consumer"] == "operator"
+    assert failed["error"] == "RuntimeError: budget out of step"
