@@ -149,7 +149,8 @@ def publish_cmd(
             for value in _record_values(path, lines):
                 headers = signed_headers(sign_key_id, secret, value) if sign_key_id and secret else []
                 await publish(server, topic, [value], key=key.encode() if key else None, headers=headers,
-                              options=options, connect_timeout=settings.kafka_connect_timeout)
+                              options=options, connect_timeout=settings.kafka_connect_timeout,
+                              wait_set_by="RESPONDER_KAFKA_CONNECT_TIMEOUT")
                 sent += 1
         return sent
 

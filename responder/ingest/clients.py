@@ -174,11 +174,15 @@ async def publish(
     headers: Sequence[tuple[str, bytes]] = (),
     options: Mapping[str, Any] | None = None,
     connect_timeout: float = 15.0,
+    wait_set_by: str | None = None,
 ) -> None:
-    """Send records and wait for their acks (demo, tests, tabletop injects, replays)."""
+    """Send records and wait for their acks (demo, tests, tabletop injects, replays). Kafka is waited for
+    `connect_timeout` seconds, which `wait_set_by` sets (a setting, for BrokerUnreachable to name), else a fixed
+    wait (`fixed_wait`)."""
     await check_connection(bootstrap, options or {}, timeout=connect_timeout)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
-    await _start_with_retry(producer, connect_timeout)  # closes the producer itself when Kafka never answers
+    await _start_with_retry(producer, connect_timeout,  # closes the producer itself when Kafka never answers
+                            wait_set_by=wait_set_by or fixed_wait("a publish", connect_timeout))
     try:
         for value in values:  # a broker down meanwhile: sent again (`send_retrying`), within the connect timeout
             await send_retrying(producer, topic, value, key=key, headers=headers,

@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from responder.errors import BrokerUnreachable
-from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, transient_send
+from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, fixed_wait, transient_send
 from responder.ingest.refusals import TOO_LARGE, TOPIC_REFUSED, refused_together
 from responder.models.timeline import TimelineEntry
 
@@ -50,7 +50,6 @@ class KafkaMirror:
     `producer` is the current producer (the service's teardown stops it); `make_producer` builds each new one."""
 
     connect_timeout = 30.0  # seconds one producer's start tries to reach a broker (tests shrink it)
-    WAIT_SET_BY = "the timeline mirror's own connect timeout (fixed, not RESPONDER_KAFKA_CONNECT_TIMEOUT)"
 
     def __init__(self, bootstrap: str, topic: str, *, retry_delay: float = 1.0, max_pending: int = MAX_PENDING,
                  deadline: float = SEND_DEADLINE, options: Mapping[str, Any] | None = None) -> None:
@@ -124,7 +123,8 @@ class KafkaMirror:
         delay = self.retry_delay
         while True:
             starting = asyncio.ensure_future(_start_with_retry(  # quiet once the outage was said
-                self.producer, self.connect_timeout, quiet=self.failing is not None, wait_set_by=self.WAIT_SET_BY))
+                self.producer, self.connect_timeout, quiet=self.failing is not None,
+                wait_set_by=fixed_wait("the timeline mirror", self.connect_timeout)))
             closed, stopped = asyncio.ensure_future(self._closed.wait()), False
             try:
                 await asyncio.wait({starting, closed}, return_when=asyncio.FIRST_COMPLETED)

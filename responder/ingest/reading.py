@@ -15,10 +15,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from responder.errors import BrokerUnreachable, UnparsableRecord
-from responder.ingest.clients import _start_with_retry, stop_consumer
+from responder.ingest.clients import _start_with_retry, fixed_wait, stop_consumer
 from responder.ingest.raw import to_raw
 from responder.ingest.unreadable import getmany_past
 from responder.models.event import RawRecord
+
+CONNECT_S = 15.0  # seconds a read waits for Kafka at most, whatever its `timeout` (not RESPONDER_KAFKA_CONNECT_TIMEOUT)
 
 
 async def read_to_end(bootstrap: str, topic: str, *, options: Mapping[str, Any] | None = None,
@@ -30,7 +32,8 @@ async def read_to_end(bootstrap: str, topic: str, *, options: Mapping[str, Any] 
                                 auto_offset_reset="earliest", **(options or {}))
     try:
         async with asyncio.timeout(timeout):  # connecting included: `timeout` bounds the whole read
-            await _start_with_retry(consumer, min(timeout, 15.0))
+            connect = min(timeout, CONNECT_S)
+            await _start_with_retry(consumer, connect, wait_set_by=fixed_wait("a topic read", connect))
             if topic not in await consumer.topics():  # never created: nothing was published (not auto-created)
                 return []
             consumer.subscribe([topic])  # without a group: every partition, assigned once the metadata is in

@@ -1,16 +1,19 @@
-"""The command-line tools' clients (an operator request, a dead-letter replay) wait a fixed 15 s for Kafka: their
-BrokerUnreachable names that fixed wait, as the admin calls' does, not RESPONDER_KAFKA_CONNECT_TIMEOUT; and the
-client started before the other's start failed is stopped."""
+"""The command-line tools' clients (an operator request, a dead-letter replay, a read to a topic's end, a publish)
+and the timeline mirror wait a fixed time for Kafka: their BrokerUnreachable names that fixed wait (`fixed_wait`), as
+the admin calls' does, not RESPONDER_KAFKA_CONNECT_TIMEOUT; a publish given that setting's wait names the setting; and
+the client started before the other's start failed is stopped."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
+from structlog.testing import capture_logs
 
 from responder.errors import BrokerUnreachable
-from responder.ingest import clients, deadletter, operator
+from responder.ingest import clients, deadletter, mirror, operator, reading
 
 UNSET = "RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait"
 
@@ -40,10 +43,12 @@ def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
         return None
 
     for module in (operator, deadletter):
-        monkeypatch.setattr(module, "_start_with_retry", quick)
         monkeypatch.setattr(module, "ensure_topics", nothing)
-        monkeypatch.setattr(module, "AIOKafkaProducer", _Down)
-        monkeypatch.setattr(module, "AIOKafkaConsumer", _Down)
+    for module in (operator, deadletter, reading, clients, mirror):
+        monkeypatch.setattr(module, "_start_with_retry", quick)
+        monkeypatch.setattr(module, "AIOKafkaProducer", _Down, raising=False)
+        monkeypatch.setattr(module, "AIOKafkaConsumer", _Down, raising=False)
+    monkeypatch.setattr(clients, "check_connection", nothing)
     monkeypatch.setattr(operator, "ReplyFilter", lambda *_: None)  # no request is read: none is sent
 
 
@@ -113,3 +118,45 @@ async def test_a_client_started_before_another_failed_to_start_is_stopped(
     with pytest.raises(BrokerUnreachable):
         await run()
     assert sorted((type(c).__name__, c.stopped) for c in made) == [("_Down", True), ("_Up", True)]
+
+
+async def test_a_read_to_a_topic_s_end_names_its_fixed_wait() -> None:
+    """`read_to_end` (`responder approvals pending`) waits at most 15 s for Kafka, whatever the setting: it says so."""
+    with pytest.raises(BrokerUnreachable) as raised:
+        await reading.read_to_end("127.0.0.1:9", "approvals", timeout=30.0)
+    assert UNSET not in str(raised.value)
+    assert "a topic read's fixed 15s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in str(
+        raised.value)
+
+
+async def test_a_publish_names_its_fixed_wait_or_the_setting_it_was_given() -> None:
+    """`publish` (the demo, an approval decision sent by the CLI) waits a fixed 15 s unless given the setting's wait
+    (`responder events send`): each says which."""
+    with pytest.raises(BrokerUnreachable) as fixed:
+        await clients.publish("127.0.0.1:9", "alerts", [b"{}"])
+    assert UNSET not in str(fixed.value)
+    assert "a publish's fixed 15s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in str(fixed.value)
+    with pytest.raises(BrokerUnreachable) as set_by:
+        await clients.publish("127.0.0.1:9", "alerts", [b"{}"], connect_timeout=7.0,
+                              wait_set_by="RESPONDER_KAFKA_CONNECT_TIMEOUT")
+    assert UNSET in str(set_by.value)
+
+
+async def test_the_timeline_mirror_names_its_fixed_wait_as_fixed_wait_does() -> None:
+    """A mirror whose producer cannot start says its fixed wait in `fixed_wait`'s words (in
+    `timeline_mirror_unavailable`)."""
+    mirrored = mirror.KafkaMirror("127.0.0.1:9", "timeline", retry_delay=0.001)
+    await mirrored.producer.stop()  # the real one, never started
+    mirrored.make_producer = _Down  # type: ignore[assignment]
+    mirrored.producer = _Down()  # type: ignore[assignment]
+    with capture_logs() as logs:
+        task = asyncio.create_task(mirrored.run())
+        async with asyncio.timeout(10):
+            while mirrored.failing is None:
+                await asyncio.sleep(0.01)
+        mirrored.close()
+        await task
+    (said,) = [e for e in logs if e["event"] == "timeline_mirror_unavailable"]
+    assert UNSET not in str(said["error"])
+    assert "the timeline mirror's fixed 30s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in str(
+        said["error"])

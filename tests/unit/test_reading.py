@@ -39,7 +39,7 @@ class _Unparsable(_Refused):
 ])
 async def test_a_failed_read_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, consumer: type, said: str) -> None:
     """An ACL refusal or an unparsable record raises BrokerUnreachable naming the topic, and the consumer stops."""
-    async def started(client: Any, deadline: float) -> None:
+    async def started(client: Any, deadline: float, **_: Any) -> None:
         return None
 
     _Refused.stopped = False
