@@ -28,7 +28,8 @@ _committing: weakref.WeakKeyDictionary[Any, set[asyncio.Task[Any]]] = weakref.We
 def abandon(consumer: Any, cause: BaseException) -> None:
     """Treat `consumer` as if its coordination task had died of `cause` (it goes on looking for its coordinator):
     `coordinator_death` returns `cause`, its polls raise CoordinatorDied, its commits are skipped, and one under way,
-    waiting in aiokafka for the coordinator, ends (`unless_abandoned`)."""
+    waiting in aiokafka for the coordinator, ends (`unless_abandoned`: the task awaiting it is cancelled, for the
+    approvals and operator loops the commit's own, `ConsumerWatch._watching`)."""
     if consumer in _abandoned:
         return
     _abandoned[consumer] = cause
@@ -60,9 +61,12 @@ def in_group(consumer: Any) -> bool:
 
 
 async def unless_abandoned(consumer: Any, commit: Awaitable[None]) -> bool:
-    """Await `commit`: True once it returned, False when `consumer` was given up first (`abandon` cancels it):
-    aiokafka's commit waits for a lost coordinator for ever, and would hold up the hand-over of its partitions. It runs
-    in the caller's task, as before: a commit that went through is counted before the poll loop sees a death after."""
+    """Await `commit`: True once it returned, False when `consumer` was given up first (`abandon` cancels the task
+    awaiting it): aiokafka's commit waits for a lost coordinator for ever, and would hold up the hand-over of its
+    partitions. It runs in the caller's task, which `abandon` cancels: whichever awaits the commit; for the approvals
+    and operator loops, the task of its own their commit runs in beside its watch (`ConsumerWatch._watching`,
+    responder/service/watch.py), never the loop's, which awaits it: a commit that went through is counted before the
+    poll loop sees a death after. Any other cancel of that task (the loop's, passed on by `_watching`) is raised."""
     task = asyncio.current_task()
     if task is None:  # not in a task (no loop's coroutine): nothing to cancel it
         await commit

@@ -2,12 +2,12 @@
 
 aiokafka's coordination task looks for a lost group coordinator for ever, and nothing surfaces to the application
 (responder/ingest/lost.py). `ConsumerWatch._watched`, called before each poll of the alert, approval and operator
-loops (`ConsumerRebuilds._polled`, consumers.py) and, while the approvals and operator loops commit in their own
-task, every `commit_watch_s` (`_watching`), gives up a consumer that was out of its group (its coordinator unknown,
-or its group not joined) at every poll for longer than a start may take (`start_timeout`), its coordination task
-looking on: it raises CoordinatorDied, and the consumer is rebuilt as after a dead coordinator, so one that never
-finds its coordinator is not unready for ever. Only if Kafka answers a metadata request (`cluster_answers`): with
-Kafka unreachable it waits for it (`_silent`), `/readyz` 503 meanwhile (`_waiting_why`).
+loops (`ConsumerRebuilds._polled`, consumers.py) and, while the approvals and operator loops await a commit (run
+in a task of its own), every `commit_watch_s` (`_watching`), gives up a consumer that was out of its group (its
+coordinator unknown, or its group not joined) at every poll for longer than a start may take (`start_timeout`), its
+coordination task looking on: it raises CoordinatorDied, and the consumer is rebuilt as after a dead coordinator, so
+one that never finds its coordinator is not unready for ever. Only if Kafka answers a metadata request
+(`cluster_answers`): with Kafka unreachable it waits for it (`_silent`), `/readyz` 503 meanwhile (`_waiting_why`).
 """
 
 from __future__ import annotations
@@ -88,14 +88,16 @@ class ConsumerWatch(Parts):
                                f"every {self.cluster_probe_every_s:g} s")
         budget.silent = budget.clock()
 
-    commit_watch_s = 1.0  # how often a commit under way in a loop's task is watched (`_watching`; tests shrink it)
+    commit_watch_s = 1.0  # how often a commit under way in its own task is watched (`_watching`; tests shrink it)
 
     async def _watching(self, ingest: KafkaIngest | ApprovalIngest, consumer: str, commit: Awaitable[None]) -> None:
-        """Await `commit` (the approvals and operator loops commit in their own task), meanwhile watching the consumer
+        """Await `commit` (the approvals and operator loops'), run in a task of its own, meanwhile watching the consumer
         as its polls do (`_watched`): a commit waiting for a lost coordinator holds the loop, and no poll would ever
-        give the consumer up. Given up, the commit ends (`unless_abandoned`) and the next poll has it rebuilt. Any other
-        error of the watch (a bug: the probe's own are handled, `_answers`) is logged (`kafka_commit_watch_failed`),
-        the commit cancelled, and the error raised into the loop, as one out of a poll's watch stops it."""
+        give the consumer up. Given up, `abandon` cancels the commit's task (`unless_abandoned`), never the loop's: the
+        commit ends and the next poll has it rebuilt. Any other error of the watch (a bug: the probe's own are
+        handled, `_answers`) is logged (`kafka_commit_watch_failed`), the commit cancelled, and the error raised into
+        the loop, as one out of a poll's watch stops it. The loop cancelled, both are cancelled and awaited; a commit's
+        error is raised as it is; a watch cancelled by another leaves the commit to go on, unwatched."""
         budget = self._rebuild_budgets.get(consumer)
         if budget is None:  # never polled
             await commit
@@ -117,8 +119,8 @@ class ConsumerWatch(Parts):
         watcher = asyncio.create_task(watch(), name=f"{consumer} commit watch")
         try:
             await asyncio.wait({committing, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if watcher.done() and (failed := watcher.exception()) is not None:
-                raise failed
+            if watcher.done() and not watcher.cancelled() and (failed := watcher.exception()) is not None:
+                raise failed  # a watch cancelled by another is no error of its: the commit goes on, unwatched
             await committing
         finally:  # ours cancelled, the watch failed or the commit ended: neither is left running, nor its error unread
             watcher.cancel()
