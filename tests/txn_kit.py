@@ -1,5 +1,6 @@
 """Changelog producers without Kafka: transactional ones that record or fail their transactions (`fake_transactions`
-puts them under a `Transactions`), and a plain one whose acks fail, under a changelog of its own."""
+puts them under a `Transactions`), aiokafka's own whose group coordinator is never found, and a plain one whose acks
+fail, under a changelog of its own."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.client import CoordinationType
+from aiokafka.errors import CoordinatorNotAvailableError
 
 from responder.ingest import transactions as transactions_module
 from responder.ingest.changelog import Changelog
@@ -111,3 +114,38 @@ class FailingTxnProducer(FakeTxnProducer):
         assert self.open is not None, "no transaction to abort"
         self.aborted.append(self.open)
         self.open = None
+
+
+class LostGroupProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
+    """aiokafka 0.14's transactional producer, its own sender and transaction manager, over a client with no broker:
+    the transaction coordinator answers every request (AddOffsetsToTxn, EndTxn) with no error, and the group
+    coordinator is never found (FindCoordinator: CoordinatorNotAvailable, for ever), so a TxnOffsetCommit waits."""
+
+    def __init__(self, *, transactional_id: str, **_: Any) -> None:
+        super().__init__(bootstrap_servers="127.0.0.1:1", transactional_id=transactional_id, retry_backoff_ms=10)
+        self.group_lookups = 0
+        self.client.bootstrap = self._nothing
+        self.client.ready = self._ready
+        self.client.send = self._answered
+        self.client.coordinator_lookup = self._lookup
+        self.client.force_metadata_update = self._refreshed
+        self._txn_manager.set_pid_and_epoch(1, 0)  # InitProducerId done
+
+    async def _nothing(self) -> None: ...
+
+    async def _ready(self, *_: Any, **__: Any) -> bool:
+        return True
+
+    async def _answered(self, *_: Any, **__: Any) -> Any:
+        return type("NoError", (), {"error_code": 0})()
+
+    async def _lookup(self, kind: Any, key: str) -> int:
+        if kind == CoordinationType.GROUP:
+            self.group_lookups += 1
+            raise CoordinatorNotAvailableError()
+        return 0
+
+    def _refreshed(self) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done

@@ -107,6 +107,27 @@ async def stop_consumer(consumer: Any) -> None:
         await consumer._client.close()  # what stop() had left to do once the fetcher was closed
 
 
+async def stop_producer(producer: Any, deadline: float, **context: Any) -> bool:
+    """Close an aiokafka producer within `deadline` s; whether its stop finished (False: cut short, logged).
+
+    aiokafka 0.14's stop cancels its sender routine, which then awaits its transactional request under way, and such a
+    request looks for its coordinator for ever (`Sender._find_coordinator`): a TxnOffsetCommit whose group coordinator
+    is lost kept a producer's stop, and a partition's hand-over or the service's teardown, waiting for good
+    (tests/unit/test_transactions_lost_group.py). Past the deadline the stop is cancelled, that request and the sender
+    routine with it, and the producer's connections closed (`client.close()`, what stop had left to do)."""
+    try:
+        await asyncio.wait_for(producer.stop(), deadline)
+    except TimeoutError:
+        log.error("kafka_producer_stop_cut_short", waited_s=deadline, **context,
+                  detail="its transactional request waits for a coordinator that is not found: cancelled")
+        client = getattr(producer, "client", None)
+        if client is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await client.close()
+        return False
+    return True
+
+
 SEND_DEADLINE = 30.0
 """Seconds a record is sent again after its first transient error (`resending`) before the last one is raised."""
 

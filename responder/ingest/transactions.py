@@ -32,7 +32,14 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from responder.errors_kafka import ChangelogError, ReplicaFenced, TransactionFailed
-from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, resending, send_all, transient_send
+from responder.ingest.clients import (
+    SEND_DEADLINE,
+    _start_with_retry,
+    resending,
+    send_all,
+    stop_producer,
+    transient_send,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -91,8 +98,8 @@ class Transactions:
             with contextlib.suppress(KafkaError, AssertionError, TimeoutError):  # aiokafka asserts its states
                 if opened:
                     await self._ended(partition, "abort", producer.abort_transaction())
-            with contextlib.suppress(KafkaError):
-                await producer.stop()
+            with contextlib.suppress(KafkaError):  # bounded: a request of its may wait for a lost coordinator
+                await stop_producer(producer, self.end_deadline, transactional_id=self.transactional_id(partition))
 
     async def stop(self) -> None:
         """Close every producer."""

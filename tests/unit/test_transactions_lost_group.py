@@ -1,0 +1,60 @@
+"""A chunk's offsets go through its partition's transaction (`send_offsets_to_transaction`), whose TxnOffsetCommit
+needs the GROUP coordinator: with it lost, aiokafka 0.14 looks for it for ever, in the offsets' addition and then in
+the producer's stop. The addition is bounded by `end_deadline` (the partition's transaction fails, TransactionFailed:
+the replica rejoins), and so is the producer's close when the partition leaves (a hand-over, the service's teardown)
+(responder/ingest/transactions.py, `stop_producer` in responder/ingest/clients.py). Real aiokafka producers, over a
+client with no broker (tests/txn_kit.py `LostGroupProducer`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import TopicPartition
+
+from responder.errors_kafka import TransactionFailed
+from responder.ingest.transactions import Transactions
+from tests.txn_kit import LostGroupProducer, fake_transactions
+
+TP0 = TopicPartition("alerts", 0)
+
+
+@pytest.fixture(name="txn")
+async def _txn(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Transactions]:
+    """Transactions over aiokafka producers whose group coordinator is never found, partitions 0 and 1, 0.2 s ends."""
+    txn = await fake_transactions(monkeypatch, [0, 1], LostGroupProducer)  # type: ignore[arg-type]
+    txn.end_deadline = txn.send_deadline = 0.2
+    yield txn
+    for producer in txn.producers.values():
+        producer._sender.sender_task.cancel()  # what a stop left behind would otherwise run on (test teardown only)
+        await producer.client.close()
+        producer._closed = True
+
+
+async def test_offsets_waiting_for_a_lost_group_coordinator_fail_the_transaction_within_the_end_deadline(
+        txn: Transactions) -> None:
+    """The offsets' addition never ends in aiokafka; past `end_deadline` the partition's transaction fails (rejoin)."""
+    producer = txn.producers[0]
+    assert isinstance(producer, LostGroupProducer)
+    with pytest.raises(TransactionFailed, match=r"TimeoutError: .*offsets had no answer"):
+        await asyncio.wait_for(txn.commit({TP0: 3}), 2.0)
+    assert producer.group_lookups > 0  # it waited where the GROUP coordinator is looked for
+    assert 0 in txn.failed
+    assert 1 not in txn.failed  # the other partition's producer is not held up
+
+
+async def test_a_revocation_closes_a_producer_whose_offsets_wait_for_a_lost_group_coordinator(
+        txn: Transactions) -> None:
+    """aiokafka's stop awaits the TxnOffsetCommit still looking for the group coordinator: cut short past the deadline,
+    its request cancelled and its connections closed, so the hand-over or teardown goes on (it waited for ever)."""
+    producer = txn.producers[0]
+    assert isinstance(producer, LostGroupProducer)
+    with pytest.raises(TransactionFailed):
+        await asyncio.wait_for(txn.commit({TP0: 3}), 2.0)
+    await asyncio.wait_for(txn.revoke([0, 1]), 2.0)
+    assert txn.producers == {}
+    assert producer._sender.sender_task.done()
+    looked = producer.group_lookups
+    await asyncio.sleep(0.1)
+    assert producer.group_lookups == looked  # nothing left looking for the coordinator
