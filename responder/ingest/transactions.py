@@ -29,12 +29,13 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import KafkaError
 
 from responder.errors_kafka import ChangelogError, ReplicaFenced, TransactionFailed
 from responder.ingest.clients import (
     SEND_DEADLINE,
     _start_with_retry,
+    fenced_error,
     resending,
     send_all,
     stop_producer,
@@ -48,20 +49,13 @@ END_DEADLINE = 30.0
 down) before the partition's transaction fails: under the 60 s transaction and 120 s rebalance timeouts."""
 
 
-def _refused(exc: BaseException) -> bool:
-    """ProducerFenced, or aiokafka's other name for it (InvalidProducerEpoch / fenced transactional id)."""
-    name = type(exc).__name__.lower()
-    return isinstance(exc, ProducerFenced) or "fenced" in name or "epoch" in name
-
-
 class Transactions:
     """Partition p's transactional producer, for the partitions this replica owns."""
 
     send_deadline = SEND_DEADLINE  # seconds a transaction is run again after its first transient failure
     end_deadline = END_DEADLINE  # seconds a commit, abort or offsets' addition waits for the coordinator
 
-    def __init__(self, bootstrap: str, topic: str, group_id: str, *,
-                 options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, bootstrap: str, topic: str, group_id: str, *, options: Mapping[str, Any] | None = None) -> None:
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
         self.options = dict(options or {})
         self.producers: dict[int, AIOKafkaProducer] = {}
@@ -91,15 +85,18 @@ class Transactions:
                      transactional_id=self.transactional_id(partition))
 
     async def revoke(self, partitions: Iterable[int]) -> None:
-        """Close the producers of partitions that left (an open transaction is aborted)."""
-        for partition in set(partitions) & set(self.producers):
-            producer = self.producers.pop(partition)
-            opened = self._forget(partition) is producer
-            with contextlib.suppress(KafkaError, AssertionError, TimeoutError):  # aiokafka asserts its states
-                if opened:
-                    await self._ended(partition, "abort", producer.abort_transaction())
-            with contextlib.suppress(KafkaError):  # bounded: a request of its may wait for a lost coordinator
-                await stop_producer(producer, self.end_deadline, transactional_id=self.transactional_id(partition))
+        """Close the producers of partitions that left, together (each aborts, then stops: `end_deadline` each)."""
+        gone = {p: self.producers.pop(p) for p in sorted(set(partitions) & set(self.producers))}
+        closes = [self._close(p, producer, self._forget(p) is producer) for p, producer in gone.items()]
+        for outcome in await asyncio.gather(*closes, return_exceptions=True):  # every one closed, then raised
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _close(self, partition: int, producer: AIOKafkaProducer, opened: bool) -> None:
+        with contextlib.suppress(KafkaError, AssertionError, TimeoutError):  # aiokafka asserts its states
+            if opened:
+                await self._ended(partition, "abort", producer.abort_transaction())
+        await stop_producer(producer, self.end_deadline, transactional_id=self.transactional_id(partition))
 
     async def stop(self) -> None:
         """Close every producer."""
@@ -182,7 +179,7 @@ class Transactions:
             try:
                 await attempt()
             except Exception as exc:
-                if transient_send(exc) and not _refused(exc) and self._opened(partition, producer):
+                if transient_send(exc) and not fenced_error(exc) and self._opened(partition, producer):
                     self._open.pop(partition)
                     with contextlib.suppress(KafkaError, AssertionError):  # not a TimeoutError: it fails p
                         await self._ended(partition, "abort", producer.abort_transaction())
@@ -238,7 +235,7 @@ class Transactions:
             return ChangelogError(f"changelog {self.topic}[{partition}] was revoked as its transaction failed: {exc!r}")
         self._open.pop(partition, None)
         self._sent.pop(partition, None)
-        if _refused(exc):
+        if fenced_error(exc):
             self.fenced.add(partition)
             log.critical("replica_fenced", partition=partition, transactional_id=self.transactional_id(partition),
                          error=f"{type(exc).__name__}: {exc}",

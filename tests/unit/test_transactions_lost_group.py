@@ -22,8 +22,8 @@ TP0 = TopicPartition("alerts", 0)
 
 @pytest.fixture(name="txn")
 async def _txn(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Transactions]:
-    """Transactions over aiokafka producers whose group coordinator is never found, partitions 0 and 1, 0.2 s ends."""
-    txn = await fake_transactions(monkeypatch, [0, 1], LostGroupProducer)  # type: ignore[arg-type]
+    """Transactions over aiokafka producers whose group coordinator is never found, partitions 0-3, 0.2 s ends."""
+    txn = await fake_transactions(monkeypatch, [0, 1, 2, 3], LostGroupProducer)  # type: ignore[arg-type]
     txn.end_deadline = txn.send_deadline = 0.2
     yield txn
     for producer in txn.producers.values():
@@ -53,8 +53,24 @@ async def test_a_revocation_closes_a_producer_whose_offsets_wait_for_a_lost_grou
     with pytest.raises(TransactionFailed):
         await asyncio.wait_for(txn.commit({TP0: 3}), 2.0)
     await asyncio.wait_for(txn.revoke([0, 1]), 2.0)
-    assert txn.producers == {}
+    assert set(txn.producers) == {2, 3}
     assert producer._sender.sender_task.done()
     looked = producer.group_lookups
     await asyncio.sleep(0.1)
     assert producer.group_lookups == looked  # nothing left looking for the coordinator
+
+
+async def test_a_revocation_closes_its_stuck_producers_together_not_one_after_another(txn: Transactions) -> None:
+    """Four partitions whose offsets wait for the lost group coordinator: their producers are closed at once, within
+    about one `end_deadline` (one after another, 4 × 30 s would pass the 120 s rebalance timeout)."""
+    txn.end_deadline = 0.3
+    failed = await asyncio.wait_for(asyncio.gather(
+        *(txn.commit({TopicPartition("alerts", p): 3}) for p in range(4)), return_exceptions=True), 2.0)
+    assert all(isinstance(outcome, TransactionFailed) for outcome in failed)
+    stuck = list(txn.producers.values())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(txn.revoke(range(4)), 3.0)
+    assert loop.time() - started < 3 * txn.end_deadline  # one after another: at least 4 × end_deadline
+    assert txn.producers == {}
+    assert all(producer._sender.sender_task.done() for producer in stuck)
