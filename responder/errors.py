@@ -78,8 +78,9 @@ class SandboxError(ConfigError):
 class BrokerUnreachable(ConfigError):
     """No Kafka broker answered at the configured bootstrap within the wait, or the cluster answered and was not
     ready for an admin request within its deadline (responder/ingest/admin.py, `with_admin`). The wait is
-    RESPONDER_KAFKA_CONNECT_TIMEOUT for the service's clients and its topic check, a fixed one elsewhere (an admin
-    call's 15 s, a command-line tool's, the timeline mirror's): the message names which."""
+    RESPONDER_KAFKA_CONNECT_TIMEOUT for the service's clients (a fleet member's changelog producer too) and its topic
+    check, a fixed one elsewhere (an admin call's 15 s, a command-line tool's, the timeline mirror's, a partition
+    restore's 30 s): the message names which."""
 
 
 class ReadCancelled(ResponderError, RuntimeError):

@@ -60,7 +60,7 @@ class FakeTxnProducer:
 async def fake_transactions(monkeypatch: pytest.MonkeyPatch, partitions: list[int],
                             producer: type[FakeTxnProducer] = FakeTxnProducer) -> Transactions:
     """Transactions over in-memory producers (`producer`) for `partitions`."""
-    async def start(made: FakeTxnProducer, deadline: float) -> None:
+    async def start(made: FakeTxnProducer, deadline: float, **_: Any) -> None:
         await made.start()
 
     monkeypatch.setattr(transactions_module, "AIOKafkaProducer", producer)

@@ -30,7 +30,7 @@ from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.errors_kafka import ChangelogError, ChangelogTooShort, ChangelogWriteTimedOut
 from responder.ingest.admin import with_admin
-from responder.ingest.clients import _start_with_retry, resending, send_all, send_retrying, stop_consumer
+from responder.ingest.clients import _start_with_retry, fixed_wait, resending, send_all, send_retrying, stop_consumer
 from responder.ingest.transactions import Transactions
 
 log = structlog.get_logger(__name__)
@@ -62,9 +62,11 @@ class Changelog:
         """The loop time by which a write (or a flush's writes, given it as `until`) started now must be done."""
         return asyncio.get_running_loop().time() + self.write_deadline
 
-    async def start(self, deadline: float = 30.0) -> None:
-        """Connect the producer."""
-        await _start_with_retry(self.producer, deadline)
+    async def start(self, deadline: float = 30.0, *, wait_set_by: str | None = None) -> None:
+        """Connect the producer, waiting `deadline` s for Kafka: what `wait_set_by` sets (a setting, for
+        BrokerUnreachable to name), else a fixed wait (`fixed_wait`)."""
+        await _start_with_retry(self.producer, deadline,
+                                wait_set_by=wait_set_by or fixed_wait("the changelog producer", deadline))
 
     async def stop(self) -> None:
         """Close the transactional producers, then the producer, even when closing those failed (raised after)."""
@@ -160,7 +162,7 @@ class Changelog:
 
     async def read(self, partition: int, timeout: float = 30.0) -> list[EngineSnapshot]:
         """The latest slice of every live key in `partition` (grown to it first: `ensure_partition`); a record that
-        does not parse raises ChangelogError."""
+        does not parse raises ChangelogError. Kafka is waited for a fixed `timeout` s (a restore's: no setting)."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest", **self.options,
                                     isolation_level="read_committed" if self.txn is not None else "read_uncommitted")
@@ -170,7 +172,7 @@ class Changelog:
         try:
             await self.ensure_partition(partition)  # an alert partition added while the fleet runs: none yet
             fence = await send_retrying(self.producer, self.topic, None, key=FENCE_KEY, partition=partition)
-            await _start_with_retry(consumer, timeout)
+            await _start_with_retry(consumer, timeout, wait_set_by=fixed_wait("a changelog read", timeout))
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
             told = (await consumer.end_offsets([tp]))[tp]

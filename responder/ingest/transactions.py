@@ -36,6 +36,7 @@ from responder.ingest.clients import (
     SEND_DEADLINE,
     _start_with_retry,
     fenced_error,
+    fixed_wait,
     resending,
     send_all,
     stop_producer,
@@ -72,12 +73,13 @@ class Transactions:
         return f"{self.group_id}.{self.topic}.{partition}"
 
     async def assign(self, partitions: Iterable[int], deadline: float = 30.0) -> None:
-        """Initialise the producers of newly owned partitions (fencing any earlier one, this process's too), clean."""
+        """Initialise the producers of newly owned partitions (fencing any earlier one, this process's too), clean.
+        Each waits a fixed `deadline` s for Kafka (a restore's: no setting)."""
         for partition in sorted(set(partitions) - set(self.producers)):
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
                                         compression_type="gzip", max_request_size=8 * 1024 * 1024,
                                         transactional_id=self.transactional_id(partition), **self.options)
-            await _start_with_retry(producer, deadline)
+            await _start_with_retry(producer, deadline, wait_set_by=fixed_wait("a transactional producer", deadline))
             self._forget(partition)
             self.producers[partition] = producer
             self._locks.setdefault(partition, asyncio.Lock())

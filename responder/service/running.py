@@ -50,7 +50,8 @@ class Running(SignedLoops):
         if self.fleet is None:
             self._recover()
         else:
-            await self.fleet.changelog.start()
+            await self.fleet.changelog.start(self.settings.kafka_connect_timeout,
+                                             wait_set_by="RESPONDER_KAFKA_CONNECT_TIMEOUT")
             self.fleet.changelog.txn = await txnprobe.choose(
                 self.settings.kafka_transactions, str(self.settings.kafka_bootstrap), self.fleet.changelog.topic,
                 self.settings.group_id, options=self.kafka_options)

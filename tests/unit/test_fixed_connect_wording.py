@@ -1,11 +1,15 @@
 """The command-line tools' clients (an operator request, a dead-letter replay, a read to a topic's end, a publish)
 and the timeline mirror wait a fixed time for Kafka: their BrokerUnreachable names that fixed wait (`fixed_wait`), as
 the admin calls' does, not RESPONDER_KAFKA_CONNECT_TIMEOUT; a publish given that setting's wait names the setting; and
-the client started before the other's start failed is stopped."""
+the client started before the other's start failed is stopped. A partition's restore (its transactional producer, its
+changelog read) waits a fixed 30 s and says so too; a fleet member's changelog producer waits the setting and names
+it."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +17,10 @@ from aiokafka.errors import KafkaConnectionError
 from structlog.testing import capture_logs
 
 from responder.errors import BrokerUnreachable
-from responder.ingest import clients, deadletter, mirror, operator, reading
+from responder.fleet import FleetState
+from responder.ingest import changelog, clients, deadletter, mirror, operator, reading, transactions
+from responder.service import Service, running
+from responder.settings import Settings
 
 UNSET = "RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait"
 
@@ -31,12 +38,15 @@ class _Down:
         self.stopped = True
 
 
-@pytest.fixture(autouse=True)
-def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every client's start fails at once, its retries cut to 0.2 s (the wording is the fixed deadline's)."""
+@pytest.fixture(autouse=True, name="waits")
+def _no_broker(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every client's start fails at once, its retries cut to 0.2 s (the wording is the fixed deadline's); the
+    deadlines the clients were given are listed."""
     real = clients._start_with_retry
+    waits: list[float] = []
 
-    async def quick(client: Any, _deadline: float, **kwargs: Any) -> None:
+    async def quick(client: Any, deadline: float, **kwargs: Any) -> None:
+        waits.append(deadline)
         await real(client, 0.2, **kwargs)
 
     async def nothing(*_: Any, **__: Any) -> None:
@@ -44,12 +54,13 @@ def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for module in (operator, deadletter):
         monkeypatch.setattr(module, "ensure_topics", nothing)
-    for module in (operator, deadletter, reading, clients, mirror):
+    for module in (operator, deadletter, reading, clients, mirror, changelog, transactions):
         monkeypatch.setattr(module, "_start_with_retry", quick)
         monkeypatch.setattr(module, "AIOKafkaProducer", _Down, raising=False)
         monkeypatch.setattr(module, "AIOKafkaConsumer", _Down, raising=False)
     monkeypatch.setattr(clients, "check_connection", nothing)
     monkeypatch.setattr(operator, "ReplyFilter", lambda *_: None)  # no request is read: none is sent
+    return waits
 
 
 async def test_an_operator_request_names_its_fixed_wait() -> None:
@@ -160,3 +171,55 @@ async def test_the_timeline_mirror_names_its_fixed_wait_as_fixed_wait_does() -> 
     assert UNSET not in str(said["error"])
     assert "the timeline mirror's fixed 30s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in str(
         said["error"])
+
+
+async def test_a_fleet_member_s_changelog_producer_waits_the_setting_and_names_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits: list[float]) -> None:
+    """The changelog producer a fleet member starts before its other clients (`_prepare`) waits
+    RESPONDER_KAFKA_CONNECT_TIMEOUT, as they do, and names it; it used to wait a fixed 30 s and name the setting."""
+    async def nothing(*_: Any, **__: Any) -> None:
+        return None
+
+    monkeypatch.setattr(running, "check_connection", nothing)
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:9", timeline_path=tmp_path / "t.jsonl", dry_run=True,
+                               runbooks_dir=tmp_path, topics=["a"], changelog_topic="changelog",
+                               kafka_connect_timeout=7.0), runbooks=[])
+    with pytest.raises(BrokerUnreachable) as raised:
+        await service.run()
+    assert waits == [7.0]
+    assert UNSET in str(raised.value)
+
+
+async def test_a_restore_s_transactional_producer_names_its_fixed_wait() -> None:
+    """A partition's restore fences its previous owner with a transactional producer that waits a fixed 30 s
+    (`Transactions.assign`): the failed restore's reason says so, not the setting."""
+    log = changelog.Changelog("127.0.0.1:9", "changelog")
+    log.txn = transactions.Transactions("127.0.0.1:9", "changelog", "group")
+    fleet = FleetState(None, log)  # type: ignore[arg-type]  # a failed fetch touches no engine state
+    assert await fleet.fetch(0) is None
+    assert UNSET not in fleet.failed[0]
+    assert "a transactional producer's fixed 30s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in (
+        fleet.failed[0])
+
+
+class _Fenced(_Up):
+    """A changelog producer whose fence is acknowledged at offset 0."""
+
+    async def send_and_wait(self, *_: Any, **__: Any) -> Any:
+        return SimpleNamespace(offset=0)
+
+
+async def test_a_restore_s_changelog_read_names_its_fixed_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition's restore reads its changelog with a consumer that waits a fixed 30 s (`Changelog.read`): the
+    failed restore's reason says so, not the setting."""
+    async def nothing(*_: Any, **__: Any) -> None:
+        return None
+
+    log = changelog.Changelog("127.0.0.1:9", "changelog")
+    log.producer = _Fenced()  # type: ignore[assignment]
+    monkeypatch.setattr(log, "ensure_partition", nothing)
+    fleet = FleetState(None, log)  # type: ignore[arg-type]
+    assert await fleet.fetch(0) is None
+    assert UNSET not in fleet.failed[0]
+    assert "a changelog read's fixed 30s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in (
+        fleet.failed[0])
