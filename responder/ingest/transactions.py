@@ -39,9 +39,9 @@ from responder.ingest.clients import (
     fixed_wait,
     resending,
     send_all,
-    stop_producer,
     transient_send,
 )
+from responder.ingest.producerstop import stop_producer
 
 log = structlog.get_logger(__name__)
 
@@ -73,8 +73,8 @@ class Transactions:
         return f"{self.group_id}.{self.topic}.{partition}"
 
     async def assign(self, partitions: Iterable[int], deadline: float = 30.0) -> None:
-        """Initialise the producers of newly owned partitions (fencing any earlier one, this process's too), clean.
-        Each waits a fixed `deadline` s for Kafka (a restore's: no setting)."""
+        """Initialise the producers of newly owned partitions (fencing any earlier one, this process's too), clean;
+        each waits a fixed `deadline` s for Kafka (`fixed_wait`: no setting sets a restore's)."""
         for partition in sorted(set(partitions) - set(self.producers)):
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
                                         compression_type="gzip", max_request_size=8 * 1024 * 1024,

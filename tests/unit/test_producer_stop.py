@@ -1,4 +1,4 @@
-"""`stop_producer` (responder/ingest/clients.py): an aiokafka producer's stop cut short past its deadline leaves
+"""`stop_producer` (responder/ingest/producerstop.py): an aiokafka producer's stop cut short past its deadline leaves
 nothing running, and a cancel of the caller is the caller's. aiokafka 0.14's stop first waits for its batches to be
 delivered, then cancels its sender routine, which awaits its transactional request; cut short while it waited for
 the batches, the stop never reached the sender, which went on looking for the lost coordinator for ever. Real
@@ -13,7 +13,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from responder.ingest.clients import stop_producer
+from responder.ingest.producerstop import stop_producer
 from tests.txn_kit import LostGroupProducer
 
 

@@ -2,7 +2,7 @@
 needs the GROUP coordinator: with it lost, aiokafka 0.14 looks for it for ever, in the offsets' addition and then in
 the producer's stop. The addition is bounded by `end_deadline` (the partition's transaction fails, TransactionFailed:
 the replica rejoins), and so is the producer's close when the partition leaves (a hand-over, the service's teardown)
-(responder/ingest/transactions.py, `stop_producer` in responder/ingest/clients.py). Real aiokafka producers, over a
+(responder/ingest/transactions.py, `stop_producer` in responder/ingest/producerstop.py). Real aiokafka producers, over a
 client with no broker (tests/txn_kit.py `LostGroupProducer`)."""
 
 from __future__ import annotations
