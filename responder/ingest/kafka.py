@@ -1,18 +1,18 @@
 """Kafka in (aiokafka only under ingest): a manual-commit consumer group and the dead-letter producer.
 
 Starting and stopping clients and `publish` are in `responder.ingest.clients`, `ensure_topics` in
-`responder.ingest.admin`, `to_raw` in `responder.ingest.raw` (both re-exported here), and sending a dead-letter copy
-in `responder.ingest.dlqsend`.
+`responder.ingest.admin`, `to_raw` in `responder.ingest.raw` (both re-exported here), the rebalance listener in
+`responder.ingest.rebalance`, and sending a dead-letter copy in `responder.ingest.dlqsend`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from responder.ingest.admin import ensure_topics
@@ -23,6 +23,7 @@ from responder.ingest.dlq import DLQ_MAX_BYTES
 from responder.ingest.dlqsend import send_deadletter
 from responder.ingest.fetchwait import FetchWait
 from responder.ingest.raw import to_raw
+from responder.ingest.rebalance import OnAssigned, OnRevoked, Rebalance
 from responder.ingest.unreadable import getmany_past
 from responder.ingest.widening import GROUP_METADATA_MAX_AGE_MS, MANUAL_METADATA_MAX_AGE_MS, widen
 from responder.models.event import RawRecord
@@ -41,28 +42,6 @@ async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> l
     if missing:
         log.warning("topics_missing", topics=missing)
     return [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
-
-
-OnAssigned = Callable[[list[TopicPartition]], Awaitable[None]]
-OnRevoked = Callable[[list[TopicPartition]], Awaitable[None]]
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    """Tells the service which partitions it now owns, so it can rebuild state before consuming them."""
-
-    def __init__(self, on_assigned: OnAssigned | None, on_revoked: OnRevoked | None = None) -> None:
-        self.on_assigned = on_assigned
-        self.on_revoked = on_revoked
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        log.info("partitions_revoked", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in revoked))
-        if self.on_revoked is not None:
-            await self.on_revoked(sorted(revoked))
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
-        if self.on_assigned is not None:
-            await self.on_assigned(sorted(assigned))
 
 
 class KafkaIngest:
@@ -101,7 +80,7 @@ class KafkaIngest:
         self.topics = list(topics)
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
         self.manual_assignment = manual_assignment
-        self._listener = _Rebalance(on_assigned, on_revoked)
+        self._listener = Rebalance(on_assigned, on_revoked)
         # co-partitioned: partition p of every alert topic goes to one member (it owns changelog partition p), even
         # when the alert topics' partition counts differ (responder/ingest/copartition.py)
         assignors = {"partition_assignment_strategy": (CoPartitionedAssignor,)} if co_partitioned else {}
