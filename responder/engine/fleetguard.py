@@ -26,32 +26,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
 import structlog
 
 from responder.actuators.base import AwsCaller
-from responder.engine.fleetitems import DIGEST, KILL_SWITCH, Slot, slot_key, switch_item, switch_on
-from responder.engine.fleetreplies import FleetReplies
+from responder.engine.fleetitems import KILL_SWITCH, Slot, slot_key, switch_item, switch_on
+from responder.engine.fleettable import FleetTable
 from responder.engine.guards import Trip
-from responder.errors import ActuationError, ConfigError
+from responder.errors import ActuationError
 from responder.models.runbook import Quota
 from responder.models.step import StepResult, StepStatus
 
 log = structlog.get_logger(__name__)
 
-MAX_SKEW_S = 5.0  # seconds between the local clock and AWS's before `fleet_clock_skew` (the Date header: whole seconds)
 MAX_HELD = 10_000  # step keys whose fresh slots are remembered until their result (oldest forgotten: slots expire)
 SWITCH_READ_S = 5.0  # seconds one kill-switch read may take (the poll loop waits for it); past it, a failed read
 SWITCH_RETRY_S = 5.0  # seconds after a failed read during which the polls keep the last value without reading
 
 
-class FleetGuard(FleetReplies):
+class FleetGuard(FleetTable):
     """Global quotas and the kill switch in one DynamoDB table (partition key `pk`, a string), which also keeps the
-    operator replies (`FleetReplies`)."""
+    operator replies (`FleetReplies`) and the fleet's digest (`FleetTable`)."""
 
     def __init__(self, aws: AwsCaller, table: str, quotas: Sequence[Quota],
                  clock: Callable[[], float] = time.time) -> None:
@@ -62,39 +60,6 @@ class FleetGuard(FleetReplies):
         self._read_after = 0.0  # no read before this (`monotonic`): one failed less than SWITCH_RETRY_S ago
         self._reading: asyncio.Future[dict[str, Any]] | None = None  # a read not ended (one timed out goes on)
         self._held: dict[str, list[Slot]] = {}  # step key → the slots it took afresh, until its result
-
-    async def ensure_table(self) -> None:
-        """Create the table (on-demand) unless it exists, and have DynamoDB delete items by their `REPLY_TTL`."""
-        try:
-            got = await self.aws.call("dynamodb", "describe_table", TableName=self.table)
-        except ActuationError:
-            try:
-                got = await self.aws.call("dynamodb", "create_table", TableName=self.table,
-                                          BillingMode="PAY_PER_REQUEST",
-                                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
-            except ActuationError as exc:  # another replica created it meanwhile
-                if getattr(exc, "code", "") != "ResourceInUseException":
-                    raise
-                got = {}
-        self.check_clock(got)
-        await self.ensure_ttl()
-
-    def check_clock(self, response: Mapping[str, Any]) -> float | None:
-        """The local clock minus AWS's (a response's `Date` header; None without one), logged as `fleet_clock_skew`
-        when it exceeds MAX_SKEW_S: slot expiry compares slot times with each replica's own clock."""
-        date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-        try:
-            theirs = parsedate_to_datetime(date).timestamp() if isinstance(date, str) else None
-        except (TypeError, ValueError):
-            theirs = None
-        if theirs is None:
-            return None
-        skew = self.clock() - theirs
-        if abs(skew) > MAX_SKEW_S:
-            log.warning("fleet_clock_skew", skew_s=round(skew, 1), limit_s=MAX_SKEW_S,
-                        detail="fleet-wide quota slots expire by each replica's clock: sync every replica with NTP")
-        return skew
 
     async def refresh(self) -> bool:
         """Read the kill switch (once per poll); a read failure keeps the last known value, and before the first
@@ -140,32 +105,6 @@ class FleetGuard(FleetReplies):
             self._reading = None
         if not reading.cancelled():
             reading.exception()  # retrieved: a timed-out read's late failure is not "never retrieved"
-
-    async def check_digest(self, digest: str, writer: str, adopt: bool = False) -> None:
-        """Refuse to run with runbooks/settings that differ from the fleet's (the first replica sets them).
-
-        `adopt` makes this replica's digest the fleet's (the first replica of a rollout); ConfigError otherwise.
-        """
-        item = {"pk": {"S": DIGEST}, "digest": {"S": digest}, "writer": {"S": writer}}
-        try:
-            if adopt:
-                await self.aws.call("dynamodb", "put_item", TableName=self.table, Item=item)
-            else:
-                await self.aws.call("dynamodb", "put_item", TableName=self.table, Item=item,
-                                    ConditionExpression="attribute_not_exists(pk) OR digest = :d",
-                                    ExpressionAttributeValues={":d": {"S": digest}})
-        except ActuationError as exc:
-            if getattr(exc, "code", "") != "ConditionalCheckFailedException":
-                raise
-            got = await self.aws.call("dynamodb", "get_item", TableName=self.table, ConsistentRead=True,
-                                      Key={"pk": {"S": DIGEST}})
-            theirs = got.get("Item", {})
-            fleet, by = theirs.get("digest", {}).get("S", "?"), theirs.get("writer", {}).get("S", "?")
-            log.error("fleet_digest_mismatch", mine=digest, fleet=fleet, set_by=by)
-            raise ConfigError(f"RESPONDER_RUNBOOKS_DIR/settings: runbook digest {digest[:16]} differs from the "
-                              f"fleet's {fleet[:16]} (set by {by}); deploy the same runbooks, or set "
-                              "RESPONDER_FLEET_ADOPT_DIGEST=true on the first replica of a rollout") from exc
-        log.info("fleet_digest_checked", digest=digest, adopted=adopt)
 
     async def set_kill_switch(self, on: bool, by: str, reason: str = "", at: str = "") -> None:
         """Turn the fleet's kill switch on or off, saying who, why and when (ISO 8601), whatever it was: for tests
