@@ -1,5 +1,6 @@
 """A fleet member's partition state: restored from the changelog on assignment, written before it is durable,
-released on revocation; approval decisions held until the incident they name is here.
+released on revocation; approval decisions held until the incident they name is here (`HeldDecisions`,
+responder/fleet_decisions.py).
 
 Wired by `Service` when `changelog_topic` is set (see docs/fleet.md); what the replicas must agree on is
 `responder.fleet_digest`.
@@ -13,28 +14,25 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
-from responder.engine.approvals import decision_id
 from responder.engine.executor import Engine
 from responder.engine.partitions import ClosedKeys, Partitions, closed_key, cut, expired, merge, release
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import CLOSED_HORIZON
 from responder.errors import BrokerUnreachable
 from responder.errors_kafka import ChangelogError, ChangelogTooShort
+from responder.fleet_decisions import HeldDecisions
 from responder.ingest.changelog import Changelog
-from responder.models.approval import ApprovalDecision
 from responder.models.timeline import EntryKind, TimelineEntry
 
 log = structlog.get_logger(__name__)
 
-MAX_HELD = 10_000  # decisions held for incidents owned elsewhere (newest kept)
 RETRY_MAX_S = 60.0  # the longest wait between two restore attempts of a partition
 RESTORES_AT_ONCE = 8  # partitions fenced and read at the same time (each opens a producer and a consumer)
 _BEFORE_ACTING = frozenset({EntryKind.STEP_INTENT, EntryKind.APPROVAL_DECIDED})
 
 
-class FleetState:
+class FleetState(HeldDecisions):
     """The partitions this replica owns and their state, kept in step with the changelog."""
 
     def __init__(self, engine: Engine, changelog: Changelog, clock: Callable[[], float] = time.monotonic) -> None:
@@ -48,9 +46,7 @@ class FleetState:
         self.short: set[int] = set()  # failed because the changelog has no partition for them (growing it failed)
         self._slots = asyncio.Semaphore(RESTORES_AT_ONCE)
         self._retry: dict[int, tuple[float, float]] = {}  # a failed partition -> (next retry, backoff), monotonic
-        self._held: dict[tuple[str, str, str], tuple[bytes, str | None, str | None, str | None]] = {}
-        """(incident, step, decision id) → the decision (value, key id, signature), and the request id it names if
-        it was read again at the start (`decide`'s `replayed`; "" for one naming none), else None."""
+        self._held = {}  # decisions held for incidents owned elsewhere (`HeldDecisions`)
 
     async def on_durable(self, entries: Sequence[TimelineEntry]) -> None:
         """Write the slices of the incidents these entries touched (before the entries count as durable)."""
@@ -194,64 +190,6 @@ class FleetState:
         for partition in gone:
             self._quotas_at.pop(partition, None)
         log.info("partitions_released", partitions=sorted(gone), incidents=len(incidents))
-
-    async def decide(self, value: bytes, key_id: str | None, signature: str | None, *,
-                     replayed: bool = False) -> None:
-        """Apply a decision here when its step is parked here; hold it while its incident is owned elsewhere.
-
-        One already applied to its incident (here or by its previous owner) is left alone: it was recorded then. One
-        for an incident owned elsewhere whose signature does not verify is not held, but recorded here as refused
-        (the owner records it too; while the partition moves there is none), unless it was `replayed`. One
-        for an incident owned here whose step does not wait (timed out already, never parked) is refused and recorded
-        (`approval.rejected`) as on a single replica, unless it was `replayed`: read again at a start (every member
-        reads every decision from the first), it was handled when it came. No refusal of a `replayed` one is
-        recorded or counted (`Refusals.again`): it was when it came.
-        """
-        with self.engine.decisions.refusals.again(replayed):  # refused when it came: not recorded, counted again
-            await self._decide(value, key_id, signature, replayed=replayed)
-
-    async def _decide(self, value: bytes, key_id: str | None, signature: str | None, *, replayed: bool) -> None:
-        try:
-            decision = ApprovalDecision.model_validate_json(value)
-        except ValidationError:
-            await self.engine.decide(value, key_id, signature)  # refused and recorded as malformed
-            return
-        if self.engine.state.used(decision.incident, decision_id(value)):
-            log.info("approval_already_applied", incident=decision.incident, step=decision.step)  # recorded then
-        elif self.engine.state.parked(decision.incident, decision.step) is not None:
-            await self.engine.decide(value, key_id, signature)
-        elif decision.incident in self.partitions.of:
-            if not replayed:
-                await self.engine.decide(value, key_id, signature)  # refused: nothing of it waits here
-        elif (forged := self.engine.decisions.keys.check(key_id, signature, value)) is not None:
-            # not held: a flood of such records would push signed ones out of the bounded hold (`docs/fleet.md`); but
-            # recorded, as the owner records it, since while the partition moves no owner reads it
-            log.warning("approval_not_held", incident=decision.incident, step=decision.step, reason=forged)
-            if not replayed:  # read again at a start: recorded when it first came
-                await self.engine.decisions.reject(forged, key_id, decision, refusal=forged.refusal)
-        else:
-            # each decision held apart: a replayed one for an earlier parking does not push out the one that answers
-            again = (decision.request_id or "") if replayed else None
-            self._held[(decision.incident, decision.step, decision_id(value))] = (value, key_id, signature, again)
-            while len(self._held) > MAX_HELD:
-                del self._held[next(iter(self._held))]
-            log.info("approval_held", incident=decision.incident, step=decision.step)
-
-    async def release_held(self) -> None:
-        """Apply the decisions held for steps that are parked here now (their partition was just restored); drop those
-        for an incident owned here now whose step does not wait (a decision answers one parking, which is over)."""
-        for (incident, step, used), (value, key_id, signature, again) in list(self._held.items()):
-            if self.engine.state.used(incident, used):
-                del self._held[(incident, step, used)]  # its previous owner applied it (and recorded it)
-            elif (parked := self.engine.state.parked(incident, step)) is not None:
-                del self._held[(incident, step, used)]
-                # one for another parking is refused and recorded, unless read again at the start (recorded then)
-                if again is None or again == (parked.request_id or ""):
-                    with self.engine.decisions.refusals.again(again is not None):  # refused then by its owner
-                        await self.engine.decide(value, key_id, signature)
-            elif incident in self.partitions.of:
-                del self._held[(incident, step, used)]
-                log.info("approval_held_dropped", incident=incident, step=step)
 
 
 def partition_numbers(tps: Iterable[Any]) -> set[int]:

@@ -171,7 +171,7 @@ async def test_a_held_decision_read_again_at_the_start_for_an_earlier_parking_is
 async def test_forged_decisions_held_for_an_incident_owned_elsewhere_do_not_push_out_a_signed_one(tmp_path,
                                                                                                   monkeypatch):
     """Decisions that do not verify are not held (a flood of them pushed the signed one out of the bounded hold)."""
-    monkeypatch.setattr("responder.fleet.MAX_HELD", 2)
+    monkeypatch.setattr("responder.fleet_decisions.MAX_HELD", 2)
     kit, fleet, right, _, arrive = await _moving_with_two_decisions(tmp_path)
     await fleet.decide(*right)
     for n in range(3):  # each one distinct, none signed with an approval key
