@@ -73,8 +73,7 @@ class Transactions:
         return f"{self.group_id}.{self.topic}.{partition}"
 
     async def assign(self, partitions: Iterable[int], deadline: float = 30.0) -> None:
-        """Initialise the producers of newly owned partitions (fencing any earlier one, this process's too), clean;
-        each waits a fixed `deadline` s for Kafka (`fixed_wait`: no setting sets a restore's)."""
+        """Initialise the producers of newly owned partitions (fencing any earlier one, this process's too), clean."""
         for partition in sorted(set(partitions) - set(self.producers)):
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
                                         compression_type="gzip", max_request_size=8 * 1024 * 1024,
