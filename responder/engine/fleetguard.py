@@ -18,8 +18,9 @@ one item read once per poll by every replica, each read bounded (`SWITCH_READ_S`
 reads after a failed one): a table that does not answer must not hold the poll loop up.
 
 Expiry compares each slot's `at` with the caller's clock (DynamoDB has no server time for a condition): a replica
-whose clock runs ahead sees other replicas' slots expire early. `ensure_table` logs `fleet_clock_skew` when the
-local clock and AWS's (a response's `Date` header) differ by more than `MAX_SKEW_S`.
+whose clock runs ahead sees other replicas' slots expire early. `ensure_table` (the base's, `FleetTable` in
+responder/engine/fleettable.py) logs `fleet_clock_skew` when the local clock and AWS's (a response's `Date` header)
+differ by more than `MAX_SKEW_S` (fleettable.py's).
 """
 
 from __future__ import annotations
