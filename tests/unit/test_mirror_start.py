@@ -56,6 +56,14 @@ def _accept(mirror: KafkaMirror, *seqs: int) -> None:
     mirror.accept([(SimpleNamespace(writer="host:1", seq=seq), b"%d\n" % seq) for seq in seqs])  # type: ignore[misc]
 
 
+async def _run_until_sent(mirror: KafkaMirror, lines: int) -> None:
+    """Run the mirror until it sent `lines` lines, then close it and let `run` end."""
+    task = asyncio.create_task(mirror.run())
+    await until_done(lambda: mirror.sent == lines)
+    mirror.close()
+    await task
+
+
 def _events(logs: list[dict[str, object]], name: str) -> list[dict[str, object]]:
     return [e for e in logs if e["event"] == name]
 
@@ -89,10 +97,7 @@ async def test_a_start_refused_by_an_acl_is_tried_again_not_given_up() -> None:
     with capture_logs() as logs:
         mirror, made = await _mirror([ClusterAuthorizationFailedError()])
         _accept(mirror, 0, 1)
-        task = asyncio.create_task(mirror.run())
-        await until_done(lambda: mirror.sent == 2)
-        mirror.close()
-        await task
+        await _run_until_sent(mirror, 2)
     assert made[-1].log == [b"0", b"1"]
     assert len(_events(logs, "timeline_mirror_unavailable")) == 1
 
@@ -193,10 +198,7 @@ async def test_a_stray_cancellation_out_of_a_start_is_one_more_failed_start() ->
     with capture_logs() as logs:
         mirror, made = await _mirror([asyncio.CancelledError()])
         _accept(mirror, 0, 1)
-        task = asyncio.create_task(mirror.run())
-        await until_done(lambda: mirror.sent == 2)
-        mirror.close()
-        await task
+        await _run_until_sent(mirror, 2)
     assert made[-1].log == [b"0", b"1"]
     assert len(made) == 2
     assert made[0].stopped
@@ -232,9 +234,6 @@ async def test_the_start_backoff_doubles_from_the_retry_delay_and_caps_at_30_s()
 
     mirror._backoff = backoff  # type: ignore[method-assign]
     _accept(mirror, 0)
-    task = asyncio.create_task(mirror.run())
-    await until_done(lambda: mirror.sent == 1)
-    mirror.close()
-    await task
+    await _run_until_sent(mirror, 1)
     assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
     assert len(made) == 9
