@@ -4,7 +4,6 @@ BrokerUnreachable. Starting a client with retry is clients.py's."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -74,14 +73,14 @@ async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
 
     deadline = ADMIN_DEADLINE if deadline is None else deadline
     set_by = wait_set_by or fixed_wait("this admin call", deadline)
-    stop, delay = time.monotonic() + deadline, 0.1
-    until = asyncio.get_running_loop().time() + deadline
+    loop, delay = asyncio.get_running_loop(), 0.1
+    until = loop.time() + deadline  # the whole call's: each start's retries, the cut (`timeout_at`) and the backoff
     while True:
         admin, started = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {})), False
         timer = asyncio.timeout_at(until)  # the start too: a bootstrap unanswered (a broker stopped) waits 40 s
         try:
             async with timer:
-                await _start_with_retry(admin, max(1.0, round(stop - time.monotonic(), 1)), wait_set_by=set_by)
+                await _start_with_retry(admin, max(1.0, round(until - loop.time(), 1)), wait_set_by=set_by)
                 started = True
                 return await call(admin)
         except NOT_READY as exc:
@@ -92,7 +91,7 @@ async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
                     f"{set_by} sets the wait)") from exc
             if not (timer.expired() or not_ready(exc)):
                 raise
-            if timer.expired() or time.monotonic() + delay > stop:
+            if timer.expired() or loop.time() + delay > until:
                 why = "TimeoutError: its request was unanswered at the deadline" if timer.expired() else \
                     f"{type(exc).__name__}: {exc}"
                 raise BrokerUnreachable(

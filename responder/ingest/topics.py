@@ -22,7 +22,7 @@ import structlog
 from aiokafka.errors import TopicAuthorizationFailedError, UnknownTopicOrPartitionError, for_code
 from aiokafka.protocol.metadata import MetadataRequest
 
-from responder.ingest.admin import with_admin
+from responder.ingest.admin import ADMIN_DEADLINE, with_admin
 from responder.models.runbook import Mode, Runbook
 from responder.settings import Settings
 
@@ -143,7 +143,7 @@ def _partitions(described: Sequence[Mapping[str, Any]], alert_topics: Sequence[s
 
 
 async def check_topics(bootstrap: str, needed: Sequence[Needed], alert_topics: Sequence[str], *,
-                       options: Mapping[str, Any] | None = None, deadline: float = 15.0,
+                       options: Mapping[str, Any] | None = None, deadline: float = ADMIN_DEADLINE,
                        wait_set_by: str | None = None) -> list[TopicProblem]:
     """Ask the cluster's metadata about each needed topic (and the alert topics, for the changelog's partition
     count, never creating those); the problems found, none when every topic can be used. All within `deadline`
