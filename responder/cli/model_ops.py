@@ -24,7 +24,8 @@ from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, f
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.cli.timeline_files import read_timeline
 from responder.engine.operator import check_given
-from responder.engine.runner import StepCall, run_step
+from responder.engine.readback import StepCall
+from responder.engine.runner import run_step
 from responder.errors import ConfigError
 from responder.escapes import plain
 from responder.models.operator import MODEL_ACTUATORS

@@ -17,8 +17,8 @@ from responder.engine.incidents import Incident
 from responder.engine.lastresort import escalates
 from responder.engine.planner import LazyPlan
 from responder.engine.positions import escalation_step
+from responder.engine.readback import StepCall, verified
 from responder.engine.resolution import Resolved
-from responder.engine.runner import StepCall, verified
 from responder.engine.steps import StepRunning, waives
 from responder.models.event import Event
 from responder.models.plan import idempotency_key

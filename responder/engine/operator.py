@@ -31,8 +31,9 @@ from responder.engine.answered import OPERATOR_REQUESTED as OPERATOR_REQUESTED
 from responder.engine.answered import Handled, refusal_reply
 from responder.engine.fleetitems import REPLY_TTL_MARGIN_S
 from responder.engine.permissions import held_until, lifetime, not_yet_valid, refused
+from responder.engine.readback import StepCall
 from responder.engine.refusals import Refusals
-from responder.engine.runner import StepCall, run_step
+from responder.engine.runner import run_step
 from responder.engine.undo import Undoer
 from responder.errors import ActuationError, ConfigError, Refusal
 from responder.models.operator import (

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from responder.engine.guards import Trip
 from responder.engine.incidents import Incident
-from responder.engine.runner import StepCall, verified
+from responder.engine.readback import StepCall, verified
 from responder.engine.state import EngineState
 from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind

@@ -23,8 +23,9 @@ from responder.engine.fleetguard import FleetGuard
 from responder.engine.guards import Guards, Trip, reason_shape
 from responder.engine.incidents import Incident
 from responder.engine.planner import LazyPlan
+from responder.engine.readback import StepCall, verified
 from responder.engine.resolution import Invalid, NotNow, Resolved, resolve_step
-from responder.engine.runner import StepCall, run_step, verified
+from responder.engine.runner import run_step
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, Runbook, Step

@@ -23,7 +23,8 @@ from pydantic import JsonValue, ValidationError
 
 from responder.actuators.base import ActuationContext, ActuationResult, AwsCaller
 from responder.actuators.registry import Registry
-from responder.engine.runner import StepCall, observe, run_step, verified
+from responder.engine.readback import StepCall, observe, verified
+from responder.engine.runner import run_step
 from responder.errors import ConfigError
 from responder.models.plan import idempotency_key
 from responder.models.step import StepIntent, StepResult, StepStatus

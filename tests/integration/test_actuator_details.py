@@ -7,7 +7,7 @@ import pytest
 
 from responder.actuators import registry
 from responder.actuators.base import ActuationContext
-from responder.engine.runner import StepCall, verified
+from responder.engine.readback import StepCall, verified
 from responder.errors import PermanentActuationError
 from tests.integration.actuator_cases import CASES
 

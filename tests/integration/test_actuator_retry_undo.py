@@ -9,7 +9,8 @@ import pytest
 from responder.actuators import registry
 from responder.actuators.aws.sagemaker import policy_name
 from responder.actuators.base import ActuationContext
-from responder.engine.runner import StepCall, run_step
+from responder.engine.readback import StepCall
+from responder.engine.runner import run_step
 from responder.engine.undo import Undoer
 from responder.errors import TransientActuationError
 from responder.models.step import StepIntent, StepResult, StepStatus

@@ -14,7 +14,8 @@ from responder.actuators.model.local import LocalStore
 from responder.actuators.model.params import RollbackParams, pin_start
 from responder.actuators.model.s3 import S3Store
 from responder.actuators.model.signing import sign
-from responder.engine.runner import StepCall, run_step
+from responder.engine.readback import StepCall
+from responder.engine.runner import run_step
 from responder.models.step import StepIntent
 from responder.timeline import MemoryStore, Recorder
 from tests.integration.actuator_cases import throttle

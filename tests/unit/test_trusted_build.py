@@ -60,7 +60,8 @@ async def test_run_step_records_the_same_bodies_with_and_without_an_observing_ac
     from pydantic import JsonValue
 
     from responder.actuators.base import ActuationContext
-    from responder.engine.runner import StepCall, run_step
+    from responder.engine.readback import StepCall
+    from responder.engine.runner import run_step
     from responder.models.step import StepIntent, StepResult
     from responder.timeline.recorder import Recorder
     from responder.timeline.store import MemoryStore

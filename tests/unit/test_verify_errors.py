@@ -9,7 +9,7 @@ from typing import Any
 
 from responder.actuators.retry import VerifySettle, settle_verify
 from responder.cli.output import summarize
-from responder.engine.runner import StepCall, verified
+from responder.engine.readback import StepCall, verified
 from responder.errors import PermanentActuationError, TransientActuationError
 from responder.models.timeline import TimelineEntry
 from tests.escalation_kit import metered
