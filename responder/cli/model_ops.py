@@ -23,7 +23,7 @@ from responder.cli.operator import ByOpt, Via, ViaOpt, ask, note_unsigned, open_
 from responder.cli.options import JsonOpt, ModelArg, RegistryOpt, TimelineOpt, fail, load_settings
 from responder.cli.output import EXIT_CONFIG, console, emit_json
 from responder.cli.timeline_files import read_timeline
-from responder.engine.operator import check_given
+from responder.engine.operatoractions import check_given
 from responder.engine.readback import StepCall
 from responder.engine.runner import run_step
 from responder.errors import ConfigError

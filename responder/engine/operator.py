@@ -1,11 +1,12 @@
 """Operator requests, executed by the service that owns the timeline: checked, run through the step runner, recorded.
 
-`undo` runs the `Undoer` (reverse actuators through `run_step`); `models.rollback|switch|quarantine` run
-their actuator through `run_step`, as the offline commands do. The request (with the operator's identity and
-signing key id) is recorded as `operator.requested`, what it did as `operator.completed`; a request id that
-was already completed is answered from the timeline, never run twice; one whose intent a crash left open runs again
-with that intent's params (as `operator_params` completed them the first time). A different request claiming the id of
-one handled (its bytes' digest differs) is refused, and a reply is signed for the bytes of the request it answers.
+`undo` runs the `Undoer` (reverse actuators through `run_step`); `models.rollback|switch|quarantine` run their
+actuator through `run_step`, as the offline commands do (responder/engine/operatoractions.py). The request (with the
+operator's identity and signing key id) is recorded as `operator.requested`, what it did as `operator.completed`; a
+request id that was already completed is answered from the timeline, never run twice; one whose intent a crash left
+open runs again with that intent's params (as `operator_params` completed them the first time). A different request
+claiming the id of one handled (its bytes' digest differs) is refused, and a reply is signed for the bytes of the
+request it answers.
 Whether a validly signed request may be acted on (expiry, `operator_permissions`) is responder/engine/permissions.py's.
 A handled id is remembered until its request has expired (then it is refused anyway): responder/engine/answered.py.
 """
@@ -18,26 +19,22 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
 from responder.auth import KeyRing, bounded
 from responder.engine.answered import OPERATOR_COMPLETED as OPERATOR_COMPLETED
-from responder.engine.answered import OPERATOR_KEY as OPERATOR_KEY
 from responder.engine.answered import OPERATOR_REFUSED as OPERATOR_REFUSED
 from responder.engine.answered import OPERATOR_REJECTED as OPERATOR_REJECTED
 from responder.engine.answered import OPERATOR_REQUESTED as OPERATOR_REQUESTED
 from responder.engine.answered import Handled, refusal_reply
 from responder.engine.fleetitems import REPLY_TTL_MARGIN_S
+from responder.engine.operatoractions import run_action
 from responder.engine.permissions import held_until, lifetime, not_yet_valid, refused
-from responder.engine.readback import StepCall
 from responder.engine.refusals import Refusals
-from responder.engine.runner import run_step
-from responder.engine.undo import Undoer
 from responder.errors import ActuationError, ConfigError, Refusal
 from responder.models.operator import (
-    MODEL_ACTUATORS,
     REPLY_KEY_HEADER,
     REPLY_SIGNATURE_HEADER,
     OperatorReply,
@@ -45,8 +42,7 @@ from responder.models.operator import (
     reply_signed,
     request_digest,
 )
-from responder.models.runbook import Step
-from responder.models.step import StepIntent, StepStatus
+from responder.models.step import StepStatus
 from responder.models.timeline import TimelineEntry
 from responder.timeline.recorder import Recorder
 
@@ -160,7 +156,7 @@ class Operator:
         self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)
         log.info("operator_request", action=request.action, by=request.by, incident=request.incident)
         try:
-            outcomes = await self._run(request)
+            outcomes = await run_action(request, self.recorder, self.registry, self.context, self.started)
         except ConfigError as exc:
             return await self._complete(request, digest, ok=False, error=str(exc))
         failed = [o for o in outcomes if o.get("status") == StepStatus.FAILED]
@@ -184,36 +180,6 @@ class Operator:
             self.done[request.id] = reply
             await self._share(reply, final, request)
         return reply
-
-    async def _run(self, request: OperatorRequest) -> list[dict[str, Any]]:
-        if request.action == "undo":
-            if not request.incident:
-                raise ConfigError("undo needs an incident")
-            undoer = Undoer(self.recorder, self.registry, self.context.aws, context=self.context,
-                            allow_destructive=request.args.get("allow_destructive") is True,
-                            force=request.args.get("force") is True, operator=request.by)
-            step = request.args.get("step")
-            return await undoer.undo(request.incident, str(step) if step is not None else None, held=True)
-        name = MODEL_ACTUATORS[request.action]
-        actuator = self.registry.get(name)
-        given = {k: v for k, v in request.args.items() if v is not None}
-        check_given(actuator.params, given)  # before they reach the world (a registry opened from them)
-        raw = self.started.pop(request.id, None)  # cut short by a crash: as completed then, not from the world now
-        if raw is None:  # e.g. models.rollback without --from: from the version served now (ConfigError if unknown)
-            raw = await actuator.operator_params(given, self.context)
-        try:
-            params = actuator.params.model_validate(raw)
-        except ValidationError as exc:
-            raise ConfigError(f"invalid parameters: {exc.errors()[0]['msg']}") from exc
-        defaults = Step(id="operator", actuator=name)
-        key = f"{OPERATOR_KEY}{request.id}"
-        call = StepCall(actuator, params, self.context.for_step(request.incident or "", key),
-                        attempts=defaults.retries + 1, timeout=defaults.timeout)
-        intent = StepIntent(step="operator", actuator=name, target=actuator.target(params),
-                            key=key, source="kafka", operator=request.by,
-                            params=params.model_dump(mode="json"), destructive=actuator.destructive)
-        result = await run_step(self.recorder, call, intent, incident=request.incident)
-        return [result.body()]
 
     async def _complete(self, request: OperatorRequest, digest: str, *, ok: bool, error: str | None = None,
                         outcomes: list[dict[str, Any]] | None = None) -> OperatorReply:
@@ -241,15 +207,3 @@ class Operator:
 def _times(request: OperatorRequest) -> dict[str, str]:
     """What a restart needs to know how long to remember the request's id (`Handled.recover`)."""
     return {"issued_at": request.issued_at.isoformat(), "expires_at": request.expires_at.isoformat()}
-
-
-def check_given(schema: type[BaseModel], given: dict[str, Any]) -> None:
-    """ConfigError when an arg the operator gave is not valid under the actuator's params schema (an unknown name, a
-    wrong type or pattern); what is missing (to be completed by `operator_params`) is checked once completed. Before
-    a registry is opened from them or a timeline's lock is taken (`responder models …` offline, too)."""
-    try:
-        schema.model_validate(given)
-    except ValidationError as exc:
-        bad = [e for e in exc.errors() if e["loc"] and e["type"] != "missing"]
-        if bad:
-            raise ConfigError(f"invalid parameters: {bad[0]['loc'][0]}: {bad[0]['msg']}") from exc
