@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from model_signing import signing as ms_signing
 
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.base import ActuationContext, AwsCaller
 from responder.actuators.model import ModelConfig, ModelStore
+from responder.actuators.model.local import LocalStore
 from responder.actuators.model.signing import generate_key, sign
 
 BUCKET = "models"  # the model registry's bucket in moto
@@ -35,6 +37,17 @@ def make_keys(root: Path) -> Keys:
     generate_key(root / "trusted.pem", root / "trusted.pub.pem")
     generate_key(root / "wrong.pem", root / "wrong.pub.pem")
     return Keys(root / "trusted.pem", root / "trusted.pub.pem", root / "wrong.pem", root / "wrong.pub.pem")
+
+
+def settings_registry(tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch, *,
+                      timeline: bool = False) -> LocalStore:
+    """The local registry `tmp_path/registry`, named by the settings and trusting `keys.public`; `timeline`: the
+    settings' timeline is `tmp_path/timeline.jsonl` too (what `responder models …` writes)."""
+    monkeypatch.setenv("RESPONDER_MODEL_REGISTRY", str(tmp_path / "registry"))
+    monkeypatch.setenv("RESPONDER_MODEL_TRUSTED_KEYS", json.dumps([str(keys.public)]))
+    if timeline:
+        monkeypatch.setenv("RESPONDER_TIMELINE_PATH", str(tmp_path / "timeline.jsonl"))
+    return LocalStore(tmp_path / "registry")
 
 
 def make_model(root: Path, name: str, size: int = 4096) -> Path:

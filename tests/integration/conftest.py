@@ -1,19 +1,23 @@
 """Fixtures shared by the integration test modules (the broker and moto server ones come from
-responder.sandbox.fixtures, through tests/conftest.py)."""
+responder.sandbox.fixtures, through tests/conftest.py); the model registry tests' `keys` and `s3store`."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka.errors import IncompatibleBrokerVersion
 
+from responder.actuators.aws.session import AwsSession
+from responder.actuators.model.s3 import S3Store
 from responder.ingest.changelog import Changelog, ensure_changelog
 from responder.ingest.kafka import ensure_topics
 from responder.ingest.txnprobe import supported
 from tests.http import Receiver
 from tests.integration.harness import grow_partitions
+from tests.modelkit import BUCKET, URL, Keys, make_keys
 
 
 @pytest.fixture(name="transactional")
@@ -60,3 +64,16 @@ def _receiver() -> Iterator[Receiver]:
         rec.server.shutdown()
         rec.server.server_close()
         thread.join(5)
+
+
+@pytest.fixture(name="keys")
+def _keys(tmp_path: Path) -> Keys:
+    """A trusted and an untrusted ECDSA key pair."""
+    return make_keys(tmp_path / "keys")
+
+
+@pytest.fixture(name="s3store")
+async def _s3store(aws: AwsSession) -> S3Store:
+    """An S3 registry in a fresh bucket on the moto server."""
+    await aws.call("s3", "create_bucket", Bucket=BUCKET)
+    return S3Store(aws, URL)

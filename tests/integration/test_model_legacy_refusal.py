@@ -14,23 +14,15 @@ from responder.actuators.model.params import RollbackParams
 from responder.actuators.model.s3 import S3Store
 from responder.actuators.model.selection import check
 from responder.actuators.model.signing import Reason
-from tests.modelkit import BUCKET, URL, Keys, context, copy_version, make_keys, make_model, publish
+from tests.modelkit import BUCKET, URL, Keys, context, copy_version, make_model, publish
 
 ROLLBACK = registry.get("model.rollback_to_last_signed")
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(name="keys")
-def _keys(tmp_path: Path) -> Keys:
-    """A trusted and an untrusted ECDSA key pair."""
-    return make_keys(tmp_path / "keys")
-
-
-async def _legacy_under_served(aws: AwsSession, tmp_path: Path, keys: Keys) -> S3Store:
+async def _legacy_under_served(aws: AwsSession, store: S3Store, tmp_path: Path, keys: Keys) -> None:
     """v1, v2 signed with statements and v2 served; a registry writer replaces v2's objects by an old legacy version."""
-    await aws.call("s3", "create_bucket", Bucket=BUCKET)
-    store = S3Store(aws, URL)
     old = make_model(tmp_path / "old", "fraud-v0-weights")
     ms_signing.Config().use_elliptic_key_signer(private_key=keys.private).sign(old, old.with_name("model.sig"))
     await store.publish("fraud", "v0", old, old.with_name("model.sig"))
@@ -41,16 +33,15 @@ async def _legacy_under_served(aws: AwsSession, tmp_path: Path, keys: Keys) -> S
     for obj in listed.get("Contents", []):
         await aws.call("s3", "delete_object", Bucket=BUCKET, Key=obj["Key"])
     await copy_version(aws, "fraud/versions/v0", "fraud/versions/v2")
-    return store
 
 
 @pytest.mark.parametrize("refuse", [True, False])
 async def test_a_legacy_artifact_under_the_served_version_fails_integrity_only_with_the_setting(
-        aws, tmp_path, keys, refuse):
+        aws, s3store, tmp_path, keys, refuse):
     """refuse: the check fails as legacy_signature and the alert rolls back to v1; default: accepted, v2 stays."""
-    store = await _legacy_under_served(aws, tmp_path, keys)
-    served = next(v for v in await store.versions("fraud") if v.version == "v2")
-    verdict = await check(store, served, [keys.public], await store.quarantined("fraud"), legacy=not refuse)
+    await _legacy_under_served(aws, s3store, tmp_path, keys)
+    served = next(v for v in await s3store.versions("fraud") if v.version == "v2")
+    verdict = await check(s3store, served, [keys.public], await s3store.quarantined("fraud"), legacy=not refuse)
     assert (verdict.ok, verdict.release) == (not refuse, None)
     if refuse:
         assert verdict.reason is Reason.LEGACY_SIGNATURE
@@ -59,4 +50,4 @@ async def test_a_legacy_artifact_under_the_served_version_fails_integrity_only_w
     ctx = dataclasses.replace(base, models=dataclasses.replace(base.models, refuse_legacy=refuse))
     result = await ROLLBACK.apply(RollbackParams(model="fraud", only_if_unverified=True, registry=URL), ctx)
     assert result.outputs["corroborated"] is refuse
-    assert await store.serving("fraud") == ("v1" if refuse else "v2")
+    assert await s3store.serving("fraud") == ("v1" if refuse else "v2")

@@ -25,7 +25,7 @@ from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.models.runbook import Runbook
 from responder.rules.matcher import Match
 from responder.timeline import MemoryStore, Recorder
-from tests.modelkit import Keys, NoAws, make_keys, make_model, publish
+from tests.modelkit import Keys, NoAws, make_model, publish, settings_registry
 
 
 class NotifyParams(Params):
@@ -77,19 +77,10 @@ def _structlog_defaults() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-@pytest.fixture(name="keys")
-def _keys(tmp_path: Path) -> Keys:
-    """A trusted and an untrusted ECDSA key pair."""
-    return make_keys(tmp_path / "keys")
-
-
 @pytest.fixture(name="store")
 def _store(tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> LocalStore:
-    """A local registry named by the settings, trusting `keys.public`."""
-    monkeypatch.setenv("RESPONDER_MODEL_REGISTRY", str(tmp_path / "registry"))
-    monkeypatch.setenv("RESPONDER_MODEL_TRUSTED_KEYS", json.dumps([str(keys.public)]))
-    monkeypatch.setenv("RESPONDER_TIMELINE_PATH", str(tmp_path / "timeline.jsonl"))
-    return LocalStore(tmp_path / "registry")
+    """A local registry named by the settings, trusting `keys.public`; the settings' timeline in `tmp_path`."""
+    return settings_registry(tmp_path, keys, monkeypatch, timeline=True)
 
 
 def _event() -> Event:

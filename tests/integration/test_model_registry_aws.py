@@ -9,7 +9,6 @@ their signatures are real objects on the moto server.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,29 +17,13 @@ from botocore.stub import Stubber
 from responder.actuators import registry
 from responder.actuators.aws.session import AwsSession
 from responder.actuators.model.params import RollbackParams, VersionParams
-from responder.actuators.model.s3 import S3Store
 from responder.actuators.model.sagemaker import SageMakerStore
 from responder.errors import PermanentActuationError
-from tests.modelkit import Keys, context, make_keys, publish
+from tests.modelkit import BUCKET, URL, context, publish
 
 ROLLBACK = registry.get("model.rollback_to_last_signed")
 QUARANTINE = registry.get("model.quarantine_version")
-BUCKET = "models"
-URL = f"s3://{BUCKET}/registry"
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
-
-
-@pytest.fixture(name="keys")
-def _keys(tmp_path: Path) -> Keys:
-    """A trusted and an untrusted ECDSA key pair."""
-    return make_keys(tmp_path / "keys")
-
-
-@pytest.fixture(name="s3store")
-async def _s3store(aws: AwsSession) -> S3Store:
-    """An S3 registry in a fresh bucket on the moto server."""
-    await aws.call("s3", "create_bucket", Bucket=BUCKET)
-    return S3Store(aws, URL)
 
 
 async def _tamper(aws: AwsSession, version: str) -> None:

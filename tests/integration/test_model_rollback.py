@@ -13,17 +13,11 @@ from responder.actuators.model import ModelConfig
 from responder.actuators.model.local import LocalStore
 from responder.actuators.model.params import RollbackParams, VersionParams
 from responder.errors import PermanentActuationError
-from tests.modelkit import Keys, NoAws, context, make_keys, publish
+from tests.modelkit import Keys, NoAws, context, publish
 
 ROLLBACK = registry.get("model.rollback_to_last_signed")
 SWITCH = registry.get("model.switch_version")
 QUARANTINE = registry.get("model.quarantine_version")
-
-
-@pytest.fixture(name="keys")
-def _keys(tmp_path: Path) -> Keys:
-    """A trusted and an untrusted ECDSA key pair."""
-    return make_keys(tmp_path / "keys")
 
 
 @pytest.fixture(name="store")

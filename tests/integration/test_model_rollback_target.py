@@ -19,20 +19,12 @@ from responder.engine.runner import run_step
 from responder.models.step import StepIntent
 from responder.timeline import MemoryStore, Recorder
 from tests.integration.actuator_cases import throttle
-from tests.modelkit import Keys, NoAws, context, make_keys, make_model, publish
+from tests.modelkit import URL, Keys, NoAws, context, make_model, publish
 
 ROLLBACK = registry.get("model.rollback_to_last_signed")
 QUARANTINE = registry.get("model.quarantine_version")
-BUCKET = "models"
-URL = f"s3://{BUCKET}/registry"
 S3_ACTIONS = {"list_objects_v2": "s3:ListBucket", "get_object": "s3:GetObject", "put_object": "s3:PutObject",
               "get_parameter": "ssm:GetParameter", "put_parameter": "ssm:PutParameter"}
-
-
-@pytest.fixture(name="keys")
-def _keys(tmp_path: Path) -> Keys:
-    """A trusted and an untrusted ECDSA key pair."""
-    return make_keys(tmp_path / "keys")
 
 
 async def _same_artifact_twice(store: LocalStore, work: Path, keys: Keys) -> None:
@@ -83,13 +75,12 @@ class Recording:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("name", ["model.quarantine_version", "model.rollback_to_last_signed"])
-async def test_model_actuators_declare_every_action_they_call_on_s3(aws: AwsSession, tmp_path, keys, name):
+async def test_model_actuators_declare_every_action_they_call_on_s3(aws: AwsSession, s3store: S3Store, tmp_path, keys,
+                                                                   name):
     """Every S3/SSM call a model actuator makes on the S3 registry is in its declared IAM permissions."""
-    await aws.call("s3", "create_bucket", Bucket=BUCKET)
-    store = S3Store(aws, URL)
     for v in ("v1", "v2"):
-        await publish(store, tmp_path / "w", "fraud", v, keys.private)
-    await store.set_serving("fraud", (await store.versions("fraud"))[-1])
+        await publish(s3store, tmp_path / "w", "fraud", v, keys.private)
+    await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
     recording = Recording(aws)
     actuator = registry.get(name)
     raw = {"model": "fraud", "registry": URL, "version": "v2"} if name == QUARANTINE.name else {
@@ -100,13 +91,12 @@ async def test_model_actuators_declare_every_action_they_call_on_s3(aws: AwsSess
 
 
 @pytest.mark.integration
-async def test_rollback_without_from_version_is_not_settled_by_a_transient_error(aws: AwsSession, tmp_path, keys):
+async def test_rollback_without_from_version_is_not_settled_by_a_transient_error(aws: AwsSession, s3store: S3Store,
+                                                                                 tmp_path, keys):
     """A throttled registry read on the first attempt must not make the step succeed with the drifting model served."""
-    await aws.call("s3", "create_bucket", Bucket=BUCKET)
-    store = S3Store(aws, URL)
     for v in ("v1", "v2"):
-        await publish(store, tmp_path / "w", "fraud", v, keys.private)
-    await store.set_serving("fraud", (await store.versions("fraud"))[-1])
+        await publish(s3store, tmp_path / "w", "fraud", v, keys.private)
+    await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
     ctx = context(aws, URL, keys)
     # no from_version given, as `responder models rollback fraud`: the version served now is pinned as the start
     p = RollbackParams.model_validate(await pin_start({"model": "fraud", "registry": URL}, ctx))
@@ -117,7 +107,7 @@ async def test_rollback_without_from_version_is_not_settled_by_a_transient_error
                         params=p.model_dump(mode="json"))
     result = await run_step(Recorder(MemoryStore()), call, intent, incident="inc")
     assert result.ok
-    assert await store.serving("fraud") == "v1"
+    assert await s3store.serving("fraud") == "v1"
 
 
 def test_rollback_params_naming_no_start_are_rejected():

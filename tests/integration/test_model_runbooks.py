@@ -24,7 +24,7 @@ from responder.models.event import Event
 from responder.normalise import decode_doc, normalise
 from responder.rules.matcher import Matcher
 from responder.timeline import MemoryStore, Recorder
-from tests.modelkit import Keys, NoAws, make_keys, publish
+from tests.modelkit import Keys, NoAws, publish, settings_registry
 
 STAND_INS = ("notify.kafka.publish_message", "aws.sagemaker.isolate_endpoint")
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -112,18 +112,10 @@ class World:
         return [p for n, p in self.calls if n == name]
 
 
-@pytest.fixture(name="keys")
-def _keys(tmp_path: Path) -> Keys:
-    """A trusted and an untrusted key pair."""
-    return make_keys(tmp_path / "keys")
-
-
 @pytest.fixture(name="store")
 def _store(tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> LocalStore:
     """The settings' local registry, trusting `keys.public`."""
-    monkeypatch.setenv("RESPONDER_MODEL_REGISTRY", str(tmp_path / "registry"))
-    monkeypatch.setenv("RESPONDER_MODEL_TRUSTED_KEYS", json.dumps([str(keys.public)]))
-    return LocalStore(tmp_path / "registry")
+    return settings_registry(tmp_path, keys, monkeypatch)
 
 
 async def _versions(store: LocalStore, tmp_path: Path, signers: list[Path | None]) -> None:
