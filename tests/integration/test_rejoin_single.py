@@ -19,7 +19,6 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from structlog.testing import capture_logs
 
-from responder.actuators.aws.session import AwsSession
 from responder.cli.timeline_files import verify_file
 from responder.errors import BrokerUnreachable
 from responder.errors_kafka import CoordinatorDied
@@ -30,22 +29,11 @@ from responder.service import rejoin as rejoin_module
 from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.http import http_request
-from tests.integration.harness import CountingAws, all_closed, make_settings, wait_for
+from tests.integration.harness import CountingAws, access_key, all_closed, key_status, make_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
 _DOWN = "cannot reach Kafka at 127.0.0.1:9 (AIOKafkaConsumer): no answer in 5s: injected (the cluster down)"
-
-
-async def _user_with_key(aws: AwsSession, user: str) -> str:
-    await aws.call("iam", "create_user", UserName=user)
-    created = await aws.call("iam", "create_access_key", UserName=user)
-    return str(created["AccessKey"]["AccessKeyId"])
-
-
-async def _status(aws: AwsSession, user: str, key_id: str) -> str:
-    listed = await aws.call("iam", "list_access_keys", UserName=user)
-    return str(next(k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key_id))
 
 
 def _entries(path: Path) -> list[TimelineEntry]:
@@ -93,7 +81,7 @@ async def test_a_single_instance_cut_off_from_kafka_is_rebuilt_in_process_and_ac
     redelivered alert skipped as already done in the same incident), acts on a new alert once, on the same metrics
     port; moto shows one deactivation per key, the timeline verifies, the stop event ends serving cleanly."""
     first_user, later_user = f"rj-{unique}-a", f"rj-{unique}-b"
-    first_key, later_key = await _user_with_key(aws, first_user), await _user_with_key(aws, later_user)
+    first_key, later_key = await access_key(aws, first_user), await access_key(aws, later_user)
     timeline = tmp_path / "t.jsonl"
     settings = make_settings(kafka_bootstrap, aws, topics, unique, timeline, runbooks_dir, metrics_port=0,
                              metrics_host="127.0.0.1", kafka_connect_timeout=5.0, fenced_rejoins=2)
@@ -124,7 +112,7 @@ async def test_a_single_instance_cut_off_from_kafka_is_rebuilt_in_process_and_ac
             await publish(kafka_bootstrap, topics["alerts"], [first_record], key=first_key.encode())
             await wait_for(lambda: first.pipeline.counters.records == 1 and first.ingest.commits >= 1, 60,
                            what="the first alert was not handled and committed", serving=task)  # else it comes again
-            assert await _status(aws, first_user, first_key) == "Inactive"
+            assert await key_status(aws, first_key, user=first_user) == "Inactive"
             port = health.port
             _cut_off_after_acting(first, armed)
             said: list[str] = []  # what /readyz answered until the second service served
@@ -163,7 +151,7 @@ async def test_a_single_instance_cut_off_from_kafka_is_rebuilt_in_process_and_ac
     assert [e["event"] for e in logs].count("service_stopped") == 1  # the second's clean end (the first failed)
     assert not health.listening  # serving's end stopped the process's metrics server
     assert counting.counts.get("update_access_key") == 2, counting.calls  # one per key, none again
-    assert await _status(aws, later_user, later_key) == "Inactive"
+    assert await key_status(aws, later_key, user=later_user) == "Inactive"
     entries = _entries(timeline)
     done = _deactivations(entries, "step.result", first_key)
     assert len(done) == 1, done
