@@ -41,8 +41,8 @@ class _Broker:
 
 
 def _member(broker: _Broker, monkeypatch: pytest.MonkeyPatch) -> Changelog:
-    """A changelog client whose producer's metadata is the broker's count as last read (`force_metadata_update`)."""
-    log = Changelog("127.0.0.1:9", TOPIC)
+    """A changelog client whose producer's metadata is the broker's count as last read (`force_metadata_update`): a
+    stand-in made in the real one's place, so no Kafka producer is left unclosed."""
     seen = {"count": broker.count}
 
     async def partitions_for(topic: str) -> set[int]:
@@ -51,14 +51,14 @@ def _member(broker: _Broker, monkeypatch: pytest.MonkeyPatch) -> Changelog:
     async def refresh() -> None:
         seen["count"] = broker.count
 
-    log.producer = SimpleNamespace(partitions_for=partitions_for,  # type: ignore[assignment]
-                                   client=SimpleNamespace(force_metadata_update=refresh))
+    producer = SimpleNamespace(partitions_for=partitions_for, client=SimpleNamespace(force_metadata_update=refresh))
+    monkeypatch.setattr(module, "AIOKafkaProducer", lambda **kwargs: producer)
 
     async def with_admin(bootstrap: str, call: Any, **kwargs: Any) -> Any:
         return await call(broker)
 
     monkeypatch.setattr(module, "with_admin", with_admin)
-    return log
+    return Changelog("127.0.0.1:9", TOPIC)
 
 
 async def test_a_partition_the_changelog_has_asks_the_cluster_nothing(monkeypatch) -> None:
