@@ -3,7 +3,9 @@
 `BatchHandling` is mixed into `Service` (responder/service/core.py): `Flow` calls `_handle_batch` once per chunk of
 a partition's lane, which takes the gate's shared side and runs `_handle_chunk`: `_prepare_batch`, then a
 `_handle_partition` task per key. A chunk that fails marks the service stopping before it leaves the gate.
-Poison and bugs are dead-lettered (`_failed`, `_reject`); a timeline failure stops the service.
+Poison and bugs are dead-lettered (`_failed`, `_reject`); a timeline failure stops the service, cancelling the
+chunk's other keys at once; a dead letter that cannot be sent fails the chunk once they have run to their end
+(`_handle_key`).
 """
 
 from __future__ import annotations
@@ -51,12 +53,19 @@ class BatchHandling(Parts):
         else:
             groups = await self._prepare_batch(batch)
         if groups:
+            unsent: list[Exception] = []
             try:
                 async with asyncio.TaskGroup() as tg:
                     for same_key in groups:
-                        tg.create_task(self._handle_partition(same_key))
+                        tg.create_task(self._handle_key(same_key, unsent))
+            except BaseExceptionGroup as group:  # a TimelineError: with the dead letters unsent before it, if any
+                if unsent:
+                    raise group.derive([*unsent, *group.exceptions]) from None
+                raise
             finally:  # the chunk's matched events, in one `inc`: a scrape after the chunk shows all of them
                 self.pipeline.publish_matched()
+            if unsent:  # as the task group raised them before it waited for the other keys
+                raise ExceptionGroup("dead letters not sent", unsent)
         fleet = self.fleet
         txn = fleet.changelog.txn if fleet is not None else None
         if fleet is not None and txn is not None:  # the batch's last changelog records and its offsets: one txn
@@ -88,6 +97,17 @@ class BatchHandling(Parts):
             groups.setdefault(prepared.record.key, []).append(prepared)
         self.pipeline.publish_counts()
         return list(groups.values())
+
+    async def _handle_key(self, records: Sequence[RawRecord | Prepared], unsent: list[Exception]) -> None:
+        """One key's records in the chunk's task group. A dead letter that could not be sent ends them (none after
+        it is handled) and is kept in `unsent`, for the chunk to raise once its other keys have run to their end:
+        it must not cancel them mid-step. A TimelineError still leaves at once and cancels them."""
+        try:
+            await self._handle_partition(records)
+        except TimelineError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - only `_failed` raises here: its dead letter was not sent
+            unsent.append(exc)
 
     async def _handle_partition(self, records: Sequence[RawRecord | Prepared]) -> None:
         for item in records:
