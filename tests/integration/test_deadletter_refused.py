@@ -1,0 +1,122 @@
+"""A dead letter the broker refuses for good, through real Apache Kafka: the chunk's other keys finish their steps
+before the service stops, and nothing of the chunk is committed (responder/service/batches.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import MessageSizeTooLargeError
+
+from responder.actuators.aws.session import AwsSession
+from responder.exception_groups import only
+from responder.models.event import RawRecord
+from responder.sandbox.fixtures import apache_available, on_apache_kafka
+from responder.service import Service
+from responder.timeline.chain import parse_lines
+from tests.findings import envelope_bytes, guardduty_finding
+from tests.integration.harness import access_key, key_status, make_settings
+
+pytestmark = pytest.mark.integration
+kafka_bootstrap = on_apache_kafka()
+
+
+class _HeldAws:
+    """The real AwsSession; deactivating `held` waits until `release` is set, and says whether it completed."""
+
+    def __init__(self, inner: AwsSession, held: str) -> None:
+        self.inner, self.held = inner, held
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+        self.held_call: list[str] = []
+
+    async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Forward to moto; the deactivation of `held` once released."""
+        if operation != "update_access_key" or kwargs.get("AccessKeyId") != self.held:
+            return await self.inner.call(service, operation, **kwargs)
+        self.entered.set()
+        try:
+            await self.release.wait()
+            reply = await self.inner.call(service, operation, **kwargs)
+        except asyncio.CancelledError:
+            self.held_call.append("cancelled")
+            raise
+        self.held_call.append("completed")
+        return reply
+
+
+async def _refuse_every_record(bootstrap: str, topic: str) -> None:
+    """The dead-letter topic takes no record at all (`max.message.bytes` 1): the full copy and the minimal copy are
+    both refused, as a topic too small for them would."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": "1"})])
+    finally:
+        await admin.close()
+
+
+async def _to_partition_0(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(topic, value, key=key, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=[tp])
+    finally:
+        await admin.close()
+    meta = offsets.get(tp)
+    return -1 if meta is None else int(meta.offset)
+
+
+async def test_a_refused_dead_letter_lets_the_other_keys_finish_then_stops_uncommitted(
+        kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path,
+        runbooks_dir: Path) -> None:
+    """One chunk: key a's finding with an element of unknown shape, key b's finding, key a's next finding. Key a's
+    dead letter is refused while key b's deactivation is in its AWS call: b's call completes and its result is in
+    the timeline, key a's next finding is not acted on, the service stops with the refusal, nothing is committed."""
+    if not apache_available():
+        pytest.skip("a topic refusing every record needs Apache Kafka (Tansu has no max.message.bytes)")
+    poison, slow, later = [await access_key(aws, user) for user in ("user-a", "user-b", "user-later")]
+    await _refuse_every_record(kafka_bootstrap, topics["deadletter"])
+    partly_bad = b"[" + envelope_bytes(guardduty_finding(poison, "user-a")) + b', {"unknown": "shape"}]'
+    await _to_partition_0(kafka_bootstrap, topics["alerts"], [
+        (b"a", partly_bad), (b"b", envelope_bytes(guardduty_finding(slow, "user-b"))),
+        (b"a", envelope_bytes(guardduty_finding(later, "user-later")))])
+    timeline = tmp_path / "t.jsonl"
+    settings = make_settings(kafka_bootstrap, aws, topics, unique, timeline, runbooks_dir)
+    held = _HeldAws(aws, slow)
+    service = Service(settings, aws=held)
+    send = service.ingest.deadletter
+
+    async def deadletter(record: RawRecord, reason: str, detail: str) -> None:
+        await held.entered.wait()  # key b is in its call when the broker refuses the copy
+        try:
+            await send(record, reason, detail)
+        finally:
+            held.release.set()
+
+    service.ingest.deadletter = deadletter  # type: ignore[method-assign]
+    with pytest.raises(BaseExceptionGroup) as raised:
+        await asyncio.wait_for(service.run(), 120)
+    assert only(raised.value, MessageSizeTooLargeError) is not None, raised.value
+    assert held.held_call == ["completed"]
+    results = [e.body for e in parse_lines(timeline.read_bytes().splitlines()) if e.kind == "step.result"]
+    assert [r["status"] for r in results if r["step"] == "deactivate-key" and slow in str(r)] == ["ok"]
+    assert await key_status(aws, slow, "user-b") == "Inactive"
+    assert await key_status(aws, poison, "user-a") == "Inactive"  # acted on before its bad element was refused
+    assert await key_status(aws, later, "user-later") == "Active"
+    assert not any(later in str(r) for r in results)
+    assert await _committed(kafka_bootstrap, settings.group_id, TopicPartition(topics["alerts"], 0)) == -1
