@@ -5,7 +5,7 @@ a partition's lane, which takes the gate's shared side and runs `_handle_chunk`:
 `_handle_partition` task per key. A chunk that fails marks the service stopping before it leaves the gate.
 Poison and bugs are dead-lettered (`_failed`, `_reject`); a timeline failure stops the service, cancelling the
 chunk's other keys at once; a dead letter that cannot be sent fails the chunk once they have run to their end
-(`_handle_key`).
+(`_handle_partition`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class BatchHandling(Parts):
             try:
                 async with asyncio.TaskGroup() as tg:
                     for same_key in groups:
-                        tg.create_task(self._handle_key(same_key, unsent))
+                        tg.create_task(self._handle_partition(same_key, unsent))
             except BaseExceptionGroup as group:  # a TimelineError: with the dead letters unsent before it, if any
                 if unsent:
                     raise group.derive([*unsent, *group.exceptions]) from None
@@ -98,18 +98,11 @@ class BatchHandling(Parts):
         self.pipeline.publish_counts()
         return list(groups.values())
 
-    async def _handle_key(self, records: Sequence[RawRecord | Prepared], unsent: list[Exception]) -> None:
-        """One key's records in the chunk's task group. A dead letter that could not be sent ends them (none after
-        it is handled) and is kept in `unsent`, for the chunk to raise once its other keys have run to their end:
-        it must not cancel them mid-step. A TimelineError still leaves at once and cancels them."""
-        try:
-            await self._handle_partition(records)
-        except TimelineError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - only `_failed` raises here: its dead letter was not sent
-            unsent.append(exc)
-
-    async def _handle_partition(self, records: Sequence[RawRecord | Prepared]) -> None:
+    async def _handle_partition(self, records: Sequence[RawRecord | Prepared],
+                                unsent: list[Exception] | None = None) -> None:
+        """One key's records, in order. A dead letter that could not be sent ends them (none after it is handled):
+        with `unsent` (the chunk's task group) it is kept there, for the chunk to raise once its other keys have run
+        to their end (it must not cancel them mid-step), else raised. A TimelineError leaves at once."""
         for item in records:
             record = item.record if isinstance(item, Prepared) else item
             try:
@@ -120,7 +113,15 @@ class BatchHandling(Parts):
                 else:
                     await self.pipeline.handle(item)
             except Exception as exc:  # noqa: BLE001 - see _failed
-                await self._failed(record, exc)
+                try:
+                    await self._failed(record, exc)
+                except TimelineError:
+                    raise
+                except Exception as lost:  # only `_failed` raises here: its dead letter was not sent
+                    if unsent is None:
+                        raise
+                    unsent.append(lost)
+                    return
 
     async def _failed(self, record: RawRecord, exc: Exception) -> None:
         """A stage raised: poison and bugs are dead-lettered, not retried; a timeline failure stops the service."""
