@@ -62,6 +62,10 @@ class BatchHandling(Parts):
                 if unsent:
                     raise group.derive([*unsent, *group.exceptions]) from None
                 raise
+            except asyncio.CancelledError:  # a stop past its drain deadline, a failure elsewhere: the dead letters
+                if unsent:  # unsent are raised, not the cancel, as the task group raised its tasks' errors before
+                    raise ExceptionGroup("dead letters not sent", unsent) from None
+                raise
             finally:  # the chunk's matched events, in one `inc`: a scrape after the chunk shows all of them
                 self.pipeline.publish_matched()
             if unsent:  # as the task group raised them before it waited for the other keys

@@ -1,6 +1,7 @@
 """A dead letter that cannot be sent fails its chunk without cutting the chunk's other keys short: their tasks run
 to their end (an actuator call under way completes and is recorded), the failed key handles nothing after its
-record, then the chunk raises the send's error; a TimelineError still cancels the other keys at once
+record, then the chunk raises the send's error; a TimelineError still cancels the other keys at once, and so does a
+cancellation from outside, after which the chunk raises the send's error, not the cancel
 (responder/service/batches.py)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiokafka.errors import NodeNotReadyError
 
 from responder.errors import TimelineError
 from responder.exception_groups import only
+from responder.ingest.flow import Flow
 from responder.models.event import RawRecord
 from responder.pipeline import Prepared
 from responder.service import Service, batches
@@ -48,6 +50,16 @@ class _SlowIam(FakeIam):
                 raise
             self.slow_call.append("completed")
         return await super().call(service, operation, **kwargs)
+
+
+class _Unpaused:
+    """A consumer that flow control never needs to pause here."""
+
+    def pause(self, partitions: Any) -> None:
+        """Pause nothing."""
+
+    def resume(self, partitions: Any) -> None:
+        """Resume nothing."""
 
 
 Served = tuple[Service, _SlowIam]
@@ -176,16 +188,35 @@ async def test_a_timeline_error_still_cancels_the_other_keys_at_once(tmp_path, m
 
 async def test_a_stop_still_cancels_the_keys_a_failed_dead_letter_waits_for(tmp_path, monkeypatch):
     """Key a's dead letter failed and the chunk waits for key b's AWS call: a cancellation of the chunk from outside
-    (a stop past its drain deadline, a revocation) cancels that call, and the chunk ends cancelled, uncommitted."""
+    (a stop past its drain deadline, a failure elsewhere) cancels that call, and the chunk raises the send's error, not
+    the cancel (as its task group did before), uncommitted."""
     async with _service(tmp_path, monkeypatch, "batch") as (service, iam):
         failed, committed = _unsendable(service, iam.entered)  # key b is in its call
         chunk = asyncio.create_task(service._handle_batch(_chunk()))
         await failed.wait()
         chunk.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(ExceptionGroup) as raised:
             await chunk
+        assert only(raised.value, NodeNotReadyError) is not None
         assert iam.slow_call == ["cancelled"]
         assert await _slow_result(service) == []
+        assert committed == []
+        assert service.unready() == "stopping"
+
+
+async def test_a_stop_past_the_drain_deadline_ends_with_the_unsent_dead_letter(tmp_path, monkeypatch):
+    """Key a's dead letter failed and its chunk waits for key b's AWS call when a graceful stop's drain deadline
+    passes: the lane is cancelled, and the stop raises the send's error (not a clean stop), nothing committed."""
+    async with _service(tmp_path, monkeypatch, "batch") as (service, iam):
+        failed, committed = _unsendable(service, iam.entered)  # key b is in its call
+        flow = Flow(_Unpaused(), service._handle_batch, max_in_flight=1000, max_batch=10, slow_after=0,
+                    drain_deadline=0)  # the lane awaits its chunk at once; the stop cancels it at once
+        flow.submit(_chunk())
+        await failed.wait()
+        with pytest.raises(ExceptionGroup) as raised:
+            await flow.close()
+        assert only(raised.value, NodeNotReadyError) is not None
+        assert iam.slow_call == ["cancelled"]
         assert committed == []
 
 
