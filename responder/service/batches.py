@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from responder.errors import EventRejected, TimelineError
+from responder.exception_groups import leaves
 from responder.models.event import RawRecord
 from responder.models.timeline import EntryKind
 from responder.pipeline import Prepared
@@ -119,17 +120,15 @@ class BatchHandling(Parts):
             except Exception as exc:  # noqa: BLE001 - see _failed
                 try:
                     await self._failed(record, exc)
-                except TimelineError:
-                    raise
-                except Exception as lost:  # only `_failed` raises here: its dead letter was not sent
-                    if unsent is None:
+                except Exception as lost:  # a timeline failure, or `_failed`'s dead letter was not sent
+                    if unsent is None or unwritten(lost):
                         raise
                     unsent.append(lost)
                     return
 
     async def _failed(self, record: RawRecord, exc: Exception) -> None:
         """A stage raised: poison and bugs are dead-lettered, not retried; a timeline failure stops the service."""
-        if isinstance(exc, TimelineError):
+        if unwritten(exc):
             raise exc  # nothing may be committed once the record cannot be written: stop, redeliver on restart
         if isinstance(exc, EventRejected):
             await self._reject(record, exc.reason_code, exc.detail)
@@ -148,6 +147,11 @@ class BatchHandling(Parts):
             log.warning("record_rejected_dry_run", reason=reason, topic=record.topic, offset=record.offset)
             return
         await self.ingest.deadletter(record, reason, detail)
+
+
+def unwritten(exc: BaseException) -> bool:
+    """Whether `exc` is a timeline failure: a TimelineError, or one among the errors of a task group a stage ran."""
+    return any(isinstance(leaf, TimelineError) for leaf in leaves(exc))
 
 
 def by_key(records: list[RawRecord]) -> list[list[RawRecord]]:

@@ -116,13 +116,17 @@ def _unsendable(service: Service, after: asyncio.Event) -> tuple[asyncio.Event, 
     return failed, committed
 
 
-def _unwritable(monkeypatch: pytest.MonkeyPatch, service: Service, key: bytes, after: asyncio.Event) -> None:
-    """The stage of a record with Kafka key `key` raises TimelineError once `after` is set (either lane)."""
+def _unwritable(monkeypatch: pytest.MonkeyPatch, service: Service, key: bytes, after: asyncio.Event, *,
+                grouped: bool = False) -> None:
+    """The stage of a record with Kafka key `key` raises TimelineError once `after` is set (either lane); with
+    `grouped`, inside an ExceptionGroup (as a task group within the stage would raise it)."""
     act, handle = service.pipeline.act, service.pipeline.handle
 
     async def unwritable(record: RawRecord) -> None:
         if record.key == key:
             await after.wait()
+            if grouped:
+                raise ExceptionGroup("a stage's task group", [TimelineError("disk full")])
             raise TimelineError("disk full")
 
     async def act_or_fail(item: Prepared) -> None:
@@ -165,17 +169,18 @@ async def test_an_unsent_dead_letter_lets_the_other_keys_finish_then_fails_the_c
         assert service.unready() == "stopping"
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["bare", "in-a-group"])
 @pytest.mark.parametrize("lane", LANES)
-async def test_a_timeline_error_still_cancels_the_other_keys_at_once(tmp_path, monkeypatch, lane):
-    """Key a's stage raises TimelineError while key b's deactivation is in its AWS call: b's call is cancelled, no
-    dead letter is sent, and the chunk raises the TimelineError."""
+async def test_a_timeline_error_still_cancels_the_other_keys_at_once(tmp_path, monkeypatch, lane, grouped):
+    """Key a's stage raises TimelineError (bare, or inside an exception group) while key b's deactivation is in its
+    AWS call: b's call is cancelled, no dead letter is sent, and the chunk raises the TimelineError."""
     async with _service(tmp_path, monkeypatch, lane) as (service, iam):
         sent: list[int] = []
 
         async def deadletter(record: RawRecord, reason: str, detail: str) -> None:
             sent.append(record.offset)
 
-        _unwritable(monkeypatch, service, b"a", iam.entered)
+        _unwritable(monkeypatch, service, b"a", iam.entered, grouped=grouped)
         service.ingest.deadletter = deadletter  # type: ignore[method-assign]
         with pytest.raises(ExceptionGroup) as raised:
             await service._handle_batch(_chunk())
