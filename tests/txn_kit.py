@@ -1,6 +1,6 @@
 """Changelog producers without Kafka: transactional ones that record or fail their transactions (`fake_transactions`
-puts them under a `Transactions`), aiokafka's own whose group coordinator is never found, and a plain one whose acks
-fail, under a changelog of its own."""
+puts them under a `Transactions`), aiokafka's own whose group coordinator is never found or that no broker answers,
+and a plain one whose acks fail, under a changelog of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.client import CoordinationType
-from aiokafka.errors import CoordinatorNotAvailableError
+from aiokafka.errors import CoordinatorNotAvailableError, NodeNotReadyError
+from aiokafka.protocol.metadata import MetadataResponse_v0
+from aiokafka.protocol.transaction import (
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnRequest_v0,
+    AddPartitionsToTxnResponse_v0,
+)
 
 from responder.ingest import transactions as transactions_module
 from responder.ingest.changelog import Changelog
@@ -149,3 +155,55 @@ class LostGroupProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is 
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+
+class OutageProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
+    """aiokafka 0.14's transactional producer, started (its producer id known), in a full outage: its metadata still
+    names node 0 the leader of the changelog's partitions 0-3, and no broker answers. Its transaction coordinator is
+    never found (FindCoordinator: NodeNotReady, for ever), so a record waits for its partition's addition to the
+    transaction; its batch's expiry (the 0.1 s request timeout) never comes for a transactional producer."""
+
+    def __init__(self, *, transactional_id: str, **_: Any) -> None:
+        super().__init__(bootstrap_servers="127.0.0.1:1", transactional_id=transactional_id, retry_backoff_ms=10,
+                         request_timeout_ms=100)
+        self.tries = 0  # lookups and requests no broker answered
+        self.client.bootstrap = self._nothing
+        self.client.ready = self._ready
+        self.client.send = self._send
+        self.client.coordinator_lookup = self._lookup
+        self.client.force_metadata_update = self._refreshed
+        self.client.cluster.update_metadata(MetadataResponse_v0(
+            [(0, "127.0.0.1", 1)], [(0, "changelog", [(0, p, 0, [0], [0]) for p in range(4)])]))
+        self._txn_manager.set_pid_and_epoch(1, 0)  # InitProducerId done
+
+    async def _nothing(self) -> None: ...
+
+    async def _ready(self, *_: Any, **__: Any) -> bool:
+        return True
+
+    async def _send(self, node_id: int, request: Any, **_: Any) -> Any:
+        self.tries += 1
+        raise NodeNotReadyError(node_id)
+
+    async def _lookup(self, kind: Any, key: str) -> int:
+        self.tries += 1
+        raise NodeNotReadyError(0)
+
+    def _refreshed(self) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class LeaderDownProducer(OutageProducer):
+    """The same, but its transaction coordinator (node 0) answers and adds the partition to the transaction; the
+    partition's leader never answers a produce request (NodeNotReady), which aiokafka resends for ever."""
+
+    async def _send(self, node_id: int, request: Any, **_: Any) -> Any:
+        if isinstance(request, AddPartitionsToTxnRequest):
+            topics = request.build(AddPartitionsToTxnRequest_v0).topics
+            return AddPartitionsToTxnResponse_v0(0, [(topic, [(p, 0) for p in parts]) for topic, parts in topics])
+        return await super()._send(node_id, request)
+
+    async def _lookup(self, kind: Any, key: str) -> int:
+        return 0

@@ -199,15 +199,17 @@ async def publish(
 
 
 async def send_all(producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes, bytes | None]],
-                   partition: int) -> None:
-    """Send `records` (key, value) to `partition` and wait for every ack; raise the first failure. Every send's
-    outcome is collected, so a fenced or failed batch leaves no "Future exception was never retrieved" behind."""
+                   partition: int, *, acks_within: float | None = None) -> None:
+    """Send `records` (key, value) to `partition` and wait for every ack, for at most `acks_within` seconds when
+    given (then TimeoutError, the acks still awaited cancelled); raise the first failure. Every send's outcome is
+    collected, so a fenced or failed batch leaves no "Future exception was never retrieved" behind."""
     sends: list[asyncio.Future[Any]] = []
     try:
         for key, value in records:
             sends.append(await producer.send(topic, value, key=key, partition=partition))
     finally:
-        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        async with asyncio.timeout(acks_within):
+            outcomes = await asyncio.gather(*sends, return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome

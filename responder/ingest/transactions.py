@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from responder.errors_kafka import ChangelogError
-from responder.ingest.clients import _start_with_retry, fenced_error, fixed_wait, resending, send_all, transient_send
+from responder.ingest.clients import _start_with_retry, fenced_error, fixed_wait, resending, transient_send
 from responder.ingest.producerstop import stop_producer
 from responder.ingest.txnstate import TxnState
 
@@ -107,7 +107,7 @@ class Transactions(TxnState):
 
             async def attempt() -> None:
                 if not await self._again(partition, producer):
-                    await send_all(producer, self.topic, records, partition)
+                    await self._send(partition, producer, records)
                 if urgent or partition not in self._held:
                     await self._commit(partition, producer)
 
@@ -165,5 +165,5 @@ class Transactions(TxnState):
         await producer.begin_transaction()
         self._open[partition] = producer
         if self._sent.get(partition):
-            await send_all(producer, self.topic, self._sent[partition], partition)
+            await self._send(partition, producer, self._sent[partition])
         return True

@@ -1,32 +1,34 @@
 """What a partition's changelog transaction holds and how it ends (`TxnState`, the base of `Transactions` in
 responder/ingest/transactions.py): the records of its open transaction and whose producer opened it, a failure for
 good (fenced, Kafka cut off, refused) after which the partition takes no write or offsets until it is revoked, and
-the waits on the transaction coordinator, each bounded (`_ended`)."""
+the waits on Kafka, each bounded: a commit's, an abort's or the offsets' addition's (`_ended`), a send's acks
+(`_send`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from responder.errors_kafka import ChangelogError, ReplicaFenced, TransactionFailed
-from responder.ingest.clients import SEND_DEADLINE, fenced_error, transient_send
+from responder.ingest.clients import SEND_DEADLINE, fenced_error, send_all, transient_send
 
 log = structlog.get_logger(__name__)
 
 END_DEADLINE = 30.0
-"""Seconds a commit, abort or offsets' addition waits for the coordinator (aiokafka: no limit while the cluster is
-down) before the partition's transaction fails: under the 60 s transaction and 120 s rebalance timeouts."""
+"""Seconds a commit, abort or offsets' addition waits for the coordinator, and a send for its acks (aiokafka: no limit
+while the cluster is down) before the partition's transaction fails: under the 60 s transaction and 120 s rebalance
+timeouts."""
 
 
 class TxnState:
     """The transactions of the partitions this replica owns: partition p's producer, its open transaction, its end."""
 
     send_deadline = SEND_DEADLINE  # seconds a transaction is run again after its first transient failure
-    end_deadline = END_DEADLINE  # seconds a commit, abort or offsets' addition waits for the coordinator
+    end_deadline = END_DEADLINE  # seconds a commit, abort or offsets' addition, or a send's acks, wait for Kafka
 
     def __init__(self, topic: str, group_id: str) -> None:
         self.topic, self.group_id = topic, group_id
@@ -58,9 +60,23 @@ class TxnState:
         try:
             await asyncio.wait_for(wait, self.end_deadline)
         except TimeoutError as exc:
-            log.error("changelog_transaction_stuck", partition=partition, step=step, waited_s=self.end_deadline)
-            raise TimeoutError(f"changelog {self.topic}[{partition}]: the transaction's {step} had no answer from "
-                               f"its coordinator in {self.end_deadline:g}s (is the cluster down?)") from exc
+            raise self._stuck(partition, step, "its coordinator") from exc
+
+    async def _send(self, partition: int, producer: AIOKafkaProducer,
+                    records: Sequence[tuple[bytes, bytes | None]]) -> None:
+        """Send `records` in p's open transaction and wait for their acks at most `end_deadline` seconds, then
+        TimeoutError, as `_ended`. aiokafka never expires a transactional batch: it waits for the partition's
+        addition to the transaction, and resends the batch after a retriable error, until a broker answers, so in a
+        full outage the acks never came (tests/unit/test_transactions_outage.py)."""
+        try:
+            await send_all(producer, self.topic, records, partition, acks_within=self.end_deadline)
+        except TimeoutError as exc:
+            raise self._stuck(partition, "send", "Kafka") from exc
+
+    def _stuck(self, partition: int, step: str, whom: str) -> TimeoutError:
+        log.error("changelog_transaction_stuck", partition=partition, step=step, waited_s=self.end_deadline)
+        return TimeoutError(f"changelog {self.topic}[{partition}]: the transaction's {step} had no answer from {whom} "
+                            f"in {self.end_deadline:g}s (is the cluster down?)")
 
     async def _commit(self, partition: int, producer: AIOKafkaProducer) -> None:
         await self._ended(partition, "commit", producer.commit_transaction())
