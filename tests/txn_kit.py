@@ -163,6 +163,8 @@ class OutageProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is unt
     never found (FindCoordinator: NodeNotReady, for ever), so a record waits for its partition's addition to the
     transaction; its batch's expiry (the 0.1 s request timeout) never comes for a transactional producer."""
 
+    pid_known = True  # InitProducerId done
+
     def __init__(self, *, transactional_id: str, **_: Any) -> None:
         super().__init__(bootstrap_servers="127.0.0.1:1", transactional_id=transactional_id, retry_backoff_ms=10,
                          request_timeout_ms=100)
@@ -174,7 +176,8 @@ class OutageProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is unt
         self.client.force_metadata_update = self._refreshed
         self.client.cluster.update_metadata(MetadataResponse_v0(
             [(0, "127.0.0.1", 1)], [(0, "changelog", [(0, p, 0, [0], [0]) for p in range(4)])]))
-        self._txn_manager.set_pid_and_epoch(1, 0)  # InitProducerId done
+        if self.pid_known:
+            self._txn_manager.set_pid_and_epoch(1, 0)
 
     async def _nothing(self) -> None: ...
 
@@ -193,6 +196,13 @@ class OutageProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is unt
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+
+class NoProducerIdProducer(OutageProducer):
+    """The same before its start: it has no producer id yet, and its start looks for the transaction coordinator to
+    ask for one (`Sender._maybe_wait_for_pid`) for ever."""
+
+    pid_known = False
 
 
 class LeaderDownProducer(OutageProducer):

@@ -32,6 +32,7 @@ import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from responder.errors import BrokerUnreachable
 from responder.errors_kafka import ChangelogError
 from responder.ingest.clients import _start_with_retry, fenced_error, fixed_wait, resending, transient_send
 from responder.ingest.producerstop import stop_producer
@@ -55,12 +56,29 @@ class Transactions(TxnState):
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
                                         compression_type="gzip", max_request_size=8 * 1024 * 1024,
                                         transactional_id=self.transactional_id(partition), **self.options)
-            await _start_with_retry(producer, deadline, wait_set_by=fixed_wait("a transactional producer", deadline))
+            await self._start(partition, producer, deadline)
             self._forget(partition)
             self.producers[partition] = producer
             self._locks.setdefault(partition, asyncio.Lock())
             log.info("transactional_producer_started", partition=partition,
                      transactional_id=self.transactional_id(partition))
+
+    async def _start(self, partition: int, producer: AIOKafkaProducer, deadline: float) -> None:
+        """Start p's producer within `deadline` s: its bootstrap, retried (`_start_with_retry`), then its producer id,
+        which aiokafka asks the transaction coordinator for with no limit (`Sender._maybe_wait_for_pid` looks for the
+        coordinator for ever), and which the retries' deadline does not cut (they end between attempts). Cut there,
+        the producer closed: BrokerUnreachable, and the restore fails, to be retried (`FleetState.fetch`)."""
+        set_by, timer = fixed_wait("a transactional producer", deadline), asyncio.timeout(deadline)
+        try:
+            async with timer:
+                await _start_with_retry(producer, deadline, wait_set_by=set_by)
+        except TimeoutError as exc:
+            if not timer.expired():
+                raise
+            raise BrokerUnreachable(
+                f"cannot start the transactional producer of changelog {self.topic}[{partition}] at {self.bootstrap}: "
+                f"no producer id in {deadline:g}s: TimeoutError: its bootstrap, or its transaction coordinator (looked "
+                f"for with no limit), was unanswered at the deadline ({set_by} sets the wait)") from exc
 
     async def revoke(self, partitions: Iterable[int]) -> None:
         """Close the producers of partitions that left, together (each aborts, then stops: `end_deadline` each)."""
