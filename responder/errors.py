@@ -80,7 +80,7 @@ class BrokerUnreachable(ConfigError):
     ready for an admin request within its deadline (responder/ingest/admin.py, `with_admin`). The wait is
     RESPONDER_KAFKA_CONNECT_TIMEOUT for the service's clients (a fleet member's changelog producer too) and its topic
     check, a fixed one elsewhere (an admin call's 15 s, a command-line tool's, the timeline mirror's, a partition
-    restore's 30 s): the message names which."""
+    restore's 30 s, a client started with its default 30 s): the message names which."""
 
 
 class ReadCancelled(ResponderError, RuntimeError):

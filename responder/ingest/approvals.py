@@ -13,7 +13,14 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from responder.auth import signed_headers
 from responder.errors import BrokerRefused, BrokerUnavailable
-from responder.ingest.clients import _start_with_retry, publish, send_retrying, stop_consumer, transient_send
+from responder.ingest.clients import (
+    _start_with_retry,
+    fixed_wait,
+    publish,
+    send_retrying,
+    stop_consumer,
+    transient_send,
+)
 from responder.ingest.coordinator import commit_unless_dead, fresh, polled
 from responder.ingest.kafka import all_partitions
 from responder.ingest.raw import to_raw
@@ -39,9 +46,11 @@ class KafkaPublisher:
     def __init__(self, bootstrap: str, *, options: Mapping[str, Any] | None = None) -> None:
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **(options or {}))
 
-    async def start(self, deadline: float = 30.0) -> None:
-        """Connect, retrying bootstrap."""
-        await _start_with_retry(self.producer, deadline)
+    async def start(self, deadline: float = 30.0, *, wait_set_by: str | None = None) -> None:
+        """Connect, retrying bootstrap for `deadline` s: what `wait_set_by` sets (a setting, for BrokerUnreachable to
+        name), else a fixed wait (`fixed_wait`)."""
+        await _start_with_retry(self.producer, deadline,
+                                wait_set_by=wait_set_by or fixed_wait("the publisher", deadline))
 
     async def publish(self, topic: str, key: bytes, value: bytes,
                       headers: Sequence[tuple[str, bytes]] = ()) -> None:
@@ -95,9 +104,10 @@ class ApprovalIngest:
         )
         self.consumer = self._make()
 
-    async def start(self, deadline: float = 30.0) -> None:
-        """Join the group, retrying bootstrap."""
-        await _start_with_retry(self.consumer, deadline)
+    async def start(self, deadline: float = 30.0, *, wait_set_by: str | None = None) -> None:
+        """Join the group, retrying bootstrap for `deadline` s: what `wait_set_by` sets, else a fixed wait."""
+        await _start_with_retry(self.consumer, deadline,
+                                wait_set_by=wait_set_by or fixed_wait(f"the {self.topic} consumer", deadline))
         if self.manual_assignment:  # one instance owns every partition; offsets still go to the group
             assigned = await all_partitions(self.consumer, [self.topic])
             self.consumer.assign(assigned)
@@ -107,11 +117,11 @@ class ApprovalIngest:
 
     start_consumer = start  # all there is to start (a rebuild's second half, responder/service/consumers.py)
 
-    async def rebuild(self, deadline: float = 30.0) -> None:
+    async def rebuild(self, deadline: float = 30.0, *, wait_set_by: str | None = None) -> None:
         """Close this consumer (its group coordinator died: responder/ingest/coordinator.py) and start a new one with
         the same arguments: it reads on from the group's committed offsets."""
         await self.renew()
-        await self.start(deadline)
+        await self.start(deadline, wait_set_by=wait_set_by)
 
     async def renew(self) -> None:
         """Close the consumer and create a new one with the same arguments, not started (`start`)."""

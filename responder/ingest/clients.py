@@ -39,20 +39,25 @@ def _servers(client: Any) -> str:
     return servers if isinstance(servers, str) else ",".join(map(str, servers))
 
 
+CONNECT_TIMEOUT = "RESPONDER_KAFKA_CONNECT_TIMEOUT"
+"""The `wait_set_by` of a client that waits that setting (`kafka_connect_timeout`: the service's clients)."""
+
+
 def fixed_wait(what: str, seconds: float) -> str:
     """The `wait_set_by` of a client whose wait for Kafka is fixed (`what`'s `seconds`), not a setting."""
-    return f"{what}'s fixed {seconds:g}s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT,"
+    return f"{what}'s fixed {seconds:g}s deadline, not {CONNECT_TIMEOUT},"
 
 
-async def _start_with_retry(client: Any, deadline: float, *, quiet: bool = False,
-                            wait_set_by: str = "RESPONDER_KAFKA_CONNECT_TIMEOUT") -> None:
+async def _start_with_retry(client: Any, deadline: float, *, wait_set_by: str, quiet: bool = False) -> None:
     """aiokafka does not retry bootstrap itself; we do, for `deadline` seconds, logging every failed attempt
     (`kafka_connect_failed`, a warning; at debug level with `quiet`, as `kafka_connecting`: for a caller that says
     the outage itself, once, and starts again and again while it lasts, as the timeline mirror).
 
     When the deadline passes the client is closed (no `Unclosed AIOKafka…` warning) and BrokerUnreachable says
-    where we tried and how to change the wait (`wait_set_by`: what sets `deadline`); any other error from `start()`,
-    or a cancellation, closes it too, and is raised.
+    where we tried and how to change the wait (`wait_set_by`, which every caller gives: `CONNECT_TIMEOUT` when the
+    setting is `deadline`, else `fixed_wait`); any other error from `start()`, or a cancellation, closes it too, and
+    is raised. Only the retries end at the deadline, never an attempt under way (a transactional producer's start
+    waits for its producer id with no limit: `Transactions._start` cuts it).
     """
     kind, servers = type(client).__name__, _servers(client)
     (log.debug if quiet else log.info)("kafka_connecting", client=kind, bootstrap=servers, timeout_s=deadline)

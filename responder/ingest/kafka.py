@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from responder.ingest.admin import ensure_topics
-from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, publish, stop_consumer
+from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, fixed_wait, publish, stop_consumer
 from responder.ingest.coordinator import commit_unless_dead, fresh, polled
 from responder.ingest.copartition import CoPartitionedAssignor
 from responder.ingest.dlq import DLQ_MAX_BYTES
@@ -32,6 +32,8 @@ __all__ = ["KafkaIngest", "OnAssigned", "OnRevoked", "_start_with_retry", "all_p
            "ensure_topics", "publish", "stop_consumer", "to_raw"]
 
 log = structlog.get_logger(__name__)
+
+ALERTS = "the alert ingest"  # its clients' fixed wait's name (`fixed_wait`) when no setting sets it
 
 
 async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
@@ -120,10 +122,11 @@ class KafkaIngest:
         return None if idle_ms is None else FetchWait(  # responder/ingest/fetchwait.py
             self.consumer, busy_ms=busy_ms, idle_ms=idle_ms)
 
-    async def start(self, deadline: float = 30.0) -> None:
-        """Connect both clients, retrying bootstrap."""
-        await _start_with_retry(self.producer, deadline)
-        await self.start_consumer(deadline)
+    async def start(self, deadline: float = 30.0, *, wait_set_by: str | None = None) -> None:
+        """Connect both clients, retrying bootstrap for `deadline` s: what `wait_set_by` sets (a setting, for
+        BrokerUnreachable to name), else a fixed wait (`fixed_wait`)."""
+        await _start_with_retry(self.producer, deadline, wait_set_by=wait_set_by or fixed_wait(ALERTS, deadline))
+        await self.start_consumer(deadline, wait_set_by=wait_set_by)
 
     async def renew(self) -> None:
         """Close the consumer (its group coordinator died: responder/ingest/coordinator.py) and create a new one with
@@ -133,11 +136,11 @@ class KafkaIngest:
         self.held.clear()
         self.fetch_wait = self._fetch_wait()
 
-    async def start_consumer(self, deadline: float = 30.0) -> None:
+    async def start_consumer(self, deadline: float = 30.0, *, wait_set_by: str | None = None) -> None:
         """Start the consumer alone (the producer runs on): it joins its group, or assigns itself its partitions."""
         if not self.manual_assignment:
             self.consumer.subscribe(self.topics, listener=self._listener)
-        await _start_with_retry(self.consumer, deadline)
+        await _start_with_retry(self.consumer, deadline, wait_set_by=wait_set_by or fixed_wait(ALERTS, deadline))
         if self.manual_assignment:
             await self._assign_all()
         log.info("consumer_started", topics=self.topics, manual_assignment=self.manual_assignment)

@@ -43,6 +43,7 @@ from aiokafka import TopicPartition
 from responder.errors_kafka import ConsumerRebuildsExhausted, CoordinatorDied, CoordinatorLost
 from responder.exception_groups import only
 from responder.ingest.approvals import ApprovalIngest
+from responder.ingest.clients import CONNECT_TIMEOUT
 from responder.ingest.coordinator import REBUILDS, WINDOW_S, RebuildBudget, caught_up
 from responder.ingest.kafka import KafkaIngest
 from responder.models.event import RawRecord
@@ -160,7 +161,8 @@ class ConsumerRebuilds(PartitionKeeping, ConsumerWatch):
             return False
         await ingest.renew()  # the old one closed before the new one starts: never two side by side
         return await bounded(lambda: ingest.consumer, consumer,
-                             lambda: ingest.start_consumer(self.settings.kafka_connect_timeout), self._stop,
+                             lambda: ingest.start_consumer(self.settings.kafka_connect_timeout,
+                                                           wait_set_by=CONNECT_TIMEOUT), self._stop,
                              self.start_timeout())
 
     def _rebuilding_why(self) -> str | None:

@@ -21,6 +21,7 @@ from responder.exception_groups import cancel_requests
 from responder.fleet_digest import fleet_digest
 from responder.ingest import txnprobe
 from responder.ingest.approvals import ApprovalIngest, KafkaPublisher
+from responder.ingest.clients import CONNECT_TIMEOUT
 from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection
@@ -51,7 +52,7 @@ class Running(SignedLoops):
             self._recover()
         else:
             await self.fleet.changelog.start(self.settings.kafka_connect_timeout,
-                                             wait_set_by="RESPONDER_KAFKA_CONNECT_TIMEOUT")
+                                             wait_set_by=CONNECT_TIMEOUT)
             self.fleet.changelog.txn = await txnprobe.choose(
                 self.settings.kafka_transactions, str(self.settings.kafka_bootstrap), self.fleet.changelog.topic,
                 self.settings.group_id, options=self.kafka_options)
@@ -95,8 +96,8 @@ class Running(SignedLoops):
     async def _consume_until_stopped(self) -> None:
         """Start the clients (the groups join at once: after a crash each may wait for its dead member's
         session), then run the alert, approval and operator loops until asked to stop or one fails."""
-        wait = self.settings.kafka_connect_timeout
-        await self.publisher.start(wait)
+        wait = self.settings.kafka_connect_timeout  # RESPONDER_KAFKA_CONNECT_TIMEOUT, which each start names
+        await self.publisher.start(wait, wait_set_by=CONNECT_TIMEOUT)
         self.reached_kafka = True  # these settings work (the topics checked too): a later BrokerUnreachable rejoins
         if self.operator_ingest is not None:
             await ensure_topics(str(self.settings.kafka_bootstrap), [
@@ -104,17 +105,18 @@ class Running(SignedLoops):
                 options=self.kafka_options)
         # each start bounded, and cancelled by a stop (responder/service/starts.py): aiokafka's waits for an assignment
         approvals = functools.partial(self._started, self.approvals, "approvals", functools.partial(
-            self.approvals.start, wait))
+            self.approvals.start, wait, wait_set_by=CONNECT_TIMEOUT))
         # a fleet member's decisions consumer (no group: nothing to wait for) fixes what it reads again, its end
         # offsets, before its alerts group joins: a decision sent while that join moves partitions is new to it
         first = self.approvals.reads_all
         if first and not await approvals():
             return
         starts = [] if first else [approvals()]
-        starts.append(self._started(self.ingest, "alerts", functools.partial(self.ingest.start, wait)))
+        starts.append(self._started(self.ingest, "alerts", functools.partial(
+            self.ingest.start, wait, wait_set_by=CONNECT_TIMEOUT)))
         if self.operator_ingest is not None:
             starts.append(self._started(self.operator_ingest, "operator", functools.partial(
-                self.operator_ingest.start, wait)))
+                self.operator_ingest.start, wait, wait_set_by=CONNECT_TIMEOUT)))
         if not await all_started(starts):
             return  # a stop came first: the started clients are closed as after a run
         if self._rebalance_error is not None:  # a manual assignment runs its callback inside start()
@@ -141,7 +143,7 @@ class Running(SignedLoops):
         return await await_topics(
             lambda: check_topics(bootstrap, needed, self.settings.topics, options=self.kafka_options,
                                  deadline=self.settings.kafka_connect_timeout,
-                                 wait_set_by="RESPONDER_KAFKA_CONNECT_TIMEOUT"),
+                                 wait_set_by=CONNECT_TIMEOUT),
             self._stop, report, retry_s=self.topic_retry_s, warn=warn)
 
     async def _close_started(self, shippers: list[Archiver | KafkaMirror]) -> None:

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 from responder.errors import BrokerUnreachable
 from responder.fleet import FleetState
-from responder.ingest import changelog, clients, deadletter, mirror, operator, reading, transactions
+from responder.ingest import approvals, changelog, clients, deadletter, kafka, mirror, operator, reading, transactions
 from responder.service import Service, running
 from responder.settings import Settings
 
@@ -54,7 +54,7 @@ def _no_broker(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     for module in (operator, deadletter):
         monkeypatch.setattr(module, "ensure_topics", nothing)
-    for module in (operator, deadletter, reading, clients, mirror, changelog, transactions):
+    for module in (operator, deadletter, reading, clients, mirror, changelog, transactions, approvals, kafka):
         monkeypatch.setattr(module, "_start_with_retry", quick)
         monkeypatch.setattr(module, "AIOKafkaProducer", _Down, raising=False)
         monkeypatch.setattr(module, "AIOKafkaConsumer", _Down, raising=False)
@@ -223,3 +223,48 @@ async def test_a_restore_s_changelog_read_names_its_fixed_wait(monkeypatch: pyte
     assert UNSET not in fleet.failed[0]
     assert "a changelog read's fixed 30s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in (
         fleet.failed[0])
+
+
+async def _publisher() -> None:
+    await approvals.KafkaPublisher("127.0.0.1:9").start()
+
+
+async def _decisions() -> None:
+    await approvals.ApprovalIngest("127.0.0.1:9", "responder.approvals", "g").start()
+
+
+async def _alerts() -> None:
+    await kafka.KafkaIngest("127.0.0.1:9", ["alerts"], "g", "dlq").start()
+
+
+@pytest.mark.parametrize(("start", "wait"), [
+    (_publisher, "the publisher's"), (_decisions, "the responder.approvals consumer's"),
+    (_alerts, "the alert ingest's"),
+], ids=["publisher", "decisions", "alerts"])
+async def test_a_client_started_with_its_default_wait_names_it_as_fixed(start: Any, wait: str) -> None:
+    """The publisher, the decisions (or operator) consumer and the alert ingest started with their default 30 s (a
+    tabletop's injects, tools) name that fixed wait; they named RESPONDER_KAFKA_CONNECT_TIMEOUT, which does not set
+    it."""
+    with pytest.raises(BrokerUnreachable) as raised:
+        await start()
+    assert UNSET not in str(raised.value)
+    assert f"{wait} fixed 30s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in str(raised.value)
+
+
+async def test_the_service_s_clients_wait_the_setting_and_name_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits: list[float]) -> None:
+    """The service's publisher, the first of its clients to start once its topics are there, waits
+    RESPONDER_KAFKA_CONNECT_TIMEOUT and names it."""
+    async def nothing(*_: Any, **__: Any) -> None:
+        return None
+
+    async def there(*_: Any, **__: Any) -> bool:
+        return True
+
+    monkeypatch.setattr(running, "check_connection", nothing)
+    monkeypatch.setattr(Service, "_writable_topics", there)
+    service = Service(Settings(kafka_bootstrap="127.0.0.1:9", timeline_path=tmp_path / "t.jsonl", dry_run=True,
+                               runbooks_dir=tmp_path, topics=["a"], kafka_connect_timeout=7.0), runbooks=[])
+    with pytest.RaisesGroup(pytest.RaisesExc(BrokerUnreachable, match=UNSET)):  # raised in the service's task group
+        await service.run()
+    assert waits == [7.0]

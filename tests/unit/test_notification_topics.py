@@ -96,7 +96,7 @@ async def test_the_service_starts_with_a_missing_notification_topic_and_says_so(
     async def reachable(*_: Any, **__: Any) -> None:
         return None
 
-    async def start(wait: float) -> None:
+    async def start(wait: float, **_: Any) -> None:  # it is told what sets its wait
         raise RuntimeError("consuming")
 
     monkeypatch.setattr(running, "check_connection", reachable)

@@ -4,6 +4,7 @@ came, so it is neither recorded nor counted again (a rolling restart is not a fl
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -121,14 +122,14 @@ async def _start_order(tmp_path, **fleet: str) -> list[str]:
                                approval_keys={"k1": "s"}, dry_run=True, **fleet), runbooks=[])
     order: list[str] = []
 
-    async def nothing(wait: float) -> None:
+    async def nothing(wait: float, **_: Any) -> None:  # each is told what sets its wait
         return None
 
-    async def approvals(wait: float) -> None:
+    async def approvals(wait: float, **_: Any) -> None:
         await asyncio.sleep(0.01)  # the end offsets' round trip
         order.append("decisions' end offsets")
 
-    async def alerts(wait: float) -> None:
+    async def alerts(wait: float, **_: Any) -> None:
         order.append("alerts group joins")
         raise ConnectionError("no broker here")
 

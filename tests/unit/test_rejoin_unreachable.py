@@ -54,10 +54,10 @@ def _first(tmp_path: Path, *, publisher_starts: bool) -> Service:
     service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", dry_run=True,
                                runbooks_dir=tmp_path, topics=["a"]), runbooks=[])
 
-    async def started(*_: Any) -> bool:
+    async def started(*_: Any, **__: Any) -> bool:  # a start is told what sets its wait too
         return True
 
-    async def unreachable(*_: Any) -> None:
+    async def unreachable(*_: Any, **__: Any) -> None:
         raise _at_start()
 
     service._writable_topics = started  # type: ignore[method-assign]

@@ -99,7 +99,7 @@ async def _first_start(tmp_path: Any, run: Callable[[Service, list[GroupConsumer
                                dry_run=True), aws=FakeIam(), runbooks=[])
     real, built = service.ingest.consumer, []
 
-    async def nothing(wait: float) -> None:
+    async def nothing(wait: float, **_: Any) -> None:  # it is told what sets its wait
         return None
 
     async def started() -> None:

@@ -10,7 +10,7 @@ from aiokafka.errors import KafkaConnectionError, UnsupportedVersionError
 from structlog.testing import capture_logs
 
 from responder.errors import BrokerUnreachable
-from responder.ingest.clients import _start_with_retry
+from responder.ingest.clients import CONNECT_TIMEOUT, _start_with_retry
 
 
 class _Client:
@@ -32,7 +32,7 @@ async def test_a_start_that_fails_otherwise_closes_the_client_and_raises_its_own
     """An error that is not a connection failure is raised as it is, after the client was stopped."""
     client = _Client(error)
     with pytest.raises(type(error)):
-        await _start_with_retry(client, deadline=0.2)
+        await _start_with_retry(client, deadline=0.2, wait_set_by=CONNECT_TIMEOUT)
     assert client.stops == 1
 
 
@@ -40,7 +40,7 @@ async def test_no_answer_within_the_deadline_closes_the_client_and_says_where() 
     """A connection failure is retried until the deadline, then the client is stopped and BrokerUnreachable raised."""
     client = _Client(KafkaConnectionError("no route"))
     with pytest.raises(BrokerUnreachable, match=r"no answer in 0\.2s"):
-        await _start_with_retry(client, deadline=0.2)
+        await _start_with_retry(client, deadline=0.2, wait_set_by=CONNECT_TIMEOUT)
     assert client.stops == 1
 
 
@@ -55,7 +55,7 @@ async def test_a_cancelled_start_closes_the_client() -> None:
             await asyncio.Event().wait()
 
     client = _Waiting(ValueError("never raised"))
-    task = asyncio.create_task(_start_with_retry(client, deadline=30))
+    task = asyncio.create_task(_start_with_retry(client, deadline=30, wait_set_by=CONNECT_TIMEOUT))
     await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -63,11 +63,11 @@ async def test_a_cancelled_start_closes_the_client() -> None:
     assert client.stops == 1
 
 
-async def test_by_default_each_failed_attempt_is_a_warning_and_the_connect_timeout_setting_is_named() -> None:
-    """Without `quiet`, each failed attempt is a `kafka_connect_failed` warning and BrokerUnreachable names
-    RESPONDER_KAFKA_CONNECT_TIMEOUT as what sets the wait."""
+async def test_each_failed_attempt_is_a_warning_and_the_setting_the_caller_names_is_named() -> None:
+    """Without `quiet`, each failed attempt is a `kafka_connect_failed` warning; BrokerUnreachable names what the
+    caller says sets the wait (here RESPONDER_KAFKA_CONNECT_TIMEOUT: no default, every caller says)."""
     with capture_logs() as logs, pytest.raises(BrokerUnreachable, match="RESPONDER_KAFKA_CONNECT_TIMEOUT sets the"):
-        await _start_with_retry(_Client(KafkaConnectionError("no route")), deadline=0.05)
+        await _start_with_retry(_Client(KafkaConnectionError("no route")), deadline=0.05, wait_set_by=CONNECT_TIMEOUT)
     assert ("kafka_connect_failed", "warning") in [(e["event"], e["log_level"]) for e in logs]
 
 

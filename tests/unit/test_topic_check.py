@@ -133,7 +133,7 @@ async def test_a_missing_deadletter_topic_holds_the_service_until_it_is_created(
     service.topic_retry_s = 0.01
     started: list[float] = []
 
-    async def start(wait: float) -> None:
+    async def start(wait: float, **_: Any) -> None:  # it is told what sets its wait
         started.append(wait)
         raise RuntimeError("consuming")  # far enough: the clients would start here
 
@@ -180,7 +180,7 @@ async def test_a_stop_asked_during_a_check_that_passes_starts_no_client(tmp_path
         service.request_stop()
         return []
 
-    async def start(wait: float) -> None:
+    async def start(wait: float, **_: Any) -> None:
         raise RuntimeError("a client started")
 
     monkeypatch.setattr(running, "check_connection", _reachable)
