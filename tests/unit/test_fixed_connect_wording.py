@@ -3,7 +3,7 @@ and the timeline mirror wait a fixed time for Kafka: their BrokerUnreachable nam
 the admin calls' does, not RESPONDER_KAFKA_CONNECT_TIMEOUT; a publish given that setting's wait names the setting; and
 the client started before the other's start failed is stopped. A partition's restore (its transactional producer, its
 changelog read) waits a fixed 30 s and says so too; a fleet member's changelog producer waits the setting and names
-it."""
+it, as the service's other clients do, which name their fixed 30 s when started with it (a tabletop's publisher)."""
 
 from __future__ import annotations
 
@@ -242,9 +242,7 @@ async def _alerts() -> None:
     (_alerts, "the alert ingest's"),
 ], ids=["publisher", "decisions", "alerts"])
 async def test_a_client_started_with_its_default_wait_names_it_as_fixed(start: Any, wait: str) -> None:
-    """The publisher, the decisions (or operator) consumer and the alert ingest started with their default 30 s (a
-    tabletop's injects, tools) name that fixed wait; they named RESPONDER_KAFKA_CONNECT_TIMEOUT, which does not set
-    it."""
+    """A client started with its default 30 s names that fixed wait, not RESPONDER_KAFKA_CONNECT_TIMEOUT."""
     with pytest.raises(BrokerUnreachable) as raised:
         await start()
     assert UNSET not in str(raised.value)
@@ -253,8 +251,7 @@ async def test_a_client_started_with_its_default_wait_names_it_as_fixed(start: A
 
 async def test_the_service_s_clients_wait_the_setting_and_name_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits: list[float]) -> None:
-    """The service's publisher, the first of its clients to start once its topics are there, waits
-    RESPONDER_KAFKA_CONNECT_TIMEOUT and names it."""
+    """The service's publisher (its first client to start) waits RESPONDER_KAFKA_CONNECT_TIMEOUT and names it."""
     async def nothing(*_: Any, **__: Any) -> None:
         return None
 

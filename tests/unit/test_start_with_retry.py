@@ -64,8 +64,7 @@ async def test_a_cancelled_start_closes_the_client() -> None:
 
 
 async def test_each_failed_attempt_is_a_warning_and_the_setting_the_caller_names_is_named() -> None:
-    """Without `quiet`, each failed attempt is a `kafka_connect_failed` warning; BrokerUnreachable names what the
-    caller says sets the wait (here RESPONDER_KAFKA_CONNECT_TIMEOUT: no default, every caller says)."""
+    """Each failed attempt is a `kafka_connect_failed` warning; BrokerUnreachable names what the caller says."""
     with capture_logs() as logs, pytest.raises(BrokerUnreachable, match="RESPONDER_KAFKA_CONNECT_TIMEOUT sets the"):
         await _start_with_retry(_Client(KafkaConnectionError("no route")), deadline=0.05, wait_set_by=CONNECT_TIMEOUT)
     assert ("kafka_connect_failed", "warning") in [(e["event"], e["log_level"]) for e in logs]

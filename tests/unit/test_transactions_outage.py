@@ -30,8 +30,7 @@ async def _txn(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 
 async def test_a_write_no_broker_acknowledges_fails_its_partition_within_the_end_deadline(txn: Transactions) -> None:
-    """The acks of a write in a full outage never come (its batch outlives its expiry); past `end_deadline` the
-    partition's transaction fails (rejoin), the other partition untouched, and its producer closes when revoked."""
+    """A write no broker acknowledges fails its partition alone (TransactionFailed) past `end_deadline`, then closes."""
     producer = txn.producers[0]
     assert isinstance(producer, OutageProducer)
     with pytest.raises(TransactionFailed, match=r"TimeoutError: .*send had no answer"):

@@ -20,8 +20,7 @@ from tests.txn_kit import NoProducerIdProducer
 
 async def test_a_start_whose_transaction_coordinator_is_never_found_fails_at_its_deadline(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """`assign` of a partition whose producer never gets its id raises BrokerUnreachable at the deadline, naming its
-    fixed wait; the producer is closed, its start's lookups ended, and not kept for the partition."""
+    """A start that never gets its producer id is cut at the deadline: BrokerUnreachable naming its wait, closed."""
     made: list[NoProducerIdProducer] = []
 
     def producer(**kwargs: Any) -> NoProducerIdProducer:
