@@ -3,7 +3,7 @@ and the timeline mirror wait a fixed time for Kafka: their BrokerUnreachable nam
 the admin calls' does, not RESPONDER_KAFKA_CONNECT_TIMEOUT; a publish given that setting's wait names the setting; and
 the client started before the other's start failed is stopped. A partition's restore (its transactional producer, its
 changelog read) waits a fixed 30 s and says so too; a fleet member's changelog producer waits the setting and names
-it, as the service's other clients do, which name their fixed 30 s when started with it (a tabletop's publisher)."""
+it."""
 
 from __future__ import annotations
 
@@ -13,51 +13,26 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
 from structlog.testing import capture_logs
 
 from responder.errors import BrokerUnreachable
 from responder.fleet import FleetState
-from responder.ingest import approvals, changelog, clients, deadletter, kafka, mirror, operator, reading, transactions
+from responder.ingest import changelog, clients, deadletter, mirror, operator, reading, transactions
 from responder.service import Service, running
 from responder.settings import Settings
-
-UNSET = "RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait"
-
-
-class _Down:
-    """A client whose bootstrap no broker answers."""
-
-    def __init__(self, *_: Any, **__: Any) -> None:
-        self.stopped = False
-
-    async def start(self) -> None:
-        raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9)]")
-
-    async def stop(self) -> None:
-        self.stopped = True
+from tests.connect_kit import UNSET, Down, no_broker
 
 
 @pytest.fixture(autouse=True, name="waits")
 def _no_broker(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Every client's start fails at once, its retries cut to 0.2 s (the wording is the fixed deadline's); the
     deadlines the clients were given are listed."""
-    real = clients._start_with_retry
-    waits: list[float] = []
-
-    async def quick(client: Any, deadline: float, **kwargs: Any) -> None:
-        waits.append(deadline)
-        await real(client, 0.2, **kwargs)
-
     async def nothing(*_: Any, **__: Any) -> None:
         return None
 
     for module in (operator, deadletter):
         monkeypatch.setattr(module, "ensure_topics", nothing)
-    for module in (operator, deadletter, reading, clients, mirror, changelog, transactions, approvals, kafka):
-        monkeypatch.setattr(module, "_start_with_retry", quick)
-        monkeypatch.setattr(module, "AIOKafkaProducer", _Down, raising=False)
-        monkeypatch.setattr(module, "AIOKafkaConsumer", _Down, raising=False)
+    waits = no_broker(monkeypatch, (operator, deadletter, reading, clients, mirror, changelog, transactions))
     monkeypatch.setattr(clients, "check_connection", nothing)
     monkeypatch.setattr(operator, "ReplyFilter", lambda *_: None)  # no request is read: none is sent
     return waits
@@ -93,7 +68,7 @@ async def test_a_dead_letter_replay_names_its_fixed_wait(monkeypatch: pytest.Mon
     assert "a dead-letter replay's fixed 15s deadline" in str(raised.value)
 
 
-class _Up(_Down):
+class _Up(Down):
     """A client that starts."""
 
     async def start(self) -> None:
@@ -118,17 +93,17 @@ async def test_a_client_started_before_another_failed_to_start_is_stopped(
     async def nothing(*_: Any, **__: Any) -> None:
         return None
 
-    made: list[_Down] = []
+    made: list[Down] = []
 
-    def client(kind: type[_Down]) -> Any:
+    def client(kind: type[Down]) -> Any:
         return lambda *a, **k: made.append(kind(*a, **k)) or made[-1]
 
     monkeypatch.setattr(deadletter, "check_connection", nothing)
     for name in ("AIOKafkaProducer", "AIOKafkaConsumer"):
-        monkeypatch.setattr(module, name, client(_Up if name == first else _Down))
+        monkeypatch.setattr(module, name, client(_Up if name == first else Down))
     with pytest.raises(BrokerUnreachable):
         await run()
-    assert sorted((type(c).__name__, c.stopped) for c in made) == [("_Down", True), ("_Up", True)]
+    assert sorted((type(c).__name__, c.stopped) for c in made) == [("Down", True), ("_Up", True)]
 
 
 async def test_a_read_to_a_topic_s_end_names_its_fixed_wait() -> None:
@@ -158,8 +133,8 @@ async def test_the_timeline_mirror_names_its_fixed_wait_as_fixed_wait_does() -> 
     `timeline_mirror_unavailable`)."""
     mirrored = mirror.KafkaMirror("127.0.0.1:9", "timeline", retry_delay=0.001)
     await mirrored.producer.stop()  # the real one, never started
-    mirrored.make_producer = _Down  # type: ignore[assignment]
-    mirrored.producer = _Down()  # type: ignore[assignment]
+    mirrored.make_producer = Down  # type: ignore[assignment]
+    mirrored.producer = Down()  # type: ignore[assignment]
     with capture_logs() as logs:
         task = asyncio.create_task(mirrored.run())
         async with asyncio.timeout(10):
@@ -224,44 +199,3 @@ async def test_a_restore_s_changelog_read_names_its_fixed_wait(monkeypatch: pyte
     assert "a changelog read's fixed 30s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in (
         fleet.failed[0])
 
-
-async def _publisher() -> None:
-    await approvals.KafkaPublisher("127.0.0.1:9").start()
-
-
-async def _decisions() -> None:
-    await approvals.ApprovalIngest("127.0.0.1:9", "responder.approvals", "g").start()
-
-
-async def _alerts() -> None:
-    await kafka.KafkaIngest("127.0.0.1:9", ["alerts"], "g", "dlq").start()
-
-
-@pytest.mark.parametrize(("start", "wait"), [
-    (_publisher, "the publisher's"), (_decisions, "the responder.approvals consumer's"),
-    (_alerts, "the alert ingest's"),
-], ids=["publisher", "decisions", "alerts"])
-async def test_a_client_started_with_its_default_wait_names_it_as_fixed(start: Any, wait: str) -> None:
-    """A client started with its default 30 s names that fixed wait, not RESPONDER_KAFKA_CONNECT_TIMEOUT."""
-    with pytest.raises(BrokerUnreachable) as raised:
-        await start()
-    assert UNSET not in str(raised.value)
-    assert f"{wait} fixed 30s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in str(raised.value)
-
-
-async def test_the_service_s_clients_wait_the_setting_and_name_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits: list[float]) -> None:
-    """The service's publisher (its first client to start) waits RESPONDER_KAFKA_CONNECT_TIMEOUT and names it."""
-    async def nothing(*_: Any, **__: Any) -> None:
-        return None
-
-    async def there(*_: Any, **__: Any) -> bool:
-        return True
-
-    monkeypatch.setattr(running, "check_connection", nothing)
-    monkeypatch.setattr(Service, "_writable_topics", there)
-    service = Service(Settings(kafka_bootstrap="127.0.0.1:9", timeline_path=tmp_path / "t.jsonl", dry_run=True,
-                               runbooks_dir=tmp_path, topics=["a"], kafka_connect_timeout=7.0), runbooks=[])
-    with pytest.RaisesGroup(pytest.RaisesExc(BrokerUnreachable, match=UNSET)):  # raised in the service's task group
-        await service.run()
-    assert waits == [7.0]
