@@ -48,8 +48,23 @@ async def _cut_short(producer: Any) -> None:
         await asyncio.wait([sender], timeout=1.0)
     accumulator = getattr(producer, "_message_accumulator", None)
     if accumulator is not None:
-        accumulator.fail_all(KafkaError("the producer's stop was cut short"))
+        _fail_all(accumulator, KafkaError("the producer's stop was cut short"))
     client = getattr(producer, "client", None)
     if client is not None:
         with contextlib.suppress(KafkaError, OSError):
             await client.close()
+
+
+def _fail_all(accumulator: Any, exc: KafkaError) -> None:
+    """Fail every batch as aiokafka's `fail_all` does, leaving asyncio nothing to log as a bug (aiokafka 0.12 to
+    0.14): a batch never taken by the sender (its partition waiting for its addition to the transaction) has a drain
+    waiter nobody awaits, its exception "never retrieved"; a batch queued again after a retriable error is no longer
+    among the pending batches, from which the callback its first send set removes it (a KeyError "in callback")."""
+    queued = [batch for batches in accumulator._batches.values() for batch in batches]
+    accumulator._pending_batches.update(batch for batch in queued if batch.retry_count)  # where that callback looks
+    batches = [*queued, *accumulator._pending_batches]
+    accumulator.fail_all(exc)
+    for batch in batches:
+        waiter = batch._drain_waiter
+        if waiter.done() and not waiter.cancelled():
+            waiter.exception()  # retrieved
