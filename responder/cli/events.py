@@ -129,6 +129,7 @@ def publish_cmd(
     bootstrap: BootstrapOpt = None,
 ) -> None:
     """Publish each file as one record (JSON Lines: one per line), optionally HMAC-signed."""
+    from responder.ingest.clients import CONNECT_TIMEOUT
     from responder.ingest.kafka import publish
     from responder.ingest.security import kafka_client_options
 
@@ -150,7 +151,7 @@ def publish_cmd(
                 headers = signed_headers(sign_key_id, secret, value) if sign_key_id and secret else []
                 await publish(server, topic, [value], key=key.encode() if key else None, headers=headers,
                               options=options, connect_timeout=settings.kafka_connect_timeout,
-                              wait_set_by="RESPONDER_KAFKA_CONNECT_TIMEOUT")
+                              wait_set_by=CONNECT_TIMEOUT)
                 sent += 1
         return sent
 
