@@ -1,16 +1,20 @@
 """Changelog producers without Kafka: transactional ones that record or fail their transactions (`fake_transactions`
-puts them under a `Transactions`), aiokafka's own whose group coordinator is never found or that no broker answers,
-and a plain one whose acks fail, under a changelog of its own."""
+puts them under a `Transactions`), aiokafka's own whose group coordinator is never found or lost, or that no broker
+answers, and a plain one whose acks fail, under a changelog of its own; what asyncio complains of meanwhile
+(`loop_complaints`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.client import CoordinationType
-from aiokafka.errors import CoordinatorNotAvailableError, NodeNotReadyError
+from aiokafka.errors import CoordinatorNotAvailableError, KafkaConnectionError, NodeNotReadyError
 from aiokafka.protocol.metadata import MetadataResponse_v0
 from aiokafka.protocol.transaction import (
     AddPartitionsToTxnRequest,
@@ -155,6 +159,32 @@ class LostGroupProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is 
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+
+class GroupLostProducer(LostGroupProducer):
+    """The same, but the group coordinator's lookup loses its connection (a killed broker's reset): aiokafka 0.14's
+    sender routine ends for good ("Unexpected error during batch delivery"), failing the open transaction."""
+
+    async def _lookup(self, kind: Any, key: str) -> int:
+        if kind == CoordinationType.GROUP:
+            self.group_lookups += 1
+            raise KafkaConnectionError("Connection at 127.0.0.1 closed (reset by the killed broker)")
+        return 0
+
+
+@contextlib.contextmanager
+def loop_complaints() -> Iterator[list[str]]:
+    """The messages asyncio's exception handler is given in the block ("Future exception was never retrieved",
+    "Exception in callback …"), what was left unreferenced collected at its end."""
+    loop = asyncio.get_running_loop()
+    said: list[str] = []
+    handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: said.append(context["message"]))
+    try:
+        yield said
+        gc.collect()
+    finally:
+        loop.set_exception_handler(handler)
 
 
 class OutageProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped

@@ -1,5 +1,6 @@
 """An aiokafka producer closed within a deadline (`stop_producer`), and what a stop cut short left ended
-(`_cut_short`): its stop can wait for good on a transactional request whose coordinator is lost."""
+(`_cut_short`): its stop can wait for good on a transactional request whose coordinator is lost. What a closed
+producer left failed is retrieved (`_fail_all`, `_transaction_end_seen`): asyncio logs nothing that reads as a bug."""
 
 from __future__ import annotations
 
@@ -23,17 +24,29 @@ async def stop_producer(producer: Any, deadline: float, **context: Any) -> bool:
     cancelled and what it left is ended (`_cut_short`). A cancel of the caller is raised (`asyncio.timeout` tells it
     from the deadline's by the task's cancel requests: tests/unit/test_producer_stop.py)."""
     try:
-        async with asyncio.timeout(deadline):
-            await producer.stop()
-    except TimeoutError:
-        log.error("kafka_producer_stop_cut_short", waited_s=deadline, **context,
-                  detail="its batches or its transactional request wait for Kafka (a lost coordinator?): cancelled")
-    except KafkaError as exc:  # its sender's request failed as the stop awaited it: the connections are still open
-        log.warning("kafka_producer_stop_failed", error=f"{type(exc).__name__}: {exc}", **context)
-    else:
-        return True
-    await _cut_short(producer)
-    return False
+        try:
+            async with asyncio.timeout(deadline):
+                await producer.stop()
+        except TimeoutError:
+            log.error("kafka_producer_stop_cut_short", waited_s=deadline, **context,
+                      detail="its batches or its transactional request wait for Kafka (a lost coordinator?): cancelled")
+        except KafkaError as exc:  # its sender's request failed as the stop awaited it: the connections are still open
+            log.warning("kafka_producer_stop_failed", error=f"{type(exc).__name__}: {exc}", **context)
+        else:
+            return True
+        await _cut_short(producer)
+        return False
+    finally:
+        _transaction_end_seen(producer)
+
+
+def _transaction_end_seen(producer: Any) -> None:
+    """The end of a closed producer's transaction, which nothing will await now: its failure retrieved (aiokafka 0.12
+    to 0.14 fail it when the sender routine dies, and asyncio logs "Future exception was never retrieved" for it once
+    the producer is freed: a dead producer's partition, revoked before its rejoin)."""
+    waiter = getattr(getattr(producer, "_txn_manager", None), "_transaction_waiter", None)
+    if isinstance(waiter, asyncio.Future) and waiter.done() and not waiter.cancelled():
+        waiter.exception()  # retrieved
 
 
 async def _cut_short(producer: Any) -> None:

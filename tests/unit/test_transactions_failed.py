@@ -5,6 +5,7 @@ ChangelogError (CI 2026-12-06: aiokafka's sender routine died on a killed broker
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from aiokafka import TopicPartition
@@ -20,7 +21,7 @@ from aiokafka.errors import (
 from responder.errors_kafka import ChangelogError, TransactionFailed
 from responder.ingest.transactions import Transactions
 from responder.service.rejoinreasons import rejoin_reason
-from tests.txn_kit import FailingTxnProducer, fake_transactions
+from tests.txn_kit import FailingTxnProducer, GroupLostProducer, fake_transactions, loop_complaints
 
 TP4 = TopicPartition("alerts", 4)
 
@@ -114,3 +115,16 @@ async def test_kafka_cut_off_past_the_deadline_is_a_transaction_failure(monkeypa
     with pytest.raises(TransactionFailed) as raised:
         await txn.commit({TP4: 3})
     assert rejoin_reason(raised.value) == "transaction_failed"
+
+
+async def test_aiokafka_s_producer_whose_sender_died_fails_and_closes_leaving_asyncio_nothing_to_log(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiokafka's producer, its sender dead in the offsets' commit: TransactionFailed, closed, nothing unretrieved."""
+    # aiokafka logs the dead sender with its traceback, which pytest's log capture would keep (and the producer with it)
+    monkeypatch.setattr(logging.getLogger("aiokafka.producer.sender"), "disabled", True)
+    with loop_complaints() as said:
+        txn = await fake_transactions(monkeypatch, [4], GroupLostProducer)
+        with pytest.raises(TransactionFailed, match="Unexpected error during batch delivery"):
+            await asyncio.wait_for(txn.commit({TP4: 7}), 3.0)  # a hang guard
+        await asyncio.wait_for(txn.revoke([4]), 3.0)  # a hang guard
+    assert said == []

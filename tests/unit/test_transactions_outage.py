@@ -8,15 +8,13 @@ its producer (responder/ingest/txnstate.py). Real aiokafka producers over a clie
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from responder.errors_kafka import TransactionFailed
 from responder.ingest.transactions import Transactions
-from tests.txn_kit import LeaderDownProducer, OutageProducer, fake_transactions
+from tests.txn_kit import LeaderDownProducer, OutageProducer, fake_transactions, loop_complaints
 
 
 @pytest.fixture(name="txn", params=[OutageProducer, LeaderDownProducer], ids=["nothing answers", "leader down"])
@@ -46,16 +44,9 @@ async def test_a_write_no_broker_acknowledges_fails_its_partition_within_the_end
 
 async def test_a_producer_closed_with_undelivered_batches_leaves_asyncio_nothing_to_log(txn: Transactions) -> None:
     """The revocation's stop, cut short, fails the batches: no "never retrieved" and no "Exception in callback"."""
-    loop = asyncio.get_running_loop()
-    said: list[dict[str, Any]] = []
-    handler = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _, context: said.append(context))
-    try:
+    with loop_complaints() as said:
         with pytest.raises(TransactionFailed):
             await asyncio.wait_for(txn.write(0, [(b"inc-1", b"{}")], urgent=True), 3.0)  # a hang guard
         await asyncio.wait_for(txn.revoke([0]), 5.0)  # a hang guard
         await asyncio.sleep(0)  # the failed batches' done callbacks run
-        gc.collect()  # the closed producer's batches (and their drain waiters) are freed
-    finally:
-        loop.set_exception_handler(handler)
-    assert [context["message"] for context in said] == []
+    assert said == []
