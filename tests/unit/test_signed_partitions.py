@@ -111,7 +111,7 @@ async def test_a_member_started_after_the_partition_was_added_reads_its_earlier_
     ingest.consumer = consumer = _Consumer({0, 1}, [], {})
     ends = {_tp(0): 4, _tp(1): 2}
 
-    async def _nothing(client: Any, deadline: float) -> None:
+    async def _nothing(client: Any, deadline: float, **_: Any) -> None:  # wait_set_by, which every caller names
         return None
 
     async def _all(client: Any, topics: list[str]) -> list[TopicPartition]:
