@@ -54,6 +54,22 @@ def _watcher(watched: Callable[..., Awaitable[None]] | None = None) -> Any:
                            _watched=watched or quiet)
 
 
+def _given_up(consumer: _Consumer) -> tuple[list[bool], Callable[[], Awaitable[None]], Callable[..., Awaitable[None]]]:
+    """What the commit said (True: went through, False: given up), a commit through `unless_abandoned`, and a watch
+    that gives the consumer up (`abandon`) and raises CoordinatorDied, as `_watched` does."""
+    committed: list[bool] = []
+
+    async def commit() -> None:
+        committed.append(await unless_abandoned(consumer, consumer.commit()))
+
+    async def lost(*_: Any) -> None:
+        cause = CoordinatorLost("its group coordinator unknown for 170 s")
+        abandon(consumer, cause)
+        raise CoordinatorDied("operator", cause)
+
+    return committed, commit, lost
+
+
 def _watching(service: Any, consumer: Any, commit: Awaitable[None]) -> Awaitable[None]:
     return ConsumerWatch._watching(service, SimpleNamespace(consumer=consumer), "operator", commit)
 
@@ -173,15 +189,7 @@ async def test_a_consumer_given_up_ends_the_commit_s_task_never_the_loop_s() -> 
     """`abandon` cancels the task awaiting the commit (`unless_abandoned`): `_watching`'s, not the loop's, which has
     no cancel request to take back, and goes on to its next poll (there: CoordinatorDied, a rebuild)."""
     consumer = _Consumer()
-    committed: list[bool] = []
-
-    async def commit() -> None:
-        committed.append(await unless_abandoned(consumer, consumer.commit()))
-
-    async def lost(*_: Any) -> None:
-        cause = CoordinatorLost("its group coordinator unknown for 170 s")
-        abandon(consumer, cause)
-        raise CoordinatorDied("operator", cause)
+    committed, commit, lost = _given_up(consumer)
 
     async def loop_() -> int:
         await _watching(_watcher(lost), consumer, commit())
@@ -202,15 +210,7 @@ async def test_a_consumer_given_up_ends_the_commit_even_with_a_cancel_request_le
     """Python 3.11's TaskGroup may leave its cancel request in its parent (`cancel_requests`): the commit's task is
     its own, so `abandon`'s cancel is still the only one it has, and the commit ends as given up."""
     consumer = _Consumer()
-    committed: list[bool] = []
-
-    async def commit() -> None:
-        committed.append(await unless_abandoned(consumer, consumer.commit()))
-
-    async def lost(*_: Any) -> None:
-        cause = CoordinatorLost("lost")
-        abandon(consumer, cause)
-        raise CoordinatorDied("operator", cause)
+    committed, commit, lost = _given_up(consumer)
 
     async def loop_() -> None:
         task = asyncio.current_task()
