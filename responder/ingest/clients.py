@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, ProducerFenced
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    ProducerFenced,
+    TransactionCoordinatorFenced,
+)
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -124,10 +131,14 @@ def transient_send(exc: BaseException) -> bool:
     return isinstance(exc, KafkaTimeoutError) or (isinstance(exc, KafkaError) and bool(exc.retriable))
 
 
+FENCES = (ProducerFenced, InvalidProducerEpoch, TransactionCoordinatorFenced)
+"""What a fenced producer gets (aiokafka's names for a newer epoch of its transactional id). Not every error named
+after an epoch: aiokafka's StaleLeaderEpochCodeError is Kafka's error 13, NETWORK_EXCEPTION, a cut-off."""
+
+
 def fenced_error(exc: BaseException) -> bool:
-    """ProducerFenced, or aiokafka's other name for it (InvalidProducerEpoch / fenced transactional id)."""
-    name = type(exc).__name__.lower()
-    return isinstance(exc, ProducerFenced) or "fenced" in name or "epoch" in name
+    """One of `FENCES`, or another aiokafka error named a fence."""
+    return isinstance(exc, FENCES) or "fenced" in type(exc).__name__.lower()
 
 
 async def resending(producer: Any, topic: str, send: Callable[[], Awaitable[T]], *,

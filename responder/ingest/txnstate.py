@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Sequence
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, StaleLeaderEpochCodeError
 
 from responder.errors_kafka import ChangelogError, ReplicaFenced, TransactionFailed
 from responder.ingest.clients import SEND_DEADLINE, fenced_error, send_all, transient_send
@@ -97,7 +97,8 @@ class TxnState:
     def _failed(self, partition: int, producer: AIOKafkaProducer, exc: Exception) -> ChangelogError:
         """Failed for good: its records are in no committed transaction, so p takes nothing more until revoked. A
         fence; TransactionFailed (rejoin) if Kafka was cut off (no answer in time, transient past the deadline, a dead
-        producer: a bare KafkaError); else ChangelogError (an ACL, a record too large, an aiokafka assertion)."""
+        producer: a bare KafkaError; NETWORK_EXCEPTION, aiokafka's StaleLeaderEpochCodeError); else ChangelogError (an
+        ACL, a record too large, an aiokafka assertion)."""
         if self.producers.get(partition) is not producer:  # revoked meanwhile: a plain ChangelogError, no change
             return ChangelogError(f"changelog {self.topic}[{partition}] was revoked as its transaction failed: {exc!r}")
         self._open.pop(partition, None)
@@ -110,7 +111,8 @@ class TxnState:
             self.failed[partition] = ReplicaFenced(f"changelog {self.topic}[{partition}]: this replica was fenced "
                                                    f"({type(exc).__name__}): another replica owns the partition now")
             return self.failed[partition]
-        cut_off = isinstance(exc, TimeoutError) or transient_send(exc) or type(exc) is KafkaError
+        cut_off = (isinstance(exc, TimeoutError | StaleLeaderEpochCodeError) or transient_send(exc)
+                   or type(exc) is KafkaError)
         self.failed[partition] = (TransactionFailed if cut_off else ChangelogError)(
             f"changelog {self.topic}[{partition}] transaction failed: {type(exc).__name__}: {exc}")
         return self.failed[partition]

@@ -11,14 +11,18 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
+    InvalidProducerEpoch,
     KafkaConnectionError,
     KafkaError,
     MessageSizeTooLargeError,
+    ProducerFenced,
     RequestTimedOutError,
+    StaleLeaderEpochCodeError,
     TopicAuthorizationFailedError,
+    TransactionCoordinatorFenced,
 )
 
-from responder.errors_kafka import ChangelogError, TransactionFailed
+from responder.errors_kafka import ChangelogError, ReplicaFenced, TransactionFailed
 from responder.ingest.transactions import Transactions
 from responder.service.rejoinreasons import rejoin_reason
 from tests.txn_kit import FailingTxnProducer, GroupLostProducer, fake_transactions, loop_complaints
@@ -101,10 +105,10 @@ async def test_a_permanent_failure_is_a_plain_changelog_error_that_does_not_rejo
 
 
 @pytest.mark.parametrize("error", [KafkaConnectionError("reset"), RequestTimedOutError(),
-                                   TimeoutError("no answer from the coordinator")])
+                                   TimeoutError("no answer from the coordinator"), StaleLeaderEpochCodeError()])
 async def test_kafka_cut_off_past_the_deadline_is_a_transaction_failure(monkeypatch, error):
-    """A connection lost, a transient error past the send deadline or the coordinator's silence (the end deadline's
-    TimeoutError) is a TransactionFailed: the replica rejoins."""
+    """A connection lost, a transient error past the send deadline, the coordinator's silence (the end deadline's
+    TimeoutError) or Kafka's NETWORK_EXCEPTION (aiokafka's StaleLeaderEpochCodeError) is a TransactionFailed."""
 
     class _CutOff(FailingTxnProducer):
         async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
@@ -115,6 +119,21 @@ async def test_kafka_cut_off_past_the_deadline_is_a_transaction_failure(monkeypa
     with pytest.raises(TransactionFailed) as raised:
         await txn.commit({TP4: 3})
     assert rejoin_reason(raised.value) == "transaction_failed"
+    assert txn.fenced == set()
+
+
+@pytest.mark.parametrize("error", [ProducerFenced(), InvalidProducerEpoch(), TransactionCoordinatorFenced()])
+async def test_a_fence_is_a_replica_fenced(monkeypatch, error):
+    """A fenced producer, an epoch its coordinator no longer takes, or a fenced coordinator is a ReplicaFenced."""
+
+    class _Fenced(FailingTxnProducer):
+        async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
+            raise error
+
+    txn = await fake_transactions(monkeypatch, [4], _Fenced)
+    with pytest.raises(ReplicaFenced):
+        await txn.commit({TP4: 3})
+    assert txn.fenced == {4}
 
 
 async def test_aiokafka_s_producer_whose_sender_died_fails_and_closes_leaving_asyncio_nothing_to_log(
