@@ -6,11 +6,14 @@ import gc
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from responder import log, tracing
+
+if TYPE_CHECKING:
+    from tests.modelkit import Keys
 
 pytest_plugins = ["responder.sandbox.fixtures"]
 
@@ -51,6 +54,14 @@ def _unique() -> str:
 def _runbooks_dir() -> Path:
     """The repository's runbooks/."""
     return ROOT / "runbooks"
+
+
+@pytest.fixture(name="keys")
+def _keys(tmp_path: Path) -> Keys:
+    """A trusted and an untrusted ECDSA key pair (model signing), under `tmp_path/keys`."""
+    from tests.modelkit import make_keys
+
+    return make_keys(tmp_path / "keys")
 
 
 @pytest.fixture

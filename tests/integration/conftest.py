@@ -1,11 +1,11 @@
 """Fixtures shared by the integration test modules (the broker and moto server ones come from
-responder.sandbox.fixtures, through tests/conftest.py); the model registry tests' `keys` and `s3store`."""
+responder.sandbox.fixtures, through tests/conftest.py); the model registry tests' `s3store`
+(their `keys` is tests/conftest.py's)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from aiokafka.errors import IncompatibleBrokerVersion
@@ -17,7 +17,7 @@ from responder.ingest.kafka import ensure_topics
 from responder.ingest.txnprobe import supported
 from tests.http import Receiver
 from tests.integration.harness import grow_partitions
-from tests.modelkit import BUCKET, URL, Keys, make_keys
+from tests.modelkit import BUCKET, URL
 
 
 @pytest.fixture(name="transactional")
@@ -64,12 +64,6 @@ def _receiver() -> Iterator[Receiver]:
         rec.server.shutdown()
         rec.server.server_close()
         thread.join(5)
-
-
-@pytest.fixture(name="keys")
-def _keys(tmp_path: Path) -> Keys:
-    """A trusted and an untrusted ECDSA key pair."""
-    return make_keys(tmp_path / "keys")
 
 
 @pytest.fixture(name="s3store")

@@ -1,4 +1,4 @@
-"""Fixtures shared by the unit test modules."""
+"""Fixtures shared by the unit test modules (`keys` is tests/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,7 @@ from pathlib import Path
 import pytest
 
 from responder.actuators.model.local import LocalStore
-from tests.modelkit import Keys, make_keys, publish
-
-
-@pytest.fixture(name="keys")
-def _keys(tmp_path: Path) -> Keys:
-    """A trusted and an untrusted ECDSA key pair (model signing)."""
-    return make_keys(tmp_path / "keys")
+from tests.modelkit import Keys, publish
 
 
 @pytest.fixture(name="registry")
