@@ -6,7 +6,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from model_signing import signing as ms_signing
 
 from responder.actuators import registry
 from responder.actuators.aws.session import AwsSession
@@ -14,7 +13,7 @@ from responder.actuators.model.params import RollbackParams
 from responder.actuators.model.s3 import S3Store
 from responder.actuators.model.selection import check
 from responder.actuators.model.signing import Reason
-from tests.modelkit import BUCKET, URL, Keys, context, copy_version, make_model, publish
+from tests.modelkit import BUCKET, URL, Keys, context, copy_version, legacy_sign, make_model, publish
 
 ROLLBACK = registry.get("model.rollback_to_last_signed")
 
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.integration
 async def _legacy_under_served(aws: AwsSession, store: S3Store, tmp_path: Path, keys: Keys) -> None:
     """v1, v2 signed with statements and v2 served; a registry writer replaces v2's objects by an old legacy version."""
     old = make_model(tmp_path / "old", "fraud-v0-weights")
-    ms_signing.Config().use_elliptic_key_signer(private_key=keys.private).sign(old, old.with_name("model.sig"))
+    legacy_sign(old, keys.private, old.with_name("model.sig"))
     await store.publish("fraud", "v0", old, old.with_name("model.sig"))
     for v in ("v1", "v2"):
         await publish(store, tmp_path / "w", "fraud", v, keys.private)

@@ -14,7 +14,7 @@ from responder.actuators.aws.session import AwsSession
 from responder.actuators.model.params import RollbackParams, VersionParams
 from responder.actuators.model.s3 import S3Store
 from responder.errors import PermanentActuationError
-from tests.modelkit import BUCKET, LATER, URL, Keys, context, copy_version, publish
+from tests.modelkit import BUCKET, LATER, URL, Keys, context, copy_version, legacy_sign, make_model, publish
 
 ROLLBACK = registry.get("model.rollback_to_last_signed")
 SWITCH = registry.get("model.switch_version")
@@ -73,13 +73,10 @@ async def test_another_models_signed_artifact_is_refused_as_other_model(aws, s3s
 
 async def test_resign_migrates_a_legacy_version_on_s3(aws, s3store, tmp_path, keys):
     """A legacy-signed v1 in S3 is refused as legacy_signature; after `resign` the rollback lands on it."""
-    from model_signing import signing as ms_signing
-
     from responder.actuators.model import migrate
-    from tests.modelkit import make_model
 
     src = make_model(tmp_path / "w", "legacy-v1")
-    ms_signing.Config().use_elliptic_key_signer(private_key=keys.private).sign(src, src.with_name("model.sig"))
+    legacy_sign(src, keys.private, src.with_name("model.sig"))
     await s3store.publish("fraud", "v1", src, src.with_name("model.sig"))
     await publish(s3store, tmp_path / "w", "fraud", "v2", keys.private)
     await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
@@ -108,14 +105,11 @@ class FailingBundlePut:
 
 async def test_resign_on_s3_interrupted_after_the_statement_completes_when_run_again(aws, tmp_path, keys):
     """The bundle upload fails after the statement's: v1 is unservable, and running resign again migrates it."""
-    from model_signing import signing as ms_signing
-
     from responder.actuators.model import migrate
-    from tests.modelkit import make_model
 
     await aws.call("s3", "create_bucket", Bucket=BUCKET)
     src = make_model(tmp_path / "w", "legacy-v1")
-    ms_signing.Config().use_elliptic_key_signer(private_key=keys.private).sign(src, src.with_name("model.sig"))
+    legacy_sign(src, keys.private, src.with_name("model.sig"))
     await S3Store(aws, URL).publish("fraud", "v1", src, src.with_name("model.sig"))
     before = (await S3Store(aws, URL).versions("fraud"))[0]
     flaky = S3Store(FailingBundlePut(aws), URL)
