@@ -31,13 +31,7 @@ async def test_parked_step_survives_restart_and_cli_approval_runs_it(
     names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     first, incident, step = await run_until_parked(kafka_bootstrap, topics, key, settings)
     assert await key_status(aws, key) == "Active"
-    consumer = AIOKafkaConsumer(names["requests"], bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                                group_id=f"req-{unique}")
-    await consumer.start()
-    try:
-        request = orjson.loads((await asyncio.wait_for(consumer.getone(), 20)).value)
-    finally:
-        await consumer.stop()
+    request = await _first_request(kafka_bootstrap, names["requests"], unique)
     assert (request["incident"], request["step"], request["target"]) == (incident, step, key)
     assert request["request_id"] == first.engine.state.parked(incident, step).request_id
 
@@ -118,13 +112,7 @@ async def test_kill_switch_turns_the_step_into_a_published_request(
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
         await wait_for(lambda: bool(service.engine.state.parked_steps()))
-    consumer = AIOKafkaConsumer(names["requests"], bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                                group_id=f"req-{unique}")
-    await consumer.start()
-    try:
-        request = orjson.loads((await asyncio.wait_for(consumer.getone(), 20)).value)
-    finally:
-        await consumer.stop()
+    request = await _first_request(kafka_bootstrap, names["requests"], unique)
     assert request["reasons"][0].startswith("kill_switch")
     assert await key_status(aws, key) == "Active"
     kinds = timeline_kinds(settings.timeline_path)
