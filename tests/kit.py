@@ -38,6 +38,20 @@ steps:
       user_name: "${event.resource.access_key.attributes.user_name}"
       access_key_id: "${event.resource.access_key.id}"
 """
+
+
+def deactivate_key_step(retries: int | str) -> str:
+    """A `steps:` item `deactivate-key`: aws.iam.deactivate_access_key on the finding's key and user, with `retries`."""
+    return f"""\
+  - id: deactivate-key
+    actuator: aws.iam.deactivate_access_key
+    retries: {retries}
+    with:
+      user_name: ${{event.resource.access_key.attributes.user_name}}
+      access_key_id: ${{event.resource.access_key.id}}
+"""
+
+
 PAGE_ON_FAILURE = """\
 on_failure:
   - id: page

@@ -17,20 +17,11 @@ from responder.timeline import MemoryStore, Recorder
 from tests.fakes import Echo
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.harness import CountingAws
+from tests.kit import HEADER, deactivate_key_step
 
 pytestmark = pytest.mark.integration
 
-RUNBOOK = """
-id: contain-key
-trigger: {source: guardduty, type: "*IAMUser/*"}
-group_by: "${event.resource.access_key.id}"
-steps:
-  - id: deactivate-key
-    actuator: aws.iam.deactivate_access_key
-    retries: 3
-    with:
-      user_name: ${event.resource.access_key.attributes.user_name}
-      access_key_id: ${event.resource.access_key.id}
+RUNBOOK = HEADER.format(id="contain-key") + "steps:\n" + deactivate_key_step(3) + """\
 on_failure:
   - id: escalate
     actuator: test.echo

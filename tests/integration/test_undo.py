@@ -21,21 +21,12 @@ from responder.timeline.chain import parse_lines, verify_entries
 from responder.timeline.store import FileStore
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.actuator_cases import throttle
+from tests.kit import HEADER, deactivate_key_step
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
-RUNBOOK = """
-id: contain-user
-trigger: {source: guardduty, type: "*IAMUser/*"}
-group_by: "${event.resource.access_key.id}"
-steps:
-  - id: deactivate-key
-    actuator: aws.iam.deactivate_access_key
-    retries: RETRIES
-    with:
-      user_name: ${event.resource.access_key.attributes.user_name}
-      access_key_id: ${event.resource.access_key.id}
+RUNBOOK = HEADER.format(id="contain-user") + "steps:\n" + deactivate_key_step("RETRIES") + """\
   - id: revoke-sessions
     actuator: aws.iam.revoke_sessions
     with: {principal_type: user, principal_name: "${event.resource.iam_user.name}"}

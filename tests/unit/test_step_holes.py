@@ -6,17 +6,9 @@ from typing import Any
 
 from responder.engine.undo import Undoer
 from responder.errors import TransientActuationError
-from tests.kit import KEY, make_kit
+from tests.kit import KEY, deactivate_key_step, make_kit
 
-CONTAIN = """\
-steps:
-  - id: deactivate-key
-    actuator: aws.iam.deactivate_access_key
-    retries: 2
-    with:
-      user_name: ${event.resource.access_key.attributes.user_name}
-      access_key_id: ${event.resource.access_key.id}
-"""
+CONTAIN = "steps:\n" + deactivate_key_step(2)
 
 
 def _lose_first_update_reply(iam: Any) -> None:
