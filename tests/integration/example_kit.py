@@ -1,5 +1,6 @@
 """The shipped example runbooks (runbooks/examples/): their folder, the ids their test events name, a publisher that
-records their notifications, and the IAM users and keys their findings name, in moto."""
+records their notifications (and an engine that sends them to it), and the IAM users and keys their findings name, in
+moto."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from responder.actuators import registry
+from responder.actuators.base import ActuationContext
+from responder.engine import Engine
+from responder.timeline import MemoryStore, Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "runbooks" / "examples"
@@ -24,6 +30,14 @@ class RecordingPublisher:
     async def publish(self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> None:
         """Record the topic and the decoded body."""
         self.sent.append((topic, orjson.loads(value)))
+
+
+def example_engine(aws: Any, **engine_kw: Any) -> tuple[Engine, RecordingPublisher]:
+    """An engine over the actuator registry and a memory timeline, acting through `aws`, whose notify.kafka records go
+    to the RecordingPublisher returned with it; `engine_kw` go to Engine."""
+    publisher = RecordingPublisher()
+    return Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher),
+                  **engine_kw), publisher
 
 
 async def example_user_key(aws: Any) -> dict[str, str]:

@@ -11,23 +11,20 @@ import orjson
 import pytest
 
 from responder.actuators import registry
-from responder.actuators.base import ActuationContext
 from responder.catalog import load_runbooks
-from responder.engine import Engine
 from responder.engine.undo import Undoer
 from responder.errors import DecodeError, PermanentActuationError
 from responder.models import RawRecord
 from responder.normalise import normalise
 from responder.pipeline import Pipeline
 from responder.rules.matcher import Matcher
-from responder.timeline import MemoryStore, Recorder
 from tests.integration.actuator_cases import _function, _instance
 from tests.integration.example_kit import (
     EXAMPLE_INSTANCE,
     EXAMPLE_KEY,
     EXAMPLES,
     ROOT,
-    RecordingPublisher,
+    example_engine,
     example_user_key,
     inline_policy_names,
     key_inactive,
@@ -207,9 +204,7 @@ async def test_runbook_contains_with_its_example(runbook, aws):
     books = load_runbooks(ROOT / "runbooks", registry)
     events = _decode(raw)
     assert [m.runbook.id for e in events for m in Matcher(books).match(e)] == [runbook]
-    publisher = RecordingPublisher()
-    store = MemoryStore()
-    engine = Engine(Recorder(store), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    engine, publisher = example_engine(aws)
     [incident] = await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))
     await engine.recorder.flush()
     results = [e.body for e in engine.recorder.entries() if e.kind == "step.result"]
@@ -227,8 +222,7 @@ async def test_notify_only_runbook_notifies_once(runbook, aws):
     raw = (EXAMPLES / f"{runbook}.json").read_bytes()
     books = load_runbooks(ROOT / "runbooks", registry)
     assert {m.runbook.id for e in _decode(raw) for m in Matcher(books).match(e)} == {runbook}
-    publisher = RecordingPublisher()
-    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    engine, publisher = example_engine(aws)
     [incident] = {i.id for i in await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))}
     assert [(topic, body["incident"]) for topic, body in publisher.sent] == [("responder.notifications", incident)]
 
@@ -283,8 +277,7 @@ async def test_failed_key_deactivation_escalates_and_is_counted(aws):
 
     raw = (EXAMPLES / "iam-credential-compromise.json").read_bytes()  # the user does not exist in moto
     books = load_runbooks(ROOT / "runbooks", registry)
-    publisher, metrics = RecordingPublisher(), Metrics()
-    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    (engine, publisher), metrics = example_engine(aws), Metrics()
     engine.recorder.sinks.append(TimelineMetrics(metrics, runbook_of=lambda i: engine.state.incidents.by_id[i].runbook))
     [incident] = await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))
     await engine.recorder.flush()
@@ -328,8 +321,7 @@ async def test_unknown_writer_that_cannot_be_quarantined_escalates(aws):
     """When the writer's quarantine fails (no such user in moto), on_failure pages on-call and the owners still hear."""
     raw = (EXAMPLES / "unauthorized-training-data-write.json").read_bytes()
     books = load_runbooks(ROOT / "runbooks", registry)
-    publisher = RecordingPublisher()
-    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    engine, publisher = example_engine(aws)
     await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))
     await engine.recorder.flush()
     results = {e.body["step"]: e.body["status"] for e in engine.recorder.entries() if e.kind == "step.result"}

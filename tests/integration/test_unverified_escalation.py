@@ -9,13 +9,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from responder.actuators import registry
-from responder.actuators.base import ActuationContext
 from responder.actuators.retry import VerifySettle
 from responder.catalog import load_runbooks
-from responder.engine import Engine
 from responder.models import RawRecord
 from responder.pipeline import Pipeline
-from responder.timeline import MemoryStore, Recorder
 from tests.fakes import Lagging, Waits
 from tests.integration.actuator_cases import _instance
 from tests.integration.example_kit import (
@@ -24,6 +21,7 @@ from tests.integration.example_kit import (
     EXAMPLES,
     ROOT,
     RecordingPublisher,
+    example_engine,
     example_user_key,
 )
 
@@ -34,8 +32,7 @@ RUNBOOK = "compromised-inference-host"
 async def _run(aws: Any, instance: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], RecordingPublisher]:
     """The shipped runbook on its example naming `instance`: step results by step, step.escalated bodies, publisher."""
     books = [b for b in load_runbooks(ROOT / "runbooks", registry) if b.id == RUNBOOK]
-    publisher = RecordingPublisher()
-    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    engine, publisher = example_engine(aws)
     raw = (EXAMPLES / f"{RUNBOOK}.json").read_text().replace(EXAMPLE_INSTANCE, instance)
     await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw.encode()))
     await engine.recorder.flush()
@@ -78,9 +75,7 @@ async def _deactivate_lagging(aws: Any, stale: int, findings: int = 1) -> tuple[
     user_key = await example_user_key(aws)
     books = [b for b in load_runbooks(ROOT / "runbooks", registry) if b.id == "iam-credential-compromise"]
     lag, waits = Lagging(aws.call, stale=stale), Waits()
-    engine = Engine(Recorder(MemoryStore()), registry, lag, context=ActuationContext(aws=lag,
-                    publisher=RecordingPublisher()), verify_settle=VerifySettle(5.0, sleep=waits.sleep,
-                                                                                 clock=waits.clock))
+    engine, _ = example_engine(lag, verify_settle=VerifySettle(5.0, sleep=waits.sleep, clock=waits.clock))
     raw = (EXAMPLES / "iam-credential-compromise.json").read_text().replace(EXAMPLE_KEY, user_key[EXAMPLE_KEY])
     pipeline = Pipeline(books, engine)
     for n in range(findings):
