@@ -11,7 +11,7 @@ from responder.actuators.registry import registry
 from responder.engine.arnforms import ANYWHERE, Home
 from responder.engine.guards import GuardPolicy, Guards, QuotaWindows, Trip
 from responder.engine.iamprincipals import PrincipalForms
-from responder.engine.runner import Resolved, resolve_step
+from responder.engine.resolution import Resolved, resolve_step
 from responder.errors import PermanentActuationError
 from responder.models.event import Event, Resource, Severity, SeverityLabel
 from responder.models.runbook import Protected, Runbook, Step

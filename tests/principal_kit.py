@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from responder.actuators import registry
-from responder.engine.runner import Resolved, resolve_step
+from responder.engine.resolution import Resolved, resolve_step
 from responder.models.event import Event
 from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher

@@ -1,8 +1,7 @@
 """The one way a step runs: resolve → intent → apply (retries, timeout) → verify → result.
 
-Resolving a step's parameters against an event's scope is responder/engine/resolution.py's (its names are importable
-here too); the call (`StepCall`) and the reads of its target (`observe`, `ReadBack`, `verified`) are
-responder/engine/readback.py's.
+Resolving a step's parameters against an event's scope is responder/engine/resolution.py's; the call (`StepCall`)
+and the reads of its target (`observe`, `ReadBack`, `verified`) are responder/engine/readback.py's.
 
 Runbook steps (the executor), reversals (undo) and operator commands (`responder models …`) all run
 their actuator through `run_step`, so each gets the same retries, timeout, `duration_ms`, the same
@@ -23,9 +22,6 @@ import structlog
 from responder.actuators.base import ActuationResult, Actuator
 from responder.actuators.retry import retry_after, settle_verify, settled_by_verify
 from responder.engine.readback import ReadBack, StepCall, observe
-from responder.engine.resolution import Invalid as Invalid  # importable here, as before
-from responder.engine.resolution import Resolved as Resolved
-from responder.engine.resolution import resolve_step as resolve_step
 from responder.errors import ActuationError, TransientActuationError
 from responder.log import enabled as log_enabled
 from responder.models.step import StepHead, StepIntent, StepResult, StepStatus

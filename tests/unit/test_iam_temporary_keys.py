@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from responder.actuators import registry
-from responder.engine.runner import Invalid, resolve_step
+from responder.engine.resolution import Invalid, resolve_step
 from responder.models.runbook import Step
 
 TEMPORARY = "ASIAQWERTYUIOPASDFGH"

@@ -9,7 +9,7 @@ import pytest
 
 from responder.actuators import registry
 from responder.catalog import load_runbooks
-from responder.engine.runner import resolve_step
+from responder.engine.resolution import resolve_step
 from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher
 from tests import principal_kit

@@ -14,7 +14,7 @@ from responder.actuators.registry import registry
 from responder.engine.actedon import acted_on, needed_permissions
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.quotas import QuotaWindows
-from responder.engine.runner import Resolved, resolve_step
+from responder.engine.resolution import Resolved, resolve_step
 from responder.engine.tagreads import ResourceTags
 from responder.errors import PermanentActuationError
 from responder.models.runbook import Protected, Runbook, Step

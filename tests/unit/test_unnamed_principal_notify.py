@@ -11,7 +11,7 @@ import pytest
 
 from responder.actuators import registry
 from responder.catalog import load_runbooks
-from responder.engine.runner import Resolved, resolve_step
+from responder.engine.resolution import Resolved, resolve_step
 from responder.models.event import Event
 from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher
