@@ -11,7 +11,7 @@ from botocore.stub import ANY, Stubber
 
 from responder.actuators import registry
 from responder.actuators.aws.session import AwsSession, classify
-from responder.actuators.base import ActuationContext
+from responder.actuators.base import ActuationContext, ActuationResult
 from responder.actuators.model.s3 import S3Store
 from responder.errors import PermanentActuationError, TransientActuationError
 
@@ -37,11 +37,8 @@ def _enis(groups: dict[str, list[str]]) -> dict:
                                   for eni, gs in groups.items()]}
 
 
-async def test_isolation_swaps_each_eni_of_a_multi_eni_instance():
-    """Stubber (moto merges instance groups into ENIs): every ENI is swapped, no multi-ENI ModifyInstanceAttribute."""
-    aws = _session()
-    stub = Stubber(aws.client("ec2"))
-    _describe_instance(stub)
+def _group_found_then_enis_swapped(stub: Stubber) -> None:
+    """The quarantine group found, then each of ENIS swapped to it alone and the instance tagged."""
     stub.add_response("describe_security_groups", {"SecurityGroups": [
         {"GroupId": QUARANTINE, "GroupName": "responder-quarantine", "IpPermissionsEgress": []}]}, {"Filters": ANY})
     stub.add_response("describe_network_interfaces", _enis(ENIS), {"Filters": ANY})
@@ -49,11 +46,25 @@ async def test_isolation_swaps_each_eni_of_a_multi_eni_instance():
         stub.add_response("modify_network_interface_attribute", {},
                           {"NetworkInterfaceId": eni, "Groups": [QUARANTINE]})
     stub.add_response("create_tags", {}, {"Resources": [INSTANCE], "Tags": ANY})
+
+
+async def _isolate(aws: AwsSession, stub: Stubber) -> ActuationResult:
+    """aws.ec2.isolate_instance applied to INSTANCE under `stub`, every stubbed response used."""
     with stub:
-        result = await registry.get("aws.ec2.isolate_instance").apply(
-            registry.get("aws.ec2.isolate_instance").params.model_validate({"instance_id": INSTANCE}),
-            ActuationContext(aws=aws, incident="inc", key="k"))
+        actuator = registry.get("aws.ec2.isolate_instance")
+        result = await actuator.apply(actuator.params.model_validate({"instance_id": INSTANCE}),
+                                      ActuationContext(aws=aws, incident="inc", key="k"))
         stub.assert_no_pending_responses()
+    return result
+
+
+async def test_isolation_swaps_each_eni_of_a_multi_eni_instance():
+    """Stubber (moto merges instance groups into ENIs): every ENI is swapped, no multi-ENI ModifyInstanceAttribute."""
+    aws = _session()
+    stub = Stubber(aws.client("ec2"))
+    _describe_instance(stub)
+    _group_found_then_enis_swapped(stub)
+    result = await _isolate(aws, stub)
     assert result.prior == {"groups_by_eni": ENIS}
     assert result.changed is True
 
@@ -65,18 +76,8 @@ async def test_isolation_that_loses_the_quarantine_group_race_uses_the_winners_g
     _describe_instance(stub)
     stub.add_response("describe_security_groups", {"SecurityGroups": []}, {"Filters": ANY})
     stub.add_client_error("create_security_group", service_error_code="InvalidGroup.Duplicate", http_status_code=400)
-    stub.add_response("describe_security_groups", {"SecurityGroups": [
-        {"GroupId": QUARANTINE, "GroupName": "responder-quarantine", "IpPermissionsEgress": []}]}, {"Filters": ANY})
-    stub.add_response("describe_network_interfaces", _enis(ENIS), {"Filters": ANY})
-    for eni in ENIS:
-        stub.add_response("modify_network_interface_attribute", {},
-                          {"NetworkInterfaceId": eni, "Groups": [QUARANTINE]})
-    stub.add_response("create_tags", {}, {"Resources": [INSTANCE], "Tags": ANY})
-    with stub:
-        actuator = registry.get("aws.ec2.isolate_instance")
-        result = await actuator.apply(actuator.params.model_validate({"instance_id": INSTANCE}),
-                                      ActuationContext(aws=aws, incident="inc", key="k"))
-        stub.assert_no_pending_responses()
+    _group_found_then_enis_swapped(stub)
+    result = await _isolate(aws, stub)
     assert result.outputs["quarantine_group"] == QUARANTINE
     assert result.changed is True
 
