@@ -24,28 +24,12 @@ from responder.service import Service
 from tests.faults.table import FaultRow
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.crash import fake_key
-from tests.integration.crash_worker import PutMarker
+from tests.integration.crash_worker import PutMarker, marker_runbook
 from tests.integration.harness import make_settings, running, wait_for
 
-RUNBOOK = """\
-id: fault-marker
-version: 1
-description: Leave one marker object per compromised key, then one escalation marker (fault suite).
-owner: tests
-mode: enforce
-trigger:
-  source: guardduty
-  type: "*IAMUser/*"
-group_by: "${event.account}:${event.resource.access_key.id}"
-window: 3600
-steps:
-  - id: put-marker
-    actuator: test.s3.put_marker
-    with:
-      bucket: BUCKET
-      marker: ${event.resource.access_key.id}
-    retries: RETRIES
-    timeout: TIMEOUT
+RUNBOOK = marker_runbook(
+    "fault-marker", "Leave one marker object per compromised key, then one escalation marker (fault suite).",
+    retries="RETRIES", timeout="TIMEOUT") + """\
     on_failure: continue
   - id: escalate
     actuator: test.s3.put_marker

@@ -26,26 +26,33 @@ from responder.actuators.registry import Registry
 from responder.service import Service, rebuilds, serve_rejoining
 from responder.settings import Settings
 
-RUNBOOK = """\
-id: crash-marker
+
+def marker_runbook(runbook_id: str, description: str, *, retries: int | str = 3, timeout: int | str = 30) -> str:
+    """A runbook whose one step, put-marker, leaves a marker object per compromised key in the bucket `BUCKET` (a
+    placeholder), with `retries` and `timeout` (numbers or placeholders)."""
+    return f"""\
+id: {runbook_id}
 version: 1
-description: Leave one marker object per compromised key (crash test).
+description: {description}
 owner: tests
 mode: enforce
 trigger:
   source: guardduty
   type: "*IAMUser/*"
-group_by: "${event.account}:${event.resource.access_key.id}"
+group_by: "${{event.account}}:${{event.resource.access_key.id}}"
 window: 3600
 steps:
   - id: put-marker
     actuator: test.s3.put_marker
     with:
       bucket: BUCKET
-      marker: ${event.resource.access_key.id}
-    retries: 3
-    timeout: 30
+      marker: ${{event.resource.access_key.id}}
+    retries: {retries}
+    timeout: {timeout}
 """
+
+
+RUNBOOK = marker_runbook("crash-marker", "Leave one marker object per compromised key (crash test).")
 
 
 class MarkerParams(Params):
