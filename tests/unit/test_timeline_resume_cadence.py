@@ -15,6 +15,15 @@ from tests.timeline_builders import PUBLIC, signed_recorder
 CHECKER = Checker.from_text(PUBLIC)
 
 
+def _resume_and_verify(path: Path, *, every: int, entries: int) -> None:
+    """Reopen `path` signed with cadence `every`, append `entries` entries and close: the chain verifies strictly."""
+    again = signed_recorder(path, every=every)
+    for i in range(entries):
+        again.append("x", {"i": i})
+    again.close()
+    verify_lines(path.read_bytes().splitlines(), CHECKER, cadence=every, strict=True)
+
+
 def test_a_checkpoint_lost_to_a_torn_write_is_owed_at_resume(tmp_path):
     """The entry that reached the cadence is on disk, its checkpoint torn: the resumed chain still verifies."""
     path = tmp_path / "t.jsonl"
@@ -27,11 +36,7 @@ def test_a_checkpoint_lost_to_a_torn_write_is_owed_at_resume(tmp_path):
     cut = raw.rstrip(b"\n").rfind(b"\n") + 1
     assert orjson.loads(raw[cut:])["kind"] == "checkpoint"
     path.write_bytes(raw[:cut + 40])  # the crash tore the checkpoint line: it is dropped on reopen
-    again = signed_recorder(path, every=5)
-    for i in range(3):
-        again.append("x", {"i": i})
-    again.close()
-    verify_lines(path.read_bytes().splitlines(), CHECKER, cadence=5, strict=True)
+    _resume_and_verify(path, every=5, entries=3)
 
 
 def test_an_unsigned_run_longer_than_the_resume_window_is_counted(tmp_path):
@@ -43,11 +48,7 @@ def test_an_unsigned_run_longer_than_the_resume_window_is_counted(tmp_path):
         rec.append("x", {"i": i, "pad": big})
     rec.flush_sync()
     rec.store.close()  # a crash: no closing checkpoint
-    again = signed_recorder(path, every=10)
-    for i in range(4):
-        again.append("x", {"i": i})
-    again.close()
-    verify_lines(path.read_bytes().splitlines(), CHECKER, cadence=10, strict=True)
+    _resume_and_verify(path, every=10, entries=4)
 
 
 def test_a_last_entry_longer_than_the_resume_window_is_resumed_after(tmp_path):
