@@ -54,7 +54,8 @@ def step_trips(protected: list[str], actuator: str, with_: dict[str, Any], event
     rb = Runbook.model_validate({"id": "rb", "trigger": {"source": "guardduty"}, "group_by": "${event.id}",
                                  "steps": [step.model_dump(by_alias=True)]})
     guards = Guards(GuardPolicy(protected=Protected(ids=protected, tags=tags or {}), home=home), principals=principals)
-    return asyncio.run(guards.check_step(rb, actuator, resolved.target, resolved.values, event, QuotaWindows(), 0.0))
+    return asyncio.run(guards.check_step(rb, actuator, resolved.target, resolved.values, event, QuotaWindows(), 0.0,
+                                         free=resolved.actuator.not_identifiers))
 
 
 def step_refused(*args: Any, **kw: Any) -> bool:

@@ -83,6 +83,8 @@ def problems(actuator: Actuator[Any], registry: Registry) -> list[str]:
             out.append("no reverse actuator and no `irreversible` reason")
     elif actuator.reverse not in registry:
         out.append(f"reverse {actuator.reverse!r} is not registered")
+    if unknown := sorted(set(actuator.not_identifiers) - set(params.model_fields)):
+        out.append(f"not_identifiers names no parameter: {unknown}")
     for method in METHODS:
         if getattr(cls, method) is getattr(Actuator, method):
             out.append(f"{method}() not implemented")

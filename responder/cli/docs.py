@@ -52,7 +52,8 @@ def actuator_table(root: Path) -> str:
     for a in registry:
         params = []
         for name, field in a.params.model_fields.items():
-            shown = f"`{name}`" + (" *(literal)*" if name in a.literal_params else "")
+            shown = f"`{name}`" + (" *(literal)*" if name in a.literal_params else "") \
+                + (" *(no id)*" if name in a.not_identifiers else "")
             params.append(shown if field.is_required() else f"[{shown}]")
         reverse = f"`{a.reverse}`" if a.reverse else f"— {a.irreversible}"
         perms = ", ".join(f"`{p}`" for p in a.permissions) or "none"
@@ -60,7 +61,8 @@ def actuator_table(root: Path) -> str:
                     f"| {_cell(reverse)} | {perms} |")
     rows.append("")
     rows.append("[`p`]: optional. *(literal)*: must be written literally in the runbook; a `${…}` placeholder "
-                "there is refused at load.")
+                "there is refused at load. *(no id)*: names nothing the step acts on, so protected ids are not "
+                "matched against it ([security](security.md)).")
     return "\n".join(rows) + "\n"
 
 

@@ -72,7 +72,8 @@ class EscalationRelease(StepRunning):
             return Outcome.OK
         hard = [t for t in await self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
                                                         self.state.windows, self.clock(), escalating=True,
-                                                        notifies=actuator.notifies) if t.hard]
+                                                        notifies=actuator.notifies, free=actuator.not_identifiers)
+                if t.hard]
         call = StepCall(actuator, params, ctx, attempts=esc.retries + 1, timeout=esc.timeout)
         # an intent a crash left open is resolved without asking, as on the runbook's steps, unless a guard that stops
         # automation tripped since: then verify() decides, and one not applied goes through the guards below
@@ -118,9 +119,10 @@ class EscalationRelease(StepRunning):
         now (a kill switch, a full quota; after a crash, its runbook's approval too: the grant was for the run the
         crash ended)."""
         human = not resumed and not parked.unattended
+        actuator = self.registry.get(parked.actuator)
         trips = [*await self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
                                                self.state.windows, self.clock(), escalating=True,
-                                               notifies=self.registry.get(parked.actuator).notifies)]
+                                               notifies=actuator.notifies, free=actuator.not_identifiers)]
         if self.fleet_guard is not None and self.fleet_guard.killed:
             trips.append(Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
         reasons = [f"{t.guard}: {t.detail}" for t in trips]  # a new request names every trip, waived before or not

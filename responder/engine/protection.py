@@ -19,13 +19,14 @@ name, and a name given to the parameter that takes one (`function_name`, an `aws
 that kind yields its ARN where responder acts; a pattern also matches as what else it protects
 (`pattern_variants`: a qualified function's function, an object's bucket, an exact IAM path form's name, a session
 form's unique id: `AROA…:*` matches the form `aroa…:` a unique id also has). Every item of `role_names` is a role name,
-and IAM's character set is checked on every IAM name parameter whatever the actuator.
+and IAM's character set is checked on every IAM name parameter whatever the actuator. A parameter an actuator declares
+names nothing it acts on (`Actuator.not_identifiers`: a reason, a policy document…) is no form of it (`identifying`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -51,6 +52,14 @@ _KIND_OF_PARAM = {"user_name": "user", "role_name": "role", "group_name": "group
 _RESOURCE_KIND = {ResourceKind.IAM_USER: "user", ResourceKind.IAM_ROLE: "role"}
 _KEY_OWNER = {"IAMUser": "user", "AssumedRole": "role"}  # an access key's `user_type` → what its `user_name` names
 _UNIQUE_ID = re.compile(r"(A[A-Z]{3}[A-Z0-9]{12,})(?::.*)?")  # AIDA…, AROA…, AKIA…, ASIA… (`AROA…:session`)
+NAMING_PARAMS = frozenset({*NAME_PARAMS, *_KIND_OF_PARAM, "principal_type", "principal_name", "model", "registry",
+                           "access_key_id", "api_key_id"})  # read as naming a resource whatever is declared
+
+
+def identifying(params: Mapping[str, Any], free: Collection[str]) -> Mapping[str, Any]:
+    """The parameters read as forms of a step's target: all but those its actuator declares are not identifiers of it
+    (`free`, its `Actuator.not_identifiers`), save one the guard reads as naming a resource (`NAMING_PARAMS`)."""
+    return {k: v for k, v in params.items() if k not in free or k in NAMING_PARAMS} if free else params
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -28,6 +29,13 @@ async def one_protected_step(aws, tmp_path: Path, actuator: str, with_: dict, pr
                              tags: dict | None = None) -> tuple[list[tuple[str, dict]], list]:
     """Run one step of `actuator` through the engine against moto under `protected` (and protected `tags`): its
     timeline's entries, and the notifications sent."""
+    engine, publisher = await protected_engine(aws, tmp_path, actuator, with_, protected, tags)
+    return [(e.kind, e.body) for e in engine.recorder.entries()], publisher.sent
+
+
+async def protected_engine(aws, tmp_path: Path, actuator: str, with_: dict, protected: str,
+                           tags: dict | None = None) -> tuple[Any, Any]:
+    """`one_protected_step`'s run: the engine that ran the step (its recorder flushed), and the recording publisher."""
     from responder.actuators import registry
     from responder.actuators.base import ActuationContext
     from responder.catalog import load_runbooks
@@ -47,11 +55,12 @@ async def one_protected_step(aws, tmp_path: Path, actuator: str, with_: dict, pr
     policy = GuardPolicy(protected=Protected(ids=[protected] if protected else [], tags=tags or {}))
     engine = Engine(Recorder(MemoryStore()), registry, aws, guards=Guards(policy),
                     context=ActuationContext(aws=aws, publisher=publisher))
-    access_key = "AKIA" + hashlib.sha256((actuator + protected).encode()).hexdigest()[:16].upper()  # notify: per key
+    keyed = actuator + protected + orjson.dumps(with_, option=orjson.OPT_SORT_KEYS).decode()  # notify: paged per key
+    access_key = "AKIA" + hashlib.sha256(keyed.encode()).hexdigest()[:16].upper()
     finding = envelope_bytes(guardduty_finding(access_key, finding_id=f"f-{access_key}"))
     await Pipeline(load_runbooks(books, registry), engine).handle(RawRecord(topic="t", value=finding))
     await engine.recorder.flush()
-    return [(e.kind, e.body) for e in engine.recorder.entries()], publisher.sent
+    return engine, publisher
 
 
 async def refused_and_escalated(aws, tmp_path: Path, actuator: str, with_: dict, protected: str,

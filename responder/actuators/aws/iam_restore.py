@@ -33,6 +33,10 @@ class RestoreInlinePolicy(Actuator[RestoreInlineParams]):
 
     name = "aws.iam.restore_inline_policy"
     params = RestoreInlineParams
+    # the policy is always one of responder's own (`responder-…`) on the principal, the document what it should hold:
+    # neither is a resource it acts on (a protected `responder-*` or a bucket a prior document names refused every
+    # restore); the principal is read, and the policy name still checked as an IAM name
+    not_identifiers = ("policy_name", "document")
     permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:DeleteUserPolicy", "iam:GetRolePolicy",
                    "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:GetUser", "iam:GetRole")
     destructive = False
