@@ -1,6 +1,6 @@
 """Protection reads what a step acts on: parameters an actuator declares are no identifiers of its target (a policy
-name of responder's own, a prior policy document) are not matched against protected ids, while every other parameter
-still is, the principal of a restore included."""
+name of responder's own, a prior policy document, a reason, a cutoff…) are not matched against protected ids, while
+every other parameter still is, the principal of a restore included."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 from responder.actuators.contract import bind_examples, examples
 from responder.actuators.registry import registry
 from responder.engine.protection import NAMING_PARAMS, identifier_forms, identifying
-from tests.guard_kit import event_naming, step_trips
+from tests.guard_kit import event_naming, step_refused, step_trips
 
 RESTORE = "aws.iam.restore_inline_policy"
+ROLE = "ResponderRole"  # an alert's text a model step's reason may be bound to
 BUCKET_ARN = "arn:aws:s3:::training-data"
 PRIOR = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
                                                  "Resource": [BUCKET_ARN, f"{BUCKET_ARN}/*"]}]}
@@ -50,6 +51,19 @@ def test_a_restore_policy_name_outside_iams_character_set_is_still_refused() -> 
     [trip] = step_trips([], RESTORE, {**_restore(), "policy_name": "responder-quarant\u0435ne"})
     assert trip.hard
     assert "policy_name" in trip.detail
+
+
+@pytest.mark.parametrize(("protected", "actuator", "with_"), [
+    ("bedrock*", "aws.iam.deny_bedrock_access", {"principal_type": "role", "principal_name": "app-worker"}),
+    ("2026-*", "aws.iam.revoke_sessions",
+     {"principal_type": "user", "principal_name": "ml-training", "issued_before": "2026-01-01T00:00:00Z"}),
+    ("password", "aws.secretsmanager.rotate_secret", {"secret_id": "prod/db", "json_key": "password"}),
+    ("ResponderRole", "model.quarantine_version", {"model": "fraud-scorer", "version": "v7", "reason": ROLE}),
+    ("ResponderRole", "model.switch_version", {"model": "fraud-scorer", "version": "v6", "reason": ROLE}),
+])
+def test_a_declared_free_text_parameter_refuses_no_step(protected: str, actuator: str, with_: dict[str, Any]) -> None:
+    """Bedrock actions, a cutoff, a secret's JSON field, a model step's reason: no protected id they match refuses."""
+    assert not step_refused([protected], actuator, with_)
 
 
 @pytest.mark.parametrize("name", ["principal_name", "principal_type"])

@@ -54,6 +54,7 @@ class DenyBedrockAccess(InlineDeny):
     params = DenyBedrockParams
     permissions = INLINE_DENY
     literal_params = ("actions",)
+    not_identifiers = ("actions",)  # the Bedrock actions the policy denies: no resource
     policy = BEDROCK_POLICY
 
     async def plan(self, p: DenyBedrockParams, ctx: ActuationContext) -> PlanPreview:

@@ -115,6 +115,7 @@ class RevokeSessions(InlineDeny):
     name = "aws.iam.revoke_sessions"
     example_outputs: ClassVar[Mapping[str, JsonValue]] = {"cutoff": "2026-01-01T00:00:00Z"}
     params = RevokeParams
+    not_identifiers = ("issued_before",)  # the cutoff: a time, no resource
     permissions = INLINE_DENY
     policy = REVOKE_POLICY
 

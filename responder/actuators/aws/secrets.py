@@ -65,6 +65,7 @@ class RotateSecret(Actuator[RotateSecretParams]):
     name = "aws.secretsmanager.rotate_secret"
     example_outputs: ClassVar[Mapping[str, JsonValue]] = {"version_id": "0d3c2b1a-0000-4000-8000-000000000000"}
     params = RotateSecretParams
+    not_identifiers = ("json_key",)  # a field of the secret's JSON value, not a resource
     permissions = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
                    "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage")
     destructive = False

@@ -37,6 +37,7 @@ class QuarantineVersion(Actuator[VersionParams]):
     }
     params = VersionParams
     literal_params = ("registry",)
+    not_identifiers = ("reason",)  # free text, which a runbook may take from the alert
     permissions = ("s3:ListBucket", "s3:GetObject", "s3:PutObject")  # GetObject: versions() reads digests
     destructive = False
     irreversible = "lifting a quarantine is a deliberate manual act: delete the mark (see docs/models.md)"

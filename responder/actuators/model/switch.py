@@ -43,6 +43,7 @@ class SwitchVersion(Actuator[VersionParams]):
     }
     params = VersionParams
     literal_params = ("registry",)
+    not_identifiers = ("reason",)  # free text, which a runbook may take from the alert
     reverse = "model.switch_version"
     permissions = ("s3:ListBucket", "s3:GetObject", "ssm:GetParameter", "ssm:PutParameter",
                    "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
