@@ -55,7 +55,7 @@ def step_trips(protected: list[str], actuator: str, with_: dict[str, Any], event
                                  "steps": [step.model_dump(by_alias=True)]})
     guards = Guards(GuardPolicy(protected=Protected(ids=protected, tags=tags or {}), home=home), principals=principals)
     return asyncio.run(guards.check_step(rb, actuator, resolved.target, resolved.values, event, QuotaWindows(), 0.0,
-                                         free=resolved.actuator.not_identifiers))
+                                         not_identifiers=resolved.actuator.not_identifiers))
 
 
 def step_refused(*args: Any, **kw: Any) -> bool:

@@ -72,7 +72,8 @@ class EscalationRelease(StepRunning):
             return Outcome.OK
         hard = [t for t in await self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
                                                         self.state.windows, self.clock(), escalating=True,
-                                                        notifies=actuator.notifies, free=actuator.not_identifiers)
+                                                        notifies=actuator.notifies,
+                                                        not_identifiers=actuator.not_identifiers)
                 if t.hard]
         call = StepCall(actuator, params, ctx, attempts=esc.retries + 1, timeout=esc.timeout)
         # an intent a crash left open is resolved without asking, as on the runbook's steps, unless a guard that stops
@@ -122,7 +123,7 @@ class EscalationRelease(StepRunning):
         actuator = self.registry.get(parked.actuator)
         trips = [*await self.guards.check_step(rb, parked.actuator, parked.target, parked.params, event,
                                                self.state.windows, self.clock(), escalating=True,
-                                               notifies=actuator.notifies, free=actuator.not_identifiers)]
+                                               notifies=actuator.notifies, not_identifiers=actuator.not_identifiers)]
         if self.fleet_guard is not None and self.fleet_guard.killed:
             trips.append(Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
         reasons = [f"{t.guard}: {t.detail}" for t in trips]  # a new request names every trip, waived before or not

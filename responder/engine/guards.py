@@ -110,12 +110,13 @@ class GuardPolicy:
 
 
 def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[str, Any], event: Event,
-                  actuator: str = "", home: Home = ANYWHERE, free: Collection[str] = ()) -> str | None:
-    """Why the step (of `actuator`, acting in `home`; `free`: its `Actuator.not_identifiers`) would touch a protected
+                  actuator: str = "", home: Home = ANYWHERE, not_identifiers: Collection[str] = ()) -> str | None:
+    """Why the step (of `actuator`, acting in `home`; `not_identifiers`: its actuator's) would touch a protected
     resource, or None (a KMS key's aliases not read: `Guards.check_step` reads them)."""
     if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
         return None
-    return matching(protected, target, *identifier_forms(target, identifying(params, free), event, actuator, home))
+    named = identifying(params, not_identifiers)
+    return matching(protected, target, *identifier_forms(target, named, event, actuator, home))
 
 
 class Guards:
@@ -154,23 +155,23 @@ class Guards:
         return trips
 
     async def protected(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
-                        event: Event, free: Collection[str] = ()) -> str | None:
+                        event: Event, not_identifiers: Collection[str] = ()) -> str | None:
         """Why the step would touch a protected resource, or None; read through AWS when a protected id needs it, and
         refused when that read fails: a KMS key it names is also known by its aliases while a protected id can name
         one (`kmsaliases`), an IAM role or user by its unique id and path while a protected id may name those
         (`iamprincipals`), and each resource the step acts on by its tags while a protected tag is set (`tagreads`).
-        The parameters in `free` (its actuator's `not_identifiers`) are no forms of its target (`identifying`)."""
+        The parameters in `not_identifiers` (its actuator's) are no forms of its target (`identifying`)."""
         protected = (rb.guards.protected, self.policy.protected)
         if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
             return None
-        forms, named = identifier_forms(target, identifying(params, free), event, actuator, self.policy.home)
+        forms, named = identifier_forms(target, identifying(params, not_identifiers), event, actuator, self.policy.home)
         hit = matching(protected, target, forms, named)
         if hit is not None:
             return hit
         timer = asyncio.timeout(self.reads_deadline)
         try:
             async with timer:
-                return await self._read_protected(protected, actuator, target, params, forms, named, free)
+                return await self._read_protected(protected, actuator, target, params, forms, named, not_identifiers)
         except TimeoutError:
             if not timer.expired():
                 raise
@@ -181,7 +182,7 @@ class Guards:
 
     async def _read_protected(self, protected: tuple[Protected, Protected], actuator: str, target: str,
                               params: Mapping[str, Any], forms: set[str], named: Sequence[Resource],
-                              free: Collection[str]) -> str | None:
+                              not_identifiers: Collection[str]) -> str | None:
         """`protected`'s reads through AWS. The kinds the step needs (aliases, principals, tags) are read concurrently,
         each kind's keys too (`KeptReads.forms`), and answer as read in that order (`in_order`): the first kind that
         refuses (a hit, or why a read failed), or None; a kind refusing cancels the kinds after it, and is no answer
@@ -193,7 +194,7 @@ class Guards:
             kinds.append(partial(by_reads, self.aliases, "KMS key(s)", protected, target, forms, named, keys))
         record_kinds = 0  # the kinds that may read an IAM record (`iamrecords`): the principals, the tags
         if (iam_kinds := {k for i in ids for k in principal_kinds(i, self.policy.home.account)}) and (
-                names := {n for n in principals(target, identifying(params, free), named)
+                names := {n for n in principals(target, identifying(params, not_identifiers), named)
                           if n.split("/", 1)[0] in iam_kinds}):
             kinds.append(partial(by_reads, self.principals, "IAM principal(s)", protected, target, forms, named,
                                  names))
@@ -209,15 +210,15 @@ class Guards:
 
     async def check_step(self, rb: Runbook, actuator: str, target: str, params: Mapping[str, Any],
                          event: Event, windows: QuotaWindows, now: float, *, escalating: bool = False,
-                         notifies: bool = False, free: Collection[str] = ()) -> list[Trip]:
+                         notifies: bool = False, not_identifiers: Collection[str] = ()) -> list[Trip]:
         """Guards on one step about to run; hard trips first. An `on_failure` step (`escalating`: it tells a human
         that containment failed) is not held for a count that may be short, only for a full quota. A step that only
         tells a human (`notifies`: its actuator's `Actuator.notifies`) touches no resource: no protected-id/tag or
-        IAM-name trip, so a refusal's page naming the protected id goes out. The parameters in `free` (its
+        IAM-name trip, so a refusal's page naming the protected id goes out. The parameters in `not_identifiers` (its
         actuator's `Actuator.not_identifiers`) are not matched against protected ids, only checked as IAM names."""
         trips: list[Trip] = []
         hit = None if notifies else invalid_iam_name(params) or await self.protected(rb, actuator, target, params,
-                                                                                      event, free)
+                                                                                      event, not_identifiers)
         if hit:
             trips.append(Trip("protected", hit, hard=True))
         if self.policy.killed():

@@ -1,11 +1,11 @@
 """Protected-id matching over every identifier form of a step's target.
 
-A protected id is a glob over a name, an id, a path form (`role/admins/X`) or an ARN. A target is
-known by many forms: the actuator's target string, its parameters, and every form of the event
-resources those name (id, name, ARN, unique id such as AIDA…/AROA…/AKIA…, path). IAM names are
-case-insensitive in AWS, so all matching is case-insensitive (for other ids that can only protect
-more). An ARN pattern is matched part by part against ARN forms, including the ARN an IAM path form
-implies, so `arn:aws:iam::*:role/ResponderRole` protects a role a finding names only as `ResponderRole`.
+A protected id is a glob over a name, an id, a path form (`role/admins/X`) or an ARN. A target is known by many
+forms: the actuator's target string, its parameters (but its `Actuator.not_identifiers`: `identifying`), and every
+form of the event resources those name (id, name, ARN, unique id such as AIDA…/AROA…/AKIA…, path). IAM names are
+case-insensitive in AWS, so all matching is case-insensitive (for other ids that can only protect more). An ARN
+pattern is matched part by part against ARN forms, including the ARN an IAM path form implies, so
+`arn:aws:iam::*:role/ResponderRole` protects a role a finding names only as `ResponderRole`.
 
 A finding's account does not decide where responder acts: the actuators act in the account of its own
 credentials (no actuator assumes a role elsewhere). IAM ARN forms are therefore built in responder's own account
@@ -19,8 +19,7 @@ name, and a name given to the parameter that takes one (`function_name`, an `aws
 that kind yields its ARN where responder acts; a pattern also matches as what else it protects
 (`pattern_variants`: a qualified function's function, an object's bucket, an exact IAM path form's name, a session
 form's unique id: `AROA…:*` matches the form `aroa…:` a unique id also has). Every item of `role_names` is a role name,
-and IAM's character set is checked on every IAM name parameter whatever the actuator. A parameter an actuator declares
-names nothing it acts on (`Actuator.not_identifiers`: a reason, a policy document…) is no form of it (`identifying`).
+and IAM's character set is checked on every IAM name parameter whatever the actuator.
 """
 
 from __future__ import annotations
@@ -53,13 +52,14 @@ _RESOURCE_KIND = {ResourceKind.IAM_USER: "user", ResourceKind.IAM_ROLE: "role"}
 _KEY_OWNER = {"IAMUser": "user", "AssumedRole": "role"}  # an access key's `user_type` → what its `user_name` names
 _UNIQUE_ID = re.compile(r"(A[A-Z]{3}[A-Z0-9]{12,})(?::.*)?")  # AIDA…, AROA…, AKIA…, ASIA… (`AROA…:session`)
 NAMING_PARAMS = frozenset({*NAME_PARAMS, *_KIND_OF_PARAM, "principal_type", "principal_name", "model", "registry",
-                           "access_key_id", "api_key_id"})  # read as naming a resource whatever is declared
+                           "access_key_id", "api_key_id", "version", "from_version", "version_id", "groups_by_eni"})
 
 
-def identifying(params: Mapping[str, Any], free: Collection[str]) -> Mapping[str, Any]:
-    """The parameters read as forms of a step's target: all but those its actuator declares are not identifiers of it
-    (`free`, its `Actuator.not_identifiers`), save one the guard reads as naming a resource (`NAMING_PARAMS`)."""
-    return {k: v for k, v in params.items() if k not in free or k in NAMING_PARAMS} if free else params
+def identifying(params: Mapping[str, Any], not_identifiers: Collection[str]) -> Mapping[str, Any]:
+    """The parameters read as forms of a step's target: all but its actuator's `not_identifiers`, save one that names
+    or picks what a step acts on whatever is declared (`NAMING_PARAMS`)."""
+    kept = {k: v for k, v in params.items() if k not in not_identifiers or k in NAMING_PARAMS}
+    return kept if not_identifiers else params
 
 
 def _strings(value: Any) -> Iterator[str]:

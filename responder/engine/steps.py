@@ -106,7 +106,7 @@ class StepRunning(FailureEscalation):
         trips = (*plan_trips, *await self.guards.check_step(rb, step.actuator, target, values, event,
                                                             self.state.windows, self.clock(), escalating=escalating,
                                                             notifies=actuator.notifies,
-                                                            free=actuator.not_identifiers))
+                                                            not_identifiers=actuator.not_identifiers))
         if self.fleet_guard is not None and self.fleet_guard.killed:
             trips = (*trips, Trip("kill_switch", "the fleet's kill switch is on: every step needs a human"))
         reasons = tuple([f"{t.guard}: {t.detail}" for t in trips]) if trips else ()

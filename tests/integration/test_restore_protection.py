@@ -24,7 +24,7 @@ PROTECTED_PATH = "role/admins/*"  # not PROTECTED: one_protected_step names its 
 RESTORE = "aws.iam.restore_inline_policy"
 OWN = "responder-*"  # what protects responder's own role, and matches the name of every policy responder writes
 BUCKET_ARN = "arn:aws:s3:::training-data"
-PRIOR = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+PRIOR = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:GetObject",
                                                  "Resource": [BUCKET_ARN, f"{BUCKET_ARN}/*"]}]}
 
 

@@ -103,9 +103,16 @@ def test_rollback_naming_its_start_version_loads(tmp_path, params):
 @pytest.mark.parametrize(("actuator", "params", "name"), [
     ("notify.webhook.post_message", '{url: "${event.attributes.callback}", key_id: oncall, title: t}', "url"),
     ("model.rollback_to_last_signed", '{model: fraud, registry: "${event.attributes.registry}"}', "registry"),
+    ("aws.iam.restore_inline_policy", '{principal_type: role, principal_name: r, policy_name: responder-quarantine, '
+                                      'document: "${event.attributes}"}', "document"),
+    ("aws.iam.restore_inline_policy", '{principal_type: role, principal_name: r, policy_name: responder-quarantine, '
+                                      'document: {Version: "2012-10-17", Statement: [{Effect: Deny, Action: "*", '
+                                      'Resource: "${event.attributes.arn}"}]}}', "document"),
+    ("aws.iam.restore_inline_policy", '{principal_type: role, principal_name: r, '
+                                      'policy_name: "${event.attributes.policy}"}', "policy_name"),
 ])
 def test_literal_only_parameter_rejects_a_placeholder(tmp_path, actuator, params, name):
-    """A webhook url or a model registry taken from the event fails at load with file:line."""
+    """A webhook url, a registry, or a restore's policy or document from the event fails at load with file:line."""
     (tmp_path / "lit.yaml").write_text(
         f'id: lit\ntrigger: {{source: guardduty, type: "*"}}\ngroup_by: "${{event.actor}}"\nsteps:\n'
         f"  - id: s\n    actuator: {actuator}\n    with: {params}\n"

@@ -16,7 +16,7 @@ from tests.guard_kit import event_naming, step_refused, step_trips
 RESTORE = "aws.iam.restore_inline_policy"
 ROLE = "ResponderRole"  # an alert's text a model step's reason may be bound to
 BUCKET_ARN = "arn:aws:s3:::training-data"
-PRIOR = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+PRIOR = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:GetObject",
                                                  "Resource": [BUCKET_ARN, f"{BUCKET_ARN}/*"]}]}
 
 
@@ -81,7 +81,7 @@ def test_no_actuator_declares_a_parameter_that_names_what_it_acts_on() -> None:
         assert not set(actuator.not_identifiers) & NAMING_PARAMS, actuator.name
 
 
-def test_no_declared_parameter_changes_what_a_step_acts_on() -> None:
+def test_no_declared_parameter_changes_the_target_a_step_names() -> None:
     """Each actuator's example step keeps its target whatever value a parameter it declares not an identifier takes."""
     for actuator in registry:
         for step in examples(actuator) if actuator.not_identifiers else ():

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, field_validator
 
 from responder.actuators.aws.iam_inline import delete_inline, get_inline, put_inline, require_principal
 from responder.actuators.aws.iam_policies import QUARANTINE_POLICY, RESPONDER_POLICY, PrincipalParams
@@ -16,6 +16,19 @@ class RestoreInlineParams(PrincipalParams):
 
     policy_name: str = Field(pattern=RESPONDER_POLICY, examples=[QUARANTINE_POLICY])
     document: dict[str, JsonValue] | None = None
+
+    @field_validator("document")
+    @classmethod
+    def _deny_only(cls, document: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+        """Every policy responder writes only denies, so a restore puts back only a deny: a document that could
+        grant anything (alert data a runbook binds here) would widen the principal's access under responder's name."""
+        if document is None:
+            return None
+        given = document.get("Statement")
+        statements = [given] if isinstance(given, dict) else given if isinstance(given, list) else []
+        if not statements or not all(isinstance(st, dict) and st.get("Effect") == "Deny" for st in statements):
+            raise ValueError("a restore puts back only a deny policy: every statement's Effect must be \"Deny\"")
+        return document
 
 
 @register
@@ -37,6 +50,8 @@ class RestoreInlinePolicy(Actuator[RestoreInlineParams]):
     # neither is a resource it acts on (a protected `responder-*` or a bucket a prior document names refused every
     # restore); the principal is read, and the policy name still checked as an IAM name
     not_identifiers = ("policy_name", "document")
+    # what is put back is written in the runbook, never taken from an alert (an undo passes what it recorded)
+    literal_params = ("policy_name", "document")
     permissions = ("iam:GetUserPolicy", "iam:PutUserPolicy", "iam:DeleteUserPolicy", "iam:GetRolePolicy",
                    "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:GetUser", "iam:GetRole")
     destructive = False
