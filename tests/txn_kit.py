@@ -191,13 +191,15 @@ class OutageProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is unt
     """aiokafka 0.14's transactional producer, started (its producer id known), in a full outage: its metadata still
     names node 0 the leader of the changelog's partitions 0-3, and no broker answers. Its transaction coordinator is
     never found (FindCoordinator: NodeNotReady, for ever), so a record waits for its partition's addition to the
-    transaction; its batch's expiry (the 0.1 s request timeout) never comes for a transactional producer."""
+    transaction; its batch's expiry (the 0.1 s request timeout) never comes for a transactional producer. A record that
+does not fit in the partition's last batch waits up to that request timeout (`request_timeout_ms`) to be queued."""
 
     pid_known = True  # InitProducerId done
+    request_timeout_ms = 100  # aiokafka's: also how long a record waits to be queued behind a full, unsent batch
 
     def __init__(self, *, transactional_id: str, **_: Any) -> None:
         super().__init__(bootstrap_servers="127.0.0.1:1", transactional_id=transactional_id, retry_backoff_ms=10,
-                         request_timeout_ms=100)
+                         request_timeout_ms=self.request_timeout_ms)
         self.tries = 0  # lookups and requests no broker answered
         self.client.bootstrap = self._nothing
         self.client.ready = self._ready

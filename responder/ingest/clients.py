@@ -215,17 +215,29 @@ async def publish(
 
 
 async def send_all(producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes, bytes | None]],
-                   partition: int, *, acks_within: float | None = None) -> None:
-    """Send `records` (key, value) to `partition` and wait for every ack, for at most `acks_within` seconds when
-    given (then TimeoutError, the acks still awaited cancelled); raise the first failure. Every send's outcome is
-    collected, so a fenced or failed batch leaves no "Future exception was never retrieved" behind."""
-    sends: list[asyncio.Future[Any]] = []
+                   partition: int, *, within: float | None = None,
+                   acks: list[asyncio.Future[Any]] | None = None) -> None:
+    """Send `records` (key, value) to `partition` and wait for every ack; raise the first failure. With `within`, all
+    of it within `within` seconds, then TimeoutError: each record's queueing (aiokafka makes a record that does not
+    fit in the partition's last batch wait up to its request timeout, 40 s, for that batch to be sent) as well as the
+    acks. `acks`, when given, gets each record's ack as the record is queued: how many were, if it is cut short.
+
+    Cut short (that deadline, a caller's, a cancel, a send that raised), nothing more is awaited: the acks not in are
+    cancelled (aiokafka still sends their records) and the failed ones retrieved, so nothing is left for asyncio to log
+    ("Future exception was never retrieved"). A record whose queueing was cut is in no batch: aiokafka appends a record
+    only once it fits, after its wait, with no await between (`MessageAccumulator.add_message`)."""
+    acks = [] if acks is None else acks
     try:
-        for key, value in records:
-            sends.append(await producer.send(topic, value, key=key, partition=partition))
+        async with asyncio.timeout(within):
+            for key, value in records:
+                acks.append(await producer.send(topic, value, key=key, partition=partition))
+            outcomes = await asyncio.gather(*acks, return_exceptions=True)
     finally:
-        async with asyncio.timeout(acks_within):
-            outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        for ack in acks:
+            if not ack.done():
+                ack.cancel()
+            elif not ack.cancelled():
+                ack.exception()  # retrieved
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome

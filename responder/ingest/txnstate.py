@@ -1,13 +1,14 @@
 """What a partition's changelog transaction holds and how it ends (`TxnState`, the base of `Transactions` in
 responder/ingest/transactions.py): the records of its open transaction and whose producer opened it, a failure for
 good (fenced, Kafka cut off, refused) after which the partition takes no write or offsets until it is revoked, and
-the waits on Kafka, each bounded: a commit's, an abort's or the offsets' addition's (`_ended`), a send's acks
-(`_send`)."""
+the waits on Kafka, each bounded: a commit's, an abort's or the offsets' addition's (`_ended`), a send's queueing and
+acks (`_send`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -19,16 +20,16 @@ from responder.ingest.clients import SEND_DEADLINE, fenced_error, send_all, tran
 log = structlog.get_logger(__name__)
 
 END_DEADLINE = 30.0
-"""Seconds a commit, abort or offsets' addition waits for the coordinator, and a send for its acks (aiokafka: no limit
-while the cluster is down) before the partition's transaction fails: under the 60 s transaction and 120 s rebalance
-timeouts."""
+"""Seconds a commit, abort or offsets' addition waits for the coordinator, and a send for its queueing and acks
+(aiokafka: no limit while the cluster is down) before the partition's transaction fails: under the 60 s transaction and
+120 s rebalance timeouts."""
 
 
 class TxnState:
     """The transactions of the partitions this replica owns: partition p's producer, its open transaction, its end."""
 
     send_deadline = SEND_DEADLINE  # seconds a transaction is run again after its first transient failure
-    end_deadline = END_DEADLINE  # seconds a commit, abort or offsets' addition, or a send's acks, wait for Kafka
+    end_deadline = END_DEADLINE  # seconds a commit, abort, offsets' addition or send waits for Kafka
 
     def __init__(self, topic: str, group_id: str) -> None:
         self.topic, self.group_id = topic, group_id
@@ -64,14 +65,24 @@ class TxnState:
 
     async def _send(self, partition: int, producer: AIOKafkaProducer,
                     records: Sequence[tuple[bytes, bytes | None]]) -> None:
-        """Send `records` in p's open transaction and wait for their acks at most `end_deadline` seconds, then
-        TimeoutError, as `_ended`. aiokafka never expires a transactional batch: it waits for the partition's
-        addition to the transaction, and resends the batch after a retriable error, until a broker answers, so in a
-        full outage the acks never came (tests/unit/test_transactions_outage.py)."""
+        """Send `records` in p's open transaction, all of it (each record's queueing behind an unsent batch, then the
+        acks) within `end_deadline` seconds, then TimeoutError, as `_ended`. aiokafka never expires a transactional
+        batch: it waits for the partition's addition to the transaction, and resends the batch after a retriable
+        error, until a broker answers, so in a full outage the acks never came, and a record that did not fit behind
+        an unsent batch first waited aiokafka's request timeout (40 s) to be queued (tests/unit/
+        test_transactions_outage.py). A cancel that cuts the queueing short leaves the transaction holding part of
+        the write: the partition fails (nothing more written or committed in it) and the cancel goes on."""
+        acks: list[asyncio.Future[Any]] = []
         try:
-            await send_all(producer, self.topic, records, partition, acks_within=self.end_deadline)
+            await send_all(producer, self.topic, records, partition, within=self.end_deadline, acks=acks)
         except TimeoutError as exc:
             raise self._stuck(partition, "send", "Kafka") from exc
+        except asyncio.CancelledError:
+            if len(acks) < len(records):
+                log.warning("changelog_transaction_cut", partition=partition, queued=len(acks), records=len(records))
+                self._failed(partition, producer, ChangelogError(
+                    f"cancelled after queueing {len(acks)} of the write's {len(records)} records"))
+            raise
 
     def _stuck(self, partition: int, step: str, whom: str) -> TimeoutError:
         log.error("changelog_transaction_stuck", partition=partition, step=step, waited_s=self.end_deadline)
