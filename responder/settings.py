@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from responder.intake_config import IntakeSource
-from responder.settings_errors import SettingsInvalid, describe, sources
+from responder.settings_errors import SettingsInvalid, describe, problem, sources
 from responder.settings_kafka import KafkaSettings, below_group_timeouts
 
 OperatorCommand = Literal["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch",
@@ -202,6 +202,17 @@ class Settings(KafkaSettings):
         """In fleet mode a step's AWS call that may take longer than the group waits for the replica holds its chunk
         past its place in the group (its partitions move while it acts; docs/fleet.md, "Deadlines")."""
         return below_group_timeouts(timeout, info, "an AWS call")
+
+    @model_validator(mode="after")
+    def _group_timeouts_above_the_fixed_bounds(self) -> Settings:
+        """In fleet mode a rebalance timeout or poll interval not above the largest fixed bound (a transaction's
+        commit, a restore's read…) moves a partition while the replica still waits on it: one line each, exit 3."""
+        fields = type(self).model_fields
+        problems = [problem(name, fields[name], getattr(self, name), why)
+                    for name, why in self.group_timeouts_too_short()]
+        if problems:
+            raise SettingsInvalid(problems)
+        return self
 
     @field_validator("model_refuse_legacy_signatures")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings
 
+from responder.bounds import largest
 from responder.kafka_config import KafkaSecurity
 
 
@@ -32,12 +33,14 @@ class KafkaSettings(BaseSettings):
     rebalance_timeout_ms: int = Field(
         default=120_000, ge=1000, description="how long a replica may take to finish the chunks in hand when its "
                                               "partitions move; one slower than this is dropped from the group and "
-                                              "may act after its partitions moved (docs/fleet.md)")
+                                              "may act after its partitions moved; in fleet mode above the write "
+                                              "deadline and the fixed bounds, 30 s (docs/fleet.md, \"Deadlines\")")
     kafka_max_poll_interval_ms: int = Field(
         default=300_000, ge=1000, description="longest a replica may go between two polls of its alert consumer "
                                               "before it leaves the group (aiokafka's default); the poll loop awaits "
                                               "neither the batch gate nor the changelog, and in fleet mode must "
-                                              "stay above changelog_write_deadline (docs/fleet.md, \"Deadlines\")")
+                                              "stay above changelog_write_deadline and the fixed bounds, 30 s "
+                                              "(docs/fleet.md, \"Deadlines\")")
     kafka_group_instance_id: str | None = Field(
         default=None, description="static group membership (KIP-345): a stable id unique per replica (e.g. the pod "
                                   "name); a restart after a crash takes its old place without waiting for the "
@@ -108,6 +111,18 @@ class KafkaSettings(BaseSettings):
         """A write that may take longer than the group waits for the replica outlives its place in the group (fleet
         mode only: without a changelog nothing is written, and a setting valid before this one existed still loads)."""
         return below_group_timeouts(deadline, info, "a changelog write")
+
+    def group_timeouts_too_short(self) -> list[tuple[str, str]]:
+        """In fleet mode (a changelog), each group timeout (the rebalance timeout, the poll interval) not above the
+        largest fixed bound on a wait made while holding a partition (`responder.bounds.largest`; a transaction's
+        unless transactions are off): its field and why, with the least value allowed. Outside fleet mode none."""
+        if not self.changelog_topic:
+            return []
+        bound = largest(transactions=self.kafka_transactions != "off")
+        least = int(bound.seconds * 1000) + 1
+        return [(name, f"not above {bound.seconds:g}s, the fixed bound of {bound.what} (responder/bounds.py): the "
+                       f"group would move a partition while the replica still waits on it; set it to {least} or more")
+                for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms") if getattr(self, name) < least]
 
 
 def below_group_timeouts(seconds: float, info: ValidationInfo, what: str) -> float:

@@ -34,6 +34,7 @@ from typing import Any
 import structlog
 
 from responder.actuators.base import AwsCaller
+from responder.bounds import SWITCH_READ_S  # one kill-switch read, which the poll loop waits for
 from responder.engine.fleetitems import KILL_SWITCH, Slot, slot_key, switch_item, switch_on
 from responder.engine.fleettable import FleetTable
 from responder.engine.guards import Trip
@@ -44,7 +45,6 @@ from responder.models.step import StepResult, StepStatus
 log = structlog.get_logger(__name__)
 
 MAX_HELD = 10_000  # step keys whose fresh slots are remembered until their result (oldest forgotten: slots expire)
-SWITCH_READ_S = 5.0  # seconds one kill-switch read may take (the poll loop waits for it); past it, a failed read
 SWITCH_RETRY_S = 5.0  # seconds after a failed read during which the polls keep the last value without reading
 
 

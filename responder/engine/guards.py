@@ -36,6 +36,7 @@ from typing import Any
 import structlog
 
 from responder.actuators.base import ModelConfig
+from responder.bounds import READS_DEADLINE_S
 from responder.engine.actedon import acted_on
 from responder.engine.arnforms import ANYWHERE, Home
 from responder.engine.guardreads import by_reads, matching, refuses
@@ -51,11 +52,10 @@ from responder.models.runbook import Protected, Quota, Runbook
 
 log = structlog.get_logger(__name__)
 
-READS_DEADLINE_S = 15.0
-"""Seconds one step's guard reads through AWS (KMS aliases, IAM principals and tags, the kinds read concurrently and
-the keys of each, `Guards._read_protected`, each read retried within `KeptReads.DEADLINE_S`) may take in all; past it
-the step is refused, as when a read fails (fail closed). A released decision's step reads under the batch gate: this
-bounds how long it holds the lanes (docs/fleet.md)."""
+# READS_DEADLINE_S (responder/bounds.py): seconds one step's guard reads through AWS (KMS aliases, IAM principals and
+# tags, the kinds read concurrently and the keys of each, `Guards._read_protected`, each read retried within
+# `KeptReads.DEADLINE_S`) may take in all; past it the step is refused, as when a read fails (fail closed). A released
+# decision's step reads under the batch gate: this bounds how long it holds the lanes (docs/fleet.md).
 UNCOUNTED = "quota_uncounted"
 """The guard of a quota that cannot be counted yet: its parked steps are checked again once it can."""
 _COUNTS = re.compile(r"(?<= ran )\d+(?= time\(s\))"  # a quota's runs in its window

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from responder.auth import signed_headers
+from responder.bounds import PUBLISH_DEADLINE
 from responder.errors import BrokerRefused, BrokerUnavailable
 from responder.ingest.clients import (
     _start_with_retry,
@@ -32,10 +33,6 @@ from responder.tracing import outgoing
 
 log = structlog.get_logger(__name__)
 
-
-PUBLISH_DEADLINE = 20.0
-"""Seconds a publication (an approval request, a notification, an operator reply) takes at most in all, its resends
-included: it may run in a lane's chunk or under the exclusive gate, which a rebalance waits for (120 s)."""
 
 
 class KafkaPublisher:

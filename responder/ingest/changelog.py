@@ -26,6 +26,7 @@ from aiokafka.admin import NewPartitions
 from aiokafka.errors import InvalidPartitionsError, KafkaError
 from pydantic import ValidationError
 
+from responder.bounds import RESTORE_DEADLINE
 from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.errors_kafka import ChangelogError, ChangelogTooShort, ChangelogWriteTimedOut
@@ -37,7 +38,6 @@ log = structlog.get_logger(__name__)
 
 QUOTAS_KEY = b"~quotas"
 FENCE_KEY = b"~fence"
-GROW_WAIT_S = 30.0  # longest wait for a grown changelog's new partition to show in the metadata
 WRITE_DEADLINE_S = 45.0
 """Seconds a changelog write outside transactions may take in all, from its call (its partition's lock included)
 across its resends, and for a flush across the partitions it writes one after another (`until`): below the rebalance
@@ -117,7 +117,7 @@ class Changelog:
                     f"({self.write_deadline:g}s from the flush's first write, resends included)") from exc
         self.writes += len(records)
 
-    async def ensure_partition(self, partition: int, deadline: float = GROW_WAIT_S) -> None:
+    async def ensure_partition(self, partition: int, deadline: float = RESTORE_DEADLINE) -> None:
         """Grow the topic to `partition + 1` partitions when it has no `partition` yet (an alert partition added while
         the fleet runs), and wait until this client's metadata shows it (docs/fleet.md).
 
@@ -160,7 +160,7 @@ class Changelog:
             await self.producer.client.force_metadata_update()
         return set(await self.producer.partitions_for(self.topic))
 
-    async def read(self, partition: int, timeout: float = 30.0) -> list[EngineSnapshot]:
+    async def read(self, partition: int, timeout: float = RESTORE_DEADLINE) -> list[EngineSnapshot]:
         """The latest slice of every live key in `partition` (grown to it first: `ensure_partition`); a record that
         does not parse raises ChangelogError. Kafka is waited for a fixed `timeout` s (a restore's: no setting)."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,

@@ -30,6 +30,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from responder.bounds import SEND_DEADLINE
 from responder.errors import BrokerUnreachable
 from responder.exception_groups import cancel_requests
 from responder.ingest.security import check_connection
@@ -118,10 +119,6 @@ async def stop_consumer(consumer: Any) -> None:
         for pending in list(getattr(consumer._fetcher, "_pending_tasks", ())):
             pending.cancel()  # the fetches the interrupted close had not reached yet
         await consumer._client.close()  # what stop() had left to do once the fetcher was closed
-
-
-SEND_DEADLINE = 30.0
-"""Seconds a record is sent again after its first transient error (`resending`) before the last one is raised."""
 
 
 def transient_send(exc: BaseException) -> bool:

@@ -26,9 +26,10 @@ from typing import Any
 
 import structlog
 
+from responder.bounds import DRAIN_DEADLINE
+
 log = structlog.get_logger(__name__)
 
-CLOSE_DEADLINE = 20.0  # seconds a graceful stop waits to commit (as long as the lanes' drain, flow.py)
 Commit = Callable[[Mapping[Any, int]], Awaitable[None]]
 Flush = Callable[[], Awaitable[None]]
 
@@ -86,7 +87,7 @@ class OffsetCommits:
         for tp in partitions:
             self._pending.pop(tp, None)
 
-    async def close(self, deadline: float = CLOSE_DEADLINE) -> None:
+    async def close(self, deadline: float = DRAIN_DEADLINE) -> None:
         """Graceful stop (after the lanes drained): wait for a commit under way, then commit what is left.
 
         A timeline that cannot be made durable (a stalled disk) would hold the stop for ever: after `deadline`

@@ -29,10 +29,10 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from responder.bounds import SEND_DEADLINE
 from responder.errors import UnreadableRecord
 from responder.ingest.admin import ensure_topics
 from responder.ingest.clients import (
-    SEND_DEADLINE,
     _start_with_retry,
     fixed_wait,
     send_retrying,

@@ -16,8 +16,9 @@ from typing import Any
 import structlog
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
+from responder.bounds import SEND_DEADLINE
 from responder.errors import TopicRefused
-from responder.ingest.clients import SEND_DEADLINE, send_retrying, transient_send
+from responder.ingest.clients import send_retrying, transient_send
 from responder.ingest.dlq import DeadLetter, full_copy, minimal_copy
 from responder.models.event import RawRecord
 

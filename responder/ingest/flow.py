@@ -28,14 +28,12 @@ from typing import Any, Protocol
 
 import structlog
 
+from responder.bounds import DRAIN_DEADLINE
 from responder.models.event import RawRecord
 
 log = structlog.get_logger(__name__)
 
 SLOW_AFTER = 1.0  # seconds a chunk may run before its partition counts as slow
-DRAIN_DEADLINE = 20.0
-"""Seconds a graceful stop waits for the chunks in hand. Chunks still running then (their actuators hang) are
-cancelled uncommitted: their intents are durable, so the partition's next owner resolves them with verify()."""
 Handler = Callable[[dict[Any, list[RawRecord]]], Awaitable[None]]
 """Handles one partition's chunk and commits it (the service's batch handler)."""
 Observer = Callable[[Any, int, bool, bool], None]

@@ -15,8 +15,9 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from responder.bounds import SEND_DEADLINE
 from responder.ingest.admin import ensure_topics
-from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, fixed_wait, publish, stop_consumer
+from responder.ingest.clients import _start_with_retry, fixed_wait, publish, stop_consumer
 from responder.ingest.coordinator import commit_unless_dead, fresh, polled
 from responder.ingest.copartition import CoPartitionedAssignor
 from responder.ingest.dlq import DLQ_MAX_BYTES

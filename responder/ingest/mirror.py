@@ -33,8 +33,9 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from responder.bounds import SEND_DEADLINE
 from responder.errors import BrokerUnreachable
-from responder.ingest.clients import SEND_DEADLINE, _start_with_retry, fixed_wait, transient_send
+from responder.ingest.clients import _start_with_retry, fixed_wait, transient_send
 from responder.ingest.refusals import TOO_LARGE, TOPIC_REFUSED, refused_together
 from responder.models.timeline import TimelineEntry
 

@@ -32,6 +32,7 @@ import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from responder.bounds import RESTORE_DEADLINE
 from responder.errors import BrokerUnreachable
 from responder.errors_kafka import ChangelogError
 from responder.ingest.clients import _start_with_retry, fenced_error, fixed_wait, resending, transient_send
@@ -50,7 +51,7 @@ class Transactions(TxnState):
         self._locks: dict[int, asyncio.Lock] = {}
         self._held: dict[int, int] = {}  # partition -> lanes holding it (two alert topics share partition p)
 
-    async def assign(self, partitions: Iterable[int], deadline: float = 30.0) -> None:
+    async def assign(self, partitions: Iterable[int], deadline: float = RESTORE_DEADLINE) -> None:
         """Initialise the producers of newly owned partitions (fencing any earlier one, this process's too), clean."""
         for partition in sorted(set(partitions) - set(self.producers)):
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,

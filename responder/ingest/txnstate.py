@@ -14,16 +14,11 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, StaleLeaderEpochCodeError
 
+from responder.bounds import END_DEADLINE, SEND_DEADLINE
 from responder.errors_kafka import ChangelogError, ReplicaFenced, TransactionFailed
-from responder.ingest.clients import SEND_DEADLINE, fenced_error, send_all, transient_send
+from responder.ingest.clients import fenced_error, send_all, transient_send
 
 log = structlog.get_logger(__name__)
-
-END_DEADLINE = 30.0
-"""Seconds a commit, abort or offsets' addition waits for the coordinator, and a send for its queueing and acks
-(aiokafka: no limit while the cluster is down) before the partition's transaction fails: under the 60 s transaction and
-120 s rebalance timeouts."""
-
 
 class TxnState:
     """The transactions of the partitions this replica owns: partition p's producer, its open transaction, its end."""

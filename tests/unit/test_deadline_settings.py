@@ -4,12 +4,21 @@ docs/fleet.md, "Deadlines"); both reach the clients that use them."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from responder import bounds
+from responder.bounds import largest
 from responder.cli import app
+from responder.engine import guards
+from responder.ingest.approvals import KafkaPublisher
+from responder.ingest.changelog import Changelog
+from responder.ingest.flow import Flow
+from responder.ingest.transactions import Transactions
 from responder.service import Service
 from responder.settings import Settings
 from tests.fakes import FakeIam
@@ -88,3 +97,62 @@ def test_an_aws_call_timeout_not_below_the_group_timeouts_is_one_line_and_exit_3
 def test_the_aws_call_timeout_is_not_checked_without_a_changelog(tmp_path: Path) -> None:
     """Outside fleet mode (as for the write deadline) a long AWS call timeout still loads."""
     assert Settings(timeline_path=tmp_path / "t.jsonl", aws_call_timeout=600.0).aws_call_timeout == 600.0
+
+
+def _fleet_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str]) -> None:
+    """Only `env` and what `responder run` needs in fleet mode, Kafka unreachable, short write and AWS deadlines."""
+    for name in [n for n in __import__("os").environ if n.startswith("RESPONDER_")]:
+        monkeypatch.delenv(name)
+    for name, value in {"CHANGELOG_TOPIC": "responder.changelog", "KAFKA_BOOTSTRAP": "127.0.0.1:9",
+                        "KAFKA_CONNECT_TIMEOUT": "0.5", "RUNBOOKS_DIR": str(tmp_path), "DRY_RUN": "true",
+                        "TIMELINE_PATH": str(tmp_path / "t.jsonl"), "CHANGELOG_WRITE_DEADLINE": "10",
+                        "AWS_CALL_TIMEOUT": "10", **env}.items():
+        monkeypatch.setenv(f"RESPONDER_{name}", value)
+
+
+@pytest.mark.parametrize(("env", "variable", "bound"), [
+    ({"REBALANCE_TIMEOUT_MS": "20000"}, "RESPONDER_REBALANCE_TIMEOUT_MS", "a transaction's send"),
+    ({"REBALANCE_TIMEOUT_MS": "30000", "KAFKA_TRANSACTIONS": "on"}, "RESPONDER_REBALANCE_TIMEOUT_MS",
+     "a transaction's send"),
+    ({"KAFKA_MAX_POLL_INTERVAL_MS": "25000", "KAFKA_TRANSACTIONS": "off"}, "RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS",
+     "a restore's wait"),
+])
+def test_a_group_timeout_not_above_the_fixed_bounds_is_one_line_and_exit_3(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], variable: str, bound: str) -> None:
+    """In fleet mode a group timeout not above the largest fixed bound: one line: it, its least value, the bound."""
+    _fleet_env(monkeypatch, tmp_path, env)
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"✗ {variable}=")
+    assert "30001 or more" in lines[0]
+    assert bound in lines[0]
+
+
+@pytest.mark.parametrize("transactions", ["auto", "on", "off"])
+def test_the_defaults_and_the_least_group_timeouts_allowed_load_in_fleet_mode(
+        tmp_path: Path, transactions: str) -> None:
+    """In fleet mode the default group timeouts load, and so do both at 1 ms above the largest fixed bound."""
+    fleet: dict[str, Any] = {"timeline_path": tmp_path / "t.jsonl", "changelog_topic": "c",
+                             "kafka_transactions": transactions}
+    Settings(**fleet)
+    least = int(largest(transactions=True).seconds * 1000) + 1
+    Settings(**fleet, rebalance_timeout_ms=least, kafka_max_poll_interval_ms=least, changelog_write_deadline=10.0,
+             aws_call_timeout=10.0)
+
+
+def test_the_group_timeouts_are_not_checked_against_the_fixed_bounds_without_a_changelog(tmp_path: Path) -> None:
+    """Outside fleet mode a rebalance timeout and poll interval below every fixed bound still load, as before."""
+    Settings(timeline_path=tmp_path / "t.jsonl", rebalance_timeout_ms=1000, kafka_max_poll_interval_ms=1000,
+             changelog_write_deadline=0.5, aws_call_timeout=0.5)
+
+
+def test_the_waits_use_the_fixed_bounds_the_settings_check() -> None:
+    """The bounds the code waits by are responder.bounds' numbers, so the load-time rule checks what is used."""
+    assert Transactions("127.0.0.1:1", "c", "g").end_deadline == bounds.END_DEADLINE
+    assert KafkaPublisher.deadline == bounds.PUBLISH_DEADLINE
+    assert guards.READS_DEADLINE_S == bounds.READS_DEADLINE_S
+    assert inspect.signature(Flow).parameters["drain_deadline"].default == bounds.DRAIN_DEADLINE
+    assert inspect.signature(Changelog.read).parameters["timeout"].default == bounds.RESTORE_DEADLINE
+    assert max(b.seconds for b in bounds.BOUNDS) == largest(transactions=True).seconds
