@@ -75,7 +75,6 @@ async def test_a_producer_closed_with_undelivered_batches_leaves_asyncio_nothing
     assert said == []
 
 
-
 def _queued(txn: Transactions, partition: int) -> list[Any]:
     """The batches aiokafka holds for changelog partition `partition`, not sent yet or awaiting their acks."""
     accumulator, tp = txn.producers[partition]._message_accumulator, TopicPartition("changelog", partition)
@@ -111,16 +110,21 @@ async def test_a_write_cancelled_while_it_queues_a_record_is_cancelled_and_fails
         slow_queue: Transactions) -> None:
     """A cancel while a record waits to be queued is raised at once, and the partition, holding part of it, fails."""
     slow_queue.end_deadline = 30.0  # not reached: the cancel comes first
-    write = asyncio.ensure_future(slow_queue.write(0, [(f"inc-{n}".encode(), BIG) for n in range(3)], urgent=True))
-    while not any(b.record_count for b in _queued(slow_queue, 0)):
-        await asyncio.sleep(0.01)  # the first record is queued; the last waits behind it
-    await asyncio.sleep(0.1)
-    write.cancel()
-    await asyncio.wait({write}, timeout=3.0)  # a hang guard
-    assert write.done(), "the cancelled write still waits"
-    with pytest.raises(asyncio.CancelledError):
-        await write
-    with pytest.raises(ChangelogError, match="failed earlier"):
-        await slow_queue.write(0, [(b"inc-9", b"{}")], urgent=True)
-    slow_queue.end_deadline = 0.3
-    await asyncio.wait_for(slow_queue.revoke([0]), 5.0)  # a hang guard
+    records = [(f"inc-{n}".encode(), BIG) for n in range(3)]
+    with loop_complaints() as said:
+        write = asyncio.ensure_future(slow_queue.write(0, records, urgent=True))
+        while not any(b.record_count for b in _queued(slow_queue, 0)):
+            await asyncio.sleep(0.01)  # the first record is queued; the last waits behind it
+        await asyncio.sleep(0.1)
+        write.cancel()
+        slow_queue.end_deadline = 0.3  # what comes next fails fast: a write that still waits, a partition not failed
+        await asyncio.wait({write}, timeout=3.0)  # a hang guard
+        assert write.done(), "the cancelled write still waits"
+        with pytest.raises(asyncio.CancelledError):
+            await write
+        assert sum(b.record_count for b in _queued(slow_queue, 0)) < len(records)  # the record cut is in no batch
+        with pytest.raises(ChangelogError, match="failed earlier"):
+            await slow_queue.write(0, [(b"inc-9", b"{}")], urgent=True)
+        await asyncio.wait_for(slow_queue.revoke([0]), 5.0)  # a hang guard
+        await asyncio.sleep(0)  # the failed batches' done callbacks run
+    assert said == []
