@@ -15,7 +15,9 @@ END_DEADLINE = 30.0
 partition's transactional producer (`Transactions.end_deadline`): under the 60 s transaction timeout."""
 RESTORE_DEADLINE = 30.0
 """Each of a restore's waits for Kafka: its transactional producer's start (the fence), the changelog's growth to the
-partition, its reader's start, and its reader's polls that bring nothing (`Transactions.assign`, `Changelog.read`)."""
+partition, its reader's start, and its reader's polls that bring nothing (`Transactions.assign`, `Changelog.read`).
+Not in `BOUNDS`: a revocation cancels a restore still fencing or reading (`_end_restore`), so these waits never hold a
+partition the group moves."""
 SEND_DEADLINE = 30.0
 """A record sent again after its first transient error (`resending`): a dead letter, a restore's fence record, a
 transaction run again. Counted from that first failure: an attempt may itself take aiokafka's request timeout."""
@@ -42,14 +44,14 @@ class Bound:
 
 BOUNDS = (
     Bound(END_DEADLINE, "a transaction's send, commit, abort or offsets' addition", transactional=True),
-    Bound(RESTORE_DEADLINE, "a restore's wait for Kafka"),
     Bound(SEND_DEADLINE, "a record's resends after a transient error (a dead letter)"),
     Bound(PUBLISH_DEADLINE, "a publication (an approval request)"),
     Bound(DRAIN_DEADLINE, "a graceful stop's drain"),
     Bound(READS_DEADLINE_S, "a step's guard reads"),
     Bound(SWITCH_READ_S, "a kill-switch read"),
 )
-"""Every fixed bound, the first of equals the one a refusal names."""
+"""Every fixed bound a revocation, a stop or the poll loop waits for (a dead letter's resends: in the chunk a revocation
+waits for), the first of equals the one a refusal names (without transactions, the resends)."""
 
 
 def largest(*, transactions: bool) -> Bound:

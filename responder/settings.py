@@ -206,7 +206,8 @@ class Settings(KafkaSettings):
     @model_validator(mode="after")
     def _group_timeouts_above_the_fixed_bounds(self) -> Settings:
         """In fleet mode a rebalance timeout or poll interval not above the largest fixed bound (a transaction's
-        commit, a restore's read…) moves a partition while the replica still waits on it: one line each, exit 3."""
+        commit, a dead letter's resends…) moves a partition while the replica still waits on it: one line each,
+        exit 3."""
         fields = type(self).model_fields
         problems = [problem(name, fields[name], getattr(self, name), why)
                     for name, why in self.group_timeouts_too_short()]

@@ -115,7 +115,7 @@ def _fleet_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, s
     ({"REBALANCE_TIMEOUT_MS": "30000", "KAFKA_TRANSACTIONS": "on"}, "RESPONDER_REBALANCE_TIMEOUT_MS",
      "a transaction's send"),
     ({"KAFKA_MAX_POLL_INTERVAL_MS": "25000", "KAFKA_TRANSACTIONS": "off"}, "RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS",
-     "a restore's wait"),
+     "a record's resends after a transient error"),
 ])
 def test_a_group_timeout_not_above_the_fixed_bounds_is_one_line_and_exit_3(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], variable: str, bound: str) -> None:
