@@ -14,10 +14,15 @@ from typer.testing import CliRunner
 from responder import bounds
 from responder.bounds import largest
 from responder.cli import app
-from responder.engine import guards
+from responder.engine import fleetguard
+from responder.engine.guards import Guards
 from responder.ingest.approvals import KafkaPublisher
 from responder.ingest.changelog import Changelog
+from responder.ingest.clients import resending, send_retrying
+from responder.ingest.commits import OffsetCommits
+from responder.ingest.dlqsend import send_deadletter
 from responder.ingest.flow import Flow
+from responder.ingest.kafka import KafkaIngest
 from responder.ingest.transactions import Transactions
 from responder.service import Service
 from responder.settings import Settings
@@ -148,11 +153,24 @@ def test_the_group_timeouts_are_not_checked_against_the_fixed_bounds_without_a_c
              changelog_write_deadline=0.5, aws_call_timeout=0.5)
 
 
+def _default(function: Any, parameter: str) -> Any:
+    return inspect.signature(function).parameters[parameter].default
+
+
 def test_the_waits_use_the_fixed_bounds_the_settings_check() -> None:
-    """The bounds the code waits by are responder.bounds' numbers, so the load-time rule checks what is used."""
-    assert Transactions("127.0.0.1:1", "c", "g").end_deadline == bounds.END_DEADLINE
+    """The deadlines the code waits by (attributes, defaults) are responder.bounds' numbers, as the settings check."""
+    txn = Transactions("127.0.0.1:1", "c", "g")
+    assert txn.end_deadline == bounds.END_DEADLINE
+    assert txn.send_deadline == bounds.SEND_DEADLINE
+    assert _default(Transactions.assign, "deadline") == bounds.RESTORE_DEADLINE
+    assert _default(Changelog.ensure_partition, "deadline") == bounds.RESTORE_DEADLINE
+    assert _default(Changelog.read, "timeout") == bounds.RESTORE_DEADLINE
+    assert _default(send_retrying, "deadline") == bounds.SEND_DEADLINE
+    assert _default(resending, "deadline") == bounds.SEND_DEADLINE
+    assert _default(send_deadletter, "deadline") == bounds.SEND_DEADLINE
+    assert KafkaIngest.deadletter_deadline == bounds.SEND_DEADLINE
     assert KafkaPublisher.deadline == bounds.PUBLISH_DEADLINE
-    assert guards.READS_DEADLINE_S == bounds.READS_DEADLINE_S
-    assert inspect.signature(Flow).parameters["drain_deadline"].default == bounds.DRAIN_DEADLINE
-    assert inspect.signature(Changelog.read).parameters["timeout"].default == bounds.RESTORE_DEADLINE
-    assert max(b.seconds for b in bounds.BOUNDS) == largest(transactions=True).seconds
+    assert _default(Flow, "drain_deadline") == bounds.DRAIN_DEADLINE
+    assert _default(OffsetCommits.close, "deadline") == bounds.DRAIN_DEADLINE
+    assert Guards().reads_deadline == bounds.READS_DEADLINE_S
+    assert fleetguard.SWITCH_READ_S == bounds.SWITCH_READ_S  # read at each kill-switch read
