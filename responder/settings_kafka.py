@@ -128,14 +128,26 @@ class KafkaSettings(BaseSettings):
 def below_group_timeouts(seconds: float, info: ValidationInfo, what: str) -> float:
     """`seconds`, unless in fleet mode (a changelog) it is not below the rebalance timeout and the poll interval
     validated before it (`info`): then a ValueError saying that `what` taking that long outlives the replica's place
-    in its group, and how to fix it."""
+    in its group, and how to fix it. A group timeout also below the largest fixed bound (checked after the fields, so
+    not reached when this refuses) is given its least value here: one round fixes both."""
     if not info.data.get("changelog_topic"):
         return seconds
-    for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms"):
-        limit = info.data.get(name)
-        if isinstance(limit, int) and seconds * 1000 >= limit:
-            variable = f"RESPONDER_{name.upper()}"
-            raise ValueError(f"{seconds:g}s is not below {variable} ({limit} ms): {what} that takes that long "
-                             f"outlives the replica's place in its group; set it below {limit / 1000:g}s or raise "
-                             f"{variable}")
-    return seconds
+    limits = {name: limit for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms")
+              if isinstance(limit := info.data.get(name), int)}
+    refused = next((name for name, limit in limits.items() if seconds * 1000 >= limit), None)
+    if refused is None:
+        return seconds
+    bound = largest(transactions=info.data.get("kafka_transactions") != "off")  # unknown yet (the write deadline
+    # is validated before it): the larger, transactions'
+    floor = int(bound.seconds * 1000) + 1
+    variable, limit = f"RESPONDER_{refused.upper()}", limits[refused]
+    fix = f"set it below {limit / 1000:g}s or raise {variable}"
+    if limit < floor:  # lowering this alone would not do: the timeout is below the fixed bounds too
+        fix = (f"raise {variable} to {max(int(seconds * 1000) + 1, floor)} or more (above this and above "
+               f"{bound.seconds:g}s, the largest fixed bound: responder/bounds.py)")
+    also = "".join(  # the other timeout, if below the fixed bounds too (and this, if refused as well)
+        f"; RESPONDER_{name.upper()} ({other} ms) too: set it to "
+        f"{max(int(seconds * 1000) + 1, floor) if seconds * 1000 >= other else floor} or more"
+        for name, other in limits.items() if name != refused and other < floor)
+    raise ValueError(f"{seconds:g}s is not below {variable} ({limit} ms): {what} that takes that long outlives the "
+                     f"replica's place in its group; {fix}{also}")

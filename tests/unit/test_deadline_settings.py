@@ -5,6 +5,7 @@ docs/fleet.md, "Deadlines"); both reach the clients that use them."""
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,30 @@ def test_a_group_timeout_not_above_the_fixed_bounds_is_one_line_and_exit_3(
     assert lines[0].startswith(f"✗ {variable}=")
     assert "30001 or more" in lines[0]
     assert bound in lines[0]
+
+
+@pytest.mark.parametrize(("env", "fixes"), [
+    ({"REBALANCE_TIMEOUT_MS": "20000", "CHANGELOG_WRITE_DEADLINE": None}, {"REBALANCE_TIMEOUT_MS": "45001"}),
+    ({"REBALANCE_TIMEOUT_MS": "20000", "KAFKA_MAX_POLL_INTERVAL_MS": "25000", "CHANGELOG_WRITE_DEADLINE": "22"},
+     {"REBALANCE_TIMEOUT_MS": "30001", "KAFKA_MAX_POLL_INTERVAL_MS": "30001"}),
+])
+def test_a_write_deadline_refused_by_a_group_timeout_below_the_fixed_bounds_names_the_least_timeouts(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str | None], fixes: dict[str, str]) -> None:
+    """A write deadline refused by a timeout also below the fixed bounds: one line with each timeout's least value."""
+    _fleet_env(monkeypatch, tmp_path, {name: value for name, value in env.items() if value is not None})
+    for name in [name for name, value in env.items() if value is None]:
+        monkeypatch.delenv(f"RESPONDER_{name}")  # its default (45 s)
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("✗ RESPONDER_CHANGELOG_WRITE_DEADLINE=")
+    assert "set it below" not in lines[0]  # lowering the deadline alone would not do
+    for name, least in fixes.items():
+        assert re.search(rf"RESPONDER_{name} [^;]*\b{least} or more", lines[0]), lines[0]
+    for name, least in fixes.items():  # one round: the values it names load
+        monkeypatch.setenv(f"RESPONDER_{name}", least)
+    Settings()
 
 
 @pytest.mark.parametrize("transactions", ["auto", "on", "off"])
