@@ -192,7 +192,7 @@ class OutageProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is unt
     names node 0 the leader of the changelog's partitions 0-3, and no broker answers. Its transaction coordinator is
     never found (FindCoordinator: NodeNotReady, for ever), so a record waits for its partition's addition to the
     transaction; its batch's expiry (the 0.1 s request timeout) never comes for a transactional producer. A record that
-does not fit in the partition's last batch waits up to that request timeout (`request_timeout_ms`) to be queued."""
+    does not fit in the partition's last batch waits up to that request timeout (`request_timeout_ms`) to be queued."""
 
     pid_known = True  # InitProducerId done
     request_timeout_ms = 100  # aiokafka's: also how long a record waits to be queued behind a full, unsent batch

@@ -34,7 +34,6 @@ from responder.tracing import outgoing
 log = structlog.get_logger(__name__)
 
 
-
 class KafkaPublisher:
     """The engine's Publisher over one idle-cheap producer (acks=all, waits for each ack)."""
 

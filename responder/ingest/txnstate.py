@@ -20,6 +20,7 @@ from responder.ingest.clients import fenced_error, send_all, transient_send
 
 log = structlog.get_logger(__name__)
 
+
 class TxnState:
     """The transactions of the partitions this replica owns: partition p's producer, its open transaction, its end."""
 

@@ -5,6 +5,7 @@ docs/fleet.md, "Deadlines"); both reach the clients that use them."""
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ def test_an_aws_call_timeout_not_below_the_group_timeouts_is_one_line_and_exit_3
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], names: str) -> None:
     """In fleet mode an AWS call timeout at the rebalance timeout or past the poll interval: `responder run` prints
     one line naming RESPONDER_AWS_CALL_TIMEOUT and the timeout it must stay below; exit 3."""
-    for name in [n for n in __import__("os").environ if n.startswith("RESPONDER_")]:
+    for name in [n for n in os.environ if n.startswith("RESPONDER_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("RESPONDER_CHANGELOG_TOPIC", "responder.changelog")
     for name, value in {"KAFKA_BOOTSTRAP": "127.0.0.1:9", "KAFKA_CONNECT_TIMEOUT": "0.5", "RUNBOOKS_DIR": str(tmp_path),
@@ -107,7 +108,7 @@ def test_the_aws_call_timeout_is_not_checked_without_a_changelog(tmp_path: Path)
 
 def _fleet_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str]) -> None:
     """Only `env` and what `responder run` needs in fleet mode, Kafka unreachable, short write and AWS deadlines."""
-    for name in [n for n in __import__("os").environ if n.startswith("RESPONDER_")]:
+    for name in [n for n in os.environ if n.startswith("RESPONDER_")]:
         monkeypatch.delenv(name)
     for name, value in {"CHANGELOG_TOPIC": "responder.changelog", "KAFKA_BOOTSTRAP": "127.0.0.1:9",
                         "KAFKA_CONNECT_TIMEOUT": "0.5", "RUNBOOKS_DIR": str(tmp_path), "DRY_RUN": "true",
