@@ -26,15 +26,17 @@ on_failure:
 
 
 async def one_protected_step(aws, tmp_path: Path, actuator: str, with_: dict, protected: str,
-                             tags: dict | None = None) -> tuple[list[tuple[str, dict]], list]:
+                             tags: dict | None = None,
+                             runbook: str = PROTECTED_STEP) -> tuple[list[tuple[str, dict]], list]:
     """Run one step of `actuator` through the engine against moto under `protected` (and protected `tags`): its
-    timeline's entries, and the notifications sent."""
-    engine, publisher = await protected_engine(aws, tmp_path, actuator, with_, protected, tags)
+    timeline's entries, and the notifications sent. `runbook`: the runbook's text, `PROTECTED_STEP` or one like it
+    (its step `%s` actuator and `%s` parameters)."""
+    engine, publisher = await protected_engine(aws, tmp_path, actuator, with_, protected, tags, runbook)
     return [(e.kind, e.body) for e in engine.recorder.entries()], publisher.sent
 
 
 async def protected_engine(aws, tmp_path: Path, actuator: str, with_: dict, protected: str,
-                           tags: dict | None = None) -> tuple[Any, Any]:
+                           tags: dict | None = None, runbook: str = PROTECTED_STEP) -> tuple[Any, Any]:
     """`one_protected_step`'s run: the engine that ran the step (its recorder flushed), and the recording publisher."""
     from responder.actuators import registry
     from responder.actuators.base import ActuationContext
@@ -50,7 +52,7 @@ async def protected_engine(aws, tmp_path: Path, actuator: str, with_: dict, prot
 
     books = tmp_path / "runbooks"
     books.mkdir()
-    (books / "protected-step.yaml").write_text(PROTECTED_STEP % (actuator, orjson.dumps(with_).decode()))
+    (books / "protected-step.yaml").write_text(runbook % (actuator, orjson.dumps(with_).decode()))
     publisher = RecordingPublisher()
     policy = GuardPolicy(protected=Protected(ids=[protected] if protected else [], tags=tags or {}))
     engine = Engine(Recorder(MemoryStore()), registry, aws, guards=Guards(policy),

@@ -2,8 +2,8 @@
 restores the policy of a role outside the protected path (before: refused, the policy name read as a role that IAM
 does not know) and is refused, escalated and paged on a role under it, the policy kept. While `responder-*` (or a
 bucket its prior document names) is protected, its policy name and document are not read as its target: it restores an
-unprotected role's policy (before: refused) and is still refused on a role `responder-*` protects; `responder undo`
-lifts a quarantine made under that protection."""
+unprotected role's policy (before: refused), as a failed step's `on_failure` step too, and is still refused on a role
+`responder-*` protects; `responder undo` lifts a quarantine made under that protection."""
 
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ import pytest
 from responder.actuators.aws.iam_inline import deny_document
 from responder.actuators.aws.iam_policies import QUARANTINE_POLICY
 from responder.engine.undo import Undoer
-from tests.integration.protection_kit import one_protected_step, protected_engine, refused_and_escalated
+from tests.integration.protection_kit import (
+    PROTECTED_STEP,
+    one_protected_step,
+    protected_engine,
+    refused_and_escalated,
+)
 
 pytestmark = pytest.mark.integration
 PROTECTED = "arn:aws:iam::*:role/admins/*"
@@ -26,6 +31,13 @@ OWN = "responder-*"  # what protects responder's own role, and matches the name 
 BUCKET_ARN = "arn:aws:s3:::training-data"
 PRIOR = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:GetObject",
                                                  "Resource": [BUCKET_ARN, f"{BUCKET_ARN}/*"]}]}
+RESTORE_ON_FAILURE = PROTECTED_STEP.split("on_failure:")[0] + """\
+on_failure:
+  - id: restore
+    actuator: aws.iam.restore_inline_policy
+    with: {principal_type: role, principal_name: %s, policy_name: responder-quarantine}
+"""
+"""`PROTECTED_STEP` escalating to a restore of a role's quarantine (`% ("%s", "%s", role)`)."""
 
 
 async def _quarantined(aws, tmp_path: Path, path: str, prefix: str = "worker") -> dict[str, str]:
@@ -95,4 +107,16 @@ async def test_undo_lifts_a_quarantine_made_while_responder_star_is_protected(aw
     [incident] = {e.incident for e in engine.recorder.entries() if e.kind == "step.result"}
     outcomes = await Undoer(engine.recorder, engine.registry, aws).undo(incident)
     assert [(o["reverse"], o["status"]) for o in outcomes] == [(RESTORE, "ok")], outcomes
+    assert (await aws.call("iam", "list_role_policies", RoleName=name))["PolicyNames"] == []
+
+
+async def test_an_on_failure_restore_lifts_a_quarantine_while_responder_star_is_protected(aws, tmp_path):
+    """`responder-*` protected: a failed step's on_failure restore of an unprotected role runs, the policy gone."""
+    name = (await _quarantined(aws, tmp_path, "/"))["principal_name"]
+    failing = {"user_name": f"{name}-nobody", "access_key_id": "AKIAZZZZZZZZZZZZZZZZ"}  # no such user: it fails
+    entries, _ = await one_protected_step(aws, tmp_path, "aws.iam.deactivate_access_key", failing, OWN,
+                                          runbook=RESTORE_ON_FAILURE % ("%s", "%s", name))
+    assert not [b for k, b in entries if k == "guard.tripped"], entries
+    assert [(b["step"], b["status"]) for k, b in entries if k == "step.result"] == [
+        ("contain", "failed"), ("restore.contain", "ok")], entries
     assert (await aws.call("iam", "list_role_policies", RoleName=name))["PolicyNames"] == []

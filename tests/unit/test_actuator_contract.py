@@ -8,6 +8,7 @@ import pytest
 from pydantic import Field
 
 from responder.actuators import registry
+from responder.actuators.aws.iam_restore import RestoreInlinePolicy
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params
 from responder.actuators.contract import examples, problems
 from responder.actuators.policy import PolicyScope, minimal_policy
@@ -77,6 +78,25 @@ def test_contract_reports_each_missing_declaration():
                      "skips the protected-id guard"):
         assert expected in joined, expected
 
+
+
+class _MisnamedFreeText(RestoreInlinePolicy):
+    """A restore declaring a not-identifier its parameters lack (a typo, or one renamed since).
+
+    Example::
+
+        - id: lift-quarantine
+          actuator: aws.iam.restore_inline_policy
+          with: {principal_type: role, principal_name: inference, policy_name: responder-quarantine}
+    """
+
+    not_identifiers = ("policy_name", "reason")
+
+
+def test_contract_reports_a_not_identifier_that_names_no_parameter():
+    """A not_identifiers name that is no parameter of the actuator is reported, and is the only problem found."""
+    assert problems(RestoreInlinePolicy(), registry) == []
+    assert problems(_MisnamedFreeText(), registry) == ["not_identifiers names no parameter: ['reason']"]
 
 def test_docstring_examples_are_parsed():
     """The YAML after `Example::` is a list of steps naming the actuator."""
