@@ -23,8 +23,7 @@ OUTAGE_S = 6.0
 
 
 async def test_a_changelog_write_to_a_stopped_broker_fails_at_its_deadline(broker, unique):
-    """The broker stopped for 6 s: a write with a 2 s deadline raises ChangelogWriteTimedOut within about 2 s (before:
-    it was sent again for 30 s after its first failure and landed once the broker answered)."""
+    """A changelog write to a broker stopped for 6 s raises ChangelogWriteTimedOut at its 2 s deadline."""
     topic = f"changelog-{unique}"
     await ensure_changelog(broker.bootstrap, topic, 1)
     changelog = Changelog(broker.bootstrap, topic, options=FAST, write_deadline=DEADLINE_S)

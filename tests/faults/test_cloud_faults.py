@@ -40,13 +40,7 @@ async def test_cloud_fault_loses_nothing_and_acts_once(fault, kafka_bootstrap, m
     ("5xx burst of 20", lambda p: p.errors(20)),
 ])
 async def test_cloud_fault_long_form(fault, arm, kafka_bootstrap, moto_server, topics, unique, tmp_path):
-    """The long forms: 60 s of throttling, 10 s latency, long 5xx bursts; still 0 lost, 0 duplicated.
-
-    Findings are keyed (handled concurrently, as real findings of different incidents are) and the step has a
-    300 s timeout, over which its 10 retries spread. Unkeyed, one step met the whole 5xx burst (each retry's
-    verify() call is hit as well as the apply); with a fixed 5 s backoff cap the 10 retries were spent within
-    about 40 s of the 60 s throttle: each run lost one action (recorded failed, transient, and escalated).
-    """
+    """60 s of throttling, 10 s latency or a long 5xx burst on keyed findings loses and duplicates no action."""
     moto_server.reset()
     row, _, _ = await cloud_fault_run(kafka_bootstrap, moto_server, topics, unique, tmp_path, fault=f"cloud: {fault}",
                                       arm=arm, events=30, retries=10, call_timeout=20.0, step_timeout=300.0,

@@ -368,8 +368,7 @@ def test_crash_inside_an_approved_step_is_resolved_once_on_redelivery(fault):
 
 @pytest.mark.parametrize("fault", ["crash:after", "crash:before"])
 def test_a_crash_inside_the_step_after_an_approved_one_is_resolved_once(fault):
-    """Killed inside the step that follows an approved one (the decision is used, the alert committed): the restart
-    resolves that step's intent once and goes on to the steps after it."""
+    """A crash inside the step after an approved one is resolved once on restart, and the later steps run."""
     m, _ = _approved_with(fault, only="F")  # dies inside `follow`; restarts; the decision is redelivered, refused
     entries = m._entries()
     assert m.ledger.state[f"F{KEYS[0]}"] == "locked"

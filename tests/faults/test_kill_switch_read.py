@@ -18,9 +18,7 @@ pytestmark = pytest.mark.integration
 
 async def test_a_late_table_holds_a_poll_for_one_bounded_read_then_the_switch_is_read_again(moto_server, unique,
                                                                                            monkeypatch):
-    """DynamoDB answering 3 s late: `refresh` returns the last value read before the late call even reached moto (it
-    waited for the whole call before), starts no second read beside it, and reads the switch turned on meanwhile once
-    the table answers again."""
+    """A late kill-switch table makes `refresh` return the last value read, start no second read, then read again."""
     monkeypatch.setattr(fleetguard, "SWITCH_READ_S", 0.2)
     monkeypatch.setattr(fleetguard, "SWITCH_RETRY_S", 0.2)
     table = f"guards-{unique}"

@@ -274,10 +274,7 @@ async def test_snapshot_of_an_instance_that_is_gone_is_not_verified(aws, gone):
 
 @pytest.mark.parametrize("later", [0, 5], ids=["same-second", "five-seconds-later"])
 async def test_revocations_of_one_user_from_two_incidents_both_verify(aws, monkeypatch, later):
-    """Two incidents revoke one user's sessions, the second in the same second (its cutoff is already there, so it
-    writes nothing) or later (it moves the cutoff forward under its own Sid): both steps' read-backs verify, each
-    cutoff covering the moment its step asked for (before: the step whose Sid the policy did not carry failed
-    verification and paged on-call)."""
+    """Two incidents revoking one user's sessions, in the same second or later, both verify their read-backs."""
     from datetime import UTC, datetime, timedelta
 
     from responder.actuators.aws import iam_policies

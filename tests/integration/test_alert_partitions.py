@@ -68,10 +68,7 @@ async def _one_partition(kafka_bootstrap: str, aws: Any, unique: str, tmp_path: 
 @pytest.mark.parametrize("mode", list(MODES))
 async def test_a_finding_on_an_alert_partition_added_while_the_service_runs_is_acted_on_once(
         kafka_bootstrap, aws, unique, tmp_path: Path, runbooks_dir, mode):
-    """The alerts topic has one partition at the start; a finding on it is acted on; a second partition is added
-    and a finding sent to it at once (before the service knows of it: read from its first record) is acted on too:
-    one UpdateAccessKey per key, counted at the moto server's client (before: never read until a restart; in a
-    fleet, its restore failed until the changelog was grown by hand)."""
+    """A finding on an alert partition added while the service runs is read and acted on once."""
     topics, settings = await _one_partition(kafka_bootstrap, aws, unique, tmp_path, runbooks_dir, mode)
     first, added = await _seed(aws, "ml-first"), await _seed(aws, "ml-added")
     counting = CountingAws(aws)
@@ -107,10 +104,7 @@ async def _incidents_in(bootstrap: str, topic: str, partition: int) -> list[str]
 @pytest.mark.parametrize("mode", list(MODES))
 async def test_an_open_incident_whose_key_moves_to_an_added_partition_is_joined_not_acted_again(
         kafka_bootstrap, aws, unique, tmp_path: Path, runbooks_dir, mode):
-    """A key's incident is open from partition 0; a partition is added and the key's next finding lands on it (as
-    Kafka's key hash moves keys once a topic has more partitions): with one replica owning both, it joins the open
-    incident, nothing is acted again (one UpdateAccessKey), and in a fleet the incident's changelog record moves to
-    partition 1 (none left in 0 for a later owner to restore stale)."""
+    """A key whose finding moves to an added partition joins its open incident and is not acted on again."""
     topics, settings = await _one_partition(kafka_bootstrap, aws, unique, tmp_path, runbooks_dir, mode)
     key = await _seed(aws, "ml-moved")
     counting = CountingAws(aws)

@@ -26,8 +26,7 @@ pytestmark = pytest.mark.integration
 async def test_parked_step_survives_restart_and_cli_approval_runs_it(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """A parked step publishes its request (with its request id), survives a restart, and `responder approve` makes it
-    run with a decision naming that request."""
+    """A parked step survives a restart, and `responder approve` runs it with a decision naming its request id."""
     names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     first, incident, step = await run_until_parked(kafka_bootstrap, topics, key, settings)
     assert await key_status(aws, key) == "Active"
@@ -63,8 +62,7 @@ async def _first_request(kafka_bootstrap: str, topic: str, unique: str) -> dict[
 async def test_a_request_kafka_did_not_take_before_a_restart_is_published_by_the_next_process(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, monkeypatch
 ):
-    """The first process's request never reached Kafka (refused at its deadline, as on a down broker) and it stopped;
-    the next one, on the same timeline, publishes it under the step's request id, long before the step's timeout."""
+    """A request Kafka did not take before a stop is published by the next process under its id, before timeout."""
     names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     first = Service(settings)
 

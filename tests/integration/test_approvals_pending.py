@@ -38,10 +38,7 @@ async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kafka(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """A parked step shows as waiting, as the replica's signed request says (an unsigned decoy request is refused);
-    a forged decision and one by a non-approver are listed as refused, not taken as the answer; `approve` with a
-    prefix of the incident id and no timeline signs the right digest and request id, the step runs, and nothing
-    waits any more."""
+    """`pending` shows a parked step from its signed request, refusing forgeries; `approve` by id prefix runs it."""
     names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     private, public = generate_keypair()  # the replicas' timeline key signs their requests
     settings = settings.model_copy(update={
@@ -107,8 +104,7 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
 
 
 async def test_no_request_for_the_incident_is_one_line_and_exit_3(kafka_bootstrap, unique, tmp_path):
-    """`approve` for an incident no replica published a request for exits 3 naming the topic; `pending` on topics
-    never created says nothing waits."""
+    """`approve` for an incident with no published request exits 3 naming the topic; `pending` says nothing waits."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")} | {
         "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap, "RESPONDER_APPROVAL_KEYS": '{"k1": "s"}',
         "RESPONDER_APPROVAL_KEY_ID": "k1", "RESPONDER_APPROVALS_TOPIC": f"dec-{unique}",

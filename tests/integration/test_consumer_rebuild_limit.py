@@ -18,9 +18,7 @@ pytestmark = pytest.mark.integration
 
 async def test_an_alerts_coordinator_that_dies_after_each_join_stops_the_service(
         kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, monkeypatch) -> None:
-    """aiokafka's coordination task of the alerts group fails right after each join (an injected error where it
-    would autocommit): the consumer is rebuilt twice, with `/readyz` 503 saying so, then the service stops with
-    ConsumerRebuildsExhausted; the other consumers' groups are untouched."""
+    """With the alerts coordinator dying after each join, two rebuilds end in ConsumerRebuildsExhausted."""
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir)
     joined = GroupCoordinator._maybe_do_autocommit
 

@@ -64,8 +64,7 @@ def unclosed() -> Iterator[Callable[[], list[str]]]:
 
 
 async def test_a_first_start_that_never_finds_its_coordinator_is_rebuilt_until_exit_75(service, unclosed) -> None:
-    """The alerts consumer's start times out (3 s here), is closed and rebuilt twice, then the service stops with
-    ConsumerRebuildsExhausted; the other consumers are not rebuilt."""
+    """A timed-out alerts consumer start is rebuilt twice, then the service stops with ConsumerRebuildsExhausted."""
     service.start_timeout = lambda: 3.0  # type: ignore[method-assign]
     service.rebuild_budget = lambda: RebuildBudget(limit=2, backoff=0.0, backoff_max=0.0)  # type: ignore[method-assign]
     gave_up = await exhausted(service, 45)
@@ -77,8 +76,7 @@ async def test_a_first_start_that_never_finds_its_coordinator_is_rebuilt_until_e
 
 
 async def test_sigterm_ends_a_start_that_never_finds_its_coordinator(service, unclosed) -> None:
-    """SIGTERM while the alerts consumer looks for its coordinator (its 160 s bound far off): the service stops
-    cleanly within seconds, never ready, every client closed."""
+    """SIGTERM during a first start's endless coordinator lookup stops the service cleanly within seconds."""
     running = asyncio.create_task(serve(service))
     await wait_for(lambda: service.unready() == "starting: joining the consumer group", 30)
     await asyncio.sleep(2)  # in aiokafka's wait for an assignment
@@ -94,9 +92,7 @@ async def test_sigterm_ends_a_start_that_never_finds_its_coordinator(service, un
 
 async def test_sigterm_ends_a_rebuilds_start_that_never_finds_its_coordinator(service, lost, monkeypatch,
                                                                              unclosed) -> None:
-    """The alerts group's coordination task dies after its first join, and its coordinator is never found again:
-    the rebuilt consumer's start waits (`/readyz` 503 "rebuilding", its 160 s bound far off) until SIGTERM ends it
-    within seconds; the service stops cleanly, every client closed."""
+    """SIGTERM during a rebuilt consumer's endless coordinator lookup stops the service cleanly within seconds."""
     lost.clear()
     joined = GroupCoordinator._maybe_do_autocommit
 
@@ -122,8 +118,7 @@ async def test_sigterm_ends_a_rebuilds_start_that_never_finds_its_coordinator(se
 
 async def test_a_joined_consumer_that_lost_its_coordinator_is_rebuilt_and_consumes_once_it_is_back(
         service, lost, kafka_bootstrap, topics) -> None:
-    """The alerts consumer joined, then its coordinator is marked dead and not found again, its task looking on:
-    past the bound (10 s here) it is rebuilt, and once the coordinator is back the new consumer commits an alert."""
+    """A joined alerts consumer that lost its coordinator is rebuilt past the bound and commits once it is back."""
     lost.clear()
     service.start_timeout = lambda: 10.0  # type: ignore[method-assign]
     service.rebuild_budget = lambda: RebuildBudget(backoff=0.0, backoff_max=0.0)  # type: ignore[method-assign]

@@ -34,8 +34,7 @@ async def _members(kafka_bootstrap: str, unique: str) -> AsyncIterator[tuple[lis
 
 
 async def test_members_split_alert_topics_of_different_counts_by_partition_number(members) -> None:
-    """Every partition of both topics is owned by exactly one member, and partitions 0 and 1 of both topics each by
-    the same member (before: range gave small's 1 and big's 1 to different members)."""
+    """Members own each partition of both alert topics once, the same partition number of both on one member."""
     topics, group = members
     everything = {(t, p) for t, n in zip(topics, (4, 2), strict=True) for p in range(n)}
     async with asyncio.timeout(60):

@@ -84,9 +84,7 @@ async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int:
 async def test_a_refused_dead_letter_lets_the_other_keys_finish_then_stops_uncommitted(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path,
         runbooks_dir: Path) -> None:
-    """One chunk: key a's finding with an element of unknown shape, key b's finding, key a's next finding. Key a's
-    dead letter is refused while key b's deactivation is in its AWS call: b's call completes and its result is in
-    the timeline, key a's next finding is not acted on, the service stops with the refusal, nothing is committed."""
+    """A refused dead letter lets the other key's AWS call finish, then stops the service with nothing committed."""
     if not apache_available():
         pytest.skip("a topic refusing every record needs Apache Kafka (Tansu has no max.message.bytes)")
     poison, slow, later = [await access_key(aws, user) for user in ("user-a", "user-b", "user-later")]

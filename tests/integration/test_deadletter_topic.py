@@ -38,8 +38,7 @@ async def _topics(bootstrap: str) -> set[str]:
 
 async def test_a_missing_deadletter_topic_is_waited_for_then_used(strict_kafka: str, unique: str, tmp_path: Path,
                                                                   runbooks_dir: Path) -> None:
-    """The replica does not consume while its dead-letter topic is missing (/readyz names it, nothing is created);
-    once the operator creates it, the waiting poison record is dead-lettered without a restart."""
+    """A missing dead-letter topic holds consumption, named in /readyz; once created the poison record goes to it."""
     alerts, dlq, requests, decisions = (f"{t}-{unique}" for t in ("alerts", "dlq", "requests", "decisions"))
     await ensure_topics(strict_kafka, [alerts, requests, decisions], partitions=1)
     await publish(strict_kafka, alerts, [b"{not json"])
@@ -76,8 +75,7 @@ async def test_a_missing_deadletter_topic_is_waited_for_then_used(strict_kafka: 
 
 async def test_the_check_lets_auto_creation_make_the_deadletter_topic_never_the_changelog(
         apache_kafka_bootstrap: str, unique: str) -> None:
-    """On a broker with auto-creation on, the check's metadata request creates the dead-letter and requests topics
-    (as their first send would) but reports the changelog missing, with the alert topics' count, and leaves it so."""
+    """The topic check lets auto-creation make the dead-letter and requests topics but reports the changelog missing."""
     bootstrap = apache_kafka_bootstrap
     alerts, dlq, requests, changelog = (f"{t}-{unique}" for t in ("alerts", "dlq", "requests", "changelog"))
     await ensure_topics(bootstrap, [alerts], partitions=2)
@@ -93,8 +91,7 @@ async def test_the_check_lets_auto_creation_make_the_deadletter_topic_never_the_
 
 async def test_a_missing_approvals_or_alert_topic_is_named_not_a_bare_unknown_topic_error(strict_kafka: str,
                                                                                           unique: str) -> None:
-    """The alert and approvals topics a service reads are checked too: missing, each is named with its setting (the
-    consumer's start used to fail after ~40 s with an UnknownTopicOrPartitionError naming neither)."""
+    """A missing approvals or alert topic is named with its setting, not a bare UnknownTopicOrPartitionError."""
     alerts, dlq, requests, decisions = (f"{t}-{unique}" for t in ("alerts", "dlq", "requests", "decisions"))
     await ensure_topics(strict_kafka, [dlq, requests], partitions=1)
     settings = Settings(kafka_bootstrap=strict_kafka, topics=[alerts], deadletter_topic=dlq,
@@ -118,8 +115,7 @@ steps:
 
 async def test_a_missing_notification_topic_is_a_warning_and_the_service_consumes(strict_kafka: str, unique: str,
                                                                                    tmp_path: Path) -> None:
-    """A topic a runbook notifies that is missing does not hold the start: the service gets ready, and /readyz (200)
-    and one warning line name it with the command that creates it; the check creates nothing."""
+    """A missing notification topic is a warning naming its create command; the service gets ready and consumes."""
     alerts, dlq, requests, decisions, notes = (f"{t}-{unique}" for t in ("alerts", "dlq", "requests", "decisions",
                                                                          "notes"))
     await ensure_topics(strict_kafka, [alerts, dlq, requests, decisions], partitions=1)

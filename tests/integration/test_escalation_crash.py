@@ -55,8 +55,7 @@ def _pages(publisher: RecordingPublisher) -> list[tuple[str, str]]:
 
 
 async def test_an_unverified_snapshot_cut_after_its_escalation_pages_once_on_redelivery(aws):
-    """The host's volumes were detached before the alert: the snapshot is unverified and escalated; killed before the
-    page, the redelivered alert (a repeat: nothing applied again) sends it, once, and the run goes on."""
+    """An unverified snapshot killed after its escalation, before the page, pages once on redelivery."""
     instance = (await _instance(aws))["instance_id"]
     attached = [{"Name": "attachment.instance-id", "Values": [instance]}]
     for volume in (await aws.call("ec2", "describe_volumes", Filters=attached))["Volumes"]:

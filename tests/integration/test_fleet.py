@@ -107,8 +107,7 @@ async def test_fleet_sigkill_scale_out_rolling_restart_acts_once(kafka_bootstrap
 @pytest.mark.apache_kafka
 @pytest.mark.timeout(420)
 async def test_fleet_on_3_brokers_leader_killed_mid_stream_acts_once(kafka_cluster3, aws, unique, tmp_path):
-    """3 replicas on 3 brokers (RF 3, min ISR 2); partition 0's leader is SIGKILLed mid-stream: every incident
-    acts, none twice (counted in moto), every timeline verifies."""
+    """With 3 replicas on 3 brokers and partition 0's leader SIGKILLed mid-stream, every incident acts once."""
     await _fleet_run(kafka_cluster3.bootstrap(), aws, unique, tmp_path, events=300, incidents=30,
                      cluster=kafka_cluster3, moves=False)
 
@@ -118,9 +117,7 @@ async def test_fleet_on_3_brokers_leader_killed_mid_stream_acts_once(kafka_clust
 @pytest.mark.timeout(3600)
 @pytest.mark.parametrize("transactions", ["auto", "off"])
 async def test_soak_fleet_10k_events_1k_incidents(kafka_cluster3, aws, unique, tmp_path, transactions):
-    """The issue's form on 3 brokers: 10,000 events over 1,000 incidents with redeliveries, SIGKILL, add, rolling
-    restart and a leader broker killed mid-stream; each step acts once, with Kafka transactions (auto: on, as
-    Apache Kafka has them) and without them (off: the changelog's fence alone, the path of brokers without)."""
+    """10,000 events over 1,000 incidents with faults on 3 brokers act once per step, with or without transactions."""
     await _fleet_run(kafka_cluster3.bootstrap(), aws, unique, tmp_path, events=10_000, incidents=1_000,
                      cluster=kafka_cluster3, settings={"RESPONDER_KAFKA_TRANSACTIONS": transactions})
 
@@ -230,9 +227,7 @@ async def _approve_all(bootstrap: str, topic: str, requested: list[dict]) -> Non
 @pytest.mark.timeout(300)
 async def test_approvals_parked_before_their_partition_moved_run_once_after_it_moved(kafka_bootstrap, aws, unique,
                                                                                     tmp_path):
-    """Steps parked on a replica that is then SIGKILLed (and one added) are approved after the move: each acts once; a
-    late decision is recorded rejected once, by its incident's owner, and a member started after reads the decisions
-    again without recording them."""
+    """Steps parked on a SIGKILLed replica and approved after the move act once; a late decision is rejected once."""
     fleet, topic, bucket = await start_fleet(kafka_bootstrap, aws, unique, tmp_path)
     book = tmp_path / "runbooks" / "crash-marker.yaml"
     book.write_text(book.read_text().replace("    timeout: 30\n",

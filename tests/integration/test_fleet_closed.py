@@ -53,8 +53,7 @@ async def _evict_one(kit: Kit, fleet: FleetState) -> Incident:
 
 
 async def test_a_restore_after_the_horizon_reads_no_stale_closed_record(kafka_bootstrap, log, tmp_path):
-    """A replica evicts an incident (its `~closed#` record written); a new owner restoring after the horizon merges
-    none and tombstones it, so the next restore reads no `~closed#` record at all."""
+    """A restore after the horizon merges no `~closed#` record and tombstones it, so the next restore reads none."""
     kit, first = await _member(tmp_path, "first", log)
     incident = await _evict_one(kit, first)
     key = closed_key("rb", incident.group_key).encode()
@@ -88,8 +87,7 @@ async def restore_one(fleet: FleetState) -> None:
 
 
 async def test_an_incident_that_moved_partition_leaves_no_record_behind(kafka_bootstrap, log, tmp_path):
-    """An incident joined by an event of partition 1 (its group key is not the record key) is tombstoned in
-    partition 0, and a restore of partition 0 brings back no stale copy of it."""
+    """An incident moved to partition 1 is tombstoned in partition 0, so restoring partition 0 brings no stale copy."""
     kit, _ = _member_writing(tmp_path, "first", log, {0, 1})
     await send_from(kit, 0, "f1")
     [incident] = kit.engine.state.incidents.all()

@@ -43,8 +43,7 @@ async def test_a_fleet_member_tells_the_decisions_it_reads_again_from_new_ones(k
 
 async def test_a_forged_decision_is_recorded_and_counted_once_across_a_restart(kafka_bootstrap, aws, topics, unique,
                                                                                tmp_path, runbooks_dir):
-    """A forged decision a fleet member refused is read again when it restarts, neither recorded nor counted again
-    (a rolling restart does not fire `ResponderForgedDecisions`); a forgery sent after the restart is."""
+    """A forged decision read again at a fleet member's restart is not recorded or counted again; a new forgery is."""
     approvals, changelog = f"approvals-{unique}", f"changelog-{unique}"
     await ensure_topics(kafka_bootstrap, [approvals], partitions=1)
     await ensure_changelog(kafka_bootstrap, changelog, 3)

@@ -41,8 +41,7 @@ async def test_a_fleet_that_sets_none_of_the_new_settings_upgrades_without_adopt
 
 async def test_a_fleet_with_approval_keys_is_held_at_its_first_upgraded_replica_until_it_adopts(aws, unique,
                                                                                                 monkeypatch):
-    """Without the flag the new replica is refused and the old ones' digest stays; with it on the first new one,
-    the next new ones join without it and an old one that restarts is refused (exit 3 at start)."""
+    """Upgraded replicas are refused until one adopts with RESPONDER_FLEET_ADOPT_DIGEST, after which old ones are."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", approval_keys={"ops": "s3cret"}, notify_keys={"n": "x"})
     old, new = _old_digest(settings, monkeypatch), fleet_digest([BOOK], settings)
     assert old != new

@@ -75,8 +75,7 @@ async def test_a_retry_gives_back_no_slot_its_step_key_held_already(aws, unique)
 
 
 async def test_a_slot_another_step_took_since_is_not_released(aws, unique):
-    """A permanent failure gives back only the slot while it still holds its own take: a slot another key took
-    after the window ended stays with that key."""
+    """A permanent failure gives back a fleet quota slot only while it still holds its own take."""
     quota = Quota(actuator="aws.iam.*", max=1, window=60)
     guard = await _guard(aws, unique, [quota])
     assert await guard.acquire(DEACTIVATE, "k1", T) is None
@@ -107,8 +106,7 @@ def test_a_clock_within_a_few_seconds_of_aws_is_not_reported():
 
 
 async def test_a_retry_retakes_its_own_slot_not_a_free_one_before_it(aws, unique):
-    """A step key that ran before retakes the slot it holds even when an earlier slot is free, so the freed slot is
-    left for another step."""
+    """A retry retakes the slot its step key holds even when an earlier slot is free."""
     guard = await _guard(aws, unique, [Quota(actuator="aws.iam.*", max=2, window=3600)])
     assert await guard.acquire(DEACTIVATE, "k0", T) is None  # slot 0
     assert await guard.acquire(DEACTIVATE, "k1", T + 1) is None  # slot 1
@@ -132,8 +130,7 @@ class _NoBatchRead:
 
 
 async def test_a_retry_without_the_batch_read_right_takes_a_slot_as_before(aws, unique):
-    """A replica whose IAM policy predates the slot lookup still retakes a slot for a retry (logged), and the quota
-    still holds: the retry is not parked as if the table were unreachable."""
+    """A replica without the batch-read right still retakes a slot for a retry, and the quota still holds."""
     guard = await _guard(_NoBatchRead(aws), unique, [Quota(actuator="aws.iam.*", max=2, window=3600)])
     assert await guard.acquire(DEACTIVATE, "k1", T) is None  # slot 0
     await guard.settle("k1", _result("k1", permanent=False))

@@ -20,8 +20,7 @@ def _settings(**model: object) -> Settings:
 
 
 async def test_a_replica_trusting_another_model_key_is_refused_and_the_same_key_elsewhere_is_not(aws, unique, tmp_path):
-    """Same key content at another path joins the fleet; another key, legacy signatures accepted, or another model
-    registry (a rollback to another registry's "last signed" version) is refused."""
+    """The same model key at another path joins the fleet; another key, legacy signatures or registry is refused."""
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "k.pem").write_bytes(b"trusted public key")
     (tmp_path / "k.pem").write_bytes(b"trusted public key")

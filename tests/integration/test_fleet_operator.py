@@ -37,8 +37,7 @@ async def test_request_completed_by_one_replica_is_answered_not_rerun_by_another
 
 
 async def test_another_request_claiming_a_completed_requests_id_is_refused_by_another_replica(aws, unique):
-    """Replica B gets a different request under the id of one A completed (whoever holds a key and reads the
-    requests topic sent it): B refuses it instead of answering A's reply for it; the real redelivery is answered."""
+    """Replica B refuses a different request under the id of one A completed, but answers its real redelivery."""
     from responder.models.operator import OperatorRequest
     from tests.operator_kit import claiming_request
 
@@ -58,8 +57,7 @@ async def test_another_request_claiming_a_completed_requests_id_is_refused_by_an
 
 
 async def test_unreachable_fleet_store_refuses_instead_of_running(aws, unique):
-    """When the guard table cannot be read, the request is refused (not run, not remembered) so it can be resent;
-    the refusal is recorded on the timeline as `operator.refused` with the request and why, not as completed."""
+    """An unreachable fleet guard table refuses the request, recorded as `operator.refused`, instead of running it."""
     guard = FleetGuard(aws, f"missing-{unique}", [])  # never created
     op = _replica(guard)
     value, key_id, sig = operator_request()
@@ -92,8 +90,7 @@ async def test_service_shares_operator_replies_through_the_fleet_guard(tmp_path)
 
 
 async def test_request_refused_for_its_permissions_is_not_run_by_a_replica_granted_it(aws, unique):
-    """Replica A refuses a request its key is not granted; replica B, started with the grant, gets it again (a
-    rebalance, or a copy from the topic): B answers A's refusal from the fleet store and runs nothing."""
+    """A request replica A refused for its permissions gets that refusal from the fleet store on granted replica B."""
     guard = FleetGuard(aws, f"guards-{unique}", [])
     await guard.ensure_table()
     a, b = _replica(guard), _replica(guard)
@@ -107,8 +104,7 @@ async def test_request_refused_for_its_permissions_is_not_run_by_a_replica_grant
 
 
 async def test_a_shared_reply_expires_with_its_request_and_the_table_deletes_it(aws, unique):
-    """A completed request's reply item carries a TTL (`expires`, epoch seconds) a day past the time its request is
-    refused anyway, and the table the replicas create deletes items by it: the store no longer grows for ever."""
+    """A completed request's shared reply carries an `expires` TTL, and the replicas' table deletes items by it."""
     from datetime import timedelta
 
     from responder.auth import MAX_LIFETIME
@@ -134,8 +130,7 @@ async def test_a_shared_reply_expires_with_its_request_and_the_table_deletes_it(
 
 
 async def test_a_table_created_before_the_ttl_has_it_enabled_at_start(aws, unique):
-    """A guard table created by an earlier release (no TTL) gets its TTL enabled by the next replica's start; a
-    second start leaves it as it is."""
+    """A guard table created without a TTL gets it enabled by the next replica's start; a second start leaves it."""
     from responder.engine.fleetitems import REPLY_TTL
 
     table = f"guards-{unique}"

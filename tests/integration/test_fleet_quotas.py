@@ -19,8 +19,7 @@ from tests.kit import KEY
 
 
 async def test_a_new_owner_does_not_count_a_slot_given_back(log: Changelog, tmp_path: Path) -> None:
-    """A run refunded after another partition's `~quotas` was written with it is not counted by the replica that
-    restores both partitions."""
+    """A run refunded after another partition's `~quotas` recorded it is not counted by the replica restoring both."""
     kit, _ = quota_member(tmp_path, "first", log, {0, 1})  # type: ignore[arg-type]
     task, gate = await in_flight_finding(kit, OTHER, "other")
     await send_to(kit, 1)
@@ -33,8 +32,7 @@ async def test_a_new_owner_does_not_count_a_slot_given_back(log: Changelog, tmp_
 
 
 async def test_a_step_resolved_after_a_failover_counts_once(log: Changelog, tmp_path: Path) -> None:
-    """The new owner re-running an in-flight step restored from the changelog counts it once, and refunds it when
-    it fails permanently."""
+    """The new owner re-running a restored in-flight step counts it once, and refunds it on permanent failure."""
     kit, _ = quota_member(tmp_path, "first", log, {0})  # type: ignore[arg-type]
     task, _ = await in_flight_finding(kit, KEY, "ml-training")
     task.cancel()

@@ -57,10 +57,7 @@ async def _send(kafka_bootstrap: str, topic: str, tmp_path: Path, key: str, user
 async def test_a_restore_that_waits_holds_up_neither_the_other_partitions_nor_the_membership(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """Partition 0's changelog read waits past the session timeout: partition 1's finding is contained meanwhile
-    (counted in moto), the replica keeps its group generation (no rebalance), `/readyz` and `responder_partition_held`
-    say 0 is being restored and its finding is not acted on; once the read goes on, 0 is restored and its finding
-    is contained."""
+    """A partition restore that waits holds up neither other partitions' findings nor the group membership."""
     waiting, other = await access_key(aws, "ml-w"), await access_key(aws, "ml-o")
     await _send(kafka_bootstrap, topics["alerts"], tmp_path, waiting, "ml-w", 0)
     service, go = await _held_fleet(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
@@ -89,8 +86,7 @@ async def test_a_restore_that_waits_holds_up_neither_the_other_partitions_nor_th
 async def test_a_quota_is_not_counted_short_while_a_partition_is_restored(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """With a quota on IAM actions, partition 1's finding waits (parked) while partition 0 is still being restored
-    (its windows are not in: the count could be short); once 0 is restored, the step goes on by itself."""
+    """A quota-bound step waits parked while another partition is still being restored, then goes on by itself."""
     early, later = await access_key(aws, "ml-e"), await access_key(aws, "ml-l")
     service, go = await _held_fleet(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir,
                                     guard_quotas=[{"actuator": "aws.iam.*", "max": 5, "window": 900}])

@@ -82,10 +82,7 @@ async def _done_in_changelog(bootstrap: str, topic: str, key: str) -> list[dict[
 async def test_an_approved_step_settling_in_a_fleet_lets_another_partitions_finding_through(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """The approved deactivation reads back stale, and its settle waits: a finding on another partition is handled
-    (its step parked, its request recorded) while it waits, where the lanes waited for the whole settle before;
-    released, the step is recorded once, verified on its second read, before `approval.settled`, and the changelog
-    a next owner reads holds that result; the other key is untouched."""
+    """An approved step settling in a fleet lets another partition's finding through, then is recorded once."""
     first, second = await access_key(aws, "ml-first"), await access_key(aws, "ml-second")
     record_a, record_b = _keys_apart()
     service, held, changelog = await _fleet(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)

@@ -63,10 +63,7 @@ async def _until(check: Any, what: str, timeout: float = 90) -> None:
 @pytest.mark.timeout(240)
 async def test_a_dead_transactional_producer_rejoins_and_every_alert_acts_once(transactional, aws: AwsSession,
                                                                              unique, tmp_path, monkeypatch):
-    """The real Service under `serve_rejoining` with transactions on: partition 0's producer dies in its first offsets'
-    commit; the replica logs `replica_rejoining` (reason transaction_failed), serves again with a new service, and
-    the alert it had acted on (redelivered, resolved by verify()) and the next one each leave exactly one object in
-    moto; the timeline verifies."""
+    """A dead transactional producer makes the replica rejoin with a new service, every alert acting once."""
     topic, changelog, bucket = f"alerts-{unique}", f"changelog-{unique}", f"effects-{unique}"
     await ensure_topics(transactional, [topic, f"dlq-{unique}"], partitions=1)
     await ensure_changelog(transactional, changelog, 1)

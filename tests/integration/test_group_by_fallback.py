@@ -36,8 +36,7 @@ def _bodies(timeline: Path, kind: str) -> list[dict[str, Any]]:
 
 async def test_findings_without_the_group_by_account_are_contained_in_one_incident(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
-    """No `accountId` in two findings about one key: the service opens `no-account(guardduty):<key>` once, the second
-    joins it, the key is deactivated, nothing is dead-lettered (before: `ungrouped:<finding id>` each)."""
+    """Two findings about one key without `accountId` share one `no-account(guardduty):<key>` incident."""
     await aws.call("iam", "create_user", UserName="ml-training")
     key = str((await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"])
     runbooks = tmp_path / "runbooks"
@@ -62,9 +61,7 @@ async def test_findings_without_the_group_by_account_are_contained_in_one_incide
 @pytest.mark.timeout(180)
 async def test_account_less_datadog_alerts_about_one_bucket_page_once(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
-    """The shipped training-data-bucket-public runbook, two Datadog signals naming no account about one bucket: the
-    bucket's public access is blocked, one incident, one owners' notice on the notifications topic (before: two
-    incidents, two notices)."""
+    """Two account-less Datadog signals about one bucket block its public access with one incident and one notice."""
     await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
     bucket = f"a{unique}-training-data"
     await aws.call("s3", "create_bucket", Bucket=bucket)

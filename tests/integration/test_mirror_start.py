@@ -35,8 +35,7 @@ async def _forward(upstream: str, reader: asyncio.StreamReader, writer: asyncio.
 
 
 async def test_a_mirror_whose_bootstrap_answers_later_sends_every_line_in_order(kafka_bootstrap, unique):
-    """No broker at the mirror's bootstrap: `timeline_mirror_unavailable`, `run` goes on; once one answers there, a new
-    producer starts and every line, queued before and after, is in the topic in order."""
+    """A mirror whose bootstrap answers later sends every queued line to the topic in order."""
     topic = f"mirror-late-{unique}"
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
     port = free_port()

@@ -183,11 +183,7 @@ def test_check_fails_once_the_served_files_change(tmp_path, keys, store):
 
 
 async def test_undo_switches_back_only_when_destructive_reverses_are_allowed(store, tmp_path, keys):
-    """The reverse of a rollback needs --allow-destructive; then v2 is served again and history shows both moves.
-
-    v2 is signed but tampered when the rollback runs; its artifact is restored before the undo, which
-    re-verifies it (a switch never serves a version that does not verify).
-    """
+    """Undoing a model rollback needs --allow-destructive, then serves v2 again after re-verifying it."""
     await publish(store, tmp_path / "w", "fraud", "v1", keys.private)
     await publish(store, tmp_path / "w", "fraud", "v2", keys.private)
     await store.set_serving("fraud", (await store.versions("fraud"))[-1])

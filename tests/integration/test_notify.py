@@ -120,9 +120,7 @@ async def test_kafka_notification_reaches_the_topic_signed(kafka_bootstrap, uniq
 
 
 async def test_kafka_notification_kafka_refuses_for_its_size_is_permanent_at_once(kafka_bootstrap, unique):
-    """A notification larger than the producer may send (aiokafka's MessageSizeTooLarge, the error a topic's own
-    limit gives too): the step fails permanently (`BrokerRefused`) on its one send, so its escalation runs at once,
-    not after the retries a transient failure gets."""
+    """A Kafka notification too large to send fails permanently as `BrokerRefused` on one send, escalating at once."""
     topic = f"notify-big-{unique}"
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
     publisher = KafkaPublisher(kafka_bootstrap, options={"max_request_size": 1_000})

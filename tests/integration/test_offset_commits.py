@@ -96,8 +96,7 @@ async def test_the_interval_commits_while_the_service_runs(kafka_bootstrap, aws,
 async def test_a_crash_before_the_commit_redelivers_and_acts_on_nothing_twice(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """Killed (cancelled) before any commit, the records come again after a restart: every one is handled, no key
-    is deactivated twice (UpdateAccessKey counted at the AWS boundary), and the timeline verifies."""
+    """A crash before the offset commit redelivers the records, and no key is deactivated twice."""
     keys = await _seed(aws)
     counting = CountingAws(aws)
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,

@@ -65,8 +65,7 @@ async def _undo(bootstrap: str, ops: dict[str, str], public: str) -> tuple[int, 
 @pytest.mark.parametrize("genuine", [False, True])
 async def test_forged_and_replayed_replies_are_refused_and_the_signed_one_is_the_answer(kafka_bootstrap, unique,
                                                                                         genuine):
-    """Unsigned, attacker-signed and replayed "ok" replies do not end the wait: with no reply the replica signed for
-    this request the command exits 1 saying it refused them; the signed reply after them is the answer (exit 0)."""
+    """Forged and replayed operator replies are refused (exit 1 if none is signed); the signed reply is the answer."""
     private, public = generate_keypair()
     replica, attacker = Signer.from_text(private), Signer.from_text(generate_keypair()[0])
     ops = {"RESPONDER_OPERATOR_REQUESTS_TOPIC": f"opreq-{unique}",

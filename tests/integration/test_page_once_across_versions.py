@@ -39,8 +39,7 @@ def _pages(path: Path) -> list[tuple[str, str]]:
 
 
 async def test_an_upgrade_does_not_page_an_incident_that_paged_again(kafka_bootstrap, aws, topics, unique, tmp_path):
-    """Version 3 pages for the first Medium finding; after a restart with version 4, the second finding joins the
-    incident and its page is `already_done`: one record on responder.notifications."""
+    """An incident paged by version 3 is not paged again after an upgrade to version 4: one notification record."""
     await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
     books = tmp_path / "runbooks"
     books.mkdir()

@@ -13,9 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_key_without_aliases_is_acted_on_and_a_protected_alias_on_it_refuses(aws, tmp_path):
-    """RESPONDER_PROTECTED_IDS=[alias/<name>] in moto: a disabled key with no alias (an empty `Aliases` list, the
-    answer the guard reads as no aliases, a missing one refusing) is enabled; once the protected alias points to it,
-    disabling it is refused and escalated, and the key stays enabled."""
+    """A key without aliases is acted on, and a protected alias pointing to it refuses disabling it."""
     key = (await aws.call("kms", "create_key"))["KeyMetadata"]["KeyId"]
     alias = f"alias/prod-key-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]}"
     listed = await aws.call("kms", "list_aliases", KeyId=key)

@@ -15,8 +15,7 @@ PROTECTED = {"responder:protected": "*"}
 
 
 async def test_a_role_tagged_protected_in_aws_is_refused_when_the_alert_carries_no_tags(aws, tmp_path):
-    """RESPONDER_PROTECTED_TAGS={responder:protected: *} and a role tagged so in moto: quarantining it by name is
-    refused, escalated and paged, and the role gets no policy (before: the role was quarantined)."""
+    """A role tagged per RESPONDER_PROTECTED_TAGS in AWS is refused quarantine when the alert carries no tags."""
     name = f"prod-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]}"
     await aws.call("iam", "create_role", RoleName=name, AssumeRolePolicyDocument="{}",
                    Tags=[{"Key": "responder:protected", "Value": "yes"}])
@@ -27,8 +26,7 @@ async def test_a_role_tagged_protected_in_aws_is_refused_when_the_alert_carries_
 
 
 async def test_an_instance_tagged_protected_in_aws_is_not_isolated_when_the_alert_carries_no_tags(aws, tmp_path):
-    """RESPONDER_PROTECTED_TAGS={responder:protected: *} and an instance tagged so in moto: isolating it by id is
-    refused, escalated and paged, and it keeps its security groups (before: the instance was isolated)."""
+    """An instance tagged per RESPONDER_PROTECTED_TAGS in AWS is not isolated when the alert carries no tags."""
     ami = (await aws.call("ec2", "describe_images"))["Images"][0]["ImageId"]
     run = await aws.call("ec2", "run_instances", ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro",
                          TagSpecifications=[{"ResourceType": "instance",
@@ -60,9 +58,7 @@ def _acted(entries: list[tuple[str, dict]]) -> None:
 
 
 async def test_an_untagged_key_and_trail_are_acted_on_and_a_protected_tag_on_them_refuses(aws, tmp_path):
-    """moto answers an untagged KMS key's and trail's tags as empty lists (`Tags: []`, `TagsList: []`), which the
-    guard reads as no tags: enabling the key and restarting the trail's logging run; once tagged protected, both
-    are refused (a missing list refuses, an empty one never does)."""
+    """An untagged KMS key and trail, their tags empty lists, are acted on; once tagged protected, both are refused."""
     key = (await aws.call("kms", "create_key"))["KeyMetadata"]["KeyId"]
     await aws.call("kms", "disable_key", KeyId=key)
     bucket = f"trail-logs-{_suffix(tmp_path)}"
@@ -85,8 +81,7 @@ async def test_an_untagged_key_and_trail_are_acted_on_and_a_protected_tag_on_the
 
 
 async def test_a_protected_tag_on_an_endpoints_second_page_of_tags_refuses(aws, tmp_path):
-    """An endpoint with 60 tags, moto listing 50 a page: untagged by the protected key it is isolated; the protected
-    tag added last (on page 2) refuses the isolation, and the role gets no policy from it."""
+    """A protected tag on an endpoint's second page of tags refuses its isolation; untagged, it is isolated."""
     name, role = f"ep-{_suffix(tmp_path)}", f"gateway-{_suffix(tmp_path)}"
     await aws.call("iam", "create_role", RoleName=role, AssumeRolePolicyDocument="{}")
     await aws.call("sagemaker", "create_model", ModelName=name, PrimaryContainer={"Image": "image"},

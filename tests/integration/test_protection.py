@@ -56,8 +56,7 @@ async def test_readme_arn_glob_protects_the_role_named_in_a_finding(
 async def test_an_instance_arn_glob_protects_the_instance_a_finding_names_by_id(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, monkeypatch
 ):
-    """RESPONDER_PROTECTED_IDS=[arn:aws:ec2:*:*:instance/<id>]: GuardDuty's finding names the instance by its bare id
-    only, and the isolation is still refused by a hard guard trip (before: the instance was isolated)."""
+    """A protected instance ARN glob refuses, by a hard guard trip, isolating the instance a finding names by id."""
     ami = (await aws.call("ec2", "describe_images"))["Images"][0]["ImageId"]
     vpc = (await aws.call("ec2", "describe_vpcs"))["Vpcs"][0]["VpcId"]
     web = await aws.call("ec2", "create_security_group", GroupName=f"{unique}-web", Description="w", VpcId=vpc)
@@ -76,9 +75,7 @@ async def test_an_instance_arn_glob_protects_the_instance_a_finding_names_by_id(
 
 
 async def test_a_protected_kms_alias_refuses_disabling_its_key_named_by_id(aws, tmp_path):
-    """RESPONDER_PROTECTED_IDS=[alias/<name>] in moto: a step disabling the key it points to, named by key id, is
-    refused by a hard guard trip (approval or not) and escalated; the key stays enabled (before: the step only waited
-    for an approval, which a human misled by the finding could give)."""
+    """A protected KMS alias refuses, by a hard guard trip, disabling its key named by id; the key stays enabled."""
     key = (await aws.call("kms", "create_key", Description="break-glass"))["KeyMetadata"]["KeyId"]
     alias = f"alias/prod-key-{key[:8]}"
     await aws.call("kms", "create_alias", AliasName=alias, TargetKeyId=key)
@@ -89,8 +86,7 @@ async def test_a_protected_kms_alias_refuses_disabling_its_key_named_by_id(aws, 
 
 
 async def test_an_endpoint_arn_refuses_isolating_the_endpoint_named_by_name(aws, tmp_path):
-    """RESPONDER_PROTECTED_IDS=[arn:aws:sagemaker:*:*:endpoint/<name>] in moto: isolating the endpoint a step names
-    by name is refused and escalated, and its roles get no deny policy (before: the endpoint was isolated)."""
+    """A protected SageMaker endpoint ARN refuses isolating the endpoint named by name; its roles get no deny policy."""
     from tests.integration.actuator_cases import _endpoint
 
     params = await _endpoint(aws)
@@ -101,9 +97,7 @@ async def test_an_endpoint_arn_refuses_isolating_the_endpoint_named_by_name(aws,
 
 
 async def test_a_partial_arn_of_a_name_ending_like_a_suffix_is_refused(aws, tmp_path):
-    """RESPONDER_PROTECTED_IDS=[arn:aws:secretsmanager:*:*:secret:<name>-??????] for a secret whose name ends in `-`
-    and 6 characters: a step naming its partial ARN (which moto resolves to it) is refused and escalated, and the
-    secret keeps its value (before: the ARN was read as a complete ARN of another secret, and the secret rotated)."""
+    """A step naming a secret's partial ARN that ends like a suffix is refused by its `<name>-??????` pattern."""
     name = f"svc{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:6]}-backup"
     arn = (await aws.call("secretsmanager", "create_secret", Name=name, SecretString="keep"))["ARN"]
     partial = arn[:-7]  # `…:secret:svcNNNNNN-backup`: it looks like a complete ARN of `svcNNNNNN`
@@ -114,8 +108,7 @@ async def test_a_partial_arn_of_a_name_ending_like_a_suffix_is_refused(aws, tmp_
 
 
 async def test_kms_aliases_that_cannot_be_read_refuse_the_step_and_page(aws, tmp_path):
-    """RESPONDER_PROTECTED_IDS=[alias/<name>] in moto: a step on a key whose aliases cannot be read (ListAliases
-    fails: the key is not found here) is refused (fail closed), escalated and paged, the trip saying why."""
+    """With a protected KMS alias, a step on a key whose aliases cannot be read is refused, escalated and paged."""
     missing = "0b0b0b0b-1111-4222-8333-444444444444"
     detail = await refused_and_escalated(aws, tmp_path, "aws.kms.enable_key", {"key_id": missing}, "alias/prod-key")
     assert "could not be read" in detail
@@ -124,9 +117,7 @@ async def test_kms_aliases_that_cannot_be_read_refuse_the_step_and_page(aws, tmp
 
 @pytest.mark.parametrize("protect_by", ["path", "role_id"])
 async def test_a_role_protected_by_path_glob_or_role_id_is_refused_when_named_by_name(aws, tmp_path, protect_by):
-    """RESPONDER_PROTECTED_IDS=[arn:aws:iam::*:role/admins/*] for a role created under /admins/, or [<its RoleId>],
-    in moto: a quarantine naming the role by name only (the finding carries neither) is refused, escalated and paged,
-    and the role gets no policy (before: the role was quarantined)."""
+    """A role protected by path glob or RoleId is refused and paged when a quarantine names it by name only."""
     name = f"break-glass-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]}"
     role = (await aws.call("iam", "create_role", RoleName=name, Path="/admins/" if protect_by == "path" else "/",
                            AssumeRolePolicyDocument="{}"))["Role"]
@@ -138,8 +129,7 @@ async def test_a_role_protected_by_path_glob_or_role_id_is_refused_when_named_by
 
 
 async def test_a_role_protected_by_its_role_id_session_form_is_refused_when_named_by_name(aws, tmp_path):
-    """RESPONDER_PROTECTED_IDS=[<its RoleId>:*] (any session of the role) in moto: a quarantine naming the role by name
-    only is refused, escalated and paged, and the role gets no policy (before: the role was quarantined)."""
+    """A role protected by its `<RoleId>:*` session form is refused and paged when a quarantine names it by name."""
     name = f"session-role-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]}"
     role = (await aws.call("iam", "create_role", RoleName=name, AssumeRolePolicyDocument="{}"))["Role"]
     pattern = f"{role['RoleId']}:*"
@@ -150,9 +140,7 @@ async def test_a_role_protected_by_its_role_id_session_form_is_refused_when_name
 
 
 async def test_a_user_under_a_protected_path_keeps_its_key_when_named_by_name(aws, tmp_path):
-    """RESPONDER_PROTECTED_IDS=[user/admins/*] for a user created under /admins/ in moto (whose user ids, unlike
-    IAM's `AIDA…`, are random lowercase text): deactivating its access key, the user named by name only, is refused
-    and escalated, and the key stays active (before: the key was deactivated)."""
+    """A user under a protected `user/admins/*` path keeps its access key when a step names the user by name only."""
     name = f"ml-{hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]}"
     await aws.call("iam", "create_user", UserName=name, Path="/admins/")
     key = (await aws.call("iam", "create_access_key", UserName=name))["AccessKey"]["AccessKeyId"]
@@ -163,8 +151,7 @@ async def test_a_user_under_a_protected_path_keeps_its_key_when_named_by_name(aw
 
 
 async def test_a_role_that_is_not_found_is_refused_while_a_role_id_is_protected(aws, tmp_path):
-    """RESPONDER_PROTECTED_IDS=[an AROA… id] in moto: a step naming a role IAM does not know is refused (fail closed),
-    escalated and paged, the trip saying it was not found."""
+    """While a role id is protected, a step on a role IAM does not know is refused and paged as not found."""
     detail = await refused_and_escalated(aws, tmp_path, "aws.iam.revoke_sessions",
                                          {"principal_type": "role", "principal_name": "no-such-role"},
                                          "AROA3XFRBF535PLBIFPI4")

@@ -27,8 +27,7 @@ FLOOD = 2_000  # per forgery: unsigned, and signed with a wrong secret under the
 async def test_forged_decisions_flood_costs_bounded_entries_and_the_genuine_decision_acts(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """4,000 forged decisions on the approvals topic add at most FULL_PER_WINDOW entries per kind of forgery (and
-    no more fsyncs than entries), are all counted, are summed up at stop, and the signed decision after them runs."""
+    """4,000 forged decisions add at most FULL_PER_WINDOW entries per kind, all counted; the signed decision runs."""
     names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     service = Service(settings)
     async with running(service):
@@ -64,8 +63,7 @@ async def test_forged_decisions_flood_costs_bounded_entries_and_the_genuine_deci
 
 async def test_requests_a_valid_key_is_not_granted_cost_bounded_entries(kafka_bootstrap, aws, topics, unique,
                                                                         tmp_path, runbooks_dir):
-    """50 operator requests on the requests topic, each signed by a valid key not granted undo: all counted, the
-    first FULL_PER_WINDOW recorded in full as `operator.refused`, the rest summed up at stop; nothing runs."""
+    """50 operator requests signed by a key not granted undo are counted, FULL_PER_WINDOW kept in full; none run."""
     ops = {"operator_requests_topic": f"opreq-{unique}", "operator_replies_topic": f"oprep-{unique}"}
     await ensure_topics(kafka_bootstrap, list(ops.values()), partitions=1)
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,

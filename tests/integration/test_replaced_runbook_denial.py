@@ -22,8 +22,7 @@ def _bodies(path: Path, kind: str) -> list[dict[str, object]]:
 async def test_a_denial_under_a_replaced_runbook_is_applied_at_once(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """Parked under version 1, restarted with version 2, denied by `responder deny`: approval.decided, the step's
-    result denied by them (not "runbook … no longer loaded"), nothing rejected, escalated or run; the key Active."""
+    """A step parked under runbook version 1 and denied after a restart with version 2 is denied; nothing runs."""
     names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     _, incident, step = await run_until_parked(kafka_bootstrap, topics, key, settings)
     book = tmp_path / "runbooks" / "iam-credential-compromise.yaml"

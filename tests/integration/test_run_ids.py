@@ -43,8 +43,7 @@ async def _read(service: Service) -> None:
 
 async def test_the_next_run_s_bare_report_is_a_new_event_and_a_reread_a_repeat(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
-    """Two runs' identical bare reports: the second joins the incident as a new event (before: a repeat, no step);
-    a second consumer group reading both records again over the same timeline finds both repeats."""
+    """The next run's identical bare report is a new event, while a reread by another consumer group is a repeat."""
     await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
@@ -71,9 +70,7 @@ BESIDE_A_BAD_PART = {
 async def test_a_replayed_bare_report_keeps_its_broker_time_and_is_a_repeat(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path,
         reason: str) -> None:
-    """A bare report's violation beside a bad part (an array's element, the report's own other violation) acts and
-    the record is dead-lettered; replayed, the copy keeps the original broker time, so the violation has the same id
-    and is a repeat (before: the replay's time, a new event acting again; a bad violation cost the report)."""
+    """A replayed bare report keeps its original broker time, so its violation keeps the same id and is a repeat."""
     await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()

@@ -96,10 +96,7 @@ async def _only_blocked(service: Service, aws: AwsSession, records: list[bytes],
 
 async def test_v2_findings_are_contained_or_paged_as_guardduty_s_own(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
-    """A relayed GuardDuty key compromise deactivates the key (access-key-compromise); a relayed ML anomaly naming
-    T1078.004 pages and leaves its key active, both as Security Hub writes them (GuardDuty's type form, an
-    `AWS::IAM::AccessKey` resource); an unclassified finding matches nothing; nothing is dead-lettered (before: all
-    three were dead-lettered by the ASFF decoder)."""
+    """Security Hub V2 GuardDuty findings deactivate a compromised key or page; an unclassified one matches nothing."""
     leaked, anomalous = await _key(aws, "ml-training"), await _key(aws, "ml-serving")
     anomaly = orjson.loads(_v2("anomaly", "TTPs/Credential Access/CredentialAccess:IAMUser-AnomalousBehavior", 3,
                                anomalous, "ml-serving"))
@@ -123,9 +120,7 @@ async def test_v2_findings_are_contained_or_paged_as_guardduty_s_own(
 
 async def test_a_v2_control_finding_on_a_training_bucket_blocks_public_access(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
-    """Security Hub CSPM's failed S3.8 in a V2 event (the bucket CloudFormation-typed, its name in `uid`, its ARN in
-    `uid_alt`) turns Block Public Access back on, as the same control's ASFF finding does (before: no threat, no
-    runbook, the bucket left public)."""
+    """A failed S3.8 control in a Security Hub V2 event on a training bucket turns Block Public Access back on."""
     bucket = f"{unique}-training-data-prod"
     await aws.call("s3", "create_bucket", Bucket=bucket)
     finding = v2_finding("S3.8")
@@ -145,8 +140,7 @@ async def test_a_v2_control_finding_on_a_training_bucket_blocks_public_access(
 
 async def test_a_passed_v2_control_check_leaves_its_bucket_alone(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
-    """A passed S3.8 check in a V2 event (compliance Pass) runs nothing on its bucket, while a failed one beside it
-    still blocks public access on its own (before: the passed check re-applied Block Public Access and notified)."""
+    """A passed S3.8 check in a V2 event runs nothing on its bucket, while a failed one beside it blocks access."""
     passed, failed = f"{unique}-training-data-dev", f"{unique}-training-data-prod"
     for bucket in (passed, failed):
         await aws.call("s3", "create_bucket", Bucket=bucket)
@@ -158,9 +152,7 @@ async def test_a_passed_v2_control_check_leaves_its_bucket_alone(
 @pytest.mark.parametrize("lane", ["asff", "v2"])
 async def test_one_bad_finding_is_deadlettered_and_its_neighbour_still_blocks_public_access(
         lane: str, kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
-    """A Security Hub event of two failed S3.8 checks, the second unreadable: the first bucket's Block Public Access
-    is re-applied, the record is dead-lettered once naming finding [1] (before: the whole record was dead-lettered
-    and the public bucket left alone)."""
+    """In a V2 event of two failed S3.8 checks, the first blocks public access and the record is dead-lettered once."""
     build, spoil, what = SHAPES[lane]
     doc = spoil(build(2), 1)
     if lane == "asff":
@@ -185,9 +177,7 @@ async def test_one_bad_finding_is_deadlettered_and_its_neighbour_still_blocks_pu
 
 async def test_retired_control_checks_leave_their_buckets_alone(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
-    """A FAILED S3.8 check Security Hub archived (ASFF `RecordState: ARCHIVED`) or closed (V2 activity Close) runs
-    nothing on its bucket, while a live one beside them still blocks public access (before: both retired checks
-    re-applied Block Public Access and notified)."""
+    """An archived or closed failed S3.8 check runs nothing on its bucket, while a live one beside it blocks access."""
     archived, closed, live = (f"{unique}-training-data-{env}" for env in ("dev", "test", "prod"))
     asff = asff_event("S3.8")
     asff["detail"]["findings"][0].update(RecordState="ARCHIVED", Resources=[
@@ -201,9 +191,7 @@ async def test_retired_control_checks_leave_their_buckets_alone(
 
 async def test_a_v2_event_on_a_topic_pinned_to_ocsf_blocks_public_access(
         kafka_bootstrap: str, aws: AwsSession, topics: dict[str, str], unique: str, tmp_path: Path) -> None:
-    """On a topic pinned to `ocsf` (`topic_formats`), Security Hub's V2 S3.8 event is decoded and blocks public
-    access, and a GuardDuty finding written to the same topic is still dead-lettered (before: the V2 event was
-    dead-lettered too, its family being `securityhub`)."""
+    """On a topic pinned to `ocsf`, a V2 S3.8 event blocks public access; a GuardDuty finding is dead-lettered."""
     bucket = f"{unique}-training-data-prod"
     await aws.call("s3", "create_bucket", Bucket=bucket)
     records = [_s3_8_on(bucket), envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001"))]

@@ -144,8 +144,7 @@ async def test_manual_assignment_owns_every_partition_and_acts(kafka_bootstrap, 
 
 async def test_a_manual_assignment_that_fails_fails_the_start(kafka_bootstrap, aws, topics, unique, tmp_path,
                                                              runbooks_dir):
-    """A manual assignment runs its callback inside the consumer's start: when it fails, the service never says it
-    is ready and `run` raises why (aiokafka would only have logged it)."""
+    """A manual assignment whose callback fails fails the service's start, and `run` raises why."""
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
                              kafka_manual_assignment=True, approvals_topic=topics["deadletter"])
     service = Service(settings)

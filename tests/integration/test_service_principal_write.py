@@ -34,8 +34,7 @@ def _write(event_id: str, identity: dict[str, Any]) -> bytes:
 async def test_a_service_principal_write_pages_nobody_and_a_root_write_pages(
     kafka_bootstrap, aws, topics, unique, tmp_path
 ):
-    """sagemaker.amazonaws.com's PutObject (AWSService) opens no incident; the root's, after it on the same
-    partition, opens one and pages on-call once."""
+    """A service principal's PutObject opens no incident, while the root's after it pages on-call once."""
     await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks")
     service_write = _write(f"ct-put-sagemaker-{unique}", {"type": "AWSService", "invokedBy": "sagemaker.amazonaws.com"})

@@ -56,9 +56,7 @@ async def _settings(kafka_bootstrap: str, aws: Any, topics: dict[str, str], uniq
 @pytest.mark.parametrize("mode", list(MODES))
 async def test_a_decision_on_a_partition_added_while_the_service_runs_releases_its_step(
         kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, mode):
-    """The decisions topic has one partition when the service starts; a second is added; the decision sent to it
-    releases the parked step (before: never read until a restart, the step waited for its on_timeout), and the
-    forgery read on the first partition before is not read again (refused and recorded once)."""
+    """A decision on a decisions partition added while the service runs releases its parked step."""
     settings = await _settings(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, mode)
     await ensure_topics(kafka_bootstrap, [settings.approvals_topic, settings.approval_requests_topic], partitions=1)
     await aws.call("iam", "create_user", UserName="ml-training")
@@ -90,8 +88,7 @@ async def test_a_decision_on_a_partition_added_while_the_service_runs_releases_i
 @pytest.mark.parametrize("mode", list(MODES))
 async def test_an_operator_request_on_a_partition_added_while_the_service_runs_is_read(
         kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, mode):
-    """An unsigned operator request sent to a partition added to the requests topic after the start is read and
-    refused on the timeline (before: never read until a restart)."""
+    """An unsigned operator request on a requests partition added after the start is read and refused."""
     settings = await _settings(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir, mode)
     await ensure_topics(kafka_bootstrap, [settings.operator_requests_topic, settings.operator_replies_topic],
                         partitions=1)

@@ -47,9 +47,7 @@ def _env(monkeypatch, aws, prefix: str) -> None:
 
 
 async def test_sign_refuses_a_rewrite_the_archive_contradicts(aws, tmp_path, monkeypatch, unique):
-    """Failed before (signed, exit 0): the last two checkpoints deleted, an entry they signed edited and the rest
-    relabelled offline verifies, without the archive, as an unsigned offline tail (exit 4); sign compares the
-    archive, exits 1 and writes nothing."""
+    """`sign` refuses a rewritten timeline the archive contradicts: it exits 1 and writes nothing."""
     path, prefix = tmp_path / "t.jsonl", f"{unique}/"
     await _archived_timeline(aws, path, prefix)
     docs = [orjson.loads(ln) for ln in path.read_bytes().splitlines()]

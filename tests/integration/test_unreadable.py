@@ -59,8 +59,7 @@ async def _take(consumer: AIOKafkaConsumer, want: int, most: int = 100) -> list[
 
 @pytest.mark.parametrize("gzip", [False, True])
 async def test_a_record_in_the_middle_of_a_batch_is_read_past_once(kafka_bootstrap, unique, tmp_path, gzip):
-    """Plain aiokafka raises at every poll; getmany_past hands out the records around it, each once, and the bad
-    one once as Unreadable with its value, at its offset (a compressed batch too)."""
+    """`getmany_past` hands out the records around an unreadable one once each, and the bad one once as Unreadable."""
     topic = f"unreadable-{unique}"
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
     extra = ("--gzip",) if gzip else ()
@@ -82,8 +81,7 @@ async def test_a_record_in_the_middle_of_a_batch_is_read_past_once(kafka_bootstr
 
 
 async def test_no_other_partition_loses_a_record(kafka_bootstrap, unique, tmp_path, monkeypatch):
-    """Records of another partition that the poll which raised had already taken are read again: every good record
-    of both partitions comes out, and the unreadable one exactly once."""
+    """Records of another partition taken by the poll that raised are read again, so no good record is lost."""
     shuffle = fetcher.random.shuffle
 
     def partition_1_first(items: list[Any]) -> None:  # aiokafka shuffles a fetch's partitions: here p1, then p0,
@@ -123,8 +121,7 @@ async def test_no_other_partition_loses_a_record(kafka_bootstrap, unique, tmp_pa
 async def test_the_service_deadletters_it_and_acts_on_the_alerts_around_it(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """An unreadable finding between two leaked-key findings: both keys are contained, it is dead-lettered as
-    `unreadable` with its bytes and offset (and not acted on), and the offsets are committed past all three."""
+    """An unreadable finding is dead-lettered as `unreadable`, the alerts around it contained, and offsets committed."""
     before, middle, after = await access_key(aws, "ml-a"), await access_key(aws, "ml-m"), await access_key(aws, "ml-b")
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir)
     service = Service(settings)
@@ -153,8 +150,7 @@ async def test_the_service_deadletters_it_and_acts_on_the_alerts_around_it(
 
 
 async def test_replay_counts_an_unreadable_dead_letter_and_sends_the_rest(kafka_bootstrap, unique, tmp_path):
-    """A record the client cannot parse on the dead-letter topic is counted (scanned, unreplayable), not skipped
-    unseen, and the readable one after it is replayed."""
+    """Replay counts an unparseable dead letter as unreplayable and replays the readable one after it."""
     topic = f"dlq-unreadable-{unique}"
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
     await produce(kafka_bootstrap, topic, tmp_path, [(b"bad", True), (b"good", False)])
@@ -166,8 +162,7 @@ async def test_replay_counts_an_unreadable_dead_letter_and_sends_the_rest(kafka_
 async def test_an_unreadable_decision_is_refused_on_the_timeline_and_the_next_one_acts(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """A validly signed approval the client cannot parse is recorded as approval.rejected with its offset and not
-    acted on; the same decision sent readable after it releases the step."""
+    """An unparseable signed approval is recorded as approval.rejected; a readable resend of it releases the step."""
     names, key, settings = await approvals_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     service = Service(settings)
     async with running(service):
@@ -200,9 +195,7 @@ def _entries(path: Path, kind: str) -> list[dict[str, Any]]:
 async def test_a_changelog_record_the_client_cannot_parse_stops_that_partitions_restore_loudly(
     kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir
 ):
-    """A fleet replica whose changelog partition 0 holds a record the client cannot parse does not restore it and
-    does not consume it (paused, nothing committed, not ready and saying why; its finding, there before the
-    replica started, is not acted on); partition 1 is restored and acts."""
+    """A changelog partition holding an unparseable record is paused, unrestored and not ready; the other restores."""
     changelog = f"changelog-{unique}"
     await ensure_changelog(kafka_bootstrap, changelog, 3)
     await produce(kafka_bootstrap, changelog, tmp_path, [(b"{}", True)], "--partition", "0")

@@ -55,8 +55,7 @@ async def test_an_untyped_alert_deactivates_the_named_user_s_key_and_revokes_the
 
 
 async def test_an_untyped_alert_naming_a_namesake_touches_nobody_and_pages(aws):
-    """Splunk, no user_type, the key named with another real user's name: IAM lists the key under its owner only, so
-    deactivate-key fails, nothing is revoked for the namesake, the key stays Active and on-call is paged."""
+    """An untyped Splunk alert naming a key with a namesake user fails deactivate-key, revokes nothing, and pages."""
     key = (await leaked_example_key(aws))[EXAMPLE_KEY]
     await aws.call("iam", "create_user", UserName="alice")
     results, publisher = await _run(aws, _untyped(key, "alice"))

@@ -135,8 +135,7 @@ def _deny_read_back(aws: Any, code: str = "AccessDenied", status: int = 403,
 
 
 async def test_a_key_deactivation_whose_read_back_is_denied_pages_at_once_with_the_error(aws):
-    """AccessDenied reading the key back after deactivating it on moto: no settle (one read, no wait), the step ok
-    and unverified with the error, escalated once naming it; the key is Inactive."""
+    """A denied read-back of a deactivated key leaves the step ok but unverified, escalated once naming the error."""
     denied = _deny_read_back(aws)
     result, escalated, waits, _ = await _deactivate_lagging(aws, stale=0)
     assert (result["status"], result["verified"], "verify_reads" in result, waits.waited) == ("ok", False, False, [])
@@ -147,9 +146,7 @@ async def test_a_key_deactivation_whose_read_back_is_denied_pages_at_once_with_t
 
 
 async def test_a_key_deactivation_whose_read_back_is_throttled_to_the_end_pages_with_the_last_error(aws):
-    """IAM throttles every ListAccessKeys after the deactivation (moto, a real 400 Throttling parsed by botocore):
-    read again for the whole settle, unverified after 5 reads, and the result and the page keep the last read's error
-    (before: paged unverified with no reason)."""
+    """A key read-back throttled throughout the settle ends unverified after 5 reads, paging the last read's error."""
     denied = _deny_read_back(aws, "Throttling", 400, "Rate exceeded")
     result, escalated, waits, _ = await _deactivate_lagging(aws, stale=0)
     assert (result["status"], result["verified"], result["verify_reads"]) == ("ok", False, 5)

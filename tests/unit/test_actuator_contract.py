@@ -113,8 +113,7 @@ def test_minimal_policy_lists_exact_actions_only():
 
 
 def test_list_aliases_is_allowed_on_any_resource_in_a_statement_of_its_own():
-    """kms:ListAliases (the protected-id guard reads a key's aliases) authorises on `*` only: its own statement, while
-    the key actions stay scoped to the account's keys."""
+    """kms:ListAliases gets its own statement on `*`, while the key actions stay scoped to the account's keys."""
     doc = minimal_policy(["aws.kms.disable_key"], registry, PolicyScope(account="123456789012", region="us-east-1"))
     by_actions = {tuple(st["Action"]): st["Resource"] for st in doc["Statement"]}
     assert by_actions == {("kms:DescribeKey", "kms:DisableKey", "kms:ListResourceTags"):
@@ -132,8 +131,7 @@ def test_only_the_model_actuators_s3_actions_are_scoped_to_the_model_bucket():
 
 
 def test_an_actuator_whose_service_actions_are_all_unscoped_gets_no_empty_statement():
-    """A service whose only action authorises on `*` (kms:ListAliases) gets that statement alone, never an Allow with
-    no action (IAM rejects the whole policy)."""
+    """An actuator whose service actions are all unscoped gets only that statement, never an Allow with no action."""
     reg = Registry()
     reader: Any = _Incomplete()
     reader.name, reader.permissions = "aws.kms.read_aliases", ("kms:ListAliases",)

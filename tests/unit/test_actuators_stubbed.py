@@ -156,8 +156,7 @@ async def test_revocation_cutoff_only_moves_forward():
 
 
 async def test_a_revocation_kept_under_another_incidents_later_cutoff_verifies():
-    """Stubber: a step that finds another incident's later cutoff writes nothing, and its read-back verifies by that
-    cutoff covering the moment it asked for (before: it read the other Sid and failed, paging on-call)."""
+    """A revocation kept under another incident's later cutoff writes nothing and verifies by that cutoff."""
     aws = _session()
     stub = Stubber(aws.client("iam"))
     doc = {"Version": "2012-10-17", "Statement": [{"Sid": "ResponderRevokeother", "Effect": "Deny", "Action": "*",
@@ -176,8 +175,7 @@ async def test_a_revocation_kept_under_another_incidents_later_cutoff_verifies()
 
 
 async def test_a_revocation_whose_put_failed_does_not_verify_under_another_incidents_later_cutoff():
-    """Stubber: a step whose own put failed (throttled) does not verify by another incident's later cutoff written
-    meanwhile: it did not act, so its read-back (and the retry's settled check) must not record it ok and changed."""
+    """A revocation whose own put failed does not verify by another incident's later cutoff."""
     aws = _session()
     stub = Stubber(aws.client("iam"))
     names = {"UserName": "u", "PolicyName": "responder-revoke-older-sessions"}

@@ -83,9 +83,7 @@ async def _ingest(monkeypatch: pytest.MonkeyPatch, consumer: _Consumer, *, manua
 
 
 async def test_an_added_alert_partition_is_assigned_held_and_handed_to_the_service(monkeypatch) -> None:
-    """Partition 2 appears in the metadata: it is assigned and held (paused until the service's assignment callback
-    has its state in, as at the start), 0 and 1 sought back to where they stood (before: never read until a
-    restart)."""
+    """An alert partition added to the metadata is assigned and held until its state is in; 0 and 1 resume."""
     consumer = _Consumer({0, 1, 2}, [0, 1], {0: 7, 1: 3})
     ingest, told = await _ingest(monkeypatch, consumer)
     await ingest.poll()
@@ -100,9 +98,7 @@ async def test_an_added_alert_partition_is_assigned_held_and_handed_to_the_servi
 
 async def test_partitions_paused_for_backpressure_or_held_stay_paused_when_the_assignment_widens(
         monkeypatch) -> None:
-    """aiokafka forgets pauses with a new assignment: a partition paused by backpressure (its lane is full) and one
-    still held (its state not in) are paused again, so widening neither floods a slow lane nor reads unrestored
-    state."""
+    """A partition paused for backpressure or still held stays paused when the assignment widens."""
     consumer = _Consumer({0, 1, 2, 3}, [0, 1, 2], {0: 5})
     ingest, told = await _ingest(monkeypatch, consumer)
     ingest.hold([_tp(1)])
@@ -132,8 +128,7 @@ async def test_a_group_member_leaves_added_partitions_to_the_group(monkeypatch) 
 
 
 async def test_a_manual_assignment_reads_the_alert_topics_metadata_every_30_seconds() -> None:
-    """Without a group there is no rejoin to fear: the alert consumer reads the topics' partitions every 30 s, so an
-    added one is read within that (a group's keeps aiokafka's 5 minutes)."""
+    """A manually assigned alert consumer reads the topics' partitions every 30 s; a group's keeps 5 minutes."""
     for manual, age in ((True, 30_000), (False, 300_000)):
         ingest = KafkaIngest("127.0.0.1:9", [TOPIC], "g", "dlq", manual_assignment=manual)
         assert ingest.consumer._client._metadata_max_age_ms == age
@@ -142,8 +137,7 @@ async def test_a_manual_assignment_reads_the_alert_topics_metadata_every_30_seco
 
 
 async def test_a_partition_added_while_another_is_being_restored_leaves_that_restore_running(tmp_path) -> None:
-    """A fleet member told of an added partition (no revocation before it) restores it beside the restore already
-    running, which goes on (before: cancelled and retried a second later, for no reason), then consumes both."""
+    """A fleet member told of an added partition restores it beside the running restore, then consumes both."""
     service, log = slow_service(tmp_path, slow=frozenset({0}))
     log.healed = True
     first, added = _tp(0), _tp(1)
@@ -161,9 +155,7 @@ async def test_a_partition_added_while_another_is_being_restored_leaves_that_res
 
 async def test_a_single_instance_consumes_an_added_partition_only_after_the_chunks_in_hand(
         tmp_path, monkeypatch) -> None:
-    """A single instance with a manual assignment holds the added partition while a chunk is in hand (the barrier a
-    group's rebalance has: the chunk finishes and the timeline is durable first), then releases it; the poll that
-    found it waits for that, and the partitions it owned stay as they were."""
+    """A single instance holds an added partition until the chunk in hand finishes and the timeline is durable."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=[TOPIC],
                         kafka_manual_assignment=True)
     service = Service(settings, runbooks=[])

@@ -56,8 +56,7 @@ def _wrapped(gd_type: str, severity: int) -> dict[str, Event]:
 @pytest.mark.parametrize("tactic", TACTICS)
 def test_guardduty_and_its_security_hub_copy_match_the_same_runbooks(tactic: str, severity: int,
                                                                       matcher: Matcher) -> None:
-    """Native and Security-Hub-wrapped, the anomaly has the same category and severity, matches the same runbooks
-    (anomalous-credential-use), and no matched step calls an AWS actuator (a verdict, not proof: page, not contain)."""
+    """A GuardDuty anomaly and its Security Hub copy match the same runbooks, none calling an AWS actuator."""
     events = _wrapped(f"{tactic}:IAMUser/AnomalousBehavior", severity)
     seen = {source: (event.threat and event.threat.category, event.severity.score,
                      sorted(m.runbook.id for m in matcher.match(event))) for source, event in events.items()}
@@ -101,8 +100,7 @@ async def _notified(matcher: Matcher, key: str, *severities: float, restart: boo
                                                     (8.0, "high")])
 async def test_an_anomaly_below_medium_sends_a_low_urgency_notification_not_silence(severity: float, expected: str,
                                                                                    matcher: Matcher) -> None:
-    """A Low anomaly (Discovery's default) sends one `low` notification to triage, a Medium or higher one pages
-    (`high`): never both, never nothing (before: below 4 matched no runbook)."""
+    """A Low anomaly sends one `low` triage notification and a Medium or higher one pages, never both nor nothing."""
     sent = await _notified(matcher, f"AKIAEXAMPLEKEY{int(severity * 10):06d}", severity)
     assert [body["severity"] for body in sent] == [expected]
     assert sent[0]["fields"]["finding"] == "Discovery:IAMUser/AnomalousBehavior"
@@ -113,8 +111,7 @@ async def test_an_anomaly_below_medium_sends_a_low_urgency_notification_not_sile
 async def test_a_medium_anomaly_joining_a_low_ones_incident_still_pages(severities: tuple[float, float],
                                                                         expected: list[str],
                                                                         matcher: Matcher) -> None:
-    """A Medium anomaly joining the incident a Low one opened pages on-call; a second one of the same kind in the
-    incident notifies nobody again."""
+    """A Medium anomaly joining a Low one's incident pages on-call; a second one of the same kind notifies nobody."""
     key = f"AKIAJOINEDKEY{int(severities[0] * 10):02d}{int(severities[1] * 10):02d}000"
     sent = await _notified(matcher, key, *severities)
     assert [body["severity"] for body in sent] == expected
@@ -127,8 +124,7 @@ async def test_a_medium_anomaly_joining_a_low_ones_incident_still_pages(severiti
 async def test_a_low_anomaly_joining_a_paged_incident_sends_no_triage_note(severities: tuple[float, ...],
                                                                           expected: list[str], restart: bool,
                                                                           matcher: Matcher) -> None:
-    """Once the incident has paged, a Low anomaly joining it sends no triage note, also after a restart (before: a
-    `low` note whose title said nobody was paged, while on-call already had the page); the page is unchanged."""
+    """A Low anomaly joining an incident that already paged sends no triage note, also after a restart."""
     key = "AKIAPAGEDKEY" + "".join(f"{int(s * 10):02d}" for s in severities).ljust(7, "0") + str(int(restart))
     sent = await _notified(matcher, key, *severities, restart=restart)
     assert [body["severity"] for body in sent] == expected
@@ -146,9 +142,7 @@ async def test_the_triage_note_claims_only_what_it_knows(matcher: Matcher) -> No
 @pytest.mark.parametrize("severities", [(5.0, 6.0), (5.0, 2.0)])
 async def test_an_incident_that_paged_under_an_older_version_is_not_paged_again_after_an_upgrade(
         severities: tuple[float, ...], matcher: Matcher) -> None:
-    """One page per incident, not one per deploy: an incident paged under the runbook's previous version, joined by
-    another Medium finding after the upgrade (a restart with the next version), is not paged again (before: the
-    version in the step key made it a new page), nor sent a Low note."""
+    """An incident paged under a runbook's older version is not paged again when a finding joins after an upgrade."""
     key = "AKIAUPGRADE" + "".join(f"{int(s * 10):02d}" for s in severities).ljust(9, "0")
     sent = await _notified(matcher, key, *severities, restart=True, upgrade=True)
     assert [body["severity"] for body in sent] == ["high"]

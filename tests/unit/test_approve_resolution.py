@@ -307,8 +307,7 @@ def test_the_success_line_escapes_the_incident_id(on_kafka, sent):
 
 
 def test_the_decision_names_the_topics_latest_request_for_the_plan(on_kafka, sent):
-    """No timeline: the decision names the request id of the topic's latest request for the plan (an escalation
-    that came later), and the success line shows it."""
+    """With no timeline, the decision names the topic's latest request id for the plan, shown in the success line."""
     on_kafka.extend([_published("inc-1", LOCAL, T0, request_id=FIRST),
                      _published("inc-1", LOCAL, T0, request_id=SECOND, expires=timedelta(hours=2))])
     result = CliRunner().invoke(app, ["approve", "inc-1", "revoke", "--by", "alice"])
@@ -350,8 +349,7 @@ def test_agreeing_request_ids_are_named_without_a_warning(on_kafka, sent, tmp_pa
 
 
 def test_request_ids_that_differ_name_the_topics_with_one_warning(on_kafka, sent, tmp_path):
-    """The timeline's request for the plan and the topic's latest name different requests: the topic's is named,
-    and one `!` line on stderr says so."""
+    """When the timeline's and topic's latest requests differ, the topic's is named with one `!` warning on stderr."""
     path = _timeline(tmp_path / "t.jsonl", LOCAL, T0, request_id=FIRST)
     on_kafka.append(_published("inc-1", LOCAL, T0, request_id=SECOND))
     result = _approve(path)
@@ -364,8 +362,7 @@ def test_request_ids_that_differ_name_the_topics_with_one_warning(on_kafka, sent
 
 
 def test_the_timelines_request_for_another_plan_is_not_named(on_kafka, sent, tmp_path):
-    """--digest chooses the topic's re-plan: the decision names that plan's request, not the timeline's request
-    for its own plan, and nothing warns of differing ids."""
+    """With --digest choosing the topic's re-plan, the decision names that plan's request, with no warning."""
     path = _timeline(tmp_path / "t.jsonl", LOCAL, T0, request_id=FIRST)
     on_kafka.extend([_published("inc-1", LOCAL, T0, request_id=FIRST),
                      _published("inc-1", REPLANNED, T0, request_id=SECOND)])
@@ -377,8 +374,7 @@ def test_the_timelines_request_for_another_plan_is_not_named(on_kafka, sent, tmp
 
 
 def test_requests_from_before_ids_give_a_decision_with_none(on_kafka, sent, tmp_path):
-    """Neither the timeline's request nor the topic's has an id (published before ids): the decision names none,
-    its signed bytes have no request_id key, and the success line says so."""
+    """With no request id on either side, the decision names none and its signed bytes have no request_id key."""
     path = _timeline(tmp_path / "t.jsonl", LOCAL, T0)
     on_kafka.append(_published("inc-1", LOCAL, T0))
     result = _approve(path)

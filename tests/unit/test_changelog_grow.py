@@ -69,8 +69,7 @@ async def test_a_partition_the_changelog_has_asks_the_cluster_nothing(monkeypatc
 
 
 async def test_an_added_alert_partition_grows_the_changelog_to_hold_it(monkeypatch) -> None:
-    """Alert partition 3 is new: the changelog is grown to 4 partitions and the call returns once the metadata shows
-    partition 3 (before: the fence's send failed, `AssertionError: Unrecognized partition`, retried forever)."""
+    """A new alert partition 3 grows the changelog to 4 partitions, returning once the metadata shows partition 3."""
     broker = _Broker(3)
     await _member(broker, monkeypatch).ensure_partition(3)
     assert broker.requests == [4]
@@ -78,9 +77,7 @@ async def test_an_added_alert_partition_grows_the_changelog_to_hold_it(monkeypat
 
 
 async def test_members_growing_it_at_once_all_succeed_and_it_never_shrinks(monkeypatch) -> None:
-    """Alerts grown from 3 to 6 partitions: three members given 3, 4 and 5 (and one of them 5 twice) grow it at
-    once; whichever request comes last is refused by the broker as already met, which is success: every member goes
-    on, and the changelog ends with 6."""
+    """Members growing the changelog at once all succeed, a request already met being success; it never shrinks."""
     broker = _Broker(3)
     members = [_member(broker, monkeypatch) for _ in range(4)]
     await asyncio.gather(*(m.ensure_partition(p) for m, p in zip(members, (5, 3, 4, 5), strict=True)))
@@ -118,8 +115,7 @@ class _ShortChangelog:
 
 
 async def test_a_partition_the_changelog_cannot_hold_is_held_counted_and_retried(tmp_path) -> None:
-    """The refused partition is not owned (never consumed unrestored), counted in `short` (the metric), and taken
-    once the changelog has its partition (grown by hand), which clears it."""
+    """A partition the changelog cannot hold is not owned, counted in `short`, and taken once the changelog grows."""
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
     log = _ShortChangelog()
     fleet = FleetState(kit.engine, log)  # type: ignore[arg-type]
@@ -132,8 +128,7 @@ async def test_a_partition_the_changelog_cannot_hold_is_held_counted_and_retried
 
 
 async def test_the_metric_and_readyz_say_a_partition_waits_for_the_changelog(tmp_path) -> None:
-    """`responder_changelog_partitions_missing` counts the partitions held for want of a changelog partition, and
-    `/readyz` answers not ready with the reason."""
+    """`responder_changelog_partitions_missing` counts partitions waiting for the changelog; `/readyz` is not ready."""
     service = fleet_service(tmp_path)
     assert service.fleet is not None
     service.ready.set()
@@ -147,9 +142,7 @@ async def test_the_metric_and_readyz_say_a_partition_waits_for_the_changelog(tmp
 
 
 async def test_a_partition_the_changelog_cannot_hold_leaves_the_quotas_counted(tmp_path) -> None:
-    """No replica can have written quota windows to a changelog partition that does not exist, so one held for want of
-    it leaves the replica's quotas counted (before: every step under a quota, of every partition, waited parked until
-    the changelog was grown by hand); a partition whose restore failed otherwise still stops the count."""
+    """A partition held for want of a changelog partition leaves quotas counted; a failed restore stops the count."""
     service = fleet_service(tmp_path)
     assert service.fleet is not None
     service._given, service.fleet.owned = {0, 3}, {0}

@@ -99,8 +99,7 @@ def _last(log: list[tuple[bytes, bytes | None]], key: bytes) -> bytes | None:
 
 
 async def test_a_slice_resent_after_a_transient_failure_lands_before_the_tombstone_written_meanwhile() -> None:
-    """Without transactions: incident inc-1's slice is sent (the flush), its ack fails transiently after the
-    eviction's tombstone of inc-1 was written; the slice is sent again before the tombstone, so inc-1 stays evicted."""
+    """Without transactions, a slice resent after a transient failure lands before the tombstone written meanwhile."""
     producer = _Producer()
     changelog = Changelog("127.0.0.1:1", "changelog")
     await changelog.producer.stop()
@@ -115,8 +114,7 @@ async def test_a_slice_resent_after_a_transient_failure_lands_before_the_tombsto
 
 async def test_with_transactions_a_slice_run_again_lands_before_the_tombstone_written_meanwhile(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """With transactions: the slice's send fails transiently while the tombstone's write waits for the partition; the
-    slice's transaction runs again and commits, then the tombstone's, so inc-1 stays evicted and no slice is lost."""
+    """With transactions, a slice's rerun transaction commits before the tombstone's, so the incident stays evicted."""
     txn: Transactions = await fake_transactions(monkeypatch, [0], _TxnProducer)
     producer = txn.producers[0]
     assert isinstance(producer, _TxnProducer)

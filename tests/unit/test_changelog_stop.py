@@ -18,8 +18,7 @@ class BrokenTransactions:
 
 
 async def test_the_producer_is_closed_when_the_transactional_ones_fail_to_close():
-    """`Changelog.stop` with `txn.stop()` raising: the idempotent producer is closed all the same, then the error is
-    raised (it was left open: `Unclosed AIOKafkaProducer` at GC)."""
+    """`Changelog.stop` closes the idempotent producer when `txn.stop()` raises, then raises the error."""
     log = Changelog("127.0.0.1:1", "changelog")
     log.txn = cast(Transactions, cast(Any, BrokenTransactions()))
     with pytest.raises(RuntimeError, match="close failed"):

@@ -32,8 +32,7 @@ TP0 = TopicPartition("alerts", 0)
 
 
 async def test_a_write_that_failed_while_the_leader_moved_is_sent_again() -> None:
-    """NotLeaderForPartition, NodeNotReady, a request timeout and an expired batch, then the leader answers: every
-    record of the write reaches the partition, each retry logged with fresh metadata asked for; nothing raised."""
+    """A changelog write failing transiently while the leader moves is retried until every record is written."""
     producer = FailingAcksProducer([NotLeaderForPartitionError(), NodeNotReadyError(), RequestTimedOutError(),
                                     KafkaTimeoutError()])
     changelog = await changelog_sending_with(producer)
@@ -61,8 +60,7 @@ async def _txn(monkeypatch: pytest.MonkeyPatch) -> Transactions:
 
 
 async def test_a_held_transaction_that_failed_transiently_is_aborted_and_run_again_whole(txn: Transactions) -> None:
-    """Inside a chunk's hold, a write whose send times out twice (no metadata, a full buffer): the transaction is
-    aborted and begun again with the records the aborted one held as well, then committed once with the offsets."""
+    """A held transaction whose write times out twice is aborted and rerun whole, then committed once with offsets."""
     producer = txn.producers[0]
     assert isinstance(producer, FailingTxnProducer)
     with txn.hold([0]):
@@ -86,9 +84,7 @@ async def test_a_permanent_error_in_a_transaction_fails_the_partition_at_once(tx
 
 
 async def test_offsets_are_never_committed_after_the_partitions_transaction_failed(txn: Transactions) -> None:
-    """Two lanes share partition 0: one's write fails transiently past the deadline, which aborted the transaction
-    holding the other's earlier write; the other's commit of its offsets then raises, and nothing is committed (the
-    offsets alone would skip records whose slices are in no committed transaction)."""
+    """After a partition's transaction fails, the other lane's offsets commit raises and nothing is committed."""
     producer = txn.producers[0]
     assert isinstance(producer, FailingTxnProducer)
     txn.send_deadline = 0.2
@@ -108,9 +104,7 @@ async def test_offsets_are_never_committed_after_the_partitions_transaction_fail
 
 
 async def test_a_write_waiting_to_run_again_when_its_partition_is_revoked_is_not_run(txn: Transactions) -> None:
-    """The partition is revoked (its producer closed) while a write waits out its backoff after a transient failure:
-    the write raises ChangelogError, it never runs again on the closed producer nor returns as if its records were
-    committed."""
+    """A write waiting to retry when its partition is revoked raises ChangelogError and never runs again."""
     producer = txn.producers[0]
     assert isinstance(producer, FailingTxnProducer)
     producer.failures = [NodeNotReadyError()]

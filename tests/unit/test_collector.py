@@ -115,8 +115,7 @@ async def test_flow_is_idle_only_with_no_chunk_in_hand_or_queued() -> None:
 
 
 def test_generation_zero_threshold_scales_with_the_chunk_within_its_bounds() -> None:
-    """Generation 0 collects above PEAK_PER_RECORD objects per record of a chunk, between 50,000 and MOST_YOUNG;
-    the older generations' thresholds are unchanged."""
+    """Generation 0 collects above PEAK_PER_RECORD objects per chunk record, between 50,000 and MOST_YOUNG."""
     assert collector.thresholds(10) == collector.THRESHOLDS
     assert collector.thresholds(2_000) == (collector.PEAK_PER_RECORD * 2_000, *collector.THRESHOLDS[1:])
     assert collector.thresholds(1_000_000) == (collector.MOST_YOUNG, *collector.THRESHOLDS[1:])
@@ -124,8 +123,7 @@ def test_generation_zero_threshold_scales_with_the_chunk_within_its_bounds() -> 
 
 async def test_a_full_chunk_of_acting_records_sets_off_no_collection_inside_it(tmp_path: Any,
                                                                               collections: list[int]) -> None:
-    """With the service's thresholds for its max_batch, a chunk of acting records (each its own incident and step,
-    all waiting on one group commit) is handled without a generation-0 collection walking it."""
+    """A full chunk of acting records is handled without a generation-0 collection inside it."""
     size = 600  # its peak is above the old fixed threshold of 50,000 objects
     iam = FakeIam()
     keys = [f"AKIA{i:016d}" for i in range(size)]

@@ -98,6 +98,7 @@ async def _settle() -> None:
 
 
 async def test_a_loop_cancelled_while_it_commits_ends_cancelled_its_commit_and_watch_ended_and_awaited() -> None:
+    """A loop cancelled while it commits ends cancelled, its commit cancelled and watch ended, no stray task left."""
     consumer = _Consumer()
     with _unhandled() as said:
         loop = asyncio.create_task(_watching(_watcher(), consumer, consumer.commit()))
@@ -151,6 +152,7 @@ async def test_a_loop_cancelled_through_its_own_uncaught_cancel_of_the_commit_en
 @pytest.mark.parametrize("error", [CommitFailedError("rebalanced"), KafkaError("broker said no"),
                                    RuntimeError("a bug")])
 async def test_a_commit_s_error_reaches_the_loop_as_it_is_and_the_watch_ends(error: BaseException) -> None:
+    """A commit's error reaches the loop as the same exception and the watch ends, with nothing unhandled."""
     consumer = _Consumer(error=error)
     with _unhandled() as said:
         loop = asyncio.create_task(_watching(_watcher(), consumer, consumer.commit()))
@@ -174,6 +176,7 @@ async def test_a_commit_error_through_commit_unless_dead_is_raised_to_the_loop()
 
 
 async def test_a_commit_that_returns_is_awaited_to_its_end_and_the_watch_ended() -> None:
+    """A commit that returns under `unless_abandoned` is awaited to its end and the watch ends, nothing unhandled."""
     consumer = _Consumer()
     with _unhandled() as said:
         loop = asyncio.create_task(_watching(_watcher(), consumer, unless_abandoned(consumer, consumer.commit())))
@@ -186,8 +189,7 @@ async def test_a_commit_that_returns_is_awaited_to_its_end_and_the_watch_ended()
 
 
 async def test_a_consumer_given_up_ends_the_commit_s_task_never_the_loop_s() -> None:
-    """`abandon` cancels the task awaiting the commit (`unless_abandoned`): `_watching`'s, not the loop's, which has
-    no cancel request to take back, and goes on to its next poll (there: CoordinatorDied, a rebuild)."""
+    """`abandon` cancels `_watching`'s commit task, not the loop's, which goes on to its next poll."""
     consumer = _Consumer()
     committed, commit, lost = _given_up(consumer)
 
@@ -207,8 +209,7 @@ async def test_a_consumer_given_up_ends_the_commit_s_task_never_the_loop_s() -> 
 
 
 async def test_a_consumer_given_up_ends_the_commit_even_with_a_cancel_request_left_in_the_loop() -> None:
-    """Python 3.11's TaskGroup may leave its cancel request in its parent (`cancel_requests`): the commit's task is
-    its own, so `abandon`'s cancel is still the only one it has, and the commit ends as given up."""
+    """`abandon` ends the commit as given up even when a Python 3.11 TaskGroup left a cancel request in the loop."""
     consumer = _Consumer()
     committed, commit, lost = _given_up(consumer)
 
@@ -226,8 +227,7 @@ async def test_a_consumer_given_up_ends_the_commit_even_with_a_cancel_request_le
 
 
 async def test_a_watch_cancelled_by_another_leaves_the_commit_to_go_on_unwatched() -> None:
-    """Only `_watching` ends its watch; one cancelled by anything else (a shutdown cancelling every task, in another
-    order) is no error of the watch: the commit goes on, as it did when the watch was a task beside the loop's."""
+    """A watch cancelled by something other than `_watching`, such as a shutdown, is no error: the commit goes on."""
     consumer = _Consumer()
     with _unhandled() as said:
         loop = asyncio.create_task(_watching(_watcher(), consumer, consumer.commit()))

@@ -84,8 +84,7 @@ def test_a_rebuilt_consumer_that_never_settled_counts_on_however_long_it_ran(rec
 
 
 async def test_an_alerts_consumer_rebuilt_without_progress_stops_the_service(tmp_path) -> None:
-    """Every rebuilt alerts consumer dies before it can commit: after the limit the alerts loop raises
-    ConsumerRebuildsExhausted (logged critical, counted), with `/readyz` saying why meanwhile."""
+    """Alerts consumers rebuilt without ever committing stop the alerts loop with ConsumerRebuildsExhausted."""
     broker = FakeBroker(records=7)
     built: list[GroupConsumer] = []
     unready: list[str | None] = []
@@ -110,8 +109,7 @@ async def test_an_alerts_consumer_rebuilt_without_progress_stops_the_service(tmp
 
 
 async def test_a_consumer_that_commits_between_rebuilds_is_rebuilt_past_the_limit(tmp_path) -> None:
-    """Each rebuilt alerts consumer commits once before its coordinator dies: that is progress, so it is
-    rebuilt more often than the limit, and every record is committed."""
+    """An alerts consumer that commits between rebuilds is progress, so it is rebuilt past the limit."""
     broker = FakeBroker(records=9)
     async with alerts_over(tmp_path, lambda: RebuildBudget(limit=2, backoff=0.0, backoff_max=0.0),
                            lambda service: lambda: _DiesOnceCommitted(broker)) as service:
@@ -122,8 +120,7 @@ async def test_a_consumer_that_commits_between_rebuilds_is_rebuilt_past_the_limi
 
 
 async def test_a_stop_requested_during_the_backoff_ends_it_without_a_rebuild(tmp_path) -> None:
-    """A rebuild waiting out its backoff has let its partitions go already (the group gives them to another member
-    meanwhile) and does not hold up a stop: the alerts loop ends, no new consumer is built."""
+    """A stop requested during a rebuild's backoff ends the alerts loop without building a new consumer."""
     broker = FakeBroker(records=1)
     built: list[GroupConsumer] = []
 
@@ -154,7 +151,6 @@ def test_rebuilds_exhausted_is_found_inside_the_task_groups() -> None:
 
 
 def test_rebuilds_exhausted_beside_another_error_is_not_turned_into_exit_75() -> None:
-    """A give-up beside another error in the task groups is not the one line of exit 75: the other error is not
-    hidden (as `fenced` wants every leaf a fence)."""
+    """ConsumerRebuildsExhausted beside another error is not turned into exit 75; the other error is not hidden."""
     gave_up = ConsumerRebuildsExhausted("the alerts consumer was rebuilt 5 times")
     assert rebuilds_exhausted(ExceptionGroup("g", [gave_up, ExceptionGroup("h", [ValueError("a bug")])])) is None

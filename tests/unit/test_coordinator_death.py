@@ -20,9 +20,7 @@ from tests.fakes import FakeIam
 
 
 async def test_an_alerts_consumer_whose_coordinator_died_is_rebuilt_and_loses_nothing(tmp_path) -> None:
-    """The alerts consumer's coordinator dies after its second poll: the service does not stop; a new consumer is
-    built, started and reads on from the committed offset; every record is handled and committed, `/readyz` says
-    "rebuilding" meanwhile, and the rebuild is logged and counted."""
+    """An alerts consumer whose coordinator died is rebuilt from the committed offset and every record is handled."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
                         kafka_commit_interval_ms=0)
     service = Service(settings, aws=FakeIam(), runbooks=[])
@@ -81,8 +79,7 @@ async def test_an_alerts_consumer_whose_coordinator_died_is_rebuilt_and_loses_no
 
 
 async def test_an_operator_consumer_whose_coordinator_died_raises_coordinator_died_then_is_rebuilt() -> None:
-    """A signed-records consumer's poll says CoordinatorDied once its coordinator is dead; `rebuild` closes it
-    and starts a new one that reads from the committed offset."""
+    """A signed-records consumer's poll raises CoordinatorDied; `rebuild` replaces it from the committed offset."""
     ingest = ApprovalIngest("127.0.0.1:1", "a", "g.operator")
     real = ingest.consumer
     broker = FakeBroker(records=3)
@@ -132,8 +129,7 @@ class _Manual:
 
 
 async def test_a_manual_assignment_is_not_widened_while_the_group_coordinator_is_unknown() -> None:
-    """aiokafka's coordination task dies (AssertionError) when the assignment changes during its coordinator
-    lookup: the partitions added to the topic are assigned only once the coordinator is known."""
+    """A manual assignment adds the topic's new partitions only once the group coordinator is known."""
     ingest = ApprovalIngest("127.0.0.1:1", "ops", "g.operator", manual_assignment=True)
     real = ingest.consumer
     fake = _Manual()
@@ -150,9 +146,7 @@ async def test_a_manual_assignment_is_not_widened_while_the_group_coordinator_is
 
 
 async def test_a_manual_assignment_is_not_widened_while_the_coordination_task_waits_for_the_lookup_lock() -> None:
-    """Another task's lookup (an offset commit or fetch) found the coordinator and let go of the lookup lock, but the
-    coordination task waiting on that lock has not run yet: it would find its assignment changed; no widening until
-    the lock is free with nobody waiting."""
+    """A manual assignment is not widened until the coordinator lookup lock is free with no task waiting on it."""
     ingest = ApprovalIngest("127.0.0.1:1", "ops", "g.operator", manual_assignment=True)
     real = ingest.consumer
     fake = _Manual()

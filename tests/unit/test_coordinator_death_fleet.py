@@ -13,8 +13,7 @@ from tests.consumer_kit import TP, FakeBroker, GroupConsumer
 
 
 async def test_a_fleet_alerts_consumer_rebuilt_hands_its_partition_over_first(tmp_path) -> None:
-    """Partition 0 restored, then its coordinator dies: flush, revoke and producer close come before the new
-    consumer's start, which is given partition 0 again and restores it (held until then)."""
+    """A rebuilt fleet alerts consumer hands its partition over before the new one starts and restores it."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
                         topics=["a"], changelog_topic="changelog")
     service = Service(settings, runbooks=[])

@@ -43,9 +43,7 @@ def _owners(assignment: dict[str, Any]) -> dict[tuple[str, int], list[str]]:
 
 @pytest.mark.parametrize("members", [1, 2, 3, 5])
 async def test_partition_p_of_every_alert_topic_goes_to_one_member_whatever_their_counts(members: int) -> None:
-    """security.alerts grown to 12 partitions while ml.drift keeps 6: every partition is assigned once, and partition p
-    of both topics to the same member (before: range split each topic on its own, so with 2 members ml.drift's 3 and
-    security.alerts' 3 went to different members, both restoring and fencing changelog partition 3)."""
+    """Partition p of every alert topic goes to one member, whatever their partition counts, each assigned once."""
     assignor = await _fleet_assignor()
     counts = {"security.alerts": 12, "ml.drift": 6}
     owners = _owners(assignor.assign(_cluster(counts), _members(members)))
@@ -57,8 +55,7 @@ async def test_partition_p_of_every_alert_topic_goes_to_one_member_whatever_thei
 
 @pytest.mark.parametrize(("members", "partitions"), [(1, 3), (2, 6), (3, 6), (4, 6), (5, 12)])
 async def test_with_equal_counts_it_assigns_as_range_does(members: int, partitions: int) -> None:
-    """Equal counts (the usual fleet): the very assignment of aiokafka's range assignor, under its protocol name, so a
-    fleet upgraded one replica at a time moves no partition whichever member leads the group."""
+    """With equal partition counts the assignment is exactly that of aiokafka's range assignor."""
     assignor = await _fleet_assignor()
     cluster, group = _cluster(dict.fromkeys(TOPICS, partitions)), _members(members)
     assert assignor.name == RangePartitionAssignor.name
@@ -66,8 +63,7 @@ async def test_with_equal_counts_it_assigns_as_range_does(members: int, partitio
 
 
 async def test_a_member_not_reading_a_topic_is_given_none_of_it() -> None:
-    """A member that does not subscribe to a topic (replicas of different settings, mid-rollout) is never given its
-    partitions: each goes to a member that reads it, so none is left unread."""
+    """A member not subscribed to a topic is given none of its partitions, each going to a member that reads it."""
     assignor = await _fleet_assignor()
     group = {"member-0": ConsumerProtocolMemberMetadata(0, ["security.alerts"], b""),
              "member-1": ConsumerProtocolMemberMetadata(0, list(TOPICS), b"")}

@@ -47,8 +47,7 @@ def test_full_copy_always_fits_the_limit(value: int, n_headers: int, header_size
 @pytest.mark.parametrize(("stamp", "header"), [(1_795_000_000_000, b"1795000000000"), (None, None), (-1, None),
                                                (2**62, None)])
 def test_the_copy_keeps_the_original_broker_time_for_replay(stamp: int | None, header: bytes | None) -> None:
-    """Full and minimal copies name the record's broker time in `dlq.timestamp` (replay stamps the re-published record
-    with it), only when it is a time; replay reads it back, and nothing else."""
+    """Full and minimal dead-letter copies keep the broker time in `dlq.timestamp`, which replay reads back."""
     record = RawRecord(topic="alerts", partition=2, offset=41, value=b"{}", timestamp_ms=stamp)
     for copy in (full_copy(record, "validation", "d", 1), minimal_copy(record, "validation", "d", 1, "e")):
         assert dict(copy.headers).get("dlq.timestamp") == header
@@ -95,8 +94,7 @@ async def test_a_refused_copy_becomes_the_minimal_record(monkeypatch: pytest.Mon
 
 async def test_a_leader_election_longer_than_three_sends_dead_letters_the_full_copy(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Four transient errors (node not ready, no leader, timeouts), then the broker answers: the full copy is sent
-    again until it is taken (`kafka_send_retried` each time), never cut to the minimal one; nothing is raised."""
+    """Four transient send errors then an answer resend the full dead-letter copy until taken, never the minimal."""
     producer = _Producer([NodeNotReadyError(), NotLeaderForPartitionError(), RequestTimedOutError(),
                           KafkaTimeoutError()])
     ingest = await _ingest(producer, monkeypatch)
@@ -109,8 +107,7 @@ async def test_a_leader_election_longer_than_three_sends_dead_letters_the_full_c
 
 
 async def test_a_broker_gone_past_the_deadline_raises_and_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A broker that stays unreachable past the deadline: the last error propagates (the record stays uncommitted),
-    said once (`deadletter_unsent`), and no minimal copy is tried in its place."""
+    """A broker unreachable past the deadline raises the last error, logs `deadletter_unsent` once, sends nothing."""
     producer = _Producer([KafkaConnectionError()] * 1000)
     ingest = await _ingest(producer, monkeypatch)
     ingest.deadletter_deadline = 0.3

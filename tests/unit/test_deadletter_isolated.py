@@ -150,8 +150,7 @@ async def _slow_result(service: Service) -> list[str]:
 
 @pytest.mark.parametrize("lane", LANES)
 async def test_an_unsent_dead_letter_lets_the_other_keys_finish_then_fails_the_chunk(tmp_path, monkeypatch, lane):
-    """Key a's dead letter fails while key b's deactivation is in its AWS call: b's call completes and its result is
-    written, key a's later record is not handled, nothing is committed, then the chunk raises the send's error."""
+    """An unsent dead letter lets the other key's AWS call finish and be written, then fails the chunk uncommitted."""
     async with _service(tmp_path, monkeypatch, lane) as (service, iam):
         failed, committed = _unsendable(service, iam.entered)  # key b is in its call
         chunk = asyncio.create_task(service._handle_batch(_chunk()))
@@ -172,8 +171,7 @@ async def test_an_unsent_dead_letter_lets_the_other_keys_finish_then_fails_the_c
 @pytest.mark.parametrize("grouped", [False, True], ids=["bare", "in-a-group"])
 @pytest.mark.parametrize("lane", LANES)
 async def test_a_timeline_error_still_cancels_the_other_keys_at_once(tmp_path, monkeypatch, lane, grouped):
-    """Key a's stage raises TimelineError (bare, or inside an exception group) while key b's deactivation is in its
-    AWS call: b's call is cancelled, no dead letter is sent, and the chunk raises the TimelineError."""
+    """A TimelineError in one key's stage at once cancels the other key's AWS call and is raised; no dead letter."""
     async with _service(tmp_path, monkeypatch, lane) as (service, iam):
         sent: list[int] = []
 
@@ -192,9 +190,7 @@ async def test_a_timeline_error_still_cancels_the_other_keys_at_once(tmp_path, m
 
 
 async def test_a_stop_still_cancels_the_keys_a_failed_dead_letter_waits_for(tmp_path, monkeypatch):
-    """Key a's dead letter failed and the chunk waits for key b's AWS call: a cancellation of the chunk from outside
-    (a stop past its drain deadline, a failure elsewhere) cancels that call, and the chunk raises the send's error, not
-    the cancel (as its task group did before), uncommitted."""
+    """A cancel from outside after a failed dead letter cancels the awaited calls and raises the send's error."""
     async with _service(tmp_path, monkeypatch, "batch") as (service, iam):
         failed, committed = _unsendable(service, iam.entered)  # key b is in its call
         chunk = asyncio.create_task(service._handle_batch(_chunk()))
@@ -210,8 +206,7 @@ async def test_a_stop_still_cancels_the_keys_a_failed_dead_letter_waits_for(tmp_
 
 
 async def test_a_stop_past_the_drain_deadline_ends_with_the_unsent_dead_letter(tmp_path, monkeypatch):
-    """Key a's dead letter failed and its chunk waits for key b's AWS call when a graceful stop's drain deadline
-    passes: the lane is cancelled, and the stop raises the send's error (not a clean stop), nothing committed."""
+    """A stop's drain deadline passing after a failed dead letter cancels the lane and raises the send's error."""
     async with _service(tmp_path, monkeypatch, "batch") as (service, iam):
         failed, committed = _unsendable(service, iam.entered)  # key b is in its call
         flow = Flow(_Unpaused(), service._handle_batch, max_in_flight=1000, max_batch=10, slow_after=0,
@@ -227,8 +222,7 @@ async def test_a_stop_past_the_drain_deadline_ends_with_the_unsent_dead_letter(t
 
 @pytest.mark.parametrize("lane", LANES)
 async def test_a_timeline_error_after_an_unsent_dead_letter_is_raised_with_it(tmp_path, monkeypatch, lane):
-    """Key a's dead letter fails, then key b's stage raises TimelineError: the chunk raises both, as it did before (so
-    neither alone decides a rejoin or an exit 3)."""
+    """A TimelineError after an unsent dead letter makes the chunk raise both errors together."""
     async with _service(tmp_path, monkeypatch, lane) as (service, iam):
         now = asyncio.Event()
         now.set()

@@ -77,8 +77,7 @@ async def test_a_leader_election_during_a_replay_is_waited_out(fake_kafka: Any) 
 
 
 async def test_a_replay_whose_send_still_fails_says_what_was_published_and_what_not(fake_kafka: Any) -> None:
-    """A refused send of the second record stops the replay: the first listed as published, the second failed
-    (not in its topic), the third never sent."""
+    """A replay stopped by a refused send lists the first record published, the second failed, the third never sent."""
     producer = _Producer({("alerts", 1): [TopicAuthorizationFailedError()]})
     fake_kafka(producer)
     result = await replay_deadletters("127.0.0.1:1", "dlq", idle_seconds=0.05)
@@ -120,8 +119,7 @@ async def test_a_send_that_timed_out_is_marked_as_maybe_in_its_topic(fake_kafka:
 
 
 def test_the_command_does_not_say_a_timed_out_record_was_not_published(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`deadletter replay` stopped on a send that timed out: it says the record may be in its topic, not that it is
-    not; the JSON's `failed_reached_topic` is null (unknown)."""
+    """A replay stopped by a timed-out send says the record may be in its topic, with `failed_reached_topic` null."""
     async def stopped(*_: Any, **__: Any) -> ReplayResult:
         return ReplayResult(scanned=2, replayed=1, failed="dlq:0:6", error="RequestTimedOutError", uncertain=True)
 
@@ -135,8 +133,7 @@ def test_the_command_does_not_say_a_timed_out_record_was_not_published(monkeypat
 
 
 def test_a_replay_that_failed_nothing_says_no_failed_record_reached_a_topic(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`--json` of a replay where every send went: `failed` and `failed_reached_topic` are both null (it said false,
-    as of a failed record that did not reach its topic)."""
+    """`--json` of a replay where every send went gives null for both `failed` and `failed_reached_topic`."""
     async def replayed(*_: Any, **__: Any) -> ReplayResult:
         return ReplayResult(scanned=1, replayed=1, published=["dlq:0:5 -> alerts"])
 

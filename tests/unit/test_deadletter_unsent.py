@@ -29,8 +29,7 @@ class _GoneBroker:
 
 @pytest.mark.parametrize("interval_ms", [0, 100])
 async def test_a_dead_letter_that_cannot_be_sent_stops_the_service_and_commits_nothing(tmp_path, interval_ms):
-    """Poison after a good record in one partition, the dead-letter topic's leader gone past the deadline: the chunk
-    raises, the service is stopping, no offset is committed or left to the coalesced commits."""
+    """A dead letter unsendable past the deadline fails the chunk, stops the service, and commits no offset."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
                         kafka_commit_interval_ms=interval_ms)
     service = Service(settings, runbooks=[])

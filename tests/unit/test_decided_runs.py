@@ -41,8 +41,7 @@ async def test_a_run_that_ended_records_it_and_a_restart_takes_nothing_up(tmp_pa
 
 
 async def test_a_crash_after_the_approved_step_leaves_the_steps_after_it_to_the_restart(tmp_path):
-    """Killed once the approved step's result is durable, before the next step wrote anything: after the restart the
-    next step runs once, and the run's end is recorded."""
+    """A crash after the approved step's result is durable runs the next step once on restart and records the end."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await decided(kit)
     echoed = list(kit.echo.applied)
@@ -60,8 +59,7 @@ async def test_a_crash_after_the_approved_step_leaves_the_steps_after_it_to_the_
 
 
 async def test_a_crash_inside_the_step_after_the_approved_one_resolves_its_intent(tmp_path):
-    """Killed while the step after the approved one was acting (its intent durable, no result): the restart verifies
-    it and does not apply it again."""
+    """A crash inside the step after the approved one leaves its intent verified on restart, not applied again."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await decided(kit)
     crash_after(kit, "step.intent", "note")
@@ -72,8 +70,7 @@ async def test_a_crash_inside_the_step_after_the_approved_one_resolves_its_inten
 
 
 async def test_a_crash_after_a_denial_runs_the_steps_a_continue_step_lets_run(tmp_path):
-    """A denied step that says `continue`: killed after its denial is durable, the steps after it run after the
-    restart; one that says `stop` (the default) leaves them, and only the run's end is recorded."""
+    """After a crash past a denial, a `continue` step lets later steps run on restart; a `stop` step records the end."""
     kit = make_kit(tmp_path, {"rb": CONTINUE % "deny"})
     await decided(kit, "deny")
     assert [p.target for p in kit.echo.applied] == ["t2"]
@@ -109,8 +106,7 @@ async def test_a_timeout_approval_goes_on_after_a_crash_too(tmp_path):
 
 
 async def test_a_decision_recorded_before_runs_recorded_their_end_is_not_taken_up_again(tmp_path):
-    """A timeline written before `approval.settled` existed (its decisions say nothing of `settles`): a restart
-    does not run the steps after a decided step again, as before."""
+    """A decision recorded before `approval.settled` existed does not make a restart run the steps after it."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await decided(kit)
     old = b"".join(line.replace(b',"settles":true', b"") for line in kit.store.read().splitlines(keepends=True)
@@ -127,8 +123,7 @@ async def test_a_decision_recorded_before_runs_recorded_their_end_is_not_taken_u
 
 
 async def test_a_fleet_slice_carries_the_steps_left_after_a_decided_one(tmp_path):
-    """A slice cut while the steps after an approved one are left carries them; the replica that restores it runs
-    them."""
+    """A fleet slice cut while steps after an approved one are left carries them; the restoring replica runs them."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await decided(kit)
     crash_after(kit, "step.result", "wipe")
@@ -146,8 +141,7 @@ async def test_a_fleet_slice_carries_the_steps_left_after_a_decided_one(tmp_path
 
 
 async def test_a_changed_runbook_leaves_the_steps_after_a_decided_one_and_says_so(tmp_path):
-    """The runbook changed version before the restart: the steps after the decided one are not run under the new
-    version (the next alert runs it); the run's end is recorded so the restart does not try again."""
+    """After a runbook version change, a restart leaves the steps after a decided one and records the run's end."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await decided(kit)
     (kit.runbooks_dir / "rb.yaml").write_text((kit.runbooks_dir / "rb.yaml").read_text() + "version: 2\n")
@@ -168,8 +162,7 @@ def _replayed(kit: Kit) -> EngineState:
 
 
 async def test_a_new_parking_of_the_step_replaces_the_run_a_crash_cut_short(tmp_path):
-    """Before the sweep, a new alert finds the approved step's state drifted and parks it again: the old run is over
-    (live and replayed alike), and a crash inside the step once approved again resolves it, not the steps after."""
+    """A step re-parked by a new alert ends the run a crash cut short; a crash after re-approval resolves only it."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await decided(kit)
     crash_after(kit, "step.result", "wipe")
@@ -187,8 +180,7 @@ async def test_a_new_parking_of_the_step_replaces_the_run_a_crash_cut_short(tmp_
 
 
 async def test_a_crash_inside_the_escalation_of_an_approved_step_that_failed_resolves_it(tmp_path):
-    """An approved step failed and its `on_failure` step was acting when the process died: after the restart the
-    escalation's intent is resolved (verified, not sent again), and the run's end is recorded."""
+    """A crash inside a failed approved step's `on_failure` step resolves its intent on restart and records the end."""
     kit = make_kit(tmp_path, {"rb": GATED_DEACTIVATE})
     await kit.send(key=MISSING_KEY)
     assert await kit.engine.decide(*decision(kit, one_incident(kit), "deactivate"))
@@ -227,8 +219,7 @@ async def _failed_with_page_parked(tmp_path) -> Kit:
 
 
 async def test_finishing_an_escalation_leaves_a_step_waiting_for_a_human_as_it_is(tmp_path):
-    """Killed inside the second escalation step while the first waits for a human: the sweep resolves the second
-    and neither asks again for the first nor records the escalation twice."""
+    """A crash in the second escalation step resolves it without re-asking the waiting first one or escalating twice."""
     kit = await _failed_with_page_parked(tmp_path)
     [asked] = kit.entries("approval.requested")[1:]
     crash_after(kit, "step.intent", "tell.deactivate")
@@ -241,8 +232,7 @@ async def test_finishing_an_escalation_leaves_a_step_waiting_for_a_human_as_it_i
 
 
 async def test_an_escalation_step_that_had_not_started_runs_after_the_crash(tmp_path):
-    """Killed once the first escalation step's request was durable, before the second wrote anything: the sweep runs
-    the second (the on-call notice is not lost) and leaves the first waiting."""
+    """A crash before the second escalation step starts lets the sweep run it, leaving the first waiting for a human."""
     kit = await _failed_with_page_parked(tmp_path)
     kit.echo.applied.clear()
     crash_after(kit, "approval.requested", "page.deactivate")
@@ -267,8 +257,7 @@ async def test_a_denied_step_is_not_escalated_after_a_crash(tmp_path):
 
 @pytest.mark.parametrize("kind", ["step.result", "step.intent"])
 async def test_a_run_taken_up_after_a_crash_stays_in_the_fleet_slice_until_it_ends(tmp_path, kind):
-    """While the sweep runs the steps after a decided step (killed after its result, or inside it), the incident's
-    slice still carries it, so a crash (or a hand-over) during that run leaves it to the next owner."""
+    """A run taken up after a crash stays in the incident's fleet slice until it ends, for the next owner to take up."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await decided(kit)
     crash_after(kit, kind, "wipe")
@@ -286,8 +275,7 @@ async def test_a_run_taken_up_after_a_crash_stays_in_the_fleet_slice_until_it_en
 
 
 async def test_a_run_that_raises_is_not_taken_up_again_until_a_restart(tmp_path):
-    """A bug that raises inside a taken-up run neither stops the sweep nor repeats at every sweep: the run is dropped
-    in this process only, its state kept (for a fleet slice), and, with no end recorded, a restart takes it up."""
+    """A taken-up run that raises is dropped in this process only, the sweep goes on, and a restart takes it up."""
     kit = await taken_up_raising(tmp_path, RuntimeError("a bug"))
     kit.echo.applied.clear()
     await kit.engine.expire()
@@ -320,9 +308,7 @@ async def _kit_with(tmp_path, actuator: Echo, body: str) -> Kit:
 
 
 async def test_a_second_failure_of_the_step_is_escalated_after_a_crash(tmp_path):
-    """The approved step failed once (its escalation failed too), failed again under a later approval, and the
-    process died before that failure's escalation was durable: the sweep escalates the second failure as the run
-    would have (the escalation step, failed before, is tried again)."""
+    """A second failure of an approved step, its escalation not durable before a crash, is escalated by the sweep."""
     flaky = Flaky()
     kit = await _kit_with(tmp_path, flaky, GATED_DEACTIVATE.replace("actuator: test.echo", "actuator: test.flaky"))
     await kit.send(key=MISSING_KEY)
@@ -339,8 +325,7 @@ async def test_a_second_failure_of_the_step_is_escalated_after_a_crash(tmp_path)
 
 
 async def test_an_escalation_recorded_before_the_crash_is_not_recorded_again(tmp_path):
-    """The failure's escalation was durable (its only step skipped by its `when`) when the process died: the sweep
-    does not record `step.escalated` a second time."""
+    """An escalation durable before the crash is not recorded again as `step.escalated` by the sweep."""
     skipped = GATED_DEACTIVATE.replace("    actuator: test.echo\n", "    actuator: test.echo\n"
                                        "    when: [{field: incident.events, op: ge, value: 3}]\n")
     kit = make_kit(tmp_path, {"rb": skipped})
@@ -360,8 +345,7 @@ class Narrower(EchoParams):
 
 
 async def test_a_released_step_whose_params_no_longer_validate_is_past_once(tmp_path):
-    """A released step whose parameters no longer validate fails (keyed as the parked step) and is escalated once;
-    killed after its escalation, the restart neither runs it again nor escalates it a second time."""
+    """A released step whose params no longer validate fails and is escalated once, not rerun after a crash."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny" + ESCALATE})
     await kit.send()
     kit.wipe.params = Narrower  # type: ignore[misc]
@@ -379,8 +363,7 @@ async def test_a_released_step_whose_params_no_longer_validate_is_past_once(tmp_
 
 
 async def test_a_write_the_timeline_refuses_inside_a_taken_up_run_goes_up(tmp_path):
-    """A refused timeline or changelog write (a disk error, a fenced replica) is not taken for a bug of one run: it
-    goes up to the service, and the run is not dropped."""
+    """A refused timeline or changelog write inside a taken-up run goes up to the service; the run is not dropped."""
     kit = await taken_up_raising(tmp_path, TimelineError("the disk is full"))
     with pytest.raises(TimelineError, match="disk is full"):
         await kit.engine.expire()
@@ -388,8 +371,7 @@ async def test_a_write_the_timeline_refuses_inside_a_taken_up_run_goes_up(tmp_pa
 
 
 async def test_a_bug_in_one_timeout_leaves_the_others_and_the_service_running(tmp_path):
-    """A timeout whose release raises (a bug) is logged and left alone in this process; the other steps past their
-    deadline are still expired, and the sweep returns instead of stopping the approvals loop."""
+    """A timeout whose release raises is left alone; other overdue steps still expire and the sweep returns."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await kit.send()
     kit.iam.add_key("ml-training", "AKIAOTHERKEY00000000")
@@ -410,8 +392,7 @@ async def test_a_bug_in_one_timeout_leaves_the_others_and_the_service_running(tm
 
 
 async def test_a_step_parked_again_after_a_bug_in_its_timeout_has_its_new_timeout(tmp_path):
-    """A bug leaves alone only the parking it stopped: the same step, approved by a human and parked again for a kill
-    switch (a new request), is expired at its new deadline in the same process."""
+    """A step parked again after a bug in its timeout is expired at its new deadline in the same process."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await kit.send()
     release = kit.engine.decisions.release
@@ -437,8 +418,7 @@ async def test_a_step_parked_again_after_a_bug_in_its_timeout_has_its_new_timeou
 
 
 async def test_a_bug_after_a_timeouts_escalation_leaves_the_escalated_deadline(tmp_path, monkeypatch):
-    """A timeout whose escalation is recorded and then hits a bug (publishing the request again) is left alone until
-    the escalated deadline, which then expires the step (escalated once) instead of leaving it parked for ever."""
+    """A timeout hitting a bug after its escalation expires the step at the escalated deadline, escalated once."""
     import responder.engine.asking as asking
 
     kit = make_kit(tmp_path, {"rb": WIPE % "escalate"})

@@ -48,8 +48,7 @@ async def test_each_parking_has_its_own_request_id_on_the_timeline_and_in_the_pu
 
 
 async def test_an_approval_given_before_a_timeout_release_does_not_release_the_step_parked_again(tmp_path):
-    """A human approves a moment before the timeout; the timeout releases the step and a kill switch parks it again;
-    the human's decision, arriving now, answers the first request and is refused: nothing acts over the switch."""
+    """An approval arriving after a timeout released the step and a kill switch parked it again is refused."""
     kit, parked = await _parked(tmp_path)
     early = decision(kit, parked.incident, "wipe")  # signed for the first request, delivered late
     kit.engine.guards.policy = GuardPolicy(kill_switch=True)
@@ -96,8 +95,7 @@ async def test_a_decision_that_names_no_request_is_refused_for_a_step_parked_wit
 
 
 async def test_a_step_parked_before_requests_had_ids_is_answered_by_a_decision_naming_none(tmp_path):
-    """A parking from before the upgrade (no id, from an old timeline or slice) takes a decision that names no
-    request, and refuses one that names any."""
+    """A step parked before requests had ids takes a decision naming no request and refuses one naming any."""
     kit, parked = await _parked(tmp_path)
     old = dataclasses.replace(parked, request_id=None)
     kit.engine.state.park(old)
@@ -130,8 +128,7 @@ async def test_the_request_id_survives_a_restart_a_snapshot_and_an_old_slice(tmp
 
 
 async def test_an_approval_of_a_full_runbook_quota_does_not_waive_the_global_quota_filled_since(tmp_path):
-    """A human who approved a step over its runbook's full quota did not approve it over the global quota, which
-    filled after they read the request: the step is parked again for that one, with both named."""
+    """Approving a step over its full runbook quota does not waive the global quota filled since; it is parked again."""
     kit = make_kit(tmp_path, {"rb": FULL + APPROVED_ON_TIMEOUT},
                    policy=GuardPolicy(quotas=[Quota(actuator="test.*", max=2, window=3600)]))
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the runbook's quota (max 1) is full; 1 of 2
@@ -149,8 +146,7 @@ async def test_an_approval_of_a_full_runbook_quota_does_not_waive_the_global_quo
 
 
 async def test_an_approval_over_the_local_kill_switch_does_not_waive_the_fleets(tmp_path):
-    """The fleet's kill switch, turned on after a human read a request naming the local one, parks the approved step
-    again, its new request naming both."""
+    """The fleet kill switch turned on after a request named the local one parks the approved step again."""
     kit, _ = await _parked(tmp_path)
     kit.engine.guards.policy = GuardPolicy(kill_switch=True)
     kit.clock.now += 601
@@ -177,8 +173,7 @@ def test_a_reason_keeps_its_guard_scope_and_limits_without_what_it_counts():
 
 
 async def test_an_approval_of_a_full_burst_quota_does_not_waive_an_hourly_quota_filled_since(tmp_path):
-    """Two quotas on one actuator pattern: approving a step held by the full one-minute quota does not run it over the
-    hourly quota, which filled after the request was read."""
+    """Approving a step held by a full one-minute quota does not run it over an hourly quota filled since."""
     quotas = "guards: {quotas: [{actuator: test.*, max: 1, window: 60}, {actuator: test.*, max: 3, window: 3600}]}\n"
     kit = make_kit(tmp_path, {"rb": quotas + APPROVED_ON_TIMEOUT})
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())

@@ -58,8 +58,7 @@ def test_the_runbooks_named_as_defaulted_are_those_the_default_completed(tmp_pat
                                                        "message": "m"}}], "default_on_failure.0.with.target"),
 ])
 def test_a_bad_default_is_refused_at_start_up_with_the_field(tmp_path, default, says):
-    """An unknown, destructive or malformed default step, or one reading step outputs, stops the start-up with the
-    setting's field and why."""
+    """An unknown, destructive, malformed or output-reading default step stops start-up with the field and why."""
     kit = make_kit(tmp_path, {"bare": DEACTIVATE_STEPS})
     with pytest.raises(ConfigError, match=re.escape(says)):
         with_default_escalation(load_runbooks(kit.runbooks_dir, kit.registry), default, kit.registry)
@@ -81,8 +80,7 @@ async def test_the_service_gives_runbooks_without_on_failure_the_default_of_its_
 
 
 def test_the_fleet_digest_covers_the_default_so_replicas_must_agree_on_it(tmp_path):
-    """Replicas with another `default_on_failure` escalate differently: their digests differ (a rollout adopts it);
-    a runbook with its own on_failure, or an empty default, leaves the digest as it was."""
+    """Another `default_on_failure` changes the fleet digest; an empty one, or a runbook's on_failure, does not."""
     kit = make_kit(tmp_path, {"bare": DEACTIVATE_STEPS})
     settings = Settings(kafka_bootstrap="127.0.0.1:1", topics=["a"])
     books = load_runbooks(kit.runbooks_dir, kit.registry)

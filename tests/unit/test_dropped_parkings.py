@@ -10,8 +10,7 @@ from tests.escalation_kit import one_incident, taken_up_raising
 
 @pytest.mark.parametrize("sweep", ["expire", "due"])
 async def test_a_dropped_run_is_forgotten_once_the_state_no_longer_holds_it(tmp_path, sweep):
-    """A run a bug stopped is dropped; once its parking is gone from the state (its run's end recorded by another
-    replica, its incident handed over or evicted) the next sweep forgets it, or a fleet member's check before one."""
+    """A dropped run is forgotten by the next sweep once the state no longer holds its parking."""
     kit = await taken_up_raising(tmp_path, RuntimeError("a bug"))
     decisions = kit.engine.decisions
     await kit.engine.expire()
@@ -41,9 +40,7 @@ async def test_a_dropped_run_still_held_is_kept_and_not_taken_up_again(tmp_path)
 
 
 async def test_a_timeout_a_bug_stopped_is_tried_again_at_the_incidents_next_finding(tmp_path):
-    """A bug in a parked step's timeout leaves it alone in this process; the incident's next finding (a new event,
-    not a redelivery) lets the next sweep try it again, so a bug gone by then (a runbook fixed, a dependency back)
-    no longer waits for a restart."""
+    """A timeout a bug stopped is tried again by the next sweep after the incident's next new finding."""
     from tests.kit import WIPE, make_kit
 
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})

@@ -142,8 +142,7 @@ async def test_a_runbook_promoted_from_dry_run_pages_for_real_whatever_its_dry_r
 
 
 async def test_a_replica_taking_an_incident_over_knows_the_escalation_its_dry_run_planned(tmp_path):
-    """What a dry run planned travels in its incident's fleet slice: the replica that takes the incident over (a
-    fresh state, its timeline not the first replica's) plans the page once, not once more."""
+    """A replica taking an incident over via its fleet slice knows the escalation its dry run planned, paging once."""
     dry = make_kit(tmp_path, {"rb": PROTECTED + DEACTIVATE_STEPS + ESCALATE}, dry_run=True)
     await dry.send(finding_id="first")
     slices = [EngineSnapshot.model_validate_json(s.model_dump_json())

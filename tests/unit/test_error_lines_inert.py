@@ -90,8 +90,7 @@ def test_fail_and_config_errors_print_inert(capsys):
 
 
 def test_runbooks_explain_prints_a_failed_check_inert(tmp_path):
-    """`runbooks explain`'s `✗ runbook: check failed` line shows the event's value a check read (a blank letter, a
-    combining mark) as escapes."""
+    """`runbooks explain` prints an event's value in a failed check line with invisible characters as escapes."""
     import json
 
     doc = json.loads((ROOT / "playbooks" / "events" / "guardduty-leaked-access-key.json").read_text())
@@ -105,8 +104,7 @@ def test_runbooks_explain_prints_a_failed_check_inert(tmp_path):
 
 
 def test_tabletop_validate_prints_a_good_playbooks_file_name_inert(tmp_path):
-    """`tabletop validate`'s `✓ path` line of a playbook in a directory whose name holds escape sequences and markup
-    shows them as visible escapes and text."""
+    """`tabletop validate` prints a good playbook's path holding escape sequences and markup as visible text."""
     (tmp_path / NAME).mkdir()
     good = _playbook(tmp_path / NAME)
     result = CliRunner().invoke(app, ["tabletop", "validate", str(good), "--runbooks", str(ROOT / "runbooks")])

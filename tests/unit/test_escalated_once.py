@@ -12,8 +12,7 @@ RUNBOOK = PROTECTED + DEACTIVATE_STEPS + ESCALATE
 
 
 async def test_a_redelivered_alert_does_not_record_the_escalation_again(tmp_path):
-    """Three deliveries of one alert whose step is refused each time: one `step.escalated`, one page, and each
-    refusal still recorded (and the page skipped as already done)."""
+    """Three deliveries of an alert whose step is refused give one `step.escalated` and one page, each refusal kept."""
     kit = make_kit(tmp_path, {"rb": RUNBOOK})
     for _ in range(3):
         await kit.send(finding_id="first")
@@ -48,8 +47,7 @@ async def test_a_fleet_slice_carries_which_alert_was_escalated(tmp_path):
 
 
 async def test_the_drill_card_says_a_redelivered_failure_was_not_told_again(tmp_path):
-    """Each refusal of the redelivered alert is listed: the first told, the others not told again (their page
-    skipped as already done), none `nobody told`."""
+    """The drill card lists each refusal of a redelivered alert: the first told, the others not told again."""
     from responder.tabletop.failures import AGAIN, TOLD, step_failures
     from responder.timeline.recorder import Recorder
 
@@ -62,8 +60,7 @@ async def test_the_drill_card_says_a_redelivered_failure_was_not_told_again(tmp_
 
 
 async def test_a_replay_of_the_same_record_twice_says_its_second_failure_was_not_told_again(tmp_path):
-    """`responder replay` of one record sent twice: the first failure keeps its planned escalation, the second shows
-    it already done (before, the second's skip was taken from the first's escalation)."""
+    """`responder replay` of one record sent twice keeps the first failure's escalation and shows the second's done."""
     from responder.actuators import registry
     from responder.catalog import load_runbooks
     from responder.tabletop.replay import backtest
@@ -76,8 +73,7 @@ async def test_a_replay_of_the_same_record_twice_says_its_second_failure_was_not
 
 
 async def test_a_dry_run_escalation_does_not_stand_for_the_real_failure_after_a_restart(tmp_path):
-    """The alert's step refused in a dry run, then, the service restarted in production, refused for real when the
-    alert is sent again: its real `step.escalated` is recorded (a dry run's told nobody)."""
+    """A dry-run escalation does not stand for the real failure after a restart: its `step.escalated` is recorded."""
     kit = make_kit(tmp_path, {"rb": RUNBOOK}, dry_run=True)
     await kit.send(finding_id="first")
     kit.dry_run = False
@@ -88,8 +84,7 @@ async def test_a_dry_run_escalation_does_not_stand_for_the_real_failure_after_a_
 
 
 async def test_a_dry_run_escalation_does_not_stand_for_the_real_failure_in_one_process(tmp_path):
-    """The same, the engine switched out of dry run without a restart: the real failure is escalated; a dry run of
-    the alert again after it is not (the real one told on-call)."""
+    """Out of dry run without a restart, the engine escalates the real failure; a later dry run of it does not."""
     kit = make_kit(tmp_path, {"rb": RUNBOOK}, dry_run=True)
     await kit.send(finding_id="first")
     kit.engine.dry_run = False
@@ -112,8 +107,7 @@ async def test_a_dry_run_alert_sent_again_is_not_escalated_again(tmp_path):
 
 
 async def test_a_crash_before_an_alerts_escalation_is_escalated_when_it_comes_again(tmp_path):
-    """The first alert's failure escalated, the second's killed once its `step.result` is durable: the restart's
-    redeliveries record the second's `step.escalated` (owed), not the first's again."""
+    """A crash before the second alert's escalation makes the restart record only its owed `step.escalated`."""
     from tests.escalation_kit import crash_after
 
     kit = make_kit(tmp_path, {"rb": RUNBOOK})
@@ -127,8 +121,7 @@ async def test_a_crash_before_an_alerts_escalation_is_escalated_when_it_comes_ag
 
 
 async def test_an_escalation_recorded_before_event_id_is_escalated_again_after_a_restart(tmp_path):
-    """A timeline written by a release before `event_id` on `step.escalated`: read back without one, the redelivery
-    after the restart is escalated again (as then), and from then on once."""
+    """After a restart, an escalation recorded without `event_id` is escalated again on redelivery, then only once."""
     kit = make_kit(tmp_path, {"rb": RUNBOOK})
     recorder, append = kit.engine.recorder, kit.engine.recorder.append
 

@@ -69,8 +69,7 @@ def test_the_rule_has_the_clauses_evaluated_here_and_names_the_start_time_gauge(
 
 
 def test_a_failure_after_a_restart_fires_although_its_label_set_existed_before() -> None:
-    """The series was 1 before a restart and comes back at 1 after it: increase() sees no rise and `offset 15m` finds
-    the old series, so only the started-within-the-window clause fires, for the window after the restart."""
+    """A failure after a restart fires the escalation alert although its label set existed before the restart."""
     restart = 10_000.0
     failures = _scrapes(restart - 3600, restart - SCRAPE, 1.0) + _scrapes(restart + SCRAPE, restart + 3600, 1.0)
     started = _scrapes(restart - 3600, restart - SCRAPE, restart - 7200) + \

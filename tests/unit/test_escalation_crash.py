@@ -37,8 +37,7 @@ async def _restarted_after(tmp_path: Path, body: str, cut_at: str, *, key: str |
 
 
 async def test_a_timed_out_step_cut_after_its_escalation_records_the_missed_escalation_once(tmp_path):
-    """A timeout denial whose every on_failure `when` fails, killed after `step.escalated`: the restart records the
-    `escalation.missed` the crash lost, once (also after another restart)."""
+    """A timed-out step killed after `step.escalated`, every `when` failing, records `escalation.missed` once."""
     kit = make_kit(tmp_path, {"rb": (TIMED % "deny").replace(ESCALATE, NEVER)})
     await kit.send()
     kit.clock.now += 61
@@ -57,8 +56,7 @@ async def test_a_timed_out_step_cut_after_its_escalation_records_the_missed_esca
 
 
 async def test_an_unverified_step_cut_after_its_escalation_records_the_missed_escalation_on_redelivery(tmp_path):
-    """An applied but unverified step (its result final) killed after `step.escalated`: the redelivered finding
-    finishes the escalation (`escalation.missed`), once, and does not record `step.escalated` again."""
+    """An unverified step killed after `step.escalated` records `escalation.missed` once on redelivery."""
     kit = await _restarted_after(tmp_path, DEACTIVATE_STEPS + NEVER, "step.escalated", unapplied=True)
     await kit.send()
     assert _missed(kit) == [("deactivate", "when")]
@@ -71,8 +69,7 @@ async def test_an_unverified_step_cut_after_its_escalation_records_the_missed_es
 
 
 async def test_an_unverified_step_cut_before_its_escalation_tells_on_call_on_redelivery(tmp_path):
-    """Killed once an unverified result is durable, before `step.escalated`: the redelivered finding (a repeat, so the
-    step is not applied again) escalates it, marked `resumed`, and on-call is told once."""
+    """An unverified step killed before `step.escalated` is escalated on redelivery, marked `resumed`, once."""
     kit = await _restarted_after(tmp_path, DEACTIVATE_STEPS + ESCALATE, "step.result", unapplied=True)
     assert kit.entries("step.escalated") == []
     await kit.send()
@@ -84,8 +81,7 @@ async def test_an_unverified_step_cut_before_its_escalation_tells_on_call_on_red
 
 
 async def test_a_failed_step_cut_after_its_escalation_is_escalated_once_when_it_fails_again(tmp_path):
-    """A failed step killed after `step.escalated`: the redelivery runs it again (a failure is not final); failing
-    again, it finishes the escalation the crash cut short: one `step.escalated`, one `escalation.missed`."""
+    """A failed step killed after `step.escalated` runs again on redelivery and, failing again, finishes it once."""
     kit = await _restarted_after(tmp_path, DEACTIVATE_STEPS + NEVER, "step.escalated", key=MISSING_KEY)
     await kit.send(key=MISSING_KEY)
     assert len(kit.entries("step.escalated")) == 1
@@ -94,8 +90,7 @@ async def test_a_failed_step_cut_after_its_escalation_is_escalated_once_when_it_
 
 @pytest.mark.parametrize("handover", ["slice", "snapshot"])
 async def test_an_escalation_cut_short_travels_with_its_incident(tmp_path, handover):
-    """What a crash left owed of an escalation is in the incident's fleet slice and the engine's snapshot, so the
-    replica that takes the incident over finishes it."""
+    """What a crash left owed of an escalation is in the incident's fleet slice and snapshot, for the next replica."""
     kit = await _restarted_after(tmp_path, DEACTIVATE_STEPS + NEVER, "step.escalated", unapplied=True)
     state = kit.engine.state
     if handover == "slice":
@@ -120,8 +115,7 @@ TWO = ESCALATE + """\
 
 @pytest.mark.parametrize("key", [None, MISSING_KEY], ids=["unverified", "failed"])
 async def test_a_crash_between_two_escalation_steps_runs_the_second_once(tmp_path, key):
-    """Killed once the first escalation step told on-call, before the second ran: the redelivered finding runs the
-    second (a different action, not a repeat of the page) once, records `step.escalated` once, pages nobody again."""
+    """A crash between two escalation steps makes the redelivery run the second once, paging nobody again."""
     kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + TWO})
     sent = {"key": key} if key else {}
     if key is None:

@@ -65,8 +65,7 @@ on_failure:
 
 
 async def test_a_failed_escalation_has_its_own_alertable_metric(tmp_path):
-    """An escalation whose placeholder resolves to an invalid value fails: it is counted apart from step failures and
-    an alert rule fires on one."""
+    """A failed escalation is counted apart from step failures, and an alert rule fires on one."""
     kit = make_kit(tmp_path, {"contain": DEACTIVATE_STEPS + BROKEN_ESCALATION})
     metrics = Metrics()
     kit.engine.recorder.sinks.append(TimelineMetrics(

@@ -62,8 +62,7 @@ async def test_an_escalation_skipped_by_when_beside_one_that_ran_is_not_missed(t
 
 
 async def test_failure_target_names_what_an_unresolved_step_was_meant_to_act_on(tmp_path):
-    """A step whose parameters did not resolve: `${failure.target}` shows its parameters, the unresolved ones as the
-    runbook wrote them (never evaluated), not an empty string."""
+    """`${failure.target}` shows an unresolved step's parameters as the runbook wrote them, not an empty string."""
     tell = ESCALATE.replace('"${failure.step} failed"', '"${failure.target}"')
     kit = make_kit(tmp_path, {"rb": UNRESOLVED + tell})
     await kit.send()
@@ -85,8 +84,7 @@ async def test_an_incidents_evidence_pack_lists_its_missed_escalation(tmp_path):
 
 
 async def test_event_text_in_failure_target_is_never_evaluated_as_a_template(tmp_path):
-    """An event whose user name is `${…}` text fails validation: `${failure.target}` carries that text as data, and
-    the escalation's template (whole or inside other text) renders it once, never looking the path up."""
+    """Event text like `${…}` in `${failure.target}` is rendered once as data, never evaluated as a template."""
     tell = ESCALATE.replace('"${failure.step} failed"', '"${failure.target} | ${failure.step}"')
     kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + tell})
     await kit.send(user="${event.id}")

@@ -98,9 +98,7 @@ async def _released_then_crashed(tmp_path: Path) -> tuple[Kit, tuple[bytes, str,
 
 
 async def test_an_escalation_step_cut_short_is_parked_again_when_the_kill_switch_is_on_after_the_restart(tmp_path):
-    """Resumed after a crash with no intent written, the released escalation goes through its guards again: a kill
-    switch turned on meanwhile parks it again for a human. The decision that released it, delivered again, is refused
-    as used; a new one runs it once."""
+    """A released escalation cut short before its intent is re-guarded on restart and parked again by a kill switch."""
     kit, approval = await _released_then_crashed(tmp_path)
     kit.policy = dataclasses.replace(kit.policy, kill_switch=True)
     kit.start()
@@ -122,8 +120,7 @@ async def test_an_escalation_step_cut_short_is_parked_again_when_the_kill_switch
 
 
 async def test_an_escalation_step_cut_short_after_its_intent_is_resolved_not_asked_again(tmp_path):
-    """A released escalation whose intent was durable before the crash is resolved after the restart (its guards
-    passed when the intent was written), even with the kill switch on now."""
+    """An escalation cut short after its durable intent is resolved on restart, even with the kill switch on now."""
     kit, _ = await _released_then_killed(tmp_path, applied=True)
     assert [p.step for p in kit.engine.state.granted()] == ["tell.deactivate"]
     await kit.engine.expire()
@@ -135,8 +132,7 @@ async def test_an_escalation_step_cut_short_after_its_intent_is_resolved_not_ask
 
 
 async def test_an_escalation_step_cut_short_before_it_applied_is_parked_when_the_kill_switch_is_on(tmp_path):
-    """A released escalation killed after its intent but before it acted is not applied unattended after a restart
-    made with the kill switch on: verify() shows it not applied, so it is parked for a human, who runs it once."""
+    """An escalation killed before it acted is parked for a human, not applied, on a restart with the kill switch on."""
     kit, incident = await _released_then_killed(tmp_path, applied=False)
     await kit.engine.expire()
     assert kit.echo.applied == []
@@ -158,8 +154,7 @@ async def test_an_approved_escalation_step_still_never_touches_a_protected_resou
 
 
 async def test_the_steps_after_a_failed_step_that_continues_run_once_its_escalation_is_decided(tmp_path):
-    """Steps after a failed `continue` step wait while its escalation is parked, and run once it is approved or
-    denied."""
+    """Steps after a failed `continue` step wait while its escalation is parked and run once that is decided."""
     for verdict in ("approve", "deny"):
         (tmp_path / verdict).mkdir()
         kit, incident = await _escalation_parked(tmp_path / verdict, CONTINUING)
@@ -198,8 +193,7 @@ async def test_a_parked_escalation_step_escalated_on_timeout_waits_its_own_timeo
 
 
 async def test_an_escalation_step_whose_actuator_is_gone_is_recorded_failed_not_raised(tmp_path):
-    """A parked escalation naming an actuator its runbook no longer uses (edited without a new version, the actuator
-    no longer installed) is recorded failed with why; the decision path does not raise."""
+    """A parked escalation naming an actuator its runbook no longer uses is recorded failed, without raising."""
     kit, incident = await _escalation_parked(tmp_path)
     [parked] = kit.engine.state.parked_steps()
     kit.engine.state.park(dataclasses.replace(parked, actuator="gone.actuator"))
@@ -211,8 +205,7 @@ async def test_an_escalation_step_whose_actuator_is_gone_is_recorded_failed_not_
 
 
 async def test_an_escalation_step_a_human_released_is_parked_again_by_a_kill_switch_turned_on_since(tmp_path):
-    """A human's release waives the guards their request named (the full quota), not a kill switch turned on after
-    they read it: the step is parked again, its new request naming both, and an approval of that request runs it."""
+    """A step a human released is parked again by a kill switch turned on since; approving the new request runs it."""
     kit, incident = await _escalation_parked(tmp_path)
     kit.engine.guards.policy = GuardPolicy(kill_switch=True)
     assert await kit.engine.decide(*decision(kit, incident, "tell.deactivate"))

@@ -136,9 +136,7 @@ steps:
 
 
 async def test_two_distinct_findings_without_an_id_are_two_events_of_one_incident(tmp_path: Path) -> None:
-    """Two GuardDuty findings with neither id nor ARN, on the same key, are two events of one incident: the second
-    is no repeat, so its step is verified again (found done here) (before: both were "None", the second a repeat
-    that ran no step)."""
+    """Two GuardDuty findings with neither id nor ARN on one key are two events of one incident, not a repeat."""
     kit = make_kit(tmp_path, {"rb": RUNBOOK})
     assert kit.pipeline is not None
     for updated in ("2026-11-25T10:00:00.000Z", "2026-11-25T10:01:00.000Z"):
@@ -154,8 +152,7 @@ async def test_two_distinct_findings_without_an_id_are_two_events_of_one_inciden
 
 
 def test_a_secops_id_composed_with_a_rule_id_cannot_take_a_real_digest() -> None:
-    """A SecOps record whose id `digest` plus a detection's ruleId would spell a real id-less record's `digest:` id
-    gets its own digest instead: the real record is no repeat."""
+    """A SecOps id composed with a ruleId to spell a real record's `digest:` id gets its own digest instead."""
     real = {"type": "RULE_DETECTION", "detectionTime": "2026-11-25T10:00:00Z",
             "detection": [{"ruleName": "Model registry tampering", "ruleId": "ru_a"}]}
     [genuine] = decode_doc(real)

@@ -46,9 +46,7 @@ def test_normalise_fails_with_the_reason_when_a_file_cannot_be_decoded(tmp_path:
 
 
 def test_normalise_prints_the_good_parts_of_a_partly_bad_file(tmp_path: Path) -> None:
-    """A file whose record has a bad part (a CloudTrail record that is not one), or whose JSON Lines hold a bad line,
-    prints the good events as the service would act on them, lists each bad part, and exits 3 (before: nothing of
-    the file was printed)."""
+    """`events normalise` on a partly bad file prints the good events, lists each bad part, and exits 3."""
     records = orjson.loads((FIXTURES / "cloudtrail_records_invalid_ip.json").read_bytes())
     records["Records"].insert(1, "not a record")
     partly = tmp_path / "partly.json"

@@ -97,8 +97,7 @@ def test_recorder_resumes_a_long_timeline_from_its_tail(tmp_path):
 
 
 async def test_a_cooldown_suppressed_event_redelivered_after_eviction_does_not_act(tmp_path):
-    """An event the cooldown suppressed, redelivered once its incident was evicted, is still suppressed: eviction
-    must not end the cooldown for events timed inside it."""
+    """A cooldown-suppressed event redelivered after its incident was evicted is still suppressed."""
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="window: 5m\ncooldown: 1h")})
     kit.clock.now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC).timestamp()
     await kit.send(finding_id="f1", updated="2026-11-25T10:00:00.000Z")

@@ -88,8 +88,7 @@ async def _replay() -> None:
 ], ids=["operator", "replay"])
 async def test_a_client_started_before_another_failed_to_start_is_stopped(
         monkeypatch: pytest.MonkeyPatch, module: Any, first: str, run: Any) -> None:
-    """The client started first (an operator request's producer, a replay's consumer) is stopped when the other's
-    start fails, not left running (its connections and tasks) behind the BrokerUnreachable."""
+    """The client started first is stopped when the other's start fails with BrokerUnreachable, not left running."""
     async def nothing(*_: Any, **__: Any) -> None:
         return None
 
@@ -116,8 +115,7 @@ async def test_a_read_to_a_topic_s_end_names_its_fixed_wait() -> None:
 
 
 async def test_a_publish_names_its_fixed_wait_or_the_setting_it_was_given() -> None:
-    """`publish` (the demo, an approval decision sent by the CLI) waits a fixed 15 s unless given the setting's wait
-    (`responder events send`): each says which."""
+    """`publish` waits a fixed 15 s unless given the setting's wait (`responder events send`), and says which."""
     with pytest.raises(BrokerUnreachable) as fixed:
         await clients.publish("127.0.0.1:9", "alerts", [b"{}"])
     assert UNSET not in str(fixed.value)
@@ -129,8 +127,7 @@ async def test_a_publish_names_its_fixed_wait_or_the_setting_it_was_given() -> N
 
 
 async def test_the_timeline_mirror_names_its_fixed_wait_as_fixed_wait_does() -> None:
-    """A mirror whose producer cannot start says its fixed wait in `fixed_wait`'s words (in
-    `timeline_mirror_unavailable`)."""
+    """A timeline mirror whose producer cannot start names its fixed wait in `fixed_wait`'s words."""
     mirrored = mirror.KafkaMirror("127.0.0.1:9", "timeline", retry_delay=0.001)
     await mirrored.producer.stop()  # the real one, never started
     mirrored.make_producer = Down  # type: ignore[assignment]
@@ -150,8 +147,7 @@ async def test_the_timeline_mirror_names_its_fixed_wait_as_fixed_wait_does() -> 
 
 async def test_a_fleet_member_s_changelog_producer_waits_the_setting_and_names_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, waits: list[float]) -> None:
-    """The changelog producer a fleet member starts before its other clients (`_prepare`) waits
-    RESPONDER_KAFKA_CONNECT_TIMEOUT, as they do, and names it; it used to wait a fixed 30 s and name the setting."""
+    """A fleet member's changelog producer (`_prepare`) waits RESPONDER_KAFKA_CONNECT_TIMEOUT and names it."""
     async def nothing(*_: Any, **__: Any) -> None:
         return None
 
@@ -166,8 +162,7 @@ async def test_a_fleet_member_s_changelog_producer_waits_the_setting_and_names_i
 
 
 async def test_a_restore_s_transactional_producer_names_its_fixed_wait() -> None:
-    """A partition's restore fences its previous owner with a transactional producer that waits a fixed 30 s
-    (`Transactions.assign`): the failed restore's reason says so, not the setting."""
+    """A restore's transactional producer waits a fixed 30 s, and the failed restore's reason says so."""
     log = changelog.Changelog("127.0.0.1:9", "changelog")
     log.txn = transactions.Transactions("127.0.0.1:9", "changelog", "group")
     fleet = FleetState(None, log)  # type: ignore[arg-type]  # a failed fetch touches no engine state
@@ -185,8 +180,7 @@ class _Fenced(_Up):
 
 
 async def test_a_restore_s_changelog_read_names_its_fixed_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A partition's restore reads its changelog with a consumer that waits a fixed 30 s (`Changelog.read`): the
-    failed restore's reason says so, not the setting."""
+    """A restore's changelog read waits a fixed 30 s, and the failed restore's reason says so, not the setting."""
     async def nothing(*_: Any, **__: Any) -> None:
         return None
 

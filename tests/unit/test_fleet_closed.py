@@ -75,8 +75,7 @@ async def test_a_closed_record_is_tombstoned_when_the_engine_forgets_its_key(tmp
 
 
 async def test_a_restore_after_the_horizon_drops_and_tombstones_the_closed_records(tmp_path: Path) -> None:
-    """A new owner restoring after the horizon merges no stale `~closed#` record and tombstones it, so the next
-    restore of the partition reads none."""
+    """A new owner restoring after the horizon merges no stale `~closed#` record and tombstones it."""
     fleet, log, key = await _evicted(tmp_path)
     fleet.revoke([0])
     (tmp_path / "other").mkdir()
@@ -92,8 +91,7 @@ async def test_a_restore_after_the_horizon_drops_and_tombstones_the_closed_recor
 
 
 async def test_a_restore_within_the_horizon_keeps_and_later_tombstones_the_closed_record(tmp_path: Path) -> None:
-    """A new owner restoring within the horizon suppresses the group key, and tombstones its record once it forgets
-    it; the replica that gave the partition up tombstones nothing of it."""
+    """A restore within the horizon suppresses the group key and tombstones its record once forgotten."""
     fleet, log, key = await _evicted(tmp_path)
     fleet.revoke([0])
     (tmp_path / "other").mkdir()

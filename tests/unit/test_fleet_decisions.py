@@ -55,8 +55,7 @@ async def _moving_with_two_decisions(tmp_path: Any) -> tuple[Kit, FleetState, Si
 
 
 async def test_a_late_decision_on_the_owner_is_recorded_rejected(tmp_path):
-    """A decision arriving after its step was decided is refused and recorded by the incident's owner, not dropped;
-    nothing runs again."""
+    """A decision arriving after its step was decided is refused and recorded by the owner; nothing runs again."""
     kit, fleet, incident, _ = await _owned_and_decided(tmp_path)
     await fleet.decide(*decision(kit, incident, "wipe", "deny", by="alice"))
     await kit.engine.recorder.flush()  # a refusal is durable with the next group commit, not alone
@@ -77,8 +76,7 @@ async def test_a_decision_read_again_at_a_start_is_not_recorded_twice(tmp_path):
 
 
 async def test_a_decision_applied_by_the_previous_owner_is_not_recorded_by_the_new_one(tmp_path):
-    """A member that reads a decision only after the incident moved to it (its approvals consumer lagging) finds it
-    applied already, in the slice the changelog carried, and records nothing; so does the owner reading it again."""
+    """A decision a new owner reads after the previous owner applied it is found applied and not recorded."""
     kit, fleet, incident, approval = await _owned_and_decided(tmp_path)
     await fleet.decide(*approval)
     (tmp_path / "new-owner").mkdir()
@@ -93,8 +91,7 @@ async def test_a_decision_applied_by_the_previous_owner_is_not_recorded_by_the_n
 
 
 async def test_a_held_decision_applied_elsewhere_is_dropped_when_the_partition_comes(tmp_path):
-    """A decision held while the incident was owned elsewhere is dropped, not refused, once the restored incident
-    shows it applied."""
+    """A decision held while the incident was owned elsewhere is dropped, not refused, once shown applied."""
     kit, fleet, incident, approval = await _owned_and_decided(tmp_path)
     [applied] = cut(kit.engine.state, {incident}).values()  # the slice its owner wrote to the changelog
     release(kit.engine.state, {incident})  # then the incident was not here
@@ -128,8 +125,7 @@ async def test_a_decision_for_an_incident_owned_elsewhere_is_held_not_recorded(t
 
 
 async def test_a_decision_for_an_earlier_parking_held_after_the_right_one_does_not_push_it_out(tmp_path):
-    """Two decisions held for one step (the one that answers its request, then one replayed for an earlier parking):
-    when the partition comes, the right one releases the step, and the other is dropped, not left held."""
+    """Of two decisions held for one step, the one answering its request releases it; the other is dropped."""
     kit, fleet, right, stale, arrive = await _moving_with_two_decisions(tmp_path)
     await fleet.decide(*right)
     await fleet.decide(*stale)
@@ -158,8 +154,7 @@ async def test_a_member_reading_every_decision_knows_which_it_reads_again():
 
 
 async def test_a_held_decision_read_again_at_the_start_for_an_earlier_parking_is_not_recorded_again(tmp_path):
-    """A decision for an earlier parking, read again at a start and held until the partition comes, is not refused and
-    recorded a second time (it was when it first came); the one that answers the step's request still releases it."""
+    """A held decision for an earlier parking, read again at a start, is not recorded again; the right one releases."""
     kit, fleet, right, stale, arrive = await _moving_with_two_decisions(tmp_path)
     await fleet.decide(*stale, replayed=True)
     await fleet.decide(*right, replayed=True)
@@ -182,9 +177,7 @@ async def test_forged_decisions_held_for_an_incident_owned_elsewhere_do_not_push
 
 
 async def test_a_forged_decision_read_while_its_partition_moves_is_recorded_not_only_logged(tmp_path):
-    """A decision that does not verify, for an incident no replica here owns (its partition moving), is refused and
-    recorded (`approval.rejected`, key id cut to a fixed length) by the replica that reads it, not only logged; read
-    again at a start it is not recorded twice; nothing is held or applied."""
+    """A forged decision read while its partition moves is recorded as `approval.rejected` once, nothing applied."""
     kit, fleet, _, _, arrive = await _moving_with_two_decisions(tmp_path)
     value, _, sig = decision(kit, "inc-forged", "wipe", secret=b"forged")
     await fleet.decide(value, "x" * 500, sig)

@@ -48,8 +48,7 @@ def test_the_order_identities_and_key_sources_are_written_in_does_not_change_the
 
 
 def test_the_order_or_repeats_of_a_keys_operator_permissions_do_not_change_the_digest(runbooks_dir):
-    """Two replicas granting a key the same commands, listed in another order, repeated, or with a key granted nothing
-    written out, are one fleet (not refused at start as a digest mismatch); another grant is another fleet."""
+    """Order, repeats or empty grants in a key's operator permissions leave the fleet digest unchanged."""
     books = load_runbooks(runbooks_dir, registry)
     one = Settings(operator_permissions={"k1": ["undo", "models.rollback"]})
     two = Settings(operator_permissions={"k1": ["models.rollback", "undo", "undo"], "k2": []})

@@ -50,8 +50,7 @@ def _guard(table: _Table) -> tuple[FleetGuard, _Clock]:
 
 
 async def test_the_switch_counts_as_on_until_it_has_been_read():
-    """A replica that never managed to read the switch (a rejoin while the table is unreachable) acts on nothing
-    unattended; the first read sets the real value."""
+    """A replica counts the switch as on until it is read, acting on nothing unattended; the first read sets it."""
     table = _Table()
     guard, clock = _guard(table)
     assert guard.killed
@@ -78,8 +77,7 @@ async def test_a_failed_read_keeps_the_last_value_read():
 
 
 async def test_a_switch_edited_by_hand_with_another_type_counts_as_on():
-    """An `on` written by hand as a string or a number (`"true"`, `1`, even `"false"`) is not a boolean false: the
-    replica holds unattended steps (fails closed) rather than reading it as off; a boolean false and no item are off."""
+    """An `on` edited by hand as a string or number counts as on; only a boolean false or no item is off."""
     table = _Table()
     guard = FleetGuard(table, "guards", [])
     for on in ({"S": "true"}, {"N": "1"}, {"S": "false"}, {"NULL": True}):
@@ -92,8 +90,7 @@ async def test_a_switch_edited_by_hand_with_another_type_counts_as_on():
 
 
 async def test_a_table_that_does_not_answer_holds_a_poll_one_bounded_read_only(monkeypatch: pytest.MonkeyPatch):
-    """A read the table never answers fails at SWITCH_READ_S (logged, the last value stands) instead of holding the
-    poll loop for the AWS client's retries of a 20 s call, up to about 46 s each poll."""
+    """A switch read the table never answers fails at SWITCH_READ_S, keeping the last value, not holding the poll."""
     monkeypatch.setattr(fleetguard, "SWITCH_READ_S", 0.05)
     table = _Table()
     guard, clock = _guard(table)
@@ -116,8 +113,7 @@ async def test_a_table_that_does_not_answer_holds_a_poll_one_bounded_read_only(m
 
 
 async def test_after_a_failed_read_the_polls_keep_the_last_value_without_reading_for_a_while():
-    """After a failed read the next polls within SWITCH_RETRY_S read nothing (the loop goes on at full speed with the
-    last value), and the first one after it reads the table again."""
+    """After a failed read, polls within SWITCH_RETRY_S keep the last value unread; the next one reads again."""
     table = _Table()
     guard, clock = _guard(table)
     table.item = {"on": {"BOOL": True}}
@@ -135,8 +131,7 @@ async def test_after_a_failed_read_the_polls_keep_the_last_value_without_reading
 
 
 def test_a_read_left_in_an_event_loop_that_was_left_does_not_stop_the_reads(monkeypatch: pytest.MonkeyPatch):
-    """One guard used from several event loops (the CLI's `asyncio.run` per call): a late read still pending in a loop
-    no longer running is no read in progress for the next loop, which reads the switch."""
+    """A read left pending in an event loop no longer running does not stop the next loop from reading the switch."""
     monkeypatch.setattr(fleetguard, "SWITCH_READ_S", 0.05)
     table = _Table()
     guard, clock = _guard(table)

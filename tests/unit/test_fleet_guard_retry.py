@@ -68,8 +68,7 @@ class _NoBatchRead(_Slots):
 
 
 async def test_a_retry_without_the_batch_read_right_still_takes_a_slot() -> None:
-    """A replica refused the slot lookup (an IAM policy from before it) retakes a slot by the scan, as before, and
-    does not park the retried step as if the quota store were down."""
+    """A replica refused the slot lookup retakes a slot by the scan and does not park the retried step."""
     table = _NoBatchRead()
     guard = FleetGuard(table, "guards", [Quota(actuator="aws.iam.*", max=2, window=3600)])  # type: ignore[arg-type]
     assert await guard.acquire(DEACTIVATE, "k1", T) is None
@@ -92,8 +91,7 @@ class _Recording(FleetGuard):
 
 
 async def test_the_engine_says_when_a_step_key_runs_again(tmp_path: Path) -> None:
-    """A step's first run asks for a slot as new; its run on a later event, after a failure, asks as a step key that
-    ran."""
+    """A step's first run asks for a slot as new; its rerun after a failure asks as a step key that ran."""
     kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS})
     kit.engine.fleet_guard = guard = _Recording()
     seeded = kit.iam.keys.pop(KEY)  # the call fails (not final: a later event runs the step again)

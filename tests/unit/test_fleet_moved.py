@@ -9,8 +9,7 @@ from tests.fleet_kit import CompactedChangelog, quota_member, send_from
 
 
 async def test_an_incident_joined_from_another_partition_moves_its_record(tmp_path: Path) -> None:
-    """The second event of a group key, from partition 1, moves the incident there: partition 0's record of it is
-    tombstoned, so no restore of partition 0 brings back a stale copy."""
+    """An incident joined from another partition moves its record there, tombstoning the old partition's record."""
     log = CompactedChangelog()
     kit, fleet = quota_member(tmp_path, "first", log, {0, 1})
     await send_from(kit, 0, "f1")
@@ -25,8 +24,7 @@ async def test_an_incident_joined_from_another_partition_moves_its_record(tmp_pa
 
 
 async def test_an_incident_named_from_a_partition_not_owned_keeps_its_record(tmp_path: Path) -> None:
-    """An incident named from a partition this replica does not own (its record there not written) keeps its record
-    in the partition it came from: never no record at all."""
+    """An incident named from a partition this replica does not own keeps its record in the partition it came from."""
     log = CompactedChangelog()
     kit, _ = quota_member(tmp_path, "first", log, {0})
     await send_from(kit, 0, "f1")
@@ -39,9 +37,7 @@ async def test_an_incident_named_from_a_partition_not_owned_keeps_its_record(tmp
 
 async def test_a_key_moved_to_a_partition_another_replica_owns_is_a_new_incident_acted_on_again(
         tmp_path: Path) -> None:
-    """Partitions added to the alert topics move a key's later findings to another partition (the key hash); when
-    another replica owns it, that replica knows nothing of the open incident: it opens its own and acts again (a
-    desired-state repeat), the limit docs/fleet.md states ('Incident keys move')."""
+    """A key moved to a partition another replica owns opens a new incident there, acted on again."""
     log = CompactedChangelog()
     first, _ = quota_member(tmp_path, "first", log, {0})
     second, _ = quota_member(tmp_path, "second", log, {1})

@@ -22,8 +22,7 @@ from tests.kit import KEY
 
 
 async def test_a_refund_reaches_every_partition_of_the_writer(tmp_path: Path) -> None:
-    """A permanent failure's refund is written to every partition the replica owns, so a new owner of a partition
-    written while the step was in flight does not count the slot given back."""
+    """A permanent failure's refund is written to every partition the replica owns."""
     log = CompactedChangelog()
     kit, _ = quota_member(tmp_path, "first", log, {0, 1})
     task, gate = await in_flight_finding(kit, OTHER, "other")
@@ -38,8 +37,7 @@ async def test_a_refund_reaches_every_partition_of_the_writer(tmp_path: Path) ->
 
 
 async def test_a_step_resolved_after_a_failover_counts_once_and_is_refunded(tmp_path: Path) -> None:
-    """The new owner of an in-flight step counts its run once when it runs it again, and gives it back when it
-    fails permanently."""
+    """The new owner of an in-flight step counts its rerun once and gives it back when it fails permanently."""
     log = CompactedChangelog()
     kit, _ = quota_member(tmp_path, "first", log, {0})
     task, _ = await in_flight_finding(kit, KEY, "ml-training")
@@ -53,8 +51,7 @@ async def test_a_step_resolved_after_a_failover_counts_once_and_is_refunded(tmp_
 
 
 def test_a_step_key_run_again_before_its_result_counts_once() -> None:
-    """An open intent run again (after a crash) moves its counted run instead of adding one; a permanent failure then
-    gives it back."""
+    """An intent rerun after a crash moves its counted run rather than adding one; a permanent failure refunds it."""
     windows = QuotaWindows()
     windows.record("rb", "aws.iam.x", 100.0, "k1")
     windows.record("rb", "aws.iam.x", 160.0, "k1")
@@ -76,8 +73,7 @@ async def test_a_released_partition_takes_its_charges_along(tmp_path: Path) -> N
 
 
 async def test_a_flood_of_refunds_rewrites_only_the_partitions_holding_the_runs(tmp_path: Path) -> None:
-    """Steps of partition 0 failing permanently one after another: each refund rewrites `~quotas` where the run was
-    written (partition 0), not in every partition the replica owns at each flush."""
+    """Each refund rewrites `~quotas` only in the partition holding the run, not in every partition owned."""
     log = CompactedChangelog()
     kit, _ = quota_member(tmp_path, "first", log, {0, 1, 2, 3})
     written: list[int] = []
@@ -99,8 +95,7 @@ async def test_a_flood_of_refunds_rewrites_only_the_partitions_holding_the_runs(
 
 
 def test_a_refunded_run_says_which_records_may_hold_it() -> None:
-    """A refund names the earliest run it took out (records written since may hold it); a run read back from the
-    changelog may be in any record, and each is named once."""
+    """A refund names the earliest run it took out and the records that may hold it, each named once."""
     from responder.engine.quotas import QuotaCharge
 
     failed = StepResult(step="s", actuator="aws.iam.x", target="t", key="k2", status=StepStatus.FAILED,

@@ -51,8 +51,7 @@ async def test_an_enabled_ttl_is_left_as_it_is():
 
 
 async def test_a_ttl_on_another_attribute_is_logged(capsys):
-    """A table whose TTL is on another attribute (DynamoDB keeps one per table) deletes no reply: said, not fatal,
-    and not changed (it may expire other items the table's owner put there)."""
+    """A guard table with its TTL on another attribute is logged and left unchanged, not fatal."""
     table = Table()
     table.status, table.attribute = "ENABLED", "ttl"
     assert not await FleetGuard(table, "guards", []).ensure_ttl()

@@ -42,8 +42,7 @@ async def test_every_incident_an_event_opens_learns_its_partition(tmp_path: Path
 
 
 def test_a_runbook_naming_its_incident_after_a_flood_of_other_events_learns_its_partition() -> None:
-    """An event's second runbook names its incident only once the first one's steps ran (a slow actuator); the
-    other lanes meanwhile handle 100,001 events: its origin is still known then."""
+    """A runbook naming its incident after 100,001 other events still finds the event's origin partition."""
     parts = Partitions()
     parts.route([durable_entry("event.received", "e"), durable_entry("incident.opened", "e", "i1")])
     parts.route([durable_entry("event.received", f"o{n}", partition=5) for n in range(100_001)])
@@ -52,8 +51,7 @@ def test_a_runbook_naming_its_incident_after_a_flood_of_other_events_learns_its_
 
 
 def test_a_handled_chunk_leaves_no_origin_behind() -> None:
-    """Once a chunk of a partition is handled (its entries routed), its events' origins are forgotten: what is kept
-    is bounded by the chunks in hand, and the other partitions' are kept."""
+    """Once a partition's chunk is handled, its events' origins are forgotten, other partitions' kept."""
     parts = Partitions()
     parts.route([durable_entry("event.received", "e4"), durable_entry("event.received", "e5", partition=5)])
     parts.settle([("a", 4)])
@@ -79,8 +77,7 @@ async def _changelog_holding(monkeypatch: pytest.MonkeyPatch,
                                    EngineSnapshot().model_dump_json().encode()])
 async def test_a_changelog_record_that_holds_no_slice_stops_the_restore(monkeypatch: pytest.MonkeyPatch,
                                                                         value: bytes) -> None:
-    """A record under an incident's key that is JSON but carries no slice of it (another producer's, an empty one) is
-    not read as an empty slice: the restore fails loudly, as for a record that does not parse."""
+    """A changelog record that is JSON but holds no slice fails the restore loudly, not read as an empty slice."""
     at = datetime(2026, 12, 1, tzinfo=UTC)
     live = EngineSnapshot(incidents=[Incident("i1", "rb", "g1", at, at)])
     changelog = await _changelog_holding(monkeypatch, [(b"i1", live.model_dump_json().encode()), (b"i2", value)])
@@ -139,8 +136,7 @@ async def test_a_fleet_chunk_handled_settles_its_partitions(tmp_path: Path) -> N
 
 
 async def test_every_record_a_fleet_writes_restores(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The records the fleet's own writers put in the changelog (slices of two runbooks' incidents, empty and full
-    quota windows, an eviction's tombstone and `~closed#`) are read back by a restore, none refused."""
+    """Every kind of record the fleet's own writers put in the changelog is read back by a restore, none refused."""
     written: list[tuple[bytes, bytes | None]] = []
 
     async def send_all(producer: Any, topic: str, records: list[tuple[bytes, bytes | None]], partition: int) -> None:

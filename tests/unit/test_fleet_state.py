@@ -62,8 +62,7 @@ async def test_revoked_partition_state_is_released_and_not_written(tmp_path):
 
 
 async def test_readyz_is_not_ready_while_a_partition_is_not_restored(tmp_path):
-    """In fleet mode `/readyz` (ready_now) says not ready, and which partitions and why, while any owned partition
-    failed to restore."""
+    """In fleet mode `/readyz` says not ready, naming which partitions and why, while one failed to restore."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
                         topics=["a"], changelog_topic="changelog")
     service = Service(settings, runbooks=[])
@@ -90,8 +89,7 @@ class BuggyChangelog(FlakyChangelog):
 
 
 async def test_an_unexpected_restore_error_fails_that_partition_only(tmp_path):
-    """Whatever a partition's restore raises, that partition is failed with the error named (not consumed, retried),
-    and the other partitions are restored."""
+    """Whatever a partition's restore raises fails that partition only, with the error named; others restore."""
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
     fleet = FleetState(kit.engine, BuggyChangelog())  # type: ignore[arg-type]
     assert await restore(fleet, [0, 1, 2]) == {1}
@@ -100,9 +98,7 @@ async def test_an_unexpected_restore_error_fails_that_partition_only(tmp_path):
 
 
 async def test_assigned_partitions_are_held_and_restored_in_the_background(tmp_path, partitions):
-    """The callback holds the partitions and returns without waiting for the restore (aiokafka sends no heartbeat
-    while it runs); `/readyz` says which are being restored; the restored one is resumed after, the failed one stays
-    paused even when backpressure resumes it."""
+    """Assigned partitions are held and restored in the background; restored ones resume, failed ones stay paused."""
     service, log = slow_service(tmp_path)
     async with with_recording_consumer(service, partitions) as consumer:
         service.ready.set()
@@ -123,8 +119,7 @@ async def test_assigned_partitions_are_held_and_restored_in_the_background(tmp_p
 
 
 async def test_a_slow_restore_holds_up_no_other_partitions_restore(tmp_path, partitions):
-    """Each partition is restored on its own: while partition 0's read waits, partition 2's is merged and released,
-    and partition 1's failure (it does not parse) is recorded."""
+    """While partition 0's restore read waits, partition 2's is merged and released, partition 1's failure recorded."""
     service, log = slow_service(tmp_path, slow=frozenset({0}))
     three = [*partitions, TopicPartition("a", 2)]
     async with with_recording_consumer(service, three) as consumer:
@@ -140,8 +135,7 @@ async def test_a_slow_restore_holds_up_no_other_partitions_restore(tmp_path, par
 
 
 async def test_the_lanes_and_the_poll_loop_go_on_while_a_restore_reads(tmp_path, partitions):
-    """A restore fences and reads outside the batch gate and off the poll loop: a lane takes the gate's shared side
-    and the poll loop's upkeep returns while the read waits."""
+    """While a restore reads, a lane takes the gate's shared side and the poll loop's upkeep returns."""
     service, log = slow_service(tmp_path)
     async with with_recording_consumer(service, partitions):
         service.fleet.owned.add(0)
@@ -162,8 +156,7 @@ async def test_the_lanes_and_the_poll_loop_go_on_while_a_restore_reads(tmp_path,
 
 
 async def test_a_revocation_cancels_a_restore_that_reads_and_it_is_never_adopted(tmp_path, partitions):
-    """A partition revoked while its changelog is read: the read is cancelled before the revocation goes on (no
-    fence or read outlives it), nothing is adopted or left failed, and nothing of it is released."""
+    """A partition revoked while its changelog is read has the read cancelled and is never adopted or released."""
     service, log = slow_service(tmp_path)
     async with with_recording_consumer(service, partitions) as consumer:
         await service._on_assigned(partitions)
@@ -178,8 +171,7 @@ async def test_a_revocation_cancels_a_restore_that_reads_and_it_is_never_adopted
 
 
 async def test_an_interrupted_restore_of_a_partition_still_ours_is_retried(tmp_path, partitions):
-    """A restore cut short (the service's restore ended while the read ran) leaves the partition failed with the
-    reason and due for a retry in 1 s, so a partition still assigned is never left held for good."""
+    """A restore cut short while reading leaves a partition still ours failed and due for a retry in 1 s."""
     service, log = slow_service(tmp_path)
     now = [0.0]
     service.fleet.clock = lambda: now[0]
@@ -206,8 +198,7 @@ def _merging_waits(fleet: FleetState) -> tuple[asyncio.Event, asyncio.Event]:
 
 
 async def test_a_revocation_waits_for_a_restore_that_merges(tmp_path, partitions):
-    """Once a restore merges under the gate it is not cancelled: the revocation waits for it to end (a decision held
-    for the partition may be acting), then forgets the partition."""
+    """A revocation waits for a restore that merges under the gate to end, then forgets the partition."""
     service = fleet_service(tmp_path)
     assert service.fleet is not None
     service.fleet.changelog.read = FlakyChangelog().read  # type: ignore[method-assign]
@@ -227,9 +218,7 @@ async def test_a_revocation_waits_for_a_restore_that_merges(tmp_path, partitions
 
 
 async def test_no_restore_starts_for_a_partition_being_revoked(tmp_path, partitions):
-    """A revocation cancels the reads in progress and then waits for the chunks in hand while the poll loop goes
-    on: the revoked partition is neither failed (`/readyz` does not wait for the hand-over) nor retried, so no fence
-    or read of it comes after the revocation; the partition still ours is retried."""
+    """A partition being revoked is neither failed nor retried, so no fence or read of it follows the revocation."""
     service, log = slow_service(tmp_path)
     now = [0.0]
     service.fleet.clock = lambda: now[0]
@@ -263,8 +252,7 @@ async def test_no_restore_starts_for_a_partition_being_revoked(tmp_path, partiti
 
 
 async def test_a_partition_revoked_while_its_restore_flushes_is_not_adopted(tmp_path, partitions):
-    """A revocation that begins while the restore makes the timeline durable under the gate waits for it, and the
-    restore then neither adopts the partition nor resumes it."""
+    """A partition revoked while its restore flushes the timeline is waited for, then neither adopted nor resumed."""
     service = fleet_service(tmp_path)
     service.fleet.changelog.read = FlakyChangelog().read  # type: ignore[method-assign]
     flushing, go, flushes = asyncio.Event(), asyncio.Event(), [0]
@@ -290,8 +278,7 @@ async def test_a_partition_revoked_while_its_restore_flushes_is_not_adopted(tmp_
 
 
 async def test_a_restore_cancelled_before_its_first_step_is_not_left_restoring(tmp_path, partitions):
-    """A restore ended before its task ran: a partition still ours is failed and retried, one no longer ours is
-    forgotten; neither stays `being restored` for `/readyz`."""
+    """A restore ended before its task ran fails and retries a partition still ours and forgets one no longer ours."""
     service, _ = slow_service(tmp_path)
     async with with_recording_consumer(service, partitions):
         service._given = {0, 1}
@@ -303,8 +290,7 @@ async def test_a_restore_cancelled_before_its_first_step_is_not_left_restoring(t
 
 
 async def test_ending_the_restores_also_ends_one_started_while_it_waited(tmp_path, partitions):
-    """`_end_restore` waits for a merging restore; a restore started meanwhile (the poll loop went on) is ended too,
-    never left running unseen."""
+    """`_end_restore` waits for a merging restore and also ends a restore started while it waited."""
     service, log = slow_service(tmp_path, slow=frozenset({1}))
     merging, go = _merging_waits(service.fleet)
     async with with_recording_consumer(service, partitions):
@@ -325,8 +311,7 @@ async def test_ending_the_restores_also_ends_one_started_while_it_waited(tmp_pat
 
 
 async def test_the_teardown_ends_the_restores_and_starts_none(tmp_path, partitions):
-    """A service closing cancels a restore that still reads, and an assignment that comes during the teardown (a
-    join in progress) starts no restore."""
+    """A closing service cancels a restore still reading, and an assignment during the teardown starts no restore."""
     service, log = slow_service(tmp_path)
     await service._on_assigned([partitions[0]])  # the consumer is never started: it only records the assignment
     await log.reading.wait()
@@ -354,8 +339,7 @@ async def test_a_failing_poll_loop_ends_the_restores(tmp_path, partitions):
 
 
 async def test_an_assignment_that_fails_holds_its_partitions_and_nothing_is_handled_after(tmp_path, partitions):
-    """aiokafka logs and swallows what a rebalance callback raises, then consumes: the partitions stay paused, the
-    next chunk and the next poll raise the error (the service stops loudly), and `/readyz` says why."""
+    """A failed assignment keeps its partitions paused; the next chunk and poll raise the error, `/readyz` says why."""
     service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"]),
                       runbooks=[])
     async with with_recording_consumer(service, partitions) as consumer:
@@ -379,8 +363,7 @@ async def test_an_assignment_that_fails_holds_its_partitions_and_nothing_is_hand
 
 
 async def test_a_fence_at_revocation_forgets_the_state_and_the_next_poll_rejoins(tmp_path):
-    """A fleet member fenced while committing revoked partitions still forgets their state (never a stale copy to
-    act on if they come back), and the fence is raised by the next poll, where `serve_rejoining` sees it."""
+    """A member fenced while committing revoked partitions forgets their state, and the next poll raises the fence."""
     service = fleet_service(tmp_path)
     assert service.fleet is not None
     service.fleet.owned = {0, 1}
@@ -405,8 +388,7 @@ async def test_a_fence_at_revocation_forgets_the_state_and_the_next_poll_rejoins
 
 
 def test_a_failed_restore_is_retried_with_a_doubling_backoff(tmp_path):
-    """A partition that keeps failing is due again after 1 s, then 2, 4 ... up to 60 s; a restore that succeeds
-    clears it."""
+    """A failing partition is retried after 1 s, then 2, 4 ... up to 60 s; a restore that succeeds clears it."""
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")})
     now = [1000.0]
     fleet = FleetState(kit.engine, FlakyChangelog(), clock=lambda: now[0])  # type: ignore[arg-type]
@@ -428,8 +410,7 @@ def test_a_failed_restore_is_retried_with_a_doubling_backoff(tmp_path):
 
 
 async def test_the_poll_loop_retries_a_failed_partition_only_when_due_and_releases_it(tmp_path, partitions):
-    """`_fleet_upkeep` (once per poll) leaves a failed partition alone until its backoff passed, then restores it in
-    the background and resumes it; it starts no second restore while one runs."""
+    """`_fleet_upkeep` restores a failed partition only once its backoff passed, then resumes it, never two at once."""
     service = fleet_service(tmp_path)
     assert service.fleet is not None
     async with with_recording_consumer(service, partitions) as consumer:
@@ -461,8 +442,7 @@ async def test_the_poll_loop_retries_a_failed_partition_only_when_due_and_releas
 
 
 async def test_a_single_replica_holds_then_releases_every_assigned_partition(tmp_path, partitions):
-    """Without a fleet, the assigned partitions are paused before the timeline is flushed and recovered, and all
-    resumed after."""
+    """Without a fleet, assigned partitions are paused while the timeline is flushed and recovered, then resumed."""
     service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"]),
                       runbooks=[])
     async with with_recording_consumer(service, partitions) as consumer:

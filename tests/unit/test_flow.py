@@ -175,8 +175,7 @@ async def test_gate_is_shared_by_lanes_and_exclusive_waits_for_them_and_blocks_n
 
 
 async def test_a_cancelled_exclusive_waiter_lets_the_lanes_behind_it_in() -> None:
-    """An exclusive holder cancelled while it waits (a fleet restore ended by a revocation) lets in the lanes that
-    waited behind it at once, while an earlier lane still holds the gate."""
+    """A cancelled exclusive waiter lets the lanes behind it in at once while an earlier lane holds the gate."""
     gate, inside, release = Gate(), [], asyncio.Event()
 
     async def lane(name: str) -> None:

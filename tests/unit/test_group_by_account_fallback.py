@@ -40,8 +40,7 @@ def _event(doc: dict[str, Any]) -> Event:
 
 
 def test_two_account_less_alerts_about_one_bucket_share_a_key() -> None:
-    """Two Datadog signals without an account about one bucket render the same key, `no-account(datadog):<bucket>`
-    (before: `ungrouped:<signal id>` each, one incident and one page per alert)."""
+    """Two account-less Datadog signals about one bucket render the same key `no-account(datadog):<bucket>`."""
     one, two = _event(datadog_signal("s-1")), _event(datadog_signal("s-2"))
     assert one.account is None
     assert group_key(BY_BUCKET, one) == group_key(BY_BUCKET, two) == ("no-account(datadog):acme-training-data", None)
@@ -72,8 +71,7 @@ def test_an_account_claiming_the_fallback_is_its_own_incident(account: str) -> N
 
 
 def test_a_resource_carrying_the_fallback_text_cannot_bridge_two_sources() -> None:
-    """A bucket name holding `no-account(` (attacker-chosen text) opens its own incident: it cannot render another
-    source's or account's key around the fallback."""
+    """A bucket name holding `no-account(` opens its own incident and cannot bridge two sources' or accounts' keys."""
     event = _event(datadog_signal("s-7", bucket="x-data:no-account(sentinel)"))
     assert group_key("${event.resource.bucket.id}:${event.account}", event)[0] == "ungrouped:s-7"
     assert group_key(BY_BUCKET, event)[0] == "ungrouped:s-7"
@@ -93,10 +91,7 @@ PINNED = {"compromised-inference-host", "iam-backdoor-key", "iam-credential-comp
 
 
 def test_every_shipped_account_key_groups_its_example_without_an_account() -> None:
-    """Every shipped runbook whose `group_by` reads `${event.account}` beside an identifier unique across accounts,
-    given its example event with the account taken out (as a SIEM reports it), renders the fallback key (before 48f9e41:
-    one incident per alert); one keyed by a name an account chooses (a role, an endpoint, a secret) stays
-    `ungrouped:`, one incident and one page per alert."""
+    """Shipped account-keyed runbooks render the fallback key without an account; name-keyed ones stay `ungrouped:`."""
     keyed = [rb for rb in load_runbooks(ROOT / "runbooks", registry) if "${event.account}" in rb.group_by]
     assert len(keyed) >= 5
     assert {rb.id for rb in keyed} > PINNED
@@ -116,9 +111,7 @@ def test_every_shipped_account_key_groups_its_example_without_an_account() -> No
                                       "${event.account}:${event.resource.endpoint.id}",
                                       "${event.account}:${event.resource.secret.id}:${event.resource.iam_role.name}"])
 def test_account_less_alerts_about_a_name_any_account_may_choose_never_share_an_incident(group_by: str) -> None:
-    """Two account-less alerts about one role, endpoint or secret name may come from two accounts (an attacker names
-    a role in a sandbox account as production's, to have the real alert join the noise one and its page count as
-    sent, or fall in its cooldown): each opens its own `ungrouped:` incident, as before 48f9e41."""
+    """Account-less alerts about one role, endpoint or secret name each open their own `ungrouped:` incident."""
     def signal(signal_id: str) -> Event:
         doc = datadog_signal(signal_id)
         doc["detail"]["meta"]["signal"]["rule"]["group_by_fields"] = {
@@ -141,8 +134,7 @@ async def _send(kit: Kit, doc: dict[str, Any]) -> None:
 
 
 async def test_account_less_alerts_of_one_bucket_open_one_incident_and_page_once(tmp_path: Path) -> None:
-    """Three account-less Datadog signals about one bucket: one incident (two join it), the page step sent once;
-    a signal naming an account opens its own (before: three incidents, three pages)."""
+    """Account-less signals about one bucket open one incident and page once; one naming an account opens its own."""
     kit = make_kit(tmp_path, {})
     (kit.runbooks_dir / "dd-bucket.yaml").write_text(RUNBOOK)
     kit.start()

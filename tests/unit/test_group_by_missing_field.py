@@ -55,9 +55,7 @@ async def _send(kit: Kit, value: bytes) -> None:
 
 
 async def test_an_event_without_the_group_by_field_opens_its_own_incident_and_pages(tmp_path: Path) -> None:
-    """No region (the account has its own fallback: test_group_by_account_fallback.py): the incident is grouped by
-    the event's own id, `incident.opened` says why, the steps that do not need the missing account run, and the one
-    that does fails as invalid parameters and escalates (before: dead-lettered)."""
+    """An event missing its `group_by` field opens its own incident; the step needing the field fails and escalates."""
     kit = _kit(tmp_path)
     await _send(kit, _finding(id="f-1"))
     [opened] = kit.entries(EntryKind.INCIDENT_OPENED)
@@ -83,8 +81,7 @@ async def test_events_without_the_group_by_field_are_never_merged(tmp_path: Path
 
 
 async def test_a_group_key_claiming_the_fallback_form_is_not_taken(tmp_path: Path) -> None:
-    """An event whose fields render a group key of the `ungrouped:` form is grouped by its own id instead: it cannot
-    join the incident of another event without the field."""
+    """An event whose fields render an `ungrouped:` group key is grouped by its own id instead."""
     kit = _kit(tmp_path)
     await _send(kit, _finding(id="f-1"))
     forged = guardduty_finding("AKIAABCDEFGHIJKLMNOP", updated="2026-11-25T10:00:00.000Z")

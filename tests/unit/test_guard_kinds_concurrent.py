@@ -95,8 +95,7 @@ def test_the_three_kinds_are_read_together() -> None:
 
 
 def test_a_later_kind_refusing_first_is_answered_only_once_the_earlier_kinds_refuse_nothing() -> None:
-    """IAM refuses while KMS still reads: the step waits for KMS, which finds nothing, then gets IAM's refusal; the
-    tag read after IAM is cancelled."""
+    """When IAM refuses while KMS still reads, the step waits for KMS, then gets IAM's refusal; the tag read stops."""
 
     async def scenario() -> tuple[bool, list[str], list[str], str | None, Kms]:
         kms, iam, tags = Kms(), Iam(_denied()), Tags(TAG)
@@ -121,8 +120,7 @@ def test_a_later_kind_refusing_first_is_answered_only_once_the_earlier_kinds_ref
 @pytest.mark.parametrize(("kms_answer", "iam_first"), [(ALIAS, True), (ALIAS, False), (_denied(), False)])
 def test_the_first_kind_refusing_in_order_wins_and_the_later_reads_are_cancelled(
         kms_answer: frozenset[str] | BaseException, iam_first: bool) -> None:
-    """KMS refuses (a protected alias, or its read fails) and IAM would refuse too, before or after it: the KMS refusal
-    is the answer, as one after another, and the reads after it are cancelled, not awaited."""
+    """The first kind in order that refuses, KMS before IAM, gives the answer and the reads after it are cancelled."""
 
     async def scenario() -> tuple[str | None, Iam, Tags]:
         kms, iam, tags = Kms(kms_answer), Iam(_denied()), Tags(TAG)
@@ -163,8 +161,7 @@ def test_cancelling_the_caller_cancels_the_reads_of_every_kind() -> None:
 
 
 def test_the_reads_deadline_cancels_every_kind_and_leaves_no_cancel_request() -> None:
-    """Reads that never answer: at the guard's deadline every kind's read is cancelled, the step is refused, and the
-    caller's task holds no cancel request afterwards."""
+    """At the reads' deadline every kind's read is cancelled, the step is refused, and no cancel request is left."""
 
     async def scenario() -> tuple[str | None, int, Kms, Iam, Tags]:
         kms, iam, tags = Kms(), Iam(), Tags()
@@ -184,8 +181,7 @@ def test_the_reads_deadline_cancels_every_kind_and_leaves_no_cancel_request() ->
 
 
 def test_an_exception_a_kind_lets_through_cancels_the_others_and_leaves_no_cancel_request() -> None:
-    """A `BaseException` from the IAM read ends the check with it, the KMS and tag reads cancelled, and the caller's
-    task holds no cancel request (Python 3.11's TaskGroup leaves one: a later `asyncio.timeout` would misfire)."""
+    """A `BaseException` from the IAM read ends the check, cancels the other reads, and leaves no cancel request."""
 
     async def caller(kms: Kms, iam: Iam, tags: Tags) -> int:
         with pytest.raises(Boom):
@@ -274,8 +270,7 @@ async def _refusing() -> str | None:
 @pytest.mark.parametrize(("reads", "which"), [([_stray, _nothing, _nothing], 1), ([_nothing, _stray, _refusing], 2)],
                          ids=["no-refusal", "before-the-refusal"])
 def test_a_read_cancelled_when_nobody_asked_fails_in_order_with_a_clear_error(reads: list[Any], which: int) -> None:
-    """A read that ends in a CancelledError neither the caller nor an earlier refusal asked for is no answer: in_order
-    raises ReadCancelled naming that read (not a KeyError, never an answer without it); the caller is not cancelled."""
+    """A read cancelled when nobody asked makes in_order raise ReadCancelled naming it; the caller is not cancelled."""
     async def main() -> int:
         with pytest.raises(ReadCancelled, match=rf"read {which} of 3 \(_stray\) was cancelled"):
             await in_order(reads, lambda hit: hit is not None)
@@ -287,8 +282,7 @@ def test_a_read_cancelled_when_nobody_asked_fails_in_order_with_a_clear_error(re
 
 
 def test_a_read_cancelled_after_the_first_refusal_does_not_change_the_answer() -> None:
-    """A read after the first refusing one is not needed for the answer: ended cancelled, by whom ever, the answer is
-    that refusal."""
+    """A read cancelled after the first refusing one does not change the answer, which is that refusal."""
     async def first() -> str | None:
         return "refused"
 

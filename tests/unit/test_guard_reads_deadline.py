@@ -71,8 +71,7 @@ def test_a_guard_read_that_hangs_refuses_the_step_at_the_deadline() -> None:
 
 
 def test_reads_that_together_pass_the_deadline_refuse_the_step() -> None:
-    """Three roles read one after another (one read at a time), each well within the deadline, together past it:
-    refused (before, each read had its own bound and the step waited for all three)."""
+    """Sequential guard reads each within the deadline but together past it refuse the step."""
     detail = _refusal(SlowIam(DEADLINE / 2), "aws.sagemaker.isolate_endpoint", ENDPOINT, concurrency=1)
     assert detail is not None
     assert "did not end within" in detail

@@ -69,8 +69,7 @@ _ENVELOPE_MUTATIONS = st.tuples(
        st.sampled_from([None, datetime(2026, 1, 1, tzinfo=UTC)]), st.booleans())
 def test_decode_doc_gives_what_detection_gives(mutations: list[tuple[tuple[str, ...], Any]], fmt: str | None,
                                                received: datetime | None, as_array: bool) -> None:
-    """Over mutated envelopes (source, detail and its keys removed or of another type), formats, receive times and
-    arrays: `decode_doc` returns the events, or raises the error, that detection and the decoder give."""
+    """`decode_doc` returns the same events or errors as detection and the decoder over mutated GuardDuty envelopes."""
     doc: Any = orjson.loads(envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001")))
     for path, value in mutations:
         if value is _DELETE:

@@ -146,8 +146,7 @@ _ENVELOPE = [("account",), ("region",), ("time",), ("id",)]
 def test_mutated_findings_build_the_general_decoders_event(
         mutations: list[tuple[tuple[str, ...], Any]], envelope: list[tuple[tuple[str, ...], Any]],
         instance: bool) -> None:
-    """Findings with odd values (types, empties, huge ids, bad IPs, envelope disagreements): the lane's Event
-    equals the general decoder's, or the lane steps aside (and never builds what the general decoder rejects)."""
+    """Mutated GuardDuty findings give the lane the general decoder's Event, or the lane steps aside."""
     finding = copy.deepcopy(guardduty_finding("AKIAEXAMPLE000000001"))
     if instance:
         finding["resource"]["instanceDetails"] = {"instanceId": "i-0123456789abcdef0", "instanceType": "m5.large"}
@@ -272,8 +271,7 @@ def test_finding_types_are_remembered_within_the_threat_tables_bounds() -> None:
     st.builds("{}.{}.{}.{}".format, *[st.one_of(st.integers(0, 300), st.sampled_from(["00", "01", "007", ""]))] * 4),
     st.text(max_size=20)))
 def test_the_quad_check_accepts_exactly_what_valid_ip_accepts_without_a_colon(value: str) -> None:
-    """`fields.check_quad` (the C library's inet_pton where it agrees) accepts a colon-free string iff `valid_ip`
-    does (the regex): the lane's IP check and the general decoder's keep the same addresses."""
+    """`fields.check_quad` accepts a colon-free string exactly when `valid_ip` does."""
     from responder.normalise.fields import _regex_quad, check_quad, valid_ip
 
     for check in (check_quad, _regex_quad):  # the one in use, and the fallback where inet_pton disagrees

@@ -59,16 +59,14 @@ def test_a_protected_user_id_protects_the_user_named_by_name_only() -> None:
 @pytest.mark.parametrize("pattern", ["arn:aws:iam::*:role/admins/*", "role/admins/*",
                                      "arn:aws:iam::123456789012:role/*/break-*"])
 def test_a_path_glob_protects_the_role_named_by_name_only(pattern: str) -> None:
-    """A path pattern with a glob name refuses a step on a role under that path named by name only (before: the path
-    had to be in the event), and not a role under another path."""
+    """A path glob protects a role under that path named by name only, and not a role under another path."""
     assert _refusal([pattern], IamPaths(IAM_PATHS), {**DEPLOYER, "principal_name": "break-glass"}) is not None
     assert _refusal([pattern], IamPaths(IAM_PATHS), {**DEPLOYER, "principal_name": "app-worker"}) is None
 
 
 @pytest.mark.parametrize("pattern", ["/admins/*", "/admins/", "arn*admins*", "ar?:aws:iam::*:role/admins/*"])
 def test_a_bare_pattern_matching_a_path_or_an_arn_protects_the_role_named_by_name_only(pattern: str) -> None:
-    """A protected id that is no ARN but may match a role's path or ARN refuses the role under /admins/ named by name
-    only, as it does when the event carries the path (before: no read, the step acted), not a role under /."""
+    """A non-ARN protected id matching a path or ARN refuses the /admins/ role named by name only, not one under /."""
     assert _refusal([pattern], IamPaths(IAM_PATHS), {**DEPLOYER, "principal_name": "break-glass"}) is not None
     assert _refusal([pattern], IamPaths(IAM_PATHS), {**DEPLOYER, "principal_name": "app-worker"}) is None
 
@@ -76,8 +74,7 @@ def test_a_bare_pattern_matching_a_path_or_an_arn_protects_the_role_named_by_nam
 @pytest.mark.parametrize("pattern", [f"{ROLE_ID}:*", f"{ROLE_ID}:some-session", f"{ROLE_ID[:10]}*:*",
                                      f"{ROLE_ID.casefold()}:ops-?"])
 def test_a_role_id_protected_in_its_session_form_protects_the_role_named_by_name(pattern: str) -> None:
-    """A protected `AROA…:*`/`AROA…:session` (or a glob of one) refuses a step on the role named by name (before: it
-    acted, though revoking or quarantining the role harms every session), read once; not a role of another RoleId."""
+    """A protected `AROA…:*` or `AROA…:session` refuses a step on the role named by name, not another RoleId's."""
     iam = IamPaths(IAM_PATHS)
     detail = _refusal([pattern], iam, DEPLOYER)
     assert detail is not None
@@ -99,9 +96,7 @@ def test_a_user_id_protected_in_its_session_form_protects_the_user_named_by_name
                                      f"arn:aws:sts::123456789012:assumed-role/{ROLE_ID}/*", "prod-*:*",
                                      "AKIAABCDEFGHIJKLMNOP:*"])
 def test_a_session_form_gives_no_new_meaning_to_an_arn_or_a_pattern_unlike_a_unique_id(pattern: str) -> None:
-    """An ARN (even one naming a RoleId where the role's name goes) or a pattern whose part before `:` cannot be a
-    role's or user's unique id protects the role `prod-deployer` (RoleId `ROLE_ID`) no more than before: not refused,
-    and nothing read."""
+    """An ARN, or a pattern whose part before `:` cannot be a unique id, does not protect the role; none is read."""
     iam = IamPaths(IAM_PATHS)
     assert _refusal([pattern], iam, DEPLOYER, home=Home(account="123456789012")) is None
     assert iam.reads == 0
@@ -109,8 +104,7 @@ def test_a_session_form_gives_no_new_meaning_to_an_arn_or_a_pattern_unlike_a_uni
 
 @pytest.mark.parametrize("pattern", ["*:role/prod-deployer-old", "*:*/other", "?roa*:x"])
 def test_a_part_before_the_colon_starting_with_a_wildcard_is_no_session_form(pattern: str) -> None:
-    """A loose ARN-like glob (`*:role/…`) still reads the role, as before, but does not protect it by its unique id
-    (every role's would match): not refused."""
+    """A loose ARN-like glob (`*:role/…`) reads the role but does not protect it by its unique id: not refused."""
     iam = IamPaths(IAM_PATHS)
     assert _refusal([pattern], iam, DEPLOYER) is None
     assert iam.reads == 1
@@ -126,8 +120,7 @@ def test_a_part_before_the_colon_starting_with_a_wildcard_is_no_session_form(pat
     ("aroa-team:x", ("aroa-team:x",)), (ROLE_ID.casefold(), (ROLE_ID.casefold(),)),
 ])
 def test_which_patterns_are_a_unique_ids_session_form(pattern: str, variants: tuple[str, ...]) -> None:
-    """Only a non-ARN pattern whose part before `:` is a unique id, or a glob written from its start like a role's or
-    user's, also protects that id (`<id>:`, the form only a unique id has); an ARN's variants are as before."""
+    """Only a non-ARN pattern whose part before `:` is or may start like a unique id also protects that id."""
     from responder.engine.arnforms import pattern_variants
 
     assert pattern_variants(pattern) == variants
@@ -150,8 +143,7 @@ def test_a_forged_id_and_path_in_the_event_do_not_spare_the_read() -> None:
     (PermanentActuationError("NoSuchEntity: cannot be found", code="NoSuchEntity"), "not found"),
 ])
 def test_a_role_that_cannot_be_read_refuses_the_step(error: Exception, why: str) -> None:
-    """Fail closed: a role whose id and path cannot be read while a protected id needs them is refused, saying why
-    and which permission reads it."""
+    """A role whose id and path cannot be read while a protected id needs them is refused, naming the permission."""
     detail = _refusal([ROLE_ID], IamPaths(IAM_PATHS, fail=error), DEPLOYER)
     assert detail is not None
     assert all(said in detail for said in (why, "iam:GetRole", "prod-deployer"))
@@ -184,8 +176,7 @@ class Shaped:
     (ROLE_ID, {"RoleId": None}), (ROLE_ID, {"RoleId": ""}), (ROLE_ID, {"Arn": None}),
 ])
 def test_a_role_read_without_its_id_or_path_refuses_the_step(pattern: str, answer: dict[str, Any]) -> None:
-    """Fail closed: an answer missing the role's Path, RoleId or Arn (or giving one that is not a string) refuses the
-    step (before: a missing Path was taken as `/`, a None id as the text 'None', and the step acted)."""
+    """A role answer missing its Path, RoleId or Arn, or giving one that is not a string, refuses the step."""
     role = {"RoleName": "break-glass", "RoleId": "AROAOTHEROTHEROTHER00", "Path": "/admins/",
             "Arn": "arn:aws:iam::123456789012:role/break-glass", **answer}
     role = {k: v for k, v in role.items() if v is not None}
@@ -204,8 +195,7 @@ def test_guards_without_an_aws_client_refuse_a_role_while_an_id_is_protected() -
     ["arn:aws:kms:*:*:key/*"], ["arn:aws:iam::111111111111:role/admins/*"], ["user/admins/*"],
 ])
 def test_no_protected_id_needing_it_reads_nothing(protected: list[str]) -> None:
-    """Without a unique id or path glob of the principal's kind (or one pinned to another account than ours), no
-    read: it costs nothing when it cannot matter (a name or exact path form matches as it is)."""
+    """Without a unique id or path glob of the principal's kind, or with one for another account, nothing is read."""
     iam = IamPaths(IAM_PATHS, fail=PermanentActuationError("AccessDenied", code="AccessDenied"))
     trips = step_trips(protected, QUARANTINE, DEPLOYER, home=Home(account="123456789012"),
                        principals=PrincipalForms(iam, clock=SettableClock()))
@@ -214,8 +204,7 @@ def test_no_protected_id_needing_it_reads_nothing(protected: list[str]) -> None:
 
 
 def test_a_refusing_read_is_kept_and_one_that_refuses_nothing_is_read_again() -> None:
-    """Forms that refused a step refuse the next one on the principal without a read; forms that refused nothing are
-    read again (a role moved under /admins/ since is refused at once)."""
+    """Forms that refused a step refuse the next without a read; forms that refused nothing are read again."""
     iam, clock = IamPaths(IAM_PATHS), SettableClock()
     reader = PrincipalForms(iam, clock=clock)
     refusal = [t.guard for t in step_trips(["role/admins/*"], QUARANTINE, {**DEPLOYER, "principal_name": "break-glass"},
@@ -233,8 +222,7 @@ def test_a_refusing_read_is_kept_and_one_that_refuses_nothing_is_read_again() ->
 
 
 def test_the_principals_a_step_names() -> None:
-    """Roles and users named by parameter, path form, IAM ARN, `sts` assumed-role ARN or an access key's owner, in the
-    case given; an access key of another principal type (a federated session name) names none."""
+    """Steps name roles and users by parameter, path, IAM or `sts` ARN, or key owner; a federated key names none."""
     key = Resource(kind=ResourceKind.ACCESS_KEY, id="ASIAX", attributes={"user_name": "Ops",
                                                                          "user_type": "AssumedRole"})
     fed = Resource(kind=ResourceKind.ACCESS_KEY, id="ASIAY", attributes={"user_name": "bob",
@@ -256,14 +244,12 @@ def test_the_principals_a_step_names() -> None:
     (f"{ROLE_ID}:*", {"role"}), (f"{USER_ID}:alice", {"user"}), ("aroa3x*:*", {"role"}),
 ])
 def test_which_patterns_need_a_read(pattern: str, kinds: set[str]) -> None:
-    """A unique id (or a glob that may start like one) or a path glob of a kind needs that kind read; an exact name
-    with or without a path, a name glob, other kinds and services do not."""
+    """A unique id, a glob that may start like one, or a path glob needs its kind read; exact names do not."""
     assert principal_kinds(pattern) == kinds
 
 
 def test_every_actuator_naming_a_principal_may_read_it() -> None:
-    """The actuators that name a role take `iam:GetRole`, those that may name a user `iam:GetUser` too: the
-    generated policy lets the guard read what it needs (before: only the inline-policy restore did)."""
+    """The generated policy gives role-naming actuators `iam:GetRole`, and user-naming ones `iam:GetUser` too."""
     from responder.actuators.registry import registry
 
     naming = {a: set(a.params.model_fields) & {"user_name", "principal_name", "role_names"} for a in registry}

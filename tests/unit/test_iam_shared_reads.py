@@ -85,8 +85,7 @@ async def _check(guards: Guards) -> tuple[str | None, set[str], set[str]]:
 
 @pytest.mark.parametrize("case", sorted(ROLES))
 def test_one_get_role_serves_both_readers_with_the_same_answer(case: str) -> None:
-    """A protected unique id hit, a protected tag hit, or neither: one GetRole (before: two), and the step's answer and
-    each reader's kept forms are those of readers reading on their own."""
+    """A unique id hit, tag hit or neither takes one GetRole for both readers, each answering as if reading alone."""
     shared, own = Iam(ROLES[case]), Iam(ROLES[case])
     got, want = asyncio.run(_check(_engine_guards(shared))), asyncio.run(_check(_own_guards(own)))
     assert got == want
@@ -102,9 +101,7 @@ THROTTLED = TransientActuationError("Throttling: Rate exceeded", code="Throttlin
                                                        (THROTTLED, 100, PrincipalForms.ATTEMPTS)])
 def test_a_failing_or_retried_read_is_shared_and_each_reader_answers_in_its_own_words(
         error: Exception, fails: int, calls: int) -> None:
-    """Denied, throttled once, or throttled past the retries: the read and its retries made once for both readers
-    (before: once each), the step's answer and each reader's (the refusals in its own words) those of readers reading
-    on their own, each against an IAM failing as this one does."""
+    """A denied or throttled read is made once for both readers, each answering in its own words."""
 
     async def answers(guards: Guards) -> tuple[str | None, list[set[str] | str]]:
         principals, tags = _readers(guards)
@@ -134,8 +131,7 @@ def test_a_failing_or_retried_read_is_shared_and_each_reader_answers_in_its_own_
 
 
 def test_the_checks_of_two_steps_do_not_share_a_read() -> None:
-    """Two steps on one role checked at once: one GetRole for each check (before: two each), never one for both (the
-    other check's record may predate this one, and its retries would shorten this check's)."""
+    """Two steps on one role checked at once make one GetRole per check, never one shared by both."""
 
     async def scenario() -> tuple[int, int, list[str | None]]:
         aws = Iam(ROLES["neither"], gate=asyncio.Event())
@@ -152,8 +148,7 @@ def test_the_checks_of_two_steps_do_not_share_a_read() -> None:
 
 @pytest.mark.parametrize("cancelled", ["principals", "tags"])
 def test_cancelling_one_waiter_leaves_the_read_to_the_other(cancelled: str) -> None:
-    """The reader that started the shared read, or the one that joined it, cancelled while it is in flight: the read
-    goes on and the other reader gets the role's forms; one GetRole in all, and no task is left."""
+    """Cancelling either reader of a shared read in flight leaves the read to the other: one GetRole, no task left."""
 
     async def scenario() -> tuple[Iam, set[str] | str, bool, set[asyncio.Task[Any]]]:
         aws = Iam(ROLES["tag"], gate=asyncio.Event())
@@ -206,8 +201,7 @@ def test_cancelling_every_waiter_cancels_the_read() -> None:
 
 
 def test_readers_asking_outside_a_check_share_no_read() -> None:
-    """The two readers asked at once outside any guard check (`one_check`): each reads on its own (two GetRole), as
-    readers of two checks do; a read is never joined by a caller whose check it is not."""
+    """Two readers asked at once outside a guard check (`one_check`) each read on their own: two GetRole calls."""
 
     async def scenario() -> tuple[int, list[set[str] | str]]:
         aws = Iam(ROLES["tag"], gate=asyncio.Event())
@@ -228,8 +222,7 @@ def test_readers_asking_outside_a_check_share_no_read() -> None:
 
 @pytest.mark.parametrize("kind", ["principals", "tags"])
 def test_a_check_reading_one_kind_of_iam_records_reads_them_in_its_own_task(kind: str) -> None:
-    """Only one of the kinds reading IAM records needed (nothing to share): the record is read in the reader's task,
-    no task started for it, and the answer is a reader's of its own."""
+    """A check needing one kind of IAM record reads it in the reader's own task, starting no task for it."""
 
     async def scenario() -> tuple[set[asyncio.Task[Any]], str | None, int]:
         aws = Iam(ROLES["neither"], gate=asyncio.Event())

@@ -96,8 +96,7 @@ def _imports_below(package: str) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("package", sorted({p for c in CONTRACTS for p in c.get("containers", ())}))
 def test_a_layered_package_s_parts_import_one_another_without_a_circle(package: str) -> None:
-    """No module or subpackage of a package with its own layer contract imports (even lazily, or for typing) one
-    that imports it back."""
+    """No part of a layered package imports, even lazily or for typing, one that imports it back."""
     try:
         graphlib.TopologicalSorter(_imports_below(package)).prepare()
     except graphlib.CycleError as circle:

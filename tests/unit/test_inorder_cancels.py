@@ -68,8 +68,7 @@ def _expire(timeout: asyncio.Timeout) -> None:
 
 
 def test_the_callers_deadline_while_a_failed_reads_others_end_is_a_timeout_error() -> None:
-    """The caller's asyncio.timeout expiring while in_order waits for the reads a failed read cancelled ends the
-    caller's block in TimeoutError (not the read's error), with no cancel request left in its task."""
+    """The caller's timeout expiring while in_order awaits cancelled reads after a failure raises TimeoutError."""
     async def main() -> tuple[str, int]:
         cleaned, timeouts = asyncio.Event(), []
         task = asyncio.create_task(_deadline_caller([_failing, _slow(cleaned)], timeouts))
@@ -83,8 +82,7 @@ def test_the_callers_deadline_while_a_failed_reads_others_end_is_a_timeout_error
 
 
 def test_the_callers_deadline_before_a_cancelled_read_fails_is_a_timeout_error() -> None:
-    """The caller's deadline cancels the reads and one fails while it ends: the caller's block still ends in
-    TimeoutError, not the read's error, with no cancel request left."""
+    """The caller's deadline cancelling reads, one failing as it ends, still raises TimeoutError, no cancel left."""
     async def main() -> tuple[str, int]:
         cleaned, timeouts = asyncio.Event(), []
         reads = [_slow(cleaned, RuntimeError("cleanup failed")), _slow(cleaned)]
@@ -100,8 +98,7 @@ def test_the_callers_deadline_before_a_cancelled_read_fails_is_a_timeout_error()
 
 @pytest.mark.parametrize("error", [None, RuntimeError("cleanup failed")], ids=["cancelled", "failing-cleanup"])
 def test_cancelling_the_caller_while_a_failed_reads_others_end_cancels_it(error: BaseException | None) -> None:
-    """The caller cancelled (a shutdown) while in_order waits for the reads a failed read cancelled ends cancelled,
-    not with the read's error (nor one a cancelled read raises meanwhile)."""
+    """Cancelling the caller while in_order awaits cancelled reads after a failure ends it cancelled, not erroring."""
     async def main() -> bool:
         cleaned = asyncio.Event()
         task = asyncio.create_task(in_order([_failing, _slow(cleaned, error)], _refuses))
@@ -118,8 +115,7 @@ def test_cancelling_the_caller_while_a_failed_reads_others_end_cancels_it(error:
 
 
 def test_a_lone_read_cancelled_when_nobody_asked_fails_with_read_cancelled() -> None:
-    """One read (run in the caller's task) ending in a CancelledError nobody asked for raises ReadCancelled naming
-    it, as a read among several does; the caller is not cancelled and holds no cancel request."""
+    """A lone read ending in a CancelledError nobody asked for raises ReadCancelled; the caller is not cancelled."""
     async def main() -> int:
         with pytest.raises(ReadCancelled, match=r"read 1 of 1 \(_stray\) was cancelled"):
             await in_order([_stray], _refuses)
@@ -133,8 +129,7 @@ def test_a_lone_read_cancelled_when_nobody_asked_fails_with_read_cancelled() -> 
 
 @pytest.mark.parametrize("how", ["deadline", "cancel"])
 def test_a_lone_read_cancelled_by_the_caller_cancels_the_caller(how: str) -> None:
-    """One read cancelled from outside (the caller's deadline, a shutdown) ends the caller's block in TimeoutError,
-    or the caller cancelled: never ReadCancelled."""
+    """A lone read cancelled from outside ends the caller in TimeoutError or cancelled, never ReadCancelled."""
     async def main() -> str:
         cleaned, timeouts = asyncio.Event(), []
         task = asyncio.create_task(_deadline_caller([_slow(cleaned)], timeouts))
@@ -150,8 +145,7 @@ def test_a_lone_read_cancelled_by_the_caller_cancels_the_caller(how: str) -> Non
 
 @pytest.mark.parametrize("first", ["refusing", "failing"])
 def test_a_read_deciding_in_its_first_step_starts_no_read_it_makes_unneeded(first: str) -> None:
-    """With an eager task factory, a first read refusing (or failing) as its task is created: the reads after it are
-    never started (as when it answers later: cancelled), and the answer is the same."""
+    """With an eager task factory, a first read refusing or failing as created starts none of the later reads."""
     started: list[int] = []
 
     async def deciding() -> str | None:
@@ -178,10 +172,7 @@ def test_a_read_deciding_in_its_first_step_starts_no_read_it_makes_unneeded(firs
 
 
 def test_a_read_raising_generator_exit_ends_in_order_with_it_and_no_cancel_request_left() -> None:
-    """A read among several raising GeneratorExit (a BaseException asyncio keeps as the task's exception, unlike
-    KeyboardInterrupt and SystemExit) ends in_order with it, as raised, the others cancelled, and no cancel request
-    left in the caller's task (a TaskGroup seeing it would leave one on 3.11: a later TaskGroup in the task would then
-    take a child's error for a cancel of the task)."""
+    """A read raising GeneratorExit ends in_order with it as raised, others cancelled, no cancel request left."""
     async def exits() -> str | None:
         await asyncio.sleep(0)
         raise GeneratorExit("the read exited")

@@ -181,8 +181,7 @@ async def test_a_pipelined_head_is_timed_only_once_the_requests_ahead_are_answer
 
 
 async def test_a_client_that_never_reads_its_answers_loses_its_connection(port: int) -> None:
-    """A flood of pipelined requests whose answers are never read fills the server's write buffer; once the client
-    has not read for intake_read_timeout_s its connection is dropped, and its slot serves another client."""
+    """A client that never reads its answers loses its connection after intake_read_timeout_s, freeing its slot."""
     for _attempt in range(3):  # the second slot's holder can itself lapse on a loaded machine: that run proves nothing
         with capture_logs() as logs:  # from before the flood: on a loaded machine the drop can come before `served`
             served, held = await _flood_and_serve(port)

@@ -37,8 +37,7 @@ def _post(client: TestClient, doc: Any) -> dict[str, int]:
 
 @pytest.mark.parametrize("sid", ["", "  ", True, "digest:00"])
 def test_two_splunk_alerts_without_a_usable_sid_are_both_produced(sid: Any, client: TestClient) -> None:
-    """Two Splunk alerts whose `sid` is blank, a boolean or claims the digest form are two deliveries (each keyed by
-    its own digest id); the same body again is still a duplicate."""
+    """Two Splunk alerts whose `sid` is blank, boolean or digest-like are two deliveries; the same body duplicates."""
     docs = []
     for n in (1, 2):
         doc = orjson.loads(corpus("splunk"))
@@ -50,8 +49,7 @@ def test_two_splunk_alerts_without_a_usable_sid_are_both_produced(sid: Any, clie
 
 
 def test_two_alertmanager_alerts_without_a_fingerprint_are_both_produced(client: TestClient) -> None:
-    """Two distinct Alertmanager alerts of one group without a fingerprint, started at the same time, are two
-    deliveries; the same group again is duplicates only."""
+    """Two distinct Alertmanager alerts of one group without a fingerprint are two deliveries; a repeat duplicates."""
     doc = orjson.loads(corpus("alertmanager"))
     for alert in doc["alerts"]:
         alert.pop("fingerprint", None)

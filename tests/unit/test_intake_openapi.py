@@ -27,11 +27,7 @@ def test_committed_openapi_document_is_current() -> None:
 @SCHEMA.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_intake_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
-    """Generated requests (valid and invalid) get documented statuses, content types and bodies; no 5xx.
-
-    `positive_data_acceptance` is excluded: the body schema is "any JSON object or array" because what decodes is
-    decided by the decoders, so a schema-valid `{}` is rightly a 422.
-    """
+    """The intake conforms to its OpenAPI document: generated requests get documented responses and no 5xx."""
     if case.operation.path == "/v1/events/{source}" and case.path_parameters:
         case.path_parameters["source"] = "open"
     case.call_and_validate(excluded_checks=[positive_data_acceptance])

@@ -35,9 +35,7 @@ def _kit(tmp_path: Path, runbook: str) -> Kit:
 
 @pytest.mark.parametrize("first", [OWNER, NAMESAKE])
 async def test_a_key_named_with_another_user_revokes_no_session_of_that_user(tmp_path: Path, first: str) -> None:
-    """iam-credential-compromise: after (or before) the key is contained for its owner, a finding naming the same
-    key with another real user's name fails on the key (IAM lists it under its owner only) and pages on-call; the
-    other user's sessions are never revoked, whichever alert comes first."""
+    """A key named with another real user's name fails on the key and pages, never revoking that user's sessions."""
     kit = _kit(tmp_path, "iam-credential-compromise")
     other = NAMESAKE if first == OWNER else OWNER
     await kit.send(user=first, finding_id="f1", updated="2026-11-25T10:00:00.000Z")
@@ -69,8 +67,7 @@ def _cloudtrail(user: str, n: int) -> dict[str, Any]:
 ])
 async def test_no_runbook_acts_on_a_name_its_key_step_did_not_vouch_for(
         tmp_path: Path, runbook: str, build: Callable[[str, int], dict[str, Any]], principal_step: str) -> None:
-    """access-key-compromise and llmjacking: a second alert naming the contained key with another real user's name
-    never revokes that user's sessions nor denies it Bedrock."""
+    """No runbook revokes sessions or denies Bedrock to another user named with an already contained key."""
     kit = _kit(tmp_path, runbook)
     assert kit.pipeline is not None
     for n, user in enumerate([OWNER, NAMESAKE]):

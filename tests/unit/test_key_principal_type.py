@@ -55,8 +55,7 @@ PAGED = [(source, user_type) for source in sorted(SOURCES) for user_type in NOT_
 @pytest.mark.parametrize(("source", "user_type"), PAGED)
 def test_a_key_of_another_principal_pages_and_touches_no_iam_user(
         source: str, user_type: str | None, matcher: Matcher) -> None:
-    """A Root, federated, role or service principal's key (or GuardDuty's untyped one) named like an IAM user is not
-    acted on: it matches only the paging runbook, whose page names the key, its type, the account and what to do."""
+    """A non-IAM-user principal's key named like an IAM user matches only the paging runbook, naming key and type."""
     event = source_event(source, user_type)
     assert matched_ids(event, matcher) == [UNNAMED_PAGE]
     fields = page_fields(event, matcher, UNNAMED_PAGE)
@@ -104,8 +103,7 @@ def _sentinel_bedrock(user_type: str | None) -> dict[str, Any]:
 
 @pytest.mark.parametrize("user_type", ["IAMUser", *NOT_AN_IAM_USER])
 def test_a_sentinel_account_is_an_iam_user_only_when_typed_so(user_type: str | None, matcher: Matcher) -> None:
-    """Sentinel's Account entity is named an iam_user only for UserIdentityType IAMUser, so llmjacking never
-    denies Bedrock to an IAM user by the name of a root, federated or untyped principal."""
+    """Sentinel's Account entity is an iam_user only for UserIdentityType IAMUser, so llmjacking denies no other."""
     [event] = decode_doc(_sentinel_bedrock(user_type))
     user = event.first("iam_user")
     assert (user.id if user is not None else None) == (NAMESAKE if user_type == "IAMUser" else None)
@@ -124,9 +122,7 @@ def _ocsf_actor(user_type: str | None, types: list[str] | None = None) -> dict[s
 
 @pytest.mark.parametrize("user_type", ["IAMUser", *NOT_AN_IAM_USER])
 def test_an_ocsf_actor_s_key_carries_the_actor_s_type(user_type: str | None, matcher: Matcher) -> None:
-    """An OCSF actor.user's credential_uid (Security Lake's CloudTrail shape) is typed by actor.user.type, so an
-    IAM user's (or untyped) key is contained as before and any other principal's key is paged; the logging-stop key
-    step still needs IAMUser."""
+    """An OCSF actor.user's key is typed by actor.user.type: IAM user or untyped keys contained, others paged."""
     [event] = decode_doc(_ocsf_actor(user_type, [ASFF_TYPE]))
     key = event.first("access_key")
     assert key is not None
@@ -143,8 +139,7 @@ def test_an_ocsf_actor_s_key_carries_the_actor_s_type(user_type: str | None, mat
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_a_compromised_session_key_pages_on_call(
         source: str, user_type: str | None, matcher: Matcher, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A temporary ASIA… key (a role's session, an IAM user's GetSessionToken) that no runbook contains still
-    reaches a human: it matches the paging runbook only, never a containing one."""
+    """A temporary ASIA… key that no runbook contains matches only the paging runbook, never a containing one."""
     monkeypatch.setattr(principal_kit, "KEY", "ASIAEXAMPLEVICTIM001")  # what its documents name
     event = source_event(source, user_type)
     key = event.first("access_key")

@@ -82,8 +82,7 @@ async def test_guards_without_an_aws_client_refuse_a_key_while_an_alias_is_prote
 
 
 async def test_an_alias_re_pointed_to_a_key_protects_it_at_the_next_step() -> None:
-    """Aliases that refuse nothing are read again on every step: an alias re-pointed to the key a moment after a
-    step read its aliases protects it at the next step (before: the list kept 30 s let it act on the key)."""
+    """An alias re-pointed to a key just after a step read its aliases protects the key at the next step."""
     kms, clock = Kms({KMS_KEY: ["alias/staging-key"]}), SettableClock()
     guards = Guards(GuardPolicy(protected=Protected(ids=["alias/prod-key"])), aliases=KeyAliases(kms, clock=clock))
     assert await _trips([], kms, guards=guards) == []
@@ -94,8 +93,7 @@ async def test_an_alias_re_pointed_to_a_key_protects_it_at_the_next_step() -> No
 
 
 async def test_aliases_that_refuse_are_kept_for_their_ttl() -> None:
-    """Aliases that refuse the step are kept for the TTL (fail closed: the alias moved away meanwhile still refuses,
-    with no read), then read again."""
+    """Aliases that refuse the step are kept for their TTL, still refusing without a read, then read again."""
     kms, clock = Kms({KMS_KEY: ["alias/prod-key"]}), SettableClock()
     guards = Guards(GuardPolicy(protected=Protected(ids=["alias/prod-key"])), aliases=KeyAliases(kms, clock=clock))
     assert [t.guard for t in await _trips([], kms, guards=guards)] == ["protected"]
@@ -146,9 +144,7 @@ async def test_a_notify_signing_key_id_is_not_read_as_a_kms_key() -> None:
     ("admin*", False), ("arn:aws:kms:*:*:key/*", False), ("al", False), ("ar", False),
 ])
 def test_which_patterns_can_name_an_alias(pattern: str, names: bool) -> None:
-    """A pattern naming `alias`, or whose name part can start like `alias/` (a wildcard before it differs: `a*`,
-    `alia?/x`), or a bare pattern that can start like an ARN, can match an alias (before: `a*`, `alia?/x` and
-    `…:a*` were taken to name none, and a key whose alias they match was not read)."""
+    """Patterns naming `alias`, or able to start like `alias/` (`a*`, `alia?/x`) or like an ARN, can match an alias."""
     assert names_alias(pattern) is names
 
 
@@ -182,8 +178,7 @@ def _alias(name: str) -> dict[str, str]:
     [{"Aliases": [_alias("alias/other")], "Truncated": True, "NextMarker": "2"}, {"Truncated": False}],
 ])
 async def test_a_list_aliases_answer_without_aliases_refuses(pages: list[dict[str, Any]]) -> None:
-    """A ListAliases page (first or later) with no `Aliases`, not even `[]`, is unreadable and refuses the step,
-    saying so (before: read as no aliases, and the key acted on)."""
+    """A ListAliases page with no `Aliases`, not even `[]`, is unreadable and refuses the step, saying so."""
     trips = await _trips(["alias/prod-key"], Pages(*pages))
     assert [(t.guard, t.hard) for t in trips] == [("protected", True)]
     assert "could not be read" in trips[0].detail
@@ -192,8 +187,7 @@ async def test_a_list_aliases_answer_without_aliases_refuses(pages: list[dict[st
 
 
 async def test_aliases_truncated_without_a_marker_refuse() -> None:
-    """A page marked `Truncated` with no `NextMarker` refuses: the next page, which may name a protected alias,
-    cannot be asked for (before: the aliases read so far were taken as all)."""
+    """A ListAliases page marked `Truncated` with no `NextMarker` refuses the step."""
     kms = Pages({"Aliases": [_alias("alias/other")], "Truncated": True})
     trips = await _trips(["alias/prod-key"], kms)
     assert [(t.guard, t.hard) for t in trips] == [("protected", True)]
@@ -202,8 +196,7 @@ async def test_aliases_truncated_without_a_marker_refuse() -> None:
 
 @pytest.mark.parametrize("first", [{"NextMarker": "m2"}, {"NextMarker": "m2", "Truncated": False}])
 async def test_a_marker_without_truncated_is_followed(first: dict[str, Any]) -> None:
-    """A page naming a `NextMarker` is followed though `Truncated` is left out (or false): a protected alias on the
-    next page refuses (before: the page was taken as the last and the alias missed)."""
+    """A page naming a `NextMarker` without `Truncated` is followed, and a protected alias on the next page refuses."""
     kms = Pages({"Aliases": [_alias("alias/other")], **first}, {"Aliases": [_alias("alias/prod-key")]})
     trips = await _trips(["alias/prod-key"], kms)
     assert [(t.guard, t.hard) for t in trips] == [("protected", True)]
@@ -227,8 +220,7 @@ async def test_an_empty_list_of_aliases_is_no_aliases(page: dict[str, Any]) -> N
 
 
 async def test_only_the_keys_aliases_are_listed_a_hundred_a_page() -> None:
-    """Every ListAliases request names the key (`KeyId`: its aliases only, at most 50 by quota, never the account's,
-    which may run to thousands and past the page bound) and asks 100 a page, the API's maximum (its default is 50)."""
+    """Every ListAliases request names the key's `KeyId` and asks for 100 aliases a page."""
     kms = Pages({"Aliases": [_alias("alias/other")], "Truncated": True, "NextMarker": "m2"},
                 {"Aliases": [], "Truncated": False})
     assert await _trips(["alias/prod-key"], kms) == []

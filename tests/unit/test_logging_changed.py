@@ -62,9 +62,7 @@ def test_the_corpus_stop_logging_record_fires_the_stopped_runbook() -> None:
     ("UpdateTrail", {"name": "management-events", "s3BucketName": "elsewhere-logs", "isMultiRegionTrail": False}),
 ])
 def test_a_narrowed_or_reconfigured_trail_gets_the_change_notice(name: str, params: dict[str, Any]) -> None:
-    """PutEventSelectors narrows what is logged, UpdateTrail redirects it: logging is still on, so no restart, no
-    key deactivation, no "audit logging was stopped" page; `cloudtrail-logging-changed` tells on-call (before:
-    PutEventSelectors fired the stopped runbook and UpdateTrail nothing)."""
+    """A narrowed or redirected trail gets the `cloudtrail-logging-changed` notice, not containment or a stop page."""
     [event] = normalise(_call(name, params))
     assert event.threat is not None
     assert event.threat.category == "audit_logging_changed"
@@ -97,9 +95,7 @@ NARROWING = {  # write management calls still logged
 
 @pytest.mark.parametrize("params", list(BLINDING.values()), ids=list(BLINDING))
 def test_selectors_that_log_no_write_management_call_are_a_stop(params: dict[str, Any] | None) -> None:
-    """A PutEventSelectors whose selectors log no write management call blinds the trail (T1562.008, Stratus Red
-    Team's cloudtrail-event-selectors) while it still reports logging: the stopped runbook (contain, high page), as
-    before 1c2c3fd, not the change notice."""
+    """PutEventSelectors logging no write management call is a stop: the stopped runbook, not the change notice."""
     doc = orjson.loads(_call("PutEventSelectors", {"trailName": "management-events", **(params or {})}))
     if params is None:
         del doc["requestParameters"]
@@ -134,9 +130,7 @@ def _datadog(rule: str) -> bytes:
 
 
 def test_a_configuration_modified_siem_alert_is_a_stop() -> None:
-    """Datadog's "AWS CloudTrail configuration modified" watches StopLogging, DeleteTrail and UpdateTrail (its rule's
-    documented strategy) and its signal does not say which: two of the three end logging, so it is the stop
-    (contain, high page), as before 1c2c3fd, which made it a medium notice."""
+    """Datadog's "AWS CloudTrail configuration modified" signal is a stop (contain, high page), not a notice."""
     [event] = normalise(_datadog("AWS CloudTrail configuration modified"))
     assert event.threat is not None
     assert event.threat.category == "defense_evasion_logging"
@@ -155,14 +149,12 @@ def test_the_change_notice_is_lower_severity_and_says_logging_is_still_on() -> N
 
 
 def test_the_stopped_runbook_is_version_2_since_its_match_narrowed() -> None:
-    """cloudtrail-logging-stopped no longer matches a PutEventSelectors that leaves writes logged: a changed shipped
-    runbook is a new version, so the timeline's `id@version` tells which rule matched."""
+    """cloudtrail-logging-stopped is version 2, no longer matching a PutEventSelectors that leaves writes logged."""
     assert {rb.id: rb.version for rb in _books()}["cloudtrail-logging-stopped"] == 2
 
 
 async def test_an_incident_paged_under_version_1_is_not_paged_again_under_version_2() -> None:
-    """A stop paged under version 1; the caller's next stop after the upgrade joins the incident, its key step runs
-    again under version 2's key (the key already Inactive: no change) and notify-oncall is already_done: one page."""
+    """An incident paged under runbook version 1 is not paged again when the next stop joins it under version 2."""
     iam = FakeIam()
     iam.add_key("ci-deployer", "AKIAEXAMPLESTOPLOG01")
     doc: dict[str, Any] = orjson.loads(_call("StopLogging", {}))  # no trail named: nothing to restart in FakeIam

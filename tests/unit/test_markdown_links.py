@@ -75,8 +75,7 @@ _GITHUB_REFERENCE = re.compile(r"#\d|\bGH-\d", re.IGNORECASE)
 
 @pytest.mark.parametrize("text", ["fixes #123", "see owner/repo#45", "#1 first", "GH-7", "gh-8", "x#9"])
 def test_an_issue_reference_in_alert_text_links_no_issue_and_reads_as_itself(text):
-    """`#123`, `owner/repo#45` or `GH-7` from an event renders as that text, no issue link: a word joiner (invisible)
-    follows the `#` and the `-`, and no backslash shows."""
+    """An issue reference like `#123` in alert text renders as itself, linking no issue."""
     html = _render(f"- {cell(text)}")
     inner = re.fullmatch(r"<ul>\n<li>(.*)</li>\n</ul>\n", html, re.S)
     assert inner, html
@@ -88,8 +87,7 @@ def test_an_issue_reference_in_alert_text_links_no_issue_and_reads_as_itself(tex
 
 @pytest.mark.parametrize("text", ["  - nested item", "   1. nested item", "  + x", "  ---", "     indented code"])
 def test_a_cell_starting_with_spaces_opens_no_block(text):
-    """Spaces before a list or rule marker, or four of them (indented code), nest nothing in a list item: the
-    leading spaces (which Markdown would swallow) are shown as visible escapes, the rest as itself."""
+    """A table cell starting with spaces opens no block, the leading spaces shown as visible escapes."""
     html = _render(f"- {cell(text)}")
     inner = re.fullmatch(r"<ul>\n<li>(.*)</li>\n</ul>\n", html, re.S)
     assert inner, html  # one item, not a nested list, a code block or a rule

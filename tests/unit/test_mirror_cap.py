@@ -86,8 +86,7 @@ def _accept(mirror: KafkaMirror, lines: list[bytes], first: int = 0) -> None:
 
 
 async def test_a_full_queue_drops_its_oldest_lines_counted_and_said_once_a_burst() -> None:
-    """Broker down, cap 10: 25 lines accepted in three calls leave the 10 newest (the one in flight kept), 15
-    counted in `responder_timeline_mirror_overflowed`, one `timeline_mirror_overflow`; the rest go once it is back."""
+    """A full mirror queue drops its oldest lines, counted in `responder_timeline_mirror_overflowed` and logged once."""
     down = True
     producer = _Broker(lambda values: NotLeaderForPartitionError() if down else None)
     with capture_logs() as logs:
@@ -108,8 +107,7 @@ async def test_a_full_queue_drops_its_oldest_lines_counted_and_said_once_a_burst
 
 
 async def test_a_batch_refused_as_too_large_is_sent_line_by_line_dropping_only_the_large_one() -> None:
-    """The broker refuses any batch holding `huge` as too large: the lines with it go one at a time, so only `huge`
-    is dropped (logged, counted) and every other line is mirrored, in order."""
+    """A batch refused as too large is resent line by line, so only the large line is dropped and the rest mirrored."""
     producer = _Broker(lambda values: MessageSizeTooLargeError() if b"huge" in values else None)
     with capture_logs() as logs:
         mirror = await _mirrored(producer, [b"1", b"2", b"huge", b"4", b"5"])
@@ -120,8 +118,7 @@ async def test_a_batch_refused_as_too_large_is_sent_line_by_line_dropping_only_t
 
 
 async def test_a_line_refused_as_too_large_alone_is_dropped_and_the_lines_after_it_are_not_sent_twice() -> None:
-    """Only the too large line's own batch is refused, the lines after it acknowledged: it is dropped, and no line is
-    sent again (the mirror holds each once, in order)."""
+    """A line refused as too large on its own is dropped, and the lines after it are not sent twice."""
     producer = _LineBatches(lambda values: MessageSizeTooLargeError() if values == [b"huge"] else None)
     mirror = await _mirrored(producer, [b"1", b"2", b"huge", b"4", b"5"])
     assert producer.log == [b"1", b"2", b"4", b"5"]
@@ -129,8 +126,7 @@ async def test_a_line_refused_as_too_large_alone_is_dropped_and_the_lines_after_
 
 
 async def test_a_line_refused_for_good_for_another_reason_is_dropped_after_the_deadline() -> None:
-    """A corrupt-record refusal of one line (permanent, not its size) holds the lines after it only for the
-    deadline: then it is dropped, logged and counted, and the rest are mirrored."""
+    """A line refused for good for another reason holds the rest only until the deadline, then is dropped."""
     producer = _Broker(lambda values: CorruptRecordException() if b"bad" in values else None)
     with capture_logs() as logs:
         await _mirrored(producer, [b"1", b"bad", b"3"], deadline=0.1)

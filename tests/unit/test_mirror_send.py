@@ -33,9 +33,7 @@ async def _mirror(producer: MirrorProducer, lines: list[bytes]) -> tuple[KafkaMi
 
 
 async def test_a_transient_failure_is_sent_again_after_fresh_metadata_and_said_once() -> None:
-    """Line 2's ack fails three times (no leader, an expired batch): line 1 is not sent again, line 2 is, in order,
-    fresh metadata asked for before each attempt, `timeline_mirror_failed` is logged once per distinct error, then
-    `timeline_mirror_recovered`."""
+    """A transiently failing mirror line is resent in order after fresh metadata, logged once per distinct error."""
     leader, expired = NotLeaderForPartitionError(), KafkaTimeoutError()
     producer = MirrorProducer([None, leader, None, leader, leader, expired])
     with capture_logs() as logs:
@@ -51,8 +49,7 @@ async def test_a_transient_failure_is_sent_again_after_fresh_metadata_and_said_o
 
 
 async def test_a_line_too_large_for_the_topic_is_dropped_not_retried_forever() -> None:
-    """A line the producer refuses as too large: it is dropped (logged, counted in
-    `responder_timeline_mirror_dropped`), the lines after it are mirrored in order, and `run` ends when closed."""
+    """A mirror line too large for the topic is dropped and counted, the lines after it mirrored in order."""
     producer = MirrorProducer([], too_large=frozenset({b"huge"}))
     with capture_logs() as logs:
         mirror, task = await _mirror(producer, [b"1", b"huge", b"3"])
@@ -67,8 +64,7 @@ async def test_a_line_too_large_for_the_topic_is_dropped_not_retried_forever() -
 
 
 async def test_a_topic_refused_by_an_acl_is_said_once_and_its_lines_wait_counted() -> None:
-    """Every send refused by an ACL: one `timeline_mirror_failed` error for many attempts, the lines stay queued in
-    order (`responder_timeline_mirror_pending`), and they go once the ACL is granted."""
+    """A mirror topic refused by an ACL logs one `timeline_mirror_failed`, keeping lines queued until it is granted."""
     refused = TopicAuthorizationFailedError("timeline")
     producer = MirrorProducer([refused] * 20)
     with capture_logs() as logs:
@@ -100,8 +96,7 @@ class _NoTopicYet(MirrorProducer):
 
 
 async def test_a_send_refused_for_another_reason_than_size_stops_the_batch_there() -> None:
-    """`send` refusing a line (no metadata for the topic yet, a full buffer): the lines after it are not sent in that
-    attempt (each would wait out the request timeout too, and land ahead of it), so the mirror stays in order."""
+    """A mirror `send` refused for a reason other than size sends no later line in that attempt, keeping order."""
     producer = _NoTopicYet(refusals=2)
     mirror, task = await _mirror(producer, [b"1", b"2", b"3"])
     await until_done(lambda: mirror.sent == 3)

@@ -69,9 +69,7 @@ def _events(logs: list[dict[str, object]], name: str) -> list[dict[str, object]]
 
 
 async def test_a_producer_that_cannot_start_is_replaced_until_one_does_and_the_lines_go_in_order() -> None:
-    """No broker answers two producers' starts: `run` does not fail, `timeline_mirror_unavailable` is logged once
-    (an error), a new producer is made each time (the failed ones closed, `producer` the current one), and the lines
-    queued before and meanwhile are sent in order once one starts (`timeline_mirror_recovered`)."""
+    """While no producer starts, `run` makes new ones, logs `timeline_mirror_unavailable` once, then sends in order."""
     with capture_logs() as logs:
         mirror, made = await _mirror([_DOWN, _DOWN])
         _accept(mirror, 0, 1)
@@ -92,8 +90,7 @@ async def test_a_producer_that_cannot_start_is_replaced_until_one_does_and_the_l
 
 
 async def test_a_start_refused_by_an_acl_is_tried_again_not_given_up() -> None:
-    """A start refused for good (an ACL on the cluster) is logged and tried again on a new producer, not given up
-    for the process's life: once granted, the lines are mirrored."""
+    """A producer start refused by an ACL is retried on a new producer, and lines are mirrored once granted."""
     with capture_logs() as logs:
         mirror, made = await _mirror([ClusterAuthorizationFailedError()])
         _accept(mirror, 0, 1)
@@ -103,8 +100,7 @@ async def test_a_start_refused_by_an_acl_is_tried_again_not_given_up() -> None:
 
 
 async def test_lines_queued_while_no_producer_starts_are_capped_and_counted() -> None:
-    """While no producer starts, the queue keeps `max_pending` lines (the oldest dropped, counted, the overflow
-    naming the start's error); the newest are mirrored once one starts."""
+    """While no producer starts, the queue keeps `max_pending` lines, dropping and counting the oldest."""
     with capture_logs() as logs:
         errors: list[BaseException | None] = [_DOWN] * 10**6
         mirror, made = await _mirror(errors, max_pending=2)
@@ -124,8 +120,7 @@ async def test_lines_queued_while_no_producer_starts_are_capped_and_counted() ->
 
 @pytest.mark.parametrize("hang", [False, True], ids=["backing-off", "starting"])
 async def test_a_close_before_any_producer_started_ends_run_at_once(hang: bool) -> None:
-    """Closed while backing off after a failed start, or while a start hangs: `run` returns without waiting for a
-    broker, the producer is closed, and `timeline_mirror_closed_unstarted` says how many lines were left."""
+    """A close before any producer started ends `run` at once, logging `timeline_mirror_closed_unstarted`."""
     with capture_logs() as logs:
         mirror, made = await _mirror([_DOWN] * 100, hang=hang, retry_delay=60.0)
         _accept(mirror, 0, 1, 2)
@@ -142,9 +137,7 @@ async def test_a_close_before_any_producer_started_ends_run_at_once(hang: bool) 
 
 
 async def test_the_mirrors_restarts_do_not_warn_of_each_failed_attempt_and_name_its_own_wait() -> None:
-    """While its bootstrap stays down, only the mirror's first start logs its failed attempts as `kafka_connect_failed`
-    warnings: once `timeline_mirror_unavailable` said the outage, its restarts do not; the BrokerUnreachable names the
-    mirror's own fixed wait, not RESPONDER_KAFKA_CONNECT_TIMEOUT, which does not set it."""
+    """Only the mirror's first start warns `kafka_connect_failed`; BrokerUnreachable names the mirror's own wait."""
     with capture_logs() as logs:
         mirror, made = await _mirror([_DOWN] * 3)
         mirror.connect_timeout = 0.15  # a retry or more within each start (each logged)
@@ -165,8 +158,7 @@ async def test_the_mirrors_restarts_do_not_warn_of_each_failed_attempt_and_name_
 
 
 async def test_a_cancel_while_a_closed_mirror_ends_its_start_is_raised_not_swallowed() -> None:
-    """Closed while its producer's start hangs, then cancelled while that start is being closed: `run` raises the
-    cancellation (its task ends cancelled), not return as if nothing was asked of it."""
+    """A cancel while a closed mirror ends its hanging producer start is raised by `run`, not swallowed."""
     closing, release = asyncio.Event(), asyncio.Event()
 
     class _SlowClose(_Starting):
@@ -193,8 +185,7 @@ async def test_a_cancel_while_a_closed_mirror_ends_its_start_is_raised_not_swall
 
 
 async def test_a_stray_cancellation_out_of_a_start_is_one_more_failed_start() -> None:
-    """A CancelledError raised out of a producer's start that nobody asked for (aiokafka cancelling an internal
-    future) is logged and retried on a new producer after the backoff, not taken for a close ending the mirror."""
+    """A stray CancelledError out of a producer's start is retried on a new producer, not taken for a close."""
     with capture_logs() as logs:
         mirror, made = await _mirror([asyncio.CancelledError()])
         _accept(mirror, 0, 1)
@@ -208,8 +199,7 @@ async def test_a_stray_cancellation_out_of_a_start_is_one_more_failed_start() ->
 
 
 async def test_a_cancel_of_the_mirrors_task_during_a_start_is_raised() -> None:
-    """Its owner cancelling `run` while a start hangs (no close) ends the task cancelled, the producer closed: a
-    requested cancellation, not a failed start retried."""
+    """Cancelling the mirror's `run` while a start hangs ends the task cancelled and the producer closed."""
     mirror, made = await _mirror([], hang=True, retry_delay=60.0)
     task = asyncio.create_task(mirror.run())
     await until_done(lambda: bool(made))
@@ -223,8 +213,7 @@ async def test_a_cancel_of_the_mirrors_task_during_a_start_is_raised() -> None:
 
 
 async def test_the_start_backoff_doubles_from_the_retry_delay_and_caps_at_30_s() -> None:
-    """Between failed starts the mirror waits `retry_delay` (1 s), doubled each time up to 30 s (`START_BACKOFF_MAX`);
-    the wait is recorded, not slept."""
+    """The mirror waits `retry_delay` between failed starts, doubled each time up to 30 s (`START_BACKOFF_MAX`)."""
     mirror, made = await _mirror([_DOWN] * 8, retry_delay=1.0)
     waits: list[float] = []
 

@@ -19,8 +19,7 @@ def _missed(kit: Kit) -> list[tuple[object, object]]:
 
 
 async def test_a_redelivered_alert_is_not_paged_again_by_the_last_resort(tmp_path):
-    """Three deliveries of one alert whose step is refused and has no on_failure: one `escalation.missed`, each
-    refusal recorded."""
+    """An alert delivered three times, its step refused with no on_failure, records one `escalation.missed`."""
     kit = make_kit(tmp_path, {"rb": RUNBOOK})
     for _ in range(3):
         await kit.send(finding_id="first")
@@ -63,8 +62,7 @@ async def test_a_fleet_slice_carries_which_alert_the_last_resort_paged(tmp_path)
 
 @pytest.mark.parametrize("restart", [False, True])
 async def test_a_last_resort_that_was_not_recorded_pages_at_the_redelivery(tmp_path, monkeypatch, restart):
-    """The first `escalation.missed` could not be written (in the same process, or lost with a crash): the alert
-    sent again records it."""
+    """An `escalation.missed` that could not be written is recorded when the alert is delivered again."""
     kit = make_kit(tmp_path, {"rb": RUNBOOK})
     real = failing.record_missed
 
@@ -93,8 +91,7 @@ async def test_a_dry_run_last_resort_does_not_stand_for_the_real_failure(tmp_pat
 
 
 async def test_the_drill_card_says_a_redelivered_failure_reached_the_last_resort(tmp_path):
-    """Each refusal of the redelivered alert is listed as nobody told, the later ones naming the earlier delivery's
-    `escalation.missed` (not `no escalation recorded`)."""
+    """The drill card lists each redelivered refusal as nobody told, naming the earlier `escalation.missed`."""
     from responder.tabletop.failures import NOBODY, step_failures
     from responder.timeline.recorder import Recorder
 
@@ -107,8 +104,7 @@ async def test_the_drill_card_says_a_redelivered_failure_reached_the_last_resort
 
 
 async def test_a_last_resort_not_yet_durable_is_not_remembered(tmp_path):
-    """The fleet's changelog write of the batch holding `escalation.missed` fails (so it was never counted, nobody
-    paged): neither the process nor the slice written with the batch remembers the alert as paged."""
+    """A failed changelog write of the batch holding `escalation.missed` leaves the alert not remembered as paged."""
     from collections.abc import Sequence
 
     from responder.engine.partitions import cut
@@ -134,8 +130,7 @@ async def test_a_last_resort_not_yet_durable_is_not_remembered(tmp_path):
 
 @pytest.mark.parametrize("extra", ["", NEVER], ids=["no_on_failure", "when"])
 async def test_the_slice_written_with_the_last_resort_holds_the_escalation_ended(tmp_path, extra):
-    """The fleet slice the last resort's flush writes no longer owes that escalation: a replica taking the incident
-    over from it does not hold a begun escalation that keeps another alert's failure from `step.escalated`."""
+    """The fleet slice written with the last resort holds its escalation ended, so a taking-over replica owes none."""
     from collections.abc import Sequence
 
     from responder.engine.partitions import cut

@@ -111,8 +111,7 @@ ID_SHAPES = [  # (source, record, the object holding the ids, every id field the
 @pytest.mark.parametrize(("source", "path", "node", "keys"), ID_SHAPES, ids=[s[0] for s in ID_SHAPES])
 def test_a_record_without_a_text_id_gets_a_stable_id_never_none(source: str, path: str, node: tuple[str, ...],
                                                                   keys: tuple[str, ...], value: Any) -> None:
-    """A GCP SCC finding without `name`/`canonicalName` (or a Datadog signal without an id) gets the hash of the
-    record as its id, the same on every delivery, never "None", "True", "{}" or "[]"."""
+    """A record without a text id gets the record's hash as a stable id, never `None`, `True`, `{}` or `[]`."""
     doc = _without(_doc(path), node, keys, value)
     if source == "datadog":
         doc = _without(doc, ("detail",), ("id",), value)
@@ -132,8 +131,7 @@ def test_a_gcp_scc_finding_named_only_canonically_keeps_that_name() -> None:
 
 @pytest.mark.parametrize("value", ["missing", *NOT_TEXT], ids=repr)
 def test_a_sentinel_incident_without_a_name_is_its_own_incident(value: Any) -> None:
-    """A Sentinel incident naming no resource and without a text `name` is keyed by its own (hashed) id: two such
-    incidents never share the incident key `-:sentinel:None`."""
+    """A Sentinel incident naming no resource and no text `name` is keyed by its hashed id, not `-:sentinel:None`."""
     docs = [_without(_doc("tests/fixtures/events/sentinel_logicapp.json"), ("object",), ("name",), value)
             for _ in range(2)]
     docs[1]["object"]["properties"]["title"] = "Another incident"

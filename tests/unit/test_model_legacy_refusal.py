@@ -80,8 +80,7 @@ async def test_an_integrity_alert_about_a_legacy_served_version_is_corroborated_
 
 @pytest.mark.parametrize("from_version", [None, "v2"])
 async def test_an_uncorroborated_integrity_alert_verifies_as_settled(tmp_path, keys, from_version):
-    """only_if_unverified and the alert not corroborated (nothing switched, by design): verify() is true, so the engine
-    does not escalate the step as unverified on top of the runbook's own notice."""
+    """An uncorroborated integrity alert under only_if_unverified verifies as settled, so it is not escalated."""
     store = await _migrated_with_legacy_served(tmp_path, keys)
     ctx = ActuationContext(aws=NoAws(), models=ModelConfig(registry=str(store.root), trusted_keys=(keys.public,)))
     p = RollbackParams(model="fraud", only_if_unverified=True, from_version=from_version)

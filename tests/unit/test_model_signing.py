@@ -71,8 +71,7 @@ def test_keygen_never_overwrites_a_private_key(tmp_path):
 
 
 def test_cli_verify_prints_a_file_name_from_the_model_as_written(tmp_path):
-    """`models verify` names an extra file as it is called, `[bold]` and all: the line is not rich markup (an
-    attacker's model names its own files)."""
+    """`models verify` prints an extra file's name as written, not as rich markup."""
     from typer.testing import CliRunner
 
     from responder.cli import app

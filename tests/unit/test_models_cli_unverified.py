@@ -33,8 +33,7 @@ def _unreadable(monkeypatch: pytest.MonkeyPatch, actuator: str, error: Exception
     (["models", "rollback", "fraud"], "model.rollback_to_last_signed"),
 ])
 def test_an_unverified_switch_or_rollback_names_the_read_back_error(models, monkeypatch, command, actuator):
-    """The pointer moved but reading it back failed: the line says not verified and why (verify_error), not a bare
-    `verified=False` under a ✓."""
+    """An unverified model switch or rollback says not verified and names the read-back error."""
     _unreadable(monkeypatch, actuator, PermanentActuationError("denied", code="AccessDenied"))
     out = CliRunner().invoke(app, [*command, "--timeline", str(models)])
     assert out.exit_code == 0, out.output

@@ -48,9 +48,7 @@ def test_a_timeline_that_cannot_be_opened_exits_3_with_one_line(tmp_path, comman
 
 
 def test_rollback_without_from_reads_the_served_version_under_the_lock(tmp_path, monkeypatch):
-    """`models rollback MODEL` reads the served version (its --from) only once it holds the timeline's lock: another
-    writer's lock is refused first (exit 3, naming it), and the read happens while this command holds the file (no
-    other writer can switch the model between the read and the step); a failed read releases the lock."""
+    """`models rollback MODEL` reads the served version only once it holds the timeline's lock."""
     from responder.actuators.model.rollback import RollbackToLastSigned
     from responder.errors import ConfigError, TimelineLocked
 
@@ -86,8 +84,7 @@ BAD = [["models", "quarantine", "Bad Name!", "v1", "--reason", "test"], ["models
 
 @pytest.mark.parametrize("command", BAD, ids=["quarantine-model", "switch-version", "rollback-from", "registry"])
 def test_invalid_arguments_are_refused_before_the_timeline_is_opened(tmp_path, command):
-    """A model, version or registry no actuator accepts exits 3 naming it, before a registry is read, and creates no
-    timeline, directory or lock file (before, the lock was taken first, and rollback read the registry it named)."""
+    """Invalid model, version or registry arguments exit 3 naming them, before a registry read or any timeline file."""
     path = tmp_path / "audit" / "t.jsonl"
     out = CliRunner().invoke(app, [*command, "--timeline", str(path)])
     assert out.exit_code == 3, out.output

@@ -21,8 +21,7 @@ def _steps(engine: Engine, kind: str) -> list[str]:
 
 
 async def test_a_root_write_incident_paged_under_version_1_is_not_paged_again_under_version_2() -> None:
-    """The root's training-data write paged under version 1; its next write after the upgrade joins the incident and
-    its page-oncall is already_done: one page in all."""
+    """A root write incident paged under version 1 is not paged again when its next write joins under version 2."""
     doc: dict[str, Any] = orjson.loads((EXAMPLES / "training-data-write-unnamed-principal.json").read_bytes())
     first = orjson.dumps(doc)
     doc["id"] = doc["detail"]["eventID"] = "ct-put-root-2"
@@ -33,9 +32,7 @@ async def test_a_root_write_incident_paged_under_version_1_is_not_paged_again_un
 
 
 async def test_a_contained_key_s_incident_is_not_notified_again_but_its_key_steps_run_again() -> None:
-    """A typed key contained under version 1; the next alert after the upgrade runs deactivate-key (the key is
-    already Inactive: no change) and revoke-sessions (its cutoff moves forward) again under version 2's step keys, and
-    notify-oncall is already_done: one notification in all."""
+    """A contained key's incident reruns its key steps under version 2 but is not notified again."""
     iam = FakeIam()
     iam.add_key("ml-training", "AKIAEXAMPLELEAKED001")
     doc: dict[str, Any] = orjson.loads((EXAMPLES / "access-key-compromise.json").read_bytes())

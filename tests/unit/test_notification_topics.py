@@ -49,8 +49,7 @@ def test_a_notification_topic_comes_after_the_service_s_own_and_only_when_acting
 
 
 async def test_a_missing_notification_topic_warns_once_and_never_holds_the_start() -> None:
-    """Only notification topics missing: the wait returns at once, one warning line gives the create command, and
-    the warning is handed on (for /readyz) while no blocking reason is."""
+    """Only missing notification topics make the wait return at once with one warning giving the create command."""
     topic = Needed("responder.notifications", "notification topic", "runbook a, step tell", warn_only=True)
     problems = problems_in([topic], [], None)
     reasons: list[str | None] = []
@@ -114,8 +113,7 @@ async def test_the_service_starts_with_a_missing_notification_topic_and_says_so(
 
 async def test_a_notification_topic_is_asked_about_once_never_auto_created_or_waited_for(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The start-up check asks about a runbook's notification topic in one plain metadata request: it never asks the
-    broker to auto-create it, nor re-asks for AUTO_CREATE_WAIT_S while it is unknown (a missing one delays nothing)."""
+    """A notification topic is asked about in one plain metadata request, never auto-created or waited for."""
     asked: list[tuple[tuple[str, ...], bool]] = []
 
     class Admin:

@@ -38,8 +38,7 @@ async def _publish(error: Exception) -> tuple[BaseException, int]:
 
 
 async def test_a_record_kafka_refuses_for_its_size_fails_the_step_permanently_after_one_send() -> None:
-    """MessageSizeTooLarge: a permanent failure (code BrokerRefused) after one send, so the step's retries are not
-    spent on it and its escalation runs at once (it was transient, retried until the step's budget ended)."""
+    """A MessageSizeTooLarge send fails the step permanently as BrokerRefused after one send, escalating at once."""
     error, sends = await _publish(MessageSizeTooLargeError())
     assert isinstance(error, PermanentActuationError)
     assert error.code == "BrokerRefused"

@@ -11,8 +11,7 @@ CHAT = "<!channel> <@U123> <https://evil.example|click> [x](https://evil.example
 
 
 def test_the_body_is_json_data_holding_the_alert_text_verbatim():
-    """Title and fields reach the receiver as JSON strings equal to what the alert said: no Slack `text`, `blocks` or
-    `mrkdwn` key, nothing escaped or rendered, so the receiver alone decides how to show it (docs/actuators.md)."""
+    """The notification body is JSON holding the alert's title and fields verbatim, with no Slack formatting keys."""
     p = MessageParams(title=f"login by {CHAT}", severity="high", fields={"user": CHAT, "nested": {"u": CHAT}})
     doc = orjson.loads(body(p, ActuationContext(aws=None, incident="inc-1", key="k")))
     assert set(doc) == {"incident", "key", "title", "severity", "fields"}

@@ -74,9 +74,7 @@ def _by_technique() -> set[str]:
 @pytest.mark.parametrize("pattern", sorted(GUARDDUTY.rows))
 def test_claiming_guardduty_reaches_no_aws_action_a_technique_does_not(pattern: str, spelled: str,
                                                                       by_technique: set[str]) -> None:
-    """Each GuardDuty type (ASFF's spelling or GuardDuty's own, as Security Hub's V2 findings write it), in a record
-    claiming GuardDuty's product, runs only AWS-acting runbooks that the same record without the claim reaches
-    through attacks[]: the claim grants no containment the OCSF lane does not."""
+    """A record claiming GuardDuty's product runs only AWS-acting runbooks its attacks[] reach without the claim."""
     matcher = Matcher(load_runbooks(ROOT / "runbooks", registry))
     claimed = _record()
     claimed["metadata"]["product"] = {"name": "GuardDuty", "uid": GUARDDUTY_PRODUCT}
@@ -89,8 +87,7 @@ def test_claiming_guardduty_reaches_no_aws_action_a_technique_does_not(pattern: 
 
 
 def test_the_categories_only_the_claim_reaches_are_the_documented_ones() -> None:
-    """host_compromise and discovery (no technique maps to them) and anomalous_credential_use (a downgrade: page,
-    never contain) are what the claim adds; docs/events.md names exactly these."""
+    """The claim adds only host_compromise, discovery and anomalous_credential_use, as docs/events.md names."""
     only_claimed = GUARDDUTY.categories() - TECHNIQUES.categories()
     assert only_claimed == {ThreatCategory.HOST_COMPROMISE, ThreatCategory.DISCOVERY,
                             ThreatCategory.ANOMALOUS_CREDENTIAL_USE}
@@ -102,8 +99,7 @@ def test_the_categories_only_the_claim_reaches_are_the_documented_ones() -> None
 @pytest.mark.parametrize("control", sorted(SECURITYHUB.rows))
 def test_claiming_a_security_hub_control_reaches_no_aws_action_a_technique_does_not(control: str, product: str,
                                                                                    by_technique: set[str]) -> None:
-    """Each Security Hub control id (`compliance.control`) in a record claiming Security Hub's product is classified
-    by its row, runs only AWS-acting runbooks a technique in attacks[] already reaches, and adds no category."""
+    """A record claiming Security Hub's product runs, for a control id, only AWS actions a technique reaches."""
     matcher = Matcher(load_runbooks(ROOT / "runbooks", registry))
     claimed = _record()
     claimed["metadata"]["product"] = {"name": "Security Hub",
@@ -117,8 +113,7 @@ def test_claiming_a_security_hub_control_reaches_no_aws_action_a_technique_does_
 
 
 def test_a_v2_event_gets_the_same_classification_as_its_bare_finding() -> None:
-    """Under the `Findings Imported V2` envelope the finding is classified exactly as bare: the envelope (also just
-    bytes on the topic) adds no trust and takes none away."""
+    """A finding under the `Findings Imported V2` envelope is classified exactly as the bare finding."""
     doc = orjson.loads(V2_FIXTURE.read_bytes())
     [relayed], [bare] = decode_doc(doc), decode_doc(copy.deepcopy(doc["detail"]["findings"][0]))
     assert relayed.threat == bare.threat

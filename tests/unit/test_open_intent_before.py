@@ -53,8 +53,7 @@ async def test_a_step_cut_short_after_a_partial_change_records_the_state_from_be
 @pytest.mark.parametrize("restart", [False, True])
 async def test_an_open_intent_parked_again_records_the_state_a_human_left_not_the_one_from_before_the_crash(
         tmp_path, monkeypatch, restart):
-    """Re-parked after the crash (kill switch) and changed by hand before the release: the prior is what the human
-    left, so undo does not restore the state from before the crash over their change."""
+    """An open intent parked again records as prior the state a human left, not the one before the crash."""
     kit, target = await _crashed_half_way(tmp_path, monkeypatch)
     kit.policy = GuardPolicy(kill_switch=True)
     kit.start()

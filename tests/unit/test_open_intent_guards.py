@@ -32,8 +32,7 @@ async def test_an_open_intent_is_resolved_without_a_human_when_no_guard_stops_it
 
 
 async def test_the_kill_switch_turned_on_after_the_crash_parks_an_open_intent_not_applied(tmp_path):
-    """The kill switch turned on before the restart: the open intent, which verify() shows not applied, is parked for
-    a human naming the switch; nothing acts until a human approves that request, then it acts once."""
+    """A kill switch turned on before the restart parks an open, unapplied intent for a human, who approves it once."""
     kit = await _crashed_inside_the_step(tmp_path, applied=False)
     kit.policy = GuardPolicy(kill_switch=True)
     kit.start()
@@ -48,8 +47,7 @@ async def test_the_kill_switch_turned_on_after_the_crash_parks_an_open_intent_no
 
 
 async def test_the_kill_switch_records_an_open_intent_that_had_applied(tmp_path):
-    """Killed after the call took effect: under the kill switch the step is recorded as recovered (verify() shows it
-    applied), nobody is asked, and nothing is applied again."""
+    """Under the kill switch, an open intent that had applied is recorded as recovered, asking nobody."""
     kit = await _crashed_inside_the_step(tmp_path, applied=True)
     kit.policy = GuardPolicy(kill_switch=True)
     kit.start()

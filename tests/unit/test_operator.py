@@ -34,8 +34,7 @@ async def test_a_request_is_recorded_with_its_operator_and_run_once():
 
 
 async def test_unsigned_and_expired_requests_are_refused_and_recorded():
-    """A bad signature is recorded as operator.rejected; an expired request is refused (operator.refused), running
-    nothing."""
+    """A badly signed request is recorded as operator.rejected and an expired one as operator.refused; nothing runs."""
     op = operator_with_all()
     value, key_id, _ = operator_request()
     assert await op.handle(value, key_id, "00" * 32) is None
@@ -48,8 +47,7 @@ async def test_unsigned_and_expired_requests_are_refused_and_recorded():
 
 
 async def test_model_args_outside_the_params_schema_are_refused_and_recorded():
-    """A rollback whose args break the schema (a registry that is no URL string) completes not ok, recorded with
-    the reason, instead of reaching the registry first and escaping `handle` with no reply."""
+    """A rollback whose args break the params schema completes not ok with the reason, before calling the registry."""
     op = operator_with_all()
     for registry in (5, ["s3://x"]):
         value, key_id, sig = operator_request(action="models.rollback", incident=None,
@@ -62,8 +60,7 @@ async def test_model_args_outside_the_params_schema_are_refused_and_recorded():
 
 
 def test_a_reply_record_that_is_not_a_reply_is_skipped_while_waiting():
-    """A record keyed by the request id that is no reply (or names another id) does not end the wait with a traceback;
-    the service's reply after it is the answer."""
+    """A record keyed by the request id that is not its reply is skipped while waiting; the later reply answers."""
     value, _, _ = operator_request()
     request = OperatorRequest.model_validate_json(value)
     rid = request.id
@@ -75,8 +72,7 @@ def test_a_reply_record_that_is_not_a_reply_is_skipped_while_waiting():
 
 
 async def test_an_undo_for_an_incident_not_on_the_timeline_is_refused_not_answered_ok():
-    """An undo naming an incident this service's timeline does not hold (a prefix, a typo, another replica's) is
-    refused, as offline `undo` refuses it, instead of answered ok with 'nothing to undo'."""
+    """An undo for an incident not on this service's timeline is refused, not answered ok with 'nothing to undo'."""
     op = operator_with_all()
     op.recorder.append("incident.opened", {"runbook": "rb"}, "inc-full-id")
     await op.recorder.flush()
@@ -89,8 +85,7 @@ async def test_an_undo_for_an_incident_not_on_the_timeline_is_refused_not_answer
 
 
 def test_undo_outcomes_are_printed_as_text_not_markup(capsys):
-    """An outcome's target or reason (from an alert, or from whoever writes the replies topic) is printed as it is:
-    rich markup in it neither fails the command nor styles or links the line."""
+    """An undo outcome's target or reason is printed as plain text; rich markup in it neither fails nor styles it."""
     from responder.cli.undo import _report
 
     _report([{"step": "s", "actuator": "a", "target": "[/red]AKIA1", "status": "skipped",
@@ -101,8 +96,7 @@ def test_undo_outcomes_are_printed_as_text_not_markup(capsys):
 
 
 async def test_a_rollback_cut_short_after_its_switch_is_not_rolled_back_again_when_redelivered(tmp_path, monkeypatch):
-    """A rollback pinned to the version served when it first ran keeps that start on its rerun after a crash, so the
-    redelivered request does not pin the version it rolled back to and walk back a second time."""
+    """A rollback rerun after a crash keeps the version first pinned, so a redelivery does not roll back twice."""
     keys = make_keys(tmp_path / "keys")
     store = LocalStore(tmp_path / "registry")
     for v in ("v1", "v2", "v3"):
@@ -144,8 +138,7 @@ async def test_a_long_forged_key_id_is_cut_in_the_rejection_record():
 
 
 async def test_an_undo_sent_again_for_an_incident_not_on_the_timeline_is_refused_again():
-    """A second undo request (a new id) naming the same unknown incident is refused too: the first request's own
-    operator entries, recorded under that incident, do not make it an incident of this timeline."""
+    """A second undo for the same unknown incident is refused too; the first one's own entries do not make it known."""
     op = operator_with_all()
     op.recorder.append("incident.opened", {"runbook": "rb"}, "inc-full-id")
     await op.recorder.flush()

@@ -24,8 +24,7 @@ def _record(op: Operator, reply: OperatorReply, request: bytes) -> tuple[bytes, 
 
 
 async def test_a_signed_reply_verifies_and_forged_or_replayed_ones_are_refused():
-    """The CLI accepts the replica-signed reply naming its request; unsigned, tampered, wrongly keyed, replayed (another
-    request's genuine reply) and other-action replies are refused, each with why, and do not end the wait."""
+    """The CLI accepts the signed reply to its request and refuses unsigned, tampered, wrong-key or replayed ones."""
     op = await channel_operator(signer=Signer.from_text(PRIVATE))
     value, key_id, sig = operator_request()
     request = OperatorRequest.model_validate_json(value)
@@ -61,8 +60,7 @@ async def test_a_service_without_a_timeline_key_sends_unsigned_replies():
 
 
 def test_via_kafka_without_a_public_key_is_refused_before_sending():
-    """`--via kafka` with no RESPONDER_TIMELINE_VERIFY_KEY (and unverified replies not allowed) is a config error
-    raised before any request is sent; a verify key that is not one is a config error too."""
+    """`--via kafka` without a valid RESPONDER_TIMELINE_VERIFY_KEY is a config error before any request is sent."""
     from responder.cli.operator import ask
 
     base = {"kafka_bootstrap": "127.0.0.1:9", "approval_keys": {"ops": "s"}, "approval_key_id": "ops"}
@@ -73,9 +71,7 @@ def test_via_kafka_without_a_public_key_is_refused_before_sending():
 
 
 async def test_a_request_from_a_key_not_granted_its_command_is_refused_and_recorded():
-    """A key may send only what `operator_permissions` grants it: undo without undo.force cannot force, a key not
-    named can send nothing, and with no permissions at all every request is refused; each refusal is recorded and
-    answered, and nothing runs."""
+    """A key may send only what `operator_permissions` grants it; other requests are refused and recorded."""
     op = await channel_operator({"ops": ["undo"]})
     forced, key_id, sig = operator_request(args={"force": True, "allow_destructive": True})
     reply = await op.handle(forced, key_id, sig)
@@ -100,8 +96,7 @@ async def test_a_request_from_a_key_not_granted_its_command_is_refused_and_recor
 
 
 def test_an_unknown_command_in_operator_permissions_is_one_line_naming_the_setting():
-    """`operator_permissions` naming a command that does not exist fails to load: one line naming the setting and
-    the valid commands."""
+    """`operator_permissions` naming an unknown command fails to load with one line naming the valid commands."""
     with pytest.raises(SettingsInvalid) as err:
         Settings(operator_permissions={"ops": ["undo", "undo.everything"]})
     [line] = err.value.problems
@@ -111,8 +106,7 @@ def test_an_unknown_command_in_operator_permissions_is_one_line_naming_the_setti
 
 
 def test_an_unverified_reply_is_accepted_only_when_allowed_and_then_flagged(monkeypatch, capsys):
-    """With operator_unverified_replies on and no public key, the reply is accepted (no checker is passed) and the
-    command says loudly on stderr that it is UNVERIFIED."""
+    """With operator_unverified_replies on and no public key, the reply is accepted and flagged UNVERIFIED on stderr."""
     import responder.ingest.operator as channel
     from responder.cli.operator import ask
     from responder.models.operator import ReplyWait
@@ -132,8 +126,7 @@ def test_an_unverified_reply_is_accepted_only_when_allowed_and_then_flagged(monk
 
 
 def test_a_flood_of_forged_replies_is_counted_and_only_the_first_reasons_are_kept():
-    """Whoever floods the replies topic with forged replies to a request grows a count, not the CLI's memory, nor the
-    warnings on the operator's terminal."""
+    """A flood of forged replies grows a count; only the first reasons are kept in memory and shown as warnings."""
     from structlog.testing import capture_logs
 
     from responder.ingest.operator import REFUSALS_KEPT
@@ -150,9 +143,7 @@ def test_a_flood_of_forged_replies_is_counted_and_only_the_first_reasons_are_kep
 
 @pytest.mark.parametrize("kind", ["approval.rejected", "operator.refused", "operator.completed", "operator.requested"])
 async def test_a_refusal_naming_an_incident_does_not_make_it_held_here(kind):
-    """An incident on this timeline only through a refused decision (anyone may write one) or an operator request's
-    record (a refused undo, an unreachable fleet store) is not held here: an undo of it is refused, not answered
-    ok with "nothing to undo" while another replica holds its steps."""
+    """An incident known here only from a refused decision or operator record is not held, so its undo is refused."""
     op = await channel_operator()
     op.recorder.append(kind, {"reason": "refused"}, "inc-elsewhere")
     await op.recorder.flush()
@@ -160,8 +151,7 @@ async def test_a_refusal_naming_an_incident_does_not_make_it_held_here(kind):
 
 
 async def test_an_undo_refused_for_its_permissions_then_granted_is_still_refused_on_a_replica_without_it():
-    """An undo refused because its key lacked the permission, sent again once granted to a replica that does not hold
-    the incident, is refused there (not on its timeline), not answered ok with nothing undone."""
+    """An undo refused for permissions, then granted, is refused on a replica that does not hold the incident."""
     op = await channel_operator({"ops": []})
     value, key_id, sig = operator_request(incident="inc-elsewhere")
     refused = await op.handle(value, key_id, sig)
@@ -180,10 +170,7 @@ async def _undo_elsewhere(op: Operator) -> tuple[bool, bool]:
 
 @pytest.mark.parametrize("first_key", ["viewer", "ops"])
 async def test_a_request_claiming_another_requests_id_does_not_answer_it(first_key):
-    """Whoever holds an approval key and reads the requests topic sends a different request under the id of one it saw:
-    the genuine request is not answered with that one's reply (a refusal, or another undo's "ok"), and a reply the
-    replica signed for the other request does not verify for the genuine one; the genuine one is refused as reusing
-    an id, recorded, and that refusal verifies for it."""
+    """A different request reusing another's id is refused as reusing an id, and neither gets the other's reply."""
     op = await channel_operator({"ops": ["undo", "undo.force"]}, signer=Signer.from_text(PRIVATE))
     genuine_value, key_id, sig = operator_request(args={"force": True})
     genuine = OperatorRequest.model_validate_json(genuine_value)
@@ -204,8 +191,7 @@ async def test_a_request_claiming_another_requests_id_does_not_answer_it(first_k
 
 
 async def test_a_restarted_service_still_tells_a_redelivered_request_from_one_claiming_its_id():
-    """After a restart (replies recovered from the timeline) a redelivered request is answered with its reply, and a
-    different request under its id is refused."""
+    """After a restart, a redelivered request gets its recovered reply and another request under its id is refused."""
     op = await channel_operator()
     value, key_id, sig = operator_request()
     first = await op.handle(value, key_id, sig)
@@ -220,8 +206,7 @@ async def test_a_restarted_service_still_tells_a_redelivered_request_from_one_cl
 
 
 def test_operator_permissions_naming_a_key_that_is_no_approval_key_stop_the_start():
-    """A grant for a key id not in RESPONDER_APPROVAL_KEYS (a typo: no request of it could verify) is a config error
-    naming both settings, not a silent "grants it nothing" for the key that was meant."""
+    """A grant for a key id not in RESPONDER_APPROVAL_KEYS is a config error naming both settings."""
     from responder.service.wiring import operator_permissions
 
     keys = {"approval_keys": {"oncall-lead": "s"}}

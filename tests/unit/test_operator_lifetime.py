@@ -34,9 +34,7 @@ def _ran(op: Operator) -> list[str]:
 
 @pytest.mark.parametrize(("key", "lasts"), [("ops", 1.5 * CAP), ("viewer", 10 * YEAR)])
 async def test_a_request_valid_for_longer_than_the_cap_is_refused_and_held_no_longer_than_the_cap(key, lasts):
-    """A request signed to last longer than the cap (granted or not) is refused for it, its id is forgotten once the
-    cap has passed since it was issued (here and at a restart), and sent again then, once granted, it is still refused
-    for its lifetime, never run; before, with no approver keys it ran, and a refused id was held until its expiry."""
+    """A request valid for longer than the cap is refused, never run, its id held no longer than the cap."""
     clock = WallClock()
     op = await memory_operator(clock)
     request = _signed(clock, key, lasts=lasts)
@@ -61,8 +59,7 @@ async def test_a_request_valid_for_longer_than_the_cap_is_refused_and_held_no_lo
 
 
 async def test_a_post_dated_request_is_refused_without_being_remembered_and_runs_once_valid():
-    """A request issued more than 5 minutes ahead of the service's clock is refused as not yet valid and not
-    remembered (checked again when sent again), so sent again once valid it runs, once; before, it ran at once."""
+    """A request issued over 5 minutes ahead is refused as not yet valid, unremembered, and runs once when valid."""
     clock = WallClock()
     op = await memory_operator(clock)
     request = _signed(clock, "ops", issued=CAP)

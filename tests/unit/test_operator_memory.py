@@ -54,8 +54,7 @@ def _held(op: Operator) -> int:
 
 
 async def test_requests_over_simulated_days_keep_the_operators_memory_flat():
-    """2,000 requests (run, and refused for their key) spread over 10 simulated days: the ids held never exceed one
-    request lifetime's worth plus the margin, where they grew with every request before."""
+    """Requests over simulated days keep the operator's held ids within one request lifetime plus the margin."""
     clock = WallClock()
     op = await memory_operator(clock)
     peak = 0
@@ -70,16 +69,14 @@ async def test_requests_over_simulated_days_keep_the_operators_memory_flat():
 
 
 async def test_a_request_sent_again_after_it_was_forgotten_is_refused_as_expired_not_run():
-    """A completed request whose id was forgotten (past its expiry and the margin) is refused as expired when sent
-    again, never run a second time."""
+    """A completed request sent again after its id was forgotten is refused as expired, never run again."""
     clock = WallClock()
     op, first = await _run_then_forget(clock)
     await _refused_as_expired(op, first)
 
 
 async def test_a_restart_remembers_only_requests_not_yet_expired():
-    """A restart reading the timeline keeps the ids of requests still valid (a redelivery is answered, not run) and not
-    those long expired."""
+    """A restart reading the timeline remembers only the ids of requests not yet expired."""
     clock = WallClock()
     op = await memory_operator(clock)
     old = _request(clock)
@@ -94,8 +91,7 @@ async def test_a_restart_remembers_only_requests_not_yet_expired():
 
 
 async def test_a_forgotten_request_is_not_run_again_when_the_wall_clock_steps_back_past_the_margin():
-    """A completed request forgotten past its expiry stays refused as expired when the wall clock is then stepped back
-    further than the margin (NTP, a resumed VM): the expiry is judged on the latest time the operator has seen."""
+    """A forgotten request stays refused as expired when the wall clock steps back past the margin."""
     clock = WallClock()
     op, first = await _run_then_forget(clock)
     clock.now -= TTL + FORGET_MARGIN_S + 30  # before the first request's expiry again

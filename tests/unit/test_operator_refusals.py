@@ -24,8 +24,7 @@ def _refused(op: Operator) -> list[dict[str, object]]:
 
 
 async def test_a_flood_of_requests_a_key_is_not_granted_costs_bounded_entries_and_fsyncs():
-    """50 distinct requests signed by a valid key not granted their command: each answered not ok and counted, 10
-    recorded in full (one fsync each at most), the rest in one summary at close; nothing runs."""
+    """A flood of requests from a key not granted their command records 10 in full and the rest in one summary."""
     op = await channel_operator({"ops": ["undo"]})
     counted: list[str] = []
     op.refusals.counted = counted.append
@@ -49,8 +48,7 @@ async def test_a_flood_of_requests_a_key_is_not_granted_costs_bounded_entries_an
 
 
 async def test_a_flood_claiming_an_answered_id_is_bounded_and_another_keys_refusal_is_still_recorded():
-    """Requests claiming the id of one answered (`already answered another request`) are bounded per key: a flood by
-    one key does not crowd out another key's refusal, which is recorded in full."""
+    """A flood claiming an answered request's id is bounded per key, and another key's refusal is still recorded."""
     op = await channel_operator({"ops": ["undo"], "viewer": ["undo"]})
     value, key_id, sig = signed_by("ops")
     assert (await op.handle(value, key_id, sig)) is not None
@@ -67,8 +65,7 @@ async def test_a_flood_claiming_an_answered_id_is_bounded_and_another_keys_refus
 
 
 async def test_a_request_refused_for_its_permissions_is_not_run_when_sent_again_after_a_grant():
-    """A request refused because its key was not granted its command is answered by that refusal: the same request
-    sent again (a redelivery, or anyone copying it from the topic) once the key is granted is refused, never run."""
+    """A request refused for its key's permissions is refused again, never run, when sent again after a grant."""
     op = await channel_operator({"ops": []})
     value, key_id, sig = signed_by("ops")
     first = await op.handle(value, key_id, sig)
@@ -80,8 +77,7 @@ async def test_a_request_refused_for_its_permissions_is_not_run_when_sent_again_
 
 
 async def test_a_request_refused_for_its_permissions_is_not_run_after_a_restart_with_the_grant():
-    """After a restart whose settings grant the key (the refusal recovered from its `operator.refused` entry), the
-    refused request sent again is answered with its refusal, not run; a request never seen before runs."""
+    """After a restart granting the key, a request refused for permissions is answered with its refusal, not run."""
     op = await channel_operator({"ops": []})
     value, key_id, sig = signed_by("ops")
     first = await op.handle(value, key_id, sig)

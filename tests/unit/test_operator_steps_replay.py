@@ -13,8 +13,7 @@ KEY = "operator-" + "a" * 32
 
 
 async def test_an_operator_model_step_read_back_at_a_restart_is_not_held_for_ever():
-    """A `models.* --via kafka` step's intent and result (no incident) replayed from the timeline leave no step result
-    or step in flight in the engine, where eviction (by incident) never dropped them: one per command for ever."""
+    """A replayed `models.* --via kafka` step's intent and result leave no step result or in-flight step held."""
     recorder = Recorder(MemoryStore())
     head = {"step": "operator", "actuator": "model.switch_version", "target": "m", "key": KEY}
     recorder.append(EntryKind.STEP_INTENT, StepIntent.model_validate(head).model_dump(mode="json"), None)

@@ -35,8 +35,7 @@ def _events(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
 
 
 async def test_a_consumer_out_of_its_group_waits_for_kafka_down_and_is_rebuilt_once_it_answers(tmp_path) -> None:
-    """Kafka down: no rebuild, `/readyz` says it is unreachable, asked at most every 15 s; back, the coordinator still
-    lost, the consumer is rebuilt a bound later and the new one settles."""
+    """With Kafka down, a consumer out of its group is not rebuilt and `/readyz` says so; once Kafka is back it is."""
     clock, broker, asked = MovingClock(), FakeBroker(records=0), []
     cluster = _down_until_back(clock, asked)
     built: list[GroupConsumer] = []
@@ -77,8 +76,7 @@ async def test_a_consumer_out_of_its_group_waits_for_kafka_down_and_is_rebuilt_o
 
 async def test_an_operator_loop_held_in_a_commit_while_kafka_is_down_is_rebuilt_only_once_it_answers(
         tmp_path, monkeypatch) -> None:
-    """An operator loop held in a commit by its lost coordinator, Kafka cut off (the probe times out), is not rebuilt
-    by the commit's watch until Kafka answers and a bound passed; then every record is committed."""
+    """An operator loop held in a commit while Kafka is down is rebuilt only once Kafka answers and a bound passed."""
     monkeypatch.setattr(Service, "commit_watch_s", 0.01)
     monkeypatch.setattr(Service, "cluster_probe_s", 0.01, raising=False)  # without the fix: its asserts fail
     clock, broker, asked = MovingClock(), FakeBroker(records=7), []
@@ -102,8 +100,7 @@ async def test_an_operator_loop_held_in_a_commit_while_kafka_is_down_is_rebuilt_
 
 async def test_a_probe_that_fails_unexpectedly_counts_as_no_answer_and_the_commit_watch_goes_on(
         tmp_path, monkeypatch) -> None:
-    """A probe raising what no outage raises (an aiokafka bug) is logged and counts as Kafka unreachable: the commit's
-    watch goes on, and once Kafka answers the loop held in the commit is rebuilt and commits every record."""
+    """A probe raising unexpectedly counts as Kafka unreachable, and the commit watch goes on until Kafka answers."""
     monkeypatch.setattr(Service, "commit_watch_s", 0.01)
     clock, broker = MovingClock(), FakeBroker(records=7)
 
@@ -134,8 +131,7 @@ async def test_a_probe_that_fails_unexpectedly_counts_as_no_answer_and_the_commi
 
 
 async def test_a_flaky_probe_restarts_the_bound_once_an_out_of_group_stretch(tmp_path) -> None:
-    """Probes alternately unanswered and answered (a broker dropping packets) restart the bound once while the
-    consumer is out of its group: at the next answer past it, the consumer is rebuilt, not given a bound again."""
+    """A flaky probe restarts the bound once while the consumer is out of its group; the next answer rebuilds it."""
     clock, broker, answers = MovingClock(), FakeBroker(records=0), itertools.cycle([False, True])
     cluster = FakeCluster(lambda: next(answers))
     built: list[GroupConsumer] = []
@@ -158,8 +154,7 @@ async def test_a_flaky_probe_restarts_the_bound_once_an_out_of_group_stretch(tmp
 
 
 async def test_a_consumer_back_in_its_group_after_kafka_answered_again_says_so(tmp_path) -> None:
-    """Kafka back (`kafka_consumer_cluster_back`), then the consumer in its group again: `kafka_consumer_back_in_group`
-    confirms it, once, and nothing is rebuilt."""
+    """A consumer back in its group after Kafka returns logs `kafka_consumer_back_in_group` once, rebuilding nothing."""
     clock, broker, asked = MovingClock(), FakeBroker(records=0), []
     cluster = _down_until_back(clock, asked)
 

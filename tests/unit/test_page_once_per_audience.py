@@ -33,8 +33,7 @@ def _upgrade(kit: Kit, topic: str, sent: FakePublisher) -> None:
 
 @pytest.mark.parametrize(("topic", "sent"), [("oncall", ["oncall"]), ("security-leads", ["oncall", "security-leads"])])
 async def test_a_new_version_pages_a_new_audience_and_not_the_one_already_paged(tmp_path, topic, sent):
-    """Version 1 pages topic oncall; after an upgrade to version 2 (restart), the incident's next finding pages the
-    topic version 2 names if it is another audience (same step id), and nobody again if it is the same topic."""
+    """After an upgrade, a new version's page step pages a new audience but not the topic already paged."""
     kit, pages = make_kit(tmp_path, {"rb": PAGE % "oncall"}), FakePublisher()
     _paging(kit, pages)
     await kit.send(finding_id=f"{topic}-1")  # its own incident: notify.kafka remembers keys it sent

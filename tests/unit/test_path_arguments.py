@@ -78,8 +78,7 @@ def test_a_file_where_a_directory_is_expected_and_the_reverse_are_named(tmp_path
 
 
 def test_a_named_pipe_is_read_once_not_opened_by_the_check(tmp_path: Path) -> None:
-    """A FIFO given as the event file is read by the command (the readability check does not open it: that took the
-    writer's data and left the command waiting for a writer that had gone, forever)."""
+    """A FIFO given as the event file is read by the command, not opened by the readability check."""
     import os
     import subprocess
     import sys
@@ -106,8 +105,7 @@ def test_a_named_pipe_is_read_once_not_opened_by_the_check(tmp_path: Path) -> No
 
 
 def test_models_list_of_a_local_registry_that_does_not_exist_is_one_line_exit_3(tmp_path: Path) -> None:
-    """`models list --registry DIR` with no DIR names it, exit 3 (an empty table, exit 0, before); an existing registry
-    without the model still lists no versions, exit 0."""
+    """`models list --registry DIR` with no DIR names it and exits 3; a registry lacking the model exits 0."""
     missing = tmp_path / "nope"
     out = CliRunner().invoke(app, ["models", "list", "fraud", "--registry", str(missing)])
     assert out.exit_code == 3, out.output

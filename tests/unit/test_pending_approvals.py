@@ -41,8 +41,7 @@ def test_the_latest_request_of_a_step_counts():
 
 
 def test_a_request_not_signed_by_a_replica_is_refused():
-    """With the replicas' public key, a later request that is unsigned, or signed by another key, is refused and
-    counted (it could show another target for the same digest); the replica's request is the one listed."""
+    """With the replicas' public key, a later unsigned or other-key request is refused and counted."""
     stranger = Signer.from_text(generate_keypair()[0])
     records = [pending_request(), pending_request(target="AKIA-BENIGN", signer=None),
                pending_request(target="AKIA-BENIGN", signer=stranger)]
@@ -63,8 +62,7 @@ def test_an_accepted_decision_for_the_digest_answers_it():
 
 
 def test_decisions_the_engine_would_refuse_do_not_hide_a_request():
-    """Forged, unsigned, signed by a non-approver, signed as someone else, or expired when published: each is
-    listed with why, and the request still waits. A decision for another plan is not this request's at all."""
+    """Forged, unsigned, non-approver, impersonated or expired decisions are listed with why; the request waits."""
     decisions = [_decision(key=("k1", "wrong")), _decision(key=None), _decision(by="bob", key=("k2", "bob-secret")),
                  _decision(by="alice", key=("k2", "bob-secret")), _decision(published=NOW + timedelta(minutes=9)),
                  _decision("c" * 64)]
@@ -83,8 +81,7 @@ def test_a_decision_from_before_the_request_answers_nothing():
 
 
 def test_a_step_parked_again_after_its_decision_is_listed_as_waiting():
-    """The same plan requested again after a decision (a crash cut its release short and a guard parked it again;
-    the engine refuses that decision as used) is listed as waiting: the earlier decision answers nothing."""
+    """A plan requested again after its decision is listed as waiting: the earlier decision answers nothing."""
     again = pending_request()
     again = RawRecord(topic="req", value=again.value, headers=again.headers,
                       timestamp_ms=int((NOW + timedelta(minutes=2)).timestamp() * 1000))
@@ -95,8 +92,7 @@ def test_a_step_parked_again_after_its_decision_is_listed_as_waiting():
 
 
 def test_a_decision_published_before_an_escalation_of_its_request_still_answers_it():
-    """An escalation re-publishes the same parking: a decision published before it (the engine had not read it yet)
-    still answers the request."""
+    """A decision published before an escalation of its request still answers that request."""
     escalated = pending_request(escalated=True, minutes=60)
     escalated = RawRecord(topic="req", value=escalated.value, headers=escalated.headers,
                           timestamp_ms=int((NOW + timedelta(minutes=2)).timestamp() * 1000))
@@ -106,8 +102,7 @@ def test_a_decision_published_before_an_escalation_of_its_request_still_answers_
 
 
 def test_a_parking_after_an_escalation_with_an_earlier_deadline_is_still_a_new_parking():
-    """A step parked again (not escalated) after an escalation of the same plan, with an earlier deadline than the
-    escalation's, is a new parking: a decision published before it answers nothing."""
+    """A step parked again after an escalation, with an earlier deadline, is a new parking earlier decisions miss."""
     def at(record: RawRecord, minutes: int) -> RawRecord:
         return RawRecord(topic="req", value=record.value, headers=record.headers,
                          timestamp_ms=int((NOW + timedelta(minutes=minutes)).timestamp() * 1000))
@@ -120,8 +115,7 @@ def test_a_parking_after_an_escalation_with_an_earlier_deadline_is_still_a_new_p
 
 
 def test_an_answer_that_has_expired_by_now_does_not_hide_the_request():
-    """An accepted decision past its expiry by now is shown with the request, which stays listed: if the engine
-    had not applied it in time, the step still waits and needs a new decision."""
+    """An accepted decision now past its expiry is shown with its request, which stays listed as waiting."""
     [item] = pending(latest_requests([pending_request()], CHECKER), [_decision()], KEYS, NOW + timedelta(minutes=6))
     assert item.answer is not None
     assert item.answer.lapsed
@@ -162,8 +156,7 @@ def test_a_decision_naming_the_requests_id_answers_it_whenever_it_was_published(
 
 
 def test_a_decision_naming_another_request_answers_nothing_and_is_not_listed():
-    """The plan parked again (a new request id): a decision for the earlier parking, published after the new
-    request, neither answers it nor is listed as refused: it answered the earlier parking."""
+    """A decision for an earlier parking, published after the new request, neither answers it nor is listed."""
     requests = [pending_request(request_id=FIRST), _at(pending_request(request_id=SECOND), 1)]
     [item] = pending(latest_requests(requests, CHECKER), [_decision(request_id=FIRST, published=NOW + timedelta(
         minutes=2))], KEYS, NOW + timedelta(minutes=3))
@@ -171,8 +164,7 @@ def test_a_decision_naming_another_request_answers_nothing_and_is_not_listed():
 
 
 def test_a_decision_naming_no_request_for_one_that_has_an_id_is_refused():
-    """A decision with no request id for a request that has one does not hide it: it is listed with the engine's
-    reason (after a bad signature, as the engine checks that first), with approval keys here or without."""
+    """A decision with no request id for a request that has one does not hide it; it is listed with the reason."""
     decisions = [_decision(), _decision(key=("k1", "wrong"))]
     [item] = pending(latest_requests([pending_request(request_id=FIRST)], CHECKER), decisions, KEYS, NOW)
     assert item.answer is None
@@ -183,8 +175,7 @@ def test_a_decision_naming_no_request_for_one_that_has_an_id_is_refused():
 
 
 def test_a_replayed_older_copy_keeps_the_newer_parkings_request_id():
-    """The first parking's request replayed after a second parking of the plan (later deadline) leaves the second
-    listed whole (id, deadline, escalation, reasons); so does a replayed escalation of the first with a later one."""
+    """A replayed older request or escalation of a plan leaves the newer parking listed whole with its id."""
     first = pending_request(request_id=FIRST)
     second = pending_request(request_id=SECOND, minutes=50, escalated=True, reasons=("kill_switch: switched off",))
     read = latest_requests([first, second.model_copy(update={"offset": 1}), first.model_copy(update={"offset": 2})],
@@ -200,8 +191,7 @@ def test_a_replayed_older_copy_keeps_the_newer_parkings_request_id():
 
 
 def test_a_new_parking_with_an_earlier_deadline_than_an_escalation_is_listed_as_it_is():
-    """A new request id after an escalation of the same plan is a new parking, not a replayed copy: its own
-    (earlier) deadline and request id are listed, and a decision for it answers it."""
+    """A new request id after an escalation is a new parking listed with its own deadline and id."""
     requests = [pending_request(request_id=FIRST), pending_request(request_id=FIRST, minutes=60, escalated=True),
                 pending_request(request_id=SECOND, minutes=40)]
     found = latest_requests(requests, CHECKER).latest[("inc-1", "revoke")]
@@ -210,8 +200,7 @@ def test_a_new_parking_with_an_earlier_deadline_than_an_escalation_is_listed_as_
 
 
 def test_without_request_ids_the_publication_times_decide_as_before():
-    """Requests and decisions from before ids existed: a decision published after the plan's last request answers
-    it, one published before answers nothing and is not listed (regression guard for pre-upgrade records)."""
+    """Without request ids, only a decision published after the plan's last request answers it."""
     requests = [_at(pending_request(), 1)]
     assert pending(latest_requests(requests, CHECKER), [_decision(published=NOW + timedelta(minutes=2))], KEYS,
                    NOW + timedelta(minutes=3)) == []
@@ -220,8 +209,7 @@ def test_without_request_ids_the_publication_times_decide_as_before():
 
 
 def test_a_replayed_copy_of_an_earlier_parking_does_not_make_its_plan_the_latest():
-    """After a step's plan was re-planned, a replayed copy of an earlier parking of the first plan leaves the new plan
-    the step's latest request (its place in the order read is kept)."""
+    """A replayed copy of an earlier parking of a re-planned step leaves the new plan as the step's latest request."""
     first, second = pending_request(request_id=FIRST), pending_request(request_id=SECOND)
     third = pending_request("b" * 64, request_id="c" * 32)
     found = latest_requests([first, second, third, first], CHECKER).latest[("inc-1", "revoke")]
@@ -229,7 +217,6 @@ def test_a_replayed_copy_of_an_earlier_parking_does_not_make_its_plan_the_latest
 
 
 def test_a_decision_stamped_out_of_datetime_range_is_judged_by_its_issue_time():
-    """A decision record whose Kafka timestamp a producer set in µs (a year past 9999) is judged as published when
-    issued, not a ValueError that stops `approvals pending`."""
+    """`approvals pending` judges a decision with a µs Kafka timestamp by its issue time, not a ValueError."""
     decision = _decision().model_copy(update={"timestamp_ms": int(NOW.timestamp() * 1000) * 1000})
     assert pending(latest_requests([pending_request()], CHECKER), [decision], KEYS, NOW) == []

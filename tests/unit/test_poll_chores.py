@@ -66,8 +66,7 @@ async def _closed(service: Service, real: Any) -> None:
 
 
 async def test_polls_go_on_while_a_due_eviction_waits_for_the_gate(tmp_path: Path) -> None:
-    """The gate is held exclusively (a decision reading guards) when an eviction is due: the loop polls on, and the
-    eviction runs once the gate is let go."""
+    """The loop polls on while a due eviction waits for the held gate; the eviction runs once the gate is freed."""
     service, polls, real = _service(tmp_path)
     evicted = asyncio.Event()
     service.engine.evict = lambda: (evicted.set(), [])[1]  # type: ignore[method-assign]
@@ -82,8 +81,7 @@ async def test_polls_go_on_while_a_due_eviction_waits_for_the_gate(tmp_path: Pat
 
 
 async def test_polls_go_on_while_the_idle_flush_waits_for_the_changelog(tmp_path: Path) -> None:
-    """An idle poll's flush that waits (the changelog barrier on a down broker) runs beside the loop: it polls on,
-    and starts no second flush while the first one runs."""
+    """An idle flush waiting on the changelog runs beside the loop, which polls on and starts no second flush."""
     service, polls, real = _service(tmp_path)
     go, flushes = asyncio.Event(), []
 
@@ -102,8 +100,7 @@ async def test_polls_go_on_while_the_idle_flush_waits_for_the_changelog(tmp_path
 
 
 async def test_a_chore_that_failed_stops_the_loop(tmp_path: Path) -> None:
-    """An idle flush whose changelog write ran out of its deadline is raised by the loop's next turn: the service
-    stops, as when the loop awaited the flush."""
+    """An idle flush whose changelog write ran out of its deadline is raised at the loop's next turn, stopping it."""
     service, _, real = _service(tmp_path)
 
     async def flush() -> None:
@@ -119,8 +116,7 @@ async def test_a_chore_that_failed_stops_the_loop(tmp_path: Path) -> None:
 
 
 async def test_a_chore_failure_behind_another_error_is_logged(tmp_path: Path) -> None:
-    """The loop fails for another reason (a rebalance) while an eviction that failed waits to be raised: the
-    eviction's failure is logged (`chore_failed`), not dropped with the chore."""
+    """A failed eviction waiting to be raised when the loop fails otherwise is logged as `chore_failed`."""
     service, _, real = _service(tmp_path)
     evicted = asyncio.Event()
 

@@ -17,8 +17,7 @@ def _record(offset: int) -> RawRecord:
 
 
 async def test_a_batch_polled_before_a_rebalance_in_the_kill_switch_read_is_not_handled(tmp_path) -> None:
-    """A rebalance during the per-poll kill-switch read resets the positions: the batch polled before it is not
-    handled, so no offset is committed past the records the revocation dropped from the lane."""
+    """A batch polled before a rebalance in the kill-switch read is not handled; no offset passes dropped records."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
                         fleet_guard_table="guards", kafka_commit_interval_ms=0)
     service = Service(settings, aws=FakeIam(), runbooks=[])

@@ -100,8 +100,7 @@ def _counting_heads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 @pytest.mark.parametrize("signed", [False, True], ids=["batch-path", "prepare-path"])
 def test_a_record_its_key_shows_a_runbook_accepts_builds_no_whole_head(monkeypatch: pytest.MonkeyPatch,
                                                                        signed: bool) -> None:
-    """A record whose keyed fields a candidate reading only them accepts is decoded without building its whole head,
-    on the batch's tight path and through `prepare` (a signed record, as any while tracing: `_ruled_out`)."""
+    """A record whose keyed fields a candidate runbook accepts is decoded without building its whole head."""
     built = _counting_heads(monkeypatch)
     headers = tuple(signed_headers("k", b"s", HIGH)) if signed else ()
     found, failed = _pipeline().prepare_batch([RawRecord(topic="a", offset=0, value=HIGH, headers=headers)])
@@ -111,8 +110,7 @@ def test_a_record_its_key_shows_a_runbook_accepts_builds_no_whole_head(monkeypat
 
 
 def test_a_matching_record_asks_its_head_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The batch path hands `prepare` the heads' answer: a record that matches builds its whole head once, not twice
-    (a runbook reading `event.time`, which the key does not give, leaves the verdict to the whole head)."""
+    """A matching record on the batch path builds its whole head once, not twice."""
     built = _counting_heads(monkeypatch)
     rb = Runbook.model_validate({**RUNBOOK.model_dump(mode="json", by_alias=True, exclude_none=True), "trigger": {
         "source": "guardduty", "type": "*IAMUser/*", "conditions": [

@@ -40,6 +40,7 @@ async def _producer() -> AsyncIterator[LostGroupProducer]:
 
 async def test_a_stop_cut_short_while_its_batches_wait_cancels_the_sender_and_fails_them(
         producer: LostGroupProducer) -> None:
+    """A stop cut short while batches wait cancels the sender and fails them, nothing left seeking the coordinator."""
     sent = await producer._message_accumulator.add_message(  # no leader known: never delivered
         TopicPartition("changelog", 0), b"key", b"value", timeout=1)
     assert not await asyncio.wait_for(stop_producer(producer, 0.2, transactional_id="group.changelog.0"), 3.0)
@@ -53,6 +54,7 @@ async def test_a_stop_cut_short_while_its_batches_wait_cancels_the_sender_and_fa
 
 async def test_a_stop_cut_short_while_the_sender_awaits_its_request_leaves_nothing_running(
         producer: LostGroupProducer) -> None:
+    """A stop cut short while the sender awaits its request leaves no aiokafka task; a later stop is a no-op."""
     assert not await asyncio.wait_for(stop_producer(producer, 0.2), 3.0)
     assert producer._sender.sender_task.done()
     assert _aiokafka_tasks() == []
@@ -62,6 +64,7 @@ async def test_a_stop_cut_short_while_the_sender_awaits_its_request_leaves_nothi
 
 async def test_a_cancel_of_the_caller_during_the_stop_is_raised_not_taken_for_the_deadline(
         producer: LostGroupProducer) -> None:
+    """A cancel of the caller during the stop is raised, not taken for the deadline, and reaches the sender."""
     stopping = asyncio.create_task(stop_producer(producer, 30.0))
     await asyncio.sleep(0.1)
     stopping.cancel()
@@ -72,8 +75,7 @@ async def test_a_cancel_of_the_caller_during_the_stop_is_raised_not_taken_for_th
 
 async def test_a_cancel_request_left_in_the_caller_by_a_task_group_is_not_taken_for_a_cancel(
         producer: LostGroupProducer) -> None:
-    """Python 3.11's TaskGroup leaves a cancel request in its parent (responder/exception_groups.py): the stop's
-    deadline is still told from a cancel of the caller."""
+    """With a cancel request a TaskGroup left in the caller, a stop hitting its deadline returns false, not raising."""
     task = asyncio.current_task()
     assert task is not None
     task.cancel()
@@ -99,6 +101,7 @@ class _FailingStop:
 
 
 async def test_a_stop_that_fails_closes_the_connections_it_left() -> None:
+    """A producer stop that fails closes the connections it left."""
     producer = _FailingStop()
     assert not await stop_producer(producer, 1.0)
     assert producer.closed

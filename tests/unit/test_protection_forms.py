@@ -136,16 +136,14 @@ OURS = Home(account="222222222222", region="us-east-1")
 
 
 def test_a_wildcard_pinned_to_another_account_leaves_ours_when_our_account_is_known() -> None:
-    """With `aws_account_id` set, `arn:aws:iam::111111111111:role/*` (another account's roles, from a shared list)
-    does not protect every role in the account responder acts in; the same pattern for ours does."""
+    """With `aws_account_id` set, a role wildcard pinned to another account does not protect our roles; ours does."""
     role = {"principal_type": "role", "principal_name": "app-worker"}
     assert not step_refused(["arn:aws:iam::111111111111:role/*"], "aws.iam.quarantine_principal", role, home=OURS)
     assert step_refused(["arn:aws:iam::222222222222:role/*"], "aws.iam.quarantine_principal", role, home=OURS)
 
 
 def test_an_account_pinned_pattern_protects_in_every_account_while_ours_is_unknown() -> None:
-    """Without `aws_account_id` the account a name is acted on in is unknown, so an account-pinned pattern protects
-    the name in any account (more protection, never less)."""
+    """Without `aws_account_id`, an account-pinned pattern protects the name in any account."""
     assert step_refused(["arn:aws:iam::111111111111:role/*"], "aws.iam.quarantine_principal",
                         {"principal_type": "role", "principal_name": "app-worker"})
 
@@ -158,8 +156,7 @@ def test_a_finding_claiming_another_account_does_not_unprotect_ours_when_it_is_k
 
 
 def test_a_wildcard_pinned_to_another_region_leaves_our_functions() -> None:
-    """A function pattern pinned to another region and account protects neither a function given by its full ARN
-    here nor one given by name (acted on in our region); pinned to ours, it protects both."""
+    """A function pattern pinned to another region and account protects none of ours; pinned to ours, it does."""
     here = {"function_name": "arn:aws:lambda:us-east-1:222222222222:function:inference-proxy"}
     named = {"function_name": "inference-proxy"}
     for given in (here, named):
@@ -185,8 +182,7 @@ INSTANCE = "i-0123456789abcdef0"
 @pytest.mark.parametrize("arn", [None, f"arn:aws:ec2:us-east-1:222222222222:instance/{INSTANCE}"],
                          ids=["bare-id", "with-arn"])
 def test_an_instance_is_protected_by_its_arn_however_the_finding_names_it(pattern: str, arn: str | None) -> None:
-    """An instance protected by an ARN pattern is refused when the finding names it by its bare id only (GuardDuty,
-    ASFF, a V2 `AWS::EC2::Instance` without `uid_alt`) as when it gives the ARN (before: only with the ARN)."""
+    """An instance protected by an ARN pattern is refused whether the finding names it by bare id or by ARN."""
     event = event_naming(Resource(kind=ResourceKind.INSTANCE, id=INSTANCE, arn=arn), account="222222222222")
     for actuator in ("aws.ec2.isolate_instance", "aws.ec2.snapshot_volumes"):
         assert step_refused([pattern], actuator, {"instance_id": INSTANCE}, event, home=OURS)

@@ -25,8 +25,7 @@ def test_an_endpoint_arn_protects_the_endpoint_a_step_names_by_name(actuator: st
 
 
 def test_an_endpoint_named_by_arn_in_the_finding_is_protected_by_its_name() -> None:
-    """A drift finding giving the endpoint's ARN protects it under a name pattern, and the ARN pattern under its
-    name."""
+    """A drift finding giving an endpoint's ARN matches a name pattern, and an ARN pattern protects it by name."""
     resource = Resource(kind=ResourceKind.ENDPOINT, id=ENDPOINT_ARN)
     assert step_refused(["fraud-scoring"], "aws.sagemaker.isolate_endpoint", ENDPOINT, event_naming(resource))
 
@@ -37,8 +36,7 @@ def test_an_endpoint_named_by_arn_in_the_finding_is_protected_by_its_name() -> N
     ("user/team/ml-training", {"user_name": "ml-training", "access_key_id": KEY}),
 ])
 def test_a_path_form_arn_protects_the_user_a_step_names_by_name(pattern: str, params: dict[str, str]) -> None:
-    """IAM names are unique in an account whatever the path: `user/team/ml-training` is the user `ml-training`, so a
-    step naming it by name only is refused (before: not, unless the finding gave the path)."""
+    """A path-form ARN `user/team/ml-training` protects the user `ml-training`, refusing a step naming it by name."""
     assert step_refused([pattern], "aws.iam.deactivate_access_key", params)
     assert not step_refused([pattern], "aws.iam.deactivate_access_key", {**params, "user_name": "ml-train"})
 
@@ -53,8 +51,7 @@ def test_a_path_form_arn_protects_the_principal_a_quarantine_names(principal_typ
 
 
 def test_a_path_glob_is_not_widened_to_every_name() -> None:
-    """`role/admins/*` names the roles under /admins/ only: a role named by name alone, whose path IAM gives as `/`, is
-    not refused by it (the path is not dropped from a pattern whose name is a glob), while its path form is."""
+    """A path glob `role/admins/*` refuses roles under /admins/ only, not a role named by name alone with path `/`."""
     params = {"principal_type": "role", "principal_name": "app-worker"}
     reader = PrincipalForms(IamPaths({"role/app-worker": "/"}), clock=SettableClock())
     assert not step_refused(["arn:aws:iam::*:role/admins/*"], "aws.iam.revoke_sessions", params, principals=reader)
@@ -65,16 +62,14 @@ def test_a_path_glob_is_not_widened_to_every_name() -> None:
 @pytest.mark.parametrize("pattern", ["arn:aws:lambda:us-east-1:123456789012:function:proxy:live",
                                      "arn:aws:lambda:*:*:function:proxy:*"])
 def test_a_qualified_function_arn_protects_the_function_a_step_throttles(pattern: str) -> None:
-    """A throttle sets the function's concurrency, its aliases' and versions' too: a qualified ARN pattern refuses
-    it, named by name (before: not refused), and not another function."""
+    """A qualified function ARN pattern refuses throttling that function named by name, not another function."""
     assert step_refused([pattern], "aws.lambda.throttle_function", {"function_name": "proxy"})
     assert not step_refused([pattern], "aws.lambda.throttle_function", {"function_name": "proxy2"})
 
 
 @pytest.mark.parametrize("pattern", ["arn:aws:s3:::training-data/*", "arn:aws:s3:::training-data/models/a.bin"])
 def test_an_object_arn_protects_its_bucket(pattern: str) -> None:
-    """Blocking a bucket's public access changes access to its objects: an object ARN pattern refuses it (before:
-    not refused), and not another bucket."""
+    """An object ARN pattern refuses blocking public access on its bucket, and not on another bucket."""
     assert step_refused([pattern], "aws.s3.block_public_access", {"bucket": "training-data"})
     assert not step_refused([pattern], "aws.s3.block_public_access", {"bucket": "training-data-2"})
 
@@ -85,8 +80,7 @@ def test_an_object_arn_protects_its_bucket(pattern: str) -> None:
     ("model.quarantine_version", {"model": "fraud-scoring", "version": "v2"}),
 ])
 def test_an_endpoint_arn_protects_the_model_it_serves(actuator: str, params: dict[str, str]) -> None:
-    """The SageMaker registry serves a model from the endpoint named after it: an endpoint ARN pattern refuses a
-    model step on that model (before: not refused), and not on another model."""
+    """An endpoint ARN pattern refuses a model step on the SageMaker model it serves, and not on another model."""
     assert step_refused([ENDPOINT_ARN], actuator, params)
     assert not step_refused([ENDPOINT_ARN], actuator, {**params, "model": "churn-model"})
 
@@ -96,7 +90,6 @@ def test_an_endpoint_arn_protects_the_model_it_serves(actuator: str, params: dic
                                      "arn:aws:sts::*:assumed-role/Break*/*"])
 @pytest.mark.parametrize("actuator", ["aws.iam.revoke_sessions", "aws.iam.quarantine_principal"])
 def test_an_assumed_role_session_arn_protects_its_role(pattern: str, actuator: str) -> None:
-    """A CloudTrail session ARN (`arn:aws:sts::…:assumed-role/ROLE/SESSION`) protects ROLE: revoking or quarantining
-    the role acts on every session of it (before: not refused), and not another role."""
+    """A CloudTrail `assumed-role/ROLE/SESSION` ARN protects ROLE from revoke or quarantine, and not another role."""
     assert step_refused([pattern], actuator, {"principal_type": "role", "principal_name": "BreakGlass"})
     assert not step_refused([pattern], actuator, {"principal_type": "role", "principal_name": "app-worker"})

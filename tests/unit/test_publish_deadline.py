@@ -50,8 +50,7 @@ async def _lapse(kit: Kit) -> None:
 
 
 async def test_a_request_kafka_did_not_take_leaves_the_step_parked_and_its_timeout_reaches_a_human(tmp_path) -> None:
-    """The request is not sent (logged `approval_request_unsent`), the event is handled, the step stays parked; at
-    its deadline it is asked again (`on_timeout: escalate`), not sent either, and the next lapse pages on-call."""
+    """An approval request Kafka did not take leaves the step parked, and its timeout lapse still pages on-call."""
     kit = make_kit(tmp_path, {"rb": TIMED % "escalate"})
     publisher_down(kit)
     with capture_logs() as logs:
@@ -65,8 +64,7 @@ async def test_a_request_kafka_did_not_take_leaves_the_step_parked_and_its_timeo
 
 
 async def test_a_request_kafka_did_not_take_is_published_once_kafka_is_back_before_its_timeout(tmp_path) -> None:
-    """Kafka down as the step parks: its request is published by the next attempt once Kafka is back (30 s after the
-    failed one), before the step's timeout, and once only; an attempt that fails again waits 30 s more."""
+    """An approval request Kafka did not take is published once, by the next attempt after Kafka is back."""
     kit = make_kit(tmp_path, {"rb": TIMED.replace("timeout: 60,", "timeout: 600,") % "deny"})
     publisher_down(kit)
     await kit.send()
@@ -87,8 +85,7 @@ async def test_a_request_kafka_did_not_take_is_published_once_kafka_is_back_befo
 
 
 async def test_a_second_step_parked_while_kafka_is_down_does_not_wait_for_the_publisher_again(tmp_path) -> None:
-    """A request Kafka did not take: another step parked within 30 s is not tried (no second wait of the publisher's
-    deadline in the chunk), and both requests are published by the next attempt once Kafka is back."""
+    """A second step parked within 30 s of an unsent request is not tried; both are published once Kafka is back."""
     kit = make_kit(tmp_path, {"rb": TIMED.replace("timeout: 60,", "timeout: 600,") % "deny"})
     tried = publisher_down(kit)
     await kit.send()
@@ -175,9 +172,7 @@ async def test_the_approvals_loop_asks_again_without_the_gate(tmp_path) -> None:
 
 
 async def test_a_round_of_requests_hung_on_a_down_broker_does_not_hold_the_decisions_up(tmp_path) -> None:
-    """A round of `ask_again` that waits for the publisher's deadline runs beside the approvals loop: the loop turns
-    on (decisions and timeouts applied), no second round starts beside it, and it is cancelled when the loop ends
-    (the loop awaited it: 20 s of every 30 s without decisions on a down broker)."""
+    """A round of `ask_again` hung on a down broker runs beside the approvals loop, which still applies decisions."""
     rounds: list[asyncio.Event] = []
     cancelled: list[bool] = []
 

@@ -21,8 +21,7 @@ def _keys(n: int) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("restart", [False, True])
 async def test_a_weekly_quota_counts_runs_older_than_two_days(tmp_path, restart):
-    """max 2 per 7d: runs on day 0 and day 3 fill it, so a third run on day 4 asks a human; also when the windows
-    were rebuilt from the timeline at a restart in between."""
+    """A max 2 per 7d quota filled on days 0 and 3 asks a human for a run on day 4, also after a restart rebuild."""
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="guards: {quotas: [{actuator: test.*, max: 2, window: 7d}]}")})
     (k0, u0), (k1, u1), (k2, u2) = _keys(3)
     await kit.send(key=k0, user=u0)
@@ -72,8 +71,7 @@ def test_counting_drops_no_run_whatever_the_order_runs_were_recorded_in():
 
 
 def test_windows_keep_runs_only_as_long_as_a_configured_quota_looks_back():
-    """Memory stays bounded: runs outlive the longest quota that can count them (and 2 days) by nothing, uncounted
-    ones are kept 2 days, and eviction drops the windows no quota counts any more."""
+    """Windows keep runs only as long as the longest quota looks back, at least 2 days; eviction drops unused ones."""
     windows = QuotaWindows()
     windows.configure([Quota(actuator="a.*", max=5, window=2 * DAY)], {"rb": [Quota(actuator="a.b", max=1,
                                                                                      window=7 * DAY)]})
@@ -98,8 +96,7 @@ def test_runs_recorded_before_the_quotas_are_known_are_kept_until_they_are():
 
 
 def test_a_quota_lengthened_after_a_restore_from_slices_counts_the_last_two_days():
-    """A fleet replica restores its windows from changelog slices only: a quota raised from an hour to a day by a
-    redeploy still counts a run 3 hours old, kept as every run is, 2 days."""
+    """A restored fleet replica's quota lengthened from an hour to a day still counts a run 3 hours old."""
     old = QuotaWindows()
     old.configure([], {"rb": [Quota(actuator="a.*", max=1, window=3600)]})
     old.record("rb", "a.b", 0.0)

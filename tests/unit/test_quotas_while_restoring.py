@@ -86,8 +86,7 @@ async def test_a_step_parked_for_other_reasons_too_waits_for_a_human(tmp_path):
 
 
 async def test_a_step_whose_runbook_is_gone_is_not_offered_for_a_take_up(tmp_path):
-    """A step the take-up would refuse (its runbook no longer loaded at that version) is not listed, so the service
-    does not take the gate for it at every pass; it waits for its timeout."""
+    """A step whose runbook version is no longer loaded is not offered for a take-up and waits for its timeout."""
     kit = await parked_uncounted(tmp_path)
     assert len(kit.engine.decisions.uncounted()) == 1
     kit.engine.runbooks.clear()
@@ -108,8 +107,7 @@ async def test_a_crash_after_the_withdrawal_resumes_the_step_once(tmp_path):
 
 
 async def test_a_step_taken_up_again_is_released_while_it_runs(tmp_path):
-    """While the withdrawn step runs it is granted, not parked (so a crash or a fleet slice cut then keeps it), and a
-    step decided meanwhile is not taken up."""
+    """A withdrawn step taken up again is granted, not parked, while it runs; a step decided meanwhile is left."""
     kit = await parked_uncounted(tmp_path)
     kit.engine.guards.uncounted = lambda: None
     [parked] = kit.engine.decisions.uncounted()
@@ -130,8 +128,7 @@ async def test_a_step_taken_up_again_is_released_while_it_runs(tmp_path):
 
 
 async def test_an_escalation_step_is_not_held_for_a_count_that_may_be_short(tmp_path):
-    """An `on_failure` step tells a human that containment failed: it runs while windows are missing (a full quota
-    still holds it)."""
+    """An `on_failure` escalation step runs while quota windows are missing; only a full quota holds it."""
     quota = "guards: {quotas: [{actuator: test.*, max: 5, window: 1h}]}\n"
     kit = make_kit(tmp_path, {"rb": quota + DEACTIVATE_STEPS + ESCALATE})
     kit.engine.guards.uncounted = lambda: UNRESTORED
@@ -166,8 +163,7 @@ async def test_a_full_quota_says_it_is_full_not_uncounted(tmp_path):
 
 
 async def test_a_global_quota_counted_fleet_wide_needs_no_local_windows(tmp_path):
-    """A global quota the DynamoDB guard counts for the fleet does not trip for missing local windows; a local one
-    (no fleet guard) does."""
+    """A global quota counted fleet-wide by the DynamoDB guard does not trip for missing local windows."""
     policy = GuardPolicy(quotas=[Quota(actuator="test.*", max=5, window=3600)])
     kit = make_kit(tmp_path, {"rb": ECHO.format(guards="")}, policy=policy)
     kit.engine.guards.uncounted, kit.engine.guards.global_shared = (lambda: UNRESTORED), True
@@ -181,8 +177,7 @@ async def test_a_global_quota_counted_fleet_wide_needs_no_local_windows(tmp_path
 
 
 async def test_a_fleet_replica_counts_windows_missing_for_every_given_partition_not_in(tmp_path):
-    """A fleet service's guards name the partitions given and not restored (whatever stopped them); none once all
-    are in; the global quotas are shared only with a fleet guard table; a single replica counts no missing windows."""
+    """A fleet replica's guards count missing windows for each given partition not restored, none once all are in."""
     svc = fleet_service(tmp_path)
     assert svc.fleet is not None
     assert svc.engine.guards.uncounted == svc._uncounted
@@ -206,8 +201,7 @@ async def test_a_fleet_replica_counts_windows_missing_for_every_given_partition_
 
 
 async def test_a_fleet_replica_takes_the_steps_up_again_only_once_every_partition_is_in(tmp_path):
-    """`_recheck` leaves the parked steps while a given partition is not in, takes them up one at a time once all
-    are, and stops as soon as a rebalance makes the count incomplete again."""
+    """`_recheck` takes parked steps up one at a time once every partition is in, stopping if a rebalance comes."""
     svc = fleet_service(tmp_path)
     assert svc.fleet is not None
     fleet, calls = svc.fleet, []
@@ -230,8 +224,7 @@ async def test_a_fleet_replica_takes_the_steps_up_again_only_once_every_partitio
 
 
 async def test_a_partition_revoked_before_it_was_restored_counts_as_missing_until_the_hand_over(tmp_path):
-    """The chunks a revocation waits for still count quotas short of a partition revoked while it was being restored
-    (no longer given, never counted), until the hand-over has forgotten the state; one that was restored does not."""
+    """A partition revoked before it was restored counts as missing for quotas until the hand-over forgets it."""
     partitions = [TopicPartition("a", 0), TopicPartition("a", 1)]
     service, _ = slow_service(tmp_path, frozenset({1}))
     assert service.fleet is not None
@@ -281,8 +274,7 @@ async def test_the_lanes_run_between_two_steps_taken_up(tmp_path):
 
 
 async def test_a_bug_in_one_recheck_leaves_the_others_and_a_restart_takes_it_up(tmp_path):
-    """A re-checked step whose run raises (a bug) is logged and left alone in this process, the other one still runs,
-    and the service's sweep does not stop; the step stays released, so a restart runs it once."""
+    """A re-checked step whose run raises is left alone, the others still run, and a restart runs it once."""
     kit = await parked_uncounted(tmp_path)
     await kit.send(key="AKIAABCDEFGHIJKLMNO1", user="user-1")
     [broken, fine] = sorted(kit.engine.decisions.uncounted(), key=lambda p: p.target != "ml-training")

@@ -118,8 +118,7 @@ class _Waits(JoinedConsumer):
 
 async def test_a_rebuilt_operator_consumer_that_never_finds_its_coordinator_is_named_by_readyz(tmp_path,
                                                                                            monkeypatch) -> None:
-    """A rebuilt consumer still without its coordinator 50 polls on (within its bound, an hour here): `/readyz` 503
-    names it; once caught up, ready."""
+    """`/readyz` is 503 naming a rebuilt operator consumer that has not found its coordinator, then ready."""
     monkeypatch.setattr(Service, "start_timeout", lambda self: 3600.0)  # not rebuilt again (test_stuck_consumer.py)
     clock, broker = MovingClock(), FakeBroker(records=0)
     built: list[JoinedConsumer] = []

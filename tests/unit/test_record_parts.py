@@ -32,8 +32,7 @@ EVENTS = ROOT / "tests/fixtures/events"
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_one_bad_finding_keeps_the_others(shape: str) -> None:
-    """The two good findings of three are decoded; the rejection names the bad one's index and reason (before: the
-    whole record was rejected)."""
+    """A record with one bad finding of three decodes the good two; the rejection names the bad index and reason."""
     build, spoil, what = SHAPES[shape]
     good = decode_doc(build(3))
     with pytest.raises(PartlyRejected) as caught:
@@ -45,8 +44,7 @@ def test_one_bad_finding_keeps_the_others(shape: str) -> None:
 
 
 def test_a_findings_list_and_a_json_array_keep_their_good_parts() -> None:
-    """`{"Findings": [...]}` and a JSON array of records keep their good parts too, and name the bad ones under
-    their own reason."""
+    """A Findings list and a JSON array of records keep their good parts and name the bad ones with their reasons."""
     doc = _spoil_asff(_asff_findings(2), 1)
     with pytest.raises(PartlyRejected) as listed:
         decode_doc({"Findings": doc["detail"]["findings"]})
@@ -89,9 +87,7 @@ MANY: dict[str, tuple[Any, str, str]] = {
 
 @pytest.mark.parametrize("shape", sorted(MANY))
 def test_every_many_part_record_keeps_its_good_parts(shape: str) -> None:
-    """An Alertmanager group's alerts, CloudTrail's Records, a Model Monitor report's violations and a SecOps record's
-    detections are decoded one by one too: a bad second part keeps the first's event, with the id it has when the
-    record is whole (before: the whole record was rejected)."""
+    """Alertmanager, CloudTrail, Model Monitor and SecOps records keep a good part's event and id past a bad part."""
     build, key, what = MANY[shape]
     good = decode_doc(build())
     spoiled = build()
@@ -125,9 +121,7 @@ def _pipeline() -> Pipeline:
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_the_batch_path_acts_on_the_good_findings_and_fails_the_bad_one(shape: str) -> None:
-    """`prepare_batch` returns the good findings' matches with the record's PartlyRejected, to dead-letter after
-    acting (not among the failed records); a redelivery yields the same event ids (so the good findings are
-    repeats)."""
+    """`prepare_batch` returns the good findings' matches with a PartlyRejected to dead-letter after acting."""
     build, spoil, _ = SHAPES[shape]
     value = orjson.dumps(spoil(build(3), 1))
     pipeline = _pipeline()
@@ -167,8 +161,7 @@ def _same_inputs() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("shape", sorted(_same_inputs()))
 async def test_the_batch_and_per_record_lanes_agree_on_the_same_record(shape: str) -> None:
-    """Given the same record, the batch lane (prepare_batch, then act) and the per-record lane (handle) act on the
-    same event ids and raise the same rejection: type, reason, detail and bad parts."""
+    """The batch and per-record lanes act on the same event ids and raise the same rejection for the same record."""
     value = _same_inputs()[shape]
     batch, single = _pipeline(), _pipeline()
     found, failed = batch.prepare_batch([RawRecord(topic="a", offset=0, value=value)])

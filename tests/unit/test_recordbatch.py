@@ -39,8 +39,7 @@ def test_the_test_encoder_writes_batches_aiokafka_reads():
 
 @pytest.mark.parametrize("compression", [None, "gzip", "snappy", "lz4", "zstd"])
 def test_a_header_key_that_is_not_utf8_is_unreadable_in_its_place(compression):
-    """aiokafka raises on the batch; the reader gives the records before and after, and the bad one with its
-    value and its keys escaped, at its offset."""
+    """A record with a non-UTF-8 header key is given escaped at its offset, between the readable records."""
     records = [GOOD[0], (b"k1", b'{"x": 1}', [(b"\xff\xfe-key", b"v")]), GOOD[2]]
     buf = batch(10, records, compression=compression)
     with pytest.raises(UnicodeDecodeError):
@@ -57,8 +56,7 @@ def test_a_header_key_that_is_not_utf8_is_unreadable_in_its_place(compression):
 
 
 def test_a_batch_whose_crc_fails_is_one_unreadable_covering_its_offsets():
-    """A flipped byte: the whole batch comes out once, its bytes as value, at its last offset; the next batch is
-    read."""
+    """A batch failing its CRC comes out once, its bytes as value at its last offset, and the next batch is read."""
     bad = bytearray(batch(0, GOOD))
     bad[-1] ^= 0x01
     buf = bytes(bad) + batch(3, [GOOD[0]])
@@ -93,8 +91,7 @@ def test_a_batch_with_a_codec_kafka_does_not_define_is_unreadable():
 
 
 def test_a_malformed_record_makes_the_rest_of_its_batch_unreadable():
-    """A record whose length runs past the batch (its CRC valid): the records before it are read, the rest is one
-    Unreadable at the batch's last offset."""
+    """After a record running past its batch, the rest of the batch is one Unreadable at the batch's last offset."""
     good = batch(0, GOOD)
     body = bytearray(good[61:])
     first_len = body[0] // 2  # the first record's zigzag length, one byte here
@@ -110,8 +107,7 @@ def test_a_malformed_record_makes_the_rest_of_its_batch_unreadable():
 
 
 def test_it_starts_at_the_position_and_stops_at_whole_batches():
-    """Records before the position are skipped; a batch cut short by the fetch is left for the next fetch; reading
-    stops after the batch that reaches `most`."""
+    """Reading skips records before the position, leaves a cut-short batch for the next fetch, and stops at `most`."""
     buf = batch(0, GOOD) + batch(3, GOOD) + batch(6, GOOD)
     got, after = read_fetched("t", 0, buf, 1, 100)
     assert [r.offset for r in got] == [1, 2, 3, 4, 5, 6, 7, 8]
@@ -135,8 +131,7 @@ def test_control_batches_are_passed_over():
 
 @pytest.mark.parametrize("delta", [1_000_000, -5, 1])
 def test_a_corrupted_batch_ends_where_the_next_sound_batch_begins(delta):
-    """A batch whose CRC fails cannot be trusted for its own last offset either: it covers up to the next batch,
-    whatever its header says, and the next batch is read in order."""
+    """A batch failing its CRC covers offsets up to the next sound batch, whatever its header says."""
     bad = bytearray(batch(0, GOOD))
     struct.pack_into(">i", bad, 23, delta)  # lastOffsetDelta, under the CRC: the CRC now fails
     got, after = read_fetched("t", 0, bytes(bad) + batch(3, GOOD), 0, 100, high=6)
@@ -148,8 +143,7 @@ def test_a_corrupted_batch_ends_where_the_next_sound_batch_begins(delta):
 
 @pytest.mark.parametrize("tail", [b"", b"\x00" * 7])
 def test_a_corrupted_batch_with_no_sound_batch_after_it_is_not_read(tail):
-    """With nothing sound after it in the fetch (the end of a segment, a fetch cut short), a corrupted batch's
-    extent is unknown: the read ends before it rather than guess (and stalls, then stops loudly)."""
+    """A corrupted batch with no sound batch after it in the fetch is not read: the read ends before it."""
     bad = bytearray(batch(10, GOOD))
     struct.pack_into(">i", bad, 23, 1)
     got, after = read_fetched("t", 0, batch(7, GOOD) + bytes(bad) + tail, 7, 100, high=1_000)
@@ -198,8 +192,7 @@ def test_a_varint_running_past_its_record_is_malformed():
 
 
 def test_batches_before_the_position_are_skipped_in_order_after_a_corrupted_one():
-    """A corrupted batch the broker still returns for a later position, then sound batches that also end before
-    the position: all are skipped (not taken as out of order), and the batch at the position is read."""
+    """A corrupted batch and sound ones ending before the position are skipped in order; the batch at it is read."""
     bad = bytearray(batch(100, GOOD))
     struct.pack_into(">i", bad, 23, 10)  # claims 100-110: the broker looks batches up by that, so it comes back
     got, after = read_fetched("t", 0, bytes(bad) + batch(103, GOOD) + batch(106, GOOD), 106, 100, high=109)
@@ -208,8 +201,7 @@ def test_batches_before_the_position_are_skipped_in_order_after_a_corrupted_one(
 
 
 def test_a_sound_batch_with_a_base_past_the_high_watermark_bounds_nothing():
-    """The batch after a corrupted one claims a base past the log's end (its base is outside its CRC): the
-    corrupted batch's extent is unknown, and the read ends before it."""
+    """A corrupted batch followed by one based past the high watermark is not read: the read ends before it."""
     bad = bytearray(batch(0, GOOD))
     struct.pack_into(">i", bad, 23, 9)
     got, after = read_fetched("t", 0, bytes(bad) + batch(1 << 40, GOOD), 0, 100, high=6)

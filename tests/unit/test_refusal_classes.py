@@ -65,8 +65,7 @@ def test_a_refusal_is_bucketed_and_counted_by_its_class_not_its_message():
 
 
 def test_why_a_signature_does_not_verify_survives_a_copy_with_its_class():
-    """An `Unverified` copied or pickled (a body handed on, an exception sent to another process) keeps its text and
-    its class, instead of failing to be rebuilt."""
+    """An `Unverified` copied or pickled keeps its text and its class."""
     problem = KeyRing({"k1": b"s"}).check("k1", "00", b"{}")
     assert problem is not None
     for copied in (copy.deepcopy(problem), pickle.loads(pickle.dumps(problem))):  # our own bytes
@@ -74,7 +73,6 @@ def test_why_a_signature_does_not_verify_survives_a_copy_with_its_class():
 
 
 def test_the_classes_are_the_metric_labels_dashboards_know():
-    """The classes are exactly the `reason` label values of `responder_decisions_refused_total` from before they were
-    typed (the prefix table's): a dashboard or alert keyed on them sees the same labels."""
+    """The refusal classes are exactly the `reason` labels of `responder_decisions_refused_total` dashboards know."""
     assert {r.value for r in Refusal} == {"unsigned", "unknown_key", "bad_signature", "malformed", "no_keys",
                                           "not_pending", "replayed", "unreadable", "refused"}

@@ -37,8 +37,7 @@ async def _flood(kit: Kit, incident: str, n: int = FLOOD) -> None:
 
 
 async def test_ten_thousand_forged_decisions_cost_bounded_entries_and_fsyncs_and_the_genuine_one_acts(tmp_path):
-    """10,000 forged decisions before a genuine one add at most FULL_PER_WINDOW entries per reason class and one
-    fsync, each is counted by class, and the genuine decision that follows releases its step at once."""
+    """10,000 forged decisions add at most FULL_PER_WINDOW entries per class and one fsync; the genuine one acts."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
@@ -57,8 +56,7 @@ async def test_ten_thousand_forged_decisions_cost_bounded_entries_and_fsyncs_and
 
 
 async def test_a_passed_window_is_summed_up_and_the_next_one_records_in_full_again(tmp_path):
-    """Once the window has passed, one summary `approval.rejected` per bucket says how many were only counted;
-    then refusals are recorded in full again."""
+    """A passed window gets one summary `approval.rejected` per bucket, then refusals are recorded in full again."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     await kit.send()
     [parked] = kit.engine.state.parked_steps()

@@ -21,8 +21,7 @@ from tests.kit import WIPE, decision, make_kit
 
 
 async def test_a_forged_or_malformed_decision_read_again_at_a_start_is_not_counted_again(tmp_path):
-    """Forged for a step parked here, malformed, or forged for an incident owned elsewhere: refused and counted once
-    when it comes, and read again at a start neither recorded nor counted."""
+    """A forged or malformed decision is counted once; read again at a start it is neither recorded nor counted."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     fleet = FleetState(kit.engine, changelog=None)  # type: ignore[arg-type]  # no partition moves here
     await kit.send()
@@ -53,8 +52,7 @@ class _Again:
 
 
 async def test_records_the_kafka_client_cannot_parse_read_again_at_a_start_are_not_counted_again(tmp_path):
-    """Of unparseable decision records, those read again at a start are only logged; a new one is counted and
-    recorded."""
+    """Unparseable decision records read again at a start are only logged, while a new one is counted and recorded."""
     service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
                                approval_keys={"k1": "s"}), runbooks=[])
     real, service.approvals = service.approvals, _Again(3)  # type: ignore[assignment]
@@ -72,8 +70,7 @@ async def test_records_the_kafka_client_cannot_parse_read_again_at_a_start_are_n
 
 
 async def test_a_decision_held_after_a_start_and_refused_when_its_partition_comes_is_not_counted_again(tmp_path):
-    """A decision read again at a start for an incident owned elsewhere is held; refused when the partition comes
-    here (another plan), it is neither recorded nor counted: its owner refused it when it came."""
+    """A decision held at a start and refused when its partition comes here is neither recorded nor counted again."""
     kit = make_kit(tmp_path, {"rb": WIPE % "deny"})
     fleet = FleetState(kit.engine, changelog=None)  # type: ignore[arg-type]
     await kit.send()
@@ -94,8 +91,7 @@ async def test_a_decision_held_after_a_start_and_refused_when_its_partition_come
 
 
 async def test_a_refusal_in_another_task_while_one_reads_again_is_counted():
-    """Reading again is the handling task's own state: the operator loop's refusal made meanwhile (it runs beside
-    the approvals loop) is counted and recorded."""
+    """A refusal in the operator loop while the approvals loop reads again is counted and recorded."""
     refusals = Refusals(Recorder(MemoryStore()), lambda: 0.0, known=lambda key_id: False)
     counted: list[str] = []
     refusals.counted = counted.append
@@ -144,8 +140,6 @@ async def _start_order(tmp_path, **fleet: str) -> list[str]:
 
 
 async def test_a_fleet_member_reads_its_decisions_end_offsets_before_its_alerts_group_joins(tmp_path):
-    """A fleet member fixes what it reads again (its decisions' end offsets) before its alerts consumer joins the
-    group: a decision sent while the partitions move because it joined is new to it, so its refusal is recorded
-    when the partition comes (not taken for one its owner refused when it came, which no owner did)."""
+    """A fleet member reads its decisions' end offsets before joining, so a decision sent meanwhile counts as new."""
     assert await _start_order(tmp_path, changelog_topic="changelog") == ["decisions' end offsets",
                                                                        "alerts group joins"]

@@ -88,16 +88,14 @@ async def test_a_signal_stops_the_running_service():
 
 
 async def test_a_stop_asked_for_while_fenced_ends_cleanly():
-    """A SIGTERM that arrives while the running service is failing fenced ends serving without an error (the
-    partitions are another replica's already) and builds nothing more."""
+    """A SIGTERM while the running service is failing fenced ends serving without an error and builds nothing more."""
     built, events = await stopped_while_failing(fenced_error())
     assert built == 1
     assert "replica_fenced_while_stopping" in events
 
 
 def test_a_later_flush_still_carries_the_fence():
-    """After a fenced changelog write, the next flush's 'failed earlier' error is raised from the fence too, so a
-    loop that flushes second (approvals, operator) still reads as fenced, not as another failure."""
+    """After a fenced changelog write, the next flush's 'failed earlier' error is raised from the fence too."""
     async def run() -> list[BaseException]:
         recorder = Recorder(MemoryStore(), writer="w")
 
@@ -121,8 +119,7 @@ def test_a_later_flush_still_carries_the_fence():
 
 
 def test_rebuilds_keep_the_runbooks_and_never_adopt(tmp_path):
-    """A service rebuilt after a fence runs the runbooks the first one loaded, even if the directory changed
-    since, and never adopts its digest as the fleet's."""
+    """A service rebuilt after a fence runs the runbooks the first one loaded and never adopts their digest."""
     runbooks = tmp_path / "runbooks"
     runbooks.mkdir()
     shutil.copy(ROOT / "runbooks" / "iam-credential-compromise.yaml", runbooks)
@@ -151,8 +148,7 @@ def test_rebuilds_keep_the_runbooks_and_never_adopt(tmp_path):
 
 
 async def test_a_failed_last_flush_still_releases_the_timeline_and_the_port(tmp_path, monkeypatch):
-    """When the fenced service's last flush fails, its teardown still closes the timeline (its lock released, so
-    the next service opens it) and stops the metrics server (its port free)."""
+    """When a fenced service's last flush fails, teardown still closes the timeline and frees the metrics port."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
                         topics=["a"], changelog_topic="changelog", metrics_port=0)
     service = Service(settings, runbooks=[])
@@ -170,8 +166,7 @@ async def test_a_failed_last_flush_still_releases_the_timeline_and_the_port(tmp_
 
 
 async def test_the_first_teardown_failure_is_the_one_raised(tmp_path, monkeypatch):
-    """A later step that also fails (the metrics server here) is logged, and the fence from the flush before it is
-    what the teardown raises: the replica still reads as fenced and rejoins."""
+    """When a later teardown step also fails, it is logged and the earlier flush's fence is what is raised."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
                         topics=["a"], changelog_topic="changelog", metrics_port=0)
     service = Service(settings, runbooks=[])
@@ -193,8 +188,7 @@ async def test_the_first_teardown_failure_is_the_one_raised(tmp_path, monkeypatc
 
 
 async def test_a_failed_chunk_marks_the_service_stopping_before_the_gate_opens(tmp_path, monkeypatch):
-    """A chunk that fails fenced sets the stop before it releases the gate, so an assignment waiting for the gate
-    neither restores the partition nor initialises its producer (which would fence the new owner)."""
+    """A chunk failing fenced sets the stop before releasing the gate, so a waiting assignment restores nothing."""
     from aiokafka import TopicPartition
 
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
@@ -229,8 +223,7 @@ async def test_a_failed_chunk_marks_the_service_stopping_before_the_gate_opens(t
         ConsumerRebuildsExhausted("the alerts consumer was rebuilt 5 times within 600 s")])]), "rebuilt 5 times"),
 ])
 def test_run_exits_75_when_no_rejoin_is_left(monkeypatch, raised: BaseException, said: str):
-    """`responder run` turns a final ReplicaFenced, or a consumer out of rebuilds, into one red line and exit 75
-    (EX_TEMPFAIL), no traceback."""
+    """`responder run` turns a final ReplicaFenced, or a consumer out of rebuilds, into one red line and exit 75."""
     async def fenced_for_good(build: Any, *, rejoins: int) -> None:
         raise raised
 
@@ -243,9 +236,7 @@ def test_run_exits_75_when_no_rejoin_is_left(monkeypatch, raised: BaseException,
 
 
 async def test_a_stray_cancellation_in_the_teardown_does_not_hide_the_fence(tmp_path, monkeypatch):
-    """The loops fail fenced (their TaskGroup leaves the task's cancel count at 1 on Python 3.11) and a client's stop
-    raises a stray CancelledError (aiokafka's fetcher, its broker dead): run() still raises the fence, so the replica
-    rejoins (it raised the CancelledError and exited 1: CI, 2026-12-06), and that teardown error is logged."""
+    """A stray CancelledError from a client's stop in a fenced teardown is logged; run() still raises the fence."""
     async def stray_stop() -> None:
         raise asyncio.CancelledError
 
@@ -259,8 +250,7 @@ async def test_a_stray_cancellation_in_the_teardown_does_not_hide_the_fence(tmp_
 
 
 async def test_a_cancellation_asked_for_during_a_fenced_teardown_is_not_taken_for_a_stray_one(tmp_path, monkeypatch):
-    """The task running a fenced service is cancelled while it tears down: run() raises CancelledError, not the fence
-    (which would rejoin and go on serving a task its caller cancelled)."""
+    """A task cancelled while its fenced service tears down makes run() raise CancelledError, not the fence."""
     stopping = asyncio.Event()
 
     async def slow_stop() -> None:
@@ -288,8 +278,7 @@ async def test_a_keyboard_interrupt_in_a_fenced_teardown_is_raised(tmp_path, mon
 
 
 async def test_after_a_long_healthy_run_the_next_rejoin_waits_the_backoff_again(monkeypatch):
-    """Rejoins double the delay (1, 2 × backoff); a service ready `HEALTHY_S` (61 s on a fake clock) before its fence
-    is followed by a rejoin after `backoff` again, not 4 × backoff; one ready 59 s does not reset it."""
+    """A service ready `HEALTHY_S` before its fence resets the rejoin delay to `backoff`; one ready 59 s does not."""
     clock = SimpleNamespace(now=1000.0)
     monkeypatch.setattr(rejoin_module, "time", SimpleNamespace(monotonic=lambda: clock.now))  # rejoin.py's only
     served: list[float | None] = [None, None, 61.0, 59.0]  # seconds each service is ready before its fence

@@ -161,8 +161,7 @@ def test_the_count_between_services_goes_on_from_the_fenced_ones(tmp_path):
 
 
 async def test_a_cancel_while_serving_ends_its_stop_watcher_still_stops_the_metrics_server(tmp_path):
-    """Cancelled while its `finally` waits for the stop watcher to end, `serve_rejoining` still stops the shared
-    metrics server (its port refused), and the cancellation is raised."""
+    """Cancelled while waiting for its stop watcher, `serve_rejoining` still stops the metrics server and raises."""
     health = health_server(health_settings(tmp_path))
     assert health is not None
     port = await health.start()

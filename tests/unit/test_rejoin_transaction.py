@@ -42,8 +42,7 @@ def _barrier() -> BaseException:
 
 
 def test_a_failed_transaction_is_told_from_a_fence_and_from_other_failures():
-    """Every leaf a TransactionFailed, through its causes: transaction_failed (a fence among them: fenced); anything
-    else beside them: none."""
+    """`rejoin_reason` is transaction_failed when all leaves are TransactionFailed, fenced with a fence, else none."""
     assert [rejoin_reason(e()) for e in (_bare, lane_failed, _barrier)] == ["transaction_failed"] * 3
     assert rejoin_reason(fenced_error()) == "fenced"
     # a zombie: the stronger reason
@@ -54,8 +53,7 @@ def test_a_failed_transaction_is_told_from_a_fence_and_from_other_failures():
 
 @pytest.mark.parametrize("failure", [_bare, lane_failed, _barrier])
 async def test_a_service_whose_transaction_failed_is_replaced_by_a_new_one(failure):
-    """A service ending with a TransactionFailed (bare, in task groups, under a barrier's TimelineError) is rebuilt and
-    served again, with `replica_rejoining` logged with reason transaction_failed."""
+    """A service ending in a TransactionFailed, bare or nested, is rebuilt and logs `replica_rejoining`."""
     build, built = stand_in_builder([failure(), None])
     with capture_logs() as logs:
         await serve_rejoining(build, rejoins=3, backoff=0.01)
@@ -93,8 +91,7 @@ async def test_the_budget_counts_both_kinds_and_ends_with_the_last(outcomes, kin
 
 
 async def test_a_stop_asked_for_while_a_transaction_fails_ends_cleanly():
-    """A SIGTERM that arrives while the service fails with a TransactionFailed ends serving without an error and
-    builds nothing more (its uncommitted records are redone by the partition's next owner)."""
+    """A SIGTERM while the service fails with a TransactionFailed ends serving without an error, building nothing."""
     built, events = await stopped_while_failing(lane_failed())
     assert built == 1
     assert "replica_transaction_failed_while_stopping" in events
@@ -120,8 +117,7 @@ def test_run_exits_75_when_failed_transactions_used_up_the_rejoins(monkeypatch):
 
 
 async def test_a_stray_cancellation_in_the_teardown_does_not_hide_a_failed_transaction(tmp_path, monkeypatch):
-    """The loops fail with a TransactionFailed and a client's stop raises a stray CancelledError (aiokafka's fetcher,
-    its broker killed): run() raises the transaction failure, as it does a fence, so the replica rejoins."""
+    """run() raises a TransactionFailed despite a stray CancelledError in teardown, so the replica rejoins."""
     async def stray_stop() -> None:
         raise asyncio.CancelledError
 

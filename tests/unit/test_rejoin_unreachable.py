@@ -38,8 +38,7 @@ def _later() -> BaseException:
 
 
 def test_an_unreachable_kafka_is_a_reason_only_for_a_rebuilt_service():
-    """BrokerUnreachable is `kafka_unreachable` for a service that reached Kafka before (`rebuilt`), none for one
-    that never did; a fence or a failed transaction beside it is the stronger reason; another ConfigError is none."""
+    """BrokerUnreachable is `kafka_unreachable` only for a `rebuilt` service; a fence or failed transaction wins."""
     assert [rejoin_reason(e(), rebuilt=True) for e in (_at_start, _later)] == ["kafka_unreachable"] * 2
     assert [rejoin_reason(e()) for e in (_at_start, _later)] == [None, None]
     assert rejoin_reason(ExceptionGroup("run", [lane_failed(), _at_start()]), rebuilt=True) == "transaction_failed"
@@ -68,8 +67,7 @@ def _first(tmp_path: Path, *, publisher_starts: bool) -> Service:
 
 
 async def test_a_first_service_that_reached_kafka_rejoins_when_it_is_unreachable_later(tmp_path):
-    """A first service whose publisher started and whose alerts consumer then reaches no broker is rebuilt
-    (`kafka_unreachable`), not ended as a bad setting; one whose first client reached no broker still ends serving."""
+    """A first service that reached Kafka and later reaches no broker is rebuilt (`kafka_unreachable`), not ended."""
     reached, built = _first(tmp_path / "reached", publisher_starts=True), []
 
     def build(previous: Any) -> Any:
@@ -90,8 +88,7 @@ async def test_a_first_service_that_reached_kafka_rejoins_when_it_is_unreachable
 
 @pytest.mark.parametrize("unreachable", [_at_start, _later])
 async def test_a_rebuilt_service_that_cannot_reach_kafka_is_rebuilt_again(unreachable):
-    """After a failed transaction, the rebuilt service reaches no broker (at its start, or later): it is dropped and
-    another one built, which serves once Kafka is back; `replica_rejoining` says `kafka_unreachable`, counted on."""
+    """A rebuilt service that reaches no broker is dropped and another built, which serves once Kafka is back."""
     build, built = stand_in_builder([lane_failed(), unreachable(), None])
     with capture_logs() as logs:
         await serve_rejoining(build, rejoins=3, backoff=0.001)
@@ -102,8 +99,7 @@ async def test_a_rebuilt_service_that_cannot_reach_kafka_is_rebuilt_again(unreac
 
 
 async def test_an_unreachable_kafka_through_every_rejoin_ends_in_still_unreachable():
-    """Rebuilt services that keep reaching no broker use up the shared budget (2 here): the third rejoin ends serving
-    with StillUnreachable, a TransactionFailed (exit 75), not the BrokerUnreachable (a ConfigError: exit 3)."""
+    """Rebuilt services that keep reaching no broker use up the budget and end with StillUnreachable (exit 75)."""
     build, built = stand_in_builder([fenced_error(), _at_start(), _later(), None])
     with capture_logs() as logs, pytest.raises(StillUnreachable) as raised:
         await serve_rejoining(build, rejoins=2, backoff=0.001)
@@ -115,8 +111,7 @@ async def test_an_unreachable_kafka_through_every_rejoin_ends_in_still_unreachab
 
 
 async def test_a_first_start_that_cannot_reach_kafka_still_ends_serving():
-    """The first service's BrokerUnreachable (a bootstrap never reached: a bad setting) is raised as it is, at once;
-    no second service is built, whatever the budget."""
+    """A first service's BrokerUnreachable is raised at once and no second service is built, whatever the budget."""
     build, built = stand_in_builder([_at_start(), None])
     with pytest.raises(BrokerUnreachable, match="cannot reach Kafka"):
         await serve_rejoining(build, rejoins=3, backoff=0.001)
@@ -132,8 +127,7 @@ async def test_a_rebuilt_service_with_another_bad_setting_still_ends_serving():
 
 
 async def test_a_stop_asked_for_while_kafka_is_unreachable_ends_cleanly():
-    """A stop (`stop`, as SIGTERM) asked for while a rebuilt service fails to reach Kafka ends serving without an
-    error, building nothing more."""
+    """A stop asked for while a rebuilt service cannot reach Kafka ends serving without an error, building nothing."""
     stop = asyncio.Event()
     built: list[Any] = []
 
@@ -172,8 +166,7 @@ def test_readyz_says_an_unreachable_kafka_is_why_it_rejoins(tmp_path):
 
 
 def test_run_exits_75_when_kafka_stays_unreachable_through_the_rejoins(monkeypatch):
-    """`responder run` over services whose rebuilt one reaches no broker, with RESPONDER_FENCED_REJOINS=1: one line
-    naming the broker and exit 75 (EX_TEMPFAIL), not 3, no traceback."""
+    """`responder run` with Kafka unreachable through the rejoins prints one line naming the broker and exits 75."""
     build, built = stand_in_builder([lane_failed(), _at_start(), None])
     monkeypatch.setattr("responder.service.rebuilds", lambda settings, **kwargs: build)
     monkeypatch.setattr("responder.service.serve_rejoining", functools.partial(serve_rejoining, backoff=0.001))

@@ -54,8 +54,7 @@ async def _parked_then_replaced(tmp_path: Path, body: str | None, on_timeout: st
 
 
 async def test_a_timed_out_step_of_a_replaced_runbook_is_escalated_with_the_new_version(tmp_path):
-    """The runbook got a new version while its step waited: the lapse is escalated with the new version's on_failure,
-    and the record says which version told on-call."""
+    """A step timing out after its runbook got a new version is escalated with the new version's on_failure."""
     kit, metrics = await _parked_then_replaced(tmp_path, TIMED % "deny" + ESCALATE)
     assert told_escalations(kit) == [("oncall", "deactivate failed")]
     [escalated] = kit.entries("step.escalated")
@@ -97,8 +96,7 @@ async def _restarted_after_denial(kit: Kit) -> None:
 
 
 async def test_a_crash_before_the_escalation_of_a_replaced_runbooks_step_escalates_once_after_the_restart(tmp_path):
-    """Killed once the denial is durable and before its escalation: the restart, with the new version loaded, escalates
-    it once with that version's on_failure."""
+    """A crash after a replaced runbook step's denial is durable escalates it once on restart with the new version."""
     kit, _ = await _parked_then_replaced(tmp_path, TIMED % "deny" + ESCALATE)
     await _restarted_after_denial(kit)
     assert told_escalations(kit) == [("oncall", "deactivate failed")]
@@ -114,8 +112,7 @@ async def test_a_crash_before_a_removed_runbooks_missed_escalation_records_it_on
 
 
 async def test_a_parked_escalation_step_of_a_replaced_runbook_counts_as_a_failed_escalation(tmp_path):
-    """An escalation step waiting on a full quota when its runbook is replaced is denied at its timeout: counted as a
-    failed escalation (the alert fires), never escalated again."""
+    """A replaced runbook's parked escalation step denied at its timeout is a failed escalation, never re-escalated."""
     kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
     metrics = metered(kit)
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the escalation's quota is full: it parks
@@ -146,8 +143,7 @@ async def _released_then_restarted_under_a_new_version(tmp_path: Path, guards: s
 
 
 async def test_a_released_step_a_crash_cut_short_is_escalated_when_the_restart_loads_a_new_version(tmp_path):
-    """Approved, then killed before its result was durable; the restart loads a new version of the runbook: the step
-    cannot run under it, so it is recorded failed (what it may have done unknown) and escalated with that version."""
+    """An approved step a crash cut short is recorded failed and escalated when the restart loads a new version."""
     kit, failed = await _released_then_restarted_under_a_new_version(tmp_path, "", "approval.decided")
     assert (failed["status"], failed["permanent"]) == ("failed", True)
     assert "no longer loaded" in failed["error"]
@@ -172,8 +168,7 @@ async def _replaced_escalation_parked(tmp_path: Path) -> tuple[Kit, Parked]:
 
 @pytest.mark.parametrize("verdict", ["approve", "deny", None])
 async def test_a_replaced_runbooks_parked_escalation_never_runs_the_new_versions_steps_after_it(tmp_path, verdict):
-    """The new version's escalation step waits (full quota) and is then approved, denied or lapses: the steps after the
-    failed one, though it says `continue`, are the new version's, which never matched this event: none runs."""
+    """However a replaced runbook's parked escalation step ends, none of the new version's later steps runs."""
     kit, parked = await _replaced_escalation_parked(tmp_path)
     assert (parked.step, parked.runbook) == ("tell.deactivate", "rb@2")
     if verdict is None:
@@ -188,8 +183,7 @@ async def test_a_replaced_runbooks_parked_escalation_never_runs_the_new_versions
 
 @pytest.mark.parametrize("cut", ["approval.decided", "step.result"])
 async def test_a_replaced_runbooks_escalation_cut_short_by_a_crash_runs_nothing_after_it_on_restart(tmp_path, cut):
-    """Killed after the human approved the new version's parked escalation step (before or after its result): the
-    restart finishes it and still runs none of the new version's steps after the failed one."""
+    """A crash after a replaced runbook's parked escalation step is approved runs no later step on restart."""
     kit, parked = await _replaced_escalation_parked(tmp_path)
     assert await kit.engine.decide(*decision(kit, parked.incident, "tell.deactivate"))
     crash_after(kit, cut, "tell.deactivate")
@@ -217,8 +211,7 @@ async def test_a_fleet_slice_and_the_timeline_keep_a_replaced_runbooks_escalatio
 
 @pytest.mark.parametrize("escalation", [ESCALATE, ""])
 async def test_a_live_steps_lapse_under_a_new_dry_run_version_is_a_counted_missed_escalation(tmp_path, escalation):
-    """The runbook was switched to `mode: dry_run` while its live step waited: that version's on_failure would only be
-    planned, so the real lapse is the last resort, recorded live and counted (never a dry-run plan nobody reads)."""
+    """A live step's lapse under a new `mode: dry_run` version is recorded live and counted as a missed escalation."""
     kit, metrics = await _parked_then_replaced(tmp_path, "mode: dry_run\n" + TIMED % "deny" + escalation)
     assert told_escalations(kit) == []
     [missed] = kit.entries("escalation.missed")
@@ -228,8 +221,7 @@ async def test_a_live_steps_lapse_under_a_new_dry_run_version_is_a_counted_misse
 
 
 async def test_a_released_step_that_may_have_acted_keeps_its_quota_run_when_the_restart_loads_a_new_version(tmp_path):
-    """Killed once the approved step's intent was durable: recorded failed under the new version, it may have acted, so
-    its run still counts against the quota (a permanent failure changed nothing and is refunded: this is not one)."""
+    """A released step that may have acted keeps its quota run when failed under a restart's new runbook version."""
     kit, failed = await _released_then_restarted_under_a_new_version(
         tmp_path, "guards: {quotas: [{actuator: aws.*, max: 5, window: 1h}]}\n", "step.intent")
     assert (failed["status"], failed.get("permanent")) == ("failed", None)
@@ -237,8 +229,7 @@ async def test_a_released_step_that_may_have_acted_keeps_its_quota_run_when_the_
 
 
 async def test_an_on_timeout_escalate_step_of_a_replaced_runbook_is_escalated_at_its_first_lapse(tmp_path):
-    """`on_timeout: escalate` re-asks the approvers once, but nobody can approve a step of a replaced runbook: its first
-    lapse denies it and tells on-call, instead of re-publishing a request every decision on is refused."""
+    """An `on_timeout: escalate` step of a replaced runbook is denied and escalated at its first lapse."""
     kit, _ = await _parked_then_replaced(tmp_path, TIMED % "deny" + ESCALATE, "escalate")
     assert kit.entries("approval.escalated") == []
     assert told_escalations(kit) == [("oncall", "deactivate failed")]
@@ -246,8 +237,7 @@ async def test_an_on_timeout_escalate_step_of_a_replaced_runbook_is_escalated_at
 
 
 async def test_an_approval_refused_because_the_runbook_was_replaced_escalates_at_once(tmp_path):
-    """A human approves a step whose runbook got a new version: the approval is refused (it cannot run under it), and
-    the containment they wanted did not happen, so the step lapses now and on-call is told, not at its timeout."""
+    """An approval refused because the step's runbook was replaced lapses the step at once and tells on-call."""
     kit = make_kit(tmp_path, {"rb": TIMED % "deny" + ESCALATE})
     await kit.send()
     _reload(kit, tmp_path, TIMED % "deny" + ESCALATE)
@@ -268,9 +258,7 @@ async def test_an_approval_refused_because_the_runbook_was_replaced_escalates_at
 
 
 async def test_a_denial_of_a_step_whose_runbook_was_replaced_is_recorded_and_ends_the_wait(tmp_path):
-    """A human denies a step whose runbook got a new version: a denial needs no runbook to run, so it is a decision
-    like any other: recorded, the step denied at once and never run, nobody paged (not at its timeout either), the
-    human not asked again, and a restart takes nothing up."""
+    """A denial of a step whose runbook was replaced is recorded and denies the step at once, paging nobody."""
     kit = make_kit(tmp_path, {"rb": TIMED % "escalate" + ESCALATE})
     await kit.send()
     _reload(kit, tmp_path, TIMED % "escalate" + ESCALATE)
@@ -296,8 +284,7 @@ async def test_a_denial_of_a_step_whose_runbook_was_replaced_is_recorded_and_end
 
 
 async def test_a_denial_of_a_parked_escalation_step_of_a_replaced_runbook_is_applied(tmp_path):
-    """A human denies an escalation step that waits (full quota) under a replaced runbook: applied at once, as their
-    denial of it would be under a loaded one (no failed escalation counted: a human decided), not left to lapse."""
+    """A denial of a replaced runbook's parked escalation step is applied at once, counting no failed escalation."""
     kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
     metrics = metered(kit)
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the escalation's quota is full: it parks

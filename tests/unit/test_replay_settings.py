@@ -37,8 +37,7 @@ def test_an_invalid_setting_stops_replay_and_validate_alike(tmp_path, monkeypatc
 
 
 def test_an_empty_default_on_failure_previews_without_it_in_replay_and_validate(tmp_path, monkeypatch):
-    """`RESPONDER_DEFAULT_ON_FAILURE='[]'` is replay's `none`: the failure is shown as told to nobody, and validate
-    marks no runbook as escalated by the default."""
+    """`RESPONDER_DEFAULT_ON_FAILURE='[]'` shows failures as told to nobody in replay; validate marks none by it."""
     monkeypatch.setenv("RESPONDER_DEFAULT_ON_FAILURE", "[]")
     runbooks = _runbooks(tmp_path)
     replay = CliRunner().invoke(app, ["replay", str(EVENT), "--runbooks", str(runbooks), "--json"])

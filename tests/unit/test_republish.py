@@ -26,8 +26,7 @@ WAITS = TIMED.replace("timeout: 60,", "timeout: 600,") % "deny"
 
 
 async def test_a_request_kafka_did_not_take_before_a_restart_is_published_after_it(tmp_path: Path) -> None:
-    """Kafka down as the step parks, the replica restarts (what it kept to ask again is gone), Kafka is back: the
-    first turn of the new process publishes the request, under the step's own request id, and only once."""
+    """A request Kafka did not take before a restart is published once, under its own id, at the first turn after."""
     kit = make_kit(tmp_path, {"rb": WAITS})
     publisher_down(kit)
     await kit.send()
@@ -44,8 +43,7 @@ async def test_a_request_kafka_did_not_take_before_a_restart_is_published_after_
 
 
 async def test_a_request_published_twice_is_one_pending_step(tmp_path: Path) -> None:
-    """Kafka took the request before the restart: it is published again, and `approvals pending` reads the two copies
-    as one waiting step with that request id."""
+    """A request published before and after a restart is read by `approvals pending` as one waiting step."""
     kit = make_kit(tmp_path, {"rb": WAITS})
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
@@ -59,8 +57,7 @@ async def test_a_request_published_twice_is_one_pending_step(tmp_path: Path) -> 
 
 
 async def test_a_republication_kafka_does_not_take_is_unsent_and_tried_30_s_later(tmp_path: Path) -> None:
-    """Kafka still down after the restart: the recovered request is counted unsent (the gauge), then published by
-    the attempt 30 s later once Kafka is back."""
+    """A recovered request Kafka does not take after the restart is counted unsent, then published 30 s later."""
     kit = make_kit(tmp_path, {"rb": WAITS})
     tried = publisher_down(kit)
     await kit.send()
@@ -86,8 +83,7 @@ def _member(tmp_path: Path, name: str, log: CompactedChangelog) -> tuple[Kit, Fl
 
 
 async def test_a_partition_restored_by_another_replica_publishes_its_parked_requests_again(tmp_path: Path) -> None:
-    """The replica that parked the step dies before Kafka took its request; the one that restores the partition
-    publishes it, under the same request id, at its next turn; a partition it did not restore publishes nothing."""
+    """The replica restoring a dead replica's partition republishes its unsent parked request under the same id."""
     log = CompactedChangelog()
     first, fleet = _member(tmp_path, "first", log)
     fleet.owned = {0}
@@ -104,8 +100,7 @@ async def test_a_partition_restored_by_another_replica_publishes_its_parked_requ
 
 
 async def test_a_recovered_step_past_its_deadline_is_left_to_its_timeout(tmp_path: Path) -> None:
-    """The approvals loop asks again before it expires: a recovered step whose deadline passed is not published again
-    as waiting, its timeout decides it at that same turn."""
+    """A recovered step whose deadline has passed is not published again as waiting; its timeout decides it then."""
     kit = make_kit(tmp_path, {"rb": WAITS})
     publisher_down(kit)
     await kit.send()
@@ -146,8 +141,7 @@ async def test_recovered_requests_are_published_again_a_bounded_number_a_turn(tm
 
 
 async def test_a_request_its_step_published_during_the_round_is_not_published_again(tmp_path: Path) -> None:
-    """While a round awaits one send, a lane publishes another recovered step's request (an escalation does): the
-    round does not send that one again."""
+    """A recovered step's request published by its lane during a republish round is not sent again by the round."""
     kit = make_kit(tmp_path, {"rb": WAITS})
     await kit.send()
     await kit.send("AKIAOTHERKEY00000000")
@@ -166,8 +160,7 @@ async def test_a_request_its_step_published_during_the_round_is_not_published_ag
 
 
 async def test_a_republished_copy_does_not_hide_why_a_decision_naming_no_request_is_refused(tmp_path: Path) -> None:
-    """A decision naming no request id, published between a request and its republished copy, is still listed as
-    answering nothing (the engine refuses it), not skipped as an answer to an earlier parking."""
+    """A decision naming no request id, published before a request's republished copy, is still listed as refused."""
     kit = make_kit(tmp_path, {"rb": WAITS})
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
@@ -184,8 +177,7 @@ async def test_a_republished_copy_does_not_hide_why_a_decision_naming_no_request
 
 
 async def test_a_step_escalated_while_its_late_copy_is_sent_still_gets_its_escalated_copy_out(tmp_path: Path) -> None:
-    """A round sends a step's unsent request; meanwhile the step escalates and Kafka refuses the escalated copy: that
-    copy (same request id, later deadline) stays unsent and the next round sends it, not dropped as sent."""
+    """A step escalated while its unsent request is sent keeps the refused escalated copy for the next round."""
     kit = make_kit(tmp_path, {"rb": TIMED % "escalate"})
     publisher_down(kit)
     await kit.send()

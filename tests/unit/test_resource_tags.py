@@ -228,8 +228,7 @@ def test_tags_on_a_later_page_protect_and_too_many_pages_refuse(pages: int, refu
 
 
 def test_every_actuator_declares_the_permissions_its_tag_reads_need() -> None:
-    """Each AWS actuator declares the actions the guard reads the tags of what it acts on with (iam-policy grants
-    them), and every AWS actuator acts on a kind with a tag reader."""
+    """Every AWS actuator declares the permissions its tag reads need and acts on a kind with a tag reader."""
     for actuator in registry:
         if not actuator.name.startswith("aws."):
             continue

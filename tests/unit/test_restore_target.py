@@ -39,8 +39,7 @@ def test_the_restore_names_the_principal_not_a_role_named_after_its_policy() -> 
 
 @pytest.mark.parametrize("protected", [["role/admins/*"], [ROLE_ID]])
 def test_a_restore_on_an_unprotected_role_runs_while_a_path_glob_or_id_is_protected(protected: list[str]) -> None:
-    """A path glob or a RoleId protected: restoring the policy of a role under `/` is not refused (before: refused,
-    IAM 'role/responder-quarantine' could not be read)."""
+    """A policy restore on an unprotected role under `/` runs while a path glob or RoleId is protected."""
     iam = IamPaths(IAM_PATHS)
     assert _refusal(protected, iam, _restore("app-worker"), RESTORE) is None
     assert iam.reads == 1

@@ -52,8 +52,7 @@ RETIRED = {
 @pytest.mark.parametrize("control", sorted(CONTROLS))
 @pytest.mark.parametrize("shape", sorted(RETIRED))
 def test_a_retired_failed_check_is_no_threat(shape: str, control: str, matcher: Matcher) -> None:
-    """An archived or closed FAILED check has no threat, `retired: true`, and reaches no runbook (before: it blocked
-    public access on a bucket, or paged that logging was stopped, for a finding AWS had retired)."""
+    """An archived or closed FAILED check has no threat, `retired: true`, and reaches no runbook."""
     [event] = decode_doc(RETIRED[shape](control))
     assert event.threat is None
     assert event.attributes["retired"] is True
@@ -77,16 +76,14 @@ def test_the_head_of_a_closed_v2_check_equals_its_event() -> None:
 ], ids=["asff-resolved", "asff-suppressed", "v2-suppressed", "v2-resolved", "v2-status-archived", "v2-update",
         "v2-close-id-update-name", "v2-create-id-close-name"])
 def test_a_human_s_status_never_retires_a_failed_check(doc: dict[str, Any], matcher: Matcher) -> None:
-    """Workflow (ASFF) and status (V2) are anyone's allowed securityhub:BatchUpdateFindings: the FAILED check still
-    blocks public access, and `retired` is not set."""
+    """A human's workflow or status change never retires a FAILED check; it still blocks public access."""
     [event] = decode_doc(doc)
     assert seen(event, matcher) == ("public_data_exposure", ["training-data-bucket-public"], CONTROL_BUCKET)
     assert "retired" not in event.attributes
 
 
 def test_another_product_s_archived_finding_keeps_its_threat() -> None:
-    """GuardDuty's finding archived in Security Hub (anyone's guardduty:ArchiveFindings) keeps its category, as the
-    native lane's `archived` finding does; `retired` tells a runbook that wants to skip it."""
+    """Another product's finding archived in Security Hub keeps its category; `retired` lets a runbook skip it."""
     doc = _asff_check("S3.8", RecordState="ARCHIVED", ProductArn="arn:aws:securityhub:us-east-2::product/aws/guardduty",
                       Types=["TTPs/Initial Access/UnauthorizedAccess:IAMUser-MaliciousIPCaller"])
     [event] = decode_doc(doc)

@@ -48,8 +48,7 @@ async def _joined(source: str, *values: bytes, received: list[int] | None = None
 
 
 def test_two_detections_of_one_rule_get_distinct_stable_ids() -> None:
-    """Same ruleId, different detections: distinct ids, the same on redelivery; a rule seen once keeps `id:ruleId`
-    (before: both were `de_1:ru_a`)."""
+    """Two detections of one rule get distinct ids, stable on redelivery; a rule seen once keeps `id:ruleId`."""
     first, second = decode_doc(copy.deepcopy(SECOPS))
     assert first.id != second.id
     assert [e.id for e in decode_doc(copy.deepcopy(SECOPS))] == [first.id, second.id]
@@ -60,8 +59,7 @@ def test_two_detections_of_one_rule_get_distinct_stable_ids() -> None:
 
 
 def test_a_lone_detection_without_a_rule_id_still_decodes() -> None:
-    """A record of one detection naming no `ruleId` decodes as before, id the record's own (before the fix: rejected,
-    KeyError 'ruleId', while counting the rules of a record that has only one)."""
+    """A record of one detection naming no `ruleId` still decodes, its id the record's own."""
     lone = copy.deepcopy(SECOPS)
     del lone["detection"][1]
     del lone["detection"][0]["ruleId"]
@@ -70,8 +68,7 @@ def test_a_lone_detection_without_a_rule_id_still_decodes() -> None:
 
 
 async def test_the_second_detection_of_a_rule_is_no_repeat() -> None:
-    """Through the pipeline the second detection joins its incident as a new event, not a repeat (before: a
-    repeat, its steps never run); the record delivered again is a repeat."""
+    """Through the pipeline a rule's second detection joins its incident as a new event; a redelivery is a repeat."""
     value = orjson.dumps(SECOPS)
     joined = await _joined("google-secops", value, value)
     assert [j["repeat"] for j in joined] == [False, True, True]
@@ -88,16 +85,14 @@ def _run(**context: Any) -> bytes:
     {"report_uri": "s3://monitor/fraud-scorer-prod/2026/11/25/1{}/constraint_violations.json"},
 ])
 async def test_a_violation_of_the_next_run_is_no_repeat(context: dict[str, str]) -> None:
-    """Two monitoring runs named by job, execution time or report uri (no ScheduledTime): the second run's violation
-    is a new event of the incident, a redelivery of it a repeat (before: the same id, a repeat)."""
+    """The next monitoring run's violation, named by job, execution time or report uri, is a new event."""
     runs = [_run(**{k: v.format(n) for k, v in context.items()}) for n in (0, 1)]
     joined = await _joined("sagemaker-model-monitor", runs[0], runs[1], runs[1])
     assert [j["repeat"] for j in joined] == [False, True]
 
 
 async def test_a_bare_report_of_the_next_run_is_no_repeat() -> None:
-    """A report with no time and no run names: each record's broker time tells the runs apart, so the next run's
-    violation is new and a redelivery of the same record (same broker time) a repeat."""
+    """A bare report's runs are told apart by broker time: the next run's violation is new, a redelivery a repeat."""
     value = _run()
     hour = int(datetime(2026, 11, 25, 10, tzinfo=UTC).timestamp() * 1000)
     joined = await _joined("sagemaker-model-monitor", value, value, value, received=[hour, hour + 3_600_000,

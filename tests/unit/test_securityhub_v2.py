@@ -42,8 +42,7 @@ GUARDDUTY_V2 = "arn:aws:securityhub:us-east-2::productv2/aws/guardduty"
 
 
 def test_a_v2_event_is_decoded_as_the_ocsf_finding_it_carries() -> None:
-    """The documented envelope yields the OCSF event of its finding: GuardDuty's id, type, severity, key and threat,
-    with the envelope's detail-type and id as attributes (before: dead-lettered by the ASFF decoder)."""
+    """A Security Hub V2 event decodes to the OCSF finding it carries, with the envelope's detail-type and id."""
     doc = v2_event()
     assert detect(doc).name == "securityhub.v2"
     [event] = normalise(FIXTURE.read_bytes())
@@ -82,8 +81,7 @@ def test_the_envelope_fills_only_what_the_finding_does_not_name() -> None:
 @pytest.mark.parametrize("findings", [[], ["not an object"], [{"class_uid": 2004}], [{"class_uid": 3002,
                                                                                         "metadata": {}}]])
 def test_a_v2_event_without_an_ocsf_finding_is_a_clear_validation_failure(findings: list[Any]) -> None:
-    """No finding, a non-object, an object without metadata or a non-finding class: ValidationFailed naming the
-    format (dead-lettered with a reason, never a crash or an event made up from the envelope)."""
+    """A V2 event without a proper OCSF finding fails with ValidationFailed naming the format, never a crash."""
     doc = v2_event()
     doc["detail"]["findings"] = findings
     with pytest.raises(ValidationFailed, match=r"securityhub\.v2"):
@@ -99,8 +97,7 @@ def test_security_hub_cspm_events_still_go_to_the_asff_decoder() -> None:
 
 
 def test_the_v2_head_equals_the_full_event() -> None:
-    """The head (source, type, severity, threat) of a one-finding event equals its decoded event's; a two-finding
-    event has no head (the full decoder decides)."""
+    """A one-finding V2 event's head equals its decoded event's, and a two-finding event has no head."""
     doc = v2_event()
     assert head(doc) is not None
     head_equals_full(doc)
@@ -108,9 +105,7 @@ def test_the_v2_head_equals_the_full_event() -> None:
 
 
 def test_an_unmatched_v2_event_is_ruled_out_by_its_head() -> None:
-    """A runbook for OCSF findings of severity 5 or more rules the fixture's Low finding out on the head alone (the
-    pipeline's fast path, as for GuardDuty's own events); a Medium copy is not; an unclassified finding is ruled out
-    against the shipped runbooks."""
+    """A V2 event's head alone rules out a Low finding for a runbook of severity 5 or more, but not a Medium copy."""
     rb = notify_runbook({"source": "ocsf", "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
     low = v2_event()
     medium = v2_event()
@@ -133,8 +128,7 @@ def _v2_copy(gd_type: str) -> Event:
 
 @pytest.mark.parametrize("gd_type", sorted(ANOMALIES))
 def test_a_guardduty_ml_anomaly_as_native_asff_and_v2_matches_the_same_runbooks(gd_type: str) -> None:
-    """The same <tactic>:IAMUser/AnomalousBehavior as GuardDuty's finding, its ASFF copy and its Security Hub V2
-    copy: the same category and runbooks (anomalous-credential-use: page, never contain), the same key."""
+    """GuardDuty's ML anomaly as native, ASFF and V2 findings gets the same category, runbooks and key."""
     matcher = Matcher(load_runbooks(ROOT / "runbooks", registry))
     events = {**anomaly_copies(gd_type), "securityhub-v2": _v2_copy(gd_type)}
     found = {lane: ([m.runbook.id for m in matcher.match(e)], e.threat and e.threat.category, principal_of(e)[:3])
@@ -144,8 +138,7 @@ def test_a_guardduty_ml_anomaly_as_native_asff_and_v2_matches_the_same_runbooks(
 
 
 def test_a_v2_guardduty_ml_anomaly_naming_t1078_is_never_contained() -> None:
-    """attacks[] naming T1078.004 (Valid Accounts: Cloud) do not turn GuardDuty's ML anomaly relayed by V2 into
-    credential_compromise: it pages through anomalous-credential-use, no AWS actuator runs."""
+    """A V2-relayed GuardDuty ML anomaly naming T1078.004 pages via anomalous-credential-use, no actuator run."""
     finding = anomaly_copies("CredentialAccess:IAMUser/AnomalousBehavior")["ocsf"].raw
     finding["metadata"]["product"]["uid"] = GUARDDUTY_V2
     finding["finding_info"]["attacks"] = [{"technique": {"uid": "T1078.004", "name": "Cloud Accounts"}}]

@@ -40,8 +40,7 @@ def _matcher() -> Matcher:
 
 @pytest.mark.parametrize("control", sorted(CONTROLS))
 def test_a_control_as_asff_and_as_v2_matches_the_same_runbooks(control: str, matcher: Matcher) -> None:
-    """The same failed control through the ASFF lane and through V2: the same category, the same runbooks, the same
-    bucket (before: the V2 finding had no threat and matched nothing)."""
+    """A failed control via the ASFF lane and via Security Hub V2 gets the same category, runbooks and bucket."""
     [asff], [v2] = decode_doc(asff_event(control)), decode_doc(v2_event(v2_finding(control)))
     assert v2.source == "ocsf"
     assert seen(v2, matcher) == seen(asff, matcher)
@@ -64,8 +63,7 @@ def test_a_control_claimed_by_another_product_is_not_classified() -> None:
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus folder {CORPUS} is absent")
 def test_security_lake_s_copy_of_a_control_finding_is_classified_too() -> None:
-    """Security Lake's OCSF copy (`…::product/aws/securityhub`, the corpus PCI finding) with a mapped control is
-    classified as its ASFF original; the corpus's own Config.1 maps to nothing and stays unclassified."""
+    """Security Lake's OCSF copy of a mapped control finding is classified as its ASFF original; Config.1 is not."""
     doc = orjson.loads((CORPUS / "ocsf/compliance_finding_2003_securityhub_pci.json").read_bytes())
     [config] = decode_doc(doc)
     assert (config.threat, config.attributes["control_id"]) == (None, "Config.1")
@@ -108,8 +106,7 @@ def _passed_v2(control: str, compliance: dict[str, Any], status: str = "New") ->
 
 @pytest.mark.parametrize("control", sorted(CONTROLS))
 def test_a_passed_control_check_is_no_threat_in_either_lane(control: str, matcher: Matcher) -> None:
-    """A control check that passed (ASFF `Compliance.Status: PASSED`, OCSF `compliance` Pass) is no threat and
-    reaches no runbook (before: it re-applied Block Public Access, or paged that logging was stopped)."""
+    """A passed control check, in ASFF or OCSF, is no threat and reaches no runbook."""
     for doc in (_passed_asff(control, Status="PASSED"), _passed_v2(control, {"status": "Pass", "status_id": 1}),
                 _passed_v2(control, {"status": "Pass", "status_id": None}),
                 _passed_v2(control, {"status": "PASSED", "status_id": None}),  # Security Lake's copies (corpus)
@@ -141,9 +138,7 @@ def test_the_head_of_a_passed_v2_control_check_equals_its_event() -> None:
         "v2-suppressed", "v2-status-id-fail", "v2-status-fail", "v2-no-status", "v2-failed", "v2-passed-id-fail",
         "v2-warning"])
 def test_a_check_not_plainly_passed_still_reaches_its_runbook(doc: dict[str, Any], matcher: Matcher) -> None:
-    """Only the provider's own Pass rules a check out: a FAILED one a human (or anyone allowed
-    securityhub:BatchUpdateFindings) marked resolved or suppressed, a warning, a missing or a contradictory status
-    still blocks public access on the bucket (an archived one: tests/unit/test_retired_findings.py)."""
+    """A check not plainly passed, even one marked resolved or suppressed, still blocks public access on the bucket."""
     [event] = decode_doc(doc)
     assert seen(event, matcher) == ("public_data_exposure", ["training-data-bucket-public"], CONTROL_BUCKET)
 
@@ -155,8 +150,7 @@ def test_a_check_not_plainly_passed_still_reaches_its_runbook(doc: dict[str, Any
     f"arn:aws:s3:us-east-2:{ACCOUNT}:storage-lens/default-account-dashboard",
 ])
 def test_an_s3_arn_naming_a_region_or_account_is_no_bucket(arn: str) -> None:
-    """Only an S3 ARN with neither region nor account names a bucket: an access point's (in `uid` or `uid_alt`) is
-    not the bucket `accesspoint` (before: it was, and a runbook on the bucket would act on a stranger's)."""
+    """An S3 ARN naming a region or account, such as an access point's, is not taken for a bucket."""
     finding = v2_finding("S3.8")
     finding["compliance"]["control"] = "S3.19"
     finding["resources"] = [{"type": "AWS::S3::AccessPoint", "uid": CONTROL_BUCKET, "uid_alt": arn},

@@ -36,9 +36,7 @@ def _finding(gd_type: str, **resource: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("gd_type", sorted(ANOMALIES))
 def test_a_v2_ml_anomaly_in_guardduty_form_pages_and_is_never_contained(gd_type: str) -> None:
-    """`<tactic>:IAMUser/AnomalousBehavior` in GuardDuty's form with attacks[] naming T1078.004 is classified by its
-    GuardDuty row (anomalous_credential_use: page only), never credential_compromise from the technique, head
-    and full decoder alike."""
+    """A V2 ML anomaly in GuardDuty's form naming T1078.004 pages via anomalous_credential_use, never contained."""
     doc = v2_event(_finding(gd_type))
     [event] = decode_doc(doc)
     found = head(doc)
@@ -74,8 +72,7 @@ def test_guardduty_form_types_claimed_by_another_product_are_not_classified() ->
 @pytest.mark.parametrize("resource", [{}, {"data": None, "user": {"name": "ml-training", "type": "IAMUser"}}],
                          ids=["data", "user"])
 def test_a_cloudformation_typed_access_key_is_the_key_and_its_principal(resource: dict[str, Any]) -> None:
-    """`type: AWS::IAM::AccessKey` with the bare key id is an access_key naming its user and type (from `data`, or
-    from `user`), as the ASFF and native lanes name it, and the IAM user it belongs to."""
+    """A CloudFormation-typed `AWS::IAM::AccessKey` is an access_key naming its user and principal type."""
     [event] = decode_doc(v2_event(_finding("CredentialAccess:IAMUser/AnomalousBehavior", **resource)))
     key = event.first("access_key")
     assert key is not None

@@ -34,8 +34,7 @@ class _Producer:
 
 
 async def test_a_send_that_failed_while_the_leader_was_down_is_sent_again() -> None:
-    """NodeNotReadyError, LeaderNotAvailable and a timeout, then the broker answers: the record is sent once it
-    does, each retry logged (`kafka_send_retried`) with fresh metadata asked for; nothing is raised."""
+    """A send failing while the leader is down is retried with fresh metadata, logging `kafka_send_retried`."""
     publisher = KafkaPublisher("127.0.0.1:1")
     real = publisher.producer
     fake = _Producer([NodeNotReadyError("node 2"), LeaderNotAvailableError(), KafkaTimeoutError()])

@@ -27,8 +27,7 @@ def _alert(**details: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", ["RecipientAccountId", "AwsAccountId", "UserIdentityAccountId"])
 def test_a_sentinel_alert_naming_an_aws_account_is_about_that_account(name: str) -> None:
-    """An AWSCloudTrail account column surfaced as a custom detail is `event.account`; the subscription is kept
-    as `attributes.azure_subscription`; the incident key is the one GuardDuty gives the same key."""
+    """A Sentinel alert's AWS account is `event.account`, the subscription kept as `attributes.azure_subscription`."""
     [event] = decode_doc(_alert(**{name: ["123456789012"]}))
     assert (event.account, event.cloud) == ("123456789012", "aws")
     assert event.attributes["azure_subscription"] == SUBSCRIPTION
@@ -45,8 +44,7 @@ def test_the_account_that_logged_the_call_wins_over_the_caller_s() -> None:
                                    ["\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0661\u0662\u0663"],
                                    ["\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff10\uff11\uff12"]])
 def test_a_sentinel_alert_naming_no_aws_account_has_none(value: Any) -> None:
-    """Without a 12-digit (ASCII) AWS account the event names no account (its incident key says `-`), never the Azure
-    subscription, which stays in `attributes.azure_subscription`; Arabic-Indic or full-width digits are no account."""
+    """A Sentinel alert without a 12-digit ASCII AWS account names no account, never the Azure subscription."""
     [event] = decode_doc(_alert(**({} if value is None else {"RecipientAccountId": value})))
     assert (event.account, event.cloud) == (None, "azure")
     assert event.attributes["azure_subscription"] == SUBSCRIPTION
@@ -56,8 +54,7 @@ def test_a_sentinel_alert_naming_no_aws_account_has_none(value: Any) -> None:
 @pytest.mark.parametrize("user_type", ["IAMUser", None])
 def test_a_sentinel_bedrock_alert_without_an_aws_account_is_grouped(user_type: str | None,
                                                                    runbooks_dir: Path) -> None:
-    """llmjacking and llmjacking-unnamed-principal group a Sentinel Bedrock alert naming no AWS account by its key
-    (a group key that cannot be rendered would dead-letter the alert), never by the subscription."""
+    """A Sentinel Bedrock alert naming no AWS account is grouped by its key, never by the subscription."""
     doc = _alert()
     props = doc["value"][0]["properties"]
     props["techniques"] = ["T1496.004"]

@@ -22,8 +22,7 @@ def _record(offset: int, key: str, value: bytes, partition: int = 0) -> RawRecor
 
 @pytest.mark.parametrize("interval_ms", [0, 100])
 async def test_batch_acts_on_matches_only_and_commits_after_every_entry_is_durable(tmp_path, interval_ms) -> None:
-    """Unmatched records leave no entry, poison is dead-lettered, matching keys act once, commit follows the fsync
-    (at once with kafka_commit_interval_ms=0; otherwise the offsets wait for the next coalesced commit)."""
+    """The batch lane acts on matches only, dead-letters poison, and commits after the fsync of every entry."""
     iam = FakeIam()
     keys = [f"AKIAABCDEFGHIJKLMN{i:02d}" for i in range(3)]
     for key in keys:
@@ -94,8 +93,7 @@ async def test_the_alert_consumer_fetches_with_the_configured_wait(tmp_path) -> 
 
 @pytest.mark.parametrize("kind", ["approval.rejected", "operator.rejected"])
 async def test_a_signed_record_the_client_cannot_parse_is_refused_durably_and_the_rest_pass(tmp_path, kind) -> None:
-    """A decision or operator request the Kafka client could not parse is left out, recorded as refused with its
-    place and the client's error, and made durable; the readable records around it pass in order."""
+    """A signed record the Kafka client cannot parse is recorded refused durably; the readable ones pass in order."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"])
     service = Service(settings, aws=FakeIam(), runbooks=[BATCH_RUNBOOK])
     try:
@@ -115,9 +113,7 @@ async def test_a_signed_record_the_client_cannot_parse_is_refused_durably_and_th
 
 @pytest.mark.parametrize("act_fails", [False, True])
 async def test_both_lanes_dead_letter_a_partly_bad_record_alike(tmp_path, monkeypatch, act_fails) -> None:
-    """A record with a good finding and a bad element: the batch lane and the per-record (traced) lane act on the good
-    one, then dead-letter the record once, `unknown_shape`, before its offset commits; when acting fails, both
-    dead-letter it once, `internal` (before: the batch lane had already dead-lettered it `unknown_shape` too)."""
+    """Both lanes act on a partly bad record's good part, then dead-letter it once, `internal` if acting fails."""
     value = b"[" + envelope_bytes(guardduty_finding(KEY)) + b', {"unknown": "shape"}]'
     seen: dict[str, list[tuple[str, int, str]]] = {}
     for lane in ("batch", "per-record"):

@@ -81,8 +81,7 @@ def test_a_service_principal_named_beside_another_principal_still_pages(
 ])
 def test_an_ocsf_finding_s_actor_never_rules_a_write_out(
         user_type: str, invoked_by: str | None, matcher: Matcher) -> None:
-    """An OCSF write finding (GuardDuty's, a product's) whose actor is an AWSService user invoked by a service
-    principal still pages: a finding's actor is its product's claim, not CloudTrail's userIdentity."""
+    """An OCSF write finding whose actor is invoked by a service principal still pages."""
     doc = ocsf_write(None)
     doc["resources"][0].pop("uid", None)  # no access key: a service principal's call carries none
     doc["resources"][0].pop("data", None)
@@ -94,8 +93,7 @@ def test_an_ocsf_finding_s_actor_never_rules_a_write_out(
 
 
 def test_ocsf_api_activity_keeps_the_actor_s_type_and_invoked_by() -> None:
-    """Security Lake's copy of a CloudTrail call (OCSF API Activity) keeps actor.user.type and actor.invoked_by
-    under CloudTrail's attribute names."""
+    """Security Lake's OCSF API Activity copy of a CloudTrail call keeps actor.user.type and actor.invoked_by."""
     doc = {"class_uid": 6003, "activity_id": 1, "time": 1733390000000, "metadata": {"version": "1.1.0"},
            "api": {"operation": "PutObject", "service": {"name": "s3.amazonaws.com"}},
            "actor": {"user": {"type": "AWSService"}, "invoked_by": "glue.amazonaws.com"},
@@ -105,18 +103,14 @@ def test_ocsf_api_activity_keeps_the_actor_s_type_and_invoked_by() -> None:
 
 
 def test_only_cloudtrail_and_ocsf_activity_can_name_a_service_principal() -> None:
-    """No decoder but cloudtrail's and ocsf's declares identity_type or invoked_by, so a SIEM's or a finding product's
-    copy of a service write still pages (tests/unit/test_decoder_attribute_declarations.py binds the declarations to
-    the code)."""
+    """Only cloudtrail and ocsf decoders declare identity_type or invoked_by, so SIEM copies of service writes page."""
     naming = {s for s in sources() if {"identity_type", "invoked_by"} & attribute_names(s)}
     assert naming == {"cloudtrail", "ocsf"}
 
 
 @pytest.mark.parametrize("domain", ["sagemaker.amazonaws.com", "ec2-203-0-113-5.compute-1.amazonaws.com"])
 def test_a_guardduty_write_by_an_aws_service_domain_still_pages(domain: str, matcher: Matcher) -> None:
-    """GuardDuty's `AWSService` userType with `callerType: Domain` and a `domainDetails.domain` under amazonaws.com
-    is no service principal: the domain is where the call came from by DNS (any EC2 host's reverse name ends so),
-    not CloudTrail's `invokedBy`; the write still pages (docs/events.md)."""
+    """A GuardDuty write by an `AWSService` Domain caller under amazonaws.com is not a service principal; it pages."""
     doc: dict[str, Any] = orjson.loads(
         (ROOT / "runbooks/examples/by-source/unauthorized-training-data-write.guardduty-s3-write.json").read_bytes())
     finding = doc.get("detail", doc)

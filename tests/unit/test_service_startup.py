@@ -49,8 +49,7 @@ async def test_start_up_failure_closes_the_unstarted_kafka_clients(tmp_path, por
 
 
 async def test_start_up_failure_releases_the_timeline_lock_and_writes_nothing(tmp_path, port_in_use):
-    """A start that fails before consuming releases the timeline's lock (a service built next in this process, or
-    another, opens the file) and seals nothing: the file is as it was, with no checkpoint of the failed start."""
+    """A start-up failure releases the timeline lock and leaves the file as it was, with no checkpoint."""
     from responder.timeline import FileStore, Recorder, generate_keypair
     from responder.timeline.checkpoint import Signer
 
@@ -91,8 +90,7 @@ BAD_RUNBOOK = "id: bad\nversion: 1\ntrigger: {nope: 1}\nsteps: []\n"
     ({"guard_quotas": [{"nope": 1}]}, "RESPONDER_GUARD_QUOTAS"),
 ])
 async def test_a_setting_refused_at_start_up_builds_no_kafka_client(tmp_path, setting, message):
-    """Every ConfigError `Service()` raises on a setting or runbook comes before any Kafka client is built, so none
-    is left unclosed (a bad runbook logged `Unclosed AIOKafkaProducer` at `responder run`'s exit 3)."""
+    """Every ConfigError `Service()` raises on a setting or runbook comes before any Kafka client is built."""
     books = tmp_path / "runbooks"
     books.mkdir()
     if not setting:
@@ -124,8 +122,7 @@ def test_run_refusing_a_runbook_exits_3_with_no_unclosed_client(tmp_path):
 
 
 async def test_a_client_failing_to_close_leaves_none_of_the_others_open(tmp_path, monkeypatch):
-    """`close_unstarted` with the alerts consumer's stop raising: the approvals and operator consumers and the
-    publisher are still closed, then that error is raised (they were left open, `Unclosed` at GC)."""
+    """`close_unstarted` closes the other clients when the alerts consumer's stop raises, then raises that error."""
     service = _service(tmp_path)
 
     async def broken() -> None:
@@ -143,8 +140,7 @@ async def test_a_client_failing_to_close_leaves_none_of_the_others_open(tmp_path
 
 
 async def test_a_start_up_failure_is_raised_even_when_closing_the_clients_fails(tmp_path, monkeypatch, port_in_use):
-    """`run()` refused before consuming (a metrics port in use) with a client failing to close: the start-up's error
-    is the one raised (what the operator must fix), the close's is logged, and the other clients are closed."""
+    """A start-up failure is raised even when a client fails to close; that error is logged, the others closed."""
     service = _service(tmp_path, metrics_host="127.0.0.1", metrics_port=port_in_use)
 
     async def broken() -> None:

@@ -85,8 +85,7 @@ async def test_a_downgraded_holder_lets_lanes_in_and_a_writer_still_waits_for_it
 
 
 async def test_a_timed_out_step_settling_in_a_fleet_lets_the_other_partitions_lanes_go_on(tmp_path):
-    """`_expire` takes the gate exclusively, and lets the lanes in once its released step's read-back waits to settle
-    (before: every partition waited up to the settle); it still holds the gate's shared side until it ends."""
+    """In a fleet, `_expire` lets the lanes in while its released step settles, holding the gate's shared side."""
     svc, held = fleet_service(tmp_path), Held()
     svc.engine.decisions.due = lambda: True  # type: ignore[method-assign]
     svc.engine.expire = _settling(held)  # type: ignore[method-assign]
@@ -109,8 +108,7 @@ async def _exclusive(gate: Gate) -> None:
 
 
 async def test_a_decision_whose_step_settles_in_a_fleet_lets_the_lanes_go_on(tmp_path):
-    """A decision applied by the owner (`_decide`) holds the gate exclusively until its step's read-back settles,
-    then lets the lanes in (before: it held them all through the settle)."""
+    """In a fleet, a decision applied by `_decide` lets the lanes in while its step's read-back settles."""
     svc, held = fleet_service(tmp_path), Held()
     assert svc.fleet is not None
     settle = _settling(held)
@@ -123,8 +121,7 @@ async def test_a_decision_whose_step_settles_in_a_fleet_lets_the_lanes_go_on(tmp
 
 
 async def test_a_step_taken_up_again_settling_in_a_fleet_lets_the_lanes_go_on(tmp_path):
-    """`_recheck` (a step parked for a quota that could not be counted, taken up again) lets the lanes in while its
-    step's read-back settles, as a decision does."""
+    """`_recheck` of a step parked for an uncounted quota lets the lanes in while its step's read-back settles."""
     svc, held = fleet_service(tmp_path), Held()
     settle = _settling(held)
 
@@ -147,8 +144,7 @@ async def _lanes_go_on_while(svc: Service, held: Held, work: Awaitable[None]) ->
 
 
 async def test_the_lanes_go_on_while_an_approved_step_settles_and_its_result_is_recorded_once_in_order(tmp_path):
-    """Through the engine: an approved deactivation whose read-back lags, decided under `acting`, lets a lane in while
-    it waits, then records its result once (verified on the second read), before the decision's run ends."""
+    """An approved deactivation whose read-back lags lets a lane in while it waits, then records its result once."""
     held = Held()
     kit = make_kit(tmp_path, {"rb": APPROVED_DEACTIVATE}, settle=held.settle())
     lag = Lagging(kit.iam.call, stale=1)

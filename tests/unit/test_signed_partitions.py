@@ -56,8 +56,7 @@ def _tp(partition: int) -> TopicPartition:
 
 
 async def test_a_partition_added_to_the_topic_is_assigned_and_the_others_keep_their_positions(ingest: Any) -> None:
-    """Partition 2 appears in the metadata: all three are assigned, 0 and 1 sought back to where they stood, 2 read
-    from its start (no seek), and its records are new to a member that reads every decision."""
+    """A partition added to the topic is read from its start while partitions 0 and 1 keep their positions."""
     ingest.consumer = consumer = _Consumer({0, 1, 2}, [0, 1], {0: 7, 1: 3})
     ingest._ends = {_tp(0): 5, _tp(1): 0}
     ingest._widen()
@@ -86,17 +85,14 @@ async def test_the_same_partitions_leave_the_assignment_alone(ingest: Any) -> No
 
 
 async def test_a_topic_missing_at_the_start_is_read_once_it_is_created(ingest: Any) -> None:
-    """A manual assignment of nothing (the topic did not exist at the start) takes the topic's partitions once they
-    appear, where before it read nothing until a restart."""
+    """A manual assignment of a topic missing at the start takes its partitions once they appear."""
     ingest.consumer = consumer = _Consumer({0}, [], {})
     ingest._widen()
     assert consumer.assigns == [[_tp(0)]]
 
 
 async def test_a_manual_assignment_reads_the_topics_partitions_every_30_seconds_a_group_every_5_minutes() -> None:
-    """A manual assignment's consumer (no group coordinator) reads the topic's metadata every 30 s, so a partition
-    added to the decisions or operator requests topic is read within it; a group's keeps aiokafka's 5 minutes (more
-    often, a broker failure's rejoins can kill aiokafka's coordinator)."""
+    """A manual assignment's consumer reads topic metadata every 30 s; a group's keeps aiokafka's 5 minutes."""
     for group, age in ((None, 30_000), ("g.approvals", 300_000)):
         ingest = ApprovalIngest("127.0.0.1:9", TOPIC, group, manual_assignment=group is None)
         assert ingest.consumer._client._metadata_max_age_ms == age
@@ -105,9 +101,7 @@ async def test_a_manual_assignment_reads_the_topics_partitions_every_30_seconds_
 
 async def test_a_member_started_after_the_partition_was_added_reads_its_earlier_records_again(
         ingest: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fleet member that starts once the topic has its added partition takes that partition's end offset at its
-    start like the others': its records from before the start are read again (refusals not recorded again), only
-    later ones are new, and nothing is widened at its polls."""
+    """A member started after a partition was added reads its earlier records again, only later ones being new."""
     ingest.consumer = consumer = _Consumer({0, 1}, [], {})
     ends = {_tp(0): 4, _tp(1): 2}
 
@@ -131,8 +125,7 @@ async def test_a_member_started_after_the_partition_was_added_reads_its_earlier_
 
 
 async def test_the_alert_consumers_keep_the_clients_metadata_age() -> None:
-    """Only the signed-record consumers read metadata every 30 s: the alert consumer (a fleet's group, co-partitioned
-    with the changelog) keeps aiokafka's 5 minutes, as before."""
+    """Only the signed-record consumers read metadata every 30 s; the alert consumer keeps aiokafka's 5 minutes."""
     ingest = KafkaIngest("127.0.0.1:9", ["alerts"], "g", "dlq", co_partitioned=True)
     assert ingest.consumer._client._metadata_max_age_ms == 300_000
     await ingest.consumer.stop()

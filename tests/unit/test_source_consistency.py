@@ -106,8 +106,7 @@ def test_the_security_hub_copy_of_a_guardduty_finding_keeps_guardduty_s_score(ru
 
 
 def test_the_ocsf_copy_of_a_custom_product_finding_does_not_pass_for_guardduty() -> None:
-    """OCSF (Security Lake) keeps the ASFF ProductArn in metadata.product.uid: a custom product's copy gets no
-    GuardDuty threat, however it names itself."""
+    """The OCSF copy of a custom product's finding gets no GuardDuty threat, however it names itself."""
     [real] = decode_doc(_ocsf_guardduty())
     assert real.threat is not None
     forged = _ocsf_guardduty()
@@ -143,15 +142,13 @@ def _medium_guardduty(original: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("original", ["NaN", "Infinity", "1e400", "99", "-1", "2"])
 def test_guardduty_s_number_outside_its_label_leaves_the_normalized_score(original: str) -> None:
-    """An `Original` that is not a number inside the label's band (NaN, infinite, huge, another band) is skipped:
-    Normalized/10 is scored as before, never the number and never a crash."""
+    """A GuardDuty `Original` that is not a number in its label's band is skipped, and Normalized/10 is scored."""
     [event] = decode_doc(_medium_guardduty(original))
     assert event.severity.score == 4.0
 
 
 def test_guardduty_s_own_severity_fields_win_over_the_customer_s() -> None:
-    """FindingProviderFields.Severity.Product (GuardDuty's) is read before the top-level Severity.Product, which
-    BatchUpdateFindings lets any analyst rewrite."""
+    """GuardDuty's FindingProviderFields.Severity.Product is read before the top-level Severity.Product."""
     finding = _medium_guardduty("5")
     finding["Severity"] = {"Label": "HIGH", "Normalized": 70, "Product": 8.9}
     finding["FindingProviderFields"]["Severity"] = {"Label": "HIGH", "Product": 8}
@@ -197,9 +194,7 @@ def test_a_padded_type_is_classified_as_the_type_it_is_stored_as() -> None:
 
 @pytest.mark.parametrize("gd_type", sorted(ANOMALIES))
 def test_a_guardduty_ml_anomaly_pages_whichever_source_or_lane_reports_it(gd_type: str, runbooks_dir: Path) -> None:
-    """Each <tactic>:IAMUser/AnomalousBehavior (an ML verdict, not proof) pages on-call through anomalous-credential-use
-    and deactivates no key (nor restarts a trail), from GuardDuty (fast lane and general decoder), its Security Hub
-    copy and its OCSF copy alike."""
+    """An IAMUser/AnomalousBehavior finding pages on-call and deactivates no key, from every source and lane alike."""
     matcher = Matcher(load_runbooks(runbooks_dir, registry))
     found = {lane: ([m.runbook.id for m in matcher.match(event)], event.threat and event.threat.category,
                     principal_of(event)[:3])
@@ -223,8 +218,7 @@ def test_a_guardduty_ml_anomaly_on_a_role_session_pages_once(runbooks_dir: Path)
 @pytest.mark.parametrize("gd_type", sorted(ANOMALIES))
 def test_the_ocsf_copy_of_a_guardduty_ml_anomaly_naming_t1078_is_not_contained(gd_type: str,
                                                                              runbooks_dir: Path) -> None:
-    """An OCSF copy of a GuardDuty ML anomaly whose attacks[] name T1078.004 (Valid Accounts: Cloud) is classified
-    by its GuardDuty type, as the native and Security Hub lanes are: it pages, no runbook deactivates the key."""
+    """An OCSF GuardDuty ML anomaly naming T1078.004 is classified by its GuardDuty type: it pages, no key touched."""
     ocsf = anomaly_copies(gd_type)["ocsf"].raw
     ocsf["finding_info"]["attacks"] = [{"tactic": {"uid": "TA0006", "name": "Credential Access"},
                                         "technique": {"uid": "T1078.004", "name": "Cloud Accounts"}}]

@@ -56,8 +56,7 @@ async def _entered(built: list[GroupConsumer], count: int) -> None:
 
 
 async def test_a_rebuild_whose_start_never_returns_times_out_and_counts_until_the_service_stops(tmp_path) -> None:
-    """Each rebuilt consumer hangs in `start()`: each is closed at the bound, rebuilt again, and the fifth ends in
-    ConsumerRebuildsExhausted (exit 75), never two consumers open at once."""
+    """Rebuilt consumers hanging in `start()` are closed at the bound, ending in ConsumerRebuildsExhausted (exit 75)."""
     broker, built = FakeBroker(records=2), []
     async with alerts_over(tmp_path, _no_backoff, _hanging(broker, built)) as service:
         service.start_timeout = lambda: 0.05  # type: ignore[method-assign]
@@ -72,8 +71,7 @@ async def test_a_rebuild_whose_start_never_returns_times_out_and_counts_until_th
 
 
 async def test_a_stop_request_ends_a_rebuilds_start_that_never_returns_committing_nothing(tmp_path) -> None:
-    """SIGTERM's `request_stop` while a rebuilt consumer hangs in `start()` (no bound reached): the start is
-    cancelled, the consumer closed, the alerts loop ends at once, and nothing more is committed."""
+    """`request_stop` during a rebuilt consumer's hung `start()` cancels it and ends the alerts loop uncommitted."""
     broker, built = FakeBroker(records=2), []
     async with alerts_over(tmp_path, _no_backoff, _hanging(broker, built)) as service:
         committed = broker.committed
@@ -119,8 +117,7 @@ async def _first_start(tmp_path: Any, run: Callable[[Service, list[GroupConsumer
 
 
 async def test_a_stop_request_ends_a_first_start_whose_group_coordinator_is_never_found(tmp_path) -> None:
-    """At the service's start, the alerts consumer hangs in `start()`: `request_stop` ends it at once, the
-    consumer closed, the service never ready."""
+    """`request_stop` ends at once a first alerts consumer start that hangs; the consumer is closed, never ready."""
     async def run(service: Service, built: list[GroupConsumer]) -> None:
         starting = asyncio.create_task(service._consume_until_stopped())
         await asyncio.wait_for(_entered(built, 1), 10)
@@ -134,8 +131,7 @@ async def test_a_stop_request_ends_a_first_start_whose_group_coordinator_is_neve
 
 
 async def test_a_first_start_that_never_returns_is_rebuilt_until_the_service_stops_with_exit_75(tmp_path) -> None:
-    """At the service's start, every alerts consumer hangs in `start()`: the first times out and is rebuilt like a
-    dead coordinator's, and after 5 rebuilds the start ends in ConsumerRebuildsExhausted, each consumer closed."""
+    """A first start that hangs is rebuilt, and after 5 rebuilds it ends in ConsumerRebuildsExhausted, each closed."""
     async def run(service: Service, built: list[GroupConsumer]) -> None:
         service.start_timeout = lambda: 0.05  # type: ignore[method-assign]
         service.rebuild_budget = _no_backoff  # type: ignore[method-assign]

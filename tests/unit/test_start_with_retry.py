@@ -45,8 +45,7 @@ async def test_no_answer_within_the_deadline_closes_the_client_and_says_where() 
 
 
 async def test_a_cancelled_start_closes_the_client() -> None:
-    """A start cancelled while it waits (a fleet's restore ended by a revocation) stops the client, then the
-    cancellation goes on."""
+    """A start cancelled while it waits stops the client, then the cancellation goes on."""
     started = asyncio.Event()
 
     class _Waiting(_Client):
@@ -71,8 +70,7 @@ async def test_each_failed_attempt_is_a_warning_and_the_setting_the_caller_names
 
 
 async def test_a_quiet_start_logs_its_attempts_at_debug_and_names_what_sets_its_wait() -> None:
-    """With `quiet` the failed attempts (and the start) are logged at debug level, no warning; BrokerUnreachable names
-    `wait_set_by`, not RESPONDER_KAFKA_CONNECT_TIMEOUT."""
+    """A `quiet` start logs failed attempts at debug level, and BrokerUnreachable names `wait_set_by`."""
     client = _Client(KafkaConnectionError("no route"))
     with capture_logs() as logs, pytest.raises(BrokerUnreachable) as raised:
         await _start_with_retry(client, deadline=0.05, quiet=True, wait_set_by="the mirror's own timeout")

@@ -58,8 +58,7 @@ async def test_an_operator_consumer_whose_coordinator_never_comes_back_ends_in_e
 
 
 async def test_a_first_alerts_consumer_that_lost_its_coordinator_is_rebuilt_and_commits_every_record(tmp_path) -> None:
-    """A never rebuilt alerts consumer that lost its coordinator, a commit of it waiting for ever, is rebuilt past the
-    bound: the hung commit ends, and the new consumer reads on and commits every record."""
+    """A first alerts consumer that lost its coordinator is rebuilt past the bound and commits every record."""
     clock, broker = MovingClock(), FakeBroker(records=7)
     built: list[GroupConsumer] = []
 
@@ -125,8 +124,7 @@ def test_the_time_out_of_the_group_counts_at_consecutive_polls_from_the_last_bui
 
 
 async def test_a_commit_waiting_for_a_lost_coordinator_ends_when_the_consumer_is_given_up() -> None:
-    """`commit_unless_dead` waiting in a commit that never returns gives False once the consumer is abandoned; later
-    ones are skipped at once."""
+    """`commit_unless_dead` stuck in a commit gives False once the consumer is given up; later ones skip at once."""
     broker = FakeBroker(records=0)
     fake = LosingConsumer(broker, MovingClock(), lose_after=0)
     fake._coordinator.coordinator_id = None
@@ -140,8 +138,7 @@ async def test_a_commit_waiting_for_a_lost_coordinator_ends_when_the_consumer_is
 
 
 async def test_a_rebuilt_consumer_that_reads_every_decision_settles_once_caught_up_to_its_start(tmp_path) -> None:
-    """A rebuilt consumer that reads every decision and commits none (a fleet member's) settles once read to the end
-    offsets it had at its start, not 503 'not settled' for ever."""
+    """A rebuilt consumer reading every decision settles once caught up to its start's end offsets."""
     clock, broker = MovingClock(), FakeBroker(records=7)
     built: list[JoinedConsumer] = []
 
@@ -182,8 +179,7 @@ async def test_an_operator_consumer_whose_commit_waits_for_a_lost_coordinator_is
 
 
 async def test_an_unexpected_error_in_a_commit_s_watch_is_logged_and_stops_its_loop(tmp_path, monkeypatch) -> None:
-    """An error no outage raises, out of the commit's watch beside the probe (a bug in `_watched`), is logged and
-    raised into the loop held in the commit, as one out of a poll's watch is: the watch never dies unseen."""
+    """An unexpected error in a commit's watch is logged and raised into the loop held in the commit."""
     monkeypatch.setattr(Service, "commit_watch_s", 0.01)
     watched = Service._watched
 

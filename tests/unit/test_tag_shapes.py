@@ -29,8 +29,7 @@ def _alert_hit(tags: Any, protected: dict[str, str]) -> str | None:
 
 @pytest.mark.parametrize("tags", [[{"Key": "owner"}], [{"key": "owner", "value": None}], {"owner": None}])
 def test_an_alert_tag_without_a_value_has_the_empty_value(tags: Any) -> None:
-    """A tag given with no value, or None, matches a protected empty value (before: read as "None", it did not), and
-    not a protected value "None" (before: it did)."""
+    """An alert tag with no value or None matches a protected empty value, not a protected value "None"."""
     assert _alert_hit(tags, {"owner": ""}) == "resource 'app-worker' carries protected tag owner="
     assert _alert_hit(tags, {"owner": "None"}) is None
     assert _alert_hit(tags, {"owner": "*"}) == "resource 'app-worker' carries protected tag owner="
@@ -131,8 +130,7 @@ def test_an_untagged_resource_paged_answer_is_no_tags(key: str, reply: dict[str,
 
 
 def test_a_kms_marker_without_truncated_is_followed() -> None:
-    """A KMS page naming a `NextMarker` is followed though `Truncated` is left out: a protected tag on the next page
-    refuses (before: the page was taken as the last and the tag missed)."""
+    """A KMS page naming a `NextMarker` without `Truncated` is followed, so a protected tag on the next page refuses."""
     replies = Replies({"Tags": [], "NextMarker": "m2"}, {"Tags": [{"TagKey": "responder:protected", "TagValue": "1"}],
                                                          "Truncated": False})
     found = asyncio.run(ResourceTags(replies, clock=SettableClock()).forms({KEY}))
@@ -161,6 +159,5 @@ class Untagged:
 
 @pytest.mark.parametrize("key", ["role r", "user u", "instance i-1", "secret s", "store s", "apikey a1"])
 def test_an_answer_that_leaves_out_the_tags_of_an_untagged_resource_is_no_tags(key: str) -> None:
-    """Where AWS leaves the tags out for a resource with none (GetRole, GetUser, DescribeInstances, DescribeSecret,
-    GetApiKey), the answer is no tags, not a refusal of every step on an untagged resource."""
+    """An AWS answer leaving out the tags of an untagged resource reads as no tags, not as a refusal."""
     assert asyncio.run(ResourceTags(Untagged(), clock=SettableClock()).forms({key})) == set()

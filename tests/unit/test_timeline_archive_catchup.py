@@ -42,8 +42,7 @@ async def test_a_file_cut_back_behind_its_archive_is_refused_at_catch_up(tmp_pat
 
 
 async def test_a_restart_owing_a_checkpoint_archives_everything(tmp_path):
-    """After a crash that tore a checkpoint and left a sealed segment unuploaded, the resumed recorder's owed
-    checkpoint (pending at catch-up) seals the next segment: the archive ends equal to the file, and verifies."""
+    """A restart owing a checkpoint after a torn one seals the next segment, so the archive equals the file."""
     path = tmp_path / "a.jsonl"
     rec = signed_recorder(path, every=5)
     for i in range(15):

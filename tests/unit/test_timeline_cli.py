@@ -246,8 +246,7 @@ def test_non_canonical_lines_fail(tmp_path, name, mutate):
 
 
 def test_offline_undo_of_an_incident_named_only_by_a_refused_decision_exits_3(tmp_path):
-    """A replica's timeline that names an incident only in a refused decision (a forged one any replica records) or
-    an operator request's records does not hold it: offline `undo` exits 3 saying so, not "nothing to undo"."""
+    """Offline `undo` of an incident named only by a refused decision or operator request exits 3 saying so."""
     rec = incident_timeline(tmp_path / "t.jsonl")
     rec.append("approval.rejected", {"reason": "unknown signing key id 'x'", "key_id": "x"}, "inc-elsewhere")
     rec.append("operator.refused", {"reason": "fleet store unreachable"}, "inc-elsewhere")
@@ -258,8 +257,7 @@ def test_offline_undo_of_an_incident_named_only_by_a_refused_decision_exits_3(tm
 
 
 def test_an_operator_request_naming_a_prefix_does_not_make_the_prefix_an_incident(tmp_path):
-    """A refused `undo --via kafka job` records its operator.* entries under "job": `job` still names job-77 (offline
-    undo resolved it to "job" itself and answered "nothing to undo")."""
+    """An operator request naming a prefix such as `job` does not make the prefix an incident; it names job-77."""
     rec = incident_timeline(tmp_path / "t.jsonl")
     rec.append("step.intent", {"step": "y", "key": "k9"}, "job-77")
     rec.append("operator.requested", {"id": "r1", "action": "undo", "by": "ann", "key_id": "k", "args": {}}, "job")

@@ -61,8 +61,7 @@ def test_offline_command_with_the_signing_key_seals_its_entries_with_a_checkpoin
 @pytest.mark.parametrize("command", COMMANDS, ids=["undo", "models-quarantine"])
 def test_offline_command_without_the_key_says_its_entries_are_unsigned_and_verify_accepts_them(
         tmp_path, registry, command):
-    """No signing key here: one line says the entries are unsigned until the service's next checkpoint; verify passes
-    with them as the unsigned tail, and the service's next start-and-close covers them."""
+    """An offline command without the signing key says its entries are unsigned; verify accepts them as the tail."""
     path = tmp_path / "t.jsonl"
     _signed_timeline(path, str(registry.root))
     out = CliRunner().invoke(app, [*command, "--timeline", str(path)])
@@ -156,8 +155,7 @@ def test_offline_command_without_the_key_says_when_its_entries_pass_the_cadence(
 @pytest.mark.parametrize("command", COMMANDS, ids=["undo", "models-quarantine"])
 def test_offline_command_without_the_key_refuses_a_tail_already_past_the_cadence(
         tmp_path, registry, monkeypatch, command):
-    """Failed before (it wrote, and verify then failed): past the cadence the next offline command exits 3 naming
-    `responder timeline sign`, writing nothing; verify says unsigned offline tail (4), and after signing it runs."""
+    """Past the cadence, an offline command without the key exits 3 naming `responder timeline sign`, writing none."""
     path = tmp_path / "t.jsonl"
     _signed_timeline(path, str(registry.root))
     monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "3")
@@ -181,8 +179,7 @@ def test_offline_command_without_the_key_refuses_a_tail_already_past_the_cadence
 
 
 def test_offline_command_with_the_key_that_fails_still_seals_what_it_wrote(tmp_path, registry, monkeypatch):
-    """A `models switch` to a version that does not exist fails (exit 1) after writing its intent and result: with
-    the key they are still covered by its checkpoint, so verify finds no unsigned tail."""
+    """A failing offline command with the key still seals what it wrote, so verify finds no unsigned tail."""
     path = tmp_path / "t.jsonl"
     _signed_timeline(path, str(registry.root))
     monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)

@@ -62,8 +62,7 @@ def _check(path: Path) -> None:
 
 
 def test_an_offline_tail_past_the_cadence_is_reported_as_unsigned_not_broken(tmp_path):
-    """Failed before (exit 1, "cadence"): the service's 3 unsigned entries plus an offline writer's 4 pass the cadence;
-    verify exits 4 with verdict unsigned_offline_tail, naming the writer and its seqs, everything before signed."""
+    """An offline writer's unsigned tail past the cadence makes verify exit 4 with unsigned_offline_tail, naming it."""
     path = tmp_path / "t.jsonl"
     write_signed(path, n=8, every=CADENCE)  # 8 entries + checkpoints at 5 and on close: the tail is signed
     rec = Recorder(FileStore(path), writer="test")  # a service without its key left 3 unsigned entries
@@ -108,8 +107,7 @@ def test_within_the_cadence_an_offline_tail_verifies_and_is_listed(tmp_path):
 
 
 def test_the_services_next_checkpoint_seals_an_offline_run_past_the_cadence(tmp_path):
-    """Failed before (the cadence broken for good): once the service restarts with its key, verify exits 0 and the
-    offline run is reported as signed by that checkpoint."""
+    """The service's next checkpoint after a restart seals an offline run past the cadence, and verify exits 0."""
     path = tmp_path / "t.jsonl"
     _past_cadence(path)
     _service(path, 3)
@@ -160,8 +158,7 @@ def test_timeline_sign_without_the_key_exits_3(tmp_path):
 
 
 def test_checkpoints_deleted_and_the_tail_relabelled_offline_still_fail(tmp_path):
-    """The attack: delete the last checkpoints, edit, rehash and relabel every unsigned entry as one offline writer:
-    its run is longer than the cadence, so verify exits 1, not 4."""
+    """Deleting the last checkpoints and relabelling the unsigned tail as one offline writer still fails verify (1)."""
     path = tmp_path / "t.jsonl"
     docs = [orjson.loads(ln) for ln in write_signed(path, n=20, every=CADENCE)]
     cps = [i for i, d in enumerate(docs) if d["kind"] == "checkpoint"]
@@ -176,8 +173,7 @@ def test_checkpoints_deleted_and_the_tail_relabelled_offline_still_fail(tmp_path
 
 
 def test_an_offline_writer_starting_past_the_cadence_fails(tmp_path):
-    """An edit hidden in a service run longer than the cadence cannot be rescued by offline entries after it, nor by
-    several offline writers each within the cadence: a writer starting after more than the cadence fails verify."""
+    """An offline writer starting after more than the cadence of unsigned service entries fails verify."""
     path = tmp_path / "t.jsonl"
     write_signed(path, n=5, every=CADENCE)
     _offline(path, 4, writer="offline:a:1")
@@ -240,8 +236,7 @@ def test_export_across_files_names_the_unsigned_file_and_exits_4(tmp_path):
 
 
 def test_a_body_holding_kind_checkpoint_does_not_reset_the_unsigned_run_an_offline_command_counts(tmp_path):
-    """Entries whose body nests {"kind": "checkpoint"} (alert text) are not checkpoints: 6 of them past the last
-    real one put the run past the cadence, and an offline recorder without the key sees it."""
+    """Entries nesting kind `checkpoint` in their body are not checkpoints to an offline recorder counting the run."""
     from responder.settings import Settings
 
     path = tmp_path / "t.jsonl"
@@ -259,8 +254,7 @@ def test_a_body_holding_kind_checkpoint_does_not_reset_the_unsigned_run_an_offli
 
 
 def test_a_rewrite_behind_two_deleted_checkpoints_gets_exit_4_whose_reason_does_not_vouch_for_it(tmp_path):
-    """The last two checkpoints deleted, an entry they signed edited, the later ones relabelled offline: exit 4 (never
-    0), and the reason says a rewrite looks the same and to check the archive/anchor first, not "intact"."""
+    """A rewrite behind two deleted checkpoints exits 4, not 0, with a reason that does not vouch for the timeline."""
     path = tmp_path / "t.jsonl"
     docs = [orjson.loads(ln) for ln in write_signed(path, n=15, every=CADENCE)]
     cps = [i for i, d in enumerate(docs) if d["kind"] == "checkpoint"]  # seqs 5, 11, 17 (15 entries, 3 checkpoints)
@@ -312,8 +306,7 @@ def test_timeline_sign_refuses_a_chain_its_key_did_not_sign(tmp_path, monkeypatc
 
 
 def test_an_offline_recorder_reads_no_further_than_its_tail_when_that_holds_a_checkpoint(tmp_path, monkeypatch):
-    """Failed before (every offline command without the key scanned the whole history): a checkpoint in the tail read
-    at open gives the unsigned run exactly, so no line is scanned for one."""
+    """An offline recorder whose tail holds a checkpoint reads no further back to count the unsigned run."""
     from responder.settings import Settings
     from responder.timeline import recorder as recorder_module
 

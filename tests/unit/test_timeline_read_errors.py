@@ -45,8 +45,7 @@ def _refused(args: list[str], path: Path, reason: str) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_missing_path_is_one_line_and_exit_3(tmp_path, monkeypatch, command):
-    """A path that does not exist: `cannot read timeline PATH: no such file`, exit 3, nothing created (show, export,
-    verify, anchor and sign exited 2 with a usage box; history printed an empty table, exit 0)."""
+    """A missing timeline path prints `cannot read timeline PATH: no such file`, exits 3, and creates nothing."""
     monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", generate_keypair()[0])  # sign gets as far as the file
     path = tmp_path / "missing.jsonl"
     _refused(COMMANDS[command](path), path, "no such file")
@@ -55,8 +54,7 @@ def test_a_missing_path_is_one_line_and_exit_3(tmp_path, monkeypatch, command):
 
 @pytest.mark.parametrize("command", ["show", "history", "postmortem"])
 def test_a_file_that_is_not_a_timeline_is_one_line_naming_it_and_exit_3(tmp_path, command):
-    """A line that is no timeline entry: the file and the entry, exit 3 (history exited 1; show did not name the
-    file)."""
+    """A file with a line that is no timeline entry prints one line naming the file and the entry, and exits 3."""
     path = tmp_path / "bad.jsonl"
     path.write_text("garbage\n")
     _refused(COMMANDS[command](path), path, "entry 1: line 1 is not a timeline entry")
@@ -80,8 +78,7 @@ def test_an_unreadable_file_is_one_line_naming_it_and_exit_3(tmp_path, monkeypat
 
 @pytest.mark.parametrize("command", ["anchor", "export", "sign"])
 def test_a_file_it_may_not_open_is_one_line_naming_it_and_exit_3(tmp_path, monkeypatch, command):
-    """Permission denied opening the file: `cannot read timeline PATH: Permission denied`, exit 3 (anchor and
-    export ended in a PermissionError traceback; sign printed the bare OSError)."""
+    """A timeline file that may not be opened prints `cannot read timeline PATH: Permission denied` and exits 3."""
     monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", generate_keypair()[0])
     path = tmp_path / "t.jsonl"
     path.write_text("")
@@ -123,8 +120,7 @@ def _verify(*args: str) -> Result:
 
 
 def test_verify_checks_the_files_beside_a_missing_one_and_a_broken_one_is_exit_1(tmp_path):
-    """`verify good missing` checks good (✓) and exits 3; `verify tampered missing` exits 1, as for several files
-    (1 if any is broken, else 3): a script still tells tampered from missing (both exited 3 without checking)."""
+    """`verify` checks the files beside a missing one, exiting 3, or 1 when one of them is tampered."""
     good, missing = _replica(tmp_path / "r1.jsonl", "r1:1"), tmp_path / "missing.jsonl"
     out = _verify(str(good), str(missing))
     assert out.exit_code == 3, out.output
@@ -139,8 +135,7 @@ def test_verify_checks_the_files_beside_a_missing_one_and_a_broken_one_is_exit_1
 
 
 def test_verify_an_anchor_of_a_missing_file_is_no_file_s_writer_exit_1(tmp_path):
-    """`verify r1 r2 --anchor A2` with r2 deleted: A2 is an anchor no file's writer signed (exit 1, as for a file
-    deleted from a directory), not an anchor r1 is checked against."""
+    """`verify --anchor` for an anchor of a deleted file reports an anchor no file's writer signed, exit 1."""
     r1, r2 = _replica(tmp_path / "r1.jsonl", "r1:1"), _replica(tmp_path / "r2.jsonl", "r2:2")
     anchor = tmp_path / "a2.json"
     anchor.write_text(CliRunner().invoke(app, ["timeline", "anchor", str(r2)]).stdout)

@@ -169,8 +169,7 @@ def test_an_ambiguous_or_unknown_incident_across_writers_exits_3(tmp_path, given
 
 
 def test_an_anchor_is_not_given_to_a_file_whose_entry_body_names_its_writer(tmp_path):
-    """A body ending in `"writer": <the anchor's writer>` (alert or operator text) does not make its file that
-    writer's: verify DIR --anchor of an intact fleet passes."""
+    """A body naming a writer does not make its file that writer's; `verify DIR --anchor` of an intact fleet passes."""
     fleet = tmp_path / "fleet"
     fleet.mkdir()
     _two_writers(fleet)

@@ -125,8 +125,7 @@ def test_a_file_that_does_not_verify_still_names_its_replica(tmp_path):
                                               ("offline:pod-0:17:ab12cd", None), ("fe80::1:17", "fe80::1"),
                                               ("offline:fe80::1:17:ab12cd", None)])
 def test_a_writers_replica_is_the_host_of_host_pid(writer, name):
-    """host:pid → host (an IPv6 host keeps its colons); an id without a numeric pid is its own name; an offline
-    command's is no replica."""
+    """A writer's replica is the host of `host:pid`; an id without a numeric pid is its own; an offline one is none."""
     assert replica(writer) == name
 
 

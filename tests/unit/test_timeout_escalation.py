@@ -61,8 +61,7 @@ def _metered(kit: Kit) -> Metrics:
 
 
 async def test_an_escalation_denied_by_its_timeout_counts_as_a_failed_escalation(tmp_path):
-    """Nobody was told when an escalation step's own approval lapsed: `responder_escalation_failures_total` counts
-    it (a human's denial of one is a decision, not counted)."""
+    """An escalation denied by its own approval timeout counts in `responder_escalation_failures_total`."""
     kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
     metrics = _metered(kit)
     await kit.send()
@@ -101,8 +100,7 @@ def _legacy(kit: Kit, upto: str, step: str) -> None:
 
 @pytest.mark.parametrize("upto", ["step.result", "approval.expired"])
 async def test_a_legacy_timed_out_denial_is_not_escalated_on_restart(tmp_path, upto):
-    """A timeline written before timeouts escalated (no `code` on the denial, its run cut short by the upgrade's
-    restart): the restart finishes the run without paging about the old incident."""
+    """A legacy timed-out denial with no `code` is not escalated on restart; the run finishes without paging."""
     kit = make_kit(tmp_path, {"rb": TIMED % "deny"})
     await kit.send()
     kit.clock.now += 61
@@ -122,8 +120,7 @@ async def test_a_legacy_timed_out_denial_is_not_escalated_on_restart(tmp_path, u
 
 @pytest.mark.parametrize("upto", ["step.result", "step.escalated", "step.intent"])
 async def test_a_timed_out_run_handed_over_in_a_fleet_slice_escalates_once(tmp_path, upto):
-    """Killed after the denial, its `step.escalated` or the escalation's intent: the slice cut then (as the changelog
-    holds it) carries the run; the replica that restores it escalates once in all."""
+    """A run killed after its timed-out denial is carried in the fleet slice; the restoring replica escalates once."""
     kit = await timed_out_kit(tmp_path)
     assert told_escalations(kit) == [("oncall", "deactivate failed")]
     crash_after(kit, upto, "tell.deactivate" if upto == "step.intent" else "deactivate")
@@ -159,9 +156,7 @@ async def test_a_decision_arriving_just_after_the_timeout_neither_runs_nor_escal
 
 
 def test_the_failed_escalation_alert_fires_on_a_counter_first_seen_at_one():
-    """`increase()` sees nothing on a series whose first sample is already 1 (a labelled counter appears at its first
-    increment, and a restart's resumed escalation may fail before the first scrape): the rule also fires on a series
-    new within its window."""
+    """The failed-escalation alert rule fires on a counter series new within its window whose first sample is 1."""
     rules = yaml.safe_load((Path(__file__).parents[2] / "deploy/prometheus/alerts.yml").read_text())["groups"]
     [rule] = [r for g in rules for r in g["rules"] if r["alert"] == "ResponderEscalationFailed"]
     expr = " ".join(rule["expr"].split())

@@ -24,8 +24,7 @@ def _described(name: str, code: int, partitions: int = 3) -> dict[str, Any]:
 
 
 def test_the_topics_needed_are_those_written_to_and_the_alert_and_approvals_topics() -> None:
-    """A plain service needs its dead-letter and approval request topics, a fleet its changelog, a dry run only that;
-    every one also the alert and approvals topics it reads (once each)."""
+    """A service needs the topics it writes to, per mode, plus the alert and approvals topics it reads, once each."""
     plain = needed_topics(Settings(kafka_bootstrap="k:1", deadletter_topic="d", approval_requests_topic="r",
                                    topics=["a"], approvals_topic="p"))
     assert [(t.name, t.setting) for t in plain] == [("d", "RESPONDER_DEADLETTER_TOPIC"), (
@@ -156,8 +155,7 @@ async def test_a_missing_deadletter_topic_holds_the_service_until_it_is_created(
 
 
 async def test_a_stop_while_waiting_for_a_topic_ends_the_service_cleanly(tmp_path: Path, topics: _Topics) -> None:
-    """SIGTERM while a topic is missing stops the wait: no client started, every one closed, no error, and the
-    usual `service_stopped` line (what a supervisor or `test_run_stops_cleanly_on_sigterm` looks for)."""
+    """SIGTERM while waiting for a missing topic stops cleanly: no client started, none open, `service_stopped`."""
     service = Service(_settings(tmp_path), runbooks=[])
     service.topic_retry_s = 60.0
     with capture_logs() as logs:
@@ -191,8 +189,7 @@ async def test_a_stop_asked_during_a_check_that_passes_starts_no_client(tmp_path
 
 
 async def test_the_auto_create_wait_fits_within_a_short_check_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a deadline shorter than the auto-create wait (3 s), a topic still unknown is reported missing within it,
-    not cut by with_admin's deadline into BrokerUnreachable."""
+    """With a check deadline under the 3 s auto-create wait, an unknown topic is reported missing, not unreachable."""
     import aiokafka.admin
 
     class _Admin(_Metadata):

@@ -23,8 +23,7 @@ from tests.source_kit import ROOT, asff_event, v2_event, v2_finding
 
 
 def test_a_v2_event_decodes_under_an_ocsf_pin_as_without_one() -> None:
-    """The V2 envelope under `ocsf` yields the events it yields unpinned, all of source `ocsf`, and its head is the
-    same (before: the pin forced the bare OCSF decoder on the envelope, and the record was dead-lettered)."""
+    """A Security Hub V2 event decodes under an `ocsf` topic pin as it does without one."""
     doc = v2_event(v2_finding("S3.8"))
     assert detect(doc, "ocsf").name == "securityhub.v2"
     assert decode_doc(doc, "ocsf") == decode_doc(doc)
@@ -36,8 +35,7 @@ def test_a_v2_event_decodes_under_an_ocsf_pin_as_without_one() -> None:
     asff_event("S3.8"), orjson.loads(envelope_bytes(guardduty_finding("AKIAEXAMPLE000000001"))),
 ], ids=["asff", "guardduty"])
 def test_an_ocsf_pin_still_refuses_other_sources(doc: dict[str, Any]) -> None:
-    """An ASFF or GuardDuty record on the pinned topic is refused by the OCSF decoder it is forced through: the pin
-    stays a boundary on the event sources a topic can produce."""
+    """An `ocsf` topic pin still refuses ASFF or GuardDuty records on the pinned topic."""
     with pytest.raises(ValidationFailed, match=r"^ocsf: "):
         decode_doc(doc, "ocsf")
 
@@ -49,8 +47,7 @@ def test_a_v2_event_that_is_not_ocsf_inside_is_refused_with_its_reason() -> None
 
 
 def test_the_pipeline_matches_a_v2_event_on_an_ocsf_topic() -> None:
-    """Through `prepare_batch` on a topic pinned to `ocsf`: the V2 control finding matches its runbook, nothing
-    fails."""
+    """Through `prepare_batch` on an `ocsf`-pinned topic, the V2 control finding matches its runbook."""
     engine = Engine(Recorder(MemoryStore()), registry, FakeIam(), dry_run=True)
     pipeline = Pipeline(load_runbooks(ROOT / "runbooks", registry), engine, topic_formats={"lake": "ocsf"})
     value = orjson.dumps(v2_event(v2_finding("S3.8")))

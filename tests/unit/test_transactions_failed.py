@@ -44,8 +44,7 @@ async def _txn(monkeypatch: pytest.MonkeyPatch) -> Transactions:
 
 
 async def test_a_dead_producers_offsets_commit_raises_transaction_failed_and_so_does_the_next_write(txn):
-    """The chunk's commit raises TransactionFailed (from aiokafka's KafkaError); the next write, urgent or held, and
-    the next commit are refused with TransactionFailed too, nothing sent or committed."""
+    """A dead producer's offsets commit raises TransactionFailed, as do the next write and commit, sending nothing."""
     producer = txn.producers[4]
     assert isinstance(producer, _SenderDied)
     with txn.hold([4]):
@@ -62,8 +61,7 @@ async def test_a_dead_producers_offsets_commit_raises_transaction_failed_and_so_
 
 
 async def test_a_failure_after_the_partition_was_revoked_is_no_transaction_failure(txn):
-    """The same failure of a producer revoked meanwhile is a plain ChangelogError (it does not rejoin), while one of a
-    partition still owned is a TransactionFailed."""
+    """A producer failure after its partition was revoked is a plain ChangelogError, not a TransactionFailed."""
     producer = txn.producers[4]
     gate = asyncio.Event()
 
@@ -87,8 +85,7 @@ async def test_a_failure_after_the_partition_was_revoked_is_no_transaction_failu
 @pytest.mark.parametrize("error", [GroupAuthorizationFailedError("group"), MessageSizeTooLargeError(),
                                    TopicAuthorizationFailedError("changelog"), AssertionError("aiokafka state")])
 async def test_a_permanent_failure_is_a_plain_changelog_error_that_does_not_rejoin(monkeypatch, error):
-    """An ACL refusal, a record too large or an aiokafka state assertion fails the partition with a plain
-    ChangelogError, at once and on the next write: rejoining cannot cure it, so the replica stops and says why."""
+    """An ACL refusal, a too-large record or a state assertion fails the partition with a plain ChangelogError."""
 
     class _Refused(FailingTxnProducer):
         async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
@@ -107,8 +104,7 @@ async def test_a_permanent_failure_is_a_plain_changelog_error_that_does_not_rejo
 @pytest.mark.parametrize("error", [KafkaConnectionError("reset"), RequestTimedOutError(),
                                    TimeoutError("no answer from the coordinator"), StaleLeaderEpochCodeError()])
 async def test_kafka_cut_off_past_the_deadline_is_a_transaction_failure(monkeypatch, error):
-    """A connection lost, a transient error past the send deadline, the coordinator's silence (the end deadline's
-    TimeoutError) or Kafka's NETWORK_EXCEPTION (aiokafka's StaleLeaderEpochCodeError) is a TransactionFailed."""
+    """Kafka cut off past the deadline (lost connection, timeout or NETWORK_EXCEPTION) is a TransactionFailed."""
 
     class _CutOff(FailingTxnProducer):
         async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:

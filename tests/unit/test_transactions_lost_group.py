@@ -47,8 +47,7 @@ async def test_offsets_waiting_for_a_lost_group_coordinator_fail_the_transaction
 
 async def test_a_revocation_closes_a_producer_whose_offsets_wait_for_a_lost_group_coordinator(
         txn: Transactions) -> None:
-    """aiokafka's stop awaits the TxnOffsetCommit still looking for the group coordinator: cut short past the deadline,
-    its request cancelled and its connections closed, so the hand-over or teardown goes on (it waited for ever)."""
+    """A revocation cuts a producer's stop stuck on a lost group coordinator at its deadline, closing it."""
     producer = txn.producers[0]
     assert isinstance(producer, LostGroupProducer)
     with pytest.raises(TransactionFailed):
@@ -62,8 +61,7 @@ async def test_a_revocation_closes_a_producer_whose_offsets_wait_for_a_lost_grou
 
 
 async def test_a_revocation_closes_its_stuck_producers_together_not_one_after_another(txn: Transactions) -> None:
-    """Four partitions whose offsets wait for the lost group coordinator: their producers' stops run together, not
-    one after another (4 × 30 s would pass the 120 s rebalance timeout)."""
+    """On revocation, producers stuck on a lost group coordinator are stopped together, not one after another."""
     txn.end_deadline = 0.3
     failed = await asyncio.wait_for(asyncio.gather(
         *(txn.commit({TopicPartition("alerts", p): 3}) for p in range(4)), return_exceptions=True), 2.0)

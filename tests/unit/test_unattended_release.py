@@ -31,8 +31,7 @@ def _results(kit: Kit) -> list[tuple[str, str]]:
 
 
 async def test_a_kill_switch_turned_on_after_the_park_is_not_waived_by_the_timeout(tmp_path):
-    """The timeout's approval does not run a step while the kill switch is on: it is parked again for the switch,
-    and denied at its next timeout; nothing acts."""
+    """A timeout approval does not waive a kill switch turned on after the park: re-parked, then denied."""
     kit = await _parked(tmp_path)
     kit.engine.guards.policy = GuardPolicy(kill_switch=True)
     kit.clock.now += 601
@@ -61,8 +60,7 @@ async def test_a_quota_filled_since_the_park_is_not_waived_by_the_timeout(tmp_pa
 
 
 async def test_a_step_released_by_its_timeout_takes_a_fleet_wide_quota_slot(tmp_path):
-    """Released by its timeout, the step counts against the fleet-wide quota (a human's approval does not); with
-    the quota full, it is parked again."""
+    """A timeout-released step takes a fleet-wide quota slot, unlike a human approval; a full quota re-parks it."""
     kit = await _parked(tmp_path)
     guard = kit.engine.fleet_guard = FakeFleetGuard(full=False)  # type: ignore[assignment]
     kit.clock.now += 601
@@ -80,8 +78,7 @@ async def test_a_step_released_by_its_timeout_takes_a_fleet_wide_quota_slot(tmp_
 
 
 async def test_a_human_approval_waives_a_kill_switch_only_once_a_request_asked_for_it(tmp_path):
-    """A human waives what their request named: a kill switch turned on after the park parks the approved step again
-    (its runbook's approval given), and an approval of that request, which names the switch, runs it."""
+    """A kill switch on after the park re-parks a human-approved step; approving the request naming it runs it."""
     kit = await _parked(tmp_path)
     kit.engine.guards.policy = GuardPolicy(kill_switch=True)
     [parked] = kit.engine.state.parked_steps()
@@ -136,8 +133,7 @@ async def _approved_then_crashed(tmp_path) -> tuple[Kit, tuple[bytes, str, str]]
 
 
 async def test_an_approved_step_cut_short_before_its_intent_runs_after_the_restart_without_asking_again(tmp_path):
-    """Resumed after a crash, an approved step runs under its release (the runbook's approval was given) and the
-    steps after it follow; nobody is asked again."""
+    """An approved step cut short by a crash runs under its release after restart, and later steps follow unasked."""
     kit, approval = await _approved_then_crashed(tmp_path)
     kit.start()
     await kit.engine.expire()
@@ -148,8 +144,7 @@ async def test_an_approved_step_cut_short_before_its_intent_runs_after_the_resta
 
 
 async def test_an_approved_step_cut_short_is_parked_again_by_a_kill_switch_and_its_decision_is_not_reused(tmp_path):
-    """A kill switch turned on before the restart parks the resumed step again; the decision that released it,
-    delivered again, is refused as used (it would waive the switch); a new decision runs it."""
+    """A kill switch on before restart re-parks the resumed step; its used decision is refused, a new one runs it."""
     kit, approval = await _approved_then_crashed(tmp_path)
     kit.policy = GuardPolicy(kill_switch=True)
     kit.start()
@@ -181,9 +176,7 @@ async def test_a_used_decision_is_remembered_by_replay_and_carried_by_the_incide
 
 
 async def test_a_timeout_release_while_a_quota_cannot_be_counted_goes_on_once_it_can(tmp_path):
-    """Released by its timeout while a fleet partition is being restored (its quota cannot be counted), the step is
-    parked again for that alone, its runbook's approval given (`waived`); once the count is complete the take-up
-    runs it, with no human and no denial at the next timeout."""
+    """A timeout release while a fleet partition restores re-parks the step as `waived`; once counted, it runs."""
     kit = await _parked(tmp_path, FULL + APPROVED_ON_TIMEOUT)
     restoring = ["partition(s) 3 are not restored yet"]
     kit.engine.guards.uncounted = lambda: restoring[0] if restoring else None
@@ -203,8 +196,7 @@ async def test_a_timeout_release_while_a_quota_cannot_be_counted_goes_on_once_it
 
 
 async def test_a_step_parked_only_for_an_uncounted_quota_is_checked_again_at_its_timeout(tmp_path):
-    """`on_timeout: approve` on a step still parked for a quota that cannot be counted yet releases it to be checked
-    again (no trip is waived): parked again while the count is short, it runs once the count is complete."""
+    """`on_timeout: approve` on a step parked for an uncounted quota re-checks it: re-parked while short, then run."""
     kit = await _parked(tmp_path, FULL + APPROVED_ON_TIMEOUT)
     restoring = ["partition(s) 3 are not restored yet"]
     kit.engine.guards.uncounted = lambda: restoring[0] if restoring else None

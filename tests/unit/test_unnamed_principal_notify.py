@@ -51,8 +51,7 @@ def _matched(event: Event, matcher: Matcher) -> list[str]:
 @pytest.mark.parametrize("build", WRITES, ids=lambda f: f.__name__.strip("_"))
 def test_an_unnamed_writer_pages_on_call_with_its_key_and_type(
         build: Callable[[str | None], dict[str, Any]], user_type: str | None, matcher: Matcher) -> None:
-    """GuardDuty/ASFF/OCSF writes by a Root/FederatedUser/AWSService/untyped key match only the paging runbook,
-    whose notification names the access key and its principal type."""
+    """A write by an unnamed principal's key matches only the paging runbook, naming the access key and its type."""
     [event] = decode_doc(build(user_type))
     assert _matched(event, matcher) == [PAGE]
     fields = page_fields(event, matcher, PAGE)
@@ -64,8 +63,7 @@ def test_an_unnamed_writer_pages_on_call_with_its_key_and_type(
 
 @pytest.mark.parametrize("name", sorted(CLOUDTRAIL_IDENTITIES))
 def test_an_unnamed_cloudtrail_writer_pages_on_call(name: str, matcher: Matcher) -> None:
-    """A CloudTrail PutObject by Root, a FederatedUser, AWSService not named as a service principal or an untyped
-    identity pages on-call only."""
+    """A CloudTrail PutObject by Root, FederatedUser, untyped or non-service-principal AWSService pages on-call only."""
     [event] = decode_doc(_cloudtrail_write(CLOUDTRAIL_IDENTITIES[name]))
     assert _matched(event, matcher) == [PAGE]
     fields = page_fields(event, matcher, PAGE)
@@ -143,8 +141,7 @@ def _datadog_bedrock(arn: str | None, key: str) -> dict[str, Any]:
     (None, "AKIAEXAMPLEVICTIM001"),
 ], ids=["user-arn-akia", "user-arn-asia", "role", "root", "untyped"])
 def test_every_bedrock_abuse_llmjacking_cannot_contain_pages(arn: str | None, key: str, matcher: Matcher) -> None:
-    """A SIEM's Bedrock alert that llmjacking does not contain (a user named only by ARN, a session key, a role)
-    pages on-call: llmjacking and llmjacking-unnamed-principal together take every such alert, exactly once."""
+    """Every Bedrock alert llmjacking cannot contain pages on-call, the two runbooks taking each exactly once."""
     [event] = decode_doc(_datadog_bedrock(arn, key))
     assert event.threat is not None
     assert event.threat.category.value == "llmjacking"

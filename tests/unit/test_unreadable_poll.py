@@ -108,8 +108,7 @@ async def _poll(consumer: _Consumer, most: int = 100) -> Any:
 
 
 async def test_the_partitions_the_failed_poll_moved_are_set_back_and_read_again():
-    """P1's three records, taken by the poll that raised, come out again; P0's bad record as Unreadable; both
-    partitions end past what was read, and aiokafka's fetch count is given back."""
+    """After a failed poll, P1's taken records are read again and P0's bad record comes out as Unreadable."""
     consumer = _Consumer({P0: batch(0, BAD), P1: batch(0, GOOD)})
     got = await _poll(consumer)
     assert [m.offset for m in got[P1]] == [0, 1, 2]
@@ -121,8 +120,7 @@ async def test_the_partitions_the_failed_poll_moved_are_set_back_and_read_again(
 
 
 async def test_the_partition_that_raised_is_read_first_within_the_budget():
-    """With room for one batch, P1 (whose records the poll was parsing when it raised) is read, and P0 is left
-    where it stood, though it comes first by number."""
+    """With room for one batch, the partition whose records raised is read first; the other is left in place."""
     consumer = _Consumer({P0: batch(0, GOOD), P1: batch(0, BAD)}, raises=P1, moves=None)
     got = await _poll(consumer, most=1)
     assert list(got) == [P1]
@@ -130,8 +128,7 @@ async def test_the_partition_that_raised_is_read_first_within_the_budget():
 
 
 async def test_after_a_rebalance_in_the_poll_a_moved_partition_goes_back_to_its_committed_offset():
-    """The poll that raised took P1's records under a new assignment: P1 goes back to its committed offset (not
-    the old position) and its records from there come out."""
+    """After a rebalance in the failed poll, a moved partition goes back to its committed offset and is re-read."""
     consumer = _Consumer({P0: batch(0, BAD), P1: batch(0, GOOD)}, rebalance="during the poll", committed=1)
     got = await _poll(consumer)
     assert (1, 1) in consumer.seeks
@@ -139,16 +136,14 @@ async def test_after_a_rebalance_in_the_poll_a_moved_partition_goes_back_to_its_
 
 
 async def test_a_rebalance_during_the_second_read_returns_nothing_and_moves_nothing_forward():
-    """What was read again may belong to another member now: nothing is returned and no partition is moved past
-    it (the positions set back stay set back)."""
+    """A rebalance during the second read returns nothing and moves no partition past what was read."""
     consumer = _Consumer({P0: batch(0, BAD), P1: batch(0, GOOD)}, rebalance="during the second read")
     assert await _poll(consumer) == {}
     assert consumer.seeks == [(1, 0)]
 
 
 async def test_a_second_read_that_never_moves_the_partition_stops_after_the_limit(monkeypatch: pytest.MonkeyPatch):
-    """The broker gives nothing back for the partition that raised: the poll returns what else it read until
-    STALLS polls in a row got nowhere, then UnparsableRecord names each partition's position."""
+    """A second read that never moves the partition stops after STALLS polls with UnparsableRecord."""
     monkeypatch.setattr(unreadable.log, "critical", lambda *a, **k: None)
     consumer = _Consumer({P1: batch(0, GOOD)}, moves=None)
     for _ in range(unreadable.STALLS - 1):
@@ -159,8 +154,7 @@ async def test_a_second_read_that_never_moves_the_partition_stops_after_the_limi
 
 
 async def test_a_read_committed_consumer_stops_at_once(monkeypatch: pytest.MonkeyPatch):
-    """The second read does not apply aborted transactions: a read_committed consumer stops instead of reading
-    them."""
+    """A read_committed consumer stops at once, since the second read does not apply aborted transactions."""
     monkeypatch.setattr(unreadable.log, "critical", lambda *a, **k: None)
     consumer = _Consumer({P0: batch(0, BAD)})
     consumer._fetcher._isolation_level = 1
@@ -169,8 +163,7 @@ async def test_a_read_committed_consumer_stops_at_once(monkeypatch: pytest.Monke
 
 
 async def test_a_first_poll_sets_a_moved_partition_back_to_the_earliest_without_a_committed_offset():
-    """No position before the poll and nothing committed: under the earliest policy P1 goes back to 0, so the
-    records the poll took come out."""
+    """With no position or committed offset, the earliest policy sets a moved partition back to 0 for re-reading."""
     consumer = _Consumer({P0: batch(0, BAD), P1: batch(0, GOOD)})
     consumer.states[P1].position = None
     got = await _poll(consumer)
@@ -187,8 +180,7 @@ async def test_a_rebalance_while_the_starts_are_looked_up_sets_nothing_back():
 
 
 async def test_a_start_that_cannot_be_learned_stops_rather_than_keep_a_moved_position(monkeypatch: pytest.MonkeyPatch):
-    """The committed-offset lookup fails: the consumer stops (a restart resumes from the committed offsets) instead
-    of keeping P1 past records it never handed out."""
+    """When the committed-offset lookup fails, the consumer stops instead of keeping a partition moved past records."""
     monkeypatch.setattr(unreadable.log, "critical", lambda *a, **k: None)
     consumer = _Consumer({P0: batch(0, BAD), P1: batch(0, GOOD)}, rebalance="lookup fails")
     consumer.states[P1].position = None

@@ -32,9 +32,7 @@ def _matcher() -> Matcher:
 
 @pytest.mark.parametrize("source", NOT_GUARDDUTY)
 def test_an_untyped_akia_key_with_a_user_name_is_contained(source: str, matcher: Matcher) -> None:
-    """A Splunk, Sentinel, Security Hub or OCSF alert naming an AKIA key and a user but no principal type matches
-    access-key-compromise only (its first step finds the key under that user in IAM before anything acts on the
-    name), not the page; the event still names no iam_user."""
+    """An alert naming an AKIA key and user but no principal type matches access-key-compromise only, not the page."""
     event = source_event(source, None)
     key = event.first("access_key")
     assert key is not None
@@ -63,8 +61,7 @@ def test_a_key_typed_as_another_principal_still_pages(source: str, user_type: st
 
 
 def test_the_containing_runbook_acts_on_the_name_only_after_iam_vouched_for_it() -> None:
-    """access-key-compromise deactivates the key (read under the named user in IAM) first and stops there when
-    that fails, so revoke-sessions never acts on a name that does not own the key."""
+    """access-key-compromise deactivates the key read under the named user first and stops there when that fails."""
     [book] = [rb for rb in load_runbooks(ROOT / "runbooks", registry) if rb.id == CONTAIN]
     first, *rest = book.steps
     assert (first.id, first.actuator, first.on_failure) == ("deactivate-key", "aws.iam.deactivate_access_key", "stop")
@@ -75,8 +72,7 @@ def test_the_containing_runbook_acts_on_the_name_only_after_iam_vouched_for_it()
 @pytest.mark.parametrize("user_type", ["IAMUser", None])
 @pytest.mark.parametrize("key", ["AKIAEXAMPLENONAME001", "ASIAEXAMPLENONAME001"])
 def test_a_siem_key_alert_naming_no_user_pages(key: str, user_type: str | None, matcher: Matcher) -> None:
-    """A Splunk alert naming a compromised key but no user (no runbook can contain it by name) pages on-call rather
-    than matching nothing."""
+    """A Splunk alert naming a compromised key but no user pages on-call rather than matching nothing."""
     doc = example_doc("access-key-compromise.json")
     doc["result"].pop("user_name")
     doc["result"]["affectedEntities{}.entityValue"] = key
@@ -94,8 +90,7 @@ def test_a_siem_key_alert_naming_no_user_pages(key: str, user_type: str | None, 
 @pytest.mark.parametrize("source", ["guardduty", "splunk"])
 def test_exactly_one_key_runbook_takes_each_compromised_key_alert(
         source: str, key: str, user_type: str | None, named: bool, matcher: Matcher) -> None:
-    """Every GuardDuty UnauthorizedAccess:IAMUser finding and every SIEM key alert, whatever its key prefix, type and
-    user name, matches exactly one of the containing runbooks and the page: never both, never neither."""
+    """Every compromised-key finding or SIEM alert matches exactly one runbook: a containing one or the page."""
     if source == "guardduty":
         doc = guardduty_doc(user_type)
         details = doc["resource"]["accessKeyDetails"]

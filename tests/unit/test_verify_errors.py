@@ -86,8 +86,7 @@ async def test_a_transient_error_on_the_read_back_is_read_again_while_it_settles
 
 
 async def test_a_bug_in_verify_records_the_applied_step_unverified_not_failed(tmp_path):
-    """A TypeError in `verify()`: the key was deactivated, so the step is ok (unverified, with the error) and pages;
-    it is not recorded failed, and the settle does not wait on a bug."""
+    """A bug in `verify()` records the applied step ok but unverified, with the error, and pages; it is not failed."""
     kit, waits = _failing_reads(tmp_path, lambda: TypeError("'NoneType' object is not subscriptable"))
     await kit.send()
     result = _deactivation(kit)
@@ -122,8 +121,7 @@ def test_the_timeline_line_of_an_unreadable_read_back_shows_its_error():
 
 
 async def test_a_bug_in_verify_does_not_stop_the_next_finding_of_the_incident(tmp_path, monkeypatch):
-    """The step recorded ok despite a bug in `verify()`: a second, distinct finding's drift check meets the same bug
-    and reads it as not verified (re-applied, read once), where it raised and the finding was lost (dead-lettered)."""
+    """After a bug in `verify()`, the incident's next distinct finding reads it as not verified and is not lost."""
     kit, waits = _failing_reads(tmp_path, lambda: TypeError("bug"), times=0)
     _buggy_verify(kit, monkeypatch)
     await kit.send(finding_id="f1", updated="2026-11-25T10:00:00.000Z")
@@ -147,8 +145,7 @@ def _buggy_verify(kit: Kit, monkeypatch: Any) -> Any:
 
 
 async def test_a_bug_in_verify_reads_as_not_verified_where_a_step_is_only_checked(tmp_path, monkeypatch):
-    """`verified()` (the drift check, an open intent after a crash, undo's drift): a bug in `verify()` reads as not
-    verified (the caller then acts as on a false read: applies again, asks a human), where it raised."""
+    """Where a step is only checked, `verified()` reads a bug in `verify()` as not verified instead of raising."""
     kit, _ = _failing_reads(tmp_path, lambda: TypeError("bug"), times=0)
     actuator = _buggy_verify(kit, monkeypatch)
     params = actuator.params.model_validate({"user_name": "ml-training", "access_key_id": KEY})
@@ -157,8 +154,7 @@ async def test_a_bug_in_verify_reads_as_not_verified_where_a_step_is_only_checke
 
 
 async def test_an_escalation_step_whose_verify_has_a_bug_told_on_call_and_is_not_counted_failed(tmp_path, monkeypatch):
-    """The page went out (its apply returned) but its `verify()` raised: recorded ok, unverified, with the error;
-    neither escalated again nor counted in responder_escalation_failures_total (it did not fail to tell anyone)."""
+    """An escalation page whose `verify()` raised is recorded ok and unverified, not counted as a failed escalation."""
     kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS + ESCALATE})
     metrics = metered(kit)
 
@@ -177,8 +173,7 @@ async def test_an_escalation_step_whose_verify_has_a_bug_told_on_call_and_is_not
 
 
 async def test_a_transient_error_on_the_last_read_of_the_settle_is_kept_in_verify_error(tmp_path):
-    """Throttling on every read-back: five reads over the 5 s settle, unverified, and the page and result say why
-    (the last read's error), where it was escalated as unverified with no reason."""
+    """Throttling on every read-back of the settle leaves the step unverified, the last read's error the reason."""
     kit, waits = _failing_reads(tmp_path, lambda: TransientActuationError("Rate exceeded", code="Throttling"))
     await kit.send()
     result = _deactivation(kit)
