@@ -3,14 +3,15 @@
 A task group raises an ExceptionGroup of its tasks' errors, nested when task groups nest. Callers that turn one kind
 of error into an exit code or a rejoin (`responder run`'s exit 75, the CLI's exit 3, `serve_rejoining`) must not
 do so when another error stands beside it: `only` answers for every leaf or for none. `cancel_requests` is what a
-caller compares before and after a task group (or a stop that may raise a stray CancelledError), never with 0.
+caller compares before and after a task group (or a stop that may raise a stray CancelledError), never with 0;
+`cancelled_with` keeps the error of a task cancelled with its waiter.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 E = TypeVar("E", bound=BaseException)
 
@@ -56,3 +57,25 @@ def cancel_requests() -> int:
     task = asyncio.current_task()
     return task.cancelling() if task is not None else 0
 
+
+
+async def cancelled_with(task: asyncio.Future[Any]) -> BaseException | None:
+    """The running task was cancelled while it waited for `task` (not awaiting it: `asyncio.wait`): `task` is
+    cancelled too and awaited, any cancel meanwhile passed on to it. Returns `task`'s own error when it ended with one
+    (as responder/service/batches.py raises the dead letters it could not send when cancelled), after taking back the
+    cancels it stands for (`uncancel`, as Python 3.11 counts them), for the caller to raise; None when it ended
+    cancelled or well, for the caller's cancel to go on. Never left running, nor its error unretrieved."""
+    cancels = 1
+    task.cancel()
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancels += 1
+            task.cancel()
+    if task.cancelled() or task.exception() is None:
+        return None
+    current = asyncio.current_task()
+    for _ in range(cancels if current is not None else 0):
+        current.uncancel()  # type: ignore[union-attr]
+    return task.exception()

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import structlog
 
 from responder.bounds import DRAIN_DEADLINE
+from responder.exception_groups import cancelled_with
 from responder.models.event import RawRecord
 
 log = structlog.get_logger(__name__)
@@ -177,10 +178,11 @@ class Flow:
                     log.info("partition_slow", partition=str(tp), records=n)
                     await self._release(n)
                     counted = False
-                await task
-            except BaseException:
-                task.cancel()
-                raise
+                    await asyncio.wait({task})
+            except asyncio.CancelledError:  # from outside: the handler is cancelled too, and its own error kept
+                if await cancelled_with(task) is None:
+                    raise
+            task.result()  # the handler's error, if any
         finally:
             if counted:
                 await asyncio.shield(self._release(n))
