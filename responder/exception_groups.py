@@ -40,14 +40,17 @@ def leaves(exc: BaseException) -> Iterator[BaseException]:
 
 def _in_chain(exc: BaseException, kind: type[E] | tuple[type[E], ...]) -> E | None:
     """The first error of `kind` in `exc`'s `__cause__` chain (`exc` first)."""
+    return next((cause for cause in causes(exc) if isinstance(cause, kind)), None)
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then each error its `__cause__` chain holds (once each; not `__context__`, nor a group's errors)."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
-        if isinstance(cause, kind):
-            return cause
+        yield cause
         seen.add(id(cause))
         cause = cause.__cause__
-    return None
 
 
 def cancel_requests() -> int:
@@ -56,7 +59,6 @@ def cancel_requests() -> int:
     while it waits for the others (it cancels the parent to wake it and never takes that back)."""
     task = asyncio.current_task()
     return task.cancelling() if task is not None else 0
-
 
 
 async def cancelled_with(task: asyncio.Future[Any]) -> BaseException | None:

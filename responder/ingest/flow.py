@@ -17,6 +17,10 @@ again; each lane calls the handler with one partition's chunk, which acts and ma
 the next coalesced commit (or, with an interval of 0 or in transactions mode, makes the timeline durable and
 commits them itself). The handlers run under `Gate.shared()` (responder/ingest/gate.py); rebalances, evictions
 and approvals take the gate exclusively, so they still see no chunk half-handled.
+
+No chunk starts once a lane failed or a handler announced its coming failure (`failing`: a dead letter not sent). A
+service failing with announced errors alone (`abort`) lets the chunks in hand finish within `drain_deadline`; any
+other failure (a timeline's, a fence, a cut-off, the poll loop's own, a cancel) cancels them all at once.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any, Protocol
 import structlog
 
 from responder.bounds import DRAIN_DEADLINE
-from responder.exception_groups import cancelled_with
+from responder.exception_groups import cancelled_with, leaves
 from responder.models.event import RawRecord
 
 log = structlog.get_logger(__name__)
@@ -77,12 +81,20 @@ class Flow:
         self.pauses = 0
         self.peak = 0  # the most records one partition ever had in flight
         self._lanes: dict[Any, _Lane] = {}
-        self._failed: BaseException | None = None
+        self._failed: BaseException | None = None  # the first lane failure
+        self._failing: BaseException | None = None  # the first error a handler announced (`failing`)
+        self._drainable: list[BaseException] = []  # every error announced: none forbids acting further
 
     @property
     def failed(self) -> BaseException | None:
-        """The first lane failure, which the next `submit` raises (None while every lane is well)."""
-        return self._failed
+        """The first lane failure, else the first error a handler announced (`failing`): the next `submit` raises it."""
+        return self._failed or self._failing
+
+    def failing(self, exc: BaseException) -> None:
+        """A handler met `exc`, which does not forbid acting further (a dead letter not sent), and fails with it once
+        its chunk's other keys are done (service/batches.py): no lane starts a chunk from now on; `submit` raises it."""
+        self._drainable.append(exc)
+        self._failing = self._failing or exc
 
     def in_flight(self, partition: Any | None = None) -> int:
         """Records polled and not yet committed: of one partition, or of all."""
@@ -99,9 +111,9 @@ class Flow:
         return {tp for tp, lane in self._lanes.items() if lane.paused}
 
     def submit(self, batch: Mapping[Any, list[RawRecord]]) -> None:
-        """Queue a poll's records in their partitions' lanes (never waits); raises a lane's failure."""
-        if self._failed is not None:
-            raise self._failed
+        """Queue a poll's records in their partitions' lanes (never waits); raises a lane's failure (`failed`)."""
+        if self.failed is not None:
+            raise self.failed
         for tp, records in batch.items():
             if not records:
                 continue
@@ -126,48 +138,69 @@ class Flow:
 
     async def close(self, *, cancel: bool = False) -> None:
         """Stop: queued records are dropped (uncommitted), chunks being handled finish (or are cancelled, at once
-        or once `drain_deadline` has passed)."""
-        tasks = []
+        or once `drain_deadline` has passed); then a failure (`failed`) is raised, unless cancelled."""
+        await self._end(drain=not cancel)
+        if self.failed is not None and not cancel:
+            raise self.failed
+
+    async def abort(self, exc: BaseException) -> BaseException:
+        """The service fails with `exc` (its poll loop's): queued records are dropped, the chunks in hand cancelled at
+        once or, if `exc` is this flow's failure made of announced errors only (`failing`), left to finish within
+        `drain_deadline`. Returns the error to raise: then the lanes' failure once they ended, else `exc`."""
+        own = exc is self._failed or exc is self._failing
+        await self._end(drain=own and self._drains(self.failed))
+        return (self.failed or exc) if own else exc
+
+    async def _end(self, *, drain: bool) -> None:
         for lane in self._lanes.values():
             lane.queue.clear()
-            if lane.task is not None:
-                tasks.append(lane.task)
-                if cancel:
-                    lane.task.cancel()
-        if tasks and not cancel:
-            _, late = await asyncio.wait(tasks, timeout=self.drain_deadline)
-            if late:
-                log.warning("drain_deadline_passed", chunks=len(late), deadline_s=self.drain_deadline)
-                for task in late:
-                    task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._lanes.clear()
-        if self._failed is not None and not cancel:
-            raise self._failed
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        try:
+            if tasks and drain:
+                _, late = await asyncio.wait(tasks, timeout=self.drain_deadline)
+                if late:
+                    log.warning("drain_deadline_passed", chunks=len(late), deadline_s=self.drain_deadline)
+        finally:  # past the deadline, at once, or when this stop is cancelled itself: no chunk is left running
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._lanes.clear()
+
+    def _drains(self, exc: BaseException | None) -> bool:
+        """Whether `exc` is made only of errors announced by `failing`."""
+        return exc is not None and all(any(leaf is e for e in self._drainable) for leaf in leaves(exc))
 
     async def _run(self, tp: Any, lane: _Lane) -> None:
         try:
-            while lane.queue and self._failed is None:
+            while lane.queue and self.failed is None:
                 chunk, lane.queue = lane.queue[: self.max_batch], lane.queue[self.max_batch:]
                 lane.running = len(chunk)
-                await self._handle_shared(tp, chunk)
+                if not await self._handle_shared(tp, chunk):
+                    lane.queue[:0] = chunk  # not started: a failure came first
                 lane.running = 0
                 self._adjust(tp, lane)
         except Exception as exc:  # noqa: BLE001 - raised to the poll loop by the next submit (or close)
             self._failed = self._failed or exc
             log.error("partition_lane_failed", partition=str(tp), error=repr(exc))
+            if not self._drains(exc):  # it may forbid acting further: no other chunk goes on meanwhile
+                for task in [o.task for o in self._lanes.values() if o is not lane and o.task is not None]:
+                    task.cancel()
         finally:
             lane.task, lane.running = None, 0
             if self._lanes.get(tp) is lane and not lane.queue:
                 self._adjust(tp, lane)
-            if self.on_idle is not None and self._failed is None and self.idle():
+            if self.on_idle is not None and self.failed is None and self.idle():
                 self.on_idle()
 
-    async def _handle_shared(self, tp: Any, chunk: list[RawRecord]) -> None:
-        """Handle a chunk within the shared handling budget; a slow chunk gives its share back."""
+    async def _handle_shared(self, tp: Any, chunk: list[RawRecord]) -> bool:
+        """Handle a chunk within the shared handling budget (a slow chunk gives its share back); False, not started,
+        when a failure came while it waited for its share (a chunk in hand gives it back as it ends or turns slow)."""
         n = len(chunk)
         async with self._room:
-            await self._room.wait_for(lambda: self._handling == 0 or self._handling + n <= self.max_batch)
+            await self._room.wait_for(lambda: self.failed is not None or self._handling == 0
+                                      or self._handling + n <= self.max_batch)
+            if self.failed is not None:
+                return False
             self._handling += n
         counted = True
         try:
@@ -186,6 +219,7 @@ class Flow:
         finally:
             if counted:
                 await asyncio.shield(self._release(n))
+        return True
 
     async def _release(self, n: int) -> None:
         async with self._room:
@@ -211,3 +245,4 @@ class Flow:
     def _notify(self, tp: Any, lane: _Lane, *, changed: bool) -> None:
         if self.observe is not None:
             self.observe(tp, lane.in_flight, lane.paused, changed)
+

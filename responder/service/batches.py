@@ -5,7 +5,8 @@ a partition's lane, which takes the gate's shared side and runs `_handle_chunk`:
 `_handle_partition` task per key. A chunk that fails marks the service stopping before it leaves the gate.
 Poison and bugs are dead-lettered (`_failed`, `_reject`); a timeline failure stops the service, cancelling the
 chunk's other keys at once; a dead letter that cannot be sent fails the chunk once they have run to their end
-(`_handle_partition`).
+(`_handle_partition`). Such a dead letter does not forbid acting further (`drainable`): the lanes are told at once
+(`Flow.failing`), so that no chunk starts, the chunks other lanes have in hand finish, and none commits.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 
 import structlog
 
-from responder.errors import EventRejected, TimelineError
-from responder.exception_groups import leaves
+from responder.errors import BrokerUnreachable, EventRejected, TimelineError
+from responder.errors_kafka import ChangelogError
+from responder.exception_groups import causes, leaves
+from responder.ingest.clients import fenced_error
 from responder.models.event import RawRecord
 from responder.models.timeline import EntryKind
 from responder.pipeline import Prepared
@@ -25,6 +28,9 @@ from responder.service.parts import Parts
 from responder.tracing import active
 
 log = structlog.get_logger(__name__)
+
+FORBID = (TimelineError, ChangelogError, BrokerUnreachable)
+"""Errors after which nothing more may act, whatever else failed with them (`drainable`)."""
 
 
 class BatchHandling(Parts):
@@ -35,6 +41,8 @@ class BatchHandling(Parts):
             try:
                 if self._rebalance_error is not None:  # nothing is handled (or committed) after a failed rebalance
                     raise self._rebalance_error
+                if self.flow.failed is not None:  # failing since the chunk waited for the gate: it starts nothing
+                    return
                 offsets = await self._handle_chunk(batch)
             except Exception:
                 # the lane fails and the service with it: stopping from now on, before the gate lets a waiting
@@ -77,6 +85,8 @@ class BatchHandling(Parts):
             with txn.hold(tp.partition for tp in batch):
                 await self.recorder.flush()
                 fleet.partitions.settle((tp.topic, tp.partition) for tp in batch)
+                if self.flow.failed is not None:  # the service fails: a chunk that ended meanwhile commits nothing
+                    return None
                 committed = await txn.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
             if batch and committed:  # the alerts consumer's offsets went through: progress for its rebuilds (not a
                 self.ingest.commits += 1  # chunk whose partitions all left while it waited for the gate)
@@ -86,6 +96,8 @@ class BatchHandling(Parts):
             await self.recorder.flush()  # changelog before the gate lets a rebalance or an eviction in
         if fleet is not None:  # its entries are routed: its events' origins are not needed any more
             fleet.partitions.settle((tp.topic, tp.partition) for tp in batch)
+        if self.flow.failed is not None:  # the service fails (a dead letter unsent): nothing more is committed
+            return None
         if self.commits.interval:  # committed with the others, after a flush (responder/ingest/commits.py)
             self.commits.handled(offsets)
             return None
@@ -96,7 +108,11 @@ class BatchHandling(Parts):
         are returned, grouped by key in order, to act concurrently. Poison is dead-lettered here."""
         found, failed = self.pipeline.prepare_batch(r for records in batch.values() for r in records)
         for record, exc in failed:
-            await self._failed(record, exc)
+            try:
+                await self._failed(record, exc)
+            except Exception as lost:  # the chunk fails with it (nothing of it under way yet)
+                self._unsent(lost)
+                raise
         groups: dict[bytes | None, list[Prepared]] = {}
         for prepared in found:
             groups.setdefault(prepared.record.key, []).append(prepared)
@@ -121,10 +137,19 @@ class BatchHandling(Parts):
                 try:
                     await self._failed(record, exc)
                 except Exception as lost:  # a timeline failure, or `_failed`'s dead letter was not sent
-                    if unsent is None or unwritten(lost):
+                    if unsent is None or not self._unsent(lost):
                         raise
                     unsent.append(lost)
                     return
+
+    def _unsent(self, lost: Exception) -> bool:
+        """Whether `lost`, raised by `_failed`, lets the work in hand finish (`drainable`); if so the service stops
+        from now on, and the lanes are told (`Flow.failing`): no chunk starts, and none ending meanwhile commits."""
+        if not drainable(lost):
+            return False
+        self._stop.set()
+        self.flow.failing(lost)
+        return True
 
     async def _failed(self, record: RawRecord, exc: Exception) -> None:
         """A stage raised: poison and bugs are dead-lettered, not retried; a timeline failure stops the service."""
@@ -152,6 +177,20 @@ class BatchHandling(Parts):
 def unwritten(exc: BaseException) -> bool:
     """Whether `exc` is a timeline failure: a TimelineError, or one among the errors of a task group a stage ran."""
     return any(isinstance(leaf, TimelineError) for leaf in leaves(exc))
+
+
+def drainable(exc: BaseException) -> bool:
+    """Whether the service, failing with `exc` (a dead letter that could not be sent), may still let the chunks in hand
+    finish. Not when any error in it, or one it was raised from, forbids acting further: a timeline failure (nothing
+    more can be recorded), a fence or any changelog error (ReplicaFenced, TransactionFailed: another replica may own
+    the partitions now, a zombie must stop acting at once), Kafka unreachable (a cut-off, which rejoins), or a
+    cancellation. Conservative: only what `_unsent` is given is ever asked, and whatever else a lane raises (a failed
+    rebalance, a commit's error) cancels every chunk at once (responder/ingest/flow.py)."""
+    for leaf in leaves(exc):
+        for err in causes(leaf):
+            if not isinstance(err, Exception) or isinstance(err, FORBID) or fenced_error(err):
+                return False
+    return True
 
 
 def by_key(records: list[RawRecord]) -> list[list[RawRecord]]:

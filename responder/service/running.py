@@ -184,16 +184,22 @@ class Running(SignedLoops):
         await _each(steps)
 
     async def _alerts_loop(self) -> None:
+        failure: BaseException | None = None
         try:
             await self._consume()
             await self._chores.close()  # an eviction or idle flush in hand ends first (its failure is raised)
-        except BaseException:
+        except BaseException as exc:
             self._stop.set()  # stopping: a partition assigned from now on is not restored (partitions.py)
             await self._chores.close(cancel=True)
             await self._end_restore()
-            await self.flow.close(cancel=True)
-            await self.commits.cancel()  # nothing more is committed once the service failed
-            raise
+            try:  # the chunks in hand cancelled at once, or left to finish after a dead letter not sent (flow.py)
+                failure = await self.flow.abort(exc)
+            finally:
+                await self.commits.cancel()  # nothing more is committed once the service failed
+            if failure is exc:
+                raise
+        if failure is not None:  # the lanes' failure, of which `submit` raised a first error (a dead letter unsent)
+            raise failure
         await self._end_restore()
         await self.flow.close()  # chunks in hand finish; queued records are redelivered
         await self.commits.close()  # every record handled is committed, its entries durable first

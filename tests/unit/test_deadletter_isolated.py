@@ -10,9 +10,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka.errors import NodeNotReadyError
+from aiokafka.errors import NodeNotReadyError, ProducerFenced
 
-from responder.errors import TimelineError
+from responder.errors import BrokerUnreachable, TimelineError
+from responder.errors_kafka import ReplicaFenced
 from responder.exception_groups import only
 from responder.ingest.flow import Flow
 from responder.models.event import RawRecord
@@ -134,3 +135,20 @@ async def test_a_timeline_error_after_an_unsent_dead_letter_is_raised_with_it(tm
         assert iam.keys[LATER]["Status"] == "Active"
         assert committed == []
 
+
+@pytest.mark.parametrize("error", [ReplicaFenced("fenced"), ProducerFenced(), BrokerUnreachable("no broker")],
+                         ids=["replica-fenced", "producer-fenced", "unreachable"])
+async def test_a_dead_letter_failing_fenced_or_cut_off_cancels_the_other_keys_at_once(tmp_path, monkeypatch, error):
+    """A dead letter failing with a fence or a cut-off (nothing may act further) cancels the other keys at once."""
+    async with served(tmp_path, monkeypatch) as (service, iam):
+        failed, committed = unsendable(service, iam.entered[SLOW], error)  # key b is in its call
+        chunk = asyncio.create_task(service._handle_batch(_chunk()))
+        await failed.wait()
+        for _ in range(20):  # before s31 key b's call went on until released (or its step's timeout)
+            await asyncio.sleep(0)
+        assert iam.held_calls[SLOW] == ["cancelled"]
+        with pytest.raises(ExceptionGroup) as raised:
+            await chunk
+        assert raised.value.exceptions == (error,)
+        assert service.flow.failed is None  # not announced: its lane's failure cancels every other lane's chunk
+        assert committed == []
