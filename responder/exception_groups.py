@@ -2,9 +2,10 @@
 
 A task group raises an ExceptionGroup of its tasks' errors, nested when task groups nest. Callers that turn one kind
 of error into an exit code or a rejoin (`responder run`'s exit 75, the CLI's exit 3, `serve_rejoining`) must not
-do so when another error stands beside it: `only` answers for every leaf or for none. `cancel_requests` is what a
-caller compares before and after a task group (or a stop that may raise a stray CancelledError), never with 0;
-`cancelled_with` keeps the error of a task cancelled with its waiter.
+do so when another error stands beside it: `only` answers for every leaf or for none (a `Drained` group's first
+error aside, when asked: the errors that ended its drain decide); `related` walks causes and contexts too.
+`cancel_requests` is what a caller compares before and after a task group (or a stop that may raise a stray
+CancelledError), never with 0; `cancelled_with` keeps the error of a task cancelled with its waiter.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import Any, TypeVar
 E = TypeVar("E", bound=BaseException)
 
 
-def only(exc: BaseException, kind: type[E] | tuple[type[E], ...], *, causes: bool = False) -> list[E] | None:
+def only(exc: BaseException, kind: type[E] | tuple[type[E], ...], *, causes: bool = False,
+         deciding: bool = False) -> list[E] | None:
     """The errors of `kind`, one per leaf of `exc`'s nested exception groups (`exc` itself when it is no group),
     when every leaf is one; with `causes`, a leaf may also have been raised from one (its `__cause__` chain is
-    followed, not `__context__`, nor a group met on it). None when a leaf is not."""
+    followed, not `__context__`, nor a group met on it); with `deciding`, a `Drained` group's first error is left
+    out (the errors after it decide). None when a leaf is not."""
     found: list[E] = []
-    for leaf in leaves(exc):
+    for leaf in leaves(exc, deciding=deciding):
         match = _in_chain(leaf, kind) if causes else leaf if isinstance(leaf, kind) else None
         if match is None:
             return None
@@ -29,21 +32,46 @@ def only(exc: BaseException, kind: type[E] | tuple[type[E], ...], *, causes: boo
     return found
 
 
-def leaves(exc: BaseException) -> Iterator[BaseException]:
-    """The errors in `exc`'s nested exception groups, depth first (`exc` itself when it is no group)."""
+class Drained(ExceptionGroup[Exception]):
+    """A failure that let the work in hand finish (the first error: a dead letter not sent) and the errors that
+    ended that drain (the others: a fence, a timeline failure). What the service does next (a rejoin, an exit code)
+    is theirs to decide: `only(..., deciding=True)` leaves the first out."""
+
+
+def leaves(exc: BaseException, *, deciding: bool = False) -> Iterator[BaseException]:
+    """The errors in `exc`'s nested exception groups, depth first (`exc` itself when it is no group); with
+    `deciding`, not a `Drained` group's first error."""
     if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from leaves(inner)
+        inner = exc.exceptions[1:] if deciding and isinstance(exc, Drained) else exc.exceptions
+        for each in inner:
+            yield from leaves(each, deciding=deciding)
     else:
         yield exc
 
 
+def related(exc: BaseException) -> Iterator[BaseException]:
+    """Every error `exc` holds: its leaves and, for each, the errors it was raised from (`__cause__`) or while
+    handling (`__context__`), through any group met on the way, each once, `exc`'s leaves first."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        err = todo.pop(0)
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, BaseExceptionGroup):
+            todo[:0] = err.exceptions  # its errors next, in order
+        else:
+            yield err
+        todo += [e for e in (err.__cause__, err.__context__) if e is not None]
+
+
 def _in_chain(exc: BaseException, kind: type[E] | tuple[type[E], ...]) -> E | None:
     """The first error of `kind` in `exc`'s `__cause__` chain (`exc` first)."""
-    return next((cause for cause in causes(exc) if isinstance(cause, kind)), None)
+    return next((cause for cause in cause_chain(exc) if isinstance(cause, kind)), None)
 
 
-def causes(exc: BaseException) -> Iterator[BaseException]:
+def cause_chain(exc: BaseException) -> Iterator[BaseException]:
     """`exc`, then each error its `__cause__` chain holds (once each; not `__context__`, nor a group's errors)."""
     seen: set[int] = set()
     cause: BaseException | None = exc
@@ -78,6 +106,7 @@ async def cancelled_with(task: asyncio.Future[Any]) -> BaseException | None:
     if task.cancelled() or task.exception() is None:
         return None
     current = asyncio.current_task()
-    for _ in range(cancels if current is not None else 0):
-        current.uncancel()  # type: ignore[union-attr]
+    assert current is not None  # nosec B101 - only a task awaits asyncio.wait, so there is one
+    for _ in range(cancels):
+        current.uncancel()
     return task.exception()

@@ -68,7 +68,7 @@ class Responder(TyperGroup):
         except (ConfigError, TimelineError) as exc:  # a setting, a runbook, a locked or broken timeline
             _config_exit([exc])
         except BaseExceptionGroup as group:  # from a TaskGroup: report its ConfigErrors like any other
-            found = only(group, (ConfigError, TimelineError))
+            found = only(group, (ConfigError, TimelineError), deciding=True)  # a drain's end decides (Drained)
             if found is None:
                 raise
             _config_exit(found)

@@ -18,9 +18,12 @@ the next coalesced commit (or, with an interval of 0 or in transactions mode, ma
 commits them itself). The handlers run under `Gate.shared()` (responder/ingest/gate.py); rebalances, evictions
 and approvals take the gate exclusively, so they still see no chunk half-handled.
 
-No chunk starts once a lane failed or a handler announced its coming failure (`failing`: a dead letter not sent). A
-service failing with announced errors alone (`abort`) lets the chunks in hand finish within `drain_deadline`; any
-other failure (a timeline's, a fence, a cut-off, the poll loop's own, a cancel) cancels them all at once.
+No chunk starts once a lane failed or a handler announced its coming failure (`failing`: a dead letter not sent,
+whatever the send's error, Kafka unreachable past the send deadline included). A service failing with announced
+errors alone (`abort`) lets the chunks in hand finish within `drain_deadline`: a step begun meanwhile still passes
+its changelog barrier, which fails while Kafka is unreachable, so only steps already past it finish their AWS call.
+Any other failure (a timeline's, a changelog's or a fence, Kafka found unreachable by a client, the poll loop's own,
+a cancel) cancels them all at once, and ends such a drain: then both are raised (responder/ingest/lanefailures.py).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from typing import Any, Protocol
 import structlog
 
 from responder.bounds import DRAIN_DEADLINE
-from responder.exception_groups import cancelled_with, leaves
+from responder.exception_groups import cancelled_with
+from responder.ingest.lanefailures import Failures
 from responder.models.event import RawRecord
 
 log = structlog.get_logger(__name__)
@@ -81,20 +85,17 @@ class Flow:
         self.pauses = 0
         self.peak = 0  # the most records one partition ever had in flight
         self._lanes: dict[Any, _Lane] = {}
-        self._failed: BaseException | None = None  # the first lane failure
-        self._failing: BaseException | None = None  # the first error a handler announced (`failing`)
-        self._drainable: list[BaseException] = []  # every error announced: none forbids acting further
+        self._failures = Failures()  # the lanes' failure and the errors handlers announced (lanefailures.py)
 
     @property
     def failed(self) -> BaseException | None:
-        """The first lane failure, else the first error a handler announced (`failing`): the next `submit` raises it."""
-        return self._failed or self._failing
+        """The lanes' failure, else the first error a handler announced (`failing`): the next `submit` raises it."""
+        return self._failures.error
 
-    def failing(self, exc: BaseException) -> None:
+    def failing(self, exc: Exception) -> None:
         """A handler met `exc`, which does not forbid acting further (a dead letter not sent), and fails with it once
         its chunk's other keys are done (service/batches.py): no lane starts a chunk from now on; `submit` raises it."""
-        self._drainable.append(exc)
-        self._failing = self._failing or exc
+        self._failures.announce(exc)
 
     def in_flight(self, partition: Any | None = None) -> int:
         """Records polled and not yet committed: of one partition, or of all."""
@@ -147,9 +148,10 @@ class Flow:
         """The service fails with `exc` (its poll loop's): queued records are dropped, the chunks in hand cancelled at
         once or, if `exc` is this flow's failure made of announced errors only (`failing`), left to finish within
         `drain_deadline`. Returns the error to raise: then the lanes' failure once they ended, else `exc`."""
-        own = exc is self._failed or exc is self._failing
-        await self._end(drain=own and self._drains(self.failed))
-        return (self.failed or exc) if own else exc
+        own = self._failures.owns(exc)
+        await self._end(drain=own and self._failures.drains(self.failed))
+        failed = self.failed
+        return failed if own and failed is not None else exc
 
     async def _end(self, *, drain: bool) -> None:
         for lane in self._lanes.values():
@@ -166,10 +168,6 @@ class Flow:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._lanes.clear()
 
-    def _drains(self, exc: BaseException | None) -> bool:
-        """Whether `exc` is made only of errors announced by `failing`."""
-        return exc is not None and all(any(leaf is e for e in self._drainable) for leaf in leaves(exc))
-
     async def _run(self, tp: Any, lane: _Lane) -> None:
         try:
             while lane.queue and self.failed is None:
@@ -180,9 +178,8 @@ class Flow:
                 lane.running = 0
                 self._adjust(tp, lane)
         except Exception as exc:  # noqa: BLE001 - raised to the poll loop by the next submit (or close)
-            self._failed = self._failed or exc
             log.error("partition_lane_failed", partition=str(tp), error=repr(exc))
-            if not self._drains(exc):  # it may forbid acting further: no other chunk goes on meanwhile
+            if self._failures.lane_failed(exc):  # it may forbid acting further: no other chunk goes on meanwhile
                 for task in [o.task for o in self._lanes.values() if o is not lane and o.task is not None]:
                     task.cancel()
         finally:
@@ -245,4 +242,3 @@ class Flow:
     def _notify(self, tp: Any, lane: _Lane, *, changed: bool) -> None:
         if self.observe is not None:
             self.observe(tp, lane.in_flight, lane.paused, changed)
-

@@ -19,7 +19,7 @@ import structlog
 
 from responder.errors import BrokerUnreachable, EventRejected, TimelineError
 from responder.errors_kafka import ChangelogError
-from responder.exception_groups import causes, leaves
+from responder.exception_groups import cause_chain, leaves, related
 from responder.ingest.clients import fenced_error
 from responder.models.event import RawRecord
 from responder.models.timeline import EntryKind
@@ -111,7 +111,7 @@ class BatchHandling(Parts):
             try:
                 await self._failed(record, exc)
             except Exception as lost:  # the chunk fails with it (nothing of it under way yet)
-                self._unsent(lost)
+                self._unsent(lost, exc)
                 raise
         groups: dict[bytes | None, list[Prepared]] = {}
         for prepared in found:
@@ -137,15 +137,16 @@ class BatchHandling(Parts):
                 try:
                     await self._failed(record, exc)
                 except Exception as lost:  # a timeline failure, or `_failed`'s dead letter was not sent
-                    if unsent is None or not self._unsent(lost):
+                    if unsent is None or not self._unsent(lost, exc):
                         raise
                     unsent.append(lost)
                     return
 
-    def _unsent(self, lost: Exception) -> bool:
-        """Whether `lost`, raised by `_failed`, lets the work in hand finish (`drainable`); if so the service stops
-        from now on, and the lanes are told (`Flow.failing`): no chunk starts, and none ending meanwhile commits."""
-        if not drainable(lost):
+    def _unsent(self, lost: Exception, stage: Exception) -> bool:
+        """Whether `lost`, raised by `_failed` for the stage's error `stage`, lets the work in hand finish (both
+        `drainable`); if so the service stops from now on, and the lanes are told (`Flow.failing`): no chunk starts,
+        and none ending meanwhile commits."""
+        if not (drainable(lost) and drainable(stage)):
             return False
         self._stop.set()
         self.flow.failing(lost)
@@ -184,13 +185,14 @@ def drainable(exc: BaseException) -> bool:
     finish. Not when any error in it, or one it was raised from, forbids acting further: a timeline failure (nothing
     more can be recorded), a fence or any changelog error (ReplicaFenced, TransactionFailed: another replica may own
     the partitions now, a zombie must stop acting at once), Kafka unreachable (a cut-off, which rejoins), or a
-    cancellation. Conservative: only what `_unsent` is given is ever asked, and whatever else a lane raises (a failed
-    rebalance, a commit's error) cancels every chunk at once (responder/ingest/flow.py)."""
-    for leaf in leaves(exc):
-        for err in causes(leaf):
-            if not isinstance(err, Exception) or isinstance(err, FORBID) or fenced_error(err):
-                return False
-    return True
+    cancellation. Every error it holds is asked (`related`: through groups, causes and contexts, where the error a
+    stage raised before its dead letter failed usually is); a cancellation only as a leaf or a cause (a context's
+    is a timeout's, as `asyncio.timeout` raises one). Conservative: only what `_unsent` is given is ever asked, and
+    whatever else a lane raises (a failed rebalance, a commit's error) cancels every chunk at once
+    (responder/ingest/flow.py)."""
+    if any(not isinstance(err, Exception) for leaf in leaves(exc) for err in cause_chain(leaf)):
+        return False
+    return not any(isinstance(err, FORBID) or fenced_error(err) for err in related(exc))
 
 
 def by_key(records: list[RawRecord]) -> list[list[RawRecord]]:

@@ -28,8 +28,9 @@ def rejoin_reason(exc: BaseException, *, rebuilt: bool = False) -> str | None:
     or a client of it started: `reached_kafka`), a BrokerUnreachable: `fenced` when any is a fence (another replica
     owns a partition: a zombie, the strongest diagnosis), else `transaction_failed` when any is one, else
     `kafka_unreachable`. None (not rebuilt) when any leaf is anything else, or the BrokerUnreachable of a first
-    service that never reached Kafka (a bad bootstrap: exit 3)."""
-    found = only(exc, (*REJOINED, BrokerUnreachable) if rebuilt else REJOINED, causes=True)
+    service that never reached Kafka (a bad bootstrap: exit 3). A dead letter not sent whose drain a fence ended (a
+    `Drained` group, responder/ingest/lanefailures.py) is left out: the fence decides, the record is read again."""
+    found = only(exc, (*REJOINED, BrokerUnreachable) if rebuilt else REJOINED, causes=True, deciding=True)
     if found is None:
         return None
     for kind, reason in ((ReplicaFenced, "fenced"), (TransactionFailed, "transaction_failed")):
@@ -75,6 +76,6 @@ def exhausted(reasons: list[str], rejoins: int, last: str) -> ReplicaFenced | Tr
 def error_line(exc: BaseException) -> str:
     """The first leaf of `exc` that is a fence, a failed transaction or an unreachable Kafka (followed through its
     causes), as a line."""
-    found = only(exc, (*REJOINED, BrokerUnreachable), causes=True)
+    found = only(exc, (*REJOINED, BrokerUnreachable), causes=True, deciding=True)
     first: BaseException = found[0] if found else exc
     return f"{type(first).__name__}: {first}"

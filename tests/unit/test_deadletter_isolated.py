@@ -103,8 +103,7 @@ async def test_a_stop_still_cancels_the_keys_a_failed_dead_letter_waits_for(tmp_
 
 @pytest.mark.parametrize("slow_after", [0, 3600], ids=["slow", "within-slow-after"])
 async def test_a_stop_past_the_drain_deadline_ends_with_the_unsent_dead_letter(tmp_path, monkeypatch, slow_after):
-    """Key a's dead letter failed and its chunk waits for key b's AWS call when a graceful stop's drain deadline
-    passes: the lane is cancelled, and the stop raises the send's error (not a clean stop), nothing committed."""
+    """A stop's drain deadline passing while key a's dead letter waits for key b's call raises the send's error."""
     async with served(tmp_path, monkeypatch) as (service, iam):
         failed, committed = unsendable(service, iam.entered[SLOW])  # key b is in its call
         # the lane awaits its chunk at once (slow), or is cancelled within its first `slow_after` second (where its

@@ -16,7 +16,7 @@ from aiokafka.errors import NodeNotReadyError, ProducerFenced
 
 from responder.errors import BrokerUnreachable, TimelineError, TopicRefused
 from responder.errors_kafka import ReplicaFenced, TransactionFailed
-from responder.exception_groups import only
+from responder.exception_groups import Drained, only
 from responder.models.event import RawRecord
 from responder.service import Service
 from responder.service.batches import drainable
@@ -139,7 +139,9 @@ async def test_a_timeline_error_in_another_lane_still_cancels_every_chunk_at_onc
                 await stopping.wait()
             timeline_fails.set()
             error = await _stopped(loop)
-        assert only(error, TimelineError) is not None, error
+        assert isinstance(error, Drained), error  # the dead letter, and the TimelineError that ended its drain
+        assert only(error.exceptions[0], NodeNotReadyError) is not None
+        assert only(error, TimelineError, deciding=True) is not None, error  # an exit 3, as the TimelineError alone
         assert iam.held_calls[kit.SLOW] == ["cancelled"]
         assert await kit.results_of(service, kit.SLOW) == []
         assert committed == []
@@ -162,3 +164,27 @@ def test_an_error_raised_from_a_fence_does_not_let_the_chunks_in_hand_finish():
     error = NodeNotReadyError("node 1")
     error.__cause__ = ProducerFenced()
     assert not drainable(error)
+
+
+@pytest.mark.parametrize("where", ["context", "grouped-cause", "stage"])
+async def test_a_fence_behind_a_send_error_by_context_group_or_stage_is_not_announced(tmp_path, monkeypatch, where):
+    """A fence the send error was raised while handling, or from within a group, or the stage's own: none drains."""
+    error, stage = NodeNotReadyError("node 1"), RuntimeError("a stage's bug")
+    if where == "context":
+        error.__context__ = ProducerFenced()
+    elif where == "grouped-cause":
+        error.__cause__ = ExceptionGroup("changelog", [ReplicaFenced("fenced")])
+    else:
+        stage = ReplicaFenced("fenced")  # dead-lettered as a bug by `_failed` (a stage of `_prepare_batch`'s)
+    async with kit.served(tmp_path, monkeypatch) as (service, _):
+        assert service._unsent(error, stage) is False
+        assert service.flow.failed is None  # its lane's failure cancels the other lanes' chunks at once
+
+
+def test_a_timeout_behind_a_send_error_still_lets_the_chunks_in_hand_finish():
+    """A send error raised while handling a timeout (itself raised from a cancel, as asyncio.timeout does) drains."""
+    timeout = TimeoutError()
+    timeout.__context__ = asyncio.CancelledError()
+    error = NodeNotReadyError("node 1")
+    error.__context__ = timeout
+    assert drainable(error)

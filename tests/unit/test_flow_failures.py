@@ -12,8 +12,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from responder.errors_kafka import ReplicaFenced
+from responder.exception_groups import Drained, only
 from responder.ingest.flow import Flow
 from responder.models.event import RawRecord
+from responder.service.rejoinreasons import rejoin_reason
 from tests.deadletter_kit import Unpaused
 from tests.txn_kit import loop_complaints
 
@@ -63,17 +65,23 @@ class Lanes:
         await _settle()
         assert self.said == ["0 started", "1 started"]
 
+    async def aborted_then_done(self, first: Any = P1) -> asyncio.Task[BaseException]:
+        """Both chunks in hand, `submit` raising the announced dead letter; the service aborts with it, then the chunk
+        of partition `first` is released: the abort, not awaited."""
+        await self.both_in()
+        with pytest.raises(OSError, match="dead letter not sent") as raised:
+            self.flow.submit({})
+        aborting = asyncio.create_task(self.flow.abort(raised.value))
+        await _settle()
+        self.release[first].set()
+        await _settle()
+        return aborting
+
 
 async def test_abort_lets_the_chunks_in_hand_finish_after_an_announced_failure() -> None:
     """The service failing with the dead letter a lane announced: the other lane's chunk completes, then its error."""
     lanes = Lanes()
-    await lanes.both_in()
-    with pytest.raises(OSError, match="dead letter not sent") as raised:
-        lanes.flow.submit({})
-    aborting = asyncio.create_task(lanes.flow.abort(raised.value))
-    await _settle()
-    lanes.release[P1].set()
-    await _settle()
+    aborting = await lanes.aborted_then_done()
     lanes.release[P0].set()
     failure = await aborting
     assert isinstance(failure, ExceptionGroup)
@@ -180,3 +188,28 @@ async def test_a_lane_cancelled_within_slow_after_ends_cancelled_once_its_handle
     assert lane.cancelled()
     assert lanes.said == ["1 started", "1 cancelled"]
     assert lanes.flow.failed is None
+
+
+@pytest.mark.parametrize("first", [P1, P0], ids=["announcing-lane-in-hand", "announcing-lane-failed"])
+async def test_a_fence_met_while_an_announced_failure_drains_cancels_the_rest_and_decides_the_rejoin(first) -> None:
+    """A lane fenced during the drain cancels the other chunks at once; both are raised, and the fence rejoins."""
+    lanes, fence = Lanes(), ReplicaFenced("changelog c[1]: fenced")
+
+    async def fenced(chunk: dict[Any, list[RawRecord]]) -> None:
+        await lanes(chunk)
+        if P1 in chunk:
+            raise fence
+
+    lanes.flow.handle = fenced
+    aborting = await lanes.aborted_then_done(first)
+    if first == P0:  # the dead letter's lane failed (drained); then partition 1's chunk, fenced
+        lanes.release[P1].set()
+        await _settle()
+        assert lanes.said[2:] == ["0 completed", "1 completed"]
+    else:
+        assert lanes.said[2:] == ["1 completed", "0 cancelled"]  # not left to its drain deadline
+    failure = await aborting
+    assert isinstance(failure, Drained)
+    assert only(failure.exceptions[0], OSError) == [lanes.unsent]
+    assert failure.exceptions[1] is fence
+    assert rejoin_reason(ExceptionGroup("loops", [failure])) == "fenced"
