@@ -232,3 +232,14 @@ class RecordedTxn:
 
     async def stop(self) -> None:
         pass
+
+
+def fleet_with_txn(tmp_path: Path) -> tuple[Service, RecordedTxn]:
+    """A fleet replica's service (unstarted) owning `TP`, its changelog transactions recorded (`RecordedTxn`)."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                        topics=["a"], changelog_topic="changelog")
+    service = Service(settings, aws=FakeIam(), runbooks=[])
+    assert service.fleet is not None
+    service.fleet.changelog.txn = txn = RecordedTxn()  # type: ignore[assignment]
+    service.fleet.owned.add(TP.partition)
+    return service, txn

@@ -84,12 +84,13 @@ def partly_bad(key_id: str) -> bytes:
 @contextlib.asynccontextmanager
 async def served(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, lane: str = "batch", *,
                  held: tuple[str, ...] = (SLOW,), **settings: Any) -> AsyncIterator[Served]:
-    """The service (unstarted) on a `HeldIam`, closed after (every held call released first)."""
+    """The service (unstarted) on a `HeldIam`, committing at once unless `settings` say otherwise, closed after (every
+    held call released first)."""
     if lane == "traced":  # one task per key of RawRecords through `pipeline.handle`, as with a tracer installed
         monkeypatch.setattr(batches, "active", lambda: True)
     iam = HeldIam(held)
     service = Service(Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", topics=["a"],
-                               kafka_commit_interval_ms=0, **settings), aws=iam, runbooks=[BATCH_RUNBOOK])
+                               **{"kafka_commit_interval_ms": 0, **settings}), aws=iam, runbooks=[BATCH_RUNBOOK])
     try:
         yield service, iam
     finally:

@@ -201,7 +201,11 @@ class Running(SignedLoops):
         if failure is not None:  # the lanes' failure, of which `submit` raised a first error (a dead letter unsent)
             raise failure
         await self._end_restore()
-        await self.flow.close()  # chunks in hand finish; queued records are redelivered
+        try:
+            await self.flow.close()  # chunks in hand finish; queued records are redelivered
+        except BaseException:  # a lane failed, or the stop was cancelled: no coalesced commit left running, none more
+            await self.commits.cancel()
+            raise
         await self.commits.close()  # every record handled is committed, its entries durable first
 
     async def _consume(self) -> None:

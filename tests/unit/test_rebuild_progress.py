@@ -15,19 +15,17 @@ from responder.errors_kafka import ConsumerRebuildsExhausted
 from responder.ingest.coordinator import RebuildBudget, caught_up
 from responder.ingest.raw import to_raw
 from responder.service import Service
-from responder.settings import Settings
 from tests.consumer_kit import (
     TP,
     FakeBroker,
     GroupConsumer,
     JoinedConsumer,
     MovingClock,
-    RecordedTxn,
     alerts_over,
+    fleet_with_txn,
     no_listener,
     stop_when,
 )
-from tests.fakes import FakeIam
 from tests.rebuild_kit import operator_over, rebuilds
 
 
@@ -148,12 +146,7 @@ async def test_a_rebuilt_operator_consumer_that_never_finds_its_coordinator_is_n
 
 async def test_a_fleet_replicas_offsets_committed_in_a_transaction_are_its_alerts_consumers_progress(tmp_path) -> None:
     """Offsets committed with a fleet's changelog transaction count as the alerts consumer's commits (progress)."""
-    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
-                        topics=["a"], changelog_topic="changelog")
-    service = Service(settings, aws=FakeIam(), runbooks=[])
-    assert service.fleet is not None
-    service.fleet.changelog.txn = txn = RecordedTxn()  # type: ignore[assignment]
-    service.fleet.owned.add(TP.partition)
+    service, txn = fleet_with_txn(tmp_path)
 
     async def deadletter(*args: Any) -> None:
         pass  # an unknown shape: dead-lettered, handled all the same
