@@ -26,7 +26,8 @@ PUBLISH_DEADLINE = 20.0
 (`KafkaPublisher.deadline`): it may run in a lane's chunk or under the exclusive gate, which a rebalance waits for."""
 DRAIN_DEADLINE = 20.0
 """A graceful stop's wait for the chunks in hand (`Flow.drain_deadline`: the late ones are cancelled uncommitted), then
-as long for its last offsets' commit (`OffsetCommits.close`)."""
+as long for its last offsets' commit (`OffsetCommits.close`); also the other lanes' drain when an unsent dead letter
+fails the service (`Flow.abort`), which commits nothing."""
 READS_DEADLINE_S = 15.0
 """A step's guard reads through AWS in all (`Guards.reads_deadline`): past it the step is refused, fail closed."""
 SWITCH_READ_S = 5.0

@@ -42,8 +42,7 @@ def _chunk() -> dict[Any, list[RawRecord]]:
 
 @pytest.mark.parametrize("lane", LANES)
 async def test_an_unsent_dead_letter_lets_the_other_keys_finish_then_fails_the_chunk(tmp_path, monkeypatch, lane):
-    """Key a's dead letter fails while key b's deactivation is in its AWS call: b's call completes and its result is
-    written, key a's later record is not handled, nothing is committed, then the chunk raises the send's error."""
+    """An unsent dead letter lets the other key's AWS call finish and be written, then fails the chunk uncommitted."""
     async with served(tmp_path, monkeypatch, lane) as (service, iam):
         failed, committed = unsendable(service, iam.entered[SLOW])  # key b is in its call
         chunk = asyncio.create_task(service._handle_batch(_chunk()))
@@ -64,8 +63,7 @@ async def test_an_unsent_dead_letter_lets_the_other_keys_finish_then_fails_the_c
 @pytest.mark.parametrize("grouped", [False, True], ids=["bare", "in-a-group"])
 @pytest.mark.parametrize("lane", LANES)
 async def test_a_timeline_error_still_cancels_the_other_keys_at_once(tmp_path, monkeypatch, lane, grouped):
-    """Key a's stage raises TimelineError (bare, or inside an exception group) while key b's deactivation is in its
-    AWS call: b's call is cancelled, no dead letter is sent, and the chunk raises the TimelineError."""
+    """A TimelineError in one key's stage at once cancels the other key's AWS call and is raised; no dead letter."""
     async with served(tmp_path, monkeypatch, lane) as (service, iam):
         sent: list[int] = []
 
@@ -84,9 +82,7 @@ async def test_a_timeline_error_still_cancels_the_other_keys_at_once(tmp_path, m
 
 
 async def test_a_stop_still_cancels_the_keys_a_failed_dead_letter_waits_for(tmp_path, monkeypatch):
-    """Key a's dead letter failed and the chunk waits for key b's AWS call: a cancellation of the chunk from outside
-    (a stop past its drain deadline, a failure elsewhere) cancels that call, and the chunk raises the send's error, not
-    the cancel (as its task group did before), uncommitted."""
+    """A cancel from outside after a failed dead letter cancels the awaited calls and raises the send's error."""
     async with served(tmp_path, monkeypatch) as (service, iam):
         failed, committed = unsendable(service, iam.entered[SLOW])  # key b is in its call
         chunk = asyncio.create_task(service._handle_batch(_chunk()))
@@ -103,7 +99,7 @@ async def test_a_stop_still_cancels_the_keys_a_failed_dead_letter_waits_for(tmp_
 
 @pytest.mark.parametrize("slow_after", [0, 3600], ids=["slow", "within-slow-after"])
 async def test_a_stop_past_the_drain_deadline_ends_with_the_unsent_dead_letter(tmp_path, monkeypatch, slow_after):
-    """A stop's drain deadline passing while key a's dead letter waits for key b's call raises the send's error."""
+    """A stop's drain deadline passing after a failed dead letter cancels the lane and raises the send's error."""
     async with served(tmp_path, monkeypatch) as (service, iam):
         failed, committed = unsendable(service, iam.entered[SLOW])  # key b is in its call
         # the lane awaits its chunk at once (slow), or is cancelled within its first `slow_after` second (where its
@@ -121,8 +117,7 @@ async def test_a_stop_past_the_drain_deadline_ends_with_the_unsent_dead_letter(t
 
 @pytest.mark.parametrize("lane", LANES)
 async def test_a_timeline_error_after_an_unsent_dead_letter_is_raised_with_it(tmp_path, monkeypatch, lane):
-    """Key a's dead letter fails, then key b's stage raises TimelineError: the chunk raises both, as it did before (so
-    neither alone decides a rejoin or an exit 3)."""
+    """A TimelineError after an unsent dead letter makes the chunk raise both errors together."""
     async with served(tmp_path, monkeypatch, lane) as (service, iam):
         now = asyncio.Event()
         now.set()
