@@ -3,8 +3,8 @@
 `Service` builds its collaborators from settings here; what it does with them is in the mixins it is made of:
 `BatchHandling` (responder/service/batches.py: a chunk of records through the pipeline, then its offsets),
 `PartitionKeeping` (partitions.py: assignment, recovery, eviction, the fleet's restores), `Running`
-(running.py: start, the alert loop, drain, close; the approval and operator loops are `SignedLoops`, signed.py) and
-`Readiness` (readiness.py: what `/readyz` answers).
+(running.py: start, drain, close; the alert loop is `AlertsLoop`, alertsloop.py, the approval and operator loops
+`SignedLoops`, signed.py) and `Readiness` (readiness.py: what `/readyz` answers).
 `Parts` (parts.py) declares what they share.
 """
 

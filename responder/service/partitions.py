@@ -37,7 +37,7 @@ class PartitionKeeping(Parts):
         fleet the restore runs in the background (`_restore`): aiokafka sends no heartbeat while this callback runs,
         and a restore longer than the session timeout would cost the membership. A partition whose restore failed
         stays held (`_fleet_upkeep` retries it)."""
-        self._rebalances += 1  # a poll's records from before this are not handled (`Running._consume`)
+        self._rebalances += 1  # a poll's records from before this are not handled (`AlertsLoop._consume`)
         self.commits.forget(partitions)  # offsets marked under an earlier assignment are not ours to commit
         self.ingest.hold(partitions)
         self._given |= partition_numbers(partitions)

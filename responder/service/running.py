@@ -1,10 +1,8 @@
 """A service's life: check and recover, start the clients, run the alert, approval and operator loops, drain, close.
 
-`Running` is mixed into `Service` (responder/service/core.py). The alert loop polls and hands each partition's
-records to `Flow`, whose lanes call `BatchHandling._handle_batch`; between polls it starts the eviction of closed
-incidents and the idle flush beside it (`Chores`: it never awaits the batch gate or the changelog between two polls)
-and retries the fleet's failed restores (`PartitionKeeping`). Decisions and operator requests have their own loops
-(`SignedLoops`, signed.py).
+`Running` is mixed into `Service` (responder/service/core.py). The alert loop (`AlertsLoop`, alertsloop.py) polls
+and hands each partition's records to `Flow`, whose lanes call `BatchHandling._handle_batch`. Decisions and operator
+requests have their own loops (`SignedLoops`, signed.py).
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from responder.ingest.kafka import KafkaIngest, ensure_topics
 from responder.ingest.mirror import KafkaMirror
 from responder.ingest.security import check_connection
 from responder.ingest.topics import RETRY_SECONDS, await_topics, check_topics, needed_topics, notification_topics
+from responder.service.alertsloop import AlertsLoop
 from responder.service.signed import SignedLoops
 from responder.service.starts import all_started
 from responder.threadpools import ARCHIVE, pool, run_in
@@ -34,7 +33,7 @@ from responder.timeline.archive import Archiver
 log = structlog.get_logger(__name__)
 
 
-class Running(SignedLoops):
+class Running(AlertsLoop, SignedLoops):
     """Start, consume until asked to stop, drain and close (mixed into `Service`)."""
 
     topic_retry_s = RETRY_SECONDS  # between two checks of the topics it writes to, while one is missing
@@ -182,58 +181,6 @@ class Running(SignedLoops):
         if self.fleet is not None:
             steps.append(self.fleet.changelog.stop)
         await _each(steps)
-
-    async def _alerts_loop(self) -> None:
-        failure: BaseException | None = None
-        try:
-            await self._consume()
-            await self._chores.close()  # an eviction or idle flush in hand ends first (its failure is raised)
-        except BaseException as exc:
-            self._stop.set()  # stopping: a partition assigned from now on is not restored (partitions.py)
-            await self._chores.close(cancel=True)
-            await self._end_restore()
-            try:  # the chunks in hand cancelled at once, or left to finish after a dead letter not sent (flow.py)
-                failure = await self.flow.abort(exc)
-            finally:
-                await self.commits.cancel()  # nothing more is committed once the service failed
-            if failure is exc:
-                raise
-        if failure is not None:  # the lanes' failure, of which `submit` raised a first error (a dead letter unsent)
-            raise failure
-        await self._end_restore()
-        try:
-            await self.flow.close()  # chunks in hand finish; queued records are redelivered
-        except BaseException:  # a lane failed, or the stop was cancelled: no coalesced commit left running, none more
-            await self.commits.cancel()
-            raise
-        await self.commits.close()  # every record handled is committed, its entries durable first
-
-    async def _consume(self) -> None:
-        while not self._stop.is_set():
-            if self._rebalance_error is not None:  # a rebalance callback failed (aiokafka only logged it)
-                raise self._rebalance_error
-            self._chores.check()  # an eviction or idle flush that failed stops the service, as when awaited here
-            if self.clock() - self._evicted_at >= self.settings.evict_every:  # beside the loop: it awaits the gate
-                self._chores.start("evict", self._evict)
-            self._fleet_upkeep()
-            batch = await self._polled(self.ingest, "alerts")
-            if self._rebalance_error is not None:  # a rebalance callback failed (aiokafka only logged it)
-                raise self._rebalance_error
-            if self.fleet_guard is not None:  # the fleet's kill switch, read once per poll and after it, so a
-                rebalances = self._rebalances  # record is never acted on with a switch read before it arrived
-                await self.fleet_guard.refresh()
-                if self._rebalances != rebalances and batch:  # the assignment reset the positions (the revocation
-                    # dropped what the lanes had queued): these come again, after what was dropped, from the
-                    # committed offsets; handled now they would pass those records (and go to the lanes of
-                    # partitions no longer ours)
-                    log.info("poll_dropped_after_rebalance", records=sum(map(len, batch.values())))
-                    batch = {}
-            for (topic, partition), behind in self.ingest.lag().items():
-                self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
-            self.flow.submit(batch)  # each partition in its lane; paused while its in-flight budget is full
-            self.commits.tick()  # the offsets the lanes handled, when kafka_commit_interval_ms has passed
-            if not batch:  # idle: a due checkpoint still seals the tail (and ships its segment), beside the loop
-                self._chores.start("flush", self.recorder.flush)
 
 
 async def _each(steps: list[Callable[[], Awaitable[None] | None]]) -> None:

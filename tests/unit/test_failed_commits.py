@@ -122,3 +122,39 @@ async def test_a_graceful_stop_whose_lanes_failed_cancels_the_coalesced_commit_i
             assert in_hand.cancelled()
         finally:
             in_hand.cancel()
+
+
+@pytest.mark.parametrize("ending", ["graceful", "failed"])
+async def test_an_alert_loop_cancelled_while_it_ends_its_restores_leaves_no_lane_or_commit_running(
+        tmp_path, monkeypatch, ending):
+    """Cancelled (another loop failed) while a merging restore is awaited: the chunk and the commit are cancelled."""
+    async with kit.served(tmp_path, monkeypatch, kafka_commit_interval_ms=60_000) as (service, iam):
+        in_hand, restoring = asyncio.create_task(asyncio.Event().wait()), asyncio.Event()
+
+        async def consume() -> None:
+            service.flow.submit({P0: [kit.record(0, "b", kit.finding(kit.SLOW))]})
+            await iam.entered[kit.SLOW].wait()
+            service.commits._task = in_hand  # a coalesced commit under way
+            if ending == "failed":
+                raise RuntimeError("the poll loop's bug")
+
+        async def end_restore() -> None:
+            restoring.set()
+            await asyncio.Event().wait()  # a restore merging, for as long as the test wants
+
+        service._consume = consume  # type: ignore[method-assign]
+        service._end_restore = end_restore  # type: ignore[method-assign]
+        loop = asyncio.create_task(service._alerts_loop())
+        try:
+            async with asyncio.timeout(5):
+                await restoring.wait()
+            loop.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(loop, 5)
+            await _settle()
+            assert service.flow._lanes == {}
+            assert iam.held_calls[kit.SLOW] == ["cancelled"]
+            assert in_hand.cancelled()
+        finally:
+            loop.cancel()
+            in_hand.cancel()
