@@ -186,12 +186,17 @@ def drainable(exc: BaseException) -> bool:
     more can be recorded), a fence or any changelog error (ReplicaFenced, TransactionFailed: another replica may own
     the partitions now, a zombie must stop acting at once), Kafka unreachable (a cut-off, which rejoins), or a
     cancellation. Every error it holds is asked (`related`: through groups, causes and contexts, where the error a
-    stage raised before its dead letter failed usually is); a cancellation only as a leaf or a cause (a context's
-    is a timeout's, as `asyncio.timeout` raises one). Conservative: only what `_unsent` is given is ever asked, and
+    stage raised before its dead letter failed usually is); a cancellation only as a leaf or a cause up to a timeout
+    (`asyncio.timeout` and `wait_for` raise their TimeoutError from the cancel they took back, as its `__cause__` and
+    `__context__`: that cancel is the timeout's own). Conservative: only what `_unsent` is given is ever asked, and
     whatever else a lane raises (a failed rebalance, a commit's error) cancels every chunk at once
     (responder/ingest/flow.py)."""
-    if any(not isinstance(err, Exception) for leaf in leaves(exc) for err in cause_chain(leaf)):
-        return False
+    for leaf in leaves(exc):
+        for err in cause_chain(leaf):
+            if isinstance(err, TimeoutError):
+                break  # what it was raised from is the cancel a timeout took back
+            if not isinstance(err, Exception):
+                return False
     return not any(isinstance(err, FORBID) or fenced_error(err) for err in related(exc))
 
 

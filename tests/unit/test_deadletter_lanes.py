@@ -181,10 +181,33 @@ async def test_a_fence_behind_a_send_error_by_context_group_or_stage_is_not_anno
         assert service.flow.failed is None  # its lane's failure cancels the other lanes' chunks at once
 
 
-def test_a_timeout_behind_a_send_error_still_lets_the_chunks_in_hand_finish():
-    """A send error raised while handling a timeout (itself raised from a cancel, as asyncio.timeout does) drains."""
-    timeout = TimeoutError()
-    timeout.__context__ = asyncio.CancelledError()
+async def _timed_out() -> TimeoutError:
+    """A TimeoutError as asyncio raises it: from the cancel it took back (its `__cause__` and `__context__`)."""
+    try:
+        async with asyncio.timeout(0):
+            await asyncio.sleep(1)
+    except TimeoutError as exc:
+        return exc
+    raise AssertionError("asyncio.timeout(0) did not time out")
+
+
+@pytest.mark.parametrize("how", ["context", "cause"])
+async def test_a_timeout_behind_a_send_error_still_lets_the_chunks_in_hand_finish(how):
+    """A send error raised while handling, or from, an asyncio timeout (itself raised from its cancel) drains."""
+    timeout = await _timed_out()
+    assert isinstance(timeout.__cause__, asyncio.CancelledError)  # Python 3.11.7 sets it, not only the context
     error = NodeNotReadyError("node 1")
-    error.__context__ = timeout
+    if how == "context":
+        error.__context__ = timeout
+    else:
+        error.__cause__ = timeout
     assert drainable(error)
+
+
+async def test_a_stage_that_timed_out_lets_the_chunks_in_hand_finish_after_its_unsent_dead_letter(
+        tmp_path, monkeypatch):
+    """A stage failing with an escaped asyncio timeout, its dead letter unsent: the lanes drain, none cancelled."""
+    stage = await _timed_out()
+    async with kit.served(tmp_path, monkeypatch) as (service, _):
+        assert service._unsent(NodeNotReadyError("node 1"), stage) is True
+        assert service.flow.failed is not None  # announced: the other lanes' chunks in hand finish
