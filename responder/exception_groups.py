@@ -33,8 +33,9 @@ def only(exc: BaseException, kind: type[E] | tuple[type[E], ...], *, causes: boo
 
 
 class Drained(ExceptionGroup[Exception]):
-    """A failure that let the work in hand finish (the first error: a dead letter not sent) and the errors that
-    ended that drain (the others: a fence, a timeline failure). What the service does next (a rejoin, an exit code)
+    """A failure that let the work in hand finish (the first error: a dead letter not sent, or a chunk's group of
+    them, responder/service/batches.py) and the errors that ended that drain (the others: a fence, a timeline
+    failure, in another lane or the same chunk). What the service does next (a rejoin, an exit code)
     is theirs to decide: `only(..., deciding=True)` leaves the first out."""
 
 

@@ -19,7 +19,7 @@ import structlog
 
 from responder.errors import BrokerUnreachable, EventRejected, TimelineError
 from responder.errors_kafka import ChangelogError
-from responder.exception_groups import cause_chain, leaves, related
+from responder.exception_groups import Drained, cause_chain, leaves, related
 from responder.ingest.clients import fenced_error
 from responder.models.event import RawRecord
 from responder.models.timeline import EntryKind
@@ -68,8 +68,8 @@ class BatchHandling(Parts):
                     for same_key in groups:
                         tg.create_task(self._handle_partition(same_key, unsent))
             except BaseExceptionGroup as group:  # a TimelineError: with the dead letters unsent before it, if any
-                if unsent:
-                    raise group.derive([*unsent, *group.exceptions]) from None
+                if unsent:  # they ended as a drain would (exception_groups.Drained): the later errors decide, as
+                    raise drained(unsent, group) from None  # when they came from another lane (lanefailures.py)
                 raise
             except asyncio.CancelledError:  # a stop past its drain deadline, a failure elsewhere: the dead letters
                 if unsent:  # unsent are raised, not the cancel, as the task group raised its tasks' errors before
@@ -198,6 +198,15 @@ def drainable(exc: BaseException) -> bool:
             if not isinstance(err, Exception):
                 return False
     return not any(isinstance(err, FORBID) or fenced_error(err) for err in related(exc))
+
+
+def drained(unsent: list[Exception], group: BaseExceptionGroup[BaseException]) -> BaseExceptionGroup[BaseException]:
+    """The dead letters a chunk could not send and `group`, its task group's errors after them (a TimelineError):
+    a `Drained` group, whose later errors decide the exit or rejoin (as when another lane's ended the drain)."""
+    later = [e for e in group.exceptions if isinstance(e, Exception)]
+    if len(later) < len(group.exceptions):  # a KeyboardInterrupt, say: not an error that decides, raised as it came
+        return group.derive([*unsent, *group.exceptions])
+    return Drained("lanes failed", [ExceptionGroup("dead letters not sent", unsent), *later])
 
 
 def by_key(records: list[RawRecord]) -> list[list[RawRecord]]:

@@ -14,7 +14,7 @@ from aiokafka.errors import NodeNotReadyError, ProducerFenced
 
 from responder.errors import BrokerUnreachable, TimelineError
 from responder.errors_kafka import ReplicaFenced
-from responder.exception_groups import only
+from responder.exception_groups import Drained, only
 from responder.ingest.flow import Flow
 from responder.models.event import RawRecord
 from tests.deadletter_kit import (
@@ -117,17 +117,35 @@ async def test_a_stop_past_the_drain_deadline_ends_with_the_unsent_dead_letter(t
 
 @pytest.mark.parametrize("lane", LANES)
 async def test_a_timeline_error_after_an_unsent_dead_letter_is_raised_with_it(tmp_path, monkeypatch, lane):
-    """A TimelineError after an unsent dead letter makes the chunk raise both errors together."""
+    """A TimelineError after an unsent dead letter ends its chunk's drain: both raised, the TimelineError deciding."""
     async with served(tmp_path, monkeypatch, lane) as (service, iam):
         now = asyncio.Event()
         now.set()
         failed, committed = unsendable(service, now)
         unwritable(monkeypatch, service, b"b", failed)
-        with pytest.raises(ExceptionGroup) as raised:
+        with pytest.raises(Drained) as raised:  # before, a plain group: the CLI exited 1, not 3 as from another lane
             await service._handle_batch(_chunk())
-        assert sorted(type(e).__name__ for e in raised.value.exceptions) == ["NodeNotReadyError", "TimelineError"]
+        unsent, *later = raised.value.exceptions
+        assert only(unsent, NodeNotReadyError) is not None
+        assert [type(e) for e in later] == [TimelineError]
+        assert only(raised.value, TimelineError, deciding=True) == later  # an exit 3, as the TimelineError alone
         assert iam.keys[LATER]["Status"] == "Active"
         assert committed == []
+
+
+async def test_a_lane_whose_chunk_met_both_fails_with_the_drained_group(tmp_path, monkeypatch):
+    """A lane whose own chunk held the unsent dead letter and the TimelineError fails with them as one Drained group."""
+    async with served(tmp_path, monkeypatch) as (service, _):
+        now = asyncio.Event()
+        now.set()
+        failed, _ = unsendable(service, now)
+        unwritable(monkeypatch, service, b"b", failed)
+        service.flow.submit(_chunk())
+        async with asyncio.timeout(5):
+            while not isinstance(service.flow.failed, Drained):
+                await asyncio.sleep(0.01)
+        assert only(service.flow.failed, TimelineError, deciding=True) is not None
+        await service.flow.close(cancel=True)
 
 
 @pytest.mark.parametrize("error", [ReplicaFenced("fenced"), ProducerFenced(), BrokerUnreachable("no broker")],
