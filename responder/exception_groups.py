@@ -11,8 +11,8 @@ CancelledError), never with 0; `cancelled_with` keeps the error of a task cancel
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any, Self, TypeVar
 
 E = TypeVar("E", bound=BaseException)
 
@@ -29,14 +29,20 @@ def only(exc: BaseException, kind: type[E] | tuple[type[E], ...], *, causes: boo
         if match is None:
             return None
         found.append(match)
-    return found
+    return found or None  # no leaf left to decide is no answer (a `Drained` group holds two errors at least)
 
 
 class Drained(ExceptionGroup[Exception]):
     """A failure that let the work in hand finish (the first error: a dead letter not sent, or a chunk's group of
     them, responder/service/batches.py) and the errors that ended that drain (the others: a fence, a timeline
     failure, in another lane or the same chunk). What the service does next (a rejoin, an exit code)
-    is theirs to decide: `only(..., deciding=True)` leaves the first out."""
+    is theirs to decide: `only(..., deciding=True)` leaves the first out. It holds two errors at least (with one
+    only, nothing would be left to decide)."""
+
+    def __new__(cls, message: str, exceptions: Sequence[Exception]) -> Self:
+        if len(exceptions) < 2:
+            raise ValueError("a Drained group holds the drained error and at least one that ended its drain")
+        return super().__new__(cls, message, exceptions)
 
 
 def leaves(exc: BaseException, *, deciding: bool = False) -> Iterator[BaseException]:

@@ -1,10 +1,11 @@
-"""`only`: an error is, in every leaf of its nested exception groups, of one kind (through causes when asked)."""
+"""`only`: an error is, in every leaf of its nested exception groups, of one kind (through causes when asked); a
+`Drained` group's later errors decide (`deciding`); `related` walks causes and contexts once each."""
 
 from __future__ import annotations
 
 import pytest
 
-from responder.exception_groups import leaves, only
+from responder.exception_groups import Drained, leaves, only, related
 
 
 class Fence(Exception):
@@ -76,3 +77,26 @@ def test_leaves_are_the_errors_that_are_no_group(exc: BaseException) -> None:
     """`leaves` yields the non-group errors and never a group."""
     assert all(not isinstance(leaf, BaseExceptionGroup) for leaf in leaves(exc))
     assert [type(leaf) for leaf in leaves(exc)] == ([Fence] if isinstance(exc, Fence) else [Fence, Other])
+
+
+def test_related_walks_a_context_cycle_once() -> None:
+    """A `__context__` chain that loops back (an error raised while handling its own cause) is walked once."""
+    first, second = Other("a"), Fence("b")
+    first.__context__, second.__context__ = second, first
+    assert list(related(ExceptionGroup("g", [first]))) == [first, second]
+
+
+def test_deciding_leaves_leave_a_drained_groups_first_error_out() -> None:
+    """With `deciding` a Drained group's first error (the drained one) is no leaf, however deep the group is."""
+    unsent, fence = Other("dead letter"), Fence("fenced")
+    drained = ExceptionGroup("loops", [Drained("lanes failed", [ExceptionGroup("dead letters", [unsent]), fence])])
+    assert list(leaves(drained)) == [unsent, fence]
+    assert list(leaves(drained, deciding=True)) == [fence]
+    assert only(drained, Fence, deciding=True) == [fence]
+    assert only(drained, Fence) is None
+
+
+def test_a_drained_group_holds_the_drained_error_and_one_that_ended_it() -> None:
+    """A Drained group of one error is refused: `only(..., deciding=True)` would find no leaf to decide."""
+    with pytest.raises(ValueError, match="at least one"):
+        Drained("lanes failed", [Other("dead letter")])
