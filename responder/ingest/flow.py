@@ -20,10 +20,12 @@ and approvals take the gate exclusively, so they still see no chunk half-handled
 
 No chunk starts once a lane failed or a handler announced its coming failure (`failing`: a dead letter not sent,
 whatever the send's error, Kafka unreachable past the send deadline included). A service failing with announced
-errors alone (`abort`) lets the chunks in hand finish within `drain_deadline`: a step begun meanwhile still passes
-its changelog barrier, which fails while Kafka is unreachable, so only steps already past it finish their AWS call.
-Any other failure (a timeline's, a changelog's or a fence, Kafka found unreachable by a client, the poll loop's own,
-a cancel) cancels them all at once, and ends such a drain: then both are raised (responder/ingest/lanefailures.py).
+errors alone (`abort`) lets the chunks in hand finish within `drain_deadline`: in a fleet a step begun meanwhile
+still passes its changelog barrier, which fails while Kafka is unreachable, so only steps already past it finish their
+AWS call (a single replica has no barrier). Any other failure (a timeline's, a changelog's or a fence, Kafka found
+unreachable by a client, the poll loop's own, a cancel) cancels them all at once. A lane failing so ends such a drain,
+and both are raised (a `Drained` group, responder/ingest/lanefailures.py); another loop's failure (a fence) cancels
+the alert loop, which cancels the lanes (`close(cancel=True)`): the service fails with that error alone.
 """
 
 from __future__ import annotations

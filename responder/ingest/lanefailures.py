@@ -1,10 +1,10 @@
 """How a flow's lanes fail (responder/ingest/flow.py): the lanes' failure, the errors handlers announce (`failing`: a
 dead letter not sent) and whether what the service fails with lets the chunks in hand finish (`drains`).
 
-Only announced errors drain. Another error found while they drain (a fence, a timeline failure) forbids acting
-further: it ends the drain (the other lanes' chunks are cancelled at once) and is raised with them, in a `Drained`
-group, whose later errors decide what the service does next (`serve_rejoining` rejoins after a fence found so).
-"""
+Only announced errors drain. Another error a lane fails with while they drain (a fence, a timeline failure) forbids
+acting further: it ends the drain (the other lanes' chunks are cancelled at once) and is raised with them, in a
+`Drained` group, whose later errors decide what the service does next (`serve_rejoining` rejoins after a fence found
+so)."""
 
 from __future__ import annotations
 
