@@ -165,6 +165,7 @@ class Flow:
                 if late:
                     log.warning("drain_deadline_passed", chunks=len(late), deadline_s=self.drain_deadline)
         finally:  # past the deadline, at once, or when this stop is cancelled itself: no chunk is left running
+            self._failures.cut_short()  # what a lane raises because of this cancel does not decide the failure
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -19,6 +19,7 @@ class Failures:
         self.announced: Exception | None = None  # the first error a handler announced
         self._announced: list[BaseException] = []  # every error announced: none forbids acting further
         self._been: list[BaseException] = []  # every value `error` had: what `submit` may have raised
+        self.cut = False  # the chunks still in hand are being cancelled (`cut_short`)
 
     @property
     def error(self) -> Exception | None:
@@ -40,14 +41,20 @@ class Failures:
         """Whether `exc` is (or was) this flow's failure: raised by `submit`, not the poll loop's own."""
         return self._holds(self._been, exc)
 
+    def cut_short(self) -> None:
+        """The chunks still in hand are cancelled (the drain deadline passed, or the stop is at once): an error a lane
+        raises from now on is the cancel's doing, and ends no drain (it does not become a `Drained` group's)."""
+        self.cut = True
+
     def lane_failed(self, exc: Exception) -> bool:
         """A lane failed with `exc`; whether the other lanes' chunks are to be cancelled at once (it may forbid acting
         further). The first failure is kept, except that one which does not drain ends a drain: the failure is then
-        the drained one and `exc` together (`Drained`), unless `exc` already holds all of the drained one."""
+        the drained one and `exc` together (`Drained`), unless `exc` already holds all of the drained one, or the
+        chunks in hand were being cancelled (`cut_short`: the drain is over, and `exc` its cancel's doing)."""
         prior, drains = self.error, self.drains(exc)
         if prior is None or (self.lane is None and drains):
             self.lane = exc  # the first, or the announcing lane's own failure
-        elif self.drains(prior) and not drains:
+        elif self.drains(prior) and not drains and not self.cut:
             held = list(leaves(exc))
             whole = all(self._holds(held, leaf) for leaf in leaves(prior))
             self.lane = exc if whole else Drained("lanes failed", [prior, exc])

@@ -213,3 +213,25 @@ async def test_a_fence_met_while_an_announced_failure_drains_cancels_the_rest_an
     assert only(failure.exceptions[0], OSError) == [lanes.unsent]
     assert failure.exceptions[1] is fence
     assert rejoin_reason(ExceptionGroup("loops", [failure])) == "fenced"
+
+
+async def test_an_error_a_lane_raises_because_the_drain_deadline_cancelled_it_does_not_decide() -> None:
+    """A chunk cancelled past the drain deadline raising another error for it: the flow fails with the dead letter."""
+    lanes = Lanes()
+    lanes.flow.drain_deadline = 0.05
+
+    async def broken_by_the_cancel(chunk: dict[Any, list[RawRecord]]) -> None:
+        try:
+            await lanes(chunk)
+        except asyncio.CancelledError:
+            if P1 in chunk:
+                raise RuntimeError("a write cut short by the cancel") from None
+            raise
+
+    lanes.flow.handle = broken_by_the_cancel
+    await lanes.both_in()
+    with pytest.raises(OSError, match="dead letter not sent") as raised:
+        lanes.flow.submit({})
+    failure = await asyncio.wait_for(lanes.flow.abort(raised.value), 5)
+    assert not isinstance(failure, Drained), failure
+    assert only(failure, OSError) == [lanes.unsent]
