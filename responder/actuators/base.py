@@ -123,8 +123,9 @@ class Actuator(Generic[P]):
     """Params a runbook must write as literals: a `${…}` placeholder in them is rejected at load."""
     not_identifiers: ClassVar[tuple[str, ...]] = ()
     """Params that name nothing the step acts on (free text, a policy document, a cutoff, a policy name of responder's
-    own): the protected-id guard does not read them as forms of its target (docs/security.md). Never one that
-    `target()` or `apply` uses to choose what to act on; every other param is read (fail closed)."""
+    own): the protected-id guard does not read them as forms of its target (docs/security.md). Never one that chooses
+    a resource a protected id could name (a restore's policy name only picks one of responder's own policies of the
+    principal the guard reads); every other param is read (fail closed)."""
     example_outputs: ClassVar[Mapping[str, JsonValue]] = {}
     """Every key `apply` may return in `outputs`, with an example value (`${steps.<id>.result.<key>}` reads them).
 

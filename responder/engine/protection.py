@@ -58,8 +58,9 @@ NAMING_PARAMS = frozenset({*NAME_PARAMS, *_KIND_OF_PARAM, "principal_type", "pri
 def identifying(params: Mapping[str, Any], not_identifiers: Collection[str]) -> Mapping[str, Any]:
     """The parameters read as forms of a step's target: all but its actuator's `not_identifiers`, save one that names
     or picks what a step acts on whatever is declared (`NAMING_PARAMS`)."""
-    kept = {k: v for k, v in params.items() if k not in not_identifiers or k in NAMING_PARAMS}
-    return kept if not_identifiers else params
+    if not not_identifiers:  # most actuators declare none: no copy
+        return params
+    return {k: v for k, v in params.items() if k not in not_identifiers or k in NAMING_PARAMS}
 
 
 def _strings(value: Any) -> Iterator[str]:
