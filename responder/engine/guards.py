@@ -164,14 +164,15 @@ class Guards:
         protected = (rb.guards.protected, self.policy.protected)
         if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
             return None
-        forms, named = identifier_forms(target, identifying(params, not_identifiers), event, actuator, self.policy.home)
+        identified = identifying(params, not_identifiers)  # once per step: the forms and the principals read it
+        forms, named = identifier_forms(target, identified, event, actuator, self.policy.home)
         hit = matching(protected, target, forms, named)
         if hit is not None:
             return hit
         timer = asyncio.timeout(self.reads_deadline)
         try:
             async with timer:
-                return await self._read_protected(protected, actuator, target, params, forms, named, not_identifiers)
+                return await self._read_protected(protected, actuator, target, params, forms, named, identified)
         except TimeoutError:
             if not timer.expired():
                 raise
@@ -182,20 +183,20 @@ class Guards:
 
     async def _read_protected(self, protected: tuple[Protected, Protected], actuator: str, target: str,
                               params: Mapping[str, Any], forms: set[str], named: Sequence[Resource],
-                              not_identifiers: Collection[str]) -> str | None:
-        """`protected`'s reads through AWS. The kinds the step needs (aliases, principals, tags) are read concurrently,
-        each kind's keys too (`KeptReads.forms`), and answer as read in that order (`in_order`): the first kind that
-        refuses (a hit, or why a read failed), or None; a kind refusing cancels the kinds after it, and is no answer
-        until those before it refuse nothing. One kind is read in this task (no task). Their total is bounded by the
-        caller, whose deadline cancels them all."""
+                              identified: Mapping[str, Any]) -> str | None:
+        """`protected`'s reads through AWS (`identified`: the step's `params` read as forms of its target, for the
+        principals; the tags read all of `params`). The kinds the step needs (aliases, principals, tags) are read
+        concurrently, each kind's keys too (`KeptReads.forms`), and answer as read in that order (`in_order`): the
+        first kind that refuses (a hit, or why a read failed), or None; a kind refusing cancels the kinds after it, and
+        is no answer until those before it refuse nothing. One kind is read in this task (no task). Their total is
+        bounded by the caller, whose deadline cancels them all."""
         ids = [i for p in protected for i in p.ids]
         kinds: list[Callable[[], Awaitable[str | None]]] = []
         if any(names_alias(i) for i in ids) and (keys := key_ids(forms)):
             kinds.append(partial(by_reads, self.aliases, "KMS key(s)", protected, target, forms, named, keys))
         record_kinds = 0  # the kinds that may read an IAM record (`iamrecords`): the principals, the tags
         if (iam_kinds := {k for i in ids for k in principal_kinds(i, self.policy.home.account)}) and (
-                names := {n for n in principals(target, identifying(params, not_identifiers), named)
-                          if n.split("/", 1)[0] in iam_kinds}):
+                names := {n for n in principals(target, identified, named) if n.split("/", 1)[0] in iam_kinds}):
             kinds.append(partial(by_reads, self.principals, "IAM principal(s)", protected, target, forms, named,
                                  names))
             record_kinds += 1

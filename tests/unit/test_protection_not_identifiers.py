@@ -10,8 +10,9 @@ import pytest
 
 from responder.actuators.contract import bind_examples, examples
 from responder.actuators.registry import registry
+from responder.engine.iamprincipals import PrincipalForms
 from responder.engine.protection import NAMING_PARAMS, identifier_forms, identifying
-from tests.guard_kit import event_naming, step_refused, step_trips
+from tests.guard_kit import IAM_PATHS, ROLE_ID, IamPaths, SettableClock, event_naming, step_refused, step_trips
 
 RESTORE = "aws.iam.restore_inline_policy"
 ROLE = "ResponderRole"  # an alert's text a model step's reason may be bound to
@@ -51,6 +52,17 @@ def test_a_restore_policy_name_outside_iams_character_set_is_still_refused() -> 
     [trip] = step_trips([], RESTORE, {**_restore(), "policy_name": "responder-quarant\u0435ne"})
     assert trip.hard
     assert "policy_name" in trip.detail
+
+
+def test_a_role_only_the_prior_document_names_is_not_read_as_the_restores_principal() -> None:
+    """A protected role id: a prior document naming that role's ARN is not read through IAM, the restore's role is."""
+    iam = IamPaths(IAM_PATHS)
+    deployer = {**PRIOR, "Statement": [{"Effect": "Deny", "Action": "sts:AssumeRole",
+                                        "Resource": "arn:aws:iam::123456789012:role/prod-deployer"}]}
+    trips = step_trips([ROLE_ID], RESTORE, _restore(document=deployer),
+                       principals=PrincipalForms(iam, clock=SettableClock()))
+    assert trips == []
+    assert iam.reads == 1  # app-worker's record only
 
 
 @pytest.mark.parametrize(("protected", "actuator", "with_"), [
