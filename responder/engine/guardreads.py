@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from responder.engine.formmatch import matching_form
 from responder.engine.keptreads import KeptReads
-from responder.engine.protection import matching_form
 from responder.engine.tagreads import carries, tag_value
 from responder.models.event import Resource
 from responder.models.runbook import Protected

@@ -4,7 +4,7 @@ A protected id is a glob over a name, an id, a path form (`role/admins/X`) or an
 forms: the actuator's target string, its parameters (but its `Actuator.not_identifiers`: `identifying`), and every
 form of the event resources those name (id, name, ARN, unique id such as AIDA…/AROA…/AKIA…, path). IAM names are
 case-insensitive in AWS, so all matching is case-insensitive (for other ids that can only protect more). An ARN
-pattern is matched part by part against ARN forms, including the ARN an IAM path form implies, so
+pattern is matched part by part against ARN forms (`formmatch`), including the ARN an IAM path form implies, so
 `arn:aws:iam::*:role/ResponderRole` protects a role a finding names only as `ResponderRole`.
 
 A finding's account does not decide where responder acts: the actuators act in the account of its own
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from fnmatch import fnmatchcase
 from typing import Any
 
 from responder.engine.arnforms import (
@@ -37,9 +36,7 @@ from responder.engine.arnforms import (
     Home,
     arn_forms,
     name_forms,
-    pattern_variants,
     suffix_known,
-    without_suffix,
 )
 from responder.models.event import Event, Resource, ResourceKind
 
@@ -215,41 +212,3 @@ def identifier_forms(target: str, params: Mapping[str, Any], event: Event, actua
             forms |= own
             named.append(res)
     return forms, named
-
-
-def _arn_match(pattern: str, form: str) -> bool:
-    """Part by part; a form's `*` partition (1), region (3) or account (4) matches whatever the pattern names there."""
-    want, have = pattern.split(":", 5), form.split(":", 5)
-    if len(want) != 6 or len(have) != 6:
-        return False
-    return all(fnmatchcase(h, w) or (i in (1, 3, 4) and h == "*")
-               for i, (w, h) in enumerate(zip(want, have, strict=True)))
-
-
-def matching_form(pattern: str, forms: Iterable[str]) -> str | None:
-    """The first form `pattern` protects (case-insensitive; ARN patterns part by part), or None; `forms` in the order
-    to report the first of (sorted by the caller, once for every pattern)."""
-    want = pattern.casefold()
-    wants = pattern_variants(want)
-    arn = want.startswith("arn:")
-    for form in forms:
-        if fnmatchcase(form, want):
-            return form
-        if arn and form.startswith("arn:") and _arn_variants_match(want, wants, form):
-            return form
-        if not arn and len(wants) > 1 and any(fnmatchcase(form, w) for w in wants[1:]):  # `role/admins/X` → `role/X`
-            return form
-    return None
-
-
-def _arn_variants_match(want: str, wants: tuple[str, ...], form: str) -> bool:
-    """`want` matches the ARN form; for a complete secret ARN also as the partial ARN naming the same secret; for any
-    form also what else the pattern protects (`pattern_variants`: a secret's suffix dropped, for a form whose suffix
-    is not known or may not be one, a Lambda qualifier, an object's key, an IAM path). A complete-looking secret ARN
-    (`…:secret:db-backup`) may also be the partial ARN of a name ending in `-` and 6 characters, which Secrets Manager
-    (and moto) may resolve to that secret: it is matched both ways (fail closed)."""
-    if _arn_match(want, form):
-        return True
-    if suffix_known(form) and _arn_match(want, without_suffix(form)):
-        return True
-    return any(_arn_match(w, form) for w in wants[1:])
