@@ -119,10 +119,16 @@ class KafkaSettings(BaseSettings):
         if not self.changelog_topic:
             return []
         bound = largest(transactions=self.kafka_transactions != "off")
-        least = int(bound.seconds * 1000) + 1
+        least = _ms_above(bound.seconds)
         return [(name, f"not above {bound.seconds:g}s, the fixed bound of {bound.what} (responder/bounds.py): the "
                        f"group would move a partition while the replica still waits on it; set it to {least} or more")
                 for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms") if getattr(self, name) < least]
+
+
+def _ms_above(seconds: float) -> int:
+    """The least whole number of milliseconds above `seconds`: what a group timeout (in ms) must be at least to stay
+    above a bound or deadline given in seconds."""
+    return int(seconds * 1000) + 1
 
 
 def below_group_timeouts(seconds: float, info: ValidationInfo, what: str) -> float:
@@ -139,15 +145,15 @@ def below_group_timeouts(seconds: float, info: ValidationInfo, what: str) -> flo
         return seconds
     bound = largest(transactions=info.data.get("kafka_transactions") != "off")  # unknown yet (the write deadline
     # is validated before it): the larger, transactions'
-    floor = int(bound.seconds * 1000) + 1
+    floor = _ms_above(bound.seconds)
+    above_both = max(_ms_above(seconds), floor)
     variable, limit = f"RESPONDER_{refused.upper()}", limits[refused]
     fix = f"set it below {limit / 1000:g}s or raise {variable}"
     if limit < floor:  # lowering this alone would not do: the timeout is below the fixed bounds too
-        fix = (f"raise {variable} to {max(int(seconds * 1000) + 1, floor)} or more (above this and above "
-               f"{bound.seconds:g}s, the largest fixed bound: responder/bounds.py)")
+        fix = (f"raise {variable} to {above_both} or more (above this and above {bound.seconds:g}s, the largest "
+               "fixed bound: responder/bounds.py)")
     also = "".join(  # the other timeout, if below the fixed bounds too (and this, if refused as well)
-        f"; RESPONDER_{name.upper()} ({other} ms) too: set it to "
-        f"{max(int(seconds * 1000) + 1, floor) if seconds * 1000 >= other else floor} or more"
-        for name, other in limits.items() if name != refused and other < floor)
+        f"; RESPONDER_{name.upper()} ({other} ms) too: set it to {above_both if seconds * 1000 >= other else floor} "
+        "or more" for name, other in limits.items() if name != refused and other < floor)
     raise ValueError(f"{seconds:g}s is not below {variable} ({limit} ms): {what} that takes that long outlives the "
                      f"replica's place in its group; {fix}{also}")

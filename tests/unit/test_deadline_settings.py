@@ -28,6 +28,7 @@ from responder.ingest.kafka import KafkaIngest
 from responder.ingest.transactions import Transactions
 from responder.service import Service
 from responder.settings import Settings
+from responder.settings_errors import SettingsInvalid
 from tests.fakes import FakeIam
 
 
@@ -154,6 +155,27 @@ def test_a_write_deadline_refused_by_a_group_timeout_below_the_fixed_bounds_name
     for name, least in fixes.items():  # one round: the values it names load
         monkeypatch.setenv(f"RESPONDER_{name}", least)
     Settings()
+
+
+@pytest.mark.parametrize(("values", "leasts"), [
+    ({"changelog_write_deadline": 40.5, "rebalance_timeout_ms": 20_000, "kafka_max_poll_interval_ms": 25_000},
+     ["RESPONDER_REBALANCE_TIMEOUT_MS to 40501 or more", "RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS (25000 ms) too: set "
+                                                         "it to 40501 or more"]),
+    ({"changelog_write_deadline": 22.0, "rebalance_timeout_ms": 20_000, "kafka_max_poll_interval_ms": 25_000},
+     ["RESPONDER_REBALANCE_TIMEOUT_MS to 30001 or more", "RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS (25000 ms) too: set "
+                                                         "it to 30001 or more"]),
+    ({"aws_call_timeout": 35.0, "rebalance_timeout_ms": 20_000}, ["RESPONDER_REBALANCE_TIMEOUT_MS to 35001 or more"]),
+    ({"rebalance_timeout_ms": 25_000}, ["not above 30s", "set it to 30001 or more"]),
+])
+def test_the_least_values_a_refusal_names_are_the_first_whole_milliseconds_above(
+        tmp_path: Path, values: dict[str, Any], leasts: list[str]) -> None:
+    """Each least value a refusal names is the first whole millisecond above the deadline or the largest fixed bound."""
+    with pytest.raises(SettingsInvalid) as refused:
+        Settings(**{"timeline_path": tmp_path / "t.jsonl", "changelog_topic": "c", "changelog_write_deadline": 10.0,
+                    "aws_call_timeout": 10.0, **values})
+    [line] = refused.value.problems
+    for least in leasts:
+        assert least in line, line
 
 
 @pytest.mark.parametrize("transactions", ["auto", "on", "off"])
