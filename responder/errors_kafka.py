@@ -33,8 +33,9 @@ class ChangelogTooShort(ChangelogError):
 
 
 class ChangelogWriteTimedOut(ChangelogError):
-    """A changelog write outside transactions was not acknowledged within its deadline (`WRITE_DEADLINE_S`, resends
-    included): the changelog barrier fails with it, nothing it carried acts or is committed, and the service stops."""
+    """A changelog write outside transactions was not acknowledged within its deadline (`changelog_write_deadline`,
+    resends included): the changelog barrier fails with it, nothing it carried acts or is committed, and the service
+    stops."""
 
 
 class ReplicaFenced(ChangelogError):

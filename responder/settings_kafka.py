@@ -15,6 +15,12 @@ from pydantic_settings import BaseSettings
 from responder.bounds import largest
 from responder.kafka_config import KafkaSecurity
 
+CHANGELOG_WRITE_DEADLINE_S = 45.0
+"""The default of `changelog_write_deadline`, and of the deadline of a `Changelog` given none: seconds a changelog
+write outside transactions may take in all, from its call (its partition's lock included) across its resends, and
+for a flush across the partitions it writes one after another (`until`): below the rebalance timeout and the poll
+interval, so a broker that stays down stops the replica before the group drops it (docs/fleet.md, "Deadlines")."""
+
 
 class KafkaSettings(BaseSettings):
     """The alert consumer, the dead letters, the fleet's changelog and guard table (read as part of `Settings`)."""
@@ -79,7 +85,8 @@ class KafkaSettings(BaseSettings):
                                   "topics (grown to match when they grow: ALTER on it); each partition's engine "
                                   "state follows the partition (docs/fleet.md)")
     changelog_write_deadline: float = Field(
-        default=45.0, gt=0, examples=[20.0],  # the example a refused value's line suggests (settings_errors.py)
+        default=CHANGELOG_WRITE_DEADLINE_S, gt=0,
+        examples=[20.0],  # the example a refused value's line suggests (settings_errors.py)
         description="fleet mode without transactions: seconds a changelog write may take in all (resends included; "
                     "a flush's partitions share it); past it the service stops, nothing of it acted or committed. "
                     "In fleet mode below the rebalance timeout and the poll interval (docs/fleet.md, \"Deadlines\")")

@@ -33,23 +33,19 @@ from responder.errors_kafka import ChangelogError, ChangelogTooShort, ChangelogW
 from responder.ingest.admin import with_admin
 from responder.ingest.clients import _start_with_retry, fixed_wait, resending, send_all, send_retrying, stop_consumer
 from responder.ingest.transactions import Transactions
+from responder.settings_kafka import CHANGELOG_WRITE_DEADLINE_S
 
 log = structlog.get_logger(__name__)
 
 QUOTAS_KEY = b"~quotas"
 FENCE_KEY = b"~fence"
-WRITE_DEADLINE_S = 45.0
-"""Seconds a changelog write outside transactions may take in all, from its call (its partition's lock included)
-across its resends, and for a flush across the partitions it writes one after another (`until`): below the rebalance
-timeout and the poll interval, so a broker that stays down stops the replica before the group drops it (docs/fleet.md,
-"Changelog write deadline")."""
 
 
 class Changelog:
     """Writes incident slices to partition p and reads partition p back, latest record per key."""
 
     def __init__(self, bootstrap: str, topic: str, *, options: Mapping[str, Any] | None = None,
-                 write_deadline: float = WRITE_DEADLINE_S) -> None:
+                 write_deadline: float = CHANGELOG_WRITE_DEADLINE_S) -> None:
         self.bootstrap, self.topic, self.options = bootstrap, topic, dict(options or {})
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
                                          compression_type="gzip", max_request_size=8 * 1024 * 1024, **self.options)

@@ -29,6 +29,7 @@ from responder.ingest.transactions import Transactions
 from responder.service import Service
 from responder.settings import Settings
 from responder.settings_errors import SettingsInvalid
+from responder.settings_kafka import CHANGELOG_WRITE_DEADLINE_S
 from tests.fakes import FakeIam
 
 
@@ -217,3 +218,9 @@ def test_the_waits_use_the_fixed_bounds_the_settings_check() -> None:
     assert _default(OffsetCommits.close, "deadline") == bounds.DRAIN_DEADLINE
     assert Guards().reads_deadline == bounds.READS_DEADLINE_S
     assert fleetguard.SWITCH_READ_S == bounds.SWITCH_READ_S  # read at each kill-switch read
+
+
+def test_a_changelog_given_no_write_deadline_waits_by_the_setting_s_default() -> None:
+    """A Changelog built without a write deadline waits by changelog_write_deadline's default: one constant for both."""
+    assert _default(Changelog, "write_deadline") == CHANGELOG_WRITE_DEADLINE_S
+    assert Settings.model_fields["changelog_write_deadline"].default == CHANGELOG_WRITE_DEADLINE_S
