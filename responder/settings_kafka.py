@@ -84,16 +84,18 @@ class KafkaSettings(BaseSettings):
         default=None, description="fleet mode: the compacted state changelog, co-partitioned with the alert "
                                   "topics (grown to match when they grow: ALTER on it); each partition's engine "
                                   "state follows the partition (docs/fleet.md)")
+    # kafka_transactions comes before changelog_write_deadline: validated first, it says which fixed bound applies
+    # when a group timeout is below them as well as below the deadline (`below_group_timeouts`)
+    kafka_transactions: Literal["auto", "on", "off"] = Field(
+        default="auto", description="fleet mode: write the changelog and commit offsets in one Kafka transaction, "
+                                    "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "
+                                    "does, Tansu does not), checked at start (docs/fleet.md)")
     changelog_write_deadline: float = Field(
         default=CHANGELOG_WRITE_DEADLINE_S, gt=0,
         examples=[20.0],  # the example a refused value's line suggests (settings_errors.py)
         description="fleet mode without transactions: seconds a changelog write may take in all (resends included; "
                     "a flush's partitions share it); past it the service stops, nothing of it acted or committed. "
                     "In fleet mode below the rebalance timeout and the poll interval (docs/fleet.md, \"Deadlines\")")
-    kafka_transactions: Literal["auto", "on", "off"] = Field(
-        default="auto", description="fleet mode: write the changelog and commit offsets in one Kafka transaction, "
-                                    "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "
-                                    "does, Tansu does not), checked at start (docs/fleet.md)")
     fenced_rejoins: int = Field(
         default=5, ge=0, le=100, description="in-process rejoins allowed an hour, all kinds together: a service "
                                              "cut off from Kafka once its settings reached it (any mode), or a "
@@ -141,8 +143,9 @@ def _ms_above(seconds: float) -> int:
 def below_group_timeouts(seconds: float, info: ValidationInfo, what: str) -> float:
     """`seconds`, unless in fleet mode (a changelog) it is not below the rebalance timeout and the poll interval
     validated before it (`info`): then a ValueError saying that `what` taking that long outlives the replica's place
-    in its group, and how to fix it. A group timeout also below the largest fixed bound (checked after the fields, so
-    not reached when this refuses) is given its least value here: one round fixes both."""
+    in its group, and how to fix it. A group timeout also below the largest fixed bound that applies (checked after
+    the fields, so not reached when this refuses; `kafka_transactions`, validated before `seconds`, says which) is
+    given its least value here, naming that bound: one round fixes both."""
     if not info.data.get("changelog_topic"):
         return seconds
     limits = {name: limit for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms")
@@ -150,15 +153,14 @@ def below_group_timeouts(seconds: float, info: ValidationInfo, what: str) -> flo
     refused = next((name for name, limit in limits.items() if seconds * 1000 >= limit), None)
     if refused is None:
         return seconds
-    bound = largest(transactions=info.data.get("kafka_transactions") != "off")  # unknown yet (the write deadline
-    # is validated before it): the larger, transactions'
+    bound = largest(transactions=info.data.get("kafka_transactions") != "off")  # validated before `seconds`
     floor = _ms_above(bound.seconds)
     above_both = max(_ms_above(seconds), floor)
     variable, limit = f"RESPONDER_{refused.upper()}", limits[refused]
     fix = f"set it below {limit / 1000:g}s or raise {variable}"
     if limit < floor:  # lowering this alone would not do: the timeout is below the fixed bounds too
-        fix = (f"raise {variable} to {above_both} or more (above this and above {bound.seconds:g}s, the largest "
-               "fixed bound: responder/bounds.py)")
+        fix = (f"raise {variable} to {above_both} or more (above this and above {bound.seconds:g}s, the fixed bound "
+               f"of {bound.what}: responder/bounds.py)")
     also = "".join(  # the other timeout, if below the fixed bounds too (and this, if refused as well)
         f"; RESPONDER_{name.upper()} ({other} ms) too: set it to {above_both if seconds * 1000 >= other else floor} "
         "or more" for name, other in limits.items() if name != refused and other < floor)

@@ -158,6 +158,25 @@ def test_a_write_deadline_refused_by_a_group_timeout_below_the_fixed_bounds_name
     Settings()
 
 
+@pytest.mark.parametrize(("env", "variable", "bound"), [
+    ({"CHANGELOG_WRITE_DEADLINE": "22", "KAFKA_TRANSACTIONS": "off"}, "RESPONDER_CHANGELOG_WRITE_DEADLINE",
+     "a record's resends after a transient error"),
+    ({"CHANGELOG_WRITE_DEADLINE": "22"}, "RESPONDER_CHANGELOG_WRITE_DEADLINE", "a transaction's send"),
+    ({"AWS_CALL_TIMEOUT": "22", "KAFKA_TRANSACTIONS": "off"}, "RESPONDER_AWS_CALL_TIMEOUT",
+     "a record's resends after a transient error"),
+])
+def test_a_refusal_naming_a_timeout_s_least_value_names_the_fixed_bound_that_applies(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], variable: str, bound: str) -> None:
+    """A deadline refused by a group timeout below the fixed bounds names the bound that applies: one line, exit 3."""
+    _fleet_env(monkeypatch, tmp_path, {"REBALANCE_TIMEOUT_MS": "20000", **env})
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 3, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"✗ {variable}=")
+    assert f"above 30s, the fixed bound of {bound}" in line, line
+    assert "RESPONDER_REBALANCE_TIMEOUT_MS to 30001 or more" in line
+
+
 @pytest.mark.parametrize(("values", "leasts"), [
     ({"changelog_write_deadline": 40.5, "rebalance_timeout_ms": 20_000, "kafka_max_poll_interval_ms": 25_000},
      ["RESPONDER_REBALANCE_TIMEOUT_MS to 40501 or more", "RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS (25000 ms) too: set "
