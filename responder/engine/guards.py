@@ -109,14 +109,29 @@ class GuardPolicy:
         return self.kill_switch or (self.kill_switch_file is not None and self.kill_switch_file.exists())
 
 
+@dataclass(frozen=True)
+class Matched:
+    """A step's protection check before any read through AWS (`protected_hit`): why what it gives is protected (`hit`),
+    or None, and what the reads go on (`Guards.protected`)."""
+
+    hit: str | None
+    identified: Mapping[str, Any]
+    """The step's parameters read as forms of its target (`identifying`): its forms' and its principals' source."""
+    forms: set[str]
+    named: list[Resource]
+
+
 def protected_hit(protected: Sequence[Protected], target: str, params: Mapping[str, Any], event: Event,
-                  actuator: str = "", home: Home = ANYWHERE, not_identifiers: Collection[str] = ()) -> str | None:
-    """Why the step (of `actuator`, acting in `home`; `not_identifiers`: its actuator's) would touch a protected
-    resource, or None (a KMS key's aliases not read: `Guards.check_step` reads them)."""
+                  actuator: str = "", home: Home = ANYWHERE, not_identifiers: Collection[str] = ()) -> Matched | None:
+    """The check `Guards.protected` makes first, before any read through AWS (KMS aliases, IAM principals, tags): why
+    the step (of `actuator`, acting in `home`; `not_identifiers`: its actuator's) would touch a protected resource by
+    the forms it gives and the tags the event gives what it names, with those forms; None when nothing is protected.
+    `identifying` is computed once here, for the forms and the principals."""
     if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
         return None
-    named = identifying(params, not_identifiers)
-    return matching(protected, target, *identifier_forms(target, named, event, actuator, home))
+    identified = identifying(params, not_identifiers)
+    forms, named = identifier_forms(target, identified, event, actuator, home)
+    return Matched(matching(protected, target, forms, named), identified, forms, named)
 
 
 class Guards:
@@ -162,17 +177,13 @@ class Guards:
         (`iamprincipals`), and each resource the step acts on by its tags while a protected tag is set (`tagreads`).
         The parameters in `not_identifiers` (its actuator's) are no forms of its target (`identifying`)."""
         protected = (rb.guards.protected, self.policy.protected)
-        if not any(p.ids or p.tags for p in protected):  # nothing protected: skip expanding the target's forms
-            return None
-        identified = identifying(params, not_identifiers)  # once per step: the forms and the principals read it
-        forms, named = identifier_forms(target, identified, event, actuator, self.policy.home)
-        hit = matching(protected, target, forms, named)
-        if hit is not None:
-            return hit
+        matched = protected_hit(protected, target, params, event, actuator, self.policy.home, not_identifiers)
+        if matched is None or matched.hit is not None:  # nothing protected, or what the step gives is
+            return None if matched is None else matched.hit
         timer = asyncio.timeout(self.reads_deadline)
         try:
             async with timer:
-                return await self._read_protected(protected, actuator, target, params, forms, named, identified)
+                return await self._read_protected(protected, actuator, target, params, matched)
         except TimeoutError:
             if not timer.expired():
                 raise
@@ -182,21 +193,22 @@ class Guards:
                     "cannot tell that the target is not protected (refused: fail closed)")
 
     async def _read_protected(self, protected: tuple[Protected, Protected], actuator: str, target: str,
-                              params: Mapping[str, Any], forms: set[str], named: Sequence[Resource],
-                              identified: Mapping[str, Any]) -> str | None:
-        """`protected`'s reads through AWS (`identified`: the step's `params` read as forms of its target, for the
-        principals; the tags read all of `params`). The kinds the step needs (aliases, principals, tags) are read
+                              params: Mapping[str, Any], matched: Matched) -> str | None:
+        """`protected`'s reads through AWS, on what `protected_hit` found (`matched`: its forms, the event resources it
+        names, and for the principals the step's `params` read as forms of its target; the tags read all of `params`,
+        `acted_on` picking what names a resource). The kinds the step needs (aliases, principals, tags) are read
         concurrently, each kind's keys too (`KeptReads.forms`), and answer as read in that order (`in_order`): the
         first kind that refuses (a hit, or why a read failed), or None; a kind refusing cancels the kinds after it, and
         is no answer until those before it refuse nothing. One kind is read in this task (no task). Their total is
         bounded by the caller, whose deadline cancels them all."""
         ids = [i for p in protected for i in p.ids]
+        forms, named = matched.forms, matched.named
         kinds: list[Callable[[], Awaitable[str | None]]] = []
         if any(names_alias(i) for i in ids) and (keys := key_ids(forms)):
             kinds.append(partial(by_reads, self.aliases, "KMS key(s)", protected, target, forms, named, keys))
         record_kinds = 0  # the kinds that may read an IAM record (`iamrecords`): the principals, the tags
         if (iam_kinds := {k for i in ids for k in principal_kinds(i, self.policy.home.account)}) and (
-                names := {n for n in principals(target, identified, named) if n.split("/", 1)[0] in iam_kinds}):
+                names := {n for n in principals(target, matched.identified, named) if n.split("/", 1)[0] in iam_kinds}):
             kinds.append(partial(by_reads, self.principals, "IAM principal(s)", protected, target, forms, named,
                                  names))
             record_kinds += 1

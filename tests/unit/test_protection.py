@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from responder.engine import guards
 from responder.engine.guards import protected_hit
 from responder.engine.protection import invalid_iam_name
 from responder.models.event import Event, Resource, ResourceKind
 from responder.models.runbook import Protected
-from tests.guard_kit import event_naming
+from tests.guard_kit import DEPLOYER, QUARANTINE, event_naming, step_trips
 
 ROLE_PARAMS = {"principal_type": "role", "principal_name": "ResponderRole"}
 
 
 def _hit(pattern: str, target: str, params: dict, event: Event | None = None) -> str | None:
-    return protected_hit([Protected(ids=[pattern])], target, params, event or event_naming())
+    matched = protected_hit([Protected(ids=[pattern])], target, params, event or event_naming())
+    return matched.hit if matched is not None else None
 
 
 @pytest.mark.parametrize("pattern", [
@@ -69,3 +73,20 @@ def test_look_alike_iam_names_are_refused() -> None:
     assert invalid_iam_name({"principal_name": "Responder Role"}) is not None
     assert invalid_iam_name({"principal_name": "svc+ci=x,y.z@w-1_2"}) is None
     assert invalid_iam_name({"title": "br\u0435ak"}) is None
+
+
+def test_a_step_s_guard_refuses_by_protected_hit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step's guard refuses by protected_hit's answer: the matching these tests check is the one a step runs."""
+    seen: list[Any] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    real = guards.protected_hit
+    monkeypatch.setattr(guards, "protected_hit", spy)
+    [trip] = step_trips(["prod-deployer"], QUARANTINE, DEPLOYER)
+    [matched] = seen
+    assert trip.hard
+    assert trip.detail == matched.hit
+    assert matched.hit == "'role/prod-deployer' (as 'prod-deployer') matches protected id 'prod-deployer'"

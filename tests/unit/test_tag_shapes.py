@@ -23,8 +23,9 @@ ROLE = {"principal_type": "role", "principal_name": "app-worker"}
 def _alert_hit(tags: Any, protected: dict[str, str]) -> str | None:
     """Why a quarantine of the role is refused by the tags an alert gives it (`tags`, as the alert shapes them)."""
     role = Resource(kind=ResourceKind.IAM_ROLE, id="app-worker", name="app-worker", attributes={"tags": tags})
-    return protected_hit([Protected(tags=protected)], "role/app-worker", ROLE, event_naming(role),
-                         "aws.iam.quarantine_principal")
+    matched = protected_hit([Protected(tags=protected)], "role/app-worker", ROLE, event_naming(role),
+                            "aws.iam.quarantine_principal")
+    return matched.hit if matched is not None else None
 
 
 @pytest.mark.parametrize("tags", [[{"Key": "owner"}], [{"key": "owner", "value": None}], {"owner": None}])
