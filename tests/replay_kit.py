@@ -15,13 +15,16 @@ from tests.fakes import MetadataClient
 
 
 def dead_letter(offset: int, *, original: tuple[int, int] | None = None, reason: bytes = b"authentication",
-                value: bytes | None = None) -> SimpleNamespace:
+                value: bytes | None = None, timestamp_ms: int | None = None) -> SimpleNamespace:
     """Dead letter dlq:0:`offset` of a record of topic `alerts`; `original` (partition, offset) names that record
-    (`dlq.partition`, `dlq.offset`): the copies of one record name the same one."""
+    (`dlq.partition`, `dlq.offset`), and its value is by default that record's (`v<its offset>`, else
+    `v<offset>`): the copies of one record name the same one and hold the same bytes. `timestamp_ms`: the record's
+    broker time (`dlq.timestamp`)."""
     where = [] if original is None else [("dlq.partition", b"%d" % original[0]), ("dlq.offset", b"%d" % original[1])]
-    return SimpleNamespace(topic="dlq", partition=0, offset=offset, key=b"k",
-                           value=b"v%d" % offset if value is None else value,
-                           headers=[("dlq.reason", reason), ("dlq.topic", b"alerts"), *where])
+    stamp = [] if timestamp_ms is None else [("dlq.timestamp", b"%d" % timestamp_ms)]
+    default = b"v%d" % (offset if original is None else original[1])
+    return SimpleNamespace(topic="dlq", partition=0, offset=offset, key=b"k", value=default if value is None else value,
+                           headers=[("dlq.reason", reason), ("dlq.topic", b"alerts"), *where, *stamp])
 
 
 class ReplayProducer:

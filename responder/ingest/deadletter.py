@@ -9,24 +9,27 @@ time (a SageMaker report with no time or run name) is the same event again.
 
 Replay publishes each original record once per target. A record can be in the dead-letter topic twice: the service
 stopped after sending its copy, before committing its offset, and dead-lettered it again at the restart. A copy is
-identified by the target and the record it names (`identity`: `dlq.topic`, `dlq.partition`, `dlq.offset`, and the
-value's `dlq.sha256` when present, so a record at the same offset of a topic created again is another one); a dead
-letter naming no such record is identified by its own coordinates, as every one was before 2026-12-06. Each record
-sent is noted under that identity in the ledger topic `<deadletter_topic>.replayed`, and a later replay skips every
-copy of a record it holds (`already`); in one replay a second copy of a record sent (or, `dry_run`, counted) is
-skipped as a `duplicate`. A ledger note of before 2026-12-06 names the copy's own coordinates: it still skips that
-copy, and a copy of the same record read after it in the same replay. `force` reads no ledger and sends every copy.
-A crash between a send and its ledger note can re-send that one record once; every effect downstream is idempotent
-anyway. Each send is sent again after a transient error (a leader election: `send_retrying`, as the service's
-producers do); one that still fails stops the replay there, and the result says which records were published
-(`published`) and which one was not (`failed`: it and every later one; `unnoted` when it reached its topic but its
-ledger note did not; `uncertain` when its send gave up on a transient error, a timeout, so it may have reached its
-topic). Minimal dead-letter records, and cut copies (`dlq.truncated`, `dlq.headers_dropped`), are never replayed:
-they are not the original bytes, which are still in their topic at the named offset.
+identified by the target, the record it names (`identity`: `dlq.topic`, `dlq.partition`, `dlq.offset`) and the
+digest of what it sends (`sent_digest`: key, value, original headers, broker time; computed, not read from
+`dlq.sha256`), so a dead letter holding other bytes, or a record at the same offset of a topic created again, is
+another one; a dead letter naming no such record is identified by its own coordinates, as every one was before
+2026-12-06. Each record sent is noted under that identity in the ledger topic `<deadletter_topic>.replayed`, and a
+later replay skips every copy of a record it holds (`already`); in one replay a second copy of a record sent (or,
+`dry_run`, counted) is skipped as a `duplicate`. A ledger note of before 2026-12-06 names the copy's own
+coordinates: it still skips that copy, and a copy of the same record read after it in the same replay. `force` reads
+no ledger and sends every copy. A crash between a send and its ledger note can re-send that one record once; every
+effect downstream is idempotent anyway. Each send is sent again after a transient error (a leader election:
+`send_retrying`, as the service's producers do); one that still fails stops the replay there, and the result says
+which records were published (`published`) and which one was not (`failed`: it and every later one; `unnoted` when
+it reached its topic but its ledger note did not; `uncertain` when its send gave up on a transient error, a timeout,
+so it may have reached its topic). Minimal dead-letter records, and cut copies (`dlq.truncated`,
+`dlq.headers_dropped`), are never replayed: they are not the original bytes, which are still in their topic at the
+named offset.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -86,16 +89,25 @@ def _number(text: str | None) -> int | None:
     return int(text) if text is not None and text.isascii() and text.isdigit() else None
 
 
-def identity(headers: list[tuple[str, bytes]], target: str, coords: str) -> bytes:
-    """The ledger key of dead letter `coords` replayed to `target`: the target and the record it is a copy of
-    (`dlq.topic`, `dlq.partition`, `dlq.offset`, and `dlq.sha256` when present), so that every copy of one record is
+def sent_digest(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]],
+                timestamp_ms: int | None) -> str:
+    """SHA-256 (hex) of what a replay sends: key, value, the original headers and the broker time it stamps, each
+    length-prefixed. Two copies of one record hold the same; a dead letter holding other bytes is another record,
+    whatever its `dlq.sha256` says."""
+    parts = [b"" if key is None else b"k" + key, value or b"", str(timestamp_ms).encode(),
+             *(part for name, header in headers for part in (name.encode(), header))]
+    return hashlib.sha256(b"".join(len(p).to_bytes(8, "big") + p for p in parts)).hexdigest()
+
+
+def identity(headers: list[tuple[str, bytes]], target: str, coords: str, digest: str) -> bytes:
+    """The ledger key of dead letter `coords` replayed to `target`: the target, the record it is a copy of
+    (`dlq.topic`, `dlq.partition`, `dlq.offset`) and `digest` (`sent_digest`), so that every copy of one record is
     one; `target|coords` for a dead letter naming no record (the only key before 2026-12-06)."""
     topic, partition, offset = (_header(headers, f"dlq.{name}") for name in ("topic", "partition", "offset"))
     number, at = _number(partition), _number(offset)
     if not topic or number is None or at is None:
         return f"{target}|{coords}".encode()
-    digest = _header(headers, "dlq.sha256")
-    return f"{target}|original={topic}:{number}:{at}{f';sha256={digest}' if digest else ''}".encode()
+    return f"{target}|original={topic}:{number}:{at};sha256={digest}".encode()
 
 
 def original_time(headers: list[tuple[str, bytes]]) -> int | None:
@@ -181,7 +193,9 @@ async def replay_deadletters(
                     result.unreplayable += 1  # not the original bytes: fetch it from its topic by offset
                     continue
                 coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
-                ledger_key = identity(headers, target, coords)
+                original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]
+                stamp = original_time(headers)
+                ledger_key = identity(headers, target, coords, sent_digest(msg.key, msg.value, original, stamp))
                 if ledger_key in done or f"{target}|{coords}".encode() in done:  # or as itself: before 2026-12-06
                     done.add(ledger_key)  # its record was sent: its copies read later are skipped too
                     result.already += 1
@@ -189,10 +203,9 @@ async def replay_deadletters(
                 if ledger_key in counted and not force:
                     result.duplicates += 1
                     continue
-                original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]
                 if not dry_run and not await _republish(
                         producer, result, msg, target, [*original, (REPLAY_OF_HEADER, coords.encode())],
-                        original_time(headers), ledger_topic=ledger_topic, ledger_key=ledger_key):
+                        stamp, ledger_topic=ledger_topic, ledger_key=ledger_key):
                     break
                 counted.add(ledger_key)
                 result.replayed += 1

@@ -189,14 +189,11 @@ async def test_a_record_whose_copy_cannot_fit_does_not_block_its_partition(
 async def test_replaying_the_same_range_twice_publishes_each_record_once(kafka_bootstrap, topics, unique):
     """Two replays of the same dead letters send each once (noted in the ledger); cut copies are never sent."""
     dlq = topics["deadletter"]
-    def coords(offset: bytes) -> list[tuple[str, bytes]]:
-        return [("dlq.topic", topics["alerts"].encode()), ("dlq.partition", b"0"), ("dlq.offset", offset)]
-
-    for value, offset in ((b"{bad-1", b"7"), (b"{bad-2", b"8")):
-        await publish(kafka_bootstrap, dlq, [value], key=b"k",
-                      headers=[("trace", b"t"), ("dlq.reason", b"not_json"), *coords(offset)])
+    coords = [("dlq.topic", topics["alerts"].encode()), ("dlq.partition", b"0"), ("dlq.offset", b"7")]
+    await publish(kafka_bootstrap, dlq, [b"{bad-1", b"{bad-2"], key=b"k",
+                  headers=[("trace", b"t"), ("dlq.reason", b"not_json"), *coords])
     await publish(kafka_bootstrap, dlq, [b""], key=b"k",
-                  headers=[("dlq.reason", b"not_json"), ("dlq.minimal", b"too large"), *coords(b"9")])
+                  headers=[("dlq.reason", b"not_json"), ("dlq.minimal", b"too large"), *coords])
     target = f"replayed-{unique}"
     first = await replay_deadletters(kafka_bootstrap, dlq, to_topic=target, idle_seconds=1.5)
     second = await replay_deadletters(kafka_bootstrap, dlq, to_topic=target, idle_seconds=1.5)

@@ -33,7 +33,7 @@ async def test_two_copies_of_one_record_are_replayed_once(monkeypatch: pytest.Mo
     """Two copies of one record and a copy of another: two records published and noted, the second copy a duplicate."""
     result, producer = await _replay(monkeypatch, COPIES)
     assert (result.replayed, result.duplicates, result.already, result.scanned) == (2, 1, 0, 3)
-    assert producer.to("alerts") == [b"v5", b"v8"]
+    assert producer.to("alerts") == [b"v7", b"v9"]
     assert result.published == ["dlq:0:5 -> alerts", "dlq:0:8 -> alerts"]
     assert producer.to("dlq.replayed") == [b"dlq:0:5", b"dlq:0:8"]
 
@@ -58,7 +58,7 @@ async def test_a_ledger_noted_by_dead_letter_coordinates_still_skips(monkeypatch
     old = {b"alerts|dlq:0:5", b"alerts|dlq:0:12"}
     result, producer = await _replay(monkeypatch, [*COPIES, dead_letter(12)], old)
     assert (result.replayed, result.already, result.duplicates) == (1, 3, 0)
-    assert producer.to("alerts") == [b"v8"]
+    assert producer.to("alerts") == [b"v9"]
 
 
 async def test_force_sends_every_copy_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,7 +66,7 @@ async def test_force_sends_every_copy_again(monkeypatch: pytest.MonkeyPatch) -> 
     _, first = await _replay(monkeypatch, COPIES)
     result, producer = await _replay(monkeypatch, COPIES, first.noted(), force=True)
     assert (result.replayed, result.duplicates, result.already) == (3, 0, 0)
-    assert producer.to("alerts") == [b"v5", b"v6", b"v8"]
+    assert producer.to("alerts") == [b"v7", b"v7", b"v9"]
 
 
 async def test_each_target_gets_a_record_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,7 +74,7 @@ async def test_each_target_gets_a_record_once(monkeypatch: pytest.MonkeyPatch) -
     _, first = await _replay(monkeypatch, COPIES[:2])
     moved, second = await _replay(monkeypatch, COPIES[:2], first.noted(), to_topic="elsewhere")
     assert (moved.replayed, moved.duplicates, moved.already) == (1, 1, 0)
-    assert second.to("elsewhere") == [b"v5"]
+    assert second.to("elsewhere") == [b"v7"]
     again, third = await _replay(monkeypatch, COPIES[:2], first.noted() | second.noted(), to_topic="elsewhere")
     assert (again.replayed, again.already, third.sent) == (0, 2, [])
 
@@ -83,7 +83,7 @@ async def test_copies_dead_lettered_for_other_reasons_are_one_record(monkeypatch
     """A record a `reason` replay sent through one copy is skipped by a replay for another reason through its other."""
     copies = [dead_letter(5, original=(0, 7), reason=b"internal"), dead_letter(6, original=(0, 7))]
     first, sent = await _replay(monkeypatch, copies, reason="internal")
-    assert (first.replayed, sent.to("alerts")) == (1, [b"v5"])
+    assert (first.replayed, sent.to("alerts")) == (1, [b"v7"])
     result, producer = await _replay(monkeypatch, copies, sent.noted(), reason="authentication")
     assert (result.replayed, result.already, producer.sent) == (0, 1, [])
 
@@ -95,13 +95,33 @@ async def test_dead_letters_naming_no_original_are_each_replayed(monkeypatch: py
     assert producer.noted() == {b"alerts|dlq:0:5", b"alerts|dlq:0:6"}
 
 
-async def test_records_at_one_offset_with_other_digests_are_two(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dead letters naming one offset with different `dlq.sha256` (a topic created again) are two records, both sent."""
-    copies = [dead_letter(5, original=(0, 7)), dead_letter(6, original=(0, 7))]
-    for copy, digest in zip(copies, (b"aa", b"bb"), strict=True):
-        copy.headers.append(("dlq.sha256", digest))
+async def test_dead_letters_naming_one_record_with_other_bytes_are_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two dead letters naming one offset but holding other bytes (no digest header) are two records, both sent."""
+    copies = [dead_letter(5, original=(0, 7), value=b"{bad-1"), dead_letter(6, original=(0, 7), value=b"{bad-2")]
     result, producer = await _replay(monkeypatch, copies)
-    assert (result.replayed, result.duplicates, producer.to("alerts")) == (2, 0, [b"v5", b"v6"])
+    assert (result.replayed, result.duplicates, producer.to("alerts")) == (2, 0, [b"{bad-1", b"{bad-2"])
+
+
+async def test_a_digest_header_does_not_make_other_bytes_one_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead letter naming a record's offset and `dlq.sha256` but sending other bytes, key or headers hides nothing."""
+    digest, trace = ("dlq.sha256", b"ab" * 32), ("trace", b"t")
+    other_key, other_headers, other_value, genuine = (dead_letter(o, original=(0, 7), value=b"{real}")
+                                                      for o in (5, 6, 8, 9))
+    other_key.key, other_value.value = b"another", b"{forged}"
+    for copy, headers in ((other_key, [trace]), (other_headers, []), (other_value, [trace]), (genuine, [trace])):
+        copy.headers += [*headers, digest]
+    result, producer = await _replay(monkeypatch, [other_key, other_headers, other_value, genuine])
+    assert (result.replayed, result.duplicates) == (4, 0)
+    assert producer.to("alerts")[-1] == b"{real}"
+
+
+async def test_one_offset_with_another_broker_time_is_another_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same bytes at one offset with another broker time (`dlq.timestamp`: a topic created again) are two."""
+    copies = [dead_letter(5, original=(0, 7), timestamp_ms=1_790_000_000_000),
+              dead_letter(6, original=(0, 7), timestamp_ms=1_790_000_360_000),
+              dead_letter(8, original=(0, 7), timestamp_ms=1_790_000_360_000)]
+    result, producer = await _replay(monkeypatch, copies)
+    assert (result.replayed, result.duplicates, producer.to("alerts")) == (2, 1, [b"v7", b"v7"])
 
 
 def test_the_command_reports_the_duplicate_copies(monkeypatch: pytest.MonkeyPatch) -> None:
