@@ -16,15 +16,15 @@ another one; a dead letter naming no such record is identified by its own coordi
 2026-12-06. Each record sent is noted under that identity in the ledger topic `<deadletter_topic>.replayed`, and a
 later replay skips every copy of a record it holds (`already`); in one replay a second copy of a record sent (or,
 `dry_run`, counted) is skipped as a `duplicate`. A ledger note of before 2026-12-06 names the copy's own
-coordinates: it still skips that copy, and a copy of the same record read after it in the same replay. `force` reads
-no ledger and sends every copy. A crash between a send and its ledger note can re-send that one record once; every
-effect downstream is idempotent anyway. Each send is sent again after a transient error (a leader election:
-`send_retrying`, as the service's producers do); one that still fails stops the replay there, and the result says
-which records were published (`published`) and which one was not (`failed`: it and every later one; `unnoted` when
-it reached its topic but its ledger note did not; `uncertain` when its send gave up on a transient error, a timeout,
-so it may have reached its topic). Minimal dead-letter records, and cut copies (`dlq.truncated`,
-`dlq.headers_dropped`), are never replayed: they are not the original bytes, which are still in their topic at the
-named offset.
+coordinates: it still skips that copy, and a copy of the same record read after it in the same replay (whatever
+`reason` chooses). `force` reads no ledger and sends every copy. A crash between a send and its ledger note can
+re-send that one record once; every effect downstream is idempotent anyway. Each send is sent again after a
+transient error (a leader election: `send_retrying`, as the service's producers do); one that still fails stops the
+replay there, and the result says which records were published (`published`) and which one was not (`failed`: it and
+every later one; `unnoted` when it reached its topic but its ledger note did not; `uncertain` when its send gave up
+on a transient error, a timeout, so it may have reached its topic). Minimal dead-letter records, and cut copies
+(`dlq.truncated`, `dlq.headers_dropped`), are never replayed: they are not the original bytes, which are still in
+their topic at the named offset.
 """
 
 from __future__ import annotations
@@ -183,21 +183,22 @@ async def replay_deadletters(
                 result.scanned += 1
                 headers = [(k, v if v is not None else b"") for k, v in (msg.headers or ())]
                 why = _header(headers, "dlq.reason") or "unknown"
-                if reason is not None and why != reason:
-                    continue
                 target = to_topic or _header(headers, "dlq.topic")
                 if not target:
-                    continue
-                if any(_header(headers, h) is not None for h in NOT_ORIGINAL) or \
-                        why == UnreadableRecord.reason_code:  # its header keys escaped, or a whole batch
-                    result.unreplayable += 1  # not the original bytes: fetch it from its topic by offset
                     continue
                 coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
                 original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]
                 stamp = original_time(headers)
                 ledger_key = identity(headers, target, coords, sent_digest(msg.key, msg.value, original, stamp))
-                if ledger_key in done or f"{target}|{coords}".encode() in done:  # or as itself: before 2026-12-06
-                    done.add(ledger_key)  # its record was sent: its copies read later are skipped too
+                if f"{target}|{coords}".encode() in done:  # noted as itself (before 2026-12-06), whatever `reason`:
+                    done.add(ledger_key)  # its record was sent, its copies read later are skipped too
+                if reason is not None and why != reason:
+                    continue
+                if any(_header(headers, h) is not None for h in NOT_ORIGINAL) or \
+                        why == UnreadableRecord.reason_code:  # its header keys escaped, or a whole batch
+                    result.unreplayable += 1  # not the original bytes: fetch it from its topic by offset
+                    continue
+                if ledger_key in done:
                     result.already += 1
                     continue
                 if ledger_key in counted and not force:

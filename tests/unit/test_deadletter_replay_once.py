@@ -61,6 +61,13 @@ async def test_a_ledger_noted_by_dead_letter_coordinates_still_skips(monkeypatch
     assert producer.to("alerts") == [b"v9"]
 
 
+async def test_an_old_ledger_note_skips_its_record_for_another_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy noted by its own coordinates (before 2026-12-06) skips its record's copy of another `reason` after."""
+    copies = [dead_letter(5, original=(0, 7), reason=b"internal"), dead_letter(6, original=(0, 7))]
+    result, producer = await _replay(monkeypatch, copies, {b"alerts|dlq:0:5"}, reason="authentication")
+    assert (result.replayed, result.already, producer.sent) == (0, 1, [])
+
+
 async def test_force_sends_every_copy_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """`force` sends both copies of one record and the other record again, as many times as they were dead-lettered."""
     _, first = await _replay(monkeypatch, COPIES)
