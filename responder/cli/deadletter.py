@@ -54,8 +54,8 @@ def replay_cmd(
     else:
         verb = "would replay" if dry_run else "replayed"
         console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s); {result.already} "
-                      f"already replayed (--force sends them again), {result.duplicates} duplicate copy(ies) of one "
-                      f"original, counted once, {result.unreplayable} cut copies not replayable", highlight=False)
+                      f"already replayed (--force sends them again), {result.duplicates} more copy(ies) of records "
+                      f"this replay sent, skipped, {result.unreplayable} cut copies not replayable", highlight=False)
         if result.replayed:
             table = Table("by", "value", "records")
             for reason, n in sorted(result.by_reason.items()):

@@ -22,9 +22,10 @@ re-send that one record once; every effect downstream is idempotent anyway. Each
 transient error (a leader election: `send_retrying`, as the service's producers do); one that still fails stops the
 replay there, and the result says which records were published (`published`) and which one was not (`failed`: it and
 every later one; `unnoted` when it reached its topic but its ledger note did not; `uncertain` when its send gave up
-on a transient error, a timeout, so it may have reached its topic). Minimal dead-letter records, and cut copies
-(`dlq.truncated`, `dlq.headers_dropped`), are never replayed: they are not the original bytes, which are still in
-their topic at the named offset.
+on a transient error, a timeout, so it may have reached its topic). Minimal dead-letter records, cut copies
+(`dlq.truncated`, `dlq.headers_dropped`) and copies whose key was replaced by its digest (`dlq.key_replaced`) are
+never replayed: they are not the original bytes, which are still in their topic at the named offset. The ledger
+topic is created compacted (`LEDGER_CONFIG`): its notes outlive the dead letters' retention.
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ from responder.models.event import REPLAY_OF_HEADER
 log = structlog.get_logger(__name__)
 DLQ_PREFIX = "dlq."
 MAX_TIMESTAMP_MS = 253_402_300_800_000  # 10000-01-01: past it `RawRecord.stamped` reads no time
-NOT_ORIGINAL = ("dlq.minimal", "dlq.truncated", "dlq.headers_dropped")  # copies that are not the original record
+# copies that are not the original record (`dlq.key_replaced`: its key, over 4 KiB, is the key's digest)
+NOT_ORIGINAL = ("dlq.minimal", "dlq.truncated", "dlq.headers_dropped", "dlq.key_replaced")
+# every ledger key names one record and target once: compacted, the notes outlive any retention of the dead letters
+LEDGER_CONFIG = {"cleanup.policy": "compact"}
 CONNECT_S = 15.0  # seconds its clients try to reach Kafka: fixed, RESPONDER_KAFKA_CONNECT_TIMEOUT does not set it
 WAIT_SET_BY = fixed_wait("a dead-letter replay", CONNECT_S)
 
@@ -135,7 +139,7 @@ async def _drain(consumer: AIOKafkaConsumer, idle_seconds: float) -> list[Any]:
 async def _ledger(bootstrap: str, topic: str, idle_seconds: float,
                   options: Mapping[str, Any] | None = None) -> set[bytes]:
     """Keys already noted in the replay ledger."""
-    await ensure_topics(bootstrap, [topic], partitions=1, options=options)
+    await ensure_topics(bootstrap, [topic], partitions=1, options=options, configs=LEDGER_CONFIG)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **(options or {}))
     await _start_with_retry(consumer, CONNECT_S, wait_set_by=WAIT_SET_BY)

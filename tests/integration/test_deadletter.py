@@ -222,6 +222,7 @@ async def test_a_record_dead_lettered_twice_is_replayed_once(kafka_bootstrap, to
         await producer.stop()
     first = await replay_deadletters(kafka_bootstrap, dlq, to_topic=target, idle_seconds=1.5)
     second = await replay_deadletters(kafka_bootstrap, dlq, to_topic=target, idle_seconds=1.5)
+    assert await _topic_config(kafka_bootstrap, f"{dlq}.replayed", "cleanup.policy") == "compact"
     assert (first.scanned, first.replayed, first.duplicates, first.already) == (3, 2, 1, 0)
     assert (second.scanned, second.replayed, second.duplicates, second.already) == (3, 0, 0, 3)
     sent = await read_all(kafka_bootstrap, target, 2)
@@ -229,3 +230,15 @@ async def test_a_record_dead_lettered_twice_is_replayed_once(kafka_bootstrap, to
         await read_all(kafka_bootstrap, target, 3, timeout=3.0)
     assert sorted(m.value for m in sent) == [b"{bad", b"{worse"]
     assert all(dict(m.headers)["trace"] == b"t" for m in sent)
+
+
+async def _topic_config(bootstrap: str, topic: str, name: str) -> str:
+    """The value of configuration `name` of `topic`, as the broker describes it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [answer] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    [(_, _, _, _, entries)] = answer.resources
+    return str({entry[0]: entry[1] for entry in entries}[name])

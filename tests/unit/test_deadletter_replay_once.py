@@ -131,6 +131,14 @@ async def test_one_offset_with_another_broker_time_is_another_record(monkeypatch
     assert (result.replayed, result.duplicates, producer.to("alerts")) == (2, 1, [b"v7", b"v7"])
 
 
+async def test_a_copy_whose_key_was_replaced_by_its_digest_is_not_replayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy marked `dlq.key_replaced` (its key over 4 KiB, sent as the key's digest) is unreplayable, never sent."""
+    replaced = dead_letter(5, original=(0, 7))
+    replaced.headers.append(("dlq.key_replaced", b"5000"))
+    result, producer = await _replay(monkeypatch, [replaced, dead_letter(8, original=(0, 9))])
+    assert (result.replayed, result.unreplayable, producer.to("alerts")) == (1, 1, [b"v9"])
+
+
 def test_the_command_reports_the_duplicate_copies(monkeypatch: pytest.MonkeyPatch) -> None:
     """`deadletter replay` says how many copies duplicated a record it replayed, in its text line and `--json`."""
     async def replayed(*_: object, **__: object) -> ReplayResult:
@@ -139,6 +147,6 @@ def test_the_command_reports_the_duplicate_copies(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(deadletter, "replay_deadletters", replayed)
     text = CliRunner().invoke(app, ["deadletter", "replay", "--bootstrap", "127.0.0.1:1"])
     assert text.exit_code == 0, text.output
-    assert "1 duplicate copy(ies) of one original, counted once" in " ".join(text.stdout.split())
+    assert "1 more copy(ies) of records this replay sent, skipped" in " ".join(text.stdout.split())
     as_json = CliRunner().invoke(app, ["deadletter", "replay", "--bootstrap", "127.0.0.1:1", "--json"])
     assert orjson.loads(as_json.stdout)["duplicates"] == 1
