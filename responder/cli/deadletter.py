@@ -25,11 +25,13 @@ def replay_cmd(
     topic: Annotated[str | None, typer.Option(help="publish here instead of each record's original topic")] = None,
     limit: Annotated[int | None, typer.Option(help="stop after this many records")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be replayed, send nothing")] = False,
-    force: Annotated[bool, typer.Option("--force", help="send again what an earlier replay already sent")] = False,
+    force: Annotated[bool, typer.Option("--force", help="send every dead letter again: what an earlier replay sent, "
+                                        "and each copy of a record dead-lettered twice")] = False,
     bootstrap: BootstrapOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Re-publish dead-lettered records (original bytes, key and headers, without the dlq.* headers)."""
+    """Re-publish dead-lettered records (original bytes, key and headers, without the dlq.* headers), each original
+    record once per destination topic: the copies of a record dead-lettered twice are one (see docs/security.md)."""
     from responder.ingest.deadletter import replay_deadletters
     from responder.ingest.security import kafka_client_options
 
@@ -44,15 +46,16 @@ def replay_cmd(
         raise typer.Exit(EXIT_CONFIG) from exc
     if json:
         emit_json({"scanned": result.scanned, "replayed": result.replayed, "dry_run": dry_run,
-                   "already_replayed": result.already, "unreplayable": result.unreplayable,
+                   "already_replayed": result.already, "duplicates": result.duplicates,
+                   "unreplayable": result.unreplayable,
                    "by_reason": dict(result.by_reason), "targets": dict(result.targets),
                    "published": result.published, "failed": result.failed, "error": result.error,
                    "failed_reached_topic": _reached(result)})
     else:
         verb = "would replay" if dry_run else "replayed"
         console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s); {result.already} "
-                      f"already replayed (--force sends them again), {result.unreplayable} cut copies not "
-                      "replayable", highlight=False)
+                      f"already replayed (--force sends them again), {result.duplicates} more copy(ies) of records "
+                      f"this replay sent, skipped, {result.unreplayable} cut copies not replayable", highlight=False)
         if result.replayed:
             table = Table("by", "value", "records")
             for reason, n in sorted(result.by_reason.items()):

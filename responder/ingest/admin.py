@@ -106,14 +106,16 @@ async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
 
 
 async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
-                        options: Mapping[str, Any] | None = None, replication: int = 1) -> None:
-    """Create topics that do not exist yet (any Kafka; an existing topic is left alone); waits out a cluster that
-    is still starting (`with_admin`)."""
+                        options: Mapping[str, Any] | None = None, replication: int = 1,
+                        configs: Mapping[str, str] | None = None) -> None:
+    """Create topics that do not exist yet, with topic `configs` (any Kafka; an existing topic is left alone, its
+    configuration too); waits out a cluster that is still starting (`with_admin`)."""
     from aiokafka.admin import NewTopic
 
     async def create(admin: Any) -> None:  # the topics are listed again on every attempt
         existing = set(await admin.list_topics())
-        missing = [NewTopic(n, partitions, replication) for n in names if n not in existing]
+        missing = [NewTopic(n, partitions, replication, topic_configs=dict(configs or {}))
+                   for n in names if n not in existing]
         if missing:
             await admin.create_topics(missing)
 

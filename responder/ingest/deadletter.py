@@ -5,20 +5,32 @@ detail, topic, partition, offset, time, its broker timestamp). Replay sends valu
 (without `dlq.*`) back to the original topic, or to `to_topic`, plus `responder-replay-of` naming the
 dead-letter record (`topic:partition:offset`), stamped with the original's broker timestamp (`dlq.timestamp`; a
 topic of `message.timestamp.type=LogAppendTime` stamps its own): an event whose time or id is the record's broker
-time (a SageMaker report with no time or run name) is the same event again. Replay is idempotent: each record
-sent is noted in the ledger topic `<deadletter_topic>.replayed` (keyed by target and dead-letter coordinates), and
-a later replay skips what the ledger holds (`force` sends again). A crash between a send and its ledger note
-can re-send that one record once; every effect downstream is idempotent anyway. Each send is sent again after a
+time (a SageMaker report with no time or run name) is the same event again.
+
+Replay publishes each original record once per target. A record can be in the dead-letter topic twice: the service
+stopped after sending its copy, before committing its offset, and dead-lettered it again at the restart. A copy is
+identified by the target, the record it names (`identity`: `dlq.topic`, `dlq.partition`, `dlq.offset`) and the
+digest of what it sends (`sent_digest`: key, value, original headers, broker time; computed, not read from
+`dlq.sha256`), so a dead letter holding other bytes, or a record at the same offset of a topic created again, is
+another one; a dead letter naming no such record is identified by its own coordinates, as every one was before
+2026-12-06. Each record sent is noted under that identity in the ledger topic `<deadletter_topic>.replayed`, and a
+later replay skips every copy of a record it holds (`already`); in one replay a second copy of a record sent (or,
+`dry_run`, counted) is skipped as a `duplicate`. A ledger note of before 2026-12-06 names the copy's own
+coordinates: it still skips that copy, and a copy of the same record read after it in the same replay (whatever
+`reason` chooses). `force` reads no ledger and sends every copy. A crash between a send and its ledger note can
+re-send that one record once; every effect downstream is idempotent anyway. Each send is sent again after a
 transient error (a leader election: `send_retrying`, as the service's producers do); one that still fails stops the
-replay there, and the result says which records were published (`published`) and which one was not (`failed`: it
-and every later one; `unnoted` when it reached its topic but its ledger note did not; `uncertain` when its send
-gave up on a transient error, a timeout, so it may have reached its topic). Minimal dead-letter records, and cut
-copies (`dlq.truncated`, `dlq.headers_dropped`), are never replayed: they are not the original bytes, which are still
-in their topic at the named offset.
+replay there, and the result says which records were published (`published`) and which one was not (`failed`: it and
+every later one; `unnoted` when it reached its topic but its ledger note did not; `uncertain` when its send gave up
+on a transient error, a timeout, so it may have reached its topic). Minimal dead-letter records, cut copies
+(`dlq.truncated`, `dlq.headers_dropped`) and copies whose key was replaced by its digest (`dlq.key_replaced`) are
+never replayed: they are not the original bytes, which are still in their topic at the named offset. The ledger
+topic is created compacted (`LEDGER_CONFIG`): its notes outlive the dead letters' retention.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -46,7 +58,10 @@ from responder.models.event import REPLAY_OF_HEADER
 log = structlog.get_logger(__name__)
 DLQ_PREFIX = "dlq."
 MAX_TIMESTAMP_MS = 253_402_300_800_000  # 10000-01-01: past it `RawRecord.stamped` reads no time
-NOT_ORIGINAL = ("dlq.minimal", "dlq.truncated", "dlq.headers_dropped")  # copies that are not the original record
+# copies that are not the original record (`dlq.key_replaced`: its key, over 4 KiB, is the key's digest)
+NOT_ORIGINAL = ("dlq.minimal", "dlq.truncated", "dlq.headers_dropped", "dlq.key_replaced")
+# every ledger key names one record and target once: compacted, the notes outlive any retention of the dead letters
+LEDGER_CONFIG = {"cleanup.policy": "compact"}
 CONNECT_S = 15.0  # seconds its clients try to reach Kafka: fixed, RESPONDER_KAFKA_CONNECT_TIMEOUT does not set it
 WAIT_SET_BY = fixed_wait("a dead-letter replay", CONNECT_S)
 
@@ -57,7 +72,8 @@ class ReplayResult:
 
     scanned: int = 0
     replayed: int = 0
-    already: int = 0
+    already: int = 0  # the ledger held their record for their target: an earlier replay sent it
+    duplicates: int = 0  # another copy of their record was sent (or counted, dry_run) earlier in this replay
     unreplayable: int = 0
     by_reason: Counter[str] = field(default_factory=Counter)
     targets: Counter[str] = field(default_factory=Counter)
@@ -71,6 +87,31 @@ class ReplayResult:
 def _header(headers: list[tuple[str, bytes]], name: str) -> str | None:
     found = [v for k, v in headers if k == name]
     return found[-1].decode(errors="replace") if found else None
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isascii() and text.isdigit() else None
+
+
+def sent_digest(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]],
+                timestamp_ms: int | None) -> str:
+    """SHA-256 (hex) of what a replay sends: key, value, the original headers and the broker time it stamps, each
+    length-prefixed. Two copies of one record hold the same; a dead letter holding other bytes is another record,
+    whatever its `dlq.sha256` says."""
+    parts = [b"" if key is None else b"k" + key, value or b"", str(timestamp_ms).encode(),
+             *(part for name, header in headers for part in (name.encode(), header))]
+    return hashlib.sha256(b"".join(len(p).to_bytes(8, "big") + p for p in parts)).hexdigest()
+
+
+def identity(headers: list[tuple[str, bytes]], target: str, coords: str, digest: str) -> bytes:
+    """The ledger key of dead letter `coords` replayed to `target`: the target, the record it is a copy of
+    (`dlq.topic`, `dlq.partition`, `dlq.offset`) and `digest` (`sent_digest`), so that every copy of one record is
+    one; `target|coords` for a dead letter naming no record (the only key before 2026-12-06)."""
+    topic, partition, offset = (_header(headers, f"dlq.{name}") for name in ("topic", "partition", "offset"))
+    number, at = _number(partition), _number(offset)
+    if not topic or number is None or at is None:
+        return f"{target}|{coords}".encode()
+    return f"{target}|original={topic}:{number}:{at};sha256={digest}".encode()
 
 
 def original_time(headers: list[tuple[str, bytes]]) -> int | None:
@@ -98,7 +139,7 @@ async def _drain(consumer: AIOKafkaConsumer, idle_seconds: float) -> list[Any]:
 async def _ledger(bootstrap: str, topic: str, idle_seconds: float,
                   options: Mapping[str, Any] | None = None) -> set[bytes]:
     """Keys already noted in the replay ledger."""
-    await ensure_topics(bootstrap, [topic], partitions=1, options=options)
+    await ensure_topics(bootstrap, [topic], partitions=1, options=options, configs=LEDGER_CONFIG)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **(options or {}))
     await _start_with_retry(consumer, CONNECT_S, wait_set_by=WAIT_SET_BY)
@@ -125,6 +166,7 @@ async def replay_deadletters(
     await check_connection(bootstrap, options or {})
     ledger_topic = f"{deadletter_topic}.replayed"
     done = set() if force else await _ledger(bootstrap, ledger_topic, min(idle_seconds, 1.5), options)
+    counted: set[bytes] = set()  # the records this replay sent (or counted, dry_run): their other copies are not
     consumer = AIOKafkaConsumer(deadletter_topic, bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest", **(options or {}))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
@@ -145,26 +187,32 @@ async def replay_deadletters(
                 result.scanned += 1
                 headers = [(k, v if v is not None else b"") for k, v in (msg.headers or ())]
                 why = _header(headers, "dlq.reason") or "unknown"
-                if reason is not None and why != reason:
-                    continue
                 target = to_topic or _header(headers, "dlq.topic")
                 if not target:
+                    continue
+                coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
+                original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]
+                stamp = original_time(headers)
+                ledger_key = identity(headers, target, coords, sent_digest(msg.key, msg.value, original, stamp))
+                if f"{target}|{coords}".encode() in done:  # noted as itself (before 2026-12-06), whatever `reason`:
+                    done.add(ledger_key)  # its record was sent, its copies read later are skipped too
+                if reason is not None and why != reason:
                     continue
                 if any(_header(headers, h) is not None for h in NOT_ORIGINAL) or \
                         why == UnreadableRecord.reason_code:  # its header keys escaped, or a whole batch
                     result.unreplayable += 1  # not the original bytes: fetch it from its topic by offset
                     continue
-                coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
-                ledger_key = f"{target}|{coords}".encode()
                 if ledger_key in done:
                     result.already += 1
                     continue
-                original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]
-                if not dry_run:
-                    if not await _republish(producer, result, msg, target, ledger_topic,
-                                            [*original, (REPLAY_OF_HEADER, coords.encode())], original_time(headers)):
-                        break
-                    done.add(ledger_key)
+                if ledger_key in counted and not force:
+                    result.duplicates += 1
+                    continue
+                if not dry_run and not await _republish(
+                        producer, result, msg, target, [*original, (REPLAY_OF_HEADER, coords.encode())],
+                        stamp, ledger_topic=ledger_topic, ledger_key=ledger_key):
+                    break
+                counted.add(ledger_key)
                 result.replayed += 1
                 result.by_reason[why] += 1
                 result.targets[target] += 1
@@ -174,22 +222,23 @@ async def replay_deadletters(
         await stop_consumer(consumer)
         await producer.stop()
     log.info("deadletters_replayed", scanned=result.scanned, replayed=result.replayed, already=result.already,
-             dry_run=dry_run, reasons=dict(result.by_reason), failed=result.failed)
+             duplicates=result.duplicates, dry_run=dry_run, reasons=dict(result.by_reason), failed=result.failed)
     return result
 
 
-async def _republish(producer: AIOKafkaProducer, result: ReplayResult, msg: Any, target: str, ledger_topic: str,
-                     headers: list[tuple[str, bytes]], timestamp_ms: int | None) -> bool:
-    """Send dead letter `msg` to `target`, then note it in the ledger, each sent again after a transient error
-    (`send_retrying`); whether both went. When one still fails, `result` says which record and whether it reached
-    `target` (`unnoted`), and the failure is logged (`deadletter_replay_failed`)."""
+async def _republish(producer: AIOKafkaProducer, result: ReplayResult, msg: Any, target: str,
+                     headers: list[tuple[str, bytes]], timestamp_ms: int | None, *, ledger_topic: str,
+                     ledger_key: bytes) -> bool:
+    """Send dead letter `msg` to `target`, then note it in the ledger under `ledger_key` (its `identity`; the note's
+    value is the dead letter's coordinates), each sent again after a transient error (`send_retrying`); whether
+    both went. When one still fails, `result` says which record and whether it reached `target` (`unnoted`), and
+    the failure is logged (`deadletter_replay_failed`)."""
     coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
     try:
         await send_retrying(producer, target, msg.value, key=msg.key, headers=headers, timestamp_ms=timestamp_ms,
                             deadline=SEND_DEADLINE)
         result.unnoted = True
-        await send_retrying(producer, ledger_topic, coords.encode(), key=f"{target}|{coords}".encode(),
-                            deadline=SEND_DEADLINE)
+        await send_retrying(producer, ledger_topic, coords.encode(), key=ledger_key, deadline=SEND_DEADLINE)
     except KafkaError as exc:
         result.failed, result.error = coords, f"{type(exc).__name__}: {exc}"
         result.uncertain = not result.unnoted and transient_send(exc)  # a timed-out send may still have landed

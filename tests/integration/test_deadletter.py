@@ -16,7 +16,10 @@ from typer.testing import CliRunner
 from responder.auth import signed_headers
 from responder.cli.app import app
 from responder.ingest.deadletter import replay_deadletters
+from responder.ingest.dlq import DLQ_MAX_BYTES
+from responder.ingest.dlqsend import send_deadletter
 from responder.ingest.kafka import publish
+from responder.models.event import RawRecord
 from responder.service import Service
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.http import http_request
@@ -202,3 +205,40 @@ async def test_replaying_the_same_range_twice_publishes_each_record_once(kafka_b
     assert [m.value for m in sent] == [b"{bad-1", b"{bad-2"]
     assert [dict(m.headers)["responder-replay-of"].split(b":")[0] for m in sent] == [dlq.encode()] * 2
     assert all("dlq.reason" not in dict(m.headers) for m in sent)
+
+
+async def test_a_record_dead_lettered_twice_is_replayed_once(kafka_bootstrap, topics, unique):
+    """Two dead-letter copies of one keyless record (a restart before its commit) are published once, then skipped."""
+    dlq, target = topics["deadletter"], f"replayed-{unique}"
+    record = RawRecord(topic=topics["alerts"], partition=1, offset=41, value=b"{bad", headers=(("trace", b"t"),),
+                       timestamp_ms=1_790_000_000_000)
+    other = record.model_copy(update={"offset": 42, "value": b"{worse"})
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for copy in (record, record, other):  # no key: the two copies may sit in different partitions
+            await send_deadletter(producer, dlq, copy, "not_json", "not JSON", DLQ_MAX_BYTES)
+    finally:
+        await producer.stop()
+    first = await replay_deadletters(kafka_bootstrap, dlq, to_topic=target, idle_seconds=1.5)
+    second = await replay_deadletters(kafka_bootstrap, dlq, to_topic=target, idle_seconds=1.5)
+    assert await _topic_config(kafka_bootstrap, f"{dlq}.replayed", "cleanup.policy") == "compact"
+    assert (first.scanned, first.replayed, first.duplicates, first.already) == (3, 2, 1, 0)
+    assert (second.scanned, second.replayed, second.duplicates, second.already) == (3, 0, 0, 3)
+    sent = await read_all(kafka_bootstrap, target, 2)
+    with pytest.raises(TimeoutError):
+        await read_all(kafka_bootstrap, target, 3, timeout=3.0)
+    assert sorted(m.value for m in sent) == [b"{bad", b"{worse"]
+    assert all(dict(m.headers)["trace"] == b"t" for m in sent)
+
+
+async def _topic_config(bootstrap: str, topic: str, name: str) -> str:
+    """The value of configuration `name` of `topic`, as the broker describes it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [answer] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    [(_, _, _, _, entries)] = answer.resources
+    return str({entry[0]: entry[1] for entry in entries}[name])

@@ -4,7 +4,6 @@ and which not (responder/ingest/deadletter.py, responder/cli/deadletter.py)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -15,59 +14,18 @@ from typer.testing import CliRunner
 from responder.cli import app
 from responder.ingest import deadletter
 from responder.ingest.deadletter import ReplayResult, replay_deadletters
-from tests.fakes import MetadataClient
-
-
-def _dead_letter(offset: int) -> SimpleNamespace:
-    return SimpleNamespace(topic="dlq", partition=0, offset=offset, key=b"k", value=b"v%d" % offset,
-                           headers=[("dlq.reason", b"authentication"), ("dlq.topic", b"alerts")])
-
-
-class _Producer:
-    """`send_and_wait` raises `failures[(topic, n)]` for the n-th send to a topic (first = 0), else records it."""
-
-    def __init__(self, failures: dict[tuple[str, int], list[Exception]]) -> None:
-        self.failures, self.client, self.sent, self.calls = failures, MetadataClient(), [], {}
-
-    async def send_and_wait(self, topic: str, value: bytes, **_: Any) -> None:
-        n = sum(1 for t, _ in self.sent if t == topic)
-        self.calls[topic] = self.calls.get(topic, 0) + 1
-        queued = self.failures.get((topic, n))
-        if queued:
-            raise queued.pop(0)
-        self.sent.append((topic, value))
-
-    async def stop(self) -> None: ...
-
-
-class _Consumer:
-    def __init__(self, *_: Any, **__: Any) -> None:
-        self.batches = [{"tp": [_dead_letter(o) for o in (5, 6, 7)]}]
-
-    async def stop(self) -> None: ...
+from tests.replay_kit import ReplayProducer, fake_replay
 
 
 @pytest.fixture(name="fake_kafka")
 def _fake_kafka(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The replay's clients faked: three dead letters (dlq:0:5..7), no ledger, a producer `install` sets."""
-    async def nothing(*_: Any, **__: Any) -> Any:
-        return set()
-
-    async def getmany(consumer: _Consumer, **_: Any) -> dict[str, list[Any]]:
-        return consumer.batches.pop(0) if consumer.batches else {}
-
-    for name, value in (("check_connection", nothing), ("_ledger", nothing), ("_start_with_retry", nothing),
-                        ("getmany_past", getmany), ("AIOKafkaConsumer", _Consumer)):
-        monkeypatch.setattr(deadletter, name, value)
-
-    def install(producer: _Producer) -> None:
-        monkeypatch.setattr(deadletter, "AIOKafkaProducer", lambda **_: producer)
-    return install
+    return lambda producer: fake_replay(monkeypatch, producer)
 
 
 async def test_a_leader_election_during_a_replay_is_waited_out(fake_kafka: Any) -> None:
     """The target's leader moves twice on the second record: it is sent again, every record published and noted."""
-    producer = _Producer({("alerts", 1): [NotLeaderForPartitionError(), NotLeaderForPartitionError()]})
+    producer = ReplayProducer({("alerts", 1): [NotLeaderForPartitionError(), NotLeaderForPartitionError()]})
     fake_kafka(producer)
     result = await replay_deadletters("127.0.0.1:1", "dlq", idle_seconds=0.05)
     assert result.replayed == 3
@@ -78,7 +36,7 @@ async def test_a_leader_election_during_a_replay_is_waited_out(fake_kafka: Any) 
 
 async def test_a_replay_whose_send_still_fails_says_what_was_published_and_what_not(fake_kafka: Any) -> None:
     """A replay stopped by a refused send lists the first record published, the second failed, the third never sent."""
-    producer = _Producer({("alerts", 1): [TopicAuthorizationFailedError()]})
+    producer = ReplayProducer({("alerts", 1): [TopicAuthorizationFailedError()]})
     fake_kafka(producer)
     result = await replay_deadletters("127.0.0.1:1", "dlq", idle_seconds=0.05)
     assert (result.published, result.failed, result.unnoted) == (["dlq:0:5 -> alerts"], "dlq:0:6", False)
@@ -88,7 +46,7 @@ async def test_a_replay_whose_send_still_fails_says_what_was_published_and_what_
 
 async def test_a_ledger_note_that_fails_says_the_record_reached_its_topic(fake_kafka: Any) -> None:
     """The first record is published but its ledger note refused: it is the failed one, marked as in its topic."""
-    producer = _Producer({("dlq.replayed", 0): [TopicAuthorizationFailedError()]})
+    producer = ReplayProducer({("dlq.replayed", 0): [TopicAuthorizationFailedError()]})
     fake_kafka(producer)
     result = await replay_deadletters("127.0.0.1:1", "dlq", idle_seconds=0.05)
     assert (result.published, result.failed, result.unnoted) == ([], "dlq:0:5", True)
@@ -112,7 +70,7 @@ async def test_a_send_that_timed_out_is_marked_as_maybe_in_its_topic(fake_kafka:
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The second record's send times out until the deadline: a timed-out send may land, so it is `uncertain`."""
     monkeypatch.setattr(deadletter, "SEND_DEADLINE", 0.2)
-    producer = _Producer({("alerts", 1): [RequestTimedOutError() for _ in range(100)]})
+    producer = ReplayProducer({("alerts", 1): [RequestTimedOutError() for _ in range(100)]})
     fake_kafka(producer)
     result = await replay_deadletters("127.0.0.1:1", "dlq", idle_seconds=0.05)
     assert (result.failed, result.unnoted, result.uncertain) == ("dlq:0:6", False, True)

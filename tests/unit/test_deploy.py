@@ -107,7 +107,7 @@ def test_dockerfile_entrypoint_exists_and_runs_as_non_root() -> None:
 
 
 def test_topic_list_covers_the_default_topics() -> None:
-    """deploy/topics.txt creates every topic the settings name, and the changelog is co-partitioned and compacted."""
+    """deploy/topics.txt creates every topic the settings name; the changelog and replay ledger are compacted."""
     rows = [line.split() for line in (ROOT / "deploy" / "topics.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
     topics = {name: (int(parts), config) for name, parts, config in rows}
@@ -116,6 +116,7 @@ def test_topic_list_covers_the_default_topics() -> None:
         assert name in topics, name
     partitions, config = topics["responder.changelog"]
     assert "cleanup.policy=compact" in config
+    assert "cleanup.policy=compact" in topics[f"{s.deadletter_topic}.replayed"][1]
     assert all(topics[t][0] == partitions for t in s.topics)
 
 
