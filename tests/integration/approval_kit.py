@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from responder.ingest.kafka import ensure_topics, publish
+from responder.sandbox import lifeline
 from responder.service import Service
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
@@ -64,7 +65,7 @@ async def decide_by_cli(verdict: str, kafka_bootstrap: str, names: dict[str, str
     env = {**os.environ, "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
            "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET}).decode(), "RESPONDER_APPROVAL_KEY_ID": "k1",
            "RESPONDER_APPROVER_IDENTITIES": '{"k1": "alice"}', "RESPONDER_APPROVALS_TOPIC": names["decisions"]}
-    proc = await asyncio.create_subprocess_exec(
+    proc = await lifeline.exec_async(
         sys.executable, "-m", "responder", verdict, incident, step, "--by", "alice", "--reason", reason,
         "--timeline", str(settings.timeline_path), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

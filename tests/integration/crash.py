@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from responder.actuators.aws.archive import S3Archive
 from responder.actuators.aws.session import AwsSession
-from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.sandbox import SANDBOX_CREDENTIALS, lifeline
 from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.crash_worker import write_runbook
@@ -80,8 +80,8 @@ class Workers:
         go, ready = self.tmp / f"go-{n}", self.tmp / f"ready-{n}"
         env = self.env | {"CRASH_GO_FILE": str(go), "CRASH_READY_FILE": str(ready)}
         with (self.tmp / f"worker-{n % 3}.log").open("wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "tests.integration.crash_worker"], cwd=ROOT, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=err)
+            proc = lifeline.popen([sys.executable, "-m", "tests.integration.crash_worker"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=err)
         self.procs.append(proc)
         return proc, go, ready
 

@@ -24,7 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from responder.actuators.aws.session import AwsSession
 from responder.ingest.changelog import ensure_changelog
 from responder.ingest.kafka import ensure_topics
-from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.sandbox import SANDBOX_CREDENTIALS, lifeline
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.crash import fake_key
 from tests.integration.crash_worker import write_runbook
@@ -50,8 +50,8 @@ class Fleet:
         env = self.env | {"CRASH_GO_FILE": str(go), "CRASH_READY_FILE": str(self.tmp / f"ready-{n}"),
                           "RESPONDER_TIMELINE_PATH": str(self.tmp / f"timeline-{n}.jsonl")}
         with (self.tmp / f"replica-{n}.log").open("wb") as err:
-            self.procs[n] = subprocess.Popen([sys.executable, "-m", "tests.integration.crash_worker"], cwd=ROOT,
-                                             env=env, stdout=subprocess.DEVNULL, stderr=err)
+            self.procs[n] = lifeline.popen([sys.executable, "-m", "tests.integration.crash_worker"], cwd=ROOT,
+                                           env=env, stdout=subprocess.DEVNULL, stderr=err)
         return n
 
     async def serving(self, n: int, timeout: float = 60) -> None:

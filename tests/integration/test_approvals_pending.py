@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from responder.ingest.approvals import send_decision
 from responder.ingest.kafka import publish
 from responder.models.approval import ApprovalDecision
+from responder.sandbox import lifeline
 from responder.service import Service
 from responder.timeline.chain import parse_lines
 from responder.timeline.checkpoint import generate_keypair
@@ -29,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "responder", *args, cwd=ROOT, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await lifeline.exec_async(sys.executable, "-m", "responder", *args, cwd=ROOT, env=env,
+                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 90)
     return proc.returncode or 0, out.decode(), err.decode()
 
