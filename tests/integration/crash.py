@@ -92,6 +92,19 @@ class Workers:
                 proc.wait(10)
 
 
+async def effects(aws: AwsSession, bucket: str) -> Counter[str]:
+    """Objects under effects/ in `bucket`, by marker (what PutMarker's applies left): the actions that really
+    happened in moto, whatever responder recorded."""
+    counts: Counter[str] = Counter()
+    kwargs: dict[str, object] = {"Bucket": bucket, "Prefix": "effects/", "MaxKeys": 1000}
+    while True:
+        listed = await aws.call("s3", "list_objects_v2", **kwargs)
+        counts.update(obj["Key"].split("/")[1] for obj in listed.get("Contents", []))
+        if not listed.get("IsTruncated"):
+            return counts
+        kwargs["ContinuationToken"] = listed["NextContinuationToken"]
+
+
 def _exists(path: Path) -> bool:
     return path.exists()
 
@@ -178,12 +191,5 @@ async def crash_run(bootstrap: str, aws: AwsSession, topic: str, dlq: str, uniqu
     for e in parse_lines(stats.lines):
         stats.recovered += e.kind == "step.result" and bool(e.body.get("recovered"))
         stats.already_done += e.kind == "step.skipped" and e.body.get("reason") == "already_done"
-    pages = aws.call("s3", "list_objects_v2", Bucket=bucket, Prefix="effects/", MaxKeys=1000)
-    listed = await pages
-    while True:
-        stats.effects.update(obj["Key"].split("/")[1] for obj in listed.get("Contents", []))
-        if not listed.get("IsTruncated"):
-            break
-        listed = await aws.call("s3", "list_objects_v2", Bucket=bucket, Prefix="effects/", MaxKeys=1000,
-                                ContinuationToken=listed["NextContinuationToken"])
+    stats.effects = await effects(aws, bucket)
     return stats

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,18 +168,6 @@ async def stream(bootstrap: str, topic: str, keys: list[str], events: int, redel
     finally:
         await producer.stop()
     return sent
-
-
-async def effects(aws: AwsSession, bucket: str) -> Counter[str]:
-    """Objects per marker in moto: what really happened, not what responder recorded."""
-    counts: Counter[str] = Counter()
-    kwargs: dict[str, object] = {"Bucket": bucket, "Prefix": "effects/", "MaxKeys": 1000}
-    while True:
-        listed = await aws.call("s3", "list_objects_v2", **kwargs)
-        counts.update(obj["Key"].split("/")[1] for obj in listed.get("Contents", []))
-        if not listed.get("IsTruncated"):
-            return counts
-        kwargs["ContinuationToken"] = listed["NextContinuationToken"]
 
 
 def make_keys(n: int) -> list[str]:

@@ -26,9 +26,9 @@ from responder.sandbox.broker import free_port
 from responder.sandbox.fixtures import on_apache_kafka
 from responder.timeline.verify import verify_lines
 from tests.http import http_request
-from tests.integration.crash import fake_key
+from tests.integration.crash import effects, fake_key
 from tests.integration.fence_worker import write_runbook
-from tests.integration.fleet import effects, stream
+from tests.integration.fleet import stream
 
 ROOT = Path(__file__).resolve().parents[2]
 kafka_bootstrap = on_apache_kafka()
