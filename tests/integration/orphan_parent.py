@@ -9,7 +9,9 @@ Run as `python -m tests.integration.orphan_parent HOW DIR`, HOW one of:
 * `async`: `lifeline.exec_async` on the running loop;
 * `run`: `lifeline.run` (the caller waits for its child).
 
-Every child but the crash worker sleeps, and writes its own pid.
+Every child but the crash worker sleeps. The parent writes the child's pid (for `thread` once the loop, and with it
+the thread that forked the child, has ended), but for `run`, whose child writes its own: `run` returns only when the
+child ends.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 from responder.sandbox import lifeline
 from tests.integration.crash import ROOT, Workers
 
-SLEEPER = [sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(600)"]
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
+SAYING = [sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(600)"]
 
 
 def crash_worker(tmp: Path) -> None:
@@ -35,13 +38,14 @@ def crash_worker(tmp: Path) -> None:
     print(proc.pid, flush=True)
 
 
-async def on_loop(how: str) -> None:
-    """Start the sleeper on a worker thread or on the loop."""
+async def on_loop(how: str) -> int:
+    """Start the sleeper on a worker thread (its pid), or on the loop (its pid written, then wait)."""
     if how == "thread":
-        await asyncio.to_thread(lifeline.popen, SLEEPER)
-    else:
-        await lifeline.exec_async(*SLEEPER)
-        await asyncio.sleep(600)
+        return (await asyncio.to_thread(lifeline.popen, SLEEPER)).pid
+    child = await lifeline.exec_async(*SLEEPER)
+    print(child.pid, flush=True)
+    await asyncio.sleep(600)
+    return child.pid
 
 
 def main(how: str, tmp: Path) -> None:
@@ -49,9 +53,10 @@ def main(how: str, tmp: Path) -> None:
     if how == "crash-worker":
         crash_worker(tmp)
     elif how == "run":
-        lifeline.run(SLEEPER, check=False)
+        lifeline.run(SAYING, check=False)
     else:
-        asyncio.run(on_loop(how))  # `thread`: closing the loop ends the worker thread that forked the child
+        pid = asyncio.run(on_loop(how))  # `thread`: closing the loop ends the worker thread that forked the child
+        print(pid, flush=True)
     time.sleep(600)
 
 

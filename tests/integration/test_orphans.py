@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +23,9 @@ def _orphan_outlives_killed_parent(how: str, tmp: Path) -> bool:
     parent = lifeline.popen([sys.executable, "-m", "tests.integration.orphan_parent", how, str(tmp)], cwd=ROOT,
                             stdout=subprocess.PIPE)
     try:
-        line = parent.stdout.readline()
-        assert line.strip().isdigit(), f"the parent wrote no child pid (exit {parent.poll()}): {line!r}"
+        ready, _, _ = select.select([parent.stdout], [], [], 60)  # a pid that never comes fails, not hangs
+        line = parent.stdout.readline() if ready else b""
+        assert line.strip().isdigit(), f"the parent wrote no child pid in 60 s (exit {parent.poll()}): {line!r}"
         child = int(line)
         since = process_kit.started(child)
         assert since is not None, "the child was not running before its parent was killed"
