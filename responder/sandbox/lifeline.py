@@ -18,8 +18,12 @@ Three catches, each handled here:
 * The parent can die between the fork and the prctl call: the child then already has another parent, so it
   compares `os.getppid()` with the pid that forked it and SIGKILLs itself.
 * `preexec_fn` runs Python in the child of a process with threads, which CPython documents as unsafe in general (a
-  lock another thread held at the fork stays held): the child here makes three system calls, through functions
-  resolved in the parent (no dlopen, no import, no lock).
+  lock another thread held at the fork stays held). `DieWithParent` makes three system calls, through functions
+  resolved in the parent (no dlopen, no import, no lock). Before it, as for any `preexec_fn`, CPython runs the
+  process's `os.register_at_fork(after_in_child=...)` handlers in the child (threading's, logging's, random's, this
+  module's `_Forker.reset`): written for a fork, they make new locks rather than take held ones. In the parent it
+  takes the import lock and runs the `before` handlers (logging takes its module lock) around the fork, so a fork
+  waits while another thread holds one of those; and it forks rather than vforks, copying the parent's page tables.
 """
 
 from __future__ import annotations
