@@ -26,7 +26,6 @@ from tests.kit import Kit, decision, make_kit
 WAITS = TIMED.replace("timeout: 60,", "timeout: 600,") % "deny"
 
 
-
 async def _asked_again(tmp_path: Path) -> tuple[Kit, Parked]:
     """A step parked, then its request published again, once, after a restart; the kit and the parked step."""
     kit = make_kit(tmp_path, {"rb": WAITS})
@@ -35,6 +34,7 @@ async def _asked_again(tmp_path: Path) -> tuple[Kit, Parked]:
     kit.start()
     assert await kit.engine.decisions.ask_again() == 1
     return kit, parked
+
 
 async def test_a_request_kafka_did_not_take_before_a_restart_is_published_after_it(tmp_path: Path) -> None:
     """A request Kafka did not take before a restart is published once, under its own id, at the first turn after."""
