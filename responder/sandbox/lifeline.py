@@ -59,7 +59,7 @@ def _load_prctl() -> Callable[[int, ctypes.c_ulong], int] | None:
 
 
 _prctl = _load_prctl()
-_SIGKILL = ctypes.c_ulong(signal.SIGKILL)
+_SIGKILL = ctypes.c_ulong(signal.SIGKILL if _prctl is not None else 0)  # Windows has no signal.SIGKILL
 
 
 class DieWithParent:

@@ -17,6 +17,7 @@ from responder.errors import SandboxError
 from responder.sandbox import lifeline
 
 pytestmark = pytest.mark.skipif(lifeline.die_with_parent() is None, reason="Linux only (PR_SET_PDEATHSIG)")
+ROOT = Path(__file__).resolve().parents[2]
 ECHO = [sys.executable, "-c", "import sys\nfor line in sys.stdin: print(line, end='', flush=True)"]
 
 
@@ -67,3 +68,14 @@ def test_a_shell_or_another_preexec_fn_is_refused(refused):
     """lifeline refuses shell=True (argv only) and a preexec_fn of the caller's (it would drop the tie)."""
     with pytest.raises(SandboxError, match=refused):
         lifeline.run(["true"], **{refused: True if refused == "shell" else os.getpid})
+
+
+def test_where_there_is_neither_prctl_nor_sigkill_lifeline_starts_plain_children():
+    """With sys.platform win32 and no signal.SIGKILL (as on Windows), lifeline imports and runs a plain child."""
+    windows = ("import asyncio, ctypes, signal, subprocess, sys\ndel signal.SIGKILL\nsys.platform = 'win32'\n"
+               "from responder.sandbox import lifeline\nassert lifeline.die_with_parent() is None\n"
+               "sys.stdout.write(lifeline.run([sys.executable, '-c', 'print(1)'], capture_output=True, text=True, "
+               "check=True).stdout)\n")
+    done = lifeline.run([sys.executable, "-c", windows], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                        check=False)
+    assert (done.returncode, done.stdout) == (0, "1\n"), done.stderr[-2000:]
