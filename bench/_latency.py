@@ -8,7 +8,6 @@ import gc
 import os
 import resource
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import orjson
 from bench._dispatch import APPLIED, RUNBOOK, NoAws, settings
 from bench._loadgen import peak_rss_mib, template
 from responder.ingest.kafka import ensure_topics
+from responder.sandbox import lifeline
 from responder.service import Service, serve
 
 HERE = Path(__file__).resolve().parent
@@ -122,7 +122,7 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
     await ensure_topics(bootstrap, [topic], partitions=max(3, replicas))
     py, me = sys.executable, str(HERE / "pipeline.py")  # its --replica runs `replica`
     outs = [tmp / f"replica{i}.json" for i in range(replicas)]
-    procs = [subprocess.Popen([py, me, "--replica", str(o), "--bootstrap", bootstrap]) for o in outs]
+    procs = [lifeline.popen([py, me, "--replica", str(o), "--bootstrap", bootstrap]) for o in outs]
     try:
         while not all((o.parent / f"{o.name}.ready").exists() for o in outs):
             await asyncio.sleep(0.1)
@@ -130,9 +130,9 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
         gen_out, envelope = tmp / "loadgen.json", tmp / "envelope.json"
         envelope.write_bytes(template())  # built here: the generator then need not import tests.findings
         broker_cpu = cpu_of(broker)
-        gen = subprocess.Popen([py, str(HERE / "_loadgen.py"), bootstrap, topic, "--rate", str(rate),
-                                "--count", str(n), "--template", str(envelope), "--tick-ms", str(tick_ms),
-                                "--out", str(gen_out)])
+        gen = lifeline.popen([py, str(HERE / "_loadgen.py"), bootstrap, topic, "--rate", str(rate),
+                              "--count", str(n), "--template", str(envelope), "--tick-ms", str(tick_ms),
+                              "--out", str(gen_out)])
         while gen.poll() is None:
             await asyncio.sleep(0.2)
         broker_cpu = cpu_of(broker) - broker_cpu

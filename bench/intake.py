@@ -27,7 +27,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from responder.ingest.kafka import ensure_topics
-from responder.sandbox import Broker
+from responder.sandbox import Broker, lifeline
 from tests.findings import envelope_bytes, guardduty_finding
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,8 +142,8 @@ def start_intake(bootstrap: str, topic: str, port: int) -> subprocess.Popen[byte
                                                             "rate_per_s": 1e9, "burst": 10**9}}).decode(),
     }
     prof = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
-    return subprocess.Popen([sys.executable, *prof, "-m", "responder", "intake", "--port", str(port)], env=env,
-                            cwd=ROOT)
+    return lifeline.popen([sys.executable, *prof, "-m", "responder", "intake", "--port", str(port)], env=env,
+                          cwd=ROOT)
 
 
 async def wait_ready(port: int, timeout: float = 30.0) -> None:

@@ -34,7 +34,6 @@ import asyncio
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +55,7 @@ from responder.models.event import Event
 from responder.models.operator import OperatorRequest
 from responder.normalise import normalise
 from responder.rules.matcher import Match
+from responder.sandbox import lifeline
 from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
 from tests.findings import envelope_bytes, guardduty_finding
@@ -110,7 +110,7 @@ def measure(directory: Path, engine: Engine) -> dict[str, float]:
     engine.recorder.store.close()  # one process writes a timeline file, under its lock: hand it over
     runs: list[dict[str, float]] = []
     for _ in range(RUNS):
-        out = subprocess.run([sys.executable, __file__, "--restart", str(directory)], capture_output=True, check=False)
+        out = lifeline.run([sys.executable, __file__, "--restart", str(directory)], capture_output=True, check=False)
         if out.returncode:
             raise SystemExit(out.stderr.decode()[-2000:])
         runs.append(json.loads(out.stdout))

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from restart_service import measure_service  # bench/ is on sys.path as the script directory
 
 from responder.ingest.kafka import ensure_topics, publish
+from responder.sandbox import lifeline
 from responder.sandbox.broker import Broker
 
 CHILD = """
@@ -56,7 +57,7 @@ CONFIGS = {
 
 
 def _member(bootstrap: str, topic: str, group: str, session: int, instance: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    return lifeline.popen(
         [sys.executable, "-c", CHILD, bootstrap, topic, group, str(session), instance],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 

@@ -16,7 +16,7 @@ import orjson
 
 from responder.actuators.aws.session import AwsSession
 from responder.ingest.kafka import ensure_topics, publish
-from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.sandbox import SANDBOX_CREDENTIALS, lifeline
 from responder.sandbox.aws import AwsSandbox
 from tests.findings import envelope_bytes, guardduty_finding
 
@@ -80,8 +80,8 @@ def measure_service(bootstrap: str, session: int, static: bool) -> float:
         env["RESPONDER_KAFKA_GROUP_INSTANCE_ID"] = f"responder-{unique}"
 
     def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return lifeline.popen([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def finding(user: str) -> str:
         key = await _key(endpoint, user)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from responder.engine.incidents import Incident
 from responder.engine.partitions import cut, merge
@@ -83,6 +84,21 @@ async def decided(kit: Kit, verdict: str = "approve") -> None:
     """Send the finding and decide its wipe (`WIPE`) by alice."""
     await kit.send()
     assert await kit.engine.decide(*decision(kit, one_incident(kit), "wipe", verdict))
+
+
+async def approved_then_crashed(kit: Kit, incident: str, step: str, stage: str) -> tuple[bytes, str, str]:
+    """alice approves `step` of `incident` while the engine's decisions `stage` (`resume`, `escalate`) raises: a
+    crash once the decision is durable, before the released step's intent; the decision."""
+
+    async def crash(*args: object) -> None:
+        raise RuntimeError("killed")
+
+    setattr(kit.engine.decisions, stage, crash)
+    approval = decision(kit, incident, step)
+    with pytest.raises(RuntimeError, match="killed"):
+        await kit.engine.decide(*approval)
+    await kit.engine.recorder.flush()
+    return approval
 
 
 async def taken_up_raising(tmp_path, error: Exception) -> Kit:

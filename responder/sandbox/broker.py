@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import shutil
-import signal
 import socket
-import subprocess  # nosec B404 # starts the sandbox broker binary with a fixed argv, never a shell
+import subprocess  # nosec B404 # its types, constants and errors; lifeline starts the processes
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -19,6 +16,7 @@ from typing import IO
 import structlog
 
 from responder.errors import SandboxError
+from responder.sandbox import lifeline
 
 log = structlog.get_logger(__name__)
 
@@ -29,12 +27,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask the kernel to SIGKILL the child when its parent dies (no orphan brokers)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def tansu_binary() -> str:
@@ -94,13 +86,12 @@ class Broker:
             os.close(fd)
             self.log_path = Path(name)
         self._log = self.log_path.open("wb")
-        self._proc = subprocess.Popen(  # noqa: S603  # nosec B603 # fixed argv, no shell
+        self._proc = lifeline.popen(  # dies with this process: never an orphan broker
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", self.storage],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
-            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while True:
@@ -133,7 +124,7 @@ class Broker:
         """Create topics with the broker's own CLI; existing ones are left as they are."""
         binary = tansu_binary()
         for name in names:
-            proc = subprocess.run(  # noqa: S603  # nosec B603 # fixed argv, no shell
+            proc = lifeline.run(
                 [binary, "topic", "create", "--broker", f"tcp://127.0.0.1:{self.port}",
                  "--partitions", str(partitions), name],
                 capture_output=True, timeout=30, check=False,

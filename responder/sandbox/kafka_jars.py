@@ -10,13 +10,14 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import subprocess  # nosec B404 # starts java/mvn with a fixed argv, never a shell
+import subprocess  # nosec B404 # its errors; lifeline starts mvn
 import time
 from pathlib import Path
 
 import structlog
 
 from responder.errors import SandboxError
+from responder.sandbox import lifeline
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +70,7 @@ def ensure_jars(version: str = KAFKA_VERSION, *, timeout: float = 900.0) -> Path
         shutil.rmtree(staging, ignore_errors=True)
         (root / "pom.xml").write_text(POM.format(version=version))
         started = time.monotonic()
-        proc = subprocess.run(  # noqa: S603  # nosec B603 # fixed argv, no shell
+        proc = lifeline.run(
             [mvn, "-B", "-q", "-f", str(root / "pom.xml"), f"-Dmaven.repo.local={root.parent / 'm2'}",
              f"{DEPENDENCY_PLUGIN}:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
             capture_output=True, timeout=timeout, check=False,

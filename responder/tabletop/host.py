@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, SecretStr
 import responder
 from responder.errors import ChainBroken
 from responder.models.timeline import TimelineEntry
+from responder.sandbox import lifeline
 from responder.service import Service
 from responder.settings import Settings
 from responder.tabletop.faults import FaultyAws, VirtualClock
@@ -121,7 +122,7 @@ class ChildProcess:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])}
         while len(self.spares) < count:
             with (self.work / "child.log").open("ab") as log:
-                self.spares.append(await asyncio.create_subprocess_exec(
+                self.spares.append(await lifeline.exec_async(  # dies with the runner, however it ends
                     sys.executable, "-m", "responder.tabletop.child", env=env,
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from responder.sandbox.faults import Call, FaultProxy
 from responder.service import Service
 from tests.faults.table import FaultRow
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.crash import fake_key
+from tests.integration.crash import effects, fake_key
 from tests.integration.crash_worker import PutMarker, marker_runbook
 from tests.integration.harness import make_settings, running, wait_for
 
@@ -44,18 +43,6 @@ RUNBOOK = marker_runbook(
 def direct(moto: AwsSandbox) -> AwsSession:
     """A session straight to moto (no proxy): what the tests count effects with."""
     return AwsSession(endpoint_url=moto.endpoint_url, credentials=SANDBOX_CREDENTIALS)
-
-
-async def effects(aws: AwsSession, bucket: str) -> Counter[str]:
-    """Objects under effects/, by marker: the actions that really happened."""
-    seen: Counter[str] = Counter()
-    kwargs = {"Bucket": bucket, "Prefix": "effects/"}
-    while True:
-        listed = await aws.call("s3", "list_objects_v2", **kwargs)
-        seen.update(obj["Key"].split("/")[1] for obj in listed.get("Contents", []))
-        if not listed.get("IsTruncated"):
-            return seen
-        kwargs["ContinuationToken"] = listed["NextContinuationToken"]
 
 
 def markers_only(bucket: str, prefix: str = "") -> Callable[[Call], bool]:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 
+from responder.engine.approvals import Parked
 from responder.ingest.kafka import ensure_topics, publish
+from responder.models.approval import ApprovalDecision
+from responder.sandbox import lifeline
 from responder.service import Service
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines
@@ -47,15 +51,29 @@ async def approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbook
     return names, key, settings
 
 
+async def park(service: Service, kafka_bootstrap: str, topics: dict[str, str], key: str,
+               timeout: float = 30.0) -> Parked:
+    """Publish the finding naming `key` to the running `service`; the step it parks (waited for up to `timeout` s)."""
+    await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
+    await wait_for(lambda: bool(service.engine.state.parked_steps()), timeout=timeout)
+    [parked] = service.engine.state.parked_steps()
+    return parked
+
+
+def approval_of(parked: Parked, valid: timedelta = timedelta(minutes=5)) -> ApprovalDecision:
+    """alice's approval of the `parked` step, answering its request, issued now and valid for `valid`."""
+    now = datetime.now(UTC)
+    return ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
+                            digest=parked.digest, issued_at=now, expires_at=now + valid, request_id=parked.request_id)
+
+
 async def run_until_parked(kafka_bootstrap: str, topics: dict[str, str], key: str,
                            settings: Settings) -> tuple[Service, str, str]:
     """Run a service until the finding naming `key` parks its step; the service, and the incident and step parked."""
     service = Service(settings)
     async with running(service):
-        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.state.parked_steps()))
-    [(incident, step)] = [(p.incident, p.step) for p in service.engine.state.parked_steps()]
-    return service, incident, step
+        parked = await park(service, kafka_bootstrap, topics, key)
+    return service, parked.incident, parked.step
 
 
 async def decide_by_cli(verdict: str, kafka_bootstrap: str, names: dict[str, str], settings: Settings,
@@ -64,7 +82,7 @@ async def decide_by_cli(verdict: str, kafka_bootstrap: str, names: dict[str, str
     env = {**os.environ, "RESPONDER_KAFKA_BOOTSTRAP": kafka_bootstrap,
            "RESPONDER_APPROVAL_KEYS": orjson.dumps({"k1": SECRET}).decode(), "RESPONDER_APPROVAL_KEY_ID": "k1",
            "RESPONDER_APPROVER_IDENTITIES": '{"k1": "alice"}', "RESPONDER_APPROVALS_TOPIC": names["decisions"]}
-    proc = await asyncio.create_subprocess_exec(
+    proc = await lifeline.exec_async(
         sys.executable, "-m", "responder", verdict, incident, step, "--by", "alice", "--reason", reason,
         "--timeline", str(settings.timeline_path), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

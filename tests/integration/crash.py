@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from responder.actuators.aws.archive import S3Archive
 from responder.actuators.aws.session import AwsSession
-from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.sandbox import SANDBOX_CREDENTIALS, lifeline
 from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.crash_worker import write_runbook
@@ -80,8 +80,8 @@ class Workers:
         go, ready = self.tmp / f"go-{n}", self.tmp / f"ready-{n}"
         env = self.env | {"CRASH_GO_FILE": str(go), "CRASH_READY_FILE": str(ready)}
         with (self.tmp / f"worker-{n % 3}.log").open("wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "tests.integration.crash_worker"], cwd=ROOT, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=err)
+            proc = lifeline.popen([sys.executable, "-m", "tests.integration.crash_worker"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=err)
         self.procs.append(proc)
         return proc, go, ready
 
@@ -90,6 +90,19 @@ class Workers:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+async def effects(aws: AwsSession, bucket: str) -> Counter[str]:
+    """Objects under effects/ in `bucket`, by marker (what PutMarker's applies left): the actions that really
+    happened in moto, whatever responder recorded."""
+    counts: Counter[str] = Counter()
+    kwargs: dict[str, object] = {"Bucket": bucket, "Prefix": "effects/", "MaxKeys": 1000}
+    while True:
+        listed = await aws.call("s3", "list_objects_v2", **kwargs)
+        counts.update(obj["Key"].split("/")[1] for obj in listed.get("Contents", []))
+        if not listed.get("IsTruncated"):
+            return counts
+        kwargs["ContinuationToken"] = listed["NextContinuationToken"]
 
 
 def _exists(path: Path) -> bool:
@@ -178,12 +191,5 @@ async def crash_run(bootstrap: str, aws: AwsSession, topic: str, dlq: str, uniqu
     for e in parse_lines(stats.lines):
         stats.recovered += e.kind == "step.result" and bool(e.body.get("recovered"))
         stats.already_done += e.kind == "step.skipped" and e.body.get("reason") == "already_done"
-    pages = aws.call("s3", "list_objects_v2", Bucket=bucket, Prefix="effects/", MaxKeys=1000)
-    listed = await pages
-    while True:
-        stats.effects.update(obj["Key"].split("/")[1] for obj in listed.get("Contents", []))
-        if not listed.get("IsTruncated"):
-            break
-        listed = await aws.call("s3", "list_objects_v2", Bucket=bucket, Prefix="effects/", MaxKeys=1000,
-                                ContinuationToken=listed["NextContinuationToken"])
+    stats.effects = await effects(aws, bucket)
     return stats

@@ -13,12 +13,13 @@ import orjson
 from responder.actuators import registry
 from responder.actuators.base import ActuationContext
 from responder.engine import Engine
-from responder.timeline import MemoryStore, Recorder
+from responder.timeline import MemoryStore, Recorder, TimelineStore
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "runbooks" / "examples"
 EXAMPLE_INSTANCE = "i-0d2c3a1b5e6f7a8b9"  # the instance the examples' findings name
 EXAMPLE_KEY = "AKIAEXAMPLEKEYID0001"  # the access key iam-credential-compromise's finding names
+LEAKED_KEY = "AKIAEXAMPLELEAKED001"  # the leaked key access-key-compromise's (and other examples') findings name
 
 
 class RecordingPublisher:
@@ -32,19 +33,18 @@ class RecordingPublisher:
         self.sent.append((topic, orjson.loads(value)))
 
 
-def example_engine(aws: Any, **engine_kw: Any) -> tuple[Engine, RecordingPublisher]:
-    """An engine over the actuator registry and a memory timeline, acting through `aws`, whose notify.kafka records go
-    to the RecordingPublisher returned with it; `engine_kw` go to Engine."""
+def example_engine(aws: Any, store: TimelineStore | None = None, **engine_kw: Any) -> tuple[Engine, RecordingPublisher]:
+    """An engine over the actuator registry and a timeline in `store` (a new memory one by default), acting through
+    `aws`, whose notify.kafka records go to the RecordingPublisher returned with it; `engine_kw` go to Engine."""
     publisher = RecordingPublisher()
-    return Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher),
-                  **engine_kw), publisher
+    engine = Engine(Recorder(MemoryStore() if store is None else store), registry, aws,
+                    context=ActuationContext(aws=aws, publisher=publisher), **engine_kw)
+    return engine, publisher
 
 
 async def example_user_key(aws: Any) -> dict[str, str]:
     """`ml-training` and an access key of it, standing for EXAMPLE_KEY."""
-    await aws.call("iam", "create_user", UserName="ml-training")
-    key = (await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"]
-    return {EXAMPLE_KEY: key}
+    return await user_with_key(aws, "ml-training", EXAMPLE_KEY)
 
 
 async def user_with_key(aws: Any, user: str, example_key: str) -> dict[str, str]:
@@ -67,4 +67,4 @@ async def inline_policy_names(aws: Any, user: str) -> list[str]:
 
 async def leaked_example_key(aws: Any) -> dict[str, str]:
     """`ml-training` and an access key of it, standing for the leaked key the examples' findings name."""
-    return await user_with_key(aws, "ml-training", "AKIAEXAMPLELEAKED001")
+    return await user_with_key(aws, "ml-training", LEAKED_KEY)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from responder.actuators.aws.session import AwsSession
 from responder.ingest.changelog import ensure_changelog
 from responder.ingest.kafka import ensure_topics
-from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.sandbox import SANDBOX_CREDENTIALS, lifeline
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.crash import fake_key
 from tests.integration.crash_worker import write_runbook
@@ -50,8 +49,8 @@ class Fleet:
         env = self.env | {"CRASH_GO_FILE": str(go), "CRASH_READY_FILE": str(self.tmp / f"ready-{n}"),
                           "RESPONDER_TIMELINE_PATH": str(self.tmp / f"timeline-{n}.jsonl")}
         with (self.tmp / f"replica-{n}.log").open("wb") as err:
-            self.procs[n] = subprocess.Popen([sys.executable, "-m", "tests.integration.crash_worker"], cwd=ROOT,
-                                             env=env, stdout=subprocess.DEVNULL, stderr=err)
+            self.procs[n] = lifeline.popen([sys.executable, "-m", "tests.integration.crash_worker"], cwd=ROOT,
+                                           env=env, stdout=subprocess.DEVNULL, stderr=err)
         return n
 
     async def serving(self, n: int, timeout: float = 60) -> None:
@@ -169,18 +168,6 @@ async def stream(bootstrap: str, topic: str, keys: list[str], events: int, redel
     finally:
         await producer.stop()
     return sent
-
-
-async def effects(aws: AwsSession, bucket: str) -> Counter[str]:
-    """Objects per marker in moto: what really happened, not what responder recorded."""
-    counts: Counter[str] = Counter()
-    kwargs: dict[str, object] = {"Bucket": bucket, "Prefix": "effects/", "MaxKeys": 1000}
-    while True:
-        listed = await aws.call("s3", "list_objects_v2", **kwargs)
-        counts.update(obj["Key"].split("/")[1] for obj in listed.get("Contents", []))
-        if not listed.get("IsTruncated"):
-            return counts
-        kwargs["ContinuationToken"] = listed["NextContinuationToken"]
 
 
 def make_keys(n: int) -> list[str]:

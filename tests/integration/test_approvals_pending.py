@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -16,12 +15,11 @@ from pydantic import SecretStr
 
 from responder.ingest.approvals import send_decision
 from responder.ingest.kafka import publish
-from responder.models.approval import ApprovalDecision
+from responder.sandbox import lifeline
 from responder.service import Service
 from responder.timeline.chain import parse_lines
 from responder.timeline.checkpoint import generate_keypair
-from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.approval_kit import SECRET, approval_setup
+from tests.integration.approval_kit import SECRET, approval_of, approval_setup, park
 from tests.integration.harness import key_status, running, wait_for
 
 pytestmark = pytest.mark.integration
@@ -29,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "responder", *args, cwd=ROOT, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await lifeline.exec_async(sys.executable, "-m", "responder", *args, cwd=ROOT, env=env,
+                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 90)
     return proc.returncode or 0, out.decode(), err.decode()
 
@@ -54,9 +52,7 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
         "RESPONDER_TIMELINE_PATH": str(tmp_path / "operator-has-no-timeline.jsonl")}
     service = Service(settings)
     async with running(service):
-        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.state.parked_steps()))
-        [parked] = service.engine.state.parked_steps()
+        parked = await park(service, kafka_bootstrap, topics, key)
 
         async def listed(decoys: int = 1) -> list[dict[str, object]]:
             code, out, err = await _cli(env, "approvals", "pending", "--json")
@@ -68,10 +64,7 @@ async def test_pending_lists_the_parked_step_and_approve_finds_its_digest_on_kaf
             if await listed(decoys=0):  # would be ignored as answering an earlier parking, so it is waited for
                 break
             await asyncio.sleep(0.2)
-        now = datetime.now(UTC)
-        forged = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
-                                  digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
-                                  request_id=parked.request_id)
+        forged = approval_of(parked)
         await send_decision(kafka_bootstrap, names["decisions"], forged, "k1", b"not-the-secret")
         by_bob = forged.model_copy(update={"by": "bob"})  # a valid key, but bob is not a listed approver
         await send_decision(kafka_bootstrap, names["decisions"], by_bob, "k2", b"bob-secret")

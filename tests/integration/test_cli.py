@@ -12,26 +12,18 @@ from pathlib import Path
 import orjson
 import pytest
 
-from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.sandbox import SANDBOX_CREDENTIALS, lifeline
 from responder.timeline.chain import parse_lines, verify_entries
+from tests import process_kit
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _running(pid: int) -> bool:
-    """Whether `pid` is a live (non-zombie) process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _run_until_consuming(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], list[bytes]]:
     """Start `responder ARGS`; return it with its stderr lines up to `consumer_started` (or its early end)."""
-    proc = subprocess.Popen([sys.executable, "-m", "responder", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = lifeline.popen([sys.executable, "-m", "responder", *args], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 90
     lines = []
     while time.monotonic() < deadline:
@@ -45,7 +37,7 @@ def _run_until_consuming(args: list[str], env: dict[str, str]) -> tuple[subproce
 def test_demo_contains_the_key_and_leaves_nothing_behind(tmp_path):
     """`responder demo --json` reports the key Inactive, a verified timeline, and stops its broker."""
     timeline = tmp_path / "demo.jsonl"
-    proc = subprocess.run(
+    proc = lifeline.run(
         [sys.executable, "-m", "responder", "demo", "--json", "--timeline", str(timeline)],
         cwd=ROOT, capture_output=True, timeout=120, check=False,
     )
@@ -55,14 +47,14 @@ def test_demo_contains_the_key_and_leaves_nothing_behind(tmp_path):
     assert summary["key_status"] == "Inactive"
     assert verify_entries(parse_lines(timeline.read_bytes().splitlines()))[0] == summary["entries"]
     assert summary["broker_pid"]
-    assert not _running(summary["broker_pid"])
+    assert not process_kit.running(summary["broker_pid"])
 
 
 def test_run_without_kafka_explains_how_to_configure(tmp_path):
     """`responder run` with no Kafka configured exits 3 and says how to configure one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
-    proc = subprocess.run([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env,
-                          capture_output=True, timeout=60, check=False)
+    proc = lifeline.run([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env,
+                        capture_output=True, timeout=60, check=False)
     assert proc.returncode == 3
     assert b"RESPONDER_KAFKA_BOOTSTRAP" in proc.stderr + proc.stdout
 
@@ -97,8 +89,8 @@ def test_sandbox_command_serves_until_sigterm():
     """`responder sandbox --json` prints reachable endpoints and stops its broker on SIGTERM."""
     import socket
 
-    proc = subprocess.Popen([sys.executable, "-m", "responder", "sandbox", "--json"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = lifeline.popen([sys.executable, "-m", "responder", "sandbox", "--json"], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         info = orjson.loads(proc.stdout.readline())
         host, port = info["RESPONDER_KAFKA_BOOTSTRAP"].split(":")
@@ -110,7 +102,7 @@ def test_sandbox_command_serves_until_sigterm():
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
-    assert not _running(info["broker_pid"])
+    assert not process_kit.running(info["broker_pid"])
 
 
 def test_run_sandbox_logs_in_one_format(tmp_path):
@@ -137,9 +129,9 @@ def test_demo_keep_leaves_a_sandbox_to_undo_on(tmp_path):
 
     timeline = tmp_path / "demo.jsonl"
     kafka_port, aws_port = free_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "responder", "demo", "--keep", "--json", "--timeline", str(timeline),
-                             "--kafka-port", str(kafka_port), "--aws-port", str(aws_port)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = lifeline.popen([sys.executable, "-m", "responder", "demo", "--keep", "--json", "--timeline", str(timeline),
+                           "--kafka-port", str(kafka_port), "--aws-port", str(aws_port)], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         doc = orjson.loads(proc.stdout.readline())
         assert doc["demo"]["ok"] is True, doc
@@ -147,8 +139,8 @@ def test_demo_keep_leaves_a_sandbox_to_undo_on(tmp_path):
         assert doc["RESPONDER_AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{aws_port}"
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")},
                **{k: v for k, v in doc.items() if k.startswith("RESPONDER_")}}
-        undo = subprocess.run([sys.executable, "-m", "responder", "undo", doc["demo"]["incident"][:8], "--json"],
-                              cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+        undo = lifeline.run([sys.executable, "-m", "responder", "undo", doc["demo"]["incident"][:8], "--json"],
+                            cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
         assert undo.returncode == 0, undo.stderr.decode()[-2000:]
         assert orjson.loads(undo.stdout)["ok"] is True
         proc.send_signal(signal.SIGTERM)
@@ -157,4 +149,4 @@ def test_demo_keep_leaves_a_sandbox_to_undo_on(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
-    assert not _running(doc["broker_pid"])
+    assert not process_kit.running(doc["broker_pid"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from responder.ingest.kafka import ensure_topics, publish
-from responder.sandbox import SANDBOX_CREDENTIALS, AwsSandbox
+from responder.sandbox import SANDBOX_CREDENTIALS, AwsSandbox, lifeline
 from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
 
@@ -34,8 +34,8 @@ def test_run_dry_run_records_the_plan_and_calls_nothing(kafka_bootstrap, moto_se
         "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
         "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
     }
-    proc = subprocess.Popen([sys.executable, "-m", "responder", "run", "--dry-run"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = lifeline.popen([sys.executable, "-m", "responder", "run", "--dry-run"], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         while b"consumer_started" not in (line := proc.stderr.readline()):
             assert line, "responder run exited before consuming"

@@ -9,16 +9,14 @@ import orjson
 import pytest
 
 from responder.actuators import registry
-from responder.actuators.base import ActuationContext
 from responder.actuators.notify.kafka import KafkaNotify
 from responder.actuators.notify.message import Ledger
 from responder.catalog import load_runbooks
-from responder.engine import Engine
 from responder.models import RawRecord
 from responder.pipeline import Pipeline
 from responder.timeline import MemoryStore, Recorder
 from tests.integration.actuator_cases import _instance
-from tests.integration.example_kit import EXAMPLE_INSTANCE, EXAMPLES, ROOT, RecordingPublisher
+from tests.integration.example_kit import EXAMPLE_INSTANCE, EXAMPLES, ROOT, RecordingPublisher, example_engine
 
 pytestmark = pytest.mark.integration
 RUNBOOK = "compromised-inference-host"
@@ -31,8 +29,7 @@ async def _handled(aws: Any, store: MemoryStore, raw: bytes) -> RecordingPublish
     assert isinstance(notify, KafkaNotify)
     notify.ledger = Ledger()
     books = [b for b in load_runbooks(ROOT / "runbooks", registry) if b.id == RUNBOOK]
-    publisher = RecordingPublisher()
-    engine = Engine(Recorder(store), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    engine, publisher = example_engine(aws, store)
     engine.recover()
     await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))
     await engine.recorder.flush()

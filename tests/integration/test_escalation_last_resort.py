@@ -8,15 +8,13 @@ from typing import Any
 import pytest
 
 from responder.actuators import registry
-from responder.actuators.base import ActuationContext
 from responder.catalog import load_runbooks
 from responder.catalog.defaults import with_default_escalation
 from responder.engine import Engine
 from responder.metrics import Metrics, TimelineMetrics
 from responder.models import RawRecord
 from responder.pipeline import Pipeline
-from responder.timeline import MemoryStore, Recorder
-from tests.integration.example_kit import EXAMPLES, ROOT, RecordingPublisher
+from tests.integration.example_kit import EXAMPLES, ROOT, RecordingPublisher, example_engine
 
 pytestmark = pytest.mark.integration
 RUNBOOK = "iam-credential-compromise"
@@ -30,8 +28,8 @@ async def _failed_without_on_failure(aws: Any, default: list[dict[str, Any]]) ->
     """The shipped runbook, its on_failure removed (then given `default`), run on its example whose user moto lacks."""
     [rb] = [b for b in load_runbooks(ROOT / "runbooks", registry) if b.id == RUNBOOK]
     books = with_default_escalation([rb.model_copy(update={"on_failure": []})], default, registry)
-    publisher, metrics = RecordingPublisher(), Metrics()
-    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    engine, publisher = example_engine(aws)
+    metrics = Metrics()
     engine.recorder.sinks.append(TimelineMetrics(metrics, runbook_of=lambda i: engine.state.incidents.by_id[i].runbook))
     raw = (EXAMPLES / f"{RUNBOOK}.json").read_bytes()
     await Pipeline(books, engine).handle(RawRecord(topic="alerts", value=raw))

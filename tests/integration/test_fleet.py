@@ -19,7 +19,8 @@ from responder.ingest.kafka import ensure_topics
 from responder.models.approval import ApprovalDecision
 from responder.timeline.chain import parse_lines
 from responder.timeline.verify import verify_lines
-from tests.integration.fleet import PARTITIONS, effects, kinds, leader_of, make_keys, start_fleet, stream
+from tests.integration.crash import effects
+from tests.integration.fleet import PARTITIONS, kinds, leader_of, make_keys, start_fleet, stream
 
 runner = CliRunner()
 

@@ -21,14 +21,14 @@ from responder.errors_kafka import ChangelogError, ReplicaFenced
 from responder.ingest.changelog import Changelog, ensure_changelog
 from responder.ingest.kafka import ensure_topics
 from responder.ingest.transactions import Transactions
-from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.sandbox import SANDBOX_CREDENTIALS, lifeline
 from responder.sandbox.broker import free_port
 from responder.sandbox.fixtures import on_apache_kafka
 from responder.timeline.verify import verify_lines
 from tests.http import http_request
-from tests.integration.crash import fake_key
+from tests.integration.crash import effects, fake_key
 from tests.integration.fence_worker import write_runbook
-from tests.integration.fleet import effects, stream
+from tests.integration.fleet import stream
 
 ROOT = Path(__file__).resolve().parents[2]
 kafka_bootstrap = on_apache_kafka()
@@ -113,8 +113,8 @@ def _spawn(tmp: Path, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]
     env = env | {"FENCE_READY_FILE": str(tmp / f"ready-{name}"),
                  "RESPONDER_TIMELINE_PATH": str(tmp / f"timeline-{name}.jsonl")}
     with (tmp / f"replica-{name}.log").open("wb") as err:
-        return subprocess.Popen([sys.executable, "-m", "tests.integration.fence_worker"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        return lifeline.popen([sys.executable, "-m", "tests.integration.fence_worker"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=err)
 
 
 async def _until(check, what: str, timeout: float = 60) -> None:

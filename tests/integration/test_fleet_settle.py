@@ -4,7 +4,7 @@ recorded once, in order, and reaches the changelog."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,12 @@ from aiokafka.partitioner import DefaultPartitioner
 from responder.ingest.approvals import send_decision
 from responder.ingest.changelog import Changelog, ensure_changelog
 from responder.ingest.kafka import ensure_topics, publish
-from responder.models.approval import ApprovalDecision
 from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.fakes import Lagging
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.fleet_kit import Held
-from tests.integration.approval_kit import SECRET, approval_runbooks
+from tests.integration.approval_kit import SECRET, approval_of, approval_runbooks
 from tests.integration.harness import access_key, key_status, make_settings, running, wait_for
 
 pytestmark = pytest.mark.integration
@@ -55,10 +54,7 @@ async def _fleet(kafka_bootstrap: str, aws: Any, topics: dict[str, str], unique:
 async def _approve(bootstrap: str, service: Service, key: str) -> str:
     """Sign and send the approval of the step parked for `key`; returns its incident."""
     [parked] = [p for p in service.engine.state.parked_steps() if p.target == key]
-    now = datetime.now(UTC)
-    decision = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
-                                digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=10),
-                                request_id=parked.request_id)
+    decision = approval_of(parked, valid=timedelta(minutes=10))
     await send_decision(bootstrap, service.settings.approvals_topic, decision, "k1", SECRET.encode())
     return parked.incident
 

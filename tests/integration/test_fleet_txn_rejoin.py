@@ -22,9 +22,9 @@ from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service, rebuilds, serve_rejoining
 from responder.settings import Settings
 from responder.timeline.verify import verify_lines
-from tests.integration.crash import fake_key
+from tests.integration.crash import effects, fake_key
 from tests.integration.crash_worker import PutMarker, write_runbook
-from tests.integration.fleet import effects, stream
+from tests.integration.fleet import stream
 
 kafka_bootstrap = on_apache_kafka()
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from responder.cli.app import app
 from responder.ingest.kafka import ensure_topics, publish
 from responder.ingest.security import kafka_client_options
-from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.sandbox import SANDBOX_CREDENTIALS, lifeline
 from responder.sandbox.fixtures import apache_available
 from responder.sandbox.kafka_jvm import KafkaCluster
 from responder.service import Service
@@ -151,8 +151,8 @@ def _run(env: dict[str, str], tmp_path: Path, moto_url: str) -> subprocess.Compl
             "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
             "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
             "RESPONDER_LOG_LEVEL": "error", **env}
-    return subprocess.run([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=full, capture_output=True,
-                          timeout=90, check=False)
+    return lifeline.run([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=full, capture_output=True,
+                        timeout=90, check=False)
 
 
 def _one_line_exit_3(proc: subprocess.CompletedProcess[bytes], *needles: str) -> str:

@@ -10,6 +10,7 @@ import orjson
 
 from responder.actuators.model.local import LocalStore
 from responder.ingest.kafka import publish
+from responder.sandbox import lifeline
 from responder.service import Service
 from responder.timeline.chain import parse_lines, verify_entries
 from responder.timeline.checkpoint import generate_keypair
@@ -87,7 +88,7 @@ async def test_models_switch_via_kafka_runs_in_the_service(kafka_bootstrap, aws,
             "RESPONDER_OPERATOR_REQUESTS_TOPIC": ops["operator_requests_topic"],
             "RESPONDER_OPERATOR_REPLIES_TOPIC": ops["operator_replies_topic"]}
     async with running(service):
-        proc = await asyncio.create_subprocess_exec(
+        proc = await lifeline.exec_async(
             sys.executable, "-m", "responder", "models", "switch", "fraud-scorer", "v1", "--via", "kafka",
             "--by", "bob", "--json", cwd=ROOT, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from pydantic import SecretStr
 
 from responder import log
 from responder.auth import signed_headers
 from responder.ingest.approvals import send_decision
 from responder.ingest.kafka import publish
-from responder.models.approval import ApprovalDecision
 from responder.service import Service
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.approval_kit import SECRET, approval_setup, timeline_kinds
+from tests.integration.approval_kit import SECRET, approval_of, approval_setup, timeline_kinds
 from tests.integration.harness import running, wait_for
 from tests.timeline_builders import PRIVATE
 
@@ -38,10 +35,7 @@ async def test_secrets_never_reach_logs_or_timeline(kafka_bootstrap, aws, topics
                       headers=signed_headers("p1", b"not-the-secret", forged))
         await wait_for(lambda: bool(service.engine.state.parked_steps()), timeout=60)
         [parked] = service.engine.state.parked_steps()
-        now = datetime.now(UTC)
-        decision = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
-                                    digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
-                                    request_id=parked.request_id)
+        decision = approval_of(parked)
         await send_decision(kafka_bootstrap, names["decisions"], decision, "k1", b"not-the-secret")
         await wait_for(lambda: "approval.rejected" in timeline_kinds(settings.timeline_path), timeout=60)
         await send_decision(kafka_bootstrap, names["decisions"], decision, "k1", SECRET.encode())

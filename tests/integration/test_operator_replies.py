@@ -16,6 +16,7 @@ from responder.ingest.admin import ensure_topics
 from responder.ingest.kafka import publish
 from responder.models import operator as wire
 from responder.models.operator import OperatorReply, OperatorRequest
+from responder.sandbox import lifeline
 from responder.timeline.checkpoint import Signer, generate_keypair
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,7 @@ async def _undo(bootstrap: str, ops: dict[str, str], public: str) -> tuple[int, 
     env |= {"RESPONDER_KAFKA_BOOTSTRAP": bootstrap, "RESPONDER_APPROVAL_KEYS": '{"ops": "operator-secret"}',
             "RESPONDER_APPROVAL_KEY_ID": "ops", "RESPONDER_TIMELINE_VERIFY_KEY": public,
             "RESPONDER_OPERATOR_REPLY_TIMEOUT": "10", **ops}
-    proc = await asyncio.create_subprocess_exec(
+    proc = await lifeline.exec_async(
         sys.executable, "-m", "responder", "undo", "inc-1", "--via", "kafka", "--by", "alice", "--json",
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 120)

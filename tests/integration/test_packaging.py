@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import zipfile
@@ -14,6 +13,7 @@ import orjson
 import pytest
 
 import responder
+from responder.sandbox import lifeline
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ UV = str(Path(sys.executable).with_name("uv"))  # from the test extra; its cache
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout, check=False)
+    proc = lifeline.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout, check=False)
     output = proc.stdout.decode()[-2000:] + proc.stderr.decode()[-3000:]
     assert proc.returncode == 0, f"{cmd}: exit {proc.returncode}\n{output}"
     return proc.stdout.decode()
@@ -36,7 +36,7 @@ def _dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copied = [part for line in (ROOT / "Dockerfile").read_text().splitlines()  # not a later stage's --from copies
               if line.startswith("COPY ") and "--from=" not in line for part in line.split()[1:-1]]
     assert {"pyproject.toml", "responder", "runbooks"} <= set(copied)
-    files = subprocess.run(["git", "ls-files", "-z", *copied], cwd=ROOT, capture_output=True, check=True).stdout
+    files = lifeline.run(["git", "ls-files", "-z", *copied], cwd=ROOT, capture_output=True, check=True).stdout
     for name in filter(None, files.decode().split("\0")):
         if (ROOT / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)

@@ -12,12 +12,11 @@ import pytest
 from responder.ingest.kafka import ensure_topics, publish
 from responder.service import Service
 from responder.timeline.chain import parse_lines
-from tests.integration.example_kit import EXAMPLES, ROOT, leaked_example_key
+from tests.integration.example_kit import EXAMPLES, LEAKED_KEY, ROOT, leaked_example_key
 from tests.integration.harness import make_settings, notifications, running, wait_for
 
 pytestmark = pytest.mark.integration
 RUNBOOK = "access-key-compromise"
-EXAMPLE_KEY = "AKIAEXAMPLELEAKED001"
 
 
 def _entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -30,11 +29,11 @@ async def test_a_protected_keys_refused_deactivation_still_pages_on_call(
 ):
     """RESPONDER_PROTECTED_IDS names the leaked key: nothing is deactivated, the on_failure page is published."""
     ids = await leaked_example_key(aws)
-    key = ids[EXAMPLE_KEY]
+    key = ids[LEAKED_KEY]
     monkeypatch.setenv("RESPONDER_PROTECTED_IDS", json.dumps([key]))
     await ensure_topics(kafka_bootstrap, ["responder.notifications"], partitions=1)
     settings = make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", ROOT / "runbooks")
-    raw = (EXAMPLES / f"{RUNBOOK}.json").read_text().replace(EXAMPLE_KEY, key).encode()
+    raw = (EXAMPLES / f"{RUNBOOK}.json").read_text().replace(LEAKED_KEY, key).encode()
     service = Service(settings)
     async with running(service):
         await publish(kafka_bootstrap, topics["alerts"], [raw])

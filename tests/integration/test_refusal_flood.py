@@ -12,12 +12,10 @@ from responder.auth import signed_headers
 from responder.engine.refusals import FULL_PER_WINDOW
 from responder.ingest.approvals import send_decision
 from responder.ingest.kafka import ensure_topics, publish
-from responder.models.approval import ApprovalDecision
 from responder.models.operator import OperatorRequest
 from responder.service import Service
 from responder.timeline.chain import parse_lines, verify_entries
-from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.approval_kit import SECRET, approval_setup
+from tests.integration.approval_kit import SECRET, approval_of, approval_setup, park
 from tests.integration.harness import key_status, make_settings, running, wait_for
 
 pytestmark = pytest.mark.integration
@@ -31,13 +29,8 @@ async def test_forged_decisions_flood_costs_bounded_entries_and_the_genuine_deci
     names, key, settings = await approval_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     service = Service(settings)
     async with running(service):
-        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.state.parked_steps()))
-        [parked] = service.engine.state.parked_steps()
-        now = datetime.now(UTC)
-        genuine = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
-                                   digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
-                                   request_id=parked.request_id)
+        parked = await park(service, kafka_bootstrap, topics, key)
+        genuine = approval_of(parked)
         value = genuine.canonical()
         syncs, seq = service.recorder.syncs, service.recorder.next_seq
         await publish(kafka_bootstrap, names["decisions"], [value] * FLOOD, key=parked.incident.encode())

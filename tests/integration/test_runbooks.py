@@ -23,6 +23,7 @@ from tests.integration.example_kit import (
     EXAMPLE_INSTANCE,
     EXAMPLE_KEY,
     EXAMPLES,
+    LEAKED_KEY,
     ROOT,
     example_engine,
     example_user_key,
@@ -152,7 +153,7 @@ async def _jacked_off(aws: Any, ids: dict[str, str]) -> bool:
 
 
 async def _leaked_off(aws: Any, ids: dict[str, str]) -> bool:
-    return await key_inactive(aws, "ml-training", ids["AKIAEXAMPLELEAKED001"]) and \
+    return await key_inactive(aws, "ml-training", ids[LEAKED_KEY]) and \
         await inline_policy_names(aws, "ml-training") == ["responder-revoke-older-sessions"]
 
 

@@ -5,7 +5,6 @@ On Apache Kafka: Tansu has no CreatePartitions, so with no Java (Tansu in its pl
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,10 @@ from responder.auth import signed_headers
 from responder.ingest.approvals import ApprovalIngest
 from responder.ingest.changelog import ensure_changelog
 from responder.ingest.kafka import ensure_topics, publish
-from responder.models.approval import ApprovalDecision
 from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
 from responder.timeline.chain import parse_lines
-from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.approval_kit import SECRET, approval_runbooks
+from tests.integration.approval_kit import SECRET, approval_of, approval_runbooks, park
 from tests.integration.harness import grow_partitions, key_status, make_settings, running, send_to_partition, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka, pytest.mark.usefixtures("growable")]
@@ -67,16 +64,11 @@ async def test_a_decision_on_a_partition_added_while_the_service_runs_releases_i
         return [e.kind for e in parse_lines(settings.timeline_path.read_bytes().splitlines())]
 
     async with running(service):
-        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.state.parked_steps()))
-        [parked] = service.engine.state.parked_steps()
+        parked = await park(service, kafka_bootstrap, topics, key)
         await publish(kafka_bootstrap, settings.approvals_topic, [b'{"forged": 1}'], key=b"inc")  # unsigned
         await wait_for(lambda: kinds().count("approval.rejected") == 1)
         await grow_partitions(kafka_bootstrap, settings.approvals_topic, 2)
-        now = datetime.now(UTC)
-        value = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
-                                 digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
-                                 request_id=parked.request_id).canonical()
+        value = approval_of(parked).canonical()
         headers = signed_headers("k1", SECRET.encode(), value)
         await send_to_partition(kafka_bootstrap, settings.approvals_topic, 1, value, headers)
         await wait_for(lambda: bool(service.engine.state.results()), timeout=30)

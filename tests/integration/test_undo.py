@@ -15,7 +15,7 @@ from responder.engine import Engine
 from responder.engine.undo import Undoer
 from responder.models import RawRecord
 from responder.pipeline import Pipeline
-from responder.sandbox import SANDBOX_CREDENTIALS
+from responder.sandbox import SANDBOX_CREDENTIALS, lifeline
 from responder.timeline import MemoryStore, Recorder
 from responder.timeline.chain import parse_lines, verify_entries
 from responder.timeline.store import FileStore
@@ -182,13 +182,13 @@ async def test_undo_via_kafka_is_executed_and_recorded_by_the_running_service(ka
         await wait_for(lambda: len(service.engine.state.results()) == 2, timeout=60)
         assert await _status(aws, key) == "Inactive"
         [incident] = {e.incident for e in service.recorder.entries() if e.kind == "incident.opened"}
-        forced = await asyncio.create_subprocess_exec(  # `ops` may undo, not force one (operator_permissions)
+        forced = await lifeline.exec_async(  # `ops` may undo, not force one (operator_permissions)
             sys.executable, "-m", "responder", "undo", str(incident), "--via", "kafka", "--by", "alice", "--force",
             cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         _, refused = await asyncio.wait_for(forced.communicate(), 120)
         assert forced.returncode == 1, refused.decode()
         assert "may not send undo.force" in refused.decode()
-        proc = await asyncio.create_subprocess_exec(
+        proc = await lifeline.exec_async(
             sys.executable, "-m", "responder", "undo", str(incident), "--via", "kafka", "--by", "alice", "--json",
             cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)

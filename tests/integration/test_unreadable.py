@@ -5,7 +5,6 @@ record is lost on the way."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,15 @@ from aiokafka.consumer import fetcher
 from responder.ingest import unreadable
 from responder.ingest.changelog import ensure_changelog
 from responder.ingest.deadletter import replay_deadletters
-from responder.ingest.kafka import ensure_topics, publish
+from responder.ingest.kafka import ensure_topics
 from responder.ingest.reading import read_to_end
 from responder.ingest.unreadable import Unreadable, getmany_past
-from responder.models.approval import ApprovalDecision
 from responder.sandbox.fixtures import on_apache_kafka
 from responder.service import Service
 from responder.timeline.chain import parse_lines
 from tests.findings import envelope_bytes, guardduty_finding
 from tests.integration.approval_kit import SECRET as APPROVAL_SECRET
+from tests.integration.approval_kit import approval_of, park
 from tests.integration.approval_kit import approval_setup as approvals_setup
 from tests.integration.harness import access_key, key_status, make_settings, read_all, running, wait_for
 from tests.integration.unreadable_producer import produce
@@ -166,13 +165,8 @@ async def test_an_unreadable_decision_is_refused_on_the_timeline_and_the_next_on
     names, key, settings = await approvals_setup(kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir)
     service = Service(settings)
     async with running(service):
-        await publish(kafka_bootstrap, topics["alerts"], [envelope_bytes(guardduty_finding(key))], key=key.encode())
-        await wait_for(lambda: bool(service.engine.state.parked_steps()), timeout=60)
-        [parked] = service.engine.state.parked_steps()
-        now = datetime.now(UTC)
-        value = ApprovalDecision(incident=parked.incident, step=parked.step, decision="approve", by="alice",
-                                 digest=parked.digest, issued_at=now, expires_at=now + timedelta(minutes=5),
-                                 request_id=parked.request_id).canonical()
+        parked = await park(service, kafka_bootstrap, topics, key, timeout=60)
+        value = approval_of(parked).canonical()
         signer = ("--sign", f"k1:{APPROVAL_SECRET}")
         await produce(kafka_bootstrap, names["decisions"], tmp_path, [(value, True)], *signer)
         await wait_for(lambda: bool(_entries(settings.timeline_path, "approval.rejected")), timeout=60)

@@ -8,23 +8,21 @@ import orjson
 import pytest
 
 from responder.actuators import registry
-from responder.actuators.base import ActuationContext
 from responder.catalog import load_runbooks
-from responder.engine import Engine
 from responder.models import RawRecord
 from responder.pipeline import Pipeline
-from responder.timeline import MemoryStore, Recorder
 from tests.integration.example_kit import (
     EXAMPLES,
+    LEAKED_KEY,
     ROOT,
     RecordingPublisher,
+    example_engine,
     inline_policy_names,
     key_inactive,
     leaked_example_key,
 )
 
 pytestmark = pytest.mark.integration
-EXAMPLE_KEY = "AKIAEXAMPLELEAKED001"
 
 
 def _untyped(key: str, user: str) -> bytes:
@@ -36,8 +34,7 @@ def _untyped(key: str, user: str) -> bytes:
 
 
 async def _run(aws: Any, raw: bytes) -> tuple[dict[str, dict[str, Any]], RecordingPublisher]:
-    publisher = RecordingPublisher()
-    engine = Engine(Recorder(MemoryStore()), registry, aws, context=ActuationContext(aws=aws, publisher=publisher))
+    engine, publisher = example_engine(aws)
     await Pipeline(load_runbooks(ROOT / "runbooks", registry), engine).handle(RawRecord(topic="alerts", value=raw))
     await engine.recorder.flush()
     return {e.body["step"]: e.body for e in engine.recorder.entries() if e.kind == "step.result"}, publisher
@@ -45,7 +42,7 @@ async def _run(aws: Any, raw: bytes) -> tuple[dict[str, dict[str, Any]], Recordi
 
 async def test_an_untyped_alert_deactivates_the_named_user_s_key_and_revokes_their_sessions(aws):
     """Splunk, no user_type, the key's real owner named: the key is Inactive and the owner's sessions revoked."""
-    key = (await leaked_example_key(aws))[EXAMPLE_KEY]
+    key = (await leaked_example_key(aws))[LEAKED_KEY]
     results, publisher = await _run(aws, _untyped(key, "ml-training"))
     assert [(s, r["status"]) for s, r in results.items()] == [
         ("deactivate-key", "ok"), ("revoke-sessions", "ok"), ("notify-oncall", "ok")]
@@ -56,7 +53,7 @@ async def test_an_untyped_alert_deactivates_the_named_user_s_key_and_revokes_the
 
 async def test_an_untyped_alert_naming_a_namesake_touches_nobody_and_pages(aws):
     """An untyped Splunk alert naming a key with a namesake user fails deactivate-key, revokes nothing, and pages."""
-    key = (await leaked_example_key(aws))[EXAMPLE_KEY]
+    key = (await leaked_example_key(aws))[LEAKED_KEY]
     await aws.call("iam", "create_user", UserName="alice")
     results, publisher = await _run(aws, _untyped(key, "alice"))
     assert [(s, r["status"]) for s, r in results.items()] == [

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
 from responder.auth import signed_headers
+from responder.sandbox import lifeline
 
 
 class BadKey(str):
@@ -60,8 +60,8 @@ async def produce(bootstrap: str, topic: str, tmp: Path, values: list[tuple[byte
         path.write_bytes(value)
         files.append(str(path))
     env = dict(os.environ, AIOKAFKA_NO_EXTENSIONS="1", PYTHONPATH=str(ROOT))
-    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tests.integration.unreadable_producer",
-                                             bootstrap, topic, "k", *files, *extra], check=True, env=env, cwd=ROOT,
+    await asyncio.to_thread(lifeline.run, [sys.executable, "-m", "tests.integration.unreadable_producer",
+                                           bootstrap, topic, "k", *files, *extra], check=True, env=env, cwd=ROOT,
                             timeout=60)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+from responder.sandbox import lifeline
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -27,8 +28,8 @@ def test_every_benchmark_module_imports() -> None:
     """Each bench/*.py loads (its imports resolve) without running its main."""
     scripts = sorted(str(p) for p in BENCH.glob("*.py"))
     assert len(scripts) >= 10
-    out = subprocess.run([sys.executable, "-c", _IMPORT_ALL, *scripts], capture_output=True, text=True,
-                         cwd=BENCH.parent, timeout=120, check=False)
+    out = lifeline.run([sys.executable, "-c", _IMPORT_ALL, *scripts], capture_output=True, text=True,
+                       cwd=BENCH.parent, timeout=120, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -63,7 +64,7 @@ def test_make_bench_runs_each_benchmark_with_this_tree_importable(tmp_path: Path
     python.chmod(0o755)
     (venv / ".installed").touch()  # newer than pyproject.toml: make installs nothing
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what make sets
-    out = subprocess.run(["make", "-s", "bench", f"VENV={venv}"], capture_output=True, text=True, env=env,
-                         cwd=BENCH.parent, timeout=120, check=False)
+    out = lifeline.run(["make", "-s", "bench", f"VENV={venv}"], capture_output=True, text=True, env=env,
+                       cwd=BENCH.parent, timeout=120, check=False)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert out.stdout.count("== bench/") == len([p for p in BENCH.glob("*.py") if not p.name.startswith("_")])

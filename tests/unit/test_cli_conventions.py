@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.cli.options import JSON_HELP
+from responder.sandbox import lifeline
 
 
 def _commands(group: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -60,13 +61,12 @@ def test_version() -> None:
 def test_make_demo_installs_only_the_sandbox_extra(tmp_path) -> None:
     """`make demo` on a fresh machine installs the package with its sandbox extra, not the dev tools."""
     import shutil
-    import subprocess
     from pathlib import Path
 
     if shutil.which("make") is None:  # pragma: no cover - CI has make
         return
     root = Path(__file__).resolve().parents[2]
-    plan = subprocess.run(["make", "-n", "demo", f"VENV={tmp_path / 'venv'}"], cwd=root, capture_output=True,
-                          text=True, check=True).stdout
+    plan = lifeline.run(["make", "-n", "demo", f"VENV={tmp_path / 'venv'}"], cwd=root, capture_output=True,
+                        text=True, check=True).stdout
     assert "-e '.[sandbox]'" in plan
     assert "[dev]" not in plan

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import yaml
 from responder.cli import app
 from responder.intake.metrics import IntakeMetrics
 from responder.metrics import Metrics
+from responder.sandbox import lifeline
 from responder.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,8 +129,8 @@ def _rendered_by_helm() -> list[dict[str, Any]] | None:
     helm = shutil.which("helm")
     if helm is None:
         return None
-    out = subprocess.run([helm, "template", "r", str(CHART), "--set", "serviceMonitor.enabled=true",
-                          "--set", "runbooks.x\\.yaml=id: x"], capture_output=True, check=True, timeout=60)
+    out = lifeline.run([helm, "template", "r", str(CHART), "--set", "serviceMonitor.enabled=true",
+                        "--set", "runbooks.x\\.yaml=id: x"], capture_output=True, check=True, timeout=60)
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from responder.engine.guards import GuardPolicy
 from responder.models.runbook import Protected
-from tests.escalation_kit import CONTINUING, FULL
+from tests.escalation_kit import CONTINUING, FULL, approved_then_crashed
 from tests.fakes import dying
 from tests.kit import DEACTIVATE_STEPS, ESCALATE, KEY, MISSING_KEY, Kit, decision, make_kit
 
@@ -85,16 +85,7 @@ async def test_an_escalation_step_cut_short_after_its_release_runs_once_after_th
 async def _released_then_crashed(tmp_path: Path) -> tuple[Kit, tuple[bytes, str, str]]:
     """A kit whose approved escalation step was cut short by a crash before its intent; the decision."""
     kit, incident = await _escalation_parked(tmp_path)
-
-    async def crash(*args: object) -> None:
-        raise RuntimeError("killed")
-
-    kit.engine.decisions.escalate = crash  # type: ignore[assignment]
-    approval = decision(kit, incident, "tell.deactivate")
-    with pytest.raises(RuntimeError, match="killed"):
-        await kit.engine.decide(*approval)
-    await kit.engine.recorder.flush()
-    return kit, approval
+    return kit, await approved_then_crashed(kit, incident, "tell.deactivate", "escalate")
 
 
 async def test_an_escalation_step_cut_short_is_parked_again_when_the_kill_switch_is_on_after_the_restart(tmp_path):

@@ -4,7 +4,6 @@ replica does to the world (model registry, approval and signing keys, the decisi
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import responder.cli.service
 from responder.actuators import registry
 from responder.catalog import load_runbooks
 from responder.fleet_digest import DIGESTED, DIGESTED_IF_SET, IN_THE_RUNBOOKS, NOT_DIGESTED, fleet_digest
+from responder.sandbox import lifeline
 from responder.settings import Settings
 
 
@@ -70,7 +70,7 @@ def test_every_setting_is_digested_or_named_with_why_not():
 
 def test_a_setting_said_to_be_read_elsewhere_is_read_by_no_module_responder_run_loads():
     """`read by … only` reasons hold: operator_replies_topic was listed so, yet the service answers on it."""
-    loaded = subprocess.run(  # a fresh interpreter: what the service imports, not what other tests did
+    loaded = lifeline.run(  # a fresh interpreter: what the service imports, not what other tests did
         [sys.executable, "-c", "import sys, responder.service\n"
          "print('\\n'.join(m.__file__ for n, m in sys.modules.items() if n.startswith('responder') and m.__file__))"],
         capture_output=True, text=True, check=True).stdout.split()

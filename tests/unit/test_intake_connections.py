@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 
@@ -31,6 +32,25 @@ async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:
     return await asyncio.wait_for(reader.read(), CAP_S)
 
 
+@contextlib.asynccontextmanager
+async def _trickling(writer: asyncio.StreamWriter, chunk: bytes) -> AsyncIterator[None]:
+    """Write `chunk` every fifth of the timeout (each sooner than it) while the block runs; close the connection."""
+
+    async def trickle() -> None:
+        while True:
+            await asyncio.sleep(TIMEOUT_S / 5)
+            writer.write(chunk)
+            await writer.drain()
+
+    feeder = asyncio.create_task(trickle())
+    try:
+        yield
+    finally:
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        writer.close()
+
+
 async def test_a_client_that_sends_nothing_is_answered_408_and_disconnected(port: int) -> None:
     """A connection that sends no request head within intake_read_timeout_s gets 408 and is closed."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -44,20 +64,8 @@ async def test_a_client_that_trickles_header_lines_is_disconnected(port: int) ->
     """Header lines arriving one by one, each sooner than the timeout, do not extend the head's deadline."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST /v1/events/open HTTP/1.1\r\nHost: x\r\n")
-
-    async def trickle() -> None:
-        while True:
-            await asyncio.sleep(TIMEOUT_S / 5)
-            writer.write(b"x-pad: 1\r\n")
-            await writer.drain()
-
-    feeder = asyncio.create_task(trickle())
-    try:
+    async with _trickling(writer, b"x-pad: 1\r\n"):
         assert (await _closed_by_server(reader)).startswith(b"HTTP/1.1 408 ")
-    finally:
-        feeder.cancel()
-        await asyncio.gather(feeder, return_exceptions=True)
-        writer.close()
 
 
 async def test_a_kept_alive_connection_times_its_next_request_head_too(port: int) -> None:
@@ -117,20 +125,8 @@ async def test_an_answer_sent_before_the_body_arrived_closes_the_connection(port
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
                  b"content-length: 100000\r\n\r\n")
-
-    async def trickle() -> None:
-        while True:
-            await asyncio.sleep(TIMEOUT_S / 5)
-            writer.write(b"x")
-            await writer.drain()
-
-    feeder = asyncio.create_task(trickle())
-    try:
+    async with _trickling(writer, b"x"):
         assert (await _closed_by_server(reader)).startswith(b"HTTP/1.1 404 ")
-    finally:
-        feeder.cancel()
-        await asyncio.gather(feeder, return_exceptions=True)
-        writer.close()
 
 
 async def test_a_body_timeout_answers_408_and_closes_the_connection(port: int) -> None:

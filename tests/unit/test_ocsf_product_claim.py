@@ -58,32 +58,42 @@ def _acting(matcher: Matcher, doc: dict[str, Any]) -> set[str]:
             if any(s.actuator.startswith("aws.") for s in m.runbook.steps)}
 
 
+def _claiming(name: str, uid: str) -> dict[str, Any]:
+    """`_record()` claiming the product `name` (its uid `uid`)."""
+    doc = _record()
+    doc["metadata"]["product"] = {"name": name, "uid": uid}
+    return doc
+
+
+@pytest.fixture(scope="module", name="shipped")
+def _shipped() -> Matcher:
+    """A matcher over the shipped runbooks (loaded once for the module)."""
+    return Matcher(load_runbooks(ROOT / "runbooks", registry))
+
+
 @pytest.fixture(scope="module", name="by_technique")
-def _by_technique() -> set[str]:
+def _by_technique(shipped: Matcher) -> set[str]:
     """Every acting runbook an OCSF record with no product claim reaches by naming some technique in attacks[]."""
-    matcher = Matcher(load_runbooks(ROOT / "runbooks", registry))
     reached: set[str] = set()
     for technique in TECHNIQUES.rows:
         doc = _record()
         doc["finding_info"]["attacks"] = [{"technique": {"uid": technique.rstrip("*")}}]
-        reached |= _acting(matcher, doc)
+        reached |= _acting(shipped, doc)
     return reached
 
 
 @pytest.mark.parametrize("spelled", ["asff", "guardduty"])
 @pytest.mark.parametrize("pattern", sorted(GUARDDUTY.rows))
-def test_claiming_guardduty_reaches_no_aws_action_a_technique_does_not(pattern: str, spelled: str,
+def test_claiming_guardduty_reaches_no_aws_action_a_technique_does_not(pattern: str, spelled: str, shipped: Matcher,
                                                                       by_technique: set[str]) -> None:
     """A record claiming GuardDuty's product runs only AWS-acting runbooks its attacks[] reach without the claim."""
-    matcher = Matcher(load_runbooks(ROOT / "runbooks", registry))
-    claimed = _record()
-    claimed["metadata"]["product"] = {"name": "GuardDuty", "uid": GUARDDUTY_PRODUCT}
+    claimed = _claiming("GuardDuty", GUARDDUTY_PRODUCT)
     gd_type = _concrete(pattern)
     claimed["finding_info"]["types"] = [_asff(gd_type) if spelled == "asff" else gd_type]
     [event] = decode_doc(claimed)
     assert event.threat is not None
     assert event.threat.category == GUARDDUTY.rows[pattern].threat.category
-    assert _acting(matcher, claimed) <= by_technique
+    assert _acting(shipped, claimed) <= by_technique
 
 
 def test_the_categories_only_the_claim_reaches_are_the_documented_ones() -> None:
@@ -98,17 +108,15 @@ def test_the_categories_only_the_claim_reaches_are_the_documented_ones() -> None
 @pytest.mark.parametrize("product", ["product", "productv2"])
 @pytest.mark.parametrize("control", sorted(SECURITYHUB.rows))
 def test_claiming_a_security_hub_control_reaches_no_aws_action_a_technique_does_not(control: str, product: str,
+                                                                                   shipped: Matcher,
                                                                                    by_technique: set[str]) -> None:
     """A record claiming Security Hub's product runs, for a control id, only AWS actions a technique reaches."""
-    matcher = Matcher(load_runbooks(ROOT / "runbooks", registry))
-    claimed = _record()
-    claimed["metadata"]["product"] = {"name": "Security Hub",
-                                      "uid": f"arn:aws:securityhub:us-east-1::{product}/aws/securityhub"}
+    claimed = _claiming("Security Hub", f"arn:aws:securityhub:us-east-1::{product}/aws/securityhub")
     claimed["compliance"] = {"control": control, "status": "Fail"}
     [event] = decode_doc(claimed)
     assert event.threat is not None
     assert event.threat.category == SECURITYHUB.rows[control].threat.category
-    assert _acting(matcher, claimed) <= by_technique
+    assert _acting(shipped, claimed) <= by_technique
     assert SECURITYHUB.categories() <= TECHNIQUES.categories()
 
 

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from responder.cli.app import app
+from responder.sandbox import lifeline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,7 +81,6 @@ def test_a_file_where_a_directory_is_expected_and_the_reverse_are_named(tmp_path
 def test_a_named_pipe_is_read_once_not_opened_by_the_check(tmp_path: Path) -> None:
     """A FIFO given as the event file is read by the command, not opened by the readability check."""
     import os
-    import subprocess
     import sys
     import threading
 
@@ -95,8 +95,8 @@ def test_a_named_pipe_is_read_once_not_opened_by_the_check(tmp_path: Path) -> No
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
     try:
-        out = subprocess.run([sys.executable, "-m", "responder", "events", "normalise", "--json", str(fifo)],
-                             capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+        out = lifeline.run([sys.executable, "-m", "responder", "events", "normalise", "--json", str(fifo)],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
     finally:
         if writer.is_alive():  # the command never read it: let the writer go
             os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))

@@ -111,15 +111,23 @@ async def test_a_crash_before_a_removed_runbooks_missed_escalation_records_it_on
     assert [m["reason"] for m in kit.entries("escalation.missed")] == ["runbook_removed"]
 
 
-async def test_a_parked_escalation_step_of_a_replaced_runbook_counts_as_a_failed_escalation(tmp_path):
-    """A replaced runbook's parked escalation step denied at its timeout is a failed escalation, never re-escalated."""
+async def _escalation_parked_then_replaced(tmp_path: Path) -> tuple[Kit, Metrics, Parked]:
+    """`deactivate` lapsed and its escalation step parked (its quota full), then its runbook replaced; the parked
+    step."""
     kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
     metrics = metered(kit)
     kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the escalation's quota is full: it parks
     await kit.send()
     await lapse(kit)
-    assert [p.step for p in kit.engine.state.parked_steps()] == ["tell.deactivate"]
+    [parked] = kit.engine.state.parked_steps()
     _reload(kit, tmp_path, FULL + GATED % "stop")
+    return kit, metrics, parked
+
+
+async def test_a_parked_escalation_step_of_a_replaced_runbook_counts_as_a_failed_escalation(tmp_path):
+    """A replaced runbook's parked escalation step denied at its timeout is a failed escalation, never re-escalated."""
+    kit, metrics, parked = await _escalation_parked_then_replaced(tmp_path)
+    assert parked.step == "tell.deactivate"
     await lapse(kit, 3601)
     [denied] = [b for b in kit.entries("step.result") if b["step"] == "tell.deactivate"]
     assert (denied["status"], denied["code"]) == ("denied", "ApprovalTimeout")
@@ -285,13 +293,7 @@ async def test_a_denial_of_a_step_whose_runbook_was_replaced_is_recorded_and_end
 
 async def test_a_denial_of_a_parked_escalation_step_of_a_replaced_runbook_is_applied(tmp_path):
     """A denial of a replaced runbook's parked escalation step is applied at once, counting no failed escalation."""
-    kit = make_kit(tmp_path, {"rb": FULL + GATED % "stop"})
-    metrics = metered(kit)
-    kit.engine.state.windows.record("rb", "test.echo", kit.clock())  # the escalation's quota is full: it parks
-    await kit.send()
-    await lapse(kit)
-    [parked] = kit.engine.state.parked_steps()
-    _reload(kit, tmp_path, FULL + GATED % "stop")
+    kit, metrics, parked = await _escalation_parked_then_replaced(tmp_path)
     assert await kit.engine.decide(*decision(kit, parked.incident, "tell.deactivate", "deny"))
     [denied] = [b for b in kit.entries("step.result") if b["step"] == "tell.deactivate"]
     assert (denied["status"], denied.get("code"), denied["error"]) == ("denied", None, "denied by alice")

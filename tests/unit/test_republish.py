@@ -13,6 +13,7 @@ import orjson
 from structlog.testing import capture_logs
 
 from responder.engine import asking
+from responder.engine.approvals import Parked
 from responder.engine.guards import GuardPolicy
 from responder.engine.pending import latest_requests, pending
 from responder.fleet import FleetState
@@ -23,6 +24,16 @@ from tests.fleet_kit import CompactedChangelog, publisher_down, requests_publish
 from tests.kit import Kit, decision, make_kit
 
 WAITS = TIMED.replace("timeout: 60,", "timeout: 600,") % "deny"
+
+
+async def _asked_again(tmp_path: Path) -> tuple[Kit, Parked]:
+    """A step parked, then its request published again, once, after a restart; the kit and the parked step."""
+    kit = make_kit(tmp_path, {"rb": WAITS})
+    await kit.send()
+    [parked] = kit.engine.state.parked_steps()
+    kit.start()
+    assert await kit.engine.decisions.ask_again() == 1
+    return kit, parked
 
 
 async def test_a_request_kafka_did_not_take_before_a_restart_is_published_after_it(tmp_path: Path) -> None:
@@ -44,11 +55,7 @@ async def test_a_request_kafka_did_not_take_before_a_restart_is_published_after_
 
 async def test_a_request_published_twice_is_one_pending_step(tmp_path: Path) -> None:
     """A request published before and after a restart is read by `approvals pending` as one waiting step."""
-    kit = make_kit(tmp_path, {"rb": WAITS})
-    await kit.send()
-    [parked] = kit.engine.state.parked_steps()
-    kit.start()
-    assert await kit.engine.decisions.ask_again() == 1
+    kit, parked = await _asked_again(tmp_path)
     assert requests_published(kit) == [parked.request_id, parked.request_id]
     records = [RawRecord(topic=t, partition=0, offset=i, key=k, value=v, timestamp_ms=1_000 + i)
                for i, (t, k, v) in enumerate(kit.publisher.sent) if t == REQUESTS_TOPIC]
@@ -161,11 +168,7 @@ async def test_a_request_its_step_published_during_the_round_is_not_published_ag
 
 async def test_a_republished_copy_does_not_hide_why_a_decision_naming_no_request_is_refused(tmp_path: Path) -> None:
     """A decision naming no request id, published before a request's republished copy, is still listed as refused."""
-    kit = make_kit(tmp_path, {"rb": WAITS})
-    await kit.send()
-    [parked] = kit.engine.state.parked_steps()
-    kit.start()
-    assert await kit.engine.decisions.ask_again() == 1
+    kit, parked = await _asked_again(tmp_path)
     original, copy = [RawRecord(topic=t, partition=0, offset=i, key=k, value=v, timestamp_ms=1_000 + 1_000 * i)
                       for i, (t, k, v) in enumerate(kit.publisher.sent) if t == REQUESTS_TOPIC]
     value, _, _ = decision(kit, parked.incident, parked.step)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import structlog.testing
 
 from responder.errors import ConfigError
+from responder.sandbox import lifeline
 from responder.service import Service
 from responder.settings import Settings
 
@@ -111,8 +111,8 @@ def test_run_refusing_a_runbook_exits_3_with_no_unclosed_client(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
     env |= {"RESPONDER_KAFKA_BOOTSTRAP": "127.0.0.1:1", "RESPONDER_TIMELINE_PATH": str(tmp_path / "t.jsonl"),
             "RESPONDER_LOG_FORMAT": "console", "PYTHONDEVMODE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "responder", "run", "--runbooks", str(books)], cwd=ROOT, env=env,
-                          capture_output=True, timeout=60, check=False)
+    proc = lifeline.run([sys.executable, "-m", "responder", "run", "--runbooks", str(books)], cwd=ROOT, env=env,
+                        capture_output=True, timeout=60, check=False)
     err = proc.stderr.decode()
     assert proc.returncode == 3, err
     assert "bad.yaml:3" in err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from responder.cli import app
+from responder.sandbox import lifeline
 from responder.settings import Settings
 from responder.settings_errors import SettingsInvalid
 
@@ -75,8 +75,8 @@ def test_a_bad_key_in_the_config_file_names_the_file(monkeypatch, tmp_path):
 def test_run_with_a_bad_setting_exits_3_without_a_traceback(tmp_path):
     """`responder run` as a process: exit 3, one line on stderr, no pydantic traceback."""
     env = {"PATH": "/usr/bin:/bin", "RESPONDER_METRICS_PORT": "abc", "RESPONDER_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
-    proc = subprocess.run([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env, capture_output=True,
-                          timeout=60, check=False)
+    proc = lifeline.run([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env, capture_output=True,
+                        timeout=60, check=False)
     assert proc.returncode == 3
     assert proc.stderr.decode().strip().splitlines() == [
         "✗ RESPONDER_METRICS_PORT='abc': input should be a valid integer, unable to parse string as an integer "

@@ -12,7 +12,7 @@ import structlog
 from responder.errors import TransientActuationError
 from responder.models.event import RawRecord
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.kit import KEY, make_kit
+from tests.kit import KEY, Kit, make_kit
 
 STEP = """\
 steps:
@@ -42,6 +42,14 @@ def _on_update(iam: Any, effect: Any) -> list[dict[str, Any]]:
 
 async def _nothing(n: int) -> None:
     return None
+
+
+async def _times_out(kit: Kit, effect: Any) -> None:
+    """Send the finding, `effect` run before each UpdateAccessKey: the step's one result is a transient Timeout."""
+    _on_update(kit.iam, effect)
+    await asyncio.wait_for(kit.send(), 10)
+    [result] = kit.entries("step.result")
+    assert (result["status"], result["code"], result["permanent"]) == ("failed", "Timeout", False)
 
 
 async def test_a_step_logs_with_its_incident_runbook_and_event_and_unbinds_them_after(tmp_path: Path) -> None:
@@ -90,10 +98,7 @@ async def test_a_step_that_outlasts_its_timeout_fails_with_timeout(tmp_path: Pat
     async def hang(n: int) -> None:
         await asyncio.sleep(30)
 
-    _on_update(kit.iam, hang)
-    await asyncio.wait_for(kit.send(), 10)
-    [result] = kit.entries("step.result")
-    assert (result["status"], result["code"], result["permanent"]) == ("failed", "Timeout", False)
+    await _times_out(kit, hang)
     assert kit.iam.keys[KEY]["Status"] == "Active"
 
 
@@ -105,10 +110,7 @@ async def test_a_step_blocked_past_its_timeout_before_suspending_times_out_at_it
         time.sleep(0.3)  # noqa: ASYNC251 - holds the loop past the deadline, then waits within a fresh timeout
         await asyncio.sleep(0.01)
 
-    _on_update(kit.iam, block_then_wait)
-    await asyncio.wait_for(kit.send(), 10)
-    [result] = kit.entries("step.result")
-    assert (result["status"], result["code"], result["permanent"]) == ("failed", "Timeout", False)
+    await _times_out(kit, block_then_wait)
 
 
 async def test_a_step_whose_actuator_never_suspends_schedules_no_timeout_timer(tmp_path: Path) -> None:
@@ -139,10 +141,7 @@ async def test_a_step_that_suspends_then_outlasts_its_timeout_is_cancelled_at_th
         await asyncio.sleep(0)
         await asyncio.sleep(30)
 
-    _on_update(kit.iam, wait_then_hang)
-    await asyncio.wait_for(kit.send(), 10)
-    [result] = kit.entries("step.result")
-    assert (result["status"], result["code"], result["permanent"]) == ("failed", "Timeout", False)
+    await _times_out(kit, wait_then_hang)
     assert kit.iam.keys[KEY]["Status"] == "Active"
 
 

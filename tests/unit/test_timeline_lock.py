@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.errors import ChainBroken, TimelineLocked
+from responder.sandbox import lifeline
 from responder.timeline import FileStore, Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,8 +78,8 @@ def test_run_refuses_to_start_on_a_broken_chain(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")},
            "RESPONDER_KAFKA_BOOTSTRAP": "127.0.0.1:9", "RESPONDER_KAFKA_CONNECT_TIMEOUT": "1",
            "RESPONDER_TIMELINE_PATH": str(path)}
-    proc = subprocess.run([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env, capture_output=True,
-                          timeout=60, check=False)
+    proc = lifeline.run([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env, capture_output=True,
+                        timeout=60, check=False)
     err = proc.stderr.decode()
     assert proc.returncode == 3, err
     assert "entry 2" in err.strip().splitlines()[-1]

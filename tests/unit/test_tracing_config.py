@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
+from responder.sandbox import lifeline
 from responder.tracing import outgoing, trace_id_of
 
 SCRIPT = """
@@ -15,8 +15,8 @@ print(tracing.configure({endpoint!r}, "test"), type(trace.get_tracer_provider())
 
 
 def _configure(endpoint: str | None) -> str:
-    return subprocess.run([sys.executable, "-c", SCRIPT.format(endpoint=endpoint)], capture_output=True, text=True,
-                          check=True, timeout=60).stdout.strip().splitlines()[-1]
+    return lifeline.run([sys.executable, "-c", SCRIPT.format(endpoint=endpoint)], capture_output=True, text=True,
+                        check=True, timeout=60).stdout.strip().splitlines()[-1]
 
 
 def test_tracing_is_off_by_default() -> None:

@@ -12,7 +12,7 @@ from responder.engine.approvals import RUNBOOK_APPROVAL, decision_id
 from responder.engine.guards import GuardPolicy
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import EngineState
-from tests.escalation_kit import FULL
+from tests.escalation_kit import FULL, approved_then_crashed
 from tests.fleet_kit import APPROVED_ON_TIMEOUT, FakeFleetGuard
 from tests.kit import Kit, decision, make_kit
 
@@ -120,16 +120,7 @@ async def _approved_then_crashed(tmp_path) -> tuple[Kit, tuple[bytes, str, str]]
     """A kit whose parked step a human approved, cut short by a crash before its intent; the decision."""
     kit = await _parked(tmp_path)
     [parked] = kit.engine.state.parked_steps()
-
-    async def crash(*args: object) -> None:
-        raise RuntimeError("killed")
-
-    kit.engine.decisions.resume = crash  # type: ignore[assignment]
-    approval = decision(kit, parked.incident, "wipe")
-    with pytest.raises(RuntimeError, match="killed"):
-        await kit.engine.decide(*approval)
-    await kit.engine.recorder.flush()
-    return kit, approval
+    return kit, await approved_then_crashed(kit, parked.incident, "wipe", "resume")
 
 
 async def test_an_approved_step_cut_short_before_its_intent_runs_after_the_restart_without_asking_again(tmp_path):

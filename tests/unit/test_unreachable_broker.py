@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
+
+from responder.sandbox import lifeline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,8 +28,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def test_run_logs_attempts_then_exits_3_with_one_line(tmp_path):
     """`responder run` logs each failed connection attempt, then one ✗ line naming the broker; exit 3, no trace."""
     env = _env(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env, capture_output=True,
-                          timeout=60, check=False)
+    proc = lifeline.run([sys.executable, "-m", "responder", "run"], cwd=ROOT, env=env, capture_output=True,
+                        timeout=60, check=False)
     err = proc.stderr.decode()
     assert proc.returncode == 3, err
     assert err.count("kafka_connect_failed") >= 2
@@ -43,8 +44,8 @@ def test_events_publish_exits_3_without_an_unclosed_producer(tmp_path):
     """`events publish` to a closed port: one ✗ line, exit 3, no `Unclosed AIOKafkaProducer`."""
     record = tmp_path / "r.json"
     record.write_text('{"hello": 1}')
-    proc = subprocess.run([sys.executable, "-m", "responder", "events", "publish", str(record)], cwd=ROOT,
-                          env=_env(tmp_path), capture_output=True, timeout=60, check=False)
+    proc = lifeline.run([sys.executable, "-m", "responder", "events", "publish", str(record)], cwd=ROOT,
+                        env=_env(tmp_path), capture_output=True, timeout=60, check=False)
     err = proc.stderr.decode()
     assert proc.returncode == 3, err
     assert err.strip().splitlines()[-1].startswith("✗ cannot reach Kafka at ")
