@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 
 import orjson
 import pytest
@@ -211,7 +212,7 @@ async def test_a_record_dead_lettered_twice_is_replayed_once(kafka_bootstrap, to
     """Two dead-letter copies of one keyless record (a restart before its commit) are published once, then skipped."""
     dlq, target = topics["deadletter"], f"replayed-{unique}"
     record = RawRecord(topic=topics["alerts"], partition=1, offset=41, value=b"{bad", headers=(("trace", b"t"),),
-                       timestamp_ms=1_790_000_000_000)
+                       timestamp_ms=int(time.time() * 1000) - 60_000)  # recent: the target deletes by time, 7 days
     other = record.model_copy(update={"offset": 42, "value": b"{worse"})
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
