@@ -1,6 +1,7 @@
 """A dead-letter replay without Kafka: dead letters as its consumer reads them, a producer recording what it sends (or
 failing the sends it is told to), the ledger an earlier replay left, and the replay's clients faked around them
-(tests/unit/test_deadletter_replay_send.py, tests/unit/test_deadletter_replay_once.py)."""
+(tests/unit/test_deadletter_replay_send.py, tests/unit/test_deadletter_replay_once.py); each target's configuration is
+described by a fake admin client (`ConfigAdmin`, tests/unit/test_deadletter_replay_age.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from responder.ingest import deadletter
+from responder.ingest import deadletter, replayage
 from tests.fakes import MetadataClient
 
 
@@ -58,10 +59,40 @@ class ReplayProducer:
         """Nothing to close."""
 
 
+KEEPS_ALL = {"retention.ms": "-1", "cleanup.policy": "delete", "message.timestamp.type": "CreateTime"}
+
+
+class ConfigAdmin:
+    """An admin client describing every topic with `configs` and DescribeConfigs error `code` (3: no such topic,
+    then the broker is described with `broker`), or raising `error`; `asked` lists the resources described."""
+
+    def __init__(self, configs: dict[str, str | None] | None = None, *, code: int = 0,
+                 broker: dict[str, str | None] | None = None, error: Exception | None = None) -> None:
+        self.configs = KEEPS_ALL if configs is None else configs
+        self.code, self.broker, self.error = code, broker, error
+        self.asked: list[str] = []
+
+    async def describe_configs(self, resources: list[Any]) -> list[SimpleNamespace]:
+        """One answer for the one resource asked: the broker's defaults for a broker, else the topic's."""
+        [resource] = resources
+        self.asked.append(resource.name)
+        if self.error is not None:
+            raise self.error
+        is_topic = resource.resource_type == replayage.ConfigResourceType.TOPIC
+        configs, code = (self.configs, self.code) if is_topic else (self.broker or {}, 0)
+        entries = [(name, value, False, False, False) for name, value in configs.items()]
+        return [SimpleNamespace(resources=[(code, None, resource.resource_type, resource.name, entries)])]
+
+    async def describe_cluster(self) -> dict[str, Any]:
+        """One broker, node 1."""
+        return {"brokers": [{"node_id": 1, "host": "127.0.0.1", "port": 1}]}
+
+
 def fake_replay(monkeypatch: pytest.MonkeyPatch, producer: ReplayProducer, records: Iterable[Any] | None = None,
-                ledger: Iterable[bytes] = ()) -> None:
+                ledger: Iterable[bytes] = (), admin: ConfigAdmin | None = None) -> None:
     """Fake the replay's clients: its consumer reads `records` (by default dead letters dlq:0:5..7, naming no
-    original) in one batch, the ledger holds `ledger`, and `producer` sends."""
+    original) in one batch, the ledger holds `ledger`, `producer` sends and `admin` (by default one describing every
+    target as keeping its records forever) answers the read of each target's configuration."""
     batch = [dead_letter(o) for o in (5, 6, 7)] if records is None else list(records)
     noted = set(ledger)
 
@@ -85,3 +116,9 @@ def fake_replay(monkeypatch: pytest.MonkeyPatch, producer: ReplayProducer, recor
                         ("getmany_past", getmany), ("AIOKafkaConsumer", Consumer),
                         ("AIOKafkaProducer", lambda **_: producer)):
         monkeypatch.setattr(deadletter, name, value)
+    describer = admin or ConfigAdmin()
+
+    async def with_admin(_: str, call: Any, **__: Any) -> Any:
+        return await call(describer)
+
+    monkeypatch.setattr(replayage, "with_admin", with_admin)

@@ -47,7 +47,7 @@ def replay_cmd(
     if json:
         emit_json({"scanned": result.scanned, "replayed": result.replayed, "dry_run": dry_run,
                    "already_replayed": result.already, "duplicates": result.duplicates,
-                   "unreplayable": result.unreplayable,
+                   "unreplayable": result.unreplayable, "too_old": result.too_old,
                    "by_reason": dict(result.by_reason), "targets": dict(result.targets),
                    "published": result.published, "failed": result.failed, "error": result.error,
                    "failed_reached_topic": _reached(result)})
@@ -56,6 +56,10 @@ def replay_cmd(
         console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s); {result.already} "
                       f"already replayed (--force sends them again), {result.duplicates} more copy(ies) of records "
                       f"this replay sent, skipped, {result.unreplayable} cut copies not replayable", highlight=False)
+        if result.too_old:
+            print_error(f"{result.too_old} dead letter(s) older than their destination topic's retention not replayed "
+                        "(it would delete them at once): replay them with --topic to a topic that keeps them longer "
+                        "(retention.ms), or one with message.timestamp.type=LogAppendTime", "!", "yellow")
         if result.replayed:
             table = Table("by", "value", "records")
             for reason, n in sorted(result.by_reason.items()):

@@ -5,7 +5,9 @@ detail, topic, partition, offset, time, its broker timestamp). Replay sends valu
 (without `dlq.*`) back to the original topic, or to `to_topic`, plus `responder-replay-of` naming the
 dead-letter record (`topic:partition:offset`), stamped with the original's broker timestamp (`dlq.timestamp`; a
 topic of `message.timestamp.type=LogAppendTime` stamps its own): an event whose time or id is the record's broker
-time (a SageMaker report with no time or run name) is the same event again.
+time (a SageMaker report with no time or run name) is the same event again. A target of that stamp
+(`CreateTime`) deleting by time would delete a record older than its retention at once: such a record (an hour's
+margin included) is neither sent nor noted, `too_old` (replayage.py says how the target is read).
 
 Replay publishes each original record once per target. A record can be in the dead-letter topic twice: the service
 stopped after sending its copy, before committing its offset, and dead-lettered it again at the restart. A copy is
@@ -51,13 +53,13 @@ from responder.ingest.clients import (
     stop_consumer,
     transient_send,
 )
+from responder.ingest.replayage import TargetAges, original_time
 from responder.ingest.security import check_connection
 from responder.ingest.unreadable import getmany_past, readable
 from responder.models.event import REPLAY_OF_HEADER
 
 log = structlog.get_logger(__name__)
 DLQ_PREFIX = "dlq."
-MAX_TIMESTAMP_MS = 253_402_300_800_000  # 10000-01-01: past it `RawRecord.stamped` reads no time
 # copies that are not the original record (`dlq.key_replaced`: its key, over 4 KiB, is the key's digest)
 NOT_ORIGINAL = ("dlq.minimal", "dlq.truncated", "dlq.headers_dropped", "dlq.key_replaced")
 # every ledger key names one record and target once: compacted, the notes outlive any retention of the dead letters
@@ -74,6 +76,7 @@ class ReplayResult:
     replayed: int = 0
     already: int = 0  # the ledger held their record for their target: an earlier replay sent it
     duplicates: int = 0  # another copy of their record was sent (or counted, dry_run) earlier in this replay
+    too_old: int = 0  # stamped before their target's retention (+ an hour): not sent, it would delete them at once
     unreplayable: int = 0
     by_reason: Counter[str] = field(default_factory=Counter)
     targets: Counter[str] = field(default_factory=Counter)
@@ -112,16 +115,6 @@ def identity(headers: list[tuple[str, bytes]], target: str, coords: str, digest:
     if not topic or number is None or at is None:
         return f"{target}|{coords}".encode()
     return f"{target}|original={topic}:{number}:{at};sha256={digest}".encode()
-
-
-def original_time(headers: list[tuple[str, bytes]]) -> int | None:
-    """The dead-lettered record's broker timestamp (`dlq.timestamp`, ms), None when absent or not a plausible one
-    (the producer then stamps the replay with its own time, as before 2026-12-05)."""
-    found = _header(headers, "dlq.timestamp")
-    if found is None or not found.isascii() or not found.isdigit():
-        return None
-    ms = int(found)
-    return ms if 0 < ms < MAX_TIMESTAMP_MS else None
 
 
 async def _drain(consumer: AIOKafkaConsumer, idle_seconds: float) -> list[Any]:
@@ -166,6 +159,7 @@ async def replay_deadletters(
     await check_connection(bootstrap, options or {})
     ledger_topic = f"{deadletter_topic}.replayed"
     done = set() if force else await _ledger(bootstrap, ledger_topic, min(idle_seconds, 1.5), options)
+    ages = TargetAges(bootstrap, options)  # each target's retention, read once
     counted: set[bytes] = set()  # the records this replay sent (or counted, dry_run): their other copies are not
     consumer = AIOKafkaConsumer(deadletter_topic, bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest", **(options or {}))
@@ -208,6 +202,9 @@ async def replay_deadletters(
                 if ledger_key in counted and not force:
                     result.duplicates += 1
                     continue
+                if await ages.too_old(target, stamp):  # neither sent nor noted: its target would delete it at once
+                    result.too_old += 1
+                    continue
                 if not dry_run and not await _republish(
                         producer, result, msg, target, [*original, (REPLAY_OF_HEADER, coords.encode())],
                         stamp, ledger_topic=ledger_topic, ledger_key=ledger_key):
@@ -222,7 +219,8 @@ async def replay_deadletters(
         await stop_consumer(consumer)
         await producer.stop()
     log.info("deadletters_replayed", scanned=result.scanned, replayed=result.replayed, already=result.already,
-             duplicates=result.duplicates, dry_run=dry_run, reasons=dict(result.by_reason), failed=result.failed)
+             duplicates=result.duplicates, too_old=result.too_old, dry_run=dry_run, reasons=dict(result.by_reason),
+             failed=result.failed)
     return result
 
 
