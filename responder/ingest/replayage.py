@@ -7,11 +7,12 @@ while the replay ledger would note it sent. `TargetAges` reads each target's eff
 `cleanup.policy` and `message.timestamp.type` once per replay (DescribeConfigs) and says which stamps are older than
 `now - retention.ms + MARGIN_MS`: the replay neither sends nor notes those (`too_old`). A target stamping its own
 time (`LogAppendTime`), keeping records forever (`retention.ms=-1`) or only compacted, and a record without a stamp
-(the producer stamps the replay's time) are sent. A target that does not exist yet is judged by the broker's defaults
-(`log.retention.ms`, else `.minutes`, else `.hours`; `log.cleanup.policy`, `log.message.timestamp.type`): those of the
-topic the producer's send auto-creates. A target whose configuration cannot be read (an error, a broker refusing or
-not supporting DescribeConfigs) is sent to as before, with the warning `deadletter_replay_retention_unknown`: the
-check guards against a loss the operator can see coming, it does not stop a replay it cannot judge.
+(the producer stamps the replay's time) are sent. A target that does not exist yet is judged by the broker's
+defaults (`log.retention.ms`, else `.minutes`, else `.hours`; `log.cleanup.policy`, `log.message.timestamp.type`):
+those of the topic the producer's send auto-creates. A target whose configuration cannot be read (an error, a broker
+refusing or not supporting DescribeConfigs, an answer of another shape) is sent to as before, with the warning
+`deadletter_replay_retention_unknown`: the check guards against a loss the operator can see coming, it does not stop
+a replay it cannot judge.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class TargetAges:
             try:
                 configs = await with_admin(self.bootstrap, lambda admin: _read(admin, target), options=self.options)
                 error = None if configs is not None else "DescribeConfigs answered with an error"
-            except (KafkaError, BrokerUnreachable) as exc:
+            except (KafkaError, BrokerUnreachable, LookupError, TypeError, ValueError) as exc:  # or an odd answer
                 configs, error = None, f"{type(exc).__name__}: {exc}"
             if configs is None:
                 log.warning("deadletter_replay_retention_unknown", target=target, error=error,

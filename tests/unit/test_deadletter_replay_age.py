@@ -86,11 +86,12 @@ async def test_a_target_not_created_yet_is_judged_by_the_broker_s_defaults(monke
     assert admin.asked == ["alerts", "1"]
 
 
-@pytest.mark.parametrize("admin", [ConfigAdmin(code=29), ConfigAdmin(error=UnsupportedVersionError("no"))],
-                         ids=["error-code", "unsupported"])
+@pytest.mark.parametrize("admin", [ConfigAdmin(code=29), ConfigAdmin(error=UnsupportedVersionError("no")),
+                                   ConfigAdmin(error=ValueError("not enough values to unpack"))],
+                         ids=["error-code", "unsupported", "odd-answer"])
 async def test_a_target_whose_configuration_cannot_be_read_is_sent_to_with_a_warning(
         monkeypatch: pytest.MonkeyPatch, admin: ConfigAdmin) -> None:
-    """DescribeConfigs refused or unsupported: the record is sent as before, `deadletter_replay_retention_unknown`."""
+    """DescribeConfigs refused, unsupported or odd: sent as before, with `deadletter_replay_retention_unknown`."""
     records = [dead_letter(5, original=(0, 7), timestamp_ms=_ago(2 * DAY_MS))]
     with capture_logs() as logs:
         result, producer = await _replay(monkeypatch, records, admin)
