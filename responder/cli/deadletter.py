@@ -58,8 +58,8 @@ def replay_cmd(
                       f"this replay sent, skipped, {result.unreplayable} cut copies not replayable", highlight=False)
         if result.too_old:
             print_error(f"{result.too_old} dead letter(s) older than their destination topic's retention not replayed "
-                        "(it would delete them at once): replay them with --topic to a topic that keeps them longer "
-                        "(retention.ms), or one with message.timestamp.type=LogAppendTime", "!", "yellow")
+                        "(it would delete them at once or soon after): replay them with --topic to a topic that keeps "
+                        "them longer (retention.ms), or one with message.timestamp.type=LogAppendTime", "!", "yellow")
         if result.replayed:
             table = Table("by", "value", "records")
             for reason, n in sorted(result.by_reason.items()):

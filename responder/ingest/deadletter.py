@@ -6,8 +6,8 @@ detail, topic, partition, offset, time, its broker timestamp). Replay sends valu
 dead-letter record (`topic:partition:offset`), stamped with the original's broker timestamp (`dlq.timestamp`; a
 topic of `message.timestamp.type=LogAppendTime` stamps its own): an event whose time or id is the record's broker
 time (a SageMaker report with no time or run name) is the same event again. A target of that stamp
-(`CreateTime`) deleting by time would delete a record older than its retention at once: such a record (an hour's
-margin included) is neither sent nor noted, `too_old` (replayage.py says how the target is read).
+(`CreateTime`) deleting by time would delete a record older than its retention at once: such a record (a margin
+included) is neither sent nor noted, `too_old` (replayage.py says how the target is read).
 
 Replay publishes each original record once per target. A record can be in the dead-letter topic twice: the service
 stopped after sending its copy, before committing its offset, and dead-lettered it again at the restart. A copy is

@@ -5,7 +5,8 @@ A topic deleting by time (`cleanup.policy` holding `delete`, `retention.ms` ≥ 
 retention is deleted by the broker's next retention check (every 5 minutes by default), before a replica reads it,
 while the replay ledger would note it sent. `TargetAges` reads each target's effective `retention.ms`,
 `cleanup.policy` and `message.timestamp.type` once per replay (DescribeConfigs) and says which stamps are older than
-`now - retention.ms + MARGIN_MS`: the replay neither sends nor notes those (`too_old`). A target stamping its own
+`now - retention.ms + margin` (`MARGIN_MS`, or a tenth of a shorter retention's): the replay neither sends nor notes
+those (`too_old`). A target stamping its own
 time (`LogAppendTime`), keeping records forever (`retention.ms=-1`) or only compacted, and a record without a stamp
 (the producer stamps the replay's time) are sent. A target that does not exist yet is judged by the broker's
 defaults (`log.retention.ms`, else `.minutes`, else `.hours`; `log.cleanup.policy`, `log.message.timestamp.type`):
@@ -31,6 +32,7 @@ from responder.ingest.admin import with_admin
 log = structlog.get_logger(__name__)
 MAX_TIMESTAMP_MS = 253_402_300_800_000  # 10000-01-01: past it `RawRecord.stamped` reads no time
 MARGIN_MS = 3_600_000  # a record this close to its target's retention is not replayed either: it would go soon after
+MARGIN_SHARE = 10  # a retention under 10 hours gets a tenth of it as its margin: its newest records still go
 UNKNOWN_TOPIC_OR_PARTITION = 3  # DescribeConfigs' error code for a topic that does not exist
 _BROKER_DEFAULTS = {"log.cleanup.policy": "cleanup.policy", "log.message.timestamp.type": "message.timestamp.type"}
 _RETENTION_UNITS = (("log.retention.ms", 1), ("log.retention.minutes", 60_000), ("log.retention.hours", 3_600_000))
@@ -106,8 +108,9 @@ class TargetAges:
         return self.kept[target]
 
     async def too_old(self, target: str, stamp: int | None) -> bool:
-        """Whether a record stamped `stamp` would be deleted by `target` at once, or within `MARGIN_MS`."""
+        """Whether a record stamped `stamp` would be deleted by `target` at once, or within the margin (`MARGIN_MS`,
+        or a tenth of a retention under 10 hours, so that a short one still takes its newest records)."""
         if stamp is None:
             return False
         kept = await self.retention(target)
-        return kept is not None and stamp < time.time() * 1000 - kept + MARGIN_MS
+        return kept is not None and stamp < time.time() * 1000 - kept + min(MARGIN_MS, kept // MARGIN_SHARE)

@@ -62,6 +62,15 @@ async def test_a_dead_letter_within_the_margin_of_its_target_s_retention_is_not_
     assert (result.too_old, result.replayed, producer.to("alerts")) == (1, 0, [])
 
 
+async def test_a_short_retention_still_takes_its_newest_dead_letters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """To a topic keeping an hour a record a minute old is sent (a tenth of it as margin), one 55 minutes old not."""
+    records = [dead_letter(5, original=(0, 7), timestamp_ms=_ago(60_000)),
+               dead_letter(8, original=(0, 9), timestamp_ms=_ago(55 * 60_000))]
+    hour = ConfigAdmin({**DELETES_AFTER_A_DAY, "retention.ms": "3600000"})
+    result, producer = await _replay(monkeypatch, records, hour)
+    assert (result.too_old, result.replayed, producer.to("alerts")) == (1, 1, [b"v7"])
+
+
 @pytest.mark.parametrize("configs", [
     {**DELETES_AFTER_A_DAY, "message.timestamp.type": "LogAppendTime"},
     {**DELETES_AFTER_A_DAY, "retention.ms": "-1"},
