@@ -6,12 +6,12 @@ retention is deleted by the broker's next retention check (every 5 minutes by de
 while the replay ledger would note it sent. `TargetAges` reads each target's effective `retention.ms`,
 `cleanup.policy` and `message.timestamp.type` once per replay (DescribeConfigs) and says which stamps are older than
 `now - retention.ms + margin` (`MARGIN_MS`, or a tenth of a shorter retention's): the replay neither sends nor notes
-those (`too_old`). A target stamping its own
-time (`LogAppendTime`), keeping records forever (`retention.ms=-1`) or only compacted, and a record without a stamp
-(the producer stamps the replay's time) are sent. A target that does not exist yet is judged by the broker's
-defaults (`log.retention.ms`, else `.minutes`, else `.hours`; `log.cleanup.policy`, `log.message.timestamp.type`):
-those of the topic the producer's send auto-creates. A target whose configuration cannot be read (an error, a broker
-refusing or not supporting DescribeConfigs, an answer of another shape) is sent to as before, with the warning
+those (`too_old`). A target stamping its own time (`LogAppendTime`), keeping records forever (`retention.ms=-1`) or
+only compacted, and a record without a stamp (the producer stamps the replay's time) are sent. A target that does
+not exist yet is judged by the broker's defaults (`log.retention.ms`, else `.minutes`, else `.hours`;
+`log.cleanup.policy`, `log.message.timestamp.type`): those of the topic the producer's send auto-creates. A target
+whose configuration cannot be read (an error, a broker refusing or not supporting DescribeConfigs, an answer of
+another shape or naming no `retention.ms`) is sent to as before, with the warning
 `deadletter_replay_retention_unknown`: the check guards against a loss the operator can see coming, it does not stop
 a replay it cannot judge.
 """
@@ -99,8 +99,10 @@ class TargetAges:
             try:
                 configs = await with_admin(self.bootstrap, lambda admin: _read(admin, target), options=self.options)
                 error = None if configs is not None else "DescribeConfigs answered with an error"
-            except (KafkaError, BrokerUnreachable, LookupError, TypeError, ValueError) as exc:  # or an odd answer
-                configs, error = None, f"{type(exc).__name__}: {exc}"
+                if configs is not None and configs.get("retention.ms") is None:  # a broker that names none
+                    configs, error = None, "the answer names no retention.ms"
+            except (KafkaError, BrokerUnreachable, AttributeError, LookupError, TypeError, ValueError) as exc:
+                configs, error = None, f"{type(exc).__name__}: {exc}"  # or an answer of another shape
             if configs is None:
                 log.warning("deadletter_replay_retention_unknown", target=target, error=error,
                             sent="as if it kept every record")

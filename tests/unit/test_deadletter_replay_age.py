@@ -96,8 +96,10 @@ async def test_a_target_not_created_yet_is_judged_by_the_broker_s_defaults(monke
 
 
 @pytest.mark.parametrize("admin", [ConfigAdmin(code=29), ConfigAdmin(error=UnsupportedVersionError("no")),
-                                   ConfigAdmin(error=ValueError("not enough values to unpack"))],
-                         ids=["error-code", "unsupported", "odd-answer"])
+                                   ConfigAdmin(error=ValueError("not enough values to unpack")),
+                                   ConfigAdmin(error=AttributeError("no resources")),
+                                   ConfigAdmin({"cleanup.policy": "delete", "message.timestamp.type": "CreateTime"})],
+                         ids=["error-code", "unsupported", "odd-answer", "no-resources", "no-retention"])
 async def test_a_target_whose_configuration_cannot_be_read_is_sent_to_with_a_warning(
         monkeypatch: pytest.MonkeyPatch, admin: ConfigAdmin) -> None:
     """DescribeConfigs refused, unsupported or odd: sent as before, with `deadletter_replay_retention_unknown`."""
