@@ -25,8 +25,8 @@ def replay_cmd(
     topic: Annotated[str | None, typer.Option(help="publish here instead of each record's original topic")] = None,
     limit: Annotated[int | None, typer.Option(help="stop after this many records")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be replayed, send nothing")] = False,
-    force: Annotated[bool, typer.Option("--force", help="send every dead letter again: what an earlier replay sent, "
-                                        "and each copy of a record dead-lettered twice")] = False,
+    force: Annotated[bool, typer.Option("--force", help="send again what an earlier replay sent, and each copy of a "
+                                        "record dead-lettered twice (never one too old for its destination)")] = False,
     bootstrap: BootstrapOpt = None,
     json: JsonOpt = False,
 ) -> None:
