@@ -32,6 +32,11 @@ READS_DEADLINE_S = 15.0
 """A step's guard reads through AWS in all (`Guards.reads_deadline`): past it the step is refused, fail closed."""
 SWITCH_READ_S = 5.0
 """One read of the fleet's kill switch, which the poll loop waits for (`FleetGuard`): past it, a failed read."""
+REVOCATION_MARGIN_S = 10.0
+"""What a fleet revocation leaves of the group's rebalance timeout at least (`revocation_deadline`): the member notices
+the rebalance up to a heartbeat late (a sixth of the session timeout) and must still send its JoinGroup in time."""
+CUT_GRACE_S = 5.0
+"""How long a revocation past its deadline waits for the chunks it cancelled to end (they end at their next await)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,15 @@ BOUNDS = (
 )
 """Every fixed bound a revocation, a stop or the poll loop waits for (a dead letter's resends: in the chunk a revocation
 waits for), the first of equals the one a refusal names (without transactions, the resends)."""
+
+
+def revocation_deadline(rebalance_timeout_ms: int) -> float:
+    """The seconds a fleet revocation may take in all (finishing the chunks in hand, then the hand-over), before it
+    cancels what is left uncommitted (responder/service/revocation.py): the rebalance timeout less a tenth of it, and
+    at least `REVOCATION_MARGIN_S` less; at most what the group waits, so a chunk never acts after its partition
+    moved, however its waits add up (docs/fleet.md, "Deadlines")."""
+    seconds = rebalance_timeout_ms / 1000
+    return max(0.0, seconds - max(REVOCATION_MARGIN_S, seconds / 10))
 
 
 def largest(*, transactions: bool) -> Bound:

@@ -42,6 +42,14 @@ class ReplicaFenced(ChangelogError):
     """Another replica took this one's partition and its transactional producer: this replica is a zombie."""
 
 
+class RevocationCut(ReplicaFenced):
+    """A fleet revocation outlasted its deadline (`bounds.revocation_deadline`, below the group's rebalance timeout):
+    the chunks in hand were cancelled uncommitted and the leaving partitions' state forgotten, so that nothing acts
+    for them once the group has moved them. This replica gave them up unfinished, as a fenced one loses them: it
+    rejoins in the same way (responder/service/rejoin.py), and their next owner redoes the uncommitted records from
+    the committed intents and offsets (an intent without its result is resolved by `verify()`)."""
+
+
 class TransactionFailed(ChangelogError):
     """A partition's changelog transaction failed for good, not fenced (responder/ingest/transactions.py): its
     producer died (aiokafka's sender routine ended, e.g. its coordinator lookup lost the connection to a killed

@@ -38,8 +38,9 @@ class KafkaSettings(BaseSettings):
         description="Kafka consumer session timeout; a silent member is evicted after this long")
     rebalance_timeout_ms: int = Field(
         default=120_000, ge=1000, description="how long a replica may take to finish the chunks in hand when its "
-                                              "partitions move; one slower than this is dropped from the group and "
-                                              "may act after its partitions moved; in fleet mode above the write "
+                                              "partitions move; in fleet mode a revocation still going on at this "
+                                              "less a tenth (at least 10 s less) is cut: its chunks are cancelled "
+                                              "uncommitted and the replica rejoins; in fleet mode above the write "
                                               "deadline and the fixed bounds, 30 s (docs/fleet.md, \"Deadlines\")")
     kafka_max_poll_interval_ms: int = Field(
         default=300_000, ge=1000, description="longest a replica may go between two polls of its alert consumer "

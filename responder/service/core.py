@@ -22,6 +22,7 @@ from responder.actuators.context import context_from
 from responder.actuators.registry import Registry
 from responder.actuators.registry import registry as default_registry
 from responder.actuators.retry import VerifySettle
+from responder.bounds import revocation_deadline
 from responder.catalog import load_runbooks
 from responder.catalog.defaults import with_default_escalation
 from responder.clock import SteadyClock
@@ -196,6 +197,7 @@ class Service(BatchHandling, Running, Readiness):
         self._adopting: set[int] = set()
         self._given: set[int] = set()
         self._leaving_unrestored: set[int] = set()
+        self.revocation_deadline = revocation_deadline(settings.rebalance_timeout_ms)  # a fleet's (revocation.py)
         self.ready = asyncio.Event()
         self.topics_missing: str | None = None
         self.topics_warning: str | None = None

@@ -1,4 +1,5 @@
-"""Which partitions a service holds, and the state that follows them: recovery, assignment, revocation, eviction.
+"""Which partitions a service holds, and the state that follows them: recovery, assignment, eviction (revocation:
+revocation.py).
 
 `PartitionKeeping` is mixed into `Service` (responder/service/core.py). Every change of what the service holds
 runs under the exclusive side of the batch gate, after the timeline is durable, so no chunk is in hand meanwhile.
@@ -12,13 +13,14 @@ from typing import Any
 
 import structlog
 
-from responder.fleet import FleetState, partition_numbers
-from responder.service.parts import Parts, acting
+from responder.fleet import partition_numbers
+from responder.service.parts import acting
+from responder.service.revocation import Revocation
 
 log = structlog.get_logger(__name__)
 
 
-class PartitionKeeping(Parts):
+class PartitionKeeping(Revocation):
     """Rebalance callbacks, timeline recovery, incident eviction and the fleet's restore retries."""
 
     def _recover(self) -> None:
@@ -105,22 +107,6 @@ class PartitionKeeping(Parts):
     def _stopping_restore(self, partition: int) -> bool:
         return self._stopping([tp for tp in self.ingest.assigned() if tp.partition == partition])
 
-    async def _end_restore(self) -> None:
-        """Before a revocation or the end of the service: a restore still fencing or reading is cancelled (it must not
-        fence the next owner of a partition that left), one merging is waited for."""
-        while running := {p: task for p, task in self._restorers.items() if not task.done()}:
-            for partition, task in running.items():  # a task started meanwhile is seen by the next round
-                if partition not in self._adopting:
-                    task.cancel()
-            await asyncio.wait(running.values())
-        if self.fleet is not None:  # a task cancelled before its first step never left `restoring` itself
-            for partition in sorted(self.fleet.restoring & set(self._restorers)):
-                if partition in self._given:
-                    self.fleet.interrupted(partition)
-                else:
-                    self.fleet.restoring.discard(partition)
-        self._restorers.clear()
-
     def _stopping(self, partitions: list[Any]) -> bool:
         """Whether this service is stopping (asked to, a lane failed: fenced, or a rebalance failed). Partitions
         assigned to it then are neither restored nor consumed here, and their producers are not initialised,
@@ -132,56 +118,6 @@ class PartitionKeeping(Parts):
 
     def _is_stopping(self) -> bool:
         return self._stop.is_set() or self.flow.failed is not None or self._rebalance_error is not None
-
-    async def _on_revoked(self, partitions: list[Any]) -> None:
-        """Partitions leave: finish the batch in hand, make its state durable (changelog included), forget it."""
-        self._rebalances += 1
-        self.flow.drop(partitions)  # their queued records are the new owner's
-        self.ingest.held.difference_update(partitions)
-        numbers = partition_numbers(partitions)
-        if self.fleet is not None:  # the chunks in hand still count quotas short of these (`_uncounted`)
-            self._leaving_unrestored |= (numbers & self._given) - self.fleet.owned - self.fleet.short
-        self._given -= numbers  # from now on no restore of theirs starts, and none of theirs is retried
-        if self.fleet is not None:
-            self.fleet.abandon(numbers)
-        try:
-            if self.fleet is None:
-                await self.commits.commit(partitions)  # what this member handled of them, durable first
-                return
-            await self._end_restore()  # a fence or a read of theirs must not outlive their revocation
-            async with self._lock:  # the chunks in hand finish first
-                await self._hand_over(self.fleet, partitions)
-                self._leaving_unrestored -= numbers  # their state is forgotten: nothing counts short of them now
-        except Exception as exc:  # noqa: BLE001 - kept and raised by the next chunk and poll
-            self._rebalance_failed("revoked", partitions, exc)
-
-    async def _hand_over(self, fleet: FleetState, partitions: list[Any]) -> None:
-        """Commit what this member handled of leaving partitions, durable first, then forget their state and close
-        their producers, whatever the commit did (a stale copy is never kept to act on if they come back); the
-        first failure is raised after."""
-        failure: Exception | None = None
-        try:
-            await self.recorder.flush()
-            await self.commits.commit(partitions)  # what this member handled of them
-        except Exception as exc:  # noqa: BLE001 - raised below, once the state is forgotten
-            failure = exc
-        numbers = partition_numbers(partitions)
-        fleet.revoke(numbers)
-        try:
-            await fleet.close(numbers)
-        except Exception as exc:
-            if failure is None:
-                raise
-            log.error("partition_producers_close_failed", error=f"{type(exc).__name__}: {exc}")
-        if failure is not None:
-            raise failure
-
-    def _rebalance_failed(self, when: str, partitions: list[Any], exc: Exception) -> None:
-        """aiokafka logs and swallows what a rebalance callback raises, then consumes on: the error is kept, the
-        next chunk and the next poll raise it (the service stops loudly; a fence rejoins), and `/readyz` says it."""
-        self._rebalance_error = self._rebalance_error or exc
-        log.error("rebalance_failed", when=when, partitions=sorted(map(str, partitions)),
-                  error=f"{type(exc).__name__}: {exc}", exc_info=exc)
 
     async def _evict(self) -> None:
         """Every `evict_every` seconds, forget closed incidents (in a fleet, tombstoning their changelog records)."""

@@ -1,0 +1,166 @@
+"""A fleet revocation runs within one deadline below the group's rebalance timeout (responder/service/revocation.py):
+past it the chunks in hand are cancelled uncommitted, the leaving partitions' state is forgotten and the service fails
+with RevocationCut, which rejoins as a fence does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from responder.bounds import revocation_deadline
+from responder.errors_kafka import RevocationCut
+from responder.ingest.raw import to_raw
+from responder.service import Service
+from responder.service.rejoinreasons import rejoin_reason
+from responder.settings import Settings
+from tests.consumer_kit import TP, FakeBroker
+from tests.fakes import FakeIam
+
+HANG_GUARD_S = 30.0  # a revocation without the deadline waits for ever: the test fails after this, not hangs
+
+
+@pytest.fixture
+async def fleet_service(tmp_path: Any) -> AsyncIterator[Service]:
+    """An unstarted fleet replica (no transactions) owning TP's partition, whose revocation deadline is short."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                        topics=["a"], changelog_topic="changelog")
+    service = Service(settings, aws=FakeIam(), runbooks=[])
+    assert service.fleet is not None
+    service.fleet.owned.add(TP.partition)
+    service._given.add(TP.partition)
+    service.revocation_deadline = 0.2
+    try:
+        yield service
+    finally:
+        await service.flow.close(cancel=True)
+        service.recorder.close()
+        await service.close_unstarted()
+
+
+def _committing(service: Service) -> list[Any]:
+    """The offsets the service commits from now on (none reach a broker)."""
+    committed: list[Any] = []
+
+    async def commit(offsets: Any) -> None:
+        committed.append(offsets)
+
+    service.ingest.commit = commit  # type: ignore[method-assign]
+    return committed
+
+
+async def _hanging_chunk(service: Service) -> list[str]:
+    """Put a chunk of TP in hand that never ends by itself; returns what happened to it."""
+    said: list[str] = []
+
+    async def hanging(batch: Any) -> None:
+        said.append("started")
+        try:
+            await asyncio.Event().wait()  # a cloud call or a Kafka write that does not answer
+        except asyncio.CancelledError:
+            said.append("cancelled")
+            raise
+
+    service._handle_chunk = hanging  # type: ignore[method-assign]
+    service.flow.submit({TP: [to_raw(r) for r in FakeBroker(records=2).log]})
+    for _ in range(100):
+        if said:
+            break
+        await asyncio.sleep(0)
+    assert said == ["started"]
+    return said
+
+
+async def test_a_revocation_whose_chunk_in_hand_hangs_is_cut_at_its_deadline(fleet_service: Service) -> None:
+    """A chunk in hand past the deadline is cancelled uncommitted; the state is forgotten; the service fails."""
+    committed = _committing(fleet_service)
+    said = await _hanging_chunk(fleet_service)
+    await asyncio.wait_for(fleet_service._on_revoked([TP]), HANG_GUARD_S)
+    assert said == ["started", "cancelled"]
+    assert isinstance(fleet_service._rebalance_error, RevocationCut)
+    assert "partition(s) 0 took longer than 0.2 s" in str(fleet_service._rebalance_error)
+    assert fleet_service.fleet is not None
+    assert TP.partition not in fleet_service.fleet.owned
+    assert fleet_service.flow.idle()
+    assert committed == []
+
+
+async def test_a_hand_over_that_hangs_is_cut_too(fleet_service: Service) -> None:
+    """The deadline covers the hand-over's own waits (its offset commit here), not only the chunks in hand."""
+    async def never(partitions: Any) -> None:
+        await asyncio.Event().wait()
+
+    fleet_service.commits.commit = never  # type: ignore[method-assign]
+    await asyncio.wait_for(fleet_service._on_revoked([TP]), HANG_GUARD_S)
+    assert isinstance(fleet_service._rebalance_error, RevocationCut)
+    assert fleet_service.fleet is not None
+    assert TP.partition not in fleet_service.fleet.owned
+
+
+async def test_a_timeout_inside_the_hand_over_is_a_failed_hand_over_not_a_cut(fleet_service: Service) -> None:
+    """A TimeoutError a wait inside raises on its own is the hand-over's failure, kept as it is, not a cut."""
+    async def timing_out(partitions: Any) -> None:
+        raise TimeoutError("commit timed out")
+
+    fleet_service.revocation_deadline = HANG_GUARD_S
+    fleet_service.commits.commit = timing_out  # type: ignore[method-assign]
+    await fleet_service._on_revoked([TP])
+    assert type(fleet_service._rebalance_error) is TimeoutError
+
+
+async def test_a_revocation_within_its_deadline_hands_over_and_commits(fleet_service: Service) -> None:
+    """A chunk that ends before the deadline is waited for and the hand-over commits: no cut, no failure."""
+    committed = _committing(fleet_service)
+    release = asyncio.Event()
+
+    async def quick(batch: Any) -> dict[Any, int]:
+        await release.wait()
+        return {TP: 2}
+
+    fleet_service.revocation_deadline = HANG_GUARD_S
+    fleet_service._handle_chunk = quick  # type: ignore[method-assign]
+    fleet_service.flow.submit({TP: [to_raw(r) for r in FakeBroker(records=2).log]})
+    await asyncio.sleep(0)
+    revoking = asyncio.create_task(fleet_service._on_revoked([TP]))
+    await asyncio.sleep(0.05)
+    assert not revoking.done()  # waits for the chunk in hand
+    release.set()
+    await asyncio.wait_for(revoking, HANG_GUARD_S)
+    assert fleet_service._rebalance_error is None
+    assert committed == [{TP: 2}]
+
+
+async def test_a_chunk_after_the_cut_is_refused(fleet_service: Service) -> None:
+    """After a cut the next chunk handles nothing and raises the cut: no record is acted on or committed."""
+    committed = _committing(fleet_service)
+    await _hanging_chunk(fleet_service)
+    await asyncio.wait_for(fleet_service._on_revoked([TP]), HANG_GUARD_S)
+    with pytest.raises(RevocationCut):
+        await fleet_service._handle_batch({TP: [to_raw(r) for r in FakeBroker(records=1).log]})
+    assert committed == []
+
+
+def test_a_cut_rejoins_as_a_fence_does() -> None:
+    """A service ended by a cut revocation is rebuilt in-process (reason `fenced`), not ended."""
+    assert rejoin_reason(RevocationCut("cut")) == "fenced"
+
+
+@pytest.mark.parametrize(("rebalance_ms", "seconds"), [(120_000, 108.0), (300_000, 270.0), (31_000, 21.0),
+                                                         (5_000, 0.0)])
+def test_the_deadline_is_the_rebalance_timeout_less_its_margin(rebalance_ms: int, seconds: float) -> None:
+    """The deadline leaves a tenth of the rebalance timeout, and at least 10 s, for the rejoin."""
+    assert revocation_deadline(rebalance_ms) == seconds
+
+
+async def test_a_service_takes_its_deadline_from_the_rebalance_timeout(tmp_path: Any) -> None:
+    """RESPONDER_REBALANCE_TIMEOUT_MS sets the service's revocation deadline."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                        topics=["a"], rebalance_timeout_ms=200_000)
+    service = Service(settings, aws=FakeIam(), runbooks=[])
+    try:
+        assert service.revocation_deadline == 180.0
+    finally:
+        service.recorder.close()
+        await service.close_unstarted()
