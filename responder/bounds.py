@@ -32,12 +32,10 @@ READS_DEADLINE_S = 15.0
 """A step's guard reads through AWS in all (`Guards.reads_deadline`): past it the step is refused, fail closed."""
 SWITCH_READ_S = 5.0
 """One read of the fleet's kill switch, which the poll loop waits for (`FleetGuard`): past it, a failed read."""
-REVOCATION_MARGIN_S = 10.0
-"""What a fleet revocation leaves of the group's rebalance timeout at least (`revocation_deadline`): the member notices
-the rebalance up to a heartbeat late (a sixth of the session timeout) and must still send its JoinGroup in time."""
+REVOCATION_MARGIN_S = 5.0
+"""The least a fleet revocation leaves of the group's rebalance timeout besides its cut (`revocation_deadline`)."""
 CUT_GRACE_S = 5.0
 """How long a revocation past its deadline waits for the chunks it cancelled to end (they end at their next await)."""
-
 
 @dataclass(frozen=True)
 class Bound:
@@ -60,13 +58,14 @@ BOUNDS = (
 waits for), the first of equals the one a refusal names (without transactions, the resends)."""
 
 
-def revocation_deadline(rebalance_timeout_ms: int) -> float:
-    """The seconds a fleet revocation may take in all (finishing the chunks in hand, then the hand-over), before it
-    cancels what is left uncommitted (responder/service/revocation.py): the rebalance timeout less a tenth of it, and
-    at least `REVOCATION_MARGIN_S` less; at most what the group waits, so a chunk never acts after its partition
-    moved, however its waits add up (docs/fleet.md, "Deadlines")."""
-    seconds = rebalance_timeout_ms / 1000
-    return max(0.0, seconds - max(REVOCATION_MARGIN_S, seconds / 10))
+def revocation_deadline(rebalance_timeout_ms: int, session_timeout_ms: int) -> float:
+    """The seconds a fleet revocation may take in all (finishing the chunks in hand, then the hand-over) before it is
+    cut (responder/service/revocation.py): the rebalance timeout less the cut's own wait (`CUT_GRACE_S`) and the
+    largest of `REVOCATION_MARGIN_S`, a tenth of the rebalance timeout and a heartbeat interval (a sixth of the session
+    timeout: the member learns of the rebalance up to a heartbeat late, and must send its JoinGroup in time). So a
+    chunk never acts after the group moved its partition, however its waits add up (docs/fleet.md, "Deadlines")."""
+    rebalance, session = rebalance_timeout_ms / 1000, session_timeout_ms / 1000
+    return max(0.0, rebalance - CUT_GRACE_S - max(REVOCATION_MARGIN_S, rebalance / 10, session / 6))
 
 
 def largest(*, transactions: bool) -> Bound:

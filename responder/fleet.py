@@ -20,7 +20,7 @@ from responder.engine.partitions import ClosedKeys, Partitions, closed_key, cut,
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import CLOSED_HORIZON
 from responder.errors import BrokerUnreachable
-from responder.errors_kafka import ChangelogError, ChangelogTooShort
+from responder.errors_kafka import ChangelogError, ChangelogTooShort, RevocationCut
 from responder.fleet_decisions import HeldDecisions
 from responder.ingest.changelog import Changelog
 from responder.models.timeline import EntryKind, TimelineEntry
@@ -44,6 +44,7 @@ class FleetState(HeldDecisions):
         self.failed: dict[int, str] = {}
         self.restoring: set[int] = set()  # being fenced and read now (held until adopted)
         self.short: set[int] = set()  # failed because the changelog has no partition for them (growing it failed)
+        self.cut_off: set[int] = set()  # revoked past their revocation deadline: entries fail closed (`cut_revoked`)
         self._slots = asyncio.Semaphore(RESTORES_AT_ONCE)
         self._retry: dict[int, tuple[float, float]] = {}  # a failed partition -> (next retry, backoff), monotonic
         self._held = {}  # decisions held for incidents owned elsewhere (`HeldDecisions`)
@@ -52,6 +53,9 @@ class FleetState(HeldDecisions):
         """Write the slices of the incidents these entries touched (before the entries count as durable)."""
         urgent = any(e.kind in _BEFORE_ACTING for e in entries)  # committed before the actuator is called
         routed = self.partitions.route(entries)
+        if self.cut_off and (lost := sorted(self.cut_off & set(routed))):  # never durable: nothing of theirs acts
+            raise RevocationCut(f"partition(s) {', '.join(map(str, lost))} were cut from this replica at their "
+                                "revocation's deadline: their entries are not written, and their steps do not act")
         moved = self.partitions.take_moved(self.owned)  # incidents named from another partition: old record goes
         windows = self.engine.state.windows
         until = self.changelog.deadline()  # one deadline for all the partitions this flush writes, one after another
@@ -177,6 +181,14 @@ class FleetState(HeldDecisions):
         """Close the transactional producers of partitions that left (after `revoke`)."""
         if self.changelog.txn is not None:
             await self.changelog.txn.revoke(partitions)
+
+    def cut_revoked(self, partitions: Iterable[int]) -> None:
+        """A revocation cut at its deadline (responder/service/revocation.py): the partitions are no longer owned, and
+        an entry of an incident still routed to them fails its changelog barrier (`on_durable` raises RevocationCut),
+        so what still runs for them (a chunk not cancelled yet, a decision under the gate) never counts as durable and
+        does not act. Their state is kept, routing included: the service is failing, and is dropped whole."""
+        self.cut_off |= set(partitions)
+        self.owned -= self.cut_off
 
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget the state of partitions that left (their changelog is already written)."""

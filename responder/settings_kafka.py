@@ -39,9 +39,10 @@ class KafkaSettings(BaseSettings):
     rebalance_timeout_ms: int = Field(
         default=120_000, ge=1000, description="how long a replica may take to finish the chunks in hand when its "
                                               "partitions move; in fleet mode a revocation still going on at this "
-                                              "less a tenth (at least 10 s less) is cut: its chunks are cancelled "
-                                              "uncommitted and the replica rejoins; in fleet mode above the write "
-                                              "deadline and the fixed bounds, 30 s (docs/fleet.md, \"Deadlines\")")
+                                              "less its margin (103 s at the defaults) is cut: its chunks are "
+                                              "cancelled uncommitted and the replica rejoins; in fleet mode above the "
+                                              "write deadline and the fixed bounds, 30 s (docs/fleet.md, "
+                                              "\"Deadlines\")")
     kafka_max_poll_interval_ms: int = Field(
         default=300_000, ge=1000, description="longest a replica may go between two polls of its alert consumer "
                                               "before it leaves the group (aiokafka's default); the poll loop awaits "

@@ -82,12 +82,27 @@ class Transactions(TxnState):
                 f"for with no limit), was unanswered at the deadline ({set_by} sets the wait)") from exc
 
     async def revoke(self, partitions: Iterable[int]) -> None:
-        """Close the producers of partitions that left, together (each aborts, then stops: `end_deadline` each)."""
-        gone = {p: self.producers.pop(p) for p in sorted(set(partitions) & set(self.producers))}
-        closes = [self._close(p, producer, self._forget(p) is producer) for p, producer in gone.items()]
+        """Close the producers of partitions that left, together (each aborts, then stops: `end_deadline` each). Each
+        is dropped from `producers` once its close ended, not before: one whose close is cancelled (a revocation cut
+        at its deadline) is still there for `stop` to close."""
+        gone = {p: self.producers[p] for p in sorted(set(partitions) & set(self.producers))}
+        closes = [self._close_leaving(p, producer) for p, producer in gone.items()]
         for outcome in await asyncio.gather(*closes, return_exceptions=True):  # every one closed, then raised
             if isinstance(outcome, BaseException):
                 raise outcome
+
+    async def _close_leaving(self, partition: int, producer: AIOKafkaProducer) -> None:
+        opened = self._forget(partition) is producer
+        try:
+            await self._close(partition, producer, opened)
+        except Exception:
+            self._drop(partition, producer)
+            raise
+        self._drop(partition, producer)
+
+    def _drop(self, partition: int, producer: AIOKafkaProducer) -> None:
+        if self.producers.get(partition) is producer:
+            del self.producers[partition]
 
     async def _close(self, partition: int, producer: AIOKafkaProducer, opened: bool) -> None:
         with contextlib.suppress(KafkaError, AssertionError, TimeoutError):  # aiokafka asserts its states

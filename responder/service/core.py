@@ -49,6 +49,7 @@ from responder.pipeline import Pipeline
 from responder.service.batches import BatchHandling
 from responder.service.chores import Chores
 from responder.service.readiness import Readiness
+from responder.service.revocation import warn_if_short
 from responder.service.running import Running
 from responder.service.wiring import (
     NO_KAFKA,
@@ -197,7 +198,9 @@ class Service(BatchHandling, Running, Readiness):
         self._adopting: set[int] = set()
         self._given: set[int] = set()
         self._leaving_unrestored: set[int] = set()
-        self.revocation_deadline = revocation_deadline(settings.rebalance_timeout_ms)  # a fleet's (revocation.py)
+        self.revocation_deadline = revocation_deadline(settings.rebalance_timeout_ms, settings.session_timeout_ms)
+        if self.fleet is not None:  # a fleet's revocations are cut past it (revocation.py)
+            warn_if_short(settings, self.revocation_deadline)
         self.ready = asyncio.Event()
         self.topics_missing: str | None = None
         self.topics_warning: str | None = None

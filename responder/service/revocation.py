@@ -7,9 +7,10 @@ partitions without this member, which then may still act for them. Each wait on 
 (`responder/bounds.py`, the changelog write deadline), but they add up: a dead letter's resends, a last changelog write
 and the hand-over's commit reach about 309 s without transactions at the defaults (docs/fleet.md, "Deadlines"). So in
 a fleet the whole revocation runs within `revocation_deadline` (the rebalance timeout less a margin). Past it the
-revocation is cut (`_cut`): the chunks in hand are cancelled uncommitted, the leaving partitions' state is forgotten
-(nothing of theirs reaches the changelog from then on), and the service fails with `RevocationCut`, which rejoins as
-a fence does. Their next owner redoes the uncommitted records from the committed intents and offsets.
+revocation is cut (`_cut`): the service fails with `RevocationCut`, which rejoins as a fence does; the leaving
+partitions are cut off (an entry of theirs fails its changelog barrier, so nothing still running for them acts); the
+chunks in hand are cancelled uncommitted. Their next owner redoes the uncommitted records from the committed intents
+and offsets.
 """
 
 from __future__ import annotations
@@ -19,12 +20,25 @@ from typing import Any
 
 import structlog
 
-from responder.bounds import CUT_GRACE_S
+from responder.bounds import CUT_GRACE_S, largest
 from responder.errors_kafka import RevocationCut
 from responder.fleet import FleetState, partition_numbers
 from responder.service.parts import Parts
+from responder.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+def warn_if_short(settings: Settings, deadline: float) -> None:
+    """Say at start when a fleet revocation's deadline is not above one wait a chunk may make on its own (the
+    changelog write deadline, an AWS call's timeout, the largest fixed bound): a revocation that meets such a wait is
+    cut (a rejoin and the chunk redone, not a duplicate), however healthy the wait."""
+    longest = max(largest(transactions=settings.kafka_transactions != "off").seconds,
+                  settings.changelog_write_deadline, settings.aws_call_timeout)
+    if deadline <= longest:
+        log.warning("revocation_deadline_short", deadline_s=deadline, longest_wait_s=longest,
+                    detail="a revocation meeting one such wait is cut and the replica rejoins: raise "
+                           "RESPONDER_REBALANCE_TIMEOUT_MS (docs/fleet.md, \"Deadlines\")")
 
 
 class Revocation(Parts):
@@ -101,15 +115,17 @@ class Revocation(Parts):
 
     async def _cut(self, fleet: FleetState, partitions: list[Any]) -> None:
         """The revocation outlasted its deadline: the service fails (`RevocationCut`, kept first, so that no chunk
-        starts and nothing more is committed), the chunks in hand are cancelled uncommitted (each at its next await;
-        waited for `CUT_GRACE_S` at most), then the leaving partitions' state is forgotten: their changelog is no
-        longer written (`FleetState.on_durable` skips a partition not owned)."""
+        starts and nothing more is committed); the leaving partitions are cut off (`FleetState.cut_revoked`: from now on
+        an entry of theirs fails its changelog barrier, so nothing still running for them, a chunk or a decision under
+        the gate, counts as durable or acts); then the chunks in hand are cancelled uncommitted (each at its next
+        await; waited for `CUT_GRACE_S` at most)."""
         numbers = sorted(partition_numbers(partitions))
         error = RevocationCut(
             f"revoking partition(s) {', '.join(map(str, numbers))} took longer than {self.revocation_deadline:g} s "
             "(RESPONDER_REBALANCE_TIMEOUT_MS less its margin): the chunks in hand were cancelled uncommitted, and "
             "their partitions' next owner redoes them (docs/fleet.md, \"Deadlines\")")
         self._rebalance_failed("revoked", partitions, error)
+        fleet.cut_revoked(numbers)
         log.critical("revocation_deadline_passed", partitions=numbers, deadline_s=self.revocation_deadline,
                      detail="the chunks in hand are cancelled uncommitted; this replica rejoins its group")
         try:
@@ -117,7 +133,6 @@ class Revocation(Parts):
                 await self.flow.close(cancel=True)
         except TimeoutError:
             log.error("revocation_cut_chunks_still_running", grace_s=CUT_GRACE_S)
-        fleet.revoke(set(numbers))
 
     def _rebalance_failed(self, when: str, partitions: list[Any], exc: Exception) -> None:
         """aiokafka logs and swallows what a rebalance callback raises, then consumes on: the error is kept, the

@@ -1,6 +1,6 @@
 """A fleet replica whose revocation outlasts its deadline (a cloud call that never answers, in the chunk in hand) cuts
 it on Apache Kafka: the chunk is cancelled uncommitted, the service fails with RevocationCut (which rejoins as a fence
-does), and the partition's next owner resolves the cut step's intent with `verify()` and acts once."""
+does), and the partition's next owner resolves the cut step's intent with `verify()`: the effect stays one."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ kafka_bootstrap = on_apache_kafka()
 
 
 class Stuck:
-    """An AwsCaller whose first `put_object` never answers (a cloud call that hangs) until it is cancelled."""
+    """An AwsCaller whose first `put_object` lands and then never answers (a cloud call that hangs after it took
+    effect) until it is cancelled: the next owner must find the effect with `verify()`, not put a second one."""
 
     def __init__(self, aws: AwsSession) -> None:
         self._aws = aws
@@ -39,8 +40,9 @@ class Stuck:
         self.cancelled = False
 
     async def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
-        """The real answer, but for the first `put_object`: it waits for ever."""
+        """The real answer, but for the first `put_object`: it lands, then its answer never comes."""
         if operation == "put_object" and not self.stuck.is_set():
+            await self._aws.call(service, operation, **kwargs)
             self.stuck.set()
             try:
                 await asyncio.Event().wait()
@@ -62,7 +64,7 @@ def _results(timeline: Path, key: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("transactions", ["off", "on"])
 async def test_a_revocation_past_its_deadline_is_cut_and_the_next_owner_acts_once(
         kafka_bootstrap: str, aws: AwsSession, unique: str, tmp_path: Path, transactions: str) -> None:
-    """A revocation stuck past its deadline is cut (RevocationCut); the next owner verifies, then acts once."""
+    """A revocation stuck past its deadline is cut (RevocationCut); the next owner verifies: one effect, one result."""
     topic, changelog, bucket = f"alerts-{unique}", f"changelog-{unique}", f"effects-{unique}"
     await ensure_topics(kafka_bootstrap, [topic, f"dlq-{unique}"], partitions=1)
     await ensure_changelog(kafka_bootstrap, changelog, 1)
@@ -108,5 +110,5 @@ async def test_a_revocation_past_its_deadline_is_cut_and_the_next_owner_acts_onc
             await asyncio.wait_for(serving_second, 60)
     assert _results(tmp_path / "first.jsonl", key) == []
     [result] = _results(tmp_path / "second.jsonl", key)
-    assert result["status"] == "ok"
+    assert (result["status"], result.get("recovered")) == ("ok", True)  # by verify(), not a second put
     assert (await effects(aws, bucket))[key] == 1

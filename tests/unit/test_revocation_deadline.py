@@ -9,11 +9,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from responder.bounds import revocation_deadline
 from responder.errors_kafka import RevocationCut
 from responder.ingest.raw import to_raw
+from responder.ingest.transactions import Transactions
+from responder.models.timeline import EntryKind, TimelineEntry
 from responder.service import Service
+from responder.service.parts import acting
 from responder.service.rejoinreasons import rejoin_reason
 from responder.settings import Settings
 from tests.consumer_kit import TP, FakeBroker
@@ -83,6 +87,7 @@ async def test_a_revocation_whose_chunk_in_hand_hangs_is_cut_at_its_deadline(fle
     assert "partition(s) 0 took longer than 0.2 s" in str(fleet_service._rebalance_error)
     assert fleet_service.fleet is not None
     assert TP.partition not in fleet_service.fleet.owned
+    assert fleet_service.fleet.cut_off == {TP.partition}
     assert fleet_service.flow.idle()
     assert committed == []
 
@@ -147,20 +152,91 @@ def test_a_cut_rejoins_as_a_fence_does() -> None:
     assert rejoin_reason(RevocationCut("cut")) == "fenced"
 
 
-@pytest.mark.parametrize(("rebalance_ms", "seconds"), [(120_000, 108.0), (300_000, 270.0), (31_000, 21.0),
-                                                         (5_000, 0.0)])
-def test_the_deadline_is_the_rebalance_timeout_less_its_margin(rebalance_ms: int, seconds: float) -> None:
-    """The deadline leaves a tenth of the rebalance timeout, and at least 10 s, for the rejoin."""
-    assert revocation_deadline(rebalance_ms) == seconds
+@pytest.mark.parametrize(("rebalance_ms", "session_ms", "seconds"), [
+    (120_000, 10_000, 103.0), (300_000, 10_000, 265.0), (31_000, 10_000, 21.0), (120_000, 120_000, 95.0),
+    (5_000, 10_000, 0.0)])
+def test_the_deadline_is_the_rebalance_timeout_less_its_margin(rebalance_ms: int, session_ms: int,
+                                                               seconds: float) -> None:
+    """The deadline leaves the cut's grace and a tenth of the timeout, a heartbeat, or 5 s (the most) for the rejoin."""
+    assert revocation_deadline(rebalance_ms, session_ms) == seconds
 
 
 async def test_a_service_takes_its_deadline_from_the_rebalance_timeout(tmp_path: Any) -> None:
     """RESPONDER_REBALANCE_TIMEOUT_MS sets the service's revocation deadline."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
-                        topics=["a"], rebalance_timeout_ms=200_000)
+                        topics=["a"], rebalance_timeout_ms=200_000, session_timeout_ms=12_000)
     service = Service(settings, aws=FakeIam(), runbooks=[])
     try:
-        assert service.revocation_deadline == 180.0
+        assert service.revocation_deadline == 175.0
+    finally:
+        service.recorder.close()
+        await service.close_unstarted()
+
+
+async def test_after_the_cut_an_intent_of_a_leaving_incident_fails_its_barrier(fleet_service: Service) -> None:
+    """A decision holding the gate through the cut: its next intent is never durable (RevocationCut) nor written."""
+    fleet = fleet_service.fleet
+    assert fleet is not None
+    fleet.partitions.of["inc-1"] = TP.partition
+    written: list[int] = []
+
+    async def write(partition: int, slices: Any, **kw: Any) -> None:
+        written.append(partition)
+
+    fleet.changelog.write = write  # type: ignore[method-assign]
+    intent = TimelineEntry(seq=1, writer="w", at="t", kind=EntryKind.STEP_INTENT, incident="inc-1", body={},
+                           prev="", hash="")
+    async with acting(fleet_service._lock):  # a decision under the gate: the revocation is cut while it waits
+        await asyncio.wait_for(fleet_service._on_revoked([TP]), HANG_GUARD_S)
+        assert isinstance(fleet_service._rebalance_error, RevocationCut)
+        with pytest.raises(RevocationCut, match="partition\\(s\\) 0 were cut"):
+            await fleet.on_durable([intent])  # its step's intent: the step does not act
+    assert written == []
+
+
+class _HangingProducer:
+    """A transactional producer whose abort never answers; `stop` is recorded."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    async def abort_transaction(self) -> None:
+        await asyncio.Event().wait()
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_producer_whose_close_the_cut_cancels_is_still_closed_at_the_stop(fleet_service: Service) -> None:
+    """A cut inside the producers' close (transactions) leaves the producer to the teardown's stop, not leaked."""
+    assert fleet_service.fleet is not None
+    txn = Transactions("127.0.0.1:1", "changelog", "g")
+    producer = _HangingProducer()
+    txn.producers[TP.partition] = producer  # type: ignore[assignment]
+    txn._open[TP.partition] = producer  # type: ignore[assignment]
+    fleet_service.fleet.changelog.txn = txn
+    try:
+        await asyncio.wait_for(fleet_service._on_revoked([TP]), HANG_GUARD_S)
+        assert isinstance(fleet_service._rebalance_error, RevocationCut)
+        await txn.stop()  # the service's teardown (`Changelog.stop`)
+    finally:
+        fleet_service.fleet.changelog.txn = None
+    assert producer.stopped
+    assert txn.producers == {}
+
+
+@pytest.mark.parametrize(("rebalance_ms", "warned"), [(120_000, False), (55_000, True)])
+async def test_a_deadline_not_above_one_wait_is_said_at_start(tmp_path: Any, rebalance_ms: int, warned: bool) -> None:
+    """A fleet whose revocation deadline (40 s here) is not above the 45 s write deadline is warned of at start."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                        topics=["a"], changelog_topic="changelog", rebalance_timeout_ms=rebalance_ms)
+    with capture_logs() as logs:
+        service = Service(settings, aws=FakeIam(), runbooks=[])
+    try:
+        said = [e for e in logs if e["event"] == "revocation_deadline_short"]
+        assert bool(said) is warned
+        if warned:
+            assert (said[0]["deadline_s"], said[0]["longest_wait_s"]) == (44.5, 45.0)
     finally:
         service.recorder.close()
         await service.close_unstarted()
