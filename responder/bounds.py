@@ -37,6 +37,7 @@ REVOCATION_MARGIN_S = 5.0
 CUT_GRACE_S = 5.0
 """How long a revocation past its deadline waits for the chunks it cancelled to end (they end at their next await)."""
 
+
 @dataclass(frozen=True)
 class Bound:
     """One fixed bound: its seconds, what waits that long, and whether only with Kafka transactions."""

@@ -53,9 +53,8 @@ class FleetState(HeldDecisions):
         """Write the slices of the incidents these entries touched (before the entries count as durable)."""
         urgent = any(e.kind in _BEFORE_ACTING for e in entries)  # committed before the actuator is called
         routed = self.partitions.route(entries)
-        if self.cut_off and (lost := sorted(self.cut_off & set(routed))):  # never durable: nothing of theirs acts
-            raise RevocationCut(f"partition(s) {', '.join(map(str, lost))} were cut from this replica at their "
-                                "revocation's deadline: their entries are not written, and their steps do not act")
+        for partition in sorted(routed):  # cut off (`cut_revoked`): never durable, nothing of theirs acts
+            self._not_cut(partition)
         moved = self.partitions.take_moved(self.owned)  # incidents named from another partition: old record goes
         windows = self.engine.state.windows
         until = self.changelog.deadline()  # one deadline for all the partitions this flush writes, one after another
@@ -63,6 +62,7 @@ class FleetState(HeldDecisions):
             routed = {p: set() for p in self.owned  # since it was recorded still hold it, and a restore's union
                       if self._quotas_at.get(p, 0) >= since} | routed  # would count it again (only those)
         for partition, incidents in routed.items():
+            self._not_cut(partition)  # cut while an earlier partition's write waited: not durable, nothing acts
             if partition not in self.owned:
                 continue  # revoked meanwhile: its new owner writes it now; a late write would overwrite theirs
             slices = cut(self.engine.state, incidents)
@@ -72,6 +72,13 @@ class FleetState(HeldDecisions):
         for partition, left in moved.items():  # after the new record: a crash between leaves two, never none
             if partition in self.owned:
                 await self.changelog.write(partition, dict.fromkeys(left), urgent=urgent, until=until)
+        for partition in routed:  # cut while its own write waited: it may land after the partition moved
+            self._not_cut(partition)
+
+    def _not_cut(self, partition: int) -> None:
+        if partition in self.cut_off:
+            raise RevocationCut(f"partition {partition} was cut from this replica at its revocation's deadline: its "
+                                "entries are not durable, and their steps do not act")
 
     async def evict(self) -> list[str]:
         """Evict closed incidents: tombstone them, and remember up to which event time their group keys stay quiet;
@@ -97,7 +104,8 @@ class FleetState(HeldDecisions):
         self.partitions.forget(incidents)
         until = self.changelog.deadline()  # one deadline for all its partitions' writes (`Changelog.write`)
         for partition, tombstones in by_partition.items():
-            await self.changelog.write(partition, tombstones, until=until)
+            if partition in self.owned:  # revoked or cut while an earlier write waited: the new owner's now
+                await self.changelog.write(partition, tombstones, until=until)
         return incidents
 
     async def fetch(self, partition: int) -> list[EngineSnapshot] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 
 class Gate:
@@ -23,6 +24,7 @@ class Gate:
         self._writer = False
         self._writers_waiting = 0
         self._downgraded = False  # the exclusive holder holds the shared side instead (`downgrade`)
+        self.holder: asyncio.Task[Any] | None = None  # the task in `async with gate`, downgraded or not
 
     async def __aenter__(self) -> None:
         async with self._cond:
@@ -35,9 +37,11 @@ class Gate:
                 raise
             self._writers_waiting -= 1
             self._writer = True
+            self.holder = asyncio.current_task()
 
     async def __aexit__(self, *exc: object) -> None:
         async with self._cond:
+            self.holder = None
             if self._downgraded:  # it held the shared side since `downgrade`; no writer came in meanwhile
                 self._downgraded = False
                 self._readers -= 1

@@ -21,12 +21,16 @@ async def stop_producer(producer: Any, deadline: float, **context: Any) -> bool:
     transactional request under way, and such a request looks for its coordinator for ever (`Sender._find_coordinator`):
     a TxnOffsetCommit whose group coordinator is lost kept a producer's stop, and a partition's hand-over or the
     service's teardown, waiting for good (tests/unit/test_transactions_lost_group.py). Past the deadline the stop is
-    cancelled and what it left is ended (`_cut_short`). A cancel of the caller is raised (`asyncio.timeout` tells it
-    from the deadline's by the task's cancel requests: tests/unit/test_producer_stop.py)."""
+    cancelled and what it left is ended (`_cut_short`). A cancel of the caller ends what the stop left too, then is
+    raised (`asyncio.timeout` tells it from the deadline's by the task's cancel requests:
+    tests/unit/test_producer_stop.py)."""
     try:
         try:
             async with asyncio.timeout(deadline):
                 await producer.stop()
+        except asyncio.CancelledError:  # the caller gave up (a revocation cut): the stop began, so a second one would
+            await _cut_short(producer)  # do nothing; what it left (its connections) is ended now, then the cancel
+            raise
         except TimeoutError:
             log.error("kafka_producer_stop_cut_short", waited_s=deadline, **context,
                       detail="its batches or its transactional request wait for Kafka (a lost coordinator?): cancelled")

@@ -88,7 +88,7 @@ class Revocation(Parts):
                 if not deadline.expired():  # a wait inside that timed out on its own: a failed hand-over
                     raise
                 await self._cut(self.fleet, partitions)
-            self._leaving_unrestored -= numbers  # their state is forgotten: nothing counts short of them now
+            self._leaving_unrestored -= numbers  # forgotten, or cut off: nothing counts short of them now
         except Exception as exc:  # noqa: BLE001 - kept and raised by the next chunk and poll
             self._rebalance_failed("revoked", partitions, exc)
 
@@ -117,8 +117,10 @@ class Revocation(Parts):
         """The revocation outlasted its deadline: the service fails (`RevocationCut`, kept first, so that no chunk
         starts and nothing more is committed); the leaving partitions are cut off (`FleetState.cut_revoked`: from now on
         an entry of theirs fails its changelog barrier, so nothing still running for them, a chunk or a decision under
-        the gate, counts as durable or acts); then the chunks in hand are cancelled uncommitted (each at its next
-        await; waited for `CUT_GRACE_S` at most)."""
+        the gate, counts as durable or acts); then the chunks in hand and the task holding the gate (a decision, an
+        `on_timeout`, a restore's merge: its retries and read-back go no further) are cancelled uncommitted, each at
+        its next await, and waited for `CUT_GRACE_S` at most. A loop whose task that cancels ends; the poll loop
+        raises the cut at its next poll, which ends the others."""
         numbers = sorted(partition_numbers(partitions))
         error = RevocationCut(
             f"revoking partition(s) {', '.join(map(str, numbers))} took longer than {self.revocation_deadline:g} s "
@@ -128,9 +130,16 @@ class Revocation(Parts):
         fleet.cut_revoked(numbers)
         log.critical("revocation_deadline_passed", partitions=numbers, deadline_s=self.revocation_deadline,
                      detail="the chunks in hand are cancelled uncommitted; this replica rejoins its group")
+        holder = self._lock.holder
+        if holder is asyncio.current_task() or (holder is not None and holder.done()):
+            holder = None
+        if holder is not None:
+            holder.cancel()
         try:
             async with asyncio.timeout(CUT_GRACE_S):
                 await self.flow.close(cancel=True)
+                if holder is not None:
+                    await asyncio.wait({holder})
         except TimeoutError:
             log.error("revocation_cut_chunks_still_running", grace_s=CUT_GRACE_S)
 

@@ -31,8 +31,7 @@ kafka_bootstrap = on_apache_kafka()
 
 
 class Stuck:
-    """An AwsCaller whose first `put_object` lands and then never answers (a cloud call that hangs after it took
-    effect) until it is cancelled: the next owner must find the effect with `verify()`, not put a second one."""
+    """An AwsCaller whose first `put_object` lands, then never answers until cancelled (`verify()` must find it)."""
 
     def __init__(self, aws: AwsSession) -> None:
         self._aws = aws
@@ -84,7 +83,7 @@ async def test_a_revocation_past_its_deadline_is_cut_and_the_next_owner_acts_onc
     registry.add(PutMarker())
     stuck, key = Stuck(aws), fake_key()
     first = Service(settings("first"), registry=registry, aws=stuck)
-    first.revocation_deadline = 3.0  # the rebalance timeout's own (120 s) less its margin would be 108 s
+    first.revocation_deadline = 3.0  # the rebalance timeout's own (120 s) less its margin would be 103 s
     serving_first = asyncio.create_task(first.run())
     second: Service | None = None
     serving_second: asyncio.Task[None] | None = None

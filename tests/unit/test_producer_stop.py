@@ -73,6 +73,26 @@ async def test_a_cancel_of_the_caller_during_the_stop_is_raised_not_taken_for_th
     assert producer._sender.sender_task.done()  # the cancel reached the stop, and its request
 
 
+async def test_a_cancel_of_the_caller_during_the_stop_closes_the_connections_the_stop_left(
+        producer: LostGroupProducer) -> None:
+    """A stop cancelled mid-way (a revocation cut) closes the client: a second stop, the teardown's, would not."""
+    closed: list[bool] = []
+    close = producer.client.close
+
+    async def closing() -> None:
+        closed.append(True)
+        await close()
+
+    producer.client.close = closing  # type: ignore[method-assign]
+    stopping = asyncio.create_task(stop_producer(producer, 30.0))
+    await asyncio.sleep(0.1)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(stopping, 3.0)
+    assert closed
+    assert producer._closed  # begun: the teardown's stop returns at once
+
+
 async def test_a_cancel_request_left_in_the_caller_by_a_task_group_is_not_taken_for_a_cancel(
         producer: LostGroupProducer) -> None:
     """With a cancel request a TaskGroup left in the caller, a stop hitting its deadline returns false, not raising."""

@@ -1,6 +1,6 @@
 """A fleet revocation runs within one deadline below the group's rebalance timeout (responder/service/revocation.py):
-past it the chunks in hand are cancelled uncommitted, the leaving partitions' state is forgotten and the service fails
-with RevocationCut, which rejoins as a fence does."""
+past it the service fails with RevocationCut (which rejoins as a fence does), the leaving partitions are cut off (an
+entry of theirs fails its changelog barrier), and the chunks in hand and the gate's holder are cancelled uncommitted."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ async def _hanging_chunk(service: Service) -> list[str]:
 
 
 async def test_a_revocation_whose_chunk_in_hand_hangs_is_cut_at_its_deadline(fleet_service: Service) -> None:
-    """A chunk in hand past the deadline is cancelled uncommitted; the state is forgotten; the service fails."""
+    """A chunk in hand past the deadline is cancelled uncommitted; the partition is cut off; the service fails."""
     committed = _committing(fleet_service)
     said = await _hanging_chunk(fleet_service)
     await asyncio.wait_for(fleet_service._on_revoked([TP]), HANG_GUARD_S)
@@ -174,7 +174,7 @@ async def test_a_service_takes_its_deadline_from_the_rebalance_timeout(tmp_path:
 
 
 async def test_after_the_cut_an_intent_of_a_leaving_incident_fails_its_barrier(fleet_service: Service) -> None:
-    """A decision holding the gate through the cut: its next intent is never durable (RevocationCut) nor written."""
+    """What outlives the cut (past its grace) and asks for an intent of a cut incident is never durable nor written."""
     fleet = fleet_service.fleet
     assert fleet is not None
     fleet.partitions.of["inc-1"] = TP.partition
@@ -183,14 +183,15 @@ async def test_after_the_cut_an_intent_of_a_leaving_incident_fails_its_barrier(f
     async def write(partition: int, slices: Any, **kw: Any) -> None:
         written.append(partition)
 
+    async def never(partitions: Any) -> None:
+        await asyncio.Event().wait()
+
     fleet.changelog.write = write  # type: ignore[method-assign]
-    intent = TimelineEntry(seq=1, writer="w", at="t", kind=EntryKind.STEP_INTENT, incident="inc-1", body={},
-                           prev="", hash="")
-    async with acting(fleet_service._lock):  # a decision under the gate: the revocation is cut while it waits
-        await asyncio.wait_for(fleet_service._on_revoked([TP]), HANG_GUARD_S)
-        assert isinstance(fleet_service._rebalance_error, RevocationCut)
-        with pytest.raises(RevocationCut, match="partition\\(s\\) 0 were cut"):
-            await fleet.on_durable([intent])  # its step's intent: the step does not act
+    fleet_service.commits.commit = never  # type: ignore[method-assign]
+    await asyncio.wait_for(fleet_service._on_revoked([TP]), HANG_GUARD_S)
+    assert isinstance(fleet_service._rebalance_error, RevocationCut)
+    with pytest.raises(RevocationCut, match="partition 0 was cut"):
+        await fleet.on_durable([_intent("inc-1")])  # its step's intent: the step does not act
     assert written == []
 
 
@@ -227,7 +228,7 @@ async def test_a_producer_whose_close_the_cut_cancels_is_still_closed_at_the_sto
 
 @pytest.mark.parametrize(("rebalance_ms", "warned"), [(120_000, False), (55_000, True)])
 async def test_a_deadline_not_above_one_wait_is_said_at_start(tmp_path: Any, rebalance_ms: int, warned: bool) -> None:
-    """A fleet whose revocation deadline (40 s here) is not above the 45 s write deadline is warned of at start."""
+    """A fleet whose revocation deadline (44.5 s here) is not above the 45 s write deadline is warned of at start."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
                         topics=["a"], changelog_topic="changelog", rebalance_timeout_ms=rebalance_ms)
     with capture_logs() as logs:
@@ -240,3 +241,67 @@ async def test_a_deadline_not_above_one_wait_is_said_at_start(tmp_path: Any, reb
     finally:
         service.recorder.close()
         await service.close_unstarted()
+
+
+async def test_the_task_holding_the_gate_is_cancelled_by_the_cut(fleet_service: Service) -> None:
+    """A decision under the gate (its step retrying past its intent) is cancelled by the cut: no attempt after it."""
+    attempts: list[str] = []
+
+    async def deciding() -> None:
+        async with acting(fleet_service._lock):
+            while True:
+                attempts.append("attempt")
+                await asyncio.sleep(0.02)
+
+    decision = asyncio.create_task(deciding())
+    try:
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(fleet_service._on_revoked([TP]), HANG_GUARD_S)
+        assert decision.cancelled()
+        made = len(attempts)
+        await asyncio.sleep(0.1)
+        assert len(attempts) == made
+        assert fleet_service._lock.holder is None
+    finally:
+        decision.cancel()
+        await asyncio.gather(decision, return_exceptions=True)
+
+
+def _two_partitions(fleet_service: Service, slow: int) -> tuple[list[int], asyncio.Event]:
+    """Partitions 0 and 1 owned, an incident on each; `slow`'s changelog write waits for the event returned."""
+    fleet = fleet_service.fleet
+    assert fleet is not None
+    fleet.owned |= {0, 1}
+    fleet.partitions.of.update({"inc-0": 0, "inc-1": 1})
+    written: list[int] = []
+    release = asyncio.Event()
+
+    async def write(partition: int, slices: Any, **kw: Any) -> None:
+        if partition == slow:
+            await release.wait()  # a write under way, within its own deadline
+        written.append(partition)
+
+    fleet.changelog.write = write  # type: ignore[method-assign]
+    return written, release
+
+
+def _intent(incident: str) -> TimelineEntry:
+    return TimelineEntry(seq=1, writer="w", at="t", kind=EntryKind.STEP_INTENT, incident=incident, body={},
+                         prev="", hash="")
+
+
+@pytest.mark.parametrize("slow", [1, 0])
+async def test_a_barrier_under_way_when_the_cut_lands_fails_for_the_cut_partition(fleet_service: Service,
+                                                                                  slow: int) -> None:
+    """A group commit waiting on a write (another partition's, or the cut one's own) when the cut lands fails."""
+    written, release = _two_partitions(fleet_service, slow)
+    fleet = fleet_service.fleet
+    assert fleet is not None
+    entries = [_intent("inc-1"), _intent("inc-0")] if slow == 1 else [_intent("inc-0"), _intent("inc-1")]
+    barrier = asyncio.create_task(fleet.on_durable(entries))
+    await asyncio.sleep(0.05)
+    fleet.cut_revoked([0])
+    release.set()
+    with pytest.raises(RevocationCut, match="partition 0 was cut"):
+        await asyncio.wait_for(barrier, HANG_GUARD_S)
+    assert 0 not in written or slow == 0  # the cut partition is written only when its own write was under way
