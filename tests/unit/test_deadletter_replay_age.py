@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from responder.cli import app
+from responder.cli.output import EXIT_WITHHELD
 from responder.ingest import deadletter
 from responder.ingest.deadletter import ReplayResult, replay_deadletters
 from responder.ingest.replayage import MARGIN_MS
@@ -127,7 +128,7 @@ def test_the_command_reports_the_too_old_and_what_to_do(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(deadletter, "replay_deadletters", replayed)
     text = CliRunner().invoke(app, ["deadletter", "replay", "--bootstrap", "127.0.0.1:1"])
-    assert text.exit_code == 0, text.output
+    assert text.exit_code == EXIT_WITHHELD, text.output  # tests/unit/test_deadletter_replay_exit.py
     said = " ".join(text.output.split())
     assert "2 dead letter(s) older than their destination topic's retention not replayed" in said
     assert "--topic" in said
