@@ -185,12 +185,15 @@ async def replay_deadletters(
                 if not target:
                     continue
                 coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
+                chosen, noted_as_itself = reason is None or why == reason, f"{target}|{coords}".encode() in done
+                if not chosen and not noted_as_itself:  # left out by `reason`: not hashed
+                    continue
                 original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]
                 stamp = original_time(headers)
                 ledger_key = identity(headers, target, coords, sent_digest(msg.key, msg.value, original, stamp))
-                if f"{target}|{coords}".encode() in done:  # noted as itself (before 2026-12-06), whatever `reason`:
+                if noted_as_itself:  # noted as itself (before 2026-12-06), whatever `reason`:
                     done.add(ledger_key)  # its record was sent, its copies read later are skipped too
-                if reason is not None and why != reason:
+                if not chosen:
                     continue
                 if any(_header(headers, h) is not None for h in NOT_ORIGINAL) or \
                         why == UnreadableRecord.reason_code:  # its header keys escaped, or a whole batch
